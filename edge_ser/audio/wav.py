@@ -1,0 +1,320 @@
+"""WAV files: a strict reader and an atomic writer, numpy only.
+
+The reader validates before it trusts: every malformed input raises AudioFormatError naming the file.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from edge_ser.errors import AudioFormatError
+
+# subtype -> (WAVE format tag, bits per sample)
+_SUBTYPES = {
+    "PCM_U8": (1, 8),
+    "PCM_16": (1, 16),
+    "PCM_24": (1, 24),
+    "PCM_32": (1, 32),
+    "FLOAT": (3, 32),
+    "DOUBLE": (3, 64),
+}
+
+
+# A sample rate outside this range is a corrupt header, not audio we can use.
+MIN_SR = 1_000
+MAX_SR = 768_000
+
+_TAG_PCM = 0x0001
+_TAG_FLOAT = 0x0003
+_TAG_EXTENSIBLE = 0xFFFE
+# Bytes 2..16 of a KSDATAFORMAT_SUBTYPE_* GUID; bytes 0..1 carry the plain format tag.
+_GUID_TAIL = b"\x00\x00\x00\x00\x10\x00\x80\x00\x00\xaa\x00\x38\x9b\x71"
+_TAG_NAMES = {
+    0x0001: "PCM",
+    0x0002: "MS ADPCM",
+    0x0003: "IEEE float",
+    0x0006: "A-law",
+    0x0007: "mu-law",
+    0x0011: "IMA ADPCM",
+    0x0031: "GSM 6.10",
+    0x0050: "MPEG",
+    0x0055: "MPEG Layer 3",
+    0x00FF: "AAC",
+    0x2000: "AC-3",
+    0xF1AC: "FLAC",
+    0xFFFE: "WAVE_FORMAT_EXTENSIBLE",
+}
+_PCM_BITS = (8, 16, 24, 32)
+_FLOAT_BITS = (32, 64)
+_STREAMED_SIZES = (0, 0xFFFFFFFF)  # data sizes that writers which cannot seek back leave in the header
+
+
+def _sniff(head: bytes) -> str:
+    """A short guess at what a non-WAV file is, from its first bytes, for the error message."""
+    signatures = [
+        (b"\xff\xd8\xff", "a JPEG image"),
+        (b"\x89PNG", "a PNG image"),
+        (b"ID3", "MP3 audio"),
+        (b"fLaC", "FLAC audio"),
+        (b"OggS", "Ogg audio"),
+        (b"RIFX", "a big-endian RIFX file, which is not supported"),
+        (b"RF64", "an RF64 file, which is not supported"),
+        (b"BW64", "a BW64 file, which is not supported"),
+        (b"FORM", "AIFF audio"),
+        (b".snd", "Sun/NeXT AU audio"),
+        (b"%PDF", "a PDF document"),
+        (b"PK\x03\x04", "a ZIP archive"),
+    ]
+    for magic, what in signatures:
+        if head.startswith(magic):
+            return what
+    if len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0:
+        return "MP3/MPEG audio"
+    if head.startswith(b"RIFF") and len(head) >= 12:
+        return f"a RIFF {head[8:12]!r} file"
+    if head and all(32 <= c < 127 or c in (9, 10, 13) for c in head[:64]):
+        return "text"
+    return "unknown data"
+
+
+def _tag_name(tag: int) -> str:
+    """'0x0006 (A-law)' for a WAVE format tag."""
+    name = _TAG_NAMES.get(tag)
+    return f"0x{tag:04X} ({name})" if name else f"0x{tag:04X}"
+
+
+def _read_bytes(path: Path) -> bytes:
+    """The whole file, or AudioFormatError for a missing file, a directory or an unreadable one."""
+    try:
+        with path.open("rb") as fh:
+            return fh.read()
+    except FileNotFoundError:
+        raise AudioFormatError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise AudioFormatError(f"{path}: is a directory, not a WAV file") from None
+    except OSError as e:
+        if path.is_dir():
+            raise AudioFormatError(f"{path}: is a directory, not a WAV file") from None
+        raise AudioFormatError(f"{path}: cannot read: {e.strerror or e}") from None
+
+
+def _parse_fmt(path: Path, body: bytes) -> tuple[int, int, int, int]:
+    """Validate a 'fmt ' chunk body; returns (base tag 1 or 3, channels, sample rate, bits per sample)."""
+    if len(body) < 16:
+        raise AudioFormatError(f"{path}: truncated header: 'fmt ' chunk is {len(body)} bytes, needs at least 16")
+    tag = int.from_bytes(body[0:2], "little")
+    channels = int.from_bytes(body[2:4], "little")
+    sr = int.from_bytes(body[4:8], "little")
+    block_align = int.from_bytes(body[12:14], "little")
+    bits = int.from_bytes(body[14:16], "little")
+    if tag == _TAG_EXTENSIBLE:
+        cb_size = int.from_bytes(body[16:18], "little") if len(body) >= 18 else 0
+        if len(body) < 40 or cb_size < 22:
+            raise AudioFormatError(
+                f"{path}: WAVE_FORMAT_EXTENSIBLE 'fmt ' chunk is {len(body)} bytes (cbSize {cb_size}); "
+                "needs 40 bytes with cbSize >= 22"
+            )
+        # wValidBitsPerSample (body[18:20]) is informative only: like libsndfile we scale by the container size.
+        guid = body[24:40]
+        sub = int.from_bytes(guid[0:2], "little")
+        if guid[2:] != _GUID_TAIL or sub not in (_TAG_PCM, _TAG_FLOAT):
+            what = _tag_name(sub) if guid[2:] == _GUID_TAIL else f"GUID {guid.hex()}"
+            raise AudioFormatError(
+                f"{path}: unsupported WAVE_FORMAT_EXTENSIBLE sub-format {what}; only PCM and IEEE float are supported"
+            )
+        tag = sub
+    elif tag not in (_TAG_PCM, _TAG_FLOAT):
+        raise AudioFormatError(
+            f"{path}: unsupported WAV format tag {_tag_name(tag)}; only PCM (0x0001), IEEE float (0x0003) "
+            "and WAVE_FORMAT_EXTENSIBLE (0xFFFE) with a PCM or float sub-format are supported"
+        )
+    if channels == 0:
+        raise AudioFormatError(f"{path}: zero channels in the 'fmt ' chunk")
+    if not (MIN_SR <= sr <= MAX_SR):
+        raise AudioFormatError(
+            f"{path}: sample rate {sr} Hz is outside the allowed range {MIN_SR}..{MAX_SR} Hz"
+        )
+    allowed = _PCM_BITS if tag == _TAG_PCM else _FLOAT_BITS
+    if bits not in allowed:
+        kind = "PCM" if tag == _TAG_PCM else "IEEE float"
+        raise AudioFormatError(
+            f"{path}: unsupported bit depth: {bits}-bit {kind} (supported: {', '.join(map(str, allowed))})"
+        )
+    if block_align != channels * bits // 8:
+        raise AudioFormatError(
+            f"{path}: block align {block_align} is inconsistent with {channels} channels x {bits} bits "
+            f"(expected {channels * bits // 8} bytes per frame)"
+        )
+    return tag, channels, sr, bits
+
+
+def _decode(buf: bytes, offset: int, n_bytes: int, tag: int, bits: int, channels: int) -> np.ndarray:
+    """Little-endian sample bytes -> float32 [frames, channels], scaled exactly like libsndfile's sf_read_float."""
+    if tag == _TAG_FLOAT:
+        dt = "<f4" if bits == 32 else "<f8"
+        y = np.frombuffer(buf, dtype=dt, count=n_bytes // (bits // 8), offset=offset).astype(np.float32)
+    elif bits == 8:
+        y = np.frombuffer(buf, dtype=np.uint8, count=n_bytes, offset=offset).astype(np.float32)
+        y -= np.float32(128.0)
+        y *= np.float32(2.0**-7)
+    elif bits == 24:
+        raw = np.frombuffer(buf, dtype=np.uint8, count=n_bytes, offset=offset).reshape(-1, 3)
+        # put the 3 bytes in the top of a little-endian int32 (low byte zero): sign comes for free
+        wide = np.zeros((raw.shape[0], 4), dtype=np.uint8)
+        wide[:, 1:] = raw
+        y = wide.view("<i4").reshape(-1).astype(np.float32)
+        y *= np.float32(2.0**-31)
+    else:
+        dt = "<i2" if bits == 16 else "<i4"
+        y = np.frombuffer(buf, dtype=dt, count=n_bytes // (bits // 8), offset=offset).astype(np.float32)
+        y *= np.float32(2.0 ** -(bits - 1))
+    return y.reshape(-1, channels)
+
+
+def read_wav(path: str | os.PathLike) -> tuple[np.ndarray, int]:
+    """Read a WAV file into float32 samples [n, channels] in [-1, 1] (float files as stored) and its sample rate.
+
+    PCM 8/16/24/32-bit, IEEE float 32/64 and WAVE_FORMAT_EXTENSIBLE; values match soundfile.read(dtype='float32').
+    """
+    path = Path(path)
+    buf = _read_bytes(path)
+    size = len(buf)
+    if size == 0:
+        raise AudioFormatError(f"{path}: empty file (0 bytes)")
+    if size < 12:
+        if b"RIFF".startswith(buf[:4]):
+            raise AudioFormatError(f"{path}: truncated header: only {size} bytes, a WAV header needs at least 12")
+        raise AudioFormatError(f"{path}: not a WAV file (looks like {_sniff(buf)}; starts with {buf[:12]!r})")
+    if buf[0:4] != b"RIFF" or buf[8:12] != b"WAVE":
+        raise AudioFormatError(f"{path}: not a WAV file (looks like {_sniff(buf)}; starts with {buf[:12]!r})")
+
+    fmt: tuple[int, int, int, int] | None = None
+    data: tuple[int, int, int] | None = None  # (offset, bytes present, bytes declared or -1 if streamed)
+    seen: list[str] = []
+    pos = 12
+    while pos + 8 <= size and (fmt is None or data is None):
+        cid = buf[pos : pos + 4]
+        csize = int.from_bytes(buf[pos + 4 : pos + 8], "little")
+        body = pos + 8
+        name = cid.decode("latin-1")
+        seen.append(name)
+        if cid == b"data":
+            if data is None:
+                if csize in _STREAMED_SIZES:
+                    data = (body, size - body, -1)
+                    break  # runs to the end of the file: nothing can follow
+                data = (body, min(csize, size - body), csize)
+        elif cid == b"fmt ":
+            if body + csize > size:
+                raise AudioFormatError(
+                    f"{path}: truncated header: 'fmt ' chunk declares {csize} bytes but only {size - body} are present"
+                )
+            if fmt is None:
+                fmt = _parse_fmt(path, buf[body : body + csize])
+        elif body + csize > size and data is None:
+            raise AudioFormatError(
+                f"{path}: truncated file: {name!r} chunk at byte {pos} declares {csize} bytes "
+                f"but only {size - body} are present (no 'data' chunk before it)"
+            )
+        pos = body + csize + (csize & 1)  # chunks are word aligned: odd sizes carry a pad byte
+
+    if fmt is None:
+        found = ", ".join(repr(s) for s in seen) or "none"
+        if size < 20:
+            raise AudioFormatError(f"{path}: truncated header: {size} bytes and no 'fmt ' chunk")
+        raise AudioFormatError(f"{path}: no 'fmt ' chunk, this is not a valid WAV file (chunks found: {found})")
+    if data is None:
+        found = ", ".join(repr(s) for s in seen)
+        raise AudioFormatError(f"{path}: no 'data' chunk (chunks found: {found})")
+    tag, channels, sr, bits = fmt
+    offset, present, declared = data
+    if declared > present:
+        raise AudioFormatError(
+            f"{path}: truncated data: the data chunk declares {declared} bytes but only {present} are present"
+        )
+    block = channels * bits // 8
+    if present % block:
+        raise AudioFormatError(
+            f"{path}: truncated data: {present} data bytes is not a whole number of {block}-byte frames "
+            f"(partial trailing frame of {present % block} bytes)"
+        )
+    if present == 0:
+        raise AudioFormatError(f"{path}: no audio: the data chunk holds 0 frames")
+    y = _decode(buf, offset, present, tag, bits, channels)
+    if tag == _TAG_FLOAT:
+        bad = ~np.isfinite(y)
+        if bad.any():
+            n_bad = int(np.count_nonzero(bad))
+            first = int(np.flatnonzero(bad.reshape(-1))[0])
+            raise AudioFormatError(
+                f"{path}: {n_bad} non-finite samples (NaN or inf) in float data; "
+                f"first at sample index {first} (frame {first // channels}, channel {first % channels})"
+            )
+    return y, sr
+
+
+def _encode(y: np.ndarray, subtype: str) -> bytes:
+    """Samples in [-1, 1] (frames x channels) to little-endian bytes of the given subtype."""
+    if subtype == "FLOAT":
+        return y.astype("<f4").tobytes()
+    if subtype == "DOUBLE":
+        return y.astype("<f8").tobytes()
+    bits = _SUBTYPES[subtype][1]
+    full = 2 ** (bits - 1)
+    q = np.clip(np.round(y * full), -full, full - 1).astype(np.int64)
+    if subtype == "PCM_U8":
+        return (q + 128).astype(np.uint8).tobytes()
+    if subtype == "PCM_16":
+        return q.astype("<i2").tobytes()
+    if subtype == "PCM_32":
+        return q.astype("<i4").tobytes()
+    # 24-bit: the three low bytes of each little-endian int32
+    return q.astype("<i4").view(np.uint8).reshape(-1, 4)[:, :3].tobytes()
+
+
+def write_wav(path: str | os.PathLike, y: np.ndarray, sr: int, subtype: str = "PCM_16") -> Path:
+    """Write `y` ([n] mono or [n, channels], float in [-1, 1]) to a WAV file, atomically (temp file + rename).
+
+    Integer subtypes clip to the representable range; float subtypes store the values as given.
+    """
+    path = Path(path)
+    if subtype not in _SUBTYPES:
+        raise AudioFormatError(f"{path}: unknown WAV subtype {subtype!r}; choose one of {sorted(_SUBTYPES)}")
+    y = np.asarray(y, dtype=np.float64)
+    if y.ndim == 1:
+        y = y[:, None]
+    if y.ndim != 2:
+        raise AudioFormatError(f"{path}: audio must be [n] or [n, channels], got shape {y.shape}")
+    if not (1 <= int(sr) <= 4_000_000):
+        raise AudioFormatError(f"{path}: sample rate {sr} Hz is out of range")
+    tag, bits = _SUBTYPES[subtype]
+    channels = y.shape[1]
+    block = channels * bits // 8
+    data = _encode(y, subtype)
+    fmt = (
+        tag.to_bytes(2, "little")
+        + channels.to_bytes(2, "little")
+        + int(sr).to_bytes(4, "little")
+        + (int(sr) * block).to_bytes(4, "little")
+        + block.to_bytes(2, "little")
+        + bits.to_bytes(2, "little")
+    )
+    chunks = b"fmt " + len(fmt).to_bytes(4, "little") + fmt
+    if tag == 3:  # non-PCM formats carry a fact chunk with the frame count
+        chunks += b"fact" + (4).to_bytes(4, "little") + y.shape[0].to_bytes(4, "little")
+    chunks += b"data" + len(data).to_bytes(4, "little") + data + (b"\0" if len(data) % 2 else b"")
+    blob = b"RIFF" + (4 + len(chunks)).to_bytes(4, "little") + b"WAVE" + chunks
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(blob)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

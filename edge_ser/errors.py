@@ -1,0 +1,33 @@
+"""Typed errors of edge-ser: every reader raises one of these, naming the file and what was wrong."""
+
+from __future__ import annotations
+
+
+class EdgeSerError(Exception):
+    """Base class of every error edge-ser raises on purpose."""
+
+
+class ConfigError(EdgeSerError, ValueError):
+    """A parameter, spec or configuration value is invalid."""
+
+
+class AudioFormatError(EdgeSerError, ValueError):
+    """An audio file or buffer cannot be read or is not valid audio."""
+
+
+class DatasetError(EdgeSerError):
+    """A data set folder is missing, empty or has files that do not follow its naming scheme."""
+
+
+class BundleError(EdgeSerError):
+    """A model bundle is missing a file, fails verification or has an unsupported schema."""
+
+
+class MissingDependencyError(EdgeSerError, ImportError):
+    """An optional package is not installed; the message says which extra installs it."""
+
+    def __init__(self, package: str, extra: str, purpose: str = "") -> None:
+        what = f" (needed for {purpose})" if purpose else ""
+        super().__init__(f"{package} is not installed{what}: pip install 'edge-ser[{extra}]'")
+        self.package = package
+        self.extra = extra

@@ -1,0 +1,99 @@
+"""The LAQ paper's clip feature vector: mean MFCC + mean mel power + mean chroma (180-d), from ONE STFT.
+
+librosa's recipe computes the STFT twice and rebuilds both filter banks on every call; here one complex STFT
+feeds all three blocks, the banks are cached, and the MFCC mean is taken before the DCT (the DCT is linear,
+so mean(DCT(x_t)) == DCT(mean(x_t))). `frame_features` + `vector_from_frames` are also what the streaming
+extractor uses, so a clip and a live window go through the same code.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from edge_ser.errors import ConfigError
+from edge_ser.features import filters
+from edge_ser.features.spec import FeatureSpec
+from edge_ser.features.spectral import _WS, _abs_power, _stft_frames, check_audio, power_to_db
+
+
+@dataclass(frozen=True)
+class _Banks:
+    """Filter banks of one spec, transposed for time-major products ([t, bins] @ [bins, bands])."""
+
+    mel: filters.BandedBank
+    chroma_t: np.ndarray
+    dct_t: np.ndarray
+
+
+@functools.lru_cache(maxsize=16)
+def _banks(spec: FeatureSpec, dtype: type) -> _Banks:
+    mel = filters.mel_banded(
+        sr=spec.sample_rate, n_fft=spec.n_fft, n_mels=spec.n_mels, fmin=spec.fmin, fmax=spec.fmax,
+        htk=spec.htk, norm=spec.mel_norm, dtype=dtype,
+    )
+    chroma = filters.chroma(sr=spec.sample_rate, n_fft=spec.n_fft, n_chroma=spec.n_chroma, tuning=spec.tuning, dtype=dtype)
+    dct = filters.dct_matrix(max(spec.n_mfcc, 1), spec.n_mels, norm=spec.dct_norm, dtype=dtype)[: spec.n_mfcc]
+    if spec.lifter > 0:
+        n = np.arange(1, 1 + spec.n_mfcc)
+        dct = dct * (1 + (spec.lifter / 2) * np.sin(np.pi * n / spec.lifter))[:, None].astype(dtype)
+    return _Banks(mel, np.ascontiguousarray(chroma.T), np.ascontiguousarray(dct.T))
+
+
+def frame_features(
+    stft_frames: np.ndarray, spec: FeatureSpec, *, dtype: type = np.float32
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-frame mel power [t, n_mels] and max-normalised chroma [t, n_chroma] from a complex STFT [t, bins].
+
+    Products run in `dtype` (float32 by default: the filter banks themselves are float32 in librosa).
+    """
+    banks = _banks(spec, dtype)
+    power = _abs_power(stft_frames, 2.0, out=_WS.get("power", stft_frames.shape, dtype))
+    mel = banks.mel.apply(power)
+    mag = power if spec.chroma_power == 2.0 else np.sqrt(power, out=_WS.get("mag", power.shape, dtype))
+    raw = mag @ banks.chroma_t
+    return mel, filters._normalize(raw, np.inf, axis=-1)
+
+
+def vector_from_frames(mel: np.ndarray, chroma: np.ndarray, spec: FeatureSpec) -> np.ndarray:
+    """The clip vector [spec.dim] from per-frame mel power [t, n_mels] and chroma [t, n_chroma].
+
+    The top_db clip of the dB mel spectrogram is taken over these t frames, as librosa does over a clip.
+    """
+    if mel.shape[0] == 0:
+        raise ConfigError("no frames to summarise (the clip is shorter than one frame)")
+    mel_db = power_to_db(mel, top_db=spec.top_db)
+    mfcc_mean = mel_db.mean(axis=0) @ _banks(spec, mel.dtype.type).dct_t
+    mel_mean = mel_db.mean(axis=0) if spec.mel_db else mel.mean(axis=0)
+    return np.concatenate([mfcc_mean, mel_mean, chroma.mean(axis=0)]).astype(np.float32)
+
+
+def feature_frames(y: np.ndarray, *, sr: int, spec: FeatureSpec = FeatureSpec()) -> tuple[np.ndarray, np.ndarray]:
+    """Per-frame mel power and chroma of a mono clip `y [n]` sampled at `sr` (must equal spec.sample_rate)."""
+    check_audio(y)
+    if y.ndim != 1:
+        raise ConfigError(f"expected mono audio of shape [n], got shape {y.shape}: downmix first")
+    if int(sr) != spec.sample_rate:
+        raise ConfigError(
+            f"audio is at {sr} Hz but the FeatureSpec expects {spec.sample_rate} Hz: "
+            "resample with edge_ser.audio.resample (or load with edge_ser.audio.load(path, sr=...))"
+        )
+    X = _stft_frames(y, **spec.stft_kwargs(), scratch=True)
+    return frame_features(X, spec, dtype=np.float64 if y.dtype == np.float64 else np.float32)
+
+
+def feature_vector(y: np.ndarray, *, sr: int, spec: FeatureSpec = FeatureSpec()) -> np.ndarray:
+    """The mean [MFCC, mel, chroma] vector [spec.dim] (180-d by default) of a mono clip `y [n]` at `sr` Hz."""
+    mel, chroma = feature_frames(y, sr=sr, spec=spec)
+    return vector_from_frames(mel, chroma, spec)
+
+
+def file_vector(path: str | os.PathLike, spec: FeatureSpec = FeatureSpec()) -> np.ndarray:
+    """Load an audio file (mono, resampled to spec.sample_rate) and return its feature vector."""
+    from edge_ser.audio import load
+
+    y, sr = load(path, sr=spec.sample_rate, mono=True)
+    return feature_vector(y, sr=sr, spec=spec)
