@@ -81,6 +81,26 @@ def _sniff(head: bytes) -> str:
     return "unknown data"
 
 
+_KNOWN_CHUNKS = {
+    b"fmt ", b"data", b"fact", b"LIST", b"cue ", b"PEAK", b"bext", b"id3 ", b"ID3 ", b"smpl", b"inst",
+    b"JUNK", b"junk", b"PAD ", b"iXML", b"acid", b"plst", b"DISP", b"axml", b"cart", b"_PMX", b"wavl",
+}  # fmt: skip
+
+
+def _missed_pad_byte(buf: bytes, pos: int) -> bool:
+    """After an odd-sized chunk: True when the writer left out the pad byte (the next chunk is at pos - 1)."""
+    here, before = buf[pos : pos + 4], buf[pos - 1 : pos + 3]
+    if here in _KNOWN_CHUNKS or not all(32 <= c < 127 for c in before):
+        return False
+    if before in _KNOWN_CHUNKS:
+        return True
+
+    def fits(p: int) -> bool:
+        return p + 8 + int.from_bytes(buf[p + 4 : p + 8], "little") <= len(buf)
+
+    return not fits(pos) and fits(pos - 1)
+
+
 def _tag_name(tag: int) -> str:
     """'0x0006 (A-law)' for a WAVE format tag."""
     name = _TAG_NAMES.get(tag)
@@ -105,7 +125,9 @@ def _read_bytes(path: Path) -> bytes:
 def _parse_fmt(path: Path, body: bytes) -> tuple[int, int, int, int]:
     """Validate a 'fmt ' chunk body; returns (base tag 1 or 3, channels, sample rate, bits per sample)."""
     if len(body) < 16:
-        raise AudioFormatError(f"{path}: truncated header: 'fmt ' chunk is {len(body)} bytes, needs at least 16")
+        raise AudioFormatError(
+            f"{path}: truncated header: 'fmt ' chunk is {len(body)} bytes, needs at least 16"
+        )
     tag = int.from_bytes(body[0:2], "little")
     channels = int.from_bytes(body[2:4], "little")
     sr = int.from_bytes(body[4:8], "little")
@@ -118,13 +140,14 @@ def _parse_fmt(path: Path, body: bytes) -> tuple[int, int, int, int]:
                 f"{path}: WAVE_FORMAT_EXTENSIBLE 'fmt ' chunk is {len(body)} bytes (cbSize {cb_size}); "
                 "needs 40 bytes with cbSize >= 22"
             )
-        # wValidBitsPerSample (body[18:20]) is informative only: like libsndfile we scale by the container size.
+        # wValidBitsPerSample (body[18:20]) is informative only: like libsndfile, scale by the container.
         guid = body[24:40]
         sub = int.from_bytes(guid[0:2], "little")
         if guid[2:] != _GUID_TAIL or sub not in (_TAG_PCM, _TAG_FLOAT):
             what = _tag_name(sub) if guid[2:] == _GUID_TAIL else f"GUID {guid.hex()}"
             raise AudioFormatError(
-                f"{path}: unsupported WAVE_FORMAT_EXTENSIBLE sub-format {what}; only PCM and IEEE float are supported"
+                f"{path}: unsupported WAVE_FORMAT_EXTENSIBLE sub-format {what}; "
+                "only PCM and IEEE float are supported"
             )
         tag = sub
     elif tag not in (_TAG_PCM, _TAG_FLOAT):
@@ -153,10 +176,12 @@ def _parse_fmt(path: Path, body: bytes) -> tuple[int, int, int, int]:
 
 
 def _decode(buf: bytes, offset: int, n_bytes: int, tag: int, bits: int, channels: int) -> np.ndarray:
-    """Little-endian sample bytes -> float32 [frames, channels], scaled exactly like libsndfile's sf_read_float."""
+    """Little-endian sample bytes -> float32 [frames, channels], scaled exactly as libsndfile's reader."""
     if tag == _TAG_FLOAT:
         dt = "<f4" if bits == 32 else "<f8"
-        y = np.frombuffer(buf, dtype=dt, count=n_bytes // (bits // 8), offset=offset).astype(np.float32)
+        raw = np.frombuffer(buf, dtype=dt, count=n_bytes // (bits // 8), offset=offset)
+        with np.errstate(over="ignore"):  # doubles beyond float32 become inf, reported by the caller
+            y = raw.astype(np.float32)
     elif bits == 8:
         y = np.frombuffer(buf, dtype=np.uint8, count=n_bytes, offset=offset).astype(np.float32)
         y -= np.float32(128.0)
@@ -176,9 +201,9 @@ def _decode(buf: bytes, offset: int, n_bytes: int, tag: int, bits: int, channels
 
 
 def read_wav(path: str | os.PathLike) -> tuple[np.ndarray, int]:
-    """Read a WAV file into float32 samples [n, channels] in [-1, 1] (float files as stored) and its sample rate.
+    """Read a WAV file: float32 samples [n, channels] in [-1, 1] (float files as stored) and the rate in Hz.
 
-    PCM 8/16/24/32-bit, IEEE float 32/64 and WAVE_FORMAT_EXTENSIBLE; values match soundfile.read(dtype='float32').
+    PCM 8/16/24/32-bit, IEEE float 32/64 and WAVE_FORMAT_EXTENSIBLE; values equal soundfile's float32 read.
     """
     path = Path(path)
     buf = _read_bytes(path)
@@ -187,7 +212,9 @@ def read_wav(path: str | os.PathLike) -> tuple[np.ndarray, int]:
         raise AudioFormatError(f"{path}: empty file (0 bytes)")
     if size < 12:
         if b"RIFF".startswith(buf[:4]):
-            raise AudioFormatError(f"{path}: truncated header: only {size} bytes, a WAV header needs at least 12")
+            raise AudioFormatError(
+                f"{path}: truncated header: only {size} bytes, a WAV header needs at least 12"
+            )
         raise AudioFormatError(f"{path}: not a WAV file (looks like {_sniff(buf)}; starts with {buf[:12]!r})")
     if buf[0:4] != b"RIFF" or buf[8:12] != b"WAVE":
         raise AudioFormatError(f"{path}: not a WAV file (looks like {_sniff(buf)}; starts with {buf[:12]!r})")
@@ -196,7 +223,10 @@ def read_wav(path: str | os.PathLike) -> tuple[np.ndarray, int]:
     data: tuple[int, int, int] | None = None  # (offset, bytes present, bytes declared or -1 if streamed)
     seen: list[str] = []
     pos = 12
+    odd = False  # the previous chunk had an odd size, so a pad byte should have followed it
     while pos + 8 <= size and (fmt is None or data is None):
+        if odd and _missed_pad_byte(buf, pos):
+            pos -= 1  # the writer forgot the pad byte: the next chunk starts right after the odd body
         cid = buf[pos : pos + 4]
         csize = int.from_bytes(buf[pos + 4 : pos + 8], "little")
         body = pos + 8
@@ -204,14 +234,20 @@ def read_wav(path: str | os.PathLike) -> tuple[np.ndarray, int]:
         seen.append(name)
         if cid == b"data":
             if data is None:
-                if csize in _STREAMED_SIZES:
+                riff_size = int.from_bytes(buf[4:8], "little")
+                # 0xFFFFFFFF always means "streamed". A 0 is only believed to be an unfinished header when
+                # the RIFF size is unfinished too (0, 0xFFFFFFFF, or covering nothing past this header);
+                # otherwise it is a real empty data chunk, and reading on would decode the next chunk.
+                unfinished = riff_size in _STREAMED_SIZES or riff_size <= body - 8
+                if csize == 0xFFFFFFFF or (csize == 0 and unfinished):
                     data = (body, size - body, -1)
                     break  # runs to the end of the file: nothing can follow
                 data = (body, min(csize, size - body), csize)
         elif cid == b"fmt ":
             if body + csize > size:
                 raise AudioFormatError(
-                    f"{path}: truncated header: 'fmt ' chunk declares {csize} bytes but only {size - body} are present"
+                    f"{path}: truncated header: 'fmt ' chunk declares {csize} bytes "
+                    f"but only {size - body} are present"
                 )
             if fmt is None:
                 fmt = _parse_fmt(path, buf[body : body + csize])
@@ -220,16 +256,20 @@ def read_wav(path: str | os.PathLike) -> tuple[np.ndarray, int]:
                 f"{path}: truncated file: {name!r} chunk at byte {pos} declares {csize} bytes "
                 f"but only {size - body} are present (no 'data' chunk before it)"
             )
-        pos = body + csize + (csize & 1)  # chunks are word aligned: odd sizes carry a pad byte
+        odd = bool(csize & 1)
+        pos = body + csize + odd  # chunks are word aligned: odd sizes carry a pad byte
 
     if fmt is None:
         found = ", ".join(repr(s) for s in seen) or "none"
         if size < 20:
             raise AudioFormatError(f"{path}: truncated header: {size} bytes and no 'fmt ' chunk")
-        raise AudioFormatError(f"{path}: no 'fmt ' chunk, this is not a valid WAV file (chunks found: {found})")
+        raise AudioFormatError(
+            f"{path}: no 'fmt ' chunk, this is not a valid WAV file (chunks found: {found})"
+        )
     if data is None:
         found = ", ".join(repr(s) for s in seen)
-        raise AudioFormatError(f"{path}: no 'data' chunk (chunks found: {found})")
+        cut = f"; the file ends inside a chunk header ({size - pos} bytes left)" if 0 < size - pos < 8 else ""
+        raise AudioFormatError(f"{path}: no 'data' chunk (chunks found: {found}){cut}")
     tag, channels, sr, bits = fmt
     offset, present, declared = data
     if declared > present:
@@ -240,7 +280,7 @@ def read_wav(path: str | os.PathLike) -> tuple[np.ndarray, int]:
     if present % block:
         raise AudioFormatError(
             f"{path}: truncated data: {present} data bytes is not a whole number of {block}-byte frames "
-            f"(partial trailing frame of {present % block} bytes)"
+            f"(a partial trailing frame: {present % block} of {block} bytes)"
         )
     if present == 0:
         raise AudioFormatError(f"{path}: no audio: the data chunk holds 0 frames")

@@ -286,8 +286,11 @@ def mfcc(
         raise ConfigError(f"MFCC lifter={lifter} must be a non-negative number")
     if S is None:
         S = power_to_db(melspectrogram(y=y, sr=sr, norm=mel_norm, **kwargs))
-    basis = filters.dct_matrix(n_mfcc, S.shape[-2], norm=norm, dtype=S.dtype if S.dtype == np.float64 else np.float32)
-    M = np.matmul(basis, S)
+    # The DCT is small (n_mfcc x n_mels per frame), so it runs in float64 even for float32 input: a float32
+    # sum of 128 bands at -100 dB (silence) is off by ~1e-3 in c0, ten times librosa's own float32 error.
+    basis = filters.dct_matrix(n_mfcc, S.shape[-2], norm=norm, dtype=np.float64)
+    out_dtype = np.float64 if S.dtype == np.float64 else np.float32
+    M = np.matmul(basis, S.astype(np.float64, copy=False)).astype(out_dtype, copy=False)
     if lifter > 0:
         li = np.sin(np.pi * np.arange(1, 1 + n_mfcc, dtype=M.dtype) / lifter)
         M *= (1 + (lifter / 2) * li)[:, None]

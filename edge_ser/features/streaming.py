@@ -96,7 +96,7 @@ class StreamingFeatures:
         log_mel = power_to_db(mel, top_db=None)
         if self.kind == "log_mel":
             return log_mel
-        return log_mel @ _banks(self.spec, self.dtype).dct_t
+        return (log_mel.astype(np.float64) @ _banks(self.spec, self.dtype).dct_t).astype(self.dtype)
 
     def accept_waveform(self, chunk: np.ndarray, sample_rate: int | None = None) -> np.ndarray:
         """Add mono samples [n] (any n >= 0); return the frames [k, dim] completed by them (k may be 0)."""

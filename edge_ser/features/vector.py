@@ -36,10 +36,11 @@ def _banks(spec: FeatureSpec, dtype: type) -> _Banks:
         htk=spec.htk, norm=spec.mel_norm, dtype=dtype,
     )
     chroma = filters.chroma(sr=spec.sample_rate, n_fft=spec.n_fft, n_chroma=spec.n_chroma, tuning=spec.tuning, dtype=dtype)
-    dct = filters.dct_matrix(max(spec.n_mfcc, 1), spec.n_mels, norm=spec.dct_norm, dtype=dtype)[: spec.n_mfcc]
+    # float64 DCT for every dtype: it is tiny, and float32 rounding of c0 on silence would reach 1e-3.
+    dct = filters.dct_matrix(max(spec.n_mfcc, 1), spec.n_mels, norm=spec.dct_norm, dtype=np.float64)[: spec.n_mfcc]
     if spec.lifter > 0:
         n = np.arange(1, 1 + spec.n_mfcc)
-        dct = dct * (1 + (spec.lifter / 2) * np.sin(np.pi * n / spec.lifter))[:, None].astype(dtype)
+        dct = dct * (1 + (spec.lifter / 2) * np.sin(np.pi * n / spec.lifter))[:, None]
     return _Banks(mel, np.ascontiguousarray(chroma.T), np.ascontiguousarray(dct.T))
 
 
@@ -66,7 +67,7 @@ def vector_from_frames(mel: np.ndarray, chroma: np.ndarray, spec: FeatureSpec) -
     if mel.shape[0] == 0:
         raise ConfigError("no frames to summarise (the clip is shorter than one frame)")
     mel_db = power_to_db(mel, top_db=spec.top_db)
-    mfcc_mean = mel_db.mean(axis=0) @ _banks(spec, mel.dtype.type).dct_t
+    mfcc_mean = mel_db.mean(axis=0, dtype=np.float64) @ _banks(spec, mel.dtype.type).dct_t
     mel_mean = mel_db.mean(axis=0) if spec.mel_db else mel.mean(axis=0)
     return np.concatenate([mfcc_mean, mel_mean, chroma.mean(axis=0)]).astype(np.float32)
 

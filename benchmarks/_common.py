@@ -1,0 +1,59 @@
+"""Shared benchmark plumbing: single-thread pinning, interleaved timing, and result files with their command."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def pin_single_thread() -> None:
+    """Pin BLAS/OpenMP to one thread; must run before numpy is imported to take effect."""
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS", "NUMBA_NUM_THREADS"):
+        os.environ[var] = "1"
+
+
+def interleaved(fns: dict[str, Callable[[], object]], *, repeats: int, inner: int) -> dict[str, list[float]]:
+    """Time each callable `repeats` times in round-robin order (A B A B ...) so machine noise hits all alike.
+
+    Each sample is the mean of `inner` back-to-back calls, in milliseconds.
+    """
+    for fn in fns.values():  # warm-up: caches, lazy imports, JIT
+        fn()
+    samples: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            for _ in range(inner):
+                fn()
+            samples[name].append((time.perf_counter() - t0) * 1e3 / inner)
+    return samples
+
+
+def machine() -> dict[str, str]:
+    return {
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "processor": platform.processor() or platform.machine(),
+        "cpus": str(os.cpu_count()),
+    }
+
+
+def write_results(name: str, payload: dict, markdown: str) -> tuple[Path, Path]:
+    """Write `<name>.json` and `<name>.md` to benchmarks/results/, recording the command that made them."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    command = "python " + " ".join(shlex.quote(a) for a in [os.path.relpath(sys.argv[0])] + sys.argv[1:])
+    payload = {"command": command, "machine": machine(), **payload}
+    jpath, mpath = RESULTS / f"{name}.json", RESULTS / f"{name}.md"
+    for path, text in ((jpath, json.dumps(payload, indent=2) + "\n"), (mpath, f"{markdown}\n\nMade by: `{command}`\n")):
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(text)
+        tmp.replace(path)
+    return jpath, mpath

@@ -1,0 +1,82 @@
+"""Audio input for edge-ser: a strict numpy WAV reader/writer, a polyphase resampler and `load` on top.
+
+Only numpy is imported here; soundfile is imported inside `load`, and only for non-WAV files.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import DTypeLike
+
+from edge_ser.audio.polyphase import resample
+from edge_ser.audio.wav import MAX_SR, MIN_SR, read_wav, write_wav
+from edge_ser.errors import AudioFormatError, ConfigError, MissingDependencyError
+
+__all__ = ["load", "read_wav", "resample", "write_wav"]
+
+_WAV_SUFFIXES = (".wav", ".wave")
+
+
+def _read_other(path: Path) -> tuple[np.ndarray, int]:
+    """Non-WAV audio (FLAC, Ogg, MP3...) via soundfile, as float32 [n, channels]; its errors become ours."""
+    try:
+        import soundfile
+    except ImportError:
+        raise MissingDependencyError("soundfile", "device", "non-WAV audio") from None
+    if not path.exists():
+        raise AudioFormatError(f"{path}: no such file")
+    if path.is_dir():
+        raise AudioFormatError(f"{path}: is a directory, not an audio file")
+    try:
+        y, sr = soundfile.read(str(path), dtype="float32", always_2d=True)
+    except (RuntimeError, OSError, ValueError, TypeError) as e:  # LibsndfileError is a RuntimeError
+        raise AudioFormatError(f"{path}: cannot decode audio: {e}") from None
+    if not (MIN_SR <= sr <= MAX_SR):
+        raise AudioFormatError(
+            f"{path}: sample rate {sr} Hz is outside the allowed range {MIN_SR}..{MAX_SR} Hz"
+        )
+    if y.shape[0] == 0:
+        raise AudioFormatError(f"{path}: no audio: the file holds 0 frames")
+    bad = ~np.isfinite(y)
+    if bad.any():
+        first = int(np.flatnonzero(bad.reshape(-1))[0])
+        raise AudioFormatError(
+            f"{path}: {int(np.count_nonzero(bad))} non-finite samples (NaN or inf); "
+            f"first at sample index {first}"
+        )
+    return y, int(sr)
+
+
+def load(
+    path: str | os.PathLike,
+    *,
+    sr: int | None = None,
+    mono: bool = True,
+    dtype: DTypeLike = np.float32,
+) -> tuple[np.ndarray, int]:
+    """Read an audio file as float samples in [-1, 1] and its sample rate in Hz.
+
+    Shape [n] when `mono` (channels averaged), else [n, channels]; resampled to `sr` Hz when given.
+    WAV goes through `read_wav`; other formats need soundfile. Bad files raise AudioFormatError.
+    """
+    if sr is not None and (isinstance(sr, bool) or not isinstance(sr, (int, np.integer)) or sr <= 0):
+        raise ConfigError(f"load: sr must be a positive int or None, got {sr!r}")
+    out_dtype = np.dtype(dtype)
+    if not np.issubdtype(out_dtype, np.floating):
+        raise ConfigError(f"load: dtype must be a float type, got {out_dtype}")
+    path = Path(path)
+    if path.suffix.lower() in _WAV_SUFFIXES:
+        y, file_sr = read_wav(path)
+    else:
+        y, file_sr = _read_other(path)
+    if out_dtype != y.dtype:
+        y = y.astype(out_dtype)
+    if mono:
+        y = y[:, 0] if y.shape[1] == 1 else y.mean(axis=1, dtype=out_dtype)
+    if sr is not None and sr != file_sr:
+        y = resample(y, file_sr, sr, axis=0)
+        file_sr = int(sr)
+    return np.ascontiguousarray(y), file_sr

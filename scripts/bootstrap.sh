@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Create or refresh the project's virtual environment with pinned dependencies.
+#   scripts/bootstrap.sh host   # device runtime + training/export (torch, onnx)
+#   scripts/bootstrap.sh test   # host + pytest + librosa (the features' reference)
+# Idempotent: a stamp of the requirement files skips the installs when nothing changed.
+# Env: EDGE_SER_VENV (default .venv in the repo), PYTHON (default python3.11, else python3).
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+SET=${1:-host}
+REQ="$ROOT/requirements/$SET.txt"
+[ -f "$REQ" ] || { echo "bootstrap: no requirement set '$SET' ($REQ)" >&2; exit 2; }
+VENV=${EDGE_SER_VENV:-$ROOT/.venv}
+PY=${PYTHON:-$(command -v python3.11 || command -v python3 || true)}
+[ -n "$PY" ] || { echo "bootstrap: Python 3.10+ not found (set PYTHON=/path/to/python3.11)" >&2; exit 2; }
+"$PY" -c 'import sys; sys.exit(sys.version_info < (3, 10))' \
+  || { echo "bootstrap: $PY is $("$PY" -V 2>&1); edge-ser needs Python 3.10+" >&2; exit 2; }
+
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "bootstrap: creating $VENV with $("$PY" -V 2>&1)"
+  "$PY" -m venv "$VENV"
+fi
+stamp="$VENV/.edge-ser-$SET.stamp"
+want=$(cd "$ROOT" && cat requirements/*.txt pyproject.toml | sha256sum | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
+  echo "bootstrap: installing the pinned '$SET' set into $VENV"
+  export PIP_DISABLE_PIP_VERSION_CHECK=1
+  "$VENV/bin/python" -m pip install -q --upgrade pip
+  # torch first, pinned: 2.13.0 resolves to the CPU build; anything unpinned would pull CUDA wheels.
+  "$VENV/bin/python" -m pip install -q "torch==2.13.0"
+  "$VENV/bin/python" -m pip install -q -r "$REQ"
+  "$VENV/bin/python" -m pip install -q --no-deps --no-build-isolation -e "$ROOT"
+  echo "$want" > "$stamp"
+fi
