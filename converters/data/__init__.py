@@ -1,0 +1,50 @@
+"""Data sets for training: loaders for each corpus into one Record type, shared labels, splits and a
+synthetic data set that lets everything run without downloads."""
+
+from converters.data.labels import LABELS, class_order, label_index, to_label
+from converters.data.loaders import (
+    LOADERS,
+    DatasetWarning,
+    default_data_root,
+    find_dataset,
+    load_cremad,
+    load_dataset,
+    load_emodb,
+    load_fer2013,
+    load_folder,
+    load_ravdess,
+    load_savee,
+    load_tess,
+)
+from converters.data.records import Record, summarize
+from converters.data.splits import Split, group_kfold, leave_one_speaker_out, stratified_split
+from converters.data.synthetic import SyntheticSpec, generate, load_synthetic, write
+
+__all__ = [
+    "LABELS",
+    "LOADERS",
+    "DatasetWarning",
+    "Record",
+    "Split",
+    "SyntheticSpec",
+    "class_order",
+    "default_data_root",
+    "find_dataset",
+    "generate",
+    "group_kfold",
+    "label_index",
+    "leave_one_speaker_out",
+    "load_cremad",
+    "load_dataset",
+    "load_emodb",
+    "load_fer2013",
+    "load_folder",
+    "load_ravdess",
+    "load_savee",
+    "load_synthetic",
+    "load_tess",
+    "stratified_split",
+    "summarize",
+    "to_label",
+    "write",
+]

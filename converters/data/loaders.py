@@ -1,0 +1,393 @@
+"""Loaders: one function per data set, each turning a folder into a sorted list of Records.
+
+File names are validated strictly: a file that does not follow its data set's scheme is skipped and counted
+in one `DatasetWarning`; a folder with no valid file at all raises DatasetError.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import warnings
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from converters.data import labels as L
+from converters.data.records import Record
+from edge_ser.errors import ConfigError, DatasetError
+
+ENV_VAR = "EDGE_SER_DATA"
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
+FER_SPLITS = ("train", "validation", "test")
+RAVDESS_MODALITIES = {"01": "audio-video", "02": "video", "03": "audio"}
+
+# Folder names under the data root where find_dataset looks for each data set, first match wins.
+DATASET_FOLDERS: dict[str, tuple[str, ...]] = {
+    "emodb": ("emodb", "EMODB", "emo-db"),
+    "ravdess": ("ravdess_speech", "ravdess", "RAVDESS"),
+    "tess": ("tess", "TESS"),
+    "savee": ("savee", "SAVEE"),
+    "cremad": ("cremad", "crema-d", "CREMA-D"),
+    "fer2013": ("fer2013", "FER2013", "fer-2013"),
+    "synthetic": ("synthetic",),
+}
+
+
+class DatasetWarning(UserWarning):
+    """Some files in a data set folder were skipped because they do not follow its naming scheme."""
+
+
+class _Skipped:
+    """Collects skipped files so a loader emits one warning with a count and a few examples."""
+
+    def __init__(self, dataset: str, root: Path, scheme: str) -> None:
+        self.dataset, self.root, self.scheme = dataset, root, scheme
+        self.items: list[tuple[Path, str]] = []
+
+    def add(self, path: Path, why: str) -> None:
+        self.items.append((path, why))
+
+    def finish(self, records: list[Record]) -> list[Record]:
+        """Warn about skipped files, refuse an empty result, and sort the records by file path."""
+        examples = "; ".join(f"{p.relative_to(self.root)} ({why})" for p, why in self.items[:3])
+        more = f" and {len(self.items) - 3} more" if len(self.items) > 3 else ""
+        if not records:
+            found = f" ({len(self.items)} skipped: {examples}{more})" if self.items else ""
+            raise DatasetError(
+                f"{self.dataset}: no valid files in {self.root}, expected {self.scheme}{found}"
+            )
+        if self.items:
+            warnings.warn(
+                f"{self.dataset}: skipped {len(self.items)} file(s) in {self.root} that do not follow "
+                f"{self.scheme}: {examples}{more}",
+                DatasetWarning,
+                stacklevel=3,
+            )
+        return sorted(records, key=lambda r: str(r.source))
+
+
+def _root(root: str | os.PathLike, dataset: str, real: bool = True) -> Path:
+    """The data set folder as a Path, or DatasetError naming it (and EDGE_SER_DATA for the real corpora)."""
+    path = Path(root).expanduser()
+    if path.is_dir():
+        return path
+    what = "is not a folder" if path.exists() else "does not exist"
+    hint = ""
+    if real:
+        folder = DATASET_FOLDERS.get(dataset, (dataset,))[0]
+        hint = f"; pass the folder with --data or set {ENV_VAR} to the folder that holds {folder}/"
+    raise DatasetError(f"{dataset}: data folder {path} {what}{hint}")
+
+
+def _files(root: Path, extensions: Iterable[str]) -> list[Path]:
+    """Files under `root` (recursively) with one of the extensions, skipping hidden files and folders."""
+    exts = tuple(extensions)
+    return sorted(
+        p
+        for p in root.rglob("*")
+        if p.suffix.lower() in exts
+        and p.is_file()
+        and not any(part.startswith(".") for part in p.relative_to(root).parts)
+    )
+
+
+# ---------------------------------------------------------------------------------------------- EMODB
+_EMODB_NAME = re.compile(r"^(\d{2})([ab]\d{2})([WLEAFTN])([a-z])\.(?i:wav)$")
+EMODB_SPEAKERS = ("03", "08", "09", "10", "11", "12", "13", "14", "15", "16")
+
+
+def load_emodb(root: str | os.PathLike) -> list[Record]:
+    """EMODB: `03a01Fa.wav` = speaker 03, text a01, emotion letter F, version a. Root: emodb/ or emodb/wav."""
+    root = _root(root, "emodb")
+    if (root / "wav").is_dir():
+        root = root / "wav"
+    skipped = _Skipped("emodb", root, "names like 03a01Fa.wav (speaker, text, emotion letter, version)")
+    records = []
+    for path in _files(root, (".wav",)):
+        m = _EMODB_NAME.match(path.name)
+        if m is None:
+            skipped.add(path, "bad name")
+            continue
+        speaker, text, letter, version = m.groups()
+        if speaker not in EMODB_SPEAKERS:
+            skipped.add(path, f"speaker {speaker} is not an EMODB speaker")
+            continue
+        records.append(
+            Record(path, L.EMODB[letter], speaker, "emodb", letter, meta={"text": text, "version": version})
+        )
+    return skipped.finish(records)
+
+
+# -------------------------------------------------------------------------------------------- RAVDESS
+_RAVDESS_NAME = re.compile(
+    r"^(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})\.(wav|mp4)$", re.IGNORECASE
+)
+_ACTOR_DIR = re.compile(r"^Actor_(\d{2})$", re.IGNORECASE)
+
+
+def _ravdess_problem(path: Path, fields: tuple[str, ...], ext: str) -> str | None:
+    """Why a well-shaped RAVDESS name is still invalid, or None."""
+    modality, channel, emotion, intensity, statement, repetition, actor = fields
+    if modality not in RAVDESS_MODALITIES:
+        return f"modality {modality} not 01/02/03"
+    if (modality == "03") != (ext == "wav"):
+        return f"modality {modality} does not match .{ext}"
+    if channel not in ("01", "02"):
+        return f"vocal channel {channel} not 01/02"
+    if emotion not in L.RAVDESS:
+        return f"emotion {emotion} not 01..08"
+    if intensity not in ("01", "02") or (emotion == "01" and intensity == "02"):
+        return f"intensity {intensity} invalid for emotion {emotion}"
+    if statement not in ("01", "02") or repetition not in ("01", "02"):
+        return "statement/repetition not 01/02"
+    if not 1 <= int(actor) <= 24:
+        return f"actor {actor} not 01..24"
+    folder = _ACTOR_DIR.match(path.parent.name)
+    if folder and folder.group(1) != actor:
+        return f"actor {actor} inside {path.parent.name}"
+    return None
+
+
+def load_ravdess(root: str | os.PathLike, *, modalities: Iterable[str] | None = None) -> list[Record]:
+    """RAVDESS: `03-01-05-01-02-01-12.wav` = modality, vocal channel, emotion, intensity, statement,
+    repetition, actor; in Actor_XX folders or flat. Audio (03, .wav) and video (01/02, .mp4, `video` set).
+
+    `modalities` keeps only some of "audio", "audio-video", "video" (default: all found).
+    """
+    wanted = set(RAVDESS_MODALITIES.values()) if modalities is None else set(modalities)
+    if not wanted or wanted - set(RAVDESS_MODALITIES.values()):
+        raise ConfigError(
+            f"ravdess: modalities {sorted(wanted)} must be among {sorted(RAVDESS_MODALITIES.values())}"
+        )
+    root = _root(root, "ravdess")
+    skipped = _Skipped("ravdess", root, "names like 03-01-05-01-02-01-12.wav (7 two-digit fields)")
+    records = []
+    for path in _files(root, (".wav", ".mp4")):
+        m = _RAVDESS_NAME.match(path.name)
+        if m is None:
+            skipped.add(path, "bad name")
+            continue
+        fields, ext = m.groups()[:7], m.group(8).lower()
+        problem = _ravdess_problem(path, fields, ext)
+        if problem:
+            skipped.add(path, problem)
+            continue
+        modality, channel, emotion, intensity, statement, repetition, actor = fields
+        kind = RAVDESS_MODALITIES[modality]
+        if kind not in wanted:
+            continue
+        meta = {
+            "modality": kind,
+            "vocal_channel": "speech" if channel == "01" else "song",
+            "intensity": "normal" if intensity == "01" else "strong",
+            "statement": statement,
+            "repetition": repetition,
+        }
+        video = path if ext == "mp4" else None
+        records.append(Record(path, L.RAVDESS[emotion], actor, "ravdess", emotion, video=video, meta=meta))
+    return skipped.finish(records)
+
+
+# ----------------------------------------------------------------------------------------------- TESS
+_TESS_NAME = re.compile(r"^(OAF|YAF)_([A-Za-z]+)_([A-Za-z_]+)\.wav$", re.IGNORECASE)
+
+
+def load_tess(root: str | os.PathLike) -> list[Record]:
+    """TESS: `OAF_angry/OAF_back_angry.wav` = speaker OAF/YAF, word, emotion (`ps` = pleasant surprise)."""
+    root = _root(root, "tess")
+    skipped = _Skipped("tess", root, "names like OAF_back_angry.wav (OAF|YAF, word, emotion)")
+    records = []
+    for path in _files(root, (".wav",)):
+        m = _TESS_NAME.match(path.name)
+        if m is None:
+            skipped.add(path, "bad name")
+            continue
+        speaker, word, emotion = m.group(1).upper(), m.group(2).lower(), m.group(3).lower()
+        if emotion not in L.TESS:
+            skipped.add(path, f"emotion {emotion!r} unknown")
+            continue
+        records.append(Record(path, L.TESS[emotion], speaker, "tess", emotion, meta={"word": word}))
+    return skipped.finish(records)
+
+
+# ---------------------------------------------------------------------------------------------- SAVEE
+SAVEE_SPEAKERS = ("DC", "JE", "JK", "KL")
+_SAVEE_FLAT = re.compile(r"^(DC|JE|JK|KL)_(sa|su|a|d|f|h|n)(\d{2})\.(?i:wav)$")
+_SAVEE_NESTED = re.compile(r"^(sa|su|a|d|f|h|n)(\d{2})\.(?i:wav)$")
+
+
+def load_savee(root: str | os.PathLike) -> list[Record]:
+    """SAVEE: `AudioData/DC/a01.wav` or flat `DC_a01.wav` = speaker DC/JE/JK/KL, emotion prefix, number."""
+    root = _root(root, "savee")
+    skipped = _Skipped(
+        "savee", root, "names like DC_a01.wav or DC/a01.wav (speaker, emotion a/d/f/h/n/sa/su, nn)"
+    )
+    records = []
+    for path in _files(root, (".wav",)):
+        flat, nested = _SAVEE_FLAT.match(path.name), _SAVEE_NESTED.match(path.name)
+        if flat:
+            speaker, code, number = flat.groups()
+        elif nested and path.parent.name in SAVEE_SPEAKERS:
+            speaker, (code, number) = path.parent.name, nested.groups()
+        else:
+            skipped.add(
+                path, "bad name" if not nested else f"folder {path.parent.name} is not a SAVEE speaker"
+            )
+            continue
+        records.append(Record(path, L.SAVEE[code], speaker, "savee", code, meta={"number": number}))
+    return skipped.finish(records)
+
+
+# -------------------------------------------------------------------------------------------- CREMA-D
+_CREMAD_NAME = re.compile(r"^(\d{4})_([A-Z]{3})_([A-Z]{3})_(LO|MD|HI|XX)\.(?i:wav)$")
+CREMAD_SENTENCES = ("IEO", "TIE", "IOM", "IWW", "TAI", "MTI", "IWL", "ITH", "DFA", "ITS", "TSI", "WSI")
+
+
+def load_cremad(root: str | os.PathLike) -> list[Record]:
+    """CREMA-D: `1001_DFA_ANG_XX.wav` = speaker 1001..1091, sentence, emotion, level (LO/MD/HI/XX)."""
+    root = _root(root, "cremad")
+    skipped = _Skipped("cremad", root, "names like 1001_DFA_ANG_XX.wav (speaker, sentence, emotion, level)")
+    records = []
+    for path in _files(root, (".wav",)):
+        m = _CREMAD_NAME.match(path.name)
+        if m is None:
+            skipped.add(path, "bad name")
+            continue
+        speaker, sentence, emotion, level = m.groups()
+        if not 1001 <= int(speaker) <= 1091:
+            problem = f"speaker {speaker} not 1001..1091"
+        elif sentence not in CREMAD_SENTENCES:
+            problem = f"sentence {sentence} unknown"
+        elif emotion not in L.CREMAD:
+            problem = f"emotion {emotion} unknown"
+        else:
+            problem = None
+        if problem:
+            skipped.add(path, problem)
+            continue
+        records.append(
+            Record(
+                path,
+                L.CREMAD[emotion],
+                speaker,
+                "cremad",
+                emotion,
+                meta={"sentence": sentence, "level": level},
+            )
+        )
+    return skipped.finish(records)
+
+
+# ------------------------------------------------------------------------------------------- FER-2013
+def load_fer2013(root: str | os.PathLike, split: str | None = "train") -> list[Record]:
+    """FER-2013 face images in `<split>/<class>/*.jpg|png`; `split=None` loads every split present.
+
+    source = image = the image file; speaker = the file stem (each face is its own group).
+    """
+    if split is not None and split not in FER_SPLITS:
+        raise ConfigError(f"fer2013: split {split!r} must be one of {FER_SPLITS} or None")
+    root = _root(root, "fer2013")
+    present = [s for s in FER_SPLITS if (root / s).is_dir()]
+    splits = present if split is None else [split]
+    if not present or split not in (None, *present):
+        raise DatasetError(
+            f"fer2013: no {split or 'split'} folder in {root}; found splits {present or 'none'} "
+            f"(expected {'/'.join(FER_SPLITS)} folders holding one folder per class)"
+        )
+    skipped = _Skipped("fer2013", root, "<split>/<class>/*.jpg with class one of " + "/".join(L.FER2013))
+    records = []
+    for name in splits:
+        for path in _files(root / name, IMAGE_EXTENSIONS):
+            rel = path.relative_to(root / name)
+            cls = rel.parts[0].lower() if len(rel.parts) == 2 else None
+            if cls not in L.FER2013:
+                skipped.add(path, "not inside a known class folder")
+                continue
+            records.append(
+                Record(path, L.FER2013[cls], path.stem, "fer2013", cls, image=path, meta={"split": name})
+            )
+    return skipped.finish(records)
+
+
+# ------------------------------------------------------------------------------------ folder-per-class
+def load_folder(root: str | os.PathLike) -> list[Record]:
+    """Any folder-per-class tree: `<root>/<class>/**/<speaker>_<anything>.wav|flac|ogg|mp3`.
+
+    Class names that mean one of LABELS (e.g. "Anger", "sadness") map to it; others are kept as they are.
+    Speaker = the file stem before its first '_' or '-', else "unknown".
+    """
+    root = _root(root, "folder", real=False)
+    skipped = _Skipped("folder", root, "<class>/<file> with audio extension " + "/".join(AUDIO_EXTENSIONS))
+    records = []
+    for path in _files(root, AUDIO_EXTENSIONS):
+        rel = path.relative_to(root)
+        if len(rel.parts) < 2:
+            skipped.add(path, "not inside a class folder")
+            continue
+        folder = rel.parts[0]
+        head = re.split(r"[_-]", path.stem, maxsplit=1)
+        speaker = head[0] if len(head) == 2 and head[0] else "unknown"
+        records.append(
+            Record(path, L.to_label(folder) or folder, speaker, "folder", folder, meta={"root": root.name})
+        )
+    return skipped.finish(records)
+
+
+# ----------------------------------------------------------------------------------- registry, lookup
+def load_synthetic(root: str | os.PathLike) -> list[Record]:
+    """The generated synthetic data set (see converters.data.synthetic, which writes it)."""
+    from converters.data import synthetic  # late import: synthetic uses this module's helpers
+
+    return synthetic.load_synthetic(root)
+
+
+LOADERS: dict[str, Callable[..., list[Record]]] = {
+    "emodb": load_emodb,
+    "ravdess": load_ravdess,
+    "tess": load_tess,
+    "savee": load_savee,
+    "cremad": load_cremad,
+    "fer2013": load_fer2013,
+    "folder": load_folder,
+    "synthetic": load_synthetic,
+}
+
+
+def default_data_root() -> Path | None:
+    """Where data sets live: $EDGE_SER_DATA if set, else `<repo>/../shared/datasets` if present, else None."""
+    env = os.environ.get(ENV_VAR, "").strip()
+    if env:
+        return Path(env).expanduser()
+    shared = Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
+    return shared if shared.is_dir() else None
+
+
+def find_dataset(name: str) -> Path:
+    """The folder of data set `name` under the default data root, or DatasetError saying how to set it."""
+    if name not in LOADERS:
+        raise ConfigError(f"unknown data set {name!r}; choose one of {sorted(LOADERS)}")
+    if name not in DATASET_FOLDERS:
+        raise DatasetError(f"{name}: has no default location; pass its folder with --data")
+    root = default_data_root()
+    if root is None:
+        raise DatasetError(
+            f"{name}: no data root: set {ENV_VAR} to the folder that holds "
+            f"{DATASET_FOLDERS[name][0]}/, or pass the data set folder with --data"
+        )
+    for folder in DATASET_FOLDERS[name]:
+        if (root / folder).is_dir():
+            return root / folder
+    source = f"{ENV_VAR}={root}" if os.environ.get(ENV_VAR, "").strip() else f"default data root {root}"
+    hint = " (generate it with converters.data.synthetic.write)" if name == "synthetic" else ""
+    raise DatasetError(
+        f"{name}: {source} has no folder named {' or '.join(DATASET_FOLDERS[name])}{hint}; "
+        f"pass the data set folder with --data or point {ENV_VAR} elsewhere"
+    )
+
+
+def load_dataset(name: str, root: str | os.PathLike | None = None, **options) -> list[Record]:
+    """Load data set `name` (a LOADERS key) from `root`, or from `find_dataset(name)` when root is None."""
+    if name not in LOADERS:
+        raise ConfigError(f"unknown data set {name!r}; choose one of {sorted(LOADERS)}")
+    return LOADERS[name](find_dataset(name) if root is None else root, **options)

@@ -1,0 +1,197 @@
+"""Train/val/test splits as index arrays: the papers' stratified random 80/10/10 and speaker-independent ones.
+
+Every split is deterministic for a seed. Speaker-independent splits (leave-one-speaker-out, group k-fold)
+never put one speaker (group) on two sides.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from edge_ser.errors import ConfigError
+
+PARTS = ("train", "val", "test")
+
+
+def _indices(values, part: str) -> np.ndarray:
+    """A sorted 1-D int64 index array, or ConfigError."""
+    arr = np.asarray(values)
+    if arr.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer):
+        raise ConfigError(
+            f"split part {part!r} must be a 1-D list of integer indices, got {arr.dtype} {arr.shape}"
+        )
+    arr = np.sort(arr.astype(np.int64))
+    if arr[0] < 0:
+        raise ConfigError(f"split part {part!r} has a negative index {arr[0]}")
+    return arr
+
+
+@dataclass(frozen=True, eq=False)
+class Split:
+    """Disjoint index arrays into one list of records: train, val (may be empty) and test. Stored sorted."""
+
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+
+    def __post_init__(self) -> None:
+        for part in PARTS:
+            object.__setattr__(self, part, _indices(getattr(self, part), part))
+        seen = np.concatenate([self.train, self.val, self.test])
+        if np.unique(seen).size != seen.size:
+            raise ConfigError("split parts overlap: an index is in more than one of train/val/test")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Split):
+            return NotImplemented
+        return all(np.array_equal(getattr(self, p), getattr(other, p)) for p in PARTS)
+
+    __hash__ = object.__hash__
+
+    def sizes(self) -> dict[str, int]:
+        """Number of items per part."""
+        return {p: int(getattr(self, p).size) for p in PARTS}
+
+    def to_dict(self) -> dict[str, list[int]]:
+        """JSON-ready {"train": [...], "val": [...], "test": [...]}."""
+        return {p: getattr(self, p).tolist() for p in PARTS}
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> Split:
+        """Inverse of to_dict; ConfigError when a part is missing or not a list of indices."""
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"split must be a mapping with keys {list(PARTS)}, got {type(data).__name__}")
+        missing = [p for p in PARTS if p not in data]
+        if missing:
+            raise ConfigError(f"split is missing part(s) {missing}; expected keys {list(PARTS)}")
+        return cls(*(np.asarray(data[p]) for p in PARTS))
+
+
+def _check_fractions(fractions: Sequence[float]) -> np.ndarray:
+    f = np.asarray(fractions, dtype=np.float64)
+    if f.shape != (3,) or not np.all(np.isfinite(f)) or np.any(f < 0) or f[0] <= 0 or abs(f.sum() - 1) > 1e-6:
+        raise ConfigError(
+            f"fractions {tuple(fractions)} must be 3 non-negative numbers (train > 0) summing to 1"
+        )
+    return f
+
+
+def _allocate(n: int, fractions: np.ndarray) -> np.ndarray:
+    """Split n items by fractions, largest-remainder rounding; with n >= 3 every non-zero part gets one."""
+    exact = n * fractions
+    counts = np.floor(exact).astype(np.int64)
+    order = np.argsort(-(exact - counts), kind="stable")  # ties go to train, then val, then test
+    counts[order[: n - counts.sum()]] += 1
+    if n >= 3:
+        for part in np.flatnonzero((counts == 0) & (fractions > 0)):
+            counts[np.argmax(counts)] -= 1
+            counts[part] += 1
+    return counts
+
+
+def stratified_split(
+    labels: Sequence, *, fractions: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 0
+) -> Split:
+    """Random split keeping each class's proportions (per-class shuffle, largest-remainder allocation).
+
+    A class with >= 3 items appears in every part whose fraction is non-zero. Deterministic for a seed.
+    """
+    f = _check_fractions(fractions)
+    labels = np.asarray(labels)
+    if labels.ndim != 1 or labels.size == 0:
+        raise ConfigError(f"labels must be a non-empty 1-D sequence, got shape {labels.shape}")
+    rng = np.random.default_rng(seed)
+    classes, inverse = np.unique(labels, return_inverse=True)
+    parts: list[list[np.ndarray]] = [[], [], []]
+    for c in range(classes.size):
+        idx = rng.permutation(np.flatnonzero(inverse == c))
+        bounds = np.cumsum(_allocate(idx.size, f))
+        for p, chunk in enumerate(np.split(idx, bounds[:2])):
+            parts[p].append(chunk)
+    return Split(*(np.concatenate(chunks) for chunks in parts))
+
+
+def _groups(values: Sequence, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """Unique groups (sorted as strings) and each item's group index."""
+    arr = np.asarray([str(v) for v in values])
+    if arr.size == 0:
+        raise ConfigError(f"{what} must be a non-empty sequence")
+    return np.unique(arr, return_inverse=True)
+
+
+def leave_one_speaker_out(
+    speakers: Sequence[str], labels: Sequence | None = None, *, val_speakers: int = 1, seed: int = 0
+) -> Iterator[tuple[str, Split]]:
+    """For each speaker (sorted): test = that speaker, val = `val_speakers` others, train = the rest.
+
+    Val speakers are the next ones in a seeded cyclic order of speakers; with `labels`, among those candidates
+    the ones covering the most classes are preferred (ties keep the cyclic order), so val sees every class.
+    """
+    names, inverse = _groups(speakers, "speakers")
+    if labels is not None and len(labels) != len(inverse):
+        raise ConfigError(f"labels has {len(labels)} items but speakers has {len(inverse)}")
+    if not isinstance(val_speakers, (int, np.integer)) or not 0 <= val_speakers <= names.size - 2:
+        raise ConfigError(
+            f"val_speakers={val_speakers!r} must be an integer in 0..{names.size - 2} "
+            f"({names.size} speakers, at least one left for training)"
+        )
+    classes: list[set] = [set() for _ in range(names.size)]
+    if labels is not None:
+        lab = np.asarray([str(v) for v in labels])
+        classes = [set(lab[inverse == s]) for s in range(names.size)]
+    order = np.random.default_rng(seed).permutation(names.size)
+    position = np.empty_like(order)
+    position[order] = np.arange(order.size)
+    for s in range(names.size):
+        candidates = [int(order[(position[s] + j) % order.size]) for j in range(1, order.size)]
+        chosen: list[int] = []
+        covered: set = set()
+        for _ in range(val_speakers):
+            best = max((c for c in candidates if c not in chosen), key=lambda c: len(classes[c] - covered))
+            chosen.append(best)
+            covered |= classes[best]
+        test = np.flatnonzero(inverse == s)
+        val = np.flatnonzero(np.isin(inverse, chosen))
+        train = np.flatnonzero(~np.isin(inverse, [s, *chosen]))
+        yield str(names[s]), Split(train, val, test)
+
+
+def group_kfold(groups: Sequence, *, k: int = 5, seed: int = 0, with_val: bool = True) -> list[Split]:
+    """k speaker-independent folds: groups assigned largest-first to the currently smallest fold.
+
+    Fold i: test = fold i, val = fold (i + 1) % k (when `with_val`), train = the rest. Ties between equal
+    sized groups are broken by a seeded shuffle, so the seed changes which groups share a fold.
+    """
+    names, inverse = _groups(groups, "groups")
+    least = 3 if with_val else 2
+    if not isinstance(k, (int, np.integer)) or k < least:
+        parts = "train, val and test" if with_val else "train and test"
+        raise ConfigError(f"k={k!r} must be an integer >= {least} (folds for {parts})")
+    if k > names.size:
+        raise ConfigError(f"k={k} folds but only {names.size} groups: each fold needs at least one group")
+    sizes = np.bincount(inverse, minlength=names.size)
+    shuffled = np.random.default_rng(seed).permutation(names.size)
+    order = shuffled[np.argsort(-sizes[shuffled], kind="stable")]
+    fold_of = np.empty(names.size, dtype=np.int64)
+    totals = np.zeros(k, dtype=np.int64)
+    for g in order:
+        f = int(np.argmin(totals))  # first smallest fold
+        fold_of[g] = f
+        totals[f] += sizes[g]
+    item_fold = fold_of[inverse]
+    splits = []
+    for i in range(k):
+        val_fold = (i + 1) % k if with_val else -1
+        splits.append(
+            Split(
+                np.flatnonzero((item_fold != i) & (item_fold != val_fold)),
+                np.flatnonzero(item_fold == val_fold),
+                np.flatnonzero(item_fold == i),
+            )
+        )
+    return splits

@@ -1,0 +1,116 @@
+"""Training a classifier on feature vectors: seeded, mini-batch Adam, early stopping on validation accuracy."""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings; the defaults train the LAQ MLP on EMODB-sized data in seconds on a CPU."""
+
+    epochs: int = 300
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    patience: int = 30
+    """Stop after this many epochs without a better validation accuracy (ties broken by lower val loss)."""
+    seed: int = 0
+    threads: int | None = None
+    """torch intra-op threads; None leaves torch's default."""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class TrainResult:
+    """The best model (by validation) and the curve that chose it."""
+
+    model: nn.Module
+    best_epoch: int
+    best_val_acc: float
+    epochs_run: int
+    seconds: float
+    history: list[dict] = field(default_factory=list)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed torch and numpy so a run with the same data and config gives the same model."""
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+
+
+@torch.no_grad()
+def predict(model: nn.Module, X: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+    """Logits [n, classes] for feature vectors X [n, d], in eval mode."""
+    model.eval()
+    xs = torch.as_tensor(np.asarray(X, dtype=np.float32))
+    return torch.cat([model(xs[i : i + batch_size]) for i in range(0, len(xs), batch_size)]).numpy()
+
+
+def accuracy(model: nn.Module, X: np.ndarray, y: np.ndarray) -> float:
+    """Fraction of rows whose arg-max logit equals the label."""
+    if len(y) == 0:
+        return float("nan")
+    return float((predict(model, X).argmax(axis=1) == np.asarray(y)).mean())
+
+
+def train_classifier(
+    model: nn.Module,
+    X_train: np.ndarray,
+    y_train: np.ndarray,
+    X_val: np.ndarray,
+    y_val: np.ndarray,
+    config: TrainConfig = TrainConfig(),
+    *,
+    progress: bool = True,
+) -> TrainResult:
+    """Train with cross-entropy; keep the weights of the epoch with the best validation accuracy."""
+    seed_everything(config.seed)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    Xt = torch.as_tensor(np.asarray(X_train, dtype=np.float32))
+    yt = torch.as_tensor(np.asarray(y_train, dtype=np.int64))
+    opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    loss_fn = nn.CrossEntropyLoss()
+    gen = torch.Generator().manual_seed(config.seed)
+    best = (-1.0, float("inf"))
+    best_state, best_epoch, stale = copy.deepcopy(model.state_dict()), 0, 0
+    history: list[dict] = []
+    t0 = time.perf_counter()
+    bar = tqdm(range(1, config.epochs + 1), desc="train", unit="epoch", disable=not progress, leave=False)
+    epoch = 0
+    for epoch in bar:
+        model.train()
+        order = torch.randperm(len(Xt), generator=gen)
+        total = 0.0
+        for i in range(0, len(order), config.batch_size):
+            idx = order[i : i + config.batch_size]
+            opt.zero_grad(set_to_none=True)
+            loss = loss_fn(model(Xt[idx]), yt[idx])
+            loss.backward()
+            opt.step()
+            total += loss.item() * len(idx)
+        logits = predict(model, X_val)
+        val_loss = float(loss_fn(torch.as_tensor(logits), torch.as_tensor(np.asarray(y_val, dtype=np.int64))))
+        val_acc = float((logits.argmax(1) == np.asarray(y_val)).mean())
+        history.append({"epoch": epoch, "train_loss": total / len(Xt), "val_loss": val_loss, "val_acc": val_acc})
+        bar.set_postfix(loss=f"{total / len(Xt):.3f}", val_acc=f"{val_acc:.3f}", best=f"{max(best[0], 0):.3f}")
+        if (val_acc, -val_loss) > (best[0], -best[1]):
+            best, best_epoch, stale = (val_acc, val_loss), epoch, 0
+            best_state = copy.deepcopy(model.state_dict())
+        else:
+            stale += 1
+            if stale >= config.patience:
+                break
+    model.load_state_dict(best_state)
+    model.eval()
+    return TrainResult(model, best_epoch, best[0], epoch, time.perf_counter() - t0, history)

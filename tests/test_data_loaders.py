@@ -1,0 +1,355 @@
+"""Data set loaders: the real corpora when present (skipped otherwise) and generated trees for the rest."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from converters.data import (
+    LABELS,
+    LOADERS,
+    DatasetWarning,
+    Record,
+    class_order,
+    default_data_root,
+    find_dataset,
+    label_index,
+    load_cremad,
+    load_dataset,
+    load_emodb,
+    load_fer2013,
+    load_folder,
+    load_ravdess,
+    load_savee,
+    load_tess,
+    summarize,
+    to_label,
+)
+from converters.data import labels as L
+from edge_ser.audio.wav import write_wav
+from edge_ser.errors import ConfigError, DatasetError
+
+EMODB_COUNTS = {"W": 127, "L": 81, "E": 46, "A": 69, "F": 71, "T": 62, "N": 79}  # emodb/README.md
+EMODB_SPEAKERS = ["03", "08", "09", "10", "11", "12", "13", "14", "15", "16"]
+FER_CLASSES = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
+# fer2013/README.md: train = at most 1000 per class (disgust has 436); validation = full PublicTest (3,589),
+# whose per-class counts are those of the FER-2013 release.
+FER_TRAIN = {c: 1000 for c in FER_CLASSES} | {"disgust": 436}
+FER_VALIDATION = {
+    "angry": 467,
+    "disgust": 56,
+    "fear": 496,
+    "happy": 895,
+    "neutral": 607,
+    "sad": 653,
+    "surprise": 415,
+}
+
+
+def _wav(path: Path) -> Path:
+    """A tiny valid WAV file (10 ms of silence)."""
+    return write_wav(path, np.zeros(160, dtype=np.float32), 16000)
+
+
+def _load(loader, *args, **kwargs) -> tuple[list[Record], list[str]]:
+    """Run a loader, returning its records and the texts of the DatasetWarnings it raised."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        records = loader(*args, **kwargs)
+    return records, [str(w.message) for w in caught if issubclass(w.category, DatasetWarning)]
+
+
+def _sorted(records: list[Record]) -> bool:
+    return [str(r.source) for r in records] == sorted(str(r.source) for r in records)
+
+
+# ------------------------------------------------------------------------------------------- labels
+def test_label_mappings_land_in_the_shared_label_set():
+    assert LABELS == ("neutral", "calm", "happy", "sad", "angry", "fear", "disgust", "surprise", "boredom")
+    for mapping in (L.EMODB, L.RAVDESS, L.TESS, L.SAVEE, L.CREMAD, L.FER2013, L.ALIASES):
+        assert set(mapping.values()) <= set(LABELS)
+    assert L.EMODB["W"] == "angry" and L.EMODB["L"] == "boredom" and L.EMODB["T"] == "sad"
+    assert L.RAVDESS["02"] == "calm" and L.RAVDESS["08"] == "surprise" and L.TESS["ps"] == "surprise"
+    assert L.SAVEE["sa"] == "sad" and L.SAVEE["su"] == "surprise" and L.CREMAD["FEA"] == "fear"
+    assert to_label("Anger") == "angry" and to_label("SADNESS") == "sad" and to_label("whisper") is None
+
+
+def test_class_order_follows_labels_then_extras():
+    assert class_order(["sad", "angry", "neutral", "sad"]) == ("neutral", "sad", "angry")
+    assert class_order(["zzz", "happy", "aaa"]) == ("happy", "aaa", "zzz")
+    assert label_index(["boredom", "neutral"]) == {"neutral": 0, "boredom": 1}
+
+
+def test_record_is_hashable_and_summarized(tmp_path):
+    a = Record(tmp_path / "a.wav", "sad", "s1", "x", "T", meta={"b": 2, "a": "1"})
+    b = Record(str(tmp_path / "a.wav"), "sad", "s1", "x", "T", meta=(("a", "1"), ("b", "2")))
+    assert a == b and hash(a) == hash(b) and a.get("b") == "2" and a.get("zz") is None
+    assert isinstance(a.source, Path)
+    c = Record(tmp_path / "c.wav", "angry", "s2", "x", "W")
+    s = summarize([a, c, b])
+    assert s["n"] == 3 and s["labels"] == {"sad": 2, "angry": 1} and s["speakers"] == {"s1": 2, "s2": 1}
+    json.dumps(s)
+
+
+# -------------------------------------------------------------------------------------- real corpora
+@pytest.mark.data
+def test_emodb_real(emodb_dir):
+    for root in (emodb_dir, emodb_dir.parent):  # emodb/wav or emodb/
+        records, warned = _load(load_emodb, root)
+        assert len(records) == 535 and not warned
+    assert _sorted(records)
+    assert sorted({r.speaker for r in records}) == EMODB_SPEAKERS
+    assert Counter(r.native_label for r in records) == EMODB_COUNTS
+    assert Counter(r.label for r in records) == {L.EMODB[k]: n for k, n in EMODB_COUNTS.items()}
+    assert all(r.dataset == "emodb" and r.source.suffix == ".wav" and r.video is None for r in records)
+    first = records[0]
+    assert first.source.name == "03a01Fa.wav" and first.label == "happy" and first.speaker == "03"
+    assert load_dataset("emodb", emodb_dir) == records
+
+
+@pytest.mark.data
+def test_ravdess_real(datasets):
+    root = datasets / "ravdess_speech"
+    if not root.is_dir():
+        pytest.skip(f"RAVDESS speech not found at {root}")
+    records, warned = _load(load_ravdess, root)
+    assert len(records) == 720 and not warned and _sorted(records)
+    assert sorted({r.speaker for r in records}) == [f"{i:02d}" for i in range(1, 13)]
+    assert Counter(r.speaker for r in records) == {f"{i:02d}": 60 for i in range(1, 13)}
+    counts = Counter(r.label for r in records)
+    assert set(counts) == set(L.RAVDESS.values()) and len(counts) == 8
+    assert counts == {name: 48 if name == "neutral" else 96 for name in L.RAVDESS.values()}
+    assert {r.get("modality") for r in records} == {"audio"}
+    assert Counter(r.get("intensity") for r in records) == {"normal": 48 + 7 * 48, "strong": 7 * 48}
+
+
+@pytest.mark.data
+def test_fer2013_real(datasets):
+    root = datasets / "fer2013"
+    if not root.is_dir():
+        pytest.skip(f"FER-2013 not found at {root}")
+    train, warned = _load(load_fer2013, root, split="train")
+    assert not warned and Counter(r.label for r in train) == FER_TRAIN and len(train) == 6436
+    validation = load_fer2013(root, split="validation")
+    assert len(validation) == 3589 and Counter(r.label for r in validation) == FER_VALIDATION
+    r = train[0]
+    assert r.image == r.source and r.source.suffix == ".jpg" and r.speaker == r.source.stem
+    assert r.get("split") == "train" and r.dataset == "fer2013"
+    both = load_fer2013(root, split=None)
+    assert len(both) == 6436 + 3589 and {x.get("split") for x in both} == {"train", "validation"}
+    with pytest.raises(DatasetError, match="found splits"):
+        load_fer2013(root, split="test")
+    with pytest.raises(ConfigError):
+        load_fer2013(root, split="PublicTest")
+
+
+def test_data_root_and_find_dataset(monkeypatch, tmp_path):
+    monkeypatch.setenv("EDGE_SER_DATA", str(tmp_path))
+    assert default_data_root() == tmp_path
+    with pytest.raises(DatasetError, match="EDGE_SER_DATA=.*emodb"):
+        find_dataset("emodb")
+    (tmp_path / "emodb").mkdir()
+    assert find_dataset("emodb") == tmp_path / "emodb"
+    with pytest.raises(DatasetError, match="no valid files"):
+        load_dataset("emodb")
+    with pytest.raises(DatasetError, match="--data"):
+        find_dataset("folder")
+    with pytest.raises(ConfigError, match="unknown data set"):
+        find_dataset("timit")
+    with pytest.raises(ConfigError, match="unknown data set"):
+        load_dataset("timit", tmp_path)
+    assert set(LOADERS) >= {"emodb", "ravdess", "tess", "savee", "cremad", "fer2013", "folder", "synthetic"}
+
+
+def test_missing_root_names_the_path_and_the_env_var(tmp_path):
+    missing = tmp_path / "nowhere"
+    for loader in (load_emodb, load_ravdess, load_tess, load_savee, load_cremad, load_fer2013):
+        with pytest.raises(DatasetError, match="EDGE_SER_DATA") as err:
+            loader(missing)
+        assert str(missing) in str(err.value)
+    with pytest.raises(DatasetError, match="does not exist") as err:
+        load_folder(missing)
+    assert "EDGE_SER_DATA" not in str(err.value)
+    (tmp_path / "file.wav").write_bytes(b"")
+    with pytest.raises(DatasetError, match="not a folder"):
+        load_emodb(tmp_path / "file.wav")
+
+
+@pytest.mark.parametrize(
+    "loader", [load_emodb, load_ravdess, load_tess, load_savee, load_cremad, load_folder]
+)
+def test_empty_folder_raises(loader, tmp_path):
+    (tmp_path / "README.md").write_text("nothing here")
+    with pytest.raises(DatasetError, match="no valid files"):
+        loader(tmp_path)
+
+
+# ------------------------------------------------------------------------------------ generated trees
+def test_emodb_generated_skips_bad_names(tmp_path):
+    wav = tmp_path / "emodb" / "wav"
+    for name in ("03a01Fa.wav", "16b10Wb.wav", "08a02Lc.wav"):
+        _wav(wav / name)
+    for bad in ("03a01Xa.wav", "99a01Fa.wav", "notes.wav"):
+        _wav(wav / bad)
+    records, warned = _load(load_emodb, tmp_path / "emodb")
+    assert [r.label for r in records] == ["happy", "boredom", "angry"]
+    assert [r.speaker for r in records] == ["03", "08", "16"]
+    assert len(warned) == 1 and "skipped 3 file" in warned[0] and "99a01Fa.wav" in warned[0]
+
+
+def test_ravdess_generated_audio_video_and_flat(tmp_path):
+    _wav(tmp_path / "Actor_03" / "03-01-05-02-01-02-03.wav")
+    _wav(tmp_path / "Actor_03" / "03-02-03-01-01-01-03.wav")  # song
+    (tmp_path / "Actor_03" / "01-01-06-01-02-01-03.mp4").write_bytes(b"\0")  # audio-video
+    (tmp_path / "Actor_03" / "02-01-02-01-02-01-03.mp4").write_bytes(b"\0")  # video only
+    _wav(tmp_path / "03-01-08-01-01-01-24.wav")  # flat layout
+    for bad in (
+        "Actor_03/03-01-05-01-01-01-04.wav",  # actor does not match its folder
+        "Actor_03/03-01-09-01-01-01-03.wav",  # emotion 09
+        "Actor_03/03-01-01-02-01-01-03.wav",  # neutral has no strong intensity
+        "Actor_03/01-01-05-01-01-01-03.wav",  # modality 01 must be .mp4
+        "Actor_03/3-1-5-1-1-1-3.wav",
+    ):
+        _wav(tmp_path / bad)
+    records, warned = _load(load_ravdess, tmp_path)
+    assert len(records) == 5 and len(warned) == 1 and "skipped 5 file" in warned[0]
+    by_name = {r.source.name: r for r in records}
+    audio = by_name["03-01-05-02-01-02-03.wav"]
+    assert audio.label == "angry" and audio.speaker == "03" and audio.video is None
+    assert audio.get("intensity") == "strong" and audio.get("vocal_channel") == "speech"
+    assert by_name["03-02-03-01-01-01-03.wav"].get("vocal_channel") == "song"
+    av = by_name["01-01-06-01-02-01-03.mp4"]
+    assert av.video == av.source and av.label == "fear" and av.get("modality") == "audio-video"
+    assert by_name["02-01-02-01-02-01-03.mp4"].label == "calm"
+    assert by_name["03-01-08-01-01-01-24.wav"].speaker == "24"
+    with pytest.warns(DatasetWarning):
+        only_audio = load_ravdess(tmp_path, modalities=["audio"])
+    assert len(only_audio) == 3 and all(r.video is None for r in only_audio)
+    with pytest.raises(ConfigError):
+        load_ravdess(tmp_path, modalities=["smell"])
+
+
+def test_tess_generated(tmp_path):
+    root = tmp_path / "TESS"
+    good = {
+        "OAF_angry/OAF_back_angry.wav": ("OAF", "angry", "angry"),
+        "OAF_Pleasant_surprise/OAF_back_ps.wav": ("OAF", "surprise", "ps"),
+        "YAF_pleasant_surprised/YAF_bath_ps.wav": ("YAF", "surprise", "ps"),
+        "YAF_pleasant_surprised/YAF_bite_pleasant_surprised.wav": ("YAF", "surprise", "pleasant_surprised"),
+        "OAF_Fear/OAF_dog_Fear.wav": ("OAF", "fear", "fear"),
+        "YAF_sad/YAF_dog_sad.wav": ("YAF", "sad", "sad"),
+        "YAF_neutral/YAF_goose_neutral.wav": ("YAF", "neutral", "neutral"),
+    }
+    for rel in good:
+        _wav(root / rel)
+    for bad in ("OAF_angry/OAF_back_furious.wav", "OAF_angry/back_angry.wav", "XAF_sad/XAF_dog_sad.wav"):
+        _wav(root / bad)
+    records, warned = _load(load_tess, root)
+    assert len(warned) == 1 and "skipped 3 file" in warned[0]
+    got = {str(r.source.relative_to(root)): (r.speaker, r.label, r.native_label) for r in records}
+    assert got == good and _sorted(records)
+    assert all(r.dataset == "tess" for r in records)
+
+
+@pytest.mark.parametrize("layout", ["nested", "flat"])
+def test_savee_generated(tmp_path, layout):
+    names = ["a01", "d02", "f03", "h04", "n05", "sa06", "su07", "n30"]
+    expected = Counter()
+    for speaker in ("DC", "JE", "JK", "KL"):
+        for name in names:
+            rel = f"AudioData/{speaker}/{name}.wav" if layout == "nested" else f"ALL/{speaker}_{name}.wav"
+            _wav(tmp_path / rel)
+            expected[(speaker, L.SAVEE[name.rstrip("0123456789")])] += 1
+    bad = (
+        ["AudioData/XX/a01.wav", "AudioData/DC/z01.wav"]
+        if layout == "nested"
+        else ["ALL/DC_x01.wav", "ALL/ab_a01.wav"]
+    )
+    for rel in bad:
+        _wav(tmp_path / rel)
+    records, warned = _load(load_savee, tmp_path)
+    assert Counter((r.speaker, r.label) for r in records) == expected and len(records) == 32
+    assert len(warned) == 1 and "skipped 2 file" in warned[0]
+    sa = next(r for r in records if r.native_label == "sa")
+    assert sa.label == "sad" and sa.get("number") == "06"
+
+
+def test_cremad_generated(tmp_path):
+    good = [
+        "1001_DFA_ANG_XX.wav",
+        "1091_IEO_HAP_HI.wav",
+        "1045_TSI_NEU_XX.wav",
+        "1002_WSI_FEA_LO.wav",
+        "1003_ITH_DIS_MD.wav",
+        "1004_MTI_SAD_XX.wav",
+    ]
+    bad = [
+        "1000_DFA_ANG_XX.wav",
+        "1092_DFA_ANG_XX.wav",
+        "1001_ABC_ANG_XX.wav",
+        "1001_DFA_SUR_XX.wav",
+        "1001_DFA_ANG_YY.wav",
+        "1001-DFA-ANG-XX.wav",
+    ]
+    for name in good + bad:
+        _wav(tmp_path / "AudioWAV" / name)
+    records, warned = _load(load_cremad, tmp_path)
+    assert [r.source.name for r in records] == sorted(good)
+    assert [r.label for r in records] == ["angry", "fear", "disgust", "sad", "neutral", "happy"]
+    assert (
+        records[0].speaker == "1001"
+        and records[0].get("sentence") == "DFA"
+        and records[0].get("level") == "XX"
+    )
+    assert len(warned) == 1 and "skipped 6 file" in warned[0]
+
+
+def test_folder_per_class_generated(tmp_path):
+    _wav(tmp_path / "Anger" / "spk1_001.wav")
+    _wav(tmp_path / "Anger" / "deep" / "spk2-002.wav")
+    (tmp_path / "happy" / "x.flac").parent.mkdir(parents=True)
+    (tmp_path / "happy" / "x.flac").write_bytes(b"")
+    (tmp_path / "happy" / "s9_take.ogg").write_bytes(b"")
+    (tmp_path / "whisper" / "a_1.mp3").parent.mkdir(parents=True)
+    (tmp_path / "whisper" / "a_1.mp3").write_bytes(b"")
+    (tmp_path / "whisper" / "notes.txt").write_text("ignored: not audio")
+    (tmp_path / ".hidden").mkdir()
+    _wav(tmp_path / ".hidden" / "h_1.wav")
+    _wav(tmp_path / "stray.wav")  # not in a class folder
+    records, warned = _load(load_folder, tmp_path)
+    got = [(r.source.relative_to(tmp_path).as_posix(), r.label, r.speaker, r.native_label) for r in records]
+    assert got == [
+        ("Anger/deep/spk2-002.wav", "angry", "spk2", "Anger"),
+        ("Anger/spk1_001.wav", "angry", "spk1", "Anger"),
+        ("happy/s9_take.ogg", "happy", "s9", "happy"),
+        ("happy/x.flac", "happy", "unknown", "happy"),
+        ("whisper/a_1.mp3", "whisper", "a", "whisper"),
+    ]
+    assert len(warned) == 1 and "skipped 1 file" in warned[0] and "stray.wav" in warned[0]
+    assert class_order(r.label for r in records) == ("happy", "angry", "whisper")
+
+
+def test_fer2013_generated(tmp_path):
+    for split, cls, name in [
+        ("train", "happy", "a.jpg"),
+        ("train", "Sad", "b.png"),
+        ("test", "fear", "c.jpeg"),
+        ("train", "contempt", "d.jpg"),
+        ("train", "happy", "e.txt"),
+    ]:
+        (tmp_path / split / cls).mkdir(parents=True, exist_ok=True)
+        (tmp_path / split / cls / name).write_bytes(b"\xff\xd8")
+    (tmp_path / "train" / "loose.jpg").write_bytes(b"\xff\xd8")
+    records, warned = _load(load_fer2013, tmp_path)
+    assert [(r.label, r.speaker) for r in records] == [("sad", "b"), ("happy", "a")]
+    assert len(warned) == 1 and "skipped 2 file" in warned[0]
+    assert [r.label for r in load_fer2013(tmp_path, split="test")] == ["fear"]
+    with pytest.warns(DatasetWarning):
+        assert len(load_fer2013(tmp_path, split=None)) == 3
+    with pytest.raises(DatasetError, match="validation"):
+        load_fer2013(tmp_path, split="validation")
