@@ -21,13 +21,20 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 stamp="$VENV/.edge-ser-$SET.stamp"
 want=$(cd "$ROOT" && cat requirements/*.txt pyproject.toml | sha256sum | cut -d' ' -f1)
+# pip, quietly: drops only the "Location ... is ignored" lines that a machine-wide pip config with
+# missing local indexes prints for every package; pip's exit status is kept.
+pip_q() {
+  "$VENV/bin/python" -m pip "$@" 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }
+  return "${PIPESTATUS[0]}"
+}
 if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
-  echo "bootstrap: installing the pinned '$SET' set into $VENV"
+  echo "bootstrap: installing the pinned '$SET' set into $VENV (first time: a minute or two)"
   export PIP_DISABLE_PIP_VERSION_CHECK=1
-  "$VENV/bin/python" -m pip install -q --upgrade pip
+  pip_q install -q --upgrade pip
   # torch first, pinned: 2.13.0 resolves to the CPU build; anything unpinned would pull CUDA wheels.
-  "$VENV/bin/python" -m pip install -q "torch==2.13.0"
-  "$VENV/bin/python" -m pip install -q -r "$REQ"
-  "$VENV/bin/python" -m pip install -q --no-deps --no-build-isolation -e "$ROOT"
+  pip_q install -q "torch==2.13.0"
+  pip_q install -q -r "$REQ"
+  # editable, so the checkout is what runs; setuptools' generic editable-mode notice is silenced
+  PYTHONWARNINGS=ignore pip_q install -q --no-deps --no-build-isolation -e "$ROOT"
   echo "$want" > "$stamp"
 fi
