@@ -76,7 +76,7 @@ def _root(root: str | os.PathLike, dataset: str, real: bool = True) -> Path:
     hint = ""
     if real:
         folder = DATASET_FOLDERS.get(dataset, (dataset,))[0]
-        hint = f"; pass the folder with --data or set {ENV_VAR} to the folder that holds {folder}/"
+        hint = f"; pass the folder with --root or set {ENV_VAR} to the folder that holds {folder}/"
     raise DatasetError(f"{dataset}: data folder {path} {what}{hint}")
 
 
@@ -368,12 +368,12 @@ def find_dataset(name: str) -> Path:
     if name not in LOADERS:
         raise ConfigError(f"unknown data set {name!r}; choose one of {sorted(LOADERS)}")
     if name not in DATASET_FOLDERS:
-        raise DatasetError(f"{name}: has no default location; pass its folder with --data")
+        raise DatasetError(f"{name}: has no default location; pass its folder with --root")
     root = default_data_root()
     if root is None:
         raise DatasetError(
             f"{name}: no data root: set {ENV_VAR} to the folder that holds "
-            f"{DATASET_FOLDERS[name][0]}/, or pass the data set folder with --data"
+            f"{DATASET_FOLDERS[name][0]}/, or pass the data set folder with --root"
         )
     for folder in DATASET_FOLDERS[name]:
         if (root / folder).is_dir():
@@ -382,7 +382,7 @@ def find_dataset(name: str) -> Path:
     hint = " (generate it with converters.data.synthetic.write)" if name == "synthetic" else ""
     raise DatasetError(
         f"{name}: {source} has no folder named {' or '.join(DATASET_FOLDERS[name])}{hint}; "
-        f"pass the data set folder with --data or point {ENV_VAR} elsewhere"
+        f"pass the data set folder with --root or point {ENV_VAR} elsewhere"
     )
 
 
