@@ -16,7 +16,13 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 def pin_single_thread() -> None:
     """Pin BLAS/OpenMP to one thread; must run before numpy is imported to take effect."""
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS", "NUMBA_NUM_THREADS"):
+    for var in (
+        "OMP_NUM_THREADS",
+        "OPENBLAS_NUM_THREADS",
+        "MKL_NUM_THREADS",
+        "NUMEXPR_NUM_THREADS",
+        "NUMBA_NUM_THREADS",
+    ):
         os.environ[var] = "1"
 
 
@@ -52,7 +58,10 @@ def write_results(name: str, payload: dict, markdown: str) -> tuple[Path, Path]:
     command = "python " + " ".join(shlex.quote(a) for a in [os.path.relpath(sys.argv[0])] + sys.argv[1:])
     payload = {"command": command, "machine": machine(), **payload}
     jpath, mpath = RESULTS / f"{name}.json", RESULTS / f"{name}.md"
-    for path, text in ((jpath, json.dumps(payload, indent=2) + "\n"), (mpath, f"{markdown}\n\nMade by: `{command}`\n")):
+    for path, text in (
+        (jpath, json.dumps(payload, indent=2) + "\n"),
+        (mpath, f"{markdown}\n\nMade by: `{command}`\n"),
+    ):
         tmp = path.with_suffix(path.suffix + ".tmp")
         tmp.write_text(text)
         tmp.replace(path)

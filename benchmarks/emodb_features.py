@@ -28,7 +28,9 @@ from edge_ser.features import FeatureSpec  # noqa: E402
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--root", type=Path, default=None, help="EMODB folder (default: found under $EDGE_SER_DATA)")
+    ap.add_argument(
+        "--root", type=Path, default=None, help="EMODB folder (default: found under $EDGE_SER_DATA)"
+    )
     ap.add_argument("--runs", type=int, default=3, help="cold/warm pairs to run (default 3)")
     args = ap.parse_args()
     records = load_emodb(args.root or find_dataset("emodb"))
@@ -44,21 +46,32 @@ def main() -> None:
             cold.append(s1.seconds)
             warm.append(s2.seconds)
     c, w = statistics.median(cold), statistics.median(warm)
-    text = "\n".join([
-        "# EMODB feature extraction (180-d LAQ vector, 22.05 kHz)",
-        "",
-        f"{len(records)} files, {audio_s / 60:.1f} min of audio; one thread; median of {args.runs} runs.",
-        "",
-        "| run | seconds | per file (ms) | x real time |",
-        "|---|---|---|---|",
-        f"| cold (decode + features + cache write) | {c:.2f} | {c / len(records) * 1e3:.2f} | {audio_s / c:.0f}x |",
-        f"| warm (from cache, no audio work) | {w:.2f} | {w / len(records) * 1e3:.2f} | {audio_s / w:.0f}x |",
-        "",
-        f"Cold runs: {', '.join(f'{x:.2f}' for x in cold)} s; warm runs: {', '.join(f'{x:.3f}' for x in warm)} s.",
-    ])
+    text = "\n".join(
+        [
+            "# EMODB feature extraction (180-d LAQ vector, 22.05 kHz)",
+            "",
+            f"{len(records)} files, {audio_s / 60:.1f} min of audio; one thread; median of {args.runs} runs.",
+            "",
+            "| run | seconds | per file (ms) | x real time |",
+            "|---|---|---|---|",
+            f"| cold (decode + features + cache write) | {c:.2f} | {c / len(records) * 1e3:.2f} | {audio_s / c:.0f}x |",
+            f"| warm (from cache, no audio work) | {w:.2f} | {w / len(records) * 1e3:.2f} | {audio_s / w:.0f}x |",
+            "",
+            f"Cold runs: {', '.join(f'{x:.2f}' for x in cold)} s; warm runs: {', '.join(f'{x:.3f}' for x in warm)} s.",
+        ]
+    )
     print(text)
-    write_results("emodb_features", {"files": len(records), "audio_seconds": audio_s, "cold_s": cold, "warm_s": warm,
-                                     "feature_spec": spec.to_dict()}, text)
+    write_results(
+        "emodb_features",
+        {
+            "files": len(records),
+            "audio_seconds": audio_s,
+            "cold_s": cold,
+            "warm_s": warm,
+            "feature_spec": spec.to_dict(),
+        },
+        text,
+    )
 
 
 if __name__ == "__main__":

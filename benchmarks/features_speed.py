@@ -45,8 +45,10 @@ def _clips(seconds: float, n: int, sr: int) -> tuple[list[np.ndarray], str]:
     rng = np.random.default_rng(0)
     t = np.arange(length) / sr
     out = [
-        (0.3 * np.sin(2 * np.pi * (120 + 30 * k) * t) * (1 + np.sin(2 * np.pi * 3 * t)) + 0.01 * rng.standard_normal(length))
-        .astype(np.float32)
+        (
+            0.3 * np.sin(2 * np.pi * (120 + 30 * k) * t) * (1 + np.sin(2 * np.pi * 3 * t))
+            + 0.01 * rng.standard_normal(length)
+        ).astype(np.float32)
         for k in range(n)
     ]
     return out, "synthetic voiced signals"
@@ -74,11 +76,13 @@ def main() -> None:
         def librosa_vec() -> None:
             for y in clips:
                 stft_mag = np.abs(librosa.stft(y))
-                np.concatenate([
-                    librosa.feature.mfcc(y=y, sr=sr, n_mfcc=40).mean(axis=1),
-                    librosa.feature.melspectrogram(y=y, sr=sr).mean(axis=1),
-                    librosa.feature.chroma_stft(S=stft_mag, sr=sr, tuning=0).mean(axis=1),
-                ])
+                np.concatenate(
+                    [
+                        librosa.feature.mfcc(y=y, sr=sr, n_mfcc=40).mean(axis=1),
+                        librosa.feature.melspectrogram(y=y, sr=sr).mean(axis=1),
+                        librosa.feature.chroma_stft(S=stft_mag, sr=sr, tuning=0).mean(axis=1),
+                    ]
+                )
 
         def ours_mfcc() -> None:
             for y in clips:
@@ -89,17 +93,34 @@ def main() -> None:
                 librosa.feature.mfcc(y=y, sr=sr, n_mfcc=40)
 
         t = interleaved(
-            {"ours_vec": ours_vec, "librosa_vec": librosa_vec, "ours_mfcc": ours_mfcc, "librosa_mfcc": librosa_mfcc},
-            repeats=args.repeats, inner=1,
+            {
+                "ours_vec": ours_vec,
+                "librosa_vec": librosa_vec,
+                "ours_mfcc": ours_mfcc,
+                "librosa_mfcc": librosa_mfcc,
+            },
+            repeats=args.repeats,
+            inner=1,
         )
         med = {k: statistics.median(v) / len(clips) for k, v in t.items()}
-        for task, a, b in (("180-d vector", "ours_vec", "librosa_vec"), ("MFCC (40)", "ours_mfcc", "librosa_mfcc")):
-            rows.append({
-                "task": task, "clip_s": seconds, "ours_ms": round(med[a], 3), "librosa_ms": round(med[b], 3),
-                "speedup": round(med[b] / med[a], 2),
-                "ours_ms_min_max": [round(min(t[a]) / len(clips), 3), round(max(t[a]) / len(clips), 3)],
-                "librosa_ms_min_max": [round(min(t[b]) / len(clips), 3), round(max(t[b]) / len(clips), 3)],
-            })
+        for task, a, b in (
+            ("180-d vector", "ours_vec", "librosa_vec"),
+            ("MFCC (40)", "ours_mfcc", "librosa_mfcc"),
+        ):
+            rows.append(
+                {
+                    "task": task,
+                    "clip_s": seconds,
+                    "ours_ms": round(med[a], 3),
+                    "librosa_ms": round(med[b], 3),
+                    "speedup": round(med[b] / med[a], 2),
+                    "ours_ms_min_max": [round(min(t[a]) / len(clips), 3), round(max(t[a]) / len(clips), 3)],
+                    "librosa_ms_min_max": [
+                        round(min(t[b]) / len(clips), 3),
+                        round(max(t[b]) / len(clips), 3),
+                    ],
+                }
+            )
     md = [
         "# Feature extraction speed: edge_ser.features vs librosa " + librosa.__version__,
         "",
@@ -108,12 +129,24 @@ def main() -> None:
         "",
         "| task | clip | ours (ms) | librosa (ms) | speed-up |",
         "|---|---|---|---|---|",
-    ] + [f"| {r['task']} | {r['clip_s']:.0f} s | {r['ours_ms']:.3f} | {r['librosa_ms']:.3f} | {r['speedup']:.2f}x |" for r in rows]
+    ] + [
+        f"| {r['task']} | {r['clip_s']:.0f} s | {r['ours_ms']:.3f} | {r['librosa_ms']:.3f} | {r['speedup']:.2f}x |"
+        for r in rows
+    ]
     md += ["", "Target: >= 5x for the 180-d vector on a 3 s clip."]
     text = "\n".join(md)
     print(text)
-    write_results("features_speed", {"source": source, "sample_rate": sr, "rows": rows,
-                                     "numpy": np.__version__, "librosa": librosa.__version__}, text)
+    write_results(
+        "features_speed",
+        {
+            "source": source,
+            "sample_rate": sr,
+            "rows": rows,
+            "numpy": np.__version__,
+            "librosa": librosa.__version__,
+        },
+        text,
+    )
 
 
 if __name__ == "__main__":

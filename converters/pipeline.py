@@ -44,8 +44,13 @@ class Prepared:
     stats: ExtractStats
 
 
-def load_records(data: str, root: str | os.PathLike | None = None, *, synthetic: SyntheticSpec | None = None,
-                 cache_dir: Path | None = None) -> tuple[str, list[Record]]:
+def load_records(
+    data: str,
+    root: str | os.PathLike | None = None,
+    *,
+    synthetic: SyntheticSpec | None = None,
+    cache_dir: Path | None = None,
+) -> tuple[str, list[Record]]:
     """Resolve `data` (a data set name, 'synthetic', or a folder-per-class path) to its records."""
     if data == "synthetic" and root is not None and (Path(root) / SYNTHETIC_SPEC_FILE).is_file():
         return "synthetic", load_synthetic(root)
@@ -60,12 +65,20 @@ def load_records(data: str, root: str | os.PathLike | None = None, *, synthetic:
         return "synthetic", load_synthetic(path)
     if path.is_dir():
         return path.name, load_folder(path)
-    raise ConfigError(f"--data {data!r} is neither a data set name ({', '.join(sorted(LOADERS))}) nor a folder")
+    raise ConfigError(
+        f"--data {data!r} is neither a data set name ({', '.join(sorted(LOADERS))}) nor a folder"
+    )
 
 
-def prepare(data: str, root: str | os.PathLike | None = None, *, spec: FeatureSpec = FeatureSpec(),
-            cache: FeatureCache | None = None, synthetic: SyntheticSpec | None = None,
-            progress: bool = True) -> Prepared:
+def prepare(
+    data: str,
+    root: str | os.PathLike | None = None,
+    *,
+    spec: FeatureSpec = FeatureSpec(),
+    cache: FeatureCache | None = None,
+    synthetic: SyntheticSpec | None = None,
+    progress: bool = True,
+) -> Prepared:
     """Load records and their feature vectors (through the cache when given)."""
     name, records = load_records(data, root, synthetic=synthetic, cache_dir=cache.root if cache else None)
     X, stats = extract(records, spec, cache=cache, progress=progress, desc=f"features {name}")
@@ -75,7 +88,9 @@ def prepare(data: str, root: str | os.PathLike | None = None, *, spec: FeatureSp
     return Prepared(name, records, X, y, classes, stats)
 
 
-def make_split(prepared: Prepared, kind: str = "random", *, seed: int = 0, fold: int = 0, k: int = 5) -> Split:
+def make_split(
+    prepared: Prepared, kind: str = "random", *, seed: int = 0, fold: int = 0, k: int = 5
+) -> Split:
     """'random': stratified 80/10/10 (the papers' protocol); 'speaker': fold `fold` of speaker group k-fold."""
     if kind == "random":
         return stratified_split(prepared.y, seed=seed)

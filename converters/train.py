@@ -102,8 +102,12 @@ def train_classifier(
         logits = predict(model, X_val)
         val_loss = float(loss_fn(torch.as_tensor(logits), torch.as_tensor(np.asarray(y_val, dtype=np.int64))))
         val_acc = float((logits.argmax(1) == np.asarray(y_val)).mean())
-        history.append({"epoch": epoch, "train_loss": total / len(Xt), "val_loss": val_loss, "val_acc": val_acc})
-        bar.set_postfix(loss=f"{total / len(Xt):.3f}", val_acc=f"{val_acc:.3f}", best=f"{max(best[0], 0):.3f}")
+        history.append(
+            {"epoch": epoch, "train_loss": total / len(Xt), "val_loss": val_loss, "val_acc": val_acc}
+        )
+        bar.set_postfix(
+            loss=f"{total / len(Xt):.3f}", val_acc=f"{val_acc:.3f}", best=f"{max(best[0], 0):.3f}"
+        )
         if (val_acc, -val_loss) > (best[0], -best[1]):
             best, best_epoch, stale = (val_acc, val_loss), epoch, 0
             best_state = copy.deepcopy(model.state_dict())

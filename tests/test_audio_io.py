@@ -175,8 +175,11 @@ def test_streamed_data_size_reads_to_end_of_file(tmp_path, declared, riff_size):
 
 def test_empty_data_chunk_before_another_chunk_is_no_audio(tmp_path):
     """A finished file whose data chunk really is empty must not decode the next chunk as samples."""
-    p = write_bytes(tmp_path, "empty_then_list.wav",
-                    riff(fmt_chunk(), data_chunk(b""), chunk(b"LIST", b"INFOISFT" + struct.pack("<I", 6) + b"edge\0\0")))
+    p = write_bytes(
+        tmp_path,
+        "empty_then_list.wav",
+        riff(fmt_chunk(), data_chunk(b""), chunk(b"LIST", b"INFOISFT" + struct.pack("<I", 6) + b"edge\0\0")),
+    )
     with pytest.raises(AudioFormatError, match="0 frames"):
         read_wav(p)
 

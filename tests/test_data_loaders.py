@@ -157,7 +157,7 @@ def test_data_root_and_find_dataset(monkeypatch, tmp_path):
     assert find_dataset("emodb") == tmp_path / "emodb"
     with pytest.raises(DatasetError, match="no valid files"):
         load_dataset("emodb")
-    with pytest.raises(DatasetError, match="--data"):
+    with pytest.raises(DatasetError, match="--root"):
         find_dataset("folder")
     with pytest.raises(ConfigError, match="unknown data set"):
         find_dataset("timit")

@@ -9,8 +9,20 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 
-HOST_ONLY = ("torch", "tensorflow", "librosa", "numba", "llvmlite", "onnx", "scipy", "sklearn", "converters",
-             "ai_edge_torch", "litert_torch", "keras")
+HOST_ONLY = (
+    "torch",
+    "tensorflow",
+    "librosa",
+    "numba",
+    "llvmlite",
+    "onnx",
+    "scipy",
+    "sklearn",
+    "converters",
+    "ai_edge_torch",
+    "litert_torch",
+    "keras",
+)
 
 SCRIPT = textwrap.dedent(
     """
@@ -54,7 +66,10 @@ SCRIPT = textwrap.dedent(
 def test_edge_ser_imports_without_host_packages(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "-c", SCRIPT, ",".join(HOST_ONLY), str(tmp_path)],
-        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
         env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -77,11 +92,17 @@ def test_cli_help_works_without_host_packages(tmp_path: Path) -> None:
     )
     env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "EDGE_SER_CACHE": str(tmp_path / "cache")}
     for args in (["--help"], ["train", "--help"], ["features", "--help"]):
-        proc = subprocess.run([sys.executable, "-c", blocker, *args], capture_output=True, text=True, env=env,
-                              timeout=60)
+        proc = subprocess.run(
+            [sys.executable, "-c", blocker, *args], capture_output=True, text=True, env=env, timeout=60
+        )
         assert proc.returncode == 0, proc.stderr
         assert "usage: edge-ser" in proc.stdout
-    proc = subprocess.run([sys.executable, "-c", blocker, "train", "--data", "synthetic"], capture_output=True,
-                          text=True, env=env, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-c", blocker, "train", "--data", "synthetic"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert proc.returncode == 2
     assert "pip install 'edge-ser[host]'" in proc.stderr and "Traceback" not in proc.stderr

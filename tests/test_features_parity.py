@@ -23,7 +23,9 @@ from _signals import CLIPS, RATES, clip
 import edge_ser.features as F
 from edge_ser.errors import ConfigError
 
-librosa = pytest.importorskip("librosa", reason="librosa is the parity reference (pip install 'edge-ser[test]')")
+librosa = pytest.importorskip(
+    "librosa", reason="librosa is the parity reference (pip install 'edge-ser[test]')"
+)
 
 TOL = {
     np.float64: dict(stft=1e-12, mel=1e-6, db=1e-5, mfcc=1e-5, chroma=1e-6),
@@ -73,20 +75,37 @@ def test_parity_grid(sr: int, kind: str, dtype: type) -> None:
         ours = F.melspectrogram(y=y, sr=sr, **p)
         _close(ours, ref, tol["mel"], scale=max(float(ref.max()), 1e-30), what="mel " + what)
         for top_db in (80.0, 40.0, None):
-            _close(F.power_to_db(ours, top_db=top_db), librosa.power_to_db(ref, top_db=top_db), tol["db"],
-                   what=f"dB(top_db={top_db}) " + what)
+            _close(
+                F.power_to_db(ours, top_db=top_db),
+                librosa.power_to_db(ref, top_db=top_db),
+                tol["db"],
+                what=f"dB(top_db={top_db}) " + what,
+            )
         mf = {k: v for k, v in p.items() if k != "norm"}
         if "norm" in p:
             mf["mel_norm"] = p["norm"]
         n_mfcc = min(40, p.get("n_mels", 128))
-        _close(F.mfcc(y=y, sr=sr, n_mfcc=n_mfcc, **mf), librosa.feature.mfcc(y=y, sr=sr, n_mfcc=n_mfcc, **mf),
-               tol["mfcc"], what="mfcc " + what)
+        _close(
+            F.mfcc(y=y, sr=sr, n_mfcc=n_mfcc, **mf),
+            librosa.feature.mfcc(y=y, sr=sr, n_mfcc=n_mfcc, **mf),
+            tol["mfcc"],
+            what="mfcc " + what,
+        )
         sp = {k: v for k, v in p.items() if k in ("n_fft", "hop_length", "center", "pad_mode")}
-        _close(F.chroma_stft(y=y, sr=sr, **sp), librosa.feature.chroma_stft(y=y, sr=sr, tuning=0, **sp),
-               tol["chroma"], what="chroma " + what)
+        _close(
+            F.chroma_stft(y=y, sr=sr, **sp),
+            librosa.feature.chroma_stft(y=y, sr=sr, tuning=0, **sp),
+            tol["chroma"],
+            what="chroma " + what,
+        )
         ref_stft = librosa.stft(y, **sp)
-        _close(F.stft(y, **sp), ref_stft, tol["stft"], scale=max(float(np.abs(ref_stft).max()), 1e-30),
-               what="stft " + what)
+        _close(
+            F.stft(y, **sp),
+            ref_stft,
+            tol["stft"],
+            scale=max(float(np.abs(ref_stft).max()), 1e-30),
+            what="stft " + what,
+        )
 
 
 def test_stft_dtype_and_default_hop() -> None:
@@ -105,20 +124,32 @@ def test_mel_scale_and_filters(htk: bool) -> None:
     for sr, n_fft, n_mels in [(16000, 512, 40), (22050, 2048, 128), (48000, 1024, 80)]:
         np.testing.assert_allclose(
             F.mel_filter(sr=sr, n_fft=n_fft, n_mels=n_mels, htk=htk, dtype=np.float64),
-            librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, htk=htk, dtype=np.float64), rtol=1e-10, atol=1e-14)
+            librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, htk=htk, dtype=np.float64),
+            rtol=1e-10,
+            atol=1e-14,
+        )
         np.testing.assert_allclose(
             F.chroma_filter(sr=sr, n_fft=n_fft, dtype=np.float64),
-            librosa.filters.chroma(sr=sr, n_fft=n_fft, tuning=0.0, dtype=np.float64), rtol=1e-10, atol=1e-14)
+            librosa.filters.chroma(sr=sr, n_fft=n_fft, tuning=0.0, dtype=np.float64),
+            rtol=1e-10,
+            atol=1e-14,
+        )
 
 
 def test_chroma_tuning_and_lifter() -> None:
     sr = 22050
     y = clip("voiced", sr)
     for tuning in (-0.3, 0.25):
-        np.testing.assert_allclose(F.chroma_stft(y=y, sr=sr, tuning=tuning),
-                                   librosa.feature.chroma_stft(y=y, sr=sr, tuning=tuning), atol=1e-6)
-    np.testing.assert_allclose(F.mfcc(y=y, sr=sr, n_mfcc=20, lifter=22),
-                               librosa.feature.mfcc(y=y, sr=sr, n_mfcc=20, lifter=22), atol=1e-4)
+        np.testing.assert_allclose(
+            F.chroma_stft(y=y, sr=sr, tuning=tuning),
+            librosa.feature.chroma_stft(y=y, sr=sr, tuning=tuning),
+            atol=1e-6,
+        )
+    np.testing.assert_allclose(
+        F.mfcc(y=y, sr=sr, n_mfcc=20, lifter=22),
+        librosa.feature.mfcc(y=y, sr=sr, n_mfcc=20, lifter=22),
+        atol=1e-4,
+    )
     with pytest.raises(ConfigError, match="tuning"):
         F.chroma_stft(y=y, sr=sr, tuning=None)
 
@@ -128,7 +159,9 @@ def test_spectrogram_input_S() -> None:
     sr = 22050
     y = clip("voiced", sr)
     S = np.abs(librosa.stft(y))
-    np.testing.assert_allclose(F.chroma_stft(S=S, sr=sr), librosa.feature.chroma_stft(S=S, sr=sr, tuning=0), atol=1e-6)
+    np.testing.assert_allclose(
+        F.chroma_stft(S=S, sr=sr), librosa.feature.chroma_stft(S=S, sr=sr, tuning=0), atol=1e-6
+    )
     P = S**2
     ref = librosa.feature.melspectrogram(S=P, sr=sr)
     np.testing.assert_allclose(F.melspectrogram(S=P, sr=sr), ref, atol=1e-6 * ref.max())
@@ -142,11 +175,13 @@ def test_lap_vector_matches_librosa_recipe(sr: int) -> None:
     y = clip("voiced", sr).astype(np.float32)
     spec = F.FeatureSpec(sample_rate=sr)
     stft_mag = np.abs(librosa.stft(y))
-    ref = np.concatenate([
-        librosa.feature.mfcc(y=y, sr=sr, n_mfcc=40).mean(axis=1),
-        librosa.feature.melspectrogram(y=y, sr=sr).mean(axis=1),
-        librosa.feature.chroma_stft(S=stft_mag, sr=sr, tuning=0).mean(axis=1),
-    ])
+    ref = np.concatenate(
+        [
+            librosa.feature.mfcc(y=y, sr=sr, n_mfcc=40).mean(axis=1),
+            librosa.feature.melspectrogram(y=y, sr=sr).mean(axis=1),
+            librosa.feature.chroma_stft(S=stft_mag, sr=sr, tuning=0).mean(axis=1),
+        ]
+    )
     ours = F.feature_vector(y, sr=sr, spec=spec)
     assert ours.shape == (180,) and ours.dtype == np.float32
     lay = spec.layout

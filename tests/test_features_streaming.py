@@ -98,8 +98,9 @@ def test_float32_stream_and_window_vector() -> None:
     frames = _stream(st, y, [512] * 100)
     assert frames.dtype == np.float32
     mel, chroma = frames[:, : spec.n_mels], frames[:, spec.n_mels :]
-    np.testing.assert_allclose(vector_from_frames(mel, chroma, spec), feature_vector(y, sr=22050, spec=spec),
-                               rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(
+        vector_from_frames(mel, chroma, spec), feature_vector(y, sr=22050, spec=spec), rtol=1e-5, atol=1e-4
+    )
 
 
 def test_work_only_for_new_frames() -> None:

@@ -20,7 +20,9 @@ from _signals import voiced
 def wavs(tmp_path: Path) -> list[Path]:
     out = []
     for i in range(4):
-        out.append(write_wav(tmp_path / "audio" / f"clip{i}.wav", voiced(16000, 12000 + 1000 * i, seed=i), 16000))
+        out.append(
+            write_wav(tmp_path / "audio" / f"clip{i}.wav", voiced(16000, 12000 + 1000 * i, seed=i), 16000)
+        )
     return out
 
 

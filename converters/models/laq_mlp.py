@@ -16,7 +16,11 @@ class LaqMLP(nn.Module):
     """Standardise, then Linear+ReLU+Dropout blocks, then a linear classifier (logits)."""
 
     def __init__(
-        self, in_features: int = 180, num_classes: int = 7, hidden: Sequence[int] = (512, 128, 64), dropout: float = 0.3
+        self,
+        in_features: int = 180,
+        num_classes: int = 7,
+        hidden: Sequence[int] = (512, 128, 64),
+        dropout: float = 0.3,
     ) -> None:
         super().__init__()
         self.register_buffer("mean", torch.zeros(in_features))

@@ -27,7 +27,13 @@ from edge_ser.features.spectral import (
     stft,
 )
 from edge_ser.features.streaming import StreamingFeatures
-from edge_ser.features.vector import feature_frames, feature_vector, file_vector, frame_features, vector_from_frames
+from edge_ser.features.vector import (
+    feature_frames,
+    feature_vector,
+    file_vector,
+    frame_features,
+    vector_from_frames,
+)
 
 __all__ = [
     "FeatureSpec",

@@ -40,7 +40,9 @@ def mel_to_hz(mels: float | np.ndarray, *, htk: bool = False) -> np.ndarray:
     return np.where(m >= min_log_mel, min_log_hz * np.exp(logstep * (m - min_log_mel)), f_sp * m)
 
 
-def mel_frequencies(n_mels: int = 128, *, fmin: float = 0.0, fmax: float = 11025.0, htk: bool = False) -> np.ndarray:
+def mel_frequencies(
+    n_mels: int = 128, *, fmin: float = 0.0, fmax: float = 11025.0, htk: bool = False
+) -> np.ndarray:
     """`n_mels` centre frequencies (Hz) evenly spaced on the mel scale between fmin and fmax."""
     mels = np.linspace(hz_to_mel(fmin, htk=htk), hz_to_mel(fmax, htk=htk), n_mels)
     return mel_to_hz(mels, htk=htk)
@@ -151,7 +153,9 @@ def chroma(
             "tuning=None (estimate tuning from the signal) is not supported: pass a number in "
             "fractions of a chroma bin, e.g. tuning=0.0 (librosa's chroma_stft(..., tuning=0) semantics)"
         )
-    w = _chroma_cached(float(sr), int(n_fft), int(n_chroma), float(tuning), float(ctroct), octwidth, norm, bool(base_c))
+    w = _chroma_cached(
+        float(sr), int(n_fft), int(n_chroma), float(tuning), float(ctroct), octwidth, norm, bool(base_c)
+    )
     return w.astype(dtype, copy=False) if w.dtype != dtype else w
 
 
@@ -169,7 +173,9 @@ def _dct_cached(n_out: int, n_in: int, norm) -> np.ndarray:
     return basis
 
 
-def dct_matrix(n_out: int, n_in: int, *, norm: str | None = "ortho", dtype: np.dtype = np.float32) -> np.ndarray:
+def dct_matrix(
+    n_out: int, n_in: int, *, norm: str | None = "ortho", dtype: np.dtype = np.float32
+) -> np.ndarray:
     """The first `n_out` rows of the DCT-II matrix [shape=(n_out, n_in)], equal to scipy.fft.dct(type=2)."""
     if norm not in ("ortho", None):
         raise ConfigError(f"DCT norm must be 'ortho' or None, got {norm!r}")
@@ -259,14 +265,27 @@ class BandedBank:
 
 
 @functools.lru_cache(maxsize=64)
-def _mel_banded(sr: float, n_fft: int, n_mels: int, fmin: float, fmax: float, htk: bool, norm, dtype) -> BandedBank:
-    return BandedBank(mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax, htk=htk, norm=norm, dtype=dtype))
+def _mel_banded(
+    sr: float, n_fft: int, n_mels: int, fmin: float, fmax: float, htk: bool, norm, dtype
+) -> BandedBank:
+    return BandedBank(
+        mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax, htk=htk, norm=norm, dtype=dtype)
+    )
 
 
 def mel_banded(
-    *, sr: float, n_fft: int, n_mels: int = 128, fmin: float = 0.0, fmax: float | None = None,
-    htk: bool = False, norm: str | float | None = "slaney", dtype: type = np.float32,
+    *,
+    sr: float,
+    n_fft: int,
+    n_mels: int = 128,
+    fmin: float = 0.0,
+    fmax: float | None = None,
+    htk: bool = False,
+    norm: str | float | None = "slaney",
+    dtype: type = np.float32,
 ) -> BandedBank:
     """The `mel` filter bank as a cached `BandedBank` (the fast way to apply it to time-major spectra)."""
     fmax = float(sr) / 2 if fmax is None else float(fmax)
-    return _mel_banded(float(sr), int(n_fft), int(n_mels), float(fmin), fmax, bool(htk), norm, np.dtype(dtype))
+    return _mel_banded(
+        float(sr), int(n_fft), int(n_mels), float(fmin), fmax, bool(htk), norm, np.dtype(dtype)
+    )

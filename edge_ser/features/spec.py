@@ -104,8 +104,12 @@ class FeatureSpec:
     def stft_kwargs(self) -> dict[str, Any]:
         """The STFT arguments in the spelling of `stft`, `melspectrogram`, `mfcc` and `chroma_stft`."""
         return {
-            "n_fft": self.n_fft, "hop_length": self.hop_length, "win_length": self.win_length,
-            "window": self.window, "center": self.center, "pad_mode": self.pad_mode,
+            "n_fft": self.n_fft,
+            "hop_length": self.hop_length,
+            "win_length": self.win_length,
+            "window": self.window,
+            "center": self.center,
+            "pad_mode": self.pad_mode,
         }
 
     def n_frames(self, n_samples: int) -> int:

@@ -50,7 +50,9 @@ def check_audio(y: np.ndarray, *, name: str = "audio") -> np.ndarray:
     if not isinstance(y, np.ndarray):
         raise AudioFormatError(f"{name} must be a numpy array, got {type(y).__name__}")
     if not np.issubdtype(y.dtype, np.floating):
-        raise AudioFormatError(f"{name} must be floating-point, got dtype {y.dtype} (divide integer PCM by its full scale)")
+        raise AudioFormatError(
+            f"{name} must be floating-point, got dtype {y.dtype} (divide integer PCM by its full scale)"
+        )
     if y.ndim == 0 or y.shape[-1] == 0:
         raise AudioFormatError(f"{name} is empty (shape {y.shape})")
     if not np.isfinite(y).all():
@@ -70,7 +72,9 @@ def frame(y: np.ndarray, *, frame_length: int, hop_length: int) -> np.ndarray:
     if y.ndim == 1 and y.flags.c_contiguous:  # the hot path: as_strided has a fraction of the overhead
         n = 1 + (y.shape[0] - frame_length) // hop_length
         step = y.strides[0]
-        return np.lib.stride_tricks.as_strided(y, (n, frame_length), (hop_length * step, step), writeable=False)
+        return np.lib.stride_tricks.as_strided(
+            y, (n, frame_length), (hop_length * step, step), writeable=False
+        )
     return np.lib.stride_tricks.sliding_window_view(y, frame_length, axis=-1)[..., ::hop_length, :]
 
 
@@ -103,12 +107,15 @@ def _stft_frames(
             raise ConfigError(f"pad_mode must be one of {PAD_MODES}, got {pad_mode!r}")
         if n_fft > y.shape[-1]:
             warnings.warn(
-                f"n_fft={n_fft} is too large for input signal of length={y.shape[-1]}", UserWarning, stacklevel=3
+                f"n_fft={n_fft} is too large for input signal of length={y.shape[-1]}",
+                UserWarning,
+                stacklevel=3,
             )
         half = n_fft // 2
         if pad_mode == "constant" and y.ndim == 1:
             # zero-pad straight into float64 so the window product below is a same-type loop
-            padded = _WS.get("padded", (y.shape[0] + 2 * half,), np.float64) if scratch else np.empty(y.shape[0] + 2 * half)
+            n_padded = y.shape[0] + 2 * half
+            padded = _WS.get("padded", (n_padded,), np.float64) if scratch else np.empty(n_padded)
             padded[:half] = 0.0
             padded[half : half + y.shape[0]] = y
             padded[half + y.shape[0] :] = 0.0
@@ -116,7 +123,9 @@ def _stft_frames(
         else:
             y = np.pad(y, [(0, 0)] * (y.ndim - 1) + [(half, half)], mode=pad_mode)
     elif n_fft > y.shape[-1]:
-        raise ConfigError(f"n_fft={n_fft} is too large for uncentered analysis of an input of length={y.shape[-1]}")
+        raise ConfigError(
+            f"n_fft={n_fft} is too large for uncentered analysis of an input of length={y.shape[-1]}"
+        )
     frames = frame(y, frame_length=n_fft, hop_length=hop_length)
     if scratch:
         windowed = _WS.get("frames", frames.shape, np.float64)
@@ -141,7 +150,13 @@ def stft(
     win_length = n_fft if win_length is None else win_length
     hop_length = win_length // 4 if hop_length is None else hop_length
     spec = _stft_frames(
-        y, n_fft=n_fft, hop_length=hop_length, win_length=win_length, window=window, center=center, pad_mode=pad_mode
+        y,
+        n_fft=n_fft,
+        hop_length=hop_length,
+        win_length=win_length,
+        window=window,
+        center=center,
+        pad_mode=pad_mode,
     )
     return np.swapaxes(spec, -1, -2)
 
@@ -164,8 +179,14 @@ def _spectrogram(
     if y is None:
         raise ConfigError("give either y (audio) or S (a spectrogram)")
     spec = _stft_frames(
-        y, n_fft=n_fft, hop_length=hop_length, win_length=win_length, window=window, center=center,
-        pad_mode=pad_mode, scratch=True,
+        y,
+        n_fft=n_fft,
+        hop_length=hop_length,
+        win_length=win_length,
+        window=window,
+        center=center,
+        pad_mode=pad_mode,
+        scratch=True,
     )
     dtype = np.float64 if y.dtype == np.float64 else np.float32
     # S only lives until the caller's filter-bank product, so it can sit in scratch space too
@@ -200,7 +221,9 @@ def power_to_db(
         raise ConfigError(f"amin must be strictly positive, got {amin}")
     S = np.asarray(S)
     if np.iscomplexobj(S):
-        warnings.warn("power_to_db was called on complex input: phase is discarded", UserWarning, stacklevel=2)
+        warnings.warn(
+            "power_to_db was called on complex input: phase is discarded", UserWarning, stacklevel=2
+        )
         S = np.abs(S)
     ref_value = ref(S) if callable(ref) else np.abs(ref)
     log_spec = 10.0 * np.log10(np.maximum(amin, S))
@@ -213,7 +236,11 @@ def power_to_db(
 
 
 def amplitude_to_db(
-    S: np.ndarray, *, ref: float | Callable[[np.ndarray], Any] = 1.0, amin: float = 1e-5, top_db: float | None = 80.0
+    S: np.ndarray,
+    *,
+    ref: float | Callable[[np.ndarray], Any] = 1.0,
+    amin: float = 1e-5,
+    top_db: float | None = 80.0,
 ) -> np.ndarray:
     """20*log10(S/ref) for a magnitude spectrogram, via `power_to_db` of its square."""
     magnitude = np.abs(S)
@@ -241,11 +268,20 @@ def melspectrogram(
 ) -> np.ndarray:
     """Mel spectrogram [shape=(..., n_mels, t)]: mel filter bank applied to |STFT|**power (or to S)."""
     S, n_fft = _spectrogram(
-        y=y, S=S, n_fft=n_fft, hop_length=hop_length, win_length=win_length, window=window,
-        center=center, pad_mode=pad_mode, power=power,
+        y=y,
+        S=S,
+        n_fft=n_fft,
+        hop_length=hop_length,
+        win_length=win_length,
+        window=window,
+        center=center,
+        pad_mode=pad_mode,
+        power=power,
     )
     dtype = np.float64 if S.dtype == np.float64 else np.float32
-    bank = filters.mel_banded(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax, htk=htk, norm=norm, dtype=dtype)
+    bank = filters.mel_banded(
+        sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax, htk=htk, norm=norm, dtype=dtype
+    )
     if S.shape[-2] != bank.n_in:
         raise ConfigError(f"S has {S.shape[-2]} frequency bins but n_fft={n_fft} gives {bank.n_in}")
     return np.ascontiguousarray(np.swapaxes(bank.apply(np.swapaxes(S, -1, -2)), -1, -2))
@@ -321,12 +357,26 @@ def chroma_stft(
     offered, because it depends on the whole clip and cannot be streamed.
     """
     S, n_fft = _spectrogram(
-        y=y, S=S, n_fft=n_fft, hop_length=hop_length, win_length=win_length, window=window,
-        center=center, pad_mode=pad_mode, power=2.0,
+        y=y,
+        S=S,
+        n_fft=n_fft,
+        hop_length=hop_length,
+        win_length=win_length,
+        window=window,
+        center=center,
+        pad_mode=pad_mode,
+        power=2.0,
     )
     dtype = np.float64 if S.dtype == np.float64 else np.float32
     fb = filters.chroma(
-        sr=sr, n_fft=n_fft, n_chroma=n_chroma, tuning=tuning, ctroct=ctroct, octwidth=octwidth, dtype=dtype, base_c=base_c
+        sr=sr,
+        n_fft=n_fft,
+        n_chroma=n_chroma,
+        tuning=tuning,
+        ctroct=ctroct,
+        octwidth=octwidth,
+        dtype=dtype,
+        base_c=base_c,
     )
     raw = np.matmul(fb, S)
     return filters._normalize(raw, norm, axis=-2)

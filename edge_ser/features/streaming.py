@@ -26,7 +26,9 @@ class StreamingFeatures:
     whole clip, which a stream does not have yet; `vector_from_frames` applies it per classified window.
     """
 
-    def __init__(self, spec: FeatureSpec = FeatureSpec(), kind: str = "frames", *, dtype: type = np.float32) -> None:
+    def __init__(
+        self, spec: FeatureSpec = FeatureSpec(), kind: str = "frames", *, dtype: type = np.float32
+    ) -> None:
         if kind not in KINDS:
             raise ConfigError(f"kind must be one of {KINDS}, got {kind!r}")
         if dtype not in (np.float32, np.float64):
@@ -41,8 +43,12 @@ class StreamingFeatures:
     def dim(self) -> int:
         s = self.spec
         return {
-            "power": s.n_fft // 2 + 1, "melspectrogram": s.n_mels, "log_mel": s.n_mels,
-            "mfcc": s.n_mfcc, "chroma": s.n_chroma, "frames": s.n_mels + s.n_chroma,
+            "power": s.n_fft // 2 + 1,
+            "melspectrogram": s.n_mels,
+            "log_mel": s.n_mels,
+            "mfcc": s.n_mfcc,
+            "chroma": s.n_chroma,
+            "frames": s.n_mels + s.n_chroma,
         }[self.kind]
 
     def reset(self) -> None:
@@ -103,10 +109,14 @@ class StreamingFeatures:
         if self.finished:
             raise ConfigError("input_finished() was called: call reset() before feeding a new stream")
         if sample_rate is not None and int(sample_rate) != self.spec.sample_rate:
-            raise ConfigError(f"chunk is at {sample_rate} Hz but the stream expects {self.spec.sample_rate} Hz")
+            raise ConfigError(
+                f"chunk is at {sample_rate} Hz but the stream expects {self.spec.sample_rate} Hz"
+            )
         chunk = np.asarray(chunk)
         if chunk.ndim != 1 or not np.issubdtype(chunk.dtype, np.floating):
-            raise AudioFormatError(f"chunks must be 1-D floating-point arrays, got shape {chunk.shape} dtype {chunk.dtype}")
+            raise AudioFormatError(
+                f"chunks must be 1-D floating-point arrays, got shape {chunk.shape} dtype {chunk.dtype}"
+            )
         if not np.isfinite(chunk).all():
             raise AudioFormatError("chunk has NaN or inf samples")
         chunk = chunk.astype(self.dtype, copy=False)

@@ -32,12 +32,22 @@ class _Banks:
 @functools.lru_cache(maxsize=16)
 def _banks(spec: FeatureSpec, dtype: type) -> _Banks:
     mel = filters.mel_banded(
-        sr=spec.sample_rate, n_fft=spec.n_fft, n_mels=spec.n_mels, fmin=spec.fmin, fmax=spec.fmax,
-        htk=spec.htk, norm=spec.mel_norm, dtype=dtype,
+        sr=spec.sample_rate,
+        n_fft=spec.n_fft,
+        n_mels=spec.n_mels,
+        fmin=spec.fmin,
+        fmax=spec.fmax,
+        htk=spec.htk,
+        norm=spec.mel_norm,
+        dtype=dtype,
     )
-    chroma = filters.chroma(sr=spec.sample_rate, n_fft=spec.n_fft, n_chroma=spec.n_chroma, tuning=spec.tuning, dtype=dtype)
+    chroma = filters.chroma(
+        sr=spec.sample_rate, n_fft=spec.n_fft, n_chroma=spec.n_chroma, tuning=spec.tuning, dtype=dtype
+    )
     # float64 DCT for every dtype: it is tiny, and float32 rounding of c0 on silence would reach 1e-3.
-    dct = filters.dct_matrix(max(spec.n_mfcc, 1), spec.n_mels, norm=spec.dct_norm, dtype=np.float64)[: spec.n_mfcc]
+    dct = filters.dct_matrix(max(spec.n_mfcc, 1), spec.n_mels, norm=spec.dct_norm, dtype=np.float64)[
+        : spec.n_mfcc
+    ]
     if spec.lifter > 0:
         n = np.arange(1, 1 + spec.n_mfcc)
         dct = dct * (1 + (spec.lifter / 2) * np.sin(np.pi * n / spec.lifter))[:, None]
@@ -72,7 +82,9 @@ def vector_from_frames(mel: np.ndarray, chroma: np.ndarray, spec: FeatureSpec) -
     return np.concatenate([mfcc_mean, mel_mean, chroma.mean(axis=0)]).astype(np.float32)
 
 
-def feature_frames(y: np.ndarray, *, sr: int, spec: FeatureSpec = FeatureSpec()) -> tuple[np.ndarray, np.ndarray]:
+def feature_frames(
+    y: np.ndarray, *, sr: int, spec: FeatureSpec = FeatureSpec()
+) -> tuple[np.ndarray, np.ndarray]:
     """Per-frame mel power and chroma of a mono clip `y [n]` sampled at `sr` (must equal spec.sample_rate)."""
     check_audio(y)
     if y.ndim != 1:
