@@ -146,7 +146,7 @@ def cmd_train(args: argparse.Namespace, *, title: str | None = None) -> int:
     from converters.data import SyntheticSpec
     from converters.models import laq_mlp
     from converters.pipeline import confusion, make_split, prepare, write_json
-    from converters.train import TrainConfig, accuracy, predict, train_classifier
+    from converters.train import TrainConfig, accuracy, predict, seed_everything, train_classifier
 
     t_start = time.perf_counter()
     spec = _load_spec(args)
@@ -168,6 +168,7 @@ def cmd_train(args: argparse.Namespace, *, title: str | None = None) -> int:
         f"[2/3] split: {args.split}, train {sz['train']} / val {sz['val']} / test {sz['test']} (seed {args.seed})"
     )
     Xtr, ytr = prep.X[split.train], prep.y[split.train]
+    seed_everything(args.seed)  # before construction: the initial weights come from torch's global RNG
     model = laq_mlp(spec.dim, len(prep.classes))
     import torch
 

@@ -58,3 +58,19 @@ def test_cli_errors_are_one_line(tmp_path: Path, capsys) -> None:
     spec.write_text('{"n_mfccs": 3}')
     assert main(["features", str(bad), "--spec", str(spec)]) == 2
     assert "unknown field" in capsys.readouterr().err
+
+
+def test_same_seed_same_model(tmp_path: Path) -> None:
+    """A run is reproducible: same data, seed and threads give bit-identical weights and accuracy."""
+    import torch
+
+    runs = []
+    for i in range(2):
+        out = tmp_path / f"run{i}"
+        args = ["demo", "--out", str(out), "--cache", str(tmp_path / "cache"), "-q", "--threads", "1", "--epochs", "15"]
+        assert main(args) == 0
+        state = torch.load(out / "model.pt", weights_only=False)["state_dict"]
+        runs.append((json.loads((out / "summary.json").read_text())["test_accuracy"], state))
+    assert runs[0][0] == runs[1][0]
+    for name, tensor in runs[0][1].items():
+        assert torch.equal(tensor, runs[1][1][name]), name
