@@ -11,6 +11,7 @@ from edge_ser.errors import (
     DatasetError,
     EdgeSerError,
     MissingDependencyError,
+    PackedFormatError,
 )
 
 __version__ = "0.1.0"
@@ -22,5 +23,6 @@ __all__ = [
     "DatasetError",
     "EdgeSerError",
     "MissingDependencyError",
+    "PackedFormatError",
     "__version__",
 ]

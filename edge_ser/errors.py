@@ -23,6 +23,10 @@ class BundleError(EdgeSerError):
     """A model bundle is missing a file, fails verification or has an unsupported schema."""
 
 
+class PackedFormatError(BundleError, ValueError):
+    """A packed .esq weights file is damaged, truncated, or not an .esq file at all."""
+
+
 class MissingDependencyError(EdgeSerError, ImportError):
     """An optional package is not installed; the message says which extra installs it."""
 
