@@ -1,0 +1,75 @@
+"""One entry point for every compression recipe the LAQ table compares, by name.
+
+  fp32                  the trained float model
+  ptq-<b>, qat-<b>      every layer at b bits (1..8): rounding only, or QAT at b bits
+  laq-paper             the paper's importance ranking + greedy margin search, then QAT
+  laq-qat               the paper's ranking and margins, candidates scored after a short QAT (then QAT)
+  sensitivity           measured-sensitivity allocation at an average-bits budget, then QAT
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+from torch import nn
+
+from converters.quant import BitPlan, LaqConfig, allocate, freeze, ptq, qat
+from converters.quant.qat import QAT_DEFAULTS
+from converters.train import TrainConfig, accuracy
+from edge_ser.errors import ConfigError
+
+RECIPES = ("fp32", "ptq-<b>", "qat-<b>", "laq-paper", "laq-qat", "sensitivity")
+
+
+@dataclass
+class Compressed:
+    """A compressed model: its plan, the frozen weights and codes, and where the time went."""
+
+    recipe: str
+    plan: BitPlan
+    model: nn.Module
+    codes: dict[str, tuple[np.ndarray, np.ndarray]]
+    seconds: float
+    info: dict = field(default_factory=dict)
+
+    def accuracy(self, X: np.ndarray, y: np.ndarray) -> float:
+        return accuracy(self.model, X, y)
+
+
+def compress(
+    recipe: str,
+    model: nn.Module,
+    X_train: np.ndarray,
+    y_train: np.ndarray,
+    X_val: np.ndarray,
+    y_val: np.ndarray,
+    *,
+    laq: LaqConfig | None = None,
+    qat_config: TrainConfig = QAT_DEFAULTS,
+    seed: int = 0,
+    log=None,
+) -> Compressed:
+    """Apply `recipe` (see module doc) to a trained float model."""
+    t0 = time.perf_counter()
+    qat_config = replace(qat_config, seed=seed)
+    if recipe == "fp32":
+        plan = BitPlan.uniform(model, 32)
+        frozen, codes = freeze(model, plan)
+        return Compressed(recipe, plan, frozen, codes, time.perf_counter() - t0)
+    m = re.fullmatch(r"(ptq|qat)-([1-8])", recipe)
+    if m:
+        plan = BitPlan.uniform(model, int(m.group(2)))
+        if m.group(1) == "ptq":
+            frozen, codes = freeze(model, plan)
+        else:
+            frozen, codes, _ = qat(model, plan, X_train, y_train, X_val, y_val, qat_config)
+        return Compressed(recipe, plan, frozen, codes, time.perf_counter() - t0)
+    if recipe in ("laq-paper", "laq-qat", "sensitivity"):
+        cfg = replace(laq or LaqConfig(), method=recipe)
+        plan = allocate(model, cfg, X_train, y_train, X_val, y_val, log=log)
+        frozen, codes, _ = qat(model, plan, X_train, y_train, X_val, y_val, qat_config)
+        return Compressed(recipe, plan, frozen, codes, time.perf_counter() - t0, {"ptq_model": ptq(model, plan)})
+    raise ConfigError(f"unknown recipe {recipe!r}; choose one of {', '.join(RECIPES)} (b = 1..8)")

@@ -1,0 +1,1 @@
+"""Export: ONNX graphs (float, weight-free, QDQ) and model bundles with packed weights."""

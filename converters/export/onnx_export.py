@@ -1,0 +1,160 @@
+"""ONNX export: the float graph, its weight-free bundle form, its JSON mirror, and a QDQ int8 variant.
+
+- `to_onnx`: torch -> ONNX (opset 17, dynamic batch, input "features", output "logits"), with the
+  standardisation inside the graph, so the device feeds raw feature vectors.
+- `externalize`: the same graph with every initializer's bytes removed and marked as external data in
+  "weights.esq"; a bundle ships this (a few hundred bytes) and the device supplies the tensors unpacked from
+  the packed file (onnxruntime's add_external_initializers).
+- `graph_json`: the node list as JSON with ONNX op and attribute names, for the pure-numpy engine.
+- `qdq`: quantized weights stored as INT4 / INT8 initializers + per-channel DequantizeLinear, as onnxruntime
+  runs it, for users who want one self-contained ONNX file.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+
+import numpy as np
+import torch
+from torch import nn
+
+from edge_ser.errors import ConfigError
+
+OPSET = 17
+INPUT, OUTPUT = "features", "logits"
+
+
+def _onnx():
+    try:
+        import onnx
+    except ImportError as e:  # pragma: no cover - the host extra installs it
+        from edge_ser.errors import MissingDependencyError
+
+        raise MissingDependencyError("onnx", "host", "ONNX export") from e
+    return onnx
+
+
+def to_onnx(model: nn.Module, in_shape: tuple[int, ...]):
+    """Export an eval-mode torch model to an onnx.ModelProto with a dynamic batch axis."""
+    onnx = _onnx()
+    model = model.eval()
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the legacy exporter's deprecation notice; dynamo needs onnxscript
+        torch.onnx.export(
+            model, (torch.zeros((1, *in_shape)),), buf, input_names=[INPUT], output_names=[OUTPUT],
+            dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}}, opset_version=OPSET, dynamo=False,
+        )
+    proto = onnx.load_from_string(buf.getvalue())
+    onnx.checker.check_model(proto)
+    return proto
+
+
+def initializers(proto) -> dict[str, np.ndarray]:
+    """The graph's initializers as numpy arrays, by name."""
+    from onnx import numpy_helper
+
+    return {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer}
+
+
+def externalize(proto, location: str = "weights.esq"):
+    """A copy of the model whose initializers carry no bytes, only an external-data reference to `location`."""
+    onnx = _onnx()
+    out = onnx.ModelProto()
+    out.CopyFrom(proto)
+    for t in out.graph.initializer:
+        nbytes = int(np.prod(t.dims, dtype=np.int64)) * 4
+        if t.data_type != onnx.TensorProto.FLOAT:
+            raise ConfigError(f"initializer {t.name!r} is not float32; bundles carry float graphs")
+        t.ClearField("raw_data")
+        t.ClearField("float_data")
+        t.data_location = onnx.TensorProto.EXTERNAL
+        del t.external_data[:]
+        for k, v in (("location", location), ("offset", "0"), ("length", str(nbytes))):
+            e = t.external_data.add()
+            e.key, e.value = k, v
+    return out
+
+
+def _attr_value(a):
+    from onnx import AttributeProto, helper
+
+    if a.type in (AttributeProto.FLOAT, AttributeProto.INT, AttributeProto.STRING, AttributeProto.FLOATS,
+                  AttributeProto.INTS, AttributeProto.STRINGS):
+        v = helper.get_attribute_value(a)
+        if isinstance(v, bytes):
+            return v.decode()
+        if isinstance(v, list):
+            return [x.decode() if isinstance(x, bytes) else x for x in v]
+        return v
+    raise ConfigError(f"attribute {a.name!r} of type {a.type} cannot be written to the JSON graph")
+
+
+def _shape(vi) -> list[int | None]:
+    return [d.dim_value if d.HasField("dim_value") else None for d in vi.type.tensor_type.shape.dim]
+
+
+def graph_json(proto) -> dict:
+    """The graph as JSON: inputs, outputs, initializer names and nodes (ONNX op and attribute names)."""
+    g = proto.graph
+    inits = {t.name for t in g.initializer}
+    return {
+        "opset": OPSET,
+        "inputs": [{"name": i.name, "shape": _shape(i), "dtype": "float32"} for i in g.input if i.name not in inits],
+        "outputs": [{"name": o.name, "shape": _shape(o), "dtype": "float32"} for o in g.output],
+        "initializers": [t.name for t in g.initializer],
+        "nodes": [
+            {"op": n.op_type, "inputs": list(n.input), "outputs": list(n.output),
+             "attrs": {a.name: _attr_value(a) for a in n.attribute}}
+            for n in g.node
+        ],
+    }
+
+
+def _pack_int4(q: np.ndarray) -> bytes:
+    """ONNX INT4 raw data: two's-complement nibbles, element 2i in the low 4 bits of byte i (ONNX spec)."""
+    nib = (np.asarray(q, dtype=np.int8).ravel() & 0x0F).astype(np.uint8)
+    if nib.size % 2:
+        nib = np.append(nib, np.uint8(0))
+    return (nib[0::2] | (nib[1::2] << 4)).tobytes()
+
+
+def qdq(proto, codes: dict[str, tuple[np.ndarray, np.ndarray]], weight_names: dict[str, str], bits: dict[str, int]):
+    """Replace each quantized float weight W by integer codes + per-channel scales -> DequantizeLinear -> W.
+
+    Layers at <= 4 bits are stored as INT4 (two codes a byte; opset 21, which onnxruntime >= 1.20 runs),
+    the others as INT8. `codes`: layer -> (int8 codes, float32 scales); `weight_names`: layer -> initializer.
+    """
+    onnx = _onnx()
+    from onnx import TensorProto, helper, numpy_helper
+
+    out = onnx.ModelProto()
+    out.CopyFrom(proto)
+    g = out.graph
+    int4 = any(bits[k] <= 4 for k in codes)
+    keep = [t for t in g.initializer if t.name not in {weight_names[k] for k in codes}]
+    new_inits, new_nodes = [], []
+    for layer, (q, sc) in codes.items():
+        w = weight_names[layer]
+        if bits[layer] <= 4:
+            qt = helper.make_tensor(f"{w}_quantized", TensorProto.INT4, q.shape, _pack_int4(q), raw=True)
+            zp = helper.make_tensor(f"{w}_zero_point", TensorProto.INT4, sc.shape, _pack_int4(np.zeros(sc.shape)), raw=True)
+        else:
+            qt = numpy_helper.from_array(q.astype(np.int8), f"{w}_quantized")
+            zp = numpy_helper.from_array(np.zeros(sc.shape, np.int8), f"{w}_zero_point")
+        new_inits += [qt, numpy_helper.from_array(sc.astype(np.float32), f"{w}_scale"), zp]
+        new_nodes.append(helper.make_node("DequantizeLinear", [f"{w}_quantized", f"{w}_scale", f"{w}_zero_point"],
+                                          [w], axis=0, name=f"{w}_dequantize"))
+    del g.initializer[:]
+    g.initializer.extend(keep + new_inits)
+    nodes = list(g.node)
+    del g.node[:]
+    g.node.extend(new_nodes + nodes)
+    if int4:
+        for op in out.opset_import:
+            if op.domain in ("", "ai.onnx"):
+                op.version = max(op.version, 21)
+        out.ir_version = max(out.ir_version, 10)
+    onnx.checker.check_model(out)
+    return out

@@ -1,0 +1,106 @@
+"""Quantization-aware training at a BitPlan, post-training quantization, and freezing to exact codes.
+
+QAT attaches `fake_quant` to each planned layer's weight as a torch parametrization: the optimiser updates
+the latent float weight, the forward pass sees its b-bit grid (straight-through estimator). `freeze` reads
+the codes from the latent weights with the same quantizer, so the exported model is bit-identical to the
+one QAT evaluated.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import replace
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.utils import parametrize
+
+from converters.quant.bitplan import BitPlan, quantizable_layers
+from converters.quant.quantizers import dequantize, fake_quant, quantize
+from converters.train import TrainConfig, TrainResult, train_classifier
+
+
+class FakeQuant(nn.Module):
+    """Parametrization: weight -> its `bits`-bit per-channel grid, with straight-through gradients."""
+
+    def __init__(self, bits: int) -> None:
+        super().__init__()
+        self.bits = bits
+
+    def forward(self, w: torch.Tensor) -> torch.Tensor:
+        return fake_quant(w, self.bits)
+
+
+def attach(model: nn.Module, plan: BitPlan) -> nn.Module:
+    """Put fake quantization on every planned layer with bits < 32 (in place); returns the model."""
+    layers = quantizable_layers(model)
+    for name, bits in plan.bits.items():
+        if bits == 32:
+            continue
+        m = layers[name]
+        if parametrize.is_parametrized(m, "weight"):
+            parametrize.remove_parametrizations(m, "weight", leave_parametrized=False)
+        parametrize.register_parametrization(m, "weight", FakeQuant(bits))
+    return model
+
+
+def latent_weight(m: nn.Module) -> torch.Tensor:
+    """The float weight QAT trains (the parametrization's original), or the plain weight."""
+    if parametrize.is_parametrized(m, "weight"):
+        return m.parametrizations.weight.original
+    return m.weight
+
+
+def freeze(model: nn.Module, plan: BitPlan) -> tuple[nn.Module, dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """A plain copy of `model` whose planned weights are exactly dequantize(codes, scales), and those codes.
+
+    Returns (model, {layer name: (int8 codes, float32 scales)}) for layers with bits < 32.
+    """
+    src = quantizable_layers(model)
+    codes: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    grid: dict[str, torch.Tensor] = {}
+    for name, bits in plan.bits.items():
+        w = latent_weight(src[name]).detach()
+        if bits == 32:
+            grid[name] = w.clone()
+            continue
+        q, s = quantize(w, bits)
+        codes[name] = (q.numpy(), s.numpy())
+        grid[name] = dequantize(q, s)
+    out = copy.deepcopy(model)
+    for m in quantizable_layers(out).values():
+        if parametrize.is_parametrized(m, "weight"):
+            parametrize.remove_parametrizations(m, "weight", leave_parametrized=False)
+    for name, m in quantizable_layers(out).items():
+        if name in grid:
+            with torch.no_grad():
+                m.weight.copy_(grid[name])
+    out.eval()
+    return out, codes
+
+
+def ptq(model: nn.Module, plan: BitPlan) -> nn.Module:
+    """Post-training quantization: a copy of a float model with its weights rounded to the plan's grids."""
+    return freeze(model, plan)[0]
+
+
+QAT_DEFAULTS = TrainConfig(epochs=120, lr=5e-4, weight_decay=0.0, patience=25)
+
+
+def qat(
+    model: nn.Module,
+    plan: BitPlan,
+    X_train: np.ndarray,
+    y_train: np.ndarray,
+    X_val: np.ndarray,
+    y_val: np.ndarray,
+    config: TrainConfig = QAT_DEFAULTS,
+    *,
+    progress: bool = False,
+) -> tuple[nn.Module, dict[str, tuple[np.ndarray, np.ndarray]], TrainResult]:
+    """Fine-tune a copy of a trained float model at `plan` (STE), keep the best validation epoch, freeze it."""
+    work = attach(copy.deepcopy(model), plan)
+    result = train_classifier(work, X_train, y_train, X_val, y_val, config, progress=progress)
+    frozen, codes = freeze(result.model, plan)
+    return frozen, codes, replace(result, model=frozen)

@@ -1,0 +1,62 @@
+"""Weight quantizers, the one implementation shared by post-training quantization, QAT and the packed format.
+
+Symmetric per-output-channel (axis 0), matching the `.esq` format exactly (docs/packed-format.md):
+- b = 2..8 bits: scale s_c = max|w_c| / qmax with qmax = 2**(b-1) - 1; code q = clamp(round(w / s_c), +-qmax).
+  Symmetric and zero-exact; the two's-complement value -2**(b-1) is never used (so 2 bits = {-1, 0, +1}).
+- b = 1 bit: the paper's binarisation, q = sign(w) (0 -> +1) and s_c = mean|w_c|.
+The dequantized weight is float32(q) * s_c, computed in float32, so torch, numpy and onnxruntime agree bit for bit.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from edge_ser.errors import ConfigError
+
+# A channel of exact zeros gets this scale instead of 0 (a zero scale is not a valid .esq value).
+MIN_SCALE = 1e-12
+
+
+def check_bits(bits: int) -> int:
+    """Weight bit widths this project quantizes to: 1..8 (32 means "leave in float")."""
+    if bits == 32:
+        return bits
+    if not isinstance(bits, int) or not 1 <= bits <= 8:
+        raise ConfigError(f"bits must be an integer in 1..8 (or 32 for float), got {bits!r}")
+    return bits
+
+
+def quantize(w: torch.Tensor, bits: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Integer codes (int8, shape of w) and per-output-channel scales (float32 [w.shape[0]]) of a weight."""
+    check_bits(bits)
+    if bits == 32:
+        raise ConfigError("bits=32 means float: there is nothing to quantize")
+    flat = w.detach().float().reshape(w.shape[0], -1)
+    if bits == 1:
+        scales = flat.abs().mean(dim=1).clamp_min(MIN_SCALE)
+        codes = torch.where(flat >= 0, 1, -1)
+    else:
+        qmax = 2 ** (bits - 1) - 1
+        scales = (flat.abs().amax(dim=1) / qmax).clamp_min(MIN_SCALE)
+        codes = torch.clamp(torch.round(flat / scales[:, None]), -qmax, qmax)
+    return codes.to(torch.int8).reshape(w.shape), scales.to(torch.float32)
+
+
+def dequantize(codes: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
+    """float32(codes) * scales, broadcast over axis 0: the exact weights the device reconstructs."""
+    shape = (-1,) + (1,) * (codes.dim() - 1)
+    return codes.to(torch.float32) * scales.reshape(shape)
+
+
+def fake_quant(w: torch.Tensor, bits: int) -> torch.Tensor:
+    """Quantize-dequantize with a straight-through estimator: forward sees the grid, backward passes through."""
+    if bits == 32:
+        return w
+    codes, scales = quantize(w, bits)
+    return w + (dequantize(codes, scales).to(w.dtype) - w).detach()
+
+
+def quant_error(w: torch.Tensor, bits: int) -> float:
+    """Relative L2 error ||w - Q(w)|| / ||w|| of quantizing `w` to `bits`."""
+    q = dequantize(*quantize(w, bits))
+    return float((w.detach().float() - q).norm() / w.detach().float().norm().clamp_min(1e-30))

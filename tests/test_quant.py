@@ -1,0 +1,122 @@
+"""Quantizers, BitPlan and the LAQ metrics, on small hand-computed tensors."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="quantization is host-side (torch)")
+
+from converters.models import laq_mlp  # noqa: E402
+from converters.quant import BitPlan, LaqWeights, entropy_bits, fake_quant, freeze, layer_metrics, quantize  # noqa: E402
+from converters.quant.laq import greedy_margin_search, sensitivity_allocation  # noqa: E402
+from converters.quant.quantizers import dequantize  # noqa: E402
+from edge_ser.errors import ConfigError  # noqa: E402
+
+
+def test_two_bit_is_ternary_with_max_scale() -> None:
+    w = torch.tensor([[0.6, -1.0, 0.2, 0.9], [0.1, 0.05, -0.2, 0.0]])
+    q, s = quantize(w, 2)
+    assert q.dtype == torch.int8
+    assert q.tolist() == [[1, -1, 0, 1], [0, 0, -1, 0]]  # qmax = 1, s = max|w|
+    np.testing.assert_allclose(s.numpy(), [1.0, 0.2], rtol=1e-7)
+
+
+def test_four_and_eight_bit_codes_and_error() -> None:
+    w = torch.tensor([[0.7, -0.35, 0.1, 0.0]])
+    q, s = quantize(w, 4)  # qmax 7, s = 0.1
+    assert q.tolist() == [[7, -4, 1, 0]] and abs(float(s[0]) - 0.1) < 1e-7  # -3.5 rounds to even (-4)
+    g = torch.randn(64, 32, generator=torch.Generator().manual_seed(0))
+    errs = [float((g - dequantize(*quantize(g, b))).norm() / g.norm()) for b in (2, 4, 8)]
+    assert errs[0] > errs[1] > errs[2] and errs[2] < 0.01
+    q8, _ = quantize(g, 8)
+    assert q8.abs().max() == 127 and q8.min() >= -127  # -128 is never used (symmetric)
+
+
+def test_one_bit_is_sign_times_mean_abs() -> None:
+    w = torch.tensor([[0.5, -1.0, 0.0, -0.3], [2.0, 2.0, -2.0, 2.0]])
+    q, s = quantize(w, 1)
+    assert q.tolist() == [[1, -1, 1, -1], [1, 1, -1, 1]]  # sign(0) -> +1
+    np.testing.assert_allclose(s.numpy(), [0.45, 2.0], rtol=1e-7)
+
+
+def test_zero_channel_gets_a_positive_scale_and_bad_bits_are_refused() -> None:
+    q, s = quantize(torch.zeros(2, 3), 3)
+    assert (s > 0).all() and (q == 0).all()
+    for bits in (0, 9, 2.5):
+        with pytest.raises(ConfigError):
+            quantize(torch.ones(1, 1), bits)
+
+
+def test_fake_quant_is_straight_through() -> None:
+    w = torch.randn(8, 5, requires_grad=True)
+    y = fake_quant(w, 2)
+    assert torch.equal(y.detach(), dequantize(*quantize(w, 2)))
+    y.sum().backward()
+    assert torch.equal(w.grad, torch.ones_like(w))
+
+
+def test_entropy_and_metrics_by_hand() -> None:
+    w1 = np.array([[1.0, -1.0], [1.0, -1.0]])  # 4 params, var 1, two equal bins: 1 bit
+    w2 = np.array([[0.0] * 4, [0.0, 0.0, 0.0, 4.0]])  # 8 params, var 1.75, bins 7/8 and 1/8
+    assert entropy_bits(w1, bins=2) == pytest.approx(1.0)
+    h2 = -(7 / 8 * math.log2(7 / 8) + 1 / 8 * math.log2(1 / 8))
+    assert entropy_bits(w2, bins=2) == pytest.approx(h2)  # 0.5436 bits
+    assert entropy_bits(np.full(5, 3.0)) == 0.0
+    m = layer_metrics({"a": w1, "b": w2}, LaqWeights(), bins=2)
+    assert m["a"]["NP"] == pytest.approx(1 / 3) and m["b"]["NP"] == pytest.approx(2 / 3)
+    assert m["a"]["NE"] == pytest.approx(1 / 32) and m["b"]["NE"] == pytest.approx(h2 / 32)
+    assert m["a"]["NV"] == pytest.approx(math.log(math.e - 1 + 1 / 1.75)) and m["b"]["NV"] == pytest.approx(1.0)
+    imp_a = 0.11 * (1 / 3) + 0.01 * (1 - 1 / 32) + 0.88 * math.log(math.e - 1 + 1 / 1.75)
+    imp_b = 0.11 * (2 / 3) + 0.01 * (1 - h2 / 32) + 0.88
+    assert m["a"]["importance"] == pytest.approx(imp_a) == pytest.approx(0.775368, abs=1e-6)
+    assert m["b"]["importance"] == pytest.approx(imp_b) == pytest.approx(0.963163, abs=1e-6)
+
+
+def test_greedy_margin_search_follows_the_paper() -> None:
+    """First layer's margin is T; the next is T * Imp/Imp_prev; first b within the margin wins."""
+    plan = BitPlan({"a": 32, "b": 32}, {"a": 100, "b": 300})
+    drops = {("b", 1): 0.10, ("b", 2): 0.03, ("b", 3): 0.01, ("a", 1): 0.04, ("a", 2): 0.02}
+
+    def score(p: BitPlan) -> float:
+        changed = [(n, b) for n, b in p.bits.items() if b != 32]
+        return 0.8 - max(drops.get(c, 0.0) for c in changed)
+
+    imp = {"a": 0.5, "b": 1.0}
+    out, trace = greedy_margin_search(plan, ["b", "a"], imp, score, 0.8, 0.04)
+    # b: margin 0.04 -> 1 bit drops 0.10, 2 bits drops 0.03 <= 0.04 -> 2 bits
+    # a: margin 0.04 * 0.5 / 1.0 = 0.02; with b at 2 bits the drop is max(0.03, a's) -> never <= 0.02 -> 8 bits
+    assert out.bits == {"b": 2, "a": 8}
+    assert trace[0]["margin"] == pytest.approx(0.04) and trace[2]["margin"] == pytest.approx(0.02)
+    assert out.average_bits == pytest.approx((300 * 2 + 100 * 8) / 400)
+
+
+def test_sensitivity_allocation_meets_the_budget() -> None:
+    plan = BitPlan({"big": 32, "small": 32}, {"big": 900, "small": 100})
+    # the small layer hurts 10x more per bit lost
+    loss = lambda p: sum((8 - b) * (0.01 if n == "big" else 0.1) for n, b in p.bits.items())  # noqa: E731
+    out, _ = sensitivity_allocation(plan, loss, budget=2.0)
+    assert out.average_bits <= 2.0 and out.bits["big"] < out.bits["small"]
+
+
+def test_bitplan_json_and_freeze_is_exact(tmp_path) -> None:
+    model = laq_mlp(180, 7)
+    plan = BitPlan({"features.0": 1, "features.3": 2, "features.6": 4, "classifier": 8},
+                   {n: m.weight.numel() for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)},
+                   method="manual")
+    assert plan.average_bits == pytest.approx((92160 * 1 + 65536 * 2 + 8192 * 4 + 448 * 8) / 166336)
+    again = BitPlan.load(plan.save(tmp_path / "plan.json"))
+    assert again.bits == plan.bits and again.average_bits == plan.average_bits
+    frozen, codes = freeze(model, plan)
+    for name, m in frozen.named_modules():
+        if name in codes:
+            q, s = codes[name]
+            assert np.array_equal(m.weight.detach().numpy(), q.astype(np.float32) * s[:, None])
+            qmax = 1 if plan.bits[name] == 1 else 2 ** (plan.bits[name] - 1) - 1
+            assert np.abs(q).max() <= qmax
+    with pytest.raises(ConfigError):
+        BitPlan({"a": 9}, {"a": 1})
+    with pytest.raises(ConfigError):
+        BitPlan.from_dict({"bits": {"a": 2}})
