@@ -5,6 +5,8 @@
   laq-paper             the paper's importance ranking + greedy margin search, then QAT
   laq-qat               the paper's ranking and margins, candidates scored after a short QAT (then QAT)
   sensitivity           measured-sensitivity allocation at an average-bits budget, then QAT
+A LAQ recipe may carry its knob after "@": "sensitivity@1.5" (budget 1.5 bits), "laq-paper@0.03"
+(T_margin 0.03), so a sweep over it traces accuracy against average bits (a Pareto curve).
 """
 
 from __future__ import annotations
@@ -67,8 +69,15 @@ def compress(
         else:
             frozen, codes, _ = qat(model, plan, X_train, y_train, X_val, y_val, qat_config)
         return Compressed(recipe, plan, frozen, codes, time.perf_counter() - t0)
-    if recipe in ("laq-paper", "laq-qat", "sensitivity"):
-        cfg = replace(laq or LaqConfig(), method=recipe)
+    base, _, knob = recipe.partition("@")
+    if base in ("laq-paper", "laq-qat", "sensitivity"):
+        cfg = replace(laq or LaqConfig(), method=base)
+        if knob:
+            try:
+                value = float(knob)
+            except ValueError:
+                raise ConfigError(f"recipe {recipe!r}: the value after '@' must be a number") from None
+            cfg = replace(cfg, budget=value) if base == "sensitivity" else replace(cfg, t_margin=value)
         plan = allocate(model, cfg, X_train, y_train, X_val, y_val, log=log)
         frozen, codes, _ = qat(model, plan, X_train, y_train, X_val, y_val, qat_config)
         return Compressed(recipe, plan, frozen, codes, time.perf_counter() - t0, {"ptq_model": ptq(model, plan)})

@@ -139,107 +139,76 @@ def _need_torch() -> None:
         raise MissingDependencyError("torch", "host", "training") from e
 
 
-def cmd_train(args: argparse.Namespace, *, title: str | None = None) -> int:
+def cmd_train(args: argparse.Namespace) -> int:
     _need_torch()
-    import numpy as np
+    from converters.commands import cmd_train as run
 
-    from converters.data import SyntheticSpec
-    from converters.models import laq_mlp
-    from converters.pipeline import confusion, make_split, prepare, write_json
-    from converters.train import TrainConfig, accuracy, predict, seed_everything, train_classifier
+    return run(args, _load_spec(args))
 
-    t_start = time.perf_counter()
-    spec = _load_spec(args)
-    say = (lambda *a: None) if args.quiet else print
-    if title:
-        say(title)
-    synth = SyntheticSpec(seed=args.seed) if args.data == "synthetic" else None
-    prep = prepare(
-        args.data, args.root, spec=spec, cache=_cache(args), synthetic=synth, progress=not args.quiet
-    )
-    say(
-        f"[1/3] data: {prep.name}, {len(prep.records)} clips, {len(prep.classes)} classes "
-        f"({', '.join(prep.classes)}); features {prep.X.shape} in {prep.stats.seconds:.2f} s "
-        f"(cache: {prep.stats.hits} hits, {prep.stats.misses} computed)"
-    )
-    split = make_split(prep, args.split, seed=args.seed, fold=args.fold)
-    sz = split.sizes()
-    say(
-        f"[2/3] split: {args.split}, train {sz['train']} / val {sz['val']} / test {sz['test']} (seed {args.seed})"
-    )
-    Xtr, ytr = prep.X[split.train], prep.y[split.train]
-    seed_everything(args.seed)  # before construction: the initial weights come from torch's global RNG
-    model = laq_mlp(spec.dim, len(prep.classes))
-    import torch
 
-    model.set_normalization(torch.as_tensor(Xtr.mean(0)), torch.as_tensor(Xtr.std(0)))
-    cfg = TrainConfig(epochs=args.epochs, seed=args.seed, patience=args.patience, threads=args.threads)
-    res = train_classifier(
-        model, Xtr, ytr, prep.X[split.val], prep.y[split.val], cfg, progress=not args.quiet
-    )
-    test_acc = accuracy(res.model, prep.X[split.test], prep.y[split.test])
-    pred = predict(res.model, prep.X[split.test]).argmax(1)
-    cm = confusion(prep.y[split.test], pred, len(prep.classes))
-    chance = float(np.bincount(prep.y).max() / len(prep.y))
-    say(
-        f"[3/3] laq_mlp ({sum(p.numel() for p in res.model.parameters()):,} params): best epoch {res.best_epoch} "
-        f"of {res.epochs_run}, {res.seconds:.1f} s; val acc {res.best_val_acc:.3f}"
-    )
-    say("")
-    say(f"test accuracy: {test_acc:.3f}  (n={sz['test']}, majority-class baseline {chance:.3f})")
-    width = max(len(c) for c in prep.classes)
-    say("confusion (rows true, columns predicted): " + " ".join(c[:4] for c in prep.classes))
-    for c, row in zip(prep.classes, cm):
-        say(f"  {c:>{width}} " + " ".join(f"{v:4d}" for v in row))
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    torch.save(
-        {
-            "state_dict": res.model.state_dict(),
-            "classes": list(prep.classes),
-            "feature_spec": spec.to_dict(),
-            "model": "laq_mlp",
-        },
-        out / "model.pt",
-    )
-    summary = {
-        "data": prep.name,
-        "n_clips": len(prep.records),
-        "classes": list(prep.classes),
-        "split": args.split,
-        "split_sizes": sz,
-        "seed": args.seed,
-        "test_accuracy": test_acc,
-        "val_accuracy": res.best_val_acc,
-        "majority_baseline": chance,
-        "confusion": cm.tolist(),
-        "best_epoch": res.best_epoch,
-        "epochs_run": res.epochs_run,
-        "train_seconds": res.seconds,
-        "feature_seconds": prep.stats.seconds,
-        "cache_hits": prep.stats.hits,
-        "cache_misses": prep.stats.misses,
-        "feature_spec": spec.to_dict(),
-        "train_config": cfg.to_dict(),
-        "total_seconds": time.perf_counter() - t_start,
-    }
-    write_json(out / "summary.json", summary)
-    write_json(out / "split.json", split.to_dict())
-    say(
-        f"\nwrote {out / 'model.pt'}, {out / 'summary.json'} and {out / 'split.json'} "
-        f"({time.perf_counter() - t_start:.1f} s in all)"
-    )
+def cmd_laq(args: argparse.Namespace) -> int:
+    _need_torch()
+    from converters.commands import cmd_laq as run
+
+    run(args, _load_spec(args))
     return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    return cmd_train(
+    _need_torch()
+    from converters.commands import cmd_laq as run
+    from converters.pipeline import load_records
+
+    summary = run(
         args,
-        title=(
-            "edge-ser demo: the main job on built-in data. Today: synthetic speech -> 180-d features "
-            "(cached) -> laq_mlp -> accuracy.\n(LAQ, QAT, export, bundle and roofline steps join as they land.)"
-        ),
+        _load_spec(args),
+        title="edge-ser demo, the main job on built-in data: synthetic speech -> 180-d features (cached) -> "
+        "laq_mlp -> LAQ bits -> QAT -> ONNX + packed bundle -> device engines.\n"
+        "(The live pipeline and the roofline report join as they land.)",
     )
+    _, records = load_records(args.data, args.root, cache_dir=args.cache)
+    sample = records[len(records) // 2]
+    print(f"\ndevice run on a sample clip ({sample.source.name}, true label: {sample.label}):")
+    predict = argparse.Namespace(bundle=Path(summary["bundle"]), files=[sample.source], engine=None, threads=None, top=3)
+    for engine in ("onnxruntime", "numpy"):
+        predict.engine = engine
+        cmd_predict(predict)
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from edge_ser.bundle import load_bundle
+    from edge_ser.engines import available_engines
+
+    bundle = load_bundle(args.bundle)
+    print(bundle.describe())
+    print("engines on this machine:")
+    for name, hint in available_engines().items():
+        print(f"  {name:12s} " + ("available" if hint is None else f"missing: {hint}"))
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from edge_ser.bundle import load_bundle
+    from edge_ser.engines import load_engine
+    from edge_ser.features import file_vector
+
+    bundle = load_bundle(args.bundle)
+    engine = load_engine(bundle, args.engine, threads=args.threads)
+    files = _audio_files(args.files)
+    X = np.stack([file_vector(f, bundle.feature_spec) for f in files]).astype(np.float32)
+    t0 = time.perf_counter()
+    logits = engine.predict(X)
+    ms = (time.perf_counter() - t0) * 1e3
+    p = np.exp(logits - logits.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    for f, row in zip(files, p):
+        top = np.argsort(-row)[: args.top]
+        print(f"  {f.name}: " + ", ".join(f"{bundle.labels[i]} {row[i]:.2f}" for i in top))
+    print(f"  ({engine.name}: {len(files)} clip(s) in {ms:.2f} ms)")
+    return 0
 
 
 def _add_train_args(p: argparse.ArgumentParser, *, data_default: str | None, out_default: str) -> None:
@@ -267,6 +236,23 @@ def _add_train_args(p: argparse.ArgumentParser, *, data_default: str | None, out
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars or tables")
     _add_spec(p)
     _add_cache(p)
+
+
+def _add_laq_args(p: argparse.ArgumentParser, *, recipe: str) -> None:
+    p.add_argument(
+        "--recipe",
+        default=recipe,
+        help="laq-paper (the paper's LAQ), laq-qat (QAT inside the search), sensitivity (measured, at "
+        f"--budget), qat-<b> / ptq-<b> (uniform b bits), fp32 (default {recipe})",
+    )
+    p.add_argument(
+        "--t-margin",
+        type=float,
+        default=0.05,
+        help="LAQ T_margin: accuracy drop the top-ranked layer may cost (default 0.05 = 5 points)",
+    )
+    p.add_argument("--budget", type=float, default=1.75, help="average-bits budget of 'sensitivity' (default 1.75)")
+    p.add_argument("--tar", action="store_true", help="write the bundle as one .tar instead of a folder")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -324,12 +310,45 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser(
+        "laq",
+        help="[host] train, allocate bits (LAQ), QAT and export a device bundle",
+        description="Features -> split -> float laq_mlp -> bit allocation -> QAT -> ONNX graph + packed .esq "
+        "weights in a bundle, checked on the device engines.",
+    )
+    _add_train_args(p, data_default=None, out_default="out/laq")
+    _add_laq_args(p, recipe="laq-paper")
+    p.set_defaults(func=cmd_laq)
+
+    p = sub.add_parser(
         "demo",
         help="[host] the main job end to end on built-in synthetic data",
-        description="Run the main job on the built-in synthetic data set (or --data).",
+        description="The main job on the built-in synthetic data set (or --data): train, LAQ, QAT, export a "
+        "bundle, run it on the device engines.",
     )
     _add_train_args(p, data_default="synthetic", out_default="out/demo")
+    _add_laq_args(p, recipe="sensitivity")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser(
+        "info",
+        help="what a bundle holds and which engines this machine can run",
+        description="Verify a bundle and describe it: labels, features, bits, layers, accuracy.",
+    )
+    p.add_argument("bundle", type=Path, help="bundle folder or .tar")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser(
+        "predict",
+        help="classify audio files with a bundle",
+        description="Features of each file (with the bundle's FeatureSpec) -> the bundle on an engine.",
+    )
+    p.add_argument("bundle", type=Path, help="bundle folder or .tar")
+    p.add_argument("files", nargs="+", type=Path, help="audio files or folders")
+    p.add_argument("--engine", default="auto", help="auto (default), onnxruntime or numpy")
+    p.add_argument("--threads", type=int, default=None, help="inference threads (default: the engine's choice)")
+    p.add_argument("--top", type=int, default=3, help="labels to show per file (default 3)")
+    p.set_defaults(func=cmd_predict)
+
     return parser
 
 

@@ -105,6 +105,17 @@ def _frozen(a: np.ndarray) -> np.ndarray:
     return a
 
 
+
+_SCALE_RULE = "scales must be finite, > 0, and small enough that scale * max|code| is a finite float32"
+
+
+def _bad_scales(scales: np.ndarray, bits: int) -> np.ndarray:
+    """Mask of scales that are not finite, not positive, or would dequantize a code to inf."""
+    qmax = 1 if bits == 1 else 2 ** (bits - 1) - 1
+    limit = np.float32(np.finfo(np.float32).max) / np.float32(qmax)
+    with np.errstate(invalid="ignore"):
+        return ~(np.isfinite(scales) & (scales > 0) & (scales <= limit))
+
 @dataclass(frozen=True)
 class Tensor:
     """One named tensor of a `.esq` file: integer codes + per-channel scales (bits 1..8) or raw float values.
@@ -161,12 +172,10 @@ class Tensor:
             )
             raise ConfigError(f"{who}: scales must be a float32 array of shape ({shape[0]},), got {got}")
         _check_code_values(who, codes, bits, ConfigError)
-        bad = ~(np.isfinite(scales) & (scales > 0))
+        bad = _bad_scales(scales, bits)
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
-            raise ConfigError(
-                f"{who}: scale of output channel {i} is {float(scales[i])}; scales must be finite and > 0"
-            )
+            raise ConfigError(f"{who}: scale of output channel {i} is {float(scales[i])}; {_SCALE_RULE}")
         object.__setattr__(self, "codes", _frozen(codes))
         object.__setattr__(self, "scales", _frozen(scales))
 
@@ -745,12 +754,10 @@ class _Reader:
             v.setflags(write=False)
             return self._build(e, values=v)
         s = np.frombuffer(self.mv, dtype="<f4", count=e.shape[0], offset=e.scales_at).astype(np.float32)
-        bad = ~(np.isfinite(s) & (s > 0))
+        bad = _bad_scales(s, e.bits)
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
-            raise self.fail(
-                f"{who}: scale of output channel {i} is {float(s[i])}; scales must be finite and > 0"
-            )
+            raise self.fail(f"{who}: scale of output channel {i} is {float(s[i])}; {_SCALE_RULE}")
         used = (size * e.bits) % 8
         if used and self.mv[e.payload_at + e.payload_len - 1] >> used:
             raise self.fail(f"{who}: padding bits after the last code are not zero")

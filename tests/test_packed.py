@@ -371,7 +371,10 @@ def test_writer_rejects_bad_tensors_and_arguments(tmp_path: Path) -> None:
     ok = np.array([[1, 0], [0, -1]])
     cases = [
         (lambda: Tensor.quantized("w", ok, np.ones(3), 2), "3 scales for 2 output channels"),
-        (lambda: Tensor.quantized("w", ok, np.array([1.0, 0.0]), 2), "channel 1 .* finite and > 0"),
+        (lambda: Tensor.quantized("w", ok, np.array([1.0, 0.0]), 2), "channel 1 .* finite, > 0"),
+        # finite, but 2-bit codes (qmax 1) are fine while 8-bit codes x 3e38 would overflow to inf
+        (lambda: Tensor.quantized("w", np.full((2, 3), 100, np.int8), np.array([1.0, 3e38], np.float32), 8),
+         "channel 1 .* scale \\* max\\|code\\|"),
         (lambda: Tensor.quantized("w", ok, np.array([-1.0, 1.0]), 2), "channel 0"),
         (lambda: Tensor.quantized("w", ok, np.array([np.nan, 1.0]), 2), "channel 0"),
         (lambda: Tensor.quantized("w", ok, np.array([1e-50, 1.0]), 2), "channel 0"),  # 0 in float32
@@ -468,7 +471,7 @@ def test_reader_errors_name_the_source_and_the_problem(tmp_path: Path) -> None:
         (mutate(good, w_payload, b"\x4c", fix=False), "content digest mismatch"),
         (mutate(good, w_scales, struct.pack("<f", 0.0)), "tensor 'w': scale of output channel 0 is 0.0"),
         (mutate(good, w_scales + 4, struct.pack("<f", float("nan"))), "channel 1 is nan"),
-        (mutate(good, w_scales, struct.pack("<f", -0.5)), "finite and > 0"),
+        (mutate(good, w_scales, struct.pack("<f", -0.5)), "finite, > 0"),
         (mutate(good, w_payload, b"\x4e"), "code -2 at flat index 0 is outside -1..1 for 2-bit"),
         (
             mutate(good, b_payload, struct.pack("<f", float("inf"))),

@@ -12,23 +12,38 @@ pytest.importorskip("torch", reason="training needs the host extra (torch)")
 from edge_ser.cli import main  # noqa: E402
 
 
-def test_demo_learns_synthetic_data(tmp_path: Path, capsys) -> None:
+def test_demo_runs_the_pipeline_and_leaves_a_bundle(tmp_path: Path, capsys) -> None:
+    """The main job: train -> LAQ -> QAT -> bundle -> both device engines agree with torch."""
     out = tmp_path / "demo"
     rc = main(["demo", "--out", str(out), "--cache", str(tmp_path / "cache"), "--quiet", "--threads", "1"])
     assert rc == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["n_clips"] == 210 and len(summary["classes"]) == 7
-    # 7 balanced classes: chance is 1/7 = 0.143. A model that learned the data is far above it.
-    assert summary["test_accuracy"] >= 0.4, summary["test_accuracy"]
-    assert summary["val_accuracy"] >= 0.4
-    assert (out / "model.pt").stat().st_size > 100_000
-    split = json.loads((out / "split.json").read_text())
-    assert len(split["train"]) + len(split["val"]) + len(split["test"]) == 210
+    # 7 balanced classes: chance is 1/7 = 0.143; the quantized model must still have learned the data
+    assert summary["float_test_accuracy"] >= 0.4 and summary["qat_test_accuracy"] >= 0.4, summary
+    assert summary["plan"]["average_bits"] <= 2.0
+    for engine in ("onnxruntime", "numpy"):
+        check = summary["engine_checks"][engine]
+        assert check["same_class"] == 1.0 and check["max_rel_diff"] < 1e-4, (engine, check)
+    assert (out / "bundle" / "manifest.json").is_file() and (out / "bitplan.json").is_file()
+    printed = capsys.readouterr().out
+    assert "device run on a sample clip" in printed and "(numpy: 1 clip(s)" in printed
+    assert main(["info", str(out / "bundle")]) == 0
+    assert "onnxruntime" in capsys.readouterr().out
     # second run: every feature comes from the cache
     rc = main(["demo", "--out", str(out), "--cache", str(tmp_path / "cache"), "--quiet", "--epochs", "2"])
     assert rc == 0
     again = json.loads((out / "summary.json").read_text())
     assert (again["cache_hits"], again["cache_misses"]) == (210, 0)
+
+
+def test_train_command(tmp_path: Path) -> None:
+    out = tmp_path / "train"
+    assert main(["train", "--data", "synthetic", "--out", str(out), "--cache", str(tmp_path / "c"), "-q"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["test_accuracy"] >= 0.4 and (out / "model.pt").stat().st_size > 100_000
+    split = json.loads((out / "split.json").read_text())
+    assert len(split["train"]) + len(split["val"]) + len(split["test"]) == 210
 
 
 def test_features_and_data_commands(tmp_path: Path, capsys) -> None:
@@ -67,7 +82,8 @@ def test_same_seed_same_model(tmp_path: Path) -> None:
     runs = []
     for i in range(2):
         out = tmp_path / f"run{i}"
-        args = ["demo", "--out", str(out), "--cache", str(tmp_path / "cache"), "-q", "--threads", "1", "--epochs", "15"]
+        args = ["train", "--data", "synthetic", "--out", str(out), "--cache", str(tmp_path / "cache"), "-q",
+                "--threads", "1", "--epochs", "15"]
         assert main(args) == 0
         state = torch.load(out / "model.pt", weights_only=False)["state_dict"]
         runs.append((json.loads((out / "summary.json").read_text())["test_accuracy"], state))

@@ -1,0 +1,101 @@
+"""Building a model bundle on the host: weight-free ONNX graph + packed weights + manifest.
+
+The manifest carries everything the device needs (labels, FeatureSpec, normalisation, BitPlan, per-layer
+params/bits/bytes/FLOPs, the accuracy and the split it was measured on); `edge_ser.bundle` verifies and loads it.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from torch import nn
+
+import edge_ser
+from converters.export.onnx_export import externalize, graph_json, initializers, to_onnx
+from converters.quant.bitplan import BitPlan, quantizable_layers
+from edge_ser.bundle import MANIFEST_SCHEMA_VERSION, write_bundle
+from edge_ser.errors import ConfigError
+from edge_ser.features import FeatureSpec
+from edge_ser.packed import Tensor, write_esq
+
+
+def layer_table(model: nn.Module, plan: BitPlan) -> list[dict[str, Any]]:
+    """Per quantizable layer: params (weight + bias), bits, stored bytes (codes + scales + bias), FLOPs.
+
+    FLOPs follow the AV seed's convention: a dense layer costs 2 * in * out + out (bias add) per sample.
+    """
+    rows = []
+    for name, m in quantizable_layers(model).items():
+        bits = plan.bits.get(name, 32)
+        w, out_ch = m.weight.numel(), m.weight.shape[0]
+        bias = m.bias.numel() if m.bias is not None else 0
+        wbytes = w * 4 if bits == 32 else -(-w * bits // 8) + 4 * out_ch
+        flops = 2 * w + out_ch if isinstance(m, nn.Linear) else None
+        rows.append({"name": name, "op": type(m).__name__, "params": w + bias, "bits": bits,
+                     "bytes": wbytes + 4 * bias, "flops": flops})
+    return rows
+
+
+def packed_tensors(proto, plan: BitPlan, codes: dict[str, tuple[np.ndarray, np.ndarray]]) -> list[Tensor]:
+    """One .esq tensor per ONNX initializer: quantized layer weights as codes + scales, the rest float32."""
+    tensors = []
+    weight_of = {f"{layer}.weight": layer for layer in codes}
+    for name, arr in initializers(proto).items():
+        layer = weight_of.get(name)
+        if layer is None:
+            tensors.append(Tensor.raw(name, np.ascontiguousarray(arr, dtype=np.float32)))
+            continue
+        q, s = codes[layer]
+        if not np.array_equal(q.astype(np.float32) * s.reshape((-1,) + (1,) * (q.ndim - 1)), arr):
+            raise ConfigError(f"{name}: the exported weight is not exactly its codes x scales (model not frozen?)")
+        tensors.append(Tensor.quantized(name, q, s, plan.bits[layer]))
+    missing = sorted(set(weight_of) - set(initializers(proto)))
+    if missing:
+        raise ConfigError(f"quantized layers {missing} have no ONNX initializer of that name")
+    return tensors
+
+
+def build_bundle(
+    out: str | os.PathLike,
+    model: nn.Module,
+    plan: BitPlan,
+    codes: dict[str, tuple[np.ndarray, np.ndarray]],
+    *,
+    name: str,
+    labels: list[str],
+    spec: FeatureSpec,
+    accuracy: dict[str, Any],
+    as_tar: bool = False,
+    extra: dict[str, Any] | None = None,
+) -> Path:
+    """Export a frozen (QAT) model to a bundle directory or .tar at `out`; returns its path."""
+    model = model.eval()
+    proto = to_onnx(model, (spec.dim,))
+    tensors = packed_tensors(proto, plan, codes)
+    with tempfile.TemporaryDirectory() as tmp:
+        esq = write_esq(Path(tmp) / "weights.esq", tensors, metadata={"model": name})
+        esq_bytes = esq.read_bytes()
+    g = graph_json(proto)
+    manifest: dict[str, Any] = {
+        "schema": "edge-ser-bundle",
+        "schema_version": MANIFEST_SCHEMA_VERSION,
+        "edge_ser_version": edge_ser.__version__,
+        "created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "model": {"name": name, "inputs": g["inputs"], "outputs": g["outputs"]},
+        "labels": list(labels),
+        "feature_spec": spec.to_dict(),
+        "normalization": {"mean": model.mean.tolist(), "std": model.std.tolist(), "in_graph": True},
+        "bitplan": {"method": plan.method, "bits": dict(plan.bits), "params": dict(plan.params),
+                    "average_bits": plan.average_bits},
+        "layers": layer_table(model, plan),
+        "accuracy": accuracy,
+        "graph": g,
+        **(extra or {}),
+    }
+    files = {"model.onnx": externalize(proto).SerializeToString(), "weights.esq": esq_bytes}
+    return write_bundle(out, manifest=manifest, files=files, as_tar=as_tar)

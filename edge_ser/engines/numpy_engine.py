@@ -1,0 +1,636 @@
+"""The pure-numpy engine: runs the manifest's copy of the ONNX graph, node by node, in float32.
+
+Needs nothing but numpy, so a device without onnxruntime (or a CI box) can still run a bundle. Weights are
+dequantized once at load. Each node is compiled once (attributes parsed and checked) into a small function;
+`predict` then walks the list with a dict of named arrays. Convolutions use im2col (a strided window view, one
+copy) and a single matrix product per group, so the heavy lifting is BLAS.
+
+Supported ops (ONNX semantics, opset 7..21 where they differ): Add, Sub, Mul, Div, Gemm, MatMul, Relu,
+LeakyRelu, Sigmoid, Tanh, Softmax, Flatten, Reshape, Transpose, Squeeze, Unsqueeze, Identity, Dropout, Concat,
+Clip, Conv (1-D/2-D/3-D, groups, strides, pads, dilations, auto_pad), MaxPool and AveragePool (ceil_mode=0),
+GlobalAveragePool, GlobalMaxPool, ReduceMean, BatchNormalization (inference).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from edge_ser.engines import PROVIDERS, InputAdapter, finish_logits
+from edge_ser.errors import BundleError
+
+if TYPE_CHECKING:
+    from edge_ser.bundle import Bundle
+
+Op = Callable[..., Any]
+
+
+class _NodeError(Exception):
+    """An attribute or input the numpy engine cannot handle; turned into a BundleError naming the node."""
+
+
+class NumpyEngine:
+    """Runs `manifest["graph"]["nodes"]` with numpy; `predict(x)` -> float32 logits [n, classes]."""
+
+    name = "numpy"
+
+    def __init__(
+        self, bundle: Bundle, *, threads: int | None = None, providers: Sequence[str] | None = None
+    ) -> None:
+        self.bundle = bundle
+        self.threads = threads
+        requested = tuple(providers or ())
+        self.providers = (PROVIDERS[0],)
+        self.missing_providers = tuple(p for p in requested if p != PROVIDERS[0])
+        g = bundle.graph
+        self.opset = int(g["opset"])
+        self.input_names = tuple(x["name"] for x in g["inputs"])
+        self.output_names = tuple(x["name"] for x in g["outputs"])
+        self.params: dict[str, np.ndarray] = {**bundle.dequantized(), **bundle.constants()}
+        missing = [n for n in g["initializers"] if n not in self.params]
+        if missing:
+            raise BundleError(f"bundle {bundle.source}: weights.esq: initializer(s) {missing[:8]} missing")
+        defined = set(self.params) | set(self.input_names)
+        self.steps: list[tuple[int, str, Op, tuple[str, ...], tuple[str, ...]]] = []
+        for i, node in enumerate(g["nodes"]):
+            op = node["op"]
+            ins, outs = tuple(node["inputs"]), tuple(node["outputs"])
+            where = f"bundle {bundle.source}: graph node {i} ({op})"
+            for nm in ins:
+                if nm and nm not in defined:
+                    raise BundleError(
+                        f"{where}: input {nm!r} is not defined by any earlier node or initializer"
+                    )
+            builder = _OPS.get(op) if node.get("domain", "") in ("", "ai.onnx") else None
+            if builder is None:
+                raise BundleError(
+                    f"{where}: op {op!r} is not supported by the numpy engine (supported: {sorted(_OPS)}); "
+                    "use the onnxruntime engine"
+                )
+            try:
+                fn = builder(_Node(node, self.opset, self.params))
+            except _NodeError as e:
+                raise BundleError(f"{where}: {e}") from None
+            self.steps.append((i, op, fn, ins, outs))
+            defined.update(n for n in outs if n)
+        for nm in self.output_names:
+            if nm not in defined:
+                raise BundleError(f"bundle {bundle.source}: graph output {nm!r} is not produced by any node")
+        self._adapt = InputAdapter(bundle, self.input_names, [x["shape"] for x in g["inputs"]])
+        self._num_classes = bundle.num_classes
+
+    def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Execute the graph on named float32 inputs; returns every graph output by name."""
+        env: dict[str, Any] = dict(self.params)
+        env.update(feeds)
+        for i, op, fn, ins, outs in self.steps:
+            try:
+                args = [env[n] if n else None for n in ins]
+            except KeyError as e:
+                raise BundleError(
+                    f"bundle {self.bundle.source}: graph node {i} ({op}): input {e.args[0]!r} missing"
+                ) from None
+            try:
+                # NaN / inf propagate silently, as in onnxruntime (no RuntimeWarning per frame on a device)
+                with np.errstate(all="ignore"):
+                    res = fn(*args)
+            except (ValueError, TypeError, IndexError, _NodeError, FloatingPointError) as e:
+                raise BundleError(f"bundle {self.bundle.source}: graph node {i} ({op}): {e}") from e
+            if not isinstance(res, tuple):
+                res = (res,)
+            for nm, val in zip(outs, res):
+                if nm:
+                    env[nm] = val
+        return {n: env[n] for n in self.output_names}
+
+    def predict(self, x: np.ndarray | Mapping[str, np.ndarray]) -> np.ndarray:
+        """float32 [n, d] (or one sample [d], or a dict for several inputs) -> float32 logits [n, classes]."""
+        out = self.run(self._adapt(x))
+        return finish_logits(out[self.output_names[0]], self.bundle.source, self._num_classes)
+
+    def describe(self) -> str:
+        s = (
+            f"numpy engine: {self.bundle.name} ({self.bundle.source}); {len(self.steps)} nodes, opset {self.opset}; "
+            "threads: numpy/BLAS default"
+        )
+        if self.missing_providers:
+            s += f"; requested but not available with this engine: {list(self.missing_providers)} (running on CPU)"
+        return s
+
+    def __repr__(self) -> str:
+        return f"<{self.describe()}>"
+
+
+# --------------------------------------------------------------------------------------------------------------
+# node compilation helpers
+# --------------------------------------------------------------------------------------------------------------
+
+
+class _Node:
+    def __init__(self, node: Mapping[str, Any], opset: int, params: Mapping[str, np.ndarray]) -> None:
+        self.op = node["op"]
+        self.inputs = list(node["inputs"])
+        self.outputs = list(node["outputs"])
+        self.attrs = dict(node.get("attrs") or {})
+        self.opset = opset
+        self.params = params
+
+    def need_inputs(self, lo: int, hi: int | None = None) -> None:
+        n = len(self.inputs)
+        if n < lo or (hi is not None and n > hi):
+            want = f"{lo}" if hi == lo else f"{lo}..{hi if hi is not None else 'n'}"
+            raise _NodeError(f"takes {want} inputs, got {n}")
+        for j in range(lo):
+            if not self.inputs[j]:
+                raise _NodeError(f"input {j} is required")
+
+    def only_outputs(self, n: int) -> None:
+        extra = [o for o in self.outputs[n:] if o]
+        if extra:
+            raise _NodeError(f"optional output(s) {extra} are not supported by the numpy engine")
+
+    def i(self, key: str, default: int) -> int:
+        v = self.attrs.get(key, default)
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise _NodeError(f"attribute {key}={v!r} must be an integer")
+        return int(v)
+
+    def f(self, key: str, default: float) -> float:
+        v = self.attrs.get(key, default)
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise _NodeError(f"attribute {key}={v!r} must be a number")
+        return float(v)
+
+    def ints(self, key: str, default: Sequence[int] | None) -> list[int] | None:
+        v = self.attrs.get(key, default)
+        if v is None:
+            return None
+        if isinstance(v, int) and not isinstance(v, bool):
+            v = [v]
+        if not isinstance(v, list) or not all(isinstance(x, int) and not isinstance(x, bool) for x in v):
+            raise _NodeError(f"attribute {key}={v!r} must be a list of integers")
+        return [int(x) for x in v]
+
+    def s(self, key: str, default: str) -> str:
+        v = self.attrs.get(key, default)
+        if not isinstance(v, str):
+            raise _NodeError(f"attribute {key}={v!r} must be a string")
+        return v
+
+    def const(self, j: int) -> np.ndarray | None:
+        """Input j when it is an initializer or constant (known at load), else None."""
+        if j >= len(self.inputs) or not self.inputs[j]:
+            return None
+        return self.params.get(self.inputs[j])
+
+
+def _f32(x: float) -> np.float32:
+    return np.float32(x)
+
+
+def _int_list(a: np.ndarray, what: str) -> list[int]:
+    a = np.asarray(a).reshape(-1)
+    if a.dtype.kind == "f" and not (np.isfinite(a).all() and (a == np.round(a)).all()):
+        raise _NodeError(f"{what} must hold whole numbers, got {a.tolist()}")
+    return [int(v) for v in a]
+
+
+def _axis(axis: int, ndim: int, what: str = "axis") -> int:
+    if not -ndim <= axis < ndim:
+        raise _NodeError(f"{what}={axis} is out of range for a {ndim}-d input")
+    return axis % ndim
+
+
+# --------------------------------------------------------------------------------------------------------------
+# element-wise and dense ops
+# --------------------------------------------------------------------------------------------------------------
+
+
+def _binary(fn: Callable[[Any, Any], Any]) -> Callable[[_Node], Op]:
+    def build(n: _Node) -> Op:
+        n.need_inputs(2, 2)
+        n.only_outputs(1)
+        return fn
+
+    return build
+
+
+def _unary(fn: Callable[[np.ndarray], np.ndarray]) -> Callable[[_Node], Op]:
+    def build(n: _Node) -> Op:
+        n.need_inputs(1, 1)
+        n.only_outputs(1)
+        return fn
+
+    return build
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    # 0.5 * (1 + tanh(x / 2)) == 1 / (1 + exp(-x)), without overflow for large |x|
+    return (_f32(0.5) * (_f32(1.0) + np.tanh(x * _f32(0.5)))).astype(np.float32, copy=False)
+
+
+def _gemm(n: _Node) -> Op:
+    n.need_inputs(2, 3)
+    n.only_outputs(1)
+    alpha, beta = _f32(n.f("alpha", 1.0)), _f32(n.f("beta", 1.0))
+    ta, tb = n.i("transA", 0), n.i("transB", 0)
+    b_const = n.const(1)
+    b_pre = np.ascontiguousarray(b_const.T if tb else b_const) if b_const is not None else None
+
+    def gemm(a: np.ndarray, b: np.ndarray, c: np.ndarray | None = None) -> np.ndarray:
+        if a.ndim != 2 or b.ndim != 2:
+            raise _NodeError(f"Gemm takes 2-d inputs, got {list(a.shape)} and {list(b.shape)}")
+        y = (a.T if ta else a) @ (b_pre if b_pre is not None else (b.T if tb else b))
+        if alpha != 1:
+            y = y * alpha
+        if c is not None:
+            y = y + (c * beta if beta != 1 else c)
+        return y
+
+    return gemm
+
+
+def _leaky_relu(n: _Node) -> Op:
+    n.need_inputs(1, 1)
+    n.only_outputs(1)
+    alpha = _f32(n.f("alpha", 0.01))
+    return lambda x: np.where(x >= 0, x, x * alpha)
+
+
+def _softmax(n: _Node) -> Op:
+    n.need_inputs(1, 1)
+    n.only_outputs(1)
+    axis = n.i("axis", -1 if n.opset >= 13 else 1)
+    legacy = n.opset < 13  # before opset 13: coerce to 2-d at `axis`, softmax over the flattened tail
+
+    def softmax(x: np.ndarray) -> np.ndarray:
+        ax = _axis(axis, x.ndim)
+        if legacy:
+            shape = x.shape
+            x2 = x.reshape(math.prod(shape[:ax]), -1)
+            return softmax_2d(x2, 1).reshape(shape)
+        return softmax_2d(x, ax)
+
+    def softmax_2d(x: np.ndarray, ax: int) -> np.ndarray:
+        e = np.exp(x - x.max(axis=ax, keepdims=True))
+        return e / e.sum(axis=ax, keepdims=True)
+
+    return softmax
+
+
+def _flatten(n: _Node) -> Op:
+    n.need_inputs(1, 1)
+    n.only_outputs(1)
+    axis = n.i("axis", 1)
+
+    def flatten(x: np.ndarray) -> np.ndarray:
+        ax = axis + x.ndim if axis < 0 else axis
+        if not 0 <= ax <= x.ndim:
+            raise _NodeError(f"axis={axis} is out of range for a {x.ndim}-d input")
+        return x.reshape(math.prod(x.shape[:ax]), math.prod(x.shape[ax:]))
+
+    return flatten
+
+
+def _reshape(n: _Node) -> Op:
+    n.need_inputs(1, 2)
+    n.only_outputs(1)
+    allowzero = n.i("allowzero", 0)
+    if len(n.inputs) >= 2 and n.inputs[1]:
+        c = n.const(1)
+        static = _int_list(c, "Reshape shape") if c is not None else None
+    else:
+        static = n.ints("shape", None)
+        if static is None:
+            raise _NodeError("needs a shape (second input or 'shape' attribute)")
+
+    def reshape(x: np.ndarray, shape: np.ndarray | None = None) -> np.ndarray:
+        target = static if static is not None else _int_list(shape, "Reshape shape")
+        out = []
+        for j, s in enumerate(target):
+            if s == 0 and not allowzero:
+                if j >= x.ndim:
+                    raise _NodeError(f"shape {target}: 0 at axis {j} but the input has {x.ndim} axes")
+                s = x.shape[j]
+            elif s < -1:
+                raise _NodeError(f"shape {target}: invalid dimension {s}")
+            out.append(s)
+        if out.count(-1) > 1:
+            raise _NodeError(f"shape {target}: more than one -1")
+        return x.reshape(out)
+
+    return reshape
+
+
+def _transpose(n: _Node) -> Op:
+    n.need_inputs(1, 1)
+    n.only_outputs(1)
+    perm = n.ints("perm", None)
+    return lambda x: np.transpose(x, perm)
+
+
+def _axes_from(n: _Node, attr_until: int) -> tuple[list[int] | None, bool]:
+    """Axes of Squeeze / Unsqueeze / ReduceMean: attribute before opset `attr_until`, else an optional input."""
+    if n.opset < attr_until:
+        return n.ints("axes", None), False
+    if len(n.inputs) >= 2 and n.inputs[1]:
+        c = n.const(1)
+        if c is None:
+            return None, True  # computed at run time
+        return _int_list(c, "axes"), False
+    return None, False
+
+
+def _squeeze(n: _Node) -> Op:
+    n.need_inputs(1, 2)
+    n.only_outputs(1)
+    axes, dynamic = _axes_from(n, 13)
+
+    def squeeze(x: np.ndarray, ax_in: np.ndarray | None = None) -> np.ndarray:
+        ax = _int_list(ax_in, "axes") if dynamic else axes
+        if ax is None:
+            return np.squeeze(x)
+        return np.squeeze(x, axis=tuple(_axis(a, x.ndim) for a in ax))
+
+    return squeeze
+
+
+def _unsqueeze(n: _Node) -> Op:
+    n.need_inputs(1, 2)
+    n.only_outputs(1)
+    axes, dynamic = _axes_from(n, 13)
+    if axes is None and not dynamic:
+        raise _NodeError("needs axes")
+
+    def unsqueeze(x: np.ndarray, ax_in: np.ndarray | None = None) -> np.ndarray:
+        ax = _int_list(ax_in, "axes") if dynamic else axes
+        out_nd = x.ndim + len(ax)
+        return np.expand_dims(x, tuple(_axis(a, out_nd) for a in ax))
+
+    return unsqueeze
+
+
+def _reduce_mean(n: _Node) -> Op:
+    n.need_inputs(1, 2)
+    n.only_outputs(1)
+    keep = bool(n.i("keepdims", 1))
+    noop = bool(n.i("noop_with_empty_axes", 0))
+    axes, dynamic = _axes_from(n, 18)
+
+    def reduce_mean(x: np.ndarray, ax_in: np.ndarray | None = None) -> np.ndarray:
+        ax = _int_list(ax_in, "axes") if dynamic else axes
+        if not ax:
+            if noop:
+                return x
+            return x.mean(axis=None, keepdims=keep).astype(np.float32, copy=False)
+        return x.mean(axis=tuple(_axis(a, x.ndim) for a in ax), keepdims=keep).astype(np.float32, copy=False)
+
+    return reduce_mean
+
+
+def _identity(n: _Node) -> Op:
+    n.need_inputs(1, 1)
+    n.only_outputs(1)
+    return lambda x: x
+
+
+def _dropout(n: _Node) -> Op:
+    n.need_inputs(1, 3)
+    if n.i("training_mode", 0) or (n.const(2) is not None and bool(np.asarray(n.const(2)).reshape(-1)[0])):
+        raise _NodeError("training_mode is not supported (inference only)")
+    want_mask = len(n.outputs) > 1 and bool(n.outputs[1])
+    return lambda x, *_: (x, np.ones(x.shape, dtype=bool)) if want_mask else x
+
+
+def _concat(n: _Node) -> Op:
+    n.need_inputs(1)
+    n.only_outputs(1)
+    if "axis" not in n.attrs:
+        raise _NodeError("attribute 'axis' is required")
+    axis = n.i("axis", 0)
+    return lambda *xs: np.concatenate(xs, axis=_axis(axis, xs[0].ndim))
+
+
+def _clip(n: _Node) -> Op:
+    n.need_inputs(1, 3)
+    n.only_outputs(1)
+    if n.opset < 11:
+        lo: Any = _f32(n.f("min", -np.inf))
+        hi: Any = _f32(n.f("max", np.inf))
+        return lambda x: np.clip(x, lo, hi)
+
+    def clip(x: np.ndarray, lo: np.ndarray | None = None, hi: np.ndarray | None = None) -> np.ndarray:
+        a = None if lo is None else np.asarray(lo, dtype=np.float32).reshape(())
+        b = None if hi is None else np.asarray(hi, dtype=np.float32).reshape(())
+        if a is None and b is None:
+            return x
+        return np.clip(x, a, b)
+
+    return clip
+
+
+def _batchnorm(n: _Node) -> Op:
+    n.need_inputs(5, 5)
+    n.only_outputs(1)
+    if n.i("training_mode", 0):
+        raise _NodeError("training_mode=1 is not supported (inference only)")
+    eps = n.f("epsilon", 1e-5)
+
+    def bn(x: np.ndarray, scale: np.ndarray, b: np.ndarray, mean: np.ndarray, var: np.ndarray) -> np.ndarray:
+        shape = (1, -1) + (1,) * (x.ndim - 2)
+        k = (scale / np.sqrt(var + _f32(eps))).astype(np.float32)
+        return (x - mean.reshape(shape)) * k.reshape(shape) + b.reshape(shape)
+
+    return bn
+
+
+# --------------------------------------------------------------------------------------------------------------
+# convolution and pooling
+# --------------------------------------------------------------------------------------------------------------
+
+
+class _Window:
+    """Kernel, strides, pads and dilations of a Conv or pool node over `nd` spatial axes."""
+
+    def __init__(self, n: _Node, kernel: list[int] | None, nd: int | None) -> None:
+        if kernel is not None:
+            nd = len(kernel)
+        assert nd is not None
+        self.nd = nd
+        self.kernel = kernel
+        self.strides = n.ints("strides", [1] * nd)
+        self.dilations = n.ints("dilations", [1] * nd)
+        self.pads = n.ints("pads", [0] * (2 * nd))
+        self.auto_pad = n.s("auto_pad", "NOTSET")
+        if len(self.strides) != nd or len(self.dilations) != nd or len(self.pads) != 2 * nd:
+            raise _NodeError(
+                f"strides {self.strides}, dilations {self.dilations}, pads {self.pads} do not fit {nd} spatial axes"
+            )
+        if min(self.strides) < 1 or min(self.dilations) < 1 or min(self.pads) < 0:
+            raise _NodeError("strides and dilations must be >= 1 and pads >= 0")
+        if self.auto_pad not in ("NOTSET", "VALID", "SAME_UPPER", "SAME_LOWER"):
+            raise _NodeError(f"auto_pad={self.auto_pad!r} is not supported")
+        if n.i("ceil_mode", 0):
+            raise _NodeError("ceil_mode=1 is not supported by the numpy engine")
+
+    def pad_widths(self, spatial: Sequence[int], kernel: Sequence[int]) -> list[tuple[int, int]]:
+        if self.auto_pad == "VALID":
+            return [(0, 0)] * self.nd
+        if self.auto_pad == "NOTSET":
+            return [(self.pads[j], self.pads[j + self.nd]) for j in range(self.nd)]
+        out = []
+        for size, k, s, d in zip(spatial, kernel, self.strides, self.dilations):
+            total = max((-(-size // s) - 1) * s + (k - 1) * d + 1 - size, 0)
+            small = total // 2
+            out.append((small, total - small) if self.auto_pad == "SAME_UPPER" else (total - small, small))
+        return out
+
+    def windows(self, xp: np.ndarray, kernel: Sequence[int]) -> np.ndarray:
+        """Strided view [N, C, *out, *kernel] of the padded input (no copy)."""
+        span = [d * (k - 1) + 1 for k, d in zip(kernel, self.dilations)]
+        for size, sp in zip(xp.shape[2:], span):
+            if size < sp:
+                raise _NodeError(
+                    f"input of spatial size {list(xp.shape[2:])} is smaller than the kernel span {span}"
+                )
+        w = sliding_window_view(xp, span, axis=tuple(range(2, 2 + self.nd)))
+        idx = (slice(None), slice(None))
+        idx += tuple(slice(None, None, s) for s in self.strides)
+        idx += tuple(slice(None, None, d) for d in self.dilations)
+        return w[idx]
+
+    def pad(self, x: np.ndarray, kernel: Sequence[int], value: float) -> np.ndarray:
+        if x.ndim != 2 + self.nd:
+            raise _NodeError(f"expects a {2 + self.nd}-d input [N, C, spatial...], got {list(x.shape)}")
+        pw = self.pad_widths(x.shape[2:], kernel)
+        if not any(a or b for a, b in pw):
+            return x
+        return np.pad(x, [(0, 0), (0, 0), *pw], mode="constant", constant_values=value)
+
+
+def _conv(n: _Node) -> Op:
+    n.need_inputs(2, 3)
+    n.only_outputs(1)
+    w_const = n.const(1)
+    kernel = n.ints("kernel_shape", None)
+    if kernel is None and w_const is not None:
+        kernel = list(w_const.shape[2:])
+    if kernel is None:
+        raise _NodeError("needs kernel_shape or a constant weight")
+    win = _Window(n, kernel, None)
+    group = n.i("group", 1)
+    if group < 1:
+        raise _NodeError(f"group={group} must be >= 1")
+    if w_const is not None and (
+        w_const.ndim != 2 + win.nd or list(w_const.shape[2:]) != kernel or w_const.shape[0] % group
+    ):
+        raise _NodeError(f"weight shape {list(w_const.shape)} does not fit kernel {kernel} and group={group}")
+
+    def conv(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
+        m, cg = w.shape[0], w.shape[1]
+        if x.shape[1] != cg * group:
+            raise _NodeError(
+                f"input has {x.shape[1]} channels, the weight expects {cg * group} (group={group})"
+            )
+        cols = win.windows(win.pad(x, kernel, 0.0), kernel)  # [N, C, *out, *k]
+        k_axes = list(range(2 + win.nd, 2 + 2 * win.nd))
+        mg = m // group
+        parts = []
+        for g in range(group):
+            cg_cols = cols[:, g * cg : (g + 1) * cg] if group > 1 else cols
+            wg = w[g * mg : (g + 1) * mg] if group > 1 else w
+            # contract channels and kernel positions: [N, *out, Mg]; tensordot makes the one im2col copy
+            parts.append(np.tensordot(cg_cols, wg, axes=([1, *k_axes], [1, *range(2, 2 + win.nd)])))
+        y = parts[0] if group == 1 else np.concatenate(parts, axis=-1)
+        if b is not None:
+            y = y + b
+        return np.ascontiguousarray(np.moveaxis(y, -1, 1))
+
+    return conv
+
+
+def _maxpool(n: _Node) -> Op:
+    n.need_inputs(1, 1)
+    n.only_outputs(1)
+    kernel = n.ints("kernel_shape", None)
+    if not kernel:
+        raise _NodeError("attribute 'kernel_shape' is required")
+    win = _Window(n, kernel, None)
+
+    def maxpool(x: np.ndarray) -> np.ndarray:
+        cols = win.windows(win.pad(x, kernel, -np.inf), kernel)
+        return cols.max(axis=tuple(range(2 + win.nd, 2 + 2 * win.nd)))
+
+    return maxpool
+
+
+def _avgpool(n: _Node) -> Op:
+    n.need_inputs(1, 1)
+    n.only_outputs(1)
+    kernel = n.ints("kernel_shape", None)
+    if not kernel:
+        raise _NodeError("attribute 'kernel_shape' is required")
+    win = _Window(n, kernel, None)
+    include_pad = bool(n.i("count_include_pad", 0))
+    k_axes = tuple(range(2 + win.nd, 2 + 2 * win.nd))
+
+    def avgpool(x: np.ndarray) -> np.ndarray:
+        total = win.windows(win.pad(x, kernel, 0.0), kernel).sum(axis=k_axes, dtype=np.float32)
+        if include_pad:
+            return total / _f32(math.prod(kernel))
+        ones = np.ones((1, 1, *x.shape[2:]), dtype=np.float32)
+        count = win.windows(win.pad(ones, kernel, 0.0), kernel).sum(axis=k_axes)
+        return total / count
+
+    return avgpool
+
+
+def _global_pool(reduce: str) -> Callable[[_Node], Op]:
+    def build(n: _Node) -> Op:
+        n.need_inputs(1, 1)
+        n.only_outputs(1)
+
+        def pool(x: np.ndarray) -> np.ndarray:
+            axes = tuple(range(2, x.ndim))
+            return getattr(x, reduce)(axis=axes, keepdims=True).astype(np.float32, copy=False)
+
+        return pool
+
+    return build
+
+
+_OPS: dict[str, Callable[[_Node], Op]] = {
+    "Add": _binary(np.add),
+    "Sub": _binary(np.subtract),
+    "Mul": _binary(np.multiply),
+    "Div": _binary(np.divide),
+    "Gemm": _gemm,
+    "MatMul": _binary(np.matmul),
+    "Relu": _unary(lambda x: np.maximum(x, _f32(0.0))),
+    "LeakyRelu": _leaky_relu,
+    "Sigmoid": _unary(_sigmoid),
+    "Tanh": _unary(np.tanh),
+    "Softmax": _softmax,
+    "Flatten": _flatten,
+    "Reshape": _reshape,
+    "Transpose": _transpose,
+    "Squeeze": _squeeze,
+    "Unsqueeze": _unsqueeze,
+    "ReduceMean": _reduce_mean,
+    "Identity": _identity,
+    "Dropout": _dropout,
+    "Concat": _concat,
+    "Clip": _clip,
+    "Conv": _conv,
+    "MaxPool": _maxpool,
+    "AveragePool": _avgpool,
+    "GlobalAveragePool": _global_pool("mean"),
+    "GlobalMaxPool": _global_pool("max"),
+    "BatchNormalization": _batchnorm,
+}
+
+SUPPORTED_OPS = tuple(sorted(_OPS))

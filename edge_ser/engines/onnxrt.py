@@ -1,0 +1,96 @@
+"""The onnxruntime engine: the bundle's model.onnx, with its weights supplied from weights.esq at load.
+
+model.onnx carries no weight bytes: every float initializer is declared as external data in weights.esq.
+The weights are dequantized once and handed to onnxruntime with `SessionOptions.add_external_initializers`,
+so onnxruntime never opens a file (verified with onnxruntime 1.32). onnxruntime is imported here only,
+inside the engine's constructor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from edge_ser.engines import PROVIDERS, InputAdapter, finish_logits
+from edge_ser.errors import BundleError, MissingDependencyError
+
+if TYPE_CHECKING:
+    from edge_ser.bundle import Bundle
+
+
+class OnnxRuntimeEngine:
+    """onnxruntime InferenceSession over a bundle; `predict(x)` -> float32 logits [n, classes]."""
+
+    name = "onnxruntime"
+
+    def __init__(
+        self, bundle: Bundle, *, threads: int | None = None, providers: Sequence[str] | None = None
+    ) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError as e:
+            raise MissingDependencyError("onnxruntime", "device", "the onnxruntime engine") from e
+        self.bundle = bundle
+        self.threads = threads
+        requested = list(providers) if providers else [PROVIDERS[0]]
+        available = set(ort.get_available_providers())
+        use = [p for p in requested if p in available]
+        if PROVIDERS[0] not in use:
+            use.append(PROVIDERS[0])  # CPU is always there, and always the last resort
+        self.requested_providers = tuple(requested)
+
+        so = ort.SessionOptions()
+        if threads is not None:
+            so.intra_op_num_threads = int(threads)
+            so.inter_op_num_threads = 1
+        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        so.log_severity_level = 3  # errors only: a missing CUDA library is reported by us, below
+        weights = bundle.dequantized()
+        names = list(bundle.graph["initializers"])
+        # The OrtValues wrap the arrays without copying; keep both referenced for the session's lifetime.
+        self._weights = weights
+        self._ort_values = [ort.OrtValue.ortvalue_from_numpy(weights[n]) for n in names]
+        if names:
+            so.add_external_initializers(names, self._ort_values)
+        try:
+            self.session = ort.InferenceSession(bundle.onnx_bytes(), sess_options=so, providers=use)
+        except Exception as e:  # onnxruntime raises its own exception types (Fail, InvalidGraph, ...)
+            raise BundleError(
+                f"bundle {bundle.source}: model.onnx: onnxruntime cannot load it: {type(e).__name__}: {e}"
+            ) from e
+        self.providers = tuple(self.session.get_providers())
+        self.missing_providers = tuple(p for p in requested if p not in self.providers)
+        # STYLE 5: I/O names and shapes come from the model itself.
+        ins = self.session.get_inputs()
+        self.input_names = tuple(i.name for i in ins)
+        self.output_names = tuple(o.name for o in self.session.get_outputs())
+        self._adapt = InputAdapter(bundle, self.input_names, [i.shape for i in ins])
+        self._num_classes = bundle.num_classes
+
+    def predict(self, x: np.ndarray | Mapping[str, np.ndarray]) -> np.ndarray:
+        """float32 [n, d] (or one sample [d], or a dict for several inputs) -> float32 logits [n, classes]."""
+        feeds = self._adapt(x)
+        y = self.session.run(self.output_names[:1], feeds)[0]
+        return finish_logits(y, self.bundle.source, self._num_classes)
+
+    def describe(self) -> str:
+        s = f"onnxruntime engine: {self.bundle.name} ({self.bundle.source}); providers {list(self.providers)}"
+        s += f"; threads {self.threads if self.threads is not None else 'default'}"
+        if self.missing_providers:
+            s += f"; requested but not available here: {list(self.missing_providers)} (running on CPU)"
+        return s
+
+    def __repr__(self) -> str:
+        return f"<{self.describe()}>"
+
+
+def session_info(engine: OnnxRuntimeEngine) -> dict[str, Any]:
+    """Inputs and outputs as onnxruntime sees them (name, shape, type), for reports."""
+    s = engine.session
+    return {
+        "inputs": [{"name": i.name, "shape": list(i.shape), "type": i.type} for i in s.get_inputs()],
+        "outputs": [{"name": o.name, "shape": list(o.shape), "type": o.type} for o in s.get_outputs()],
+        "providers": list(engine.providers),
+    }

@@ -1,0 +1,819 @@
+"""Bundles: write, load (directory and .tar), and refuse every kind of damage with a clear BundleError.
+
+The bundles are built here with the real onnx package and the real .esq writer, following the convention the
+host exporter must follow (weights as external data in weights.esq, supplied to onnxruntime at load).
+The helpers at the top (`Kit`, `mlp_kit`, ...) are shared with tests/test_engines.py.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import io
+import json
+import os
+import shutil
+import tarfile
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+onnx = pytest.importorskip("onnx")
+from onnx import TensorProto, helper
+
+from edge_ser.bundle import (
+    MANIFEST_SCHEMA_VERSION,
+    Bundle,
+    load_bundle,
+    read_onnx_summary,
+    write_bundle,
+)
+from edge_ser.errors import BundleError, PackedFormatError
+from edge_ser.features.spec import FeatureSpec
+from edge_ser.packed import Tensor, read_esq_bytes, write_esq
+
+LABELS = ["neutral", "happy", "sad", "angry", "fear", "disgust", "surprise"]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# building bundles (shared with test_engines.py)
+# --------------------------------------------------------------------------------------------------------------
+
+
+def quantized(
+    rng: np.random.Generator, name: str, shape: Sequence[int], bits: int, scale: float = 0.05
+) -> Tensor:
+    """Random b-bit codes in the symmetric range and per-output-channel scales."""
+    hi = 1 if bits == 1 else (1 << (bits - 1)) - 1
+    codes = rng.integers(-hi, hi + 1, size=tuple(shape))
+    if bits == 1:
+        codes[codes == 0] = 1
+    scales = rng.uniform(0.5, 1.5, shape[0]) * scale
+    return Tensor.quantized(name, codes.astype(np.int8), scales.astype(np.float32), bits)
+
+
+def raw(name: str, values: Any) -> Tensor:
+    return Tensor.raw(name, np.asarray(values, dtype=np.float32))
+
+
+def esq_bytes(tensors: Sequence[Tensor]) -> bytes:
+    with tempfile.TemporaryDirectory() as d:
+        return write_esq(Path(d) / "w.esq", list(tensors)).read_bytes()
+
+
+def external(name: str, shape: Sequence[int], location: str = "weights.esq") -> TensorProto:
+    """An initializer declared as external data: no bytes in the ONNX file (offset/length are not used)."""
+    t = TensorProto()
+    t.name = name
+    t.data_type = TensorProto.FLOAT
+    t.dims.extend(shape)
+    t.data_location = TensorProto.EXTERNAL
+    for key, value in (("location", location), ("offset", "0"), ("length", "0")):
+        e = t.external_data.add()
+        e.key, e.value = key, value
+    return t
+
+
+def io_spec(name: str, shape: Sequence[Any]) -> dict[str, Any]:
+    return {"name": name, "shape": list(shape), "dtype": "float32"}
+
+
+class Kit:
+    """The parts of a bundle, each replaceable, to build good and broken bundles from."""
+
+    def __init__(
+        self,
+        nodes: list[tuple[str, list[str], list[str], dict[str, Any]]],
+        inputs: list[dict[str, Any]],
+        outputs: list[dict[str, Any]],
+        tensors: list[Tensor],
+        *,
+        constants: dict[str, np.ndarray] | None = None,
+        labels: Sequence[str] = LABELS,
+        spec: FeatureSpec | None = None,
+        opset: int = 17,
+        bits: dict[str, int] | None = None,
+        normalization: dict[str, Any] | None = None,
+    ) -> None:
+        self.nodes, self.inputs, self.outputs = nodes, inputs, outputs
+        self.tensors = {t.name: t for t in tensors}
+        self.constants = dict(constants or {})
+        self.labels = list(labels)
+        self.spec = spec or FeatureSpec()
+        self.opset = opset
+        self.bits = bits or {}
+        self.normalization = normalization
+
+    def onnx_bytes(self, *, manifest_only_nodes: bool = False) -> bytes:
+        inits = [external(t.name, t.shape) for t in self.tensors.values()]
+        for name, value in self.constants.items():
+            inits.append(helper.make_tensor(name, TensorProto.INT64, value.shape, value.reshape(-1).tolist()))
+        g = helper.make_graph(
+            [helper.make_node(op, ins, outs, **attrs) for op, ins, outs, attrs in self.nodes],
+            "g",
+            [
+                helper.make_tensor_value_info(
+                    x["name"], TensorProto.FLOAT, [d if d else "n" for d in x["shape"]]
+                )
+                for x in self.inputs
+            ],
+            [
+                helper.make_tensor_value_info(
+                    x["name"], TensorProto.FLOAT, [d if d else "n" for d in x["shape"]]
+                )
+                for x in self.outputs
+            ],
+            inits,
+        )
+        m = helper.make_model(
+            g, opset_imports=[helper.make_opsetid("", self.opset)], producer_name="edge-ser-tests"
+        )
+        m.ir_version = 8
+        return m.SerializeToString()
+
+    def manifest(self) -> dict[str, Any]:
+        m: dict[str, Any] = {
+            "schema": "edge-ser-bundle",
+            "schema_version": MANIFEST_SCHEMA_VERSION,
+            "edge_ser_version": "0.1.0",
+            "created": "2026-11-23T12:00:00Z",
+            "model": {"name": "test_model", "inputs": self.inputs, "outputs": self.outputs},
+            "labels": self.labels,
+            "feature_spec": self.spec.to_dict(),
+            "bitplan": {"method": "laq-paper", "bits": dict(self.bits), "average_bits": 3.0, "weights": {}},
+            "layers": [
+                {
+                    "name": n,
+                    "op": "Gemm",
+                    "params": int(self.tensors[f"{n}.weight"].size),
+                    "bits": b,
+                    "bytes": 10,
+                    "flops": 20,
+                }
+                for n, b in self.bits.items()
+                if f"{n}.weight" in self.tensors
+            ],
+            "accuracy": {
+                "test": 0.74,
+                "val": 0.72,
+                "dataset": "synthetic",
+                "split": {"kind": "random", "seed": 0},
+            },
+            "graph": {
+                "opset": self.opset,
+                "inputs": self.inputs,
+                "outputs": self.outputs,
+                "initializers": list(self.tensors),
+                "constants": {
+                    k: {"dtype": "int64", "shape": list(v.shape), "values": v.reshape(-1).tolist()}
+                    for k, v in self.constants.items()
+                },
+                "nodes": [
+                    {"op": op, "inputs": ins, "outputs": outs, "attrs": attrs}
+                    for op, ins, outs, attrs in self.nodes
+                ],
+            },
+        }
+        if self.normalization is not None:
+            m["normalization"] = self.normalization
+        return json.loads(json.dumps(m))  # a fresh tree without shared sub-objects: callers mutate it
+
+    def files(self) -> dict[str, bytes]:
+        return {"model.onnx": self.onnx_bytes(), "weights.esq": esq_bytes(list(self.tensors.values()))}
+
+    def write(self, path: Path, *, as_tar: bool = False) -> Path:
+        return write_bundle(path, manifest=self.manifest(), files=self.files(), as_tar=as_tar)
+
+    def weights(self) -> dict[str, np.ndarray]:
+        return {k: t.dequantize() for k, t in self.tensors.items()}
+
+
+def mlp_kit(seed: int = 0, *, hidden: int = 32, in_graph: bool = True) -> Kit:
+    """laq_mlp in miniature: Sub/Div normalisation, Gemm 2-bit, Relu, Gemm 4-bit (180 -> hidden -> 7)."""
+    rng = np.random.default_rng(seed)
+    spec = FeatureSpec()
+    d, k = spec.dim, len(LABELS)
+    mean = rng.normal(size=d).astype(np.float32)
+    std = rng.uniform(0.5, 2.0, d).astype(np.float32)
+    tensors = [
+        quantized(rng, "features.0.weight", (hidden, d), 2),
+        raw("features.0.bias", rng.normal(size=hidden) * 0.1),
+        quantized(rng, "features.2.weight", (k, hidden), 4, scale=0.1),
+        raw("features.2.bias", rng.normal(size=k) * 0.1),
+    ]
+    nodes: list[tuple[str, list[str], list[str], dict[str, Any]]] = []
+    x = "features"
+    if in_graph:
+        tensors = [raw("mean", mean), raw("std", std), *tensors]
+        nodes += [("Sub", ["features", "mean"], ["t0"], {}), ("Div", ["t0", "std"], ["t1"], {})]
+        x = "t1"
+    nodes += [
+        (
+            "Gemm",
+            [x, "features.0.weight", "features.0.bias"],
+            ["t2"],
+            {"transB": 1, "alpha": 1.0, "beta": 1.0},
+        ),
+        ("Relu", ["t2"], ["t3"], {}),
+        ("Gemm", ["t3", "features.2.weight", "features.2.bias"], ["logits"], {"transB": 1}),
+    ]
+    norm = {"mean": mean.tolist(), "std": std.tolist(), "in_graph": in_graph}
+    return Kit(
+        nodes,
+        [io_spec("features", [None, d])],
+        [io_spec("logits", [None, k])],
+        tensors,
+        spec=spec,
+        bits={"features.0": 2, "features.2": 4},
+        normalization=norm,
+    )
+
+
+def mlp_reference(kit: Kit, x: np.ndarray) -> np.ndarray:
+    """The MLP in plain numpy (float64) from the dequantized weights."""
+    w = {k: v.astype(np.float64) for k, v in kit.weights().items()}
+    n = kit.normalization
+    z = (x.astype(np.float64) - np.asarray(n["mean"], np.float64)) / np.asarray(n["std"], np.float64)
+    h = np.maximum(z @ w["features.0.weight"].T + w["features.0.bias"], 0)
+    return h @ w["features.2.weight"].T + w["features.2.bias"]
+
+
+def raw_write(
+    path: Path, manifest: Any, files: dict[str, bytes], *, fill: bool = True, manifest_text: str | None = None
+) -> Path:
+    """Write a bundle directory with no checks at all (what a buggy exporter or a damaged card produces)."""
+    path.mkdir(parents=True, exist_ok=True)
+    if fill:
+        manifest = copy.deepcopy(manifest)
+        manifest["files"] = {
+            n: {"sha256": hashlib.sha256(b).hexdigest(), "bytes": len(b)} for n, b in files.items()
+        }
+    for n, b in files.items():
+        (path / n).write_bytes(b)
+    (path / "manifest.json").write_text(manifest_text if manifest_text is not None else json.dumps(manifest))
+    return path
+
+
+def tar_of(members: list[tuple[tarfile.TarInfo, bytes | None]]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tf:
+        for info, data in members:
+            tf.addfile(info, io.BytesIO(data) if data is not None else None)
+    return buf.getvalue()
+
+
+def file_info(name: str, data: bytes) -> tuple[tarfile.TarInfo, bytes]:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    return info, data
+
+
+# --------------------------------------------------------------------------------------------------------------
+# fixtures
+# --------------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def kit() -> Kit:
+    return mlp_kit()
+
+
+@pytest.fixture(scope="module")
+def parts(kit: Kit) -> tuple[dict[str, Any], dict[str, bytes]]:
+    return kit.manifest(), kit.files()
+
+
+@pytest.fixture()
+def good(tmp_path: Path, parts: tuple[dict[str, Any], dict[str, bytes]]) -> Path:
+    manifest, files = parts
+    return write_bundle(tmp_path / "b", manifest=manifest, files=files)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# round trip
+# --------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("as_tar", [False, True])
+def test_write_then_load(tmp_path: Path, kit: Kit, parts: Any, as_tar: bool) -> None:
+    manifest, files = parts
+    before = copy.deepcopy(manifest)
+    p = write_bundle(tmp_path / ("b.tar" if as_tar else "b"), manifest=manifest, files=files, as_tar=as_tar)
+    assert manifest == before, "write_bundle must not modify the caller's manifest"
+    assert p.is_file() if as_tar else p.is_dir()
+    b = load_bundle(p)
+    assert isinstance(b, Bundle) and b.root == p
+    assert b.labels == tuple(LABELS) and b.num_classes == 7
+    assert b.feature_spec == FeatureSpec()
+    assert b.input_name == "features" and b.output_names == ("logits",)
+    assert b.onnx_bytes() == files["model.onnx"] and b.read("weights.esq") == files["weights.esq"]
+    assert b.manifest["files"]["weights.esq"] == {
+        "sha256": hashlib.sha256(files["weights.esq"]).hexdigest(),
+        "bytes": len(files["weights.esq"]),
+    }
+    w = b.weights()
+    assert w is b.weights(), "weights() is parsed once"
+    assert set(w.tensors) == set(kit.tensors)
+    assert w.tensors["features.0.weight"].bits == 2 and w.tensors["features.2.weight"].bits == 4
+    for name, arr in b.dequantized().items():
+        np.testing.assert_array_equal(arr, kit.tensors[name].dequantize())
+        assert arr.dtype == np.float32
+    assert "test_model" in str(b) and "7 labels" in b.describe()
+    with pytest.raises(BundleError, match="no file 'model.tflite'"):
+        b.read("model.tflite")
+
+
+def test_tar_is_plain_and_deterministic(tmp_path: Path, parts: Any) -> None:
+    manifest, files = parts
+    a = write_bundle(tmp_path / "a.tar", manifest=manifest, files=files).read_bytes()
+    b = write_bundle(tmp_path / "b", manifest=manifest, files=files, as_tar=True).read_bytes()
+    assert a == b
+    with tarfile.open(fileobj=io.BytesIO(a)) as tf:
+        assert tf.getnames() == ["manifest.json", "model.onnx", "weights.esq"]
+
+
+def test_tar_made_with_dot_prefix_loads(tmp_path: Path, good: Path) -> None:
+    """`tar -C bundle -cf b.tar .` gives a '.' entry and './name' members: accepted."""
+    p = tmp_path / "dot.tar"
+    with tarfile.open(p, "w") as tf:
+        tf.add(good, arcname=".")
+    assert load_bundle(p).labels == tuple(LABELS)
+
+
+def test_write_bundle_replaces_a_bundle_but_nothing_else(tmp_path: Path, parts: Any, good: Path) -> None:
+    manifest, files = parts
+    m2 = copy.deepcopy(manifest)
+    m2["accuracy"]["test"] = 0.5
+    write_bundle(good, manifest=m2, files=files)
+    assert load_bundle(good).manifest["accuracy"]["test"] == 0.5
+    other = tmp_path / "photos"
+    other.mkdir()
+    (other / "cat.jpg").write_bytes(b"meow")
+    with pytest.raises(BundleError, match="not a bundle"):
+        write_bundle(other, manifest=manifest, files=files)
+    assert (other / "cat.jpg").read_bytes() == b"meow"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b", "photos"], "no temp files left"
+
+
+def test_write_bundle_refuses_what_the_device_would_refuse(tmp_path: Path, parts: Any) -> None:
+    manifest, files = parts
+    bad = copy.deepcopy(manifest)
+    bad["labels"] = bad["labels"][:6]
+    with pytest.raises(BundleError, match="6 labels"):
+        write_bundle(tmp_path / "b", manifest=bad, files=files)
+    with pytest.raises(BundleError, match="not a valid bundle file name"):
+        write_bundle(tmp_path / "b", manifest=manifest, files={**files, "../evil": b""})
+    with pytest.raises(BundleError, match="does not list 'weights.esq'"):
+        write_bundle(tmp_path / "b", manifest=manifest, files={"model.onnx": files["model.onnx"]})
+    assert list(tmp_path.iterdir()) == [], "a refused bundle leaves nothing behind"
+
+
+def test_verify_false_skips_hashes(tmp_path: Path, parts: Any) -> None:
+    manifest, files = parts
+    p = raw_write(tmp_path / "b", manifest, files)
+    m = json.loads((p / "manifest.json").read_text())
+    m["files"]["model.onnx"]["sha256"] = "0" * 64
+    (p / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(BundleError, match="sha256 mismatch"):
+        load_bundle(p)
+    assert load_bundle(p, verify=False).labels == tuple(LABELS)
+
+
+def test_onnx_summary_reads_what_onnx_wrote(kit: Kit) -> None:
+    s = read_onnx_summary(kit.onnx_bytes())
+    assert s["opset"] == 17 and s["inputs"] == ["features"] and s["outputs"] == ["logits"]
+    assert [n["op"] for n in s["nodes"]] == ["Sub", "Div", "Gemm", "Relu", "Gemm"]
+    assert s["nodes"][2]["attrs"] == {"transB": 1, "alpha": 1.0, "beta": 1.0}
+    w = s["initializers"]["features.0.weight"]
+    assert w["external"] and w["location"] == "weights.esq" and w["dims"] == [32, 180] and w["data_type"] == 1
+
+
+# --------------------------------------------------------------------------------------------------------------
+# damage: every kind is refused with a message naming the bundle, the file and the fault
+# --------------------------------------------------------------------------------------------------------------
+
+
+def refused(path: Path, *fragments: str, exc: type[BundleError] = BundleError, **kw: Any) -> str:
+    with pytest.raises(exc) as ei:
+        load_bundle(path, **kw)
+    msg = str(ei.value)
+    assert msg.startswith(f"bundle {path}"), msg
+    for f in fragments:
+        assert f in msg, f"{f!r} not in {msg!r}"
+    return msg
+
+
+def test_missing_file(good: Path) -> None:
+    (good / "weights.esq").unlink()
+    refused(good, "weights.esq: file is missing")
+
+
+def test_missing_manifest(good: Path) -> None:
+    (good / "manifest.json").unlink()
+    refused(good, "manifest.json: file is missing")
+
+
+def test_sha_mismatch(good: Path) -> None:
+    data = bytearray((good / "model.onnx").read_bytes())
+    data[len(data) // 2] ^= 0x10
+    (good / "model.onnx").write_bytes(bytes(data))
+    refused(good, "model.onnx: sha256 mismatch (manifest ", "the file was modified or damaged")
+
+
+def test_size_mismatch(good: Path) -> None:
+    with open(good / "weights.esq", "ab") as f:
+        f.write(b"\0")
+    refused(good, "weights.esq: size mismatch", "truncated, modified or replaced")
+
+
+def test_manifest_not_json(good: Path) -> None:
+    (good / "manifest.json").write_text('{"schema": "edge-ser-bundle",')
+    refused(good, "manifest.json: not valid JSON (line 1")
+    (good / "manifest.json").write_bytes(b"\xff\xfe")
+    refused(good, "manifest.json: not UTF-8")
+    (good / "manifest.json").write_text("[1, 2]")
+    refused(good, "manifest.json: must be a JSON object")
+    (good / "manifest.json").write_text('{"a": NaN}')
+    refused(good, "numbers must be finite")
+    (good / "manifest.json").write_text('{"a": 1, "a": 2}')
+    refused(good, "appears twice")
+
+
+def test_schema_version_99(good: Path) -> None:
+    m = json.loads((good / "manifest.json").read_text())
+    m["schema_version"] = 99
+    (good / "manifest.json").write_text(json.dumps(m))
+    refused(good, "schema_version: 99 is not supported", "upgrade edge-ser")
+    m["schema_version"] = 1
+    m["schema"] = "something-else"
+    (good / "manifest.json").write_text(json.dumps(m))
+    refused(good, "not an edge-ser bundle manifest")
+
+
+def test_labels_do_not_match_outputs(tmp_path: Path, parts: Any) -> None:
+    manifest, files = parts
+    m = copy.deepcopy(manifest)
+    m["labels"] = m["labels"][:6]
+    refused(raw_write(tmp_path / "b", m, files), "model.outputs[0].shape", "6 labels")
+    m["labels"] = ["a", "b", "a", "c", "d", "e", "f"]
+    refused(raw_write(tmp_path / "c", m, files), "labels: must be unique; repeated: ['a']")
+
+
+def test_input_does_not_match_feature_spec(tmp_path: Path, parts: Any) -> None:
+    manifest, files = parts
+    m = copy.deepcopy(manifest)
+    m["feature_spec"]["n_mfcc"] = 20
+    refused(raw_write(tmp_path / "b", m, files), "model.inputs[0].shape", "160-d")
+    m["feature_spec"] = {"n_fft": 8}
+    refused(raw_write(tmp_path / "c", m, files), "feature_spec:", "n_fft")
+    m["feature_spec"] = {"fmax": "high"}
+    refused(raw_write(tmp_path / "d", m, files), "feature_spec:")
+
+
+def test_initializer_missing_from_weights(tmp_path: Path, kit: Kit) -> None:
+    files = kit.files()
+    files["weights.esq"] = esq_bytes([t for n, t in kit.tensors.items() if n != "features.2.bias"])
+    refused(raw_write(tmp_path / "b", kit.manifest(), files), "weights.esq:", "'features.2.bias'", "missing")
+    files["weights.esq"] = esq_bytes([*kit.tensors.values(), raw("stray", [1.0])])
+    refused(raw_write(tmp_path / "c", kit.manifest(), files), "weights.esq:", "'stray'", "not initializers")
+
+
+def test_weights_not_an_esq_file(tmp_path: Path, kit: Kit) -> None:
+    files = kit.files()
+    files["weights.esq"] = b"PK\x03\x04 definitely not esq" * 10
+    msg = refused(raw_write(tmp_path / "b", kit.manifest(), files), "weights.esq", exc=PackedFormatError)
+    assert "bundle" in msg
+
+
+def test_bits_differ_from_bitplan(tmp_path: Path, kit: Kit) -> None:
+    m = kit.manifest()
+    m["bitplan"]["bits"]["features.0"] = 3
+    refused(raw_write(tmp_path / "b", m, kit.files()), "'features.0.weight' is stored at 2 bits", "3 bits")
+
+
+def test_onnx_and_manifest_graph_disagree(tmp_path: Path, kit: Kit) -> None:
+    files = kit.files()
+    m = kit.manifest()
+    m["graph"]["nodes"][3]["op"] = "Sigmoid"
+    refused(raw_write(tmp_path / "a", m, files), "model.onnx: node 3 (Relu)", "'Sigmoid'")
+    m = kit.manifest()
+    m["graph"]["nodes"][2]["attrs"]["alpha"] = 2.0
+    refused(raw_write(tmp_path / "b", m, files), "model.onnx: node 2 (Gemm): attribute alpha=1.0")
+    m = kit.manifest()
+    m["graph"]["opset"] = 13
+    refused(raw_write(tmp_path / "c", m, files), "model.onnx: opset 17")
+
+
+def test_onnx_weights_must_be_external_in_weights_esq(tmp_path: Path, kit: Kit) -> None:
+    # a model with its weights inline (the exporter forgot to externalise them)
+    g = onnx.load_from_string(kit.onnx_bytes())
+    t = g.graph.initializer[2]
+    w = kit.weights()[t.name]
+    del t.external_data[:]
+    t.data_location = TensorProto.DEFAULT
+    t.raw_data = w.tobytes()
+    files = {**kit.files(), "model.onnx": g.SerializeToString()}
+    refused(raw_write(tmp_path / "a", kit.manifest(), files), "model.onnx", "external data in weights.esq")
+    # external, but pointing at another file
+    g = onnx.load_from_string(kit.onnx_bytes())
+    g.graph.initializer[0].external_data[0].value = "other.bin"
+    files = {**kit.files(), "model.onnx": g.SerializeToString()}
+    refused(
+        raw_write(tmp_path / "b", kit.manifest(), files),
+        "initializer 'mean': external data location is 'other.bin'",
+    )
+    # shapes differ from weights.esq
+    g = onnx.load_from_string(kit.onnx_bytes())
+    g.graph.initializer[0].dims[0] = 90
+    files = {**kit.files(), "model.onnx": g.SerializeToString()}
+    refused(raw_write(tmp_path / "c", kit.manifest(), files), "initializer 'mean': dims [90]")
+    # not ONNX at all
+    files = {**kit.files(), "model.onnx": b"\x08\x07\x12\xff\xff\xff\xff\x0f"}
+    refused(raw_write(tmp_path / "d", kit.manifest(), files), "model.onnx: truncated protobuf")
+
+
+def test_graph_well_formed(tmp_path: Path, kit: Kit) -> None:
+    files = kit.files()
+    cases = [
+        (
+            lambda g: g["nodes"][2]["inputs"].__setitem__(0, "nowhere"),
+            "graph.nodes[2] (Gemm).inputs[0]: 'nowhere'",
+        ),
+        (lambda g: g["nodes"][3]["outputs"].__setitem__(0, "t1"), "'t1' is already defined"),
+        (lambda g: g["nodes"].__setitem__(1, "Div"), "graph.nodes[1]: must be an object"),
+        (lambda g: g["nodes"][0].pop("op"), "graph.nodes[0].op: must be a non-empty string"),
+        (lambda g: g["nodes"][0]["attrs"].__setitem__("x", {"y": 1}), "attrs['x']"),
+        (lambda g: g["initializers"].append("mean"), "graph.initializers: names must be unique"),
+        (
+            lambda g: g["outputs"][0].__setitem__("shape", [None, 6]),
+            "graph.outputs: do not match model.outputs",
+        ),
+        (lambda g: g.__setitem__("nodes", []), "graph.nodes: must list at least one node"),
+    ]
+    for i, (mutate, fragment) in enumerate(cases):
+        m = kit.manifest()
+        mutate(m["graph"])
+        refused(raw_write(tmp_path / f"b{i}", m, files), fragment)
+
+
+def test_files_section_checked(tmp_path: Path, kit: Kit) -> None:
+    files = kit.files()
+    m = kit.manifest()
+    m["files"] = {
+        "model.onnx": {"sha256": "xyz", "bytes": 1},
+        "weights.esq": {"sha256": "0" * 64, "bytes": 1},
+    }
+    refused(
+        raw_write(tmp_path / "a", m, files, fill=False),
+        "files['model.onnx'].sha256: must be 64 lower-case hex",
+    )
+    m["files"] = {"../model.onnx": {"sha256": "0" * 64, "bytes": 1}}
+    refused(
+        raw_write(tmp_path / "b", m, files, fill=False), "'../model.onnx' is not a valid bundle file name"
+    )
+
+
+def test_directory_symlink_refused(tmp_path: Path, good: Path) -> None:
+    target = tmp_path / "elsewhere.esq"
+    shutil.move(good / "weights.esq", target)
+    os.symlink(target, good / "weights.esq")
+    refused(good, "weights.esq: is a symbolic link")
+
+
+def test_not_a_bundle(tmp_path: Path) -> None:
+    refused(tmp_path / "nope", "does not exist")
+    (tmp_path / "x.tar").write_bytes(b"hello, not a tar file" * 40)
+    refused(tmp_path / "x.tar", "not a readable .tar archive")
+
+
+# --- tar archives ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture()
+def members(good: Path) -> list[tuple[tarfile.TarInfo, bytes]]:
+    return [file_info(n, (good / n).read_bytes()) for n in ("manifest.json", "model.onnx", "weights.esq")]
+
+
+def _write_tar(tmp_path: Path, members: list[tuple[tarfile.TarInfo, bytes | None]]) -> Path:
+    p = tmp_path / "x.tar"
+    p.write_bytes(tar_of(members))
+    return p
+
+
+def test_tar_symlink_member(tmp_path: Path, members: Any) -> None:
+    link = tarfile.TarInfo("weights.esq")
+    link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
+    p = _write_tar(tmp_path, [*members[:2], (link, None)])
+    refused(p, "archive member 'weights.esq': is a link (to '/etc/passwd')")
+    hard = tarfile.TarInfo("weights.esq")
+    hard.type, hard.linkname = tarfile.LNKTYPE, "model.onnx"
+    refused(_write_tar(tmp_path, [*members[:2], (hard, None)]), "is a link")
+
+
+@pytest.mark.parametrize("name", ["../weights.esq", "/tmp/weights.esq", "sub/weights.esq", "..", "a\\b"])
+def test_tar_path_members(tmp_path: Path, members: Any, name: str) -> None:
+    info, data = file_info(name, members[2][1])
+    refused(
+        _write_tar(tmp_path, [*members[:2], (info, data)]), f"archive member {name!r}", "top-level files only"
+    )
+
+
+def test_tar_other_member_types(tmp_path: Path, members: Any) -> None:
+    d = tarfile.TarInfo("sub")
+    d.type = tarfile.DIRTYPE
+    refused(_write_tar(tmp_path, [*members, (d, None)]), "archive member 'sub'")
+    fifo = tarfile.TarInfo("pipe")
+    fifo.type = tarfile.FIFOTYPE
+    refused(_write_tar(tmp_path, [*members, (fifo, None)]), "archive member 'pipe': is not a regular file")
+    refused(
+        _write_tar(tmp_path, [*members, members[1]]), "archive member 'model.onnx': appears more than once"
+    )
+    refused(_write_tar(tmp_path, members[1:]), "manifest.json is missing from the archive")
+    refused(
+        _write_tar(tmp_path, members[:2]), "weights.esq: listed in manifest.json but missing from the archive"
+    )
+
+
+def test_tar_huge_member(tmp_path: Path, members: Any) -> None:
+    # a limit lower than the weights file (put first: the manifest is bigger than it)
+    p = _write_tar(tmp_path, members[::-1])
+    refused(p, "archive member 'weights.esq'", "more than the limit of 1000 bytes", max_file_bytes=1000)
+    refused(p, "total more than 2000 bytes", max_total_bytes=2000)
+    # a header that claims 8 GiB, followed by nothing: refused before any read
+    big = tarfile.TarInfo("weights.esq")
+    big.size = 8 << 30
+    blocks = b""
+    for info, data in members[:2]:
+        blocks += info.tobuf(format=tarfile.GNU_FORMAT) + data + bytes(-len(data) % 512)
+    p.write_bytes(blocks + big.tobuf(format=tarfile.GNU_FORMAT) + bytes(512))
+    refused(p, "archive member 'weights.esq': 8589934592 bytes is more than the limit")
+
+
+def test_tar_truncated(tmp_path: Path, members: Any) -> None:
+    data = tar_of(members)
+    with tarfile.open(fileobj=io.BytesIO(data)) as tf:
+        last = tf.getmembers()[-1]
+    p = tmp_path / "t.tar"
+    # inside the first header, inside the first member, at the last header, inside the last member
+    for cut in (100, 700, last.offset + 10, last.offset_data + last.size // 2):
+        p.write_bytes(data[:cut])
+        with pytest.raises(BundleError, match=f"bundle {p}"):
+            load_bundle(p)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# fuzzing: whatever the bytes, only BundleError (or a subclass) comes out
+# --------------------------------------------------------------------------------------------------------------
+
+
+def fuzz(n: int) -> settings:
+    """Deterministic (derandomized, no example database), no deadline, n cases."""
+    return settings(
+        max_examples=n,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+        print_blob=False,
+    )
+
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=12)
+    | st.sampled_from(["", "float32", "Gemm", "weights.esq", "features", "logits", "t1", "mean"]),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+def _paths(obj: Any, prefix: tuple = ()) -> list[tuple]:
+    out = [prefix]
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            out += _paths(v, prefix + (k,))
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj[:6]):
+            out += _paths(v, prefix + (i,))
+    return out
+
+
+def _mutate(obj: Any, data: Any) -> Any:
+    paths = [p for p in _paths(obj) if p]
+    path = data.draw(st.sampled_from(paths))
+    parent = obj
+    for key in path[:-1]:
+        parent = parent[key]
+    key = path[-1]
+    action = data.draw(st.sampled_from(["replace", "delete", "replace", "tweak"]))
+    if action == "delete":
+        del parent[key]
+    elif action == "tweak" and isinstance(parent[key], (int, float)) and not isinstance(parent[key], bool):
+        parent[key] = parent[key] + data.draw(st.sampled_from([-1, 1, 1000, -(10**6), 0.5]))
+    elif action == "tweak" and isinstance(parent[key], str):
+        parent[key] = parent[key] + data.draw(st.sampled_from(["", "x", "/..", "\x00"]))
+    else:
+        parent[key] = data.draw(json_values)
+    return obj
+
+
+@pytest.fixture(scope="module")
+def fuzz_dir(parts: Any, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    manifest, files = parts
+    p = write_bundle(tmp_path_factory.mktemp("fuzz") / "b", manifest=manifest, files=files)
+    return p, json.loads((p / "manifest.json").read_text())
+
+
+@fuzz(1200)
+@given(data=st.data())
+def test_fuzz_manifest(fuzz_dir: tuple[Path, dict[str, Any]], data: Any) -> None:
+    from edge_ser.engines import load_engine
+
+    path, base = fuzz_dir
+    m = copy.deepcopy(base)
+    for _ in range(data.draw(st.integers(1, 3))):
+        m = _mutate(m, data)
+    (path / "manifest.json").write_text(json.dumps(m))
+    try:
+        b = load_bundle(path)
+    except BundleError:
+        return
+    # it verified, so the graph still matches model.onnx: the numpy engine must run it
+    y = load_engine(b, "numpy").predict(np.zeros((2, b.feature_spec.dim), np.float32))
+    assert y.shape == (2, b.num_classes)
+
+
+@fuzz(600)
+@given(data=st.data())
+def test_fuzz_tar_bytes(
+    fuzz_dir: tuple[Path, dict[str, Any]], data: Any, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    path, _ = fuzz_dir
+    (path / "manifest.json").write_text(json.dumps(fuzz_dir[1]))
+    good = tar_of(
+        [file_info(n, (path / n).read_bytes()) for n in ("manifest.json", "model.onnx", "weights.esq")]
+    )
+    buf = bytearray(good)
+    for _ in range(data.draw(st.integers(1, 6))):
+        kind = data.draw(st.sampled_from(["flip", "flip", "cut", "splice"]))
+        # mostly the headers: that is where the parser's decisions are made
+        pos = data.draw(st.integers(0, min(len(buf) - 1, 4096)) | st.integers(0, len(buf) - 1))
+        if kind == "flip":
+            buf[pos] = data.draw(st.integers(0, 255))
+        elif kind == "cut":
+            del buf[pos:]
+            if not buf:
+                break
+        else:
+            buf[pos:pos] = data.draw(st.binary(min_size=1, max_size=64))
+    p = tmp_path_factory.getbasetemp() / "fuzz.tar"
+    p.write_bytes(bytes(buf))
+    try:
+        load_bundle(p)
+    except BundleError:
+        pass
+
+
+@fuzz(600)
+@given(data=st.data())
+def test_fuzz_onnx_reader(kit: Kit, data: Any) -> None:
+    good = kit.onnx_bytes()
+    buf = bytearray(good)
+    for _ in range(data.draw(st.integers(1, 4))):
+        pos = data.draw(st.integers(0, len(buf) - 1))
+        if data.draw(st.booleans()):
+            buf[pos] = data.draw(st.integers(0, 255))
+        else:
+            del buf[pos : pos + data.draw(st.integers(1, 40))]
+        if not buf:
+            break
+    try:
+        read_onnx_summary(bytes(buf))
+    except BundleError:
+        pass
+
+
+@fuzz(200)
+@given(blob=st.binary(max_size=300))
+def test_fuzz_onnx_reader_random_bytes(blob: bytes) -> None:
+    try:
+        read_onnx_summary(blob)
+    except BundleError:
+        pass
+
+
+def test_esq_roundtrip_used_by_kit(kit: Kit) -> None:
+    """The .esq written by the helper reads back to the same tensors (sanity of the test kit itself)."""
+    f = read_esq_bytes(esq_bytes(list(kit.tensors.values())))
+    assert f.tensors == kit.tensors

@@ -1,0 +1,79 @@
+"""End to end: train -> LAQ -> QAT -> bundle, and the device engines reproduce the torch QAT model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="the host pipeline needs torch")
+pytest.importorskip("onnx", reason="ONNX export needs the host extra")
+
+from converters.compress import compress  # noqa: E402
+from converters.export.bundle import build_bundle  # noqa: E402
+from converters.featurize import FeatureCache  # noqa: E402
+from converters.models import laq_mlp  # noqa: E402
+from converters.pipeline import make_split, prepare  # noqa: E402
+from converters.train import TrainConfig, predict, seed_everything, train_classifier  # noqa: E402
+from edge_ser.bundle import load_bundle  # noqa: E402
+from edge_ser.engines import load_engine  # noqa: E402
+from edge_ser.features import FeatureSpec  # noqa: E402
+
+
+def _compressed(prep, recipe: str):
+    split = make_split(prep, "random", seed=0)
+    X, y = prep.X, prep.y
+    seed_everything(0)
+    model = laq_mlp(X.shape[1], len(prep.classes))
+    model.set_normalization(torch.as_tensor(X[split.train].mean(0)), torch.as_tensor(X[split.train].std(0)))
+    fp = train_classifier(model, X[split.train], y[split.train], X[split.val], y[split.val],
+                          TrainConfig(seed=0, epochs=80), progress=False).model
+    c = compress(recipe, fp, X[split.train], y[split.train], X[split.val], y[split.val])
+    return c, split
+
+
+def _check_engines(bundle_path: Path, c, X_test: np.ndarray) -> None:
+    ref = predict(c.model, X_test)
+    bundle = load_bundle(bundle_path)
+    for engine in ("onnxruntime", "numpy"):
+        logits = load_engine(bundle, engine).predict(X_test.astype(np.float32))
+        assert np.array_equal(logits.argmax(1), ref.argmax(1)), f"{engine}: a test clip changed class"
+        rel = np.abs(logits - ref).max() / np.abs(ref).max()
+        assert rel < 1e-4, f"{engine}: logits differ by {rel:.2e} relative"
+
+
+@pytest.mark.data
+def test_emodb_bundle_matches_torch_on_every_test_clip(emodb_dir: Path, tmp_path: Path) -> None:
+    spec = FeatureSpec()
+    prep = prepare("emodb", emodb_dir, spec=spec, cache=FeatureCache(tmp_path / "cache"), progress=False)
+    c, split = _compressed(prep, "laq-paper")
+    X_test = prep.X[split.test]
+    for as_tar in (False, True):
+        path = build_bundle(tmp_path / ("b.tar" if as_tar else "b"), c.model, c.plan, c.codes, name="laq_mlp",
+                            labels=list(prep.classes), spec=spec, as_tar=as_tar,
+                            accuracy={"test": c.accuracy(X_test, prep.y[split.test]), "dataset": "emodb",
+                                      "split": {"kind": "random", "seed": 0, "sizes": split.sizes()}})
+        _check_engines(path, c, X_test)
+    manifest = json.loads((tmp_path / "b" / "manifest.json").read_text())
+    assert manifest["bitplan"]["average_bits"] == pytest.approx(c.plan.average_bits)
+    assert manifest["feature_spec"] == spec.to_dict() and manifest["labels"] == list(prep.classes)
+    assert len(manifest["normalization"]["mean"]) == 180
+    assert [r["flops"] for r in manifest["layers"]] == [2 * 180 * 512 + 512, 2 * 512 * 128 + 128,
+                                                        2 * 128 * 64 + 64, 2 * 64 * 7 + 7]
+    assert {"model.onnx", "weights.esq"} <= set(manifest["files"])
+    # the packed file really stores b bits per weight: within 5% + 2 KB of the ideal size
+    ideal = c.plan.weight_bytes + 4 * 711 + 4 * 711 + 4 * 360  # codes + scales + biases + mean/std
+    assert (tmp_path / "b" / "weights.esq").stat().st_size <= ideal * 1.05 + 2048
+
+
+def test_synthetic_bundle_every_recipe_family(tmp_path: Path) -> None:
+    spec = FeatureSpec()
+    prep = prepare("synthetic", tmp_path / "synth", spec=spec, cache=FeatureCache(tmp_path / "cache"),
+                   progress=False)
+    for recipe in ("qat-1", "sensitivity", "fp32"):
+        c, split = _compressed(prep, recipe)
+        path = build_bundle(tmp_path / recipe, c.model, c.plan, c.codes, name="laq_mlp", labels=list(prep.classes),
+                            spec=spec, accuracy={"test": 0.0})
+        _check_engines(path, c, prep.X[split.test])
