@@ -31,6 +31,7 @@ def _compressed(prep, recipe: str):
     fp = train_classifier(model, X[split.train], y[split.train], X[split.val], y[split.val],
                           TrainConfig(seed=0, epochs=80), progress=False).model
     c = compress(recipe, fp, X[split.train], y[split.train], X[split.val], y[split.val])
+    c.info["float_model"] = fp
     return c, split
 
 
@@ -66,6 +67,33 @@ def test_emodb_bundle_matches_torch_on_every_test_clip(emodb_dir: Path, tmp_path
     # the packed file really stores b bits per weight: within 5% + 2 KB of the ideal size
     ideal = c.plan.weight_bytes + 4 * 711 + 4 * 711 + 4 * 360  # codes + scales + biases + mean/std
     assert (tmp_path / "b" / "weights.esq").stat().st_size <= ideal * 1.05 + 2048
+
+
+@pytest.mark.data
+def test_onnx_exports_match_torch_on_emodb(emodb_dir: Path, tmp_path: Path) -> None:
+    """fp32 ONNX vs the float model, and the INT4/INT8 QDQ ONNX vs the QAT model, on real EMODB features."""
+    ort = pytest.importorskip("onnxruntime")
+    from converters.export.onnx_export import qdq, to_onnx
+
+    prep = prepare("emodb", emodb_dir, cache=FeatureCache(tmp_path / "cache"), progress=False)
+    c, split = _compressed(prep, "laq-paper")
+    X = prep.X[split.test].astype(np.float32)
+
+    def run(proto) -> np.ndarray:
+        sess = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+        return sess.run(None, {"features": X})[0]
+
+    for model in (c.info["float_model"], c.model):  # the float model, and the QAT model with grid weights
+        ref = predict(model, X)
+        got = run(to_onnx(model, (180,)))
+        assert np.array_equal(got.argmax(1), ref.argmax(1))
+        assert np.abs(got - ref).max() <= 1e-5 * np.abs(ref).max()
+    q = qdq(to_onnx(c.model, (180,)), c.codes, {k: f"{k}.weight" for k in c.codes}, c.plan.bits)
+    ref = predict(c.model, X)
+    got = run(q)
+    assert np.array_equal(got.argmax(1), ref.argmax(1))
+    assert np.abs(got - ref).max() <= 1e-5 * np.abs(ref).max()
+    assert len(q.SerializeToString()) < 0.25 * len(to_onnx(c.model, (180,)).SerializeToString())
 
 
 def test_synthetic_bundle_every_recipe_family(tmp_path: Path) -> None:
