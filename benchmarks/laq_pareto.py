@@ -27,12 +27,21 @@ def main() -> None:
     ap.add_argument("--data", default="emodb")
     ap.add_argument("--seeds", type=int, default=5)
     args = ap.parse_args()
-    recipes = ["fp32", "qat-2", "qat-1"] + [f"laq-paper@{m}" for m in MARGINS] + [f"sensitivity@{b}" for b in BUDGETS]
+    recipes = (
+        ["fp32", "qat-2", "qat-1"]
+        + [f"laq-paper@{m}" for m in MARGINS]
+        + [f"sensitivity@{b}" for b in BUDGETS]
+    )
     prep = prepare(args.data, cache=FeatureCache(), progress=False)
-    runs = [lt.run_split(prep, make_split(prep, "random", seed=s), s, recipes, LaqConfig())
-            for s in lt.tqdm(range(args.seeds), desc="pareto")]
+    runs = [
+        lt.run_split(prep, make_split(prep, "random", seed=s), s, recipes, LaqConfig())
+        for s in lt.tqdm(range(args.seeds), desc="pareto")
+    ]
     rows = lt.summarise(runs, recipes)
-    md = [f"# Accuracy vs average bits on {args.data.upper()} (random 80/10/10, seeds 0..{args.seeds - 1})", ""]
+    md = [
+        f"# Accuracy vs average bits on {args.data.upper()} (random 80/10/10, seeds 0..{args.seeds - 1})",
+        "",
+    ]
     md += lt.table(rows, "laq-paper@T = the paper's search at T_margin T; sensitivity@B = budget B bits")
     text = "\n".join(md)
     print(text)

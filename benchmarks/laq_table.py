@@ -40,8 +40,20 @@ from converters.quant import LaqConfig  # noqa: E402
 from converters.train import TrainConfig, accuracy, seed_everything, train_classifier  # noqa: E402
 from edge_ser.packed import write_esq  # noqa: E402
 
-RECIPES = ["fp32", "ptq-8", "qat-8", "ptq-4", "qat-4", "ptq-2", "qat-2", "ptq-1", "qat-1",
-           "laq-paper", "laq-qat", "sensitivity"]
+RECIPES = [
+    "fp32",
+    "ptq-8",
+    "qat-8",
+    "ptq-4",
+    "qat-4",
+    "ptq-2",
+    "qat-2",
+    "ptq-1",
+    "qat-1",
+    "laq-paper",
+    "laq-qat",
+    "sensitivity",
+]
 PAPER = {"fp32": (74.07, 32.0, 676), "laq-paper": (75.93, 2.00, 43), "qat-1": (64.81, 1.0, None)}
 
 
@@ -57,7 +69,14 @@ def sizes(c, spec_dim: int) -> tuple[float, float]:
 
 def run_split(prep, split, seed: int, recipes: list[str], laq: LaqConfig) -> dict[str, dict]:
     X, y = prep.X, prep.y
-    Xtr, ytr, Xva, yva, Xte, yte = X[split.train], y[split.train], X[split.val], y[split.val], X[split.test], y[split.test]
+    Xtr, ytr, Xva, yva, Xte, yte = (
+        X[split.train],
+        y[split.train],
+        X[split.val],
+        y[split.val],
+        X[split.test],
+        y[split.test],
+    )
     seed_everything(seed)
     model = laq_mlp(X.shape[1], len(prep.classes))
     model.set_normalization(torch.as_tensor(Xtr.mean(0)), torch.as_tensor(Xtr.std(0)))
@@ -66,8 +85,14 @@ def run_split(prep, split, seed: int, recipes: list[str], laq: LaqConfig) -> dic
     for r in recipes:
         c = compress(r, fp, Xtr, ytr, Xva, yva, laq=laq, seed=seed)
         packed_kb, onnx_kb = sizes(c, X.shape[1])
-        out[r] = {"acc": accuracy(c.model, Xte, yte), "bits": c.plan.average_bits, "packed_kb": packed_kb,
-                  "onnx_kb": onnx_kb, "plan": dict(c.plan.bits), "seconds": c.seconds}
+        out[r] = {
+            "acc": accuracy(c.model, Xte, yte),
+            "bits": c.plan.average_bits,
+            "packed_kb": packed_kb,
+            "onnx_kb": onnx_kb,
+            "plan": dict(c.plan.bits),
+            "seconds": c.seconds,
+        }
     return out
 
 
@@ -75,21 +100,32 @@ def summarise(runs: list[dict[str, dict]], recipes: list[str]) -> list[dict]:
     rows = []
     for r in recipes:
         acc = [100 * run[r]["acc"] for run in runs]
-        rows.append({
-            "recipe": r, "acc_mean": statistics.mean(acc), "acc_std": statistics.stdev(acc) if len(acc) > 1 else 0.0,
-            "bits": statistics.mean(run[r]["bits"] for run in runs),
-            "packed_kb": statistics.mean(run[r]["packed_kb"] for run in runs),
-            "onnx_kb": statistics.mean(run[r]["onnx_kb"] for run in runs), "n": len(acc),
-        })
+        rows.append(
+            {
+                "recipe": r,
+                "acc_mean": statistics.mean(acc),
+                "acc_std": statistics.stdev(acc) if len(acc) > 1 else 0.0,
+                "bits": statistics.mean(run[r]["bits"] for run in runs),
+                "packed_kb": statistics.mean(run[r]["packed_kb"] for run in runs),
+                "onnx_kb": statistics.mean(run[r]["onnx_kb"] for run in runs),
+                "n": len(acc),
+            }
+        )
     return rows
 
 
 def table(rows: list[dict], title: str) -> list[str]:
-    lines = [f"### {title}", "", "| recipe | accuracy % (mean +- std) | avg bits | packed KB | ONNX KB |",
-             "|---|---|---|---|---|"]
+    lines = [
+        f"### {title}",
+        "",
+        "| recipe | accuracy % (mean +- std) | avg bits | packed KB | ONNX KB |",
+        "|---|---|---|---|---|",
+    ]
     for r in rows:
-        lines.append(f"| {r['recipe']} | {r['acc_mean']:.2f} +- {r['acc_std']:.2f} (n={r['n']}) | {r['bits']:.2f} "
-                     f"| {r['packed_kb']:.1f} | {r['onnx_kb']:.1f} |")
+        lines.append(
+            f"| {r['recipe']} | {r['acc_mean']:.2f} +- {r['acc_std']:.2f} (n={r['n']}) | {r['bits']:.2f} "
+            f"| {r['packed_kb']:.1f} | {r['onnx_kb']:.1f} |"
+        )
     return lines
 
 
@@ -97,7 +133,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default="emodb", help="data set name (default emodb)")
     ap.add_argument("--seeds", type=int, default=5, help="random 80/10/10 splits (default 5)")
-    ap.add_argument("--loso", type=int, default=None, help="leave-one-speaker-out folds to run (default: all)")
+    ap.add_argument(
+        "--loso", type=int, default=None, help="leave-one-speaker-out folds to run (default: all)"
+    )
     ap.add_argument("--no-loso", action="store_true", help="skip the leave-one-speaker-out rows")
     ap.add_argument("--recipes", default=",".join(RECIPES), help="comma-separated recipes")
     ap.add_argument("--t-margin", type=float, default=LaqConfig().t_margin, help="LAQ T_margin (fraction)")
@@ -107,12 +145,18 @@ def main() -> None:
     laq = LaqConfig(t_margin=args.t_margin, budget=args.budget)
     t0 = time.perf_counter()
     prep = prepare(args.data, cache=FeatureCache(), progress=False)
-    random_runs = [run_split(prep, make_split(prep, "random", seed=s), s, recipes, laq)
-                   for s in tqdm(range(args.seeds), desc=f"{args.data} random splits")]
-    md = [f"# LAQ table on {args.data.upper()} ({len(prep.records)} clips, {len(prep.classes)} classes)", "",
-          f"laq_mlp 180-512-128-64-{len(prep.classes)}; LAQ weights wP/wE/wV = .11/.01/.88, T_margin = "
-          f"{laq.t_margin}, histogram bins {laq.bins}; sensitivity budget {laq.budget} bits; QAT 120 epochs max, "
-          "early stopping on validation. Accuracy on each split's test part.", ""]
+    random_runs = [
+        run_split(prep, make_split(prep, "random", seed=s), s, recipes, laq)
+        for s in tqdm(range(args.seeds), desc=f"{args.data} random splits")
+    ]
+    md = [
+        f"# LAQ table on {args.data.upper()} ({len(prep.records)} clips, {len(prep.classes)} classes)",
+        "",
+        f"laq_mlp 180-512-128-64-{len(prep.classes)}; LAQ weights wP/wE/wV = .11/.01/.88, T_margin = "
+        f"{laq.t_margin}, histogram bins {laq.bins}; sensitivity budget {laq.budget} bits; QAT 120 epochs max, "
+        "early stopping on validation. Accuracy on each split's test part.",
+        "",
+    ]
     rows_random = summarise(random_runs, recipes)
     md += table(rows_random, f"Stratified random 80/10/10, seeds 0..{args.seeds - 1}")
     payload = {"data": args.data, "laq": laq.to_dict(), "random": {"rows": rows_random, "runs": random_runs}}
@@ -121,12 +165,18 @@ def main() -> None:
         folds = list(leave_one_speaker_out(speakers, prep.y))[: args.loso]
         loso_runs = [run_split(prep, sp, 0, recipes, laq) for _, sp in tqdm(folds, desc=f"{args.data} LOSO")]
         rows_loso = summarise(loso_runs, recipes)
-        md += [""] + table(rows_loso, f"Leave-one-speaker-out, {len(folds)} folds (one held-out speaker each; "
-                                      "one other speaker for validation)")
+        md += [""] + table(
+            rows_loso,
+            f"Leave-one-speaker-out, {len(folds)} folds (one held-out speaker each; "
+            "one other speaker for validation)",
+        )
         payload["loso"] = {"rows": rows_loso, "runs": loso_runs, "speakers": [s for s, _ in folds]}
     if args.data == "emodb":
-        md += ["", "Paper (Table 4, EMODB, one split): fp32 74.07% at 676 KB; LAQ 75.93% at 2.00 bits, 43 KB; "
-               "fixed 1-bit 64.81%."]
+        md += [
+            "",
+            "Paper (Table 4, EMODB, one split): fp32 74.07% at 676 KB; LAQ 75.93% at 2.00 bits, 43 KB; "
+            "fixed 1-bit 64.81%.",
+        ]
     md += ["", f"Wall time {time.perf_counter() - t0:.0f} s on 1 thread."]
     text = "\n".join(md)
     print(text)

@@ -30,7 +30,9 @@ def _cache(args: argparse.Namespace) -> FeatureCache | None:
 
 def _prepare(args: argparse.Namespace, spec: FeatureSpec) -> Prepared:
     synth = SyntheticSpec(seed=args.seed) if args.data == "synthetic" else None
-    return prepare(args.data, args.root, spec=spec, cache=_cache(args), synthetic=synth, progress=not args.quiet)
+    return prepare(
+        args.data, args.root, spec=spec, cache=_cache(args), synthetic=synth, progress=not args.quiet
+    )
 
 
 def _train_float(args, prep: Prepared, split, spec: FeatureSpec):
@@ -39,8 +41,9 @@ def _train_float(args, prep: Prepared, split, spec: FeatureSpec):
     model = laq_mlp(spec.dim, len(prep.classes))
     model.set_normalization(torch.as_tensor(Xtr.mean(0)), torch.as_tensor(Xtr.std(0)))
     cfg = TrainConfig(epochs=args.epochs, seed=args.seed, patience=args.patience, threads=args.threads)
-    res = train_classifier(model, Xtr, prep.y[split.train], prep.X[split.val], prep.y[split.val], cfg,
-                           progress=not args.quiet)
+    res = train_classifier(
+        model, Xtr, prep.y[split.train], prep.X[split.val], prep.y[split.val], cfg, progress=not args.quiet
+    )
     return res, cfg
 
 
@@ -59,35 +62,66 @@ def cmd_train(args: argparse.Namespace, spec: FeatureSpec, *, title: str | None 
     if title:
         say(title)
     prep = _prepare(args, spec)
-    say(f"[1/3] data: {prep.name}, {len(prep.records)} clips, {len(prep.classes)} classes "
+    say(
+        f"[1/3] data: {prep.name}, {len(prep.records)} clips, {len(prep.classes)} classes "
         f"({', '.join(prep.classes)}); features {prep.X.shape} in {prep.stats.seconds:.2f} s "
-        f"(cache: {prep.stats.hits} hits, {prep.stats.misses} computed)")
+        f"(cache: {prep.stats.hits} hits, {prep.stats.misses} computed)"
+    )
     split = make_split(prep, args.split, seed=args.seed, fold=args.fold)
     sz = split.sizes()
-    say(f"[2/3] split: {args.split}, train {sz['train']} / val {sz['val']} / test {sz['test']} (seed {args.seed})")
+    say(
+        f"[2/3] split: {args.split}, train {sz['train']} / val {sz['val']} / test {sz['test']} (seed {args.seed})"
+    )
     res, cfg = _train_float(args, prep, split, spec)
     test_acc = accuracy(res.model, prep.X[split.test], prep.y[split.test])
     chance = float(np.bincount(prep.y).max() / len(prep.y))
-    say(f"[3/3] laq_mlp ({sum(p.numel() for p in res.model.parameters()):,} params): best epoch {res.best_epoch} "
-        f"of {res.epochs_run}, {res.seconds:.1f} s; val acc {res.best_val_acc:.3f}\n")
+    say(
+        f"[3/3] laq_mlp ({sum(p.numel() for p in res.model.parameters()):,} params): best epoch {res.best_epoch} "
+        f"of {res.epochs_run}, {res.seconds:.1f} s; val acc {res.best_val_acc:.3f}\n"
+    )
     say(f"test accuracy: {test_acc:.3f}  (n={sz['test']}, majority-class baseline {chance:.3f})")
     pred = predict(res.model, prep.X[split.test]).argmax(1)
     cm = _print_confusion(say, prep.classes, prep.y[split.test], pred)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    torch.save({"state_dict": res.model.state_dict(), "classes": list(prep.classes), "feature_spec": spec.to_dict(),
-                "model": "laq_mlp"}, out / "model.pt")
-    write_json(out / "summary.json", {
-        "data": prep.name, "n_clips": len(prep.records), "classes": list(prep.classes), "split": args.split,
-        "split_sizes": sz, "seed": args.seed, "test_accuracy": test_acc, "val_accuracy": res.best_val_acc,
-        "majority_baseline": chance, "confusion": cm.tolist(), "best_epoch": res.best_epoch,
-        "epochs_run": res.epochs_run, "train_seconds": res.seconds, "feature_seconds": prep.stats.seconds,
-        "cache_hits": prep.stats.hits, "cache_misses": prep.stats.misses, "feature_spec": spec.to_dict(),
-        "train_config": cfg.to_dict(), "total_seconds": time.perf_counter() - t_start,
-    })
+    torch.save(
+        {
+            "state_dict": res.model.state_dict(),
+            "classes": list(prep.classes),
+            "feature_spec": spec.to_dict(),
+            "model": "laq_mlp",
+        },
+        out / "model.pt",
+    )
+    write_json(
+        out / "summary.json",
+        {
+            "data": prep.name,
+            "n_clips": len(prep.records),
+            "classes": list(prep.classes),
+            "split": args.split,
+            "split_sizes": sz,
+            "seed": args.seed,
+            "test_accuracy": test_acc,
+            "val_accuracy": res.best_val_acc,
+            "majority_baseline": chance,
+            "confusion": cm.tolist(),
+            "best_epoch": res.best_epoch,
+            "epochs_run": res.epochs_run,
+            "train_seconds": res.seconds,
+            "feature_seconds": prep.stats.seconds,
+            "cache_hits": prep.stats.hits,
+            "cache_misses": prep.stats.misses,
+            "feature_spec": spec.to_dict(),
+            "train_config": cfg.to_dict(),
+            "total_seconds": time.perf_counter() - t_start,
+        },
+    )
     write_json(out / "split.json", split.to_dict())
-    say(f"\nwrote {out / 'model.pt'}, {out / 'summary.json'} and {out / 'split.json'} "
-        f"({time.perf_counter() - t_start:.1f} s in all)")
+    say(
+        f"\nwrote {out / 'model.pt'}, {out / 'summary.json'} and {out / 'split.json'} "
+        f"({time.perf_counter() - t_start:.1f} s in all)"
+    )
     return 0
 
 
@@ -98,36 +132,66 @@ def cmd_laq(args: argparse.Namespace, spec: FeatureSpec, *, title: str | None = 
     if title:
         say(title)
     prep = _prepare(args, spec)
-    say(f"[1/5] data: {prep.name}, {len(prep.records)} clips, {len(prep.classes)} classes; features "
-        f"{prep.X.shape} in {prep.stats.seconds:.2f} s (cache: {prep.stats.hits} hits, {prep.stats.misses} computed)")
+    say(
+        f"[1/5] data: {prep.name}, {len(prep.records)} clips, {len(prep.classes)} classes; features "
+        f"{prep.X.shape} in {prep.stats.seconds:.2f} s (cache: {prep.stats.hits} hits, {prep.stats.misses} computed)"
+    )
     split = make_split(prep, args.split, seed=args.seed, fold=args.fold)
     X, y = prep.X, prep.y
-    Xtr, ytr, Xva, yva, Xte, yte = X[split.train], y[split.train], X[split.val], y[split.val], X[split.test], y[split.test]
+    Xtr, ytr, Xva, yva, Xte, yte = (
+        X[split.train],
+        y[split.train],
+        X[split.val],
+        y[split.val],
+        X[split.test],
+        y[split.test],
+    )
     res, _ = _train_float(args, prep, split, spec)
     fp_acc = accuracy(res.model, Xte, yte)
-    say(f"[2/5] float laq_mlp: test accuracy {fp_acc:.3f} (split {args.split}, seed {args.seed}, "
-        f"{len(split.train)}/{len(split.val)}/{len(split.test)})")
+    say(
+        f"[2/5] float laq_mlp: test accuracy {fp_acc:.3f} (split {args.split}, seed {args.seed}, "
+        f"{len(split.train)}/{len(split.val)}/{len(split.test)})"
+    )
     laq = LaqConfig(t_margin=args.t_margin, budget=args.budget)
     say(f"[3/5] bit allocation: {args.recipe}")
     c = compress(args.recipe, res.model, Xtr, ytr, Xva, yva, laq=laq, seed=args.seed, log=say)
     q_acc = c.accuracy(Xte, yte)
     ptq_acc = accuracy(c.info["ptq_model"], Xte, yte) if "ptq_model" in c.info else None
-    say(f"[4/5] {c.plan}; test accuracy: QAT {q_acc:.3f}"
-        + (f", rounding only {ptq_acc:.3f}" if ptq_acc is not None else "") + f" ({c.seconds:.1f} s)")
+    say(
+        f"[4/5] {c.plan}; test accuracy: QAT {q_acc:.3f}"
+        + (f", rounding only {ptq_acc:.3f}" if ptq_acc is not None else "")
+        + f" ({c.seconds:.1f} s)"
+    )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     c.plan.save(out / "bitplan.json")
     bundle_path = out / ("bundle.tar" if args.tar else "bundle")
-    acc = {"test": q_acc, "float_test": fp_acc, "val": accuracy(c.model, Xva, yva), "dataset": prep.name,
-           "split": {"kind": args.split, "seed": args.seed, "fold": args.fold, "sizes": split.sizes()}}
-    build_bundle(bundle_path, c.model, c.plan, c.codes, name="laq_mlp", labels=list(prep.classes), spec=spec,
-                 accuracy=acc, as_tar=args.tar)
+    acc = {
+        "test": q_acc,
+        "float_test": fp_acc,
+        "val": accuracy(c.model, Xva, yva),
+        "dataset": prep.name,
+        "split": {"kind": args.split, "seed": args.seed, "fold": args.fold, "sizes": split.sizes()},
+    }
+    build_bundle(
+        bundle_path,
+        c.model,
+        c.plan,
+        c.codes,
+        name="laq_mlp",
+        labels=list(prep.classes),
+        spec=spec,
+        accuracy=acc,
+        as_tar=args.tar,
+    )
     from edge_ser.bundle import load_bundle
 
     bundle = load_bundle(bundle_path)
     sizes = {n: len(bundle.read(n)) for n in ("model.onnx", "weights.esq")}
-    say(f"[5/5] bundle {bundle_path}: weights.esq {sizes['weights.esq'] / 1000:.1f} KB, model.onnx "
-        f"{sizes['model.onnx'] / 1000:.1f} KB (graph only), verified")
+    say(
+        f"[5/5] bundle {bundle_path}: weights.esq {sizes['weights.esq'] / 1000:.1f} KB, model.onnx "
+        f"{sizes['model.onnx'] / 1000:.1f} KB (graph only), verified"
+    )
     torch_logits = predict(c.model, Xte)
     checks = {}
     from edge_ser.engines import available_engines, load_engine
@@ -140,14 +204,30 @@ def cmd_laq(args: argparse.Namespace, spec: FeatureSpec, *, title: str | None = 
         rel = float(np.abs(logits - torch_logits).max() / np.abs(torch_logits).max())
         same = float((logits.argmax(1) == torch_logits.argmax(1)).mean())
         checks[name] = {"max_rel_diff": rel, "same_class": same}
-        say(f"      engine {name}: same class as torch on {same:.1%} of {len(Xte)} test clips, "
-            f"logits within {rel:.1e} relative")
-    summary = {"data": prep.name, "n_clips": len(prep.records), "classes": list(prep.classes),
-               "cache_hits": prep.stats.hits, "cache_misses": prep.stats.misses, "recipe": args.recipe, "plan": c.plan.to_dict() | {"info": None}, "float_test_accuracy": fp_acc,
-               "qat_test_accuracy": q_acc, "ptq_test_accuracy": ptq_acc, "bundle": str(bundle_path),
-               "file_bytes": sizes, "engine_checks": checks, "accuracy": acc,
-               "total_seconds": time.perf_counter() - t_start}
+        say(
+            f"      engine {name}: same class as torch on {same:.1%} of {len(Xte)} test clips, "
+            f"logits within {rel:.1e} relative"
+        )
+    summary = {
+        "data": prep.name,
+        "n_clips": len(prep.records),
+        "classes": list(prep.classes),
+        "cache_hits": prep.stats.hits,
+        "cache_misses": prep.stats.misses,
+        "recipe": args.recipe,
+        "plan": c.plan.to_dict() | {"info": None},
+        "float_test_accuracy": fp_acc,
+        "qat_test_accuracy": q_acc,
+        "ptq_test_accuracy": ptq_acc,
+        "bundle": str(bundle_path),
+        "file_bytes": sizes,
+        "engine_checks": checks,
+        "accuracy": acc,
+        "total_seconds": time.perf_counter() - t_start,
+    }
     write_json(out / "summary.json", summary)
-    say(f"\nwrote {bundle_path}, {out / 'bitplan.json'} and {out / 'summary.json'} "
-        f"({time.perf_counter() - t_start:.1f} s in all)")
+    say(
+        f"\nwrote {bundle_path}, {out / 'bitplan.json'} and {out / 'summary.json'} "
+        f"({time.perf_counter() - t_start:.1f} s in all)"
+    )
     return summary

@@ -80,5 +80,7 @@ def compress(
             cfg = replace(cfg, budget=value) if base == "sensitivity" else replace(cfg, t_margin=value)
         plan = allocate(model, cfg, X_train, y_train, X_val, y_val, log=log)
         frozen, codes, _ = qat(model, plan, X_train, y_train, X_val, y_val, qat_config)
-        return Compressed(recipe, plan, frozen, codes, time.perf_counter() - t0, {"ptq_model": ptq(model, plan)})
+        return Compressed(
+            recipe, plan, frozen, codes, time.perf_counter() - t0, {"ptq_model": ptq(model, plan)}
+        )
     raise ConfigError(f"unknown recipe {recipe!r}; choose one of {', '.join(RECIPES)} (b = 1..8)")

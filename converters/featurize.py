@@ -103,7 +103,9 @@ def extract(
     out = np.empty((len(paths), spec.dim), dtype=np.float32)
     hits = misses = 0
     t0 = time.perf_counter()
-    for i, path in enumerate(tqdm(paths, desc=desc, unit="file", disable=not progress, leave=False)):
+    for i, path in enumerate(
+        tqdm(paths, desc=desc, unit="file", disable=None if progress else True, leave=False)
+    ):
         if cache is None:
             out[i] = file_vector(path, spec)
             misses += 1

@@ -86,7 +86,13 @@ def train_classifier(
     best_state, best_epoch, stale = copy.deepcopy(model.state_dict()), 0, 0
     history: list[dict] = []
     t0 = time.perf_counter()
-    bar = tqdm(range(1, config.epochs + 1), desc="train", unit="epoch", disable=not progress, leave=False)
+    bar = tqdm(
+        range(1, config.epochs + 1),
+        desc="train",
+        unit="epoch",
+        disable=None if progress else True,
+        leave=False,
+    )
     epoch = 0
     for epoch in bar:
         model.train()

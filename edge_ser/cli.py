@@ -169,7 +169,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     _, records = load_records(args.data, args.root, cache_dir=args.cache)
     sample = records[len(records) // 2]
     print(f"\ndevice run on a sample clip ({sample.source.name}, true label: {sample.label}):")
-    predict = argparse.Namespace(bundle=Path(summary["bundle"]), files=[sample.source], engine=None, threads=None, top=3)
+    predict = argparse.Namespace(
+        bundle=Path(summary["bundle"]), files=[sample.source], engine=None, threads=None, top=3
+    )
     for engine in ("onnxruntime", "numpy"):
         predict.engine = engine
         cmd_predict(predict)
@@ -251,7 +253,9 @@ def _add_laq_args(p: argparse.ArgumentParser, *, recipe: str) -> None:
         default=0.05,
         help="LAQ T_margin: accuracy drop the top-ranked layer may cost (default 0.05 = 5 points)",
     )
-    p.add_argument("--budget", type=float, default=1.75, help="average-bits budget of 'sensitivity' (default 1.75)")
+    p.add_argument(
+        "--budget", type=float, default=1.75, help="average-bits budget of 'sensitivity' (default 1.75)"
+    )
     p.add_argument("--tar", action="store_true", help="write the bundle as one .tar instead of a folder")
 
 
@@ -345,7 +349,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("bundle", type=Path, help="bundle folder or .tar")
     p.add_argument("files", nargs="+", type=Path, help="audio files or folders")
     p.add_argument("--engine", default="auto", help="auto (default), onnxruntime or numpy")
-    p.add_argument("--threads", type=int, default=None, help="inference threads (default: the engine's choice)")
+    p.add_argument(
+        "--threads", type=int, default=None, help="inference threads (default: the engine's choice)"
+    )
     p.add_argument("--top", type=int, default=3, help="labels to show per file (default 3)")
     p.set_defaults(func=cmd_predict)
 

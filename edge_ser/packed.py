@@ -105,7 +105,6 @@ def _frozen(a: np.ndarray) -> np.ndarray:
     return a
 
 
-
 _SCALE_RULE = "scales must be finite, > 0, and small enough that scale * max|code| is a finite float32"
 
 
@@ -115,6 +114,7 @@ def _bad_scales(scales: np.ndarray, bits: int) -> np.ndarray:
     limit = np.float32(np.finfo(np.float32).max) / np.float32(qmax)
     with np.errstate(invalid="ignore"):
         return ~(np.isfinite(scales) & (scales > 0) & (scales <= limit))
+
 
 @dataclass(frozen=True)
 class Tensor:

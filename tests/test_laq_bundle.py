@@ -28,8 +28,15 @@ def _compressed(prep, recipe: str):
     seed_everything(0)
     model = laq_mlp(X.shape[1], len(prep.classes))
     model.set_normalization(torch.as_tensor(X[split.train].mean(0)), torch.as_tensor(X[split.train].std(0)))
-    fp = train_classifier(model, X[split.train], y[split.train], X[split.val], y[split.val],
-                          TrainConfig(seed=0, epochs=80), progress=False).model
+    fp = train_classifier(
+        model,
+        X[split.train],
+        y[split.train],
+        X[split.val],
+        y[split.val],
+        TrainConfig(seed=0, epochs=80),
+        progress=False,
+    ).model
     c = compress(recipe, fp, X[split.train], y[split.train], X[split.val], y[split.val])
     c.info["float_model"] = fp
     return c, split
@@ -52,17 +59,32 @@ def test_emodb_bundle_matches_torch_on_every_test_clip(emodb_dir: Path, tmp_path
     c, split = _compressed(prep, "laq-paper")
     X_test = prep.X[split.test]
     for as_tar in (False, True):
-        path = build_bundle(tmp_path / ("b.tar" if as_tar else "b"), c.model, c.plan, c.codes, name="laq_mlp",
-                            labels=list(prep.classes), spec=spec, as_tar=as_tar,
-                            accuracy={"test": c.accuracy(X_test, prep.y[split.test]), "dataset": "emodb",
-                                      "split": {"kind": "random", "seed": 0, "sizes": split.sizes()}})
+        path = build_bundle(
+            tmp_path / ("b.tar" if as_tar else "b"),
+            c.model,
+            c.plan,
+            c.codes,
+            name="laq_mlp",
+            labels=list(prep.classes),
+            spec=spec,
+            as_tar=as_tar,
+            accuracy={
+                "test": c.accuracy(X_test, prep.y[split.test]),
+                "dataset": "emodb",
+                "split": {"kind": "random", "seed": 0, "sizes": split.sizes()},
+            },
+        )
         _check_engines(path, c, X_test)
     manifest = json.loads((tmp_path / "b" / "manifest.json").read_text())
     assert manifest["bitplan"]["average_bits"] == pytest.approx(c.plan.average_bits)
     assert manifest["feature_spec"] == spec.to_dict() and manifest["labels"] == list(prep.classes)
     assert len(manifest["normalization"]["mean"]) == 180
-    assert [r["flops"] for r in manifest["layers"]] == [2 * 180 * 512 + 512, 2 * 512 * 128 + 128,
-                                                        2 * 128 * 64 + 64, 2 * 64 * 7 + 7]
+    assert [r["flops"] for r in manifest["layers"]] == [
+        2 * 180 * 512 + 512,
+        2 * 512 * 128 + 128,
+        2 * 128 * 64 + 64,
+        2 * 64 * 7 + 7,
+    ]
     assert {"model.onnx", "weights.esq"} <= set(manifest["files"])
     # the packed file really stores b bits per weight: within 5% + 2 KB of the ideal size
     ideal = c.plan.weight_bytes + 4 * 711 + 4 * 711 + 4 * 360  # codes + scales + biases + mean/std
@@ -98,10 +120,19 @@ def test_onnx_exports_match_torch_on_emodb(emodb_dir: Path, tmp_path: Path) -> N
 
 def test_synthetic_bundle_every_recipe_family(tmp_path: Path) -> None:
     spec = FeatureSpec()
-    prep = prepare("synthetic", tmp_path / "synth", spec=spec, cache=FeatureCache(tmp_path / "cache"),
-                   progress=False)
+    prep = prepare(
+        "synthetic", tmp_path / "synth", spec=spec, cache=FeatureCache(tmp_path / "cache"), progress=False
+    )
     for recipe in ("qat-1", "sensitivity", "fp32"):
         c, split = _compressed(prep, recipe)
-        path = build_bundle(tmp_path / recipe, c.model, c.plan, c.codes, name="laq_mlp", labels=list(prep.classes),
-                            spec=spec, accuracy={"test": 0.0})
+        path = build_bundle(
+            tmp_path / recipe,
+            c.model,
+            c.plan,
+            c.codes,
+            name="laq_mlp",
+            labels=list(prep.classes),
+            spec=spec,
+            accuracy={"test": 0.0},
+        )
         _check_engines(path, c, prep.X[split.test])

@@ -373,8 +373,12 @@ def test_writer_rejects_bad_tensors_and_arguments(tmp_path: Path) -> None:
         (lambda: Tensor.quantized("w", ok, np.ones(3), 2), "3 scales for 2 output channels"),
         (lambda: Tensor.quantized("w", ok, np.array([1.0, 0.0]), 2), "channel 1 .* finite, > 0"),
         # finite, but 2-bit codes (qmax 1) are fine while 8-bit codes x 3e38 would overflow to inf
-        (lambda: Tensor.quantized("w", np.full((2, 3), 100, np.int8), np.array([1.0, 3e38], np.float32), 8),
-         "channel 1 .* scale \\* max\\|code\\|"),
+        (
+            lambda: Tensor.quantized(
+                "w", np.full((2, 3), 100, np.int8), np.array([1.0, 3e38], np.float32), 8
+            ),
+            "channel 1 .* scale \\* max\\|code\\|",
+        ),
         (lambda: Tensor.quantized("w", ok, np.array([-1.0, 1.0]), 2), "channel 0"),
         (lambda: Tensor.quantized("w", ok, np.array([np.nan, 1.0]), 2), "channel 0"),
         (lambda: Tensor.quantized("w", ok, np.array([1e-50, 1.0]), 2), "channel 0"),  # 0 in float32

@@ -39,7 +39,9 @@ def test_demo_runs_the_pipeline_and_leaves_a_bundle(tmp_path: Path, capsys) -> N
 
 def test_train_command(tmp_path: Path) -> None:
     out = tmp_path / "train"
-    assert main(["train", "--data", "synthetic", "--out", str(out), "--cache", str(tmp_path / "c"), "-q"]) == 0
+    assert (
+        main(["train", "--data", "synthetic", "--out", str(out), "--cache", str(tmp_path / "c"), "-q"]) == 0
+    )
     summary = json.loads((out / "summary.json").read_text())
     assert summary["test_accuracy"] >= 0.4 and (out / "model.pt").stat().st_size > 100_000
     split = json.loads((out / "split.json").read_text())
@@ -82,8 +84,20 @@ def test_same_seed_same_model(tmp_path: Path) -> None:
     runs = []
     for i in range(2):
         out = tmp_path / f"run{i}"
-        args = ["train", "--data", "synthetic", "--out", str(out), "--cache", str(tmp_path / "cache"), "-q",
-                "--threads", "1", "--epochs", "15"]
+        args = [
+            "train",
+            "--data",
+            "synthetic",
+            "--out",
+            str(out),
+            "--cache",
+            str(tmp_path / "cache"),
+            "-q",
+            "--threads",
+            "1",
+            "--epochs",
+            "15",
+        ]
         assert main(args) == 0
         state = torch.load(out / "model.pt", weights_only=False)["state_dict"]
         runs.append((json.loads((out / "summary.json").read_text())["test_accuracy"], state))

@@ -68,7 +68,9 @@ def test_entropy_and_metrics_by_hand() -> None:
     m = layer_metrics({"a": w1, "b": w2}, LaqWeights(), bins=2)
     assert m["a"]["NP"] == pytest.approx(1 / 3) and m["b"]["NP"] == pytest.approx(2 / 3)
     assert m["a"]["NE"] == pytest.approx(1 / 32) and m["b"]["NE"] == pytest.approx(h2 / 32)
-    assert m["a"]["NV"] == pytest.approx(math.log(math.e - 1 + 1 / 1.75)) and m["b"]["NV"] == pytest.approx(1.0)
+    assert m["a"]["NV"] == pytest.approx(math.log(math.e - 1 + 1 / 1.75)) and m["b"]["NV"] == pytest.approx(
+        1.0
+    )
     imp_a = 0.11 * (1 / 3) + 0.01 * (1 - 1 / 32) + 0.88 * math.log(math.e - 1 + 1 / 1.75)
     imp_b = 0.11 * (2 / 3) + 0.01 * (1 - h2 / 32) + 0.88
     assert m["a"]["importance"] == pytest.approx(imp_a) == pytest.approx(0.775368, abs=1e-6)
@@ -103,9 +105,11 @@ def test_sensitivity_allocation_meets_the_budget() -> None:
 
 def test_bitplan_json_and_freeze_is_exact(tmp_path) -> None:
     model = laq_mlp(180, 7)
-    plan = BitPlan({"features.0": 1, "features.3": 2, "features.6": 4, "classifier": 8},
-                   {n: m.weight.numel() for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)},
-                   method="manual")
+    plan = BitPlan(
+        {"features.0": 1, "features.3": 2, "features.6": 4, "classifier": 8},
+        {n: m.weight.numel() for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)},
+        method="manual",
+    )
     assert plan.average_bits == pytest.approx((92160 * 1 + 65536 * 2 + 8192 * 4 + 448 * 8) / 166336)
     again = BitPlan.load(plan.save(tmp_path / "plan.json"))
     assert again.bits == plan.bits and again.average_bits == plan.average_bits

@@ -36,8 +36,16 @@ def layer_table(model: nn.Module, plan: BitPlan) -> list[dict[str, Any]]:
         bias = m.bias.numel() if m.bias is not None else 0
         wbytes = w * 4 if bits == 32 else -(-w * bits // 8) + 4 * out_ch
         flops = 2 * w + out_ch if isinstance(m, nn.Linear) else None
-        rows.append({"name": name, "op": type(m).__name__, "params": w + bias, "bits": bits,
-                     "bytes": wbytes + 4 * bias, "flops": flops})
+        rows.append(
+            {
+                "name": name,
+                "op": type(m).__name__,
+                "params": w + bias,
+                "bits": bits,
+                "bytes": wbytes + 4 * bias,
+                "flops": flops,
+            }
+        )
     return rows
 
 
@@ -52,7 +60,9 @@ def packed_tensors(proto, plan: BitPlan, codes: dict[str, tuple[np.ndarray, np.n
             continue
         q, s = codes[layer]
         if not np.array_equal(q.astype(np.float32) * s.reshape((-1,) + (1,) * (q.ndim - 1)), arr):
-            raise ConfigError(f"{name}: the exported weight is not exactly its codes x scales (model not frozen?)")
+            raise ConfigError(
+                f"{name}: the exported weight is not exactly its codes x scales (model not frozen?)"
+            )
         tensors.append(Tensor.quantized(name, q, s, plan.bits[layer]))
     missing = sorted(set(weight_of) - set(initializers(proto)))
     if missing:
@@ -90,8 +100,12 @@ def build_bundle(
         "labels": list(labels),
         "feature_spec": spec.to_dict(),
         "normalization": {"mean": model.mean.tolist(), "std": model.std.tolist(), "in_graph": True},
-        "bitplan": {"method": plan.method, "bits": dict(plan.bits), "params": dict(plan.params),
-                    "average_bits": plan.average_bits},
+        "bitplan": {
+            "method": plan.method,
+            "bits": dict(plan.bits),
+            "params": dict(plan.params),
+            "average_bits": plan.average_bits,
+        },
         "layers": layer_table(model, plan),
         "accuracy": accuracy,
         "graph": g,

@@ -43,8 +43,14 @@ def to_onnx(model: nn.Module, in_shape: tuple[int, ...]):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the legacy exporter's deprecation notice; dynamo needs onnxscript
         torch.onnx.export(
-            model, (torch.zeros((1, *in_shape)),), buf, input_names=[INPUT], output_names=[OUTPUT],
-            dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}}, opset_version=OPSET, dynamo=False,
+            model,
+            (torch.zeros((1, *in_shape)),),
+            buf,
+            input_names=[INPUT],
+            output_names=[OUTPUT],
+            dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}},
+            opset_version=OPSET,
+            dynamo=False,
         )
     proto = onnx.load_from_string(buf.getvalue())
     onnx.checker.check_model(proto)
@@ -80,8 +86,14 @@ def externalize(proto, location: str = "weights.esq"):
 def _attr_value(a):
     from onnx import AttributeProto, helper
 
-    if a.type in (AttributeProto.FLOAT, AttributeProto.INT, AttributeProto.STRING, AttributeProto.FLOATS,
-                  AttributeProto.INTS, AttributeProto.STRINGS):
+    if a.type in (
+        AttributeProto.FLOAT,
+        AttributeProto.INT,
+        AttributeProto.STRING,
+        AttributeProto.FLOATS,
+        AttributeProto.INTS,
+        AttributeProto.STRINGS,
+    ):
         v = helper.get_attribute_value(a)
         if isinstance(v, bytes):
             return v.decode()
@@ -101,12 +113,18 @@ def graph_json(proto) -> dict:
     inits = {t.name for t in g.initializer}
     return {
         "opset": OPSET,
-        "inputs": [{"name": i.name, "shape": _shape(i), "dtype": "float32"} for i in g.input if i.name not in inits],
+        "inputs": [
+            {"name": i.name, "shape": _shape(i), "dtype": "float32"} for i in g.input if i.name not in inits
+        ],
         "outputs": [{"name": o.name, "shape": _shape(o), "dtype": "float32"} for o in g.output],
         "initializers": [t.name for t in g.initializer],
         "nodes": [
-            {"op": n.op_type, "inputs": list(n.input), "outputs": list(n.output),
-             "attrs": {a.name: _attr_value(a) for a in n.attribute}}
+            {
+                "op": n.op_type,
+                "inputs": list(n.input),
+                "outputs": list(n.output),
+                "attrs": {a.name: _attr_value(a) for a in n.attribute},
+            }
             for n in g.node
         ],
     }
@@ -120,7 +138,9 @@ def _pack_int4(q: np.ndarray) -> bytes:
     return (nib[0::2] | (nib[1::2] << 4)).tobytes()
 
 
-def qdq(proto, codes: dict[str, tuple[np.ndarray, np.ndarray]], weight_names: dict[str, str], bits: dict[str, int]):
+def qdq(
+    proto, codes: dict[str, tuple[np.ndarray, np.ndarray]], weight_names: dict[str, str], bits: dict[str, int]
+):
     """Replace each quantized float weight W by integer codes + per-channel scales -> DequantizeLinear -> W.
 
     Layers at <= 4 bits are stored as INT4 (two codes a byte; opset 21, which onnxruntime >= 1.20 runs),
@@ -139,13 +159,22 @@ def qdq(proto, codes: dict[str, tuple[np.ndarray, np.ndarray]], weight_names: di
         w = weight_names[layer]
         if bits[layer] <= 4:
             qt = helper.make_tensor(f"{w}_quantized", TensorProto.INT4, q.shape, _pack_int4(q), raw=True)
-            zp = helper.make_tensor(f"{w}_zero_point", TensorProto.INT4, sc.shape, _pack_int4(np.zeros(sc.shape)), raw=True)
+            zp = helper.make_tensor(
+                f"{w}_zero_point", TensorProto.INT4, sc.shape, _pack_int4(np.zeros(sc.shape)), raw=True
+            )
         else:
             qt = numpy_helper.from_array(q.astype(np.int8), f"{w}_quantized")
             zp = numpy_helper.from_array(np.zeros(sc.shape, np.int8), f"{w}_zero_point")
         new_inits += [qt, numpy_helper.from_array(sc.astype(np.float32), f"{w}_scale"), zp]
-        new_nodes.append(helper.make_node("DequantizeLinear", [f"{w}_quantized", f"{w}_scale", f"{w}_zero_point"],
-                                          [w], axis=0, name=f"{w}_dequantize"))
+        new_nodes.append(
+            helper.make_node(
+                "DequantizeLinear",
+                [f"{w}_quantized", f"{w}_scale", f"{w}_zero_point"],
+                [w],
+                axis=0,
+                name=f"{w}_dequantize",
+            )
+        )
     del g.initializer[:]
     g.initializer.extend(keep + new_inits)
     nodes = list(g.node)

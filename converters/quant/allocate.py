@@ -79,14 +79,25 @@ def allocate(
         else:
 
             def score(p: BitPlan) -> float:
-                return accuracy(qat(model, p, X_train, y_train, X_val, y_val, cfg.search_qat)[0], X_val, y_val)
+                return accuracy(
+                    qat(model, p, X_train, y_train, X_val, y_val, cfg.search_qat)[0], X_val, y_val
+                )
 
         baseline = accuracy(model, X_val, y_val)
         if log:
-            log(f"  ranking: {', '.join(f'{n} ({importance[n]:.3f})' for n in ranking)}; val acc fp32 {baseline:.3f}")
+            log(
+                f"  ranking: {', '.join(f'{n} ({importance[n]:.3f})' for n in ranking)}; val acc fp32 {baseline:.3f}"
+            )
         plan, trace = greedy_margin_search(fp32, ranking, importance, score, baseline, cfg.t_margin, log=log)
-        info = {"metrics": metrics, "ranking": ranking, "baseline_val_acc": baseline, "t_margin": cfg.t_margin,
-                "weights": asdict(cfg.weights), "bins": cfg.bins, "trace": trace}
+        info = {
+            "metrics": metrics,
+            "ranking": ranking,
+            "baseline_val_acc": baseline,
+            "t_margin": cfg.t_margin,
+            "weights": asdict(cfg.weights),
+            "bins": cfg.bins,
+            "trace": trace,
+        }
     info["seconds"] = time.perf_counter() - t0
     return replace(plan, method=cfg.method, info=info)
 

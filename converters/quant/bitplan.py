@@ -33,7 +33,9 @@ class BitPlan:
 
     def __post_init__(self) -> None:
         if set(self.bits) != set(self.params):
-            raise ConfigError(f"BitPlan: bits and params name different layers: {sorted(set(self.bits) ^ set(self.params))}")
+            raise ConfigError(
+                f"BitPlan: bits and params name different layers: {sorted(set(self.bits) ^ set(self.params))}"
+            )
         for name, b in self.bits.items():
             try:
                 check_bits(b)
@@ -64,14 +66,23 @@ class BitPlan:
         return BitPlan({**self.bits, name: bits}, self.params, self.method, self.info)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"method": self.method, "bits": dict(self.bits), "params": dict(self.params),
-                "average_bits": self.average_bits, "info": self.info}
+        return {
+            "method": self.method,
+            "bits": dict(self.bits),
+            "params": dict(self.params),
+            "average_bits": self.average_bits,
+            "info": self.info,
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "BitPlan":
         try:
-            return cls({k: int(v) for k, v in d["bits"].items()}, {k: int(v) for k, v in d["params"].items()},
-                       d.get("method", "manual"), d.get("info", {}))
+            return cls(
+                {k: int(v) for k, v in d["bits"].items()},
+                {k: int(v) for k, v in d["params"].items()},
+                d.get("method", "manual"),
+                d.get("info", {}),
+            )
         except (KeyError, TypeError, AttributeError, ValueError) as e:
             raise ConfigError(f"BitPlan JSON is malformed: {e!r}") from e
 

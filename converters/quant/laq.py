@@ -132,7 +132,9 @@ def sensitivity_allocation(
         if best is None:
             break
         _, name, plan, current = best
-        trace.append({"layer": name, "bits": plan.bits[name], "loss": current, "average_bits": plan.average_bits})
+        trace.append(
+            {"layer": name, "bits": plan.bits[name], "loss": current, "average_bits": plan.average_bits}
+        )
     # Fill-up: a big layer's last step can land well under the budget; spend what is left, one bit at a
     # time, where it lowers the loss most per weight.
     while True:
@@ -148,10 +150,18 @@ def sensitivity_allocation(
         if best is None:
             break
         _, name, plan, current = best
-        trace.append({"layer": name, "bits": plan.bits[name], "loss": current, "average_bits": plan.average_bits,
-                      "fill_up": True})
+        trace.append(
+            {
+                "layer": name,
+                "bits": plan.bits[name],
+                "loss": current,
+                "average_bits": plan.average_bits,
+                "fill_up": True,
+            }
+        )
     if log:
-        log(f"  allocation at budget {budget}: {plan}")
+        bits = ", ".join(f"{n}:{b}" for n, b in plan.bits.items())
+        log(f"  allocation at budget {budget}: {bits} (avg {plan.average_bits:.3f} bits)")
     return plan, trace
 
 
