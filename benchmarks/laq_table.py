@@ -67,15 +67,8 @@ def sizes(c, spec_dim: int) -> tuple[float, float]:
 
 
 def run_split(prep, split, seed: int, recipes: list[str], laq: LaqConfig) -> dict[str, dict]:
-    X, y = prep.X, prep.y
-    Xtr, ytr, Xva, yva, Xte, yte = (
-        X[split.train],
-        y[split.train],
-        X[split.val],
-        y[split.val],
-        X[split.test],
-        y[split.test],
-    )
+    X = prep.X
+    Xtr, ytr, Xva, yva, Xte, yte = prep.parts(split)
     seed_everything(seed)
     model = laq_mlp(X.shape[1], len(prep.classes))
     model.set_normalization(torch.as_tensor(Xtr.mean(0)), torch.as_tensor(Xtr.std(0)))

@@ -137,15 +137,7 @@ def cmd_laq(args: argparse.Namespace, spec: FeatureSpec, *, title: str | None = 
         f"{prep.X.shape} in {prep.stats.seconds:.2f} s (cache: {prep.stats.hits} hits, {prep.stats.misses} computed)"
     )
     split = make_split(prep, args.split, seed=args.seed, fold=args.fold)
-    X, y = prep.X, prep.y
-    Xtr, ytr, Xva, yva, Xte, yte = (
-        X[split.train],
-        y[split.train],
-        X[split.val],
-        y[split.val],
-        X[split.test],
-        y[split.test],
-    )
+    Xtr, ytr, Xva, yva, Xte, yte = prep.parts(split)
     res, _ = _train_float(args, prep, split, spec)
     fp_acc = accuracy(res.model, Xte, yte)
     say(

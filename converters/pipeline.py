@@ -43,6 +43,10 @@ class Prepared:
     classes: tuple[str, ...]
     stats: ExtractStats
 
+    def parts(self, split: Split) -> tuple[np.ndarray, ...]:
+        """(X_train, y_train, X_val, y_val, X_test, y_test) of a split."""
+        return tuple(a[idx] for idx in (split.train, split.val, split.test) for a in (self.X, self.y))
+
 
 def load_records(
     data: str,

@@ -1,6 +1,6 @@
 """Quantization: per-channel b-bit quantizers, BitPlans, LAQ bit allocation and quantization-aware training."""
 
-from converters.quant.allocate import LaqConfig, allocate, compress
+from converters.quant.allocate import LaqConfig, allocate
 from converters.quant.bitplan import BitPlan, quantizable_layers
 from converters.quant.laq import METHODS, LaqWeights, entropy_bits, layer_metrics
 from converters.quant.qat import attach, freeze, ptq, qat
@@ -13,7 +13,6 @@ __all__ = [
     "LaqWeights",
     "allocate",
     "attach",
-    "compress",
     "dequantize",
     "entropy_bits",
     "fake_quant",

@@ -1,4 +1,4 @@
-"""Choosing a BitPlan for a trained model by name ("laq-paper", "laq-qat", "sensitivity"), then QAT at it."""
+"""Choosing a BitPlan for a trained model by name: "laq-paper", "laq-qat" or "sensitivity"."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from converters.quant.laq import (
     model_weights,
     sensitivity_allocation,
 )
-from converters.quant.qat import QAT_DEFAULTS, ptq, qat
+from converters.quant.qat import ptq, qat
 from converters.train import TrainConfig, accuracy
 from edge_ser.errors import ConfigError
 
@@ -100,18 +100,3 @@ def allocate(
         }
     info["seconds"] = time.perf_counter() - t0
     return replace(plan, method=cfg.method, info=info)
-
-
-def compress(
-    model: nn.Module,
-    plan: BitPlan,
-    X_train: np.ndarray,
-    y_train: np.ndarray,
-    X_val: np.ndarray,
-    y_val: np.ndarray,
-    *,
-    qat_config: TrainConfig = QAT_DEFAULTS,
-    progress: bool = False,
-):
-    """QAT at `plan` and freeze: (frozen model, {layer: (codes, scales)}, TrainResult)."""
-    return qat(model, plan, X_train, y_train, X_val, y_val, replace(qat_config), progress=progress)
