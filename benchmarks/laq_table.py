@@ -172,7 +172,9 @@ def main() -> None:
     md += ["", f"Wall time {time.perf_counter() - t0:.0f} s on 1 thread."]
     text = "\n".join(md)
     print(text)
-    write_results(f"laq_table_{args.data}", payload, text)
+    full = args.seeds >= 5 and not args.no_loso and args.loso is None and recipes == RECIPES
+    # a smoke run must not overwrite the committed full table
+    write_results(f"laq_table_{args.data}" + ("" if full else "_partial"), payload, text)
 
 
 if __name__ == "__main__":
