@@ -3,8 +3,9 @@
 A bundle holds `manifest.json`, `model.onnx` (the graph, with every float initializer declared as external data
 in `weights.esq`) and `weights.esq` (the packed weights). The manifest says everything the device needs: labels,
 feature spec, normalisation, bit plan, per-layer figures, accuracy, a copy of the graph's nodes (so the numpy
-engine needs no onnx package) and the sha256 and size of every file. `load_bundle` refuses anything that does
-not verify, with a `BundleError` that names the bundle, the file and what is wrong.
+engine needs no onnx package) and the sha256 and size of every file. A bundle may also carry TFLite variants
+of the model (`model_fp32.tflite`, ...), described by the manifest's optional `tflite` block. `load_bundle`
+refuses anything that does not verify, with a `BundleError` that names the bundle, the file and what is wrong.
 
 ONNX conventions checked here (the host exporter must follow them):
 
@@ -63,6 +64,9 @@ MAX_TOTAL_BYTES = 1 << 30
 MAX_MANIFEST_BYTES = 16 << 20
 MAX_TAR_MEMBERS = 256
 IO_DTYPES = ("float32",)
+TFLITE_VARIANTS = ("fp32", "fp16", "int8")
+"""TFLite variants a bundle may carry (manifest `tflite.variants`): float32, float16 weights, full int8."""
+TFLITE_IO_DTYPES = ("float32", "int8")
 CONSTANT_DTYPES = {"int64": np.int64, "float32": np.float32}
 
 _SHA_RE = re.compile(r"[0-9a-f]{64}")
@@ -648,6 +652,7 @@ def validate_manifest(manifest: Any, *, source: str = "<manifest>") -> FeatureSp
     for name in REQUIRED_FILES:
         if name not in files:
             raise c.fail("files", f"does not list {name!r}; a bundle needs {list(REQUIRED_FILES)}")
+    _validate_tflite(c, manifest, inputs, files)
     return spec
 
 
@@ -731,6 +736,64 @@ def _validate_graph(c: _Checker, manifest: dict[str, Any], inputs: list[Any], ou
     for x in g_out:
         if x["name"] not in defined:
             raise c.fail("graph.outputs", f"{x['name']!r} is not produced by any node")
+
+
+def _validate_tflite(c: _Checker, manifest: dict[str, Any], inputs: list[Any], files: dict[str, Any]) -> None:
+    """The optional `tflite` block: TFLite variants of the model, each a file listed in `files`.
+
+    {"normalization_in_graph": false,
+     "variants": {"int8": {"file": "model_int8.tflite",
+                           "input": {"dtype": "int8", "scale": 0.03, "zero_point": -3},
+                           "output": {"dtype": "int8", "scale": 0.14, "zero_point": 12}}, "fp32": ...}}
+
+    With `normalization_in_graph: false` the variants take the standardised feature vector, (x - mean) / std
+    with the manifest's `normalization` (the engine applies it). An int8 tensor carries the scale and zero
+    point of its affine quantization (real = (q - zero_point) * scale); a float32 one carries neither.
+    """
+    tfl = c.get(manifest, "tflite", "", dict, required=False)
+    if tfl is None:
+        return
+    in_graph = c.get(tfl, "normalization_in_graph", "tflite.", bool)
+    variants = c.get(tfl, "variants", "tflite.", dict)
+    if not variants:
+        raise c.fail("tflite.variants", f"must list at least one variant of {list(TFLITE_VARIANTS)}")
+    for name, v in variants.items():
+        p = f"tflite.variants[{name!r}]"
+        if name not in TFLITE_VARIANTS:
+            raise c.fail(p, f"{_short(name)} is not a TFLite variant (variants: {list(TFLITE_VARIANTS)})")
+        if not isinstance(v, dict):
+            raise c.fail(p, f"must be an object {{file, input, output}}, got {_json_kind(v)}")
+        fname = c.get(v, "file", p + ".", str)
+        _check_file_name(fname, f"{c.where}: {p}.file")
+        if fname not in files:
+            raise c.fail(p + ".file", f"{fname!r} is not listed in files (every bundle file is listed there)")
+        if fname in REQUIRED_FILES:
+            raise c.fail(p + ".file", f"{fname!r} is not a .tflite model")
+        for key in ("input", "output"):
+            q = c.get(v, key, p + ".", dict)
+            dtype = c.get(q, "dtype", f"{p}.{key}.", str)
+            if dtype not in TFLITE_IO_DTYPES:
+                raise c.fail(
+                    f"{p}.{key}.dtype", f"{dtype!r} is not supported (supported: {list(TFLITE_IO_DTYPES)})"
+                )
+            if dtype == "int8":
+                if "scale" not in q or "zero_point" not in q:
+                    raise c.fail(f"{p}.{key}", "an int8 tensor needs its quantization: scale and zero_point")
+                c.number(q["scale"], f"{p}.{key}.scale", positive=True)
+                c.integer(q["zero_point"], f"{p}.{key}.zero_point", -128, 127)
+            else:
+                extra = sorted(k for k in ("scale", "zero_point") if k in q)
+                if extra:
+                    raise c.fail(f"{p}.{key}", f"a {dtype} tensor is not quantized, but has {extra}")
+    norm = manifest.get("normalization")
+    if not in_graph and norm is not None:
+        last = inputs[0]["shape"][-1]
+        if len(norm["mean"]) not in (1, last):
+            raise c.fail(
+                "tflite.normalization_in_graph",
+                f"is false, but the {len(norm['mean'])} normalization values cannot normalise "
+                f"{inputs[0]['name']!r} ({last} per row)",
+            )
 
 
 # --------------------------------------------------------------------------------------------------------------

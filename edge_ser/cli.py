@@ -172,7 +172,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     predict = argparse.Namespace(
         bundle=Path(summary["bundle"]), files=[sample.source], engine=None, threads=None, top=3
     )
-    for engine in ("onnxruntime", "numpy"):
+    from edge_ser.bundle import load_bundle
+    from edge_ser.engines import engines_for
+
+    for engine in engines_for(load_bundle(predict.bundle)):
         predict.engine = engine
         cmd_predict(predict)
     return 0
@@ -182,11 +185,14 @@ def cmd_info(args: argparse.Namespace) -> int:
     from edge_ser.bundle import load_bundle
     from edge_ser.engines import available_engines
 
+    from edge_ser.engines import engines_for
+
     bundle = load_bundle(args.bundle)
     print(bundle.describe())
     print("engines on this machine:")
     for name, hint in available_engines().items():
         print(f"  {name:12s} " + ("available" if hint is None else f"missing: {hint}"))
+    print("this bundle can run here with: " + (", ".join(engines_for(bundle)) or "nothing (see the hints above)"))
     return 0
 
 
@@ -257,6 +263,12 @@ def _add_laq_args(p: argparse.ArgumentParser, *, recipe: str) -> None:
         "--budget", type=float, default=1.75, help="average-bits budget of 'sensitivity' (default 1.75)"
     )
     p.add_argument("--tar", action="store_true", help="write the bundle as one .tar instead of a folder")
+    p.add_argument(
+        "--tflite",
+        choices=("auto", "yes", "no"),
+        default="auto",
+        help="add TFLite fp32/fp16/int8 variants to the bundle (auto: when tensorflow is installed)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

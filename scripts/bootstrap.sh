@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Create or refresh the project's virtual environment with pinned dependencies.
 #   scripts/bootstrap.sh host   # device runtime + training/export (torch, onnx)
-#   scripts/bootstrap.sh test   # host + pytest + librosa (the features' reference)
+#   scripts/bootstrap.sh main   # host + TFLite export (tensorflow-cpu) + interpreter: the main job
+#   scripts/bootstrap.sh test   # main + pytest + librosa (the features' reference) + hypothesis
 # Idempotent: a stamp of the requirement files skips the installs when nothing changed.
 # Env: EDGE_SER_VENV (default .venv in the repo), PYTHON (default python3.11, else python3).
 set -euo pipefail

@@ -3,5 +3,5 @@
 # Extra arguments go to `edge-ser demo` (see `edge-ser demo --help`), e.g. --data emodb.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-"$ROOT/scripts/bootstrap.sh" host
+"$ROOT/scripts/bootstrap.sh" main
 exec "${EDGE_SER_VENV:-$ROOT/.venv}/bin/edge-ser" demo "$@"

@@ -31,6 +31,7 @@ from edge_ser.errors import BundleError, ConfigError, MissingDependencyError
 
 REPO = Path(__file__).resolve().parents[1]
 HINT = "pip install 'edge-ser[device]'"
+GRAPH_ENGINES = ("onnxruntime", "numpy")  # the engines that run model.onnx (tflite: tests/test_tflite_engine.py)
 
 
 def close(a: np.ndarray, b: np.ndarray, rel: float = 1e-5) -> None:
@@ -217,7 +218,7 @@ def test_mlp_engines_agree_with_reference(tmp_path: Path, in_graph: bool) -> Non
     x = rng.normal(size=(16, b.feature_spec.dim)).astype(np.float32) * 2 + 0.5
     ref = mlp_reference(kit, x)
     outs = {}
-    for name in ENGINES:
+    for name in GRAPH_ENGINES:
         e = load_engine(b, name)
         assert isinstance(e, Engine) and e.name == name
         y = e.predict(x)
@@ -259,7 +260,7 @@ def test_engine_keeps_weights_alive(mlp: Any) -> None:
 def test_predict_inputs(mlp: Any) -> None:
     kit, b = mlp
     x = np.random.default_rng(2).normal(size=(4, 180))
-    for name in ENGINES:
+    for name in GRAPH_ENGINES:
         e = load_engine(b, name)
         one = e.predict(x[0])  # one sample without a batch axis, float64 given
         assert one.shape == (1, 7) and one.dtype == np.float32
@@ -393,12 +394,15 @@ def test_fuzz_node_attributes(conv_dirs: dict[str, Path], data: Any) -> None:
 
 def test_selection(mlp: Any) -> None:
     _, b = mlp
-    assert available_engines() == {"onnxruntime": None, "numpy": None}
+    avail = available_engines()
+    assert set(avail) == set(ENGINES) and avail["onnxruntime"] is None and avail["numpy"] is None
     assert load_engine(b).name == "onnxruntime"
     assert load_engine(b, "auto").name == "onnxruntime"
     assert load_engine(str(b.root), "numpy").name == "numpy"  # a path is loaded and verified
     assert load_engine(b.root, "ONNXRuntime").name == "onnxruntime"
-    with pytest.raises(ConfigError, match="engine 'tflite' is not known"):
+    with pytest.raises(ConfigError, match="engine 'tensorflow' is not known"):
+        load_engine(b, "tensorflow")
+    with pytest.raises(BundleError, match="has no TFLite model"):  # this bundle has no TFLite variants
         load_engine(b, "tflite")
     with pytest.raises(ConfigError, match="threads=0"):
         load_engine(b, threads=0)
@@ -422,7 +426,7 @@ def test_missing_providers_reported_cpu_runs(mlp: Any) -> None:
     if any(p in ort.get_available_providers() for p in wanted):
         pytest.skip("this machine has CUDA/TensorRT")
     x = np.random.default_rng(3).normal(size=(2, 180)).astype(np.float32)
-    for name in ENGINES:
+    for name in GRAPH_ENGINES:
         e = load_engine(b, name, providers=["tensorrt", "CUDAExecutionProvider"])
         assert set(e.missing_providers) == set(wanted)
         assert e.providers == ("CPUExecutionProvider",)

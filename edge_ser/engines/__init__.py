@@ -1,11 +1,13 @@
-"""Inference engines: one small interface over onnxruntime and a pure-numpy graph runner.
+"""Inference engines: one small interface over onnxruntime, a pure-numpy graph runner and TFLite.
 
     engine = load_engine("out/bundle", "auto", threads=2)
     logits = engine.predict(features)          # float32 [n, 180] -> float32 [n, classes]
 
-`"auto"` picks onnxruntime when it is installed, else numpy; an explicit name that cannot run here raises
-`MissingDependencyError` with the install command. Backends are imported inside the functions that build them,
-so importing this package costs nothing but numpy.
+`"auto"` picks onnxruntime when it is installed, else numpy (never TFLite: ask for it by name, "tflite" or
+"tflite-int8" / "tflite-fp16" / "tflite-fp32"); an explicit name that cannot run here raises
+`MissingDependencyError` with the install command. `engines_for(bundle)` lists every name a bundle can run on
+here. Backends are imported inside the functions that build them, so importing this package costs nothing but
+numpy.
 """
 
 from __future__ import annotations
@@ -21,13 +23,19 @@ from edge_ser.errors import BundleError, ConfigError, MissingDependencyError
 if TYPE_CHECKING:
     from edge_ser.bundle import Bundle
 
-ENGINES = ("onnxruntime", "numpy")
+ENGINES = ("onnxruntime", "numpy", "tflite")
+"""Engine kinds; "tflite" runs one of a bundle's TFLITE_VARIANTS, also named "tflite-int8" and so on."""
+TFLITE_VARIANTS = ("fp32", "fp16", "int8")
+"""TFLite variants a bundle may carry (manifest `tflite.variants`; as edge_ser.bundle.TFLITE_VARIANTS)."""
 
 PROVIDERS = ("CPUExecutionProvider", "CUDAExecutionProvider", "TensorrtExecutionProvider")
 """onnxruntime execution providers an engine may be asked for; "cpu", "cuda" and "tensorrt" are accepted too."""
 _PROVIDER_ALIASES = {"cpu": PROVIDERS[0], "cuda": PROVIDERS[1], "tensorrt": PROVIDERS[2], "trt": PROVIDERS[2]}
 
-_HINTS = {"onnxruntime": "pip install 'edge-ser[device]' (onnxruntime)"}
+_HINTS = {
+    "onnxruntime": "pip install 'edge-ser[device]' (onnxruntime)",
+    "tflite": "pip install 'edge-ser[tflite]' (ai-edge-litert)",
+}
 
 
 @runtime_checkable
@@ -35,7 +43,7 @@ class Engine(Protocol):
     """A model ready to run: built once from a bundle, then `predict` as often as needed."""
 
     name: str
-    """Engine name, one of ENGINES."""
+    """Engine name: "onnxruntime", "numpy" or "tflite-<variant>"."""
 
     def predict(self, x: np.ndarray | Mapping[str, np.ndarray]) -> np.ndarray:
         """Logits for a batch.
@@ -66,6 +74,14 @@ def available_engines() -> dict[str, str | None]:
 def _import_error(name: str) -> str | None:
     if name == "numpy":
         return None
+    if name == "tflite":
+        from edge_ser.engines.tflite import import_interpreter
+
+        try:
+            import_interpreter()
+        except MissingDependencyError as e:
+            return str(e)
+        return None
     try:
         import onnxruntime  # noqa: F401
     except ImportError as e:
@@ -81,24 +97,40 @@ def load_engine(
     *,
     threads: int | None = None,
     providers: Sequence[str] | None = None,
+    variant: str | None = None,
 ) -> Engine:
     """Build an engine for a bundle (a loaded Bundle, or the path of one, which is loaded and verified).
 
     Args:
-        engine: "auto" (onnxruntime if installed, else numpy), "onnxruntime" or "numpy".
-        threads: intra-op threads (onnxruntime); None leaves the runtime's default.
+        engine: "auto" (onnxruntime if installed, else numpy), "onnxruntime", "numpy", "tflite" (the
+            bundle's int8 variant if it has one, else fp16, else fp32) or "tflite-int8" / "-fp16" / "-fp32".
+        threads: intra-op threads (onnxruntime) or interpreter threads (TFLite); None leaves the runtime's
+            default.
         providers: onnxruntime execution providers in order of preference; ones not available here are
             reported (`engine.missing_providers`, `describe()`) and CPU runs instead.
+        variant: the TFLite variant ("int8", "fp16", "fp32") for engine "tflite"; same as "tflite-<variant>".
 
     Raises:
         MissingDependencyError: the requested engine's package is not installed (says what to install).
-        ConfigError: unknown engine, provider or thread count.
-        BundleError: the bundle does not load, or the engine cannot run its graph.
+        ConfigError: unknown engine, variant, provider or thread count.
+        BundleError: the bundle does not load, the engine cannot run its graph, or (TFLite) the bundle has no
+            TFLite variants or not the one asked for (the message lists what it has).
     """
     if isinstance(engine, str):
         engine = engine.strip().lower()
+    if isinstance(variant, str):
+        variant = variant.strip().lower()
+    names = ["auto", *ENGINES, *(f"tflite-{v}" for v in TFLITE_VARIANTS)]
+    if isinstance(engine, str) and engine.startswith("tflite-") and engine in names:
+        if variant is not None and variant != engine[len("tflite-") :]:
+            raise ConfigError(f"engine {engine!r} and variant={variant!r} disagree; give one of them")
+        engine, variant = "tflite", engine[len("tflite-") :]
     if engine not in ("auto", *ENGINES):
-        raise ConfigError(f"engine {engine!r} is not known; choose from {['auto', *ENGINES]}")
+        raise ConfigError(f"engine {engine!r} is not known; choose from {names}")
+    if variant is not None and (engine != "tflite" or variant not in TFLITE_VARIANTS):
+        raise ConfigError(
+            f"variant={variant!r}: only the tflite engine has variants, one of {list(TFLITE_VARIANTS)}"
+        )
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
         raise ConfigError(f"threads={threads!r}: must be a positive integer or None")
     wanted = normalize_providers(providers)
@@ -106,6 +138,12 @@ def load_engine(
         from edge_ser.bundle import load_bundle
 
         bundle = load_bundle(bundle)
+    if engine == "tflite":
+        from edge_ser.engines.tflite import TFLiteEngine
+
+        # checks the variant against the bundle first (BundleError: installing a runtime would not help),
+        # then imports an interpreter (MissingDependencyError)
+        return TFLiteEngine(bundle, variant, threads=threads, providers=wanted)
     if engine == "auto":
         engine = "onnxruntime" if _import_error("onnxruntime") is None else "numpy"
     if engine == "onnxruntime":
@@ -118,6 +156,32 @@ def load_engine(
     from edge_ser.engines.numpy_engine import NumpyEngine
 
     return NumpyEngine(bundle, threads=threads, providers=wanted)
+
+
+def engines_for(bundle: Bundle | str | os.PathLike[str]) -> list[str]:
+    """Every engine name this bundle can run on this machine, for `load_engine`.
+
+    "onnxruntime" when it is installed, "numpy" when the numpy engine supports every op of the graph, and
+    "tflite-<variant>" for each TFLite variant the bundle carries when a TFLite interpreter is installed.
+    """
+    if not hasattr(bundle, "manifest"):
+        from edge_ser.bundle import load_bundle
+
+        bundle = load_bundle(bundle)
+    from edge_ser.engines.numpy_engine import SUPPORTED_OPS
+    from edge_ser.engines.tflite import bundle_variants
+
+    out = []
+    if _import_error("onnxruntime") is None:
+        out.append("onnxruntime")
+    if all(
+        n.get("op") in SUPPORTED_OPS and n.get("domain", "") in ("", "ai.onnx") for n in bundle.graph["nodes"]
+    ):
+        out.append("numpy")
+    variants = bundle_variants(bundle)
+    if variants and _import_error("tflite") is None:
+        out += [f"tflite-{v}" for v in variants]
+    return out
 
 
 def normalize_providers(providers: Sequence[str] | None) -> tuple[str, ...] | None:
@@ -210,6 +274,7 @@ __all__ = [
     "PROVIDERS",
     "Engine",
     "available_engines",
+    "engines_for",
     "load_engine",
     "normalize_providers",
 ]
