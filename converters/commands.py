@@ -56,6 +56,25 @@ def _print_confusion(say, classes, y_true, y_pred) -> np.ndarray:
     return cm
 
 
+def _want_tflite(choice: str, say) -> bool:
+    """--tflite auto|yes|no: auto exports TFLite variants when tensorflow is installed."""
+    if choice == "no":
+        return False
+    import importlib.util
+
+    if (
+        importlib.util.find_spec("tensorflow") is None
+        or importlib.util.find_spec("converters.export.tflite_export") is None
+    ):  # noqa: E501  (no import: tensorflow takes seconds)
+        if choice == "yes":
+            from edge_ser.errors import MissingDependencyError
+
+            raise MissingDependencyError("tensorflow", "tf-export", "TFLite export") from None
+        say("      (TFLite variants skipped: pip install 'edge-ser[tf-export]' to add them)")
+        return False
+    return True
+
+
 def cmd_train(args: argparse.Namespace, spec: FeatureSpec, *, title: str | None = None) -> int:
     say = _say(args)
     t_start = time.perf_counter()
@@ -175,6 +194,7 @@ def cmd_laq(args: argparse.Namespace, spec: FeatureSpec, *, title: str | None = 
         spec=spec,
         accuracy=acc,
         as_tar=args.tar,
+        tflite_calibration=Xtr if _want_tflite(getattr(args, "tflite", "no"), say) else None,
     )
     from edge_ser.bundle import load_bundle
 
@@ -186,12 +206,12 @@ def cmd_laq(args: argparse.Namespace, spec: FeatureSpec, *, title: str | None = 
     )
     torch_logits = predict(c.model, Xte)
     checks = {}
-    from edge_ser.engines import available_engines, load_engine
+    from edge_ser.engines import available_engines, engines_for, load_engine
 
     for name, hint in available_engines().items():
         if hint:
             say(f"      engine {name}: not installed ({hint})")
-            continue
+    for name in engines_for(bundle):
         logits = load_engine(bundle, name).predict(Xte.astype(np.float32))
         rel = float(np.abs(logits - torch_logits).max() / np.abs(torch_logits).max())
         same = float((logits.argmax(1) == torch_logits.argmax(1)).mean())

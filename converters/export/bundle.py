@@ -82,8 +82,13 @@ def build_bundle(
     accuracy: dict[str, Any],
     as_tar: bool = False,
     extra: dict[str, Any] | None = None,
+    tflite_calibration: np.ndarray | None = None,
 ) -> Path:
-    """Export a frozen (QAT) model to a bundle directory or .tar at `out`; returns its path."""
+    """Export a frozen (QAT) model to a bundle directory or .tar at `out`; returns its path.
+
+    With `tflite_calibration` (raw training feature vectors [n, dim]) the bundle also carries TFLite fp32,
+    float16 and full-int8 variants (needs tensorflow, a host-only extra); they take standardised features.
+    """
     model = model.eval()
     proto = to_onnx(model, (spec.dim,))
     tensors = packed_tensors(proto, plan, codes)
@@ -112,4 +117,34 @@ def build_bundle(
         **(extra or {}),
     }
     files = {"model.onnx": externalize(proto).SerializeToString(), "weights.esq": esq_bytes}
+    if tflite_calibration is not None:
+        block, tfl_files = tflite_variants(model, codes, tflite_calibration)
+        manifest["tflite"] = block
+        files.update(tfl_files)
     return write_bundle(out, manifest=manifest, files=files, as_tar=as_tar)
+
+
+TFLITE_VARIANTS = ("fp32", "fp16", "int8")
+
+
+def tflite_variants(
+    model: nn.Module, codes: dict[str, tuple[np.ndarray, np.ndarray]], calibration: np.ndarray
+) -> tuple[dict[str, Any], dict[str, bytes]]:
+    """The manifest's `tflite` block and the .tflite files of the three variants of a frozen model."""
+    from converters.export.tflite_export import export_tflite
+
+    mean, std = model.mean.detach().numpy(), model.std.detach().numpy()
+    calib = ((np.asarray(calibration, dtype=np.float32) - mean) / std).astype(np.float32)
+    variants, files = {}, {}
+    for variant in TFLITE_VARIANTS:
+        m = export_tflite(model, variant, calibration=calib, codes=codes or None)
+        name = f"model_{variant}.tflite"
+        files[name] = m.data
+        io = {"input": {"dtype": "float32"}, "output": {"dtype": "float32"}}
+        if variant == "int8":
+            io = {
+                "input": {"dtype": "int8", "scale": float(m.input_quant[0]), "zero_point": int(m.input_quant[1])},
+                "output": {"dtype": "int8", "scale": float(m.output_quant[0]), "zero_point": int(m.output_quant[1])},
+            }
+        variants[variant] = {"file": name, **io}
+    return {"normalization_in_graph": False, "variants": variants}, files
