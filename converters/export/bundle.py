@@ -137,7 +137,7 @@ def tflite_variants(
     calib = ((np.asarray(calibration, dtype=np.float32) - mean) / std).astype(np.float32)
     variants, files = {}, {}
     for variant in TFLITE_VARIANTS:
-        m = export_tflite(model, variant, calibration=calib, codes=codes or None)
+        m = export_tflite(model, variant, calibration=calib if variant == "int8" else None, codes=codes or None)
         name = f"model_{variant}.tflite"
         files[name] = m.data
         io = {"input": {"dtype": "float32"}, "output": {"dtype": "float32"}}
