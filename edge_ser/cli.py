@@ -188,11 +188,46 @@ def cmd_info(args: argparse.Namespace) -> int:
     from edge_ser.engines import engines_for
 
     bundle = load_bundle(args.bundle)
+    m = bundle.manifest
     print(bundle.describe())
+    print(f"labels: {', '.join(bundle.labels)}")
+    fs = bundle.feature_spec
+    print(
+        f"features: {fs.dim}-d clip vector (MFCC {fs.n_mfcc} + mel {fs.n_mels} + chroma {fs.n_chroma}) at "
+        f"{fs.sample_rate} Hz, n_fft {fs.n_fft}, hop {fs.hop_length}"
+    )
+    acc = m.get("accuracy", {})
+    split = acc.get("split", {})
+    if acc:
+        print(
+            f"accuracy: test {acc.get('test', float('nan')):.3f} on {acc.get('dataset', '?')} "
+            f"({split.get('kind', '?')} split, seed {split.get('seed', '?')}, sizes {split.get('sizes', '?')})"
+        )
+    print(f"bit plan ({m['bitplan'].get('method', '?')}), per layer:")
+    for r in m.get("layers", []):
+        flops = f"{r['flops']:,}" if r.get("flops") is not None else "?"
+        print(
+            f"  {r['name']:12s} {r['op']:8s} {r['params']:>8,} params  {r['bits']:>2} bits  "
+            f"{r['bytes']:>8,} bytes  {flops:>9} FLOPs"
+        )
+    print("files:")
+    for name, entry in m["files"].items():
+        print(f"  {name:20s} {entry['bytes'] / 1000:8.1f} KB  sha256 {entry['sha256'][:16]}...")
+    for variant, v in m.get("tflite", {}).get("variants", {}).items():
+        io = v["input"]
+        quant = (
+            f", int8 input scale {io['scale']:.4g} zero point {io['zero_point']}"
+            if io["dtype"] == "int8"
+            else ""
+        )
+        print(f"  tflite {variant}: {v['file']}{quant}")
     print("engines on this machine:")
     for name, hint in available_engines().items():
         print(f"  {name:12s} " + ("available" if hint is None else f"missing: {hint}"))
-    print("this bundle can run here with: " + (", ".join(engines_for(bundle)) or "nothing (see the hints above)"))
+    print(
+        "this bundle can run here with: "
+        + (", ".join(engines_for(bundle)) or "nothing (see the hints above)")
+    )
     return 0
 
 

@@ -137,14 +137,24 @@ def tflite_variants(
     calib = ((np.asarray(calibration, dtype=np.float32) - mean) / std).astype(np.float32)
     variants, files = {}, {}
     for variant in TFLITE_VARIANTS:
-        m = export_tflite(model, variant, calibration=calib if variant == "int8" else None, codes=codes or None)
+        m = export_tflite(
+            model, variant, calibration=calib if variant == "int8" else None, codes=codes or None
+        )
         name = f"model_{variant}.tflite"
         files[name] = m.data
         io = {"input": {"dtype": "float32"}, "output": {"dtype": "float32"}}
         if variant == "int8":
             io = {
-                "input": {"dtype": "int8", "scale": float(m.input_quant[0]), "zero_point": int(m.input_quant[1])},
-                "output": {"dtype": "int8", "scale": float(m.output_quant[0]), "zero_point": int(m.output_quant[1])},
+                "input": {
+                    "dtype": "int8",
+                    "scale": float(m.input_quant[0]),
+                    "zero_point": int(m.input_quant[1]),
+                },
+                "output": {
+                    "dtype": "int8",
+                    "scale": float(m.output_quant[0]),
+                    "zero_point": int(m.output_quant[1]),
+                },
             }
         variants[variant] = {"file": name, **io}
     return {"normalization_in_graph": False, "variants": variants}, files
