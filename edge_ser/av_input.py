@@ -1,0 +1,199 @@
+"""Clip pre-processing of the audio-visual model, shared by training (converters) and the device: numpy only.
+
+A clip becomes two tensors (see `converters/models/av_cnn.py`):
+
+- faces [frames, face_size, face_size] float32 in [0, 1]: `frames` video frames, evenly spaced over the clip
+  (`sample_frame_indices`), each cropped to a grey face by `crop_fn` (the Haar cropper of
+  `edge_ser.vision.face`, e.g. `FaceCropper(...).crop_or_center`; by default a numpy centre crop), / 255.
+  The 1/255 scaling happens here, not in the model graph.
+- audio [segments, n_mfcc] float32: the waveform split into `segments` non-overlapping equal parts, the
+  frame-averaged MFCCs of each (`audio_segments`). Standardisation is inside the model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from edge_ser.errors import ConfigError
+from edge_ser.features.spec import FeatureSpec
+from edge_ser.features.spectral import melspectrogram, mfcc, power_to_db
+
+SCHEMA_VERSION = 1
+
+CropFn = Callable[[np.ndarray], np.ndarray]
+
+
+def av_feature_spec() -> FeatureSpec:
+    """The AV model's audio front end: 16 kHz, 32 ms FFT / 10 ms hop, 64 mel bands, 40 MFCCs."""
+    return FeatureSpec(sample_rate=16000, n_fft=512, hop_length=160, n_mels=64, n_mfcc=40)
+
+
+@dataclass(frozen=True)
+class AVInputSpec:
+    """Shape of the AV model's inputs and the audio front end; travels in bundle manifests as JSON."""
+
+    frames: int = 6
+    face_size: int = 64
+    segments: int = 6
+    feature_spec: FeatureSpec = field(default_factory=av_feature_spec)
+    schema: int = SCHEMA_VERSION
+
+    def __post_init__(self) -> None:
+        for name in ("frames", "face_size", "segments"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or v < 1:
+                raise ConfigError(f"AVInputSpec.{name}={v!r}: must be a positive integer")
+        if not isinstance(self.feature_spec, FeatureSpec):
+            raise ConfigError(
+                f"AVInputSpec.feature_spec must be a FeatureSpec, got {type(self.feature_spec)}"
+            )
+        if self.feature_spec.n_mfcc < 1:
+            raise ConfigError("AVInputSpec.feature_spec.n_mfcc must be >= 1")
+        if self.schema != SCHEMA_VERSION:
+            raise ConfigError(
+                f"AVInputSpec.schema={self.schema!r}: this edge-ser reads schema {SCHEMA_VERSION}"
+            )
+
+    @property
+    def n_mfcc(self) -> int:
+        return self.feature_spec.n_mfcc
+
+    @property
+    def shapes(self) -> dict[str, tuple[int, ...]]:
+        """Per-clip input shapes by ONNX input name."""
+        return {"faces": (self.frames, self.face_size, self.face_size), "audio": (self.segments, self.n_mfcc)}
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        d["feature_spec"] = self.feature_spec.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> AVInputSpec:
+        """Rebuild from `to_dict()` output; missing keys take defaults, unknown keys are an error."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ConfigError(f"AVInputSpec: unknown field(s) {unknown}; known: {sorted(names)}")
+        d = dict(d)
+        if "feature_spec" in d and not isinstance(d["feature_spec"], FeatureSpec):
+            if not isinstance(d["feature_spec"], dict):
+                raise ConfigError("AVInputSpec.feature_spec must be an object")
+            d["feature_spec"] = FeatureSpec.from_dict(d["feature_spec"])
+        try:
+            return cls(**d)
+        except TypeError as e:
+            raise ConfigError(f"AVInputSpec: {e}") from e
+
+
+def sample_frame_indices(n_frames: int, k: int = 6) -> np.ndarray:
+    """k frame indices, one at the centre of each of k equal spans of the clip (int64, non-decreasing).
+
+    With n_frames < k some frames repeat (each span still maps to the frame under its centre).
+    """
+    if n_frames < 1:
+        raise ConfigError(f"a clip needs at least one frame, got n_frames={n_frames}")
+    if k < 1:
+        raise ConfigError(f"k={k} must be >= 1")
+    i = np.arange(k, dtype=np.int64)
+    return ((2 * i + 1) * int(n_frames)) // (2 * k)
+
+
+def _segment_mfcc(seg: np.ndarray, spec: FeatureSpec) -> np.ndarray:
+    S = melspectrogram(
+        y=seg,
+        sr=spec.sample_rate,
+        n_mels=spec.n_mels,
+        fmin=spec.fmin,
+        fmax=spec.fmax,
+        htk=spec.htk,
+        norm=spec.mel_norm,
+        **spec.stft_kwargs(),
+    )
+    db = power_to_db(S, top_db=spec.top_db)
+    return mfcc(S=db, n_mfcc=spec.n_mfcc, norm=spec.dct_norm, lifter=spec.lifter)
+
+
+def audio_segments(y: np.ndarray, sr: int, spec: FeatureSpec, segments: int = 6) -> np.ndarray:
+    """[segments, n_mfcc] float32: per non-overlapping equal segment, MFCCs averaged over its frames.
+
+    `y` is mono at `spec.sample_rate` (resample first). The last len(y) % segments samples are dropped so the
+    segments are equal; a segment shorter than one frame (n_fft) is zero-padded at the end to n_fft.
+    The MFCCs follow `spec` (mel bank, top_db clip per segment, DCT norm, lifter).
+    """
+    y = np.asarray(y)
+    if y.ndim != 1:
+        raise ConfigError(f"audio must be mono [n], got shape {y.shape}")
+    if int(sr) != spec.sample_rate:
+        raise ConfigError(f"audio at {sr} Hz; the spec expects {spec.sample_rate} Hz (resample first)")
+    if segments < 1:
+        raise ConfigError(f"segments={segments} must be >= 1")
+    y = y.astype(np.float32, copy=False)
+    n = y.shape[0] // segments
+    out = np.empty((segments, spec.n_mfcc), dtype=np.float32)
+    for i in range(segments):
+        seg = y[i * n : (i + 1) * n]
+        if seg.shape[0] < spec.n_fft:
+            seg = np.pad(seg, (0, spec.n_fft - seg.shape[0]))
+        out[i] = _segment_mfcc(seg, spec).mean(axis=-1, dtype=np.float64)
+    return out
+
+
+def center_crop(frame: np.ndarray, size: int = 64) -> np.ndarray:
+    """Fallback cropper: grey (BGR weights, as cv2), centre square, nearest-neighbour resize -> uint8 [size, size]."""
+    f = np.asarray(frame)
+    if f.ndim == 3:
+        if f.shape[2] == 1:
+            f = f[..., 0]
+        elif f.shape[2] in (3, 4):
+            f = f[..., :3].astype(np.float32) @ np.array([0.114, 0.587, 0.299], np.float32)
+        else:
+            raise ConfigError(f"frame must be [h, w] or [h, w, 1|3|4], got shape {np.shape(frame)}")
+    elif f.ndim != 2:
+        raise ConfigError(f"frame must be [h, w] or [h, w, 1|3|4], got shape {np.shape(frame)}")
+    h, w = f.shape
+    s = min(h, w)
+    if s < 1:
+        raise ConfigError(f"empty frame of shape {np.shape(frame)}")
+    top, left = (h - s) // 2, (w - s) // 2
+    idx = (np.arange(size) * s) // size + (s // size) // 2
+    sq = f[top : top + s, left : left + s][np.ix_(idx, idx)]
+    return np.clip(np.rint(sq), 0, 255).astype(np.uint8) if sq.dtype != np.uint8 else sq
+
+
+def clip_inputs(
+    frames: Sequence[np.ndarray],
+    y: np.ndarray,
+    sr: int,
+    spec: AVInputSpec | None = None,
+    crop_fn: CropFn | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """One clip -> (faces [frames, S, S] float32 in [0, 1], audio [segments, n_mfcc] float32).
+
+    `frames`: the clip's decoded video frames (any length >= 1; grey or BGR). `crop_fn(frame)` must return
+    a uint8 [S, S] grey face, or an object whose `.image` is one (so `FaceCropper(...).crop_or_center`,
+    which returns a `FaceCrop`, plugs in as is); None uses `center_crop`.
+    """
+    spec = spec or AVInputSpec()
+    if len(frames) < 1:
+        raise ConfigError("a clip needs at least one video frame")
+    crop = crop_fn or (lambda f: center_crop(f, spec.face_size))
+    faces = np.empty((spec.frames, spec.face_size, spec.face_size), dtype=np.float32)
+    for j, i in enumerate(sample_frame_indices(len(frames), spec.frames)):
+        face = crop(frames[int(i)])
+        face = np.asarray(getattr(face, "image", face))  # FaceCrop (edge_ser.vision.face) or an array
+        if face.shape != (spec.face_size, spec.face_size):
+            raise ConfigError(
+                f"crop_fn returned shape {face.shape}; expected ({spec.face_size}, {spec.face_size}) grey"
+            )
+        if face.dtype == np.uint8:
+            faces[j] = face.astype(np.float32) / np.float32(255.0)
+        else:
+            raise ConfigError(f"crop_fn must return uint8 pixels, got {face.dtype}")
+    audio = audio_segments(y, sr, spec.feature_spec, spec.segments)
+    return faces, audio
