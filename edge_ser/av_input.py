@@ -12,6 +12,8 @@ A clip becomes two tensors (see `converters/models/av_cnn.py`):
 
 from __future__ import annotations
 
+import functools
+
 import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -144,26 +146,13 @@ def audio_segments(y: np.ndarray, sr: int, spec: FeatureSpec, segments: int = 6)
     return out
 
 
-def center_crop(frame: np.ndarray, size: int = 64) -> np.ndarray:
-    """Fallback cropper: grey (BGR weights, as cv2), centre square, nearest-neighbour resize -> uint8 [size, size]."""
-    f = np.asarray(frame)
-    if f.ndim == 3:
-        if f.shape[2] == 1:
-            f = f[..., 0]
-        elif f.shape[2] in (3, 4):
-            f = f[..., :3].astype(np.float32) @ np.array([0.114, 0.587, 0.299], np.float32)
-        else:
-            raise ConfigError(f"frame must be [h, w] or [h, w, 1|3|4], got shape {np.shape(frame)}")
-    elif f.ndim != 2:
-        raise ConfigError(f"frame must be [h, w] or [h, w, 1|3|4], got shape {np.shape(frame)}")
-    h, w = f.shape
-    s = min(h, w)
-    if s < 1:
-        raise ConfigError(f"empty frame of shape {np.shape(frame)}")
-    top, left = (h - s) // 2, (w - s) // 2
-    idx = (np.arange(size) * s) // size + (s // size) // 2
-    sq = f[top : top + s, left : left + s][np.ix_(idx, idx)]
-    return np.clip(np.rint(sq), 0, 255).astype(np.uint8) if sq.dtype != np.uint8 else sq
+@functools.lru_cache(maxsize=4)
+def default_cropper(face_size: int = 64) -> CropFn:
+    """The one face crop training and the device share: `FaceCropper.crop_or_center` (Haar face, or the
+    centred-square fallback when no face is found), built once per face size (loading the cascade costs ms)."""
+    from edge_ser.vision.face import FaceCropper, FaceCropSpec
+
+    return FaceCropper(FaceCropSpec(size=face_size)).crop_or_center
 
 
 def clip_inputs(
@@ -177,12 +166,12 @@ def clip_inputs(
 
     `frames`: the clip's decoded video frames (any length >= 1; grey or BGR). `crop_fn(frame)` must return
     a uint8 [S, S] grey face, or an object whose `.image` is one (so `FaceCropper(...).crop_or_center`,
-    which returns a `FaceCrop`, plugs in as is); None uses `center_crop`.
+    which returns a `FaceCrop`, plugs in as is); None uses `default_cropper`, the shared Haar crop.
     """
     spec = spec or AVInputSpec()
     if len(frames) < 1:
         raise ConfigError("a clip needs at least one video frame")
-    crop = crop_fn or (lambda f: center_crop(f, spec.face_size))
+    crop = crop_fn or default_cropper(spec.face_size)
     faces = np.empty((spec.frames, spec.face_size, spec.face_size), dtype=np.float32)
     for j, i in enumerate(sample_frame_indices(len(frames), spec.frames)):
         face = crop(frames[int(i)])

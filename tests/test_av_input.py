@@ -11,7 +11,6 @@ from edge_ser.av_input import (
     AVInputSpec,
     audio_segments,
     av_feature_spec,
-    center_crop,
     clip_inputs,
     sample_frame_indices,
 )
@@ -110,28 +109,32 @@ def test_av_input_spec_round_trip() -> None:
         AVInputSpec(frames=0)
 
 
-def test_center_crop() -> None:
+def test_default_crop_is_the_shared_face_crop() -> None:
+    """With no crop_fn, frames go through FaceCropper.crop_or_center: the same path as the live runtime."""
+    pytest.importorskip("cv2")
+    from edge_ser.vision.face import FaceCropper
+
     rng = np.random.default_rng(1)
-    bgr = rng.integers(0, 256, (120, 160, 3), dtype=np.uint8)
-    out = center_crop(bgr, 64)
-    assert out.shape == (64, 64) and out.dtype == np.uint8
-    grey = rng.integers(0, 256, (64, 64), dtype=np.uint8)
-    np.testing.assert_array_equal(center_crop(grey, 64), grey)
+    frames = [rng.integers(0, 256, (120, 160, 3), dtype=np.uint8) for _ in range(8)]  # no face: the fallback
+    faces, _ = clip_inputs(frames, _tone(1.0), SR)
+    ref = FaceCropper().crop_or_center
+    for j, i in enumerate(sample_frame_indices(8, 6)):
+        crop = ref(frames[int(i)])
+        assert not crop.found
+        np.testing.assert_array_equal(faces[j], crop.image.astype(np.float32) / 255.0)
 
 
 def test_clip_inputs() -> None:
     frames = [np.full((90, 120), i, np.uint8) for i in range(30)]
-    faces, audio = clip_inputs(frames, _tone(1.5), SR)
-    assert faces.shape == (6, 64, 64) and faces.dtype == np.float32
-    assert audio.shape == (6, 40) and audio.dtype == np.float32
-    np.testing.assert_allclose(faces[:, 0, 0], sample_frame_indices(30, 6) / 255.0, rtol=1e-6)
     seen = []
 
     def crop(f: np.ndarray) -> np.ndarray:
         seen.append(int(f[0, 0]))
         return np.full((64, 64), 255, np.uint8)
 
-    faces, _ = clip_inputs(frames[:4], _tone(1.0), SR, AVInputSpec(), crop)
+    faces, audio = clip_inputs(frames[:4], _tone(1.0), SR, AVInputSpec(), crop)
+    assert faces.shape == (6, 64, 64) and faces.dtype == np.float32
+    assert audio.shape == (6, 40) and audio.dtype == np.float32
     assert seen == sample_frame_indices(4, 6).tolist() and np.all(faces == 1.0)
 
     class _Crop:  # the shape of edge_ser.vision.face.FaceCrop

@@ -22,21 +22,12 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from converters.data.labels import LABELS
 from edge_ser.errors import ConfigError
 
 GENERATOR_VERSION = 1  # bump whenever the drawing changes
 
-ALL_LABELS: tuple[str, ...] = (
-    "neutral",
-    "calm",
-    "happy",
-    "sad",
-    "angry",
-    "fear",
-    "disgust",
-    "surprise",
-    "boredom",
-)
+ALL_LABELS: tuple[str, ...] = LABELS  # every label a face can be drawn for: the shared set
 
 
 @dataclass(frozen=True)
