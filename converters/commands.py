@@ -35,6 +35,15 @@ def _prepare(args: argparse.Namespace, spec: FeatureSpec) -> Prepared:
     )
 
 
+def _data_line(prep: Prepared) -> str:
+    """One line on the data: clips, classes, feature matrix, time and cache use."""
+    return (
+        f"data: {prep.name}, {len(prep.records)} clips, {len(prep.classes)} classes ({', '.join(prep.classes)}); "
+        f"features {prep.X.shape} in {prep.stats.seconds:.2f} s "
+        f"(cache: {prep.stats.hits} hits, {prep.stats.misses} computed)"
+    )
+
+
 def _train_float(args, prep: Prepared, split, spec: FeatureSpec):
     Xtr = prep.X[split.train]
     seed_everything(args.seed)  # before construction: the initial weights come from torch's global RNG
@@ -81,11 +90,7 @@ def cmd_train(args: argparse.Namespace, spec: FeatureSpec, *, title: str | None 
     if title:
         say(title)
     prep = _prepare(args, spec)
-    say(
-        f"[1/3] data: {prep.name}, {len(prep.records)} clips, {len(prep.classes)} classes "
-        f"({', '.join(prep.classes)}); features {prep.X.shape} in {prep.stats.seconds:.2f} s "
-        f"(cache: {prep.stats.hits} hits, {prep.stats.misses} computed)"
-    )
+    say(f"[1/3] {_data_line(prep)}")
     split = make_split(prep, args.split, seed=args.seed, fold=args.fold)
     sz = split.sizes()
     say(
@@ -151,10 +156,7 @@ def cmd_laq(args: argparse.Namespace, spec: FeatureSpec, *, title: str | None = 
     if title:
         say(title)
     prep = _prepare(args, spec)
-    say(
-        f"[1/5] data: {prep.name}, {len(prep.records)} clips, {len(prep.classes)} classes; features "
-        f"{prep.X.shape} in {prep.stats.seconds:.2f} s (cache: {prep.stats.hits} hits, {prep.stats.misses} computed)"
-    )
+    say(f"[1/5] {_data_line(prep)}")
     split = make_split(prep, args.split, seed=args.seed, fold=args.fold)
     Xtr, ytr, Xva, yva, Xte, yte = prep.parts(split)
     res, _ = _train_float(args, prep, split, spec)

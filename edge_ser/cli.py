@@ -133,10 +133,15 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 
 def _need_torch() -> None:
+    """Host commands need torch: say how to install it, without importing it here (the device side never does)."""
+    import importlib.util
+
     try:
-        import torch  # noqa: F401
-    except ImportError as e:
-        raise MissingDependencyError("torch", "host", "training") from e
+        found = importlib.util.find_spec("torch") is not None
+    except (ImportError, ValueError):  # a broken or blocked installation
+        found = False
+    if not found:
+        raise MissingDependencyError("torch", "host", "training")
 
 
 def cmd_train(args: argparse.Namespace) -> int:
