@@ -48,15 +48,25 @@ def seed_everything(seed: int) -> None:
     np.random.seed(seed)
 
 
+Inputs = np.ndarray | tuple[np.ndarray, ...]
+"""One input array [n, ...], or a tuple of them for a multi-input model (e.g. faces and audio)."""
+
+
+def _tensors(X: Inputs) -> tuple[torch.Tensor, ...]:
+    xs = X if isinstance(X, (tuple, list)) else (X,)
+    return tuple(torch.as_tensor(np.asarray(x, dtype=np.float32)) for x in xs)
+
+
 @torch.no_grad()
-def predict(model: nn.Module, X: np.ndarray, batch_size: int = 1024) -> np.ndarray:
-    """Logits [n, classes] for feature vectors X [n, d], in eval mode."""
+def predict(model: nn.Module, X: Inputs, batch_size: int = 1024) -> np.ndarray:
+    """Logits [n, classes] for inputs X ([n, d], or a tuple of arrays for a multi-input model), eval mode."""
     model.eval()
-    xs = torch.as_tensor(np.asarray(X, dtype=np.float32))
-    return torch.cat([model(xs[i : i + batch_size]) for i in range(0, len(xs), batch_size)]).numpy()
+    xs = _tensors(X)
+    n = len(xs[0])
+    return torch.cat([model(*(x[i : i + batch_size] for x in xs)) for i in range(0, n, batch_size)]).numpy()
 
 
-def accuracy(model: nn.Module, X: np.ndarray, y: np.ndarray) -> float:
+def accuracy(model: nn.Module, X: Inputs, y: np.ndarray) -> float:
     """Fraction of rows whose arg-max logit equals the label."""
     if len(y) == 0:
         return float("nan")
@@ -65,9 +75,9 @@ def accuracy(model: nn.Module, X: np.ndarray, y: np.ndarray) -> float:
 
 def train_classifier(
     model: nn.Module,
-    X_train: np.ndarray,
+    X_train: Inputs,
     y_train: np.ndarray,
-    X_val: np.ndarray,
+    X_val: Inputs,
     y_val: np.ndarray,
     config: TrainConfig = TrainConfig(),
     *,
@@ -77,7 +87,7 @@ def train_classifier(
     seed_everything(config.seed)
     if config.threads:
         torch.set_num_threads(config.threads)
-    Xt = torch.as_tensor(np.asarray(X_train, dtype=np.float32))
+    Xt = _tensors(X_train)
     yt = torch.as_tensor(np.asarray(y_train, dtype=np.int64))
     opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     loss_fn = nn.CrossEntropyLoss()
@@ -96,12 +106,12 @@ def train_classifier(
     epoch = 0
     for epoch in bar:
         model.train()
-        order = torch.randperm(len(Xt), generator=gen)
+        order = torch.randperm(len(yt), generator=gen)
         total = 0.0
         for i in range(0, len(order), config.batch_size):
             idx = order[i : i + config.batch_size]
             opt.zero_grad(set_to_none=True)
-            loss = loss_fn(model(Xt[idx]), yt[idx])
+            loss = loss_fn(model(*(x[idx] for x in Xt)), yt[idx])
             loss.backward()
             opt.step()
             total += loss.item() * len(idx)
@@ -109,10 +119,10 @@ def train_classifier(
         val_loss = float(loss_fn(torch.as_tensor(logits), torch.as_tensor(np.asarray(y_val, dtype=np.int64))))
         val_acc = float((logits.argmax(1) == np.asarray(y_val)).mean())
         history.append(
-            {"epoch": epoch, "train_loss": total / len(Xt), "val_loss": val_loss, "val_acc": val_acc}
+            {"epoch": epoch, "train_loss": total / len(yt), "val_loss": val_loss, "val_acc": val_acc}
         )
         bar.set_postfix(
-            loss=f"{total / len(Xt):.3f}", val_acc=f"{val_acc:.3f}", best=f"{max(best[0], 0):.3f}"
+            loss=f"{total / len(yt):.3f}", val_acc=f"{val_acc:.3f}", best=f"{max(best[0], 0):.3f}"
         )
         if (val_acc, -val_loss) > (best[0], -best[1]):
             best, best_epoch, stale = (val_acc, val_loss), epoch, 0
