@@ -23,7 +23,7 @@ import numpy as np
 
 from edge_ser.errors import ConfigError
 from edge_ser.features.spec import FeatureSpec
-from edge_ser.features.spectral import melspectrogram, mfcc, power_to_db
+from edge_ser.features.vector import feature_frames, vector_from_frames
 
 SCHEMA_VERSION = 1
 
@@ -106,21 +106,6 @@ def sample_frame_indices(n_frames: int, k: int = 6) -> np.ndarray:
     return ((2 * i + 1) * int(n_frames)) // (2 * k)
 
 
-def _segment_mfcc(seg: np.ndarray, spec: FeatureSpec) -> np.ndarray:
-    S = melspectrogram(
-        y=seg,
-        sr=spec.sample_rate,
-        n_mels=spec.n_mels,
-        fmin=spec.fmin,
-        fmax=spec.fmax,
-        htk=spec.htk,
-        norm=spec.mel_norm,
-        **spec.stft_kwargs(),
-    )
-    db = power_to_db(S, top_db=spec.top_db)
-    return mfcc(S=db, n_mfcc=spec.n_mfcc, norm=spec.dct_norm, lifter=spec.lifter)
-
-
 def audio_segments(y: np.ndarray, sr: int, spec: FeatureSpec, segments: int = 6) -> np.ndarray:
     """[segments, n_mfcc] float32: per non-overlapping equal segment, MFCCs averaged over its frames.
 
@@ -142,7 +127,9 @@ def audio_segments(y: np.ndarray, sr: int, spec: FeatureSpec, segments: int = 6)
         seg = y[i * n : (i + 1) * n]
         if seg.shape[0] < spec.n_fft:
             seg = np.pad(seg, (0, spec.n_fft - seg.shape[0]))
-        out[i] = _segment_mfcc(seg, spec).mean(axis=-1, dtype=np.float64)
+        # the clip vector's MFCC block: the same code path as every other feature in the project
+        mel, chroma = feature_frames(seg, sr=spec.sample_rate, spec=spec)
+        out[i] = vector_from_frames(mel, chroma, spec)[spec.layout["mfcc"]]
     return out
 
 
