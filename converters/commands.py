@@ -13,10 +13,11 @@ from converters.compress import compress
 from converters.data import SyntheticSpec
 from converters.export.bundle import build_bundle
 from converters.featurize import FeatureCache, default_cache_dir
-from converters.models import laq_mlp
-from converters.pipeline import Prepared, confusion, make_split, prepare, write_json
+from converters.pipeline import confusion, prepare, write_json
 from converters.quant import LaqConfig
 from converters.train import TrainConfig, accuracy, predict, seed_everything, train_classifier
+from converters.tasks import AV_DATA, Task, feature_task, model_line, synthetic_av_task
+from edge_ser.errors import ConfigError
 from edge_ser.features import FeatureSpec
 
 
@@ -28,31 +29,28 @@ def _cache(args: argparse.Namespace) -> FeatureCache | None:
     return None if args.no_cache else FeatureCache(args.cache or default_cache_dir())
 
 
-def _prepare(args: argparse.Namespace, spec: FeatureSpec) -> Prepared:
+def _task(args: argparse.Namespace, spec: FeatureSpec) -> Task:
+    """The data and model the command works on: laq_mlp on feature vectors, or av_cnn on AV clips."""
+    model = getattr(args, "model", "laq_mlp")
+    if model == "av_cnn":
+        if args.data not in AV_DATA:
+            raise ConfigError(f"--model av_cnn trains on audio-visual data: --data one of {', '.join(AV_DATA)}")
+        return synthetic_av_task(args.mode, seed=args.seed, cache=_cache(args))
+    if args.data in AV_DATA:
+        raise ConfigError(f"--data {args.data} is audio-visual: use --model av_cnn")
     synth = SyntheticSpec(seed=args.seed) if args.data == "synthetic" else None
-    return prepare(
+    prep = prepare(
         args.data, args.root, spec=spec, cache=_cache(args), synthetic=synth, progress=not args.quiet
     )
+    return feature_task(prep, spec)
 
 
-def _data_line(prep: Prepared) -> str:
-    """One line on the data: clips, classes, feature matrix, time and cache use."""
-    return (
-        f"data: {prep.name}, {len(prep.records)} clips, {len(prep.classes)} classes ({', '.join(prep.classes)}); "
-        f"features {prep.X.shape} in {prep.stats.seconds:.2f} s "
-        f"(cache: {prep.stats.hits} hits, {prep.stats.misses} computed)"
-    )
-
-
-def _train_float(args, prep: Prepared, split, spec: FeatureSpec):
-    Xtr = prep.X[split.train]
+def _train_float(args, task: Task, split):
     seed_everything(args.seed)  # before construction: the initial weights come from torch's global RNG
-    model = laq_mlp(spec.dim, len(prep.classes))
-    model.set_normalization(torch.as_tensor(Xtr.mean(0)), torch.as_tensor(Xtr.std(0)))
+    model = task.make_model(split.train)
+    Xtr, ytr, Xva, yva, _, _ = task.parts(split)
     cfg = TrainConfig(epochs=args.epochs, seed=args.seed, patience=args.patience, threads=args.threads)
-    res = train_classifier(
-        model, Xtr, prep.y[split.train], prep.X[split.val], prep.y[split.val], cfg, progress=not args.quiet
-    )
+    res = train_classifier(model, Xtr, ytr, Xva, yva, cfg, progress=not args.quiet)
     return res, cfg
 
 
@@ -84,45 +82,51 @@ def _want_tflite(choice: str, say) -> bool:
     return True
 
 
+def _spec_dict(task: Task) -> dict:
+    return task.spec.to_dict()
+
+
 def cmd_train(args: argparse.Namespace, spec: FeatureSpec, *, title: str | None = None) -> int:
     say = _say(args)
     t_start = time.perf_counter()
     if title:
         say(title)
-    prep = _prepare(args, spec)
-    say(f"[1/3] {_data_line(prep)}")
-    split = make_split(prep, args.split, seed=args.seed, fold=args.fold)
+    task = _task(args, spec)
+    say(f"[1/3] data: {task.data_line}")
+    split = task.split(args.split, seed=args.seed, fold=args.fold)
     sz = split.sizes()
     say(
         f"[2/3] split: {args.split}, train {sz['train']} / val {sz['val']} / test {sz['test']} (seed {args.seed})"
     )
-    res, cfg = _train_float(args, prep, split, spec)
-    test_acc = accuracy(res.model, prep.X[split.test], prep.y[split.test])
-    chance = float(np.bincount(prep.y).max() / len(prep.y))
+    res, cfg = _train_float(args, task, split)
+    Xte, yte = task.inputs(split.test), task.y[split.test]
+    test_acc = accuracy(res.model, Xte, yte)
+    chance = float(np.bincount(task.y).max() / len(task.y))
     say(
-        f"[3/3] laq_mlp ({sum(p.numel() for p in res.model.parameters()):,} params): best epoch {res.best_epoch} "
-        f"of {res.epochs_run}, {res.seconds:.1f} s; val acc {res.best_val_acc:.3f}\n"
+        f"[3/3] {model_line(res.model)}\n      best epoch {res.best_epoch} of {res.epochs_run}, "
+        f"{res.seconds:.1f} s; val acc {res.best_val_acc:.3f}\n"
     )
     say(f"test accuracy: {test_acc:.3f}  (n={sz['test']}, majority-class baseline {chance:.3f})")
-    pred = predict(res.model, prep.X[split.test]).argmax(1)
-    cm = _print_confusion(say, prep.classes, prep.y[split.test], pred)
+    pred = predict(res.model, Xte).argmax(1)
+    cm = _print_confusion(say, task.classes, yte, pred)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     torch.save(
         {
             "state_dict": res.model.state_dict(),
-            "classes": list(prep.classes),
-            "feature_spec": spec.to_dict(),
-            "model": "laq_mlp",
+            "classes": list(task.classes),
+            "spec": _spec_dict(task),
+            "model": task.model_name,
         },
         out / "model.pt",
     )
     write_json(
         out / "summary.json",
         {
-            "data": prep.name,
-            "n_clips": len(prep.records),
-            "classes": list(prep.classes),
+            "data": task.name,
+            "model": task.model_name,
+            "n_clips": len(task.y),
+            "classes": list(task.classes),
             "split": args.split,
             "split_sizes": sz,
             "seed": args.seed,
@@ -133,10 +137,9 @@ def cmd_train(args: argparse.Namespace, spec: FeatureSpec, *, title: str | None 
             "best_epoch": res.best_epoch,
             "epochs_run": res.epochs_run,
             "train_seconds": res.seconds,
-            "feature_seconds": prep.stats.seconds,
-            "cache_hits": prep.stats.hits,
-            "cache_misses": prep.stats.misses,
-            "feature_spec": spec.to_dict(),
+            "data_line": task.data_line,
+            **task.info,
+            "spec": _spec_dict(task),
             "train_config": cfg.to_dict(),
             "total_seconds": time.perf_counter() - t_start,
         },
@@ -155,15 +158,15 @@ def cmd_laq(args: argparse.Namespace, spec: FeatureSpec, *, title: str | None = 
     t_start = time.perf_counter()
     if title:
         say(title)
-    prep = _prepare(args, spec)
-    say(f"[1/5] {_data_line(prep)}")
-    split = make_split(prep, args.split, seed=args.seed, fold=args.fold)
-    Xtr, ytr, Xva, yva, Xte, yte = prep.parts(split)
-    res, _ = _train_float(args, prep, split, spec)
+    task = _task(args, spec)
+    say(f"[1/5] data: {task.data_line}")
+    split = task.split(args.split, seed=args.seed, fold=args.fold)
+    Xtr, ytr, Xva, yva, Xte, yte = task.parts(split)
+    res, _ = _train_float(args, task, split)
     fp_acc = accuracy(res.model, Xte, yte)
     say(
-        f"[2/5] float laq_mlp: test accuracy {fp_acc:.3f} (split {args.split}, seed {args.seed}, "
-        f"{len(split.train)}/{len(split.val)}/{len(split.test)})"
+        f"[2/5] float {model_line(res.model)}\n      test accuracy {fp_acc:.3f} (split {args.split}, "
+        f"seed {args.seed}, {len(split.train)}/{len(split.val)}/{len(split.test)})"
     )
     laq = LaqConfig(t_margin=args.t_margin, budget=args.budget)
     say(f"[3/5] bit allocation: {args.recipe}")
@@ -183,20 +186,24 @@ def cmd_laq(args: argparse.Namespace, spec: FeatureSpec, *, title: str | None = 
         "test": q_acc,
         "float_test": fp_acc,
         "val": accuracy(c.model, Xva, yva),
-        "dataset": prep.name,
+        "dataset": task.name,
         "split": {"kind": args.split, "seed": args.seed, "fold": args.fold, "sizes": split.sizes()},
     }
+    calibration = None
+    if _want_tflite(getattr(args, "tflite", "no"), say):
+        calibration = task.engine_inputs(split.train)
+        calibration = calibration["features"] if task.input_names == ("features",) else calibration
     build_bundle(
         bundle_path,
         c.model,
         c.plan,
         c.codes,
-        name="laq_mlp",
-        labels=list(prep.classes),
-        spec=spec,
+        name=task.model_name.split("[")[0],
+        labels=list(task.classes),
+        spec=task.spec,
         accuracy=acc,
         as_tar=args.tar,
-        tflite_calibration=Xtr if _want_tflite(getattr(args, "tflite", "no"), say) else None,
+        tflite_calibration=calibration,
     )
     from edge_ser.bundle import load_bundle
 
@@ -214,20 +221,21 @@ def cmd_laq(args: argparse.Namespace, spec: FeatureSpec, *, title: str | None = 
         if hint:
             say(f"      engine {name}: not installed ({hint})")
     for name in engines_for(bundle):
-        logits = load_engine(bundle, name).predict(Xte.astype(np.float32))
+        logits = load_engine(bundle, name).predict(task.engine_inputs(split.test))
         rel = float(np.abs(logits - torch_logits).max() / np.abs(torch_logits).max())
         same = float((logits.argmax(1) == torch_logits.argmax(1)).mean())
         checks[name] = {"max_rel_diff": rel, "same_class": same}
         say(
-            f"      engine {name}: same class as torch on {same:.1%} of {len(Xte)} test clips, "
+            f"      engine {name}: same class as torch on {same:.1%} of {len(yte)} test clips, "
             f"logits within {rel:.1e} relative"
         )
     summary = {
-        "data": prep.name,
-        "n_clips": len(prep.records),
-        "classes": list(prep.classes),
-        "cache_hits": prep.stats.hits,
-        "cache_misses": prep.stats.misses,
+        "data": task.name,
+        "model": task.model_name,
+        "n_clips": len(task.y),
+        "classes": list(task.classes),
+        "data_line": task.data_line,
+        **task.info,
         "recipe": args.recipe,
         "plan": c.plan.to_dict() | {"info": None},
         "float_test_accuracy": fp_acc,
@@ -245,3 +253,51 @@ def cmd_laq(args: argparse.Namespace, spec: FeatureSpec, *, title: str | None = 
         f"({time.perf_counter() - t_start:.1f} s in all)"
     )
     return summary
+
+
+def cmd_model(args: argparse.Namespace) -> int:
+    """Print a model's layers with parameters and FLOPs (AV convention) and, for av_cnn, the seed's figures."""
+    from converters.models import AVCNN, AVConfig, laq_mlp
+    from converters.models.av_cnn import count_flops, count_params
+    from converters.tasks import SEED_AV
+
+    if args.name != "av_cnn":
+        model = laq_mlp(args.in_features, args.classes)
+        rows = [
+            {"name": n, "op": "Linear", "in_shape": (m.in_features,), "out_shape": (m.out_features,),
+             "params": m.weight.numel() + m.bias.numel(), "flops": 2 * m.weight.numel() + m.out_features}
+            for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)
+        ]
+        total = sum(r["flops"] for r in rows)
+    else:
+        cfg = AVConfig(
+            num_classes=args.classes, frame_fusion=args.frame_fusion, video_padding=1 if args.same else 0
+        )
+        model = AVCNN(cfg, mode=args.mode)
+        rows, total = count_flops(model)
+    params = count_params(model)
+    print(f"{args.name}" + (f" [{args.mode}]" if args.name == "av_cnn" else "") + ", per clip:")
+    print(f"  {'layer':10s} {'op':8s} {'input':>14s} {'output':>14s} {'params':>8s} {'FLOPs':>12s}")
+    for r in rows:
+        print(
+            f"  {r['name']:10s} {r['op']:8s} {'x'.join(map(str, r['in_shape'])):>14s} "
+            f"{'x'.join(map(str, r['out_shape'])):>14s} {r['params']:>8,} {r['flops']:>12,}"
+        )
+    print(
+        f"  total: {params:,} parameters ({params * 4 / 1e6:.2f} MB as float32), {total / 1e9:.4f} GFLOPs "
+        f"({total / 2e9:.4f} G multiply-accumulates)"
+    )
+    print("  FLOPs convention (the AV seed's): conv = 2*Y*Ci*Co*K + Y*Co, dense = 2*in*out + out; "
+          "pooling, ReLU and the MFCC standardisation are not counted.")
+    if args.name == "av_cnn" and args.mode == "fused":
+        print(
+            f"  the seed reports ~{SEED_AV['params'] / 1e6:.2f} M parameters, {SEED_AV['gflops']} GFLOPs, "
+            f"{SEED_AV['mb']} MB, {SEED_AV['cpu_ms'][0]}-{SEED_AV['cpu_ms'][1]} ms CPU per clip.\n"
+            "  Why they differ: the seed does not state its padding, input size or pooling placement; with\n"
+            "  frames as channels and valid 3x3 convs (this default) the parameters are 17% above ~0.06 M\n"
+            "  (the dense-16 layer on 2,496 flattened values alone is 39,952) and the FLOPs 42% above; its\n"
+            "  0.014 G is nearer our multiply-accumulate count (0.010 G) than 2*MAC. Its 0.93 MB is\n"
+            "  probably a saved Keras file with optimizer state: float32 weights are 0.28 MB. See\n"
+            "  converters/models/av_cnn.py for the designs compared (--frame-fusion shared, --same)."
+        )
+    return 0

@@ -42,13 +42,17 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from edge_ser.errors import BundleError, ConfigError, PackedFormatError
 from edge_ser.features.spec import FeatureSpec
 from edge_ser.packed import EsqFile, read_esq_bytes
+
+if TYPE_CHECKING:
+    from edge_ser.av_input import AVInputSpec
+    from edge_ser.vision.face import FaceCropSpec
 
 MANIFEST_SCHEMA = "edge-ser-bundle"
 MANIFEST_SCHEMA_VERSION = 1
@@ -157,6 +161,27 @@ class Bundle:
     def normalization(self) -> dict[str, Any] | None:
         return self.manifest.get("normalization")
 
+    @property
+    def normalized_input(self) -> str | None:
+        """The input `normalization` applies to (None without normalization)."""
+        return normalized_input(self.manifest)
+
+    @property
+    def av_input(self) -> AVInputSpec | None:
+        """An audio-visual model's input spec (frames, face size, audio segments); None for other models."""
+        from edge_ser.av_input import AVInputSpec
+
+        av = self.manifest.get("av_input")
+        return None if av is None else AVInputSpec.from_dict(av)
+
+    @property
+    def face_crop(self) -> FaceCropSpec | None:
+        """How the device must crop faces for this model (the one training used); None without a faces input."""
+        from edge_ser.vision.face import FaceCropSpec
+
+        crop = self.manifest.get("face_crop")
+        return None if crop is None else FaceCropSpec.from_dict(crop)
+
     def read(self, name: str) -> bytes:
         """The bytes of file `name` of the bundle (one listed in the manifest)."""
         try:
@@ -205,7 +230,7 @@ class Bundle:
         parts = [
             f"{self.name} from {self.source}",
             f"{self.num_classes} labels",
-            f"input {self.input_name} {list(self.manifest['model']['inputs'][0]['shape'])}",
+            "input " + " + ".join(f"{io_['name']} {list(io_['shape'])}" for io_ in self.manifest["model"]["inputs"]),
         ]
         if bits is not None:
             parts.append(f"{bits:g} bits/weight on average")
@@ -604,13 +629,20 @@ def validate_manifest(manifest: Any, *, source: str = "<manifest>") -> FeatureSp
             c.number(v, f"normalization.mean[{i}]")
         for i, v in enumerate(std):
             c.number(v, f"normalization.std[{i}]", positive=True)
+        c.get(norm, "input", "normalization.", str, required=False)
+        target = normalized_input(manifest)
+        names = [io_["name"] for io_ in inputs]
+        if target not in names:
+            raise c.fail("normalization.input", f"{_short(target)} is not a model input ({names})")
         if not norm["in_graph"]:
-            last = inputs[0]["shape"][-1]
+            last = inputs[names.index(target)]["shape"][-1]
             if len(mean) not in (1, last):
                 raise c.fail(
                     "normalization",
-                    f"{len(mean)} values cannot normalise input {inputs[0]['name']!r} ({last} per row)",
+                    f"{len(mean)} values cannot normalise input {target!r} ({last} per row)",
                 )
+
+    _validate_av_input(c, manifest, inputs, spec)
 
     plan = c.get(manifest, "bitplan", "", dict, required=False)
     if plan is not None:
@@ -654,6 +686,59 @@ def validate_manifest(manifest: Any, *, source: str = "<manifest>") -> FeatureSp
             raise c.fail("files", f"does not list {name!r}; a bundle needs {list(REQUIRED_FILES)}")
     _validate_tflite(c, manifest, inputs, files)
     return spec
+
+
+def normalized_input(manifest: Mapping[str, Any]) -> str | None:
+    """Name of the input the manifest's `normalization` applies to: `normalization.input`, else the first."""
+    norm = manifest.get("normalization")
+    if norm is None:
+        return None
+    name = norm.get("input")
+    return name if name is not None else manifest["model"]["inputs"][0]["name"]
+
+
+def _validate_av_input(c: _Checker, manifest: dict[str, Any], inputs: list[Any], spec: FeatureSpec) -> None:
+    """The audio-visual blocks: `av_input` (AVInputSpec: frames, face size, segments and the audio front end)
+    and `face_crop` (FaceCropSpec); the model's "faces" / "audio" inputs must have the shapes they give."""
+    from edge_ser.av_input import AVInputSpec
+    from edge_ser.vision.face import FaceCropSpec
+
+    av = c.get(manifest, "av_input", "", dict, required=False)
+    names = {io_["name"]: io_["shape"] for io_ in inputs}
+    if av is None:
+        if "faces" in names:
+            raise c.fail("av_input", "is missing: a model with a 'faces' input needs its AVInputSpec")
+        if "face_crop" in manifest:
+            raise c.fail("face_crop", "without av_input: only an audio-visual bundle has a face crop")
+        return
+    try:
+        av_spec = AVInputSpec.from_dict(av)
+    except ConfigError as e:
+        raise c.fail("av_input", str(e)) from e
+    except (TypeError, ValueError, ArithmeticError) as e:
+        raise c.fail("av_input", f"invalid value ({type(e).__name__}: {e})") from e
+    if av_spec.feature_spec != spec:
+        raise c.fail("av_input.feature_spec", "differs from the manifest's feature_spec (they must be the same)")
+    known = [n for n in names if n in av_spec.shapes]
+    if not known:
+        raise c.fail("av_input", f"the model has no 'faces' or 'audio' input (inputs: {list(names)})")
+    for n in known:
+        shape = names[n]
+        if [d if isinstance(d, int) else None for d in shape[1:]] != list(av_spec.shapes[n]):
+            raise c.fail(
+                f"model.inputs[{list(names).index(n)}].shape",
+                f"input {n!r} is {_short(shape)}, but av_input gives [batch, {', '.join(map(str, av_spec.shapes[n]))}]",
+            )
+    crop = c.get(manifest, "face_crop", "", dict, required="faces" in names)
+    if crop is not None:
+        try:
+            crop_spec = FaceCropSpec.from_dict(crop)
+        except ConfigError as e:
+            raise c.fail("face_crop", str(e)) from e
+        except (TypeError, ValueError) as e:
+            raise c.fail("face_crop", f"invalid value ({type(e).__name__}: {e})") from e
+        if crop_spec.size != av_spec.face_size:
+            raise c.fail("face_crop.size", f"{crop_spec.size} but av_input.face_size is {av_spec.face_size}")
 
 
 _ATTR_SCALARS = (int, float, str)

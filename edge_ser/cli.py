@@ -15,6 +15,8 @@ from edge_ser import __version__
 from edge_ser.errors import EdgeSerError, MissingDependencyError
 
 DATASETS = "emodb, ravdess, tess, savee, cremad, fer2013, synthetic, or a folder-per-class path"
+AV_DATASETS = ("synthetic-av",)
+"""Audio-visual data sets for --model av_cnn (as converters.tasks.AV_DATA)."""
 
 
 def _add_cache(p: argparse.ArgumentParser) -> None:
@@ -159,6 +161,13 @@ def cmd_laq(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_model(args: argparse.Namespace) -> int:
+    _need_torch()
+    from converters.commands import cmd_model as run
+
+    return run(args)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     _need_torch()
     from converters.commands import cmd_laq as run
@@ -261,7 +270,23 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 def _add_train_args(p: argparse.ArgumentParser, *, data_default: str | None, out_default: str) -> None:
     p.add_argument(
-        "--data", default=data_default, required=data_default is None, help=f"data set: {DATASETS}"
+        "--data",
+        default=data_default,
+        required=data_default is None,
+        help=f"data set: {DATASETS}; for --model av_cnn: {', '.join(AV_DATASETS)}",
+    )
+    p.add_argument(
+        "--model",
+        choices=("laq_mlp", "av_cnn"),
+        default="laq_mlp",
+        help="laq_mlp: the LAQ paper's MLP on 180-d clip vectors (default); av_cnn: the audio-visual CNN "
+        "(6 face crops + 6 MFCC segments)",
+    )
+    p.add_argument(
+        "--mode",
+        choices=("fused", "audio", "video"),
+        default="fused",
+        help="av_cnn branches: fused (default), or audio-only / video-only for ablations",
     )
     p.add_argument(
         "--root",
@@ -384,6 +409,25 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_args(p, data_default="synthetic", out_default="out/demo")
     _add_laq_args(p, recipe="sensitivity")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser(
+        "model",
+        help="[host] a model's layers, parameters and FLOPs (av_cnn: against the seed's figures)",
+        description="Per layer: input and output shapes, parameters and FLOPs by the AV seed's convention; "
+        "totals; for av_cnn, the seed paper's reported figures and why ours differ.",
+    )
+    p.add_argument("name", choices=("av_cnn", "laq_mlp"), help="model")
+    p.add_argument("--mode", choices=("fused", "audio", "video"), default="fused", help="av_cnn branches")
+    p.add_argument(
+        "--frame-fusion",
+        choices=("channels", "shared"),
+        default="channels",
+        help="av_cnn: the 6 frames as conv1's channels (default) or one shared per-frame CNN",
+    )
+    p.add_argument("--same", action="store_true", help="av_cnn: 'same' 3x3 padding instead of valid")
+    p.add_argument("--classes", type=int, default=7, help="output classes (default 7)")
+    p.add_argument("--in-features", type=int, default=180, help="laq_mlp input size (default 180)")
+    p.set_defaults(func=cmd_model)
 
     p = sub.add_parser(
         "info",

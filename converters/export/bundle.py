@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -18,24 +19,33 @@ from torch import nn
 import edge_ser
 from converters.export.onnx_export import externalize, graph_json, initializers, to_onnx
 from converters.quant.bitplan import BitPlan, quantizable_layers
+from edge_ser.av_input import AVInputSpec
 from edge_ser.bundle import MANIFEST_SCHEMA_VERSION, write_bundle
 from edge_ser.errors import ConfigError
 from edge_ser.features import FeatureSpec
 from edge_ser.packed import Tensor, write_esq
+from edge_ser.vision.face import FaceCropSpec
 
 
 def layer_table(model: nn.Module, plan: BitPlan) -> list[dict[str, Any]]:
     """Per quantizable layer: params (weight + bias), bits, stored bytes (codes + scales + bias), FLOPs.
 
-    FLOPs follow the AV seed's convention: a dense layer costs 2 * in * out + out (bias add) per sample.
+    FLOPs follow the AV seed's convention: a dense layer costs 2 * in * out + out (bias add) per sample, a
+    conv 2 * Y * Ci * Co * K + Y * Co (Y output positions, K kernel taps); av_cnn's come from its own exact
+    count (`count_flops`, which knows the input sizes), a dense-only model's from the weight shapes.
     """
+    conv_flops: dict[str, int] = {}
+    if hasattr(model, "input_shapes"):  # av_cnn: conv FLOPs need the spatial sizes
+        from converters.models.av_cnn import count_flops
+
+        conv_flops = {r["name"]: r["flops"] for r in count_flops(model)[0]}
     rows = []
     for name, m in quantizable_layers(model).items():
         bits = plan.bits.get(name, 32)
         w, out_ch = m.weight.numel(), m.weight.shape[0]
         bias = m.bias.numel() if m.bias is not None else 0
         wbytes = w * 4 if bits == 32 else -(-w * bits // 8) + 4 * out_ch
-        flops = 2 * w + out_ch if isinstance(m, nn.Linear) else None
+        flops = conv_flops.get(name, 2 * w + out_ch if isinstance(m, nn.Linear) else None)
         rows.append(
             {
                 "name": name,
@@ -78,19 +88,35 @@ def build_bundle(
     *,
     name: str,
     labels: list[str],
-    spec: FeatureSpec,
+    spec: FeatureSpec | AVInputSpec,
     accuracy: dict[str, Any],
     as_tar: bool = False,
     extra: dict[str, Any] | None = None,
-    tflite_calibration: np.ndarray | None = None,
+    tflite_calibration: np.ndarray | Mapping[str, np.ndarray] | None = None,
 ) -> Path:
     """Export a frozen (QAT) model to a bundle directory or .tar at `out`; returns its path.
 
-    With `tflite_calibration` (raw training feature vectors [n, dim]) the bundle also carries TFLite fp32,
-    float16 and full-int8 variants (needs tensorflow, a host-only extra); they take standardised features.
+    `spec` is the FeatureSpec of a feature-vector model (laq_mlp: one input "features"), or the AVInputSpec of
+    an audio-visual model (av_cnn: inputs "faces" and/or "audio"; the manifest then also carries `av_input`
+    and, with a faces input, the `face_crop` the device must use). With `tflite_calibration` (raw training
+    inputs: an array, or {input name: array}) the bundle also carries TFLite fp32, float16 and full-int8
+    variants (needs tensorflow, a host-only extra); they take standardised inputs.
     """
     model = model.eval()
-    proto = to_onnx(model, (spec.dim,))
+    manifest_extra: dict[str, Any] = {}
+    if isinstance(spec, AVInputSpec):
+        shapes = model.input_shapes()
+        for k, shape in shapes.items():
+            if tuple(spec.shapes[k]) != tuple(shape):
+                raise ConfigError(f"input {k!r}: the model takes {shape}, the AVInputSpec gives {spec.shapes[k]}")
+        manifest_extra["av_input"] = spec.to_dict()
+        if "faces" in shapes:
+            manifest_extra["face_crop"] = FaceCropSpec(size=spec.face_size).to_dict()
+        feature_spec = spec.feature_spec
+        norm_input = "audio" if "audio" in shapes else None
+    else:
+        shapes, feature_spec, norm_input = {"features": (spec.dim,)}, spec, "features"
+    proto = to_onnx(model, shapes)
     tensors = packed_tensors(proto, plan, codes)
     with tempfile.TemporaryDirectory() as tmp:
         esq = write_esq(Path(tmp) / "weights.esq", tensors, metadata={"model": name})
@@ -103,8 +129,8 @@ def build_bundle(
         "created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "model": {"name": name, "inputs": g["inputs"], "outputs": g["outputs"]},
         "labels": list(labels),
-        "feature_spec": spec.to_dict(),
-        "normalization": {"mean": model.mean.tolist(), "std": model.std.tolist(), "in_graph": True},
+        "feature_spec": feature_spec.to_dict(),
+        **manifest_extra,
         "bitplan": {
             "method": plan.method,
             "bits": dict(plan.bits),
@@ -116,6 +142,13 @@ def build_bundle(
         "graph": g,
         **(extra or {}),
     }
+    if norm_input is not None:
+        manifest["normalization"] = {
+            "mean": model.mean.tolist(),
+            "std": model.std.tolist(),
+            "in_graph": True,
+            "input": norm_input,
+        }
     files = {"model.onnx": externalize(proto).SerializeToString(), "weights.esq": esq_bytes}
     if tflite_calibration is not None:
         block, tfl_files = tflite_variants(model, codes, tflite_calibration)

@@ -1,6 +1,6 @@
 """ONNX export: the float graph, its weight-free bundle form, its JSON mirror, and a QDQ int8 variant.
 
-- `to_onnx`: torch -> ONNX (opset 17, dynamic batch, input "features", output "logits"), with the
+- `to_onnx`: torch -> ONNX (opset 17, dynamic batch, input "features" or named inputs, output "logits"), with the
   standardisation inside the graph, so the device feeds raw feature vectors.
 - `externalize`: the same graph with every initializer's bytes removed and marked as external data in
   "weights.esq"; a bundle ships this (a few hundred bytes) and the device supplies the tensors unpacked from
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import warnings
+from collections.abc import Mapping
 
 import numpy as np
 import torch
@@ -35,26 +36,52 @@ def _onnx():
     return onnx
 
 
-def to_onnx(model: nn.Module, in_shape: tuple[int, ...]):
-    """Export an eval-mode torch model to an onnx.ModelProto with a dynamic batch axis."""
+def to_onnx(model: nn.Module, in_shape: tuple[int, ...] | Mapping[str, tuple[int, ...]]):
+    """Export an eval-mode torch model to an onnx.ModelProto with a dynamic batch axis.
+
+    `in_shape` is the per-sample shape of the one input "features", or {input name: per-sample shape} in the
+    order of the model's forward arguments (e.g. av_cnn's {"faces": (6, 64, 64), "audio": (6, 40)}).
+    Constant nodes become initializers: the numpy engine and the weight-free bundle form expect every
+    constant tensor to be one.
+    """
     onnx = _onnx()
     model = model.eval()
+    shapes = dict(in_shape) if isinstance(in_shape, Mapping) else {INPUT: tuple(in_shape)}
+    args = tuple(torch.zeros((1, *s)) for s in shapes.values())
+    axes = {n: {0: "batch"} for n in (*shapes, OUTPUT)}
     buf = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the legacy exporter's deprecation notice; dynamo needs onnxscript
         torch.onnx.export(
             model,
-            (torch.zeros((1, *in_shape)),),
+            args,
             buf,
-            input_names=[INPUT],
+            input_names=list(shapes),
             output_names=[OUTPUT],
-            dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}},
+            dynamic_axes=axes,
             opset_version=OPSET,
             dynamo=False,
         )
     proto = onnx.load_from_string(buf.getvalue())
+    _constants_to_initializers(proto)
     onnx.checker.check_model(proto)
     return proto
+
+
+def _constants_to_initializers(proto) -> None:
+    """Move Constant nodes (e.g. Reshape target shapes) into the graph's initializers."""
+    g = proto.graph
+    keep = []
+    for n in g.node:
+        if n.op_type == "Constant" and len(n.attribute) == 1 and n.attribute[0].name == "value":
+            t = type(n.attribute[0].t)()
+            t.CopyFrom(n.attribute[0].t)
+            t.name = n.output[0]
+            g.initializer.append(t)
+        else:
+            keep.append(n)
+    del g.node[:]
+    g.node.extend(keep)
 
 
 def initializers(proto) -> dict[str, np.ndarray]:

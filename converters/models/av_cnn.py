@@ -46,8 +46,6 @@ initializer as target shape for "shared"), all in `edge_ser.engines.numpy_engine
 
 from __future__ import annotations
 
-import io
-import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,8 +54,6 @@ from torch import nn
 
 MODES = ("fused", "audio", "video")
 FRAME_FUSIONS = ("channels", "shared")
-OPSET = 17
-OUTPUT = "logits"
 
 
 @dataclass(frozen=True)
@@ -277,48 +273,6 @@ def count_flops(model: AVCNN, mode: str | None = None) -> tuple[list[dict[str, A
 
 def to_onnx(model: AVCNN):
     """Export an eval-mode AVCNN to an onnx.ModelProto: inputs "faces" / "audio", output "logits", dynamic batch."""
-    try:
-        import onnx
-    except ImportError as e:  # pragma: no cover - the host extra installs it
-        from edge_ser.errors import MissingDependencyError
+    from converters.export.onnx_export import to_onnx as export
 
-        raise MissingDependencyError("onnx", "host", "ONNX export") from e
-    model = model.eval()
-    names = model.input_names
-    shapes = model.input_shapes()
-    args = tuple(torch.zeros((1, *shapes[n])) for n in names)
-    axes = {n: {0: "batch"} for n in (*names, OUTPUT)}
-    buf = io.BytesIO()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            model,
-            args,
-            buf,
-            input_names=list(names),
-            output_names=[OUTPUT],
-            dynamic_axes=axes,
-            opset_version=OPSET,
-            dynamo=False,
-        )
-    proto = onnx.load_from_string(buf.getvalue())
-    _constants_to_initializers(proto)
-    onnx.checker.check_model(proto)
-    return proto
-
-
-def _constants_to_initializers(proto) -> None:
-    """Move Constant nodes (the "shared" design's Reshape targets) into initializers: the numpy engine and
-    the weight-free bundle form both expect every constant tensor to be an initializer."""
-    g = proto.graph
-    keep = []
-    for n in g.node:
-        if n.op_type == "Constant" and len(n.attribute) == 1 and n.attribute[0].name == "value":
-            t = type(n.attribute[0].t)()
-            t.CopyFrom(n.attribute[0].t)
-            t.name = n.output[0]
-            g.initializer.append(t)
-        else:
-            keep.append(n)
-    del g.node[:]
-    g.node.extend(keep)
+    return export(model, model.input_shapes())

@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from converters.quant.bitplan import BitPlan, quantizable_layers
+from converters.train import Inputs, predict
 from edge_ser.errors import ConfigError
 
 METHODS = ("laq-paper", "laq-qat", "sensitivity")
@@ -165,9 +166,7 @@ def sensitivity_allocation(
     return plan, trace
 
 
-def cross_entropy(model: nn.Module, X: np.ndarray, y: np.ndarray) -> float:
-    """Mean cross-entropy of a model on (X, y), eval mode."""
-    model.eval()
-    with torch.no_grad():
-        logits = model(torch.as_tensor(np.asarray(X, dtype=np.float32)))
-        return float(nn.functional.cross_entropy(logits, torch.as_tensor(np.asarray(y, dtype=np.int64))))
+def cross_entropy(model: nn.Module, X: Inputs, y: np.ndarray) -> float:
+    """Mean cross-entropy of a model on (X, y), eval mode; X as `converters.train.predict` takes it."""
+    logits = torch.as_tensor(predict(model, X))
+    return float(nn.functional.cross_entropy(logits, torch.as_tensor(np.asarray(y, dtype=np.int64))))

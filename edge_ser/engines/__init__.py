@@ -214,6 +214,7 @@ class InputAdapter:
         self.shapes = tuple(tuple(d if isinstance(d, int) else None for d in s) for s in shapes)
         norm = bundle.normalization
         self.norm = None
+        self.norm_input = bundle.normalized_input
         if norm is not None and not norm["in_graph"]:
             self.norm = (
                 np.asarray(norm["mean"], dtype=np.float32),
@@ -249,7 +250,7 @@ class InputAdapter:
                 raise ConfigError(
                     f"predict: input {name!r} has shape {list(a.shape)}, the model takes {want}"
                 )
-            if name == self.names[0] and self.norm is not None:
+            if name == self.norm_input and self.norm is not None:
                 a = (a - self.norm[0]) * self.norm[1]
             out[name] = a
         if len(added) > 1:
