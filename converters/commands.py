@@ -35,10 +35,14 @@ def _task(args: argparse.Namespace, spec: FeatureSpec) -> Task:
     if model == "av_cnn":
         if args.data not in AV_DATA:
             raise ConfigError(f"--model av_cnn trains on audio-visual data: --data one of {', '.join(AV_DATA)}")
-        return synthetic_av_task(args.mode, seed=args.seed, cache=_cache(args))
+        n = getattr(args, "n_per_class", None) or 40
+        return synthetic_av_task(args.mode, n_per_class=n, seed=args.seed, cache=_cache(args))
     if args.data in AV_DATA:
         raise ConfigError(f"--data {args.data} is audio-visual: use --model av_cnn")
-    synth = SyntheticSpec(seed=args.seed) if args.data == "synthetic" else None
+    synth = None
+    if args.data == "synthetic":
+        n = getattr(args, "n_per_class", None)
+        synth = SyntheticSpec(seed=args.seed, **({"n_per_class": n} if n else {}))
     prep = prepare(
         args.data, args.root, spec=spec, cache=_cache(args), synthetic=synth, progress=not args.quiet
     )

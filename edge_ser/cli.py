@@ -206,10 +206,25 @@ def cmd_info(args: argparse.Namespace) -> int:
     print(bundle.describe())
     print(f"labels: {', '.join(bundle.labels)}")
     fs = bundle.feature_spec
-    print(
-        f"features: {fs.dim}-d clip vector (MFCC {fs.n_mfcc} + mel {fs.n_mels} + chroma {fs.n_chroma}) at "
-        f"{fs.sample_rate} Hz, n_fft {fs.n_fft}, hop {fs.hop_length}"
-    )
+    av = bundle.av_input
+    if av is None:
+        print(
+            f"features: {fs.dim}-d clip vector (MFCC {fs.n_mfcc} + mel {fs.n_mels} + chroma {fs.n_chroma}) at "
+            f"{fs.sample_rate} Hz, n_fft {fs.n_fft}, hop {fs.hop_length}"
+        )
+    else:
+        names = bundle.input_names
+        if "faces" in names:
+            crop = bundle.face_crop
+            print(
+                f"faces: {av.frames} frames evenly spaced over the clip, Haar face crop {crop.size}x{crop.size} "
+                f"grey (detect width {crop.detect_width}, margin {crop.margin}, equalise {crop.equalize}), / 255"
+            )
+        if "audio" in names:
+            print(
+                f"audio: {av.segments} equal segments x {fs.n_mfcc} MFCCs (frame means) at {fs.sample_rate} Hz, "
+                f"n_fft {fs.n_fft}, hop {fs.hop_length}, {fs.n_mels} mel bands"
+            )
     acc = m.get("accuracy", {})
     split = acc.get("split", {})
     if acc:
@@ -228,11 +243,11 @@ def cmd_info(args: argparse.Namespace) -> int:
     for name, entry in m["files"].items():
         print(f"  {name:20s} {entry['bytes'] / 1000:8.1f} KB  sha256 {entry['sha256'][:16]}...")
     for variant, v in m.get("tflite", {}).get("variants", {}).items():
-        io = v["input"]
-        quant = (
-            f", int8 input scale {io['scale']:.4g} zero point {io['zero_point']}"
+        ios = v.get("inputs") or {bundle.input_name: v["input"]}
+        quant = "".join(
+            f", int8 {name} scale {io['scale']:.4g} zero point {io['zero_point']}"
+            for name, io in ios.items()
             if io["dtype"] == "int8"
-            else ""
         )
         print(f"  tflite {variant}: {v['file']}{quant}")
     print("engines on this machine:")
@@ -299,6 +314,12 @@ def _add_train_args(p: argparse.ArgumentParser, *, data_default: str | None, out
         choices=("random", "speaker"),
         default="random",
         help="random: stratified 80/10/10; speaker: speaker-independent group 5-fold (see --fold)",
+    )
+    p.add_argument(
+        "--n-per-class",
+        type=int,
+        default=None,
+        help="clips per class of the built-in synthetic sets (default: 30 for synthetic, 40 for synthetic-av)",
     )
     p.add_argument("--fold", type=int, default=0, help="which speaker fold is the test set (default 0)")
     p.add_argument("--seed", type=int, default=0, help="seed of the split, the weights and the batches")
