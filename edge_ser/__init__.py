@@ -12,6 +12,7 @@ from edge_ser.errors import (
     EdgeSerError,
     MissingDependencyError,
     PackedFormatError,
+    VideoFormatError,
 )
 
 __version__ = "0.1.0"
@@ -24,5 +25,6 @@ __all__ = [
     "EdgeSerError",
     "MissingDependencyError",
     "PackedFormatError",
+    "VideoFormatError",
     "__version__",
 ]

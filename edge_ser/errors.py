@@ -15,6 +15,10 @@ class AudioFormatError(EdgeSerError, ValueError):
     """An audio file or buffer cannot be read or is not valid audio."""
 
 
+class VideoFormatError(EdgeSerError, ValueError):
+    """A video file cannot be opened or decoded, or is not a video at all."""
+
+
 class DatasetError(EdgeSerError):
     """A data set folder is missing, empty or has files that do not follow its naming scheme."""
 

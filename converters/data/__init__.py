@@ -14,6 +14,7 @@ from converters.data.loaders import (
     load_folder,
     load_ravdess,
     load_savee,
+    load_video_folder,
     load_tess,
 )
 from converters.data.records import Record, summarize
@@ -41,6 +42,7 @@ __all__ = [
     "load_folder",
     "load_ravdess",
     "load_savee",
+    "load_video_folder",
     "load_synthetic",
     "load_tess",
     "stratified_split",

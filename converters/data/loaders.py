@@ -2,10 +2,18 @@
 
 File names are validated strictly: a file that does not follow its data set's scheme is skipped and counted
 in one `DatasetWarning`; a folder with no valid file at all raises DatasetError.
+
+Video (Record.video set): RAVDESS `01-`/`02-...mp4` (audio from the matching `03-...wav` anywhere under the
+root, else the mp4's own track), SAVEE `AudioVisualClips/<speaker>/<code><n>.avi` (audio from the matching
+`AudioData` WAV, else the avi's track), and `load_video_folder`: `<class>/**/*.mp4|avi|mkv|mov|webm` or a
+`labels.csv` (video,label[,speaker][,audio]). Each video record's meta "audio" says where its audio comes
+from: "wav"/"file" (its `source`), "container" (the video itself, decoded by ffmpeg) or "none".
+`converters.data.av_clips` turns such a record into the AV model's inputs.
 """
 
 from __future__ import annotations
 
+import csv
 import os
 import re
 import warnings
@@ -15,6 +23,7 @@ from pathlib import Path
 from converters.data import labels as L
 from converters.data.records import Record
 from edge_ser.errors import ConfigError, DatasetError
+from edge_ser.vision.video import VIDEO_EXTENSIONS
 
 ENV_VAR = "EDGE_SER_DATA"
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
@@ -149,11 +158,29 @@ def _ravdess_problem(path: Path, fields: tuple[str, ...], ext: str) -> str | Non
     return None
 
 
-def load_ravdess(root: str | os.PathLike, *, modalities: Iterable[str] | None = None) -> list[Record]:
+def load_ravdess(
+    root: str | os.PathLike,
+    *,
+    modalities: Iterable[str] | None = None,
+    require_audio: bool = False,
+) -> list[Record]:
     """RAVDESS: `03-01-05-01-02-01-12.wav` = modality, vocal channel, emotion, intensity, statement,
     repetition, actor; in Actor_XX folders or flat. Audio (03, .wav) and video (01/02, .mp4, `video` set).
 
-    `modalities` keeps only some of "audio", "audio-video", "video" (default: all found).
+    Accepted layouts: the speech/song audio zips (`Audio_Speech_Actors_01-24/Actor_XX/03-...wav`), the video
+    zips (`Video_Speech_Actor_XX/Actor_XX/01-...mp4`, `02-...mp4`), both side by side under `root`, or flat.
+
+    A video record's audio: the `03-...wav` with the same other six fields, found anywhere under `root` (RAVDESS
+    ships each recording in three formats; the 03 WAV is the sound of the 01/02 video) is its `source` (meta
+    audio="wav");
+    without one, an audio-video clip (01) takes its audio from the mp4 through ffmpeg (source = the mp4,
+    meta audio="container"). A video-only clip (02) without its WAV has no audio at all: it is kept for
+    video-only use (source = the mp4, meta audio="none", meta expected_audio = the WAV name it lacks), or
+    skipped with that reason when `require_audio` is true (for audio-visual training).
+
+    `modalities` keeps only some of "audio", "audio-video", "video" (default: all found). A video record
+    that uses a WAV shares its source with the audio record of that WAV: for audio-only training ask for
+    `modalities=["audio"]`, or the same recording is counted twice.
     """
     wanted = set(RAVDESS_MODALITIES.values()) if modalities is None else set(modalities)
     if not wanted or wanted - set(RAVDESS_MODALITIES.values()):
@@ -162,7 +189,7 @@ def load_ravdess(root: str | os.PathLike, *, modalities: Iterable[str] | None = 
         )
     root = _root(root, "ravdess")
     skipped = _Skipped("ravdess", root, "names like 03-01-05-01-02-01-12.wav (7 two-digit fields)")
-    records = []
+    valid: list[tuple[Path, tuple[str, ...], str]] = []
     for path in _files(root, (".wav", ".mp4")):
         m = _RAVDESS_NAME.match(path.name)
         if m is None:
@@ -173,6 +200,14 @@ def load_ravdess(root: str | os.PathLike, *, modalities: Iterable[str] | None = 
         if problem:
             skipped.add(path, problem)
             continue
+        valid.append((path, fields, ext))
+    # the 03 WAV of each performance, by its other six fields; the first one found wins
+    wavs: dict[tuple[str, ...], Path] = {}
+    for path, fields, _ in valid:
+        if fields[0] == "03":
+            wavs.setdefault(fields[1:], path)
+    records = []
+    for path, fields, ext in valid:
         modality, channel, emotion, intensity, statement, repetition, actor = fields
         kind = RAVDESS_MODALITIES[modality]
         if kind not in wanted:
@@ -184,8 +219,21 @@ def load_ravdess(root: str | os.PathLike, *, modalities: Iterable[str] | None = 
             "statement": statement,
             "repetition": repetition,
         }
-        video = path if ext == "mp4" else None
-        records.append(Record(path, L.RAVDESS[emotion], actor, "ravdess", emotion, video=video, meta=meta))
+        source, video = path, None
+        if ext == "mp4":
+            video = path
+            wav = wavs.get(fields[1:])
+            expected = "-".join(("03", *fields[1:])) + ".wav"
+            if wav is not None:
+                source, meta["audio"] = wav, "wav"
+            elif modality == "01":
+                meta["audio"] = "container"
+            elif require_audio:
+                skipped.add(path, f"video-only clip without its audio {expected}")
+                continue
+            else:
+                meta["audio"], meta["expected_audio"] = "none", expected
+        records.append(Record(source, L.RAVDESS[emotion], actor, "ravdess", emotion, video=video, meta=meta))
     return skipped.finish(records)
 
 
@@ -213,29 +261,72 @@ def load_tess(root: str | os.PathLike) -> list[Record]:
 
 # ---------------------------------------------------------------------------------------------- SAVEE
 SAVEE_SPEAKERS = ("DC", "JE", "JK", "KL")
+SAVEE_MODALITIES = ("audio", "audio-video")
 _SAVEE_FLAT = re.compile(r"^(DC|JE|JK|KL)_(sa|su|a|d|f|h|n)(\d{2})\.(?i:wav)$")
 _SAVEE_NESTED = re.compile(r"^(sa|su|a|d|f|h|n)(\d{2})\.(?i:wav)$")
+# video clips: AudioVisualClips/<speaker>/<code><n>.avi; whether the real distribution zero-pads n (its
+# AudioData does: d03.wav) could not be confirmed from public sources, so a1.avi and a01.avi both match
+_SAVEE_VIDEO_FLAT = re.compile(r"^(DC|JE|JK|KL)_(sa|su|a|d|f|h|n)(\d{1,2})\.(?i:avi)$")
+_SAVEE_VIDEO_NESTED = re.compile(r"^(sa|su|a|d|f|h|n)(\d{1,2})\.(?i:avi)$")
 
 
-def load_savee(root: str | os.PathLike) -> list[Record]:
-    """SAVEE: `AudioData/DC/a01.wav` or flat `DC_a01.wav` = speaker DC/JE/JK/KL, emotion prefix, number."""
+def _savee_name(path: Path, flat: re.Pattern, nested: re.Pattern) -> tuple[str, str, str] | str:
+    """(speaker, emotion code, two-digit number) from a SAVEE file name, or why it is not one."""
+    m_flat, m_nested = flat.match(path.name), nested.match(path.name)
+    if m_flat:
+        speaker, code, number = m_flat.groups()
+    elif m_nested and path.parent.name in SAVEE_SPEAKERS:
+        speaker, (code, number) = path.parent.name, m_nested.groups()
+    else:
+        return "bad name" if not m_nested else f"folder {path.parent.name} is not a SAVEE speaker"
+    return speaker, code, f"{int(number):02d}"
+
+
+def load_savee(root: str | os.PathLike, *, modalities: Iterable[str] | None = None) -> list[Record]:
+    """SAVEE: `AudioData/DC/a01.wav` or flat `DC_a01.wav` = speaker DC/JE/JK/KL, emotion prefix, number;
+    video clips `AudioVisualClips/DC/a01.avi` (or `a1.avi`, or flat `DC_a01.avi`), with `video` set.
+
+    A clip's audio: the WAV of the same speaker, emotion and number (anywhere under `root`) is its `source`
+    (meta audio="wav"); without one, the avi's own audio track through ffmpeg (source = the avi, meta
+    audio="container"). `modalities` keeps only "audio" (the WAVs) or "audio-video" (the clips); default
+    all found. A clip with a WAV shares its source with that WAV's audio record: for audio-only training
+    ask for `modalities=["audio"]`.
+    """
+    wanted = set(SAVEE_MODALITIES) if modalities is None else set(modalities)
+    if not wanted or wanted - set(SAVEE_MODALITIES):
+        raise ConfigError(f"savee: modalities {sorted(wanted)} must be among {list(SAVEE_MODALITIES)}")
     root = _root(root, "savee")
     skipped = _Skipped(
-        "savee", root, "names like DC_a01.wav or DC/a01.wav (speaker, emotion a/d/f/h/n/sa/su, nn)"
+        "savee",
+        root,
+        "names like DC_a01.wav or DC/a01.wav (speaker, emotion a/d/f/h/n/sa/su, nn), DC/a01.avi for video",
     )
     records = []
+    wavs: dict[tuple[str, str, str], Path] = {}
     for path in _files(root, (".wav",)):
-        flat, nested = _SAVEE_FLAT.match(path.name), _SAVEE_NESTED.match(path.name)
-        if flat:
-            speaker, code, number = flat.groups()
-        elif nested and path.parent.name in SAVEE_SPEAKERS:
-            speaker, (code, number) = path.parent.name, nested.groups()
-        else:
-            skipped.add(
-                path, "bad name" if not nested else f"folder {path.parent.name} is not a SAVEE speaker"
-            )
+        parsed = _savee_name(path, _SAVEE_FLAT, _SAVEE_NESTED)
+        if isinstance(parsed, str):
+            skipped.add(path, parsed)
             continue
-        records.append(Record(path, L.SAVEE[code], speaker, "savee", code, meta={"number": number}))
+        wavs.setdefault(parsed, path)
+        speaker, code, number = parsed
+        if "audio" in wanted:
+            records.append(
+                Record(
+                    path, L.SAVEE[code], speaker, "savee", code, meta={"number": number, "modality": "audio"}
+                )
+            )
+    for path in _files(root, (".avi",)):
+        parsed = _savee_name(path, _SAVEE_VIDEO_FLAT, _SAVEE_VIDEO_NESTED)
+        if isinstance(parsed, str):
+            skipped.add(path, parsed)
+            continue
+        if "audio-video" not in wanted:
+            continue
+        speaker, code, number = parsed
+        wav = wavs.get(parsed)
+        meta = {"number": number, "modality": "audio-video", "audio": "container" if wav is None else "wav"}
+        records.append(Record(wav or path, L.SAVEE[code], speaker, "savee", code, video=path, meta=meta))
     return skipped.finish(records)
 
 
@@ -334,6 +425,113 @@ def load_folder(root: str | os.PathLike) -> list[Record]:
     return skipped.finish(records)
 
 
+# ----------------------------------------------------------------------------- folder of (video, label)
+VIDEO_LABELS_CSV = "labels.csv"
+
+
+def _speaker_of(path: Path) -> str:
+    """The file stem before its first '_' or '-', else "unknown" (the folder loaders' speaker rule)."""
+    head = re.split(r"[_-]", path.stem, maxsplit=1)
+    return head[0] if len(head) == 2 and head[0] else "unknown"
+
+
+def _audio_twin(video: Path) -> Path | None:
+    """An audio file next to a video with the same stem (clip.mp4 + clip.wav), if there is one."""
+    for ext in AUDIO_EXTENSIONS:
+        for candidate in (video.with_suffix(ext), video.with_suffix(ext.upper())):
+            if candidate.is_file():
+                return candidate
+    return None
+
+
+def _video_record(
+    root: Path, video: Path, label: str, native: str, speaker: str, audio: Path | None
+) -> Record:
+    audio = audio or _audio_twin(video)
+    meta = {"root": root.name, "audio": "container" if audio is None else "file"}
+    return Record(audio or video, label, speaker, "video_folder", native, video=video, meta=meta)
+
+
+def _video_csv(root: Path, table: Path) -> list[Record]:
+    """Records from `labels.csv`: header video,label[,speaker][,audio]; paths relative to `root`."""
+    try:
+        with table.open(newline="", encoding="utf-8-sig") as fh:
+            rows = list(csv.reader(fh))
+    except (OSError, UnicodeDecodeError) as e:
+        raise DatasetError(f"video_folder: cannot read {table}: {e}") from None
+    header = [h.strip().lower() for h in rows[0]] if rows else []
+    if "video" not in header or "label" not in header:
+        raise DatasetError(
+            f"video_folder: {table} needs a header row with columns video,label[,speaker][,audio]; "
+            f"got {rows[0] if rows else 'an empty file'}"
+        )
+    col = {name: header.index(name) for name in ("video", "label", "speaker", "audio") if name in header}
+    problems, records, seen = [], [], {}
+    for line, row in enumerate(rows[1:], start=2):
+        if not any(cell.strip() for cell in row):
+            continue
+        cells = {name: (row[i].strip() if i < len(row) else "") for name, i in col.items()}
+        video = root / cells["video"]
+        label = L.to_label(cells["label"])
+        audio = root / cells["audio"] if cells.get("audio") else None
+        if not cells["video"] or not video.is_file():
+            problems.append(f"line {line}: video {cells['video']!r} not found in {root}")
+        elif video.suffix.lower() not in VIDEO_EXTENSIONS:
+            problems.append(f"line {line}: {cells['video']!r} is not a video ({'/'.join(VIDEO_EXTENSIONS)})")
+        elif label is None:
+            problems.append(f"line {line}: label {cells['label']!r} is not one of {'/'.join(L.LABELS)}")
+        elif audio is not None and not audio.is_file():
+            problems.append(f"line {line}: audio {cells['audio']!r} not found in {root}")
+        elif video in seen:
+            problems.append(f"line {line}: video {cells['video']!r} already listed on line {seen[video]}")
+        else:
+            seen[video] = line
+            speaker = cells.get("speaker") or _speaker_of(video)
+            records.append(_video_record(root, video, label, cells["label"], speaker, audio))
+    if problems:
+        more = f" and {len(problems) - 5} more" if len(problems) > 5 else ""
+        raise DatasetError(f"video_folder: {table}: {'; '.join(problems[:5])}{more}")
+    if not records:
+        raise DatasetError(f"video_folder: {table} lists no videos")
+    return sorted(records, key=lambda r: str(r.video))
+
+
+def load_video_folder(root: str | os.PathLike) -> list[Record]:
+    """A folder of (video, label) pairs, in one of two layouts:
+
+    - `<root>/labels.csv` with a header row and columns video,label[,speaker][,audio] (paths relative to
+      root; extra columns ignored). Every label must mean one of the shared LABELS (aliases such as
+      "Anger" are mapped); an unknown label, a missing or non-video file, or a video listed twice raises
+      DatasetError naming the csv line(s). Speaker: the column, else the file-name rule below.
+    - otherwise `<root>/<class>/**/<speaker>_<anything>.mp4|m4v|mov|avi|mkv|webm`: class folders mapped to
+      LABELS as `load_folder` does (other names kept as they are), speaker = the stem before its first '_'
+      or '-', else "unknown"; videos outside a class folder are skipped with a DatasetWarning.
+
+    Audio: the csv's audio column, else a file with the video's stem and an audio extension next to it
+    (clip.mp4 + clip.wav) as `source` (meta audio="file"), else the video's own track through ffmpeg
+    (source = the video, meta audio="container"). `video` is always set; dataset = "video_folder".
+    """
+    root = _root(root, "video_folder", real=False)
+    table = root / VIDEO_LABELS_CSV
+    if table.is_file():
+        return _video_csv(root, table)
+    skipped = _Skipped(
+        "video_folder", root, "<class>/<file> with video extension " + "/".join(VIDEO_EXTENSIONS)
+    )
+    records = []
+    for path in _files(root, VIDEO_EXTENSIONS):
+        rel = path.relative_to(root)
+        if len(rel.parts) < 2:
+            skipped.add(path, "not inside a class folder")
+            continue
+        folder = rel.parts[0]
+        records.append(
+            _video_record(root, path, L.to_label(folder) or folder, folder, _speaker_of(path), None)
+        )
+    records = skipped.finish(records)
+    return sorted(records, key=lambda r: str(r.video))
+
+
 # ----------------------------------------------------------------------------------- registry, lookup
 def load_synthetic(root: str | os.PathLike) -> list[Record]:
     """The generated synthetic data set (see converters.data.synthetic, which writes it)."""
@@ -350,6 +548,7 @@ LOADERS: dict[str, Callable[..., list[Record]]] = {
     "cremad": load_cremad,
     "fer2013": load_fer2013,
     "folder": load_folder,
+    "video_folder": load_video_folder,
     "synthetic": load_synthetic,
 }
 
