@@ -12,11 +12,12 @@ A clip becomes two tensors (see `converters/models/av_cnn.py`):
 
 from __future__ import annotations
 
-import functools
-
 import dataclasses
+import functools
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -161,15 +162,63 @@ def clip_inputs(
     crop = crop_fn or default_cropper(spec.face_size)
     faces = np.empty((spec.frames, spec.face_size, spec.face_size), dtype=np.float32)
     for j, i in enumerate(sample_frame_indices(len(frames), spec.frames)):
-        face = crop(frames[int(i)])
-        face = np.asarray(getattr(face, "image", face))  # FaceCrop (edge_ser.vision.face) or an array
-        if face.shape != (spec.face_size, spec.face_size):
-            raise ConfigError(
-                f"crop_fn returned shape {face.shape}; expected ({spec.face_size}, {spec.face_size}) grey"
-            )
-        if face.dtype == np.uint8:
-            faces[j] = face.astype(np.float32) / np.float32(255.0)
-        else:
-            raise ConfigError(f"crop_fn must return uint8 pixels, got {face.dtype}")
+        faces[j] = _face_pixels(crop(frames[int(i)]), spec)
     audio = audio_segments(y, sr, spec.feature_spec, spec.segments)
     return faces, audio
+
+
+def _face_pixels(face: Any, spec: AVInputSpec) -> np.ndarray:
+    """A crop_fn result (a FaceCrop or a uint8 [S, S] array) as float32 pixels in [0, 1], checked."""
+    face = np.asarray(getattr(face, "image", face))  # FaceCrop (edge_ser.vision.face) or an array
+    if face.shape != (spec.face_size, spec.face_size):
+        raise ConfigError(
+            f"crop_fn returned shape {face.shape}; expected ({spec.face_size}, {spec.face_size}) grey"
+        )
+    if face.dtype != np.uint8:
+        raise ConfigError(f"crop_fn must return uint8 pixels, got {face.dtype}")
+    return face.astype(np.float32) / np.float32(255.0)
+
+
+def file_inputs(
+    path: str | os.PathLike,
+    spec: AVInputSpec | None = None,
+    crop_fn: CropFn | None = None,
+    *,
+    audio: str | os.PathLike | None = None,
+    names: Sequence[str] = ("faces", "audio"),
+) -> dict[str, np.ndarray]:
+    """A clip file -> the model inputs `names` asks for, {"faces": [frames, S, S], "audio": [segments, n_mfcc]}.
+
+    `path` is a video (its `spec.frames` sampled frames are decoded; its audio track is read through ffmpeg
+    unless `audio` names a separate audio file) or, when only "audio" is wanted, an audio file. Video and
+    audio decoding live in `edge_ser.vision.video` and `edge_ser.audio`; the pre-processing is `clip_inputs`.
+    """
+    from edge_ser.audio import load
+    from edge_ser.audio.container import load_container_audio
+    from edge_ser.vision.video import VIDEO_EXTENSIONS, read_sampled
+
+    spec = spec or AVInputSpec()
+    path = Path(path)
+    sr = spec.feature_spec.sample_rate
+    is_video = path.suffix.lower() in VIDEO_EXTENSIONS
+    out: dict[str, np.ndarray] = {}
+    if "audio" in names:
+        if audio is not None:
+            y, _ = load(audio, sr=sr)
+        elif is_video:
+            y, _ = load_container_audio(path, sr=sr)
+        else:
+            y, _ = load(path, sr=sr)
+        out["audio"] = audio_segments(y, sr, spec.feature_spec, spec.segments)
+    if "faces" in names:
+        if not is_video:
+            raise ConfigError(
+                f"{path}: the model needs face frames, so a video file ({', '.join(VIDEO_EXTENSIONS)})"
+            )
+        frames = read_sampled(path, spec.frames).frames  # sample_frame_indices(k, k) keeps them all
+        crop = crop_fn or default_cropper(spec.face_size)
+        faces = np.empty((spec.frames, spec.face_size, spec.face_size), dtype=np.float32)
+        for j, frame in enumerate(frames):
+            faces[j] = _face_pixels(crop(frame), spec)
+        out["faces"] = faces
+    return out

@@ -58,18 +58,26 @@ def _cache(args: argparse.Namespace):
     return FeatureCache(args.cache or default_cache_dir())
 
 
-def _audio_files(paths: list[Path]) -> list[Path]:
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
+
+
+def _media_files(paths: list[Path], extensions: tuple[str, ...]) -> list[Path]:
+    """The files given, and those with one of `extensions` inside the folders given (recursively)."""
     from edge_ser.errors import AudioFormatError
 
     out: list[Path] = []
     for p in paths:
         if p.is_dir():
-            out += sorted(q for q in p.rglob("*") if q.suffix.lower() in (".wav", ".flac", ".ogg", ".mp3"))
+            out += sorted(q for q in p.rglob("*") if q.suffix.lower() in extensions)
         elif p.exists():
             out.append(p)
         else:
             raise AudioFormatError(f"{p}: no such file or folder")
     return out
+
+
+def _audio_files(paths: list[Path]) -> list[Path]:
+    return _media_files(paths, AUDIO_EXTENSIONS)
 
 
 def cmd_features(args: argparse.Namespace) -> int:
@@ -265,14 +273,27 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     from edge_ser.bundle import load_bundle
     from edge_ser.engines import load_engine
-    from edge_ser.features import file_vector
 
     bundle = load_bundle(args.bundle)
     engine = load_engine(bundle, args.engine, threads=args.threads)
-    files = _audio_files(args.files)
-    X = np.stack([file_vector(f, bundle.feature_spec) for f in files]).astype(np.float32)
+    av = bundle.av_input
+    if av is None:
+        from edge_ser.features import file_vector
+
+        files = _audio_files(args.files)
+        x = np.stack([file_vector(f, bundle.feature_spec) for f in files]).astype(np.float32)
+    else:
+        from edge_ser.av_input import file_inputs
+        from edge_ser.vision.face import FaceCropper
+        from edge_ser.vision.video import VIDEO_EXTENSIONS
+
+        video = "faces" in bundle.input_names
+        files = _media_files(args.files, VIDEO_EXTENSIONS if video else AUDIO_EXTENSIONS + VIDEO_EXTENSIONS)
+        crop = FaceCropper(bundle.face_crop).crop_or_center if video else None
+        clips = [file_inputs(f, av, crop, names=bundle.input_names) for f in files]
+        x = {n: np.stack([c[n] for c in clips]) for n in bundle.input_names}
     t0 = time.perf_counter()
-    logits = engine.predict(X)
+    logits = engine.predict(x)
     ms = (time.perf_counter() - t0) * 1e3
     p = np.exp(logits - logits.max(axis=1, keepdims=True))
     p /= p.sum(axis=1, keepdims=True)
@@ -460,12 +481,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "predict",
-        help="classify audio files with a bundle",
-        description="Features of each file (with the bundle's FeatureSpec) -> the bundle on an engine.",
+        help="classify audio (or, with an audio-visual bundle, video) files with a bundle",
+        description="Features of each file (with the bundle's FeatureSpec) -> the bundle on an engine. An "
+        "audio-visual bundle takes video files: 6 sampled frames through the bundle's Haar face crop, the "
+        "audio track (through ffmpeg) as 6 MFCC segments.",
     )
     p.add_argument("bundle", type=Path, help="bundle folder or .tar")
-    p.add_argument("files", nargs="+", type=Path, help="audio files or folders")
-    p.add_argument("--engine", default="auto", help="auto (default), onnxruntime or numpy")
+    p.add_argument(
+        "files", nargs="+", type=Path, help="audio files or folders (audio-visual bundles: video files)"
+    )
+    p.add_argument(
+        "--engine",
+        default="auto",
+        help="auto (default), onnxruntime, numpy, or tflite / tflite-int8 / tflite-fp16 / tflite-fp32",
+    )
     p.add_argument(
         "--threads", type=int, default=None, help="inference threads (default: the engine's choice)"
     )

@@ -203,3 +203,42 @@ def test_cli_laq_av_cnn_end_to_end(tmp_path, capsys):
     # the AV arrays come from the cache the second time
     assert main(args) == 0
     assert json.loads((out / "summary.json").read_text())["cache_hits"] == 1
+
+
+def test_predict_on_a_video_file(fused_bundle, tmp_path, capsys):
+    """`edge-ser predict` with an AV bundle on a real mp4 (drawn faces + muxed speech): the same inputs as
+    clip_inputs on the decoded frames and audio, and the engine's output for them."""
+    from tests.av_media import ffmpeg_or_skip, mux, speech, write_speech, write_video
+
+    from edge_ser.audio import load
+    from edge_ser.av_input import clip_inputs, file_inputs
+    from edge_ser.cli import main
+    from edge_ser.vision.face import FaceCropper
+    from edge_ser.vision.video import read_video
+
+    ffmpeg = ffmpeg_or_skip()
+    clip = mux(ffmpeg, write_video(tmp_path / "v.mp4"), write_speech(tmp_path / "a.wav"), tmp_path / "clip.mp4")
+    b = fused_bundle[3]
+    crop = FaceCropper(b.face_crop).crop_or_center
+    got = file_inputs(clip, b.av_input, crop)
+    frames = list(read_video(clip).frames)
+    y, _ = load(tmp_path / "a.wav", sr=16000)
+    faces, _ = clip_inputs(frames, y, 16000, b.av_input, crop)
+    np.testing.assert_array_equal(got["faces"], faces)  # decoded frames are deterministic
+    # the separate WAV gives the container's audio up to the AAC codec
+    sep = file_inputs(clip, b.av_input, crop, audio=tmp_path / "a.wav")
+    assert np.corrcoef(sep["audio"].ravel(), got["audio"].ravel())[0, 1] > 0.99
+    assert main(["predict", str(b.root), str(clip), "--engine", "numpy"]) == 0
+    out = capsys.readouterr().out
+    probs = load_engine(b, "numpy").predict({k: v[None] for k, v in got.items()})
+    assert f"clip.mp4: {b.labels[int(probs.argmax())]}" in out
+
+
+def test_file_inputs_errors(tmp_path):
+    from edge_ser.av_input import file_inputs
+    from edge_ser.audio import write_wav
+
+    wav = write_wav(tmp_path / "a.wav", np.zeros(16000, np.float32), 16000)
+    with pytest.raises(ConfigError, match="video file"):
+        file_inputs(wav, AVInputSpec())
+    assert file_inputs(wav, AVInputSpec(), names=("audio",))["audio"].shape == (6, 40)
