@@ -828,12 +828,15 @@ def _validate_tflite(c: _Checker, manifest: dict[str, Any], inputs: list[Any], f
 
     {"normalization_in_graph": false,
      "variants": {"int8": {"file": "model_int8.tflite",
-                           "input": {"dtype": "int8", "scale": 0.03, "zero_point": -3},
+                           "inputs": {"faces": {"dtype": "int8", "scale": 0.0039, "zero_point": -128},
+                                      "audio": {"dtype": "int8", "scale": 0.03, "zero_point": -3}},
                            "output": {"dtype": "int8", "scale": 0.14, "zero_point": 12}}, "fp32": ...}}
 
-    With `normalization_in_graph: false` the variants take the standardised feature vector, (x - mean) / std
-    with the manifest's `normalization` (the engine applies it). An int8 tensor carries the scale and zero
-    point of its affine quantization (real = (q - zero_point) * scale); a float32 one carries neither.
+    `inputs` has one entry per model input (`model.inputs`), keyed by its name; the TFLite model's input
+    tensors carry the same names. With `normalization_in_graph: false` the variants take the input named by
+    `normalization.input` (default: the first) standardised, (x - mean) / std with the manifest's
+    `normalization` (the engine applies it), and the other inputs as they are. An int8 tensor carries the scale
+    and zero point of its affine quantization (real = (q - zero_point) * scale); a float32 one carries neither.
     """
     tfl = c.get(manifest, "tflite", "", dict, required=False)
     if tfl is None:
@@ -842,43 +845,63 @@ def _validate_tflite(c: _Checker, manifest: dict[str, Any], inputs: list[Any], f
     variants = c.get(tfl, "variants", "tflite.", dict)
     if not variants:
         raise c.fail("tflite.variants", f"must list at least one variant of {list(TFLITE_VARIANTS)}")
+    names = [io_["name"] for io_ in inputs]
     for name, v in variants.items():
         p = f"tflite.variants[{name!r}]"
         if name not in TFLITE_VARIANTS:
             raise c.fail(p, f"{_short(name)} is not a TFLite variant (variants: {list(TFLITE_VARIANTS)})")
         if not isinstance(v, dict):
-            raise c.fail(p, f"must be an object {{file, input, output}}, got {_json_kind(v)}")
+            raise c.fail(p, f"must be an object {{file, inputs, output}}, got {_json_kind(v)}")
         fname = c.get(v, "file", p + ".", str)
         _check_file_name(fname, f"{c.where}: {p}.file")
         if fname not in files:
             raise c.fail(p + ".file", f"{fname!r} is not listed in files (every bundle file is listed there)")
         if fname in REQUIRED_FILES:
             raise c.fail(p + ".file", f"{fname!r} is not a .tflite model")
-        for key in ("input", "output"):
-            q = c.get(v, key, p + ".", dict)
-            dtype = c.get(q, "dtype", f"{p}.{key}.", str)
-            if dtype not in TFLITE_IO_DTYPES:
-                raise c.fail(
-                    f"{p}.{key}.dtype", f"{dtype!r} is not supported (supported: {list(TFLITE_IO_DTYPES)})"
-                )
-            if dtype == "int8":
-                if "scale" not in q or "zero_point" not in q:
-                    raise c.fail(f"{p}.{key}", "an int8 tensor needs its quantization: scale and zero_point")
-                c.number(q["scale"], f"{p}.{key}.scale", positive=True)
-                c.integer(q["zero_point"], f"{p}.{key}.zero_point", -128, 127)
-            else:
-                extra = sorted(k for k in ("scale", "zero_point") if k in q)
-                if extra:
-                    raise c.fail(f"{p}.{key}", f"a {dtype} tensor is not quantized, but has {extra}")
+        if "input" in v:
+            raise c.fail(
+                p + ".input",
+                "is the old single-input form; list every model input by name: "
+                f'"inputs": {{{", ".join(repr(n) + ": {...}" for n in names)}}}',
+            )
+        ins = c.get(v, "inputs", p + ".", dict)
+        missing, extra = [n for n in names if n not in ins], sorted(set(ins) - set(names))
+        if missing or extra:
+            raise c.fail(
+                p + ".inputs",
+                f"must have one entry per model input {names}; missing {missing}, not model inputs {extra}",
+            )
+        for n in names:
+            _validate_tflite_tensor(c, ins[n], f"{p}.inputs[{n!r}]")
+        _validate_tflite_tensor(c, c.get(v, "output", p + ".", dict), f"{p}.output")
     norm = manifest.get("normalization")
-    if not in_graph and norm is not None:
-        last = inputs[0]["shape"][-1]
+    target = normalized_input(manifest)
+    if not in_graph and norm is not None and target in names:
+        last = inputs[names.index(target)]["shape"][-1]
         if len(norm["mean"]) not in (1, last):
             raise c.fail(
                 "tflite.normalization_in_graph",
                 f"is false, but the {len(norm['mean'])} normalization values cannot normalise "
-                f"{inputs[0]['name']!r} ({last} per row)",
+                f"{target!r} ({_short(last)} per row)",
             )
+
+
+def _validate_tflite_tensor(c: _Checker, q: Any, p: str) -> None:
+    """One TFLite input / output entry: {"dtype": "float32"} or {"dtype": "int8", "scale", "zero_point"}."""
+    if not isinstance(q, dict):
+        raise c.fail(p, f"must be an object {{dtype[, scale, zero_point]}}, got {_json_kind(q)}")
+    dtype = c.get(q, "dtype", f"{p}.", str)
+    if dtype not in TFLITE_IO_DTYPES:
+        raise c.fail(f"{p}.dtype", f"{dtype!r} is not supported (supported: {list(TFLITE_IO_DTYPES)})")
+    if dtype == "int8":
+        if "scale" not in q or "zero_point" not in q:
+            raise c.fail(p, "an int8 tensor needs its quantization: scale and zero_point")
+        c.number(q["scale"], f"{p}.scale", positive=True)
+        c.integer(q["zero_point"], f"{p}.zero_point", -128, 127)
+    else:
+        extra = sorted(k for k in ("scale", "zero_point") if k in q)
+        if extra:
+            raise c.fail(p, f"a {dtype} tensor is not quantized, but has {extra}")
 
 
 # --------------------------------------------------------------------------------------------------------------

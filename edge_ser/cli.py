@@ -251,7 +251,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     for name, entry in m["files"].items():
         print(f"  {name:20s} {entry['bytes'] / 1000:8.1f} KB  sha256 {entry['sha256'][:16]}...")
     for variant, v in m.get("tflite", {}).get("variants", {}).items():
-        ios = v.get("inputs") or {bundle.input_name: v["input"]}
+        ios = v["inputs"]
         quant = "".join(
             f", int8 {name} scale {io['scale']:.4g} zero point {io['zero_point']}"
             for name, io in ios.items()

@@ -108,17 +108,20 @@ def models(kit: Kit) -> dict[str, Any]:
     mlp = keras_mlp()
     out: dict[str, Any] = {v: convert(mlp, v) for v in VARIANTS}
     it = Interpreter(model_content=out["int8"])
-    q = {}
-    for key, det in (("input", it.get_input_details()[0]), ("output", it.get_output_details()[0])):
+
+    def int8(det: dict[str, Any]) -> dict[str, Any]:
         scale, zp = det["quantization"]
-        q[key] = {"dtype": "int8", "scale": float(scale), "zero_point": int(zp)}
-    out["int8_io"] = q
+        return {"dtype": "int8", "scale": float(scale), "zero_point": int(zp)}
+
+    (inp,) = it.get_input_details()
+    assert inp["name"] == "serving_default_features:0"  # the converter's name: the engine accepts it too
+    out["int8_io"] = {"inputs": {"features": int8(inp)}, "output": int8(it.get_output_details()[0])}
     out["fp32_norm"] = convert(keras_mlp(normalise=True), "fp32")  # takes raw features
     out["fp32_b1"] = convert(keras_mlp(batch_size=1), "fp32")  # declares a fixed batch of 1
     return out
 
 
-FLOAT_IO = {"input": {"dtype": "float32"}, "output": {"dtype": "float32"}}
+FLOAT_IO = {"inputs": {"features": {"dtype": "float32"}}, "output": {"dtype": "float32"}}
 
 
 def tflite_parts(
@@ -325,11 +328,13 @@ def test_bundle_without_tflite(kit: Kit, tmp_path: Path) -> None:
 def test_manifest_disagrees_with_model(kit: Kit, models: dict[str, Any], tmp_path: Path) -> None:
     """The quantization, dtype and file the manifest describes are checked against the interpreter's view."""
     cases = [
-        (lambda v: v["int8"]["input"].update(scale=v["int8"]["input"]["scale"] * 1.5), "input", "scale"),
+        (lambda v: v["int8"]["inputs"]["features"].update(scale=v["int8"]["inputs"]["features"]["scale"] * 1.5),
+         "input 'features'", "scale"),
         (lambda v: v["int8"]["output"].update(zero_point=(v["int8"]["output"]["zero_point"] + 7) % 100),
          "output", "zero_point"),
-        (lambda v: v["int8"].update(FLOAT_IO), "input", "dtype int8, the manifest says float32"),
-        (lambda v: v["fp32"].update(copy.deepcopy(v["int8"]) | {"file": "model_fp32.tflite"}), "input",
+        (lambda v: v["int8"].update(copy.deepcopy(FLOAT_IO)), "input 'features'",
+         "dtype int8, the manifest says float32"),
+        (lambda v: v["fp32"].update(copy.deepcopy(v["int8"]) | {"file": "model_fp32.tflite"}), "input 'features'",
          "dtype float32, the manifest says int8"),
     ]  # fmt: skip
     for i, (mutate, what, fragment) in enumerate(cases):
@@ -412,7 +417,7 @@ def test_available_engines_and_engines_for(bundle: Bundle) -> None:
 def _fake_parts(kit: Kit) -> tuple[dict[str, Any], dict[str, bytes]]:
     fake = {"fp32": b"a", "fp16": b"b", "int8": b"c", "fp32_norm": b"d"}
     fake["int8_io"] = {
-        "input": {"dtype": "int8", "scale": 0.0312, "zero_point": -3},
+        "inputs": {"features": {"dtype": "int8", "scale": 0.0312, "zero_point": -3}},
         "output": {"dtype": "int8", "scale": 0.141, "zero_point": 12},
     }
     return tflite_parts(kit, fake)
@@ -421,10 +426,13 @@ def _fake_parts(kit: Kit) -> tuple[dict[str, Any], dict[str, bytes]]:
 def test_manifest_tflite_block_checked(kit: Kit, tmp_path: Path) -> None:
     m, files = _fake_parts(kit)
     b = load_bundle(write_bundle(tmp_path / "ok", manifest=m, files=files))  # .tflite bytes are not parsed
-    assert b.manifest["tflite"]["variants"]["int8"]["input"]["zero_point"] == -3
+    assert b.manifest["tflite"]["variants"]["int8"]["inputs"]["features"]["zero_point"] == -3
 
     def v(name: str) -> Any:
         return lambda m: m["tflite"]["variants"][name]
+
+    def vin(name: str) -> Any:
+        return lambda m: m["tflite"]["variants"][name]["inputs"]["features"]
 
     cases = [
         (lambda m: m.update(tflite=[1]), "tflite: must be an object, got array"),
@@ -437,15 +445,21 @@ def test_manifest_tflite_block_checked(kit: Kit, tmp_path: Path) -> None:
         (lambda m: v("fp16")(m).update(file="../model_fp16.tflite"), "is not a valid bundle file name"),
         (lambda m: v("fp16")(m).update(file="model.onnx"), "'model.onnx' is not a .tflite model"),
         (lambda m: v("fp32")(m).pop("output"), "tflite.variants['fp32'].output: is missing"),
-        (lambda m: v("fp32")(m)["input"].update(dtype="uint8"), "tflite.variants['fp32'].input.dtype: 'uint8' is not supported"),
-        (lambda m: v("fp32")(m)["input"].update(scale=0.1), "a float32 tensor is not quantized, but has ['scale']"),
-        (lambda m: v("int8")(m)["input"].pop("scale"), "tflite.variants['int8'].input: an int8 tensor needs its quantization"),
-        (lambda m: v("int8")(m)["input"].update(scale=0), "tflite.variants['int8'].input.scale: must be > 0, got 0"),
+        (lambda m: vin("fp32")(m).update(dtype="uint8"), "tflite.variants['fp32'].inputs['features'].dtype: 'uint8' is not supported"),
+        (lambda m: vin("fp32")(m).update(scale=0.1), "a float32 tensor is not quantized, but has ['scale']"),
+        (lambda m: vin("int8")(m).pop("scale"), "tflite.variants['int8'].inputs['features']: an int8 tensor needs its quantization"),
+        (lambda m: vin("int8")(m).update(scale=0), "tflite.variants['int8'].inputs['features'].scale: must be > 0, got 0"),
         (lambda m: v("int8")(m)["output"].update(scale=-0.5), "tflite.variants['int8'].output.scale: must be > 0"),
         (lambda m: v("int8")(m)["output"].update(scale="0.1"), "tflite.variants['int8'].output.scale: must be a finite number"),
-        (lambda m: v("int8")(m)["input"].update(zero_point=128), "input.zero_point: must be between -128 and 127, got 128"),
-        (lambda m: v("int8")(m)["input"].update(zero_point=1.5), "input.zero_point: must be an integer, got number 1.5"),
-        (lambda m: v("int8")(m)["input"].update(zero_point=True), "input.zero_point: must be an integer, got boolean"),
+        (lambda m: vin("int8")(m).update(zero_point=128), "['features'].zero_point: must be between -128 and 127, got 128"),
+        (lambda m: vin("int8")(m).update(zero_point=1.5), "['features'].zero_point: must be an integer, got number 1.5"),
+        (lambda m: vin("int8")(m).update(zero_point=True), "['features'].zero_point: must be an integer, got boolean"),
+        (lambda m: v("fp32")(m).update(input=v("fp32")(m).pop("inputs")["features"]),
+         "tflite.variants['fp32'].input: is the old single-input form; list every model input by name: \"inputs\": {'features': {...}}"),
+        (lambda m: v("fp32")(m).pop("inputs"), "tflite.variants['fp32'].inputs: is missing"),
+        (lambda m: v("fp32")(m).update(inputs={}), "inputs: must have one entry per model input ['features']; missing ['features']"),
+        (lambda m: v("fp32")(m)["inputs"].update(audio={"dtype": "float32"}), "missing [], not model inputs ['audio']"),
+        (lambda m: v("fp32")(m)["inputs"].update(features="float32"), "tflite.variants['fp32'].inputs['features']: must be an object"),
         (lambda m: m["normalization"].update(mean=[0.0] * 7, std=[1.0] * 7),
          "tflite.normalization_in_graph: is false, but the 7 normalization values cannot normalise 'features'"),
     ]  # fmt: skip

@@ -107,7 +107,7 @@ def case(request) -> Case:
 def _int8_range(m: TFLiteModel, Z: np.ndarray, ref: np.ndarray) -> np.ndarray:
     """Clips inside the int8 model's calibrated range: every standardised feature within the int8 input range
     and every torch logit within the int8 output range (outside it, int8 saturates by design)."""
-    (si, zi), (so, zo) = m.input_quant, m.output_quant
+    (si, zi), (so, zo) = m.input_quant["features"], m.output_quant
     ok_in = (Z >= (-128 - zi) * si) & (Z <= (127 - zi) * si)
     ok_out = (ref >= (-128 - zo) * so) & (ref <= (127 - zo) * so)
     return ok_in.all(1) & ok_out.all(1)
@@ -140,8 +140,8 @@ def test_variants_match_torch(case: Case) -> None:
 
 def test_int8_holds_the_laq_grid(case: Case) -> None:
     m = case.exports["int8"]
-    assert m.variant == "int8"
-    for q in (m.input_quant, m.output_quant):
+    assert m.variant == "int8" and m.inputs == ("features",) and set(m.input_quant) == {"features"}
+    for q in (m.input_quant["features"], m.output_quant):
         assert q is not None and q[0] > 0 and -128 <= q[1] <= 127
     assert case.codes and set(case.codes) == set(case.bits)  # every layer is quantized by these recipes
     weights = int8_weights(m)  # through the interpreter: get_tensor + quantization parameters

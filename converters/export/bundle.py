@@ -108,7 +108,9 @@ def build_bundle(
         shapes = model.input_shapes()
         for k, shape in shapes.items():
             if tuple(spec.shapes[k]) != tuple(shape):
-                raise ConfigError(f"input {k!r}: the model takes {shape}, the AVInputSpec gives {spec.shapes[k]}")
+                raise ConfigError(
+                    f"input {k!r}: the model takes {shape}, the AVInputSpec gives {spec.shapes[k]}"
+                )
         manifest_extra["av_input"] = spec.to_dict()
         if "faces" in shapes:
             manifest_extra["face_crop"] = FaceCropSpec(size=spec.face_size).to_dict()
@@ -161,13 +163,32 @@ TFLITE_VARIANTS = ("fp32", "fp16", "int8")
 
 
 def tflite_variants(
-    model: nn.Module, codes: dict[str, tuple[np.ndarray, np.ndarray]], calibration: np.ndarray
+    model: nn.Module,
+    codes: dict[str, tuple[np.ndarray, np.ndarray]],
+    calibration: np.ndarray | Mapping[str, np.ndarray],
 ) -> tuple[dict[str, Any], dict[str, bytes]]:
-    """The manifest's `tflite` block and the .tflite files of the three variants of a frozen model."""
-    from converters.export.tflite_export import export_tflite
+    """The manifest's `tflite` block and the .tflite files of the three variants of a frozen model.
 
-    mean, std = model.mean.detach().numpy(), model.std.detach().numpy()
-    calib = ((np.asarray(calibration, dtype=np.float32) - mean) / std).astype(np.float32)
+    `calibration` holds RAW training inputs: an array for a one-input model (laq_mlp's feature vectors), or
+    {input name: array} (av_cnn: "faces" [n, 6, 64, 64] in [0, 1], "audio" [n, 6, 40] MFCCs). The input the
+    model standardises is standardised here (the TFLite graphs take it standardised), and the int8 variant is
+    calibrated on all rows. Each variant's entry lists every model input by name, in the model's input order:
+
+        {"file": "model_int8.tflite",
+         "inputs": {"faces": {"dtype": "int8", "scale": 0.0039, "zero_point": -128}, "audio": {...}},
+         "output": {"dtype": "int8", "scale": 0.05, "zero_point": 3}}
+
+    (float variants: {"dtype": "float32"} each, no quantization).
+    """
+    from converters.export.tflite_export import export_tflite, standardize_inputs
+
+    def tensor_entry(quant: tuple[float, int] | None) -> dict[str, Any]:
+        """float32, or int8 with its (scale, zero_point)."""
+        if quant is None:
+            return {"dtype": "float32"}
+        return {"dtype": "int8", "scale": float(quant[0]), "zero_point": int(quant[1])}
+
+    calib = standardize_inputs(model, calibration)
     variants, files = {}, {}
     for variant in TFLITE_VARIANTS:
         m = export_tflite(
@@ -175,19 +196,10 @@ def tflite_variants(
         )
         name = f"model_{variant}.tflite"
         files[name] = m.data
-        io = {"input": {"dtype": "float32"}, "output": {"dtype": "float32"}}
-        if variant == "int8":
-            io = {
-                "input": {
-                    "dtype": "int8",
-                    "scale": float(m.input_quant[0]),
-                    "zero_point": int(m.input_quant[1]),
-                },
-                "output": {
-                    "dtype": "int8",
-                    "scale": float(m.output_quant[0]),
-                    "zero_point": int(m.output_quant[1]),
-                },
-            }
-        variants[variant] = {"file": name, **io}
+        in_q = m.input_quant or {}
+        variants[variant] = {
+            "file": name,
+            "inputs": {n: tensor_entry(in_q.get(n)) for n in m.inputs},
+            "output": tensor_entry(m.output_quant),
+        }
     return {"normalization_in_graph": False, "variants": variants}, files

@@ -2,30 +2,37 @@
 
     engine = load_engine("out/bundle", "tflite-int8", threads=2)
     logits = engine.predict(features)          # raw float32 [n, 180] -> float32 [n, classes]
+    logits = av_engine.predict({"faces": faces, "audio": mfcc})   # several inputs: a dict, by name
 
 The interpreter class comes from `ai_edge_litert.interpreter`, else `tflite_runtime.interpreter`, else
 `tensorflow.lite` (imported inside `import_interpreter`, never at module top); `describe()` says which.
 
-The variants take the standardised feature vector. Unless the manifest's `tflite.normalization_in_graph` is
-true, `predict` computes (x - mean) / std in float32 with the manifest's `normalization.mean` / `.std` (a
-bundle without a `normalization` block is fed as given, as the onnxruntime engine does). An int8 model's input
-is then quantized, q = clip(round(x / scale) + zero_point, -128, 127), and its output dequantized,
-(q - zero_point) * scale. Input and output index, dtype, shape and quantization are read from the interpreter
-(the model is the authority) and checked against the manifest's `tflite.variants[variant]`: any disagreement
-is a BundleError naming the bundle, the variant and what differs.
+Inputs are matched to the manifest's `model.inputs` by NAME, never by position: a TFLite input tensor named
+`<name>` (the host exporter renames them so), or `serving_default_<name>:0` (what tensorflow's converter calls
+a signature input, e.g. in a Keras-converted model). Each input's index, dtype, shape and quantization are
+read from the interpreter (the model is the authority) and checked against the manifest's
+`tflite.variants[variant].inputs[<name>]`, the output against `.output`: any disagreement is a BundleError
+naming the bundle, the variant and what differs.
 
-Batches: the converter's models declare batch 1 (shape [1, d], usually with -1 in the shape signature). A
-batch of n rows resizes the input to [n, d] (`resize_tensor_input` + `allocate_tensors`, once per new batch
-size) and runs one invoke. Measured against one invoke per row with ai-edge-litert 2.3 on a 2-core x86-64,
-interpreter only, the laq_mlp shape 180-512-128-64-7:
+Normalisation: unless `tflite.normalization_in_graph` is true, `predict` standardises ONE input, the one
+named by `normalization.input` (default: the first; laq_mlp "features", av_cnn "audio"), as
+(x - mean) / std in float32 with the manifest's `normalization.mean` / `.std`; the other inputs (av_cnn's
+"faces", already in [0, 1]) are fed as given, and so is everything when the bundle has no `normalization`
+block (as the onnxruntime engine does). An int8 input is then quantized with its own scale and zero point,
+q = clip(round(x / scale) + zero_point, -128, 127), and the int8 output dequantized, (q - zero_point) * scale.
+
+Batches: the converter's models declare batch 1 (shape [1, ...], usually with -1 in the shape signature). A
+batch of n rows resizes every input to [n, ...] (`resize_tensor_input` + `allocate_tensors`, once per new
+batch size) and runs one invoke. Measured against one invoke per row with ai-edge-litert 2.3 on a 2-core
+x86-64, interpreter only, the laq_mlp shape 180-512-128-64-7:
     n=1:  fp32 6.2 us, int8 2.5 us (threads=1), the same either way (no resize);
     n=64: fp32 103 us resized vs 419 us looping, int8 31 vs 172 us (threads=1); threads=2: fp32 56 vs 333 us,
           int8 24 vs 448 us;
     alternating n=64 and n=1 (a resize before every call): fp32 118 us per pair vs 417 us looping 65 rows,
           int8 38 vs 158 us; a resize + allocate_tensors alone costs ~2 us.
-(A 180-32-7 MLP: n=64 2.6-5.7 us resized vs 90-103 us looping.) So resizing it is. Only a model with a fixed
-batch of 1 that refuses the resize is run one invoke per row (`describe()` says so); a model with a dynamic
-batch that refuses it is a BundleError.
+(A 180-32-7 MLP: n=64 2.6-5.7 us resized vs 90-103 us looping.) So resizing it is. Only a model whose inputs
+all have a fixed batch of 1 and that refuses the resize is run one invoke per row (`describe()` says so); a
+model with a dynamic batch that refuses it is a BundleError.
 
 An engine object is not thread-safe (nor is the interpreter); use one per thread.
 """
@@ -34,6 +41,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -113,6 +121,33 @@ def pick_variant(bundle: Bundle, variant: str | None = None) -> str:
     return variant
 
 
+@dataclass(frozen=True)
+class _Tensor:
+    """One model input or output as the interpreter has it, checked against the manifest."""
+
+    name: str  # the manifest's name ("features", "faces", "audio"; "logits")
+    index: int  # the interpreter's tensor index
+    dtype: np.dtype  # float32 or int8
+    signature: tuple[int, ...]  # shape signature, -1 = any (the batch)
+    dims: tuple[int | None, ...]  # per-sample shape (the manifest's, None = any)
+    scale: np.float32  # int8: real = (q - zero_point) * scale
+    zero_point: int
+
+    @property
+    def fixed_batch_1(self) -> bool:
+        return self.signature[0] == 1
+
+    def batch_shape(self, n: int, a: np.ndarray | None = None) -> list[int]:
+        """[n, *dims], the per-sample dims from `a` where the manifest leaves them open."""
+        return [n, *(d if d is not None else int(a.shape[1 + i]) for i, d in enumerate(self.dims))]
+
+    def describe(self) -> str:
+        s = f"{self.name} {self.dtype.name} {list(self.signature)}"
+        if self.dtype == np.int8:
+            s += f" (scale {float(self.scale):.4g}, zero point {self.zero_point})"
+        return s
+
+
 class TFLiteEngine:
     """A TFLite interpreter over one variant of a bundle; `predict(x)` -> float32 logits [n, classes]."""
 
@@ -131,9 +166,11 @@ class TFLiteEngine:
 
         Raises:
             MissingDependencyError: no TFLite interpreter can be imported.
-            BundleError: no such variant, the interpreter cannot load the file, or the model's inputs and
-                outputs disagree with the manifest or the bundle's labels and feature size.
+            BundleError: no such variant, the interpreter cannot load the file, or the model's inputs (by name)
+                and outputs disagree with the manifest or the bundle's labels and input shapes.
         """
+        from edge_ser.bundle import normalized_input
+
         self.bundle = bundle
         self.variant = pick_variant(bundle, variant)
         self.name = f"tflite-{self.variant}"
@@ -156,40 +193,81 @@ class TFLiteEngine:
             ) from e
 
         # STYLE 5: indices, dtypes, shapes and quantization come from the model, the manifest is checked.
-        ins = self.interpreter.get_input_details()
-        outs = self.interpreter.get_output_details()
-        if len(ins) != 1 or not outs:
-            raise BundleError(
-                f"{self._where}: the model has {len(ins)} inputs and {len(outs)} outputs; "
-                "expected one input (the feature vector) and at least one output (the logits)"
-            )
-        self._dim = int(bundle.manifest["model"]["inputs"][0]["shape"][-1])
+        self.input_names = bundle.input_names
+        self.input_name = self.input_names[0]
         self._num_classes = bundle.num_classes
-        self._in = self._io(ins[0], spec["input"], "input", self._dim)
-        self._out = self._io(outs[0], spec["output"], "output", self._num_classes)
-        self._batch = int(ins[0]["shape"][0])  # the batch the tensors are allocated for now
+        details = self._match_inputs(self.interpreter.get_input_details())
+        self._ins = tuple(
+            self._io(details[n], spec["inputs"][n], f"input {n!r}", n, dims)
+            for n, dims in zip(self.input_names, (s[1:] for s in bundle.input_shapes))
+        )
+        self._out = self._io(
+            self._output_detail(), spec["output"], "output", bundle.output_names[0], (self._num_classes,)
+        )
+        self._batch = int(details[self.input_name]["shape"][0])  # the batch the tensors are allocated for now
         self._loop = False  # True: the model refused a resize and has batch 1: one invoke per row
-        self.input_name = bundle.input_name
 
-        norm = bundle.normalization
         self.normalization_in_graph = bool(block["normalization_in_graph"])
+        self.normalized_input: str | None = None
         self._norm = None
+        norm = bundle.normalization
         if norm is not None and not self.normalization_in_graph:
+            self.normalized_input = normalized_input(bundle.manifest)
             self._norm = (
                 np.asarray(norm["mean"], dtype=np.float32),
                 np.asarray(norm["std"], dtype=np.float32),
             )
 
-    def _io(self, d: Mapping[str, Any], want: Mapping[str, Any], what: str, last: int) -> dict[str, Any]:
+    # ----------------------------------------------------------------------------------------------------------
+    # the model's tensors against the manifest
+
+    def _match_inputs(self, details: list[Mapping[str, Any]]) -> dict[str, Mapping[str, Any]]:
+        """Manifest input name -> the interpreter's input detail of that name (module doc: naming)."""
+        by_name = {str(d.get("name", "")): d for d in details}
+        found, missing = {}, []
+        for n in self.input_names:
+            d = by_name.get(n, by_name.get(f"serving_default_{n}:0"))
+            if d is None:
+                missing.append(n)
+            else:
+                found[n] = d
+        if missing or len(details) != len(self.input_names):
+            raise BundleError(
+                f"{self._where}: the model's inputs {sorted(by_name)} do not match the manifest's model.inputs "
+                f"{list(self.input_names)} (matched by name; not found: {missing})"
+            )
+        return found
+
+    def _output_detail(self) -> Mapping[str, Any]:
+        outs = self.interpreter.get_output_details()
+        if len(outs) != 1:
+            raise BundleError(
+                f"{self._where}: the model has {len(outs)} outputs; expected one (the logits, one per label)"
+            )
+        return outs[0]
+
+    def _io(
+        self,
+        d: Mapping[str, Any],
+        want: Mapping[str, Any],
+        what: str,
+        name: str,
+        dims: Sequence[int | None],
+    ) -> _Tensor:
         """One tensor's index, dtype, shape and quantization from the interpreter, checked against `want`."""
         shape = [int(s) for s in d["shape"]]
         sig = [int(s) for s in d.get("shape_signature", shape)]
+        dims = tuple(dims)
         dtype = np.dtype(d["dtype"])
         scale, zero_point = (float(d["quantization"][0]), int(d["quantization"][1]))
         problems = []
-        if len(shape) != 2 or shape[-1] != last or sig[-1] != last or not (sig[0] == -1 or sig[0] >= 1):
-            role = "feature vector" if what == "input" else "logits, one per label"
-            problems.append(f"shape {sig} (-1: any), expected [batch, {last}] ({role})")
+        fits = len(sig) == 1 + len(dims) and all(
+            w is None or (s == w and g == w) for s, g, w in zip(sig[1:], shape[1:], dims)
+        )
+        if not fits or not (sig[0] == -1 or sig[0] >= 1):
+            role = "logits, one per label" if what == "output" else "the manifest's model.inputs shape"
+            want_shape = ", ".join("?" if w is None else str(w) for w in dims)
+            problems.append(f"shape {sig} (-1: any), expected [batch, {want_shape}] ({role})")
         if dtype.name != want["dtype"]:
             problems.append(f"dtype {dtype.name}, the manifest says {want['dtype']}")
         elif dtype == np.int8:
@@ -206,70 +284,84 @@ class TFLiteEngine:
             raise BundleError(
                 f"{self._where}: the model's {what} {d.get('name', '')!r} has " + "; ".join(problems)
             )
-        return {
-            "index": int(d["index"]),
-            "dtype": dtype,
-            "shape": shape,
-            "signature": sig,
-            "scale": np.float32(scale),
-            "zero_point": zero_point,
-        }
+        return _Tensor(name, int(d["index"]), dtype, tuple(sig), dims, np.float32(scale), zero_point)
 
     # ----------------------------------------------------------------------------------------------------------
 
     def predict(self, x: np.ndarray | Mapping[str, np.ndarray]) -> np.ndarray:
-        """Raw features float32 [n, d] (or one sample [d], or {input name: array}) -> logits [n, classes]."""
-        a = self._prepare(x)
-        n = a.shape[0]
+        """Raw inputs -> logits float32 [n, classes].
+
+        `x`: for a one-input model float32 [n, *dims] (or one sample [*dims]) or {name: array}; with several
+        inputs {name: array} for every input, all with the same n (or all one sample without the batch axis).
+        """
+        arrays = self._prepare(x)
+        n = next(iter(arrays.values())).shape[0]
         if n == 0:
             return np.zeros((0, self._num_classes), dtype=np.float32)
         if n != self._batch and not self._loop:
-            self._resize(n)
+            self._resize(n, arrays)
         if self._loop and n != self._batch:
-            y = np.concatenate([self._invoke(a[i : i + 1]) for i in range(n)])
+            y = np.concatenate([self._invoke({k: a[i : i + 1] for k, a in arrays.items()}) for i in range(n)])
         else:
-            y = self._invoke(a)
-        if self._out["dtype"] == np.int8:
-            y = (y.astype(np.float32) - np.float32(self._out["zero_point"])) * self._out["scale"]
+            y = self._invoke(arrays)
+        if self._out.dtype == np.int8:
+            y = (y.astype(np.float32) - np.float32(self._out.zero_point)) * self._out.scale
         return finish_logits(y, self.bundle.source, self._num_classes)
 
-    def _prepare(self, x: np.ndarray | Mapping[str, np.ndarray]) -> np.ndarray:
-        """Standardised (and for int8, quantized) input rows [n, d] of the model's input dtype."""
+    def _prepare(self, x: np.ndarray | Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Input name -> standardised (normalised input) and, for int8, quantized rows of the model's dtype."""
+        names = list(self.input_names)
         if isinstance(x, Mapping):
-            if self.input_name not in x:
-                raise ConfigError(
-                    f"predict: input {self.input_name!r} missing; the model takes [{self.input_name!r}]"
-                )
-            x = x[self.input_name]
+            missing = [n for n in names if n not in x]
+            if missing:
+                raise ConfigError(f"predict: input(s) {missing} missing; the model takes {names}")
+        elif len(names) != 1:
+            raise ConfigError(
+                f"predict: the model takes {len(names)} inputs {names}; pass a dict {{name: array}}"
+            )
+        else:
+            x = {names[0]: x}
+        out, batched = {}, set()
+        for t in self._ins:
+            a, was_batched = self._rows(t, x[t.name])
+            out[t.name] = a
+            batched.add(was_batched)
+        if len(batched) > 1:
+            raise ConfigError("predict: give every input with a batch axis, or none of them")
+        rows = {k: a.shape[0] for k, a in out.items()}
+        if len(set(rows.values())) > 1:
+            raise ConfigError(f"predict: the inputs have different numbers of rows {rows}")
+        return out
+
+    def _rows(self, t: _Tensor, x: Any) -> tuple[np.ndarray, bool]:
+        """One input as rows [n, *dims] ready for the interpreter, and whether it came with a batch axis."""
         a = np.asarray(x)
         if a.dtype.kind not in "fiu":
-            raise ConfigError(f"predict: input {self.input_name!r} must be numeric, got dtype {a.dtype}")
+            raise ConfigError(f"predict: input {t.name!r} must be numeric, got dtype {a.dtype}")
         a = np.asarray(a, dtype=np.float32)
-        if a.ndim == 1:
+        batched = a.ndim != len(t.dims)
+        if not batched:
             a = a[None]
-        if a.ndim != 2 or a.shape[1] != self._dim:
-            raise ConfigError(
-                f"predict: input {self.input_name!r} has shape {list(a.shape)}, "
-                f"the model takes ['n', {self._dim}]"
-            )
-        if self._norm is not None:
+        if a.ndim != 1 + len(t.dims) or any(w is not None and w != s for w, s in zip(t.dims, a.shape[1:])):
+            want = ["n", *("?" if w is None else w for w in t.dims)]
+            raise ConfigError(f"predict: input {t.name!r} has shape {list(a.shape)}, the model takes {want}")
+        if self._norm is not None and t.name == self.normalized_input:
             a = (a - self._norm[0]) / self._norm[1]
-        if self._in["dtype"] == np.int8:
+        if t.dtype == np.int8:
             if not np.isfinite(a).all():
-                raise ConfigError(
-                    f"predict: input {self.input_name!r} has NaN or inf values: cannot quantize to int8"
-                )
-            q = np.rint(a / self._in["scale"])
-            q += np.float32(self._in["zero_point"])
+                raise ConfigError(f"predict: input {t.name!r} has NaN or inf values: cannot quantize to int8")
+            q = np.rint(a / t.scale)
+            q += np.float32(t.zero_point)
             np.clip(q, _QMIN, _QMAX, out=q)
             a = q.astype(np.int8)
-        return np.ascontiguousarray(a)
+        return np.ascontiguousarray(a), batched
 
-    def _resize(self, n: int) -> None:
+    def _resize(self, n: int, arrays: Mapping[str, np.ndarray]) -> None:
         """Re-allocate the tensors for n rows (or switch to one invoke per row: see the module doc)."""
-        it, idx = self.interpreter, self._in["index"]
+        it = self.interpreter
         try:
-            it.resize_tensor_input(idx, [n, self._dim], strict=False)
+            for t in self._ins:
+                it.resize_tensor_input(t.index, t.batch_shape(n, arrays[t.name]), strict=False)
             it.allocate_tensors()
             got = [int(s) for s in it.get_output_details()[0]["shape"]]
             ok = got == [n, self._num_classes]
@@ -279,40 +371,45 @@ class TFLiteEngine:
             self._batch = n
             return
         self._batch = -1  # not known: the next call resizes again
-        if self._in["signature"][0] != 1:
+        if not all(t.fixed_batch_1 for t in self._ins):
             raise BundleError(
-                f"{self._where}: cannot run a batch of {n} rows (after resizing the input: {got})"
+                f"{self._where}: cannot run a batch of {n} rows (after resizing the inputs: {got})"
             )
-        # a fixed batch of 1 that does not resize: (back) to [1, d], one invoke per row
+        # a fixed batch of 1 that does not resize: (back) to [1, ...], one invoke per row
         try:
-            if [int(s) for s in it.get_input_details()[0]["shape"]] != [1, self._dim]:
-                it.resize_tensor_input(idx, [1, self._dim], strict=False)
+            shapes = {int(d["index"]): [int(s) for s in d["shape"]] for d in it.get_input_details()}
+            for t in self._ins:
+                one = t.batch_shape(1, arrays[t.name])
+                if shapes[t.index] != one:
+                    it.resize_tensor_input(t.index, one, strict=False)
             it.allocate_tensors()
         except Exception as e:
-            raise BundleError(f"{self._where}: cannot resize the input to its own batch of 1: {e}") from e
+            raise BundleError(f"{self._where}: cannot resize the inputs to their own batch of 1: {e}") from e
         self._batch, self._loop = 1, True
 
-    def _invoke(self, a: np.ndarray) -> np.ndarray:
+    def _invoke(self, arrays: Mapping[str, np.ndarray]) -> np.ndarray:
         it = self.interpreter
-        it.set_tensor(self._in["index"], a)
+        for t in self._ins:
+            it.set_tensor(t.index, arrays[t.name])
         it.invoke()
-        return it.get_tensor(self._out["index"])
+        return it.get_tensor(self._out.index)
 
     def describe(self) -> str:
-        q, b = self._in, self.bundle
+        b = self.bundle
         threads = self.threads if self.threads is not None else "default"
         s = (
             f"tflite engine: {self.variant} variant ({self.file}) of {b.name} ({b.source}); "
-            f"interpreter {self.interpreter_module}; threads {threads}; input {q['dtype'].name} {q['signature']}"
+            f"interpreter {self.interpreter_module}; threads {threads}; "
+            f"input{'s' if len(self._ins) > 1 else ''} " + ", ".join(t.describe() for t in self._ins)
         )
-        if q["dtype"] == np.int8:
-            s += f" (scale {float(q['scale']):.4g}, zero point {q['zero_point']})"
         if self.normalization_in_graph:
             s += "; normalisation in the graph"
         elif self._norm is not None:
-            s += "; normalisation by the engine"
+            s += f"; normalisation by the engine (of {self.normalized_input!r})"
         s += "; batches: " + (
-            "one invoke per row (fixed batch 1)" if self._loop else "input resized to n rows"
+            "one invoke per row (fixed batch 1)"
+            if self._loop
+            else f"input{'s' if len(self._ins) > 1 else ''} resized to n rows"
         )
         if self.missing_providers:
             s += f"; requested but not available here: {list(self.missing_providers)} (running on CPU)"
