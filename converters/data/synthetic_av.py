@@ -101,13 +101,9 @@ class SyntheticAVSpec:
 
 
 def _cv2():
-    from edge_ser.errors import MissingDependencyError
+    from edge_ser.vision._cv2 import import_cv2
 
-    try:
-        import cv2
-    except ImportError as exc:
-        raise MissingDependencyError("opencv-python-headless", "device", "drawing synthetic faces") from exc
-    return cv2
+    return import_cv2("drawing synthetic faces")
 
 
 @dataclass(frozen=True)

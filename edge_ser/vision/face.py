@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from edge_ser.errors import ConfigError, MissingDependencyError
+from edge_ser.vision._cv2 import import_cv2
 
 CASCADE_FILE = "haarcascade_frontalface_default.xml"
 CASCADE_ENV = "EDGE_SER_HAAR_CASCADE"  # overrides the cascade file (OpenCV 5 wheels ship none)
@@ -111,11 +112,7 @@ class FaceCrop:
 
 
 def _cv2() -> Any:
-    try:
-        import cv2
-    except ImportError as exc:
-        raise MissingDependencyError("opencv-python-headless", "device", "face detection") from exc
-    return cv2
+    return import_cv2("face detection")
 
 
 def _cascade_class(cv2: Any) -> Any:

@@ -49,7 +49,8 @@ from typing import Any
 import numpy as np
 
 from edge_ser.av_input import sample_frame_indices
-from edge_ser.errors import ConfigError, MissingDependencyError, VideoFormatError
+from edge_ser.errors import ConfigError, VideoFormatError
+from edge_ser.vision._cv2 import import_cv2
 
 VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm")
 METHODS = ("skip", "seek")
@@ -61,11 +62,7 @@ _IMAGE_MAGIC = ((b"\xff\xd8\xff", "a JPEG image"), (b"\x89PNG", "a PNG image"), 
 
 
 def _cv2() -> Any:
-    try:
-        import cv2
-    except ImportError as exc:
-        raise MissingDependencyError("opencv-python-headless", "device", "reading video files") from exc
-    return cv2
+    return import_cv2("reading video files")
 
 
 @dataclass(frozen=True)
