@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -122,7 +121,9 @@ def main() -> None:
     for label, s in samples.items():
         med, p99 = statistics.median(s), float(np.percentile(s, 99))
         top = int(np.argmax(outs[label])) == int(np.argmax(outs["fp32 ONNX (onnxruntime)"]))
-        rows.append({"engine": label, "median_ms": med, "p99_ms": p99, "vs_fp32": med / ref_ms, "same_top1": top})
+        rows.append(
+            {"engine": label, "median_ms": med, "p99_ms": p99, "vs_fp32": med / ref_ms, "same_top1": top}
+        )
     pre_rows = [
         {"stage": k, "median_ms": statistics.median(v), "p99_ms": float(np.percentile(v, 99))}
         for k, v in pre_samples.items()
@@ -132,7 +133,7 @@ def main() -> None:
         f"# av_cnn per-clip latency: {bundle.name} ({args.bundle.name}), batch 1, {args.threads} thread(s)",
         "",
         f"Bundle: {bundle.describe()}.",
-        f"Files: " + ", ".join(f"{n} {v / 1000:.1f} KB" for n, v in sizes.items()) + ".",
+        "Files: " + ", ".join(f"{n} {v / 1000:.1f} KB" for n, v in sizes.items()) + ".",
         "",
         f"Inference, interleaved in one run ({args.repeats} samples of {inner} calls each):",
         "",

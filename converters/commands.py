@@ -34,7 +34,9 @@ def _task(args: argparse.Namespace, spec: FeatureSpec) -> Task:
     model = getattr(args, "model", "laq_mlp")
     if model == "av_cnn":
         if args.data not in AV_DATA:
-            raise ConfigError(f"--model av_cnn trains on audio-visual data: --data one of {', '.join(AV_DATA)}")
+            raise ConfigError(
+                f"--model av_cnn trains on audio-visual data: --data one of {', '.join(AV_DATA)}"
+            )
         n = getattr(args, "n_per_class", None) or 40
         return synthetic_av_task(args.mode, n_per_class=n, seed=args.seed, cache=_cache(args))
     if args.data in AV_DATA:
@@ -268,9 +270,16 @@ def cmd_model(args: argparse.Namespace) -> int:
     if args.name != "av_cnn":
         model = laq_mlp(args.in_features, args.classes)
         rows = [
-            {"name": n, "op": "Linear", "in_shape": (m.in_features,), "out_shape": (m.out_features,),
-             "params": m.weight.numel() + m.bias.numel(), "flops": 2 * m.weight.numel() + m.out_features}
-            for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)
+            {
+                "name": n,
+                "op": "Linear",
+                "in_shape": (m.in_features,),
+                "out_shape": (m.out_features,),
+                "params": m.weight.numel() + m.bias.numel(),
+                "flops": 2 * m.weight.numel() + m.out_features,
+            }
+            for n, m in model.named_modules()
+            if isinstance(m, torch.nn.Linear)
         ]
         total = sum(r["flops"] for r in rows)
     else:
@@ -291,8 +300,10 @@ def cmd_model(args: argparse.Namespace) -> int:
         f"  total: {params:,} parameters ({params * 4 / 1e6:.2f} MB as float32), {total / 1e9:.4f} GFLOPs "
         f"({total / 2e9:.4f} G multiply-accumulates)"
     )
-    print("  FLOPs convention (the AV seed's): conv = 2*Y*Ci*Co*K + Y*Co, dense = 2*in*out + out; "
-          "pooling, ReLU and the MFCC standardisation are not counted.")
+    print(
+        "  FLOPs convention (the AV seed's): conv = 2*Y*Ci*Co*K + Y*Co, dense = 2*in*out + out; "
+        "pooling, ReLU and the MFCC standardisation are not counted."
+    )
     if args.name == "av_cnn" and args.mode == "fused":
         print(
             f"  the seed reports ~{SEED_AV['params'] / 1e6:.2f} M parameters, {SEED_AV['gflops']} GFLOPs, "

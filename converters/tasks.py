@@ -110,7 +110,11 @@ def feature_task(prep: Prepared, spec: FeatureSpec) -> Task:
         make,
         line,
         ("features",),
-        {"cache_hits": prep.stats.hits, "cache_misses": prep.stats.misses, "feature_seconds": prep.stats.seconds},
+        {
+            "cache_hits": prep.stats.hits,
+            "cache_misses": prep.stats.misses,
+            "feature_seconds": prep.stats.seconds,
+        },
     )
 
 

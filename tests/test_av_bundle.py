@@ -116,7 +116,9 @@ def test_fused_packed_size(tmp_path, head_bits):
     plan = BitPlan.uniform(model, 2).with_bits("head.0", head_bits)
     frozen, codes = freeze(model.eval(), plan)
     b = load_bundle(
-        build_bundle(tmp_path / "b", frozen, plan, codes, name="av_cnn", labels=LABELS, spec=AVInputSpec(), accuracy={})
+        build_bundle(
+            tmp_path / "b", frozen, plan, codes, name="av_cnn", labels=LABELS, spec=AVInputSpec(), accuracy={}
+        )
     )
     size = len(b.read("weights.esq"))
     payload = sum(-(-q.size * plan.bits[k] // 8) + 4 * s.size for k, (q, s) in codes.items())
@@ -134,7 +136,14 @@ def test_spec_must_match_model(tmp_path):
     (model, codes), plan = _frozen("fused")
     with pytest.raises(ConfigError, match="faces"):
         build_bundle(
-            tmp_path / "b", model, plan, codes, name="av", labels=LABELS, spec=AVInputSpec(frames=4), accuracy={}
+            tmp_path / "b",
+            model,
+            plan,
+            codes,
+            name="av",
+            labels=LABELS,
+            spec=AVInputSpec(frames=4),
+            accuracy={},
         )
 
 
@@ -191,8 +200,26 @@ def test_cli_laq_av_cnn_end_to_end(tmp_path, capsys):
     from edge_ser.cli import main
 
     out = tmp_path / "laq"
-    args = ["laq", "--model", "av_cnn", "--data", "synthetic-av", "--n-per-class", "5", "--epochs", "3",
-            "--recipe", "ptq-2", "--tflite", "no", "--out", str(out), "--cache", str(tmp_path / "cache"), "-q"]
+    args = [
+        "laq",
+        "--model",
+        "av_cnn",
+        "--data",
+        "synthetic-av",
+        "--n-per-class",
+        "5",
+        "--epochs",
+        "3",
+        "--recipe",
+        "ptq-2",
+        "--tflite",
+        "no",
+        "--out",
+        str(out),
+        "--cache",
+        str(tmp_path / "cache"),
+        "-q",
+    ]
     assert main(args) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["model"] == "av_cnn[fused]" and summary["n_clips"] == 35
@@ -208,7 +235,7 @@ def test_cli_laq_av_cnn_end_to_end(tmp_path, capsys):
 def test_predict_on_a_video_file(fused_bundle, tmp_path, capsys):
     """`edge-ser predict` with an AV bundle on a real mp4 (drawn faces + muxed speech): the same inputs as
     clip_inputs on the decoded frames and audio, and the engine's output for them."""
-    from tests.av_media import ffmpeg_or_skip, mux, speech, write_speech, write_video
+    from tests.av_media import ffmpeg_or_skip, mux, write_speech, write_video
 
     from edge_ser.audio import load
     from edge_ser.av_input import clip_inputs, file_inputs
@@ -217,7 +244,9 @@ def test_predict_on_a_video_file(fused_bundle, tmp_path, capsys):
     from edge_ser.vision.video import read_video
 
     ffmpeg = ffmpeg_or_skip()
-    clip = mux(ffmpeg, write_video(tmp_path / "v.mp4"), write_speech(tmp_path / "a.wav"), tmp_path / "clip.mp4")
+    clip = mux(
+        ffmpeg, write_video(tmp_path / "v.mp4"), write_speech(tmp_path / "a.wav"), tmp_path / "clip.mp4"
+    )
     b = fused_bundle[3]
     crop = FaceCropper(b.face_crop).crop_or_center
     got = file_inputs(clip, b.av_input, crop)
