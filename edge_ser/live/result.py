@@ -1,0 +1,57 @@
+"""What the live pipeline emits per update: one `LiveResult`, consumed by every output (console, overlay,
+JSON lines, web page). Plain data, JSON-ready through `to_dict()`."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class StageTimes:
+    """Milliseconds spent per stage for this update (0 when a stage did not run)."""
+
+    capture: float = 0.0
+    features: float = 0.0
+    face: float = 0.0
+    inference: float = 0.0
+    total: float = 0.0
+
+
+@dataclass(frozen=True)
+class LiveResult:
+    """One update of the live pipeline.
+
+    t: seconds since the stream started (the end of the audio window, stream time, not wall time).
+    labels: the bundle's labels, in output order. probs: this window's probabilities (empty when not run,
+    e.g. silence). smoothed: probabilities after smoothing (EMA or majority over k windows).
+    label: the reported label: the smoothed arg-max, or "silence" when the voice-activity gate is closed.
+    confidence: the smoothed probability of `label` (0 for silence). speech: the gate's decision.
+    level_db: the window's RMS level in dBFS. mode: "fused", "audio" (audio-only bundle, or the fallback
+    when no face is seen: `fallback` says why) or "video". face_box: (x, y, w, h) in the camera frame's
+    pixels, or None. frame_size: (width, height) of the camera frame, or None. overflows: audio input
+    overflows counted so far. notes: human-readable events (camera lost, retrying, ...).
+    """
+
+    t: float
+    labels: tuple[str, ...]
+    probs: tuple[float, ...]
+    smoothed: tuple[float, ...]
+    label: str
+    confidence: float
+    speech: bool
+    level_db: float
+    mode: str
+    fallback: str | None = None
+    face_box: tuple[int, int, int, int] | None = None
+    frame_size: tuple[int, int] | None = None
+    overflows: int = 0
+    times: StageTimes = field(default_factory=StageTimes)
+    notes: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (tuples become lists)."""
+        return asdict(self)
+
+
+SILENCE = "silence"
