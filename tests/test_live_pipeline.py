@@ -1,0 +1,162 @@
+"""The live pipeline's step (gate, features, faces, fallback, smoothing) and the face tracker."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from edge_ser.errors import ConfigError
+from edge_ser.live.face_track import FaceTracker, TrackSpec
+from edge_ser.live.pipeline import LivePipeline, PipelineConfig, Smoother, VadGate, level_db
+from edge_ser.live.result import SILENCE
+
+cv2 = pytest.importorskip("cv2")
+
+
+@pytest.fixture(scope="module")
+def astronaut() -> np.ndarray:
+    data = pytest.importorskip("skimage.data", reason="scikit-image ships the astronaut photograph")
+    return np.ascontiguousarray(data.astronaut()[:, :, ::-1])
+
+
+def _speech(seconds: float = 3.0, sr: int = 16000, seed: int = 0) -> np.ndarray:
+    """A voiced, amplitude-modulated harmonic signal around -20 dBFS."""
+    t = np.arange(int(seconds * sr)) / sr
+    f0 = 140 + 20 * np.sin(2 * np.pi * 0.7 * t)
+    phase = 2 * np.pi * np.cumsum(f0) / sr
+    y = sum(np.sin(k * phase) / k for k in range(1, 8)) * (0.5 + 0.5 * np.sin(2 * np.pi * 3 * t) ** 2)
+    y += 0.01 * np.random.default_rng(seed).standard_normal(t.size)
+    return (0.1 * y / np.abs(y).max()).astype(np.float32)
+
+
+# ---------------------------------------------------------------------------------------------- gate, smoothing
+
+
+def test_level_and_gate():
+    assert level_db(np.zeros(100, np.float32)) == -math.inf
+    assert level_db(np.full(100, 0.5, np.float32)) == pytest.approx(20 * math.log10(0.5))
+    gate = VadGate(-45, 10)
+    assert not gate(-math.inf) and not gate(-60.0)
+    assert gate(-20.0)  # loud above a quiet floor
+    for _ in range(100):  # a steady noisy room: the floor climbs to it, the gate closes
+        gate(-30.0)
+    assert not gate(-30.0) and gate(-15.0)
+
+
+def test_smoothers():
+    p1, p2 = np.array([0.9, 0.1]), np.array([0.1, 0.9])
+    ema = Smoother("ema", 2, alpha=0.5)
+    ema(p1)
+    np.testing.assert_allclose(ema(p2), [0.5, 0.5])
+    maj = Smoother("majority", 2, k=3)
+    for p in (p1, p1, p2):
+        out = maj(p)
+    np.testing.assert_allclose(out, [2 / 3, 1 / 3])
+    np.testing.assert_allclose(Smoother("none", 2)(p2), p2)
+
+
+def test_config_is_checked():
+    with pytest.raises(ConfigError, match="hop"):
+        PipelineConfig(window=1.0, hop=2.0)
+    with pytest.raises(ConfigError, match="smoothing"):
+        PipelineConfig(smoothing="median")
+
+
+# ---------------------------------------------------------------------------------------------- face tracker
+
+
+def test_tracker_finds_tracks_and_loses_the_face(astronaut):
+    frame = np.full((480, 640, 3), 100, np.uint8)
+    frame[:, 64:576] = astronaut[:480]
+    tracker = FaceTracker(track=TrackSpec(every=4, hold=1))
+    crops = [tracker(np.roll(frame, 3 * i, axis=1)) for i in range(8)]  # the face drifts right
+    assert all(c.found for c in crops)
+    assert tracker.stats.full == 2 and tracker.stats.region == 6
+    boxes = np.array([c.box for c in crops])
+    assert abs((boxes[-1, 0] - boxes[0, 0]) - 21) <= 8  # the region search follows the 21-pixel drift
+    blank = np.full((480, 640, 3), 90, np.uint8)
+    held = tracker(blank)
+    assert held.found and tracker.stats.held == 1  # held for one frame
+    lost = tracker(blank)
+    assert not lost.found and lost.image.shape == (64, 64) and tracker.stats.lost == 1
+
+
+# ---------------------------------------------------------------------------------------------- the step
+
+
+@pytest.fixture(scope="module")
+def bundles(tmp_path_factory):
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("onnx")
+    from converters.export.bundle import build_bundle
+    from converters.models import av_cnn
+    from converters.quant import BitPlan, freeze
+    from edge_ser.av_input import AVInputSpec
+    from edge_ser.bundle import load_bundle
+
+    out = {}
+    labels = ["neutral", "happy", "sad", "angry"]
+    for mode in ("fused", "audio"):
+        torch.manual_seed(0)
+        model = av_cnn(mode, num_classes=len(labels)).eval()
+        plan = BitPlan.uniform(model, 4)
+        frozen, codes = freeze(model, plan)
+        path = build_bundle(
+            tmp_path_factory.mktemp(mode) / "b", frozen, plan, codes, name="av", labels=labels,
+            spec=AVInputSpec(), accuracy={},
+        )
+        out[mode] = load_bundle(path)
+    return out
+
+
+def _engine(bundle):
+    from edge_ser.engines import load_engine
+
+    return load_engine(bundle, "numpy")
+
+
+def test_step_fused_fallback_and_silence(bundles, astronaut):
+    b = bundles["fused"]
+    pipe = LivePipeline(b, _engine(b), PipelineConfig(smoothing="none"))
+    tracker = FaceTracker(b.face_crop)
+    faces = [tracker(astronaut) for _ in range(6)]
+    r = pipe.step(3.0, _speech(), faces)
+    assert r.speech and r.mode == "fused" and r.fallback is None and r.label in b.labels
+    assert r.face_box is not None and len(r.probs) == 4 and math.isclose(sum(r.probs), 1, rel_tol=1e-6)
+    assert r.times.inference > 0 and r.times.features > 0
+
+    blank = np.full((480, 640, 3), 90, np.uint8)
+    no_faces = [FaceTracker(b.face_crop)(blank) for _ in range(6)]
+    r = pipe.step(3.5, _speech(seed=1), no_faces)
+    assert r.mode == "fused" and "no face" in r.fallback and "centre crop" in r.fallback
+
+    with_fallback = LivePipeline(b, _engine(b), fallback=_engine(bundles["audio"]))
+    r = with_fallback.step(4.0, _speech(seed=2), no_faces)
+    assert r.mode == "audio" and r.fallback == "no face: audio-only model"
+
+    r = pipe.step(4.5, np.zeros(48000, np.float32), faces)
+    assert r.label == SILENCE and not r.speech and r.probs == ()
+
+
+def test_audio_only_bundle_ignores_faces(bundles):
+    b = bundles["audio"]
+    pipe = LivePipeline(b, _engine(b))
+    assert not pipe.needs_faces
+    r = pipe.step(3.0, _speech())
+    assert r.mode == "audio" and r.speech and r.face_box is None
+
+
+def test_fallback_labels_must_match(bundles, tmp_path):
+    import copy
+
+    b = bundles["fused"]
+    other = copy.copy(bundles["audio"])
+    object.__setattr__(other, "labels", ("a", "b", "c", "d"))
+
+    class _E:
+        bundle = other
+
+    with pytest.raises(ConfigError, match="labels"):
+        LivePipeline(b, _engine(b), fallback=_E())
