@@ -203,6 +203,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    from edge_ser.live.command import cmd_run as run
+
+    return run(args)
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     from edge_ser.bundle import load_bundle
     from edge_ser.engines import available_engines
@@ -470,6 +476,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--classes", type=int, default=7, help="output classes (default 7)")
     p.add_argument("--in-features", type=int, default=180, help="laq_mlp input size (default 180)")
     p.set_defaults(func=cmd_model)
+
+    p = sub.add_parser(
+        "run",
+        help="the live demo: microphone (+ camera) -> bundle -> console, JSON lines, overlay, web page",
+        description="Live emotion recognition from a microphone (and a camera for audio-visual bundles), or "
+        "the same pipeline on a WAV file (and a video file or image folder). Ctrl-C or SIGTERM stops "
+        "cleanly.",
+    )
+    from edge_ser.live.command import add_run_args
+
+    add_run_args(p)
+    p.set_defaults(func=cmd_run)
 
     p = sub.add_parser(
         "info",

@@ -165,13 +165,13 @@ class LivePipeline:
     ) -> LiveResult:
         """Classify the window ending at stream time `t` (seconds); `faces` are the window's FaceCrops."""
         t0 = time.perf_counter()
-        db = level_db(window)
+        # the gate looks at the newest hop: "is someone speaking now", not "was there speech in the window"
+        db = level_db(window[-max(1, int(round(self.config.hop * self.sr))) :])
         speech = self.gate(db)
         n = len(self.labels)
         box = None
-        if faces:
-            last = next((f for f in reversed(faces) if getattr(f, "found", False)), None)
-            box = tuple(int(v) for v in last.box) if last is not None and last.box is not None else None
+        if faces and getattr(faces[-1], "found", False) and faces[-1].box is not None:
+            box = tuple(int(v) for v in faces[-1].box)  # the newest crop's face, if it has one
         mode = "fused" if self.names == ("faces", "audio") else "video" if self.names == ("faces",) else "audio"
         if not speech:
             self.smoother.reset()

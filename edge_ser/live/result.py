@@ -26,8 +26,8 @@ class LiveResult:
     labels: the bundle's labels, in output order. probs: this window's probabilities (empty when not run,
     e.g. silence). smoothed: probabilities after smoothing (EMA or majority over k windows).
     label: the reported label: the smoothed arg-max, or "silence" when the voice-activity gate is closed.
-    confidence: the smoothed probability of `label` (0 for silence). speech: the gate's decision.
-    level_db: the window's RMS level in dBFS. mode: "fused", "audio" (audio-only bundle, or the fallback
+    confidence: the smoothed probability of `label` (0 for silence). speech: the gate's decision on the newest hop.
+    level_db: the newest hop's RMS level in dBFS. mode: "fused", "audio" (audio-only bundle, or the fallback
     when no face is seen: `fallback` says why) or "video". face_box: (x, y, w, h) in the camera frame's
     pixels, or None. frame_size: (width, height) of the camera frame, or None. overflows: audio input
     overflows counted so far. notes: human-readable events (camera lost, retrying, ...).

@@ -1,0 +1,142 @@
+"""`edge-ser run BUNDLE`: the live demo from a microphone and a camera, or the same pipeline on files.
+
+    edge-ser run bundles/av_cnn                                   # default mic + camera 0
+    edge-ser run bundles/av_cnn --camera /dev/video2 --mic USB --web 8000
+    edge-ser run bundles/av_cnn --audio-file clip.wav --video-file clip.mp4 --fast --json -
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def add_run_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("bundle", type=Path, help="bundle folder or .tar")
+    src = p.add_argument_group("sources (default: the default microphone, and camera 0 for an AV bundle)")
+    src.add_argument("--mic", default=None, help="microphone: PortAudio index or part of its name")
+    src.add_argument("--channels", type=int, default=1, help="microphone channels captured (default 1)")
+    src.add_argument("--audio-file", type=Path, default=None, help="a WAV file instead of the microphone")
+    src.add_argument(
+        "--camera",
+        default=None,
+        help="camera: index, /dev/videoN, a GStreamer pipeline (Pi camera / Jetson CSI) or an RTSP URL",
+    )
+    src.add_argument("--width", type=int, default=640, help="camera frame width (default 640)")
+    src.add_argument("--height", type=int, default=480, help="camera frame height (default 480)")
+    src.add_argument("--fps", type=float, default=None, help="camera frame rate (default: the camera's)")
+    src.add_argument(
+        "--video-file", type=Path, default=None, help="a video file or an image folder instead of the camera"
+    )
+    src.add_argument("--image-fps", type=float, default=25.0, help="frame rate of an image folder (default 25)")
+    src.add_argument(
+        "--fast",
+        action="store_true",
+        help="files: as fast as possible (reproducible) instead of paced in real time",
+    )
+    m = p.add_argument_group("model and pipeline")
+    m.add_argument("--engine", default="auto", help="auto (default), onnxruntime, numpy, tflite[-int8|-fp16|-fp32]")
+    m.add_argument("--threads", type=int, default=1, help="inference threads (default 1)")
+    m.add_argument(
+        "--fallback", type=Path, default=None, help="an audio-only bundle used when no face is seen (AV bundles)"
+    )
+    m.add_argument("--window", type=float, default=3.0, help="seconds of audio per decision (default 3)")
+    m.add_argument("--hop", type=float, default=0.5, help="seconds between decisions (default 0.5)")
+    m.add_argument("--smoothing", choices=("ema", "majority", "none"), default="ema", help="default ema")
+    m.add_argument("--ema-alpha", type=float, default=0.5, help="weight of the newest window (default 0.5)")
+    m.add_argument("--majority-k", type=int, default=5, help="windows in the majority vote (default 5)")
+    m.add_argument("--vad-db", type=float, default=-45.0, help="silence below this RMS level, dBFS (default -45)")
+    m.add_argument("--face-every", type=int, default=5, help="full face detection every k-th crop (default 5)")
+    m.add_argument("--seconds", type=float, default=None, help="stop after this much stream time")
+    o = p.add_argument_group("outputs")
+    o.add_argument("--no-console", action="store_true", help="no live table on the terminal")
+    o.add_argument("--json", default=None, help="JSON lines to this file, or - for stdout")
+    o.add_argument("--overlay", action="store_true", help="an OpenCV window with face box, label and bars")
+    o.add_argument(
+        "--web", type=int, nargs="?", const=0, default=None, help="serve the live page (optional port; 0: any)"
+    )
+    o.add_argument("--web-host", default="127.0.0.1", help="interface of the page (default 127.0.0.1)")
+
+
+def build(args: argparse.Namespace, *, stop=None, outputs=()):
+    """Bundle, engines, sources, tracker and runner from the command's arguments."""
+    from edge_ser.bundle import load_bundle
+    from edge_ser.engines import load_engine
+    from edge_ser.live.face_track import FaceTracker, TrackSpec
+    from edge_ser.live.pipeline import LivePipeline, PipelineConfig
+    from edge_ser.live.run import LiveRunner
+
+    bundle = load_bundle(args.bundle)
+    engine = load_engine(bundle, args.engine, threads=args.threads)
+    fallback = None
+    if args.fallback is not None:
+        fallback = load_engine(load_bundle(args.fallback), args.engine, threads=args.threads)
+    config = PipelineConfig(
+        window=args.window,
+        hop=args.hop,
+        smoothing=args.smoothing,
+        ema_alpha=args.ema_alpha,
+        majority_k=args.majority_k,
+        vad_db=args.vad_db,
+    )
+    pipeline = LivePipeline(bundle, engine, config, fallback=fallback)
+    sr = bundle.feature_spec.sample_rate
+    if args.audio_file is not None:
+        from edge_ser.live.files import WavSource
+
+        audio = WavSource(args.audio_file, sr, realtime=not args.fast)
+    else:
+        from edge_ser.live.mic import MicConfig, MicSource
+
+        device = int(args.mic) if args.mic is not None and str(args.mic).isdigit() else args.mic
+        audio = MicSource(MicConfig(device=device, rate=sr, channels=args.channels))
+    frames = tracker = None
+    if pipeline.needs_faces:
+        if args.video_file is not None:
+            from edge_ser.live.files import VideoFileSource
+
+            fps = args.image_fps if args.video_file.is_dir() else None
+            frames = VideoFileSource(args.video_file, fps=fps, realtime=not args.fast)
+        else:
+            from edge_ser.live.camera import CameraConfig, CameraSource
+
+            source = args.camera if args.camera is not None else 0
+            source = int(source) if isinstance(source, str) and source.isdigit() else source
+            frames = CameraSource(CameraConfig(source=source, width=args.width, height=args.height, fps=args.fps))
+        tracker = FaceTracker(bundle.face_crop, TrackSpec(every=args.face_every))
+    runner = LiveRunner(
+        pipeline, audio, frames, outputs, tracker, stop=stop, max_seconds=args.seconds
+    )
+    return bundle, runner
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from edge_ser.live.outputs import OutputSettings, make_outputs
+    from edge_ser.live.signals import StopFlag
+
+    settings = OutputSettings(
+        console=not args.no_console,
+        jsonl=args.json,
+        overlay=args.overlay,
+        web=args.web is not None,
+        web_host=args.web_host,
+        web_port=args.web or 0,
+    )
+    with StopFlag() as stop, make_outputs(settings) as outputs:
+        bundle, runner = build(args, stop=stop, outputs=[outputs])
+        if outputs.overlay is not None:
+            runner.frame_hook = outputs.overlay.update_frame
+        err = sys.stderr
+        print(f"edge-ser run: {bundle.describe()}", file=err)
+        print(f"  engine {runner.pipeline.engine.name}; window {args.window} s, hop {args.hop} s", file=err)
+        if outputs.web is not None:
+            print(f"  live page: {outputs.web.url}", file=err)
+        stats = runner.run()
+    s = stats
+    print(
+        f"edge-ser run: {s.updates} updates over {s.stream_seconds:.1f} s of audio in {s.wall_seconds:.1f} s "
+        f"({s.cpu_seconds:.1f} s CPU); faces found in {s.faces_found} of {s.faces_cropped} crops",
+        file=sys.stderr,
+    )
+    return 0

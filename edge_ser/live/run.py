@@ -1,0 +1,190 @@
+"""The live loop: sources -> (every hop) face crops + audio window -> LivePipeline.step -> outputs.
+
+One thread does the model work; sources capture on their own threads (or, for files in fast mode, hand out
+data as the loop pulls it, so a run is exactly reproducible). Stream time comes from the audio: an update
+happens each time one more hop of audio has arrived. Faces are cropped from the newest camera frame at
+`window / frames` intervals of stream time (6 crops per window, as training sampled 6 frames per clip), not
+for every camera frame: that keeps the Haar cost at a few crops per second whatever the camera's rate.
+
+A camera or microphone that disappears is reported in the results' notes and retried by its source with
+back-off; the loop keeps running (audio-only when there are no faces).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from edge_ser.live.pipeline import LivePipeline
+from edge_ser.live.result import LiveResult
+
+
+@dataclass
+class RunStats:
+    """Per update: stage times (ms), and totals for the run."""
+
+    updates: int = 0
+    speech: int = 0
+    fallbacks: int = 0
+    faces_cropped: int = 0
+    faces_found: int = 0
+    stages: dict[str, list[float]] = field(
+        default_factory=lambda: {k: [] for k in ("capture", "features", "face", "inference", "total")}
+    )
+    stream_seconds: float = 0.0
+    wall_seconds: float = 0.0
+    cpu_seconds: float = 0.0
+
+    def add(self, r: LiveResult) -> None:
+        self.updates += 1
+        self.speech += r.speech
+        self.fallbacks += r.fallback is not None
+        for k in self.stages:
+            self.stages[k].append(getattr(r.times, k))
+
+
+class LiveRunner:
+    """Runs `pipeline` on an audio source (and a frame source for faces) until stopped or the files end."""
+
+    def __init__(self, pipeline: LivePipeline, audio, frames=None, outputs=(), tracker=None, *, stop=None,
+                 max_seconds: float | None = None) -> None:
+        self.pipeline, self.audio, self.frames = pipeline, audio, frames
+        self.outputs = list(outputs)
+        self.tracker = tracker
+        self.stop = stop
+        self.max_seconds = max_seconds
+        self.stats = RunStats()
+        c = pipeline.config
+        self.sr = pipeline.sr
+        self.hop_n = int(round(c.hop * self.sr))
+        self.win_n = int(round(c.window * self.sr))
+        av = pipeline.av
+        self.face_dt = c.window / av.frames if av is not None else None
+        self._faces: deque = deque(maxlen=av.frames if av is not None else 1)
+        self._next_face = 0.0
+        self._frame_size: tuple[int, int] | None = None
+        self._notes: list[str] = []
+        self._camera_ok = True
+        self._mic_ok = True
+        self.frame_hook = None
+        """Called with every camera frame the loop reads (e.g. the overlay window's update_frame)."""
+
+    def _stopped(self) -> bool:
+        return self.stop is not None and self.stop.is_set()
+
+    def run(self) -> RunStats:
+        """The loop; returns the run's statistics. Sources are started here and stopped at the end."""
+        window = np.zeros(self.win_n, np.float32)
+        filled = 0
+        pending = np.zeros(0, np.float32)
+        self.audio.start()
+        if self.frames is not None and self.pipeline.needs_faces:
+            self.frames.start()
+        wall0, cpu0 = time.perf_counter(), time.process_time()
+        try:
+            while not self._stopped():
+                tc = time.perf_counter()
+                chunk = self._read_hop(self.hop_n - pending.size)
+                if chunk is None:
+                    break
+                pending = np.concatenate([pending, chunk]) if pending.size else chunk
+                if pending.size < self.hop_n:
+                    if getattr(self.audio, "finished", False):
+                        break
+                    continue
+                hop, pending = pending[: self.hop_n], pending[self.hop_n :]
+                self.pipeline.feed(hop)
+                window = np.roll(window, -hop.size)
+                window[-hop.size :] = hop
+                filled = min(self.win_n, filled + hop.size)
+                capture_ms = (time.perf_counter() - tc) * 1e3
+                t = float(self.audio.stream_time)
+                face_ms = self._faces_until(t)
+                if filled < self.win_n:
+                    continue  # the first window is not complete yet
+                notes = tuple(self._notes)
+                self._notes.clear()
+                r = self.pipeline.step(
+                    t,
+                    window,
+                    list(self._faces) if self.pipeline.needs_faces else None,
+                    capture_ms=capture_ms,
+                    face_ms=face_ms,
+                    notes=notes,
+                    overflows=int(getattr(self.audio, "overflows", 0)),
+                    frame_size=self._frame_size,
+                )
+                self.stats.add(r)
+                for out in self.outputs:
+                    out.emit(r)
+                if self.max_seconds is not None and t >= self.max_seconds:
+                    break
+        finally:
+            self.stats.wall_seconds = time.perf_counter() - wall0
+            self.stats.cpu_seconds = time.process_time() - cpu0
+            self.stats.stream_seconds = float(self.audio.stream_time)
+            self.audio.stop()
+            if self.frames is not None:
+                self.frames.stop()
+        return self.stats
+
+    def _read_hop(self, n: int) -> np.ndarray | None:
+        """Up to `n` new samples (waiting for them in real time); None when the source is done."""
+        maintain = getattr(self.audio, "maintain", None)
+        while not self._stopped():
+            if maintain is not None:
+                maintain()
+            healthy = bool(getattr(self.audio, "healthy", True))
+            if healthy != self._mic_ok:
+                self._mic_ok = healthy
+                self._notes.append("microphone back" if healthy else "microphone lost: retrying")
+            chunk = self.audio.read(n, min_samples=n, timeout=0.5)
+            if chunk.size:
+                return np.asarray(chunk, dtype=np.float32)
+            if getattr(self.audio, "finished", False):
+                return None
+        return None
+
+    def _faces_until(self, t: float) -> float:
+        """Crop faces from frames up to stream time `t`, one per `face_dt`; returns the ms spent."""
+        if self.face_dt is None or self.frames is None or self.tracker is None or not self.pipeline.needs_faces:
+            return 0.0
+        t0 = time.perf_counter()
+        healthy = bool(getattr(self.frames, "healthy", True))
+        if healthy != self._camera_ok:
+            self._camera_ok = healthy
+            self._notes.append("camera back" if healthy else "camera lost: retrying (audio-only meanwhile)")
+            if not healthy:
+                self._faces.clear()
+                self.tracker.reset()
+        realtime = getattr(self.frames, "realtime", True)
+        while self._next_face <= t:
+            frame = None
+            if realtime:
+                frame = self.frames.read(timeout=0)
+                if frame is None:
+                    break
+            else:  # a file in fast mode: skip to the frame shown at the crop time
+                while True:
+                    f = self.frames.read(timeout=0)
+                    if f is None:
+                        break
+                    frame = f
+                    if f.t >= self._next_face:
+                        break
+                if frame is None:
+                    break
+            if self.frame_hook is not None:
+                self.frame_hook(frame.image)
+            crop = self.tracker(frame.image)
+            self._frame_size = (int(frame.image.shape[1]), int(frame.image.shape[0]))
+            self._faces.append(crop)
+            self.stats.faces_cropped += 1
+            self.stats.faces_found += bool(crop.found)
+            self._next_face += self.face_dt
+            if realtime:
+                self._next_face = max(self._next_face, t - self.face_dt)
+        return (time.perf_counter() - t0) * 1e3
