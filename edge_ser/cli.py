@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from edge_ser import __version__
-from edge_ser.errors import EdgeSerError, MissingDependencyError
+from edge_ser.errors import ConfigError, EdgeSerError, MissingDependencyError
 
 DATASETS = "emodb, ravdess, tess, savee, cremad, fer2013, synthetic, or a folder-per-class path"
 AV_DATASETS = ("synthetic-av",)
@@ -207,6 +207,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     from edge_ser.live.command import cmd_run as run
 
     return run(args)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    if not args.live:
+        raise ConfigError("edge-ser bench: give --live (the roofline report of a bundle is not built yet)")
+    from edge_ser.live.bench import cmd_bench_live
+
+    return cmd_bench_live(args)
 
 
 def cmd_info(args: argparse.Namespace) -> int:
@@ -488,6 +496,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_run_args(p)
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser(
+        "bench",
+        help="measure a bundle on this machine: --live runs the live pipeline over files in real time",
+        description="--live: the live pipeline over a WAV (+ video) file paced in real time, reporting "
+        "per-stage latency (p50 / p99), CPU share of one core and resident memory over the run.",
+    )
+    add_run_args(p)
+    p.add_argument("--live", action="store_true", help="benchmark the live pipeline (required for now)")
+    p.add_argument("--rss-every", type=float, default=5.0, help="seconds between memory samples (default 5)")
+    p.add_argument("--out", type=Path, default=None, help="write OUT.json and OUT.md")
+    p.set_defaults(func=cmd_bench, no_console=True)
 
     p = sub.add_parser(
         "info",

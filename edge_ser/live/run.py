@@ -70,6 +70,7 @@ class LiveRunner:
         self._camera_ok = True
         self._mic_ok = True
         self.frame_hook = None
+        self._read_ms = 0.0
         """Called with every camera frame the loop reads (e.g. the overlay window's update_frame)."""
 
     def _stopped(self) -> bool:
@@ -86,10 +87,12 @@ class LiveRunner:
         wall0, cpu0 = time.perf_counter(), time.process_time()
         try:
             while not self._stopped():
-                tc = time.perf_counter()
                 chunk = self._read_hop(self.hop_n - pending.size)
                 if chunk is None:
                     break
+                # capture = taking the hop out of the source into the window (and the streamed frames);
+                # the wait for the audio to arrive is not work and is not counted
+                tc = time.perf_counter() - self._read_ms / 1e3
                 pending = np.concatenate([pending, chunk]) if pending.size else chunk
                 if pending.size < self.hop_n:
                     if getattr(self.audio, "finished", False):
@@ -143,7 +146,10 @@ class LiveRunner:
                 self._notes.append("microphone back" if healthy else "microphone lost: retrying")
             chunk = self.audio.read(n, min_samples=n, timeout=0.5)
             if chunk.size:
-                return np.asarray(chunk, dtype=np.float32)
+                t0 = time.perf_counter()
+                out = np.asarray(chunk, dtype=np.float32)
+                self._read_ms = (time.perf_counter() - t0) * 1e3
+                return out
             if getattr(self.audio, "finished", False):
                 return None
         return None

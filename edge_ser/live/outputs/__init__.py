@@ -1,0 +1,203 @@
+"""Where live results go: a console table, JSON lines, an OpenCV overlay window and a local web page.
+
+Every output implements the two-method `Output` protocol: `emit(result)` once per pipeline update and
+`close()` once at the end (flush, release, end streams). The pipeline holds one `Outputs` fan-out built by
+`make_outputs(OutputSettings(...))` and never needs to know which outputs are on.
+
+Rules every output keeps, so one slow or missing consumer never stalls the audio loop:
+- `emit` returns quickly: no network waits (the web server queues per client and drops the oldest), no
+  blocking GUI calls beyond one `cv2.waitKey(1)`.
+- `close` is idempotent and finishes promptly; after it `emit` raises `OutputError`.
+- Nothing is imported at module top but the standard library and numpy: cv2 is imported by the overlay
+  when it is first used.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, TextIO, runtime_checkable
+
+from edge_ser.errors import ConfigError, EdgeSerError
+from edge_ser.live.result import LiveResult
+
+if TYPE_CHECKING:  # the concrete outputs import this module: types only, no import cycle at run time
+    from edge_ser.live.outputs.console import ConsoleOutput
+    from edge_ser.live.outputs.jsonl import JsonlOutput
+    from edge_ser.live.outputs.overlay import OverlayWindow
+    from edge_ser.live.outputs.web import WebServer
+
+
+class OutputError(EdgeSerError):
+    """An output cannot take a result: it is closed, its file or stream failed, or its port is taken."""
+
+
+@runtime_checkable
+class Output(Protocol):
+    """A consumer of live results (console, JSON lines, overlay window, web page)."""
+
+    def emit(self, result: LiveResult) -> None:
+        """Show, write or broadcast one result. Must return quickly (never wait on a consumer)."""
+
+    def close(self) -> None:
+        """Flush and release everything; idempotent."""
+
+
+@dataclass(frozen=True)
+class OutputSettings:
+    """Which outputs the live pipeline feeds; `from_dict({})` gives the defaults (console only)."""
+
+    console: bool = True
+    """Live table on the terminal (redrawn in place on a TTY, one line per update otherwise)."""
+    console_ascii: bool | None = None
+    """Bars drawn with '#'/'.' instead of block characters; None: ASCII unless the stream is UTF-8."""
+    jsonl: str | None = None
+    """JSON-lines destination: a file path, "-" for stdout (the console then moves to stderr), or None."""
+    jsonl_append: bool = False
+    """Append to an existing JSON-lines file instead of replacing it."""
+    overlay: bool = False
+    """An OpenCV window with face box, label and bars; quietly off (with one notice) without a display."""
+    web: bool = False
+    """Serve the live page (HTML + server-sent events) from this process."""
+    web_host: str = "127.0.0.1"
+    """Interface the page listens on; "0.0.0.0" to reach it from other machines on the network."""
+    web_port: int = 0
+    """TCP port of the page; 0 picks a free one (read it from `Outputs.web.url`)."""
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.web_port <= 65535:
+            raise ConfigError(f"web_port must be in 0..65535, got {self.web_port}")
+        if self.jsonl is not None and not str(self.jsonl).strip():
+            raise ConfigError("jsonl must be a file path or '-', got an empty string")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict of every field."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> OutputSettings:
+        """Settings from a dict; missing keys keep their defaults, unknown keys are a ConfigError."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ConfigError(f"unknown output settings {unknown}; known: {sorted(known)}")
+        return cls(**d)
+
+
+class Outputs:
+    """Fan-out over several outputs, itself an `Output`.
+
+    `emit` feeds every output even when one fails, then raises the first failure (an `OutputError`), so a
+    full disk is loud but the page and console still got the result. `close` closes all of them in reverse
+    order of creation, collecting failures the same way. The typed handles (`console`, `jsonl`, `overlay`,
+    `web`) are None when that output is off: the CLI prints `outputs.web.url`, the pipeline passes camera
+    frames to `outputs.overlay.update_frame(frame)`.
+    """
+
+    def __init__(self, outputs: list[Output] | None = None) -> None:
+        self._outputs: list[Output] = list(outputs or [])
+        self._closed = False
+        self.console: ConsoleOutput | None = None
+        self.jsonl: JsonlOutput | None = None
+        self.overlay: OverlayWindow | None = None
+        self.web: WebServer | None = None
+
+    def add(self, output: Output) -> None:
+        """Append one output (fed after those already present)."""
+        self._outputs.append(output)
+
+    def __len__(self) -> int:
+        return len(self._outputs)
+
+    def __iter__(self) -> Iterator[Output]:
+        return iter(self._outputs)
+
+    def emit(self, result: LiveResult) -> None:
+        if self._closed:
+            raise OutputError("outputs are closed")
+        first: BaseException | None = None
+        for out in self._outputs:
+            try:
+                out.emit(result)
+            except Exception as e:  # noqa: BLE001 - every output gets the result, then we report
+                first = first or e
+        if first is not None:
+            raise _as_output_error(first)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        first: BaseException | None = None
+        for out in reversed(self._outputs):
+            try:
+                out.close()
+            except Exception as e:  # noqa: BLE001 - close the rest before reporting
+                first = first or e
+        if first is not None:
+            raise _as_output_error(first)
+
+    def __enter__(self) -> Outputs:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _as_output_error(e: BaseException) -> OutputError:
+    if isinstance(e, OutputError):
+        return e
+    err = OutputError(f"{type(e).__name__}: {e}")
+    err.__cause__ = e
+    return err
+
+
+def make_outputs(
+    settings: OutputSettings | None = None, *, stdout: TextIO | None = None, stderr: TextIO | None = None
+) -> Outputs:
+    """Build the outputs `settings` asks for (default: console only).
+
+    stdout / stderr: the streams the console and "-" JSON lines use (default sys.stdout / sys.stderr; tests
+    pass StringIO). If building one output fails (say the web port is taken), those already built are closed
+    before the error propagates, so nothing leaks.
+    """
+    s = settings or OutputSettings()
+    out_stream = stdout if stdout is not None else sys.stdout
+    err_stream = stderr if stderr is not None else sys.stderr
+    outs = Outputs()
+    try:
+        if s.jsonl is not None:
+            from edge_ser.live.outputs.jsonl import JsonlOutput
+
+            target: str | Path | TextIO = out_stream if s.jsonl == "-" else Path(s.jsonl)
+            outs.jsonl = JsonlOutput(target, append=s.jsonl_append)
+            outs.add(outs.jsonl)
+        if s.console:
+            from edge_ser.live.outputs.console import ConsoleOutput
+
+            # JSON lines own stdout when they go there: the table moves to stderr, stdout stays parseable
+            stream = err_stream if s.jsonl == "-" else out_stream
+            outs.console = ConsoleOutput(stream, ascii_bars=s.console_ascii)
+            outs.add(outs.console)
+        if s.overlay:
+            from edge_ser.live.outputs.overlay import OverlayWindow
+
+            outs.overlay = OverlayWindow(notice_stream=err_stream)
+            outs.add(outs.overlay)
+        if s.web:
+            from edge_ser.live.outputs.web import WebServer
+
+            outs.web = WebServer(s.web_host, s.web_port)
+            outs.add(outs.web)
+    except BaseException:
+        try:
+            outs.close()
+        except OutputError:
+            pass
+        raise
+    return outs
+
+
+__all__ = ["Output", "OutputError", "OutputSettings", "Outputs", "make_outputs"]

@@ -1,0 +1,186 @@
+"""Console output: a live probability table redrawn in place on a terminal, one line per update in a log.
+
+On a TTY the table is redrawn with two ANSI sequences (cursor up N lines, clear to end of screen), no
+curses: it works over SSH and on a Pi's serial console. When stdout is a file or pipe (systemd journal,
+`| tee`) every update is one self-contained line, so logs stay readable and greppable.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+from typing import TextIO
+
+from edge_ser.live.outputs import OutputError
+from edge_ser.live.result import SILENCE, LiveResult
+
+BLOCK_BARS = ("\u2588", "\u2591")
+"""Full block and light shade: a solid bar on a dimmed track, for UTF-8 terminals."""
+ASCII_BARS = ("#", ".")
+"""The same bars for terminals that cannot print Unicode (C locale, some serial consoles)."""
+
+_UP_AND_CLEAR = "\x1b[{n}F\x1b[J"
+"""CSI n F (cursor to the start of the line n lines up) then CSI J (erase to the end of the screen)."""
+
+
+def bar(p: float, width: int, chars: tuple[str, str] = ASCII_BARS) -> str:
+    """A text bar for probability `p` (clipped to 0..1): `width` characters, round(p * width) of them full."""
+    p = min(max(p, 0.0), 1.0) if math.isfinite(p) else 0.0  # NaN draws as an empty bar
+    n = round(p * width)
+    return chars[0] * n + chars[1] * (width - n)
+
+
+def _ms(x: float) -> str:
+    return f"{x:.1f}"
+
+
+def _level(x: float) -> str:
+    """dBFS as text; digital silence gives -inf (or NaN from an empty window), shown as "-inf"."""
+    return f"{x:.1f}" if math.isfinite(x) else "-inf"
+
+
+def _gate(result: LiveResult) -> str:
+    return "SPEECH" if result.speech else "silence"
+
+
+def format_table(
+    result: LiveResult, *, bar_width: int = 24, chars: tuple[str, str] = ASCII_BARS
+) -> list[str]:
+    """The TTY view of `result` as lines (no newlines): header, one row per class, the reported label,
+    stage times and overflows, then fallback and notes when present.
+
+    Rows show the smoothed probability as a bar and a number, and this window's raw probability; the row of
+    the reported label is marked with '>'. A column shows '-' when that vector is empty (silence windows).
+    """
+    mode = result.mode + (f" (fallback: {result.fallback})" if result.fallback else "")
+    lines = [
+        f"edge-ser live  t={result.t:8.2f}s  mode={mode}  {_gate(result)}  {_level(result.level_db)} dBFS"
+    ]
+    width = max([len(x) for x in result.labels] + [5])
+    lines.append(f"  {'label':<{width}}  {'smoothed':<{bar_width + 6}}  raw")
+    for i, name in enumerate(result.labels):
+        mark = ">" if name == result.label else " "
+        sm = result.smoothed[i] if i < len(result.smoothed) else None
+        raw = result.probs[i] if i < len(result.probs) else None
+        sm_txt = f"{bar(sm, bar_width, chars)} {sm:5.2f}" if sm is not None else f"{' ' * bar_width}     -"
+        raw_txt = f"{raw:4.2f}" if raw is not None else "   -"
+        lines.append(f"{mark} {name:<{width}}  {sm_txt}  {raw_txt}")
+    shown = result.label if result.label == SILENCE else f"{result.label} ({result.confidence:.2f})"
+    lines.append(f"  -> {shown}")
+    tm = result.times
+    lines.append(
+        f"  ms: capture {_ms(tm.capture)}  features {_ms(tm.features)}  face {_ms(tm.face)}  "
+        f"inference {_ms(tm.inference)}  total {_ms(tm.total)}   overflows {result.overflows}"
+    )
+    if result.notes:
+        lines.append("  notes: " + "; ".join(result.notes))
+    return lines
+
+
+def format_line(result: LiveResult) -> str:
+    """The log view of `result`: one line, `key=value` fields then `label=prob` pairs (smoothed).
+
+    Example: ``t=12.50 label=angry conf=0.81 speech fused level=-23.4dB | angry=0.81 calm=0.10 |
+    ms capture=1.2 features=3.4 face=2.0 inference=5.6 total=12.3 | overflows=0``
+    """
+    head = (
+        f"t={result.t:.2f} label={result.label} conf={result.confidence:.2f} "
+        f"{'speech' if result.speech else 'silence'} {result.mode} level={_level(result.level_db)}dB"
+    )
+    parts = [head]
+    if result.fallback:
+        parts[0] += f" fallback={result.fallback!r}"
+    if result.smoothed:
+        parts.append(" ".join(f"{n}={p:.2f}" for n, p in zip(result.labels, result.smoothed)))
+    tm = result.times
+    parts.append(
+        f"ms capture={_ms(tm.capture)} features={_ms(tm.features)} face={_ms(tm.face)} "
+        f"inference={_ms(tm.inference)} total={_ms(tm.total)}"
+    )
+    parts.append(f"overflows={result.overflows}")
+    if result.notes:
+        parts.append("notes=" + "; ".join(result.notes))
+    return " | ".join(parts)
+
+
+def _is_tty(stream: TextIO) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError, OSError):
+        return False
+
+
+def _wants_ascii(stream: TextIO) -> bool:
+    enc = (getattr(stream, "encoding", None) or "").lower().replace("-", "")
+    return enc not in ("utf8", "utf_8")
+
+
+class ConsoleOutput:
+    """Prints each result to `stream` (default stdout): the table in place on a TTY, one line otherwise.
+
+    tty: force the format (None: ask the stream). ascii_bars: force '#'/'.' bars (None: ASCII unless the
+    stream's encoding is UTF-8). bar_width: characters per bar. The stream is flushed after every update
+    and is not closed by `close()` (it belongs to the caller).
+    """
+
+    def __init__(
+        self,
+        stream: TextIO | None = None,
+        *,
+        tty: bool | None = None,
+        ascii_bars: bool | None = None,
+        bar_width: int = 24,
+    ) -> None:
+        self.stream = stream if stream is not None else sys.stdout
+        self.tty = _is_tty(self.stream) if tty is None else tty
+        use_ascii = _wants_ascii(self.stream) if ascii_bars is None else ascii_bars
+        self.chars = ASCII_BARS if use_ascii else BLOCK_BARS
+        self.bar_width = bar_width
+        self._drawn = 0  # lines of the table currently on screen (TTY mode)
+        self._closed = False
+
+    def _columns(self) -> int:
+        """Terminal width, or a huge number when unknown (not a terminal, or a pty whose size was never
+        set, which reports 0 columns): then lines are not cut."""
+        try:
+            cols = os.get_terminal_size(self.stream.fileno()).columns
+        except (AttributeError, ValueError, OSError):
+            return 10_000
+        return cols if cols > 0 else 10_000
+
+    def render(self, result: LiveResult) -> str:
+        """The exact text `emit` writes for `result` (including the ANSI redraw prefix on a TTY)."""
+        if not self.tty:
+            return format_line(result) + "\n"
+        cols = self._columns()
+        # lines are cut to the terminal width: a wrapped line would make the cursor-up count wrong
+        lines = [
+            ln[: max(cols - 1, 1)] for ln in format_table(result, bar_width=self.bar_width, chars=self.chars)
+        ]
+        prefix = _UP_AND_CLEAR.format(n=self._drawn) if self._drawn else ""
+        return prefix + "\n".join(lines) + "\n"
+
+    def emit(self, result: LiveResult) -> None:
+        if self._closed:
+            raise OutputError("console output is closed")
+        text = self.render(result)
+        try:
+            self.stream.write(text)  # one write per update: no half-drawn table, no flicker
+            self.stream.flush()
+        except (OSError, ValueError) as e:
+            raise OutputError(f"console: cannot write: {e}") from e
+        if self.tty:
+            self._drawn = text.count("\n")
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self.stream.flush()
+        except (OSError, ValueError):
+            pass  # stdout already gone (closed pipe): nothing left to flush
+
+
+__all__ = ["ASCII_BARS", "BLOCK_BARS", "ConsoleOutput", "bar", "format_line", "format_table"]

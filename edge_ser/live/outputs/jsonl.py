@@ -1,0 +1,150 @@
+"""JSON-lines output: one `LiveResult.to_dict()` per line, to a file or to stdout.
+
+Crash safety: each line goes to the OS in one `write` of the complete line (newline included) straight to
+the file descriptor, unbuffered, so a crash or SIGKILL leaves whole lines only; a reader that tails the
+file never sees half a record. `close()` fsyncs a file so the last results survive a power cut too (a Pi
+is often switched off at the plug). Reopening a damaged file in append mode first ends the torn last line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, TextIO
+
+from edge_ser.live.outputs import OutputError
+from edge_ser.live.outputs._json import result_json
+from edge_ser.live.result import LiveResult, StageTimes
+
+
+class JsonlOutput:
+    """Writes one JSON object per result to `target`: a path (created or replaced; appended to with
+    `append=True`) or an open text stream such as sys.stdout (flushed per line, never closed here).
+
+    fsync: on close, fsync a file target (default True). Raises OutputError when the file cannot be opened
+    or a write fails (disk full, closed pipe).
+    """
+
+    def __init__(self, target: str | Path | TextIO, *, append: bool = False, fsync: bool = True) -> None:
+        self._fd: int | None = None
+        self._stream: TextIO | None = None
+        self._fsync = fsync
+        self._closed = False
+        self.lines = 0
+        """Lines written so far."""
+        if isinstance(target, (str, Path)):
+            self.path: Path | None = Path(target)
+            flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC)
+            try:
+                self._fd = os.open(self.path, flags, 0o644)
+            except OSError as e:
+                raise OutputError(f"{self.path}: cannot open for JSON lines: {e.strerror}") from e
+            if append:
+                self._end_torn_line()
+        else:
+            self.path = None
+            self._stream = target
+
+    def _end_torn_line(self) -> None:
+        """If the file does not end with a newline (a writer died mid-line before this format was used, or
+        the file was edited), end that line so our first record starts on a line of its own."""
+        assert self._fd is not None and self.path is not None
+        size = os.fstat(self._fd).st_size
+        if size == 0:
+            return
+        with open(self.path, "rb") as f:
+            f.seek(size - 1)
+            if f.read(1) != b"\n":
+                self._write_bytes(b"\n")
+
+    def _write_bytes(self, data: bytes) -> None:
+        assert self._fd is not None
+        view = memoryview(data)
+        while view:  # a regular file takes it in one write; the loop only matters for pipes/FIFOs
+            n = os.write(self._fd, view)
+            view = view[n:]
+
+    def emit(self, result: LiveResult) -> None:
+        if self._closed:
+            raise OutputError("JSON-lines output is closed")
+        line = result_json(result) + "\n"
+        try:
+            if self._fd is not None:
+                self._write_bytes(line.encode("ascii"))  # result_json is ASCII-only
+            else:
+                assert self._stream is not None
+                self._stream.write(line)
+                self._stream.flush()
+        except (OSError, ValueError) as e:
+            where = self.path if self.path is not None else getattr(self._stream, "name", "stream")
+            raise OutputError(f"{where}: cannot write JSON line: {e}") from e
+        self.lines += 1
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._fd is not None:
+            try:
+                if self._fsync:
+                    os.fsync(self._fd)
+            except OSError:
+                pass  # not every file supports fsync (pipes, some FUSE mounts); the data is written already
+            finally:
+                os.close(self._fd)
+                self._fd = None
+        elif self._stream is not None:
+            try:
+                self._stream.flush()
+            except (OSError, ValueError):
+                pass  # closed pipe: every line was flushed when written
+
+    def __enter__(self) -> JsonlOutput:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def result_from_dict(d: dict[str, Any]) -> LiveResult:
+    """The LiveResult a JSON line encodes (lists back to tuples; a null level_db back to -inf)."""
+    times = StageTimes(**d.get("times", {}))
+    box = d.get("face_box")
+    size = d.get("frame_size")
+    level = d.get("level_db")
+    return LiveResult(
+        t=float(d["t"]),
+        labels=tuple(d["labels"]),
+        probs=tuple(d["probs"]),
+        smoothed=tuple(d["smoothed"]),
+        label=d["label"],
+        confidence=float(d["confidence"]),
+        speech=bool(d["speech"]),
+        level_db=float("-inf") if level is None else float(level),
+        mode=d["mode"],
+        fallback=d.get("fallback"),
+        face_box=tuple(box) if box is not None else None,
+        frame_size=tuple(size) if size is not None else None,
+        overflows=int(d.get("overflows", 0)),
+        times=times,
+        notes=tuple(d.get("notes", ())),
+    )
+
+
+def read_jsonl(path: str | Path) -> list[LiveResult]:
+    """Every result in a JSON-lines file written by `JsonlOutput`, in order (blank lines skipped).
+
+    Raises OutputError naming the file and quoting the line that is not a LiveResult record."""
+    out: list[LiveResult] = []
+    for raw in Path(path).read_text(encoding="utf-8").splitlines():
+        if not raw.strip():
+            continue
+        try:
+            out.append(result_from_dict(json.loads(raw)))
+        except (json.JSONDecodeError, KeyError, TypeError) as e:
+            raise OutputError(f"{path}: not a LiveResult JSON line: {raw[:80]!r} ({e})") from e
+    return out
+
+
+__all__ = ["JsonlOutput", "read_jsonl", "result_from_dict"]

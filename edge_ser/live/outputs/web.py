@@ -1,0 +1,403 @@
+"""A small local web page showing the live result, served by the process itself (standard library only).
+
+Routes: `/` one self-contained HTML page (inline CSS and JS, no external URL, so it works on a Pi with no
+internet and leaks nothing); `/events` a Server-Sent Events stream (`data: <json>\\n\\n` per result, a
+`: keep-alive` comment every few seconds so proxies and NATs keep the connection, `retry:` so the browser's
+EventSource reconnects by itself); `/latest` the last result as JSON (204 before the first).
+
+Never blocking the pipeline: `emit` encodes the result once and appends the bytes to each client's bounded
+queue (a deque that drops its oldest entry when full); each client's own handler thread writes to its
+socket. A browser tab on a slow Wi-Fi link therefore loses stale updates, never delays the audio loop.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import socket
+import sys
+import threading
+import time
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from edge_ser.errors import ConfigError
+from edge_ser.live.outputs import OutputError
+from edge_ser.live.outputs._json import result_json
+from edge_ser.live.outputs._palette import LABEL_COLORS, css_color
+from edge_ser.live.result import LiveResult
+
+_CLOSE = object()
+"""Queue sentinel: the server is closing, end the stream."""
+
+CSP = (
+    "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; connect-src 'self'; "
+    "img-src 'none'; base-uri 'none'; form-action 'none'"
+)
+"""Content-Security-Policy of the page: inline code only, network only back to this server."""
+
+
+class _Client:
+    """One `/events` connection: a bounded queue of encoded events and the socket to unblock on close."""
+
+    def __init__(self, sock: socket.socket, maxlen: int) -> None:
+        self.sock = sock
+        self.queue: collections.deque[Any] = collections.deque(maxlen=maxlen)
+        self.cond = threading.Condition()
+        self.dropped = 0
+        self.sent = 0
+        self.done = threading.Event()
+
+    def put(self, item: Any) -> None:
+        """Queue `item` without waiting; a full queue loses its oldest entry (counted in `dropped`)."""
+        with self.cond:
+            if len(self.queue) == self.queue.maxlen:
+                self.dropped += 1
+            self.queue.append(item)
+            self.cond.notify()
+
+    def get(self, timeout: float) -> Any:
+        """The next item, or None after `timeout` seconds without one (time for a keep-alive)."""
+        with self.cond:
+            if not self.queue:
+                self.cond.wait(timeout)
+            return self.queue.popleft() if self.queue else None
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    timeout = 10.0  # socket timeout: a request that never arrives or a client that stops reading is dropped
+    server_version = "edge-ser"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Silent: one access-log line per request would flood the console table."""
+
+    def do_GET(self) -> None:
+        path = self.path.split("?", 1)[0]
+        if path in ("/", "/index.html"):
+            self._send(HTTPStatus.OK, "text/html; charset=utf-8", self.server.owner.page)
+        elif path == "/latest":
+            latest = self.server.owner.latest_json()
+            if latest is None:
+                self._send(HTTPStatus.NO_CONTENT, "application/json", b"")
+            else:
+                self._send(HTTPStatus.OK, "application/json", latest.encode("ascii"))
+        elif path == "/events":
+            self._events()
+        elif path == "/favicon.ico":
+            self._send(HTTPStatus.NO_CONTENT, "image/x-icon", b"")
+        else:
+            self._send(HTTPStatus.NOT_FOUND, "text/plain; charset=utf-8", b"not found\n")
+
+    def _send(self, status: HTTPStatus, ctype: str, body: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        if ctype.startswith("text/html"):
+            self.send_header("Content-Security-Policy", CSP)
+        self.end_headers()
+        if body:
+            self.wfile.write(body)
+
+    def _events(self) -> None:
+        owner = self.server.owner
+        client, first = owner._register(self.connection)
+        if client is None:
+            self._send(HTTPStatus.SERVICE_UNAVAILABLE, "text/plain; charset=utf-8", b"closing\n")
+            return
+        try:
+            self.send_response(HTTPStatus.OK)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Cache-Control", "no-store")
+            self.send_header("X-Accel-Buffering", "no")  # nginx in front: do not buffer the stream
+            self.end_headers()
+            # retry: reconnect after 1 s; then the current state, so a new tab shows a result at once
+            self.wfile.write(b"retry: 1000\n\n" + (first or b""))
+            while True:
+                item = client.get(owner.keepalive_s)
+                if item is _CLOSE:
+                    break
+                self.wfile.write(item if item is not None else b": keep-alive\n\n")
+                if item is not None:
+                    client.sent += 1
+        except OSError:
+            pass  # the browser went away (tab closed, network lost): EventSource reconnects if it wants
+        finally:
+            owner._unregister(client)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True  # a stuck client thread never keeps the process alive
+    allow_reuse_address = True  # restart on the same port right after a stop (TIME_WAIT)
+    owner: WebServer
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that vanished mid-response is normal for a live page: no traceback for socket errors."""
+        if isinstance(sys.exc_info()[1], OSError):
+            return
+        super().handle_error(request, client_address)
+
+
+class WebServer:
+    """Serves the live page on `host:port` (port 0: a free port) from a background thread; an `Output`.
+
+    The server starts listening in the constructor (a taken port raises OutputError at once) and serves
+    until `close()`. queue_size: events kept per slow client before the oldest is dropped. keepalive_s:
+    seconds between keep-alive comments on an idle stream. Read the address from `url`.
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        queue_size: int = 8,
+        keepalive_s: float = 5.0,
+        title: str = "edge-ser live",
+    ) -> None:
+        if queue_size < 1:
+            raise ConfigError(f"queue_size must be >= 1, got {queue_size}")
+        if keepalive_s <= 0:
+            raise ConfigError(f"keepalive_s must be > 0, got {keepalive_s}")
+        self.queue_size = queue_size
+        self.keepalive_s = keepalive_s
+        self.page = render_page(title).encode("utf-8")
+        self._lock = threading.Lock()
+        self._clients: set[_Client] = set()
+        self._latest: str | None = None
+        self._seq = 0
+        self._closing = False
+        self._closed = False
+        self._dropped_gone = 0  # drops of clients that have disconnected
+        server_cls = (
+            type("_Server6", (_Server,), {"address_family": socket.AF_INET6}) if ":" in host else _Server
+        )
+        try:
+            self._httpd = server_cls((host, port), _Handler)
+        except OSError as e:
+            raise OutputError(f"web page: cannot listen on {host}:{port}: {e.strerror or e}") from e
+        self._httpd.owner = self
+        self.host = host
+        self.port = int(self._httpd.server_address[1])
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.1}, name="edge-ser-web", daemon=True
+        )
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        """The page's address, e.g. http://127.0.0.1:8765/ (a wildcard host shows as 127.0.0.1: on other
+        machines use this device's name or address with the same port)."""
+        host = "127.0.0.1" if self.host in ("", "0.0.0.0") else "::1" if self.host == "::" else self.host
+        return f"http://[{host}]:{self.port}/" if ":" in host else f"http://{host}:{self.port}/"
+
+    @property
+    def clients(self) -> int:
+        """Open `/events` streams right now."""
+        with self._lock:
+            return len(self._clients)
+
+    @property
+    def dropped(self) -> int:
+        """Events dropped for slow clients so far (disconnected clients included)."""
+        with self._lock:
+            return self._dropped_gone + sum(c.dropped for c in self._clients)
+
+    def latest_json(self) -> str | None:
+        """The last emitted result as a JSON string, or None before the first."""
+        with self._lock:
+            return self._latest
+
+    def _register(self, sock: socket.socket) -> tuple[_Client | None, bytes | None]:
+        """A new client and the current state as its first event, atomically (no update lost or doubled)."""
+        with self._lock:
+            if self._closing:
+                return None, None
+            client = _Client(sock, self.queue_size)
+            self._clients.add(client)
+            first = _event(self._seq, self._latest) if self._latest is not None else None
+            return client, first
+
+    def _unregister(self, client: _Client) -> None:
+        with self._lock:
+            self._clients.discard(client)
+            self._dropped_gone += client.dropped
+        client.done.set()
+
+    def emit(self, result: LiveResult) -> None:
+        """Send `result` to every open stream and keep it for `/latest`; never waits for a client."""
+        if self._closed or self._closing:
+            raise OutputError("web page server is closed")
+        data = result_json(result)
+        with self._lock:
+            self._seq += 1
+            self._latest = data
+            event = _event(self._seq, data)
+            clients = list(self._clients)
+        for c in clients:
+            c.put(event)
+
+    def close(self, timeout: float = 1.0) -> None:
+        """End every stream, stop serving and release the port; waits at most about `timeout` seconds for
+        streams to end before cutting their sockets (a client that stopped reading)."""
+        if self._closed:
+            return
+        with self._lock:
+            self._closing = True
+            clients = list(self._clients)
+        for c in clients:
+            c.put(_CLOSE)
+        self._httpd.shutdown()  # returns within one poll interval (0.1 s)
+        deadline = time.monotonic() + timeout
+        for c in clients:
+            if not c.done.wait(max(deadline - time.monotonic(), 0.0)):
+                try:
+                    c.sock.shutdown(socket.SHUT_RDWR)  # unblocks a write stuck on a full socket buffer
+                except OSError:
+                    pass
+        for c in clients:
+            c.done.wait(0.5)
+        self._httpd.server_close()
+        self._thread.join(timeout=1.0)
+        self._closed = True
+
+    def __enter__(self) -> WebServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _event(seq: int, data: str) -> bytes:
+    """One SSE message: `id` (so a reconnecting browser's Last-Event-ID is meaningful) and one data line
+    (`data` is single-line JSON, so no line splitting is needed)."""
+    return f"id: {seq}\ndata: {data}\n\n".encode("ascii")
+
+
+def render_page(title: str = "edge-ser live") -> str:
+    """The page `/` serves: all CSS and JS inline, label colours from the shared palette."""
+    colors = json.dumps({k: css_color(k) for k in LABEL_COLORS})
+    safe_title = title.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return _PAGE.replace("__TITLE__", safe_title).replace("__COLORS__", colors)
+
+
+_PAGE = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>__TITLE__</title>
+<style>
+  :root { color-scheme: dark; --c: #888; }
+  body { margin: 0; font: 16px/1.4 system-ui, -apple-system, "Segoe UI", sans-serif;
+         background: #121212; color: #eee; }
+  main { max-width: 760px; margin: 0 auto; padding: 16px 20px; }
+  header { display: flex; justify-content: space-between; color: #999; font-size: 14px; }
+  #status.live { color: #5c5; } #status.down { color: #e66; }
+  #label { font-size: clamp(56px, 16vw, 128px); font-weight: 800; text-align: center; line-height: 1.1;
+           margin: 18px 0 4px; color: var(--c); overflow-wrap: anywhere; }
+  #conf { text-align: center; font-size: 28px; color: #bbb; min-height: 1.4em; }
+  #bars { margin: 18px 0; }
+  .row { display: grid; grid-template-columns: 120px 1fr 60px; gap: 10px; align-items: center;
+         margin: 6px 0; }
+  .name { text-align: right; color: #bbb; } .row.on .name { color: #fff; font-weight: 700; }
+  .track { background: #2a2a2a; height: 20px; border-radius: 4px; overflow: hidden; }
+  .fill { height: 100%; width: 0; background: #777; transition: width .15s linear; }
+  .row.on .fill { background: var(--c); }
+  .pct { font-variant-numeric: tabular-nums; color: #bbb; }
+  #meta { display: flex; flex-wrap: wrap; gap: 8px 18px; color: #aaa; font-size: 14px; }
+  #meta b { color: #ddd; font-weight: 600; }
+  #notes { color: #e9b44c; font-size: 14px; margin-top: 8px; }
+  .stale #label, .stale #bars { opacity: .45; }
+</style>
+</head>
+<body>
+<main id="app">
+  <header><span>__TITLE__</span><span id="status">connecting&hellip;</span></header>
+  <div id="label">waiting&hellip;</div>
+  <div id="conf"></div>
+  <div id="bars"></div>
+  <div id="meta">
+    <span>mode <b id="mode">-</b></span>
+    <span>voice <b id="speech">-</b></span>
+    <span>level <b id="level">-</b></span>
+    <span>stream <b id="t">-</b></span>
+    <span>total <b id="total">-</b></span>
+    <span>overflows <b id="overflows">-</b></span>
+    <span>updated <b id="updated">never</b></span>
+  </div>
+  <div id="notes"></div>
+</main>
+<script>
+"use strict";
+const COLORS = __COLORS__;
+function color(label) {
+  const k = String(label).toLowerCase();
+  if (COLORS[k]) return COLORS[k];
+  let h = 0; for (const ch of k) h = (h * 31 + ch.charCodeAt(0)) >>> 0;
+  return "hsl(" + (h % 360) + ", 55%, 55%)";
+}
+const $ = (id) => document.getElementById(id);
+let rows = [], lastLabels = "", lastUpdate = 0;
+
+function buildBars(labels) {
+  const box = $("bars"); box.textContent = ""; rows = [];
+  for (const name of labels) {
+    const row = document.createElement("div"); row.className = "row";
+    const n = document.createElement("span"); n.className = "name"; n.textContent = name;
+    const track = document.createElement("div"); track.className = "track";
+    const fill = document.createElement("div"); fill.className = "fill"; track.appendChild(fill);
+    const pct = document.createElement("span"); pct.className = "pct";
+    row.append(n, track, pct); box.appendChild(row);
+    row.style.setProperty("--c", color(name));
+    rows.push({ name, row, fill, pct });
+  }
+}
+
+function render(r) {
+  const key = r.labels.join("\\u0000");
+  if (key !== lastLabels) { buildBars(r.labels); lastLabels = key; }
+  const probs = (r.smoothed && r.smoothed.length) ? r.smoothed : r.probs;
+  rows.forEach((x, i) => {
+    const p = probs && i < probs.length ? probs[i] : 0;
+    x.fill.style.width = (Math.max(0, Math.min(1, p)) * 100).toFixed(1) + "%";
+    x.pct.textContent = probs && i < probs.length ? (p * 100).toFixed(0) + " %" : "-";
+    x.row.classList.toggle("on", x.name === r.label);
+  });
+  document.documentElement.style.setProperty("--c", color(r.label));
+  $("label").textContent = r.label;
+  document.body.dataset.label = r.label;
+  $("conf").textContent = r.label === "silence" ? "" : (r.confidence * 100).toFixed(0) + " %";
+  $("mode").textContent = r.mode + (r.fallback ? " (" + r.fallback + ")" : "");
+  $("speech").textContent = r.speech ? "speech" : "silence";
+  $("level").textContent = (r.level_db === null ? "-inf" : r.level_db.toFixed(1)) + " dBFS";
+  $("t").textContent = r.t.toFixed(2) + " s";
+  $("total").textContent = r.times ? r.times.total.toFixed(1) + " ms" : "-";
+  $("overflows").textContent = String(r.overflows);
+  $("notes").textContent = (r.notes || []).join(" \\u00b7 ");
+  lastUpdate = Date.now();
+  $("updated").textContent = new Date(lastUpdate).toLocaleTimeString();
+  $("app").classList.remove("stale");
+}
+
+function setStatus(text, cls) { const s = $("status"); s.textContent = text; s.className = cls; }
+const es = new EventSource("events");
+es.onopen = () => setStatus("live", "live");
+es.onerror = () => setStatus("reconnecting\\u2026", "down");
+es.onmessage = (e) => { try { render(JSON.parse(e.data)); } catch (err) { setStatus("bad data", "down"); } };
+setInterval(() => {
+  if (!lastUpdate) return;
+  const age = (Date.now() - lastUpdate) / 1000;
+  if (age > 3) {
+    $("updated").textContent = new Date(lastUpdate).toLocaleTimeString() + " (" + age.toFixed(0) + " s ago)";
+    $("app").classList.add("stale");
+  }
+}, 1000);
+</script>
+</body>
+</html>
+"""
+
+__all__ = ["CSP", "WebServer", "render_page"]

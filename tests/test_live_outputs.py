@@ -1,0 +1,639 @@
+"""Live outputs: console table, JSON lines, OpenCV overlay, the local web page (also in headless Chromium),
+and clean stops on SIGINT / SIGTERM."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import queue
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge_ser.errors import ConfigError
+from edge_ser.live.outputs import Output, OutputError, Outputs, OutputSettings, make_outputs
+from edge_ser.live.outputs._json import result_json
+from edge_ser.live.outputs.console import ConsoleOutput, bar, format_line, format_table
+from edge_ser.live.outputs.jsonl import JsonlOutput, read_jsonl
+from edge_ser.live.outputs.overlay import (
+    OverlayWindow,
+    blank_frame,
+    display_status,
+    draw_overlay,
+    label_color,
+    overlay_layout,
+)
+from edge_ser.live.outputs.web import WebServer
+from edge_ser.live.result import SILENCE, LiveResult, StageTimes
+from edge_ser.live.signals import StopFlag
+
+REPO = Path(__file__).resolve().parents[1]
+LABELS = ("angry", "happy", "sad", "neutral")
+
+
+def make_result(t: float = 1.0, label: str = "angry", *, speech: bool = True, **kw) -> LiveResult:
+    """A fused-mode result with `label` on top (0.8), or a silence window when speech=False."""
+    if not speech:
+        base = {"t": t, "labels": LABELS, "probs": (), "smoothed": (), "label": SILENCE, "confidence": 0.0}
+        base |= {"speech": False, "level_db": float("-inf"), "mode": "audio"}
+    else:
+        sm = tuple(0.8 if x == label else 0.2 / 3 for x in LABELS)
+        base = {"t": t, "labels": LABELS, "probs": sm, "smoothed": sm, "label": label, "confidence": 0.8}
+        base |= {"speech": True, "level_db": -21.5, "mode": "fused", "face_box": (200, 120, 160, 160)}
+        base |= {"frame_size": (640, 480), "times": StageTimes(1.0, 3.0, 2.0, 4.0, 10.0)}
+    base.update(kw)
+    return LiveResult(**base)
+
+
+# -- console -----------------------------------------------------------------------------------------------
+def test_console_log_format_is_one_line_per_update() -> None:
+    buf = io.StringIO()
+    con = ConsoleOutput(buf)
+    assert not con.tty and isinstance(con, Output)
+    for i in range(3):
+        con.emit(make_result(t=i * 0.5))
+    con.emit(make_result(t=2.0, speech=False, notes=("camera lost",)))
+    con.close()
+    lines = buf.getvalue().splitlines()
+    assert len(lines) == 4 and "\x1b" not in buf.getvalue()
+    assert lines[1].startswith("t=0.50 label=angry conf=0.80 speech fused level=-21.5dB")
+    assert "angry=0.80 happy=0.07" in lines[1]
+    assert "total=10.0" in lines[1] and "overflows=0" in lines[1]
+    assert "label=silence" in lines[3] and "level=-infdB" in lines[3] and "notes=camera lost" in lines[3]
+    with pytest.raises(OutputError):
+        con.emit(make_result())
+
+
+def test_console_tty_table_redraws_in_place() -> None:
+    buf = io.StringIO()
+    con = ConsoleOutput(buf, tty=True, ascii_bars=True, bar_width=20)
+    con.emit(make_result(fallback="no face seen", mode="audio", overflows=3))
+    first = buf.getvalue()
+    n = first.count("\n")
+    assert not first.startswith("\x1b")
+    assert "mode=audio (fallback: no face seen)" in first and "SPEECH" in first and "overflows 3" in first
+    row = next(x for x in first.splitlines() if x.startswith("> angry"))
+    assert "#" * 16 + "." * 4 + "  0.80" in row  # round(0.8 * 20) full characters
+    assert "-> angry (0.80)" in first and "inference 4.0" in first
+    con.emit(make_result(t=2.0, label="sad"))
+    second = buf.getvalue()[len(first) :]
+    assert second.startswith(f"\x1b[{n}F\x1b[J")  # up over the previous table, clear, redraw
+    assert "> sad" in second
+
+
+@pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs a POSIX pseudo-terminal")
+def test_console_fits_a_real_terminal() -> None:
+    import fcntl
+    import struct
+    import termios
+
+    master, slave = os.openpty()
+    try:
+        with open(slave, "w", encoding="utf-8", closefd=False) as tty:
+            con = ConsoleOutput(tty)
+            assert con.tty  # asked the stream itself
+            assert con._columns() == 10_000  # a pty with no size reports 0 columns: do not cut to nothing
+            fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 40, 0, 0))
+            text = con.render(make_result())
+            assert max(len(x) for x in text.splitlines()) == 39  # cut: a wrapped line breaks the redraw
+    finally:
+        os.close(slave)
+        os.close(master)
+
+
+def test_console_silence_and_bars() -> None:
+    lines = format_table(make_result(speech=False), bar_width=10)
+    assert "silence" in lines[0] and "-inf dBFS" in lines[0]
+    assert any(x.startswith("  angry") and x.rstrip().endswith("-") for x in lines)
+    assert lines[-2] == "  -> silence"
+    assert bar(0.5, 4) == "##.." and bar(float("nan"), 3) == "..." and bar(2.0, 2) == "##"
+    assert "label=silence" in format_line(make_result(speech=False))
+    utf8 = ConsoleOutput(io.TextIOWrapper(io.BytesIO(), encoding="utf-8"), tty=True)
+    ascii_ = ConsoleOutput(io.TextIOWrapper(io.BytesIO(), encoding="ascii"), tty=True)
+    assert utf8.chars[0] == "\u2588" and ascii_.chars[0] == "#"
+    ascii_.emit(make_result())  # no UnicodeEncodeError on a C-locale terminal
+
+
+# -- JSON lines --------------------------------------------------------------------------------------------
+def test_jsonl_round_trip(tmp_path: Path) -> None:
+    path = tmp_path / "live.jsonl"
+    results = [make_result(t=i / 4, label=LABELS[i % 4]) for i in range(10)] + [
+        make_result(t=3.0, speech=False)
+    ]
+    with JsonlOutput(path) as out:
+        for r in results:
+            out.emit(r)
+            assert path.read_bytes().endswith(b"\n")  # written and flushed per line, before close
+    raw = path.read_text().splitlines()
+    assert len(raw) == 11 and all(json.loads(x)["labels"] == list(LABELS) for x in raw)
+    assert json.loads(raw[-1])["level_db"] is None  # -inf is not JSON: strict parsers get null
+    assert read_jsonl(path) == results
+    with pytest.raises(OutputError):
+        out.emit(results[0])
+
+
+def test_jsonl_stdout_append_and_errors(tmp_path: Path) -> None:
+    buf = io.StringIO()
+    out = JsonlOutput(buf)
+    out.emit(make_result())
+    out.close()
+    assert json.loads(buf.getvalue())["label"] == "angry" and buf.getvalue().count("\n") == 1
+    path = tmp_path / "torn.jsonl"
+    path.write_text('{"t": 1.0, "lab')  # a writer that died mid-line
+    with JsonlOutput(path, append=True) as out:
+        out.emit(make_result(t=5.0))
+    lines = path.read_text().splitlines()
+    assert lines[0] == '{"t": 1.0, "lab' and json.loads(lines[1])["t"] == 5.0
+    with pytest.raises(OutputError, match="cannot open"):
+        JsonlOutput(tmp_path / "no" / "such" / "dir.jsonl")
+
+
+def test_jsonl_never_leaves_half_a_line_when_killed(tmp_path: Path) -> None:
+    path = tmp_path / "killed.jsonl"
+    script = textwrap.dedent(
+        f"""
+        from edge_ser.live.outputs.jsonl import JsonlOutput
+        from edge_ser.live.result import LiveResult
+        labels = tuple(f"class{{i}}" for i in range(40))  # ~1.5 KB lines
+        out = JsonlOutput({str(path)!r})
+        i = 0
+        while True:
+            out.emit(LiveResult(t=i, labels=labels, probs=(0.025,) * 40, smoothed=(0.025,) * 40,
+                                label="class0", confidence=0.025, speech=True, level_db=-20.0, mode="audio"))
+            i += 1
+            if i == 200:
+                print("ready", flush=True)
+        """
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    assert proc.stdout.readline().strip() == "ready"
+    time.sleep(0.2)
+    proc.kill()  # SIGKILL: no handler, no flush, no close
+    proc.wait(10)
+    data = path.read_bytes()
+    assert data.endswith(b"\n")
+    lines = data.decode().splitlines()
+    assert len(lines) >= 200 and all(json.loads(x)["label"] == "class0" for x in lines)
+
+
+# -- overlay -----------------------------------------------------------------------------------------------
+def _changed(a: np.ndarray, b: np.ndarray) -> int:
+    return int(np.any(a != b, axis=-1).sum())
+
+
+def test_overlay_draws_box_label_and_bars() -> None:
+    res = make_result(face_box=(640, 360, 320, 320), frame_size=(1280, 720))
+    frame = np.full((360, 640, 3), 128, np.uint8)  # a half-size preview of a 1280x720 camera frame
+    before = frame.copy()
+    out = draw_overlay(frame, res)
+    assert out is frame
+    lay = overlay_layout(640, 360, res)
+    assert lay.box == (320, 180, 160, 160)  # scaled to the preview
+    x, y, w, h = lay.box
+    angry = np.array(label_color("angry"), np.uint8)
+    for py, px in ((y, x + w // 2), (y + h, x + w // 2), (y + h // 2, x), (y + h // 2, x + w)):
+        assert np.array_equal(frame[py, px], angry), (py, px)  # all four sides of the box
+    tag = frame[y - 22 : y - 4, x : x + 60]  # the "angry 0.80" tag above the box: its colour, black text
+    assert np.all(tag == angry, axis=-1).mean() > 0.3 and np.all(tag == 0, axis=-1).mean() > 0.1
+    bx, by, bw, bh = lay.bars[0]  # angry: 0.8
+    filled = frame[by + bh // 2, bx + 1 : bx + int(0.8 * bw) - 1]
+    assert np.all(filled == label_color("angry"))
+    tx, ty, tw, th = lay.bars[1]  # happy: 0.067 -> the right part of its track stays background
+    track = frame[ty + 2 : ty + th - 2, tx + tw // 2 : tx + tw - 2]
+    assert np.all(track == track[0, 0]) and not np.array_equal(track[0, 0], label_color("angry"))
+    # the inside of the face box is untouched: the overlay never hides the face
+    assert (
+        _changed(
+            frame[y + 10 : y + h - 10, x + 10 : x + w - 10], before[y + 10 : y + h - 10, x + 10 : x + w - 10]
+        )
+        == 0
+    )
+
+
+def test_overlay_without_face_on_blank_canvas_and_bad_frames() -> None:
+    img = blank_frame((320, 240))
+    before = img.copy()
+    draw_overlay(img, make_result(speech=False))  # silence: header and empty tracks, no box
+    assert _changed(img, before) > 0
+    with pytest.raises(ConfigError, match="BGR uint8"):
+        draw_overlay(np.zeros((10, 10), np.uint8), make_result())
+    with pytest.raises(ConfigError):
+        draw_overlay(np.zeros((10, 10, 3), np.float32), make_result())
+
+
+def test_overlay_window_is_quiet_without_a_display() -> None:
+    ok, reason = display_status(environ={})
+    assert not ok and reason
+    notices = io.StringIO()
+    win = OverlayWindow(notice_stream=notices)
+    if win.available:  # a desktop with a GUI OpenCV: the rest of this test is about headless machines
+        win.close()
+        pytest.skip("this machine can open OpenCV windows")
+    frame = np.zeros((240, 320, 3), np.uint8)
+    win.update_frame(frame)
+    for i in range(5):
+        win.emit(make_result(t=i))
+    assert notices.getvalue().count("overlay window off") == 1 and win.reason in notices.getvalue()
+    assert _changed(win.render(make_result()), frame) > 0 and not frame.any()  # drew on a copy
+    win.close()
+    win.close()
+    with pytest.raises(OutputError):
+        win.emit(make_result())
+
+
+# -- web page ----------------------------------------------------------------------------------------------
+def _get(url: str) -> tuple[int, dict[str, str], bytes]:
+    with urllib.request.urlopen(url, timeout=5) as r:
+        return r.status, dict(r.headers), r.read()
+
+
+class SSEReader:
+    """Reads an /events stream on a thread: `events` gets each data payload (parsed), `comments` each
+    comment line; `ended` is set at end of stream."""
+
+    def __init__(self, url: str) -> None:
+        self.events: queue.Queue = queue.Queue()
+        self.comments: queue.Queue = queue.Queue()
+        self.ended = threading.Event()
+        self.resp = urllib.request.urlopen(url + "events", timeout=10)
+        assert self.resp.headers["Content-Type"] == "text/event-stream"
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            for raw in self.resp:
+                line = raw.decode().rstrip("\n")
+                if line.startswith("data: "):
+                    self.events.put(json.loads(line[6:]))
+                elif line.startswith(":"):
+                    self.comments.put(line)
+        except OSError:
+            pass
+        finally:
+            self.ended.set()
+
+    def next(self, timeout: float = 3.0) -> dict:
+        return self.events.get(timeout=timeout)
+
+
+def _wait_clients(web: WebServer, n: int) -> None:
+    end = time.monotonic() + 5
+    while web.clients < n:
+        assert time.monotonic() < end, f"{web.clients} of {n} clients connected"
+        time.sleep(0.01)
+
+
+def test_web_page_is_self_contained() -> None:
+    with WebServer() as web:
+        assert web.url == f"http://127.0.0.1:{web.port}/"
+        status, headers, body = _get(web.url)
+        html = body.decode()
+        assert status == 200 and headers["Content-Type"].startswith("text/html")
+        assert "connect-src 'self'" in headers["Content-Security-Policy"]
+        assert "http://" not in html and "https://" not in html
+        assert "<script src" not in html and "<link" not in html and "@import" not in html
+        assert 'new EventSource("events")' in html and 'id="label"' in html
+        with pytest.raises(urllib.error.HTTPError) as e:
+            _get(web.url + "nothing-here")
+        assert e.value.code == 404
+
+
+def test_web_latest_and_events() -> None:
+    with WebServer() as web:
+        assert _get(web.url + "latest")[0] == 204  # nothing emitted yet
+        readers = [SSEReader(web.url) for _ in range(3)]
+        _wait_clients(web, 3)
+        res = make_result(label="happy", speech=True)
+        web.emit(res)
+        for r in readers:
+            assert r.next() == json.loads(result_json(res))
+        status, headers, body = _get(web.url + "latest")
+        assert status == 200 and headers["Content-Type"] == "application/json"
+        assert json.loads(body)["label"] == "happy"
+        late = SSEReader(web.url)  # a new tab gets the current state at once
+        assert late.next()["label"] == "happy"
+        web.emit(make_result(t=2.0, speech=False))  # -inf level: valid JSON (null) on the wire
+        for r in readers + [late]:
+            got = r.next()
+            assert got["label"] == SILENCE and got["level_db"] is None
+
+
+def test_web_keepalive_comments() -> None:
+    with WebServer(keepalive_s=0.1) as web:
+        r = SSEReader(web.url)
+        assert r.comments.get(timeout=2) == ": keep-alive"
+
+
+def test_web_slow_client_never_blocks_emit_and_close_is_prompt() -> None:
+    web = WebServer(queue_size=4)
+    slow = socket.socket()
+    slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # fills after a few events
+    slow.connect(("127.0.0.1", web.port))
+    slow.sendall(b"GET /events HTTP/1.1\r\nHost: x\r\n\r\n")  # ... and never reads
+    fast = SSEReader(web.url)
+    _wait_clients(web, 2)
+    labels = tuple(f"c{i}" for i in range(60))  # ~2 KB per event
+    costs = []
+    for i in range(2000):
+        res = LiveResult(
+            t=float(i),
+            labels=labels,
+            probs=(1 / 60,) * 60,
+            smoothed=(1 / 60,) * 60,
+            label="c0",
+            confidence=1 / 60,
+            speech=True,
+            level_db=-20.0,
+            mode="audio",
+        )
+        t0 = time.perf_counter()
+        web.emit(res)
+        costs.append(time.perf_counter() - t0)
+    assert max(costs) < 0.05, f"an emit waited {max(costs) * 1e3:.1f} ms"
+    last = None
+    while last is None or last["t"] != 1999.0:  # the fast client keeps up and sees the last update
+        last = fast.next(timeout=5)
+    assert web.dropped > 0  # the slow client lost stale updates instead
+    t0 = time.monotonic()
+    web.close()
+    took = time.monotonic() - t0
+    assert took < 1.5, f"close took {took:.2f} s"
+    assert fast.ended.wait(2)
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", web.port), timeout=1).close()
+    with pytest.raises(OutputError):
+        web.emit(make_result())
+    slow.close()
+    web.close()  # idempotent
+
+
+def test_web_emit_cost_scales_with_clients() -> None:
+    """Emit cost per update with 0, 1 and 10 connected clients (printed for the record; bound is generous)."""
+    with WebServer() as web:
+        results = [make_result(t=i / 10) for i in range(500)]  # fresh objects: JSON encoding is counted
+        costs = {}
+        readers = []
+        for n in (0, 1, 10):  # streams stay open: the server ends them on close
+            readers += [SSEReader(web.url) for _ in range(n - len(readers))]
+            _wait_clients(web, n)
+            t0 = time.perf_counter()
+            for res in results:
+                web.emit(res)
+            costs[n] = (time.perf_counter() - t0) / len(results)
+        print(
+            "web emit per update: "
+            + ", ".join(f"{c * 1e6:.0f} us with {n} clients" for n, c in costs.items())
+        )
+        assert costs[10] < 0.002
+
+
+def test_web_port_taken_is_an_output_error() -> None:
+    with WebServer() as web, pytest.raises(OutputError, match="cannot listen"):
+        WebServer(port=web.port)
+
+
+# -- the page in headless Chromium (W3C WebDriver over chromedriver's HTTP API: stdlib only) ---------------
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = shutil.which("chromedriver")
+
+
+class WebDriver:
+    """The few W3C WebDriver commands the test needs, spoken to chromedriver with urllib."""
+
+    def __init__(self, driver: str, browser: str, size: tuple[int, int] = (900, 700)) -> None:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        self.proc = subprocess.Popen(
+            [driver, f"--port={port}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        self.base = f"http://127.0.0.1:{port}"
+        end = time.monotonic() + 10
+        while True:
+            try:
+                self._call("GET", "/status")
+                break
+            except OSError:
+                if time.monotonic() > end:
+                    self.proc.kill()
+                    raise
+                time.sleep(0.05)
+        args = [
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            f"--window-size={size[0]},{size[1]}",
+        ]
+        caps = {
+            "capabilities": {
+                "alwaysMatch": {
+                    "browserName": "chrome",
+                    "goog:chromeOptions": {"binary": browser, "args": args},
+                }
+            }
+        }
+        self.session = f"/session/{self._call('POST', '/session', caps)['sessionId']}"
+
+    def _call(self, method: str, path: str, body: dict | None = None):
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(
+            self.base + path, data=data, method=method, headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return json.loads(r.read())["value"]
+
+    def get(self, url: str) -> None:
+        self._call("POST", self.session + "/url", {"url": url})
+
+    def text(self, css: str) -> str:
+        el = self._call("POST", self.session + "/element", {"using": "css selector", "value": css})
+        return self._call("GET", f"{self.session}/element/{next(iter(el.values()))}/text")
+
+    def screenshot(self) -> bytes:
+        return base64.b64decode(self._call("GET", self.session + "/screenshot"))
+
+    def quit(self) -> None:
+        try:
+            self._call("DELETE", self.session)
+        finally:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+
+@pytest.mark.skipif(
+    CHROMIUM is None or CHROMEDRIVER is None,
+    reason="headless page test needs Chromium and its driver: apt-get install chromium chromium-driver",
+)
+def test_page_in_headless_chromium_shows_the_label(tmp_path: Path) -> None:
+    import cv2
+
+    with WebServer() as web:
+        drv = WebDriver(CHROMEDRIVER, CHROMIUM)
+        try:
+            drv.get(web.url)
+            _wait_clients(web, 1)  # the page's EventSource is connected
+            assert drv.text("#label") == "waiting\u2026"  # nothing emitted yet: what follows came over SSE
+            web.emit(make_result(label="angry"))
+            end = time.monotonic() + 10
+            while drv.text("#label") != "angry":
+                assert time.monotonic() < end, f"page shows {drv.text('#label')!r}"
+                time.sleep(0.05)
+            assert drv.text("#conf") == "80 %" and drv.text("#mode") == "fused"
+            assert drv.text("#speech") == "speech" and drv.text("#status") == "live"
+            assert "angry" in drv.text("#bars") and drv.text("#updated") != "never"
+            time.sleep(0.3)  # let the bars' 0.15 s width transition finish before the picture
+            png = drv.screenshot()
+        finally:
+            drv.quit()
+    shot = tmp_path / "live_page_angry.png"
+    shot.write_bytes(png)
+    keep = os.environ.get("EDGE_SER_ARTIFACTS")
+    if keep:
+        Path(keep).mkdir(parents=True, exist_ok=True)
+        shutil.copy(shot, Path(keep) / shot.name)
+    print(f"screenshot: {shot}")
+    img = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
+    assert img is not None and img.shape[1] == 900
+    assert img.std() > 10  # not blank
+    # the big label is drawn in angry's colour: thousands of pixels of it in the upper half
+    near = np.abs(img.astype(int) - np.array(label_color("angry"))).sum(axis=-1) < 60
+    assert near[: img.shape[0] // 2].sum() > 2000
+
+
+# -- outputs factory ---------------------------------------------------------------------------------------
+def test_make_outputs_routes_streams() -> None:
+    out, err = io.StringIO(), io.StringIO()
+    with make_outputs(OutputSettings(jsonl="-", web=True), stdout=out, stderr=err) as outs:
+        assert outs.web is not None and outs.web.url.startswith("http://127.0.0.1:")
+        outs.emit(make_result())
+        assert json.loads(_get(outs.web.url + "latest")[2])["label"] == "angry"
+    assert json.loads(out.getvalue())["label"] == "angry"  # stdout holds JSON only ...
+    assert err.getvalue().startswith("t=1.00 label=angry")  # ... the table went to stderr
+    assert OutputSettings.from_dict({}) == OutputSettings()
+    assert OutputSettings.from_dict(OutputSettings(web=True).to_dict()).web
+    with pytest.raises(ConfigError, match="unknown output settings"):
+        OutputSettings.from_dict({"colour": True})
+    with pytest.raises(ConfigError):
+        OutputSettings(web_port=70000)
+
+
+def test_fan_out_feeds_everyone_then_reports() -> None:
+    class Broken:
+        def emit(self, result: LiveResult) -> None:
+            raise OSError("disk full")
+
+        def close(self) -> None:
+            raise OSError("still full")
+
+    buf = io.StringIO()
+    outs = Outputs([Broken(), ConsoleOutput(buf)])
+    with pytest.raises(OutputError, match="disk full"):
+        outs.emit(make_result())
+    assert "label=angry" in buf.getvalue()  # the console still got it
+    with pytest.raises(OutputError, match="still full"):
+        outs.close()
+
+
+# -- signals -----------------------------------------------------------------------------------------------
+def test_stop_flag_catches_sigterm_and_restores_handlers() -> None:
+    before = signal.getsignal(signal.SIGTERM)
+    with StopFlag(message=None) as stop:
+        assert stop.installed and signal.getsignal(signal.SIGTERM) == stop._handle
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert stop.wait(2) and stop.signal_name == "SIGTERM"
+    assert signal.getsignal(signal.SIGTERM) == before
+    box = []
+    t = threading.Thread(target=lambda: box.append(StopFlag().install()))
+    t.start()
+    t.join()
+    assert not box[0].installed  # signals belong to the main thread: no handler, set() still works
+    box[0].set()
+    assert box[0].is_set() and box[0].wait(0)
+
+
+LOOP = textwrap.dedent(
+    """
+    import sys
+    from edge_ser.live.outputs import OutputSettings, make_outputs
+    from edge_ser.live.result import LiveResult
+    from edge_ser.live.signals import StopFlag
+    obey = sys.argv[2] == "obey"
+    n = 0
+    settings = OutputSettings(console=False, jsonl=sys.argv[1], web=True)
+    with StopFlag() as stop, make_outputs(settings) as outs:
+        while True:
+            if stop.is_set():
+                if obey:
+                    break
+                print("ignoring", flush=True)
+                while True:
+                    stop.wait(0.01)
+            outs.emit(LiveResult(t=n / 10, labels=("a", "b"), probs=(0.9, 0.1), smoothed=(0.9, 0.1),
+                                 label="a", confidence=0.9, speech=True, level_db=-20.0, mode="audio"))
+            n += 1
+            if n == 3:
+                print("ready", flush=True)
+            stop.wait(0.005)
+    print(f"emitted {n} by {stop.signal_name}", flush=True)
+    """
+)
+
+
+def _loop(tmp_path: Path, mode: str) -> tuple[subprocess.Popen, Path]:
+    path = tmp_path / f"{mode}.jsonl"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", LOOP, str(path), mode],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    assert proc.stdout.readline().strip() == "ready", proc.stderr.read()
+    return proc, path
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_stops_cleanly_with_results_flushed(tmp_path: Path, sig: int) -> None:
+    proc, path = _loop(tmp_path, "obey")
+    time.sleep(0.1)
+    t0 = time.monotonic()
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0, err
+    assert time.monotonic() - t0 < 3  # web server included: streams end promptly
+    n = int(out.split()[1])
+    assert out.strip().endswith(f"by {signal.Signals(sig).name}")
+    lines = path.read_text().splitlines()
+    assert len(lines) == n and path.read_bytes().endswith(b"\n")  # every result, the last one included
+    assert json.loads(lines[-1])["t"] == pytest.approx((n - 1) / 10)
+    assert "stopping" in err and "Traceback" not in err
+
+
+def test_second_ctrl_c_forces_exit(tmp_path: Path) -> None:
+    proc, path = _loop(tmp_path, "ignore")
+    proc.send_signal(signal.SIGINT)
+    assert proc.stdout.readline().strip() == "ignoring"  # the first one was only a request
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=10)
+    assert proc.returncode == 130 and "forced exit" in err
+    assert all(json.loads(x) for x in path.read_text().splitlines())  # whole lines only
