@@ -1,0 +1,805 @@
+"""Live capture sources: the audio ring, back-off, file sources, the camera on a real file / a missing device,
+and the microphone through the real sounddevice -> PortAudio -> ALSA -> PulseAudio path, against a private
+PulseAudio server with a null sink started by a fixture (skipped, with the reason, where one cannot run)."""
+
+from __future__ import annotations
+
+import importlib.abc
+import importlib.machinery
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from edge_ser.audio import load, write_wav
+from edge_ser.errors import AudioFormatError, ConfigError, MissingDependencyError, VideoFormatError
+from edge_ser.live.backoff import Backoff, RetryTimer
+from edge_ser.live.camera import (
+    CameraConfig,
+    CameraSource,
+    gstreamer_pipeline_for_jetson_csi,
+    gstreamer_pipeline_for_pi,
+    resolve_backend,
+    source_kind,
+)
+from edge_ser.live.files import VideoFileSource, WavSource
+from edge_ser.live.mic import (
+    DeviceUnavailableError,
+    MicConfig,
+    MicSource,
+    PortAudioMissingError,
+    import_sounddevice,
+)
+from edge_ser.live.ring import AudioRing
+from edge_ser.live.sources import AudioSource, Frame, FrameSource, LatestFrame
+
+cv2 = pytest.importorskip("cv2")
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+def ramp(start: int, n: int, channels: int = 1) -> np.ndarray:
+    """Samples whose value is their absolute index (exact in float32 below 2**24)."""
+    x = np.arange(start, start + n, dtype=np.float32)
+    return x if channels == 1 else np.repeat(x[:, None], channels, axis=1)
+
+
+def tone(freq: float, sr: int, seconds: float, amp: float = 0.5) -> np.ndarray:
+    t = np.arange(int(sr * seconds)) / sr
+    return (amp * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+def peak_hz(y: np.ndarray, sr: int) -> float:
+    spec = np.abs(np.fft.rfft(y * np.hanning(len(y))))
+    return float(np.fft.rfftfreq(len(y), 1 / sr)[int(spec.argmax())])
+
+
+def indexed_image(i: int, size: tuple[int, int] = (160, 120)) -> np.ndarray:
+    """A BGR frame that tells its index (0..255) after JPEG: left half (i // 16) * 16 + 8, right half
+    (i % 16) * 16 + 8, each level 16 apart so compression noise cannot change it."""
+    w, h = size
+    image = np.empty((h, w, 3), np.uint8)
+    image[:, : w // 2] = (i // 16 % 16) * 16 + 8
+    image[:, w // 2 :] = (i % 16) * 16 + 8
+    return image
+
+
+def write_indexed_video(path: Path, n: int, size: tuple[int, int] = (160, 120), fps: float = 25.0) -> Path:
+    """An MJPG AVI whose frame i is indexed_image(i)."""
+    w, h = size
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (w, h))
+    assert writer.isOpened()
+    for i in range(n):
+        writer.write(indexed_image(i, size))
+    writer.release()
+    return path
+
+
+def index_of(image: np.ndarray) -> int:
+    w = image.shape[1]
+    hi, lo = (round((float(part.mean()) - 8) / 16) for part in (image[:, : w // 4], image[:, -w // 4 :]))
+    return hi * 16 + lo
+
+
+# ---------------------------------------------------------------------------------------------- ring
+def test_ring_wraps_around_in_order() -> None:
+    ring = AudioRing(8)
+    ring.write(ramp(0, 5))
+    assert ring.read_new().tolist() == list(range(5))
+    ring.write(ramp(5, 6))  # positions 5, 6, 7, 0, 1, 2: wraps
+    assert ring.read_new().tolist() == list(range(5, 11))
+    assert (ring.total_written, ring.read_pos, ring.overflows, ring.lost_samples) == (11, 11, 0, 0)
+    assert ring.read_new().size == 0
+
+
+def test_ring_overflow_counts_event_and_lost_samples() -> None:
+    ring = AudioRing(8)
+    ring.write(ramp(0, 5))
+    ring.write(ramp(5, 6))  # 11 unread in a ring of 8: samples 0..2 overwritten
+    assert ring.overflows == 1 and ring.lost_samples == 3
+    assert ring.read_new().tolist() == list(range(3, 11))
+    assert ring.lost_samples == 3 and ring.read_pos == 11
+    ring.write(ramp(11, 20))  # larger than the ring: keeps the newest 8
+    assert ring.overflows == 2
+    assert ring.read_new().tolist() == list(range(23, 31))
+    assert ring.lost_samples == 3 + 12
+
+
+def test_ring_read_max_latest_and_skip() -> None:
+    ring = AudioRing(10)
+    ring.write(ramp(0, 7))
+    assert ring.read_new(3).tolist() == [0, 1, 2]
+    assert ring.latest(4).tolist() == [3, 4, 5, 6]
+    assert ring.latest(100).tolist() == list(range(7))  # no more than what was written
+    assert ring.read_new(0).size == 0 and ring.read_pos == 3
+    assert ring.skip_to_end() == 4 and ring.available == 0 and ring.lost_samples == 0
+    ring.write(ramp(7, 9))
+    assert ring.latest(10).tolist() == list(range(6, 16))
+
+
+def test_ring_multichannel_reads_mono_and_checks_shapes() -> None:
+    ring = AudioRing(6, channels=2)
+    block = np.array([[1.0, 3.0], [0.0, -1.0], [0.5, 0.5]], np.float32)
+    ring.write(block)
+    out = ring.read_new()
+    assert out.dtype == np.float32 and out.tolist() == [2.0, -0.5, 0.5]
+    with pytest.raises(AudioFormatError, match=r"\[n, 2\]"):
+        ring.write(np.zeros(4, np.float32))
+    with pytest.raises(AudioFormatError):
+        AudioRing(4).write(np.zeros((4, 3), np.float32))
+    AudioRing(4).write(np.zeros((3, 1), np.float32))  # [n, 1] is fine for a mono ring
+    for bad in (0, -3, 2.5, True):
+        with pytest.raises(ConfigError):
+            AudioRing(bad)  # type: ignore[arg-type]
+
+
+def test_ring_write_allocates_no_arrays() -> None:
+    """tracemalloc around write(): the peak stays tiny (view objects) while the block is 16 kB."""
+    ring = AudioRing(16000)
+    block = np.ones(4096, np.float32)  # 16 kB; 4096 does not divide 16000, so writes wrap in two slices
+    for _ in range(5):
+        ring.write(block)  # warm up (first-call caches)
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        base = tracemalloc.get_traced_memory()[0]
+        for _ in range(200):
+            ring.write(block)
+        current, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak - base < 2048, f"write() allocated up to {peak - base} bytes"
+    assert current - base < 512
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    capacity=st.integers(1, 64),
+    ops=st.lists(
+        st.one_of(
+            st.tuples(st.just("w"), st.integers(0, 150)),
+            st.tuples(st.just("r"), st.one_of(st.none(), st.integers(0, 80))),
+            st.tuples(st.just("l"), st.integers(0, 80)),
+        ),
+        max_size=40,
+    ),
+)
+def test_ring_property_random_blocks(capacity: int, ops: list[tuple[str, int | None]]) -> None:
+    """Random block sizes and reads: every sample read is the next intact one in order, and
+    returned + lost == read_pos == total_written at the end; overflows follow the definition."""
+    ring = AudioRing(capacity)
+    written = returned = overflows = 0
+    for op, arg in ops:
+        if op == "w":
+            assert arg is not None
+            if arg and written + arg - capacity > ring.read_pos:
+                overflows += 1
+            ring.write(ramp(written, arg))
+            written += arg
+        elif op == "r":
+            before = ring.read_pos
+            out = ring.read_new(arg)
+            if out.size:
+                assert out.tolist() == list(range(int(out[0]), int(out[0]) + out.size))  # contiguous
+                assert out[-1] == ring.read_pos - 1  # ends at the cursor
+                assert out[0] >= max(before, written - capacity)  # intact samples only
+            if arg is not None:
+                assert out.size <= arg
+            returned += out.size
+        else:
+            out = ring.latest(arg)
+            k = min(arg, written, capacity)
+            assert out.tolist() == list(range(written - k, written))
+        assert 0 <= ring.available <= capacity
+    rest = ring.read_new()
+    returned += rest.size
+    assert ring.read_pos == ring.total_written == written
+    assert returned + ring.lost_samples == written
+    assert ring.overflows == overflows
+
+
+def test_ring_concurrent_producer_never_yields_torn_samples() -> None:
+    """A producer thread laps a small ring while the consumer reads: what is read is always intact and
+    in order, and returned + lost adds up. (Blocks are large enough that numpy may release the GIL.)"""
+    ring = AudioRing(3000)
+    stop = threading.Event()
+
+    def produce() -> None:
+        i = 0
+        while not stop.is_set() and i < 4_000_000:
+            ring.write(ramp(i, 1500))
+            i += 1500
+
+    thread = threading.Thread(target=produce)
+    thread.start()
+    returned, deadline = 0, time.monotonic() + 0.4
+    try:
+        while time.monotonic() < deadline:
+            out = ring.read_new(2000)
+            if out.size:
+                assert np.array_equal(out, np.arange(out[0], out[0] + out.size, dtype=np.float32))
+                assert out[-1] == ring.read_pos - 1
+            returned += out.size
+    finally:
+        stop.set()
+        thread.join()
+    returned += ring.read_new().size
+    assert returned + ring.lost_samples == ring.total_written
+    assert ring.overflows > 0  # the producer was faster: overflows happened and were counted
+
+
+# ---------------------------------------------------------------------------------------------- back-off
+def test_backoff_schedule_and_reset() -> None:
+    b = Backoff()
+    assert [b.next_delay() for _ in range(7)] == [0.5, 1.0, 2.0, 4.0, 8.0, 8.0, 8.0]
+    assert b.attempts == 7
+    b.reset()
+    assert b.next_delay() == 0.5
+    b = Backoff(initial=0.1, factor=3, max=1)
+    assert [b.next_delay() for _ in range(4)] == pytest.approx([0.1, 0.3, 0.9, 1.0])
+    for kwargs in ({"initial": 0}, {"factor": 0.5}, {"initial": 2, "max": 1}, {"max": float("nan")}):
+        with pytest.raises(ConfigError):
+            Backoff(**kwargs)
+    big = Backoff(initial=0.5, factor=1e6, max=8)
+    big.attempts = 10**6  # days of retrying: still capped, no overflow
+    assert big.next_delay() == 8
+
+
+def test_retry_timer_on_a_fake_clock() -> None:
+    now = [100.0]
+    timer = RetryTimer(Backoff(0.5, 2, 2), clock=lambda: now[0])
+    assert timer.due()
+    assert timer.failed() == 0.5 and not timer.due()
+    now[0] += 0.5
+    assert timer.due() and timer.failed() == 1.0
+    now[0] += 0.4
+    assert timer.remaining() == pytest.approx(0.6)
+    timer.succeeded()
+    assert timer.due() and timer.backoff.attempts == 0
+
+
+# ---------------------------------------------------------------------------------------------- files
+@pytest.fixture()
+def clip(tmp_path: Path) -> Path:
+    """1 s of a 440 Hz tone at 22.05 kHz (so a 16 kHz source must resample it)."""
+    return write_wav(tmp_path / "clip.wav", tone(440, 22050, 1.0), 22050)
+
+
+def test_wav_fast_mode_is_deterministic(clip: Path) -> None:
+    expected, _ = load(clip, sr=16000)
+
+    def run() -> list[np.ndarray]:
+        src = WavSource(clip, 16000, realtime=False, chunk=700)
+        chunks = []
+        with src:
+            while not src.finished:
+                chunks.append(src.read(1000 if len(chunks) % 2 else None))
+        assert src.stream_time == pytest.approx(1.0) and src.overflows == 0
+        return chunks
+
+    a, b = run(), run()
+    assert [c.size for c in a] == [c.size for c in b]
+    assert [c.size for c in a[:4]] == [700, 1000, 700, 1000]
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert np.array_equal(np.concatenate(a), expected)
+    assert isinstance(WavSource(clip, 16000, realtime=False), AudioSource)
+
+
+def test_wav_realtime_is_paced_by_the_wall_clock(clip: Path) -> None:
+    src = WavSource(clip, 16000, realtime=True, chunk=320)
+    got = []
+    t0 = time.monotonic()
+    with src:
+        half = src.read(min_samples=8000, timeout=2.0)
+        t_half = time.monotonic() - t0
+        got.append(half)
+        while not src.finished and time.monotonic() - t0 < 3:
+            got.append(src.read(min_samples=1600, timeout=1.0))
+    elapsed = time.monotonic() - t0
+    # 8000 samples are there after 0.5 s, not before (one 20 ms chunk of slack, plus a loaded machine)
+    assert 0.47 <= t_half <= 0.7, t_half
+    assert 0.98 <= elapsed <= 1.3, elapsed
+    expected, _ = load(clip, sr=16000)
+    assert np.array_equal(np.concatenate(got), expected)
+    assert src.stream_time == pytest.approx(1.0) and src.overflows == 0
+
+
+def test_wav_source_errors_name_the_file(tmp_path: Path) -> None:
+    bad = tmp_path / "noise.wav"
+    bad.write_bytes(b"this is not a wav file at all")
+    with pytest.raises(AudioFormatError, match="noise.wav"):
+        WavSource(bad)
+    with pytest.raises(AudioFormatError, match="missing.wav"):
+        WavSource(tmp_path / "missing.wav")
+    with pytest.raises(ConfigError):
+        WavSource(tmp_path / "x.wav", chunk=0)
+
+
+def test_video_file_fast_mode_gives_every_frame_with_media_time(tmp_path: Path) -> None:
+    video = write_indexed_video(tmp_path / "v.avi", 12, fps=20.0)
+    src = VideoFileSource(video, realtime=False)
+    assert isinstance(src, FrameSource) and src.fps == 20.0
+    frames = []
+    with src:
+        while (f := src.read()) is not None:
+            frames.append(f)
+    assert [f.seq for f in frames] == list(range(1, 13))
+    assert [f.t for f in frames] == pytest.approx([i / 20 for i in range(12)])
+    assert [index_of(f.image) for f in frames] == list(range(12))
+    assert src.finished and src.dropped == 0 and src.read() is None
+
+
+def test_video_file_realtime_paces_and_drops_for_a_slow_consumer(tmp_path: Path) -> None:
+    video = write_indexed_video(tmp_path / "v.avi", 15, fps=25.0)  # 0.6 s
+    src = VideoFileSource(video, realtime=True)
+    seen: list[Frame] = []
+    t0 = time.monotonic()
+    with src:
+        while not src.finished and time.monotonic() - t0 < 3:
+            f = src.read(timeout=0.5)
+            if f is not None:
+                seen.append(f)
+                assert index_of(f.image) == f.seq - 1 and f.t == pytest.approx((f.seq - 1) / 25)
+                assert time.monotonic() - t0 >= f.t - 0.01  # never handed out before it is due
+                if len(seen) == 3:
+                    time.sleep(0.2)  # a slow consumer: ~5 frames go by
+    elapsed = time.monotonic() - t0
+    assert 0.55 <= elapsed <= 1.0, elapsed
+    assert seen[-1].seq == 15  # the newest frame always wins, including the last
+    assert src.dropped >= 3 and src.dropped + len(seen) == 15
+
+
+def test_image_folder_source(tmp_path: Path) -> None:
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i in (2, 0, 1):  # written out of order: played sorted by name
+        cv2.imwrite(str(folder / f"f{i:03d}.png"), indexed_image(i, (40, 30)))
+    (folder / "notes.txt").write_text("ignored")
+    with pytest.raises(ConfigError, match="fps"):
+        VideoFileSource(folder)
+    with VideoFileSource(folder, fps=10, realtime=False, grey=True) as src:
+        frames = [src.read() for _ in range(4)]
+    assert frames[3] is None
+    assert [index_of(f.image) for f in frames[:3]] == [0, 1, 2]
+    assert frames[0].image.shape == (30, 40) and frames[2].t == pytest.approx(0.2)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(VideoFormatError, match="no images"):
+        VideoFileSource(empty, fps=10)
+    with pytest.raises(VideoFormatError, match="nope.mp4"):
+        VideoFileSource(tmp_path / "nope.mp4")
+
+
+def test_latest_frame_holder_newest_wins() -> None:
+    h = LatestFrame()
+    assert h.get(timeout=0.01) is None
+    for i in range(5):
+        h.put(np.full((2, 2), i, np.uint8), float(i))
+    f = h.get(timeout=0)
+    assert f is not None and f.seq == 5 and f.image[0, 0] == 4 and h.dropped == 4
+    assert h.get(timeout=0.01) is None  # nothing newer
+    threading.Timer(0.05, lambda: h.put(np.zeros((2, 2), np.uint8), 9.0)).start()
+    f = h.get(timeout=1.0)
+    assert f is not None and f.seq == 6
+    h.close()
+    assert h.get() is None  # closed: does not wait forever
+
+
+# ---------------------------------------------------------------------------------------------- camera
+def test_camera_source_kinds_and_backends() -> None:
+    assert [source_kind(s) for s in (0, "1", "/dev/video0", "rtsp://cam/stream", "http://x/y.mjpg", "a.mp4")] == [
+        "index", "index", "device", "url", "url", "file",
+    ]  # fmt: skip
+    pi = gstreamer_pipeline_for_pi(640, 480, 30)
+    jetson = gstreamer_pipeline_for_jetson_csi(1280, 720, 29.97, sensor_id=1, flip_method=2)
+    assert pi.startswith("libcamerasrc ") and "framerate=30/1" in pi and pi.endswith("sync=false")
+    assert "nvarguscamerasrc sensor-id=1" in jetson and "framerate=2997/100" in jetson
+    assert "flip-method=2" in jetson and "format=BGR ! appsink drop=true max-buffers=1" in jetson
+    assert source_kind(pi) == source_kind(jetson) == "gstreamer"
+    target, _, name = resolve_backend(CameraConfig("/dev/video3"), cv2)
+    assert (target, name) == ("/dev/video3", "v4l2" if sys.platform.startswith("linux") else "any")
+    assert resolve_backend(CameraConfig("2"), cv2)[0] == 2
+    assert resolve_backend(CameraConfig("rtsp://10.0.0.2/live"), cv2)[1:] == (cv2.CAP_FFMPEG, "ffmpeg")
+    if not cv2.videoio_registry.hasBackend(cv2.CAP_GSTREAMER):
+        with pytest.raises(ConfigError, match="python3-opencv"):
+            resolve_backend(CameraConfig(pi), cv2)
+    for bad in ({"source": ""}, {"width": 0}, {"fps": -1}, {"fourcc": "MJPEG"}, {"backend": "dshow"}):
+        with pytest.raises(ConfigError):
+            CameraConfig(**bad)
+    assert CameraConfig.from_dict(CameraConfig(source=2, fps=15).to_dict()) == CameraConfig(source=2, fps=15)
+
+
+def test_camera_on_a_video_file_reads_and_reconnects(tmp_path: Path) -> None:
+    """A real VideoCapture on a file: frames come with their seq; the end of the file is a lost camera,
+    reopened after the back-off, and frames come again."""
+    n = 40
+    video = write_indexed_video(tmp_path / "cam.avi", n)
+    cam = CameraSource(CameraConfig(str(video), retry_initial=0.05, retry_max=0.1))
+    assert isinstance(cam, FrameSource)
+    with cam:
+        first = cam.read(timeout=2.0)
+        assert first is not None and first.image.shape == (120, 160, 3)
+        assert index_of(first.image) == (first.seq - 1) % n  # image and seq belong together
+        deadline = time.monotonic() + 3.0
+        while cam.opens < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert cam.opens >= 2 and cam.failed_attempts >= 1  # end of file -> lost -> reopened
+        later = cam.read(timeout=2.0)
+        while later is not None and later.seq <= n and time.monotonic() < deadline:
+            later = cam.read(timeout=2.0)  # the last frames of the first pass may still be waiting
+        assert later is not None and later.seq > n and later.t > first.t
+        assert index_of(later.image) == (later.seq - 1) % n
+    assert cam.actual is not None and cam.actual[:2] == (160, 120)
+    assert not cam.healthy and cam.read(timeout=0.01) is None
+
+
+def test_camera_newest_frame_wins_with_a_slow_consumer(tmp_path: Path) -> None:
+    n = 120
+    video = write_indexed_video(tmp_path / "cam.avi", n)
+    cam = CameraSource(CameraConfig(str(video), retry_initial=0.2, retry_max=0.2))
+    with cam:
+        seqs = []
+        for _ in range(4):
+            f = cam.read(timeout=2.0)
+            assert f is not None
+            assert index_of(f.image) == (f.seq - 1) % n
+            seqs.append(f.seq)
+            time.sleep(0.02)  # slower than the decoder: frames pile up and only the newest is kept
+    assert all(b > a for a, b in zip(seqs, seqs[1:]))
+    assert max(b - a for a, b in zip(seqs, seqs[1:])) > 1
+    assert cam.dropped > 0 and cam.dropped <= cam.frames - len(seqs)
+
+
+def test_camera_missing_device_backs_off_without_crashing() -> None:
+    cam = CameraSource(CameraConfig("/dev/video99", retry_initial=0.05, retry_factor=2, retry_max=0.2))
+    t0 = time.monotonic()
+    cam.start()
+    time.sleep(0.6)  # attempts at ~0, 0.05, 0.15, 0.35, 0.55 s
+    assert not cam.healthy
+    assert 3 <= cam.failed_attempts <= 7, cam.failed_attempts
+    assert cam.retry_attempts == cam.failed_attempts
+    assert cam.last_error is not None and "/dev/video99" in cam.last_error and "retrying" in cam.last_error
+    assert cam.read(timeout=0.05) is None
+    t_stop = time.monotonic()
+    assert cam.stop() is True
+    assert time.monotonic() - t_stop < 0.5 and time.monotonic() - t0 < 2
+    with pytest.raises(VideoFormatError, match="no such file"):
+        CameraSource("missing_clip.mp4").start()
+
+
+# ---------------------------------------------------------------------------------------------- mic: no hardware
+class _Flags:
+    """Stands in for sounddevice.CallbackFlags."""
+
+    def __init__(self, overflow: bool = False) -> None:
+        self.input_overflow = overflow
+
+    def __bool__(self) -> bool:
+        return self.input_overflow
+
+
+def test_mic_callback_downmixes_counts_and_never_raises() -> None:
+    mic = MicSource(MicConfig(channels=2, blocksize=0))  # blocksize 0: variable blocks, scratch of 1024
+    left = ramp(0, 3000)
+    block = np.stack([left, left + 2], axis=1)  # mean = index + 1
+    mic._callback(block, 3000, None, _Flags())  # larger than the scratch: done in slices
+    mic._callback(block[:10], 10, None, _Flags(overflow=True))
+    mic._callback(np.zeros((5,), np.float32), 5, None, _Flags())  # malformed: counted, not raised
+    out = mic.ring.read_new()
+    assert np.array_equal(out[:3000], left + 1) and np.array_equal(out[3000:], left[:10] + 1)
+    assert mic.input_overflows == 1 and mic.overflows == 1 and mic.callback_errors == 1 and mic.blocks == 3
+
+
+def test_mic_callback_allocates_nothing_and_is_fast() -> None:
+    """tracemalloc around 300 callbacks of a 2-channel 1024-sample block (8 kB): no array allocated."""
+    mic = MicSource(MicConfig(channels=2, blocksize=1024, rate=16000))
+    block = np.random.default_rng(0).standard_normal((1024, 2)).astype(np.float32)
+    flags = _Flags()
+    for _ in range(10):
+        mic._callback(block, 1024, None, flags)
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        base = tracemalloc.get_traced_memory()[0]
+        for _ in range(300):
+            mic._callback(block, 1024, None, flags)
+        current, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak - base < 2048 and current - base < 512, (peak - base, current - base)
+    t = time.perf_counter()
+    for _ in range(1000):
+        mic._callback(block, 1024, None, flags)
+    per_block = (time.perf_counter() - t) / 1000
+    assert per_block < 0.5e-3, per_block  # 64 ms of audio per block: three orders of magnitude of margin
+    assert mic.callback_errors == 0
+
+
+class _HidePortAudio(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Makes `import sounddevice` fail exactly as it does without libportaudio (OSError at import)."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name == "sounddevice":
+            return importlib.machinery.ModuleSpec(name, self)
+        return None
+
+    def create_module(self, spec):
+        return None
+
+    def exec_module(self, module):
+        raise OSError("PortAudio library not found")
+
+
+def test_missing_portaudio_gives_the_install_hint(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delitem(sys.modules, "sounddevice", raising=False)
+    monkeypatch.setattr(sys, "meta_path", [_HidePortAudio(), *sys.meta_path])
+    with pytest.raises(PortAudioMissingError) as info:
+        MicSource(MicConfig()).start()
+    msg = str(info.value)
+    assert "sudo apt-get install libportaudio2" in msg and "pip install 'edge-ser[device]'" in msg
+    assert isinstance(info.value, MissingDependencyError) and info.value.package == "libportaudio2"
+
+
+def test_missing_sounddevice_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "sounddevice", None)  # import raises ImportError
+    with pytest.raises(MissingDependencyError, match=r"sounddevice is not installed.*edge-ser\[device\]"):
+        import_sounddevice()
+
+
+class _FakeSD:
+    """A sounddevice stand-in with one device that only takes 44.1 and 48 kHz, 2 channels."""
+
+    class PortAudioError(Exception):
+        pass
+
+    DEVICE = {
+        "name": "USB PnP Sound Device: Audio (hw:2,0)", "index": 3, "hostapi": 0,
+        "max_input_channels": 2, "default_samplerate": 48000.0,
+    }  # fmt: skip
+
+    def query_devices(self, device=None, kind=None):
+        if device is None and kind is None:
+            return [dict(self.DEVICE)]
+        if device in (None, 3) or (isinstance(device, str) and device in self.DEVICE["name"]):
+            return dict(self.DEVICE)
+        raise ValueError(f"No input device matching {device!r}")
+
+    def query_hostapis(self, index):
+        return {"name": "ALSA"}
+
+    gone = False
+
+    def check_input_settings(self, device=None, channels=None, dtype=None, samplerate=None):
+        if self.gone:
+            raise self.PortAudioError("Device unavailable [PaErrorCode -9985]")
+        if channels > 2:
+            raise self.PortAudioError("Invalid number of channels [PaErrorCode -9998]")
+        if samplerate not in (44100, 48000):
+            raise self.PortAudioError("Invalid sample rate [PaErrorCode -9997]")
+
+
+def test_refused_rate_lists_what_the_device_supports(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = _FakeSD()
+    monkeypatch.setitem(sys.modules, "sounddevice", fake)
+    with pytest.raises(ConfigError) as info:
+        MicSource(MicConfig(device="USB", rate=16000)).start()
+    msg = str(info.value)
+    assert "'USB PnP Sound Device: Audio (hw:2,0)' (device 3, ALSA) refuses 16000 Hz" in msg
+    assert "it accepts: 44100, 48000 Hz" in msg and "default rate is 48000 Hz" in msg
+    with pytest.raises(ConfigError, match="at most 2"):
+        MicSource(MicConfig(device=3, rate=48000, channels=4)).start()
+    with pytest.raises(ConfigError, match=r"(?s)No input device matching 'Blue Yeti'.*3: USB PnP"):
+        MicSource(MicConfig(device="Blue Yeti")).start()
+    fake.gone = True  # refuses every rate: the device is gone or busy, which is not a config error
+    with pytest.raises(DeviceUnavailableError, match=r"'USB PnP.*cannot be opened at any common rate"):
+        MicSource(MicConfig(device="USB", rate=48000)).start()
+    waiting = MicSource(MicConfig(device="Blue Yeti", wait_for_device=True)).start()
+    assert not waiting.healthy and "waiting for it" in (waiting.last_error or "")
+    waiting.stop()
+
+
+def test_mic_config_validation_and_round_trip() -> None:
+    cfg = MicConfig(device="pulse", rate=48000, channels=2, latency="low")
+    assert MicConfig.from_dict(cfg.to_dict()) == cfg and MicConfig.from_dict({}) == MicConfig()
+    for bad in ({"rate": 0}, {"channels": 0}, {"blocksize": -1}, {"latency": "fast"}, {"ring_seconds": 0},
+                {"device": 1.5}, {"retry_initial": 0}, {"ring_seconds": 0.01, "blocksize": 512}):  # fmt: skip
+        with pytest.raises(ConfigError):
+            MicConfig(**bad)
+    with pytest.raises(ConfigError, match="unknown"):
+        MicConfig.from_dict({"samplerate": 16000})
+
+
+# ---------------------------------------------------------------------------------------------- mic: real PulseAudio
+class PulseServer:
+    """A private PulseAudio daemon (own socket and runtime dir) with a null sink `edge`; its monitor
+    `edge.monitor` is the default source, so whatever is played into `edge` is what a microphone hears.
+
+    A null sink renders in steps of its configured latency, 2 s while no stream asks for less, so its monitor
+    would deliver audio in 2 s bursts (a microphone's first block arriving ~2 s late). `start()` therefore
+    suspends the sink, connects a 20 ms-latency player of silence, and resumes it: from then on the sink is
+    clocked in 5 ms steps and the monitor flows like a real ADC.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.socket = root / "native"
+        self.env = {
+            **os.environ, "HOME": str(root), "XDG_RUNTIME_DIR": str(root),
+            "PULSE_RUNTIME_PATH": str(root), "XDG_CONFIG_HOME": str(root / "config"),
+        }  # fmt: skip
+        self.env.pop("PULSE_SERVER", None)
+        self.proc: subprocess.Popen | None = None
+        self.clock: subprocess.Popen | None = None  # the silent low-latency player
+        self.log = root / "pulseaudio.log"
+
+    @property
+    def server(self) -> str:
+        return f"unix:{self.socket}"
+
+    def start(self) -> None:
+        cmd = [
+            "pulseaudio", "--daemonize=no", "--exit-idle-time=-1", "-n", "--use-pid-file=no",
+            "--log-target=stderr", "--disable-shm=yes",
+            "-L", f"module-native-protocol-unix socket={self.socket} auth-anonymous=1",
+            "-L", "module-null-sink sink_name=edge rate=48000 channels=2",
+        ]  # fmt: skip
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(cmd, env=self.env, stdout=subprocess.DEVNULL, stderr=log)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            if self.pactl("info").returncode == 0:
+                break
+            time.sleep(0.05)
+        else:
+            self.stop()
+            raise RuntimeError(f"pulseaudio did not start: {self.log.read_text(errors='replace')[-600:]}")
+        self.pactl("set-default-source", "edge.monitor")
+        self.pactl("suspend-sink", "edge", "1")
+        self.clock = subprocess.Popen(
+            ["pacat", "-s", self.server, "--playback", "--device=edge", "--latency-msec=20",
+             "--format=s16le", "--rate=48000", "--channels=2", "/dev/zero"],
+            env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        while time.monotonic() < deadline and not self.pactl("list", "short", "sink-inputs").stdout.strip():
+            time.sleep(0.02)
+        self.pactl("suspend-sink", "edge", "0")
+
+    def stop(self) -> None:
+        for proc in (self.clock, self.proc):
+            if proc is not None and proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(5)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+        self.proc = self.clock = None
+
+    def pactl(self, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            ["pactl", "-s", self.server, *args], env=self.env, capture_output=True, text=True, timeout=5
+        )
+
+    def play(self, path: Path) -> subprocess.Popen:
+        return subprocess.Popen(
+            ["paplay", "-s", self.server, "--device=edge", "--latency-msec=20", str(path)],
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+
+def _reinit_portaudio(sd) -> None:
+    sd._terminate()
+    sd._initialize()
+
+
+@pytest.fixture(scope="module")
+def pulse(tmp_path_factory: pytest.TempPathFactory):
+    missing = [exe for exe in ("pulseaudio", "pactl", "paplay") if shutil.which(exe) is None]
+    if missing:
+        pytest.skip(f"no PulseAudio to test the real microphone path: {missing} not found "
+                    "(apt-get install pulseaudio pulseaudio-utils libasound2-plugins)")  # fmt: skip
+    try:
+        sd = import_sounddevice()
+    except MissingDependencyError as exc:
+        pytest.skip(f"no sounddevice/PortAudio: {exc}")
+    server = PulseServer(tmp_path_factory.mktemp("pulse"))
+    try:
+        server.start()
+    except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+        pytest.skip(f"cannot run a PulseAudio server here: {exc}")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PULSE_SERVER", server.server)  # read by the ALSA pulse plugin when a stream opens
+        mp.setenv("PULSE_SOURCE", "edge.monitor")
+        _reinit_portaudio(sd)  # PortAudio lists ALSA devices at init: rescan now that the server is up
+        names = [d["name"] for d in sd.query_devices()]
+        if "pulse" not in names:
+            server.stop()
+            pytest.skip(
+                f"PortAudio sees no 'pulse' ALSA device (apt-get install libasound2-plugins); it sees {names}"
+            )
+        try:
+            yield server
+        finally:
+            server.stop()
+    _reinit_portaudio(sd)
+
+
+def _record(mic: MicSource, seconds: float, timeout: float = 5.0) -> np.ndarray:
+    n = int(seconds * mic.rate)
+    parts, got, deadline = [], 0, time.monotonic() + timeout
+    while got < n and time.monotonic() < deadline:
+        y = mic.read(n - got, min_samples=min(n - got, 1024), timeout=0.5)
+        parts.append(y)
+        got += y.size
+    return np.concatenate(parts) if parts else np.zeros(0, np.float32)
+
+
+def test_real_microphone_hears_a_sine_through_pulseaudio(pulse: PulseServer, tmp_path: Path) -> None:
+    """sounddevice -> PortAudio (ALSA 'pulse' device) -> PulseAudio null-sink monitor: a 997 Hz sine played
+    into the sink with paplay is recorded, down-mixed from 2 channels, with its frequency."""
+    wav = write_wav(tmp_path / "sine.wav", tone(997, 48000, 4.0, amp=0.5), 48000)
+    player = pulse.play(wav)
+    try:
+        with MicSource(MicConfig(device="pulse", rate=16000, channels=2, blocksize=512)) as mic:
+            assert mic.healthy and mic.device_name == "pulse"
+            deadline = time.monotonic() + 3
+            while time.monotonic() < deadline:  # wait for paplay's stream to start sounding
+                y = _record(mic, 0.1)
+                if y.size and np.sqrt(np.mean(y**2)) > 0.1:
+                    break
+            mic.ring.skip_to_end()
+            t0 = mic.stream_time
+            y = _record(mic, 1.0)
+            assert mic.stream_time - t0 == pytest.approx(1.0, abs=0.05)
+            assert mic.healthy and mic.callback_errors == 0 and mic.blocks > 0
+    finally:
+        player.kill()
+        player.wait()
+    assert y.size == 16000
+    rms = float(np.sqrt(np.mean(y**2)))
+    assert 0.25 < rms < 0.45, rms  # 0.5 amplitude sine: rms 0.354
+    assert abs(peak_hz(y, 16000) - 997) <= 2, peak_hz(y, 16000)
+
+
+def test_real_device_refusing_a_rate_lists_its_rates(pulse: PulseServer) -> None:
+    with pytest.raises(ConfigError) as info:
+        MicSource(MicConfig(device="pulse", rate=1_000_000, ring_seconds=0.01)).start()
+    msg = str(info.value)
+    assert "'pulse' (device" in msg and "refuses 1000000 Hz" in msg and "Invalid sample rate" in msg
+    assert "it accepts: 8000, 11025, 16000" in msg and "default rate is" in msg
+
+
+def test_real_microphone_survives_the_server_going_away(pulse: PulseServer) -> None:
+    """Stop the PulseAudio server under a running stream: the source goes unhealthy, never raises, retries
+    with back-off, and records again once the server is back."""
+    cfg = MicConfig(
+        device="pulse", rate=16000, blocksize=512, retry_initial=0.1, retry_max=0.4, stall_timeout=0.5
+    )
+    with MicSource(cfg) as mic:
+        assert _record(mic, 0.2).size == 3200
+        pulse.stop()
+        deadline = time.monotonic() + 5
+        while mic.healthy and time.monotonic() < deadline:
+            mic.read(timeout=0.05, min_samples=512)
+        assert not mic.healthy and mic.last_error
+        time.sleep(0.3)
+        mic.read()  # a retry while the server is down: fails quietly, says why and when it retries
+        assert not mic.healthy and mic.restarts == 0
+        assert "cannot be opened" in (mic.last_error or "") and "retrying in" in (mic.last_error or "")
+        pulse.start()
+        deadline = time.monotonic() + 8
+        while not mic.healthy and time.monotonic() < deadline:
+            mic.read()
+            time.sleep(0.05)
+        assert mic.healthy and mic.restarts >= 1, mic.last_error
+        assert _record(mic, 0.2).size == 3200
