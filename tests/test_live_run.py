@@ -1,0 +1,121 @@
+"""`edge-ser run` end to end on files with the shipped AV bundle: fast and reproducible, real time with a
+SIGTERM, and the live page served by the process."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge_ser.live.outputs.jsonl import read_jsonl
+
+ROOT = Path(__file__).resolve().parents[1]
+BUNDLE = ROOT / "bundles" / "av_cnn"
+cv2 = pytest.importorskip("cv2")
+pytest.importorskip("onnxruntime")
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory) -> tuple[Path, Path]:
+    """6 s: speech 0-4 s then 2 s of silence (WAV, 16 kHz); video of a drawn face for the first 4 s."""
+    from converters.data.synthetic import SyntheticSpec, generate
+    from converters.data.synthetic_av import SyntheticAVSpec, generate_faces
+    from edge_ser.audio import write_wav
+
+    folder = tmp_path_factory.mktemp("media")
+    sr = 16000
+    clips = [w for w, _, _ in generate(SyntheticSpec(n_per_class=1, sr=sr, duration=2.0, seed=3))]
+    y = np.concatenate([clips[0], clips[3], np.zeros(2 * sr, np.float32)]).astype(np.float32)
+    wav = write_wav(folder / "clip.wav", y, sr)
+    faces = generate_faces(
+        SyntheticAVSpec(n_per_class=1, frames=25, frame_size=(240, 240), seed=1, labels=("happy",))
+    )[0][0]
+    video = folder / "clip.mp4"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 25.0, (640, 480))
+    for i in range(150):
+        frame = np.full((480, 640, 3), 80, np.uint8)
+        if i < 100:
+            frame[120:360, 200:440] = faces[i % len(faces)]
+        writer.write(frame)
+    writer.release()
+    return wav, video
+
+
+def _cli(*args: str, **kw) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "edge_ser", "run", str(BUNDLE), *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kw,
+    )
+
+
+def test_fast_run_is_reproducible(media, tmp_path):
+    wav, video = media
+    runs = []
+    for k in range(2):
+        out = tmp_path / f"run{k}.jsonl"
+        p = _cli("--audio-file", str(wav), "--video-file", str(video), "--fast", "--json", str(out), "--no-console")
+        _, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+        runs.append(read_jsonl(out))
+    a, b = runs
+    assert len(a) == 7  # windows ending at 3.0, 3.5, ... 6.0 s
+    assert [r.label for r in a] == [r.label for r in b] and [r.probs for r in a] == [r.probs for r in b]
+    assert a[0].mode == "fused" and a[0].face_box is not None and a[0].speech
+    assert a[-1].label == "silence" and not a[-1].speech  # the last hop is silent
+    assert all(r.labels == a[0].labels for r in a)
+    assert "faces found in" in err
+
+
+def test_sigterm_stops_cleanly_and_flushes(media, tmp_path):
+    wav, video = media
+    out = tmp_path / "live.jsonl"
+    p = _cli("--audio-file", str(wav), "--video-file", str(video), "--json", str(out), "--no-console")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and (not out.exists() or not out.read_text().strip()):
+        time.sleep(0.1)  # the first window is complete after 3 s of real time
+    assert out.exists() and out.read_text().strip(), "no result within 30 s"
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=30)
+    assert p.returncode == 0, err
+    text = out.read_text()
+    assert text.endswith("\n")
+    assert all(json.loads(line)["labels"] for line in text.splitlines())
+
+
+def test_live_page_served_by_the_run(media):
+    wav, video = media
+    p = _cli("--audio-file", str(wav), "--video-file", str(video), "--web", "0", "--no-console")
+    try:
+        url = None
+        deadline = time.monotonic() + 30
+        while url is None and time.monotonic() < deadline:
+            line = p.stderr.readline()
+            m = re.search(r"live page: (http://\S+)", line)
+            url = m.group(1) if m else None
+        assert url, "the run did not print the page's address"
+        html = urllib.request.urlopen(url, timeout=5).read().decode()
+        assert "EventSource" in html and "https://" not in html
+        latest = None
+        while latest is None and time.monotonic() < deadline:
+            with urllib.request.urlopen(url.rstrip("/") + "/latest", timeout=5) as r:
+                latest = json.loads(r.read()) if r.status == 200 else None
+            time.sleep(0.2)
+        assert latest is not None and latest["label"] in (*latest["labels"], "silence")
+    finally:
+        p.send_signal(signal.SIGTERM)
+        p.communicate(timeout=30)
+    assert p.returncode == 0
