@@ -200,11 +200,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     for engine in engines_for(load_bundle(predict.bundle)):
         predict.engine = engine
         cmd_predict(predict)
-    _demo_live(Path(summary["bundle"]), records, Path(args.out))
+    _demo_live(Path(summary["bundle"]), records, Path(args.out), quiet=args.quiet)
     return 0
 
 
-def _demo_live(bundle_path: Path, records, out: Path) -> None:
+def _demo_live(bundle_path: Path, records, out: Path, *, quiet: bool = False) -> None:
     """The live pipeline (`edge-ser run`, fast file mode) on a stream of four sample clips with pauses."""
     import numpy as np
 
@@ -227,7 +227,7 @@ def _demo_live(bundle_path: Path, records, out: Path) -> None:
         [str(bundle_path), "--audio-file", str(wav), "--fast", "--window", "1.5", "--hop", "0.5",
          "--smoothing", "none", "--json", str(out / "live_sample.jsonl")]
     )
-    with make_outputs(OutputSettings(console=True, console_ascii=True, jsonl=args.json)) as outputs:
+    with make_outputs(OutputSettings(console=not quiet, console_ascii=True, jsonl=args.json)) as outputs:
         _, runner = build(args, outputs=[outputs])
         stats = runner.run()
     print(

@@ -28,6 +28,11 @@ def test_demo_runs_the_pipeline_and_leaves_a_bundle(tmp_path: Path, capsys) -> N
     assert (out / "bundle" / "manifest.json").is_file() and (out / "bitplan.json").is_file()
     printed = capsys.readouterr().out
     assert "device run on a sample clip" in printed and "(numpy: 1 clip(s)" in printed
+    # the live pipeline on the sample stream: 4 clips with pauses -> decisions and "silence" in the pauses
+    from edge_ser.live.outputs.jsonl import read_jsonl
+
+    live = read_jsonl(out / "live_sample.jsonl")
+    assert len(live) >= 10 and any(r.label == "silence" for r in live) and any(r.speech for r in live)
     assert main(["info", str(out / "bundle")]) == 0
     assert "onnxruntime" in capsys.readouterr().out
     # second run: every feature comes from the cache
