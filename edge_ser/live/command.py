@@ -59,7 +59,7 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
     o.add_argument("--web-host", default="127.0.0.1", help="interface of the page (default 127.0.0.1)")
 
 
-def build(args: argparse.Namespace, *, stop=None, outputs=()):
+def build(args: argparse.Namespace, *, stop=None, outputs=(), keep: int = 10_000):
     """Bundle, engines, sources, tracker and runner from the command's arguments."""
     from edge_ser.bundle import load_bundle
     from edge_ser.engines import load_engine
@@ -105,9 +105,7 @@ def build(args: argparse.Namespace, *, stop=None, outputs=()):
             source = int(source) if isinstance(source, str) and source.isdigit() else source
             frames = CameraSource(CameraConfig(source=source, width=args.width, height=args.height, fps=args.fps))
         tracker = FaceTracker(bundle.face_crop, TrackSpec(every=args.face_every))
-    runner = LiveRunner(
-        pipeline, audio, frames, outputs, tracker, stop=stop, max_seconds=args.seconds
-    )
+    runner = LiveRunner(pipeline, audio, frames, outputs, tracker, stop=stop, max_seconds=args.seconds, keep=keep)
     return bundle, runner
 
 

@@ -22,27 +22,36 @@ from edge_ser.live.pipeline import LivePipeline
 from edge_ser.live.result import LiveResult
 
 
+STAGES = ("capture", "features", "face", "inference", "total")
+
+
 @dataclass
 class RunStats:
-    """Per update: stage times (ms), and totals for the run."""
+    """Counts for the run and the stage times (ms) of the last `keep` updates (bounded: a live run lasts for
+    days, and its statistics must not grow with it). `speech[i]` says whether update i ran the model."""
 
+    keep: int = 10_000
     updates: int = 0
-    speech: int = 0
+    speech_updates: int = 0
     fallbacks: int = 0
     faces_cropped: int = 0
     faces_found: int = 0
-    stages: dict[str, list[float]] = field(
-        default_factory=lambda: {k: [] for k in ("capture", "features", "face", "inference", "total")}
-    )
+    stages: dict[str, deque] = field(default_factory=dict)
+    speech: deque = field(default_factory=deque)
     stream_seconds: float = 0.0
     wall_seconds: float = 0.0
     cpu_seconds: float = 0.0
 
+    def __post_init__(self) -> None:
+        self.stages = {k: deque(maxlen=self.keep) for k in STAGES}
+        self.speech = deque(maxlen=self.keep)
+
     def add(self, r: LiveResult) -> None:
         self.updates += 1
-        self.speech += r.speech
+        self.speech_updates += r.speech
         self.fallbacks += r.fallback is not None
-        for k in self.stages:
+        self.speech.append(bool(r.speech))
+        for k in STAGES:
             self.stages[k].append(getattr(r.times, k))
 
 
@@ -50,13 +59,13 @@ class LiveRunner:
     """Runs `pipeline` on an audio source (and a frame source for faces) until stopped or the files end."""
 
     def __init__(self, pipeline: LivePipeline, audio, frames=None, outputs=(), tracker=None, *, stop=None,
-                 max_seconds: float | None = None) -> None:
+                 max_seconds: float | None = None, keep: int = 10_000) -> None:
         self.pipeline, self.audio, self.frames = pipeline, audio, frames
         self.outputs = list(outputs)
         self.tracker = tracker
         self.stop = stop
         self.max_seconds = max_seconds
-        self.stats = RunStats()
+        self.stats = RunStats(keep)
         c = pipeline.config
         self.sr = pipeline.sr
         self.hop_n = int(round(c.hop * self.sr))
