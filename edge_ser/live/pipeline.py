@@ -78,7 +78,8 @@ class VadGate:
         self.floor = -90.0
 
     def __call__(self, db: float) -> bool:
-        if not math.isfinite(db):
+        if not math.isfinite(db):  # digital silence (a file's pause, a muted input): the floor is as low as it gets
+            self.floor = -90.0
             return False
         self.floor = db if db < self.floor else min(db, self.floor + 0.5)
         return db >= self.vad_db and db >= self.floor + self.margin_db
