@@ -472,9 +472,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "train",
-        help="[host] train the LAQ MLP on a data set and report test accuracy",
-        description="Features (cached) -> split -> train laq_mlp with early stopping -> test "
-        "accuracy and confusion matrix. Needs the host extra (torch).",
+        help="[host] train a model (laq_mlp, or av_cnn on audio-visual data) and report test accuracy",
+        description="Features (cached) -> split -> train laq_mlp (or --model av_cnn) with early stopping -> "
+        "test accuracy and confusion matrix. Needs the host extra (torch).",
     )
     _add_train_args(p, data_default=None, out_default="out/train")
     p.set_defaults(func=cmd_train)
@@ -482,8 +482,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "laq",
         help="[host] train, allocate bits (LAQ), QAT and export a device bundle",
-        description="Features -> split -> float laq_mlp -> bit allocation -> QAT -> ONNX graph + packed .esq "
-        "weights in a bundle, checked on the device engines.",
+        description="Features -> split -> float model (laq_mlp or --model av_cnn) -> bit allocation -> QAT -> "
+        "ONNX graph + packed .esq weights (+ TFLite variants) in a bundle, checked on the device engines.",
     )
     _add_train_args(p, data_default=None, out_default="out/laq")
     _add_laq_args(p, recipe="laq-paper")
