@@ -1186,12 +1186,14 @@ def read_onnx_summary(data: bytes, *, source: str = MODEL_NAME) -> dict[str, Any
 
 
 def _read_node(buf: bytes, where: str) -> dict[str, Any]:
-    node: dict[str, Any] = {"op": "", "domain": "", "inputs": [], "outputs": [], "attrs": {}}
+    node: dict[str, Any] = {"op": "", "domain": "", "name": "", "inputs": [], "outputs": [], "attrs": {}}
     for num, wt, v in _fields(buf, where):
         if num == 1:
             node["inputs"].append(_str(v, wt, where))
         elif num == 2:
             node["outputs"].append(_str(v, wt, where))
+        elif num == 3:
+            node["name"] = _str(v, wt, where)
         elif num == 4:
             node["op"] = _str(v, wt, where)
         elif num == 7:
