@@ -23,39 +23,41 @@ from edge_ser.av_input import AVInputSpec
 from edge_ser.bundle import MANIFEST_SCHEMA_VERSION, write_bundle
 from edge_ser.errors import ConfigError
 from edge_ser.features import FeatureSpec
+from edge_ser.flops import GraphCount, count_graph, weight_infos
 from edge_ser.packed import Tensor, write_esq
 from edge_ser.vision.face import FaceCropSpec
 
 
-def layer_table(model: nn.Module, plan: BitPlan) -> list[dict[str, Any]]:
-    """Per quantizable layer: params (weight + bias), bits, stored bytes (codes + scales + bias), FLOPs.
+def layer_table(model: nn.Module, plan: BitPlan, counts: GraphCount) -> list[dict[str, Any]]:
+    """Per quantizable layer: params (weight + bias), bits, stored bytes (codes + scales + bias), FLOPs, ...
 
-    FLOPs follow the AV seed's convention: a dense layer costs 2 * in * out + out (bias add) per sample, a
-    conv 2 * Y * Ci * Co * K + Y * Co (Y output positions, K kernel taps); av_cnn's come from its own exact
-    count (`count_flops`, which knows the input sizes), a dense-only model's from the weight shapes.
+    FLOPs and bytes are the exported graph's node for the layer (the node reading `<layer>.weight`) as
+    `edge_ser.flops` counts it (`counts`: the one counter, by its `CONVENTION`: dense 2 * in * out + out per
+    sample, conv 2 * Y * Ci * Co * K + Y * Co, Y output positions, K kernel taps); `bytes` are its weights at
+    their stored bits. Each row also has the node's `activation_bytes` (float32 read + written), `intensity`
+    (FLOP per byte) and `out_shape` (batch 1). A layer with no node in the graph gets flops None.
     """
-    conv_flops: dict[str, int] = {}
-    if hasattr(model, "input_shapes"):  # av_cnn: conv FLOPs need the spatial sizes
-        from converters.models.av_cnn import count_flops
-
-        conv_flops = {r["name"]: r["flops"] for r in count_flops(model)[0]}
+    nodes = counts.by_layer()
     rows = []
     for name, m in quantizable_layers(model).items():
         bits = plan.bits.get(name, 32)
         w, out_ch = m.weight.numel(), m.weight.shape[0]
         bias = m.bias.numel() if m.bias is not None else 0
         wbytes = w * 4 if bits == 32 else -(-w * bits // 8) + 4 * out_ch
-        flops = conv_flops.get(name, 2 * w + out_ch if isinstance(m, nn.Linear) else None)
-        rows.append(
-            {
-                "name": name,
-                "op": type(m).__name__,
-                "params": w + bias,
-                "bits": bits,
-                "bytes": wbytes + 4 * bias,
-                "flops": flops,
-            }
-        )
+        row = {"name": name, "op": type(m).__name__, "params": w + bias, "bits": bits}
+        row["bytes"] = wbytes + 4 * bias
+        node = nodes.get(name)
+        if node is None:
+            row["flops"] = None
+        else:
+            row.update(
+                bytes=node.weight_bytes,
+                flops=node.flops,
+                activation_bytes=node.activation_bytes,
+                intensity=node.intensity,
+                out_shape=list(node.out_shapes[0]),
+            )
+        rows.append(row)
     return rows
 
 
@@ -124,6 +126,8 @@ def build_bundle(
         esq = write_esq(Path(tmp) / "weights.esq", tensors, metadata={"model": name})
         esq_bytes = esq.read_bytes()
     g = graph_json(proto)
+    ints = {k: v for k, v in initializers(proto).items() if v.dtype.kind in "iu"}  # Reshape shapes
+    counts = count_graph(g, weight_infos(tensors), constants=ints)
     manifest: dict[str, Any] = {
         "schema": "edge-ser-bundle",
         "schema_version": MANIFEST_SCHEMA_VERSION,
@@ -139,7 +143,8 @@ def build_bundle(
             "params": dict(plan.params),
             "average_bits": plan.average_bits,
         },
-        "layers": layer_table(model, plan),
+        "layers": layer_table(model, plan, counts),
+        "flops": counts.summary(),
         "accuracy": accuracy,
         "graph": g,
         **(extra or {}),
