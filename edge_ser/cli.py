@@ -243,11 +243,25 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    if not args.live:
-        raise ConfigError("edge-ser bench: give --live (the roofline report of a bundle is not built yet)")
-    from edge_ser.live.bench import cmd_bench_live
+    if args.live:
+        from edge_ser.live.bench import cmd_bench_live
 
-    return cmd_bench_live(args)
+        return cmd_bench_live(args)
+    import shlex
+
+    from edge_ser.bundle import load_bundle
+    from edge_ser.profiles import load_profile
+    from edge_ser.roofline import build_report, write_report
+
+    bundle = load_bundle(args.bundle)
+    profile = load_profile(args.profile)
+    report = build_report(bundle, profile, engine=args.engine, threads=args.threads, runs=args.runs)
+    print(report.markdown())
+    if args.out is not None:
+        command = "edge-ser " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+        paths = write_report(report, args.out, command)
+        print("\nwrote " + ", ".join(str(p) for p in paths))
+    return 0
 
 
 def cmd_info(args: argparse.Namespace) -> int:
@@ -532,12 +546,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "bench",
-        help="measure a bundle on this machine: --live runs the live pipeline over files in real time",
-        description="--live: the live pipeline over a WAV (+ video) file paced in real time, reporting "
+        help="roofline report of a bundle on a device profile, or (--live) the live pipeline's costs",
+        description="Default: the roofline report: FLOPs and bytes per layer (edge_ser.flops), latency and "
+        "peak memory measured with --engine on the host profile (measured here by micro-benchmarks) or "
+        "projected from counts for another --profile (pi4, pi5, orin-nano-8gb, ...); writes OUT.json, OUT.md "
+        "and OUT.png. --live: the live pipeline over a WAV (+ video) file paced in real time, reporting "
         "per-stage latency (p50 / p99), CPU share of one core and resident memory over the run.",
     )
     add_run_args(p)
-    p.add_argument("--live", action="store_true", help="benchmark the live pipeline (required for now)")
+    p.add_argument("--live", action="store_true", help="benchmark the live pipeline instead")
+    p.add_argument(
+        "--profile", default="host", help="device profile: host (measured here, default) or a firmware profile"
+    )
+    p.add_argument("--runs", type=int, default=300, help="timed predict() calls for the latency (default 300)")
     p.add_argument("--rss-every", type=float, default=5.0, help="seconds between memory samples (default 5)")
     p.add_argument("--out", type=Path, default=None, help="write OUT.json and OUT.md")
     p.set_defaults(func=cmd_bench, no_console=True)
