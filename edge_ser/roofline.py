@@ -98,7 +98,7 @@ class RooflineReport:
             f"Model: {self.flops:,} FLOPs, {self.bytes:,} bytes moved, intensity {self.intensity:.2f} FLOP/byte "
             f"({'compute' if self.intensity >= self.ridge else 'memory'} side of the ridge).",
             "",
-            f"| | latency ms | p99 ms | peak RSS MB | attained {unit} | attained GB/s | bound {unit} | "
+            f"| | latency ms | p99 ms | RSS MB | attained {unit} | attained GB/s | bound {unit} | "
             "of peak | of bound |",
             "|---|---|---|---|---|---|---|---|---|",
             f"| model | {self.latency_ms:.4f} | {_f(self.latency_p99_ms, '.4f')} | {_f(self.peak_rss_mb, '.1f')} | "
@@ -129,11 +129,12 @@ def _f(v: float | None, fmt: str) -> str:
     return "" if v is None else format(v, fmt)
 
 
-def _peak_rss_mb() -> float | None:
+def _rss_mb(field: str = "VmRSS") -> float | None:
+    """This process's resident memory (VmRSS) or its high-water mark (VmHWM) in MB; None off Linux."""
     try:
         with open("/proc/self/status", encoding="ascii") as fh:
             for line in fh:
-                if line.startswith("VmHWM:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1]) / 1024
     except OSError:
         pass
@@ -171,12 +172,13 @@ def build_report(
 ) -> RooflineReport:
     """Count, time (on the host profile) or project (elsewhere), and place every node on the roofline."""
     from edge_ser.flops import count
-    from edge_ser.profiles import HOST, roofline_bound
+    from edge_ser.profiles import HOST
 
     counts = count(bundle)
     measured = profile.name == HOST if measured is None else measured
     notes: list[str] = []
     eng = None
+    rss_before = _rss_mb()
     if measured:
         from edge_ser.engines import load_engine
 
@@ -187,7 +189,11 @@ def build_report(
     precision = engine_precision(engine_name)
     peak = profile.compute_peak(precision)
     bw = profile.bandwidth(precision)
-    ridge = peak.value / bw.value
+    peak_value, compute_source = peak.value, profile.roofline_choice(precision).compute
+    if measured and threads == 1 and getattr(peak, "single_thread", None):
+        # the engine runs on one thread: its roof is the one-thread peak, not the whole machine's
+        peak_value, compute_source = float(peak.single_thread), compute_source + " (single thread)"
+    ridge = peak_value / bw.value
     rows = [r for r in counts.layers if r.flops or r.bytes]
     times: dict[int, float] | None = None
     lat = p99 = rss = None
@@ -203,7 +209,12 @@ def build_report(
             eng.predict(x)
             samples.append((time.perf_counter() - t0) * 1e3)
         lat, p99 = statistics.median(samples), float(np.percentile(samples, 99))
-        rss = _peak_rss_mb()
+        rss = _rss_mb()
+        if rss is not None and rss_before is not None:
+            notes.append(
+                f"Memory: the process's resident set is {rss:.1f} MB after {runs} runs, {rss - rss_before:+.1f} MB "
+                "for loading and running the engine (the rest is Python, numpy and what ran before)."
+            )
         times = node_times(eng, x, repeats=max(20, runs // 5))
         if times is None:
             notes.append(f"{engine_name} gives no per-node times: only the model's point is measured.")
@@ -213,15 +224,14 @@ def build_report(
                 f"{sum(times.values()):.4f} ms against a predict() median of {lat:.4f} ms (the rest is "
                 "Python, input checks and the engine's own overhead)."
             )
-        notes.append(f"Peak RSS is the whole process (Python, numpy, the engine) after {runs} runs.")
     points = []
     for r in rows:
-        bound = float(roofline_bound(profile, precision, r.intensity)) if r.bytes else peak.value
+        bound = min(peak_value, r.intensity * bw.value) if r.bytes else peak_value
         limit = "compute" if r.intensity >= ridge else "memory"
         if measured:
             ms = times.get(r.index) if times is not None else None
         else:
-            ms = max(r.flops / (peak.value * 1e9), r.bytes / (bw.value * 1e9)) * 1e3
+            ms = max(r.flops / (peak_value * 1e9), r.bytes / (bw.value * 1e9)) * 1e3
         ok = ms is not None and ms > 0
         gflops = r.flops / (ms * 1e6) if ok else None
         gbps = r.bytes / (ms * 1e6) if ok else None
@@ -229,8 +239,14 @@ def build_report(
         points.append(LayerPoint(r.index, r.op, r.name, r.flops, r.bytes, r.intensity, ms, gflops, gbps, bound, frac, limit))
     if not measured:
         lat = sum(p.ms for p in points if p.ms)
-    total_bound = float(roofline_bound(profile, precision, counts.intensity))
+    total_bound = min(peak_value, counts.intensity * bw.value)
     attained = counts.flops / (lat * 1e6)
+    over = [p.name for p in points if p.fraction is not None and p.fraction > 1.0]
+    if measured and (over or attained > total_bound):
+        notes.append(
+            "Attained above the roof for " + (", ".join(over) if over else "the model") + ": the host's peak is what "
+            "numpy's BLAS GEMM reaches (a lower bound on the silicon's peak; the engine's kernels can beat it)."
+        )
     if any(r.op in ("Conv", "Gemm", "MatMul") and r.bits is not None and r.bits < 32 for r in counts.layers):
         if engine_name in ("onnxruntime", "numpy", "tflite-fp32", "tflite-fp16"):
             notes.append(
@@ -245,7 +261,7 @@ def build_report(
         profile_description=profile.description,
         precision=precision,
         measured=measured,
-        peak_gflops=peak.value,
+        peak_gflops=peak_value,
         bandwidth_gbps=bw.value,
         ridge=ridge,
         flops=counts.flops,
@@ -257,11 +273,11 @@ def build_report(
         attained_gflops=attained,
         attained_gbps=counts.bytes / (lat * 1e6),
         bound_gflops=total_bound,
-        fraction_of_peak=attained / peak.value,
+        fraction_of_peak=attained / peak_value,
         fraction_of_bound=attained / total_bound if total_bound else 0.0,
         layers=points,
         convention=counts.convention,
-        compute_source=profile.roofline_choice(precision).compute,
+        compute_source=compute_source,
         bandwidth_source=profile.roofline_choice(precision).bandwidth,
         notes=notes,
         machine={"python": platform.python_version(), "machine": platform.machine(), "node": platform.node()},

@@ -418,3 +418,26 @@ def test_full_measurement_stays_within_budget(tmp_path: Path) -> None:
     assert p.measurement["mode"] == "full"
     assert p.measurement["duration_s"] < 15.0
     assert math.isfinite(p.peaks["cpu"]["fp32"].value)
+
+
+def test_embedded_ort_matmul_model_is_what_onnx_builds():
+    """hostbench carries a 114-byte ONNX MatMul model (no onnx on a device): it must be the one onnx builds."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    from edge_ser import hostbench
+
+    vi = [helper.make_tensor_value_info(n, TensorProto.FLOAT, ["n", "n"]) for n in "ABC"]
+    g = helper.make_graph([helper.make_node("MatMul", ["A", "B"], ["C"])], "gemm", vi[:2], vi[2:])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], producer_name="edge-ser")
+    m.ir_version = 8
+    onnx.checker.check_model(m)
+    assert m.SerializeToString() == hostbench._ORT_MATMUL
+
+
+def test_ort_gemm_is_measured_when_onnxruntime_is_there():
+    pytest.importorskip("onnxruntime")
+    from edge_ser import hostbench
+
+    r = hostbench.ort_gemm_gflops(1, hostbench.QUICK, n=256)
+    assert r is not None and r["gflops"] > 1 and r["threads"] == 1
