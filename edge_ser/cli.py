@@ -254,7 +254,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from edge_ser.roofline import build_report, write_report
 
     bundle = load_bundle(args.bundle)
-    profile = load_profile(args.profile)
+    if args.profile == "host" and args.remeasure:
+        from edge_ser.hostbench import host_profile
+
+        profile = host_profile(remeasure=True)
+    else:
+        profile = load_profile(args.profile)
     report = build_report(bundle, profile, engine=args.engine, threads=args.threads, runs=args.runs)
     print(report.markdown())
     if args.out is not None:
@@ -301,6 +306,17 @@ def cmd_info(args: argparse.Namespace) -> int:
             f"accuracy: test {acc.get('test', float('nan')):.3f} on {acc.get('dataset', '?')} "
             f"({split.get('kind', '?')} split, seed {split.get('seed', '?')}, sizes {split.get('sizes', '?')})"
         )
+    try:
+        from edge_ser.flops import count
+
+        c = count(bundle)
+        print(
+            f"per clip: {c.flops:,} FLOPs ({c.dense_flops:,} in conv/dense), {c.weight_bytes:,} weight bytes at "
+            f"their stored bits + {c.activation_bytes:,} activation bytes; {c.intensity:.2f} FLOP/byte "
+            "(edge-ser bench for the roofline)"
+        )
+    except EdgeSerError as e:
+        print(f"per clip: cannot count this graph ({e})")
     print(f"bit plan ({m['bitplan'].get('method', '?')}), per layer:")
     for r in m.get("layers", []):
         flops = f"{r['flops']:,}" if r.get("flops") is not None else "?"
@@ -559,6 +575,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--profile", default="host", help="device profile: host (measured here, default) or a firmware profile"
     )
     p.add_argument("--runs", type=int, default=300, help="timed predict() calls for the latency (default 300)")
+    p.add_argument(
+        "--remeasure", action="store_true", help="measure the host profile again instead of using its cache"
+    )
     p.add_argument("--rss-every", type=float, default=5.0, help="seconds between memory samples (default 5)")
     p.add_argument("--out", type=Path, default=None, help="write OUT.json and OUT.md")
     p.set_defaults(func=cmd_bench, no_console=True)
