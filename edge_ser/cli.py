@@ -185,8 +185,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         args,
         _load_spec(args),
         title="edge-ser demo, the main job on built-in data: synthetic speech -> 180-d features (cached) -> "
-        "laq_mlp -> LAQ bits -> QAT -> ONNX + packed bundle -> device engines.\n"
-        "(The live pipeline and the roofline report join as they land.)",
+        "laq_mlp -> LAQ bits -> QAT -> ONNX + packed bundle -> device engines -> live pipeline -> roofline.",
     )
     _, records = load_records(args.data, args.root, cache_dir=args.cache)
     sample = records[len(records) // 2]
@@ -201,7 +200,25 @@ def cmd_demo(args: argparse.Namespace) -> int:
         predict.engine = engine
         cmd_predict(predict)
     _demo_live(Path(summary["bundle"]), records, Path(args.out), quiet=args.quiet)
+    _demo_roofline(Path(summary["bundle"]), Path(args.out))
     return 0
+
+
+def _demo_roofline(bundle_path: Path, out: Path) -> None:
+    """The roofline report of the demo bundle on this machine (host profile measured, then cached)."""
+    from edge_ser.bundle import load_bundle
+    from edge_ser.profiles import load_profile
+    from edge_ser.roofline import build_report, write_report
+
+    print("\nroofline on this machine (edge-ser bench --profile host; the host's peaks are measured once, cached):")
+    r = build_report(load_bundle(bundle_path), load_profile("host"), engine="onnxruntime", threads=1, runs=200)
+    paths = write_report(r, out / "roofline", f"edge-ser bench {bundle_path} --profile host --threads 1")
+    print(
+        f"  {r.flops:,} FLOPs, {r.bytes:,} bytes ({r.intensity:.2f} FLOP/byte; ridge {r.ridge:.2f}); "
+        f"{r.latency_ms * 1e3:.1f} us per clip = {r.attained_gflops:.2f} GFLOP/s, "
+        f"{100 * r.fraction_of_peak:.1f}% of this machine's one-thread peak ({r.peak_gflops:.0f} GFLOP/s)"
+    )
+    print("  wrote " + ", ".join(str(p) for p in paths))
 
 
 def _demo_live(bundle_path: Path, records, out: Path, *, quiet: bool = False) -> None:

@@ -33,6 +33,10 @@ def test_demo_runs_the_pipeline_and_leaves_a_bundle(tmp_path: Path, capsys) -> N
 
     live = read_jsonl(out / "live_sample.jsonl")
     assert len(live) >= 10 and any(r.label == "silence" for r in live) and any(r.speech for r in live)
+    # and the roofline report of the demo bundle on this machine
+    roof = json.loads((out / "roofline.json").read_text())
+    assert roof["measured"] and roof["profile"] == "host" and roof["flops"] > 300_000
+    assert (out / "roofline.png").stat().st_size > 10_000
     assert main(["info", str(out / "bundle")]) == 0
     assert "onnxruntime" in capsys.readouterr().out
     # second run: every feature comes from the cache
