@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from edge_ser.errors import ConfigError
+from edge_ser.graph_attrs import NodeAttrs
 
 if TYPE_CHECKING:
     from edge_ser.bundle import Bundle
@@ -511,7 +512,9 @@ class _ShapeError(Exception):
     """An attribute or input shape a rule cannot handle; becomes a GraphCountError naming the node."""
 
 
-class _Node:
+class _Node(NodeAttrs):
+    error = _ShapeError
+
     def __init__(self, node: Mapping[str, Any], opset: int, consts: Mapping[str, np.ndarray]) -> None:
         self.op = node["op"]
         self.inputs = list(node.get("inputs", []))
@@ -519,36 +522,6 @@ class _Node:
         self.attrs = dict(node.get("attrs") or {})
         self.opset = opset
         self.consts = consts
-
-    def i(self, key: str, default: int) -> int:
-        v = self.attrs.get(key, default)
-        if isinstance(v, bool) or not isinstance(v, int):
-            raise _ShapeError(f"attribute {key}={v!r} must be an integer")
-        return v
-
-    def f(self, key: str, default: float) -> float:
-        v = self.attrs.get(key, default)
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
-            raise _ShapeError(f"attribute {key}={v!r} must be a number")
-        return float(v)
-
-    def ints(self, key: str, default: Sequence[int] | None) -> list[int] | None:
-        v = self.attrs.get(key, default)
-        if v is None:
-            return None
-        if isinstance(v, int) and not isinstance(v, bool):
-            v = [v]
-        if not isinstance(v, (list, tuple)) or not all(
-            isinstance(x, int) and not isinstance(x, bool) for x in v
-        ):
-            raise _ShapeError(f"attribute {key}={v!r} must be a list of integers")
-        return [int(x) for x in v]
-
-    def s(self, key: str, default: str) -> str:
-        v = self.attrs.get(key, default)
-        if not isinstance(v, str):
-            raise _ShapeError(f"attribute {key}={v!r} must be a string")
-        return v
 
     def const(self, j: int, what: str) -> list[int] | None:
         """Integer values of input j (a constant), None when the input is absent; error when not constant."""

@@ -24,6 +24,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from edge_ser.engines import PROVIDERS, InputAdapter, finish_logits
 from edge_ser.errors import BundleError
+from edge_ser.graph_attrs import NodeAttrs
 
 if TYPE_CHECKING:
     from edge_ser.bundle import Bundle
@@ -132,7 +133,9 @@ class NumpyEngine:
 # --------------------------------------------------------------------------------------------------------------
 
 
-class _Node:
+class _Node(NodeAttrs):
+    error = _NodeError
+
     def __init__(self, node: Mapping[str, Any], opset: int, params: Mapping[str, np.ndarray]) -> None:
         self.op = node["op"]
         self.inputs = list(node["inputs"])
@@ -154,34 +157,6 @@ class _Node:
         extra = [o for o in self.outputs[n:] if o]
         if extra:
             raise _NodeError(f"optional output(s) {extra} are not supported by the numpy engine")
-
-    def i(self, key: str, default: int) -> int:
-        v = self.attrs.get(key, default)
-        if isinstance(v, bool) or not isinstance(v, int):
-            raise _NodeError(f"attribute {key}={v!r} must be an integer")
-        return int(v)
-
-    def f(self, key: str, default: float) -> float:
-        v = self.attrs.get(key, default)
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
-            raise _NodeError(f"attribute {key}={v!r} must be a number")
-        return float(v)
-
-    def ints(self, key: str, default: Sequence[int] | None) -> list[int] | None:
-        v = self.attrs.get(key, default)
-        if v is None:
-            return None
-        if isinstance(v, int) and not isinstance(v, bool):
-            v = [v]
-        if not isinstance(v, list) or not all(isinstance(x, int) and not isinstance(x, bool) for x in v):
-            raise _NodeError(f"attribute {key}={v!r} must be a list of integers")
-        return [int(x) for x in v]
-
-    def s(self, key: str, default: str) -> str:
-        v = self.attrs.get(key, default)
-        if not isinstance(v, str):
-            raise _NodeError(f"attribute {key}={v!r} must be a string")
-        return v
 
     def const(self, j: int) -> np.ndarray | None:
         """Input j when it is an initializer or constant (known at load), else None."""
