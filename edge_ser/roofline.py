@@ -219,10 +219,15 @@ def build_report(
         if times is None:
             notes.append(f"{engine_name} gives no per-node times: only the model's point is measured.")
         else:
+            total = sum(times.values())
+            why = (
+                "the rest is Python, input checks and the engine's own overhead"
+                if total <= lat
+                else "profiling costs time of its own and the profiler rounds small nodes up to its resolution"
+            )
             notes.append(
-                f"Per-node times from {engine_name}'s profiler (median of runs); their sum is "
-                f"{sum(times.values()):.4f} ms against a predict() median of {lat:.4f} ms (the rest is "
-                "Python, input checks and the engine's own overhead)."
+                f"Per-node times from {engine_name}'s profiler (median of runs); their sum is {total:.4f} ms "
+                f"against a predict() median of {lat:.4f} ms ({why})."
             )
     points = []
     for r in rows:
