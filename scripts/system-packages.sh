@@ -3,7 +3,7 @@
 # Chromium + chromedriver (the live page). Installed only when missing, only as root with apt-get; when that
 # is not possible the tests that need them skip with the reason. Never fatal.
 set -uo pipefail
-PACKAGES=(libportaudio2 pulseaudio pulseaudio-utils libasound2-plugins alsa-utils chromium chromium-driver)
+PACKAGES=(libportaudio2 pulseaudio pulseaudio-utils libasound2-plugins alsa-utils chromium chromium-driver openssh-server openssh-client)
 missing=()
 for p in "${PACKAGES[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

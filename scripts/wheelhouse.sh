@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Build the offline device wheelhouses: wheels in wheelhouse/<target>/ (not committed), reports in
+# deploy/wheelhouse/<target>.md + .json (committed). See scripts/wheelhouse.py for one target by hand.
+#   scripts/wheelhouse.sh                      # pi-bookworm pi-trixie jetpack6
+#   scripts/wheelhouse.sh pi-trixie            # just one
+#   scripts/wheelhouse.sh jetpack6 -- --allow-missing 'ai-edge-litert=not used on the Jetson'
+# Arguments after -- go to every run. Every target is tried; the exit status is non-zero if any failed.
+# Env: PYTHON (default: the repo's .venv, else python3); it needs pip >= 23. Network: PyPI only.
+set -uo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+PY=${PYTHON:-}
+[ -n "$PY" ] || { [ -x "$ROOT/.venv/bin/python" ] && PY=$ROOT/.venv/bin/python; } || PY=$(command -v python3)
+targets=()
+while [ $# -gt 0 ] && [ "$1" != "--" ]; do targets+=("$1"); shift; done
+[ "${1:-}" = "--" ] && shift
+[ ${#targets[@]} -gt 0 ] || targets=(pi-bookworm pi-trixie jetpack6)
+
+# Per-target pins where the requirement files' pin has no wheel for that Python (the report records both):
+# JetPack 6 is Python 3.10, which numpy >= 2.3 and onnxruntime >= 1.24 dropped.
+declare -A PINS=(
+  [jetpack6]="--pin numpy==2.2.6 --pin onnxruntime==1.23.2"
+)
+status=0
+for t in "${targets[@]}"; do
+  # shellcheck disable=SC2086  # PINS entries are word lists on purpose
+  "$PY" "$ROOT/scripts/wheelhouse.py" --target "$t" --extras device,tflite ${PINS[$t]:-} "$@" || status=1
+done
+exit $status
