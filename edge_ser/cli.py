@@ -362,6 +362,12 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_deploy(args: argparse.Namespace) -> int:
+    from edge_ser.deploy import cmd_deploy as run_deploy
+
+    return run_deploy(args)
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     import numpy as np
 
@@ -628,6 +634,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--top", type=int, default=3, help="labels to show per file (default 3)")
     p.set_defaults(func=cmd_predict)
+
+    # --- deploy (edge_ser/deploy.py) ---
+    p = sub.add_parser(
+        "deploy",
+        help="copy a bundle to a device over SSH, verify it there, switch to it, health-check, roll back",
+        description="Verify the bundle here, copy it over SSH into ROOT/versions/<model>-<sha>, check every "
+        "file's sha256 on the device, switch ROOT/current atomically, restart the service and run a health "
+        "check; if the check fails, switch back to the previous version. Exit code 1 after a rollback.",
+    )
+    from edge_ser.deploy import add_deploy_args
+
+    add_deploy_args(p)
+    p.set_defaults(func=cmd_deploy)
+    # --- end deploy ---
 
     return parser
 

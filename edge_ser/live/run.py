@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from edge_ser.live import sdnotify
 from edge_ser.live.pipeline import LivePipeline
 from edge_ser.live.result import LiveResult
 
@@ -147,6 +148,7 @@ class LiveRunner:
         """Up to `n` new samples (waiting for them in real time); None when the source is done."""
         maintain = getattr(self.audio, "maintain", None)
         while not self._stopped():
+            sdnotify.ping()  # systemd's watchdog: the loop is alive (a no-op outside systemd)
             if maintain is not None:
                 maintain()
             healthy = bool(getattr(self.audio, "healthy", True))

@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# Install edge-ser on a Jetson (Orin Nano / NX, JetPack 5 or 6) from an offline wheelhouse, as a systemd service
+# that runs `edge-ser run` on boot. Uses NVIDIA's onnxruntime-gpu wheel (CUDA / TensorRT) when one is in the
+# wheelhouse or given with --ort-wheel; otherwise says where to get it and installs the CPU onnxruntime.
+# Idempotent: run it again after an upgrade of the wheelhouse.
+#
+#   sudo deploy/jetson/install.sh WHEELHOUSE [--ort-wheel PATH] [--deploy-user USER] [--dry-run]
+set -euo pipefail
+# shellcheck source=SCRIPTDIR/../lib/common.sh
+. "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../lib/common.sh"
+
+ORT_WHEEL=""
+BUNDLE="$PREFIX/bundles/current"
+CAMERA=0
+# the JetPack python3 packages (e.g. TensorRT's bindings) stay visible inside the venv
+VENV_ARGS=(--system-site-packages)
+L4T_RELEASE_FILE=${L4T_RELEASE_FILE:-/etc/nv_tegra_release}
+
+usage() {
+    echo "usage: sudo $0 WHEELHOUSE [options]"
+    common_usage
+    echo "  --ort-wheel PATH     NVIDIA's onnxruntime_gpu-*.whl for this JetPack (default: looked up in WHEELHOUSE)"
+    echo "  --csi-camera         camera source: an nvarguscamerasrc GStreamer pipeline (CSI camera)"
+}
+
+while [ $# -gt 0 ]; do
+    case $1 in
+        --dry-run) DRY_RUN=1 ;;
+        --deploy-user) DEPLOY_USER=${2:?--deploy-user needs a user name}; shift ;;
+        --bundle) BUNDLE=${2:?--bundle needs a path}; shift ;;
+        --camera) CAMERA=${2:?--camera needs a source}; shift ;;
+        --csi-camera) CAMERA="nvarguscamerasrc ! video/x-raw(memory:NVMM),width=1280,height=720,framerate=30/1 ! nvvidconv ! video/x-raw,format=BGRx ! videoconvert ! video/x-raw,format=BGR ! appsink" ;;
+        --ort-wheel) ORT_WHEEL=${2:?--ort-wheel needs a .whl path}; shift ;;
+        --no-enable) ENABLE=0 ;;
+        -h|--help) usage; exit 0 ;;
+        -*) usage >&2; die "unknown option $1" ;;
+        *) [ -z "$WHEELHOUSE" ] || die "one wheelhouse only"; WHEELHOUSE=$1 ;;
+    esac
+    shift
+done
+[ -n "$WHEELHOUSE" ] || { usage >&2; exit 2; }
+[ "$DRY_RUN" = 1 ] || [ "$(id -u)" = 0 ] || die "run as root (sudo), or with --dry-run"
+
+# L4T / JetPack: /etc/nv_tegra_release says e.g. "# R36 (release), REVISION: 3.0, ..." (R36 = JetPack 6.x, R35 = 5.x)
+L4T=""
+if [ -r "$L4T_RELEASE_FILE" ]; then
+    L4T=$(sed -n 's/^# R\([0-9]*\) (release), REVISION: \([0-9.]*\).*/\1.\2/p' "$L4T_RELEASE_FILE" | head -n 1)
+fi
+case ${L4T%%.*} in
+    36) JETPACK=6 ;;
+    35) JETPACK=5 ;;
+    "") JETPACK=unknown; say "warning: $L4T_RELEASE_FILE not found: not a Jetson? continuing with CPU packages" ;;
+    *) JETPACK=unknown; say "warning: L4T R$L4T is not JetPack 5 or 6; continuing" ;;
+esac
+py=$(${PYTHON:-python3} -c 'import sys; print(f"cp{sys.version_info[0]}{sys.version_info[1]}")' 2>/dev/null || echo cp3)
+say "L4T ${L4T:-?} (JetPack $JETPACK), python $py; wheelhouse: $WHEELHOUSE$([ "$DRY_RUN" = 1 ] && echo ' (dry run)')"
+
+PACKAGES=(python3-venv python3-pip libportaudio2 libopenblas0 libgomp1 v4l-utils alsa-utils
+          gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good)
+apt_install "${PACKAGES[@]}"
+ensure_user
+ensure_layout
+ensure_venv
+
+# NVIDIA's onnxruntime-gpu: --ort-wheel, else one in the wheelhouse matching this Python
+if [ -z "$ORT_WHEEL" ]; then
+    for w in "$WHEELHOUSE"/onnxruntime_gpu-*-"$py"-*linux_aarch64.whl; do
+        [ -f "$w" ] && ORT_WHEEL=$w
+    done
+fi
+if [ -n "$ORT_WHEEL" ]; then
+    [ -f "$ORT_WHEEL" ] || [ "$DRY_RUN" = 1 ] || die "--ort-wheel $ORT_WHEEL: no such file"
+    say "onnxruntime: NVIDIA GPU build $(basename "$ORT_WHEEL")"
+    # the lock's CPU onnxruntime must not shadow the GPU build: install the lock without it, then the GPU wheel
+    lock=$(mktemp)
+    if [ -f "$WHEELHOUSE/requirements.lock" ]; then
+        grep -v -i -E '^onnxruntime([=<>~ ;]|$)' "$WHEELHOUSE/requirements.lock" >"$lock" || true
+    fi
+    run "$PREFIX/venv/bin/pip" install --no-index --find-links "$WHEELHOUSE" -r "$lock"
+    run "$PREFIX/venv/bin/pip" uninstall -y onnxruntime
+    run "$PREFIX/venv/bin/pip" install --no-index --find-links "$WHEELHOUSE" --no-deps "$ORT_WHEEL"
+    run "$PREFIX/venv/bin/pip" install --no-index --find-links "$WHEELHOUSE" --no-deps edge-ser
+    rm -f "$lock"
+else
+    cat >&2 <<HINT
+edge-ser install: NVIDIA's onnxruntime-gpu wheel was not found (in $WHEELHOUSE or --ort-wheel): installing the
+  CPU onnxruntime from the lock file instead (correct, but without CUDA / TensorRT). To get the GPU build:
+  - JetPack 6 (L4T R36): the Jetson AI Lab index, https://pypi.jetson-ai-lab.dev/jp6/cu126 (JetPack 6.2; cu122
+    for 6.0/6.1), e.g. on a connected machine:
+      pip download --no-deps --index-url https://pypi.jetson-ai-lab.dev/jp6/cu126 onnxruntime-gpu -d WHEELHOUSE
+  - JetPack 5 (L4T R35): the wheels listed at https://elinux.org/Jetson_Zoo#ONNX_Runtime
+  then run this script again (or pass --ort-wheel PATH/onnxruntime_gpu-*.whl).
+HINT
+    pip_install_wheelhouse
+fi
+write_config "$BUNDLE" "$CAMERA"
+install_service
+say "done. status: systemctl status edge-ser; logs: journalctl -u edge-ser -f"

@@ -1,0 +1,152 @@
+# Shared by deploy/pi/install.sh and deploy/jetson/install.sh (sourced, not run). Every action goes through
+# `run` (or `write_file`), so --dry-run prints the plan and changes nothing. Every step is idempotent.
+# shellcheck shell=bash
+
+PREFIX=${EDGE_SER_PREFIX:-/opt/edge-ser}
+ETC=${EDGE_SER_ETC:-/etc/edge-ser}
+SERVICE_USER=edge-ser
+DRY_RUN=0
+WHEELHOUSE=""
+DEPLOY_USER=${SUDO_USER:-}
+ENABLE=1
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+say() { printf 'edge-ser install: %s\n' "$*" >&2; }
+die() { printf 'edge-ser install: error: %s\n' "$*" >&2; exit 1; }
+
+run() {
+    if [ "$DRY_RUN" = 1 ]; then
+        printf 'RUN %s\n' "$*"
+    else
+        "$@"
+    fi
+}
+
+# write_file PATH MODE: content from stdin; written only when it differs (idempotent); prints the plan in a dry run
+write_file() {
+    local path=$1 mode=$2 tmp
+    tmp=$(mktemp)
+    cat >"$tmp"
+    if [ "$DRY_RUN" = 1 ]; then
+        printf 'WRITE %s (mode %s)\n' "$path" "$mode"
+        sed 's/^/    | /' "$tmp"
+        rm -f "$tmp"
+        return 0
+    fi
+    if [ -f "$path" ] && cmp -s "$tmp" "$path"; then
+        rm -f "$tmp"
+        return 0
+    fi
+    install -D -m "$mode" "$tmp" "$path"
+    rm -f "$tmp"
+    say "wrote $path"
+}
+
+apt_install() {
+    local missing=() p
+    for p in "$@"; do
+        dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+    done
+    if [ "${#missing[@]}" -eq 0 ]; then
+        say "system packages already installed: $*"
+        return 0
+    fi
+    run env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    run env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+}
+
+ensure_user() {
+    if id "$SERVICE_USER" >/dev/null 2>&1; then
+        say "user $SERVICE_USER exists"
+    else
+        run useradd --system --home-dir "$PREFIX" --no-create-home --shell /usr/sbin/nologin "$SERVICE_USER"
+    fi
+    run usermod -a -G audio,video "$SERVICE_USER"
+}
+
+ensure_layout() {
+    run install -d -m 0755 "$PREFIX" "$PREFIX/bin" "$ETC"
+    # the deploy user (who runs `edge-ser deploy` over SSH) owns the bundles; the service only reads them
+    local owner=root
+    [ -n "$DEPLOY_USER" ] && owner=$DEPLOY_USER
+    run install -d -m 0755 -o "$owner" -g "$SERVICE_USER" "$PREFIX/bundles" "$PREFIX/bundles/versions"
+}
+
+ensure_venv() {
+    local py=${PYTHON:-python3}
+    if [ -x "$PREFIX/venv/bin/python" ]; then
+        say "virtual environment $PREFIX/venv exists"
+    else
+        run "$py" -m venv "${VENV_ARGS[@]}" "$PREFIX/venv"
+    fi
+}
+
+# pip_install_wheelhouse: offline install of the pinned lock file from the wheelhouse
+pip_install_wheelhouse() {
+    [ -n "$WHEELHOUSE" ] || die "no wheelhouse given (see deploy/README.md, 'Offline wheelhouse')"
+    [ -f "$WHEELHOUSE/requirements.lock" ] || [ "$DRY_RUN" = 1 ] ||
+        die "$WHEELHOUSE/requirements.lock not found: is $WHEELHOUSE a wheelhouse?"
+    run "$PREFIX/venv/bin/pip" install --no-index --find-links "$WHEELHOUSE" -r "$WHEELHOUSE/requirements.lock"
+    # edge-ser itself, if the wheelhouse carries its wheel and the lock does not list it
+    run "$PREFIX/venv/bin/pip" install --no-index --find-links "$WHEELHOUSE" --no-deps edge-ser
+}
+
+write_config() {
+    local bundle=$1 camera=$2
+    if [ -f "$ETC/config.env" ] && [ "$DRY_RUN" != 1 ]; then
+        say "$ETC/config.env exists: kept (edit it, then: systemctl restart edge-ser)"
+        return 0
+    fi
+    write_file "$ETC/config.env" 0644 <<CONF
+# edge-ser service settings (read by edge-ser.service; after a change: sudo systemctl restart edge-ser)
+# The bundle: \`edge-ser deploy BUNDLE user@host\` switches $PREFIX/bundles/current.
+EDGE_SER_BUNDLE=$bundle
+# Audio-only fallback bundle for audio-visual models (empty: none)
+EDGE_SER_FALLBACK=
+# Microphone: PortAudio index or part of its name (empty: the default device; \`python -m sounddevice\` lists them)
+EDGE_SER_MIC=
+# Camera: index, /dev/videoN or a GStreamer pipeline (only used by audio-visual bundles)
+EDGE_SER_CAMERA=$camera
+# Live web page port (empty: no page) and interface
+EDGE_SER_WEB_PORT=8000
+EDGE_SER_WEB_HOST=0.0.0.0
+# Inference engine: auto, onnxruntime, numpy, tflite[-int8|-fp16|-fp32]
+EDGE_SER_ENGINE=auto
+# More \`edge-ser run\` options, e.g. --threads 2 --hop 0.25
+EDGE_SER_EXTRA_ARGS=--threads 2
+CONF
+}
+
+install_service() {
+    run install -m 0755 "$HERE/systemd/edge-ser-start" "$PREFIX/bin/edge-ser-start"
+    write_file /etc/systemd/system/edge-ser.service 0644 <"$HERE/systemd/edge-ser.service"
+    if [ -n "$DEPLOY_USER" ] && [ "$DEPLOY_USER" != root ]; then
+        # lets `edge-ser deploy` restart the service through `sudo -n` (nothing else)
+        local sc
+        sc=$(command -v systemctl || echo /usr/bin/systemctl)
+        write_file /etc/sudoers.d/edge-ser-deploy 0440 <<SUDO
+$DEPLOY_USER ALL=(root) NOPASSWD: $sc restart edge-ser, $sc start edge-ser, $sc stop edge-ser
+SUDO
+    fi
+    run systemctl daemon-reload
+    if [ "$ENABLE" = 1 ]; then
+        run systemctl enable edge-ser.service
+        if [ -e "$PREFIX/bundles/current" ] || [ "$DRY_RUN" = 1 ]; then
+            run systemctl restart edge-ser.service
+        else
+            say "no bundle yet: the service starts after the first \`edge-ser deploy BUNDLE $DEPLOY_USER@$(hostname)\`"
+        fi
+    fi
+}
+
+common_usage() {
+    cat <<USAGE
+  WHEELHOUSE           folder with the wheels and requirements.lock (scripts build it: see deploy/README.md)
+  --dry-run            print every action, change nothing (works without root)
+  --deploy-user USER   the SSH user of \`edge-ser deploy\`: owns $PREFIX/bundles, may restart the service
+                       (default: \$SUDO_USER)
+  --bundle PATH        bundle the service runs (default $PREFIX/bundles/current)
+  --camera SRC         camera for audio-visual bundles (default 0)
+  --no-enable          install but do not enable / start the service
+USAGE
+}

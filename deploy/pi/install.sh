@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Install edge-ser on Raspberry Pi OS (Bookworm, 64-bit; Pi 4 / Pi 5) from an offline wheelhouse, as a systemd
+# service that runs `edge-ser run` on boot. Idempotent: run it again after an upgrade of the wheelhouse.
+#
+#   sudo deploy/pi/install.sh WHEELHOUSE [--deploy-user pi] [--pi-camera] [--dry-run]
+set -euo pipefail
+# shellcheck source=SCRIPTDIR/../lib/common.sh
+. "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../lib/common.sh"
+
+PI_CAMERA=0
+BUNDLE="$PREFIX/bundles/current"
+CAMERA=0
+VENV_ARGS=()
+
+usage() {
+    echo "usage: sudo $0 WHEELHOUSE [options]"
+    common_usage
+    echo "  --pi-camera          also install libcamera apps and GStreamer plugins for a CSI camera module"
+    echo "                       (camera source: a libcamerasrc GStreamer pipeline)"
+}
+
+while [ $# -gt 0 ]; do
+    case $1 in
+        --dry-run) DRY_RUN=1 ;;
+        --deploy-user) DEPLOY_USER=${2:?--deploy-user needs a user name}; shift ;;
+        --bundle) BUNDLE=${2:?--bundle needs a path}; shift ;;
+        --camera) CAMERA=${2:?--camera needs a source}; shift ;;
+        --pi-camera) PI_CAMERA=1 ;;
+        --no-enable) ENABLE=0 ;;
+        -h|--help) usage; exit 0 ;;
+        -*) usage >&2; die "unknown option $1" ;;
+        *) [ -z "$WHEELHOUSE" ] || die "one wheelhouse only"; WHEELHOUSE=$1 ;;
+    esac
+    shift
+done
+[ -n "$WHEELHOUSE" ] || { usage >&2; exit 2; }
+[ "$DRY_RUN" = 1 ] || [ "$(id -u)" = 0 ] || die "run as root (sudo), or with --dry-run"
+
+model=$(tr -d '\0' 2>/dev/null </proc/device-tree/model || echo unknown)
+say "device: $model; wheelhouse: $WHEELHOUSE${DRY_RUN:+ }$([ "$DRY_RUN" = 1 ] && echo '(dry run)')"
+case $model in
+    *"Raspberry Pi"*) ;;
+    *) say "warning: this does not look like a Raspberry Pi; continuing" ;;
+esac
+[ "$(uname -m)" = aarch64 ] || say "warning: $(uname -m): wheels for aarch64 (64-bit Raspberry Pi OS) are expected"
+
+# PortAudio (sounddevice), OpenBLAS / OpenMP (numpy, onnxruntime), V4L tools (USB cameras)
+PACKAGES=(python3-venv python3-pip libportaudio2 libopenblas0 libgomp1 v4l-utils alsa-utils)
+if [ "$PI_CAMERA" = 1 ]; then
+    PACKAGES+=(rpicam-apps-lite gstreamer1.0-libcamera gstreamer1.0-plugins-base gstreamer1.0-plugins-good)
+    CAMERA="libcamerasrc ! video/x-raw,width=640,height=480,framerate=30/1 ! videoconvert ! appsink"
+fi
+apt_install "${PACKAGES[@]}"
+ensure_user
+ensure_layout
+ensure_venv
+pip_install_wheelhouse
+write_config "$BUNDLE" "$CAMERA"
+install_service
+say "done. status: systemctl status edge-ser; logs: journalctl -u edge-ser -f"

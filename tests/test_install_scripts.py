@@ -1,0 +1,124 @@
+"""deploy/pi/install.sh and deploy/jetson/install.sh: syntax, shellcheck, and the plan their --dry-run prints.
+
+--dry-run changes nothing (no root needed) and prints every command (`RUN ...`) and file (`WRITE ...`); the tests
+check the plan: system packages, the service user, the venv, the offline wheelhouse install, the config file,
+the systemd unit, and on a Jetson the onnxruntime-gpu choice made from the L4T release file and the wheelhouse.
+Also edge_ser.live.sdnotify against a real datagram socket.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+DEPLOY = REPO / "deploy"
+SCRIPTS = [DEPLOY / "pi" / "install.sh", DEPLOY / "jetson" / "install.sh", DEPLOY / "lib" / "common.sh"]
+
+
+def _dry(script: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    e = dict(os.environ, EDGE_SER_PREFIX="/opt/edge-ser", **(env or {}))
+    return subprocess.run(["bash", str(script), *args, "--dry-run"], capture_output=True, text=True, env=e,
+                          timeout=60, check=False)  # fmt: skip
+
+
+def test_syntax_and_shellcheck():
+    for s in [*SCRIPTS, DEPLOY / "systemd" / "edge-ser-start"]:
+        r = subprocess.run(["bash", "-n", str(s)], capture_output=True, text=True, check=False)
+        assert r.returncode == 0, r.stderr
+    if shutil.which("shellcheck") is None:
+        pytest.skip("shellcheck not installed")
+    r = subprocess.run(["shellcheck", "-x", *map(str, SCRIPTS), str(DEPLOY / "systemd" / "edge-ser-start")],
+                       capture_output=True, text=True, check=False)  # fmt: skip
+    assert r.returncode == 0, r.stdout
+
+
+def _common_plan(out: str, wh: Path) -> None:
+    assert "apt-get install" in out or "system packages already installed" in out
+    assert "/opt/edge-ser/venv/bin/pip install --no-index --find-links " + str(wh) in out
+    assert "WRITE /etc/edge-ser/config.env" in out and "EDGE_SER_BUNDLE=/opt/edge-ser/bundles/current" in out
+    assert "WRITE /etc/systemd/system/edge-ser.service" in out
+    for line in ("Restart=on-failure", "WatchdogSec=", "StartLimitBurst=", "User=edge-ser"):
+        assert line in out
+    assert "RUN systemctl enable edge-ser.service" in out
+    assert "install -d -m 0755 -o dev -g edge-ser /opt/edge-ser/bundles" in out
+    assert "WRITE /etc/sudoers.d/edge-ser-deploy" in out and "NOPASSWD" in out
+
+
+def test_pi_dry_run_plan(tmp_path):
+    wh = tmp_path / "wheelhouse"
+    wh.mkdir()
+    r = _dry(DEPLOY / "pi" / "install.sh", str(wh), "--deploy-user", "dev", "--pi-camera")
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    _common_plan(out, wh)
+    assert f"-r {wh}/requirements.lock" in out
+    assert "libcamerasrc" in out  # the CSI camera pipeline went into the config
+    if "apt-get install" in out:
+        assert "gstreamer1.0-libcamera" in out
+
+
+def test_jetson_dry_run_without_and_with_gpu_wheel(tmp_path):
+    wh = tmp_path / "wheelhouse"
+    wh.mkdir()
+    (wh / "requirements.lock").write_text("numpy==2.2.6\nonnxruntime==1.22.0\nsounddevice==0.5.2\n")
+    rel = tmp_path / "nv_tegra_release"
+    rel.write_text("# R36 (release), REVISION: 4.3, GCID: 1, BOARD: generic, EABI: aarch64, DATE: x\n")
+    env = {"L4T_RELEASE_FILE": str(rel)}
+    r = _dry(DEPLOY / "jetson" / "install.sh", str(wh), "--deploy-user", "dev", env=env)
+    assert r.returncode == 0, r.stderr
+    assert "L4T 36.4.3 (JetPack 6)" in r.stderr
+    assert "onnxruntime-gpu wheel was not found" in r.stderr and "pypi.jetson-ai-lab.dev/jp6" in r.stderr
+    _common_plan(r.stdout, wh)
+    assert f"-r {wh}/requirements.lock" in r.stdout  # the CPU onnxruntime from the lock
+
+    py = subprocess.run(["python3", "-c", "import sys; print(f'cp{sys.version_info[0]}{sys.version_info[1]}')"],
+                        capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    gpu = wh / f"onnxruntime_gpu-1.23.0-{py}-{py}-linux_aarch64.whl"
+    gpu.write_bytes(b"")
+    r = _dry(DEPLOY / "jetson" / "install.sh", str(wh), "--deploy-user", "dev", env=env)
+    assert r.returncode == 0, r.stderr
+    assert "NVIDIA GPU build" in r.stderr and "not found" not in r.stderr
+    assert f"--no-deps {gpu}" in r.stdout and "pip uninstall -y onnxruntime" in r.stdout
+    _common_plan(r.stdout, wh)
+
+
+def test_scripts_refuse_bad_usage(tmp_path):
+    r = subprocess.run(["bash", str(DEPLOY / "pi" / "install.sh"), "--bogus"], capture_output=True, text=True,
+                       check=False)  # fmt: skip
+    assert r.returncode != 0 and "unknown option --bogus" in r.stderr
+
+
+def test_sdnotify_ready_and_watchdog(tmp_path, monkeypatch):
+    from edge_ser.live import sdnotify
+
+    path = str(tmp_path / "notify")
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    srv.bind(path)
+    srv.settimeout(2)
+    monkeypatch.setenv("NOTIFY_SOCKET", path)
+    monkeypatch.setenv("WATCHDOG_USEC", "2000000")
+    monkeypatch.setenv("WATCHDOG_PID", str(os.getpid()))
+    sdnotify.reset()
+    try:
+        sdnotify.ping(now=100.0)
+        assert srv.recv(64) == b"READY=1"
+        assert srv.recv(64) == b"WATCHDOG=1"
+        sdnotify.ping(now=100.2)  # rate-limited: nothing within interval / 4
+        sdnotify.ping(now=100.6)
+        assert srv.recv(64) == b"WATCHDOG=1"
+        srv.settimeout(0.1)
+        with pytest.raises(TimeoutError):
+            srv.recv(64)
+    finally:
+        srv.close()
+        sdnotify.reset()
+    monkeypatch.delenv("NOTIFY_SOCKET")
+    sdnotify.ping()  # outside systemd: a no-op
+    assert sdnotify.notify("READY=1") is False
+    sdnotify.reset()
