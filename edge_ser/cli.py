@@ -362,6 +362,12 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_firstboot(args: argparse.Namespace) -> int:
+    from edge_ser.firstboot import cmd_firstboot as run
+
+    return run(args)
+
+
 def cmd_deploy(args: argparse.Namespace) -> int:
     from edge_ser.deploy import cmd_deploy as run_deploy
 
@@ -648,6 +654,18 @@ def build_parser() -> argparse.ArgumentParser:
     add_deploy_args(p)
     p.set_defaults(func=cmd_deploy)
     # --- end deploy ---
+
+    p = sub.add_parser(
+        "firstboot",
+        help="write cloud-init first-boot files (user, SSH key, Wi-Fi, hostname, edge-ser install) for an image",
+        description="Generate user-data, network-config and meta-data for the boot partition of a freshly "
+        "written Raspberry Pi OS / Ubuntu image, so the device installs edge-ser from a wheelhouse and starts "
+        "the demo on its first boot. The files are checked with cloud-init's own schema when it is installed.",
+    )
+    from edge_ser.firstboot import add_firstboot_args
+
+    add_firstboot_args(p)
+    p.set_defaults(func=cmd_firstboot)
 
     return parser
 

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Debian packages the tests use for real components: PortAudio + a PulseAudio server (the microphone path),
 # Chromium + chromedriver (the live page). Installed only when missing, only as root with apt-get; when that
-# is not possible the tests that need them skip with the reason. Never fatal.
+# is not possible the tests that need them skip with the reason. Never fatal. cloud-init + netplan.io (~15 s): the
+# first-boot files are checked with their own validators (tests/test_firstboot.py).
 set -uo pipefail
-PACKAGES=(libportaudio2 pulseaudio pulseaudio-utils libasound2-plugins alsa-utils chromium chromium-driver openssh-server openssh-client)
+PACKAGES=(libportaudio2 pulseaudio pulseaudio-utils libasound2-plugins alsa-utils chromium chromium-driver openssh-server openssh-client cloud-init netplan.io)
 missing=()
 for p in "${PACKAGES[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -1,0 +1,521 @@
+"""First-boot configuration for a freshly written Raspberry Pi OS / Ubuntu image: cloud-init NoCloud files.
+
+    edge-ser firstboot --hostname pi-kitchen --ssh-key ~/.ssh/id_ed25519.pub --wifi-ssid Home \\
+        --wifi-password '...' --country GB --wheelhouse dist/wheelhouse-pi-trixie \\
+        --bundle-path bundles/av_cnn --out /media/$USER/bootfs
+
+writes, on the image's boot partition (mounted at /boot/firmware on the device):
+
+- `user-data` (#cloud-config): hostname, a login user with the SSH key (no password login), the `edge-ser`
+  service user, Debian packages, `/etc/edge-ser/config.env`, the systemd unit and a first-boot script that
+  installs edge-ser into /opt/edge-ser/venv from the wheelhouse (offline: `pip install --no-index --find-links
+  WH -r WH/requirements.lock`) or a wheelhouse URL, puts the bundle in the `edge-ser deploy` layout
+  (ROOT/versions/<model>-<sha12>, `current` link, SHA256SUMS checked) and enables + starts the service;
+- `network-config`: netplan v2 with the Wi-Fi network (`wifis`, regulatory domain = `--country`; the WPA
+  passphrase is stored as its PSK, PBKDF2(passphrase, SSID), unless `--wifi-plaintext`);
+- `meta-data`: instance-id (changes with the content, so cloud-init runs again for a new configuration)
+  and local-hostname;
+- `edge-ser/`: the wheelhouse and the bundle, when given as local paths.
+
+Raspberry Pi OS from Trixie on (and Ubuntu for Pi) reads these three files with cloud-init's NoCloud data
+source. Each file is written atomically. `validate(out)` runs cloud-init's own checks when cloud-init is
+installed: `cloud-init schema --config-file user-data`; for network-config, `cloud-init schema --schema-type
+network-config` where supported (cloud-init >= 23.x), else `cloud-init devel net-convert` (cloud-init parses
+and renders it as netplan), and `netplan generate` on it when netplan is installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edge_ser.errors import ConfigError, MissingDependencyError
+
+BOOT_MOUNT = "/boot/firmware"
+"""Where Raspberry Pi OS (Bookworm and later) and Ubuntu for Pi mount the boot partition."""
+PREFIX = "/opt/edge-ser"
+ROOT = f"{PREFIX}/bundles"
+VENV = f"{PREFIX}/venv"
+CONFIG_DIR = "/etc/edge-ser"
+SERVICE = "edge-ser"
+PACKAGES = ("python3-venv", "python3-pip", "libportaudio2", "libsndfile1", "curl", "tar", "openssh-server")
+
+_HOSTNAME = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+_USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+_KEY_TYPES = ("ssh-ed25519", "ssh-rsa", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521",
+              "sk-ssh-ed25519@openssh.com", "sk-ecdsa-sha2-nistp256@openssh.com")  # fmt: skip
+_ENV_KEY = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+
+DEFAULT_UNIT = f"""[Unit]
+Description=edge-ser speech emotion recognition
+After=network-online.target sound.target
+Wants=network-online.target
+
+[Service]
+Type=simple
+User=edge-ser
+EnvironmentFile={CONFIG_DIR}/config.env
+ExecStart={VENV}/bin/edge-ser run ${{EDGE_SER_BUNDLE}}
+Restart=on-failure
+RestartSec=5
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+
+_REPO_SYSTEMD = Path(__file__).resolve().parents[1] / "deploy" / "systemd"
+
+
+def repo_unit() -> tuple[str, str | None]:
+    """The unit (and its /opt/edge-ser/bin/edge-ser-start helper) from deploy/systemd in a source checkout, else
+    the built-in unit, which runs `edge-ser run $EDGE_SER_BUNDLE` directly."""
+    unit, start = _REPO_SYSTEMD / "edge-ser.service", _REPO_SYSTEMD / "edge-ser-start"
+    if unit.is_file() and start.is_file():
+        return unit.read_text(), start.read_text()
+    return DEFAULT_UNIT, None
+
+
+@dataclass(frozen=True)
+class FirstBoot:
+    """What the device should be on its first boot. Check with `validate_inputs()`; `generate()` does too."""
+
+    hostname: str
+    """RFC 1123 host label: lower-case letters, digits and '-', 1..63 characters."""
+    ssh_keys: tuple[str, ...]
+    """OpenSSH public key lines for the login user."""
+    user: str = "edge"
+    """Login user (sudo without password, SSH key only)."""
+    wifi_ssid: str | None = None
+    wifi_password: str | None = None
+    """WPA passphrase (8..63 characters) or 64-hex PSK; None for an open network."""
+    country: str | None = None
+    """Wi-Fi regulatory domain, ISO 3166-1 alpha-2 (required with Wi-Fi: the Pi's radio stays off without it)."""
+    wifi_plaintext: bool = False
+    """Store the passphrase as given instead of its PSK (WPA3-SAE networks need the passphrase)."""
+    wheelhouse_url: str | None = None
+    """pip --find-links URL to install from on first boot, instead of a wheelhouse copied to the boot partition."""
+    bundle_url: str | None = None
+    """URL of a bundle .tar the device downloads on first boot, instead of one copied to the boot partition."""
+    timezone: str | None = None
+    env: tuple[tuple[str, str], ...] = ()
+    """Extra KEY=VALUE lines for config.env."""
+    packages: tuple[str, ...] = PACKAGES
+    boot_mount: str = BOOT_MOUNT
+    unit: str = field(default=DEFAULT_UNIT, repr=False)
+    start_script: str | None = field(default=None, repr=False)
+    """/opt/edge-ser/bin/edge-ser-start, when the unit runs it."""
+
+
+def read_ssh_keys(paths: list[str | os.PathLike[str]]) -> tuple[str, ...]:
+    """Public key lines from files; a missing file, a private key or a non-key line is a ConfigError."""
+    keys: list[str] = []
+    for p in paths:
+        path = Path(p).expanduser()
+        try:
+            text = path.read_text()
+        except FileNotFoundError:
+            raise ConfigError(
+                f"--ssh-key {path}: no such file (give the public key, e.g. ~/.ssh/id_ed25519.pub)"
+            )
+        except (OSError, UnicodeDecodeError) as e:
+            raise ConfigError(f"--ssh-key {path}: cannot read it as text: {e}") from e
+        if "PRIVATE KEY" in text:
+            raise ConfigError(f"--ssh-key {path}: is a private key; give the public key ({path}.pub)")
+        for line in text.splitlines():
+            line = line.strip()
+            if line and not line.startswith("#"):
+                keys.append(check_ssh_key(line, str(path)))
+    if not keys:
+        raise ConfigError("--ssh-key: no public key given; the device would have no way to log in")
+    return tuple(keys)
+
+
+def check_ssh_key(line: str, source: str = "ssh key") -> str:
+    parts = line.split()
+    if len(parts) < 2 or parts[0] not in _KEY_TYPES or not re.fullmatch(r"[A-Za-z0-9+/]+=*", parts[1]):
+        raise ConfigError(f"{source}: not an OpenSSH public key line: {line[:40]!r}...")
+    return line
+
+
+def wpa_psk(ssid: str, passphrase: str) -> str:
+    """The 64-hex WPA PSK of a passphrase (IEEE 802.11i: PBKDF2-HMAC-SHA1, salt = SSID, 4096 rounds, 32 bytes)."""
+    return hashlib.pbkdf2_hmac("sha1", passphrase.encode(), ssid.encode(), 4096, 32).hex()
+
+
+def validate_inputs(fb: FirstBoot) -> None:
+    """Raise ConfigError naming the option and the bad value."""
+    if not _HOSTNAME.fullmatch(fb.hostname or ""):
+        raise ConfigError(
+            f"--hostname {fb.hostname!r}: must be 1..63 lower-case letters, digits or '-', not starting or "
+            "ending with '-'"
+        )
+    if not _USER.fullmatch(fb.user or "") or fb.user in ("root", SERVICE):
+        raise ConfigError(f"--user {fb.user!r}: must be a lower-case Linux user name, not root or {SERVICE}")
+    if not fb.ssh_keys:
+        raise ConfigError("--ssh-key: no public key given; the device would have no way to log in")
+    for k in fb.ssh_keys:
+        check_ssh_key(k)
+    if fb.wifi_ssid is not None:
+        n = len(fb.wifi_ssid.encode())
+        if not 1 <= n <= 32:
+            raise ConfigError(f"--wifi-ssid {fb.wifi_ssid!r}: must be 1..32 bytes, is {n}")
+        if fb.country is None:
+            raise ConfigError(
+                "--country is required with --wifi-ssid (Wi-Fi stays blocked without a regulatory domain)"
+            )
+        pw = fb.wifi_password
+        if pw is not None and not (8 <= len(pw) <= 63 and pw.isascii() and pw.isprintable()) \
+                and not re.fullmatch(r"[0-9a-fA-F]{64}", pw):  # fmt: skip
+            raise ConfigError(
+                "--wifi-password: a WPA passphrase is 8..63 printable ASCII characters (or a 64-hex PSK)"
+            )
+    elif fb.wifi_password is not None:
+        raise ConfigError("--wifi-password given without --wifi-ssid")
+    if fb.country is not None and not re.fullmatch(r"[A-Z]{2}", fb.country):
+        raise ConfigError(f"--country {fb.country!r}: must be an ISO 3166-1 alpha-2 code such as GB or DE")
+    for url, opt in ((fb.wheelhouse_url, "--wheelhouse-url"), (fb.bundle_url, "--bundle-url")):
+        if url is not None and not re.fullmatch(r"https?://\S+", url):
+            raise ConfigError(f"{opt} {url!r}: must be an http(s) URL")
+    for k, _ in fb.env:
+        if not _ENV_KEY.fullmatch(k):
+            raise ConfigError(f"--env {k!r}: must be an upper-case environment variable name")
+    for p in fb.packages:
+        if not re.fullmatch(r"[a-z0-9][a-z0-9+.-]+", p):
+            raise ConfigError(f"package name {p!r} is not a Debian package name")
+
+
+_SCRIPT = r"""#!/bin/bash
+# edge-ser first boot: install from the wheelhouse, install the bundle, start the service. Log:
+# /var/log/edge-ser-firstboot.log. Safe to run again.
+set -euo pipefail
+exec >>/var/log/edge-ser-firstboot.log 2>&1
+echo "edge-ser firstboot: $(date -u +%FT%TZ)"
+BOOT=__BOOT__
+ROOT=__ROOT__
+VENV=__VENV__
+WH_URL=__WH_URL__
+BUNDLE_URL=__BUNDLE_URL__
+install -d -o edge-ser -g edge-ser -m 0755 __PREFIX__ "$ROOT" "$ROOT/versions"
+[ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+if [ -n "$WH_URL" ]; then
+    "$VENV/bin/pip" install --no-index --find-links "$WH_URL" edge-ser
+else
+    WH="$BOOT/edge-ser/wheelhouse"
+    "$VENV/bin/pip" install --no-index --find-links "$WH" -r "$WH/requirements.lock"
+    "$VENV/bin/pip" install --no-index --find-links "$WH" edge-ser
+fi
+STAGE=$(mktemp -d "$ROOT/versions/.incoming-XXXXXX")
+trap 'rm -rf -- "$STAGE"' EXIT
+if [ -n "$BUNDLE_URL" ]; then
+    curl -fsSL --retry 5 "$BUNDLE_URL" -o "$STAGE.tar"
+    tar -xf "$STAGE.tar" -C "$STAGE" && rm -f "$STAGE.tar"
+else
+    cp -r "$BOOT/edge-ser/bundle/." "$STAGE/"
+fi
+# SHA256SUMS from the manifest (as edge-ser deploy writes it), then checked by coreutils
+"$VENV/bin/python" - "$STAGE" <<'PY'
+import hashlib, json, pathlib, sys
+d = pathlib.Path(sys.argv[1]); raw = (d / "manifest.json").read_bytes(); m = json.loads(raw)
+lines = [f"{hashlib.sha256(raw).hexdigest()}  manifest.json"]
+lines += [f"{e['sha256']}  {n}" for n, e in m["files"].items() if "/" not in n]
+(d / "SHA256SUMS").write_text("\n".join(lines) + "\n")
+import re; name = re.sub(r"[^A-Za-z0-9._-]+", "_", str(m["model"]["name"])).strip("._-") or "bundle"
+(d / ".version").write_text(f"{name}-{hashlib.sha256(raw).hexdigest()[:12]}")
+PY
+(cd "$STAGE" && sha256sum -c --quiet SHA256SUMS)
+"$VENV/bin/edge-ser" info "$STAGE" >/dev/null
+V=$(cat "$STAGE/.version"); rm -f "$STAGE/.version"
+rm -rf -- "$ROOT/versions/$V"; mv -T "$STAGE" "$ROOT/versions/$V"; chmod 0755 "$ROOT/versions/$V"
+cd "$ROOT" && ln -sfn "versions/$V" ".current.tmp.$$" && mv -T ".current.tmp.$$" current
+chown -R edge-ser:edge-ser "$ROOT"
+systemctl daemon-reload
+systemctl enable ssh.service 2>/dev/null || true
+systemctl enable --now __SERVICE__.service
+echo "edge-ser firstboot: $V is current, __SERVICE__ started"
+"""
+
+
+def _q(s: str | None) -> str:
+    import shlex
+
+    return shlex.quote(s or "")
+
+
+def user_data(fb: FirstBoot) -> dict:
+    """The #cloud-config document (a dict; `generate` writes it as YAML)."""
+    env = [f"EDGE_SER_ROOT={ROOT}", f"EDGE_SER_BUNDLE={ROOT}/current", *(f"{k}={v}" for k, v in fb.env)]
+    script = (
+        _SCRIPT.replace("__BOOT__", _q(fb.boot_mount)).replace("__ROOT__", _q(ROOT)).replace("__VENV__", _q(VENV))
+        .replace("__PREFIX__", _q(PREFIX)).replace("__WH_URL__", _q(fb.wheelhouse_url))
+        .replace("__BUNDLE_URL__", _q(fb.bundle_url)).replace("__SERVICE__", SERVICE)
+    )  # fmt: skip
+    doc: dict = {
+        "hostname": fb.hostname,
+        "manage_etc_hosts": True,
+        "preserve_hostname": False,
+        "users": [
+            {
+                "name": fb.user,
+                "groups": "sudo,audio,video,plugdev",
+                "shell": "/bin/bash",
+                "lock_passwd": True,
+                "sudo": "ALL=(ALL) NOPASSWD:ALL",
+                "ssh_authorized_keys": list(fb.ssh_keys),
+            },
+            {
+                "name": SERVICE,
+                "system": True,
+                "groups": "audio,video",
+                "shell": "/usr/sbin/nologin",
+                "homedir": f"/var/lib/{SERVICE}",
+                "lock_passwd": True,
+            },
+        ],
+        "ssh_pwauth": False,
+        "disable_root": True,
+        "package_update": True,
+        "packages": list(fb.packages),
+        "write_files": [
+            {"path": f"{CONFIG_DIR}/config.env", "permissions": "0644", "content": "\n".join(env) + "\n"},
+            {"path": f"/etc/systemd/system/{SERVICE}.service", "permissions": "0644", "content": fb.unit},
+            {"path": "/usr/local/sbin/edge-ser-firstboot", "permissions": "0755", "content": script},
+        ],
+        "runcmd": [["/usr/local/sbin/edge-ser-firstboot"]],
+    }
+    if fb.start_script is not None:
+        doc["write_files"].append(
+            {"path": f"{PREFIX}/bin/edge-ser-start", "permissions": "0755", "content": fb.start_script}
+        )
+    if fb.timezone:
+        doc["timezone"] = fb.timezone
+    return doc
+
+
+def network_config(fb: FirstBoot) -> dict | None:
+    """netplan v2 network configuration, or None without Wi-Fi (cloud-init then brings up wired DHCP)."""
+    if fb.wifi_ssid is None:
+        return None
+    ap: dict = {}
+    pw = fb.wifi_password
+    if pw is not None:
+        ap["password"] = pw if fb.wifi_plaintext or len(pw) == 64 else wpa_psk(fb.wifi_ssid, pw)
+    return {"network": {"version": 2,
+                        "ethernets": {"eth0": {"dhcp4": True, "optional": True}},
+                        "wifis": {"wlan0": {"dhcp4": True, "optional": True, "regulatory-domain": fb.country,
+                                            "access-points": {fb.wifi_ssid: ap}}}}}  # fmt: skip
+
+
+def _yaml(doc: dict) -> str:
+    import yaml
+
+    return yaml.safe_dump(doc, sort_keys=False, default_flow_style=False, allow_unicode=True, width=1000)
+
+
+def _write_atomic(path: Path, text: str, mode: int = 0o644) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        try:
+            os.chmod(tmp, mode)
+        except OSError:  # FAT boot partitions have no modes
+            pass
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _copy_tree_atomic(src: Path, dest: Path) -> None:
+    tmp = dest.parent / f".{dest.name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        shutil.copytree(src, tmp, copy_function=shutil.copyfile)
+        old = dest.parent / f".{dest.name}.old-{os.getpid()}"
+        if dest.exists():
+            os.rename(dest, old)
+        os.rename(tmp, dest)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def generate(fb: FirstBoot, out: str | os.PathLike[str], *, wheelhouse: str | os.PathLike[str] | None = None,
+             bundle: str | os.PathLike[str] | None = None) -> dict[str, Path]:  # fmt: skip
+    """Write user-data, network-config (with Wi-Fi) and meta-data into `out` (the mounted boot partition).
+
+    `wheelhouse` / `bundle` (local folders) are copied to `out/edge-ser/`; otherwise `fb.wheelhouse_url` /
+    `fb.bundle_url` must be set. Returns the written paths by name.
+    """
+    validate_inputs(fb)
+    out_p = Path(out)
+    if not out_p.is_dir():
+        raise ConfigError(
+            f"--out {out_p}: no such folder (mount the image's boot partition and give its path)"
+        )
+    if (wheelhouse is None) == (fb.wheelhouse_url is None):
+        raise ConfigError(
+            "give exactly one of --wheelhouse (a folder, copied to the boot partition) or --wheelhouse-url"
+        )
+    if (bundle is None) == (fb.bundle_url is None):
+        raise ConfigError(
+            "give exactly one of --bundle-path (a bundle folder) or --bundle-url (a bundle .tar)"
+        )
+    if wheelhouse is not None and not (Path(wheelhouse) / "requirements.lock").is_file():
+        raise ConfigError(
+            f"--wheelhouse {wheelhouse}: no requirements.lock (make it with scripts/wheelhouse.py)"
+        )
+    if bundle is not None:
+        from edge_ser.bundle import load_bundle
+
+        if not Path(bundle).is_dir():
+            raise ConfigError(f"--bundle-path {bundle}: must be a bundle folder")
+        load_bundle(bundle)  # BundleError if it does not verify: never ship a bundle the device will refuse
+    written: dict[str, Path] = {}
+    if wheelhouse is not None or bundle is not None:
+        (out_p / "edge-ser").mkdir(exist_ok=True)
+    if wheelhouse is not None:
+        _copy_tree_atomic(Path(wheelhouse), out_p / "edge-ser" / "wheelhouse")
+        written["wheelhouse"] = out_p / "edge-ser" / "wheelhouse"
+    if bundle is not None:
+        _copy_tree_atomic(Path(bundle), out_p / "edge-ser" / "bundle")
+        written["bundle"] = out_p / "edge-ser" / "bundle"
+    ud = "#cloud-config\n" + _yaml(user_data(fb))
+    net = network_config(fb)
+    nc = _yaml(net) if net is not None else None
+    iid = hashlib.sha256((ud + (nc or "")).encode()).hexdigest()[:12]
+    md = _yaml({"instance-id": f"edge-ser-{fb.hostname}-{iid}", "local-hostname": fb.hostname})
+    _write_atomic(out_p / "user-data", ud, 0o600)
+    written["user-data"] = out_p / "user-data"
+    if nc is not None:
+        _write_atomic(out_p / "network-config", nc, 0o600)
+        written["network-config"] = out_p / "network-config"
+    else:
+        (out_p / "network-config").unlink(missing_ok=True)
+    _write_atomic(out_p / "meta-data", md)
+    written["meta-data"] = out_p / "meta-data"
+    return written
+
+
+# --- validation with cloud-init's own tools -------------------------------------------------------------------
+
+
+def cloud_init_version() -> str | None:
+    exe = shutil.which("cloud-init")
+    if exe is None:
+        return None
+    r = subprocess.run([exe, "--version"], check=False, capture_output=True, text=True, timeout=60)
+    return (r.stdout + r.stderr).strip().split()[-1] if r.returncode == 0 else None
+
+
+def validate(out: str | os.PathLike[str]) -> list[str]:
+    """Check the files in `out` with cloud-init (and netplan); return what was checked, ConfigError on a fault."""
+    exe = shutil.which("cloud-init")
+    if exe is None:
+        raise MissingDependencyError(
+            "cloud-init is not installed: apt-get install cloud-init (Debian / Ubuntu)"
+        )
+    out_p = Path(out)
+    done: list[str] = []
+    ver = cloud_init_version()
+
+    def run(argv: list[str], what: str) -> None:
+        r = subprocess.run(argv, check=False, capture_output=True, text=True, timeout=120)
+        if r.returncode != 0:
+            raise ConfigError(f"{what}: {(r.stdout + r.stderr).strip()[-2000:]}")
+
+    run([exe, "schema", "--config-file", str(out_p / "user-data")], f"cloud-init {ver} schema user-data")
+    done.append(f"cloud-init {ver} schema --config-file user-data: valid cloud-config")
+    nc = out_p / "network-config"
+    if nc.is_file():
+        help_text = subprocess.run(
+            [exe, "schema", "--help"], check=False, capture_output=True, text=True
+        ).stdout
+        if "--schema-type" in help_text:
+            run([exe, "schema", "--schema-type", "network-config", "--config-file", str(nc)],
+                f"cloud-init {ver} schema network-config")  # fmt: skip
+            done.append(f"cloud-init {ver} schema --schema-type network-config: valid")
+        with tempfile.TemporaryDirectory() as t:
+            run([exe, "devel", "net-convert", "-p", str(nc), "-k", "yaml", "-d", t, "-D", "debian", "-O", "netplan"],
+                f"cloud-init {ver} devel net-convert network-config")  # fmt: skip
+            rendered = list(Path(t).rglob("*.yaml"))
+            if not rendered or "wifis" not in rendered[0].read_text():
+                raise ConfigError("cloud-init net-convert: the rendered netplan configuration has no wifis")
+            done.append(
+                f"cloud-init {ver} devel net-convert: parsed, rendered as netplan with the Wi-Fi network"
+            )
+            netplan = shutil.which("netplan")
+            if netplan is not None:
+                etc = Path(t) / "root" / "etc" / "netplan"
+                etc.mkdir(parents=True)
+                shutil.copyfile(rendered[0], etc / "50-cloud-init.yaml")
+                os.chmod(etc / "50-cloud-init.yaml", 0o600)
+                run([netplan, "generate", "--root-dir", str(Path(t) / "root")], "netplan generate")
+                done.append("netplan generate: the netplan configuration is valid (backend files generated)")
+    return done
+
+
+# --- CLI ------------------------------------------------------------------------------------------------------
+
+
+def add_firstboot_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--hostname", required=True, help="device host name (RFC 1123 label)")
+    p.add_argument("--ssh-key", action="append", required=True, metavar="FILE.pub",
+                   help="OpenSSH public key file for the login user (repeatable)")  # fmt: skip
+    p.add_argument("--user", default="edge", help="login user (sudo, SSH key only; default: edge)")
+    p.add_argument("--wifi-ssid", default=None)
+    p.add_argument("--wifi-password", default=None,
+                   help="WPA passphrase; stored as its PSK unless --wifi-plaintext (default: $EDGE_SER_WIFI_PASSWORD)")  # fmt: skip
+    p.add_argument(
+        "--wifi-plaintext", action="store_true", help="store the passphrase itself (WPA3 needs it)"
+    )
+    p.add_argument("--country", default=None, help="Wi-Fi regulatory domain, e.g. GB (required with Wi-Fi)")
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument(
+        "--wheelhouse", type=Path, help="offline wheelhouse folder (scripts/wheelhouse.py), copied"
+    )
+    g.add_argument("--wheelhouse-url", help="pip --find-links URL the device installs from instead")
+    b = p.add_mutually_exclusive_group(required=True)
+    b.add_argument("--bundle-path", type=Path, help="bundle folder, copied to the boot partition")
+    b.add_argument("--bundle-url", help="bundle .tar URL the device downloads on first boot")
+    p.add_argument("--timezone", default=None, help="e.g. Europe/London")
+    p.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="extra config.env line")
+    p.add_argument("--no-validate", action="store_true", help="skip cloud-init's schema check")
+    p.add_argument("--out", type=Path, required=True, help="the mounted boot partition (or any folder)")
+
+
+def cmd_firstboot(args: argparse.Namespace) -> int:
+    env = []
+    for item in args.env:
+        if "=" not in item:
+            raise ConfigError(f"--env {item!r}: must be KEY=VALUE")
+        k, v = item.split("=", 1)
+        env.append((k, v))
+    fb = FirstBoot(
+        hostname=args.hostname, ssh_keys=read_ssh_keys(args.ssh_key), user=args.user, wifi_ssid=args.wifi_ssid,
+        wifi_password=args.wifi_password if args.wifi_password is not None
+        else (os.environ.get("EDGE_SER_WIFI_PASSWORD") if args.wifi_ssid else None),
+        country=args.country.upper() if args.country else None, wifi_plaintext=args.wifi_plaintext,
+        wheelhouse_url=args.wheelhouse_url, bundle_url=args.bundle_url, timezone=args.timezone, env=tuple(env),
+        unit=repo_unit()[0], start_script=repo_unit()[1],
+    )  # fmt: skip
+    written = generate(fb, args.out, wheelhouse=args.wheelhouse, bundle=args.bundle_path)
+    for path in written.values():
+        print(f"wrote {path}")
+    if not args.no_validate:
+        if shutil.which("cloud-init") is None:
+            print("not validated: cloud-init is not installed here (apt-get install cloud-init)")
+        else:
+            for line in validate(args.out):
+                print(f"checked: {line}")
+    return 0

@@ -1,0 +1,94 @@
+"""A real OpenSSH server on 127.0.0.1 for tests (Debian openssh-server), run as the current user.
+
+`SshServer(tmp).start()` writes a host key, a client key and an sshd_config under `tmp`, starts `sshd -D` on a
+free port and checks a login works; every failure is a pytest skip with the reason (sshd missing, rejected
+config, cannot start or log in). `stop()` ends only the sshd it started.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+SSHD = shutil.which("sshd") or ("/usr/sbin/sshd" if os.path.exists("/usr/sbin/sshd") else None)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class SshServer:
+    def __init__(self, tmp: Path) -> None:
+        self.dir = Path(tmp)
+        self.user = getpass.getuser()
+        self.port = _free_port()
+        self.key = self.dir / "client_key"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> SshServer:
+        if SSHD is None:
+            pytest.skip("sshd (Debian openssh-server) not installed")
+        if not (shutil.which("ssh") and shutil.which("ssh-keygen")):
+            pytest.skip("OpenSSH client (ssh, ssh-keygen) not installed")
+        t = self.dir
+        for name in ("host_key", "client_key"):
+            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(t / name)], check=True)
+        (t / "authorized_keys").write_text((t / "client_key.pub").read_text())
+        os.chmod(t / "authorized_keys", 0o600)
+        if os.geteuid() == 0 and not os.path.isdir("/run/sshd"):
+            os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # privilege separation directory
+        cfg = t / "sshd_config"
+        cfg.write_text(
+            f"Port {self.port}\nListenAddress 127.0.0.1\nHostKey {t / 'host_key'}\n"
+            f"AuthorizedKeysFile {t / 'authorized_keys'}\nPasswordAuthentication no\n"
+            "KbdInteractiveAuthentication no\nPubkeyAuthentication yes\nPermitRootLogin prohibit-password\n"
+            f"StrictModes no\nUsePAM no\nPidFile {t / 'sshd.pid'}\nLogLevel ERROR\nMaxStartups 50\nMaxSessions 50\n"
+            "Subsystem sftp internal-sftp\n"
+        )
+        chk = subprocess.run([SSHD, "-t", "-f", str(cfg)], check=False, capture_output=True, text=True)
+        if chk.returncode != 0:
+            pytest.skip(f"sshd rejects the test configuration: {chk.stderr.strip()}")
+        log = t / "sshd.log"
+        with open(log, "wb") as f:
+            self.proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(cfg)], stdout=f, stderr=f)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                break
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        if self.proc.poll() is not None:
+            pytest.skip(f"sshd could not start: {log.read_text(errors='replace').strip()[-500:]}")
+        r = subprocess.run(["ssh", *self.options(), "-i", str(self.key), "-p", str(self.port),
+                            f"{self.user}@127.0.0.1", "true"], check=False, capture_output=True, text=True, timeout=30)  # fmt: skip
+        if r.returncode != 0:
+            self.stop()
+            pytest.skip(f"cannot log in to the test sshd as {self.user}: {r.stderr.strip()[-500:]}")
+        return self
+
+    @staticmethod
+    def options() -> list[str]:
+        return ["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+                "-o", "LogLevel=ERROR"]  # fmt: skip
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None

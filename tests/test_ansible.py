@@ -1,0 +1,140 @@
+"""The Ansible fleet playbook (deploy/ansible) against a real sshd on 127.0.0.1.
+
+Two inventory hosts (`dev-a`, `dev-b`) reach the same sshd, each with its own bundle ROOT under a temp folder;
+`edge_ser_manage_system: false` keeps the run rootless (no apt, user or systemd: a restart command that logs,
+and the real health check, `python -m edge_ser info ROOT/current`). Proves: a good bundle reaches both hosts in
+two batches (serial 1, then the rest) with `current` links switched; a bad bundle (a manifest this edge-ser
+refuses, with correct checksums, so it uploads and verifies and only the health check fails) fails on the first
+batch, is rolled back there and never reaches the second host. Skips when ansible-playbook or sshd is missing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+from _sshd import SshServer
+
+REPO = Path(__file__).resolve().parents[1]
+PLAYBOOK = REPO / "deploy" / "ansible" / "site.yml"
+GOOD = REPO / "bundles" / "av_cnn_audio"
+
+
+def _ansible_playbook() -> str:
+    exe = shutil.which("ansible-playbook") or str(Path(sys.executable).parent / "ansible-playbook")
+    if not os.path.exists(exe):
+        pytest.skip("ansible-playbook not installed: pip install ansible-core (requirements/test.txt)")
+    return exe
+
+
+def _env(tmp: Path) -> dict[str, str]:
+    cp = tempfile.mkdtemp(prefix="ans-cp-", dir="/tmp")  # short: ssh ControlPath has a 108-byte limit
+    cfg = tmp / "ansible.cfg"
+    cfg.write_text("[defaults]\n")  # none of the user's settings
+    return {**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_HOST_KEY_CHECKING": "False",
+            "ANSIBLE_PIPELINING": "True", "ANSIBLE_LOCAL_TEMP": str(tmp / "ans-local"),
+            "ANSIBLE_REMOTE_TMP": str(tmp / "ans-remote"), "ANSIBLE_SSH_CONTROL_PATH_DIR": cp,
+            "ANSIBLE_RETRY_FILES_ENABLED": "False", "ANSIBLE_CONFIG": str(cfg),
+            "ANSIBLE_DEPRECATION_WARNINGS": "False"}  # fmt: skip
+
+
+def test_syntax_check(tmp_path):
+    exe = _ansible_playbook()
+    r = subprocess.run([exe, "-i", str(PLAYBOOK.parent / "inventory.example.ini"), "--syntax-check",
+                        str(PLAYBOOK)], check=False, capture_output=True, text=True, env=_env(tmp_path), timeout=60)  # fmt: skip
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+@pytest.fixture(scope="module")
+def sshd(tmp_path_factory):
+    _ansible_playbook()
+    server = SshServer(tmp_path_factory.mktemp("sshd")).start()
+    yield server
+    server.stop()
+
+
+def _version(bundle: Path) -> str:
+    m = json.loads((bundle / "manifest.json").read_text())
+    return f"{m['model']['name']}-{hashlib.sha256((bundle / 'manifest.json').read_bytes()).hexdigest()[:12]}"
+
+
+def _bad_bundle(tmp: Path) -> Path:
+    """The good bundle with schema_version 2: every checksum is right, but this edge-ser refuses to load it."""
+    bad = tmp / "bad_bundle"
+    shutil.copytree(GOOD, bad)
+    m = json.loads((bad / "manifest.json").read_text())
+    m["schema_version"] = 2
+    (bad / "manifest.json").write_text(json.dumps(m, indent=2) + "\n")
+    return bad
+
+
+def _play(sshd: SshServer, tmp: Path, bundle: Path) -> subprocess.CompletedProcess:
+    inv = tmp / "inventory.ini"
+    inv.write_text(
+        "[edge_devices]\n"
+        f"dev-a ansible_host=127.0.0.1 edge_ser_root={tmp / 'a' / 'bundles'} edge_ser_config_dir={tmp / 'a' / 'etc'}\n"
+        f"dev-b ansible_host=127.0.0.1 edge_ser_root={tmp / 'b' / 'bundles'} edge_ser_config_dir={tmp / 'b' / 'etc'}\n"
+    )
+    py = sys.executable
+    extra = {
+        "ansible_port": sshd.port, "ansible_user": sshd.user, "ansible_ssh_private_key_file": str(sshd.key),
+        "ansible_ssh_common_args": " ".join(sshd.options()), "ansible_python_interpreter": py,
+        "edge_ser_manage_system": False, "edge_ser_become": False, "edge_ser_serial": [1, "100%"],
+        "edge_ser_bundle": str(bundle), "edge_ser_health_retries": 0, "edge_ser_health_delay": 1,
+        "edge_ser_restart_cmd": 'echo "$EDGE_SER_VERSION" >> "$EDGE_SER_ROOT/restarts.log"',
+        "edge_ser_health_cmd": f'PYTHONPATH={REPO} {py} -m edge_ser info "$EDGE_SER_CURRENT" >/dev/null',
+        "edge_ser_config": {"EDGE_SER_ARGS": "--engine numpy"},
+    }  # fmt: skip
+    (tmp / "vars.json").write_text(json.dumps(extra))
+    return subprocess.run([_ansible_playbook(), "-i", str(inv), "-e", f"@{tmp / 'vars.json'}", str(PLAYBOOK)],
+                          check=False, capture_output=True, text=True, env=_env(tmp), timeout=120)  # fmt: skip
+
+
+def _current(tmp: Path, host: str) -> str | None:
+    link = tmp / host / "bundles" / "current"
+    return os.readlink(link) if link.is_symlink() else None
+
+
+def test_good_then_bad_bundle(sshd, tmp_path):
+    good = _version(GOOD)
+    r = _play(sshd, tmp_path, GOOD)
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out[-4000:]
+    for host in ("a", "b"):
+        assert _current(tmp_path, host) == f"versions/{good}"
+        vdir = tmp_path / host / "bundles" / "versions" / good
+        sums = subprocess.run(
+            ["sha256sum", "-c", "SHA256SUMS"], cwd=vdir, check=False, capture_output=True, text=True
+        )
+        assert sums.returncode == 0 and "manifest.json: OK" in sums.stdout
+        assert (tmp_path / host / "bundles" / "restarts.log").read_text().split() == [good]
+        env = (tmp_path / host / "etc" / "config.env").read_text()
+        assert (
+            f"EDGE_SER_BUNDLE={tmp_path / host / 'bundles'}/current" in env
+            and "EDGE_SER_ARGS=--engine numpy" in env
+        )
+    # two batches: dev-a alone, then dev-b
+    assert out.count("PLAY [Install edge-ser and roll out a bundle]") == 2, out[-4000:]
+
+    bad_bundle = _bad_bundle(tmp_path)
+    bad = _version(bad_bundle)
+    r = _play(sshd, tmp_path, bad_bundle)
+    out = r.stdout + r.stderr
+    assert r.returncode != 0, out[-4000:]
+    assert f"{bad} failed its health check on dev-a; rolled back to versions/{good}" in " ".join(out.split())
+    # dev-a: switched, failed, switched back (two restarts), the bad version left on disk for inspection
+    assert _current(tmp_path, "a") == f"versions/{good}"
+    assert (tmp_path / "a" / "bundles" / "restarts.log").read_text().split() == [good, bad, good]
+    assert (tmp_path / "a" / "bundles" / "versions" / bad).is_dir()
+    # dev-b: the second batch never ran
+    assert _current(tmp_path, "b") == f"versions/{good}"
+    assert not (tmp_path / "b" / "bundles" / "versions" / bad).exists()
+    assert (tmp_path / "b" / "bundles" / "restarts.log").read_text().split() == [good]
+    assert "dev-b" not in out.split("PLAY RECAP")[0].split("PLAY [")[-1]
