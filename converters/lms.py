@@ -1,0 +1,259 @@
+"""Log-Mel patches for squeezenet_lms: the LMS parameters (M mels, window L, hop H, segment T), the per-clip
+log-mel matrix, its overlapping segments, and utterance-level voting over segment predictions.
+
+Research context (issue text): SqueezeNet v1.1 on log-Mel patches reached 88.22 +- 1.87 % on EMODB once the
+LMS parameters were searched (M 128-256, L 127/255/511, H 16/32, T), against 64.78 % with M 40, L 400, H 160,
+T 3 s; the parameters are hyper-parameters to sweep, so they live in one dataclass that travels with the model.
+
+The log-mel itself is `edge_ser.features` (the one numpy front end shared by host and device):
+`FeatureSpec` expresses win_length < n_fft directly (the window is zero-padded to n_fft, as in librosa), so
+`lms_frames` is `power_to_db(melspectrogram(y, **FeatureSpec.stft_kwargs(), ...))` with nothing reimplemented.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from edge_ser.errors import ConfigError
+from edge_ser.features import FeatureSpec, melspectrogram, power_to_db
+
+VOTES = ("mean_prob", "majority")
+
+
+def _next_pow2(n: int) -> int:
+    return 1 << max(0, int(n) - 1).bit_length()
+
+
+@dataclass(frozen=True)
+class LMSSpec:
+    """Log-Mel patch parameters (the SqueezeNet LMS hyper-parameters)."""
+
+    sample_rate: int = 16000
+    """Rate (Hz) audio is resampled to before analysis."""
+    n_mels: int = 128
+    """M: mel bands (rows of a patch)."""
+    win_length: int = 255
+    """L: analysis window in samples (Hann), zero-padded to n_fft."""
+    hop_length: int = 32
+    """H: frame step in samples (2 ms at 16 kHz)."""
+    n_fft: int | None = None
+    """FFT size in samples (>= win_length); None means the next power of two >= win_length.
+
+    The FFT gives n_fft // 2 + 1 bins, so M mels need n_fft well above 2 * M: with the next power of two, L 255
+    (n_fft 256, 129 bins) and M 128 leaves some low mel bands without an FFT bin (edge_ser.features warns
+    "Empty filters"; those rows sit at the top_db floor), and L 127 cannot have M 128 at all. Set n_fft
+    explicitly (e.g. 1024 or 2048: the L-sample window is zero-padded, as in librosa) for M 128-256."""
+    segment_frames: int = 64
+    """T: frames per patch (columns)."""
+    segment_hop: int | None = None
+    """Frames between the starts of consecutive patches; None means segment_frames // 2 (50 % overlap)."""
+    fmin: float = 0.0
+    fmax: float | None = None
+    """Upper mel edge in Hz; None means sample_rate / 2."""
+    top_db: float | None = 80.0
+    """Clip the dB log-mel this far below its per-clip maximum (librosa's default)."""
+
+    def __post_init__(self) -> None:
+        def bad(name: str, why: str) -> ConfigError:
+            return ConfigError(f"LMSSpec.{name}={getattr(self, name)!r}: {why}")
+
+        if not (1000 <= self.sample_rate <= 768000):
+            raise bad("sample_rate", "must be between 1000 and 768000 Hz")
+        if self.win_length < 16:
+            raise bad("win_length", "must be >= 16 samples")
+        if self.n_fft is not None and self.n_fft < self.win_length:
+            raise bad("n_fft", f"must be >= win_length={self.win_length}")
+        if self.hop_length < 1:
+            raise bad("hop_length", "must be >= 1")
+        if not (1 <= self.n_mels <= self.fft_size // 2 + 1):
+            raise bad("n_mels", f"must be between 1 and n_fft//2+1={self.fft_size // 2 + 1}")
+        if self.segment_frames < 1:
+            raise bad("segment_frames", "must be >= 1")
+        if self.segment_hop is not None and not (1 <= self.segment_hop):
+            raise bad("segment_hop", "must be >= 1")
+        if not (0 <= self.fmin < self.fmax_hz <= self.sample_rate / 2):
+            raise bad("fmin", f"need 0 <= fmin < fmax <= sample_rate/2, fmax={self.fmax_hz}")
+        if self.top_db is not None and self.top_db < 0:
+            raise bad("top_db", "must be >= 0 or None")
+
+    @property
+    def fft_size(self) -> int:
+        """The n_fft actually used: n_fft, or the next power of two >= win_length."""
+        return self.n_fft if self.n_fft is not None else _next_pow2(self.win_length)
+
+    @property
+    def hop(self) -> int:
+        """Frames between patch starts."""
+        return self.segment_hop if self.segment_hop is not None else max(1, self.segment_frames // 2)
+
+    @property
+    def fmax_hz(self) -> float:
+        return float(self.sample_rate) / 2 if self.fmax is None else float(self.fmax)
+
+    @property
+    def patch_shape(self) -> tuple[int, int, int]:
+        """Per-sample model input shape (1, M, T)."""
+        return (1, self.n_mels, self.segment_frames)
+
+    @property
+    def segment_seconds(self) -> float:
+        return self.segment_frames * self.hop_length / self.sample_rate
+
+    def feature_spec(self) -> FeatureSpec:
+        """The equivalent edge_ser FeatureSpec (STFT + mel part; MFCC / chroma fields are unused here)."""
+        return FeatureSpec(
+            sample_rate=self.sample_rate,
+            n_fft=self.fft_size,
+            hop_length=self.hop_length,
+            win_length=self.win_length,
+            n_mels=self.n_mels,
+            fmin=self.fmin,
+            fmax=self.fmax,
+            n_mfcc=0,
+            n_chroma=0,
+            top_db=self.top_db,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> LMSSpec:
+        """Rebuild from `to_dict()` output; missing keys take defaults, unknown keys are an error."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ConfigError(f"LMSSpec: unknown field(s) {unknown}; known: {sorted(names)}")
+        try:
+            return cls(**d)
+        except TypeError as e:
+            raise ConfigError(f"LMSSpec: {e}") from e
+
+    def __str__(self) -> str:
+        return (
+            f"LMSSpec(M={self.n_mels}, L={self.win_length}, H={self.hop_length}, n_fft={self.fft_size}, "
+            f"T={self.segment_frames}, hop={self.hop}, sr={self.sample_rate})"
+        )
+
+
+def lms_frames(y: np.ndarray, sr: int, spec: LMSSpec) -> np.ndarray:
+    """Log-mel in dB, time-major [shape=(frames, M)] float32, of a mono clip `y` [shape=(n,)] at `sr` Hz.
+
+    Power mel spectrogram (Slaney mel bank, Hann window of L samples centred in an n_fft FFT, centred frames
+    with zero padding) -> `power_to_db(ref=1, top_db=spec.top_db)`, all from `edge_ser.features`.
+    """
+    if sr != spec.sample_rate:
+        raise ConfigError(f"lms_frames: audio is at {sr} Hz, the LMSSpec expects {spec.sample_rate} Hz")
+    y = np.asarray(y, dtype=np.float32)
+    if y.ndim != 1:
+        raise ConfigError(f"lms_frames: expects mono audio [n], got shape {y.shape}")
+    fs = spec.feature_spec()
+    S = melspectrogram(
+        y=y,
+        sr=fs.sample_rate,
+        **fs.stft_kwargs(),
+        n_mels=fs.n_mels,
+        fmin=fs.fmin,
+        fmax=fs.fmax,
+        htk=fs.htk,
+        norm=fs.mel_norm,
+    )
+    return np.ascontiguousarray(power_to_db(S, top_db=spec.top_db).T, dtype=np.float32)
+
+
+def segments(lms: np.ndarray, spec: LMSSpec, *, pad_value: float | None = None) -> np.ndarray:
+    """Overlapping patches [shape=(n_seg, 1, M, T)] float32 of a log-mel `lms` [shape=(frames, M)].
+
+    Patches start every `spec.hop` frames; a clip shorter than T is padded at the end with `pad_value`
+    (default: the clip's minimum, i.e. the top_db floor / silence), and a last partial patch is added (also
+    padded) when the regular grid would leave more than half a hop of frames uncovered.
+    """
+    lms = np.asarray(lms, dtype=np.float32)
+    if lms.ndim != 2 or lms.shape[1] != spec.n_mels:
+        raise ConfigError(f"segments: expects [frames, {spec.n_mels}], got shape {lms.shape}")
+    if lms.shape[0] == 0:
+        raise ConfigError("segments: empty log-mel (0 frames)")
+    T, hop = spec.segment_frames, spec.hop
+    fill = float(lms.min()) if pad_value is None else float(pad_value)
+    n = lms.shape[0]
+    starts = list(range(0, max(n - T, 0) + 1, hop))
+    tail = n - (starts[-1] + T)
+    if tail > hop // 2:
+        starts.append(starts[-1] + hop)
+    need = starts[-1] + T
+    if need > n:
+        lms = np.concatenate([lms, np.full((need - n, spec.n_mels), fill, np.float32)])
+    out = np.stack([lms[s : s + T].T for s in starts])  # [n_seg, M, T]
+    return np.ascontiguousarray(out[:, None])
+
+
+def clip_segments(y: np.ndarray, sr: int, spec: LMSSpec) -> np.ndarray:
+    """`segments(lms_frames(y, sr, spec), spec)`: the patches of one clip [shape=(n_seg, 1, M, T)]."""
+    return segments(lms_frames(y, sr, spec), spec)
+
+
+def segment_dataset(
+    clips: list[np.ndarray], labels: np.ndarray, sr: int, spec: LMSSpec
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Segment every clip: (X [shape=(N, 1, M, T)], y [N] segment labels, utterance_index [N])."""
+    X, y, idx = [], [], []
+    for i, (clip, lab) in enumerate(zip(clips, np.asarray(labels))):
+        s = clip_segments(clip, sr, spec)
+        X.append(s)
+        y.append(np.full(len(s), lab, np.int64))
+        idx.append(np.full(len(s), i, np.int64))
+    return np.concatenate(X), np.concatenate(y), np.concatenate(idx)
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def utterance_vote(
+    segment_logits: np.ndarray, utterance_index: np.ndarray, how: str = "mean_prob"
+) -> tuple[np.ndarray, np.ndarray]:
+    """Combine segment predictions per utterance.
+
+    Args:
+        segment_logits: [shape=(N, classes)] logits of N segments.
+        utterance_index: [shape=(N,)] int, the utterance each segment came from.
+        how: "mean_prob" (average softmax probabilities) or "majority" (most frequent segment argmax; ties go
+            to the class with the higher mean probability).
+
+    Returns:
+        (utterances [U] sorted unique ids, scores [U, classes]): mean probabilities, or for "majority" the
+        vote fractions plus 1e-6 x mean probability (so argmax breaks ties). Predicted class = scores.argmax(1).
+    """
+    if how not in VOTES:
+        raise ConfigError(f"utterance_vote: how={how!r} must be one of {VOTES}")
+    z = np.asarray(segment_logits, dtype=np.float64)
+    idx = np.asarray(utterance_index)
+    if z.ndim != 2 or idx.shape != (z.shape[0],):
+        raise ConfigError(f"utterance_vote: logits {z.shape} and utterance_index {idx.shape} do not match")
+    utts, inv = np.unique(idx, return_inverse=True)
+    counts = np.bincount(inv, minlength=len(utts)).astype(np.float64)[:, None]
+    prob = np.zeros((len(utts), z.shape[1]))
+    np.add.at(prob, inv, _softmax(z))
+    prob /= counts
+    if how == "mean_prob":
+        return utts, prob
+    votes = np.zeros_like(prob)
+    np.add.at(votes, (inv, z.argmax(1)), 1.0)
+    return utts, votes / counts + 1e-6 * prob
+
+
+__all__ = [
+    "VOTES",
+    "LMSSpec",
+    "clip_segments",
+    "lms_frames",
+    "segment_dataset",
+    "segments",
+    "utterance_vote",
+]

@@ -1,0 +1,235 @@
+"""squeezenet_lms: SqueezeNet v1.1 (fire modules) on single-channel log-Mel patches [B, 1, M, T].
+
+Layout is torchvision's `squeezenet1_1` (Iandola et al. 2016, v1.1 from the SqueezeNet repo):
+conv 3x3/2 64 + ReLU, maxpool 3/2, fire(16, 64, 64) x2, maxpool, fire(32, 128, 128) x2, maxpool,
+fire(48, 192, 192) x2, fire(64, 256, 256) x2, dropout 0.5, conv 1x1 -> classes, ReLU, global average pool.
+A fire(s, e1, e3) is squeeze conv 1x1 (s) + ReLU, then concat[expand 1x1 (e1) + ReLU, expand 3x3 pad 1 (e3) +
+ReLU]. Differences from torchvision: one input channel (a log-Mel patch, not RGB); a `width` multiplier
+scales every channel count (rounded, at least 4) so the model can shrink; input standardisation (scalar
+mean / std of the training patches, in dB) is inside the model as buffers, like `LaqMLP`; the initialisation
+is torchvision's (kaiming-uniform convs, final conv normal(0, 0.01)).
+
+Pooling: torchvision pools with `ceil_mode=True`, which the numpy engine does not run. For kernel 3 / stride 2,
+ceil mode equals floor mode with one extra padded row / column at the end (pads [0, 0, 1, 1], ONNX MaxPool pads
+never win a max), so `to_onnx` rewrites each ceil-mode MaxPool that way: same outputs, both engines run it.
+
+FLOPs by the AV convention (conv = 2*Yh*Yw*Ci*Co*Kh*Kw + Yh*Yw*Co; only conv layers counted, like
+`av_cnn.count_flops`), 7 classes, input 1 x 128 x 64 (M=128 mels, T=64 frames), exact:
+
+=======  ==========  ==========
+width    params      MFLOPs
+=======  ==========  ==========
+1.0      724,935     69.65
+0.5      183,015     18.10
+0.25     46,647      4.87
+=======  ==========  ==========
+
+Export: `to_onnx(model)` -> input "lms" [batch, 1, M, T], output "logits"; ops Sub, Div, Conv, Relu, MaxPool,
+Concat, GlobalAveragePool, Flatten, all in `edge_ser.engines.numpy_engine.SUPPORTED_OPS`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+# torchvision squeezenet1_1: (squeeze, expand1x1, expand3x3) per fire, "M" = maxpool 3/2 ceil
+V11_LAYOUT: tuple[Any, ...] = (
+    "M",
+    (16, 64, 64),
+    (16, 64, 64),
+    "M",
+    (32, 128, 128),
+    (32, 128, 128),
+    "M",
+    (48, 192, 192),
+    (48, 192, 192),
+    (64, 256, 256),
+    (64, 256, 256),
+)
+STEM = 64
+MIN_SIDE = 25
+"""Smallest M and T: conv 3/2 -> 12, pool -> 6, pool -> 3, pool -> 1 (each 3/2 pool needs an input >= 3)."""
+
+
+@dataclass(frozen=True)
+class SqueezeNetConfig:
+    n_mels: int = 128
+    """M: patch height (mel bands)."""
+    segment_frames: int = 64
+    """T: patch width (frames)."""
+    num_classes: int = 7
+    width: float = 1.0
+    """Multiplier on every channel count (stem, squeeze and expand), rounded, at least `min_channels`."""
+    min_channels: int = 4
+    dropout: float = 0.5
+
+    def __post_init__(self) -> None:
+        if not (0 < self.width <= 4):
+            raise ValueError(f"width={self.width}: must be in (0, 4]")
+        for name in ("n_mels", "segment_frames"):
+            n = getattr(self, name)
+            if n < MIN_SIDE:
+                # the stride-2 conv and three 3/2 pools: every pool needs >= 3 rows / columns in
+                raise ValueError(f"{name}={n}: the input must be at least {MIN_SIDE} on each side")
+        if self.num_classes < 2:
+            raise ValueError(f"num_classes={self.num_classes} must be >= 2")
+
+    def ch(self, c: int) -> int:
+        return max(self.min_channels, round(c * self.width))
+
+
+class Fire(nn.Module):
+    def __init__(self, c_in: int, squeeze: int, e1: int, e3: int) -> None:
+        super().__init__()
+        self.squeeze = nn.Conv2d(c_in, squeeze, 1)
+        self.squeeze_act = nn.ReLU(inplace=True)
+        self.expand1x1 = nn.Conv2d(squeeze, e1, 1)
+        self.expand1x1_act = nn.ReLU(inplace=True)
+        self.expand3x3 = nn.Conv2d(squeeze, e3, 3, padding=1)
+        self.expand3x3_act = nn.ReLU(inplace=True)
+        self.out_channels = e1 + e3
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.squeeze_act(self.squeeze(x))
+        return torch.cat([self.expand1x1_act(self.expand1x1(x)), self.expand3x3_act(self.expand3x3(x))], 1)
+
+
+class SqueezeNetLMS(nn.Module):
+    """Standardise, SqueezeNet v1.1 features, classifier (dropout, conv 1x1, ReLU, GAP) -> logits [B, classes]."""
+
+    def __init__(self, cfg: SqueezeNetConfig | None = None) -> None:
+        super().__init__()
+        self.cfg = cfg = cfg or SqueezeNetConfig()
+        self.register_buffer("mean", torch.zeros(()))
+        self.register_buffer("std", torch.ones(()))
+        c = cfg.ch(STEM)
+        layers: list[nn.Module] = [nn.Conv2d(1, c, 3, stride=2), nn.ReLU(inplace=True)]
+        for item in V11_LAYOUT:
+            if item == "M":
+                layers.append(nn.MaxPool2d(3, 2, ceil_mode=True))
+            else:
+                s, e1, e3 = (cfg.ch(v) for v in item)
+                fire = Fire(c, s, e1, e3)
+                layers.append(fire)
+                c = fire.out_channels
+        self.features = nn.Sequential(*layers)
+        self.final_conv = nn.Conv2d(c, cfg.num_classes, 1)
+        self.classifier = nn.Sequential(
+            nn.Dropout(cfg.dropout), self.final_conv, nn.ReLU(inplace=True), nn.AdaptiveAvgPool2d(1)
+        )
+        for m in self.modules():  # torchvision's initialisation
+            if isinstance(m, nn.Conv2d):
+                if m is self.final_conv:
+                    nn.init.normal_(m.weight, mean=0.0, std=0.01)
+                else:
+                    nn.init.kaiming_uniform_(m.weight)
+                if m.bias is not None:
+                    nn.init.constant_(m.bias, 0)
+
+    def input_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Per-sample input shape by input name."""
+        return {"lms": (1, self.cfg.n_mels, self.cfg.segment_frames)}
+
+    def set_normalization(self, mean: float, std: float, eps: float = 1e-6) -> None:
+        """Store the training patches' scalar mean and std (dB; std floored at eps)."""
+        self.mean.copy_(torch.as_tensor(float(mean)))
+        self.std.copy_(torch.as_tensor(max(float(std), eps)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = (x - self.mean) / self.std
+        return torch.flatten(self.classifier(self.features(x)), 1)
+
+
+def squeezenet_lms(**kwargs) -> SqueezeNetLMS:
+    """SqueezeNet v1.1 for log-Mel patches; kwargs are SqueezeNetConfig fields (n_mels, segment_frames, width...)."""
+    return SqueezeNetLMS(SqueezeNetConfig(**kwargs))
+
+
+def count_params(model: nn.Module) -> int:
+    """Trainable parameters (the mean / std buffers are not counted)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def _conv_row(name: str, m: nn.Conv2d, shape: tuple[int, int, int]) -> tuple[dict[str, Any], tuple]:
+    c, h, w = shape
+    oh, ow = (
+        (s + 2 * p - d * (k - 1) - 1) // st + 1
+        for s, k, p, st, d in zip((h, w), m.kernel_size, m.padding, m.stride, m.dilation)
+    )
+    kk = m.kernel_size[0] * m.kernel_size[1]
+    co = m.out_channels
+    flops = 2 * oh * ow * (c // m.groups) * co * kk + (oh * ow * co if m.bias is not None else 0)
+    out = (co, oh, ow)
+    row = {
+        "name": name,
+        "op": "Conv2d",
+        "in_shape": shape,
+        "out_shape": out,
+        "params": sum(p.numel() for p in m.parameters()),
+        "flops": flops,
+    }
+    return row, out
+
+
+def count_flops(model: SqueezeNetLMS) -> tuple[list[dict[str, Any]], int]:
+    """Exact FLOPs per sample by the AV convention (conv layers only), for the configured input (1, M, T).
+
+    Returns (rows, total), one row per Conv2d (name, op, in_shape, out_shape, params, flops).
+    """
+    shape: tuple[int, int, int] = (1, model.cfg.n_mels, model.cfg.segment_frames)
+    rows: list[dict[str, Any]] = []
+    for name, m in model.features.named_children():
+        if isinstance(m, nn.Conv2d):
+            r, shape = _conv_row(f"features.{name}", m, shape)
+            rows.append(r)
+        elif isinstance(m, nn.MaxPool2d):  # kernel 3, stride 2, ceil mode
+            c, h, w = shape
+            shape = (c, -(-(h - 3) // 2) + 1, -(-(w - 3) // 2) + 1)
+        elif isinstance(m, Fire):
+            r, sq = _conv_row(f"features.{name}.squeeze", m.squeeze, shape)
+            r1, o1 = _conv_row(f"features.{name}.expand1x1", m.expand1x1, sq)
+            r3, o3 = _conv_row(f"features.{name}.expand3x3", m.expand3x3, sq)
+            rows += [r, r1, r3]
+            shape = (o1[0] + o3[0], o1[1], o1[2])
+    r, _ = _conv_row("classifier.1", model.final_conv, shape)
+    rows.append(r)
+    return rows, sum(r["flops"] for r in rows)
+
+
+def _ceil_pools_to_pads(proto) -> int:
+    """Rewrite MaxPool(k=3, s=2, ceil_mode=1) as ceil_mode=0 with end pads 1 (identical output); returns count."""
+    from onnx import helper
+
+    n_done = 0
+    for node in proto.graph.node:
+        if node.op_type != "MaxPool":
+            continue
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        if not attrs.get("ceil_mode", 0):
+            continue
+        k, s = list(attrs["kernel_shape"]), list(attrs.get("strides", [1, 1]))
+        pads = list(attrs.get("pads", [0, 0, 0, 0]))
+        if k != [3, 3] or s != [2, 2] or any(pads):
+            raise ValueError(f"cannot rewrite ceil-mode MaxPool kernel {k} strides {s} pads {pads}")
+        keep = [a for a in node.attribute if a.name not in ("ceil_mode", "pads")]
+        del node.attribute[:]
+        node.attribute.extend(keep)
+        node.attribute.extend([helper.make_attribute("pads", [0, 0, 1, 1])])
+        n_done += 1
+    return n_done
+
+
+def to_onnx(model: SqueezeNetLMS):
+    """Export an eval-mode model to an onnx.ModelProto: input "lms" [batch, 1, M, T], output "logits"."""
+    import onnx
+
+    from converters.export.onnx_export import to_onnx as export
+
+    proto = export(model, model.input_shapes())
+    _ceil_pools_to_pads(proto)
+    onnx.checker.check_model(proto)
+    return proto
