@@ -362,6 +362,13 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    _need_torch()
+    from converters.sweep_cli import cmd_sweep as run
+
+    return run(args)
+
+
 def cmd_firstboot(args: argparse.Namespace) -> int:
     from edge_ser.firstboot import cmd_firstboot as run
 
@@ -654,6 +661,21 @@ def build_parser() -> argparse.ArgumentParser:
     add_deploy_args(p)
     p.set_defaults(func=cmd_deploy)
     # --- end deploy ---
+
+    p = sub.add_parser(
+        "sweep",
+        help="[host] run a hyper-parameter sweep from a YAML spec (Ray when installed, else serially)",
+        description="A grid of points (LAQ weights, LMS parameters, seeds, ...) through a registered "
+        "objective; results appended to a JSON-lines file, so a stopped sweep resumes where it was; a table "
+        "of the results at the end. Needs the host extra (torch); Ray is optional (edge-ser[sweep]).",
+    )
+    p.add_argument("spec", type=Path, help="sweep spec (YAML): name, objective, grid, out, report")
+    p.add_argument("--out", type=Path, default=None, help="results folder (default: the spec's `out`)")
+    p.add_argument("--backend", choices=("auto", "serial", "ray"), default=None, help="default: the spec's, else auto")
+    p.add_argument("--max-concurrent", type=int, default=None, help="points run at once on Ray")
+    p.add_argument("--retry-errors", action="store_true", help="run again the points that failed")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser(
         "firstboot",

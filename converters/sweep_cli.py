@@ -1,0 +1,223 @@
+"""`edge-ser sweep SPEC.yaml`: run a named objective over a grid (converters.sweep), print its table.
+
+A spec (YAML or JSON):
+
+    name: laq-weights              # results go to <out>/<name>.jsonl and <name>.md
+    objective: laq_weights         # a key of OBJECTIVES
+    out: runs/sweeps
+    backend: auto                  # auto | serial | ray
+    max_concurrent: 2              # optional: Ray tasks in flight
+    resources: {cpu: 1}            # optional: per point, for Ray's scheduler
+    grid:
+      axes: {wP: [0.11, 0.33], wE: [0.01], wV: [0.88, 0.66], seed: [0, 1, 2]}
+      fixed: {data: synthetic}
+    report: {metric: [acc, bits], by: [wP, wV], agg: mean+-std}   # optional; `best` is its first metric
+
+Objectives are registered by name in OBJECTIVES as "module:function" (imported only when used, so this
+module stays light) or as a callable; other modules add theirs, e.g. OBJECTIVES["lms"] = "converters.x:f".
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import importlib
+import json
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from edge_ser.errors import ConfigError
+
+OBJECTIVES: dict[str, str | Callable[[dict], Mapping[str, Any]]] = {
+    "toy": "converters.sweep_cli:toy_objective",
+    "laq_weights": "converters.sweep_cli:laq_weights_objective",
+}
+SPEC_KEYS = {"name", "objective", "out", "backend", "max_concurrent", "resources", "grid", "report"}
+
+
+def toy_objective(point: dict) -> dict:
+    """Deterministic and instant: a quadratic bowl in (x, y) plus a seeded offset. For tests and smoke runs."""
+    import random
+    import time
+
+    time.sleep(float(point.get("sleep", 0.0)))  # lets tests kill a sweep mid-run
+    x, y, seed = float(point.get("x", 0.0)), float(point.get("y", 0.0)), int(point.get("seed", 0))
+    if point.get("fail"):
+        raise RuntimeError(f"asked to fail at {point}")
+    noise = random.Random(seed).uniform(-0.01, 0.01)
+    return {"loss": (x - 1.0) ** 2 + (y + 0.5) ** 2 + noise, "score": -abs(x * y) + noise}
+
+
+@functools.lru_cache(maxsize=4)
+def _float_model(data: str, root: str | None, split: str, seed: int, fold: int, epochs: int):
+    """Prepared data, split and trained float laq_mlp; deterministic in its arguments, cached per process
+    so a weight grid trains each (data, split, seed) once."""
+    import torch
+
+    from converters.featurize import FeatureCache, default_cache_dir
+    from converters.models import laq_mlp
+    from converters.pipeline import make_split, prepare
+    from converters.train import TrainConfig, seed_everything, train_classifier
+
+    prep = prepare(data, root, cache=FeatureCache(default_cache_dir()), progress=False)
+    sp = make_split(prep, split, seed=seed, fold=fold)
+    Xtr, ytr, Xva, yva, Xte, yte = prep.parts(sp)
+    seed_everything(seed)
+    model = laq_mlp(prep.X.shape[1], len(prep.classes))
+    model.set_normalization(torch.as_tensor(Xtr.mean(0)), torch.as_tensor(Xtr.std(0)))
+    cfg = TrainConfig(seed=seed, threads=1, **({"epochs": epochs} if epochs else {}))
+    fp = train_classifier(model, Xtr, ytr, Xva, yva, cfg, progress=False).model
+    return fp, (Xtr, ytr, Xva, yva, Xte, yte)
+
+
+def laq_weights_objective(point: dict) -> dict:
+    """One point of a LAQ weight grid: the paper's recipe with importance weights (wP, wE, wV).
+
+    Point keys (defaults): wP 0.11, wE 0.01, wV 0.88, seed 0, data "synthetic", root None, split "random",
+    fold 0, recipe "laq-paper", t_margin 0.05, epochs 0 (= TrainConfig default), qat_epochs 0 (= QAT default).
+    Metrics: acc (test, after QAT), ptq_acc (rounding only), float_acc, bits (average), plan (bits per layer).
+    """
+    from dataclasses import replace
+
+    import torch
+
+    from converters.compress import compress
+    from converters.quant import LaqConfig
+    from converters.quant.laq import LaqWeights
+    from converters.quant.qat import QAT_DEFAULTS
+    from converters.train import accuracy
+
+    known = {
+        "wP",
+        "wE",
+        "wV",
+        "seed",
+        "data",
+        "root",
+        "split",
+        "fold",
+        "recipe",
+        "t_margin",
+        "epochs",
+        "qat_epochs",
+    }
+    unknown = set(point) - known
+    if unknown:
+        raise ConfigError(f"laq_weights: unknown point keys {sorted(unknown)}; known: {sorted(known)}")
+    torch.set_num_threads(1)  # same arithmetic in every process, so serial and Ray agree
+    seed = int(point.get("seed", 0))
+    fp, (Xtr, ytr, Xva, yva, Xte, yte) = _float_model(
+        str(point.get("data", "synthetic")),
+        point.get("root"),
+        str(point.get("split", "random")),
+        seed,
+        int(point.get("fold", 0)),
+        int(point.get("epochs", 0)),
+    )
+    lw = LaqWeights(float(point.get("wP", 0.11)), float(point.get("wE", 0.01)), float(point.get("wV", 0.88)))
+    laq = LaqConfig(t_margin=float(point.get("t_margin", 0.05)), weights=lw)
+    qcfg = replace(QAT_DEFAULTS, threads=1)
+    if point.get("qat_epochs"):
+        qcfg = replace(qcfg, epochs=int(point["qat_epochs"]))
+    c = compress(
+        str(point.get("recipe", "laq-paper")), fp, Xtr, ytr, Xva, yva, laq=laq, qat_config=qcfg, seed=seed
+    )
+    out = {
+        "acc": accuracy(c.model, Xte, yte),
+        "float_acc": accuracy(fp, Xte, yte),
+        "bits": c.plan.average_bits,
+        "plan": dict(c.plan.bits),
+    }
+    if "ptq_model" in c.info:
+        out["ptq_acc"] = accuracy(c.info["ptq_model"], Xte, yte)
+    return out
+
+
+def resolve_objective(name: str) -> Callable[[dict], Mapping[str, Any]]:
+    if name not in OBJECTIVES:
+        raise ConfigError(f"unknown objective {name!r}; registered: {', '.join(sorted(OBJECTIVES))}")
+    target = OBJECTIVES[name]
+    if callable(target):
+        return target
+    module, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def load_spec(path: Path) -> dict:
+    """The sweep spec at `path` (YAML, or JSON which YAML reads too), checked for unknown keys."""
+    try:
+        text = Path(path).read_text()
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read sweep spec: {e.strerror}") from e
+    try:
+        import yaml
+
+        spec = yaml.safe_load(text)
+    except ImportError:
+        spec = json.loads(text)
+    except Exception as e:  # yaml.YAMLError
+        raise ConfigError(f"{path}: not valid YAML: {e}") from e
+    if not isinstance(spec, dict):
+        raise ConfigError(f"{path}: a sweep spec is a mapping, got {type(spec).__name__}")
+    unknown = set(spec) - SPEC_KEYS
+    if unknown:
+        raise ConfigError(f"{path}: unknown keys {sorted(unknown)}; known: {sorted(SPEC_KEYS)}")
+    for key in ("objective", "grid"):
+        if key not in spec:
+            raise ConfigError(f"{path}: missing {key!r}")
+    return spec
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    """Run (or resume) the sweep of args.spec; print and write `<name>.md`. Exit 1 if any point failed."""
+    from converters.sweep import Grid, Sweep
+
+    spec = load_spec(args.spec)
+    if not isinstance(spec["grid"], dict):
+        raise ConfigError(f"{args.spec}: grid must be a mapping with axes / points / fixed")
+    say = (lambda s: None) if args.quiet else print
+    name = str(spec.get("name") or Path(args.spec).stem)
+    out = Path(args.out or spec.get("out") or "runs/sweeps")
+    sweep = Sweep(
+        name,
+        resolve_objective(str(spec["objective"])),
+        Grid.from_dict(spec["grid"]),
+        out,
+        backend=args.backend or spec.get("backend", "auto"),
+        max_concurrent=args.max_concurrent or spec.get("max_concurrent"),
+        resources=spec.get("resources"),
+        retry_errors=args.retry_errors,
+        progress=not args.quiet,
+        log=say,
+    )
+    res = sweep.run()
+    report = dict(spec.get("report") or {})
+    unknown = set(report) - {"metric", "by", "agg", "mode"}
+    if unknown:
+        raise ConfigError(f"{args.spec}: report has unknown keys {sorted(unknown)}")
+    metric = report.get("metric")
+    if metric is None and res.ok:
+        metric = sorted(k for k, v in res.ok[0]["metrics"].items() if isinstance(v, (int, float)))
+    lines = [
+        f"## sweep {name} ({spec['objective']}, {len(res.records)}/{len(sweep.grid)} points, {res.backend})",
+        "",
+    ]
+    if metric and res.ok:
+        lines.append(res.table(metric, by=report.get("by"), agg=report.get("agg", "mean")))
+        first = metric if isinstance(metric, str) else metric[0]
+        best = res.best(first, report.get("mode", "max"))
+        lines += [
+            "",
+            f"best {first} ({report.get('mode', 'max')}): {best[first]} at "
+            + json.dumps({k: best[k] for k in sweep.grid.varying}),
+        ]
+    for r in res.errors:
+        lines.append(f"\nfailed {r['point_id']} {json.dumps(r['point'])}: {r['error'].splitlines()[0]}")
+    text = "\n".join(lines)
+    print(text)
+    md = out / f"{name}.md"
+    tmp = md.with_suffix(".md.tmp")
+    tmp.write_text(text + f"\n\nResults: `{res.path}`\n")
+    tmp.replace(md)
+    return 1 if res.errors else 0

@@ -1,0 +1,259 @@
+"""converters.sweep: grid order and ids, JSONL results, resume, errors and retry, tables, Ray == serial,
+and a SIGKILLed sweep that leaves whole lines only and resumes to completion."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from converters.sweep import Grid, Sweep, point_id, read_records
+from converters.sweep_cli import cmd_sweep, toy_objective
+from edge_ser.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+class Counting:
+    def __init__(self, fail_on=None):
+        self.calls: list[dict] = []
+        self.fail_on = fail_on
+
+    def __call__(self, point: dict) -> dict:
+        self.calls.append(point)
+        if self.fail_on is not None and self.fail_on(point):
+            raise RuntimeError("boom")
+        return toy_objective(point)
+
+
+def test_grid_product_order_and_ids():
+    g = Grid({"a": [1, 2], "b": ["x", "y", "z"]}, fixed={"seed": 0})
+    assert len(g) == 6
+    assert [(p["a"], p["b"]) for p in g] == [(1, "x"), (1, "y"), (1, "z"), (2, "x"), (2, "y"), (2, "z")]
+    assert all(p["seed"] == 0 for p in g)
+    # the id ignores key order, is stable across processes (sha256 of sorted JSON) and distinct per point
+    assert point_id({"a": 1, "b": "x", "seed": 0}) == point_id({"seed": 0, "b": "x", "a": 1}) == g.ids[0]
+    assert point_id({"a": 1}) == "015abd7f5cc5"
+    assert len(set(g.ids)) == 6 and all(len(i) == 12 for i in g.ids)
+    assert g.varying == ["a", "b"]
+    g2 = Grid({"a": [1]}, points=[{"a": 5, "b": 1}])
+    assert g2.points == [{"a": 1}, {"a": 5, "b": 1}]
+    assert Grid.from_dict({"axes": {"a": [1, 2]}}).points == [{"a": 1}, {"a": 2}]
+    for bad in (
+        lambda: Grid({}),
+        lambda: Grid({"a": []}),
+        lambda: Grid({"a": "xy"}),
+        lambda: Grid(points=[{"a": 1}, {"a": 1}]),
+        lambda: Grid.from_dict({"axis": {}}),
+    ):
+        with pytest.raises(ConfigError):
+            bad()
+
+
+def test_serial_writes_jsonl_and_resume_skips_done(tmp_path):
+    g = Grid({"x": [0, 1, 2], "seed": [0, 1]})
+    obj = Counting()
+    res = Sweep("s", obj, g, tmp_path, backend="serial", progress=False).run()
+    assert len(obj.calls) == 6 and res.backend == "serial"
+    lines = (tmp_path / "s.jsonl").read_text().splitlines()
+    assert len(lines) == 6
+    rec = json.loads(lines[0])
+    assert set(rec) == {"point_id", "point", "metrics", "seconds", "backend"}
+    assert rec["point"] == {"x": 0, "seed": 0} and rec["point_id"] == g.ids[0] and rec["backend"] == "serial"
+    assert rec["metrics"] == toy_objective({"x": 0, "seed": 0})
+    # resume: nothing left to do
+    obj2 = Counting()
+    res2 = Sweep("s", obj2, g, tmp_path, backend="serial", progress=False).run()
+    assert obj2.calls == [] and res2.to_rows() == res.to_rows()
+    # a grown grid runs only the new points
+    obj3 = Counting()
+    res3 = Sweep(
+        "s", obj3, Grid({"x": [0, 1, 2, 3], "seed": [0, 1]}), tmp_path, backend="serial", progress=False
+    ).run()
+    assert [c["x"] for c in obj3.calls] == [3, 3] and len(res3.records) == 8
+
+
+def test_error_recorded_then_retried(tmp_path):
+    g = Grid({"x": [0, 1, 2]})
+    logs: list[str] = []
+    res = Sweep(
+        "e",
+        Counting(fail_on=lambda p: p["x"] == 1),
+        g,
+        tmp_path,
+        backend="serial",
+        progress=False,
+        log=logs.append,
+    ).run()
+    assert len(res.errors) == 1 and len(res.ok) == 2
+    assert res.errors[0]["point"] == {"x": 1} and res.errors[0]["error"].startswith("RuntimeError: boom")
+    assert any("failed" in m for m in logs)
+    # without retry_errors an errored point counts as done
+    obj = Counting()
+    Sweep("e", obj, g, tmp_path, backend="serial", progress=False).run()
+    assert obj.calls == []
+    obj = Counting()
+    res = Sweep("e", obj, g, tmp_path, backend="serial", progress=False, retry_errors=True).run()
+    assert obj.calls == [{"x": 1}] and not res.errors and len(res.ok) == 3
+    assert len(read_records(tmp_path / "e.jsonl")) == 4  # history kept; the latest line of a point wins
+    # a non-dict return is an error, not a crash
+    res = Sweep("bad", lambda p: 3.0, Grid({"x": [0]}), tmp_path, backend="serial", progress=False).run()
+    assert "expected a dict" in res.errors[0]["error"]
+
+
+def test_table_best_rows(tmp_path):
+    g = Grid({"x": [0, 1], "y": [0.5, -0.5], "seed": [0, 1, 2]})
+    res = Sweep("t", toy_objective, g, tmp_path, backend="serial", progress=False).run()
+    md = res.table("loss", agg="mean+-std")
+    lines = md.splitlines()
+    assert lines[0] == "| x | y | loss (mean +- std) | n | errors |"
+    assert len(lines) == 2 + 4 and all(line.endswith("| 3 | 0 |") for line in lines[2:])
+    assert "+-" in lines[2]
+    by_x = res.table(["loss", "score"], by=["x"]).splitlines()
+    assert len(by_x) == 4 and by_x[2].startswith("| 0 |") and by_x[2].endswith("| 6 | 0 |")
+    best = res.best("loss", mode="min")
+    assert (best["x"], best["y"]) == (1, -0.5)
+    assert best["loss"] == min(r["loss"] for r in res.to_rows())
+    assert res.best("loss")["loss"] == max(r["loss"] for r in res.to_rows())
+    rows = res.to_rows()
+    assert len(rows) == 12 and {"x", "y", "seed", "loss", "score", "point_id", "seconds", "error"} <= set(
+        rows[0]
+    )
+    with pytest.raises(ConfigError):
+        res.best("nope")
+    with pytest.raises(ConfigError):
+        res.table("loss", agg="median")
+
+
+def test_ray_matches_serial(tmp_path):
+    from converters.sweep import _ray_available
+
+    if not _ray_available():
+        pytest.skip("ray is not installed (pip install 'edge-ser[sweep]'); only the serial path is tested")
+    g = Grid({"x": [0, 1, 2], "y": [0.5, -0.5], "seed": [0, 1]}, points=[{"x": 9, "fail": True}])
+    serial = Sweep("s", toy_objective, g, tmp_path, backend="serial", progress=False).run()
+    ray_res = Sweep(
+        "r",
+        toy_objective,
+        g,
+        tmp_path,
+        backend="ray",
+        progress=False,
+        max_concurrent=2,
+        ray_init={"num_cpus": 2},
+    ).run()
+    assert ray_res.backend == "ray"
+    assert [r["point_id"] for r in ray_res.records] == g.ids  # grid order, whatever the finishing order
+    assert [r["metrics"] for r in ray_res.records] == [r["metrics"] for r in serial.records]
+    assert ray_res.errors[0]["error"].startswith("RuntimeError: asked to fail")
+    assert {r["backend"] for r in read_records(tmp_path / "r.jsonl")} == {"ray"}
+    # resume through the same file works whichever backend wrote it
+    obj = Counting()
+    Sweep("r", obj, g, tmp_path, backend="serial", progress=False, retry_errors=True).run()
+    assert obj.calls == [{"x": 9, "fail": True}]
+
+
+def test_auto_backend_and_missing_ray(tmp_path, monkeypatch):
+    import converters.sweep as sweep_mod
+
+    monkeypatch.setattr(sweep_mod, "_ray_available", lambda: False)
+    logs: list[str] = []
+    res = Sweep("a", toy_objective, Grid({"x": [0]}), tmp_path, progress=False, log=logs.append).run()
+    assert res.backend == "serial" and "ray not installed" in logs[0]
+    with pytest.raises(ImportError, match="edge-ser\\[sweep\\]"):
+        Sweep("a", toy_objective, Grid({"x": [0]}), tmp_path, backend="ray").run()
+    with pytest.raises(ConfigError):
+        Sweep("a", toy_objective, Grid({"x": [0]}), tmp_path, backend="dask")
+    with pytest.raises(ConfigError):
+        Sweep("../a", toy_objective, Grid({"x": [0]}), tmp_path)
+
+
+KILL_SCRIPT = """
+import sys
+from converters.sweep import Grid, Sweep
+from converters.sweep_cli import toy_objective
+Sweep("k", toy_objective, Grid({"x": list(range(40))}, fixed={"sleep": 0.02}), sys.argv[1],
+      backend="serial", progress=False).run()
+"""
+
+
+def test_sigkill_leaves_whole_lines_and_resume_completes(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(KILL_SCRIPT), str(tmp_path)], env=env, cwd=REPO
+    )
+    path = tmp_path / "k.jsonl"
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and (not path.exists() or path.read_bytes().count(b"\n") < 5):
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    assert proc.returncode == -signal.SIGKILL
+    data = path.read_bytes()
+    assert data.endswith(b"\n")
+    done = [json.loads(line) for line in data.splitlines()]  # every line parses
+    assert 5 <= len(done) < 40
+    # a torn line (as a full disk would leave) is cut before the resume appends
+    with open(path, "ab") as f:
+        f.write(b'{"point_id": "abc", "po')
+    obj = Counting()
+    g = Grid({"x": list(range(40))}, fixed={"sleep": 0.02})
+    res = Sweep("k", lambda p: obj({**p, "sleep": 0}), g, tmp_path, backend="serial", progress=False).run()
+    assert len(obj.calls) == 40 - len(done)
+    assert len(res.ok) == 40 and [r["point_id"] for r in res.records] == g.ids
+    lines = path.read_bytes().splitlines()
+    assert len(lines) == 40 and all(json.loads(line) for line in lines)
+
+
+def test_cli_spec(tmp_path, capsys):
+
+    spec = tmp_path / "toy.yaml"
+    spec.write_text(
+        textwrap.dedent("""
+        name: toy
+        objective: toy
+        backend: serial
+        grid:
+          axes: {x: [0, 1], y: [0.5, -0.5], seed: [0, 1]}
+        report: {metric: loss, by: [x, y], agg: mean+-std, mode: min}
+    """)
+    )
+    from edge_ser.cli import build_parser
+
+    def parse(argv):  # the real `edge-ser sweep` arguments
+        return build_parser().parse_args(["sweep", *argv])
+
+    args = parse([str(spec), "--out", str(tmp_path / "out"), "--quiet"])
+    assert cmd_sweep(args) == 0
+    out = capsys.readouterr().out
+    assert "| x | y | loss (mean +- std) | n | errors |" in out and "best loss (min)" in out
+    assert (tmp_path / "out" / "toy.md").read_text().startswith("## sweep toy")
+    assert len(read_records(tmp_path / "out" / "toy.jsonl")) == 8
+    spec.write_text("objective: nope\ngrid: {axes: {x: [1]}}\n")
+    with pytest.raises(ConfigError, match="unknown objective"):
+        cmd_sweep(parse([str(spec), "--out", str(tmp_path / "out")]))
+    spec.write_text("objective: toy\ngrid: {axes: {x: [1]}}\nbogus: 1\n")
+    with pytest.raises(ConfigError, match="unknown keys"):
+        cmd_sweep(parse([str(spec)]))
+
+
+def test_laq_weights_objective_smoke(tmp_path, monkeypatch):
+    pytest.importorskip("torch")
+    from converters.sweep_cli import laq_weights_objective
+
+    monkeypatch.setenv("EDGE_SER_CACHE", str(tmp_path / "cache"))
+    g = Grid({"wP": [0.11, 0.5]}, fixed={"data": "synthetic", "epochs": 10, "qat_epochs": 2, "seed": 0})
+    res = Sweep("laq", laq_weights_objective, g, tmp_path, backend="serial", progress=False).run()
+    assert not res.errors, res.errors
+    for r in res.ok:
+        m = r["metrics"]
+        assert 0.0 <= m["acc"] <= 1.0 and 1.0 <= m["bits"] <= 8.0 and set(m["plan"]) and "ptq_acc" in m
+    bad = Sweep("bad", laq_weights_objective, Grid({"wX": [1]}), tmp_path, backend="serial", progress=False)
+    assert "unknown point keys" in bad.run().errors[0]["error"]
