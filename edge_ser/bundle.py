@@ -52,6 +52,7 @@ from edge_ser.packed import EsqFile, read_esq_bytes
 
 if TYPE_CHECKING:
     from edge_ser.av_input import AVInputSpec
+    from edge_ser.lms_input import LMSSpec
     from edge_ser.vision.face import FaceCropSpec
 
 MANIFEST_SCHEMA = "edge-ser-bundle"
@@ -173,6 +174,20 @@ class Bundle:
 
         av = self.manifest.get("av_input")
         return None if av is None else AVInputSpec.from_dict(av)
+
+    @property
+    def lms_input(self) -> LMSSpec | None:
+        """A log-Mel patch model's LMSSpec (M, L, H, T); None for other models. The vote: `lms_vote`."""
+        from edge_ser.lms_input import LMSSpec
+
+        block = self.manifest.get("lms_input")
+        if block is None:
+            return None
+        return LMSSpec.from_dict({k: v for k, v in block.items() if k != "vote"})
+
+    @property
+    def lms_vote(self) -> str:
+        return str((self.manifest.get("lms_input") or {}).get("vote", "mean_prob"))
 
     @property
     def face_crop(self) -> FaceCropSpec | None:
@@ -643,6 +658,7 @@ def validate_manifest(manifest: Any, *, source: str = "<manifest>") -> FeatureSp
                 )
 
     _validate_av_input(c, manifest, inputs, spec)
+    _validate_lms_input(c, manifest, inputs)
 
     plan = c.get(manifest, "bitplan", "", dict, required=False)
     if plan is not None:
@@ -739,6 +755,35 @@ def _validate_av_input(c: _Checker, manifest: dict[str, Any], inputs: list[Any],
             raise c.fail("face_crop", f"invalid value ({type(e).__name__}: {e})") from e
         if crop_spec.size != av_spec.face_size:
             raise c.fail("face_crop.size", f"{crop_spec.size} but av_input.face_size is {av_spec.face_size}")
+
+
+def _validate_lms_input(c: _Checker, manifest: dict[str, Any], inputs: list[Any]) -> None:
+    """The `lms_input` block of a log-Mel patch model (squeezenet_lms): an LMSSpec (+ the vote), whose patch
+    shape [1, M, T] the model's "lms" input must have."""
+    from edge_ser.lms_input import VOTES, LMSSpec
+
+    block = c.get(manifest, "lms_input", "", dict, required=False)
+    if block is None:
+        return
+    d = dict(block)
+    vote = d.pop("vote", "mean_prob")
+    if vote not in VOTES:
+        raise c.fail("lms_input.vote", f"{_short(vote)} is not one of {list(VOTES)}")
+    try:
+        spec = LMSSpec.from_dict(d)
+    except ConfigError as e:
+        raise c.fail("lms_input", str(e)) from e
+    except (TypeError, ValueError, ArithmeticError) as e:
+        raise c.fail("lms_input", f"invalid value ({type(e).__name__}: {e})") from e
+    shapes = {io_["name"]: io_["shape"] for io_ in inputs}
+    if "lms" not in shapes:
+        raise c.fail("lms_input", f"the model has no 'lms' input (inputs: {list(shapes)})")
+    got = [d if isinstance(d, int) else None for d in shapes["lms"][1:]]
+    if got != list(spec.patch_shape):
+        raise c.fail(
+            f"model.inputs[{list(shapes).index('lms')}].shape",
+            f"'lms' is {_short(shapes['lms'])}, but lms_input gives [batch, {', '.join(map(str, spec.patch_shape))}]",
+        )
 
 
 _ATTR_SCALARS = (int, float, str)

@@ -390,7 +390,20 @@ def cmd_predict(args: argparse.Namespace) -> int:
     bundle = load_bundle(args.bundle)
     engine = load_engine(bundle, args.engine, threads=args.threads)
     av = bundle.av_input
-    if av is None:
+    probs = None
+    if bundle.lms_input is not None:  # log-Mel patches per clip, one batch, utterance vote
+        from edge_ser.audio import load
+        from edge_ser.lms_input import clip_segments, utterance_vote
+
+        spec = bundle.lms_input
+        files = _audio_files(args.files)
+        patches = [clip_segments(load(f, sr=spec.sample_rate)[0], spec.sample_rate, spec) for f in files]
+        x = np.concatenate(patches).astype(np.float32)
+        index = np.repeat(np.arange(len(files)), [len(p) for p in patches])
+        t0 = time.perf_counter()
+        seg_logits = engine.predict({bundle.input_name: x})
+        _, probs = utterance_vote(seg_logits, index, bundle.lms_vote)
+    elif av is None:
         from edge_ser.features import file_vector
 
         files = _audio_files(args.files)
@@ -405,11 +418,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
         crop = FaceCropper(bundle.face_crop).crop_or_center if video else None
         clips = [file_inputs(f, av, crop, names=bundle.input_names) for f in files]
         x = {n: np.stack([c[n] for c in clips]) for n in bundle.input_names}
-    t0 = time.perf_counter()
-    logits = engine.predict(x)
+    if probs is None:
+        t0 = time.perf_counter()
+        logits = engine.predict(x)
+        p = np.exp(logits - logits.max(axis=1, keepdims=True))
+        p /= p.sum(axis=1, keepdims=True)
+    else:
+        p = probs
     ms = (time.perf_counter() - t0) * 1e3
-    p = np.exp(logits - logits.max(axis=1, keepdims=True))
-    p /= p.sum(axis=1, keepdims=True)
     for f, row in zip(files, p):
         top = np.argsort(-row)[: args.top]
         print(f"  {f.name}: " + ", ".join(f"{bundle.labels[i]} {row[i]:.2f}" for i in top))

@@ -1,4 +1,4 @@
-"""squeezenet_lms: LMS patches (converters.lms) and SqueezeNet v1.1 (converters.models.squeezenet_lms)."""
+"""squeezenet_lms: LMS patches (edge_ser.lms_input) and SqueezeNet v1.1 (converters.models.squeezenet_lms)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from converters.lms import LMSSpec, lms_frames, segment_dataset, segments, utterance_vote
+from edge_ser.lms_input import LMSSpec, lms_frames, segment_dataset, segments, utterance_vote
 from converters.models.squeezenet_lms import count_flops, count_params, squeezenet_lms, to_onnx
 from edge_ser.errors import ConfigError
 
@@ -258,3 +258,71 @@ def test_flops_agree_with_graph_counter():
     proto = to_onnx(model)
     c = count_graph(graph_json(proto), initializers(proto))
     assert c.dense_flops == count_flops(model)[1]
+
+
+def test_bundle_and_predict_with_utterance_vote(tmp_path, capsys):
+    """squeezenet_lms frozen at 4 bits -> a bundle with its LMSSpec -> engines agree with torch on patches;
+    `edge-ser predict` turns a WAV into patches and votes, as `utterance_vote` does on torch's logits."""
+    pytest.importorskip("onnx")
+    from converters.export.bundle import build_bundle
+    from converters.quant import BitPlan, freeze
+    from converters.train import predict
+    from edge_ser.audio import load, write_wav
+    from edge_ser.bundle import load_bundle
+    from edge_ser.cli import main
+    from edge_ser.engines import load_engine
+    from edge_ser.lms_input import clip_segments
+
+    spec = LMSSpec(n_mels=40, win_length=400, hop_length=160, n_fft=512, segment_frames=32)
+    torch.manual_seed(0)
+    model = squeezenet_lms(n_mels=40, segment_frames=32, num_classes=3, width=0.25).eval()
+    model.set_normalization(-40.0, 15.0)
+    plan = BitPlan.uniform(model, 4)
+    frozen, codes = freeze(model, plan)
+    labels = ["neutral", "happy", "angry"]
+    b = load_bundle(
+        build_bundle(tmp_path / "b", frozen, plan, codes, name="sq", labels=labels, spec=spec, accuracy={})
+    )
+    assert b.lms_input == spec and b.lms_vote == "mean_prob" and b.input_names == ("lms",)
+    rng = np.random.default_rng(0)
+    y = (0.1 * np.sin(2 * np.pi * 220 * np.arange(32000) / 16000) + 0.01 * rng.standard_normal(32000)).astype(
+        np.float32
+    )
+    wav = write_wav(tmp_path / "a.wav", y, 16000)
+    x = clip_segments(load(wav, sr=16000)[0], 16000, spec)
+    ref = predict(frozen, x)
+    for engine in ("onnxruntime", "numpy"):
+        got = load_engine(b, engine).predict({"lms": x})
+        np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())
+    _, probs = utterance_vote(ref, np.zeros(len(x), int))
+    assert main(["predict", str(b.root), str(wav), "--engine", "numpy"]) == 0
+    assert f"a.wav: {labels[int(probs.argmax())]} {probs.max():.2f}" in capsys.readouterr().out
+
+
+def test_bad_lms_manifests_are_refused(tmp_path):
+    pytest.importorskip("onnx")
+    import copy
+    import json
+
+    from converters.export.bundle import build_bundle
+    from converters.quant import BitPlan, freeze
+    from edge_ser.bundle import validate_manifest
+    from edge_ser.errors import BundleError
+
+    spec = LMSSpec(n_mels=40, win_length=400, hop_length=160, n_fft=512, segment_frames=32)
+    model = squeezenet_lms(n_mels=40, segment_frames=32, num_classes=3, width=0.25).eval()
+    plan = BitPlan.uniform(model, 8)
+    frozen, codes = freeze(model, plan)
+    path = build_bundle(
+        tmp_path / "b", frozen, plan, codes, name="sq", labels=["a", "b", "c"], spec=spec, accuracy={}
+    )
+    good = json.loads((path / "manifest.json").read_text())
+    for edit, field in (
+        (lambda m: m["lms_input"].update(vote="median"), r"lms_input\.vote"),
+        (lambda m: m["lms_input"].update(segment_frames=48), r"model\.inputs\[0\]\.shape"),
+        (lambda m: m["lms_input"].update(n_mels=-1), "lms_input"),
+    ):
+        m = copy.deepcopy(good)
+        edit(m)
+        with pytest.raises(BundleError, match=field):
+            validate_manifest(m, source="t")

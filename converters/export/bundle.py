@@ -21,6 +21,7 @@ from converters.export.onnx_export import externalize, graph_json, initializers,
 from converters.quant.bitplan import BitPlan, quantizable_layers
 from edge_ser.av_input import AVInputSpec
 from edge_ser.bundle import MANIFEST_SCHEMA_VERSION, write_bundle
+from edge_ser.lms_input import LMSSpec
 from edge_ser.errors import ConfigError
 from edge_ser.features import FeatureSpec
 from edge_ser.flops import GraphCount, count_graph, weight_infos
@@ -68,7 +69,7 @@ def packed_tensors(proto, plan: BitPlan, codes: dict[str, tuple[np.ndarray, np.n
     for name, arr in initializers(proto).items():
         layer = weight_of.get(name)
         if layer is None:
-            tensors.append(Tensor.raw(name, np.ascontiguousarray(arr, dtype=np.float32)))
+            tensors.append(Tensor.raw(name, np.array(arr, dtype=np.float32, order="C")))  # keeps 0-d scalars 0-d
             continue
         q, s = codes[layer]
         if not np.array_equal(q.astype(np.float32) * s.reshape((-1,) + (1,) * (q.ndim - 1)), arr):
@@ -90,7 +91,7 @@ def build_bundle(
     *,
     name: str,
     labels: list[str],
-    spec: FeatureSpec | AVInputSpec,
+    spec: FeatureSpec | AVInputSpec | LMSSpec,
     accuracy: dict[str, Any],
     as_tar: bool = False,
     extra: dict[str, Any] | None = None,
@@ -106,7 +107,13 @@ def build_bundle(
     """
     model = model.eval()
     manifest_extra: dict[str, Any] = {}
-    if isinstance(spec, AVInputSpec):
+    if isinstance(spec, LMSSpec):
+        shapes = model.input_shapes()
+        if tuple(shapes.get("lms", ())) != tuple(spec.patch_shape):
+            raise ConfigError(f"input 'lms': the model takes {shapes}, the LMSSpec gives {spec.patch_shape}")
+        manifest_extra["lms_input"] = {**spec.to_dict(), "vote": "mean_prob"}
+        feature_spec, norm_input = spec.feature_spec(), "lms"
+    elif isinstance(spec, AVInputSpec):
         shapes = model.input_shapes()
         for k, shape in shapes.items():
             if tuple(spec.shapes[k]) != tuple(shape):
@@ -120,7 +127,12 @@ def build_bundle(
         norm_input = "audio" if "audio" in shapes else None
     else:
         shapes, feature_spec, norm_input = {"features": (spec.dim,)}, spec, "features"
-    proto = to_onnx(model, shapes)
+    if isinstance(spec, LMSSpec):  # its ceil-mode pools are exported as padded floor pools
+        from converters.models.squeezenet_lms import to_onnx as lms_to_onnx
+
+        proto = lms_to_onnx(model)
+    else:
+        proto = to_onnx(model, shapes)
     tensors = packed_tensors(proto, plan, codes)
     with tempfile.TemporaryDirectory() as tmp:
         esq = write_esq(Path(tmp) / "weights.esq", tensors, metadata={"model": name})
@@ -150,9 +162,10 @@ def build_bundle(
         **(extra or {}),
     }
     if norm_input is not None:
+        mean, std = model.mean.reshape(-1).tolist(), model.std.reshape(-1).tolist()  # scalars for squeezenet_lms
         manifest["normalization"] = {
-            "mean": model.mean.tolist(),
-            "std": model.std.tolist(),
+            "mean": mean,
+            "std": std,
             "in_graph": True,
             "input": norm_input,
         }

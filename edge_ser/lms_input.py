@@ -5,6 +5,9 @@ Research context (issue text): SqueezeNet v1.1 on log-Mel patches reached 88.22 
 LMS parameters were searched (M 128-256, L 127/255/511, H 16/32, T), against 64.78 % with M 40, L 400, H 160,
 T 3 s; the parameters are hyper-parameters to sweep, so they live in one dataclass that travels with the model.
 
+Device side (numpy only): a bundle's `lms_input` block is an `LMSSpec`, and `edge-ser predict` / the live
+runtime turn a clip into patches with `clip_segments` and vote with `utterance_vote`, exactly as training did.
+
 The log-mel itself is `edge_ser.features` (the one numpy front end shared by host and device):
 `FeatureSpec` expresses win_length < n_fft directly (the window is zero-padded to n_fft, as in librosa), so
 `lms_frames` is `power_to_db(melspectrogram(y, **FeatureSpec.stft_kwargs(), ...))` with nothing reimplemented.
