@@ -95,11 +95,18 @@ def prepare(
 def make_split(
     prepared: Prepared, kind: str = "random", *, seed: int = 0, fold: int = 0, k: int = 5
 ) -> Split:
+    """`split_indices` of a prepared data set."""
+    return split_indices(prepared.y, [r.speaker for r in prepared.records], kind, seed=seed, fold=fold, k=k)
+
+
+def split_indices(
+    y: np.ndarray, speakers: list[str], kind: str = "random", *, seed: int = 0, fold: int = 0, k: int = 5
+) -> Split:
     """'random': stratified 80/10/10 (the papers' protocol); 'speaker': fold `fold` of speaker group k-fold."""
     if kind == "random":
-        return stratified_split(prepared.y, seed=seed)
+        return stratified_split(y, seed=seed)
     if kind == "speaker":
-        folds = group_kfold([r.speaker for r in prepared.records], k=k, seed=seed)
+        folds = group_kfold(speakers, k=k, seed=seed)
         if not 0 <= fold < len(folds):
             raise ConfigError(f"--fold {fold} is out of range for {len(folds)} folds")
         return folds[fold]

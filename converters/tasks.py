@@ -20,12 +20,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from converters.data import Split, group_kfold, stratified_split
+from converters.data import Split
 from converters.data.av_dataset import AVArrays, synthetic_av_arrays
 from converters.featurize import FeatureCache
 from converters.models import av_cnn, laq_mlp
 from converters.models.av_cnn import MODES, count_flops, count_params
-from converters.pipeline import Prepared
+from converters.pipeline import Prepared, split_indices
 from converters.train import Inputs
 from edge_ser.av_input import AVInputSpec
 from edge_ser.errors import ConfigError
@@ -75,14 +75,7 @@ class Task:
 
     def split(self, kind: str = "random", *, seed: int = 0, fold: int = 0, k: int = 5) -> Split:
         """'random': stratified 80/10/10 (the papers' protocol); 'speaker': fold `fold` of speaker group k-fold."""
-        if kind == "random":
-            return stratified_split(self.y, seed=seed)
-        if kind == "speaker":
-            folds = group_kfold(self.speakers, k=k, seed=seed)
-            if not 0 <= fold < len(folds):
-                raise ConfigError(f"--fold {fold} is out of range for {len(folds)} folds")
-            return folds[fold]
-        raise ConfigError(f"split must be 'random' or 'speaker', got {kind!r}")
+        return split_indices(self.y, self.speakers, kind, seed=seed, fold=fold, k=k)
 
 
 def feature_task(prep: Prepared, spec: FeatureSpec) -> Task:

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from edge_ser import __version__
-from edge_ser.errors import ConfigError, EdgeSerError, MissingDependencyError
+from edge_ser.errors import EdgeSerError, MissingDependencyError
 
 DATASETS = "emodb, ravdess, tess, savee, cremad, fer2013, synthetic, or a folder-per-class path"
 AV_DATASETS = ("synthetic-av",)
@@ -385,7 +385,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     import numpy as np
 
     from edge_ser.bundle import load_bundle
-    from edge_ser.engines import load_engine
+    from edge_ser.engines import load_engine, softmax
 
     bundle = load_bundle(args.bundle)
     engine = load_engine(bundle, args.engine, threads=args.threads)
@@ -421,8 +421,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if probs is None:
         t0 = time.perf_counter()
         logits = engine.predict(x)
-        p = np.exp(logits - logits.max(axis=1, keepdims=True))
-        p /= p.sum(axis=1, keepdims=True)
+        p = softmax(logits, axis=1)
     else:
         p = probs
     ms = (time.perf_counter() - t0) * 1e3

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from edge_ser.engines import softmax
 from edge_ser.errors import ConfigError
 from edge_ser.features import FeatureSpec, melspectrogram, power_to_db
 
@@ -212,12 +213,6 @@ def segment_dataset(
     return np.concatenate(X), np.concatenate(y), np.concatenate(idx)
 
 
-def _softmax(z: np.ndarray) -> np.ndarray:
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
-
-
 def utterance_vote(
     segment_logits: np.ndarray, utterance_index: np.ndarray, how: str = "mean_prob"
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -242,7 +237,7 @@ def utterance_vote(
     utts, inv = np.unique(idx, return_inverse=True)
     counts = np.bincount(inv, minlength=len(utts)).astype(np.float64)[:, None]
     prob = np.zeros((len(utts), z.shape[1]))
-    np.add.at(prob, inv, _softmax(z))
+    np.add.at(prob, inv, softmax(z, axis=1))
     prob /= counts
     if how == "mean_prob":
         return utts, prob

@@ -129,7 +129,7 @@ def _f(v: float | None, fmt: str) -> str:
     return "" if v is None else format(v, fmt)
 
 
-def _rss_mb(field: str = "VmRSS") -> float | None:
+def process_memory_mb(field: str = "VmRSS") -> float | None:
     """This process's resident memory (VmRSS) or its high-water mark (VmHWM) in MB; None off Linux."""
     try:
         with open("/proc/self/status", encoding="ascii") as fh:
@@ -178,7 +178,7 @@ def build_report(
     measured = profile.name == HOST if measured is None else measured
     notes: list[str] = []
     eng = None
-    rss_before = _rss_mb()
+    rss_before = process_memory_mb()
     if measured:
         from edge_ser.engines import load_engine
 
@@ -209,7 +209,7 @@ def build_report(
             eng.predict(x)
             samples.append((time.perf_counter() - t0) * 1e3)
         lat, p99 = statistics.median(samples), float(np.percentile(samples, 99))
-        rss = _rss_mb()
+        rss = process_memory_mb()
         if rss is not None and rss_before is not None:
             notes.append(
                 f"Memory: the process's resident set is {rss:.1f} MB after {runs} runs, {rss - rss_before:+.1f} MB "

@@ -258,6 +258,12 @@ class InputAdapter:
         return out
 
 
+def softmax(z: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Probabilities from logits along `axis` (max-subtracted, so large logits do not overflow)."""
+    e = np.exp(z - z.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
 def finish_logits(y: Any, source: str, num_classes: int) -> np.ndarray:
     """The first output as float32 [n, classes], checked."""
     y = np.asarray(y, dtype=np.float32)
@@ -278,4 +284,5 @@ __all__ = [
     "engines_for",
     "load_engine",
     "normalize_providers",
+    "softmax",
 ]

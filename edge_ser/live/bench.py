@@ -17,18 +17,12 @@ from pathlib import Path
 import numpy as np
 
 from edge_ser.live.result import LiveResult
+from edge_ser.roofline import process_memory_mb
 
 
 def rss_mb() -> float:
-    """Resident set size of this process in MB (Linux /proc; 0 where unavailable)."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
+    """Resident set size of this process in MB (0 where /proc is unavailable)."""
+    return process_memory_mb() or 0.0
 
 
 class RssSampler:

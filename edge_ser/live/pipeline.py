@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from edge_ser.engines import softmax
 from edge_ser.errors import ConfigError
 from edge_ser.live.result import SILENCE, LiveResult, StageTimes
 
@@ -105,11 +106,6 @@ class Smoother:
             return self._ema
         self._votes.append(int(np.argmax(p)))
         return np.bincount(np.asarray(self._votes), minlength=self.n) / len(self._votes)
-
-
-def softmax(z: np.ndarray) -> np.ndarray:
-    e = np.exp(z - z.max())
-    return e / e.sum()
 
 
 class LivePipeline:

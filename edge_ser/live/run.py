@@ -80,7 +80,6 @@ class LiveRunner:
         self._camera_ok = True
         self._mic_ok = True
         self.frame_hook = None
-        self._read_ms = 0.0
         """Called with every camera frame the loop reads (e.g. the overlay window's update_frame)."""
 
     def _stopped(self) -> bool:
@@ -100,9 +99,9 @@ class LiveRunner:
                 chunk = self._read_hop(self.hop_n - pending.size)
                 if chunk is None:
                     break
-                # capture = taking the hop out of the source into the window (and the streamed frames);
-                # the wait for the audio to arrive is not work and is not counted
-                tc = time.perf_counter() - self._read_ms / 1e3
+                # capture = putting the hop into the window (and the streamed frames); the wait for the audio
+                # to arrive is not work and is not counted
+                tc = time.perf_counter()
                 pending = np.concatenate([pending, chunk]) if pending.size else chunk
                 if pending.size < self.hop_n:
                     if getattr(self.audio, "finished", False):
@@ -157,10 +156,7 @@ class LiveRunner:
                 self._notes.append("microphone back" if healthy else "microphone lost: retrying")
             chunk = self.audio.read(n, min_samples=n, timeout=0.5)
             if chunk.size:
-                t0 = time.perf_counter()
-                out = np.asarray(chunk, dtype=np.float32)
-                self._read_ms = (time.perf_counter() - t0) * 1e3
-                return out
+                return np.asarray(chunk, dtype=np.float32)
             if getattr(self.audio, "finished", False):
                 return None
         return None
