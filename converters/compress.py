@@ -53,8 +53,12 @@ def compress(
     qat_config: TrainConfig = QAT_DEFAULTS,
     seed: int = 0,
     log=None,
+    train_kwargs: dict | None = None,
 ) -> Compressed:
-    """Apply `recipe` (see module doc) to a trained float model."""
+    """Apply `recipe` (see module doc) to a trained float model.
+
+    `train_kwargs` go to every QAT run's `train_classifier` (e.g. utterance-level `val_accuracy`, `augment`)."""
+    tk = dict(train_kwargs or {})
     t0 = time.perf_counter()
     qat_config = replace(qat_config, seed=seed)
     if recipe == "fp32":
@@ -67,7 +71,7 @@ def compress(
         if m.group(1) == "ptq":
             frozen, codes = freeze(model, plan)
         else:
-            frozen, codes, _ = qat(model, plan, X_train, y_train, X_val, y_val, qat_config)
+            frozen, codes, _ = qat(model, plan, X_train, y_train, X_val, y_val, qat_config, **tk)
         return Compressed(recipe, plan, frozen, codes, time.perf_counter() - t0)
     base, _, knob = recipe.partition("@")
     if base in ("laq-paper", "laq-qat", "sensitivity"):
@@ -79,7 +83,7 @@ def compress(
                 raise ConfigError(f"recipe {recipe!r}: the value after '@' must be a number") from None
             cfg = replace(cfg, budget=value) if base == "sensitivity" else replace(cfg, t_margin=value)
         plan = allocate(model, cfg, X_train, y_train, X_val, y_val, log=log)
-        frozen, codes, _ = qat(model, plan, X_train, y_train, X_val, y_val, qat_config)
+        frozen, codes, _ = qat(model, plan, X_train, y_train, X_val, y_val, qat_config, **tk)
         return Compressed(
             recipe, plan, frozen, codes, time.perf_counter() - t0, {"ptq_model": ptq(model, plan)}
         )

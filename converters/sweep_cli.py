@@ -32,6 +32,10 @@ from edge_ser.errors import ConfigError
 OBJECTIVES: dict[str, str | Callable[[dict], Mapping[str, Any]]] = {
     "toy": "converters.sweep_cli:toy_objective",
     "laq_weights": "converters.sweep_cli:laq_weights_objective",
+    # every model of the zoo on one split (converters.zoo.ZooPoint keys); LMS grids are this with
+    # model squeezenet_lms and axes M, L, H, n_fft, T
+    "zoo": "converters.zoo:zoo_objective",
+    "lms": "converters.zoo:zoo_objective",
 }
 SPEC_KEYS = {"name", "objective", "out", "backend", "max_concurrent", "resources", "grid", "report"}
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -25,6 +26,9 @@ class TrainConfig:
     seed: int = 0
     threads: int | None = None
     """torch intra-op threads; None leaves torch's default."""
+    channels_last: bool = False
+    """Train 4-D (image / log-Mel patch) models in channels-last memory order: 2-2.7x faster per step for
+    squeezenet_lms on this CPU (oneDNN convolutions); the returned model is back in the default order."""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -82,12 +86,21 @@ def train_classifier(
     config: TrainConfig = TrainConfig(),
     *,
     progress: bool = True,
+    val_accuracy: Callable[[np.ndarray], float] | None = None,
+    augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
 ) -> TrainResult:
-    """Train with cross-entropy; keep the weights of the epoch with the best validation accuracy."""
+    """Train with cross-entropy; keep the weights of the epoch with the best validation accuracy.
+
+    `val_accuracy(logits)` replaces row accuracy on X_val (e.g. utterance-level voting over segment logits);
+    `augment(x, generator)` transforms each training batch of the first input (e.g. SpecAugment masks).
+    """
     seed_everything(config.seed)
     if config.threads:
         torch.set_num_threads(config.threads)
     Xt = _tensors(X_train)
+    cl = config.channels_last and Xt[0].dim() == 4
+    if cl:
+        model.to(memory_format=torch.channels_last)
     yt = torch.as_tensor(np.asarray(y_train, dtype=np.int64))
     opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     loss_fn = nn.CrossEntropyLoss()
@@ -111,13 +124,21 @@ def train_classifier(
         for i in range(0, len(order), config.batch_size):
             idx = order[i : i + config.batch_size]
             opt.zero_grad(set_to_none=True)
-            loss = loss_fn(model(*(x[idx] for x in Xt)), yt[idx])
+            xb = [x[idx] for x in Xt]
+            if augment is not None:
+                xb[0] = augment(xb[0], gen)
+            if cl:
+                xb[0] = xb[0].contiguous(memory_format=torch.channels_last)
+            loss = loss_fn(model(*xb), yt[idx])
             loss.backward()
             opt.step()
             total += loss.item() * len(idx)
         logits = predict(model, X_val)
         val_loss = float(loss_fn(torch.as_tensor(logits), torch.as_tensor(np.asarray(y_val, dtype=np.int64))))
-        val_acc = float((logits.argmax(1) == np.asarray(y_val)).mean())
+        if val_accuracy is not None:
+            val_acc = float(val_accuracy(logits))
+        else:
+            val_acc = float((logits.argmax(1) == np.asarray(y_val)).mean())
         history.append(
             {"epoch": epoch, "train_loss": total / len(yt), "val_loss": val_loss, "val_acc": val_acc}
         )
@@ -132,5 +153,7 @@ def train_classifier(
             if stale >= config.patience:
                 break
     model.load_state_dict(best_state)
+    if cl:
+        model.to(memory_format=torch.contiguous_format)
     model.eval()
     return TrainResult(model, best_epoch, best[0], epoch, time.perf_counter() - t0, history)

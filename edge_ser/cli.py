@@ -210,8 +210,12 @@ def _demo_roofline(bundle_path: Path, out: Path) -> None:
     from edge_ser.profiles import load_profile
     from edge_ser.roofline import build_report, write_report
 
-    print("\nroofline on this machine (edge-ser bench --profile host; the host's peaks are measured once, cached):")
-    r = build_report(load_bundle(bundle_path), load_profile("host"), engine="onnxruntime", threads=1, runs=200)
+    print(
+        "\nroofline on this machine (edge-ser bench --profile host; the host's peaks are measured once, cached):"
+    )
+    r = build_report(
+        load_bundle(bundle_path), load_profile("host"), engine="onnxruntime", threads=1, runs=200
+    )
     paths = write_report(r, out / "roofline", f"edge-ser bench {bundle_path} --profile host --threads 1")
     print(
         f"  {r.flops:,} FLOPs, {r.bytes:,} bytes ({r.intensity:.2f} FLOP/byte; ridge {r.ridge:.2f}); "
@@ -241,8 +245,20 @@ def _demo_live(bundle_path: Path, records, out: Path, *, quiet: bool = False) ->
     p = argparse.ArgumentParser()
     add_run_args(p)
     args = p.parse_args(
-        [str(bundle_path), "--audio-file", str(wav), "--fast", "--window", "1.5", "--hop", "0.5",
-         "--smoothing", "none", "--json", str(out / "live_sample.jsonl")]
+        [
+            str(bundle_path),
+            "--audio-file",
+            str(wav),
+            "--fast",
+            "--window",
+            "1.5",
+            "--hop",
+            "0.5",
+            "--smoothing",
+            "none",
+            "--json",
+            str(out / "live_sample.jsonl"),
+        ]
     )
     with make_outputs(OutputSettings(console=not quiet, console_ascii=True, jsonl=args.json)) as outputs:
         _, runner = build(args, outputs=[outputs])
@@ -365,6 +381,13 @@ def cmd_info(args: argparse.Namespace) -> int:
 def cmd_sweep(args: argparse.Namespace) -> int:
     _need_torch()
     from converters.sweep_cli import cmd_sweep as run
+
+    return run(args)
+
+
+def cmd_zoo(args: argparse.Namespace) -> int:
+    _need_torch()
+    from converters.zoo_cli import cmd_zoo as run
 
     return run(args)
 
@@ -623,9 +646,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_run_args(p)
     p.add_argument("--live", action="store_true", help="benchmark the live pipeline instead")
     p.add_argument(
-        "--profile", default="host", help="device profile: host (measured here, default) or a firmware profile"
+        "--profile",
+        default="host",
+        help="device profile: host (measured here, default) or a firmware profile",
     )
-    p.add_argument("--runs", type=int, default=300, help="timed predict() calls for the latency (default 300)")
+    p.add_argument(
+        "--runs", type=int, default=300, help="timed predict() calls for the latency (default 300)"
+    )
     p.add_argument(
         "--remeasure", action="store_true", help="measure the host profile again instead of using its cache"
     )
@@ -686,11 +713,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("spec", type=Path, help="sweep spec (YAML): name, objective, grid, out, report")
     p.add_argument("--out", type=Path, default=None, help="results folder (default: the spec's `out`)")
-    p.add_argument("--backend", choices=("auto", "serial", "ray"), default=None, help="default: the spec's, else auto")
+    p.add_argument(
+        "--backend", choices=("auto", "serial", "ray"), default=None, help="default: the spec's, else auto"
+    )
     p.add_argument("--max-concurrent", type=int, default=None, help="points run at once on Ray")
     p.add_argument("--retry-errors", action="store_true", help="run again the points that failed")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser(
+        "zoo",
+        help="[host] several models on the same splits (RF, SVM, LAQ MLP, CNNs, transformer): one table",
+        description="Train and test each model on the same random 80/10/10 splits (seeds) or leave-one-"
+        "speaker-out folds of a data set: random forest and SVM (scikit-learn) and the LAQ MLP on clip feature "
+        "vectors; small_cnn, squeezenet_lms and tiny_transformer on log-Mel patches with utterance voting. "
+        "Resumable (a JSON-lines file), Ray when installed. Prints accuracy mean +- std, params and FLOPs; "
+        "with --laq also the compressed accuracy, bits, packed KB and host latency.",
+    )
+    try:  # the host package; a device-only install still lists the command and says what to install
+        from converters.zoo_cli import add_zoo_args
+    except ImportError:
+        add_zoo_args = None
+    if add_zoo_args is not None:
+        add_zoo_args(p)
+    p.set_defaults(func=cmd_zoo)
 
     p = sub.add_parser(
         "firstboot",
@@ -721,7 +767,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"edge-ser {args.command}: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:  # the reader went away (`edge-ser info ... | head`): stop quietly, as Unix tools do
+    except (
+        BrokenPipeError
+    ):  # the reader went away (`edge-ser info ... | head`): stop quietly, as Unix tools do
         import os
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

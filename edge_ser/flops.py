@@ -25,6 +25,8 @@ Convention (the AV seed's; `CONVENTION` says it in words and every report prints
   Reduce* the same, which is one per input element.
 - BatchNormalization (inference): `BATCHNORM_FLOPS` (2) per element, a folded scale and shift; the per-channel
   folding (sqrt, divide on C values) is not counted.
+- LayerNormalization: `LAYERNORM_FLOPS` (7) per element: the mean (an add), centring (a subtract), square,
+  the variance (an add), the normalising multiply, scale and shift; the per-row sqrt and divide not counted.
 - Softmax / LogSoftmax: `SOFTMAX_FLOPS` (3) per element: exp, add into the sum, divide (or subtract the log
   sum); the max subtracted for numerical stability is not counted.
 - Reshape, Flatten, Transpose, Squeeze, Unsqueeze, Concat, Identity, Dropout (inference): 0 FLOPs, but their
@@ -61,6 +63,7 @@ __all__ = [
     "DENSE_OPS",
     "ELEMENTWISE_FLOPS",
     "FLOPS_PER_MAC",
+    "LAYERNORM_FLOPS",
     "POOL_FLOPS",
     "SCALE_BYTES",
     "SOFTMAX_FLOPS",
@@ -85,6 +88,8 @@ POOL_FLOPS = 1
 """Pooling and reductions: FLOPs per window element per output element (prod(kernel) per output)."""
 BATCHNORM_FLOPS = 2
 """BatchNormalization at inference: a folded multiply and add per element."""
+LAYERNORM_FLOPS = 7
+"""LayerNormalization: mean, centre, square, variance, normalise, scale, shift, per element."""
 SOFTMAX_FLOPS = 3
 """Softmax / LogSoftmax: exp, add into the sum, divide, per element (the stabilising max not counted)."""
 ACTIVATION_BYTES = 4
@@ -100,7 +105,8 @@ CONVENTION = (
     "+ 1 per output element for a bias (conv = 2*Yh*Yw*(Ci/groups)*Co*Kh*Kw + Yh*Yw*Co; dense = 2*in*out + out); "
     "element-wise ops and activations (Add, Sub, Mul, Div, Relu, Sigmoid, Clip, ...) 1 per output element; "
     "MaxPool/AveragePool 1 per window element per output (prod(kernel) per output), global pools and "
-    "reductions 1 per input element; BatchNormalization 2 per element (folded scale and shift); Softmax 3 per "
+    "reductions 1 per input element; BatchNormalization 2 per element (folded scale and shift); "
+    "LayerNormalization 7 per element (mean, centre, square, variance, normalise, scale, shift); Softmax 3 per "
     "element (exp, sum, divide); Reshape/Flatten/Transpose/Squeeze/Unsqueeze/Concat/Identity/Dropout 0. "
     "Bytes: weights at their stored bit width (b-bit codes ceil(n*b/8) bytes + 4 bytes per output-channel "
     "scale; float tensors 4 bytes a value), read once by each node that uses them; activations float32, each "
@@ -601,6 +607,17 @@ def _batchnorm(n: _Node, s: list) -> tuple[list, int]:
     return [x], BATCHNORM_FLOPS * math.prod(x)
 
 
+def _layernorm(n: _Node, s: list) -> tuple[list, int]:
+    _need(s, 2, 3)
+    x = s[0]
+    ax = _axis(n.i("axis", -1), len(x))
+    for j, what in ((1, "Scale"), (2, "B")):
+        if j < len(s) and s[j] is not None and _broadcast([s[j], x[ax:]]) != tuple(x[ax:]):
+            raise _ShapeError(f"{what} {list(s[j])} does not broadcast to the normalised axes {list(x[ax:])}")
+    stats = (*x[:ax], *([1] * (len(x) - ax)))  # the optional Mean and InvStdDev outputs
+    return [x, stats, stats][: max(1, len(n.outputs))], LAYERNORM_FLOPS * math.prod(x)
+
+
 def _gemm(n: _Node, s: list) -> tuple[list, int]:
     _need(s, 2, 3)
     a, b = s[0], s[1]
@@ -832,6 +849,7 @@ _RULES: dict[str, Rule] = {
     "Softmax": _softmax,
     "LogSoftmax": _softmax,
     "BatchNormalization": _batchnorm,
+    "LayerNormalization": _layernorm,
     "Gemm": _gemm,
     "MatMul": _matmul,
     "Conv": _conv,

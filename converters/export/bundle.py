@@ -63,10 +63,15 @@ def layer_table(model: nn.Module, plan: BitPlan, counts: GraphCount) -> list[dic
 
 
 def packed_tensors(proto, plan: BitPlan, codes: dict[str, tuple[np.ndarray, np.ndarray]]) -> list[Tensor]:
-    """One .esq tensor per ONNX initializer: quantized layer weights as codes + scales, the rest float32."""
+    """One .esq tensor per float ONNX initializer: quantized layer weights as codes + scales, the rest float32.
+
+    int64 initializers (Reshape target shapes) are not weights: they stay inline in model.onnx and in the
+    manifest's `graph.constants` (`graph_json`)."""
     tensors = []
     weight_of = {f"{layer}.weight": layer for layer in codes}
     for name, arr in initializers(proto).items():
+        if arr.dtype == np.int64:
+            continue
         layer = weight_of.get(name)
         if layer is None:
             tensors.append(Tensor.raw(name, np.array(arr, dtype=np.float32, order="C")))  # keeps 0-d scalars 0-d

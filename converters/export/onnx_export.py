@@ -42,7 +42,7 @@ def to_onnx(model: nn.Module, in_shape: tuple[int, ...] | Mapping[str, tuple[int
     `in_shape` is the per-sample shape of the one input "features", or {input name: per-sample shape} in the
     order of the model's forward arguments (e.g. av_cnn's {"faces": (6, 64, 64), "audio": (6, 40)}).
     Constant nodes become initializers: the numpy engine and the weight-free bundle form expect every
-    constant tensor to be one.
+    constant tensor to be one. BatchNorm layers stay BatchNormalization nodes (not folded into the conv).
     """
     onnx = _onnx()
     model = model.eval()
@@ -61,6 +61,10 @@ def to_onnx(model: nn.Module, in_shape: tuple[int, ...] | Mapping[str, tuple[int
             dynamic_axes=axes,
             opset_version=OPSET,
             dynamo=False,
+            # PRESERVE (the model is in eval mode already): EVAL would also run the exporter's eval peephole,
+            # which folds a BatchNorm into the Conv before it under a new initializer name, so a quantized
+            # conv weight would neither keep its `<layer>.weight` name nor stay on its b-bit grid
+            training=torch.onnx.TrainingMode.PRESERVE,
         )
     proto = onnx.load_from_string(buf.getvalue())
     _constants_to_initializers(proto)
@@ -92,11 +96,17 @@ def initializers(proto) -> dict[str, np.ndarray]:
 
 
 def externalize(proto, location: str = "weights.esq"):
-    """A copy of the model whose initializers carry no bytes, only an external-data reference to `location`."""
+    """A copy of the model whose float initializers carry no bytes, only an external-data reference to `location`.
+
+    int64 initializers (Reshape target shapes) stay inline: onnxruntime's shape inference must read them when
+    it builds the graph, and `graph_json` mirrors them in the manifest's `graph.constants` (see `edge_ser.bundle`).
+    """
     onnx = _onnx()
     out = onnx.ModelProto()
     out.CopyFrom(proto)
     for t in out.graph.initializer:
+        if t.data_type == onnx.TensorProto.INT64:
+            continue
         nbytes = int(np.prod(t.dims, dtype=np.int64)) * 4
         if t.data_type != onnx.TensorProto.FLOAT:
             raise ConfigError(f"initializer {t.name!r} is not float32; bundles carry float graphs")
@@ -135,16 +145,33 @@ def _shape(vi) -> list[int | None]:
 
 
 def graph_json(proto) -> dict:
-    """The graph as JSON: inputs, outputs, initializer names and nodes (ONNX op and attribute names)."""
+    """The graph as JSON: inputs, outputs, initializer names and nodes (ONNX op and attribute names).
+
+    "initializers" names the float tensors (the weights); int64 initializers (Reshape target shapes) are
+    written inline under "constants" as {name: {"dtype": "int64", "shape", "values"}}, present only when
+    the graph has any.
+    """
+    from onnx import TensorProto, numpy_helper
+
     g = proto.graph
     inits = {t.name for t in g.initializer}
+    consts = {
+        t.name: {
+            "dtype": "int64",
+            "shape": [int(d) for d in t.dims],
+            "values": [int(v) for v in numpy_helper.to_array(t).reshape(-1)],
+        }
+        for t in g.initializer
+        if t.data_type == TensorProto.INT64
+    }
     return {
         "opset": OPSET,
         "inputs": [
             {"name": i.name, "shape": _shape(i), "dtype": "float32"} for i in g.input if i.name not in inits
         ],
         "outputs": [{"name": o.name, "shape": _shape(o), "dtype": "float32"} for o in g.output],
-        "initializers": [t.name for t in g.initializer],
+        "initializers": [t.name for t in g.initializer if t.name not in consts],
+        **({"constants": consts} if consts else {}),
         "nodes": [
             {
                 "op": n.op_type,

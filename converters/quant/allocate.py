@@ -38,6 +38,12 @@ class LaqConfig:
     budget: float = 1.75
     """Average-bits budget of the "sensitivity" method. 1.75 keeps laq_mlp's packed file under the paper's
     43 KB (codes + float32 scales, biases and normalisation); the allocation may land a little below it."""
+    lazy: bool = False
+    """"sensitivity": the lazy greedy (a few loss evaluations per step instead of one per layer; see
+    `sensitivity_allocation`). For deep models such as squeezenet_lms."""
+    calibration: int | None = None
+    """"sensitivity": score plans on this many training rows (a seeded random subset) instead of all of them;
+    segment-level data sets have tens of thousands of rows."""
     search_qat: TrainConfig = TrainConfig(epochs=15, lr=5e-4, weight_decay=0.0, patience=15)
     """The short QAT run that scores each candidate of "laq-qat"."""
 
@@ -63,10 +69,15 @@ def allocate(
     t0 = time.perf_counter()
     fp32 = BitPlan.uniform(model, 32)
     if cfg.method == "sensitivity":
+        Xc, yc = X_train, y_train
+        if cfg.calibration is not None and cfg.calibration < len(y_train):
+            rows = np.sort(np.random.default_rng(0).choice(len(y_train), cfg.calibration, replace=False))
+            Xc = tuple(x[rows] for x in X_train) if isinstance(X_train, (tuple, list)) else X_train[rows]
+            yc = np.asarray(y_train)[rows]
         plan, trace = sensitivity_allocation(
-            fp32, lambda p: cross_entropy(ptq(model, p), X_train, y_train), cfg.budget, log=log
+            fp32, lambda p: cross_entropy(ptq(model, p), Xc, yc), cfg.budget, lazy=cfg.lazy, log=log
         )
-        info = {"budget": cfg.budget, "trace": trace}
+        info = {"budget": cfg.budget, "trace": trace, "lazy": cfg.lazy, "calibration": cfg.calibration}
     else:
         metrics = layer_metrics(model_weights(model), cfg.weights, bins=cfg.bins)
         ranking = sorted(metrics, key=lambda n: -metrics[n]["importance"])

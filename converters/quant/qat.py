@@ -98,9 +98,12 @@ def qat(
     config: TrainConfig = QAT_DEFAULTS,
     *,
     progress: bool = False,
+    **train_kwargs,
 ) -> tuple[nn.Module, dict[str, tuple[np.ndarray, np.ndarray]], TrainResult]:
-    """Fine-tune a copy of a trained float model at `plan` (STE), keep the best validation epoch, freeze it."""
+    """Fine-tune a copy of a trained float model at `plan` (STE), keep the best validation epoch, freeze it.
+
+    `train_kwargs` go to `train_classifier` (val_accuracy, augment)."""
     work = attach(copy.deepcopy(model), plan)
-    result = train_classifier(work, X_train, y_train, X_val, y_val, config, progress=progress)
+    result = train_classifier(work, X_train, y_train, X_val, y_val, config, progress=progress, **train_kwargs)
     frozen, codes = freeze(result.model, plan)
     return frozen, codes, replace(result, model=frozen)

@@ -8,7 +8,8 @@ copy) and a single matrix product per group, so the heavy lifting is BLAS.
 Supported ops (ONNX semantics, opset 7..21 where they differ): Add, Sub, Mul, Div, Gemm, MatMul, Relu,
 LeakyRelu, Sigmoid, Tanh, Softmax, Flatten, Reshape, Transpose, Squeeze, Unsqueeze, Identity, Dropout, Concat,
 Clip, Conv (1-D/2-D/3-D, groups, strides, pads, dilations, auto_pad), MaxPool and AveragePool (ceil_mode=0),
-GlobalAveragePool, GlobalMaxPool, ReduceMean, BatchNormalization (inference).
+GlobalAveragePool, GlobalMaxPool, ReduceMean, BatchNormalization (inference), LayerNormalization (opset 17+,
+axis / epsilon; optional Mean and InvStdDev outputs).
 """
 
 from __future__ import annotations
@@ -425,6 +426,32 @@ def _batchnorm(n: _Node) -> Op:
     return bn
 
 
+def _layernorm(n: _Node) -> Op:
+    """ONNX LayerNormalization: normalise over axes [axis, ..., rank-1], then * Scale (+ B); float32 maths."""
+    n.need_inputs(2, 3)
+    if len(n.outputs) > 3:
+        raise _NodeError(f"has at most 3 outputs, got {len(n.outputs)}")
+    axis = n.i("axis", -1)
+    eps = _f32(n.f("epsilon", 1e-5))
+    if n.i("stash_type", 1) != 1:
+        raise _NodeError("stash_type other than 1 (float32) is not supported")
+    extra = any(n.outputs[1:])  # Mean / InvStdDev requested
+
+    def layernorm(x: np.ndarray, scale: np.ndarray, b: np.ndarray | None = None) -> Any:
+        ax = _axis(axis, x.ndim)
+        axes = tuple(range(ax, x.ndim))
+        mean = x.mean(axis=axes, keepdims=True, dtype=np.float32)
+        d = x - mean
+        inv = _f32(1.0) / np.sqrt((d * d).mean(axis=axes, keepdims=True, dtype=np.float32) + eps)
+        y = d * inv * scale
+        if b is not None:
+            y = y + b
+        y = y.astype(np.float32, copy=False)
+        return (y, mean, inv) if extra else y
+
+    return layernorm
+
+
 # --------------------------------------------------------------------------------------------------------------
 # convolution and pooling
 # --------------------------------------------------------------------------------------------------------------
@@ -617,6 +644,7 @@ _OPS: dict[str, Callable[[_Node], Op]] = {
     "GlobalAveragePool": _global_pool("mean"),
     "GlobalMaxPool": _global_pool("max"),
     "BatchNormalization": _batchnorm,
+    "LayerNormalization": _layernorm,
 }
 
 SUPPORTED_OPS = tuple(sorted(_OPS))

@@ -1,0 +1,168 @@
+"""small_cnn: the comparative study's small 2-D CNN baseline on single-channel log-Mel patches [B, 1, M, T].
+
+Layout: four blocks of conv 3x3 pad 1 (no bias) + BatchNorm2d + ReLU + maxpool 2/2 (floor mode), with 16, 32,
+64, 64 channels at width 1 (a `width` multiplier scales every count, rounded, at least `min_channels`), then
+global average pool, dropout, Linear -> classes. Input standardisation (scalar mean / std of the training
+patches, in dB) is inside the model as buffers, like `squeezenet_lms`. Initialisation: kaiming-normal convs
+(fan_out, ReLU), BatchNorm weight 1 / bias 0, PyTorch's default Linear.
+
+FLOPs by the AV convention (conv = 2*Yh*Yw*Ci*Co*Kh*Kw + Yh*Yw*Co, the bias term absent here: the convs have
+none, BatchNorm follows; dense = 2*in*out + out; BatchNorm, ReLU and pools not counted, so the total equals
+`edge_ser.flops.GraphCount.dense_flops` of the exported graph), 7 classes, input 1 x 128 x 64, exact:
+
+=======  ==========  ==========
+width    params      MFLOPs
+=======  ==========  ==========
+1.0      60,855      49.55
+0.5      15,455      12.98
+=======  ==========  ==========
+
+(params include the BatchNorm scales and shifts; the running statistics are buffers.)
+
+Export: `to_onnx(model)` -> input "lms" [batch, 1, M, T], output "logits"; ops Sub, Div, Conv,
+BatchNormalization, Relu, MaxPool, GlobalAveragePool, Flatten, Gemm (plus Identity where the exporter shares
+equal initializers, e.g. a fresh BatchNorm's weight and running_var), all in
+`edge_ser.engines.numpy_engine.SUPPORTED_OPS`. BatchNorm stays a BatchNormalization node (the exporter does not
+fold it into the conv, `converters.export.onnx_export.to_onnx`), so a quantized conv weight keeps its name
+and grid.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from converters.models.squeezenet_lms import _conv_row, count_params
+
+__all__ = ["SmallCNN", "SmallCNNConfig", "count_flops", "count_params", "small_cnn", "to_onnx"]
+
+CHANNELS = (16, 32, 64, 64)
+"""Conv channels per block at width 1."""
+
+
+@dataclass(frozen=True)
+class SmallCNNConfig:
+    n_mels: int = 128
+    """M: patch height (mel bands)."""
+    segment_frames: int = 64
+    """T: patch width (frames)."""
+    num_classes: int = 7
+    width: float = 1.0
+    """Multiplier on every channel count, rounded, at least `min_channels`."""
+    min_channels: int = 4
+    channels: tuple[int, ...] = CHANNELS
+    """Conv channels per block at width 1; one 2/2 max pool per block."""
+    dropout: float = 0.3
+
+    def __post_init__(self) -> None:
+        if not (0 < self.width <= 4):
+            raise ValueError(f"width={self.width}: must be in (0, 4]")
+        if not self.channels:
+            raise ValueError("channels: at least one block")
+        for name in ("n_mels", "segment_frames"):
+            n = getattr(self, name)
+            if n < self.min_side:
+                raise ValueError(
+                    f"{name}={n}: the input must be at least {self.min_side} on each side "
+                    f"({len(self.channels)} 2/2 pools)"
+                )
+        if self.num_classes < 2:
+            raise ValueError(f"num_classes={self.num_classes} must be >= 2")
+        if not (0 <= self.dropout < 1):
+            raise ValueError(f"dropout={self.dropout}: must be in [0, 1)")
+
+    @property
+    def min_side(self) -> int:
+        """Smallest M and T: every floor-mode 2/2 pool needs at least 2 rows / columns in."""
+        return 2 ** len(self.channels)
+
+    def ch(self, c: int) -> int:
+        return max(self.min_channels, round(c * self.width))
+
+
+class SmallCNN(nn.Module):
+    """Standardise, [conv 3x3 + BN + ReLU + maxpool 2] x blocks, GAP, dropout, Linear -> logits [B, classes]."""
+
+    def __init__(self, cfg: SmallCNNConfig | None = None) -> None:
+        super().__init__()
+        self.cfg = cfg = cfg or SmallCNNConfig()
+        self.register_buffer("mean", torch.zeros(()))
+        self.register_buffer("std", torch.ones(()))
+        layers: list[nn.Module] = []
+        c = 1
+        for width in cfg.channels:
+            co = cfg.ch(width)
+            layers += [
+                nn.Conv2d(c, co, 3, padding=1, bias=False),
+                nn.BatchNorm2d(co),
+                nn.ReLU(inplace=True),
+                nn.MaxPool2d(2, 2),
+            ]
+            c = co
+        self.features = nn.Sequential(*layers)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.classifier = nn.Linear(c, cfg.num_classes)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+
+    def input_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Per-sample input shape by input name."""
+        return {"lms": (1, self.cfg.n_mels, self.cfg.segment_frames)}
+
+    def set_normalization(self, mean: float, std: float, eps: float = 1e-6) -> None:
+        """Store the training patches' scalar mean and std (dB; std floored at eps)."""
+        self.mean.copy_(torch.as_tensor(float(mean)))
+        self.std.copy_(torch.as_tensor(max(float(std), eps)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = (x - self.mean) / self.std
+        x = torch.flatten(self.pool(self.features(x)), 1)
+        return self.classifier(self.dropout(x))
+
+
+def small_cnn(**kwargs) -> SmallCNN:
+    """The small CNN baseline; kwargs are SmallCNNConfig fields (n_mels, segment_frames, num_classes, width...)."""
+    return SmallCNN(SmallCNNConfig(**kwargs))
+
+
+def count_flops(model: SmallCNN) -> tuple[list[dict[str, Any]], int]:
+    """Exact FLOPs per sample by the AV convention (conv and dense layers), for the configured input (1, M, T).
+
+    Returns (rows, total), one row per Conv2d / Linear (name, op, in_shape, out_shape, params, flops).
+    """
+    shape: tuple[int, ...] = (1, model.cfg.n_mels, model.cfg.segment_frames)
+    rows: list[dict[str, Any]] = []
+    for name, m in model.features.named_children():
+        if isinstance(m, nn.Conv2d):
+            r, shape = _conv_row(f"features.{name}", m, shape)
+            rows.append(r)
+        elif isinstance(m, nn.MaxPool2d):  # 2/2, floor
+            c, h, w = shape
+            shape = (c, h // 2, w // 2)
+    fc = model.classifier
+    rows.append(
+        {
+            "name": "classifier",
+            "op": "Linear",
+            "in_shape": (fc.in_features,),
+            "out_shape": (fc.out_features,),
+            "params": sum(p.numel() for p in fc.parameters()),
+            "flops": 2 * fc.in_features * fc.out_features + fc.out_features,
+        }
+    )
+    return rows, sum(r["flops"] for r in rows)
+
+
+def to_onnx(model: SmallCNN):
+    """Export an eval-mode model to an onnx.ModelProto: input "lms" [batch, 1, M, T], output "logits"."""
+    from converters.export.onnx_export import to_onnx as export
+
+    return export(model, model.input_shapes())

@@ -1,0 +1,380 @@
+"""The model zoo: every model on the same data set and splits, as one sweep objective (`zoo_objective`).
+
+Models and their input:
+  rf, svm            clip feature vectors (`converters.pipeline.prepare`, the LAQ MLP's), scikit-learn
+  laq_mlp            the same feature vectors
+  small_cnn          log-Mel patches (`converters.lms_train`), segment training, utterance voting
+  squeezenet_lms     log-Mel patches
+  tiny_transformer   log-Mel patches
+
+A point (a dict, so `converters.sweep` can run grids of it, resumably, on Ray or serially) names the model,
+the split (`random`: stratified 80/10/10 with `seed`; `loso`: speaker `fold` left out, one validation speaker)
+and, for patch models, the LMS parameters (M, L, H, n_fft, T) and training knobs. With `laq` set (a
+`converters.compress` recipe such as "sensitivity@1.75") the trained model is also compressed, written as a
+bundle and measured: packed KB (weights.esq), FLOPs (edge_ser.flops on the bundle graph), host latency
+(onnxruntime, one thread, batch 1). The LMS grid search is this objective with model squeezenet_lms.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge_ser.errors import ConfigError
+
+FEATURE_MODELS = ("rf", "svm", "laq_mlp")
+LMS_MODELS = ("small_cnn", "squeezenet_lms", "tiny_transformer")
+MODELS = FEATURE_MODELS + LMS_MODELS
+SPLITS = ("random", "loso")
+
+RECOMMENDED: dict[str, dict[str, Any]] = {
+    "laq_mlp": {"epochs": 300, "patience": 30, "batch": 32, "qat_epochs": 60},
+    "small_cnn": {"width": 1.0},
+    "tiny_transformer": {"width": 1.0},
+    "squeezenet_lms": {"width": 0.5},
+}
+"""Per-model point values `edge-ser zoo` and benchmarks/zoo.py start from (the laq_mlp ones are its
+TrainConfig defaults and the QAT length its LAQ table used; the LMS ones come from the sweeps)."""
+
+
+@dataclass(frozen=True)
+class ZooPoint:
+    """One zoo run; every field is a point key (unknown keys are an error, so a typo cannot be silently
+    ignored and still get its own point id)."""
+
+    model: str
+    data: str = "emodb"
+    root: str | None = None
+    split: str = "random"
+    seed: int = 0
+    """Random split seed and training seed (loso: training seed and the validation speaker order)."""
+    fold: int = 0
+    """loso: index of the left-out speaker in sorted order."""
+    # log-Mel patches (patch models)
+    M: int = 128
+    L: int = 255
+    H: int = 32
+    n_fft: int = 1024
+    T: int = 64
+    seg_hop: int | None = None
+    # training (torch models)
+    width: float = 0.5
+    epochs: int = 40
+    patience: int = 12
+    lr: float = 1e-3
+    batch: int = 64
+    augment: bool = True
+    vote: str = "mean_prob"
+    # compression and measurement
+    laq: str = ""
+    """A compress() recipe (e.g. "sensitivity@1.75"); empty = float only."""
+    qat_epochs: int = 15
+    calibration: int = 1024
+    """Rows the sensitivity allocation scores plans on (patch models; feature models use all rows)."""
+
+    def __post_init__(self) -> None:
+        if self.model not in MODELS:
+            raise ConfigError(f"zoo: model {self.model!r} is not one of {', '.join(MODELS)}")
+        if self.split not in SPLITS:
+            raise ConfigError(f"zoo: split {self.split!r} must be one of {SPLITS}")
+        if self.laq and self.model in ("rf", "svm"):
+            raise ConfigError(f"zoo: {self.model} has no weights to quantize; drop laq={self.laq!r}")
+
+    @classmethod
+    def from_point(cls, point: dict) -> ZooPoint:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(point) - names)
+        if unknown:
+            raise ConfigError(f"zoo: unknown point keys {unknown}; known: {sorted(names)}")
+        if "model" not in point:
+            raise ConfigError("zoo: a point needs a model")
+        return cls(**point)
+
+    def lms_spec(self):
+        from edge_ser.lms_input import LMSSpec
+
+        return LMSSpec(
+            n_mels=self.M,
+            win_length=self.L,
+            hop_length=self.H,
+            n_fft=self.n_fft,
+            segment_frames=self.T,
+            segment_hop=self.seg_hop,
+        )
+
+    def train_config(self):
+        from converters.train import TrainConfig
+
+        return TrainConfig(
+            epochs=self.epochs,
+            patience=self.patience,
+            lr=self.lr,
+            batch_size=self.batch,
+            seed=self.seed,
+            threads=1,
+            channels_last=self.model in LMS_MODELS,
+        )
+
+
+def split_for(p: ZooPoint, y: np.ndarray, speakers) -> tuple[Any, str]:
+    """The point's split of a data set and a short description of it."""
+    from converters.data.splits import leave_one_speaker_out
+    from converters.pipeline import split_indices
+
+    if p.split == "random":
+        return split_indices(y, list(speakers), "random", seed=p.seed), f"random seed {p.seed}"
+    folds = list(leave_one_speaker_out(list(speakers), [str(v) for v in y]))
+    if not 0 <= p.fold < len(folds):
+        raise ConfigError(f"zoo: loso fold {p.fold} is out of range for {len(folds)} speakers")
+    speaker, sp = folds[p.fold]
+    return sp, f"speaker {speaker} left out"
+
+
+def build_model(p: ZooPoint, n_classes: int, n_features: int | None = None):
+    """The torch model of a point (patch models take the point's M and T)."""
+    from converters import models
+
+    if p.model == "laq_mlp":
+        return models.laq_mlp(n_features, n_classes)
+    kw = {"n_mels": p.M, "segment_frames": p.T, "num_classes": n_classes, "width": p.width}
+    return getattr(models, p.model)(**kw)
+
+
+def model_flops(model) -> int:
+    """Per-input FLOPs from the model file's own counter (patch models: per patch)."""
+    import importlib
+
+    from torch import nn
+
+    mod = importlib.import_module(type(model).__module__)
+    if hasattr(mod, "count_flops"):
+        return int(mod.count_flops(model)[1])
+    # dense-only models (laq_mlp): 2*MAC + bias per Linear, the convention of edge_ser.flops
+    return sum(
+        2 * m.in_features * m.out_features + (m.out_features if m.bias is not None else 0)
+        for m in model.modules()
+        if isinstance(m, nn.Linear)
+    )
+
+
+def _median_ms(fn, repeats: int = 30, inner: int = 5) -> float:
+    fn()
+    samples = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for _ in range(inner):
+            fn()
+        samples.append((time.perf_counter() - t0) * 1e3 / inner)
+    return statistics.median(samples)
+
+
+def bundle_figures(bundle_dir: Path, sample: np.ndarray, utterance: np.ndarray | None = None) -> dict:
+    """Packed size, graph FLOPs and onnxruntime latency (1 thread, batch 1; and one utterance's patches)."""
+    from edge_ser.bundle import load_bundle
+    from edge_ser.engines import load_engine
+
+    b = load_bundle(bundle_dir)
+    eng = load_engine(b, "onnxruntime", threads=1)
+    x1 = np.ascontiguousarray(sample[None], dtype=np.float32)
+    out = {
+        "packed_kb": (bundle_dir / "weights.esq").stat().st_size / 1024,
+        "bundle_flops": int(b.manifest["flops"]["flops"]) if "flops" in b.manifest else None,
+        "latency_ms": _median_ms(lambda: eng.predict(x1)),
+    }
+    if utterance is not None:
+        xu = np.ascontiguousarray(utterance, dtype=np.float32)
+        out["utterance_latency_ms"] = _median_ms(lambda: eng.predict(xu), repeats=15, inner=2)
+    return out
+
+
+def run_point(p: ZooPoint, *, bundle_out: str | Path | None = None, progress: bool = False) -> dict:
+    """Train (and with `p.laq`, compress, bundle and measure) one point; returns its metrics.
+
+    `bundle_out` keeps the bundle there (needs `p.laq`); otherwise it is built in a temporary folder.
+    """
+    import torch
+
+    torch.set_num_threads(1)  # the same arithmetic in every process, so serial and Ray runs agree
+    if bundle_out is not None and not p.laq:
+        raise ConfigError("zoo: writing a bundle needs a laq recipe")
+    if p.model in LMS_MODELS:
+        return _run_lms(p, bundle_out, progress)
+    return _run_features(p, bundle_out, progress)
+
+
+def zoo_objective(point: dict) -> dict:
+    """The sweep objective: `run_point(ZooPoint.from_point(point))`."""
+    return run_point(ZooPoint.from_point(point))
+
+
+def _compress(p: ZooPoint, model, Xtr, ytr, Xva, yva, train_kwargs=None, calibration=None):
+    from dataclasses import replace
+
+    from converters.compress import compress
+    from converters.quant import LaqConfig
+    from converters.quant.qat import QAT_DEFAULTS
+
+    qcfg = replace(QAT_DEFAULTS, threads=1, epochs=p.qat_epochs, batch_size=p.batch, patience=p.qat_epochs)
+    laq = LaqConfig(lazy=calibration is not None, calibration=calibration)
+    return compress(
+        p.laq, model, Xtr, ytr, Xva, yva, laq=laq, qat_config=qcfg, seed=p.seed, train_kwargs=train_kwargs
+    )
+
+
+def _bundle(p: ZooPoint, c, labels, spec, acc: dict, out: str | Path | None, sample, utterance=None) -> dict:
+    from converters.export.bundle import build_bundle
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(out) if out is not None else Path(tmp) / "bundle"
+        build_bundle(
+            path,
+            c.model,
+            c.plan,
+            c.codes,
+            name=p.model,
+            labels=list(labels),
+            spec=spec,
+            accuracy=acc,
+            extra={"zoo_point": dataclasses.asdict(p)},
+        )
+        return bundle_figures(path, sample, utterance)
+
+
+def _run_features(p: ZooPoint, bundle_out, progress: bool) -> dict:
+    from converters.featurize import FeatureCache, default_cache_dir
+    from converters.pipeline import prepare
+    from converters.train import accuracy, seed_everything, train_classifier
+    from edge_ser.features import FeatureSpec
+
+    prep = prepare(p.data, p.root, cache=FeatureCache(default_cache_dir()), progress=False)
+    sp, where = split_for(p, prep.y, [r.speaker for r in prep.records])
+    Xtr, ytr, Xva, yva, Xte, yte = prep.parts(sp)
+    t0 = time.perf_counter()
+    if p.model in ("rf", "svm"):
+        from converters.classical import fit_classical
+
+        fit = fit_classical(p.model, Xtr, ytr, Xva, yva, seed=p.seed)
+        x1 = Xte[:1]
+        return {
+            "acc": fit.accuracy(Xte, yte),
+            "val_acc": max(s["val_acc"] for s in fit.val_scores),
+            "params": fit.stored_values,
+            "choice": fit.choice,
+            "latency_ms": _median_ms(lambda: fit.predict(x1), repeats=15, inner=3),
+            "seconds": time.perf_counter() - t0,
+            "split": where,
+        }
+    import torch
+
+    seed_everything(p.seed)
+    model = build_model(p, len(prep.classes), prep.X.shape[1])
+    model.set_normalization(torch.as_tensor(Xtr.mean(0)), torch.as_tensor(Xtr.std(0)))
+    res = train_classifier(model, Xtr, ytr, Xva, yva, p.train_config(), progress=progress)
+    out = {
+        "acc": accuracy(res.model, Xte, yte),
+        "val_acc": res.best_val_acc,
+        "params": sum(q.numel() for q in res.model.parameters()),
+        "flops": model_flops(res.model),
+        "best_epoch": res.best_epoch,
+        "split": where,
+    }
+    if p.laq:
+        c = _compress(p, res.model, Xtr, ytr, Xva, yva)
+        out.update(laq_acc=accuracy(c.model, Xte, yte), bits=c.plan.average_bits, plan=dict(c.plan.bits))
+        out.update(
+            _bundle(
+                p,
+                c,
+                prep.classes,
+                FeatureSpec(),
+                {"test": out["laq_acc"]},
+                bundle_out,
+                Xte[0].astype(np.float32),
+            )
+        )
+    out["seconds"] = time.perf_counter() - t0
+    return out
+
+
+def _run_lms(p: ZooPoint, bundle_out, progress: bool) -> dict:
+    from converters.lms_train import (
+        SpecAugment,
+        evaluate,
+        load_clips,
+        patch_set,
+        split_parts,
+        train_lms,
+        training_kwargs,
+    )
+    from converters.train import seed_everything
+
+    clips = load_clips(p.data, p.root)
+    spec = p.lms_spec()
+    ps = patch_set(clips, spec)
+    sp, where = split_for(p, clips.y, clips.speakers)
+    seed_everything(p.seed)
+    model = build_model(p, len(clips.classes))
+    aug = SpecAugment() if p.augment else None
+    t0 = time.perf_counter()
+    run = train_lms(model, ps, sp, p.train_config(), vote=p.vote, augment=aug, progress=progress)
+    flops = model_flops(run.model)
+    out = {
+        "acc": run.test_acc,
+        "val_acc": run.val_acc,
+        "segment_acc": run.test_segment_acc,
+        "params": sum(q.numel() for q in run.model.parameters()),
+        "flops": flops,
+        "utterance_flops": int(round(flops * ps.patches_per_clip)),
+        "patches_per_clip": ps.patches_per_clip,
+        "best_epoch": run.best_epoch,
+        "epochs_run": run.epochs_run,
+        "split": where,
+    }
+    if p.laq:
+        tr, va, te = split_parts(ps, sp)
+        c = _compress(
+            p,
+            run.model,
+            ps.X[tr],
+            ps.y[tr],
+            ps.X[va],
+            ps.y[va],
+            train_kwargs=training_kwargs(ps, va, p.vote, aug),
+            calibration=p.calibration,
+        )
+        laq_acc, laq_seg = evaluate(c.model, ps, te, p.vote)
+        out.update(laq_acc=laq_acc, laq_segment_acc=laq_seg, bits=c.plan.average_bits, plan=dict(c.plan.bits))
+        first = ps.rows([int(sp.test[0])])
+        out.update(
+            _bundle(
+                p,
+                c,
+                clips.classes,
+                spec,
+                {"test": laq_acc, "test_float": run.test_acc},
+                bundle_out,
+                ps.X[first[0]],
+                ps.X[first],
+            )
+        )
+    out["seconds"] = time.perf_counter() - t0
+    return out
+
+
+__all__ = [
+    "FEATURE_MODELS",
+    "LMS_MODELS",
+    "MODELS",
+    "RECOMMENDED",
+    "ZooPoint",
+    "run_point",
+    "split_for",
+    "zoo_objective",
+]

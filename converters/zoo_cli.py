@@ -1,0 +1,170 @@
+"""`edge-ser zoo`: several models on the same splits of one data set, one comparison table.
+
+    edge-ser zoo --models rf,svm,laq_mlp,small_cnn --split random --seeds 10     # the baselines, 10x shuffle-split
+    edge-ser zoo --models squeezenet_lms --split loso --set width=0.5 --set H=16
+    edge-ser zoo --models laq_mlp --laq sensitivity@1.75                          # + packed KB, bits, latency
+
+Every (model, split) is one point of a `converters.sweep` run over `converters.zoo.zoo_objective`, so a long
+comparison resumes where it stopped and runs on Ray when installed. Results: `<out>/<name>.jsonl` and `.md`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from collections.abc import Sequence
+from pathlib import Path
+
+from edge_ser.errors import ConfigError
+
+DEFAULT_MODELS = "rf,svm,laq_mlp,small_cnn"
+INPUT = {"rf": "features", "svm": "features", "laq_mlp": "features"}
+
+
+def parse_sets(items: Sequence[str]) -> dict:
+    """KEY=VALUE strings as a dict; values parsed as JSON when they are JSON (numbers, true, null), else text."""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+def zoo_points(
+    models: Sequence[str], split: str, indices: Sequence[int], extra: dict | None = None, laq: str = ""
+) -> list[dict]:
+    """One point per (model, split index): seed for random splits, fold (left-out speaker) for loso."""
+    from converters.zoo import RECOMMENDED, ZooPoint
+
+    points = []
+    for m in models:
+        for i in indices:
+            p = {"model": m, "split": split, **({"seed": i} if split == "random" else {"fold": i, "seed": 0})}
+            p.update(RECOMMENDED.get(m, {}))
+            p.update(extra or {})
+            if laq and m not in ("rf", "svm"):
+                p["laq"] = laq
+            ZooPoint.from_point(p)  # fail fast on a bad key or value
+            points.append(p)
+    return points
+
+
+def _pm(vals: list[float], scale: float = 100.0, digits: int = 2) -> str:
+    if not vals:
+        return "-"
+    m = statistics.fmean(vals) * scale
+    s = (statistics.stdev(vals) if len(vals) > 1 else 0.0) * scale
+    return f"{m:.{digits}f} ± {s:.{digits}f}"
+
+
+def _median(rows: list[dict], key: str):
+    vals = [r[key] for r in rows if isinstance(r.get(key), (int, float))]
+    return statistics.median(vals) if vals else None
+
+
+def comparison_table(rows: Sequence[dict]) -> str:
+    """Markdown: one row per model (in first-seen order), accuracy mean ± std over its splits, size and cost."""
+    by: dict[str, list[dict]] = {}
+    for r in rows:
+        if not r.get("error"):
+            by.setdefault(r["model"], []).append(r)
+    has_laq = any("laq_acc" in r for r in rows)
+    head = ["model", "input", "accuracy % (mean ± std)", "n", "params", "FLOPs / input", "FLOPs / utterance"]
+    if has_laq:
+        head += ["LAQ accuracy %", "avg bits", "packed KB", "latency ms"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for model, rs in by.items():
+        params, flops, uflops = _median(rs, "params"), _median(rs, "flops"), _median(rs, "utterance_flops")
+        cells = [
+            model,
+            INPUT.get(model, "log-Mel"),
+            _pm([r["acc"] for r in rs]),
+            str(len(rs)),
+            f"{params:,.0f}" if params is not None else "-",
+            f"{flops:,.0f}" if flops is not None else "-",
+            f"{uflops:,.0f}" if uflops is not None else (f"{flops:,.0f}" if flops is not None else "-"),
+        ]
+        if has_laq:
+            laq = [r for r in rs if "laq_acc" in r]
+            bits, kb, lat = _median(laq, "bits"), _median(laq, "packed_kb"), _median(rs, "latency_ms")
+            cells += [
+                _pm([r["laq_acc"] for r in laq]) if laq else "-",
+                f"{bits:.2f}" if bits is not None else "-",
+                f"{kb:.1f}" if kb is not None else "-",
+                f"{lat:.3f}" if lat is not None else "-",
+            ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def cmd_zoo(args: argparse.Namespace) -> int:
+    """Run (or resume) the comparison, print the table, write `<out>/<name>.md`. Exit 1 if a point failed."""
+    from converters.sweep import Grid, Sweep
+    from converters.zoo import MODELS, zoo_objective
+
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    bad = [m for m in models if m not in MODELS]
+    if bad:
+        raise ConfigError(f"--models: unknown {bad}; choose from {', '.join(MODELS)}")
+    if args.split == "random":
+        indices = list(range(args.seeds))
+    else:
+        indices = list(range(args.folds))
+    extra = {
+        "data": args.data,
+        **({"root": str(args.root)} if args.root else {}),
+        **parse_sets(args.set or []),
+    }
+    points = zoo_points(models, args.split, indices, extra, laq=args.laq or "")
+    name = args.name or f"zoo-{args.data}-{args.split}"
+    say = (lambda s: None) if args.quiet else print
+    sweep = Sweep(
+        name,
+        zoo_objective,
+        Grid(points=points),
+        args.out,
+        backend=args.backend,
+        max_concurrent=args.max_concurrent,
+        progress=not args.quiet,
+        log=say,
+    )
+    res = sweep.run()
+    what = (
+        f"{len(indices)} random 80/10/10 splits" if args.split == "random" else f"{len(indices)} LOSO folds"
+    )
+    text = f"## {args.data}: {', '.join(models)} on {what}\n\n" + comparison_table(res.to_rows())
+    for r in res.errors:
+        text += f"\n\nfailed {json.dumps(r['point'])}: {r['error'].splitlines()[0]}"
+    print(text)
+    md = Path(args.out) / f"{name}.md"
+    tmp = md.with_suffix(".md.tmp")
+    tmp.write_text(text + f"\n\nResults: `{res.path}`\n")
+    tmp.replace(md)
+    return 1 if res.errors else 0
+
+
+def add_zoo_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--models", default=DEFAULT_MODELS, help=f"comma-separated (default {DEFAULT_MODELS})")
+    p.add_argument("--data", default="emodb", help="data set name (default emodb)")
+    p.add_argument("--root", type=Path, default=None, help="data set folder (default: found under datasets/)")
+    p.add_argument("--split", choices=("random", "loso"), default="random", help="default random (80/10/10)")
+    p.add_argument("--seeds", type=int, default=10, help="random splits: seeds 0..N-1 (default 10)")
+    p.add_argument("--folds", type=int, default=10, help="loso: the first N speakers left out (default 10)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="a ZooPoint field for every point")
+    p.add_argument(
+        "--laq", default="", help="also compress, bundle and time (a recipe, e.g. sensitivity@1.75)"
+    )
+    p.add_argument("--out", type=Path, default=Path("runs/zoo"), help="results folder (default runs/zoo)")
+    p.add_argument("--name", default=None, help="results file name (default zoo-DATA-SPLIT)")
+    p.add_argument("--backend", choices=("auto", "serial", "ray"), default="auto")
+    p.add_argument("--max-concurrent", type=int, default=None, help="points run at once on Ray")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
+__all__ = ["add_zoo_args", "cmd_zoo", "comparison_table", "parse_sets", "zoo_points"]

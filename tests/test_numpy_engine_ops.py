@@ -1,0 +1,111 @@
+"""Ops added to the numpy engine, against onnxruntime on random inputs: LayerNormalization (+ its FLOP rule)."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+
+from onnx import TensorProto, helper, numpy_helper
+
+from converters.export.onnx_export import graph_json, initializers
+from edge_ser.engines.numpy_engine import SUPPORTED_OPS, NumpyEngine
+from edge_ser.flops import LAYERNORM_FLOPS, count_graph
+
+
+class _StubBundle(SimpleNamespace):
+    def dequantized(self):
+        return self.weights
+
+    def constants(self):
+        return {}
+
+
+def _layernorm_model(shape, axis, *, bias=True, epsilon=None, stats=False):
+    """x [None, *shape[1:]] -> LayerNormalization(axis) -> y (and Mean, InvStdDev when `stats`)."""
+    rng = np.random.default_rng(len(shape) * 10 + axis)
+    norm = shape[axis:]
+    inits = [numpy_helper.from_array(rng.uniform(0.5, 1.5, norm).astype(np.float32), "scale")]
+    ins = ["x", "scale"]
+    if bias:
+        inits.append(numpy_helper.from_array(rng.normal(0, 0.1, norm).astype(np.float32), "b"))
+        ins.append("b")
+    outs = ["y", "mean", "inv"] if stats else ["y"]
+    attrs = {"axis": axis} | ({"epsilon": epsilon} if epsilon is not None else {})
+    node = helper.make_node("LayerNormalization", ins, outs, **attrs)
+    dims = ["batch", *shape[1:]]
+    stat_dims = ["batch", *shape[1:axis], *([1] * (len(shape) - axis))] if axis > 0 else [1] * len(shape)
+    outputs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, dims)]
+    if stats:
+        outputs += [helper.make_tensor_value_info(n, TensorProto.FLOAT, stat_dims) for n in ("mean", "inv")]
+    g = helper.make_graph(
+        [node], "ln", [helper.make_tensor_value_info("x", TensorProto.FLOAT, dims)], outputs, inits
+    )
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    onnx.checker.check_model(m)
+    return m
+
+
+@pytest.mark.parametrize(
+    "shape,axis,bias,epsilon,stats",
+    [
+        ((3, 5, 16), -1, True, None, False),  # the transformer's case: [B, tokens, d] over d
+        ((3, 5, 16), 1, True, 1e-3, False),  # over the last two axes, scale [5, 16]
+        ((4, 7), 1, False, None, True),  # no bias; Mean and InvStdDev outputs too
+        ((2, 3, 4, 5), 2, True, 1e-6, True),
+    ],
+)
+def test_layernorm_matches_onnxruntime(shape, axis, bias, epsilon, stats):
+    assert "LayerNormalization" in SUPPORTED_OPS
+    proto = _layernorm_model(shape, axis, bias=bias, epsilon=epsilon, stats=stats)
+    g, w = graph_json(proto), initializers(proto)
+    eng = NumpyEngine(
+        _StubBundle(
+            graph=g,
+            weights=w,
+            source="<test>",
+            name="ln",
+            num_classes=shape[-1],
+            normalization=None,
+            normalized_input=False,
+        )
+    )
+    sess = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(0)
+    x = (rng.normal(3.0, 2.0, shape) * rng.uniform(0.1, 10, shape[-1])).astype(np.float32)
+    want = sess.run(None, {"x": x})
+    got = eng.run({"x": x})
+    for name, ref in zip(eng.output_names, want):
+        assert got[name].dtype == np.float32 and got[name].shape == ref.shape, name
+        np.testing.assert_allclose(got[name], ref, rtol=1e-5, atol=1e-5, err_msg=name)
+
+    c = count_graph(g, w)
+    (row,) = c.layers
+    assert row.flops == LAYERNORM_FLOPS * int(np.prod(shape[1:])) and row.out_shapes[0] == (1, *shape[1:])
+    if stats:  # the counter's Mean / InvStdDev shapes, at batch 1
+        assert row.out_shapes[1:] == ((1, *want[1].shape[1:]),) * 2
+
+
+def test_layernorm_refuses_bad_nodes():
+    from edge_ser.errors import BundleError
+
+    proto = _layernorm_model((2, 8), -1)
+    g = graph_json(proto)
+    g["nodes"][0]["attrs"]["stash_type"] = 0
+    with pytest.raises(BundleError, match="stash_type"):
+        NumpyEngine(
+            _StubBundle(
+                graph=g,
+                weights=initializers(proto),
+                source="<test>",
+                name="ln",
+                num_classes=8,
+                normalization=None,
+                normalized_input=False,
+            )
+        )

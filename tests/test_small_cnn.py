@@ -1,0 +1,153 @@
+"""small_cnn (converters.models.small_cnn): the small 2-D CNN baseline on log-Mel patches."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from converters.models.small_cnn import count_flops, count_params, small_cnn, to_onnx
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _randomize_bn(model: torch.nn.Module, seed: int = 0) -> None:
+    """Non-trivial BatchNorm statistics and affine parameters (a fresh one is the identity)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                c = m.num_features
+                m.running_mean.copy_(torch.randn(c, generator=g) * 0.3)
+                m.running_var.copy_(torch.rand(c, generator=g) + 0.5)
+                m.weight.copy_(torch.rand(c, generator=g) + 0.5)
+                m.bias.copy_(torch.randn(c, generator=g) * 0.1)
+
+
+class _StubBundle(SimpleNamespace):
+    """What NumpyEngine reads from a Bundle, for a float graph (no packed weights, no build_bundle)."""
+
+    def dequantized(self):
+        return self.weights
+
+    def constants(self):
+        return {}
+
+
+def test_shapes_params_and_flops():
+    x = torch.randn(3, 1, 128, 64)
+    got = []
+    for w in (1.0, 0.5):
+        m = small_cnn(width=w).eval()
+        assert m(x).shape == (3, 7)
+        rows, flops = count_flops(m)
+        bn = sum(p.numel() for n, p in m.named_parameters() if n.startswith("features.") and p.ndim == 1)
+        assert sum(r["params"] for r in rows) + bn == count_params(m)
+        got.append((count_params(m), flops))
+    assert got == [(60_855, 49_546_119), (15_455, 12_976_583)]  # the docstring table
+    m = small_cnn(n_mels=16, segment_frames=16, num_classes=4)  # 16: the smallest side (four 2/2 pools)
+    assert m(torch.randn(2, 1, 16, 16)).shape == (2, 4)
+    with pytest.raises(ValueError, match="16"):
+        small_cnn(segment_frames=15)
+    with pytest.raises(ValueError, match="width"):
+        small_cnn(width=0)
+
+
+def test_gradients_reach_every_parameter():
+    torch.manual_seed(0)
+    m = small_cnn(n_mels=32, segment_frames=32, num_classes=3, width=0.5).train()
+    m.set_normalization(-40.0, 12.0)
+    x = torch.randn(4, 1, 32, 32) * 12 - 40
+    torch.nn.functional.cross_entropy(m(x), torch.tensor([0, 1, 2, 0])).backward()
+    for name, p in m.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
+def test_onnx_parity_onnxruntime_and_numpy_engine_and_flops():
+    ort = pytest.importorskip("onnxruntime")
+    from converters.export.onnx_export import graph_json, initializers
+    from edge_ser.engines.numpy_engine import SUPPORTED_OPS, NumpyEngine
+    from edge_ser.flops import count_graph
+
+    M, T = 40, 37  # odd T: floor-mode pools drop the last column
+    torch.manual_seed(1)
+    model = small_cnn(n_mels=M, segment_frames=T, width=0.5).eval()
+    _randomize_bn(model)
+    model.set_normalization(-40.0, 12.0)
+    proto = to_onnx(model)
+    ops = {n.op_type for n in proto.graph.node}
+    assert ops <= set(SUPPORTED_OPS), ops - set(SUPPORTED_OPS)
+    assert {"Conv", "BatchNormalization", "MaxPool", "GlobalAveragePool", "Gemm"} <= ops  # BN not folded
+    names = {t.name for t in proto.graph.initializer}
+    assert {"features.0.weight", "classifier.weight"} <= names
+    g, w = graph_json(proto), initializers(proto)
+    assert count_graph(g, w).dense_flops == count_flops(model)[1]
+
+    sess = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    eng = NumpyEngine(
+        _StubBundle(
+            graph=g,
+            weights=w,
+            source="<test>",
+            name="small_cnn",
+            num_classes=7,
+            normalization=None,
+            normalized_input=False,
+        )
+    )
+    rng = np.random.default_rng(0)
+    for batch in (1, 5):
+        x = rng.normal(-40, 12, (batch, 1, M, T)).astype(np.float32)
+        with torch.no_grad():
+            ref = model(torch.as_tensor(x)).numpy()
+        assert np.abs(ref).max() > 1e-2
+        np.testing.assert_allclose(sess.run(None, {"lms": x})[0], ref, rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(eng.run({"lms": x})["logits"], ref, rtol=1e-4, atol=1e-4)
+
+
+def test_two_bit_bundle_round_trip(tmp_path):
+    pytest.importorskip("onnx")
+    from converters.export.bundle import build_bundle
+    from converters.quant import BitPlan, attach, freeze
+    from converters.quant.bitplan import quantizable_layers
+    from edge_ser.bundle import load_bundle
+    from edge_ser.engines import load_engine
+    from edge_ser.lms_input import LMSSpec
+
+    spec = LMSSpec(n_mels=40, win_length=400, hop_length=160, n_fft=512, segment_frames=32)
+    torch.manual_seed(0)
+    model = small_cnn(n_mels=40, segment_frames=32, num_classes=3, width=0.5).eval()
+    _randomize_bn(model)
+    model.set_normalization(-40.0, 15.0)
+    assert list(quantizable_layers(model)) == [f"features.{i}" for i in (0, 4, 8, 12)] + ["classifier"]
+    plan = BitPlan.uniform(model, 2)
+    attach(model, plan)  # QAT form: the forward sees the 2-bit grid
+    x = np.random.default_rng(0).normal(-40, 15, (5, 1, 40, 32)).astype(np.float32)
+    with torch.no_grad():
+        qat_out = model(torch.as_tensor(x)).numpy()
+    # (freeze before the QAT model's forward: it deep-copies and un-parametrizes the copy, which also strips
+    # the `weight` property from the parametrized class the original shares)
+    frozen, codes = freeze(model, plan)
+    with torch.no_grad():
+        ref = frozen(torch.as_tensor(x)).numpy()
+    np.testing.assert_allclose(qat_out, ref, rtol=1e-5, atol=1e-5)
+    b = load_bundle(
+        build_bundle(
+            tmp_path / "b", frozen, plan, codes, name="cnn", labels=["a", "b", "c"], spec=spec, accuracy={}
+        )
+    )
+    assert b.input_names == ("lms",) and b.lms_input == spec
+    layers = {r["name"]: r for r in b.manifest["layers"]}
+    assert all(r["bits"] == 2 and r["flops"] for r in layers.values())
+    assert sum(r["flops"] for r in layers.values()) == count_flops(frozen)[1]
+    for engine in ("onnxruntime", "numpy"):
+        got = load_engine(b, engine).predict({"lms": x})
+        np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())

@@ -1,0 +1,184 @@
+"""tiny_transformer (converters.models.tiny_transformer): conv stem + explicit self-attention on log-Mel patches."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from converters.models.tiny_transformer import count_flops, count_params, tiny_transformer, to_onnx
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _perturb_norms(model: torch.nn.Module, seed: int = 0) -> None:
+    """Non-trivial BatchNorm statistics and LayerNorm affine parameters (fresh ones are identities)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                c = m.num_features
+                m.running_mean.copy_(torch.randn(c, generator=g) * 0.3)
+                m.running_var.copy_(torch.rand(c, generator=g) + 0.5)
+            if isinstance(m, (torch.nn.BatchNorm2d, torch.nn.LayerNorm)):
+                m.weight.copy_(torch.rand(m.weight.shape, generator=g) + 0.5)
+                m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.1)
+
+
+class _StubBundle(SimpleNamespace):
+    """What NumpyEngine reads from a Bundle, for a float graph (no packed weights, no build_bundle)."""
+
+    def dequantized(self):
+        return self.weights
+
+    def constants(self):
+        return {}
+
+
+def test_shapes_params_and_flops():
+    x = torch.randn(3, 1, 128, 64)
+    got = []
+    for w in (1.0, 0.5):
+        m = tiny_transformer(width=w).eval()
+        assert m.cfg.tokens == 16 and m.cfg.token_features == m.cfg.ch(16) * 32
+        assert m(x).shape == (3, 7)
+        rows, flops = count_flops(m)
+        other = (
+            sum(
+                p.numel()
+                for n, p in m.named_parameters()
+                if p.ndim == 1 and "norm" in n or "stem.1" in n or "stem.4" in n
+            )
+            + m.pos.numel()
+        )
+        assert sum(r["params"] for r in rows) + other == count_params(m)
+        got.append((m.cfg.d, count_params(m), flops))
+    assert got == [(48, 66_263, 5_025_703), (24, 17_199, 1_431_511)]  # the docstring table
+    # the attention products: 2 * heads * N * N * dk each, per layer
+    rows = {r["name"]: r["flops"] for r in count_flops(tiny_transformer())[0]}
+    assert rows["blocks.0.attn.q@k^T"] == rows["blocks.1.attn.att@v"] == 2 * 3 * 16 * 16 * 16
+    m = tiny_transformer(n_mels=40, segment_frames=25, num_classes=4, heads=2, layers=1, dim=32)
+    assert m.cfg.grid == (10, 7) and m(torch.randn(2, 1, 40, 25)).shape == (2, 4)
+    with pytest.raises(ValueError, match="width"):
+        tiny_transformer(width=5)
+
+
+def test_attention_matches_torch_multihead_attention():
+    """The explicit attention is standard MHA: same q/k/v/out weights in nn.MultiheadAttention, same output."""
+    from converters.models.tiny_transformer import SelfAttention
+
+    torch.manual_seed(0)
+    d, h, n = 24, 3, 5
+    att = SelfAttention(d, h, n).eval()
+    ref = torch.nn.MultiheadAttention(d, h, batch_first=True).eval()
+    with torch.no_grad():
+        ref.in_proj_weight.copy_(torch.cat([att.q.weight, att.k.weight, att.v.weight]))
+        ref.in_proj_bias.copy_(torch.cat([att.q.bias, att.k.bias, att.v.bias]))
+        ref.out_proj.weight.copy_(att.out.weight)
+        ref.out_proj.bias.copy_(att.out.bias)
+        x = torch.randn(4, n, d)
+        torch.testing.assert_close(att(x), ref(x, x, x, need_weights=False)[0], rtol=1e-5, atol=1e-5)
+
+
+def test_gradients_reach_every_parameter():
+    torch.manual_seed(0)
+    m = tiny_transformer(n_mels=32, segment_frames=32, num_classes=3, width=0.5, dropout=0.0).train()
+    m.set_normalization(-40.0, 12.0)
+    x = torch.randn(4, 1, 32, 32) * 12 - 40
+    torch.nn.functional.cross_entropy(m(x), torch.tensor([0, 1, 2, 0])).backward()
+    for name, p in m.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
+def test_onnx_parity_onnxruntime_and_numpy_engine_and_flops():
+    ort = pytest.importorskip("onnxruntime")
+    from converters.export.onnx_export import graph_json, initializers
+    from edge_ser.engines.numpy_engine import SUPPORTED_OPS, NumpyEngine
+    from edge_ser.flops import count_graph
+
+    M, T = 40, 30  # 8 tokens of 10 * C values
+    torch.manual_seed(1)
+    model = tiny_transformer(n_mels=M, segment_frames=T, width=0.5).eval()
+    _perturb_norms(model)
+    model.set_normalization(-40.0, 12.0)
+    proto = to_onnx(model)
+    ops = {n.op_type for n in proto.graph.node}
+    assert ops <= set(SUPPORTED_OPS), ops - set(SUPPORTED_OPS)
+    assert {"LayerNormalization", "MatMul", "Softmax", "Gemm", "Transpose", "Reshape", "ReduceMean"} <= ops
+    assert not ops & {"Shape", "Gather", "Concat", "Sqrt", "Pow", "Erf"}
+    names = {t.name for t in proto.graph.initializer}
+    assert {"blocks.0.attn.q.weight", "proj.weight", "classifier.weight", "pos"} <= names  # Gemm keeps names
+    g, w = graph_json(proto), initializers(proto)
+    ints = {k: v for k, v in w.items() if v.dtype.kind in "iu"}
+    assert count_graph(g, w, constants=ints).dense_flops == count_flops(model)[1]
+
+    sess = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    eng = NumpyEngine(
+        _StubBundle(
+            graph=g,
+            weights=w,
+            source="<test>",
+            name="tiny_transformer",
+            num_classes=7,
+            normalization=None,
+            normalized_input=False,
+        )
+    )
+    rng = np.random.default_rng(0)
+    for batch in (1, 5):
+        x = rng.normal(-40, 12, (batch, 1, M, T)).astype(np.float32)
+        with torch.no_grad():
+            ref = model(torch.as_tensor(x)).numpy()
+        assert np.abs(ref).max() > 1e-2
+        np.testing.assert_allclose(sess.run(None, {"lms": x})[0], ref, rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(eng.run({"lms": x})["logits"], ref, rtol=1e-4, atol=1e-4)
+
+
+def test_two_bit_bundle_round_trip(tmp_path):
+    pytest.importorskip("onnx")
+    from converters.export.bundle import build_bundle
+    from converters.quant import BitPlan, attach, freeze
+    from converters.quant.bitplan import quantizable_layers
+    from edge_ser.bundle import load_bundle
+    from edge_ser.engines import load_engine
+    from edge_ser.lms_input import LMSSpec
+
+    spec = LMSSpec(n_mels=40, win_length=400, hop_length=160, n_fft=512, segment_frames=32)
+    torch.manual_seed(0)
+    model = tiny_transformer(n_mels=40, segment_frames=32, num_classes=3, width=0.5).eval()
+    _perturb_norms(model)
+    model.set_normalization(-40.0, 15.0)
+    layers = list(quantizable_layers(model))
+    assert layers[:3] == ["stem.0", "stem.3", "proj"] and layers[-1] == "classifier" and len(layers) == 16
+    plan = BitPlan.uniform(model, 2)  # convs and Linears; LayerNorms, BatchNorms and `pos` stay float32
+    attach(model, plan)
+    x = np.random.default_rng(0).normal(-40, 15, (5, 1, 40, 32)).astype(np.float32)
+    with torch.no_grad():
+        qat_out = model(torch.as_tensor(x)).numpy()
+    frozen, codes = freeze(model, plan)  # (after the QAT forward: freeze un-parametrizes a shared class)
+    with torch.no_grad():
+        ref = frozen(torch.as_tensor(x)).numpy()
+    np.testing.assert_allclose(qat_out, ref, rtol=1e-5, atol=1e-5)
+    b = load_bundle(
+        build_bundle(
+            tmp_path / "b", frozen, plan, codes, name="tt", labels=["a", "b", "c"], spec=spec, accuracy={}
+        )
+    )
+    assert b.input_names == ("lms",) and b.lms_input == spec
+    rows = b.manifest["layers"]
+    assert [r["name"] for r in rows] == layers and all(r["bits"] == 2 and r["flops"] for r in rows)
+    attn = sum(r["flops"] for r in count_flops(frozen)[0] if r["op"] == "MatMul")
+    assert (
+        sum(r["flops"] for r in rows) + attn == count_flops(frozen)[1] == b.manifest["flops"]["dense_flops"]
+    )
+    for engine in ("onnxruntime", "numpy"):
+        got = load_engine(b, engine).predict({"lms": x})
+        np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())

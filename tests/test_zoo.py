@@ -1,0 +1,268 @@
+"""The model zoo: classical baselines, segment-level LMS training, the zoo objective and `edge-ser zoo`."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from converters.classical import fit_classical
+from converters.data.splits import Split
+from converters.lms_train import ClipSet, SpecAugment, patch_set, train_lms, vote_accuracy
+from converters.models import squeezenet_lms
+from converters.quant.bitplan import BitPlan
+from converters.quant.laq import sensitivity_allocation
+from converters.train import TrainConfig, train_classifier
+from converters.zoo import ZooPoint, run_point, split_for
+from converters.zoo_cli import comparison_table, parse_sets, zoo_points
+from edge_ser.errors import ConfigError
+from edge_ser.lms_input import LMSSpec
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def blobs(n_per: int = 40, d: int = 12, k: int = 3, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(0, 4, (k, d))
+    X = np.concatenate([c + rng.normal(0, 1, (n_per, d)) for c in centres]).astype(np.float32)
+    return X, np.repeat(np.arange(k), n_per)
+
+
+@pytest.mark.parametrize("kind", ["rf", "svm"])
+def test_classical_baselines_learn_and_report_their_size(kind: str) -> None:
+    X, y = blobs()
+    rng = np.random.default_rng(0)
+    order = rng.permutation(len(y))
+    tr, va, te = order[:80], order[80:100], order[100:]
+    fit = fit_classical(kind, X[tr], y[tr], X[va], y[va], seed=0)
+    assert fit.accuracy(X[te], y[te]) > 0.9
+    assert len(fit.val_scores) >= 2 and fit.choice in [
+        {k: v for k, v in s.items() if k != "val_acc"} for s in fit.val_scores
+    ]
+    est = fit.pipeline[-1]
+    if kind == "svm":
+        assert fit.stored_values == est.support_vectors_.size + est.dual_coef_.size + est.intercept_.size
+    else:
+        assert fit.stored_values > 2 * len(est.estimators_)  # at least a split per tree
+    with pytest.raises(ConfigError, match="rf"):
+        fit_classical("knn", X[tr], y[tr], X[va], y[va])
+
+
+def test_spec_augment_masks_bands_and_spans_with_the_patch_mean() -> None:
+    x = torch.randn(8, 1, 40, 30)
+    aug = SpecAugment(freq_masks=1, freq_width=0.2, time_masks=1, time_width=0.2)
+    a = aug(x, torch.Generator().manual_seed(0))
+    b = aug(x, torch.Generator().manual_seed(0))
+    assert torch.equal(a, b) and a.shape == x.shape
+    changed = a != x
+    assert changed.any()
+    mean = x.mean(dim=(1, 2, 3))
+    for i in range(8):
+        rows = changed[i, 0].all(dim=1).sum().item()  # whole masked mel rows
+        assert rows <= round(0.2 * 40)
+        assert torch.allclose(a[i][changed[i]], mean[i].expand(int(changed[i].sum())))
+
+
+def tone_clips(n_per: int = 12, sr: int = 8000, seed: int = 0) -> ClipSet:
+    """Two classes a CNN must tell apart from the spectrogram: a low and a high tone in noise, 0.5 s."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(sr // 2) / sr
+    clips, y = [], []
+    for label, (lo, hi) in enumerate(((200, 400), (1800, 2600))):
+        for _ in range(n_per):
+            f = rng.uniform(lo, hi)
+            clips.append(
+                (0.5 * np.sin(2 * np.pi * f * t) + 0.05 * rng.normal(size=t.size)).astype(np.float32)
+            )
+            y.append(label)
+    spk = tuple(f"s{i % 4}" for i in range(len(y)))
+    return ClipSet("tones", tuple(clips), np.array(y), ("low", "high"), spk, sr)
+
+
+def test_segment_training_votes_per_utterance_and_learns_tones() -> None:
+    clips = tone_clips()
+    spec = LMSSpec(
+        sample_rate=8000,
+        n_mels=32,
+        win_length=200,
+        hop_length=80,
+        n_fft=256,
+        segment_frames=32,
+        segment_hop=16,
+    )
+    ps = patch_set(clips, spec)
+    assert ps.X.shape[1:] == (1, 32, 32) and ps.patches_per_clip >= 2
+    assert patch_set(clips, spec) is ps  # cached
+    idx = np.arange(len(clips))
+    split = Split(idx[idx % 4 != 3][::2], idx[idx % 4 != 3][1::2], idx[idx % 4 == 3])
+    torch.manual_seed(0)
+    model = squeezenet_lms(n_mels=32, segment_frames=32, num_classes=2, width=0.25)
+    run = train_lms(model, ps, split, TrainConfig(epochs=12, patience=12, batch_size=16, threads=1, lr=3e-3))
+    assert run.test_acc >= 0.9 and 0 <= run.test_segment_acc <= 1
+    assert float(model.std) != 1.0  # normalisation set from the training patches
+    # the validation accuracy that chose the epoch is the utterance vote, not the patch accuracy
+    logits = np.zeros((4, 2))
+    logits[[0, 1, 2], 0] = 5.0
+    assert vote_accuracy(logits, np.array([0, 0, 1, 1]), np.array([0, 1])) == 0.5
+
+
+def test_channels_last_training_is_deterministic_and_returns_a_default_layout_model() -> None:
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(48, 1, 28, 28)).astype(np.float32)
+    y = (X[:, 0, :14].mean(axis=(1, 2)) > X[:, 0, 14:].mean(axis=(1, 2))).astype(np.int64)
+    cfg = TrainConfig(epochs=2, patience=2, batch_size=16, threads=1, channels_last=True)
+    outs = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        m = squeezenet_lms(n_mels=28, segment_frames=28, num_classes=2, width=0.25)
+        res = train_classifier(m, X[:32], y[:32], X[32:], y[32:], cfg, progress=False)
+        w = res.model.features[0].weight
+        assert w.is_contiguous()
+        outs.append(w.detach().clone())
+    assert torch.equal(outs[0], outs[1])
+
+
+def test_lazy_sensitivity_greedy_matches_the_exact_one_when_costs_only_rise() -> None:
+    """A separable loss (each layer's term depends on its own bits only): lowering one layer never changes
+    another's cost, so the lazy greedy must pick the same plan, with far fewer loss evaluations."""
+    params = {f"l{i}": 100 * (i + 1) for i in range(6)}
+    weight = {f"l{i}": 0.1 * (i + 1) ** 1.5 for i in range(6)}
+    start = BitPlan({n: 32 for n in params}, params, "sensitivity")
+    calls = {"n": 0}
+
+    def loss_of(p: BitPlan) -> float:
+        calls["n"] += 1
+        return sum(weight[n] * 2.0 ** (-p.bits[n]) for n in params)
+
+    exact, _ = sensitivity_allocation(start, loss_of, 2.0)
+    n_exact, calls["n"] = calls["n"], 0
+    lazy, _ = sensitivity_allocation(start, loss_of, 2.0, lazy=True)
+    assert lazy.bits == exact.bits and lazy.average_bits <= 2.0 + 1e-9
+    assert calls["n"] < n_exact / 2
+
+
+def test_zoo_points_validate_their_keys() -> None:
+    with pytest.raises(ConfigError, match="unknown point keys"):
+        ZooPoint.from_point({"model": "rf", "mels": 64})
+    with pytest.raises(ConfigError, match="not one of"):
+        ZooPoint.from_point({"model": "resnet"})
+    with pytest.raises(ConfigError, match="no weights"):
+        ZooPoint.from_point({"model": "svm", "laq": "sensitivity@1.75"})
+    pts = zoo_points(["svm", "laq_mlp"], "loso", [0, 1], {"data": "emodb"}, laq="sensitivity@1.75")
+    assert [p["fold"] for p in pts] == [0, 1, 0, 1]
+    assert "laq" not in pts[0] and pts[2]["laq"] == "sensitivity@1.75" and pts[2]["epochs"] == 300
+    assert parse_sets(["width=0.5", "augment=false", "data=emodb"]) == {
+        "width": 0.5,
+        "augment": False,
+        "data": "emodb",
+    }
+    with pytest.raises(ConfigError, match="KEY=VALUE"):
+        parse_sets(["width"])
+
+
+def test_comparison_table_aggregates_per_model() -> None:
+    rows = [
+        {"model": "svm", "acc": 0.6, "params": 10},
+        {"model": "svm", "acc": 0.8, "params": 10},
+        {
+            "model": "squeezenet_lms",
+            "acc": 0.7,
+            "params": 5,
+            "flops": 100,
+            "utterance_flops": 1600,
+            "laq_acc": 0.65,
+            "bits": 1.7,
+            "packed_kb": 12.5,
+            "latency_ms": 0.2,
+        },
+        {"model": "svm", "error": "boom"},
+    ]
+    t = comparison_table(rows).splitlines()
+    assert t[2].startswith("| svm | features | 70.00 ± 14.14 | 2 | 10 |")
+    assert (
+        "| squeezenet_lms | log-Mel | 70.00 ± 0.00 | 1 | 5 | 100 | 1,600 | 65.00 ± 0.00 | 1.70 | 12.5 | 0.200 |"
+        in t[3]
+    )
+
+
+def test_loso_split_leaves_one_speaker_out(emodb_dir: Path) -> None:
+    from converters.lms_train import load_clips
+
+    clips = load_clips("emodb", str(emodb_dir))
+    assert len(clips) == 535 and clips.sample_rate == 16000 and len(set(clips.speakers)) == 10
+    spk = np.array(clips.speakers)
+    for fold in (0, 9):
+        sp, where = split_for(ZooPoint("svm", split="loso", fold=fold), clips.y, clips.speakers)
+        left = set(spk[sp.test])
+        assert len(left) == 1 and where == f"speaker {left.pop()} left out"
+        assert not set(spk[sp.test]) & set(spk[sp.train]) and not set(spk[sp.val]) & set(spk[sp.train])
+    with pytest.raises(ConfigError, match="out of range"):
+        split_for(ZooPoint("svm", split="loso", fold=10), clips.y, clips.speakers)
+
+
+def test_zoo_point_trains_compresses_bundles_and_times_a_patch_model(emodb_dir: Path, tmp_path: Path) -> None:
+    """The whole patch-model path on real EMODB at a toy size: train, LAQ at <= 2 bits, bundle, latency."""
+    from edge_ser.bundle import load_bundle
+
+    p = ZooPoint(
+        "squeezenet_lms",
+        root=str(emodb_dir),
+        M=32,
+        L=400,
+        H=320,
+        n_fft=512,
+        T=32,
+        seg_hop=32,
+        width=0.25,
+        epochs=1,
+        patience=1,
+        qat_epochs=1,
+        laq="sensitivity@1.75",
+        calibration=64,
+    )
+    r = run_point(p, bundle_out=tmp_path / "b")
+    assert 0 <= r["acc"] <= 1 and 0 <= r["laq_acc"] <= 1 and r["bits"] <= 1.75 + 1e-9
+    assert r["params"] == sum(
+        x.numel() for x in squeezenet_lms(n_mels=32, segment_frames=32, width=0.25).parameters()
+    )
+    b = load_bundle(tmp_path / "b")
+    assert b.manifest["lms_input"]["n_mels"] == 32 and b.manifest["zoo_point"]["laq"] == "sensitivity@1.75"
+    assert r["packed_kb"] == pytest.approx((tmp_path / "b" / "weights.esq").stat().st_size / 1024)
+    assert r["latency_ms"] > 0 and r["utterance_latency_ms"] > 0 and r["bundle_flops"] >= r["flops"]
+
+
+def test_edge_ser_zoo_prints_the_table_and_resumes(emodb_dir: Path, tmp_path: Path) -> None:
+    env_cache = {"EDGE_SER_CACHE": str(tmp_path / "cache")}
+    cmd = [
+        sys.executable,
+        "-m",
+        "edge_ser",
+        "zoo",
+        "--models",
+        "svm,rf",
+        "--seeds",
+        "2",
+        "--root",
+        str(emodb_dir),
+        "--out",
+        str(tmp_path / "out"),
+        "--backend",
+        "serial",
+        "-q",
+    ]
+    import os
+
+    env = {**os.environ, **env_cache, "PYTHONPATH": str(REPO)}
+    first = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert first.returncode == 0, first.stderr
+    assert "| svm | features |" in first.stdout and "| rf | features |" in first.stdout
+    lines = (tmp_path / "out" / "zoo-emodb-random.jsonl").read_text().splitlines()
+    assert len(lines) == 4 and all(json.loads(x)["metrics"]["acc"] > 0.4 for x in lines)
+    again = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert again.returncode == 0 and again.stdout == first.stdout
+    assert len((tmp_path / "out" / "zoo-emodb-random.jsonl").read_text().splitlines()) == 4
