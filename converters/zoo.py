@@ -34,11 +34,15 @@ LMS_MODELS = ("small_cnn", "squeezenet_lms", "tiny_transformer")
 MODELS = FEATURE_MODELS + LMS_MODELS
 SPLITS = ("random", "loso")
 
+BEST_LMS: dict[str, Any] = {"M": 128, "L": 255, "H": 32, "n_fft": 1024, "T": 64, "seg_hop": 64, "batch": 64}
+"""The log-Mel setting (and its batch: 4 clips' worth of patches) the EMODB search chose
+(benchmarks/results/lms_sweep.md); the zoo's patch models all use it."""
+
 RECOMMENDED: dict[str, dict[str, Any]] = {
     "laq_mlp": {"epochs": 300, "patience": 30, "batch": 32, "qat_epochs": 60},
-    "small_cnn": {"width": 1.0},
+    "small_cnn": {"width": 0.5},
     "tiny_transformer": {"width": 1.0},
-    "squeezenet_lms": {"width": 0.5},
+    "squeezenet_lms": {"width": 0.25},
 }
 """Per-model point values `edge-ser zoo` and benchmarks/zoo.py start from (the laq_mlp ones are its
 TrainConfig defaults and the QAT length its LAQ table used; the LMS ones come from the sweeps)."""
@@ -184,7 +188,7 @@ def bundle_figures(bundle_dir: Path, sample: np.ndarray, utterance: np.ndarray |
     eng = load_engine(b, "onnxruntime", threads=1)
     x1 = np.ascontiguousarray(sample[None], dtype=np.float32)
     out = {
-        "packed_kb": (bundle_dir / "weights.esq").stat().st_size / 1024,
+        "packed_kb": (bundle_dir / "weights.esq").stat().st_size / 1000,  # KB = 1000 bytes, as laq_table
         "bundle_flops": int(b.manifest["flops"]["flops"]) if "flops" in b.manifest else None,
         "latency_ms": _median_ms(lambda: eng.predict(x1)),
     }

@@ -124,3 +124,20 @@ def test_bitplan_json_and_freeze_is_exact(tmp_path) -> None:
         BitPlan({"a": 9}, {"a": 1})
     with pytest.raises(ConfigError):
         BitPlan.from_dict({"bits": {"a": 2}})
+
+
+def test_freeze_leaves_the_fake_quantized_model_usable() -> None:
+    """freeze() deep-copies and strips the parametrizations from the copy only; the QAT model still runs."""
+    import torch
+
+    from converters.models import laq_mlp
+    from converters.quant.bitplan import BitPlan
+    from converters.quant.qat import attach, freeze
+
+    torch.manual_seed(0)
+    model = attach(laq_mlp(12, 3), BitPlan.uniform(laq_mlp(12, 3), 2)).eval()
+    x = torch.randn(4, 12)
+    before = model(x).detach()
+    frozen, codes = freeze(model, BitPlan.uniform(model, 2))
+    assert torch.allclose(model(x), before) and torch.allclose(frozen(x), before, atol=1e-5)
+    assert codes and not any(hasattr(m, "parametrizations") for m in frozen.modules())

@@ -52,6 +52,15 @@ def latent_weight(m: nn.Module) -> torch.Tensor:
     return m.weight
 
 
+def _own_class(m: nn.Module) -> None:
+    """Give a deep-copied parametrized module its own injected class. A deepcopy keeps the original's class,
+    and `remove_parametrizations` deletes the weight property from that class, which would break the
+    original (still fake-quantized) model."""
+    cls = type(m)
+    skip = ("__dict__", "__weakref__")
+    m.__class__ = type(cls.__name__, cls.__bases__, {k: v for k, v in cls.__dict__.items() if k not in skip})
+
+
 def freeze(model: nn.Module, plan: BitPlan) -> tuple[nn.Module, dict[str, tuple[np.ndarray, np.ndarray]]]:
     """A plain copy of `model` whose planned weights are exactly dequantize(codes, scales), and those codes.
 
@@ -71,6 +80,7 @@ def freeze(model: nn.Module, plan: BitPlan) -> tuple[nn.Module, dict[str, tuple[
     out = copy.deepcopy(model)
     for m in quantizable_layers(out).values():
         if parametrize.is_parametrized(m, "weight"):
+            _own_class(m)
             parametrize.remove_parametrizations(m, "weight", leave_parametrized=False)
     for name, m in quantizable_layers(out).items():
         if name in grid:

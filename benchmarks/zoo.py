@@ -1,0 +1,255 @@
+"""The model zoo on EMODB: every model on the same random 80/10/10 splits and leave-one-speaker-out folds.
+
+    python benchmarks/zoo.py                                  # all models, 5 seeds + 10 LOSO folds + LAQ
+    python benchmarks/zoo.py --models rf,svm,laq_mlp --seeds 10
+    python benchmarks/zoo.py --ship bundles/squeezenet_lms    # also write the best model <= 100 KB as a bundle
+
+Per model: accuracy mean +- std on random splits (seeds 0..N-1) and on LOSO folds (each speaker left out, one
+validation speaker), parameters, FLOPs per input and per 2 s utterance (patch models vote over patches),
+then LAQ at <= 2 average bits ("sensitivity@1.75" by default) on the first `--laq-seeds` random splits:
+accuracy after QAT, average bits, packed KB (the bundle's weights.esq; KB = 1000 bytes) and host latency
+(onnxruntime, one thread, batch 1: one patch / one feature vector, and one utterance's patches).
+
+Every run is a point of `converters.zoo.zoo_objective` through the sweep runner: results accumulate in
+benchmarks/results/zoo/*.jsonl, so an interrupted run resumes, and `--reuse FILE.jsonl` imports finished
+points with identical settings from another sweep (the LMS search's 10-split stage). Patch models use the
+LMS setting the search chose (`converters.zoo.BEST_LMS`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import pin_single_thread, write_results  # noqa: E402
+
+pin_single_thread()
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from converters.sweep import Grid, Sweep, point_id, read_records  # noqa: E402
+from converters.zoo import BEST_LMS, LMS_MODELS, MODELS, RECOMMENDED, ZooPoint, run_point, zoo_objective  # noqa: E402
+from converters.zoo_cli import INPUT  # noqa: E402
+
+OUT = REPO / "benchmarks" / "results" / "zoo"
+TARGET_ACC, TARGET_KB = 0.88, 100.0
+
+
+def base_point(model: str) -> dict:
+    return {"model": model, **RECOMMENDED.get(model, {}), **(BEST_LMS if model in LMS_MODELS else {})}
+
+
+def import_reused(sources: list[Path], dest: Path, ids: set[str]) -> int:
+    """Append to `dest` the finished records of `sources` whose point is one of `ids` and not yet in dest."""
+    have = {r["point_id"] for r in read_records(dest) if not r.get("error")}
+    lines = []
+    for src in sources:
+        for r in read_records(src):
+            if r.get("error") or r["point_id"] not in ids or r["point_id"] in have:
+                continue
+            if point_id(r["point"]) != r["point_id"]:
+                continue
+            have.add(r["point_id"])
+            lines.append(json.dumps({**r, "reused_from": src.name}, sort_keys=True))
+    if lines:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        with dest.open("a") as fh:
+            fh.write("\n".join(lines) + "\n")
+    return len(lines)
+
+
+def run(name: str, points: list[dict], args) -> list[dict]:
+    dest = OUT / f"{name}.jsonl"
+    n = import_reused([Path(p) for p in args.reuse or []], dest, {point_id(p) for p in points})
+    if n:
+        print(f"{name}: reused {n} finished points")
+    res = Sweep(
+        name,
+        zoo_objective,
+        Grid(points=points),
+        OUT,
+        backend=args.backend,
+        max_concurrent=args.max_concurrent,
+        log=print,
+    ).run()
+    return res.to_rows()
+
+
+def pm(vals: list[float]) -> str:
+    if not vals:
+        return "-"
+    s = statistics.stdev(vals) if len(vals) > 1 else 0.0
+    return f"{100 * statistics.fmean(vals):.2f} ± {100 * s:.2f}"
+
+
+def med(rows: list[dict], key: str):
+    vals = [r[key] for r in rows if isinstance(r.get(key), (int, float))]
+    return statistics.median(vals) if vals else None
+
+
+def summarise(
+    models: list[str], rnd: list[dict], loso: list[dict], laq: list[dict]
+) -> tuple[list[dict], str]:
+    out = []
+    for m in models:
+        rr = [r for r in rnd if r["model"] == m and not r["error"]]
+        ll = [r for r in loso if r["model"] == m and not r["error"]]
+        qq = [r for r in laq if r["model"] == m and not r["error"]]
+        flops = med(rr, "flops")
+        out.append(
+            {
+                "model": m,
+                "input": INPUT.get(m, "log-Mel"),
+                "random": [r["acc"] for r in rr],
+                "loso": [r["acc"] for r in ll],
+                "random_mean": statistics.fmean([r["acc"] for r in rr]) if rr else None,
+                "loso_mean": statistics.fmean([r["acc"] for r in ll]) if ll else None,
+                "params": med(rr, "params"),
+                "flops": flops,
+                "utterance_flops": med(rr, "utterance_flops") or flops,
+                "laq_acc": [r["laq_acc"] for r in qq],
+                "laq_float_acc": [r["acc"] for r in qq],
+                "bits": med(qq, "bits"),
+                "packed_kb": med(qq, "packed_kb"),
+                "latency_ms": med(qq, "latency_ms") or med(rr, "latency_ms"),
+                "utterance_latency_ms": med(qq, "utterance_latency_ms"),
+                "train_seconds": med(rr, "seconds"),
+            }
+        )
+    head = [
+        "model",
+        "input",
+        "random 80/10/10 %",
+        "LOSO %",
+        "params",
+        "FLOPs / input",
+        "FLOPs / utterance",
+        "LAQ acc % (float)",
+        "avg bits",
+        "packed KB",
+        "latency ms (input / utterance)",
+    ]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+
+    def num(v, fmt):
+        return format(v, fmt) if isinstance(v, (int, float)) else "-"
+
+    for s in out:
+        laq_cell = "-"
+        if s["laq_acc"]:
+            laq_cell = f"{pm(s['laq_acc'])} ({pm(s['laq_float_acc'])})"
+        lat = num(s["latency_ms"], ".3f")
+        if s["utterance_latency_ms"] is not None:
+            lat += f" / {s['utterance_latency_ms']:.3f}"
+        lines.append(
+            "| "
+            + " | ".join(
+                [
+                    s["model"],
+                    s["input"],
+                    f"{pm(s['random'])} (n={len(s['random'])})",
+                    f"{pm(s['loso'])} (n={len(s['loso'])})",
+                    num(s["params"], ",.0f"),
+                    num(s["flops"], ",.0f"),
+                    num(s["utterance_flops"], ",.0f"),
+                    laq_cell,
+                    num(s["bits"], ".2f"),
+                    num(s["packed_kb"], ".1f"),
+                    lat,
+                ]
+            )
+            + " |"
+        )
+    return out, "\n".join(lines)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--models", default=",".join(MODELS))
+    ap.add_argument("--seeds", type=int, default=5, help="random 80/10/10 splits (seeds 0..N-1)")
+    ap.add_argument("--folds", type=int, default=10, help="LOSO folds (0 = skip)")
+    ap.add_argument("--laq", default="sensitivity@1.75", help="compression recipe ('' = skip)")
+    ap.add_argument("--laq-seeds", type=int, default=1, help="random splits compressed with --laq")
+    ap.add_argument("--reuse", action="append", help="JSONL of another sweep to import identical points from")
+    ap.add_argument("--ship", type=Path, default=None, help="write the best model <= 100 KB as a bundle here")
+    ap.add_argument("--backend", choices=("auto", "serial", "ray"), default="auto")
+    ap.add_argument("--max-concurrent", type=int, default=2)
+    args = ap.parse_args()
+    models = [m for m in args.models.split(",") if m]
+    bad = [m for m in models if m not in MODELS]
+    if bad:
+        ap.error(f"unknown models {bad}; choose from {MODELS}")
+    t0 = time.perf_counter()
+    rnd_pts = [{**base_point(m), "seed": s} for m in models for s in range(args.seeds)]
+    loso_pts = [{**base_point(m), "split": "loso", "fold": f} for m in models for f in range(args.folds)]
+    laq_pts = [
+        {**base_point(m), "seed": s, "laq": args.laq}
+        for m in models
+        if args.laq and m not in ("rf", "svm")
+        for s in range(args.laq_seeds)
+    ]
+    for p in rnd_pts + loso_pts + laq_pts:
+        ZooPoint.from_point(p)
+    rnd = run("zoo-random", rnd_pts, args)
+    loso = run("zoo-loso", loso_pts, args) if loso_pts else []
+    laq = run("zoo-laq", laq_pts, args) if laq_pts else []
+    summary, table = summarise(models, rnd, loso, laq)
+    meets = [
+        s["model"]
+        for s in summary
+        if (s["random_mean"] or 0) >= TARGET_ACC
+        and s["packed_kb"] is not None
+        and s["packed_kb"] <= TARGET_KB
+    ]
+    small = [s for s in summary if s["packed_kb"] is not None and s["packed_kb"] <= TARGET_KB]
+    best = max(small, key=lambda s: s["random_mean"] or 0) if small else None
+    lms = ", ".join(f"{k} {v}" for k, v in BEST_LMS.items())
+    md = "\n".join(
+        [
+            "# Model zoo on EMODB",
+            "",
+            f"535 utterances, 7 classes, 10 speakers, 16 kHz. Random: stratified 80/10/10, seeds 0..{args.seeds - 1}"
+            f"; LOSO: each of {args.folds} speakers left out, one validation speaker. Patch models: log-Mel "
+            f"patches ({lms}), utterance = mean-probability vote over its patches. Compression: `{args.laq}` "
+            f"(then QAT) on {args.laq_seeds} random split(s); packed KB = weights.esq, KB = 1000 bytes. Latency: "
+            "onnxruntime, one thread, batch 1, on this host (RF/SVM: scikit-learn predict of one vector).",
+            "",
+            table,
+            "",
+            f"Target (>= {100 * TARGET_ACC:.0f} % on random splits at <= {TARGET_KB:.0f} KB packed): "
+            + (f"met by {', '.join(meets)}." if meets else "**not met**.")
+            + (
+                f" Best model <= {TARGET_KB:.0f} KB: {best['model']} at {100 * best['random_mean']:.2f} %."
+                if best
+                else ""
+            ),
+        ]
+    )
+    payload = {
+        "models": models,
+        "summary": summary,
+        "best_lms": BEST_LMS,
+        "laq": args.laq,
+        "seconds": time.perf_counter() - t0,
+    }
+    if args.ship and best is not None:
+        p = ZooPoint.from_point({**base_point(best["model"]), "seed": 0, "laq": args.laq})
+        shipped = run_point(p, bundle_out=args.ship)
+        payload["shipped"] = {"path": str(args.ship), **{k: v for k, v in shipped.items() if k != "plan"}}
+        md += (
+            f"\n\nShipped `{args.ship}`: {best['model']}, random split seed 0, accuracy after LAQ "
+            f"{100 * shipped['laq_acc']:.2f} % (float {100 * shipped['acc']:.2f} %), {shipped['bits']:.2f} bits, "
+            f"{shipped['packed_kb']:.1f} KB."
+        )
+    print(md)
+    write_results("zoo", payload, md)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
