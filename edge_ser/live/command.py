@@ -3,6 +3,7 @@
     edge-ser run bundles/av_cnn                                   # default mic + camera 0
     edge-ser run bundles/av_cnn --camera /dev/video2 --mic USB --web 8000
     edge-ser run bundles/av_cnn --audio-file clip.wav --video-file clip.mp4 --fast --json -
+    edge-ser run bundles/squeezenet_lms --audio-file clip.wav --fast --json -   # log-Mel patches: audio only
 """
 
 from __future__ import annotations
@@ -81,7 +82,7 @@ def build(args: argparse.Namespace, *, stop=None, outputs=(), keep: int = 10_000
         vad_db=args.vad_db,
     )
     pipeline = LivePipeline(bundle, engine, config, fallback=fallback)
-    sr = bundle.feature_spec.sample_rate
+    sr = pipeline.sr  # the rate the pipeline's front end analyses at (an LMS bundle: its LMSSpec's)
     if args.audio_file is not None:
         from edge_ser.live.files import WavSource
 

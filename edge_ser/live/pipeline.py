@@ -2,8 +2,16 @@
 
 Per update: the voice-activity gate on the window's level; features through `edge_ser.features` (the
 clip vector for a feature-vector bundle, from streamed frames; the 6 MFCC segments for an audio-visual one,
-by the same `audio_segments` training used); the face crops of the window for the faces input; inference on
-the bundle's engine; smoothing of the probabilities. Silence is reported as "silence", not as an emotion.
+by the same `audio_segments` training used; for a log-Mel patch bundle (`lms_input`, e.g. squeezenet_lms)
+the window's overlapping patches [n, 1, M, T], by the same `clip_segments` training and `edge-ser predict`
+used); the face crops of the window for the faces input; inference on the bundle's engine (one batch of
+all the window's patches for a patch bundle); the window's probabilities (softmax of the logits, or for a
+patch bundle the bundle's `utterance_vote` over its patches, the window being the utterance); smoothing of
+the probabilities. Silence is reported as "silence", not as an emotion.
+
+The pipeline's audio rate `sr` is the rate its front end analyses at (the LMSSpec's for a patch bundle,
+the feature spec's otherwise): sources deliver audio at that rate (a file is resampled when loaded, the
+microphone is opened at it), so the features never resample.
 
 An audio-visual bundle falls back to audio-only when fewer than `min_faces` of the window's crops found a
 face: with an audio-only companion engine (`fallback`) it runs that, and says so in the result; without one
@@ -116,8 +124,10 @@ class LivePipeline:
         self.config = config or PipelineConfig()
         self.labels = tuple(bundle.labels)
         self.av = bundle.av_input
+        self.lms = bundle.lms_input
+        """The LMSSpec of a log-Mel patch bundle (None for the others): patches + utterance vote per window."""
         self.names = bundle.input_names
-        self.sr = bundle.feature_spec.sample_rate
+        self.sr = self.lms.sample_rate if self.lms is not None else bundle.feature_spec.sample_rate
         self.gate = VadGate(self.config.vad_db, self.config.vad_margin_db)
         c = self.config
         self.smoother = Smoother(c.smoothing, len(self.labels), c.ema_alpha, c.majority_k)
@@ -128,7 +138,7 @@ class LivePipeline:
             )
         self._stream = None
         self._frames: deque[np.ndarray] = deque()
-        if self.av is None:
+        if self.av is None and self.lms is None:
             from edge_ser.features.streaming import StreamingFeatures
 
             self._stream = StreamingFeatures(bundle.feature_spec, "frames")
@@ -197,9 +207,9 @@ class LivePipeline:
                     if "faces" not in x:
                         x["faces"] = np.zeros((self.av.frames, self.av.face_size, self.av.face_size), np.float32)
         ti = time.perf_counter()
-        logits = engine.predict(x)[0]
+        logits = engine.predict(x)
         inference_ms = (time.perf_counter() - ti) * 1e3
-        p = softmax(logits.astype(np.float64))
+        p = self._probs(logits)
         s = self.smoother(p)
         k = int(np.argmax(s))
         total = capture_ms + face_ms + (time.perf_counter() - t0) * 1e3
@@ -209,7 +219,24 @@ class LivePipeline:
             StageTimes(capture_ms, features_ms, face_ms, inference_ms, total), notes,
         )
 
+    def _probs(self, logits: np.ndarray) -> np.ndarray:
+        """The window's class probabilities [classes] from the engine's output.
+
+        A patch bundle's output is one row of logits per patch: combined by the bundle's vote, as `edge-ser
+        predict` combines a clip's patches (the window is one utterance). Otherwise: softmax of the one row.
+        """
+        if self.lms is not None:
+            from edge_ser.lms_input import utterance_vote
+
+            _, scores = utterance_vote(logits, np.zeros(len(logits), np.int64), self.bundle.lms_vote)
+            return scores[0]
+        return softmax(np.asarray(logits)[0].astype(np.float64))
+
     def _inputs(self, window: np.ndarray) -> dict[str, np.ndarray]:
+        if self.lms is not None:  # log-Mel patches of the window, as training and `edge-ser predict` cut them
+            from edge_ser.lms_input import clip_segments
+
+            return {self.bundle.input_name: clip_segments(window, self.sr, self.lms).astype(np.float32)}
         if self.av is None:
             from edge_ser.features.vector import vector_from_frames
 
