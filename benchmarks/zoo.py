@@ -19,7 +19,6 @@ LMS setting the search chose (`converters.zoo.BEST_LMS`).
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -32,7 +31,7 @@ pin_single_thread()
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from converters.sweep import Grid, Sweep, point_id, read_records  # noqa: E402
+from converters.sweep import Grid, Sweep  # noqa: E402
 from converters.zoo import BEST_LMS, LMS_MODELS, MODELS, RECOMMENDED, ZooPoint, run_point, zoo_objective  # noqa: E402
 from converters.zoo_cli import INPUT  # noqa: E402
 
@@ -44,30 +43,7 @@ def base_point(model: str) -> dict:
     return {"model": model, **RECOMMENDED.get(model, {}), **(BEST_LMS if model in LMS_MODELS else {})}
 
 
-def import_reused(sources: list[Path], dest: Path, ids: set[str]) -> int:
-    """Append to `dest` the finished records of `sources` whose point is one of `ids` and not yet in dest."""
-    have = {r["point_id"] for r in read_records(dest) if not r.get("error")}
-    lines = []
-    for src in sources:
-        for r in read_records(src):
-            if r.get("error") or r["point_id"] not in ids or r["point_id"] in have:
-                continue
-            if point_id(r["point"]) != r["point_id"]:
-                continue
-            have.add(r["point_id"])
-            lines.append(json.dumps({**r, "reused_from": src.name}, sort_keys=True))
-    if lines:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        with dest.open("a") as fh:
-            fh.write("\n".join(lines) + "\n")
-    return len(lines)
-
-
 def run(name: str, points: list[dict], args) -> list[dict]:
-    dest = OUT / f"{name}.jsonl"
-    n = import_reused([Path(p) for p in args.reuse or []], dest, {point_id(p) for p in points})
-    if n:
-        print(f"{name}: reused {n} finished points")
     res = Sweep(
         name,
         zoo_objective,
@@ -76,6 +52,7 @@ def run(name: str, points: list[dict], args) -> list[dict]:
         backend=args.backend,
         max_concurrent=args.max_concurrent,
         log=print,
+        reuse=args.reuse or [],
     ).run()
     return res.to_rows()
 

@@ -299,6 +299,7 @@ class Sweep:
         progress: bool = True,
         log: Callable[[str], None] | None = None,
         ray_init: Mapping[str, Any] | None = None,
+        reuse: Sequence[str | os.PathLike] = (),
     ) -> None:
         if not name or any(c in name for c in "/\\") or name.startswith("."):
             raise ConfigError(f"sweep name {name!r} must be a plain file name")
@@ -315,6 +316,7 @@ class Sweep:
         self.backend, self.max_concurrent, self.resources = backend, max_concurrent, resources
         self.retry_errors, self.progress, self.log = retry_errors, progress, log
         self.ray_init = dict(ray_init or {})
+        self.reuse = [Path(p) for p in reuse]
 
     def _say(self, msg: str) -> None:
         if self.log:
@@ -343,7 +345,38 @@ class Sweep:
         recs = [latest[pid] for pid in self.grid.ids if pid in latest]
         return SweepResults(recs, self.path, self.grid.varying, backend)
 
+    def import_reused(self) -> int:
+        """Copy into this sweep's file the finished records of the `reuse` files whose point is one of this
+        grid's and not yet done here (same point = same id, so the same settings ran). Returns how many."""
+        if not self.reuse:
+            return 0
+        ids = set(self.grid.ids)
+        have = {r.get("point_id") for r in read_records(self.path) if not r.get("error")}
+        found = []
+        for src in self.reuse:
+            if not src.exists():
+                raise ConfigError(f"sweep {self.name}: reuse file {src} does not exist")
+            for r in read_records(src):
+                pid = r.get("point_id")
+                if r.get("error") or pid not in ids or pid in have or point_id(r.get("point", {})) != pid:
+                    continue
+                have.add(pid)
+                found.append({**r, "reused_from": src.name})
+        if found:
+            writer = _Writer(self.path)
+            try:
+                for r in found:
+                    writer.write(r)
+            finally:
+                writer.close()
+        return len(found)
+
     def run(self) -> SweepResults:
+        n = self.import_reused()
+        if n:
+            self._say(
+                f"sweep {self.name}: {n} finished point(s) reused from {', '.join(map(str, self.reuse))}"
+            )
         todo = self.pending()
         backend = self.resolve_backend()
         done = len(self.grid) - len(todo)

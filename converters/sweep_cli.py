@@ -12,6 +12,8 @@ A spec (YAML or JSON):
       axes: {wP: [0.11, 0.33], wE: [0.01], wV: [0.88, 0.66], seed: [0, 1, 2]}
       fixed: {data: synthetic}
     report: {metric: [acc, bits], by: [wP, wV], agg: mean+-std}   # optional; `best` is its first metric
+    reuse: [other-sweep.jsonl]     # optional: finished identical points of other sweeps are copied, not re-run
+                                   # (paths relative to the spec's folder)
 
 Objectives are registered by name in OBJECTIVES as "module:function" (imported only when used, so this
 module stays light) or as a callable; other modules add theirs, e.g. OBJECTIVES["lms"] = "converters.x:f".
@@ -37,7 +39,7 @@ OBJECTIVES: dict[str, str | Callable[[dict], Mapping[str, Any]]] = {
     "zoo": "converters.zoo:zoo_objective",
     "lms": "converters.zoo:zoo_objective",
 }
-SPEC_KEYS = {"name", "objective", "out", "backend", "max_concurrent", "resources", "grid", "report"}
+SPEC_KEYS = {"name", "objective", "out", "backend", "max_concurrent", "resources", "grid", "report", "reuse"}
 
 
 def toy_objective(point: dict) -> dict:
@@ -191,6 +193,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         backend=args.backend or spec.get("backend", "auto"),
         max_concurrent=args.max_concurrent or spec.get("max_concurrent"),
         resources=spec.get("resources"),
+        reuse=[
+            Path(p) if Path(p).is_absolute() else Path(args.spec).parent / p for p in spec.get("reuse") or []
+        ],
         retry_errors=args.retry_errors,
         progress=not args.quiet,
         log=say,

@@ -80,6 +80,35 @@ def test_serial_writes_jsonl_and_resume_skips_done(tmp_path):
     assert [c["x"] for c in obj3.calls] == [3, 3] and len(res3.records) == 8
 
 
+def test_reuse_copies_identical_finished_points_from_another_sweep(tmp_path):
+    """A later stage (10 splits of the best settings) takes the points an earlier stage already ran."""
+    first = Sweep(
+        "stage1",
+        Counting(fail_on=lambda p: p["x"] == 2),
+        Grid({"x": [0, 1, 2], "seed": [0]}),
+        tmp_path,
+        backend="serial",
+        progress=False,
+    ).run()
+    assert len(first.errors) == 1
+    obj = Counting()
+    g = Grid({"x": [1, 2], "seed": [0, 1]})
+    res = Sweep(
+        "stage2", obj, g, tmp_path, backend="serial", progress=False, reuse=[tmp_path / "stage1.jsonl"]
+    ).run()
+    # x=1 seed 0 reused; x=2 seed 0 failed there, so it runs here; seed 1 points run
+    assert sorted((c["x"], c["seed"]) for c in obj.calls) == [(1, 1), (2, 0), (2, 1)]
+    recs = {r["point_id"]: r for r in read_records(tmp_path / "stage2.jsonl")}
+    assert recs[point_id({"x": 1, "seed": 0})]["reused_from"] == "stage1.jsonl" and len(res.ok) == 4
+    again = Counting()
+    Sweep(
+        "stage2", again, g, tmp_path, backend="serial", progress=False, reuse=[tmp_path / "stage1.jsonl"]
+    ).run()
+    assert again.calls == [] and len(read_records(tmp_path / "stage2.jsonl")) == 4
+    with pytest.raises(ConfigError, match="does not exist"):
+        Sweep("s3", obj, g, tmp_path, backend="serial", progress=False, reuse=[tmp_path / "nope.jsonl"]).run()
+
+
 def test_error_recorded_then_retried(tmp_path):
     g = Grid({"x": [0, 1, 2]})
     logs: list[str] = []
