@@ -6,7 +6,8 @@
 
 Per model: accuracy mean +- std on random splits (seeds 0..N-1) and on LOSO folds (each speaker left out, one
 validation speaker), parameters, FLOPs per input and per 2 s utterance (patch models vote over patches),
-then LAQ at <= 2 average bits ("sensitivity@1.75" by default) on the first `--laq-seeds` random splits:
+then LAQ at <= 2 average bits ("sensitivity@1.75" by default) on the first `--laq-seeds` random splits (the
+LAQ MLP, seconds per run: on every random split):
 accuracy after QAT, average bits, packed KB (the bundle's weights.esq; KB = 1000 bytes) and host latency
 (onnxruntime, one thread, batch 1: one patch / one feature vector, and one utterance's patches).
 
@@ -40,10 +41,18 @@ TARGET_ACC, TARGET_KB = 0.88, 100.0
 
 
 def base_point(model: str) -> dict:
-    return {"model": model, **RECOMMENDED.get(model, {}), **(BEST_LMS if model in LMS_MODELS else {})}
+    """A model's zoo point; patch models spell out data and split like the LMS search's points, so the
+    search's finished runs of the chosen setting have the same ids and are reused (--reuse)."""
+    if model in LMS_MODELS:
+        return {"model": model, "data": "emodb", "split": "random", **RECOMMENDED.get(model, {}), **BEST_LMS}
+    return {"model": model, **RECOMMENDED.get(model, {})}
 
 
 def run(name: str, points: list[dict], args) -> list[dict]:
+    if args.report_only:  # what the results files hold for these points; nothing is run
+        sweep = Sweep(name, zoo_objective, Grid(points=points), OUT, reuse=args.reuse or [])
+        sweep.import_reused()
+        return sweep.results().to_rows()
     res = Sweep(
         name,
         zoo_objective,
@@ -151,9 +160,19 @@ def main() -> int:
     ap.add_argument("--seeds", type=int, default=5, help="random 80/10/10 splits (seeds 0..N-1)")
     ap.add_argument("--folds", type=int, default=10, help="LOSO folds (0 = skip)")
     ap.add_argument("--laq", default="sensitivity@1.75", help="compression recipe ('' = skip)")
-    ap.add_argument("--laq-seeds", type=int, default=1, help="random splits compressed with --laq")
+    ap.add_argument(
+        "--laq-seeds",
+        type=int,
+        default=1,
+        help="random splits compressed with --laq (patch models; laq_mlp: all)",
+    )
     ap.add_argument("--reuse", action="append", help="JSONL of another sweep to import identical points from")
     ap.add_argument("--ship", type=Path, default=None, help="write the best model <= 100 KB as a bundle here")
+    ap.add_argument(
+        "--report-only",
+        action="store_true",
+        help="tabulate the finished points in the results files, run nothing",
+    )
     ap.add_argument("--backend", choices=("auto", "serial", "ray"), default="auto")
     ap.add_argument("--max-concurrent", type=int, default=2)
     args = ap.parse_args()
@@ -168,7 +187,7 @@ def main() -> int:
         {**base_point(m), "seed": s, "laq": args.laq}
         for m in models
         if args.laq and m not in ("rf", "svm")
-        for s in range(args.laq_seeds)
+        for s in range(args.laq_seeds if m in LMS_MODELS else args.seeds)  # feature models: cheap, every seed
     ]
     for p in rnd_pts + loso_pts + laq_pts:
         ZooPoint.from_point(p)
@@ -193,7 +212,7 @@ def main() -> int:
             f"535 utterances, 7 classes, 10 speakers, 16 kHz. Random: stratified 80/10/10, seeds 0..{args.seeds - 1}"
             f"; LOSO: each of {args.folds} speakers left out, one validation speaker. Patch models: log-Mel "
             f"patches ({lms}), utterance = mean-probability vote over its patches. Compression: `{args.laq}` "
-            f"(then QAT) on {args.laq_seeds} random split(s); packed KB = weights.esq, KB = 1000 bytes. Latency: "
+            f"(then QAT) on {args.laq_seeds} random split(s) for patch models, all {args.seeds} for laq_mlp; packed KB = weights.esq, KB = 1000 bytes. Latency: "
             "onnxruntime, one thread, batch 1, on this host (RF/SVM: scikit-learn predict of one vector).",
             "",
             table,

@@ -34,7 +34,7 @@ LMS_MODELS = ("small_cnn", "squeezenet_lms", "tiny_transformer")
 MODELS = FEATURE_MODELS + LMS_MODELS
 SPLITS = ("random", "loso")
 
-BEST_LMS: dict[str, Any] = {"M": 128, "L": 255, "H": 32, "n_fft": 1024, "T": 64, "seg_hop": 64, "batch": 64}
+BEST_LMS: dict[str, Any] = {"M": 128, "L": 255, "H": 32, "n_fft": 1024, "T": 128, "seg_hop": 128, "batch": 32}
 """The log-Mel setting (and its batch: 4 clips' worth of patches) the EMODB search chose
 (benchmarks/results/lms_sweep.md); the zoo's patch models all use it."""
 
@@ -42,7 +42,7 @@ RECOMMENDED: dict[str, dict[str, Any]] = {
     "laq_mlp": {"epochs": 300, "patience": 30, "batch": 32, "qat_epochs": 60},
     "small_cnn": {"width": 0.5},
     "tiny_transformer": {"width": 1.0},
-    "squeezenet_lms": {"width": 0.25},
+    "squeezenet_lms": {"width": 0.25, "epochs": 40, "patience": 12},
 }
 """Per-model point values `edge-ser zoo` and benchmarks/zoo.py start from (the laq_mlp ones are its
 TrainConfig defaults and the QAT length its LAQ table used; the LMS ones come from the sweeps)."""
