@@ -267,7 +267,16 @@ def cmd_model(args: argparse.Namespace) -> int:
     from converters.models.av_cnn import count_flops, count_params
     from converters.tasks import SEED_AV
 
-    if args.name != "av_cnn":
+    if args.name in ("squeezenet_lms", "small_cnn", "tiny_transformer"):
+        import importlib
+
+        mod = importlib.import_module(f"converters.models.{args.name}")
+        model = getattr(mod, args.name)(
+            n_mels=args.mels, segment_frames=args.frames, num_classes=args.classes, width=args.width
+        )
+        rows, total = mod.count_flops(model)
+        count_params = mod.count_params
+    elif args.name != "av_cnn":
         model = laq_mlp(args.in_features, args.classes)
         rows = [
             {
@@ -289,7 +298,8 @@ def cmd_model(args: argparse.Namespace) -> int:
         model = AVCNN(cfg, mode=args.mode)
         rows, total = count_flops(model)
     params = count_params(model)
-    print(f"{args.name}" + (f" [{args.mode}]" if args.name == "av_cnn" else "") + ", per clip:")
+    per = "per log-Mel patch" if args.name in ("squeezenet_lms", "small_cnn", "tiny_transformer") else "per clip"
+    print(f"{args.name}" + (f" [{args.mode}]" if args.name == "av_cnn" else "") + f", {per}:")
     print(f"  {'layer':10s} {'op':8s} {'input':>14s} {'output':>14s} {'params':>8s} {'FLOPs':>12s}")
     for r in rows:
         print(
@@ -302,7 +312,8 @@ def cmd_model(args: argparse.Namespace) -> int:
     )
     print(
         "  FLOPs convention (the AV seed's): conv = 2*Y*Ci*Co*K + Y*Co, dense = 2*in*out + out; "
-        "pooling, ReLU and the MFCC standardisation are not counted."
+        "pooling, ReLU and the MFCC standardisation are not counted"
+        + ("; attention matmuls = 2*MAC." if args.name == "tiny_transformer" else ".")
     )
     if args.name == "av_cnn" and args.mode == "fused":
         print(

@@ -609,7 +609,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Per layer: input and output shapes, parameters and FLOPs by the AV seed's convention; "
         "totals; for av_cnn, the seed paper's reported figures and why ours differ.",
     )
-    p.add_argument("name", choices=("av_cnn", "laq_mlp"), help="model")
+    p.add_argument(
+        "name", choices=("av_cnn", "laq_mlp", "squeezenet_lms", "small_cnn", "tiny_transformer"), help="model"
+    )
     p.add_argument("--mode", choices=("fused", "audio", "video"), default="fused", help="av_cnn branches")
     p.add_argument(
         "--frame-fusion",
@@ -620,6 +622,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--same", action="store_true", help="av_cnn: 'same' 3x3 padding instead of valid")
     p.add_argument("--classes", type=int, default=7, help="output classes (default 7)")
     p.add_argument("--in-features", type=int, default=180, help="laq_mlp input size (default 180)")
+    p.add_argument("--width", type=float, default=1.0, help="log-Mel models: channel width multiplier")
+    p.add_argument("--mels", type=int, default=128, help="log-Mel models: patch height M (default 128)")
+    p.add_argument("--frames", type=int, default=64, help="log-Mel models: patch width T (default 64)")
     p.set_defaults(func=cmd_model)
 
     p = sub.add_parser(

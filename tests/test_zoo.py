@@ -266,3 +266,17 @@ def test_edge_ser_zoo_prints_the_table_and_resumes(emodb_dir: Path, tmp_path: Pa
     again = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
     assert again.returncode == 0 and again.stdout == first.stdout
     assert len((tmp_path / "out" / "zoo-emodb-random.jsonl").read_text().splitlines()) == 4
+
+
+@pytest.mark.parametrize("name", ["squeezenet_lms", "small_cnn", "tiny_transformer"])
+def test_edge_ser_model_prints_the_patch_models(name: str, capsys) -> None:
+    import importlib
+
+    from edge_ser.cli import main
+
+    assert main(["model", name, "--width", "0.5", "--frames", "128"]) == 0
+    out = capsys.readouterr().out
+    mod = importlib.import_module(f"converters.models.{name}")
+    m = getattr(mod, name)(width=0.5, segment_frames=128)
+    assert f"{mod.count_params(m):,} parameters" in out and "per log-Mel patch" in out
+    assert f"{mod.count_flops(m)[1] / 1e9:.4f} GFLOPs" in out
