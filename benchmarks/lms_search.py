@@ -1,11 +1,11 @@
 """The log-Mel (LMS) parameter search for squeezenet_lms on EMODB, in two stages, under 10x shuffle-split.
 
-    python benchmarks/lms_search.py                 # stage 1 (the screen spec) + stage 2 (top 2 on 10 splits)
-    python benchmarks/lms_search.py --top 3 --splits 10
+    python benchmarks/lms_search.py                 # screen, then the top 2 on 5 splits, the best of them on 10
+    python benchmarks/lms_search.py --top 3 --halving 5 --splits 10
 
-Stage 1 runs `benchmarks/sweeps/lms_emodb_screen.yaml` (8 settings x random 80/10/10 splits 0 and 1); stage 2
-takes the `--top` settings by mean utterance accuracy to `--splits` shuffle-splits (seeds 0..N-1; the stage-1
-seeds are reused, not re-run). Both stages are sweeps (`converters.sweep`, objective `lms` =
+Stage 1 runs `benchmarks/sweeps/lms_emodb_screen.yaml` (8 settings x random 80/10/10 splits 0 and 1), then
+successive halving: the `--top` settings by mean utterance accuracy on `--halving` shuffle-splits, the best of
+those on `--splits` (seeds 0..N-1; splits already run are reused, not re-run). All stages are sweeps (`converters.sweep`, objective `lms` =
 `converters.zoo.zoo_objective`): resumable JSON lines in benchmarks/results/lms_sweep/, Ray when installed.
 Writes benchmarks/results/lms_sweep.{md,json}.
 
@@ -40,6 +40,7 @@ from converters.zoo import zoo_objective  # noqa: E402
 SPEC = REPO / "benchmarks" / "sweeps" / "lms_emodb_screen.yaml"
 OUT = REPO / "benchmarks" / "results" / "lms_sweep"
 SETTING = ("M", "L", "H", "n_fft", "T")
+NAME2 = "lms-emodb-shuffle10"
 
 
 def setting_of(point: dict) -> tuple:
@@ -95,7 +96,10 @@ def table(groups: dict[tuple, list[dict]]) -> tuple[list[dict], str]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--top", type=int, default=2, help="settings taken to stage 2")
-    ap.add_argument("--splits", type=int, default=10, help="shuffle-splits in stage 2 (seeds 0..N-1)")
+    ap.add_argument("--halving", type=int, default=5, help="stage 2: splits for the top settings")
+    ap.add_argument(
+        "--splits", type=int, default=10, help="stage 3: shuffle-splits for the best (seeds 0..N-1)"
+    )
     ap.add_argument("--backend", choices=("auto", "serial", "ray"), default="auto")
     ap.add_argument("--max-concurrent", type=int, default=2)
     args = ap.parse_args()
@@ -105,19 +109,18 @@ def main() -> int:
     kw = {"backend": args.backend, "max_concurrent": args.max_concurrent, "log": print}
     s1 = Sweep(spec["name"], zoo_objective, grid1, OUT, **kw).run()
     sum1, tab1 = table(by_setting(s1.to_rows()))
-    top = [tuple(d["setting"][k] for k in SETTING) for d in sum1[: args.top]]
     template = {setting_of(p): p for p in grid1.points}
-    points = [{**template[s], "seed": seed} for s in top for seed in range(args.splits)]
-    s2 = Sweep(
-        "lms-emodb-shuffle10",
-        zoo_objective,
-        Grid(points=points),
-        OUT,
-        reuse=[OUT / f"{spec['name']}.jsonl"],
-        **kw,
-    ).run()
-    sum2, tab2 = table(by_setting(s2.to_rows()))
-    best = sum2[0]
+    reuse = [OUT / f"{spec['name']}.jsonl"]
+    # successive halving: the top settings on `--halving` splits, the best of those on `--splits`
+    top = [tuple(d["setting"][k] for k in SETTING) for d in sum1[: args.top]]
+    points = [{**template[s], "seed": seed} for s in top for seed in range(args.halving)]
+    s2 = Sweep(NAME2, zoo_objective, Grid(points=points), OUT, reuse=reuse, **kw).run()
+    sum2, _ = table(by_setting(s2.to_rows()))
+    winner = tuple(sum2[0]["setting"][k] for k in SETTING)
+    points += [{**template[winner], "seed": seed} for seed in range(args.halving, args.splits)]
+    s3 = Sweep(NAME2, zoo_objective, Grid(points=points), OUT, reuse=reuse, **kw).run()
+    sum3, tab2 = table(by_setting(s3.to_rows()))
+    best = next(d for d in sum3 if tuple(d["setting"][k] for k in SETTING) == winner)
     fixed = spec["grid"].get("fixed", {})
     md = "\n".join(
         [
@@ -135,13 +138,14 @@ def main() -> int:
             "here, so the whole grid under 10 splits would take weeks of this 2-core machine. Stage 1 varies one "
             "parameter at a time around M 128, L 255, H 32, T 128 (T 64/128/256, L 127/255/511, H 16/32, "
             "M 128/256 with n_fft 2048 for 256 bands) plus the 'usual' M 40, L 400, H 160, whole-clip setting, on "
-            f"2 splits; stage 2 takes the best {args.top} to {args.splits} splits.",
+            f"2 splits; then successive halving: the best {args.top} on {args.halving} splits, the better on "
+            f"{args.splits}.",
             "",
             f"## Stage 1: {len(sum1)} settings x 2 splits",
             "",
             tab1,
             "",
-            f"## Stage 2: the best {args.top} on {args.splits} shuffle-splits",
+            f"## Stages 2-3: the best {args.top} on {args.halving} shuffle-splits, the better on {args.splits}",
             "",
             tab2,
             "",
@@ -153,7 +157,14 @@ def main() -> int:
     print(md)
     write_results(
         "lms_sweep",
-        {"stage1": sum1, "stage2": sum2, "best": best, "seconds": time.perf_counter() - t0, "spec": spec},
+        {
+            "stage1": sum1,
+            "stage2": sum2,
+            "stage3": sum3,
+            "best": best,
+            "seconds": time.perf_counter() - t0,
+            "spec": spec,
+        },
         md,
     )
     return 0
