@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
-import numpy as np
 import pytest
 import torch
+from _lms_models import engines_match_torch, two_bit_bundle_round_trip
 
 from converters.models.tiny_transformer import count_flops, count_params, tiny_transformer, to_onnx
 
@@ -31,16 +29,6 @@ def _perturb_norms(model: torch.nn.Module, seed: int = 0) -> None:
             if isinstance(m, (torch.nn.BatchNorm2d, torch.nn.LayerNorm)):
                 m.weight.copy_(torch.rand(m.weight.shape, generator=g) + 0.5)
                 m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.1)
-
-
-class _StubBundle(SimpleNamespace):
-    """What NumpyEngine reads from a Bundle, for a float graph (no packed weights, no build_bundle)."""
-
-    def dequantized(self):
-        return self.weights
-
-    def constants(self):
-        return {}
 
 
 def test_shapes_params_and_flops():
@@ -99,9 +87,9 @@ def test_gradients_reach_every_parameter():
 
 
 def test_onnx_parity_onnxruntime_and_numpy_engine_and_flops():
-    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxruntime")
     from converters.export.onnx_export import graph_json, initializers
-    from edge_ser.engines.numpy_engine import SUPPORTED_OPS, NumpyEngine
+    from edge_ser.engines.numpy_engine import SUPPORTED_OPS
     from edge_ser.flops import count_graph
 
     M, T = 40, 30  # 8 tokens of 10 * C values
@@ -120,35 +108,12 @@ def test_onnx_parity_onnxruntime_and_numpy_engine_and_flops():
     ints = {k: v for k, v in w.items() if v.dtype.kind in "iu"}
     assert count_graph(g, w, constants=ints).dense_flops == count_flops(model)[1]
 
-    sess = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
-    eng = NumpyEngine(
-        _StubBundle(
-            graph=g,
-            weights=w,
-            source="<test>",
-            name="tiny_transformer",
-            num_classes=7,
-            normalization=None,
-            normalized_input=False,
-        )
-    )
-    rng = np.random.default_rng(0)
-    for batch in (1, 5):
-        x = rng.normal(-40, 12, (batch, 1, M, T)).astype(np.float32)
-        with torch.no_grad():
-            ref = model(torch.as_tensor(x)).numpy()
-        assert np.abs(ref).max() > 1e-2
-        np.testing.assert_allclose(sess.run(None, {"lms": x})[0], ref, rtol=1e-4, atol=1e-4)
-        np.testing.assert_allclose(eng.run({"lms": x})["logits"], ref, rtol=1e-4, atol=1e-4)
+    engines_match_torch(model, proto, "tiny_transformer", (M, T))
 
 
 def test_two_bit_bundle_round_trip(tmp_path):
     pytest.importorskip("onnx")
-    from converters.export.bundle import build_bundle
-    from converters.quant import BitPlan, attach, freeze
     from converters.quant.bitplan import quantizable_layers
-    from edge_ser.bundle import load_bundle
-    from edge_ser.engines import load_engine
     from edge_ser.lms_input import LMSSpec
 
     spec = LMSSpec(n_mels=40, win_length=400, hop_length=160, n_fft=512, segment_frames=32)
@@ -158,27 +123,11 @@ def test_two_bit_bundle_round_trip(tmp_path):
     model.set_normalization(-40.0, 15.0)
     layers = list(quantizable_layers(model))
     assert layers[:3] == ["stem.0", "stem.3", "proj"] and layers[-1] == "classifier" and len(layers) == 16
-    plan = BitPlan.uniform(model, 2)  # convs and Linears; LayerNorms, BatchNorms and `pos` stay float32
-    attach(model, plan)
-    x = np.random.default_rng(0).normal(-40, 15, (5, 1, 40, 32)).astype(np.float32)
-    with torch.no_grad():
-        qat_out = model(torch.as_tensor(x)).numpy()
-    frozen, codes = freeze(model, plan)  # (after the QAT forward: freeze un-parametrizes a shared class)
-    with torch.no_grad():
-        ref = frozen(torch.as_tensor(x)).numpy()
-    np.testing.assert_allclose(qat_out, ref, rtol=1e-5, atol=1e-5)
-    b = load_bundle(
-        build_bundle(
-            tmp_path / "b", frozen, plan, codes, name="tt", labels=["a", "b", "c"], spec=spec, accuracy={}
-        )
-    )
-    assert b.input_names == ("lms",) and b.lms_input == spec
+    # convs and Linears at 2 bits; LayerNorms, BatchNorms and `pos` stay float32
+    b, frozen = two_bit_bundle_round_trip(model, tmp_path, spec)
     rows = b.manifest["layers"]
     assert [r["name"] for r in rows] == layers and all(r["bits"] == 2 and r["flops"] for r in rows)
     attn = sum(r["flops"] for r in count_flops(frozen)[0] if r["op"] == "MatMul")
     assert (
         sum(r["flops"] for r in rows) + attn == count_flops(frozen)[1] == b.manifest["flops"]["dense_flops"]
     )
-    for engine in ("onnxruntime", "numpy"):
-        got = load_engine(b, engine).predict({"lms": x})
-        np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())

@@ -35,7 +35,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from converters.models.squeezenet_lms import _conv_row, count_params
+from converters.models.lms_patch import LMSPatchModel, count_params
+from converters.models.squeezenet_lms import _conv_row
 
 __all__ = ["SmallCNN", "SmallCNNConfig", "count_flops", "count_params", "small_cnn", "to_onnx"]
 
@@ -83,14 +84,13 @@ class SmallCNNConfig:
         return max(self.min_channels, round(c * self.width))
 
 
-class SmallCNN(nn.Module):
+class SmallCNN(LMSPatchModel):
     """Standardise, [conv 3x3 + BN + ReLU + maxpool 2] x blocks, GAP, dropout, Linear -> logits [B, classes]."""
 
     def __init__(self, cfg: SmallCNNConfig | None = None) -> None:
-        super().__init__()
-        self.cfg = cfg = cfg or SmallCNNConfig()
-        self.register_buffer("mean", torch.zeros(()))
-        self.register_buffer("std", torch.ones(()))
+        cfg = cfg or SmallCNNConfig()
+        super().__init__(cfg.n_mels, cfg.segment_frames)
+        self.cfg = cfg
         layers: list[nn.Module] = []
         c = 1
         for width in cfg.channels:
@@ -113,17 +113,8 @@ class SmallCNN(nn.Module):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
 
-    def input_shapes(self) -> dict[str, tuple[int, ...]]:
-        """Per-sample input shape by input name."""
-        return {"lms": (1, self.cfg.n_mels, self.cfg.segment_frames)}
-
-    def set_normalization(self, mean: float, std: float, eps: float = 1e-6) -> None:
-        """Store the training patches' scalar mean and std (dB; std floored at eps)."""
-        self.mean.copy_(torch.as_tensor(float(mean)))
-        self.std.copy_(torch.as_tensor(max(float(std), eps)))
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = (x - self.mean) / self.std
+        x = self.standardize(x)
         x = torch.flatten(self.pool(self.features(x)), 1)
         return self.classifier(self.dropout(x))
 

@@ -36,6 +36,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from converters.models.lms_patch import LMSPatchModel, count_params  # noqa: F401 (every model file has count_params)
+
 # torchvision squeezenet1_1: (squeeze, expand1x1, expand3x3) per fire, "M" = maxpool 3/2 ceil
 V11_LAYOUT: tuple[Any, ...] = (
     "M",
@@ -98,14 +100,13 @@ class Fire(nn.Module):
         return torch.cat([self.expand1x1_act(self.expand1x1(x)), self.expand3x3_act(self.expand3x3(x))], 1)
 
 
-class SqueezeNetLMS(nn.Module):
+class SqueezeNetLMS(LMSPatchModel):
     """Standardise, SqueezeNet v1.1 features, classifier (dropout, conv 1x1, ReLU, GAP) -> logits [B, classes]."""
 
     def __init__(self, cfg: SqueezeNetConfig | None = None) -> None:
-        super().__init__()
-        self.cfg = cfg = cfg or SqueezeNetConfig()
-        self.register_buffer("mean", torch.zeros(()))
-        self.register_buffer("std", torch.ones(()))
+        cfg = cfg or SqueezeNetConfig()
+        super().__init__(cfg.n_mels, cfg.segment_frames)
+        self.cfg = cfg
         c = cfg.ch(STEM)
         layers: list[nn.Module] = [nn.Conv2d(1, c, 3, stride=2), nn.ReLU(inplace=True)]
         for item in V11_LAYOUT:
@@ -130,28 +131,14 @@ class SqueezeNetLMS(nn.Module):
                 if m.bias is not None:
                     nn.init.constant_(m.bias, 0)
 
-    def input_shapes(self) -> dict[str, tuple[int, ...]]:
-        """Per-sample input shape by input name."""
-        return {"lms": (1, self.cfg.n_mels, self.cfg.segment_frames)}
-
-    def set_normalization(self, mean: float, std: float, eps: float = 1e-6) -> None:
-        """Store the training patches' scalar mean and std (dB; std floored at eps)."""
-        self.mean.copy_(torch.as_tensor(float(mean)))
-        self.std.copy_(torch.as_tensor(max(float(std), eps)))
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = (x - self.mean) / self.std
+        x = self.standardize(x)
         return torch.flatten(self.classifier(self.features(x)), 1)
 
 
 def squeezenet_lms(**kwargs) -> SqueezeNetLMS:
     """SqueezeNet v1.1 for log-Mel patches; kwargs are SqueezeNetConfig fields (n_mels, segment_frames, width...)."""
     return SqueezeNetLMS(SqueezeNetConfig(**kwargs))
-
-
-def count_params(model: nn.Module) -> int:
-    """Trainable parameters (the mean / std buffers are not counted)."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
 def _conv_row(name: str, m: nn.Conv2d, shape: tuple[int, int, int]) -> tuple[dict[str, Any], tuple]:

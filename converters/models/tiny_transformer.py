@@ -45,7 +45,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from converters.models.squeezenet_lms import _conv_row, count_params
+from converters.models.lms_patch import LMSPatchModel, count_params
+from converters.models.squeezenet_lms import _conv_row
 
 __all__ = [
     "TinyTransformer",
@@ -184,14 +185,13 @@ class EncoderLayer(nn.Module):
         return x + self.ff(self.norm2(x))
 
 
-class TinyTransformer(nn.Module):
+class TinyTransformer(LMSPatchModel):
     """Standardise, conv stem, fold M' into tokens, project + positions, encoder layers, LN, mean, Linear."""
 
     def __init__(self, cfg: TinyTransformerConfig | None = None) -> None:
-        super().__init__()
-        self.cfg = cfg = cfg or TinyTransformerConfig()
-        self.register_buffer("mean", torch.zeros(()))
-        self.register_buffer("std", torch.ones(()))
+        cfg = cfg or TinyTransformerConfig()
+        super().__init__(cfg.n_mels, cfg.segment_frames)
+        self.cfg = cfg
         layers: list[nn.Module] = []
         c = 1
         for width in cfg.stem:
@@ -220,18 +220,9 @@ class TinyTransformer(nn.Module):
                 nn.init.xavier_uniform_(m.weight)
                 nn.init.zeros_(m.bias)
 
-    def input_shapes(self) -> dict[str, tuple[int, ...]]:
-        """Per-sample input shape by input name."""
-        return {"lms": (1, self.cfg.n_mels, self.cfg.segment_frames)}
-
-    def set_normalization(self, mean: float, std: float, eps: float = 1e-6) -> None:
-        """Store the training patches' scalar mean and std (dB; std floored at eps)."""
-        self.mean.copy_(torch.as_tensor(float(mean)))
-        self.std.copy_(torch.as_tensor(max(float(std), eps)))
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         cfg = self.cfg
-        x = (x - self.mean) / self.std
+        x = self.standardize(x)
         x = self.stem(x).permute(0, 3, 1, 2)  # [B, T', C, M']
         x = self.proj(x.reshape(-1, cfg.token_features)).reshape(-1, cfg.tokens, cfg.d) + self.pos
         for block in self.blocks:
