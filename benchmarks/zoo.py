@@ -200,7 +200,7 @@ def main() -> int:
     ]
     for p in rnd_pts + loso_pts + laq_pts:
         ZooPoint.from_point(p)
-    rnd = run("zoo-random", rnd_pts, args)
+    rnd = run("zoo-random", rnd_pts, args) if rnd_pts else []
     loso = run("zoo-loso", loso_pts, args) if loso_pts else []
     laq = run("zoo-laq", laq_pts, args) if laq_pts else []
     summary, table = summarise(models, rnd, loso, laq)
