@@ -342,7 +342,7 @@ def quick_host(tmp_path_factory: pytest.TempPathFactory) -> tuple[Profile, float
 
 def test_host_profile_is_plausible_and_quick(quick_host) -> None:
     p, seconds, _ = quick_host
-    assert seconds < 15.0  # ~1.5 s on a quiet machine; the bound only catches a non-quick measurement (a loaded CI box took 5.1 s)
+    assert seconds < 15.0  # ~1.5 s when quiet; catches a non-quick run (a loaded box took 5.1 s)
     assert p.name == HOST
     for precision in ("fp32", "fp64"):
         peak = p.peaks["cpu"][precision]
