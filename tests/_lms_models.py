@@ -6,7 +6,31 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import numpy as np
+import pytest
 import torch
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Torch on one thread for the test (import it into a test module to apply it there)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def perturb_norms(model: torch.nn.Module, seed: int = 0) -> None:
+    """Non-trivial BatchNorm statistics and BatchNorm / LayerNorm affine parameters (fresh ones are identities)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                c = m.num_features
+                m.running_mean.copy_(torch.randn(c, generator=g) * 0.3)
+                m.running_var.copy_(torch.rand(c, generator=g) + 0.5)
+            if isinstance(m, (torch.nn.BatchNorm2d, torch.nn.LayerNorm)):
+                m.weight.copy_(torch.rand(m.weight.shape, generator=g) + 0.5)
+                m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.1)
 
 
 class StubBundle(SimpleNamespace):

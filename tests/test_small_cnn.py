@@ -4,30 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from _lms_models import engines_match_torch, two_bit_bundle_round_trip
+from _lms_models import engines_match_torch, one_thread, perturb_norms, two_bit_bundle_round_trip  # noqa: F401
 
 from converters.models.small_cnn import count_flops, count_params, small_cnn, to_onnx
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-def _randomize_bn(model: torch.nn.Module, seed: int = 0) -> None:
-    """Non-trivial BatchNorm statistics and affine parameters (a fresh one is the identity)."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                c = m.num_features
-                m.running_mean.copy_(torch.randn(c, generator=g) * 0.3)
-                m.running_var.copy_(torch.rand(c, generator=g) + 0.5)
-                m.weight.copy_(torch.rand(c, generator=g) + 0.5)
-                m.bias.copy_(torch.randn(c, generator=g) * 0.1)
 
 
 def test_shapes_params_and_flops():
@@ -68,7 +47,7 @@ def test_onnx_parity_onnxruntime_and_numpy_engine_and_flops():
     M, T = 40, 37  # odd T: floor-mode pools drop the last column
     torch.manual_seed(1)
     model = small_cnn(n_mels=M, segment_frames=T, width=0.5).eval()
-    _randomize_bn(model)
+    perturb_norms(model)
     model.set_normalization(-40.0, 12.0)
     proto = to_onnx(model)
     ops = {n.op_type for n in proto.graph.node}
@@ -90,7 +69,7 @@ def test_two_bit_bundle_round_trip(tmp_path):
     spec = LMSSpec(n_mels=40, win_length=400, hop_length=160, n_fft=512, segment_frames=32)
     torch.manual_seed(0)
     model = small_cnn(n_mels=40, segment_frames=32, num_classes=3, width=0.5).eval()
-    _randomize_bn(model)
+    perturb_norms(model)
     model.set_normalization(-40.0, 15.0)
     assert list(quantizable_layers(model)) == [f"features.{i}" for i in (0, 4, 8, 12)] + ["classifier"]
     b, frozen = two_bit_bundle_round_trip(model, tmp_path, spec)

@@ -4,31 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from _lms_models import engines_match_torch, two_bit_bundle_round_trip
+from _lms_models import engines_match_torch, one_thread, perturb_norms, two_bit_bundle_round_trip  # noqa: F401
 
 from converters.models.tiny_transformer import count_flops, count_params, tiny_transformer, to_onnx
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-def _perturb_norms(model: torch.nn.Module, seed: int = 0) -> None:
-    """Non-trivial BatchNorm statistics and LayerNorm affine parameters (fresh ones are identities)."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                c = m.num_features
-                m.running_mean.copy_(torch.randn(c, generator=g) * 0.3)
-                m.running_var.copy_(torch.rand(c, generator=g) + 0.5)
-            if isinstance(m, (torch.nn.BatchNorm2d, torch.nn.LayerNorm)):
-                m.weight.copy_(torch.rand(m.weight.shape, generator=g) + 0.5)
-                m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.1)
 
 
 def test_shapes_params_and_flops():
@@ -95,7 +73,7 @@ def test_onnx_parity_onnxruntime_and_numpy_engine_and_flops():
     M, T = 40, 30  # 8 tokens of 10 * C values
     torch.manual_seed(1)
     model = tiny_transformer(n_mels=M, segment_frames=T, width=0.5).eval()
-    _perturb_norms(model)
+    perturb_norms(model)
     model.set_normalization(-40.0, 12.0)
     proto = to_onnx(model)
     ops = {n.op_type for n in proto.graph.node}
@@ -119,7 +97,7 @@ def test_two_bit_bundle_round_trip(tmp_path):
     spec = LMSSpec(n_mels=40, win_length=400, hop_length=160, n_fft=512, segment_frames=32)
     torch.manual_seed(0)
     model = tiny_transformer(n_mels=40, segment_frames=32, num_classes=3, width=0.5).eval()
-    _perturb_norms(model)
+    perturb_norms(model)
     model.set_normalization(-40.0, 15.0)
     layers = list(quantizable_layers(model))
     assert layers[:3] == ["stem.0", "stem.3", "proj"] and layers[-1] == "classifier" and len(layers) == 16
