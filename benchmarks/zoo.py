@@ -37,7 +37,8 @@ sys.path.insert(0, str(REPO))
 
 from converters.sweep import Grid, Sweep  # noqa: E402
 from converters.zoo import BEST_LMS, LMS_MODELS, MODELS, RECOMMENDED, ZooPoint, run_point, zoo_objective  # noqa: E402
-from converters.zoo_cli import INPUT  # noqa: E402
+from converters.zoo_cli import INPUT, pm  # noqa: E402
+from converters.zoo_cli import median_of as med  # noqa: E402
 
 OUT = REPO / "benchmarks" / "results" / "zoo"
 TARGET_ACC, TARGET_KB = 0.88, 100.0
@@ -67,18 +68,6 @@ def run(name: str, points: list[dict], args) -> list[dict]:
         reuse=args.reuse or [],
     ).run()
     return res.to_rows()
-
-
-def pm(vals: list[float]) -> str:
-    if not vals:
-        return "-"
-    s = statistics.stdev(vals) if len(vals) > 1 else 0.0
-    return f"{100 * statistics.fmean(vals):.2f} ± {100 * s:.2f}"
-
-
-def med(rows: list[dict], key: str):
-    vals = [r[key] for r in rows if isinstance(r.get(key), (int, float))]
-    return statistics.median(vals) if vals else None
 
 
 def summarise(

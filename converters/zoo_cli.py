@@ -55,7 +55,8 @@ def zoo_points(
     return points
 
 
-def _pm(vals: list[float], scale: float = 100.0, digits: int = 2) -> str:
+def pm(vals: list[float], scale: float = 100.0, digits: int = 2) -> str:
+    """Mean ± sample std of fractions, as percentages ("-" when empty)."""
     if not vals:
         return "-"
     m = statistics.fmean(vals) * scale
@@ -63,7 +64,8 @@ def _pm(vals: list[float], scale: float = 100.0, digits: int = 2) -> str:
     return f"{m:.{digits}f} ± {s:.{digits}f}"
 
 
-def _median(rows: list[dict], key: str):
+def median_of(rows: list[dict], key: str):
+    """Median of a numeric key over the rows that have it (None when none do)."""
     vals = [r[key] for r in rows if isinstance(r.get(key), (int, float))]
     return statistics.median(vals) if vals else None
 
@@ -80,11 +82,15 @@ def comparison_table(rows: Sequence[dict]) -> str:
         head += ["LAQ accuracy %", "avg bits", "packed KB", "latency ms"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for model, rs in by.items():
-        params, flops, uflops = _median(rs, "params"), _median(rs, "flops"), _median(rs, "utterance_flops")
+        params, flops, uflops = (
+            median_of(rs, "params"),
+            median_of(rs, "flops"),
+            median_of(rs, "utterance_flops"),
+        )
         cells = [
             model,
             INPUT.get(model, "log-Mel"),
-            _pm([r["acc"] for r in rs]),
+            pm([r["acc"] for r in rs]),
             str(len(rs)),
             f"{params:,.0f}" if params is not None else "-",
             f"{flops:,.0f}" if flops is not None else "-",
@@ -92,9 +98,9 @@ def comparison_table(rows: Sequence[dict]) -> str:
         ]
         if has_laq:
             laq = [r for r in rs if "laq_acc" in r]
-            bits, kb, lat = _median(laq, "bits"), _median(laq, "packed_kb"), _median(rs, "latency_ms")
+            bits, kb, lat = median_of(laq, "bits"), median_of(laq, "packed_kb"), median_of(rs, "latency_ms")
             cells += [
-                _pm([r["laq_acc"] for r in laq]) if laq else "-",
+                pm([r["laq_acc"] for r in laq]) if laq else "-",
                 f"{bits:.2f}" if bits is not None else "-",
                 f"{kb:.1f}" if kb is not None else "-",
                 f"{lat:.3f}" if lat is not None else "-",
@@ -167,4 +173,4 @@ def add_zoo_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 
-__all__ = ["add_zoo_args", "cmd_zoo", "comparison_table", "parse_sets", "zoo_points"]
+__all__ = ["add_zoo_args", "cmd_zoo", "comparison_table", "median_of", "parse_sets", "pm", "zoo_points"]

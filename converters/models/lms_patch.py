@@ -12,6 +12,21 @@ import torch
 from torch import nn
 
 
+class PatchConfig:
+    """Mixin for the patch models' config dataclasses (fields `width`, `min_channels`, `num_classes`):
+    the channel scaling and the checks they all make."""
+
+    def check_common(self) -> None:
+        if not (0 < self.width <= 4):
+            raise ValueError(f"width={self.width}: must be in (0, 4]")
+        if self.num_classes < 2:
+            raise ValueError(f"num_classes={self.num_classes} must be >= 2")
+
+    def ch(self, c: int) -> int:
+        """A width-1 channel count scaled by `width`, rounded, at least `min_channels`."""
+        return max(self.min_channels, round(c * self.width))
+
+
 class LMSPatchModel(nn.Module):
     """Base class: scalar `mean` / `std` buffers, `input_shapes()`, `set_normalization()`, `standardize()`."""
 
@@ -39,4 +54,4 @@ def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-__all__ = ["LMSPatchModel", "count_params"]
+__all__ = ["LMSPatchModel", "PatchConfig", "count_params"]

@@ -35,7 +35,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from converters.models.lms_patch import LMSPatchModel, count_params
+from converters.models.lms_patch import LMSPatchModel, PatchConfig, count_params
 from converters.models.squeezenet_lms import _conv_row
 
 __all__ = ["SmallCNN", "SmallCNNConfig", "count_flops", "count_params", "small_cnn", "to_onnx"]
@@ -45,7 +45,7 @@ CHANNELS = (16, 32, 64, 64)
 
 
 @dataclass(frozen=True)
-class SmallCNNConfig:
+class SmallCNNConfig(PatchConfig):
     n_mels: int = 128
     """M: patch height (mel bands)."""
     segment_frames: int = 64
@@ -59,8 +59,7 @@ class SmallCNNConfig:
     dropout: float = 0.3
 
     def __post_init__(self) -> None:
-        if not (0 < self.width <= 4):
-            raise ValueError(f"width={self.width}: must be in (0, 4]")
+        self.check_common()
         if not self.channels:
             raise ValueError("channels: at least one block")
         for name in ("n_mels", "segment_frames"):
@@ -70,8 +69,6 @@ class SmallCNNConfig:
                     f"{name}={n}: the input must be at least {self.min_side} on each side "
                     f"({len(self.channels)} 2/2 pools)"
                 )
-        if self.num_classes < 2:
-            raise ValueError(f"num_classes={self.num_classes} must be >= 2")
         if not (0 <= self.dropout < 1):
             raise ValueError(f"dropout={self.dropout}: must be in [0, 1)")
 
@@ -79,9 +76,6 @@ class SmallCNNConfig:
     def min_side(self) -> int:
         """Smallest M and T: every floor-mode 2/2 pool needs at least 2 rows / columns in."""
         return 2 ** len(self.channels)
-
-    def ch(self, c: int) -> int:
-        return max(self.min_channels, round(c * self.width))
 
 
 class SmallCNN(LMSPatchModel):

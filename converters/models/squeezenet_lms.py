@@ -36,7 +36,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from converters.models.lms_patch import LMSPatchModel, count_params  # noqa: F401 (every model file has count_params)
+from converters.models.lms_patch import LMSPatchModel, PatchConfig, count_params  # noqa: F401 (every model file has count_params)
 
 # torchvision squeezenet1_1: (squeeze, expand1x1, expand3x3) per fire, "M" = maxpool 3/2 ceil
 V11_LAYOUT: tuple[Any, ...] = (
@@ -58,7 +58,7 @@ MIN_SIDE = 25
 
 
 @dataclass(frozen=True)
-class SqueezeNetConfig:
+class SqueezeNetConfig(PatchConfig):
     n_mels: int = 128
     """M: patch height (mel bands)."""
     segment_frames: int = 64
@@ -70,18 +70,12 @@ class SqueezeNetConfig:
     dropout: float = 0.5
 
     def __post_init__(self) -> None:
-        if not (0 < self.width <= 4):
-            raise ValueError(f"width={self.width}: must be in (0, 4]")
+        self.check_common()
         for name in ("n_mels", "segment_frames"):
             n = getattr(self, name)
             if n < MIN_SIDE:
                 # the stride-2 conv and three 3/2 pools: every pool needs >= 3 rows / columns in
                 raise ValueError(f"{name}={n}: the input must be at least {MIN_SIDE} on each side")
-        if self.num_classes < 2:
-            raise ValueError(f"num_classes={self.num_classes} must be >= 2")
-
-    def ch(self, c: int) -> int:
-        return max(self.min_channels, round(c * self.width))
 
 
 class Fire(nn.Module):

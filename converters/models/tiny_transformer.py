@@ -45,7 +45,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from converters.models.lms_patch import LMSPatchModel, count_params
+from converters.models.lms_patch import LMSPatchModel, PatchConfig, count_params
 from converters.models.squeezenet_lms import _conv_row
 
 __all__ = [
@@ -64,7 +64,7 @@ def _half(n: int) -> int:
 
 
 @dataclass(frozen=True)
-class TinyTransformerConfig:
+class TinyTransformerConfig(PatchConfig):
     n_mels: int = 128
     """M: patch height (mel bands)."""
     segment_frames: int = 64
@@ -86,13 +86,10 @@ class TinyTransformerConfig:
     ln_eps: float = 1e-5
 
     def __post_init__(self) -> None:
-        if not (0 < self.width <= 4):
-            raise ValueError(f"width={self.width}: must be in (0, 4]")
+        self.check_common()
         for name in ("n_mels", "segment_frames"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)} must be >= 1")
-        if self.num_classes < 2:
-            raise ValueError(f"num_classes={self.num_classes} must be >= 2")
         if not self.stem:
             raise ValueError("stem: at least one conv block (the tokens come from its channels)")
         if self.heads < 1 or self.layers < 1 or self.ff_mult < 1 or self.dim < 1:
@@ -101,9 +98,6 @@ class TinyTransformerConfig:
             )
         if not (0 <= self.dropout < 1):
             raise ValueError(f"dropout={self.dropout}: must be in [0, 1)")
-
-    def ch(self, c: int) -> int:
-        return max(self.min_channels, round(c * self.width))
 
     @property
     def d(self) -> int:
