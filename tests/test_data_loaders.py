@@ -39,7 +39,15 @@ EMODB_SPEAKERS = ["03", "08", "09", "10", "11", "12", "13", "14", "15", "16"]
 FER_CLASSES = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
 # fer2013/README.md: train = at most 1000 per class (disgust has 436); validation = full PublicTest (3,589),
 # whose per-class counts are those of the FER-2013 release.
-FER_TRAIN = {c: 1000 for c in FER_CLASSES} | {"disgust": 436}
+FER_TRAIN = {  # the full FER-2013 "Training" split (28,709 images; ../shared/datasets/fer2013/README.md)
+    "angry": 3995,
+    "disgust": 436,
+    "fear": 4097,
+    "happy": 7215,
+    "neutral": 4965,
+    "sad": 4830,
+    "surprise": 3171,
+}
 FER_VALIDATION = {
     "angry": 467,
     "disgust": 56,
@@ -134,14 +142,14 @@ def test_fer2013_real(datasets):
     if not root.is_dir():
         pytest.skip(f"FER-2013 not found at {root}")
     train, warned = _load(load_fer2013, root, split="train")
-    assert not warned and Counter(r.label for r in train) == FER_TRAIN and len(train) == 6436
+    assert not warned and Counter(r.label for r in train) == FER_TRAIN and len(train) == 28709
     validation = load_fer2013(root, split="validation")
     assert len(validation) == 3589 and Counter(r.label for r in validation) == FER_VALIDATION
     r = train[0]
     assert r.image == r.source and r.source.suffix == ".jpg" and r.speaker == r.source.stem
     assert r.get("split") == "train" and r.dataset == "fer2013"
     both = load_fer2013(root, split=None)
-    assert len(both) == 6436 + 3589 and {x.get("split") for x in both} == {"train", "validation"}
+    assert len(both) == 28709 + 3589 and {x.get("split") for x in both} == {"train", "validation"}
     with pytest.raises(DatasetError, match="found splits"):
         load_fer2013(root, split="test")
     with pytest.raises(ConfigError):
