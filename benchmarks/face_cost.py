@@ -36,7 +36,9 @@ from edge_ser.vision.face import FaceCropper, FaceCropSpec  # noqa: E402
 
 def frames(width: int, height: int, n: int = 50) -> list[np.ndarray]:
     side = height // 2
-    faces = generate_faces(SyntheticAVSpec(n_per_class=1, frames=n, frame_size=(side, side), seed=1, labels=("happy",)))
+    faces = generate_faces(
+        SyntheticAVSpec(n_per_class=1, frames=n, frame_size=(side, side), seed=1, labels=("happy",))
+    )
     out = []
     for i, f in enumerate(faces[0][0]):
         frame = np.full((height, width, 3), 80, np.uint8)
@@ -71,8 +73,13 @@ def main() -> None:
         for name in methods:
             med = statistics.median(times[name])
             rows.append(
-                {"frame": f"{w}x{h}", "method": name, "ms": med, "vs_full": full / med,
-                 "found": found[name] / (args.repeats * len(clip))}
+                {
+                    "frame": f"{w}x{h}",
+                    "method": name,
+                    "ms": med,
+                    "vs_full": full / med,
+                    "found": found[name] / (args.repeats * len(clip)),
+                }
             )
     md = [
         "# Face crop cost per frame (one thread, interleaved)",
@@ -80,7 +87,8 @@ def main() -> None:
         "| frame | method | median ms / frame | speed-up vs full resolution | face found |",
         "|---|---|---|---|---|",
     ] + [
-        f"| {r['frame']} | {r['method']} | {r['ms']:.2f} | {r['vs_full']:.1f}x | {r['found']:.0%} |" for r in rows
+        f"| {r['frame']} | {r['method']} | {r['ms']:.2f} | {r['vs_full']:.1f}x | {r['found']:.0%} |"
+        for r in rows
     ]
     md += [
         "",

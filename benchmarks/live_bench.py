@@ -38,7 +38,9 @@ def make_media(folder: Path, seconds: float) -> tuple[Path, Path]:
         i += 1
     y = np.concatenate(parts)[: int(seconds * sr)].astype(np.float32)
     wav = write_wav(folder / "speech.wav", y, sr)
-    faces = generate_faces(SyntheticAVSpec(n_per_class=1, frames=50, frame_size=(240, 240), seed=1, labels=("happy",)))[0][0]
+    faces = generate_faces(
+        SyntheticAVSpec(n_per_class=1, frames=50, frame_size=(240, 240), seed=1, labels=("happy",))
+    )[0][0]
     video = folder / "face.mp4"
     fps = 25
     writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), fps, (640, 480))
@@ -66,16 +68,31 @@ def main() -> None:
         name = "live_bench" if args.seconds >= 300 else "live_bench_partial"
         print(f"media ready ({args.seconds:g} s); running the live pipeline in real time...", flush=True)
         cmd = [
-            sys.executable, "-m", "edge_ser", "bench", "--live", str(args.bundle), "--audio-file", str(wav),
-            "--video-file", str(video), "--engine", args.engine, "--threads", "1",
-            "--out", str(REPO / "benchmarks" / "results" / name),
+            sys.executable,
+            "-m",
+            "edge_ser",
+            "bench",
+            "--live",
+            str(args.bundle),
+            "--audio-file",
+            str(wav),
+            "--video-file",
+            str(video),
+            "--engine",
+            args.engine,
+            "--threads",
+            "1",
+            "--out",
+            str(REPO / "benchmarks" / "results" / name),
         ]
         env = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
         import os
 
         subprocess.run(cmd, check=True, env={**os.environ, **env})
     # the results name the command that reproduces them, not the temp files it passed on
-    made_by = "python benchmarks/live_bench.py" + (f" --seconds {args.seconds:g}" if args.seconds != 300 else "")
+    made_by = "python benchmarks/live_bench.py" + (
+        f" --seconds {args.seconds:g}" if args.seconds != 300 else ""
+    )
     for suffix in (".md", ".json"):
         path = REPO / "benchmarks" / "results" / f"{name}{suffix}"
         text = path.read_text()

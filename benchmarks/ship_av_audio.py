@@ -23,8 +23,8 @@ sys.path.insert(0, str(REPO))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-
 from av_laq import PAIRED_CLASSES  # noqa: E402
+
 from converters.compress import compress  # noqa: E402
 from converters.data import group_kfold, load_dataset  # noqa: E402
 from converters.data.av_dataset import audio_arrays  # noqa: E402
@@ -65,12 +65,23 @@ def main() -> None:
     except ImportError:
         calib = None
     build_bundle(
-        args.out, c.model, c.plan, c.codes, name="av_cnn_audio", labels=list(PAIRED_CLASSES), spec=spec,
+        args.out,
+        c.model,
+        c.plan,
+        c.codes,
+        name="av_cnn_audio",
+        labels=list(PAIRED_CLASSES),
+        spec=spec,
         accuracy={
             "test": acc,
             "float_test": fp_acc,
             "dataset": "RAVDESS speech (calm dropped), the audio side of the paired AV set",
-            "split": {"kind": "actor group 6-fold", "fold": 0, "seed": 0, "sizes": {p: int(v.size) for p, v in idx.items()}},
+            "split": {
+                "kind": "actor group 6-fold",
+                "fold": 0,
+                "seed": 0,
+                "sizes": {p: int(v.size) for p, v in idx.items()},
+            },
         },
         tflite_calibration=calib,
     )

@@ -15,8 +15,8 @@ from converters.export.bundle import build_bundle
 from converters.featurize import FeatureCache, default_cache_dir
 from converters.pipeline import confusion, prepare, write_json
 from converters.quant import LaqConfig
-from converters.train import TrainConfig, accuracy, predict, seed_everything, train_classifier
 from converters.tasks import AV_DATA, Task, feature_task, model_line, synthetic_av_task
+from converters.train import TrainConfig, accuracy, predict, seed_everything, train_classifier
 from edge_ser.errors import ConfigError
 from edge_ser.features import FeatureSpec
 
@@ -298,7 +298,11 @@ def cmd_model(args: argparse.Namespace) -> int:
         model = AVCNN(cfg, mode=args.mode)
         rows, total = count_flops(model)
     params = count_params(model)
-    per = "per log-Mel patch" if args.name in ("squeezenet_lms", "small_cnn", "tiny_transformer") else "per clip"
+    per = (
+        "per log-Mel patch"
+        if args.name in ("squeezenet_lms", "small_cnn", "tiny_transformer")
+        else "per clip"
+    )
     print(f"{args.name}" + (f" [{args.mode}]" if args.name == "av_cnn" else "") + f", {per}:")
     print(f"  {'layer':10s} {'op':8s} {'input':>14s} {'output':>14s} {'params':>8s} {'FLOPs':>12s}")
     for r in rows:

@@ -25,8 +25,8 @@ from converters.data import (
     load_synthetic,
     stratified_split,
 )
-from converters.data.synthetic import SPEC_FILE as SYNTHETIC_SPEC_FILE
 from converters.data import write as write_synthetic
+from converters.data.synthetic import SPEC_FILE as SYNTHETIC_SPEC_FILE
 from converters.featurize import ExtractStats, FeatureCache, default_cache_dir, extract
 from edge_ser.errors import ConfigError
 from edge_ser.features import FeatureSpec

@@ -245,7 +245,8 @@ class Bundle:
         parts = [
             f"{self.name} from {self.source}",
             f"{self.num_classes} labels",
-            "input " + " + ".join(f"{io_['name']} {list(io_['shape'])}" for io_ in self.manifest["model"]["inputs"]),
+            "input "
+            + " + ".join(f"{io_['name']} {list(io_['shape'])}" for io_ in self.manifest["model"]["inputs"]),
         ]
         if bits is not None:
             parts.append(f"{bits:g} bits/weight on average")
@@ -734,7 +735,9 @@ def _validate_av_input(c: _Checker, manifest: dict[str, Any], inputs: list[Any],
     except (TypeError, ValueError, ArithmeticError) as e:
         raise c.fail("av_input", f"invalid value ({type(e).__name__}: {e})") from e
     if av_spec.feature_spec != spec:
-        raise c.fail("av_input.feature_spec", "differs from the manifest's feature_spec (they must be the same)")
+        raise c.fail(
+            "av_input.feature_spec", "differs from the manifest's feature_spec (they must be the same)"
+        )
     known = [n for n in names if n in av_spec.shapes]
     if not known:
         raise c.fail("av_input", f"the model has no 'faces' or 'audio' input (inputs: {list(names)})")

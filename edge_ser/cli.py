@@ -304,9 +304,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def cmd_info(args: argparse.Namespace) -> int:
     from edge_ser.bundle import load_bundle
-    from edge_ser.engines import available_engines
-
-    from edge_ser.engines import engines_for
+    from edge_ser.engines import available_engines, engines_for
 
     bundle = load_bundle(args.bundle)
     m = bundle.manifest

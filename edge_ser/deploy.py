@@ -250,15 +250,31 @@ def _tail(text: str, n: int = 12) -> str:
 class _Ssh:
     """Runs shell scripts on the target through the `ssh` binary, over one multiplexed connection."""
 
-    def __init__(self, target: Target, *, identity: str | None, options: Sequence[str], connect_timeout: float,
-                 multiplex: bool) -> None:
+    def __init__(
+        self,
+        target: Target,
+        *,
+        identity: str | None,
+        options: Sequence[str],
+        connect_timeout: float,
+        multiplex: bool,
+    ) -> None:
         self.target = target
         self.name = str(target)
         self.ssh = shutil.which("ssh")
         if self.ssh is None:
             raise DeployError(self.name, "connect", "the OpenSSH client (ssh) is not installed here")
-        base = [self.ssh, "-o", "BatchMode=yes", "-o", f"ConnectTimeout={max(1, round(connect_timeout))}",
-                "-o", "ServerAliveInterval=15", "-o", "ServerAliveCountMax=4"]
+        base = [
+            self.ssh,
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            f"ConnectTimeout={max(1, round(connect_timeout))}",
+            "-o",
+            "ServerAliveInterval=15",
+            "-o",
+            "ServerAliveCountMax=4",
+        ]
         if target.port:
             base += ["-p", str(target.port)]
         if identity:
@@ -285,7 +301,9 @@ class _Ssh:
                 msg = Path(log).read_text(errors="replace")
                 shutil.rmtree(self._dir, ignore_errors=True)
                 self._dir = None
-                raise DeployError(self.name, "connect", f"ssh failed (exit {rc}): {_tail(msg) or 'no message'}")
+                raise DeployError(
+                    self.name, "connect", f"ssh failed (exit {rc}): {_tail(msg) or 'no message'}"
+                )
             self._control = control
         return self
 
@@ -299,25 +317,35 @@ class _Ssh:
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None
 
-    def run(self, script: str, step: str, *, data: bytes | None = None, timeout: float = 300,
-            check: bool = True) -> subprocess.CompletedProcess:
+    def run(
+        self, script: str, step: str, *, data: bytes | None = None, timeout: float = 300, check: bool = True
+    ) -> subprocess.CompletedProcess:
         """Run `script` with `sh -c` on the target; a non-zero exit raises DeployError(step) when `check`."""
         cmd = list(self.base)
         if self._control is not None:
             cmd += ["-o", "ControlMaster=no", "-o", f"ControlPath={self._control}"]
         cmd += ["--", self.target.destination, "sh -c " + shlex.quote(script)]
         try:
-            cp = subprocess.run(cmd, input=data if data is not None else b"", capture_output=True, timeout=timeout,
-                                check=False)
+            cp = subprocess.run(
+                cmd,
+                input=data if data is not None else b"",
+                capture_output=True,
+                timeout=timeout,
+                check=False,
+            )
         except subprocess.TimeoutExpired:
             raise DeployError(self.name, step, f"no answer within {timeout:g} s") from None
         cp.stdout = cp.stdout.decode(errors="replace")
         cp.stderr = cp.stderr.decode(errors="replace")
         if cp.returncode == 255:
-            raise DeployError(self.name, step, f"ssh failed (exit 255): {_tail(cp.stderr) or 'connection lost'}")
+            raise DeployError(
+                self.name, step, f"ssh failed (exit 255): {_tail(cp.stderr) or 'connection lost'}"
+            )
         if check and cp.returncode != 0:
             out = _tail(cp.stderr + "\n" + cp.stdout)
-            raise DeployError(self.name, step, f"failed on the device (exit {cp.returncode}): {out or 'no output'}")
+            raise DeployError(
+                self.name, step, f"failed on the device (exit {cp.returncode}): {out or 'no output'}"
+            )
         return cp
 
 
@@ -487,7 +515,9 @@ def deploy(
             t0 = time.perf_counter()
             incoming = f"{root}/versions/.incoming-{v}-{secrets.token_hex(4)}"
             data = _tar_bundle(payload.files)
-            say(f"{name}: uploading {len(payload.files)} files ({len(data) / 1e3:.0f} KB) and checking them there")
+            say(
+                f"{name}: uploading {len(payload.files)} files ({len(data) / 1e3:.0f} KB) and checking them there"
+            )
             cp = ssh.run(_vars(R=root, V=v, I=incoming, SUMS=payload.sums_sha256) + _UPLOAD, "upload", data=data,
                          timeout=max(300.0, len(data) / 100e3), check=False)  # fmt: skip
             if cp.returncode == 3:
@@ -502,7 +532,9 @@ def deploy(
 
         env = _env(root, v, service)
         sudo = "" if uid == "0" else "sudo -n "
-        restart_line = restart_cmd if restart_cmd is not None else f"{sudo}systemctl restart {shlex.quote(service)}"
+        restart_line = (
+            restart_cmd if restart_cmd is not None else f"{sudo}systemctl restart {shlex.quote(service)}"
+        )
         systemd_checked = restart and restart_cmd is None
         if health_cmd is not None:
             health_script = env + health_cmd
@@ -521,7 +553,9 @@ def deploy(
             if not restart:
                 return None
             t = time.perf_counter()
-            cp = ssh.run(_env(root, version, service) + restart_line, step, timeout=health_timeout, check=False)
+            cp = ssh.run(
+                _env(root, version, service) + restart_line, step, timeout=health_timeout, check=False
+            )
             timed(step, t)
             return cp
 
@@ -600,19 +634,30 @@ def add_deploy_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--identity", "-i", default=None, help="SSH private key file")
     p.add_argument("--ssh-option", "-o", action="append", default=[], metavar="OPTION",
                    help="an ssh -o option, e.g. StrictHostKeyChecking=accept-new (repeatable)")  # fmt: skip
-    p.add_argument("--root", default=DEFAULT_ROOT, help=f"bundle folder on the device (default {DEFAULT_ROOT})")
+    p.add_argument(
+        "--root", default=DEFAULT_ROOT, help=f"bundle folder on the device (default {DEFAULT_ROOT})"
+    )
     p.add_argument("--service", default=DEFAULT_SERVICE, help=f"systemd service (default {DEFAULT_SERVICE})")
     p.add_argument("--no-restart", action="store_true", help="switch the link but do not restart the service")
     p.add_argument("--restart-cmd", default=None,
                    help="device shell command instead of `[sudo -n] systemctl restart SERVICE`")  # fmt: skip
-    p.add_argument("--health-cmd", default=None,
-                   help="device shell command whose exit status is the health check (default: `edge-ser info "
-                   "ROOT/current` and, after --health-wait, `systemctl is-active SERVICE`); sees $EDGE_SER_CURRENT")
-    p.add_argument("--health-wait", type=float, default=DEFAULT_HEALTH_WAIT,
-                   help=f"seconds the restarted service must stay up before the check (default {DEFAULT_HEALTH_WAIT:g})")
+    p.add_argument(
+        "--health-cmd",
+        default=None,
+        help="device shell command whose exit status is the health check (default: `edge-ser info "
+        "ROOT/current` and, after --health-wait, `systemctl is-active SERVICE`); sees $EDGE_SER_CURRENT",
+    )
+    p.add_argument(
+        "--health-wait",
+        type=float,
+        default=DEFAULT_HEALTH_WAIT,
+        help=f"seconds the restarted service must stay up before the check (default {DEFAULT_HEALTH_WAIT:g})",
+    )
     p.add_argument("--keep", type=int, default=DEFAULT_KEEP,
                    help=f"versions kept on the device (default {DEFAULT_KEEP}; 0: never prune)")  # fmt: skip
-    p.add_argument("--no-multiplex", action="store_true", help="one SSH connection per step (no ControlMaster)")
+    p.add_argument(
+        "--no-multiplex", action="store_true", help="one SSH connection per step (no ControlMaster)"
+    )
     p.add_argument("--quiet", "-q", action="store_true", help="print only the result")
 
 

@@ -26,10 +26,10 @@ Clocks, cores and caches come from /sys, /proc/cpuinfo and lscpu. The result is 
 from __future__ import annotations
 
 import argparse
+import base64
 import ctypes
 import datetime as _dt
 import hashlib
-import base64
 import json
 import os
 import platform

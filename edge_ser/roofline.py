@@ -241,7 +241,11 @@ def build_report(
         gflops = r.flops / (ms * 1e6) if ok else None
         gbps = r.bytes / (ms * 1e6) if ok else None
         frac = gflops / bound if ok and bound > 0 and r.flops else None
-        points.append(LayerPoint(r.index, r.op, r.name, r.flops, r.bytes, r.intensity, ms, gflops, gbps, bound, frac, limit))
+        points.append(
+            LayerPoint(
+                r.index, r.op, r.name, r.flops, r.bytes, r.intensity, ms, gflops, gbps, bound, frac, limit
+            )
+        )
     if not measured:
         lat = sum(p.ms for p in points if p.ms)
     total_bound = min(peak_value, counts.intensity * bw.value)
@@ -250,12 +254,16 @@ def build_report(
     over_m = [p.name for p in points if p.fraction is not None and p.fraction > 1.0 and p.limit == "memory"]
     if measured and (over_c or (attained > total_bound and counts.intensity >= ridge)):
         notes.append(
-            "Above the compute roof: " + (", ".join(over_c) or "the model") + ". The host's peak is the best GEMM "
+            "Above the compute roof: "
+            + (", ".join(over_c) or "the model")
+            + ". The host's peak is the best GEMM "
             "measured here, a lower bound on the silicon's peak; an engine's own kernels can beat it."
         )
     if measured and over_m:
         notes.append(
-            "Above the memory roof: " + ", ".join(over_m) + ". Their data (a few hundred KB of activations) stays "
+            "Above the memory roof: "
+            + ", ".join(over_m)
+            + ". Their data (a few hundred KB of activations) stays "
             "in the caches between nodes, so DRAM bandwidth does not bound them; the roof assumes every byte "
             "comes from DRAM."
         )
@@ -344,11 +352,15 @@ def plot_png(report: RooflineReport, path: Path) -> Path:
     rx, ry = px(ridge, peak)
     for yy in range(ry, H - bottom, 12):
         cv2.line(img, (rx, yy), (rx, min(yy + 6, H - bottom)), (40, 40, 200), 1)
-    cv2.putText(img, f"ridge {ridge:.2f} FLOP/B", (rx + 6, H - bottom - 10), font, 0.5, (40, 40, 200), 1, cv2.LINE_AA)
+    cv2.putText(
+        img, f"ridge {ridge:.2f} FLOP/B", (rx + 6, H - bottom - 10), font, 0.5, (40, 40, 200), 1, cv2.LINE_AA
+    )
     unit = "GOP/s" if report.precision.startswith("int") else "GFLOP/s"
     tx, _ = px(x1, peak)
     cv2.putText(img, f"peak {peak:.4g} {unit}", (tx - 170, ry - 10), font, 0.5, (40, 40, 200), 1, cv2.LINE_AA)
-    cv2.putText(img, f"{bw:.4g} GB/s", px(xa * 1.3, bw * xa * 1.3 * 1.6), font, 0.5, (40, 40, 200), 1, cv2.LINE_AA)
+    cv2.putText(
+        img, f"{bw:.4g} GB/s", px(xa * 1.3, bw * xa * 1.3 * 1.6), font, 0.5, (40, 40, 200), 1, cv2.LINE_AA
+    )
     # points
     labelled = 0
     for p in sorted(report.layers, key=lambda q: q.intensity):
@@ -358,7 +370,16 @@ def plot_png(report: RooflineReport, path: Path) -> Path:
             if p.flops >= 0.02 * report.flops:  # label the layers that matter, alternately below and above
                 dy = 18 if labelled % 2 == 0 else -9
                 labelled += 1
-                cv2.putText(img, p.name.strip("/")[:24], (c[0] - 10, c[1] + dy), font, 0.4, (120, 70, 20), 1, cv2.LINE_AA)
+                cv2.putText(
+                    img,
+                    p.name.strip("/")[:24],
+                    (c[0] - 10, c[1] + dy),
+                    font,
+                    0.4,
+                    (120, 70, 20),
+                    1,
+                    cv2.LINE_AA,
+                )
     mc = px(report.intensity, report.attained_gflops)
     cv2.circle(img, mc, 9, (30, 160, 30), -1, cv2.LINE_AA)
     cv2.putText(img, "model", (mc[0] + 11, mc[1] + 5), font, 0.55, (20, 110, 20), 2, cv2.LINE_AA)
@@ -366,7 +387,9 @@ def plot_png(report: RooflineReport, path: Path) -> Path:
         "" if report.measured else " - PROJECTION"
     )
     cv2.putText(img, title, (left, 26), font, 0.6, black, 1, cv2.LINE_AA)
-    cv2.putText(img, "arithmetic intensity (FLOP / byte)", (W // 2 - 150, H - 25), font, 0.55, black, 1, cv2.LINE_AA)
+    cv2.putText(
+        img, "arithmetic intensity (FLOP / byte)", (W // 2 - 150, H - 25), font, 0.55, black, 1, cv2.LINE_AA
+    )
     ylab = np.full((30, 260, 3), 255, np.uint8)
     cv2.putText(ylab, f"attained {unit}", (5, 21), font, 0.55, black, 1, cv2.LINE_AA)
     ylab = cv2.rotate(ylab, cv2.ROTATE_90_COUNTERCLOCKWISE)

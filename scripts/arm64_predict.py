@@ -354,7 +354,9 @@ def _markdown(res: dict, notes: str | None) -> str:
     ]
     for r in res["rows"]:
         if "top1_agree" not in r:
-            L.append(f"| {r['bundle']} | {r['sample']} | {r['engine']} | did not run on both | | | | | | | | |")
+            L.append(
+                f"| {r['bundle']} | {r['sample']} | {r['engine']} | did not run on both | | | | | | | | |"
+            )
             continue
         L.append(
             f"| {r['bundle']} | {r['sample']} | {r['engine']} | {r['top1_x86']} | {r['top1_arm64']} | "
@@ -375,7 +377,9 @@ def _markdown(res: dict, notes: str | None) -> str:
     L += ["", "## Versions", "", "| | x86 host | arm64 root (emulated) |", "|---|---|---|"]
     for k in ("machine", "uname", "python", "numpy", "onnxruntime", "opencv", "edge_ser"):
         L.append(f"| {k} | {x.get(k, '')} | {a.get(k, '')} |")
-    L.append(f"| onnxruntime providers | {x.get('onnxruntime_providers')} | {a.get('onnxruntime_providers')} |")
+    L.append(
+        f"| onnxruntime providers | {x.get('onnxruntime_providers')} | {a.get('onnxruntime_providers')} |"
+    )
     L.append(
         f"| numpy SIMD in use | {', '.join(x.get('numpy_simd_found', []))} | "
         f"{', '.join(a.get('numpy_simd_found', []))} |"

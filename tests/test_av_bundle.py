@@ -235,13 +235,12 @@ def test_cli_laq_av_cnn_end_to_end(tmp_path, capsys):
 def test_predict_on_a_video_file(fused_bundle, tmp_path, capsys):
     """`edge-ser predict` with an AV bundle on a real mp4 (drawn faces + muxed speech): the same inputs as
     clip_inputs on the decoded frames and audio, and the engine's output for them."""
-    from tests.av_media import ffmpeg_or_skip, mux, write_speech, write_video
-
     from edge_ser.audio import load
     from edge_ser.av_input import clip_inputs, file_inputs
     from edge_ser.cli import main
     from edge_ser.vision.face import FaceCropper
     from edge_ser.vision.video import read_video
+    from tests.av_media import ffmpeg_or_skip, mux, write_speech, write_video
 
     ffmpeg = ffmpeg_or_skip()
     clip = mux(
@@ -264,8 +263,8 @@ def test_predict_on_a_video_file(fused_bundle, tmp_path, capsys):
 
 
 def test_file_inputs_errors(tmp_path):
-    from edge_ser.av_input import file_inputs
     from edge_ser.audio import write_wav
+    from edge_ser.av_input import file_inputs
 
     wav = write_wav(tmp_path / "a.wav", np.zeros(16000, np.float32), 16000)
     with pytest.raises(ConfigError, match="video file"):

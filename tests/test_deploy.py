@@ -92,7 +92,11 @@ class SshServer:
         return f"{self.user}@127.0.0.1:{self.port}"
 
     def options(self) -> list[str]:
-        return ["StrictHostKeyChecking=no", f"UserKnownHostsFile={self.tmp / 'known_hosts'}", "LogLevel=ERROR"]
+        return [
+            "StrictHostKeyChecking=no",
+            f"UserKnownHostsFile={self.tmp / 'known_hosts'}",
+            "LogLevel=ERROR",
+        ]
 
     def args(self) -> list[str]:
         a = ["-p", str(self.port), "-i", str(self.key), "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes"]
@@ -120,7 +124,9 @@ def sshd(tmp_path_factory):
     server.stop()
 
 
-HEALTH_OK = f'PYTHONPATH={shlex.quote(str(REPO))} {shlex.quote(sys.executable)} -m edge_ser info "$EDGE_SER_CURRENT"'
+HEALTH_OK = (
+    f'PYTHONPATH={shlex.quote(str(REPO))} {shlex.quote(sys.executable)} -m edge_ser info "$EDGE_SER_CURRENT"'
+)
 
 
 def _deploy(sshd: SshServer, root: Path, bundle: str, **kw):
@@ -153,7 +159,9 @@ def test_deploy_then_idempotent_redeploy(sshd, tmp_path):
     vdir = root / "versions" / v
     for name in ("manifest.json", "model.onnx", "weights.esq", "SHA256SUMS"):
         assert (vdir / name).is_file()
-    ok = subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=vdir, capture_output=True, text=True, check=False)
+    ok = subprocess.run(
+        ["sha256sum", "-c", "SHA256SUMS"], cwd=vdir, capture_output=True, text=True, check=False
+    )
     assert ok.returncode == 0 and ok.stdout.count(": OK") == 6, ok.stdout
     from edge_ser.bundle import load_bundle
 

@@ -31,7 +31,10 @@ from edge_ser.errors import BundleError, ConfigError, MissingDependencyError
 
 REPO = Path(__file__).resolve().parents[1]
 HINT = "pip install 'edge-ser[device]'"
-GRAPH_ENGINES = ("onnxruntime", "numpy")  # the engines that run model.onnx (tflite: tests/test_tflite_engine.py)
+GRAPH_ENGINES = (
+    "onnxruntime",
+    "numpy",
+)  # the engines that run model.onnx (tflite: tests/test_tflite_engine.py)
 
 
 def close(a: np.ndarray, b: np.ndarray, rel: float = 1e-5) -> None:

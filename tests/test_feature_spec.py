@@ -6,7 +6,6 @@ import json
 
 import numpy as np
 import pytest
-
 from _signals import clip
 
 from edge_ser.errors import AudioFormatError, ConfigError

@@ -17,7 +17,6 @@ import warnings
 
 import numpy as np
 import pytest
-
 from _signals import CLIPS, RATES, clip
 
 import edge_ser.features as F

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from _signals import clip
 
 from edge_ser.errors import AudioFormatError, ConfigError

@@ -7,13 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _signals import voiced
 
 import converters.featurize as featurize
 from converters.featurize import FeatureCache, extract
 from edge_ser.audio import write_wav
 from edge_ser.features import FeatureSpec, file_vector
-
-from _signals import voiced
 
 
 @pytest.fixture()

@@ -102,14 +102,28 @@ def test_run_on_a_wav_matches_predict_and_gates_silence(bundle, wav, no_camera, 
     win, hop = 1.5, 0.5
     rc = main(
         [
-            "run", str(bundle.root), "--audio-file", str(wav), "--fast", "--json", "-", "--no-console",
-            "--engine", ENGINE, "--window", str(win), "--hop", str(hop),
+            "run",
+            str(bundle.root),
+            "--audio-file",
+            str(wav),
+            "--fast",
+            "--json",
+            "-",
+            "--no-console",
+            "--engine",
+            ENGINE,
+            "--window",
+            str(win),
+            "--hop",
+            str(hop),
         ]
     )
     assert rc == 0
     out = capsys.readouterr().out
     results = [result_from_dict(json.loads(line)) for line in out.splitlines() if line.strip()]
-    assert [r.t for r in results] == pytest.approx([1.5 + hop * i for i in range(9)])  # windows end 1.5 .. 5.5 s
+    assert [r.t for r in results] == pytest.approx(
+        [1.5 + hop * i for i in range(9)]
+    )  # windows end 1.5 .. 5.5 s
 
     y, _ = load(wav, sr=SR)
     n_win = int(round(win * SR))
@@ -163,13 +177,27 @@ def test_bench_live_reports_stage_timings(bundle, tmp_path, no_camera, capsys):
     from edge_ser.cli import main
 
     sr_file = 22050
-    y = np.concatenate([_voiced(1.5, sr=sr_file), np.zeros(sr_file // 2, np.float32), _burst(1.0, sr=sr_file)])
+    y = np.concatenate(
+        [_voiced(1.5, sr=sr_file), np.zeros(sr_file // 2, np.float32), _burst(1.0, sr=sr_file)]
+    )
     wav = write_wav(tmp_path / "b.wav", y, sr_file)
     out = tmp_path / "bench"
     rc = main(
         [
-            "bench", "--live", str(bundle.root), "--audio-file", str(wav), "--fast", "--engine", ENGINE,
-            "--window", "1.0", "--hop", "0.5", "--out", str(out),
+            "bench",
+            "--live",
+            str(bundle.root),
+            "--audio-file",
+            str(wav),
+            "--fast",
+            "--engine",
+            ENGINE,
+            "--window",
+            "1.0",
+            "--hop",
+            "0.5",
+            "--out",
+            str(out),
         ]
     )
     assert rc == 0

@@ -104,8 +104,14 @@ def bundles(tmp_path_factory):
         plan = BitPlan.uniform(model, 4)
         frozen, codes = freeze(model, plan)
         path = build_bundle(
-            tmp_path_factory.mktemp(mode) / "b", frozen, plan, codes, name="av", labels=labels,
-            spec=AVInputSpec(), accuracy={},
+            tmp_path_factory.mktemp(mode) / "b",
+            frozen,
+            plan,
+            codes,
+            name="av",
+            labels=labels,
+            spec=AVInputSpec(),
+            accuracy={},
         )
         out[mode] = load_bundle(path)
     return out

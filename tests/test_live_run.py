@@ -67,7 +67,9 @@ def test_fast_run_is_reproducible(media, tmp_path):
     runs = []
     for k in range(2):
         out = tmp_path / f"run{k}.jsonl"
-        p = _cli("--audio-file", str(wav), "--video-file", str(video), "--fast", "--json", str(out), "--no-console")
+        p = _cli(
+            "--audio-file", str(wav), "--video-file", str(video), "--fast", "--json", str(out), "--no-console"
+        )
         _, err = p.communicate(timeout=120)
         assert p.returncode == 0, err
         runs.append(read_jsonl(out))

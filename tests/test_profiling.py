@@ -17,7 +17,10 @@ BUNDLE = Path(__file__).resolve().parents[1] / "bundles" / "av_cnn"
 @pytest.fixture(scope="module")
 def inputs():
     rng = np.random.default_rng(0)
-    return {"faces": rng.random((1, 6, 64, 64), dtype=np.float32), "audio": rng.random((1, 6, 40), dtype=np.float32)}
+    return {
+        "faces": rng.random((1, 6, 64, 64), dtype=np.float32),
+        "audio": rng.random((1, 6, 40), dtype=np.float32),
+    }
 
 
 @pytest.mark.parametrize("engine", ["numpy", "onnxruntime"])

@@ -7,10 +7,9 @@ import math
 import numpy as np
 import pytest
 
+import edge_ser.audio.polyphase as rs  # noqa: E402
 from edge_ser.audio import resample
 from edge_ser.errors import ConfigError
-
-import edge_ser.audio.polyphase as rs  # noqa: E402
 
 signal = pytest.importorskip("scipy.signal")
 

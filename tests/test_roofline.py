@@ -41,9 +41,14 @@ def test_measured_on_the_host_from_the_cli(tmp_path, capsys, monkeypatch):
     from edge_ser.cli import main
 
     quick = hostbench.host_profile(quick=True, cache=tmp_path / "host.json")
-    monkeypatch.setattr("edge_ser.profiles.load_profile", lambda name: quick if name == "host" else load_profile(name))
+    monkeypatch.setattr(
+        "edge_ser.profiles.load_profile", lambda name: quick if name == "host" else load_profile(name)
+    )
     out = tmp_path / "host"
-    assert main(["bench", str(AV), "--profile", "host", "--engine", "numpy", "--runs", "20", "--out", str(out)]) == 0
+    assert (
+        main(["bench", str(AV), "--profile", "host", "--engine", "numpy", "--runs", "20", "--out", str(out)])
+        == 0
+    )
     text = capsys.readouterr().out
     assert "Measured on this machine" in text and "numpy's profiler" in text
     data = json.loads(out.with_suffix(".json").read_text())

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from edge_ser.lms_input import LMSSpec, lms_frames, segment_dataset, segments, utterance_vote
 from converters.models.squeezenet_lms import count_flops, count_params, squeezenet_lms, to_onnx
 from edge_ser.errors import ConfigError
+from edge_ser.lms_input import LMSSpec, lms_frames, segment_dataset, segments, utterance_vote
 
 SR = 16000
 

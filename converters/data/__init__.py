@@ -14,8 +14,8 @@ from converters.data.loaders import (
     load_folder,
     load_ravdess,
     load_savee,
-    load_video_folder,
     load_tess,
+    load_video_folder,
 )
 from converters.data.records import Record, summarize
 from converters.data.splits import Split, group_kfold, leave_one_speaker_out, stratified_split

@@ -21,10 +21,10 @@ from converters.export.onnx_export import externalize, graph_json, initializers,
 from converters.quant.bitplan import BitPlan, quantizable_layers
 from edge_ser.av_input import AVInputSpec
 from edge_ser.bundle import MANIFEST_SCHEMA_VERSION, write_bundle
-from edge_ser.lms_input import LMSSpec
 from edge_ser.errors import ConfigError
 from edge_ser.features import FeatureSpec
 from edge_ser.flops import GraphCount, count_graph, weight_infos
+from edge_ser.lms_input import LMSSpec
 from edge_ser.packed import Tensor, write_esq
 from edge_ser.vision.face import FaceCropSpec
 
@@ -74,7 +74,9 @@ def packed_tensors(proto, plan: BitPlan, codes: dict[str, tuple[np.ndarray, np.n
             continue
         layer = weight_of.get(name)
         if layer is None:
-            tensors.append(Tensor.raw(name, np.array(arr, dtype=np.float32, order="C")))  # keeps 0-d scalars 0-d
+            tensors.append(
+                Tensor.raw(name, np.array(arr, dtype=np.float32, order="C"))
+            )  # keeps 0-d scalars 0-d
             continue
         q, s = codes[layer]
         if not np.array_equal(q.astype(np.float32) * s.reshape((-1,) + (1,) * (q.ndim - 1)), arr):
@@ -167,7 +169,10 @@ def build_bundle(
         **(extra or {}),
     }
     if norm_input is not None:
-        mean, std = model.mean.reshape(-1).tolist(), model.std.reshape(-1).tolist()  # scalars for squeezenet_lms
+        mean, std = (
+            model.mean.reshape(-1).tolist(),
+            model.std.reshape(-1).tolist(),
+        )  # scalars for squeezenet_lms
         manifest["normalization"] = {
             "mean": mean,
             "std": std,

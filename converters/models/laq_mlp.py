@@ -6,7 +6,7 @@ the exported graph takes raw feature vectors and the device never needs separate
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn

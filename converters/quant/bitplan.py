@@ -43,7 +43,7 @@ class BitPlan:
                 raise ConfigError(f"BitPlan layer {name!r}: {e}") from e
 
     @classmethod
-    def uniform(cls, model: nn.Module, bits: int, method: str | None = None) -> "BitPlan":
+    def uniform(cls, model: nn.Module, bits: int, method: str | None = None) -> BitPlan:
         """Every quantizable layer at `bits`."""
         layers = quantizable_layers(model)
         return cls(
@@ -62,7 +62,7 @@ class BitPlan:
         """Packed weight payload in bytes, sum(params * bits) / 8 (scales and biases not included)."""
         return sum(self.params[n] * b for n, b in self.bits.items()) / 8
 
-    def with_bits(self, name: str, bits: int) -> "BitPlan":
+    def with_bits(self, name: str, bits: int) -> BitPlan:
         return BitPlan({**self.bits, name: bits}, self.params, self.method, self.info)
 
     def to_dict(self) -> dict[str, Any]:
@@ -75,7 +75,7 @@ class BitPlan:
         }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "BitPlan":
+    def from_dict(cls, d: dict[str, Any]) -> BitPlan:
         try:
             return cls(
                 {k: int(v) for k, v in d["bits"].items()},
@@ -95,7 +95,7 @@ class BitPlan:
         return path
 
     @classmethod
-    def load(cls, path: str | Path) -> "BitPlan":
+    def load(cls, path: str | Path) -> BitPlan:
         try:
             return cls.from_dict(json.loads(Path(path).read_text()))
         except (OSError, json.JSONDecodeError) as e:

@@ -22,8 +22,8 @@ Beyond the paper, each by name next to the faithful one:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import torch

@@ -15,7 +15,6 @@ axis / epsilon; optional Mean and InvStdDev outputs).
 from __future__ import annotations
 
 import itertools
-
 import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any

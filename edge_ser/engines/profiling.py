@@ -17,7 +17,9 @@ from collections.abc import Mapping
 import numpy as np
 
 
-def node_times(engine, x: Mapping[str, np.ndarray] | np.ndarray, repeats: int = 50) -> dict[int, float] | None:
+def node_times(
+    engine, x: Mapping[str, np.ndarray] | np.ndarray, repeats: int = 50
+) -> dict[int, float] | None:
     """Median milliseconds per run of each graph node (node index -> ms), or None if the engine cannot say.
 
     onnxruntime fuses some nodes (e.g. Conv + Relu): a fused kernel's time goes to the node it is named after

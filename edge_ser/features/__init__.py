@@ -7,12 +7,16 @@ for the other; tests check the values against librosa (see tests/test_features_p
 
 from edge_ser.features.filters import (
     chroma as chroma_filter,
+)
+from edge_ser.features.filters import (
     dct_matrix,
     fft_frequencies,
     hz_to_mel,
-    mel as mel_filter,
     mel_frequencies,
     mel_to_hz,
+)
+from edge_ser.features.filters import (
+    mel as mel_filter,
 )
 from edge_ser.features.spec import FeatureSpec
 from edge_ser.features.spectral import (

@@ -122,7 +122,7 @@ class FeatureSpec:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "FeatureSpec":
+    def from_dict(cls, d: dict[str, Any]) -> FeatureSpec:
         """Rebuild from `to_dict()` output; missing keys take defaults, unknown keys are an error."""
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - names)
@@ -137,7 +137,7 @@ class FeatureSpec:
         return json.dumps(self.to_dict(), sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str) -> "FeatureSpec":
+    def from_json(cls, text: str) -> FeatureSpec:
         try:
             d = json.loads(text)
         except json.JSONDecodeError as e:

@@ -105,9 +105,21 @@ def summarize(stats, *, bundle: str, engine: str, rss: RssSampler, warmup: float
     growth = (after[-1] - after[0]) if after else 0.0
     wall = max(stats.wall_seconds, 1e-9)
     return LiveBenchReport(
-        bundle, engine, stats.stream_seconds, stats.wall_seconds, stats.cpu_seconds, stats.cpu_seconds / wall,
-        stats.updates, stats.speech_updates, stats.updates / wall, stages, rss.samples, growth, stats.faces_found,
-        stats.faces_cropped, stats.fallbacks,
+        bundle,
+        engine,
+        stats.stream_seconds,
+        stats.wall_seconds,
+        stats.cpu_seconds,
+        stats.cpu_seconds / wall,
+        stats.updates,
+        stats.speech_updates,
+        stats.updates / wall,
+        stages,
+        rss.samples,
+        growth,
+        stats.faces_found,
+        stats.faces_cropped,
+        stats.fallbacks,
     )
 
 

@@ -1,9 +1,9 @@
 """`edge-ser run BUNDLE`: the live demo from a microphone and a camera, or the same pipeline on files.
 
-    edge-ser run bundles/av_cnn                                   # default mic + camera 0
-    edge-ser run bundles/av_cnn --camera /dev/video2 --mic USB --web 8000
-    edge-ser run bundles/av_cnn --audio-file clip.wav --video-file clip.mp4 --fast --json -
-    edge-ser run bundles/squeezenet_lms --audio-file clip.wav --fast --json -   # log-Mel patches: audio only
+edge-ser run bundles/av_cnn                                   # default mic + camera 0
+edge-ser run bundles/av_cnn --camera /dev/video2 --mic USB --web 8000
+edge-ser run bundles/av_cnn --audio-file clip.wav --video-file clip.mp4 --fast --json -
+edge-ser run bundles/squeezenet_lms --audio-file clip.wav --fast --json -   # log-Mel patches: audio only
 """
 
 from __future__ import annotations
@@ -30,32 +30,48 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
     src.add_argument(
         "--video-file", type=Path, default=None, help="a video file or an image folder instead of the camera"
     )
-    src.add_argument("--image-fps", type=float, default=25.0, help="frame rate of an image folder (default 25)")
+    src.add_argument(
+        "--image-fps", type=float, default=25.0, help="frame rate of an image folder (default 25)"
+    )
     src.add_argument(
         "--fast",
         action="store_true",
         help="files: as fast as possible (reproducible) instead of paced in real time",
     )
     m = p.add_argument_group("model and pipeline")
-    m.add_argument("--engine", default="auto", help="auto (default), onnxruntime, numpy, tflite[-int8|-fp16|-fp32]")
+    m.add_argument(
+        "--engine", default="auto", help="auto (default), onnxruntime, numpy, tflite[-int8|-fp16|-fp32]"
+    )
     m.add_argument("--threads", type=int, default=1, help="inference threads (default 1)")
     m.add_argument(
-        "--fallback", type=Path, default=None, help="an audio-only bundle used when no face is seen (AV bundles)"
+        "--fallback",
+        type=Path,
+        default=None,
+        help="an audio-only bundle used when no face is seen (AV bundles)",
     )
     m.add_argument("--window", type=float, default=3.0, help="seconds of audio per decision (default 3)")
     m.add_argument("--hop", type=float, default=0.5, help="seconds between decisions (default 0.5)")
     m.add_argument("--smoothing", choices=("ema", "majority", "none"), default="ema", help="default ema")
     m.add_argument("--ema-alpha", type=float, default=0.5, help="weight of the newest window (default 0.5)")
     m.add_argument("--majority-k", type=int, default=5, help="windows in the majority vote (default 5)")
-    m.add_argument("--vad-db", type=float, default=-45.0, help="silence below this RMS level, dBFS (default -45)")
-    m.add_argument("--face-every", type=int, default=5, help="full face detection every k-th crop (default 5)")
+    m.add_argument(
+        "--vad-db", type=float, default=-45.0, help="silence below this RMS level, dBFS (default -45)"
+    )
+    m.add_argument(
+        "--face-every", type=int, default=5, help="full face detection every k-th crop (default 5)"
+    )
     m.add_argument("--seconds", type=float, default=None, help="stop after this much stream time")
     o = p.add_argument_group("outputs")
     o.add_argument("--no-console", action="store_true", help="no live table on the terminal")
     o.add_argument("--json", default=None, help="JSON lines to this file, or - for stdout")
     o.add_argument("--overlay", action="store_true", help="an OpenCV window with face box, label and bars")
     o.add_argument(
-        "--web", type=int, nargs="?", const=0, default=None, help="serve the live page (optional port; 0: any)"
+        "--web",
+        type=int,
+        nargs="?",
+        const=0,
+        default=None,
+        help="serve the live page (optional port; 0: any)",
     )
     o.add_argument("--web-host", default="127.0.0.1", help="interface of the page (default 127.0.0.1)")
 
@@ -104,9 +120,13 @@ def build(args: argparse.Namespace, *, stop=None, outputs=(), keep: int = 10_000
 
             source = args.camera if args.camera is not None else 0
             source = int(source) if isinstance(source, str) and source.isdigit() else source
-            frames = CameraSource(CameraConfig(source=source, width=args.width, height=args.height, fps=args.fps))
+            frames = CameraSource(
+                CameraConfig(source=source, width=args.width, height=args.height, fps=args.fps)
+            )
         tracker = FaceTracker(bundle.face_crop, TrackSpec(every=args.face_every))
-    runner = LiveRunner(pipeline, audio, frames, outputs, tracker, stop=stop, max_seconds=args.seconds, keep=keep)
+    runner = LiveRunner(
+        pipeline, audio, frames, outputs, tracker, stop=stop, max_seconds=args.seconds, keep=keep
+    )
     return bundle, runner
 
 

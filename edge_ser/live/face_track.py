@@ -99,7 +99,9 @@ class FaceTracker:
         x1, y1 = min(shape[1], int(cx + s * w / 2)), min(shape[0], int(cy + s * h / 2))
         return x0, y0, x1 - x0, y1 - y0
 
-    def _largest(self, grey: np.ndarray, region: tuple[int, int, int, int]) -> tuple[int, int, int, int] | None:
+    def _largest(
+        self, grey: np.ndarray, region: tuple[int, int, int, int]
+    ) -> tuple[int, int, int, int] | None:
         """The largest face inside `region` (x, y, w, h) in frame pixels, or None."""
         x0, y0, w, h = region
         if w < 24 or h < 24:

@@ -87,7 +87,9 @@ class VadGate:
         self.floor = -90.0
 
     def __call__(self, db: float) -> bool:
-        if not math.isfinite(db):  # digital silence (a file's pause, a muted input): the floor is as low as it gets
+        if not math.isfinite(
+            db
+        ):  # digital silence (a file's pause, a muted input): the floor is as low as it gets
             self.floor = -90.0
             return False
         self.floor = db if db < self.floor else min(db, self.floor + 0.5)
@@ -179,13 +181,28 @@ class LivePipeline:
         box = None
         if faces and getattr(faces[-1], "found", False) and faces[-1].box is not None:
             box = tuple(int(v) for v in faces[-1].box)  # the newest crop's face, if it has one
-        mode = "fused" if self.names == ("faces", "audio") else "video" if self.names == ("faces",) else "audio"
+        mode = (
+            "fused" if self.names == ("faces", "audio") else "video" if self.names == ("faces",) else "audio"
+        )
         if not speech:
             self.smoother.reset()
             total = capture_ms + face_ms + (time.perf_counter() - t0) * 1e3
             return LiveResult(
-                t, self.labels, (), (0.0,) * n, SILENCE, 0.0, False, db, mode, None, box, frame_size,
-                overflows, StageTimes(capture_ms, 0.0, face_ms, 0.0, total), notes,
+                t,
+                self.labels,
+                (),
+                (0.0,) * n,
+                SILENCE,
+                0.0,
+                False,
+                db,
+                mode,
+                None,
+                box,
+                frame_size,
+                overflows,
+                StageTimes(capture_ms, 0.0, face_ms, 0.0, total),
+                notes,
             )
         tf = time.perf_counter()
         x = self._inputs(window)
@@ -205,7 +222,9 @@ class LivePipeline:
                 else:
                     fallback = "no face: fused model on the centre crop (no audio-only fallback bundle)"
                     if "faces" not in x:
-                        x["faces"] = np.zeros((self.av.frames, self.av.face_size, self.av.face_size), np.float32)
+                        x["faces"] = np.zeros(
+                            (self.av.frames, self.av.face_size, self.av.face_size), np.float32
+                        )
         ti = time.perf_counter()
         logits = engine.predict(x)
         inference_ms = (time.perf_counter() - ti) * 1e3
@@ -214,9 +233,21 @@ class LivePipeline:
         k = int(np.argmax(s))
         total = capture_ms + face_ms + (time.perf_counter() - t0) * 1e3
         return LiveResult(
-            t, self.labels, tuple(map(float, p)), tuple(map(float, s)), self.labels[k], float(s[k]), True, db,
-            mode, fallback, box, frame_size, overflows,
-            StageTimes(capture_ms, features_ms, face_ms, inference_ms, total), notes,
+            t,
+            self.labels,
+            tuple(map(float, p)),
+            tuple(map(float, s)),
+            self.labels[k],
+            float(s[k]),
+            True,
+            db,
+            mode,
+            fallback,
+            box,
+            frame_size,
+            overflows,
+            StageTimes(capture_ms, features_ms, face_ms, inference_ms, total),
+            notes,
         )
 
     def _probs(self, logits: np.ndarray) -> np.ndarray:

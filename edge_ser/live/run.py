@@ -22,7 +22,6 @@ from edge_ser.live import sdnotify
 from edge_ser.live.pipeline import LivePipeline
 from edge_ser.live.result import LiveResult
 
-
 STAGES = ("capture", "features", "face", "inference", "total")
 
 
@@ -59,8 +58,18 @@ class RunStats:
 class LiveRunner:
     """Runs `pipeline` on an audio source (and a frame source for faces) until stopped or the files end."""
 
-    def __init__(self, pipeline: LivePipeline, audio, frames=None, outputs=(), tracker=None, *, stop=None,
-                 max_seconds: float | None = None, keep: int = 10_000) -> None:
+    def __init__(
+        self,
+        pipeline: LivePipeline,
+        audio,
+        frames=None,
+        outputs=(),
+        tracker=None,
+        *,
+        stop=None,
+        max_seconds: float | None = None,
+        keep: int = 10_000,
+    ) -> None:
         self.pipeline, self.audio, self.frames = pipeline, audio, frames
         self.outputs = list(outputs)
         self.tracker = tracker
@@ -163,7 +172,12 @@ class LiveRunner:
 
     def _faces_until(self, t: float) -> float:
         """Crop faces from frames up to stream time `t`, one per `face_dt`; returns the ms spent."""
-        if self.face_dt is None or self.frames is None or self.tracker is None or not self.pipeline.needs_faces:
+        if (
+            self.face_dt is None
+            or self.frames is None
+            or self.tracker is None
+            or not self.pipeline.needs_faces
+        ):
             return 0.0
         t0 = time.perf_counter()
         healthy = bool(getattr(self.frames, "healthy", True))
