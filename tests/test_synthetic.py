@@ -54,10 +54,10 @@ def test_spec_validation():
         SyntheticSpec.from_dict({"n_per_class": 3, "colour": "red"})
 
 
-def test_default_set_shape_balance_and_speed(default_set):
-    clips, seconds = default_set
+def test_default_set_shape_and_balance(default_set):
+    clips, _ = default_set
     spec = SyntheticSpec()
-    assert len(clips) == 7 * 30 and seconds < 5.0, f"generation took {seconds:.2f} s of CPU"
+    assert len(clips) == 7 * 30
     assert Counter(label for _, label, _ in clips) == {name: 30 for name in spec.labels}
     assert Counter(speaker for _, _, speaker in clips) == {f"s{i:02d}": 35 for i in range(1, 7)}
     assert Counter((label, speaker) for _, label, speaker in clips) == {
