@@ -11,6 +11,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from edge_ser.fileio import atomic_write  # numpy-free: safe before pin_single_thread()
+
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -62,7 +64,5 @@ def write_results(name: str, payload: dict, markdown: str) -> tuple[Path, Path]:
         (jpath, json.dumps(payload, indent=2) + "\n"),
         (mpath, f"{markdown}\n\nMade by: `{command}`\n"),
     ):
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(text)
-        tmp.replace(path)
+        atomic_write(path, text)
     return jpath, mpath

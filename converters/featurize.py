@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from edge_ser.features import FeatureSpec, file_vector
+from edge_ser.fileio import atomic_write, atomic_writer
 
 
 def default_cache_dir() -> Path:
@@ -62,22 +62,9 @@ class FeatureCache:
         path.parent.mkdir(parents=True, exist_ok=True)
         spec_file = path.parent.parent / "spec.json"
         if not spec_file.exists():
-            _atomic_write(spec_file, spec.to_json().encode())
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.save(fh, np.asarray(vec, dtype=np.float32), allow_pickle=False)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-    os.replace(tmp, path)
+            atomic_write(spec_file, spec.to_json(), permissions=None)
+        with atomic_writer(path, fsync=False, permissions=None) as fh:  # a cache: a lost entry is recomputed
+            np.save(fh, np.asarray(vec, dtype=np.float32), allow_pickle=False)
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from edge_ser.errors import ConfigError
+from edge_ser.fileio import atomic_write
 
 OBJECTIVES: dict[str, str | Callable[[dict], Mapping[str, Any]]] = {
     "toy": "converters.sweep_cli:toy_objective",
@@ -226,7 +227,5 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     text = "\n".join(lines)
     print(text)
     md = out / f"{name}.md"
-    tmp = md.with_suffix(".md.tmp")
-    tmp.write_text(text + f"\n\nResults: `{res.path}`\n")
-    tmp.replace(md)
+    atomic_write(md, text + f"\n\nResults: `{res.path}`\n")
     return 1 if res.errors else 0

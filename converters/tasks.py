@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,6 +28,7 @@ from converters.train import Inputs
 from edge_ser.av_input import AVInputSpec
 from edge_ser.errors import ConfigError
 from edge_ser.features import FeatureSpec
+from edge_ser.fileio import atomic_writer
 
 MODELS = ("laq_mlp", "av_cnn")
 AV_DATA = ("synthetic-av",)
@@ -188,9 +187,7 @@ def cached_av_arrays(
             pass  # a damaged cache entry is rebuilt below
     arrays = build()
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
-        with os.fdopen(fd, "wb") as fh:
+        with atomic_writer(path, fsync=False, permissions=None) as fh:  # a cache: a lost entry is rebuilt
             np.savez(
                 fh,
                 faces=arrays.faces,
@@ -200,7 +197,6 @@ def cached_av_arrays(
                 speakers=np.array(arrays.speakers),
                 faces_found=np.float64(arrays.faces_found),
             )
-        os.replace(tmp, path)
     return arrays, time.perf_counter() - t0, False
 
 

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from edge_ser.errors import ConfigError
+from edge_ser.fileio import atomic_write
 
 DEFAULT_MODELS = "rf,svm,laq_mlp,small_cnn"
 INPUT = {"rf": "features", "svm": "features", "laq_mlp": "features"}
@@ -149,9 +150,7 @@ def cmd_zoo(args: argparse.Namespace) -> int:
         text += f"\n\nfailed {json.dumps(r['point'])}: {r['error'].splitlines()[0]}"
     print(text)
     md = Path(args.out) / f"{name}.md"
-    tmp = md.with_suffix(".md.tmp")
-    tmp.write_text(text + f"\n\nResults: `{res.path}`\n")
-    tmp.replace(md)
+    atomic_write(md, text + f"\n\nResults: `{res.path}`\n")
     return 1 if res.errors else 0
 
 

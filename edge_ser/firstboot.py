@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edge_ser.errors import ConfigError, MissingDependencyError
+from edge_ser.fileio import atomic_write
 
 BOOT_MOUNT = "/boot/firmware"
 """Where Raspberry Pi OS (Bookworm and later) and Ubuntu for Pi mount the boot partition."""
@@ -319,23 +320,6 @@ def _yaml(doc: dict) -> str:
     return yaml.safe_dump(doc, sort_keys=False, default_flow_style=False, allow_unicode=True, width=1000)
 
 
-def _write_atomic(path: Path, text: str, mode: int = 0o644) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        try:
-            os.chmod(tmp, mode)
-        except OSError:  # FAT boot partitions have no modes
-            pass
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _copy_tree_atomic(src: Path, dest: Path) -> None:
     tmp = dest.parent / f".{dest.name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -395,14 +379,14 @@ def generate(fb: FirstBoot, out: str | os.PathLike[str], *, wheelhouse: str | os
     nc = _yaml(net) if net is not None else None
     iid = hashlib.sha256((ud + (nc or "")).encode()).hexdigest()[:12]
     md = _yaml({"instance-id": f"edge-ser-{fb.hostname}-{iid}", "local-hostname": fb.hostname})
-    _write_atomic(out_p / "user-data", ud, 0o600)
+    atomic_write(out_p / "user-data", ud, permissions=0o600)
     written["user-data"] = out_p / "user-data"
     if nc is not None:
-        _write_atomic(out_p / "network-config", nc, 0o600)
+        atomic_write(out_p / "network-config", nc, permissions=0o600)
         written["network-config"] = out_p / "network-config"
     else:
         (out_p / "network-config").unlink(missing_ok=True)
-    _write_atomic(out_p / "meta-data", md)
+    atomic_write(out_p / "meta-data", md)
     written["meta-data"] = out_p / "meta-data"
     return written
 

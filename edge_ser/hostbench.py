@@ -36,7 +36,6 @@ import platform
 import re
 import subprocess
 import sys
-import tempfile
 import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -48,6 +47,7 @@ from typing import Any
 import numpy as np
 
 from edge_ser.errors import ConfigError
+from edge_ser.fileio import atomic_write
 from edge_ser.profiles import HOST, Profile, ProfileError
 
 CACHE_SCHEMA = "edge-ser-host-profile/1"
@@ -679,17 +679,13 @@ def host_profile(*, remeasure: bool = False, quick: bool = False, cache: Path | 
     profile = profile_from_measurement(measure(quick=quick))
     if use_cache:
         entries[key] = {"fields": fields, "profile": profile.to_dict()}
-        _write_atomic(path, {"schema": CACHE_SCHEMA, "entries": entries})
+        _write_cache(path, {"schema": CACHE_SCHEMA, "entries": entries})
     return profile
 
 
-def _write_atomic(path: Path, doc: dict[str, Any]) -> None:
+def _write_cache(path: Path, doc: dict[str, Any]) -> None:
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".host-profile.", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(doc, fh, indent=1)
-        os.replace(tmp, path)
+        atomic_write(path, json.dumps(doc, indent=1))
     except OSError as e:
         warnings.warn(f"{path}: cannot write the host-profile cache ({e}); the measurement is not kept",
                       stacklevel=3)  # fmt: skip

@@ -11,9 +11,7 @@ import itertools
 import json
 import math
 import os
-import stat
 import struct
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_ser.errors import ConfigError, PackedFormatError
+from edge_ser.fileio import atomic_writer, read_regular_file
 
 __all__ = [
     "ALIGNMENT",
@@ -481,23 +480,6 @@ def _encode(tensors: Sequence[Tensor], metadata: dict | None) -> list[bytes]:
     return [_HEADER.pack(*fields, h.digest()), *body]
 
 
-def _atomic_write(path: Path, chunks: Sequence[bytes]) -> None:
-    """Write chunks to a temp file beside `path`, fsync, then rename over it; on any failure remove the temp."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            for c in chunks:
-                fh.write(c)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_esq(path: str | os.PathLike, tensors: Sequence[Tensor], *, metadata: dict | None = None) -> Path:
     """Write tensors (in order) and a JSON metadata object to a `.esq` file, atomically; returns the path.
 
@@ -507,7 +489,9 @@ def write_esq(path: str | os.PathLike, tensors: Sequence[Tensor], *, metadata: d
     if path.is_dir():
         raise ConfigError(f"{path}: is a directory; give the path of the .esq file to write")
     chunks = _encode(tensors, metadata)
-    _atomic_write(path, chunks)
+    with atomic_writer(path) as fh:
+        for c in chunks:
+            fh.write(c)
     return path
 
 
@@ -826,25 +810,5 @@ def read_esq(
         raise ConfigError(f"read_esq: max_bytes must be a positive int, got {max_bytes!r}")
     expected = _check_expected(expected_sha256)
     path = Path(path)
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        raise PackedFormatError(f"{path}: no such file") from None
-    except OSError as e:
-        raise PackedFormatError(f"{path}: cannot read: {e.strerror or e}") from None
-    if stat.S_ISDIR(st.st_mode):
-        raise PackedFormatError(f"{path}: is a directory, not an .esq file")
-    if not stat.S_ISREG(st.st_mode):
-        raise PackedFormatError(f"{path}: not a regular file")
-    if st.st_size > max_bytes:
-        raise PackedFormatError(
-            f"{path}: file is {st.st_size} bytes, more than max_bytes={max_bytes}; refusing to read"
-        )
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read(max_bytes + 1)
-    except OSError as e:
-        raise PackedFormatError(f"{path}: cannot read: {e.strerror or e}") from None
-    if len(data) > max_bytes:  # grew since stat, or not a regular file
-        raise PackedFormatError(f"{path}: more than max_bytes={max_bytes} bytes; refusing to read")
+    data = read_regular_file(path, limit=max_bytes, error=PackedFormatError)
     return _parse(data, str(path), expected, path)

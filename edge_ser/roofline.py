@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import platform
 import statistics
 import time
@@ -26,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from edge_ser.errors import ConfigError
+from edge_ser.fileio import atomic_write
 
 
 @dataclass
@@ -395,10 +395,10 @@ def plot_png(report: RooflineReport, path: Path) -> Path:
     ylab = cv2.rotate(ylab, cv2.ROTATE_90_COUNTERCLOCKWISE)
     img[H // 2 - 130 : H // 2 + 130, 8:38] = ylab
     path = Path(path)
-    tmp = path.with_name(path.name + f".{os.getpid()}.tmp.png")
-    if not cv2.imwrite(str(tmp), img):
-        raise ConfigError(f"{path}: cannot write the PNG")
-    tmp.replace(path)
+    ok, png = cv2.imencode(".png", img)
+    if not ok:
+        raise ConfigError(f"{path}: cannot encode the PNG")
+    atomic_write(path, png.tobytes())
     return path
 
 
@@ -409,9 +409,7 @@ def write_report(report: RooflineReport, out: Path, command: str | None = None) 
     md = report.markdown() + (f"\n\nMade by: `{command}`\n" if command else "\n")
     data = {"command": command, **report.to_dict()}
     paths = (out.with_suffix(".json"), out.with_suffix(".md"))
-    for path, text in zip(paths, (json.dumps(data, indent=2) + "\n", md)):
-        tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-        tmp.write_text(text)
-        tmp.replace(path)
+    for path, text in zip(paths, (json.dumps(data, indent=2) + "\n", md), strict=True):
+        atomic_write(path, text)
     png = plot_png(report, out.with_suffix(".png"))
     return paths[0], paths[1], png

@@ -14,7 +14,6 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from converters.data.labels import LABELS
 from converters.data.records import Record
 from edge_ser.audio.wav import write_wav
 from edge_ser.errors import ConfigError, DatasetError
+from edge_ser.fileio import atomic_write
 
 GENERATOR_VERSION = 1  # bump whenever the signal model changes, so written data sets regenerate
 SPEC_FILE = "spec.json"
@@ -343,10 +343,7 @@ def write(spec: SyntheticSpec | None, root: str | os.PathLike) -> list[Record]:
     for name in set(old_files) - set(names):  # files of a previous spec only
         if _NAME.match(str(name)):
             (root / name).unlink(missing_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{SPEC_FILE}.", suffix=".tmp", dir=root)
-    with os.fdopen(fd, "w") as fh:
-        json.dump({**wanted, "files": files}, fh, indent=1, sort_keys=True)
-    os.replace(tmp, root / SPEC_FILE)
+    atomic_write(root / SPEC_FILE, json.dumps({**wanted, "files": files}, indent=1, sort_keys=True))
     return load_synthetic(root)
 
 

@@ -11,6 +11,7 @@ from torch import nn
 
 from converters.quant.quantizers import check_bits
 from edge_ser.errors import ConfigError
+from edge_ser.fileio import atomic_write
 
 
 def quantizable_layers(model: nn.Module) -> dict[str, nn.Module]:
@@ -87,12 +88,7 @@ class BitPlan:
             raise ConfigError(f"BitPlan JSON is malformed: {e!r}") from e
 
     def save(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
-        tmp.replace(path)
-        return path
+        return atomic_write(path, json.dumps(self.to_dict(), indent=2) + "\n")
 
     @classmethod
     def load(cls, path: str | Path) -> BitPlan:

@@ -6,12 +6,12 @@ The reader validates before it trusts: every malformed input raises AudioFormatE
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from edge_ser.errors import AudioFormatError
+from edge_ser.fileio import atomic_write, read_regular_file
 
 # subtype -> (WAVE format tag, bits per sample)
 _SUBTYPES = {
@@ -107,21 +107,6 @@ def _tag_name(tag: int) -> str:
     return f"0x{tag:04X} ({name})" if name else f"0x{tag:04X}"
 
 
-def _read_bytes(path: Path) -> bytes:
-    """The whole file, or AudioFormatError for a missing file, a directory or an unreadable one."""
-    try:
-        with path.open("rb") as fh:
-            return fh.read()
-    except FileNotFoundError:
-        raise AudioFormatError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise AudioFormatError(f"{path}: is a directory, not a WAV file") from None
-    except OSError as e:
-        if path.is_dir():
-            raise AudioFormatError(f"{path}: is a directory, not a WAV file") from None
-        raise AudioFormatError(f"{path}: cannot read: {e.strerror or e}") from None
-
-
 def _parse_fmt(path: Path, body: bytes) -> tuple[int, int, int, int]:
     """Validate a 'fmt ' chunk body; returns (base tag 1 or 3, channels, sample rate, bits per sample)."""
     if len(body) < 16:
@@ -206,7 +191,7 @@ def read_wav(path: str | os.PathLike) -> tuple[np.ndarray, int]:
     PCM 8/16/24/32-bit, IEEE float 32/64 and WAVE_FORMAT_EXTENSIBLE; values equal soundfile's float32 read.
     """
     path = Path(path)
-    buf = _read_bytes(path)
+    buf = read_regular_file(path, error=AudioFormatError)
     size = len(buf)
     if size == 0:
         raise AudioFormatError(f"{path}: empty file (0 bytes)")
@@ -348,13 +333,5 @@ def write_wav(path: str | os.PathLike, y: np.ndarray, sr: int, subtype: str = "P
         chunks += b"fact" + (4).to_bytes(4, "little") + y.shape[0].to_bytes(4, "little")
     chunks += b"data" + len(data).to_bytes(4, "little") + data + (b"\0" if len(data) % 2 else b"")
     blob = b"RIFF" + (4 + len(chunks)).to_bytes(4, "little") + b"WAVE" + chunks
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(blob)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, blob)
     return path

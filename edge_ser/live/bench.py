@@ -9,13 +9,13 @@ warm-up to the end of the run. Real-time pacing matters: the CPU share is what t
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
+from edge_ser.fileio import atomic_write
 from edge_ser.live.result import LiveResult
 from edge_ser.roofline import process_memory_mb
 
@@ -131,10 +131,8 @@ def write_report(report: LiveBenchReport, out: Path, command: str) -> tuple[Path
         json.dumps({"command": command, **asdict(report)}, indent=2) + "\n",
         report.markdown() + f"\n\nMade by: `{command}`\n",
     )
-    for path, text in zip(paths, texts):
-        tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-        tmp.write_text(text)
-        tmp.replace(path)
+    for path, text in zip(paths, texts, strict=True):
+        atomic_write(path, text)
     return paths
 
 
