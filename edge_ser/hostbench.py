@@ -48,7 +48,7 @@ import numpy as np
 
 from edge_ser.errors import ConfigError
 from edge_ser.fileio import atomic_write
-from edge_ser.profiles import HOST, Profile, ProfileError
+from edge_ser.profiles.profile import HOST, Profile, ProfileError
 
 CACHE_SCHEMA = "edge-ser-host-profile/1"
 CACHE_NAME = "host-profile.json"

@@ -3,8 +3,6 @@ the numpy engine against torch, and the 2-bit QAT -> freeze -> bundle -> engines
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import numpy as np
 import pytest
 import torch
@@ -33,34 +31,13 @@ def perturb_norms(model: torch.nn.Module, seed: int = 0) -> None:
                 m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.1)
 
 
-class StubBundle(SimpleNamespace):
-    """What NumpyEngine reads from a Bundle, for a float graph (no packed weights, no build_bundle)."""
-
-    def dequantized(self):
-        return self.weights
-
-    def constants(self):
-        return {}
-
-
 def engines_match_torch(model: torch.nn.Module, proto, name: str, patch: tuple[int, int]) -> None:
     """The float graph on onnxruntime and the numpy engine gives torch's logits at batch 1 and 5."""
     import onnxruntime as ort
-
-    from converters.export.onnx_export import graph_json, initializers
-    from edge_ser.engines.numpy_engine import NumpyEngine
+    from _graph_engine import numpy_engine
 
     sess = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
-    stub = StubBundle(
-        graph=graph_json(proto),
-        weights=initializers(proto),
-        source="<test>",
-        name=name,
-        num_classes=model.cfg.num_classes,
-        normalization=None,
-        normalized_input=False,
-    )
-    eng = NumpyEngine(stub)
+    eng = numpy_engine(proto, model.cfg.num_classes, name=name)
     rng = np.random.default_rng(0)
     for batch in (1, 5):
         x = rng.normal(-40, 12, (batch, 1, *patch)).astype(np.float32)

@@ -13,13 +13,13 @@ from av_media import AUDIO_SR, N_FRAMES, SIZE, ffmpeg_or_skip, mux, speech, writ
 from converters.data.av_clips import record_audio, record_clip, record_inputs
 from converters.data.loaders import (
     LOADERS,
-    DatasetWarning,
     load_dataset,
     load_ravdess,
     load_savee,
     load_video_folder,
 )
 from converters.data.records import Record
+from converters.data.scan import DatasetWarning
 from edge_ser.audio import load, resample
 from edge_ser.av_input import AVInputSpec, clip_inputs, sample_frame_indices
 from edge_ser.errors import AudioFormatError, ConfigError, DatasetError

@@ -2,27 +2,18 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import numpy as np
 import pytest
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
+from _graph_engine import graph_bundle
 from onnx import TensorProto, helper, numpy_helper
 
 from converters.export.onnx_export import graph_json, initializers
 from edge_ser.engines.numpy_engine import SUPPORTED_OPS, NumpyEngine
 from edge_ser.flops import LAYERNORM_FLOPS, count_graph
-
-
-class _StubBundle(SimpleNamespace):
-    def dequantized(self):
-        return self.weights
-
-    def constants(self):
-        return {}
 
 
 def _layernorm_model(shape, axis, *, bias=True, epsilon=None, stats=False):
@@ -64,17 +55,7 @@ def test_layernorm_matches_onnxruntime(shape, axis, bias, epsilon, stats):
     assert "LayerNormalization" in SUPPORTED_OPS
     proto = _layernorm_model(shape, axis, bias=bias, epsilon=epsilon, stats=stats)
     g, w = graph_json(proto), initializers(proto)
-    eng = NumpyEngine(
-        _StubBundle(
-            graph=g,
-            weights=w,
-            source="<test>",
-            name="ln",
-            num_classes=shape[-1],
-            normalization=None,
-            normalized_input=False,
-        )
-    )
+    eng = NumpyEngine(graph_bundle(proto, shape[-1], name="ln", graph=g))
     sess = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
     rng = np.random.default_rng(0)
     x = (rng.normal(3.0, 2.0, shape) * rng.uniform(0.1, 10, shape[-1])).astype(np.float32)
@@ -98,14 +79,4 @@ def test_layernorm_refuses_bad_nodes():
     g = graph_json(proto)
     g["nodes"][0]["attrs"]["stash_type"] = 0
     with pytest.raises(BundleError, match="stash_type"):
-        NumpyEngine(
-            _StubBundle(
-                graph=g,
-                weights=initializers(proto),
-                source="<test>",
-                name="ln",
-                num_classes=8,
-                normalization=None,
-                normalized_input=False,
-            )
-        )
+        NumpyEngine(graph_bundle(proto, 8, name="ln", graph=g))

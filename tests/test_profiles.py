@@ -202,8 +202,8 @@ class _Delete:
 _DELETE = _Delete()
 
 BAD = [
-    ("peaks.cpu.fp32.value", -3, r"^pi4\.yaml: peaks\.cpu\.fp32\.value: -3 must be > 0$"),
-    ("peaks.cpu.fp32.value", 0, r"pi4\.yaml: peaks\.cpu\.fp32\.value: 0 must be > 0"),
+    ("peaks.cpu.fp32.value", -3, r"^pi4\.yaml: peaks\.cpu\.fp32\.value: must be > 0, got -3$"),
+    ("peaks.cpu.fp32.value", 0, r"pi4\.yaml: peaks\.cpu\.fp32\.value: must be > 0, got 0"),
     ("peaks.cpu.fp32.source", _DELETE, r"pi4\.yaml: peaks\.cpu\.fp32\.source: missing \(required\)"),
     ("peaks.cpu.fp32.unit", "GOP/s", r"pi4\.yaml: peaks\.cpu\.fp32\.unit: 'GOP/s' must be 'GFLOP/s'"),
     ("peaks.cpu.fp32.value", 2e6, r"pi4\.yaml: peaks\.cpu\.fp32\.value: 2000000\.0 is absurd \(> 1e\+06 GFLOP/s\)"),
@@ -212,22 +212,22 @@ BAD = [
     ("memory.theoretical_gbps.value", 20000, r"memory\.theoretical_gbps\.value: 20000 is absurd \(> 10000 GB/s\)"),
     ("memory.measured_gbps.value", 40.0, r"memory\.measured_gbps\.value: 40 GB/s exceeds theoretical_gbps 12\.8"),
     ("memory.transfer_rate_mts", 2400, r"memory\.theoretical_gbps\.value: 12\.8 GB/s disagrees with bus_bits"),
-    ("cpu.cores", "4", r"pi4\.yaml: cpu\.cores: expected integer, got str '4'"),
-    ("cpu.cores", 4.5, r"pi4\.yaml: cpu\.cores: expected integer, got float 4\.5"),
-    ("peaks.cpu.fp32.value", "1e3", r"expected number, got str '1e3' \(a quoted number\? YAML reads 1e3 as text"),
-    ("peaks.cpu.fp32.value", True, r"peaks\.cpu\.fp32\.value: expected number, got bool True"),
-    ("peaks.cpu.fp32.value", float("nan"), r"peaks\.cpu\.fp32\.value: nan must be a finite number"),
+    ("cpu.cores", "4", r"pi4\.yaml: cpu\.cores: must be an integer, got text '4'"),
+    ("cpu.cores", 4.5, r"pi4\.yaml: cpu\.cores: must be an integer, got number 4\.5"),
+    ("peaks.cpu.fp32.value", "1e3", r"must be a finite number, got text '1e3' \(a quoted number\? YAML reads 1e3 as text"),
+    ("peaks.cpu.fp32.value", True, r"peaks\.cpu\.fp32\.value: must be a finite number, got boolean True"),
+    ("peaks.cpu.fp32.value", float("nan"), r"peaks\.cpu\.fp32\.value: must be a finite number, got number nan"),
     ("cpu.frequency", 1.5, r"pi4\.yaml: cpu\.frequency: unknown key \(expected one of: clock_ghz, cores, model"),
     ("peaks.npu", {"fp32": {"value": 1, "unit": "GFLOP/s", "source": "x"}}, r"peaks\.npu: unknown key"),
     ("peaks.cpu.fp8", {"value": 1, "unit": "GFLOP/s", "source": "x"}, r"peaks\.cpu\.fp8: unknown key"),
     ("peaks.gpu", {"fp32": {"value": 1, "unit": "GFLOP/s", "source": "x"}}, r"peaks\.gpu: gpu peaks given but"),
     ("memory.theoretical_gbps.note", _DELETE,
      r"memory\.theoretical_gbps\.note: missing: a figure with `verified: false` must say why"),
-    ("peaks.cpu.int8.verified", "no", r"peaks\.cpu\.int8\.verified: expected true or false, got str 'no'"),
+    ("peaks.cpu.int8.verified", "no", r"peaks\.cpu\.int8\.verified: must be true or false, got text 'no'"),
     ("name", "pi5", r"pi4\.yaml: name: 'pi5' does not match the file name pi4\.yaml"),
     ("schema_version", 2, r"schema_version: 2 is not supported"),
     ("description", "  ", r"pi4\.yaml: description: must not be empty"),
-    ("caches", {"l1": 32}, r"pi4\.yaml: caches: expected a list, got dict"),
+    ("caches", {"l1": 32}, r"pi4\.yaml: caches: must be a list, got mapping"),
     ("roofline.targets.cpu.fp32.compute", "peaks.cpu.fp16",
      r"roofline\.targets\.cpu\.fp32\.compute: 'peaks\.cpu\.fp16' names no peak of this profile"),
     ("roofline.targets.cpu.fp32.bandwidth", "memory.stream",
@@ -257,8 +257,8 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
     with pytest.raises(ProfileError) as info:
         load_profile(write(tmp_path, data))
     text = str(info.value)
-    assert "peaks.cpu.fp32.value: -1 must be > 0" in text
-    assert "cpu.cores: expected integer" in text
+    assert "peaks.cpu.fp32.value: must be > 0, got -1" in text
+    assert "cpu.cores: must be an integer" in text
     assert "bogus: unknown key" in text
     assert len(info.value.problems) == 3
 
@@ -272,7 +272,7 @@ def test_yaml_level_errors(tmp_path: Path) -> None:
     with pytest.raises(ProfileError, match=r"pi4\.yaml: line \d+, column \d+: not valid YAML"):
         load_profile(f)
     f.write_text("- just\n- a list\n")
-    with pytest.raises(ProfileError, match=r"pi4\.yaml: <top level>: expected a mapping, got list"):
+    with pytest.raises(ProfileError, match=r"pi4\.yaml: <top level>: must be a mapping, got list"):
         load_profile(f)
     f.write_bytes(b"\xff\xfe\x00")
     with pytest.raises(ProfileError, match="cannot read profile"):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import numpy as np
 import pytest
 import torch
@@ -202,20 +200,11 @@ def test_tiny_training_lowers_loss():
 # ------------------------------------------------------------------------------------------------ export
 
 
-class _StubBundle(SimpleNamespace):
-    """What NumpyEngine reads from a Bundle, for a float graph (no packed weights, no build_bundle)."""
-
-    def dequantized(self):
-        return self.weights
-
-    def constants(self):
-        return {}
-
-
 def test_onnx_parity_onnxruntime_and_numpy_engine():
     ort = pytest.importorskip("onnxruntime")
-    from converters.export.onnx_export import graph_json, initializers
-    from edge_ser.engines.numpy_engine import SUPPORTED_OPS, NumpyEngine
+    from _graph_engine import numpy_engine
+
+    from edge_ser.engines.numpy_engine import SUPPORTED_OPS
 
     M, T = 64, 31  # odd sizes exercise the ceil-mode pools
     torch.manual_seed(1)
@@ -236,16 +225,7 @@ def test_onnx_parity_onnxruntime_and_numpy_engine():
     got = sess.run(None, {"lms": x})[0]
     np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-5)
 
-    stub = _StubBundle(
-        graph=graph_json(proto),
-        weights=initializers(proto),
-        source="<test>",
-        name="squeezenet_lms",
-        num_classes=7,
-        normalization=None,
-        normalized_input=False,
-    )
-    eng = NumpyEngine(stub)
+    eng = numpy_engine(proto, 7, name="squeezenet_lms")
     got = eng.run({"lms": x})["logits"]
     np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-5)
 

@@ -4,7 +4,6 @@ synthetic data set that lets everything run without downloads."""
 from converters.data.labels import LABELS, class_order, label_index, to_label
 from converters.data.loaders import (
     LOADERS,
-    DatasetWarning,
     default_data_root,
     find_dataset,
     load_cremad,
@@ -18,6 +17,7 @@ from converters.data.loaders import (
     load_video_folder,
 )
 from converters.data.records import Record, summarize
+from converters.data.scan import DatasetWarning
 from converters.data.splits import Split, group_kfold, leave_one_speaker_out, stratified_split
 from converters.data.synthetic import SyntheticSpec, generate, load_synthetic, write
 

@@ -16,12 +16,13 @@ from __future__ import annotations
 import csv
 import os
 import re
-import warnings
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from converters.data import labels as L
 from converters.data.records import Record
+from converters.data.scan import Skipped, data_files
+from converters.data.synthetic import load_synthetic
 from edge_ser.errors import ConfigError, DatasetError
 from edge_ser.vision.video import VIDEO_EXTENSIONS
 
@@ -43,39 +44,6 @@ DATASET_FOLDERS: dict[str, tuple[str, ...]] = {
 }
 
 
-class DatasetWarning(UserWarning):
-    """Some files in a data set folder were skipped because they do not follow its naming scheme."""
-
-
-class _Skipped:
-    """Collects skipped files so a loader emits one warning with a count and a few examples."""
-
-    def __init__(self, dataset: str, root: Path, scheme: str) -> None:
-        self.dataset, self.root, self.scheme = dataset, root, scheme
-        self.items: list[tuple[Path, str]] = []
-
-    def add(self, path: Path, why: str) -> None:
-        self.items.append((path, why))
-
-    def finish(self, records: list[Record]) -> list[Record]:
-        """Warn about skipped files, refuse an empty result, and sort the records by file path."""
-        examples = "; ".join(f"{p.relative_to(self.root)} ({why})" for p, why in self.items[:3])
-        more = f" and {len(self.items) - 3} more" if len(self.items) > 3 else ""
-        if not records:
-            found = f" ({len(self.items)} skipped: {examples}{more})" if self.items else ""
-            raise DatasetError(
-                f"{self.dataset}: no valid files in {self.root}, expected {self.scheme}{found}"
-            )
-        if self.items:
-            warnings.warn(
-                f"{self.dataset}: skipped {len(self.items)} file(s) in {self.root} that do not follow "
-                f"{self.scheme}: {examples}{more}",
-                DatasetWarning,
-                stacklevel=3,
-            )
-        return sorted(records, key=lambda r: str(r.source))
-
-
 def _root(root: str | os.PathLike, dataset: str, real: bool = True) -> Path:
     """The data set folder as a Path, or DatasetError naming it (and EDGE_SER_DATA for the real corpora)."""
     path = Path(root).expanduser()
@@ -89,18 +57,6 @@ def _root(root: str | os.PathLike, dataset: str, real: bool = True) -> Path:
     raise DatasetError(f"{dataset}: data folder {path} {what}{hint}")
 
 
-def _files(root: Path, extensions: Iterable[str]) -> list[Path]:
-    """Files under `root` (recursively) with one of the extensions, skipping hidden files and folders."""
-    exts = tuple(extensions)
-    return sorted(
-        p
-        for p in root.rglob("*")
-        if p.suffix.lower() in exts
-        and p.is_file()
-        and not any(part.startswith(".") for part in p.relative_to(root).parts)
-    )
-
-
 # ---------------------------------------------------------------------------------------------- EMODB
 _EMODB_NAME = re.compile(r"^(\d{2})([ab]\d{2})([WLEAFTN])([a-z])\.(?i:wav)$")
 EMODB_SPEAKERS = ("03", "08", "09", "10", "11", "12", "13", "14", "15", "16")
@@ -111,9 +67,9 @@ def load_emodb(root: str | os.PathLike) -> list[Record]:
     root = _root(root, "emodb")
     if (root / "wav").is_dir():
         root = root / "wav"
-    skipped = _Skipped("emodb", root, "names like 03a01Fa.wav (speaker, text, emotion letter, version)")
+    skipped = Skipped("emodb", root, "names like 03a01Fa.wav (speaker, text, emotion letter, version)")
     records = []
-    for path in _files(root, (".wav",)):
+    for path in data_files(root, (".wav",)):
         m = _EMODB_NAME.match(path.name)
         if m is None:
             skipped.add(path, "bad name")
@@ -188,9 +144,9 @@ def load_ravdess(
             f"ravdess: modalities {sorted(wanted)} must be among {sorted(RAVDESS_MODALITIES.values())}"
         )
     root = _root(root, "ravdess")
-    skipped = _Skipped("ravdess", root, "names like 03-01-05-01-02-01-12.wav (7 two-digit fields)")
+    skipped = Skipped("ravdess", root, "names like 03-01-05-01-02-01-12.wav (7 two-digit fields)")
     valid: list[tuple[Path, tuple[str, ...], str]] = []
-    for path in _files(root, (".wav", ".mp4")):
+    for path in data_files(root, (".wav", ".mp4")):
         m = _RAVDESS_NAME.match(path.name)
         if m is None:
             skipped.add(path, "bad name")
@@ -244,9 +200,9 @@ _TESS_NAME = re.compile(r"^(OAF|YAF)_([A-Za-z]+)_([A-Za-z_]+)\.wav$", re.IGNOREC
 def load_tess(root: str | os.PathLike) -> list[Record]:
     """TESS: `OAF_angry/OAF_back_angry.wav` = speaker OAF/YAF, word, emotion (`ps` = pleasant surprise)."""
     root = _root(root, "tess")
-    skipped = _Skipped("tess", root, "names like OAF_back_angry.wav (OAF|YAF, word, emotion)")
+    skipped = Skipped("tess", root, "names like OAF_back_angry.wav (OAF|YAF, word, emotion)")
     records = []
-    for path in _files(root, (".wav",)):
+    for path in data_files(root, (".wav",)):
         m = _TESS_NAME.match(path.name)
         if m is None:
             skipped.add(path, "bad name")
@@ -296,14 +252,14 @@ def load_savee(root: str | os.PathLike, *, modalities: Iterable[str] | None = No
     if not wanted or wanted - set(SAVEE_MODALITIES):
         raise ConfigError(f"savee: modalities {sorted(wanted)} must be among {list(SAVEE_MODALITIES)}")
     root = _root(root, "savee")
-    skipped = _Skipped(
+    skipped = Skipped(
         "savee",
         root,
         "names like DC_a01.wav or DC/a01.wav (speaker, emotion a/d/f/h/n/sa/su, nn), DC/a01.avi for video",
     )
     records = []
     wavs: dict[tuple[str, str, str], Path] = {}
-    for path in _files(root, (".wav",)):
+    for path in data_files(root, (".wav",)):
         parsed = _savee_name(path, _SAVEE_FLAT, _SAVEE_NESTED)
         if isinstance(parsed, str):
             skipped.add(path, parsed)
@@ -316,7 +272,7 @@ def load_savee(root: str | os.PathLike, *, modalities: Iterable[str] | None = No
                     path, L.SAVEE[code], speaker, "savee", code, meta={"number": number, "modality": "audio"}
                 )
             )
-    for path in _files(root, (".avi",)):
+    for path in data_files(root, (".avi",)):
         parsed = _savee_name(path, _SAVEE_VIDEO_FLAT, _SAVEE_VIDEO_NESTED)
         if isinstance(parsed, str):
             skipped.add(path, parsed)
@@ -338,9 +294,9 @@ CREMAD_SENTENCES = ("IEO", "TIE", "IOM", "IWW", "TAI", "MTI", "IWL", "ITH", "DFA
 def load_cremad(root: str | os.PathLike) -> list[Record]:
     """CREMA-D: `1001_DFA_ANG_XX.wav` = speaker 1001..1091, sentence, emotion, level (LO/MD/HI/XX)."""
     root = _root(root, "cremad")
-    skipped = _Skipped("cremad", root, "names like 1001_DFA_ANG_XX.wav (speaker, sentence, emotion, level)")
+    skipped = Skipped("cremad", root, "names like 1001_DFA_ANG_XX.wav (speaker, sentence, emotion, level)")
     records = []
-    for path in _files(root, (".wav",)):
+    for path in data_files(root, (".wav",)):
         m = _CREMAD_NAME.match(path.name)
         if m is None:
             skipped.add(path, "bad name")
@@ -386,10 +342,10 @@ def load_fer2013(root: str | os.PathLike, split: str | None = "train") -> list[R
             f"fer2013: no {split or 'split'} folder in {root}; found splits {present or 'none'} "
             f"(expected {'/'.join(FER_SPLITS)} folders holding one folder per class)"
         )
-    skipped = _Skipped("fer2013", root, "<split>/<class>/*.jpg with class one of " + "/".join(L.FER2013))
+    skipped = Skipped("fer2013", root, "<split>/<class>/*.jpg with class one of " + "/".join(L.FER2013))
     records = []
     for name in splits:
-        for path in _files(root / name, IMAGE_EXTENSIONS):
+        for path in data_files(root / name, IMAGE_EXTENSIONS):
             rel = path.relative_to(root / name)
             cls = rel.parts[0].lower() if len(rel.parts) == 2 else None
             if cls not in L.FER2013:
@@ -409,9 +365,9 @@ def load_folder(root: str | os.PathLike) -> list[Record]:
     Speaker = the file stem before its first '_' or '-', else "unknown".
     """
     root = _root(root, "folder", real=False)
-    skipped = _Skipped("folder", root, "<class>/<file> with audio extension " + "/".join(AUDIO_EXTENSIONS))
+    skipped = Skipped("folder", root, "<class>/<file> with audio extension " + "/".join(AUDIO_EXTENSIONS))
     records = []
-    for path in _files(root, AUDIO_EXTENSIONS):
+    for path in data_files(root, AUDIO_EXTENSIONS):
         rel = path.relative_to(root)
         if len(rel.parts) < 2:
             skipped.add(path, "not inside a class folder")
@@ -515,11 +471,11 @@ def load_video_folder(root: str | os.PathLike) -> list[Record]:
     table = root / VIDEO_LABELS_CSV
     if table.is_file():
         return _video_csv(root, table)
-    skipped = _Skipped(
+    skipped = Skipped(
         "video_folder", root, "<class>/<file> with video extension " + "/".join(VIDEO_EXTENSIONS)
     )
     records = []
-    for path in _files(root, VIDEO_EXTENSIONS):
+    for path in data_files(root, VIDEO_EXTENSIONS):
         rel = path.relative_to(root)
         if len(rel.parts) < 2:
             skipped.add(path, "not inside a class folder")
@@ -533,13 +489,6 @@ def load_video_folder(root: str | os.PathLike) -> list[Record]:
 
 
 # ----------------------------------------------------------------------------------- registry, lookup
-def load_synthetic(root: str | os.PathLike) -> list[Record]:
-    """The generated synthetic data set (see converters.data.synthetic, which writes it)."""
-    from converters.data import synthetic  # late import: synthetic uses this module's helpers
-
-    return synthetic.load_synthetic(root)
-
-
 LOADERS: dict[str, Callable[..., list[Record]]] = {
     "emodb": load_emodb,
     "ravdess": load_ravdess,

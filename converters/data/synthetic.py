@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from converters.data import loaders
 from converters.data.labels import LABELS
 from converters.data.records import Record
+from converters.data.scan import Skipped, data_files
 from edge_ser.audio.wav import write_wav
 from edge_ser.errors import ConfigError, DatasetError
 from edge_ser.fileio import atomic_write
@@ -355,9 +355,9 @@ def load_synthetic(root: str | os.PathLike) -> list[Record]:
             f"synthetic: data folder {path} does not exist; create it with "
             f"converters.data.synthetic.write(SyntheticSpec(), {str(path)!r})"
         )
-    skipped = loaders._Skipped("synthetic", path, "names like s01_angry_000.wav (speaker, label, index)")
+    skipped = Skipped("synthetic", path, "names like s01_angry_000.wav (speaker, label, index)")
     records = []
-    for file in loaders._files(path, (".wav",)):
+    for file in data_files(path, (".wav",)):
         m = _NAME.match(file.name)
         problem = (
             "bad name"

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from edge_ser.engines import PROVIDERS, InputAdapter, finish_logits
+from edge_ser.engines.base import InputAdapter, cpu_only, finish_logits
 from edge_ser.errors import BundleError
 from edge_ser.graph_attrs import NodeAttrs
 
@@ -30,6 +30,27 @@ if TYPE_CHECKING:
     from edge_ser.bundle import Bundle
 
 Op = Callable[..., Any]
+
+NAME = "numpy"
+HINT = "nothing to install: numpy only"
+VARIANTS: tuple[str, ...] = ()
+
+
+def unavailable() -> str | None:
+    """The numpy engine runs wherever edge_ser does."""
+    return None
+
+
+def names_for(bundle: Bundle) -> tuple[str, ...]:
+    """("numpy",) when the engine supports every op of the bundle's graph, else ()."""
+    ok = all(n.get("op") in SUPPORTED_OPS and n.get("domain", "") in ("", "ai.onnx") for n in bundle.graph["nodes"])
+    return (NAME,) if ok else ()
+
+
+def create(
+    bundle: Bundle, variant: str | None = None, *, threads: int | None, providers: Sequence[str] | None
+) -> NumpyEngine:
+    return NumpyEngine(bundle, threads=threads, providers=providers)
 
 
 class _NodeError(Exception):
@@ -46,9 +67,7 @@ class NumpyEngine:
     ) -> None:
         self.bundle = bundle
         self.threads = threads
-        requested = tuple(providers or ())
-        self.providers = (PROVIDERS[0],)
-        self.missing_providers = tuple(p for p in requested if p != PROVIDERS[0])
+        self.providers, self.missing_providers = cpu_only(providers)
         g = bundle.graph
         self.opset = int(g["opset"])
         self.input_names = tuple(x["name"] for x in g["inputs"])
@@ -83,7 +102,8 @@ class NumpyEngine:
         for nm in self.output_names:
             if nm not in defined:
                 raise BundleError(f"bundle {bundle.source}: graph output {nm!r} is not produced by any node")
-        self._adapt = InputAdapter(bundle, self.input_names, [x["shape"] for x in g["inputs"]])
+        norm = bundle.normalization
+        self._adapt = InputAdapter(bundle, normalize=norm is not None and not norm["in_graph"])
         self._num_classes = bundle.num_classes
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -13,11 +13,40 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from edge_ser.engines import PROVIDERS, InputAdapter, finish_logits
+from edge_ser.engines.base import PROVIDERS, InputAdapter, finish_logits
 from edge_ser.errors import BundleError, MissingDependencyError
 
 if TYPE_CHECKING:
     from edge_ser.bundle import Bundle
+
+NAME = "onnxruntime"
+HINT = "pip install 'edge-ser[device]' (onnxruntime)"
+VARIANTS: tuple[str, ...] = ()
+
+
+def unavailable() -> str | None:
+    """Why onnxruntime cannot be imported here, or None when it can."""
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError as e:
+        return str(e) or "cannot import onnxruntime"
+    except Exception as e:  # noqa: BLE001 - a broken wheel (wrong CPU/ABI) fails with OSError and friends
+        return f"{type(e).__name__}: {e}"
+    return None
+
+
+def names_for(bundle: Bundle) -> tuple[str, ...]:
+    """onnxruntime runs every bundle's model.onnx."""
+    return (NAME,)
+
+
+def create(
+    bundle: Bundle, variant: str | None = None, *, threads: int | None, providers: Sequence[str] | None
+) -> OnnxRuntimeEngine:
+    err = unavailable()
+    if err is not None:
+        raise MissingDependencyError("onnxruntime", "device", f"the onnxruntime engine; {err}")
+    return OnnxRuntimeEngine(bundle, threads=threads, providers=providers)
 
 
 class OnnxRuntimeEngine:
@@ -62,11 +91,11 @@ class OnnxRuntimeEngine:
             ) from e
         self.providers = tuple(self.session.get_providers())
         self.missing_providers = tuple(p for p in requested if p not in self.providers)
-        # STYLE 5: I/O names and shapes come from the model itself.
-        ins = self.session.get_inputs()
-        self.input_names = tuple(i.name for i in ins)
+        # STYLE 5: I/O names come from the model itself (verified against the manifest at load).
+        self.input_names = tuple(i.name for i in self.session.get_inputs())
         self.output_names = tuple(o.name for o in self.session.get_outputs())
-        self._adapt = InputAdapter(bundle, self.input_names, [i.shape for i in ins])
+        norm = bundle.normalization
+        self._adapt = InputAdapter(bundle, normalize=norm is not None and not norm["in_graph"])
         self._num_classes = bundle.num_classes
 
     def predict(self, x: np.ndarray | Mapping[str, np.ndarray]) -> np.ndarray:

@@ -46,13 +46,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from edge_ser.engines import PROVIDERS, finish_logits
-from edge_ser.engines import TFLITE_VARIANTS as VARIANTS
+from edge_ser.engines.base import InputAdapter, cpu_only, finish_logits
 from edge_ser.errors import BundleError, ConfigError, MissingDependencyError
 
 if TYPE_CHECKING:
     from edge_ser.bundle import Bundle
 
+NAME = "tflite"
+VARIANTS = ("fp32", "fp16", "int8")
+"""TFLite variants a bundle may carry (manifest `tflite.variants`): float32, float16 weights, full int8."""
 DEFAULT_ORDER = ("int8", "fp16", "fp32")
 """Which variant "tflite" means: the first of these the bundle has (smallest and fastest first)."""
 INTERPRETERS = (
@@ -87,6 +89,28 @@ def import_interpreter() -> tuple[Any, str]:
     raise MissingDependencyError(
         "ai-edge-litert", "tflite", "the tflite engine; no TFLite interpreter: " + "; ".join(errors)
     )
+
+
+def unavailable() -> str | None:
+    """Why no TFLite interpreter can be imported here, or None when one can."""
+    try:
+        import_interpreter()
+    except MissingDependencyError as e:
+        return str(e)
+    return None
+
+
+def names_for(bundle: Bundle) -> tuple[str, ...]:
+    """"tflite-<variant>" for each TFLite variant the bundle carries."""
+    return tuple(f"{NAME}-{v}" for v in bundle_variants(bundle))
+
+
+def create(
+    bundle: Bundle, variant: str | None = None, *, threads: int | None, providers: Sequence[str] | None
+) -> TFLiteEngine:
+    # checks the variant against the bundle first (BundleError: installing a runtime would not help),
+    # then imports an interpreter (MissingDependencyError)
+    return TFLiteEngine(bundle, variant, threads=threads, providers=providers)
 
 
 def bundle_variants(bundle: Bundle) -> tuple[str, ...]:
@@ -169,14 +193,11 @@ class TFLiteEngine:
             BundleError: no such variant, the interpreter cannot load the file, or the model's inputs (by name)
                 and outputs disagree with the manifest or the bundle's labels and input shapes.
         """
-        from edge_ser.bundle import normalized_input
-
         self.bundle = bundle
         self.variant = pick_variant(bundle, variant)
         self.name = f"tflite-{self.variant}"
         self.threads = threads
-        self.providers = (PROVIDERS[0],)
-        self.missing_providers = tuple(p for p in (providers or ()) if p != PROVIDERS[0])
+        self.providers, self.missing_providers = cpu_only(providers)
         interpreter_cls, self.interpreter_module = import_interpreter()
         block = bundle.manifest["tflite"]
         spec = block["variants"][self.variant]
@@ -208,15 +229,9 @@ class TFLiteEngine:
         self._loop = False  # True: the model refused a resize and has batch 1: one invoke per row
 
         self.normalization_in_graph = bool(block["normalization_in_graph"])
-        self.normalized_input: str | None = None
-        self._norm = None
-        norm = bundle.normalization
-        if norm is not None and not self.normalization_in_graph:
-            self.normalized_input = normalized_input(bundle.manifest)
-            self._norm = (
-                np.asarray(norm["mean"], dtype=np.float32),
-                np.asarray(norm["std"], dtype=np.float32),
-            )
+        # the variants take the normalised input standardised unless their graph does it (manifest `tflite`)
+        self._adapt = InputAdapter(bundle, normalize=not self.normalization_in_graph)
+        self.normalized_input = self._adapt.norm_input
 
     # ----------------------------------------------------------------------------------------------------------
     # the model's tensors against the manifest
@@ -309,52 +324,19 @@ class TFLiteEngine:
         return finish_logits(y, self.bundle.source, self._num_classes)
 
     def _prepare(self, x: np.ndarray | Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Input name -> standardised (normalised input) and, for int8, quantized rows of the model's dtype."""
-        names = list(self.input_names)
-        if isinstance(x, Mapping):
-            missing = [n for n in names if n not in x]
-            if missing:
-                raise ConfigError(f"predict: input(s) {missing} missing; the model takes {names}")
-        elif len(names) != 1:
-            raise ConfigError(
-                f"predict: the model takes {len(names)} inputs {names}; pass a dict {{name: array}}"
-            )
-        else:
-            x = {names[0]: x}
-        out, batched = {}, set()
+        """Input name -> rows of the model's dtype: the shared adapter's float32 rows (shapes checked, the
+        normalised input standardised), quantized for an int8 input."""
+        out = self._adapt(x)
         for t in self._ins:
-            a, was_batched = self._rows(t, x[t.name])
-            out[t.name] = a
-            batched.add(was_batched)
-        if len(batched) > 1:
-            raise ConfigError("predict: give every input with a batch axis, or none of them")
-        rows = {k: a.shape[0] for k, a in out.items()}
-        if len(set(rows.values())) > 1:
-            raise ConfigError(f"predict: the inputs have different numbers of rows {rows}")
+            if t.dtype == np.int8:
+                a = out[t.name]
+                if not np.isfinite(a).all():
+                    raise ConfigError(f"predict: input {t.name!r} has NaN or inf values: cannot quantize to int8")
+                q = np.rint(a / t.scale)
+                q += np.float32(t.zero_point)
+                np.clip(q, _QMIN, _QMAX, out=q)
+                out[t.name] = np.ascontiguousarray(q.astype(np.int8))
         return out
-
-    def _rows(self, t: _Tensor, x: Any) -> tuple[np.ndarray, bool]:
-        """One input as rows [n, *dims] ready for the interpreter, and whether it came with a batch axis."""
-        a = np.asarray(x)
-        if a.dtype.kind not in "fiu":
-            raise ConfigError(f"predict: input {t.name!r} must be numeric, got dtype {a.dtype}")
-        a = np.asarray(a, dtype=np.float32)
-        batched = a.ndim != len(t.dims)
-        if not batched:
-            a = a[None]
-        if a.ndim != 1 + len(t.dims) or any(w is not None and w != s for w, s in zip(t.dims, a.shape[1:])):
-            want = ["n", *("?" if w is None else w for w in t.dims)]
-            raise ConfigError(f"predict: input {t.name!r} has shape {list(a.shape)}, the model takes {want}")
-        if self._norm is not None and t.name == self.normalized_input:
-            a = (a - self._norm[0]) / self._norm[1]
-        if t.dtype == np.int8:
-            if not np.isfinite(a).all():
-                raise ConfigError(f"predict: input {t.name!r} has NaN or inf values: cannot quantize to int8")
-            q = np.rint(a / t.scale)
-            q += np.float32(t.zero_point)
-            np.clip(q, _QMIN, _QMAX, out=q)
-            a = q.astype(np.int8)
-        return np.ascontiguousarray(a), batched
 
     def _resize(self, n: int, arrays: Mapping[str, np.ndarray]) -> None:
         """Re-allocate the tensors for n rows (or switch to one invoke per row: see the module doc)."""
@@ -404,7 +386,7 @@ class TFLiteEngine:
         )
         if self.normalization_in_graph:
             s += "; normalisation in the graph"
-        elif self._norm is not None:
+        elif self.normalized_input is not None:
             s += f"; normalisation by the engine (of {self.normalized_input!r})"
         s += "; batches: " + (
             "one invoke per row (fixed batch 1)"

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edge_ser.engines import softmax
+from edge_ser.engines.base import softmax
 from edge_ser.errors import ConfigError
 from edge_ser.live.result import SILENCE, LiveResult, StageTimes
 

@@ -18,31 +18,17 @@ import sys
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, TextIO, runtime_checkable
+from typing import TYPE_CHECKING, Any, TextIO
 
-from edge_ser.errors import ConfigError, EdgeSerError
+from edge_ser.errors import ConfigError
+from edge_ser.live.outputs.base import Output, OutputError
 from edge_ser.live.result import LiveResult
 
-if TYPE_CHECKING:  # the concrete outputs import this module: types only, no import cycle at run time
+if TYPE_CHECKING:  # the concrete outputs are imported when switched on
     from edge_ser.live.outputs.console import ConsoleOutput
     from edge_ser.live.outputs.jsonl import JsonlOutput
     from edge_ser.live.outputs.overlay import OverlayWindow
     from edge_ser.live.outputs.web import WebServer
-
-
-class OutputError(EdgeSerError):
-    """An output cannot take a result: it is closed, its file or stream failed, or its port is taken."""
-
-
-@runtime_checkable
-class Output(Protocol):
-    """A consumer of live results (console, JSON lines, overlay window, web page)."""
-
-    def emit(self, result: LiveResult) -> None:
-        """Show, write or broadcast one result. Must return quickly (never wait on a consumer)."""
-
-    def close(self) -> None:
-        """Flush and release everything; idempotent."""
 
 
 @dataclass(frozen=True)

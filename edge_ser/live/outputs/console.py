@@ -12,7 +12,7 @@ import os
 import sys
 from typing import TextIO
 
-from edge_ser.live.outputs import OutputError
+from edge_ser.live.outputs.base import OutputError
 from edge_ser.live.result import SILENCE, LiveResult
 
 BLOCK_BARS = ("\u2588", "\u2591")

@@ -13,8 +13,8 @@ import os
 from pathlib import Path
 from typing import Any, TextIO
 
-from edge_ser.live.outputs import OutputError
 from edge_ser.live.outputs._json import result_json
+from edge_ser.live.outputs.base import OutputError
 from edge_ser.live.result import LiveResult, StageTimes
 
 

@@ -19,8 +19,8 @@ from typing import Any, TextIO
 import numpy as np
 
 from edge_ser.errors import ConfigError
-from edge_ser.live.outputs import OutputError
 from edge_ser.live.outputs._palette import LABEL_COLORS, label_color
+from edge_ser.live.outputs.base import OutputError
 from edge_ser.live.result import SILENCE, LiveResult
 from edge_ser.vision._cv2 import import_cv2
 

@@ -23,9 +23,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from edge_ser.errors import ConfigError
-from edge_ser.live.outputs import OutputError
 from edge_ser.live.outputs._json import result_json
 from edge_ser.live.outputs._palette import LABEL_COLORS, css_color
+from edge_ser.live.outputs.base import OutputError
 from edge_ser.live.result import LiveResult
 
 _CLOSE = object()

@@ -1,10 +1,10 @@
-"""Device profiles for roofline reports: peak compute per precision, memory bandwidth, caches, clocks, power modes.
+"""A device profile for roofline reports: peak compute per precision, memory bandwidth, caches, clocks, power modes.
 
 A profile is one YAML file in `firmware_profiles/` (schema in `firmware_profiles/README.md`), or the `host`
 profile that `edge_ser.hostbench` measures on the spot. Every figure carries its `source`; a figure that could not
 be confirmed says so (`verified: false` plus a `note`). `load_profile` validates before it trusts: a missing,
 unknown, mistyped, non-positive or absurd field raises `ProfileError` naming the file and the field path, e.g.
-``pi4.yaml: peaks.cpu.fp32.value: -3 must be > 0``.
+``pi4.yaml: peaks.cpu.fp32.value: must be > 0, got -3``.
 
 Units: peaks in GFLOP/s (floating point) or GOP/s (integer), i.e. 1e9 operations per second, where a multiply-add
 counts 2 operations (the repo's FLOP convention); bandwidth in GB/s (1e9 bytes/s); clocks in GHz; caches in KiB.
@@ -13,13 +13,11 @@ The roofline: attainable = min(peak compute, arithmetic intensity x bandwidth). 
 is the profile's choice, per target (`cpu`, `gpu`) and per model precision, in its `roofline` block, so the
 reasoning lives next to the figures (e.g. fp16 models on the Pi 4 CPU are computed in fp32).
 
-pyyaml is imported only when a YAML file is read; this module otherwise needs numpy and the standard library.
+This module needs numpy and the standard library; reading files is `edge_ser.profiles.load_profile`.
 """
 
 from __future__ import annotations
 
-import math
-import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from edge_ser.errors import ConfigError, MissingDependencyError
+from edge_ser.errors import ConfigError
+from edge_ser.schema import MISSING, Checker, describe, join
 
 SCHEMA_VERSION = 1
 HOST = "host"
@@ -435,96 +434,6 @@ def roofline_bound(
 
 
 # ------------------------------------------------------------------------------------------------------------
-# Loading
-# ------------------------------------------------------------------------------------------------------------
-
-
-def profile_dirs() -> list[Path]:
-    """Folders searched for `<name>.yaml`: each entry of $EDGE_SER_PROFILES (os.pathsep-separated), then the
-    repository's `firmware_profiles/`."""
-    dirs = [Path(p) for p in os.environ.get("EDGE_SER_PROFILES", "").split(os.pathsep) if p]
-    dirs.append(Path(__file__).resolve().parents[1] / "firmware_profiles")
-    return dirs
-
-
-def available_profiles() -> list[str]:
-    """Names `load_profile` accepts: every `*.yaml` in `profile_dirs()`, plus "host" (measured on the spot)."""
-    names = {p.stem for d in profile_dirs() if d.is_dir() for p in d.glob("*.yaml")}
-    return sorted(names - {HOST}) + [HOST]  # "host" is always the measurement, never a file
-
-
-def load_profile(name_or_path: str | os.PathLike[str]) -> Profile:
-    """Load and validate a profile by name ("pi4", "orin-nano-8gb-super", "host") or by path to a YAML file.
-
-    "host" measures this machine with `edge_ser.hostbench` (or reuses its cached measurement).
-    Raises `ProfileError` for an unknown name, an unreadable file or an invalid profile.
-    """
-    text = os.fspath(name_or_path)
-    if text == HOST:
-        from edge_ser.hostbench import host_profile
-
-        return host_profile()
-    path = Path(text)
-    looks_like_path = path.suffix in (".yaml", ".yml") or os.sep in text or (os.altsep or os.sep) in text
-    if not looks_like_path:
-        for d in profile_dirs():
-            candidate = d / f"{text}.yaml"
-            if candidate.is_file():
-                path = candidate
-                break
-        else:
-            raise ProfileError(
-                f"{text}: no such profile (available: {', '.join(available_profiles())}); "
-                "or pass the path to a .yaml file"
-            )
-    return _load_file(path)
-
-
-def _load_file(path: Path) -> Profile:
-    label = path.name
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ProfileError(f"{path}: profile file not found") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise ProfileError(f"{path}: cannot read profile: {e}") from e
-    data = _parse_yaml(text, label)
-    return Profile.from_dict(data, origin=str(path), expect_name=path.stem)
-
-
-def _parse_yaml(text: str, label: str) -> Any:
-    try:
-        import yaml
-    except ImportError as e:
-        raise MissingDependencyError("pyyaml", "device", "reading firmware profiles") from e
-
-    class _StrictLoader(yaml.SafeLoader):
-        """SafeLoader that refuses a key given twice in one mapping (PyYAML silently keeps the last)."""
-
-    def _mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
-        loader.flatten_mapping(node)
-        out: dict[Any, Any] = {}
-        for key_node, value_node in node.value:
-            key = loader.construct_object(key_node, deep=True)
-            if key in out:
-                line = key_node.start_mark.line + 1
-                raise ProfileError(f"{label}: line {line}: key {key!r} given twice in the same mapping")
-            out[key] = loader.construct_object(value_node, deep=True)
-        return out
-
-    _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
-    try:
-        data = yaml.load(text, Loader=_StrictLoader)  # a SafeLoader subclass: no arbitrary objects
-    except yaml.YAMLError as e:
-        where = ""
-        mark = getattr(e, "problem_mark", None)
-        if mark is not None:
-            where = f" line {mark.line + 1}, column {mark.column + 1}:"
-        raise ProfileError(f"{label}:{where} not valid YAML: {getattr(e, 'problem', None) or e}") from e
-    return data
-
-
-# ------------------------------------------------------------------------------------------------------------
 # Validation
 # ------------------------------------------------------------------------------------------------------------
 
@@ -533,108 +442,78 @@ _PEAK_KEYS = _FIGURE_KEYS | {"unit", "single_thread", "sparse"}
 _TOP_REQUIRED = ("schema_version", "name", "description", "operating_point", "cpu", "memory", "caches", "peaks",
                  "roofline")  # fmt: skip
 _TOP_OPTIONAL = ("gpu", "power_modes", "notes", "measurement")
-_MISSING = object()
 
 
-class _Parser:
+class _Parser(Checker):
     """Walks the parsed document, records every problem with its field path, and builds the dataclasses."""
 
     def __init__(self, origin: str, expect_name: str | None) -> None:
+        super().__init__(
+            Path(origin).name if origin not in ("<dict>", "") else "<profile>",
+            error=ProfileError,
+            collect=True,
+        )
         self.origin = origin
-        self.label = Path(origin).name if origin not in ("<dict>", "") else "<profile>"
         self.expect_name = expect_name
-        self.problems: list[str] = []
         self.has_gpu_section = False
         self.given: set[str] = set()
         """Dotted paths of figures present in the document, valid or not (a reference to an invalid one is not
         reported again)."""
 
-    # -- primitives ------------------------------------------------------------------------------------------
+    # -- (mapping, key) forms of the checker's value checks --------------------------------------------------
 
     def bad(self, path: str, msg: str) -> None:
-        self.problems.append(f"{self.label}: {path}: {msg}")
+        self.problem(path, msg)
 
-    def mapping(
-        self, value: Any, path: str, required: tuple[str, ...] | set[str], optional=()
-    ) -> dict | None:
-        if not isinstance(value, dict):
-            self.bad(path or "<top level>", f"expected a mapping, got {_describe(value)}")
+    def text_at(self, d: dict, key: str, path: str, *, required: bool = True) -> str | None:
+        v = d.get(key, MISSING)
+        if v is MISSING or (v is None and not required):
             return None
-        allowed = set(required) | set(optional)
-        for key in value:
-            if key not in allowed:
-                self.bad(
-                    _join(path, str(key)), f"unknown key (expected one of: {', '.join(sorted(allowed))})"
-                )
-        for key in required:
-            if key not in value:
-                self.bad(_join(path, key), "missing (required)")
-        return value
+        return self.text(v, join(path, key))
 
-    def text(self, d: dict, key: str, path: str, *, required: bool = True) -> str | None:
-        v = d.get(key, _MISSING)
-        if v is _MISSING or (v is None and not required):
+    def number_at(self, d: dict, key: str, path: str, *, limit: float, unit: str = "",
+                  required: bool = True, integer: bool = False) -> Any:  # fmt: skip
+        """A number > 0 and at most `limit` (beyond it: absurd, a unit error); None when absent and optional."""
+        v = d.get(key, MISSING)
+        if v is MISSING or (v is None and not required):
             return None
-        if not isinstance(v, str):
-            self.bad(_join(path, key), f"expected text, got {_describe(v)}")
+        p = join(path, key)
+        if integer and self.integer(v, p) is None:
             return None
-        if not v.strip():
-            self.bad(_join(path, key), "must not be empty")
-            return None
-        return v.strip()
+        v = self.number(v, p, positive=True, absurd=limit, unit=unit)
+        return None if v is None else int(v) if integer else float(v)
 
-    def number(self, d: dict, key: str, path: str, *, limit: float, unit: str = "",
-               required: bool = True, integer: bool = False) -> Any:  # fmt: skip
-        v = d.get(key, _MISSING)
-        if v is _MISSING or (v is None and not required):
-            return None
-        p = _join(path, key)
-        want = "integer" if integer else "number"
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or (integer and not isinstance(v, int)):
-            self.bad(p, f"expected {want}, got {_describe(v)}")
-            return None
-        if not math.isfinite(v):
-            self.bad(p, f"{v!r} must be a finite number")
-            return None
-        if v <= 0:
-            self.bad(p, f"{v!r} must be > 0")
-            return None
-        if v > limit:
-            u = f" {unit}" if unit else ""
-            self.bad(p, f"{v!r} is absurd (> {limit:g}{u}); check the unit")
-            return None
-        return int(v) if integer else float(v)
+    def flag_at(self, d: dict, key: str, path: str, default: bool) -> bool:
+        v = self.flag(d.get(key, default), join(path, key))
+        return default if v is None else v
 
-    def flag(self, d: dict, key: str, path: str, default: bool) -> bool:
-        v = d.get(key, default)
-        if not isinstance(v, bool):
-            self.bad(_join(path, key), f"expected true or false, got {_describe(v)}")
-            return default
-        return v
+    def choice_at(self, d: dict, key: str, path: str, options: tuple[str, ...]) -> str | None:
+        v = self.text_at(d, key, path)
+        return None if v is None else self.choice(v, join(path, key), options)
 
     def figure(self, value: Any, path: str, *, limit: float, unit: str, peak: bool = False) -> Figure | None:
         d = self.mapping(value, path, ("value", "source") + (("unit",) if peak else ()),
                          (_PEAK_KEYS if peak else _FIGURE_KEYS) - {"value", "source", "unit"})  # fmt: skip
         if d is None:
             return None
-        v = self.number(d, "value", path, limit=limit, unit=unit)
-        source = self.text(d, "source", path)
-        derivation = self.text(d, "derivation", path, required=False) or ""
-        note = self.text(d, "note", path, required=False) or ""
-        method = self.text(d, "method", path, required=False) or ""
-        verified = self.flag(d, "verified", path, True)
-        threads = self.number(d, "threads", path, limit=4096, required=False, integer=True)
+        v = self.number_at(d, "value", path, limit=limit, unit=unit)
+        source = self.text_at(d, "source", path)
+        derivation = self.text_at(d, "derivation", path, required=False) or ""
+        note = self.text_at(d, "note", path, required=False) or ""
+        method = self.text_at(d, "method", path, required=False) or ""
+        verified = self.flag_at(d, "verified", path, True)
+        threads = self.number_at(d, "threads", path, limit=4096, required=False, integer=True)
         if not verified and not note:
-            self.bad(_join(path, "note"), "missing: a figure with `verified: false` must say why in `note`")
+            self.bad(join(path, "note"), "missing: a figure with `verified: false` must say why in `note`")
         if v is None or source is None:
             return None
         common = {"value": v, "source": source, "derivation": derivation, "verified": verified, "note": note,
                   "method": method, "threads": threads}  # fmt: skip
         if not peak:
             return Figure(**common)
-        unit_text = self.text(d, "unit", path)
-        single = self.number(d, "single_thread", path, limit=limit, unit=unit, required=False)
-        sparse = self.number(d, "sparse", path, limit=limit, unit=unit, required=False)
+        unit_text = self.text_at(d, "unit", path)
+        single = self.number_at(d, "single_thread", path, limit=limit, unit=unit, required=False)
+        sparse = self.number_at(d, "sparse", path, limit=limit, unit=unit, required=False)
         if unit_text is None:
             return None
         return Peak(**common, unit=unit_text, single_thread=single, sparse=sparse)
@@ -644,30 +523,29 @@ class _Parser:
     def profile(self, data: Any) -> Profile:
         top = self.mapping(data, "", _TOP_REQUIRED, _TOP_OPTIONAL)
         if top is None:
-            raise ProfileError(self.problems)
+            self.raise_problems()
         version = top.get("schema_version")
         if "schema_version" in top and version != SCHEMA_VERSION:
             self.bad("schema_version", f"{version!r} is not supported (this edge-ser reads {SCHEMA_VERSION})")
-        name = self.text(top, "name", "")
+        name = self.text_at(top, "name", "")
         if name is not None and self.expect_name is not None and name != self.expect_name:
             self.bad("name", f"{name!r} does not match the file name {self.expect_name}.yaml")
-        description = self.text(top, "description", "")
-        operating_point = self.text(top, "operating_point", "")
-        cpu = self.cpu(top.get("cpu", _MISSING))
+        description = self.text_at(top, "description", "")
+        operating_point = self.text_at(top, "operating_point", "")
+        cpu = self.cpu(top.get("cpu", MISSING))
         self.has_gpu_section = top.get("gpu") is not None
         gpu = self.gpu(top["gpu"]) if top.get("gpu") is not None else None
-        memory = self.memory(top.get("memory", _MISSING))
-        caches = self.caches(top.get("caches", _MISSING))
-        peaks = self.peaks(top.get("peaks", _MISSING), cpu, gpu)
+        memory = self.memory(top.get("memory", MISSING))
+        caches = self.caches(top.get("caches", MISSING))
+        peaks = self.peaks(top.get("peaks", MISSING), cpu, gpu)
         power_modes = self.power_modes(top.get("power_modes", []))
         notes = self.notes(top.get("notes", []))
         measurement = top.get("measurement")
         if measurement is not None and not isinstance(measurement, dict):
-            self.bad("measurement", f"expected a mapping, got {_describe(measurement)}")
+            self.bad("measurement", f"must be a mapping, got {describe(measurement)}")
             measurement = None
-        roofline = self.roofline(top.get("roofline", _MISSING), peaks, memory)
-        if self.problems:
-            raise ProfileError(self.problems)
+        roofline = self.roofline(top.get("roofline", MISSING), peaks, memory)
+        self.raise_problems()
         return Profile(
             name=name, description=description, operating_point=operating_point, cpu=cpu, gpu=gpu, memory=memory,
             caches=caches, peaks=peaks, roofline=roofline, power_modes=power_modes, notes=notes,
@@ -675,17 +553,17 @@ class _Parser:
         )  # fmt: skip
 
     def cpu(self, value: Any) -> Cpu | None:
-        if value is _MISSING:
+        if value is MISSING:
             return None
         d = self.mapping(value, "cpu", ("model", "cores", "simd", "source"), ("clock_ghz",))
         if d is None:
             return None
-        model = self.text(d, "model", "cpu")
-        cores = self.number(d, "cores", "cpu", limit=4096, integer=True)
+        model = self.text_at(d, "model", "cpu")
+        cores = self.number_at(d, "cores", "cpu", limit=4096, integer=True)
         has_clock = d.get("clock_ghz") is not None
         clock = self.figure(d["clock_ghz"], "cpu.clock_ghz", limit=MAX_GHZ, unit="GHz") if has_clock else None
-        simd = self.string_list(d.get("simd", _MISSING), "cpu.simd")
-        source = self.text(d, "source", "cpu")
+        simd = self.texts(d["simd"], "cpu.simd") if "simd" in d else None
+        source = self.text_at(d, "source", "cpu")
         if None in (model, cores, simd, source) or (has_clock and clock is None):
             return None
         return Cpu(model=model, cores=cores, clock_ghz=clock, simd=simd, source=source)
@@ -694,28 +572,28 @@ class _Parser:
         d = self.mapping(value, "gpu", ("model", "cores", "clock_ghz", "source"), ("tensor_cores",))
         if d is None:
             return None
-        model = self.text(d, "model", "gpu")
-        cores = self.number(d, "cores", "gpu", limit=1 << 20, integer=True)
-        tensor = self.number(d, "tensor_cores", "gpu", limit=1 << 16, integer=True, required=False)
+        model = self.text_at(d, "model", "gpu")
+        cores = self.number_at(d, "cores", "gpu", limit=1 << 20, integer=True)
+        tensor = self.number_at(d, "tensor_cores", "gpu", limit=1 << 16, integer=True, required=False)
         clock = self.figure(d.get("clock_ghz"), "gpu.clock_ghz", limit=MAX_GHZ, unit="GHz") \
             if "clock_ghz" in d else None  # fmt: skip
-        source = self.text(d, "source", "gpu")
+        source = self.text_at(d, "source", "gpu")
         if None in (model, cores, clock, source):
             return None
         return Gpu(model=model, cores=cores, clock_ghz=clock, source=source, tensor_cores=tensor)
 
     def memory(self, value: Any) -> Memory | None:
-        if value is _MISSING:
+        if value is MISSING:
             return None
         optional = ("bus_bits", "capacity_gib", "transfer_rate_mts", "theoretical_gbps", "measured_gbps")
         d = self.mapping(value, "memory", ("type", "source"), optional)
         if d is None:
             return None
-        kind = self.text(d, "type", "memory")
-        source = self.text(d, "source", "memory")
-        bus = self.number(d, "bus_bits", "memory", limit=8192, integer=True, required=False)
-        capacity = self.number(d, "capacity_gib", "memory", limit=65536, unit="GiB", required=False)
-        rate = self.number(d, "transfer_rate_mts", "memory", limit=1e5, unit="MT/s", required=False)
+        kind = self.text_at(d, "type", "memory")
+        source = self.text_at(d, "source", "memory")
+        bus = self.number_at(d, "bus_bits", "memory", limit=8192, integer=True, required=False)
+        capacity = self.number_at(d, "capacity_gib", "memory", limit=65536, unit="GiB", required=False)
+        rate = self.number_at(d, "transfer_rate_mts", "memory", limit=1e5, unit="MT/s", required=False)
         figs: dict[str, Figure | None] = {}
         for key in ("theoretical_gbps", "measured_gbps"):
             figs[key] = None
@@ -741,10 +619,10 @@ class _Parser:
                       theoretical_gbps=theo, measured_gbps=meas)  # fmt: skip
 
     def caches(self, value: Any) -> tuple[Cache, ...]:
-        if value is _MISSING:
+        if value is MISSING:
             return ()
         if not isinstance(value, list):
-            self.bad("caches", f"expected a list, got {_describe(value)}")
+            self.bad("caches", f"must be a list, got {describe(value)}")
             return ()
         out = []
         for i, item in enumerate(value):
@@ -752,12 +630,12 @@ class _Parser:
             d = self.mapping(item, path, ("level", "kind", "size_kib", "scope", "source"), ("count",))
             if d is None:
                 continue
-            level = self.number(d, "level", path, limit=4, integer=True)
-            kind = self.choice(d, "kind", path, CACHE_KINDS)
-            size = self.number(d, "size_kib", path, limit=1 << 20, unit="KiB")
-            scope = self.choice(d, "scope", path, CACHE_SCOPES)
-            count = self.number(d, "count", path, limit=4096, integer=True, required=False)
-            source = self.text(d, "source", path)
+            level = self.number_at(d, "level", path, limit=4, integer=True)
+            kind = self.choice_at(d, "kind", path, CACHE_KINDS)
+            size = self.number_at(d, "size_kib", path, limit=1 << 20, unit="KiB")
+            scope = self.choice_at(d, "scope", path, CACHE_SCOPES)
+            count = self.number_at(d, "count", path, limit=4096, integer=True, required=False)
+            source = self.text_at(d, "source", path)
             if None not in (level, kind, size, scope, source):
                 out.append(
                     Cache(level=level, kind=kind, size_kib=size, scope=scope, source=source, count=count)
@@ -765,7 +643,7 @@ class _Parser:
         return tuple(out)
 
     def peaks(self, value: Any, cpu: Cpu | None, gpu: Gpu | None) -> dict[str, dict[str, Peak]]:
-        if value is _MISSING:
+        if value is MISSING:
             return {}
         d = self.mapping(value, "peaks", ("cpu",), set(UNITS) - {"cpu"})
         if d is None:
@@ -818,7 +696,7 @@ class _Parser:
         if value is None:
             return ()
         if not isinstance(value, list):
-            self.bad("power_modes", f"expected a list, got {_describe(value)}")
+            self.bad("power_modes", f"must be a list, got {describe(value)}")
             return ()
         out = []
         names: set[str] = set()
@@ -836,26 +714,26 @@ class _Parser:
             d = self.mapping(item, path, ("name", "source"), optional)
             if d is None:
                 continue
-            name = self.text(d, "name", path)
+            name = self.text_at(d, "name", path)
             if name in names:
                 self.bad(f"{path}.name", f"{name!r} given twice")
             names.add(name)
             mode = PowerMode(
                 name=name,
-                source=self.text(d, "source", path),
-                watts=self.number(d, "watts", path, limit=1e4, unit="W", required=False),
-                cpu_cores=self.number(d, "cpu_cores", path, limit=4096, integer=True, required=False),
-                cpu_clock_ghz=self.number(
+                source=self.text_at(d, "source", path),
+                watts=self.number_at(d, "watts", path, limit=1e4, unit="W", required=False),
+                cpu_cores=self.number_at(d, "cpu_cores", path, limit=4096, integer=True, required=False),
+                cpu_clock_ghz=self.number_at(
                     d, "cpu_clock_ghz", path, limit=MAX_GHZ, unit="GHz", required=False
                 ),
-                gpu_clock_ghz=self.number(
+                gpu_clock_ghz=self.number_at(
                     d, "gpu_clock_ghz", path, limit=MAX_GHZ, unit="GHz", required=False
                 ),
-                memory_clock_mhz=self.number(
+                memory_clock_mhz=self.number_at(
                     d, "memory_clock_mhz", path, limit=1e5, unit="MHz", required=False
                 ),
-                default=self.flag(d, "default", path, False),
-                note=self.text(d, "note", path, required=False) or "",
+                default=self.flag_at(d, "default", path, False),
+                note=self.text_at(d, "note", path, required=False) or "",
             )
             out.append(mode)
         if sum(m.default for m in out) > 1:
@@ -865,22 +743,22 @@ class _Parser:
     def notes(self, value: Any) -> tuple[str, ...]:
         if value is None:
             return ()
-        lst = self.string_list(value, "notes")
+        lst = self.texts(value, "notes")
         return lst or ()
 
     def roofline(
         self, value: Any, peaks: dict[str, dict[str, Peak]], memory: Memory | None
     ) -> Roofline | None:
-        if value is _MISSING:
+        if value is MISSING:
             return None
         d = self.mapping(value, "roofline", ("default", "reason", "targets"))
         if d is None:
             return None
-        default = self.text(d, "default", "roofline")
-        reason = self.text(d, "reason", "roofline")
-        targets_raw = d.get("targets", _MISSING)
+        default = self.text_at(d, "default", "roofline")
+        reason = self.text_at(d, "reason", "roofline")
+        targets_raw = d.get("targets", MISSING)
         targets: dict[str, dict[str, RooflineChoice]] = {}
-        if targets_raw is not _MISSING:
+        if targets_raw is not MISSING:
             t = self.mapping(targets_raw, "roofline.targets", (), UNITS)
             if t is not None and not t:
                 self.bad("roofline.targets", "is empty: give at least the default target")
@@ -901,9 +779,9 @@ class _Parser:
                     c = self.mapping(raw, cp, ("compute", "bandwidth"), ("note",))
                     if c is None:
                         continue
-                    compute = self.text(c, "compute", cp)
-                    bandwidth = self.text(c, "bandwidth", cp)
-                    note = self.text(c, "note", cp, required=False) or ""
+                    compute = self.text_at(c, "compute", cp)
+                    bandwidth = self.text_at(c, "bandwidth", cp)
+                    note = self.text_at(c, "note", cp, required=False) or ""
                     if compute is not None:
                         parts = compute.split(".")
                         if compute in self.given and parts[2] not in peaks.get(parts[1], {}):
@@ -930,43 +808,8 @@ class _Parser:
                             bandwidth = None
                     if compute and bandwidth:
                         targets[target][precision] = RooflineChoice(precision, compute, bandwidth, note)
-        if default is not None and targets_raw is not _MISSING and default not in targets:
+        if default is not None and targets_raw is not MISSING and default not in targets:
             self.bad("roofline.default", f"{default!r} is not one of roofline.targets ({', '.join(targets)})")
         if default is None or reason is None:
             return None
         return Roofline(default=default, reason=reason, targets=targets)
-
-    # -- small helpers ---------------------------------------------------------------------------------------
-
-    def choice(self, d: dict, key: str, path: str, options: tuple[str, ...]) -> str | None:
-        v = self.text(d, key, path)
-        if v is not None and v not in options:
-            self.bad(_join(path, key), f"{v!r} must be one of: {', '.join(options)}")
-            return None
-        return v
-
-    def string_list(self, value: Any, path: str) -> tuple[str, ...] | None:
-        if value is _MISSING:
-            return None
-        if not isinstance(value, list) or not all(isinstance(s, str) and s.strip() for s in value):
-            self.bad(path, f"expected a list of non-empty texts, got {_describe(value)}")
-            return None
-        return tuple(s.strip() for s in value)
-
-
-def _join(path: str, key: str) -> str:
-    return f"{path}.{key}" if path else key
-
-
-def _describe(v: Any) -> str:
-    """`str '1e3'` plus a hint for YAML 1.1's exponent-without-dot rule, which PyYAML reads as text."""
-    if v is None or v is _MISSING:
-        return "nothing (null)"
-    text = f"{type(v).__name__} {v!r}"
-    if isinstance(v, str):
-        try:
-            float(v)
-        except ValueError:
-            return text
-        return text + " (a quoted number? YAML reads 1e3 as text: write 1.0e3)"
-    return text
