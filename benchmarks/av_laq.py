@@ -39,8 +39,11 @@ from converters.data.paired_av import PairedAVSpec, pair_ravdess_fer  # noqa: E4
 from converters.export.bundle import build_bundle  # noqa: E402
 from converters.models import av_cnn  # noqa: E402
 from converters.train import TrainConfig, accuracy, seed_everything, train_classifier  # noqa: E402
-from edge_ser.av_input import AVInputSpec  # noqa: E402
 from edge_ser.bundle import load_bundle  # noqa: E402
+from edge_ser.inputs.av import (
+    AVInputSpec,  # noqa: E402
+    AVKind,  # noqa: E402
+)
 
 PAIRED_CLASSES = ("neutral", "happy", "sad", "angry", "fear", "disgust", "surprise")
 RECIPES = ("laq-paper", "sensitivity@1.75")
@@ -56,7 +59,7 @@ def packed_kb(c, spec: AVInputSpec) -> float:
             c.codes,
             name="av_cnn",
             labels=list(PAIRED_CLASSES),
-            spec=spec,
+            kind=AVKind(spec, c.model.input_names),
             accuracy={},
         )
         return len(load_bundle(b).read("weights.esq")) / 1000
@@ -125,7 +128,7 @@ def main() -> None:
                     c.codes,
                     name="av_cnn",
                     labels=list(PAIRED_CLASSES),
-                    spec=spec,
+                    kind=AVKind(spec, c.model.input_names),
                     accuracy={
                         "test": acc,
                         "float_test": fp_acc,

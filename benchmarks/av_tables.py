@@ -57,7 +57,7 @@ from converters.data.paired_av import PairedAVSpec, pair_ravdess_fer  # noqa: E4
 from converters.models import av_cnn  # noqa: E402
 from converters.pipeline import confusion  # noqa: E402
 from converters.train import TrainConfig, predict, seed_everything, train_classifier  # noqa: E402
-from edge_ser.av_input import AVInputSpec  # noqa: E402
+from edge_ser.inputs.av import AVInputSpec  # noqa: E402
 
 MODES = ("audio", "video", "fused")
 PAIRED_CLASSES = ("neutral", "happy", "sad", "angry", "fear", "disgust", "surprise")
@@ -231,7 +231,7 @@ def _paired_md(p: dict, n_test: int, majority: float, config: TrainConfig) -> li
         "",
         f"Faces: each 48x48 FER crop is upscaled to {p['scene']['face']} px (cubic) at the centre of a "
         f"{p['scene']['width']}x{p['scene']['height']} grey frame, then goes through the device's "
-        "`edge_ser.av_input.clip_inputs` with the shared `FaceCropper(...).crop_or_center` (Haar cascade, "
+        "`edge_ser.inputs.av.clip_inputs` with the shared `FaceCropper(...).crop_or_center` (Haar cascade, "
         "centred-square fallback when no face is found). The cascade found a face in "
         f"**{100 * ff['unique_clip_faces']:.1f}%** of the {ff['unique_clip_faces_n']} distinct frames "
         f"({100 * ff['test']:.1f}% of test frames); on the raw 48x48 crops it fires on only "
@@ -305,7 +305,7 @@ def run_emodb(args, config: TrainConfig) -> tuple[dict, list[str]]:
         "## EMODB, av_cnn audio branch (real data)",
         "",
         f"{len(d.y)} utterances, {n_cls} classes, 10 speakers; 22.05 kHz resampled to 16 kHz by "
-        "`edge_ser.audio.load`; input 6 segments x 40 MFCCs (`edge_ser.av_input.audio_segments`). The splits "
+        "`edge_ser.audio.load`; input 6 segments x 40 MFCCs (`edge_ser.inputs.av.audio_segments`). The splits "
         "are exactly those of `benchmarks/laq_table.py` (same records, same split functions and seeds); the "
         "laq_mlp figures are its fp32 rows from `benchmarks/results/laq_table_emodb.md`, given for context "
         "(laq_mlp sees a 180-d clip-mean MFCC + mel + chroma vector; av_cnn sees only 6 x 40 MFCCs).",

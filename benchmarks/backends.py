@@ -39,6 +39,7 @@ def build_bundles(data: str, out: Path) -> tuple[dict[str, Path], Path, str]:
     from converters.train import TrainConfig, seed_everything, train_classifier
     from edge_ser.errors import DatasetError
     from edge_ser.features import FeatureSpec
+    from edge_ser.inputs.vector import VectorKind
 
     spec = FeatureSpec()
     try:
@@ -69,7 +70,7 @@ def build_bundles(data: str, out: Path) -> tuple[dict[str, Path], Path, str]:
             c.codes,
             name="laq_mlp",
             labels=list(prep.classes),
-            spec=spec,
+            kind=VectorKind(spec),
             accuracy=acc,
             **kw,
         )

@@ -31,8 +31,11 @@ from converters.data.av_dataset import audio_arrays  # noqa: E402
 from converters.export.bundle import build_bundle  # noqa: E402
 from converters.models import av_cnn  # noqa: E402
 from converters.train import TrainConfig, accuracy, seed_everything, train_classifier  # noqa: E402
-from edge_ser.av_input import AVInputSpec  # noqa: E402
 from edge_ser.bundle import load_bundle  # noqa: E402
+from edge_ser.inputs.av import (
+    AVInputSpec,  # noqa: E402
+    AVKind,  # noqa: E402
+)
 
 
 def main() -> None:
@@ -71,7 +74,7 @@ def main() -> None:
         c.codes,
         name="av_cnn_audio",
         labels=list(PAIRED_CLASSES),
-        spec=spec,
+        kind=AVKind(spec, c.model.input_names),
         accuracy={
             "test": acc,
             "float_test": fp_acc,

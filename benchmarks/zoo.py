@@ -35,10 +35,12 @@ pin_single_thread()
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from converters.registry import INPUT_LABELS  # noqa: E402
+from converters.registry import MODELS as MODEL_REGISTRY  # noqa: E402
 from converters.sweep import Grid, Sweep  # noqa: E402
 from converters.zoo import BEST_LMS, LMS_MODELS, MODELS, RECOMMENDED, ZooPoint, run_point, zoo_objective  # noqa: E402
-from converters.zoo_cli import INPUT, pm  # noqa: E402
 from converters.zoo_cli import median_of as med  # noqa: E402
+from converters.zoo_cli import pm  # noqa: E402
 
 OUT = REPO / "benchmarks" / "results" / "zoo"
 TARGET_ACC, TARGET_KB = 0.88, 100.0
@@ -82,7 +84,7 @@ def summarise(
         out.append(
             {
                 "model": m,
-                "input": INPUT.get(m, "log-Mel"),
+                "input": INPUT_LABELS[MODEL_REGISTRY[m].input_kind],
                 "random": [r["acc"] for r in rr],
                 "loso": [r["acc"] for r in ll],
                 "random_mean": statistics.fmean([r["acc"] for r in rr]) if rr else None,
@@ -184,7 +186,7 @@ def main() -> int:
             **({"qat_epochs": args.qat_epochs} if m in LMS_MODELS else {}),
         }
         for m in models
-        if args.laq and m not in ("rf", "svm")
+        if args.laq and MODEL_REGISTRY[m].family == "torch"
         for s in range(args.laq_seeds if m in LMS_MODELS else args.seeds)  # feature models: cheap, every seed
     ]
     for p in rnd_pts + loso_pts + laq_pts:

@@ -109,7 +109,7 @@ def cmd_train(args: argparse.Namespace, spec: FeatureSpec, *, title: str | None 
     test_acc = accuracy(res.model, Xte, yte)
     chance = float(np.bincount(task.y).max() / len(task.y))
     say(
-        f"[3/3] {model_line(res.model)}\n      best epoch {res.best_epoch} of {res.epochs_run}, "
+        f"[3/3] {model_line(res.model, task.model_name)}\n      best epoch {res.best_epoch} of {res.epochs_run}, "
         f"{res.seconds:.1f} s; val acc {res.best_val_acc:.3f}\n"
     )
     say(f"test accuracy: {test_acc:.3f}  (n={sz['test']}, majority-class baseline {chance:.3f})")
@@ -171,7 +171,7 @@ def cmd_laq(args: argparse.Namespace, spec: FeatureSpec, *, title: str | None = 
     res, _ = _train_float(args, task, split)
     fp_acc = accuracy(res.model, Xte, yte)
     say(
-        f"[2/5] float {model_line(res.model)}\n      test accuracy {fp_acc:.3f} (split {args.split}, "
+        f"[2/5] float {model_line(res.model, task.model_name)}\n      test accuracy {fp_acc:.3f} (split {args.split}, "
         f"seed {args.seed}, {len(split.train)}/{len(split.val)}/{len(split.test)})"
     )
     laq = LaqConfig(t_margin=args.t_margin, budget=args.budget)
@@ -206,7 +206,7 @@ def cmd_laq(args: argparse.Namespace, spec: FeatureSpec, *, title: str | None = 
         c.codes,
         name=task.model_name.split("[")[0],
         labels=list(task.classes),
-        spec=task.spec,
+        kind=task.kind,
         accuracy=acc,
         as_tar=args.tar,
         tflite_calibration=calibration,
@@ -262,62 +262,38 @@ def cmd_laq(args: argparse.Namespace, spec: FeatureSpec, *, title: str | None = 
 
 
 def cmd_model(args: argparse.Namespace) -> int:
-    """Print a model's layers with parameters and FLOPs (AV convention) and, for av_cnn, the seed's figures."""
-    from converters.models import AVCNN, AVConfig, laq_mlp
-    from converters.models.av_cnn import count_flops, count_params
+    """Print a model's conv / dense layers with parameters and FLOPs, counted on its exported graph by
+    `edge_ser.flops` (the AV convention), and for av_cnn the seed's reported figures."""
+    from converters.models.counts import count_model, count_params, dense_rows
+    from converters.registry import build, entry
     from converters.tasks import SEED_AV
 
-    if args.name in ("squeezenet_lms", "small_cnn", "tiny_transformer"):
-        import importlib
-
-        mod = importlib.import_module(f"converters.models.{args.name}")
-        model = getattr(mod, args.name)(
-            n_mels=args.mels, segment_frames=args.frames, num_classes=args.classes, width=args.width
-        )
-        rows, total = mod.count_flops(model)
-        count_params = mod.count_params
-    elif args.name != "av_cnn":
-        model = laq_mlp(args.in_features, args.classes)
-        rows = [
-            {
-                "name": n,
-                "op": "Linear",
-                "in_shape": (m.in_features,),
-                "out_shape": (m.out_features,),
-                "params": m.weight.numel() + m.bias.numel(),
-                "flops": 2 * m.weight.numel() + m.out_features,
-            }
-            for n, m in model.named_modules()
-            if isinstance(m, torch.nn.Linear)
-        ]
-        total = sum(r["flops"] for r in rows)
-    else:
-        cfg = AVConfig(
-            num_classes=args.classes, frame_fusion=args.frame_fusion, video_padding=1 if args.same else 0
-        )
-        model = AVCNN(cfg, mode=args.mode)
-        rows, total = count_flops(model)
+    kind = entry(args.name).input_kind
+    options = {
+        "vector": {"in_features": args.in_features},
+        "patches": {"n_mels": args.mels, "segment_frames": args.frames, "width": args.width},
+        "av": {"mode": args.mode, "frame_fusion": args.frame_fusion, "video_padding": 1 if args.same else 0},
+    }[kind]
+    model = build(args.name, num_classes=args.classes, **options)
+    counts = count_model(model)
+    rows, total = dense_rows(model, counts), counts.dense_flops
     params = count_params(model)
-    per = (
-        "per log-Mel patch"
-        if args.name in ("squeezenet_lms", "small_cnn", "tiny_transformer")
-        else "per clip"
-    )
-    print(f"{args.name}" + (f" [{args.mode}]" if args.name == "av_cnn" else "") + f", {per}:")
-    print(f"  {'layer':10s} {'op':8s} {'input':>14s} {'output':>14s} {'params':>8s} {'FLOPs':>12s}")
+    per = {"patches": "per log-Mel patch", "vector": "per clip vector"}.get(kind, "per clip")
+    print(f"{args.name}" + (f" [{args.mode}]" if kind == "av" else "") + f", {per}:")
+    print(f"  {'layer':18s} {'op':7s} {'input':>14s} {'output':>14s} {'params':>8s} {'FLOPs':>12s}")
     for r in rows:
         print(
-            f"  {r['name']:10s} {r['op']:8s} {'x'.join(map(str, r['in_shape'])):>14s} "
+            f"  {r['name']:18s} {r['op']:7s} {'x'.join(map(str, r['in_shape'])):>14s} "
             f"{'x'.join(map(str, r['out_shape'])):>14s} {r['params']:>8,} {r['flops']:>12,}"
         )
     print(
         f"  total: {params:,} parameters ({params * 4 / 1e6:.2f} MB as float32), {total / 1e9:.4f} GFLOPs "
-        f"({total / 2e9:.4f} G multiply-accumulates)"
+        f"({total / 2e9:.4f} G multiply-accumulates) in conv / dense / matmul; {counts.flops / 1e9:.4f} GFLOPs "
+        "with every op"
     )
     print(
-        "  FLOPs convention (the AV seed's): conv = 2*Y*Ci*Co*K + Y*Co, dense = 2*in*out + out; "
-        "pooling, ReLU and the MFCC standardisation are not counted"
-        + ("; attention matmuls = 2*MAC." if args.name == "tiny_transformer" else ".")
+        "  FLOPs convention (the AV seed's, edge_ser.flops on the exported graph): conv = 2*Y*Ci*Co*K + Y*Co, "
+        "dense = 2*in*out + out, matmul = 2*MAC; the total adds pooling, activations, norms (docs/roofline.md)."
     )
     if args.name == "av_cnn" and args.mode == "fused":
         print(

@@ -1,6 +1,6 @@
 """Segment-level training on log-Mel patches with utterance-level evaluation (squeezenet_lms and friends).
 
-A clip becomes overlapping patches (`edge_ser.lms_input.clip_segments`, the device's own code); the model is
+A clip becomes overlapping patches (`edge_ser.inputs.patches.clip_segments`, the device's own code); the model is
 trained on patches with the clip's label, validation picks the epoch by the *utterance* accuracy of voted
 patch predictions (what the device reports), and test accuracy is utterance-level too.
 
@@ -24,7 +24,7 @@ from torch import nn
 from converters.data.splits import Split
 from converters.train import TrainConfig, predict, train_classifier
 from edge_ser.errors import ConfigError
-from edge_ser.lms_input import LMSSpec, segment_dataset, utterance_vote
+from edge_ser.inputs.patches import LMSSpec, segment_dataset, utterance_vote
 
 
 @dataclass(frozen=True)

@@ -22,13 +22,15 @@ from converters.data import Split
 from converters.data.av_dataset import AVArrays, synthetic_av_arrays
 from converters.featurize import FeatureCache
 from converters.models import av_cnn, laq_mlp
-from converters.models.av_cnn import MODES, count_flops, count_params
+from converters.models.av_cnn import MODES
 from converters.pipeline import Prepared, split_indices
 from converters.train import Inputs
-from edge_ser.av_input import AVInputSpec
 from edge_ser.errors import ConfigError
 from edge_ser.features import FeatureSpec
 from edge_ser.fileio import atomic_writer
+from edge_ser.inputs.av import AVInputSpec, AVKind
+from edge_ser.inputs.base import InputKind
+from edge_ser.inputs.vector import VectorKind
 
 MODELS = ("laq_mlp", "av_cnn")
 AV_DATA = ("synthetic-av",)
@@ -49,7 +51,7 @@ class Task:
     classes: tuple[str, ...]
     speakers: list[str]
     spec: FeatureSpec | AVInputSpec
-    """What the bundle's manifest records about the inputs."""
+    """The input spec (for the summary)."""
     inputs: Callable[[np.ndarray], Inputs]
     """Model inputs of the clips at these indices (an array, or a tuple for a multi-input model)."""
     make_model: Callable[[np.ndarray], nn.Module]
@@ -59,6 +61,8 @@ class Task:
     """The model's input names, in the order `inputs` gives them (the bundle's and the engines')."""
     info: dict = field(default_factory=dict)
     """Data-set figures for the summary (cache hits, seconds, face detection rate)."""
+    kind: InputKind | None = None
+    """The model's input kind, which its bundle records (`edge_ser.inputs`)."""
 
     def engine_inputs(self, idx: np.ndarray) -> dict[str, np.ndarray]:
         """The clips at `idx` as the device engines take them: {input name: float32 array}."""
@@ -107,6 +111,7 @@ def feature_task(prep: Prepared, spec: FeatureSpec) -> Task:
             "cache_misses": prep.stats.misses,
             "feature_seconds": prep.stats.seconds,
         },
+        VectorKind(spec),
     )
 
 
@@ -140,22 +145,24 @@ def av_task(arrays: AVArrays, name: str, mode: str = "fused", spec: AVInputSpec 
     )
     names = {"fused": ("faces", "audio"), "video": ("faces",), "audio": ("audio",)}[mode]
     info = {"faces_found": d.faces_found}
-    return Task(name, f"av_cnn[{mode}]", d.y, d.classes, d.speakers, spec, inputs, make, line, names, info)
+    return Task(
+        name, f"av_cnn[{mode}]", d.y, d.classes, d.speakers, spec, inputs, make, line, names, info, AVKind(spec, names)
+    )
 
 
-def model_line(model: nn.Module) -> str:
-    """Parameters and FLOPs of a model, with the AV seed's reported figures for av_cnn."""
-    params = count_params(model)
-    if hasattr(model, "input_shapes"):
-        gflops = count_flops(model)[1] / 1e9
-        seed = (
-            f"; the seed reports ~{SEED_AV['params'] / 1e6:.2f} M and {SEED_AV['gflops']} GFLOPs "
-            "(`edge-ser model av_cnn` explains the difference)"
-            if model.mode == "fused"
-            else ""
-        )
-        return f"av_cnn[{model.mode}]: {params:,} parameters, {gflops:.4f} GFLOPs per clip{seed}"
-    return f"{type(model).__name__}: {params:,} parameters"
+def model_line(model: nn.Module, name: str) -> str:
+    """Parameters and FLOPs per input of a model (its exported graph counted by edge_ser.flops), with the AV
+    seed's reported figures for the fused av_cnn."""
+    from converters.models.counts import count_model, count_params
+
+    params, gflops = count_params(model), count_model(model).dense_flops / 1e9
+    seed = (
+        f"; the seed reports ~{SEED_AV['params'] / 1e6:.2f} M and {SEED_AV['gflops']} GFLOPs "
+        "(`edge-ser model av_cnn` explains the difference)"
+        if name == "av_cnn[fused]"
+        else ""
+    )
+    return f"{name}: {params:,} parameters, {gflops:.4f} GFLOPs per input{seed}"
 
 
 # ------------------------------------------------------------------------------------------------ AV cache

@@ -27,25 +27,23 @@ from typing import Any
 
 import numpy as np
 
+from converters.registry import MODELS as MODEL_REGISTRY
+from converters.registry import build as build_registered
+from converters.registry import model_names
 from edge_ser.errors import ConfigError
 
-FEATURE_MODELS = ("rf", "svm", "laq_mlp")
-LMS_MODELS = ("small_cnn", "squeezenet_lms", "tiny_transformer")
-MODELS = FEATURE_MODELS + LMS_MODELS
+FEATURE_MODELS = model_names(command="zoo", kind="vector")
+LMS_MODELS = model_names(command="zoo", kind="patches")
+MODELS = model_names(command="zoo")
 SPLITS = ("random", "loso")
 
 BEST_LMS: dict[str, Any] = {"M": 128, "L": 255, "H": 32, "n_fft": 1024, "T": 128, "seg_hop": 128, "batch": 32}
 """The log-Mel setting (and its batch: 4 clips' worth of patches) the EMODB search chose
 (benchmarks/results/lms_sweep.md); the zoo's patch models all use it."""
 
-RECOMMENDED: dict[str, dict[str, Any]] = {
-    "laq_mlp": {"epochs": 300, "patience": 30, "batch": 32, "qat_epochs": 60},
-    "small_cnn": {"width": 0.5},
-    "tiny_transformer": {"width": 1.0},
-    "squeezenet_lms": {"width": 0.25, "epochs": 40, "patience": 12},
-}
-"""Per-model point values `edge-ser zoo` and benchmarks/zoo.py start from (the laq_mlp ones are its
-TrainConfig defaults and the QAT length its LAQ table used; the LMS ones come from the sweeps)."""
+RECOMMENDED: dict[str, dict[str, Any]] = {n: dict(MODEL_REGISTRY[n].defaults) for n in MODELS if MODEL_REGISTRY[n].defaults}
+"""Per-model point values `edge-ser zoo` and benchmarks/zoo.py start from (the registry's defaults: the laq_mlp
+ones are its TrainConfig defaults and the QAT length its LAQ table used; the LMS ones come from the sweeps)."""
 
 
 @dataclass(frozen=True)
@@ -88,7 +86,7 @@ class ZooPoint:
             raise ConfigError(f"zoo: model {self.model!r} is not one of {', '.join(MODELS)}")
         if self.split not in SPLITS:
             raise ConfigError(f"zoo: split {self.split!r} must be one of {SPLITS}")
-        if self.laq and self.model in ("rf", "svm"):
+        if self.laq and MODEL_REGISTRY[self.model].family != "torch":
             raise ConfigError(f"zoo: {self.model} has no weights to quantize; drop laq={self.laq!r}")
 
     @classmethod
@@ -102,7 +100,7 @@ class ZooPoint:
         return cls(**point)
 
     def lms_spec(self):
-        from edge_ser.lms_input import LMSSpec
+        from edge_ser.inputs.patches import LMSSpec
 
         return LMSSpec(
             n_mels=self.M,
@@ -142,30 +140,18 @@ def split_for(p: ZooPoint, y: np.ndarray, speakers) -> tuple[Any, str]:
 
 
 def build_model(p: ZooPoint, n_classes: int, n_features: int | None = None):
-    """The torch model of a point (patch models take the point's M and T)."""
-    from converters import models
-
-    if p.model == "laq_mlp":
-        return models.laq_mlp(n_features, n_classes)
-    kw = {"n_mels": p.M, "segment_frames": p.T, "num_classes": n_classes, "width": p.width}
-    return getattr(models, p.model)(**kw)
+    """The torch model of a point, from the registry (patch models take the point's M, T and width)."""
+    if MODEL_REGISTRY[p.model].input_kind == "vector":
+        return build_registered(p.model, num_classes=n_classes, in_features=n_features)
+    return build_registered(p.model, num_classes=n_classes, n_mels=p.M, segment_frames=p.T, width=p.width)
 
 
 def model_flops(model) -> int:
-    """Per-input FLOPs from the model file's own counter (patch models: per patch)."""
-    import importlib
+    """Per-input conv / dense / matmul FLOPs of the model's exported graph (patch models: per patch), by
+    `edge_ser.flops`: the figure the zoo table has always reported (the AV seed's convention)."""
+    from converters.models.counts import count_model
 
-    from torch import nn
-
-    mod = importlib.import_module(type(model).__module__)
-    if hasattr(mod, "count_flops"):
-        return int(mod.count_flops(model)[1])
-    # dense-only models (laq_mlp): 2*MAC + bias per Linear, the convention of edge_ser.flops
-    return sum(
-        2 * m.in_features * m.out_features + (m.out_features if m.bias is not None else 0)
-        for m in model.modules()
-        if isinstance(m, nn.Linear)
-    )
+    return int(count_model(model).dense_flops)
 
 
 def _median_ms(fn, repeats: int = 30, inner: int = 5) -> float:
@@ -232,7 +218,7 @@ def _compress(p: ZooPoint, model, Xtr, ytr, Xva, yva, train_kwargs=None, calibra
     )
 
 
-def _bundle(p: ZooPoint, c, labels, spec, acc: dict, out: str | Path | None, sample, utterance=None) -> dict:
+def _bundle(p: ZooPoint, c, labels, kind, acc: dict, out: str | Path | None, sample, utterance=None) -> dict:
     from converters.export.bundle import build_bundle
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -244,7 +230,7 @@ def _bundle(p: ZooPoint, c, labels, spec, acc: dict, out: str | Path | None, sam
             c.codes,
             name=p.model,
             labels=list(labels),
-            spec=spec,
+            kind=kind,
             accuracy=acc,
             extra={"zoo_point": dataclasses.asdict(p)},
         )
@@ -256,12 +242,13 @@ def _run_features(p: ZooPoint, bundle_out, progress: bool) -> dict:
     from converters.pipeline import prepare
     from converters.train import accuracy, seed_everything, train_classifier
     from edge_ser.features import FeatureSpec
+    from edge_ser.inputs.vector import VectorKind
 
     prep = prepare(p.data, p.root, cache=FeatureCache(default_cache_dir()), progress=False)
     sp, where = split_for(p, prep.y, [r.speaker for r in prep.records])
     Xtr, ytr, Xva, yva, Xte, yte = prep.parts(sp)
     t0 = time.perf_counter()
-    if p.model in ("rf", "svm"):
+    if MODEL_REGISTRY[p.model].family == "classical":
         from converters.classical import fit_classical
 
         fit = fit_classical(p.model, Xtr, ytr, Xva, yva, seed=p.seed)
@@ -297,7 +284,7 @@ def _run_features(p: ZooPoint, bundle_out, progress: bool) -> dict:
                 p,
                 c,
                 prep.classes,
-                FeatureSpec(),
+                VectorKind(FeatureSpec()),
                 {"test": out["laq_acc"]},
                 bundle_out,
                 Xte[0].astype(np.float32),
@@ -318,6 +305,7 @@ def _run_lms(p: ZooPoint, bundle_out, progress: bool) -> dict:
         training_kwargs,
     )
     from converters.train import seed_everything
+    from edge_ser.inputs.patches import PatchesKind
 
     clips = load_clips(p.data, p.root)
     spec = p.lms_spec()
@@ -361,7 +349,7 @@ def _run_lms(p: ZooPoint, bundle_out, progress: bool) -> dict:
                 p,
                 c,
                 clips.classes,
-                spec,
+                PatchesKind(spec),
                 {"test": laq_acc, "test_float": run.test_acc},
                 bundle_out,
                 ps.X[first[0]],

@@ -16,11 +16,11 @@ import statistics
 from collections.abc import Sequence
 from pathlib import Path
 
+from converters.registry import INPUT_LABELS, MODELS
 from edge_ser.errors import ConfigError
 from edge_ser.fileio import atomic_write
 
 DEFAULT_MODELS = "rf,svm,laq_mlp,small_cnn"
-INPUT = {"rf": "features", "svm": "features", "laq_mlp": "features"}
 
 
 def parse_sets(items: Sequence[str]) -> dict:
@@ -49,7 +49,7 @@ def zoo_points(
             p = {"model": m, "split": split, **({"seed": i} if split == "random" else {"fold": i, "seed": 0})}
             p.update(RECOMMENDED.get(m, {}))
             p.update(extra or {})
-            if laq and m not in ("rf", "svm"):
+            if laq and MODELS[m].family == "torch":
                 p["laq"] = laq
             ZooPoint.from_point(p)  # fail fast on a bad key or value
             points.append(p)
@@ -90,7 +90,7 @@ def comparison_table(rows: Sequence[dict]) -> str:
         )
         cells = [
             model,
-            INPUT.get(model, "log-Mel"),
+            INPUT_LABELS[MODELS[model].input_kind],
             pm([r["acc"] for r in rs]),
             str(len(rs)),
             f"{params:,.0f}" if params is not None else "-",
@@ -112,13 +112,15 @@ def comparison_table(rows: Sequence[dict]) -> str:
 
 def cmd_zoo(args: argparse.Namespace) -> int:
     """Run (or resume) the comparison, print the table, write `<out>/<name>.md`. Exit 1 if a point failed."""
+    from converters.registry import model_names
     from converters.sweep import Grid, Sweep
-    from converters.zoo import MODELS, zoo_objective
+    from converters.zoo import zoo_objective
 
     models = [m.strip() for m in args.models.split(",") if m.strip()]
-    bad = [m for m in models if m not in MODELS]
+    known = model_names(command="zoo")
+    bad = [m for m in models if m not in known]
     if bad:
-        raise ConfigError(f"--models: unknown {bad}; choose from {', '.join(MODELS)}")
+        raise ConfigError(f"--models: unknown {bad}; choose from {', '.join(known)}")
     if args.split == "random":
         indices = list(range(args.seeds))
     else:

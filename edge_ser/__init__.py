@@ -1,7 +1,13 @@
 """edge-ser device runtime: features, audio input and inference for speech emotion recognition on the edge.
 
-This package imports numpy only at the top level; opencv, sounddevice and inference back-ends are imported
-inside the functions that need them, and torch, tensorflow and librosa are never imported (a test enforces it).
+    from edge_ser import Recognizer
+    rec = Recognizer("bundles/laq_mlp_emodb")
+    print(rec.predict_file("clip.wav"))
+
+Importing the package costs nothing but the standard library (`Recognizer` and `Prediction` are loaded on
+first use); numpy, opencv, sounddevice and inference back-ends are imported inside the modules and functions
+that need them, and torch, tensorflow, librosa and the host package `converters` are never imported (tests
+enforce both).
 """
 
 from edge_ser.errors import (
@@ -17,6 +23,17 @@ from edge_ser.errors import (
 
 __version__ = "0.1.0"
 
+_LAZY = {"Recognizer": "edge_ser.recognizer", "Prediction": "edge_ser.recognizer"}
+
+
+def __getattr__(name: str):  # PEP 562: the API classes import numpy, so they load when first asked for
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'edge_ser' has no attribute {name!r}")
+
+
 __all__ = [
     "AudioFormatError",
     "BundleError",
@@ -25,6 +42,8 @@ __all__ = [
     "EdgeSerError",
     "MissingDependencyError",
     "PackedFormatError",
+    "Prediction",
+    "Recognizer",
     "VideoFormatError",
     "__version__",
 ]

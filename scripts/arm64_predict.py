@@ -145,36 +145,26 @@ def _versions() -> dict[str, object]:
 
 
 def _inputs(bundle, samples: Path, wav: Path) -> tuple[object, dict[str, object]]:
-    """Model input for one bundle and one sample, plus what to record about it."""
-    rec: dict[str, object] = {}
-    av = bundle.av_input
-    if av is None:
-        from edge_ser.features import file_vector
-
-        x = file_vector(wav, bundle.feature_spec)[None].astype(np.float32)
-        rec["features"] = x[0].tolist()
-        return x, rec
+    """Model inputs for one bundle and one sample (made by the bundle's input kind, as on the device), plus
+    what to record about them: the audio features, and for a model that takes faces the 6 crops' boxes."""
     from edge_ser.audio import load
-    from edge_ser.av_input import audio_segments, clip_inputs, file_inputs
 
-    if "faces" not in bundle.input_names:
-        x = {k: v[None] for k, v in file_inputs(wav, av, names=bundle.input_names).items()}
-        rec["features"] = x["audio"][0].ravel().tolist()
-        return x, rec
-    from edge_ser.vision.face import FaceCropper
+    kind = bundle.input_kind
+    rec: dict[str, object] = {}
+    crops = None
+    if kind.faces:
+        from edge_ser.vision.face import FaceCropper
 
-    frames = np.load(samples / "frames.npy")
-    cropper = FaceCropper(bundle.face_crop)
-    crops = [cropper.crop_or_center(f) for f in frames]
-    rec["faces_found"] = [bool(c.found) for c in crops]
-    rec["face_boxes"] = [list(map(int, c.box)) if c.found else None for c in crops]
-    rec["faces_sha256"] = hashlib.sha256(np.stack([c.image for c in crops]).tobytes()).hexdigest()
-    y, sr = load(wav, sr=av.feature_spec.sample_rate)
-    it = iter(crops)
-    faces, audio = clip_inputs(list(frames), y, sr, av, lambda _f: next(it))
-    assert np.array_equal(audio, audio_segments(y, sr, av.feature_spec, av.segments))
-    rec["features"] = audio.ravel().tolist()
-    return {"faces": faces[None], "audio": audio[None]}, rec
+        frames = np.load(samples / "frames.npy")
+        cropper = FaceCropper(kind.face_crop)
+        crops = [cropper.crop_or_center(f) for f in frames]
+        rec["faces_found"] = [bool(c.found) for c in crops]
+        rec["face_boxes"] = [list(map(int, c.box)) if c.found else None for c in crops]
+        rec["faces_sha256"] = hashlib.sha256(np.stack([c.image for c in crops]).tobytes()).hexdigest()
+    y, sr = load(wav)
+    x = kind.audio_inputs(y, sr, crops)
+    rec["features"] = np.concatenate([v.ravel() for k, v in x.items() if k != "faces"]).tolist()
+    return x, rec
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -225,8 +215,8 @@ def _run_bundle(bpath, samples, wavs, args, out, load_bundle, load_engine) -> No
                 t_run.append(time.perf_counter() - t0)
                 if not np.array_equal(again, logits):
                     raise SystemExit(f"{name}/{eng}: predict is not repeatable")
-            row = np.asarray(logits, dtype=np.float32)[0]
-            top = int(np.argmax(row))
+            row = np.asarray(logits, dtype=np.float32).ravel()  # every row (a patch model has one per patch)
+            top = int(np.argmax(bundle.input_kind.combine(logits)))
             out["results"].append(  # type: ignore[union-attr]
                 {
                     "bundle": name,

@@ -55,6 +55,7 @@ def two_bit_bundle_round_trip(model: torch.nn.Module, tmp_path, spec):
     from converters.quant import BitPlan, attach, freeze
     from edge_ser.bundle import load_bundle
     from edge_ser.engines import load_engine
+    from edge_ser.inputs.patches import PatchesKind
 
     plan = BitPlan.uniform(model, 2)
     attach(model, plan)  # QAT form: the forward sees the 2-bit grid
@@ -66,9 +67,11 @@ def two_bit_bundle_round_trip(model: torch.nn.Module, tmp_path, spec):
     np.testing.assert_allclose(qat_out, ref, rtol=1e-5, atol=1e-5)
     labels = [f"c{i}" for i in range(model.cfg.num_classes)]
     b = load_bundle(
-        build_bundle(tmp_path / "b", frozen, plan, codes, name="m", labels=labels, spec=spec, accuracy={})
+        build_bundle(
+            tmp_path / "b", frozen, plan, codes, name="m", labels=labels, kind=PatchesKind(spec), accuracy={}
+        )
     )
-    assert b.input_names == ("lms",) and b.lms_input == spec
+    assert b.input_names == ("lms",) and b.input_kind.spec == spec
     for engine in ("onnxruntime", "numpy"):
         got = load_engine(b, engine).predict({"lms": x})
         np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())

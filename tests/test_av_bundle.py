@@ -13,13 +13,16 @@ pytest.importorskip("onnx")
 
 from converters.export.bundle import build_bundle  # noqa: E402
 from converters.models import av_cnn  # noqa: E402
-from converters.models.av_cnn import count_flops  # noqa: E402
+from converters.models.counts import count_model  # noqa: E402
 from converters.quant import BitPlan, freeze  # noqa: E402
 from converters.train import predict  # noqa: E402
-from edge_ser.av_input import AVInputSpec  # noqa: E402
 from edge_ser.bundle import load_bundle, validate_manifest  # noqa: E402
 from edge_ser.engines import load_engine  # noqa: E402
 from edge_ser.errors import BundleError, ConfigError  # noqa: E402
+from edge_ser.inputs.av import (
+    AVInputSpec,  # noqa: E402
+    AVKind,  # noqa: E402
+)
 from edge_ser.vision.face import FaceCropSpec  # noqa: E402
 
 LABELS = ["neutral", "happy", "sad", "angry", "fear", "disgust", "boredom"]
@@ -56,7 +59,7 @@ def _bundle(mode: str, folder):
         codes,
         name="av_cnn",
         labels=LABELS,
-        spec=AVInputSpec(),
+        kind=AVKind(AVInputSpec(), model.input_names),
         accuracy={"test": 0.5, "dataset": "unit"},
     )
     return mode, model, plan, load_bundle(path)
@@ -77,10 +80,10 @@ def test_manifest_carries_both_input_specs(av_bundle):
     m = b.manifest
     names = {"fused": ("faces", "audio"), "audio": ("audio",), "video": ("faces",)}[mode]
     assert b.input_names == names
-    assert b.av_input == AVInputSpec()
+    assert b.input_kind.spec == AVInputSpec()
     assert m["feature_spec"] == AVInputSpec().feature_spec.to_dict()
     if "faces" in names:
-        assert b.face_crop == FaceCropSpec(size=64)
+        assert b.input_kind.face_crop == FaceCropSpec(size=64)
     else:
         assert "face_crop" not in m
     if "audio" in names:
@@ -88,7 +91,7 @@ def test_manifest_carries_both_input_specs(av_bundle):
     else:
         assert "normalization" not in m
     # per-layer FLOPs are av_cnn's exact count, bits the plan's
-    flops = {r["name"]: r["flops"] for r in count_flops(model)[0]}
+    flops = {name: r.flops for name, r in count_model(model).by_layer().items()}
     assert {r["name"]: r["flops"] for r in m["layers"]} == flops
     assert {r["name"]: r["bits"] for r in m["layers"]} == plan.bits
 
@@ -117,7 +120,14 @@ def test_fused_packed_size(tmp_path, head_bits):
     frozen, codes = freeze(model.eval(), plan)
     b = load_bundle(
         build_bundle(
-            tmp_path / "b", frozen, plan, codes, name="av_cnn", labels=LABELS, spec=AVInputSpec(), accuracy={}
+            tmp_path / "b",
+            frozen,
+            plan,
+            codes,
+            name="av_cnn",
+            labels=LABELS,
+            kind=AVKind(AVInputSpec(), frozen.input_names),
+            accuracy={},
         )
     )
     size = len(b.read("weights.esq"))
@@ -142,7 +152,7 @@ def test_spec_must_match_model(tmp_path):
             codes,
             name="av",
             labels=LABELS,
-            spec=AVInputSpec(frames=4),
+            kind=AVKind(AVInputSpec(frames=4), model.input_names),
             accuracy={},
         )
 
@@ -226,7 +236,7 @@ def test_cli_laq_av_cnn_end_to_end(tmp_path, capsys):
     assert summary["plan"]["bits"] == {k: 2 for k in MIXED}
     assert all(c["same_class"] == 1.0 for c in summary["engine_checks"].values())
     b = load_bundle(out / "bundle")
-    assert b.input_names == ("faces", "audio") and b.av_input == AVInputSpec()
+    assert b.input_names == ("faces", "audio") and b.input_kind.spec == AVInputSpec()
     # the AV arrays come from the cache the second time
     assert main(args) == 0
     assert json.loads((out / "summary.json").read_text())["cache_hits"] == 1
@@ -236,8 +246,8 @@ def test_predict_on_a_video_file(fused_bundle, tmp_path, capsys):
     """`edge-ser predict` with an AV bundle on a real mp4 (drawn faces + muxed speech): the same inputs as
     clip_inputs on the decoded frames and audio, and the engine's output for them."""
     from edge_ser.audio import load
-    from edge_ser.av_input import clip_inputs, file_inputs
     from edge_ser.cli import main
+    from edge_ser.inputs.av import clip_inputs, file_inputs
     from edge_ser.vision.face import FaceCropper
     from edge_ser.vision.video import read_video
     from tests.av_media import ffmpeg_or_skip, mux, write_speech, write_video
@@ -247,14 +257,14 @@ def test_predict_on_a_video_file(fused_bundle, tmp_path, capsys):
         ffmpeg, write_video(tmp_path / "v.mp4"), write_speech(tmp_path / "a.wav"), tmp_path / "clip.mp4"
     )
     b = fused_bundle[3]
-    crop = FaceCropper(b.face_crop).crop_or_center
-    got = file_inputs(clip, b.av_input, crop)
+    crop = FaceCropper(b.input_kind.face_crop).crop_or_center
+    got = file_inputs(clip, b.input_kind.spec, crop)
     frames = list(read_video(clip).frames)
     y, _ = load(tmp_path / "a.wav", sr=16000)
-    faces, _ = clip_inputs(frames, y, 16000, b.av_input, crop)
+    faces, _ = clip_inputs(frames, y, 16000, b.input_kind.spec, crop)
     np.testing.assert_array_equal(got["faces"], faces)  # decoded frames are deterministic
     # the separate WAV gives the container's audio up to the AAC codec
-    sep = file_inputs(clip, b.av_input, crop, audio=tmp_path / "a.wav")
+    sep = file_inputs(clip, b.input_kind.spec, crop, audio=tmp_path / "a.wav")
     assert np.corrcoef(sep["audio"].ravel(), got["audio"].ravel())[0, 1] > 0.99
     assert main(["predict", str(b.root), str(clip), "--engine", "numpy"]) == 0
     out = capsys.readouterr().out
@@ -264,7 +274,7 @@ def test_predict_on_a_video_file(fused_bundle, tmp_path, capsys):
 
 def test_file_inputs_errors(tmp_path):
     from edge_ser.audio import write_wav
-    from edge_ser.av_input import file_inputs
+    from edge_ser.inputs.av import file_inputs
 
     wav = write_wav(tmp_path / "a.wav", np.zeros(16000, np.float32), 16000)
     with pytest.raises(ConfigError, match="video file"):

@@ -8,7 +8,7 @@ import pytest
 pytest.importorskip("cv2", reason="the face crop needs opencv")
 
 from converters.data.av_dataset import synthetic_av_arrays  # noqa: E402
-from edge_ser.av_input import AVInputSpec  # noqa: E402
+from edge_ser.inputs.av import AVInputSpec  # noqa: E402
 
 
 def test_arrays_shapes_determinism_and_faces() -> None:
@@ -102,7 +102,7 @@ def test_paired_arrays_real_pairs(few_pairs) -> None:
 def test_emodb_audio_arrays(emodb_dir) -> None:
     from converters.data import load_emodb
     from edge_ser.audio import load
-    from edge_ser.av_input import audio_segments
+    from edge_ser.inputs.av import audio_segments
 
     spec = AVInputSpec()
     records = load_emodb(emodb_dir)[::107][:5]

@@ -21,10 +21,10 @@ from converters.data.loaders import (
 from converters.data.records import Record
 from converters.data.scan import DatasetWarning
 from edge_ser.audio import load, resample
-from edge_ser.av_input import AVInputSpec, clip_inputs, sample_frame_indices
 from edge_ser.errors import AudioFormatError, ConfigError, DatasetError
+from edge_ser.inputs.av import AVInputSpec, clip_inputs
 from edge_ser.vision.face import FaceCropper, FaceCropSpec
-from edge_ser.vision.video import read_video
+from edge_ser.vision.video import read_video, sample_frame_indices
 
 SPEC = AVInputSpec()
 SR = SPEC.feature_spec.sample_rate

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import pytest
 
-from edge_ser import deploy as dep
-from edge_ser.deploy import DeployError, DeployRolledBack, deploy, parse_target
 from edge_ser.errors import ConfigError
+from edge_ser_deploy import deploy as dep
+from edge_ser_deploy.deploy import DeployError, DeployRolledBack, deploy, parse_target
 
 REPO = Path(__file__).resolve().parents[1]
 BUNDLES = REPO / "bundles"

@@ -1,4 +1,4 @@
-"""First-boot cloud-init files (edge_ser/firstboot.py): generated, parsed back, checked with cloud-init itself.
+"""First-boot cloud-init files (edge_ser_deploy/firstboot.py): generated, parsed back, checked with cloud-init itself.
 
 cloud-init's own checks run when the `cloud-init` binary is installed (Debian's package; scripts/system-
 packages.sh installs it) and skip with the reason otherwise: `cloud-init schema --config-file user-data`,
@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from edge_ser.errors import BundleError, ConfigError
-from edge_ser.firstboot import FirstBoot, cmd_firstboot, generate, read_ssh_keys, validate, wpa_psk
+from edge_ser_deploy.firstboot import FirstBoot, cmd_firstboot, generate, read_ssh_keys, validate, wpa_psk
 
 REPO = Path(__file__).resolve().parents[1]
 BUNDLE = REPO / "bundles" / "av_cnn_audio"
@@ -171,7 +171,7 @@ def test_netplan_rejects_bad_network_config(tmp_path):
 def test_cli(tmp_path, wheelhouse, capsys):
     import argparse
 
-    from edge_ser.firstboot import add_firstboot_args
+    from edge_ser_deploy.firstboot import add_firstboot_args
 
     key = tmp_path / "id.pub"
     key.write_text(KEY + "\n")

@@ -20,6 +20,7 @@ from converters.train import TrainConfig, predict, seed_everything, train_classi
 from edge_ser.bundle import load_bundle  # noqa: E402
 from edge_ser.engines import load_engine  # noqa: E402
 from edge_ser.features import FeatureSpec  # noqa: E402
+from edge_ser.inputs.vector import VectorKind  # noqa: E402
 
 
 def _compressed(prep, recipe: str):
@@ -66,7 +67,7 @@ def test_emodb_bundle_matches_torch_on_every_test_clip(emodb_dir: Path, tmp_path
             c.codes,
             name="laq_mlp",
             labels=list(prep.classes),
-            spec=spec,
+            kind=VectorKind(spec),
             as_tar=as_tar,
             accuracy={
                 "test": c.accuracy(X_test, prep.y[split.test]),
@@ -132,7 +133,7 @@ def test_synthetic_bundle_every_recipe_family(tmp_path: Path) -> None:
             c.codes,
             name="laq_mlp",
             labels=list(prep.classes),
-            spec=spec,
+            kind=VectorKind(spec),
             accuracy={"test": 0.0},
         )
         _check_engines(path, c, prep.X[split.test])

@@ -10,7 +10,7 @@ import math
 import numpy as np
 import pytest
 
-from edge_ser.lms_input import LMSSpec
+from edge_ser.inputs.patches import LMSSpec, PatchesKind
 
 pytest.importorskip("torch")
 pytest.importorskip("onnx")
@@ -38,8 +38,10 @@ def bundle(tmp_path_factory):
     plan = BitPlan.uniform(model, 8)
     frozen, codes = freeze(model, plan)
     root = tmp_path_factory.mktemp("lms") / "b"
-    b = load_bundle(build_bundle(root, frozen, plan, codes, name="sq", labels=LABELS, spec=SPEC, accuracy={}))
-    assert b.lms_input == SPEC and b.input_names == ("lms",)
+    b = load_bundle(
+        build_bundle(root, frozen, plan, codes, name="sq", labels=LABELS, kind=PatchesKind(SPEC), accuracy={})
+    )
+    assert b.input_kind.spec == SPEC and b.input_names == ("lms",)
     return b
 
 
@@ -85,12 +87,12 @@ def no_camera(monkeypatch):
 def _reference(b, window: np.ndarray) -> np.ndarray:
     """`edge-ser predict`'s code path on one window: clip_segments -> engine on the batch -> utterance_vote."""
     from edge_ser.engines import load_engine
-    from edge_ser.lms_input import clip_segments, utterance_vote
+    from edge_ser.inputs.patches import clip_segments, utterance_vote
 
-    spec = b.lms_input
+    spec = b.input_kind.spec
     x = clip_segments(window, spec.sample_rate, spec).astype(np.float32)
     logits = load_engine(b, ENGINE).predict({b.input_name: x})
-    _, probs = utterance_vote(logits, np.zeros(len(x), int), b.lms_vote)
+    _, probs = utterance_vote(logits, np.zeros(len(x), int), b.input_kind.vote)
     return probs[0]
 
 
@@ -159,10 +161,11 @@ def test_pipeline_step_majority_vote_and_rate(bundle):
 
     b = copy.copy(bundle)
     object.__setattr__(b, "manifest", copy.deepcopy(bundle.manifest))
+    object.__setattr__(b, "_cache", {})  # its input kind is read again from the changed manifest
     b.manifest["lms_input"]["vote"] = "majority"
-    assert b.lms_vote == "majority"
+    assert b.input_kind.vote == "majority"
     pipe = LivePipeline(b, load_engine(b, ENGINE), PipelineConfig(window=2.0, hop=0.5, smoothing="none"))
-    assert pipe.sr == SPEC.sample_rate and not pipe.needs_faces and pipe._stream is None
+    assert pipe.sr == SPEC.sample_rate and not pipe.needs_faces
     window = _voiced(2.0, seed=4)
     r = pipe.step(2.0, window)
     assert r.speech and r.mode == "audio"

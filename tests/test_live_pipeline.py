@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from edge_ser.errors import ConfigError
+from edge_ser.inputs.av import AVKind
 from edge_ser.live.face_track import FaceTracker, TrackSpec
 from edge_ser.live.pipeline import LivePipeline, PipelineConfig, Smoother, VadGate, level_db
 from edge_ser.live.result import SILENCE
@@ -93,8 +94,8 @@ def bundles(tmp_path_factory):
     from converters.export.bundle import build_bundle
     from converters.models import av_cnn
     from converters.quant import BitPlan, freeze
-    from edge_ser.av_input import AVInputSpec
     from edge_ser.bundle import load_bundle
+    from edge_ser.inputs.av import AVInputSpec
 
     out = {}
     labels = ["neutral", "happy", "sad", "angry"]
@@ -110,7 +111,7 @@ def bundles(tmp_path_factory):
             codes,
             name="av",
             labels=labels,
-            spec=AVInputSpec(),
+            kind=AVKind(AVInputSpec(), frozen.input_names),
             accuracy={},
         )
         out[mode] = load_bundle(path)
@@ -126,7 +127,7 @@ def _engine(bundle):
 def test_step_fused_fallback_and_silence(bundles, astronaut):
     b = bundles["fused"]
     pipe = LivePipeline(b, _engine(b), PipelineConfig(smoothing="none"))
-    tracker = FaceTracker(b.face_crop)
+    tracker = FaceTracker(b.input_kind.face_crop)
     faces = [tracker(astronaut) for _ in range(6)]
     r = pipe.step(3.0, _speech(), faces)
     assert r.speech and r.mode == "fused" and r.fallback is None and r.label in b.labels
@@ -134,7 +135,7 @@ def test_step_fused_fallback_and_silence(bundles, astronaut):
     assert r.times.inference > 0 and r.times.features > 0
 
     blank = np.full((480, 640, 3), 90, np.uint8)
-    no_faces = [FaceTracker(b.face_crop)(blank) for _ in range(6)]
+    no_faces = [FaceTracker(b.input_kind.face_crop)(blank) for _ in range(6)]
     r = pipe.step(3.5, _speech(seed=1), no_faces)
     assert r.mode == "fused" and "no face" in r.fallback and "centre crop" in r.fallback
 

@@ -6,7 +6,9 @@ import pytest
 import torch
 from _lms_models import engines_match_torch, one_thread, perturb_norms, two_bit_bundle_round_trip  # noqa: F401
 
-from converters.models.small_cnn import count_flops, count_params, small_cnn, to_onnx
+from converters.export.onnx_export import export_model
+from converters.models.counts import count_model, count_params, dense_rows
+from converters.models.small_cnn import small_cnn
 
 
 def test_shapes_params_and_flops():
@@ -15,7 +17,8 @@ def test_shapes_params_and_flops():
     for w in (1.0, 0.5):
         m = small_cnn(width=w).eval()
         assert m(x).shape == (3, 7)
-        rows, flops = count_flops(m)
+        c = count_model(m)
+        rows, flops = dense_rows(m, c), c.dense_flops
         bn = sum(p.numel() for n, p in m.named_parameters() if n.startswith("features.") and p.ndim == 1)
         assert sum(r["params"] for r in rows) + bn == count_params(m)
         got.append((count_params(m), flops))
@@ -49,14 +52,14 @@ def test_onnx_parity_onnxruntime_and_numpy_engine_and_flops():
     model = small_cnn(n_mels=M, segment_frames=T, width=0.5).eval()
     perturb_norms(model)
     model.set_normalization(-40.0, 12.0)
-    proto = to_onnx(model)
+    proto = export_model(model)
     ops = {n.op_type for n in proto.graph.node}
     assert ops <= set(SUPPORTED_OPS), ops - set(SUPPORTED_OPS)
     assert {"Conv", "BatchNormalization", "MaxPool", "GlobalAveragePool", "Gemm"} <= ops  # BN not folded
     names = {t.name for t in proto.graph.initializer}
     assert {"features.0.weight", "classifier.weight"} <= names
     g, w = graph_json(proto), initializers(proto)
-    assert count_graph(g, w).dense_flops == count_flops(model)[1]
+    assert count_graph(g, w).dense_flops == count_model(model).dense_flops == 2_241_095
 
     engines_match_torch(model, proto, "small_cnn", (M, T))
 
@@ -64,7 +67,7 @@ def test_onnx_parity_onnxruntime_and_numpy_engine_and_flops():
 def test_two_bit_bundle_round_trip(tmp_path):
     pytest.importorskip("onnx")
     from converters.quant.bitplan import quantizable_layers
-    from edge_ser.lms_input import LMSSpec
+    from edge_ser.inputs.patches import LMSSpec
 
     spec = LMSSpec(n_mels=40, win_length=400, hop_length=160, n_fft=512, segment_frames=32)
     torch.manual_seed(0)
@@ -75,4 +78,4 @@ def test_two_bit_bundle_round_trip(tmp_path):
     b, frozen = two_bit_bundle_round_trip(model, tmp_path, spec)
     layers = {r["name"]: r for r in b.manifest["layers"]}
     assert all(r["bits"] == 2 and r["flops"] for r in layers.values())
-    assert sum(r["flops"] for r in layers.values()) == count_flops(frozen)[1]
+    assert sum(r["flops"] for r in layers.values()) == count_model(frozen).dense_flops

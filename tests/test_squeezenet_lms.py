@@ -1,4 +1,4 @@
-"""squeezenet_lms: LMS patches (edge_ser.lms_input) and SqueezeNet v1.1 (converters.models.squeezenet_lms)."""
+"""squeezenet_lms: LMS patches (edge_ser.inputs.patches) and SqueezeNet v1.1 (converters.models.squeezenet_lms)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,18 @@ import numpy as np
 import pytest
 import torch
 
-from converters.models.squeezenet_lms import count_flops, count_params, squeezenet_lms, to_onnx
+from converters.export.onnx_export import export_model
+from converters.models.counts import count_model, count_params, dense_rows
+from converters.models.squeezenet_lms import squeezenet_lms
 from edge_ser.errors import ConfigError
-from edge_ser.lms_input import LMSSpec, lms_frames, segment_dataset, segments, utterance_vote
+from edge_ser.inputs.patches import (
+    LMSSpec,
+    PatchesKind,
+    lms_frames,
+    segment_dataset,
+    segments,
+    utterance_vote,
+)
 
 SR = 16000
 
@@ -153,7 +162,8 @@ def test_model_shapes_and_width():
     for w in (1.0, 0.5, 0.25):
         m = squeezenet_lms(width=w).eval()
         assert m(x).shape == (3, 7)
-        rows, flops = count_flops(m)
+        c = count_model(m)
+        rows, flops = dense_rows(m, c), c.dense_flops
         assert sum(r["params"] for r in rows) == count_params(m)
         params.append((count_params(m), flops))
     assert params[0] == (724_935, 69_651_987)  # the docstring table
@@ -213,7 +223,7 @@ def test_onnx_parity_onnxruntime_and_numpy_engine():
         model.final_conv.weight.normal_(0, 0.3)  # non-trivial logits
         model.final_conv.bias.fill_(0.1)
     model.set_normalization(-40.0, 12.0)
-    proto = to_onnx(model)
+    proto = export_model(model)
     ops = {n.op_type for n in proto.graph.node}
     assert ops <= set(SUPPORTED_OPS), ops - set(SUPPORTED_OPS)
     assert all(a.name != "ceil_mode" or a.i == 0 for n in proto.graph.node for a in n.attribute)
@@ -235,9 +245,9 @@ def test_flops_agree_with_graph_counter():
     from edge_ser.flops import count_graph
 
     model = squeezenet_lms(n_mels=128, segment_frames=64, width=0.5).eval()
-    proto = to_onnx(model)
+    proto = export_model(model)
     c = count_graph(graph_json(proto), initializers(proto))
-    assert c.dense_flops == count_flops(model)[1]
+    assert c.dense_flops == count_model(model).dense_flops
 
 
 def test_bundle_and_predict_with_utterance_vote(tmp_path, capsys):
@@ -251,7 +261,7 @@ def test_bundle_and_predict_with_utterance_vote(tmp_path, capsys):
     from edge_ser.bundle import load_bundle
     from edge_ser.cli import main
     from edge_ser.engines import load_engine
-    from edge_ser.lms_input import clip_segments
+    from edge_ser.inputs.patches import clip_segments
 
     spec = LMSSpec(n_mels=40, win_length=400, hop_length=160, n_fft=512, segment_frames=32)
     torch.manual_seed(0)
@@ -261,9 +271,11 @@ def test_bundle_and_predict_with_utterance_vote(tmp_path, capsys):
     frozen, codes = freeze(model, plan)
     labels = ["neutral", "happy", "angry"]
     b = load_bundle(
-        build_bundle(tmp_path / "b", frozen, plan, codes, name="sq", labels=labels, spec=spec, accuracy={})
+        build_bundle(
+            tmp_path / "b", frozen, plan, codes, name="sq", labels=labels, kind=PatchesKind(spec), accuracy={}
+        )
     )
-    assert b.lms_input == spec and b.lms_vote == "mean_prob" and b.input_names == ("lms",)
+    assert b.input_kind.spec == spec and b.input_kind.vote == "mean_prob" and b.input_names == ("lms",)
     rng = np.random.default_rng(0)
     y = (0.1 * np.sin(2 * np.pi * 220 * np.arange(32000) / 16000) + 0.01 * rng.standard_normal(32000)).astype(
         np.float32
@@ -294,7 +306,14 @@ def test_bad_lms_manifests_are_refused(tmp_path):
     plan = BitPlan.uniform(model, 8)
     frozen, codes = freeze(model, plan)
     path = build_bundle(
-        tmp_path / "b", frozen, plan, codes, name="sq", labels=["a", "b", "c"], spec=spec, accuracy={}
+        tmp_path / "b",
+        frozen,
+        plan,
+        codes,
+        name="sq",
+        labels=["a", "b", "c"],
+        kind=PatchesKind(spec),
+        accuracy={},
     )
     good = json.loads((path / "manifest.json").read_text())
     for edit, field in (

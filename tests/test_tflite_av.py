@@ -48,10 +48,13 @@ from converters.export.tflite_export import (  # noqa: E402
 )
 from converters.models import av_cnn  # noqa: E402
 from converters.quant import BitPlan, freeze  # noqa: E402
-from edge_ser.av_input import AVInputSpec  # noqa: E402
 from edge_ser.bundle import Bundle, load_bundle, write_bundle  # noqa: E402
 from edge_ser.engines import load_engine  # noqa: E402
 from edge_ser.errors import BundleError, ConfigError  # noqa: E402
+from edge_ser.inputs.av import (
+    AVInputSpec,  # noqa: E402
+    AVKind,  # noqa: E402
+)
 
 MODES = ("fused", "audio", "video")
 BITS = {"video.0": 8, "video.3": 4, "video.6": 2, "audio.0": 4, "audio.2": 1, "head.0": 2, "head.3": 32}
@@ -262,7 +265,7 @@ def bundle(cases: dict[str, Case], tmp_path_factory: pytest.TempPathFactory) -> 
         c.codes,
         name="av_cnn",
         labels=["neutral", "happy", "sad", "angry", "fear", "disgust", "boredom"],
-        spec=AVInputSpec(),
+        kind=AVKind(AVInputSpec(), c.model.input_names),
         accuracy={"test": 0.5, "dataset": "synthetic"},
         tflite_calibration=c.raw,
     )

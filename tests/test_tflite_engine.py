@@ -351,7 +351,7 @@ def test_manifest_disagrees_with_model(kit: Kit, models: dict[str, Any], tmp_pat
     # labels that do not match the model's outputs; a file that is not a TFLite model
     m, files = tflite_parts(kit, models, ("fp32",))
     m["labels"] = m["labels"][:6]
-    m["model"]["outputs"] = m["graph"]["outputs"] = [
+    m["model"]["outputs"] = [
         {"name": "logits", "shape": [None, 6], "dtype": "float32"}
     ]
     b = load_bundle(
@@ -435,16 +435,16 @@ def test_manifest_tflite_block_checked(kit: Kit, tmp_path: Path) -> None:
         return lambda m: m["tflite"]["variants"][name]["inputs"]["features"]
 
     cases = [
-        (lambda m: m.update(tflite=[1]), "tflite: must be an object, got array"),
-        (lambda m: m["tflite"].pop("normalization_in_graph"), "tflite.normalization_in_graph: is missing"),
+        (lambda m: m.update(tflite=[1]), "tflite: must be a mapping, got list"),
+        (lambda m: m["tflite"].pop("normalization_in_graph"), "tflite.normalization_in_graph: missing (required)"),
         (lambda m: m["tflite"].update(normalization_in_graph="no"), "tflite.normalization_in_graph: must be true or false"),
         (lambda m: m["tflite"].update(variants={}), "tflite.variants: must list at least one variant"),
         (lambda m: m["tflite"]["variants"].update(int4=v("int8")(m)), "tflite.variants['int4']: 'int4' is not a TFLite variant"),
-        (lambda m: m["tflite"]["variants"].update(fp16="model_fp16.tflite"), "tflite.variants['fp16']: must be an object"),
+        (lambda m: m["tflite"]["variants"].update(fp16="model_fp16.tflite"), "tflite.variants['fp16']: must be a mapping"),
         (lambda m: v("fp16")(m).update(file="model_fp8.tflite"), "tflite.variants['fp16'].file: 'model_fp8.tflite' is not listed in files"),
         (lambda m: v("fp16")(m).update(file="../model_fp16.tflite"), "is not a valid bundle file name"),
         (lambda m: v("fp16")(m).update(file="model.onnx"), "'model.onnx' is not a .tflite model"),
-        (lambda m: v("fp32")(m).pop("output"), "tflite.variants['fp32'].output: is missing"),
+        (lambda m: v("fp32")(m).pop("output"), "tflite.variants['fp32'].output: missing (required)"),
         (lambda m: vin("fp32")(m).update(dtype="uint8"), "tflite.variants['fp32'].inputs['features'].dtype: 'uint8' is not supported"),
         (lambda m: vin("fp32")(m).update(scale=0.1), "a float32 tensor is not quantized, but has ['scale']"),
         (lambda m: vin("int8")(m).pop("scale"), "tflite.variants['int8'].inputs['features']: an int8 tensor needs its quantization"),
@@ -456,10 +456,10 @@ def test_manifest_tflite_block_checked(kit: Kit, tmp_path: Path) -> None:
         (lambda m: vin("int8")(m).update(zero_point=True), "['features'].zero_point: must be an integer, got boolean"),
         (lambda m: v("fp32")(m).update(input=v("fp32")(m).pop("inputs")["features"]),
          "tflite.variants['fp32'].input: is the old single-input form; list every model input by name: \"inputs\": {'features': {...}}"),
-        (lambda m: v("fp32")(m).pop("inputs"), "tflite.variants['fp32'].inputs: is missing"),
+        (lambda m: v("fp32")(m).pop("inputs"), "tflite.variants['fp32'].inputs: missing (required)"),
         (lambda m: v("fp32")(m).update(inputs={}), "inputs: must have one entry per model input ['features']; missing ['features']"),
         (lambda m: v("fp32")(m)["inputs"].update(audio={"dtype": "float32"}), "missing [], not model inputs ['audio']"),
-        (lambda m: v("fp32")(m)["inputs"].update(features="float32"), "tflite.variants['fp32'].inputs['features']: must be an object"),
+        (lambda m: v("fp32")(m)["inputs"].update(features="float32"), "tflite.variants['fp32'].inputs['features']: must be a mapping"),
         (lambda m: m["normalization"].update(mean=[0.0] * 7, std=[1.0] * 7),
          "tflite.normalization_in_graph: is false, but the 7 normalization values cannot normalise 'features'"),
     ]  # fmt: skip

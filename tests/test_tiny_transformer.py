@@ -6,7 +6,9 @@ import pytest
 import torch
 from _lms_models import engines_match_torch, one_thread, perturb_norms, two_bit_bundle_round_trip  # noqa: F401
 
-from converters.models.tiny_transformer import count_flops, count_params, tiny_transformer, to_onnx
+from converters.export.onnx_export import export_model
+from converters.models.counts import count_model, count_params, dense_rows
+from converters.models.tiny_transformer import tiny_transformer
 
 
 def test_shapes_params_and_flops():
@@ -16,7 +18,8 @@ def test_shapes_params_and_flops():
         m = tiny_transformer(width=w).eval()
         assert m.cfg.tokens == 16 and m.cfg.token_features == m.cfg.ch(16) * 32
         assert m(x).shape == (3, 7)
-        rows, flops = count_flops(m)
+        c = count_model(m)
+        rows, flops = dense_rows(m, c), c.dense_flops
         other = (
             sum(
                 p.numel()
@@ -29,8 +32,8 @@ def test_shapes_params_and_flops():
         got.append((m.cfg.d, count_params(m), flops))
     assert got == [(48, 66_263, 5_025_703), (24, 17_199, 1_431_511)]  # the docstring table
     # the attention products: 2 * heads * N * N * dk each, per layer
-    rows = {r["name"]: r["flops"] for r in count_flops(tiny_transformer())[0]}
-    assert rows["blocks.0.attn.q@k^T"] == rows["blocks.1.attn.att@v"] == 2 * 3 * 16 * 16 * 16
+    attn = [r.flops for r in count_model(tiny_transformer()).layers if r.op == "MatMul" and r.layer is None]
+    assert attn == [2 * 3 * 16 * 16 * 16] * 4  # q@k^T and att@v in each of the 2 layers
     m = tiny_transformer(n_mels=40, segment_frames=25, num_classes=4, heads=2, layers=1, dim=32)
     assert m.cfg.grid == (10, 7) and m(torch.randn(2, 1, 40, 25)).shape == (2, 4)
     with pytest.raises(ValueError, match="width"):
@@ -75,7 +78,7 @@ def test_onnx_parity_onnxruntime_and_numpy_engine_and_flops():
     model = tiny_transformer(n_mels=M, segment_frames=T, width=0.5).eval()
     perturb_norms(model)
     model.set_normalization(-40.0, 12.0)
-    proto = to_onnx(model)
+    proto = export_model(model)
     ops = {n.op_type for n in proto.graph.node}
     assert ops <= set(SUPPORTED_OPS), ops - set(SUPPORTED_OPS)
     assert {"LayerNormalization", "MatMul", "Softmax", "Gemm", "Transpose", "Reshape", "ReduceMean"} <= ops
@@ -84,7 +87,7 @@ def test_onnx_parity_onnxruntime_and_numpy_engine_and_flops():
     assert {"blocks.0.attn.q.weight", "proj.weight", "classifier.weight", "pos"} <= names  # Gemm keeps names
     g, w = graph_json(proto), initializers(proto)
     ints = {k: v for k, v in w.items() if v.dtype.kind in "iu"}
-    assert count_graph(g, w, constants=ints).dense_flops == count_flops(model)[1]
+    assert count_graph(g, w, constants=ints).dense_flops == count_model(model).dense_flops
 
     engines_match_torch(model, proto, "tiny_transformer", (M, T))
 
@@ -92,7 +95,7 @@ def test_onnx_parity_onnxruntime_and_numpy_engine_and_flops():
 def test_two_bit_bundle_round_trip(tmp_path):
     pytest.importorskip("onnx")
     from converters.quant.bitplan import quantizable_layers
-    from edge_ser.lms_input import LMSSpec
+    from edge_ser.inputs.patches import LMSSpec
 
     spec = LMSSpec(n_mels=40, win_length=400, hop_length=160, n_fft=512, segment_frames=32)
     torch.manual_seed(0)
@@ -105,7 +108,9 @@ def test_two_bit_bundle_round_trip(tmp_path):
     b, frozen = two_bit_bundle_round_trip(model, tmp_path, spec)
     rows = b.manifest["layers"]
     assert [r["name"] for r in rows] == layers and all(r["bits"] == 2 and r["flops"] for r in rows)
-    attn = sum(r["flops"] for r in count_flops(frozen)[0] if r["op"] == "MatMul")
+    attn = sum(r.flops for r in count_model(frozen).layers if r.op == "MatMul" and r.layer is None)
     assert (
-        sum(r["flops"] for r in rows) + attn == count_flops(frozen)[1] == b.manifest["flops"]["dense_flops"]
+        sum(r["flops"] for r in rows) + attn
+        == count_model(frozen).dense_flops
+        == b.manifest["flops"]["dense_flops"]
     )

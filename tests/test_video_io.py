@@ -26,10 +26,9 @@ from av_media import (
 
 from edge_ser.audio import container, resample, write_wav
 from edge_ser.audio.container import FFmpegNotFoundError, find_ffmpeg, load_container_audio
-from edge_ser.av_input import sample_frame_indices
 from edge_ser.errors import AudioFormatError, ConfigError, MissingDependencyError, VideoFormatError
 from edge_ser.vision.face import FaceCropper
-from edge_ser.vision.video import iter_frames, probe_video, read_sampled, read_video
+from edge_ser.vision.video import iter_frames, probe_video, read_sampled, read_video, sample_frame_indices
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@
 `spec.feature_spec.sample_rate`. The audio comes from the record's `source` when that is an audio file
 (e.g. the RAVDESS `03-...wav` or SAVEE `AudioData` twin of the video, via `edge_ser.audio.load`), else from
 the video container through ffmpeg (`edge_ser.audio.container.load_container_audio`); either way the rate
-change is `edge_ser.audio.resample`. `record_inputs` then runs `edge_ser.av_input.clip_inputs` with the
+change is `edge_ser.audio.resample`. `record_inputs` then runs `edge_ser.inputs.av.clip_inputs` with the
 shared Haar crop, exactly as the live runtime does.
 
 Passing only the k sampled frames to `clip_inputs` gives the same faces as passing all of them:
@@ -20,8 +20,8 @@ from converters.data.loaders import AUDIO_EXTENSIONS
 from converters.data.records import Record
 from edge_ser.audio import load
 from edge_ser.audio.container import load_container_audio
-from edge_ser.av_input import AVInputSpec, CropFn, clip_inputs
 from edge_ser.errors import AudioFormatError, ConfigError
+from edge_ser.inputs.av import AVInputSpec, CropFn, clip_inputs
 from edge_ser.vision.video import read_sampled
 
 

@@ -1,5 +1,5 @@
 """Audio-visual training arrays, built through the device's own pre-processing
-(`edge_ser.av_input.clip_inputs` with the shared Haar face crop, MFCC segments from `edge_ser.features`, audio
+(`edge_ser.inputs.av.clip_inputs` with the shared Haar face crop, MFCC segments from `edge_ser.features`, audio
 read and resampled by `edge_ser.audio`), exactly as the live runtime will see them.
 
 - `synthetic_av_arrays`: the built-in synthetic set. Clip k of class c pairs the k-th synthetic speech clip of
@@ -29,8 +29,8 @@ from converters.data.paired_av import AVPair, PairedAVSpec, pair_frames
 from converters.data.records import Record
 from converters.data.synthetic import SyntheticSpec, generate
 from converters.data.synthetic_av import SyntheticAVSpec, generate_faces
-from edge_ser.av_input import AVInputSpec, audio_segments, clip_inputs
 from edge_ser.errors import ConfigError
+from edge_ser.inputs.av import AVInputSpec, audio_segments, clip_inputs
 
 
 @dataclass
@@ -152,7 +152,7 @@ def _load_audio(path: Path, spec: AVInputSpec) -> np.ndarray:
 def clip_audio(
     path: str | Path, spec: AVInputSpec | None = None, cache: ClipCache | None = None
 ) -> np.ndarray:
-    """[segments, n_mfcc] float32 audio input of one file (`edge_ser.av_input.audio_segments`), cached."""
+    """[segments, n_mfcc] float32 audio input of one file (`edge_ser.inputs.av.audio_segments`), cached."""
     spec = spec or AVInputSpec()
     path = Path(path)
     key = _audio_key(path, spec)
@@ -180,7 +180,7 @@ def paired_av_arrays(
     """Model inputs for paired RAVDESS + FER-2013 clips (`converters.data.paired_av`): SYNTHETIC pairs.
 
     Per pair: the face's jittered frames (`paired_av.pair_frames`), each shown at video scale (`scene`;
-    None = the raw 48x48 crops), then `edge_ser.av_input.clip_inputs` with the shared Haar crop
+    None = the raw 48x48 crops), then `edge_ser.inputs.av.clip_inputs` with the shared Haar crop
     (`FaceCropper(...).crop_or_center`) and the clip's waveform read and resampled by `edge_ser.audio.load`.
     `paired_spec` None = `PairedAVSpec()`. `classes` fixes the label order (default: `class_order` of the
     pairs' labels). `faces_found` is the fraction of frames in which the cascade found a face, `found` the

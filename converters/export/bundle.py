@@ -1,7 +1,8 @@
 """Building a model bundle on the host: weight-free ONNX graph + packed weights + manifest.
 
-The manifest carries everything the device needs (labels, FeatureSpec, normalisation, BitPlan, per-layer
-params/bits/bytes/FLOPs, the accuracy and the split it was measured on); `edge_ser.bundle` verifies and loads it.
+The manifest carries everything the device needs (labels, the input kind's blocks and FeatureSpec,
+normalisation, BitPlan, per-layer params/bits/bytes/FLOPs, the accuracy and the split it was measured on);
+`edge_ser.bundle` verifies and loads it.
 """
 
 from __future__ import annotations
@@ -17,16 +18,13 @@ import numpy as np
 from torch import nn
 
 import edge_ser
-from converters.export.onnx_export import externalize, graph_json, initializers, to_onnx
+from converters.export.onnx_export import export_model, externalize, graph_json, initializers
 from converters.quant.bitplan import BitPlan, quantizable_layers
-from edge_ser.av_input import AVInputSpec
-from edge_ser.bundle import MANIFEST_SCHEMA_VERSION, write_bundle
+from edge_ser.bundle import MANIFEST_SCHEMA_VERSION, TFLITE_VARIANTS, write_bundle
 from edge_ser.errors import ConfigError
-from edge_ser.features import FeatureSpec
 from edge_ser.flops import GraphCount, count_graph, weight_infos
-from edge_ser.lms_input import LMSSpec
+from edge_ser.inputs import InputKind
 from edge_ser.packed import Tensor, write_esq
-from edge_ser.vision.face import FaceCropSpec
 
 
 def layer_table(model: nn.Module, plan: BitPlan, counts: GraphCount) -> list[dict[str, Any]]:
@@ -65,8 +63,7 @@ def layer_table(model: nn.Module, plan: BitPlan, counts: GraphCount) -> list[dic
 def packed_tensors(proto, plan: BitPlan, codes: dict[str, tuple[np.ndarray, np.ndarray]]) -> list[Tensor]:
     """One .esq tensor per float ONNX initializer: quantized layer weights as codes + scales, the rest float32.
 
-    int64 initializers (Reshape target shapes) are not weights: they stay inline in model.onnx and in the
-    manifest's `graph.constants` (`graph_json`)."""
+    int64 initializers (Reshape target shapes) are not weights: they stay inline in model.onnx."""
     tensors = []
     weight_of = {f"{layer}.weight": layer for layer in codes}
     for name, arr in initializers(proto).items():
@@ -98,7 +95,7 @@ def build_bundle(
     *,
     name: str,
     labels: list[str],
-    spec: FeatureSpec | AVInputSpec | LMSSpec,
+    kind: InputKind,
     accuracy: dict[str, Any],
     as_tar: bool = False,
     extra: dict[str, Any] | None = None,
@@ -106,47 +103,24 @@ def build_bundle(
 ) -> Path:
     """Export a frozen (QAT) model to a bundle directory or .tar at `out`; returns its path.
 
-    `spec` is the FeatureSpec of a feature-vector model (laq_mlp: one input "features"), or the AVInputSpec of
-    an audio-visual model (av_cnn: inputs "faces" and/or "audio"; the manifest then also carries `av_input`
-    and, with a faces input, the `face_crop` the device must use). With `tflite_calibration` (raw training
-    inputs: an array, or {input name: array}) the bundle also carries TFLite fp32, float16 and full-int8
-    variants (needs tensorflow, a host-only extra); they take standardised inputs.
+    `kind` is the model's input kind (`edge_ser.inputs`: VectorKind(spec), PatchesKind(lms_spec),
+    AVKind(av_spec, input names), ...): the manifest gets its blocks, its feature spec and, when the model
+    standardises an input, that input's statistics. With `tflite_calibration` (raw training inputs: an array, or
+    {input name: array}) the bundle also carries TFLite fp32, float16 and full-int8 variants (needs tensorflow,
+    a host-only extra); they take standardised inputs.
     """
     model = model.eval()
-    manifest_extra: dict[str, Any] = {}
-    if isinstance(spec, LMSSpec):
-        shapes = model.input_shapes()
-        if tuple(shapes.get("lms", ())) != tuple(spec.patch_shape):
-            raise ConfigError(f"input 'lms': the model takes {shapes}, the LMSSpec gives {spec.patch_shape}")
-        manifest_extra["lms_input"] = {**spec.to_dict(), "vote": "mean_prob"}
-        feature_spec, norm_input = spec.feature_spec(), "lms"
-    elif isinstance(spec, AVInputSpec):
-        shapes = model.input_shapes()
-        for k, shape in shapes.items():
-            if tuple(spec.shapes[k]) != tuple(shape):
-                raise ConfigError(
-                    f"input {k!r}: the model takes {shape}, the AVInputSpec gives {spec.shapes[k]}"
-                )
-        manifest_extra["av_input"] = spec.to_dict()
-        if "faces" in shapes:
-            manifest_extra["face_crop"] = FaceCropSpec(size=spec.face_size).to_dict()
-        feature_spec = spec.feature_spec
-        norm_input = "audio" if "audio" in shapes else None
-    else:
-        shapes, feature_spec, norm_input = {"features": (spec.dim,)}, spec, "features"
-    if isinstance(spec, LMSSpec):  # its ceil-mode pools are exported as padded floor pools
-        from converters.models.squeezenet_lms import to_onnx as lms_to_onnx
-
-        proto = lms_to_onnx(model)
-    else:
-        proto = to_onnx(model, shapes)
+    shapes = {k: tuple(v) for k, v in model.input_shapes().items()}
+    want = {k: tuple(v) for k, v in kind.input_shapes.items()}
+    if shapes != want:
+        raise ConfigError(f"the model takes inputs {shapes}, its {kind.name} input kind gives {want}")
+    proto = export_model(model)
     tensors = packed_tensors(proto, plan, codes)
     with tempfile.TemporaryDirectory() as tmp:
         esq = write_esq(Path(tmp) / "weights.esq", tensors, metadata={"model": name})
         esq_bytes = esq.read_bytes()
     g = graph_json(proto)
-    ints = {k: v for k, v in initializers(proto).items() if v.dtype.kind in "iu"}  # Reshape shapes
-    counts = count_graph(g, weight_infos(tensors), constants=ints)
+    counts = count_graph(g, weight_infos(tensors))
     manifest: dict[str, Any] = {
         "schema": "edge-ser-bundle",
         "schema_version": MANIFEST_SCHEMA_VERSION,
@@ -154,8 +128,8 @@ def build_bundle(
         "created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "model": {"name": name, "inputs": g["inputs"], "outputs": g["outputs"]},
         "labels": list(labels),
-        "feature_spec": feature_spec.to_dict(),
-        **manifest_extra,
+        "feature_spec": kind.feature_spec.to_dict(),
+        **kind.manifest_blocks(),
         "bitplan": {
             "method": plan.method,
             "bits": dict(plan.bits),
@@ -165,20 +139,12 @@ def build_bundle(
         "layers": layer_table(model, plan, counts),
         "flops": counts.summary(),
         "accuracy": accuracy,
-        "graph": g,
         **(extra or {}),
     }
+    norm_input = kind.standardized_input
     if norm_input is not None:
-        mean, std = (
-            model.mean.reshape(-1).tolist(),
-            model.std.reshape(-1).tolist(),
-        )  # scalars for squeezenet_lms
-        manifest["normalization"] = {
-            "mean": mean,
-            "std": std,
-            "in_graph": True,
-            "input": norm_input,
-        }
+        mean, std = model.mean.reshape(-1).tolist(), model.std.reshape(-1).tolist()  # scalars for patch models
+        manifest["normalization"] = {"mean": mean, "std": std, "in_graph": True, "input": norm_input}
     files = {"model.onnx": externalize(proto).SerializeToString(), "weights.esq": esq_bytes}
     if tflite_calibration is not None:
         block, tfl_files = tflite_variants(model, codes, tflite_calibration)
@@ -187,7 +153,6 @@ def build_bundle(
     return write_bundle(out, manifest=manifest, files=files, as_tar=as_tar)
 
 
-TFLITE_VARIANTS = ("fp32", "fp16", "int8")
 
 
 def tflite_variants(

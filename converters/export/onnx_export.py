@@ -5,7 +5,8 @@
 - `externalize`: the same graph with every initializer's bytes removed and marked as external data in
   "weights.esq"; a bundle ships this (a few hundred bytes) and the device supplies the tensors unpacked from
   the packed file (onnxruntime's add_external_initializers).
-- `graph_json`: the node list as JSON with ONNX op and attribute names, for the pure-numpy engine.
+- `export_model`: `to_onnx` with the model's own input shapes and fix-ups: how every model is exported.
+- `graph_json`: the graph as the device reads it (the device's own ONNX reader on the serialized model).
 - `qdq`: quantized weights stored as INT4 / INT8 initializers + per-channel DequantizeLinear, as onnxruntime
   runs it, for users who want one self-contained ONNX file.
 """
@@ -99,7 +100,7 @@ def externalize(proto, location: str = "weights.esq"):
     """A copy of the model whose float initializers carry no bytes, only an external-data reference to `location`.
 
     int64 initializers (Reshape target shapes) stay inline: onnxruntime's shape inference must read them when
-    it builds the graph, and `graph_json` mirrors them in the manifest's `graph.constants` (see `edge_ser.bundle`).
+    it builds the graph (see `edge_ser.bundle.load`).
     """
     onnx = _onnx()
     out = onnx.ModelProto()
@@ -120,68 +121,23 @@ def externalize(proto, location: str = "weights.esq"):
     return out
 
 
-def _attr_value(a):
-    from onnx import AttributeProto, helper
-
-    if a.type in (
-        AttributeProto.FLOAT,
-        AttributeProto.INT,
-        AttributeProto.STRING,
-        AttributeProto.FLOATS,
-        AttributeProto.INTS,
-        AttributeProto.STRINGS,
-    ):
-        v = helper.get_attribute_value(a)
-        if isinstance(v, bytes):
-            return v.decode()
-        if isinstance(v, list):
-            return [x.decode() if isinstance(x, bytes) else x for x in v]
-        return v
-    raise ConfigError(f"attribute {a.name!r} of type {a.type} cannot be written to the JSON graph")
-
-
-def _shape(vi) -> list[int | None]:
-    return [d.dim_value if d.HasField("dim_value") else None for d in vi.type.tensor_type.shape.dim]
-
-
 def graph_json(proto) -> dict:
-    """The graph as JSON: inputs, outputs, initializer names and nodes (ONNX op and attribute names).
+    """The graph in the form every device-side consumer reads (the numpy engine, the FLOP counter), read from
+    the serialized model by the device's own reader (`edge_ser.bundle.read_onnx_graph`: one implementation)."""
+    from edge_ser.bundle.onnx_reader import read_onnx_graph
 
-    "initializers" names the float tensors (the weights); int64 initializers (Reshape target shapes) are
-    written inline under "constants" as {name: {"dtype": "int64", "shape", "values"}}, present only when
-    the graph has any.
-    """
-    from onnx import TensorProto, numpy_helper
+    return read_onnx_graph(proto.SerializeToString(), source=f"{proto.graph.name or 'model'}.onnx")
 
-    g = proto.graph
-    inits = {t.name for t in g.initializer}
-    consts = {
-        t.name: {
-            "dtype": "int64",
-            "shape": [int(d) for d in t.dims],
-            "values": [int(v) for v in numpy_helper.to_array(t).reshape(-1)],
-        }
-        for t in g.initializer
-        if t.data_type == TensorProto.INT64
-    }
-    return {
-        "opset": OPSET,
-        "inputs": [
-            {"name": i.name, "shape": _shape(i), "dtype": "float32"} for i in g.input if i.name not in inits
-        ],
-        "outputs": [{"name": o.name, "shape": _shape(o), "dtype": "float32"} for o in g.output],
-        "initializers": [t.name for t in g.initializer if t.name not in consts],
-        **({"constants": consts} if consts else {}),
-        "nodes": [
-            {
-                "op": n.op_type,
-                "inputs": list(n.input),
-                "outputs": list(n.output),
-                "attrs": {a.name: _attr_value(a) for a in n.attribute},
-            }
-            for n in g.node
-        ],
-    }
+
+def export_model(model: nn.Module):
+    """The one export route: `to_onnx(model, model.input_shapes())`, then the model's own `onnx_fixups(proto)`
+    when it has one (squeezenet_lms rewrites its ceil-mode pools), checked by onnx."""
+    proto = to_onnx(model, model.input_shapes())
+    fixups = getattr(model, "onnx_fixups", None)
+    if fixups is not None:
+        fixups(proto)
+        _onnx().checker.check_model(proto)
+    return proto
 
 
 def _pack_int4(q: np.ndarray) -> bytes:

@@ -5,7 +5,7 @@ max-pooling and dropout; audio as 6 non-overlapping segments of 40 MFCCs (mean o
 1D CNN (kernel 5, 16/32 channels); both flattened, concatenated, dense 16, softmax. Reported: ~0.06 M
 parameters, 0.014 GFLOPs, 0.93 MB, 188-200 ms CPU inference per clip.
 
-Inputs (the clip pre-processing is `edge_ser.av_input.clip_inputs`, shared by training and device):
+Inputs (the clip pre-processing is `edge_ser.inputs.av.clip_inputs`, shared by training and device):
 
 - `faces` [B, 6, 64, 64] float32 in [0, 1]: grey face crops, already scaled by 1/255 OUTSIDE the model (by
   `clip_inputs`), so the graph needs no constant scaling and training tensors are the device tensors.
@@ -13,7 +13,7 @@ Inputs (the clip pre-processing is `edge_ser.av_input.clip_inputs`, shared by tr
   mean / std of the training split) is inside the model as buffers, like `LaqMLP`.
 
 How the 6 frames are combined (`AVConfig.frame_fusion`), FLOPs by the AV convention (conv = 2*Yh*Yw*Ci*Co*Kh*Kw
-+ Yh*Yw*Co; dense = 2*in*out + out), fused mode, 7 classes, exact (`count_params` / `count_flops`):
++ Yh*Yw*Co; dense = 2*in*out + out), fused mode, 7 classes, exact (`converters.models.counts`: the exported graph counted by `edge_ser.flops`):
 
 =====================================  ==========  ==========  ==========================================
 design                                 params      GFLOPs      note
@@ -39,7 +39,8 @@ values) is not counted, as by the convention only conv and dense layers are.
 Modes: "fused" (both branches + fusion head), "audio" / "video" (one branch + its own dense-16 head, for
 ablations). Outputs are logits; softmax only at inference.
 
-Export: `to_onnx` (legacy exporter, opset 17, inputs "faces" / "audio", output "logits", dynamic batch). The
+Export: `converters.export.onnx_export.export_model` (opset 17, inputs "faces" / "audio", output "logits",
+dynamic batch). The
 graph uses only Sub, Div, Transpose, Conv, Relu, MaxPool, Flatten, Concat, Gemm (plus Reshape with an
 initializer as target shape for "shared"), all in `edge_ser.engines.numpy_engine.SUPPORTED_OPS`; no Shape / Gather.
 """
@@ -47,7 +48,6 @@ initializer as target shape for "shared"), all in `edge_ser.engines.numpy_engine
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 from torch import nn
@@ -103,55 +103,6 @@ def _audio_branch(cfg: AVConfig) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-def _walk(seq: nn.Sequential, shape: tuple[int, ...], prefix: str) -> tuple[list[dict[str, Any]], tuple]:
-    """Per conv / dense layer of `seq`: params and FLOPs (AV convention) for a per-sample input `shape`."""
-    rows = []
-    for name, m in seq.named_children():
-        if isinstance(m, (nn.Conv1d, nn.Conv2d)):
-            c, *sp = shape
-            out_sp = [
-                (s + 2 * p - d * (k - 1) - 1) // st + 1
-                for s, k, p, st, d in zip(sp, m.kernel_size, m.padding, m.stride, m.dilation)
-            ]
-            y = 1
-            for s in out_sp:
-                y *= s
-            kk = 1
-            for k in m.kernel_size:
-                kk *= k
-            co = m.out_channels
-            flops = 2 * y * (c // m.groups) * co * kk + (y * co if m.bias is not None else 0)
-            out = (co, *out_sp)
-        elif isinstance(m, nn.Linear):
-            flops = 2 * m.in_features * m.out_features + (m.out_features if m.bias is not None else 0)
-            out = (m.out_features,)
-        elif isinstance(m, (nn.MaxPool1d, nn.MaxPool2d)):
-            k = m.kernel_size if isinstance(m.kernel_size, int) else m.kernel_size[0]
-            st = m.stride if isinstance(m.stride, int) else m.stride[0]
-            shape = (shape[0], *[(s - k) // st + 1 for s in shape[1:]])
-            continue
-        elif isinstance(m, nn.Flatten):
-            n = 1
-            for s in shape:
-                n *= s
-            shape = (n,)
-            continue
-        else:  # ReLU, Dropout: no FLOPs by the convention
-            continue
-        rows.append(
-            {
-                "name": f"{prefix}.{name}",
-                "op": type(m).__name__,
-                "in_shape": tuple(shape),
-                "out_shape": out,
-                "params": sum(p.numel() for p in m.parameters()),
-                "flops": flops,
-            }
-        )
-        shape = out
-    return rows, shape
-
-
 class AVCNN(nn.Module):
     """Face CNN + MFCC 1D CNN -> concat -> Linear(fused) -> ReLU -> Dropout -> Linear(num_classes) (logits)."""
 
@@ -189,22 +140,14 @@ class AVCNN(nn.Module):
         return {k: shapes[k] for k in self.input_names}
 
     def branch_width(self, branch: str) -> int:
-        """Length of a branch's flattened output per sample."""
-        return self._branch_rows(branch)[1]
-
-    def _branch_rows(self, branch: str) -> tuple[list[dict[str, Any]], int]:
+        """Length of a branch's flattened output per sample (run once on zeros at construction)."""
         c = self.cfg
-        if branch == "video":
-            shared = c.frame_fusion == "shared"
-            rows, out = _walk(self.video, (1 if shared else c.frames, c.face_size, c.face_size), "video")
-            if shared:
-                for r in rows:  # the per-frame CNN runs once per frame
-                    r["flops"] *= c.frames
-                    r["in_shape"], r["out_shape"] = (c.frames, *r["in_shape"]), (c.frames, *r["out_shape"])
-                return rows, out[0] * c.frames
-            return rows, out[0]
-        rows, out = _walk(self.audio, (c.n_mfcc, c.segments), "audio")
-        return rows, out[0]
+        with torch.no_grad():
+            if branch == "video":
+                shared = c.frame_fusion == "shared"
+                n = self.video(torch.zeros(1, 1 if shared else c.frames, c.face_size, c.face_size)).shape[1]
+                return int(n) * (c.frames if shared else 1)
+            return int(self.audio(torch.zeros(1, c.n_mfcc, c.segments)).shape[1])
 
     def set_normalization(self, mean: torch.Tensor, std: torch.Tensor, eps: float = 1e-6) -> None:
         """Store the training split's per-MFCC-coefficient statistics (std floored at eps)."""
@@ -243,36 +186,3 @@ class AVCNN(nn.Module):
 def av_cnn(mode: str = "fused", **kwargs) -> AVCNN:
     """The seed configuration (frames as channels, valid 3x3 video convs); kwargs override AVConfig fields."""
     return AVCNN(AVConfig(**kwargs), mode=mode)
-
-
-def count_params(model: nn.Module) -> int:
-    """Trainable parameters (buffers such as the MFCC mean / std are not counted)."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
-
-
-def count_flops(model: AVCNN, mode: str | None = None) -> tuple[list[dict[str, Any]], int]:
-    """Exact FLOPs by the AV convention, from the module structure and the configured input sizes.
-
-    Returns (rows, total): one row per Conv / Linear layer (name, op, in_shape, out_shape, params, flops),
-    FLOPs per sample. `mode` defaults to the model's own and must match it if given.
-    """
-    mode = mode or model.mode
-    if mode != model.mode:
-        raise ValueError(f"count_flops(mode={mode!r}) on a {model.mode!r} model")
-    rows: list[dict[str, Any]] = []
-    width = 0
-    for branch in ("video", "audio"):
-        if hasattr(model, branch):
-            r, w = model._branch_rows(branch)
-            rows += r
-            width += w
-    head_rows, _ = _walk(model.head, (width,), "head")
-    rows += head_rows
-    return rows, sum(r["flops"] for r in rows)
-
-
-def to_onnx(model: AVCNN):
-    """Export an eval-mode AVCNN to an onnx.ModelProto: inputs "faces" / "audio", output "logits", dynamic batch."""
-    from converters.export.onnx_export import to_onnx as export
-
-    return export(model, model.input_shapes())

@@ -38,6 +38,10 @@ class LaqMLP(nn.Module):
         self.mean.copy_(torch.as_tensor(mean, dtype=self.mean.dtype))
         self.std.copy_(torch.as_tensor(std, dtype=self.std.dtype).clamp_min(eps))
 
+    def input_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Per-sample input shape by input name: the clip vector."""
+        return {"features": (int(self.mean.numel()),)}
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = (x - self.mean) / self.std
         return self.classifier(self.features(x))

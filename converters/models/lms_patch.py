@@ -47,11 +47,3 @@ class LMSPatchModel(nn.Module):
 
     def standardize(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.mean) / self.std
-
-
-def count_params(model: nn.Module) -> int:
-    """Trainable parameters (the mean / std buffers are not counted)."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
-
-
-__all__ = ["LMSPatchModel", "PatchConfig", "count_params"]

@@ -19,7 +19,7 @@ width    params      MFLOPs
 
 (params include the BatchNorm scales and shifts; the running statistics are buffers.)
 
-Export: `to_onnx(model)` -> input "lms" [batch, 1, M, T], output "logits"; ops Sub, Div, Conv,
+Export: `export_model(model)` (converters.export.onnx_export) -> input "lms" [batch, 1, M, T], output "logits"; ops Sub, Div, Conv,
 BatchNormalization, Relu, MaxPool, GlobalAveragePool, Flatten, Gemm (plus Identity where the exporter shares
 equal initializers, e.g. a fresh BatchNorm's weight and running_var), all in
 `edge_ser.engines.numpy_engine.SUPPORTED_OPS`. BatchNorm stays a BatchNormalization node (the exporter does not
@@ -30,15 +30,13 @@ and grid.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 from torch import nn
 
-from converters.models.lms_patch import LMSPatchModel, PatchConfig, count_params
-from converters.models.squeezenet_lms import _conv_row
+from converters.models.lms_patch import LMSPatchModel, PatchConfig
 
-__all__ = ["SmallCNN", "SmallCNNConfig", "count_flops", "count_params", "small_cnn", "to_onnx"]
+__all__ = ["SmallCNN", "SmallCNNConfig", "small_cnn"]
 
 CHANNELS = (16, 32, 64, 64)
 """Conv channels per block at width 1."""
@@ -116,38 +114,3 @@ class SmallCNN(LMSPatchModel):
 def small_cnn(**kwargs) -> SmallCNN:
     """The small CNN baseline; kwargs are SmallCNNConfig fields (n_mels, segment_frames, num_classes, width...)."""
     return SmallCNN(SmallCNNConfig(**kwargs))
-
-
-def count_flops(model: SmallCNN) -> tuple[list[dict[str, Any]], int]:
-    """Exact FLOPs per sample by the AV convention (conv and dense layers), for the configured input (1, M, T).
-
-    Returns (rows, total), one row per Conv2d / Linear (name, op, in_shape, out_shape, params, flops).
-    """
-    shape: tuple[int, ...] = (1, model.cfg.n_mels, model.cfg.segment_frames)
-    rows: list[dict[str, Any]] = []
-    for name, m in model.features.named_children():
-        if isinstance(m, nn.Conv2d):
-            r, shape = _conv_row(f"features.{name}", m, shape)
-            rows.append(r)
-        elif isinstance(m, nn.MaxPool2d):  # 2/2, floor
-            c, h, w = shape
-            shape = (c, h // 2, w // 2)
-    fc = model.classifier
-    rows.append(
-        {
-            "name": "classifier",
-            "op": "Linear",
-            "in_shape": (fc.in_features,),
-            "out_shape": (fc.out_features,),
-            "params": sum(p.numel() for p in fc.parameters()),
-            "flops": 2 * fc.in_features * fc.out_features + fc.out_features,
-        }
-    )
-    return rows, sum(r["flops"] for r in rows)
-
-
-def to_onnx(model: SmallCNN):
-    """Export an eval-mode model to an onnx.ModelProto: input "lms" [batch, 1, M, T], output "logits"."""
-    from converters.export.onnx_export import to_onnx as export
-
-    return export(model, model.input_shapes())

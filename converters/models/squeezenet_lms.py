@@ -24,7 +24,7 @@ width    params      MFLOPs
 0.25     46,647      4.87
 =======  ==========  ==========
 
-Export: `to_onnx(model)` -> input "lms" [batch, 1, M, T], output "logits"; ops Sub, Div, Conv, Relu, MaxPool,
+Export: `export_model(model)` (converters.export.onnx_export) -> input "lms" [batch, 1, M, T], output "logits"; ops Sub, Div, Conv, Relu, MaxPool,
 Concat, GlobalAveragePool, Flatten, all in `edge_ser.engines.numpy_engine.SUPPORTED_OPS`.
 """
 
@@ -36,7 +36,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from converters.models.lms_patch import LMSPatchModel, PatchConfig, count_params  # noqa: F401 (every model file has count_params)
+from converters.models.lms_patch import LMSPatchModel, PatchConfig
 
 # torchvision squeezenet1_1: (squeeze, expand1x1, expand3x3) per fire, "M" = maxpool 3/2 ceil
 V11_LAYOUT: tuple[Any, ...] = (
@@ -125,6 +125,10 @@ class SqueezeNetLMS(LMSPatchModel):
                 if m.bias is not None:
                     nn.init.constant_(m.bias, 0)
 
+    def onnx_fixups(self, proto) -> None:
+        """After export: its ceil-mode pools as floor pools with an end pad (see the module doc)."""
+        _ceil_pools_to_pads(proto)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.standardize(x)
         return torch.flatten(self.classifier(self.features(x)), 1)
@@ -133,52 +137,6 @@ class SqueezeNetLMS(LMSPatchModel):
 def squeezenet_lms(**kwargs) -> SqueezeNetLMS:
     """SqueezeNet v1.1 for log-Mel patches; kwargs are SqueezeNetConfig fields (n_mels, segment_frames, width...)."""
     return SqueezeNetLMS(SqueezeNetConfig(**kwargs))
-
-
-def _conv_row(name: str, m: nn.Conv2d, shape: tuple[int, int, int]) -> tuple[dict[str, Any], tuple]:
-    c, h, w = shape
-    oh, ow = (
-        (s + 2 * p - d * (k - 1) - 1) // st + 1
-        for s, k, p, st, d in zip((h, w), m.kernel_size, m.padding, m.stride, m.dilation)
-    )
-    kk = m.kernel_size[0] * m.kernel_size[1]
-    co = m.out_channels
-    flops = 2 * oh * ow * (c // m.groups) * co * kk + (oh * ow * co if m.bias is not None else 0)
-    out = (co, oh, ow)
-    row = {
-        "name": name,
-        "op": "Conv2d",
-        "in_shape": shape,
-        "out_shape": out,
-        "params": sum(p.numel() for p in m.parameters()),
-        "flops": flops,
-    }
-    return row, out
-
-
-def count_flops(model: SqueezeNetLMS) -> tuple[list[dict[str, Any]], int]:
-    """Exact FLOPs per sample by the AV convention (conv layers only), for the configured input (1, M, T).
-
-    Returns (rows, total), one row per Conv2d (name, op, in_shape, out_shape, params, flops).
-    """
-    shape: tuple[int, int, int] = (1, model.cfg.n_mels, model.cfg.segment_frames)
-    rows: list[dict[str, Any]] = []
-    for name, m in model.features.named_children():
-        if isinstance(m, nn.Conv2d):
-            r, shape = _conv_row(f"features.{name}", m, shape)
-            rows.append(r)
-        elif isinstance(m, nn.MaxPool2d):  # kernel 3, stride 2, ceil mode
-            c, h, w = shape
-            shape = (c, -(-(h - 3) // 2) + 1, -(-(w - 3) // 2) + 1)
-        elif isinstance(m, Fire):
-            r, sq = _conv_row(f"features.{name}.squeeze", m.squeeze, shape)
-            r1, o1 = _conv_row(f"features.{name}.expand1x1", m.expand1x1, sq)
-            r3, o3 = _conv_row(f"features.{name}.expand3x3", m.expand3x3, sq)
-            rows += [r, r1, r3]
-            shape = (o1[0] + o3[0], o1[1], o1[2])
-    r, _ = _conv_row("classifier.1", model.final_conv, shape)
-    rows.append(r)
-    return rows, sum(r["flops"] for r in rows)
 
 
 def _ceil_pools_to_pads(proto) -> int:
@@ -202,15 +160,3 @@ def _ceil_pools_to_pads(proto) -> int:
         node.attribute.extend([helper.make_attribute("pads", [0, 0, 1, 1])])
         n_done += 1
     return n_done
-
-
-def to_onnx(model: SqueezeNetLMS):
-    """Export an eval-mode model to an onnx.ModelProto: input "lms" [batch, 1, M, T], output "logits"."""
-    import onnx
-
-    from converters.export.onnx_export import to_onnx as export
-
-    proto = export(model, model.input_shapes())
-    _ceil_pools_to_pads(proto)
-    onnx.checker.check_model(proto)
-    return proto

@@ -30,7 +30,7 @@ width    params      MFLOPs
 
 (params include the LayerNorm and BatchNorm scales and shifts and the positional embedding.)
 
-Export: `to_onnx(model)` -> input "lms" [batch, 1, M, T], output "logits"; ops Sub, Div, Conv,
+Export: `export_model(model)` (converters.export.onnx_export) -> input "lms" [batch, 1, M, T], output "logits"; ops Sub, Div, Conv,
 BatchNormalization, Relu, Transpose, Reshape, Gemm, Add, LayerNormalization (opset 17), MatMul, Mul, Softmax,
 ReduceMean (plus Identity where the exporter shares equal initializers), all in
 `edge_ser.engines.numpy_engine.SUPPORTED_OPS`.
@@ -40,21 +40,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 from torch import nn
 
-from converters.models.lms_patch import LMSPatchModel, PatchConfig, count_params
-from converters.models.squeezenet_lms import _conv_row
+from converters.models.lms_patch import LMSPatchModel, PatchConfig
 
 __all__ = [
     "TinyTransformer",
     "TinyTransformerConfig",
-    "count_flops",
-    "count_params",
     "tiny_transformer",
-    "to_onnx",
 ]
 
 
@@ -228,59 +223,3 @@ class TinyTransformer(LMSPatchModel):
 def tiny_transformer(**kwargs) -> TinyTransformer:
     """The tiny transformer; kwargs are TinyTransformerConfig fields (n_mels, segment_frames, width, dim...)."""
     return TinyTransformer(TinyTransformerConfig(**kwargs))
-
-
-def _dense_row(name: str, m: nn.Linear, rows_in: int) -> dict[str, Any]:
-    """A Linear applied to `rows_in` vectors (tokens) per sample."""
-    return {
-        "name": name,
-        "op": "Linear",
-        "in_shape": (rows_in, m.in_features),
-        "out_shape": (rows_in, m.out_features),
-        "params": sum(p.numel() for p in m.parameters()),
-        "flops": rows_in
-        * (2 * m.in_features * m.out_features + (m.out_features if m.bias is not None else 0)),
-    }
-
-
-def count_flops(model: TinyTransformer) -> tuple[list[dict[str, Any]], int]:
-    """Exact FLOPs per sample by the AV convention (conv, dense and the attention products), input (1, M, T).
-
-    Returns (rows, total), one row per Conv2d / Linear and per attention product ("q@k^T", "att@v": heads *
-    N * N * dk multiply-accumulates each, 2 FLOPs a MAC; params 0).
-    """
-    cfg = model.cfg
-    n, h, dk = cfg.tokens, cfg.heads, cfg.head_dim
-    shape: tuple[int, ...] = (1, cfg.n_mels, cfg.segment_frames)
-    rows: list[dict[str, Any]] = []
-    for name, m in model.stem.named_children():
-        if isinstance(m, nn.Conv2d):
-            r, shape = _conv_row(f"stem.{name}", m, shape)
-            rows.append(r)
-    rows.append(_dense_row("proj", model.proj, n))
-    for i, blk in enumerate(model.blocks):
-        p = f"blocks.{i}"
-        a = blk.attn
-        rows += [_dense_row(f"{p}.attn.{k}", getattr(a, k), n) for k in ("q", "k", "v")]
-        for prod, out in (("q@k^T", (h, n, n)), ("att@v", (h, n, dk))):
-            rows.append(
-                {
-                    "name": f"{p}.attn.{prod}",
-                    "op": "MatMul",
-                    "in_shape": (h, n, dk if prod == "q@k^T" else n),
-                    "out_shape": out,
-                    "params": 0,
-                    "flops": 2 * h * n * n * dk,
-                }
-            )
-        rows.append(_dense_row(f"{p}.attn.out", a.out, n))
-        rows += [_dense_row(f"{p}.ff.{k}", getattr(blk.ff, k), n) for k in ("fc1", "fc2")]
-    rows.append(_dense_row("classifier", model.classifier, 1))
-    return rows, sum(r["flops"] for r in rows)
-
-
-def to_onnx(model: TinyTransformer):
-    """Export an eval-mode model to an onnx.ModelProto: input "lms" [batch, 1, M, T], output "logits"."""
-    from converters.export.onnx_export import to_onnx as export
-
-    return export(model, model.input_shapes())

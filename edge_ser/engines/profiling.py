@@ -1,5 +1,5 @@
 """Time per graph node, from the engines that can say it: the numpy engine (each step timed) and onnxruntime
-(its own profiler). Node i is the i-th node of the bundle's graph (`manifest.graph.nodes`), so the times line
+(its own profiler). Node i is the i-th node of the bundle's graph (`bundle.graph`), so the times line
 up with the FLOP and byte counts of the same nodes. TFLite's interpreter offers no per-op timing through
 its Python API: `node_times` returns None for it and a report then has the model's total only.
 """
@@ -54,10 +54,8 @@ def _numpy_times(engine, x, repeats: int) -> dict[int, float]:
 def _ort_times(engine, x, repeats: int) -> dict[int, float]:
     import onnxruntime as ort
 
-    from edge_ser.bundle import read_onnx_summary
-
     bundle = engine.bundle
-    nodes = read_onnx_summary(bundle.onnx_bytes())["nodes"]
+    nodes = bundle.graph["nodes"]
     names = [n.get("name", "") for n in nodes]
     index = {nm: i for i, nm in enumerate(names) if nm}
     producer = {out: i for i, n in enumerate(nodes) for out in n["outputs"]}

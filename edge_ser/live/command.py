@@ -12,6 +12,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from edge_ser.live.capture import CaptureSettings
+
 
 def add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("bundle", type=Path, help="bundle folder or .tar")
@@ -76,19 +78,41 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
     o.add_argument("--web-host", default="127.0.0.1", help="interface of the page (default 127.0.0.1)")
 
 
-def build(args: argparse.Namespace, *, stop=None, outputs=(), keep: int = 10_000):
-    """Bundle, engines, sources, tracker and runner from the command's arguments."""
-    from edge_ser.bundle import load_bundle
-    from edge_ser.engines import load_engine
-    from edge_ser.live.face_track import FaceTracker, TrackSpec
-    from edge_ser.live.pipeline import LivePipeline, PipelineConfig
-    from edge_ser.live.run import LiveRunner
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "run",
+        help="the live demo: microphone (+ camera) -> bundle -> console, JSON lines, overlay, web page",
+        description="Live emotion recognition from a microphone (and a camera for audio-visual bundles), or "
+        "the same pipeline on a WAV file (and a video file or image folder). Ctrl-C or SIGTERM stops "
+        "cleanly.",
+    )
+    add_run_args(p)
+    p.set_defaults(func=cmd_run)
 
-    bundle = load_bundle(args.bundle)
-    engine = load_engine(bundle, args.engine, threads=args.threads)
-    fallback = None
-    if args.fallback is not None:
-        fallback = load_engine(load_bundle(args.fallback), args.engine, threads=args.threads)
+
+def capture_settings(args: argparse.Namespace) -> CaptureSettings:
+    """The sources the command's arguments name."""
+    return CaptureSettings(
+        mic=args.mic,
+        channels=args.channels,
+        audio_file=args.audio_file,
+        camera=args.camera,
+        width=args.width,
+        height=args.height,
+        fps=args.fps,
+        video_file=args.video_file,
+        image_fps=args.image_fps,
+        realtime=not args.fast,
+        face_every=args.face_every,
+    )
+
+
+def build(args: argparse.Namespace, *, stop=None, outputs=(), keep: int = 10_000):
+    """The Recognizer and the live runner the command's arguments describe: (bundle, runner)."""
+    from edge_ser.live.pipeline import PipelineConfig
+    from edge_ser.recognizer import Recognizer
+
+    rec = Recognizer(args.bundle, args.engine, threads=args.threads)
     config = PipelineConfig(
         window=args.window,
         hop=args.hop,
@@ -97,37 +121,16 @@ def build(args: argparse.Namespace, *, stop=None, outputs=(), keep: int = 10_000
         majority_k=args.majority_k,
         vad_db=args.vad_db,
     )
-    pipeline = LivePipeline(bundle, engine, config, fallback=fallback)
-    sr = pipeline.sr  # the rate the pipeline's front end analyses at (an LMS bundle: its LMSSpec's)
-    if args.audio_file is not None:
-        from edge_ser.live.files import WavSource
-
-        audio = WavSource(args.audio_file, sr, realtime=not args.fast)
-    else:
-        from edge_ser.live.mic import MicConfig, MicSource
-
-        device = int(args.mic) if args.mic is not None and str(args.mic).isdigit() else args.mic
-        audio = MicSource(MicConfig(device=device, rate=sr, channels=args.channels))
-    frames = tracker = None
-    if pipeline.needs_faces:
-        if args.video_file is not None:
-            from edge_ser.live.files import VideoFileSource
-
-            fps = args.image_fps if args.video_file.is_dir() else None
-            frames = VideoFileSource(args.video_file, fps=fps, realtime=not args.fast)
-        else:
-            from edge_ser.live.camera import CameraConfig, CameraSource
-
-            source = args.camera if args.camera is not None else 0
-            source = int(source) if isinstance(source, str) and source.isdigit() else source
-            frames = CameraSource(
-                CameraConfig(source=source, width=args.width, height=args.height, fps=args.fps)
-            )
-        tracker = FaceTracker(bundle.face_crop, TrackSpec(every=args.face_every))
-    runner = LiveRunner(
-        pipeline, audio, frames, outputs, tracker, stop=stop, max_seconds=args.seconds, keep=keep
+    runner = rec.runner(
+        capture_settings(args),
+        config,
+        fallback=args.fallback,
+        outputs=outputs,
+        stop=stop,
+        seconds=args.seconds,
+        keep=keep,
     )
-    return bundle, runner
+    return rec.bundle, runner
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -1,17 +1,13 @@
 """The live pipeline's per-update step: an audio window (+ the face crops of the same window) -> LiveResult.
 
-Per update: the voice-activity gate on the window's level; features through `edge_ser.features` (the
-clip vector for a feature-vector bundle, from streamed frames; the 6 MFCC segments for an audio-visual one,
-by the same `audio_segments` training used; for a log-Mel patch bundle (`lms_input`, e.g. squeezenet_lms)
-the window's overlapping patches [n, 1, M, T], by the same `clip_segments` training and `edge-ser predict`
-used); the face crops of the window for the faces input; inference on the bundle's engine (one batch of
-all the window's patches for a patch bundle); the window's probabilities (softmax of the logits, or for a
-patch bundle the bundle's `utterance_vote` over its patches, the window being the utterance); smoothing of
-the probabilities. Silence is reported as "silence", not as an emotion.
+Per update: the voice-activity gate on the window's level; the model inputs of the window, made by the
+bundle's input kind (`edge_ser.inputs`: the streamed clip vector, the log-Mel patches, the MFCC segments and
+face crops...) exactly as training and `edge-ser predict` make them; inference on the bundle's engine; the
+window's probabilities by the kind's `combine` (softmax, or the utterance vote over a window's patches);
+smoothing of the probabilities. Silence is reported as "silence", not as an emotion.
 
-The pipeline's audio rate `sr` is the rate its front end analyses at (the LMSSpec's for a patch bundle,
-the feature spec's otherwise): sources deliver audio at that rate (a file is resampled when loaded, the
-microphone is opened at it), so the features never resample.
+The pipeline's audio rate `sr` is the kind's: sources deliver audio at that rate (a file is resampled when
+loaded, the microphone is opened at it), so the features never resample.
 
 An audio-visual bundle falls back to audio-only when fewer than `min_faces` of the window's crops found a
 face: with an audio-only companion engine (`fallback`) it runs that, and says so in the result; without one
@@ -28,7 +24,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edge_ser.engines.base import softmax
 from edge_ser.errors import ConfigError
 from edge_ser.live.result import SILENCE, LiveResult, StageTimes
 
@@ -119,46 +114,43 @@ class Smoother:
 
 
 class LivePipeline:
-    """Bundle + engine (+ optional audio-only fallback engine) -> `step(...)` per window."""
+    """Bundle + engine (+ optional audio-only fallback engine) -> `step(...)` per window.
+
+    What the model takes comes from the bundle's input kind (`bundle.input_kind`): its rate, its live front end
+    (features of each window), whether it wants faces, and how output rows become probabilities.
+    """
 
     def __init__(self, bundle, engine, config: PipelineConfig | None = None, *, fallback=None) -> None:
         self.bundle, self.engine, self.fallback = bundle, engine, fallback
         self.config = config or PipelineConfig()
         self.labels = tuple(bundle.labels)
-        self.av = bundle.av_input
-        self.lms = bundle.lms_input
-        """The LMSSpec of a log-Mel patch bundle (None for the others): patches + utterance vote per window."""
-        self.names = bundle.input_names
-        self.sr = self.lms.sample_rate if self.lms is not None else bundle.feature_spec.sample_rate
+        self.kind = bundle.input_kind
+        self.sr = self.kind.sample_rate
         self.gate = VadGate(self.config.vad_db, self.config.vad_margin_db)
         c = self.config
         self.smoother = Smoother(c.smoothing, len(self.labels), c.ema_alpha, c.majority_k)
-        if fallback is not None and tuple(fallback.bundle.labels) != self.labels:
-            raise ConfigError(
-                f"fallback bundle {fallback.bundle.source} has labels {list(fallback.bundle.labels)}, "
-                f"the main bundle {list(self.labels)}: they must be the same"
-            )
-        self._stream = None
-        self._frames: deque[np.ndarray] = deque()
-        if self.av is None and self.lms is None:
-            from edge_ser.features.streaming import StreamingFeatures
-
-            self._stream = StreamingFeatures(bundle.feature_spec, "frames")
-            self._max_frames = int(round(c.window * self.sr / bundle.feature_spec.hop_length)) + 1
+        if fallback is not None:
+            if tuple(fallback.bundle.labels) != self.labels:
+                raise ConfigError(
+                    f"fallback bundle {fallback.bundle.source} has labels {list(fallback.bundle.labels)}, "
+                    f"the main bundle {list(self.labels)}: they must be the same"
+                )
+            if fallback.bundle.input_kind.faces:
+                raise ConfigError(f"fallback bundle {fallback.bundle.source} needs faces; it must be audio-only")
+            if fallback.bundle.input_kind.sample_rate != self.sr:
+                raise ConfigError(
+                    f"fallback bundle {fallback.bundle.source} analyses {fallback.bundle.input_kind.sample_rate} "
+                    f"Hz audio, the main bundle {self.sr} Hz: they must be the same"
+                )
+        self.front = self.kind.live(c.window)
 
     @property
     def needs_faces(self) -> bool:
-        return "faces" in self.names
+        return self.kind.faces > 0
 
     def feed(self, chunk: np.ndarray) -> None:
-        """New mono samples at the bundle's rate (feature-vector bundles stream their frames from these)."""
-        if self._stream is None or chunk.size == 0:
-            return
-        new = self._stream.accept_waveform(np.asarray(chunk, dtype=np.float32))
-        for row in new:
-            self._frames.append(row)
-        while len(self._frames) > self._max_frames:
-            self._frames.popleft()
+        """New mono samples at the bundle's rate (a kind that streams its features reads them here)."""
+        self.front.feed(chunk)
 
     def step(
         self,
@@ -181,116 +173,35 @@ class LivePipeline:
         box = None
         if faces and getattr(faces[-1], "found", False) and faces[-1].box is not None:
             box = tuple(int(v) for v in faces[-1].box)  # the newest crop's face, if it has one
-        mode = (
-            "fused" if self.names == ("faces", "audio") else "video" if self.names == ("faces",) else "audio"
-        )
+        mode = self.kind.mode
+        common = {"t": t, "labels": self.labels, "level_db": db, "face_box": box, "frame_size": frame_size,
+                  "overflows": overflows, "notes": notes}  # fmt: skip
         if not speech:
             self.smoother.reset()
             total = capture_ms + face_ms + (time.perf_counter() - t0) * 1e3
             return LiveResult(
-                t,
-                self.labels,
-                (),
-                (0.0,) * n,
-                SILENCE,
-                0.0,
-                False,
-                db,
-                mode,
-                None,
-                box,
-                frame_size,
-                overflows,
-                StageTimes(capture_ms, 0.0, face_ms, 0.0, total),
-                notes,
-            )
+                **common, probs=(), smoothed=(0.0,) * n, label=SILENCE, confidence=0.0, speech=False, mode=mode,
+                fallback=None, times=StageTimes(capture_ms, 0.0, face_ms, 0.0, total),
+            )  # fmt: skip
         tf = time.perf_counter()
-        x = self._inputs(window)
+        engine, kind, fallback = self.engine, self.kind, None
+        if self.needs_faces and not kind.enough_faces(faces, self.config.min_faces):
+            if self.fallback is not None:
+                engine, kind = self.fallback, self.fallback.bundle.input_kind
+                mode, fallback = kind.mode, "no face: audio-only model"
+            else:
+                fallback = "no face: fused model on the centre crop (no audio-only fallback bundle)"
+        x = self.front.inputs(window, faces) if kind is self.kind else kind.window_inputs(window)
         features_ms = (time.perf_counter() - tf) * 1e3
-        fallback = None
-        engine = self.engine
-        if self.needs_faces:
-            found = [bool(getattr(f, "found", False)) for f in (faces or [])]
-            enough = len(found) == self.av.frames and sum(found) >= self.config.min_faces * len(found)
-            if enough or faces:
-                x["faces"] = self._faces(faces)
-            if not enough:
-                if self.fallback is not None and "audio" in x:
-                    engine, mode = self.fallback, "audio"
-                    x = {"audio": x["audio"]}
-                    fallback = "no face: audio-only model"
-                else:
-                    fallback = "no face: fused model on the centre crop (no audio-only fallback bundle)"
-                    if "faces" not in x:
-                        x["faces"] = np.zeros(
-                            (self.av.frames, self.av.face_size, self.av.face_size), np.float32
-                        )
         ti = time.perf_counter()
         logits = engine.predict(x)
         inference_ms = (time.perf_counter() - ti) * 1e3
-        p = self._probs(logits)
+        p = kind.combine(logits)
         s = self.smoother(p)
         k = int(np.argmax(s))
         total = capture_ms + face_ms + (time.perf_counter() - t0) * 1e3
         return LiveResult(
-            t,
-            self.labels,
-            tuple(map(float, p)),
-            tuple(map(float, s)),
-            self.labels[k],
-            float(s[k]),
-            True,
-            db,
-            mode,
-            fallback,
-            box,
-            frame_size,
-            overflows,
-            StageTimes(capture_ms, features_ms, face_ms, inference_ms, total),
-            notes,
-        )
-
-    def _probs(self, logits: np.ndarray) -> np.ndarray:
-        """The window's class probabilities [classes] from the engine's output.
-
-        A patch bundle's output is one row of logits per patch: combined by the bundle's vote, as `edge-ser
-        predict` combines a clip's patches (the window is one utterance). Otherwise: softmax of the one row.
-        """
-        if self.lms is not None:
-            from edge_ser.lms_input import utterance_vote
-
-            _, scores = utterance_vote(logits, np.zeros(len(logits), np.int64), self.bundle.lms_vote)
-            return scores[0]
-        return softmax(np.asarray(logits)[0].astype(np.float64))
-
-    def _inputs(self, window: np.ndarray) -> dict[str, np.ndarray]:
-        if self.lms is not None:  # log-Mel patches of the window, as training and `edge-ser predict` cut them
-            from edge_ser.lms_input import clip_segments
-
-            return {self.bundle.input_name: clip_segments(window, self.sr, self.lms).astype(np.float32)}
-        if self.av is None:
-            from edge_ser.features.vector import vector_from_frames
-
-            spec = self.bundle.feature_spec
-            if self._frames:
-                frames = np.stack(self._frames)
-            else:  # nothing streamed (e.g. a caller that only passes windows): frame the window itself
-                from edge_ser.features.vector import feature_frames
-
-                mel, chroma = feature_frames(window, sr=self.sr, spec=spec)
-                return {self.names[0]: vector_from_frames(mel, chroma, spec)[None].astype(np.float32)}
-            mel, chroma = frames[:, : spec.n_mels], frames[:, spec.n_mels :]
-            return {self.names[0]: vector_from_frames(mel, chroma, spec)[None].astype(np.float32)}
-        out = {}
-        if "audio" in self.names:
-            from edge_ser.av_input import audio_segments
-
-            out["audio"] = audio_segments(window, self.sr, self.av.feature_spec, self.av.segments)
-        return out
-
-    def _faces(self, faces: Sequence) -> np.ndarray:
-        from edge_ser.av_input import _face_pixels
-
-        k = self.av.frames
-        idx = np.linspace(0, len(faces) - 1, k).round().astype(int) if len(faces) != k else range(k)
-        return np.stack([_face_pixels(faces[i], self.av) for i in idx])
+            **common, probs=tuple(map(float, p)), smoothed=tuple(map(float, s)), label=self.labels[k],
+            confidence=float(s[k]), speech=True, mode=mode, fallback=fallback,
+            times=StageTimes(capture_ms, features_ms, face_ms, inference_ms, total),
+        )  # fmt: skip

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -80,9 +81,9 @@ class LiveRunner:
         self.sr = pipeline.sr
         self.hop_n = int(round(c.hop * self.sr))
         self.win_n = int(round(c.window * self.sr))
-        av = pipeline.av
-        self.face_dt = c.window / av.frames if av is not None else None
-        self._faces: deque = deque(maxlen=av.frames if av is not None else 1)
+        k = pipeline.kind.faces  # face crops per window (0: the model sees no faces)
+        self.face_dt = c.window / k if k else None
+        self._faces: deque = deque(maxlen=k or 1)
         self._next_face = 0.0
         self._frame_size: tuple[int, int] | None = None
         self._notes: list[str] = []
@@ -95,7 +96,16 @@ class LiveRunner:
         return self.stop is not None and self.stop.is_set()
 
     def run(self) -> RunStats:
-        """The loop; returns the run's statistics. Sources are started here and stopped at the end."""
+        """The loop, each result to every output; returns the run's statistics."""
+        for r in self.results():
+            for out in self.outputs:
+                out.emit(r)
+        return self.stats
+
+    def results(self) -> Iterator[LiveResult]:
+        """The loop as an iterator of results (`Recognizer.stream`; `run` feeds them to the outputs). Sources
+        are started on the first `next` and stopped when the stream ends, is stopped, or the iterator is
+        closed (a `break` out of a for loop closes it)."""
         window = np.zeros(self.win_n, np.float32)
         filled = 0
         pending = np.zeros(0, np.float32)
@@ -139,8 +149,7 @@ class LiveRunner:
                     frame_size=self._frame_size,
                 )
                 self.stats.add(r)
-                for out in self.outputs:
-                    out.emit(r)
+                yield r
                 if self.max_seconds is not None and t >= self.max_seconds:
                     break
         finally:

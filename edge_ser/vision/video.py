@@ -2,7 +2,7 @@
 
 `probe_video` opens and checks a file and reports its size, frame rate and the frame count the container
 declares; `iter_frames` yields every frame (the device's file source); `read_video` decodes them all;
-`read_sampled` returns only the k frames `edge_ser.av_input.sample_frame_indices` picks, which is what the
+`read_sampled` returns only the k frames `sample_frame_indices` picks, which is what the
 audio-visual model consumes. Frames are BGR uint8 [h, w, 3] as OpenCV decodes them, or grey uint8 [h, w]
 (`grey=True`, converted with `cv2.COLOR_BGR2GRAY`, the conversion `edge_ser.vision.face.to_grey` uses).
 
@@ -48,7 +48,6 @@ from typing import Any
 
 import numpy as np
 
-from edge_ser.av_input import sample_frame_indices
 from edge_ser.errors import ConfigError, VideoFormatError
 from edge_ser.vision._cv2 import import_cv2
 
@@ -59,6 +58,19 @@ COUNT_TOLERANCE = (2, 0.05)
 
 # First bytes of single-image files, which OpenCV's FFmpeg backend would open as a one-frame "video".
 _IMAGE_MAGIC = ((b"\xff\xd8\xff", "a JPEG image"), (b"\x89PNG", "a PNG image"), (b"BM", "a BMP image"))
+
+
+def sample_frame_indices(n_frames: int, k: int = 6) -> np.ndarray:
+    """k frame indices, one at the centre of each of k equal spans of the clip (int64, non-decreasing).
+
+    With n_frames < k some frames repeat (each span still maps to the frame under its centre).
+    """
+    if n_frames < 1:
+        raise ConfigError(f"a clip needs at least one frame, got n_frames={n_frames}")
+    if k < 1:
+        raise ConfigError(f"k={k} must be >= 1")
+    i = np.arange(k, dtype=np.int64)
+    return ((2 * i + 1) * int(n_frames)) // (2 * k)
 
 
 def _cv2() -> Any:

@@ -1,4 +1,5 @@
-"""Clip pre-processing of the audio-visual model, shared by training (converters) and the device: numpy only.
+"""The audio-visual input kind: clip pre-processing of the audio-visual model, shared by training (converters)
+and the device: numpy only (OpenCV for the face crop and video decoding, imported when used).
 
 A clip becomes two tensors (see `converters/models/av_cnn.py`):
 
@@ -15,16 +16,22 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from edge_ser.errors import ConfigError
 from edge_ser.features.spec import FeatureSpec
 from edge_ser.features.vector import feature_frames, vector_from_frames
+from edge_ser.inputs.base import AUDIO_EXTENSIONS, InputKind, Inputs, shape_of, softmax_row
+from edge_ser.vision.video import VIDEO_EXTENSIONS, sample_frame_indices
+
+if TYPE_CHECKING:
+    from edge_ser.schema import Checker
+    from edge_ser.vision.face import FaceCropSpec
 
 SCHEMA_VERSION = 1
 
@@ -94,19 +101,6 @@ class AVInputSpec:
             raise ConfigError(f"AVInputSpec: {e}") from e
 
 
-def sample_frame_indices(n_frames: int, k: int = 6) -> np.ndarray:
-    """k frame indices, one at the centre of each of k equal spans of the clip (int64, non-decreasing).
-
-    With n_frames < k some frames repeat (each span still maps to the frame under its centre).
-    """
-    if n_frames < 1:
-        raise ConfigError(f"a clip needs at least one frame, got n_frames={n_frames}")
-    if k < 1:
-        raise ConfigError(f"k={k} must be >= 1")
-    i = np.arange(k, dtype=np.int64)
-    return ((2 * i + 1) * int(n_frames)) // (2 * k)
-
-
 def audio_segments(y: np.ndarray, sr: int, spec: FeatureSpec, segments: int = 6) -> np.ndarray:
     """[segments, n_mfcc] float32: per non-overlapping equal segment, MFCCs averaged over its frames.
 
@@ -162,12 +156,12 @@ def clip_inputs(
     crop = crop_fn or default_cropper(spec.face_size)
     faces = np.empty((spec.frames, spec.face_size, spec.face_size), dtype=np.float32)
     for j, i in enumerate(sample_frame_indices(len(frames), spec.frames)):
-        faces[j] = _face_pixels(crop(frames[int(i)]), spec)
+        faces[j] = face_pixels(crop(frames[int(i)]), spec)
     audio = audio_segments(y, sr, spec.feature_spec, spec.segments)
     return faces, audio
 
 
-def _face_pixels(face: Any, spec: AVInputSpec) -> np.ndarray:
+def face_pixels(face: Any, spec: AVInputSpec) -> np.ndarray:
     """A crop_fn result (a FaceCrop or a uint8 [S, S] array) as float32 pixels in [0, 1], checked."""
     face = np.asarray(getattr(face, "image", face))  # FaceCrop (edge_ser.vision.face) or an array
     if face.shape != (spec.face_size, spec.face_size):
@@ -195,7 +189,7 @@ def file_inputs(
     """
     from edge_ser.audio import load
     from edge_ser.audio.container import load_container_audio
-    from edge_ser.vision.video import VIDEO_EXTENSIONS, read_sampled
+    from edge_ser.vision.video import read_sampled
 
     spec = spec or AVInputSpec()
     path = Path(path)
@@ -219,6 +213,182 @@ def file_inputs(
         crop = crop_fn or default_cropper(spec.face_size)
         faces = np.empty((spec.frames, spec.face_size, spec.face_size), dtype=np.float32)
         for j, frame in enumerate(frames):
-            faces[j] = _face_pixels(crop(frame), spec)
+            faces[j] = face_pixels(crop(frame), spec)
         out["faces"] = faces
     return out
+
+
+class AVKind(InputKind):
+    """Inputs "faces" [batch, frames, S, S] and/or "audio" [batch, segments, n_mfcc] (manifest blocks
+    `av_input`: the AVInputSpec, and `face_crop`: the FaceCropSpec, with a faces input)."""
+
+    name = "av"
+    blocks = ("av_input", "face_crop")
+
+    def __init__(self, spec: AVInputSpec, input_names: Sequence[str], crop: FaceCropSpec | None = None) -> None:
+        from edge_ser.vision.face import FaceCropSpec
+
+        names = tuple(input_names)
+        if not names or any(n not in ("faces", "audio") for n in names):
+            raise ConfigError(f"an audio-visual model takes 'faces' and/or 'audio', got {list(names)}")
+        self.spec, self.input_names = spec, names
+        self.crop = crop if crop is not None or "faces" not in names else FaceCropSpec(size=spec.face_size)
+
+    @classmethod
+    def check_manifest(cls, c: Checker, manifest: Mapping[str, Any], inputs: list[dict[str, Any]]) -> None:
+        from edge_ser.vision.face import FaceCropSpec
+
+        names = [io_["name"] for io_ in inputs]
+        av = c.get(manifest, "av_input", "", dict)
+        if av is None:
+            return
+        try:
+            spec = AVInputSpec.from_dict(av)
+        except ConfigError as e:
+            c.problem("av_input", str(e))
+            return
+        except (TypeError, ValueError, ArithmeticError) as e:
+            c.problem("av_input", f"invalid value ({type(e).__name__}: {e})")
+            return
+        if spec.feature_spec != FeatureSpec.from_dict(manifest["feature_spec"]):
+            c.problem("av_input.feature_spec", "differs from the manifest's feature_spec (they must be the same)")
+        known = [n for n in names if n in spec.shapes]
+        if not known:
+            c.problem("av_input", f"the model has no 'faces' or 'audio' input (inputs: {names})")
+        for n in known:
+            if shape_of(inputs, n)[1:] != list(spec.shapes[n]):
+                c.problem(
+                    f"model.inputs[{names.index(n)}].shape",
+                    f"input {n!r} is {inputs[names.index(n)]['shape']!r}, but av_input gives "
+                    f"[batch, {', '.join(map(str, spec.shapes[n]))}]",
+                )
+        crop = c.get(manifest, "face_crop", "", dict, required="faces" in names)
+        if crop is not None:
+            try:
+                crop_spec = FaceCropSpec.from_dict(crop)
+            except ConfigError as e:
+                c.problem("face_crop", str(e))
+                return
+            except (TypeError, ValueError) as e:
+                c.problem("face_crop", f"invalid value ({type(e).__name__}: {e})")
+                return
+            if crop_spec.size != spec.face_size:
+                c.problem("face_crop.size", f"{crop_spec.size} but av_input.face_size is {spec.face_size}")
+
+    @classmethod
+    def from_manifest(cls, manifest: Mapping[str, Any]) -> AVKind:
+        from edge_ser.vision.face import FaceCropSpec
+
+        crop = manifest.get("face_crop")
+        return cls(
+            AVInputSpec.from_dict(manifest["av_input"]),
+            [io_["name"] for io_ in manifest["model"]["inputs"]],
+            None if crop is None else FaceCropSpec.from_dict(crop),
+        )
+
+    def manifest_blocks(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"av_input": self.spec.to_dict()}
+        if self.crop is not None:
+            out["face_crop"] = self.crop.to_dict()
+        return out
+
+    @property
+    def sample_rate(self) -> int:
+        return self.spec.feature_spec.sample_rate
+
+    @property
+    def feature_spec(self) -> FeatureSpec:
+        return self.spec.feature_spec
+
+    @property
+    def input_shapes(self) -> dict[str, tuple[int, ...]]:
+        return {n: self.spec.shapes[n] for n in self.input_names}
+
+    @property
+    def standardized_input(self) -> str | None:
+        """The audio MFCCs (the face pixels are already in [0, 1])."""
+        return "audio" if "audio" in self.input_names else None
+
+    @property
+    def faces(self) -> int:
+        return self.spec.frames if "faces" in self.input_names else 0
+
+    @property
+    def face_crop(self) -> FaceCropSpec | None:
+        return self.crop
+
+    @property
+    def mode(self) -> str:
+        return {("faces", "audio"): "fused", ("faces",): "video"}.get(self.input_names, "audio")
+
+    @property
+    def file_extensions(self) -> tuple[str, ...]:
+        return VIDEO_EXTENSIONS if self.faces else AUDIO_EXTENSIONS + VIDEO_EXTENSIONS
+
+    def cropper(self) -> CropFn:
+        """The bundle's face crop (Haar face, or the centred square when none is found), built once."""
+        if "_cropper" not in self.__dict__:
+            from edge_ser.vision.face import FaceCropper
+
+            self._cropper = FaceCropper(self.crop).crop_or_center
+        return self._cropper
+
+    def enough_faces(self, faces: Sequence[Any] | None, min_share: float) -> bool:
+        """Whether a window's crops found a face often enough (`min_share` of them) to trust the faces input."""
+        found = [bool(getattr(f, "found", False)) for f in (faces or [])]
+        return len(found) == self.faces and sum(found) >= min_share * len(found)
+
+    def window_inputs(self, window: np.ndarray, faces: Sequence[Any] | None = None) -> Inputs:
+        """The window's audio segments, and (faces input) its crops: the `faces` crops spread over the window
+        (FaceCrops or uint8 [S, S]; fewer or more are resampled to `frames`), or black frames when none."""
+        out: Inputs = {}
+        if "audio" in self.input_names:
+            out["audio"] = audio_segments(window, self.sample_rate, self.spec.feature_spec, self.spec.segments)[None]
+        if "faces" in self.input_names:
+            k, size = self.spec.frames, self.spec.face_size
+            if faces:
+                idx = np.linspace(0, len(faces) - 1, k).round().astype(int) if len(faces) != k else range(k)
+                out["faces"] = np.stack([face_pixels(faces[i], self.spec) for i in idx])[None]
+            else:
+                out["faces"] = np.zeros((1, k, size, size), np.float32)
+        return {n: out[n] for n in self.input_names}
+
+    def file_inputs(self, path: str | os.PathLike[str]) -> Inputs:
+        """A video (its sampled frames through the bundle's face crop, its audio track) or, for an audio-only
+        model, an audio file too."""
+        crop = self.cropper() if self.faces else None
+        clip = file_inputs(path, self.spec, crop, names=self.input_names)
+        return {n: clip[n][None] for n in self.input_names}
+
+    def combine(self, logits: np.ndarray) -> np.ndarray:
+        return softmax_row(logits)
+
+    def describe(self) -> list[str]:
+        av, fs, lines = self.spec, self.spec.feature_spec, []
+        if "faces" in self.input_names:
+            c = self.crop
+            lines.append(
+                f"faces: {av.frames} frames evenly spaced over the clip, Haar face crop {c.size}x{c.size} "
+                f"grey (detect width {c.detect_width}, margin {c.margin}, equalise {c.equalize}), / 255"
+            )
+        if "audio" in self.input_names:
+            lines.append(
+                f"audio: {av.segments} equal segments x {fs.n_mfcc} MFCCs (frame means) at {fs.sample_rate} Hz, "
+                f"n_fft {fs.n_fft}, hop {fs.hop_length}, {fs.n_mels} mel bands"
+            )
+        return lines
+
+
+KIND = AVKind
+
+__all__ = [
+    "KIND",
+    "AVInputSpec",
+    "AVKind",
+    "audio_segments",
+    "av_feature_spec",
+    "clip_inputs",
+    "default_cropper",
+    "face_pixels",
+    "file_inputs",
+]

@@ -1,4 +1,4 @@
-"""AV clip pre-processing (edge_ser.av_input): frame sampling, MFCC segments, spec round trip, clip tensors."""
+"""AV clip pre-processing (edge_ser.inputs.av): frame sampling, MFCC segments, spec round trip, clip tensors."""
 
 from __future__ import annotations
 
@@ -7,15 +7,15 @@ import json
 import numpy as np
 import pytest
 
-from edge_ser.av_input import (
+from edge_ser.errors import ConfigError
+from edge_ser.features import FeatureSpec, mfcc
+from edge_ser.inputs.av import (
     AVInputSpec,
     audio_segments,
     av_feature_spec,
     clip_inputs,
-    sample_frame_indices,
 )
-from edge_ser.errors import ConfigError
-from edge_ser.features import FeatureSpec, mfcc
+from edge_ser.vision.video import sample_frame_indices
 
 SR = 16000
 

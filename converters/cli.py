@@ -1,7 +1,8 @@
-"""`edge-ser` command line (also `python -m edge_ser`).
+"""The host's `edge-ser` commands (train, laq, demo, model, features, data, synth, sweep, zoo), registered into
+the one `edge-ser` command through the entry-point group `edge_ser.commands` (pyproject.toml).
 
-Device commands need only the device extra. Host commands (`train`, `demo`) import torch inside their
-handlers, so `--help` works everywhere and a missing package gives a one-line install hint.
+Registering imports no torch: each handler imports what it needs when it runs, and says what to install when
+torch is missing, so `edge-ser --help` works on any workstation.
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ import sys
 import time
 from pathlib import Path
 
-from edge_ser import __version__
-from edge_ser.errors import EdgeSerError, MissingDependencyError
+from converters.registry import MODELS, model_names
+from edge_ser.cli.common import media_files
+from edge_ser.errors import MissingDependencyError
 
 DATASETS = "emodb, ravdess, tess, savee, cremad, fer2013, synthetic, or a folder-per-class path"
 AV_DATASETS = ("synthetic-av",)
@@ -58,35 +60,13 @@ def _cache(args: argparse.Namespace):
     return FeatureCache(args.cache or default_cache_dir())
 
 
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
-
-
-def _media_files(paths: list[Path], extensions: tuple[str, ...]) -> list[Path]:
-    """The files given, and those with one of `extensions` inside the folders given (recursively)."""
-    from edge_ser.errors import AudioFormatError
-
-    out: list[Path] = []
-    for p in paths:
-        if p.is_dir():
-            out += sorted(q for q in p.rglob("*") if q.suffix.lower() in extensions)
-        elif p.exists():
-            out.append(p)
-        else:
-            raise AudioFormatError(f"{p}: no such file or folder")
-    return out
-
-
-def _audio_files(paths: list[Path]) -> list[Path]:
-    return _media_files(paths, AUDIO_EXTENSIONS)
-
-
 def cmd_features(args: argparse.Namespace) -> int:
     import numpy as np
 
     from converters.featurize import extract
 
     spec = _load_spec(args)
-    files = _audio_files(args.paths)
+    files = media_files(args.paths)
     if not files:
         print("edge-ser features: no audio files found", file=sys.stderr)
         return 2
@@ -190,13 +170,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     _, records = load_records(args.data, args.root, cache_dir=args.cache)
     sample = records[len(records) // 2]
     print(f"\ndevice run on a sample clip ({sample.source.name}, true label: {sample.label}):")
-    predict = argparse.Namespace(
-        bundle=Path(summary["bundle"]), files=[sample.source], engine=None, threads=None, top=3
-    )
-    from edge_ser.bundle import load_bundle
+    from edge_ser.cli.predict import cmd_predict
     from edge_ser.engines import engines_for
 
-    for engine in engines_for(load_bundle(predict.bundle)):
+    predict = argparse.Namespace(bundle=Path(summary["bundle"]), files=[sample.source], threads=None, top=3)
+    for engine in engines_for(predict.bundle):
         predict.engine = engine
         cmd_predict(predict)
     _demo_live(Path(summary["bundle"]), records, Path(args.out), quiet=args.quiet)
@@ -269,113 +247,6 @@ def _demo_live(bundle_path: Path, records, out: Path, *, quiet: bool = False) ->
     )
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    from edge_ser.live.command import cmd_run as run
-
-    return run(args)
-
-
-def cmd_bench(args: argparse.Namespace) -> int:
-    if args.live:
-        from edge_ser.live.bench import cmd_bench_live
-
-        return cmd_bench_live(args)
-    import shlex
-
-    from edge_ser.bundle import load_bundle
-    from edge_ser.profiles import load_profile
-    from edge_ser.roofline import build_report, write_report
-
-    bundle = load_bundle(args.bundle)
-    if args.profile == "host" and args.remeasure:
-        from edge_ser.hostbench import host_profile
-
-        profile = host_profile(remeasure=True)
-    else:
-        profile = load_profile(args.profile)
-    report = build_report(bundle, profile, engine=args.engine, threads=args.threads, runs=args.runs)
-    print(report.markdown())
-    if args.out is not None:
-        command = "edge-ser " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-        paths = write_report(report, args.out, command)
-        print("\nwrote " + ", ".join(str(p) for p in paths))
-    return 0
-
-
-def cmd_info(args: argparse.Namespace) -> int:
-    from edge_ser.bundle import load_bundle
-    from edge_ser.engines import available_engines, engines_for
-
-    bundle = load_bundle(args.bundle)
-    m = bundle.manifest
-    print(bundle.describe())
-    print(f"labels: {', '.join(bundle.labels)}")
-    fs = bundle.feature_spec
-    av = bundle.av_input
-    if av is None:
-        print(
-            f"features: {fs.dim}-d clip vector (MFCC {fs.n_mfcc} + mel {fs.n_mels} + chroma {fs.n_chroma}) at "
-            f"{fs.sample_rate} Hz, n_fft {fs.n_fft}, hop {fs.hop_length}"
-        )
-    else:
-        names = bundle.input_names
-        if "faces" in names:
-            crop = bundle.face_crop
-            print(
-                f"faces: {av.frames} frames evenly spaced over the clip, Haar face crop {crop.size}x{crop.size} "
-                f"grey (detect width {crop.detect_width}, margin {crop.margin}, equalise {crop.equalize}), / 255"
-            )
-        if "audio" in names:
-            print(
-                f"audio: {av.segments} equal segments x {fs.n_mfcc} MFCCs (frame means) at {fs.sample_rate} Hz, "
-                f"n_fft {fs.n_fft}, hop {fs.hop_length}, {fs.n_mels} mel bands"
-            )
-    acc = m.get("accuracy", {})
-    split = acc.get("split", {})
-    if acc:
-        print(
-            f"accuracy: test {acc.get('test', float('nan')):.3f} on {acc.get('dataset', '?')} "
-            f"({split.get('kind', '?')} split, seed {split.get('seed', '?')}, sizes {split.get('sizes', '?')})"
-        )
-    try:
-        from edge_ser.flops import count
-
-        c = count(bundle)
-        print(
-            f"per clip: {c.flops:,} FLOPs ({c.dense_flops:,} in conv/dense), {c.weight_bytes:,} weight bytes at "
-            f"their stored bits + {c.activation_bytes:,} activation bytes; {c.intensity:.2f} FLOP/byte "
-            "(edge-ser bench for the roofline)"
-        )
-    except EdgeSerError as e:
-        print(f"per clip: cannot count this graph ({e})")
-    print(f"bit plan ({m['bitplan'].get('method', '?')}), per layer:")
-    for r in m.get("layers", []):
-        flops = f"{r['flops']:,}" if r.get("flops") is not None else "?"
-        print(
-            f"  {r['name']:12s} {r['op']:8s} {r['params']:>8,} params  {r['bits']:>2} bits  "
-            f"{r['bytes']:>8,} bytes  {flops:>9} FLOPs"
-        )
-    print("files:")
-    for name, entry in m["files"].items():
-        print(f"  {name:20s} {entry['bytes'] / 1000:8.1f} KB  sha256 {entry['sha256'][:16]}...")
-    for variant, v in m.get("tflite", {}).get("variants", {}).items():
-        ios = v["inputs"]
-        quant = "".join(
-            f", int8 {name} scale {io['scale']:.4g} zero point {io['zero_point']}"
-            for name, io in ios.items()
-            if io["dtype"] == "int8"
-        )
-        print(f"  tflite {variant}: {v['file']}{quant}")
-    print("engines on this machine:")
-    for name, hint in available_engines().items():
-        print(f"  {name:12s} " + ("available" if hint is None else f"missing: {hint}"))
-    print(
-        "this bundle can run here with: "
-        + (", ".join(engines_for(bundle)) or "nothing (see the hints above)")
-    )
-    return 0
-
-
 def cmd_sweep(args: argparse.Namespace) -> int:
     _need_torch()
     from converters.sweep_cli import cmd_sweep as run
@@ -390,69 +261,6 @@ def cmd_zoo(args: argparse.Namespace) -> int:
     return run(args)
 
 
-def cmd_firstboot(args: argparse.Namespace) -> int:
-    from edge_ser.firstboot import cmd_firstboot as run
-
-    return run(args)
-
-
-def cmd_deploy(args: argparse.Namespace) -> int:
-    from edge_ser.deploy import cmd_deploy as run_deploy
-
-    return run_deploy(args)
-
-
-def cmd_predict(args: argparse.Namespace) -> int:
-    import numpy as np
-
-    from edge_ser.bundle import load_bundle
-    from edge_ser.engines import load_engine, softmax
-
-    bundle = load_bundle(args.bundle)
-    engine = load_engine(bundle, args.engine, threads=args.threads)
-    av = bundle.av_input
-    probs = None
-    if bundle.lms_input is not None:  # log-Mel patches per clip, one batch, utterance vote
-        from edge_ser.audio import load
-        from edge_ser.lms_input import clip_segments, utterance_vote
-
-        spec = bundle.lms_input
-        files = _audio_files(args.files)
-        patches = [clip_segments(load(f, sr=spec.sample_rate)[0], spec.sample_rate, spec) for f in files]
-        x = np.concatenate(patches).astype(np.float32)
-        index = np.repeat(np.arange(len(files)), [len(p) for p in patches])
-        t0 = time.perf_counter()
-        seg_logits = engine.predict({bundle.input_name: x})
-        _, probs = utterance_vote(seg_logits, index, bundle.lms_vote)
-    elif av is None:
-        from edge_ser.features import file_vector
-
-        files = _audio_files(args.files)
-        x = np.stack([file_vector(f, bundle.feature_spec) for f in files]).astype(np.float32)
-    else:
-        from edge_ser.av_input import file_inputs
-        from edge_ser.vision.face import FaceCropper
-        from edge_ser.vision.video import VIDEO_EXTENSIONS
-
-        video = "faces" in bundle.input_names
-        files = _media_files(args.files, VIDEO_EXTENSIONS if video else AUDIO_EXTENSIONS + VIDEO_EXTENSIONS)
-        crop = FaceCropper(bundle.face_crop).crop_or_center if video else None
-        clips = [file_inputs(f, av, crop, names=bundle.input_names) for f in files]
-        x = {n: np.stack([c[n] for c in clips]) for n in bundle.input_names}
-    if probs is None:
-        t0 = time.perf_counter()
-        logits = engine.predict(x)
-        p = softmax(logits, axis=1)
-    else:
-        p = probs
-    ms = (time.perf_counter() - t0) * 1e3
-    for f, row in zip(files, p):
-        top = np.argsort(-row)[: args.top]
-        print(f"  {f.name}: " + ", ".join(f"{bundle.labels[i]} {row[i]:.2f}" for i in top))
-    print(f"  ({engine.name}: {len(files)} clip(s) in {ms:.2f} ms)")
-    return 0
-
-
 def _add_train_args(p: argparse.ArgumentParser, *, data_default: str | None, out_default: str) -> None:
     p.add_argument(
         "--data",
@@ -462,10 +270,10 @@ def _add_train_args(p: argparse.ArgumentParser, *, data_default: str | None, out
     )
     p.add_argument(
         "--model",
-        choices=("laq_mlp", "av_cnn"),
+        choices=model_names(command="train"),
         default="laq_mlp",
-        help="laq_mlp: the LAQ paper's MLP on 180-d clip vectors (default); av_cnn: the audio-visual CNN "
-        "(6 face crops + 6 MFCC segments)",
+        help="; ".join(f"{n}: {MODELS[n].summary}" for n in model_names(command="train"))
+        + " (default laq_mlp)",
     )
     p.add_argument(
         "--mode",
@@ -527,14 +335,8 @@ def _add_laq_args(p: argparse.ArgumentParser, *, recipe: str) -> None:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="edge-ser",
-        description="Speech emotion recognition on the edge: features, training and (soon) deployment.",
-    )
-    parser.add_argument("--version", action="version", version=f"edge-ser {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the host commands to `edge-ser` (the `host` entry point of the group `edge_ser.commands`)."""
     p = sub.add_parser(
         "features",
         help="extract clip feature vectors (180-d LAQ recipe) from audio files",
@@ -607,9 +409,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Per layer: input and output shapes, parameters and FLOPs by the AV seed's convention; "
         "totals; for av_cnn, the seed paper's reported figures and why ours differ.",
     )
-    p.add_argument(
-        "name", choices=("av_cnn", "laq_mlp", "squeezenet_lms", "small_cnn", "tiny_transformer"), help="model"
-    )
+    p.add_argument("name", choices=model_names(command="model"), help="model")
     p.add_argument("--mode", choices=("fused", "audio", "video"), default="fused", help="av_cnn branches")
     p.add_argument(
         "--frame-fusion",
@@ -624,88 +424,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mels", type=int, default=128, help="log-Mel models: patch height M (default 128)")
     p.add_argument("--frames", type=int, default=64, help="log-Mel models: patch width T (default 64)")
     p.set_defaults(func=cmd_model)
-
-    p = sub.add_parser(
-        "run",
-        help="the live demo: microphone (+ camera) -> bundle -> console, JSON lines, overlay, web page",
-        description="Live emotion recognition from a microphone (and a camera for audio-visual bundles), or "
-        "the same pipeline on a WAV file (and a video file or image folder). Ctrl-C or SIGTERM stops "
-        "cleanly.",
-    )
-    from edge_ser.live.command import add_run_args
-
-    add_run_args(p)
-    p.set_defaults(func=cmd_run)
-
-    p = sub.add_parser(
-        "bench",
-        help="roofline report of a bundle on a device profile, or (--live) the live pipeline's costs",
-        description="Default: the roofline report: FLOPs and bytes per layer (edge_ser.flops), latency and "
-        "peak memory measured with --engine on the host profile (measured here by micro-benchmarks) or "
-        "projected from counts for another --profile (pi4, pi5, orin-nano-8gb, ...); writes OUT.json, OUT.md "
-        "and OUT.png. --live: the live pipeline over a WAV (+ video) file paced in real time, reporting "
-        "per-stage latency (p50 / p99), CPU share of one core and resident memory over the run.",
-    )
-    add_run_args(p)
-    p.add_argument("--live", action="store_true", help="benchmark the live pipeline instead")
-    p.add_argument(
-        "--profile",
-        default="host",
-        help="device profile: host (measured here, default) or a firmware profile",
-    )
-    p.add_argument(
-        "--runs", type=int, default=300, help="timed predict() calls for the latency (default 300)"
-    )
-    p.add_argument(
-        "--remeasure", action="store_true", help="measure the host profile again instead of using its cache"
-    )
-    p.add_argument("--rss-every", type=float, default=5.0, help="seconds between memory samples (default 5)")
-    p.add_argument("--out", type=Path, default=None, help="write OUT.json and OUT.md")
-    p.set_defaults(func=cmd_bench, no_console=True)
-
-    p = sub.add_parser(
-        "info",
-        help="what a bundle holds and which engines this machine can run",
-        description="Verify a bundle and describe it: labels, features, bits, layers, accuracy.",
-    )
-    p.add_argument("bundle", type=Path, help="bundle folder or .tar")
-    p.set_defaults(func=cmd_info)
-
-    p = sub.add_parser(
-        "predict",
-        help="classify audio (or, with an audio-visual bundle, video) files with a bundle",
-        description="Features of each file (with the bundle's FeatureSpec) -> the bundle on an engine. An "
-        "audio-visual bundle takes video files: 6 sampled frames through the bundle's Haar face crop, the "
-        "audio track (through ffmpeg) as 6 MFCC segments.",
-    )
-    p.add_argument("bundle", type=Path, help="bundle folder or .tar")
-    p.add_argument(
-        "files", nargs="+", type=Path, help="audio files or folders (audio-visual bundles: video files)"
-    )
-    p.add_argument(
-        "--engine",
-        default="auto",
-        help="auto (default), onnxruntime, numpy, or tflite / tflite-int8 / tflite-fp16 / tflite-fp32",
-    )
-    p.add_argument(
-        "--threads", type=int, default=None, help="inference threads (default: the engine's choice)"
-    )
-    p.add_argument("--top", type=int, default=3, help="labels to show per file (default 3)")
-    p.set_defaults(func=cmd_predict)
-
-    # --- deploy (edge_ser/deploy.py) ---
-    p = sub.add_parser(
-        "deploy",
-        help="copy a bundle to a device over SSH, verify it there, switch to it, health-check, roll back",
-        description="Verify the bundle here, copy it over SSH into ROOT/versions/<model>-<sha>, check every "
-        "file's sha256 on the device, switch ROOT/current atomically, restart the service and run a health "
-        "check; if the check fails, switch back to the previous version. Exit code 1 after a rollback.",
-    )
-    from edge_ser.deploy import add_deploy_args
-
-    add_deploy_args(p)
-    p.set_defaults(func=cmd_deploy)
-    # --- end deploy ---
 
     p = sub.add_parser(
         "sweep",
@@ -733,51 +451,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Resumable (a JSON-lines file), Ray when installed. Prints accuracy mean +- std, params and FLOPs; "
         "with --laq also the compressed accuracy, bits, packed KB and host latency.",
     )
-    try:  # the host package; a device-only install still lists the command and says what to install
-        from converters.zoo_cli import add_zoo_args
-    except ImportError:
-        add_zoo_args = None
-    if add_zoo_args is not None:
-        add_zoo_args(p)
+    from converters.zoo_cli import add_zoo_args
+
+    add_zoo_args(p)
     p.set_defaults(func=cmd_zoo)
-
-    p = sub.add_parser(
-        "firstboot",
-        help="write cloud-init first-boot files (user, SSH key, Wi-Fi, hostname, edge-ser install) for an image",
-        description="Generate user-data, network-config and meta-data for the boot partition of a freshly "
-        "written Raspberry Pi OS / Ubuntu image, so the device installs edge-ser from a wheelhouse and starts "
-        "the demo on its first boot. The files are checked with cloud-init's own schema when it is installed.",
-    )
-    from edge_ser.firstboot import add_firstboot_args
-
-    add_firstboot_args(p)
-    p.set_defaults(func=cmd_firstboot)
-
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return 0
-    try:
-        return int(args.func(args) or 0)
-    except EdgeSerError as e:
-        print(f"edge-ser {args.command}: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"edge-ser {args.command}: interrupted", file=sys.stderr)
-        return 130
-    except (
-        BrokenPipeError
-    ):  # the reader went away (`edge-ser info ... | head`): stop quietly, as Unix tools do
-        import os
-
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,12 +1,13 @@
-"""Log-Mel patches for squeezenet_lms: the LMS parameters (M mels, window L, hop H, segment T), the per-clip
-log-mel matrix, its overlapping segments, and utterance-level voting over segment predictions.
+"""Log-Mel patches: the LMS parameters (M mels, window L, hop H, segment T), the per-clip log-mel matrix, its
+overlapping segments, utterance-level voting over segment predictions, and the `patches` input kind.
 
 Research context (issue text): SqueezeNet v1.1 on log-Mel patches reached 88.22 +- 1.87 % on EMODB once the
 LMS parameters were searched (M 128-256, L 127/255/511, H 16/32, T), against 64.78 % with M 40, L 400, H 160,
 T 3 s; the parameters are hyper-parameters to sweep, so they live in one dataclass that travels with the model.
 
-Device side (numpy only): a bundle's `lms_input` block is an `LMSSpec`, and `edge-ser predict` / the live
-runtime turn a clip into patches with `clip_segments` and vote with `utterance_vote`, exactly as training did.
+Device side (numpy only): a bundle's `lms_input` block is an `LMSSpec` plus the vote (`PatchesKind`), and
+`edge-ser predict` / the live runtime turn a clip (a window) into patches with `clip_segments` and vote with
+`utterance_vote`, exactly as training did; the model runs once on all of a clip's patches.
 
 The log-mel itself is `edge_ser.features` (the one numpy front end shared by host and device):
 `FeatureSpec` expresses win_length < n_fft directly (the window is zero-padded to n_fft, as in librosa), so
@@ -16,14 +17,19 @@ The log-mel itself is `edge_ser.features` (the one numpy front end shared by hos
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from edge_ser.engines import softmax
+from edge_ser.engines.base import softmax
 from edge_ser.errors import ConfigError
 from edge_ser.features import FeatureSpec, melspectrogram, power_to_db
+from edge_ser.inputs.base import InputKind, Inputs, shape_of
+
+if TYPE_CHECKING:
+    from edge_ser.schema import Checker
 
 VOTES = ("mean_prob", "majority")
 
@@ -246,8 +252,91 @@ def utterance_vote(
     return utts, votes / counts + 1e-6 * prob
 
 
+class PatchesKind(InputKind):
+    """Input "lms" [batch, 1, M, T]: a clip's overlapping log-Mel patches, voted per utterance (manifest block
+    `lms_input`: the LMSSpec fields plus `vote`)."""
+
+    name = "patches"
+    blocks = ("lms_input",)
+    input_names = ("lms",)
+
+    def __init__(self, spec: LMSSpec, vote: str = "mean_prob") -> None:
+        if vote not in VOTES:
+            raise ConfigError(f"vote={vote!r} must be one of {VOTES}")
+        self.spec, self.vote = spec, vote
+
+    @classmethod
+    def check_manifest(cls, c: Checker, manifest: Mapping[str, Any], inputs: list[dict[str, Any]]) -> None:
+        block = c.get(manifest, "lms_input", "", dict)
+        if block is None:
+            return
+        d = dict(block)
+        vote = d.pop("vote", "mean_prob")
+        if vote not in VOTES:
+            c.problem("lms_input.vote", f"{vote!r} is not one of {list(VOTES)}")
+            return
+        try:
+            spec = LMSSpec.from_dict(d)
+        except ConfigError as e:
+            c.problem("lms_input", str(e))
+            return
+        except (TypeError, ValueError, ArithmeticError) as e:
+            c.problem("lms_input", f"invalid value ({type(e).__name__}: {e})")
+            return
+        got = shape_of(inputs, "lms")
+        if got is None:
+            c.problem("lms_input", f"the model has no 'lms' input (inputs: {[x['name'] for x in inputs]})")
+        elif got[1:] != list(spec.patch_shape):
+            i = [x["name"] for x in inputs].index("lms")
+            c.problem(
+                f"model.inputs[{i}].shape",
+                f"'lms' is {got}, but lms_input gives [batch, {', '.join(map(str, spec.patch_shape))}]",
+            )
+
+    @classmethod
+    def from_manifest(cls, manifest: Mapping[str, Any]) -> PatchesKind:
+        d = dict(manifest["lms_input"])
+        vote = d.pop("vote", "mean_prob")
+        return cls(LMSSpec.from_dict(d), vote)
+
+    def manifest_blocks(self) -> dict[str, Any]:
+        return {"lms_input": {**self.spec.to_dict(), "vote": self.vote}}
+
+    @property
+    def sample_rate(self) -> int:
+        return self.spec.sample_rate
+
+    @property
+    def feature_spec(self) -> FeatureSpec:
+        return self.spec.feature_spec()
+
+    @property
+    def input_shapes(self) -> dict[str, tuple[int, ...]]:
+        return {"lms": self.spec.patch_shape}
+
+    def window_inputs(self, window: np.ndarray, faces: Sequence[Any] | None = None) -> Inputs:
+        return {"lms": clip_segments(window, self.sample_rate, self.spec).astype(np.float32)}
+
+    def combine(self, logits: np.ndarray) -> np.ndarray:
+        """The clip's patches voted by the bundle's rule (the clip is one utterance)."""
+        z = np.asarray(logits)
+        _, scores = utterance_vote(z, np.zeros(len(z), np.int64), self.vote)
+        return scores[0]
+
+    def describe(self) -> list[str]:
+        s = self.spec
+        return [
+            f"log-Mel patches: {s} at {s.sample_rate} Hz, {s.segment_seconds * 1e3:.0f} ms each; the model runs "
+            f"on all of a clip's patches, voted by {self.vote}"
+        ]
+
+
+KIND = PatchesKind
+
 __all__ = [
+    "KIND",
     "VOTES",
+    "PatchesKind",
     "LMSSpec",
     "clip_segments",
     "lms_frames",

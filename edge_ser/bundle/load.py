@@ -1,0 +1,467 @@
+"""Loading a bundle: read a directory or a `.tar` within size limits, check the manifest, verify every file.
+
+A bundle holds `manifest.json` (`edge_ser.bundle.manifest`), `model.onnx` (the graph, with every float
+initializer declared as external data in `weights.esq`; `edge_ser.bundle.onnx_reader`) and `weights.esq` (the
+packed weights, `edge_ser.packed`), and may carry TFLite variants (`model_fp32.tflite`, ...). `load_bundle`
+refuses anything that does not verify, with a `BundleError` that names the bundle, the file and what is wrong.
+
+ONNX conventions checked here (the host exporter follows them):
+
+- every float initializer of `model.onnx` has `data_location = EXTERNAL`, `external_data` location
+  `weights.esq` (offset/length are ignored: onnxruntime receives the values through
+  `SessionOptions.add_external_initializers` and never opens the file), data type FLOAT, and dims equal to the
+  shape of the tensor of the same name in `weights.esq`, which holds exactly these tensors;
+- small non-weight tensors that onnxruntime must see at graph-build time (Reshape's int64 `shape`: shape
+  inference cannot read an external tensor) stay inline in `model.onnx`;
+- the graph's inputs and outputs (names and shapes) are the manifest's `model.inputs` and `model.outputs`.
+
+Everything here needs numpy and the standard library only, on the device and on the host alike.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import struct
+import tarfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+
+from edge_ser.bundle.manifest import (
+    MANIFEST_NAME,
+    MODEL_NAME,
+    WEIGHTS_NAME,
+    check_file_name,
+    normalized_input,
+    validate_manifest,
+)
+from edge_ser.bundle.onnx_reader import check_graph, read_onnx_graph
+from edge_ser.errors import BundleError, PackedFormatError
+from edge_ser.features.spec import FeatureSpec
+from edge_ser.fileio import read_regular_file
+from edge_ser.inputs import InputKind, input_kind
+from edge_ser.packed import EsqFile, read_esq_bytes
+from edge_ser.schema import Checker, describe, short
+
+MAX_FILE_BYTES = 512 << 20
+"""Largest file a bundle may hold (512 MiB); a bigger tar member or file is refused before it is read."""
+MAX_TOTAL_BYTES = 1 << 30
+"""Largest sum of file sizes in one bundle (1 GiB)."""
+MAX_MANIFEST_BYTES = 16 << 20
+MAX_TAR_MEMBERS = 256
+CONSTANT_DTYPES = {"int64": np.int64, "float32": np.float32}
+
+
+@dataclass(frozen=True, eq=False)
+class Bundle:
+    """A loaded (and, unless `verify=False`, verified) model bundle, held in memory.
+
+    `files` maps each file listed in the manifest to its bytes; `manifest.json` itself is `manifest`. What the
+    model takes is `input_kind`; its graph is `graph` (read from model.onnx).
+    """
+
+    root: Path
+    """The directory or `.tar` it was loaded from."""
+    manifest: dict[str, Any]
+    labels: tuple[str, ...]
+    feature_spec: FeatureSpec
+    files: Mapping[str, bytes]
+    _cache: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
+
+    @property
+    def source(self) -> str:
+        return str(self.root)
+
+    @property
+    def name(self) -> str:
+        return str(self.manifest["model"]["name"])
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.labels)
+
+    @property
+    def graph(self) -> dict[str, Any]:
+        """The model's graph, read from model.onnx once (the one source; `edge_ser.bundle.onnx_reader`)."""
+        if "graph" not in self._cache:
+            where = f"bundle {self.source}: {MODEL_NAME}"
+            g = read_onnx_graph(self.onnx_bytes(), source=where)
+            check_graph(g, Checker(where, error=BundleError))
+            self._cache["graph"] = g
+        return self._cache["graph"]
+
+    @property
+    def input_kind(self) -> InputKind:
+        """What the model takes and how a file, a clip or a live window becomes it (`edge_ser.inputs`)."""
+        if "input_kind" not in self._cache:
+            self._cache["input_kind"] = input_kind(self.manifest)
+        return self._cache["input_kind"]
+
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        return tuple(io_["name"] for io_ in self.manifest["model"]["inputs"])
+
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        return tuple(io_["name"] for io_ in self.manifest["model"]["outputs"])
+
+    @property
+    def input_name(self) -> str:
+        """Name of the (first) model input; `features` for laq_mlp."""
+        return self.input_names[0]
+
+    @property
+    def input_shapes(self) -> tuple[tuple[int | None, ...], ...]:
+        """Per input, its shape with None for a dynamic (batch) axis."""
+        return tuple(
+            tuple(d if isinstance(d, int) else None for d in io_["shape"])
+            for io_ in self.manifest["model"]["inputs"]
+        )
+
+    @property
+    def normalization(self) -> dict[str, Any] | None:
+        return self.manifest.get("normalization")
+
+    @property
+    def normalized_input(self) -> str | None:
+        """The input `normalization` applies to (None without normalization)."""
+        return normalized_input(self.manifest)
+
+    def read(self, name: str) -> bytes:
+        """The bytes of file `name` of the bundle (one listed in the manifest)."""
+        try:
+            return self.files[name]
+        except KeyError:
+            raise BundleError(
+                f"bundle {self.source}: no file {name!r} (files: {sorted(self.files)})"
+            ) from None
+
+    def onnx_bytes(self) -> bytes:
+        return self.read(MODEL_NAME)
+
+    def weights(self) -> EsqFile:
+        """`weights.esq`, parsed once."""
+        if "weights" not in self._cache:
+            self._cache["weights"] = read_esq_bytes(
+                self.read(WEIGHTS_NAME), source=f"bundle {self.source}: {WEIGHTS_NAME}"
+            )
+        return self._cache["weights"]
+
+    def dequantized(self) -> dict[str, np.ndarray]:
+        """Every initializer of the graph as float32, dequantized once (shared by the engines)."""
+        if "dequantized" not in self._cache:
+            out = {}
+            for name, t in self.weights().tensors.items():
+                a = np.asarray(t.dequantize(), dtype=np.float32)
+                if not a.flags.c_contiguous:  # (not np.ascontiguousarray: it turns 0-d scalars into 1-d)
+                    a = a.copy(order="C")
+                a.setflags(write=False)
+                out[name] = a
+            self._cache["dequantized"] = out
+        return self._cache["dequantized"]
+
+    def constants(self) -> dict[str, np.ndarray]:
+        """The graph's inline int64 constants (Reshape target shapes), as arrays."""
+        out = {}
+        for name, c in (self.graph.get("constants") or {}).items():
+            a = np.asarray(c["values"], dtype=CONSTANT_DTYPES[c["dtype"]]).reshape(c["shape"])
+            a.setflags(write=False)
+            out[name] = a
+        return out
+
+    def describe(self) -> str:
+        acc = self.manifest.get("accuracy") or {}
+        bits = (self.manifest.get("bitplan") or {}).get("average_bits")
+        parts = [
+            f"{self.name} from {self.source}",
+            f"{self.num_classes} labels",
+            "input "
+            + " + ".join(f"{io_['name']} {list(io_['shape'])}" for io_ in self.manifest["model"]["inputs"]),
+        ]
+        if bits is not None:
+            parts.append(f"{bits:g} bits/weight on average")
+        if isinstance(acc.get("test"), (int, float)):
+            parts.append(f"test accuracy {acc['test']:.3f} on {acc.get('dataset', '?')}")
+        return ", ".join(parts)
+
+    def __str__(self) -> str:
+        return f"Bundle({self.describe()})"
+
+
+def load_bundle(
+    path: str | os.PathLike[str],
+    *,
+    verify: bool = True,
+    max_file_bytes: int = MAX_FILE_BYTES,
+    max_total_bytes: int = MAX_TOTAL_BYTES,
+) -> Bundle:
+    """Load a bundle from a directory or a `.tar` of its files, and verify it.
+
+    The manifest's structure is always checked. With `verify=True` (the default) also the sha256 and byte count
+    of every file, that `model.onnx` is a well-formed graph whose inputs and outputs are the manifest's, with
+    every weight as external data in `weights.esq`, and that `weights.esq` parses and holds exactly those
+    weights at the bit widths of the bit plan. Nothing is extracted to disk.
+
+    Raises:
+        BundleError: naming the bundle, the file and what is wrong (`PackedFormatError` for a bad .esq).
+    """
+    src = str(path)
+    p = Path(path)
+    limits = (int(max_file_bytes), int(max_total_bytes))
+    if p.is_dir():
+        manifest_bytes = _read_dir_file(p, MANIFEST_NAME, src, min(limits[0], MAX_MANIFEST_BYTES))
+        manifest = parse_manifest(manifest_bytes, src)
+        names = _listed_names(manifest, src)
+        files, total = {}, 0
+        for name in names:
+            data = _read_dir_file(p, name, src, limits[0])
+            total += len(data)
+            if total > limits[1]:
+                raise BundleError(f"bundle {src}: files total more than {limits[1]} bytes; refusing to load")
+            files[name] = data
+    elif p.is_file():
+        members = _read_tar(p, src, *limits)
+        if MANIFEST_NAME not in members:
+            raise BundleError(
+                f"bundle {src}: {MANIFEST_NAME} is missing from the archive (members: {sorted(members)})"
+            )
+        manifest = parse_manifest(members.pop(MANIFEST_NAME), src)
+        names = _listed_names(manifest, src)
+        files = {}
+        for name in names:
+            if name not in members:
+                raise BundleError(
+                    f"bundle {src}: {name}: listed in {MANIFEST_NAME} but missing from the archive"
+                )
+            files[name] = members[name]
+    elif p.exists():
+        raise BundleError(f"bundle {src}: not a directory or a .tar archive")
+    else:
+        raise BundleError(
+            f"bundle {src}: does not exist (a bundle is a directory or a .tar made by the exporter)"
+        )
+    return make_bundle(p, src, manifest, files, verify=verify)
+
+
+def make_bundle(root: Path, src: str, manifest: Any, files: dict[str, bytes], *, verify: bool) -> Bundle:
+    spec = validate_manifest(manifest, source=src)
+    if verify:
+        for name, entry in manifest["files"].items():
+            _verify_file(src, name, entry, files[name])
+    bundle = Bundle(
+        root=root,
+        manifest=manifest,
+        labels=tuple(manifest["labels"]),
+        feature_spec=spec,
+        files=MappingProxyType(dict(files)),
+    )
+    if verify:
+        _verify_contents(bundle)
+    return bundle
+
+
+def _verify_file(src: str, name: str, entry: Mapping[str, Any], data: bytes) -> None:
+    if len(data) != entry["bytes"]:
+        raise BundleError(
+            f"bundle {src}: {name}: size mismatch (manifest {entry['bytes']} bytes, file {len(data)} bytes): "
+            "the file was truncated, modified or replaced"
+        )
+    sha = hashlib.sha256(data).hexdigest()
+    if sha != entry["sha256"]:
+        raise BundleError(
+            f"bundle {src}: {name}: sha256 mismatch (manifest {entry['sha256'][:12]}..., file {sha[:12]}...): "
+            "the file was modified or damaged"
+        )
+
+
+def _read_dir_file(root: Path, name: str, src: str, limit: int) -> bytes:
+    """A file of a bundle folder: a regular file (not a link), within `limit` bytes."""
+    return read_regular_file(
+        root / name, limit=limit, error=BundleError, label=f"bundle {src}: {name}", follow_links=False
+    )
+
+
+def _read_tar(path: Path, src: str, max_file: int, max_total: int) -> dict[str, bytes]:
+    """Top-level regular files of a tar, read into memory; anything else (links, folders, devices, '..') is refused."""
+    out: dict[str, bytes] = {}
+    total = 0
+    try:
+        with tarfile.open(path, mode="r:*") as tf:
+            count = 0
+            while True:
+                m = tf.next()
+                if m is None:
+                    break
+                count += 1
+                if count > MAX_TAR_MEMBERS:
+                    raise BundleError(
+                        f"bundle {src}: more than {MAX_TAR_MEMBERS} archive members; refusing to load"
+                    )
+                raw = m.name
+                name = raw.removeprefix("./")
+                if m.isdir() and name.rstrip("/") in ("", "."):
+                    continue  # the "." entry of `tar -C dir -cf b.tar .`
+                if not name or name.startswith("/") or "/" in name or "\\" in name or name in (".", ".."):
+                    raise BundleError(
+                        f"bundle {src}: archive member {raw!r}: has a folder, absolute or parent path; "
+                        "a bundle archive holds top-level files only"
+                    )
+                if "\x00" in name or len(name) > 255:
+                    raise BundleError(f"bundle {src}: archive member {short(raw)}: invalid file name")
+                if m.issym() or m.islnk():
+                    raise BundleError(
+                        f"bundle {src}: archive member {raw!r}: is a link (to {m.linkname!r}); "
+                        "a bundle archive holds regular files only"
+                    )
+                if not m.isreg():
+                    raise BundleError(f"bundle {src}: archive member {raw!r}: is not a regular file")
+                if name in out:
+                    raise BundleError(f"bundle {src}: archive member {name!r}: appears more than once")
+                limit = min(max_file, MAX_MANIFEST_BYTES) if name == MANIFEST_NAME else max_file
+                if m.size > limit:
+                    raise BundleError(
+                        f"bundle {src}: archive member {name!r}: {m.size} bytes is more than the limit of "
+                        f"{limit} bytes; refusing to read it"
+                    )
+                total += m.size
+                if total > max_total:
+                    raise BundleError(f"bundle {src}: archive members total more than {max_total} bytes")
+                f = tf.extractfile(m)
+                data = f.read(m.size) if f is not None else b""
+                if len(data) != m.size:
+                    raise BundleError(
+                        f"bundle {src}: archive member {name!r}: truncated ({len(data)} of {m.size} bytes)"
+                    )
+                out[name] = data
+    except BundleError:
+        raise
+    except (tarfile.TarError, EOFError) as e:
+        raise BundleError(f"bundle {src}: not a readable .tar archive ({e})") from e
+    except (OSError, ValueError, UnicodeError, OverflowError, struct.error, AttributeError, KeyError) as e:
+        # tarfile and its decompressors raise these on damaged headers or payloads.
+        raise BundleError(f"bundle {src}: damaged archive ({type(e).__name__}: {e})") from e
+    return out
+
+
+def parse_manifest(data: bytes, src: str) -> Any:
+    where = f"bundle {src}: {MANIFEST_NAME}"
+
+    def no_constants(s: str) -> Any:
+        raise ValueError(f"{s} is not valid JSON (numbers must be finite)")
+
+    def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        d: dict[str, Any] = {}
+        for k, v in pairs:
+            if k in d:
+                raise ValueError(f"key {k!r} appears twice in one object")
+            d[k] = v
+        return d
+
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise BundleError(f"{where}: not UTF-8 text ({e})") from e
+    try:
+        return json.loads(text, parse_constant=no_constants, object_pairs_hook=no_duplicates)
+    except json.JSONDecodeError as e:
+        raise BundleError(f"{where}: not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})") from e
+    except (ValueError, RecursionError) as e:
+        raise BundleError(f"{where}: not valid JSON ({e})") from e
+
+
+def _listed_names(manifest: Any, src: str) -> list[str]:
+    """The files the manifest lists (checked well enough to read them; the rest is checked by validate_manifest)."""
+    where = f"bundle {src}: {MANIFEST_NAME}"
+    if not isinstance(manifest, dict):
+        raise BundleError(f"{where}: must be a JSON object, got {describe(manifest)}")
+    files = manifest.get("files")
+    if not isinstance(files, dict):
+        raise BundleError(
+            f"{where}: files: must be an object of file name -> {{sha256, bytes}}, got {describe(files)}"
+        )
+    for name in files:
+        check_file_name(name, f"{where}: files")
+    return list(files)
+
+
+def _verify_contents(bundle: Bundle) -> None:
+    """weights.esq and model.onnx against each other and the manifest (see `load_bundle`)."""
+    src = bundle.source
+    try:
+        esq = bundle.weights()
+    except BundleError:
+        raise
+    except Exception as e:  # a reader bug must still surface as a bundle error naming the file
+        raise PackedFormatError(
+            f"bundle {src}: {WEIGHTS_NAME}: cannot be read ({type(e).__name__}: {e})"
+        ) from e
+    g = bundle.graph
+    names = set(esq.tensors)
+    inits = list(g["initializers"])
+    missing = [n for n in inits if n not in names]
+    if missing:
+        raise BundleError(
+            f"bundle {src}: {WEIGHTS_NAME}: initializer(s) {short(missing, 200)} of the graph are missing "
+            "from the weights file"
+        )
+    extra = sorted(names - set(inits))
+    if extra:
+        raise BundleError(
+            f"bundle {src}: {WEIGHTS_NAME}: tensor(s) {short(extra, 200)} are not initializers of the graph "
+            f"({MODEL_NAME})"
+        )
+    plan_bits = (bundle.manifest.get("bitplan") or {}).get("bits") or {}
+    for layer, b in plan_bits.items():
+        t = esq.tensors.get(f"{layer}.weight")
+        if t is not None and int(t.bits) != b:
+            raise BundleError(
+                f"bundle {src}: {WEIGHTS_NAME}: tensor '{layer}.weight' is stored at {t.bits} bits but the "
+                f"bit plan gives layer {layer!r} {b} bits"
+            )
+    _check_onnx(bundle, g, {k: tuple(t.shape) for k, t in esq.tensors.items()})
+
+
+def _check_onnx(bundle: Bundle, g: Mapping[str, Any], shapes: Mapping[str, tuple[int, ...]]) -> None:
+    """model.onnx keeps the bundle conventions: every weight is external data in weights.esq with the shape
+    stored there, and the graph's inputs and outputs are the manifest's `model.inputs` / `outputs`."""
+
+    def fail(what: str) -> BundleError:
+        return BundleError(f"bundle {bundle.source}: {MODEL_NAME}: {what}")
+
+    for n in g["initializers"]:
+        t = g["tensors"][n]
+        if not t["external"]:
+            raise fail(
+                f"initializer {n!r} is stored inline; weights must be external data in {WEIGHTS_NAME} "
+                "(data_location EXTERNAL, location 'weights.esq')"
+            )
+        if t["location"] != WEIGHTS_NAME:
+            raise fail(
+                f"initializer {n!r}: external data location is {t['location']!r}, expected {WEIGHTS_NAME!r}"
+            )
+        if tuple(t["dims"]) != tuple(shapes[n]):
+            raise fail(
+                f"initializer {n!r}: dims {list(t['dims'])} but {WEIGHTS_NAME} holds {list(shapes[n])}"
+            )
+    model = bundle.manifest["model"]
+    for what in ("inputs", "outputs"):
+        want = [(x["name"], [d if isinstance(d, int) else None for d in x["shape"]]) for x in model[what]]
+        got = [(x["name"], x["shape"]) for x in g[what]]
+        if got != want:
+            raise fail(f"graph {what} {got} but the manifest's model.{what} are {want}")
+
+
+__all__ = [
+    "MAX_FILE_BYTES",
+    "MAX_MANIFEST_BYTES",
+    "MAX_TAR_MEMBERS",
+    "MAX_TOTAL_BYTES",
+    "Bundle",
+    "load_bundle",
+]

@@ -1,0 +1,115 @@
+"""Writing a bundle: a directory or a `.tar`, verified as the device will load it, replaced atomically."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import io
+import json
+import os
+import shutil
+import tarfile
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from edge_ser.bundle.load import make_bundle, parse_manifest
+from edge_ser.bundle.manifest import MANIFEST_NAME, check_file_name
+from edge_ser.errors import BundleError
+from edge_ser.fileio import atomic_write
+
+
+def write_bundle(
+    path: str | os.PathLike[str],
+    *,
+    manifest: Mapping[str, Any],
+    files: Mapping[str, bytes],
+    as_tar: bool = False,
+) -> Path:
+    """Write a bundle atomically: a directory, or a `.tar` when `as_tar` (or the path ends in `.tar`).
+
+    `manifest["files"]` is filled with the sha256 and byte count of each of `files` (the caller's dict is not
+    modified), then the whole bundle is verified in memory exactly as `load_bundle` will on the device, so a
+    bundle that would be refused is never written. Files go to a temporary sibling first and are renamed into
+    place, so a failure never leaves a half-written bundle. An existing bundle at `path` is replaced; any other
+    existing file or non-empty folder is not touched (BundleError).
+
+    Returns:
+        The bundle's path.
+    """
+    p = Path(path)
+    tar = bool(as_tar) or p.suffix == ".tar"
+    src = str(p)
+    m = copy.deepcopy(dict(manifest))
+    contents: dict[str, bytes] = {}
+    for name, data in files.items():
+        check_file_name(name, f"bundle {src}: write_bundle files")
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise BundleError(f"bundle {src}: {name}: file contents must be bytes, got {type(data).__name__}")
+        contents[name] = bytes(data)
+    m["files"] = {
+        name: {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+        for name, data in sorted(contents.items())
+    }
+    try:
+        text = json.dumps(m, indent=2, allow_nan=False, ensure_ascii=False) + "\n"
+    except (TypeError, ValueError) as e:
+        raise BundleError(f"bundle {src}: {MANIFEST_NAME}: cannot be written as JSON ({e})") from e
+    manifest_bytes = text.encode("utf-8")
+    # the device's checks, on the bytes about to be written
+    make_bundle(p, src, parse_manifest(manifest_bytes, src), contents, verify=True)
+    everything = {MANIFEST_NAME: manifest_bytes, **contents}
+
+    p.parent.mkdir(parents=True, exist_ok=True)
+    if tar:
+        if p.exists() and not p.is_file():
+            raise BundleError(f"bundle {src}: exists and is not a file; refusing to replace it")
+        return atomic_write(p, _tar_bytes(everything))
+
+    if p.exists() or p.is_symlink():
+        if p.is_symlink():
+            raise BundleError(f"bundle {src}: is a symbolic link; write to the directory it points to")
+        if not p.is_dir():
+            raise BundleError(f"bundle {src}: exists and is not a directory; refusing to replace it")
+        if any(p.iterdir()) and not (p / MANIFEST_NAME).is_file():
+            raise BundleError(
+                f"bundle {src}: exists and is not a bundle (no {MANIFEST_NAME}); refusing to replace it"
+            )
+    tag = uuid.uuid4().hex[:8]
+    tmp = p.parent / f".{p.name}.tmp-{tag}"  # the whole folder is built beside it, then renamed in one step
+    old = p.parent / f".{p.name}.old-{tag}"
+    try:
+        tmp.mkdir()
+        for name, data in everything.items():
+            atomic_write(tmp / name, data)
+        if p.exists():
+            os.rename(p, old)
+        try:
+            os.rename(tmp, p)
+        except OSError:
+            if old.exists() and not p.exists():
+                os.rename(old, p)
+            raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
+    return p
+
+
+def _tar_bytes(files: Mapping[str, bytes]) -> bytes:
+    """A plain tar of top-level files, deterministic (fixed mtime, owner and mode), manifest first."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tf:
+        for name in sorted(files, key=lambda n: (n != MANIFEST_NAME, n)):
+            info = tarfile.TarInfo(name)
+            info.size = len(files[name])
+            info.mode = 0o644
+            info.mtime = 0
+            info.uid = info.gid = 0
+            info.uname = info.gname = ""
+            tf.addfile(info, io.BytesIO(files[name]))
+    return buf.getvalue()
+
+
+__all__ = ["write_bundle"]

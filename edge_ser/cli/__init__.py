@@ -1,0 +1,90 @@
+"""`edge-ser` command line (also `python -m edge_ser`): the device's commands, plus whatever is installed.
+
+The device commands (`info`, `predict`, `run`, `bench`) are this package's. Other packages add theirs through
+the entry-point group `edge_ser.commands`: each entry is a function `register(subparsers)` that adds its
+commands, as the host package (`converters.cli`: train, laq, zoo, ...) and the workstation tools
+(`edge_ser_deploy.cli`: deploy, firstboot) do. So `edge-ser --help` on a device lists what the device can run,
+and on a workstation all of it. A command's handler gets the parsed arguments and returns an exit code;
+an `EdgeSerError` becomes a one-line message and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from collections.abc import Callable
+from importlib.metadata import entry_points
+
+from edge_ser import __version__
+from edge_ser.errors import EdgeSerError
+
+COMMAND_GROUP = "edge_ser.commands"
+"""Entry-point group of `register(subparsers)` functions that add commands to `edge-ser`."""
+
+Register = Callable[[argparse._SubParsersAction], None]
+
+
+def device_commands() -> list[Register]:
+    """The register functions of the commands every install has, in help order."""
+    from edge_ser.cli import bench, info, predict
+    from edge_ser.live import command
+
+    return [info.register, predict.register, command.register, bench.register]
+
+
+def installed_commands() -> list[tuple[str, Register]]:
+    """(entry-point name, register function) of every installed command provider; one that cannot be
+    loaded (a broken or half-removed install) is skipped with a warning, so the device commands still run."""
+    out = []
+    for ep in sorted(entry_points(group=COMMAND_GROUP), key=lambda e: e.name):
+        try:
+            out.append((ep.name, ep.load()))
+        except Exception as e:  # noqa: BLE001 - any import failure of a plug-in must not take the CLI down
+            warnings.warn(
+                f"edge-ser: the {ep.name!r} commands ({ep.value}) cannot be loaded: {e}", stacklevel=2
+            )
+    return out
+
+
+def build_parser(*, plugins: bool = True) -> argparse.ArgumentParser:
+    """The `edge-ser` parser: the device commands, then (with `plugins`) every installed provider's."""
+    parser = argparse.ArgumentParser(
+        prog="edge-ser",
+        description="Speech and audio-visual emotion recognition on the edge: run a bundle on files or live, "
+        "describe and benchmark it (and, on a workstation, train, compress, export and deploy).",
+    )
+    parser.add_argument("--version", action="version", version=f"edge-ser {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for register in device_commands():
+        register(sub)
+    if plugins:
+        for _, register in installed_commands():
+            register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    try:
+        return int(args.func(args) or 0)
+    except EdgeSerError as e:
+        print(f"edge-ser {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"edge-ser {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except (
+        BrokenPipeError
+    ):  # the reader went away (`edge-ser info ... | head`): stop quietly, as Unix tools do
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+__all__ = ["COMMAND_GROUP", "build_parser", "device_commands", "installed_commands", "main"]

@@ -1,0 +1,36 @@
+"""What several commands share: collecting media files from the paths given, the engine options."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterable
+from pathlib import Path
+
+from edge_ser.errors import AudioFormatError
+from edge_ser.inputs.base import AUDIO_EXTENSIONS
+
+ENGINE_HELP = "auto (default), onnxruntime, numpy, or tflite / tflite-int8 / tflite-fp16 / tflite-fp32"
+
+
+def media_files(paths: Iterable[Path], extensions: tuple[str, ...] = AUDIO_EXTENSIONS) -> list[Path]:
+    """The files given, and those with one of `extensions` inside the folders given (recursively, sorted)."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            out += sorted(q for q in p.rglob("*") if q.suffix.lower() in extensions)
+        elif p.exists():
+            out.append(p)
+        else:
+            raise AudioFormatError(f"{p}: no such file or folder")
+    return out
+
+
+def add_engine_args(p: argparse.ArgumentParser, *, threads_default: int | None = None) -> None:
+    p.add_argument("--engine", default="auto", help=ENGINE_HELP)
+    default = threads_default if threads_default is not None else "the engine's choice"
+    p.add_argument(
+        "--threads", type=int, default=threads_default, help=f"inference threads (default: {default})"
+    )
+
+
+__all__ = ["ENGINE_HELP", "add_engine_args", "media_files"]

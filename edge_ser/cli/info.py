@@ -1,0 +1,78 @@
+"""`edge-ser info BUNDLE`: verify a bundle and say what it holds and which engines here can run it."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from edge_ser.errors import EdgeSerError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "info",
+        help="what a bundle holds and which engines this machine can run",
+        description="Verify a bundle and describe it: labels, inputs, bits, layers, accuracy, files, engines.",
+    )
+    p.add_argument("bundle", type=Path, help="bundle folder or .tar")
+    p.set_defaults(func=cmd_info)
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from edge_ser.bundle import load_bundle
+    from edge_ser.engines import available_engines, engines_for
+
+    bundle = load_bundle(args.bundle)
+    m = bundle.manifest
+    print(bundle.describe())
+    print(f"labels: {', '.join(bundle.labels)}")
+    for line in bundle.input_kind.describe():
+        print(line)
+    acc = m.get("accuracy", {})
+    split = acc.get("split", {})
+    if acc:
+        print(
+            f"accuracy: test {acc.get('test', float('nan')):.3f} on {acc.get('dataset', '?')} "
+            f"({split.get('kind', '?')} split, seed {split.get('seed', '?')}, sizes {split.get('sizes', '?')})"
+        )
+    _print_counts(bundle)
+    print(f"bit plan ({m['bitplan'].get('method', '?')}), per layer:")
+    for r in m.get("layers", []):
+        flops = f"{r['flops']:,}" if r.get("flops") is not None else "?"
+        print(
+            f"  {r['name']:12s} {r['op']:8s} {r['params']:>8,} params  {r['bits']:>2} bits  "
+            f"{r['bytes']:>8,} bytes  {flops:>9} FLOPs"
+        )
+    print("files:")
+    for name, entry in m["files"].items():
+        print(f"  {name:20s} {entry['bytes'] / 1000:8.1f} KB  sha256 {entry['sha256'][:16]}...")
+    for variant, v in m.get("tflite", {}).get("variants", {}).items():
+        quant = "".join(
+            f", int8 {name} scale {io['scale']:.4g} zero point {io['zero_point']}"
+            for name, io in v["inputs"].items()
+            if io["dtype"] == "int8"
+        )
+        print(f"  tflite {variant}: {v['file']}{quant}")
+    print("engines on this machine:")
+    for name, hint in available_engines().items():
+        print(f"  {name:12s} " + ("available" if hint is None else f"missing: {hint}"))
+    print(
+        "this bundle can run here with: "
+        + (", ".join(engines_for(bundle)) or "nothing (see the hints above)")
+    )
+    return 0
+
+
+def _print_counts(bundle) -> None:
+    from edge_ser.flops import count
+
+    try:
+        c = count(bundle)
+    except EdgeSerError as e:
+        print(f"per input: cannot count this graph ({e})")
+        return
+    print(
+        f"per input: {c.flops:,} FLOPs ({c.dense_flops:,} in conv/dense), {c.weight_bytes:,} weight bytes at "
+        f"their stored bits + {c.activation_bytes:,} activation bytes; {c.intensity:.2f} FLOP/byte "
+        "(edge-ser bench for the roofline)"
+    )

@@ -1,0 +1,70 @@
+"""Input kinds: what a model takes and how a file, a clip or a live window becomes it (`edge_ser.inputs.base`).
+
+    kind = input_kind(bundle.manifest)          # or bundle.input_kind
+    x = kind.file_inputs("clip.wav")            # {input name: rows}
+    p = kind.combine(engine.predict(x))         # probabilities, one per label
+
+A kind is one module here defining `KIND` (its `InputKind` subclass), plus one line of REGISTRY. A manifest's
+kind is the one whose first block it carries (`lms_input` -> patches, `av_input` -> av); a manifest with none of
+them holds a clip-vector model. docs/input-kinds.md says how to add one.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from edge_ser.inputs.base import InputKind
+
+if TYPE_CHECKING:
+    from edge_ser.schema import Checker
+
+REGISTRY: dict[str, str] = {
+    "vector": "edge_ser.inputs.vector",
+    "patches": "edge_ser.inputs.patches",
+    "av": "edge_ser.inputs.av",
+}
+"""Kind name -> the module that defines it (as `KIND`)."""
+DEFAULT = "vector"
+"""The kind of a manifest that carries no kind block."""
+
+
+def kind_class(name: str) -> type[InputKind]:
+    """The InputKind subclass registered as `name`."""
+    try:
+        module = REGISTRY[name]
+    except KeyError:
+        raise KeyError(f"input kind {name!r} is not registered (kinds: {sorted(REGISTRY)})") from None
+    return importlib.import_module(module).KIND
+
+
+def kinds() -> dict[str, type[InputKind]]:
+    """Every registered kind by name."""
+    return {name: kind_class(name) for name in REGISTRY}
+
+
+def kind_of(manifest: Mapping[str, Any], c: Checker | None = None) -> type[InputKind]:
+    """The kind a manifest declares by its blocks; with a checker, a manifest with blocks of two kinds (or a
+    block without its kind's main block) is a problem reported to it."""
+    found = [k for k in kinds().values() if k.blocks and k.blocks[0] in manifest]
+    if c is not None:
+        if len(found) > 1:
+            c.problem(
+                found[1].blocks[0],
+                f"a bundle has one input kind, but this manifest has {found[0].blocks[0]} and {found[1].blocks[0]}",
+            )
+        chosen = found[0] if found else kind_class(DEFAULT)
+        for k in kinds().values():
+            for key in k.blocks[1:]:
+                if key in manifest and k is not chosen:
+                    c.problem(key, f"belongs to {k.name} bundles ({k.blocks[0]}); this is a {chosen.name} bundle")
+    return found[0] if found else kind_class(DEFAULT)
+
+
+def input_kind(manifest: Mapping[str, Any]) -> InputKind:
+    """The input kind of a checked manifest, built from its blocks."""
+    return kind_of(manifest).from_manifest(manifest)
+
+
+__all__ = ["DEFAULT", "REGISTRY", "InputKind", "input_kind", "kind_class", "kind_of", "kinds"]

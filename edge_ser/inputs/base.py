@@ -1,0 +1,179 @@
+"""The input-kind protocol: what a kind of model input must say and do, and what every kind shares.
+
+A kind owns, for the bundles whose model takes its input:
+- its manifest block(s) (`blocks`): how they are checked (`check_manifest`), read (`from_manifest`) and
+  written (`manifest_blocks`);
+- its sample rate: every audio input is resampled to it before any feature;
+- how a file or an audio clip becomes the model's inputs (`file_inputs`, `audio_inputs`), and a live window
+  (`window_inputs`, or a `live()` front end that keeps state between windows);
+- how the model's output rows become one probability per label (`combine`).
+
+The bundle, `edge-ser predict`, the live loop, the benchmarks and the exporter ask the kind; nothing else
+branches on what kind of input a bundle takes.
+"""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from edge_ser.engines.base import softmax
+from edge_ser.errors import ConfigError
+
+if TYPE_CHECKING:
+    from edge_ser.features.spec import FeatureSpec
+    from edge_ser.schema import Checker
+    from edge_ser.vision.face import FaceCropSpec
+
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
+"""Audio files `edge-ser predict` picks from a folder."""
+
+Inputs = dict[str, np.ndarray]
+"""Model inputs by name, each with its rows axis first."""
+
+
+class LiveFrontEnd:
+    """The per-stream part of a kind in the live loop: `feed` sees every new chunk of audio (at the kind's
+    rate), `inputs` makes the model inputs of the newest window. This default keeps no state and calls the
+    kind's `window_inputs`; a kind that can reuse work between overlapping windows returns its own."""
+
+    def __init__(self, kind: InputKind) -> None:
+        self.kind = kind
+
+    def feed(self, chunk: np.ndarray) -> None:
+        """New mono samples (none of the kinds so far needs them but the streaming clip vector)."""
+
+    def inputs(self, window: np.ndarray, faces: Sequence[Any] | None = None) -> Inputs:
+        return self.kind.window_inputs(window, faces)
+
+
+class InputKind(ABC):
+    """One kind of model input (see the module doc). Instances are immutable descriptions of one bundle's
+    input, built by `from_manifest` (device) or by the host exporter."""
+
+    name: ClassVar[str]
+    """The kind's name: "vector", "patches", "av", ..."""
+    blocks: ClassVar[tuple[str, ...]] = ()
+    """Manifest keys this kind owns; the first one marks a bundle as being of this kind (none: the default
+    kind, for manifests with no kind block)."""
+
+    input_names: tuple[str, ...]
+    """The model inputs this kind feeds, in the model's order."""
+
+    # -- the manifest ------------------------------------------------------------------------------------------
+
+    @classmethod
+    @abstractmethod
+    def check_manifest(cls, c: Checker, manifest: Mapping[str, Any], inputs: list[dict[str, Any]]) -> None:
+        """Check this kind's blocks against the model inputs (`model.inputs`) and the feature spec; every
+        problem goes to `c` with its field path."""
+
+    @classmethod
+    @abstractmethod
+    def from_manifest(cls, manifest: Mapping[str, Any]) -> InputKind:
+        """The kind of a manifest that `check_manifest` passed."""
+
+    @abstractmethod
+    def manifest_blocks(self) -> dict[str, Any]:
+        """This kind's manifest blocks, for the exporter (the inverse of `from_manifest`)."""
+
+    # -- what the device needs ---------------------------------------------------------------------------------
+
+    @property
+    @abstractmethod
+    def sample_rate(self) -> int:
+        """The rate (Hz) every audio input is resampled to before features."""
+
+    @property
+    @abstractmethod
+    def feature_spec(self) -> FeatureSpec:
+        """The audio front end, as the manifest's `feature_spec` records it."""
+
+    @property
+    @abstractmethod
+    def input_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Per model input its shape without the rows axis (what the exporter checks the model against)."""
+
+    @property
+    def standardized_input(self) -> str | None:
+        """The input a model of this kind standardises inside its graph (its `mean` / `std`), if any."""
+        return self.input_names[0]
+
+    @property
+    def faces(self) -> int:
+        """Face crops one decision takes (0: the model sees no faces)."""
+        return 0
+
+    @property
+    def face_crop(self) -> FaceCropSpec | None:
+        """How the device crops faces for this model (None without a faces input)."""
+        return None
+
+    @property
+    def mode(self) -> str:
+        """What the model listens to / looks at, for results: "audio", "video" or "fused"."""
+        return "audio"
+
+    @property
+    def file_extensions(self) -> tuple[str, ...]:
+        """The files `edge-ser predict` picks from a folder."""
+        return AUDIO_EXTENSIONS
+
+    @abstractmethod
+    def window_inputs(self, window: np.ndarray, faces: Sequence[Any] | None = None) -> Inputs:
+        """The model inputs of one mono clip or live window [n] float32 at `sample_rate` (and, for a kind
+        with faces, the window's face crops); rows first."""
+
+    def audio_inputs(self, y: np.ndarray, sr: int, faces: Sequence[Any] | None = None) -> Inputs:
+        """The model inputs of a mono clip `y` at `sr` Hz (resampled to `sample_rate` first)."""
+        from edge_ser.audio import resample
+
+        y = np.asarray(y, dtype=np.float32)
+        if y.ndim != 1:
+            raise ConfigError(f"{self.name} input: audio must be mono [n], got shape {y.shape}")
+        if int(sr) != self.sample_rate:
+            y = resample(y, int(sr), self.sample_rate)
+        return self.window_inputs(y, faces)
+
+    def file_inputs(self, path: str | os.PathLike[str]) -> Inputs:
+        """The model inputs of one file (audio, resampled to `sample_rate`)."""
+        from edge_ser.audio import load
+
+        y, _ = load(Path(path), sr=self.sample_rate, mono=True)
+        return self.window_inputs(y)
+
+    def live(self, window_seconds: float) -> LiveFrontEnd:
+        """A front end for one live stream of `window_seconds` windows."""
+        return LiveFrontEnd(self)
+
+    @abstractmethod
+    def combine(self, logits: np.ndarray) -> np.ndarray:
+        """One clip's (or window's) probabilities [classes] float64 from the model's output rows [rows, classes]."""
+
+    @abstractmethod
+    def describe(self) -> list[str]:
+        """Lines for `edge-ser info`: what the model takes and how it is made."""
+
+
+def softmax_row(logits: np.ndarray) -> np.ndarray:
+    """The probabilities of a one-row output (the clip-level kinds' `combine`)."""
+    z = np.asarray(logits, dtype=np.float64)
+    if z.ndim != 2 or z.shape[0] != 1:
+        raise ConfigError(f"expected the logits of one clip [1, classes], got shape {list(z.shape)}")
+    return softmax(z[0])
+
+
+def shape_of(inputs: list[dict[str, Any]], name: str) -> list[int | None] | None:
+    """The manifest shape of model input `name` with None for open axes (None when there is no such input)."""
+    for io_ in inputs:
+        if io_["name"] == name:
+            return [d if isinstance(d, int) else None for d in io_["shape"]]
+    return None
+
+
+__all__ = ["AUDIO_EXTENSIONS", "InputKind", "Inputs", "LiveFrontEnd", "shape_of", "softmax_row"]

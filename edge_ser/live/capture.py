@@ -1,0 +1,86 @@
+"""Where the live loop's audio and frames come from: a microphone and a camera, or files in their place.
+
+`CaptureSettings` says which (and how: device, size, rate, pacing); `open_capture` builds the sources for a
+bundle's input kind: audio at the kind's rate, and a camera (or video file) plus a face tracker only when the
+model takes faces. `edge-ser run` and `Recognizer.stream` both go through here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from edge_ser.errors import ConfigError
+from edge_ser.inputs import InputKind
+
+
+@dataclass(frozen=True)
+class CaptureSettings:
+    """The live sources: the default microphone and camera 0 unless files are given."""
+
+    mic: int | str | None = None
+    """Microphone: a PortAudio device index or part of its name; None: the default input."""
+    channels: int = 1
+    """Microphone channels captured (mixed down to mono)."""
+    audio_file: str | Path | None = None
+    """A WAV file instead of the microphone."""
+    camera: int | str | None = None
+    """Camera: index, /dev/videoN, a GStreamer pipeline or an RTSP URL; None: camera 0."""
+    width: int = 640
+    height: int = 480
+    fps: float | None = None
+    """Camera frame rate; None: the camera's own."""
+    video_file: str | Path | None = None
+    """A video file or a folder of images instead of the camera."""
+    image_fps: float = 25.0
+    """Frame rate of an image folder."""
+    realtime: bool = True
+    """Files are played in real time (True) or as fast as the loop takes them (reproducible)."""
+    face_every: int = 5
+    """A full face detection every k-th crop (a scaled search around the last face in between)."""
+
+    def __post_init__(self) -> None:
+        if self.channels < 1:
+            raise ConfigError(f"channels={self.channels} must be >= 1")
+        if self.face_every < 1:
+            raise ConfigError(f"face_every={self.face_every} must be >= 1")
+
+
+def _device(value: int | str | None) -> int | str | None:
+    """A device given as text: "2" is index 2, anything else a name (or a pipeline / URL)."""
+    return int(value) if isinstance(value, str) and value.isdigit() else value
+
+
+def open_capture(settings: CaptureSettings, kind: InputKind) -> tuple[Any, Any, Any]:
+    """(audio source, frame source or None, face tracker or None) for a model of this input kind.
+
+    Nothing is started here: the live loop starts the sources and stops them at the end.
+    """
+    s = settings
+    if s.audio_file is not None:
+        from edge_ser.live.files import WavSource
+
+        audio = WavSource(Path(s.audio_file), kind.sample_rate, realtime=s.realtime)
+    else:
+        from edge_ser.live.mic import MicConfig, MicSource
+
+        audio = MicSource(MicConfig(device=_device(s.mic), rate=kind.sample_rate, channels=s.channels))
+    if not kind.faces:
+        return audio, None, None
+    if s.video_file is not None:
+        from edge_ser.live.files import VideoFileSource
+
+        video = Path(s.video_file)
+        frames = VideoFileSource(video, fps=s.image_fps if video.is_dir() else None, realtime=s.realtime)
+    else:
+        from edge_ser.live.camera import CameraConfig, CameraSource
+
+        source = _device(s.camera if s.camera is not None else 0)
+        frames = CameraSource(CameraConfig(source=source, width=s.width, height=s.height, fps=s.fps))
+    from edge_ser.live.face_track import FaceTracker, TrackSpec
+
+    return audio, frames, FaceTracker(kind.face_crop, TrackSpec(every=s.face_every))
+
+
+__all__ = ["CaptureSettings", "open_capture"]
