@@ -1,10 +1,10 @@
 """FLOPs and bytes of a model, counted on its graph: per node and in total, by one stated convention.
 
-numpy only: it reads the manifest's JSON copy of the ONNX graph (`bundle.graph`) and the packed weights'
+numpy only: it reads the ONNX graph (`bundle.graph`, read from model.onnx) and the packed weights'
 shapes and bit widths, so it runs on a Pi from a bundle as well as on the host at export time (where
 `converters.export.bundle` writes its totals into the manifest's `flops` block and its conv / dense rows into
-`layers`). It is the project's one FLOP counter; `converters.models.av_cnn.count_flops` (from the torch
-modules, before export) agrees with it exactly on every conv and dense layer (tests/test_flops.py).
+`layers`). It is the project's one FLOP counter: `edge-ser model`, the zoo and the manifests all count a
+model's exported graph with it (`converters.models.counts`).
 
     >>> from edge_ser.bundle import load_bundle
     >>> c = count(load_bundle("bundles/av_cnn"))
@@ -329,7 +329,7 @@ class GraphCount:
 def count(
     bundle: Bundle, input_shapes: Mapping[str, Sequence[int]] | None = None, *, batch: int = 1
 ) -> GraphCount:
-    """Count a loaded bundle: its manifest graph, its packed weights at their stored bits, batch `batch`.
+    """Count a loaded bundle: its graph, its packed weights at their stored bits, batch `batch`.
 
     `input_shapes` ({input name: full shape}) overrides the manifest's input shapes (whose dynamic batch axis
     is otherwise set to `batch`).

@@ -1,4 +1,4 @@
-"""Typed access to a manifest graph node's attributes, shared by the numpy engine and the FLOP counter."""
+"""Typed access to a graph node's attributes (`bundle.graph`), shared by the numpy engine and the FLOP counter."""
 
 from __future__ import annotations
 

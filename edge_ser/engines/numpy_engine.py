@@ -1,4 +1,5 @@
-"""The pure-numpy engine: runs the manifest's copy of the ONNX graph, node by node, in float32.
+"""The pure-numpy engine: runs the bundle's ONNX graph (read from model.onnx by edge_ser.bundle), node by
+node, in float32.
 
 Needs nothing but numpy, so a device without onnxruntime (or a CI box) can still run a bundle. Weights are
 dequantized once at load. Each node is compiled once (attributes parsed and checked) into a small function;
@@ -58,7 +59,7 @@ class _NodeError(Exception):
 
 
 class NumpyEngine:
-    """Runs `manifest["graph"]["nodes"]` with numpy; `predict(x)` -> float32 logits [n, classes]."""
+    """Runs the bundle's graph (`bundle.graph`, read from model.onnx) with numpy; `predict(x)` -> float32 logits."""
 
     name = "numpy"
 
