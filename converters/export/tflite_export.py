@@ -63,7 +63,6 @@ VARIANTS = ("fp32", "fp16", "int8")
 INPUT = "features"
 """The MLP's one input (the AV CNN's are "faces" and "audio")."""
 OUTPUT = "logits"
-_QMIN, _QMAX = -128, 127
 _PARITY = 1e-4
 """The TF graph must reproduce the torch forward within this fraction of max |logit| (float32, measured ~1e-7)."""
 
@@ -917,66 +916,21 @@ def interpreter(m: TFLiteModel | bytes, threads: int | None = None):
     return it
 
 
-def _quantize(x: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
-    """clip(rint(x / scale) + zero_point, -128, 127) as int8, exactly as the device engine does."""
-    q = np.rint(x / np.float32(scale)) + np.float32(zero_point)
-    return np.clip(q, _QMIN, _QMAX).astype(np.int8)
-
-
 def run_tflite(m: TFLiteModel, x: Inputs) -> np.ndarray:
-    """Float logits [n, classes] of the graph's inputs (int8: quantize in, dequantize out), one invoke.
+    """Float logits [n, classes] of the graph's inputs, through the device's own TFLite engine
+    (`edge_ser.engines.tflite.TFLiteEngine.from_model`: int8 quantize in / dequantize out, batches by resizing).
 
     Args:
         m: an exported model.
         x: float32 [n, *shape] (or one sample [*shape]) for a one-input model, or {input name: array}; the
             normalised input STANDARDISED (`standardize_inputs`), as the graph takes it.
     """
-    given = x if isinstance(x, Mapping) else ({m.inputs[0]: x} if len(m.inputs) == 1 else None)
-    if given is None or set(given) != set(m.inputs):
-        got = sorted(x) if isinstance(x, Mapping) else "one array"
-        raise ConfigError(f"run_tflite: the model takes inputs {list(m.inputs)}, got {got}")
-    it = interpreter(m)
-    details = {d["name"]: d for d in it.get_input_details()}
-    arrays = {}
-    for name in m.inputs:
-        a = np.asarray(given[name], dtype=np.float32)
-        want = [int(s) for s in details[name]["shape"][1:]]
-        if a.ndim == len(want):
-            a = a[None]
-        if list(a.shape[1:]) != want:
-            raise ConfigError(
-                f"run_tflite: input {name!r} has shape {list(a.shape)}, the model takes [n, {want}]"
-            )
-        arrays[name] = a
-    n = {a.shape[0] for a in arrays.values()}
-    if len(n) != 1:
-        raise ConfigError(f"run_tflite: the inputs have different numbers of rows {sorted(n)}")
-    (n,) = n
-    out = it.get_output_details()[0]
-    if n == 0:
-        return np.zeros((0, int(out["shape"][-1])), np.float32)
-    for name, a in arrays.items():
-        if list(details[name]["shape"]) != list(a.shape):
-            it.resize_tensor_input(details[name]["index"], list(a.shape), strict=False)
-    it.allocate_tensors()
-    for d in it.get_input_details():
-        a = arrays[d["name"]]
-        if d["dtype"] == np.int8:
-            scale, zp = d["quantization"]
-            want_q = (m.input_quant or {}).get(d["name"])
-            if want_q is not None and (not np.isclose(scale, want_q[0]) or zp != want_q[1]):
-                raise ConfigError(
-                    f"run_tflite: input {d['name']!r} quantization {(scale, zp)} is not {want_q}"
-                )
-            a = _quantize(a, scale, zp)
-        it.set_tensor(d["index"], np.ascontiguousarray(a))
-    it.invoke()
-    out = it.get_output_details()[0]
-    y = it.get_tensor(out["index"])
-    if out["dtype"] == np.int8:
-        scale, zp = out["quantization"]
-        y = (y.astype(np.float32) - np.float32(zp)) * np.float32(scale)
-    return np.asarray(y, dtype=np.float32)
+    from edge_ser.engines.tflite import TFLiteEngine
+
+    engine = TFLiteEngine.from_model(
+        m.data, m.inputs, variant=m.variant, input_quant=m.input_quant, output_quant=m.output_quant
+    )
+    return engine.predict(x)
 
 
 def op_names(m: TFLiteModel | bytes) -> list[str]:

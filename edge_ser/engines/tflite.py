@@ -42,6 +42,8 @@ from __future__ import annotations
 import importlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -232,6 +234,61 @@ class TFLiteEngine:
         # the variants take the normalised input standardised unless their graph does it (manifest `tflite`)
         self._adapt = InputAdapter(bundle, normalize=not self.normalization_in_graph)
         self.normalized_input = self._adapt.norm_input
+
+    @classmethod
+    def from_model(
+        cls,
+        content: bytes,
+        input_names: Sequence[str],
+        *,
+        variant: str = "fp32",
+        input_quant: Mapping[str, tuple[float, int]] | None = None,
+        output_quant: tuple[float, int] | None = None,
+        threads: int | None = None,
+    ) -> TFLiteEngine:
+        """This engine over a .tflite flatbuffer that is not in a bundle yet (the exporter checks its own
+        output with it): an in-memory bundle holding just the model, its input shapes read from the model, its
+        int8 quantization as given. The inputs are taken as the graph takes them (already standardised)."""
+        from edge_ser.bundle import Bundle
+        from edge_ser.features.spec import FeatureSpec
+
+        interpreter_cls, _ = import_interpreter()
+        it = interpreter_cls(model_content=bytes(content))
+        it.allocate_tensors()
+        details = {str(d.get("name", "")): d for d in it.get_input_details()}
+
+        def io(name: str) -> dict[str, Any]:
+            d = details.get(name, details.get(f"serving_default_{name}:0"))
+            if d is None:
+                raise BundleError(f"TFLite model: no input named {name!r} (inputs: {sorted(details)})")
+            sig = [int(v) for v in d.get("shape_signature", d["shape"])]
+            return {"name": name, "shape": [None, *sig[1:]], "dtype": "float32"}
+
+        def entry(q: tuple[float, int] | None) -> dict[str, Any]:
+            return {"dtype": "float32"} if q is None else {"dtype": "int8", "scale": float(q[0]), "zero_point": int(q[1])}
+
+        k = int(it.get_output_details()[0]["shape"][-1])
+        file = f"model_{variant}.tflite"
+        manifest = {
+            "model": {
+                "name": "tflite-export",
+                "inputs": [io(n) for n in input_names],
+                "outputs": [{"name": "logits", "shape": [None, k], "dtype": "float32"}],
+            },
+            "tflite": {
+                "normalization_in_graph": True,
+                "variants": {
+                    variant: {
+                        "file": file,
+                        "inputs": {n: entry((input_quant or {}).get(n)) for n in input_names},
+                        "output": entry(output_quant),
+                    }
+                },
+            },
+        }
+        labels = tuple(f"class {i}" for i in range(k))
+        bundle = Bundle(Path("<in memory>"), manifest, labels, FeatureSpec(), MappingProxyType({file: bytes(content)}))
+        return cls(bundle, variant, threads=threads)
 
     # ----------------------------------------------------------------------------------------------------------
     # the model's tensors against the manifest
