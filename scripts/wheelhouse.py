@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
-import fnmatch
 import hashlib
 import json
 import os
@@ -448,31 +447,88 @@ def sha256_of(path: Path) -> str:
     return h.hexdigest()
 
 
+DEVICE_PACKAGE = "edge_ser"
+"""The one package of the device wheel: the host side (converters) and the workstation tools (edge_ser_deploy)
+stay on the workstation, and so do their `edge_ser.commands` entry points."""
+DEVICE_EXTRAS = ("device", "tflite")
+PROFILES_IN_WHEEL = "profiles/firmware"
+"""Where the device wheel carries firmware_profiles/*.yaml inside edge_ser (edge_ser.profiles.profile_dirs)."""
+
+
+def _toml(value: object) -> str:
+    """A TOML value for the strings and lists of strings a pyproject needs (JSON's quoting is TOML's)."""
+    return json.dumps(value)
+
+
+def device_pyproject(meta: dict) -> str:
+    """The device wheel's pyproject.toml, from the checkout's: the same name, version, core dependencies,
+    device extras and `edge-ser` script, with `edge_ser` as the only package and no command plug-ins."""
+    proj = meta["project"]
+    extras = proj.get("optional-dependencies", {})
+    lines = [
+        "[build-system]",
+        f"requires = {_toml(meta.get('build-system', {}).get('requires', ['setuptools>=77']))}",
+        'build-backend = "setuptools.build_meta"',
+        "",
+        "[project]",
+        *(f"{k} = {_toml(proj[k])}" for k in ("name", "version", "description", "readme", "requires-python", "license") if k in proj),
+        f"dependencies = {_toml(proj.get('dependencies', []))}",
+        "",
+        "[project.optional-dependencies]",
+        *(f"{k} = {_toml(extras[k])}" for k in DEVICE_EXTRAS if k in extras),
+        "",
+        "[project.scripts]",
+        *(f"{k} = {_toml(v)}" for k, v in proj.get("scripts", {}).items()),
+        "",
+        "[tool.setuptools.packages.find]",
+        f"include = {_toml([DEVICE_PACKAGE, DEVICE_PACKAGE + '.*'])}",
+        "",
+        "[tool.setuptools.package-data]",
+        f'"{DEVICE_PACKAGE}.profiles" = {_toml([PROFILES_IN_WHEEL.split("/", 1)[1] + "/*.yaml"])}',
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def project_source(root: Path, dest: Path) -> Path:
-    """A copy of what the wheel is built from (top-level files + the packages), so that the build's
-    build/ and *.egg-info land in a temporary folder, not in the checkout."""
+    """What the device wheel is built from, in a folder of its own (so build/ and *.egg-info land there, not in
+    the checkout): the device package, the firmware profiles inside it, the README and a device pyproject."""
     try:
         import tomllib
     except ModuleNotFoundError:
         import tomli as tomllib  # type: ignore[no-redef]
     meta = tomllib.loads((root / "pyproject.toml").read_text())
-    include = meta.get("tool", {}).get("setuptools", {}).get("packages", {}).get("find", {}).get("include")
     skip = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
     dest.mkdir(parents=True)
-    for item in root.iterdir():
-        if item.name.startswith(".") or item.name in ("build", "dist", "wheelhouse"):
-            continue
-        if item.is_file():
-            shutil.copy2(item, dest / item.name)
-        elif item.is_dir() and (include is None or any(fnmatch.fnmatch(item.name, pat) for pat in include)):
-            shutil.copytree(item, dest / item.name, ignore=skip)
+    for name in ("README.md", "LICENSE"):
+        if (root / name).is_file():
+            shutil.copy2(root / name, dest / name)
+    shutil.copytree(root / DEVICE_PACKAGE, dest / DEVICE_PACKAGE, ignore=skip)
+    profiles = sorted((root / "firmware_profiles").glob("*.yaml"))
+    if profiles:
+        target = dest / DEVICE_PACKAGE / PROFILES_IN_WHEEL
+        target.mkdir(parents=True)
+        for f in profiles:
+            shutil.copy2(f, target / f.name)
+    (dest / "pyproject.toml").write_text(device_pyproject(meta))
     return dest
 
 
+def _local_setuptools_ok() -> bool:
+    try:
+        import setuptools
+    except ImportError:
+        return False
+    return int(setuptools.__version__.split(".")[0]) >= 77
+
+
 def build_project_wheel(root: Path, dest: Path, index: str) -> Path:
-    """edge-ser itself as a wheel (pure Python, no dependencies bundled), built from a copy of the source."""
+    """The device's edge-ser wheel (pure Python, no dependencies bundled): `edge_ser` only, built from a copy
+    of the source (`project_source`)."""
     src = project_source(root, dest.parent / "project-src")
-    proc = run_pip(["wheel", "--no-deps", "--quiet", "--index-url", index, "-w", str(dest), str(src)])
+    # the local setuptools builds it when it is new enough (no index needed), else pip fetches one
+    isolation = [] if _local_setuptools_ok() else ["--index-url", index]
+    proc = run_pip(["wheel", "--no-deps", "--quiet", *(["--no-build-isolation"] if not isolation else isolation),
+                    "-w", str(dest), str(src)])  # fmt: skip
     if proc.returncode != 0:
         raise WheelhouseError(f"building the edge-ser wheel failed:\n    {pip_errors(proc.stderr)}")
     wheels = sorted(dest.glob("edge_ser-*.whl"))
