@@ -137,7 +137,9 @@ def _in_docstring(path: Path, line: int) -> bool:
     """Whether `line` of `path` lies inside a string literal (docstrings describe the kinds by name)."""
     tree = _TREES.setdefault(path, ast.parse(path.read_text()))
     return any(
-        isinstance(n, ast.Constant) and isinstance(n.value, str) and n.lineno <= line <= (n.end_lineno or n.lineno)
+        isinstance(n, ast.Constant)
+        and isinstance(n.value, str)
+        and n.lineno <= line <= (n.end_lineno or n.lineno)
         for n in ast.walk(tree)
     )
 

@@ -12,13 +12,27 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-_spec = importlib.util.spec_from_file_location("wheelhouse_for_wheel_test", REPO / "scripts" / "wheelhouse.py")
+_spec = importlib.util.spec_from_file_location(
+    "wheelhouse_for_wheel_test", REPO / "scripts" / "wheelhouse.py"
+)
 wh = importlib.util.module_from_spec(_spec)
 sys.modules[_spec.name] = wh  # its dataclasses look their module up
 _spec.loader.exec_module(wh)
 
 DEVICE_COMMANDS = {"info", "predict", "run", "bench"}
-HOST_COMMANDS = {"train", "laq", "demo", "model", "features", "data", "synth", "sweep", "zoo", "deploy", "firstboot"}
+HOST_COMMANDS = {
+    "train",
+    "laq",
+    "demo",
+    "model",
+    "features",
+    "data",
+    "synth",
+    "sweep",
+    "zoo",
+    "deploy",
+    "firstboot",
+}
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +55,9 @@ def test_the_wheel_holds_edge_ser_only(wheel: Path) -> None:
     profiles = {Path(n).stem for n in names if n.startswith("edge_ser/profiles/firmware/")}
     assert {"pi4", "pi5", "orin-nano-8gb"} <= profiles
     assert "[console_scripts]" in entry_points and "edge_ser.commands" not in entry_points
-    requires = [ln for ln in metadata.splitlines() if ln.startswith("Requires-Dist:") and "extra ==" not in ln]
+    requires = [
+        ln for ln in metadata.splitlines() if ln.startswith("Requires-Dist:") and "extra ==" not in ln
+    ]
     assert requires == ["Requires-Dist: numpy>=2.0"]  # tqdm, torch, onnx: host only
 
 
