@@ -42,7 +42,7 @@ def main() -> None:
         accs = []
         for seed in range(args.seeds):
 
-            def inputs(idx):
+            def inputs(idx, mode=mode):
                 return {"fused": (d.faces[idx], d.audio[idx]), "video": d.faces[idx], "audio": d.audio[idx]}[
                     mode
                 ]

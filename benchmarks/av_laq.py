@@ -40,10 +40,7 @@ from converters.export.bundle import build_bundle  # noqa: E402
 from converters.models import av_cnn  # noqa: E402
 from converters.train import TrainConfig, accuracy, seed_everything, train_classifier  # noqa: E402
 from edge_ser.bundle import load_bundle  # noqa: E402
-from edge_ser.inputs.av import (
-    AVInputSpec,  # noqa: E402
-    AVKind,  # noqa: E402
-)
+from edge_ser.inputs.av import AVInputSpec, AVKind  # noqa: E402
 
 PAIRED_CLASSES = ("neutral", "happy", "sad", "angry", "fear", "disgust", "surprise")
 RECIPES = ("laq-paper", "sensitivity@1.75")

@@ -139,7 +139,9 @@ def main() -> None:
             mine = [r for r in rows if r["bundle"] == label and "pred" in r]
             ref = next((r for r in mine if r["engine"] == "onnxruntime"), mine[0] if mine else None)
             for r in mine:
-                r["agree_with_ref"] = sum(a == b for a, b in zip(r["pred"], ref["pred"])) / len(ref["pred"])
+                r["agree_with_ref"] = sum(a == b for a, b in zip(r["pred"], ref["pred"], strict=True)) / len(
+                    ref["pred"]
+                )
     md = [
         f"# Engines side by side ({data}, laq_mlp, {args.threads} thread(s), batch 1, {args.runs} calls)",
         "",

@@ -69,11 +69,11 @@ def main() -> None:
     for seconds in (1.0, 3.0):
         clips, source = _clips(seconds, args.clips, sr)
 
-        def ours_vec() -> None:
+        def ours_vec(clips=clips) -> None:
             for y in clips:
                 feature_vector(y, sr=sr, spec=spec)
 
-        def librosa_vec() -> None:
+        def librosa_vec(clips=clips) -> None:
             for y in clips:
                 stft_mag = np.abs(librosa.stft(y))
                 np.concatenate(
@@ -84,11 +84,11 @@ def main() -> None:
                     ]
                 )
 
-        def ours_mfcc() -> None:
+        def ours_mfcc(clips=clips) -> None:
             for y in clips:
                 mfcc(y=y, sr=sr, n_mfcc=40)
 
-        def librosa_mfcc() -> None:
+        def librosa_mfcc(clips=clips) -> None:
             for y in clips:
                 librosa.feature.mfcc(y=y, sr=sr, n_mfcc=40)
 

@@ -48,7 +48,7 @@ def setting_of(point: dict) -> tuple:
 
 
 def label(s: tuple) -> str:
-    return ", ".join(f"{k} {v}" for k, v in zip(SETTING, s))
+    return ", ".join(f"{k} {v}" for k, v in zip(SETTING, s, strict=True))
 
 
 def by_setting(rows: list[dict]) -> dict[tuple, list[dict]]:
@@ -65,7 +65,7 @@ def table(groups: dict[tuple, list[dict]]) -> tuple[list[dict], str]:
         acc = [r["acc"] for r in rs]
         summary.append(
             {
-                "setting": dict(zip(SETTING, s)),
+                "setting": dict(zip(SETTING, s, strict=True)),
                 "n": len(rs),
                 "acc_mean": statistics.fmean(acc),
                 "acc_std": statistics.stdev(acc) if len(acc) > 1 else 0.0,

@@ -32,10 +32,7 @@ from converters.export.bundle import build_bundle  # noqa: E402
 from converters.models import av_cnn  # noqa: E402
 from converters.train import TrainConfig, accuracy, seed_everything, train_classifier  # noqa: E402
 from edge_ser.bundle import load_bundle  # noqa: E402
-from edge_ser.inputs.av import (
-    AVInputSpec,  # noqa: E402
-    AVKind,  # noqa: E402
-)
+from edge_ser.inputs.av import AVInputSpec, AVKind  # noqa: E402
 
 
 def main() -> None:

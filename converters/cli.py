@@ -82,7 +82,7 @@ def cmd_features(args: argparse.Namespace) -> int:
         print(f"wrote {args.out} and {args.out.with_suffix('.txt')} (one path per row)")
     elif len(files) <= 5:
         np.set_printoptions(precision=3, suppress=True, linewidth=110)
-        for f, x in zip(files, X):
+        for f, x in zip(files, X, strict=True):
             print(f"{f}:\n{x}")
     return 0
 

@@ -64,7 +64,7 @@ def _print_confusion(say, classes, y_true, y_pred) -> np.ndarray:
     cm = confusion(y_true, y_pred, len(classes))
     width = max(len(c) for c in classes)
     say("confusion (rows true, columns predicted): " + " ".join(c[:4] for c in classes))
-    for c, row in zip(classes, cm):
+    for c, row in zip(classes, cm, strict=True):
         say(f"  {c:>{width}} " + " ".join(f"{v:4d}" for v in row))
     return cm
 

@@ -86,7 +86,9 @@ def entry(name: str) -> ModelEntry:
         raise ConfigError(f"model {name!r} is not known; choose from {', '.join(MODELS)}") from None
 
 
-def model_names(*, command: str | None = None, kind: str | None = None, family: str | None = None) -> tuple[str, ...]:
+def model_names(
+    *, command: str | None = None, kind: str | None = None, family: str | None = None
+) -> tuple[str, ...]:
     """Names of the models a command offers / that take an input kind / of a family (all when None)."""
     return tuple(
         e.name

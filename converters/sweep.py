@@ -86,7 +86,8 @@ class Grid:
         if self.axes:
             names = list(self.axes)
             out += [
-                {**self.fixed, **dict(zip(names, combo))} for combo in itertools.product(*self.axes.values())
+                {**self.fixed, **dict(zip(names, combo, strict=True))}
+                for combo in itertools.product(*self.axes.values())
             ]
         out += [{**self.fixed, **p} for p in explicit]
         if not out:
@@ -333,7 +334,7 @@ class Sweep:
         """Grid points still to run: not in the file, or (with retry_errors) whose latest line is an error."""
         latest = {r.get("point_id"): r for r in read_records(self.path)}
         out = []
-        for pid, p in zip(self.grid.ids, self.grid.points):
+        for pid, p in zip(self.grid.ids, self.grid.points, strict=True):
             r = latest.get(pid)
             if r is None or (r.get("error") and self.retry_errors):
                 out.append((pid, p))

@@ -68,7 +68,7 @@ class Task:
         """The clips at `idx` as the device engines take them: {input name: float32 array}."""
         x = self.inputs(idx)
         xs = x if isinstance(x, tuple) else (x,)
-        return {n: np.asarray(a, dtype=np.float32) for n, a in zip(self.input_names, xs)}
+        return {n: np.asarray(a, dtype=np.float32) for n, a in zip(self.input_names, xs, strict=True)}
 
     def parts(self, split: Split) -> tuple:
         """(X_train, y_train, X_val, y_val, X_test, y_test)."""
@@ -146,7 +146,18 @@ def av_task(arrays: AVArrays, name: str, mode: str = "fused", spec: AVInputSpec 
     names = {"fused": ("faces", "audio"), "video": ("faces",), "audio": ("audio",)}[mode]
     info = {"faces_found": d.faces_found}
     return Task(
-        name, f"av_cnn[{mode}]", d.y, d.classes, d.speakers, spec, inputs, make, line, names, info, AVKind(spec, names)
+        name,
+        f"av_cnn[{mode}]",
+        d.y,
+        d.classes,
+        d.speakers,
+        spec,
+        inputs,
+        make,
+        line,
+        names,
+        info,
+        AVKind(spec, names),
     )
 
 

@@ -41,7 +41,9 @@ BEST_LMS: dict[str, Any] = {"M": 128, "L": 255, "H": 32, "n_fft": 1024, "T": 128
 """The log-Mel setting (and its batch: 4 clips' worth of patches) the EMODB search chose
 (benchmarks/results/lms_sweep.md); the zoo's patch models all use it."""
 
-RECOMMENDED: dict[str, dict[str, Any]] = {n: dict(MODEL_REGISTRY[n].defaults) for n in MODELS if MODEL_REGISTRY[n].defaults}
+RECOMMENDED: dict[str, dict[str, Any]] = {
+    n: dict(MODEL_REGISTRY[n].defaults) for n in MODELS if MODEL_REGISTRY[n].defaults
+}
 """Per-model point values `edge-ser zoo` and benchmarks/zoo.py start from (the registry's defaults: the laq_mlp
 ones are its TrainConfig defaults and the QAT length its LAQ table used; the LMS ones come from the sweeps)."""
 

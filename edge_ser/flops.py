@@ -412,14 +412,18 @@ def count_graph(
         try:
             out_shapes, flops = rule(_Node(node, opset, consts), in_shapes)
         except _ShapeError as e:
-            shown = ", ".join(f"{nm} {list(s) if s is not None else '-'}" for nm, s in zip(ins, in_shapes))
+            shown = ", ".join(
+                f"{nm} {list(s) if s is not None else '-'}" for nm, s in zip(ins, in_shapes, strict=True)
+            )
             raise GraphCountError(f"{where}: {e} (inputs: {shown})") from None
-        for nm, s in zip(outs, out_shapes):
+        for nm, s in zip(outs, out_shapes, strict=False):  # a rule may leave optional outputs unset
             if nm:
                 shapes[nm] = tuple(int(d) for d in s)
         wnames = tuple(nm for nm in ins if nm and nm in infos and nm not in consts)
-        act_in = [s for nm, s in zip(ins, in_shapes) if nm and nm not in infos and nm not in consts]
-        act_out = [tuple(s) for nm, s in zip(outs, out_shapes) if nm]
+        act_in = [
+            s for nm, s in zip(ins, in_shapes, strict=True) if nm and nm not in infos and nm not in consts
+        ]
+        act_out = [tuple(s) for nm, s in zip(outs, out_shapes, strict=False) if nm]
         layer = next((nm[: -len(".weight")] for nm in wnames if nm.endswith(".weight")), None)
         main = ins[1] if op in DENSE_OPS and len(ins) > 1 else None
         rows.append(
@@ -475,7 +479,7 @@ def _input_shapes(
         if name in given:
             shape = tuple(int(d) for d in given[name])
             if len(shape) != len(declared) or any(
-                isinstance(d, int) and d != s for d, s in zip(declared, shape)
+                isinstance(d, int) and d != s for d, s in zip(declared, shape, strict=True)
             ):
                 raise GraphCountError(
                     f"input {name!r}: shape {list(shape)} does not fit the graph's {declared}"
@@ -502,7 +506,8 @@ def _check_outputs(graph: Mapping[str, Any], shapes: Mapping[str, Shape]) -> Non
         declared = list(io_.get("shape") or [])
         got = shapes[name]
         if declared and (
-            len(declared) != len(got) or any(isinstance(d, int) and d != g for d, g in zip(declared, got))
+            len(declared) != len(got)
+            or any(isinstance(d, int) and d != g for d, g in zip(declared, got, strict=True))
         ):
             raise GraphCountError(
                 f"graph output {name!r}: shape inference gives {list(got)}, the graph declares {declared}"
@@ -670,7 +675,7 @@ def _window(n: _Node, x: Shape, kernel: Sequence[int], *, conv: bool) -> Shape:
     if min(strides) < 1 or min(dil) < 1 or min(pads) < 0 or min(kernel) < 1:
         raise _ShapeError("kernel, strides and dilations must be >= 1 and pads >= 0")
     out = []
-    for j, (size, k, st, d) in enumerate(zip(x[2:], kernel, strides, dil)):
+    for j, (size, k, st, d) in enumerate(zip(x[2:], kernel, strides, dil, strict=True)):
         span = d * (k - 1) + 1
         if auto in ("SAME_UPPER", "SAME_LOWER"):
             o = -(-size // st)
@@ -830,7 +835,7 @@ def _concat(n: _Node, s: list) -> tuple[list, int]:
     nd = len(xs[0])
     ax = _axis(n.i("axis", 0), nd)
     for x in xs[1:]:
-        if len(x) != nd or any(a != b for j, (a, b) in enumerate(zip(x, xs[0])) if j != ax):
+        if len(x) != nd or any(a != b for j, (a, b) in enumerate(zip(x, xs[0], strict=True)) if j != ax):
             raise _ShapeError(f"shapes {[list(x) for x in xs]} cannot be concatenated on axis {ax}")
     out = list(xs[0])
     out[ax] = sum(x[ax] for x in xs)

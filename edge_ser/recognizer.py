@@ -128,7 +128,9 @@ class Recognizer:
         x = self.kind.audio_inputs(y, int(sr), faces)
         return self._run([x], [None], (time.perf_counter() - t0) * 1e3)[0]
 
-    def _run(self, clips: list[dict[str, np.ndarray]], sources: list[str | None], features_ms: float) -> list[Prediction]:
+    def _run(
+        self, clips: list[dict[str, np.ndarray]], sources: list[str | None], features_ms: float
+    ) -> list[Prediction]:
         rows = [len(next(iter(c.values()))) for c in clips]
         x = {n: np.concatenate([c[n] for c in clips]) for n in self.kind.input_names}
         t0 = time.perf_counter()
@@ -178,10 +180,16 @@ class Recognizer:
         fb = None
         if fallback is not None:
             threads = getattr(self.engine, "threads", 1)
-            fb = fallback if isinstance(fallback, Recognizer) else Recognizer(fallback, self.engine.name, threads)
+            fb = (
+                fallback
+                if isinstance(fallback, Recognizer)
+                else Recognizer(fallback, self.engine.name, threads)
+            )
         pipeline = LivePipeline(self.bundle, self.engine, config, fallback=None if fb is None else fb.engine)
         audio, frames, tracker = open_capture(capture or CaptureSettings(), self.kind)
-        return LiveRunner(pipeline, audio, frames, outputs, tracker, stop=stop, max_seconds=seconds, keep=keep)
+        return LiveRunner(
+            pipeline, audio, frames, outputs, tracker, stop=stop, max_seconds=seconds, keep=keep
+        )
 
     def stream(
         self,
@@ -209,7 +217,9 @@ class Recognizer:
 
         given = {"mic": mic, "camera": camera, "audio_file": audio_file, "video_file": video_file}
         settings = replace(
-            capture or CaptureSettings(), realtime=realtime, **{k: v for k, v in given.items() if v is not None}
+            capture or CaptureSettings(),
+            realtime=realtime,
+            **{k: v for k, v in given.items() if v is not None},
         )
         return self.runner(settings, config, fallback=fallback, stop=stop, seconds=seconds).results()
 

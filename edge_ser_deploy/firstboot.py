@@ -125,7 +125,7 @@ def read_ssh_keys(paths: list[str | os.PathLike[str]]) -> tuple[str, ...]:
         except FileNotFoundError:
             raise ConfigError(
                 f"--ssh-key {path}: no such file (give the public key, e.g. ~/.ssh/id_ed25519.pub)"
-            )
+            ) from None
         except (OSError, UnicodeDecodeError) as e:
             raise ConfigError(f"--ssh-key {path}: cannot read it as text: {e}") from e
         if "PRIVATE KEY" in text:

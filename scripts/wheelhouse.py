@@ -471,7 +471,11 @@ def device_pyproject(meta: dict) -> str:
         'build-backend = "setuptools.build_meta"',
         "",
         "[project]",
-        *(f"{k} = {_toml(proj[k])}" for k in ("name", "version", "description", "readme", "requires-python", "license") if k in proj),
+        *(
+            f"{k} = {_toml(proj[k])}"
+            for k in ("name", "version", "description", "readme", "requires-python", "license")
+            if k in proj
+        ),
         f"dependencies = {_toml(proj.get('dependencies', []))}",
         "",
         "[project.optional-dependencies]",

@@ -164,7 +164,7 @@ def test_onnx_export(mode: str, fusion: str) -> None:
     assert ops <= set(SUPPORTED_OPS), ops - set(SUPPORTED_OPS)
     assert not ops & {"Shape", "Gather", "Constant"}
     xs = _inputs(m, 5, seed=2)  # batch 5 != the export batch 1: the batch axis is dynamic
-    feeds = {k: x.numpy() for k, x in zip(m.input_names, xs)}
+    feeds = {k: x.numpy() for k, x in zip(m.input_names, xs, strict=True)}
     sess = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
     got = sess.run(["logits"], feeds)[0]
     with torch.no_grad():

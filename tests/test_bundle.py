@@ -389,11 +389,15 @@ def test_the_graph_comes_from_model_onnx_alone(tmp_path: Path, kit: Kit) -> None
     m = kit.manifest()
     m["graph"] = {"opset": 13, "nodes": [{"op": "Sigmoid"}]}
     b = load_bundle(raw_write(tmp_path / "old", m, kit.files()))
-    assert [n["op"] for n in b.graph["nodes"]] == ["Sub", "Div", "Gemm", "Relu", "Gemm"] and b.graph["opset"] == 17
+    assert [n["op"] for n in b.graph["nodes"]] == ["Sub", "Div", "Gemm", "Relu", "Gemm"] and b.graph[
+        "opset"
+    ] == 17
     from edge_ser.engines import load_engine
 
     x = np.random.default_rng(0).normal(size=(3, 180)).astype(np.float32)
-    np.testing.assert_allclose(load_engine(b, "numpy").predict(x), mlp_reference(kit, x), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        load_engine(b, "numpy").predict(x), mlp_reference(kit, x), rtol=1e-4, atol=1e-4
+    )
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -503,7 +507,9 @@ def test_onnx_and_manifest_inputs_outputs_disagree(tmp_path: Path, kit: Kit) -> 
     files = kit.files()
     m = kit.manifest()
     m["model"]["inputs"][0]["name"] = "feats"
-    refused(raw_write(tmp_path / "a", m, files), "model.onnx: graph inputs [('features', [None, 180])]", "feats")
+    refused(
+        raw_write(tmp_path / "a", m, files), "model.onnx: graph inputs [('features', [None, 180])]", "feats"
+    )
     m = kit.manifest()
     m["model"]["outputs"][0]["shape"] = [1, 7]
     refused(raw_write(tmp_path / "b", m, files), "model.onnx: graph outputs", "model.outputs")
@@ -550,7 +556,10 @@ def test_graph_well_formed(tmp_path: Path, kit: Kit) -> None:
         (lambda n: n[3][2].__setitem__(0, "t1"), "node 3 (Relu): output 't1' is already defined"),
         (lambda n: n.pop(), "outputs: 'logits' is not produced by any node"),
         (lambda n: n.clear(), "nodes: the graph has none"),
-        (lambda n: n[3][3].__setitem__("alpha", [0.5] * 5000), "node 3 (Relu): attribute 'alpha' has 5000 values"),
+        (
+            lambda n: n[3][3].__setitem__("alpha", [0.5] * 5000),
+            "node 3 (Relu): attribute 'alpha' has 5000 values",
+        ),
     ]
     for i, (change, fragment) in enumerate(cases):
         files = {**kit.files(), "model.onnx": with_nodes(change)}

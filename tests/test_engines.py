@@ -242,7 +242,7 @@ def test_conv_graphs_numpy_matches_onnxruntime(tmp_path: Path, make: Any, shape:
     ore = load_engine(b, "onnxruntime")
     assert isinstance(npe, NumpyEngine) and isinstance(ore, OnnxRuntimeEngine)
     got = npe.run({"x": x})
-    want = dict(zip(ore.output_names, ore.session.run(None, {"x": x})))
+    want = dict(zip(ore.output_names, ore.session.run(None, {"x": x}), strict=True))
     assert set(got) == set(want) and len(want) == len(kit.outputs)
     for name, value in want.items():
         assert got[name].dtype == np.float32, name

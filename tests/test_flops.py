@@ -77,7 +77,7 @@ def _mlp_graph() -> tuple[dict, dict[str, tuple[int, ...]]]:
     """The LAQ MLP as our exporter writes it: Sub, Div (standardise), then Gemm (transB=1) + Relu blocks."""
     nodes = [_node("Sub", ["features", "mean"], ["sub"]), _node("Div", ["sub", "std"], ["x0"])]
     shapes = {"mean": (180,), "std": (180,)}
-    for j, (layer, (i, o)) in enumerate(zip(MLP_LAYERS, itertools.pairwise(MLP))):
+    for j, (layer, (i, o)) in enumerate(zip(MLP_LAYERS, itertools.pairwise(MLP), strict=True)):
         shapes[f"{layer}.weight"], shapes[f"{layer}.bias"] = (o, i), (o,)
         out = f"g{j}" if j < 3 else "logits"
         nodes.append(_node("Gemm", [f"x{j}", f"{layer}.weight", f"{layer}.bias"], [out], transB=1))
@@ -421,7 +421,9 @@ def test_av_cnn_layers_by_the_convention(variant):
     for name, r in c.by_layer().items():
         w = modules[name].weight
         out = math.prod(r.out_shapes[0])
-        macs = out * math.prod(w.shape[1:])  # per output: in channels (/ groups) x kernel taps, or in_features
+        macs = out * math.prod(
+            w.shape[1:]
+        )  # per output: in channels (/ groups) x kernel taps, or in_features
         assert r.flops == 2 * macs + out, (name, r.flops, macs)
     assert c.dense_flops == sum(r.flops for r in c.by_layer().values())
 
@@ -455,7 +457,7 @@ def test_bundle_manifest_carries_the_counts(tmp_path):
     torch.manual_seed(0)
     model = laq_mlp()
     plan = BitPlan.uniform(model, 4, method="test")
-    for layer, bits in zip(MLP_LAYERS, (2, 3, 1, 8)):
+    for layer, bits in zip(MLP_LAYERS, (2, 3, 1, 8), strict=True):
         plan = plan.with_bits(layer, bits)
     frozen, codes = freeze(model.eval(), plan)
     path = build_bundle(

@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 import tracemalloc
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -288,7 +289,7 @@ def test_wav_fast_mode_is_deterministic(clip: Path) -> None:
     a, b = run(), run()
     assert [c.size for c in a] == [c.size for c in b]
     assert [c.size for c in a[:4]] == [700, 1000, 700, 1000]
-    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
     assert np.array_equal(np.concatenate(a), expected)
     assert isinstance(WavSource(clip, 16000, realtime=False), AudioSource)
 
@@ -453,8 +454,8 @@ def test_camera_newest_frame_wins_with_a_slow_consumer(tmp_path: Path) -> None:
             assert index_of(f.image) == (f.seq - 1) % n
             seqs.append(f.seq)
             time.sleep(0.02)  # slower than the decoder: frames pile up and only the newest is kept
-    assert all(b > a for a, b in zip(seqs, seqs[1:]))
-    assert max(b - a for a, b in zip(seqs, seqs[1:])) > 1
+    assert all(b > a for a, b in pairwise(seqs))
+    assert max(b - a for a, b in pairwise(seqs)) > 1
     assert cam.dropped > 0 and cam.dropped <= cam.frames - len(seqs)
 
 

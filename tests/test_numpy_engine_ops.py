@@ -61,7 +61,7 @@ def test_layernorm_matches_onnxruntime(shape, axis, bias, epsilon, stats):
     x = (rng.normal(3.0, 2.0, shape) * rng.uniform(0.1, 10, shape[-1])).astype(np.float32)
     want = sess.run(None, {"x": x})
     got = eng.run({"x": x})
-    for name, ref in zip(eng.output_names, want):
+    for name, ref in zip(eng.output_names, want, strict=True):
         assert got[name].dtype == np.float32 and got[name].shape == ref.shape, name
         np.testing.assert_allclose(got[name], ref, rtol=1e-5, atol=1e-5, err_msg=name)
 

@@ -58,16 +58,18 @@ def test_stratified_fractions_cover_and_classes():
     split = stratified_split(labels, seed=0)
     _check_partition(split, labels.size)
     n_classes = np.unique(labels).size
-    for part, f in zip(PARTS, (0.8, 0.1, 0.1)):
+    for part, f in zip(PARTS, (0.8, 0.1, 0.1), strict=True):
         assert abs(getattr(split, part).size - f * labels.size) <= n_classes, part
     for name, count in Counter(labels).items():
         per_part = [int(np.sum(labels[getattr(split, p)] == name)) for p in PARTS]
         assert sum(per_part) == count
         if count >= 3:
             assert min(per_part) >= 1, f"class {name} missing from a part: {per_part}"
-        for got, f in zip(per_part, (0.8, 0.1, 0.1)):
+        for got, f in zip(per_part, (0.8, 0.1, 0.1), strict=True):
             assert abs(got - f * count) <= 1.0 or count < 5  # largest remainder; tiny classes get >= 1 each
-    assert dict(zip(PARTS, (int(np.sum(labels[getattr(split, p)] == "single")) for p in PARTS))) == {
+    assert dict(
+        zip(PARTS, (int(np.sum(labels[getattr(split, p)] == "single")) for p in PARTS), strict=True)
+    ) == {
         "train": 1,
         "val": 0,
         "test": 0,
@@ -143,7 +145,7 @@ def test_loso_generated_speakers():
     _check_loso(speakers, labels, 2)
     _check_loso(speakers, None, 0)
     again = list(leave_one_speaker_out(speakers, val_speakers=1, seed=0))
-    assert all(a == b for (_, a), (_, b) in zip(folds, again))
+    assert all(a == b for (_, a), (_, b) in zip(folds, again, strict=True))
     val_of = [tuple(sorted(set(speakers[s.val]))) for _, s in folds]
     other = [tuple(sorted(set(speakers[s.val]))) for _, s in leave_one_speaker_out(speakers, seed=1)]
     assert val_of != other  # the seed picks which speakers serve as validation

@@ -73,7 +73,7 @@ def test_deterministic_for_a_seed():
     assert [y.tobytes() for y, _, _ in a] == [y.tobytes() for y, _, _ in b]
     assert [(lab, spk) for _, lab, spk in a] == [(lab, spk) for _, lab, spk in b]
     other = generate(SyntheticSpec(n_per_class=2, duration=0.8, n_speakers=3, seed=12))
-    assert all(not np.array_equal(x, y) for (x, _, _), (y, _, _) in zip(a, other))
+    assert all(not np.array_equal(x, y) for (x, _, _), (y, _, _) in zip(a, other, strict=True))
     # clip i of a class does not depend on how many clips there are
     more = generate(SyntheticSpec(n_per_class=3, duration=0.8, n_speakers=3, seed=11))
     assert np.array_equal(more[0][0], a[0][0]) and np.array_equal(more[3][0], a[2][0])

@@ -33,7 +33,7 @@ def test_deterministic_per_clip() -> None:
     spec = SyntheticAVSpec(n_per_class=2, frames=3, seed=3, labels=("happy", "fear"))
     a, b = generate_faces(spec), generate_faces(spec)
     assert [lab for _, lab in a] == ["happy", "happy", "fear", "fear"]
-    for (fa, la), (fb, lb) in zip(a, b):
+    for (fa, la), (fb, lb) in zip(a, b, strict=True):
         assert la == lb and fa.shape == (3, 120, 160, 3) and fa.dtype == np.uint8 and np.array_equal(fa, fb)
     assert not np.array_equal(a[0][0][0], a[0][0][1])  # frames of a clip move and get fresh noise
     # a clip does not depend on the other labels or how many clips are drawn

@@ -351,9 +351,7 @@ def test_manifest_disagrees_with_model(kit: Kit, models: dict[str, Any], tmp_pat
     # labels that do not match the model's outputs; a file that is not a TFLite model
     m, files = tflite_parts(kit, models, ("fp32",))
     m["labels"] = m["labels"][:6]
-    m["model"]["outputs"] = [
-        {"name": "logits", "shape": [None, 6], "dtype": "float32"}
-    ]
+    m["model"]["outputs"] = [{"name": "logits", "shape": [None, 6], "dtype": "float32"}]
     b = load_bundle(
         raw_write(tmp_path / "labels", m, files), verify=False
     )  # (model.onnx says 7: not checked)

@@ -74,7 +74,10 @@ class FakePip:
 
     def __call__(self, args: list[str]) -> subprocess.CompletedProcess:
         self.calls.append(args)
-        ok = lambda out="": subprocess.CompletedProcess(args, 0, out, "")
+
+        def ok(out: str = "") -> subprocess.CompletedProcess:
+            return subprocess.CompletedProcess(args, 0, out, "")
+
         if args[0] == "--version":
             return ok("pip 26.3 from /x (python 3.11)\n")
         if args[0] == "wheel":

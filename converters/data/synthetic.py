@@ -333,7 +333,7 @@ def write(spec: SyntheticSpec | None, root: str | os.PathLike) -> list[Record]:
         return load_synthetic(root)
 
     files = {}
-    for name, (y, _, _) in zip(names, generate(spec)):
+    for name, (y, _, _) in zip(names, generate(spec), strict=True):
         path = root / name
         if same and path.is_file() and old_files.get(name) == _sha256(path):
             files[name] = old_files[name]

@@ -130,7 +130,10 @@ class _Clip:
 
 def _sample_clip(label: str, rng: np.random.Generator) -> _Clip:
     base = _EXPRESSIONS[label]
-    jit = lambda v, sd: float(v + rng.normal(0, sd))
+
+    def jit(v: float, sd: float) -> float:
+        return float(v + rng.normal(0, sd))
+
     expr = _Expression(
         curve=jit(base.curve, 0.02),
         open=max(0.0, jit(base.open, 0.02)),
@@ -187,7 +190,10 @@ def _render(
     cx, cy = (c.cx + shift[0]) * W, (c.cy + shift[1]) * H
     e = c.expr
     neutral = _EXPRESSIONS["neutral"]
-    mix = lambda a, b: float(b + (a - b) * intensity)
+
+    def mix(a: float, b: float) -> float:
+        return float(b + (a - b) * intensity)
+
     curve, mouth_open = mix(e.curve, neutral.curve), mix(e.open, 0.0)
     mouth_w, brow_y = mix(e.width, neutral.width), mix(e.brow_y, 0.0)
     brow_tilt, eye_open = mix(e.brow_tilt, 0.0), mix(e.eye_open, 1.0)

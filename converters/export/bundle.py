@@ -143,7 +143,10 @@ def build_bundle(
     }
     norm_input = kind.standardized_input
     if norm_input is not None:
-        mean, std = model.mean.reshape(-1).tolist(), model.std.reshape(-1).tolist()  # scalars for patch models
+        mean, std = (
+            model.mean.reshape(-1).tolist(),
+            model.std.reshape(-1).tolist(),
+        )  # scalars for patch models
         manifest["normalization"] = {"mean": mean, "std": std, "in_graph": True, "input": norm_input}
     files = {"model.onnx": externalize(proto).SerializeToString(), "weights.esq": esq_bytes}
     if tflite_calibration is not None:
@@ -151,8 +154,6 @@ def build_bundle(
         manifest["tflite"] = block
         files.update(tfl_files)
     return write_bundle(out, manifest=manifest, files=files, as_tar=as_tar)
-
-
 
 
 def tflite_variants(

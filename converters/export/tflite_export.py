@@ -582,7 +582,7 @@ def _tf_function(tf, net: _Net):
     @tf.function(input_signature=sig)
     def logits(*xs):
         parts = []
-        for (name, steps), x in zip(net.branches.items(), xs):
+        for (name, steps), x in zip(net.branches.items(), xs, strict=True):
             if name in net.entry:
                 x = tf.transpose(x, net.entry[name])
             parts.append(run(steps, x))
@@ -844,7 +844,7 @@ def _locate(f: _Flat, net: _Net, inputs: dict[str, int], output: int) -> list[tu
                 f"TFLite export: {len(ops)} weight ops ({[f.names[k] for k in ops]}) on the chain of "
                 f"{[la.name for la in layers]}: cannot map them one to one"
             )
-        for k, la in zip(ops, layers):
+        for k, la in zip(ops, layers, strict=True):
             if f.names[k] not in _WEIGHT_OPS[la.kind]:
                 raise ConfigError(f"TFLite export: {la.name!r} ({la.kind}) maps to a {f.names[k]} op")
             found.append((la, k))

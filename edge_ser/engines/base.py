@@ -87,7 +87,10 @@ class InputAdapter:
         self.norm_input = bundle.normalized_input if normalize and norm is not None else None
         self.norm = None
         if self.norm_input is not None:
-            self.norm = (np.asarray(norm["mean"], dtype=np.float32), np.asarray(norm["std"], dtype=np.float32))
+            self.norm = (
+                np.asarray(norm["mean"], dtype=np.float32),
+                np.asarray(norm["std"], dtype=np.float32),
+            )
 
     def __call__(self, x: np.ndarray | Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Named float32 inputs, each with a batch axis (added when one sample was given)."""
@@ -116,7 +119,9 @@ class InputAdapter:
                 d is not None and d != s for d, s in zip(shape[1:], a.shape[1:], strict=True)
             ):
                 want = ["n", *("?" if d is None else d for d in shape[1:])]
-                raise ConfigError(f"predict: input {name!r} has shape {list(a.shape)}, the model takes {want}")
+                raise ConfigError(
+                    f"predict: input {name!r} has shape {list(a.shape)}, the model takes {want}"
+                )
             if name == self.norm_input:
                 a = (a - self.norm[0]) / self.norm[1]
             out[name] = a
@@ -140,7 +145,9 @@ def finish_logits(y: Any, source: str, num_classes: int) -> np.ndarray:
     if y.ndim == 1:
         y = y[None]
     if y.ndim != 2 or y.shape[1] != num_classes:
-        raise BundleError(f"bundle {source}: the model returned shape {list(y.shape)}, expected [n, {num_classes}]")
+        raise BundleError(
+            f"bundle {source}: the model returned shape {list(y.shape)}, expected [n, {num_classes}]"
+        )
     return y
 
 

@@ -44,7 +44,9 @@ def unavailable() -> str | None:
 
 def names_for(bundle: Bundle) -> tuple[str, ...]:
     """("numpy",) when the engine supports every op of the bundle's graph, else ()."""
-    ok = all(n.get("op") in SUPPORTED_OPS and n.get("domain", "") in ("", "ai.onnx") for n in bundle.graph["nodes"])
+    ok = all(
+        n.get("op") in SUPPORTED_OPS and n.get("domain", "") in ("", "ai.onnx") for n in bundle.graph["nodes"]
+    )
     return (NAME,) if ok else ()
 
 
@@ -126,7 +128,7 @@ class NumpyEngine:
                 raise BundleError(f"bundle {self.bundle.source}: graph node {i} ({op}): {e}") from e
             if not isinstance(res, tuple):
                 res = (res,)
-            for nm, val in zip(outs, res):
+            for nm, val in zip(outs, res, strict=False):  # an op may leave optional outputs (a mask) unset
                 if nm:
                     env[nm] = val
         return {n: env[n] for n in self.output_names}
@@ -507,7 +509,7 @@ class _Window:
         if self.auto_pad == "NOTSET":
             return [(self.pads[j], self.pads[j + self.nd]) for j in range(self.nd)]
         out = []
-        for size, k, s, d in zip(spatial, kernel, self.strides, self.dilations):
+        for size, k, s, d in zip(spatial, kernel, self.strides, self.dilations, strict=True):
             total = max((-(-size // s) - 1) * s + (k - 1) * d + 1 - size, 0)
             small = total // 2
             out.append((small, total - small) if self.auto_pad == "SAME_UPPER" else (total - small, small))
@@ -515,8 +517,8 @@ class _Window:
 
     def windows(self, xp: np.ndarray, kernel: Sequence[int]) -> np.ndarray:
         """Strided view [N, C, *out, *kernel] of the padded input (no copy)."""
-        span = [d * (k - 1) + 1 for k, d in zip(kernel, self.dilations)]
-        for size, sp in zip(xp.shape[2:], span):
+        span = [d * (k - 1) + 1 for k, d in zip(kernel, self.dilations, strict=True)]
+        for size, sp in zip(xp.shape[2:], span, strict=True):
             if size < sp:
                 raise _NodeError(
                     f"input of spatial size {list(xp.shape[2:])} is smaller than the kernel span {span}"

@@ -45,7 +45,9 @@ def _numpy_times(engine, x, repeats: int) -> dict[int, float]:
             with np.errstate(all="ignore"):
                 res = fn(*args)
             samples[i].append((time.perf_counter() - t0) * 1e3)
-            for nm, val in zip(outs, res if isinstance(res, tuple) else (res,)):
+            for nm, val in zip(
+                outs, res if isinstance(res, tuple) else (res,), strict=False
+            ):  # optional outputs
                 if nm:
                     env[nm] = val
     return {i: statistics.median(v[1:]) for i, v in samples.items()}  # the first run warms up

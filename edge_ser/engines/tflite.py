@@ -103,7 +103,7 @@ def unavailable() -> str | None:
 
 
 def names_for(bundle: Bundle) -> tuple[str, ...]:
-    """"tflite-<variant>" for each TFLite variant the bundle carries."""
+    """ "tflite-<variant>" for each TFLite variant the bundle carries."""
     return tuple(f"{NAME}-{v}" for v in bundle_variants(bundle))
 
 
@@ -222,7 +222,7 @@ class TFLiteEngine:
         details = self._match_inputs(self.interpreter.get_input_details())
         self._ins = tuple(
             self._io(details[n], spec["inputs"][n], f"input {n!r}", n, dims)
-            for n, dims in zip(self.input_names, (s[1:] for s in bundle.input_shapes))
+            for n, dims in zip(self.input_names, (s[1:] for s in bundle.input_shapes), strict=True)
         )
         self._out = self._io(
             self._output_detail(), spec["output"], "output", bundle.output_names[0], (self._num_classes,)
@@ -265,7 +265,11 @@ class TFLiteEngine:
             return {"name": name, "shape": [None, *sig[1:]], "dtype": "float32"}
 
         def entry(q: tuple[float, int] | None) -> dict[str, Any]:
-            return {"dtype": "float32"} if q is None else {"dtype": "int8", "scale": float(q[0]), "zero_point": int(q[1])}
+            return (
+                {"dtype": "float32"}
+                if q is None
+                else {"dtype": "int8", "scale": float(q[0]), "zero_point": int(q[1])}
+            )
 
         k = int(it.get_output_details()[0]["shape"][-1])
         file = f"model_{variant}.tflite"
@@ -287,7 +291,9 @@ class TFLiteEngine:
             },
         }
         labels = tuple(f"class {i}" for i in range(k))
-        bundle = Bundle(Path("<in memory>"), manifest, labels, FeatureSpec(), MappingProxyType({file: bytes(content)}))
+        bundle = Bundle(
+            Path("<in memory>"), manifest, labels, FeatureSpec(), MappingProxyType({file: bytes(content)})
+        )
         return cls(bundle, variant, threads=threads)
 
     # ----------------------------------------------------------------------------------------------------------
@@ -334,7 +340,7 @@ class TFLiteEngine:
         scale, zero_point = (float(d["quantization"][0]), int(d["quantization"][1]))
         problems = []
         fits = len(sig) == 1 + len(dims) and all(
-            w is None or (s == w and g == w) for s, g, w in zip(sig[1:], shape[1:], dims)
+            w is None or (s == w and g == w) for s, g, w in zip(sig[1:], shape[1:], dims, strict=True)
         )
         if not fits or not (sig[0] == -1 or sig[0] >= 1):
             role = "logits, one per label" if what == "output" else "the manifest's model.inputs shape"
@@ -388,7 +394,9 @@ class TFLiteEngine:
             if t.dtype == np.int8:
                 a = out[t.name]
                 if not np.isfinite(a).all():
-                    raise ConfigError(f"predict: input {t.name!r} has NaN or inf values: cannot quantize to int8")
+                    raise ConfigError(
+                        f"predict: input {t.name!r} has NaN or inf values: cannot quantize to int8"
+                    )
                 q = np.rint(a / t.scale)
                 q += np.float32(t.zero_point)
                 np.clip(q, _QMIN, _QMAX, out=q)

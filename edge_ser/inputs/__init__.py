@@ -58,7 +58,9 @@ def kind_of(manifest: Mapping[str, Any], c: Checker | None = None) -> type[Input
         for k in kinds().values():
             for key in k.blocks[1:]:
                 if key in manifest and k is not chosen:
-                    c.problem(key, f"belongs to {k.name} bundles ({k.blocks[0]}); this is a {chosen.name} bundle")
+                    c.problem(
+                        key, f"belongs to {k.name} bundles ({k.blocks[0]}); this is a {chosen.name} bundle"
+                    )
     return found[0] if found else kind_class(DEFAULT)
 
 

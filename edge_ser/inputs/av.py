@@ -225,7 +225,9 @@ class AVKind(InputKind):
     name = "av"
     blocks = ("av_input", "face_crop")
 
-    def __init__(self, spec: AVInputSpec, input_names: Sequence[str], crop: FaceCropSpec | None = None) -> None:
+    def __init__(
+        self, spec: AVInputSpec, input_names: Sequence[str], crop: FaceCropSpec | None = None
+    ) -> None:
         from edge_ser.vision.face import FaceCropSpec
 
         names = tuple(input_names)
@@ -251,7 +253,9 @@ class AVKind(InputKind):
             c.problem("av_input", f"invalid value ({type(e).__name__}: {e})")
             return
         if spec.feature_spec != FeatureSpec.from_dict(manifest["feature_spec"]):
-            c.problem("av_input.feature_spec", "differs from the manifest's feature_spec (they must be the same)")
+            c.problem(
+                "av_input.feature_spec", "differs from the manifest's feature_spec (they must be the same)"
+            )
         known = [n for n in names if n in spec.shapes]
         if not known:
             c.problem("av_input", f"the model has no 'faces' or 'audio' input (inputs: {names})")
@@ -343,7 +347,9 @@ class AVKind(InputKind):
         (FaceCrops or uint8 [S, S]; fewer or more are resampled to `frames`), or black frames when none."""
         out: Inputs = {}
         if "audio" in self.input_names:
-            out["audio"] = audio_segments(window, self.sample_rate, self.spec.feature_spec, self.spec.segments)[None]
+            out["audio"] = audio_segments(
+                window, self.sample_rate, self.spec.feature_spec, self.spec.segments
+            )[None]
         if "faces" in self.input_names:
             k, size = self.spec.frames, self.spec.face_size
             if faces:

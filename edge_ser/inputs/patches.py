@@ -211,7 +211,7 @@ def segment_dataset(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Segment every clip: (X [shape=(N, 1, M, T)], y [N] segment labels, utterance_index [N])."""
     X, y, idx = [], [], []
-    for i, (clip, lab) in enumerate(zip(clips, np.asarray(labels))):
+    for i, (clip, lab) in enumerate(zip(clips, np.asarray(labels), strict=True)):
         s = clip_segments(clip, sr, spec)
         X.append(s)
         y.append(np.full(len(s), lab, np.int64))

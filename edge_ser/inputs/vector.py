@@ -27,7 +27,9 @@ class VectorKind(InputKind):
     name = "vector"
     blocks = ()
 
-    def __init__(self, spec: FeatureSpec, input_name: str = "features", input_shape: Sequence[Any] = ()) -> None:
+    def __init__(
+        self, spec: FeatureSpec, input_name: str = "features", input_shape: Sequence[Any] = ()
+    ) -> None:
         self.spec = spec
         self.input_names = (input_name,)
         self._shape = [d if isinstance(d, int) else None for d in input_shape] or [None, spec.dim]

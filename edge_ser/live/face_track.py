@@ -136,7 +136,9 @@ class FaceTracker:
             maxSize=(big, big),
         )
         faces = []
-        for (x, y, w, h), n in zip(np.asarray(objects).reshape(-1, 4), np.asarray(counts).reshape(-1)):
+        for (x, y, w, h), n in zip(
+            np.asarray(objects).reshape(-1, 4), np.asarray(counts).reshape(-1), strict=True
+        ):
             faces.append(((round(x * scale), round(y * scale), round(w * scale), round(h * scale)), int(n)))
         faces.sort(key=lambda f: (f[0][2] * f[0][3], f[1]), reverse=True)
         return faces

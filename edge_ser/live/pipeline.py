@@ -136,7 +136,9 @@ class LivePipeline:
                     f"the main bundle {list(self.labels)}: they must be the same"
                 )
             if fallback.bundle.input_kind.faces:
-                raise ConfigError(f"fallback bundle {fallback.bundle.source} needs faces; it must be audio-only")
+                raise ConfigError(
+                    f"fallback bundle {fallback.bundle.source} needs faces; it must be audio-only"
+                )
             if fallback.bundle.input_kind.sample_rate != self.sr:
                 raise ConfigError(
                     f"fallback bundle {fallback.bundle.source} analyses {fallback.bundle.input_kind.sample_rate} "

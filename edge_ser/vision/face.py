@@ -245,7 +245,9 @@ class FaceCropper:
             minSize=(side, side),
         )
         faces = []
-        for (x, y, w, h), n in zip(np.asarray(objects).reshape(-1, 4), np.asarray(counts).reshape(-1)):
+        for (x, y, w, h), n in zip(
+            np.asarray(objects).reshape(-1, 4), np.asarray(counts).reshape(-1), strict=True
+        ):
             x0, y0 = round(x * scale), round(y * scale)
             x1, y1 = min(width, round((x + w) * scale)), min(height, round((y + h) * scale))
             if x1 > x0 and y1 > y0:

@@ -92,7 +92,7 @@ def format_line(result: LiveResult) -> str:
     if result.fallback:
         parts[0] += f" fallback={result.fallback!r}"
     if result.smoothed:
-        parts.append(" ".join(f"{n}={p:.2f}" for n, p in zip(result.labels, result.smoothed)))
+        parts.append(" ".join(f"{n}={p:.2f}" for n, p in zip(result.labels, result.smoothed, strict=True)))
     tm = result.times
     parts.append(
         f"ms capture={_ms(tm.capture)} features={_ms(tm.features)} face={_ms(tm.face)} "

@@ -117,7 +117,7 @@ def draw_overlay(frame: np.ndarray, result: LiveResult) -> np.ndarray:
         roi = img[py : py + ph, px : px + pw]
         roi[:] = (roi.astype(np.uint16) * 2 // 5).astype(np.uint8)  # darken to 40 %: bars stay readable
         small = 0.45 * s
-        for i, (name, (bx, by, bw, bh)) in enumerate(zip(result.labels, lay.bars)):
+        for i, (name, (bx, by, bw, bh)) in enumerate(zip(result.labels, lay.bars, strict=True)):
             p = result.smoothed[i] if i < len(result.smoothed) else 0.0
             p = min(max(float(p), 0.0), 1.0) if np.isfinite(p) else 0.0
             on = name == result.label
