@@ -7,7 +7,7 @@ import pytest
 
 from edge_ser.errors import ConfigError, MissingDependencyError
 from edge_ser.vision import FaceCropper, FaceCropSpec, center_box, to_grey
-from edge_ser.vision.face import _grow_box
+from edge_ser.vision.face import grow_box
 
 cv2 = pytest.importorskip("cv2", reason="opencv-python-headless is the device extra; face crop needs it")
 
@@ -115,10 +115,10 @@ def test_missing_or_empty_cascade_file(tmp_path) -> None:
 
 
 def test_grow_box_stays_square_inside_the_frame() -> None:
-    assert _grow_box((100, 100, 40, 40), 0.25, 480, 640) == (90, 90, 60, 60)
-    assert _grow_box((0, 2, 40, 40), 0.25, 480, 640) == (0, 0, 60, 60)  # shifted, not padded
-    assert _grow_box((600, 440, 40, 40), 0.25, 480, 640) == (580, 420, 60, 60)
-    assert _grow_box((10, 10, 100, 100), 0.5, 120, 160) == (0, 0, 120, 120)  # larger than the frame: clipped
+    assert grow_box((100, 100, 40, 40), 0.25, 480, 640) == (90, 90, 60, 60)
+    assert grow_box((0, 2, 40, 40), 0.25, 480, 640) == (0, 0, 60, 60)  # shifted, not padded
+    assert grow_box((600, 440, 40, 40), 0.25, 480, 640) == (580, 420, 60, 60)
+    assert grow_box((10, 10, 100, 100), 0.5, 120, 160) == (0, 0, 120, 120)  # larger than the frame: clipped
     assert center_box(480, 640) == (80, 0, 480, 480)
     assert center_box(300, 200) == (0, 50, 200, 200)
 

@@ -287,6 +287,30 @@ def _read_dir_file(root: Path, name: str, src: str, limit: int) -> bytes:
     )
 
 
+def _member_name(m: tarfile.TarInfo, src: str) -> str | None:
+    """The file name of a tar member that may be in a bundle (None for the archive's own "." entry): a regular
+    file at the top level, under a valid name; a folder, a path, a link or a device is a BundleError."""
+    raw = m.name
+    name = raw.removeprefix("./")
+    if m.isdir() and name.rstrip("/") in ("", "."):
+        return None
+    if not name or name.startswith("/") or "/" in name or "\\" in name or name in (".", ".."):
+        raise BundleError(
+            f"bundle {src}: archive member {raw!r}: has a folder, absolute or parent path; "
+            "a bundle archive holds top-level files only"
+        )
+    if "\x00" in name or len(name) > 255:
+        raise BundleError(f"bundle {src}: archive member {short(raw)}: invalid file name")
+    if m.issym() or m.islnk():
+        raise BundleError(
+            f"bundle {src}: archive member {raw!r}: is a link (to {m.linkname!r}); "
+            "a bundle archive holds regular files only"
+        )
+    if not m.isreg():
+        raise BundleError(f"bundle {src}: archive member {raw!r}: is not a regular file")
+    return name
+
+
 def _read_tar(path: Path, src: str, max_file: int, max_total: int) -> dict[str, bytes]:
     """Top-level regular files of a tar, read into memory; anything else (links, folders, devices, '..') is refused."""
     out: dict[str, bytes] = {}
@@ -303,24 +327,9 @@ def _read_tar(path: Path, src: str, max_file: int, max_total: int) -> dict[str, 
                     raise BundleError(
                         f"bundle {src}: more than {MAX_TAR_MEMBERS} archive members; refusing to load"
                     )
-                raw = m.name
-                name = raw.removeprefix("./")
-                if m.isdir() and name.rstrip("/") in ("", "."):
+                name = _member_name(m, src)
+                if name is None:
                     continue  # the "." entry of `tar -C dir -cf b.tar .`
-                if not name or name.startswith("/") or "/" in name or "\\" in name or name in (".", ".."):
-                    raise BundleError(
-                        f"bundle {src}: archive member {raw!r}: has a folder, absolute or parent path; "
-                        "a bundle archive holds top-level files only"
-                    )
-                if "\x00" in name or len(name) > 255:
-                    raise BundleError(f"bundle {src}: archive member {short(raw)}: invalid file name")
-                if m.issym() or m.islnk():
-                    raise BundleError(
-                        f"bundle {src}: archive member {raw!r}: is a link (to {m.linkname!r}); "
-                        "a bundle archive holds regular files only"
-                    )
-                if not m.isreg():
-                    raise BundleError(f"bundle {src}: archive member {raw!r}: is not a regular file")
                 if name in out:
                     raise BundleError(f"bundle {src}: archive member {name!r}: appears more than once")
                 limit = min(max_file, MAX_MANIFEST_BYTES) if name == MANIFEST_NAME else max_file

@@ -132,7 +132,26 @@ def read_onnx_graph(data: bytes, *, source: str = "model.onnx") -> dict[str, Any
         BundleError: naming `source`, when `data` is not a well-formed ONNX model, an initializer is neither
             float32 nor an inline int64 constant, or a graph input is not float32.
     """
-    where = source
+    graph, opset = _model_parts(data, source)
+    inputs, outputs, tensors, nodes = _graph_parts(graph, source)
+    initializers, constants = _split_initializers(tensors, source)
+    real_inputs = [x for x in inputs if x["name"] not in tensors]
+    for x in real_inputs + outputs:
+        if x["dtype"] != "float32":
+            raise BundleError(f"{source}: graph input/output {x['name']!r} is {x['dtype']}, expected float32")
+    return {
+        "opset": opset,
+        "inputs": real_inputs,
+        "outputs": outputs,
+        "initializers": initializers,
+        "constants": constants,
+        "tensors": tensors,
+        "nodes": nodes,
+    }
+
+
+def _model_parts(data: bytes, where: str) -> tuple[bytes, int]:
+    """A ModelProto's one graph (its bytes) and the opset of its default ONNX domain."""
     graph = None
     opset = None
     for num, wt, v in _fields(data, where):
@@ -153,6 +172,11 @@ def read_onnx_graph(data: bytes, *, source: str = "model.onnx") -> dict[str, Any
         raise BundleError(f"{where}: not an ONNX model (no graph)")
     if opset is None:
         raise BundleError(f"{where}: no opset_import for the default ONNX domain")
+    return graph, opset
+
+
+def _graph_parts(graph: bytes, where: str) -> tuple[list, list, dict[str, dict[str, Any]], list]:
+    """A GraphProto's inputs, outputs, initializers (by name) and nodes, in file order."""
     inputs: list[dict[str, Any]] = []
     outputs: list[dict[str, Any]] = []
     tensors: dict[str, dict[str, Any]] = {}
@@ -171,16 +195,18 @@ def read_onnx_graph(data: bytes, *, source: str = "model.onnx") -> dict[str, Any
             (inputs if num == 11 else outputs).append(_read_value_info(v, where))
         elif num == 15:
             raise BundleError(f"{where}: sparse initializers are not supported")
+    return inputs, outputs, tensors, nodes
+
+
+def _split_initializers(tensors: dict[str, dict[str, Any]], where: str) -> tuple[list[str], dict[str, Any]]:
+    """The float32 initializers (weights) by name, and the inline int64 ones as constants (their values are
+    removed from `tensors`); any other initializer is refused."""
     initializers, constants = [], {}
     for name, t in tensors.items():
+        vals = t.pop("values", None)
         if t["data_type"] == _ONNX_FLOAT:
             initializers.append(name)
-        elif t["data_type"] == _ONNX_INT64 and t.get("values") is not None:
-            vals = t.pop("values")
-            if vals.size > MAX_CONSTANT_VALUES:
-                raise BundleError(
-                    f"{where}: int64 initializer {name!r} has {vals.size} values (at most {MAX_CONSTANT_VALUES})"
-                )
+        elif t["data_type"] == _ONNX_INT64 and vals is not None:
             constants[name] = {
                 "dtype": "int64",
                 "shape": list(t["dims"]),
@@ -192,20 +218,7 @@ def read_onnx_graph(data: bytes, *, source: str = "model.onnx") -> dict[str, Any
                 f"{where}: initializer {name!r} is {kind}{' (external)' if t['external'] else ''}: a bundle graph "
                 "holds float32 weights and inline int64 shape constants only"
             )
-        t.pop("values", None)
-    real_inputs = [x for x in inputs if x["name"] not in tensors]
-    for x in real_inputs + outputs:
-        if x["dtype"] != "float32":
-            raise BundleError(f"{where}: graph input/output {x['name']!r} is {x['dtype']}, expected float32")
-    return {
-        "opset": opset,
-        "inputs": real_inputs,
-        "outputs": outputs,
-        "initializers": initializers,
-        "constants": constants,
-        "tensors": tensors,
-        "nodes": nodes,
-    }
+    return initializers, constants
 
 
 def _read_value_info(buf: bytes, where: str) -> dict[str, Any]:
@@ -283,6 +296,7 @@ def _read_attr(buf: bytes, where: str) -> tuple[str, Any]:
 
 
 def _read_tensor(buf: bytes, where: str) -> dict[str, Any]:
+    """A TensorProto: name, dims, data type, where its data is, and (inline int64, within the limit) values."""
     t: dict[str, Any] = {
         "name": "",
         "dims": [],
@@ -305,28 +319,43 @@ def _read_tensor(buf: bytes, where: str) -> dict[str, Any]:
         elif num == 9 and wt == 2:
             raw = bytes(v)
         elif num == 13 and wt == 2:
-            key = value = ""
-            for n2, w2, v2 in _fields(v, where):
-                if n2 == 1:
-                    key = _str(v2, w2, where)
-                elif n2 == 2:
-                    value = _str(v2, w2, where)
-            if key == "location":
-                t["location"] = value
+            key, value = _external_key(v, where)
+            t["location"] = value if key == "location" else t["location"]
         elif num == 14 and wt == 0:
             t["external"] = v == 1
     if any(d < 0 for d in t["dims"]):
         raise BundleError(f"{where}: initializer {t['name']!r} has negative dims {t['dims']}")
     if not t["external"] and t["data_type"] == _ONNX_INT64:
-        count = math.prod(t["dims"])
-        if raw is not None and len(raw) == 8 * count:
-            t["values"] = np.frombuffer(raw, dtype="<i8").astype(np.int64).reshape(t["dims"])
-        elif len(int64_data) == count:
-            t["values"] = np.asarray(int64_data, dtype=np.int64).reshape(t["dims"])
+        t["values"] = _int64_values(t, raw, int64_data, where)
     return t
 
 
-_ATTR_SCALARS = (int, float, str)
+def _external_key(buf: bytes, where: str) -> tuple[str, str]:
+    """One StringStringEntryProto of a tensor's external_data: (key, value)."""
+    key = value = ""
+    for n2, w2, v2 in _fields(buf, where):
+        if n2 == 1:
+            key = _str(v2, w2, where)
+        elif n2 == 2:
+            value = _str(v2, w2, where)
+    return key, value
+
+
+def _int64_values(
+    t: dict[str, Any], raw: bytes | None, int64_data: list[int], where: str
+) -> np.ndarray | None:
+    """An inline int64 tensor's values in its shape (None when its data does not fit its dims), refused above
+    MAX_CONSTANT_VALUES before any of it is decoded."""
+    count = math.prod(t["dims"])
+    if count > MAX_CONSTANT_VALUES:
+        raise BundleError(
+            f"{where}: int64 initializer {t['name']!r} has {count} values (at most {MAX_CONSTANT_VALUES})"
+        )
+    if raw is not None and len(raw) == 8 * count:
+        return np.frombuffer(raw, dtype="<i8").astype(np.int64).reshape(t["dims"])
+    if len(int64_data) == count:
+        return np.asarray(int64_data, dtype=np.int64).reshape(t["dims"])
+    return None
 
 
 def check_graph(graph: dict[str, Any], c: Checker) -> None:
@@ -343,33 +372,36 @@ def check_graph(graph: dict[str, Any], c: Checker) -> None:
             if not x["name"] or not 1 <= len(x["shape"]) <= 8:
                 c.problem(f"{what}[{x['name']!r}]", f"needs a name and 1 to 8 axes, got shape {x['shape']}")
     defined = {x["name"] for x in graph["inputs"]} | set(graph["tensors"])
-    nodes = graph["nodes"]
-    if not nodes:
+    if not graph["nodes"]:
         c.problem("nodes", "the graph has none")
-    for i, node in enumerate(nodes):
-        p = f"node {i} ({node['op'] or '?'})"
-        if not node["op"]:
-            c.problem(p, "has no op type")
-        if not any(node["outputs"]):
-            c.problem(p, "names no output")
-        for nm in node["inputs"]:
-            if nm and nm not in defined:
-                c.problem(
-                    p, f"input {nm!r} is not a graph input, initializer or an output of an earlier node"
-                )
-        for nm in node["outputs"]:
-            if nm and nm in defined:
-                c.problem(p, f"output {nm!r} is already defined (each name is assigned once)")
-            if nm:
-                defined.add(nm)
-        for k, v in node["attrs"].items():
-            if isinstance(v, list) and len(v) > MAX_ATTR_VALUES:
-                c.problem(p, f"attribute {k!r} has {len(v)} values (at most {MAX_ATTR_VALUES})")
-            if isinstance(v, float) and not math.isfinite(v):
-                c.problem(p, f"attribute {k!r} is {v}")
+    for i, node in enumerate(graph["nodes"]):
+        _check_node(c, i, node, defined)
     for x in graph["outputs"]:
         if x["name"] not in defined:
             c.problem("outputs", f"{x['name']!r} is not produced by any node")
+
+
+def _check_node(c: Checker, i: int, node: dict[str, Any], defined: set[str]) -> None:
+    """One node: an op type, an output, inputs defined before it, outputs defined nowhere else (added to
+    `defined`), attributes finite and of bounded length."""
+    p = f"node {i} ({node['op'] or '?'})"
+    if not node["op"]:
+        c.problem(p, "has no op type")
+    if not any(node["outputs"]):
+        c.problem(p, "names no output")
+    for nm in node["inputs"]:
+        if nm and nm not in defined:
+            c.problem(p, f"input {nm!r} is not a graph input, initializer or an output of an earlier node")
+    for nm in node["outputs"]:
+        if nm and nm in defined:
+            c.problem(p, f"output {nm!r} is already defined (each name is assigned once)")
+        if nm:
+            defined.add(nm)
+    for k, v in node["attrs"].items():
+        if isinstance(v, list) and len(v) > MAX_ATTR_VALUES:
+            c.problem(p, f"attribute {k!r} has {len(v)} values (at most {MAX_ATTR_VALUES})")
+        if isinstance(v, float) and not math.isfinite(v):
+            c.problem(p, f"attribute {k!r} is {v}")
 
 
 __all__ = ["MAX_NODES", "ONNX_DTYPE_NAMES", "UNSUPPORTED_ATTR", "check_graph", "read_onnx_graph"]

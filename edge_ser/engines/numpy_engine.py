@@ -106,7 +106,7 @@ class NumpyEngine:
             if nm not in defined:
                 raise BundleError(f"bundle {bundle.source}: graph output {nm!r} is not produced by any node")
         norm = bundle.normalization
-        self._adapt = InputAdapter(bundle, normalize=norm is not None and not norm["in_graph"])
+        self.adapt = InputAdapter(bundle, normalize=norm is not None and not norm["in_graph"])
         self._num_classes = bundle.num_classes
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -135,7 +135,7 @@ class NumpyEngine:
 
     def predict(self, x: np.ndarray | Mapping[str, np.ndarray]) -> np.ndarray:
         """float32 [n, d] (or one sample [d], or a dict for several inputs) -> float32 logits [n, classes]."""
-        out = self.run(self._adapt(x))
+        out = self.run(self.adapt(x))
         return finish_logits(out[self.output_names[0]], self.bundle.source, self._num_classes)
 
     def describe(self) -> str:

@@ -80,9 +80,9 @@ class OnnxRuntimeEngine:
         names = list(bundle.graph["initializers"])
         # The OrtValues wrap the arrays without copying; keep both referenced for the session's lifetime.
         self._weights = weights
-        self._ort_values = [ort.OrtValue.ortvalue_from_numpy(weights[n]) for n in names]
+        self.ort_values = [ort.OrtValue.ortvalue_from_numpy(weights[n]) for n in names]
         if names:
-            so.add_external_initializers(names, self._ort_values)
+            so.add_external_initializers(names, self.ort_values)
         try:
             self.session = ort.InferenceSession(bundle.onnx_bytes(), sess_options=so, providers=use)
         except Exception as e:  # onnxruntime raises its own exception types (Fail, InvalidGraph, ...)
@@ -95,12 +95,12 @@ class OnnxRuntimeEngine:
         self.input_names = tuple(i.name for i in self.session.get_inputs())
         self.output_names = tuple(o.name for o in self.session.get_outputs())
         norm = bundle.normalization
-        self._adapt = InputAdapter(bundle, normalize=norm is not None and not norm["in_graph"])
+        self.adapt = InputAdapter(bundle, normalize=norm is not None and not norm["in_graph"])
         self._num_classes = bundle.num_classes
 
     def predict(self, x: np.ndarray | Mapping[str, np.ndarray]) -> np.ndarray:
         """float32 [n, d] (or one sample [d], or a dict for several inputs) -> float32 logits [n, classes]."""
-        feeds = self._adapt(x)
+        feeds = self.adapt(x)
         y = self.session.run(self.output_names[:1], feeds)[0]
         return finish_logits(y, self.bundle.source, self._num_classes)
 

@@ -34,7 +34,7 @@ def node_times(
 
 
 def _numpy_times(engine, x, repeats: int) -> dict[int, float]:
-    feeds = engine._adapt(x)
+    feeds = engine.adapt(x)
     samples: dict[int, list[float]] = defaultdict(list)
     for _ in range(repeats + 1):
         env = dict(engine.params)
@@ -69,9 +69,9 @@ def _ort_times(engine, x, repeats: int) -> dict[int, float]:
     so.enable_profiling = True
     with tempfile.TemporaryDirectory() as tmp:
         so.profile_file_prefix = os.path.join(tmp, "ort")
-        so.add_external_initializers(list(bundle.graph["initializers"]), engine._ort_values)
+        so.add_external_initializers(list(bundle.graph["initializers"]), engine.ort_values)
         sess = ort.InferenceSession(bundle.onnx_bytes(), sess_options=so, providers=["CPUExecutionProvider"])
-        feeds = engine._adapt(x)
+        feeds = engine.adapt(x)
         for _ in range(repeats + 1):
             sess.run(None, feeds)
         path = sess.end_profiling()

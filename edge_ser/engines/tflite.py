@@ -23,16 +23,9 @@ q = clip(round(x / scale) + zero_point, -128, 127), and the int8 output dequanti
 
 Batches: the converter's models declare batch 1 (shape [1, ...], usually with -1 in the shape signature). A
 batch of n rows resizes every input to [n, ...] (`resize_tensor_input` + `allocate_tensors`, once per new
-batch size) and runs one invoke. Measured against one invoke per row with ai-edge-litert 2.3 on a 2-core
-x86-64, interpreter only, the laq_mlp shape 180-512-128-64-7:
-    n=1:  fp32 6.2 us, int8 2.5 us (threads=1), the same either way (no resize);
-    n=64: fp32 103 us resized vs 419 us looping, int8 31 vs 172 us (threads=1); threads=2: fp32 56 vs 333 us,
-          int8 24 vs 448 us;
-    alternating n=64 and n=1 (a resize before every call): fp32 118 us per pair vs 417 us looping 65 rows,
-          int8 38 vs 158 us; a resize + allocate_tensors alone costs ~2 us.
-(A 180-32-7 MLP: n=64 2.6-5.7 us resized vs 90-103 us looping.) So resizing it is. Only a model whose inputs
-all have a fixed batch of 1 and that refuses the resize is run one invoke per row (`describe()` says so); a
-model with a dynamic batch that refuses it is a BundleError.
+batch size) and runs one invoke: several times faster than one invoke per row (measured in docs/tflite.md).
+Only a model whose inputs all have a fixed batch of 1 and that refuses the resize is run one invoke per row
+(`describe()` says so); a model with a dynamic batch that refuses it is a BundleError.
 
 An engine object is not thread-safe (nor is the interpreter); use one per thread.
 """
@@ -232,8 +225,8 @@ class TFLiteEngine:
 
         self.normalization_in_graph = bool(block["normalization_in_graph"])
         # the variants take the normalised input standardised unless their graph does it (manifest `tflite`)
-        self._adapt = InputAdapter(bundle, normalize=not self.normalization_in_graph)
-        self.normalized_input = self._adapt.norm_input
+        self.adapt = InputAdapter(bundle, normalize=not self.normalization_in_graph)
+        self.normalized_input = self.adapt.norm_input
 
     @classmethod
     def from_model(
@@ -389,7 +382,7 @@ class TFLiteEngine:
     def _prepare(self, x: np.ndarray | Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Input name -> rows of the model's dtype: the shared adapter's float32 rows (shapes checked, the
         normalised input standardised), quantized for an int8 input."""
-        out = self._adapt(x)
+        out = self.adapt(x)
         for t in self._ins:
             if t.dtype == np.int8:
                 a = out[t.name]

@@ -73,7 +73,7 @@ def _mel_cached(sr: float, n_fft: int, n_mels: int, fmin: float, fmax: float, ht
         # Slaney-style: each triangle has unit area in Hz, so bands carry comparable energy.
         weights *= (2.0 / (mel_f[2 : n_mels + 2] - mel_f[:n_mels]))[:, None]
     elif norm is not None:
-        weights = _normalize(weights, norm, axis=-1)
+        weights = normalize(weights, norm, axis=-1)
     if not np.all((mel_f[:-2] == 0) | (weights.max(axis=1) > 0)):
         warnings.warn(
             f"Empty filters detected in mel frequency basis (n_mels={n_mels}, n_fft={n_fft}, sr={sr}): "
@@ -124,7 +124,7 @@ def _chroma_cached(
     n_chroma2 = np.round(float(n_chroma) / 2)
     d = np.remainder(d + n_chroma2 + 10 * n_chroma, n_chroma) - n_chroma2
     wts = np.exp(-0.5 * (2 * d / np.tile(binwidthbins, (n_chroma, 1))) ** 2)
-    wts = _normalize(wts, norm, axis=0)
+    wts = normalize(wts, norm, axis=0)
     if octwidth is not None:
         wts *= np.tile(np.exp(-0.5 * (((frqbins / n_chroma - ctroct) / octwidth) ** 2)), (n_chroma, 1))
     if base_c:
@@ -215,7 +215,7 @@ def window(name: str, win_length: int, n_fft: int, *, dtype: np.dtype = np.float
     return _window_cached(name, int(win_length), int(n_fft)).astype(dtype, copy=False)
 
 
-def _normalize(x: np.ndarray, norm, axis: int) -> np.ndarray:
+def normalize(x: np.ndarray, norm, axis: int) -> np.ndarray:
     """Scale slices of `x` along `axis` to unit `norm` (inf, 1, 2, ...); all-zero slices are left at zero."""
     if norm is None:
         return x

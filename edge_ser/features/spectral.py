@@ -43,7 +43,7 @@ class _Workspace(threading.local):
         return buf[:need].reshape(shape)
 
 
-_WS = _Workspace()
+WORKSPACE = _Workspace()
 
 
 def check_audio(y: np.ndarray, *, name: str = "audio") -> np.ndarray:
@@ -79,7 +79,7 @@ def frame(y: np.ndarray, *, frame_length: int, hop_length: int) -> np.ndarray:
     return np.lib.stride_tricks.sliding_window_view(y, frame_length, axis=-1)[..., ::hop_length, :]
 
 
-def _stft_frames(
+def stft_frames(
     y: np.ndarray,
     *,
     n_fft: int,
@@ -116,7 +116,7 @@ def _stft_frames(
         if pad_mode == "constant" and y.ndim == 1:
             # zero-pad straight into float64 so the window product below is a same-type loop
             n_padded = y.shape[0] + 2 * half
-            padded = _WS.get("padded", (n_padded,), np.float64) if scratch else np.empty(n_padded)
+            padded = WORKSPACE.get("padded", (n_padded,), np.float64) if scratch else np.empty(n_padded)
             padded[:half] = 0.0
             padded[half : half + y.shape[0]] = y
             padded[half + y.shape[0] :] = 0.0
@@ -129,8 +129,8 @@ def _stft_frames(
         )
     frames = frame(y, frame_length=n_fft, hop_length=hop_length)
     if scratch:
-        windowed = _WS.get("frames", frames.shape, np.float64)
-        spec = _WS.get("stft", frames.shape[:-1] + (n_fft // 2 + 1,), np.complex128)
+        windowed = WORKSPACE.get("frames", frames.shape, np.float64)
+        spec = WORKSPACE.get("stft", frames.shape[:-1] + (n_fft // 2 + 1,), np.complex128)
         np.multiply(frames, win, out=windowed)
         return np.fft.rfft(windowed, axis=-1, out=spec)
     spec = np.fft.rfft(frames * win, axis=-1)
@@ -150,7 +150,7 @@ def stft(
     """Short-time Fourier transform [shape=(..., 1 + n_fft//2, t)], complex; hop defaults to win_length//4."""
     win_length = n_fft if win_length is None else win_length
     hop_length = win_length // 4 if hop_length is None else hop_length
-    spec = _stft_frames(
+    spec = stft_frames(
         y,
         n_fft=n_fft,
         hop_length=hop_length,
@@ -179,7 +179,7 @@ def _spectrogram(
         return S, 2 * (S.shape[-2] - 1)
     if y is None:
         raise ConfigError("give either y (audio) or S (a spectrogram)")
-    spec = _stft_frames(
+    spec = stft_frames(
         y,
         n_fft=n_fft,
         hop_length=hop_length,
@@ -191,17 +191,19 @@ def _spectrogram(
     )
     dtype = np.float64 if y.dtype == np.float64 else np.float32
     # S only lives until the caller's filter-bank product, so it can sit in scratch space too
-    mag = _abs_power(spec, power, out=_WS.get("spectrogram", spec.shape, dtype))
+    mag = abs_power(spec, power, out=WORKSPACE.get("spectrogram", spec.shape, dtype))
     return np.swapaxes(mag, -1, -2), n_fft
 
 
-def _abs_power(spec: np.ndarray, power: float, *, out: np.ndarray | None = None) -> np.ndarray:
+def abs_power(spec: np.ndarray, power: float, *, out: np.ndarray | None = None) -> np.ndarray:
     """|X|**power without the sqrt for the common power=2 case (into `out`, of any float dtype, if given)."""
     if out is None:
         power_spec = spec.real**2 + spec.imag**2
     else:
         power_spec = np.square(spec.real, out=out, casting="same_kind")
-        imag_sq = np.square(spec.imag, out=_WS.get("imag_sq", out.shape, out.dtype), casting="same_kind")
+        imag_sq = np.square(
+            spec.imag, out=WORKSPACE.get("imag_sq", out.shape, out.dtype), casting="same_kind"
+        )
         power_spec += imag_sq
     if power == 2.0:
         return power_spec
@@ -380,4 +382,4 @@ def chroma_stft(
         base_c=base_c,
     )
     raw = np.matmul(fb, S)
-    return filters._normalize(raw, norm, axis=-2)
+    return filters.normalize(raw, norm, axis=-2)

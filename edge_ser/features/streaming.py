@@ -11,8 +11,8 @@ import numpy as np
 
 from edge_ser.errors import AudioFormatError, ConfigError
 from edge_ser.features.spec import FeatureSpec
-from edge_ser.features.spectral import _abs_power, _stft_frames, power_to_db
-from edge_ser.features.vector import _banks, frame_features
+from edge_ser.features.spectral import abs_power, power_to_db, stft_frames
+from edge_ser.features.vector import filter_banks, frame_features
 
 KINDS = ("power", "melspectrogram", "log_mel", "mfcc", "chroma", "frames")
 
@@ -84,14 +84,14 @@ class StreamingFeatures:
         if k == 0:
             return np.zeros((0, self.dim), dtype=self.dtype)
         span = self._data[self._start : self._start + (k - 1) * s.hop_length + s.n_fft]
-        X = _stft_frames(span, **{**s.stft_kwargs(), "center": False}, scratch=True)
+        X = stft_frames(span, **{**s.stft_kwargs(), "center": False}, scratch=True)
         self._start += k * s.hop_length
         self.num_frames += k
         return self._convert(X)
 
     def _convert(self, X: np.ndarray) -> np.ndarray:
         if self.kind == "power":
-            return _abs_power(X, 2.0).astype(self.dtype)
+            return abs_power(X, 2.0).astype(self.dtype)
         mel, chroma = frame_features(X, self.spec, dtype=self.dtype)
         if self.kind == "melspectrogram":
             return mel
@@ -102,7 +102,7 @@ class StreamingFeatures:
         log_mel = power_to_db(mel, top_db=None)
         if self.kind == "log_mel":
             return log_mel
-        return (log_mel.astype(np.float64) @ _banks(self.spec, self.dtype).dct_t).astype(self.dtype)
+        return (log_mel.astype(np.float64) @ filter_banks(self.spec, self.dtype).dct_t).astype(self.dtype)
 
     def accept_waveform(self, chunk: np.ndarray, sample_rate: int | None = None) -> np.ndarray:
         """Add mono samples [n] (any n >= 0); return the frames [k, dim] completed by them (k may be 0)."""
@@ -145,7 +145,7 @@ class StreamingFeatures:
             # A stream shorter than the padding: the batch transform on what we hold is the definition.
             if self._n_head == 0:
                 return np.zeros((0, self.dim), dtype=self.dtype)
-            X = _stft_frames(np.concatenate(self._head), **self.spec.stft_kwargs(), scratch=True)
+            X = stft_frames(np.concatenate(self._head), **self.spec.stft_kwargs(), scratch=True)
             self.num_frames += X.shape[0]
             return self._convert(X)
         if self._pad:

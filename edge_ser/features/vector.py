@@ -17,11 +17,11 @@ import numpy as np
 from edge_ser.errors import ConfigError
 from edge_ser.features import filters
 from edge_ser.features.spec import FeatureSpec
-from edge_ser.features.spectral import _WS, _abs_power, _stft_frames, check_audio, power_to_db
+from edge_ser.features.spectral import WORKSPACE, abs_power, check_audio, power_to_db, stft_frames
 
 
 @dataclass(frozen=True)
-class _Banks:
+class FilterBanks:
     """Filter banks of one spec, transposed for time-major products ([t, bins] @ [bins, bands])."""
 
     mel: filters.BandedBank
@@ -30,7 +30,7 @@ class _Banks:
 
 
 @functools.lru_cache(maxsize=16)
-def _banks(spec: FeatureSpec, dtype: type) -> _Banks:
+def filter_banks(spec: FeatureSpec, dtype: type) -> FilterBanks:
     mel = filters.mel_banded(
         sr=spec.sample_rate,
         n_fft=spec.n_fft,
@@ -51,22 +51,22 @@ def _banks(spec: FeatureSpec, dtype: type) -> _Banks:
     if spec.lifter > 0:
         n = np.arange(1, 1 + spec.n_mfcc)
         dct = dct * (1 + (spec.lifter / 2) * np.sin(np.pi * n / spec.lifter))[:, None]
-    return _Banks(mel, np.ascontiguousarray(chroma.T), np.ascontiguousarray(dct.T))
+    return FilterBanks(mel, np.ascontiguousarray(chroma.T), np.ascontiguousarray(dct.T))
 
 
 def frame_features(
-    stft_frames: np.ndarray, spec: FeatureSpec, *, dtype: type = np.float32
+    stft: np.ndarray, spec: FeatureSpec, *, dtype: type = np.float32
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per-frame mel power [t, n_mels] and max-normalised chroma [t, n_chroma] from a complex STFT [t, bins].
 
     Products run in `dtype` (float32 by default: the filter banks themselves are float32 in librosa).
     """
-    banks = _banks(spec, dtype)
-    power = _abs_power(stft_frames, 2.0, out=_WS.get("power", stft_frames.shape, dtype))
+    banks = filter_banks(spec, dtype)
+    power = abs_power(stft, 2.0, out=WORKSPACE.get("power", stft.shape, dtype))
     mel = banks.mel.apply(power)
-    mag = power if spec.chroma_power == 2.0 else np.sqrt(power, out=_WS.get("mag", power.shape, dtype))
+    mag = power if spec.chroma_power == 2.0 else np.sqrt(power, out=WORKSPACE.get("mag", power.shape, dtype))
     raw = mag @ banks.chroma_t
-    return mel, filters._normalize(raw, np.inf, axis=-1)
+    return mel, filters.normalize(raw, np.inf, axis=-1)
 
 
 def vector_from_frames(mel: np.ndarray, chroma: np.ndarray, spec: FeatureSpec) -> np.ndarray:
@@ -77,7 +77,7 @@ def vector_from_frames(mel: np.ndarray, chroma: np.ndarray, spec: FeatureSpec) -
     if mel.shape[0] == 0:
         raise ConfigError("no frames to summarise (the clip is shorter than one frame)")
     mel_db = power_to_db(mel, top_db=spec.top_db)
-    mfcc_mean = mel_db.mean(axis=0, dtype=np.float64) @ _banks(spec, mel.dtype.type).dct_t
+    mfcc_mean = mel_db.mean(axis=0, dtype=np.float64) @ filter_banks(spec, mel.dtype.type).dct_t
     mel_mean = mel_db.mean(axis=0) if spec.mel_db else mel.mean(axis=0)
     return np.concatenate([mfcc_mean, mel_mean, chroma.mean(axis=0)]).astype(np.float32)
 
@@ -94,7 +94,7 @@ def feature_frames(
             f"audio is at {sr} Hz but the FeatureSpec expects {spec.sample_rate} Hz: "
             "resample with edge_ser.audio.resample (or load with edge_ser.audio.load(path, sr=...))"
         )
-    X = _stft_frames(y, **spec.stft_kwargs(), scratch=True)
+    X = stft_frames(y, **spec.stft_kwargs(), scratch=True)
     return frame_features(X, spec, dtype=np.float64 if y.dtype == np.float64 else np.float32)
 
 

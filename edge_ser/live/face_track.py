@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edge_ser.errors import ConfigError
-from edge_ser.vision.face import FaceCrop, FaceCropper, FaceCropSpec, _grow_box, center_box, to_grey
+from edge_ser.vision.face import FaceCrop, FaceCropper, FaceCropSpec, center_box, grow_box, to_grey
 
 
 @dataclass(frozen=True)
@@ -84,9 +84,9 @@ class FaceTracker:
             self.reset()
             self.stats.lost += 1
             crop_box = center_box(*grey.shape)
-            return FaceCrop(self.cropper._finish(grey, crop_box), None, crop_box, None, False)
-        crop_box = _grow_box(box, float(self.cropper.spec.margin), *grey.shape)
-        return FaceCrop(self.cropper._finish(grey, crop_box), box, crop_box, None, True)
+            return FaceCrop(self.cropper.cut(grey, crop_box), None, crop_box, None, False)
+        crop_box = grow_box(box, float(self.cropper.spec.margin), *grey.shape)
+        return FaceCrop(self.cropper.cut(grey, crop_box), box, crop_box, None, True)
 
     __call__ = track
 
@@ -108,7 +108,7 @@ class FaceTracker:
             return None
         roi = np.ascontiguousarray(grey[y0 : y0 + h, x0 : x0 + w])
         if self._box is None or (w, h) == (grey.shape[1], grey.shape[0]):
-            faces = self.cropper._detect(roi)  # the full detection, exactly as FaceCropper does it
+            faces = self.cropper.detect_grey(roi)  # the full detection, exactly as FaceCropper does it
         else:
             faces = self._detect_scaled(roi, self._box[2])
         if not faces:

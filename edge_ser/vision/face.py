@@ -15,12 +15,8 @@ Fallback (`FaceCropper.crop_or_center`), used identically in training and on the
 found, the largest centred square of the frame (side min(h, w)) goes through the same resize and
 equalisation and the result is flagged `found=False` (`box=None`, `crop_box` = that square).
 
-Detection time of `FaceCropper.crop` on a 640x480 BGR frame (the astronaut photograph scaled into it, one
-face), median of 50 runs, this machine (2-core x86-64 VM, opencv-python-headless 4.14):
-  detect_width=320 (default):          11.0 ms (2 threads)   21.7 ms (cv2.setNumThreads(1))
-  detect_width=0 (full 640x480):       18.0 ms (2 threads)   34.9 ms (cv2.setNumThreads(1))
-At full resolution that frame also gives a false positive larger than the face (neighbours 8 vs 40), which
-the largest-face rule picks; at 320 only the face is found. Expect a Pi 4 to be several times slower.
+The default `detect_width` (320) keeps detection fast and free of the false positives a full-resolution
+search finds on some frames (measured in docs/vision.md).
 
 OpenCV 5 (opencv-python-headless 5.x) has no `cv2.CascadeClassifier` and its wheels ship no cascade files
 (Haar cascades moved to opencv-contrib's xobjdetect); `FaceCropper` then raises MissingDependencyError.
@@ -182,7 +178,7 @@ def center_box(height: int, width: int) -> tuple[int, int, int, int]:
     return ((width - side) // 2, (height - side) // 2, side, side)
 
 
-def _grow_box(
+def grow_box(
     box: tuple[int, int, int, int], margin: float, height: int, width: int
 ) -> tuple[int, int, int, int]:
     """Face box + margin on each side, as a square kept inside the frame by shifting (shrunk only if too big)."""
@@ -227,9 +223,10 @@ class FaceCropper:
 
     def detect(self, frame: np.ndarray) -> list[tuple[tuple[int, int, int, int], int]]:
         """All faces as ((x, y, w, h) in full-resolution pixels, neighbours), largest first."""
-        return self._detect(to_grey(frame))
+        return self.detect_grey(to_grey(frame))
 
-    def _detect(self, grey: np.ndarray) -> list[tuple[tuple[int, int, int, int], int]]:
+    def detect_grey(self, grey: np.ndarray) -> list[tuple[tuple[int, int, int, int], int]]:
+        """`detect` on a grey frame (the face tracker searches a region of one)."""
         cv2, spec = self._cv2, self.spec
         height, width = grey.shape
         small, scale = grey, 1.0
@@ -255,7 +252,8 @@ class FaceCropper:
         faces.sort(key=lambda f: (f[0][2] * f[0][3], f[1]), reverse=True)
         return faces
 
-    def _finish(self, grey: np.ndarray, crop_box: tuple[int, int, int, int]) -> np.ndarray:
+    def cut(self, grey: np.ndarray, crop_box: tuple[int, int, int, int]) -> np.ndarray:
+        """The crop box of a grey frame resized to `size` (and equalised): the crop itself."""
         cv2, size = self._cv2, self.spec.size
         x, y, w, h = crop_box
         patch = grey[y : y + h, x : x + w]
@@ -267,21 +265,21 @@ class FaceCropper:
     def crop(self, frame: np.ndarray) -> FaceCrop | None:
         """The largest face as a FaceCrop, or None when no face is found."""
         grey = to_grey(frame)
-        faces = self._detect(grey)
+        faces = self.detect_grey(grey)
         if not faces:
             return None
         box, neighbors = faces[0]
-        crop_box = _grow_box(box, float(self.spec.margin), *grey.shape)
-        return FaceCrop(self._finish(grey, crop_box), box, crop_box, neighbors, True)
+        crop_box = grow_box(box, float(self.spec.margin), *grey.shape)
+        return FaceCrop(self.cut(grey, crop_box), box, crop_box, neighbors, True)
 
     def crop_or_center(self, frame: np.ndarray) -> FaceCrop:
         """The face crop, or the documented fallback: the largest centred square, same resize and equalisation,
         flagged found=False."""
         grey = to_grey(frame)
-        faces = self._detect(grey)
+        faces = self.detect_grey(grey)
         if faces:
             box, neighbors = faces[0]
-            crop_box = _grow_box(box, float(self.spec.margin), *grey.shape)
-            return FaceCrop(self._finish(grey, crop_box), box, crop_box, neighbors, True)
+            crop_box = grow_box(box, float(self.spec.margin), *grey.shape)
+            return FaceCrop(self.cut(grey, crop_box), box, crop_box, neighbors, True)
         crop_box = center_box(*grey.shape)
-        return FaceCrop(self._finish(grey, crop_box), None, crop_box, None, False)
+        return FaceCrop(self.cut(grey, crop_box), None, crop_box, None, False)

@@ -18,24 +18,9 @@ decode, so it picks exactly the frames a full decode + `sample_frame_indices` wo
 container's count is an estimate (Matroska/WebM derive it from duration x fps). A container count that is
 off by at most `COUNT_TOLERANCE` is accepted; a larger shortfall is a truncated file.
 
-Seek or decode-and-skip (`method`): `read_sampled(path, 6)` on a 3.5 s clip (105 frames at 30 fps) against
-`read_video` (every frame kept), median of 7 runs, this machine (2-core x86-64 VM shared with other jobs,
-load ~3; opencv-python-headless 4.14, FFmpeg backend):
-
-    frame size   codec                          read_video   method="skip"   method="seek"
-    160x120      MPEG-4 part 2 (mp4v, GOP 12)      15.3 ms          8.8 ms          9.8 ms
-    640x480      MPEG-4 part 2 (mp4v, GOP 12)      95.4 ms         35.8 ms         46.9 ms
-    1280x720     MPEG-4 part 2 (mp4v, GOP 12)     311.5 ms         96.5 ms        124.5 ms
-    160x120      H.264 (libx264, GOP 250)          19.8 ms         16.0 ms         52.9 ms
-    640x480      H.264 (libx264, GOP 250)         133.1 ms         60.1 ms        207.4 ms
-    1280x720     H.264 (libx264, GOP 250)         392.0 ms        181.4 ms        632.9 ms
-
-All three returned identical frames. Every seek restarts decoding at the previous key frame, so with one
-key frame per clip (libx264's default GOP of 250 frames is longer than a 4 s clip) six seeks cost 3.3-3.5x one
-decode pass, and even with a key frame every 12 frames seeking is 1.1-1.3x slower; `grab()` without
-`retrieve()` skips the colour conversion of the frames not wanted. Hence `method="skip"` is the default;
-`method="seek"` only pays off for a few frames of a long file with frequent key frames, and it trusts the
-container's count.
+Seek or decode-and-skip (`method`): `method="skip"` (decode every frame, `grab()` without `retrieve()` for
+the ones not wanted) is the default; `method="seek"` only pays off for a few frames of a long file with
+frequent key frames, and it trusts the container's count (measured in docs/vision.md).
 """
 
 from __future__ import annotations
