@@ -527,13 +527,7 @@ class _Reader:
 
     def header(self) -> tuple:
         """Parse and check the fixed 96-byte header."""
-        head = bytes(self.mv[:8])
-        if self.n == 0:
-            raise self.fail("empty file: not an .esq file")
-        if head != MAGIC[: len(head)]:
-            raise self.fail(f"not an .esq file: it starts with {head!r}, expected the magic {MAGIC!r}")
-        if self.n < HEADER_SIZE:
-            raise self.fail(f"truncated: the header needs {HEADER_SIZE} bytes but the file has {self.n}")
+        self._check_magic()
         fields = _HEADER.unpack_from(self.mv, 0)
         _, version, flags, header_size, file_size, count, align, table_at, table_len, meta_at, meta_len, _ = (
             fields
@@ -549,6 +543,21 @@ class _Reader:
             raise self.fail(f"{what}: the header says the file has {file_size} bytes but it has {self.n}")
         if not (_MIN_ALIGN <= align <= _MAX_ALIGN and align & (align - 1) == 0):
             raise self.fail(f"alignment {align} is not a power of two in {_MIN_ALIGN}..{_MAX_ALIGN}")
+        self._check_sections(count, table_at, table_len, meta_at, meta_len)
+        return fields
+
+    def _check_magic(self) -> None:
+        """Check the file is non-empty, has the magic and holds a whole header, before it is unpacked."""
+        head = bytes(self.mv[:8])
+        if self.n == 0:
+            raise self.fail("empty file: not an .esq file")
+        if head != MAGIC[: len(head)]:
+            raise self.fail(f"not an .esq file: it starts with {head!r}, expected the magic {MAGIC!r}")
+        if self.n < HEADER_SIZE:
+            raise self.fail(f"truncated: the header needs {HEADER_SIZE} bytes but the file has {self.n}")
+
+    def _check_sections(self, count: int, table_at: int, table_len: int, meta_at: int, meta_len: int) -> None:
+        """Check the tensor table's and metadata's offsets and lengths, so later reads stay in the file."""
         if table_at != HEADER_SIZE:
             raise self.fail(f"tensor table offset {table_at} must be {HEADER_SIZE} (right after the header)")
         if table_at + table_len > self.n:
@@ -569,7 +578,6 @@ class _Reader:
             raise self.fail(
                 f"truncated: metadata ends at byte {meta_at + meta_len} but the file has {self.n}"
             )
-        return fields
 
     def entries(self, count: int, table_at: int, table_len: int) -> list[_Entry]:
         """Parse and check the tensor table's structure (not yet the data it points at)."""

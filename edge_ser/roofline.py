@@ -161,6 +161,63 @@ def sample_inputs(bundle, seed: int = 0) -> dict[str, np.ndarray]:
     return out
 
 
+def _time_predict(eng, x: dict[str, np.ndarray], runs: int) -> tuple[float, float]:
+    """Batch-1 predict() latency in ms, median and p99 of `runs` timed runs after 20 warm-up runs."""
+    for _ in range(20):
+        eng.predict(x)
+    samples = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        eng.predict(x)
+        samples.append((time.perf_counter() - t0) * 1e3)
+    return statistics.median(samples), float(np.percentile(samples, 99))
+
+
+def _node_times_note(engine_name: str, times: dict[int, float] | None, lat: float) -> str:
+    """The report's note on per-node times: absent, or how their sum compares with the predict() median."""
+    if times is None:
+        return f"{engine_name} gives no per-node times: only the model's point is measured."
+    total = sum(times.values())
+    why = (
+        "the rest is Python, input checks and the engine's own overhead"
+        if total <= lat
+        else "profiling costs time of its own and the profiler rounds small nodes up to its resolution"
+    )
+    return (
+        f"Per-node times from {engine_name}'s profiler (median of runs); their sum is {total:.4f} ms "
+        f"against a predict() median of {lat:.4f} ms ({why})."
+    )
+
+
+def _layer_points(
+    rows: list,
+    peak_value: float,
+    bandwidth: float,
+    ridge: float,
+    measured: bool,
+    times: dict[int, float] | None,
+) -> list[LayerPoint]:
+    """Every counted node on the roofline: its bound and limiting roof, and its measured or projected time."""
+    points = []
+    for r in rows:
+        bound = min(peak_value, r.intensity * bandwidth) if r.bytes else peak_value
+        limit = "compute" if r.intensity >= ridge else "memory"
+        if measured:
+            ms = times.get(r.index) if times is not None else None
+        else:
+            ms = max(r.flops / (peak_value * 1e9), r.bytes / (bandwidth * 1e9)) * 1e3
+        ok = ms is not None and ms > 0
+        gflops = r.flops / (ms * 1e6) if ok else None
+        gbps = r.bytes / (ms * 1e6) if ok else None
+        frac = gflops / bound if ok and bound > 0 and r.flops else None
+        points.append(
+            LayerPoint(
+                r.index, r.op, r.name, r.flops, r.bytes, r.intensity, ms, gflops, gbps, bound, frac, limit
+            )
+        )
+    return points
+
+
 def build_report(
     bundle,
     profile,
@@ -201,14 +258,7 @@ def build_report(
         from edge_ser.engines.profiling import node_times
 
         x = sample_inputs(bundle)
-        for _ in range(20):
-            eng.predict(x)
-        samples = []
-        for _ in range(runs):
-            t0 = time.perf_counter()
-            eng.predict(x)
-            samples.append((time.perf_counter() - t0) * 1e3)
-        lat, p99 = statistics.median(samples), float(np.percentile(samples, 99))
+        lat, p99 = _time_predict(eng, x, runs)
         rss = process_memory_mb()
         if rss is not None and rss_before is not None:
             notes.append(
@@ -216,36 +266,8 @@ def build_report(
                 "for loading and running the engine (the rest is Python, numpy and what ran before)."
             )
         times = node_times(eng, x, repeats=max(20, runs // 5))
-        if times is None:
-            notes.append(f"{engine_name} gives no per-node times: only the model's point is measured.")
-        else:
-            total = sum(times.values())
-            why = (
-                "the rest is Python, input checks and the engine's own overhead"
-                if total <= lat
-                else "profiling costs time of its own and the profiler rounds small nodes up to its resolution"
-            )
-            notes.append(
-                f"Per-node times from {engine_name}'s profiler (median of runs); their sum is {total:.4f} ms "
-                f"against a predict() median of {lat:.4f} ms ({why})."
-            )
-    points = []
-    for r in rows:
-        bound = min(peak_value, r.intensity * bw.value) if r.bytes else peak_value
-        limit = "compute" if r.intensity >= ridge else "memory"
-        if measured:
-            ms = times.get(r.index) if times is not None else None
-        else:
-            ms = max(r.flops / (peak_value * 1e9), r.bytes / (bw.value * 1e9)) * 1e3
-        ok = ms is not None and ms > 0
-        gflops = r.flops / (ms * 1e6) if ok else None
-        gbps = r.bytes / (ms * 1e6) if ok else None
-        frac = gflops / bound if ok and bound > 0 and r.flops else None
-        points.append(
-            LayerPoint(
-                r.index, r.op, r.name, r.flops, r.bytes, r.intensity, ms, gflops, gbps, bound, frac, limit
-            )
-        )
+        notes.append(_node_times_note(engine_name, times, lat))
+    points = _layer_points(rows, peak_value, bw.value, ridge, measured, times)
     if not measured:
         lat = sum(p.ms for p in points if p.ms)
     total_bound = min(peak_value, counts.intensity * bw.value)

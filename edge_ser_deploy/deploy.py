@@ -449,6 +449,72 @@ def _default_health(root: str, service: str | None, wait: float) -> str:
 # --------------------------------------------------------------------------------------------------------------
 
 
+def _check_options(root: str, keep: int, service: str) -> str:
+    """ROOT without its trailing '/'; ConfigError for a bad root, keep or service before anything is sent."""
+    root = str(root).rstrip("/") or "/"
+    if not root.startswith("/"):
+        raise ConfigError(f"deploy: --root {root!r} must be an absolute path on the device")
+    if keep < 0:
+        raise ConfigError(f"deploy: keep {keep} must be >= 0 (0: never prune)")
+    if not re.fullmatch(r"[A-Za-z0-9@._:-]+", service):
+        raise ConfigError(f"deploy: service name {service!r} has characters a systemd unit name cannot have")
+    return root
+
+
+def _probe(ssh: _Ssh, root: str, payload: _Payload) -> tuple[str, str | None, bool]:
+    """(SSH user's uid, target of ROOT/current or None, whether the version is already there and verifies)."""
+    cp = ssh.run(_vars(R=root, V=payload.version, SUMS=payload.sums_sha256) + _PROBE, "probe")
+    facts = dict(ln.split("=", 1) for ln in cp.stdout.splitlines() if "=" in ln)
+    return facts.get("uid", ""), facts.get("current") or None, facts.get("have") == "1"
+
+
+def _upload(ssh: _Ssh, root: str, payload: _Payload, say: Callable[[str], None]) -> None:
+    """Stream the bundle to ROOT/versions/<version> and check its sha256s there (DeployError if wrong)."""
+    v, name = payload.version, ssh.name
+    incoming = f"{root}/versions/.incoming-{v}-{secrets.token_hex(4)}"
+    data = _tar_bundle(payload.files)
+    say(f"{name}: uploading {len(payload.files)} files ({len(data) / 1e3:.0f} KB) and checking them there")
+    cp = ssh.run(_vars(R=root, V=v, I=incoming, SUMS=payload.sums_sha256) + _UPLOAD, "upload", data=data,
+                 timeout=max(300.0, len(data) / 100e3), check=False)  # fmt: skip
+    if cp.returncode == 3:
+        raise DeployError(name, "device verify", "sha256 mismatch after the upload (upload removed): "
+                          + (_tail(cp.stderr) or "?"))  # fmt: skip
+    if cp.returncode != 0:
+        raise DeployError(name, "upload", f"failed on the device (exit {cp.returncode}): "
+                          + (_tail(cp.stderr + "\n" + cp.stdout) or "no output"))  # fmt: skip
+
+
+def _health_script(
+    root: str, version: str, service: str, health_cmd: str | None, systemd_checked: bool, wait: float
+) -> str:
+    """The health check's device script: `health_cmd`, else `edge-ser info` (+ is-active under systemd)."""
+    env = _env(root, version, service)
+    if health_cmd is not None:
+        return env + health_cmd
+    return env + _default_health(root, service if systemd_checked else None, wait)
+
+
+def _roll_back(
+    ssh: _Ssh,
+    root: str,
+    previous: str | None,
+    switch: Callable[[str, str], tuple[str, tuple[str, ...]]],
+    restart: Callable[[str, str], subprocess.CompletedProcess | None],
+) -> tuple[str | None, str]:
+    """Switch ROOT/current back to `previous` and restart (or remove it): (new current, what was done)."""
+    if previous is None:
+        ssh.run(_vars(R=root) + _UNLINK, "rollback")
+        return None, f"no previous version: {root}/current removed"
+    current, _ = switch(previous, "rollback")
+    rc = restart("rollback restart", previous.rstrip("/").rsplit("/", 1)[-1])
+    back = f"rolled back to {current}"
+    if rc is not None and rc.returncode != 0:
+        back += f" (but its restart failed too, exit {rc.returncode}: {_tail(rc.stderr, 3)})"
+    elif rc is not None:
+        back += " and restarted the service"
+    return current, back
+
+
 def deploy(
     bundle_path: str | os.PathLike[str],
     target: str,
@@ -477,13 +543,7 @@ def deploy(
     t_start = time.perf_counter()
     tgt = parse_target(target, port)
     name = str(tgt)
-    root = str(root).rstrip("/") or "/"
-    if not root.startswith("/"):
-        raise ConfigError(f"deploy: --root {root!r} must be an absolute path on the device")
-    if keep < 0:
-        raise ConfigError(f"deploy: keep {keep} must be >= 0 (0: never prune)")
-    if not re.fullmatch(r"[A-Za-z0-9@._:-]+", service):
-        raise ConfigError(f"deploy: service name {service!r} has characters a systemd unit name cannot have")
+    root = _check_options(root, keep, service)
     say = log or (lambda s: None)
     steps: list[tuple[str, float]] = []
 
@@ -499,11 +559,7 @@ def deploy(
     with _Ssh(tgt, identity=identity, options=ssh_options, connect_timeout=connect_timeout,
               multiplex=multiplex) as ssh:  # fmt: skip
         t0 = time.perf_counter()
-        cp = ssh.run(_vars(R=root, V=v, SUMS=payload.sums_sha256) + _PROBE, "probe")
-        facts = dict(ln.split("=", 1) for ln in cp.stdout.splitlines() if "=" in ln)
-        uid = facts.get("uid", "")
-        previous = facts.get("current") or None
-        have = facts.get("have") == "1"
+        uid, previous, have = _probe(ssh, root, payload)
         timed("probe", t0)
         new_target = f"versions/{v}"
         already = have and previous is not None and _same_version(previous, v)
@@ -513,33 +569,17 @@ def deploy(
             say(f"{name}: {root}/{new_target} is already there and verifies: upload skipped")
         else:
             t0 = time.perf_counter()
-            incoming = f"{root}/versions/.incoming-{v}-{secrets.token_hex(4)}"
-            data = _tar_bundle(payload.files)
-            say(
-                f"{name}: uploading {len(payload.files)} files ({len(data) / 1e3:.0f} KB) and checking them there"
-            )
-            cp = ssh.run(_vars(R=root, V=v, I=incoming, SUMS=payload.sums_sha256) + _UPLOAD, "upload", data=data,
-                         timeout=max(300.0, len(data) / 100e3), check=False)  # fmt: skip
-            if cp.returncode == 3:
-                raise DeployError(name, "device verify", "sha256 mismatch after the upload (upload removed): "
-                                  + (_tail(cp.stderr) or "?"))  # fmt: skip
-            if cp.returncode != 0:
-                raise DeployError(name, "upload", f"failed on the device (exit {cp.returncode}): "
-                                  + (_tail(cp.stderr + "\n" + cp.stdout) or "no output"))  # fmt: skip
+            _upload(ssh, root, payload, say)
             timed("upload + device verify", t0)
             uploaded = True
             say(f"{name}: sha256 of every file verified on the device")
 
-        env = _env(root, v, service)
         sudo = "" if uid == "0" else "sudo -n "
         restart_line = (
             restart_cmd if restart_cmd is not None else f"{sudo}systemctl restart {shlex.quote(service)}"
         )
         systemd_checked = restart and restart_cmd is None
-        if health_cmd is not None:
-            health_script = env + health_cmd
-        else:
-            health_script = env + _default_health(root, service if systemd_checked else None, health_wait)
+        health_script = _health_script(root, v, service, health_cmd, systemd_checked, health_wait)
 
         def switch(to: str, step: str, prune: int = 0) -> tuple[str, tuple[str, ...]]:
             t = time.perf_counter()
@@ -600,18 +640,7 @@ def deploy(
                 raise DeployError(name, "health", f"{v} (already current) fails its health check: {why}")
             what = "the restart failed" if failed_step == "restart" else "failed its health check"
             say(f"{name}: {v} {what} (exit {hc_rc}): rolling back")
-            if previous is not None:
-                current, _ = switch(previous, "rollback")
-                rc = do_restart("rollback restart", previous.rstrip("/").rsplit("/", 1)[-1])
-                back = f"rolled back to {current}"
-                if rc is not None and rc.returncode != 0:
-                    back += f" (but its restart failed too, exit {rc.returncode}: {_tail(rc.stderr, 3)})"
-                elif rc is not None:
-                    back += " and restarted the service"
-            else:
-                ssh.run(_vars(R=root) + _UNLINK, "rollback")
-                current = None
-                back = f"no previous version: {root}/current removed"
+            current, back = _roll_back(ssh, root, previous, switch, do_restart)
             res = result(current=current, rolled_back=True, restarted=restart)
             raise DeployRolledBack(name, f"{v} {what} (exit {hc_rc}): {why}\n  {back}", res)
         say(f"{name}: health check passed")

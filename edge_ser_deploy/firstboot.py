@@ -164,22 +164,7 @@ def validate_inputs(fb: FirstBoot) -> None:
         raise ConfigError("--ssh-key: no public key given; the device would have no way to log in")
     for k in fb.ssh_keys:
         check_ssh_key(k)
-    if fb.wifi_ssid is not None:
-        n = len(fb.wifi_ssid.encode())
-        if not 1 <= n <= 32:
-            raise ConfigError(f"--wifi-ssid {fb.wifi_ssid!r}: must be 1..32 bytes, is {n}")
-        if fb.country is None:
-            raise ConfigError(
-                "--country is required with --wifi-ssid (Wi-Fi stays blocked without a regulatory domain)"
-            )
-        pw = fb.wifi_password
-        if pw is not None and not (8 <= len(pw) <= 63 and pw.isascii() and pw.isprintable()) \
-                and not re.fullmatch(r"[0-9a-fA-F]{64}", pw):  # fmt: skip
-            raise ConfigError(
-                "--wifi-password: a WPA passphrase is 8..63 printable ASCII characters (or a 64-hex PSK)"
-            )
-    elif fb.wifi_password is not None:
-        raise ConfigError("--wifi-password given without --wifi-ssid")
+    _check_wifi(fb)
     if fb.country is not None and not re.fullmatch(r"[A-Z]{2}", fb.country):
         raise ConfigError(f"--country {fb.country!r}: must be an ISO 3166-1 alpha-2 code such as GB or DE")
     for url, opt in ((fb.wheelhouse_url, "--wheelhouse-url"), (fb.bundle_url, "--bundle-url")):
@@ -191,6 +176,30 @@ def validate_inputs(fb: FirstBoot) -> None:
     for p in fb.packages:
         if not re.fullmatch(r"[a-z0-9][a-z0-9+.-]+", p):
             raise ConfigError(f"package name {p!r} is not a Debian package name")
+
+
+def _check_wifi(fb: FirstBoot) -> None:
+    """Raise ConfigError for bad Wi-Fi options: an SSID needs a country, and a password needs an SSID."""
+    if fb.wifi_ssid is not None:
+        n = len(fb.wifi_ssid.encode())
+        if not 1 <= n <= 32:
+            raise ConfigError(f"--wifi-ssid {fb.wifi_ssid!r}: must be 1..32 bytes, is {n}")
+        if fb.country is None:
+            raise ConfigError(
+                "--country is required with --wifi-ssid (Wi-Fi stays blocked without a regulatory domain)"
+            )
+        if fb.wifi_password is not None and not _is_wpa_secret(fb.wifi_password):
+            raise ConfigError(
+                "--wifi-password: a WPA passphrase is 8..63 printable ASCII characters (or a 64-hex PSK)"
+            )
+    elif fb.wifi_password is not None:
+        raise ConfigError("--wifi-password given without --wifi-ssid")
+
+
+def _is_wpa_secret(pw: str) -> bool:
+    """True for a WPA passphrase (8..63 printable ASCII characters) or a 64-hex PSK: what WPA accepts."""
+    passphrase = 8 <= len(pw) <= 63 and pw.isascii() and pw.isprintable()
+    return passphrase or re.fullmatch(r"[0-9a-fA-F]{64}", pw) is not None
 
 
 _SCRIPT = r"""#!/bin/bash

@@ -650,6 +650,148 @@ def write_report(report: dict, report_dir: Path) -> tuple[Path, Path]:
 # ------------------------------------------------------------------------------------------------ main
 
 
+def _pip_version() -> str:
+    """The version of the pip that builds; WheelhouseError below 23 (no `install --dry-run --report`)."""
+    pip_version = run_pip(["--version"]).stdout.split()[1:2] or ["?"]
+    major = pip_version[0].split(".")[0]
+    if not major.isdigit() or int(major) < 23:
+        raise WheelhouseError(
+            f"needs pip >= 23 (`install --dry-run --report`); {sys.executable} has pip "
+            f"{pip_version[0]}: upgrade it with `{sys.executable} -m pip install -U pip`"
+        )
+    return pip_version[0]
+
+
+def _new_report(target: Target, extras: list[str], index: str, command: str, pip_version: str) -> dict:
+    """The report before anything is resolved: the target, extras, index, command and pip; status ok."""
+    report = {
+        "schema": 1,
+        "target": {
+            **asdict(target),
+            "abi": target.abi,
+            "glibc": f"{target.glibc[0]}.{target.glibc[1]}",
+            "platform_tags": platform_tags(target),
+        },
+        "extras": extras,
+        "index": index,
+        "command": command,
+        "pip_version": pip_version,
+        "generated": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "status": "ok",
+        "error": None,
+        "allowed_missing": {},
+        "notes": list(COMMON_NOTES) + list(target.notes),
+        "lock": None,
+        "total_bytes": 0,
+        "seconds": 0.0,
+        "packages": [],
+    }
+    report["target"].pop("notes", None)
+    return report
+
+
+def _original_pins(target: Target, index: str, reqs: list[Req]) -> dict[str, tuple[str, bool]]:
+    """For each pin replaced with --pin: the original pin and whether it has a wheel for the target."""
+    originals = {}
+    for r in reqs:
+        if r.original:
+            rep, _ = dry_run(target, index, [f"{r.name}{r.original}"], no_deps=True)
+            originals[canonical(r.name)] = (r.original, rep is not None)
+    return originals
+
+
+def _resolved_entries(install: list[dict], good: list[Req], project: Path | None) -> list[Entry]:
+    """An Entry per wheel of pip's joint resolution, with its parents, pin and the index's sha256."""
+    parents = required_by(install)
+    pins = {canonical(r.name): r for r in good}
+    entries = []
+    for item in install:
+        md = item["metadata"]
+        key = canonical(md["name"])
+        url = item["download_info"]["url"]
+        e = Entry(
+            md["name"],
+            md["version"],
+            wheel=url.rsplit("/", 1)[-1],
+            url=url,
+            required_by=parents.get(key, []),
+        )
+        e.tag = wheel_tag(e.wheel)
+        if project is not None and key == "edge-ser":
+            e.kind, e.url, e.pin_source = "project", None, "built from this checkout"
+        else:
+            e.sha256 = item["download_info"].get("archive_info", {}).get("hashes", {}).get("sha256")
+            if not e.sha256:
+                raise WheelhouseError(f"the index gave no sha256 for {e.wheel}")
+            if key in pins:
+                e.kind, e.pin, e.pin_source = "requested", pins[key].spec, pins[key].source
+        entries.append(e)
+    return entries
+
+
+def _write_fetch_list(entries: list[Entry], path: Path) -> Path:
+    """Write the list of wheels to download: each index wheel pinned to its version and sha256."""
+    path.write_text(
+        "".join(
+            f"{canonical(e.name)}=={e.version} --hash=sha256:{e.sha256}\n"
+            for e in entries
+            if e.status == "ok" and e.kind != "project"
+        )
+    )
+    return path
+
+
+def _pip_download(target: Target, index: str, fetch: Path, out: Path) -> None:
+    """Download exactly the wheels in `fetch` for the target into `out`; WheelhouseError if pip fails."""
+    proc = run_pip(
+        [
+            "download",
+            "--no-deps",
+            "--require-hashes",
+            "--quiet",
+            "-d",
+            str(out),
+            "--index-url",
+            index,
+            *pip_target_args(target),
+            "-r",
+            str(fetch),
+        ]
+    )
+    if proc.returncode != 0:
+        raise WheelhouseError(f"pip download failed for {target.name}:\n    {pip_errors(proc.stderr)}")
+
+
+def _check_downloads(entries: list[Entry], out: Path) -> None:
+    """Check each wheel in `out` against the index's sha256 and record its sha256 and size in its Entry."""
+    for e in entries:
+        if e.status != "ok":
+            continue
+        path = out / e.wheel
+        if not path.is_file():
+            raise WheelhouseError(f"{e.wheel} is not in {out} after the download")
+        digest = sha256_of(path)
+        if e.sha256 and digest != e.sha256:
+            raise WheelhouseError(f"{e.wheel}: sha256 {digest} does not match the index's {e.sha256}")
+        e.sha256, e.size = digest, path.stat().st_size
+
+
+def _remove_stale_wheels(out: Path, keep: set[str]) -> None:
+    """Delete the wheels in `out` left from an earlier build, so the folder holds this resolution alone."""
+    for stale in sorted(out.glob("*.whl")):
+        if stale.name not in keep:
+            print(f"wheelhouse: removing {stale.name} (not in this resolution)", file=sys.stderr)
+            stale.unlink()
+
+
+def _display_path(path: Path, root: Path) -> str:
+    """`path` relative to the checkout when it is inside it, else absolute: how the report names the lock."""
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return str(path)
+
+
 def build(args: argparse.Namespace) -> int:
     t0 = time.monotonic()
     target = TARGETS[args.target]
@@ -666,48 +808,15 @@ def build(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     command = shlex.join(["python", "scripts/wheelhouse.py", *args.argv])
-    pip_version = run_pip(["--version"]).stdout.split()[1:2] or ["?"]
-    major = pip_version[0].split(".")[0]
-    if not major.isdigit() or int(major) < 23:
-        raise WheelhouseError(
-            f"needs pip >= 23 (`install --dry-run --report`); {sys.executable} has pip "
-            f"{pip_version[0]}: upgrade it with `{sys.executable} -m pip install -U pip`"
-        )
-    report = {
-        "schema": 1,
-        "target": {
-            **asdict(target),
-            "abi": target.abi,
-            "glibc": f"{target.glibc[0]}.{target.glibc[1]}",
-            "platform_tags": platform_tags(target),
-        },
-        "extras": extras,
-        "index": args.index,
-        "command": command,
-        "pip_version": pip_version[0],
-        "generated": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "status": "ok",
-        "error": None,
-        "allowed_missing": {},
-        "notes": list(COMMON_NOTES) + list(target.notes),
-        "lock": None,
-        "total_bytes": 0,
-        "seconds": 0.0,
-        "packages": [],
-    }
-    report["target"].pop("notes", None)
+    pip_version = _pip_version()
+    report = _new_report(target, extras, args.index, command, pip_version)
     print(
         f"wheelhouse: {target.name} ({target.description}, Python {target.python}, {target_label(target)}): "
         f"{len(reqs)} requirements from extras {','.join(extras)}",
         file=sys.stderr,
     )
 
-    # which pins were replaced with --pin, and did the original have a wheel?
-    originals = {}
-    for r in reqs:
-        if r.original:
-            rep, _ = dry_run(target, args.index, [f"{r.name}{r.original}"], no_deps=True)
-            originals[canonical(r.name)] = (r.original, rep is not None)
+    originals = _original_pins(target, args.index, reqs)
 
     def finish(status: str, error: str | None, entries: list[Entry]) -> None:
         for e in entries:
@@ -745,83 +854,22 @@ def build(args: argparse.Namespace) -> int:
             raise WheelhouseError(f"the joint resolution failed for {target.name}:\n    {pip_errors(err)}")
 
         install = rep["install"]
-        parents = required_by(install)
-        pins = {canonical(r.name): r for r in good}
-        for item in install:
-            md = item["metadata"]
-            key = canonical(md["name"])
-            url = item["download_info"]["url"]
-            e = Entry(
-                md["name"],
-                md["version"],
-                wheel=url.rsplit("/", 1)[-1],
-                url=url,
-                required_by=parents.get(key, []),
-            )
-            e.tag = wheel_tag(e.wheel)
-            if project is not None and key == "edge-ser":
-                e.kind, e.url, e.pin_source = "project", None, "built from this checkout"
-            else:
-                e.sha256 = item["download_info"].get("archive_info", {}).get("hashes", {}).get("sha256")
-                if not e.sha256:
-                    raise WheelhouseError(f"the index gave no sha256 for {e.wheel}")
-                if key in pins:
-                    e.kind, e.pin, e.pin_source = "requested", pins[key].spec, pins[key].source
-            entries.append(e)
+        entries += _resolved_entries(install, good, project)
 
         # download exactly the resolved files: the hashes make pip take those and nothing else
         out.mkdir(parents=True, exist_ok=True)
-        fetch = tmp / "fetch.txt"
-        fetch.write_text(
-            "".join(
-                f"{canonical(e.name)}=={e.version} --hash=sha256:{e.sha256}\n"
-                for e in entries
-                if e.status == "ok" and e.kind != "project"
-            )
-        )
+        fetch = _write_fetch_list(entries, tmp / "fetch.txt")
         print(f"wheelhouse: downloading {len(install)} wheels into {out}", file=sys.stderr)
-        proc = run_pip(
-            [
-                "download",
-                "--no-deps",
-                "--require-hashes",
-                "--quiet",
-                "-d",
-                str(out),
-                "--index-url",
-                args.index,
-                *pip_target_args(target),
-                "-r",
-                str(fetch),
-            ]
-        )
-        if proc.returncode != 0:
-            raise WheelhouseError(f"pip download failed for {target.name}:\n    {pip_errors(proc.stderr)}")
+        _pip_download(target, args.index, fetch, out)
         if project is not None:
             shutil.copy2(project, out / project.name)
 
-    for e in entries:
-        if e.status != "ok":
-            continue
-        path = out / e.wheel
-        if not path.is_file():
-            raise WheelhouseError(f"{e.wheel} is not in {out} after the download")
-        digest = sha256_of(path)
-        if e.sha256 and digest != e.sha256:
-            raise WheelhouseError(f"{e.wheel}: sha256 {digest} does not match the index's {e.sha256}")
-        e.sha256, e.size = digest, path.stat().st_size
-
+    _check_downloads(entries, out)
     keep = {e.wheel for e in entries if e.status == "ok"}
-    for stale in sorted(out.glob("*.whl")):
-        if stale.name not in keep:
-            print(f"wheelhouse: removing {stale.name} (not in this resolution)", file=sys.stderr)
-            stale.unlink()
+    _remove_stale_wheels(out, keep)
     lock = out / LOCK_NAME
     lock.write_text(render_lock(entries, target, command))
-    try:
-        report["lock"] = str(lock.relative_to(root))
-    except ValueError:
-        report["lock"] = str(lock)
+    report["lock"] = _display_path(lock, root)
 
     # the lock must install offline, with hashes, from OUT alone
     rep, err = dry_run(target, args.index, ["--require-hashes", "-r", str(lock)], find_links=out)

@@ -233,6 +233,8 @@ BAD = [
     ("roofline.targets.cpu.fp32.bandwidth", "memory.stream",
      r"roofline\.targets\.cpu\.fp32\.bandwidth: 'memory\.stream' must be one of"),
     ("roofline.default", "gpu", r"roofline\.default: 'gpu' is not one of roofline\.targets"),
+    ("roofline.targets.cpu.fp32.compute", "memory.measured_gbps",
+     r"roofline\.targets\.cpu\.fp32\.compute: 'memory\.measured_gbps' names no peak of this profile"),
     ("memory", _DELETE, r"pi4\.yaml: memory: missing \(required\)"),
 ]  # fmt: skip
 

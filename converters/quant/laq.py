@@ -107,6 +107,63 @@ def greedy_margin_search(
     return plan, trace
 
 
+def _exact_cheapest(
+    plan: BitPlan, loss_of: Callable[[BitPlan], float], current: float, min_bits: int
+) -> tuple[float, str, BitPlan, float] | None:
+    """The exact greedy step: score every layer one bit lower, keep the cheapest (cost, name, plan, loss)."""
+    best = None
+    for name, b in plan.bits.items():
+        if b <= min_bits:
+            continue
+        cand = plan.with_bits(name, b - 1)
+        loss = loss_of(cand)
+        cost = (loss - current) / plan.params[name]
+        if best is None or cost < best[0]:
+            best = (cost, name, cand, loss)
+    return best
+
+
+def _lazy_cheapest(
+    plan: BitPlan,
+    loss_of: Callable[[BitPlan], float],
+    current: float,
+    min_bits: int,
+    stale: dict[str, tuple[float, int]],
+    step: int,
+) -> tuple[float, str, BitPlan, float] | None:
+    """The lazy greedy step: re-score the cheapest remembered cost (updating `stale`) until it is fresh."""
+    while True:
+        live = [n for n, b in plan.bits.items() if b > min_bits]
+        if not live:
+            return None
+        for n in live:
+            if n not in stale:
+                cand = plan.with_bits(n, plan.bits[n] - 1)
+                stale[n] = ((loss_of(cand) - current) / plan.params[n], step)
+        name = min(live, key=lambda n: stale[n][0])
+        cand = plan.with_bits(name, plan.bits[name] - 1)
+        if stale[name][1] == step:
+            loss = current + stale[name][0] * plan.params[name]
+            return (stale[name][0], name, cand, loss)
+        stale[name] = ((loss_of(cand) - current) / plan.params[name], step)
+
+
+def _best_fill_up(
+    plan: BitPlan, loss_of: Callable[[BitPlan], float], current: float, budget: float
+) -> tuple[float, str, BitPlan, float] | None:
+    """The fill-up step: the one-bit raise within budget that lowers the loss most per weight (gain, ...)."""
+    best = None
+    for name, b in plan.bits.items():
+        cand = plan.with_bits(name, b + 1) if b < 8 else None
+        if cand is None or cand.average_bits > budget + 1e-9:
+            continue
+        loss = loss_of(cand)
+        gain = (current - loss) / plan.params[name]
+        if loss < current and (best is None or gain > best[0]):
+            best = (gain, name, cand, loss)
+    return best
+
+
 def sensitivity_allocation(
     plan: BitPlan,
     loss_of: Callable[[BitPlan], float],
@@ -130,32 +187,10 @@ def sensitivity_allocation(
     stale: dict[str, tuple[float, int]] = {}  # lazy: layer -> (cost when last scored, step it was scored at)
     step = 0
     while plan.average_bits > budget + 1e-9:
-        best = None
         if lazy:
-            while True:
-                live = [n for n, b in plan.bits.items() if b > min_bits]
-                if not live:
-                    break
-                for n in live:
-                    if n not in stale:
-                        cand = plan.with_bits(n, plan.bits[n] - 1)
-                        stale[n] = ((loss_of(cand) - current) / plan.params[n], step)
-                name = min(live, key=lambda n: stale[n][0])
-                cand = plan.with_bits(name, plan.bits[name] - 1)
-                if stale[name][1] == step:
-                    loss = current + stale[name][0] * plan.params[name]
-                    best = (stale[name][0], name, cand, loss)
-                    break
-                stale[name] = ((loss_of(cand) - current) / plan.params[name], step)
+            best = _lazy_cheapest(plan, loss_of, current, min_bits, stale, step)
         else:
-            for name, b in plan.bits.items():
-                if b <= min_bits:
-                    continue
-                cand = plan.with_bits(name, b - 1)
-                loss = loss_of(cand)
-                cost = (loss - current) / plan.params[name]
-                if best is None or cost < best[0]:
-                    best = (cost, name, cand, loss)
+            best = _exact_cheapest(plan, loss_of, current, min_bits)
         if best is None:
             break
         _, name, plan, current = best
@@ -167,15 +202,7 @@ def sensitivity_allocation(
     # Fill-up: a big layer's last step can land well under the budget; spend what is left, one bit at a
     # time, where it lowers the loss most per weight.
     while True:
-        best = None
-        for name, b in plan.bits.items():
-            cand = plan.with_bits(name, b + 1) if b < 8 else None
-            if cand is None or cand.average_bits > budget + 1e-9:
-                continue
-            loss = loss_of(cand)
-            gain = (current - loss) / plan.params[name]
-            if loss < current and (best is None or gain > best[0]):
-                best = (gain, name, cand, loss)
+        best = _best_fill_up(plan, loss_of, current, budget)
         if best is None:
             break
         _, name, plan, current = best

@@ -107,6 +107,80 @@ def _failure(path: Path, code: int, stderr: str) -> AudioFormatError:
     return AudioFormatError(f"{path}: ffmpeg failed (exit code {code}): {stderr.strip()[-_STDERR_TAIL:]}")
 
 
+def _check_input(path: Path) -> None:
+    """Reject a missing, directory or empty input up front, with a clearer message than ffmpeg's."""
+    if not path.exists():
+        raise AudioFormatError(f"{path}: no such file")
+    if path.is_dir():
+        raise AudioFormatError(f"{path}: is a directory, not a media file")
+    if path.stat().st_size == 0:
+        raise AudioFormatError(f"{path}: empty file (0 bytes)")
+
+
+def _resolve_ffmpeg(path: Path, ffmpeg: str | os.PathLike | None) -> str | os.PathLike:
+    """The given ffmpeg binary, else `find_ffmpeg()`'s, its not-found error naming the file that needed it."""
+    if ffmpeg is not None:
+        return ffmpeg
+    try:
+        return find_ffmpeg()
+    except FFmpegNotFoundError as e:
+        raise FFmpegNotFoundError(f"{path}: cannot read the audio track: {e}") from None
+
+
+def _run_ffmpeg(path: Path, ffmpeg: str | os.PathLike, timeout: float) -> subprocess.CompletedProcess:
+    """Decode the first audio track to mono f32le on stdout; a failed launch or timeout is a typed error."""
+    cmd = [
+        os.fspath(ffmpeg), "-hide_banner", "-nostdin", "-nostats", "-loglevel", "info",
+        "-i", str(path), "-map", "0:a:0", "-vn", "-sn", "-dn",
+        "-rematrix_maxval", "1", "-ac", "1", "-c:a", "pcm_f32le", "-f", "f32le", "pipe:1",
+    ]  # fmt: skip
+    try:
+        return subprocess.run(cmd, capture_output=True, timeout=timeout, check=False)
+    except FileNotFoundError:
+        raise FFmpegNotFoundError(
+            f"{path}: ffmpeg binary {ffmpeg} does not exist; " + _install_hint()
+        ) from None
+    except PermissionError:
+        raise FFmpegNotFoundError(
+            f"{path}: ffmpeg binary {ffmpeg} is not executable; " + _install_hint()
+        ) from None
+    except subprocess.TimeoutExpired:
+        raise AudioFormatError(
+            f"{path}: ffmpeg did not finish decoding the audio within {timeout} s"
+        ) from None
+
+
+def _output_rate(path: Path, stderr: str) -> int:
+    """The sample rate ffmpeg reports for its output stream, checked against the range a WAV may have."""
+    rate = _OUTPUT_RATE.search(stderr)
+    if rate is None:
+        raise AudioFormatError(
+            f"{path}: could not read the sample rate from ffmpeg's report: {stderr.strip()[-_STDERR_TAIL:]}"
+        )
+    file_sr = int(rate.group(1))
+    if not MIN_SR <= file_sr <= MAX_SR:
+        raise AudioFormatError(f"{path}: audio sample rate {file_sr} Hz is outside {MIN_SR}..{MAX_SR} Hz")
+    return file_sr
+
+
+def _samples(path: Path, raw: bytes) -> np.ndarray:
+    """ffmpeg's raw f32le output as float32 [n], rejecting partial, empty or non-finite audio."""
+    if len(raw) % 4:
+        raise AudioFormatError(
+            f"{path}: ffmpeg wrote {len(raw)} bytes, not a whole number of float32 samples"
+        )
+    y = np.frombuffer(raw, dtype="<f4").astype(np.float32)
+    if y.size == 0:
+        raise AudioFormatError(f"{path}: the audio stream decodes to 0 samples")
+    bad = ~np.isfinite(y)
+    if bad.any():
+        raise AudioFormatError(
+            f"{path}: {int(bad.sum())} non-finite samples (NaN or inf) in the decoded audio; "
+            f"first at sample index {int(np.flatnonzero(bad)[0])}"
+        )
+    return y
+
+
 def load_container_audio(
     path: str | os.PathLike,
     *,
@@ -124,61 +198,14 @@ def load_container_audio(
     if sr is not None and (isinstance(sr, bool) or not isinstance(sr, (int, np.integer)) or sr <= 0):
         raise ConfigError(f"load_container_audio: sr must be a positive int or None, got {sr!r}")
     path = Path(path)
-    if not path.exists():
-        raise AudioFormatError(f"{path}: no such file")
-    if path.is_dir():
-        raise AudioFormatError(f"{path}: is a directory, not a media file")
-    if path.stat().st_size == 0:
-        raise AudioFormatError(f"{path}: empty file (0 bytes)")
-    if ffmpeg is None:
-        try:
-            ffmpeg = find_ffmpeg()
-        except FFmpegNotFoundError as e:
-            raise FFmpegNotFoundError(f"{path}: cannot read the audio track: {e}") from None
-    cmd = [
-        os.fspath(ffmpeg), "-hide_banner", "-nostdin", "-nostats", "-loglevel", "info",
-        "-i", str(path), "-map", "0:a:0", "-vn", "-sn", "-dn",
-        "-rematrix_maxval", "1", "-ac", "1", "-c:a", "pcm_f32le", "-f", "f32le", "pipe:1",
-    ]  # fmt: skip
-    try:
-        proc = subprocess.run(cmd, capture_output=True, timeout=timeout, check=False)
-    except FileNotFoundError:
-        raise FFmpegNotFoundError(
-            f"{path}: ffmpeg binary {ffmpeg} does not exist; " + _install_hint()
-        ) from None
-    except PermissionError:
-        raise FFmpegNotFoundError(
-            f"{path}: ffmpeg binary {ffmpeg} is not executable; " + _install_hint()
-        ) from None
-    except subprocess.TimeoutExpired:
-        raise AudioFormatError(
-            f"{path}: ffmpeg did not finish decoding the audio within {timeout} s"
-        ) from None
+    _check_input(path)
+    ffmpeg = _resolve_ffmpeg(path, ffmpeg)
+    proc = _run_ffmpeg(path, ffmpeg, timeout)
     stderr = proc.stderr.decode("utf-8", "replace")
     if proc.returncode != 0:
         raise _failure(path, proc.returncode, stderr)
-    rate = _OUTPUT_RATE.search(stderr)
-    if rate is None:
-        raise AudioFormatError(
-            f"{path}: could not read the sample rate from ffmpeg's report: {stderr.strip()[-_STDERR_TAIL:]}"
-        )
-    file_sr = int(rate.group(1))
-    if not MIN_SR <= file_sr <= MAX_SR:
-        raise AudioFormatError(f"{path}: audio sample rate {file_sr} Hz is outside {MIN_SR}..{MAX_SR} Hz")
-    raw = proc.stdout
-    if len(raw) % 4:
-        raise AudioFormatError(
-            f"{path}: ffmpeg wrote {len(raw)} bytes, not a whole number of float32 samples"
-        )
-    y = np.frombuffer(raw, dtype="<f4").astype(np.float32)
-    if y.size == 0:
-        raise AudioFormatError(f"{path}: the audio stream decodes to 0 samples")
-    bad = ~np.isfinite(y)
-    if bad.any():
-        raise AudioFormatError(
-            f"{path}: {int(bad.sum())} non-finite samples (NaN or inf) in the decoded audio; "
-            f"first at sample index {int(np.flatnonzero(bad)[0])}"
-        )
+    file_sr = _output_rate(path, stderr)
+    y = _samples(path, proc.stdout)
     if sr is not None and int(sr) != file_sr:
         y = resample(y, file_sr, int(sr))
         file_sr = int(sr)

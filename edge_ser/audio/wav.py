@@ -185,13 +185,14 @@ def _decode(buf: bytes, offset: int, n_bytes: int, tag: int, bits: int, channels
     return y.reshape(-1, channels)
 
 
-def read_wav(path: str | os.PathLike) -> tuple[np.ndarray, int]:
-    """Read a WAV file: float32 samples [n, channels] in [-1, 1] (float files as stored) and the rate in Hz.
+# (base tag 1 or 3, channels, sample rate, bits per sample), as _parse_fmt returns it
+_Fmt = tuple[int, int, int, int]
+# (offset, bytes present, bytes declared or -1 if streamed) of the sample bytes
+_Data = tuple[int, int, int]
 
-    PCM 8/16/24/32-bit, IEEE float 32/64 and WAVE_FORMAT_EXTENSIBLE; values equal soundfile's float32 read.
-    """
-    path = Path(path)
-    buf = read_regular_file(path, error=AudioFormatError)
+
+def _check_riff(path: Path, buf: bytes) -> None:
+    """Reject an empty, too short or non-RIFF/WAVE file before reading chunks, guessing what it is instead."""
     size = len(buf)
     if size == 0:
         raise AudioFormatError(f"{path}: empty file (0 bytes)")
@@ -204,8 +205,25 @@ def read_wav(path: str | os.PathLike) -> tuple[np.ndarray, int]:
     if buf[0:4] != b"RIFF" or buf[8:12] != b"WAVE":
         raise AudioFormatError(f"{path}: not a WAV file (looks like {_sniff(buf)}; starts with {buf[:12]!r})")
 
-    fmt: tuple[int, int, int, int] | None = None
-    data: tuple[int, int, int] | None = None  # (offset, bytes present, bytes declared or -1 if streamed)
+
+def _data_extent(buf: bytes, body: int, csize: int) -> _Data:
+    """Where a 'data' chunk's samples lie; declared -1 marks a streamed header, whose data runs to the end."""
+    size = len(buf)
+    riff_size = int.from_bytes(buf[4:8], "little")
+    # 0xFFFFFFFF always means "streamed". A 0 is only believed to be an unfinished header when
+    # the RIFF size is unfinished too (0, 0xFFFFFFFF, or covering nothing past this header);
+    # otherwise it is a real empty data chunk, and reading on would decode the next chunk.
+    unfinished = riff_size in _STREAMED_SIZES or riff_size <= body - 8
+    if csize == 0xFFFFFFFF or (csize == 0 and unfinished):
+        return (body, size - body, -1)
+    return (body, min(csize, size - body), csize)
+
+
+def _scan_chunks(path: Path, buf: bytes) -> tuple[_Fmt | None, _Data | None, list[str], int]:
+    """Walk the chunks until 'fmt ' and 'data' are found: (fmt, data, chunk names seen, stop position)."""
+    size = len(buf)
+    fmt: _Fmt | None = None
+    data: _Data | None = None
     seen: list[str] = []
     pos = 12
     odd = False  # the previous chunk had an odd size, so a pad byte should have followed it
@@ -219,15 +237,9 @@ def read_wav(path: str | os.PathLike) -> tuple[np.ndarray, int]:
         seen.append(name)
         if cid == b"data":
             if data is None:
-                riff_size = int.from_bytes(buf[4:8], "little")
-                # 0xFFFFFFFF always means "streamed". A 0 is only believed to be an unfinished header when
-                # the RIFF size is unfinished too (0, 0xFFFFFFFF, or covering nothing past this header);
-                # otherwise it is a real empty data chunk, and reading on would decode the next chunk.
-                unfinished = riff_size in _STREAMED_SIZES or riff_size <= body - 8
-                if csize == 0xFFFFFFFF or (csize == 0 and unfinished):
-                    data = (body, size - body, -1)
+                data = _data_extent(buf, body, csize)
+                if data[2] == -1:
                     break  # runs to the end of the file: nothing can follow
-                data = (body, min(csize, size - body), csize)
         elif cid == b"fmt ":
             if body + csize > size:
                 raise AudioFormatError(
@@ -243,7 +255,13 @@ def read_wav(path: str | os.PathLike) -> tuple[np.ndarray, int]:
             )
         odd = bool(csize & 1)
         pos = body + csize + odd  # chunks are word aligned: odd sizes carry a pad byte
+    return fmt, data, seen, pos
 
+
+def _require_chunks(
+    path: Path, size: int, fmt: _Fmt | None, data: _Data | None, seen: list[str], pos: int
+) -> tuple[_Fmt, _Data]:
+    """Both chunks the scan must have found, else an error listing the chunks it did find ('fmt ' first)."""
     if fmt is None:
         found = ", ".join(repr(s) for s in seen) or "none"
         if size < 20:
@@ -255,13 +273,15 @@ def read_wav(path: str | os.PathLike) -> tuple[np.ndarray, int]:
         found = ", ".join(repr(s) for s in seen)
         cut = f"; the file ends inside a chunk header ({size - pos} bytes left)" if 0 < size - pos < 8 else ""
         raise AudioFormatError(f"{path}: no 'data' chunk (chunks found: {found}){cut}")
-    tag, channels, sr, bits = fmt
-    offset, present, declared = data
+    return fmt, data
+
+
+def _check_data_size(path: Path, present: int, declared: int, block: int) -> None:
+    """Reject data cut short of its declared size, ending in a partial frame, or holding no frames."""
     if declared > present:
         raise AudioFormatError(
             f"{path}: truncated data: the data chunk declares {declared} bytes but only {present} are present"
         )
-    block = channels * bits // 8
     if present % block:
         raise AudioFormatError(
             f"{path}: truncated data: {present} data bytes is not a whole number of {block}-byte frames "
@@ -269,16 +289,36 @@ def read_wav(path: str | os.PathLike) -> tuple[np.ndarray, int]:
         )
     if present == 0:
         raise AudioFormatError(f"{path}: no audio: the data chunk holds 0 frames")
+
+
+def _check_finite(path: Path, y: np.ndarray, channels: int) -> None:
+    """Reject NaN or inf samples (only float files hold them), naming the first one's frame and channel."""
+    bad = ~np.isfinite(y)
+    if bad.any():
+        n_bad = int(np.count_nonzero(bad))
+        first = int(np.flatnonzero(bad.reshape(-1))[0])
+        raise AudioFormatError(
+            f"{path}: {n_bad} non-finite samples (NaN or inf) in float data; "
+            f"first at sample index {first} (frame {first // channels}, channel {first % channels})"
+        )
+
+
+def read_wav(path: str | os.PathLike) -> tuple[np.ndarray, int]:
+    """Read a WAV file: float32 samples [n, channels] in [-1, 1] (float files as stored) and the rate in Hz.
+
+    PCM 8/16/24/32-bit, IEEE float 32/64 and WAVE_FORMAT_EXTENSIBLE; values equal soundfile's float32 read.
+    """
+    path = Path(path)
+    buf = read_regular_file(path, error=AudioFormatError)
+    _check_riff(path, buf)
+    fmt, data, seen, pos = _scan_chunks(path, buf)
+    (tag, channels, sr, bits), (offset, present, declared) = _require_chunks(
+        path, len(buf), fmt, data, seen, pos
+    )
+    _check_data_size(path, present, declared, channels * bits // 8)
     y = _decode(buf, offset, present, tag, bits, channels)
     if tag == _TAG_FLOAT:
-        bad = ~np.isfinite(y)
-        if bad.any():
-            n_bad = int(np.count_nonzero(bad))
-            first = int(np.flatnonzero(bad.reshape(-1))[0])
-            raise AudioFormatError(
-                f"{path}: {n_bad} non-finite samples (NaN or inf) in float data; "
-                f"first at sample index {first} (frame {first // channels}, channel {first % channels})"
-            )
+        _check_finite(path, y, channels)
     return y, sr
 
 

@@ -759,57 +759,78 @@ class _Parser(Checker):
         targets_raw = d.get("targets", MISSING)
         targets: dict[str, dict[str, RooflineChoice]] = {}
         if targets_raw is not MISSING:
-            t = self.mapping(targets_raw, "roofline.targets", (), UNITS)
-            if t is not None and not t:
-                self.bad("roofline.targets", "is empty: give at least the default target")
-            for target, per in (t or {}).items():
-                if target not in UNITS:
-                    continue
-                path = f"roofline.targets.{target}"
-                per_d = self.mapping(per, path, (), PRECISIONS)
-                if per_d is None:
-                    continue
-                if not per_d:
-                    self.bad(path, "is empty: give at least one precision")
-                targets[target] = {}
-                for precision, raw in per_d.items():
-                    if precision not in PRECISIONS:
-                        continue
-                    cp = f"{path}.{precision}"
-                    c = self.mapping(raw, cp, ("compute", "bandwidth"), ("note",))
-                    if c is None:
-                        continue
-                    compute = self.text_at(c, "compute", cp)
-                    bandwidth = self.text_at(c, "bandwidth", cp)
-                    note = self.text_at(c, "note", cp, required=False) or ""
-                    if compute is not None:
-                        parts = compute.split(".")
-                        if compute in self.given and parts[2] not in peaks.get(parts[1], {}):
-                            compute = None  # the peak itself is invalid and already reported
-                        elif (
-                            len(parts) != 3 or parts[0] != "peaks" or parts[2] not in peaks.get(parts[1], {})
-                        ):
-                            self.bad(f"{cp}.compute", f"{compute!r} names no peak of this profile (have: "
-                                     + ", ".join(f"peaks.{u}.{p}" for u, per2 in peaks.items() for p in per2)
-                                     + ")")  # fmt: skip
-                            compute = None
-                    if bandwidth is not None:
-                        if bandwidth not in BANDWIDTH_REFS:
-                            self.bad(
-                                f"{cp}.bandwidth", f"{bandwidth!r} must be one of {', '.join(BANDWIDTH_REFS)}"
-                            )
-                            bandwidth = None
-                        elif bandwidth in self.given and (
-                            memory is None or getattr(memory, bandwidth.split(".")[1]) is None
-                        ):
-                            bandwidth = None  # the figure itself is invalid and already reported
-                        elif memory is not None and getattr(memory, bandwidth.split(".")[1]) is None:
-                            self.bad(f"{cp}.bandwidth", f"{bandwidth!r}: the profile gives no such figure")
-                            bandwidth = None
-                    if compute and bandwidth:
-                        targets[target][precision] = RooflineChoice(precision, compute, bandwidth, note)
+            targets = self.roofline_targets(targets_raw, peaks, memory)
         if default is not None and targets_raw is not MISSING and default not in targets:
             self.bad("roofline.default", f"{default!r} is not one of roofline.targets ({', '.join(targets)})")
         if default is None or reason is None:
             return None
         return Roofline(default=default, reason=reason, targets=targets)
+
+    def roofline_targets(
+        self, value: Any, peaks: dict[str, dict[str, Peak]], memory: Memory | None
+    ) -> dict[str, dict[str, RooflineChoice]]:
+        """`roofline.targets`: the valid choice of each target and precision; invalid ones are reported."""
+        targets: dict[str, dict[str, RooflineChoice]] = {}
+        t = self.mapping(value, "roofline.targets", (), UNITS)
+        if t is not None and not t:
+            self.bad("roofline.targets", "is empty: give at least the default target")
+        for target, per in (t or {}).items():
+            if target not in UNITS:
+                continue
+            path = f"roofline.targets.{target}"
+            per_d = self.mapping(per, path, (), PRECISIONS)
+            if per_d is None:
+                continue
+            if not per_d:
+                self.bad(path, "is empty: give at least one precision")
+            targets[target] = {}
+            for precision, raw in per_d.items():
+                if precision not in PRECISIONS:
+                    continue
+                choice = self.roofline_entry(raw, f"{path}.{precision}", precision, peaks, memory)
+                if choice is not None:
+                    targets[target][precision] = choice
+        return targets
+
+    def roofline_entry(
+        self, value: Any, path: str, precision: str, peaks: dict[str, dict[str, Peak]], memory: Memory | None
+    ) -> RooflineChoice | None:
+        """One `roofline.targets.<target>.<precision>` entry; None when it is invalid (and reported)."""
+        c = self.mapping(value, path, ("compute", "bandwidth"), ("note",))
+        if c is None:
+            return None
+        compute = self.text_at(c, "compute", path)
+        bandwidth = self.text_at(c, "bandwidth", path)
+        note = self.text_at(c, "note", path, required=False) or ""
+        if compute is not None:
+            compute = self.compute_ref(compute, path, peaks)
+        if bandwidth is not None:
+            bandwidth = self.bandwidth_ref(bandwidth, path, memory)
+        if compute and bandwidth:
+            return RooflineChoice(precision, compute, bandwidth, note)
+        return None
+
+    def compute_ref(self, compute: str, path: str, peaks: dict[str, dict[str, Peak]]) -> str | None:
+        """`compute` if it names a valid peak, else None (reported, unless the invalid peak already was)."""
+        parts = compute.split(".")
+        is_peak = len(parts) == 3 and parts[0] == "peaks"
+        if is_peak and compute in self.given and parts[2] not in peaks.get(parts[1], {}):
+            return None  # the peak itself is invalid and already reported
+        if len(parts) != 3 or parts[0] != "peaks" or parts[2] not in peaks.get(parts[1], {}):
+            self.bad(f"{path}.compute", f"{compute!r} names no peak of this profile (have: "
+                     + ", ".join(f"peaks.{u}.{p}" for u, per in peaks.items() for p in per)
+                     + ")")  # fmt: skip
+            return None
+        return compute
+
+    def bandwidth_ref(self, bandwidth: str, path: str, memory: Memory | None) -> str | None:
+        """`bandwidth` if it names a memory figure the profile gives, else None (reported, unless already)."""
+        if bandwidth not in BANDWIDTH_REFS:
+            self.bad(f"{path}.bandwidth", f"{bandwidth!r} must be one of {', '.join(BANDWIDTH_REFS)}")
+            return None
+        if bandwidth in self.given and (memory is None or getattr(memory, bandwidth.split(".")[1]) is None):
+            return None  # the figure itself is invalid and already reported
+        if memory is not None and getattr(memory, bandwidth.split(".")[1]) is None:
+            self.bad(f"{path}.bandwidth", f"{bandwidth!r}: the profile gives no such figure")
+            return None
+        return bandwidth
