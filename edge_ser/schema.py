@@ -12,11 +12,14 @@ check that found a problem records it and returns None, so the caller can go on 
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeVar
 
 from edge_ser.errors import ConfigError
+
+T = TypeVar("T")
 
 MISSING: Any = object()
 """Marks a key that is absent from a mapping (as opposed to present with the value null)."""
@@ -67,6 +70,26 @@ def join(path: str, key: str | int) -> str:
     if isinstance(key, int):
         return f"{path}[{key}]"
     return f"{path}.{key}" if path else str(key)
+
+
+def config_from_dict(
+    cls: type[T], data: Any, *, what: str = "field(s)", **convert: Callable[[Any], Any]
+) -> T:
+    """A config dataclass from a mapping (the inverse of its `to_dict`): missing keys take their defaults; not a
+    mapping, an unknown key or a bad value is a ConfigError naming the class. `convert` maps a field to a
+    function applied to its value first (e.g. a list back to a tuple, a nested dict to its spec)."""
+    name = cls.__name__
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{name}: expected a mapping, got {type(data).__name__}")
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - known, key=str)
+    if unknown:
+        raise ConfigError(f"{name}: unknown {what} {unknown}; known: {sorted(known)}")
+    values = {k: convert[k](v) if k in convert else v for k, v in data.items()}
+    try:
+        return cls(**values)
+    except TypeError as e:
+        raise ConfigError(f"{name}: {e}") from e
 
 
 class Checker:
@@ -239,4 +262,4 @@ class Checker:
             self.problem(path, f"must be unique; repeated: {short(dup, 200)}")
 
 
-__all__ = ["MISSING", "Checker", "describe", "join", "kind_of", "short"]
+__all__ = ["MISSING", "Checker", "config_from_dict", "describe", "join", "kind_of", "short"]

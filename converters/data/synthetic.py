@@ -25,6 +25,7 @@ from converters.data.scan import Skipped, data_files
 from edge_ser.audio.wav import write_wav
 from edge_ser.errors import ConfigError, DatasetError
 from edge_ser.fileio import atomic_write
+from edge_ser.schema import config_from_dict
 
 GENERATOR_VERSION = 1  # bump whenever the signal model changes, so written data sets regenerate
 SPEC_FILE = "spec.json"
@@ -69,10 +70,7 @@ class SyntheticSpec:
     @classmethod
     def from_dict(cls, data: dict) -> SyntheticSpec:
         """Inverse of to_dict; ConfigError on unknown fields."""
-        extra = set(data) - set(cls.__dataclass_fields__)
-        if extra:
-            raise ConfigError(f"SyntheticSpec: unknown field(s) {sorted(extra)}")
-        return cls(**{k: tuple(v) if k == "labels" else v for k, v in data.items()})
+        return config_from_dict(cls, data, labels=tuple)
 
     def speakers(self) -> tuple[str, ...]:
         """Speaker names s01, s02, ..."""

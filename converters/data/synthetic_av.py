@@ -24,6 +24,7 @@ import numpy as np
 
 from converters.data.labels import LABELS
 from edge_ser.errors import ConfigError
+from edge_ser.schema import config_from_dict
 
 GENERATOR_VERSION = 1  # bump whenever the drawing changes
 
@@ -94,10 +95,7 @@ class SyntheticAVSpec:
     @classmethod
     def from_dict(cls, data: dict) -> SyntheticAVSpec:
         """Inverse of to_dict; ConfigError on unknown fields."""
-        extra = set(data) - set(cls.__dataclass_fields__)
-        if extra:
-            raise ConfigError(f"SyntheticAVSpec: unknown field(s) {sorted(extra)}")
-        return cls(**{k: tuple(v) if k in ("labels", "frame_size") else v for k, v in data.items()})
+        return config_from_dict(cls, data, labels=tuple, frame_size=tuple)
 
 
 def _cv2():

@@ -10,6 +10,7 @@ from typing import Any
 
 from edge_ser.errors import ConfigError
 from edge_ser.features.spectral import PAD_MODES
+from edge_ser.schema import config_from_dict
 
 SCHEMA_VERSION = 1
 
@@ -124,14 +125,7 @@ class FeatureSpec:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> FeatureSpec:
         """Rebuild from `to_dict()` output; missing keys take defaults, unknown keys are an error."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise ConfigError(f"FeatureSpec: unknown field(s) {unknown}; known: {sorted(names)}")
-        try:
-            return cls(**d)
-        except TypeError as e:
-            raise ConfigError(f"FeatureSpec: {e}") from e
+        return config_from_dict(cls, d)
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)

@@ -27,6 +27,7 @@ from edge_ser.errors import ConfigError
 from edge_ser.features.spec import FeatureSpec
 from edge_ser.features.vector import feature_frames, vector_from_frames
 from edge_ser.inputs.base import AUDIO_EXTENSIONS, InputKind, Inputs, shape_of, softmax_row
+from edge_ser.schema import config_from_dict
 from edge_ser.vision.video import VIDEO_EXTENSIONS, sample_frame_indices
 
 if TYPE_CHECKING:
@@ -41,6 +42,15 @@ CropFn = Callable[[np.ndarray], np.ndarray]
 def av_feature_spec() -> FeatureSpec:
     """The AV model's audio front end: 16 kHz, 32 ms FFT / 10 ms hop, 64 mel bands, 40 MFCCs."""
     return FeatureSpec(sample_rate=16000, n_fft=512, hop_length=160, n_mels=64, n_mfcc=40)
+
+
+def _feature_spec(v: Any) -> FeatureSpec:
+    """AVInputSpec.feature_spec from its JSON form (a dict), or as given."""
+    if isinstance(v, FeatureSpec):
+        return v
+    if not isinstance(v, dict):
+        raise ConfigError("AVInputSpec.feature_spec must be an object")
+    return FeatureSpec.from_dict(v)
 
 
 @dataclass(frozen=True)
@@ -86,19 +96,7 @@ class AVInputSpec:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> AVInputSpec:
         """Rebuild from `to_dict()` output; missing keys take defaults, unknown keys are an error."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise ConfigError(f"AVInputSpec: unknown field(s) {unknown}; known: {sorted(names)}")
-        d = dict(d)
-        if "feature_spec" in d and not isinstance(d["feature_spec"], FeatureSpec):
-            if not isinstance(d["feature_spec"], dict):
-                raise ConfigError("AVInputSpec.feature_spec must be an object")
-            d["feature_spec"] = FeatureSpec.from_dict(d["feature_spec"])
-        try:
-            return cls(**d)
-        except TypeError as e:
-            raise ConfigError(f"AVInputSpec: {e}") from e
+        return config_from_dict(cls, d, feature_spec=_feature_spec)
 
 
 def audio_segments(y: np.ndarray, sr: int, spec: FeatureSpec, segments: int = 6) -> np.ndarray:

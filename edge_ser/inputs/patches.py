@@ -27,6 +27,7 @@ from edge_ser.engines.base import softmax
 from edge_ser.errors import ConfigError
 from edge_ser.features import FeatureSpec, melspectrogram, power_to_db
 from edge_ser.inputs.base import InputKind, Inputs, shape_of
+from edge_ser.schema import config_from_dict
 
 if TYPE_CHECKING:
     from edge_ser.schema import Checker
@@ -134,14 +135,7 @@ class LMSSpec:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> LMSSpec:
         """Rebuild from `to_dict()` output; missing keys take defaults, unknown keys are an error."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise ConfigError(f"LMSSpec: unknown field(s) {unknown}; known: {sorted(names)}")
-        try:
-            return cls(**d)
-        except TypeError as e:
-            raise ConfigError(f"LMSSpec: {e}") from e
+        return config_from_dict(cls, d)
 
     def __str__(self) -> str:
         return (

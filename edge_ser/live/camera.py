@@ -33,7 +33,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -43,6 +43,7 @@ import numpy as np
 from edge_ser.errors import ConfigError, VideoFormatError
 from edge_ser.live.backoff import Backoff
 from edge_ser.live.sources import Frame, LatestFrame
+from edge_ser.schema import config_from_dict
 from edge_ser.vision._cv2 import import_cv2
 
 BACKENDS = ("auto", "v4l2", "gstreamer", "ffmpeg", "any")
@@ -120,11 +121,7 @@ class CameraConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> CameraConfig:
         """Inverse of `to_dict`; missing keys take their defaults, unknown keys are a ConfigError."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ConfigError(f"CameraConfig: unknown settings {unknown}; known: {sorted(known)}")
-        return cls(**d)
+        return config_from_dict(cls, d, what="settings")
 
 
 def source_kind(source: int | str) -> str:

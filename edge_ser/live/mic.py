@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -42,6 +42,7 @@ from edge_ser.errors import ConfigError, EdgeSerError, MissingDependencyError
 from edge_ser.live.backoff import Backoff, RetryTimer
 from edge_ser.live.ring import AudioRing
 from edge_ser.live.sources import wait_for_samples
+from edge_ser.schema import config_from_dict
 
 COMMON_RATES = (8000, 11025, 16000, 22050, 24000, 32000, 44100, 48000)
 """Rates probed when a device refuses the one asked for, to say which it does take."""
@@ -160,11 +161,7 @@ class MicConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> MicConfig:
         """Inverse of `to_dict`; missing keys take their defaults, unknown keys are a ConfigError."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ConfigError(f"MicConfig: unknown settings {unknown}; known: {sorted(known)}")
-        return cls(**d)
+        return config_from_dict(cls, d, what="settings")
 
 
 def _describe(info: dict[str, Any], hostapi: str = "") -> str:

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from edge_ser.errors import ConfigError, MissingDependencyError
+from edge_ser.schema import config_from_dict
 from edge_ser.vision._cv2 import import_cv2
 
 CASCADE_FILE = "haarcascade_frontalface_default.xml"
@@ -82,12 +83,7 @@ class FaceCropSpec:
     @classmethod
     def from_dict(cls, data: dict) -> FaceCropSpec:
         """Inverse of to_dict; ConfigError on unknown fields."""
-        if not isinstance(data, dict):
-            raise ConfigError(f"FaceCropSpec: expected a dict, got {type(data).__name__}")
-        extra = set(data) - set(cls.__dataclass_fields__)
-        if extra:
-            raise ConfigError(f"FaceCropSpec: unknown field(s) {sorted(extra)}")
-        return cls(**data)
+        return config_from_dict(cls, data)
 
 
 @dataclass(frozen=True)

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from edge_ser.errors import ConfigError
 from edge_ser.live.outputs.base import Output, OutputError
 from edge_ser.live.result import LiveResult
+from edge_ser.schema import config_from_dict
 
 if TYPE_CHECKING:  # the concrete outputs are imported when switched on
     from edge_ser.live.outputs.console import ConsoleOutput
@@ -65,11 +66,7 @@ class OutputSettings:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> OutputSettings:
         """Settings from a dict; missing keys keep their defaults, unknown keys are a ConfigError."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ConfigError(f"unknown output settings {unknown}; known: {sorted(known)}")
-        return cls(**d)
+        return config_from_dict(cls, d, what="output settings")
 
 
 class Outputs:
