@@ -32,7 +32,6 @@ from edge_ser.inputs.av import AVInputSpec, AVKind
 from edge_ser.inputs.base import InputKind
 from edge_ser.inputs.vector import VectorKind
 
-MODELS = ("laq_mlp", "av_cnn")
 AV_DATA = ("synthetic-av",)
 """Audio-visual data sets av_cnn trains on (built-in: drawn faces + synthetic speech, paired by class)."""
 
