@@ -127,6 +127,16 @@ class Checker:
 
     # -- structure -------------------------------------------------------------------------------------------
 
+    def build(self, path: str, make: Callable[..., T], *args: Any) -> T | None:
+        """`make(*args)` (a spec's `from_dict`, say), its ConfigError or bad-value error reported at `path`."""
+        try:
+            return make(*args)
+        except ConfigError as e:
+            self.problem(path, str(e))
+        except (TypeError, ValueError, ArithmeticError) as e:
+            self.problem(path, f"invalid value ({type(e).__name__}: {e})")
+        return None
+
     def get(
         self,
         d: Mapping[str, Any],

@@ -19,7 +19,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from edge_ser.errors import BundleError, ConfigError
+from edge_ser.errors import BundleError
 from edge_ser.features.spec import FeatureSpec
 from edge_ser.inputs import kind_of
 from edge_ser.schema import Checker, describe, short
@@ -54,14 +54,7 @@ def validate_manifest(manifest: Any, *, source: str = "<manifest>") -> FeatureSp
     for i, lab in enumerate(labels):
         c.text(lab, f"labels[{i}]")
     c.unique(labels, "labels")
-    fs = c.get(manifest, "feature_spec", "", dict)
-    try:
-        spec = FeatureSpec.from_dict(fs)
-        spec.dim  # noqa: B018 - computing it checks the spec's sizes
-    except ConfigError as e:
-        raise c.fail("feature_spec", str(e)) from e
-    except (TypeError, ValueError, ArithmeticError) as e:
-        raise c.fail("feature_spec", f"invalid value ({type(e).__name__}: {e})") from e
+    spec = c.build("feature_spec", _feature_spec, c.get(manifest, "feature_spec", "", dict))
     out_shape = outputs[0]["shape"]
     if out_shape[-1] != len(labels):
         c.problem(
@@ -77,6 +70,12 @@ def validate_manifest(manifest: Any, *, source: str = "<manifest>") -> FeatureSp
             c.number(acc[key], f"accuracy.{key}", lo=0)
     files = _check_files(c, manifest)
     _check_tflite(c, manifest, inputs, files)
+    return spec
+
+
+def _feature_spec(d: dict[str, Any]) -> FeatureSpec:
+    spec = FeatureSpec.from_dict(d)
+    spec.dim  # noqa: B018 - computing it checks the spec's sizes
     return spec
 
 

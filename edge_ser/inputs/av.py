@@ -242,13 +242,8 @@ class AVKind(InputKind):
         av = c.get(manifest, "av_input", "", dict)
         if av is None:
             return
-        try:
-            spec = AVInputSpec.from_dict(av)
-        except ConfigError as e:
-            c.problem("av_input", str(e))
-            return
-        except (TypeError, ValueError, ArithmeticError) as e:
-            c.problem("av_input", f"invalid value ({type(e).__name__}: {e})")
+        spec = c.build("av_input", AVInputSpec.from_dict, av)
+        if spec is None:
             return
         if spec.feature_spec != FeatureSpec.from_dict(manifest["feature_spec"]):
             c.problem(
@@ -265,15 +260,8 @@ class AVKind(InputKind):
                     f"[batch, {', '.join(map(str, spec.shapes[n]))}]",
                 )
         crop = c.get(manifest, "face_crop", "", dict, required="faces" in names)
-        if crop is not None:
-            try:
-                crop_spec = FaceCropSpec.from_dict(crop)
-            except ConfigError as e:
-                c.problem("face_crop", str(e))
-                return
-            except (TypeError, ValueError) as e:
-                c.problem("face_crop", f"invalid value ({type(e).__name__}: {e})")
-                return
+        crop_spec = None if crop is None else c.build("face_crop", FaceCropSpec.from_dict, crop)
+        if crop_spec is not None:
             if crop_spec.size != spec.face_size:
                 c.problem("face_crop.size", f"{crop_spec.size} but av_input.face_size is {spec.face_size}")
 

@@ -269,13 +269,8 @@ class PatchesKind(InputKind):
         if vote not in VOTES:
             c.problem("lms_input.vote", f"{vote!r} is not one of {list(VOTES)}")
             return
-        try:
-            spec = LMSSpec.from_dict(d)
-        except ConfigError as e:
-            c.problem("lms_input", str(e))
-            return
-        except (TypeError, ValueError, ArithmeticError) as e:
-            c.problem("lms_input", f"invalid value ({type(e).__name__}: {e})")
+        spec = c.build("lms_input", LMSSpec.from_dict, d)
+        if spec is None:
             return
         got = shape_of(inputs, "lms")
         if got is None:
