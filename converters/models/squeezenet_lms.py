@@ -11,10 +11,11 @@ is torchvision's (kaiming-uniform convs, final conv normal(0, 0.01)).
 
 Pooling: torchvision pools with `ceil_mode=True`, which the numpy engine does not run. For kernel 3 / stride 2,
 ceil mode equals floor mode with one extra padded row / column at the end (pads [0, 0, 1, 1], ONNX MaxPool pads
-never win a max), so `to_onnx` rewrites each ceil-mode MaxPool that way: same outputs, both engines run it.
+never win a max), so `onnx_fixups` (run by the export) rewrites each ceil-mode MaxPool that way: same outputs,
+both engines run it.
 
-FLOPs by the AV convention (conv = 2*Yh*Yw*Ci*Co*Kh*Kw + Yh*Yw*Co; only conv layers counted, like
-`av_cnn.count_flops`), 7 classes, input 1 x 128 x 64 (M=128 mels, T=64 frames), exact:
+FLOPs by the AV convention (conv = 2*Yh*Yw*Ci*Co*Kh*Kw + Yh*Yw*Co; only conv layers counted: the exported
+graph's `dense_flops` by `edge_ser.flops`, `converters.models.counts`), 7 classes, input 1 x 128 x 64 (M=128 mels, T=64 frames), exact:
 
 =======  ==========  ==========
 width    params      MFLOPs
