@@ -24,10 +24,10 @@ from converters.data.records import Record
 from converters.data.scan import Skipped, data_files
 from converters.data.synthetic import load_synthetic
 from edge_ser.errors import ConfigError, DatasetError
+from edge_ser.inputs.base import AUDIO_EXTENSIONS
 from edge_ser.vision.video import VIDEO_EXTENSIONS
 
 ENV_VAR = "EDGE_SER_DATA"
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 FER_SPLITS = ("train", "validation", "test")
 RAVDESS_MODALITIES = {"01": "audio-video", "02": "video", "03": "audio"}

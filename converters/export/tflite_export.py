@@ -56,10 +56,11 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
+from edge_ser.bundle import TFLITE_VARIANTS
 from edge_ser.errors import ConfigError, MissingDependencyError
 
-VARIANTS = ("fp32", "fp16", "int8")
-"""The TFLite variants export_tflite makes (as edge_ser.engines.TFLITE_VARIANTS)."""
+VARIANTS = TFLITE_VARIANTS
+"""The TFLite variants export_tflite makes: the ones a bundle may carry."""
 INPUT = "features"
 """The MLP's one input (the AV CNN's are "faces" and "audio")."""
 OUTPUT = "logits"

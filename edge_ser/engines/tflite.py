@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from edge_ser.bundle.manifest import TFLITE_VARIANTS
 from edge_ser.engines.base import InputAdapter, cpu_only, finish_logits
 from edge_ser.errors import BundleError, ConfigError, MissingDependencyError
 
@@ -48,7 +49,7 @@ if TYPE_CHECKING:
     from edge_ser.bundle import Bundle
 
 NAME = "tflite"
-VARIANTS = ("fp32", "fp16", "int8")
+VARIANTS = TFLITE_VARIANTS
 """TFLite variants a bundle may carry (manifest `tflite.variants`): float32, float16 weights, full int8."""
 DEFAULT_ORDER = ("int8", "fp16", "fp32")
 """Which variant "tflite" means: the first of these the bundle has (smallest and fastest first)."""

@@ -12,6 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from edge_ser.cli.common import add_engine_args
 from edge_ser.live.capture import CaptureSettings
 
 
@@ -41,10 +42,7 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
         help="files: as fast as possible (reproducible) instead of paced in real time",
     )
     m = p.add_argument_group("model and pipeline")
-    m.add_argument(
-        "--engine", default="auto", help="auto (default), onnxruntime, numpy, tflite[-int8|-fp16|-fp32]"
-    )
-    m.add_argument("--threads", type=int, default=1, help="inference threads (default 1)")
+    add_engine_args(m, threads_default=1)
     m.add_argument(
         "--fallback",
         type=Path,
