@@ -17,6 +17,12 @@ writes, on the image's boot partition (mounted at /boot/firmware on the device):
   and local-hostname;
 - `edge-ser/`: the wheelhouse and the bundle, when given as local paths.
 
+Every value that lands in one of these files is one line of printable text (`check_line`: no newline, CR, NUL,
+escape, NEL, U+2028/2029 or bidi control); a download URL is https, or http with a pinned sha256 the device
+checks before use. The first-boot script removes network-config (it holds the Wi-Fi secret) from the
+world-readable FAT boot partition once cloud-init has applied it, and makes what cloud-init rendered root-only
+(deploy/README.md, "The Wi-Fi secret on the running device").
+
 Raspberry Pi OS from Trixie on (and Ubuntu for Pi) reads these three files with cloud-init's NoCloud data
 source. Each file is written atomically. `validate(out)` runs cloud-init's own checks when cloud-init is
 installed: `cloud-init schema --config-file user-data`; for network-config, `cloud-init schema --schema-type
@@ -38,6 +44,7 @@ from pathlib import Path
 
 from edge_ser.errors import ConfigError, MissingDependencyError
 from edge_ser.fileio import atomic_write
+from edge_ser.text import control_chars, describe_controls
 
 BOOT_MOUNT = "/boot/firmware"
 """Where Raspberry Pi OS (Bookworm and later) and Ubuntu for Pi mount the boot partition."""
@@ -53,6 +60,8 @@ _USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 _KEY_TYPES = ("ssh-ed25519", "ssh-rsa", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521",
               "sk-ssh-ed25519@openssh.com", "sk-ecdsa-sha2-nistp256@openssh.com")  # fmt: skip
 _ENV_KEY = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+_TIMEZONE = re.compile(r"[A-Za-z0-9_+-]+(/[A-Za-z0-9_+-]+)*")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 DEFAULT_UNIT = f"""[Unit]
 Description=edge-ser speech emotion recognition
@@ -102,9 +111,17 @@ class FirstBoot:
     wifi_plaintext: bool = False
     """Store the passphrase as given instead of its PSK (WPA3-SAE networks need the passphrase)."""
     wheelhouse_url: str | None = None
-    """pip --find-links URL to install from on first boot, instead of a wheelhouse copied to the boot partition."""
+    """pip --find-links URL to install from on first boot, instead of a wheelhouse copied to the boot partition:
+    a folder with the wheels and requirements.lock (scripts/wheelhouse.py); https, or http with
+    `wheelhouse_sha256`."""
+    wheelhouse_sha256: str | None = None
+    """sha256 of the wheelhouse's requirements.lock, checked on the device before use; the lock pins every
+    wheel's sha256, so this one pin covers the whole install (required for a plain-http URL)."""
     bundle_url: str | None = None
-    """URL of a bundle .tar the device downloads on first boot, instead of one copied to the boot partition."""
+    """URL of a bundle .tar the device downloads on first boot, instead of one copied to the boot partition:
+    https, or http with `bundle_sha256`."""
+    bundle_sha256: str | None = None
+    """sha256 of the bundle .tar, checked on the device before it is unpacked (required for a plain-http URL)."""
     timezone: str | None = None
     env: tuple[tuple[str, str], ...] = ()
     """Extra KEY=VALUE lines for config.env."""
@@ -121,7 +138,7 @@ def read_ssh_keys(paths: list[str | os.PathLike[str]]) -> tuple[str, ...]:
     for p in paths:
         path = Path(p).expanduser()
         try:
-            text = path.read_text()
+            text = path.read_bytes().decode("utf-8")  # no universal newlines: a lone CR is refused below
         except FileNotFoundError:
             raise ConfigError(
                 f"--ssh-key {path}: no such file (give the public key, e.g. ~/.ssh/id_ed25519.pub)"
@@ -130,16 +147,26 @@ def read_ssh_keys(paths: list[str | os.PathLike[str]]) -> tuple[str, ...]:
             raise ConfigError(f"--ssh-key {path}: cannot read it as text: {e}") from e
         if "PRIVATE KEY" in text:
             raise ConfigError(f"--ssh-key {path}: is a private key; give the public key ({path}.pub)")
-        for line in text.splitlines():
-            line = line.strip()
+        # split on "\n" only: str.splitlines() would also split on \x0b, \x1c-\x1e, NEL and U+2028, turning one
+        # tampered line into two keys; those characters are refused inside a line instead (CRLF files are fine)
+        for line in text.split("\n"):
+            line = line.strip(" \t\r")
             if line and not line.startswith("#"):
-                keys.append(check_ssh_key(line, str(path)))
+                keys.append(check_ssh_key(line, f"--ssh-key {path}"))
     if not keys:
         raise ConfigError("--ssh-key: no public key given; the device would have no way to log in")
     return tuple(keys)
 
 
-def check_ssh_key(line: str, source: str = "ssh key") -> str:
+def check_ssh_key(line: str, source: str = "--ssh-key") -> str:
+    """`line` if it is one OpenSSH public key line (type, base64 key, optional comment); ConfigError otherwise.
+
+    A control character (a newline above all) is refused: cloud-init writes each key as one line of
+    authorized_keys, so a newline in a comment would add a second key (or `command=` options) of its own."""
+    if control_chars(line):
+        raise ConfigError(
+            f"{source}: the key line contains control characters ({describe_controls(line)}): {line[:40]!r}..."
+        )
     parts = line.split()
     if len(parts) < 2 or parts[0] not in _KEY_TYPES or not re.fullmatch(r"[A-Za-z0-9+/]+=*", parts[1]):
         raise ConfigError(f"{source}: not an OpenSSH public key line: {line[:40]!r}...")
@@ -151,8 +178,25 @@ def wpa_psk(ssid: str, passphrase: str) -> str:
     return hashlib.pbkdf2_hmac("sha1", passphrase.encode(), ssid.encode(), 4096, 32).hex()
 
 
+def check_line(value: str, option: str, *, secret: bool = False) -> str:
+    """`value` if it has no control characters (newline, CR, NUL, ESC, C1 such as NEL, U+2028/2029, bidi
+    overrides; `edge_ser.text`), else ConfigError naming the option: every value here ends up as one line of
+    a file (YAML, config.env, wpa_supplicant, authorized_keys) or a shell script. A secret is not echoed."""
+    if control_chars(value):
+        shown = "(the value)" if secret else repr(value)
+        raise ConfigError(
+            f"{option} {shown}: contains control characters ({describe_controls(value)}); give one line of "
+            "printable text"
+        )
+    return value
+
+
 def validate_inputs(fb: FirstBoot) -> None:
     """Raise ConfigError naming the option and the bad value."""
+    for value, option in ((fb.hostname, "--hostname"), (fb.user, "--user"), (fb.country, "--country"),
+                          (fb.timezone, "--timezone"), (fb.boot_mount, "boot_mount")):  # fmt: skip
+        if value is not None:
+            check_line(value, option)
     if not _HOSTNAME.fullmatch(fb.hostname or ""):
         raise ConfigError(
             f"--hostname {fb.hostname!r}: must be 1..63 lower-case letters, digits or '-', not starting or "
@@ -167,20 +211,49 @@ def validate_inputs(fb: FirstBoot) -> None:
     _check_wifi(fb)
     if fb.country is not None and not re.fullmatch(r"[A-Z]{2}", fb.country):
         raise ConfigError(f"--country {fb.country!r}: must be an ISO 3166-1 alpha-2 code such as GB or DE")
-    for url, opt in ((fb.wheelhouse_url, "--wheelhouse-url"), (fb.bundle_url, "--bundle-url")):
-        if url is not None and not re.fullmatch(r"https?://\S+", url):
-            raise ConfigError(f"{opt} {url!r}: must be an http(s) URL")
-    for k, _ in fb.env:
+    if fb.timezone is not None and not _TIMEZONE.fullmatch(fb.timezone):
+        raise ConfigError(f"--timezone {fb.timezone!r}: must be a tz database name such as Europe/London")
+    _check_url(fb.wheelhouse_url, fb.wheelhouse_sha256, "--wheelhouse-url", "--wheelhouse-sha256")
+    _check_url(fb.bundle_url, fb.bundle_sha256, "--bundle-url", "--bundle-sha256")
+    for k, v in fb.env:
+        check_line(k, "--env")
         if not _ENV_KEY.fullmatch(k):
             raise ConfigError(f"--env {k!r}: must be an upper-case environment variable name")
+        check_line(v, f"--env {k}=")
+        if v.endswith("\\"):
+            raise ConfigError(
+                f"--env {k}={v!r}: ends with a backslash, which continues the line in systemd's EnvironmentFile"
+            )
     for p in fb.packages:
         if not re.fullmatch(r"[a-z0-9][a-z0-9+.-]+", p):
             raise ConfigError(f"package name {p!r} is not a Debian package name")
 
 
+def _check_url(url: str | None, sha256: str | None, option: str, pin_option: str) -> None:
+    """A download URL is https, or http with a pinned sha256 (checked on the device before use)."""
+    if sha256 is not None:
+        if url is None:
+            raise ConfigError(f"{pin_option} given without {option}")
+        if not _SHA256.fullmatch(sha256):
+            raise ConfigError(
+                f"{pin_option} {sha256!r}: must be 64 lower-case hex digits (sha256sum's output)"
+            )
+    if url is None:
+        return
+    check_line(url, option)
+    if not re.fullmatch(r"https?://[^\s/?#]+[^\s]*", url):
+        raise ConfigError(f"{option} {url!r}: must be an https:// URL (or http:// with {pin_option})")
+    if url.startswith("http://") and sha256 is None:
+        raise ConfigError(
+            f"{option} {url!r}: plain http can be altered on the way; use https, or pin the content with "
+            f"{pin_option} (the device checks it before use)"
+        )
+
+
 def _check_wifi(fb: FirstBoot) -> None:
     """Raise ConfigError for bad Wi-Fi options: an SSID needs a country, and a password needs an SSID."""
     if fb.wifi_ssid is not None:
+        check_line(fb.wifi_ssid, "--wifi-ssid")
         n = len(fb.wifi_ssid.encode())
         if not 1 <= n <= 32:
             raise ConfigError(f"--wifi-ssid {fb.wifi_ssid!r}: must be 1..32 bytes, is {n}")
@@ -188,6 +261,8 @@ def _check_wifi(fb: FirstBoot) -> None:
             raise ConfigError(
                 "--country is required with --wifi-ssid (Wi-Fi stays blocked without a regulatory domain)"
             )
+        if fb.wifi_password is not None:
+            check_line(fb.wifi_password, "--wifi-password", secret=True)
         if fb.wifi_password is not None and not _is_wpa_secret(fb.wifi_password):
             raise ConfigError(
                 "--wifi-password: a WPA passphrase is 8..63 printable ASCII characters (or a 64-hex PSK)"
@@ -212,11 +287,44 @@ BOOT=__BOOT__
 ROOT=__ROOT__
 VENV=__VENV__
 WH_URL=__WH_URL__
+WH_SHA256=__WH_SHA256__
 BUNDLE_URL=__BUNDLE_URL__
+BUNDLE_SHA256=__BUNDLE_SHA256__
+# The Wi-Fi secret: cloud-init applied network-config in its local stage, long before this runs (runcmd).
+# The boot partition is FAT (no per-file modes: every local user can read it), so the copy there goes; the
+# seed stays valid (NoCloud needs user-data + meta-data; the instance-id is unchanged, so cloud-init does
+# not apply network config again). What cloud-init rendered becomes root-only: /etc/netplan (0644 before
+# cloud-init 23.1) and its log, which records the applied network configuration.
+forget_wifi_secret() {
+    if [ -f "$BOOT/network-config" ]; then
+        shred -u "$BOOT/network-config" 2>/dev/null || rm -f -- "$BOOT/network-config"
+        echo "edge-ser firstboot: removed $BOOT/network-config (it holds the Wi-Fi secret)"
+    fi
+    find /etc/netplan /etc/NetworkManager/system-connections -maxdepth 1 -type f -exec chmod 0600 {} + \
+        2>/dev/null || true
+    chmod 0600 /var/log/cloud-init.log 2>/dev/null || true
+}
+forget_wifi_secret
+# fetch URL FILE [SHA256]: https stays https across redirects; a pinned sha256 is checked before use
+fetch() {
+    local proto=()
+    case "$1" in https://*) proto=(--proto =https --proto-redir =https) ;; esac
+    curl -fsSL --retry 5 ${proto[@]+"${proto[@]}"} "$1" -o "$2"
+    if [ -n "${3:-}" ] && ! echo "$3  $2" | sha256sum -c --quiet -; then
+        echo "edge-ser firstboot: $1 does not match its pinned sha256 $3" >&2
+        rm -f -- "$2"
+        return 1
+    fi
+}
 install -d -o edge-ser -g edge-ser -m 0755 __PREFIX__ "$ROOT" "$ROOT/versions"
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
 if [ -n "$WH_URL" ]; then
-    "$VENV/bin/pip" install --no-index --find-links "$WH_URL" edge-ser
+    # the lock pins every wheel (edge-ser's too) by sha256: pip installs those files and nothing else
+    LOCK=$(mktemp)
+    fetch "${WH_URL%/}/requirements.lock" "$LOCK" "$WH_SHA256"
+    "$VENV/bin/pip" install --no-index --find-links "$WH_URL" --require-hashes -r "$LOCK"
+    rm -f -- "$LOCK"
+    "$VENV/bin/python" -c "import edge_ser" || { echo "edge-ser firstboot: edge-ser is not in the lock" >&2; exit 1; }
 else
     WH="$BOOT/edge-ser/wheelhouse"
     "$VENV/bin/pip" install --no-index --find-links "$WH" -r "$WH/requirements.lock"
@@ -225,7 +333,7 @@ fi
 STAGE=$(mktemp -d "$ROOT/versions/.incoming-XXXXXX")
 trap 'rm -rf -- "$STAGE"' EXIT
 if [ -n "$BUNDLE_URL" ]; then
-    curl -fsSL --retry 5 "$BUNDLE_URL" -o "$STAGE.tar"
+    fetch "$BUNDLE_URL" "$STAGE.tar" "$BUNDLE_SHA256"
     tar -xf "$STAGE.tar" -C "$STAGE" && rm -f "$STAGE.tar"
 else
     cp -r "$BOOT/edge-ser/bundle/." "$STAGE/"
@@ -265,7 +373,8 @@ def user_data(fb: FirstBoot) -> dict:
     script = (
         _SCRIPT.replace("__BOOT__", _q(fb.boot_mount)).replace("__ROOT__", _q(ROOT)).replace("__VENV__", _q(VENV))
         .replace("__PREFIX__", _q(PREFIX)).replace("__WH_URL__", _q(fb.wheelhouse_url))
-        .replace("__BUNDLE_URL__", _q(fb.bundle_url)).replace("__SERVICE__", SERVICE)
+        .replace("__WH_SHA256__", _q(fb.wheelhouse_sha256)).replace("__BUNDLE_URL__", _q(fb.bundle_url))
+        .replace("__BUNDLE_SHA256__", _q(fb.bundle_sha256)).replace("__SERVICE__", SERVICE)
     )  # fmt: skip
     doc: dict = {
         "hostname": fb.hostname,
@@ -477,10 +586,16 @@ def add_firstboot_args(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--wheelhouse", type=Path, help="offline wheelhouse folder (scripts/wheelhouse.py), copied"
     )
-    g.add_argument("--wheelhouse-url", help="pip --find-links URL the device installs from instead")
+    g.add_argument(
+        "--wheelhouse-url", help="https URL of a wheelhouse folder the device installs from instead"
+    )
+    p.add_argument("--wheelhouse-sha256", default=None, metavar="HEX",
+                   help="sha256 of the wheelhouse's requirements.lock, checked on the device (needed for http)")  # fmt: skip
     b = p.add_mutually_exclusive_group(required=True)
     b.add_argument("--bundle-path", type=Path, help="bundle folder, copied to the boot partition")
-    b.add_argument("--bundle-url", help="bundle .tar URL the device downloads on first boot")
+    b.add_argument("--bundle-url", help="https URL of a bundle .tar the device downloads on first boot")
+    p.add_argument("--bundle-sha256", default=None, metavar="HEX",
+                   help="sha256 of the bundle .tar, checked on the device (needed for http)")  # fmt: skip
     p.add_argument("--timezone", default=None, help="e.g. Europe/London")
     p.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="extra config.env line")
     p.add_argument("--no-validate", action="store_true", help="skip cloud-init's schema check")
@@ -499,7 +614,8 @@ def cmd_firstboot(args: argparse.Namespace) -> int:
         wifi_password=args.wifi_password if args.wifi_password is not None
         else (os.environ.get("EDGE_SER_WIFI_PASSWORD") if args.wifi_ssid else None),
         country=args.country.upper() if args.country else None, wifi_plaintext=args.wifi_plaintext,
-        wheelhouse_url=args.wheelhouse_url, bundle_url=args.bundle_url, timezone=args.timezone, env=tuple(env),
+        wheelhouse_url=args.wheelhouse_url, wheelhouse_sha256=_lower(args.wheelhouse_sha256), bundle_url=args.bundle_url,
+        bundle_sha256=_lower(args.bundle_sha256), timezone=args.timezone, env=tuple(env),
         unit=repo_unit()[0], start_script=repo_unit()[1],
     )  # fmt: skip
     written = generate(fb, args.out, wheelhouse=args.wheelhouse, bundle=args.bundle_path)
@@ -512,3 +628,8 @@ def cmd_firstboot(args: argparse.Namespace) -> int:
             for line in validate(args.out):
                 print(f"checked: {line}")
     return 0
+
+
+def _lower(hex_digest: str | None) -> str | None:
+    """A pasted sha256 in either case (some tools print upper-case hex)."""
+    return hex_digest.strip().lower() if hex_digest is not None else None

@@ -189,3 +189,191 @@ def test_cli(tmp_path, wheelhouse, capsys):
     paths = {f["path"] for f in ud["write_files"]}
     if (REPO / "deploy" / "systemd" / "edge-ser-start").is_file():
         assert "/opt/edge-ser/bin/edge-ser-start" in paths
+
+
+# --- control characters, download pins and the Wi-Fi secret on the device -------------------------------------
+
+CONTROLS = ["\n", "\r", "\0", "\x1b[31m", "\x85", "\u2028", "\u2029", "\u202e", "\t", "\x7f"]
+"""A newline above all (one more line in a YAML / wpa_supplicant / config.env / authorized_keys file), then
+CR, NUL, an escape sequence, NEL, the Unicode line and paragraph separators, a bidi override, TAB, DEL."""
+
+
+@pytest.mark.parametrize("ctrl", CONTROLS, ids=repr)
+@pytest.mark.parametrize(
+    "field, value, option",
+    [
+        ("hostname", "pi{}x", "--hostname"),
+        ("user", "edge{}x", "--user"),
+        ("wifi_ssid", "Home{}Net", "--wifi-ssid"),
+        ("wifi_password", "correct{}horse", "--wifi-password"),
+        ("country", "G{}B", "--country"),
+        ("timezone", "Europe/London{}", "--timezone"),
+        ("env", (("EDGE_SER_MIC", "USB{}EDGE_SER_BUNDLE=/tmp/evil"),), "--env EDGE_SER_MIC="),
+        ("env", (("EDGE{}_X", "1"),), "--env"),
+        ("ssh_keys", (KEY + "{}ssh-rsa AAAAB3NzaC1yc2E attacker",), "--ssh-key"),
+        ("wheelhouse_url", "https://example.org/wh/{}x", "--wheelhouse-url"),
+        ("bundle_url", "https://example.org/b.tar{}", "--bundle-url"),
+    ],
+)
+def test_control_characters_are_refused_naming_the_option(tmp_path, wheelhouse, ctrl, field, value, option):
+    if isinstance(value, str):
+        bad = value.format(ctrl)
+    elif field == "env":
+        bad = tuple((k.format(ctrl), v.format(ctrl)) for k, v in value)
+    else:
+        bad = tuple(v.format(ctrl) for v in value)
+    kw = {field: bad}
+    local = {"wheelhouse": wheelhouse, "bundle": BUNDLE}
+    if field == "wheelhouse_url":
+        local.pop("wheelhouse")
+    if field == "bundle_url":
+        local.pop("bundle")
+    with pytest.raises(ConfigError) as e:
+        generate(_fb(**kw), tmp_path, **local)
+    assert str(e.value).startswith(option), str(e.value)
+    assert "control characters" in str(e.value) or field == "country"  # '--country': not two letters either
+    assert not (tmp_path / "user-data").exists() and not (tmp_path / "network-config").exists()
+    if field == "wifi_password":
+        assert "correct" not in str(e.value)  # the secret is not echoed
+
+
+def test_ssh_key_file_with_a_hidden_line_break_is_refused_but_crlf_is_fine(tmp_path):
+    """str.splitlines() would split at NEL, U+2028, \\x0b or \\x1c and make one tampered line two keys."""
+    for sep in ("\x85", "\u2028", "\x0b", "\x1c", "\r"):
+        f = tmp_path / "k.pub"
+        f.write_text(KEY + sep + "ssh-rsa AAAAB3NzaC1yc2E attacker\n", newline="")
+        with pytest.raises(
+            ConfigError, match=r"--ssh-key .*k\.pub: the key line contains control characters"
+        ):
+            read_ssh_keys([f])
+    f.write_text(KEY + "\r\n# a comment\r\n\r\n", newline="")
+    assert read_ssh_keys([f]) == (KEY,)
+
+
+@pytest.mark.parametrize(
+    "kw, message",
+    [
+        ({"wheelhouse_url": "http://example.org/wh/"}, r"--wheelhouse-url 'http://example.org/wh/': plain http .*--wheelhouse-sha256"),
+        ({"bundle_url": "http://example.org/b.tar"}, r"--bundle-url 'http://example.org/b.tar': plain http .*--bundle-sha256"),
+        ({"bundle_url": "ftp://example.org/b.tar"}, r"--bundle-url 'ftp://example.org/b.tar': must be an https:// URL"),
+        ({"bundle_url": "file:///etc/shadow"}, r"--bundle-url 'file:///etc/shadow': must be an https:// URL"),
+        ({"bundle_url": "https:///b.tar"}, r"--bundle-url 'https:///b.tar': must be an https:// URL"),
+        ({"bundle_url": "https://e.org/b.tar", "bundle_sha256": "ab" * 31}, r"--bundle-sha256 'abab.*64 lower-case hex"),
+        ({"bundle_url": "https://e.org/b.tar", "bundle_sha256": "AB" * 32}, r"--bundle-sha256 .*64 lower-case hex"),
+        ({"bundle_url": "https://e.org/b.tar", "wheelhouse_sha256": "0" * 64}, r"--wheelhouse-sha256 given without --wheelhouse-url"),
+        ({"env": (("EDGE_SER_MIC", "USB\\"),)}, r"--env EDGE_SER_MIC='USB\\\\': ends with a backslash"),
+        ({"timezone": "../../etc/passwd"}, r"--timezone '\.\./\.\./etc/passwd': must be a tz database name"),
+    ],
+)  # fmt: skip
+def test_urls_need_https_or_a_pin_and_env_timezone_are_checked(tmp_path, wheelhouse, kw, message):
+    local = {} if "wheelhouse_url" in kw else {"wheelhouse": wheelhouse}
+    if "bundle_url" not in kw:
+        local["bundle"] = BUNDLE
+    with pytest.raises(ConfigError, match=message):
+        generate(_fb(**kw), tmp_path, **local)
+    assert not (tmp_path / "user-data").exists()
+
+
+def _script(out: Path) -> str:
+    ud = yaml.safe_load((out / "user-data").read_text())
+    return {f["path"]: f["content"] for f in ud["write_files"]}["/usr/local/sbin/edge-ser-firstboot"]
+
+
+def _function(script: str, name: str) -> str:
+    """One shell function of the first-boot script, as it is written there."""
+    import re
+
+    m = re.search(rf"^{name}\(\) {{\n.*?^}}\n", script, re.M | re.S)
+    assert m, f"no {name}() in the first-boot script"
+    return m.group(0)
+
+
+def test_http_downloads_are_checked_against_their_pins_on_the_device(tmp_path):
+    """The script's own fetch() (real bash, real curl, a real HTTP server): a pinned sha256 that matches passes,
+    one that does not fails and leaves no file; the pins and https-only redirects are in the script."""
+    import hashlib
+    import http.server
+    import threading
+
+    www = tmp_path / "www"
+    www.mkdir()
+    payload = b"bundle bytes\n" * 100
+    (www / "b.tar").write_bytes(payload)
+    good = hashlib.sha256(payload).hexdigest()
+    out = tmp_path / "boot"
+    out.mkdir()
+    generate(_fb(wheelhouse_url="http://127.0.0.1/wh/", wheelhouse_sha256="1" * 64,
+                 bundle_url="http://127.0.0.1/b.tar", bundle_sha256=good), out)  # fmt: skip
+    script = _script(out)
+    assert f"BUNDLE_SHA256={good}" in script and "WH_SHA256=" + "1" * 64 in script
+    assert "--require-hashes -r" in script and "--proto-redir =https" in script
+    subprocess.run(["bash", "-n"], input=script, text=True, check=True)
+
+    handler = lambda *a: http.server.SimpleHTTPRequestHandler(*a, directory=str(www))  # noqa: E731
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    httpd.RequestHandlerClass.log_message = lambda *a: None
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{httpd.server_address[1]}/b.tar"
+        fetch = _function(script, "fetch")
+        for pin, ok in ((good, True), ("0" * 64, False), ("", True)):
+            dest = tmp_path / "got.tar"
+            dest.unlink(missing_ok=True)
+            r = subprocess.run(["bash", "-c", f"set -euo pipefail\n{fetch}fetch \"$1\" \"$2\" \"$3\"", "x", url,
+                                str(dest), pin], capture_output=True, text=True, timeout=60)  # fmt: skip
+            assert (r.returncode == 0) == ok, r.stderr
+            assert dest.exists() == ok
+            if ok:
+                assert dest.read_bytes() == payload
+            else:
+                assert "does not match its pinned sha256" in r.stderr
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def test_first_boot_removes_the_wifi_secret_from_the_boot_partition(tmp_path, wheelhouse):
+    """forget_wifi_secret() as written in the script, run by bash on a copy of the device's layout: the
+    network-config on the (world-readable FAT) boot partition goes, the seed (user-data, meta-data) stays, and
+    the netplan file cloud-init wrote (0644 before cloud-init 23.1) and cloud-init.log become root-only."""
+    root = tmp_path / "device"
+    boot = root / "boot" / "firmware"
+    boot.mkdir(parents=True)
+    generate(_fb(boot_mount=str(boot)), boot, wheelhouse=wheelhouse, bundle=BUNDLE)
+    psk = wpa_psk("Home Net", "correct horse")
+    assert psk in (boot / "network-config").read_text()
+    user_data = (boot / "user-data").read_text()
+    assert psk not in user_data and "correct horse" not in user_data  # only network-config holds the secret
+    netplan = root / "etc" / "netplan" / "50-cloud-init.yaml"
+    netplan.parent.mkdir(parents=True)
+    netplan.write_text("network: {}\n")
+    netplan.chmod(0o644)
+    log = root / "var" / "log" / "cloud-init.log"
+    log.parent.mkdir(parents=True)
+    log.write_text(f"Applying network configuration from ds bringup=False: {{'password': '{psk}'}}\n")
+    log.chmod(0o640)
+    fn = _function(_script(boot), "forget_wifi_secret")
+    # the device's /etc and /var/log under tmp_path: never this machine's
+    fn = fn.replace(" /etc/", f" {root}/etc/").replace(" /var/log/", f" {root}/var/log/")
+    assert "/etc/" not in fn.replace(f"{root}/etc/", "")
+    cmd = f"set -euo pipefail\nBOOT={boot}\n{fn}forget_wifi_secret\nforget_wifi_secret\n"  # runs twice
+    r = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, timeout=60, check=True)
+    assert "removed" in r.stdout
+    assert not (boot / "network-config").exists()
+    assert (boot / "user-data").is_file() and (boot / "meta-data").is_file()  # the NoCloud seed stays valid
+    assert netplan.stat().st_mode & 0o777 == 0o600 and log.stat().st_mode & 0o777 == 0o600
+
+
+@needs_cloud_init
+def test_legal_but_awkward_values_survive_cloud_init_and_netplan(tmp_path, wheelhouse):
+    """Quotes, '#', ':', a trailing backslash, non-ASCII: legal in an SSID and a passphrase, so they are kept
+    and must come back exactly from the YAML cloud-init reads (and pass its checks and netplan's)."""
+    out = tmp_path / "boot"
+    out.mkdir()
+    ssid, pw = 'Café "Net" #1: x\\', 'pa"ss #word\\ 1'
+    generate(_fb(wifi_ssid=ssid, wifi_password=pw, wifi_plaintext=True, timezone="America/Argentina/Buenos_Aires",
+                 env=(("EDGE_SER_EXTRA_ARGS", "--threads 2 --hop 0.25 # not a comment"),)), out,
+             wheelhouse=wheelhouse, bundle=BUNDLE)  # fmt: skip
+    validate(out)
+    aps = yaml.safe_load((out / "network-config").read_text())["network"]["wifis"]["wlan0"]["access-points"]
+    assert aps == {ssid: {"password": pw}}
