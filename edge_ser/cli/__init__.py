@@ -18,6 +18,7 @@ from importlib.metadata import entry_points
 
 from edge_ser import __version__
 from edge_ser.errors import EdgeSerError
+from edge_ser.text import printable
 
 COMMAND_GROUP = "edge_ser.commands"
 """Entry-point group of `register(subparsers)` functions that add commands to `edge-ser`."""
@@ -73,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except EdgeSerError as e:
-        print(f"edge-ser {args.command}: error: {e}", file=sys.stderr)
+        # a message may quote a bundle's label or a file name: keep its lines, drop escape sequences
+        print(printable(f"edge-ser {args.command}: error: {e}", keep_newlines=True), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"edge-ser {args.command}: interrupted", file=sys.stderr)

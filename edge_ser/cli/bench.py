@@ -56,7 +56,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     else:
         profile = load_profile(args.profile)
     report = build_report(bundle, profile, engine=args.engine, threads=args.threads, runs=args.runs)
-    print(report.markdown())
+    from edge_ser.text import printable
+
+    print(printable(report.markdown(), keep_newlines=True))  # names and labels from the bundle
     if args.out is not None:
         command = "edge-ser " + " ".join(shlex.quote(a) for a in sys.argv[1:])
         paths = write_report(report, args.out, command)

@@ -6,6 +6,12 @@ import argparse
 from pathlib import Path
 
 from edge_ser.errors import EdgeSerError
+from edge_ser.text import printable
+
+
+def _print(text: str) -> None:
+    """One line to stdout with its bundle-provided parts (labels, names, file names) made terminal-safe."""
+    print(printable(text))
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -24,39 +30,39 @@ def cmd_info(args: argparse.Namespace) -> int:
 
     bundle = load_bundle(args.bundle)
     m = bundle.manifest
-    print(bundle.describe())
-    print(f"labels: {', '.join(bundle.labels)}")
+    _print(bundle.describe())
+    _print(f"labels: {', '.join(bundle.labels)}")
     for line in bundle.input_kind.describe():
-        print(line)
+        _print(line)
     acc = m.get("accuracy", {})
     split = acc.get("split", {})
     if acc:
-        print(
+        _print(
             f"accuracy: test {acc.get('test', float('nan')):.3f} on {acc.get('dataset', '?')} "
             f"({split.get('kind', '?')} split, seed {split.get('seed', '?')}, sizes {split.get('sizes', '?')})"
         )
     _print_counts(bundle)
-    print(f"bit plan ({m['bitplan'].get('method', '?')}), per layer:")
+    _print(f"bit plan ({m['bitplan'].get('method', '?')}), per layer:")
     for r in m.get("layers", []):
         flops = f"{r['flops']:,}" if r.get("flops") is not None else "?"
-        print(
+        _print(
             f"  {r['name']:12s} {r['op']:8s} {r['params']:>8,} params  {r['bits']:>2} bits  "
             f"{r['bytes']:>8,} bytes  {flops:>9} FLOPs"
         )
-    print("files:")
+    _print("files:")
     for name, entry in m["files"].items():
-        print(f"  {name:20s} {entry['bytes'] / 1000:8.1f} KB  sha256 {entry['sha256'][:16]}...")
+        _print(f"  {name:20s} {entry['bytes'] / 1000:8.1f} KB  sha256 {entry['sha256'][:16]}...")
     for variant, v in m.get("tflite", {}).get("variants", {}).items():
         quant = "".join(
             f", int8 {name} scale {io['scale']:.4g} zero point {io['zero_point']}"
             for name, io in v["inputs"].items()
             if io["dtype"] == "int8"
         )
-        print(f"  tflite {variant}: {v['file']}{quant}")
-    print("engines on this machine:")
+        _print(f"  tflite {variant}: {v['file']}{quant}")
+    _print("engines on this machine:")
     for name, hint in available_engines().items():
-        print(f"  {name:12s} " + ("available" if hint is None else f"missing: {hint}"))
-    print(
+        _print(f"  {name:12s} " + ("available" if hint is None else f"missing: {hint}"))
+    _print(
         "this bundle can run here with: "
         + (", ".join(engines_for(bundle)) or "nothing (see the hints above)")
     )
@@ -69,9 +75,9 @@ def _print_counts(bundle) -> None:
     try:
         c = count(bundle)
     except EdgeSerError as e:
-        print(f"per input: cannot count this graph ({e})")
+        _print(f"per input: cannot count this graph ({e})")
         return
-    print(
+    _print(
         f"per input: {c.flops:,} FLOPs ({c.dense_flops:,} in conv/dense), {c.weight_bytes:,} weight bytes at "
         f"their stored bits + {c.activation_bytes:,} activation bytes; {c.intensity:.2f} FLOP/byte "
         "(edge-ser bench for the roofline)"

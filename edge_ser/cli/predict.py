@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from edge_ser.cli.common import add_engine_args, media_files
+from edge_ser.text import printable
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -31,10 +32,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
     rec = Recognizer(args.bundle, args.engine, threads=args.threads)
     files = media_files(args.files, rec.kind.file_extensions)
     if not files:
-        print(f"  no {'/'.join(rec.kind.file_extensions)} files in {[str(f) for f in args.files]}")
+        print(printable(f"  no {'/'.join(rec.kind.file_extensions)} files in {[str(f) for f in args.files]}"))
         return 2
     results = rec.predict_files(files)
     for f, r in zip(files, results, strict=True):
-        print(f"  {f.name}: " + ", ".join(f"{lab} {p:.2f}" for lab, p in r.top(args.top)))
+        print(printable(f"  {f.name}: " + ", ".join(f"{lab} {p:.2f}" for lab, p in r.top(args.top))))
     print(f"  ({rec.engine.name}: {len(files)} clip(s) in {results[0].timings['inference']:.2f} ms)")
     return 0

@@ -149,7 +149,9 @@ def cmd_bench_live(args) -> int:
     t0 = time.perf_counter()
     stats = runner.run()
     report = summarize(stats, bundle=str(args.bundle), engine=runner.pipeline.engine.name, rss=rss)
-    print(report.markdown())
+    from edge_ser.text import printable
+
+    print(printable(report.markdown(), keep_newlines=True))  # names and labels from the bundle
     if args.out is not None:
         command = "edge-ser " + " ".join(shlex.quote(a) for a in sys.argv[1:])
         j, m = write_report(report, Path(args.out), command)

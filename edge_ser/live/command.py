@@ -14,6 +14,7 @@ from pathlib import Path
 
 from edge_ser.cli.common import add_engine_args
 from edge_ser.live.capture import CaptureSettings
+from edge_ser.text import printable
 
 
 def add_run_args(p: argparse.ArgumentParser) -> None:
@@ -148,7 +149,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         if outputs.overlay is not None:
             runner.frame_hook = outputs.overlay.update_frame
         err = sys.stderr
-        print(f"edge-ser run: {bundle.describe()}", file=err)
+        print(f"edge-ser run: {printable(bundle.describe())}", file=err)
         print(f"  engine {runner.pipeline.engine.name}; window {args.window} s, hop {args.hop} s", file=err)
         if outputs.web is not None:
             print(f"  live page: {outputs.web.url}", file=err)

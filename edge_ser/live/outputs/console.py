@@ -14,6 +14,7 @@ from typing import TextIO
 
 from edge_ser.live.outputs.base import OutputError
 from edge_ser.live.result import SILENCE, LiveResult
+from edge_ser.text import printable
 
 BLOCK_BARS = ("\u2588", "\u2591")
 """Full block and light shade: a solid bar on a dimmed track, for UTF-8 terminals."""
@@ -52,15 +53,18 @@ def format_table(
 
     Rows show the smoothed probability as a bar and a number, and this window's raw probability; the row of
     the reported label is marked with '>'. A column shows '-' when that vector is empty (silence windows).
+    Labels, notes and names come from the bundle: every line is passed through `edge_ser.text.printable`, so
+    an escape sequence or a carriage return in a label cannot move the cursor or rewrite the terminal.
     """
     mode = result.mode + (f" (fallback: {result.fallback})" if result.fallback else "")
     lines = [
         f"edge-ser live  t={result.t:8.2f}s  mode={mode}  {_gate(result)}  {_level(result.level_db)} dBFS"
     ]
-    width = max([len(x) for x in result.labels] + [5])
+    names = [printable(x) for x in result.labels]
+    width = max([len(x) for x in names] + [5])
     lines.append(f"  {'label':<{width}}  {'smoothed':<{bar_width + 6}}  raw")
-    for i, name in enumerate(result.labels):
-        mark = ">" if name == result.label else " "
+    for i, name in enumerate(names):
+        mark = ">" if result.labels[i] == result.label else " "
         sm = result.smoothed[i] if i < len(result.smoothed) else None
         raw = result.probs[i] if i < len(result.probs) else None
         sm_txt = f"{bar(sm, bar_width, chars)} {sm:5.2f}" if sm is not None else f"{' ' * bar_width}     -"
@@ -75,14 +79,15 @@ def format_table(
     )
     if result.notes:
         lines.append("  notes: " + "; ".join(result.notes))
-    return lines
+    return [printable(ln) for ln in lines]
 
 
 def format_line(result: LiveResult) -> str:
     """The log view of `result`: one line, `key=value` fields then `label=prob` pairs (smoothed).
 
     Example: ``t=12.50 label=angry conf=0.81 speech fused level=-23.4dB | angry=0.81 calm=0.10 |
-    ms capture=1.2 features=3.4 face=2.0 inference=5.6 total=12.3 | overflows=0``
+    ms capture=1.2 features=3.4 face=2.0 inference=5.6 total=12.3 | overflows=0``. Passed through
+    `edge_ser.text.printable`: one line, whatever the bundle's labels hold.
     """
     head = (
         f"t={result.t:.2f} label={result.label} conf={result.confidence:.2f} "
@@ -101,7 +106,7 @@ def format_line(result: LiveResult) -> str:
     parts.append(f"overflows={result.overflows}")
     if result.notes:
         parts.append("notes=" + "; ".join(result.notes))
-    return " | ".join(parts)
+    return printable(" | ".join(parts))
 
 
 def _is_tty(stream: TextIO) -> bool:
