@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import base64
 import io
+import itertools
 import json
 import os
 import queue
+import select
 import shutil
 import signal
 import socket
@@ -42,6 +44,8 @@ from edge_ser.live.signals import StopFlag
 
 REPO = Path(__file__).resolve().parents[1]
 LABELS = ("angry", "happy", "sad", "neutral")
+HANG_S = 60.0
+"""Hang guard of every wait below: long enough that a loaded machine never trips it, so only a hang fails."""
 
 
 def make_result(t: float = 1.0, label: str = "angry", *, speech: bool = True, **kw) -> LiveResult:
@@ -187,7 +191,7 @@ def test_jsonl_never_leaves_half_a_line_when_killed(tmp_path: Path) -> None:
     assert proc.stdout.readline().strip() == "ready"
     time.sleep(0.2)
     proc.kill()  # SIGKILL: no handler, no flush, no close
-    proc.wait(10)
+    proc.wait(HANG_S)
     data = path.read_bytes()
     assert data.endswith(b"\n")
     lines = data.decode().splitlines()
@@ -261,7 +265,7 @@ def test_overlay_window_is_quiet_without_a_display() -> None:
 
 # -- web page ----------------------------------------------------------------------------------------------
 def _get(url: str) -> tuple[int, dict[str, str], bytes]:
-    with urllib.request.urlopen(url, timeout=5) as r:
+    with urllib.request.urlopen(url, timeout=HANG_S) as r:
         return r.status, dict(r.headers), r.read()
 
 
@@ -273,7 +277,7 @@ class SSEReader:
         self.events: queue.Queue = queue.Queue()
         self.comments: queue.Queue = queue.Queue()
         self.ended = threading.Event()
-        self.resp = urllib.request.urlopen(url + "events", timeout=10)
+        self.resp = urllib.request.urlopen(url + "events", timeout=HANG_S)
         assert self.resp.headers["Content-Type"] == "text/event-stream"
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
@@ -291,12 +295,12 @@ class SSEReader:
         finally:
             self.ended.set()
 
-    def next(self, timeout: float = 3.0) -> dict:
+    def next(self, timeout: float = HANG_S) -> dict:
         return self.events.get(timeout=timeout)
 
 
 def _wait_clients(web: WebServer, n: int) -> None:
-    end = time.monotonic() + 5
+    end = time.monotonic() + HANG_S
     while web.clients < n:
         assert time.monotonic() < end, f"{web.clients} of {n} clients connected"
         time.sleep(0.01)
@@ -340,7 +344,7 @@ def test_web_latest_and_events() -> None:
 def test_web_keepalive_comments() -> None:
     with WebServer(keepalive_s=0.1) as web:
         r = SSEReader(web.url)
-        assert r.comments.get(timeout=2) == ": keep-alive"
+        assert r.comments.get(timeout=HANG_S) == ": keep-alive"
 
 
 def test_web_slow_client_never_blocks_emit_and_close_is_prompt() -> None:
@@ -367,10 +371,10 @@ def test_web_slow_client_never_blocks_emit_and_close_is_prompt() -> None:
         web.emit(res)
     last = None
     while last is None or last["t"] != 1999.0:  # the fast client keeps up and sees the last update
-        last = fast.next(timeout=5)
+        last = fast.next()
     assert web.dropped > 0  # the slow client lost stale updates instead
     web.close()  # ends every stream, the slow client's too (its cost is a benchmark figure, not asserted)
-    assert fast.ended.wait(10)
+    assert fast.ended.wait(HANG_S)
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", web.port), timeout=1).close()
     with pytest.raises(OutputError):
@@ -400,12 +404,135 @@ def test_web_emit_cost_scales_with_clients() -> None:
         for reader in readers:  # every client still sees the newest update
             last = None
             while last is None or last["t"] != results[-1].t:
-                last = reader.next(timeout=10)
+                last = reader.next()
 
 
 def test_web_port_taken_is_an_output_error() -> None:
     with WebServer() as web, pytest.raises(OutputError, match="cannot listen"):
         WebServer(port=web.port)
+
+
+def test_web_caps_its_streams_with_a_clear_503() -> None:
+    with WebServer(max_clients=2) as web:
+        readers = [SSEReader(web.url) for _ in range(2)]
+        _wait_clients(web, 2)
+        for _ in range(3):  # every stream beyond the cap: 503, a text body saying why, Retry-After
+            with pytest.raises(urllib.error.HTTPError) as e:
+                _get(web.url + "events")
+            assert e.value.code == 503 and e.value.headers["Retry-After"] == "5"
+            assert e.value.headers["Content-Type"].startswith("text/plain")
+            assert e.value.read() == b"edge-ser live page: 2 viewers already (the limit); try again later\n"
+        assert web.refused == 3 and web.clients == 2
+        assert _get(web.url)[0] == 200 and _get(web.url + "latest")[0] == 204  # the page itself still loads
+        web.emit(make_result(label="sad"))
+        assert all(r.next()["label"] == "sad" for r in readers)  # the admitted streams are unaffected
+        readers[0].resp.close()  # a tab closes: its slot frees up
+        end = time.monotonic() + HANG_S
+        while True:
+            try:
+                late = SSEReader(web.url)
+                break
+            except urllib.error.HTTPError as e:  # until the server has noticed the tab went away
+                assert e.code == 503 and time.monotonic() < end
+                web.emit(make_result(label="sad"))  # a write to the closed stream ends its handler
+                time.sleep(0.05)
+        assert late.next()["label"] == "sad"
+    with pytest.raises(ConfigError, match="max_clients"):
+        WebServer(max_clients=0)
+    with pytest.raises(ConfigError, match="web_max_clients"):
+        OutputSettings(web_max_clients=0)
+
+
+def _idle_sockets(port: int, n: int) -> list[socket.socket]:
+    return [socket.create_connection(("127.0.0.1", port), timeout=HANG_S) for _ in range(n)]
+
+
+def _closed_by_server(sock: socket.socket) -> bool:
+    """Blocks (hang guard: HANG_S) until the server closes `sock`; True if it did so without answering."""
+    try:
+        return sock.recv(1024) == b""
+    except ConnectionResetError:
+        return True
+
+
+def test_web_idle_connections_cannot_lock_out_a_browser() -> None:
+    """Sockets that connect and send nothing: beyond max_idle each new connection closes the oldest idle one,
+    so the page still answers with 40 idle sockets open and at most max_idle threads wait on them."""
+    base_threads = threading.active_count()
+    with WebServer(max_idle=4, request_timeout=3600) as web:  # no deadline help: eviction alone
+        idle = _idle_sockets(web.port, 40)
+        status, _, body = _get(web.url)  # connection 41: evicts the oldest idle one, then is served
+        assert status == 200 and b"EventSource" in body
+        assert web.evicted == 37 and web.idle == 3  # 41 connections, 4 idle allowed; ours is served
+        assert all(_closed_by_server(s) for s in idle[:37])  # the oldest were closed, without a response
+        reader = SSEReader(web.url)  # the live stream too
+        web.emit(make_result(label="calm"))
+        assert reader.next()["label"] == "calm"
+        end = time.monotonic() + HANG_S  # the evicted connections' threads end: bounded threads
+        while threading.active_count() > base_threads + 1 + 4 + 1 + 1:  # server, idle, stream, reader
+            assert time.monotonic() < end, threading.active_count()
+            time.sleep(0.05)
+        for s in idle:
+            s.close()
+
+
+IDLE_SERVER = """
+import resource, sys, threading
+resource.setrlimit(resource.RLIMIT_NOFILE, (128, 128))
+from edge_ser.live.outputs.web import WebServer
+web = WebServer()
+print(web.port, flush=True)
+sys.stdin.read()  # serve until the test closes our stdin
+"""
+
+
+def test_web_page_outlives_more_idle_sockets_than_it_has_file_descriptors() -> None:
+    """300 connections that each send one byte and stop, against a server allowed 128 file descriptors: the
+    page still answers and the server's descriptors stay bounded. (Before the idle cap, every such socket kept a
+    thread and a descriptor for as long as it trickled, and at the limit the server stopped accepting.)"""
+    srv = subprocess.Popen([sys.executable, "-c", IDLE_SERVER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                           text=True, env={**os.environ, "PYTHONPATH": str(REPO)})  # fmt: skip
+    idle: list[socket.socket] = []
+    try:
+        port = int(srv.stdout.readline())
+        for _ in range(300):
+            s = socket.create_connection(("127.0.0.1", port), timeout=HANG_S)
+            s.sendall(b"G")
+            idle.append(s)
+            time.sleep(0.003)  # paced, so that each one is accepted (a burst mostly waits in the backlog)
+        status, _, body = _get(f"http://127.0.0.1:{port}/")
+        assert status == 200 and b"EventSource" in body
+        assert len(os.listdir(f"/proc/{srv.pid}/fd")) < 64
+    finally:
+        for s in idle:
+            s.close()
+        srv.stdin.close()
+        srv.wait(HANG_S)
+
+
+def test_web_request_sent_byte_by_byte_is_cut_off() -> None:
+    """Slowloris: a request whose bytes trickle in, each well within any per-read timeout, is closed once
+    `request_timeout` has passed since the connection, with no response; other clients are served meanwhile."""
+    with WebServer(request_timeout=1.0) as web:
+        slow = socket.create_connection(("127.0.0.1", web.port), timeout=HANG_S)
+        slow.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")
+        trickle = itertools.cycle(b"X-Padding: aaaaaaaa\r\n")
+        end = time.monotonic() + HANG_S
+        cut = False
+        while not cut:  # one byte every 50 ms, never the blank line that ends the headers
+            assert time.monotonic() < end, "the server kept a trickling request open"
+            assert _get(web.url + "latest")[0] == 204  # the server answers others meanwhile
+            try:
+                slow.sendall(bytes([next(trickle)]))
+            except (BrokenPipeError, ConnectionResetError):
+                cut = True
+                break
+            readable, _, _ = select.select([slow], [], [], 0.05)
+            if readable:
+                assert _closed_by_server(slow)  # closed, not answered: no request was ever complete
+                cut = True
+        slow.close()
+        assert web.idle == 0
 
 
 # -- the page in headless Chromium (W3C WebDriver over chromedriver's HTTP API: stdlib only) ---------------
@@ -424,7 +551,7 @@ class WebDriver:
             [driver, f"--port={port}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
         self.base = f"http://127.0.0.1:{port}"
-        end = time.monotonic() + 10
+        end = time.monotonic() + HANG_S
         while True:
             try:
                 self._call("GET", "/status")
@@ -456,7 +583,7 @@ class WebDriver:
         req = urllib.request.Request(
             self.base + path, data=data, method=method, headers={"Content-Type": "application/json"}
         )
-        with urllib.request.urlopen(req, timeout=30) as r:
+        with urllib.request.urlopen(req, timeout=HANG_S) as r:
             return json.loads(r.read())["value"]
 
     def get(self, url: str) -> None:
@@ -474,7 +601,7 @@ class WebDriver:
             self._call("DELETE", self.session)
         finally:
             self.proc.terminate()
-            self.proc.wait(10)
+            self.proc.wait(HANG_S)
 
 
 @pytest.mark.skipif(
@@ -491,7 +618,7 @@ def test_page_in_headless_chromium_shows_the_label(tmp_path: Path) -> None:
             _wait_clients(web, 1)  # the page's EventSource is connected
             assert drv.text("#label") == "waiting\u2026"  # nothing emitted yet: what follows came over SSE
             web.emit(make_result(label="angry"))
-            end = time.monotonic() + 10
+            end = time.monotonic() + HANG_S
             while drv.text("#label") != "angry":
                 assert time.monotonic() < end, f"page shows {drv.text('#label')!r}"
                 time.sleep(0.05)
@@ -515,6 +642,32 @@ def test_page_in_headless_chromium_shows_the_label(tmp_path: Path) -> None:
     # the big label is drawn in angry's colour: thousands of pixels of it in the upper half
     near = np.abs(img.astype(int) - np.array(label_color("angry"))).sum(axis=-1) < 60
     assert near[: img.shape[0] // 2].sum() > 2000
+
+
+@pytest.mark.skipif(
+    CHROMIUM is None or CHROMEDRIVER is None,
+    reason="headless page test needs Chromium and its driver: apt-get install chromium chromium-driver",
+)
+def test_page_beyond_the_viewer_cap_says_busy_then_joins_when_a_slot_frees() -> None:
+    with WebServer(max_clients=1) as web:
+        holder = SSEReader(web.url)
+        _wait_clients(web, 1)
+        drv = WebDriver(CHROMEDRIVER, CHROMIUM)
+        try:
+            drv.get(web.url)
+            end = time.monotonic() + HANG_S
+            while not drv.text("#status").startswith("busy"):  # its stream got the 503
+                assert time.monotonic() < end, drv.text("#status")
+                time.sleep(0.05)
+            assert web.refused >= 1 and web.clients == 1
+            holder.resp.close()  # the other viewer leaves
+            while drv.text("#label") != "angry":  # the page's own retry gets in
+                assert time.monotonic() < end, (drv.text("#status"), drv.text("#label"))
+                web.emit(make_result(label="angry"))  # (also ends the closed stream's handler)
+                time.sleep(0.1)
+            assert drv.text("#status") == "live"
+        finally:
+            drv.quit()
 
 
 # -- outputs factory ---------------------------------------------------------------------------------------
@@ -557,7 +710,7 @@ def test_stop_flag_catches_sigterm_and_restores_handlers() -> None:
     with StopFlag(message=None) as stop:
         assert stop.installed and signal.getsignal(signal.SIGTERM) == stop._handle
         os.kill(os.getpid(), signal.SIGTERM)
-        assert stop.wait(2) and stop.signal_name == "SIGTERM"
+        assert stop.wait(HANG_S) and stop.signal_name == "SIGTERM"
     assert signal.getsignal(signal.SIGTERM) == before
     box = []
     t = threading.Thread(target=lambda: box.append(StopFlag().install()))
@@ -614,7 +767,7 @@ def test_signal_stops_cleanly_with_results_flushed(tmp_path: Path, sig: int) -> 
     proc, path = _loop(tmp_path, "obey")
     time.sleep(0.1)
     proc.send_signal(sig)
-    out, err = proc.communicate(timeout=30)  # web server included: streams end (a hang fails here)
+    out, err = proc.communicate(timeout=HANG_S)  # web server included: streams end (a hang fails here)
     assert proc.returncode == 0, err
     n = int(out.split()[1])
     assert out.strip().endswith(f"by {signal.Signals(sig).name}")
@@ -629,6 +782,6 @@ def test_second_ctrl_c_forces_exit(tmp_path: Path) -> None:
     proc.send_signal(signal.SIGINT)
     assert proc.stdout.readline().strip() == "ignoring"  # the first one was only a request
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=10)
+    _, err = proc.communicate(timeout=HANG_S)
     assert proc.returncode == 130 and "forced exit" in err
     assert all(json.loads(x) for x in path.read_text().splitlines())  # whole lines only

@@ -75,6 +75,12 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
         help="serve the live page (optional port; 0: any)",
     )
     o.add_argument("--web-host", default="127.0.0.1", help="interface of the page (default 127.0.0.1)")
+    o.add_argument(
+        "--web-max-clients",
+        type=int,
+        default=16,
+        help="open page streams at most; one more gets HTTP 503 and retries (default 16)",
+    )
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -143,6 +149,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         web=args.web is not None,
         web_host=args.web_host,
         web_port=args.web or 0,
+        web_max_clients=args.web_max_clients,
     )
     with StopFlag() as stop, make_outputs(settings) as outputs:
         bundle, runner = build(args, stop=stop, outputs=[outputs])

@@ -52,10 +52,14 @@ class OutputSettings:
     """Interface the page listens on; "0.0.0.0" to reach it from other machines on the network."""
     web_port: int = 0
     """TCP port of the page; 0 picks a free one (read it from `Outputs.web.url`)."""
+    web_max_clients: int = 16
+    """Open live streams (browser tabs) at most; one more is answered 503 and its page retries."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.web_port <= 65535:
             raise ConfigError(f"web_port must be in 0..65535, got {self.web_port}")
+        if not 1 <= self.web_max_clients <= 1024:
+            raise ConfigError(f"web_max_clients must be in 1..1024, got {self.web_max_clients}")
         if self.jsonl is not None and not str(self.jsonl).strip():
             raise ConfigError("jsonl must be a file path or '-', got an empty string")
 
@@ -172,7 +176,7 @@ def make_outputs(
         if s.web:
             from edge_ser.live.outputs.web import WebServer
 
-            outs.web = WebServer(s.web_host, s.web_port)
+            outs.web = WebServer(s.web_host, s.web_port, max_clients=s.web_max_clients)
             outs.add(outs.web)
     except BaseException:
         try:

@@ -8,11 +8,21 @@ EventSource reconnects by itself); `/latest` the last result as JSON (204 before
 Never blocking the pipeline: `emit` encodes the result once and appends the bytes to each client's bounded
 queue (a deque that drops its oldest entry when full); each client's own handler thread writes to its
 socket. A browser tab on a slow Wi-Fi link therefore loses stale updates, never delays the audio loop.
+
+Bounded, whoever connects (docs/live.md, "The live page under load"):
+- at most `max_clients` open `/events` streams (default 16); one more gets `503 Service Unavailable` with a
+  text body and `Retry-After`, and the page retries by itself;
+- a request (line and headers) must arrive whole within `request_timeout` seconds (default 5) of the
+  connection, however slowly its bytes trickle in (slowloris), else the connection is closed;
+- at most `max_idle` connections may be waiting for their request at once (default 16); a new connection
+  beyond that closes the *oldest* waiting one, so sockets that connect and send nothing cannot lock out a
+  browser that sends its request at once.
 """
 
 from __future__ import annotations
 
 import collections
+import io
 import json
 import socket
 import sys
@@ -30,6 +40,13 @@ from edge_ser.live.result import LiveResult
 
 _CLOSE = object()
 """Queue sentinel: the server is closing, end the stream."""
+
+MAX_CLIENTS = 16
+"""Default cap on open `/events` streams: a room of viewers, bounded threads and memory on a Pi."""
+REQUEST_TIMEOUT_S = 5.0
+"""Default time a connection has to send its whole request line and headers (a browser needs milliseconds)."""
+MAX_IDLE = 16
+"""Default cap on connections that have not sent their request yet; the oldest is closed beyond it."""
 
 CSP = (
     "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; connect-src 'self'; "
@@ -65,10 +82,43 @@ class _Client:
             return self.queue.popleft() if self.queue else None
 
 
+class _DeadlineReader(io.RawIOBase):
+    """The connection's bytes, all of them due by one deadline: a client that sends its request a byte at a
+    time (each within a per-read timeout) still runs out of time (TimeoutError, which the handler treats as a
+    timed-out request and closes)."""
+
+    def __init__(self, sock: socket.socket, deadline: float) -> None:
+        self.sock = sock
+        self.deadline = deadline
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("the request did not arrive in time")
+        self.sock.settimeout(left)
+        return self.sock.recv_into(b)
+
+
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
-    timeout = 10.0  # socket timeout: a request that never arrives or a client that stops reading is dropped
+    timeout = 10.0  # socket timeout for writing: a client that stops reading is dropped
     server_version = "edge-ser"
+
+    def setup(self) -> None:
+        super().setup()
+        deadline = time.monotonic() + self.server.owner.request_timeout
+        self.rfile.close()  # the stock reader: closed, or it would hold the socket's descriptor open
+        self.rfile = io.BufferedReader(_DeadlineReader(self.connection, deadline))
+
+    def parse_request(self) -> bool:
+        """The request arrived: it no longer counts as idle, and writes get the ordinary timeout."""
+        ok = super().parse_request()
+        self.server.owner._forget_idle(self.connection)
+        self.connection.settimeout(self.timeout)
+        return ok
 
     def log_message(self, format: str, *args: Any) -> None:
         """Silent: one access-log line per request would flood the console table."""
@@ -105,7 +155,15 @@ class _Handler(BaseHTTPRequestHandler):
         owner = self.server.owner
         client, first = owner._register(self.connection)
         if client is None:
-            self._send(HTTPStatus.SERVICE_UNAVAILABLE, "text/plain; charset=utf-8", b"closing\n")
+            busy = first is not None  # _register's reason: over the cap (bytes) or closing (None)
+            self.send_response(HTTPStatus.SERVICE_UNAVAILABLE)
+            self.send_header("Retry-After", "5" if busy else "1")
+            body = first if busy else b"closing\n"
+            self.send_header("Content-Type", "text/plain; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+            self.wfile.write(body)
             return
         try:
             self.send_response(HTTPStatus.OK)
@@ -139,13 +197,25 @@ class _Server(ThreadingHTTPServer):
             return
         super().handle_error(request, client_address)
 
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """Count the connection as idle until its request arrives (evicting the oldest idle one beyond the
+        cap), then hand it to its own thread."""
+        self.owner._admit_idle(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        self.owner._forget_idle(request)
+        super().shutdown_request(request)
+
 
 class WebServer:
     """Serves the live page on `host:port` (port 0: a free port) from a background thread; an `Output`.
 
     The server starts listening in the constructor (a taken port raises OutputError at once) and serves
     until `close()`. queue_size: events kept per slow client before the oldest is dropped. keepalive_s:
-    seconds between keep-alive comments on an idle stream. Read the address from `url`.
+    seconds between keep-alive comments on an idle stream. max_clients: open `/events` streams at most (one
+    more gets a 503). request_timeout: seconds a connection has to send its whole request. max_idle:
+    connections waiting for their request at most (a new one closes the oldest). Read the address from `url`.
     """
 
     def __init__(
@@ -156,13 +226,30 @@ class WebServer:
         queue_size: int = 8,
         keepalive_s: float = 5.0,
         title: str = "edge-ser live",
+        max_clients: int = MAX_CLIENTS,
+        request_timeout: float = REQUEST_TIMEOUT_S,
+        max_idle: int = MAX_IDLE,
     ) -> None:
         if queue_size < 1:
             raise ConfigError(f"queue_size must be >= 1, got {queue_size}")
         if keepalive_s <= 0:
             raise ConfigError(f"keepalive_s must be > 0, got {keepalive_s}")
+        if max_clients < 1:
+            raise ConfigError(f"max_clients must be >= 1, got {max_clients}")
+        if max_idle < 1:
+            raise ConfigError(f"max_idle must be >= 1, got {max_idle}")
+        if not request_timeout > 0:
+            raise ConfigError(f"request_timeout must be > 0, got {request_timeout}")
         self.queue_size = queue_size
         self.keepalive_s = keepalive_s
+        self.max_clients = max_clients
+        self.request_timeout = float(request_timeout)
+        self.max_idle = max_idle
+        self.refused = 0
+        """`/events` requests answered 503 because `max_clients` streams were open."""
+        self.evicted = 0
+        """Idle connections closed to make room for a new one (`max_idle`)."""
+        self._idle: dict[Any, None] = {}  # connections still waiting for their request, oldest first
         self.page = render_page(title).encode("utf-8")
         self._lock = threading.Lock()
         self._clients: set[_Client] = set()
@@ -210,11 +297,42 @@ class WebServer:
         with self._lock:
             return self._latest
 
+    def _admit_idle(self, sock: Any) -> None:
+        """Count `sock` as idle; beyond `max_idle`, shut the oldest idle connections (their reads end)."""
+        with self._lock:
+            evict = []
+            while len(self._idle) >= self.max_idle:
+                oldest = next(iter(self._idle))
+                del self._idle[oldest]
+                evict.append(oldest)
+            self._idle[sock] = None
+            self.evicted += len(evict)
+        for old in evict:
+            try:
+                old.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass  # already gone
+
+    def _forget_idle(self, sock: Any) -> None:
+        with self._lock:
+            self._idle.pop(sock, None)
+
+    @property
+    def idle(self) -> int:
+        """Connections waiting for their request right now."""
+        with self._lock:
+            return len(self._idle)
+
     def _register(self, sock: socket.socket) -> tuple[_Client | None, bytes | None]:
-        """A new client and the current state as its first event, atomically (no update lost or doubled)."""
+        """A new client and the current state as its first event, atomically (no update lost or doubled);
+        (None, None) when closing, (None, text of the 503) when `max_clients` streams are open."""
         with self._lock:
             if self._closing:
                 return None, None
+            if len(self._clients) >= self.max_clients:
+                self.refused += 1
+                msg = f"edge-ser live page: {self.max_clients} viewers already (the limit); try again later\n"
+                return None, msg.encode("ascii")
             client = _Client(sock, self.queue_size)
             self._clients.add(client)
             first = _event(self._seq, self._latest) if self._latest is not None else None
@@ -383,10 +501,22 @@ function render(r) {
 }
 
 function setStatus(text, cls) { const s = $("status"); s.textContent = text; s.className = cls; }
-const es = new EventSource("events");
-es.onopen = () => setStatus("live", "live");
-es.onerror = () => setStatus("reconnecting\\u2026", "down");
-es.onmessage = (e) => { try { render(JSON.parse(e.data)); } catch (err) { setStatus("bad data", "down"); } };
+function connect() {
+  const es = new EventSource("events");
+  es.onopen = () => setStatus("live", "live");
+  es.onerror = () => {
+    // the browser reconnects by itself after a dropped stream, but not after an HTTP error such as the 503
+    // beyond the viewer limit: then the stream is CLOSED and we try again in a few seconds
+    if (es.readyState === EventSource.CLOSED) {
+      setStatus("busy or unreachable, retrying\\u2026", "down");
+      setTimeout(connect, 5000);
+    } else {
+      setStatus("reconnecting\\u2026", "down");
+    }
+  };
+  es.onmessage = (e) => { try { render(JSON.parse(e.data)); } catch (err) { setStatus("bad data", "down"); } };
+}
+connect();
 setInterval(() => {
   if (!lastUpdate) return;
   const age = (Date.now() - lastUpdate) / 1000;
@@ -400,4 +530,4 @@ setInterval(() => {
 </html>
 """
 
-__all__ = ["CSP", "WebServer", "render_page"]
+__all__ = ["CSP", "MAX_CLIENTS", "MAX_IDLE", "REQUEST_TIMEOUT_S", "WebServer", "render_page"]
