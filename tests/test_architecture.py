@@ -145,3 +145,123 @@ def _in_docstring(path: Path, line: int) -> bool:
 
 
 _TREES: dict[Path, ast.Module] = {}
+
+
+# -- tests never assert elapsed wall-clock time ------------------------------------------------------------
+_CLOCKS = {"monotonic", "perf_counter", "time", "process_time", "monotonic_ns", "perf_counter_ns", "time_ns"}
+MIN_HANG_GUARD_S = 30.0
+"""A deadline an assert checks must be a hang guard: at least this long, so a loaded machine never trips it."""
+
+
+def _is_clock_call(node: ast.AST) -> bool:
+    """`time.monotonic()`, `time.perf_counter()`, `time.time()`, ... or a bare `monotonic()`."""
+    if not isinstance(node, ast.Call):
+        return False
+    f = node.func
+    if isinstance(f, ast.Attribute):
+        return f.attr in _CLOCKS and isinstance(f.value, ast.Name) and f.value.id == "time"
+    return isinstance(f, ast.Name) and f.id in _CLOCKS - {"time"}
+
+
+def _has(node: ast.AST, pred) -> bool:
+    return any(pred(n) for n in ast.walk(node))
+
+
+class _ClockNames:
+    """What a function's assignments make of the clock: stamps (`t0 = time.monotonic()`), durations
+    (`elapsed = time.monotonic() - t0`) and short deadlines (`end = time.monotonic() + 5`)."""
+
+    def __init__(self, fn: ast.AST) -> None:
+        self.stamps: set[str] = set()
+        self.durations: set[str] = set()
+        self.short: set[str] = set()
+        for node in ast.walk(fn):
+            if isinstance(node, ast.Assign):
+                for tgt in node.targets:
+                    if isinstance(tgt, ast.Name):
+                        self._classify(tgt.id, node.value)
+                    elif isinstance(tgt, ast.Tuple) and isinstance(node.value, ast.Tuple):
+                        for t, v in zip(tgt.elts, node.value.elts, strict=False):
+                            if isinstance(t, ast.Name):  # returned, deadline = 0, time.monotonic() + 0.4
+                                self._classify(t.id, v)
+
+    def _classify(self, name: str, value: ast.AST) -> None:
+        if _is_clock_call(value):
+            self.stamps.add(name)
+        elif isinstance(value, ast.BinOp) and _has(value, _is_clock_call):
+            if isinstance(value.op, ast.Sub):
+                self.durations.add(name)
+            elif isinstance(value.op, ast.Add):
+                addend = value.right if _is_clock_call(value.left) else value.left
+                if isinstance(addend, ast.Constant) and isinstance(addend.value, (int, float)):
+                    if addend.value < MIN_HANG_GUARD_S:
+                        self.short.add(name)
+
+    def is_clock(self, n: ast.AST) -> bool:
+        return _is_clock_call(n) or (isinstance(n, ast.Name) and n.id in self.stamps)
+
+    def is_duration(self, e: ast.AST) -> bool:
+        if isinstance(e, ast.Name):
+            return e.id in self.durations
+        return isinstance(e, ast.BinOp) and isinstance(e.op, ast.Sub) and _has(e.left, self.is_clock)
+
+    def bad_compare(self, cmp: ast.Compare) -> bool:
+        """An upper bound (or equality) on a duration, or a check against a too-short deadline."""
+        ops = [cmp.left, *cmp.comparators]
+        for op, a, b in zip(cmp.ops, ops, ops[1:], strict=False):
+            if isinstance(op, (ast.Lt, ast.LtE, ast.Eq)) and self.is_duration(a):
+                return True
+            if isinstance(op, (ast.Gt, ast.GtE, ast.Eq)) and self.is_duration(b):
+                return True
+            if any(isinstance(x, ast.Name) and x.id in self.short for x in (a, b)):
+                return True
+        return False
+
+
+def timing_asserts(source: str) -> list[str]:
+    """The asserts in `source` that bound elapsed wall-clock time from above (`elapsed < 1.3`,
+    `time.monotonic() - t0 <= 2`, `elapsed == approx(1.0)`) or check a deadline shorter than a hang guard
+    (`end = time.monotonic() + 5` ... `assert time.monotonic() < end`). Lower bounds ("not before it is
+    due") are allowed: a slow machine only makes them more true."""
+    found = set()
+    for fn in ast.walk(ast.parse(source)):
+        if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        names = _ClockNames(fn)
+        for node in ast.walk(fn):
+            if isinstance(node, ast.Assert) and any(
+                isinstance(c, ast.Compare) and names.bad_compare(c) for c in ast.walk(node.test)
+            ):
+                found.add(f"line {node.lineno}: {ast.unparse(node)[:100]}")
+    return sorted(found)
+
+
+def test_the_timing_checker_catches_what_it_should() -> None:
+    bad = [
+        "def t():\n    t0 = time.monotonic()\n    run()\n    elapsed = time.monotonic() - t0\n"
+        "    assert 0.98 <= elapsed <= 1.3, elapsed\n",
+        "def t():\n    t_stop = time.monotonic()\n    stop()\n    assert time.monotonic() - t_stop < 0.5\n",
+        "def t():\n    t0 = time.perf_counter()\n    run()\n    assert time.perf_counter() - t0 == pytest.approx(1)\n",
+        "def t():\n    end = time.monotonic() + 5\n    while x():\n        assert time.monotonic() < end\n",
+        "def t():\n    t0 = time.time()\n    run()\n    assert 2.0 > time.time() - t0\n",
+    ]
+    good = [
+        "def t():\n    t0 = time.monotonic()\n    f = read()\n    assert time.monotonic() - t0 >= f.t - 0.01\n",
+        "def t():\n    end = time.monotonic() + HANG_S\n    while x():\n        assert time.monotonic() < end\n",
+        "def t():\n    end = time.monotonic() + 60\n    while x():\n        assert time.monotonic() < end, 'hang'\n",
+        "def t():\n    t0 = time.perf_counter()\n    run()\n    print(time.perf_counter() - t0)\n",
+        "def t():\n    assert abs(report['stream_seconds'] - 3.0) < 0.01\n",  # stream time, not the clock
+    ]
+    assert all(timing_asserts(src) for src in bad), [src for src in bad if not timing_asserts(src)]
+    assert not any(timing_asserts(src) for src in good), [timing_asserts(src) for src in good]
+
+
+def test_no_test_asserts_elapsed_wall_clock_time() -> None:
+    """A loaded machine is slow: tests assert behaviour (order, counts, mode, "not before it is due") and use
+    long deadlines only as hang guards; timings belong in benchmarks/."""
+    bad = {}
+    for path in sorted((REPO / "tests").glob("*.py")):
+        hits = timing_asserts(path.read_text())
+        if hits:
+            bad[path.name] = hits
+    assert bad == {}

@@ -86,12 +86,12 @@ def test_sigterm_stops_cleanly_and_flushes(media, tmp_path):
     wav, video = media
     out = tmp_path / "live.jsonl"
     p = _cli("--audio-file", str(wav), "--video-file", str(video), "--json", str(out), "--no-console")
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 120  # hang guard only
     while time.monotonic() < deadline and (not out.exists() or not out.read_text().strip()):
         time.sleep(0.1)  # the first window is complete after 3 s of real time
-    assert out.exists() and out.read_text().strip(), "no result within 30 s"
+    assert out.exists() and out.read_text().strip(), "no result within 120 s"
     p.send_signal(signal.SIGTERM)
-    _, err = p.communicate(timeout=30)
+    _, err = p.communicate(timeout=60)  # hang guard: SIGTERM stops it
     assert p.returncode == 0, err
     text = out.read_text()
     assert text.endswith("\n")
@@ -103,21 +103,21 @@ def test_live_page_served_by_the_run(media):
     p = _cli("--audio-file", str(wav), "--video-file", str(video), "--web", "0", "--no-console")
     try:
         url = None
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120  # hang guard only
         while url is None and time.monotonic() < deadline:
             line = p.stderr.readline()
             m = re.search(r"live page: (http://\S+)", line)
             url = m.group(1) if m else None
         assert url, "the run did not print the page's address"
-        html = urllib.request.urlopen(url, timeout=5).read().decode()
+        html = urllib.request.urlopen(url, timeout=60).read().decode()
         assert "EventSource" in html and "https://" not in html
         latest = None
         while latest is None and time.monotonic() < deadline:
-            with urllib.request.urlopen(url.rstrip("/") + "/latest", timeout=5) as r:
+            with urllib.request.urlopen(url.rstrip("/") + "/latest", timeout=60) as r:
                 latest = json.loads(r.read()) if r.status == 200 else None
             time.sleep(0.2)
         assert latest is not None and latest["label"] in (*latest["labels"], "silence")
     finally:
         p.send_signal(signal.SIGTERM)
-        p.communicate(timeout=30)
+        p.communicate(timeout=60)
     assert p.returncode == 0

@@ -44,6 +44,8 @@ from edge_ser.live.ring import AudioRing
 from edge_ser.live.sources import AudioSource, Frame, FrameSource, LatestFrame
 
 cv2 = pytest.importorskip("cv2")
+HANG_S = 60.0
+"""Hang guard of the waits below: only a hang trips it, never a slow machine (no test asserts how long)."""
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -299,15 +301,16 @@ def test_wav_realtime_is_paced_by_the_wall_clock(clip: Path) -> None:
     got = []
     t0 = time.monotonic()
     with src:
-        half = src.read(min_samples=8000, timeout=2.0)
+        half = src.read(min_samples=8000, timeout=HANG_S)
         t_half = time.monotonic() - t0
         got.append(half)
-        while not src.finished and time.monotonic() - t0 < 3:
-            got.append(src.read(min_samples=1600, timeout=1.0))
+        while not src.finished and time.monotonic() - t0 < HANG_S:
+            got.append(src.read(min_samples=1600, timeout=HANG_S))
     elapsed = time.monotonic() - t0
-    # 8000 samples are there after 0.5 s, not before (one 20 ms chunk of slack, plus a loaded machine)
-    assert 0.47 <= t_half <= 0.7, t_half
-    assert 0.98 <= elapsed <= 1.3, elapsed
+    # paced: 8000 samples are not there before 0.5 s (one 20 ms chunk of slack), the whole second not before
+    # 1 s. Lower bounds only: a loaded machine is later, never earlier (how late is not asserted)
+    assert half.size >= 8000 and t_half >= 0.47, (half.size, t_half)
+    assert elapsed >= 0.98, elapsed
     expected, _ = load(clip, sr=16000)
     assert np.array_equal(np.concatenate(got), expected)
     assert src.stream_time == pytest.approx(1.0) and src.overflows == 0
@@ -344,18 +347,19 @@ def test_video_file_realtime_paces_and_drops_for_a_slow_consumer(tmp_path: Path)
     seen: list[Frame] = []
     t0 = time.monotonic()
     with src:
-        while not src.finished and time.monotonic() - t0 < 3:
+        while not src.finished and time.monotonic() - t0 < HANG_S:
             f = src.read(timeout=0.5)
             if f is not None:
                 seen.append(f)
                 assert index_of(f.image) == f.seq - 1 and f.t == pytest.approx((f.seq - 1) / 25)
                 assert time.monotonic() - t0 >= f.t - 0.01  # never handed out before it is due
-                if len(seen) == 3:
-                    time.sleep(0.2)  # a slow consumer: ~5 frames go by
-    elapsed = time.monotonic() - t0
-    assert 0.55 <= elapsed <= 1.0, elapsed
+                if len(seen) == 3:  # a slow consumer: stops reading until a frame was lost for it
+                    while src.dropped == 0 and time.monotonic() - t0 < HANG_S:
+                        time.sleep(0.01)
+    assert time.monotonic() - t0 >= 0.56  # the last frame is due at 14/25 s: never earlier
+    assert [f.seq for f in seen] == sorted({f.seq for f in seen})  # in order, none twice
     assert seen[-1].seq == 15  # the newest frame always wins, including the last
-    assert src.dropped >= 3 and src.dropped + len(seen) == 15
+    assert src.dropped >= 1 and src.dropped + len(seen) == 15
 
 
 def test_image_folder_source(tmp_path: Path) -> None:
@@ -388,7 +392,7 @@ def test_latest_frame_holder_newest_wins() -> None:
     assert f is not None and f.seq == 5 and f.image[0, 0] == 4 and h.dropped == 4
     assert h.get(timeout=0.01) is None  # nothing newer
     threading.Timer(0.05, lambda: h.put(np.zeros((2, 2), np.uint8), 9.0)).start()
-    f = h.get(timeout=1.0)
+    f = h.get(timeout=HANG_S)  # returns when the put lands
     assert f is not None and f.seq == 6
     h.close()
     assert h.get() is None  # closed: does not wait forever
@@ -426,16 +430,16 @@ def test_camera_on_a_video_file_reads_and_reconnects(tmp_path: Path) -> None:
     cam = CameraSource(CameraConfig(str(video), retry_initial=0.05, retry_max=0.1))
     assert isinstance(cam, FrameSource)
     with cam:
-        first = cam.read(timeout=2.0)
+        first = cam.read(timeout=HANG_S)
         assert first is not None and first.image.shape == (120, 160, 3)
         assert index_of(first.image) == (first.seq - 1) % n  # image and seq belong together
-        deadline = time.monotonic() + 3.0
+        deadline = time.monotonic() + HANG_S
         while cam.opens < 2 and time.monotonic() < deadline:
             time.sleep(0.01)
         assert cam.opens >= 2 and cam.failed_attempts >= 1  # end of file -> lost -> reopened
-        later = cam.read(timeout=2.0)
+        later = cam.read(timeout=HANG_S)
         while later is not None and later.seq <= n and time.monotonic() < deadline:
-            later = cam.read(timeout=2.0)  # the last frames of the first pass may still be waiting
+            later = cam.read(timeout=HANG_S)  # the last frames of the first pass may still be waiting
         assert later is not None and later.seq > n and later.t > first.t
         assert index_of(later.image) == (later.seq - 1) % n
     assert cam.actual is not None and cam.actual[:2] == (160, 120)
@@ -449,11 +453,14 @@ def test_camera_newest_frame_wins_with_a_slow_consumer(tmp_path: Path) -> None:
     with cam:
         seqs = []
         for _ in range(4):
-            f = cam.read(timeout=2.0)
+            f = cam.read(timeout=HANG_S)
             assert f is not None
             assert index_of(f.image) == (f.seq - 1) % n
             seqs.append(f.seq)
-            time.sleep(0.02)  # slower than the decoder: frames pile up and only the newest is kept
+            lost, end = cam.dropped, time.monotonic() + HANG_S
+            while cam.dropped == lost:  # slower than the decoder: wait until a frame was replaced unread
+                assert time.monotonic() < end, "the camera thread stopped delivering"
+                time.sleep(0.005)
     assert all(b > a for a, b in pairwise(seqs))
     assert max(b - a for a, b in pairwise(seqs)) > 1
     assert cam.dropped > 0 and cam.dropped <= cam.frames - len(seqs)
@@ -461,17 +468,17 @@ def test_camera_newest_frame_wins_with_a_slow_consumer(tmp_path: Path) -> None:
 
 def test_camera_missing_device_backs_off_without_crashing() -> None:
     cam = CameraSource(CameraConfig("/dev/video99", retry_initial=0.05, retry_factor=2, retry_max=0.2))
-    t0 = time.monotonic()
     cam.start()
-    time.sleep(0.6)  # attempts at ~0, 0.05, 0.15, 0.35, 0.55 s
+    # the schedule, not the clock: waits of 0.05, 0.1, then 0.2 s (the cap) after the third failure
+    end = time.monotonic() + HANG_S
+    while "retrying in 0.2 s" not in (cam.last_error or ""):
+        assert time.monotonic() < end, cam.last_error
+        time.sleep(0.01)
     assert not cam.healthy
-    assert 3 <= cam.failed_attempts <= 7, cam.failed_attempts
-    assert cam.retry_attempts == cam.failed_attempts
-    assert cam.last_error is not None and "/dev/video99" in cam.last_error and "retrying" in cam.last_error
+    assert cam.failed_attempts >= 3 and cam.retry_attempts >= 3
+    assert "/dev/video99" in cam.last_error
     assert cam.read(timeout=0.05) is None
-    t_stop = time.monotonic()
-    assert cam.stop() is True
-    assert time.monotonic() - t_stop < 0.5 and time.monotonic() - t0 < 2
+    assert cam.stop() is True  # it stops (a hang would fail here), however far the back-off had got
     with pytest.raises(VideoFormatError, match="no such file"):
         CameraSource("missing_clip.mp4").start()
 
@@ -651,7 +658,7 @@ class PulseServer:
         ]  # fmt: skip
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(cmd, env=self.env, stdout=subprocess.DEVNULL, stderr=log)
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + HANG_S
         while time.monotonic() < deadline and self.proc.poll() is None:
             if self.pactl("info").returncode == 0:
                 break
@@ -732,7 +739,7 @@ def pulse(tmp_path_factory: pytest.TempPathFactory):
     _reinit_portaudio(sd)
 
 
-def _record(mic: MicSource, seconds: float, timeout: float = 5.0) -> np.ndarray:
+def _record(mic: MicSource, seconds: float, timeout: float = HANG_S) -> np.ndarray:
     n = int(seconds * mic.rate)
     parts, got, deadline = [], 0, time.monotonic() + timeout
     while got < n and time.monotonic() < deadline:
@@ -750,7 +757,7 @@ def test_real_microphone_hears_a_sine_through_pulseaudio(pulse: PulseServer, tmp
     try:
         with MicSource(MicConfig(device="pulse", rate=16000, channels=2, blocksize=512)) as mic:
             assert mic.healthy and mic.device_name == "pulse"
-            deadline = time.monotonic() + 3
+            deadline = time.monotonic() + HANG_S
             while time.monotonic() < deadline:  # wait for paplay's stream to start sounding
                 y = _record(mic, 0.1)
                 if y.size and np.sqrt(np.mean(y**2)) > 0.1:
@@ -786,7 +793,7 @@ def test_real_microphone_survives_the_server_going_away(pulse: PulseServer) -> N
     with MicSource(cfg) as mic:
         assert _record(mic, 0.2).size == 3200
         pulse.stop()
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + HANG_S
         while mic.healthy and time.monotonic() < deadline:
             mic.read(timeout=0.05, min_samples=512)
         assert not mic.healthy and mic.last_error
@@ -795,7 +802,7 @@ def test_real_microphone_survives_the_server_going_away(pulse: PulseServer) -> N
         assert not mic.healthy and mic.restarts == 0
         assert "cannot be opened" in (mic.last_error or "") and "retrying in" in (mic.last_error or "")
         pulse.start()
-        deadline = time.monotonic() + 8
+        deadline = time.monotonic() + HANG_S
         while not mic.healthy and time.monotonic() < deadline:
             mic.read()
             time.sleep(0.05)

@@ -345,12 +345,12 @@ def test_host_profile_is_plausible_and_quick(quick_host) -> None:
     assert p.name == HOST
     for precision in ("fp32", "fp64"):
         peak = p.peaks["cpu"][precision]
-        assert peak.value > 1.0 and peak.unit == "GFLOP/s"
-        assert peak.single_thread is not None and peak.single_thread > 1.0
+        assert peak.value > 0 and peak.unit == "GFLOP/s"  # measured rates: positive, never a speed bound
+        assert peak.single_thread is not None and peak.single_thread > 0
         assert peak.threads >= 1 and "numpy.matmul" in peak.method
         assert "measured on" in peak.source and "edge_ser.hostbench" in peak.source
     bw = p.memory.measured_gbps
-    assert bw.value > 0.5 and "24 bytes/element" in bw.method
+    assert bw.value > 0 and "24 bytes/element" in bw.method
     assert ridge_point(p, "fp32") > 0 and ridge_point(p, "fp16") == ridge_point(p, "fp32")
     m = p.measurement
     assert set(m["not_measured"]) == {"fp16", "int8"}
@@ -393,13 +393,13 @@ def test_cpu_info_reads_the_machine() -> None:
 
 def test_micro_benchmarks_directly() -> None:
     r = hostbench.triad_gbps(1, hostbench.QUICK, array_bytes=8 << 20)
-    assert r["gbps"] > 0.5 and r["threads"] == 1
+    assert r["gbps"] > 0 and r["threads"] == 1
     g = hostbench.gemm_gflops("float32", hostbench.QUICK)
-    assert g["gflops"] > 1.0 and g["n"] >= 256
+    assert g["gflops"] > 0 and g["n"] >= 256
     with pytest.raises(ConfigError, match="not BLAS-backed"):
         hostbench.gemm_gflops("float16")
     both = hostbench.triad_gbps([1, 2], hostbench.QUICK, array_bytes=8 << 20)
-    assert [r["threads"] for r in both] == [1, 2] and all(r["gbps"] > 0.5 for r in both)
+    assert [r["threads"] for r in both] == [1, 2] and all(r["gbps"] > 0 for r in both)
 
 
 def test_one_thread_gemm_without_openblas_runs_in_a_child_process(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -407,7 +407,7 @@ def test_one_thread_gemm_without_openblas_runs_in_a_child_process(monkeypatch: p
     monkeypatch.setattr(hostbench, "_openblas", lambda: None)
     results, method = hostbench._gemm_one_thread(hostbench.QUICK)
     assert method.startswith("child process")
-    assert results["float32"]["gflops"] > 1.0 and results["float64"]["gflops"] > 1.0
+    assert results["float32"]["gflops"] > 0 and results["float64"]["gflops"] > 0
 
 
 @pytest.mark.slow
@@ -440,4 +440,4 @@ def test_ort_gemm_is_measured_when_onnxruntime_is_there():
     from edge_ser import hostbench
 
     r = hostbench.ort_gemm_gflops(1, hostbench.QUICK, n=256)
-    assert r is not None and r["gflops"] > 1 and r["threads"] == 1
+    assert r is not None and r["gflops"] > 0 and r["threads"] == 1
