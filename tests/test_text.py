@@ -4,9 +4,9 @@ on a bundle whose labels are hostile."""
 
 from __future__ import annotations
 
-import copy
 import json
 import re
+import shutil
 import subprocess
 import sys
 import wave
@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge_ser.errors import BundleError
 from edge_ser.live.outputs.console import ConsoleOutput, format_line, format_table
 from edge_ser.live.result import LiveResult, StageTimes
 from edge_ser.text import control_chars, describe_controls, is_control, printable
@@ -89,19 +88,20 @@ def test_console_output_is_clean_in_both_formats() -> None:
 
 @pytest.fixture(scope="module")
 def hostile_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """bundles/laq_mlp_emodb with its 7 labels replaced by hostile ones, written by write_bundle."""
-    from edge_ser.bundle.write import write_bundle
+    """bundles/laq_mlp_emodb with its 7 labels and its name replaced by hostile ones, written raw (with a
+    matching manifest.sha256): what a careless or malicious exporter produces."""
+    from edge_ser.bundle import manifest_sum_line
 
     src = REPO / "bundles" / "laq_mlp_emodb"
-    manifest = json.loads((src / "manifest.json").read_text())
-    files = {n: (src / n).read_bytes() for n in manifest["files"]}
-    m = copy.deepcopy(manifest)
+    dst = tmp_path_factory.mktemp("b") / "hostile"
+    shutil.copytree(src, dst)
+    m = json.loads((src / "manifest.json").read_text())
     m["labels"] = HOSTILE[: len(m["labels"])]
     m["model"]["name"] = "\x1b]0;owned\x07laq"
-    try:
-        return write_bundle(tmp_path_factory.mktemp("b") / "hostile", manifest=m, files=files)
-    except BundleError as e:  # the bundle checks may refuse such labels at load: also a defence
-        pytest.skip(f"the bundle checks refuse control characters in labels: {e}")
+    raw = json.dumps(m).encode()
+    (dst / "manifest.json").write_bytes(raw)
+    (dst / "manifest.sha256").write_bytes(manifest_sum_line(raw))
+    return dst
 
 
 def _wav(path: Path, seconds: float = 2.0, rate: int = 16000) -> Path:
@@ -121,13 +121,21 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
     )
 
 
-def test_info_and_predict_print_no_control_sequences(hostile_bundle: Path, tmp_path: Path) -> None:
+def test_hostile_labels_are_refused_and_the_refusal_prints_clean(
+    hostile_bundle: Path, tmp_path: Path
+) -> None:
+    """The bundle check refuses labels and names with control characters (first defence); its message, which
+    quotes them, is itself made printable (second defence)."""
     info = _cli("info", str(hostile_bundle))
-    assert info.returncode == 0, info.stderr
-    assert _clean(info.stdout), [c for c in control_chars(info.stdout) if c != "\n"]
-    assert "labels: ?[2J" not in info.stdout and "angry" in info.stdout and "yppah" in info.stdout
+    assert info.returncode == 2
+    assert "model.name: has control characters" in info.stderr, info.stderr
+    assert _clean(info.stdout) and _clean(info.stderr), control_chars(info.stderr)
+
+
+def test_predict_prints_hostile_file_names_clean(tmp_path: Path) -> None:
     bad_name = tmp_path / "clip\x1b[2J\r.wav"  # a file name is outside text too
-    pred = _cli("predict", str(hostile_bundle), str(_wav(bad_name)), "--top", "7")
+    bundle = REPO / "bundles" / "laq_mlp_emodb"
+    pred = _cli("predict", str(bundle), str(_wav(bad_name)), "--top", "7")
     assert pred.returncode == 0, pred.stderr
     assert _clean(pred.stdout) and _clean(pred.stderr)
     line = next(ln for ln in pred.stdout.splitlines() if ".wav:" in ln)

@@ -35,6 +35,7 @@ from edge_ser.limits import (
     MAX_TOTAL_BYTES,
 )
 from edge_ser.schema import Checker, describe, short
+from edge_ser.text import control_chars, describe_controls
 
 MANIFEST_SCHEMA = "edge-ser-bundle"
 MANIFEST_SCHEMA_VERSION = 1
@@ -61,14 +62,14 @@ def validate_manifest(manifest: Any, *, source: str = "<manifest>") -> FeatureSp
         raise BundleError(f"{c.where}: must be a JSON object, got {describe(manifest)}")
     _check_schema(c, manifest)
     model = c.get(manifest, "model", "", dict)
-    c.text(model.get("name"), "model.name", max_len=MAX_NAME_CHARS)
+    _check_name(c, model.get("name"), "model.name", MAX_NAME_CHARS)
     inputs = _io_list(c, model, "inputs", "model")
     outputs = _io_list(c, model, "outputs", "model")
     labels = c.get(manifest, "labels", "", list)
     if not 1 <= len(labels) <= MAX_LABELS:
         c.problem("labels", f"must list 1 to {MAX_LABELS} labels, got {len(labels)}")
     for i, lab in enumerate(labels):
-        c.text(lab, f"labels[{i}]", max_len=MAX_LABEL_CHARS)
+        _check_name(c, lab, f"labels[{i}]", MAX_LABEL_CHARS)
     c.unique(labels, "labels")
     spec = c.build("feature_spec", _feature_spec, c.get(manifest, "feature_spec", "", dict))
     out_shape = outputs[0]["shape"]
@@ -87,6 +88,16 @@ def validate_manifest(manifest: Any, *, source: str = "<manifest>") -> FeatureSp
     files = _check_files(c, manifest)
     _check_tflite(c, manifest, inputs, files)
     return spec
+
+
+def _check_name(c: Checker, v: Any, path: str, max_len: int) -> None:
+    """A label or name: text of at most `max_len` characters with no control characters (they reach terminals,
+    log lines and the live page: a newline, an escape sequence or a bidi override would forge what they show)."""
+    text = c.text(v, path, max_len=max_len)
+    if text is not None and control_chars(v):
+        c.problem(
+            path, f"has control characters ({describe_controls(v)}); labels and names must be plain text"
+        )
 
 
 def _feature_spec(d: dict[str, Any]) -> FeatureSpec:
