@@ -13,7 +13,7 @@ import sys
 from typing import TextIO
 
 from edge_ser.live.outputs.base import OutputError
-from edge_ser.live.result import SILENCE, LiveResult
+from edge_ser.live.result import LiveResult
 from edge_ser.text import printable
 
 BLOCK_BARS = ("\u2588", "\u2591")
@@ -70,7 +70,9 @@ def format_table(
         sm_txt = f"{bar(sm, bar_width, chars)} {sm:5.2f}" if sm is not None else f"{' ' * bar_width}     -"
         raw_txt = f"{raw:4.2f}" if raw is not None else "   -"
         lines.append(f"{mark} {name:<{width}}  {sm_txt}  {raw_txt}")
-    shown = result.label if result.label == SILENCE else f"{result.label} ({result.confidence:.2f})"
+    shown = (
+        result.label if not result.probs else f"{result.label} ({result.confidence:.2f})"
+    )  # silence, no result
     lines.append(f"  -> {shown}")
     tm = result.times
     lines.append(

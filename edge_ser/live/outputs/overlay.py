@@ -21,7 +21,7 @@ import numpy as np
 from edge_ser.errors import ConfigError
 from edge_ser.live.outputs._palette import LABEL_COLORS, label_color
 from edge_ser.live.outputs.base import OutputError
-from edge_ser.live.result import SILENCE, LiveResult
+from edge_ser.live.result import LiveResult
 from edge_ser.vision._cv2 import import_cv2
 
 BLANK_SIZE = (640, 480)
@@ -94,7 +94,9 @@ def draw_overlay(frame: np.ndarray, result: LiveResult) -> np.ndarray:
     font = cv2.FONT_HERSHEY_SIMPLEX
     thick = max(round(2 * s), 1)
     color = label_color(result.label)
-    text = result.label if result.label == SILENCE else f"{result.label} {result.confidence:.2f}"
+    text = (
+        result.label if not result.probs else f"{result.label} {result.confidence:.2f}"
+    )  # silence, no result
 
     if lay.box is not None:
         x, y, bw, bh = lay.box
