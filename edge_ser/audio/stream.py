@@ -1,0 +1,198 @@
+"""Audio files read block by block: a WAV, another audio format (soundfile) or the audio track of a video
+(ffmpeg), as mono float32 blocks at the file's own rate, so a file of any length costs a block of memory.
+
+    with open_blocks("long.wav") as s:          # AudioFormatError naming the file if it is not usable
+        for block in s:                         # mono float32 [k] at s.sample_rate
+            ...
+
+Mono is the channel mean (as `edge_ser.audio.load` takes it); the rate change is the caller's
+(`edge_ser.audio.polyphase.Resampler` streams it with the same filter as `resample`). Only regular files are
+opened: a FIFO or a device is refused before anything waits on it.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from edge_ser.audio.wav import BLOCK_FRAMES, MAX_SR, MIN_SR, WavReader
+from edge_ser.errors import AudioFormatError, MissingDependencyError
+from edge_ser.fileio import check_regular_file
+
+WAV_SUFFIXES = (".wav", ".wave")
+
+
+def _mono(y: np.ndarray) -> np.ndarray:
+    """[k, channels] -> [k], the channel mean in float32 (as `load`)."""
+    return np.ascontiguousarray(y[:, 0] if y.shape[1] == 1 else y.mean(axis=1, dtype=np.float32))
+
+
+class BlockStream:
+    """Mono float32 blocks of one file at `sample_rate` (iterate once); `close()` (or `with`) frees it."""
+
+    sample_rate: int
+    path: Path
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release the file (and stop a decoder process)."""
+
+    def __enter__(self) -> BlockStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _WavBlocks(BlockStream):
+    def __init__(self, path: Path, frames: int) -> None:
+        self.path, self._frames = path, frames
+        self._r = WavReader(path)
+        self.sample_rate = self._r.sample_rate
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        for y in self._r.blocks(self._frames):
+            yield _mono(y)
+
+    def close(self) -> None:
+        self._r.close()
+
+
+class _SoundFileBlocks(BlockStream):
+    """FLAC, Ogg, MP3... through soundfile (libsndfile), checked as `edge_ser.audio.load` checks them."""
+
+    def __init__(self, path: Path, frames: int) -> None:
+        try:
+            import soundfile
+        except ImportError:
+            raise MissingDependencyError("soundfile", "device", "non-WAV audio") from None
+        check_regular_file(path, error=AudioFormatError)  # libsndfile would block on a FIFO
+        self.path, self._frames = path, frames
+        try:
+            self._f = soundfile.SoundFile(str(path))
+        except (RuntimeError, OSError, ValueError, TypeError) as e:  # LibsndfileError is a RuntimeError
+            raise AudioFormatError(f"{path}: cannot decode audio: {e}") from None
+        self.sample_rate = int(self._f.samplerate)
+        if not (MIN_SR <= self.sample_rate <= MAX_SR):
+            self._f.close()
+            raise AudioFormatError(
+                f"{path}: sample rate {self.sample_rate} Hz is outside the allowed range {MIN_SR}..{MAX_SR} Hz"
+            )
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        done = 0
+        while True:
+            try:
+                y = self._f.read(self._frames, dtype="float32", always_2d=True)
+            except (RuntimeError, OSError, ValueError) as e:
+                raise AudioFormatError(f"{self.path}: cannot decode audio at frame {done}: {e}") from None
+            if y.shape[0] == 0:
+                break
+            _check_finite(self.path, y.reshape(-1), done * y.shape[1])
+            done += y.shape[0]
+            yield _mono(y)
+        if done == 0:
+            raise AudioFormatError(f"{self.path}: no audio: the file holds 0 frames")
+
+    def close(self) -> None:
+        self._f.close()
+
+
+class _FFmpegBlocks(BlockStream):
+    """The first audio track of a video container, decoded by an ffmpeg process to mono f32le on a pipe
+    (the command and its choices: `edge_ser.audio.container`)."""
+
+    def __init__(self, path: Path, frames: int) -> None:
+        from edge_ser.audio import container
+
+        container.check_input(path)
+        self.path, self._bytes = path, frames * 4
+        exe = container.resolve_ffmpeg(path, None)
+        self._err = tempfile.TemporaryFile()
+        try:
+            self._proc = subprocess.Popen(
+                container.ffmpeg_command(exe, path), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                stderr=self._err,
+            )  # fmt: skip
+        except OSError as e:
+            self._err.close()
+            raise container.FFmpegNotFoundError(
+                f"{path}: cannot run ffmpeg {exe}: {e.strerror or e}; " + container.install_hint()
+            ) from None
+        first = self._proc.stdout.read(self._bytes)  # ffmpeg reports its output stream before any data
+        if not first:
+            code = self._proc.wait()
+            if code != 0:
+                err = self._stderr()
+                self.close()
+                raise container.ffmpeg_failure(path, code, err)
+        try:
+            self.sample_rate = container.output_rate(path, self._stderr())
+        except AudioFormatError:
+            self.close()
+            raise
+        self._first = first
+
+    def _stderr(self) -> str:
+        self._err.seek(0)
+        return self._err.read(1 << 20).decode("utf-8", "replace")
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        raw, done, carry = self._first, 0, b""
+        while raw:
+            raw = carry + raw
+            cut = len(raw) - len(raw) % 4
+            y = np.frombuffer(raw[:cut], dtype="<f4").astype(np.float32)
+            carry = raw[cut:]
+            _check_finite(self.path, y, done)
+            done += y.size
+            yield y
+            raw = self._proc.stdout.read(self._bytes)
+        code = self._proc.wait()
+        if code != 0:
+            raise AudioFormatError(f"{self.path}: ffmpeg failed (exit code {code}): {self._stderr()[-1200:]}")
+        if carry:
+            raise AudioFormatError(f"{self.path}: ffmpeg wrote a partial float32 sample at the end")
+        if done == 0:
+            raise AudioFormatError(f"{self.path}: the audio stream decodes to 0 samples")
+
+    def close(self) -> None:
+        if self._proc.poll() is None:
+            self._proc.kill()
+        self._proc.wait()
+        if self._proc.stdout is not None:
+            self._proc.stdout.close()
+        self._err.close()
+
+
+def _check_finite(path: Path, y: np.ndarray, first_index: int) -> None:
+    bad = ~np.isfinite(y)
+    if bad.any():
+        raise AudioFormatError(
+            f"{path}: non-finite samples (NaN or inf) in the decoded audio; "
+            f"first at sample index {first_index + int(np.flatnonzero(bad)[0])}"
+        )
+
+
+def open_blocks(path: str | os.PathLike, *, frames: int = BLOCK_FRAMES) -> BlockStream:
+    """The audio of `path` as mono float32 blocks of up to `frames` samples at its own rate: a WAV through
+    `WavReader`, a video container's first audio track through ffmpeg, anything else through soundfile."""
+    from edge_ser.vision.video import VIDEO_EXTENSIONS
+
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix in WAV_SUFFIXES:
+        return _WavBlocks(path, frames)
+    if suffix in VIDEO_EXTENSIONS:
+        return _FFmpegBlocks(path, frames)
+    return _SoundFileBlocks(path, frames)
+
+
+__all__ = ["WAV_SUFFIXES", "BlockStream", "open_blocks"]
