@@ -12,6 +12,7 @@ opened: a FIFO or a device is refused before anything waits on it.
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 import tempfile
@@ -21,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_ser.audio.wav import BLOCK_FRAMES, MAX_SR, MIN_SR, WavReader
-from edge_ser.errors import AudioFormatError, MissingDependencyError
+from edge_ser.errors import AudioFormatError, ConfigError, MissingDependencyError
 from edge_ser.fileio import check_regular_file
 
 WAV_SUFFIXES = (".wav", ".wave")
@@ -195,4 +196,70 @@ def open_blocks(path: str | os.PathLike, *, frames: int = BLOCK_FRAMES) -> Block
     return _SoundFileBlocks(path, frames)
 
 
-__all__ = ["WAV_SUFFIXES", "BlockStream", "open_blocks"]
+LONG_FILE_SECONDS = 30.0
+"""A file up to this long is one clip; a longer one is cut into windows (`file_windows`)."""
+FILE_WINDOW_SECONDS = 3.0
+"""Window length (and hop: windows do not overlap) of a long file, the live loop's default window."""
+
+
+def file_windows(
+    path: str | os.PathLike,
+    sr: int,
+    *,
+    window_seconds: float = FILE_WINDOW_SECONDS,
+    long_seconds: float = LONG_FILE_SECONDS,
+) -> Iterator[tuple[float, float, np.ndarray, bool]]:
+    """(start s, end s, mono float32 samples at `sr`, whole) of a file: the whole file as one clip (whole
+    True) when it lasts at most `long_seconds` (resampled in one go, exactly as `edge_ser.audio.load`), else consecutive windows of
+    `window_seconds` (streamed and resampled block by block); a last window shorter than half a window is
+    left out. Memory: one window plus a block, whatever the file's length.
+    """
+    if not 0 < window_seconds <= long_seconds:
+        raise ConfigError(f"window_seconds={window_seconds} must be in (0, long_seconds={long_seconds}]")
+    from edge_ser.audio.polyphase import Resampler, resample
+
+    with open_blocks(path) as s:
+        src = s.sample_rate
+        blocks = iter(s)
+        head: list[np.ndarray] = []
+        n = 0
+        limit = int(long_seconds * src)
+        for b in blocks:
+            head.append(b)
+            n += b.size
+            if n > limit:
+                break
+        else:
+            y = np.concatenate(head) if head else np.zeros(0, np.float32)
+            if src != sr:
+                y = resample(y, src, sr)
+            yield 0.0, y.size / sr, y, True
+            return
+        win = int(round(window_seconds * sr))
+        rs = Resampler(src, sr)
+        pending = np.zeros(0, np.float32)
+        t = 0
+        for b in itertools.chain(head, blocks):
+            head = []
+            pending = np.concatenate([pending, rs.feed(b)])
+            while pending.size >= win:
+                yield t / sr, (t + win) / sr, pending[:win], False
+                t += win
+                pending = pending[win:]
+        pending = np.concatenate([pending, rs.finish()])
+        while pending.size >= win:
+            yield t / sr, (t + win) / sr, pending[:win], False
+            t += win
+            pending = pending[win:]
+        if pending.size >= win / 2:
+            yield t / sr, (t + pending.size) / sr, pending, False
+
+
+__all__ = [
+    "FILE_WINDOW_SECONDS",
+    "LONG_FILE_SECONDS",
+    "WAV_SUFFIXES",
+    "BlockStream",
+    "file_windows",
+    "open_blocks",
+]
