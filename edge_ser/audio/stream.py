@@ -202,6 +202,73 @@ FILE_WINDOW_SECONDS = 3.0
 """Window length (and hop: windows do not overlap) of a long file, the live loop's default window."""
 
 
+class Resampled:
+    """A file's mono audio at `sr` Hz in blocks, for a file of any length: a file up to `long_seconds` is
+    resampled in one go (exactly `edge_ser.audio.load(path, sr=sr)`; `whole` is True), a longer one block by
+    block with the streaming `Resampler` (the same samples up to float32 rounding), holding a block at a time.
+
+    The header is read and checked, and the first `long_seconds` decoded, when it is built.
+    """
+
+    def __init__(
+        self, path: str | os.PathLike, sr: int, *, long_seconds: float = LONG_FILE_SECONDS,
+        frames: int = BLOCK_FRAMES,
+    ) -> None:  # fmt: skip
+        from edge_ser.audio.polyphase import Resampler, resample
+
+        self.path, self.sample_rate = Path(path), int(sr)
+        self._s = open_blocks(path, frames=frames)
+        try:
+            src = self.source_rate = self._s.sample_rate
+            self._blocks = iter(self._s)
+            self._head: list[np.ndarray] = []
+            n, limit = 0, int(long_seconds * src)
+            for b in self._blocks:
+                self._head.append(b)
+                n += b.size
+                if n > limit:
+                    break
+            else:
+                y = np.concatenate(self._head) if self._head else np.zeros(0, np.float32)
+                self._head = [resample(y, src, self.sample_rate) if src != self.sample_rate else y]
+                self.whole = True
+                self.duration: float | None = self._head[0].size / self.sample_rate
+                self._s.close()
+                return
+        except BaseException:
+            self._s.close()
+            raise
+        self.whole = False
+        self.duration = None  # not known until the end of a long file (its header may be all there is)
+        self._rs = Resampler(src, self.sample_rate)
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        if self.whole:
+            yield from self._head
+            self._head = []
+            return
+        for b in itertools.chain(self._drain_head(), self._blocks):
+            out = self._rs.feed(b)
+            if out.size:
+                yield out
+        last = self._rs.finish()
+        if last.size:
+            yield last
+
+    def _drain_head(self) -> Iterator[np.ndarray]:
+        while self._head:
+            yield self._head.pop(0)
+
+    def close(self) -> None:
+        self._s.close()
+
+    def __enter__(self) -> Resampled:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def file_windows(
     path: str | os.PathLike,
     sr: int,
@@ -210,52 +277,32 @@ def file_windows(
     long_seconds: float = LONG_FILE_SECONDS,
 ) -> Iterator[tuple[float, float, np.ndarray, bool]]:
     """(start s, end s, mono float32 samples at `sr`, whole) of a file: the whole file as one clip (whole
-    True) when it lasts at most `long_seconds` (resampled in one go, exactly as `edge_ser.audio.load`), else consecutive windows of
-    `window_seconds` (streamed and resampled block by block); a last window shorter than half a window is
-    left out. Memory: one window plus a block, whatever the file's length.
+    True) when it lasts at most `long_seconds` (exactly as `edge_ser.audio.load`), else consecutive windows
+    of `window_seconds` (streamed through `Resampled`); a last window shorter than half a window is left out.
+    Memory: one window plus a block, whatever the file's length.
     """
     if not 0 < window_seconds <= long_seconds:
         raise ConfigError(f"window_seconds={window_seconds} must be in (0, long_seconds={long_seconds}]")
-    from edge_ser.audio.polyphase import Resampler, resample
-
-    with open_blocks(path) as s:
-        src = s.sample_rate
-        blocks = iter(s)
-        head: list[np.ndarray] = []
-        n = 0
-        limit = int(long_seconds * src)
-        for b in blocks:
-            head.append(b)
-            n += b.size
-            if n > limit:
-                break
-        else:
-            y = np.concatenate(head) if head else np.zeros(0, np.float32)
-            if src != sr:
-                y = resample(y, src, sr)
+    with Resampled(path, sr, long_seconds=long_seconds) as stream:
+        if stream.whole:
+            y = next(iter(stream))
             yield 0.0, y.size / sr, y, True
             return
         win = int(round(window_seconds * sr))
-        rs = Resampler(src, sr)
         pending = np.zeros(0, np.float32)
         t = 0
-        for b in itertools.chain(head, blocks):
-            head = []
-            pending = np.concatenate([pending, rs.feed(b)])
+        for b in stream:
+            pending = np.concatenate([pending, b])
             while pending.size >= win:
                 yield t / sr, (t + win) / sr, pending[:win], False
                 t += win
                 pending = pending[win:]
-        pending = np.concatenate([pending, rs.finish()])
-        while pending.size >= win:
-            yield t / sr, (t + win) / sr, pending[:win], False
-            t += win
-            pending = pending[win:]
         if pending.size >= win / 2:
             yield t / sr, (t + pending.size) / sr, pending, False
 
 
 __all__ = [
+    "Resampled",
     "FILE_WINDOW_SECONDS",
     "LONG_FILE_SECONDS",
     "WAV_SUFFIXES",
