@@ -144,3 +144,22 @@ def test_limits_are_what_the_docs_say() -> None:
     assert (LONG_FILE_SECONDS, FILE_WINDOW_SECONDS) == (30.0, 3.0)
     text = (REPO / "docs" / "input-kinds.md").read_text()
     assert "## Long files" in text and "30 s" in text and "3 s" in text
+
+
+def test_features_of_a_long_file_equal_the_whole_file_vector(long_wav: Path) -> None:
+    """`edge-ser features` (file_vector): a long file in two streamed passes, the same vector as whole."""
+    from edge_ser.features import FeatureSpec, feature_vector
+    from edge_ser.features.vector import file_vector
+
+    spec = FeatureSpec()
+    whole, sr = load(long_wav, sr=spec.sample_rate)
+    want = feature_vector(whole, sr=sr, spec=spec)
+    got = file_vector(long_wav, spec)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4)
+
+
+def test_features_command_on_a_long_file(long_wav: Path, tmp_path: Path) -> None:
+    out = tmp_path / "x.npy"
+    r = _cli("features", str(long_wav), "--no-cache", "-q", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    assert np.load(out).shape == (1, 180)
