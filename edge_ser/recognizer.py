@@ -36,8 +36,9 @@ if TYPE_CHECKING:
     from edge_ser.live.run import LiveRunner
 
 
-WINDOW_BATCH = 16
-"""Windows of a long file (and short files) given to the engine in one call: bounds the inputs held at once."""
+BATCH_ROWS = 32
+"""Model input rows (clips, windows, log-Mel patches) gathered for one engine call: bounds the inputs and the
+engine's activations held at once (a clip or window is never split, so one with more rows runs alone)."""
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,11 @@ class Prediction:
         return f"{first} {p:.2f}" + (f" ({others})" if others else "")
 
 
+def _rows(inputs: dict[str, np.ndarray]) -> int:
+    """Rows (the batch axis) of one clip's model inputs."""
+    return len(next(iter(inputs.values())))
+
+
 class Recognizer:
     """A bundle on an engine, ready to classify files, audio arrays and live streams.
 
@@ -148,7 +154,7 @@ class Recognizer:
         return self.predict_files([path])[0]
 
     def predict_files(self, paths: Iterable[str | os.PathLike[str]]) -> list[Prediction]:
-        """Classify files of any length, in order: short files WINDOW_BATCH at a time per engine call (the
+        """Classify files of any length, in order: short files up to BATCH_ROWS input rows per engine call (the
         inference time is the batch's), a long file window by window (streamed: memory holds a batch of
         windows, not the file)."""
         return list(self.iter_predict_files(paths))
@@ -162,7 +168,7 @@ class Recognizer:
             first = next(windows)
             if first.whole:
                 batch.append((str(path), first, (time.perf_counter() - t0) * 1e3))
-                if len(batch) >= WINDOW_BATCH:
+                if sum(_rows(w.inputs) for _, w, _ in batch) >= BATCH_ROWS:
                     yield from self._run_clips(batch)
                     batch = []
                 continue
@@ -179,7 +185,7 @@ class Recognizer:
         return [replace(p, duration=w.end) for p, (_, w, _) in zip(out, batch, strict=True)]
 
     def _predict_long(self, source: str, windows: Iterable[FileWindow], t0: float) -> Prediction:
-        """Per-window predictions of a long file, WINDOW_BATCH windows per engine call; the summary is the
+        """Per-window predictions of a long file, BATCH_ROWS input rows per engine call; the summary is the
         mean of the windows' probabilities."""
         results: list[WindowPrediction] = []
         inference_ms = 0.0
@@ -198,9 +204,9 @@ class Recognizer:
             pending.clear()
 
         for w in windows:
-            pending.append(w)
-            if len(pending) >= WINDOW_BATCH:
+            if pending and sum(_rows(x.inputs) for x in pending) + _rows(w.inputs) > BATCH_ROWS:
                 flush()
+            pending.append(w)
         flush()
         mean = np.mean([list(w.probabilities.values()) for w in results], axis=0)
         k = int(np.argmax(mean))
@@ -323,4 +329,4 @@ class Recognizer:
         return f"<Recognizer {self.describe()}>"
 
 
-__all__ = ["WINDOW_BATCH", "Prediction", "Recognizer", "WindowPrediction"]
+__all__ = ["BATCH_ROWS", "Prediction", "Recognizer", "WindowPrediction"]

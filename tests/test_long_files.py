@@ -149,7 +149,7 @@ def test_limits_are_what_the_docs_say() -> None:
 def test_features_of_a_long_file_equal_the_whole_file_vector(long_wav: Path) -> None:
     """`edge-ser features` (file_vector): a long file in two streamed passes, the same vector as whole."""
     from edge_ser.features import FeatureSpec, feature_vector
-    from edge_ser.features.vector import file_vector
+    from edge_ser.features.files import file_vector
 
     spec = FeatureSpec()
     whole, sr = load(long_wav, sr=spec.sample_rate)
@@ -163,3 +163,27 @@ def test_features_command_on_a_long_file(long_wav: Path, tmp_path: Path) -> None
     r = _cli("features", str(long_wav), "--no-cache", "-q", "--out", str(out))
     assert r.returncode == 0, r.stderr
     assert np.load(out).shape == (1, 180)
+
+
+def test_long_video_is_predicted_per_window_with_faces(tmp_path: Path) -> None:
+    """A 40 s video with speech: the AV bundle (faces + audio) and its audio branch give 13 windows each,
+    the faces of a window cropped from the frames shown in it, the audio streamed from ffmpeg."""
+    import av_media
+
+    ffmpeg = av_media.ffmpeg_or_skip()
+    reps = int(40 * av_media.FPS) // av_media.N_FRAMES + 1
+    frames = np.concatenate([av_media.face_frames()] * reps)[: int(40 * av_media.FPS)]
+    video = av_media.write_video(tmp_path / "v.mp4", frames)
+    speech = np.tile(av_media.speech(), reps)[: 40 * av_media.AUDIO_SR]
+    audio = av_media.write_speech(tmp_path / "a.wav", speech)
+    clip = av_media.mux(ffmpeg, video, audio, tmp_path / "long.mp4")
+    for name in ("av_cnn", "av_cnn_audio"):
+        rec = edge_ser.Recognizer(REPO / "bundles" / name, "numpy")
+        p = rec.predict_file(clip)
+        assert len(p.windows) == 13, name
+        assert [w.start for w in p.windows[:3]] == [0.0, 3.0, 6.0]
+        mean = np.mean([list(w.probabilities.values()) for w in p.windows], axis=0)
+        np.testing.assert_allclose(list(p.probabilities.values()), mean)
+    kind = load_bundle(REPO / "bundles" / "av_cnn").input_kind
+    w = next(kind.file_windows(clip))
+    assert w.inputs["faces"].shape == (1, 6, 64, 64) and w.inputs["faces"].max() > 0  # real crops, not black
