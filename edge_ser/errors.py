@@ -31,6 +31,10 @@ class PackedFormatError(BundleError, ValueError):
     """A packed .esq weights file is damaged, truncated, or not an .esq file at all."""
 
 
+class InferenceError(EdgeSerError, ValueError):
+    """The model cannot give a valid answer: its input or its logits hold NaN or infinity (no probabilities)."""
+
+
 class MissingDependencyError(EdgeSerError, ImportError):
     """An optional package is not installed; the message says which extra installs it."""
 

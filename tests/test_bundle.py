@@ -31,6 +31,7 @@ from edge_ser.bundle import (
     MANIFEST_SCHEMA_VERSION,
     Bundle,
     load_bundle,
+    manifest_sum_line,
     read_onnx_graph,
     write_bundle,
 )
@@ -231,9 +232,16 @@ def mlp_reference(kit: Kit, x: np.ndarray) -> np.ndarray:
 
 
 def raw_write(
-    path: Path, manifest: Any, files: dict[str, bytes], *, fill: bool = True, manifest_text: str | None = None
+    path: Path,
+    manifest: Any,
+    files: dict[str, bytes],
+    *,
+    fill: bool = True,
+    manifest_text: str | None = None,
+    seal: bool = True,
 ) -> Path:
-    """Write a bundle directory with no checks at all (what a buggy exporter or a damaged card produces)."""
+    """Write a bundle directory with no checks at all (what a buggy exporter or a damaged card produces);
+    `seal`: with a `manifest.sha256` that matches the manifest (so the checks behind it are reached)."""
     path.mkdir(parents=True, exist_ok=True)
     if fill:
         manifest = copy.deepcopy(manifest)
@@ -242,7 +250,10 @@ def raw_write(
         }
     for n, b in files.items():
         (path / n).write_bytes(b)
-    (path / "manifest.json").write_text(manifest_text if manifest_text is not None else json.dumps(manifest))
+    text = manifest_text if manifest_text is not None else json.dumps(manifest)
+    (path / "manifest.json").write_text(text)
+    if seal:
+        (path / "manifest.sha256").write_bytes(manifest_sum_line(text.encode()))
     return path
 
 
@@ -321,7 +332,7 @@ def test_tar_is_plain_and_deterministic(tmp_path: Path, parts: Any) -> None:
     b = write_bundle(tmp_path / "b", manifest=manifest, files=files, as_tar=True).read_bytes()
     assert a == b
     with tarfile.open(fileobj=io.BytesIO(a)) as tf:
-        assert tf.getnames() == ["manifest.json", "model.onnx", "weights.esq"]
+        assert tf.getnames() == ["manifest.json", "manifest.sha256", "model.onnx", "weights.esq"]
 
 
 def test_tar_made_with_dot_prefix_loads(tmp_path: Path, good: Path) -> None:
@@ -417,12 +428,12 @@ def refused(path: Path, *fragments: str, exc: type[BundleError] = BundleError, *
 
 def test_missing_file(good: Path) -> None:
     (good / "weights.esq").unlink()
-    refused(good, "weights.esq: no such file")
+    refused(good, "weights.esq: listed in manifest.json but missing")
 
 
 def test_missing_manifest(good: Path) -> None:
     (good / "manifest.json").unlink()
-    refused(good, "manifest.json: no such file")
+    refused(good, "manifest.json is missing")
 
 
 def test_sha_mismatch(good: Path) -> None:
@@ -438,27 +449,34 @@ def test_size_mismatch(good: Path) -> None:
     refused(good, "weights.esq: size mismatch", "truncated, modified or replaced")
 
 
+def reseal(bundle: Path, text: str | bytes) -> None:
+    """Replace a bundle folder's manifest and its checksum (as a hand edit that knows about both would)."""
+    data = text.encode() if isinstance(text, str) else text
+    (bundle / "manifest.json").write_bytes(data)
+    (bundle / "manifest.sha256").write_bytes(manifest_sum_line(data))
+
+
 def test_manifest_not_json(good: Path) -> None:
-    (good / "manifest.json").write_text('{"schema": "edge-ser-bundle",')
+    reseal(good, '{"schema": "edge-ser-bundle",')
     refused(good, "manifest.json: not valid JSON (line 1")
-    (good / "manifest.json").write_bytes(b"\xff\xfe")
+    reseal(good, b"\xff\xfe")
     refused(good, "manifest.json: not UTF-8")
-    (good / "manifest.json").write_text("[1, 2]")
+    reseal(good, "[1, 2]")
     refused(good, "manifest.json: must be a JSON object")
-    (good / "manifest.json").write_text('{"a": NaN}')
+    reseal(good, '{"a": NaN}')
     refused(good, "numbers must be finite")
-    (good / "manifest.json").write_text('{"a": 1, "a": 2}')
+    reseal(good, '{"a": 1, "a": 2}')
     refused(good, "appears twice")
 
 
 def test_schema_version_99(good: Path) -> None:
     m = json.loads((good / "manifest.json").read_text())
     m["schema_version"] = 99
-    (good / "manifest.json").write_text(json.dumps(m))
+    reseal(good, json.dumps(m))
     refused(good, "schema_version: 99 is not supported", "upgrade edge-ser")
     m["schema_version"] = 1
     m["schema"] = "something-else"
-    (good / "manifest.json").write_text(json.dumps(m))
+    reseal(good, json.dumps(m))
     refused(good, "not an edge-ser bundle manifest")
 
 
@@ -601,7 +619,8 @@ def test_not_a_bundle(tmp_path: Path) -> None:
 
 @pytest.fixture()
 def members(good: Path) -> list[tuple[tarfile.TarInfo, bytes]]:
-    return [file_info(n, (good / n).read_bytes()) for n in ("manifest.json", "model.onnx", "weights.esq")]
+    names = ("manifest.json", "model.onnx", "weights.esq", "manifest.sha256")
+    return [file_info(n, (good / n).read_bytes()) for n in names]
 
 
 def _write_tar(tmp_path: Path, members: list[tuple[tarfile.TarInfo, bytes | None]]) -> Path:
@@ -638,17 +657,18 @@ def test_tar_other_member_types(tmp_path: Path, members: Any) -> None:
     refused(
         _write_tar(tmp_path, [*members, members[1]]), "archive member 'model.onnx': appears more than once"
     )
-    refused(_write_tar(tmp_path, members[1:]), "manifest.json is missing from the archive")
+    refused(_write_tar(tmp_path, members[1:]), "manifest.json is missing")
     refused(
-        _write_tar(tmp_path, members[:2]), "weights.esq: listed in manifest.json but missing from the archive"
+        _write_tar(tmp_path, [members[0], members[1], members[3]]),
+        "weights.esq: listed in manifest.json but missing from the archive",
     )
 
 
 def test_tar_huge_member(tmp_path: Path, members: Any) -> None:
     # a limit lower than the weights file (put first: the manifest is bigger than it)
     p = _write_tar(tmp_path, members[::-1])
-    refused(p, "archive member 'weights.esq'", "more than the limit of 1000 bytes", max_file_bytes=1000)
-    refused(p, "total more than 2000 bytes", max_total_bytes=2000)
+    refused(p, "archive member 'weights.esq'", "more than the limit of 1,000 bytes", max_file_bytes=1000)
+    refused(p, "total more than 2,000 bytes", max_total_bytes=2000)
     # a header that claims 8 GiB, followed by nothing: refused before any read
     big = tarfile.TarInfo("weights.esq")
     big.size = 8 << 30
@@ -656,7 +676,7 @@ def test_tar_huge_member(tmp_path: Path, members: Any) -> None:
     for info, data in members[:2]:
         blocks += info.tobuf(format=tarfile.GNU_FORMAT) + data + bytes(-len(data) % 512)
     p.write_bytes(blocks + big.tobuf(format=tarfile.GNU_FORMAT) + bytes(512))
-    refused(p, "archive member 'weights.esq': 8589934592 bytes is more than the limit")
+    refused(p, "archive member 'weights.esq': 8,589,934,592 bytes is more than the limit")
 
 
 def test_tar_truncated(tmp_path: Path, members: Any) -> None:

@@ -5,23 +5,18 @@
     bundle.input_kind, bundle.graph, bundle.labels      # what the model takes, its graph, its labels
     write_bundle(path, manifest=..., files=...)         # the host exporter's last step
 
-The package: `load` (reading with limits, the Bundle, verification), `manifest` (the schema and its check),
+The package: `read` (the bytes of a folder or tar: manifest first, bounded by `edge_ser.limits`), `load` (the
+Bundle, verification), `manifest` (the schema and its check),
 `onnx_reader` (the graph from model.onnx, numpy + stdlib only) and `write` (atomic writing). docs/bundle.md
 is the format.
 """
 
-from edge_ser.bundle.load import (
-    MAX_FILE_BYTES,
-    MAX_MANIFEST_BYTES,
-    MAX_TAR_MEMBERS,
-    MAX_TOTAL_BYTES,
-    Bundle,
-    load_bundle,
-)
+from edge_ser.bundle.load import Bundle, load_bundle
 from edge_ser.bundle.manifest import (
     MANIFEST_NAME,
     MANIFEST_SCHEMA,
     MANIFEST_SCHEMA_VERSION,
+    MANIFEST_SUM_NAME,
     MODEL_NAME,
     REQUIRED_FILES,
     TFLITE_VARIANTS,
@@ -30,22 +25,21 @@ from edge_ser.bundle.manifest import (
     validate_manifest,
 )
 from edge_ser.bundle.onnx_reader import read_onnx_graph
+from edge_ser.bundle.read import manifest_sum_line
 from edge_ser.bundle.write import write_bundle
 
 __all__ = [
     "MANIFEST_NAME",
     "MANIFEST_SCHEMA",
     "MANIFEST_SCHEMA_VERSION",
-    "MAX_FILE_BYTES",
-    "MAX_MANIFEST_BYTES",
-    "MAX_TAR_MEMBERS",
-    "MAX_TOTAL_BYTES",
+    "MANIFEST_SUM_NAME",
     "MODEL_NAME",
     "REQUIRED_FILES",
     "TFLITE_VARIANTS",
     "WEIGHTS_NAME",
     "Bundle",
     "load_bundle",
+    "manifest_sum_line",
     "normalized_input",
     "read_onnx_graph",
     "validate_manifest",

@@ -22,9 +22,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
-import struct
-import tarfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +34,7 @@ import numpy as np
 
 from edge_ser.bundle.manifest import (
     MANIFEST_NAME,
+    MANIFEST_SUM_NAME,
     MODEL_NAME,
     WEIGHTS_NAME,
     check_file_name,
@@ -42,19 +42,19 @@ from edge_ser.bundle.manifest import (
     validate_manifest,
 )
 from edge_ser.bundle.onnx_reader import check_graph, read_onnx_graph
+from edge_ser.bundle.read import MAX_SUM_BYTES, check_manifest_sum, missing_sum, open_source
 from edge_ser.errors import BundleError, PackedFormatError
 from edge_ser.features.spec import FeatureSpec
-from edge_ser.fileio import read_regular_file
 from edge_ser.inputs import InputKind, input_kind
+from edge_ser.limits import (
+    MAX_FILE_BYTES,
+    MAX_MANIFEST_BYTES,
+    MAX_TOTAL_BYTES,
+    MAX_WEIGHT_VALUES,
+)
 from edge_ser.packed import EsqFile, read_esq_bytes
 from edge_ser.schema import Checker, describe, short
 
-MAX_FILE_BYTES = 512 << 20
-"""Largest file a bundle may hold (512 MiB); a bigger tar member or file is refused before it is read."""
-MAX_TOTAL_BYTES = 1 << 30
-"""Largest sum of file sizes in one bundle (1 GiB)."""
-MAX_MANIFEST_BYTES = 16 << 20
-MAX_TAR_MEMBERS = 256
 CONSTANT_DTYPES = {"int64": np.int64, "float32": np.float32}
 
 
@@ -156,6 +156,7 @@ class Bundle:
     def dequantized(self) -> dict[str, np.ndarray]:
         """Every initializer of the graph as float32, dequantized once (shared by the engines)."""
         if "dequantized" not in self._cache:
+            check_weight_values(self.weights(), f"bundle {self.source}: {WEIGHTS_NAME}")
             out = {}
             for name, t in self.weights().tensors.items():
                 a = np.asarray(t.dequantize(), dtype=np.float32)
@@ -201,56 +202,55 @@ def load_bundle(
     max_file_bytes: int = MAX_FILE_BYTES,
     max_total_bytes: int = MAX_TOTAL_BYTES,
 ) -> Bundle:
-    """Load a bundle from a directory or a `.tar` of its files, and verify it.
+    """Load a bundle from a directory or an uncompressed `.tar` of its files, and verify it.
 
-    The manifest's structure is always checked. With `verify=True` (the default) also the sha256 and byte count
-    of every file, that `model.onnx` is a well-formed graph whose inputs and outputs are the manifest's, with
-    every weight as external data in `weights.esq`, and that `weights.esq` parses and holds exactly those
-    weights at the bit widths of the bit plan. Nothing is extracted to disk.
+    The manifest is read first, checked against `manifest.sha256` and then field by field (sizes bounded by
+    `edge_ser.limits`); only then are the files it lists read, each after its size was compared with the
+    manifest's, and anything it does not list is refused (`edge_ser.bundle.read`). With `verify=True` (the
+    default) also the sha256 of every file, that `model.onnx` is a well-formed graph whose inputs and outputs are
+    the manifest's, with every weight as external data in `weights.esq`, and that `weights.esq` parses and holds
+    exactly those weights at the bit widths of the bit plan. Nothing is extracted to disk.
 
     Raises:
         BundleError: naming the bundle, the file and what is wrong (`PackedFormatError` for a bad .esq).
     """
     src = str(path)
-    p = Path(path)
-    limits = (int(max_file_bytes), int(max_total_bytes))
-    if p.is_dir():
-        manifest_bytes = _read_dir_file(p, MANIFEST_NAME, src, min(limits[0], MAX_MANIFEST_BYTES))
+    with open_source(Path(path), src, int(max_file_bytes), int(max_total_bytes)) as source:
+        present = set(source.names())
+        manifest_bytes = source.read(MANIFEST_NAME, MAX_MANIFEST_BYTES) if MANIFEST_NAME in present else None
+        if manifest_bytes is None:
+            raise BundleError(f"bundle {src}: {MANIFEST_NAME} is missing (present: {sorted(present)[:20]})")
+        if verify:
+            if MANIFEST_SUM_NAME not in present:
+                raise missing_sum(src)
+            check_manifest_sum(source.read(MANIFEST_SUM_NAME, MAX_SUM_BYTES), manifest_bytes, src)
         manifest = parse_manifest(manifest_bytes, src)
         names = _listed_names(manifest, src)
-        files, total = {}, 0
+        spec = validate_manifest(manifest, source=src)  # every field, before any listed file is read
+        source.refuse_unlisted(names)
+        total, files = 0, {}
         for name in names:
-            data = _read_dir_file(p, name, src, limits[0])
-            total += len(data)
-            if total > limits[1]:
-                raise BundleError(f"bundle {src}: files total more than {limits[1]} bytes; refusing to load")
-            files[name] = data
-    elif p.is_file():
-        members = _read_tar(p, src, *limits)
-        if MANIFEST_NAME not in members:
-            raise BundleError(
-                f"bundle {src}: {MANIFEST_NAME} is missing from the archive (members: {sorted(members)})"
-            )
-        manifest = parse_manifest(members.pop(MANIFEST_NAME), src)
-        names = _listed_names(manifest, src)
-        files = {}
-        for name in names:
-            if name not in members:
-                raise BundleError(
-                    f"bundle {src}: {name}: listed in {MANIFEST_NAME} but missing from the archive"
-                )
-            files[name] = members[name]
-    elif p.exists():
-        raise BundleError(f"bundle {src}: not a directory or a .tar archive")
-    else:
-        raise BundleError(
-            f"bundle {src}: does not exist (a bundle is a directory or a .tar made by the exporter)"
-        )
-    return make_bundle(p, src, manifest, files, verify=verify)
+            size = manifest["files"][name]["bytes"]
+            total += size
+            if size > max_file_bytes or total > max_total_bytes:
+                raise BundleError(f"bundle {src}: {name}: beyond the size limits ({max_file_bytes:,} bytes per "
+                                  f"file, {max_total_bytes:,} in all); not read")  # fmt: skip
+            files[name] = source.read_exact(name, size)
+    return make_bundle(Path(path), src, manifest, files, verify=verify, spec=spec)
 
 
-def make_bundle(root: Path, src: str, manifest: Any, files: dict[str, bytes], *, verify: bool) -> Bundle:
-    spec = validate_manifest(manifest, source=src)
+def make_bundle(
+    root: Path,
+    src: str,
+    manifest: Any,
+    files: dict[str, bytes],
+    *,
+    verify: bool,
+    spec: FeatureSpec | None = None,
+) -> Bundle:
+    """A Bundle from a parsed manifest and the bytes of its files (`spec`: the manifest already validated)."""
+    if spec is None:
+        spec = validate_manifest(manifest, source=src)
     if verify:
         for name, entry in manifest["files"].items():
             _verify_file(src, name, entry, files[name])
@@ -278,84 +278,6 @@ def _verify_file(src: str, name: str, entry: Mapping[str, Any], data: bytes) -> 
             f"bundle {src}: {name}: sha256 mismatch (manifest {entry['sha256'][:12]}..., file {sha[:12]}...): "
             "the file was modified or damaged"
         )
-
-
-def _read_dir_file(root: Path, name: str, src: str, limit: int) -> bytes:
-    """A file of a bundle folder: a regular file (not a link), within `limit` bytes."""
-    return read_regular_file(
-        root / name, limit=limit, error=BundleError, label=f"bundle {src}: {name}", follow_links=False
-    )
-
-
-def _member_name(m: tarfile.TarInfo, src: str) -> str | None:
-    """The file name of a tar member that may be in a bundle (None for the archive's own "." entry): a regular
-    file at the top level, under a valid name; a folder, a path, a link or a device is a BundleError."""
-    raw = m.name
-    name = raw.removeprefix("./")
-    if m.isdir() and name.rstrip("/") in ("", "."):
-        return None
-    if not name or name.startswith("/") or "/" in name or "\\" in name or name in (".", ".."):
-        raise BundleError(
-            f"bundle {src}: archive member {raw!r}: has a folder, absolute or parent path; "
-            "a bundle archive holds top-level files only"
-        )
-    if "\x00" in name or len(name) > 255:
-        raise BundleError(f"bundle {src}: archive member {short(raw)}: invalid file name")
-    if m.issym() or m.islnk():
-        raise BundleError(
-            f"bundle {src}: archive member {raw!r}: is a link (to {m.linkname!r}); "
-            "a bundle archive holds regular files only"
-        )
-    if not m.isreg():
-        raise BundleError(f"bundle {src}: archive member {raw!r}: is not a regular file")
-    return name
-
-
-def _read_tar(path: Path, src: str, max_file: int, max_total: int) -> dict[str, bytes]:
-    """Top-level regular files of a tar, read into memory; anything else (links, folders, devices, '..') is refused."""
-    out: dict[str, bytes] = {}
-    total = 0
-    try:
-        with tarfile.open(path, mode="r:*") as tf:
-            count = 0
-            while True:
-                m = tf.next()
-                if m is None:
-                    break
-                count += 1
-                if count > MAX_TAR_MEMBERS:
-                    raise BundleError(
-                        f"bundle {src}: more than {MAX_TAR_MEMBERS} archive members; refusing to load"
-                    )
-                name = _member_name(m, src)
-                if name is None:
-                    continue  # the "." entry of `tar -C dir -cf b.tar .`
-                if name in out:
-                    raise BundleError(f"bundle {src}: archive member {name!r}: appears more than once")
-                limit = min(max_file, MAX_MANIFEST_BYTES) if name == MANIFEST_NAME else max_file
-                if m.size > limit:
-                    raise BundleError(
-                        f"bundle {src}: archive member {name!r}: {m.size} bytes is more than the limit of "
-                        f"{limit} bytes; refusing to read it"
-                    )
-                total += m.size
-                if total > max_total:
-                    raise BundleError(f"bundle {src}: archive members total more than {max_total} bytes")
-                f = tf.extractfile(m)
-                data = f.read(m.size) if f is not None else b""
-                if len(data) != m.size:
-                    raise BundleError(
-                        f"bundle {src}: archive member {name!r}: truncated ({len(data)} of {m.size} bytes)"
-                    )
-                out[name] = data
-    except BundleError:
-        raise
-    except (tarfile.TarError, EOFError) as e:
-        raise BundleError(f"bundle {src}: not a readable .tar archive ({e})") from e
-    except (OSError, ValueError, UnicodeError, OverflowError, struct.error, AttributeError, KeyError) as e:
-        # tarfile and its decompressors raise these on damaged headers or payloads.
-        raise BundleError(f"bundle {src}: damaged archive ({type(e).__name__}: {e})") from e
-    return out
 
 
 def parse_manifest(data: bytes, src: str) -> Any:
@@ -399,6 +321,16 @@ def _listed_names(manifest: Any, src: str) -> list[str]:
     return list(files)
 
 
+def check_weight_values(esq: EsqFile, where: str) -> None:
+    """At most MAX_WEIGHT_VALUES weights in all (they become float32 arrays: 4 bytes each)."""
+    total = sum(math.prod(t.shape) for t in esq.tensors.values())
+    if total > MAX_WEIGHT_VALUES:
+        raise BundleError(
+            f"{where}: {total:,} weights ({total * 4 / 2**20:,.0f} MiB as float32); a bundle may hold at most "
+            f"{MAX_WEIGHT_VALUES:,}"
+        )
+
+
 def _verify_contents(bundle: Bundle) -> None:
     """weights.esq and model.onnx against each other and the manifest (see `load_bundle`)."""
     src = bundle.source
@@ -410,6 +342,7 @@ def _verify_contents(bundle: Bundle) -> None:
         raise PackedFormatError(
             f"bundle {src}: {WEIGHTS_NAME}: cannot be read ({type(e).__name__}: {e})"
         ) from e
+    check_weight_values(esq, f"bundle {src}: {WEIGHTS_NAME}")
     g = bundle.graph
     names = set(esq.tensors)
     inits = list(g["initializers"])
@@ -467,10 +400,6 @@ def _check_onnx(bundle: Bundle, g: Mapping[str, Any], shapes: Mapping[str, tuple
 
 
 __all__ = [
-    "MAX_FILE_BYTES",
-    "MAX_MANIFEST_BYTES",
-    "MAX_TAR_MEMBERS",
-    "MAX_TOTAL_BYTES",
     "Bundle",
     "load_bundle",
 ]

@@ -22,11 +22,27 @@ from typing import Any
 from edge_ser.errors import BundleError
 from edge_ser.features.spec import FeatureSpec
 from edge_ser.inputs import kind_of
+from edge_ser.limits import (
+    MAX_FILE_BYTES,
+    MAX_FILES,
+    MAX_INPUT_VALUES,
+    MAX_LABEL_CHARS,
+    MAX_LABELS,
+    MAX_LAYERS,
+    MAX_MODEL_IO,
+    MAX_NAME_CHARS,
+    MAX_NORMALIZATION_VALUES,
+    MAX_TOTAL_BYTES,
+)
 from edge_ser.schema import Checker, describe, short
 
 MANIFEST_SCHEMA = "edge-ser-bundle"
 MANIFEST_SCHEMA_VERSION = 1
 MANIFEST_NAME = "manifest.json"
+MANIFEST_SUM_NAME = "manifest.sha256"
+"""The manifest's own checksum, one `sha256sum` line (the manifest's `files` cover every other file)."""
+SIDE_FILES = (MANIFEST_SUM_NAME, "SHA256SUMS")
+"""Files a bundle may hold besides the manifest and the files it lists (SHA256SUMS: `edge-ser deploy`'s list)."""
 MODEL_NAME = "model.onnx"
 WEIGHTS_NAME = "weights.esq"
 REQUIRED_FILES = (MODEL_NAME, WEIGHTS_NAME)
@@ -45,14 +61,14 @@ def validate_manifest(manifest: Any, *, source: str = "<manifest>") -> FeatureSp
         raise BundleError(f"{c.where}: must be a JSON object, got {describe(manifest)}")
     _check_schema(c, manifest)
     model = c.get(manifest, "model", "", dict)
-    c.text(model.get("name"), "model.name")
+    c.text(model.get("name"), "model.name", max_len=MAX_NAME_CHARS)
     inputs = _io_list(c, model, "inputs", "model")
     outputs = _io_list(c, model, "outputs", "model")
     labels = c.get(manifest, "labels", "", list)
-    if not labels:
-        c.problem("labels", "must list at least one label")
+    if not 1 <= len(labels) <= MAX_LABELS:
+        c.problem("labels", f"must list 1 to {MAX_LABELS} labels, got {len(labels)}")
     for i, lab in enumerate(labels):
-        c.text(lab, f"labels[{i}]")
+        c.text(lab, f"labels[{i}]", max_len=MAX_LABEL_CHARS)
     c.unique(labels, "labels")
     spec = c.build("feature_spec", _feature_spec, c.get(manifest, "feature_spec", "", dict))
     out_shape = outputs[0]["shape"]
@@ -114,20 +130,23 @@ def _io_list(c: Checker, d: Mapping[str, Any], key: str, path: str) -> list[dict
     axis) and a supported dtype."""
     p = f"{path}.{key}"
     lst = c.get(d, key, path, list)
-    if not lst:
-        c.problem(p, "must list at least one tensor")
+    if not 1 <= len(lst) <= MAX_MODEL_IO:
+        c.problem(p, f"must list 1 to {MAX_MODEL_IO} tensors, got {len(lst)}")
     for i, io_ in enumerate(lst):
         q = f"{p}[{i}]"
         if not isinstance(io_, dict):
             c.problem(q, f"must be a mapping {{name, shape, dtype}}, got {describe(io_)}")
-        c.text(io_.get("name"), q + ".name")
+        c.text(io_.get("name"), q + ".name", max_len=MAX_NAME_CHARS)
         shape = c.get(io_, "shape", q, list)
         if not 1 <= len(shape) <= 8:
             c.problem(q + ".shape", f"must have 1 to 8 axes, got {len(shape)}")
+        values = 1
         for j, dim in enumerate(shape):
-            if dim is None or (isinstance(dim, str) and dim):
+            if dim is None or (isinstance(dim, str) and 0 < len(dim) <= MAX_NAME_CHARS):
                 continue
-            c.integer(dim, f"{q}.shape[{j}]", 1, 1 << 31)
+            values *= c.integer(dim, f"{q}.shape[{j}]", 1, MAX_INPUT_VALUES)
+        if values > MAX_INPUT_VALUES:
+            c.problem(q + ".shape", f"{values:,} values per row; at most {MAX_INPUT_VALUES:,}")
         dtype = c.get(io_, "dtype", q, str)
         if dtype not in IO_DTYPES:
             c.problem(q + ".dtype", f"{dtype!r} is not supported (supported: {list(IO_DTYPES)})")
@@ -142,6 +161,8 @@ def _check_normalization(c: Checker, manifest: dict[str, Any], inputs: list[dict
     mean = c.get(norm, "mean", "normalization", list)
     std = c.get(norm, "std", "normalization", list)
     c.get(norm, "in_graph", "normalization", bool)
+    if len(mean) > MAX_NORMALIZATION_VALUES:
+        c.problem("normalization.mean", f"{len(mean):,} values; at most {MAX_NORMALIZATION_VALUES:,}")
     if len(mean) != len(std) or not mean:
         c.problem(
             "normalization", f"mean and std must be non-empty and equally long ({len(mean)} vs {len(std)})"
@@ -168,11 +189,16 @@ def _check_bitplan_and_layers(c: Checker, manifest: dict[str, Any]) -> None:
     if plan is not None:
         c.get(plan, "method", "bitplan", str, required=False)
         bits = c.get(plan, "bits", "bitplan", dict, required=False) or {}
+        if len(bits) > MAX_LAYERS:
+            c.problem("bitplan.bits", f"{len(bits):,} layers; at most {MAX_LAYERS:,}")
         for k, b in bits.items():
             c.integer(b, f"bitplan.bits[{k!r}]", 1, 32)
         if "average_bits" in plan:
             c.number(plan["average_bits"], "bitplan.average_bits", lo=0)
-    for i, layer in enumerate(c.get(manifest, "layers", "", list, required=False) or []):
+    layers = c.get(manifest, "layers", "", list, required=False) or []
+    if len(layers) > MAX_LAYERS:
+        c.problem("layers", f"{len(layers):,} layers; at most {MAX_LAYERS:,}")
+    for i, layer in enumerate(layers):
         if not isinstance(layer, dict):
             c.problem(f"layers[{i}]", f"must be a mapping, got {describe(layer)}")
         c.text(layer.get("name"), f"layers[{i}].name")
@@ -189,19 +215,23 @@ def check_file_name(name: Any, where: str) -> None:
     if (
         not isinstance(name, str)
         or not name
-        or name in (".", "..", MANIFEST_NAME)
+        or name in (".", "..", MANIFEST_NAME, *SIDE_FILES)
         or "/" in name
         or "\\" in name
         or "\x00" in name
         or len(name) > 255
     ):
         raise BundleError(
-            f"{where}: {short(name)} is not a valid bundle file name (top-level file name, not manifest.json)"
+            f"{where}: {short(name)} is not a valid bundle file name (a top-level file name, not "
+            f"{MANIFEST_NAME} or one of {list(SIDE_FILES)})"
         )
 
 
 def _check_files(c: Checker, manifest: dict[str, Any]) -> dict[str, Any]:
     files = c.get(manifest, "files", "", dict)
+    if len(files) > MAX_FILES:
+        c.problem("files", f"lists {len(files)} files; at most {MAX_FILES}")
+    total = 0
     for name, entry in files.items():
         check_file_name(name, f"{c.where}: files")
         if not isinstance(entry, dict):
@@ -209,7 +239,9 @@ def _check_files(c: Checker, manifest: dict[str, Any]) -> dict[str, Any]:
         sha = entry.get("sha256")
         if not isinstance(sha, str) or not _SHA_RE.fullmatch(sha):
             c.problem(f"files[{name!r}].sha256", f"must be 64 lower-case hex digits, got {short(sha)}")
-        c.integer(entry.get("bytes"), f"files[{name!r}].bytes", 0, 1 << 62)
+        total += c.integer(entry.get("bytes"), f"files[{name!r}].bytes", 0, MAX_FILE_BYTES)
+    if total > MAX_TOTAL_BYTES:
+        c.problem("files", f"{total:,} bytes in all; a bundle holds at most {MAX_TOTAL_BYTES:,}")
     for name in REQUIRED_FILES:
         if name not in files:
             c.problem("files", f"does not list {name!r}; a bundle needs {list(REQUIRED_FILES)}")
@@ -302,8 +334,10 @@ __all__ = [
     "MANIFEST_NAME",
     "MANIFEST_SCHEMA",
     "MANIFEST_SCHEMA_VERSION",
+    "MANIFEST_SUM_NAME",
     "MODEL_NAME",
     "REQUIRED_FILES",
+    "SIDE_FILES",
     "TFLITE_IO_DTYPES",
     "TFLITE_VARIANTS",
     "WEIGHTS_NAME",

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from edge_ser.bundle.load import make_bundle, parse_manifest
-from edge_ser.bundle.manifest import MANIFEST_NAME, check_file_name
+from edge_ser.bundle.manifest import MANIFEST_NAME, MANIFEST_SUM_NAME, check_file_name
+from edge_ser.bundle.read import manifest_sum_line
 from edge_ser.errors import BundleError
 from edge_ser.fileio import atomic_write
 
@@ -59,7 +60,11 @@ def write_bundle(
     manifest_bytes = text.encode("utf-8")
     # the device's checks, on the bytes about to be written
     make_bundle(p, src, parse_manifest(manifest_bytes, src), contents, verify=True)
-    everything = {MANIFEST_NAME: manifest_bytes, **contents}
+    everything = {
+        MANIFEST_NAME: manifest_bytes,
+        MANIFEST_SUM_NAME: manifest_sum_line(manifest_bytes),
+        **contents,
+    }
 
     p.parent.mkdir(parents=True, exist_ok=True)
     if tar:
@@ -98,10 +103,10 @@ def write_bundle(
 
 
 def _tar_bytes(files: Mapping[str, bytes]) -> bytes:
-    """A plain tar of top-level files, deterministic (fixed mtime, owner and mode), manifest first."""
+    """A plain tar of top-level files, deterministic (fixed mtime, owner and mode), manifest and its sum first."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tf:
-        for name in sorted(files, key=lambda n: (n != MANIFEST_NAME, n)):
+        for name in sorted(files, key=lambda n: (n != MANIFEST_NAME, n != MANIFEST_SUM_NAME, n)):
             info = tarfile.TarInfo(name)
             info.size = len(files[name])
             info.mode = 0o644

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from edge_ser.errors import BundleError, ConfigError
+from edge_ser.errors import BundleError, ConfigError, InferenceError
 
 if TYPE_CHECKING:
     from edge_ser.bundle import Bundle
@@ -124,6 +124,7 @@ class InputAdapter:
                 )
             if name == self.norm_input:
                 a = (a - self.norm[0]) / self.norm[1]
+            check_finite(a, f"input {name!r}")
             out[name] = a
         if len(added) > 1:
             raise ConfigError("predict: give every input with a batch axis, or none of them")
@@ -139,8 +140,20 @@ def softmax(z: np.ndarray, axis: int = -1) -> np.ndarray:
     return e / e.sum(axis=axis, keepdims=True)
 
 
+def check_finite(a: np.ndarray, what: str) -> None:
+    """InferenceError when `a` holds NaN or infinity (named `what`, with how many rows are affected)."""
+    if a.size and not np.isfinite(a).all():
+        bad = ~np.isfinite(a.reshape(a.shape[0], -1) if a.ndim > 1 else a[:, None])
+        rows = int(bad.any(axis=1).sum())
+        raise InferenceError(
+            f"{what}: NaN or infinite values in {rows} of {a.shape[0]} row(s); no prediction is made "
+            "(damaged or out-of-range audio, or weights that overflow)"
+        )
+
+
 def finish_logits(y: Any, source: str, num_classes: int) -> np.ndarray:
-    """The first output as float32 [n, classes], checked."""
+    """The first output as float32 [n, classes], checked: the right shape, and finite (InferenceError), so a
+    NaN never becomes a probability."""
     y = np.asarray(y, dtype=np.float32)
     if y.ndim == 1:
         y = y[None]
@@ -148,6 +161,7 @@ def finish_logits(y: Any, source: str, num_classes: int) -> np.ndarray:
         raise BundleError(
             f"bundle {source}: the model returned shape {list(y.shape)}, expected [n, {num_classes}]"
         )
+    check_finite(y, f"bundle {source}: the model's logits")
     return y
 
 
@@ -156,6 +170,7 @@ __all__ = [
     "PROVIDERS",
     "Engine",
     "InputAdapter",
+    "check_finite",
     "cpu_only",
     "finish_logits",
     "normalize_providers",

@@ -184,7 +184,7 @@ def dct_matrix(
     return _dct_cached(int(n_out), int(n_in), norm).astype(dtype, copy=False)
 
 
-_WINDOWS = ("hann", "hamming", "blackman", "ones", "boxcar", "rectangular")
+WINDOWS = ("hann", "hamming", "blackman", "ones", "boxcar", "rectangular")
 
 
 @functools.lru_cache(maxsize=32)
@@ -208,8 +208,8 @@ def _window_cached(name: str, win_length: int, n_fft: int) -> np.ndarray:
 
 def window(name: str, win_length: int, n_fft: int, *, dtype: np.dtype = np.float32) -> np.ndarray:
     """A periodic analysis window of `win_length` samples, zero-padded (centred) to `n_fft`."""
-    if name not in _WINDOWS:
-        raise ConfigError(f"window must be one of {_WINDOWS}, got {name!r}")
+    if name not in WINDOWS:
+        raise ConfigError(f"window must be one of {WINDOWS}, got {name!r}")
     if not (1 <= win_length <= n_fft):
         raise ConfigError(f"need 1 <= win_length <= n_fft, got win_length={win_length}, n_fft={n_fft}")
     return _window_cached(name, int(win_length), int(n_fft)).astype(dtype, copy=False)

@@ -9,8 +9,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from edge_ser.errors import ConfigError
+from edge_ser.features.filters import WINDOWS
 from edge_ser.features.spectral import PAD_MODES
-from edge_ser.schema import config_from_dict
+from edge_ser.limits import (
+    MAX_CHROMA,
+    MAX_HOP,
+    MAX_LIFTER,
+    MAX_N_FFT,
+    MAX_N_MELS,
+    MAX_SAMPLE_RATE,
+    MAX_SPECTRUM_RATE,
+    MAX_TOP_DB,
+    MIN_SAMPLE_RATE,
+    spectrum_rate,
+)
+from edge_ser.schema import Checker, config_from_dict
 
 SCHEMA_VERSION = 1
 
@@ -55,33 +68,46 @@ class FeatureSpec:
     schema: int = field(default=SCHEMA_VERSION)
 
     def __post_init__(self) -> None:
-        def bad(name: str, why: str) -> ConfigError:
-            return ConfigError(f"FeatureSpec.{name}={getattr(self, name)!r}: {why}")
-
-        if not (1000 <= self.sample_rate <= 768000):
-            raise bad("sample_rate", "must be between 1000 and 768000 Hz")
-        if self.n_fft < 16:
-            raise bad("n_fft", "must be >= 16")
-        if not (1 <= self.hop_length):
-            raise bad("hop_length", "must be >= 1")
-        if self.win_length is not None and not (1 <= self.win_length <= self.n_fft):
-            raise bad("win_length", f"must be between 1 and n_fft={self.n_fft}")
-        if self.pad_mode not in PAD_MODES:
-            raise bad("pad_mode", f"must be one of {PAD_MODES}")
-        if not (1 <= self.n_mels <= self.n_fft // 2 + 1):
-            raise bad("n_mels", f"must be between 1 and n_fft//2+1={self.n_fft // 2 + 1}")
-        if not (0 <= self.n_mfcc <= self.n_mels):
-            raise bad("n_mfcc", f"must be between 0 and n_mels={self.n_mels}")
-        if not (0 <= self.n_chroma <= 96):
-            raise bad("n_chroma", "must be between 0 and 96")
-        if not (0 <= self.fmin < self.fmax_hz <= self.sample_rate / 2):
-            raise bad("fmin", f"need 0 <= fmin < fmax <= sample_rate/2, fmax={self.fmax_hz}")
-        if self.top_db is not None and self.top_db < 0:
-            raise bad("top_db", "must be >= 0 or None")
-        if self.chroma_power not in (1.0, 2.0):
-            raise bad("chroma_power", "must be 1 (magnitude) or 2 (power)")
+        """Every field typed and bounded (`edge_ser.limits`): a spec that passes can be computed on a Pi."""
+        c = Checker("FeatureSpec", error=ConfigError)
+        c.integer(self.sample_rate, "sample_rate", MIN_SAMPLE_RATE, MAX_SAMPLE_RATE)
+        c.integer(self.n_fft, "n_fft", 16, MAX_N_FFT)
+        c.integer(self.hop_length, "hop_length", 1, MAX_HOP)
+        if self.win_length is not None:
+            c.integer(self.win_length, "win_length", 1, self.n_fft)
+        c.choice(self.window, "window", WINDOWS)
+        c.choice(self.pad_mode, "pad_mode", PAD_MODES)
+        c.of(self.center, "center", bool)
+        c.integer(self.n_mels, "n_mels", 1, min(MAX_N_MELS, self.n_fft // 2 + 1))
+        c.integer(self.n_mfcc, "n_mfcc", 0, self.n_mels)
+        c.integer(self.n_chroma, "n_chroma", 0, MAX_CHROMA)
+        c.number(self.fmin, "fmin", lo=0, hi=self.sample_rate / 2)
+        if self.fmax is not None:
+            c.number(self.fmax, "fmax", lo=0, hi=self.sample_rate / 2)
+        if not self.fmin < self.fmax_hz:
+            c.problem("fmin", f"need fmin < fmax, got fmin={self.fmin!r} and fmax={self.fmax_hz!r}")
+        c.of(self.htk, "htk", bool)
+        if self.mel_norm is not None and self.mel_norm != "slaney":
+            c.number(self.mel_norm, "mel_norm", positive=True)  # an L^p norm of each filter
+        c.choice(self.dct_norm, "dct_norm", ("ortho", None))
+        c.number(self.lifter, "lifter", lo=0, hi=MAX_LIFTER)
+        if self.top_db is not None:
+            c.number(self.top_db, "top_db", lo=0, hi=MAX_TOP_DB)
+        c.number(self.tuning, "tuning", lo=-0.5, hi=0.5)
+        if self.chroma_power not in (1, 2) or isinstance(self.chroma_power, bool):
+            c.problem("chroma_power", f"must be 1 (magnitude) or 2 (power), got {self.chroma_power!r}")
+        c.of(self.mel_db, "mel_db", bool)
         if self.schema != SCHEMA_VERSION:
-            raise bad("schema", f"this edge-ser reads FeatureSpec schema {SCHEMA_VERSION}")
+            c.problem(
+                "schema", f"this edge-ser reads FeatureSpec schema {SCHEMA_VERSION}, got {self.schema!r}"
+            )
+        rate = spectrum_rate(self.sample_rate, self.hop_length, self.n_fft)
+        if rate > MAX_SPECTRUM_RATE:
+            c.problem(
+                "hop_length",
+                f"{self.hop_length} with n_fft {self.n_fft} at {self.sample_rate} Hz makes {rate:,.0f} STFT values "
+                f"per second of audio (at most {MAX_SPECTRUM_RATE:,}): raise hop_length",
+            )
 
     @property
     def fmax_hz(self) -> float:

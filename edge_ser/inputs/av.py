@@ -28,11 +28,11 @@ from edge_ser.errors import ConfigError
 from edge_ser.features.spec import FeatureSpec
 from edge_ser.features.vector import feature_frames, vector_from_frames
 from edge_ser.inputs.base import AUDIO_EXTENSIONS, FileWindow, InputKind, Inputs, shape_of, softmax_row
-from edge_ser.schema import config_from_dict
+from edge_ser.limits import MAX_AUDIO_SEGMENTS, MAX_FACE_FRAMES, MAX_FACE_SIZE, MIN_FACE_SIZE
+from edge_ser.schema import Checker, config_from_dict
 from edge_ser.vision.video import VIDEO_EXTENSIONS, sample_frame_indices
 
 if TYPE_CHECKING:
-    from edge_ser.schema import Checker
     from edge_ser.vision.face import FaceCropSpec
 
 SCHEMA_VERSION = 1
@@ -65,10 +65,10 @@ class AVInputSpec:
     schema: int = SCHEMA_VERSION
 
     def __post_init__(self) -> None:
-        for name in ("frames", "face_size", "segments"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or v < 1:
-                raise ConfigError(f"AVInputSpec.{name}={v!r}: must be a positive integer")
+        c = Checker("AVInputSpec", error=ConfigError)
+        c.integer(self.frames, "frames", 1, MAX_FACE_FRAMES)
+        c.integer(self.face_size, "face_size", MIN_FACE_SIZE, MAX_FACE_SIZE)
+        c.integer(self.segments, "segments", 1, MAX_AUDIO_SEGMENTS)
         if not isinstance(self.feature_spec, FeatureSpec):
             raise ConfigError(
                 f"AVInputSpec.feature_spec must be a FeatureSpec, got {type(self.feature_spec)}"

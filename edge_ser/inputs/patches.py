@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -27,10 +27,8 @@ from edge_ser.engines.base import softmax
 from edge_ser.errors import ConfigError
 from edge_ser.features import FeatureSpec, melspectrogram, power_to_db
 from edge_ser.inputs.base import InputKind, Inputs, shape_of
-from edge_ser.schema import config_from_dict
-
-if TYPE_CHECKING:
-    from edge_ser.schema import Checker
+from edge_ser.limits import MAX_N_FFT, MAX_N_MELS, MAX_PATCH_VALUES, MAX_SEGMENT_FRAMES
+from edge_ser.schema import Checker, config_from_dict
 
 VOTES = ("mean_prob", "majority")
 
@@ -69,27 +67,24 @@ class LMSSpec:
     """Clip the dB log-mel this far below its per-clip maximum (librosa's default)."""
 
     def __post_init__(self) -> None:
-        def bad(name: str, why: str) -> ConfigError:
-            return ConfigError(f"LMSSpec.{name}={getattr(self, name)!r}: {why}")
-
-        if not (1000 <= self.sample_rate <= 768000):
-            raise bad("sample_rate", "must be between 1000 and 768000 Hz")
-        if self.win_length < 16:
-            raise bad("win_length", "must be >= 16 samples")
-        if self.n_fft is not None and self.n_fft < self.win_length:
-            raise bad("n_fft", f"must be >= win_length={self.win_length}")
-        if self.hop_length < 1:
-            raise bad("hop_length", "must be >= 1")
-        if not (1 <= self.n_mels <= self.fft_size // 2 + 1):
-            raise bad("n_mels", f"must be between 1 and n_fft//2+1={self.fft_size // 2 + 1}")
-        if self.segment_frames < 1:
-            raise bad("segment_frames", "must be >= 1")
-        if self.segment_hop is not None and not (1 <= self.segment_hop):
-            raise bad("segment_hop", "must be >= 1")
-        if not (0 <= self.fmin < self.fmax_hz <= self.sample_rate / 2):
-            raise bad("fmin", f"need 0 <= fmin < fmax <= sample_rate/2, fmax={self.fmax_hz}")
-        if self.top_db is not None and self.top_db < 0:
-            raise bad("top_db", "must be >= 0 or None")
+        """Typed and bounded (`edge_ser.limits`); the STFT/mel part is checked by the FeatureSpec it becomes."""
+        c = Checker("LMSSpec", error=ConfigError)
+        c.integer(self.win_length, "win_length", 16, MAX_N_FFT)
+        if self.n_fft is not None:
+            c.integer(self.n_fft, "n_fft", self.win_length, MAX_N_FFT)
+        c.integer(self.n_mels, "n_mels", 1, MAX_N_MELS)
+        c.integer(self.segment_frames, "segment_frames", 1, MAX_SEGMENT_FRAMES)
+        if self.segment_hop is not None:
+            c.integer(self.segment_hop, "segment_hop", 1, MAX_SEGMENT_FRAMES)
+        if self.n_mels * self.segment_frames > MAX_PATCH_VALUES:
+            c.problem(
+                "segment_frames",
+                f"patches of {self.n_mels} x {self.segment_frames} values are larger than {MAX_PATCH_VALUES:,}",
+            )
+        try:
+            self.feature_spec()
+        except ConfigError as e:
+            raise ConfigError(str(e).replace("FeatureSpec", "LMSSpec", 1)) from None
 
     @property
     def fft_size(self) -> int:

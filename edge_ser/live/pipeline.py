@@ -24,8 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edge_ser.errors import ConfigError
-from edge_ser.live.result import SILENCE, LiveResult, StageTimes
+from edge_ser.errors import AudioFormatError, ConfigError, InferenceError
+from edge_ser.live.result import NO_RESULT, SILENCE, LiveResult, StageTimes
 
 SMOOTHING = ("ema", "majority", "none")
 
@@ -185,8 +185,29 @@ class LivePipeline:
                 **common, probs=(), smoothed=(0.0,) * n, label=SILENCE, confidence=0.0, speech=False, mode=mode,
                 fallback=None, times=StageTimes(capture_ms, 0.0, face_ms, 0.0, total),
             )  # fmt: skip
+        try:
+            return self._classify(t0, window, faces, common, capture_ms, face_ms)
+        except (InferenceError, AudioFormatError) as e:  # a window the model cannot answer: reported, skipped
+            self.smoother.reset()
+            common["notes"] = (*notes, f"window skipped: {e}")
+            total = capture_ms + face_ms + (time.perf_counter() - t0) * 1e3
+            return LiveResult(
+                **common, probs=(), smoothed=(0.0,) * n, label=NO_RESULT, confidence=0.0, speech=True, mode=mode,
+                fallback=None, times=StageTimes(capture_ms, 0.0, face_ms, 0.0, total),
+            )  # fmt: skip
+
+    def _classify(
+        self,
+        t0: float,
+        window: np.ndarray,
+        faces: Sequence | None,
+        common: dict,
+        capture_ms: float,
+        face_ms: float,
+    ) -> LiveResult:
+        """Features, inference and smoothing of a window with speech in it."""
         tf = time.perf_counter()
-        engine, kind, fallback = self.engine, self.kind, None
+        engine, kind, fallback, mode = self.engine, self.kind, None, self.kind.mode
         if self.needs_faces and not kind.enough_faces(faces, self.config.min_faces):
             if self.fallback is not None:
                 engine, kind = self.fallback, self.fallback.bundle.input_kind

@@ -55,3 +55,5 @@ class LiveResult:
 
 
 SILENCE = "silence"
+NO_RESULT = "no result"
+"""The label of a window the model could not answer (NaN or infinite input or logits; `notes` says why)."""
