@@ -43,3 +43,8 @@ class MissingDependencyError(EdgeSerError, ImportError):
         super().__init__(f"{package} is not installed{what}: pip install 'edge-ser[{extra}]'")
         self.package = package
         self.extra = extra
+
+
+class InputWarning(UserWarning):
+    """Suspicious but usable input: files skipped in a folder, audio beyond full scale, a long file cut into
+    windows. Said once per file, with its name."""

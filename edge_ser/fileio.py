@@ -4,6 +4,8 @@
         np.save(f, x)
     atomic_write(path, text)                # the same for bytes or text in one call
     data = read_regular_file(path, limit=16 << 20, error=BundleError, label="bundle b: manifest.json")
+    with open_regular_file(path, error=AudioFormatError) as fh:   # a FIFO or device is refused, never opened
+    files = find_files(["clips/"], (".wav",))   # regular files only; others skipped with an InputWarning
 
 A reader of the renamed file sees the old contents or the new, never a part (rename(2) is atomic within one
 file system, and the data is fsynced before the rename). A failure, Ctrl-C included, removes the temporary
@@ -15,12 +17,13 @@ from __future__ import annotations
 import os
 import stat
 import tempfile
-from collections.abc import Iterator
+import warnings
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, BinaryIO
 
-from edge_ser.errors import EdgeSerError
+from edge_ser.errors import EdgeSerError, InputWarning
 
 
 @contextmanager
@@ -78,6 +81,88 @@ def atomic_write(
     return Path(path)
 
 
+def file_type(mode: int) -> str:
+    """What a stat mode is, for messages: "a regular file", "a FIFO (named pipe)", "a character device"..."""
+    for test, what in (
+        (stat.S_ISREG, "a regular file"),
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISLNK, "a symbolic link"),
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
+        if test(mode):
+            return what
+    return "not a regular file"
+
+
+def _refuse(where: str, st: os.stat_result, error: type[Exception]) -> None:
+    """Raise `error` unless `st` is a regular file, saying what the path is instead."""
+    if stat.S_ISREG(st.st_mode):
+        return
+    if stat.S_ISLNK(st.st_mode):
+        raise error(f"{where}: is a symbolic link; only regular files are read here")
+    if stat.S_ISDIR(st.st_mode):
+        raise error(f"{where}: is a directory, not a file")
+    raise error(
+        f"{where}: is {file_type(st.st_mode)}, not a regular file; only regular files are read "
+        "(a FIFO or a device would block or never end)"
+    )
+
+
+def check_regular_file(
+    path: str | os.PathLike[str],
+    *,
+    error: type[Exception] = EdgeSerError,
+    label: str | None = None,
+    follow_links: bool = True,
+) -> os.stat_result:
+    """The stat of `path` if it is a regular file, else `error` naming it and saying what it is (missing, a
+    directory, a FIFO, a device, a socket; a link when `follow_links` is false). Nothing is opened."""
+    where = label if label is not None else str(path)
+    try:
+        st = os.stat(path) if follow_links else os.lstat(path)
+    except FileNotFoundError:
+        raise error(f"{where}: no such file") from None
+    except OSError as e:
+        raise error(f"{where}: cannot read: {e.strerror or e}") from None
+    _refuse(where, st, error)
+    return st
+
+
+def open_regular_file(
+    path: str | os.PathLike[str],
+    *,
+    error: type[Exception] = EdgeSerError,
+    label: str | None = None,
+    follow_links: bool = True,
+) -> BinaryIO:
+    """A binary file object on `path`, which must be a regular file (else `error`, as `check_regular_file`).
+
+    The file is opened without blocking (O_NONBLOCK) and checked on the open descriptor (fstat), so a FIFO
+    put in its place between a check and the open cannot hang the reader; the flag is cleared after the
+    check (it means nothing for a regular file).
+    """
+    where = label if label is not None else str(path)
+    check_regular_file(path, error=error, label=label, follow_links=follow_links)
+    flags = os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_NONBLOCK", 0)
+    if not follow_links:
+        flags |= getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as e:
+        raise error(f"{where}: cannot read: {e.strerror or e}") from None
+    try:
+        _refuse(where, os.fstat(fd), error)
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return os.fdopen(fd, "rb")
+
+
 def read_regular_file(
     path: str | os.PathLike[str],
     *,
@@ -98,30 +183,11 @@ def read_regular_file(
         label: how messages name the file (default: the path), e.g. "bundle b.tar: weights.esq".
         follow_links: False refuses a symbolic link instead of reading what it points to.
     """
-    p = Path(path)
-    where = label if label is not None else str(p)
-    try:
-        st = os.stat(p) if follow_links else os.lstat(p)
-    except FileNotFoundError:
-        raise error(f"{where}: no such file") from None
-    except OSError as e:
-        raise error(f"{where}: cannot read: {e.strerror or e}") from None
-    if stat.S_ISLNK(st.st_mode):
-        raise error(f"{where}: is a symbolic link; only regular files are read here")
-    if stat.S_ISDIR(st.st_mode):
-        raise error(f"{where}: is a directory, not a file")
-    if not stat.S_ISREG(st.st_mode):
-        raise error(f"{where}: not a regular file")
-    if limit is not None and st.st_size > limit:
-        raise error(
-            f"{where}: {st.st_size} bytes is more than the limit of {limit} bytes; refusing to read it"
-        )
-    flags = os.O_RDONLY | getattr(os, "O_BINARY", 0) | (0 if follow_links else getattr(os, "O_NOFOLLOW", 0))
-    try:
-        fd = os.open(p, flags)
-    except OSError as e:
-        raise error(f"{where}: cannot read: {e.strerror or e}") from None
-    with os.fdopen(fd, "rb") as fh:
+    where = label if label is not None else str(path)
+    size = check_regular_file(path, error=error, label=label, follow_links=follow_links).st_size
+    if limit is not None and size > limit:  # refused before the file is even opened
+        raise error(f"{where}: {size} bytes is more than the limit of {limit} bytes; refusing to read it")
+    with open_regular_file(path, error=error, label=label, follow_links=follow_links) as fh:
         try:
             data = fh.read() if limit is None else fh.read(limit + 1)
         except OSError as e:
@@ -131,4 +197,59 @@ def read_regular_file(
     return data
 
 
-__all__ = ["atomic_write", "atomic_writer", "read_regular_file"]
+def find_files(
+    roots: Iterable[str | os.PathLike[str]],
+    extensions: Iterable[str],
+    *,
+    skip_hidden: bool = False,
+    error: type[Exception] = EdgeSerError,
+    what: str = "files",
+) -> list[Path]:
+    """The regular files among `roots` and, inside the folders among them, those with one of `extensions`
+    (recursively, sorted per folder).
+
+    Anything else a folder holds under a wanted name (a FIFO, a device, a socket, a link to one, a broken
+    link) is skipped with one `InputWarning` naming a few; a path given directly that is not a regular file or
+    a folder is `error`. `skip_hidden`: also skip names starting with "." (inside the folders).
+    """
+    exts = tuple(e.lower() for e in extensions)
+    out: list[Path] = []
+    skipped: list[str] = []
+    for root in map(Path, roots):
+        if root.is_dir():
+            for p in sorted(root.rglob("*")):
+                if p.suffix.lower() not in exts:
+                    continue
+                if skip_hidden and any(part.startswith(".") for part in p.relative_to(root).parts):
+                    continue
+                try:
+                    mode = os.stat(p).st_mode
+                except OSError as e:  # a broken link, a file gone since the listing
+                    skipped.append(f"{p} ({e.strerror or e})")
+                    continue
+                if stat.S_ISREG(mode):
+                    out.append(p)
+                elif not stat.S_ISDIR(mode):
+                    skipped.append(f"{p} ({file_type(mode)})")
+        else:
+            check_regular_file(root, error=error, label=f"{root}")
+            out.append(root)
+    if skipped:
+        more = f" and {len(skipped) - 3} more" if len(skipped) > 3 else ""
+        warnings.warn(
+            f"skipped {len(skipped)} {what} that are not regular files: {'; '.join(skipped[:3])}{more}",
+            InputWarning,
+            stacklevel=2,
+        )
+    return out
+
+
+__all__ = [
+    "atomic_write",
+    "atomic_writer",
+    "check_regular_file",
+    "file_type",
+    "find_files",
+    "open_regular_file",
+    "read_regular_file",
+]

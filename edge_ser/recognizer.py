@@ -15,16 +15,18 @@ MFCC segments, ...) is the bundle's input kind's business (`edge_ser.inputs`). `
 
 from __future__ import annotations
 
+import itertools
 import os
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from edge_ser.errors import ConfigError
+from edge_ser.errors import ConfigError, InferenceError
+from edge_ser.inputs.base import FileWindow
 
 if TYPE_CHECKING:
     from edge_ser.bundle import Bundle
@@ -34,9 +36,36 @@ if TYPE_CHECKING:
     from edge_ser.live.run import LiveRunner
 
 
+BATCH_ROWS = 32
+"""Model input rows (clips, windows, log-Mel patches) gathered for one engine call: bounds the inputs and the
+engine's activations held at once (a clip or window is never split, so one with more rows runs alone)."""
+
+
+@dataclass(frozen=True)
+class WindowPrediction:
+    """One window of a long file: its time span in seconds from the file's start, label and probabilities."""
+
+    start: float
+    end: float
+    label: str
+    probabilities: dict[str, float]
+
+    @property
+    def confidence(self) -> float:
+        return self.probabilities[self.label]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"start": round(self.start, 3), "end": round(self.end, 3), "label": self.label,
+                "confidence": self.confidence, "probabilities": self.probabilities}  # fmt: skip
+
+
 @dataclass(frozen=True)
 class Prediction:
-    """One clip's result: the label, every label's probability, and where the time went (milliseconds)."""
+    """One clip's result: the label, every label's probability, and where the time went (milliseconds).
+
+    A file longer than the long-file limit (30 s) is predicted per window (`windows`, 3 s each, with their
+    times); its `probabilities` are then the mean of the windows' and `label` their argmax
+    (docs/input-kinds.md, "Long files")."""
 
     label: str
     probabilities: dict[str, float]
@@ -45,6 +74,18 @@ class Prediction:
     """The file it came from (None for audio given in memory)."""
     timings: dict[str, float] = field(default_factory=dict)
     """"features" and "inference" in ms (a batch of files shares one inference time)."""
+    windows: tuple[WindowPrediction, ...] = ()
+    """Per-window results of a long file, in time order (empty: the file was one clip)."""
+    duration: float | None = None
+    """Seconds of audio (or video) predicted, when known."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The prediction as JSON-ready values (`edge-ser predict --json`)."""
+        return {
+            "file": self.source, "label": self.label, "confidence": self.confidence,
+            "probabilities": self.probabilities, "duration": self.duration, "timings": self.timings,
+            "windows": [w.to_dict() for w in self.windows],
+        }  # fmt: skip
 
     @property
     def confidence(self) -> float:
@@ -59,6 +100,11 @@ class Prediction:
         (first, p), *rest = self.top(3)
         others = ", ".join(f"{lab} {q:.2f}" for lab, q in rest)
         return f"{first} {p:.2f}" + (f" ({others})" if others else "")
+
+
+def _rows(inputs: dict[str, np.ndarray]) -> int:
+    """Rows (the batch axis) of one clip's model inputs."""
+    return len(next(iter(inputs.values())))
 
 
 class Recognizer:
@@ -108,14 +154,71 @@ class Recognizer:
         return self.predict_files([path])[0]
 
     def predict_files(self, paths: Iterable[str | os.PathLike[str]]) -> list[Prediction]:
-        """Classify several files with one engine call (the inference time is the batch's)."""
-        paths = [Path(p) for p in paths]
-        if not paths:
+        """Classify files of any length, in order: short files up to BATCH_ROWS input rows per engine call (the
+        inference time is the batch's), a long file window by window (streamed: memory holds a batch of
+        windows, not the file)."""
+        return list(self.iter_predict_files(paths))
+
+    def iter_predict_files(self, paths: Iterable[str | os.PathLike[str]]) -> Iterator[Prediction]:
+        """`predict_files` as an iterator: each file's result as soon as it (or its batch) is done."""
+        batch: list[tuple[str, FileWindow, float]] = []
+        for path in map(Path, paths):
+            t0 = time.perf_counter()
+            windows = self.kind.file_windows(path)
+            first = next(windows)
+            if first.whole:
+                batch.append((str(path), first, (time.perf_counter() - t0) * 1e3))
+                if sum(_rows(w.inputs) for _, w, _ in batch) >= BATCH_ROWS:
+                    yield from self._run_clips(batch)
+                    batch = []
+                continue
+            yield from self._run_clips(batch)
+            batch = []
+            yield self._predict_long(str(path), itertools.chain([first], windows), t0)
+        yield from self._run_clips(batch)
+
+    def _run_clips(self, batch: list[tuple[str, FileWindow, float]]) -> list[Prediction]:
+        if not batch:
             return []
-        t0 = time.perf_counter()
-        clips = [self.kind.file_inputs(p) for p in paths]
-        features_ms = (time.perf_counter() - t0) * 1e3 / len(paths)
-        return self._run(clips, [str(p) for p in paths], features_ms)
+        features_ms = sum(ms for _, _, ms in batch) / len(batch)
+        out = self._run([w.inputs for _, w, _ in batch], [src for src, _, _ in batch], features_ms)
+        return [replace(p, duration=w.end) for p, (_, w, _) in zip(out, batch, strict=True)]
+
+    def _predict_long(self, source: str, windows: Iterable[FileWindow], t0: float) -> Prediction:
+        """Per-window predictions of a long file, BATCH_ROWS input rows per engine call; the summary is the
+        mean of the windows' probabilities."""
+        results: list[WindowPrediction] = []
+        inference_ms = 0.0
+        pending: list[FileWindow] = []
+
+        def flush() -> None:
+            nonlocal inference_ms
+            if not pending:
+                return
+            preds = self._run([w.inputs for w in pending], [source] * len(pending), 0.0)
+            inference_ms += preds[0].timings["inference"]
+            results.extend(
+                WindowPrediction(w.start, w.end, p.label, p.probabilities)
+                for w, p in zip(pending, preds, strict=True)
+            )
+            pending.clear()
+
+        for w in windows:
+            if pending and sum(_rows(x.inputs) for x in pending) + _rows(w.inputs) > BATCH_ROWS:
+                flush()
+            pending.append(w)
+        flush()
+        mean = np.mean([list(w.probabilities.values()) for w in results], axis=0)
+        k = int(np.argmax(mean))
+        total_ms = (time.perf_counter() - t0) * 1e3
+        return Prediction(
+            label=self.labels[k],
+            probabilities={lab: float(v) for lab, v in zip(self.labels, mean, strict=True)},
+            source=source,
+            timings={"features": total_ms - inference_ms, "inference": inference_ms},
+            windows=tuple(results),
+            duration=results[-1].end,
+        )
 
     def predict_audio(self, y: np.ndarray, sr: int, faces: Sequence[Any] | None = None) -> Prediction:
         """Classify a mono clip `y` [n] (float, in [-1, 1]) recorded at `sr` Hz; a model that takes faces
@@ -126,7 +229,8 @@ class Recognizer:
             raise ConfigError(f"predict_audio: y must be float samples in [-1, 1], got dtype {y.dtype}")
         t0 = time.perf_counter()
         x = self.kind.audio_inputs(y, int(sr), faces)
-        return self._run([x], [None], (time.perf_counter() - t0) * 1e3)[0]
+        p = self._run([x], [None], (time.perf_counter() - t0) * 1e3)[0]
+        return replace(p, duration=y.shape[0] / int(sr) if y.ndim else None)
 
     def _run(
         self, clips: list[dict[str, np.ndarray]], sources: list[str | None], features_ms: float
@@ -134,7 +238,10 @@ class Recognizer:
         rows = [len(next(iter(c.values()))) for c in clips]
         x = {n: np.concatenate([c[n] for c in clips]) for n in self.kind.input_names}
         t0 = time.perf_counter()
-        logits = self.engine.predict(x)
+        try:
+            logits = self.engine.predict(x)
+        except InferenceError as e:
+            raise InferenceError(f"{_culprits(self.engine, clips, sources)}: {e}") from None
         inference_ms = (time.perf_counter() - t0) * 1e3
         out, start = [], 0
         for n, src in zip(rows, sources, strict=True):
@@ -211,8 +318,6 @@ class Recognizer:
         `mic`, `camera`, `audio_file`, `video_file` and `realtime` (files paced in real time, or as fast as
         possible) override the same fields of `capture` (`edge_ser.live.capture.CaptureSettings`).
         """
-        from dataclasses import replace
-
         from edge_ser.live.capture import CaptureSettings
 
         given = {"mic": mic, "camera": camera, "audio_file": audio_file, "video_file": video_file}
@@ -227,4 +332,15 @@ class Recognizer:
         return f"<Recognizer {self.describe()}>"
 
 
-__all__ = ["Prediction", "Recognizer"]
+def _culprits(engine: Any, clips: list[dict[str, np.ndarray]], sources: list[str | None]) -> str:
+    """The files of a batch whose own inference fails (run one by one, only after the batch failed)."""
+    bad = []
+    for c, src in zip(clips, sources, strict=True):
+        try:
+            engine.predict(c)
+        except InferenceError:
+            bad.append(str(src))
+    return ", ".join(dict.fromkeys(bad)) or ", ".join(dict.fromkeys(map(str, sources)))
+
+
+__all__ = ["BATCH_ROWS", "Prediction", "Recognizer", "WindowPrediction"]

@@ -373,6 +373,19 @@ def test_weights_that_overflow_are_reported(tmp_path: Path) -> None:
     for name in ("numpy", "onnxruntime"):
         with pytest.raises(InferenceError, match="logits"):
             load_engine(bundle, name).predict(x)
+    # through the Recognizer (what `edge-ser predict` uses): the error names the file
+    import wave
+
+    from edge_ser.recognizer import Recognizer
+
+    wav = tmp_path / "clip.wav"
+    with wave.open(str(wav), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(16000)
+        w.writeframes((np.sin(np.arange(16000) * 0.05) * 8000).astype("<i2").tobytes())
+    with pytest.raises(InferenceError, match=r"clip\.wav: bundle .*logits"):
+        Recognizer(b, "numpy").predict_files([wav])
 
 
 def test_live_window_the_model_cannot_answer_is_reported_not_shown() -> None:

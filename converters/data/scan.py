@@ -9,6 +9,7 @@ from pathlib import Path
 
 from converters.data.records import Record
 from edge_ser.errors import DatasetError
+from edge_ser.fileio import find_files
 
 
 class DatasetWarning(UserWarning):
@@ -45,15 +46,11 @@ class Skipped:
 
 
 def data_files(root: Path, extensions: Iterable[str]) -> list[Path]:
-    """Files under `root` (recursively) with one of the extensions, skipping hidden files and folders."""
-    exts = tuple(extensions)
-    return sorted(
-        p
-        for p in root.rglob("*")
-        if p.suffix.lower() in exts
-        and p.is_file()
-        and not any(part.startswith(".") for part in p.relative_to(root).parts)
-    )
+    """Regular files under `root` (recursively) with one of the extensions, skipping hidden files and folders;
+    a FIFO, device or socket under a wanted name is skipped with an InputWarning (`edge_ser.fileio.find_files`)."""
+    if not Path(root).is_dir():
+        return []  # the loaders report a missing folder themselves, with the data set's name
+    return sorted(find_files([root], extensions, skip_hidden=True, error=DatasetError, what="data set files"))
 
 
 __all__ = ["DatasetWarning", "Skipped", "data_files"]

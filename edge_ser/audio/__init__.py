@@ -14,6 +14,7 @@ from numpy.typing import DTypeLike
 from edge_ser.audio.polyphase import resample
 from edge_ser.audio.wav import MAX_SR, MIN_SR, read_wav, write_wav
 from edge_ser.errors import AudioFormatError, ConfigError, MissingDependencyError
+from edge_ser.fileio import check_regular_file
 
 __all__ = ["load", "read_wav", "resample", "write_wav"]
 
@@ -26,10 +27,7 @@ def _read_other(path: Path) -> tuple[np.ndarray, int]:
         import soundfile
     except ImportError:
         raise MissingDependencyError("soundfile", "device", "non-WAV audio") from None
-    if not path.exists():
-        raise AudioFormatError(f"{path}: no such file")
-    if path.is_dir():
-        raise AudioFormatError(f"{path}: is a directory, not an audio file")
+    check_regular_file(path, error=AudioFormatError)  # libsndfile would block on a FIFO
     try:
         y, sr = soundfile.read(str(path), dtype="float32", always_2d=True)
     except (RuntimeError, OSError, ValueError, TypeError) as e:  # LibsndfileError is a RuntimeError

@@ -33,6 +33,7 @@ import numpy as np
 from edge_ser.audio.polyphase import resample
 from edge_ser.audio.wav import MAX_SR, MIN_SR
 from edge_ser.errors import AudioFormatError, ConfigError, MissingDependencyError
+from edge_ser.fileio import check_regular_file
 
 FFMPEG_ENV = "EDGE_SER_FFMPEG"
 DEFAULT_TIMEOUT = 120.0  # seconds; a 4 s clip decodes in ~30 ms
@@ -51,7 +52,7 @@ class FFmpegNotFoundError(MissingDependencyError):
         self.extra = ""
 
 
-def _install_hint() -> str:
+def install_hint() -> str:
     return (
         "install one (`sudo apt-get install ffmpeg`, or `pip install imageio-ffmpeg`, which ships a static "
         f"binary), or point ${FFMPEG_ENV} at an ffmpeg binary, or give the clip's audio as a separate WAV file"
@@ -70,7 +71,7 @@ def find_ffmpeg() -> str:
         if exe.is_file() and os.access(exe, os.X_OK):
             return str(exe)
         raise FFmpegNotFoundError(
-            f"${FFMPEG_ENV}={env} is not an executable ffmpeg binary; " + _install_hint()
+            f"${FFMPEG_ENV}={env} is not an executable ffmpeg binary; " + install_hint()
         )
     on_path = shutil.which("ffmpeg")
     if on_path:
@@ -84,7 +85,7 @@ def find_ffmpeg() -> str:
             return str(imageio_ffmpeg.get_ffmpeg_exe())
         except RuntimeError:  # the package is installed but has no binary for this platform
             pass
-    raise FFmpegNotFoundError("ffmpeg not found (no ffmpeg on PATH, no imageio-ffmpeg); " + _install_hint())
+    raise FFmpegNotFoundError("ffmpeg not found (no ffmpeg on PATH, no imageio-ffmpeg); " + install_hint())
 
 
 def _streams(stderr: str) -> list[tuple[str, str]]:
@@ -93,7 +94,7 @@ def _streams(stderr: str) -> list[tuple[str, str]]:
     return [(kind, desc.strip()) for kind, desc in _STREAM.findall(head)]
 
 
-def _failure(path: Path, code: int, stderr: str) -> AudioFormatError:
+def ffmpeg_failure(path: Path, code: int, stderr: str) -> AudioFormatError:
     """The most specific AudioFormatError for an ffmpeg run that failed."""
     streams = _streams(stderr)
     if "Input #0" in stderr and not any(kind == "Audio" for kind, _ in streams):
@@ -107,17 +108,14 @@ def _failure(path: Path, code: int, stderr: str) -> AudioFormatError:
     return AudioFormatError(f"{path}: ffmpeg failed (exit code {code}): {stderr.strip()[-_STDERR_TAIL:]}")
 
 
-def _check_input(path: Path) -> None:
-    """Reject a missing, directory or empty input up front, with a clearer message than ffmpeg's."""
-    if not path.exists():
-        raise AudioFormatError(f"{path}: no such file")
-    if path.is_dir():
-        raise AudioFormatError(f"{path}: is a directory, not a media file")
-    if path.stat().st_size == 0:
+def check_input(path: Path) -> None:
+    """Reject a missing, directory, non-regular (FIFO, device: ffmpeg would block on it) or empty input up
+    front, with a clearer message than ffmpeg's."""
+    if check_regular_file(path, error=AudioFormatError).st_size == 0:
         raise AudioFormatError(f"{path}: empty file (0 bytes)")
 
 
-def _resolve_ffmpeg(path: Path, ffmpeg: str | os.PathLike | None) -> str | os.PathLike:
+def resolve_ffmpeg(path: Path, ffmpeg: str | os.PathLike | None) -> str | os.PathLike:
     """The given ffmpeg binary, else `find_ffmpeg()`'s, its not-found error naming the file that needed it."""
     if ffmpeg is not None:
         return ffmpeg
@@ -127,22 +125,27 @@ def _resolve_ffmpeg(path: Path, ffmpeg: str | os.PathLike | None) -> str | os.Pa
         raise FFmpegNotFoundError(f"{path}: cannot read the audio track: {e}") from None
 
 
-def _run_ffmpeg(path: Path, ffmpeg: str | os.PathLike, timeout: float) -> subprocess.CompletedProcess:
-    """Decode the first audio track to mono f32le on stdout; a failed launch or timeout is a typed error."""
-    cmd = [
+def ffmpeg_command(ffmpeg: str | os.PathLike, path: Path) -> list[str]:
+    """The ffmpeg command that writes the first audio track of `path` to stdout as mono f32le."""
+    return [
         os.fspath(ffmpeg), "-hide_banner", "-nostdin", "-nostats", "-loglevel", "info",
         "-i", str(path), "-map", "0:a:0", "-vn", "-sn", "-dn",
         "-rematrix_maxval", "1", "-ac", "1", "-c:a", "pcm_f32le", "-f", "f32le", "pipe:1",
     ]  # fmt: skip
+
+
+def _run_ffmpeg(path: Path, ffmpeg: str | os.PathLike, timeout: float) -> subprocess.CompletedProcess:
+    """Decode the first audio track to mono f32le on stdout; a failed launch or timeout is a typed error."""
+    cmd = ffmpeg_command(ffmpeg, path)
     try:
         return subprocess.run(cmd, capture_output=True, timeout=timeout, check=False)
     except FileNotFoundError:
         raise FFmpegNotFoundError(
-            f"{path}: ffmpeg binary {ffmpeg} does not exist; " + _install_hint()
+            f"{path}: ffmpeg binary {ffmpeg} does not exist; " + install_hint()
         ) from None
     except PermissionError:
         raise FFmpegNotFoundError(
-            f"{path}: ffmpeg binary {ffmpeg} is not executable; " + _install_hint()
+            f"{path}: ffmpeg binary {ffmpeg} is not executable; " + install_hint()
         ) from None
     except subprocess.TimeoutExpired:
         raise AudioFormatError(
@@ -150,7 +153,7 @@ def _run_ffmpeg(path: Path, ffmpeg: str | os.PathLike, timeout: float) -> subpro
         ) from None
 
 
-def _output_rate(path: Path, stderr: str) -> int:
+def output_rate(path: Path, stderr: str) -> int:
     """The sample rate ffmpeg reports for its output stream, checked against the range a WAV may have."""
     rate = _OUTPUT_RATE.search(stderr)
     if rate is None:
@@ -198,13 +201,13 @@ def load_container_audio(
     if sr is not None and (isinstance(sr, bool) or not isinstance(sr, (int, np.integer)) or sr <= 0):
         raise ConfigError(f"load_container_audio: sr must be a positive int or None, got {sr!r}")
     path = Path(path)
-    _check_input(path)
-    ffmpeg = _resolve_ffmpeg(path, ffmpeg)
+    check_input(path)
+    ffmpeg = resolve_ffmpeg(path, ffmpeg)
     proc = _run_ffmpeg(path, ffmpeg, timeout)
     stderr = proc.stderr.decode("utf-8", "replace")
     if proc.returncode != 0:
-        raise _failure(path, proc.returncode, stderr)
-    file_sr = _output_rate(path, stderr)
+        raise ffmpeg_failure(path, proc.returncode, stderr)
+    file_sr = output_rate(path, stderr)
     y = _samples(path, proc.stdout)
     if sr is not None and int(sr) != file_sr:
         y = resample(y, file_sr, int(sr))

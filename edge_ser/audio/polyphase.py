@@ -210,3 +210,83 @@ def resample(
     else:
         out = _resample_gather(x, n_out, up, down, quality)
     return np.ascontiguousarray(np.moveaxis(out.reshape(*lead, n_out), -1, axis), dtype=dtype)
+
+
+class Resampler:
+    """Streaming `resample` of one mono float32 stream: `feed` blocks of any size, `finish` at the end; the
+    concatenated output equals `resample(whole, orig_sr, target_sr)` (same filter, same phase, same length).
+
+    It computes whole ratio periods as soon as their input has arrived and keeps only the filter's left
+    context between calls, so memory is O(block + filter), whatever the stream's length.
+    """
+
+    def __init__(self, orig_sr: int, target_sr: int, *, quality: str = "hq") -> None:
+        self.orig_sr = _check_rate("orig_sr", orig_sr)
+        self.target_sr = _check_rate("target_sr", target_sr)
+        if quality not in QUALITIES:
+            raise ConfigError(f"quality must be one of {sorted(QUALITIES)}, got {quality!r}")
+        self.quality = quality
+        g = math.gcd(self.orig_sr, self.target_sr)
+        self.up, self.down = self.target_sr // g, self.orig_sr // g
+        d = _design(self.up, self.down, quality)
+        self._half = d.half
+        # outputs are computed in whole ratio periods (the block path's blocks), so a stream lines up with
+        # the whole-file computation block for block
+        periods = _periods(self.up, self.down, d.taps)
+        self._p_out, self._p_in = periods * self.up, periods * self.down
+        self._context = -(-(d.taps - 1) // self._p_in)  # periods of input kept for the filter's left side
+        self._block = _use_block(self.up, self.down, quality)
+        self._buf = np.zeros(0, np.float32)
+        self._b0 = 0  # absolute index of _buf[0], a multiple of _p_in
+        self._n_in = 0  # samples fed so far
+        self._k = 0  # next output index (a multiple of _p_out until finish)
+        self.finished = False
+
+    def _compute(self, k_end: int) -> np.ndarray:
+        """Outputs [self._k, k_end) from the buffered input (zeros after it), then drop unneeded input."""
+        if k_end <= self._k:
+            return np.zeros(0, np.float32)
+        j0 = self._b0 // self._p_in
+        skip = self._k - j0 * self._p_out
+        x = self._buf[None, :]
+        n_out = k_end - j0 * self._p_out
+        core = _resample_block if self._block else _resample_gather
+        out = core(x, n_out, self.up, self.down, self.quality)[0, skip:] if x.shape[1] else None
+        if out is None:
+            out = np.zeros(n_out - skip, np.float32)
+        self._k = k_end
+        keep = max(0, k_end // self._p_out - self._context) * self._p_in
+        if keep > self._b0:
+            self._buf = self._buf[keep - self._b0 :].copy()
+            self._b0 = keep
+        return np.ascontiguousarray(out, dtype=np.float32)
+
+    def feed(self, x: np.ndarray) -> np.ndarray:
+        """The output samples that the input so far fully determines (float32 [k], possibly empty)."""
+        if self.finished:
+            raise ConfigError("Resampler: feed() after finish()")
+        x = np.asarray(x, dtype=np.float32)
+        if x.ndim != 1:
+            raise ConfigError(f"Resampler takes mono blocks [n], got shape {x.shape}")
+        if self.up == self.down:
+            self._n_in += x.size
+            return x.copy()
+        self._buf = np.concatenate([self._buf, x]) if self._buf.size else x.copy()
+        self._n_in += x.size
+        # output k needs input up to (k*down + half) // up: ready while k*down + half < n_in*up
+        ready = max(0, -(-(self._n_in * self.up - self._half) // self.down))
+        return self._compute(ready // self._p_out * self._p_out)
+
+    def finish(self) -> np.ndarray:
+        """The last outputs (the input ends here: zeros after it, as `resample` pads)."""
+        if self.finished:
+            return np.zeros(0, np.float32)
+        self.finished = True
+        if self.up == self.down:
+            return np.zeros(0, np.float32)
+        return self._compute(-(-self._n_in * self.up // self.down))
+
+    @property
+    def samples_in(self) -> int:
+        """Input samples fed so far."""
+        return self._n_in

@@ -5,13 +5,16 @@ The reader validates before it trusts: every malformed input raises AudioFormatE
 
 from __future__ import annotations
 
+import mmap
 import os
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
-from edge_ser.errors import AudioFormatError
-from edge_ser.fileio import atomic_write, read_regular_file
+from edge_ser.errors import AudioFormatError, InputWarning
+from edge_ser.fileio import atomic_write, open_regular_file
 
 # subtype -> (WAVE format tag, bits per sample)
 _SUBTYPES = {
@@ -201,9 +204,13 @@ def _check_riff(path: Path, buf: bytes) -> None:
             raise AudioFormatError(
                 f"{path}: truncated header: only {size} bytes, a WAV header needs at least 12"
             )
-        raise AudioFormatError(f"{path}: not a WAV file (looks like {_sniff(buf)}; starts with {buf[:12]!r})")
+        raise AudioFormatError(
+            f"{path}: not a WAV file (looks like {_sniff(bytes(buf[:64]))}; starts with {buf[:12]!r})"
+        )
     if buf[0:4] != b"RIFF" or buf[8:12] != b"WAVE":
-        raise AudioFormatError(f"{path}: not a WAV file (looks like {_sniff(buf)}; starts with {buf[:12]!r})")
+        raise AudioFormatError(
+            f"{path}: not a WAV file (looks like {_sniff(bytes(buf[:64]))}; starts with {buf[:12]!r})"
+        )
 
 
 def _data_extent(buf: bytes, body: int, csize: int) -> _Data:
@@ -291,15 +298,137 @@ def _check_data_size(path: Path, present: int, declared: int, block: int) -> Non
         raise AudioFormatError(f"{path}: no audio: the data chunk holds 0 frames")
 
 
-def _check_finite(path: Path, y: np.ndarray, channels: int) -> None:
-    """Reject NaN or inf samples (only float files hold them), naming the first one's frame and channel."""
+def _check_finite(path: Path, y: np.ndarray, channels: int, frame0: int = 0) -> None:
+    """Reject NaN or inf samples (only float files hold them), naming the first one's frame and channel
+    (`frame0`: the file frame of y's first row)."""
     bad = ~np.isfinite(y)
     if bad.any():
         n_bad = int(np.count_nonzero(bad))
-        first = int(np.flatnonzero(bad.reshape(-1))[0])
+        first = int(np.flatnonzero(bad.reshape(-1))[0]) + frame0 * channels
         raise AudioFormatError(
             f"{path}: {n_bad} non-finite samples (NaN or inf) in float data; "
             f"first at sample index {first} (frame {first // channels}, channel {first % channels})"
+        )
+
+
+MAX_FLOAT_PEAK = 64.0
+"""Largest |sample| a float WAV may hold (+36 dBFS). Float audio is scaled to [-1, 1]; a little beyond is
+headroom some editors leave (a warning), but 1e3 or 1e6 means wrongly scaled data (integer samples stored
+as floats), which would give confident nonsense, so it is refused."""
+BLOCK_FRAMES = 1 << 16
+"""Frames `WavReader.blocks` decodes at a time (64 Ki frames: 4 s at 16 kHz, 256 KiB of mono float32)."""
+
+
+class WavReader:
+    """A WAV file opened for reading in blocks: the header is parsed and checked when opened, the samples are
+    decoded block by block, so a file of any length costs one block of memory.
+
+        with WavReader("long.wav") as r:            # AudioFormatError naming the file if it is not usable
+            for block in r.blocks():                # float32 [frames, channels] in [-1, 1]
+                ...
+
+    Only regular files are opened (a FIFO or device is refused, never waited on). Non-finite float samples
+    and float samples beyond MAX_FLOAT_PEAK raise AudioFormatError in the block that holds them; float
+    samples beyond +-1 give one InputWarning per file.
+    """
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        self._fh = open_regular_file(self.path, error=AudioFormatError)
+        try:
+            self._parse()
+        except BaseException:
+            self._fh.close()
+            raise
+        self.position = 0
+        """Frames read so far."""
+        self._warned = False
+
+    def _parse(self) -> None:
+        size = os.fstat(self._fh.fileno()).st_size
+        if size == 0:
+            raise AudioFormatError(f"{self.path}: empty file (0 bytes)")
+        # the chunk walk reads the header through a map of the file: only the pages it touches are read
+        with mmap.mmap(self._fh.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+            _check_riff(self.path, buf)
+            fmt, data, seen, pos = _scan_chunks(self.path, buf)
+            (tag, channels, sr, bits), (offset, present, declared) = _require_chunks(
+                self.path, size, fmt, data, seen, pos
+            )
+        _check_data_size(self.path, present, declared, channels * bits // 8)
+        self.tag, self.channels, self.sample_rate, self.bits = tag, channels, sr, bits
+        self.block_align = channels * bits // 8
+        self.frames = present // self.block_align
+        """Frames in the data chunk."""
+        self._offset = offset
+
+    @property
+    def duration(self) -> float:
+        """Seconds of audio in the file."""
+        return self.frames / self.sample_rate
+
+    @property
+    def is_float(self) -> bool:
+        return self.tag == _TAG_FLOAT
+
+    def read(self, frames: int | None = None) -> np.ndarray:
+        """The next `frames` frames (default: all that are left) as float32 [k, channels]; [0, channels] at
+        the end."""
+        left = self.frames - self.position
+        n = left if frames is None else max(0, min(int(frames), left))
+        self._fh.seek(self._offset + self.position * self.block_align)
+        raw = self._fh.read(n * self.block_align)
+        if len(raw) != n * self.block_align:  # the file shrank while being read
+            raise AudioFormatError(
+                f"{self.path}: truncated data: the file ended at frame {self.position + len(raw) // self.block_align}"
+                f" of {self.frames} while being read"
+            )
+        y = _decode(raw, 0, len(raw), self.tag, self.bits, self.channels)
+        if self.tag == _TAG_FLOAT and y.size:
+            _check_finite(self.path, y, self.channels, self.position)
+            self._check_peak(y)
+        self.position += n
+        return y
+
+    def _check_peak(self, y: np.ndarray) -> None:
+        """Refuse float samples beyond MAX_FLOAT_PEAK; warn once about samples beyond +-1."""
+        peak = float(np.max(np.abs(y)))
+        if peak > MAX_FLOAT_PEAK:
+            i = int(np.argmax(np.abs(y).reshape(-1)))
+            raise AudioFormatError(
+                f"{self.path}: float samples up to {peak:.6g} (first at frame {self.position + i // self.channels}); "
+                f"float audio is scaled to [-1, 1] and more than {MAX_FLOAT_PEAK:g} means wrongly scaled data "
+                "(integer samples stored as floats?): rescale the file"
+            )
+        if peak > 1.0 and not self._warned:
+            self._warned = True
+            warnings.warn(
+                f"{self.path}: float samples beyond full scale (peak {peak:.6g} > 1, near frame "
+                f"{self.position}); they are used as they are, but the model was trained on audio in [-1, 1]",
+                InputWarning,
+                stacklevel=3,
+            )
+
+    def blocks(self, frames: int = BLOCK_FRAMES) -> Iterator[np.ndarray]:
+        """The rest of the file as float32 [k <= frames, channels] blocks."""
+        if frames < 1:
+            raise AudioFormatError(f"{self.path}: block size {frames} must be >= 1 frame")
+        while self.position < self.frames:
+            yield self.read(frames)
+
+    def close(self) -> None:
+        self._fh.close()
+
+    def __enter__(self) -> WavReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (
+            f"WavReader({str(self.path)!r}, {self.sample_rate} Hz, {self.channels} ch, {self.bits}-bit, "
+            f"{self.frames} frames)"
         )
 
 
@@ -307,19 +436,10 @@ def read_wav(path: str | os.PathLike) -> tuple[np.ndarray, int]:
     """Read a WAV file: float32 samples [n, channels] in [-1, 1] (float files as stored) and the rate in Hz.
 
     PCM 8/16/24/32-bit, IEEE float 32/64 and WAVE_FORMAT_EXTENSIBLE; values equal soundfile's float32 read.
+    The whole file in one array: for long files, read blocks with `WavReader`.
     """
-    path = Path(path)
-    buf = read_regular_file(path, error=AudioFormatError)
-    _check_riff(path, buf)
-    fmt, data, seen, pos = _scan_chunks(path, buf)
-    (tag, channels, sr, bits), (offset, present, declared) = _require_chunks(
-        path, len(buf), fmt, data, seen, pos
-    )
-    _check_data_size(path, present, declared, channels * bits // 8)
-    y = _decode(buf, offset, present, tag, bits, channels)
-    if tag == _TAG_FLOAT:
-        _check_finite(path, y, channels)
-    return y, sr
+    with WavReader(path) as r:
+        return r.read(), r.sample_rate
 
 
 def _encode(y: np.ndarray, subtype: str) -> bytes:

@@ -7,22 +7,19 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from edge_ser.errors import AudioFormatError
+from edge_ser.fileio import find_files
 from edge_ser.inputs.base import AUDIO_EXTENSIONS
 
 ENGINE_HELP = "auto (default), onnxruntime, numpy, or tflite / tflite-int8 / tflite-fp16 / tflite-fp32"
 
 
 def media_files(paths: Iterable[Path], extensions: tuple[str, ...] = AUDIO_EXTENSIONS) -> list[Path]:
-    """The files given, and those with one of `extensions` inside the folders given (recursively, sorted)."""
-    out: list[Path] = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            out += sorted(q for q in p.rglob("*") if q.suffix.lower() in extensions)
-        elif p.exists():
-            out.append(p)
-        else:
-            raise AudioFormatError(f"{p}: no such file or folder")
-    return out
+    """The files given, and those with one of `extensions` inside the folders given (recursively, sorted).
+
+    Only regular files: a FIFO, device or socket inside a folder is skipped with an InputWarning, one given
+    directly is an AudioFormatError (it would block or never end), as is a path that does not exist.
+    """
+    return find_files(paths, extensions, error=AudioFormatError, what="media files")
 
 
 def add_engine_args(p: argparse.ArgumentParser, *, threads_default: int | None = None) -> None:

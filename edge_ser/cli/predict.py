@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 from edge_ser.cli.common import add_engine_args, media_files
+from edge_ser.errors import AudioFormatError
 from edge_ser.text import printable
 
 
@@ -23,7 +25,28 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     add_engine_args(p)
     p.add_argument("--top", type=int, default=3, help="labels to show per file (default 3)")
+    p.add_argument(
+        "--windows",
+        action="store_true",
+        help="also print each window of a long file (over 30 s: 3 s windows with their times)",
+    )
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="one JSON object per file on stdout (label, probabilities, duration, windows with start/end)",
+    )
     p.set_defaults(func=cmd_predict)
+
+
+def _top(probabilities: dict[str, float], k: int) -> str:
+    best = sorted(probabilities.items(), key=lambda kv: -kv[1])[:k]
+    return printable(", ".join(f"{lab} {p:.2f}" for lab, p in best))
+
+
+def _clock(seconds: float) -> str:
+    m, s = divmod(seconds, 60)
+    h, m = divmod(int(m), 60)
+    return f"{h}:{m:02d}:{s:06.3f}" if h else f"{m}:{s:06.3f}"
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -32,10 +55,29 @@ def cmd_predict(args: argparse.Namespace) -> int:
     rec = Recognizer(args.bundle, args.engine, threads=args.threads)
     files = media_files(args.files, rec.kind.file_extensions)
     if not files:
-        print(printable(f"  no {'/'.join(rec.kind.file_extensions)} files in {[str(f) for f in args.files]}"))
-        return 2
-    results = rec.predict_files(files)
-    for f, r in zip(files, results, strict=True):
-        print(printable(f"  {f.name}: " + ", ".join(f"{lab} {p:.2f}" for lab, p in r.top(args.top))))
-    print(f"  ({rec.engine.name}: {len(files)} clip(s) in {results[0].timings['inference']:.2f} ms)")
+        raise AudioFormatError(
+            f"no {'/'.join(rec.kind.file_extensions)} files in {', '.join(str(f) for f in args.files)}"
+        )
+    n, inference_ms = 0, 0.0
+    for r in rec.iter_predict_files(files):
+        n += 1
+        inference_ms += r.timings.get("inference", 0.0)
+        if args.json:
+            print(json.dumps(r.to_dict()), flush=True)
+            continue
+        name = printable(Path(r.source or "?").name)
+        if not r.windows:
+            print(f"  {name}: {_top(r.probabilities, args.top)}", flush=True)
+            continue
+        w = r.windows
+        print(
+            f"  {name}: {_top(r.probabilities, args.top)}  (mean of {len(w)} windows of "
+            f"{w[0].end - w[0].start:g} s over {_clock(r.duration or 0.0)})",
+            flush=True,
+        )
+        if args.windows:
+            for x in w:
+                print(f"    {_clock(x.start)}-{_clock(x.end)}  {_top(x.probabilities, args.top)}")
+    if not args.json:
+        print(f"  ({rec.engine.name}: {n} file(s), inference {inference_ms:.2f} ms)")
     return 0

@@ -5,6 +5,7 @@ Names and keyword arguments follow librosa 0.11 (`mfcc(y=..., sr=..., n_mfcc=...
 for the other; tests check the values against librosa (see tests/test_features_parity.py for tolerances).
 """
 
+from edge_ser.features.files import file_vector
 from edge_ser.features.filters import (
     chroma as chroma_filter,
 )
@@ -34,7 +35,6 @@ from edge_ser.features.streaming import StreamingFeatures
 from edge_ser.features.vector import (
     feature_frames,
     feature_vector,
-    file_vector,
     frame_features,
     vector_from_frames,
 )

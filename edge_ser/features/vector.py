@@ -9,7 +9,6 @@ extractor uses, so a clip and a live window go through the same code.
 from __future__ import annotations
 
 import functools
-import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -102,11 +101,3 @@ def feature_vector(y: np.ndarray, *, sr: int, spec: FeatureSpec = FeatureSpec())
     """The mean [MFCC, mel, chroma] vector [spec.dim] (180-d by default) of a mono clip `y [n]` at `sr` Hz."""
     mel, chroma = feature_frames(y, sr=sr, spec=spec)
     return vector_from_frames(mel, chroma, spec)
-
-
-def file_vector(path: str | os.PathLike, spec: FeatureSpec = FeatureSpec()) -> np.ndarray:
-    """Load an audio file (mono, resampled to spec.sample_rate) and return its feature vector."""
-    from edge_ser.audio import load
-
-    y, sr = load(path, sr=spec.sample_rate, mono=True)
-    return feature_vector(y, sr=sr, spec=spec)

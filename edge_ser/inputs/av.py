@@ -16,17 +16,18 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from edge_ser.audio.stream import FILE_WINDOW_SECONDS, LONG_FILE_SECONDS
 from edge_ser.errors import ConfigError
 from edge_ser.features.spec import FeatureSpec
 from edge_ser.features.vector import feature_frames, vector_from_frames
-from edge_ser.inputs.base import AUDIO_EXTENSIONS, InputKind, Inputs, shape_of, softmax_row
+from edge_ser.inputs.base import AUDIO_EXTENSIONS, FileWindow, InputKind, Inputs, shape_of, softmax_row
 from edge_ser.limits import MAX_AUDIO_SEGMENTS, MAX_FACE_FRAMES, MAX_FACE_SIZE, MIN_FACE_SIZE
 from edge_ser.schema import Checker, config_from_dict
 from edge_ser.vision.video import VIDEO_EXTENSIONS, sample_frame_indices
@@ -352,6 +353,40 @@ class AVKind(InputKind):
         clip = file_inputs(path, self.spec, crop, names=self.input_names)
         return {n: clip[n][None] for n in self.input_names}
 
+    def file_windows(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        window_seconds: float = FILE_WINDOW_SECONDS,
+        long_seconds: float = LONG_FILE_SECONDS,
+    ) -> Iterator[FileWindow]:
+        """As `InputKind.file_windows`; with faces, a long video's windows take their `frames` face crops
+        from the frames shown in the window (decoded once, in order), and the whole-file clip is `file_inputs`."""
+        if not self.faces:
+            yield from super().file_windows(path, window_seconds=window_seconds, long_seconds=long_seconds)
+            return
+        from edge_ser.vision.video import iter_frames, probe_video
+
+        info = probe_video(path)
+        if info.frame_count and info.frame_count / info.fps <= long_seconds:
+            yield FileWindow(0.0, info.frame_count / info.fps, self.file_inputs(path), True)
+            return
+        frames = _FramePicker(iter_frames(path), info.fps, self.spec.frames, self.cropper())
+        if "audio" not in self.input_names:  # faces only: the video's frames make the windows
+            yield from frames.windows(window_seconds, self)
+            return
+        from edge_ser.audio.stream import file_windows
+
+        sr = self.sample_rate
+        for start, end, y, whole in file_windows(
+            path, sr, window_seconds=window_seconds, long_seconds=long_seconds
+        ):
+            self.check_clip(y.size, str(path))
+            if whole:  # the audio track is short although the video is not: one clip
+                yield FileWindow(0.0, end, self.file_inputs(path), True)
+                return
+            yield FileWindow(start, end, self.window_inputs(y, frames.crops(start, end)))
+
     def combine(self, logits: np.ndarray) -> np.ndarray:
         return softmax_row(logits)
 
@@ -369,6 +404,53 @@ class AVKind(InputKind):
                 f"n_fft {fs.n_fft}, hop {fs.hop_length}, {fs.n_mels} mel bands"
             )
         return lines
+
+
+class _FramePicker:
+    """Face crops of the frames shown in a stretch of a video, for windows in time order: the frames are
+    decoded once, in order, and only the `k` per window that `sample_frame_indices` picks are cropped."""
+
+    def __init__(self, frames: Iterator[np.ndarray], fps: float, k: int, crop: CropFn) -> None:
+        self._frames, self.fps, self.k, self.crop = enumerate(frames), fps, k, crop
+        self._next: tuple[int, np.ndarray] | None = None
+        self.ended = False
+        self.last = -1
+        """Index of the last frame decoded."""
+
+    def crops(self, start: float, end: float) -> list[Any]:
+        """The k crops of the frames in [start, end) s (fewer, or none, where the video has ended)."""
+        f0, f1 = (
+            int(round(start * self.fps)),
+            max(int(round(end * self.fps)), int(round(start * self.fps)) + 1),
+        )
+        wanted = set((f0 + sample_frame_indices(f1 - f0, self.k)).tolist())
+        out = []
+        while not self.ended:
+            if self._next is None:
+                self._next = next(self._frames, None)
+                if self._next is None:
+                    self.ended = True
+                    break
+            i, frame = self._next
+            if i >= f1:
+                break
+            self._next, self.last = None, i
+            if i in wanted:
+                out.append(self.crop(frame))
+        return out
+
+    def windows(self, window_seconds: float, kind: AVKind) -> Iterator[FileWindow]:
+        """Windows made by the frames alone (a faces-only model); a last window under half a window is left out."""
+        t = 0.0
+        while not self.ended:
+            crops = self.crops(t, t + window_seconds)
+            if not crops:
+                return
+            end = min(t + window_seconds, (self.last + 1) / self.fps)
+            if end - t < window_seconds / 2:
+                return
+            yield FileWindow(t, end, kind.window_inputs(np.zeros(0, np.float32), crops))
+            t += window_seconds
 
 
 KIND = AVKind

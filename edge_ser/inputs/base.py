@@ -16,14 +16,16 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from edge_ser.audio.stream import FILE_WINDOW_SECONDS, LONG_FILE_SECONDS
 from edge_ser.engines.base import softmax
-from edge_ser.errors import ConfigError
+from edge_ser.errors import AudioFormatError, ConfigError
 
 if TYPE_CHECKING:
     from edge_ser.features.spec import FeatureSpec
@@ -35,6 +37,18 @@ AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
 
 Inputs = dict[str, np.ndarray]
 """Model inputs by name, each with its rows axis first."""
+
+
+@dataclass(frozen=True)
+class FileWindow:
+    """The model inputs of one stretch of a file: the whole file (`whole`), or one window of a long file."""
+
+    start: float
+    """Seconds from the start of the file."""
+    end: float
+    inputs: Inputs
+    whole: bool = False
+    """True when this is the whole file as one clip (a file no longer than the long-file limit)."""
 
 
 class LiveFrontEnd:
@@ -129,6 +143,21 @@ class InputKind(ABC):
         """The model inputs of one mono clip or live window [n] float32 at `sample_rate` (and, for a kind
         with faces, the window's face crops); rows first."""
 
+    @property
+    def min_samples(self) -> int:
+        """The shortest clip (samples at `sample_rate`) the model gives a meaningful answer for: one analysis
+        frame (`feature_spec.n_fft`). Shorter clips are refused (`check_clip`), not padded into a guess."""
+        return self.feature_spec.n_fft
+
+    def check_clip(self, n: int, where: str = "audio") -> None:
+        """AudioFormatError when a clip of `n` samples at `sample_rate` is too short for the model (or empty)."""
+        if n < self.min_samples:
+            sr = self.sample_rate
+            raise AudioFormatError(
+                f"{where}: {n} samples ({n / sr * 1e3:.1f} ms at {sr} Hz) is too short: the model needs at least "
+                f"{self.min_samples} samples ({self.min_samples / sr * 1e3:.1f} ms, one analysis frame)"
+            )
+
     def audio_inputs(self, y: np.ndarray, sr: int, faces: Sequence[Any] | None = None) -> Inputs:
         """The model inputs of a mono clip `y` at `sr` Hz (resampled to `sample_rate` first)."""
         from edge_ser.audio import resample
@@ -138,14 +167,36 @@ class InputKind(ABC):
             raise ConfigError(f"{self.name} input: audio must be mono [n], got shape {y.shape}")
         if int(sr) != self.sample_rate:
             y = resample(y, int(sr), self.sample_rate)
+        self.check_clip(y.size)
         return self.window_inputs(y, faces)
 
     def file_inputs(self, path: str | os.PathLike[str]) -> Inputs:
-        """The model inputs of one file (audio, resampled to `sample_rate`)."""
+        """The model inputs of one file as one clip (audio, resampled to `sample_rate`); the whole file is
+        read, so for a file of any length use `file_windows`."""
         from edge_ser.audio import load
 
         y, _ = load(Path(path), sr=self.sample_rate, mono=True)
+        self.check_clip(y.size, str(path))
         return self.window_inputs(y)
+
+    def file_windows(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        window_seconds: float = FILE_WINDOW_SECONDS,
+        long_seconds: float = LONG_FILE_SECONDS,
+    ) -> Iterator[FileWindow]:
+        """The model inputs of a file of any length: one clip (`whole`) up to `long_seconds`, else one per
+        `window_seconds` window with its start and end times (docs/input-kinds.md, "Long files"). The file is
+        streamed: memory holds one window, not the file."""
+        from edge_ser.audio.stream import file_windows
+
+        windows = file_windows(
+            path, self.sample_rate, window_seconds=window_seconds, long_seconds=long_seconds
+        )
+        for start, end, y, whole in windows:
+            self.check_clip(y.size, str(path))
+            yield FileWindow(start, end, self.window_inputs(y), whole)
 
     def live(self, window_seconds: float) -> LiveFrontEnd:
         """A front end for one live stream of `window_seconds` windows."""
@@ -176,4 +227,4 @@ def shape_of(inputs: list[dict[str, Any]], name: str) -> list[int | None] | None
     return None
 
 
-__all__ = ["AUDIO_EXTENSIONS", "InputKind", "Inputs", "LiveFrontEnd", "shape_of", "softmax_row"]
+__all__ = ["AUDIO_EXTENSIONS", "FileWindow", "InputKind", "Inputs", "LiveFrontEnd", "shape_of", "softmax_row"]

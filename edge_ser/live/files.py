@@ -26,7 +26,6 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_ser.audio import load
 from edge_ser.errors import ConfigError, EdgeSerError, VideoFormatError
 from edge_ser.live.ring import AudioRing
 from edge_ser.live.sources import Frame, LatestFrame, wait_for_samples
@@ -68,16 +67,14 @@ class WavSource:
         if not (isinstance(ring_seconds, (int, float)) and ring_seconds > 0):
             raise ConfigError(f"WavSource: ring_seconds must be > 0, got {ring_seconds!r}")
         self.realtime = bool(realtime)
-        samples, _ = load(self.path, sr=self._rate, mono=True, dtype=np.float32)
-        samples.setflags(write=False)
-        self.samples = samples
-        """The whole file, mono float32 [n] at `rate` (read-only)."""
+        self._audio = _Samples(self.path, self._rate)  # header checked (and up to 30 s decoded) here
         self.ring = AudioRing(max(int(ring_seconds * self._rate), 2 * self.chunk), 1)
         self._pos = 0  # fast mode: samples handed out
         self._started = False
         self._stop = threading.Event()
         self._done = threading.Event()  # realtime: everything pushed, or stopped
         self._thread: threading.Thread | None = None
+        self._error: EdgeSerError | None = None  # realtime: raised by the next read()
 
     # ------------------------------------------------------------------ public
     def start(self) -> WavSource:
@@ -96,6 +93,7 @@ class WavSource:
         self._done.set()
         if self._thread is not None:
             self._thread.join()
+        self._audio.close()
 
     def read(
         self, max_samples: int | None = None, *, min_samples: int = 0, timeout: float | None = None
@@ -109,7 +107,7 @@ class WavSource:
         self.start()
         if not self.realtime:
             n = max_samples if max_samples is not None else max(self.chunk, min_samples)
-            out = self.samples[self._pos : self._pos + n]
+            out = self._audio.take(n)
             self._pos += out.shape[0]
             return out
         if min_samples > 0:
@@ -120,7 +118,11 @@ class WavSource:
                 poll=self.chunk / self._rate / 2,
                 done=self._done,
             )
-        return self.ring.read_new(max_samples)
+        out = self.ring.read_new(max_samples)
+        if out.size == 0 and self._error is not None and self._done.is_set():
+            error, self._error = self._error, None
+            raise error
+        return out
 
     def __enter__(self) -> WavSource:
         return self.start()
@@ -130,15 +132,23 @@ class WavSource:
 
     def _play(self) -> None:
         """Realtime producer: push chunk k when its last sample is due (absolute schedule, no drift)."""
-        y, rate, chunk = self.samples, self._rate, self.chunk
+        rate, chunk = self._rate, self.chunk
         t0 = time.monotonic()
-        for start in range(0, y.shape[0], chunk):
-            end = min(start + chunk, y.shape[0])
-            delay = t0 + end / rate - time.monotonic()
-            if delay > 0 and self._stop.wait(delay):
-                break
-            self.ring.write(y[start:end])
-        self._done.set()
+        end = 0
+        try:
+            while not self._stop.is_set():
+                y = self._audio.take(chunk)
+                if y.size == 0:
+                    break
+                end += y.size
+                delay = t0 + end / rate - time.monotonic()
+                if delay > 0 and self._stop.wait(delay):
+                    break
+                self.ring.write(y)
+        except EdgeSerError as e:  # damage found further into the file: reported by the next read()
+            self._error = e
+        finally:
+            self._done.set()
 
     # ------------------------------------------------------------------ state
     @property
@@ -146,9 +156,9 @@ class WavSource:
         return self._rate
 
     @property
-    def duration(self) -> float:
-        """Length of the file in seconds."""
-        return self.samples.shape[0] / self._rate
+    def duration(self) -> float | None:
+        """Length of the file in seconds when known before playing it (a file up to 30 s), else None."""
+        return self._audio.duration
 
     @property
     def stream_time(self) -> float:
@@ -169,12 +179,54 @@ class WavSource:
     def finished(self) -> bool:
         """Every sample has been pushed and read (or stop() was called and the ring is drained)."""
         if not self.realtime:
-            return self._pos >= self.samples.shape[0]
+            return self._audio.exhausted
         return self._done.is_set() and self.ring.available == 0
 
     def __repr__(self) -> str:
         mode = "realtime" if self.realtime else "fast"
-        return f"WavSource({str(self.path)!r}, {self._rate} Hz, {self.duration:.2f} s, {mode})"
+        length = "long" if self.duration is None else f"{self.duration:.2f} s"
+        return f"WavSource({str(self.path)!r}, {self._rate} Hz, {length}, {mode})"
+
+
+class _Samples:
+    """A file's mono samples at `rate`, decoded and resampled block by block as `take` asks for them
+    (`edge_ser.audio.stream.Resampled`: a file up to 30 s exactly as `load` gives it)."""
+
+    def __init__(self, path: Path, rate: int) -> None:
+        from edge_ser.audio.stream import Resampled
+
+        self._stream = Resampled(path, rate)
+        self.duration = self._stream.duration
+        self._blocks = iter(self._stream)
+        self._buf = np.zeros(0, np.float32)
+        self._ended = False
+
+    def take(self, n: int) -> np.ndarray:
+        """Up to `n` next samples (fewer only at the end of the file)."""
+        while self._buf.size < n and not self._ended:
+            b = next(self._blocks, None)
+            if b is None:
+                self._ended = True
+                self._stream.close()
+                break
+            self._buf = np.concatenate([self._buf, b]) if self._buf.size else b
+        out, self._buf = self._buf[:n], self._buf[n:]
+        return out
+
+    @property
+    def exhausted(self) -> bool:
+        """Every sample has been taken."""
+        if not self._ended and self._buf.size == 0:  # look ahead: is there more?
+            b = next(self._blocks, None)
+            if b is None:
+                self._ended = True
+                self._stream.close()
+            else:
+                self._buf = b
+        return self._ended and self._buf.size == 0
+
+    def close(self) -> None:
+        self._stream.close()
 
 
 def _image_files(folder: Path) -> list[Path]:

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from edge_ser.errors import ConfigError, VideoFormatError
+from edge_ser.fileio import open_regular_file
 from edge_ser.vision._cv2 import import_cv2
 
 VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm")
@@ -116,12 +117,8 @@ def _kind(head: bytes) -> str | None:
 
 def _check_file(path: Path) -> bytes:
     """The file's first 16 bytes, after refusing a missing path, a directory, an empty file or an image."""
-    if not path.exists():
-        raise VideoFormatError(f"{path}: no such file")
-    if path.is_dir():
-        raise VideoFormatError(f"{path}: is a directory, not a video file")
     try:
-        with path.open("rb") as fh:
+        with open_regular_file(path, error=VideoFormatError) as fh:  # a FIFO or device: refused, not opened
             head = fh.read(16)
     except OSError as e:
         raise VideoFormatError(f"{path}: cannot read: {e.strerror or e}") from None

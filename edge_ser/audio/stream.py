@@ -1,0 +1,312 @@
+"""Audio files read block by block: a WAV, another audio format (soundfile) or the audio track of a video
+(ffmpeg), as mono float32 blocks at the file's own rate, so a file of any length costs a block of memory.
+
+    with open_blocks("long.wav") as s:          # AudioFormatError naming the file if it is not usable
+        for block in s:                         # mono float32 [k] at s.sample_rate
+            ...
+
+Mono is the channel mean (as `edge_ser.audio.load` takes it); the rate change is the caller's
+(`edge_ser.audio.polyphase.Resampler` streams it with the same filter as `resample`). Only regular files are
+opened: a FIFO or a device is refused before anything waits on it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from edge_ser.audio.wav import BLOCK_FRAMES, MAX_SR, MIN_SR, WavReader
+from edge_ser.errors import AudioFormatError, ConfigError, MissingDependencyError
+from edge_ser.fileio import check_regular_file
+
+WAV_SUFFIXES = (".wav", ".wave")
+
+
+def _mono(y: np.ndarray) -> np.ndarray:
+    """[k, channels] -> [k], the channel mean in float32 (as `load`)."""
+    return np.ascontiguousarray(y[:, 0] if y.shape[1] == 1 else y.mean(axis=1, dtype=np.float32))
+
+
+class BlockStream:
+    """Mono float32 blocks of one file at `sample_rate` (iterate once); `close()` (or `with`) frees it."""
+
+    sample_rate: int
+    path: Path
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release the file (and stop a decoder process)."""
+
+    def __enter__(self) -> BlockStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _WavBlocks(BlockStream):
+    def __init__(self, path: Path, frames: int) -> None:
+        self.path, self._frames = path, frames
+        self._r = WavReader(path)
+        self.sample_rate = self._r.sample_rate
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        for y in self._r.blocks(self._frames):
+            yield _mono(y)
+
+    def close(self) -> None:
+        self._r.close()
+
+
+class _SoundFileBlocks(BlockStream):
+    """FLAC, Ogg, MP3... through soundfile (libsndfile), checked as `edge_ser.audio.load` checks them."""
+
+    def __init__(self, path: Path, frames: int) -> None:
+        try:
+            import soundfile
+        except ImportError:
+            raise MissingDependencyError("soundfile", "device", "non-WAV audio") from None
+        check_regular_file(path, error=AudioFormatError)  # libsndfile would block on a FIFO
+        self.path, self._frames = path, frames
+        try:
+            self._f = soundfile.SoundFile(str(path))
+        except (RuntimeError, OSError, ValueError, TypeError) as e:  # LibsndfileError is a RuntimeError
+            raise AudioFormatError(f"{path}: cannot decode audio: {e}") from None
+        self.sample_rate = int(self._f.samplerate)
+        if not (MIN_SR <= self.sample_rate <= MAX_SR):
+            self._f.close()
+            raise AudioFormatError(
+                f"{path}: sample rate {self.sample_rate} Hz is outside the allowed range {MIN_SR}..{MAX_SR} Hz"
+            )
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        done = 0
+        while True:
+            try:
+                y = self._f.read(self._frames, dtype="float32", always_2d=True)
+            except (RuntimeError, OSError, ValueError) as e:
+                raise AudioFormatError(f"{self.path}: cannot decode audio at frame {done}: {e}") from None
+            if y.shape[0] == 0:
+                break
+            _check_finite(self.path, y.reshape(-1), done * y.shape[1])
+            done += y.shape[0]
+            yield _mono(y)
+        if done == 0:
+            raise AudioFormatError(f"{self.path}: no audio: the file holds 0 frames")
+
+    def close(self) -> None:
+        self._f.close()
+
+
+class _FFmpegBlocks(BlockStream):
+    """The first audio track of a video container, decoded by an ffmpeg process to mono f32le on a pipe
+    (the command and its choices: `edge_ser.audio.container`)."""
+
+    def __init__(self, path: Path, frames: int) -> None:
+        from edge_ser.audio import container
+
+        container.check_input(path)
+        self.path, self._bytes = path, frames * 4
+        exe = container.resolve_ffmpeg(path, None)
+        self._err = tempfile.TemporaryFile()
+        try:
+            self._proc = subprocess.Popen(
+                container.ffmpeg_command(exe, path), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                stderr=self._err,
+            )  # fmt: skip
+        except OSError as e:
+            self._err.close()
+            raise container.FFmpegNotFoundError(
+                f"{path}: cannot run ffmpeg {exe}: {e.strerror or e}; " + container.install_hint()
+            ) from None
+        first = self._proc.stdout.read(self._bytes)  # ffmpeg reports its output stream before any data
+        if not first:
+            code = self._proc.wait()
+            if code != 0:
+                err = self._stderr()
+                self.close()
+                raise container.ffmpeg_failure(path, code, err)
+        try:
+            self.sample_rate = container.output_rate(path, self._stderr())
+        except AudioFormatError:
+            self.close()
+            raise
+        self._first = first
+
+    def _stderr(self) -> str:
+        self._err.seek(0)
+        return self._err.read(1 << 20).decode("utf-8", "replace")
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        raw, done, carry = self._first, 0, b""
+        while raw:
+            raw = carry + raw
+            cut = len(raw) - len(raw) % 4
+            y = np.frombuffer(raw[:cut], dtype="<f4").astype(np.float32)
+            carry = raw[cut:]
+            _check_finite(self.path, y, done)
+            done += y.size
+            yield y
+            raw = self._proc.stdout.read(self._bytes)
+        code = self._proc.wait()
+        if code != 0:
+            raise AudioFormatError(f"{self.path}: ffmpeg failed (exit code {code}): {self._stderr()[-1200:]}")
+        if carry:
+            raise AudioFormatError(f"{self.path}: ffmpeg wrote a partial float32 sample at the end")
+        if done == 0:
+            raise AudioFormatError(f"{self.path}: the audio stream decodes to 0 samples")
+
+    def close(self) -> None:
+        if self._proc.poll() is None:
+            self._proc.kill()
+        self._proc.wait()
+        if self._proc.stdout is not None:
+            self._proc.stdout.close()
+        self._err.close()
+
+
+def _check_finite(path: Path, y: np.ndarray, first_index: int) -> None:
+    bad = ~np.isfinite(y)
+    if bad.any():
+        raise AudioFormatError(
+            f"{path}: non-finite samples (NaN or inf) in the decoded audio; "
+            f"first at sample index {first_index + int(np.flatnonzero(bad)[0])}"
+        )
+
+
+def open_blocks(path: str | os.PathLike, *, frames: int = BLOCK_FRAMES) -> BlockStream:
+    """The audio of `path` as mono float32 blocks of up to `frames` samples at its own rate: a WAV through
+    `WavReader`, a video container's first audio track through ffmpeg, anything else through soundfile."""
+    from edge_ser.vision.video import VIDEO_EXTENSIONS
+
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix in WAV_SUFFIXES:
+        return _WavBlocks(path, frames)
+    if suffix in VIDEO_EXTENSIONS:
+        return _FFmpegBlocks(path, frames)
+    return _SoundFileBlocks(path, frames)
+
+
+LONG_FILE_SECONDS = 30.0
+"""A file up to this long is one clip; a longer one is cut into windows (`file_windows`)."""
+FILE_WINDOW_SECONDS = 3.0
+"""Window length (and hop: windows do not overlap) of a long file, the live loop's default window."""
+
+
+class Resampled:
+    """A file's mono audio at `sr` Hz in blocks, for a file of any length: a file up to `long_seconds` is
+    resampled in one go (exactly `edge_ser.audio.load(path, sr=sr)`; `whole` is True), a longer one block by
+    block with the streaming `Resampler` (the same samples up to float32 rounding), holding a block at a time.
+
+    The header is read and checked, and the first `long_seconds` decoded, when it is built.
+    """
+
+    def __init__(
+        self, path: str | os.PathLike, sr: int, *, long_seconds: float = LONG_FILE_SECONDS,
+        frames: int = BLOCK_FRAMES,
+    ) -> None:  # fmt: skip
+        from edge_ser.audio.polyphase import Resampler, resample
+
+        self.path, self.sample_rate = Path(path), int(sr)
+        self._s = open_blocks(path, frames=frames)
+        try:
+            src = self.source_rate = self._s.sample_rate
+            self._blocks = iter(self._s)
+            self._head: list[np.ndarray] = []
+            n, limit = 0, int(long_seconds * src)
+            for b in self._blocks:
+                self._head.append(b)
+                n += b.size
+                if n > limit:
+                    break
+            else:
+                y = np.concatenate(self._head) if self._head else np.zeros(0, np.float32)
+                self._head = [resample(y, src, self.sample_rate) if src != self.sample_rate else y]
+                self.whole = True
+                self.duration: float | None = self._head[0].size / self.sample_rate
+                self._s.close()
+                return
+        except BaseException:
+            self._s.close()
+            raise
+        self.whole = False
+        self.duration = None  # not known until the end of a long file (its header may be all there is)
+        self._rs = Resampler(src, self.sample_rate)
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        if self.whole:
+            yield from self._head
+            self._head = []
+            return
+        for b in itertools.chain(self._drain_head(), self._blocks):
+            out = self._rs.feed(b)
+            if out.size:
+                yield out
+        last = self._rs.finish()
+        if last.size:
+            yield last
+
+    def _drain_head(self) -> Iterator[np.ndarray]:
+        while self._head:
+            yield self._head.pop(0)
+
+    def close(self) -> None:
+        self._s.close()
+
+    def __enter__(self) -> Resampled:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def file_windows(
+    path: str | os.PathLike,
+    sr: int,
+    *,
+    window_seconds: float = FILE_WINDOW_SECONDS,
+    long_seconds: float = LONG_FILE_SECONDS,
+) -> Iterator[tuple[float, float, np.ndarray, bool]]:
+    """(start s, end s, mono float32 samples at `sr`, whole) of a file: the whole file as one clip (whole
+    True) when it lasts at most `long_seconds` (exactly as `edge_ser.audio.load`), else consecutive windows
+    of `window_seconds` (streamed through `Resampled`); a last window shorter than half a window is left out.
+    Memory: one window plus a block, whatever the file's length.
+    """
+    if not 0 < window_seconds <= long_seconds:
+        raise ConfigError(f"window_seconds={window_seconds} must be in (0, long_seconds={long_seconds}]")
+    with Resampled(path, sr, long_seconds=long_seconds) as stream:
+        if stream.whole:
+            y = next(iter(stream))
+            yield 0.0, y.size / sr, y, True
+            return
+        win = int(round(window_seconds * sr))
+        pending = np.zeros(0, np.float32)
+        t = 0
+        for b in stream:
+            pending = np.concatenate([pending, b])
+            while pending.size >= win:
+                yield t / sr, (t + win) / sr, pending[:win], False
+                t += win
+                pending = pending[win:]
+        if pending.size >= win / 2:
+            yield t / sr, (t + pending.size) / sr, pending, False
+
+
+__all__ = [
+    "Resampled",
+    "FILE_WINDOW_SECONDS",
+    "LONG_FILE_SECONDS",
+    "WAV_SUFFIXES",
+    "BlockStream",
+    "file_windows",
+    "open_blocks",
+]
