@@ -857,15 +857,15 @@ class _Rollout:
             state = f"{self.root}/current is {self.new} (unverified) or still {self.previous or 'absent'}"
             switched = f"the switch of {self.root}/current to {self.new} was under way"
         later = (
-            f"the device rolls it back at its next start after a reboot (marker {self.marker})"
+            "the device rolls it back at its next start after a reboot, and the next `edge-ser deploy` to it "
+            f"resolves it (marker {self.marker})"
             if self.bootcheck
-            else f"this device has no boot check ({DEVICE_ACTIVATE}: re-run its install script), so only a "
-            f"deploy resolves the marker {self.marker}"
+            else f"this device has no boot check ({DEVICE_ACTIVATE}: re-run its install script), so only the next "
+            f"`edge-ser deploy` to it resolves it (marker {self.marker})"
         )
         res = self.make_result(current=self.new if self.activated else None, restarted=self.restart,
                                failure=failure, marker=self.marker, health_output=self.output)  # fmt: skip
-        msg = (f"{self.version}: {failure}\n  {switched}; {why}: {state}; {later}, and the next "
-               "`edge-ser deploy` to it resolves it")  # fmt: skip
+        msg = f"{self.version}: {failure}\n  {switched}; {why}: {state}; {later}"
         return DeployStranded(self.ssh.name, self.stage, msg, res, interrupted=interrupted)
 
 
