@@ -48,6 +48,9 @@ def _common_plan(out: str, wh: Path) -> None:
     assert "RUN systemctl enable edge-ser.service" in out
     assert "install -d -m 0755 -o dev -g edge-ser /opt/edge-ser/bundles" in out
     assert "WRITE /etc/sudoers.d/edge-ser-deploy" in out and "NOPASSWD" in out
+    # the switch / rollback script the unit's boot check runs (ExecStartPre as root, before edge-ser info)
+    assert "install -m 0755 " in out and "/lib/edge-ser-activate /opt/edge-ser/bin/edge-ser-activate" in out
+    assert "ExecStartPre=+/opt/edge-ser/bin/edge-ser-start --boot-check" in out
 
 
 def test_pi_dry_run_plan(tmp_path):
