@@ -28,12 +28,13 @@ def _dry(script: Path, *args: str, env: dict[str, str] | None = None) -> subproc
 
 
 def test_syntax_and_shellcheck():
-    for s in [*SCRIPTS, DEPLOY / "systemd" / "edge-ser-start"]:
+    posix = [DEPLOY / "systemd" / "edge-ser-start", DEPLOY / "lib" / "edge-ser-activate"]
+    for s in [*SCRIPTS, *posix]:
         r = subprocess.run(["bash", "-n", str(s)], capture_output=True, text=True, check=False)
         assert r.returncode == 0, r.stderr
     if shutil.which("shellcheck") is None:
         pytest.skip("shellcheck not installed")
-    r = subprocess.run(["shellcheck", "-x", *map(str, SCRIPTS), str(DEPLOY / "systemd" / "edge-ser-start")],
+    r = subprocess.run(["shellcheck", "-x", *map(str, SCRIPTS), *map(str, posix)],
                        capture_output=True, text=True, check=False)  # fmt: skip
     assert r.returncode == 0, r.stdout
 
