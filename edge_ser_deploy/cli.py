@@ -13,7 +13,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="copy a bundle to a device over SSH, verify it there, switch to it, health-check, roll back",
         description="Verify the bundle here, copy it over SSH into ROOT/versions/<model>-<sha>, check every "
         "file's sha256 on the device, switch ROOT/current atomically, restart the service and run a health "
-        "check; if the check fails, switch back to the previous version. Exit code 1 after a rollback.",
+        "check; any failure after the switch (a failed or timed-out step, a lost connection, Ctrl-C) switches back "
+        "to the previous version. Exit codes: 1 rolled back (130 when interrupted), 3 NOT rolled back (device "
+        "unreachable: it rolls back at its next start), 2 other errors (nothing switched).",
     )
     from edge_ser_deploy.deploy import add_deploy_args, cmd_deploy
 

@@ -9,25 +9,40 @@ Steps (each failure is a `DeployError` naming the host and the step):
 2. **connect**: one SSH connection, shared by the later steps (OpenSSH connection multiplexing).
 3. **probe** the device: `ROOT/versions` is created and writable, `ROOT/current` (if any) is a symbolic link
    (its target is the *previous* version), and whether `ROOT/versions/<version>` already exists and verifies
-   (then the upload is skipped: a second deploy of the same bundle is idempotent).
+   (then the upload is skipped: a second deploy of the same bundle is idempotent). A pending marker
+   (`ROOT/pending`) left by an interrupted deploy is reported and resolved: its unverified version is rolled
+   back and the service restarted on the version before it.
 4. **upload**: a tar of the files, plus a `SHA256SUMS` file made from the manifest here, streamed over SSH into
    `ROOT/versions/.incoming-<version>-<random>` (`tar -x` on the device).
 5. **device verify**: `sha256sum -c SHA256SUMS` on the device (coreutils, no Python needed), and the sums file's
    own sha256 against the one computed here. A mismatch removes the upload and fails; on success the folder is
    renamed to `ROOT/versions/<version>`.
-6. **switch** `ROOT/current` atomically: `ln -sfn versions/<version> .current.tmp.PID` then
-   `mv -T .current.tmp.PID current` (rename(2): a reader sees the old or the new link, never none).
+6. **switch**: `edge-ser-activate activate` writes the marker `ROOT/pending` (previous and new version, this
+   deploy's token), then switches `ROOT/current` atomically (rename(2): a reader sees the old or the new link).
 7. **restart** the service (`systemctl restart SERVICE`, through `sudo -n` when the SSH user is not root; or
-   `restart_cmd`; or nothing with `restart=False`).
+   `restart_cmd`; or nothing with `restart=False`), bounded by `restart_timeout`.
 8. **health** check (default: `edge-ser info ROOT/current` on the device, then after `health_wait` seconds
-   `systemctl is-active SERVICE` when the service was restarted with systemctl; or `health_cmd`). On failure
-   `current` is switched back to the previous version the same atomic way, the service restarted again, and
-   `DeployRolledBack` raised (the CLI exits with 1 and says so).
-9. **prune**: only the `keep` most recently deployed versions stay (never the current or the previous one).
+   `systemctl is-active SERVICE` when the service was restarted with systemctl; or `health_cmd`), bounded by
+   `health_timeout`.
+9. **commit**: `edge-ser-activate commit` removes the marker and prunes: only the `keep` most recently deployed
+   versions stay (never the current or the previous one).
+
+Any failure after the switch began (a step that fails or times out, a lost connection, Ctrl-C, any exception)
+rolls back: over a fresh SSH connection, `edge-ser-activate rollback` switches `current` back to the previous
+version (or removes it when there was none) and the service is restarted on it; `DeployRolledBack` says what
+was switched and what was restored. When the rollback cannot reach the device, `DeployStranded` says so: the
+device keeps the marker, its start script rolls the unverified version back at the next start after a reboot
+(`edge-ser-activate boot-check`), and the next deploy resolves it in its probe step.
+
+The on-device side of steps 6, 9 and the rollback is one POSIX sh script, `edge_ser_deploy/edge-ser-activate`
+(`deploy/lib/edge-ser-activate` links to it), shared with the Ansible role, first boot and the service's start.
+The deploy pipes this host's copy to `sh -s` on the device rather than running an installed one, so the marker
+format and exit codes always match this module, whatever edge-ser version the device was installed with.
 
 Remote commands (restart, health) see `EDGE_SER_ROOT`, `EDGE_SER_CURRENT` (= ROOT/current), `EDGE_SER_VERSION`,
-`EDGE_SER_VERSION_DIR` and `EDGE_SER_SERVICE` in their environment. The device needs a POSIX shell, GNU
-coreutils (`sha256sum`, `ln`, `mv -T`) and `tar`: Raspberry Pi OS and JetPack's Ubuntu have them.
+`EDGE_SER_VERSION_DIR` and `EDGE_SER_SERVICE` in their environment, and run under the device's `timeout`. The
+device needs a POSIX shell, GNU coreutils (`sha256sum`, `ln`, `mv -T`, `timeout`) and `tar`: Raspberry Pi OS
+and JetPack's Ubuntu have them.
 
 This module uses the standard library only: the `ssh` client binary through subprocess (no paramiko). SSH
 options (host keys, jump hosts, ...) come from the user's `~/.ssh/config` and from `ssh_options`; the client
@@ -46,13 +61,17 @@ import re
 import secrets
 import shlex
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 import tarfile
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 
 from edge_ser.errors import ConfigError, EdgeSerError
@@ -61,12 +80,29 @@ DEFAULT_ROOT = "/opt/edge-ser/bundles"
 DEFAULT_SERVICE = "edge-ser"
 DEFAULT_KEEP = 5
 DEFAULT_HEALTH_WAIT = 5.0
+DEFAULT_HEALTH_TIMEOUT = 120.0
+"""Seconds the health check (including `health_wait`) may take on the device before it counts as failed."""
+DEFAULT_RESTART_TIMEOUT = 120.0
+"""Seconds the restart may take; above systemd's default start timeout (90 s), so systemd gives up first."""
 DEVICE_EDGE_SER = "/opt/edge-ser/venv/bin/edge-ser"
 """Where the install scripts put the `edge-ser` command; the default health check falls back to PATH."""
+ACTIVATE_NAME = "edge-ser-activate"
+DEVICE_ACTIVATE = "/opt/edge-ser/bin/edge-ser-activate"
+"""Where the install scripts, the Ansible role and first boot install the script (the service's boot check)."""
+MARKER_NAME = "pending"
+"""ROOT/pending: written before `current` is switched, removed once the new version passed its health check."""
 SUMS_NAME = "SHA256SUMS"
 
 _VERSION_SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _EXIT_PREFLIGHT = 90
+_EXIT_BUSY = 75
+"""edge-ser-activate: another activation is pending, or this deploy's was resolved by someone else."""
+_TIMED_OUT = (124, 137)
+"""Exit codes of coreutils `timeout` (TERM, then KILL after -k)."""
+_GUARD = 30.0
+"""Seconds the local ssh waits beyond a device-side timeout before it gives up on the connection itself."""
+_SCRIPT_TIMEOUT = 60.0
+_ROLLBACK_ATTEMPTS = 3
 
 
 class DeployError(EdgeSerError):
@@ -76,14 +112,34 @@ class DeployError(EdgeSerError):
         super().__init__(f"deploy to {target}: {step}: {message}")
         self.target = target
         self.step = step
+        self.detail = message
 
 
 class DeployRolledBack(DeployError):
-    """The health check failed and `current` was switched back to the previous version (see `result`)."""
+    """A step after the switch failed, timed out, lost its connection or was interrupted, and `current` was
+    switched back to the previous version (or removed when there was none); see `result`. `interrupted`: the
+    cause was Ctrl-C / SIGINT (or SIGTERM / SIGHUP to the command line)."""
 
-    def __init__(self, target: str, message: str, result: DeployResult) -> None:
-        super().__init__(target, "health", message)
+    def __init__(
+        self, target: str, step: str, message: str, result: DeployResult, *, interrupted: bool = False
+    ) -> None:
+        super().__init__(target, step, message)
         self.result = result
+        self.interrupted = interrupted
+
+
+class DeployStranded(DeployError):
+    """A step after the switch failed and the rollback could not be done (the device was unreachable, or the
+    rollback itself was interrupted): `current` may still be the new, unverified version. The marker
+    `result.marker` stays on the device; its start script rolls back after a reboot and the next deploy
+    resolves it."""
+
+    def __init__(
+        self, target: str, step: str, message: str, result: DeployResult, *, interrupted: bool = False
+    ) -> None:
+        super().__init__(target, step, message)
+        self.result = result
+        self.interrupted = interrupted
 
 
 @dataclass(frozen=True)
@@ -152,6 +208,10 @@ class DeployResult:
     rolled_back: bool = False
     pruned: tuple[str, ...] = ()
     health_output: str = ""
+    failure: str = ""
+    """What failed after the switch (empty when nothing did)."""
+    marker: str | None = None
+    """The pending marker left on the device when the rollback could not be done (DeployStranded)."""
     seconds: float = 0.0
     steps: tuple[tuple[str, float], ...] = field(default=())
     """(step, seconds) in the order run."""
@@ -162,7 +222,11 @@ class DeployResult:
 
     def summary(self) -> str:
         if self.rolled_back:
-            head = f"{self.version} failed its health check on {self.target}; rolled back to {self.current}"
+            head = (
+                f"{self.version}: {self.failure} on {self.target}; rolled back to {self.current or 'nothing'}"
+            )
+        elif self.marker is not None:
+            head = f"{self.version}: {self.failure} on {self.target}; NOT rolled back (marker {self.marker})"
         else:
             how = "uploaded and verified" if self.uploaded else "already on the device (verified)"
             head = f"{self.version} is current on {self.target} ({how})"
@@ -296,6 +360,7 @@ class _Ssh:
                     [*self.base, "-o", "ControlMaster=yes", "-o", f"ControlPath={control}",
                      "-o", "ControlPersist=120", "-N", "-f", "--", self.target.destination],
                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err, timeout=120, check=False,
+                    start_new_session=True,
                 ).returncode  # fmt: skip
             if rc != 0:
                 msg = Path(log).read_text(errors="replace")
@@ -311,18 +376,32 @@ class _Ssh:
         if self._control is not None:
             subprocess.run([*self.base, "-o", f"ControlPath={self._control}", "-O", "exit", "--",
                             self.target.destination], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL, timeout=30, check=False)  # fmt: skip
+                           stderr=subprocess.DEVNULL, timeout=30, check=False, start_new_session=True)  # fmt: skip
             self._control = None
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None
 
     def run(
-        self, script: str, step: str, *, data: bytes | None = None, timeout: float = 300, check: bool = True
+        self,
+        script: str,
+        step: str,
+        *,
+        data: bytes | None = None,
+        timeout: float = 300,
+        check: bool = True,
+        fresh: bool = False,
     ) -> subprocess.CompletedProcess:
-        """Run `script` with `sh -c` on the target; a non-zero exit raises DeployError(step) when `check`."""
+        """Run `script` with `sh -c` on the target; a non-zero exit raises DeployError(step) when `check`.
+
+        `fresh`: a new connection of its own, not the shared one (which may have died with the failure being
+        recovered from). ssh runs in a session of its own, so a Ctrl-C reaches this process only: it decides
+        what to stop (subprocess.run kills the ssh client) and what to run next (the rollback).
+        """
         cmd = list(self.base)
-        if self._control is not None:
+        if fresh:
+            cmd += ["-o", "ControlMaster=no", "-o", "ControlPath=none"]
+        elif self._control is not None:
             cmd += ["-o", "ControlMaster=no", "-o", f"ControlPath={self._control}"]
         cmd += ["--", self.target.destination, "sh -c " + shlex.quote(script)]
         try:
@@ -332,6 +411,7 @@ class _Ssh:
                 capture_output=True,
                 timeout=timeout,
                 check=False,
+                start_new_session=True,
             )
         except subprocess.TimeoutExpired:
             raise DeployError(self.name, step, f"no answer within {timeout:g} s") from None
@@ -359,7 +439,7 @@ def _vars(**kv: str) -> str:
 
 
 _PROBE = r"""
-for c in sha256sum tar ln mv readlink; do
+for c in sha256sum tar ln mv readlink timeout; do
     command -v "$c" >/dev/null 2>&1 || { echo "'$c' is not installed on the device (coreutils, tar)" >&2; exit 90; }
 done
 mkdir -p "$R/versions" || { echo "cannot create $R/versions as $(id -un)" >&2; exit 90; }
@@ -368,7 +448,7 @@ if [ -e "$R/current" ] && [ ! -L "$R/current" ]; then
     echo "$R/current exists and is not a symbolic link: move it away first" >&2; exit 90
 fi
 echo "uid=$(id -u)"
-[ -L "$R/current" ] && echo "current=$(readlink "$R/current")"
+[ -x "$A" ] && echo "bootcheck=1"
 have=0
 if [ -d "$R/versions/$V" ] && [ -f "$R/versions/$V/SHA256SUMS" ]; then
     s=$(sha256sum < "$R/versions/$V/SHA256SUMS" | cut -d' ' -f1)
@@ -396,30 +476,48 @@ if [ -e "$V" ]; then mv "$V" ".old-$V-$$"; fi
 mv "$I" "$V" && rm -rf ".old-$V-$$"
 """
 
-_SWITCH = r"""
-cd "$R" || exit 1
-[ -d "$TARGET" ] || { echo "$R/$TARGET does not exist" >&2; exit 1; }
-touch "$TARGET"
-ln -sfn "$TARGET" ".current.tmp.$$" && mv -T ".current.tmp.$$" current || { rm -f ".current.tmp.$$"; exit 1; }
-echo "current=$(readlink current)"
-[ "$KEEP" -gt 0 ] || exit 0
-cd "$R/versions" || exit 0
-find . -maxdepth 1 \( -name '.incoming-*' -o -name '.old-*' \) -mmin +60 -exec rm -rf {} + 2>/dev/null
-n=0
-CURV=${TARGET##*/}
-PREVV=${PREV##*/}
-for v in $(ls -1t); do
-    [ -d "$v" ] || continue
-    n=$((n + 1))
-    [ "$n" -le "$KEEP" ] && continue
-    [ "$v" = "$CURV" ] || [ "$v" = "$PREVV" ] && continue
-    rm -rf -- "$v" && echo "pruned=$v"
-done
-exit 0
-"""
 
-_UNLINK = r"""
-cd "$R" && rm -f current
+def activate_script() -> bytes:
+    """The on-device switch / rollback script, `edge_ser_deploy/edge-ser-activate`, as this edge-ser ships it."""
+    return resources.files("edge_ser_deploy").joinpath(ACTIVATE_NAME).read_bytes()
+
+
+def _facts(text: str) -> dict[str, str]:
+    """The key=value lines of a device script's output (the last of a repeated key wins)."""
+    return dict(ln.split("=", 1) for ln in text.splitlines() if "=" in ln)
+
+
+def _activate(
+    ssh: _Ssh, root: str, step: str, *args: str, fresh: bool = False, check: bool = True, before: str = ""
+) -> subprocess.CompletedProcess:
+    """Run edge-ser-activate with `args` on the device: this host's copy, piped to `sh -s` (see the docstring);
+    `before`: shell lines run first, in the same connection."""
+    argv = " ".join(shlex.quote(a) for a in ("--root", root, *args))
+    return ssh.run(f"{before}sh -s -- {argv}", step, data=activate_script(), timeout=_SCRIPT_TIMEOUT, check=check,
+                   fresh=fresh)  # fmt: skip
+
+
+def _bounded(script: str, seconds: float, pidfile: str) -> str:
+    """`script` under the device's coreutils `timeout`: its whole process group gets TERM after `seconds` and
+    KILL 10 s later, so a hung restart or health check cannot hold the deploy. `timeout` leads its own process
+    group and its id is kept in `pidfile` while it runs: a rollback stops it there (_STOP_INFLIGHT) when the
+    deploy was interrupted or lost its connection, which would otherwise leave it running on the device."""
+    return (
+        _vars(F=pidfile)
+        + f"timeout -k 10 {seconds:g} sh -c {shlex.quote(script)} </dev/null & p=$!\n"
+        + 'echo "$p" >"$F" 2>/dev/null\nwait "$p"; rc=$?\nrm -f "$F"\nexit "$rc"\n'
+    )
+
+
+_STOP_INFLIGHT = r"""
+if [ -f "$F" ]; then
+    p=$(cat "$F" 2>/dev/null)
+    case $p in
+        '' | *[!0-9]*) ;;
+        *) [ "$(cat "/proc/$p/comm" 2>/dev/null)" = timeout ] && kill -s TERM -- "-$p" 2>/dev/null ;;
+    esac
+    rm -f "$F"
+fi
 """
 
 
@@ -449,23 +547,32 @@ def _default_health(root: str, service: str | None, wait: float) -> str:
 # --------------------------------------------------------------------------------------------------------------
 
 
-def _check_options(root: str, keep: int, service: str) -> str:
-    """ROOT without its trailing '/'; ConfigError for a bad root, keep or service before anything is sent."""
+def _check_options(
+    root: str, keep: int, service: str, *, restart_timeout: float, health_timeout: float
+) -> str:
+    """ROOT without its trailing '/'; ConfigError for a bad root, keep, service or timeout (nothing sent yet)."""
     root = str(root).rstrip("/") or "/"
     if not root.startswith("/"):
         raise ConfigError(f"deploy: --root {root!r} must be an absolute path on the device")
+    if any(not c.isprintable() for c in root):
+        raise ConfigError(f"deploy: --root {root!r} has control characters")
     if keep < 0:
         raise ConfigError(f"deploy: keep {keep} must be >= 0 (0: never prune)")
     if not re.fullmatch(r"[A-Za-z0-9@._:-]+", service):
         raise ConfigError(f"deploy: service name {service!r} has characters a systemd unit name cannot have")
+    for opt, value in (("--restart-timeout", restart_timeout), ("--health-timeout", health_timeout)):
+        if not 0 < value <= 86400:
+            raise ConfigError(f"deploy: {opt} {value:g} must be in (0, 86400] seconds")
     return root
 
 
-def _probe(ssh: _Ssh, root: str, payload: _Payload) -> tuple[str, str | None, bool]:
-    """(SSH user's uid, target of ROOT/current or None, whether the version is already there and verifies)."""
-    cp = ssh.run(_vars(R=root, V=payload.version, SUMS=payload.sums_sha256) + _PROBE, "probe")
-    facts = dict(ln.split("=", 1) for ln in cp.stdout.splitlines() if "=" in ln)
-    return facts.get("uid", ""), facts.get("current") or None, facts.get("have") == "1"
+def _probe(ssh: _Ssh, root: str, payload: _Payload) -> tuple[str, bool, bool]:
+    """(SSH user's uid, whether the version is already there and verifies, whether the boot check is installed)."""
+    cp = ssh.run(
+        _vars(R=root, V=payload.version, SUMS=payload.sums_sha256, A=DEVICE_ACTIVATE) + _PROBE, "probe"
+    )
+    facts = _facts(cp.stdout)
+    return facts.get("uid", ""), facts.get("have") == "1", facts.get("bootcheck") == "1"
 
 
 def _upload(ssh: _Ssh, root: str, payload: _Payload, say: Callable[[str], None]) -> None:
@@ -494,25 +601,307 @@ def _health_script(
     return env + _default_health(root, service if systemd_checked else None, wait)
 
 
-def _roll_back(
-    ssh: _Ssh,
-    root: str,
-    previous: str | None,
-    switch: Callable[[str, str], tuple[str, tuple[str, ...]]],
-    restart: Callable[[str, str], subprocess.CompletedProcess | None],
-) -> tuple[str | None, str]:
-    """Switch ROOT/current back to `previous` and restart (or remove it): (new current, what was done)."""
-    if previous is None:
-        ssh.run(_vars(R=root) + _UNLINK, "rollback")
-        return None, f"no previous version: {root}/current removed"
-    current, _ = switch(previous, "rollback")
-    rc = restart("rollback restart", previous.rstrip("/").rsplit("/", 1)[-1])
-    back = f"rolled back to {current}"
-    if rc is not None and rc.returncode != 0:
-        back += f" (but its restart failed too, exit {rc.returncode}: {_tail(rc.stderr, 3)})"
-    elif rc is not None:
-        back += " and restarted the service"
-    return current, back
+class _StepFailed(Exception):
+    """A restart or health check ran and failed (non-zero exit or its device-side timeout); str: what failed."""
+
+
+_STAGE_NAMES = {"switch": "switch", "restart": "restart", "health": "health check", "commit": "commit"}
+
+
+def _exit_text(what: str, cp: subprocess.CompletedProcess, seconds: float) -> str:
+    if cp.returncode in _TIMED_OUT:
+        return f"the {what} did not finish within {seconds:g} s (stopped on the device)"
+    out = _tail(cp.stderr + "\n" + cp.stdout, 6)
+    return f"the {what} failed (exit {cp.returncode})" + (f": {out}" if out else "")
+
+
+@dataclass
+class _Rollout:
+    """One deploy's device side after the upload: switch, restart, health check, commit, and the way back.
+
+    `switch_and_verify` raises whatever stops it; `recover(exc)` then undoes the switch over a fresh connection
+    and returns the error to raise (DeployRolledBack, DeployStranded, or DeployError when nothing was switched).
+    """
+
+    ssh: _Ssh
+    root: str
+    version: str
+    service: str
+    restart: bool
+    restart_line: str
+    stop_line: str | None
+    """Stops the service when no version is left to run (systemd only); None: leave it."""
+    health_script: str
+    restart_timeout: float
+    health_timeout: float
+    keep: int
+    bootcheck: bool
+    say: Callable[[str], None]
+    timed: Callable[[str, float], None]
+    make_result: Callable[..., DeployResult]
+    previous: str | None = None
+    token: str = field(default_factory=lambda: secrets.token_hex(8))
+    stage: str = "switch"
+    activated: bool = False
+    """The device answered that `current` now points at the new version (and the marker is written)."""
+    refused: bool = False
+    """The device refused the switch (exit 1 / 75 of `activate`): nothing was switched, nothing to undo."""
+    output: str = ""
+    pruned: tuple[str, ...] = ()
+
+    @property
+    def new(self) -> str:
+        return f"versions/{self.version}"
+
+    @property
+    def marker(self) -> str:
+        return f"{self.root}/{MARKER_NAME}"
+
+    @property
+    def inflight(self) -> str:
+        """Process group id of this deploy's running restart or health check, on the device."""
+        return f"{self.root}/.inflight-{self.token}"
+
+    def run_restart(
+        self, version: str, step: str, *, fresh: bool = False, line: str | None = None
+    ) -> subprocess.CompletedProcess | None:
+        """The restart command (or `line`) for `version`, bounded by restart_timeout; None without restart."""
+        if not self.restart:
+            return None
+        t = time.perf_counter()
+        script = _env(self.root, version, self.service) + (line or self.restart_line)
+        cp = self.ssh.run(_bounded(script, self.restart_timeout, self.inflight), step,
+                          timeout=self.restart_timeout + _GUARD, check=False, fresh=fresh)  # fmt: skip
+        self.timed(step, t)
+        return cp
+
+    def check_health(self) -> subprocess.CompletedProcess:
+        t = time.perf_counter()
+        cp = self.ssh.run(_bounded(self.health_script, self.health_timeout, self.inflight), "health",
+                          timeout=self.health_timeout + _GUARD, check=False)  # fmt: skip
+        self.timed("health", t)
+        self.output = (cp.stdout + cp.stderr).strip()
+        return cp
+
+    def verify_in_place(self, *, repaired: bool) -> None:
+        """The version is current already: health check only, after a restart when its files were repaired
+        (re-uploaded over a damaged copy). Nothing to switch, so nothing to roll back: DeployError on failure."""
+        name = self.ssh.name
+        if not repaired:
+            self.say(f"{name}: {self.version} is already current: no switch, no restart")
+        else:
+            self.say(f"{name}: {self.version} is current and was damaged on the device: repaired, restarting")
+            rc = self.run_restart(self.version, "restart")
+            if rc is not None and rc.returncode != 0:
+                raise DeployError(
+                    name,
+                    "restart",
+                    f"{self.version} (current): {_exit_text('restart', rc, self.restart_timeout)}",
+                )
+        hc = self.check_health()
+        if hc.returncode != 0:
+            why = _exit_text("health check", hc, self.health_timeout)
+            raise DeployError(
+                name, "health", f"{self.version} (already current) fails its health check: {why}"
+            )
+        self.say(f"{name}: health check passed")
+
+    def _switch(self) -> None:
+        t = time.perf_counter()
+        ttl = int(self.restart_timeout + self.health_timeout + 2 * _GUARD + 2 * _SCRIPT_TIMEOUT)
+        by = f"edge-ser deploy from {socket.gethostname()} pid {os.getpid()}"
+        cp = _activate(self.ssh, self.root, "switch", "activate", self.version, "--token", self.token,
+                       "--ttl", str(ttl), "--by", by, check=False)  # fmt: skip
+        self.timed("switch", t)
+        if cp.returncode != 0 or _facts(cp.stdout).get("switched") != "1":
+            self.refused = True
+            why = _tail(cp.stderr + "\n" + cp.stdout, 4) or f"exit {cp.returncode}"
+            raise DeployError(self.ssh.name, "switch", f"refused on the device: {why}; nothing switched, "
+                              f"{self.root}/current is still {self.previous or 'absent'}")  # fmt: skip
+        self.activated = True
+        self.say(f"{self.ssh.name}: {self.root}/current -> {self.new} (was {self.previous or 'none'}); "
+                 f"marker {self.marker} until it passes its health check")  # fmt: skip
+
+    def switch_and_verify(self) -> None:
+        """activate (marker + switch), restart, health check, commit (marker removed, old versions pruned)."""
+        self.stage = "switch"
+        self._switch()
+        self.stage = "restart"
+        rc = self.run_restart(self.version, "restart")
+        if rc is not None:
+            if rc.returncode != 0:
+                self.output = (rc.stdout + rc.stderr).strip()
+                raise _StepFailed(_exit_text("restart", rc, self.restart_timeout))
+            self.say(f"{self.ssh.name}: service restarted")
+        self.stage = "health"
+        hc = self.check_health()
+        if hc.returncode != 0:
+            raise _StepFailed(_exit_text("health check", hc, self.health_timeout))
+        self.say(f"{self.ssh.name}: health check passed")
+        self.stage = "commit"
+        t = time.perf_counter()
+        cp = _activate(
+            self.ssh, self.root, "commit", "commit", "--token", self.token, "--keep", str(self.keep)
+        )
+        self.timed("commit", t)
+        self.pruned = tuple(ln.split("=", 1)[1] for ln in cp.stdout.splitlines() if ln.startswith("pruned="))
+        if self.pruned:
+            self.say(f"{self.ssh.name}: pruned {', '.join(self.pruned)}")
+
+    # --- the way back -----------------------------------------------------------------------------------------
+
+    def _failure(self, exc: BaseException) -> str:
+        what = _STAGE_NAMES.get(self.stage, self.stage)
+        if isinstance(exc, _StepFailed):
+            return str(exc)
+        if isinstance(exc, KeyboardInterrupt):
+            sig = f" ({exc.args[0]})" if exc.args else " (Ctrl-C)"
+            return f"interrupted{sig} during the {what}"
+        if isinstance(exc, DeployError):
+            return f"connection lost during the {what}: {exc.detail}"
+        return f"{type(exc).__name__} during the {what}: {exc}"
+
+    def _rollback(self) -> subprocess.CompletedProcess:
+        """`edge-ser-activate rollback` over fresh connections (the shared one may be what failed), retried."""
+        last: DeployError | None = None
+        for attempt in range(_ROLLBACK_ATTEMPTS):
+            if attempt:
+                time.sleep(2.0)
+            try:
+                return _activate(self.ssh, self.root, "rollback", "rollback", "--token", self.token, fresh=True,
+                                 check=False, before=_vars(F=self.inflight) + _STOP_INFLIGHT)  # fmt: skip
+            except DeployError as e:  # ssh exit 255, or no answer
+                last = e
+                self.say(
+                    f"{self.ssh.name}: rollback attempt {attempt + 1} of {_ROLLBACK_ATTEMPTS}: {e.detail}"
+                )
+        assert last is not None
+        raise last
+
+    def recover(self, exc: BaseException) -> DeployError:
+        """Undo the switch after `exc`; the returned error says what was switched and what was restored."""
+        failure, name = self._failure(exc), self.ssh.name
+        interrupted = isinstance(exc, KeyboardInterrupt)
+        self.say(f"{name}: {self.version}: {failure}: rolling back")
+        try:
+            cp = self._rollback()
+        except KeyboardInterrupt:
+            return self._stranded(failure, "the rollback was interrupted", True)
+        except DeployError as e:
+            return self._stranded(
+                failure, f"the rollback could not reach the device ({e.detail})", interrupted
+            )
+        facts = _facts(cp.stdout)
+        restored = facts.get("current") or None
+        if (
+            cp.returncode == _EXIT_BUSY
+            or facts.get("note") == "stale"
+            or (facts.get("note") == "nothing-pending" and restored != self.previous)
+        ):
+            why = _tail(cp.stderr, 3) or f"current is {restored or 'absent'}"
+            return DeployError(name, self.stage, f"{self.version}: {failure}\n  another deploy (or the device's "
+                               f"boot check) took the device over meanwhile; left alone: {why}")  # fmt: skip
+        if cp.returncode != 0:
+            why = f"the rollback failed on the device (exit {cp.returncode}): {_tail(cp.stderr, 4)}"
+            return self._stranded(failure, why, interrupted)
+        if not self.activated and facts.get("note") == "nothing-pending":
+            return DeployError(name, self.stage, f"{self.version}: {failure}; nothing was switched: "
+                               f"{self.root}/current is still {restored or 'absent'}")  # fmt: skip
+        back = self._after_rollback(restored, facts.get("note", ""))
+        switched = f"switched {self.root}/current from {self.previous or 'nothing'} to {self.new}"
+        res = self.make_result(current=restored, rolled_back=True, restarted=self.restart, failure=failure,
+                               health_output=self.output)  # fmt: skip
+        return DeployRolledBack(name, self.stage, f"{self.version}: {failure}\n  {switched}; {back}", res,
+                                interrupted=interrupted)  # fmt: skip
+
+    def _after_rollback(self, restored: str | None, note: str) -> str:
+        """Restart the service on the restored version (stop it when none is left); what was done, as text."""
+        if restored is None:
+            head = "no previous version"
+            if note == "previous-missing":
+                head = f"the previous version {self.previous} is gone from the device"
+            back = f"{head}: {self.root}/current removed"
+            if self.stop_line is None or not self.restart:
+                return back
+            stop = self.stop_line
+            cp = self._quietly(lambda: self.run_restart(self.version, "rollback stop", fresh=True, line=stop))
+            if isinstance(cp, subprocess.CompletedProcess) and cp.returncode == 0:
+                return back + "; service stopped"
+            return back + f"; stopping the service failed too ({_outcome(cp)})"
+        back = f"rolled back to {restored}"
+        version = restored.rstrip("/").rsplit("/", 1)[-1]
+        cp = self._quietly(lambda: self.run_restart(version, "rollback restart", fresh=True))
+        if cp is None:
+            return back
+        if isinstance(cp, subprocess.CompletedProcess) and cp.returncode == 0:
+            return back + " and restarted the service"
+        return back + f" (but its restart failed too: {_outcome(cp)})"
+
+    @staticmethod
+    def _quietly(
+        run: Callable[[], subprocess.CompletedProcess | None],
+    ) -> subprocess.CompletedProcess | str | None:
+        """run(), or the text of the DeployError / interrupt that stopped it (the rollback is done already)."""
+        try:
+            return run()
+        except DeployError as e:
+            return e.detail
+        except KeyboardInterrupt:
+            return "interrupted"
+
+    def _stranded(self, failure: str, why: str, interrupted: bool) -> DeployStranded:
+        if self.activated:
+            state = f"{self.root}/current is still {self.new} (unverified)"
+            switched = f"switched {self.root}/current from {self.previous or 'nothing'} to {self.new}"
+        else:
+            state = f"{self.root}/current is {self.new} (unverified) or still {self.previous or 'absent'}"
+            switched = f"the switch of {self.root}/current to {self.new} was under way"
+        later = (
+            "the device rolls it back at its next start after a reboot, and the next `edge-ser deploy` to it "
+            f"resolves it (marker {self.marker})"
+            if self.bootcheck
+            else f"this device has no boot check ({DEVICE_ACTIVATE}: re-run its install script), so only the next "
+            f"`edge-ser deploy` to it resolves it (marker {self.marker})"
+        )
+        res = self.make_result(current=self.new if self.activated else None, restarted=self.restart,
+                               failure=failure, marker=self.marker, health_output=self.output)  # fmt: skip
+        msg = f"{self.version}: {failure}\n  {switched}; {why}: {state}; {later}"
+        return DeployStranded(self.ssh.name, self.stage, msg, res, interrupted=interrupted)
+
+
+def _outcome(cp: subprocess.CompletedProcess | str | None) -> str:
+    if isinstance(cp, subprocess.CompletedProcess):
+        return f"exit {cp.returncode}: {_tail(cp.stderr, 3)}" if cp.returncode else "done"
+    return str(cp)
+
+
+def _resolve_pending(ssh: _Ssh, root: str, rollout: _Rollout, say: Callable[[str], None]) -> str | None:
+    """ROOT/current's target after resolving what earlier deploys left: a boot-time rollback is reported, a
+    pending activation (an interrupted deploy) rolled back and the service restarted on the restored version."""
+    st = _facts(_activate(ssh, root, "probe", "status").stdout)
+    name, marker = ssh.name, f"{root}/{MARKER_NAME}"
+    if st.get("rolled_back_new"):
+        say(f"{name}: the device rolled back {st['rolled_back_new']} to {st.get('rolled_back_to') or 'nothing'} "
+            f"at {st.get('rolled_back_at', '?')}: {st.get('rolled_back_reason', '?')}")  # fmt: skip
+    if st.get("pending") != "1":
+        return st.get("current") or None
+    if st.get("pending_ok") != "1":
+        raise DeployError(name, "probe", f"{marker} is unreadable ({st.get('pending_error', '?')}): current "
+                          f"({st.get('current') or 'absent'}) is unverified and the version before it unknown. "
+                          f"On the device: {DEVICE_ACTIVATE} --root {root} rollback --to VERSION (or commit "
+                          "--force to keep current), then deploy again")  # fmt: skip
+    age = st.get("pending_age", "?")
+    when = "before the device restarted" if age == "reboot" else f"{age} s ago"
+    by, back = st.get("pending_by") or "?", st.get("pending_previous") or "nothing"
+    say(f"{name}: {marker}: {st.get('pending_new')} was switched to {when} by {by} and never verified (an "
+        f"interrupted deploy): rolling it back to {back}")  # fmt: skip
+    cur = _facts(_activate(ssh, root, "probe", "rollback").stdout).get("current") or None
+    if cur is not None:
+        cp = rollout.run_restart(cur.rstrip("/").rsplit("/", 1)[-1], "probe restart")
+        if cp is not None and cp.returncode != 0:
+            say(f"{name}: warning: restarting the service on {cur} failed ({_outcome(cp)}); deploying anyway")
+    say(f"{name}: current is {cur or 'absent'} again")
+    return cur
 
 
 def deploy(
@@ -525,7 +914,8 @@ def deploy(
     identity: str | None = None,
     health_cmd: str | None = None,
     health_wait: float = DEFAULT_HEALTH_WAIT,
-    health_timeout: float = 300.0,
+    health_timeout: float = DEFAULT_HEALTH_TIMEOUT,
+    restart_timeout: float = DEFAULT_RESTART_TIMEOUT,
     ssh_options: Sequence[str] = (),
     restart: bool = True,
     restart_cmd: str | None = None,
@@ -536,14 +926,21 @@ def deploy(
 ) -> DeployResult:
     """Deploy the bundle at `bundle_path` to `target` (`user@host[:port]`); see the module docstring.
 
-    Returns the DeployResult of a healthy deploy. Raises DeployRolledBack (with `.result`) when the health check
-    failed and the previous version was restored, DeployError for any other failed step, BundleError when the
-    bundle does not verify here, ConfigError for bad arguments.
+    Returns the DeployResult of a healthy deploy. Raises DeployRolledBack (with `.result`) when a step after the
+    switch failed, timed out, lost the connection or was interrupted (KeyboardInterrupt) and the previous version
+    was restored; DeployStranded when the rollback could not be done (the device keeps the pending marker);
+    DeployError for any other failed step (nothing switched); BundleError when the bundle does not verify here;
+    ConfigError for bad arguments.
     """
     t_start = time.perf_counter()
     tgt = parse_target(target, port)
     name = str(tgt)
-    root = _check_options(root, keep, service)
+    root = _check_options(root, keep, service, restart_timeout=restart_timeout, health_timeout=health_timeout)
+    systemd_checked = restart and restart_cmd is None
+    if health_cmd is None and systemd_checked and health_wait >= health_timeout:
+        raise ConfigError(
+            f"deploy: --health-wait {health_wait:g} must be below --health-timeout {health_timeout:g}"
+        )
     say = log or (lambda s: None)
     steps: list[tuple[str, float]] = []
 
@@ -559,14 +956,36 @@ def deploy(
     with _Ssh(tgt, identity=identity, options=ssh_options, connect_timeout=connect_timeout,
               multiplex=multiplex) as ssh:  # fmt: skip
         t0 = time.perf_counter()
-        uid, previous, have = _probe(ssh, root, payload)
-        timed("probe", t0)
-        new_target = f"versions/{v}"
-        already = have and previous is not None and _same_version(previous, v)
-
+        uid, have, bootcheck = _probe(ssh, root, payload)
+        sudo = "" if uid == "0" else "sudo -n "
+        unit = shlex.quote(service)
         uploaded = False
+
+        def result(**kw) -> DeployResult:
+            base = dict(target=name, version=v, root=root, version_dir=f"{root}/versions/{v}",
+                        previous=rollout.previous, current=f"versions/{v}", uploaded=uploaded,
+                        switched=rollout.activated, restarted=restart and rollout.activated, healthy=False,
+                        health_output=rollout.output, pruned=rollout.pruned)  # fmt: skip
+            base.update(kw)
+            return DeployResult(**base, seconds=time.perf_counter() - t_start, steps=tuple(steps))
+
+        rollout = _Rollout(
+            ssh=ssh, root=root, version=v, service=service, restart=restart,
+            restart_line=restart_cmd if restart_cmd is not None else f"{sudo}systemctl restart {unit}",
+            stop_line=f"{sudo}systemctl stop {unit}" if systemd_checked else None,
+            health_script=_health_script(root, v, service, health_cmd, systemd_checked, health_wait),
+            restart_timeout=restart_timeout, health_timeout=health_timeout, keep=keep, bootcheck=bootcheck,
+            say=say, timed=timed, make_result=result,
+        )  # fmt: skip
+        if not bootcheck:
+            say(f"{name}: note: no {DEVICE_ACTIVATE} on the device (installed before the boot check existed?): "
+                "re-run its install script, so an interrupted deploy is rolled back at its next boot")  # fmt: skip
+        rollout.previous = _resolve_pending(ssh, root, rollout, say)
+        timed("probe", t0)
+        in_place = rollout.previous is not None and _same_version(rollout.previous, v)
+
         if have:
-            say(f"{name}: {root}/{new_target} is already there and verifies: upload skipped")
+            say(f"{name}: {root}/versions/{v} is already there and verifies: upload skipped")
         else:
             t0 = time.perf_counter()
             _upload(ssh, root, payload, say)
@@ -574,77 +993,16 @@ def deploy(
             uploaded = True
             say(f"{name}: sha256 of every file verified on the device")
 
-        sudo = "" if uid == "0" else "sudo -n "
-        restart_line = (
-            restart_cmd if restart_cmd is not None else f"{sudo}systemctl restart {shlex.quote(service)}"
-        )
-        systemd_checked = restart and restart_cmd is None
-        health_script = _health_script(root, v, service, health_cmd, systemd_checked, health_wait)
-
-        def switch(to: str, step: str, prune: int = 0) -> tuple[str, tuple[str, ...]]:
-            t = time.perf_counter()
-            cp = ssh.run(_vars(R=root, TARGET=to, KEEP=str(prune), PREV=previous or "") + _SWITCH, step)
-            timed(step, t)
-            facts = [ln.split("=", 1) for ln in cp.stdout.splitlines() if "=" in ln]
-            cur = next((val for k, val in facts if k == "current"), to)
-            return cur, tuple(val for k, val in facts if k == "pruned")
-
-        def do_restart(step: str, version: str) -> subprocess.CompletedProcess | None:
-            if not restart:
-                return None
-            t = time.perf_counter()
-            cp = ssh.run(
-                _env(root, version, service) + restart_line, step, timeout=health_timeout, check=False
-            )
-            timed(step, t)
-            return cp
-
-        switched = False
-        pruned: tuple[str, ...] = ()
-        health_out, healthy, failed_step = "", False, "health"
-        if already:
-            say(f"{name}: {v} is already current: no switch, no restart")
-            current = previous
-        else:
-            current, pruned = switch(new_target, "switch", prune=keep)
-            switched = True
-            say(f"{name}: {root}/current -> {current} (was {previous or 'none'})")
-            if pruned:
-                say(f"{name}: pruned {', '.join(pruned)}")
-            rc = do_restart("restart", v)
-            if rc is not None and rc.returncode != 0:
-                failed_step = "restart"
-                health_out = (rc.stdout + rc.stderr).strip() or f"restart command exit {rc.returncode}"
-                hc_rc = rc.returncode
-            elif rc is not None:
-                say(f"{name}: service restarted")
-        if failed_step == "health":
-            t0 = time.perf_counter()
-            hc = ssh.run(health_script, "health", check=False, timeout=health_timeout)
-            timed("health", t0)
-            health_out = (hc.stdout + hc.stderr).strip()
-            healthy = hc.returncode == 0
-            hc_rc = hc.returncode
-
-        def result(**kw) -> DeployResult:
-            base = dict(target=name, version=v, root=root, version_dir=f"{root}/{new_target}",
-                        previous=previous, current=current, uploaded=uploaded, switched=switched,
-                        restarted=restart and switched, healthy=healthy, health_output=health_out,
-                        pruned=pruned)  # fmt: skip
-            base.update(kw)
-            return DeployResult(**base, seconds=time.perf_counter() - t_start, steps=tuple(steps))
-
-        if not healthy:
-            why = _tail(health_out, 6) or f"exit {hc_rc}"
-            if not switched:
-                raise DeployError(name, "health", f"{v} (already current) fails its health check: {why}")
-            what = "the restart failed" if failed_step == "restart" else "failed its health check"
-            say(f"{name}: {v} {what} (exit {hc_rc}): rolling back")
-            current, back = _roll_back(ssh, root, previous, switch, do_restart)
-            res = result(current=current, rolled_back=True, restarted=restart)
-            raise DeployRolledBack(name, f"{v} {what} (exit {hc_rc}): {why}\n  {back}", res)
-        say(f"{name}: health check passed")
-        return result()
+        if in_place:
+            rollout.verify_in_place(repaired=uploaded)
+            return result(current=rollout.previous, healthy=True, restarted=restart and uploaded)
+        try:
+            rollout.switch_and_verify()
+        except BaseException as e:  # noqa: BLE001 - every failure after the switch began rolls back, Ctrl-C too
+            if rollout.refused:
+                raise
+            raise rollout.recover(e) from e
+        return result(healthy=True)
 
 
 def _same_version(link_target: str, version: str) -> bool:
@@ -671,6 +1029,13 @@ def add_deploy_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--restart-cmd", default=None,
                    help="device shell command instead of `[sudo -n] systemctl restart SERVICE`")  # fmt: skip
     p.add_argument(
+        "--restart-timeout",
+        type=float,
+        default=DEFAULT_RESTART_TIMEOUT,
+        help=f"seconds the restart may take before it counts as failed and is rolled back "
+        f"(default {DEFAULT_RESTART_TIMEOUT:g})",
+    )
+    p.add_argument(
         "--health-cmd",
         default=None,
         help="device shell command whose exit status is the health check (default: `edge-ser info "
@@ -682,6 +1047,13 @@ def add_deploy_args(p: argparse.ArgumentParser) -> None:
         default=DEFAULT_HEALTH_WAIT,
         help=f"seconds the restarted service must stay up before the check (default {DEFAULT_HEALTH_WAIT:g})",
     )
+    p.add_argument(
+        "--health-timeout",
+        type=float,
+        default=DEFAULT_HEALTH_TIMEOUT,
+        help=f"seconds the health check (with --health-wait) may take before it counts as failed and is rolled "
+        f"back (default {DEFAULT_HEALTH_TIMEOUT:g})",
+    )
     p.add_argument("--keep", type=int, default=DEFAULT_KEEP,
                    help=f"versions kept on the device (default {DEFAULT_KEEP}; 0: never prune)")  # fmt: skip
     p.add_argument(
@@ -690,21 +1062,44 @@ def add_deploy_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", "-q", action="store_true", help="print only the result")
 
 
+@contextmanager
+def _signals_interrupt() -> Iterator[None]:
+    """SIGTERM and SIGHUP stop the command line like Ctrl-C (KeyboardInterrupt), so a killed deploy rolls back."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    old = {s: signal.signal(s, interrupt) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
 def cmd_deploy(args: argparse.Namespace) -> int:
+    """Exit codes: 0 deployed, 1 rolled back (130 when interrupted), 3 NOT rolled back (device unreachable), 2
+    any other error (nothing switched)."""
+
     def log(s: str) -> None:
         print(f"edge-ser deploy: {s}", file=sys.stderr, flush=True)
 
     try:
-        res = deploy(
-            args.bundle, args.target, port=args.port, root=args.root, service=args.service,
-            identity=args.identity, health_cmd=args.health_cmd, health_wait=args.health_wait,
-            ssh_options=args.ssh_option, restart=not args.no_restart, restart_cmd=args.restart_cmd,
-            keep=args.keep, multiplex=not args.no_multiplex, log=None if args.quiet else log,
-        )  # fmt: skip
+        with _signals_interrupt():
+            res = deploy(
+                args.bundle, args.target, port=args.port, root=args.root, service=args.service,
+                identity=args.identity, health_cmd=args.health_cmd, health_wait=args.health_wait,
+                health_timeout=args.health_timeout, restart_timeout=args.restart_timeout,
+                ssh_options=args.ssh_option, restart=not args.no_restart, restart_cmd=args.restart_cmd,
+                keep=args.keep, multiplex=not args.no_multiplex, log=None if args.quiet else log,
+            )  # fmt: skip
     except DeployRolledBack as e:
         print(f"edge-ser deploy: ROLLED BACK: {e}", file=sys.stderr)
         if e.result.health_output:
             print("  health check output:\n    " + _tail(e.result.health_output, 20), file=sys.stderr)
-        return 1
+        return 130 if e.interrupted else 1
+    except DeployStranded as e:
+        print(f"edge-ser deploy: NOT ROLLED BACK: {e}", file=sys.stderr)
+        return 3
     print(res.summary())
     return 0

@@ -72,6 +72,7 @@ Wants=network-online.target
 Type=simple
 User=edge-ser
 EnvironmentFile={CONFIG_DIR}/config.env
+ExecStartPre=+{PREFIX}/bin/edge-ser-activate --root {ROOT} boot-check
 ExecStart={VENV}/bin/edge-ser run ${{EDGE_SER_BUNDLE}}
 Restart=on-failure
 RestartSec=5
@@ -352,13 +353,20 @@ PY
 "$VENV/bin/edge-ser" info "$STAGE" >/dev/null
 V=$(cat "$STAGE/.version"); rm -f "$STAGE/.version"
 rm -rf -- "$ROOT/versions/$V"; mv -T "$STAGE" "$ROOT/versions/$V"; chmod 0755 "$ROOT/versions/$V"
-cd "$ROOT" && ln -sfn "versions/$V" ".current.tmp.$$" && mv -T ".current.tmp.$$" current
+# the one switch script (as edge-ser deploy and the Ansible role): checked above, so committed at once
+__PREFIX__/bin/edge-ser-activate --root "$ROOT" --by firstboot activate "$V" --commit
 chown -R edge-ser:edge-ser "$ROOT"
 systemctl daemon-reload
 systemctl enable ssh.service 2>/dev/null || true
 systemctl enable --now __SERVICE__.service
 echo "edge-ser firstboot: $V is current, __SERVICE__ started"
 """
+
+
+def _activate_script() -> str:
+    from edge_ser_deploy.deploy import activate_script
+
+    return activate_script().decode()
 
 
 def _q(s: str | None) -> str:
@@ -406,6 +414,7 @@ def user_data(fb: FirstBoot) -> dict:
             {"path": f"{CONFIG_DIR}/config.env", "permissions": "0644", "content": "\n".join(env) + "\n"},
             {"path": f"/etc/systemd/system/{SERVICE}.service", "permissions": "0644", "content": fb.unit},
             {"path": "/usr/local/sbin/edge-ser-firstboot", "permissions": "0755", "content": script},
+            {"path": f"{PREFIX}/bin/edge-ser-activate", "permissions": "0755", "content": _activate_script()},
         ],
         "runcmd": [["/usr/local/sbin/edge-ser-firstboot"]],
     }

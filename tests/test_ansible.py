@@ -138,3 +138,21 @@ def test_good_then_bad_bundle(sshd, tmp_path):
     assert not (tmp_path / "b" / "bundles" / "versions" / bad).exists()
     assert (tmp_path / "b" / "bundles" / "restarts.log").read_text().split() == [good]
     assert "dev-b" not in out.split("PLAY RECAP")[0].split("PLAY [")[-1]
+
+    # no marker left behind by the rollback
+    assert not (tmp_path / "a" / "bundles" / "pending").exists()
+
+    # a roll-out interrupted after its switch (the host lost: no rescue runs) leaves dev-a on the bad version
+    # with the marker; the next play resolves it with the same script before it rolls out
+    act = REPO / "edge_ser_deploy" / "edge-ser-activate"
+    r = subprocess.run(["sh", str(act), "--root", str(tmp_path / "a" / "bundles"), "activate", bad, "--by",
+                        "a lost play"], check=False, capture_output=True, text=True)  # fmt: skip
+    assert r.returncode == 0 and _current(tmp_path, "a") == f"versions/{bad}", r.stderr
+    r = _play(sshd, tmp_path, GOOD)
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out[-4000:]
+    assert (
+        _current(tmp_path, "a") == f"versions/{good}"
+        and not (tmp_path / "a" / "bundles" / "pending").exists()
+    )
+    assert "Roll back an activation an interrupted roll-out" in out

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import getpass
 import os
+import re
 import shlex
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -23,7 +25,7 @@ import pytest
 
 from edge_ser.errors import ConfigError
 from edge_ser_deploy import deploy as dep
-from edge_ser_deploy.deploy import DeployError, DeployRolledBack, deploy, parse_target
+from edge_ser_deploy.deploy import DeployError, DeployRolledBack, DeployStranded, deploy, parse_target
 
 REPO = Path(__file__).resolve().parents[1]
 BUNDLES = REPO / "bundles"
@@ -286,3 +288,324 @@ def test_parse_target():
     for bad in ("pi@", "pi@host:99999", "pi@host:x", "-oProxyCommand=x", "a b@host"):
         with pytest.raises(ConfigError):
             parse_target(bad)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# every failure after the switch rolls back (issue 16): each failure point against the real sshd
+# --------------------------------------------------------------------------------------------------------------
+
+KILL_OWN_SESSION = (
+    # walk up from this shell to the sshd process serving the connection and kill it: the connection drops
+    # mid-command, as when the network or the device goes away (for the ssh client: exit 255)
+    'p=$$; while [ "$p" -gt 1 ]; do case $(cat /proc/$p/comm) in sshd*) kill -9 "$p"; exit 0;; esac; '
+    "p=$(sed 's/.*) //' /proc/$p/stat | cut -d' ' -f2); done; exit 0"
+)
+
+
+def _only_for(version: str, cmd: str, otherwise: str = "true") -> str:
+    """A device command that runs `cmd` for `version` (the one being deployed) and `otherwise` for the rest."""
+    return f'if [ "$EDGE_SER_VERSION" = {version} ]; then {cmd}; else {otherwise}; fi'
+
+
+def _no_process(needle: str, within: float = 60.0) -> bool:
+    """True once no process's command line contains `needle` (hang guard: `within` seconds)."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        found = False
+        for d in Path("/proc").iterdir():
+            if d.name.isdigit() and d.name != str(os.getpid()):
+                try:
+                    found = found or needle.encode() in (d / "cmdline").read_bytes().replace(b"\0", b" ")
+                except OSError:
+                    pass
+        if not found:
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def _clean(root: Path) -> None:
+    """No marker, no temporary link, no leftover in-flight file."""
+    assert not (root / "pending").exists()
+    assert not [
+        p.name for p in root.iterdir() if p.name.startswith((".current.tmp", ".pending.tmp", ".inflight"))
+    ]
+
+
+@pytest.mark.parametrize("multiplex", [True, False], ids=["multiplexed", "one-connection-per-step"])
+def test_connection_dropped_mid_health_check_rolls_back(sshd, tmp_path, multiplex):
+    root = tmp_path / "bundles"
+    v1, v2 = _version("av_cnn_audio"), _version("av_cnn")
+    assert _deploy(sshd, root, "av_cnn_audio").ok
+    with pytest.raises(DeployRolledBack) as ei:
+        _deploy(sshd, root, "av_cnn", health_cmd=_only_for(v2, KILL_OWN_SESSION), multiplex=multiplex)
+    msg = str(ei.value)
+    assert (
+        ei.value.step == "health" and "connection lost during the health check" in msg and "exit 255" in msg
+    )
+    assert f"switched {root}/current from versions/{v1} to versions/{v2}" in msg
+    assert f"rolled back to versions/{v1} and restarted the service" in msg
+    assert os.readlink(root / "current") == f"versions/{v1}"
+    assert _restarts(root) == [v1, v2, v1]
+    _clean(root)
+
+
+def test_connection_dropped_mid_restart_rolls_back(sshd, tmp_path):
+    root = tmp_path / "bundles"
+    v1, v2 = _version("av_cnn_audio"), _version("av_cnn")
+    assert _deploy(sshd, root, "av_cnn_audio").ok
+    restart = f'echo "$EDGE_SER_VERSION" >> {shlex.quote(str(root))}.restarts; ' + _only_for(
+        v2, KILL_OWN_SESSION
+    )
+    with pytest.raises(DeployRolledBack) as ei:
+        _deploy(sshd, root, "av_cnn", restart_cmd=restart)
+    assert ei.value.step == "restart" and "connection lost during the restart" in str(ei.value)
+    assert os.readlink(root / "current") == f"versions/{v1}"
+    assert _restarts(root) == [v1, v2, v1]
+    _clean(root)
+
+
+def test_restart_fails_rolls_back_to_previous(sshd, tmp_path):
+    root = tmp_path / "bundles"
+    v1, v2 = _version("av_cnn_audio"), _version("av_cnn")
+    assert _deploy(sshd, root, "av_cnn_audio").ok
+    restart = f'echo "$EDGE_SER_VERSION" >> {shlex.quote(str(root))}.restarts; ' + _only_for(
+        v2, "echo unit failed >&2; exit 3"
+    )
+    with pytest.raises(DeployRolledBack) as ei:
+        _deploy(sshd, root, "av_cnn", restart_cmd=restart)
+    e = ei.value
+    assert e.step == "restart" and "the restart failed (exit 3): unit failed" in str(e)
+    assert (
+        e.result.rolled_back and e.result.current == f"versions/{v1}" and "restart failed" in e.result.failure
+    )
+    assert os.readlink(root / "current") == f"versions/{v1}" and _restarts(root) == [v1, v2, v1]
+    _clean(root)
+
+
+@pytest.mark.parametrize("step", ["restart", "health"])
+def test_timeouts_roll_back_and_stop_the_command_on_the_device(sshd, tmp_path, step):
+    root = tmp_path / "bundles"
+    v1, v2 = _version("av_cnn_audio"), _version("av_cnn")
+    assert _deploy(sshd, root, "av_cnn_audio").ok
+    nap = "sleep 971" if step == "restart" else "sleep 972"
+    log = f'echo "$EDGE_SER_VERSION" >> {shlex.quote(str(root))}.restarts'
+    kw = (
+        {"restart_cmd": f"{log}; " + _only_for(v2, nap), "restart_timeout": 2.0}
+        if step == "restart"
+        else {"health_cmd": _only_for(v2, nap, HEALTH_OK), "health_timeout": 2.0}
+    )
+    with pytest.raises(DeployRolledBack) as ei:
+        _deploy(sshd, root, "av_cnn", **kw)
+    what = "restart" if step == "restart" else "health check"
+    assert ei.value.step == step and f"the {what} did not finish within 2 s" in str(ei.value)
+    assert f"rolled back to versions/{v1}" in str(ei.value)
+    assert os.readlink(root / "current") == f"versions/{v1}" and _restarts(root) == [v1, v2, v1]
+    assert _no_process(nap)  # stopped on the device, not left behind
+    _clean(root)
+
+
+def test_any_exception_after_the_switch_rolls_back(sshd, tmp_path):
+    root = tmp_path / "bundles"
+    v1 = _version("av_cnn_audio")
+    assert _deploy(sshd, root, "av_cnn_audio").ok
+
+    def log(line: str) -> None:  # a caller's callback that raises right after the restart
+        if line.endswith("service restarted"):
+            raise RuntimeError("log sink full")
+
+    with pytest.raises(DeployRolledBack) as ei:
+        _deploy(sshd, root, "av_cnn", log=log)
+    assert "RuntimeError during the restart: log sink full" in str(ei.value)
+    assert isinstance(ei.value.__cause__, RuntimeError)
+    assert os.readlink(root / "current") == f"versions/{v1}"
+    _clean(root)
+
+
+def test_previous_version_deleted_meanwhile(sshd, tmp_path):
+    root = tmp_path / "bundles"
+    v1, v2 = _version("av_cnn_audio"), _version("av_cnn")
+    assert _deploy(sshd, root, "av_cnn_audio").ok
+    gone = f"rm -rf {shlex.quote(str(root / 'versions' / v1))}; echo broken >&2; exit 1"
+    with pytest.raises(DeployRolledBack) as ei:
+        _deploy(sshd, root, "av_cnn", health_cmd=_only_for(v2, gone))
+    msg = str(ei.value)
+    assert f"the previous version versions/{v1} is gone from the device: {root}/current removed" in msg
+    assert not os.path.lexists(root / "current")  # the unverified version does not stay current
+    assert _restarts(root) == [v1, v2]
+    _clean(root)
+
+
+def _cli_argv(sshd: SshServer, root: Path, bundle: str, *extra: str) -> list[str]:
+    argv = ["deploy", str(BUNDLES / bundle), sshd.destination, "--root", str(root), "-i", str(sshd.key),
+            "--restart-cmd", f'echo "$EDGE_SER_VERSION" >> {shlex.quote(str(root))}.restarts', *extra]  # fmt: skip
+    for o in sshd.options():
+        argv += ["-o", o]
+    return argv
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_interrupted_deploy_rolls_back(sshd, tmp_path, sig):
+    """Ctrl-C (SIGINT to the command's process group, as a terminal sends it) or SIGTERM during a slow health
+    check: the command line rolls back, says so and exits with 130; the health check stops on the device."""
+    root = tmp_path / "bundles"
+    v1, v2 = _version("av_cnn_audio"), _version("av_cnn")
+    assert _deploy(sshd, root, "av_cnn_audio").ok
+    started = tmp_path / "health-started"
+    nap = f"sleep {973 + int(sig)}"
+    health = _only_for(v2, f"touch {shlex.quote(str(started))}; {nap}")
+    argv = _cli_argv(sshd, root, "av_cnn", "--health-cmd", health, "--health-timeout", "600")
+    code = "import sys; from edge_ser.cli import main; sys.exit(main(sys.argv[1:]))"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    p = subprocess.Popen([sys.executable, "-c", code, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True, env=env, start_new_session=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while not started.exists() and p.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert started.exists(), p.communicate(timeout=60)
+        os.killpg(p.pid, sig)
+        out, err = p.communicate(timeout=180)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.communicate()
+    assert p.returncode == 130, err
+    assert "ROLLED BACK" in err and f"interrupted ({'SIGTERM' if sig == signal.SIGTERM else 'Ctrl-C'})" in err
+    assert f"rolled back to versions/{v1} and restarted the service" in err
+    assert os.readlink(root / "current") == f"versions/{v1}" and _restarts(root) == [v1, v2, v1]
+    assert _no_process(nap)
+    _clean(root)
+
+
+def _strand(tmp: Path, root: Path, logs: list[str]) -> tuple[str, str, DeployStranded]:
+    """Deploy v1, then v2 to a device that vanishes during v2's health check (its sshd and the connection are
+    killed): the rollback cannot reach it. Returns (v1, v2, the error)."""
+    v1, v2 = _version("av_cnn_audio"), _version("av_cnn")
+    (tmp / "sshd-gone").mkdir()
+    server = SshServer(tmp / "sshd-gone")
+    server.start()
+    try:
+        assert _deploy(server, root, "av_cnn_audio").ok
+        vanish = f"kill {server.proc.pid}; {KILL_OWN_SESSION}"
+        with pytest.raises(DeployStranded) as ei:
+            _deploy(
+                server, root, "av_cnn", health_cmd=_only_for(v2, vanish), connect_timeout=5, log=logs.append
+            )
+    finally:
+        server.stop()
+    return v1, v2, ei.value
+
+
+def test_rollback_unreachable_leaves_marker_that_the_boot_check_acts_on(tmp_path):
+    if SSHD is None:
+        pytest.skip("sshd (Debian openssh-server) not installed")
+    root = tmp_path / "bundles"
+    logs: list[str] = []
+    v1, v2, e = _strand(tmp_path, root, logs)
+    msg = str(e)
+    assert e.step == "health" and "the rollback could not reach the device" in msg
+    assert f"{root}/current is still versions/{v2} (unverified)" in msg
+    assert f"marker {root}/pending" in msg and "next `edge-ser deploy`" in msg
+    assert e.result.marker == f"{root}/pending" and not e.result.rolled_back
+    assert sum("rollback attempt" in ln for ln in logs) == 3  # it tried, over fresh connections
+    assert os.readlink(root / "current") == f"versions/{v2}"
+    marker = (root / "pending").read_text()
+    assert f"previous=versions/{v1}\n" in marker and f"new=versions/{v2}\n" in marker
+
+    # the device restarts: its start script's boot check rolls the unverified version back
+    script = REPO / "edge_ser_deploy" / "edge-ser-activate"
+    (root / "pending").write_text(re.sub(r"(?m)^boot=.*$", "boot=before-the-reboot", marker))
+    r = subprocess.run(["sh", str(script), "--root", str(root), "boot-check"], capture_output=True, text=True,
+                       timeout=60, check=False)  # fmt: skip
+    assert r.returncode == 0 and "rolling back" in r.stderr, r.stderr
+    assert os.readlink(root / "current") == f"versions/{v1}" and not (root / "pending").exists()
+
+
+def test_next_deploy_resolves_an_interrupted_one(tmp_path):
+    if SSHD is None:
+        pytest.skip("sshd (Debian openssh-server) not installed")
+    root = tmp_path / "bundles"
+    v1, v2, _ = _strand(tmp_path, root, [])
+    assert (root / "pending").exists() and os.readlink(root / "current") == f"versions/{v2}"
+    (tmp_path / "sshd-back").mkdir()
+    server = SshServer(tmp_path / "sshd-back")  # the device is back
+    server.start()
+    try:
+        logs: list[str] = []
+        res = _deploy(server, root, "av_cnn", log=logs.append)
+    finally:
+        server.stop()
+    said = "\n".join(logs)
+    assert f"{root}/pending: versions/{v2} was switched to" in said and "never verified" in said
+    assert f"current is versions/{v1} again" in said
+    assert res.ok and res.previous == f"versions/{v1}" and os.readlink(root / "current") == f"versions/{v2}"
+    assert _restarts(root) == [v1, v2, v1, v2]  # ..., the restart on the restored v1, then v2 verified
+    _clean(root)
+
+
+def test_unreadable_marker_stops_the_deploy_with_the_way_out(sshd, tmp_path):
+    root = tmp_path / "bundles"
+    v1 = _version("av_cnn_audio")
+    assert _deploy(sshd, root, "av_cnn_audio").ok
+    (root / "pending").write_text("not a marker\n")
+    with pytest.raises(DeployError) as ei:
+        _deploy(sshd, root, "av_cnn")
+    msg = str(ei.value)
+    assert (
+        ei.value.step == "probe" and f"{root}/pending is unreadable" in msg and "rollback --to VERSION" in msg
+    )
+    assert os.readlink(root / "current") == f"versions/{v1}" and _restarts(root) == [v1]
+
+
+def test_concurrent_deploys_one_wins_the_other_says_so(sshd, tmp_path):
+    """Deploy A is in its health check when deploy B starts: B treats A's marker as interrupted, rolls it back
+    and deploys; A's commit then finds its marker gone and fails without touching what B left."""
+    import threading
+
+    root = tmp_path / "bundles"
+    v1, v2, v3 = _version("av_cnn_audio"), _version("av_cnn"), _version("laq_mlp_emodb")
+    assert _deploy(sshd, root, "av_cnn_audio").ok
+    started, go = tmp_path / "a-started", tmp_path / "a-go"
+    wait = f"touch {shlex.quote(str(started))}; while [ ! -f {shlex.quote(str(go))} ]; do sleep 0.1; done"
+    errors: list[BaseException] = []
+
+    def deploy_a() -> None:
+        try:
+            _deploy(sshd, root, "av_cnn", health_cmd=_only_for(v2, wait))
+        except BaseException as e:  # noqa: BLE001 - looked at below
+            errors.append(e)
+
+    a = threading.Thread(target=deploy_a)
+    a.start()
+    try:
+        deadline = time.monotonic() + 120
+        while not started.exists() and a.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert started.exists(), errors
+        b = _deploy(sshd, root, "laq_mlp_emodb")
+        assert b.ok and b.previous == f"versions/{v1}"
+    finally:
+        go.touch()
+        a.join(timeout=300)
+    assert len(errors) == 1 and type(errors[0]) is DeployError, errors
+    assert errors[0].step == "commit" and "took the device over" in str(errors[0])
+    assert os.readlink(root / "current") == f"versions/{v3}"
+    assert _restarts(root) == [v1, v2, v1, v3]
+    _clean(root)
+
+
+def test_timeout_options(tmp_path, sshd):
+    for kw in ({"restart_timeout": 0}, {"health_timeout": -1}, {"health_wait": 10, "health_timeout": 5}):
+        with pytest.raises(ConfigError):
+            deploy(BUNDLES / "av_cnn_audio", "nobody@192.0.2.1", root="/tmp/x", restart=True, **kw)
+    # the command line: a restart that outlives --restart-timeout is rolled back (exit 1)
+    from edge_ser.cli import main
+
+    root = tmp_path / "bundles"
+    v1, v2 = _version("av_cnn_audio"), _version("av_cnn")
+    assert main(_cli_argv(sshd, root, "av_cnn_audio", "--health-cmd", HEALTH_OK, "-q")) == 0
+    argv = _cli_argv(sshd, root, "av_cnn", "--health-cmd", HEALTH_OK, "--restart-timeout", "1.5", "-q")
+    argv[argv.index("--restart-cmd") + 1] += "; " + _only_for(v2, "sleep 979")
+    assert main(argv) == 1
+    assert os.readlink(root / "current") == f"versions/{v1}" and _no_process("sleep 979")

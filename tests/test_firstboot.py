@@ -79,6 +79,24 @@ def test_wpa_psk_reference_vector():
     assert wpa_psk("IEEE", "password") == "f42c6fc52df0ebef9ebb4b90b38a5f902e83fe1b135a70e23aed762e9710a12e"
 
 
+def test_first_boot_switches_with_the_shared_script(tmp_path, wheelhouse):
+    """The first-boot script switches ROOT/current with edge-ser-activate (installed from the package, the same
+    bytes `edge-ser deploy` pipes to a device), not with its own copy of the switch."""
+    from edge_ser_deploy.deploy import activate_script
+
+    out = tmp_path / "boot"
+    out.mkdir()
+    generate(_fb(), out, wheelhouse=wheelhouse, bundle=BUNDLE)
+    files = {f["path"]: f for f in yaml.safe_load((out / "user-data").read_text())["write_files"]}
+    assert files["/opt/edge-ser/bin/edge-ser-activate"]["content"] == activate_script().decode()
+    assert files["/opt/edge-ser/bin/edge-ser-activate"]["permissions"] == "0755"
+    script = files["/usr/local/sbin/edge-ser-firstboot"]["content"]
+    assert (
+        '/opt/edge-ser/bin/edge-ser-activate --root "$ROOT" --by firstboot activate "$V" --commit' in script
+    )
+    assert "ln -s" not in script and ".current.tmp" not in script
+
+
 def test_no_wifi_no_network_config_and_urls(tmp_path):
     out = tmp_path / "boot"
     out.mkdir()

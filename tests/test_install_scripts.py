@@ -28,12 +28,13 @@ def _dry(script: Path, *args: str, env: dict[str, str] | None = None) -> subproc
 
 
 def test_syntax_and_shellcheck():
-    for s in [*SCRIPTS, DEPLOY / "systemd" / "edge-ser-start"]:
+    posix = [DEPLOY / "systemd" / "edge-ser-start", DEPLOY / "lib" / "edge-ser-activate"]
+    for s in [*SCRIPTS, *posix]:
         r = subprocess.run(["bash", "-n", str(s)], capture_output=True, text=True, check=False)
         assert r.returncode == 0, r.stderr
     if shutil.which("shellcheck") is None:
         pytest.skip("shellcheck not installed")
-    r = subprocess.run(["shellcheck", "-x", *map(str, SCRIPTS), str(DEPLOY / "systemd" / "edge-ser-start")],
+    r = subprocess.run(["shellcheck", "-x", *map(str, SCRIPTS), *map(str, posix)],
                        capture_output=True, text=True, check=False)  # fmt: skip
     assert r.returncode == 0, r.stdout
 
@@ -48,6 +49,9 @@ def _common_plan(out: str, wh: Path) -> None:
     assert "RUN systemctl enable edge-ser.service" in out
     assert "install -d -m 0755 -o dev -g edge-ser /opt/edge-ser/bundles" in out
     assert "WRITE /etc/sudoers.d/edge-ser-deploy" in out and "NOPASSWD" in out
+    # the switch / rollback script the unit's boot check runs (ExecStartPre as root, before edge-ser info)
+    assert "install -m 0755 " in out and "/lib/edge-ser-activate /opt/edge-ser/bin/edge-ser-activate" in out
+    assert "ExecStartPre=+/opt/edge-ser/bin/edge-ser-start --boot-check" in out
 
 
 def test_pi_dry_run_plan(tmp_path):

@@ -119,6 +119,8 @@ CONF
 
 install_service() {
     run install -m 0755 "$HERE/systemd/edge-ser-start" "$PREFIX/bin/edge-ser-start"
+    # the one switch / rollback script: `edge-ser-start --boot-check` rolls back an unverified bundle with it
+    run install -m 0755 "$HERE/lib/edge-ser-activate" "$PREFIX/bin/edge-ser-activate"
     write_file /etc/systemd/system/edge-ser.service 0644 <"$HERE/systemd/edge-ser.service"
     if [ -n "$DEPLOY_USER" ] && [ "$DEPLOY_USER" != root ]; then
         # lets `edge-ser deploy` restart the service through `sudo -n` (nothing else)
