@@ -249,7 +249,7 @@ class _Payload:
     model: str
     version: str
     files: dict[str, bytes]
-    """manifest.json, every file the manifest lists, and SHA256SUMS."""
+    """manifest.json, its manifest.sha256, every file the manifest lists, and SHA256SUMS."""
     sums_sha256: str
 
 
@@ -266,7 +266,7 @@ def _manifest_bytes(path: Path) -> bytes:
 
 
 def _payload(bundle_path: str | os.PathLike[str]) -> _Payload:
-    from edge_ser.bundle import load_bundle
+    from edge_ser.bundle import MANIFEST_SUM_NAME, load_bundle, manifest_sum_line
 
     path = Path(bundle_path)
     bundle = load_bundle(path)  # BundleError if it does not verify
@@ -275,13 +275,14 @@ def _payload(bundle_path: str | os.PathLike[str]) -> _Payload:
         raise ConfigError(f"bundle {path}: manifest.json changed while it was being read")
     model = _VERSION_SAFE.sub("_", bundle.name).strip("._-") or "bundle"
     version = f"{model}-{hashlib.sha256(raw).hexdigest()[:12]}"
-    files: dict[str, bytes] = {"manifest.json": raw}
+    files: dict[str, bytes] = {"manifest.json": raw, MANIFEST_SUM_NAME: manifest_sum_line(raw)}
     for name in bundle.manifest["files"]:
-        if "/" in name or "\n" in name or name in ("manifest.json", SUMS_NAME):
+        if "/" in name or "\n" in name or name in ("manifest.json", MANIFEST_SUM_NAME, SUMS_NAME):
             raise ConfigError(f"bundle {path}: file name {name!r} cannot be deployed")
         files[name] = bundle.files[name]
     # the sums come from the (verified) manifest, not from the bytes about to be sent
     lines = [f"{hashlib.sha256(raw).hexdigest()}  manifest.json"]
+    lines += [f"{hashlib.sha256(files[MANIFEST_SUM_NAME]).hexdigest()}  {MANIFEST_SUM_NAME}"]
     lines += [f"{e['sha256']}  {n}" for n, e in bundle.manifest["files"].items()]
     sums = ("\n".join(lines) + "\n").encode()
     files[SUMS_NAME] = sums

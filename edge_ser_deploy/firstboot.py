@@ -340,18 +340,20 @@ else
     cp -r "$BOOT/edge-ser/bundle/." "$STAGE/"
 fi
 # SHA256SUMS from the manifest (as edge-ser deploy writes it), then checked by coreutils
-"$VENV/bin/python" - "$STAGE" <<'PY'
+"$VENV/bin/python" - "$STAGE" "$STAGE.version" <<'PY'
 import hashlib, json, pathlib, sys
 d = pathlib.Path(sys.argv[1]); raw = (d / "manifest.json").read_bytes(); m = json.loads(raw)
 lines = [f"{hashlib.sha256(raw).hexdigest()}  manifest.json"]
+if (d / "manifest.sha256").is_file():  # the manifest's own checksum: edge-ser info checks it
+    lines.append(f"{hashlib.sha256((d / 'manifest.sha256').read_bytes()).hexdigest()}  manifest.sha256")
 lines += [f"{e['sha256']}  {n}" for n, e in m["files"].items() if "/" not in n]
 (d / "SHA256SUMS").write_text("\n".join(lines) + "\n")
 import re; name = re.sub(r"[^A-Za-z0-9._-]+", "_", str(m["model"]["name"])).strip("._-") or "bundle"
-(d / ".version").write_text(f"{name}-{hashlib.sha256(raw).hexdigest()[:12]}")
+pathlib.Path(sys.argv[2]).write_text(f"{name}-{hashlib.sha256(raw).hexdigest()[:12]}")
 PY
 (cd "$STAGE" && sha256sum -c --quiet SHA256SUMS)
 "$VENV/bin/edge-ser" info "$STAGE" >/dev/null
-V=$(cat "$STAGE/.version"); rm -f "$STAGE/.version"
+V=$(cat "$STAGE.version"); rm -f "$STAGE.version"
 rm -rf -- "$ROOT/versions/$V"; mv -T "$STAGE" "$ROOT/versions/$V"; chmod 0755 "$ROOT/versions/$V"
 # the one switch script (as edge-ser deploy and the Ansible role): checked above, so committed at once
 __PREFIX__/bin/edge-ser-activate --root "$ROOT" --by firstboot activate "$V" --commit

@@ -159,12 +159,12 @@ def test_deploy_then_idempotent_redeploy(sshd, tmp_path):
     assert os.readlink(root / "current") == f"versions/{v}"
     assert "av_cnn_audio" in res.health_output  # edge-ser info ran on the deployed copy
     vdir = root / "versions" / v
-    for name in ("manifest.json", "model.onnx", "weights.esq", "SHA256SUMS"):
+    for name in ("manifest.json", "manifest.sha256", "model.onnx", "weights.esq", "SHA256SUMS"):
         assert (vdir / name).is_file()
     ok = subprocess.run(
         ["sha256sum", "-c", "SHA256SUMS"], cwd=vdir, capture_output=True, text=True, check=False
     )
-    assert ok.returncode == 0 and ok.stdout.count(": OK") == 6, ok.stdout
+    assert ok.returncode == 0 and ok.stdout.count(": OK") == 7, ok.stdout
     from edge_ser.bundle import load_bundle
 
     assert load_bundle(root / "current").name == "av_cnn_audio"
