@@ -173,7 +173,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from edge_ser.cli.predict import cmd_predict
     from edge_ser.engines import engines_for
 
-    predict = argparse.Namespace(bundle=Path(summary["bundle"]), files=[sample.source], threads=None, top=3)
+    predict = argparse.Namespace(
+        bundle=Path(summary["bundle"]), files=[sample.source], threads=None, top=3, json=False, windows=False
+    )
     for engine in engines_for(predict.bundle):
         predict.engine = engine
         cmd_predict(predict)

@@ -105,7 +105,7 @@ def test_the_installed_wheel_runs_with_numpy_alone(wheel: Path, tmp_path: Path) 
     write_wav(wav, (0.3 * numpy.sin(2 * numpy.pi * 220 * t)).astype(numpy.float32), 16000)
     predicted = edge_ser("predict", str(REPO / "bundles" / "laq_mlp_emodb"), str(wav), "--engine", "numpy")
     assert predicted.returncode == 0, predicted.stderr
-    assert "tone.wav:" in predicted.stdout and "(numpy: 1 clip(s)" in predicted.stdout
+    assert "tone.wav:" in predicted.stdout and "(numpy: 1 file(s)" in predicted.stdout
     profiles = subprocess.run(
         [sys.executable, "-S", "-c", "import sys; sys.path[:0] = sys.argv[1:3]; from edge_ser.profiles import "
          "available_profiles, profile_dirs; print(available_profiles(), profile_dirs())", str(site),
