@@ -49,6 +49,8 @@ class WindowPrediction:
     end: float
     label: str
     probabilities: dict[str, float]
+    ood: bool = False
+    """Some model input was beyond the range the model was trained on (clamped; see `Prediction.ood`)."""
 
     @property
     def confidence(self) -> float:
@@ -56,7 +58,7 @@ class WindowPrediction:
 
     def to_dict(self) -> dict[str, Any]:
         return {"start": round(self.start, 3), "end": round(self.end, 3), "label": self.label,
-                "confidence": self.confidence, "probabilities": self.probabilities}  # fmt: skip
+                "confidence": self.confidence, "probabilities": self.probabilities, "ood": self.ood}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -78,13 +80,17 @@ class Prediction:
     """Per-window results of a long file, in time order (empty: the file was one clip)."""
     duration: float | None = None
     """Seconds of audio (or video) predicted, when known."""
+    ood: bool = False
+    """Out of range: some standardised model input was beyond +-OOD_Z training standard deviations (it was
+    clamped there), or an int8 engine had to saturate it. The label is then a guess about audio unlike the
+    training data (another band, level or microphone): treat it with suspicion (`edge_ser.engines.base`)."""
 
     def to_dict(self) -> dict[str, Any]:
         """The prediction as JSON-ready values (`edge-ser predict --json`)."""
         return {
             "file": self.source, "label": self.label, "confidence": self.confidence,
-            "probabilities": self.probabilities, "duration": self.duration, "timings": self.timings,
-            "windows": [w.to_dict() for w in self.windows],
+            "probabilities": self.probabilities, "ood": self.ood, "duration": self.duration,
+            "timings": self.timings, "windows": [w.to_dict() for w in self.windows],
         }  # fmt: skip
 
     @property
@@ -198,7 +204,7 @@ class Recognizer:
             preds = self._run([w.inputs for w in pending], [source] * len(pending), 0.0)
             inference_ms += preds[0].timings["inference"]
             results.extend(
-                WindowPrediction(w.start, w.end, p.label, p.probabilities)
+                WindowPrediction(w.start, w.end, p.label, p.probabilities, p.ood)
                 for w, p in zip(pending, preds, strict=True)
             )
             pending.clear()
@@ -218,6 +224,7 @@ class Recognizer:
             timings={"features": total_ms - inference_ms, "inference": inference_ms},
             windows=tuple(results),
             duration=results[-1].end,
+            ood=any(w.ood for w in results),
         )
 
     def predict_audio(self, y: np.ndarray, sr: int, faces: Sequence[Any] | None = None) -> Prediction:
@@ -243,9 +250,11 @@ class Recognizer:
         except InferenceError as e:
             raise InferenceError(f"{_culprits(self.engine, clips, sources)}: {e}") from None
         inference_ms = (time.perf_counter() - t0) * 1e3
+        flagged = _last_ood(self.engine, len(logits))
         out, start = [], 0
         for n, src in zip(rows, sources, strict=True):
             p = self.kind.combine(logits[start : start + n])
+            ood = bool(flagged[start : start + n].any())
             start += n
             k = int(np.argmax(p))
             out.append(
@@ -254,6 +263,7 @@ class Recognizer:
                     probabilities={lab: float(v) for lab, v in zip(self.labels, p, strict=True)},
                     source=src,
                     timings={"features": features_ms, "inference": inference_ms},
+                    ood=ood,
                 )
             )
         return out
@@ -330,6 +340,15 @@ class Recognizer:
 
     def __repr__(self) -> str:
         return f"<Recognizer {self.describe()}>"
+
+
+def _last_ood(engine: Any, rows: int) -> np.ndarray:
+    """Per input row of the engine's last call, whether it was out of range (all False for an engine without
+    the shared input adapter)."""
+    flags = getattr(getattr(engine, "adapt", None), "last_ood", None)
+    if flags is None or len(flags) != rows:
+        return np.zeros(rows, dtype=bool)
+    return np.asarray(flags, dtype=bool)
 
 
 def _culprits(engine: Any, clips: list[dict[str, np.ndarray]], sources: list[str | None]) -> str:

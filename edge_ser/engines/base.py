@@ -19,6 +19,11 @@ if TYPE_CHECKING:
 PROVIDERS = ("CPUExecutionProvider", "CUDAExecutionProvider", "TensorrtExecutionProvider")
 """onnxruntime execution providers an engine may be asked for; "cpu", "cuda" and "tensorrt" are accepted too."""
 CPU = PROVIDERS[0]
+OOD_Z = 20.0
+"""A standardised input value beyond +-OOD_Z training standard deviations is out of the range the model saw:
+its row is flagged (`InputAdapter.last_ood`) and the value clamped to the bound. The shipped bundles' own
+training clips reach |z| 19 at most (heavy-tailed mel power means), log-Mel patches 3; a full-band recording
+through a front end trained on band-limited audio reaches thousands."""
 _PROVIDER_ALIASES = {"cpu": PROVIDERS[0], "cuda": PROVIDERS[1], "tensorrt": PROVIDERS[2], "trt": PROVIDERS[2]}
 
 
@@ -80,17 +85,22 @@ class InputAdapter:
 
     def __init__(self, bundle: Bundle, *, normalize: bool) -> None:
         inputs = bundle.manifest["model"]["inputs"]
+        self.last_ood = np.zeros(0, dtype=bool)
+        """Per row of the last call: was any value of the normalised input beyond +-OOD_Z (then clamped), or
+        did an int8 engine have to saturate it (`mark`)."""
         self.names = tuple(io_["name"] for io_ in inputs)
         self.shapes = tuple(tuple(d if isinstance(d, int) else None for d in io_["shape"]) for io_ in inputs)
         """Per input its shape, batch axis first, None where any size goes."""
         norm = bundle.manifest.get("normalization")
         self.norm_input = bundle.normalized_input if normalize and norm is not None else None
         self.norm = None
-        if self.norm_input is not None:
-            self.norm = (
-                np.asarray(norm["mean"], dtype=np.float32),
-                np.asarray(norm["std"], dtype=np.float32),
-            )
+        self.range_input = bundle.normalized_input if norm is not None else None
+        if norm is not None:
+            mean = np.asarray(norm["mean"], dtype=np.float32)
+            std = np.asarray(norm["std"], dtype=np.float32)
+            self.bounds = (mean - np.float32(OOD_Z) * std, mean + np.float32(OOD_Z) * std)
+            if self.norm_input is not None:
+                self.norm = (mean, std)
 
     def __call__(self, x: np.ndarray | Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Named float32 inputs, each with a batch axis (added when one sample was given)."""
@@ -105,7 +115,7 @@ class InputAdapter:
                     f"predict: the model takes {len(self.names)} inputs {list(self.names)}; pass a dict"
                 )
             given = {self.names[0]: x}
-        out, added = {}, set()
+        out, added, ood = {}, set(), None
         for (name, arr), shape in zip(given.items(), self.shapes, strict=True):
             a = np.asarray(arr)
             if a.dtype.kind not in "fiu":
@@ -122,16 +132,33 @@ class InputAdapter:
                 raise ConfigError(
                     f"predict: input {name!r} has shape {list(a.shape)}, the model takes {want}"
                 )
+            check_finite(a, f"input {name!r}")
+            if name == self.range_input:
+                a, ood = _clamp(a, *self.bounds)
             if name == self.norm_input:
                 a = (a - self.norm[0]) / self.norm[1]
-            check_finite(a, f"input {name!r}")
             out[name] = a
         if len(added) > 1:
             raise ConfigError("predict: give every input with a batch axis, or none of them")
         rows = {k: a.shape[0] for k, a in out.items()}
         if len(set(rows.values())) > 1:
             raise ConfigError(f"predict: the inputs have different numbers of rows {rows}")
+        n = next(iter(rows.values()))
+        self.last_ood = ood if ood is not None else np.zeros(n, dtype=bool)
         return out
+
+    def mark(self, rows: np.ndarray) -> None:
+        """Flag rows of the last call as out of range (an int8 engine saturated them)."""
+        self.last_ood = self.last_ood | np.asarray(rows, dtype=bool)
+
+
+def _clamp(a: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`a` clamped to [lo, hi] (broadcast on the last axes), and per row whether anything was clamped."""
+    outside = (a < lo) | (a > hi)
+    rows = outside.reshape(a.shape[0], -1).any(axis=1) if a.ndim > 1 else outside
+    if rows.any():
+        a = np.clip(a, lo, hi).astype(np.float32, copy=False)
+    return a, rows
 
 
 def softmax(z: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -167,6 +194,7 @@ def finish_logits(y: Any, source: str, num_classes: int) -> np.ndarray:
 
 __all__ = [
     "CPU",
+    "OOD_Z",
     "PROVIDERS",
     "Engine",
     "InputAdapter",

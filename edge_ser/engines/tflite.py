@@ -393,6 +393,9 @@ class TFLiteEngine:
                     )
                 q = np.rint(a / t.scale)
                 q += np.float32(t.zero_point)
+                saturated = (q < _QMIN) | (q > _QMAX)
+                if saturated.any():  # never silently: the rows are flagged out of range
+                    self.adapt.mark(saturated.reshape(len(q), -1).any(axis=1))
                 np.clip(q, _QMIN, _QMAX, out=q)
                 out[t.name] = np.ascontiguousarray(q.astype(np.int8))
         return out

@@ -227,4 +227,5 @@ class LivePipeline:
             **common, probs=tuple(map(float, p)), smoothed=tuple(map(float, s)), label=self.labels[k],
             confidence=float(s[k]), speech=True, mode=mode, fallback=fallback,
             times=StageTimes(capture_ms, features_ms, face_ms, inference_ms, total),
+            ood=bool(getattr(getattr(engine, "adapt", None), "last_ood", np.zeros(0, bool)).any()),
         )  # fmt: skip

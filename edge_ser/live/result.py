@@ -30,7 +30,8 @@ class LiveResult:
     level_db: the newest hop's RMS level in dBFS. mode: "fused", "audio" (audio-only bundle, or the fallback
     when no face is seen: `fallback` says why) or "video". face_box: (x, y, w, h) in the camera frame's
     pixels, or None. frame_size: (width, height) of the camera frame, or None. overflows: audio input
-    overflows counted so far. notes: human-readable events (camera lost, retrying, ...).
+    overflows counted so far. notes: human-readable events (camera lost, retrying, ...). ood: the input was
+    out of the model's training range (clamped), so the label is a guess.
     """
 
     t: float
@@ -48,6 +49,8 @@ class LiveResult:
     overflows: int = 0
     times: StageTimes = field(default_factory=StageTimes)
     notes: tuple[str, ...] = ()
+    ood: bool = False
+    """The window's model input was beyond the range the model was trained on (clamped; `Prediction.ood`)."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (tuples become lists)."""
