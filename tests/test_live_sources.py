@@ -647,7 +647,10 @@ def test_mic_consumer_resamples_random_blocks_like_whole_resample(capture_rate: 
         n = int(rng.integers(1, 3000))
         mic._callback(x[pos : pos + n], min(n, x.shape[0] - pos), None, _Flags())
         pos += n
-        out.append(mic.read(int(rng.integers(0, 2500)) if rng.random() < 0.8 else None))
+        k = int(rng.integers(0, 2500)) if rng.random() < 0.8 else None
+        out.append(mic.read(k))
+        if k is not None and out[-1].size < k:  # fewer than asked only when nothing more is captured
+            assert mic.ring.available == 0
     out.append(mic.read())
     y = np.concatenate(out)
     whole = resample(x.mean(axis=1, dtype=np.float32), capture_rate, 16000)
@@ -655,6 +658,30 @@ def test_mic_consumer_resamples_random_blocks_like_whole_resample(capture_rate: 
     np.testing.assert_allclose(y, whole[: y.size], atol=1e-5, rtol=0)
     assert mic.callback_errors == 0 and mic.stream_time == pytest.approx(y.size / 16000)
     assert "resampled to 16000 Hz" in mic.capture_note and "2 ch averaged" in mic.capture_note
+
+
+def test_mic_capture_rate_change_on_reconnect_keeps_the_stream_continuous() -> None:
+    """A device re-opened at another rate (another USB microphone plugged in): what was captured at the old
+    rate is finished with the old resampler, then the new rate is resampled; no sample is lost or
+    repeated and the stream time keeps counting output samples."""
+    mic = MicSource(MicConfig(rate=16000, capture_rate=48000, channels=1, blocksize=0))
+    a, b = tone(440, 48000, 1.0), tone(440, 44100, 1.0)
+    mic._callback(a[:, None], a.size, None, _Flags())
+    first = mic.read(5000)
+    mic._use_rate(44100)  # what `start`/`maintain` do when the device comes back at 44.1 kHz
+    assert mic.capture_rate == 44100 and mic.ring.available == 0
+    mic._callback(b[:, None], b.size, None, _Flags())
+    rest = mic.read()
+    np.testing.assert_allclose(
+        np.concatenate([first, rest[: 16000 - first.size]]), resample(a, 48000, 16000), atol=1e-5, rtol=0
+    )
+    np.testing.assert_allclose(
+        rest[16000 - first.size :],
+        resample(b, 44100, 16000)[: rest.size - 16000 + first.size],
+        atol=1e-5,
+        rtol=0,
+    )
+    assert mic.stream_time == pytest.approx((first.size + rest.size) / 16000)
 
 
 def test_mic_config_validation_and_round_trip() -> None:
@@ -917,12 +944,14 @@ def test_real_device_refusing_a_rate_lists_its_rates(pulse: PulseServer) -> None
         assert "no resampling" in mic.capture_note
 
 
-def test_real_microphone_survives_the_server_going_away(pulse: PulseServer) -> None:
+@pytest.mark.parametrize("capture_rate", [None, 48000])
+def test_real_microphone_survives_the_server_going_away(pulse: PulseServer, capture_rate: int | None) -> None:
     """Stop the PulseAudio server under a running stream: the source goes unhealthy, never raises, retries
-    with back-off, and records again once the server is back."""
+    with back-off, and records again once the server is back (also when capturing at 48 kHz and resampling)."""
     cfg = MicConfig(
-        device="pulse", rate=16000, blocksize=512, retry_initial=0.1, retry_max=0.4, stall_timeout=0.5
-    )
+        device="pulse", rate=16000, capture_rate=capture_rate, blocksize=512, retry_initial=0.1, retry_max=0.4,
+        stall_timeout=0.5,
+    )  # fmt: skip
     with MicSource(cfg) as mic:
         assert _record(mic, 0.2).size == 3200
         pulse.stop()

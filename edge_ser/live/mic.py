@@ -372,19 +372,24 @@ class MicSource:
 
     def _convert(self, want: int | None) -> None:
         """Consumer side: take captured samples from the ring (channel mean), resample them and append them
-        to the pending output; only as many as `want` more output samples need (None: all there is)."""
-        if want is None:
-            x = self.ring.read_new()
-        else:
-            need = want - self._pending.size
-            if need <= 0:
+        to the pending output, until `want` samples are pending or the ring is empty (None: all there is).
+        Taking only what `want` needs leaves the rest in the ring, where a consumer that falls behind is
+        counted as overflows and lost samples, instead of piling up here."""
+        while True:
+            if want is None:
+                x = self.ring.read_new()
+            else:
+                need = want - self._pending.size
+                if need <= 0:
+                    return
+                x = self.ring.read_new(-(-need * self._capture_rate // self.config.rate))
+            if not x.size:
                 return
-            x = self.ring.read_new(-(-need * self._capture_rate // self.config.rate))
-        if not x.size:
-            return
-        y = x if self._resampler is None else self._resampler.feed(x)
-        if y.size:
-            self._pending = np.concatenate([self._pending, y]) if self._pending.size else y
+            y = x if self._resampler is None else self._resampler.feed(x)
+            if y.size:
+                self._pending = np.concatenate([self._pending, y]) if self._pending.size else y
+            if want is None:
+                return
 
     def _open(self) -> None:
         """Find the device, check the settings, open and start the stream (raises on failure)."""
