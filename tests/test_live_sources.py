@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.abc
 import importlib.machinery
+import json
 import os
 import shutil
 import subprocess
@@ -22,6 +23,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edge_ser.audio import load, write_wav
+from edge_ser.audio.polyphase import resample
 from edge_ser.errors import AudioFormatError, ConfigError, MissingDependencyError, VideoFormatError
 from edge_ser.live.backoff import Backoff, RetryTimer
 from edge_ser.live.camera import (
@@ -38,6 +40,7 @@ from edge_ser.live.mic import (
     MicConfig,
     MicSource,
     PortAudioMissingError,
+    choose_capture_rate,
     import_sounddevice,
 )
 from edge_ser.live.ring import AudioRing
@@ -594,11 +597,11 @@ class _FakeSD:
 def test_refused_rate_lists_what_the_device_supports(monkeypatch: pytest.MonkeyPatch) -> None:
     fake = _FakeSD()
     monkeypatch.setitem(sys.modules, "sounddevice", fake)
-    with pytest.raises(ConfigError) as info:
-        MicSource(MicConfig(device="USB", rate=16000)).start()
+    with pytest.raises(ConfigError) as info:  # a forced capture rate (--mic-rate) it refuses
+        MicSource(MicConfig(device="USB", rate=16000, capture_rate=16000)).start()
     msg = str(info.value)
     assert "'USB PnP Sound Device: Audio (hw:2,0)' (device 3, ALSA) refuses 16000 Hz" in msg
-    assert "it accepts: 44100, 48000 Hz" in msg and "default rate is 48000 Hz" in msg
+    assert "it accepts: 44100, 48000 Hz" in msg and "default rate is 48000 Hz" in msg and "--mic-rate" in msg
     with pytest.raises(ConfigError, match="at most 2"):
         MicSource(MicConfig(device=3, rate=48000, channels=4)).start()
     with pytest.raises(ConfigError, match=r"(?s)No input device matching 'Blue Yeti'.*3: USB PnP"):
@@ -611,11 +614,82 @@ def test_refused_rate_lists_what_the_device_supports(monkeypatch: pytest.MonkeyP
     waiting.stop()
 
 
+def test_capture_rate_choice_order() -> None:
+    """The model's rate if taken, else the device's default, else the first preferred rate it takes; a
+    forced rate as is. (The device list is a stand-in; what is opened is tested on PulseAudio below.)"""
+    fake = _FakeSD()  # takes 44.1 and 48 kHz only
+    info = dict(fake.DEVICE)
+    assert choose_capture_rate(fake, info, MicConfig(rate=16000)) == (48000, "the device's default rate")
+    assert choose_capture_rate(fake, info, MicConfig(rate=44100)) == (44100, "the model's rate")
+    info["default_samplerate"] = 22050.0  # a default it does not take (seen on ALSA hw devices)
+    assert choose_capture_rate(fake, info, MicConfig(rate=16000)) == (48000, "the first common rate it takes")
+    info["default_samplerate"] = 0
+    assert choose_capture_rate(fake, info, MicConfig(rate=16000, capture_rate=44100)) == (
+        44100, "the rate asked for",
+    )  # fmt: skip
+    with pytest.raises(ConfigError, match="at most 2"):
+        choose_capture_rate(fake, info, MicConfig(rate=16000, channels=3))
+    fake.gone = True
+    with pytest.raises(DeviceUnavailableError):
+        choose_capture_rate(fake, info, MicConfig(rate=16000))
+
+
+@pytest.mark.parametrize("capture_rate", [48000, 44100, 8000])
+def test_mic_consumer_resamples_random_blocks_like_whole_resample(capture_rate: int) -> None:
+    """Stereo blocks of random sizes through the real callback -> ring -> read (random sizes): the channel
+    mean resampled to 16 kHz, equal to `resample` of the whole recording (the file path) to ~1e-5."""
+    rng = np.random.default_rng(capture_rate)
+    mic = MicSource(MicConfig(rate=16000, capture_rate=capture_rate, channels=2, blocksize=0))
+    x = (0.3 * rng.standard_normal((3 * capture_rate, 2))).astype(np.float32)
+    x[:, 1] = 0.0  # a dead channel: averaged as the file path averages it
+    out, pos = [], 0
+    while pos < x.shape[0]:
+        n = int(rng.integers(1, 3000))
+        mic._callback(x[pos : pos + n], min(n, x.shape[0] - pos), None, _Flags())
+        pos += n
+        k = int(rng.integers(0, 2500)) if rng.random() < 0.8 else None
+        out.append(mic.read(k))
+        if k is not None and out[-1].size < k:  # fewer than asked only when nothing more is captured
+            assert mic.ring.available == 0
+    out.append(mic.read())
+    y = np.concatenate(out)
+    whole = resample(x.mean(axis=1, dtype=np.float32), capture_rate, 16000)
+    assert whole.size - 400 < y.size <= whole.size  # all but the filter's look-ahead is out already
+    np.testing.assert_allclose(y, whole[: y.size], atol=1e-5, rtol=0)
+    assert mic.callback_errors == 0 and mic.stream_time == pytest.approx(y.size / 16000)
+    assert "resampled to 16000 Hz" in mic.capture_note and "2 ch averaged" in mic.capture_note
+
+
+def test_mic_capture_rate_change_on_reconnect_keeps_the_stream_continuous() -> None:
+    """A device re-opened at another rate (another USB microphone plugged in): what was captured at the old
+    rate is finished with the old resampler, then the new rate is resampled; no sample is lost or
+    repeated and the stream time keeps counting output samples."""
+    mic = MicSource(MicConfig(rate=16000, capture_rate=48000, channels=1, blocksize=0))
+    a, b = tone(440, 48000, 1.0), tone(440, 44100, 1.0)
+    mic._callback(a[:, None], a.size, None, _Flags())
+    first = mic.read(5000)
+    mic._use_rate(44100)  # what `start`/`maintain` do when the device comes back at 44.1 kHz
+    assert mic.capture_rate == 44100 and mic.ring.available == 0
+    mic._callback(b[:, None], b.size, None, _Flags())
+    rest = mic.read()
+    np.testing.assert_allclose(
+        np.concatenate([first, rest[: 16000 - first.size]]), resample(a, 48000, 16000), atol=1e-5, rtol=0
+    )
+    np.testing.assert_allclose(
+        rest[16000 - first.size :],
+        resample(b, 44100, 16000)[: rest.size - 16000 + first.size],
+        atol=1e-5,
+        rtol=0,
+    )
+    assert mic.stream_time == pytest.approx((first.size + rest.size) / 16000)
+
+
 def test_mic_config_validation_and_round_trip() -> None:
     cfg = MicConfig(device="pulse", rate=48000, channels=2, latency="low")
     assert MicConfig.from_dict(cfg.to_dict()) == cfg and MicConfig.from_dict({}) == MicConfig()
     for bad in ({"rate": 0}, {"channels": 0}, {"blocksize": -1}, {"latency": "fast"}, {"ring_seconds": 0},
-                {"device": 1.5}, {"retry_initial": 0}, {"ring_seconds": 0.01, "blocksize": 512}):  # fmt: skip
+                {"device": 1.5}, {"retry_initial": 0}, {"ring_seconds": 0.01, "blocksize": 512},
+                {"capture_rate": 0}, {"capture_rate": 44100.0}):  # fmt: skip
         with pytest.raises(ConfigError):
             MicConfig(**bad)
     with pytest.raises(ConfigError, match="unknown"):
@@ -776,20 +850,108 @@ def test_real_microphone_hears_a_sine_through_pulseaudio(pulse: PulseServer, tmp
     assert abs(peak_hz(y, 16000) - 997) <= 2, peak_hz(y, 16000)
 
 
+def _play_slow(pulse: PulseServer, path: Path) -> subprocess.Popen:
+    """paplay with a 200 ms buffer: on a loaded machine a 20 ms player can underrun and put gaps in a tone."""
+    return subprocess.Popen(
+        ["paplay", "-s", pulse.server, "--device=edge", "--latency-msec=200", str(path)],
+        env=pulse.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+def test_real_48khz_microphone_is_resampled_to_the_model_rate(pulse: PulseServer, tmp_path: Path) -> None:
+    """The PulseAudio source runs at 48 kHz; the microphone is opened at 48 kHz (as a 48 kHz-only USB
+    microphone is) and read at 16 kHz: a 1.5 s 1 kHz tone comes out as 24000 samples (+-2 frames of 10 ms)
+    at 1 kHz, and every 3 captured samples made one. Counts samples, never the wall clock."""
+    sr, cap = 16000, 48000
+    y = np.concatenate([np.zeros(cap // 2), tone(1000, cap, 1.5, amp=0.5), np.zeros(cap)]).astype(np.float32)
+    wav = write_wav(tmp_path / "burst.wav", y, cap)
+    cfg = MicConfig(device="pulse", rate=sr, capture_rate=cap, channels=2, blocksize=1024)
+    with MicSource(cfg) as mic:
+        assert mic.capture_rate == cap and mic.rate == sr
+        assert "captured at 48000 Hz (the rate asked for), 2 ch averaged to mono, resampled to 16000 Hz" in (
+            mic.capture_note
+        )
+        mic.skip_to_end()
+        t0, in0 = mic.stream_time, mic.ring.read_pos
+        player = _play_slow(pulse, wav)
+        try:
+            parts, loud_seen, quiet_after = [], False, 0
+            deadline = time.monotonic() + HANG_S
+            while (
+                time.monotonic() < deadline and quiet_after < sr // 2
+            ):  # until 0.5 s of quiet after the tone
+                part = _record(mic, 0.1)
+                parts.append(part)
+                loud = part.size and float(np.sqrt(np.mean(part**2))) > 0.1
+                loud_seen |= bool(loud)
+                quiet_after = 0 if loud or not loud_seen else quiet_after + part.size
+        finally:
+            player.kill()
+            player.wait()
+        got = np.concatenate(parts)
+        consumed = mic.ring.read_pos - in0
+        assert mic.callback_errors == 0 and mic.lost_samples == 0
+    assert loud_seen, "the tone never arrived"
+    # the stream clock is the output's: samples returned / 16 kHz, and 3 captured samples per output sample
+    assert mic.stream_time - t0 == pytest.approx(got.size / sr)
+    assert abs(consumed / 3 - got.size) < 400, (consumed, got.size)  # the filter's look-ahead, no more
+    frames = got[: got.size // 160 * 160].reshape(-1, 160)
+    loud_frames = np.flatnonzero(np.sqrt(np.mean(frames**2, axis=1)) > 0.177)  # half the tone's RMS
+    assert abs(loud_frames.size * 160 - int(1.5 * sr)) <= 320, loud_frames.size
+    assert np.all(np.diff(loud_frames) == 1)  # one burst, no gaps
+    mid = got[loud_frames[0] * 160 + 2000 :][:sr]
+    assert mid.size == sr and abs(peak_hz(mid, sr) - 1000) <= 2, peak_hz(mid, sr)
+    assert float(np.sqrt(np.mean(mid**2))) == pytest.approx(0.354, abs=0.03)
+
+
+def test_real_run_cli_with_a_48khz_microphone(pulse: PulseServer, tmp_path: Path) -> None:
+    """`edge-ser run BUNDLE --mic pulse --mic-rate 48000 --seconds 4 --json -` end to end on a 16 kHz
+    bundle: the banner and the first result's notes name the capture rate and the conversion, the updates
+    come every hop of the 16 kHz stream time, and the tone reaches the model (the gate opens)."""
+    pytest.importorskip("onnxruntime")
+    root = Path(__file__).resolve().parents[1]
+    bundle = root / "bundles" / "tiny_transformer_emodb"
+    wav = write_wav(tmp_path / "tone.wav", tone(440, 48000, 120.0, amp=0.3), 48000)
+    player = _play_slow(pulse, wav)
+    try:
+        env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"}
+        proc = subprocess.run(
+            [sys.executable, "-m", "edge_ser", "run", str(bundle), "--mic", "pulse", "--mic-rate", "48000",
+             "--channels", "2", "--seconds", "4", "--json", "-", "--no-console"],
+            env=env, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+    finally:
+        player.kill()
+        player.wait()
+    assert proc.returncode == 0, proc.stderr
+    assert "audio: microphone 'pulse': captured at 48000 Hz (the rate asked for)" in proc.stderr
+    assert "resampled to 16000 Hz (polyphase, hq)" in proc.stderr
+    lines = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [r["t"] for r in lines] == [3.0, 3.5, 4.0]  # first full 3 s window, then every 0.5 s hop
+    assert any("captured at 48000 Hz" in n and "resampled to 16000 Hz" in n for n in lines[0]["notes"])
+    assert not any("captured" in n for r in lines[1:] for n in r["notes"])
+    assert lines[-1]["speech"] and lines[-1]["level_db"] == pytest.approx(-13.5, abs=2)  # 0.3 sine: -13.5 dB
+
+
 def test_real_device_refusing_a_rate_lists_its_rates(pulse: PulseServer) -> None:
     with pytest.raises(ConfigError) as info:
-        MicSource(MicConfig(device="pulse", rate=1_000_000, ring_seconds=0.01)).start()
+        MicSource(MicConfig(device="pulse", rate=16000, capture_rate=1_000_000, ring_seconds=0.1)).start()
     msg = str(info.value)
     assert "'pulse' (device" in msg and "refuses 1000000 Hz" in msg and "Invalid sample rate" in msg
     assert "it accepts: 8000, 11025, 16000" in msg and "default rate is" in msg
+    with MicSource(MicConfig(device="pulse", rate=16000, ring_seconds=0.1)) as mic:  # rate not forced
+        assert mic.capture_rate == 16000 and mic.capture_reason == "the model's rate"
+        assert "no resampling" in mic.capture_note
 
 
-def test_real_microphone_survives_the_server_going_away(pulse: PulseServer) -> None:
+@pytest.mark.parametrize("capture_rate", [None, 48000])
+def test_real_microphone_survives_the_server_going_away(pulse: PulseServer, capture_rate: int | None) -> None:
     """Stop the PulseAudio server under a running stream: the source goes unhealthy, never raises, retries
-    with back-off, and records again once the server is back."""
+    with back-off, and records again once the server is back (also when capturing at 48 kHz and resampling)."""
     cfg = MicConfig(
-        device="pulse", rate=16000, blocksize=512, retry_initial=0.1, retry_max=0.4, stall_timeout=0.5
-    )
+        device="pulse", rate=16000, capture_rate=capture_rate, blocksize=512, retry_initial=0.1, retry_max=0.4,
+        stall_timeout=0.5,
+    )  # fmt: skip
     with MicSource(cfg) as mic:
         assert _record(mic, 0.2).size == 3200
         pulse.stop()

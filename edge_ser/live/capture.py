@@ -1,7 +1,7 @@
 """Where the live loop's audio and frames come from: a microphone and a camera, or files in their place.
 
 `CaptureSettings` says which (and how: device, size, rate, pacing); `open_capture` builds the sources for a
-bundle's input kind: audio at the kind's rate, and a camera (or video file) plus a face tracker only when the
+bundle's input kind: audio at the kind's rate (a microphone opened at a rate it supports and resampled), and a camera (or video file) plus a face tracker only when the
 model takes faces. `edge-ser run` and `Recognizer.stream` both go through here.
 """
 
@@ -23,6 +23,9 @@ class CaptureSettings:
     """Microphone: a PortAudio device index or part of its name; None: the default input."""
     channels: int = 1
     """Microphone channels captured (mixed down to mono)."""
+    mic_rate: int | None = None
+    """Rate the microphone is opened at; None: the model's if the device takes it, else one it supports
+    (the audio is resampled to the model's rate either way; see `edge_ser.live.mic`)."""
     audio_file: str | Path | None = None
     """A WAV file instead of the microphone."""
     camera: int | str | None = None
@@ -43,6 +46,8 @@ class CaptureSettings:
     def __post_init__(self) -> None:
         if self.channels < 1:
             raise ConfigError(f"channels={self.channels} must be >= 1")
+        if self.mic_rate is not None and self.mic_rate < 1:
+            raise ConfigError(f"mic_rate={self.mic_rate} must be >= 1 Hz (or None: choose)")
         if self.face_every < 1:
             raise ConfigError(f"face_every={self.face_every} must be >= 1")
 
@@ -65,7 +70,11 @@ def open_capture(settings: CaptureSettings, kind: InputKind) -> tuple[Any, Any, 
     else:
         from edge_ser.live.mic import MicConfig, MicSource
 
-        audio = MicSource(MicConfig(device=_device(s.mic), rate=kind.sample_rate, channels=s.channels))
+        audio = MicSource(
+            MicConfig(
+                device=_device(s.mic), rate=kind.sample_rate, capture_rate=s.mic_rate, channels=s.channels
+            )
+        )
     if not kind.faces:
         return audio, None, None
     if s.video_file is not None:

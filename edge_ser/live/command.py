@@ -22,6 +22,14 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
     src = p.add_argument_group("sources (default: the default microphone, and camera 0 for an AV bundle)")
     src.add_argument("--mic", default=None, help="microphone: PortAudio index or part of its name")
     src.add_argument("--channels", type=int, default=1, help="microphone channels captured (default 1)")
+    src.add_argument(
+        "--mic-rate",
+        type=int,
+        default=None,
+        metavar="HZ",
+        help="open the microphone at this rate (default: the model's rate if the device takes it, else its "
+        "default rate, else 48000, 44100, ...); the audio is resampled to the model's rate",
+    )
     src.add_argument("--audio-file", type=Path, default=None, help="a WAV file instead of the microphone")
     src.add_argument(
         "--camera",
@@ -100,6 +108,7 @@ def capture_settings(args: argparse.Namespace) -> CaptureSettings:
     return CaptureSettings(
         mic=args.mic,
         channels=args.channels,
+        mic_rate=getattr(args, "mic_rate", None),
         audio_file=args.audio_file,
         camera=args.camera,
         width=args.width,
@@ -156,10 +165,20 @@ def cmd_run(args: argparse.Namespace) -> int:
         if outputs.overlay is not None:
             runner.frame_hook = outputs.overlay.update_frame
         err = sys.stderr
-        print(f"edge-ser run: {printable(bundle.describe())}", file=err)
-        print(f"  engine {runner.pipeline.engine.name}; window {args.window} s, hop {args.hop} s", file=err)
-        if outputs.web is not None:
-            print(f"  live page: {outputs.web.url}", file=err)
+        runner.audio.start()  # opens the microphone now, so the banner can say at which rate
+        try:
+            print(f"edge-ser run: {printable(bundle.describe())}", file=err)
+            print(
+                f"  engine {runner.pipeline.engine.name}; window {args.window} s, hop {args.hop} s", file=err
+            )
+            note = getattr(runner.audio, "capture_note", None)
+            if note:
+                print(f"  audio: {printable(note)}", file=err)
+            if outputs.web is not None:
+                print(f"  live page: {outputs.web.url}", file=err)
+        except BaseException:
+            runner.audio.stop()
+            raise
         stats = runner.run()
     s = stats
     print(

@@ -1,19 +1,25 @@
-"""The microphone: sounddevice (PortAudio) input stream -> mono float32 `AudioRing`.
+"""The microphone: sounddevice (PortAudio) input stream -> `AudioRing` -> mono float32 at the model's rate.
 
 The PortAudio callback runs on a real-time thread every `blocksize` samples. It only counts PortAudio's
-input-overflow flag, down-mixes the block into a preallocated mono scratch buffer (channels summed with
-`np.add.reduce(..., out=)` and scaled in place) and copies it into the ring: no array allocation, no lock, no
+input-overflow flag and copies the block, all its channels, into the ring: no array allocation, no lock, no
 model work, and it never raises (an exception in the callback would abort the stream; one is counted in
-`callback_errors` instead). Everything else (features, inference) happens on the consumer's side of the
-ring. Overflows, from PortAudio (the callback was late) and from the ring (the consumer was late), are
-counted and reported in `overflows`, never fatal.
+`callback_errors` instead). Everything else happens on the consumer's side of the ring, in `read()`: the
+channel mean (as `edge_ser.audio.load` takes it for a file), the rate change from the capture rate to
+`MicConfig.rate` (`edge_ser.audio.polyphase.Resampler`, the file path's filter streamed: the same samples
+as `resample` of the whole recording), then features and inference. Overflows, from PortAudio (the callback
+was late) and from the ring (the consumer was late), are counted and reported in `overflows`, never fatal.
+
+The capture rate (`choose_capture_rate`): `MicConfig.capture_rate` when given (`edge-ser run --mic-rate`;
+refused -> ConfigError below); otherwise the model's rate if the device takes it (no conversion), else the
+device's default rate, else the first of `PREFERRED_RATES` that `sd.check_input_settings` accepts. So a
+48 kHz-only USB microphone is opened at 48 kHz and its audio resampled to the bundle's 16 kHz.
 
 Errors at `start()`, each naming the device:
 - sounddevice missing -> MissingDependencyError (pip extra); PortAudio missing (sounddevice raises
   OSError 'PortAudio library not found' at import) -> `PortAudioMissingError` with the apt command.
 - a device name/index no input device matches -> ConfigError listing the input devices (unless
   `wait_for_device`: then the source starts unhealthy and retries, for a USB mic plugged in after boot).
-- a rate the device refuses -> ConfigError listing the common rates it accepts (probed with
+- a forced capture rate the device refuses -> ConfigError listing the common rates it accepts (probed with
   `sd.check_input_settings`) and its default rate; too many channels -> ConfigError with its maximum.
 - a device that refuses every common rate (gone, busy, its sound server down) or fails to open for any
   other reason -> `DeviceUnavailableError`.
@@ -38,6 +44,7 @@ from typing import Any
 
 import numpy as np
 
+from edge_ser.audio.polyphase import Resampler
 from edge_ser.errors import ConfigError, EdgeSerError, MissingDependencyError
 from edge_ser.live.backoff import Backoff, RetryTimer
 from edge_ser.live.ring import AudioRing
@@ -46,6 +53,14 @@ from edge_ser.schema import config_from_dict
 
 COMMON_RATES = (8000, 11025, 16000, 22050, 24000, 32000, 44100, 48000)
 """Rates probed when a device refuses the one asked for, to say which it does take."""
+
+PREFERRED_RATES = (48000, 44100, 32000, 24000, 22050, 16000, 11025, 8000, 96000, 88200)
+"""Capture rates tried, in order, when the device takes neither the model's rate nor its own default:
+the usual rates of USB microphones first, highest first (a rate below the model's leaves its top band
+empty), 96/88.2 kHz last (twice the work for nothing)."""
+
+RESAMPLE_QUALITY = "hq"
+"""The streaming resampler's filter: the one `edge_ser.audio.load` uses for files."""
 
 PORTAUDIO_HINT = (
     "sudo apt-get install libportaudio2   (Raspberry Pi OS / Debian / Ubuntu / Jetson Linux; "
@@ -89,8 +104,10 @@ class MicConfig:
     """Microphone settings.
 
     device: PortAudio device index, a substring of its name (e.g. "USB", "pulse"), or None for the default
-    input. rate: sample rate in Hz asked of the device (the model's rate, e.g. 16000). channels: channels
-    captured (down-mixed to mono by averaging). blocksize: samples per callback (512 at 16 kHz = 32 ms;
+    input. rate: sample rate in Hz that `read` delivers (the model's rate, e.g. 16000). capture_rate: the
+    rate asked of the device; None chooses one it supports (see the module docstring); audio captured at
+    another rate than `rate` is resampled on the consumer's side. channels: channels captured (averaged to
+    mono on the consumer's side). blocksize: samples per callback (512 at 16 kHz = 32 ms;
     0 lets PortAudio choose, with variable block sizes). latency: PortAudio's suggested input latency,
     "low", "high" or seconds; None is sounddevice's default ("high", the robust choice on a Pi).
     ring_seconds: audio the ring holds before the oldest is overwritten. retry_initial / retry_max:
@@ -101,6 +118,7 @@ class MicConfig:
 
     device: int | str | None = None
     rate: int = 16000
+    capture_rate: int | None = None
     channels: int = 1
     blocksize: int = 512
     latency: float | str | None = None
@@ -122,6 +140,8 @@ class MicConfig:
                 )
 
         positive_int("rate", self.rate)
+        if self.capture_rate is not None:
+            positive_int("capture_rate", self.capture_rate)
         positive_int("channels", self.channels)
         positive_int("blocksize", self.blocksize, allow_zero=True)
         if self.device is not None and (
@@ -152,8 +172,12 @@ class MicConfig:
 
     @property
     def ring_samples(self) -> int:
-        """Capacity of the ring in samples (ring_seconds x rate)."""
+        """Capacity of the ring in samples at the model's rate (ring_seconds x rate)."""
         return round(self.ring_seconds * self.rate)
+
+    def ring_capacity(self, capture_rate: int) -> int:
+        """Capacity of the ring in samples at `capture_rate`: ring_seconds of audio, at least two blocks."""
+        return max(round(self.ring_seconds * capture_rate), 2 * max(self.blocksize, 1))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -198,6 +222,63 @@ def supported_rates(
     return ok
 
 
+def _refusal(sd: Any, info: dict[str, Any], channels: int, rate: int) -> Exception | None:
+    """None when the device takes `channels` float32 channels at `rate` Hz, else sounddevice's error."""
+    try:
+        sd.check_input_settings(device=info["index"], channels=channels, dtype="float32", samplerate=rate)
+    except (ValueError, sd.PortAudioError) as exc:
+        return exc
+    return None
+
+
+def choose_capture_rate(sd: Any, info: dict[str, Any], config: MicConfig) -> tuple[int, str]:
+    """(rate to open device `info` at, why that one), by the order in the module docstring.
+
+    Raises ConfigError (too many channels; a forced rate refused, listing the rates it takes) or
+    DeviceUnavailableError (it refuses every rate: gone, busy, its sound server down).
+    """
+    channels = config.channels
+    default = int(round(float(info.get("default_samplerate") or 0)))
+    if config.capture_rate is not None:
+        candidates = [(config.capture_rate, "the rate asked for")]
+    else:
+        candidates = [(config.rate, "the model's rate")]
+        if default > 0:
+            candidates.append((default, "the device's default rate"))
+        candidates += [(r, "the first common rate it takes") for r in PREFERRED_RATES]
+    first_err: Exception | None = None
+    for rate, why in candidates:
+        err = _refusal(sd, info, channels, rate)
+        if err is None:
+            return rate, why
+        first_err = first_err or err
+    hostapi = ""
+    try:
+        hostapi = sd.query_hostapis(info["hostapi"])["name"]
+    except Exception:  # noqa: BLE001
+        pass
+    desc = _describe(info, hostapi)
+    max_ch = int(info["max_input_channels"])
+    if channels > max_ch:
+        raise ConfigError(
+            f"microphone {desc}: {channels} channels asked, it has at most {max_ch} ({first_err}); "
+            f"set MicConfig.channels (--channels) <= {max_ch}"
+        )
+    rates = supported_rates(sd, info["index"], channels)
+    if not rates:  # refuses everything: the device is gone or busy, not misconfigured
+        raise DeviceUnavailableError(
+            f"microphone {desc} cannot be opened at any common rate ({first_err}): is it still connected, "
+            "is its sound server running, is another program holding it?"
+        )
+    forced = candidates[0][0]
+    raise ConfigError(
+        f"microphone {desc} refuses {forced} Hz ({first_err}). Of the common rates "
+        f"{', '.join(map(str, COMMON_RATES))} Hz it accepts: {', '.join(map(str, rates))} Hz; its "
+        f"default rate is {default} Hz. Set the capture rate (--mic-rate, MicConfig.capture_rate) to one of "
+        "these, or leave it unset to let edge-ser choose."
+    )
+
+
 class _DeviceNotFound(Exception):
     pass
 
@@ -212,10 +293,14 @@ class MicSource:
     def __init__(self, config: MicConfig | None = None) -> None:
         self.config = config or MicConfig()
         cfg = self.config
-        self.ring = AudioRing(cfg.ring_samples, 1)
-        # Mono scratch for the down-mix: one block; larger blocks (blocksize=0) are done in slices of it.
-        self._scratch = np.zeros(max(cfg.blocksize, 1024), dtype=np.float32)
-        self._inv_channels = np.float32(1.0 / cfg.channels)
+        # Consumer side: the ring holds capture-rate samples, all channels; `read` averages and resamples.
+        self._capture_rate = cfg.capture_rate or cfg.rate  # until start() chooses
+        self.capture_reason = "not opened yet"
+        self.ring = AudioRing(cfg.ring_capacity(self._capture_rate), cfg.channels)
+        self._resampler = self._make_resampler(self._capture_rate)
+        self._pending = np.zeros(0, np.float32)  # resampled samples not returned yet
+        self._returned = 0  # samples returned by read() since creation
+        self._lost_seconds = 0.0  # audio lost in rings replaced by a rate change
         self._retry = RetryTimer(Backoff(cfg.retry_initial, 2.0, cfg.retry_max))
         self._lock = threading.Lock()  # serialises start/stop/restart (never taken by the callback)
         self._stream: Any = None
@@ -237,24 +322,13 @@ class MicSource:
 
     # ------------------------------------------------------------------ callback (PortAudio thread)
     def _callback(self, indata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
-        """Count overflows, down-mix, copy into the ring. No array allocation, no lock, never raises."""
+        """Count overflows, copy the block (every channel) into the ring. No array allocation, no lock,
+        never raises; the channel mean and the rate change are the consumer's (`read`)."""
         try:
             if status and status.input_overflow:
                 self._input_overflows += 1
             self._blocks += 1
-            if indata.shape[1] == 1:
-                self.ring.write(indata)
-                return
-            scratch = self._scratch
-            size = scratch.shape[0]
-            start = 0
-            while start < frames:
-                m = min(size, frames - start)
-                mono = scratch[:m]
-                np.add.reduce(indata[start : start + m], axis=1, out=mono)
-                np.multiply(mono, self._inv_channels, out=mono)
-                self.ring.write(mono)
-                start += m
+            self.ring.write(indata)
         except Exception:  # noqa: BLE001 (raising here would abort the stream)
             self._callback_errors += 1
 
@@ -277,41 +351,45 @@ class MicSource:
             raise _DeviceNotFound(f"device {self.config.device!r} has no input channels")
         return info
 
-    def _check(self, sd: Any, info: dict[str, Any]) -> None:
-        """sd.check_input_settings, turned into a ConfigError that says what the device does accept."""
-        cfg = self.config
-        dev = info["index"]
-        try:
-            sd.check_input_settings(device=dev, channels=cfg.channels, dtype="float32", samplerate=cfg.rate)
+    def _use_rate(self, rate: int) -> None:
+        """Capture at `rate` from the next stream on: a new ring and resampler when it changes. Audio of the
+        old rate still in the ring is converted (and the old resampler finished) first, so nothing read so
+        far changes and the stream time stays continuous. Consumer side (start, or maintain via read)."""
+        if rate == self._capture_rate:
             return
-        except (ValueError, sd.PortAudioError) as exc:
-            err = exc
-        hostapi = ""
-        try:
-            hostapi = sd.query_hostapis(info["hostapi"])["name"]
-        except Exception:  # noqa: BLE001
-            pass
-        desc = _describe(info, hostapi)
-        max_ch = int(info["max_input_channels"])
-        if cfg.channels > max_ch:
-            raise ConfigError(
-                f"microphone {desc}: {cfg.channels} channels asked, it has at most {max_ch} ({err}); "
-                f"set MicConfig.channels <= {max_ch}"
-            )
-        rates = supported_rates(sd, dev, cfg.channels)
-        if not rates:  # refuses everything: the device is gone or busy, not misconfigured
-            raise DeviceUnavailableError(
-                f"microphone {desc} cannot be opened at any common rate ({err}): is it still connected, "
-                "is its sound server running, is another program holding it?"
-            )
-        default = float(info.get("default_samplerate") or 0)
-        if cfg.rate not in rates:
-            raise ConfigError(
-                f"microphone {desc} refuses {cfg.rate} Hz ({err}). Of the common rates "
-                f"{', '.join(map(str, COMMON_RATES))} Hz it accepts: {', '.join(map(str, rates))} Hz; its "
-                f"default rate is {default:.0f} Hz. Set the microphone rate (MicConfig.rate) to one of these."
-            )
-        raise ConfigError(f"microphone {desc}: settings refused ({err})")
+        self._convert(None)
+        if self._resampler is not None:
+            self._pending = np.concatenate([self._pending, self._resampler.finish()])
+        self._lost_seconds += self.ring.lost_samples / self._capture_rate
+        self._capture_rate = rate
+        self.ring = AudioRing(self.config.ring_capacity(rate), self.config.channels)
+        self._resampler = self._make_resampler(rate)
+
+    def _make_resampler(self, capture_rate: int) -> Resampler | None:
+        if capture_rate == self.config.rate:
+            return None
+        return Resampler(capture_rate, self.config.rate, quality=RESAMPLE_QUALITY)
+
+    def _convert(self, want: int | None) -> None:
+        """Consumer side: take captured samples from the ring (channel mean), resample them and append them
+        to the pending output, until `want` samples are pending or the ring is empty (None: all there is).
+        Taking only what `want` needs leaves the rest in the ring, where a consumer that falls behind is
+        counted as overflows and lost samples, instead of piling up here."""
+        while True:
+            if want is None:
+                x = self.ring.read_new()
+            else:
+                need = want - self._pending.size
+                if need <= 0:
+                    return
+                x = self.ring.read_new(-(-need * self._capture_rate // self.config.rate))
+            if not x.size:
+                return
+            y = x if self._resampler is None else self._resampler.feed(x)
+            if y.size:
+                self._pending = np.concatenate([self._pending, y]) if self._pending.size else y
+            if want is None:
+                return
 
     def _open(self) -> None:
         """Find the device, check the settings, open and start the stream (raises on failure)."""
@@ -322,7 +400,8 @@ class MicSource:
         except _DeviceNotFound:
             self._reinit_portaudio(sd)  # a re-plugged USB device only shows up after a rescan
             info = self._resolve(sd)
-        self._check(sd, info)
+        rate, self.capture_reason = choose_capture_rate(sd, info, cfg)
+        self._use_rate(rate)
         self.device_name = str(info["name"])
         self._generation += 1
         generation = self._generation
@@ -332,7 +411,7 @@ class MicSource:
         try:
             stream = sd.InputStream(
                 device=info["index"],
-                samplerate=cfg.rate,
+                samplerate=rate,
                 channels=cfg.channels,
                 dtype="float32",
                 blocksize=cfg.blocksize,
@@ -451,20 +530,45 @@ class MicSource:
     def read(
         self, max_samples: int | None = None, *, min_samples: int = 0, timeout: float | None = None
     ) -> np.ndarray:
-        """New samples since the last read (mono float32 [k], k <= max_samples), after waiting up to
-        `timeout` s (None: until stop()) for at least `min_samples`. Restarts a lost stream on the way."""
-        self.maintain()
-        if min_samples > 0 and self._running:
-            poll = max(self.config.blocksize, 256) / self.config.rate / 2
-            wait_for_samples(
-                self.ring,
-                min(min_samples, self.ring.capacity),
-                timeout,
-                poll=poll,
-                done=self._done,
-                tick=self.maintain,
+        """New samples since the last read (mono float32 [k] at `config.rate`, k <= max_samples), after
+        waiting up to `timeout` s (None: until stop()) for at least `min_samples`. Averages the channels and
+        resamples from the capture rate here, on the caller's thread; restarts a lost stream on the way."""
+        if max_samples is not None and (
+            isinstance(max_samples, bool) or not isinstance(max_samples, (int, np.integer)) or max_samples < 0
+        ):
+            raise ConfigError(
+                f"MicSource.read: max_samples must be a non-negative int or None, got {max_samples!r}"
             )
-        return self.ring.read_new(max_samples)
+        self.maintain()
+        want = None if max_samples is None else int(max_samples)
+        min_samples = min(min_samples, want) if want is not None else min_samples
+        deadline = None if timeout is None else time.monotonic() + timeout
+        self._convert(want)
+        while min_samples > 0 and self._pending.size < min_samples and self._running:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                break
+            ring = self.ring  # a rate change (in maintain) replaces it: wait in slices and look again
+            short = min_samples - self._pending.size
+            need = max(1, min(-(-short * self._capture_rate // self.config.rate), ring.capacity))
+            poll = max(self.config.blocksize, 256) / self._capture_rate / 2
+            wait_for_samples(
+                ring, need, 0.5 if left is None else min(left, 0.5), poll=poll, done=self._done,
+                tick=self.maintain,
+            )  # fmt: skip
+            self._convert(want)
+            if self._done.is_set():
+                break
+        out = self._pending if want is None else self._pending[:want]
+        self._pending = self._pending[out.size :]
+        self._returned += out.size
+        return np.ascontiguousarray(out, dtype=np.float32)
+
+    def skip_to_end(self) -> None:
+        """Drop the audio captured but not read yet (for a consumer that only wants what comes next)."""
+        self._convert(None)
+        self._returned += self._pending.size
+        self._pending = np.zeros(0, np.float32)
 
     def __enter__(self) -> MicSource:
         return self.start()
@@ -475,7 +579,31 @@ class MicSource:
     # ------------------------------------------------------------------ state
     @property
     def rate(self) -> int:
+        """The rate `read` delivers (the model's)."""
         return self.config.rate
+
+    @property
+    def capture_rate(self) -> int:
+        """The rate the device is opened at (chosen by `start`; see the module docstring)."""
+        return self._capture_rate
+
+    @property
+    def capture_note(self) -> str:
+        """One line for banners and result notes: the device, its capture rate and the conversion."""
+        cfg = self.config
+        ch = f"{cfg.channels} ch averaged to mono, " if cfg.channels > 1 else ""
+        name = self.device_name or cfg.device or "default input"
+        if self._resampler is None:
+            return f"microphone {name!r}: {self._capture_rate} Hz ({self.capture_reason}), {ch}no resampling"
+        low = (
+            f"; captured below the model's rate, nothing above {self._capture_rate // 2} Hz"
+            if self._capture_rate < cfg.rate
+            else ""
+        )
+        return (
+            f"microphone {name!r}: captured at {self._capture_rate} Hz ({self.capture_reason}), {ch}"
+            f"resampled to {cfg.rate} Hz (polyphase, {RESAMPLE_QUALITY}){low}"
+        )
 
     @property
     def healthy(self) -> bool:
@@ -500,7 +628,7 @@ class MicSource:
 
     @property
     def lost_samples(self) -> int:
-        """Samples overwritten in the ring before the consumer read them."""
+        """Samples (at the capture rate) overwritten in the ring before the consumer read them."""
         return self.ring.lost_samples
 
     @property
@@ -515,10 +643,16 @@ class MicSource:
 
     @property
     def stream_time(self) -> float:
-        """Seconds of audio the consumer has been through (ring cursor / rate). Time while the device was
-        gone is not counted: this is the time of the audio, not of the wall clock."""
-        return self.ring.read_pos / self.config.rate
+        """Seconds of audio the consumer has been through (samples returned / rate + samples lost / capture
+        rate). Time while the device was gone is not counted: this is the time of the audio, not of the wall
+        clock."""
+        return (
+            self._returned / self.config.rate
+            + self._lost_seconds
+            + self.ring.lost_samples / self._capture_rate
+        )
 
     def __repr__(self) -> str:
         state = "healthy" if self._healthy else ("stopped" if not self._running else "lost")
-        return f"MicSource({self.device_name or self.config.device!r}, {self.config.rate} Hz, {state})"
+        rates = f"{self._capture_rate} -> {self.config.rate} Hz"
+        return f"MicSource({self.device_name or self.config.device!r}, {rates}, {state})"

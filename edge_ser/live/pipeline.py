@@ -7,7 +7,8 @@ window's probabilities by the kind's `combine` (softmax, or the utterance vote o
 smoothing of the probabilities. Silence is reported as "silence", not as an emotion.
 
 The pipeline's audio rate `sr` is the kind's: sources deliver audio at that rate (a file is resampled when
-loaded, the microphone is opened at it), so the features never resample.
+loaded; the microphone is opened at a rate it supports and resampled as it is read), so the features never
+resample.
 
 An audio-visual bundle falls back to audio-only when fewer than `min_faces` of the window's crops found a
 face: with an audio-only companion engine (`fallback`) it runs that, and says so in the result; without one

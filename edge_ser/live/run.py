@@ -110,6 +110,9 @@ class LiveRunner:
         filled = 0
         pending = np.zeros(0, np.float32)
         self.audio.start()
+        note = getattr(self.audio, "capture_note", None)
+        if note:  # where the audio comes from and how it is converted, in the first result's notes
+            self._notes.append(note)
         if self.frames is not None and self.pipeline.needs_faces:
             self.frames.start()
         wall0, cpu0 = time.perf_counter(), time.process_time()
@@ -171,7 +174,12 @@ class LiveRunner:
             healthy = bool(getattr(self.audio, "healthy", True))
             if healthy != self._mic_ok:
                 self._mic_ok = healthy
-                self._notes.append("microphone back" if healthy else "microphone lost: retrying")
+                note = getattr(self.audio, "capture_note", None) if healthy else None
+                self._notes.append(
+                    ("microphone back" + (f": {note}" if note else ""))
+                    if healthy
+                    else "microphone lost: retrying"
+                )
             chunk = self.audio.read(n, min_samples=n, timeout=0.5)
             if chunk.size:
                 return np.asarray(chunk, dtype=np.float32)
