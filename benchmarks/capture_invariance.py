@@ -95,7 +95,7 @@ def run(bundles: list[str], n_clips: int) -> dict:
                 write_wav(q, yc, sr, subtype="FLOAT")
                 paths[c.name].append(q)
         for b in bundles:
-            rec = Recognizer(ROOT / "bundles" / b, "onnxruntime")
+            rec = Recognizer(b if Path(b).is_dir() else ROOT / "bundles" / b, "onnxruntime")
             ref = [p.label for p in rec.predict_files(clean)]
             ref_ood = [bool(getattr(p, "ood", False)) for p in rec.predict_files(clean)]
             for c in caps:
@@ -136,7 +136,7 @@ def markdown(res: dict, bundles: list[str], cmd: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--clips", type=int, default=40)
-    p.add_argument("--bundles", default=",".join(BUNDLES))
+    p.add_argument("--bundles", default=",".join(BUNDLES), help="shipped bundle names or bundle folders")
     p.add_argument("--tag", default="", help="suffix of the result files (e.g. before)")
     args = p.parse_args(argv)
     if not EMODB.is_dir():
