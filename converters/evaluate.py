@@ -21,7 +21,7 @@ import numpy as np
 
 from converters.data import Record, class_order
 from converters.pipeline import confusion, split_indices
-from edge_ser.errors import AudioFormatError, ConfigError, InputWarning, VideoFormatError
+from edge_ser.errors import AudioFormatError, ConfigError, DatasetError, InputWarning, VideoFormatError
 from edge_ser.fileio import atomic_write
 
 DECODE_ERRORS = (AudioFormatError, VideoFormatError, OSError)
@@ -250,7 +250,8 @@ def _stream(
             try:
                 (p,) = recognizer.iter_predict_files([r.source])
             except DECODE_ERRORS as e:
-                yield r, None, str(e)
+                msg = str(e)  # our readers' messages start with the file's name; say it once
+                yield r, None, msg.removeprefix(f"{r.source}: ")
             else:
                 yield r, p, None
 
@@ -283,6 +284,11 @@ def evaluate(
             unknown[r.label] += 1
     seconds = time.perf_counter() - t0
     n = len(true) + sum(unknown.values())
+    if skipped and not n:
+        raise DatasetError(
+            f"{data}: none of the {len(skipped)} files could be read by this bundle's reader "
+            f"(first: {skipped[0][0]}: {skipped[0][1]})"
+        )
     return EvalReport(
         bundle=recognizer.bundle.source,
         data=data,

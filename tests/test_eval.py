@@ -91,6 +91,16 @@ def test_broken_files_are_skipped_and_counted_strict_fails(
     assert aiff.name in err and "error" in err
 
 
+def test_nothing_readable_is_an_error_not_an_empty_report(tmp_path: Path, capsys) -> None:
+    for name in ("happy/s1_a.wav", "sad/s1_b.wav"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"FORM\x00\x00\x00\x04AIFF" + bytes(64))
+    with pytest.warns(InputWarning):
+        rc = main(["eval", str(BUNDLE), "--data", str(tmp_path)])
+    assert rc == 2
+    assert "none of the 2 files could be read" in capsys.readouterr().err
+
+
 def test_cli_writes_png_json_md_and_never_imports_torch(synth: Path, tmp_path: Path) -> None:
     """The whole command in a fresh interpreter: its JSON on stdout, the files written, no torch loaded."""
     png, out = tmp_path / "cm.png", tmp_path / "res" / "eval_x"
