@@ -1,4 +1,4 @@
-"""The host's `edge-ser` commands (train, laq, demo, model, features, data, synth, sweep, zoo), registered into
+"""The host's `edge-ser` commands (train, laq, demo, model, features, data, synth, sweep, zoo, eval), registered into
 the one `edge-ser` command through the entry-point group `edge_ser.commands` (pyproject.toml).
 
 Registering imports no torch: each handler imports what it needs when it runs, and says what to install when
@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from converters.registry import MODELS, model_names
-from edge_ser.cli.common import media_files
+from edge_ser.cli.common import add_engine_args, media_files
 from edge_ser.errors import MissingDependencyError
 
 DATASETS = "emodb, ravdess, tess, savee, cremad, fer2013, synthetic, or a folder-per-class path"
@@ -120,6 +120,68 @@ def cmd_synth(args: argparse.Namespace) -> int:
         f"{spec.duration} s) to {args.out} in {time.perf_counter() - t0:.1f} s"
     )
     return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    """A bundle on a labelled data set through the device path (no torch): accuracy, UAR, confusion, OOD."""
+    import json
+
+    from converters.evaluate import Selection, evaluate, plot_confusion_png, select, write_outputs
+    from converters.pipeline import load_records
+    from edge_ser.recognizer import Recognizer
+
+    sel = Selection(
+        split=args.split,
+        speakers=tuple(s.strip() for s in (args.speakers or "").split(",") if s.strip()),
+        seed=args.seed,
+        fold=args.fold,
+        folds=args.folds,
+        limit=args.limit,
+    )
+    name, records = load_records(args.data, args.root)
+    chosen = select(records, sel)
+    rec = Recognizer(args.bundle, args.engine, args.threads)
+    report = evaluate(rec, chosen, data=name, selection=sel.describe(), strict=args.strict)
+    print(json.dumps(report.to_dict(), indent=2) if args.json else report.text())
+    if args.png:
+        plot_confusion_png(report, args.png)
+        if not args.json:
+            print(f"wrote {args.png}")
+    if args.out:
+        import shlex
+
+        command = shlex.join(["edge-ser", *sys.argv[1:]]) if sys.argv[1:2] == ["eval"] else None
+        paths = write_outputs(report, args.out, command)
+        if not args.json:
+            print("wrote " + ", ".join(map(str, paths)))
+    return 0
+
+
+def _add_eval_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("bundle", type=Path, help="bundle folder or .tar")
+    p.add_argument("--data", required=True, help=f"data set: {DATASETS}")
+    p.add_argument(
+        "--root", type=Path, default=None, help="data set folder (default: found under $EDGE_SER_DATA)"
+    )
+    p.add_argument(
+        "--split",
+        choices=("all", "test", "random", "speaker"),
+        default="all",
+        help="all files (default); test: the data set's own test split (FER-2013); random / speaker: the test "
+        "part of `edge-ser train --split random|speaker` with the same --seed / --fold / --folds",
+    )
+    p.add_argument("--speakers", default=None, help="keep only these speakers / actors, e.g. 03,08")
+    p.add_argument("--seed", type=int, default=0, help="seed of --split random|speaker (default 0)")
+    p.add_argument("--fold", type=int, default=0, help="test fold of --split speaker (default 0)")
+    p.add_argument("--folds", type=int, default=5, help="folds of --split speaker (default 5, as train)")
+    p.add_argument("--limit", type=int, default=None, help="at most N files, spread evenly over the list")
+    p.add_argument("--strict", action="store_true", help="stop at the first file that cannot be decoded")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of the tables")
+    p.add_argument("--png", type=Path, default=None, help="write the confusion matrix as a PNG")
+    p.add_argument(
+        "--out", type=Path, default=None, help="write OUT.json, OUT.md and OUT.png (with the command)"
+    )
+    add_engine_args(p, threads_default=1)
 
 
 def _need_torch() -> None:
@@ -375,6 +437,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--speakers", type=int, default=6, help="number of synthetic speakers (default 6)")
     p.add_argument("--seed", type=int, default=0, help="generator seed (default 0)")
     p.set_defaults(func=cmd_synth)
+
+    p = sub.add_parser(
+        "eval",
+        help="a bundle's accuracy, UAR and confusion matrix on a labelled data set, through the device path",
+        description="Run a bundle on every file of a labelled data set as the device would (edge_ser.Recognizer, "
+        "no torch): accuracy, unweighted average recall (UAR), per-class recall, the confusion matrix (table "
+        "and --png), the share of OOD-flagged inputs and time per clip. Files of a class the bundle does not "
+        "know are counted, not scored; a file that cannot be decoded is skipped with a warning (--strict: "
+        "error). docs/eval.md.",
+    )
+    _add_eval_args(p)
+    p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser(
         "train",

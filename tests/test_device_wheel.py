@@ -30,6 +30,7 @@ HOST_COMMANDS = {
     "synth",
     "sweep",
     "zoo",
+    "eval",
     "deploy",
     "firstboot",
 }

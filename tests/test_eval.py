@@ -1,0 +1,165 @@
+"""`edge-ser eval`: a bundle's scores on a labelled data set through the device path (real WAV files, the shipped
+bundles, the real CLI in a subprocess to prove torch is never imported)."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from converters.data import SyntheticSpec, load_emodb
+from converters.data import write as write_synthetic
+from converters.evaluate import Selection, metrics, select
+from edge_ser.cli import main
+from edge_ser.errors import ConfigError, InputWarning
+
+REPO = Path(__file__).resolve().parents[1]
+BUNDLE = REPO / "bundles" / "laq_mlp_emodb"  # labels: neutral happy sad angry fear disgust boredom
+
+
+def test_metrics_match_a_hand_computed_confusion() -> None:
+    true = ["a", "a", "a", "b", "b", "c"]
+    pred = ["a", "a", "b", "b", "c", "c"]
+    m = metrics(true, pred, ("a", "b", "c", "d"))
+    assert m.matrix.tolist() == [[2, 1, 0, 0], [0, 1, 1, 0], [0, 0, 1, 0], [0, 0, 0, 0]]
+    assert m.accuracy == pytest.approx(4 / 6)
+    assert m.recall == {"a": pytest.approx(2 / 3), "b": 0.5, "c": 1.0, "d": None}
+    # UAR: the mean recall over the classes present (d has no file and does not count)
+    assert m.uar == pytest.approx((2 / 3 + 1 / 2 + 1) / 3)
+    assert m.support == {"a": 3, "b": 2, "c": 1, "d": 0}
+    empty = metrics([], [], ("a", "b"))
+    assert empty.n == 0 and math.isnan(empty.accuracy) and math.isnan(empty.uar)
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The synthetic data set with one class the bundle does not know (calm), 3 clips per class."""
+    root = tmp_path_factory.mktemp("synth")
+    labels = ("neutral", "calm", "happy", "sad", "angry", "fear", "disgust", "boredom")
+    write_synthetic(SyntheticSpec(n_per_class=3, labels=labels, n_speakers=3), root)
+    return root
+
+
+def _eval_json(args: list[str], capsys: pytest.CaptureFixture[str]) -> dict:
+    assert main(["eval", *args, "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_unknown_classes_are_counted_not_scored(synth: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = _eval_json([str(BUNDLE), "--data", "synthetic", "--root", str(synth)], capsys)
+    assert out["files"] == {"listed": 24, "predicted": 24, "scored": 21, "skipped": 0, "unknown_class": 3}
+    assert out["unknown_classes"] == {"calm": 3}
+    assert sum(map(sum, out["confusion"])) == 21 and out["labels"] == list(json.loads(
+        (BUNDLE / "manifest.json").read_text())["labels"])  # fmt: skip
+    assert set(out["support"].values()) == {3}
+    cm = np.array(out["confusion"])
+    assert out["accuracy"] == pytest.approx(np.trace(cm) / 21, abs=1e-6)
+    recalls = [r for r in out["recall"].values() if r is not None]
+    assert out["uar"] == pytest.approx(np.mean(recalls), abs=1e-6)
+    assert out["ood"]["count"] >= 0 and 0 <= out["ood"]["fraction"] <= 1
+    assert out["time"]["ms_per_clip"] > 0 and out["skipped"] == []
+    # the human table states what was left out
+    assert main(["eval", str(BUNDLE), "--data", "synthetic", "--root", str(synth)]) == 0
+    text = capsys.readouterr().out
+    assert "not scored (label not among the bundle's): calm 3" in text and "UAR" in text
+
+
+def test_broken_files_are_skipped_and_counted_strict_fails(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = tmp_path / "synth"
+    records = write_synthetic(SyntheticSpec(n_per_class=5, n_speakers=2), root)
+    aiff = records[3].source  # an AIFF named .wav
+    aiff.write_bytes(b"FORM\x00\x00\x00\x04AIFF" + bytes(64))
+    truncated = records[20].source
+    truncated.write_bytes(truncated.read_bytes()[:2000])
+    with pytest.warns(InputWarning) as caught:
+        out = _eval_json([str(BUNDLE), "--data", "synthetic", "--root", str(root)], capsys)
+    named = " ".join(str(w.message) for w in caught)
+    assert aiff.name in named and truncated.name in named
+    assert out["files"]["skipped"] == 2 and out["files"]["scored"] == len(records) - 2
+    assert {Path(s["file"]).name for s in out["skipped"]} == {aiff.name, truncated.name}
+    assert sum(out["support"].values()) == len(records) - 2
+    rc = main(["eval", str(BUNDLE), "--data", "synthetic", "--root", str(root), "--strict"])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert aiff.name in err and "error" in err
+
+
+def test_nothing_readable_is_an_error_not_an_empty_report(tmp_path: Path, capsys) -> None:
+    for name in ("happy/s1_a.wav", "sad/s1_b.wav"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"FORM\x00\x00\x00\x04AIFF" + bytes(64))
+    with pytest.warns(InputWarning):
+        rc = main(["eval", str(BUNDLE), "--data", str(tmp_path)])
+    assert rc == 2
+    assert "none of the 2 files could be read" in capsys.readouterr().err
+
+
+def test_cli_writes_png_json_md_and_never_imports_torch(synth: Path, tmp_path: Path) -> None:
+    """The whole command in a fresh interpreter: its JSON on stdout, the files written, no torch loaded."""
+    png, out = tmp_path / "cm.png", tmp_path / "res" / "eval_x"
+    code = (
+        "import sys\nfrom edge_ser.cli import main\n"
+        f"rc = main(['eval', {str(BUNDLE)!r}, '--data', 'synthetic', '--root', {str(synth)!r}, '--json', "
+        f"'--png', {str(png)!r}, '--out', {str(out)!r}, '--limit', '10'])\n"
+        "print('torch' in sys.modules, rc, file=sys.stderr)\n"
+    )
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert p.stderr.strip().splitlines()[-1] == "False 0", p.stderr
+    result = json.loads(p.stdout)
+    assert set(result) >= {
+        "accuracy",
+        "uar",
+        "recall",
+        "confusion",
+        "labels",
+        "files",
+        "ood",
+        "time",
+        "skipped",
+    }
+    assert result["files"]["listed"] == 10 and result["selection"] == "all; limit 10"
+    for path in (png, out.with_suffix(".png")):
+        data = path.read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 2000
+    cv2 = pytest.importorskip("cv2")
+    img = cv2.imread(str(png))
+    assert img is not None and img.shape[0] > 300 and img.shape[1] > 300
+    written = json.loads(out.with_suffix(".json").read_text())
+    assert written["confusion"] == result["confusion"]
+    assert "accuracy" in out.with_suffix(".md").read_text()
+
+
+def test_selection_speakers_limit_and_splits(synth: Path) -> None:
+    from converters.data import load_synthetic
+
+    records = load_synthetic(synth)
+    speakers = sorted({r.speaker for r in records})
+    chosen = select(records, Selection(speakers=(speakers[0],)))
+    assert chosen and {r.speaker for r in chosen} == {speakers[0]}
+    with pytest.raises(ConfigError, match="not in the selection"):
+        select(records, Selection(speakers=("nobody",)))
+    assert len(select(records, Selection(limit=5))) == 5
+    with pytest.raises(ConfigError, match="no test split"):
+        select(records, Selection(split="test"))
+    held = select(records, Selection(split="speaker", folds=3, fold=1))
+    assert len({r.speaker for r in held}) == 1  # a speaker fold: whole speakers, nobody else
+    with pytest.raises(ConfigError, match="--fold 7"):
+        select(records, Selection(split="speaker", folds=3, fold=7))
+
+
+def test_emodb_through_the_device_path(emodb_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = _eval_json([str(BUNDLE), "--data", "emodb", "--root", str(emodb_dir), "--limit", "40"], capsys)
+    assert out["files"]["scored"] == 40 and out["unknown_classes"] == {}
+    assert out["accuracy"] > 1 / 7  # above chance on EMODB (these files include the bundle's training data)
+    # --split random: exactly the test part the bundle's manifest says it was measured on
+    manifest = json.loads((BUNDLE / "manifest.json").read_text())["accuracy"]["split"]
+    held = select(load_emodb(emodb_dir), Selection(split="random", seed=manifest["seed"]))
+    assert len(held) == manifest["sizes"]["test"]
