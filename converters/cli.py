@@ -14,8 +14,10 @@ from pathlib import Path
 
 from converters.registry import MODELS, model_names
 from edge_ser.cli.common import add_engine_args, media_files
-from edge_ser.errors import MissingDependencyError
+from edge_ser.errors import AudioFormatError, MissingDependencyError
 
+FER_SPLITS = ("train", "validation", "test")
+"""converters.data.loaders.FER_SPLITS (repeated: registering the commands imports no loader)."""
 DATASETS = "emodb, ravdess, tess, savee, cremad, fer2013, synthetic, or a folder-per-class path"
 AV_DATASETS = ("synthetic-av",)
 """Audio-visual data sets for --model av_cnn (as converters.tasks.AV_DATA)."""
@@ -29,6 +31,14 @@ def _add_cache(p: argparse.ArgumentParser) -> None:
         help="feature cache folder (default: $EDGE_SER_CACHE or ~/.cache/edge-ser)",
     )
     p.add_argument("--no-cache", action="store_true", help="recompute every feature, read and write no cache")
+
+
+def _add_strict(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="stop at the first file that cannot be decoded (default: skip it with a warning naming it)",
+    )
 
 
 def _add_spec(p: argparse.ArgumentParser) -> None:
@@ -60,6 +70,11 @@ def _cache(args: argparse.Namespace):
     return FeatureCache(args.cache or default_cache_dir())
 
 
+def _skipped_line(skipped, what: str = "file(s)") -> str:
+    """', N undecodable file(s) skipped' for a summary line, or ''."""
+    return f", {len(skipped)} undecodable {what} skipped (named in the warnings above)" if skipped else ""
+
+
 def cmd_features(args: argparse.Namespace) -> int:
     import numpy as np
 
@@ -70,10 +85,15 @@ def cmd_features(args: argparse.Namespace) -> int:
     if not files:
         print("edge-ser features: no audio files found", file=sys.stderr)
         return 2
-    X, stats = extract(files, spec, cache=_cache(args), progress=not args.quiet)
+    X, stats = extract(files, spec, cache=_cache(args), progress=not args.quiet, strict=args.strict)
+    if stats.kept is not None:
+        files = [files[i] for i in stats.kept]
+    if not files:
+        path, why = stats.skipped[0]
+        raise AudioFormatError(f"none of the {stats.files} file(s) could be decoded (first: {path}: {why})")
     print(
         f"{len(files)} files -> features {X.shape} in {stats.seconds:.2f} s "
-        f"(cache: {stats.hits} hits, {stats.misses} computed)"
+        f"(cache: {stats.hits} hits, {stats.misses} computed{_skipped_line(stats.skipped)})"
     )
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -89,16 +109,28 @@ def cmd_features(args: argparse.Namespace) -> int:
 
 def cmd_data(args: argparse.Namespace) -> int:
     from converters.data import summarize
+    from converters.data.loaders import load_dataset
     from converters.pipeline import load_records
+    from edge_ser.errors import ConfigError
 
-    name, records = load_records(args.data, args.root)
+    if args.split is not None:
+        if args.data != "fer2013":
+            raise ConfigError(f"--split {args.split}: only fer2013 has named splits; {args.data} has none")
+        name = "fer2013"
+        split = None if args.split == "all" else args.split
+        records = load_dataset(name, args.root, strict=args.strict, split=split)
+    else:
+        name, records = load_records(args.data, args.root, strict=args.strict)
+    skipped = getattr(records, "undecodable", [])
     s = summarize(records)
-    print(f"{name}: {len(records)} records")
+    print(f"{name}: {len(records)} records{_skipped_line(skipped)}")
     for key, counts in s.items():
         if isinstance(counts, dict):
             print(f"  {key}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
         else:
             print(f"  {key}: {counts}")
+    if skipped:
+        print("  skipped: " + "; ".join(f"{p} ({why})" for p, why in skipped[:5]))
     return 0
 
 
@@ -355,13 +387,20 @@ def _add_train_args(p: argparse.ArgumentParser, *, data_default: str | None, out
         "--split",
         choices=("random", "speaker"),
         default="random",
-        help="random: stratified 80/10/10; speaker: speaker-independent group 5-fold (see --fold)",
+        help="random: stratified 80/10/10; speaker: speaker-independent group k-fold (see --folds, --fold)",
     )
     p.add_argument(
         "--n-per-class",
         type=int,
         default=None,
         help="clips per class of the built-in synthetic sets (default: 30 for synthetic, 40 for synthetic-av)",
+    )
+    p.add_argument(
+        "--folds",
+        type=int,
+        default=5,
+        help="speaker folds of --split speaker (default 5; at most the data set's speakers, e.g. 2 for TESS: "
+        "then val is a tenth of the training speaker's clips)",
     )
     p.add_argument("--fold", type=int, default=0, help="which speaker fold is the test set (default 0)")
     p.add_argument("--seed", type=int, default=0, help="seed of the split, the weights and the batches")
@@ -370,6 +409,7 @@ def _add_train_args(p: argparse.ArgumentParser, *, data_default: str | None, out
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     p.add_argument("--out", default=out_default, help=f"output folder (default {out_default})")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars or tables")
+    _add_strict(p)
     _add_spec(p)
     _add_cache(p)
 
@@ -410,6 +450,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("paths", nargs="+", type=Path, help="audio files or folders")
     p.add_argument("--out", type=Path, default=None, help="save the matrix as .npy (and the paths as .txt)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    _add_strict(p)
     _add_spec(p)
     _add_cache(p)
     p.set_defaults(func=cmd_features)
@@ -417,12 +458,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "data",
         help="summarise a data set: clips per label and speaker",
-        description="Load a data set's file list and print its label and speaker counts.",
+        description="Load a data set's file list and print its label and speaker counts. Only files that "
+        "decode are counted (a header parse of each audio file): the others are named in a warning each and "
+        "counted as skipped.",
     )
     p.add_argument("data", help=f"data set: {DATASETS}")
     p.add_argument(
         "--root", type=Path, default=None, help="data set folder (default: found under $EDGE_SER_DATA)"
     )
+    p.add_argument(
+        "--split",
+        choices=(*FER_SPLITS, "all"),
+        default=None,
+        help="fer2013 only: which split folder (default train; validation is FER-2013's PublicTest; all: "
+        "every split present); a split whose folder is missing is an error listing those present",
+    )
+    _add_strict(p)
     p.set_defaults(func=cmd_data)
 
     p = sub.add_parser(

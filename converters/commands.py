@@ -46,7 +46,13 @@ def _task(args: argparse.Namespace, spec: FeatureSpec) -> Task:
         n = getattr(args, "n_per_class", None)
         synth = SyntheticSpec(seed=args.seed, **({"n_per_class": n} if n else {}))
     prep = prepare(
-        args.data, args.root, spec=spec, cache=_cache(args), synthetic=synth, progress=not args.quiet
+        args.data,
+        args.root,
+        spec=spec,
+        cache=_cache(args),
+        synthetic=synth,
+        progress=not args.quiet,
+        strict=getattr(args, "strict", False),
     )
     return feature_task(prep, spec)
 
@@ -99,7 +105,7 @@ def cmd_train(args: argparse.Namespace, spec: FeatureSpec, *, title: str | None 
         say(title)
     task = _task(args, spec)
     say(f"[1/3] data: {task.data_line}")
-    split = task.split(args.split, seed=args.seed, fold=args.fold)
+    split = task.split(args.split, seed=args.seed, fold=args.fold, k=getattr(args, "folds", 5))
     sz = split.sizes()
     say(
         f"[2/3] split: {args.split}, train {sz['train']} / val {sz['val']} / test {sz['test']} (seed {args.seed})"
@@ -166,7 +172,7 @@ def cmd_laq(args: argparse.Namespace, spec: FeatureSpec, *, title: str | None = 
         say(title)
     task = _task(args, spec)
     say(f"[1/5] data: {task.data_line}")
-    split = task.split(args.split, seed=args.seed, fold=args.fold)
+    split = task.split(args.split, seed=args.seed, fold=args.fold, k=getattr(args, "folds", 5))
     Xtr, ytr, Xva, yva, Xte, yte = task.parts(split)
     res, _ = _train_float(args, task, split)
     fp_acc = accuracy(res.model, Xte, yte)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from edge_ser.errors import AudioFormatError, InputWarning
 from edge_ser.features import FeatureSpec, file_vector
 from edge_ser.fileio import atomic_write, atomic_writer
 
@@ -69,12 +71,29 @@ class FeatureCache:
 
 @dataclass(frozen=True)
 class ExtractStats:
-    """What an extraction did: files, cache hits/misses and wall time in seconds."""
+    """What an extraction did: files, cache hits/misses, wall time in seconds, and the files it skipped."""
 
     files: int
     hits: int
     misses: int
     seconds: float
+    skipped: tuple[tuple[Path, str], ...] = ()
+    """(path, why) of each file whose audio could not be decoded (only when not `strict`)."""
+    kept: tuple[int, ...] | None = None
+    """Indices into the input of the rows returned, when some were skipped; None when every file was kept."""
+
+
+def _vector(path: Path, spec: FeatureSpec, cache: FeatureCache | None) -> tuple[np.ndarray, bool]:
+    """One file's feature vector and whether it came from the cache."""
+    if cache is None:
+        return file_vector(path, spec), False
+    digest = file_digest(path)
+    vec = cache.get(spec, digest)
+    if vec is not None:
+        return vec, True
+    vec = file_vector(path, spec)
+    cache.put(spec, digest, vec)
+    return vec, False
 
 
 def extract(
@@ -84,29 +103,44 @@ def extract(
     cache: FeatureCache | None = None,
     progress: bool = True,
     desc: str = "features",
+    strict: bool = True,
 ) -> tuple[np.ndarray, ExtractStats]:
-    """Feature vectors [len(paths), spec.dim] for audio files (or records with a `.source`), cached when given."""
+    """Feature vectors [len(paths), spec.dim] for audio files (or records with a `.source`), cached when given.
+
+    `strict` (the default): a file that cannot be decoded raises AudioFormatError. Otherwise it is skipped
+    with an InputWarning naming it: the matrix has a row per file kept, `stats.kept` says which and
+    `stats.skipped` lists the others with the reason.
+    """
     paths = [Path(getattr(p, "source", p)) for p in paths]
     out = np.empty((len(paths), spec.dim), dtype=np.float32)
     hits = misses = 0
+    kept: list[int] = []
+    skipped: list[tuple[Path, str]] = []
     t0 = time.perf_counter()
     for i, path in enumerate(
         tqdm(paths, desc=desc, unit="file", disable=None if progress else True, leave=False)
     ):
-        if cache is None:
-            out[i] = file_vector(path, spec)
-            misses += 1
+        try:
+            vec, hit = _vector(path, spec, cache)
+        except (AudioFormatError, OSError) as e:
+            if strict:
+                raise
+            why = str(e).removeprefix(f"{path}: ") if isinstance(e, AudioFormatError) else str(e)
+            skipped.append((path, why))
+            warnings.warn(f"{desc}: skipped {path}: {why}", InputWarning, stacklevel=2)
             continue
-        digest = file_digest(path)
-        vec = cache.get(spec, digest)
-        if vec is None:
-            vec = file_vector(path, spec)
-            cache.put(spec, digest, vec)
-            misses += 1
-        else:
-            hits += 1
-        out[i] = vec
+        hits, misses = hits + hit, misses + (not hit)
+        out[len(kept)] = vec
+        kept.append(i)
     if cache is not None:
         cache.hits += hits
         cache.misses += misses
-    return out, ExtractStats(len(paths), hits, misses, time.perf_counter() - t0)
+    stats = ExtractStats(
+        len(paths),
+        hits,
+        misses,
+        time.perf_counter() - t0,
+        tuple(skipped),
+        tuple(kept) if skipped else None,
+    )
+    return out[: len(kept)], stats

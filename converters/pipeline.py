@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -25,9 +25,10 @@ from converters.data import (
     stratified_split,
 )
 from converters.data import write as write_synthetic
+from converters.data.scan import Loaded, check_decodable
 from converters.data.synthetic import SPEC_FILE as SYNTHETIC_SPEC_FILE
 from converters.featurize import ExtractStats, FeatureCache, default_cache_dir, extract
-from edge_ser.errors import ConfigError
+from edge_ser.errors import ConfigError, DatasetError
 from edge_ser.features import FeatureSpec
 from edge_ser.fileio import atomic_write
 
@@ -42,6 +43,8 @@ class Prepared:
     y: np.ndarray
     classes: tuple[str, ...]
     stats: ExtractStats
+    skipped: list[tuple[Path, str]] = field(default_factory=list)
+    """(path, why) of each file skipped because its audio could not be decoded."""
 
     def parts(self, split: Split) -> tuple[np.ndarray, ...]:
         """(X_train, y_train, X_val, y_val, X_test, y_test) of a split."""
@@ -54,21 +57,26 @@ def load_records(
     *,
     synthetic: SyntheticSpec | None = None,
     cache_dir: Path | None = None,
+    strict: bool = False,
 ) -> tuple[str, list[Record]]:
-    """Resolve `data` (a data set name, 'synthetic', or a folder-per-class path) to its records."""
+    """Resolve `data` (a data set name, 'synthetic', or a folder-per-class path) to its records.
+
+    Files whose audio does not open are skipped with an InputWarning naming each (the list's `undecodable`,
+    see `converters.data.scan.Loaded`), or with `strict` the first raises DatasetError.
+    """
     if data == "synthetic" and root is not None and (Path(root) / SYNTHETIC_SPEC_FILE).is_file():
-        return "synthetic", load_synthetic(root)
+        return "synthetic", check_decodable("synthetic", load_synthetic(root), strict=strict)
     if data == "synthetic":
         spec = synthetic or SyntheticSpec()
         folder = Path(root) if root else (cache_dir or default_cache_dir()) / "synthetic" / f"seed{spec.seed}"
-        return "synthetic", write_synthetic(spec, folder)
+        return "synthetic", Loaded(write_synthetic(spec, folder))
     if data in LOADERS:
-        return data, load_dataset(data, root)
+        return data, load_dataset(data, root, strict=strict)
     path = Path(data)
     if path.is_dir() and (path / SYNTHETIC_SPEC_FILE).is_file():
-        return "synthetic", load_synthetic(path)
+        return "synthetic", check_decodable("synthetic", load_synthetic(path), strict=strict)
     if path.is_dir():
-        return path.name, load_folder(path)
+        return path.name, check_decodable(path.name, load_folder(path), strict=strict)
     raise ConfigError(
         f"--data {data!r} is neither a data set name ({', '.join(sorted(LOADERS))}) nor a folder"
     )
@@ -82,35 +90,75 @@ def prepare(
     cache: FeatureCache | None = None,
     synthetic: SyntheticSpec | None = None,
     progress: bool = True,
+    strict: bool = False,
 ) -> Prepared:
-    """Load records and their feature vectors (through the cache when given)."""
-    name, records = load_records(data, root, synthetic=synthetic, cache_dir=cache.root if cache else None)
-    X, stats = extract(records, spec, cache=cache, progress=progress, desc=f"features {name}")
+    """Load records and their feature vectors (through the cache when given).
+
+    A file that cannot be decoded (at loading: its header; at extraction: its samples) is skipped with an
+    InputWarning naming it and counted in `Prepared.skipped`; `strict` raises on the first instead.
+    """
+    name, records = load_records(
+        data, root, synthetic=synthetic, cache_dir=cache.root if cache else None, strict=strict
+    )
+    undecodable = list(getattr(records, "undecodable", ()))
+    X, stats = extract(records, spec, cache=cache, progress=progress, desc=f"features {name}", strict=strict)
+    if stats.kept is not None:
+        records = [records[i] for i in stats.kept]
+        undecodable += stats.skipped
+        if not records:
+            raise DatasetError(f"{name}: no file could be decoded ({len(undecodable)} skipped)")
     classes = class_order(r.label for r in records)
     index = {c: i for i, c in enumerate(classes)}
     y = np.array([index[r.label] for r in records], dtype=np.int64)
-    return Prepared(name, records, X, y, classes, stats)
+    return Prepared(name, records, X, y, classes, stats, undecodable)
 
 
 def make_split(
     prepared: Prepared, kind: str = "random", *, seed: int = 0, fold: int = 0, k: int = 5
 ) -> Split:
     """`split_indices` of a prepared data set."""
-    return split_indices(prepared.y, [r.speaker for r in prepared.records], kind, seed=seed, fold=fold, k=k)
+    speakers = [r.speaker for r in prepared.records]
+    return split_indices(prepared.y, speakers, kind, seed=seed, fold=fold, k=k, name=prepared.name)
 
 
 def split_indices(
-    y: np.ndarray, speakers: list[str], kind: str = "random", *, seed: int = 0, fold: int = 0, k: int = 5
+    y: np.ndarray,
+    speakers: list[str],
+    kind: str = "random",
+    *,
+    seed: int = 0,
+    fold: int = 0,
+    k: int = 5,
+    name: str = "the data set",
 ) -> Split:
-    """'random': stratified 80/10/10 (the papers' protocol); 'speaker': fold `fold` of speaker group k-fold."""
+    """'random': stratified 80/10/10 (the papers' protocol); 'speaker': fold `fold` of speaker group k-fold.
+
+    Speaker folds need k >= 2 and at least k speakers (ConfigError naming the data set otherwise). With
+    k >= 3 val is the next fold's speakers; with k = 2 (a data set of two speakers, such as TESS) there is
+    no third speaker group, so test is one speaker group and val a stratified tenth of the other's clips:
+    the test speakers stay unseen, the val clips are not speaker-independent.
+    """
     if kind == "random":
         return stratified_split(y, seed=seed)
-    if kind == "speaker":
-        folds = group_kfold(speakers, k=k, seed=seed)
-        if not 0 <= fold < len(folds):
-            raise ConfigError(f"--fold {fold} is out of range for {len(folds)} folds")
-        return folds[fold]
-    raise ConfigError(f"split must be 'random' or 'speaker', got {kind!r}")
+    if kind != "speaker":
+        raise ConfigError(f"split must be 'random' or 'speaker', got {kind!r}")
+    n_speakers = len(set(map(str, speakers)))
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 2:
+        raise ConfigError(f"--folds {k!r} must be an integer >= 2 (speaker folds for train and test)")
+    if k > n_speakers:
+        raise ConfigError(
+            f"{name} has {n_speakers} speakers; --folds {k} needs at least {k} "
+            f"(use --folds {n_speakers} or fewer, or --split random)"
+            if n_speakers >= 2
+            else f"{name} has {n_speakers} speaker: a speaker split needs at least 2 (use --split random)"
+        )
+    if not 0 <= fold < k:
+        raise ConfigError(f"--fold {fold} is out of range for {k} folds (0..{k - 1})")
+    if k >= 3:
+        return group_kfold(speakers, k=k, seed=seed)[fold]
+    two = group_kfold(speakers, k=2, seed=seed, with_val=False)[fold]
+    inner = stratified_split(np.asarray(y)[two.train], fractions=(0.9, 0.1, 0.0), seed=seed)
+    return Split(two.train[inner.train], two.train[inner.val], two.test)
 
 
 def confusion(y_true: np.ndarray, y_pred: np.ndarray, n: int) -> np.ndarray:

@@ -57,7 +57,7 @@ def toy_objective(point: dict) -> dict:
 
 
 @functools.lru_cache(maxsize=4)
-def _float_model(data: str, root: str | None, split: str, seed: int, fold: int, epochs: int):
+def _float_model(data: str, root: str | None, split: str, seed: int, fold: int, epochs: int, folds: int = 5):
     """Prepared data, split and trained float laq_mlp; deterministic in its arguments, cached per process
     so a weight grid trains each (data, split, seed) once."""
     import torch
@@ -68,7 +68,7 @@ def _float_model(data: str, root: str | None, split: str, seed: int, fold: int, 
     from converters.train import TrainConfig, seed_everything, train_classifier
 
     prep = prepare(data, root, cache=FeatureCache(default_cache_dir()), progress=False)
-    sp = make_split(prep, split, seed=seed, fold=fold)
+    sp = make_split(prep, split, seed=seed, fold=fold, k=folds)
     Xtr, ytr, Xva, yva, Xte, yte = prep.parts(sp)
     seed_everything(seed)
     model = laq_mlp(prep.X.shape[1], len(prep.classes))
@@ -82,7 +82,7 @@ def laq_weights_objective(point: dict) -> dict:
     """One point of a LAQ weight grid: the paper's recipe with importance weights (wP, wE, wV).
 
     Point keys (defaults): wP 0.11, wE 0.01, wV 0.88, seed 0, data "synthetic", root None, split "random",
-    fold 0, recipe "laq-paper", t_margin 0.05, epochs 0 (= TrainConfig default), qat_epochs 0 (= QAT default).
+    fold 0, folds 5 (speaker folds of split "speaker"), recipe "laq-paper", t_margin 0.05, epochs 0 (= TrainConfig default), qat_epochs 0 (= QAT default).
     Metrics: acc (test, after QAT), ptq_acc (rounding only), float_acc, bits (average), plan (bits per layer).
     """
     from dataclasses import replace
@@ -104,6 +104,7 @@ def laq_weights_objective(point: dict) -> dict:
         "root",
         "split",
         "fold",
+        "folds",
         "recipe",
         "t_margin",
         "epochs",
@@ -121,6 +122,7 @@ def laq_weights_objective(point: dict) -> dict:
         seed,
         int(point.get("fold", 0)),
         int(point.get("epochs", 0)),
+        int(point.get("folds", 5)),
     )
     lw = LaqWeights(float(point.get("wP", 0.11)), float(point.get("wE", 0.01)), float(point.get("wV", 0.88)))
     laq = LaqConfig(t_margin=float(point.get("t_margin", 0.05)), weights=lw)

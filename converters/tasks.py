@@ -77,7 +77,7 @@ class Task:
 
     def split(self, kind: str = "random", *, seed: int = 0, fold: int = 0, k: int = 5) -> Split:
         """'random': stratified 80/10/10 (the papers' protocol); 'speaker': fold `fold` of speaker group k-fold."""
-        return split_indices(self.y, self.speakers, kind, seed=seed, fold=fold, k=k)
+        return split_indices(self.y, self.speakers, kind, seed=seed, fold=fold, k=k, name=self.name)
 
 
 def feature_task(prep: Prepared, spec: FeatureSpec) -> Task:
@@ -93,6 +93,7 @@ def feature_task(prep: Prepared, spec: FeatureSpec) -> Task:
         f"{prep.name}, {len(prep.records)} clips, {len(prep.classes)} classes ({', '.join(prep.classes)}); "
         f"features {prep.X.shape} in {prep.stats.seconds:.2f} s "
         f"(cache: {prep.stats.hits} hits, {prep.stats.misses} computed)"
+        + (f"; {len(prep.skipped)} undecodable file(s) skipped" if prep.skipped else "")
     )
     return Task(
         prep.name,
@@ -109,6 +110,7 @@ def feature_task(prep: Prepared, spec: FeatureSpec) -> Task:
             "cache_hits": prep.stats.hits,
             "cache_misses": prep.stats.misses,
             "feature_seconds": prep.stats.seconds,
+            "skipped_files": len(prep.skipped),
         },
         VectorKind(spec),
     )

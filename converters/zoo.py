@@ -127,6 +127,14 @@ class ZooPoint:
         )
 
 
+def accuracy_block(p: ZooPoint, sp, **figures: float) -> dict:
+    """A bundle's accuracy block for a zoo point: its figures, the data set and the split they were measured on
+    (`converters.export.bundle.build_bundle` refuses figures without them)."""
+    kind = "random" if p.split == "random" else "leave-one-speaker-out"
+    split = {"kind": kind, "seed": p.seed, **({} if p.split == "random" else {"fold": p.fold})}
+    return {**figures, "dataset": p.data, "split": {**split, "sizes": sp.sizes()}}
+
+
 def split_for(p: ZooPoint, y: np.ndarray, speakers) -> tuple[Any, str]:
     """The point's split of a data set and a short description of it."""
     from converters.data.splits import leave_one_speaker_out
@@ -134,9 +142,18 @@ def split_for(p: ZooPoint, y: np.ndarray, speakers) -> tuple[Any, str]:
 
     if p.split == "random":
         return split_indices(y, list(speakers), "random", seed=p.seed), f"random seed {p.seed}"
+    n_speakers = len(set(map(str, speakers)))
+    if n_speakers < 3:
+        raise ConfigError(
+            f"zoo: {p.data} has {n_speakers} speaker(s); --split loso needs at least 3 (test, val and train "
+            "speakers): use --split random, or `edge-ser train --split speaker --folds 2`"
+        )
     folds = list(leave_one_speaker_out(list(speakers), [str(v) for v in y]))
     if not 0 <= p.fold < len(folds):
-        raise ConfigError(f"zoo: loso fold {p.fold} is out of range for {len(folds)} speakers")
+        raise ConfigError(
+            f"zoo: {p.data} has {n_speakers} speakers; loso fold {p.fold} needs at least {p.fold + 1} "
+            f"(--folds {n_speakers} or fewer)"
+        )
     speaker, sp = folds[p.fold]
     return sp, f"speaker {speaker} left out"
 
@@ -287,7 +304,7 @@ def _run_features(p: ZooPoint, bundle_out, progress: bool) -> dict:
                 c,
                 prep.classes,
                 VectorKind(FeatureSpec()),
-                {"test": out["laq_acc"]},
+                accuracy_block(p, sp, test=out["laq_acc"], test_float=out["acc"]),
                 bundle_out,
                 Xte[0].astype(np.float32),
             )
@@ -352,7 +369,7 @@ def _run_lms(p: ZooPoint, bundle_out, progress: bool) -> dict:
                 c,
                 clips.classes,
                 PatchesKind(spec),
-                {"test": laq_acc, "test_float": run.test_acc},
+                accuracy_block(p, sp, test=laq_acc, test_float=run.test_acc),
                 bundle_out,
                 ps.X[first[0]],
                 ps.X[first],
@@ -369,6 +386,7 @@ __all__ = [
     "RECOMMENDED",
     "ZooPoint",
     "run_point",
+    "accuracy_block",
     "split_for",
     "zoo_objective",
 ]

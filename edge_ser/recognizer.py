@@ -18,14 +18,20 @@ from __future__ import annotations
 import itertools
 import os
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from edge_ser.errors import ConfigError, InferenceError
+from edge_ser.errors import (
+    AudioFormatError,
+    ConfigError,
+    EdgeSerError,
+    InferenceError,
+    VideoFormatError,
+)
 from edge_ser.inputs.base import FileWindow
 
 if TYPE_CHECKING:
@@ -165,13 +171,28 @@ class Recognizer:
         windows, not the file)."""
         return list(self.iter_predict_files(paths))
 
-    def iter_predict_files(self, paths: Iterable[str | os.PathLike[str]]) -> Iterator[Prediction]:
-        """`predict_files` as an iterator: each file's result as soon as it (or its batch) is done."""
+    def iter_predict_files(
+        self,
+        paths: Iterable[str | os.PathLike[str]],
+        *,
+        on_bad_file: Callable[[Path, EdgeSerError], None] | None = None,
+    ) -> Iterator[Prediction]:
+        """`predict_files` as an iterator: each file's result as soon as it (or its batch) is done.
+
+        A file that cannot be read (AudioFormatError, VideoFormatError) raises, unless `on_bad_file` is given:
+        then it is called with the path and the error, and the file is skipped (no result for it).
+        """
         batch: list[tuple[str, FileWindow, float]] = []
         for path in map(Path, paths):
             t0 = time.perf_counter()
-            windows = self.kind.file_windows(path)
-            first = next(windows)
+            try:
+                windows = self.kind.file_windows(path)
+                first = next(windows)
+            except (AudioFormatError, VideoFormatError) as e:
+                if on_bad_file is None:
+                    raise
+                on_bad_file(path, e)
+                continue
             if first.whole:
                 batch.append((str(path), first, (time.perf_counter() - t0) * 1e3))
                 if sum(_rows(w.inputs) for _, w, _ in batch) >= BATCH_ROWS:
@@ -180,7 +201,14 @@ class Recognizer:
                 continue
             yield from self._run_clips(batch)
             batch = []
-            yield self._predict_long(str(path), itertools.chain([first], windows), t0)
+            try:
+                long = self._predict_long(str(path), itertools.chain([first], windows), t0)
+            except (AudioFormatError, VideoFormatError) as e:  # damaged after a good start
+                if on_bad_file is None:
+                    raise
+                on_bad_file(path, e)
+                continue
+            yield long
         yield from self._run_clips(batch)
 
     def _run_clips(self, batch: list[tuple[str, FileWindow, float]]) -> list[Prediction]:

@@ -134,6 +134,6 @@ def test_synthetic_bundle_every_recipe_family(tmp_path: Path) -> None:
             name="laq_mlp",
             labels=list(prep.classes),
             kind=VectorKind(spec),
-            accuracy={"test": 0.0},
+            accuracy={"test": 0.0, "dataset": "synthetic", "split": {"kind": "random", "seed": 0}},
         )
         _check_engines(path, c, prep.X[split.test])

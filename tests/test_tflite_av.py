@@ -266,7 +266,7 @@ def bundle(cases: dict[str, Case], tmp_path_factory: pytest.TempPathFactory) -> 
         name="av_cnn",
         labels=["neutral", "happy", "sad", "angry", "fear", "disgust", "boredom"],
         kind=AVKind(AVInputSpec(), c.model.input_names),
-        accuracy={"test": 0.5, "dataset": "synthetic"},
+        accuracy={"test": 0.5, "dataset": "synthetic", "split": {"kind": "unit"}},
         tflite_calibration=c.raw,
     )
     return load_bundle(path)

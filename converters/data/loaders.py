@@ -21,7 +21,7 @@ from pathlib import Path
 
 from converters.data import labels as L
 from converters.data.records import Record
-from converters.data.scan import Skipped, data_files
+from converters.data.scan import Loaded, Skipped, check_decodable, data_files
 from converters.data.synthetic import load_synthetic
 from edge_ser.errors import ConfigError, DatasetError
 from edge_ser.inputs.base import AUDIO_EXTENSIONS
@@ -338,9 +338,14 @@ def load_fer2013(root: str | os.PathLike, split: str | None = "train") -> list[R
     present = [s for s in FER_SPLITS if (root / s).is_dir()]
     splits = present if split is None else [split]
     if not present or split not in (None, *present):
+        public = (
+            " (validation/ is FER-2013's PublicTest split: --split validation)"
+            if split == "test" and "validation" in present
+            else ""
+        )
         raise DatasetError(
             f"fer2013: no {split or 'split'} folder in {root}; found splits {present or 'none'} "
-            f"(expected {'/'.join(FER_SPLITS)} folders holding one folder per class)"
+            f"(expected {'/'.join(FER_SPLITS)} folders holding one folder per class){public}"
         )
     skipped = Skipped("fer2013", root, "<split>/<class>/*.jpg with class one of " + "/".join(L.FER2013))
     records = []
@@ -534,8 +539,16 @@ def find_dataset(name: str) -> Path:
     )
 
 
-def load_dataset(name: str, root: str | os.PathLike | None = None, **options) -> list[Record]:
-    """Load data set `name` (a LOADERS key) from `root`, or from `find_dataset(name)` when root is None."""
+def load_dataset(
+    name: str, root: str | os.PathLike | None = None, *, strict: bool = False, **options
+) -> Loaded:
+    """Load data set `name` (a LOADERS key) from `root`, or from `find_dataset(name)` when root is None.
+
+    Only records whose audio opens are kept (`check_decodable`: a header parse per file): each other one is
+    skipped with an InputWarning naming it and listed in the result's `undecodable`; `strict` raises
+    DatasetError on the first instead.
+    """
     if name not in LOADERS:
         raise ConfigError(f"unknown data set {name!r}; choose one of {sorted(LOADERS)}")
-    return LOADERS[name](find_dataset(name) if root is None else root, **options)
+    records = LOADERS[name](find_dataset(name) if root is None else root, **options)
+    return check_decodable(name, records, strict=strict)

@@ -4,12 +4,14 @@ scheme. Shared by every loader (converters.data.loaders) and the synthetic set (
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from converters.data.records import Record
-from edge_ser.errors import DatasetError
-from edge_ser.fileio import find_files
+from edge_ser.audio.wav import WavReader
+from edge_ser.errors import AudioFormatError, DatasetError, InputWarning, MissingDependencyError
+from edge_ser.fileio import check_regular_file, find_files
+from edge_ser.inputs.base import AUDIO_EXTENSIONS
 
 
 class DatasetWarning(UserWarning):
@@ -53,4 +55,65 @@ def data_files(root: Path, extensions: Iterable[str]) -> list[Path]:
     return sorted(find_files([root], extensions, skip_hidden=True, error=DatasetError, what="data set files"))
 
 
-__all__ = ["DatasetWarning", "Skipped", "data_files"]
+class Loaded(list):
+    """The records a data set loader kept (a plain list of Record), plus `undecodable`: the (path, reason) of
+    each file whose name fits the data set but whose audio cannot be read, which it skipped."""
+
+    def __init__(self, records: Iterable[Record] = (), undecodable: Sequence[tuple[Path, str]] = ()) -> None:
+        super().__init__(records)
+        self.undecodable: list[tuple[Path, str]] = list(undecodable)
+
+
+def audio_problem(path: Path) -> str | None:
+    """Why an audio file cannot be decoded, from its header alone, or None when it can be opened.
+
+    WAV: the strict reader's header parse (`edge_ser.audio.wav.WavReader`), which finds an empty, foreign
+    (AIFF, MP3, text...), cut-short or malformed file without decoding a sample; other formats: soundfile's
+    header read. What a header cannot show (NaN samples in a float WAV, a damaged frame inside a FLAC) is
+    found when the features are computed, which skips such a file the same way (`converters.featurize`).
+    """
+    try:
+        if path.suffix.lower() in (".wav", ".wave"):
+            with WavReader(path):
+                return None
+        check_regular_file(path, error=AudioFormatError)
+        try:
+            import soundfile
+        except ImportError:
+            raise MissingDependencyError("soundfile", "device", "non-WAV audio") from None
+        try:
+            info = soundfile.info(str(path))
+        except (RuntimeError, OSError, ValueError, TypeError) as e:  # LibsndfileError is a RuntimeError
+            return f"cannot decode audio: {e}"
+        return None if info.frames > 0 else "no audio: the file holds 0 frames"
+    except AudioFormatError as e:
+        return str(e).removeprefix(f"{path}: ")
+
+
+def check_decodable(dataset: str, records: Sequence[Record], *, strict: bool = False) -> Loaded:
+    """The records whose audio file opens (`audio_problem`); each other one is skipped with an InputWarning
+    naming the file and why, or, with `strict`, the first one raises DatasetError. Images and video clips are
+    kept as they are (only audio sources are checked)."""
+    kept, bad = [], []
+    checked: dict[Path, str | None] = {}
+    for r in records:
+        if r.image is not None or r.source.suffix.lower() not in AUDIO_EXTENSIONS:
+            kept.append(r)
+            continue
+        first = r.source not in checked
+        if first:
+            checked[r.source] = audio_problem(r.source)
+        problem = checked[r.source]
+        if problem is None:
+            kept.append(r)
+        elif strict:
+            raise DatasetError(f"{dataset}: {r.source}: {problem} (without --strict it would be skipped)")
+        elif first:
+            bad.append((r.source, problem))
+            warnings.warn(f"{dataset}: skipped {r.source}: {problem}", InputWarning, stacklevel=2)
+    if not kept:
+        raise DatasetError(f"{dataset}: none of its {len(records)} files can be decoded (first: {bad[0][0]})")
+    return Loaded(kept, bad)
+
+
+__all__ = ["DatasetWarning", "Loaded", "Skipped", "audio_problem", "check_decodable", "data_files"]

@@ -87,6 +87,31 @@ def packed_tensors(proto, plan: BitPlan, codes: dict[str, tuple[np.ndarray, np.n
     return tensors
 
 
+def _check_accuracy(accuracy: Mapping[str, Any]) -> None:
+    """A bundle that reports an accuracy says what it was measured on: `dataset` (text) and `split` (a
+    {"kind": ..., seed/fold/sizes...} mapping or a text), else ConfigError. `{}` (no figures) is allowed."""
+    if not isinstance(accuracy, Mapping):
+        raise ConfigError(f"accuracy must be a mapping, got {type(accuracy).__name__}")
+    figures = sorted(
+        k for k, v in accuracy.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
+    )
+    if not figures:
+        return
+    dataset, split = accuracy.get("dataset"), accuracy.get("split")
+    missing = []
+    if not isinstance(dataset, str) or not dataset.strip():
+        missing.append("'dataset' (the data set's name)")
+    if not (isinstance(split, str) and split.strip()) and not (
+        isinstance(split, Mapping) and split.get("kind")
+    ):
+        missing.append("'split' (e.g. {'kind': 'random', 'seed': 0})")
+    if missing:
+        raise ConfigError(
+            f"accuracy {figures} must say what it was measured on: add {' and '.join(missing)} "
+            "to the accuracy block (`edge-ser info` prints them)"
+        )
+
+
 def build_bundle(
     out: str | os.PathLike,
     model: nn.Module,
@@ -109,6 +134,7 @@ def build_bundle(
     {input name: array}) the bundle also carries TFLite fp32, float16 and full-int8 variants (needs tensorflow,
     a host-only extra); they take standardised inputs.
     """
+    _check_accuracy(accuracy)
     model = model.eval()
     shapes = {k: tuple(v) for k, v in model.input_shapes().items()}
     want = {k: tuple(v) for k, v in kind.input_shapes.items()}

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import warnings
 from pathlib import Path
 
 from edge_ser.cli.common import add_engine_args, media_files
-from edge_ser.errors import AudioFormatError
+from edge_ser.errors import AudioFormatError, InputWarning
 from edge_ser.text import printable
 
 
@@ -35,6 +36,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="one JSON object per file on stdout (label, probabilities, duration, windows with start/end)",
     )
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="stop at the first file that cannot be read (default: skip it with a warning naming it)",
+    )
     p.set_defaults(func=cmd_predict)
 
 
@@ -58,8 +64,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise AudioFormatError(
             f"no {'/'.join(rec.kind.file_extensions)} files in {', '.join(str(f) for f in args.files)}"
         )
-    n, inference_ms = 0, 0.0
-    for r in rec.iter_predict_files(files):
+    n, inference_ms, bad = 0, 0.0, []
+
+    def skip(path: Path, error: Exception) -> None:  # one bad file in a folder does not stop the others
+        bad.append(path)
+        warnings.warn(f"skipped {printable(str(error))}", InputWarning, stacklevel=2)
+
+    strict = getattr(args, "strict", False)
+    for r in rec.iter_predict_files(files, on_bad_file=None if strict else skip):
         n += 1
         inference_ms += r.timings.get("inference", 0.0)
         if args.json:
@@ -79,5 +91,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
             for x in w:
                 print(f"    {_clock(x.start)}-{_clock(x.end)}  {_top(x.probabilities, args.top)}")
     if not args.json:
-        print(f"  ({rec.engine.name}: {n} file(s), inference {inference_ms:.2f} ms)")
+        skipped = f", {len(bad)} unreadable file(s) skipped" if bad else ""
+        print(f"  ({rec.engine.name}: {n} file(s), inference {inference_ms:.2f} ms{skipped})")
+    if not n:
+        raise AudioFormatError(f"none of the {len(files)} file(s) could be read ({len(bad)} skipped)")
     return 0
