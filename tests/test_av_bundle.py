@@ -60,7 +60,7 @@ def _bundle(mode: str, folder):
         name="av_cnn",
         labels=LABELS,
         kind=AVKind(AVInputSpec(), model.input_names),
-        accuracy={"test": 0.5, "dataset": "unit", "split": "unit"},
+        accuracy={"test": 0.5, "dataset": "unit", "split": {"kind": "unit"}},
     )
     return mode, model, plan, load_bundle(path)
 

@@ -462,7 +462,7 @@ def test_bundle_manifest_carries_the_counts(tmp_path):
     frozen, codes = freeze(model.eval(), plan)
     path = build_bundle(
         tmp_path / "b", frozen, plan, codes, name="laq_mlp", labels=[f"c{i}" for i in range(7)],
-        kind=VectorKind(FeatureSpec()), accuracy={"test": 0.5, "dataset": "unit", "split": "unit"})  # fmt: skip
+        kind=VectorKind(FeatureSpec()), accuracy={"test": 0.5, "dataset": "unit", "split": {"kind": "unit"}})  # fmt: skip
     b = load_bundle(path)
     m = b.manifest
     c = count(b)

@@ -88,8 +88,9 @@ def packed_tensors(proto, plan: BitPlan, codes: dict[str, tuple[np.ndarray, np.n
 
 
 def _check_accuracy(accuracy: Mapping[str, Any]) -> None:
-    """A bundle that reports an accuracy says what it was measured on: `dataset` (text) and `split` (a
-    {"kind": ..., seed/fold/sizes...} mapping or a text), else ConfigError. `{}` (no figures) is allowed."""
+    """A bundle that reports an accuracy says what it was measured on: `dataset` (text) and `split` (a mapping
+    with at least "kind", e.g. {"kind": "random", "seed": 0, "sizes": {...}}), else ConfigError. `{}` (no
+    figures) is allowed."""
     if not isinstance(accuracy, Mapping):
         raise ConfigError(f"accuracy must be a mapping, got {type(accuracy).__name__}")
     figures = sorted(
@@ -101,10 +102,8 @@ def _check_accuracy(accuracy: Mapping[str, Any]) -> None:
     missing = []
     if not isinstance(dataset, str) or not dataset.strip():
         missing.append("'dataset' (the data set's name)")
-    if not (isinstance(split, str) and split.strip()) and not (
-        isinstance(split, Mapping) and split.get("kind")
-    ):
-        missing.append("'split' (e.g. {'kind': 'random', 'seed': 0})")
+    if not isinstance(split, Mapping) or not split.get("kind"):
+        missing.append("'split' (a mapping such as {'kind': 'random', 'seed': 0, 'sizes': ...})")
     if missing:
         raise ConfigError(
             f"accuracy {figures} must say what it was measured on: add {' and '.join(missing)} "
