@@ -28,6 +28,10 @@ from edge_ser.schema import Checker, config_from_dict
 SCHEMA_VERSION = 1
 
 
+_OFF = {"remove_dc": False, "level_dbfs": None}
+"""Conditioning fields and their "off" values (left out of `to_dict`)."""
+
+
 @dataclass(frozen=True)
 class FeatureSpec:
     """Audio front-end parameters; the defaults are the LAQ paper's librosa recipe (180-d mean vector).
@@ -65,6 +69,11 @@ class FeatureSpec:
     """Exponent of |STFT| fed to the chroma filters: 1 as in the LAQ recipe, 2 as in chroma_stft(y=...)."""
     mel_db: bool = False
     """Average mel bands in dB instead of power (the recipe averages power)."""
+    remove_dc: bool = False
+    """Subtract each clip's (live window's) mean before features (`edge_ser.features.condition`)."""
+    level_dbfs: float | None = None
+    """Scale each clip (live window) to this RMS level in dBFS before features, so the microphone's gain does
+    not reach the model; None: as recorded (bundles made before issue 17)."""
     schema: int = field(default=SCHEMA_VERSION)
 
     def __post_init__(self) -> None:
@@ -97,6 +106,9 @@ class FeatureSpec:
         if self.chroma_power not in (1, 2) or isinstance(self.chroma_power, bool):
             c.problem("chroma_power", f"must be 1 (magnitude) or 2 (power), got {self.chroma_power!r}")
         c.of(self.mel_db, "mel_db", bool)
+        c.of(self.remove_dc, "remove_dc", bool)
+        if self.level_dbfs is not None:
+            c.number(self.level_dbfs, "level_dbfs", lo=-60, hi=0)
         if self.schema != SCHEMA_VERSION:
             c.problem(
                 "schema", f"this edge-ser reads FeatureSpec schema {SCHEMA_VERSION}, got {self.schema!r}"
@@ -146,7 +158,13 @@ class FeatureSpec:
         return 0 if n_samples < self.n_fft else 1 + (n_samples - self.n_fft) // self.hop_length
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """Every field, except the conditioning ones at their "off" defaults: a spec without conditioning
+        serialises (and hashes, for the feature cache) exactly as before they existed."""
+        d = dataclasses.asdict(self)
+        for name, off in _OFF.items():
+            if d[name] == off:
+                del d[name]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> FeatureSpec:

@@ -15,6 +15,7 @@ import numpy as np
 
 from edge_ser.errors import ConfigError
 from edge_ser.features import filters
+from edge_ser.features.condition import condition
 from edge_ser.features.spec import FeatureSpec
 from edge_ser.features.spectral import WORKSPACE, abs_power, check_audio, power_to_db, stft_frames
 
@@ -98,6 +99,8 @@ def feature_frames(
 
 
 def feature_vector(y: np.ndarray, *, sr: int, spec: FeatureSpec = FeatureSpec()) -> np.ndarray:
-    """The mean [MFCC, mel, chroma] vector [spec.dim] (180-d by default) of a mono clip `y [n]` at `sr` Hz."""
-    mel, chroma = feature_frames(y, sr=sr, spec=spec)
+    """The mean [MFCC, mel, chroma] vector [spec.dim] (180-d by default) of a mono clip `y [n]` at `sr` Hz,
+    conditioned first as the spec says (DC, level: `edge_ser.features.condition`)."""
+    check_audio(y)
+    mel, chroma = feature_frames(condition(np.asarray(y), spec), sr=sr, spec=spec)
     return vector_from_frames(mel, chroma, spec)

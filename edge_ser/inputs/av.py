@@ -25,6 +25,7 @@ import numpy as np
 
 from edge_ser.audio.stream import FILE_WINDOW_SECONDS, LONG_FILE_SECONDS
 from edge_ser.errors import ConfigError
+from edge_ser.features.condition import condition
 from edge_ser.features.spec import FeatureSpec
 from edge_ser.features.vector import feature_frames, vector_from_frames
 from edge_ser.inputs.base import AUDIO_EXTENSIONS, FileWindow, InputKind, Inputs, shape_of, softmax_row
@@ -114,7 +115,7 @@ def audio_segments(y: np.ndarray, sr: int, spec: FeatureSpec, segments: int = 6)
         raise ConfigError(f"audio at {sr} Hz; the spec expects {spec.sample_rate} Hz (resample first)")
     if segments < 1:
         raise ConfigError(f"segments={segments} must be >= 1")
-    y = y.astype(np.float32, copy=False)
+    y = condition(y.astype(np.float32, copy=False), spec)  # DC and level, as the spec says
     n = y.shape[0] // segments
     out = np.empty((segments, spec.n_mfcc), dtype=np.float32)
     for i in range(segments):

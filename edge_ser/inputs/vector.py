@@ -105,9 +105,11 @@ class _StreamingVector(LiveFrontEnd):
         self._stream = StreamingFeatures(self.spec, "frames")
         self._frames: deque[np.ndarray] = deque()
         self._max_frames = int(round(window_seconds * kind.sample_rate / self.spec.hop_length)) + 1
+        self._whole_windows = self.spec.remove_dc or self.spec.level_dbfs is not None
+        """A conditioned spec needs each window's own mean and level first: windows are framed whole."""
 
     def feed(self, chunk: np.ndarray) -> None:
-        if chunk.size == 0:
+        if chunk.size == 0 or self._whole_windows:
             return
         for row in self._stream.accept_waveform(np.asarray(chunk, dtype=np.float32)):
             self._frames.append(row)

@@ -1,0 +1,47 @@
+"""Clip conditioning before any feature: DC offset removed and level set, so the microphone's gain and offset
+do not reach the model (issue 17). Part of the FeatureSpec, so training and the device condition alike.
+
+`remove_dc` subtracts the clip's (or live window's) mean; `level_dbfs` then scales it so that its RMS is that
+many dB below full scale. The gain is bounded to +-MAX_GAIN_DB, and a clip quieter than SILENCE_DBFS is left as
+it is (amplifying digital silence or dither by 60 dB would only make noise look like speech).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edge_ser.features.spec import FeatureSpec
+
+MAX_GAIN_DB = 40.0
+SILENCE_DBFS = -90.0
+
+
+def clip_gain(
+    y: np.ndarray, spec: FeatureSpec, *, mean: float | None = None, rms: float | None = None
+) -> float:
+    """The gain `condition` applies to `y` (1.0 when the spec sets no level); `mean` / `rms` may be given
+    (e.g. measured over a long file in a first pass) instead of computed from `y`."""
+    if spec.level_dbfs is None:
+        return 1.0
+    if rms is None:
+        m = float(np.mean(y, dtype=np.float64)) if spec.remove_dc and mean is None else (mean or 0.0)
+        rms = float(np.sqrt(np.mean(np.square(y - m, dtype=np.float64)))) if y.size else 0.0
+    level = 20.0 * np.log10(max(rms, 1e-12))
+    if level < SILENCE_DBFS:
+        return 1.0
+    return float(10.0 ** (np.clip(spec.level_dbfs - level, -MAX_GAIN_DB, MAX_GAIN_DB) / 20.0))
+
+
+def condition(y: np.ndarray, spec: FeatureSpec) -> np.ndarray:
+    """`y` with its DC removed (`spec.remove_dc`) and scaled to `spec.level_dbfs` RMS; `y` itself when the
+    spec asks for neither (no copy)."""
+    if not spec.remove_dc and spec.level_dbfs is None:
+        return y
+    dtype = y.dtype if y.dtype in (np.float32, np.float64) else np.float32
+    mean = float(np.mean(y, dtype=np.float64)) if spec.remove_dc and y.size else 0.0
+    out = np.asarray(y, dtype=dtype) - dtype.type(mean) if spec.remove_dc else np.asarray(y, dtype=dtype)
+    g = clip_gain(out, spec, mean=0.0)
+    return out * dtype.type(g) if g != 1.0 else out
+
+
+__all__ = ["MAX_GAIN_DB", "SILENCE_DBFS", "clip_gain", "condition"]
