@@ -170,10 +170,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
         folds=args.folds,
         limit=args.limit,
     )
-    name, records = load_records(args.data, args.root)
+    name, records = load_records(args.data, args.root, strict=args.strict)
+    undecodable = getattr(records, "undecodable", [])  # skipped by the loader (all of them: it raises)
     chosen = select(records, sel)
     rec = Recognizer(args.bundle, args.engine, args.threads)
-    report = evaluate(rec, chosen, data=name, selection=sel.describe(), strict=args.strict)
+    report = evaluate(
+        rec, chosen, data=name, selection=sel.describe(), strict=args.strict, undecodable=undecodable
+    )
     print(json.dumps(report.to_dict(), indent=2) if args.json else report.text())
     if args.png:
         plot_confusion_png(report, args.png)

@@ -257,15 +257,22 @@ def _stream(
 
 
 def evaluate(
-    recognizer: Any, records: Sequence[Record], *, data: str, selection: str, strict: bool = False
+    recognizer: Any,
+    records: Sequence[Record],
+    *,
+    data: str,
+    selection: str,
+    strict: bool = False,
+    undecodable: Sequence[tuple[Any, str]] = (),
 ) -> EvalReport:
-    """Run every record through `recognizer` (an `edge_ser.recognizer.Recognizer`) and score it."""
+    """Run every record through `recognizer` (an `edge_ser.recognizer.Recognizer`) and score it;
+    `undecodable`: files the data-set loader already skipped (counted with the ones skipped here)."""
     labels = tuple(recognizer.labels)
     known = set(labels)
     true: list[str] = []
     pred: list[str] = []
     unknown: Counter[str] = Counter()
-    skipped: list[tuple[str, str]] = []
+    skipped: list[tuple[str, str]] = [(str(f), str(e)) for f, e in undecodable]
     ood, ood_available, features_ms = 0, False, 0.0
     t0 = time.perf_counter()
     for r, p, error in _stream(recognizer, list(records), strict):
@@ -294,7 +301,7 @@ def evaluate(
         data=data,
         selection=selection,
         metrics=metrics(true, pred, labels),
-        listed=len(records),
+        listed=len(records) + len(undecodable),
         skipped=skipped,
         unknown={k: unknown[k] for k in class_order(unknown)},
         ood=ood,

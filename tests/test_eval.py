@@ -98,7 +98,7 @@ def test_nothing_readable_is_an_error_not_an_empty_report(tmp_path: Path, capsys
     with pytest.warns(InputWarning):
         rc = main(["eval", str(BUNDLE), "--data", str(tmp_path)])
     assert rc == 2
-    assert "none of the 2 files could be read" in capsys.readouterr().err
+    assert "none of its 2 files can be decoded" in capsys.readouterr().err
 
 
 def test_cli_writes_png_json_md_and_never_imports_torch(synth: Path, tmp_path: Path) -> None:

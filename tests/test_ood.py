@@ -53,18 +53,28 @@ def test_int8_saturation_is_never_silent(laq) -> None:
     assert e.adapt.last_ood.tolist() == [False, True]
 
 
+def _speechlike(seconds: float = 2.0, sr: int = 16000) -> np.ndarray:
+    from tests.test_condition import speechlike
+
+    return speechlike(seconds, sr)
+
+
+def _white(seconds: float = 2.0, sr: int = 16000) -> np.ndarray:
+    """Flat noise up to sr/2: nothing like the speech the clip-vector model was trained on (its upper mel
+    bands hold speech-level energy at any gain, since the front end sets the level)."""
+    return (0.05 * np.random.default_rng(0).normal(size=int(seconds * sr))).astype(np.float32)
+
+
 def test_prediction_and_json_carry_the_flag(tmp_path: Path) -> None:
     from edge_ser.audio.wav import write_wav
     from edge_ser.recognizer import Recognizer
 
     rec = Recognizer(LAQ, "numpy")
-    rng = np.random.default_rng(0)
-    y = (0.05 * rng.normal(size=32000)).astype(np.float32)
-    assert not rec.predict_audio(y, 16000).ood
-    loud = rec.predict_audio(y * 1000, 16000)  # +60 dB: power means 10^6 times the training range
-    assert loud.ood and json.loads(json.dumps(loud.to_dict()))["ood"] is True
-    p = tmp_path / "loud.wav"
-    write_wav(p, y * 60, 16000, subtype="FLOAT")
+    assert not rec.predict_audio(_speechlike(), 16000).ood
+    odd = rec.predict_audio(_white(), 16000)
+    assert odd.ood and json.loads(json.dumps(odd.to_dict()))["ood"] is True
+    p = tmp_path / "noise.wav"
+    write_wav(p, _white(), 16000, subtype="FLOAT")
     assert rec.predict_file(p).ood
 
 
@@ -73,12 +83,9 @@ def test_live_result_carries_the_flag() -> None:
 
     b = load_bundle(LAQ)
     pipe = LivePipeline(b, load_engine(b, "numpy"))
-    from edge_ser.audio.polyphase import resample
-
-    sr = b.input_kind.sample_rate  # noise made at 16 kHz: band-limited like the training audio
-    y = resample((0.05 * np.random.default_rng(1).normal(size=32000)).astype(np.float32), 16000, sr)
-    assert not pipe.step(2.0, y).ood
-    r = pipe.step(4.0, y * 1000)
+    assert b.input_kind.sample_rate == 16000
+    assert not pipe.step(2.0, _speechlike()).ood
+    r = pipe.step(4.0, _white())
     assert r.speech and r.ood and r.to_dict()["ood"] is True
 
 

@@ -152,6 +152,12 @@ class InputAdapter:
         self.last_ood = self.last_ood | np.asarray(rows, dtype=bool)
 
 
+def clamp_to_training_range(bundle: Bundle, x: np.ndarray) -> np.ndarray:
+    """`x` (raw rows of the bundle's normalised input) clamped as every engine clamps it (+-OOD_Z training
+    standard deviations): what a reference model must be given to match an engine on out-of-range rows."""
+    return InputAdapter(bundle, normalize=False)({bundle.normalized_input: x})[bundle.normalized_input]
+
+
 def _clamp(a: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """`a` clamped to [lo, hi] (broadcast on the last axes), and per row whether anything was clamped."""
     outside = (a < lo) | (a > hi)
@@ -199,6 +205,7 @@ __all__ = [
     "Engine",
     "InputAdapter",
     "check_finite",
+    "clamp_to_training_range",
     "cpu_only",
     "finish_logits",
     "normalize_providers",
