@@ -161,6 +161,8 @@ def clamp_to_training_range(bundle: Bundle, x: np.ndarray) -> np.ndarray:
 def _clamp(a: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """`a` clamped to [lo, hi] (broadcast on the last axes), and per row whether anything was clamped."""
     outside = (a < lo) | (a > hi)
+    if a.size == 0:  # an empty batch (or a zero-size axis): nothing to clamp
+        return a, np.zeros(a.shape[0] if a.ndim else 0, dtype=bool)
     rows = outside.reshape(a.shape[0], -1).any(axis=1) if a.ndim > 1 else outside
     if rows.any():
         a = np.clip(a, lo, hi).astype(np.float32, copy=False)
