@@ -47,6 +47,10 @@ BATCH_ROWS = 32
 engine's activations held at once (a clip or window is never split, so one with more rows runs alone)."""
 
 
+NARROW_BAND = 0.9
+"""A recording whose Nyquist frequency is below this share of the model's top mel edge is flagged (`ood`)."""
+
+
 @dataclass(frozen=True)
 class WindowPrediction:
     """One window of a long file: its time span in seconds from the file's start, label and probabilities."""
@@ -216,7 +220,10 @@ class Recognizer:
             return []
         features_ms = sum(ms for _, _, ms in batch) / len(batch)
         out = self._run([w.inputs for _, w, _ in batch], [src for src, _, _ in batch], features_ms)
-        return [replace(p, duration=w.end) for p, (_, w, _) in zip(out, batch, strict=True)]
+        return [
+            replace(p, duration=w.end, ood=p.ood or self.narrower(w.source_rate))
+            for p, (_, w, _) in zip(out, batch, strict=True)
+        ]
 
     def _predict_long(self, source: str, windows: Iterable[FileWindow], t0: float) -> Prediction:
         """Per-window predictions of a long file, BATCH_ROWS input rows per engine call; the summary is the
@@ -232,7 +239,9 @@ class Recognizer:
             preds = self._run([w.inputs for w in pending], [source] * len(pending), 0.0)
             inference_ms += preds[0].timings["inference"]
             results.extend(
-                WindowPrediction(w.start, w.end, p.label, p.probabilities, p.ood)
+                WindowPrediction(
+                    w.start, w.end, p.label, p.probabilities, p.ood or self.narrower(w.source_rate)
+                )
                 for w, p in zip(pending, preds, strict=True)
             )
             pending.clear()
@@ -255,6 +264,14 @@ class Recognizer:
             ood=any(w.ood for w in results),
         )
 
+    def narrower(self, source_rate: int | None) -> bool:
+        """True when audio recorded at `source_rate` Hz lacks part of the band the model was trained on (an
+        8 kHz telephone clip has nothing above 4 kHz; a 16 kHz model's band reaches 8 kHz): its prediction is
+        flagged out of range, as the model never saw such a spectrum."""
+        if source_rate is None:
+            return False
+        return source_rate / 2 < NARROW_BAND * self.kind.feature_spec.fmax_hz
+
     def predict_audio(self, y: np.ndarray, sr: int, faces: Sequence[Any] | None = None) -> Prediction:
         """Classify a mono clip `y` [n] (float, in [-1, 1]) recorded at `sr` Hz; a model that takes faces
         also wants the clip's face crops (`FaceCrop`s or uint8 [S, S] grey images, any number: they are spread
@@ -265,7 +282,7 @@ class Recognizer:
         t0 = time.perf_counter()
         x = self.kind.audio_inputs(y, int(sr), faces)
         p = self._run([x], [None], (time.perf_counter() - t0) * 1e3)[0]
-        return replace(p, duration=y.shape[0] / int(sr) if y.ndim else None)
+        return replace(p, duration=y.shape[0] / int(sr) if y.ndim else None, ood=p.ood or self.narrower(sr))
 
     def _run(
         self, clips: list[dict[str, np.ndarray]], sources: list[str | None], features_ms: float

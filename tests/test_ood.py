@@ -97,3 +97,22 @@ def test_clean_training_audio_is_almost_never_flagged() -> None:
     for engine in ("onnxruntime", "tflite-int8"):
         preds = Recognizer(LAQ, engine).predict_files(files)
         assert np.mean([p.ood for p in preds]) <= 0.02, engine
+
+
+def test_a_narrower_band_than_the_models_is_flagged(tmp_path: Path) -> None:
+    """An 8 kHz recording has nothing above 4 kHz; the 16 kHz model's band reaches 8 kHz: flagged, for a clip,
+    a file and every window of a long file. 16 kHz and above are not."""
+    from edge_ser.audio.polyphase import resample
+    from edge_ser.audio.wav import write_wav
+    from edge_ser.recognizer import Recognizer
+
+    rec = Recognizer(LAQ, "numpy")
+    y = _speechlike()
+    assert rec.predict_audio(resample(y, 16000, 8000), 8000).ood
+    assert not rec.predict_audio(resample(y, 16000, 48000), 48000).ood
+    short = write_wav(tmp_path / "phone.wav", resample(y, 16000, 8000), 8000)
+    wide = write_wav(tmp_path / "usb.wav", resample(y, 16000, 44100), 44100)
+    long = write_wav(tmp_path / "long.wav", np.tile(resample(y, 16000, 8000), 20), 8000)  # 40 s: windows
+    p_short, p_wide, p_long = rec.predict_files([short, wide, long])
+    assert p_short.ood and not p_wide.ood
+    assert p_long.windows and all(w.ood for w in p_long.windows) and p_long.ood

@@ -18,6 +18,7 @@ import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -269,24 +270,35 @@ class Resampled:
         self.close()
 
 
+class AudioWindow(NamedTuple):
+    """One stretch of a file's audio at the analysis rate, and the rate the file was recorded at."""
+
+    start: float
+    end: float
+    samples: np.ndarray
+    whole: bool
+    source_rate: int
+
+
 def file_windows(
     path: str | os.PathLike,
     sr: int,
     *,
     window_seconds: float = FILE_WINDOW_SECONDS,
     long_seconds: float = LONG_FILE_SECONDS,
-) -> Iterator[tuple[float, float, np.ndarray, bool]]:
-    """(start s, end s, mono float32 samples at `sr`, whole) of a file: the whole file as one clip (whole
-    True) when it lasts at most `long_seconds` (exactly as `edge_ser.audio.load`), else consecutive windows
-    of `window_seconds` (streamed through `Resampled`); a last window shorter than half a window is left out.
-    Memory: one window plus a block, whatever the file's length.
+) -> Iterator[AudioWindow]:
+    """(start s, end s, mono float32 samples at `sr`, whole, the file's own rate) of a file: the whole file as
+    one clip (whole True) when it lasts at most `long_seconds` (exactly as `edge_ser.audio.load`), else
+    consecutive windows of `window_seconds` (streamed through `Resampled`); a last window shorter than half a
+    window is left out. Memory: one window plus a block, whatever the file's length.
     """
     if not 0 < window_seconds <= long_seconds:
         raise ConfigError(f"window_seconds={window_seconds} must be in (0, long_seconds={long_seconds}]")
     with Resampled(path, sr, long_seconds=long_seconds) as stream:
+        src = int(stream.source_rate)
         if stream.whole:
             y = next(iter(stream))
-            yield 0.0, y.size / sr, y, True
+            yield AudioWindow(0.0, y.size / sr, y, True, src)
             return
         win = int(round(window_seconds * sr))
         pending = np.zeros(0, np.float32)
@@ -294,14 +306,15 @@ def file_windows(
         for b in stream:
             pending = np.concatenate([pending, b])
             while pending.size >= win:
-                yield t / sr, (t + win) / sr, pending[:win], False
+                yield AudioWindow(t / sr, (t + win) / sr, pending[:win], False, src)
                 t += win
                 pending = pending[win:]
         if pending.size >= win / 2:
-            yield t / sr, (t + pending.size) / sr, pending, False
+            yield AudioWindow(t / sr, (t + pending.size) / sr, pending, False, src)
 
 
 __all__ = [
+    "AudioWindow",
     "Resampled",
     "FILE_WINDOW_SECONDS",
     "LONG_FILE_SECONDS",

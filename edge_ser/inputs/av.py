@@ -379,14 +379,13 @@ class AVKind(InputKind):
         from edge_ser.audio.stream import file_windows
 
         sr = self.sample_rate
-        for start, end, y, whole in file_windows(
-            path, sr, window_seconds=window_seconds, long_seconds=long_seconds
-        ):
-            self.check_clip(y.size, str(path))
-            if whole:  # the audio track is short although the video is not: one clip
-                yield FileWindow(0.0, end, self.file_inputs(path), True)
+        for w in file_windows(path, sr, window_seconds=window_seconds, long_seconds=long_seconds):
+            self.check_clip(w.samples.size, str(path))
+            if w.whole:  # the audio track is short although the video is not: one clip
+                yield FileWindow(0.0, w.end, self.file_inputs(path), True, w.source_rate)
                 return
-            yield FileWindow(start, end, self.window_inputs(y, frames.crops(start, end)))
+            inputs = self.window_inputs(w.samples, frames.crops(w.start, w.end))
+            yield FileWindow(w.start, w.end, inputs, False, w.source_rate)
 
     def combine(self, logits: np.ndarray) -> np.ndarray:
         return softmax_row(logits)

@@ -49,6 +49,8 @@ class FileWindow:
     inputs: Inputs
     whole: bool = False
     """True when this is the whole file as one clip (a file no longer than the long-file limit)."""
+    source_rate: int | None = None
+    """The rate the file was recorded at (a rate below twice the model's band means a narrower band)."""
 
 
 class LiveFrontEnd:
@@ -194,9 +196,9 @@ class InputKind(ABC):
         windows = file_windows(
             path, self.sample_rate, window_seconds=window_seconds, long_seconds=long_seconds
         )
-        for start, end, y, whole in windows:
-            self.check_clip(y.size, str(path))
-            yield FileWindow(start, end, self.window_inputs(y), whole)
+        for w in windows:
+            self.check_clip(w.samples.size, str(path))
+            yield FileWindow(w.start, w.end, self.window_inputs(w.samples), w.whole, w.source_rate)
 
     def live(self, window_seconds: float) -> LiveFrontEnd:
         """A front end for one live stream of `window_seconds` windows."""
