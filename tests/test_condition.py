@@ -90,3 +90,19 @@ def test_live_windows_equal_clips() -> None:
     y = speechlike(seconds=2.0) * 0.02 + 0.05
     front.feed(y)
     np.testing.assert_array_equal(front.inputs(y)["features"], kind.window_inputs(y)["features"])
+
+
+def test_log_mel_patches_condition_alike() -> None:
+    """LMSSpec carries the same two fields: the log-Mel front end ignores gain and DC once they are on, and an
+    LMSSpec without them serialises as before (the shipped log-Mel bundle's block is unchanged)."""
+    from edge_ser.inputs.patches import LMSSpec, lms_frames
+
+    spec = LMSSpec(n_fft=1024, remove_dc=True, level_dbfs=-26.0)
+    y = speechlike()
+    ref = lms_frames(y, 16000, spec)
+    for z in (y * 0.1, y * 10, y + 0.1):
+        np.testing.assert_allclose(lms_frames(z.astype(np.float32), 16000, spec), ref, atol=0.05)
+    plain = LMSSpec(n_fft=1024)
+    assert np.abs(lms_frames(y * 0.1, 16000, plain) - lms_frames(y, 16000, plain)).max() > 10
+    assert "remove_dc" not in LMSSpec().to_dict() and "level_dbfs" not in LMSSpec().to_dict()
+    assert LMSSpec.from_dict(spec.to_dict()) == spec

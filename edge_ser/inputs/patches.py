@@ -26,6 +26,7 @@ import numpy as np
 from edge_ser.engines.base import softmax
 from edge_ser.errors import ConfigError
 from edge_ser.features import FeatureSpec, melspectrogram, power_to_db
+from edge_ser.features.condition import condition
 from edge_ser.inputs.base import InputKind, Inputs, shape_of
 from edge_ser.limits import MAX_N_FFT, MAX_N_MELS, MAX_PATCH_VALUES, MAX_SEGMENT_FRAMES
 from edge_ser.schema import Checker, config_from_dict
@@ -65,6 +66,10 @@ class LMSSpec:
     """Upper mel edge in Hz; None means sample_rate / 2."""
     top_db: float | None = 80.0
     """Clip the dB log-mel this far below its per-clip maximum (librosa's default)."""
+    remove_dc: bool = False
+    """Subtract each clip's mean first (`edge_ser.features.condition`; off in bundles made before issue 17)."""
+    level_dbfs: float | None = None
+    """Scale each clip to this RMS level (dBFS) first, after `remove_dc`; None: as recorded."""
 
     def __post_init__(self) -> None:
         """Typed and bounded (`edge_ser.limits`); the STFT/mel part is checked by the FeatureSpec it becomes."""
@@ -122,10 +127,17 @@ class LMSSpec:
             n_mfcc=0,
             n_chroma=0,
             top_db=self.top_db,
+            remove_dc=self.remove_dc,
+            level_dbfs=self.level_dbfs,
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """Every field, except the conditioning ones when off (a spec without them serialises as before)."""
+        d = dataclasses.asdict(self)
+        for name, off in (("remove_dc", False), ("level_dbfs", None)):
+            if d[name] == off:
+                del d[name]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> LMSSpec:
@@ -151,6 +163,7 @@ def lms_frames(y: np.ndarray, sr: int, spec: LMSSpec) -> np.ndarray:
     if y.ndim != 1:
         raise ConfigError(f"lms_frames: expects mono audio [n], got shape {y.shape}")
     fs = spec.feature_spec()
+    y = condition(y, fs)  # DC and level, when the spec asks for them
     S = melspectrogram(
         y=y,
         sr=fs.sample_rate,
