@@ -219,10 +219,10 @@ class _ClockNames:
 
 
 def timing_asserts(source: str) -> list[str]:
-    """The asserts in `source` that bound elapsed wall-clock time from above (`elapsed < 1.3`,
-    `time.monotonic() - t0 <= 2`, `elapsed == approx(1.0)`) or check a deadline shorter than a hang guard
-    (`end = time.monotonic() + 5` ... `assert time.monotonic() < end`). Lower bounds ("not before it is
-    due") are allowed: a slow machine only makes them more true."""
+    """The asserts in `source` that bound elapsed wall-clock time from above (a measured duration compared as
+    less than, at most, or equal to a number of seconds) or check a deadline shorter than a hang guard (a
+    clock reading compared with "now plus a few seconds"); the snippets in the test below show each form.
+    Lower bounds ("not before it is due") are allowed: a slow machine only makes them more true."""
     found = set()
     for fn in ast.walk(ast.parse(source)):
         if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):

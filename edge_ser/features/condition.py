@@ -16,16 +16,11 @@ MAX_GAIN_DB = 40.0
 SILENCE_DBFS = -90.0
 
 
-def clip_gain(
-    y: np.ndarray, spec: FeatureSpec, *, mean: float | None = None, rms: float | None = None
-) -> float:
-    """The gain `condition` applies to `y` (1.0 when the spec sets no level); `mean` / `rms` may be given
-    (e.g. measured over a long file in a first pass) instead of computed from `y`."""
+def gain_for(rms: float, spec: FeatureSpec) -> float:
+    """The gain that brings a clip of this RMS (about its mean, when DC is removed) to `spec.level_dbfs`: 1.0
+    when the spec sets no level or the clip is silence, else bounded to +-MAX_GAIN_DB."""
     if spec.level_dbfs is None:
         return 1.0
-    if rms is None:
-        m = float(np.mean(y, dtype=np.float64)) if spec.remove_dc and mean is None else (mean or 0.0)
-        rms = float(np.sqrt(np.mean(np.square(y - m, dtype=np.float64)))) if y.size else 0.0
     level = 20.0 * np.log10(max(rms, 1e-12))
     if level < SILENCE_DBFS:
         return 1.0
@@ -37,11 +32,16 @@ def condition(y: np.ndarray, spec: FeatureSpec) -> np.ndarray:
     spec asks for neither (no copy)."""
     if not spec.remove_dc and spec.level_dbfs is None:
         return y
-    dtype = y.dtype if y.dtype in (np.float32, np.float64) else np.float32
-    mean = float(np.mean(y, dtype=np.float64)) if spec.remove_dc and y.size else 0.0
-    out = np.asarray(y, dtype=dtype) - dtype.type(mean) if spec.remove_dc else np.asarray(y, dtype=dtype)
-    g = clip_gain(out, spec, mean=0.0)
-    return out * dtype.type(g) if g != 1.0 else out
+    dtype = y.dtype if y.dtype in (np.float32, np.float64) else np.dtype(np.float32)
+    out = np.asarray(y, dtype=dtype)
+    if spec.remove_dc and out.size:
+        out = out - dtype.type(np.mean(out, dtype=np.float64))
+    if spec.level_dbfs is not None:
+        rms = float(np.sqrt(np.mean(np.square(out, dtype=np.float64)))) if out.size else 0.0
+        g = gain_for(rms, spec)
+        if g != 1.0:
+            out = out * dtype.type(g)
+    return out
 
 
-__all__ = ["MAX_GAIN_DB", "SILENCE_DBFS", "clip_gain", "condition"]
+__all__ = ["MAX_GAIN_DB", "SILENCE_DBFS", "condition", "gain_for"]

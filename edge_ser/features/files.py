@@ -10,7 +10,7 @@ import numpy as np
 
 from edge_ser.audio.stream import Resampled
 from edge_ser.errors import ConfigError
-from edge_ser.features.condition import clip_gain
+from edge_ser.features.condition import gain_for
 from edge_ser.features.spec import FeatureSpec
 from edge_ser.features.spectral import power_to_db
 from edge_ser.features.streaming import StreamingFeatures
@@ -44,7 +44,7 @@ def _conditioning(path: str | os.PathLike, spec: FeatureSpec) -> tuple[float, fl
             squares += float(np.sum(np.square(b, dtype=np.float64)))
     mean = total / n if (n and spec.remove_dc) else 0.0
     rms = float(np.sqrt(max(0.0, squares / n - mean * mean))) if n else 0.0  # RMS about `mean`
-    return mean, clip_gain(np.zeros(0, np.float32), spec, rms=rms)
+    return mean, gain_for(rms, spec)
 
 
 def _streamed_frames(

@@ -28,8 +28,14 @@ from edge_ser.schema import Checker, config_from_dict
 SCHEMA_VERSION = 1
 
 
-_OFF = {"remove_dc": False, "level_dbfs": None}
-"""Conditioning fields and their "off" values (left out of `to_dict`)."""
+CONDITIONING_OFF = {"remove_dc": False, "level_dbfs": None}
+"""Conditioning fields and their "off" values, left out of a spec's `to_dict` (`without_conditioning_off`)."""
+
+
+def without_conditioning_off(d: dict[str, Any]) -> dict[str, Any]:
+    """`d` (a spec's fields) without the conditioning fields that are off: a spec that conditions nothing
+    serialises (and hashes, for the feature cache) exactly as before those fields existed."""
+    return {k: v for k, v in d.items() if not (k in CONDITIONING_OFF and v == CONDITIONING_OFF[k])}
 
 
 @dataclass(frozen=True)
@@ -158,13 +164,8 @@ class FeatureSpec:
         return 0 if n_samples < self.n_fft else 1 + (n_samples - self.n_fft) // self.hop_length
 
     def to_dict(self) -> dict[str, Any]:
-        """Every field, except the conditioning ones at their "off" defaults: a spec without conditioning
-        serialises (and hashes, for the feature cache) exactly as before they existed."""
-        d = dataclasses.asdict(self)
-        for name, off in _OFF.items():
-            if d[name] == off:
-                del d[name]
-        return d
+        """Every field, except the conditioning ones when off (`without_conditioning_off`)."""
+        return without_conditioning_off(dataclasses.asdict(self))
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> FeatureSpec:

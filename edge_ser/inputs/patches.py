@@ -27,6 +27,7 @@ from edge_ser.engines.base import softmax
 from edge_ser.errors import ConfigError
 from edge_ser.features import FeatureSpec, melspectrogram, power_to_db
 from edge_ser.features.condition import condition
+from edge_ser.features.spec import without_conditioning_off
 from edge_ser.inputs.base import InputKind, Inputs, shape_of
 from edge_ser.limits import MAX_N_FFT, MAX_N_MELS, MAX_PATCH_VALUES, MAX_SEGMENT_FRAMES
 from edge_ser.schema import Checker, config_from_dict
@@ -132,12 +133,8 @@ class LMSSpec:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """Every field, except the conditioning ones when off (a spec without them serialises as before)."""
-        d = dataclasses.asdict(self)
-        for name, off in (("remove_dc", False), ("level_dbfs", None)):
-            if d[name] == off:
-                del d[name]
-        return d
+        """Every field, except the conditioning ones when off (`without_conditioning_off`)."""
+        return without_conditioning_off(dataclasses.asdict(self))
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> LMSSpec:
