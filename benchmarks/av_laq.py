@@ -38,6 +38,7 @@ from converters.data.av_dataset import ClipCache, SceneSpec, paired_av_arrays  #
 from converters.data.paired_av import PairedAVSpec, pair_ravdess_fer  # noqa: E402
 from converters.export.bundle import build_bundle  # noqa: E402
 from converters.models import av_cnn  # noqa: E402
+from converters.recipe import default_av_spec  # noqa: E402
 from converters.train import TrainConfig, accuracy, seed_everything, train_classifier  # noqa: E402
 from edge_ser.bundle import load_bundle  # noqa: E402
 from edge_ser.inputs.av import AVInputSpec, AVKind  # noqa: E402
@@ -71,7 +72,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)
     t0 = time.perf_counter()
-    spec, pspec = AVInputSpec(), PairedAVSpec()
+    spec, pspec = default_av_spec(), PairedAVSpec()  # MFCC segments, DC removed, level -26 dBFS
     speech = load_dataset("ravdess")
     fer = find_dataset("fer2013")
     fer_train, fer_val = load_fer2013(fer, "train"), load_fer2013(fer, "validation")

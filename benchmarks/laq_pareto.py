@@ -17,6 +17,8 @@ from _common import write_results  # noqa: E402
 from converters.featurize import FeatureCache  # noqa: E402
 from converters.pipeline import make_split, prepare  # noqa: E402
 from converters.quant import LaqConfig  # noqa: E402
+from converters.recipe import load_spec  # noqa: E402
+from edge_ser.inputs.vector import VectorKind  # noqa: E402
 
 MARGINS = (0.01, 0.02, 0.03, 0.05, 0.08, 0.12)
 BUDGETS = (1.0, 1.25, 1.5, 1.75, 2.0, 2.5, 3.0)
@@ -26,13 +28,17 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default="emodb")
     ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument(
+        "--spec", type=Path, default=None, help="FeatureSpec JSON (default: converters.recipe.DEFAULT_SPEC)"
+    )
     args = ap.parse_args()
     recipes = (
         ["fp32", "qat-2", "qat-1"]
         + [f"laq-paper@{m}" for m in MARGINS]
         + [f"sensitivity@{b}" for b in BUDGETS]
     )
-    prep = prepare(args.data, cache=FeatureCache(), progress=False)
+    spec = load_spec(args.spec)
+    prep = prepare(args.data, spec=spec, cache=FeatureCache(), progress=False)
     runs = [
         lt.run_split(prep, make_split(prep, "random", seed=s), s, recipes, LaqConfig())
         for s in lt.tqdm(range(args.seeds), desc="pareto")
@@ -40,6 +46,8 @@ def main() -> None:
     rows = lt.summarise(runs, recipes)
     md = [
         f"# Accuracy vs average bits on {args.data.upper()} (random 80/10/10, seeds 0..{args.seeds - 1})",
+        "",
+        VectorKind(spec).describe()[0].capitalize() + ".",
         "",
     ]
     md += lt.table(rows, "laq-paper@T = the paper's search at T_margin T; sensitivity@B = budget B bits")

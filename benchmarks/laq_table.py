@@ -36,7 +36,9 @@ from converters.featurize import FeatureCache  # noqa: E402
 from converters.models import laq_mlp  # noqa: E402
 from converters.pipeline import make_split, prepare  # noqa: E402
 from converters.quant import LaqConfig  # noqa: E402
+from converters.recipe import load_spec  # noqa: E402
 from converters.train import TrainConfig, accuracy, seed_everything, train_classifier  # noqa: E402
+from edge_ser.inputs.vector import VectorKind  # noqa: E402
 from edge_ser.packed import write_esq  # noqa: E402
 
 RECIPES = [
@@ -128,6 +130,9 @@ def main() -> None:
     ap.add_argument(
         "--loso", type=int, default=None, help="leave-one-speaker-out folds to run (default: all)"
     )
+    ap.add_argument(
+        "--spec", type=Path, default=None, help="FeatureSpec JSON (default: converters.recipe.DEFAULT_SPEC)"
+    )
     ap.add_argument("--no-loso", action="store_true", help="skip the leave-one-speaker-out rows")
     ap.add_argument("--recipes", default=",".join(RECIPES), help="comma-separated recipes")
     ap.add_argument("--t-margin", type=float, default=LaqConfig().t_margin, help="LAQ T_margin (fraction)")
@@ -136,7 +141,8 @@ def main() -> None:
     recipes = args.recipes.split(",")
     laq = LaqConfig(t_margin=args.t_margin, budget=args.budget)
     t0 = time.perf_counter()
-    prep = prepare(args.data, cache=FeatureCache(), progress=False)
+    spec = load_spec(args.spec)
+    prep = prepare(args.data, spec=spec, cache=FeatureCache(), progress=False)
     random_runs = [
         run_split(prep, make_split(prep, "random", seed=s), s, recipes, laq)
         for s in tqdm(range(args.seeds), desc=f"{args.data} random splits")
@@ -147,6 +153,8 @@ def main() -> None:
         f"laq_mlp 180-512-128-64-{len(prep.classes)}; LAQ weights wP/wE/wV = .11/.01/.88, T_margin = "
         f"{laq.t_margin}, histogram bins {laq.bins}; sensitivity budget {laq.budget} bits; QAT 120 epochs max, "
         "early stopping on validation. Accuracy on each split's test part.",
+        "",
+        VectorKind(spec).describe()[0].capitalize() + ".",
         "",
     ]
     rows_random = summarise(random_runs, recipes)

@@ -30,9 +30,10 @@ from converters.data import group_kfold, load_dataset  # noqa: E402
 from converters.data.av_dataset import audio_arrays  # noqa: E402
 from converters.export.bundle import build_bundle  # noqa: E402
 from converters.models import av_cnn  # noqa: E402
+from converters.recipe import default_av_spec  # noqa: E402
 from converters.train import TrainConfig, accuracy, seed_everything, train_classifier  # noqa: E402
 from edge_ser.bundle import load_bundle  # noqa: E402
-from edge_ser.inputs.av import AVInputSpec, AVKind  # noqa: E402
+from edge_ser.inputs.av import AVKind  # noqa: E402
 
 
 def main() -> None:
@@ -40,7 +41,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=REPO / "bundles" / "av_cnn_audio")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    spec = AVInputSpec()
+    spec = default_av_spec()  # MFCC segments, DC removed, level -26 dBFS
     speech = load_dataset("ravdess")
     split = group_kfold([r.speaker for r in speech], k=6, seed=0)[0]  # as av_laq.py's fold 0
     part = {int(i): p for p in ("train", "val", "test") for i in getattr(split, p)}

@@ -35,6 +35,7 @@ pin_single_thread()
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from converters.recipe import DEFAULT_CONDITIONING, DEFAULT_RATE  # noqa: E402
 from converters.registry import INPUT_LABELS  # noqa: E402
 from converters.registry import MODELS as MODEL_REGISTRY  # noqa: E402
 from converters.sweep import Grid, Sweep  # noqa: E402
@@ -48,10 +49,11 @@ TARGET_ACC, TARGET_KB = 0.88, 100.0
 
 def base_point(model: str) -> dict:
     """A model's zoo point; patch models spell out data and split like the LMS search's points, so the
-    search's finished runs of the chosen setting have the same ids and are reused (--reuse)."""
+    search's finished runs of the chosen setting have the same ids and are reused (--reuse). Feature models
+    run on the default recipe (`converters.recipe`: 16 kHz, DC removed, level -26 dBFS)."""
     if model in LMS_MODELS:
         return {"model": model, "data": "emodb", "split": "random", **RECOMMENDED.get(model, {}), **BEST_LMS}
-    return {"model": model, **RECOMMENDED.get(model, {})}
+    return {"model": model, **RECOMMENDED.get(model, {}), "sample_rate": DEFAULT_RATE, **DEFAULT_CONDITIONING}
 
 
 def run(name: str, points: list[dict], args) -> list[dict]:
@@ -164,6 +166,12 @@ def main() -> int:
     ap.add_argument("--reuse", action="append", help="JSONL of another sweep to import identical points from")
     ap.add_argument("--ship", type=Path, default=None, help="write the best model <= 100 KB as a bundle here")
     ap.add_argument(
+        "--ship-model",
+        default=None,
+        help="ship this model instead of the best <= 100 KB (the shipped point adds the default recipe's "
+        "DC removal and level)",
+    )
+    ap.add_argument(
         "--report-only",
         action="store_true",
         help="tabulate the finished points in the results files, run nothing",
@@ -233,8 +241,13 @@ def main() -> int:
         "laq": args.laq,
         "seconds": time.perf_counter() - t0,
     }
-    if args.ship and best is not None:
-        p = ZooPoint.from_point({**base_point(best["model"]), "seed": 0, "laq": args.laq})
+    ship = next((s for s in summary if s["model"] == args.ship_model), None) if args.ship_model else best
+    if args.ship_model and ship is None:
+        ap.error(f"--ship-model {args.ship_model}: not among --models")
+    if args.ship and ship is not None:
+        p = ZooPoint.from_point(
+            {**base_point(ship["model"]), **DEFAULT_CONDITIONING, "seed": 0, "laq": args.laq}
+        )
         record = OUT / "shipped.json"  # a re-run of the report does not retrain an already shipped bundle
         old = json.loads(record.read_text()) if record.exists() else {}
         manifest = args.ship / "manifest.json"
@@ -252,7 +265,8 @@ def main() -> int:
             )
         payload["shipped"] = {"path": str(args.ship), **{k: v for k, v in shipped.items() if k != "plan"}}
         md += (
-            f"\n\nShipped `{args.ship}`: {best['model']}, random split seed 0, accuracy after LAQ "
+            f"\n\nShipped `{args.ship}`: {ship['model']} with DC removal and level -26 dBFS (the rows above "
+            f"are without, for patch models), random split seed 0, accuracy after LAQ "
             f"{100 * shipped['laq_acc']:.2f} % (float {100 * shipped['acc']:.2f} %), {shipped['bits']:.2f} bits, "
             f"{shipped['packed_kb']:.1f} KB."
         )

@@ -46,20 +46,15 @@ def _add_spec(p: argparse.ArgumentParser) -> None:
         "--spec",
         type=Path,
         default=None,
-        help="FeatureSpec JSON file (default: the LAQ recipe, 180-d at 22.05 kHz)",
+        help="FeatureSpec JSON file (default: converters.recipe.DEFAULT_SPEC, 180-d at 16 kHz / 0-8 kHz, "
+        "DC removed, level -26 dBFS)",
     )
 
 
 def _load_spec(args: argparse.Namespace):
-    from edge_ser.errors import ConfigError
-    from edge_ser.features import FeatureSpec
+    from converters.recipe import load_spec
 
-    if args.spec is None:
-        return FeatureSpec()
-    try:
-        return FeatureSpec.from_json(args.spec.read_text())
-    except OSError as e:
-        raise ConfigError(f"{args.spec}: cannot read FeatureSpec file: {e.strerror}") from e
+    return load_spec(args.spec)
 
 
 def _cache(args: argparse.Namespace):

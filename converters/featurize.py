@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from converters.recipe import DEFAULT_SPEC
 from edge_ser.errors import AudioFormatError, InputWarning
 from edge_ser.features import FeatureSpec, file_vector
 from edge_ser.fileio import atomic_write, atomic_writer
@@ -98,7 +99,7 @@ def _vector(path: Path, spec: FeatureSpec, cache: FeatureCache | None) -> tuple[
 
 def extract(
     paths: Sequence[str | os.PathLike] | Iterable,
-    spec: FeatureSpec = FeatureSpec(),
+    spec: FeatureSpec = DEFAULT_SPEC,
     *,
     cache: FeatureCache | None = None,
     progress: bool = True,

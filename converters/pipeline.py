@@ -28,6 +28,7 @@ from converters.data import write as write_synthetic
 from converters.data.scan import Loaded, check_decodable
 from converters.data.synthetic import SPEC_FILE as SYNTHETIC_SPEC_FILE
 from converters.featurize import ExtractStats, FeatureCache, default_cache_dir, extract
+from converters.recipe import DEFAULT_SPEC
 from edge_ser.errors import ConfigError, DatasetError
 from edge_ser.features import FeatureSpec
 from edge_ser.fileio import atomic_write
@@ -86,7 +87,7 @@ def prepare(
     data: str,
     root: str | os.PathLike | None = None,
     *,
-    spec: FeatureSpec = FeatureSpec(),
+    spec: FeatureSpec = DEFAULT_SPEC,
     cache: FeatureCache | None = None,
     synthetic: SyntheticSpec | None = None,
     progress: bool = True,

@@ -82,6 +82,13 @@ class ZooPoint:
     qat_epochs: int = 15
     calibration: int = 1024
     """Rows the sensitivity allocation scores plans on (patch models; feature models use all rows)."""
+    # front end: unset keys keep the settings the zoo's earlier points ran with, so their ids stay valid
+    sample_rate: int | None = None
+    """Analysis rate (Hz); None: FeatureSpec's own (22.05 kHz) for feature models, LMSSpec's (16 kHz) for patches."""
+    remove_dc: bool = False
+    """Subtract each clip's mean before analysis (`edge_ser.features.condition`)."""
+    level_dbfs: float | None = None
+    """Scale each clip to this RMS level before analysis; None: as recorded."""
 
     def __post_init__(self) -> None:
         if self.model not in MODELS:
@@ -101,10 +108,21 @@ class ZooPoint:
             raise ConfigError("zoo: a point needs a model")
         return cls(**point)
 
+    def feature_spec(self):
+        """The clip-vector FeatureSpec of a feature model's point."""
+        from edge_ser.features import FeatureSpec
+
+        rate = {} if self.sample_rate is None else {"sample_rate": self.sample_rate}
+        return FeatureSpec(**rate, remove_dc=self.remove_dc, level_dbfs=self.level_dbfs)
+
     def lms_spec(self):
         from edge_ser.inputs.patches import LMSSpec
 
+        rate = {} if self.sample_rate is None else {"sample_rate": self.sample_rate}
         return LMSSpec(
+            **rate,
+            remove_dc=self.remove_dc,
+            level_dbfs=self.level_dbfs,
             n_mels=self.M,
             win_length=self.L,
             hop_length=self.H,
@@ -260,10 +278,10 @@ def _run_features(p: ZooPoint, bundle_out, progress: bool) -> dict:
     from converters.featurize import FeatureCache, default_cache_dir
     from converters.pipeline import prepare
     from converters.train import accuracy, seed_everything, train_classifier
-    from edge_ser.features import FeatureSpec
     from edge_ser.inputs.vector import VectorKind
 
-    prep = prepare(p.data, p.root, cache=FeatureCache(default_cache_dir()), progress=False)
+    spec = p.feature_spec()
+    prep = prepare(p.data, p.root, spec=spec, cache=FeatureCache(default_cache_dir()), progress=False)
     sp, where = split_for(p, prep.y, [r.speaker for r in prep.records])
     Xtr, ytr, Xva, yva, Xte, yte = prep.parts(sp)
     t0 = time.perf_counter()
@@ -303,7 +321,7 @@ def _run_features(p: ZooPoint, bundle_out, progress: bool) -> dict:
                 p,
                 c,
                 prep.classes,
-                VectorKind(FeatureSpec()),
+                VectorKind(spec),
                 accuracy_block(p, sp, test=out["laq_acc"], test_float=out["acc"]),
                 bundle_out,
                 Xte[0].astype(np.float32),

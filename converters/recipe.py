@@ -1,0 +1,50 @@
+"""The host's default analysis recipe: the feature settings `edge-ser train/laq/features`, `prepare` and the
+benchmark tables use when no `--spec` is given.
+
+16 kHz with the mel bank up to 8 kHz, because that is the band our corpora fill (EMODB is recorded at 16 kHz,
+the RAVDESS copy in ../shared too): at 22.05 kHz the bands above 8 kHz are empty in training, their
+standardisation divides by ~1e-5 and a full-band microphone then produces inputs in the thousands (issue 17).
+The clip's DC is removed and its level set to -26 dBFS (`edge_ser.features.condition`), so a clip recorded
+20 dB quieter or with an offset gives the same features. The device reads all of this from the bundle, so
+old bundles (22.05 kHz, unconditioned) keep working unchanged: `FeatureSpec()`'s own defaults are those of
+the bundles made before this recipe and must not change.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from edge_ser.features import FeatureSpec
+
+DEFAULT_RATE = 16000
+"""Analysis rate (Hz) of the default recipe; the mel bank spans 0..DEFAULT_RATE / 2."""
+DEFAULT_LEVEL_DBFS = -26.0
+"""RMS level every clip is scaled to before analysis (ITU-T P.56's nominal speech level)."""
+
+DEFAULT_SPEC = FeatureSpec(sample_rate=DEFAULT_RATE, remove_dc=True, level_dbfs=DEFAULT_LEVEL_DBFS)
+"""The clip-vector recipe (180-d: MFCC 40, chroma 12, mel 128) at 16 kHz, DC removed, level -26 dBFS."""
+
+DEFAULT_CONDITIONING = {"remove_dc": True, "level_dbfs": DEFAULT_LEVEL_DBFS}
+"""The conditioning part of the recipe, for specs that are not a FeatureSpec (log-Mel patches, AV segments)."""
+
+
+def default_av_spec():
+    """The AV input spec of the default recipe: the AV model's MFCC segments with the recipe's conditioning."""
+    import dataclasses
+
+    from edge_ser.inputs.av import AVInputSpec, av_feature_spec
+
+    return AVInputSpec(feature_spec=dataclasses.replace(av_feature_spec(), **DEFAULT_CONDITIONING))
+
+
+def load_spec(path: str | os.PathLike | None) -> FeatureSpec:
+    """The FeatureSpec in a JSON file (`--spec`), or the default recipe when no file is named."""
+    from edge_ser.errors import ConfigError
+
+    if path is None:
+        return DEFAULT_SPEC
+    try:
+        return FeatureSpec.from_json(Path(path).read_text())
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read FeatureSpec file: {e.strerror}") from e
