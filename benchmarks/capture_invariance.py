@@ -1,6 +1,6 @@
 """Same clip, different capture: does every shipped bundle give the same top-1 whatever the microphone did?
 
-    python benchmarks/capture_invariance.py [--clips 40] [--bundles laq_mlp_emodb,...] [--tag before]
+    python benchmarks/capture_invariance.py [--clips 40] [--bundles laq_mlp_emodb,av_cnn@numpy,...] [--tag before]
 
 Each EMODB clip (16 kHz, band-limited at 8 kHz: the corpus as recorded) is re-captured as a microphone or a
 phone would: resampled to 8, 16, 22.05, 44.1 and 48 kHz, with and without full-band white noise at -60 dBFS
@@ -9,6 +9,9 @@ DC offset of 0.1, and as stereo with one dead channel. Every variant is written 
 through the device path (`Recognizer.predict_files`: file reading, channel mix, resampling, features, engine),
 and compared with the clean 16 kHz mono clip's top-1. The clips are spread over all 10 speakers (every
 13th file), so most are from the bundles' own training data: this measures capture invariance, not accuracy.
+A bundle that also takes faces (av_cnn) gets the same 6 FER-2013 PublicTest faces of the clip's class with
+every capture of it (file read by the device's reader, then `Recognizer.predict_audio(y, sr, faces)`), so only
+the audio changes.
 
 Writes benchmarks/results/capture_invariance[_TAG].{md,json}.
 """
@@ -33,7 +36,11 @@ from edge_ser.recognizer import Recognizer  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 EMODB = ROOT.parent / "shared" / "datasets" / "emodb" / "wav"
-BUNDLES = ("laq_mlp_emodb", "tiny_transformer_emodb", "av_cnn_audio")
+BUNDLES = ("laq_mlp_emodb", "laq_mlp_emodb@tflite-int8", "tiny_transformer_emodb", "av_cnn_audio", "av_cnn")
+"""Shipped bundles (or bundle folders), each optionally `@engine` (default onnxruntime)."""
+FER = ROOT.parent / "shared" / "datasets" / "fer2013" / "validation"
+FER_CLASS = {"boredom": "neutral"}
+"""EMODB label -> the FER-2013 class whose faces go with it (the rest share their name)."""
 RATES = (8000, 16000, 22050, 44100, 48000)
 
 
@@ -76,6 +83,36 @@ def captures() -> list[Capture]:
     return out
 
 
+def _emodb_label(path: Path) -> str:
+    from converters.data.labels import EMODB
+
+    return EMODB[path.stem[5]]  # 03a01Fa: speaker, text, then the emotion letter
+
+
+def _faces(label: str, size: int, k: int = 6) -> list[np.ndarray]:
+    """k FER-2013 PublicTest faces of the class that goes with an EMODB label, resized to the model's size."""
+    import cv2
+
+    files = sorted((FER / FER_CLASS.get(label, label)).glob("*"))[:k]
+    if not files:
+        raise SystemExit(f"capture_invariance: no FER-2013 faces for {label!r} in {FER}")
+    return [cv2.resize(cv2.imread(str(f), cv2.IMREAD_GRAYSCALE), (size, size)) for f in files]
+
+
+def _predictor(rec: Recognizer, labels: list[str]):
+    """Classify clip i's files as the device would: `predict_files`, or for a model that also takes faces,
+    the device reader then `predict_audio` with clip i's fixed faces."""
+    if "faces" not in rec.kind.input_names:
+        return rec.predict_files
+    size = rec.bundle.manifest["av_input"]["face_size"]
+    faces = [_faces(lab, size) for lab in labels]
+
+    def predict(paths: list[Path]):
+        return [rec.predict_audio(*load(p), faces=faces[i]) for i, p in enumerate(paths)]
+
+    return predict
+
+
 def run(bundles: list[str], n_clips: int) -> dict:
     files = sorted(EMODB.glob("*.wav"))[:: max(1, 535 // n_clips)][:n_clips]
     rng = np.random.default_rng(0)
@@ -95,13 +132,18 @@ def run(bundles: list[str], n_clips: int) -> dict:
                 write_wav(q, yc, sr, subtype="FLOAT")
                 paths[c.name].append(q)
         for b in bundles:
-            rec = Recognizer(b if Path(b).is_dir() else ROOT / "bundles" / b, "onnxruntime")
-            ref = [p.label for p in rec.predict_files(clean)]
-            ref_ood = [bool(getattr(p, "ood", False)) for p in rec.predict_files(clean)]
+            name, _, engine = b.partition("@")
+            rec = Recognizer(
+                name if Path(name).is_dir() else ROOT / "bundles" / name, engine or "onnxruntime"
+            )
+            predict = _predictor(rec, [_emodb_label(f) for f in files])
+            refs = predict(clean)
+            ref = [p.label for p in refs]
+            ref_ood = [bool(p.ood) for p in refs]
             for c in caps:
-                preds = rec.predict_files(paths[c.name])
+                preds = predict(paths[c.name])
                 agree = float(np.mean([p.label == r for p, r in zip(preds, ref, strict=True)]))
-                ood = float(np.mean([bool(getattr(p, "ood", False)) for p in preds]))
+                ood = float(np.mean([bool(p.ood) for p in preds]))
                 rows.append({"bundle": b, "capture": c.name, "agreement": agree, "ood": ood,
                              "classes": len({p.label for p in preds})})  # fmt: skip
             rows.append({"bundle": b, "capture": "clean 16 kHz (reference)", "agreement": 1.0,
@@ -117,7 +159,8 @@ def markdown(res: dict, bundles: list[str], cmd: str) -> str:
         "# Same clip, different capture: top-1 agreement with the clean 16 kHz clip",
         "",
         f"{len(res['clips'])} EMODB clips (every 13th file, all 10 speakers) re-captured and classified through the "
-        "device path (float WAV -> `Recognizer.predict_files`, onnxruntime). Cell: agreement with the clean clip's "
+        "device path (float WAV -> `Recognizer.predict_files`; av_cnn: the same faces with every capture; onnxruntime "
+        "unless the column names an engine). Cell: agreement with the clean clip's "
         "top-1 (share flagged out-of-range in brackets); `classes`: distinct labels predicted over the clips.",
         "",
         "| capture | " + " | ".join(bundles) + " |",
