@@ -99,7 +99,7 @@ def _faces(label: str, size: int, k: int = 6) -> list[np.ndarray]:
     return [cv2.resize(cv2.imread(str(f), cv2.IMREAD_GRAYSCALE), (size, size)) for f in files]
 
 
-def _predictor(rec: Recognizer, labels: list[str]):
+def predictor(rec: Recognizer, labels: list[str]):
     """Classify clip i's files as the device would: `predict_files`, or for a model that also takes faces,
     the device reader then `predict_audio` with clip i's fixed faces."""
     if "faces" not in rec.kind.input_names:
@@ -136,7 +136,7 @@ def run(bundles: list[str], n_clips: int) -> dict:
             rec = Recognizer(
                 name if Path(name).is_dir() else ROOT / "bundles" / name, engine or "onnxruntime"
             )
-            predict = _predictor(rec, [_emodb_label(f) for f in files])
+            predict = predictor(rec, [_emodb_label(f) for f in files])
             refs = predict(clean)
             ref = [p.label for p in refs]
             ref_ood = [bool(p.ood) for p in refs]

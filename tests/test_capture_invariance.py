@@ -1,6 +1,15 @@
-"""Same clip, different capture: the conditioned clip-vector bundle gives the same top-1 whatever the microphone
-did to the clip (rate, gain, DC offset, a dead stereo channel, full-band noise at -60 dBFS). The shipped log-Mel
-and AV bundles predate the conditioning and are measured, not asserted, in benchmarks/capture_invariance.py."""
+"""Same clip, different capture: every shipped audio bundle gives the same top-1 whatever the microphone did
+to the clip, within a defined tolerance (benchmarks/capture_invariance.py measures the full table).
+
+Tolerance, per capture of a clip (the captures are benchmarks/capture_invariance.py's):
+- the clip's own band delivered differently: resampled to 16, 22.05, 44.1 or 48 kHz, 20 dB quieter or louder,
+  a DC offset of 0.1, stereo with one dead channel: the same top-1 as the clean clip, on every clip, and not
+  flagged out of range;
+- full-band white noise at -60 dBFS (it changes what is in the band): the same top-1 on at least 7 of 8 clips;
+- recorded at 8 kHz (half the model's band is missing): flagged out of range on every clip (`ood`); the top-1
+  is not asserted, since the information is not there.
+av_cnn gets the same FER-2013 faces with every capture of a clip, so only its audio changes.
+"""
 
 from __future__ import annotations
 
@@ -9,34 +18,39 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge_ser.audio.polyphase import resample
+from benchmarks.capture_invariance import FER, captures, predictor
+from edge_ser.audio import load
 from edge_ser.audio.wav import write_wav
 from edge_ser.recognizer import Recognizer
 
 ROOT = Path(__file__).resolve().parents[1]
 EMODB = ROOT.parent / "shared" / "datasets" / "emodb" / "wav"
+BUNDLES = ["laq_mlp_emodb", "tiny_transformer_emodb", "av_cnn_audio", "av_cnn"]
+NOISY_AGREEMENT = 7 / 8
 
 
-def _captures(y16: np.ndarray) -> dict[str, tuple[np.ndarray, int]]:
+def _files() -> list[Path]:
+    return sorted(EMODB.glob("*.wav"))[::67]  # 8 clips, all speakers
+
+
+@pytest.fixture(scope="module")
+def captured(tmp_path_factory) -> tuple[list[Path], dict[str, list[Path]]]:
+    """The clean 16 kHz clips and each capture of them, as float WAV files."""
+    tmp = tmp_path_factory.mktemp("captures")
     rng = np.random.default_rng(0)
-    out = {f"{r} Hz": (resample(y16, 16000, r), r) for r in (16000, 22050, 44100, 48000)}
-    y48 = resample(y16, 16000, 48000)
-    out["48 kHz + noise -60 dBFS"] = (y48 + rng.normal(0, 1e-3, y48.shape).astype(np.float32), 48000)
-    out["-20 dB"] = (y16 * 0.1, 16000)
-    out["+20 dB"] = (y16 * 10, 16000)
-    out["DC 0.1"] = (y16 + 0.1, 16000)
-    out["stereo, dead channel"] = (np.stack([y16, np.zeros_like(y16)], axis=1), 16000)
-    return out
+    clean, out = [], {c.name: [] for c in captures()}
+    for i, f in enumerate(_files()):
+        y, _ = load(f, sr=16000)
+        clean.append(tmp / f"clean_{i}.wav")
+        write_wav(clean[-1], y, 16000, subtype="FLOAT")
+        for k, c in enumerate(captures()):
+            z, sr = c.apply(y, rng)
+            out[c.name].append(tmp / f"{k}_{i}.wav")
+            write_wav(out[c.name][-1], z, sr, subtype="FLOAT")
+    return clean, out
 
 
-def _clips() -> list[np.ndarray]:
-    from edge_ser.audio import load
-
-    return [
-        load(f, sr=16000, mono=True)[0] for f in sorted(EMODB.glob("*.wav"))[::67]
-    ]  # 8 clips, all speakers
-
-
+@pytest.mark.data
 @pytest.mark.skipif(
     not EMODB.is_dir(), reason="EMODB not found at ../shared/datasets/emodb (needs real speech clips)"
 )
@@ -44,17 +58,26 @@ def _clips() -> list[np.ndarray]:
     "ignore::edge_ser.errors.InputWarning"
 )  # +20 dB float clips peak above 1 on purpose
 @pytest.mark.parametrize("engine", ["onnxruntime", "numpy"])
-def test_same_top1_under_every_capture(tmp_path: Path, engine: str) -> None:
-    rec = Recognizer(ROOT / "bundles" / "laq_mlp_emodb", engine)
-    for i, y in enumerate(_clips()):
-        ref = rec.predict_audio(y.astype(np.float32), 16000).label
-        paths = []
-        for name, (z, sr) in _captures(y.astype(np.float32)).items():
-            p = tmp_path / f"{i}_{name.replace(' ', '_')}.wav"
-            write_wav(p, z.astype(np.float32), sr, subtype="FLOAT")
-            paths.append((name, p))
-        got = {
-            name: r.label
-            for (name, _), r in zip(paths, rec.predict_files([p for _, p in paths]), strict=True)
-        }
-        assert all(v == ref for v in got.values()), f"clip {i}: {ref} clean, {got}"
+@pytest.mark.parametrize("bundle", BUNDLES)
+def test_same_top1_under_every_capture(captured, bundle: str, engine: str) -> None:
+    rec = Recognizer(ROOT / "bundles" / bundle, engine)
+    if "faces" in rec.kind.input_names and not FER.is_dir():
+        pytest.skip(f"FER-2013 faces not found at {FER} (av_cnn needs a face with each clip)")
+    from converters.data.labels import EMODB as EMODB_LABELS
+
+    predict = predictor(rec, [EMODB_LABELS[f.stem[5]] for f in _files()])
+    clean, by_capture = captured
+    ref = [p.label for p in predict(clean)]
+    for name, paths in by_capture.items():
+        got = predict(paths)
+        same = [p.label == r for p, r in zip(got, ref, strict=True)]
+        ood = [p.ood for p in got]
+        if name.startswith("8 kHz"):
+            assert all(ood), (
+                f"{bundle} {name}: not flagged on clips {[i for i, o in enumerate(ood) if not o]}"
+            )
+        elif "noise" in name:
+            assert np.mean(same) >= NOISY_AGREEMENT, f"{bundle} {name}: {ref} clean, {[p.label for p in got]}"
+        else:
+            assert all(same), f"{bundle} {name}: {ref} clean, {[p.label for p in got]}"
+            assert not any(ood), f"{bundle} {name}: flagged out of range on clips {np.flatnonzero(ood)}"
