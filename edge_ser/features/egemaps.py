@@ -29,7 +29,7 @@ from edge_ser.errors import ConfigError
 from edge_ser.features import filters
 from edge_ser.features.condition import condition
 from edge_ser.features.pitch import PitchTrack, pyin
-from edge_ser.features.spec import FeatureSpec, without_conditioning_off
+from edge_ser.features.spec import FeatureSpec
 from edge_ser.features.spectral import check_audio, frame, mfcc, power_to_db, stft_frames
 from edge_ser.limits import MAX_HOP, MAX_N_FFT
 from edge_ser.schema import Checker, config_from_dict
@@ -40,6 +40,11 @@ F0_REFERENCE_HZ = 27.5
 FORMANT_RATE = 11000
 """LPC for formants runs on the spectrum up to FORMANT_RATE / 2 = 5.5 kHz (openSMILE resamples to 11 kHz)."""
 LPC_ORDER = 11
+PRE_EMPHASIS = 0.97
+"""Pre-emphasis (1 - 0.97 z^-1) applied to the spectrum before LPC, as Praat and most formant trackers do, so
+the glottal source's -12 dB/octave tilt does not take a pole of its own."""
+MAX_BANDWIDTH = 1000.0
+"""Poles broader than this (Hz) are spectral shaping, not formants (a common rule, e.g. in Praat scripts)."""
 N_FORMANTS = 3
 LOUDNESS_BANDS = (26, 20.0, 8000.0)
 """Mel bands, lowest and highest edge (Hz) for loudness and MFCC (openSMILE's cMelspec settings)."""
@@ -191,15 +196,12 @@ class FunctionalsSpec:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return without_conditioning_off(dataclasses.asdict(self))
+        """Every field (the conditioning ones too: this spec has no bundles from before they existed)."""
+        return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> FunctionalsSpec:
-        """Rebuild from `to_dict()`; missing keys take defaults, unknown keys are an error. (The conditioning
-        fields left out of `to_dict` when off are put back as off.)"""
-        d = dict(d)
-        d.setdefault("remove_dc", False)
-        d.setdefault("level_dbfs", None)
+        """Rebuild from `to_dict()`; missing keys take defaults, unknown keys are an error."""
         return config_from_dict(cls, d)
 
     def to_json(self) -> str:
@@ -299,7 +301,8 @@ def _levinson(r: np.ndarray, order: int) -> np.ndarray:
 
 def formants(power: np.ndarray, sr: int, n_fft: int) -> tuple[np.ndarray, np.ndarray]:
     """F1-F3 centre frequencies and bandwidths (Hz) [T, 3] each, NaN where not found, by LPC of order 11 on the
-    0-5.5 kHz part of each frame's power spectrum (openSMILE resamples the spectrum to 11 kHz the same way).
+    pre-emphasised 0-5.5 kHz part of each frame's power spectrum (openSMILE resamples the spectrum to 11 kHz the
+    same way); poles of 50-5450 Hz narrower than MAX_BANDWIDTH, lowest first.
 
     The spectrum up to FORMANT_RATE / 2 is the spectrum of the frame resampled to FORMANT_RATE, so its inverse
     FFT is that signal's autocorrelation; roots of the LPC polynomial come from batched companion matrices.
@@ -311,7 +314,11 @@ def formants(power: np.ndarray, sr: int, n_fft: int) -> tuple[np.ndarray, np.nda
         return out_f, out_b
     k = int(round(FORMANT_RATE / 2 / (sr / n_fft)))
     fs = 2 * k * sr / n_fft
-    r = np.fft.irfft(power[:, : k + 1], n=2 * k, axis=1)[:, : LPC_ORDER + 1]
+    w = np.pi * np.arange(k + 1) / k
+    emphasis = (
+        1.0 + PRE_EMPHASIS**2 - 2.0 * PRE_EMPHASIS * np.cos(w)
+    )  # |1 - a z^-1|^2: flattens the glottal tilt
+    r = np.fft.irfft(power[:, : k + 1] * emphasis, n=2 * k, axis=1)[:, : LPC_ORDER + 1]
     r[:, 0] *= 1.0 + 1e-9  # a whisper of white noise keeps the recursion stable on pure tones
     a = _levinson(r, LPC_ORDER)
     comp = np.zeros((T, LPC_ORDER, LPC_ORDER))
@@ -323,7 +330,7 @@ def formants(power: np.ndarray, sr: int, n_fft: int) -> tuple[np.ndarray, np.nda
         roots[ok] = np.linalg.eigvals(comp[ok])
     freq = np.angle(roots) * fs / (2 * np.pi)
     bw = -np.log(np.maximum(np.abs(roots), 1e-12)) * fs / np.pi
-    keep = (roots.imag > 0) & (freq > 50.0) & (freq < 5450.0)
+    keep = (roots.imag > 0) & (freq > 50.0) & (freq < 5450.0) & (bw < MAX_BANDWIDTH)
     order = np.argsort(np.where(keep, freq, np.inf), axis=1)[:, :N_FORMANTS]
     f_sorted = np.take_along_axis(np.where(keep, freq, np.nan), order, axis=1)
     b_sorted = np.take_along_axis(np.where(keep, bw, np.nan), order, axis=1)

@@ -150,8 +150,7 @@ def _candidates(dn: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     T, L = dn.shape
     trough = np.zeros((T, L), bool)
     trough[:, 1:-1] = (dn[:, 1:-1] < dn[:, :-2]) & (dn[:, 1:-1] <= dn[:, 2:])
-    # a dip at the shortest lag is fmax itself, where librosa's pitch bins end (its candidate falls out of the
-    # voiced states): not a candidate here either, so noise does not read as voicing at fmax
+    trough[:, 0] = dn[:, 0] < dn[:, 1]
     K = MAX_CANDIDATES
     idx = np.argsort(~trough, axis=1, kind="stable")[:, :K]  # the first K dips, in lag order
     valid = np.take_along_axis(trough, idx, axis=1)
@@ -171,6 +170,9 @@ def _candidates(dn: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     n_no = np.searchsorted(_THRESHOLDS, height[rows, low_col], side="right")
     extra = NO_TROUGH_PROB * np.concatenate([[0.0], np.cumsum(_BETA)])[np.minimum(n_no, N_THRESHOLDS)]
     prob[rows, low_col] += np.where(valid.any(axis=1), extra, 0.0)
+    # a dip at the shortest lag is fmax itself, where librosa's pitch bins end: its probability falls out of
+    # the voiced states there (it still ranks the other dips and can be the lowest), and so it does here
+    prob[idx == 0] = 0.0
     return idx, np.where(valid, prob, 0.0)
 
 
