@@ -286,6 +286,7 @@ def cmd_model(args: argparse.Namespace) -> int:
         "vector": {"in_features": args.in_features},
         "patches": {"n_mels": args.mels, "segment_frames": args.frames, "width": args.width},
         "av": {"mode": args.mode, "frame_fusion": args.frame_fusion, "video_padding": 1 if args.same else 0},
+        "functionals": {},
     }[kind]
     model = build(args.name, num_classes=args.classes, **options)
     counts = count_model(model)

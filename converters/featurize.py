@@ -11,9 +11,10 @@ import hashlib
 import os
 import time
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -21,6 +22,7 @@ from tqdm.auto import tqdm
 from converters.recipe import DEFAULT_SPEC
 from edge_ser.errors import AudioFormatError, InputWarning
 from edge_ser.features import FeatureSpec, file_vector
+from edge_ser.features.egemaps import FunctionalsSpec, functionals
 from edge_ser.fileio import atomic_write, atomic_writer
 
 
@@ -43,7 +45,10 @@ def file_digest(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
 
 @dataclass
 class FeatureCache:
-    """Per-file feature vectors stored as `<root>/features/<spec digest>/<sha[:2]>/<sha>.npy`."""
+    """Per-file feature vectors stored as `<root>/features/<spec digest>/<sha[:2]>/<sha>.npy`.
+
+    Any spec with `digest()`, `to_json()` and `dim` keys it: a FeatureSpec (clip vectors) or a FunctionalsSpec
+    (whose JSON names its kind, so the two never share a folder)."""
 
     root: Path = field(default_factory=default_cache_dir)
     hits: int = 0
@@ -84,15 +89,27 @@ class ExtractStats:
     """Indices into the input of the rows returned, when some were skipped; None when every file was kept."""
 
 
-def _vector(path: Path, spec: FeatureSpec, cache: FeatureCache | None) -> tuple[np.ndarray, bool]:
+Compute = Callable[[Path, Any], np.ndarray]
+"""A file's vector under a spec: `file_vector` (the default) or `file_functionals`."""
+
+
+def file_functionals(path: str | os.PathLike, spec: FunctionalsSpec = FunctionalsSpec()) -> np.ndarray:
+    """The 88 functionals of an audio file as one clip (mono, resampled to spec.sample_rate)."""
+    from edge_ser.audio import load
+
+    y, _ = load(Path(path), sr=spec.sample_rate, mono=True)
+    return functionals(y, sr=spec.sample_rate, spec=spec)
+
+
+def _vector(path: Path, spec: Any, cache: FeatureCache | None, compute: Compute) -> tuple[np.ndarray, bool]:
     """One file's feature vector and whether it came from the cache."""
     if cache is None:
-        return file_vector(path, spec), False
+        return compute(path, spec), False
     digest = file_digest(path)
     vec = cache.get(spec, digest)
     if vec is not None:
         return vec, True
-    vec = file_vector(path, spec)
+    vec = compute(path, spec)
     cache.put(spec, digest, vec)
     return vec, False
 
@@ -105,8 +122,12 @@ def extract(
     progress: bool = True,
     desc: str = "features",
     strict: bool = True,
+    compute: Compute = file_vector,
 ) -> tuple[np.ndarray, ExtractStats]:
     """Feature vectors [len(paths), spec.dim] for audio files (or records with a `.source`), cached when given.
+
+    `compute(path, spec)` makes one file's vector: the clip vector by default, `file_functionals` with a
+    FunctionalsSpec (see `functionals_matrix`).
 
     `strict` (the default): a file that cannot be decoded raises AudioFormatError. Otherwise it is skipped
     with an InputWarning naming it: the matrix has a row per file kept, `stats.kept` says which and
@@ -122,7 +143,7 @@ def extract(
         tqdm(paths, desc=desc, unit="file", disable=None if progress else True, leave=False)
     ):
         try:
-            vec, hit = _vector(path, spec, cache)
+            vec, hit = _vector(path, spec, cache, compute)
         except (AudioFormatError, OSError) as e:
             if strict:
                 raise
@@ -145,3 +166,19 @@ def extract(
         tuple(kept) if skipped else None,
     )
     return out[: len(kept)], stats
+
+
+def functionals_matrix(
+    records: Sequence[str | os.PathLike] | Iterable,
+    spec: FunctionalsSpec = FunctionalsSpec(),
+    *,
+    cache: FeatureCache | None = None,
+    progress: bool = False,
+) -> np.ndarray:
+    """The functionals [n, 88] float32 of audio files or records (`.source`), each file computed once and then
+    read from `cache` (keyed by file content and spec, as the clip vectors are). A file that cannot be decoded
+    raises AudioFormatError naming it."""
+    X, _ = extract(
+        records, spec, cache=cache, progress=progress, desc="functionals", compute=file_functionals
+    )
+    return X

@@ -1,0 +1,273 @@
+"""F0 tracking in numpy: probabilistic YIN (pYIN) with a voicing decision and a voicing probability.
+
+YIN (de Cheveigné & Kawahara, JASA 2002) finds the period as the first dip of the cumulative-mean-normalised
+difference function d'(tau); pYIN (Mauch & Dixon, ICASSP 2014) replaces its single threshold by a Beta(2, 18)
+prior over 100 thresholds, which turns each dip into a probability, and decodes pitch and voicing with a
+Viterbi pass. The observation model here follows librosa 0.11's `pyin` (our reference in tests; never a device
+dependency), with two economies that keep it Pi-sized:
+
+- the difference function of every frame comes from one batched FFT and cumulative sums (no loop over frames);
+- the Viterbi pass runs over each frame's candidate periods (its first `MAX_CANDIDATES` dips plus the global
+  minimum) and one unvoiced state, instead of librosa's 2 x ~500 pitch bins: the transition weights are the
+  same triangle over 0.1-semitone bins (at most `MAX_TRANSITION_RATE` octaves per second) and the same
+  voiced/unvoiced switch probability, so only the loop of a few states per frame is sequential.
+
+Frames are centred (frame t is centred on sample t * hop, zero padding), as in librosa and the STFT here.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from edge_ser.errors import ConfigError
+from edge_ser.features.spectral import check_audio, frame
+
+N_THRESHOLDS = 100
+"""Thresholds of the pYIN prior (librosa's default)."""
+BETA_PARAMETERS = (2.0, 18.0)
+"""Beta(a, b) prior over the thresholds: mean 0.1, YIN's usual fixed threshold (pYIN paper, librosa)."""
+BOLTZMANN_PARAMETER = 2.0
+"""Prior that favours earlier dips (shorter periods are less likely octave errors downwards)."""
+NO_TROUGH_PROB = 0.01
+"""Probability mass given to the global minimum at thresholds with no dip below them."""
+SWITCH_PROB = 0.01
+"""Voiced <-> unvoiced transition probability per frame (librosa's default)."""
+MAX_TRANSITION_RATE = 35.92
+"""Largest F0 change the decoder allows, in octaves per second (librosa's default)."""
+RESOLUTION = 0.1
+"""Pitch bin width in semitones for the transition model and the unvoiced observation (librosa's default)."""
+MAX_CANDIDATES = 8
+"""Dips kept per frame (shortest periods first), plus the frame's lowest dip when it is not among them."""
+
+
+@dataclass(frozen=True)
+class PitchTrack:
+    """One clip's F0 track, a value per frame (frame t centred on sample t * hop)."""
+
+    f0: np.ndarray
+    """F0 in Hz [frames] float64, NaN where unvoiced."""
+    voiced: np.ndarray
+    """Voicing decision [frames] bool."""
+    voiced_prob: np.ndarray
+    """pYIN's voicing probability [frames] in [0, 1] (before decoding)."""
+    periodicity: np.ndarray
+    """Normalised autocorrelation at the chosen period [frames] in [0, 1] (0 where unvoiced): the harmonic
+    part of the frame's energy, for HNR."""
+    hop_length: int
+    sample_rate: int
+
+    @property
+    def times(self) -> np.ndarray:
+        """Frame centres in seconds."""
+        return np.arange(self.f0.size) * self.hop_length / self.sample_rate
+
+
+def _beta_probs() -> np.ndarray:
+    """Probability of each of the N_THRESHOLDS threshold intervals under Beta(2, 18) (closed-form CDF)."""
+    a, b = BETA_PARAMETERS
+    if (a, b) != (2.0, 18.0):  # pragma: no cover - the closed form below is for integer a = 2
+        raise ConfigError("only the Beta(2, 18) prior is implemented")
+    x = np.linspace(0.0, 1.0, N_THRESHOLDS + 1)
+    # regularised incomplete beta I_x(2, b) = 1 - (1 - x)^b (1 + b x)
+    cdf = 1.0 - (1.0 - x) ** b * (1.0 + b * x)
+    return np.diff(cdf)
+
+
+_BETA = _beta_probs()
+_THRESHOLDS = np.linspace(0.0, 1.0, N_THRESHOLDS + 1)[1:]
+
+
+def difference(
+    padded: np.ndarray, *, frame_length: int, hop_length: int, max_lag: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """YIN's difference function of every frame of `padded`, batched: one FFT pair and one cumulative sum.
+
+    Frame t is padded[t * hop : t * hop + frame_length] (N samples), integrated over the whole frame as librosa
+    0.11's `pyin` does: d[t, tau] = 2 (r(0) - r(tau)) - sum_{j < tau} x_j^2, which is the squared difference over
+    the frame's overlap with itself shifted by tau plus the energy of the frame's last tau samples (librosa keeps
+    that term; keeping it too is what makes our voicing decisions agree with the reference).
+
+    Returns:
+        d [T, max_lag + 1]; and the energies of x[:N - tau] and x[tau:] ([T, max_lag + 1] each), which make
+        r(tau) / sqrt(head * tail) the normalised autocorrelation.
+    """
+    frames = frame(padded, frame_length=frame_length, hop_length=hop_length)
+    T, N = frames.shape
+    n = 1 << int(math.ceil(math.log2(N + max_lag + 1)))
+    spec = np.fft.rfft(frames, n, axis=1)
+    r = np.fft.irfft(spec.real**2 + spec.imag**2, n, axis=1)[:, : max_lag + 1]
+    c = np.concatenate([[0.0], np.cumsum(padded * padded)])
+    starts = np.arange(T)[:, None] * hop_length
+    lags = np.arange(max_lag + 1)[None, :]
+    total = c[starts + N] - c[starts]  # [T, 1]
+    head = total - (c[starts + N] - c[starts + N - lags])  # energy of x[:N - tau]
+    tail = total - (c[starts + lags] - c[starts])  # energy of x[tau:]
+    d = 2.0 * (r[:, :1] - r) - (c[starts + lags] - c[starts])
+    np.maximum(d, 0.0, out=d)  # FFT rounding can dip a hair below zero
+    return d, head, tail
+
+
+def cmnd(d: np.ndarray) -> np.ndarray:
+    """Cumulative-mean-normalised difference d'[T, L] (d'[:, 0] = 1), YIN's step 3."""
+    out = np.ones_like(d)
+    tau = np.arange(1, d.shape[1])
+    mean = np.cumsum(d[:, 1:], axis=1) / tau
+    out[:, 1:] = d[:, 1:] / np.maximum(mean, np.finfo(np.float64).tiny)
+    return out
+
+
+def _parabolic(y: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """Sub-sample offset of the minimum at column idx of each row of y: the vertex of the parabola through
+    three points, 0 when it falls outside them or at the edges (librosa's rule)."""
+    rows = np.arange(y.shape[0])[:, None]
+    i = np.clip(idx, 1, y.shape[1] - 2)
+    left, mid, right = y[rows, i - 1], y[rows, i], y[rows, i + 1]
+    a = right + left - 2.0 * mid
+    b = 0.5 * (right - left)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        shift = np.where(np.abs(b) < np.abs(a), -b / a, 0.0)
+    return np.where((idx >= 1) & (idx <= y.shape[1] - 2), shift, 0.0)
+
+
+_POS_PRIOR = (1.0 - math.exp(-BOLTZMANN_PARAMETER)) * np.exp(-BOLTZMANN_PARAMETER * np.arange(MAX_CANDIDATES))
+with np.errstate(divide="ignore"):
+    _NORM = 1.0 / (1.0 - np.exp(-BOLTZMANN_PARAMETER * np.arange(MAX_CANDIDATES + 1)))
+_USED = int(np.searchsorted(np.cumsum(_BETA), 1.0 - 1e-9)) + 1
+"""Thresholds that carry prior mass (Beta(2, 18) puts < 1e-9 above ~0.7): the rest would add nothing."""
+
+
+def _candidates(dn: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each frame's candidate lags (column index into dn) and their pYIN probabilities, [T, K] each.
+
+    dn is d' restricted to lags min_lag..max_lag ([T, L]). Candidates are the frame's first K dips in lag order;
+    absent ones have probability 0. At threshold s, the dips below s are ranked by lag and a Boltzmann prior
+    picks among them (weighted by the Beta prior of s); thresholds with no dip below them give NO_TROUGH_PROB
+    of their mass to the lowest dip (librosa 0.11's `pyin`, step by step).
+    """
+    T, L = dn.shape
+    trough = np.zeros((T, L), bool)
+    trough[:, 1:-1] = (dn[:, 1:-1] < dn[:, :-2]) & (dn[:, 1:-1] <= dn[:, 2:])
+    trough[:, 0] = dn[:, 0] < dn[:, 1]
+    K = MAX_CANDIDATES
+    idx = np.argsort(~trough, axis=1, kind="stable")[:, :K]  # the first K dips, in lag order
+    valid = np.take_along_axis(trough, idx, axis=1)
+    # ... and the lowest dip, wherever it is (a noisy frame can have more than K dips before its period)
+    lowest = np.argmin(np.where(trough, dn, np.inf), axis=1)
+    extra_col = ~np.any(valid & (idx == lowest[:, None]), axis=1) & trough.any(axis=1)
+    idx = np.concatenate([idx, lowest[:, None]], axis=1)
+    valid = np.concatenate([valid, extra_col[:, None]], axis=1)
+    height = np.where(valid, np.take_along_axis(dn, idx, axis=1), np.inf)
+    below = height[:, :, None] < _THRESHOLDS[None, None, :_USED]  # [T, K + 1, S]
+    pos = np.cumsum(below, axis=1) - 1
+    n_below = np.minimum(below.sum(axis=1), MAX_CANDIDATES)  # [T, S]
+    prior = np.where(below, _POS_PRIOR[np.clip(pos, 0, K - 1)] * _NORM[n_below][:, None, :], 0.0)
+    prob = prior @ _BETA[:_USED]
+    rows = np.arange(T)
+    low_col = np.argmin(height, axis=1)
+    n_no = np.searchsorted(_THRESHOLDS, height[rows, low_col], side="right")
+    extra = NO_TROUGH_PROB * np.concatenate([[0.0], np.cumsum(_BETA)])[np.minimum(n_no, N_THRESHOLDS)]
+    prob[rows, low_col] += np.where(valid.any(axis=1), extra, 0.0)
+    # a dip at the shortest lag is fmax itself, where librosa's pitch bins end: its probability falls out of
+    # the voiced states there (it still ranks the other dips and can be the lowest), and so it does here
+    prob[idx == 0] = 0.0
+    return idx, np.where(valid, prob, 0.0)
+
+
+def _viterbi(log_emit: np.ndarray, log_trans: np.ndarray, log_start: np.ndarray) -> np.ndarray:
+    """Most likely state per frame: log_emit [T, S], log_trans [T-1, S, S] (from, to), log_start [S]."""
+    T, S = log_emit.shape
+    back = np.zeros((T, S), np.int64)
+    score = log_start + log_emit[0]
+    for t in range(1, T):  # a few states per frame: the only sequential part
+        cand = score[:, None] + log_trans[t - 1]
+        back[t] = np.argmax(cand, axis=0)
+        score = cand[back[t], np.arange(S)] + log_emit[t]
+    path = np.empty(T, np.int64)
+    path[-1] = int(np.argmax(score))
+    for t in range(T - 1, 0, -1):
+        path[t - 1] = back[t, path[t]]
+    return path
+
+
+def pyin(
+    y: np.ndarray,
+    *,
+    sr: int,
+    fmin: float = 55.0,
+    fmax: float = 1000.0,
+    frame_length: int = 1024,
+    hop_length: int = 160,
+) -> PitchTrack:
+    """F0, voicing and voicing probability of a mono clip `y [n]` at `sr` Hz (probabilistic YIN).
+
+    Args:
+        fmin, fmax: the F0 search range in Hz (eGeMAPS: 55-1000 Hz).
+        frame_length: samples per analysis frame (64 ms at 16 kHz); it must hold the period of fmin.
+        hop_length: samples between frame centres (10 ms at 16 kHz).
+    """
+    check_audio(y)
+    if y.ndim != 1:
+        raise ConfigError(f"pyin: expects mono audio [n], got shape {y.shape}")
+    if not 0 < fmin < fmax <= sr / 2:
+        raise ConfigError(f"pyin: need 0 < fmin < fmax <= sr/2, got fmin={fmin}, fmax={fmax}, sr={sr}")
+    min_lag = max(1, int(math.floor(sr / fmax)))
+    max_lag = int(math.ceil(sr / fmin))
+    if max_lag >= frame_length - 1 or min_lag + 2 > max_lag:
+        raise ConfigError(
+            f"pyin: a frame of {frame_length} samples cannot hold the {max_lag}-sample period of fmin={fmin} Hz: "
+            "raise frame_length or fmin"
+        )
+    half = frame_length // 2
+    padded = np.zeros(y.size + 2 * half)
+    padded[half : half + y.size] = y
+    d, head, tail = difference(padded, frame_length=frame_length, hop_length=hop_length, max_lag=max_lag)
+    dn = cmnd(d)[:, min_lag : max_lag + 1]
+    idx, prob = _candidates(dn)
+    T, K = idx.shape
+    period = min_lag + idx + _parabolic(dn, idx)
+    f0_cand = sr / period
+    present = prob > 0
+    # pYIN's observation model: voiced bins carry their dip probability, each unvoiced bin (1 - v) / n_bins
+    n_bins = int(math.floor(12 / RESOLUTION * math.log2(fmax / fmin))) + 1
+    voiced_prob = np.clip(prob.sum(axis=1), 0.0, 1.0)
+    log_emit = np.log(np.concatenate([prob, ((1.0 - voiced_prob) / n_bins)[:, None]], axis=1) + 1e-300)
+    # transitions: a triangle over 0.1-semitone bins, at most MAX_TRANSITION_RATE octaves per second, as librosa
+    half_width = int(round(MAX_TRANSITION_RATE * 12 * hop_length / sr)) * int(math.ceil(1 / RESOLUTION)) // 2
+    top = 1.0 / (half_width + 1)  # the triangle's peak once a row is normalised
+    if T > 1:
+        cents = 1200.0 * np.log2(f0_cand)
+        steps = np.round((cents[:-1, :, None] - cents[1:, None, :]) / (100.0 * RESOLUTION))
+        tri = np.maximum(0.0, 1.0 - np.abs(steps) / (half_width + 1)) * top
+        log_trans = np.empty((T - 1, K + 1, K + 1))
+        with np.errstate(divide="ignore"):
+            log_trans[:, :K, :K] = np.log(tri * (1.0 - SWITCH_PROB))
+        log_trans[:, :K, K] = log_trans[:, K, :K] = math.log(SWITCH_PROB * top)
+        log_trans[:, K, K] = math.log((1.0 - SWITCH_PROB) * top)
+        log_trans[:, :K, :][~present[:-1]] = -np.inf  # no path through a candidate that is not there
+        log_trans[:, :, :K] = np.where(present[1:, None, :], log_trans[:, :, :K], -np.inf)
+        path = _viterbi(log_emit, log_trans, np.zeros(K + 1))
+    else:
+        path = np.array([int(np.argmax(log_emit[0]))])
+    voiced = path < K
+    rows = np.arange(T)
+    chosen = np.minimum(path, K - 1)
+    f0 = np.where(voiced, f0_cand[rows, chosen], np.nan)
+    lag = min_lag + idx[rows, chosen]
+    h, t = head[rows, lag], tail[rows, lag]
+    r = 0.5 * (h + t - (d[rows, lag] - (head[rows, 0] - h)))  # the overlap's own difference
+    acf = r / np.sqrt(np.maximum(h * t, 1e-30))
+    periodicity = np.where(voiced, np.clip(acf, 0.0, 1.0), 0.0)
+    return PitchTrack(
+        f0=f0,
+        voiced=voiced,
+        voiced_prob=voiced_prob,
+        periodicity=periodicity,
+        hop_length=hop_length,
+        sample_rate=sr,
+    )
+
+
+__all__ = ["PitchTrack", "cmnd", "difference", "pyin"]

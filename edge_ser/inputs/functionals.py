@@ -1,0 +1,88 @@
+"""Prosodic and voice-quality functionals: one 88-value eGeMAPS-layout vector per clip (or live window).
+
+The model input is `functionals` [batch, 88] (`edge_ser.features.egemaps`: F0, loudness, jitter, shimmer, HNR,
+spectral balance, formants, MFCC 1-4, voiced/unvoiced segment statistics). The manifest block
+`functionals_input` is the FunctionalsSpec; `feature_spec` records its STFT / mel part. Live, each window's
+functionals are computed afresh (they describe the window as a whole: percentiles, segment lengths); long
+files are cut into windows by the base class, as for the clip vector.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from edge_ser.features.egemaps import DIM, FunctionalsSpec, functionals
+from edge_ser.features.spec import FeatureSpec
+from edge_ser.inputs.base import InputKind, Inputs, shape_of, softmax_row
+
+if TYPE_CHECKING:
+    from edge_ser.schema import Checker
+
+INPUT = "functionals"
+BLOCK = "functionals_input"
+
+
+class FunctionalsKind(InputKind):
+    """Input "functionals" [batch, 88]: a clip's eGeMAPS-layout functionals (manifest block
+    `functionals_input`: the FunctionalsSpec fields); softmax over the one row."""
+
+    name = "functionals"
+    blocks = (BLOCK,)
+    input_names = (INPUT,)
+
+    def __init__(self, spec: FunctionalsSpec = FunctionalsSpec()) -> None:
+        self.spec = spec
+
+    @classmethod
+    def check_manifest(cls, c: Checker, manifest: Mapping[str, Any], inputs: list[dict[str, Any]]) -> None:
+        block = c.get(manifest, BLOCK, "", dict)
+        if block is None:
+            return
+        spec = c.build(BLOCK, FunctionalsSpec.from_dict, dict(block))
+        if spec is None:
+            return
+        got = shape_of(inputs, INPUT)
+        if got is None:
+            c.problem(BLOCK, f"the model has no {INPUT!r} input (inputs: {[x['name'] for x in inputs]})")
+        elif got[1:] != [spec.dim]:
+            i = [x["name"] for x in inputs].index(INPUT)
+            c.problem(
+                f"model.inputs[{i}].shape", f"{INPUT!r} is {got}, but {BLOCK} gives [batch, {spec.dim}]"
+            )
+
+    @classmethod
+    def from_manifest(cls, manifest: Mapping[str, Any]) -> FunctionalsKind:
+        return cls(FunctionalsSpec.from_dict(dict(manifest[BLOCK])))
+
+    def manifest_blocks(self) -> dict[str, Any]:
+        return {BLOCK: self.spec.to_dict()}
+
+    @property
+    def sample_rate(self) -> int:
+        return self.spec.sample_rate
+
+    @property
+    def feature_spec(self) -> FeatureSpec:
+        return self.spec.feature_spec()
+
+    @property
+    def input_shapes(self) -> dict[str, tuple[int, ...]]:
+        return {INPUT: (DIM,)}
+
+    def window_inputs(self, window: np.ndarray, faces: Sequence[Any] | None = None) -> Inputs:
+        y = np.asarray(window, dtype=np.float32)
+        return {INPUT: functionals(y, sr=self.sample_rate, spec=self.spec)[None]}
+
+    def combine(self, logits: np.ndarray) -> np.ndarray:
+        return softmax_row(logits)
+
+    def describe(self) -> list[str]:
+        return [f"functionals: {DIM} eGeMAPS-layout prosodic / voice-quality values per clip, {self.spec}"]
+
+
+KIND = FunctionalsKind
+
+__all__ = ["BLOCK", "INPUT", "KIND", "FunctionalsKind"]

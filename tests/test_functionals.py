@@ -1,0 +1,173 @@
+"""The functionals front end (88 eGeMAPS-layout values) and its input kind: the spec, values that must come out of
+known signals, the feature cache, and a real bundle (functionals_mlp through LAQ + QAT) run by Recognizer at
+44.1 kHz on the numpy and onnxruntime engines against torch."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge_ser.errors import ConfigError
+from edge_ser.features.egemaps import DIM, FunctionalsSpec, descriptors, functionals, names
+
+SR = 16000
+
+
+def _vowel(
+    f0: float, seconds: float = 1.0, formants=(700.0, 1200.0, 2600.0), jitter: float = 0.0
+) -> np.ndarray:
+    """A glottal pulse train at f0 (periods perturbed by `jitter`, relative) through three formant resonators."""
+    scipy_signal = pytest.importorskip("scipy.signal", reason="scipy builds the test vowel")
+    rng = np.random.default_rng(0)
+    n = int(seconds * SR)
+    x = np.zeros(n)
+    t = 0.0
+    while t < n:
+        x[int(t)] = 1.0
+        t += SR / f0 * (1.0 + jitter * rng.standard_normal())
+    for f in formants:
+        r = np.exp(-np.pi * 80.0 / SR)  # 80 Hz bandwidth
+        x = scipy_signal.lfilter([1.0], [1.0, -2 * r * np.cos(2 * np.pi * f / SR), r * r], x)
+    return (0.3 * x / np.abs(x).max()).astype(np.float32)
+
+
+def _value(v: np.ndarray, name: str) -> float:
+    return float(v[names().index(name)])
+
+
+def test_spec_round_trip_and_checks() -> None:
+    spec = FunctionalsSpec()
+    assert FunctionalsSpec.from_dict(spec.to_dict()) == spec and FunctionalsSpec.from_dict({}) == spec
+    off = FunctionalsSpec(remove_dc=False, level_dbfs=None)
+    assert off.to_dict()["remove_dc"] is False and FunctionalsSpec.from_dict(off.to_dict()) == off
+    assert spec.digest() != off.digest() and len(names()) == DIM == spec.dim == len(set(names()))
+    assert spec.feature_spec().sample_rate == SR and spec.feature_spec().window == "hamming"
+    for bad, field in (
+        ({"sample_rate": 8000}, "sample_rate"),
+        ({"fmin": 500.0, "fmax": 400.0}, "fmin"),
+        ({"fmin": 30.0}, "f0_frame_length"),
+        ({"level_dbfs": 5.0}, "level_dbfs"),
+        ({"hop": 3}, "unknown"),
+    ):
+        with pytest.raises(ConfigError, match=field):
+            FunctionalsSpec.from_dict(bad)
+
+
+def test_known_signals_give_known_values() -> None:
+    v = functionals(_vowel(200.0), sr=SR)
+    assert v.shape == (DIM,) and v.dtype == np.float32 and np.all(np.isfinite(v))
+    assert _value(v, "F0semitoneFrom27.5Hz_sma3nz_amean") == pytest.approx(12 * np.log2(200 / 27.5), abs=0.2)
+    assert _value(v, "F0semitoneFrom27.5Hz_sma3nz_stddevNorm") < 0.01  # a steady pitch
+    assert _value(v, "F1frequency_sma3nz_amean") == pytest.approx(700, rel=0.15)
+    assert _value(v, "F2frequency_sma3nz_amean") == pytest.approx(1200, rel=0.15)
+    assert _value(v, "F3frequency_sma3nz_amean") == pytest.approx(2600, rel=0.15)
+    assert _value(v, "jitterLocal_sma3nz_amean") < 0.01
+    assert _value(v, "HNRdBACF_sma3nz_amean") > 10  # a pulse train is all harmonic
+    assert _value(v, "VoicedSegmentsPerSec") == pytest.approx(1.0, abs=0.01)  # one voiced run in 1 s
+    assert _value(v, "equivalentSoundLevel_dBp") == pytest.approx(-26, abs=1.5)  # conditioned to -26 dBFS
+    rough = functionals(_vowel(200.0, jitter=0.03), sr=SR)
+    assert _value(rough, "jitterLocal_sma3nz_amean") > 3 * _value(v, "jitterLocal_sma3nz_amean")
+    high = functionals(_vowel(300.0), sr=SR)
+    assert _value(high, "F0semitoneFrom27.5Hz_sma3nz_amean") - _value(
+        v, "F0semitoneFrom27.5Hz_sma3nz_amean"
+    ) == pytest.approx(12 * np.log2(1.5), abs=0.3)
+
+
+def test_silence_and_short_clips_are_finite() -> None:
+    for y in (np.zeros(SR, np.float32), np.zeros(600, np.float32), 1e-3 * np.ones(SR, np.float32)):
+        v = functionals(y, sr=SR)
+        assert np.all(np.isfinite(v)) and _value(v, "VoicedSegmentsPerSec") == 0
+    d = descriptors(_vowel(150.0), sr=SR)
+    assert d.voiced.sum() > 80 and set(d.lld) >= {"F0", "loudness", "jitterLocal", "F3bandwidth"}
+    with pytest.raises(ConfigError, match="16000 Hz"):
+        functionals(np.zeros(SR, np.float32), sr=22050)
+
+
+def test_cache_computes_each_file_once(tmp_path: Path) -> None:
+    from converters.featurize import FeatureCache, functionals_matrix
+    from edge_ser.audio import load, write_wav
+
+    paths = [write_wav(tmp_path / f"{f}.wav", _vowel(f), SR) for f in (120.0, 240.0)]
+    cache = FeatureCache(tmp_path / "cache")
+    X = functionals_matrix(paths, cache=cache)
+    assert X.shape == (2, DIM) and cache.misses == 2 and cache.hits == 0
+    again = functionals_matrix(paths, cache=cache)
+    assert cache.hits == 2 and np.array_equal(X, again)
+    assert np.array_equal(X[0], functionals(load(paths[0])[0], sr=SR))
+
+
+def test_bundle_runs_on_every_engine_like_torch(tmp_path: Path) -> None:
+    """Train functionals_mlp on synthetic clips, LAQ + QAT, bundle it; Recognizer at 44.1 kHz == torch."""
+    torch = pytest.importorskip("torch", reason="the host pipeline needs torch")
+    pytest.importorskip("onnxruntime", reason="the onnxruntime engine")
+    import edge_ser
+    from converters.compress import compress
+    from converters.data.synthetic import SyntheticSpec, generate
+    from converters.export.bundle import build_bundle
+    from converters.registry import build
+    from converters.train import TrainConfig, predict, seed_everything, train_classifier
+    from edge_ser.audio import resample
+    from edge_ser.bundle import load_bundle
+    from edge_ser.engines.base import clamp_to_training_range
+    from edge_ser.inputs import input_kind
+    from edge_ser.inputs.functionals import FunctionalsKind
+
+    clips = generate(
+        SyntheticSpec(n_per_class=5, sr=SR, duration=1.0, seed=3, labels=("neutral", "happy", "sad"))
+    )
+    labels = sorted({lab for _, lab, _ in clips})
+    kind = FunctionalsKind(FunctionalsSpec())
+    X = np.stack([kind.audio_inputs(y, SR)["functionals"][0] for y, _, _ in clips])
+    y = np.array([labels.index(lab) for _, lab, _ in clips])
+    val = np.arange(len(y)) % 5 == 0
+    seed_everything(0)
+    model = build("functionals_mlp", num_classes=len(labels))
+    model.set_normalization(torch.as_tensor(X[~val].mean(0)), torch.as_tensor(X[~val].std(0)))
+    fp = train_classifier(
+        model, X[~val], y[~val], X[val], y[val], TrainConfig(seed=0, epochs=30), progress=False
+    ).model
+    c = compress("laq-paper", fp, X[~val], y[~val], X[val], y[val])
+    path = build_bundle(
+        tmp_path / "b",
+        c.model,
+        c.plan,
+        c.codes,
+        name="functionals_mlp",
+        labels=labels,
+        kind=kind,
+        accuracy={"test": 0.0, "dataset": "synthetic", "split": {"kind": "random", "seed": 0}},
+    )
+    manifest = json.loads((path / "manifest.json").read_text())
+    assert manifest["functionals_input"] == kind.spec.to_dict()
+    assert len(manifest["normalization"]["mean"]) == DIM and manifest["bitplan"]["average_bits"] < 8
+    bundle = load_bundle(path)  # verifies the manifest, the files and the kind's block
+    assert isinstance(bundle.input_kind, FunctionalsKind) and isinstance(
+        input_kind(manifest), FunctionalsKind
+    )
+    for wave, _, _ in clips[:4]:
+        y44 = resample(wave, SR, 44100)
+        x = kind.audio_inputs(y44, 44100)["functionals"]
+        ref = torch.softmax(torch.as_tensor(predict(c.model, clamp_to_training_range(bundle, x))), 1)[
+            0
+        ].numpy()
+        for engine in ("numpy", "onnxruntime"):
+            p = edge_ser.Recognizer(bundle, engine).predict_audio(y44, 44100)
+            got = np.array([p.probabilities[lab] for lab in labels])
+            np.testing.assert_allclose(got, ref, atol=1e-4, err_msg=engine)
+            assert p.label == labels[int(np.argmax(ref))]
+
+
+def test_manifest_with_a_wrong_input_size_is_refused(tmp_path: Path) -> None:
+    from edge_ser.inputs.functionals import FunctionalsKind
+    from edge_ser.schema import Checker
+
+    manifest = {"functionals_input": FunctionalsSpec().to_dict()}
+    c = Checker("m", collect=True)
+    FunctionalsKind.check_manifest(c, manifest, [{"name": "functionals", "shape": [None, 87]}])
+    assert c.problems and "87" in c.problems[0]
+    c = Checker("m", collect=True)
+    FunctionalsKind.check_manifest(c, manifest, [{"name": "functionals", "shape": ["batch", 88]}])
+    assert not c.problems
