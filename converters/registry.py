@@ -14,7 +14,7 @@ from typing import Any
 
 from edge_ser.errors import ConfigError
 
-INPUT_LABELS = {"vector": "features", "patches": "log-Mel", "av": "faces + MFCC"}
+INPUT_LABELS = {"vector": "features", "patches": "log-Mel", "av": "faces + MFCC", "sequence": "MFCC frames"}
 """How a table names each input kind (the zoo's "input" column)."""
 
 
@@ -26,7 +26,7 @@ class ModelEntry:
     constructor: str
     """"module:function" of the factory (torch models take the kind's arguments, see `build`)."""
     input_kind: str
-    """The `edge_ser.inputs` kind its bundles carry: "vector", "patches" or "av"."""
+    """The `edge_ser.inputs` kind its bundles carry: "vector", "patches", "av" or "sequence"."""
     summary: str
     family: str = "torch"
     """"torch" (trained, quantized and exported here) or "classical" (scikit-learn baselines, zoo only)."""
@@ -73,6 +73,11 @@ MODELS: dict[str, ModelEntry] = {
             "tiny_transformer", "converters.models.tiny_transformer:tiny_transformer", "patches",
             "a conv front end + 2 attention layers on log-Mel patches", defaults={"width": 1.0},
         ),
+        ModelEntry(
+            "timnet", "converters.models.timnet:timnet", "sequence",
+            "TIM-Net-like bidirectional dilated convs with multi-scale fusion on MFCC frames",
+            commands=("model",),
+        ),
     )
 }  # fmt: skip
 """The models, in the order tables list them."""
@@ -102,7 +107,8 @@ def model_names(
 def build(name: str, *, num_classes: int, **options: Any):
     """A fresh torch model by name, with its kind's arguments:
 
-    vector: in_features; patches: n_mels, segment_frames, width; av: the `av_cnn` keywords (mode, frames, ...).
+    vector: in_features; patches: n_mels, segment_frames, width; av: the `av_cnn` keywords (mode, frames, ...);
+    sequence: the `timnet` keywords (n_mfcc, frames, filters, dilations, ...).
     """
     e = entry(name)
     if e.family != "torch":

@@ -24,6 +24,7 @@ REGISTRY: dict[str, str] = {
     "vector": "edge_ser.inputs.vector",
     "patches": "edge_ser.inputs.patches",
     "av": "edge_ser.inputs.av",
+    "sequence": "edge_ser.inputs.sequence",
 }
 """Kind name -> the module that defines it (as `KIND`)."""
 DEFAULT = "vector"
