@@ -287,12 +287,15 @@ def cmd_model(args: argparse.Namespace) -> int:
         "patches": {"n_mels": args.mels, "segment_frames": args.frames, "width": args.width},
         "av": {"mode": args.mode, "frame_fusion": args.frame_fusion, "video_padding": 1 if args.same else 0},
         "functionals": {},
+        "sequence": {},  # the sequence kind's default window (150 frames x 39 MFCCs)
     }[kind]
     model = build(args.name, num_classes=args.classes, **options)
     counts = count_model(model)
     rows, total = dense_rows(model, counts), counts.dense_flops
     params = count_params(model)
-    per = {"patches": "per log-Mel patch", "vector": "per clip vector"}.get(kind, "per clip")
+    per = {"patches": "per log-Mel patch", "vector": "per clip vector", "sequence": "per 3 s window"}.get(
+        kind, "per clip"
+    )
     print(f"{args.name}" + (f" [{args.mode}]" if kind == "av" else "") + f", {per}:")
     print(f"  {'layer':18s} {'op':7s} {'input':>14s} {'output':>14s} {'params':>8s} {'FLOPs':>12s}")
     for r in rows:

@@ -19,6 +19,7 @@ INPUT_LABELS = {
     "patches": "log-Mel",
     "av": "faces + MFCC",
     "functionals": "eGeMAPS functionals",
+    "sequence": "MFCC frames",
 }
 """How a table names each input kind (the zoo's "input" column)."""
 
@@ -31,7 +32,7 @@ class ModelEntry:
     constructor: str
     """"module:function" of the factory (torch models take the kind's arguments, see `build`)."""
     input_kind: str
-    """The `edge_ser.inputs` kind its bundles carry: "vector", "patches", "av" or "functionals"."""
+    """The `edge_ser.inputs` kind its bundles carry: "vector", "patches", "av", "functionals" or "sequence"."""
     summary: str
     family: str = "torch"
     """"torch" (trained, quantized and exported here) or "classical" (scikit-learn baselines, zoo only)."""
@@ -82,6 +83,11 @@ MODELS: dict[str, ModelEntry] = {
             "functionals_mlp", "converters.models.functionals_mlp:functionals_mlp", "functionals",
             "an MLP 88-64-32 on the eGeMAPS-layout functionals", commands=("model",),
         ),
+        ModelEntry(
+            "timnet", "converters.models.timnet:timnet", "sequence",
+            "TIM-Net-like bidirectional dilated convs with multi-scale fusion on MFCC frames",
+            commands=("model",),
+        ),
     )
 }  # fmt: skip
 """The models, in the order tables list them."""
@@ -113,6 +119,7 @@ def build(name: str, *, num_classes: int, **options: Any):
 
     vector: in_features; patches: n_mels, segment_frames, width; av: the `av_cnn` keywords (mode, frames, ...);
     functionals: in_features, hidden, dropout.
+    sequence: the `timnet` keywords (n_mfcc, frames, filters, dilations, ...).
     """
     e = entry(name)
     if e.family != "torch":

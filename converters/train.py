@@ -77,6 +77,20 @@ def accuracy(model: nn.Module, X: Inputs, y: np.ndarray) -> float:
     return float((predict(model, X).argmax(axis=1) == np.asarray(y)).mean())
 
 
+def _mixup_loss(
+    model: nn.Module,
+    loss_fn: nn.Module,
+    xb: list[torch.Tensor],
+    yb: torch.Tensor,
+    lam: float,
+    gen: torch.Generator,
+) -> torch.Tensor:
+    """The loss of a batch mixed with a shuffled copy of itself by weight `lam` (mixup)."""
+    perm = torch.randperm(len(yb), generator=gen)
+    out = model(*(lam * x + (1 - lam) * x[perm] for x in xb))
+    return lam * loss_fn(out, yb) + (1 - lam) * loss_fn(out, yb[perm])
+
+
 def train_classifier(
     model: nn.Module,
     X_train: Inputs,
@@ -88,11 +102,14 @@ def train_classifier(
     progress: bool = True,
     val_accuracy: Callable[[np.ndarray], float] | None = None,
     augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
+    mixup: float = 0.0,
 ) -> TrainResult:
     """Train with cross-entropy; keep the weights of the epoch with the best validation accuracy.
 
     `val_accuracy(logits)` replaces row accuracy on X_val (e.g. utterance-level voting over segment logits);
-    `augment(x, generator)` transforms each training batch of the first input (e.g. SpecAugment masks).
+    `augment(x, generator)` transforms each training batch of the first input (e.g. SpecAugment masks);
+    `mixup` > 0 mixes each (augmented) batch with a shuffled copy of itself, x = l * x + (1 - l) * x[perm] with
+    l ~ Beta(mixup, mixup), and the loss alike (Zhang et al., ICLR 2018, "mixup"), seeded by `config.seed`.
     """
     seed_everything(config.seed)
     if config.threads:
@@ -105,6 +122,7 @@ def train_classifier(
     opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     loss_fn = nn.CrossEntropyLoss()
     gen = torch.Generator().manual_seed(config.seed)
+    mix_rng = np.random.default_rng(config.seed)
     best = (-1.0, float("inf"))
     best_state, best_epoch, stale = copy.deepcopy(model.state_dict()), 0, 0
     history: list[dict] = []
@@ -129,7 +147,10 @@ def train_classifier(
                 xb[0] = augment(xb[0], gen)
             if cl:
                 xb[0] = xb[0].contiguous(memory_format=torch.channels_last)
-            loss = loss_fn(model(*xb), yt[idx])
+            if mixup > 0:
+                loss = _mixup_loss(model, loss_fn, xb, yt[idx], float(mix_rng.beta(mixup, mixup)), gen)
+            else:
+                loss = loss_fn(model(*xb), yt[idx])
             loss.backward()
             opt.step()
             total += loss.item() * len(idx)

@@ -827,6 +827,25 @@ def _identity(n: _Node, s: list) -> tuple[list, int]:
     return [s[0]] * max(1, len(n.outputs)), 0  # Dropout's optional mask has the input's shape
 
 
+def _pad(n: _Node, s: list) -> tuple[list, int]:
+    """Pad: each axis grows by its begin + end pads (negative pads crop); a copy, no arithmetic."""
+    _need(s, 1, 1 if n.opset < 11 else 4)
+    x = s[0]
+    pads = n.ints("pads", None) if n.opset < 11 else n.const(1, "pads")
+    if pads is None:
+        raise _ShapeError("needs pads")
+    given = n.const(3, "axes") if n.opset >= 18 and len(s) > 3 else None
+    axes = list(range(len(x))) if given is None else [_axis(a, len(x)) for a in given]
+    if len(pads) != 2 * len(axes):
+        raise _ShapeError(f"pads {pads} do not fit {len(axes)} axes")
+    out = list(x)
+    for j, a in enumerate(axes):
+        out[a] = x[a] + pads[j] + pads[j + len(axes)]
+        if out[a] < 0:
+            raise _ShapeError(f"pads {pads} crop axis {a} of {list(x)} below zero")
+    return [tuple(out)], 0
+
+
 def _concat(n: _Node, s: list) -> tuple[list, int]:
     _need(s, 1)
     if "axis" not in n.attrs:
@@ -871,6 +890,7 @@ _RULES: dict[str, Rule] = {
     "Identity": _identity,
     "Dropout": _identity,
     "Concat": _concat,
+    "Pad": _pad,
 }
 
 SUPPORTED_OPS = tuple(sorted(_RULES))

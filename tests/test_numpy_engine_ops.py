@@ -1,4 +1,4 @@
-"""Ops added to the numpy engine, against onnxruntime on random inputs: LayerNormalization (+ its FLOP rule)."""
+"""Ops added to the numpy engine, against onnxruntime on random inputs: LayerNormalization and Pad (+ their FLOP rules)."""
 
 from __future__ import annotations
 
@@ -80,3 +80,65 @@ def test_layernorm_refuses_bad_nodes():
     g["nodes"][0]["attrs"]["stash_type"] = 0
     with pytest.raises(BundleError, match="stash_type"):
         NumpyEngine(graph_bundle(proto, 8, name="ln", graph=g))
+
+
+def _pad_model(shape, pads, *, mode="constant", value=None, axes=None, opset=17):
+    """x [None, *shape[1:]] -> Pad(pads from an initializer, optional constant_value and axes) -> y."""
+    inits = [numpy_helper.from_array(np.asarray(pads, dtype=np.int64), "pads")]
+    ins = ["x", "pads"]
+    if value is not None or axes is not None:
+        ins.append("value" if value is not None else "")
+        if value is not None:
+            inits.append(numpy_helper.from_array(np.asarray(value, dtype=np.float32), "value"))
+    if axes is not None:
+        ins.append("axes")
+        inits.append(numpy_helper.from_array(np.asarray(axes, dtype=np.int64), "axes"))
+    node = helper.make_node("Pad", ins, ["y"], mode=mode)
+    g = helper.make_graph(
+        [node],
+        "pad",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", *shape[1:]])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [f"d{i}" for i in range(len(shape))])],
+        inits,
+    )
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
+    m.ir_version = 8 if opset < 19 else 9
+    onnx.checker.check_model(m)
+    return m
+
+
+@pytest.mark.parametrize(
+    "shape,pads,mode,value,axes,opset",
+    [
+        ((2, 3, 10), [0, 0, 4, 0, 0, 0], "constant", None, None, 17),  # the causal conv's left pad
+        ((2, 3, 10), [0, 0, 0, 0, 0, 8], "constant", None, None, 17),  # the anti-causal right pad
+        ((2, 3, 10), [0, 1, 2, 0, 2, 3], "constant", -7.5, None, 17),
+        ((2, 3, 10), [0, 0, 3, 0, 0, -2], "constant", None, None, 17),  # a negative pad crops
+        ((2, 4, 6), [0, 0, 2, 0, 1, 3], "reflect", None, None, 17),
+        ((2, 4, 6), [0, 0, 2, 0, 1, 3], "edge", None, None, 17),
+        ((2, 3, 10), [2, 1], "constant", 1.5, [-1], 18),  # axes input
+    ],
+)
+def test_pad_matches_onnxruntime(shape, pads, mode, value, axes, opset):
+    assert "Pad" in SUPPORTED_OPS
+    proto = _pad_model(shape, pads, mode=mode, value=value, axes=axes, opset=opset)
+    g, w = graph_json(proto), initializers(proto)
+    eng = NumpyEngine(graph_bundle(proto, 1, name="pad", graph=g))
+    sess = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(0).normal(0, 1, shape).astype(np.float32)
+    (want,) = sess.run(None, {"x": x})
+    got = eng.run({"x": x})["y"]
+    assert got.dtype == np.float32 and got.shape == want.shape
+    np.testing.assert_array_equal(got, want)
+    (row,) = count_graph(g, w).layers  # the FLOP counter's Pad shape rule, at batch 1
+    assert row.out_shapes[0] == (1, *want.shape[1:]) and row.flops == 0
+
+
+def test_pad_refuses_unknown_modes():
+    from edge_ser.errors import BundleError
+
+    proto = _pad_model((2, 3, 4), [0, 0, 1, 0, 0, 1])
+    g = graph_json(proto)
+    g["nodes"][0]["attrs"]["mode"] = "mirror"
+    with pytest.raises(BundleError, match="mode"):
+        NumpyEngine(graph_bundle(proto, 1, name="pad", graph=g))

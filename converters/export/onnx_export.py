@@ -6,6 +6,7 @@
   "weights.esq"; a bundle ships this (a few hundred bytes) and the device supplies the tensors unpacked from
   the packed file (onnxruntime's add_external_initializers).
 - `export_model`: `to_onnx` with the model's own input shapes and fix-ups: how every model is exported.
+- `fold_integer_constants`: a fix-up that evaluates integer shape arithmetic (e.g. the pads of `F.pad`).
 - `graph_json`: the graph as the device reads it (the device's own ONNX reader on the serialized model).
 - `qdq`: quantized weights stored as INT4 / INT8 initializers + per-channel DequantizeLinear, as onnxruntime
   runs it, for users who want one self-contained ONNX file.
@@ -87,6 +88,39 @@ def _constants_to_initializers(proto) -> None:
             keep.append(n)
     del g.node[:]
     g.node.extend(keep)
+
+
+def fold_integer_constants(proto) -> int:
+    """Evaluate, in place, every node computed from integer initializers alone (shape arithmetic the legacy
+    exporter leaves unfolded when it does not run in EVAL mode: e.g. the pads of `F.pad`, built by
+    ConstantOfShape / Concat / Slice / Cast), making its outputs initializers; returns how many were folded.
+    Float initializers (weights) are never inputs to a folded node, so weights keep their names and grids."""
+    onnx = _onnx()
+    from onnx import numpy_helper
+    from onnx.reference import ReferenceEvaluator
+
+    g = proto.graph
+    known = {t.name: numpy_helper.to_array(t) for t in g.initializer if t.data_type == onnx.TensorProto.INT64}
+    folded: dict[str, np.ndarray] = {}
+    keep = []
+    for node in g.node:  # nodes are in topological order, so one pass folds whole chains
+        ins = [i for i in node.input if i]
+        if ins and all(i in known for i in ins):
+            outs = ReferenceEvaluator(node).run(None, {i: known[i] for i in ins})
+            for name, value in zip(node.output, outs, strict=True):
+                known[name] = folded[name] = np.asarray(value)
+        else:
+            keep.append(node)
+    if not folded:
+        return 0
+    used = {i for n in keep for i in n.input} | {o.name for o in g.output}
+    del g.node[:]
+    g.node.extend(keep)
+    g.initializer.extend(numpy_helper.from_array(v, k) for k, v in folded.items() if k in used)
+    unused = [t for t in g.initializer if t.name not in used and t.data_type == onnx.TensorProto.INT64]
+    for t in unused:
+        g.initializer.remove(t)
+    return len(folded)
 
 
 def initializers(proto) -> dict[str, np.ndarray]:

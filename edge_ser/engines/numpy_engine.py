@@ -8,7 +8,7 @@ copy) and a single matrix product per group, so the heavy lifting is BLAS.
 
 Supported ops (ONNX semantics, opset 7..21 where they differ): Add, Sub, Mul, Div, Gemm, MatMul, Relu,
 LeakyRelu, Sigmoid, Tanh, Softmax, Flatten, Reshape, Transpose, Squeeze, Unsqueeze, Identity, Dropout, Concat,
-Clip, Conv (1-D/2-D/3-D, groups, strides, pads, dilations, auto_pad), MaxPool and AveragePool (ceil_mode=0),
+Clip, Pad (constant / reflect / edge / wrap), Conv (1-D/2-D/3-D, groups, strides, pads, dilations, auto_pad), MaxPool and AveragePool (ceil_mode=0),
 GlobalAveragePool, GlobalMaxPool, ReduceMean, BatchNormalization (inference), LayerNormalization (opset 17+,
 axis / epsilon; optional Mean and InvStdDev outputs).
 """
@@ -433,6 +433,48 @@ def _clip(n: _Node) -> Op:
     return clip
 
 
+_PAD_MODES = {"constant": "constant", "reflect": "reflect", "edge": "edge", "wrap": "wrap"}
+
+
+def _pad(n: _Node) -> Op:
+    """ONNX Pad: pads [begin..., end...] per axis (negative values crop), modes constant / reflect / edge /
+    wrap; before opset 11 pads and value are attributes, from 18 an optional `axes` input names the axes."""
+    n.need_inputs(1 if n.opset < 11 else 2, 1 if n.opset < 11 else 4)
+    n.only_outputs(1)
+    mode = n.s("mode", "constant")
+    if mode not in _PAD_MODES:
+        raise _NodeError(f"mode={mode!r} is not supported")
+    if n.opset < 11:
+        static, value, axes_static = n.ints("pads", None), _f32(n.f("value", 0.0)), None
+        if static is None:
+            raise _NodeError("attribute 'pads' is required")
+    else:
+        c, a = n.const(1), n.const(3)
+        static = None if c is None else _int_list(c, "pads")
+        axes_static = None if a is None else _int_list(a, "axes")
+        value = None
+
+    def pad(x: np.ndarray, p: Any = None, v: Any = None, ax: Any = None) -> np.ndarray:
+        pads = static if static is not None else _int_list(p, "pads")
+        axes = list(range(x.ndim))
+        if ax is not None:
+            axes = [_axis(a, x.ndim) for a in (axes_static or _int_list(ax, "axes"))]
+        if len(pads) != 2 * len(axes):
+            raise _NodeError(f"pads {pads} do not fit {len(axes)} axes")
+        width = [[0, 0] for _ in range(x.ndim)]
+        for j, a in enumerate(axes):
+            width[a] = [pads[j], pads[j + len(axes)]]
+        crop = tuple(slice(max(-b, 0), x.shape[a] - max(-e, 0)) for a, (b, e) in enumerate(width))
+        x = x[crop]
+        grow = [(max(b, 0), max(e, 0)) for b, e in width]
+        if mode != "constant":
+            return np.pad(x, grow, mode=_PAD_MODES[mode])
+        fill = value if value is not None else (0.0 if v is None else np.asarray(v).reshape(-1)[0])
+        return np.pad(x, grow, mode="constant", constant_values=np.asarray(fill, dtype=x.dtype))
+
+    return pad
+
+
 def _batchnorm(n: _Node) -> Op:
     n.need_inputs(5, 5)
     n.only_outputs(1)
@@ -660,6 +702,7 @@ _OPS: dict[str, Callable[[_Node], Op]] = {
     "Dropout": _dropout,
     "Concat": _concat,
     "Clip": _clip,
+    "Pad": _pad,
     "Conv": _conv,
     "MaxPool": _maxpool,
     "AveragePool": _avgpool,

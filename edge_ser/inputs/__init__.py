@@ -25,6 +25,7 @@ REGISTRY: dict[str, str] = {
     "patches": "edge_ser.inputs.patches",
     "av": "edge_ser.inputs.av",
     "functionals": "edge_ser.inputs.functionals",
+    "sequence": "edge_ser.inputs.sequence",
 }
 """Kind name -> the module that defines it (as `KIND`)."""
 DEFAULT = "vector"

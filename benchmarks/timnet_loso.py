@@ -1,0 +1,157 @@
+"""EMODB leave-one-speaker-out for the TIM-Net-like temporal model, float and after LAQ + QAT.
+
+    python benchmarks/timnet_loso.py [--folds 0,1,2] [--epochs 12] [--frames 112] [--laq sensitivity@2.0] [--tag NAME]
+
+Per fold (speakers in sorted order; `converters.data.splits.leave_one_speaker_out`, seed 0): the test speaker
+is left out, one other speaker (covering every class) validates (early stopping on the voted-clip UAR, the
+LAQ allocation's QAT and its epoch), the other 8 train (`converters.seq_train.train_timnet_fold`: speed
+perturbation 0.9 / 1.0 / 1.1, SpecAugment masks, mixup). Reported per fold and as mean +- std over the folds
+run: per-clip UAR and WAR (accuracy) of the float model and of the quantized one, its average bits and packed
+weights.esq KB, parameters and time. One thread (torch and BLAS). The results files are rewritten after every
+fold, so a long run that is stopped keeps the folds it finished.
+
+Writes benchmarks/results/timnet_loso[_TAG].{md,json}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks._common import pin_single_thread, write_results  # noqa: E402
+
+pin_single_thread()
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def _markdown(rows: list[dict], cfg: dict, n_total: int) -> str:
+    head = (
+        "| fold | test speaker | val speaker | UAR float | WAR float | UAR 2-bit | WAR 2-bit | bits | packed KB "
+        "| best epoch | train s | fold s |\n|---|---|---|---|---|---|---|---|---|---|---|---|"
+    )
+    lines = [
+        f"# TIM-Net-like temporal model, EMODB leave-one-speaker-out ({len(rows)} of {n_total} folds)",
+        "",
+        f"Model: `timnet` ({rows[0]['params']:,} parameters), input: MFCC windows "
+        f"{cfg['spec']['frames']} x {cfg['spec']['feature_spec']['n_mfcc']} (16 kHz, 25 ms / 20 ms); "
+        f"speeds {cfg['speeds']}, SpecAugment {cfg['spec_augment']}, mixup {cfg['mixup']}; "
+        f"{cfg['epochs']} epochs (patience {cfg['patience']}), compression `{cfg['laq']}` with "
+        f"{cfg['qat_epochs']} QAT epochs. Per-clip figures, windows voted by mean probability.",
+        "",
+        head,
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['fold']} | {r['test_speaker']} | {r['val_speaker']} | {r['uar']:.3f} | {r['war']:.3f} "
+            f"| {r.get('q_uar', float('nan')):.3f} | {r.get('q_war', float('nan')):.3f} | {r.get('bits', 32):.2f} "
+            f"| {r.get('packed_kb', float('nan')):.1f} | {r['best_epoch']}/{r['epochs_run']} "
+            f"| {r['train_seconds']:.0f} | {r['seconds']:.0f} |"
+        )
+    lines.append("")
+    for key, name in (
+        ("uar", "UAR float"),
+        ("war", "WAR float"),
+        ("q_uar", "UAR quantized"),
+        ("q_war", "WAR quantized"),
+    ):
+        vals = [r[key] for r in rows if key in r]
+        if vals:
+            m, s = _mean_std(vals)
+            lines.append(f"- {name}: **{100 * m:.1f} +- {100 * s:.1f} %** over {len(vals)} folds")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--folds", default="", help="comma-separated fold indices (default: all 10)")
+    ap.add_argument("--epochs", type=int, default=12)
+    ap.add_argument("--patience", type=int, default=4)
+    ap.add_argument("--qat-epochs", type=int, default=4)
+    ap.add_argument("--laq", default="sensitivity@2.0", help="converters.compress recipe ('' = float only)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--frames",
+        type=int,
+        default=112,
+        help="window T (default 112: every clip of the EMODB copy is 2.0 s = 101 frames, 112 at speed 0.9)",
+    )
+    ap.add_argument("--tag", default="")
+    args = ap.parse_args(argv)
+
+    import torch
+
+    torch.set_num_threads(1)
+    from converters.data.loaders import load_dataset
+    from converters.data.splits import leave_one_speaker_out
+    from converters.seq_train import TimNetTrainConfig, default_sequence_spec, train_timnet_fold
+
+    os.environ.setdefault("EDGE_SER_DATA", str(Path(__file__).resolve().parents[2] / "shared" / "datasets"))
+    records = list(load_dataset("emodb"))
+    speakers = [r.speaker for r in records]
+    folds = list(leave_one_speaker_out(speakers, [r.label for r in records], seed=args.seed))
+    chosen = [int(f) for f in args.folds.split(",")] if args.folds else list(range(len(folds)))
+    import dataclasses
+
+    spec = dataclasses.replace(default_sequence_spec(), frames=args.frames)
+    cfg = TimNetTrainConfig(
+        spec=spec,
+        epochs=args.epochs,
+        patience=args.patience,
+        qat_epochs=args.qat_epochs,
+        laq=args.laq,
+        seed=args.seed,
+    )
+    from converters.data.labels import class_order
+
+    classes = class_order(r.label for r in records)
+    rows: list[dict] = []
+    name = "timnet_loso" + (f"_{args.tag}" if args.tag else "")
+    for k in chosen:
+        speaker, sp = folds[k]
+        part = {p: [records[i] for i in getattr(sp, p)] for p in ("train", "val", "test")}
+        val_speaker = sorted({r.speaker for r in part["val"]})
+        print(
+            f"fold {k}: test speaker {speaker}, val {val_speaker}, train {len(part['train'])} clips",
+            flush=True,
+        )
+        t0 = time.perf_counter()
+        acc = {"dataset": "emodb", "split": {"kind": "leave-one-speaker-out", "fold": k, "sizes": sp.sizes()}}
+        res = train_timnet_fold(
+            part["train"], part["val"], part["test"], cfg, classes=classes, accuracy=acc, log=print
+        )
+        row = {"fold": k, "test_speaker": speaker, "val_speaker": ",".join(val_speaker), **res.summary()}
+        rows.append(row)
+        print(
+            f"fold {k}: float UAR {row['uar']:.3f} WAR {row['war']:.3f}"
+            + (f"; {args.laq} UAR {row['q_uar']:.3f} WAR {row['q_war']:.3f}" if "q_uar" in row else "")
+            + f" ({time.perf_counter() - t0:.0f} s)",
+            flush=True,
+        )
+        summary = {
+            k2: dict(zip(("mean", "std"), _mean_std([r[k2] for r in rows]), strict=True))
+            for k2 in ("uar", "war", "q_uar", "q_war")
+            if all(k2 in r for r in rows)
+        }
+        payload = {
+            "config": cfg.to_dict(),
+            "classes": list(classes),
+            "folds_run": len(rows),
+            "folds_total": len(folds),
+            "summary": summary,
+            "rows": rows,
+        }
+        write_results(name, payload, _markdown(rows, cfg.to_dict(), len(folds)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
