@@ -852,6 +852,41 @@ def _locate(f: _Flat, net: _Net, inputs: dict[str, int], output: int) -> list[tu
     return found
 
 
+INT32_MAX = 2**31 - 1
+
+
+class ExportWarning(UserWarning):
+    """The exported variant differs from the model in a bounded, stated way (named layer and size)."""
+
+
+def _bias_dominated(
+    name: str, q: np.ndarray, s: np.ndarray, bias: np.ndarray, x_scale: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Codes and scales with the channels whose int32 bias (bias / (x_scale * s)) would overflow written as
+    bias only.
+
+    Such a channel's weighted sum is at most 127 * 128 * K * x_scale * s over the calibrated input range, and
+    its bias exceeds 2^31 * x_scale * s: the weights move its output by under 127 * 128 * K / 2^31 of the bias
+    (< 0.8 % for K = 1000 inputs), as when a layer's calibrated input is ~0 (dead units). Their codes become 0
+    and their scale the smallest that holds the bias, with a warning naming the layer.
+    """
+    over = np.abs(bias.astype(np.float64)) > INT32_MAX * x_scale * s.astype(np.float64)
+    if not over.any():
+        return q, s
+    fan_in = int(np.prod(q.shape[1:]))
+    warnings.warn(
+        f"TFLite export: {name!r}: {int(over.sum())} of {len(s)} channels have a bias beyond int32 at the "
+        f"calibrated input scale {x_scale:.3g}; their weights (at most {127 * 128 * fan_in / 2**31:.2%} of the "
+        "bias) are written as 0 in the int8 variant",
+        ExportWarning,
+        stacklevel=3,
+    )
+    q, s = q.copy(), s.astype(np.float64).copy()
+    q[over] = 0
+    s[over] = np.abs(bias[over]) / (x_scale * (INT32_MAX // 2))
+    return q, s.astype(np.float32)
+
+
 def _write_grid(f: _Flat, op, layer: _Layer, q: np.ndarray, s: np.ndarray) -> None:
     """Replace one int8 weight by the LAQ codes `q` (TFLite layout) and scales `s`; requantize its int32 bias."""
     schema, name = f.schema, layer.name
@@ -869,11 +904,6 @@ def _write_grid(f: _Flat, op, layer: _Layer, q: np.ndarray, s: np.ndarray) -> No
     buf = f.obj.buffers[wt.buffer]
     if buf.data is None or len(buf.data) != q.size:
         raise ConfigError(f"TFLite export: the int8 weight of {name!r} has no inline data of {q.size} bytes")
-    buf.data = np.frombuffer(np.ascontiguousarray(q.astype(np.int8)).tobytes(), dtype=np.uint8).copy()
-    wq.scale = [float(v) for v in s]
-    wq.zeroPoint = [0] * len(s)
-    wq.min = wq.max = None
-
     xq = f.tensor(op.inputs[0]).quantization
     if xq is None or xq.scale is None or len(xq.scale) != 1:
         raise ConfigError(f"TFLite export: the input of {name!r} has no per-tensor int8 scale")
@@ -882,9 +912,15 @@ def _write_grid(f: _Flat, op, layer: _Layer, q: np.ndarray, s: np.ndarray) -> No
     bt = f.tensor(op.inputs[2])
     if bt.type != schema.TensorType.INT32 or f.users[bt.buffer] != 1:
         raise ConfigError(f"TFLite export: the bias of {name!r} is not an unshared int32 tensor")
+    q, s = _bias_dominated(name, q, s, layer.bias, float(xq.scale[0]))
+    buf.data = np.frombuffer(np.ascontiguousarray(q.astype(np.int8)).tobytes(), dtype=np.uint8).copy()
+    wq.scale = [float(v) for v in s]
+    wq.zeroPoint = [0] * len(s)
+    wq.min = wq.max = None
+
     bias_scale = np.float64(xq.scale[0]) * s.astype(np.float64)
     bq = np.round(layer.bias.astype(np.float64) / bias_scale)
-    if np.abs(bq).max(initial=0) > 2**31 - 1:
+    if not np.all(np.abs(bq) <= INT32_MAX):
         raise ConfigError(f"TFLite export: the requantized int32 bias of {name!r} overflows")
     f.obj.buffers[bt.buffer].data = np.frombuffer(bq.astype("<i4").tobytes(), dtype=np.uint8).copy()
     bt.quantization.scale = [float(v) for v in bias_scale.astype(np.float32)]
