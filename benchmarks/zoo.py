@@ -218,7 +218,8 @@ def main() -> int:
             "# Model zoo on EMODB",
             "",
             f"535 utterances, 7 classes, 10 speakers, 16 kHz. Random: stratified 80/10/10, seeds 0..{args.seeds - 1}"
-            f"; LOSO: each of {args.folds} speakers left out, one validation speaker. Patch models: log-Mel "
+            f"; LOSO: each of {args.folds} speakers left out, one validation speaker. Feature models: the 180-d "
+            "clip vector on the default recipe (16 kHz, mel 0-8 kHz, DC removed, level -26 dBFS). Patch models: log-Mel "
             f"patches ({lms}), utterance = mean-probability vote over its patches. Compression: `{args.laq}` "
             f"(then QAT) on {args.laq_seeds} random split(s) for patch models, all {args.seeds} for laq_mlp; packed KB = weights.esq, KB = 1000 bytes. Latency: "
             "onnxruntime, one thread, batch 1, on this host (RF/SVM: scikit-learn predict of one vector).",
