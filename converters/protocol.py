@@ -110,12 +110,11 @@ class Protocol:
                 )
             ]
         if self.kind == "loso":
-            pairs = [
-                (name, split)
+            splits = [
+                split
                 for seed in self.seeds
-                for name, split in leave_one_speaker_out(spk, labels, val_speakers=1, seed=seed)
+                for _, split in leave_one_speaker_out(spk, labels, val_speakers=1, seed=seed)
             ]
-            splits = [s for _, s in pairs]
         else:
             names = sorted(set(spk.tolist()))
             if len(names) % 2:
