@@ -54,14 +54,16 @@ def machine() -> dict[str, str]:
     }
 
 
-def write_results(name: str, payload: dict, markdown: str) -> tuple[Path, Path]:
-    """Write `<name>.json` and `<name>.md` to benchmarks/results/, recording the command that made them."""
+def write_results(name: str, payload: dict, markdown: str, *, indent: int | None = 2) -> tuple[Path, Path]:
+    """Write `<name>.json` and `<name>.md` to benchmarks/results/, recording the command that made them.
+
+    `indent=None` writes compact JSON (for tables with many per-fold matrices)."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     command = "python " + " ".join(shlex.quote(a) for a in [os.path.relpath(sys.argv[0])] + sys.argv[1:])
     payload = {"command": command, "machine": machine(), **payload}
     jpath, mpath = RESULTS / f"{name}.json", RESULTS / f"{name}.md"
     for path, text in (
-        (jpath, json.dumps(payload, indent=2) + "\n"),
+        (jpath, json.dumps(payload, indent=indent) + "\n"),
         (mpath, f"{markdown}\n\nMade by: `{command}`\n"),
     ):
         atomic_write(path, text)

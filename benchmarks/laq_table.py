@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -30,7 +29,6 @@ from tqdm.auto import tqdm  # noqa: E402
 
 from converters.compress import compress  # noqa: E402
 from converters.data import leave_one_speaker_out  # noqa: E402
-from converters.export.bundle import packed_tensors  # noqa: E402
 from converters.export.onnx_export import qdq, to_onnx  # noqa: E402
 from converters.featurize import FeatureCache  # noqa: E402
 from converters.models import laq_mlp  # noqa: E402
@@ -39,7 +37,6 @@ from converters.quant import LaqConfig  # noqa: E402
 from converters.recipe import load_spec  # noqa: E402
 from converters.train import TrainConfig, accuracy, seed_everything, train_classifier  # noqa: E402
 from edge_ser.inputs.vector import VectorKind  # noqa: E402
-from edge_ser.packed import write_esq  # noqa: E402
 
 RECIPES = [
     "fp32",
@@ -60,9 +57,8 @@ PAPER = {"fp32": (74.07, 32.0, 676), "laq-paper": (75.93, 2.00, 43), "qat-1": (6
 
 def sizes(c, spec_dim: int) -> tuple[float, float]:
     """(packed .esq KB, ONNX KB) of a compressed model."""
+    esq = c.packed_bytes((spec_dim,))
     proto = to_onnx(c.model, (spec_dim,))
-    with tempfile.TemporaryDirectory() as tmp:
-        esq = write_esq(Path(tmp) / "w.esq", packed_tensors(proto, c.plan, c.codes)).stat().st_size
     if c.codes:
         proto = qdq(proto, c.codes, {k: f"{k}.weight" for k in c.codes}, c.plan.bits)
     return esq / 1000, len(proto.SerializeToString()) / 1000

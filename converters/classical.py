@@ -1,4 +1,5 @@
-"""Classical baselines on clip feature vectors: random forest and RBF SVM (scikit-learn), standardised inputs.
+"""Classical baselines on clip feature vectors: random forest, RBF SVM and logistic regression (scikit-learn),
+standardised inputs.
 
 The comparative RAVDESS study the zoo is measured against puts a random forest at 62 % (an MLP at 69.9 %, a
 CNN at 77.9 %). Both baselines see the same feature vectors as the LAQ MLP (`converters.pipeline.prepare`) and
@@ -8,21 +9,25 @@ choose their one knob on the same validation part the neural models early-stop o
     fit.accuracy(Xte, yte), fit.stored_values
 
 `stored_values` is the model's size in numbers it must keep to predict (the analogue of a network's
-parameter count): support vectors + dual coefficients + intercepts for the SVM; per node a feature index,
+parameter count): support vectors + dual coefficients + intercepts for the SVM; weights + intercepts for logistic regression;
+per node a feature index,
 a threshold and, for leaves, the class distribution for the forest.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from edge_ser.errors import ConfigError, MissingDependencyError
 
-KINDS = ("rf", "svm")
+KINDS = ("rf", "svm", "logreg")
 SVM_C = (1.0, 3.0, 10.0, 30.0, 100.0)
 """C values the SVM chooses from on validation (gamma = "scale": 1 / (d * var) of the standardised input)."""
+LOGREG_C = (0.01, 0.1, 1.0, 10.0)
+"""Inverse L2 strengths logistic regression chooses from on validation."""
 RF_MAX_FEATURES = ("sqrt", 0.2)
 """max_features values the forest chooses from on validation."""
 RF_TREES = 300
@@ -61,6 +66,8 @@ class ClassicalFit:
         if self.kind == "svm":
             sv = est.support_vectors_
             return int(sv.size + est.dual_coef_.size + est.intercept_.size)
+        if self.kind == "logreg":
+            return int(est.coef_.size + est.intercept_.size)
         total = 0
         for tree in est.estimators_:
             t = tree.tree_
@@ -70,9 +77,11 @@ class ClassicalFit:
 
 
 def make_pipeline(kind: str, seed: int = 0, **knob):
-    """StandardScaler -> RandomForestClassifier / SVC(rbf), seeded, one thread (fair against 1-thread nets)."""
+    """StandardScaler -> RandomForestClassifier / SVC(rbf) / LogisticRegression, seeded, one thread (fair against
+    1-thread nets)."""
     _sklearn()
     from sklearn.ensemble import RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import StandardScaler
     from sklearn.svm import SVC
@@ -83,6 +92,8 @@ def make_pipeline(kind: str, seed: int = 0, **knob):
         )
     elif kind == "svm":
         est = SVC(C=float(knob.get("C", 10.0)), kernel="rbf", gamma="scale", random_state=seed)
+    elif kind == "logreg":
+        est = LogisticRegression(C=float(knob.get("C", 1.0)), max_iter=5000, random_state=seed)
     else:
         raise ConfigError(f"classical baseline must be one of {KINDS}, got {kind!r}")
     return Pipeline([("scale", StandardScaler()), (kind, est)])
@@ -96,9 +107,17 @@ def fit_classical(
     y_val: np.ndarray,
     *,
     seed: int = 0,
+    score: Callable[[np.ndarray, np.ndarray], float] | None = None,
 ) -> ClassicalFit:
-    """Fit every candidate knob on train, keep the best on validation (first wins ties)."""
-    grid = [{"C": c} for c in SVM_C] if kind == "svm" else [{"max_features": m} for m in RF_MAX_FEATURES]
+    """Fit every candidate knob on train, keep the best on validation (first wins ties).
+
+    `score(y_val, predicted)` rates a candidate (default: accuracy; e.g. UAR for a UAR protocol)."""
+    grids = {
+        "svm": [{"C": c} for c in SVM_C],
+        "logreg": [{"C": c} for c in LOGREG_C],
+        "rf": [{"max_features": m} for m in RF_MAX_FEATURES],
+    }
+    grid = grids.get(kind, [])
     if kind not in KINDS:
         raise ConfigError(f"classical baseline must be one of {KINDS}, got {kind!r}")
     Xtr, Xva = np.asarray(X_train, np.float32), np.asarray(X_val, np.float32)
@@ -107,7 +126,12 @@ def fit_classical(
     scores = []
     for knob in grid:
         pipe = make_pipeline(kind, seed, **knob).fit(Xtr, y_train)
-        acc = float((pipe.predict(Xva) == np.asarray(y_val)).mean()) if len(y_val) else 0.0
+        if not len(y_val):
+            acc = 0.0
+        elif score is not None:
+            acc = float(score(np.asarray(y_val), pipe.predict(Xva)))
+        else:
+            acc = float((pipe.predict(Xva) == np.asarray(y_val)).mean())
         scores.append({**knob, "val_acc": acc})
         if acc > best_acc:
             best, best_acc = ClassicalFit(kind, pipe, dict(knob)), acc

@@ -40,6 +40,20 @@ class Compressed:
     def accuracy(self, X: np.ndarray, y: np.ndarray) -> float:
         return accuracy(self.model, X, y)
 
+    def packed_bytes(self, input_shape: tuple[int, ...] | dict[str, tuple[int, ...]] | None = None) -> int:
+        """Size of the real packed .esq file of this model (codes + scales + float biases and normalisation),
+        written to a temporary folder; `input_shape`: per-sample shape(s), default the model's `input_shapes()`."""
+        import tempfile
+        from pathlib import Path
+
+        from converters.export.bundle import packed_tensors
+        from converters.export.onnx_export import to_onnx
+        from edge_ser.packed import write_esq
+
+        proto = to_onnx(self.model, self.model.input_shapes() if input_shape is None else input_shape)
+        with tempfile.TemporaryDirectory() as tmp:
+            return write_esq(Path(tmp) / "w.esq", packed_tensors(proto, self.plan, self.codes)).stat().st_size
+
 
 def compress(
     recipe: str,

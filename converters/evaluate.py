@@ -134,6 +134,13 @@ def metrics(true: Sequence[str], predicted: Sequence[str], classes: Sequence[str
     index = {c: i for i, c in enumerate(classes)}
     t = np.array([index[x] for x in true], dtype=np.int64)
     p = np.array([index[x] for x in predicted], dtype=np.int64)
+    return index_metrics(t, p, classes)
+
+
+def index_metrics(true: Sequence[int], predicted: Sequence[int], classes: Sequence[str]) -> Metrics:
+    """Metrics of integer class indices into `classes` (a trained model's labels and arg-max outputs)."""
+    t = np.asarray(true, dtype=np.int64)
+    p = np.asarray(predicted, dtype=np.int64)
     return Metrics(tuple(classes), confusion(t, p, len(classes)))
 
 
@@ -314,11 +321,17 @@ def evaluate(
 
 # --------------------------------------------------------------------------------------------------- png
 def plot_confusion_png(report: EvalReport, path: Path) -> Path:
-    """The confusion matrix as a PNG (OpenCV, as the roofline plot): cells shaded by row share, counts inside."""
+    """The confusion matrix of an eval report as a PNG (see `draw_confusion_png`)."""
+    m = report.metrics
+    title = f"{Path(report.bundle).name} on {report.data}: acc {_pct(m.accuracy)}, UAR {_pct(m.uar)}, n={m.n}"
+    return draw_confusion_png(m, title, path)
+
+
+def draw_confusion_png(m: Metrics, title: str, path: Path) -> Path:
+    """A confusion matrix as a PNG (OpenCV, as the roofline plot): cells shaded by row share, counts inside."""
     from edge_ser.vision._cv2 import import_cv2
 
     cv2 = import_cv2("drawing the confusion matrix")
-    m = report.metrics
     k, cell, left, top = len(m.classes), 70, 130, 110
     w, h = left + k * cell + 110, top + k * cell + 40
     img = np.full((h, w, 3), 255, np.uint8)
@@ -338,7 +351,6 @@ def plot_confusion_png(report: EvalReport, path: Path) -> Path:
         cv2.putText(img, rec, (left + k * cell + 10, top + i * cell + 42), font, 0.5, black, 1, cv2.LINE_AA)
         cv2.putText(img, m.classes[i][:10], (8, top + i * cell + 42), font, 0.5, black, 1, cv2.LINE_AA)
         cv2.putText(img, m.classes[i][:8], (left + i * cell + 4, top - 10), font, 0.45, black, 1, cv2.LINE_AA)
-    title = f"{Path(report.bundle).name} on {report.data}: acc {_pct(m.accuracy)}, UAR {_pct(m.uar)}, n={m.n}"
     cv2.putText(img, title[:90], (8, 28), font, 0.55, black, 1, cv2.LINE_AA)
     cv2.putText(img, "rows: true, columns: predicted", (8, 56), font, 0.45, black, 1, cv2.LINE_AA)
     cv2.putText(img, "recall", (left + k * cell + 10, top - 10), font, 0.45, black, 1, cv2.LINE_AA)
@@ -368,7 +380,9 @@ __all__ = [
     "EvalReport",
     "Metrics",
     "Selection",
+    "draw_confusion_png",
     "evaluate",
+    "index_metrics",
     "metrics",
     "plot_confusion_png",
     "select",

@@ -18,7 +18,14 @@ from converters.data.loaders import (
 )
 from converters.data.records import Record, summarize
 from converters.data.scan import DatasetWarning
-from converters.data.splits import Split, group_kfold, leave_one_speaker_out, stratified_split
+from converters.data.splits import (
+    Split,
+    group_kfold,
+    leave_one_speaker_out,
+    speaker_group_folds,
+    stratified_kfold,
+    stratified_split,
+)
 from converters.data.synthetic import SyntheticSpec, generate, load_synthetic, write
 
 __all__ = [
@@ -45,6 +52,8 @@ __all__ = [
     "load_video_folder",
     "load_synthetic",
     "load_tess",
+    "speaker_group_folds",
+    "stratified_kfold",
     "stratified_split",
     "summarize",
     "to_label",

@@ -195,3 +195,78 @@ def group_kfold(groups: Sequence, *, k: int = 5, seed: int = 0, with_val: bool =
             )
         )
     return splits
+
+
+def stratified_kfold(
+    labels: Sequence, *, k: int = 10, seed: int = 0, val_fraction: float = 1 / 9
+) -> list[Split]:
+    """k stratified folds: test = fold i; val = a stratified `val_fraction` of the other folds; train = the rest.
+
+    Each class is shuffled (seeded) and dealt round-robin over the folds, so every fold holds each class's
+    share to within one item; val is carved from the training part with `stratified_split`, never from the
+    test fold. Speaker-dependent: a speaker appears in train, val and test (report it beside, not instead of,
+    a speaker-independent protocol).
+    """
+    labels = np.asarray(labels)
+    if labels.ndim != 1 or labels.size == 0:
+        raise ConfigError(f"labels must be a non-empty 1-D sequence, got shape {labels.shape}")
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 2 <= k <= labels.size:
+        raise ConfigError(f"k={k!r} must be an integer in 2..{labels.size} (the number of items)")
+    if not 0 < val_fraction < 1:
+        raise ConfigError(f"val_fraction={val_fraction!r} must be between 0 and 1")
+    rng = np.random.default_rng(seed)
+    classes, inverse = np.unique(labels, return_inverse=True)
+    fold_of = np.empty(labels.size, dtype=np.int64)
+    start = 0
+    for c in range(classes.size):
+        idx = rng.permutation(np.flatnonzero(inverse == c))
+        fold_of[idx] = (start + np.arange(idx.size)) % k  # continue the deal where the last class stopped
+        start = (start + idx.size) % k
+    splits = []
+    for i in range(k):
+        rest = np.flatnonzero(fold_of != i)
+        inner = stratified_split(labels[rest], fractions=(1 - val_fraction, val_fraction, 0.0), seed=seed + i)
+        splits.append(Split(rest[inner.train], rest[inner.val], np.flatnonzero(fold_of == i)))
+    return splits
+
+
+def speaker_group_folds(speakers: Sequence[str], groups: Sequence[Sequence[str]]) -> list[Split]:
+    """One fold per group of speakers: test = group i, val = group (i + 1) mod k, train = the other groups.
+
+    `groups` must cover every speaker exactly once (at least 3 groups: train, val and test each need one),
+    e.g. RAVDESS's actor pairs (01, 02), (03, 04), ...: one male and one female actor per fold.
+    """
+    names, inverse = _groups(speakers, "speakers")
+    groups = [tuple(str(s) for s in g) for g in groups]
+    if len(groups) < 3 or any(not g for g in groups):
+        raise ConfigError(
+            f"{len(groups)} speaker group(s): need at least 3 non-empty ones (train, val, test)"
+        )
+    listed = [s for g in groups for s in g]
+    twice = sorted({s for s in listed if listed.count(s) > 1})
+    unknown = sorted(set(listed) - set(names.tolist()))
+    missing = sorted(set(names.tolist()) - set(listed))
+    if twice or unknown or missing:
+        raise ConfigError(
+            "speaker groups must cover every speaker exactly once: "
+            + "; ".join(
+                f"{what} {', '.join(v)}"
+                for what, v in (
+                    ("in two groups:", twice),
+                    ("not in the data:", unknown),
+                    ("in no group:", missing),
+                )
+                if v
+            )
+        )
+    group_of = {s: i for i, g in enumerate(groups) for s in g}
+    item_group = np.array([group_of[str(n)] for n in names])[inverse]
+    k = len(groups)
+    return [
+        Split(
+            np.flatnonzero((item_group != i) & (item_group != (i + 1) % k)),
+            np.flatnonzero(item_group == (i + 1) % k),
+            np.flatnonzero(item_group == i),
+        )
+        for i in range(k)
+    ]

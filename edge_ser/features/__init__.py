@@ -19,6 +19,7 @@ from edge_ser.features.filters import (
 from edge_ser.features.filters import (
     mel as mel_filter,
 )
+from edge_ser.features.speaker_norm import SpeakerNorm
 from edge_ser.features.spec import FeatureSpec
 from edge_ser.features.spectral import (
     amplitude_to_db,
@@ -41,6 +42,7 @@ from edge_ser.features.vector import (
 
 __all__ = [
     "FeatureSpec",
+    "SpeakerNorm",
     "StreamingFeatures",
     "amplitude_to_db",
     "check_audio",

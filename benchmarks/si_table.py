@@ -1,0 +1,244 @@
+"""The speaker-independence table (issue 18): every model row, on every protocol, with and without speaker
+normalisation; UAR and WAR, mean and std over folds.
+
+    python benchmarks/si_table.py                                   # all protocols, rows and norms
+    python benchmarks/si_table.py --protocols emodb-loso --rows svm,laq_mlp --norms transductive
+
+Protocols (converters.protocol.PROTOCOLS): EMODB leave-one-speaker-out (the headline), EMODB stratified
+10-fold x 3 seeds, RAVDESS actors 01-12 in 6 folds of 2 actors (8 classes). Validation is a speaker
+disjoint from the test fold on the speaker-independent protocols; nothing is chosen on the test fold.
+Rows (converters.si_eval.standard_rows): logistic regression and SVM (scikit-learn), laq_mlp float and
+after LAQ + QAT at <= 2 average bits ("sensitivity@2.0"), on the default clip vector (converters.recipe).
+Norms: none and transductive per-speaker standardisation; online-1/5/20 (the device's running statistics
+after N clips) for every transductive row of a speaker-independent protocol.
+
+Every finished (row, protocol, fold, norm) is one line of benchmarks/results/si_table_runs/si_table.jsonl
+(converters.sweep): a re-run trains only what is missing. Output: benchmarks/results/si_table.{md,json},
+si_table_pareto_<protocol>.png (UAR vs packed KB) and si_table_confusion_<protocol>.png (the best row).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import RESULTS, pin_single_thread, write_results  # noqa: E402
+
+pin_single_thread()
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import numpy as np  # noqa: E402
+
+from converters.evaluate import Metrics, draw_confusion_png  # noqa: E402
+from converters.protocol import PROTOCOLS  # noqa: E402
+from converters.si_eval import ROW_FIELDS, TABLE_VERSION, SITable, standard_rows  # noqa: E402
+from converters.speaker_norm import NormMode  # noqa: E402
+from converters.sweep import Grid, Sweep  # noqa: E402
+from edge_ser.errors import ConfigError  # noqa: E402
+from edge_ser.fileio import atomic_write  # noqa: E402
+
+RUNS = RESULTS / "si_table_runs"
+
+
+def _r(x: float | None, d: int = 6) -> float | None:
+    return None if x is None or (isinstance(x, float) and math.isnan(x)) else round(float(x), d)
+
+
+def _pct(x: float | None, s: float | None = None) -> str:
+    if x is None:
+        return "-"
+    return f"{100 * x:.1f}" + ("" if s is None else f" +- {100 * s:.1f}")
+
+
+def markdown(rows: list[dict], seconds: float, compute: float) -> str:
+    lines = [
+        "# Speaker-independent accuracy (issue 18)",
+        "",
+        "UAR = mean per-class recall, WAR = accuracy; mean +- std over folds, in %. Validation (early stopping,",
+        "knob choice, LAQ allocation and QAT, the online prior weight) on speakers disjoint from the test fold on",
+        "the speaker-independent protocols. Features: the default clip vector (converters.recipe, 180-d).",
+        "packed KB: the real .esq file for laq_mlp; float32 values x 4 B (an estimate) for scikit-learn models.",
+        "norm: none / transductive (every speaker standardised by its own clips' statistics) / online-N (the test",
+        "speaker's statistics after N clips, from the training prior; docs/protocol.md).",
+    ]
+    for name, proto in PROTOCOLS.items():
+        mine = [r for r in rows if r["protocol"] == name]
+        if not mine:
+            continue
+        lines += ["", f"## {name}: {proto.describe()}", ""]
+        lines += [
+            "| model | input | norm | UAR % | WAR % | folds | avg bits | packed KB | params |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for r in sorted(mine, key=lambda r: (r["model"], _norm_order(r["norm"]))):
+            folds = f"{r['n_folds']}" + ("" if r["complete"] else " (partial)")
+            kb = "-" if r["packed_kb"] is None else f"{r['packed_kb']:.1f}"
+            lines.append(
+                f"| {r['model']} | {r['input']} | {r['norm']} | {_pct(r['uar'], r['uar_std'])} "
+                f"| {_pct(r['war'], r['war_std'])} | {folds} | {r['bits']:.2f} | {kb} | {r['params']:,} |"
+            )
+        best = _best(mine)
+        lines += [
+            "",
+            f"Best: {best['model']} ({best['norm']}), UAR {_pct(best['uar'], best['uar_std'])}. "
+            f"![UAR vs packed KB](si_table_pareto_{name}.png) ![confusion](si_table_confusion_{name}.png)",
+        ]
+    lines += [
+        "",
+        f"Compute: {compute:.0f} s summed over every fold run (1 thread, a 2-core machine shared with other "
+        f"jobs); this invocation {seconds:.0f} s (finished points are reused).",
+    ]
+    return "\n".join(lines)
+
+
+def _best(rows: list[dict]) -> dict:
+    """The row with the highest mean UAR among those with every fold finished (any row if none is)."""
+    complete = [r for r in rows if r["complete"]] or rows
+    return max(complete, key=lambda r: r["uar"] or 0)
+
+
+def _norm_order(norm: str) -> tuple[int, int]:
+    m = NormMode.parse(norm)
+    return ({"none": 0, "transductive": 1, "online": 2}[m.kind], m.clips)
+
+
+# ------------------------------------------------------------------------------------------------- plots
+COLOURS = {"none": (60, 60, 200), "transductive": (40, 150, 40), "online": (200, 120, 30)}
+
+
+def plot_pareto(rows: list[dict], title: str, path: Path) -> Path:
+    """UAR (%) against packed KB (log axis): one point per model, bit budget and norm; the frontier joined."""
+    from edge_ser.vision._cv2 import import_cv2
+
+    cv2 = import_cv2("drawing the Pareto plot")
+    pts = [r for r in rows if r["packed_kb"] and r["uar"] is not None and not r["norm"].startswith("online")]
+    W, H, left, top, right, bottom = 960, 560, 80, 60, 150, 70
+    img = np.full((H, W, 3), 255, np.uint8)
+    font, black, grey = cv2.FONT_HERSHEY_SIMPLEX, (0, 0, 0), (210, 210, 210)
+    cv2.putText(img, title[:100], (left, 30), font, 0.55, black, 1, cv2.LINE_AA)
+    if not pts:
+        cv2.putText(img, "no finished rows", (left, H // 2), font, 0.7, black, 1, cv2.LINE_AA)
+        return _write_png(cv2, img, path)
+    kb = np.array([r["packed_kb"] for r in pts])
+    ua = np.array([100 * r["uar"] for r in pts])
+    x0, x1 = 10 ** math.floor(math.log10(kb.min())), 10 ** math.ceil(math.log10(kb.max() * 1.01))
+    y0, y1 = 10 * math.floor(ua.min() / 10), min(100, 10 * math.ceil(ua.max() / 10 + 0.01))
+
+    def px(x: float, y: float) -> tuple[int, int]:
+        u = (math.log10(x) - math.log10(x0)) / (math.log10(x1) - math.log10(x0))
+        v = (y - y0) / max(y1 - y0, 1e-9)
+        return int(left + u * (W - left - right)), int(H - bottom - v * (H - top - bottom))
+
+    for e in range(int(math.log10(x0)), int(math.log10(x1)) + 1):
+        a, _ = px(10.0**e, y0)
+        cv2.line(img, (a, top), (a, H - bottom), grey, 1)
+        cv2.putText(img, f"{10.0**e:g}", (a - 10, H - bottom + 20), font, 0.45, black, 1, cv2.LINE_AA)
+    for y in range(int(y0), int(y1) + 1, 5):
+        _, b = px(x0, y)
+        cv2.line(img, (left, b), (W - right, b), grey, 1)
+        cv2.putText(img, f"{y}", (left - 35, b + 5), font, 0.45, black, 1, cv2.LINE_AA)
+    cv2.rectangle(img, (left, top), (W - right, H - bottom), black, 1)
+    order = np.argsort(kb)
+    frontier, best = [], -1.0
+    for i in order:
+        if ua[i] > best:
+            frontier.append(px(kb[i], ua[i]))
+            best = ua[i]
+    for a, b in zip(frontier, frontier[1:], strict=False):
+        cv2.line(img, a, b, (150, 150, 150), 1, cv2.LINE_AA)
+    rank = np.empty(len(pts), dtype=int)
+    rank[order] = np.arange(len(pts))  # neighbours along the x axis put their labels on opposite sides
+    for j, r, k, u in zip(rank, pts, kb, ua, strict=True):
+        c = px(k, u)
+        cv2.circle(img, c, 6, COLOURS[NormMode.parse(r["norm"]).kind], -1, cv2.LINE_AA)
+        label = f"{r['model'].split('@')[0]} {r['bits']:.1f}b"
+        cv2.putText(
+            img, label[:32], (c[0] + 8, c[1] + (14 if j % 2 else -6)), font, 0.4, black, 1, cv2.LINE_AA
+        )
+    xlabel = "packed KB (log; laq_mlp: the .esq file, scikit-learn: values x 4 B, an estimate)"
+    cv2.putText(img, xlabel, (left + 60, H - 25), font, 0.5, black, 1, cv2.LINE_AA)
+    cv2.putText(img, "UAR %", (left - 60, top - 12), font, 0.5, black, 1, cv2.LINE_AA)
+    for k, (name, colour) in enumerate(
+        (("norm none", COLOURS["none"]), ("transductive", COLOURS["transductive"]))
+    ):
+        cv2.circle(img, (W - right + 15, top + 20 + 20 * k), 6, colour, -1, cv2.LINE_AA)
+        cv2.putText(img, name, (W - right + 27, top + 25 + 20 * k), font, 0.45, black, 1, cv2.LINE_AA)
+    return _write_png(cv2, img, path)
+
+
+def _write_png(cv2, img: np.ndarray, path: Path) -> Path:
+    ok, png = cv2.imencode(".png", img)
+    if not ok:
+        raise ConfigError(f"{path}: cannot encode the PNG")
+    atomic_write(path, png.tobytes())
+    return path
+
+
+def write_plots(rows: list[dict], out_dir: Path) -> list[Path]:
+    made = []
+    for name in PROTOCOLS:
+        mine = [r for r in rows if r["protocol"] == name]
+        if not mine:
+            continue
+        made.append(plot_pareto(mine, f"{name}: UAR vs packed KB", out_dir / f"si_table_pareto_{name}.png"))
+        best = _best(mine)
+        m = Metrics(tuple(best["labels"]), np.asarray(best["confusion"], dtype=np.int64))
+        title = f"{name}: {best['model']} ({best['norm']}), UAR {_pct(best['uar'])}%, {best['n_folds']} folds"
+        made.append(draw_confusion_png(m, title, out_dir / f"si_table_confusion_{name}.png"))
+    return made
+
+
+# --------------------------------------------------------------------------------------------------- main
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--protocols", default=",".join(PROTOCOLS), help="comma-separated protocol names")
+    rows = {r.key: r for r in standard_rows()}
+    ap.add_argument("--rows", default=",".join(rows), help=f"comma-separated rows ({', '.join(rows)})")
+    ap.add_argument("--norms", default="none,transductive", help="none and/or transductive")
+    ap.add_argument(
+        "--online", default="1,5,20", help="online-N clip counts scored with every transductive row"
+    )
+    ap.add_argument("--limit-folds", type=int, default=None, help="only the first N folds (a smoke run)")
+    ap.add_argument(
+        "--runs", type=Path, default=RUNS, help="folder of the resumable JSONL of finished points"
+    )
+    ap.add_argument("--name", default="si_table", help="results name (default si_table)")
+    args = ap.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(1)
+    t0 = time.perf_counter()
+    chosen = [rows[k] for k in args.rows.split(",")]
+    norms = args.norms.split(",")
+    for n in norms:
+        if NormMode.parse(n).kind == "online":
+            raise ConfigError("--norms takes none and transductive; online-N rows come with --online")
+    table = SITable(chosen, [PROTOCOLS[p] for p in args.protocols.split(",")])
+    online = [int(n) for n in args.online.split(",") if n]
+    g = Grid(points=table.points(norms, online, args.limit_folds), fixed={"v": TABLE_VERSION, "seed": 0})
+    sweep = Sweep(args.name, table.objective, g, args.runs, backend="serial", log=print)
+    res = sweep.run()
+    for r in res.errors:
+        print(f"FAILED {r['point']}: {r['error']}", file=sys.stderr)
+    result_rows = table.assemble(res.records)
+    seconds = time.perf_counter() - t0
+    compute = sum(float(r.get("seconds") or 0) for r in res.records)
+    text = markdown(result_rows, seconds, compute)
+    print(text)
+    name = args.name if args.limit_folds is None else f"{args.name}_partial"
+    payload = {"fields": list(ROW_FIELDS), "compute_seconds": round(compute, 1), "rows": result_rows}
+    write_results(name, payload, text, indent=None)
+    if args.limit_folds is None:
+        for p in write_plots(result_rows, RESULTS):
+            print(f"wrote {p}")
+    if res.errors:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

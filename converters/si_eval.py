@@ -1,0 +1,424 @@
+"""Rows of the speaker-independence table: a model on an input, run fold by fold under a protocol and a norm.
+
+A row is (model name, input name, fit function, bit recipe). The fit function gets a fold's training and
+validation data only (`FoldData`: there is no test part in it) and returns a `Fitted` predictor with its
+size; the runner (`run_fold`) scores it on the fold's test part afterwards. So a model, its early stopping,
+its knobs, its LAQ allocation and QAT schedule can only be chosen on validation speakers.
+
+    rows = {r.key: r for r in standard_rows()}
+    data = vector_input("emodb")                      # InputData: X [n, d], y, speakers, classes
+    out = run_fold(rows["svm"], data, fold, NormMode.parse("transductive"), online=(1, 5, 20))
+
+Adding a model or an input is one entry: an `INPUTS` loader (data set name -> InputData, e.g. prosodic
+functionals) and a `Row` whose fit takes that input's X (e.g. a temporal model on [n, frames, d]).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from converters.evaluate import Metrics, index_metrics
+from converters.protocol import Fold, Protocol, fold_figures, summarise
+from converters.speaker_norm import ORDERS, PRIOR_WEIGHTS, NormMode, online, prior, transductive
+from edge_ser.errors import ConfigError
+
+
+@dataclass
+class InputData:
+    """One input kind's model inputs for a data set: X [n, ...] (float32), labels, speakers, class names."""
+
+    name: str
+    X: np.ndarray
+    y: np.ndarray
+    speakers: np.ndarray
+    classes: tuple[str, ...]
+    info: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        n = len(self.X)
+        if len(self.y) != n or len(self.speakers) != n:
+            raise ConfigError(f"{self.name}: X, y and speakers must have one row per clip ({n})")
+
+
+@dataclass
+class FoldData:
+    """What a fit function may see of a fold: training and validation rows only, never the test part."""
+
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_val: np.ndarray
+    y_val: np.ndarray
+    classes: tuple[str, ...]
+    seed: int = 0
+    train_speakers: tuple[str, ...] = ()
+    val_speakers: tuple[str, ...] = ()
+
+    def val_uar(self, predicted: np.ndarray) -> float:
+        """UAR of predicted class indices on the validation rows (the selection criterion)."""
+        return uar(self.y_val, predicted, len(self.classes))
+
+
+@dataclass
+class Fitted:
+    """A trained model of a fold: `predict(X) -> class indices`, and its size as the table reports it."""
+
+    predict: Callable[[np.ndarray], np.ndarray]
+    bits: float
+    packed_kb: float | None
+    params: int
+    info: dict = field(default_factory=dict)
+
+
+Fit = Callable[[FoldData], Fitted]
+
+
+@dataclass(frozen=True)
+class Row:
+    """A model on an input kind, with its bit recipe ("fp32", "sensitivity@2.0", ...)."""
+
+    model: str
+    input: str
+    fit: Fit
+    recipe: str = "fp32"
+
+    @property
+    def key(self) -> str:
+        """A stable name: "svm", "laq_mlp", "laq_mlp@sensitivity@2.0", "+input" when not the clip vector."""
+        name = self.model if self.recipe == "fp32" else f"{self.model}@{self.recipe}"
+        return name if self.input == "vector" else f"{name}+{self.input}"
+
+
+def uar(y_true: Sequence[int], predicted: Sequence[int], n_classes: int) -> float:
+    """Mean per-class recall over the classes present in `y_true` (`converters.evaluate.Metrics.uar`)."""
+    return index_metrics(y_true, predicted, [str(i) for i in range(n_classes)]).uar
+
+
+# ---------------------------------------------------------------------------------------------- runner
+def _pooled(y: np.ndarray, predictions: Sequence[np.ndarray], classes: Sequence[str]) -> Metrics:
+    """Metrics of several passes over the same rows (online clip orders), counts summed."""
+    ms = [index_metrics(y, p, classes) for p in predictions]
+    return Metrics(tuple(classes), np.sum([m.matrix for m in ms], axis=0))
+
+
+def _online(
+    fitted: Fitted, data: InputData, fold: Fold, clips: int, seed: int
+) -> tuple[Metrics, dict[str, Any]]:
+    """Score the test speakers after `clips` clips each; the prior weight is chosen on the val speakers."""
+    s = fold.split
+    scores = {}
+    for w in PRIOR_WEIGHTS:
+        base = prior(data.X, data.speakers, s.train, prior_weight=w)
+        views = online(data.X, data.speakers, s.val, base, clips, seed=seed)
+        scores[w] = _pooled(data.y[s.val], [fitted.predict(v) for v in views], data.classes).uar
+    best = max(PRIOR_WEIGHTS, key=lambda w: (scores[w], -w))  # ties: the lighter prior
+    base = prior(data.X, data.speakers, s.train, prior_weight=best)
+    views = online(data.X, data.speakers, s.test, base, clips, seed=seed)
+    m = _pooled(data.y[s.test], [fitted.predict(v) for v in views], data.classes)
+    return m, {"prior_weight": best, "val_uar": {str(w): round(v, 6) for w, v in scores.items()}}
+
+
+def run_fold(
+    row: Row,
+    data: InputData,
+    fold: Fold,
+    norm: NormMode,
+    *,
+    seed: int = 0,
+    online_clips: Sequence[int] = (),
+    speaker_norm: Callable[[np.ndarray, np.ndarray], np.ndarray] = transductive,
+) -> dict[str, Any]:
+    """Fit `row` on the fold's train/val parts (normalised by `norm`) and score it on its test part.
+
+    With a per-speaker norm, the same fitted model is also scored under online-N for each N of
+    `online_clips` (only the test speakers' statistics differ; speaker-independent folds only). Returns
+    {"norms": {norm name: fold figures}, "bits", "packed_kb", "params", "info"}.
+    """
+    s = fold.split
+    X = speaker_norm(data.X, data.speakers) if norm.per_speaker else np.asarray(data.X, dtype=np.float32)
+    spk = data.speakers
+    fd = FoldData(
+        X[s.train], data.y[s.train], X[s.val], data.y[s.val], data.classes, seed,
+        tuple(sorted(set(spk[s.train].tolist()))), tuple(sorted(set(spk[s.val].tolist()))),
+    )  # fmt: skip
+    fitted = row.fit(fd)
+    test = index_metrics(data.y[s.test], fitted.predict(X[s.test]), data.classes)
+    norms: dict[str, Any] = {"transductive" if norm.per_speaker else "none": fold_figures(test)}
+    if norm.per_speaker and fold.test_speakers:
+        for n in online_clips:
+            m, extra = _online(fitted, data, fold, int(n), seed)
+            norms[f"online-{n}"] = {**fold_figures(m), **extra, "orders": ORDERS}
+    packed = None if fitted.packed_kb is None or math.isnan(fitted.packed_kb) else round(fitted.packed_kb, 3)
+    return {
+        "norms": norms,
+        "bits": round(float(fitted.bits), 4),
+        "packed_kb": packed,
+        "params": int(fitted.params),
+        "info": fitted.info,
+    }
+
+
+# --------------------------------------------------------------------------------------------- inputs
+def vector_input(
+    dataset: str,
+    root: str | None = None,
+    *,
+    spec: Any = None,
+    classes: Sequence[str] | None = None,
+    cache: Any = None,
+) -> InputData:
+    """The clip vector of the default recipe (`converters.recipe.DEFAULT_SPEC`) through the feature cache
+    (`cache`, default the user's `FeatureCache()`). `classes`: keep only clips of these labels (None: all)."""
+    from converters.featurize import FeatureCache
+    from converters.pipeline import prepare
+    from converters.recipe import DEFAULT_SPEC
+
+    spec = DEFAULT_SPEC if spec is None else spec
+    p = prepare(dataset, root, spec=spec, cache=cache or FeatureCache(), progress=False)
+    keep = (
+        np.arange(len(p.records))
+        if classes is None
+        else np.flatnonzero(np.isin(np.array(p.classes)[p.y], classes))
+    )
+    names = tuple(p.classes) if classes is None else tuple(c for c in p.classes if c in set(classes))
+    index = {c: i for i, c in enumerate(names)}
+    y = np.array([index[p.classes[v]] for v in p.y[keep]], dtype=np.int64)
+    speakers = np.array([str(p.records[i].speaker) for i in keep])
+    return InputData(
+        "vector",
+        p.X[keep].astype(np.float32),
+        y,
+        speakers,
+        names,
+        {"spec": spec.to_dict(), "clips": len(keep)},
+    )
+
+
+# ----------------------------------------------------------------------------------------------- fits
+def fit_sklearn(kind: str) -> Fit:
+    """A scikit-learn baseline (`converters.classical`): knob chosen by validation UAR; size = its stored
+    values as float32 (an estimate: these models are not packed)."""
+
+    def fit(fd: FoldData) -> Fitted:
+        from converters.classical import fit_classical
+
+        n = len(fd.classes)
+        f = fit_classical(
+            kind, fd.X_train, fd.y_train, fd.X_val, fd.y_val, seed=fd.seed, score=lambda y, p: uar(y, p, n)
+        )
+        values = f.stored_values
+        return Fitted(f.predict, 32.0, 4 * values / 1000, values, {"choice": f.choice, "val": f.val_scores})
+
+    return fit
+
+
+def fit_laq_mlp(recipe: str = "fp32", config: Any = None, qat_config: Any = None) -> Fit:
+    """The LAQ paper's MLP, early-stopped on validation UAR; then `converters.compress` `recipe` (LAQ + QAT,
+    QAT also early-stopped on validation UAR). Size: the real packed .esq file of the result.
+    `config` / `qat_config`: TrainConfig of the float training / of QAT (default: theirs)."""
+
+    def fit(fd: FoldData) -> Fitted:
+        import torch
+
+        from converters.compress import compress
+        from converters.models import laq_mlp
+        from converters.train import TrainConfig, predict, seed_everything, train_classifier
+
+        n = len(fd.classes)
+        seed_everything(fd.seed)
+        model = laq_mlp(fd.X_train.shape[1], n)
+        model.set_normalization(torch.as_tensor(fd.X_train.mean(0)), torch.as_tensor(fd.X_train.std(0)))
+        by_uar = {"val_accuracy": lambda logits: fd.val_uar(logits.argmax(1))}
+        cfg = config or TrainConfig(seed=fd.seed)
+        fp = train_classifier(
+            model, fd.X_train, fd.y_train, fd.X_val, fd.y_val, cfg, progress=False, **by_uar
+        )
+        qat_kw = {} if qat_config is None else {"qat_config": qat_config}
+        c = compress(
+            recipe,
+            fp.model,
+            fd.X_train,
+            fd.y_train,
+            fd.X_val,
+            fd.y_val,
+            seed=fd.seed,
+            train_kwargs=by_uar,
+            **qat_kw,
+        )
+        params = sum(int(t.numel()) for name, t in c.model.state_dict().items() if name.endswith("weight"))
+        params += sum(int(t.numel()) for name, t in c.model.state_dict().items() if name.endswith("bias"))
+        return Fitted(
+            lambda X: predict(c.model, X).argmax(1),
+            float(c.plan.average_bits),
+            c.packed_bytes() / 1000,
+            params,
+            {"best_epoch": fp.best_epoch, "plan": dict(c.plan.bits)},
+        )
+
+    return fit
+
+
+def standard_rows() -> list[Row]:
+    """The rows that exist today on the clip vector: two scikit-learn baselines, laq_mlp float and at 2 bits."""
+    return [
+        Row("logreg", "vector", fit_sklearn("logreg")),
+        Row("svm", "vector", fit_sklearn("svm")),
+        Row("laq_mlp", "vector", fit_laq_mlp("fp32")),
+        Row("laq_mlp", "vector", fit_laq_mlp("sensitivity@2.0"), "sensitivity@2.0"),
+    ]
+
+
+INPUTS: dict[str, Callable[..., InputData]] = {"vector": vector_input}
+"""Input name -> loader (data set name, root) -> InputData. A new input kind is one entry."""
+
+
+# ------------------------------------------------------------------------------------------------ table
+TABLE_VERSION = 1
+"""Part of every point's id: bump when the runner changes what a point means, so old lines are not reused."""
+ROW_FIELDS = (
+    "model", "input", "dataset", "protocol", "uar", "uar_std", "war", "war_std", "n_folds", "bits",
+    "packed_kb", "params", "norm",
+)  # fmt: skip
+"""The fields every table row has (plus `folds`: per-fold figures, and the pooled `recall` / `confusion`)."""
+
+
+class SITable:
+    """Rows x protocols x norms as sweep points, one fold each, and the table rows assembled from them.
+
+    `inputs` maps an input name to its loader (data set name, root) -> InputData; data and folds are loaded
+    once per table. `objective(point)` runs one (row, protocol, fold, norm) for `converters.sweep.Sweep`, so
+    finished points are kept in its JSONL and a re-run trains only the missing ones.
+    """
+
+    def __init__(
+        self,
+        rows: Sequence[Row],
+        protocols: Sequence[Protocol],
+        *,
+        inputs: dict[str, Callable[..., InputData]] | None = None,
+        roots: dict[str, str | None] | None = None,
+    ) -> None:
+        self.rows = {r.key: r for r in rows}
+        self.protocols = {p.name: p for p in protocols}
+        self.inputs = dict(INPUTS if inputs is None else inputs)
+        self.roots = dict(roots or {})
+        self._data: dict[tuple[str, str], InputData] = {}
+        self._folds: dict[tuple[str, str], list[Fold]] = {}
+
+    def data(self, input_name: str, dataset: str) -> InputData:
+        key = (input_name, dataset)
+        if key not in self._data:
+            if input_name not in self.inputs:
+                raise ConfigError(f"input {input_name!r} has no loader; known: {', '.join(self.inputs)}")
+            self._data[key] = self.inputs[input_name](dataset, self.roots.get(dataset))
+        return self._data[key]
+
+    def folds(self, protocol: str, input_name: str) -> list[Fold]:
+        key = (protocol, input_name)
+        if key not in self._folds:
+            p = self.protocols[protocol]
+            d = self.data(input_name, p.dataset)
+            self._folds[key] = p.folds(d.speakers, d.y)
+        return self._folds[key]
+
+    def points(
+        self, norms: Sequence[str], online_clips: Sequence[int] = (), limit_folds: int | None = None
+    ) -> list[dict]:
+        """Sweep points in run order: protocol, row, norm, fold (so the first protocol finishes first)."""
+        out = []
+        for p in self.protocols.values():
+            for key, row in self.rows.items():
+                n = len(self.folds(p.name, row.input))
+                for norm in norms:
+                    on = (
+                        list(online_clips)
+                        if (NormMode.parse(norm).per_speaker and p.speaker_independent)
+                        else []
+                    )
+                    for i in range(n if limit_folds is None else min(n, limit_folds)):
+                        out.append({"row": key, "protocol": p.name, "norm": norm, "fold": i, "online": on})
+        return out
+
+    def objective(self, point: dict) -> dict:
+        row = self.rows[point["row"]]
+        p = self.protocols[point["protocol"]]
+        fold = self.folds(p.name, row.input)[point["fold"]]
+        out = run_fold(
+            row,
+            self.data(row.input, p.dataset),
+            fold,
+            NormMode.parse(point["norm"]),
+            seed=int(point.get("seed", 0)),
+            online_clips=point.get("online", ()),
+        )
+        return {"fold_name": fold.name, **out}
+
+    def assemble(self, records: Sequence[dict]) -> list[dict]:
+        """Table rows (ROW_FIELDS, `complete`, pooled recall / confusion, per-fold figures) of every
+        (row, protocol, norm) with finished folds, from sweep records of this table."""
+        groups: dict[tuple[str, str, str], list[dict]] = {}
+        for r in records:
+            p = r["point"]
+            if r.get("error") or p["row"] not in self.rows or p["protocol"] not in self.protocols:
+                continue
+            for norm, fig in r["metrics"]["norms"].items():
+                groups.setdefault((p["row"], p["protocol"], norm), []).append(
+                    {**r["metrics"], **fig, "point": p}
+                )
+        return [self._row(key, proto, norm, figs) for (key, proto, norm), figs in groups.items()]
+
+    def _row(self, key: str, proto: str, norm: str, figs: list[dict]) -> dict:
+        row, p = self.rows[key], self.protocols[proto]
+        data = self.data(row.input, p.dataset)
+        figs = sorted(figs, key=lambda f: f["point"]["fold"])
+        s = summarise([Metrics(data.classes, np.asarray(f["confusion"], dtype=np.int64)) for f in figs])
+        kb = [f["packed_kb"] for f in figs if f["packed_kb"] is not None]
+        out = {
+            "model": row.model if row.recipe == "fp32" else f"{row.model}@{row.recipe}",
+            "input": row.input,
+            "dataset": p.dataset,
+            "protocol": proto,
+            **{k: v for k, v in s.to_dict().items() if k in ROW_FIELDS},
+            "bits": round(float(np.mean([f["bits"] for f in figs])), 4),
+            "packed_kb": round(float(np.mean(kb)), 3) if kb else None,
+            "params": int(round(float(np.mean([f["params"] for f in figs])))),
+            "norm": norm,
+        }
+        extra = ("prior_weight",)
+        return {
+            **{k: out[k] for k in ROW_FIELDS},
+            "complete": s.n_folds == len(self.folds(proto, row.input)),
+            "labels": list(data.classes),
+            "recall": s.to_dict()["recall"],
+            "confusion": s.pooled.matrix.tolist(),
+            "folds": [
+                {
+                    "fold": f["fold_name"],
+                    **{k: f[k] for k in ("uar", "war", "n", "recall", "confusion")},
+                    **{k: f[k] for k in extra if k in f},
+                }
+                for f in figs
+            ],
+        }
+
+
+__all__ = [
+    "INPUTS",
+    "ROW_FIELDS",
+    "SITable",
+    "TABLE_VERSION",
+    "FoldData",
+    "Fitted",
+    "InputData",
+    "Row",
+    "fit_laq_mlp",
+    "fit_sklearn",
+    "run_fold",
+    "standard_rows",
+    "uar",
+    "vector_input",
+]

@@ -1,0 +1,306 @@
+"""The evaluation protocol: fold generators, UAR / WAR over folds, and the speaker-independence table's runner
+(no test-fold information reaches model or knob selection; rows are pluggable; finished points are reused)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from converters.data import speaker_group_folds, stratified_kfold
+from converters.data.synthetic import SyntheticSpec
+from converters.data.synthetic import write as write_synthetic
+from converters.evaluate import index_metrics
+from converters.featurize import FeatureCache
+from converters.protocol import PROTOCOLS, Fold, Protocol, summarise
+from converters.si_eval import (
+    ROW_FIELDS,
+    Fitted,
+    FoldData,
+    InputData,
+    Row,
+    SITable,
+    fit_laq_mlp,
+    fit_sklearn,
+    run_fold,
+    vector_input,
+)
+from converters.speaker_norm import NormMode
+from converters.sweep import Grid, Sweep
+from converters.train import TrainConfig
+from edge_ser.errors import ConfigError
+
+
+def _corpus(n_speakers: int = 10, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """EMODB-like: speakers with 35-70 clips over 7 classes, one speaker missing a class."""
+    rng = np.random.default_rng(seed)
+    speakers, labels = [], []
+    for s in range(n_speakers):
+        n = int(rng.integers(35, 70))
+        classes = list("abcdefg") if s else list("abcdef")
+        speakers += [f"{s + 3:02d}"] * n
+        labels += list(rng.choice(classes, n))
+    return np.array(speakers), np.array(labels)
+
+
+def _sides(fold: Fold, speakers: np.ndarray) -> tuple[set, set, set]:
+    return tuple(set(speakers[getattr(fold.split, p)]) for p in ("train", "val", "test"))
+
+
+# -------------------------------------------------------------------------------------------------- folds
+def test_loso_protocol_holds_out_each_speaker_once_with_a_different_val_speaker():
+    speakers, labels = _corpus()
+    folds = PROTOCOLS["emodb-loso"].folds(speakers, labels)
+    assert len(folds) == 10
+    assert sorted(f.test_speakers[0] for f in folds) == sorted(set(speakers))
+    for f in folds:
+        train, val, test = _sides(f, speakers)
+        assert len(test) == 1 and len(val) == 1 and len(train) == 8
+        assert not (test & (train | val)) and not (val & train)
+        assert f.split.sizes()["train"] + f.split.sizes()["val"] + f.split.sizes()["test"] == len(speakers)
+        assert f.name == f"test {f.test_speakers[0]}, val {f.val_speakers[0]}"
+
+
+def test_speaker_pairs_protocol_six_folds_of_two_actors_val_the_next_pair():
+    speakers = np.repeat([f"{a:02d}" for a in range(1, 13)], 60)
+    labels = np.tile(np.resize(np.arange(8), 60), 12)
+    folds = PROTOCOLS["ravdess-pairs"].folds(speakers, labels)
+    assert len(folds) == 6
+    assert [f.test_speakers for f in folds] == [(f"{a:02d}", f"{a + 1:02d}") for a in range(1, 13, 2)]
+    assert [f.val_speakers for f in folds] == [f.test_speakers for f in folds[1:] + folds[:1]]
+    for f in folds:
+        train, val, test = _sides(f, speakers)
+        assert len(train) == 8 and not (test & (train | val)) and not (val & train)
+        assert sorted(int(a) % 2 for a in test) == [0, 1]  # one male (odd) and one female (even) actor
+
+
+def test_stratified_kfold_partitions_each_seed_and_keeps_class_shares():
+    speakers, labels = _corpus()
+    folds = PROTOCOLS["emodb-10fold-x3"].folds(speakers, labels)
+    assert len(folds) == 30
+    for seed in range(3):
+        mine = folds[10 * seed : 10 * seed + 10]
+        tests = np.concatenate([f.split.test for f in mine])
+        assert np.array_equal(np.sort(tests), np.arange(len(labels)))  # every clip tested once per seed
+        for f in mine:
+            assert not set(f.split.val) & set(f.split.test)
+            for c, n in Counter(labels).items():
+                assert abs(int(np.sum(labels[f.split.test] == c)) - n / 10) <= 1  # stratified test folds
+                # val is a stratified ninth of the training part
+                assert abs(int(np.sum(labels[f.split.val] == c)) - 0.1 * n) <= 2
+    assert not np.array_equal(folds[0].split.test, folds[10].split.test)  # seeds differ
+
+
+def test_fold_generators_refuse_what_they_cannot_do():
+    speakers, labels = _corpus(n_speakers=2)
+    with pytest.raises(ConfigError, match="val_speakers"):
+        PROTOCOLS["emodb-loso"].folds(speakers, labels)  # test + val + train need three speakers
+    with pytest.raises(ConfigError, match="at least 3"):
+        speaker_group_folds(speakers, [[s] for s in sorted(set(speakers))])
+    three = np.array(["a", "b", "c", "c"])
+    with pytest.raises(ConfigError, match="in no group: c"):
+        speaker_group_folds(three, [["a"], ["b"], ["d"]])
+    with pytest.raises(ConfigError, match="in two groups: a"):
+        speaker_group_folds(three, [["a"], ["a", "b"], ["c"]])
+    with pytest.raises(ConfigError, match="cannot be cut into pairs"):
+        Protocol("p", "x", "speaker-pairs").folds(np.array(["a", "b", "c"]), [0, 1, 2])
+    with pytest.raises(ConfigError, match="k=1"):
+        stratified_kfold(labels, k=1)
+    with pytest.raises(ConfigError, match="kind"):
+        Protocol("p", "x", "random")
+    fold = Fold("leaky", PROTOCOLS["emodb-loso"].folds(*_corpus())[0].split)
+    with pytest.raises(ConfigError, match="also in training"):
+        fold.check(np.zeros(len(_corpus()[0]), dtype=str))  # every clip the same speaker: test is in train
+
+
+def test_protocol_round_trip():
+    for p in PROTOCOLS.values():
+        assert Protocol.from_dict(p.to_dict()) == p
+    assert (
+        not PROTOCOLS["emodb-10fold-x3"].speaker_independent and PROTOCOLS["emodb-loso"].speaker_independent
+    )
+
+
+# -------------------------------------------------------------------------------------------------- metrics
+def test_uar_war_on_a_hand_made_example():
+    # class a: 4 clips, 3 right; class b: 1 clip, right; class c: 5 clips, 1 right.
+    true = [0, 0, 0, 0, 1, 2, 2, 2, 2, 2]
+    pred = [0, 0, 0, 1, 1, 2, 0, 0, 0, 0]
+    m = index_metrics(true, pred, ["a", "b", "c"])
+    assert m.accuracy == pytest.approx(5 / 10)
+    assert m.uar == pytest.approx((3 / 4 + 1 + 1 / 5) / 3)
+    assert m.recall == pytest.approx({"a": 0.75, "b": 1.0, "c": 0.2})
+    other = index_metrics([0, 1], [0, 0], ["a", "b", "c"])  # c absent: not counted in UAR
+    assert other.uar == pytest.approx(0.5)
+    s = summarise([m, other])
+    assert s.uar == pytest.approx((m.uar + 0.5) / 2)
+    assert s.uar_std == pytest.approx(np.std([m.uar, 0.5], ddof=1))
+    assert s.war == pytest.approx((0.5 + 0.5) / 2) and s.n_folds == 2
+    assert s.pooled.matrix.sum() == 12
+
+
+# --------------------------------------------------------------------------------------------------- runner
+def _blobs(seed: int = 0) -> InputData:
+    """5 speakers x 3 classes, separable once each speaker's own offset is removed; column 0 = the row id."""
+    rng = np.random.default_rng(seed)
+    X, y, spk = [], [], []
+    for s in range(5):
+        offset = rng.normal(0, 3, 4)
+        for c in range(3):
+            X.append(offset + np.eye(4)[c] * 3 + rng.normal(0, 0.5, (8, 4)))
+            y += [c] * 8
+            spk += [f"s{s}"] * 8
+    X = np.concatenate(X)
+    X = np.concatenate([np.arange(len(X))[:, None], X], axis=1).astype(np.float32)
+    return InputData("blobs", X, np.array(y), np.array(spk), ("a", "b", "c"))
+
+
+def test_fit_sees_only_train_and_val_rows_and_never_a_test_speaker():
+    data = _blobs()
+    seen: list[FoldData] = []
+
+    def spy_fit(fd: FoldData) -> Fitted:
+        seen.append(fd)
+        assert not hasattr(fd, "X_test") and not hasattr(fd, "y_test")
+        inner = fit_sklearn("logreg")(
+            FoldData(fd.X_train[:, 1:], fd.y_train, fd.X_val[:, 1:], fd.y_val, fd.classes)
+        )
+        return Fitted(lambda X: inner.predict(X[:, 1:]), 32.0, None, 0)
+
+    row = Row("spy", "blobs", spy_fit)
+    folds = Protocol("p", "blobs", "loso").folds(data.speakers, data.y)
+    for fold in folds:
+        out = run_fold(row, data, fold, NormMode.parse("none"))
+        fd = seen[-1]
+        ids = set(fd.X_train[:, 0].astype(int)) | set(fd.X_val[:, 0].astype(int))
+        assert ids == set(fold.split.train) | set(fold.split.val)
+        assert not ids & set(fold.split.test)
+        assert not set(fold.test_speakers) & (set(fd.train_speakers) | set(fd.val_speakers))
+        assert set(out["norms"]) == {"none"}
+
+
+def test_speaker_norm_lifts_uar_and_online_prior_is_chosen_on_validation():
+    data = _blobs()
+    data.X = data.X[:, 1:]  # drop the id column: normalisation acts on features
+    fold = Protocol("p", "blobs", "loso").folds(data.speakers, data.y)[0]
+    row = Row("logreg", "blobs", fit_sklearn("logreg"))
+    none = run_fold(row, data, fold, NormMode.parse("none"))["norms"]["none"]
+    out = run_fold(row, data, fold, NormMode.parse("transductive"), online_clips=(1, 20))
+    assert set(out["norms"]) == {"transductive", "online-1", "online-20"}
+    assert out["norms"]["transductive"]["uar"] > none["uar"]
+    assert out["norms"]["transductive"]["uar"] >= 0.9
+    for n in ("online-1", "online-20"):
+        fig = out["norms"][n]
+        assert fig["prior_weight"] in (1.0, 3.0, 10.0, 30.0) and set(fig["val_uar"]) == {
+            "1.0",
+            "3.0",
+            "10.0",
+            "30.0",
+        }
+        assert sum(map(sum, fig["confusion"])) == 3 * len(fold.split.test)  # three seeded orders pooled
+
+
+def _synthetic(tmp_path: Path):
+    root = tmp_path / "synth"
+    spec = SyntheticSpec(
+        n_per_class=6, n_speakers=3, duration=0.8, labels=("neutral", "angry", "sad"), seed=2
+    )
+    write_synthetic(spec, root)
+    cache = FeatureCache(tmp_path / "cache")
+    return {"vector": lambda dataset, r=None: vector_input(dataset, root, cache=cache)}
+
+
+def test_si_table_rows_on_synthetic_data_resume_without_retraining(tmp_path: Path):
+    inputs = _synthetic(tmp_path)
+    calls = Counter()
+
+    def counted(name, fit):
+        def wrapper(fd):
+            calls[name] += 1
+            return fit(fd)
+
+        return wrapper
+
+    rows = [
+        Row("logreg", "vector", counted("logreg", fit_sklearn("logreg"))),
+        Row("svm", "vector", counted("svm", fit_sklearn("svm"))),
+    ]
+    protocol = Protocol("synthetic-loso", "synthetic", "loso")
+    table = SITable(rows, [protocol], inputs=inputs)
+    points = table.points(["none", "transductive"], online_clips=[1])
+    assert len(points) == 2 * 2 * 3  # rows x norms x folds (3 speakers)
+    sweep = Sweep(
+        "si",
+        table.objective,
+        Grid(points=points, fixed={"v": 1, "seed": 0}),
+        tmp_path,
+        backend="serial",
+        progress=False,
+    )
+    res = sweep.run()
+    assert not res.errors, res.errors
+    out = table.assemble(res.records)
+    assert {(r["model"], r["norm"]) for r in out} == {
+        (m, n) for m in ("logreg", "svm") for n in ("none", "transductive", "online-1")
+    }
+    for r in out:
+        assert list(r)[: len(ROW_FIELDS)] == list(ROW_FIELDS)
+        assert r["n_folds"] == 3 and r["complete"] and len(r["folds"]) == 3
+        assert 0 <= r["uar"] <= 1 and 0 <= r["war"] <= 1 and r["dataset"] == "synthetic"
+        assert r["protocol"] == "synthetic-loso" and r["input"] == "vector"
+        assert np.asarray(r["confusion"]).sum() == (3 if r["norm"] == "online-1" else 1) * 18
+    svm = next(r for r in out if r["model"] == "svm")
+    assert svm["bits"] == 32 and svm["packed_kb"] == pytest.approx(4 * svm["params"] / 1000, rel=0.01)
+    assert calls == {"logreg": 6, "svm": 6}
+    again = Sweep(
+        "si",
+        table.objective,
+        Grid(points=points, fixed={"v": 1, "seed": 0}),
+        tmp_path,
+        backend="serial",
+        progress=False,
+    )
+    assert table.assemble(again.run().records) == out
+    assert calls == {"logreg": 6, "svm": 6}  # nothing retrained
+
+
+def test_laq_mlp_rows_report_bits_and_the_real_packed_size(tmp_path: Path):
+    data = _synthetic(tmp_path)["vector"]("synthetic")
+    fold = Protocol("p", "synthetic", "loso").folds(data.speakers, data.y)[0]
+    quick = TrainConfig(epochs=3, patience=2)
+    fp = run_fold(Row("laq_mlp", "vector", fit_laq_mlp("fp32", quick)), data, fold, NormMode.parse("none"))
+    # qat-2 (every layer at 2 bits) stands in for the table's sensitivity@2.0: the same compress/QAT/pack path
+    # without the bit search, which quantises the 169k-weight model ~90 times
+    low = Row("laq_mlp", "vector", fit_laq_mlp("qat-2", quick, quick), "qat-2")
+    q = run_fold(low, data, fold, NormMode.parse("none"))
+    assert low.key == "laq_mlp@qat-2"
+    assert fp["bits"] == 32 and fp["packed_kb"] > 4 * fp["params"] / 1000  # float32 weights + header
+    assert q["bits"] <= 2.0 and q["packed_kb"] < fp["packed_kb"] / 8 and q["params"] == fp["params"]
+    assert set(q["info"]["plan"].values()) == {2}
+
+
+def test_a_new_input_and_model_are_one_entry_each(tmp_path: Path):
+    """How the functionals kind or a temporal model joins: an input loader and a Row, nothing else."""
+    inputs = _synthetic(tmp_path)
+
+    def frames(dataset, root=None):  # e.g. MFCC sequences [n, frames, d]: here the clip vector split in 4
+        d = inputs["vector"](dataset)
+        return InputData("frames", d.X[:, :176].reshape(len(d.X), 4, 44), d.y, d.speakers, d.classes)
+
+    def fit_mean_of_frames(fd: FoldData) -> Fitted:
+        inner = fit_sklearn("logreg")(
+            FoldData(fd.X_train.mean(1), fd.y_train, fd.X_val.mean(1), fd.y_val, fd.classes)
+        )
+        return Fitted(lambda X: inner.predict(X.mean(1)), 32.0, inner.packed_kb, inner.params)
+
+    table = SITable(
+        [Row("frame_pool", "frames", fit_mean_of_frames)],
+        [Protocol("synthetic-loso", "synthetic", "loso")],
+        inputs={**inputs, "frames": frames},
+    )
+    (point,) = table.points(["transductive"], online_clips=[5], limit_folds=1)
+    out = table.objective({**point, "seed": 0})
+    assert set(out["norms"]) == {"transductive", "online-5"} and out["params"] > 0
+    assert table.rows["frame_pool+frames"].key == "frame_pool+frames"
