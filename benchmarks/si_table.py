@@ -8,7 +8,8 @@ Protocols (converters.protocol.PROTOCOLS): EMODB leave-one-speaker-out (the head
 10-fold x 3 seeds, RAVDESS actors 01-12 in 6 folds of 2 actors (8 classes). Validation is a speaker
 disjoint from the test fold on the speaker-independent protocols; nothing is chosen on the test fold.
 Rows (converters.si_eval.standard_rows): logistic regression and SVM (scikit-learn), laq_mlp float and
-after LAQ + QAT at <= 2 average bits ("sensitivity@2.0"), on the default clip vector (converters.recipe).
+after LAQ + QAT at <= 2 average bits ("sensitivity@2.0"), on the 16 kHz clip vector; the same baselines and
+functionals_mlp (float and "sensitivity@2.0") on the eGeMAPS-layout functionals.
 Norms: none and transductive per-speaker standardisation; online-1/5/20 (the device's running statistics
 after N clips) for every transductive row of a speaker-independent protocol.
 
@@ -61,7 +62,9 @@ def markdown(rows: list[dict], seconds: float, compute: float) -> str:
         "",
         "UAR = mean per-class recall, WAR = accuracy; mean +- std over folds, in %. Validation (early stopping,",
         "knob choice, LAQ allocation and QAT, the online prior weight) on speakers disjoint from the test fold on",
-        "the speaker-independent protocols. Features: the default clip vector (converters.recipe, 180-d).",
+        "the speaker-independent protocols. Inputs: `vector` = the 180-d clip vector at 16 kHz (mel 0-8 kHz), DC",
+        "removed, -26 dBFS (converters.si_eval.si_vector_spec); `functionals` = the 88 eGeMAPS-layout functionals",
+        "(edge_ser.features.egemaps, docs/features.md), same conditioning.",
         "packed KB: the real .esq file for laq_mlp; float32 values x 4 B (an estimate) for scikit-learn models.",
         "norm: none / transductive (every speaker standardised by its own clips' statistics) / online-N (the test",
         "speaker's statistics after N clips, from the training prior; docs/protocol.md).",

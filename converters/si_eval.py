@@ -163,6 +163,35 @@ def run_fold(
 
 
 # --------------------------------------------------------------------------------------------- inputs
+def si_vector_spec() -> Any:
+    """The clip vector the table's vector rows were measured on: the default recipe (16 kHz, DC removed,
+    -26 dBFS) with the mel bank to 8 kHz, as it stood when they ran (its finished points do not name the
+    spec; the recipe's band edge moved to 7.2 kHz afterwards)."""
+    import dataclasses
+
+    from converters.recipe import DEFAULT_SPEC
+
+    return dataclasses.replace(DEFAULT_SPEC, fmax=None)
+
+
+def functionals_input(dataset: str, root: str | None = None, *, cache: Any = None) -> InputData:
+    """The 88 eGeMAPS-layout functionals (`edge_ser.features.egemaps`, `FunctionalsSpec()`: 16 kHz, DC
+    removed, -26 dBFS) of every clip, through the feature cache."""
+    from converters.data import class_order
+    from converters.featurize import FeatureCache, functionals_matrix
+    from converters.pipeline import load_records
+    from edge_ser.features.egemaps import FunctionalsSpec
+
+    name, records = load_records(dataset, root)
+    spec = FunctionalsSpec()
+    X = functionals_matrix(records, spec, cache=cache or FeatureCache())
+    classes = tuple(class_order(r.label for r in records))
+    index = {c: i for i, c in enumerate(classes)}
+    y = np.array([index[r.label] for r in records], dtype=np.int64)
+    speakers = np.array([str(r.speaker) for r in records])
+    return InputData("functionals", X.astype(np.float32), y, speakers, classes, {"spec": spec.to_dict()})
+
+
 def vector_input(
     dataset: str,
     root: str | None = None,
@@ -171,13 +200,12 @@ def vector_input(
     classes: Sequence[str] | None = None,
     cache: Any = None,
 ) -> InputData:
-    """The clip vector of the default recipe (`converters.recipe.DEFAULT_SPEC`) through the feature cache
-    (`cache`, default the user's `FeatureCache()`). `classes`: keep only clips of these labels (None: all)."""
+    """The clip vector (`SI_VECTOR_SPEC` unless `spec`) through the feature cache (`cache`, default the
+    user's `FeatureCache()`). `classes`: keep only clips of these labels (None: all)."""
     from converters.featurize import FeatureCache
     from converters.pipeline import prepare
-    from converters.recipe import DEFAULT_SPEC
 
-    spec = DEFAULT_SPEC if spec is None else spec
+    spec = si_vector_spec() if spec is None else spec
     p = prepare(dataset, root, spec=spec, cache=cache or FeatureCache(), progress=False)
     keep = (
         np.arange(len(p.records))
@@ -216,27 +244,29 @@ def fit_sklearn(kind: str) -> Fit:
     return fit
 
 
-def fit_laq_mlp(recipe: str = "fp32", config: Any = None, qat_config: Any = None) -> Fit:
+def fit_laq_mlp(
+    recipe: str = "fp32", config: Any = None, qat_config: Any = None, model: str = "laq_mlp"
+) -> Fit:
     """The LAQ paper's MLP, early-stopped on validation UAR; then `converters.compress` `recipe` (LAQ + QAT,
     QAT also early-stopped on validation UAR). Size: the real packed .esq file of the result.
-    `config` / `qat_config`: TrainConfig of the float training / of QAT (default: theirs)."""
+    `config` / `qat_config`: TrainConfig of the float training / of QAT (default: theirs). `model`: a vector
+    MLP of the registry taking (num_classes, in_features) with in-graph standardisation (laq_mlp,
+    functionals_mlp)."""
 
     def fit(fd: FoldData) -> Fitted:
         import torch
 
         from converters.compress import compress
-        from converters.models import laq_mlp
+        from converters.registry import build
         from converters.train import TrainConfig, predict, seed_everything, train_classifier
 
         n = len(fd.classes)
         seed_everything(fd.seed)
-        model = laq_mlp(fd.X_train.shape[1], n)
-        model.set_normalization(torch.as_tensor(fd.X_train.mean(0)), torch.as_tensor(fd.X_train.std(0)))
+        net = build(model, num_classes=n, in_features=fd.X_train.shape[1])
+        net.set_normalization(torch.as_tensor(fd.X_train.mean(0)), torch.as_tensor(fd.X_train.std(0)))
         by_uar = {"val_accuracy": lambda logits: fd.val_uar(logits.argmax(1))}
         cfg = config or TrainConfig(seed=fd.seed)
-        fp = train_classifier(
-            model, fd.X_train, fd.y_train, fd.X_val, fd.y_val, cfg, progress=False, **by_uar
-        )
+        fp = train_classifier(net, fd.X_train, fd.y_train, fd.X_val, fd.y_val, cfg, progress=False, **by_uar)
         qat_kw = {} if qat_config is None else {"qat_config": qat_config}
         c = compress(
             recipe,
@@ -269,10 +299,19 @@ def standard_rows() -> list[Row]:
         Row("svm", "vector", fit_sklearn("svm")),
         Row("laq_mlp", "vector", fit_laq_mlp("fp32")),
         Row("laq_mlp", "vector", fit_laq_mlp("sensitivity@2.0"), "sensitivity@2.0"),
+        Row("logreg", "functionals", fit_sklearn("logreg")),
+        Row("svm", "functionals", fit_sklearn("svm")),
+        Row("functionals_mlp", "functionals", fit_laq_mlp(model="functionals_mlp")),
+        Row(
+            "functionals_mlp",
+            "functionals",
+            fit_laq_mlp("sensitivity@2.0", model="functionals_mlp"),
+            "sensitivity@2.0",
+        ),
     ]
 
 
-INPUTS: dict[str, Callable[..., InputData]] = {"vector": vector_input}
+INPUTS: dict[str, Callable[..., InputData]] = {"vector": vector_input, "functionals": functionals_input}
 """Input name -> loader (data set name, root) -> InputData. A new input kind is one entry."""
 
 

@@ -401,7 +401,9 @@ class AVKind(InputKind):
         if "audio" in self.input_names:
             lines.append(
                 f"audio: {av.segments} equal segments x {fs.n_mfcc} MFCCs (frame means) at {fs.sample_rate} Hz, "
-                f"n_fft {fs.n_fft}, hop {fs.hop_length}, {fs.n_mels} mel bands"
+                f"n_fft {fs.n_fft}, hop {fs.hop_length}, {fs.n_mels} mel bands {fs.fmin:g}-{fs.fmax_hz:g} Hz"
+                + (", DC removed" if fs.remove_dc else "")
+                + (f", level set to {fs.level_dbfs:g} dBFS" if fs.level_dbfs is not None else "")
             )
         return lines
 

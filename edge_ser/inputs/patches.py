@@ -320,8 +320,10 @@ class PatchesKind(InputKind):
     def describe(self) -> list[str]:
         s = self.spec
         return [
-            f"log-Mel patches: {s} at {s.sample_rate} Hz, {s.segment_seconds * 1e3:.0f} ms each; the model runs "
-            f"on all of a clip's patches, voted by {self.vote}"
+            f"log-Mel patches: {s} at {s.sample_rate} Hz (mel {s.fmin:g}-{s.fmax_hz:g} Hz), "
+            f"{s.segment_seconds * 1e3:.0f} ms each; the model runs on all of a clip's patches, voted by {self.vote}"
+            + (", DC removed" if s.remove_dc else "")
+            + (f", level set to {s.level_dbfs:g} dBFS" if s.level_dbfs is not None else "")
         ]
 
 

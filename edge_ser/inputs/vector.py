@@ -90,7 +90,7 @@ class VectorKind(InputKind):
         fs = self.spec
         return [
             f"features: {fs.dim}-d clip vector (MFCC {fs.n_mfcc} + mel {fs.n_mels} + chroma {fs.n_chroma}) at "
-            f"{fs.sample_rate} Hz, n_fft {fs.n_fft}, hop {fs.hop_length}"
+            f"{fs.sample_rate} Hz (mel {fs.fmin:g}-{fs.fmax_hz:g} Hz), n_fft {fs.n_fft}, hop {fs.hop_length}"
             + (", DC removed" if fs.remove_dc else "")
             + (f", level set to {fs.level_dbfs:g} dBFS" if fs.level_dbfs is not None else "")
         ]
