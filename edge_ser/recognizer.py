@@ -131,6 +131,9 @@ class Recognizer:
         engine: "auto" (onnxruntime if installed, else numpy), "onnxruntime", "numpy", "tflite", "tflite-int8"...
         threads: inference threads (1 by default: predictable latency beside capture and features).
         providers: onnxruntime execution providers to ask for ("cuda", "tensorrt"); CPU runs otherwise.
+        adapt: a bundle that records a speaker normalisation (`speaker_norm`) keeps running statistics of the
+            speaker over the clips it classifies (files, arrays, live windows with speech); False keeps the
+            training prior. `reset_speaker()` starts a new speaker, `enroll()` adds known clips first.
 
     Raises:
         BundleError: the bundle does not load or verify. MissingDependencyError: the engine is not installed.
@@ -143,13 +146,24 @@ class Recognizer:
         threads: int | None = 1,
         *,
         providers: Sequence[str] | None = None,
+        adapt: bool = True,
     ) -> None:
         from edge_ser.bundle import load_bundle
         from edge_ser.engines import load_engine
+        from edge_ser.speaker import SpeakerAdapter
 
         self.bundle = bundle if hasattr(bundle, "manifest") else load_bundle(bundle)
         self.engine = load_engine(self.bundle, engine, threads=threads, providers=providers)
         self.kind = self.bundle.input_kind
+        self.speaker = SpeakerAdapter(self.bundle.manifest, enabled=adapt)
+
+    def reset_speaker(self) -> None:
+        """A new speaker (or session): the speaker statistics go back to the training prior."""
+        self.speaker.reset()
+
+    def enroll(self, y: np.ndarray, sr: int) -> None:
+        """Add a clip of the user (float samples at `sr` Hz) to the speaker statistics without classifying it."""
+        self.speaker.enroll(self.kind.audio_inputs(np.asarray(y), int(sr), None))
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -287,6 +301,9 @@ class Recognizer:
     def _run(
         self, clips: list[dict[str, np.ndarray]], sources: list[str | None], features_ms: float
     ) -> list[Prediction]:
+        clips = [
+            self.speaker(c) for c in clips
+        ]  # per clip, in order: each joins the statistics, then uses them
         rows = [len(next(iter(c.values()))) for c in clips]
         x = {n: np.concatenate([c[n] for c in clips]) for n in self.kind.input_names}
         t0 = time.perf_counter()
@@ -347,7 +364,9 @@ class Recognizer:
                 if isinstance(fallback, Recognizer)
                 else Recognizer(fallback, self.engine.name, threads)
             )
-        pipeline = LivePipeline(self.bundle, self.engine, config, fallback=None if fb is None else fb.engine)
+        pipeline = LivePipeline(
+            self.bundle, self.engine, config, fallback=None if fb is None else fb.engine, speaker=self.speaker
+        )
         audio, frames, tracker = open_capture(capture or CaptureSettings(), self.kind)
         return LiveRunner(
             pipeline, audio, frames, outputs, tracker, stop=stop, max_seconds=seconds, keep=keep

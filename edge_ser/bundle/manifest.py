@@ -5,6 +5,7 @@
      "labels": [...], "feature_spec": {...},                 # the audio front end (edge_ser.features)
      "lms_input" | "av_input" + "face_crop": {...},          # the input kind's block(s), if not a clip vector
      "normalization": {"mean", "std", "in_graph", "input"},  # optional
+     "speaker_norm": {"input", "prior_mean", "prior_var", "prior_weight", "var_floor"},  # optional (edge_ser.speaker)
      "bitplan": {...}, "layers": [...], "flops": {...}, "accuracy": {...},
      "tflite": {"normalization_in_graph", "variants": {...}},   # optional TFLite variants
      "files": {"model.onnx": {"sha256", "bytes"}, "weights.esq": {...}, ...}}
@@ -35,6 +36,7 @@ from edge_ser.limits import (
     MAX_TOTAL_BYTES,
 )
 from edge_ser.schema import Checker, describe, short
+from edge_ser.speaker import check_block as check_speaker_norm
 from edge_ser.text import control_chars, describe_controls
 
 MANIFEST_SCHEMA = "edge-ser-bundle"
@@ -80,6 +82,7 @@ def validate_manifest(manifest: Any, *, source: str = "<manifest>") -> FeatureSp
         )
     kind_of(manifest, c).check_manifest(c, manifest, inputs)
     _check_normalization(c, manifest, inputs)
+    check_speaker_norm(c, manifest, inputs)
     _check_bitplan_and_layers(c, manifest)
     acc = c.get(manifest, "accuracy", "", dict, required=False)
     for key in ("test", "val"):

@@ -34,6 +34,11 @@ def cmd_info(args: argparse.Namespace) -> int:
     _print(f"labels: {', '.join(bundle.labels)}")
     for line in bundle.input_kind.describe():
         _print(line)
+    from edge_ser.speaker import SpeakerAdapter
+
+    speaker = SpeakerAdapter(m)
+    if speaker.active:
+        _print(f"speaker normalisation: {speaker.describe()}")
     acc = m.get("accuracy", {})
     split = acc.get("split", {})
     if acc:

@@ -37,6 +37,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="one JSON object per file on stdout (label, probabilities, duration, windows with start/end)",
     )
     p.add_argument(
+        "--no-adapt",
+        action="store_true",
+        help="a bundle with speaker normalisation standardises every file by its training prior (use it when "
+        "the files are of many speakers; default: the files are one speaker, learnt file by file in order)",
+    )
+    p.add_argument(
         "--strict",
         action="store_true",
         help="stop at the first file that cannot be read (default: skip it with a warning naming it)",
@@ -58,7 +64,7 @@ def _clock(seconds: float) -> str:
 def cmd_predict(args: argparse.Namespace) -> int:
     from edge_ser.recognizer import Recognizer
 
-    rec = Recognizer(args.bundle, args.engine, threads=args.threads)
+    rec = Recognizer(args.bundle, args.engine, threads=args.threads, adapt=not args.no_adapt)
     files = media_files(args.files, rec.kind.file_extensions)
     if not files:
         raise AudioFormatError(

@@ -61,6 +61,12 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
     m.add_argument("--window", type=float, default=3.0, help="seconds of audio per decision (default 3)")
     m.add_argument("--hop", type=float, default=0.5, help="seconds between decisions (default 0.5)")
     m.add_argument("--smoothing", choices=("ema", "majority", "none"), default="ema", help="default ema")
+    m.add_argument(
+        "--no-adapt",
+        action="store_true",
+        help="a bundle with speaker normalisation keeps its training prior instead of learning the speaker "
+        "from the windows with speech (default: adapt)",
+    )
     m.add_argument("--ema-alpha", type=float, default=0.5, help="weight of the newest window (default 0.5)")
     m.add_argument("--majority-k", type=int, default=5, help="windows in the majority vote (default 5)")
     m.add_argument(
@@ -126,7 +132,7 @@ def build(args: argparse.Namespace, *, stop=None, outputs=(), keep: int = 10_000
     from edge_ser.live.pipeline import PipelineConfig
     from edge_ser.recognizer import Recognizer
 
-    rec = Recognizer(args.bundle, args.engine, threads=args.threads)
+    rec = Recognizer(args.bundle, args.engine, threads=args.threads, adapt=not args.no_adapt)
     config = PipelineConfig(
         window=args.window,
         hop=args.hop,

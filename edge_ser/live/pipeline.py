@@ -121,8 +121,15 @@ class LivePipeline:
     (features of each window), whether it wants faces, and how output rows become probabilities.
     """
 
-    def __init__(self, bundle, engine, config: PipelineConfig | None = None, *, fallback=None) -> None:
+    def __init__(
+        self, bundle, engine, config: PipelineConfig | None = None, *, fallback=None, speaker=None
+    ) -> None:
+        """`speaker`: the session's `edge_ser.speaker.SpeakerAdapter` (default: a new one from the bundle);
+        every window with speech updates it, so the statistics are those of the voiced windows."""
+        from edge_ser.speaker import SpeakerAdapter
+
         self.bundle, self.engine, self.fallback = bundle, engine, fallback
+        self.speaker = speaker if speaker is not None else SpeakerAdapter(bundle.manifest)
         self.config = config or PipelineConfig()
         self.labels = tuple(bundle.labels)
         self.kind = bundle.input_kind
@@ -215,7 +222,11 @@ class LivePipeline:
                 mode, fallback = kind.mode, "no face: audio-only model"
             else:
                 fallback = "no face: fused model on the centre crop (no audio-only fallback bundle)"
-        x = self.front.inputs(window, faces) if kind is self.kind else kind.window_inputs(window)
+        x = (
+            self.speaker(self.front.inputs(window, faces))
+            if kind is self.kind
+            else kind.window_inputs(window)
+        )
         features_ms = (time.perf_counter() - tf) * 1e3
         ti = time.perf_counter()
         logits = engine.predict(x)

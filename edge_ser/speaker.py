@@ -1,0 +1,107 @@
+"""Online speaker normalisation on the device: the bundle's `speaker_norm` block, run per session.
+
+A model trained on per-speaker standardised inputs (each training speaker by its own statistics) needs its
+user standardised the same way. The bundle records the training prior (`edge_ser.features.SpeakerNorm`:
+the speakers' mean and within-speaker variance, counted as `prior_weight` clips) and the model input it
+applies to; `SpeakerAdapter` keeps the running statistics of the session: every clip with speech updates
+them, then is standardised with them. `reset()` starts a new speaker; `enroll()` feeds known clips of the
+user first. The model's own in-graph standardisation then sees what it saw in training.
+
+    "speaker_norm": {"input": "functionals", "prior_mean": [...], "prior_var": [...],
+                     "prior_weight": 10, "var_floor": 1e-6}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from edge_ser.errors import ConfigError
+from edge_ser.features.speaker_norm import SpeakerNorm
+from edge_ser.schema import Checker
+
+BLOCK = "speaker_norm"
+
+
+def check_block(c: Checker, manifest: Mapping[str, Any], inputs: list[dict[str, Any]]) -> None:
+    """Check a manifest's optional `speaker_norm` block against the model's inputs (problems into `c`)."""
+    block = c.get(manifest, BLOCK, "", dict, required=False)
+    if block is None:
+        return
+    target = c.get(block, "input", BLOCK, str)
+    names = [io_["name"] for io_ in inputs]
+    if target not in names:
+        c.problem(f"{BLOCK}.input", f"{target!r} is not a model input ({names})")
+        return
+    prior = {k: v for k, v in block.items() if k != "input"}
+    norm = c.build(BLOCK, lambda: SpeakerNorm.from_dict(prior, BLOCK))
+    last = inputs[names.index(target)]["shape"][-1]
+    if norm is not None and norm.dim != last:
+        c.problem(BLOCK, f"{norm.dim} values cannot standardise input {target!r} ({last} per row)")
+
+
+class SpeakerAdapter:
+    """The session's running speaker statistics for one bundle; a no-op for a bundle without the block.
+
+    Args:
+        manifest: the bundle's manifest (already validated).
+        enabled: False keeps the prior for every clip (what a model without adaptation would get).
+    """
+
+    def __init__(self, manifest: Mapping[str, Any], *, enabled: bool = True) -> None:
+        block = manifest.get(BLOCK)
+        self.input: str | None = None if block is None else str(block["input"])
+        self.norm = (
+            None if block is None else SpeakerNorm.from_dict({k: v for k, v in block.items() if k != "input"})
+        )
+        self.enabled = bool(enabled)
+
+    @property
+    def active(self) -> bool:
+        """True when the bundle records a speaker normalisation."""
+        return self.norm is not None
+
+    @property
+    def clips(self) -> int:
+        """Clips of the current speaker the statistics have seen."""
+        return 0 if self.norm is None else self.norm.count
+
+    def reset(self) -> None:
+        """A new speaker or session: back to the training prior."""
+        if self.norm is not None:
+            self.norm.reset()
+
+    def enroll(self, inputs: Mapping[str, np.ndarray]) -> None:
+        """Add a clip's model inputs (from `InputKind.audio_inputs` / `file_inputs`) to the statistics."""
+        if self.norm is not None:
+            self.norm.update(self._rows(inputs))
+
+    def __call__(self, inputs: Mapping[str, np.ndarray], *, update: bool = True) -> dict[str, np.ndarray]:
+        """One clip's model inputs with the speaker input standardised; with `update` (and adaptation on) the
+        clip first joins the statistics."""
+        if self.norm is None:
+            return dict(inputs)
+        rows = self._rows(inputs)
+        if update and self.enabled and np.all(np.isfinite(rows)):
+            self.norm.update(rows)
+        return {**inputs, self.input: self.norm.apply(rows).reshape(np.shape(inputs[self.input]))}
+
+    def _rows(self, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
+        if self.input not in inputs:
+            raise ConfigError(f"speaker_norm: the clip has no input {self.input!r} (has {sorted(inputs)})")
+        x = np.asarray(inputs[self.input])
+        return x.reshape(-1, x.shape[-1])
+
+    def describe(self) -> str:
+        if self.norm is None:
+            return "none"
+        mode = "online" if self.enabled else "off (training prior only)"
+        return (
+            f"per-speaker standardisation of {self.input!r}, {mode}: running statistics from a prior of "
+            f"{self.norm.prior_weight:g} clips; {self.norm.count} clip(s) of this speaker so far"
+        )
+
+
+__all__ = ["BLOCK", "SpeakerAdapter", "check_block"]

@@ -1,0 +1,125 @@
+"""Online speaker normalisation on the device (`edge_ser.speaker`): the bundle's `speaker_norm` block is
+checked at load, and the Recognizer and the live pipeline standardise the named input by the session's
+running statistics, which every clip (every window with speech) joins first."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge_ser.audio.wav import write_wav
+from edge_ser.bundle import load_bundle, manifest_sum_line
+from edge_ser.errors import BundleError
+from edge_ser.features.speaker_norm import SpeakerNorm
+from edge_ser.live.pipeline import LivePipeline
+from edge_ser.recognizer import Recognizer
+
+ROOT = Path(__file__).resolve().parents[1]
+SHIPPED = ROOT / "bundles" / "laq_mlp_emodb"
+SR = 16000
+
+
+def _with_block(tmp_path: Path, edit=None) -> Path:
+    """A copy of the shipped clip-vector bundle with a speaker_norm block (prior: its training statistics)."""
+    b = tmp_path / "b"
+    shutil.copytree(SHIPPED, b)
+    m = json.loads((b / "manifest.json").read_text())
+    norm = m["normalization"]
+    m["speaker_norm"] = {
+        "input": "features",
+        "prior_mean": norm["mean"],
+        "prior_var": [s * s for s in norm["std"]],
+        "prior_weight": 3,
+    }
+    if edit:
+        edit(m["speaker_norm"])
+    data = json.dumps(m).encode()
+    (b / "manifest.json").write_bytes(data)
+    (b / "manifest.sha256").write_bytes(manifest_sum_line(data))
+    return b
+
+
+def _voice(seed: int, seconds: float = 1.5) -> np.ndarray:
+    """A vowel-like clip: a 130-230 Hz harmonic tone with a little noise, at about -20 dBFS."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * SR)) / SR
+    f0 = 130 + 100 * rng.random()
+    y = sum(np.sin(2 * np.pi * k * f0 * t) / k for k in range(1, 8)) + 0.05 * rng.normal(size=t.size)
+    return (0.1 * y / np.abs(y).max()).astype(np.float32)
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda b: b.update(input="lms"), "'lms' is not a model input"),
+        (
+            lambda b: b.update(prior_mean=b["prior_mean"][:10], prior_var=b["prior_var"][:10]),
+            "10 values cannot",
+        ),
+        (lambda b: b["prior_var"].__setitem__(0, -1.0), "prior_var must be >= 0"),
+        (lambda b: b.update(prior_weight="ten"), "prior_weight"),
+        (lambda b: b.pop("prior_var"), "prior_var"),
+    ],
+)
+def test_a_bad_block_is_refused_at_load(tmp_path: Path, edit, message: str) -> None:
+    with pytest.raises(BundleError, match="speaker_norm") as e:
+        load_bundle(_with_block(tmp_path, edit))
+    assert message in str(e.value)
+
+
+@pytest.mark.parametrize("engine", ["numpy", "onnxruntime"])
+def test_each_clip_joins_the_statistics_then_is_standardised_by_them(tmp_path: Path, engine: str) -> None:
+    rec = Recognizer(_with_block(tmp_path), engine)
+    block = rec.bundle.manifest["speaker_norm"]
+    ref = SpeakerNorm.from_dict({k: v for k, v in block.items() if k != "input"})
+    assert rec.speaker.active and rec.speaker.clips == 0
+    for i in range(4):
+        y = _voice(i)
+        x = rec.kind.audio_inputs(y, SR, None)["features"]
+        got = rec.predict_audio(y, SR)
+        ref.update(x)
+        want = rec.kind.combine(rec.engine.predict({"features": ref.apply(x)}))
+        assert rec.speaker.clips == i + 1
+        assert np.allclose([got.probabilities[k] for k in rec.labels], want, atol=1e-6)
+    rec.reset_speaker()
+    assert rec.speaker.clips == 0
+    rec.enroll(_voice(9), SR)
+    assert rec.speaker.clips == 1
+
+
+def test_adapt_off_keeps_the_prior_and_files_adapt_in_order(tmp_path: Path) -> None:
+    b = _with_block(tmp_path)
+    fixed = Recognizer(b, "numpy", adapt=False)
+    first = fixed.predict_audio(_voice(0), SR).probabilities
+    for i in range(1, 4):
+        fixed.predict_audio(_voice(i), SR)
+    assert fixed.speaker.clips == 0 and fixed.predict_audio(_voice(0), SR).probabilities == first
+    paths = []
+    for i in range(3):
+        paths.append(tmp_path / f"{i}.wav")
+        write_wav(paths[-1], _voice(i), SR)
+    rec = Recognizer(b, "numpy")
+    rec.predict_files(paths)
+    assert rec.speaker.clips == 3
+
+
+def test_the_live_pipeline_learns_from_windows_with_speech_only(tmp_path: Path) -> None:
+    rec = Recognizer(_with_block(tmp_path), "numpy")
+    pipe = LivePipeline(rec.bundle, rec.engine, speaker=rec.speaker)
+    n = int(pipe.config.window * SR)
+    silence = np.zeros(n, np.float32)
+    assert pipe.step(1.0, silence).speech is False and rec.speaker.clips == 0
+    voiced = [pipe.step(2.0 + i, _voice(i, pipe.config.window)[:n]) for i in range(3)]
+    assert all(r.speech for r in voiced) and rec.speaker.clips == 3
+
+
+def test_a_bundle_without_the_block_is_unchanged(tmp_path: Path) -> None:
+    rec = Recognizer(SHIPPED, "numpy")
+    assert not rec.speaker.active
+    y = _voice(0)
+    a = rec.predict_audio(y, SR).probabilities
+    assert rec.predict_audio(y, SR).probabilities == a and rec.speaker.clips == 0
