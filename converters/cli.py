@@ -168,9 +168,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
     name, records = load_records(args.data, args.root, strict=args.strict)
     undecodable = getattr(records, "undecodable", [])  # skipped by the loader (all of them: it raises)
     chosen = select(records, sel)
-    rec = Recognizer(args.bundle, args.engine, args.threads)
+    rec = Recognizer(args.bundle, args.engine, args.threads, adapt=not args.no_adapt)
+    selection = sel.describe() + (
+        "; speaker normalisation online, reset per speaker"
+        if rec.speaker.active and rec.speaker.enabled
+        else ""
+    )
     report = evaluate(
-        rec, chosen, data=name, selection=sel.describe(), strict=args.strict, undecodable=undecodable
+        rec, chosen, data=name, selection=selection, strict=args.strict, undecodable=undecodable
     )
     print(json.dumps(report.to_dict(), indent=2) if args.json else report.text())
     if args.png:
@@ -206,6 +211,12 @@ def _add_eval_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--folds", type=int, default=5, help="folds of --split speaker (default 5, as train)")
     p.add_argument("--limit", type=int, default=None, help="at most N files, spread evenly over the list")
     p.add_argument("--strict", action="store_true", help="stop at the first file that cannot be decoded")
+    p.add_argument(
+        "--no-adapt",
+        action="store_true",
+        help="a bundle with speaker normalisation keeps its training prior (default: each speaker is a new "
+        "session learnt online, clip by clip, as on the device)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the tables")
     p.add_argument("--png", type=Path, default=None, help="write the confusion matrix as a PNG")
     p.add_argument(

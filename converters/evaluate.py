@@ -241,8 +241,30 @@ def _stream(
 ) -> Iterator[tuple[Record, Any, str | None]]:
     """(record, prediction or None, decode error or None) per record, through `iter_predict_files` in chunks of
     `BATCH_ROWS` files (memory: one chunk); a chunk with a file that fails to decode runs again file by file."""
+    for group in _sessions(recognizer, records):
+        yield from _stream_group(recognizer, group, strict)
+
+
+def _sessions(recognizer: Any, records: Sequence[Record]) -> list[Sequence[Record]]:
+    """The records as the device would meet them: a bundle that learns its speaker online
+    (`Recognizer.speaker`) sees each speaker as a new session (statistics reset, clips in file order);
+    any other bundle takes them all at once."""
+    speaker = getattr(recognizer, "speaker", None)
+    if speaker is None or not speaker.active or not speaker.enabled:
+        return [records]
+    order: dict[str, list[Record]] = {}
+    for r in records:
+        order.setdefault(str(r.speaker), []).append(r)
+    return list(order.values())
+
+
+def _stream_group(
+    recognizer: Any, records: Sequence[Record], strict: bool
+) -> Iterator[tuple[Record, Any, str | None]]:
     from edge_ser.recognizer import BATCH_ROWS
 
+    if hasattr(recognizer, "reset_speaker"):
+        recognizer.reset_speaker()
     for start in range(0, len(records), BATCH_ROWS):
         chunk = records[start : start + BATCH_ROWS]
         try:

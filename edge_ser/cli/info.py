@@ -42,8 +42,14 @@ def cmd_info(args: argparse.Namespace) -> int:
     acc = m.get("accuracy", {})
     split = acc.get("split", {})
     if acc:
+        nums = {k: v for k, v in acc.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        shown = (
+            f"test {nums['test']:.3f}"
+            if "test" in nums
+            else ", ".join(f"{k} {v:.3f}" for k, v in nums.items())
+        )
         _print(
-            f"accuracy: test {acc.get('test', float('nan')):.3f} on {acc.get('dataset', '?')} "
+            f"accuracy: {shown} on {acc.get('dataset', '?')} "
             f"({split.get('kind', '?')} split, seed {split.get('seed', '?')}, sizes {split.get('sizes', '?')})"
         )
     _print_counts(bundle)
