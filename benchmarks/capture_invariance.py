@@ -11,7 +11,8 @@ and compared with the clean 16 kHz mono clip's top-1. The clips are spread over 
 13th file), so most are from the bundles' own training data: this measures capture invariance, not accuracy.
 A bundle that also takes faces (av_cnn) gets the same 6 FER-2013 PublicTest faces of the clip's class with
 every capture of it (file read by the device's reader, then `Recognizer.predict_audio(y, sr, faces)`), so only
-the audio changes.
+the audio changes. The speaker-normalised bundles (ser_*) run with their training prior (adapt=False), so
+every capture meets the same speaker statistics.
 
 Writes benchmarks/results/capture_invariance[_TAG].{md,json}.
 """
@@ -36,7 +37,15 @@ from edge_ser.recognizer import Recognizer  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 EMODB = ROOT.parent / "shared" / "datasets" / "emodb" / "wav"
-BUNDLES = ("laq_mlp_emodb", "laq_mlp_emodb@tflite-int8", "tiny_transformer_emodb", "av_cnn_audio", "av_cnn")
+BUNDLES = (
+    "ser_emodb",
+    "ser_ravdess",
+    "laq_mlp_emodb",
+    "laq_mlp_emodb@tflite-int8",
+    "tiny_transformer_emodb",
+    "av_cnn_audio",
+    "av_cnn",
+)
 """Shipped bundles (or bundle folders), each optionally `@engine` (default onnxruntime)."""
 FER = ROOT.parent / "shared" / "datasets" / "fer2013" / "validation"
 FER_CLASS = {"boredom": "neutral"}
