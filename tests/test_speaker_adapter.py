@@ -123,3 +123,20 @@ def test_a_bundle_without_the_block_is_unchanged(tmp_path: Path) -> None:
     y = _voice(0)
     a = rec.predict_audio(y, SR).probabilities
     assert rec.predict_audio(y, SR).probabilities == a and rec.speaker.clips == 0
+
+
+def test_eval_meets_each_speaker_as_a_new_session(tmp_path: Path) -> None:
+    """`edge-ser eval` on a speaker-normalised bundle: each speaker's clips are one online session (the
+    statistics reset between speakers), as a device meeting them one after another would see them."""
+    from converters.data.records import Record
+    from converters.evaluate import evaluate
+
+    records = []
+    for i, spk in enumerate(["a", "a", "a", "b", "b"]):
+        path = tmp_path / f"{spk}{i}.wav"
+        write_wav(path, _voice(i), SR)
+        records.append(Record(path, "happy", spk, "synthetic", "happy"))
+    rec = Recognizer(_with_block(tmp_path), "numpy")
+    report = evaluate(rec, records, data="synthetic", selection="all")
+    assert rec.speaker.clips == 2  # speaker b's two clips: a's three were forgotten at the change
+    assert report.to_dict()["files"]["scored"] == 5
