@@ -142,9 +142,9 @@ def run(bundles: list[str], n_clips: int) -> dict:
                 paths[c.name].append(q)
         for b in bundles:
             name, _, engine = b.partition("@")
-            rec = Recognizer(
-                name if Path(name).is_dir() else ROOT / "bundles" / name, engine or "onnxruntime"
-            )
+            # adapt=False: a speaker-normalised bundle keeps its prior, so every capture meets the same statistics
+            path = name if Path(name).is_dir() else ROOT / "bundles" / name
+            rec = Recognizer(path, engine or "onnxruntime", adapt=False)
             predict = predictor(rec, [_emodb_label(f) for f in files])
             refs = predict(clean)
             ref = [p.label for p in refs]
