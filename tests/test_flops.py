@@ -346,12 +346,12 @@ def test_shipped_av_bundle_bytes_at_stored_bits():
         == sum(on_disk.values())
         == sum(t.payload_bytes() for t in b.weights().tensors.values())
     )
-    assert c.weight_bytes == 16_774  # vs 4 * 69,975 = 279,900 bytes at float32
+    assert c.weight_bytes == 16_160  # vs 4 * 69,975 = 279,900 bytes at float32
     for r in c.layers:
         assert r.weight_bytes == sum(on_disk[w] for w in r.weights)
-    # video.3 is 1-bit: 32 * 16 * 9 bits = 576 bytes + 32 scales * 4 + 32 biases * 4
+    # video.3 is 3-bit: 32 * 16 * 9 * 3 bits = 1,728 bytes + 32 scales * 4 + 32 biases * 4
     layer = c.by_layer()
-    assert layer["video.3"].bits == 1 and layer["video.3"].weight_bytes == 576 + 128 + 128
+    assert layer["video.3"].bits == 3 and layer["video.3"].weight_bytes == 1728 + 128 + 128
     assert {k: r.bits for k, r in layer.items()} == b.manifest["bitplan"]["bits"]
     # the manifest's per-layer figures (written by the exporter before this counter existed) agree
     assert {r["name"]: (r["flops"], r["bytes"]) for r in b.manifest["layers"]} == {
@@ -359,7 +359,7 @@ def test_shipped_av_bundle_bytes_at_stored_bits():
     }
     assert c.dense_flops == 19_948_663 and c.flops == 20_142_887
     assert c.activation_bytes == 1_903_580
-    assert c.intensity == pytest.approx(20_142_887 / (16_774 + 1_903_580))
+    assert c.intensity == pytest.approx(20_142_887 / (16_160 + 1_903_580))
 
 
 # --------------------------------------------------------------------------------------------------------------
