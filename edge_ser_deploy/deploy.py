@@ -503,9 +503,15 @@ def _bounded(script: str, seconds: float, pidfile: str) -> str:
     KILL 10 s later, so a hung restart or health check cannot hold the deploy. `timeout` leads its own process
     group and its id is kept in `pidfile` while it runs: a rollback stops it there (_STOP_INFLIGHT) when the
     deploy was interrupted or lost its connection, which would otherwise leave it running on the device."""
+    # the command waits (at most 5 s) until its id is in `pidfile`: otherwise a deploy interrupted just after the
+    # command started could look for the file before the shell wrote it, and leave the command running
+    wait = (
+        f"i=0; while [ ! -s {shlex.quote(pidfile)} ] && [ $i -lt 50 ]; do "
+        "sleep 0.1 2>/dev/null || sleep 1; i=$((i + 1)); done\n"
+    )
     return (
         _vars(F=pidfile)
-        + f"timeout -k 10 {seconds:g} sh -c {shlex.quote(script)} </dev/null & p=$!\n"
+        + f"timeout -k 10 {seconds:g} sh -c {shlex.quote(wait + script)} </dev/null & p=$!\n"
         + 'echo "$p" >"$F" 2>/dev/null\nwait "$p"; rc=$?\nrm -f "$F"\nexit "$rc"\n'
     )
 
