@@ -277,7 +277,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from edge_ser.engines import engines_for
 
     predict = argparse.Namespace(
-        bundle=Path(summary["bundle"]), files=[sample.source], threads=None, top=3, json=False, windows=False
+        bundle=Path(summary["bundle"]),
+        files=[sample.source],
+        threads=None,
+        top=3,
+        json=False,
+        windows=False,
+        no_adapt=False,
     )
     for engine in engines_for(predict.bundle):
         predict.engine = engine
