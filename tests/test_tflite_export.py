@@ -42,13 +42,13 @@ from converters.models import laq_mlp  # noqa: E402
 from converters.pipeline import make_split, prepare  # noqa: E402
 from converters.train import TrainConfig, predict, seed_everything, train_classifier  # noqa: E402
 from edge_ser.errors import ConfigError  # noqa: E402
+from edge_ser.features import FeatureSpec  # noqa: E402
 
 REL_TOL = {"fp32": 1e-5, "fp16": 2e-3, "int8": 0.05}
 """max |logit diff| <= REL_TOL * max |torch logit| (int8: over the clips inside its calibrated range)."""
-INT8_TEST_FLIPS = {"emodb": 1, "synthetic": 2}
-"""int8: at most this many test clips change class (EMODB has 53: 1 flip = 98.1%; measured 0-1 flips. The
-synthetic set's 21 test clips: 2 flips = 90.5%, its INT8_AGREEMENT; measured 2 on the 16 kHz conditioned
-recipe, 0-1 on the 22.05 kHz one)."""
+INT8_TEST_FLIPS = {"emodb": 1, "synthetic": 1}
+"""int8: at most this many test clips change class (EMODB has 53: 1 flip = 98.1%; measured 0-1 flips; the
+synthetic case, on the 22.05 kHz FeatureSpec(), 0-1 of 21)."""
 INT8_AGREEMENT = {"emodb": 0.99, "synthetic": 0.90}
 """int8: same class on at least this share of ALL clips. EMODB measured 99.25-99.81% over 12 trainings; the
 synthetic models leave many clips with top-2 margins below one int8 output step (measured 95.5-100%)."""
@@ -97,7 +97,10 @@ def emodb_case(emodb_dir: Path, tmp_path_factory) -> Case:
 @pytest.fixture(scope="module")
 def synthetic_case(tmp_path_factory) -> Case:
     root = tmp_path_factory.mktemp("synthetic")
-    prep = prepare("synthetic", root / "data", cache=FeatureCache(root / "cache"), progress=False)
+    # the 22.05 kHz FeatureSpec() its tolerances were measured on: this case checks the export's mechanics; the
+    # EMODB case checks the default recipe (a 48 %-accurate synthetic model sits on near-ties that int8 flips)
+    spec = FeatureSpec()
+    prep = prepare("synthetic", root / "data", spec=spec, cache=FeatureCache(root / "cache"), progress=False)
     return _case("synthetic", prep, "sensitivity")
 
 
