@@ -28,7 +28,15 @@ from edge_ser.errors import ConfigError
 from edge_ser.features.condition import condition
 from edge_ser.features.spec import FeatureSpec
 from edge_ser.features.vector import feature_frames, vector_from_frames
-from edge_ser.inputs.base import AUDIO_EXTENSIONS, FileWindow, InputKind, Inputs, shape_of, softmax_row
+from edge_ser.inputs.base import (
+    AUDIO_EXTENSIONS,
+    FileWindow,
+    InputKind,
+    Inputs,
+    nested_feature_spec,
+    shape_of,
+    softmax_row,
+)
 from edge_ser.limits import MAX_AUDIO_SEGMENTS, MAX_FACE_FRAMES, MAX_FACE_SIZE, MIN_FACE_SIZE
 from edge_ser.schema import Checker, config_from_dict
 from edge_ser.vision.video import VIDEO_EXTENSIONS, sample_frame_indices
@@ -44,15 +52,6 @@ CropFn = Callable[[np.ndarray], np.ndarray]
 def av_feature_spec() -> FeatureSpec:
     """The AV model's audio front end: 16 kHz, 32 ms FFT / 10 ms hop, 64 mel bands, 40 MFCCs."""
     return FeatureSpec(sample_rate=16000, n_fft=512, hop_length=160, n_mels=64, n_mfcc=40)
-
-
-def _feature_spec(v: Any) -> FeatureSpec:
-    """AVInputSpec.feature_spec from its JSON form (a dict), or as given."""
-    if isinstance(v, FeatureSpec):
-        return v
-    if not isinstance(v, dict):
-        raise ConfigError("AVInputSpec.feature_spec must be an object")
-    return FeatureSpec.from_dict(v)
 
 
 @dataclass(frozen=True)
@@ -98,7 +97,7 @@ class AVInputSpec:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> AVInputSpec:
         """Rebuild from `to_dict()` output; missing keys take defaults, unknown keys are an error."""
-        return config_from_dict(cls, d, feature_spec=_feature_spec)
+        return config_from_dict(cls, d, feature_spec=nested_feature_spec("AVInputSpec"))
 
 
 def audio_segments(y: np.ndarray, sr: int, spec: FeatureSpec, segments: int = 6) -> np.ndarray:

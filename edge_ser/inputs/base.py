@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -230,3 +230,19 @@ def shape_of(inputs: list[dict[str, Any]], name: str) -> list[int | None] | None
 
 
 __all__ = ["AUDIO_EXTENSIONS", "FileWindow", "InputKind", "Inputs", "LiveFrontEnd", "shape_of", "softmax_row"]
+
+
+def nested_feature_spec(owner: str) -> Callable[[Any], FeatureSpec]:
+    """The reader of a FeatureSpec nested in an input spec's JSON (`owner`.feature_spec): a FeatureSpec as
+    given, a dict rebuilt, anything else a ConfigError naming `owner`."""
+
+    from edge_ser.features.spec import FeatureSpec
+
+    def read(v: Any) -> FeatureSpec:
+        if isinstance(v, FeatureSpec):
+            return v
+        if not isinstance(v, dict):
+            raise ConfigError(f"{owner}.feature_spec must be an object")
+        return FeatureSpec.from_dict(v)
+
+    return read

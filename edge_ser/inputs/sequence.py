@@ -31,7 +31,7 @@ import numpy as np
 from edge_ser.errors import ConfigError
 from edge_ser.features import FeatureSpec, melspectrogram, mfcc, power_to_db
 from edge_ser.features.condition import condition
-from edge_ser.inputs.base import InputKind, Inputs, shape_of
+from edge_ser.inputs.base import InputKind, Inputs, nested_feature_spec, shape_of
 from edge_ser.inputs.patches import VOTES, utterance_vote
 from edge_ser.limits import MAX_PATCH_VALUES, MAX_SEGMENT_FRAMES
 from edge_ser.schema import Checker, config_from_dict
@@ -47,14 +47,6 @@ def sequence_feature_spec() -> FeatureSpec:
     return FeatureSpec(
         sample_rate=16000, n_fft=512, win_length=400, hop_length=320, n_mels=64, n_mfcc=39, n_chroma=0
     )
-
-
-def _feature_spec(v: Any) -> FeatureSpec:
-    if isinstance(v, FeatureSpec):
-        return v
-    if not isinstance(v, dict):
-        raise ConfigError("SequenceSpec.feature_spec must be an object")
-    return FeatureSpec.from_dict(v)
 
 
 @dataclass(frozen=True)
@@ -115,7 +107,7 @@ class SequenceSpec:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SequenceSpec:
         """Rebuild from `to_dict()` output; missing keys take defaults, unknown keys are an error."""
-        return config_from_dict(cls, d, feature_spec=_feature_spec)
+        return config_from_dict(cls, d, feature_spec=nested_feature_spec("SequenceSpec"))
 
 
 def log_mel_db(y: np.ndarray, sr: int, spec: FeatureSpec) -> np.ndarray:
