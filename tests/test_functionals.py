@@ -40,7 +40,9 @@ def _value(v: np.ndarray, name: str) -> float:
 
 def test_spec_round_trip_and_checks() -> None:
     spec = FunctionalsSpec()
-    assert FunctionalsSpec.from_dict(spec.to_dict()) == spec and FunctionalsSpec.from_dict({}) == spec
+    assert FunctionalsSpec.from_dict(spec.to_dict()) == spec
+    # a manifest from before the F0 silence gate reads as it was computed: no gate
+    assert FunctionalsSpec.from_dict({}) == FunctionalsSpec(silence_db=None, bounded_cv=False) != spec
     off = FunctionalsSpec(remove_dc=False, level_dbfs=None)
     assert off.to_dict()["remove_dc"] is False and FunctionalsSpec.from_dict(off.to_dict()) == off
     assert spec.digest() != off.digest() and len(names()) == DIM == spec.dim == len(set(names()))
@@ -50,6 +52,7 @@ def test_spec_round_trip_and_checks() -> None:
         ({"fmin": 500.0, "fmax": 400.0}, "fmin"),
         ({"fmin": 30.0}, "f0_frame_length"),
         ({"level_dbfs": 5.0}, "level_dbfs"),
+        ({"silence_db": -3.0}, "silence_db"),
         ({"hop": 3}, "unknown"),
     ):
         with pytest.raises(ConfigError, match=field):
@@ -97,6 +100,42 @@ def test_cache_computes_each_file_once(tmp_path: Path) -> None:
     again = functionals_matrix(paths, cache=cache)
     assert cache.hits == 2 and np.array_equal(X, again)
     assert np.array_equal(X[0], functionals(load(paths[0])[0], sr=SR))
+
+
+def test_noisy_copies_are_seeded_cached_and_noisy(tmp_path: Path) -> None:
+    from converters.featurize import FeatureCache, functionals_matrix, noisy_functionals_matrix
+    from edge_ser.audio import write_wav
+
+    paths = [write_wav(tmp_path / f"{f}.wav", _vowel(f), SR) for f in (120.0, 240.0)]
+    cache = FeatureCache(tmp_path / "cache")
+    N = noisy_functionals_matrix(paths, copies=2, snr_db=(20.0, 30.0), cache=cache)
+    assert N.shape == (2, 2, DIM) and cache.misses == 4
+    assert np.array_equal(N, noisy_functionals_matrix(paths, copies=2, snr_db=(20.0, 30.0), cache=cache))
+    assert cache.hits == 4
+    assert np.array_equal(
+        N, noisy_functionals_matrix(paths, copies=2, snr_db=(20.0, 30.0))
+    )  # same without it
+    clean = functionals_matrix(paths)
+    assert not np.allclose(N[0], clean) and not np.allclose(N[0], N[1])
+    # the pause gate keeps the voiced frames' F0 where it was: 20-30 dB of white noise leaves the mean F0
+    f0 = names().index("F0semitoneFrom27.5Hz_sma3nz_amean")
+    assert np.allclose(N[:, :, f0], clean[:, f0], atol=0.5)
+
+
+def test_stddevnorm_is_bounded_where_descriptors_cross_zero() -> None:
+    """Bounded CV (std / sqrt(mean^2 + std^2)) for every descriptor but F0 and loudness; eGeMAPS' std / |mean|
+    (the legacy spec) is unbounded for MFCCs and slopes near a zero mean."""
+    rng = np.random.default_rng(3)
+    y = (_vowel(150.0, seconds=1.5) + 0.02 * rng.standard_normal(int(1.5 * SR))).astype(np.float32)
+    new = functionals(y, sr=SR)
+    old = functionals(y, sr=SR, spec=FunctionalsSpec.from_dict({}))
+    cv = [
+        i for i, n in enumerate(names()) if n.endswith("stddevNorm") and not n.startswith(("F0", "loudness"))
+    ]
+    assert np.all((new[cv] >= 0) & (new[cv] <= 1))
+    # where the old value is small, the new one is the same CV, squashed: cv / sqrt(1 + cv^2)
+    small = [i for i in cv if old[i] < 0.2]
+    assert small and np.allclose(new[small], old[small] / np.sqrt(1 + old[small] ** 2), rtol=0.05, atol=1e-3)
 
 
 def test_bundle_runs_on_every_engine_like_torch(tmp_path: Path) -> None:

@@ -116,6 +116,24 @@ def test_agrees_with_librosa_on_emodb(emodb_dir: Path) -> None:
     assert np.mean(cents > 316) < 0.05, f"gross errors on {np.mean(cents > 316):.1%} of frames"
 
 
+def test_silence_gate_drops_hum_in_pauses() -> None:
+    """A 700 Hz hum 60 dB below a voice, alone in the pauses (RAVDESS' pauses hold one): without the gate pYIN
+    tracks it as voice; with it the pauses are unvoiced and the voice's own frames keep their F0."""
+    t = np.arange(3 * SR) / SR
+    hum = 0.3e-3 * np.sin(2 * np.pi * 700.0 * t)
+    voice = np.where((t > 1.0) & (t < 2.0), _voice(np.full(t.size, 150.0)), 0.0)
+    y = voice + hum
+    plain, gated = pyin(y, sr=SR), pyin(y, sr=SR, silence_db=40.0)
+    times = plain.times
+    pause = (times < 0.9) | (times > 2.1)
+    inner = (times > 1.1) & (times < 1.9)
+    assert plain.voiced[pause].mean() > 0.5 and np.nanmedian(plain.f0[pause]) > 600  # the defect
+    assert not gated.voiced[pause].any()
+    assert gated.voiced[inner].all() and np.allclose(gated.f0[inner], plain.f0[inner])
+    with pytest.raises(ConfigError, match="silence_db"):
+        pyin(y, sr=SR, silence_db=-10.0)
+
+
 def test_bad_arguments_are_config_errors() -> None:
     y = np.zeros(SR)
     with pytest.raises(ConfigError, match="fmin"):

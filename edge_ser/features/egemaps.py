@@ -36,7 +36,10 @@ from edge_ser.schema import Checker, config_from_dict
 
 SCHEMA_VERSION = 1
 CODE_VERSION = 2
-"""Bumped when the functionals' arithmetic changes (2: period marks on the clip low-passed at 4 kHz)."""
+"""Bumped when the functionals' arithmetic changes in a way the spec does not name (2: period marks on the clip
+low-passed at 4 kHz)."""
+LEGACY = {"silence_db": None, "bounded_cv": False}
+"""What a spec written before a field existed computed: a manifest without the field reads as this."""
 F0_REFERENCE_HZ = 27.5
 """F0 is given in semitones above 27.5 Hz (A0), as eGeMAPS does."""
 FORMANT_RATE = 11000
@@ -131,6 +134,15 @@ class FunctionalsSpec:
     """Lowest F0 searched (Hz; eGeMAPS' minPitch)."""
     fmax: float = 1000.0
     """Highest F0 searched (Hz; eGeMAPS' maxPitch)."""
+    silence_db: float | None = 40.0
+    """Frames more than this many dB below the clip's loudest are pauses: never voiced (`pitch.pyin`'s silence
+    gate) and left out of the loudness, all-frame and unvoiced functionals. Without it, hum in RAVDESS' pauses
+    was tracked as voice at ~700 Hz, and a microphone's noise floor in the pauses (where the studio corpus has
+    ~-96 dBFS) moved the unvoiced spectra and loudness percentiles by tens of training standard deviations.
+    None: every frame counts (eGeMAPS; bundles whose manifest predates the field read as None)."""
+    bounded_cv: bool = True
+    """stddevNorm of every descriptor but F0 and loudness as std / sqrt(mean^2 + std^2), bounded in [0, 1]
+    (`_mean_rcv`); False: eGeMAPS' std / |mean|, unbounded for the descriptors that cross zero."""
     remove_dc: bool = True
     """Subtract the clip's (window's) mean first."""
     level_dbfs: float | None = -26.0
@@ -160,6 +172,9 @@ class FunctionalsSpec:
                 "hop_length",
                 f"{self.hop_length} is too small or too large for {self.win_length}-sample frames",
             )
+        if self.silence_db is not None:
+            c.number(self.silence_db, "silence_db", lo=1, hi=120)
+        c.of(self.bounded_cv, "bounded_cv", bool)
         c.of(self.remove_dc, "remove_dc", bool)
         if self.level_dbfs is not None:
             c.number(self.level_dbfs, "level_dbfs", lo=-60, hi=0)
@@ -203,7 +218,10 @@ class FunctionalsSpec:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> FunctionalsSpec:
-        """Rebuild from `to_dict()`; missing keys take defaults, unknown keys are an error."""
+        """Rebuild from `to_dict()`; missing keys take defaults, unknown keys are an error. A spec written
+        written before a field existed reads as it was computed (`LEGACY`: no F0 silence gate, eGeMAPS' CV)."""
+        if isinstance(d, dict):
+            d = {**{k: v for k, v in LEGACY.items() if k not in d}, **d}
         return config_from_dict(cls, d)
 
     def to_json(self) -> str:
@@ -217,6 +235,8 @@ class FunctionalsSpec:
     def __str__(self) -> str:
         return (
             f"FunctionalsSpec({self.sample_rate} Hz, hop {self.hop_length}, F0 {self.fmin:g}-{self.fmax:g} Hz"
+            + (f", pauses below -{self.silence_db:g} dB" if self.silence_db is not None else "")
+            + (", bounded CV" if self.bounded_cv else "")
             + (", DC removed" if self.remove_dc else "")
             + (f", {self.level_dbfs:g} dBFS" if self.level_dbfs is not None else "")
             + ")"
@@ -492,6 +512,8 @@ class Descriptors:
     """Mean square of each 20 ms frame (for the equivalent sound level)."""
     hop_seconds: float
     duration: float
+    active: np.ndarray | None = None
+    """Frames that are not pauses (within `FunctionalsSpec.silence_db` of the loudest); None: every frame."""
 
 
 def descriptors(y: np.ndarray, *, sr: int, spec: FunctionalsSpec = FunctionalsSpec()) -> Descriptors:
@@ -514,6 +536,7 @@ def descriptors(y: np.ndarray, *, sr: int, spec: FunctionalsSpec = FunctionalsSp
         fmax=spec.fmax,
         frame_length=spec.f0_frame_length,
         hop_length=spec.hop_length,
+        silence_db=spec.silence_db,
     )
     T = min(power.shape[0], track.f0.size)
     power = power[:T]
@@ -543,7 +566,10 @@ def descriptors(y: np.ndarray, *, sr: int, spec: FunctionalsSpec = FunctionalsSp
     padded = np.zeros(x.size + 2 * half)
     padded[half : half + x.size] = x
     energy = np.mean(frame(padded, frame_length=spec.win_length, hop_length=spec.hop_length)[:T] ** 2, axis=1)
-    return Descriptors(lld, voiced, energy, spec.hop_length / sr, y.size / sr)
+    active = None
+    if spec.silence_db is not None and energy.size:
+        active = energy >= energy.max() * 10.0 ** (-spec.silence_db / 10.0)
+    return Descriptors(lld, voiced, energy, spec.hop_length / sr, y.size / sr, active)
 
 
 # -- functionals -----------------------------------------------------------------------------------------------
@@ -609,6 +635,18 @@ def _mean_cv(v: np.ndarray) -> tuple[float, float]:
     return m, float(np.std(v) / abs(m)) if abs(m) > 1e-10 else 0.0
 
 
+def _mean_rcv(v: np.ndarray) -> tuple[float, float]:
+    """Arithmetic mean and the bounded coefficient of variation std / sqrt(mean^2 + std^2) = CV / sqrt(1 + CV^2),
+    in [0, 1]: our stddevNorm for every descriptor but F0 and loudness. MFCCs, spectral slopes, HNR and
+    H1-H2 cross zero, where std / |mean| is unbounded: resampling one RAVDESS clip moved its mfcc3V mean near
+    0 and that value from 1 to 22 training standard deviations. For a descriptor far from 0 it is CV, squashed."""
+    if v.size == 0:
+        return 0.0, 0.0
+    m, sd = float(np.mean(v)), float(np.std(v))
+    rms = math.hypot(m, sd)
+    return m, sd / rms if rms > 1e-10 else 0.0
+
+
 def _ms(v: np.ndarray) -> tuple[float, float]:
     return (float(np.mean(v)), float(np.std(v))) if v.size else (0.0, 0.0)
 
@@ -630,26 +668,29 @@ def _runs(mask: np.ndarray) -> list[np.ndarray]:
     return [np.arange(a, b) for a, b in zip(edges[::2], edges[1::2], strict=True)]
 
 
-def summarise(d: Descriptors) -> np.ndarray:
-    """The 88 functionals [88] float64 of a clip's descriptors, in `names()` order."""
+def summarise(d: Descriptors, *, bounded_cv: bool = True) -> np.ndarray:
+    """The 88 functionals [88] float64 of a clip's descriptors, in `names()` order (`bounded_cv`: see
+    FunctionalsSpec)."""
     lld, voiced, hop = d.lld, d.voiced, d.hop_seconds
+    cv = _mean_rcv if bounded_cv else _mean_cv
     T = voiced.size
     v_runs, u_runs = _runs(voiced), _runs(~voiced)
     f0 = _sma3(lld["F0"], voiced)
     f0_funcs, _ = _ten(f0, v_runs, hop)
+    act = np.ones(T, bool) if d.active is None else d.active
     loud = _sma3(lld["loudness"])
-    loud_funcs, loud_peaks = _ten(loud, [np.arange(T)] if T else [], hop)
+    loud_funcs, loud_peaks = _ten(loud, _runs(act), hop)
     out = f0_funcs + loud_funcs
     for n in _ALL_FRAMES:
-        out += _mean_cv(_sma3(lld[n]))
-    uv = ~voiced
+        out += cv(_sma3(lld[n])[act])
+    uv = ~voiced & act
     spectral_names = ("alphaRatio", "hammarbergIndex", "slope0-500", "slope500-1500", "spectralFlux")
     for n in _VOICED:
         s = _sma3(lld[n], voiced)
-        out += _mean_cv(s[np.isfinite(s)])
+        out += cv(s[np.isfinite(s)])
     for n in (*spectral_names, "mfcc1", "mfcc2", "mfcc3", "mfcc4"):
         s = _sma3(lld[n], voiced)
-        out += _mean_cv(s[np.isfinite(s)])
+        out += cv(s[np.isfinite(s)])
     for n in spectral_names:
         s = _sma3(lld[n], uv)
         out.append(_mean_cv(s[np.isfinite(s)])[0])
@@ -666,7 +707,7 @@ def summarise(d: Descriptors) -> np.ndarray:
 
 def functionals(y: np.ndarray, *, sr: int, spec: FunctionalsSpec = FunctionalsSpec()) -> np.ndarray:
     """The 88 eGeMAPS-layout functionals [88] float32 of a mono clip `y [n]` at `sr` Hz (= spec.sample_rate)."""
-    return summarise(descriptors(y, sr=sr, spec=spec)).astype(np.float32)
+    return summarise(descriptors(y, sr=sr, spec=spec), bounded_cv=spec.bounded_cv).astype(np.float32)
 
 
 __all__ = [

@@ -200,6 +200,7 @@ def pyin(
     fmax: float = 1000.0,
     frame_length: int = 1024,
     hop_length: int = 160,
+    silence_db: float | None = None,
 ) -> PitchTrack:
     """F0, voicing and voicing probability of a mono clip `y [n]` at `sr` Hz (probabilistic YIN).
 
@@ -207,12 +208,19 @@ def pyin(
         fmin, fmax: the F0 search range in Hz (eGeMAPS: 55-1000 Hz).
         frame_length: samples per analysis frame (64 ms at 16 kHz); it must hold the period of fmin.
         hop_length: samples between frame centres (10 ms at 16 kHz).
+        silence_db: frames whose energy is more than this many dB below the clip's loudest frame are unvoiced
+            (Praat's silence threshold, on frame energy): hum or whine in a recording's pauses is periodic, and
+            pYIN alone calls it voiced at its own pitch. None: no gate (librosa's `pyin`).
     """
     check_audio(y)
     if y.ndim != 1:
         raise ConfigError(f"pyin: expects mono audio [n], got shape {y.shape}")
     if not 0 < fmin < fmax <= sr / 2:
         raise ConfigError(f"pyin: need 0 < fmin < fmax <= sr/2, got fmin={fmin}, fmax={fmax}, sr={sr}")
+    if silence_db is not None and not 0 < silence_db < 200:
+        raise ConfigError(
+            f"pyin: silence_db must be a positive level difference in dB or None, got {silence_db}"
+        )
     min_lag = max(1, int(math.floor(sr / fmax)))
     max_lag = int(math.ceil(sr / fmin))
     if max_lag >= frame_length - 1 or min_lag + 2 > max_lag:
@@ -226,6 +234,9 @@ def pyin(
     d, head, tail = difference(padded, frame_length=frame_length, hop_length=hop_length, max_lag=max_lag)
     dn = cmnd(d)[:, min_lag : max_lag + 1]
     idx, prob = _candidates(dn)
+    if silence_db is not None:
+        energy = head[:, 0]  # each frame's energy
+        prob[energy < energy.max() * 10.0 ** (-silence_db / 10.0)] = 0.0
     T, K = idx.shape
     period = min_lag + idx + _parabolic(dn, idx)
     f0_cand = sr / period

@@ -34,6 +34,10 @@ otherwise be divided by ~0)."""
 MAX_PRIOR_WEIGHT = 1e6
 """Largest accepted prior weight (pseudo-clips); more than this never lets a speaker's clips count."""
 _TINY = 1e-30  # absolute floor, for a feature whose prior variance is 0 (constant in training)
+RESOLUTION = 1e-4
+"""The standard deviation used is at least this fraction of the prior mean's magnitude: a feature that is constant
+by construction (the equivalent sound level of a level-normalised clip) varies only by float rounding (~1e-7 of
+its value), and standardising that noise turned a 20 dB gain change into a 2.4-sigma input change."""
 
 
 def _vector(v: Any, what: str) -> np.ndarray:
@@ -117,9 +121,11 @@ class SpeakerNorm:
 
     @property
     def var(self) -> np.ndarray:
-        """[d] the current variance, floored at `var_floor * prior_var` (the prior's when nothing is known)."""
+        """[d] the current variance, floored at `var_floor * prior_var` and at (RESOLUTION * |prior_mean|)^2 (the
+        prior's when nothing is known)."""
         raw = self._m2 / self.weight if self.weight > 0 else self.prior_var
-        return np.maximum(raw, np.maximum(self.var_floor * self.prior_var, _TINY))
+        floor = np.maximum(self.var_floor * self.prior_var, (RESOLUTION * self.prior_mean) ** 2)
+        return np.maximum(raw, np.maximum(floor, _TINY))
 
     def _rows(self, x: Any) -> np.ndarray:
         a = np.asarray(x, dtype=np.float64)
