@@ -36,6 +36,7 @@ class Compressed:
     codes: dict[str, tuple[np.ndarray, np.ndarray]]
     seconds: float
     info: dict = field(default_factory=dict)
+    """Extras: "ptq_model" (rounding only, LAQ recipes), "qat_epoch" (the QAT epoch kept on validation)."""
 
     def accuracy(self, X: np.ndarray, y: np.ndarray) -> float:
         return accuracy(self.model, X, y)
@@ -85,7 +86,10 @@ def compress(
         if m.group(1) == "ptq":
             frozen, codes = freeze(model, plan)
         else:
-            frozen, codes, _ = qat(model, plan, X_train, y_train, X_val, y_val, qat_config, **tk)
+            frozen, codes, result = qat(model, plan, X_train, y_train, X_val, y_val, qat_config, **tk)
+            return Compressed(
+                recipe, plan, frozen, codes, time.perf_counter() - t0, {"qat_epoch": result.best_epoch}
+            )
         return Compressed(recipe, plan, frozen, codes, time.perf_counter() - t0)
     base, _, knob = recipe.partition("@")
     if base in ("laq-paper", "laq-qat", "sensitivity"):
@@ -97,8 +101,13 @@ def compress(
                 raise ConfigError(f"recipe {recipe!r}: the value after '@' must be a number") from None
             cfg = replace(cfg, budget=value) if base == "sensitivity" else replace(cfg, t_margin=value)
         plan = allocate(model, cfg, X_train, y_train, X_val, y_val, log=log)
-        frozen, codes, _ = qat(model, plan, X_train, y_train, X_val, y_val, qat_config, **tk)
+        frozen, codes, result = qat(model, plan, X_train, y_train, X_val, y_val, qat_config, **tk)
         return Compressed(
-            recipe, plan, frozen, codes, time.perf_counter() - t0, {"ptq_model": ptq(model, plan)}
+            recipe,
+            plan,
+            frozen,
+            codes,
+            time.perf_counter() - t0,
+            {"ptq_model": ptq(model, plan), "qat_epoch": result.best_epoch},
         )
     raise ConfigError(f"unknown recipe {recipe!r}; choose one of {', '.join(RECIPES)} (b = 1..8)")
