@@ -130,6 +130,16 @@ def test_constant_feature_is_not_divided_by_zero():
     assert np.all(np.isfinite(z)) and z[0, 1] == 0.0
 
 
+def test_feature_constant_in_training_is_zero_whatever_it_reads():
+    """A feature the prior says never moves (equivalent sound level after level normalisation: -26.02 +- 1e-6)
+    is 0 for every clip, also one of another corpus where it reads -26.5; the others are standardised."""
+    norm = SpeakerNorm([-26.02, 10.0], [1e-12, 4.0], prior_weight=3)
+    assert norm.constant.tolist() == [True, False]
+    z = norm.apply([[-26.5, 12.0], [-26.02 + 2e-6, 10.0]])
+    assert z[:, 0].tolist() == [0.0, 0.0] and np.allclose(z[:, 1], [1.0, 0.0])
+    assert norm.update([[-26.5, 12.0]]).apply([-25.0, 12.0])[0] == 0.0
+
+
 def test_norm_modes_parse():
     assert [NormMode.parse(t).name for t in ("none", "transductive", "online-5")] == [
         "none",

@@ -152,11 +152,19 @@ class SpeakerNorm:
         self.count += n
         return self
 
+    @property
+    def constant(self) -> np.ndarray:
+        """[d] features the prior says never move (variance below the RESOLUTION floor): `apply` gives 0 there.
+        The equivalent sound level of a level-normalised EMODB clip is one; a RAVDESS clip, whose pauses lower
+        it by a fraction of a dB, put it hundreds of sigma out and flagged 99.7 % of RAVDESS out of range."""
+        return self.prior_var <= (RESOLUTION * self.prior_mean) ** 2
+
     def apply(self, x: Any) -> np.ndarray:
-        """(x - mean) / sqrt(var) for one clip vector [d] or clips [n, d]; float32, the shape of `x`."""
+        """(x - mean) / sqrt(var) for one clip vector [d] or clips [n, d], 0 for the `constant` features; float32,
+        the shape of `x`."""
         a = np.asarray(x, dtype=np.float64)
         self._rows(a)
-        return ((a - self._mean) / np.sqrt(self.var)).astype(np.float32)
+        return np.where(self.constant, 0.0, (a - self._mean) / np.sqrt(self.var)).astype(np.float32)
 
     # -- config ------------------------------------------------------------------------------------------------
 
