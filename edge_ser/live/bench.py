@@ -64,7 +64,7 @@ class LiveBenchReport:
         rows = [
             f"# edge-ser bench --live: {Path(self.bundle).name} on {self.engine}",
             "",
-            f"{self.stream_seconds:.0f} s of audio + video in real time ({self.wall_seconds:.0f} s wall), "
+            f"{self.stream_seconds:.0f} s of {'audio + video' if self.faces_cropped else 'audio'} in real time ({self.wall_seconds:.0f} s wall), "
             f"{self.updates} updates ({self.updates_per_second:.2f}/s).",
             "",
             "Features and inference over the updates that ran them (voice gate open: "
@@ -74,7 +74,9 @@ class LiveBenchReport:
             "|---|---|---|---|",
         ]
         rows += [
-            f"| {k} | {v['p50']:.2f} | {v['p99']:.2f} | {v['mean']:.2f} |" for k, v in self.stages.items()
+            f"| {k} | {v['p50']:.2f} | {v['p99']:.2f} | {v['mean']:.2f} |"
+            for k, v in self.stages.items()
+            if k != "face" or self.faces_cropped
         ]
         first = self.rss_mb[0][1] if self.rss_mb else 0.0
         last = self.rss_mb[-1][1] if self.rss_mb else 0.0
@@ -84,8 +86,11 @@ class LiveBenchReport:
             "core** (the whole process: capture and decoding threads, features, face crops, inference).",
             f"Resident memory: {first:.1f} MB at the first sample, {last:.1f} MB at the end; growth after warm-up "
             f"{self.rss_growth_mb:+.2f} MB over {len(self.rss_mb)} samples.",
-            f"Faces found in {self.faces_found} of {self.faces_cropped} crops; {self.fallbacks} updates fell back.",
         ]
+        if self.faces_cropped:
+            rows.append(
+                f"Faces found in {self.faces_found} of {self.faces_cropped} crops; {self.fallbacks} updates fell back."
+            )
         return "\n".join(rows)
 
 
