@@ -1,6 +1,10 @@
-"""EMODB leave-one-speaker-out for the TIM-Net-like temporal model, float and after LAQ + QAT.
+"""EMODB leave-one-speaker-out for the temporal models (TIM-Net-like, SERCT-lite), float and after LAQ + QAT.
 
     python benchmarks/timnet_loso.py [--folds 0,1,2] [--epochs 12] [--frames 112] [--laq sensitivity@2.0] [--tag NAME]
+    python benchmarks/timnet_loso.py --model serct_lite --folds 0,1,2 --epochs 15 --patience 5
+
+`--model serct_lite` trains `converters.models.serct_lite` on the same 20 ms-aligned windows as raw conditioned
+samples (no SpecAugment; speeds 1.0 unless --speeds) and writes serct_lite_loso[_TAG].{md,json}.
 
 Per fold (speakers in sorted order; `converters.data.splits.leave_one_speaker_out`, seed 0): the test speaker
 is left out, one other speaker (covering every class) validates (early stopping on the voted-clip UAR, the
@@ -38,12 +42,19 @@ def _markdown(rows: list[dict], cfg: dict, n_total: int) -> str:
         "| fold | test speaker | val speaker | UAR float | WAR float | UAR 2-bit | WAR 2-bit | bits | packed KB "
         "| best epoch | train s | fold s |\n|---|---|---|---|---|---|---|---|---|---|---|---|"
     )
+    serct = cfg.get("model") == "serct_lite"
+    title = "SERCT-lite raw-waveform model" if serct else "TIM-Net-like temporal model"
+    frames = cfg["spec"]["frames"]
+    what = (
+        f"raw conditioned samples, {frames} x 320 per window (16 kHz, {cfg['serct_channels']} conv channels)"
+        if serct
+        else f"MFCC windows {frames} x {cfg['spec']['feature_spec']['n_mfcc']} (16 kHz, 25 ms / 20 ms)"
+    )
     lines = [
-        f"# TIM-Net-like temporal model, EMODB leave-one-speaker-out ({len(rows)} of {n_total} folds)",
+        f"# {title}, EMODB leave-one-speaker-out ({len(rows)} of {n_total} folds)",
         "",
-        f"Model: `timnet` ({rows[0]['params']:,} parameters), input: MFCC windows "
-        f"{cfg['spec']['frames']} x {cfg['spec']['feature_spec']['n_mfcc']} (16 kHz, 25 ms / 20 ms); "
-        f"speeds {cfg['speeds']}, SpecAugment {cfg['spec_augment']}, mixup {cfg['mixup']}; "
+        f"Model: `{cfg.get('model', 'timnet')}` ({rows[0]['params']:,} parameters), input: {what}; "
+        f"speeds {cfg['speeds']}, SpecAugment {cfg['spec_augment'] and not serct}, mixup {cfg['mixup']}; "
         f"{cfg['epochs']} epochs (patience {cfg['patience']}), compression `{cfg['laq']}` with "
         f"{cfg['qat_epochs']} QAT epochs. Per-clip figures, windows voted by mean probability.",
         "",
@@ -85,6 +96,10 @@ def main(argv: list[str] | None = None) -> int:
         help="window T (default 112: every clip of the EMODB copy is 2.0 s = 101 frames, 112 at speed 0.9)",
     )
     ap.add_argument("--tag", default="")
+    ap.add_argument("--model", choices=("timnet", "serct_lite"), default="timnet")
+    ap.add_argument(
+        "--speeds", default="", help="speed factors, e.g. 0.9,1.0,1.1 (default: timnet 3, serct 1.0)"
+    )
     args = ap.parse_args(argv)
 
     import torch
@@ -102,8 +117,11 @@ def main(argv: list[str] | None = None) -> int:
     import dataclasses
 
     spec = dataclasses.replace(default_sequence_spec(), frames=args.frames)
+    speeds = args.speeds or ("1.0" if args.model == "serct_lite" else "0.9,1.0,1.1")
     cfg = TimNetTrainConfig(
         spec=spec,
+        model=args.model,
+        speeds=tuple(float(v) for v in speeds.split(",")),
         epochs=args.epochs,
         patience=args.patience,
         qat_epochs=args.qat_epochs,
@@ -114,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
 
     classes = class_order(r.label for r in records)
     rows: list[dict] = []
-    name = "timnet_loso" + (f"_{args.tag}" if args.tag else "")
+    name = f"{args.model}_loso" + (f"_{args.tag}" if args.tag else "")
     for k in chosen:
         speaker, sp = folds[k]
         part = {p: [records[i] for i in getattr(sp, p)] for p in ("train", "val", "test")}

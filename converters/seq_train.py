@@ -68,6 +68,12 @@ class TimNetTrainConfig:
     """Beta(mixup, mixup) mixing weight; 0 turns mixup off."""
     laq: str = "sensitivity@2.0"
     """A `converters.compress` recipe for the quantized model; "" trains the float model only."""
+    model: str = "timnet"
+    """"timnet" (MFCC windows) or "serct_lite" (the same windows as raw conditioned samples,
+    `converters.models.serct_lite`; host-only: no device input kind yet, so no bundle, its packed size from
+    the compressed model's .esq)."""
+    serct_channels: int = 16
+    """serct_lite's conv channels (and 2 x 16 attention width); cut from the thesis's 512 to train on a CPU."""
     qat_epochs: int = 4
     calibration: int = 96
     """Training windows the sensitivity allocation scores each plan on (seeded subset)."""
@@ -77,6 +83,8 @@ class TimNetTrainConfig:
             raise ConfigError(f"TimNetTrainConfig.speeds={self.speeds!r}: factors must lie in [0.5, 2]")
         if self.mixup < 0:
             raise ConfigError(f"TimNetTrainConfig.mixup={self.mixup} must be >= 0")
+        if self.model not in ("timnet", "serct_lite"):
+            raise ConfigError(f"TimNetTrainConfig.model={self.model!r}: choose timnet or serct_lite")
 
     def train_config(self, epochs: int | None = None, lr: float | None = None) -> TrainConfig:
         e = self.epochs if epochs is None else epochs
@@ -112,18 +120,42 @@ _AUDIO: dict[str, np.ndarray] = {}
 _WINDOWS: dict[tuple, np.ndarray] = {}
 
 
-def record_windows(record: Record, spec: SequenceSpec, speed: float = 1.0) -> np.ndarray:
-    """The MFCC windows [n, T, n_mfcc] of one record's audio at one speed; audio and windows are cached in this
-    process (a LOSO run featurises each clip once, not once per fold)."""
+def wave_windows(y: np.ndarray, sr: int, spec: SequenceSpec) -> np.ndarray:
+    """The raw-sample windows [n, T * hop] float32 of a clip, aligned with `clip_windows`' MFCC windows: the
+    conditioned clip (DC removed, level set) cut at the same frame starts, a short clip centred in silence."""
+    from edge_ser.features.condition import condition
+    from edge_ser.inputs.sequence import window_starts
+
+    fs = spec.feature_spec
+    if int(sr) != fs.sample_rate:
+        raise ConfigError(f"audio at {sr} Hz; the sequence spec expects {fs.sample_rate} Hz (resample first)")
+    x = np.asarray(condition(np.asarray(y, np.float32), fs), np.float32)
+    hop, T = fs.hop_length, spec.frames
+    n = 1 + x.size // hop  # centred frames, as the STFT counts them
+    width = T * hop
+    if n < T:
+        left = (T - n) * hop // 2
+        x = np.pad(x, (left, max(0, width - x.size - left)))
+        n = T
+    x = np.pad(x, (0, max(0, (n - 1) * hop + width - x.size)))
+    return np.stack([x[s * hop : s * hop + width] for s in window_starts(n, spec)]).astype(np.float32)
+
+
+def record_windows(
+    record: Record, spec: SequenceSpec, speed: float = 1.0, *, raw: bool = False
+) -> np.ndarray:
+    """The MFCC windows [n, T, n_mfcc] (`raw`: sample windows [n, T * hop]) of one record's audio at one
+    speed; audio and windows are cached in this process (a LOSO run featurises each clip once, not per fold)."""
     from edge_ser.audio import load
 
     sr = spec.feature_spec.sample_rate
-    key = (str(record.source), spec, float(speed))
+    key = (str(record.source), spec, float(speed), raw)
     if key not in _WINDOWS:
         akey = f"{record.source}@{sr}"
         if akey not in _AUDIO:
             _AUDIO[akey] = load(record.source, sr=sr)[0]
-        _WINDOWS[key] = clip_windows(speed_perturb(_AUDIO[akey], sr, speed), sr, spec)
+        cut = wave_windows if raw else clip_windows
+        _WINDOWS[key] = cut(speed_perturb(_AUDIO[akey], sr, speed), sr, spec)
     return _WINDOWS[key]
 
 
@@ -138,14 +170,19 @@ class WindowSet:
 
 
 def window_set(
-    records: Sequence[Record], classes: Sequence[str], spec: SequenceSpec, speeds: Sequence[float] = (1.0,)
+    records: Sequence[Record],
+    classes: Sequence[str],
+    spec: SequenceSpec,
+    speeds: Sequence[float] = (1.0,),
+    *,
+    raw: bool = False,
 ) -> WindowSet:
     """Every window of every record at every speed (rows of one clip share its index in `records`)."""
     index = {c: i for i, c in enumerate(classes)}
     X, y, utt = [], [], []
     for i, r in enumerate(records):
         for s in speeds:
-            w = record_windows(r, spec, s)
+            w = record_windows(r, spec, s, raw=raw)
             X.append(w)
             y.append(np.full(len(w), index[r.label], np.int64))
             utt.append(np.full(len(w), i, np.int64))
@@ -236,6 +273,11 @@ def build_timnet(cfg: TimNetTrainConfig, n_classes: int) -> nn.Module:
     from converters.registry import build
 
     spec = cfg.spec
+    if cfg.model == "serct_lite":
+        from converters.models.serct_lite import serct_lite
+
+        c = cfg.serct_channels
+        return serct_lite(n_classes, frames=spec.frames, channels=c, dim=2 * c, dropout=cfg.dropout)
     return build(
         "timnet",
         num_classes=n_classes,
@@ -271,17 +313,21 @@ def train_timnet_fold(
         raise ConfigError("train_timnet_fold: needs training and validation records")
     classes = tuple(classes or class_order(r.label for r in records_train))
     t0 = time.perf_counter()
-    tr = window_set(records_train, classes, cfg.spec, cfg.speeds)
-    va = window_set(records_val, classes, cfg.spec)
+    raw = cfg.model == "serct_lite"
+    tr = window_set(records_train, classes, cfg.spec, cfg.speeds, raw=raw)
+    va = window_set(records_val, classes, cfg.spec, raw=raw)
     say(
         f"  windows: train {len(tr.y)} ({len(records_train)} clips x {len(cfg.speeds)} speeds), val {len(va.y)}"
     )
     seed_everything(cfg.seed)
     model = build_timnet(cfg, len(classes))
-    model.set_normalization(torch.as_tensor(tr.X.mean((0, 1))), torch.as_tensor(tr.X.std((0, 1))))
+    if raw:
+        model.set_normalization(float(tr.X.mean()), float(tr.X.std()))
+    else:
+        model.set_normalization(torch.as_tensor(tr.X.mean((0, 1))), torch.as_tensor(tr.X.std((0, 1))))
     kwargs = {
         "val_accuracy": uar_of(va, len(classes)),
-        "augment": SequenceAugment() if cfg.spec_augment else None,
+        "augment": SequenceAugment() if cfg.spec_augment and not raw else None,
         "mixup": cfg.mixup,
     }
     t1 = time.perf_counter()
@@ -290,7 +336,7 @@ def train_timnet_fold(
     say(
         f"  float: best val UAR {res.best_val_acc:.3f} at epoch {res.best_epoch}/{res.epochs_run}, {train_seconds:.0f} s"
     )
-    te = window_set(records_test, classes, cfg.spec)
+    te = window_set(records_test, classes, cfg.spec, raw=raw)
     out = FoldResult(
         classes=classes,
         float=clip_metrics(res.model, te, classes),
@@ -308,7 +354,10 @@ def train_timnet_fold(
         c = compress_timnet(cfg, res.model, tr, va, kwargs)
         out.compressed, out.bits, out.plan = c, c.plan.average_bits, dict(c.plan.bits)
         out.quant = clip_metrics(c.model, te, classes)
-        out.packed_kb = bundle_timnet(c, classes, cfg.spec, bundle_out, accuracy, out)
+        if raw:  # no device input kind for raw samples yet: the packed weights file alone
+            out.packed_kb = c.packed_bytes() / 1000
+        else:
+            out.packed_kb = bundle_timnet(c, classes, cfg.spec, bundle_out, accuracy, out)
         say(f"  {cfg.laq}: {out.bits:.3f} bits, {out.packed_kb:.1f} KB, test UAR {out.quant.uar:.3f}")
     out.seconds = time.perf_counter() - t0
     return out
@@ -365,5 +414,6 @@ __all__ = [
     "record_windows",
     "speed_perturb",
     "train_timnet_fold",
+    "wave_windows",
     "window_set",
 ]
