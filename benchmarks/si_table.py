@@ -68,6 +68,8 @@ def markdown(rows: list[dict], seconds: float, compute: float) -> str:
         "packed KB: the real .esq file for laq_mlp; float32 values x 4 B (an estimate) for scikit-learn models.",
         "norm: none / transductive (every speaker standardised by its own clips' statistics) / online-N (the test",
         "speaker's statistics after N clips, from the training prior; docs/protocol.md).",
+        "`mfcc frames` / `waveform`: the temporal models on 2.24 s windows voted per clip, from their own LOSO runs",
+        "(benchmarks/timnet_loso.py, the same folds; float size = params x 4 B).",
     ]
     for name, proto in PROTOCOLS.items():
         mine = [r for r in rows if r["protocol"] == name]
@@ -97,6 +99,52 @@ def markdown(rows: list[dict], seconds: float, compute: float) -> str:
         f"jobs); this invocation {seconds:.0f} s (finished points are reused).",
     ]
     return "\n".join(lines)
+
+
+TEMPORAL = {"timnet_loso": ("timnet", "mfcc frames"), "serct_lite_loso": ("serct_lite", "waveform")}
+"""EMODB LOSO runs of the temporal models (benchmarks/timnet_loso.py, the same folds and validation speakers):
+results file -> (row model, input). They train on windows, not the table's vectors, so they run there."""
+
+
+def temporal_rows() -> list[dict]:
+    """Table rows (no speaker normalisation; float and 2-bit) from the temporal models' LOSO results files."""
+    import json
+    import statistics
+
+    out = []
+    for stem, (model, inp) in TEMPORAL.items():
+        path = RESULTS / f"{stem}.json"
+        if not path.is_file():
+            continue
+        d = json.loads(path.read_text())
+        folds = d["rows"]
+        for q in ("", "q_"):
+            if not all(f"{q}uar" in f for f in folds):
+                continue
+            uar, war = [f[f"{q}uar"] for f in folds], [f[f"{q}war"] for f in folds]
+            sd = lambda v: statistics.stdev(v) if len(v) > 1 else 0.0  # noqa: E731
+            bits = statistics.fmean(f["bits"] for f in folds) if q else 32.0
+            packed = statistics.fmean(f["packed_kb"] for f in folds) if q else folds[0]["params"] * 4 / 1000
+            out.append(
+                {
+                    "model": model + (f"@{d['config']['laq']}" if q else ""),
+                    "input": inp,
+                    "dataset": "emodb",
+                    "protocol": "emodb-loso",
+                    "uar": _r(statistics.fmean(uar)),
+                    "uar_std": _r(sd(uar)),
+                    "war": _r(statistics.fmean(war)),
+                    "war_std": _r(sd(war)),
+                    "n_folds": len(folds),
+                    "bits": round(bits, 4),
+                    "packed_kb": round(packed, 3),
+                    "params": folds[0]["params"],
+                    "norm": "none",
+                    "complete": d["folds_run"] == d["folds_total"],
+                    "source": f"benchmarks/results/{stem}.md ({d.get('command', '')})",
+                }
+            )
+    return out
 
 
 def _best(rows: list[dict]) -> dict:
@@ -228,7 +276,7 @@ def main(argv: list[str] | None = None) -> None:
     res = sweep.run()
     for r in res.errors:
         print(f"FAILED {r['point']}: {r['error']}", file=sys.stderr)
-    result_rows = table.assemble(res.records)
+    result_rows = table.assemble(res.records) + temporal_rows()
     seconds = time.perf_counter() - t0
     compute = sum(float(r.get("seconds") or 0) for r in res.records)
     text = markdown(result_rows, seconds, compute)
