@@ -34,7 +34,10 @@ def _corpus_clips(name: str, sr: int, seconds: float) -> list:
     return [load(r.source, sr=sr)[0] for r in records[::step]]
 
 
-def make_media(folder: Path, seconds: float, speech: str = "synthetic") -> tuple[Path, Path]:
+def make_media(
+    folder: Path, seconds: float, speech: str = "synthetic", *, video: bool = True
+) -> tuple[Path, Path | None]:
+    """The speech WAV and, with `video`, the face video (None without: an audio-only bundle needs none)."""
     import cv2
     import numpy as np
 
@@ -55,12 +58,14 @@ def make_media(folder: Path, seconds: float, speech: str = "synthetic") -> tuple
         i += 1
     y = np.concatenate(parts)[: int(seconds * sr)].astype(np.float32)
     wav = write_wav(folder / "speech.wav", y, sr)
+    if not video:
+        return wav, None
     faces = generate_faces(
         SyntheticAVSpec(n_per_class=1, frames=50, frame_size=(240, 240), seed=1, labels=("happy",))
     )[0][0]
-    video = folder / "face.mp4"
+    out = folder / "face.mp4"
     fps = 25
-    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), fps, (640, 480))
+    writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"mp4v"), fps, (640, 480))
     for k in range(int(seconds * fps)):
         t = k / fps
         frame = np.full((480, 640, 3), 70, np.uint8)
@@ -70,7 +75,7 @@ def make_media(folder: Path, seconds: float, speech: str = "synthetic") -> tuple
             frame[yy : yy + 240, x : x + 240] = faces[k % len(faces)]
         writer.write(frame)
     writer.release()
-    return wav, video
+    return wav, out
 
 
 def main() -> None:
@@ -92,7 +97,7 @@ def main() -> None:
     name = "live_bench" + ("" if default else f"_{args.bundle.name}")
     name += "" if args.seconds >= 300 else "_partial"
     with tempfile.TemporaryDirectory() as tmp:
-        wav, video = make_media(Path(tmp), args.seconds, args.speech)
+        wav, video = make_media(Path(tmp), args.seconds, args.speech, video=faces)
         print(f"media ready ({args.seconds:g} s); running the live pipeline in real time...", flush=True)
         cmd = [
             sys.executable,

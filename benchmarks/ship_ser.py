@@ -84,7 +84,8 @@ def main() -> None:
     copy_of = np.repeat(np.arange(NOISY_COPIES + 1), len(d.y))
     # each (speaker, capture) is standardised by its own statistics, as a device session adapts to its user
     # and microphone (labels unused)
-    Z = transductive(X, np.char.add(np.char.add(spk.astype(str), "#"), copy_of.astype(str)))
+    groups = np.char.add(np.char.add(spk.astype(str), "#"), copy_of.astype(str))
+    Z = transductive(X, groups)
     speakers = sorted(set(d.speakers))
     val_spk = [str(s) for s in speakers[-VAL_SPEAKERS[args.data] :]]
     val = np.isin(spk, val_spk)
@@ -143,8 +144,7 @@ def main() -> None:
             "chosen_epochs": epochs,
             "sizes": {"train": int(fit.sum()), "stage1_train": int(tr.sum()), "val": int(val.sum())},
         }
-    fit_groups = np.char.add(np.char.add(spk[fit].astype(str), "#"), copy_of[fit].astype(str))
-    prior = SpeakerNorm.from_speakers(X[fit], fit_groups, prior_weight=PRIOR_WEIGHT)
+    prior = SpeakerNorm.from_speakers(X[fit], groups[fit], prior_weight=PRIOR_WEIGHT)
     accuracy = {**figures, "dataset": args.data, "split": split}
     out = build_bundle(
         args.out,
