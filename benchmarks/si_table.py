@@ -3,13 +3,16 @@ normalisation; UAR and WAR, mean and std over folds.
 
     python benchmarks/si_table.py                                   # all protocols, rows and norms
     python benchmarks/si_table.py --protocols emodb-loso --rows svm,laq_mlp --norms transductive
+    python benchmarks/si_table.py --ablation                        # + the functionals + MFCC rows
 
 Protocols (converters.protocol.PROTOCOLS): EMODB leave-one-speaker-out (the headline), EMODB stratified
 10-fold x 3 seeds, RAVDESS actors 01-12 in 6 folds of 2 actors (8 classes). Validation is a speaker
 disjoint from the test fold on the speaker-independent protocols; nothing is chosen on the test fold.
 Rows (converters.si_eval.standard_rows): logistic regression and SVM (scikit-learn), laq_mlp float and
 after LAQ + QAT at <= 2 average bits ("sensitivity@2.0"), on the 16 kHz clip vector; the same baselines and
-functionals_mlp (float and "sensitivity@2.0") on the eGeMAPS-layout functionals.
+functionals_mlp (float and "sensitivity@2.0") on the eGeMAPS-layout functionals. `--ablation` adds the same
+four functionals rows on `functionals_mfcc` (the functionals + the clip's 40 MFCC means; host only, no device
+input kind yet).
 Norms: none and transductive per-speaker standardisation; online-1/5/20 (the device's running statistics
 after N clips) for every transductive row of a speaker-independent protocol.
 
@@ -37,7 +40,7 @@ import numpy as np  # noqa: E402
 
 from converters.evaluate import Metrics, draw_confusion_png  # noqa: E402
 from converters.protocol import PROTOCOLS  # noqa: E402
-from converters.si_eval import ROW_FIELDS, TABLE_VERSION, SITable, standard_rows  # noqa: E402
+from converters.si_eval import ROW_FIELDS, TABLE_VERSION, SITable, ablation_rows, standard_rows  # noqa: E402
 from converters.speaker_norm import NormMode  # noqa: E402
 from converters.sweep import Grid, Sweep  # noqa: E402
 from edge_ser.errors import ConfigError  # noqa: E402
@@ -248,8 +251,12 @@ def write_plots(rows: list[dict], out_dir: Path) -> list[Path]:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--protocols", default=",".join(PROTOCOLS), help="comma-separated protocol names")
-    rows = {r.key: r for r in standard_rows()}
-    ap.add_argument("--rows", default=",".join(rows), help=f"comma-separated rows ({', '.join(rows)})")
+    rows = {r.key: r for r in standard_rows() + ablation_rows()}
+    standard = ",".join(r.key for r in standard_rows())
+    ap.add_argument("--rows", default=standard, help=f"comma-separated rows ({', '.join(rows)})")
+    ap.add_argument(
+        "--ablation", action="store_true", help="add the ablation rows (functionals + MFCC means) to --rows"
+    )
     ap.add_argument("--norms", default="none,transductive", help="none and/or transductive")
     ap.add_argument(
         "--online", default="1,5,20", help="online-N clip counts scored with every transductive row"
@@ -264,7 +271,11 @@ def main(argv: list[str] | None = None) -> None:
 
     torch.set_num_threads(1)
     t0 = time.perf_counter()
-    chosen = [rows[k] for k in args.rows.split(",")]
+    keys = args.rows.split(",") + ([r.key for r in ablation_rows()] if args.ablation else [])
+    unknown = [k for k in keys if k not in rows]
+    if unknown:
+        raise ConfigError(f"--rows: unknown {', '.join(unknown)}; known: {', '.join(rows)}")
+    chosen = [rows[k] for k in dict.fromkeys(keys)]
     norms = args.norms.split(",")
     for n in norms:
         if NormMode.parse(n).kind == "online":

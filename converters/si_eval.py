@@ -311,7 +311,35 @@ def standard_rows() -> list[Row]:
     ]
 
 
-INPUTS: dict[str, Callable[..., InputData]] = {"vector": vector_input, "functionals": functionals_input}
+def ablation_rows() -> list[Row]:
+    """Rows run on request (`si_table.py --rows`): the functionals baselines and MLP on `functionals_mfcc`."""
+    fmlp = "functionals_mlp"
+    return [
+        Row("logreg", "functionals_mfcc", fit_sklearn("logreg")),
+        Row("svm", "functionals_mfcc", fit_sklearn("svm")),
+        Row(fmlp, "functionals_mfcc", fit_laq_mlp(model=fmlp)),
+        Row(fmlp, "functionals_mfcc", fit_laq_mlp("sensitivity@2.0", model=fmlp), "sensitivity@2.0"),
+    ]
+
+
+def functionals_mfcc_input(dataset: str, root: str | None = None, *, cache: Any = None) -> InputData:
+    """An ablation input (host only, no device kind yet): the 88 functionals followed by the clip vector's
+    `n_mfcc` MFCC means (MFCC 0..39 of the mean dB mel spectrum, `vector_input`), the same clips in the same
+    order. Asks whether cepstral detail beyond eGeMAPS' MFCC 1-4 helps a speaker-independent model."""
+    f = functionals_input(dataset, root, cache=cache)
+    v = vector_input(dataset, root, classes=f.classes, cache=cache)
+    if not (np.array_equal(f.speakers, v.speakers) and np.array_equal(f.y, v.y)):
+        raise ConfigError(f"{dataset}: the functionals and the clip vector list different clips")
+    n_mfcc = si_vector_spec().n_mfcc
+    X = np.hstack([f.X, v.X[:, :n_mfcc]]).astype(np.float32)
+    return InputData("functionals_mfcc", X, f.y, f.speakers, f.classes, {**f.info, "mfcc_means": n_mfcc})
+
+
+INPUTS: dict[str, Callable[..., InputData]] = {
+    "vector": vector_input,
+    "functionals": functionals_input,
+    "functionals_mfcc": functionals_mfcc_input,
+}
 """Input name -> loader (data set name, root) -> InputData. A new input kind is one entry."""
 
 

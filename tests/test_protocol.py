@@ -16,6 +16,7 @@ from converters.evaluate import index_metrics
 from converters.featurize import FeatureCache
 from converters.protocol import PROTOCOLS, Fold, Protocol, summarise
 from converters.si_eval import (
+    INPUTS,
     ROW_FIELDS,
     Fitted,
     FoldData,
@@ -24,6 +25,8 @@ from converters.si_eval import (
     SITable,
     fit_laq_mlp,
     fit_sklearn,
+    functionals_input,
+    functionals_mfcc_input,
     run_fold,
     vector_input,
 )
@@ -304,3 +307,17 @@ def test_a_new_input_and_model_are_one_entry_each(tmp_path: Path):
     out = table.objective({**point, "seed": 0})
     assert set(out["norms"]) == {"transductive", "online-5"} and out["params"] > 0
     assert table.rows["frame_pool+frames"].key == "frame_pool+frames"
+
+
+def test_functionals_mfcc_input_is_the_functionals_then_the_mfcc_means_of_the_same_clips(tmp_path: Path):
+    root = tmp_path / "synthetic"
+    write_synthetic(SyntheticSpec(n_per_class=2, n_speakers=2, duration=0.8, labels=("neutral", "sad")), root)
+    cache = FeatureCache(tmp_path / "cache")
+    f = functionals_input("synthetic", root, cache=cache)
+    v = vector_input("synthetic", root, cache=cache)
+    both = functionals_mfcc_input("synthetic", root, cache=cache)
+    assert both.X.shape == (len(f.X), f.X.shape[1] + 40)
+    np.testing.assert_array_equal(both.X[:, : f.X.shape[1]], f.X)
+    np.testing.assert_array_equal(both.X[:, f.X.shape[1] :], v.X[:, :40])
+    assert list(both.speakers) == list(f.speakers) and list(both.y) == list(f.y)
+    assert "functionals_mfcc" in INPUTS
