@@ -23,6 +23,7 @@ from __future__ import annotations
 import functools
 import itertools
 import math
+import threading
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -367,7 +368,7 @@ def _gemm(n: _Node) -> Op:
         def dense(a: np.ndarray, b: np.ndarray, c: np.ndarray | None = None) -> np.ndarray:
             if a.ndim != 2:
                 raise _NodeError(f"Gemm takes 2-d inputs, got {list(a.shape)} and {list(b.shape)}")
-            y = a @ b_pre
+            y = np.dot(a, b_pre)  # np.dot: half matmul's call overhead on small 2-d operands
             if c_pre is not None:
                 y += c_pre
             return y
@@ -447,6 +448,10 @@ def _reshape(n: _Node) -> Op:
         static = n.ints("shape", None)
         if static is None:
             raise _NodeError("needs a shape (second input or 'shape' attribute)")
+
+    if static is not None and 0 not in static and min(static, default=0) >= -1 and static.count(-1) <= 1:
+        target = tuple(static)
+        return lambda x, shape=None: x.reshape(target)
 
     def reshape(x: np.ndarray, shape: np.ndarray | None = None) -> np.ndarray:
         target = static if static is not None else _int_list(shape, "Reshape shape")
@@ -702,6 +707,7 @@ class _Window:
             raise _NodeError(f"auto_pad={self.auto_pad!r} is not supported")
         if n.i("ceil_mode", 0):
             raise _NodeError("ceil_mode=1 is not supported by the numpy engine")
+        self._scratch = threading.local()
         self._taps: dict[
             tuple[int, ...], tuple[tuple[int, ...], list[tuple[tuple[int, ...], tuple[slice, ...]]]]
         ] = {}
@@ -742,15 +748,71 @@ class _Window:
             self._taps[key] = (out, taps)
         return out, taps
 
-    def im2col(self, xp: np.ndarray, kernel: Sequence[int]) -> tuple[np.ndarray, tuple[int, ...]]:
-        """Columns [N, C * prod(kernel), prod(out)] of the padded input (channel-major, then kernel offsets,
-        the layout of an ONNX weight [M, C, *kernel] flattened), one strided copy per tap; and the out size."""
-        out, taps = self.taps(xp.shape[2:], kernel)
-        n, c = xp.shape[:2]
-        cols = np.empty((n, c, *kernel, *out), dtype=xp.dtype)
-        for tap, src in taps:
-            cols[(slice(None), slice(None), *tap)] = xp[src]
-        return cols.reshape(n, c * math.prod(kernel), math.prod(out)), out
+    def scratch(self, what: str, shape: tuple[int, ...], dtype: Any, fill: float | None = None) -> np.ndarray:
+        """This thread's work buffer `what` of this node (padded input, im2col columns), kept between calls:
+        a fresh 0.5 MB array per call costs more in page faults (the allocator hands large blocks back to
+        the OS) than the copy into it. A padded buffer's border is filled once; each call overwrites the
+        interior. Only used inside one op call, so never seen by the caller."""
+        bufs = self._scratch.__dict__
+        buf = bufs.get(what)
+        if buf is None or buf.shape != shape or buf.dtype != dtype:
+            buf = np.empty(shape, dtype) if fill is None else np.full(shape, fill, dtype)
+            bufs[what] = buf
+        return buf
+
+    def columns(
+        self, x: np.ndarray, kernel: Sequence[int], ones_row: bool
+    ) -> tuple[np.ndarray, tuple[int, ...]]:
+        """im2col of the unpadded input: [N, C * prod(kernel) (+ 1), prod(out)] (channel-major, then kernel
+        offsets: the layout of an ONNX weight [M, C, *kernel] flattened), one strided copy per kernel tap of
+        the input positions it reads; and the out size. The padding is zeros the copies never overwrite in
+        this thread's buffer, filled once; with `ones_row` a last row of ones lets the GEMM add the bias."""
+        if x.ndim != 2 + self.nd:
+            raise _NodeError(f"expects a {2 + self.nd}-d input [N, C, spatial...], got {list(x.shape)}")
+        out, copies = self.direct_taps(x.shape[2:], kernel)
+        n, c = x.shape[:2]
+        rows, p = c * math.prod(kernel), math.prod(out)
+        buf = self._scratch.__dict__.get("cols")
+        if buf is None or buf.shape != (n, rows + ones_row, p) or buf.dtype != x.dtype:
+            buf = np.zeros((n, rows + ones_row, p), dtype=x.dtype)
+            if ones_row:
+                buf[:, rows] = 1
+            self._scratch.cols = buf
+        cols = buf[:, :rows].reshape(n, c, *kernel, *out)
+        for dst, src in copies:
+            cols[dst] = x[src]
+        return buf, out
+
+    def direct_taps(
+        self, spatial: Sequence[int], kernel: Sequence[int]
+    ) -> tuple[tuple[int, ...], list[tuple[tuple[Any, ...], tuple[slice, ...]]]]:
+        """Output size, and per kernel tap (cols index, input slice): the output positions whose input lies
+        inside the unpadded input and the strided slice they read; worked out once per input size."""
+        key = ("direct", *spatial)
+        hit = self._taps.get(key)
+        if hit is not None:
+            return hit  # type: ignore[return-value]
+        pw = self.pad_widths(spatial, kernel)
+        padded = [s + a + b for s, (a, b) in zip(spatial, pw, strict=True)]
+        out, _ = self.taps(padded, kernel)
+        copies = []
+        for tap in itertools.product(*(range(k) for k in kernel)):
+            dst: list[Any] = [slice(None), slice(None), *tap]
+            src: list[slice] = [slice(None), slice(None)]
+            for t, d, o, s, size, (lo, _) in zip(
+                tap, self.dilations, out, self.strides, spatial, pw, strict=True
+            ):
+                first = max(0, -(-(lo - t * d) // s))  # first output whose input index o*s + t*d - lo >= 0
+                last = min(o, (size - 1 + lo - t * d) // s + 1)  # one past the last inside the input
+                dst.append(slice(first, max(first, last)))
+                start = first * s + t * d - lo
+                src.append(
+                    slice(start, start + max(last - first, 0) * s - (s - 1) if last > first else start, s)
+                )
+            copies.append((tuple(dst), tuple(src)))
+        if len(self._taps) < 16:
+            self._taps[key] = (out, copies)  # type: ignore[assignment]
+        return out, copies
 
     def pad(self, x: np.ndarray, kernel: Sequence[int], value: float) -> np.ndarray:
         if x.ndim != 2 + self.nd:
@@ -759,7 +821,7 @@ class _Window:
         if not any(a or b for a, b in pw):
             return x
         spatial = [s + a + b for s, (a, b) in zip(x.shape[2:], pw, strict=True)]
-        xp = np.full((*x.shape[:2], *spatial), value, dtype=x.dtype)
+        xp = self.scratch(f"pad {value}", (*x.shape[:2], *spatial), x.dtype, fill=value)
         xp[
             (slice(None), slice(None), *(slice(a, a + s) for s, (a, _) in zip(x.shape[2:], pw, strict=True)))
         ] = x
@@ -790,6 +852,9 @@ def _conv(n: _Node) -> Op:
         else np.ascontiguousarray(w_const.reshape(group, w_const.shape[0] // group, -1))
     )
     b_pre = None if b_const is None else b_const.reshape(-1, 1)
+    wb_pre = None  # group 1 with a constant bias: [weight | bias], the GEMM adds the bias
+    if w_pre is not None and b_const is not None and group == 1 and b_const.shape == (w_const.shape[0],):
+        wb_pre = np.ascontiguousarray(np.concatenate([w_pre[0], b_pre], axis=1), dtype=np.float32)
 
     def conv(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
         m, cg = w.shape[0], w.shape[1]
@@ -797,13 +862,19 @@ def _conv(n: _Node) -> Op:
             raise _NodeError(
                 f"input has {x.shape[1]} channels, the weight expects {cg * group} (group={group})"
             )
-        cols, out = win.im2col(win.pad(x, kernel, 0.0), kernel)  # [N, C * K, P]
-        wm = w_pre if w is w_const else w.reshape(group, m // group, -1)
-        if group == 1:
-            y = np.matmul(wm[0], cols)  # [N, M, P]: one GEMM per layer, already channels-first
+        fold_bias = wb_pre is not None and w is w_const and b is b_const
+        cols, out = win.columns(x, kernel, fold_bias)  # [N, C * K (+ 1), P]
+        if fold_bias:
+            wm = wb_pre  # [M, C * K + 1]: the bias is the weight of the columns' row of ones
+        else:
+            wm = w_pre if w is w_const else w.reshape(group, m // group, -1)
+        if group == 1 or fold_bias:
+            w2 = wm if fold_bias else wm[0]
+            # one GEMM per layer, already channels-first: [M, P] (np.dot: less call overhead) or [N, M, P]
+            y = np.dot(w2, cols[0]) if x.shape[0] == 1 else np.matmul(w2, cols)
         else:
             y = np.matmul(wm, cols.reshape(x.shape[0], group, -1, cols.shape[-1])).reshape(x.shape[0], m, -1)
-        if b is not None:
+        if b is not None and not fold_bias:
             y += b_pre if b is b_const else b.reshape(-1, 1)
         return y.reshape(x.shape[0], m, *out)
 
