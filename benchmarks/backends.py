@@ -44,7 +44,7 @@ def shipped_bundles(root: Path = REPO / "bundles") -> list[Path]:
     return sorted(p for p in root.iterdir() if (p / "manifest.json").is_file())
 
 
-def _clips(n: int) -> tuple[list[tuple[object, int, str]], str]:
+def speech_clips(n: int) -> tuple[list[tuple[object, int, str]], str]:
     """n (audio, rate, EMODB label) clips and where they came from; seeded noise when EMODB is absent."""
     import numpy as np
 
@@ -132,7 +132,7 @@ def run(args: argparse.Namespace) -> tuple[list[dict], str]:
     from edge_ser.engines import engines_for
 
     paths = [Path(p) for p in args.bundles] if args.bundles else shipped_bundles()
-    clips, source = _clips(args.clips)
+    clips, source = speech_clips(args.clips)
     out: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:
         for path in paths:

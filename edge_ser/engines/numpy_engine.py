@@ -23,6 +23,7 @@ from __future__ import annotations
 import functools
 import itertools
 import math
+import operator
 import threading
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -130,7 +131,8 @@ class NumpyEngine:
                 if nm:
                     slots.setdefault(nm, len(slots))
             outs_idx = tuple(slots[nm] if nm else -1 for nm in outs)
-            compiled.append((i, op, fn, tuple(slots[nm] for nm in ins), outs_idx, len(outs) == 1))
+            get = operator.itemgetter(*(slots[nm] for nm in ins))  # a tuple for 2+ inputs, the value for 1
+            compiled.append((i, op, fn, get, len(ins) > 1, outs_idx, len(outs) == 1))
         template: list[Any] = [None] * len(slots)
         for name, value in self.params.items():
             template[slots[name]] = value
@@ -146,9 +148,9 @@ class NumpyEngine:
             env[slot] = feeds[name]
         # NaN / inf propagate silently, as in onnxruntime (no RuntimeWarning per frame on a device)
         with np.errstate(all="ignore"):
-            for i, op, fn, ins, outs, single in self._plan:
+            for i, op, fn, get, several, outs, single in self._plan:
                 try:
-                    res = fn(*[env[j] for j in ins])
+                    res = fn(*get(env)) if several else fn(get(env))
                 except (ValueError, TypeError, IndexError, _NodeError, FloatingPointError) as e:
                     raise BundleError(f"bundle {self.bundle.source}: graph node {i} ({op}): {e}") from e
                 if single and not isinstance(res, tuple):
@@ -532,9 +534,20 @@ def _reduce_mean(n: _Node) -> Op:
             if noop:
                 return x
             return x.mean(axis=None, keepdims=keep).astype(np.float32, copy=False)
+        if len(ax) == 1 and x.dtype == np.float32:
+            return _mean_one_axis(x, _axis(ax[0], x.ndim), keep)
         return x.mean(axis=tuple(_axis(a, x.ndim) for a in ax), keepdims=keep).astype(np.float32, copy=False)
 
     return reduce_mean
+
+
+def _mean_one_axis(x: np.ndarray, a: int, keep: bool) -> np.ndarray:
+    """x.mean(axis=a) as one GEMV with a vector of 1/n (numpy's reductions over a short axis are slow)."""
+    shape = x.shape
+    pre, n, post = math.prod(shape[:a]), shape[a], math.prod(shape[a + 1 :])
+    w = _mean_vector(n)
+    r = x.reshape(pre, n) @ w if post == 1 else w @ x.reshape(pre, n, post)
+    return r.reshape(shape[:a] + ((1,) if keep else ()) + shape[a + 1 :])
 
 
 def _identity(n: _Node) -> Op:
