@@ -78,7 +78,7 @@ class NumpyEngine:
     ) -> None:
         self.bundle = bundle
         self.threads = threads
-        self.providers, self.missing_providers = cpu_only(providers)
+        self.providers, self.missing_providers = cpu_only(providers, "numpy")
         g = bundle.graph
         self.opset = int(g["opset"])
         self.input_names = tuple(x["name"] for x in g["inputs"])

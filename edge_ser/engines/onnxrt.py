@@ -3,18 +3,21 @@
 model.onnx carries no weight bytes: every float initializer is declared as external data in weights.esq.
 The weights are dequantized once and handed to onnxruntime with `SessionOptions.add_external_initializers`,
 so onnxruntime never opens a file (verified with onnxruntime 1.32). onnxruntime is imported here only,
-inside the engine's constructor.
+inside the engine's constructor. Execution providers are asked for by name, in order ("tensorrt", "cuda"); one
+that this onnxruntime does not have (a CPU-only wheel, missing CUDA libraries) is left out with a
+`ProviderWarning` naming it and what runs instead, and CPU is always the last resort (docs/accelerators.md).
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from edge_ser.engines.base import PROVIDERS, InputAdapter, finish_logits
-from edge_ser.errors import BundleError, MissingDependencyError
+from edge_ser.errors import BundleError, MissingDependencyError, ProviderWarning
 
 if TYPE_CHECKING:
     from edge_ser.bundle import Bundle
@@ -91,6 +94,14 @@ class OnnxRuntimeEngine:
             ) from e
         self.providers = tuple(self.session.get_providers())
         self.missing_providers = tuple(p for p in requested if p not in self.providers)
+        if self.missing_providers:
+            warnings.warn(
+                f"onnxruntime: {list(self.missing_providers)} requested but not in use (this onnxruntime "
+                f"offers {sorted(available)}; a GPU provider whose CUDA / TensorRT libraries do not load is "
+                f"dropped too); running on {list(self.providers)}",
+                ProviderWarning,
+                stacklevel=3,
+            )
         # STYLE 5: I/O names come from the model itself (verified against the manifest at load).
         self.input_names = tuple(i.name for i in self.session.get_inputs())
         self.output_names = tuple(o.name for o in self.session.get_outputs())
