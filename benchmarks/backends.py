@@ -17,8 +17,10 @@ kept, so a burst of load from other processes on a shared machine does not decid
 Latency: median and p99 of single-row predict() calls cycling over the rows (feature extraction not included),
 wall-clock, and the median CPU time of the calling thread per call.
 Size: the files that engine reads. Agreement: the share of rows whose top-1 is onnxruntime's, and the largest
-logit difference relative to onnxruntime's largest |logit|. `--before` adds the numpy engine's median from an
-earlier run (the same bundles) as a column, so an engine change shows before and after side by side.
+logit difference relative to onnxruntime's largest |logit|. `--before-tree DIR` (a checkout of an earlier
+commit, e.g. `git archive COMMIT | tar -x -C DIR`) probes that checkout's numpy engine too, as one more engine
+of each bundle ("numpy (before)"), so an engine change is measured before and after side by side in one run;
+`--before` adds the numpy medians of an earlier run's JSON as a column instead.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import write_results  # noqa: E402
 
 MAX_ROWS = 400
+BEFORE = "numpy (before)"
+"""The numpy engine of `--before-tree`, probed beside today's."""
 
 
 def shipped_bundles(root: Path = REPO / "bundles") -> list[Path]:
@@ -101,10 +105,12 @@ def engine_bytes(bundle: Path, engine: str) -> int:
     return (bundle / "model.onnx").stat().st_size + (bundle / "weights.esq").stat().st_size
 
 
-def probe(path: Path, engine: str, feats: Path, args: argparse.Namespace) -> dict:
-    """One engine on one bundle in a fresh process: its JSON line, or {"error": last stderr line}."""
+def probe(path: Path, engine: str, feats: Path, args: argparse.Namespace, tree: Path | None = None) -> dict:
+    """One engine on one bundle in a fresh process: its JSON line, or {"error": last stderr line}. `tree`: run
+    the probe of another checkout of the project (its own edge_ser: an earlier engine)."""
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "TF_CPP_MIN_LOG_LEVEL": "3"}
-    cmd = [sys.executable, str(Path(__file__).parent / "_engine_probe.py"), str(path), engine]
+    probe_file = (tree / "benchmarks" if tree else Path(__file__).parent) / "_engine_probe.py"
+    cmd = [sys.executable, str(probe_file), str(path), engine]
     cmd += ["--threads", str(args.threads), "--runs", str(args.runs), "--features", str(feats)]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1800)
     if proc.returncode != 0:
@@ -141,12 +147,16 @@ def run(args: argparse.Namespace) -> tuple[list[dict], str]:
             x = bundle_inputs(bundle, clips)
             np.savez(feats, **x)
             engines = engines_for(bundle)
+            if args.before_tree and "numpy" in engines:
+                engines.insert(engines.index("numpy") + 1, BEFORE)
             best: dict[str, dict] = {}
-            for _ in range(
-                args.rounds
-            ):  # engines alternate: A B C A B C ..., so load from others hits all alike
+            # engines alternate: A B C A B C ..., so load from other processes hits all alike
+            for _ in range(args.rounds):
                 for engine in engines:
-                    r = probe(path, engine, feats, args)
+                    if engine == BEFORE:
+                        r = {**probe(path, "numpy", feats, args, args.before_tree), "engine": BEFORE}
+                    else:
+                        r = probe(path, engine, feats, args)
                     if engine not in best or r.get("median_us", 1e99) < best[engine].get("median_us", 1e99):
                         best[engine] = r
             rows = [best[e] for e in engines]
@@ -229,6 +239,11 @@ def main() -> None:
     )
     ap.add_argument("--name", default="backends", help="results file name (default backends)")
     ap.add_argument("--before", type=Path, help="an earlier run's JSON: its numpy medians become a column")
+    ap.add_argument(
+        "--before-tree",
+        type=Path,
+        help="a checkout of an earlier commit (git archive): its numpy engine is probed too, alternating",
+    )
     args = ap.parse_args()
     rows, source = run(args)
     text = markdown(rows, source, args, _before(args.before))
@@ -236,6 +251,7 @@ def main() -> None:
     for r in rows:
         r.pop("logits", None)
     payload = {
+        "before_tree": str(args.before_tree) if args.before_tree else None,
         "rows": rows,
         "threads": args.threads,
         "runs": args.runs,
