@@ -2,8 +2,8 @@
 
     python benchmarks/onnx_fp16.py [--bundles bundles/av_cnn ...] [--clips 24] [--write]
 
-Default bundles: those whose graph has a Conv or a MatMul (the convolutional and attention models; an MLP of
-a few thousand weights runs in ~15 us on a Jetson's CPU, less than one CUDA launch and copy). Per bundle:
+Default bundles: those whose graph has a Conv or a MatMul (the convolutional and attention models; a GPU has
+nothing to win on an MLP of a few thousand weights, tens of microseconds on the CPU). Per bundle:
 `converters.export.onnx_fp16.fp16_onnx`, then `check_fp16` on real EMODB clips made by the bundle's own input
 kind (benchmarks/backends.py's inputs): top-1 agreement with fp32 and the largest logit difference relative to
 the largest |logit|. With `--write` each copy is written into its bundle (model_fp16.onnx, manifest
