@@ -299,6 +299,9 @@ def _f32(x: float) -> np.float32:
     return np.float32(x)
 
 
+_KEEP_BYTES = 4 << 20
+"""Work buffers up to this size are kept between calls (a batch-1 call's are well under 1 MB); a larger one, of
+a big batch, is freed after its call, so a long file read in batches does not keep tens of MB alive."""
 _SHIFT_RANGE = 60.0
 """Softmax may subtract one maximum for the whole tensor when all values lie within this of it: exp(-60) is
 ~1e-26, far above float32's smallest normal (~1e-38)."""
@@ -770,7 +773,7 @@ class _Window:
         buf = bufs.get(what)
         if buf is None or buf.shape != shape or buf.dtype != dtype:
             buf = np.empty(shape, dtype) if fill is None else np.full(shape, fill, dtype)
-            bufs[what] = buf
+            bufs[what] = buf if buf.nbytes <= _KEEP_BYTES else None
         return buf
 
     def columns(
@@ -790,7 +793,7 @@ class _Window:
             buf = np.zeros((n, rows + ones_row, p), dtype=x.dtype)
             if ones_row:
                 buf[:, rows] = 1
-            self._scratch.cols = buf
+            self._scratch.cols = buf if buf.nbytes <= _KEEP_BYTES else None
         cols = buf[:, :rows].reshape(n, c, *kernel, *out)
         for dst, src in copies:
             cols[dst] = x[src]
