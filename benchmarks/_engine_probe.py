@@ -1,6 +1,11 @@
 """Measure one engine on one bundle in a fresh process; prints one JSON line (used by backends.py).
 
-python benchmarks/_engine_probe.py BUNDLE ENGINE --threads 1 --runs 2000 --features X.npy
+python benchmarks/_engine_probe.py BUNDLE ENGINE --threads 1 --runs 2000 --features X.npz
+
+X.npz holds one array per model input (rows first); a single-input model may be given an .npy. The JSON line
+carries the logits of every row (for agreement with another engine). Latency is wall-clock; the median of the
+calling thread's CPU time per call is given too (every engine runs on the calling thread at one thread), as it
+is less disturbed by other processes on a shared machine.
 """
 
 from __future__ import annotations
@@ -41,7 +46,18 @@ def main() -> None:
     args = ap.parse_args()
     import numpy as np
 
-    X = np.load(args.features).astype(np.float32)
+    loaded = np.load(args.features)
+    if isinstance(loaded, np.ndarray):
+        X = {None: loaded.astype(np.float32)}
+    else:
+        X = {k: loaded[k].astype(np.float32) for k in loaded.files}
+    n = len(next(iter(X.values())))
+
+    def rows(i: int, j: int):
+        if None in X:
+            return X[None][i:j]
+        return {k: v[i:j] for k, v in X.items()}
+
     base = rss_mb()
     t0 = time.perf_counter()
     from edge_ser.bundle import load_bundle
@@ -51,14 +67,15 @@ def main() -> None:
     engine = load_engine(bundle, args.engine, threads=args.threads)
     load_s = time.perf_counter() - t0
     for i in range(50):  # warm-up
-        engine.predict(X[i % len(X)][None])
-    lat = np.empty(args.runs)
+        engine.predict(rows(i % n, i % n + 1))
+    lat, cpu = np.empty(args.runs), np.empty(args.runs)
     for i in range(args.runs):
-        x = X[i % len(X)][None]
-        t = time.perf_counter()
+        x = rows(i % n, i % n + 1)
+        c, t = time.thread_time(), time.perf_counter()
         engine.predict(x)
-        lat[i] = time.perf_counter() - t
-    pred = engine.predict(X).argmax(1)
+        lat[i], cpu[i] = time.perf_counter() - t, time.thread_time() - c
+    peak = rss_mb()  # the batch-1 loop's peak, before the agreement pass below
+    logits = np.concatenate([engine.predict(rows(i, min(i + 16, n))) for i in range(0, n, 16)])
     print(
         json.dumps(
             {
@@ -67,9 +84,10 @@ def main() -> None:
                 "load_ms": load_s * 1e3,
                 "median_us": float(np.median(lat) * 1e6),
                 "p99_us": float(np.percentile(lat, 99) * 1e6),
-                "peak_rss_mb": rss_mb(),
+                "cpu_median_us": float(np.median(cpu) * 1e6),
+                "peak_rss_mb": peak,
                 "rss_before_load_mb": base,
-                "pred": pred.tolist(),
+                "logits": logits.tolist(),
             }
         )
     )

@@ -1,12 +1,26 @@
-"""Every engine on every bundle we ship, side by side in one run: load time, batch-1 latency, memory, size.
+"""Every engine on every shipped bundle, side by side in one run: load time, batch-1 latency, memory, size and
+top-1 agreement with onnxruntime.
 
-    python benchmarks/backends.py [--data emodb] [--threads 1] [--runs 2000]
+    python benchmarks/backends.py [--bundles bundles/*] [--clips 24] [--threads 1] [--runs 1000]
+                                  [--name backends] [--before benchmarks/results/backends_before.json]
 
-Bundles: the float laq_mlp and its LAQ (sensitivity) version, trained on EMODB (synthetic data when EMODB
-is absent), each with TFLite variants when tensorflow is installed. Each (bundle, engine) runs in its own
-process (benchmarks/_engine_probe.py) so peak RSS is that engine's alone; engines alternate within each
-bundle. Latency: median and p99 of single-clip predict() calls on the test clips' features (feature
-extraction not included). Size: the files that engine reads.
+Bundles: every folder of bundles/ with a manifest.json (or the ones named). Inputs: real clips, made by each
+bundle's own input kind (`InputKind.audio_inputs`, as the device makes them): the first `--clips` EMODB clips
+(22.05 kHz, resampled by the kind), and for a bundle that also takes faces, 6 FER-2013 PublicTest faces of the
+clip's class (as benchmarks/capture_invariance.py gives them). A kind that makes several rows of a clip (log-Mel
+patches) gives them all; at most 400 rows are kept. Without the data sets, seeded noise clips stand in (said in
+the table's title).
+
+Each (bundle, engine) runs in its own process (benchmarks/_engine_probe.py) so peak RSS is that engine's alone,
+`--rounds` times, the engines of a bundle alternating (A B C A B C ...); the round with the lowest median is
+kept, so a burst of load from other processes on a shared machine does not decide a ratio.
+Latency: median and p99 of single-row predict() calls cycling over the rows (feature extraction not included),
+wall-clock, and the median CPU time of the calling thread per call.
+Size: the files that engine reads. Agreement: the share of rows whose top-1 is onnxruntime's, and the largest
+logit difference relative to onnxruntime's largest |logit|. `--before-tree DIR` (a checkout of an earlier
+commit, e.g. `git archive COMMIT | tar -x -C DIR`) probes that checkout's numpy engine too, as one more engine
+of each bundle ("numpy (before)"), so an engine change is measured before and after side by side in one run;
+`--before` adds the numpy medians of an earlier run's JSON as a column instead.
 """
 
 from __future__ import annotations
@@ -19,67 +33,70 @@ import sys
 import tempfile
 from pathlib import Path
 
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import write_results  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+MAX_ROWS = 400
+BEFORE = "numpy (before)"
+"""The numpy engine of `--before-tree`, probed beside today's."""
 
 
-def build_bundles(data: str, out: Path) -> tuple[dict[str, Path], Path, str]:
-    """Train once, write the float and the LAQ bundle; return them, the test features file and the data name."""
+def shipped_bundles(root: Path = REPO / "bundles") -> list[Path]:
+    """Every bundle folder under `root` (those with a manifest.json), sorted by name."""
+    return sorted(p for p in root.iterdir() if (p / "manifest.json").is_file())
+
+
+def speech_clips(n: int) -> tuple[list[tuple[object, int, str]], str]:
+    """n (audio, rate, EMODB label) clips and where they came from; seeded noise when EMODB is absent."""
     import numpy as np
-    import torch
 
-    from converters.compress import compress
-    from converters.export.bundle import build_bundle
-    from converters.featurize import FeatureCache
-    from converters.models import laq_mlp
-    from converters.pipeline import make_split, prepare
-    from converters.train import TrainConfig, seed_everything, train_classifier
-    from edge_ser.errors import DatasetError
-    from edge_ser.features import FeatureSpec
-    from edge_ser.inputs.vector import VectorKind
+    from converters.data.loaders import default_data_root
+    from edge_ser.audio import load
 
-    spec = FeatureSpec()
-    try:
-        prep = prepare(data, spec=spec, cache=FeatureCache(), progress=False)
-    except DatasetError:
-        prep = prepare("synthetic", spec=spec, cache=FeatureCache(), progress=False)
-    split = make_split(prep, "random", seed=0)
-    Xtr, ytr, Xva, yva, Xte, yte = prep.parts(split)
-    seed_everything(0)
-    model = laq_mlp(spec.dim, len(prep.classes))
-    model.set_normalization(torch.as_tensor(Xtr.mean(0)), torch.as_tensor(Xtr.std(0)))
-    fp = train_classifier(model, Xtr, ytr, Xva, yva, TrainConfig(seed=0), progress=False).model
-    bundles = {}
-    for label, recipe in (("laq_mlp fp32", "fp32"), ("laq_mlp LAQ sensitivity", "sensitivity")):
-        c = compress(recipe, fp, Xtr, ytr, Xva, yva, seed=0)
-        acc = {"test": c.accuracy(Xte, yte), "dataset": prep.name, "split": {"kind": "random", "seed": 0}}
-        kw = {}
-        try:
-            from converters.export.tflite_export import export_tflite  # noqa: F401
+    root = default_data_root()
+    wavs = sorted((root / "emodb" / "wav").glob("*.wav"))[:n] if root else []
+    if wavs:
+        from benchmarks.capture_invariance import _emodb_label
 
-            kw["tflite_calibration"] = Xtr
-        except ImportError:
-            pass
-        bundles[label] = build_bundle(
-            out / recipe,
-            c.model,
-            c.plan,
-            c.codes,
-            name="laq_mlp",
-            labels=list(prep.classes),
-            kind=VectorKind(spec),
-            accuracy=acc,
-            **kw,
-        )
-    feats = out / "test_features.npy"
-    np.save(feats, Xte)
-    return bundles, feats, prep.name
+        return [(*load(p), _emodb_label(p)) for p in wavs], f"{len(wavs)} EMODB clips"
+    rng = np.random.default_rng(0)
+    noise = [(rng.standard_normal(32000).astype(np.float32) * 0.05, 16000, "neutral") for _ in range(n)]
+    return noise, f"{n} seeded noise clips (EMODB absent)"
 
 
-def engine_files(bundle: Path, engine: str) -> int:
+def _faces(label: str, size: int, k: int) -> list[object] | None:
+    """k FER-2013 PublicTest faces of the class that goes with an EMODB label, resized to the model's size
+    (the faces benchmarks/capture_invariance.py gives such a clip); None (blank faces) without FER-2013."""
+    import cv2
+
+    from benchmarks.capture_invariance import FER_CLASS
+    from converters.data.loaders import default_data_root
+
+    root = default_data_root()
+    folder = root / "fer2013" / "validation" / FER_CLASS.get(label, label) if root else None
+    files = sorted(folder.glob("*.jpg"))[:k] if folder and folder.is_dir() else []
+    if not files:
+        return None
+    return [cv2.resize(cv2.imread(str(f), cv2.IMREAD_GRAYSCALE), (size, size)) for f in files]
+
+
+def bundle_inputs(bundle, clips) -> dict[str, object]:
+    """The bundle's model inputs for the clips, rows stacked per input name (at most MAX_ROWS rows)."""
+    import numpy as np
+
+    kind = bundle.input_kind
+    parts: dict[str, list[np.ndarray]] = {n: [] for n in kind.input_names}
+    for y, sr, label in clips:
+        faces = _faces(label, kind.face_crop.size, kind.faces) if kind.faces else None
+        for name, arr in kind.audio_inputs(y, sr, faces).items():
+            parts[name].append(np.asarray(arr, dtype=np.float32))
+    return {n: np.concatenate(v)[:MAX_ROWS] for n, v in parts.items()}
+
+
+def engine_bytes(bundle: Path, engine: str) -> int:
+    """Bytes of the files the engine reads: its TFLite file, else model.onnx + weights.esq."""
     manifest = json.loads((bundle / "manifest.json").read_text())
     if engine.startswith("tflite"):
         variants = manifest.get("tflite", {}).get("variants", {})
@@ -88,87 +105,160 @@ def engine_files(bundle: Path, engine: str) -> int:
     return (bundle / "model.onnx").stat().st_size + (bundle / "weights.esq").stat().st_size
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument(
-        "--data", default="emodb", help="data set to train on (default emodb; synthetic if absent)"
-    )
-    ap.add_argument("--threads", type=int, default=1, help="inference threads per engine (default 1)")
-    ap.add_argument(
-        "--runs", type=int, default=2000, help="timed single-clip calls per engine (default 2000)"
-    )
-    args = ap.parse_args()
+def probe(path: Path, engine: str, feats: Path, args: argparse.Namespace, tree: Path | None = None) -> dict:
+    """One engine on one bundle in a fresh process: its JSON line, or {"error": last stderr line}. `tree`: run
+    the probe of another checkout of the project (its own edge_ser: an earlier engine)."""
+    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    probe_file = (tree / "benchmarks" if tree else Path(__file__).parent) / "_engine_probe.py"
+    cmd = [sys.executable, str(probe_file), str(path), engine]
+    cmd += ["--threads", str(args.threads), "--runs", str(args.runs), "--features", str(feats)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1800)
+    if proc.returncode != 0:
+        return {"engine": engine, "error": (proc.stderr.strip().splitlines() or ["?"])[-1]}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def agreement(rows: list[dict]) -> None:
+    """Add each row's top-1 agreement and max relative logit difference with its bundle's onnxruntime row."""
+    import numpy as np
+
+    ref = next((r for r in rows if r["engine"] == "onnxruntime" and "logits" in r), None)
+    for r in rows:
+        if ref is None or "logits" not in r:
+            continue
+        a, b = np.asarray(r["logits"]), np.asarray(ref["logits"])
+        r["agree"] = float((a.argmax(1) == b.argmax(1)).mean())
+        r["max_rel_diff"] = float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-12))
+
+
+def run(args: argparse.Namespace) -> tuple[list[dict], str]:
+    import numpy as np
+
     from edge_ser.bundle import load_bundle
     from edge_ser.engines import engines_for
 
+    paths = [Path(p) for p in args.bundles] if args.bundles else shipped_bundles()
+    clips, source = speech_clips(args.clips)
+    out: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:
-        bundles, feats, data = build_bundles(args.data, Path(tmp))
-        rows = []
-        for label, path in bundles.items():
-            names = engines_for(load_bundle(path))
-            for engine in names:
-                env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "TF_CPP_MIN_LOG_LEVEL": "3"}
-                proc = subprocess.run(
-                    [
-                        sys.executable,
-                        str(Path(__file__).parent / "_engine_probe.py"),
-                        str(path),
-                        engine,
-                        "--threads",
-                        str(args.threads),
-                        "--runs",
-                        str(args.runs),
-                        "--features",
-                        str(feats),
-                    ],
-                    capture_output=True,
-                    text=True,
-                    env=env,
-                    timeout=600,
-                )
-                if proc.returncode != 0:
-                    rows.append(
-                        {"bundle": label, "engine": engine, "error": proc.stderr.strip().splitlines()[-1]}
-                    )
-                    continue
-                r = json.loads(proc.stdout.strip().splitlines()[-1])
-                r.update(bundle=label, size_kb=engine_files(path, engine) / 1000)
-                rows.append(r)
-        # agreement with the reference engine of each bundle (onnxruntime, else the first that ran)
-        for label in bundles:
-            mine = [r for r in rows if r["bundle"] == label and "pred" in r]
-            ref = next((r for r in mine if r["engine"] == "onnxruntime"), mine[0] if mine else None)
-            for r in mine:
-                r["agree_with_ref"] = sum(a == b for a, b in zip(r["pred"], ref["pred"], strict=True)) / len(
-                    ref["pred"]
-                )
+        for path in paths:
+            bundle = load_bundle(path)
+            feats = Path(tmp) / f"{path.name}.npz"
+            x = bundle_inputs(bundle, clips)
+            np.savez(feats, **x)
+            engines = engines_for(bundle)
+            if args.before_tree and "numpy" in engines:
+                engines.insert(engines.index("numpy") + 1, BEFORE)
+            best: dict[str, dict] = {}
+            # engines alternate: A B C A B C ..., so load from other processes hits all alike
+            for _ in range(args.rounds):
+                for engine in engines:
+                    if engine == BEFORE:
+                        r = {**probe(path, "numpy", feats, args, args.before_tree), "engine": BEFORE}
+                    else:
+                        r = probe(path, engine, feats, args)
+                    if engine not in best or r.get("median_us", 1e99) < best[engine].get("median_us", 1e99):
+                        best[engine] = r
+            rows = [best[e] for e in engines]
+            for e, r in zip(engines, rows, strict=True):
+                r.update(bundle=path.name, rows=len(next(iter(x.values()))))
+                if "error" not in r:
+                    r["size_kb"] = engine_bytes(path, e) / 1000
+            agreement(rows)
+            out += rows
+    return out, source
+
+
+def _before(path: Path | None) -> dict[tuple[str, str], dict]:
+    if path is None:
+        return {}
+    return {(r["bundle"], r["engine"]): r for r in json.loads(path.read_text())["rows"] if "error" not in r}
+
+
+def _ratio(rows: list[dict], r: dict, key: str = "median_us") -> str:
+    """This row's median (`key`) over its bundle's onnxruntime median."""
+    ref = next((o for o in rows if o["bundle"] == r["bundle"] and o["engine"] == "onnxruntime"), None)
+    if ref is None or key not in ref or key not in r:
+        return ""
+    return f"{r[key] / ref[key]:.1f}x"
+
+
+def markdown(rows: list[dict], source: str, args: argparse.Namespace, before: dict) -> str:
+    head = "| bundle | engine | load (ms) | median (us) | p99 (us) | / onnxruntime | CPU median (us), / onnxruntime "
+    head += "| peak RSS MB (+ by loading) "
+    head += "| size (KB) | top-1 = onnxruntime | max rel. logit diff |"
+    cols = 11
+    if before:
+        head += " numpy before: median (us), / onnxruntime |"
+        cols += 1
     md = [
-        f"# Engines side by side ({data}, laq_mlp, {args.threads} thread(s), batch 1, {args.runs} calls)",
+        f"# Engines side by side: every shipped bundle, {args.threads} thread(s), batch 1, {args.runs} calls",
         "",
-        "| bundle | engine | load (ms) | median (us) | p99 (us) | peak RSS MB (+ by loading) | size (KB) | same class as onnxruntime |",
-        "|---|---|---|---|---|---|---|---|",
+        f"Inputs: {source}, through each bundle's input kind.",
+        "",
+        head,
+        "|" + "---|" * cols,
     ]
     for r in rows:
         if "error" in r:
-            md.append(f"| {r['bundle']} | {r['engine']} | failed: {r['error']} | | | | | |")
+            md.append(f"| {r['bundle']} | {r['engine']} | failed: {r['error']} |" + " |" * (cols - 3))
             continue
-        md.append(
+        line = (
             f"| {r['bundle']} | {r['engine']} | {r['load_ms']:.1f} | {r['median_us']:.1f} | {r['p99_us']:.1f} "
-            f"| {r['peak_rss_mb']:.0f} ({r['peak_rss_mb'] - r['rss_before_load_mb']:+.0f}) | {r['size_kb']:.1f} "
-            f"| {r['agree_with_ref']:.1%} |"
+            f"| {_ratio(rows, r)} | {r.get('cpu_median_us', float('nan')):.1f}, {_ratio(rows, r, 'cpu_median_us')} "
+            f"| {r['peak_rss_mb']:.0f} ({r['peak_rss_mb'] - r['rss_before_load_mb']:+.0f}) "
+            f"| {r['size_kb']:.1f} | {r.get('agree', float('nan')):.1%} ({r['rows']} rows) "
+            f"| {r.get('max_rel_diff', float('nan')):.1e} |"
         )
+        if before:
+            b = before.get((r["bundle"], r["engine"]))
+            line += (
+                f" {b['median_us']:.1f}, {_ratio(list(before.values()), b)} |"
+                if b and r["engine"] == "numpy"
+                else " |"
+            )
+        md.append(line)
     md += [
         "",
         "Peak RSS is the whole probe process (Python + numpy + the engine's runtime + the model, from "
         "/proc VmHWM); in brackets what loading the bundle and engine added. Load = load_bundle (verification "
-        "included) + engine construction, cold imports included. The numpy engine is the pure-Python fallback "
-        "for boards with no runtime.",
+        "included) + engine construction, cold imports included. The numpy engine is the pure-numpy fallback "
+        "for boards with no runtime. Max rel. logit diff = max |logits - onnxruntime's| / max |onnxruntime's|.",
     ]
-    text = "\n".join(md)
+    return "\n".join(md)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--bundles", nargs="*", help="bundle folders (default: every bundle in bundles/)")
+    ap.add_argument("--clips", type=int, default=24, help="EMODB clips to make the inputs of (default 24)")
+    ap.add_argument("--threads", type=int, default=1, help="inference threads per engine (default 1)")
+    ap.add_argument("--runs", type=int, default=1000, help="timed single-row calls per engine (default 1000)")
+    ap.add_argument(
+        "--rounds", type=int, default=3, help="probes per engine, alternating; the lowest median is kept (3)"
+    )
+    ap.add_argument("--name", default="backends", help="results file name (default backends)")
+    ap.add_argument("--before", type=Path, help="an earlier run's JSON: its numpy medians become a column")
+    ap.add_argument(
+        "--before-tree",
+        type=Path,
+        help="a checkout of an earlier commit (git archive): its numpy engine is probed too, alternating",
+    )
+    args = ap.parse_args()
+    rows, source = run(args)
+    text = markdown(rows, source, args, _before(args.before))
     print(text)
     for r in rows:
-        r.pop("pred", None)
-    write_results("backends", {"rows": rows, "threads": args.threads, "runs": args.runs}, text)
+        r.pop("logits", None)
+    payload = {
+        "before_tree": str(args.before_tree) if args.before_tree else None,
+        "rows": rows,
+        "threads": args.threads,
+        "runs": args.runs,
+        "rounds": args.rounds,
+        "inputs": source,
+    }
+    write_results(args.name, payload, text)
 
 
 if __name__ == "__main__":

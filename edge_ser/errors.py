@@ -48,3 +48,8 @@ class MissingDependencyError(EdgeSerError, ImportError):
 class InputWarning(UserWarning):
     """Suspicious but usable input: files skipped in a folder, audio beyond full scale, a long file cut into
     windows. Said once per file, with its name."""
+
+
+class ProviderWarning(UserWarning):
+    """An onnxruntime execution provider asked for by name (CUDA, TensorRT) is not available here: the engine
+    runs on the next one asked for, and always on the CPU last. Said once per engine, naming what runs."""

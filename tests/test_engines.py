@@ -27,7 +27,7 @@ from edge_ser.bundle import load_bundle
 from edge_ser.engines import ENGINES, Engine, available_engines, load_engine
 from edge_ser.engines.numpy_engine import SUPPORTED_OPS, NumpyEngine
 from edge_ser.engines.onnxrt import OnnxRuntimeEngine
-from edge_ser.errors import BundleError, ConfigError, MissingDependencyError
+from edge_ser.errors import BundleError, ConfigError, MissingDependencyError, ProviderWarning
 
 REPO = Path(__file__).resolve().parents[1]
 HINT = "pip install 'edge-ser[device]'"
@@ -422,7 +422,10 @@ def test_missing_providers_reported_cpu_runs(mlp: Any) -> None:
         pytest.skip("this machine has CUDA/TensorRT")
     x = np.random.default_rng(3).normal(size=(2, 180)).astype(np.float32)
     for name in GRAPH_ENGINES:
-        e = load_engine(b, name, providers=["tensorrt", "CUDAExecutionProvider"])
+        with pytest.warns(
+            ProviderWarning, match="TensorrtExecutionProvider.*CUDAExecutionProvider.*running on"
+        ):
+            e = load_engine(b, name, providers=["tensorrt", "CUDAExecutionProvider"])
         assert set(e.missing_providers) == set(wanted)
         assert e.providers == ("CPUExecutionProvider",)
         d = e.describe()

@@ -53,6 +53,9 @@ IO_DTYPES = ("float32",)
 TFLITE_VARIANTS = ("fp32", "fp16", "int8")
 """TFLite variants a bundle may carry (manifest `tflite.variants`): float32, float16 weights, full int8."""
 TFLITE_IO_DTYPES = ("float32", "int8")
+ONNX_FP16_NAME = "model_fp16.onnx"
+"""The optional fp16 copy of the graph for a GPU (manifest `onnx_fp16`): weights and activations float16,
+inputs and outputs float32, weights inline (converters/export/onnx_fp16.py; docs/accelerators.md)."""
 
 _SHA_RE = re.compile(r"[0-9a-f]{64}")
 
@@ -90,6 +93,7 @@ def validate_manifest(manifest: Any, *, source: str = "<manifest>") -> FeatureSp
             c.number(acc[key], f"accuracy.{key}", lo=0)
     files = _check_files(c, manifest)
     _check_tflite(c, manifest, inputs, files)
+    _check_onnx_fp16(c, manifest, files)
     return spec
 
 
@@ -260,6 +264,27 @@ def _check_files(c: Checker, manifest: dict[str, Any]) -> dict[str, Any]:
         if name not in files:
             c.problem("files", f"does not list {name!r}; a bundle needs {list(REQUIRED_FILES)}")
     return files
+
+
+def _check_onnx_fp16(c: Checker, manifest: dict[str, Any], files: dict[str, Any]) -> None:
+    """The optional `onnx_fp16` block: {"file": "model_fp16.onnx", "checked": {"rows", "top1_agreement",
+    "max_rel_diff"}}, the file listed in `files`; `checked` records its comparison with fp32 when written."""
+    block = c.get(manifest, "onnx_fp16", "", dict, required=False)
+    if block is None:
+        return
+    fname = c.get(block, "file", "onnx_fp16", str)
+    check_file_name(fname, f"{c.where}: onnx_fp16.file")
+    if fname not in files:
+        c.problem("onnx_fp16.file", f"{fname!r} is not listed in files (every bundle file is listed there)")
+    if fname in REQUIRED_FILES or not str(fname).endswith(".onnx"):
+        c.problem(
+            "onnx_fp16.file", f"{fname!r} must be an .onnx file of its own (not {list(REQUIRED_FILES)})"
+        )
+    checked = c.get(block, "checked", "onnx_fp16", dict, required=False)
+    if checked is not None:
+        c.integer(checked.get("rows"), "onnx_fp16.checked.rows", 1, 10**9)
+        c.number(checked.get("top1_agreement"), "onnx_fp16.checked.top1_agreement", lo=0, hi=1)
+        c.number(checked.get("max_rel_diff"), "onnx_fp16.checked.max_rel_diff", lo=0)
 
 
 def _check_tflite(c: Checker, manifest: dict[str, Any], inputs: list[Any], files: dict[str, Any]) -> None:

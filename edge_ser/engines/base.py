@@ -6,12 +6,13 @@ An engine module (onnxrt, numpy_engine, tflite) builds on these and registers it
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from edge_ser.errors import BundleError, ConfigError, InferenceError
+from edge_ser.errors import BundleError, ConfigError, InferenceError, ProviderWarning
 
 if TYPE_CHECKING:
     from edge_ser.bundle import Bundle
@@ -69,9 +70,20 @@ def normalize_providers(providers: Sequence[str] | None) -> tuple[str, ...] | No
     return tuple(out)
 
 
-def cpu_only(providers: Sequence[str] | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """(providers in use, requested but missing) for an engine that runs on the CPU only."""
-    return (CPU,), tuple(p for p in (providers or ()) if p != CPU)
+def cpu_only(
+    providers: Sequence[str] | None, engine: str = "this"
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(providers in use, requested but missing) for an engine that runs on the CPU only; a `ProviderWarning`
+    names the missing ones."""
+    missing = tuple(p for p in (providers or ()) if p != CPU)
+    if missing:
+        warnings.warn(
+            f"the {engine} engine runs on the CPU only: {list(missing)} requested, running on [{CPU!r}] "
+            "(the onnxruntime engine is the one that uses CUDA / TensorRT)",
+            ProviderWarning,
+            stacklevel=4,
+        )
+    return (CPU,), missing
 
 
 class InputAdapter:

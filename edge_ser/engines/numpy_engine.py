@@ -1,27 +1,35 @@
 """The pure-numpy engine: runs the bundle's ONNX graph (read from model.onnx by edge_ser.bundle), node by
 node, in float32.
 
-Needs nothing but numpy, so a device without onnxruntime (or a CI box) can still run a bundle. Weights are
-dequantized once at load. Each node is compiled once (attributes parsed and checked) into a small function;
-`predict` then walks the list with a dict of named arrays. Convolutions use im2col (a strided window view, one
-copy) and a single matrix product per group, so the heavy lifting is BLAS.
+Needs nothing but numpy, so a device without onnxruntime (or a CI box) can still run a bundle. Everything that
+does not depend on the input is done once, at load: weights dequantized, each node compiled (attributes parsed
+and checked, constant weights transposed / reshaped for their GEMM) into a small function, a Conv followed by
+an inference BatchNormalization folded into one Conv, a Relu after a Conv / Gemm / BatchNormalization applied in
+place on that op's fresh output, and every value given a slot of a list, so `predict` walks a flat plan with no
+dict look-ups. Convolutions use im2col (one strided copy per kernel tap into one buffer) and one matrix product
+per layer (per group), so the heavy lifting is BLAS; attention is the graph's batched MatMuls (np.matmul over
+[batch, heads, tokens, d]), with no Python loop over positions. `steps` keeps one function per graph node
+(unfused) for the per-node profiler (edge_ser.engines.profiling).
 
 Supported ops (ONNX semantics, opset 7..21 where they differ): Add, Sub, Mul, Div, Gemm, MatMul, Relu,
 LeakyRelu, Sigmoid, Tanh, Softmax, Flatten, Reshape, Transpose, Squeeze, Unsqueeze, Identity, Dropout, Concat,
-Clip, Pad (constant / reflect / edge / wrap), Conv (1-D/2-D/3-D, groups, strides, pads, dilations, auto_pad), MaxPool and AveragePool (ceil_mode=0),
-GlobalAveragePool, GlobalMaxPool, ReduceMean, BatchNormalization (inference), LayerNormalization (opset 17+,
-axis / epsilon; optional Mean and InvStdDev outputs).
+Clip, Pad (constant / reflect / edge / wrap), Conv (1-D/2-D/3-D, groups, strides, pads, dilations, auto_pad),
+MaxPool and AveragePool (ceil_mode=0), GlobalAveragePool, GlobalMaxPool, ReduceMean, BatchNormalization
+(inference), LayerNormalization (opset 17+, axis / epsilon; optional Mean and InvStdDev outputs).
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
+import operator
+import threading
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from edge_ser.engines.base import InputAdapter, cpu_only, finish_logits
 from edge_ser.errors import BundleError
@@ -70,7 +78,7 @@ class NumpyEngine:
     ) -> None:
         self.bundle = bundle
         self.threads = threads
-        self.providers, self.missing_providers = cpu_only(providers)
+        self.providers, self.missing_providers = cpu_only(providers, "numpy")
         g = bundle.graph
         self.opset = int(g["opset"])
         self.input_names = tuple(x["name"] for x in g["inputs"])
@@ -105,33 +113,55 @@ class NumpyEngine:
         for nm in self.output_names:
             if nm not in defined:
                 raise BundleError(f"bundle {bundle.source}: graph output {nm!r} is not produced by any node")
+        self._compile(g["nodes"])
         norm = bundle.normalization
         self.adapt = InputAdapter(bundle, normalize=norm is not None and not norm["in_graph"])
         self._num_classes = bundle.num_classes
 
+    def _compile(self, nodes: Sequence[Mapping[str, Any]]) -> None:
+        """The run plan: `steps` with Conv + BatchNormalization folded and Relu fused (`_fuse`), every value
+        in a slot of one list (slot 0 holds None, for an absent optional input), initializers pre-filled."""
+        plan = _fuse(self.steps, nodes, self.opset, self.params, self.output_names)
+        slots: dict[str, int] = {"": 0}
+        for name in itertools.chain(self.params, self.input_names):
+            slots.setdefault(name, len(slots))
+        compiled = []
+        for i, op, fn, ins, outs in plan:
+            for nm in outs:
+                if nm:
+                    slots.setdefault(nm, len(slots))
+            outs_idx = tuple(slots[nm] if nm else -1 for nm in outs)
+            get = operator.itemgetter(*(slots[nm] for nm in ins))  # a tuple for 2+ inputs, the value for 1
+            compiled.append((i, op, fn, get, len(ins) > 1, outs_idx, len(outs) == 1))
+        template: list[Any] = [None] * len(slots)
+        for name, value in self.params.items():
+            template[slots[name]] = value
+        self._plan = tuple(compiled)
+        self._template = template
+        self._feed_slots = tuple((name, slots[name]) for name in self.input_names)
+        self._out_slots = tuple(slots[name] for name in self.output_names)
+
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Execute the graph on named float32 inputs; returns every graph output by name."""
-        env: dict[str, Any] = dict(self.params)
-        env.update(feeds)
-        for i, op, fn, ins, outs in self.steps:
-            try:
-                args = [env[n] if n else None for n in ins]
-            except KeyError as e:
-                raise BundleError(
-                    f"bundle {self.bundle.source}: graph node {i} ({op}): input {e.args[0]!r} missing"
-                ) from None
-            try:
-                # NaN / inf propagate silently, as in onnxruntime (no RuntimeWarning per frame on a device)
-                with np.errstate(all="ignore"):
-                    res = fn(*args)
-            except (ValueError, TypeError, IndexError, _NodeError, FloatingPointError) as e:
-                raise BundleError(f"bundle {self.bundle.source}: graph node {i} ({op}): {e}") from e
-            if not isinstance(res, tuple):
-                res = (res,)
-            for nm, val in zip(outs, res, strict=False):  # an op may leave optional outputs (a mask) unset
-                if nm:
-                    env[nm] = val
-        return {n: env[n] for n in self.output_names}
+        env = self._template.copy()
+        for name, slot in self._feed_slots:
+            env[slot] = feeds[name]
+        # NaN / inf propagate silently, as in onnxruntime (no RuntimeWarning per frame on a device)
+        with np.errstate(all="ignore"):
+            for i, op, fn, get, several, outs, single in self._plan:
+                try:
+                    res = fn(*get(env)) if several else fn(get(env))
+                except (ValueError, TypeError, IndexError, _NodeError, FloatingPointError) as e:
+                    raise BundleError(f"bundle {self.bundle.source}: graph node {i} ({op}): {e}") from e
+                if single and not isinstance(res, tuple):
+                    env[outs[0]] = res
+                    continue
+                if not isinstance(res, tuple):
+                    res = (res,)
+                for j, val in zip(outs, res, strict=False):  # an op may leave optional outputs (a mask) unset
+                    if j >= 0:
+                        env[j] = val
+        return {name: env[j] for name, j in zip(self.output_names, self._out_slots, strict=True)}
 
     def predict(self, x: np.ndarray | Mapping[str, np.ndarray]) -> np.ndarray:
         """float32 [n, d] (or one sample [d], or a dict for several inputs) -> float32 logits [n, classes]."""
@@ -149,6 +179,83 @@ class NumpyEngine:
 
     def __repr__(self) -> str:
         return f"<{self.describe()}>"
+
+
+Step = tuple[int, str, Op, tuple[str, ...], tuple[str, ...]]
+"""(graph node index, op, compiled function, input names, output names)."""
+_FRESH = frozenset({"Conv", "Gemm", "BatchNormalization"})
+"""Ops whose compiled function returns a new float32 array of its own (never a view of an input or a weight):
+a Relu after one runs in place on it."""
+
+
+def _fuse(
+    steps: Sequence[Step],
+    nodes: Sequence[Mapping[str, Any]],
+    opset: int,
+    params: dict[str, np.ndarray],
+    outputs: Sequence[str],
+) -> list[Step]:
+    """`steps` with each Conv whose only consumer is an inference BatchNormalization of constants folded into
+    one Conv (new weight and bias added to `params`), and each Relu whose input is the only use of a _FRESH
+    op's output applied in place by that op. The absorbed node's own check ran when it was compiled."""
+    uses = Counter(nm for _, _, _, ins, _ in steps for nm in ins if nm)
+    uses.update(outputs)
+    consumer = {nm: k for k, (_, _, _, ins, _) in enumerate(steps) for nm in ins if nm}
+
+    def only_consumer(outs: tuple[str, ...], op: str) -> int | None:
+        if len(outs) != 1 or not outs[0] or uses[outs[0]] != 1 or outs[0] not in consumer:
+            return None
+        k = consumer[outs[0]]
+        return k if steps[k][1] == op else None
+
+    absorbed: set[int] = set()
+    plan: list[Step] = []
+    for k, (i, op, fn, ins, outs) in enumerate(steps):
+        if k in absorbed:
+            continue
+        bn = only_consumer(outs, "BatchNormalization") if op == "Conv" else None
+        folded = None if bn is None else _fold_batchnorm(nodes[i], nodes[steps[bn][0]], opset, params)
+        if folded is not None and bn is not None:
+            fn, ins = folded
+            op, outs = f"{op}+BatchNormalization", steps[bn][4]
+            absorbed.add(bn)
+        relu = only_consumer(outs, "Relu") if op.split("+")[-1] in _FRESH or folded is not None else None
+        if relu is not None:
+            fn, op, outs = _then_relu(fn), f"{op}+Relu", steps[relu][4]
+            absorbed.add(relu)
+        plan.append((i, op, fn, ins, outs))
+    return plan
+
+
+def _fold_batchnorm(
+    conv: Mapping[str, Any], bn: Mapping[str, Any], opset: int, params: dict[str, np.ndarray]
+) -> tuple[Op, tuple[str, ...]] | None:
+    """Conv then BatchNormalization as one Conv: weight * k per output channel, bias (b - mean) * k + beta
+    (k = scale / sqrt(var + eps)); None unless the weight, bias and BN inputs are all constants."""
+    w = params.get(conv["inputs"][1])
+    b_name = conv["inputs"][2] if len(conv["inputs"]) > 2 else ""
+    stats = [params.get(nm) for nm in bn["inputs"][1:5]]
+    if w is None or (b_name and b_name not in params) or any(v is None for v in stats):
+        return None
+    k, shift = _bn_affine(*stats, _Node(bn, opset, params).f("epsilon", 1e-5))
+    b = params[b_name] if b_name else np.zeros(w.shape[0], np.float32)
+    out = bn["outputs"][0]
+    w_name, bias_name = f"{out}::folded_weight", f"{out}::folded_bias"
+    params[w_name] = (w * k.reshape(-1, *([1] * (w.ndim - 1)))).astype(np.float32)
+    params[bias_name] = (b * k + shift).astype(np.float32)
+    ins = (conv["inputs"][0], w_name, bias_name)
+    return _conv(_Node({**conv, "inputs": list(ins)}, opset, params)), ins
+
+
+def _then_relu(fn: Op) -> Op:
+    """`fn`, then Relu in place on its (fresh) output."""
+    zero = _f32(0.0)
+
+    def fused(*args: Any) -> np.ndarray:
+        y = fn(*args)
+        return np.maximum(y, zero, out=y)
+
+    return fused
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -190,6 +297,22 @@ class _Node(NodeAttrs):
 
 def _f32(x: float) -> np.float32:
     return np.float32(x)
+
+
+_KEEP_BYTES = 4 << 20
+"""Work buffers up to this size are kept between calls (a batch-1 call's are well under 1 MB); a larger one, of
+a big batch, is freed after its call, so a long file read in batches does not keep tens of MB alive."""
+_SHIFT_RANGE = 60.0
+"""Softmax may subtract one maximum for the whole tensor when all values lie within this of it: exp(-60) is
+~1e-26, far above float32's smallest normal (~1e-38)."""
+
+
+@functools.lru_cache(maxsize=64)
+def _mean_vector(n: int, total: float | None = None) -> np.ndarray:
+    """float32 [n] of 1/n (or of `total`): x @ it is the mean (sum) over x's last axis, as a BLAS GEMV."""
+    v = np.full(n, 1.0 / max(n, 1) if total is None else total, dtype=np.float32)
+    v.setflags(write=False)
+    return v
 
 
 def _int_list(a: np.ndarray, what: str) -> list[int]:
@@ -238,13 +361,29 @@ def _gemm(n: _Node) -> Op:
     n.only_outputs(1)
     alpha, beta = _f32(n.f("alpha", 1.0)), _f32(n.f("beta", 1.0))
     ta, tb = n.i("transA", 0), n.i("transB", 0)
-    b_const = n.const(1)
-    b_pre = np.ascontiguousarray(b_const.T if tb else b_const) if b_const is not None else None
+    b_const, c_const = n.const(1), n.const(2)
+    has_c = len(n.inputs) > 2 and bool(n.inputs[2])
+    if b_const is not None and not ta and (c_const is not None or not has_c):
+        # the usual layer: constant weight (transposed once, alpha folded in) and bias (beta folded in)
+        b_pre = np.ascontiguousarray(b_const.T if tb else b_const, dtype=np.float32)
+        if alpha != 1:
+            b_pre = b_pre * alpha
+        c_pre = None if c_const is None else np.asarray(c_const * beta if beta != 1 else c_const, np.float32)
+
+        def dense(a: np.ndarray, b: np.ndarray, c: np.ndarray | None = None) -> np.ndarray:
+            if a.ndim != 2:
+                raise _NodeError(f"Gemm takes 2-d inputs, got {list(a.shape)} and {list(b.shape)}")
+            y = np.dot(a, b_pre)  # np.dot: half matmul's call overhead on small 2-d operands
+            if c_pre is not None:
+                y += c_pre
+            return y
+
+        return dense
 
     def gemm(a: np.ndarray, b: np.ndarray, c: np.ndarray | None = None) -> np.ndarray:
         if a.ndim != 2 or b.ndim != 2:
             raise _NodeError(f"Gemm takes 2-d inputs, got {list(a.shape)} and {list(b.shape)}")
-        y = (a.T if ta else a) @ (b_pre if b_pre is not None else (b.T if tb else b))
+        y = (a.T if ta else a) @ (b.T if tb else b)
         if alpha != 1:
             y = y * alpha
         if c is not None:
@@ -276,8 +415,15 @@ def _softmax(n: _Node) -> Op:
         return softmax_2d(x, ax)
 
     def softmax_2d(x: np.ndarray, ax: int) -> np.ndarray:
+        if ax == x.ndim - 1 and x.size and float(x.max()) - float(x.min()) < _SHIFT_RANGE:
+            # attention rows: numpy reduces short last axes slowly; any shift gives the same softmax, and with
+            # every value within _SHIFT_RANGE of the global maximum no exp underflows. Row sums as one GEMV.
+            e = np.exp(x - x.max())
+            e /= (e @ _mean_vector(x.shape[-1], 1.0))[..., None]
+            return e
         e = np.exp(x - x.max(axis=ax, keepdims=True))
-        return e / e.sum(axis=ax, keepdims=True)
+        e /= e.sum(axis=ax, keepdims=True)
+        return e
 
     return softmax
 
@@ -307,6 +453,10 @@ def _reshape(n: _Node) -> Op:
         static = n.ints("shape", None)
         if static is None:
             raise _NodeError("needs a shape (second input or 'shape' attribute)")
+
+    if static is not None and 0 not in static and min(static, default=0) >= -1 and static.count(-1) <= 1:
+        target = tuple(static)
+        return lambda x, shape=None: x.reshape(target)
 
     def reshape(x: np.ndarray, shape: np.ndarray | None = None) -> np.ndarray:
         target = static if static is not None else _int_list(shape, "Reshape shape")
@@ -387,9 +537,20 @@ def _reduce_mean(n: _Node) -> Op:
             if noop:
                 return x
             return x.mean(axis=None, keepdims=keep).astype(np.float32, copy=False)
+        if len(ax) == 1 and x.dtype == np.float32:
+            return _mean_one_axis(x, _axis(ax[0], x.ndim), keep)
         return x.mean(axis=tuple(_axis(a, x.ndim) for a in ax), keepdims=keep).astype(np.float32, copy=False)
 
     return reduce_mean
+
+
+def _mean_one_axis(x: np.ndarray, a: int, keep: bool) -> np.ndarray:
+    """x.mean(axis=a) as one GEMV with a vector of 1/n (numpy's reductions over a short axis are slow)."""
+    shape = x.shape
+    pre, n, post = math.prod(shape[:a]), shape[a], math.prod(shape[a + 1 :])
+    w = _mean_vector(n)
+    r = x.reshape(pre, n) @ w if post == 1 else w @ x.reshape(pre, n, post)
+    return r.reshape(shape[:a] + ((1,) if keep else ()) + shape[a + 1 :])
 
 
 def _identity(n: _Node) -> Op:
@@ -481,13 +642,25 @@ def _batchnorm(n: _Node) -> Op:
     if n.i("training_mode", 0):
         raise _NodeError("training_mode=1 is not supported (inference only)")
     eps = n.f("epsilon", 1e-5)
+    consts = [n.const(j) for j in range(1, 5)]
+    pre = _bn_affine(*consts, eps) if all(c is not None for c in consts) else None
 
     def bn(x: np.ndarray, scale: np.ndarray, b: np.ndarray, mean: np.ndarray, var: np.ndarray) -> np.ndarray:
         shape = (1, -1) + (1,) * (x.ndim - 2)
-        k = (scale / np.sqrt(var + _f32(eps))).astype(np.float32)
-        return (x - mean.reshape(shape)) * k.reshape(shape) + b.reshape(shape)
+        k, shift = pre if pre is not None else _bn_affine(scale, b, mean, var, eps)
+        y = x * k.reshape(shape)
+        y += shift.reshape(shape)
+        return y
 
     return bn
+
+
+def _bn_affine(
+    scale: np.ndarray, b: np.ndarray, mean: np.ndarray, var: np.ndarray, eps: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Inference BatchNormalization as y = x * k + shift, per channel (float32)."""
+    k = (scale / np.sqrt(var + _f32(eps))).astype(np.float32)
+    return k, (b - mean * k).astype(np.float32)
 
 
 def _layernorm(n: _Node) -> Op:
@@ -503,15 +676,21 @@ def _layernorm(n: _Node) -> Op:
 
     def layernorm(x: np.ndarray, scale: np.ndarray, b: np.ndarray | None = None) -> Any:
         ax = _axis(axis, x.ndim)
-        axes = tuple(range(ax, x.ndim))
-        mean = x.mean(axis=axes, keepdims=True, dtype=np.float32)
-        d = x - mean
-        inv = _f32(1.0) / np.sqrt((d * d).mean(axis=axes, keepdims=True, dtype=np.float32) + eps)
-        y = d * inv * scale
+        stat_shape = x.shape[:ax] + (1,) * (x.ndim - ax)
+        x2 = x.reshape(-1, math.prod(x.shape[ax:]))  # rows to normalise
+        w = _mean_vector(x2.shape[1])
+        mean = x2 @ w  # row means as one GEMV (numpy's reductions over short rows are slow)
+        d = (x2 - mean[:, None]).astype(np.float32, copy=False)
+        var = np.square(d) @ w
+        var += eps
+        inv = np.sqrt(var)
+        np.divide(_f32(1.0), inv, out=inv)
+        d *= inv[:, None]
+        y = d.reshape(x.shape)
+        y *= scale
         if b is not None:
-            y = y + b
-        y = y.astype(np.float32, copy=False)
-        return (y, mean, inv) if extra else y
+            y += b
+        return (y, mean.reshape(stat_shape), inv.reshape(stat_shape)) if extra else y
 
     return layernorm
 
@@ -544,6 +723,10 @@ class _Window:
             raise _NodeError(f"auto_pad={self.auto_pad!r} is not supported")
         if n.i("ceil_mode", 0):
             raise _NodeError("ceil_mode=1 is not supported by the numpy engine")
+        self._scratch = threading.local()
+        self._taps: dict[
+            tuple[int, ...], tuple[tuple[int, ...], list[tuple[tuple[int, ...], tuple[slice, ...]]]]
+        ] = {}
 
     def pad_widths(self, spatial: Sequence[int], kernel: Sequence[int]) -> list[tuple[int, int]]:
         if self.auto_pad == "VALID":
@@ -557,19 +740,95 @@ class _Window:
             out.append((small, total - small) if self.auto_pad == "SAME_UPPER" else (total - small, small))
         return out
 
-    def windows(self, xp: np.ndarray, kernel: Sequence[int]) -> np.ndarray:
-        """Strided view [N, C, *out, *kernel] of the padded input (no copy)."""
+    def taps(
+        self, spatial: Sequence[int], kernel: Sequence[int]
+    ) -> tuple[tuple[int, ...], list[tuple[tuple[int, ...], tuple[slice, ...]]]]:
+        """Output size, and per kernel tap (offsets) the strided slice of the padded input it reads; worked
+        out once per padded input size (a handful of sizes per model)."""
+        key = tuple(spatial)
+        hit = self._taps.get(key)
+        if hit is not None:
+            return hit
         span = [d * (k - 1) + 1 for k, d in zip(kernel, self.dilations, strict=True)]
-        for size, sp in zip(xp.shape[2:], span, strict=True):
-            if size < sp:
-                raise _NodeError(
-                    f"input of spatial size {list(xp.shape[2:])} is smaller than the kernel span {span}"
+        if any(size < sp for size, sp in zip(spatial, span, strict=True)):
+            raise _NodeError(f"input of spatial size {list(spatial)} is smaller than the kernel span {span}")
+        out = tuple((size - sp) // s + 1 for size, sp, s in zip(spatial, span, self.strides, strict=True))
+        taps = []
+        for tap in itertools.product(*(range(k) for k in kernel)):
+            src = tuple(
+                slice(t * d, t * d + (o - 1) * s + 1, s)
+                for t, d, o, s in zip(tap, self.dilations, out, self.strides, strict=True)
+            )
+            taps.append((tap, (slice(None), slice(None), *src)))
+        if len(self._taps) < 16:
+            self._taps[key] = (out, taps)
+        return out, taps
+
+    def scratch(self, what: str, shape: tuple[int, ...], dtype: Any, fill: float | None = None) -> np.ndarray:
+        """This thread's work buffer `what` of this node (padded input, im2col columns), kept between calls:
+        a fresh 0.5 MB array per call costs more in page faults (the allocator hands large blocks back to
+        the OS) than the copy into it. A padded buffer's border is filled once; each call overwrites the
+        interior. Only used inside one op call, so never seen by the caller."""
+        bufs = self._scratch.__dict__
+        buf = bufs.get(what)
+        if buf is None or buf.shape != shape or buf.dtype != dtype:
+            buf = np.empty(shape, dtype) if fill is None else np.full(shape, fill, dtype)
+            bufs[what] = buf if buf.nbytes <= _KEEP_BYTES else None
+        return buf
+
+    def columns(
+        self, x: np.ndarray, kernel: Sequence[int], ones_row: bool
+    ) -> tuple[np.ndarray, tuple[int, ...]]:
+        """im2col of the unpadded input: [N, C * prod(kernel) (+ 1), prod(out)] (channel-major, then kernel
+        offsets: the layout of an ONNX weight [M, C, *kernel] flattened), one strided copy per kernel tap of
+        the input positions it reads; and the out size. The padding is zeros the copies never overwrite in
+        this thread's buffer, filled once; with `ones_row` a last row of ones lets the GEMM add the bias."""
+        if x.ndim != 2 + self.nd:
+            raise _NodeError(f"expects a {2 + self.nd}-d input [N, C, spatial...], got {list(x.shape)}")
+        out, copies = self.direct_taps(x.shape[2:], kernel)
+        n, c = x.shape[:2]
+        rows, p = c * math.prod(kernel), math.prod(out)
+        buf = self._scratch.__dict__.get("cols")
+        if buf is None or buf.shape != (n, rows + ones_row, p) or buf.dtype != x.dtype:
+            buf = np.zeros((n, rows + ones_row, p), dtype=x.dtype)
+            if ones_row:
+                buf[:, rows] = 1
+            self._scratch.cols = buf if buf.nbytes <= _KEEP_BYTES else None
+        cols = buf[:, :rows].reshape(n, c, *kernel, *out)
+        for dst, src in copies:
+            cols[dst] = x[src]
+        return buf, out
+
+    def direct_taps(
+        self, spatial: Sequence[int], kernel: Sequence[int]
+    ) -> tuple[tuple[int, ...], list[tuple[tuple[Any, ...], tuple[slice, ...]]]]:
+        """Output size, and per kernel tap (cols index, input slice): the output positions whose input lies
+        inside the unpadded input and the strided slice they read; worked out once per input size."""
+        key = ("direct", *spatial)
+        hit = self._taps.get(key)
+        if hit is not None:
+            return hit  # type: ignore[return-value]
+        pw = self.pad_widths(spatial, kernel)
+        padded = [s + a + b for s, (a, b) in zip(spatial, pw, strict=True)]
+        out, _ = self.taps(padded, kernel)
+        copies = []
+        for tap in itertools.product(*(range(k) for k in kernel)):
+            dst: list[Any] = [slice(None), slice(None), *tap]
+            src: list[slice] = [slice(None), slice(None)]
+            for t, d, o, s, size, (lo, _) in zip(
+                tap, self.dilations, out, self.strides, spatial, pw, strict=True
+            ):
+                first = max(0, -(-(lo - t * d) // s))  # first output whose input index o*s + t*d - lo >= 0
+                last = min(o, (size - 1 + lo - t * d) // s + 1)  # one past the last inside the input
+                dst.append(slice(first, max(first, last)))
+                start = first * s + t * d - lo
+                src.append(
+                    slice(start, start + max(last - first, 0) * s - (s - 1) if last > first else start, s)
                 )
-        w = sliding_window_view(xp, span, axis=tuple(range(2, 2 + self.nd)))
-        idx = (slice(None), slice(None))
-        idx += tuple(slice(None, None, s) for s in self.strides)
-        idx += tuple(slice(None, None, d) for d in self.dilations)
-        return w[idx]
+            copies.append((tuple(dst), tuple(src)))
+        if len(self._taps) < 16:
+            self._taps[key] = (out, copies)  # type: ignore[assignment]
+        return out, copies
 
     def pad(self, x: np.ndarray, kernel: Sequence[int], value: float) -> np.ndarray:
         if x.ndim != 2 + self.nd:
@@ -577,13 +836,18 @@ class _Window:
         pw = self.pad_widths(x.shape[2:], kernel)
         if not any(a or b for a, b in pw):
             return x
-        return np.pad(x, [(0, 0), (0, 0), *pw], mode="constant", constant_values=value)
+        spatial = [s + a + b for s, (a, b) in zip(x.shape[2:], pw, strict=True)]
+        xp = self.scratch(f"pad {value}", (*x.shape[:2], *spatial), x.dtype, fill=value)
+        xp[
+            (slice(None), slice(None), *(slice(a, a + s) for s, (a, _) in zip(x.shape[2:], pw, strict=True)))
+        ] = x
+        return xp
 
 
 def _conv(n: _Node) -> Op:
     n.need_inputs(2, 3)
     n.only_outputs(1)
-    w_const = n.const(1)
+    w_const, b_const = n.const(1), n.const(2)
     kernel = n.ints("kernel_shape", None)
     if kernel is None and w_const is not None:
         kernel = list(w_const.shape[2:])
@@ -597,6 +861,16 @@ def _conv(n: _Node) -> Op:
         w_const.ndim != 2 + win.nd or list(w_const.shape[2:]) != kernel or w_const.shape[0] % group
     ):
         raise _NodeError(f"weight shape {list(w_const.shape)} does not fit kernel {kernel} and group={group}")
+    # the weight as GEMM matrices [group, M / group, C / group * prod(kernel)], the bias as a column: once
+    w_pre = (
+        None
+        if w_const is None
+        else np.ascontiguousarray(w_const.reshape(group, w_const.shape[0] // group, -1))
+    )
+    b_pre = None if b_const is None else b_const.reshape(-1, 1)
+    wb_pre = None  # group 1 with a constant bias: [weight | bias], the GEMM adds the bias
+    if w_pre is not None and b_const is not None and group == 1 and b_const.shape == (w_const.shape[0],):
+        wb_pre = np.ascontiguousarray(np.concatenate([w_pre[0], b_pre], axis=1), dtype=np.float32)
 
     def conv(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
         m, cg = w.shape[0], w.shape[1]
@@ -604,19 +878,21 @@ def _conv(n: _Node) -> Op:
             raise _NodeError(
                 f"input has {x.shape[1]} channels, the weight expects {cg * group} (group={group})"
             )
-        cols = win.windows(win.pad(x, kernel, 0.0), kernel)  # [N, C, *out, *k]
-        k_axes = list(range(2 + win.nd, 2 + 2 * win.nd))
-        mg = m // group
-        parts = []
-        for g in range(group):
-            cg_cols = cols[:, g * cg : (g + 1) * cg] if group > 1 else cols
-            wg = w[g * mg : (g + 1) * mg] if group > 1 else w
-            # contract channels and kernel positions: [N, *out, Mg]; tensordot makes the one im2col copy
-            parts.append(np.tensordot(cg_cols, wg, axes=([1, *k_axes], [1, *range(2, 2 + win.nd)])))
-        y = parts[0] if group == 1 else np.concatenate(parts, axis=-1)
-        if b is not None:
-            y = y + b
-        return np.ascontiguousarray(np.moveaxis(y, -1, 1))
+        fold_bias = wb_pre is not None and w is w_const and b is b_const
+        cols, out = win.columns(x, kernel, fold_bias)  # [N, C * K (+ 1), P]
+        if fold_bias:
+            wm = wb_pre  # [M, C * K + 1]: the bias is the weight of the columns' row of ones
+        else:
+            wm = w_pre if w is w_const else w.reshape(group, m // group, -1)
+        if group == 1 or fold_bias:
+            w2 = wm if fold_bias else wm[0]
+            # one GEMM per layer, already channels-first: [M, P] (np.dot: less call overhead) or [N, M, P]
+            y = np.dot(w2, cols[0]) if x.shape[0] == 1 else np.matmul(w2, cols)
+        else:
+            y = np.matmul(wm, cols.reshape(x.shape[0], group, -1, cols.shape[-1])).reshape(x.shape[0], m, -1)
+        if b is not None and not fold_bias:
+            y += b_pre if b is b_const else b.reshape(-1, 1)
+        return y.reshape(x.shape[0], m, *out)
 
     return conv
 
@@ -632,14 +908,13 @@ def _maxpool(n: _Node) -> Op:
     win = _Window(n, kernel, None)
 
     def maxpool(x: np.ndarray) -> np.ndarray:
-        # The running maximum over the kernel's offsets: one strided slice of the window view per tap. For
-        # av_cnn's three 2x2 pools this takes 0.10 ms per clip against 2.4 ms for reducing the window view's
-        # last axes (numpy walks those element by element).
-        cols = win.windows(win.pad(x, kernel, -np.inf), kernel)
-        taps = itertools.product(*(range(k) for k in kernel))
-        out = np.array(cols[(Ellipsis, *next(taps))])
-        for tap in taps:
-            np.maximum(out, cols[(Ellipsis, *tap)], out=out)
+        # The running maximum over the kernel's taps, one strided slice of the padded input each (numpy walks
+        # a window view's last axes element by element: 2.4 ms per av_cnn clip against 0.10 ms this way).
+        xp = win.pad(x, kernel, -np.inf)
+        _, taps = win.taps(xp.shape[2:], kernel)
+        out = xp[taps[0][1]].copy()
+        for _, src in taps[1:]:
+            np.maximum(out, xp[src], out=out)
         return out
 
     return maxpool
@@ -653,15 +928,20 @@ def _avgpool(n: _Node) -> Op:
         raise _NodeError("attribute 'kernel_shape' is required")
     win = _Window(n, kernel, None)
     include_pad = bool(n.i("count_include_pad", 0))
-    k_axes = tuple(range(2 + win.nd, 2 + 2 * win.nd))
+
+    def window_sum(x: np.ndarray) -> np.ndarray:
+        xp = win.pad(x, kernel, 0.0)
+        _, taps = win.taps(xp.shape[2:], kernel)
+        total = xp[taps[0][1]].astype(np.float32, copy=True)
+        for _, src in taps[1:]:
+            total += xp[src]
+        return total
 
     def avgpool(x: np.ndarray) -> np.ndarray:
-        total = win.windows(win.pad(x, kernel, 0.0), kernel).sum(axis=k_axes, dtype=np.float32)
+        total = window_sum(x)
         if include_pad:
             return total / _f32(math.prod(kernel))
-        ones = np.ones((1, 1, *x.shape[2:]), dtype=np.float32)
-        count = win.windows(win.pad(ones, kernel, 0.0), kernel).sum(axis=k_axes)
-        return total / count
+        return total / window_sum(np.ones((1, 1, *x.shape[2:]), dtype=np.float32))
 
     return avgpool
 

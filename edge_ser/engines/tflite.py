@@ -193,7 +193,7 @@ class TFLiteEngine:
         self.variant = pick_variant(bundle, variant)
         self.name = f"tflite-{self.variant}"
         self.threads = threads
-        self.providers, self.missing_providers = cpu_only(providers)
+        self.providers, self.missing_providers = cpu_only(providers, "TFLite")
         interpreter_cls, self.interpreter_module = import_interpreter()
         block = bundle.manifest["tflite"]
         spec = block["variants"][self.variant]
