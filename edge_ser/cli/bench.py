@@ -56,7 +56,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
     else:
         profile = load_profile(args.profile)
     report = build_report(
-        bundle, profile, engine=args.engine, threads=args.threads, runs=args.runs, delegate=args.delegate
+        bundle,
+        profile,
+        engine=args.engine,
+        threads=args.threads,
+        runs=args.runs,
+        delegate=getattr(args, "delegate", None),
     )
     from edge_ser.text import printable
 

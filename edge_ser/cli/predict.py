@@ -65,7 +65,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from edge_ser.recognizer import Recognizer
 
     rec = Recognizer(
-        args.bundle, args.engine, threads=args.threads, adapt=not args.no_adapt, delegate=args.delegate
+        args.bundle,
+        args.engine,
+        threads=args.threads,
+        adapt=not args.no_adapt,
+        delegate=getattr(args, "delegate", None),
     )
     files = media_files(args.files, rec.kind.file_extensions)
     if not files:

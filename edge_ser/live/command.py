@@ -133,7 +133,11 @@ def build(args: argparse.Namespace, *, stop=None, outputs=(), keep: int = 10_000
     from edge_ser.recognizer import Recognizer
 
     rec = Recognizer(
-        args.bundle, args.engine, threads=args.threads, adapt=not args.no_adapt, delegate=args.delegate
+        args.bundle,
+        args.engine,
+        threads=args.threads,
+        adapt=not args.no_adapt,
+        delegate=getattr(args, "delegate", None),
     )
     config = PipelineConfig(
         window=args.window,
