@@ -28,6 +28,13 @@ rewritten to the LAQ codes and scales (`tflite_export._write_grid`: zero points 
 Ops are matched to layers by their weight VALUES (the converter's dequantized weight is within one int8 step
 of the layer's grid weight, and equal-shaped layers such as attention q / k / v differ in value), so any
 graph works; weight tensors are renamed "<layer>.weight" / "<layer>.bias" in every variant.
+
+int8 output: the converter sets the output's range to the min / max of every logit on the calibration rows;
+`convert` narrows it to [smallest top logit - OUTPUT_MARGIN, largest logit] (`_narrow_output`), halving the
+int8 step of the logits, which is what decides near-ties (docs/tflite.md has the measurements).
+
+A float ONNX model that is not a bundle yet goes through `graph_from_onnx(proto)`; a bundle through
+`bundle_graph(bundle)`; calibration and writing the variants into a bundle: `converters.export.tflite_bundle`.
 """
 
 from __future__ import annotations
@@ -700,7 +707,7 @@ def trace(g: Graph) -> Traced:
     found: list[Layer] = []
     errors: list[ConfigError] = []
 
-    @tf.function(input_signature=sig)
+    @tf.function(input_signature=sig, autograph=False)  # plain graph building: nothing to convert
     def logits(*xs):
         tr = _Tr(tf, g)
         try:
