@@ -35,6 +35,15 @@ class InferenceError(EdgeSerError, ValueError):
     """The model cannot give a valid answer: its input or its logits hold NaN or infinity (no probabilities)."""
 
 
+class DelegateError(EdgeSerError):
+    """A TFLite delegate named on the command line (`--delegate PATH`) is missing or cannot be loaded; the
+    message names the path and why."""
+
+    def __init__(self, path: str, why: str) -> None:
+        super().__init__(f"TFLite delegate {path}: {why}")
+        self.path = path
+
+
 class MissingDependencyError(EdgeSerError, ImportError):
     """An optional package is not installed; the message says which extra installs it."""
 

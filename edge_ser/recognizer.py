@@ -134,9 +134,11 @@ class Recognizer:
         adapt: a bundle that records a speaker normalisation (`speaker_norm`) keeps running statistics of the
             speaker over the clips it classifies (files, arrays, live windows with speech); False keeps the
             training prior. `reset_speaker()` starts a new speaker, `enroll()` adds known clips first.
+        delegate: a TFLite delegate library for the tflite engine (`edge_ser.engines.tflite.load_delegate`).
 
     Raises:
         BundleError: the bundle does not load or verify. MissingDependencyError: the engine is not installed.
+        DelegateError: the delegate is missing or cannot be loaded.
     """
 
     def __init__(
@@ -147,13 +149,16 @@ class Recognizer:
         *,
         providers: Sequence[str] | None = None,
         adapt: bool = True,
+        delegate: str | os.PathLike[str] | None = None,
     ) -> None:
         from edge_ser.bundle import load_bundle
         from edge_ser.engines import load_engine
         from edge_ser.speaker import SpeakerAdapter
 
         self.bundle = bundle if hasattr(bundle, "manifest") else load_bundle(bundle)
-        self.engine = load_engine(self.bundle, engine, threads=threads, providers=providers)
+        self.engine = load_engine(
+            self.bundle, engine, threads=threads, providers=providers, delegate=delegate
+        )
         self.kind = self.bundle.input_kind
         self.speaker = SpeakerAdapter(self.bundle.manifest, enabled=adapt)
 

@@ -226,6 +226,7 @@ def build_report(
     threads: int | None = 1,
     runs: int = 300,
     measured: bool | None = None,
+    delegate: str | None = None,
 ) -> RooflineReport:
     """Count, time (on the host profile) or project (elsewhere), and place every node on the roofline."""
     from edge_ser.flops import count
@@ -239,7 +240,7 @@ def build_report(
     if measured:
         from edge_ser.engines import load_engine
 
-        eng = load_engine(bundle, engine, threads=threads)
+        eng = load_engine(bundle, engine, threads=threads, delegate=delegate)
         engine_name = eng.name
     else:
         engine_name = engine if engine != "auto" else "onnxruntime"

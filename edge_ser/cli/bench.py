@@ -55,7 +55,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
         profile = host_profile(remeasure=True)
     else:
         profile = load_profile(args.profile)
-    report = build_report(bundle, profile, engine=args.engine, threads=args.threads, runs=args.runs)
+    report = build_report(
+        bundle,
+        profile,
+        engine=args.engine,
+        threads=args.threads,
+        runs=args.runs,
+        delegate=getattr(args, "delegate", None),
+    )
     from edge_ser.text import printable
 
     print(printable(report.markdown(), keep_newlines=True))  # names and labels from the bundle

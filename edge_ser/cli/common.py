@@ -28,6 +28,13 @@ def add_engine_args(p: argparse.ArgumentParser, *, threads_default: int | None =
     p.add_argument(
         "--threads", type=int, default=threads_default, help=f"inference threads (default: {default})"
     )
+    p.add_argument(
+        "--delegate",
+        metavar="PATH",
+        default=None,
+        help="tflite engine: load this TFLite delegate library (e.g. libedgetpu.so.1 for a Coral); a missing "
+        "or unloadable file is an error naming it",
+    )
 
 
 __all__ = ["ENGINE_HELP", "add_engine_args", "media_files"]

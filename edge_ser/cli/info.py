@@ -26,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def cmd_info(args: argparse.Namespace) -> int:
     from edge_ser.bundle import load_bundle
-    from edge_ser.engines import available_engines, engines_for
+    from edge_ser.engines import available_engines, bundle_engines, engines_for
 
     bundle = load_bundle(args.bundle)
     m = bundle.manifest
@@ -70,6 +70,7 @@ def cmd_info(args: argparse.Namespace) -> int:
             if io["dtype"] == "int8"
         )
         _print(f"  tflite {variant}: {v['file']}{quant}")
+    _print("engines this bundle supports: " + ", ".join(bundle_engines(bundle)))
     _print("engines on this machine:")
     for name, hint in available_engines().items():
         _print(f"  {name:12s} " + ("available" if hint is None else f"missing: {hint}"))

@@ -64,7 +64,13 @@ def _clock(seconds: float) -> str:
 def cmd_predict(args: argparse.Namespace) -> int:
     from edge_ser.recognizer import Recognizer
 
-    rec = Recognizer(args.bundle, args.engine, threads=args.threads, adapt=not args.no_adapt)
+    rec = Recognizer(
+        args.bundle,
+        args.engine,
+        threads=args.threads,
+        adapt=not args.no_adapt,
+        delegate=getattr(args, "delegate", None),
+    )
     files = media_files(args.files, rec.kind.file_extensions)
     if not files:
         raise AudioFormatError(

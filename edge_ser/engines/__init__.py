@@ -91,6 +91,7 @@ def load_engine(
     threads: int | None = None,
     providers: Sequence[str] | None = None,
     variant: str | None = None,
+    delegate: str | os.PathLike[str] | None = None,
 ) -> Engine:
     """Build an engine for a bundle (a loaded Bundle, or the path of one, which is loaded and verified).
 
@@ -102,10 +103,13 @@ def load_engine(
         providers: onnxruntime execution providers in order of preference; ones not available here are
             reported (`engine.missing_providers`, `describe()`) and CPU runs instead.
         variant: the TFLite variant ("int8", "fp16", "fp32") for engine "tflite"; same as "tflite-<variant>".
+        delegate: the path of a TFLite delegate library (Coral Edge TPU, Hexagon, GPU...) for the tflite
+            engine; a missing file or one that does not load is a DelegateError naming the path.
 
     Raises:
         MissingDependencyError: the requested engine's package is not installed (says what to install).
-        ConfigError: unknown engine, variant, provider or thread count.
+        ConfigError: unknown engine, variant, provider or thread count; a delegate for another engine.
+        DelegateError: the delegate is missing or cannot be loaded.
         BundleError: the bundle does not load, the engine cannot run its graph, or (TFLite) the bundle has no
             TFLite variants or not the one asked for (the message lists what it has).
     """
@@ -119,7 +123,22 @@ def load_engine(
         bundle = load_bundle(bundle)
     if name == "auto":
         name = next((n for n in AUTO if engine_module(n).unavailable() is None), AUTO[-1])
+    if delegate is not None:
+        if name != "tflite":
+            raise ConfigError(
+                f"a delegate ({os.fspath(delegate)}) is for the tflite engine, not {name!r}: "
+                "add --engine tflite (or tflite-int8 / -fp16 / -fp32)"
+            )
+        return engine_module(name).create(
+            bundle, variant, threads=threads, providers=wanted, delegate=delegate
+        )
     return engine_module(name).create(bundle, variant, threads=threads, providers=wanted)
+
+
+def bundle_engines(bundle: Bundle) -> list[str]:
+    """Every engine name the bundle itself supports, installed here or not: "onnxruntime", "numpy" when the
+    numpy engine has every op of its graph, and "tflite-<variant>" for each TFLite variant it carries."""
+    return [n for name in REGISTRY for n in engine_module(name).names_for(bundle)]
 
 
 def engines_for(bundle: Bundle | str | os.PathLike[str]) -> list[str]:
@@ -147,6 +166,7 @@ __all__ = [
     "REGISTRY",
     "Engine",
     "available_engines",
+    "bundle_engines",
     "engine_names",
     "engines_for",
     "load_engine",

@@ -32,6 +32,7 @@ An engine object is not thread-safe (nor is the interpreter); use one per thread
 
 from __future__ import annotations
 
+import ctypes
 import importlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -43,7 +44,7 @@ import numpy as np
 
 from edge_ser.bundle.manifest import TFLITE_VARIANTS
 from edge_ser.engines.base import InputAdapter, cpu_only, finish_logits
-from edge_ser.errors import BundleError, ConfigError, MissingDependencyError
+from edge_ser.errors import BundleError, ConfigError, DelegateError, MissingDependencyError
 
 if TYPE_CHECKING:
     from edge_ser.bundle import Bundle
@@ -87,6 +88,48 @@ def import_interpreter() -> tuple[Any, str]:
     )
 
 
+DELEGATE_LOADERS = (
+    ("ai_edge_litert.interpreter", "load_delegate"),
+    ("tflite_runtime.interpreter", "load_delegate"),
+    ("tensorflow", "lite.experimental.load_delegate"),
+)
+"""Where `load_delegate` is looked for, in order (the same packages as INTERPRETERS)."""
+
+
+def load_delegate(path: str | Path, options: Mapping[str, str] | None = None) -> Any:
+    """A TFLite delegate from its shared library (`--delegate PATH`: e.g. libedgetpu.so.1 for a Coral,
+    libhexagon_interface.so, an external XNNPACK / GPU delegate build).
+
+    Raises:
+        DelegateError: the file does not exist, or no loader here can load it (the path and the reason).
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise DelegateError(
+            str(path),
+            "no such file; give the delegate's shared library (.so), or leave --delegate out to run "
+            "on the CPU (XNNPACK)",
+        )
+    try:  # dlopen first: a file that is no library fails here, with the loader's own reason
+        ctypes.CDLL(str(p))
+    except OSError as e:
+        raise DelegateError(str(path), f"is not a loadable shared library: {e}") from None
+    errors = []
+    for module, attr in DELEGATE_LOADERS:
+        try:
+            obj: Any = importlib.import_module(module)
+            for part in attr.split("."):
+                obj = getattr(obj, part)
+        except Exception as e:  # noqa: BLE001 - not installed or a broken wheel: try the next one
+            errors.append(f"{module}: {type(e).__name__}: {e}")
+            continue
+        try:
+            return obj(str(p), dict(options or {}))
+        except Exception as e:  # noqa: BLE001 - ValueError / RuntimeError / OSError from dlopen
+            raise DelegateError(str(path), f"cannot be loaded by {module}: {type(e).__name__}: {e}") from e
+    raise DelegateError(str(path), "no TFLite runtime with load_delegate is installed: " + "; ".join(errors))
+
+
 def unavailable() -> str | None:
     """Why no TFLite interpreter can be imported here, or None when one can."""
     try:
@@ -102,11 +145,16 @@ def names_for(bundle: Bundle) -> tuple[str, ...]:
 
 
 def create(
-    bundle: Bundle, variant: str | None = None, *, threads: int | None, providers: Sequence[str] | None
+    bundle: Bundle,
+    variant: str | None = None,
+    *,
+    threads: int | None,
+    providers: Sequence[str] | None,
+    delegate: str | Path | None = None,
 ) -> TFLiteEngine:
     # checks the variant against the bundle first (BundleError: installing a runtime would not help),
-    # then imports an interpreter (MissingDependencyError)
-    return TFLiteEngine(bundle, variant, threads=threads, providers=providers)
+    # then imports an interpreter (MissingDependencyError), then loads the delegate (DelegateError)
+    return TFLiteEngine(bundle, variant, threads=threads, providers=providers, delegate=delegate)
 
 
 def bundle_variants(bundle: Bundle) -> tuple[str, ...]:
@@ -178,14 +226,17 @@ class TFLiteEngine:
         *,
         threads: int | None = None,
         providers: Sequence[str] | None = None,
+        delegate: str | Path | None = None,
     ) -> None:
-        """Load the variant (None: int8 if present, else fp16, else fp32) with `threads` interpreter threads.
+        """Load the variant (None: int8 if present, else fp16, else fp32) with `threads` interpreter threads,
+        and `delegate` (the path of a TFLite delegate library, `load_delegate`) when given.
 
         `providers` are onnxruntime's; TFLite runs on the CPU here, so any other provider asked for is
         reported as missing (`missing_providers`, `describe()`), as the numpy engine does.
 
         Raises:
             MissingDependencyError: no TFLite interpreter can be imported.
+            DelegateError: `delegate` is missing, cannot be loaded, or the interpreter cannot apply it.
             BundleError: no such variant, the interpreter cannot load the file, or the model's inputs (by name)
                 and outputs disagree with the manifest or the bundle's labels and input shapes.
         """
@@ -199,12 +250,20 @@ class TFLiteEngine:
         spec = block["variants"][self.variant]
         self.file = str(spec["file"])
         self._where = f"bundle {bundle.source}: TFLite variant {self.variant!r} ({self.file})"
+        self.delegate = None if delegate is None else str(delegate)
+        extra = {} if delegate is None else {"experimental_delegates": [load_delegate(delegate)]}
         try:
-            self.interpreter = interpreter_cls(model_content=bundle.read(self.file), num_threads=threads)
+            self.interpreter = interpreter_cls(
+                model_content=bundle.read(self.file), num_threads=threads, **extra
+            )
             self.interpreter.allocate_tensors()
         except BundleError:
             raise
         except Exception as e:  # the interpreters raise ValueError / RuntimeError on a bad flatbuffer
+            if delegate is not None:  # the delegate loaded but the interpreter could not apply it
+                raise DelegateError(
+                    str(delegate), f"loaded, but cannot run {self._where}: {type(e).__name__}: {e}"
+                ) from e
             raise BundleError(
                 f"{self._where}: the TFLite interpreter cannot load it: {type(e).__name__}: {e}"
             ) from e
@@ -446,6 +505,8 @@ class TFLiteEngine:
             f"interpreter {self.interpreter_module}; threads {threads}; "
             f"input{'s' if len(self._ins) > 1 else ''} " + ", ".join(t.describe() for t in self._ins)
         )
+        if self.delegate is not None:
+            s += f"; delegate {self.delegate}"
         if self.normalization_in_graph:
             s += "; normalisation in the graph"
         elif self.normalized_input is not None:

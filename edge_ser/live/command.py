@@ -132,7 +132,13 @@ def build(args: argparse.Namespace, *, stop=None, outputs=(), keep: int = 10_000
     from edge_ser.live.pipeline import PipelineConfig
     from edge_ser.recognizer import Recognizer
 
-    rec = Recognizer(args.bundle, args.engine, threads=args.threads, adapt=not args.no_adapt)
+    rec = Recognizer(
+        args.bundle,
+        args.engine,
+        threads=args.threads,
+        adapt=not args.no_adapt,
+        delegate=getattr(args, "delegate", None),
+    )
     config = PipelineConfig(
         window=args.window,
         hop=args.hop,
