@@ -20,6 +20,7 @@ INPUT_LABELS = {
     "av": "faces + MFCC",
     "functionals": "eGeMAPS functionals",
     "sequence": "MFCC frames",
+    "face": "face crop",
 }
 """How a table names each input kind (the zoo's "input" column)."""
 
@@ -87,6 +88,10 @@ MODELS: dict[str, ModelEntry] = {
             "timnet", "converters.models.timnet:timnet", "sequence",
             "TIM-Net-like bidirectional dilated convs with multi-scale fusion on MFCC frames",
             commands=("model",),
+        ),
+        ModelEntry(
+            "face_cnn", "converters.models.face_cnn:face_cnn", "face",
+            "a mini-Xception-like CNN on one 48x48 grey face crop (bundles/face_fer)", commands=("model",),
         ),
     )
 }  # fmt: skip

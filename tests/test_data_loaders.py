@@ -37,7 +37,7 @@ from edge_ser.errors import ConfigError, DatasetError
 EMODB_COUNTS = {"W": 127, "L": 81, "E": 46, "A": 69, "F": 71, "T": 62, "N": 79}  # emodb/README.md
 EMODB_SPEAKERS = ["03", "08", "09", "10", "11", "12", "13", "14", "15", "16"]
 FER_CLASSES = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
-# fer2013/README.md: train = at most 1000 per class (disgust has 436); validation = full PublicTest (3,589),
+# fer2013/README.md: train = the full Training split (28,709); validation = full PublicTest (3,589),
 # whose per-class counts are those of the FER-2013 release.
 FER_TRAIN = {  # the full FER-2013 "Training" split (28,709 images; ../shared/datasets/fer2013/README.md)
     "angry": 3995,

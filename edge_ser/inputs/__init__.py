@@ -26,6 +26,7 @@ REGISTRY: dict[str, str] = {
     "av": "edge_ser.inputs.av",
     "functionals": "edge_ser.inputs.functionals",
     "sequence": "edge_ser.inputs.sequence",
+    "face": "edge_ser.inputs.face",
 }
 """Kind name -> the module that defines it (as `KIND`)."""
 DEFAULT = "vector"
@@ -59,7 +60,7 @@ def kind_of(manifest: Mapping[str, Any], c: Checker | None = None) -> type[Input
         chosen = found[0] if found else kind_class(DEFAULT)
         for k in kinds().values():
             for key in k.blocks[1:]:
-                if key in manifest and k is not chosen:
+                if key in manifest and key not in chosen.blocks:  # face_crop: av's and face's
                     c.problem(
                         key, f"belongs to {k.name} bundles ({k.blocks[0]}); this is a {chosen.name} bundle"
                     )

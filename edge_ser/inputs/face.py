@@ -1,0 +1,260 @@
+"""The `face` input kind: one grey face crop per model row, k crops voted (numpy; OpenCV for the crop).
+
+A face-expression model (bundles/face_fer) takes input "face" [batch, 1, S, S] float32 in [0, 1]: a
+`FaceCropper` crop (the manifest's `face_crop` block: Haar face + margin, resized to S) / 255; any other
+scaling is inside the model graph. One decision takes `face_input.k` crops (the frames of a live window, or of a
+video spread evenly over it; an image gives one) and `combine` votes them: the mean of their probabilities
+(`vote` "mean_prob") or the most frequent arg-max ("majority", ties to the higher mean probability).
+
+Audio is never read: `window_inputs(window, faces)` uses the crops only, so a late-fusion bundle can call it on
+the same window it gives its audio branch. docs/face.md has the model, the crop geometry and the figures.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from edge_ser.audio.stream import FILE_WINDOW_SECONDS, LONG_FILE_SECONDS
+from edge_ser.engines.base import softmax
+from edge_ser.errors import ConfigError, VideoFormatError
+from edge_ser.features.spec import FeatureSpec
+from edge_ser.inputs.base import FileWindow, InputKind, Inputs, shape_of
+from edge_ser.limits import MAX_FACE_FRAMES, MAX_FACE_SIZE, MIN_FACE_SIZE
+from edge_ser.schema import Checker, config_from_dict
+from edge_ser.vision.video import VIDEO_EXTENSIONS
+
+if TYPE_CHECKING:
+    from edge_ser.vision.face import FaceCropSpec
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".pgm", ".webp")
+"""Still images `edge-ser predict` takes for a face bundle (one crop each)."""
+VOTES = ("mean_prob", "majority")
+
+
+@dataclass(frozen=True)
+class FaceInputSpec:
+    """size: the crop side S; k: crops per decision (> 0); vote: how their probabilities combine."""
+
+    size: int = 48
+    k: int = 3
+    vote: str = "mean_prob"
+
+    def __post_init__(self) -> None:
+        c = Checker("FaceInputSpec", error=ConfigError)
+        c.integer(self.size, "size", MIN_FACE_SIZE, MAX_FACE_SIZE)
+        c.integer(self.k, "k", 1, MAX_FACE_FRAMES)
+        if self.vote not in VOTES:
+            raise ConfigError(f"FaceInputSpec.vote={self.vote!r} must be one of {', '.join(VOTES)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> FaceInputSpec:
+        return config_from_dict(cls, d)
+
+
+def crop_pixels(face: Any, size: int) -> np.ndarray:
+    """A FaceCrop (or a uint8 [S, S] grey crop) as float32 [1, S, S] in [0, 1], checked."""
+    img = np.asarray(getattr(face, "image", face))
+    if img.shape != (size, size) or img.dtype != np.uint8:
+        raise ConfigError(
+            f"face crop: expected uint8 [{size}, {size}] grey, got {img.dtype} {list(img.shape)}"
+        )
+    return (img.astype(np.float32) / np.float32(255.0))[None]
+
+
+def vote(probs: np.ndarray, rule: str) -> np.ndarray:
+    """One probability row from per-crop rows [k, classes]: their mean, or (majority) one-hot-ish counts."""
+    mean = probs.mean(axis=0)
+    if rule == "mean_prob" or probs.shape[0] == 1:
+        return mean
+    counts = np.bincount(probs.argmax(axis=1), minlength=probs.shape[1]).astype(np.float64)
+    best = np.flatnonzero(counts == counts.max())
+    winner = best[np.argmax(mean[best])]
+    out = counts / counts.sum()
+    out[winner] += 1e-9  # ties go to the higher mean probability
+    return out / out.sum()
+
+
+class FaceKind(InputKind):
+    """Input "face" [batch, 1, S, S]; manifest blocks `face_input` (FaceInputSpec) and `face_crop` (FaceCropSpec)."""
+
+    name = "face"
+    blocks = ("face_input", "face_crop")
+    input_names = ("face",)
+
+    def __init__(self, spec: FaceInputSpec, crop: FaceCropSpec | None = None) -> None:
+        from edge_ser.vision.face import FaceCropSpec
+
+        self.spec = spec
+        self.crop = crop if crop is not None else FaceCropSpec(size=spec.size)
+        if self.crop.size != spec.size:
+            raise ConfigError(f"face_crop.size {self.crop.size} differs from face_input.size {spec.size}")
+
+    # -- manifest --------------------------------------------------------------------------------------------
+    @classmethod
+    def check_manifest(cls, c: Checker, manifest: Mapping[str, Any], inputs: list[dict[str, Any]]) -> None:
+        from edge_ser.vision.face import FaceCropSpec
+
+        block = c.get(manifest, "face_input", "", dict)
+        spec = None if block is None else c.build("face_input", FaceInputSpec.from_dict, block)
+        crop = c.get(manifest, "face_crop", "", dict, required=True)
+        crop_spec = None if crop is None else c.build("face_crop", FaceCropSpec.from_dict, crop)
+        if spec is None:
+            return
+        if crop_spec is not None and crop_spec.size != spec.size:
+            c.problem("face_crop.size", f"{crop_spec.size} but face_input.size is {spec.size}")
+        if shape_of(inputs, "face") != [None, 1, spec.size, spec.size] or len(inputs) != 1:
+            c.problem(
+                "model.inputs", f"a face model takes one input 'face' [batch, 1, {spec.size}, {spec.size}]"
+            )
+
+    @classmethod
+    def from_manifest(cls, manifest: Mapping[str, Any]) -> FaceKind:
+        from edge_ser.vision.face import FaceCropSpec
+
+        return cls(
+            FaceInputSpec.from_dict(manifest["face_input"]), FaceCropSpec.from_dict(manifest["face_crop"])
+        )
+
+    def manifest_blocks(self) -> dict[str, Any]:
+        return {"face_input": self.spec.to_dict(), "face_crop": self.crop.to_dict()}
+
+    # -- what the device needs ---------------------------------------------------------------------------------
+    @property
+    def sample_rate(self) -> int:
+        return self.feature_spec.sample_rate
+
+    @property
+    def feature_spec(self) -> FeatureSpec:
+        """No audio feature: the default spec, recorded because every manifest has one."""
+        return FeatureSpec()
+
+    @property
+    def input_shapes(self) -> dict[str, tuple[int, ...]]:
+        return {"face": (1, self.spec.size, self.spec.size)}
+
+    @property
+    def standardized_input(self) -> str | None:
+        return None  # pixels / 255 here; the model maps them to its own range in the graph
+
+    @property
+    def faces(self) -> int:
+        return self.spec.k
+
+    @property
+    def face_crop(self) -> FaceCropSpec:
+        return self.crop
+
+    @property
+    def mode(self) -> str:
+        return "video"
+
+    @property
+    def min_samples(self) -> int:
+        return 0  # audio is not used
+
+    @property
+    def file_extensions(self) -> tuple[str, ...]:
+        return IMAGE_EXTENSIONS + VIDEO_EXTENSIONS
+
+    def cropper(self):
+        """The bundle's face crop (`FaceCropper.crop_or_center`), built once."""
+        if "_cropper" not in self.__dict__:
+            from edge_ser.vision.face import FaceCropper
+
+            self._cropper = FaceCropper(self.crop).crop_or_center
+        return self._cropper
+
+    def enough_faces(self, faces: Sequence[Any] | None, min_share: float) -> bool:
+        """Whether at least `min_share` of the window's crops found a face (the live loop's test)."""
+        found = [bool(getattr(f, "found", False)) for f in (faces or [])]
+        return bool(found) and sum(found) >= min_share * len(found)
+
+    def window_inputs(self, window: np.ndarray, faces: Sequence[Any] | None = None) -> Inputs:
+        """The crops of a window (audio ignored): those that found a face when any did, else all given; at most
+        k, evenly spread; black when there are none (as the audio-visual kind does)."""
+        crops = list(faces or [])
+        found = [f for f in crops if getattr(f, "found", True)]
+        crops = found or crops
+        size, k = self.spec.size, self.spec.k
+        if not crops:
+            return {"face": np.zeros((1, 1, size, size), np.float32)}
+        if len(crops) > k:
+            crops = [crops[i] for i in np.linspace(0, len(crops) - 1, k).round().astype(int)]
+        return {"face": np.stack([crop_pixels(f, size) for f in crops])}
+
+    def image_inputs(self, image: np.ndarray) -> Inputs:
+        """One frame or photo (grey or BGR) -> its crop as the model's input [1, 1, S, S]."""
+        return self.window_inputs(np.zeros(0, np.float32), [self.cropper()(image)])
+
+    def file_inputs(self, path: str | os.PathLike[str]) -> Inputs:
+        """An image (its face crop) or a video (k frames spread over it, each cropped)."""
+        path = Path(path)
+        if path.suffix.lower() in VIDEO_EXTENSIONS:
+            from edge_ser.vision.video import read_sampled
+
+            crop = self.cropper()
+            return self.window_inputs(
+                np.zeros(0, np.float32), [crop(f) for f in read_sampled(path, self.spec.k).frames]
+            )
+        from edge_ser.fileio import check_regular_file
+        from edge_ser.vision._cv2 import import_cv2
+
+        cv2 = import_cv2("reading an image")
+        check_regular_file(path, error=VideoFormatError)
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if image is None:
+            raise VideoFormatError(f"{path}: not a readable image ({', '.join(IMAGE_EXTENSIONS)})")
+        return self.image_inputs(image)
+
+    def file_windows(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        window_seconds: float = FILE_WINDOW_SECONDS,
+        long_seconds: float = LONG_FILE_SECONDS,
+    ) -> Iterator[FileWindow]:
+        """An image or a short video as one decision; a long video as `window_seconds` windows of k crops."""
+        path = Path(path)
+        if path.suffix.lower() not in VIDEO_EXTENSIONS:
+            yield FileWindow(0.0, 0.0, self.file_inputs(path), True)
+            return
+        from edge_ser.inputs.av import _FramePicker
+        from edge_ser.vision.video import iter_frames, probe_video
+
+        info = probe_video(path)
+        if info.frame_count and info.frame_count / info.fps <= long_seconds:
+            yield FileWindow(0.0, info.frame_count / info.fps, self.file_inputs(path), True)
+            return
+        yield from _FramePicker(iter_frames(path), info.fps, self.spec.k, self.cropper()).windows(
+            window_seconds, self
+        )
+
+    def combine(self, logits: np.ndarray) -> np.ndarray:
+        z = np.asarray(logits, dtype=np.float64)
+        if z.ndim != 2 or z.shape[0] < 1:
+            raise ConfigError(
+                f"expected the logits of one or more crops [rows, classes], got {list(z.shape)}"
+            )
+        return vote(np.stack([softmax(r) for r in z]), self.spec.vote)
+
+    def describe(self) -> list[str]:
+        c = self.crop
+        return [
+            f"face: {self.spec.k} crop(s) per decision voted by {self.spec.vote}; Haar face crop {c.size}x{c.size} "
+            f"grey (detect width {c.detect_width}, min neighbours {c.min_neighbors}, margin {c.margin}, "
+            f"equalise {c.equalize}), / 255; images ({', '.join(IMAGE_EXTENSIONS)}) give one crop"
+        ]
+
+
+KIND = FaceKind
+
+__all__ = ["IMAGE_EXTENSIONS", "KIND", "FaceInputSpec", "FaceKind", "crop_pixels", "vote"]

