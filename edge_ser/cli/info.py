@@ -29,13 +29,30 @@ def cmd_info(args: argparse.Namespace) -> int:
     from edge_ser.engines import available_engines, engines_for
 
     bundle = load_bundle(args.bundle)
-    m = bundle.manifest
     _print(bundle.describe())
     _print(f"labels: {', '.join(bundle.labels)}")
     for line in bundle.input_kind.describe():
         _print(line)
+    parts = list(bundle.branches.items()) if getattr(bundle, "branches", None) else [(None, bundle)]
+    for branch, b in parts:  # a fusion bundle: each branch bundle's model (edge_ser.bundle.fusion)
+        if branch is not None:
+            _print(f"branch {branch}: {b.describe()}")
+        _print_model(b)
+    _print("engines on this machine:")
+    for name, hint in available_engines().items():
+        _print(f"  {name:12s} " + ("available" if hint is None else f"missing: {hint}"))
+    _print(
+        "this bundle can run here with: "
+        + (", ".join(engines_for(bundle)) or "nothing (see the hints above)")
+    )
+    return 0
+
+
+def _print_model(bundle) -> None:
+    """What one model bundle holds: speaker normalisation, accuracy, counts, bit plan, files."""
     from edge_ser.speaker import SpeakerAdapter
 
+    m = bundle.manifest
     speaker = SpeakerAdapter(m)
     if speaker.active:
         _print(f"speaker normalisation: {speaker.describe()}")
@@ -70,14 +87,6 @@ def cmd_info(args: argparse.Namespace) -> int:
             if io["dtype"] == "int8"
         )
         _print(f"  tflite {variant}: {v['file']}{quant}")
-    _print("engines on this machine:")
-    for name, hint in available_engines().items():
-        _print(f"  {name:12s} " + ("available" if hint is None else f"missing: {hint}"))
-    _print(
-        "this bundle can run here with: "
-        + (", ".join(engines_for(bundle)) or "nothing (see the hints above)")
-    )
-    return 0
 
 
 def _print_counts(bundle) -> None:

@@ -26,6 +26,7 @@ REGISTRY: dict[str, str] = {
     "av": "edge_ser.inputs.av",
     "functionals": "edge_ser.inputs.functionals",
     "sequence": "edge_ser.inputs.sequence",
+    "fusion": "edge_ser.inputs.fusion",
 }
 """Kind name -> the module that defines it (as `KIND`)."""
 DEFAULT = "vector"
