@@ -337,3 +337,23 @@ def test_a_changed_branch_or_stray_file_is_refused(fusion, tmp_path) -> None:
             t.add(fusion / name, arcname=name)
     with pytest.raises(BundleError, match="a fusion bundle is a folder"):
         load_bundle(tar)
+
+
+def test_a_video_file_runs_both_branches(branches, fusion, tmp_path) -> None:
+    """A video: the face branch reads its frames, the audio branch its sound track, as each would alone."""
+    from edge_ser.recognizer import Recognizer
+    from tests.av_media import ffmpeg_or_skip, mux, write_speech, write_video
+
+    ffmpeg = ffmpeg_or_skip()
+    clip = mux(
+        ffmpeg, write_video(tmp_path / "v.mp4"), write_speech(tmp_path / "a.wav"), tmp_path / "clip.mp4"
+    )
+    fused = Recognizer(fusion, "numpy").predict_file(clip)
+    pa, pf = (
+        np.array(list(Recognizer(branches[b], "numpy").predict_file(clip).probabilities.values()))
+        for b in ("audio", "face")
+    )
+    np.testing.assert_allclose(
+        list(fused.probabilities.values()), RULE.fuse({"audio": pa, "face": pf}), rtol=1e-4, atol=1e-6
+    )
+    assert fused.duration and fused.duration > 0

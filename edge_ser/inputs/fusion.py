@@ -162,7 +162,9 @@ class FusionKind(InputKind):
         if Path(path).suffix.lower() in AUDIO_EXTENSIONS:
             yield from super().file_windows(path, window_seconds=window_seconds, long_seconds=long_seconds)
             return
-        yield FileWindow(0.0, 0.0, self.file_inputs(path), True)
+        from edge_ser.vision.video import probe_video
+
+        yield FileWindow(0.0, probe_video(path).duration, self.file_inputs(path), True)
 
     def live(self, window_seconds: float) -> LiveFrontEnd:
         return FusionFrontEnd(self, window_seconds)
