@@ -34,6 +34,8 @@ def cmd_info(args: argparse.Namespace) -> int:
     for line in bundle.input_kind.describe():
         _print(line)
     parts = list(bundle.branches.items()) if getattr(bundle, "branches", None) else [(None, bundle)]
+    if parts[0][0] is not None:  # the fusion's own figures, then each branch's
+        _print_accuracy(bundle.manifest)
     for branch, b in parts:  # a fusion bundle: each branch bundle's model (edge_ser.bundle.fusion)
         if branch is not None:
             _print(f"branch {branch}: {b.describe()}")
@@ -56,19 +58,7 @@ def _print_model(bundle) -> None:
     speaker = SpeakerAdapter(m)
     if speaker.active:
         _print(f"speaker normalisation: {speaker.describe()}")
-    acc = m.get("accuracy", {})
-    split = acc.get("split", {})
-    if acc:
-        nums = {k: v for k, v in acc.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-        shown = (
-            f"test {nums['test']:.3f}"
-            if "test" in nums
-            else ", ".join(f"{k} {v:.3f}" for k, v in nums.items())
-        )
-        _print(
-            f"accuracy: {shown} on {acc.get('dataset', '?')} "
-            f"({split.get('kind', '?')} split, seed {split.get('seed', '?')}, sizes {split.get('sizes', '?')})"
-        )
+    _print_accuracy(m)
     _print_counts(bundle)
     _print(f"bit plan ({m['bitplan'].get('method', '?')}), per layer:")
     for r in m.get("layers", []):
@@ -87,6 +77,23 @@ def _print_model(bundle) -> None:
             if io["dtype"] == "int8"
         )
         _print(f"  tflite {variant}: {v['file']}{quant}")
+
+
+def _print_accuracy(m: dict) -> None:
+    """The manifest's `accuracy` line: the figures, the data set and the split they are on."""
+    acc = m.get("accuracy", {})
+    split = acc.get("split", {})
+    if acc:
+        nums = {k: v for k, v in acc.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        shown = (
+            f"test {nums['test']:.3f}"
+            if "test" in nums
+            else ", ".join(f"{k} {v:.3f}" for k, v in nums.items())
+        )
+        _print(
+            f"accuracy: {shown} on {acc.get('dataset', '?')} "
+            f"({split.get('kind', '?')} split, seed {split.get('seed', '?')}, sizes {split.get('sizes', '?')})"
+        )
 
 
 def _print_counts(bundle) -> None:
