@@ -92,7 +92,9 @@ def main() -> None:
     args = ap.parse_args()
     import json
 
-    faces = "av_input" in json.loads((args.bundle / "manifest.json").read_text())
+    from edge_ser.bundle import load_bundle
+
+    faces = load_bundle(args.bundle).input_kind.faces > 0  # a bundle without a face input gets no video
     default = args.bundle.resolve() == (REPO / "bundles" / "av_cnn").resolve()
     name = "live_bench" + ("" if default else f"_{args.bundle.name}")
     name += "" if args.seconds >= 300 else "_partial"

@@ -11,6 +11,7 @@ Bundle, verification), `manifest` (the schema and its check),
 is the format.
 """
 
+from edge_ser.bundle.fusion import FusionBundle
 from edge_ser.bundle.load import Bundle, load_bundle
 from edge_ser.bundle.manifest import (
     MANIFEST_NAME,
@@ -26,7 +27,7 @@ from edge_ser.bundle.manifest import (
 )
 from edge_ser.bundle.onnx_reader import read_onnx_graph
 from edge_ser.bundle.read import manifest_sum_line
-from edge_ser.bundle.write import write_bundle
+from edge_ser.bundle.write import write_bundle, write_fusion_bundle
 
 __all__ = [
     "MANIFEST_NAME",
@@ -38,10 +39,12 @@ __all__ = [
     "TFLITE_VARIANTS",
     "WEIGHTS_NAME",
     "Bundle",
+    "FusionBundle",
     "load_bundle",
     "manifest_sum_line",
     "normalized_input",
     "read_onnx_graph",
     "validate_manifest",
     "write_bundle",
+    "write_fusion_bundle",
 ]

@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from edge_ser.bundle.fusion import FusionBundle, is_fusion, load_fusion_bundle
 from edge_ser.bundle.manifest import (
     MANIFEST_NAME,
     MANIFEST_SUM_NAME,
@@ -201,8 +202,11 @@ def load_bundle(
     verify: bool = True,
     max_file_bytes: int = MAX_FILE_BYTES,
     max_total_bytes: int = MAX_TOTAL_BYTES,
-) -> Bundle:
+) -> Bundle | FusionBundle:
     """Load a bundle from a directory or an uncompressed `.tar` of its files, and verify it.
+
+    A manifest with a `fusion` block is a fusion bundle (`edge_ser.bundle.fusion`): its branch bundles are
+    loaded and verified the same way, and a FusionBundle is returned.
 
     The manifest is read first, checked against `manifest.sha256` and then field by field (sizes bounded by
     `edge_ser.limits`); only then are the files it lists read, each after its size was compared with the
@@ -225,6 +229,10 @@ def load_bundle(
                 raise missing_sum(src)
             check_manifest_sum(source.read(MANIFEST_SUM_NAME, MAX_SUM_BYTES), manifest_bytes, src)
         manifest = parse_manifest(manifest_bytes, src)
+        if is_fusion(manifest):  # a composition of branch bundles (edge_ser.bundle.fusion)
+            return load_fusion_bundle(
+                Path(path), src, manifest, source, verify=verify, load_bundle=load_bundle
+            )
         names = _listed_names(manifest, src)
         spec = validate_manifest(manifest, source=src)  # every field, before any listed file is read
         source.refuse_unlisted(names)

@@ -65,7 +65,7 @@ def validate_manifest(manifest: Any, *, source: str = "<manifest>") -> FeatureSp
     c = Checker(f"bundle {source}: {MANIFEST_NAME}", error=BundleError)
     if not isinstance(manifest, dict):
         raise BundleError(f"{c.where}: must be a JSON object, got {describe(manifest)}")
-    _check_schema(c, manifest)
+    check_schema(c, manifest)
     model = c.get(manifest, "model", "", dict)
     _check_name(c, model.get("name"), "model.name", MAX_NAME_CHARS)
     inputs = _io_list(c, model, "inputs", "model")
@@ -122,7 +122,7 @@ def normalized_input(manifest: Mapping[str, Any]) -> str | None:
     return name if name is not None else manifest["model"]["inputs"][0]["name"]
 
 
-def _check_schema(c: Checker, manifest: dict[str, Any]) -> None:
+def check_schema(c: Checker, manifest: dict[str, Any]) -> None:
     schema = manifest.get("schema")
     if schema != MANIFEST_SCHEMA:
         c.problem(
@@ -369,6 +369,7 @@ def _check_tflite_tensor(c: Checker, q: Any, p: str) -> None:
 
 
 __all__ = [
+    "check_schema",
     "IO_DTYPES",
     "MANIFEST_NAME",
     "MANIFEST_SCHEMA",

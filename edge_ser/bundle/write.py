@@ -12,13 +12,23 @@ import tarfile
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from edge_ser.bundle.load import make_bundle, parse_manifest
-from edge_ser.bundle.manifest import MANIFEST_NAME, MANIFEST_SUM_NAME, check_file_name
+from edge_ser.bundle.fusion import BLOCK, check_fusion_manifest
+from edge_ser.bundle.load import load_bundle, make_bundle, parse_manifest
+from edge_ser.bundle.manifest import (
+    MANIFEST_NAME,
+    MANIFEST_SCHEMA,
+    MANIFEST_SCHEMA_VERSION,
+    MANIFEST_SUM_NAME,
+    check_file_name,
+)
 from edge_ser.bundle.read import manifest_sum_line
 from edge_ser.errors import BundleError
 from edge_ser.fileio import atomic_write
+
+if TYPE_CHECKING:
+    from edge_ser.fusion import FusionRule
 
 
 def write_bundle(
@@ -117,4 +127,45 @@ def _tar_bytes(files: Mapping[str, bytes]) -> bytes:
     return buf.getvalue()
 
 
-__all__ = ["write_bundle"]
+def write_fusion_bundle(
+    out: str | os.PathLike[str],
+    *,
+    name: str,
+    rule: FusionRule,
+    branches: Mapping[str, str | os.PathLike[str]],
+    extra: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write a fusion bundle folder at `out` (manifest.json + manifest.sha256) that composes the bundle folders
+    `branches` (rule branch name -> path; stored relative to `out`, their manifests' sha256 pinned), then load it
+    back as the device will. Returns `out`."""
+    import datetime as _dt
+
+    import edge_ser
+
+    out = Path(out)
+    block = rule.to_dict()
+    for b in block["branches"]:
+        path = Path(branches[b["name"]])
+        b["path"] = Path(os.path.relpath(path.resolve(), out.resolve())).as_posix()
+        b["manifest_sha256"] = hashlib.sha256((path / MANIFEST_NAME).read_bytes()).hexdigest()
+    manifest = {
+        "schema": MANIFEST_SCHEMA,
+        "schema_version": MANIFEST_SCHEMA_VERSION,
+        "edge_ser_version": edge_ser.__version__,
+        "created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "model": {"name": name},
+        "labels": list(rule.labels),
+        BLOCK: block,
+        **dict(extra or {}),
+        "files": {},
+    }
+    check_fusion_manifest(manifest, str(out))
+    data = (json.dumps(manifest, indent=2, allow_nan=False, ensure_ascii=False) + "\n").encode("utf-8")
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write(out / MANIFEST_NAME, data)
+    atomic_write(out / MANIFEST_SUM_NAME, manifest_sum_line(data))
+    load_bundle(out)
+    return out
+
+
+__all__ = ["write_bundle", "write_fusion_bundle"]

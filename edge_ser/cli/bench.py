@@ -55,19 +55,24 @@ def cmd_bench(args: argparse.Namespace) -> int:
         profile = host_profile(remeasure=True)
     else:
         profile = load_profile(args.profile)
-    report = build_report(
-        bundle,
-        profile,
-        engine=args.engine,
-        threads=args.threads,
-        runs=args.runs,
-        delegate=getattr(args, "delegate", None),
-    )
     from edge_ser.text import printable
 
-    print(printable(report.markdown(), keep_newlines=True))  # names and labels from the bundle
-    if args.out is not None:
-        command = "edge-ser " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-        paths = write_report(report, args.out, command)
-        print("\nwrote " + ", ".join(str(p) for p in paths))
+    branches = getattr(bundle, "branches", None)  # a fusion bundle: one report per branch bundle
+    for name, b in branches.items() if branches else [(None, bundle)]:
+        report = build_report(
+            b,
+            profile,
+            engine=args.engine,
+            threads=args.threads,
+            runs=args.runs,
+            delegate=getattr(args, "delegate", None),
+        )
+        if name is not None:
+            print(f"## branch {name}\n")
+        print(printable(report.markdown(), keep_newlines=True))  # names and labels from the bundle
+        if args.out is not None:
+            command = "edge-ser " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+            out = args.out if name is None else args.out.with_name(f"{args.out.name}_{name}")
+            paths = write_report(report, out, command)
+            print("\nwrote " + ", ".join(str(p) for p in paths))
     return 0

@@ -29,29 +29,37 @@ def cmd_info(args: argparse.Namespace) -> int:
     from edge_ser.engines import available_engines, bundle_engines, engines_for
 
     bundle = load_bundle(args.bundle)
-    m = bundle.manifest
     _print(bundle.describe())
     _print(f"labels: {', '.join(bundle.labels)}")
     for line in bundle.input_kind.describe():
         _print(line)
+    parts = list(bundle.branches.items()) if getattr(bundle, "branches", None) else [(None, bundle)]
+    if parts[0][0] is not None:  # the fusion's own figures, then each branch's
+        _print_accuracy(bundle.manifest)
+    for branch, b in parts:  # a fusion bundle: each branch bundle's model (edge_ser.bundle.fusion)
+        if branch is not None:
+            _print(f"branch {branch}: {b.describe()}")
+        _print_model(b)
+    _print("engines this bundle supports: " + ", ".join(bundle_engines(bundle)))
+    _print("engines on this machine:")
+    for name, hint in available_engines().items():
+        _print(f"  {name:12s} " + ("available" if hint is None else f"missing: {hint}"))
+    _print(
+        "this bundle can run here with: "
+        + (", ".join(engines_for(bundle)) or "nothing (see the hints above)")
+    )
+    return 0
+
+
+def _print_model(bundle) -> None:
+    """What one model bundle holds: speaker normalisation, accuracy, counts, bit plan, files."""
     from edge_ser.speaker import SpeakerAdapter
 
+    m = bundle.manifest
     speaker = SpeakerAdapter(m)
     if speaker.active:
         _print(f"speaker normalisation: {speaker.describe()}")
-    acc = m.get("accuracy", {})
-    split = acc.get("split", {})
-    if acc:
-        nums = {k: v for k, v in acc.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-        shown = (
-            f"test {nums['test']:.3f}"
-            if "test" in nums
-            else ", ".join(f"{k} {v:.3f}" for k, v in nums.items())
-        )
-        _print(
-            f"accuracy: {shown} on {acc.get('dataset', '?')} "
-            f"({split.get('kind', '?')} split, seed {split.get('seed', '?')}, sizes {split.get('sizes', '?')})"
-        )
+    _print_accuracy(m)
     _print_counts(bundle)
     _print(f"bit plan ({m['bitplan'].get('method', '?')}), per layer:")
     for r in m.get("layers", []):
@@ -70,15 +78,23 @@ def cmd_info(args: argparse.Namespace) -> int:
             if io["dtype"] == "int8"
         )
         _print(f"  tflite {variant}: {v['file']}{quant}")
-    _print("engines this bundle supports: " + ", ".join(bundle_engines(bundle)))
-    _print("engines on this machine:")
-    for name, hint in available_engines().items():
-        _print(f"  {name:12s} " + ("available" if hint is None else f"missing: {hint}"))
-    _print(
-        "this bundle can run here with: "
-        + (", ".join(engines_for(bundle)) or "nothing (see the hints above)")
-    )
-    return 0
+
+
+def _print_accuracy(m: dict) -> None:
+    """The manifest's `accuracy` line: the figures, the data set and the split they are on."""
+    acc = m.get("accuracy", {})
+    split = acc.get("split", {})
+    if acc:
+        nums = {k: v for k, v in acc.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        shown = (
+            f"test {nums['test']:.3f}"
+            if "test" in nums
+            else ", ".join(f"{k} {v:.3f}" for k, v in nums.items())
+        )
+        _print(
+            f"accuracy: {shown} on {acc.get('dataset', '?')} "
+            f"({split.get('kind', '?')} split, seed {split.get('seed', '?')}, sizes {split.get('sizes', '?')})"
+        )
 
 
 def _print_counts(bundle) -> None:

@@ -121,6 +121,11 @@ def load_engine(
         from edge_ser.bundle import load_bundle
 
         bundle = load_bundle(bundle)
+    if getattr(bundle, "branches", None):  # a fusion bundle: one engine per branch (edge_ser.engines.fusion)
+        from edge_ser.engines.fusion import FusionEngine
+
+        kw = {"threads": threads, "providers": providers, "variant": variant}
+        return FusionEngine(bundle, {n: load_engine(b, engine, **kw) for n, b in bundle.branches.items()})
     if name == "auto":
         name = next((n for n in AUTO if engine_module(n).unavailable() is None), AUTO[-1])
     if delegate is not None:
@@ -138,6 +143,9 @@ def load_engine(
 def bundle_engines(bundle: Bundle) -> list[str]:
     """Every engine name the bundle itself supports, installed here or not: "onnxruntime", "numpy" when the
     numpy engine has every op of its graph, and "tflite-<variant>" for each TFLite variant it carries."""
+    if getattr(bundle, "branches", None):  # a fusion bundle: what every branch supports
+        each = [bundle_engines(b) for b in bundle.branches.values()]
+        return [n for n in each[0] if all(n in e for e in each[1:])]
     return [n for name in REGISTRY for n in engine_module(name).names_for(bundle)]
 
 
@@ -151,6 +159,9 @@ def engines_for(bundle: Bundle | str | os.PathLike[str]) -> list[str]:
         from edge_ser.bundle import load_bundle
 
         bundle = load_bundle(bundle)
+    if getattr(bundle, "branches", None):  # a fusion bundle: what every branch can run on
+        each = [engines_for(b) for b in bundle.branches.values()]
+        return [n for n in each[0] if all(n in e for e in each[1:])]
     out: list[str] = []
     for name in REGISTRY:
         mod = engine_module(name)

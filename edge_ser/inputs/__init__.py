@@ -27,6 +27,7 @@ REGISTRY: dict[str, str] = {
     "functionals": "edge_ser.inputs.functionals",
     "sequence": "edge_ser.inputs.sequence",
     "face": "edge_ser.inputs.face",
+    "fusion": "edge_ser.inputs.fusion",
 }
 """Kind name -> the module that defines it (as `KIND`)."""
 DEFAULT = "vector"

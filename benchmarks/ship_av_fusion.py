@@ -1,0 +1,140 @@
+"""Ship bundles/av_fusion: an audio bundle and a face bundle composed by calibrated late fusion.
+
+    python benchmarks/ship_av_fusion.py                                        # av_cnn_audio + face_standin
+    python benchmarks/ship_av_fusion.py --face-bundle bundles/face_fer         # with part A's face model
+
+The rule is fitted on the validation part of fold 0 of the paired RAVDESS + FER-2013 set (SYNTHETIC pairs;
+benchmarks/av_fusion.py): the actors bundles/av_cnn_audio stopped its training on, each with a face from the
+FER-2013 train half the stand-in face model did not train on. Per branch a temperature (NLL), then the fusion
+weights from the grid (converters.calibrate.choose_weights), the class prior of the fold's training clips, and
+the face model's own training prior when its manifest records one (`training_prior`). Then the fold's test
+clips (test actors, FER-2013 PublicTest faces) run through the shipped bundle with `Recognizer.predict_audio`
+(audio + the device's face crops) on the numpy engine, and once more with no face (audio alone).
+
+A face bundle trained on all of FER-2013 train (face_fer) has seen these validation faces: its temperature is
+then fitted on faces it trained on, and comes out too low (over-confident); say so next to its figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from av_fusion import CLASSES, BundleBranch, FaceCrops, face_inputs, scores  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+
+import numpy as np  # noqa: E402
+
+from converters.calibrate import choose_weights, ece, fit_temperature, nll, temper  # noqa: E402
+from converters.data import find_dataset, group_kfold, load_dataset, load_fer2013  # noqa: E402
+from converters.data.av_dataset import SceneSpec  # noqa: E402
+from converters.data.paired_av import PairedAVSpec, pair_ravdess_fer  # noqa: E402
+from edge_ser.audio import load as load_audio  # noqa: E402
+from edge_ser.bundle import write_fusion_bundle  # noqa: E402
+from edge_ser.fusion import BranchRule, FusionRule  # noqa: E402
+from edge_ser.recognizer import Recognizer  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--audio-bundle", type=Path, default=REPO / "bundles" / "av_cnn_audio")
+    ap.add_argument("--face-bundle", type=Path, default=REPO / "bundles" / "face_standin")
+    ap.add_argument("--out", type=Path, default=REPO / "bundles" / "av_fusion")
+    ap.add_argument(
+        "--fold", type=int, default=0, help="the paired-set fold whose validation part fits the rule"
+    )
+    args = ap.parse_args()
+    pspec, scene = PairedAVSpec(), SceneSpec()
+    speech = load_dataset("ravdess")
+    fer = find_dataset("fer2013")
+    fer_train, fer_val = load_fer2013(fer, "train"), load_fer2013(fer, "validation")
+    split = group_kfold([r.speaker for r in speech], k=6, seed=0)[args.fold]
+    pairs = pair_ravdess_fer(speech, split, fer_train, fer_val, pspec)
+    part = {p: [q for q in pairs if q.part == p] for p in ("train", "val", "test")}
+    y = {p: np.array([CLASSES.index(q.label) for q in v]) for p, v in part.items()}
+    audio, face = BundleBranch(args.audio_bundle), BundleBranch(args.face_bundle)
+    crops = FaceCrops(face.kind, pspec, scene)
+    val = {
+        "audio": audio.run([audio.kind.file_inputs(q.audio) for q in part["val"]]),
+        "face": face.run(face_inputs(face, crops, part["val"])),
+    }
+    temps = {b: fit_temperature(val[b], y["val"]) for b in val}
+    face_prior = face.bundle.manifest.get("training_prior")
+    prior = np.bincount(y["train"], minlength=len(CLASSES)) / len(y["train"])
+    rule = FusionRule(
+        CLASSES,
+        (BranchRule("audio"), BranchRule("face", prior=None if face_prior is None else tuple(face_prior))),
+        tuple(float(v) for v in prior),
+    ).with_params(temps, {})
+    rule, chosen = choose_weights(rule, val, y["val"])
+    calibration = {
+        b: {
+            "temperature": temps[b],
+            "val_ece_before": ece(val[b], y["val"]),
+            "val_ece_after": ece(temper(val[b], temps[b]), y["val"]),
+            "val_nll_before": nll(val[b], y["val"]),
+            "val_nll_after": nll(temper(val[b], temps[b]), y["val"]),
+        }  # fmt: skip
+        for b in val
+    }
+    extra = {
+        "fitted_on": {
+            "dataset": "paired RAVDESS speech + FER-2013 faces (SYNTHETIC pairs), converters.data.paired_av",
+            "split": {
+                "kind": "actor group 6-fold, validation part",
+                "fold": args.fold,
+                "seed": 0,
+                "clips": len(part["val"]),
+            },  # fmt: skip
+            "validation": {**chosen, "branches": {b: scores(val[b], y["val"]) for b in val}},
+            "calibration": calibration,
+        }
+    }
+
+    def write(accuracy: dict | None = None):
+        return write_fusion_bundle(
+            args.out,
+            name="av_fusion",
+            rule=rule,
+            branches={"audio": args.audio_bundle, "face": args.face_bundle},
+            extra={**extra, **({"accuracy": accuracy} if accuracy else {})},
+        )
+
+    out = write()
+    rec = Recognizer(out, "numpy")
+    fused, alone = [], []
+    for q in part["test"]:
+        wave, sr = load_audio(q.audio)
+        fused.append(list(rec.predict_audio(wave, sr, faces=crops(q)).probabilities.values()))
+        alone.append(list(rec.predict_audio(wave, sr).probabilities.values()))
+    test = {
+        "audio": audio.run([audio.kind.file_inputs(q.audio) for q in part["test"]]),
+        "face": face.run(face_inputs(face, crops, part["test"])),
+        "fused (bundle)": np.array(fused),
+        "no face (bundle)": np.array(alone),
+    }
+    got = {k: scores(p, y["test"]) for k, p in test.items()}
+    write(  # the same rule, now with the figures it reached through the bundle
+        {
+            "test": got["fused (bundle)"]["acc"],
+            "test_uar": got["fused (bundle)"]["uar"],
+            "dataset": "paired RAVDESS speech + FER-2013 faces (SYNTHETIC pairs)",
+            "split": {
+                "kind": "actor group 6-fold",
+                "fold": args.fold,
+                "seed": 0,
+                "sizes": {p: len(part[p]) for p in ("val", "test")},
+            },  # fmt: skip
+            "test_branches": {k: v for k, v in got.items() if k != "fused (bundle)"},
+        }
+    )
+    print(f"{out}: T {temps}, weights {[b.weight for b in rule.branches]}, validation {chosen}")
+    for k, s in got.items():
+        print(f"  fold {args.fold} test {k:18s} UAR {100 * s['uar']:.1f}  accuracy {100 * s['acc']:.1f}")
+
+
+if __name__ == "__main__":
+    main()

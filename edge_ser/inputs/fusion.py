@@ -1,0 +1,216 @@
+"""The fusion input kind: a bundle that composes branch bundles (an audio one, a face one, ...) by late fusion.
+
+A fusion bundle (`edge_ser.bundle.fusion`, docs/fusion.md) has no graph of its own: its model input is one row
+per clip, `clip`, holding each branch's own inputs (made by that branch's kind) or None where the branch has
+nothing to see. The branch that takes faces gets only the crops in which a face was found: with no face in
+view it is None, and the fusion rule (`edge_ser.fusion`) leaves its term out, which is how the live runtime
+"degrades to audio alone" without a separate path. Its engine (`edge_ser.engines.fusion`) returns log fused
+probabilities, so `combine` is a softmax.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from edge_ser.audio.stream import FILE_WINDOW_SECONDS, LONG_FILE_SECONDS
+from edge_ser.errors import ConfigError
+from edge_ser.fusion import FusionRule
+from edge_ser.inputs.base import AUDIO_EXTENSIONS, FileWindow, InputKind, Inputs, LiveFrontEnd, softmax_row
+
+if TYPE_CHECKING:
+    from edge_ser.features.spec import FeatureSpec
+    from edge_ser.schema import Checker
+    from edge_ser.vision.face import FaceCropSpec
+
+BLOCK = "fusion"
+CLIP_INPUT = "clip"
+
+
+def faces_in_view(faces: Sequence[Any] | None) -> list[Any]:
+    """The crops that show a face: FaceCrops with `found`, or images given as they are (a caller's own crops)."""
+    return [f for f in (faces or []) if getattr(f, "found", True)]
+
+
+def clip_row(parts: Mapping[str, Inputs | None]) -> Inputs:
+    """One clip's fusion input: {"clip": object array [1]} holding {branch name: its inputs or None}."""
+    row = np.empty(1, dtype=object)
+    row[0] = dict(parts)
+    return {CLIP_INPUT: row}
+
+
+class FusionKind(InputKind):
+    """Late fusion of branch bundles (block `fusion`): one `clip` row per clip (see the module doc)."""
+
+    name = "fusion"
+    blocks = (BLOCK,)
+    input_names = (CLIP_INPUT,)
+
+    def __init__(self, rule: FusionRule, branches: Mapping[str, InputKind]) -> None:
+        self.rule = rule
+        self.branches = dict(branches)
+        if set(self.branches) != set(rule.names):
+            raise ConfigError(
+                f"fusion: branches {sorted(self.branches)} but the rule names {list(rule.names)}"
+            )
+        listening = [k for k in self.branches.values() if not k.faces] or list(self.branches.values())
+        self.audio = listening[0]
+        rates = {k.sample_rate for k in self.branches.values() if not k.faces}
+        if len(rates) > 1:
+            raise ConfigError(f"fusion: the audio branches analyse different rates {sorted(rates)} Hz")
+        crops = {k.face_crop for k in self.branches.values() if k.faces}
+        if len(crops) > 1:
+            raise ConfigError(
+                "fusion: the face branches want different face crops; one camera crop serves all"
+            )
+
+    # -- the manifest ----------------------------------------------------------------------------------------
+
+    @classmethod
+    def check_manifest(cls, c: Checker, manifest: Mapping[str, Any], inputs: list[dict[str, Any]]) -> None:
+        """The `fusion` block: the rule over the manifest's labels (the branches are checked on loading)."""
+        block = c.get(manifest, BLOCK, "", dict)
+        labels = manifest.get("labels")
+        if block is not None and isinstance(labels, list):
+            c.build(BLOCK, FusionRule.from_dict, block, labels)
+
+    @classmethod
+    def from_manifest(cls, manifest: Mapping[str, Any]) -> FusionKind:
+        raise ConfigError(
+            "a fusion kind is made from its loaded branch bundles: load the bundle with edge_ser.bundle.load_bundle"
+        )
+
+    def manifest_blocks(self) -> dict[str, Any]:
+        return {BLOCK: self.rule.to_dict()}
+
+    # -- what the device needs -------------------------------------------------------------------------------
+
+    @property
+    def sample_rate(self) -> int:
+        return self.audio.sample_rate
+
+    @property
+    def feature_spec(self) -> FeatureSpec:
+        return self.audio.feature_spec
+
+    @property
+    def input_shapes(self) -> dict[str, tuple[int, ...]]:
+        return {CLIP_INPUT: ()}
+
+    @property
+    def standardized_input(self) -> str | None:
+        return None
+
+    @property
+    def min_samples(self) -> int:
+        return self.audio.min_samples
+
+    @property
+    def faces(self) -> int:
+        return max((k.faces for k in self.branches.values()), default=0)
+
+    @property
+    def face_crop(self) -> FaceCropSpec | None:
+        return next((k.face_crop for k in self.branches.values() if k.faces), None)
+
+    @property
+    def mode(self) -> str:
+        return "fused"
+
+    @property
+    def file_extensions(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(e for k in self.branches.values() for e in k.file_extensions))
+
+    def enough_faces(self, faces: Sequence[Any] | None, min_share: float) -> bool:
+        """Always: a window without a face is normal here (the face branch's term is left out)."""
+        return True
+
+    def window_inputs(self, window: np.ndarray, faces: Sequence[Any] | None = None) -> Inputs:
+        """Every audio branch gets the window; a face branch the crops that show a face, or nothing."""
+        seen = faces_in_view(faces)
+        parts: dict[str, Inputs | None] = {}
+        for name, k in self.branches.items():
+            parts[name] = (
+                (k.window_inputs(window, seen) if seen else None) if k.faces else k.window_inputs(window)
+            )
+        return clip_row(parts)
+
+    def file_inputs(self, path: str | os.PathLike[str]) -> Inputs:
+        """Each branch that reads this kind of file (a face branch a video, an audio branch audio) as one clip."""
+        ext = Path(path).suffix.lower()
+        parts = {
+            n: (k.file_inputs(path) if ext in k.file_extensions else None) for n, k in self.branches.items()
+        }
+        if all(v is None for v in parts.values()):
+            raise ConfigError(
+                f"{path}: no branch of this fusion bundle reads {ext or 'extension-less'} files"
+            )
+        return clip_row(parts)
+
+    def file_windows(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        window_seconds: float = FILE_WINDOW_SECONDS,
+        long_seconds: float = LONG_FILE_SECONDS,
+    ) -> Iterator[FileWindow]:
+        """An audio file window by window (as every audio kind); a video as one clip (`file_inputs`)."""
+        if Path(path).suffix.lower() in AUDIO_EXTENSIONS:
+            yield from super().file_windows(path, window_seconds=window_seconds, long_seconds=long_seconds)
+            return
+        from edge_ser.vision.video import probe_video
+
+        yield FileWindow(0.0, probe_video(path).duration, self.file_inputs(path), True)
+
+    def live(self, window_seconds: float) -> LiveFrontEnd:
+        return FusionFrontEnd(self, window_seconds)
+
+    def combine(self, logits: np.ndarray) -> np.ndarray:
+        return softmax_row(logits)
+
+    def describe(self) -> list[str]:
+        lines = []
+        for b in self.rule.branches:
+            k = self.branches[b.name]
+            when = "when a face is in view" if k.faces else "every window"
+            lines.append(
+                f"branch {b.name} ({k.name}, {when}): temperature {b.temperature:.3g}, weight {b.weight:g}"
+            )
+            lines += [f"  {line}" for line in k.describe()]
+        lines.append(
+            "fused: weighted product of the calibrated posteriors with the class prior divided out; a missing "
+            "branch's term is left out"
+        )
+        return lines
+
+
+class FusionFrontEnd(LiveFrontEnd):
+    """Each branch's own live front end; the face branch is asked only when a crop shows a face."""
+
+    def __init__(self, kind: FusionKind, window_seconds: float) -> None:
+        super().__init__(kind)
+        self.fronts = {n: k.live(window_seconds) for n, k in kind.branches.items()}
+
+    def feed(self, chunk: np.ndarray) -> None:
+        for n, front in self.fronts.items():
+            if not self.kind.branches[n].faces:
+                front.feed(chunk)
+
+    def inputs(self, window: np.ndarray, faces: Sequence[Any] | None = None) -> Inputs:
+        seen = faces_in_view(faces)
+        parts: dict[str, Inputs | None] = {}
+        for n, front in self.fronts.items():
+            if self.kind.branches[n].faces:
+                parts[n] = front.inputs(window, seen) if seen else None
+            else:
+                parts[n] = front.inputs(window, None)
+        return clip_row(parts)
+
+
+KIND = FusionKind
+
+__all__ = ["BLOCK", "CLIP_INPUT", "KIND", "FusionFrontEnd", "FusionKind", "clip_row", "faces_in_view"]

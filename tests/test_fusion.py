@@ -1,0 +1,359 @@
+"""Late fusion: the product-of-experts rule, calibration, and fusion bundles on the engines and live.
+
+The bundles are small av_cnn ones built here (an audio-only and a faces-only model, 8-bit, untrained weights):
+what is tested is that the fusion bundle runs its branches exactly as they run alone and fuses their
+posteriors by the rule in its manifest, whatever the branches' accuracy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tarfile
+
+import numpy as np
+import pytest
+
+from edge_ser.errors import BundleError, ConfigError
+from edge_ser.fusion import BranchRule, FusionRule, calibrated_log
+
+LABELS = ("neutral", "happy", "sad", "angry")
+
+
+def _rule(**kw) -> FusionRule:
+    a, f = kw.get("audio", BranchRule("audio")), kw.get("face", BranchRule("face"))
+    return FusionRule(LABELS, (a, f), kw.get("prior", (0.1, 0.2, 0.3, 0.4)))
+
+
+# ------------------------------------------------------------------------------------------------ the rule
+def test_product_of_experts_divides_the_prior_out() -> None:
+    pa, pf = np.array([0.4, 0.3, 0.2, 0.1]), np.array([0.1, 0.2, 0.3, 0.4])
+    prior = np.array([0.1, 0.2, 0.3, 0.4])
+    want = pa * pf / prior
+    got = _rule().fuse({"audio": pa, "face": pf})
+    np.testing.assert_allclose(got, want / want.sum(), rtol=1e-12)
+    # a branch trained on another prior has its own divided out instead
+    own = (0.25, 0.25, 0.25, 0.25)
+    got = _rule(face=BranchRule("face", prior=own)).fuse({"audio": pa, "face": pf})
+    want = pa * pf / np.asarray(own)
+    np.testing.assert_allclose(got, want / want.sum(), rtol=1e-12)
+
+
+def test_a_missing_branch_is_the_other_alone_and_weights_select_branches() -> None:
+    pa, pf = np.array([0.4, 0.3, 0.2, 0.1]), np.array([0.1, 0.2, 0.3, 0.4])
+    rule = _rule(
+        audio=BranchRule("audio", temperature=2.0), face=BranchRule("face", temperature=0.5, weight=0.7)
+    )
+    alone = np.exp(calibrated_log(pa, 2.0))
+    np.testing.assert_allclose(rule.fuse({"audio": pa, "face": None}), alone, rtol=1e-12)
+    np.testing.assert_allclose(rule.fuse({"audio": pa}), alone, rtol=1e-12)
+    w10 = rule.with_params({}, {"audio": 1.0, "face": 0.0})
+    np.testing.assert_allclose(w10.fuse({"audio": pa, "face": pf}), alone, rtol=1e-12)
+    w01 = rule.with_params({}, {"audio": 0.0, "face": 1.0})
+    np.testing.assert_allclose(
+        w01.fuse({"audio": pa, "face": pf}), np.exp(calibrated_log(pf, 0.5)), rtol=1e-12
+    )
+    # rows: the same rule over [n, classes]
+    rows = rule.fuse({"audio": np.stack([pa, pf]), "face": np.stack([pf, pa])})
+    np.testing.assert_allclose(rows[0], rule.fuse({"audio": pa, "face": pf}), rtol=1e-12)
+    assert rule.fuse({"audio": None, "face": None}) == pytest.approx(rule.prior)
+
+
+def test_temperature_keeps_the_argmax_and_label_maps_project() -> None:
+    p = np.array([0.5, 0.3, 0.15, 0.05])
+    for t in (0.3, 1.0, 4.0):
+        q = np.exp(calibrated_log(p, t))
+        assert q.argmax() == 0 and q.sum() == pytest.approx(1.0)
+    m = BranchRule("audio", label_map={"calm": "neutral"}).projection(
+        ("neutral", "calm", "happy", "sad", "angry"), LABELS
+    )
+    assert m.shape == (5, 4) and m[1, 0] == 1 and m.sum() == 5
+    with pytest.raises(ConfigError, match=r"fused label\(s\) \['angry'\] get no probability"):
+        BranchRule("audio").projection(("neutral", "happy", "sad"), LABELS)
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: BranchRule("a", temperature=0.0), "temperature"),
+        (lambda: BranchRule("a", weight=-1.0), "weight"),
+        (lambda: _rule(prior=(0.5, 0.5)), "has 2 values for 4 labels"),
+        (lambda: _rule(prior=(0.4, 0.4, 0.4, 0.4)), "must sum to 1"),
+        (lambda: FusionRule(LABELS, (BranchRule("a"), BranchRule("a")), (0.25,) * 4), "distinct names"),
+        (lambda: FusionRule.from_dict({"branches": [{"name": "a", "tmp": 1}], "prior": [1.0]}, ["x"]), "tmp"),
+    ],
+)
+def test_bad_rules_are_refused(make, message) -> None:
+    with pytest.raises(ConfigError, match=message):
+        make()
+
+
+# ----------------------------------------------------------------------------------------- calibration
+def _overconfident(n: int = 600, k: int = 4, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Posteriors of a classifier right 60 % of the time that says 95 %+."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, k, n)
+    pred = np.where(rng.random(n) < 0.6, y, rng.integers(0, k, n))
+    z = rng.normal(0, 0.5, (n, k))
+    z[np.arange(n), pred] += 6.0
+    p = np.exp(z)
+    return p / p.sum(1, keepdims=True), y
+
+
+def test_temperature_scaling_lowers_nll_and_ece(tmp_path) -> None:
+    from converters.calibrate import draw_reliability_png, ece, fit_temperature, nll, temper
+
+    p, y = _overconfident()
+    t = fit_temperature(p, y)
+    q = temper(p, t)
+    assert t > 1.5  # over-confident: softened
+    assert nll(q, y) < nll(p, y) - 0.3
+    assert ece(q, y) < ece(p, y) / 2
+    assert (q.argmax(1) == p.argmax(1)).all()
+    png = draw_reliability_png({"before": p, "after": q}, y, "toy", tmp_path / "r.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_weight_grid_is_never_below_the_better_branch() -> None:
+    from converters.calibrate import choose_weights, uar
+
+    rng = np.random.default_rng(2)
+    y = rng.integers(0, 4, 800)
+
+    def cue(strength: float) -> np.ndarray:  # a noisy class score, independent of the other cue given y
+        z = rng.normal(0, 1, (len(y), 4))
+        z[np.arange(len(y)), y] += strength
+        return np.exp(z) / np.exp(z).sum(1, keepdims=True)
+
+    pa, pf = cue(1.2), cue(0.9)
+    rule, scores = choose_weights(_rule(prior=(0.25,) * 4), {"audio": pa, "face": pf}, y)
+    best = max(uar(pa, y, LABELS), uar(pf, y, LABELS))
+    assert scores["uar"] >= best
+    assert scores["uar"] > best + 0.05  # two independent cues: the product beats either
+
+
+# ------------------------------------------------------------------------------------------- the bundle
+@pytest.fixture(scope="module")
+def branches(tmp_path_factory):
+    """An audio-only and a faces-only av_cnn bundle, side by side in one folder."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("onnx")
+    from converters.export.bundle import build_bundle
+    from converters.models import av_cnn
+    from converters.quant import BitPlan, freeze
+    from edge_ser.inputs.av import AVInputSpec, AVKind
+
+    root = tmp_path_factory.mktemp("fusion")
+    out = {}
+    for name, mode in (("audio", "audio"), ("face", "video")):
+        torch.manual_seed(1 if mode == "video" else 0)
+        model = av_cnn(mode, num_classes=len(LABELS)).eval()
+        plan = BitPlan.uniform(model, 8)
+        frozen, codes = freeze(model, plan)
+        kind = AVKind(AVInputSpec(), frozen.input_names)
+        out[name] = build_bundle(
+            root / name, frozen, plan, codes, name=name, labels=list(LABELS), kind=kind, accuracy={}
+        )
+    return out
+
+
+RULE = FusionRule(
+    LABELS,
+    (
+        BranchRule("audio", temperature=1.7),
+        BranchRule("face", temperature=0.6, weight=0.8, prior=(0.4, 0.3, 0.2, 0.1)),
+    ),
+    (0.25, 0.25, 0.25, 0.25),
+)
+
+
+@pytest.fixture(scope="module")
+def fusion(branches):
+    from edge_ser.bundle import write_fusion_bundle
+
+    return write_fusion_bundle(
+        branches["audio"].parent / "av_fusion", name="av_fusion", rule=RULE, branches=branches
+    )
+
+
+def _clip() -> np.ndarray:
+    t = np.arange(32000) / 16000
+    return (0.2 * np.sin(2 * np.pi * 220 * t) * (1 + np.sin(2 * np.pi * 3 * t))).astype(np.float32)
+
+
+def _faces(n: int = 6) -> list[np.ndarray]:
+    rng = np.random.default_rng(3)
+    return [rng.integers(0, 256, (64, 64), dtype=np.uint8) for _ in range(n)]
+
+
+@pytest.mark.parametrize("engine", ["numpy", "onnxruntime"])
+def test_fusion_bundle_round_trip(branches, fusion, engine) -> None:
+    """The fused prediction is the rule applied to what each branch bundle says alone; no face = audio alone."""
+    if engine == "onnxruntime":
+        pytest.importorskip("onnxruntime")
+    from edge_ser.bundle import FusionBundle, load_bundle
+    from edge_ser.recognizer import Recognizer
+
+    b = load_bundle(fusion)
+    assert isinstance(b, FusionBundle) and b.labels == LABELS and b.rule == RULE
+    assert b.input_kind.faces == 6 and b.input_kind.sample_rate == 16000 and b.input_kind.mode == "fused"
+    rec = Recognizer(b, engine)
+    audio, face = Recognizer(branches["audio"], engine), Recognizer(branches["face"], engine)
+    y, faces = _clip(), _faces()
+    pa = np.array(list(audio.predict_audio(y, 16000).probabilities.values()))
+    pf = np.array(list(face.predict_audio(y, 16000, faces=faces).probabilities.values()))
+    fused = np.array(list(rec.predict_audio(y, 16000, faces=faces).probabilities.values()))
+    np.testing.assert_allclose(fused, RULE.fuse({"audio": pa, "face": pf}), rtol=1e-4, atol=1e-6)
+    alone = np.array(list(rec.predict_audio(y, 16000).probabilities.values()))
+    np.testing.assert_allclose(alone, np.exp(calibrated_log(pa, 1.7)), rtol=1e-4, atol=1e-6)
+    assert not np.allclose(fused, alone, atol=1e-3)  # the face did count
+    # at another rate, and crops that found no face count as no face
+    from edge_ser.vision.face import FaceCrop
+
+    blind = [FaceCrop(f, None, (0, 0, 64, 64), None, False) for f in faces]
+    at_44k = rec.predict_audio(
+        np.interp(np.arange(88200) / 44100, np.arange(32000) / 16000, y), 44100, faces=blind
+    )
+    assert at_44k.label in LABELS and abs(sum(at_44k.probabilities.values()) - 1) < 1e-6
+
+
+def test_numpy_and_onnxruntime_agree(fusion) -> None:
+    pytest.importorskip("onnxruntime")
+    from edge_ser.recognizer import Recognizer
+
+    y, faces = _clip(), _faces()
+    a = Recognizer(fusion, "numpy").predict_audio(y, 16000, faces=faces).probabilities
+    b = Recognizer(fusion, "onnxruntime").predict_audio(y, 16000, faces=faces).probabilities
+    assert a == pytest.approx(b, rel=1e-4, abs=1e-6)
+
+
+def test_files_and_the_cli(fusion, tmp_path, capsys) -> None:
+    from edge_ser.audio import write_wav
+    from edge_ser.cli import main
+    from edge_ser.recognizer import Recognizer
+
+    wav = write_wav(tmp_path / "a.wav", _clip(), 16000)
+    p = Recognizer(fusion, "numpy").predict_file(wav)
+    assert p.label in LABELS
+    assert main(["predict", str(fusion), str(wav), "--engine", "numpy", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["label"] == p.label and out["probabilities"] == pytest.approx(p.probabilities)
+    assert main(["info", str(fusion)]) == 0
+    text = capsys.readouterr().out
+    assert "branch audio" in text and "branch face" in text and "temperature 0.6" in text
+
+
+def test_live_pipeline_runs_the_face_branch_only_with_a_face(fusion) -> None:
+    from edge_ser.bundle import load_bundle
+    from edge_ser.engines import load_engine
+    from edge_ser.live.pipeline import LivePipeline, PipelineConfig
+    from edge_ser.recognizer import Recognizer
+    from edge_ser.vision.face import FaceCrop
+
+    b = load_bundle(fusion)
+    pipe = LivePipeline(b, load_engine(b, "numpy"), PipelineConfig(smoothing="none"))
+    y = _clip()[:48000]
+    seen = [FaceCrop(f, (0, 0, 64, 64), (0, 0, 64, 64), 9, True) for f in _faces()]
+    blind = [FaceCrop(f, None, (0, 0, 64, 64), None, False) for f in _faces()]
+    with_face = pipe.step(2.0, y, seen)
+    without = pipe.step(2.5, y, blind)
+    assert (
+        with_face.mode == without.mode == "fused" and with_face.fallback is None and without.fallback is None
+    )
+    audio = Recognizer(b.branches["audio"], "numpy").predict_audio(y, 16000)
+    want = np.exp(calibrated_log(np.array(list(audio.probabilities.values())), 1.7))
+    np.testing.assert_allclose(without.probs, want, rtol=1e-4, atol=1e-6)
+    assert not np.allclose(with_face.probs, without.probs, atol=1e-3)
+
+
+# ------------------------------------------------------------------------------------- manifest checks
+def _edit(fusion, tmp_path, change) -> object:
+    """A copy of the fusion bundle (beside copies of its branches) with its manifest changed and re-summed."""
+    from edge_ser.bundle import manifest_sum_line
+
+    root = tmp_path / "bundles"
+    shutil.copytree(fusion.parent, root, ignore=shutil.ignore_patterns("*.tar"))
+    m = json.loads((root / "av_fusion" / "manifest.json").read_text())
+    change(m)
+    data = json.dumps(m).encode()
+    (root / "av_fusion" / "manifest.json").write_bytes(data)
+    (root / "av_fusion" / "manifest.sha256").write_bytes(manifest_sum_line(data))
+    return root / "av_fusion"
+
+
+def _branch(i, **kw):
+    def change(m):
+        m["fusion"]["branches"][i].update(kw)
+
+    return change
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (_branch(0, manifest_sha256="0" * 64), r"branches\[0\] \(audio.*pins 000000000000"),
+        (_branch(0, manifest_sha256="xyz"), r"manifest_sha256: must be 64 lower-case hex"),
+        (_branch(1, path="/etc/face"), r"branches\[1\]\.path: '/etc/face' must be a relative path"),
+        (_branch(1, path="../../face"), r"branches\[1\]\.path"),
+        (_branch(1, path="../nowhere"), r"branches\[1\] \(face, \.\./nowhere\).*does not exist"),
+        (_branch(0, temperature=0), r"fusion: .*temperature: must be between 0.01 and 100"),
+        (_branch(1, weight="1"), r"weight: must be a finite number"),
+        (_branch(1, label_map={"sad": None}), r"fused label\(s\) \['sad'\] get no probability"),
+        (lambda m: m["fusion"].update(prior=[0.5, 0.5, 0.5, 0.5]), r"prior: must sum to 1"),
+        (lambda m: m.update(files={"model.onnx": {}}), r"files: a fusion bundle holds no files of its own"),
+        (lambda m: m["fusion"].update(branches=[]), r"must list 1 to 4 branch bundles"),
+        (lambda m: m.update(labels=["neutral", "neutral"]), r"labels: must be unique"),
+        (lambda m: m.update(schema_version=2), r"schema_version: 2 is not supported"),
+    ],
+)
+def test_bad_fusion_manifests_are_refused(fusion, tmp_path, change, message) -> None:
+    from edge_ser.bundle import load_bundle
+
+    with pytest.raises(BundleError, match=message):
+        load_bundle(_edit(fusion, tmp_path, change))
+
+
+def test_a_changed_branch_or_stray_file_is_refused(fusion, tmp_path) -> None:
+    from edge_ser.bundle import load_bundle
+
+    copy = _edit(fusion, tmp_path, lambda m: None)
+    load_bundle(copy)  # the copy itself loads
+    (copy / "notes.txt").write_text("x")
+    with pytest.raises(BundleError, match=r"notes.txt.*not listed"):
+        load_bundle(copy)
+    (copy / "notes.txt").unlink()
+    m = copy.parent / "audio" / "manifest.json"  # a branch re-exported after the rule was fitted
+    data = m.read_bytes().replace(b'"labels"', b'"note": 1, "labels"', 1)
+    m.write_bytes(data)
+    (copy.parent / "audio" / "manifest.sha256").write_text(
+        f"{hashlib.sha256(data).hexdigest()}  manifest.json\n"
+    )
+    with pytest.raises(BundleError, match="rebuilt or replaced after the fusion was fitted"):
+        load_bundle(copy)
+    tar = tmp_path / "f.tar"
+    with tarfile.open(tar, "w") as t:
+        for name in ("manifest.json", "manifest.sha256"):
+            t.add(fusion / name, arcname=name)
+    with pytest.raises(BundleError, match="a fusion bundle is a folder"):
+        load_bundle(tar)
+
+
+def test_a_video_file_runs_both_branches(branches, fusion, tmp_path) -> None:
+    """A video: the face branch reads its frames, the audio branch its sound track, as each would alone."""
+    from edge_ser.recognizer import Recognizer
+    from tests.av_media import ffmpeg_or_skip, mux, write_speech, write_video
+
+    ffmpeg = ffmpeg_or_skip()
+    clip = mux(
+        ffmpeg, write_video(tmp_path / "v.mp4"), write_speech(tmp_path / "a.wav"), tmp_path / "clip.mp4"
+    )
+    fused = Recognizer(fusion, "numpy").predict_file(clip)
+    pa, pf = (
+        np.array(list(Recognizer(branches[b], "numpy").predict_file(clip).probabilities.values()))
+        for b in ("audio", "face")
+    )
+    np.testing.assert_allclose(
+        list(fused.probabilities.values()), RULE.fuse({"audio": pa, "face": pf}), rtol=1e-4, atol=1e-6
+    )
+    assert fused.duration and fused.duration > 0
