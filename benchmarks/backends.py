@@ -44,8 +44,13 @@ BEFORE = "numpy (before)"
 
 
 def shipped_bundles(root: Path = REPO / "bundles") -> list[Path]:
-    """Every bundle folder under `root` (those with a manifest.json), sorted by name."""
-    return sorted(p for p in root.iterdir() if (p / "manifest.json").is_file())
+    """Every model bundle folder under `root` (those with a manifest.json), sorted by name. A fusion bundle
+    (manifest `fusion`) has no model of its own: its branches are bundles of their own and listed as such."""
+    return sorted(
+        p
+        for p in root.iterdir()
+        if (p / "manifest.json").is_file() and "fusion" not in json.loads((p / "manifest.json").read_text())
+    )
 
 
 def speech_clips(n: int) -> tuple[list[tuple[object, int, str]], str]:
