@@ -190,6 +190,14 @@ def _same_as_onnxruntime(proto, shape):
             True,
         ),  # grouped
         ((2, 6, 9, 8), 4, 2, {"pads": [1, 1, 1, 1]}, False),  # grouped, 3 in / 2 out per group
+        (
+            (2, 3, 8, 9),
+            5,
+            1,
+            {"kernel_shape": [3, 3], "pads": [1, 0, 2, 1], "dilations": [1, 2]},
+            True,
+        ),  # dense
+        ((2, 3, 11), 4, 1, {"kernel_shape": [4], "auto_pad": "SAME_UPPER"}, False),  # dense 1-D, even kernel
         ((2, 8, 7, 7), 16, 1, {"strides": [2, 2]}, True),  # 1x1, stride 2 (the shortcut)
         ((2, 8, 7, 7), 16, 1, {"auto_pad": "SAME_UPPER"}, False),  # 1x1 under auto_pad
     ],

@@ -960,6 +960,8 @@ def _conv(n: _Node) -> Op:
     fast: Op | None = None  # a constant weight and bias: the depthwise or 1x1 path when the conv is one
     if w_const is not None and group > 1 and w_const.shape[1] == 1:
         fast = _depthwise(win, kernel, w_const, b_const, group)
+    elif w_const is not None and group == 1 and max(kernel) > 1 and max(win.strides) == 1:
+        fast = _dense_stride1(win, kernel, w_const, b_const)
     elif (
         w_const is not None
         and group == 1
@@ -999,14 +1001,15 @@ def _depthwise(win: _Window, kernel: Sequence[int], w: np.ndarray, b: np.ndarray
     """A Conv with one input channel per group (depthwise; m / group outputs per input channel) and constant
     weights: the sum over kernel taps of each tap's input times its per-channel weight, as one broadcast
     multiply over the flat padded input (`_Window.flat_taps`: every tap a fixed offset, so the products
-    [*kernel, N, C, m / group, pixels] need no copy per tap) and one sum over the taps. No Python loop over
-    groups, taps or positions; the outputs on the stride grid are picked at the end (a stride s computes s^nd
+    [*kernel, N, C, m / group, pixels] need no copy per tap) and one sum over the taps (a GEMV with ones).
+    No Python loop over groups, taps or positions; the outputs on the stride grid are picked at the end (a stride s computes s^nd
     times the outputs it keeps: every depthwise conv shipped has stride 1)."""
     m, nd = w.shape[0], win.nd
     mult, taps_n = m // group, math.prod(kernel)
     # [*kernel, 1, C, mult, 1]: tap t's weight for channel c's j-th output (ONNX out channel c * mult + j)
     wt = np.moveaxis(w.reshape(group, mult, *kernel), (0, 1), (nd, nd + 1))
     wt = np.ascontiguousarray(wt.reshape(*kernel, 1, group, mult, 1), dtype=np.float32)
+    ones = _mean_vector(taps_n, 1.0)
     spread: dict[int, np.ndarray] = {}  # padded image size -> wt repeated over its pixels
     bias = None if b is None else np.asarray(b, np.float32).reshape(1, m, *([1] * nd))
 
@@ -1027,11 +1030,39 @@ def _depthwise(win: _Window, kernel: Sequence[int], w: np.ndarray, b: np.ndarray
         prods = win.scratch("dw products", (*kernel, n, group, mult, geo.size), x.dtype)
         np.multiply(taps, ws, out=prods)
         total = win.scratch("dw sum", (n * m * geo.size,), x.dtype)
-        np.add.reduce(prods.reshape(taps_n, -1), axis=0, out=total)
+        np.dot(ones, prods.reshape(taps_n, -1), out=total)  # the sum over taps as a GEMV: ~1.5x add.reduce
         y = total.reshape(n, m, *geo.padded)[geo.pick]
         return y.copy() if bias is None else np.add(y, bias)  # a fresh array: the sum is a work buffer
 
     return depthwise
+
+
+def _dense_stride1(win: _Window, kernel: Sequence[int], w: np.ndarray, b: np.ndarray | None) -> Op:
+    """A stride-1 Conv (group 1) with constant weights: im2col from the flat padded input (`_Window.flat_taps`)
+    in one copy of whole contiguous rows (not one strided copy per tap), one GEMM over every padded position,
+    and the real outputs picked with the bias added."""
+    m, c, nd = w.shape[0], w.shape[1], win.nd
+    taps_n = math.prod(kernel)
+    # [M, taps * C]: the columns in the flat view's order (tap-major, then channel)
+    w2 = np.ascontiguousarray(
+        np.moveaxis(w.reshape(m, c, taps_n), 1, 2).reshape(m, taps_n * c), dtype=np.float32
+    )
+    bias = None if b is None else np.asarray(b, np.float32).reshape(1, m, *([1] * nd))
+
+    def conv(x: np.ndarray) -> np.ndarray:
+        if x.ndim != 2 + nd or x.shape[1] != c:
+            raise _NodeError(f"input has shape {list(x.shape)}, the weight expects {c} channels")
+        taps, geo = win.flat_taps(x, kernel, 0.0)
+        n = x.shape[0]
+        if n == 1:
+            y = np.dot(w2, taps.reshape(taps_n * c, geo.size))  # the reshape is the im2col copy
+        else:
+            cols = np.moveaxis(taps.reshape(taps_n, n, c, geo.size), 1, 0).reshape(n, taps_n * c, geo.size)
+            y = np.matmul(w2, cols)
+        y = y.reshape(n, m, *geo.padded)[geo.pick]
+        return y.copy() if bias is None else np.add(y, bias)
+
+    return conv
 
 
 def _pointwise(win: _Window, w: np.ndarray, b: np.ndarray | None) -> Op:
