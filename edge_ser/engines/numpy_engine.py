@@ -710,6 +710,7 @@ class _FlatGeometry:
     padded: tuple[int, ...]
     size: int
     tap_strides: tuple[int, ...]
+    lead: int
     slack: int
     interior: tuple[slice, ...]
     out: tuple[int, ...]
@@ -855,24 +856,30 @@ class _Window:
             return hit  # type: ignore[return-value]
         spatial = shape[2:]
         pw = self.pad_widths(spatial, kernel)
-        padded = tuple(s + a + b for s, (a, b) in zip(spatial, pw, strict=True))
-        out, _ = self.taps(padded, kernel)
+        out, _ = self.taps([s + lo + hi for s, (lo, hi) in zip(spatial, pw, strict=True)], kernel)
+        # One gap of `value` after each row (plane, ...) serves as the right padding of that row and the left
+        # padding of the next one, so a gap of max(lo, hi) is enough (and wide enough that the last output
+        # on the stride grid still lies inside the padded row)
+        gaps = [
+            max(lo, hi, (o - 1) * st + 1 - s)
+            for s, (lo, hi), o, st in zip(spatial, pw, out, self.strides, strict=True)
+        ]
+        padded = tuple(s + g for s, g in zip(spatial, gaps, strict=True))
         pixel_strides = [math.prod(padded[j + 1 :]) for j in range(self.nd)]
+        lead = sum(lo * p for (lo, _), p in zip(pw, pixel_strides, strict=True))
+        reach = sum((k - 1) * d * p for k, d, p in zip(kernel, self.dilations, pixel_strides, strict=True))
         geo = _FlatGeometry(
             padded=padded,
             size=math.prod(padded),
             tap_strides=tuple(d * p for d, p in zip(self.dilations, pixel_strides, strict=True)),
-            slack=sum((k - 1) * d * p for k, d, p in zip(kernel, self.dilations, pixel_strides, strict=True)),
-            interior=(
-                slice(None),
-                slice(None),
-                *(slice(a, a + s) for s, (a, _) in zip(spatial, pw, strict=True)),
-            ),
+            lead=lead,
+            slack=max(lead, reach),
+            interior=(slice(None), slice(None), *(slice(0, s) for s in spatial)),
             out=out,
             pick=(
                 slice(None),
                 slice(None),
-                *(slice(0, (o - 1) * s + 1, s) for o, s in zip(out, self.strides, strict=True)),
+                *(slice(0, (o - 1) * st + 1, st) for o, st in zip(out, self.strides, strict=True)),
             ),
         )
         if len(self._taps) < 16:
@@ -886,7 +893,7 @@ class _Window:
         geo = self.flat_geometry(x.shape, kernel)
         n, c = x.shape[:2]
         buf = self.scratch(f"flat {value}", (n * c * geo.size + geo.slack,), x.dtype, fill=value)
-        buf[: n * c * geo.size].reshape(n, c, *geo.padded)[geo.interior] = x
+        buf[geo.lead : geo.lead + n * c * geo.size].reshape(n, c, *geo.padded)[geo.interior] = x
         return buf, geo
 
     def flat_taps(
