@@ -6,8 +6,12 @@ does not depend on the input is done once, at load: weights dequantized, each no
 and checked, constant weights transposed / reshaped for their GEMM) into a small function, a Conv followed by
 an inference BatchNormalization folded into one Conv, a Relu after a Conv / Gemm / BatchNormalization applied in
 place on that op's fresh output, and every value given a slot of a list, so `predict` walks a flat plan with no
-dict look-ups. Convolutions use im2col (one strided copy per kernel tap into one buffer) and one matrix product
-per layer (per group), so the heavy lifting is BLAS; attention is the graph's batched MatMuls (np.matmul over
+dict look-ups. Convolutions use im2col (one strided copy per kernel tap into one buffer, or for stride 1 one
+copy from a flat padded input where every tap is a fixed offset) and one matrix product per layer (grouped: one
+batched np.matmul over the groups), so the heavy lifting is BLAS; a 1x1 Conv is one GEMM on its input; a
+depthwise Conv (one input channel per group) is one broadcast multiply over the flat padded input and one sum
+over the taps, with no Python loop over groups, taps or positions; MaxPool is separable over the flat padded
+input. Attention is the graph's batched MatMuls (np.matmul over
 [batch, heads, tokens, d]), with no Python loop over positions. `steps` keeps one function per graph node
 (unfused) for the per-node profiler (edge_ser.engines.profiling).
 
