@@ -6,9 +6,8 @@ does not depend on the input is done once, at load: weights dequantized, each no
 and checked, constant weights transposed / reshaped for their GEMM) into a small function, a Conv followed by
 an inference BatchNormalization folded into one Conv, a Relu after a Conv / Gemm / BatchNormalization applied in
 place on that op's fresh output, and every value given a slot of a list, so `predict` walks a flat plan with no
-dict look-ups. Convolutions use im2col (one strided copy per kernel tap into one buffer, or for stride 1 one
-copy from a flat padded input where every tap is a fixed offset) and one matrix product per layer (grouped: one
-batched np.matmul over the groups), so the heavy lifting is BLAS; a 1x1 Conv is one GEMM on its input; a
+dict look-ups. Convolutions use im2col (one strided copy per kernel tap into one buffer) and one matrix product
+per layer (grouped: one batched np.matmul over the groups), so the heavy lifting is BLAS; a 1x1 Conv is one GEMM on its input; a
 depthwise Conv (one input channel per group) is one broadcast multiply over the flat padded input and one sum
 over the taps, with no Python loop over groups, taps or positions; MaxPool is separable over the flat padded
 input. Attention is the graph's batched MatMuls (np.matmul over
@@ -971,8 +970,6 @@ def _conv(n: _Node) -> Op:
     fast: Op | None = None  # a constant weight and bias: the depthwise or 1x1 path when the conv is one
     if w_const is not None and group > 1 and w_const.shape[1] == 1:
         fast = _depthwise(win, kernel, w_const, b_const, group)
-    elif w_const is not None and group == 1 and max(kernel) > 1 and max(win.strides) == 1:
-        fast = _dense_stride1(win, kernel, w_const, b_const)
     elif (
         w_const is not None
         and group == 1
@@ -1048,34 +1045,6 @@ def _depthwise(win: _Window, kernel: Sequence[int], w: np.ndarray, b: np.ndarray
     return depthwise
 
 
-def _dense_stride1(win: _Window, kernel: Sequence[int], w: np.ndarray, b: np.ndarray | None) -> Op:
-    """A stride-1 Conv (group 1) with constant weights: im2col from the flat padded input (`_Window.flat_taps`)
-    in one copy of whole contiguous rows (not one strided copy per tap), one GEMM over every padded position,
-    and the real outputs picked with the bias added."""
-    m, c, nd = w.shape[0], w.shape[1], win.nd
-    taps_n = math.prod(kernel)
-    # [M, taps * C]: the columns in the flat view's order (tap-major, then channel)
-    w2 = np.ascontiguousarray(
-        np.moveaxis(w.reshape(m, c, taps_n), 1, 2).reshape(m, taps_n * c), dtype=np.float32
-    )
-    bias = None if b is None else np.asarray(b, np.float32).reshape(1, m, *([1] * nd))
-
-    def conv(x: np.ndarray) -> np.ndarray:
-        if x.ndim != 2 + nd or x.shape[1] != c:
-            raise _NodeError(f"input has shape {list(x.shape)}, the weight expects {c} channels")
-        taps, geo = win.flat_taps(x, kernel, 0.0)
-        n = x.shape[0]
-        if n == 1:
-            y = np.dot(w2, taps.reshape(taps_n * c, geo.size))  # the reshape is the im2col copy
-        else:
-            cols = np.moveaxis(taps.reshape(taps_n, n, c, geo.size), 1, 0).reshape(n, taps_n * c, geo.size)
-            y = np.matmul(w2, cols)
-        y = y.reshape(n, m, *geo.padded)[geo.pick]
-        return y.copy() if bias is None else np.add(y, bias)
-
-    return conv
-
-
 def _pointwise(win: _Window, w: np.ndarray, b: np.ndarray | None) -> Op:
     """A 1x1 Conv (group 1, no padding) with constant weights: one GEMM on the input itself, taken every
     stride-th pixel, and the bias added; no im2col copy of a stride-1 input."""
@@ -1109,12 +1078,22 @@ def _maxpool(n: _Node) -> Op:
         raise _NodeError(f"kernel_shape {kernel} must be >= 1 on every axis")
     win = _Window(n, kernel, None)
 
+    padded = win.auto_pad.startswith("SAME") or any(win.pads)
+
     def maxpool(x: np.ndarray) -> np.ndarray:
-        # Separable, on the flat padded input (`_Window.flat`): the running maximum over one kernel axis at a
-        # time, each tap one contiguous slice of the buffer at a fixed offset (3 + 3 taps -> 4 np.maximum
-        # calls over whole contiguous runs for 3x3), then the outputs on the stride grid picked. numpy walks a
-        # window view's last axes element by element (2.4 ms per av_cnn clip), and one strided slice per tap
-        # walks short rows one by one (a 3x3 map is 3 values a row).
+        if not padded:
+            # no copy needed: the running maximum over the kernel's taps, one strided slice of x each
+            _, taps = win.taps(x.shape[2:], kernel)
+            out = x[taps[0][1]].copy()
+            for _, src in taps[1:]:
+                np.maximum(out, x[src], out=out)
+            return out
+        # Padded: separable, on the flat padded input (`_Window.flat`): the running maximum over one kernel
+        # axis at a time, each tap one contiguous slice of the buffer at a fixed offset (3 + 3 taps -> 4
+        # np.maximum calls over whole contiguous runs for 3x3), then the outputs on the stride grid picked
+        # (face_fer's 3/2 pools: ~2.5x faster than one strided slice per tap, which walks short rows one by
+        # one; a window view is worse still: numpy walks its last axes element by element, 2.4 ms per av_cnn
+        # clip). Without padding the strided slices win: no copy, and only the stride grid is computed.
         y, geo = win.flat(x, kernel, -np.inf)
         for j, (k, step) in enumerate(zip(kernel, geo.tap_strides, strict=True)):
             if k == 1:
