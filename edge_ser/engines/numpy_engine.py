@@ -7,10 +7,10 @@ and checked, constant weights transposed / reshaped for their GEMM) into a small
 an inference BatchNormalization folded into one Conv, a Relu after a Conv / Gemm / BatchNormalization applied in
 place on that op's fresh output, and every value given a slot of a list, so `predict` walks a flat plan with no
 dict look-ups. Convolutions use im2col (one strided copy per kernel tap into one buffer) and one matrix product
-per layer (grouped: one batched np.matmul over the groups), so the heavy lifting is BLAS; a 1x1 Conv is one GEMM on its input; a
-depthwise Conv (one input channel per group) is one broadcast multiply over the flat padded input and one sum
-over the taps, with no Python loop over groups, taps or positions; MaxPool is separable over the flat padded
-input. Attention is the graph's batched MatMuls (np.matmul over
+per layer (grouped: one batched np.matmul over the groups), so the heavy lifting is BLAS; a 1x1 Conv is one
+GEMM on its input; a depthwise Conv (one input channel per group) is one broadcast multiply over a flat padded
+copy of its input and one sum over the taps, with no Python loop over groups, taps or positions; a padded
+MaxPool is separable over the same flat padded copy. Attention is the graph's batched MatMuls (np.matmul over
 [batch, heads, tokens, d]), with no Python loop over positions. `steps` keeps one function per graph node
 (unfused) for the per-node profiler (edge_ser.engines.profiling).
 
@@ -707,8 +707,9 @@ def _layernorm(n: _Node) -> Op:
 @dataclasses.dataclass(frozen=True)
 class _FlatGeometry:
     """An input [N, C, spatial...] in a flat padded buffer (`_Window.flat_taps`): each image padded to `padded`
-    (`size` values), the buffer offset of one step of each kernel axis, the extra values after the last image,
-    the input's place in a padded image, the output size and its positions among the padded ones."""
+    (`size` values, one gap after each row / plane), the buffer offset of one step of each kernel axis, where
+    the first image starts (the padding before it), the extra values after the last image, the input's place in
+    a padded image, the output size and its positions among the padded ones."""
 
     padded: tuple[int, ...]
     size: int
@@ -1010,8 +1011,8 @@ def _depthwise(win: _Window, kernel: Sequence[int], w: np.ndarray, b: np.ndarray
     weights: the sum over kernel taps of each tap's input times its per-channel weight, as one broadcast
     multiply over the flat padded input (`_Window.flat_taps`: every tap a fixed offset, so the products
     [*kernel, N, C, m / group, pixels] need no copy per tap) and one sum over the taps (a GEMV with ones).
-    No Python loop over groups, taps or positions; the outputs on the stride grid are picked at the end (a stride s computes s^nd
-    times the outputs it keeps: every depthwise conv shipped has stride 1)."""
+    No Python loop over groups, taps or positions; the outputs on the stride grid are picked at the end (a
+    stride s computes s^nd times the outputs it keeps: every depthwise conv shipped has stride 1)."""
     m, nd = w.shape[0], win.nd
     mult, taps_n = m // group, math.prod(kernel)
     # [*kernel, 1, C, mult, 1]: tap t's weight for channel c's j-th output (ONNX out channel c * mult + j)
