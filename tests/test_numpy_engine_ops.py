@@ -142,3 +142,89 @@ def test_pad_refuses_unknown_modes():
     g["nodes"][0]["attrs"]["mode"] = "mirror"
     with pytest.raises(BundleError, match="mode"):
         NumpyEngine(graph_bundle(proto, 1, name="pad", graph=g))
+
+
+def _single_node_model(op, shape, attrs, weights=()):
+    """x [batch, *shape[1:]] -> one `op` node (inputs x and the named float initializers, in order) -> y."""
+    inits = [numpy_helper.from_array(v, name) for name, v in weights]
+    node = helper.make_node(op, ["x", *(name for name, _ in weights)], ["y"], **attrs)
+    g = helper.make_graph(
+        [node],
+        op.lower(),
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", *shape[1:]])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [f"d{i}" for i in range(len(shape))])],
+        inits,
+    )
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    onnx.checker.check_model(m)
+    return m
+
+
+def _same_as_onnxruntime(proto, shape):
+    """The numpy engine's y against onnxruntime's, on a batch of `shape` and on its first row alone."""
+    eng = NumpyEngine(graph_bundle(proto, 1, name="op"))
+    sess = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(1).normal(0, 1, shape).astype(np.float32)
+    for rows in (x, x[:1]):
+        (want,) = sess.run(None, {"x": rows})
+        for _ in range(2):  # the second call reuses this thread's work buffers
+            got = eng.run({"x": rows})["y"]
+            assert got.dtype == np.float32 and got.shape == want.shape
+            np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * float(np.abs(want).max()))
+
+
+@pytest.mark.parametrize(
+    "shape,out_ch,group,attrs,bias",
+    [
+        ((2, 16, 12, 12), 16, 16, {"pads": [1, 1, 1, 1]}, True),  # face_fer's depthwise 3x3
+        ((2, 4, 11, 9), 8, 4, {"pads": [1, 0, 2, 1], "strides": [2, 2], "dilations": [2, 1]}, False),  # x2
+        ((2, 6, 10, 10), 18, 6, {"auto_pad": "SAME_LOWER", "strides": [2, 1]}, True),  # multiplier 3
+        ((2, 5, 17), 5, 5, {"kernel_shape": [5], "pads": [4, 3], "dilations": [2]}, True),  # 1-D
+        ((2, 3, 5, 6, 7), 6, 3, {"pads": [1, 0, 1, 1, 0, 1], "strides": [1, 2, 1]}, True),  # 3-D, x2
+        (
+            (2, 8, 9, 9),
+            12,
+            4,
+            {"pads": [1, 2, 0, 1], "strides": [2, 2], "dilations": [1, 2]},
+            True,
+        ),  # grouped
+        ((2, 6, 9, 8), 4, 2, {"pads": [1, 1, 1, 1]}, False),  # grouped, 3 in / 2 out per group
+        (
+            (2, 3, 8, 9),
+            5,
+            1,
+            {"kernel_shape": [3, 3], "pads": [1, 0, 2, 1], "dilations": [1, 2]},
+            True,
+        ),  # dense
+        ((2, 3, 11), 4, 1, {"kernel_shape": [4], "auto_pad": "SAME_UPPER"}, False),  # dense 1-D, even kernel
+        ((2, 8, 7, 7), 16, 1, {"strides": [2, 2]}, True),  # 1x1, stride 2 (the shortcut)
+        ((2, 8, 7, 7), 16, 1, {"auto_pad": "SAME_UPPER"}, False),  # 1x1 under auto_pad
+    ],
+)
+def test_grouped_and_depthwise_conv_match_onnxruntime(shape, out_ch, group, attrs, bias):
+    nd = len(shape) - 2
+    kernel = attrs.pop("kernel_shape", [1] * nd if group == 1 else [3] * nd)
+    rng = np.random.default_rng(0)
+    w = [("w", rng.normal(0, 0.5, (out_ch, shape[1] // group, *kernel)).astype(np.float32))]
+    if bias:
+        w.append(("b", rng.normal(0, 0.5, out_ch).astype(np.float32)))
+    proto = _single_node_model("Conv", shape, {"group": group, "kernel_shape": kernel, **attrs}, w)
+    _same_as_onnxruntime(proto, shape)
+
+
+@pytest.mark.parametrize(
+    "shape,attrs",
+    [
+        ((2, 16, 24, 24), {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1]}),  # face_fer's
+        ((2, 3, 3, 3), {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1]}),
+        (
+            (2, 4, 9, 11),
+            {"kernel_shape": [2, 3], "strides": [1, 2], "pads": [0, 1, 1, 0], "dilations": [2, 1]},
+        ),
+        ((2, 4, 13), {"kernel_shape": [4], "strides": [3], "auto_pad": "SAME_UPPER"}),
+        ((2, 2, 5, 6, 7), {"kernel_shape": [1, 3, 2], "strides": [1, 2, 2]}),
+    ],
+)
+def test_maxpool_matches_onnxruntime(shape, attrs):
+    _same_as_onnxruntime(_single_node_model("MaxPool", shape, attrs), shape)

@@ -7,7 +7,10 @@ and checked, constant weights transposed / reshaped for their GEMM) into a small
 an inference BatchNormalization folded into one Conv, a Relu after a Conv / Gemm / BatchNormalization applied in
 place on that op's fresh output, and every value given a slot of a list, so `predict` walks a flat plan with no
 dict look-ups. Convolutions use im2col (one strided copy per kernel tap into one buffer) and one matrix product
-per layer (per group), so the heavy lifting is BLAS; attention is the graph's batched MatMuls (np.matmul over
+per layer (grouped: one batched np.matmul over the groups), so the heavy lifting is BLAS; a 1x1 Conv is one
+GEMM on its input; a depthwise Conv (one input channel per group) is one broadcast multiply over a flat padded
+copy of its input and one sum over the taps, with no Python loop over groups, taps or positions; a padded
+MaxPool is separable over the same flat padded copy. Attention is the graph's batched MatMuls (np.matmul over
 [batch, heads, tokens, d]), with no Python loop over positions. `steps` keeps one function per graph node
 (unfused) for the per-node profiler (edge_ser.engines.profiling).
 
@@ -20,6 +23,7 @@ MaxPool and AveragePool (ceil_mode=0), GlobalAveragePool, GlobalMaxPool, ReduceM
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import itertools
 import math
@@ -700,6 +704,23 @@ def _layernorm(n: _Node) -> Op:
 # --------------------------------------------------------------------------------------------------------------
 
 
+@dataclasses.dataclass(frozen=True)
+class _FlatGeometry:
+    """An input [N, C, spatial...] in a flat padded buffer (`_Window.flat_taps`): each image padded to `padded`
+    (`size` values, one gap after each row / plane), the buffer offset of one step of each kernel axis, where
+    the first image starts (the padding before it), the extra values after the last image, the input's place in
+    a padded image, the output size and its positions among the padded ones."""
+
+    padded: tuple[int, ...]
+    size: int
+    tap_strides: tuple[int, ...]
+    lead: int
+    slack: int
+    interior: tuple[slice, ...]
+    out: tuple[int, ...]
+    pick: tuple[slice, ...]
+
+
 class _Window:
     """Kernel, strides, pads and dilations of a Conv or pool node over `nd` spatial axes."""
 
@@ -830,6 +851,81 @@ class _Window:
             self._taps[key] = (out, copies)  # type: ignore[assignment]
         return out, copies
 
+    def flat_geometry(self, shape: tuple[int, ...], kernel: Sequence[int]) -> _FlatGeometry:
+        """Where an input of `shape` [N, C, spatial...] sits in a flat padded buffer (see `flat_taps`); worked
+        out once per input shape."""
+        key = ("flat", *shape)
+        hit = self._taps.get(key)
+        if hit is not None:
+            return hit  # type: ignore[return-value]
+        spatial = shape[2:]
+        pw = self.pad_widths(spatial, kernel)
+        out, _ = self.taps([s + lo + hi for s, (lo, hi) in zip(spatial, pw, strict=True)], kernel)
+        # One gap of `value` after each row (plane, ...) serves as the right padding of that row and the left
+        # padding of the next one, so a gap of max(lo, hi) is enough (and wide enough that the last output
+        # on the stride grid still lies inside the padded row)
+        gaps = [
+            max(lo, hi, (o - 1) * st + 1 - s)
+            for s, (lo, hi), o, st in zip(spatial, pw, out, self.strides, strict=True)
+        ]
+        padded = tuple(s + g for s, g in zip(spatial, gaps, strict=True))
+        pixel_strides = [math.prod(padded[j + 1 :]) for j in range(self.nd)]
+        lead = sum(lo * p for (lo, _), p in zip(pw, pixel_strides, strict=True))
+        reach = sum((k - 1) * d * p for k, d, p in zip(kernel, self.dilations, pixel_strides, strict=True))
+        geo = _FlatGeometry(
+            padded=padded,
+            size=math.prod(padded),
+            tap_strides=tuple(d * p for d, p in zip(self.dilations, pixel_strides, strict=True)),
+            lead=lead,
+            slack=max(lead, reach),
+            interior=(slice(None), slice(None), *(slice(0, s) for s in spatial)),
+            out=out,
+            pick=(
+                slice(None),
+                slice(None),
+                *(slice(0, (o - 1) * st + 1, st) for o, st in zip(out, self.strides, strict=True)),
+            ),
+        )
+        if len(self._taps) < 16:
+            self._taps[key] = geo  # type: ignore[assignment]
+        return geo
+
+    def flat(self, x: np.ndarray, kernel: Sequence[int], value: float) -> tuple[np.ndarray, _FlatGeometry]:
+        """x padded with `value` into this thread's flat buffer [N * C * size + slack] (see `flat_taps`)."""
+        if x.ndim != 2 + self.nd:
+            raise _NodeError(f"expects a {2 + self.nd}-d input [N, C, spatial...], got {list(x.shape)}")
+        geo = self.flat_geometry(x.shape, kernel)
+        n, c = x.shape[:2]
+        buf = self.scratch(f"flat {value}", (n * c * geo.size + geo.slack,), x.dtype, fill=value)
+        buf[geo.lead : geo.lead + n * c * geo.size].reshape(n, c, *geo.padded)[geo.interior] = x
+        return buf, geo
+
+    def flat_taps(
+        self, x: np.ndarray, kernel: Sequence[int], value: float
+    ) -> tuple[np.ndarray, _FlatGeometry]:
+        """x padded into this thread's flat buffer, each (n, c) image's padded pixels one contiguous run of
+        `size` values, so that every kernel tap is one fixed offset into the buffer; returned as a view
+        [*kernel, N, C, 1, size] (no copy) whose entry [tap, n, c, 0, q] is the input the tap reads for the
+        output at padded position q. Only positions q on the stride grid inside the output (`pick`) are
+        real outputs; the others read across rows or into the next image and are thrown away. The buffer
+        ends in `slack` values of `value` so the last image's taps stay inside it."""
+        buf, geo = self.flat(x, kernel, value)
+        n, c = x.shape[:2]
+        what = f"flat {value}"
+        cached = self._scratch.__dict__.get(what + " view")
+        if cached is not None and cached[0] is buf:
+            return cached[1], geo
+        item = buf.itemsize
+        view = np.lib.stride_tricks.as_strided(
+            buf,
+            (*kernel, n, c, 1, geo.size),
+            (*(t * item for t in geo.tap_strides), c * geo.size * item, geo.size * item, 0, item),
+            writeable=False,
+        )
+        if buf.nbytes <= _KEEP_BYTES:
+            self._scratch.__dict__[what + " view"] = (buf, view)
+        return view, geo
+
     def pad(self, x: np.ndarray, kernel: Sequence[int], value: float) -> np.ndarray:
         if x.ndim != 2 + self.nd:
             raise _NodeError(f"expects a {2 + self.nd}-d input [N, C, spatial...], got {list(x.shape)}")
@@ -872,7 +968,20 @@ def _conv(n: _Node) -> Op:
     if w_pre is not None and b_const is not None and group == 1 and b_const.shape == (w_const.shape[0],):
         wb_pre = np.ascontiguousarray(np.concatenate([w_pre[0], b_pre], axis=1), dtype=np.float32)
 
+    fast: Op | None = None  # a constant weight and bias: the depthwise or 1x1 path when the conv is one
+    if w_const is not None and group > 1 and w_const.shape[1] == 1:
+        fast = _depthwise(win, kernel, w_const, b_const, group)
+    elif (
+        w_const is not None
+        and group == 1
+        and max(kernel) == 1
+        and (win.auto_pad != "NOTSET" or not any(win.pads))
+    ):
+        fast = _pointwise(win, w_const, b_const)  # a 1x1 kernel never pads under auto_pad
+
     def conv(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
+        if fast is not None and w is w_const and b is b_const:
+            return fast(x)
         m, cg = w.shape[0], w.shape[1]
         if x.shape[1] != cg * group:
             raise _NodeError(
@@ -897,6 +1006,69 @@ def _conv(n: _Node) -> Op:
     return conv
 
 
+def _depthwise(win: _Window, kernel: Sequence[int], w: np.ndarray, b: np.ndarray | None, group: int) -> Op:
+    """A Conv with one input channel per group (depthwise; m / group outputs per input channel) and constant
+    weights: the sum over kernel taps of each tap's input times its per-channel weight, as one broadcast
+    multiply over the flat padded input (`_Window.flat_taps`: every tap a fixed offset, so the products
+    [*kernel, N, C, m / group, pixels] need no copy per tap) and one sum over the taps (a GEMV with ones).
+    No Python loop over groups, taps or positions; the outputs on the stride grid are picked at the end (a
+    stride s computes s^nd times the outputs it keeps: every depthwise conv shipped has stride 1)."""
+    m, nd = w.shape[0], win.nd
+    mult, taps_n = m // group, math.prod(kernel)
+    # [*kernel, 1, C, mult, 1]: tap t's weight for channel c's j-th output (ONNX out channel c * mult + j)
+    wt = np.moveaxis(w.reshape(group, mult, *kernel), (0, 1), (nd, nd + 1))
+    wt = np.ascontiguousarray(wt.reshape(*kernel, 1, group, mult, 1), dtype=np.float32)
+    ones = _mean_vector(taps_n, 1.0)
+    spread: dict[int, np.ndarray] = {}  # padded image size -> wt repeated over its pixels
+    bias = None if b is None else np.asarray(b, np.float32).reshape(1, m, *([1] * nd))
+
+    def depthwise(x: np.ndarray) -> np.ndarray:
+        if x.ndim != 2 + nd or x.shape[1] != group:
+            raise _NodeError(
+                f"input has shape {list(x.shape)}, the weight expects {group} channels (group={group})"
+            )
+        taps, geo = win.flat_taps(x, kernel, 0.0)
+        n = x.shape[0]
+        # the weight repeated over the pixels, once per image size (<= 0.4 MB per shipped layer): the multiply
+        # then runs over [N, C * pixels] contiguous rows, not one short row per (tap, channel)
+        ws = spread.get(geo.size)
+        if ws is None:
+            ws = np.ascontiguousarray(np.broadcast_to(wt, (*wt.shape[:-1], geo.size)))
+            if len(spread) < 4:
+                spread[geo.size] = ws
+        prods = win.scratch("dw products", (*kernel, n, group, mult, geo.size), x.dtype)
+        np.multiply(taps, ws, out=prods)
+        total = win.scratch("dw sum", (n * m * geo.size,), x.dtype)
+        np.dot(ones, prods.reshape(taps_n, -1), out=total)  # the sum over taps as a GEMV: ~1.5x add.reduce
+        y = total.reshape(n, m, *geo.padded)[geo.pick]
+        return y.copy() if bias is None else np.add(y, bias)  # a fresh array: the sum is a work buffer
+
+    return depthwise
+
+
+def _pointwise(win: _Window, w: np.ndarray, b: np.ndarray | None) -> Op:
+    """A 1x1 Conv (group 1, no padding) with constant weights: one GEMM on the input itself, taken every
+    stride-th pixel, and the bias added; no im2col copy of a stride-1 input."""
+    m, c = w.shape[0], w.shape[1]
+    w2 = np.ascontiguousarray(w.reshape(m, c), dtype=np.float32)
+    b_col = None if b is None else np.asarray(b, np.float32).reshape(-1, 1)
+    step = (slice(None), slice(None), *(slice(None, None, s) for s in win.strides))
+    strided = max(win.strides) > 1
+
+    def pointwise(x: np.ndarray) -> np.ndarray:
+        if x.ndim != 2 + win.nd or x.shape[1] != c:
+            raise _NodeError(f"input {list(x.shape)} does not fit a 1x1 weight of {c} input channels")
+        if strided:
+            x = x[step]
+        n, out = x.shape[0], x.shape[2:]
+        y = np.dot(w2, x.reshape(c, -1)) if n == 1 else np.matmul(w2, x.reshape(n, c, -1))
+        if b_col is not None:
+            y += b_col
+        return y.reshape(n, m, *out)
+
+    return pointwise
+
+
 def _maxpool(n: _Node) -> Op:
     n.need_inputs(1, 1)
     n.only_outputs(1)
@@ -907,15 +1079,34 @@ def _maxpool(n: _Node) -> Op:
         raise _NodeError(f"kernel_shape {kernel} must be >= 1 on every axis")
     win = _Window(n, kernel, None)
 
+    padded = win.auto_pad.startswith("SAME") or any(win.pads)
+
     def maxpool(x: np.ndarray) -> np.ndarray:
-        # The running maximum over the kernel's taps, one strided slice of the padded input each (numpy walks
-        # a window view's last axes element by element: 2.4 ms per av_cnn clip against 0.10 ms this way).
-        xp = win.pad(x, kernel, -np.inf)
-        _, taps = win.taps(xp.shape[2:], kernel)
-        out = xp[taps[0][1]].copy()
-        for _, src in taps[1:]:
-            np.maximum(out, xp[src], out=out)
-        return out
+        if not padded:
+            # no copy needed: the running maximum over the kernel's taps, one strided slice of x each
+            _, taps = win.taps(x.shape[2:], kernel)
+            out = x[taps[0][1]].copy()
+            for _, src in taps[1:]:
+                np.maximum(out, x[src], out=out)
+            return out
+        # Padded: separable, on the flat padded input (`_Window.flat`): the running maximum over one kernel
+        # axis at a time, each tap one contiguous slice of the buffer at a fixed offset (3 + 3 taps -> 4
+        # np.maximum calls over whole contiguous runs for 3x3), then the outputs on the stride grid picked
+        # (face_fer's 3/2 pools: ~2.5x faster than one strided slice per tap, which walks short rows one by
+        # one; a window view is worse still: numpy walks its last axes element by element, 2.4 ms per av_cnn
+        # clip). Without padding the strided slices win: no copy, and only the stride grid is computed.
+        y, geo = win.flat(x, kernel, -np.inf)
+        for j, (k, step) in enumerate(zip(kernel, geo.tap_strides, strict=True)):
+            if k == 1:
+                continue
+            size = len(y) - (k - 1) * step
+            r = win.scratch(f"max {j}", (size,), x.dtype)
+            np.maximum(y[:size], y[step : step + size], out=r)
+            for t in range(2, k):
+                np.maximum(r, y[t * step : t * step + size], out=r)
+            y = r
+        n, c = x.shape[:2]
+        return y[: n * c * geo.size].reshape(n, c, *geo.padded)[geo.pick].copy()  # fresh: y is a work buffer
 
     return maxpool
 
@@ -952,6 +1143,10 @@ def _global_pool(reduce: str) -> Callable[[_Node], Op]:
         n.only_outputs(1)
 
         def pool(x: np.ndarray) -> np.ndarray:
+            if reduce == "mean" and x.dtype == np.float32 and x.ndim > 2:
+                # one GEMV with a vector of 1/pixels (numpy's mean over the last axes is slow on small maps)
+                p = math.prod(x.shape[2:])
+                return (x.reshape(-1, p) @ _mean_vector(p)).reshape(*x.shape[:2], *([1] * (x.ndim - 2)))
             axes = tuple(range(2, x.ndim))
             return getattr(x, reduce)(axis=axes, keepdims=True).astype(np.float32, copy=False)
 
