@@ -210,7 +210,12 @@ def stage_ship(d: dict) -> None:
     }
     acc = {
         "dataset": "fer2013",
-        "split": {"kind": "fixed", "train": "Training", "test": "PublicTest"},
+        "split": {
+            "kind": "fixed",
+            "train": "Training",
+            "test": "PublicTest",
+            "sizes": {"train": len(d["y"]), "test": len(d["yv"])},
+        },
         "test": mt.accuracy,
         "uar": mt.uar,
         "note": TEACHER_NOTE,
