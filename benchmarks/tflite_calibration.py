@@ -6,7 +6,10 @@ held-out-like captures, int8 and fp32 agreement on every clip.
 For each bundle (`BUNDLES`: bundle -> the data set it was trained on):
 1. calibration rows: its training clips through the device path (`tflite_bundle.device_rows`: features after
    `edge_ser.features.condition`'s DC / level conditioning, speaker prior, standardisation, OOD clamp);
-   patch models capped at `--max-rows` (+ the rows holding every feature's extremes);
+   patch models capped at `--max-rows` (+ the rows holding every feature's extremes); `tflite_bundle.
+   calibration_set`: functionals bundles take the int8 input range from the training rows plus augmented
+   copies (`AUGMENTS`), face bundles calibrate on FER-2013 train images (`--face-rows`) and are measured on
+   PublicTest (no captures: the saturation column is PublicTest's);
 2. fp32, fp16 and int8 from the bundle's ONNX graph (`onnx_tflite`, fp32 checked against onnxruntime);
    `--write` adds them to the bundle (model.onnx / weights.esq unchanged);
 3. on EVERY clip of the data set (clean, as recorded): top-1 of int8 vs fp32 and fp32 vs onnxruntime
