@@ -64,8 +64,9 @@ class Layer:
     """One weight layer (Gemm / Conv) of the graph: its weight in the TFLite op's layout, bias, LAQ codes."""
 
     name: str  # the weight initializer's name without ".weight" ("features.0", "blocks.1.attn.q")
-    kind: str  # "dense" | "conv1d" | "conv2d"
-    weight: np.ndarray  # float32, TFLite layout: FC [out, in], CONV_2D [O, kh, kw, I] (conv1d [O, 1, k, I])
+    kind: str  # "dense" | "conv1d" | "conv2d" | "dwconv2d"
+    weight: np.ndarray  # float32, TFLite layout: FC [out, in], CONV_2D [O, kh, kw, I] (conv1d [O, 1, k, I]),
+    # DEPTHWISE_CONV_2D [1, kh, kw, O]
     bias: np.ndarray  # float32 [out]
     codes: np.ndarray | None = None  # int8 LAQ codes in the same layout (None: a float layer)
     scales: np.ndarray | None = None  # float32 [out]
@@ -111,8 +112,9 @@ def bundle_graph(bundle) -> Graph:
         out.normalized = bundle.normalized_input
         if norm.get("in_graph", False):
             _strip_standardisation(out, out.normalized, bundle.source)
-    if "faces" in inputs:
-        out.ranges["faces"] = (0.0, 1.0)
+    for pixels in ("faces", "face"):  # crops / 255
+        if pixels in inputs:
+            out.ranges[pixels] = (0.0, 1.0)
     return out
 
 
@@ -553,8 +555,13 @@ def _conv(tr: _Tr, n: dict, a: dict) -> Val:
     w = tr.const(wname)
     if w is None:
         raise ConfigError("Conv with a computed weight is not supported")
-    if int(a.get("group", 1)) != 1:
-        raise ConfigError("grouped / depthwise Conv is not supported yet")
+    group = int(a.get("group", 1))
+    depthwise = group != 1
+    if depthwise and (w.shape[1] != 1 or w.ndim != 4 or w.shape[0] % group):
+        raise ConfigError(
+            f"Conv {wname!r}: group {group} with weight {list(w.shape)}: only depthwise 2-D convs "
+            "(one input channel per group) are supported"
+        )
     k = list(w.shape[2:])
     strides, pads, dil = _window(a, k, "Conv")
     b = tr.const(n["inputs"][2]) if len(n["inputs"]) > 2 and n["inputs"][2] else None
@@ -577,7 +584,9 @@ def _conv(tr: _Tr, n: dict, a: dict) -> Val:
             w = (w * f.reshape((-1,) + (1,) * (w.ndim - 1))).astype(np.float32)
         b = (b.astype(np.float64) * f + c).astype(np.float32)
     nd = len(k)
-    if nd == 1:  # TF runs conv1d as a 1 x k CONV_2D: weight [O, 1, k, I]
+    if depthwise:  # TFLite DEPTHWISE_CONV_2D: weight [1, kh, kw, O] (O = channel * multiplier + m)
+        kind, tfl = "dwconv2d", (lambda x: np.ascontiguousarray(x.transpose(1, 2, 3, 0)))
+    elif nd == 1:  # TF runs conv1d as a 1 x k CONV_2D: weight [O, 1, k, I]
         kind, tfl = "conv1d", (lambda x: np.ascontiguousarray(x.transpose(0, 2, 1)[:, None]))
     elif nd == 2:
         kind, tfl = "conv2d", (lambda x: np.ascontiguousarray(x.transpose(0, 2, 3, 1)))
@@ -604,6 +613,21 @@ def _conv(tr: _Tr, n: dict, a: dict) -> Val:
     else:
         x = tr.tf.pad(x, [(0, 0), *pads, (0, 0)])
         padding = "VALID"
+    if depthwise:  # [kh, kw, C, multiplier]: output channel c * multiplier + m, as ONNX groups them
+        if len(set(strides)) != 1 or (strides[0] != 1 and any(d != 1 for d in dil)):
+            raise ConfigError(
+                f"depthwise Conv {wname!r}: strides {strides} with dilations {dil} not supported"
+            )
+        wk = tr.tf.constant(
+            np.ascontiguousarray(w.transpose(2, 3, 1, 0)).reshape(*k, group, -1).astype(np.float32)
+        )
+        y = tr.tf.nn.depthwise_conv2d(x, wk, [1, strides[0], strides[0], 1], padding, dilations=dil)
+        y = y + tr.tf.constant(b)
+        val = Val(y, _inv(_last(v.rank)))
+        if out_name in tr.folded:
+            tr.vals[out_name] = val
+            tr.vals[tr.folded[out_name]] = val
+        return val
     wk = tr.tf.constant(
         np.ascontiguousarray(w.transpose(*range(2, 2 + nd), 1, 0)).astype(np.float32)
     )  # [*k, I, O]
@@ -624,9 +648,15 @@ def _pool(kind: str) -> Callable[[_Tr, dict, dict], Val]:
         v = tr.get(n["inputs"][0])
         k = [int(x) for x in a["kernel_shape"]]
         strides, pads, _ = _window(a, k, f"{kind}Pool")
-        if int(a.get("ceil_mode", 0)) or any(p != (0, 0) for p in pads):
-            raise ConfigError(f"{kind}Pool with padding or ceil_mode is not supported")
+        padded = any(p != (0, 0) for p in pads)
+        mirror = kind == "Max" and all(2 * max(p) <= kk for p, kk in zip(pads, k, strict=True))
+        if int(a.get("ceil_mode", 0)) or (padded and not mirror):
+            raise ConfigError(
+                f"{kind}Pool with ceil_mode, or padding beyond half the window (MaxPool), is not supported"
+            )
         x = tr.in_layout(v, _inv(_last(v.rank)))
+        if padded:  # ONNX pads a MaxPool with -inf: a mirrored edge (pad <= k / 2) lies in the same window
+            x = tr.tf.pad(x, [(0, 0), *pads, (0, 0)], mode="SYMMETRIC")
         fn = tr.tf.nn.max_pool if kind == "Max" else tr.tf.nn.avg_pool
         return Val(fn(x, k, strides, "VALID"), _inv(_last(v.rank)))
 
@@ -759,17 +789,28 @@ OUTPUT_MARGIN = 8.0
 logit, instead of the converter's min / max of every logit (module doc, "int8 output")."""
 
 
+CEILING_MARGIN: float | None = 4.0
+"""int8 output range's top: the largest second-best logit over the calibration rows + this margin (None: the
+largest logit); logits above saturate there, top-1 is kept while the runner-up is below it. The step shrinks
+(ser_ravdess 0.125 -> 0.086 logits); a saturated top logit is still >= e^4 = 55 x the runner-up's odds."""
+
+
 def convert(
     t: Traced,
     variant: str,
     calibration: Mapping[str, np.ndarray] | None = None,
     *,
     output_margin: float | None = OUTPUT_MARGIN,
+    ceiling_margin: float | None = CEILING_MARGIN,
+    input_ranges: Mapping[str, tuple[float, float]] | None = None,
 ) -> tfx.TFLiteModel:
     """One variant of the traced graph, weights named, LAQ codes written into int8 (module doc).
 
     `output_margin` (int8): narrow the output's int8 range to [min top logit - margin, max logit] over the
-    calibration rows (None: keep the converter's min / max)."""
+    calibration rows (None: keep the converter's min / max); `ceiling_margin`: and its top to [.., max
+    second-largest logit + ceiling_margin] (None: the max logit). `input_ranges` {input: (lo, hi)}: that
+    int8 input's range instead of the calibration rows' (the hidden activations keep theirs); only for an
+    input read by weight ops alone, whose int32 biases are requantized (`_set_input_range`)."""
     if variant not in tfx.VARIANTS:
         raise ConfigError(f"TFLite variant {variant!r} is not known; choose from {list(tfx.VARIANTS)}")
     cal = None
@@ -781,16 +822,20 @@ def convert(
         raise ConfigError(f"TFLite export: calibration is for the int8 variant, not {variant!r}")
     tf = tfx._tf()
     data = _convert(tf, t, variant, cal)
-    floor = None
-    if cal is not None and output_margin is not None:
+    floor = ceiling = None
+    if cal is not None and (output_margin is not None or ceiling_margin is not None):
         y = np.concatenate(
             [
                 t.concrete(*(cal[n][i : i + 256] for n in t.graph.inputs))[OUTPUT].numpy()
                 for i in range(0, len(next(iter(cal.values()))), 256)
             ]
         )
-        floor = float(y.max(axis=1).min()) - float(output_margin)
-    data, in_q, out_q = _finish(data, t, variant, floor)
+        top2 = np.sort(y, axis=1)[:, -2:] if y.shape[1] > 1 else np.repeat(y, 2, axis=1)
+        if output_margin is not None:
+            floor = float(top2[:, 1].min()) - float(output_margin)
+        if ceiling_margin is not None:
+            ceiling = float(top2[:, 0].max()) + float(ceiling_margin)
+    data, in_q, out_q = _finish(data, t, variant, floor, ceiling, input_ranges if cal is not None else None)
     return tfx.TFLiteModel(variant, data, tuple(t.graph.inputs), in_q, out_q)
 
 
@@ -897,7 +942,7 @@ def _match(f: tfx._Flat, layers: list[Layer], variant: str) -> list[tuple[Layer,
     return found
 
 
-def _narrow_output(f: tfx._Flat, ti: int, floor: float) -> None:
+def _narrow_output(f: tfx._Flat, ti: int, floor: float | None, ceiling: float | None = None) -> None:
     """Set the int8 output's range to [floor, its calibrated max] when floor is above its calibrated min:
     logits below the floor saturate there. They are below every calibration row's top logit by at least the
     margin, so top-1 and the top probabilities keep their values while the int8 step shrinks (the step sets
@@ -905,35 +950,98 @@ def _narrow_output(f: tfx._Flat, ti: int, floor: float) -> None:
     q = f.tensor(ti).quantization
     scale, zp = float(q.scale[0]), int(q.zeroPoint[0])
     lo, hi = (-128 - zp) * scale, (127 - zp) * scale
-    if floor <= lo or floor >= hi:
-        return
-    new = (hi - floor) / 255.0
+    new_lo = lo if floor is None or floor <= lo else floor
+    new_hi = hi if ceiling is None or ceiling >= hi else ceiling
+    if (new_lo, new_hi) == (lo, hi) or new_hi <= max(new_lo, 0.0) or new_lo >= min(new_hi, 0.0):
+        return  # nothing to narrow, or a range that would not hold 0 (TFLite wants 0 representable)
+    new = (new_hi - new_lo) / 255.0
     q.scale = [float(np.float32(new))]
-    q.zeroPoint = [int(np.clip(round(-128 - floor / new), -128, 127))]
+    q.zeroPoint = [int(np.clip(round(-128 - new_lo / new), -128, 127))]
     q.min = q.max = None
 
 
-def _finish(data: bytes, t: Traced, variant: str, floor: float | None = None):
+def _finish(
+    data: bytes,
+    t: Traced,
+    variant: str,
+    floor: float | None = None,
+    ceiling: float | None = None,
+    input_ranges: Mapping[str, tuple[float, float]] | None = None,
+):
     f = tfx._Flat.read(data)
 
     class _Names:  # what tfx._name_io reads
         inputs = t.graph.inputs
 
     inputs, output = tfx._name_io(f, _Names)
-    for la, k in _match(f, t.layers, variant):
+    matched = _match(f, t.layers, variant)
+    for n, (lo, hi) in (input_ranges or {}).items():
+        _set_input_range(f, inputs[n], n, lo, hi, {k: la for la, k in matched})
+    for la, k in matched:
         op = f.sg.operators[k]
         f.tensor(op.inputs[1]).name = f"{la.name}.weight".encode()
         if len(op.inputs) > 2 and int(op.inputs[2]) >= 0:
             f.tensor(op.inputs[2]).name = f"{la.name}.bias".encode()
         if variant == "int8" and la.codes is not None:
+            _own_buffer(f, op.inputs[2] if len(op.inputs) > 2 else -1)
             _check_bias(f, op, la)
-            tfx._write_grid(f, op, la.as_export_layer(), la.codes, la.scales)
-    if variant == "int8" and floor is not None:
-        _narrow_output(f, output, floor)
+            tfx._write_grid(
+                f, op, la.as_export_layer(), la.codes, la.scales, 3 if la.kind == "dwconv2d" else 0
+            )
+    if variant == "int8" and (floor is not None or ceiling is not None):
+        _narrow_output(f, output, floor, ceiling)
     in_q = {n: tfx._io_quant(f.schema, f.tensor(i), variant, f"input {n!r}") for n, i in inputs.items()}
     out_q = tfx._io_quant(f.schema, f.tensor(output), variant, f"output {OUTPUT!r}")
     data = bytes(f.fb.convert_object_to_bytearray(f.obj))
     return data, (in_q if variant == "int8" else None), out_q
+
+
+def _set_input_range(
+    f: tfx._Flat, ti: int, name: str, lo: float, hi: float, layers: Mapping[int, Layer]
+) -> None:
+    """Give int8 input `ti` the range [lo, hi] (0 inside); every op reading it must be a matched weight op,
+    whose int32 bias is requantized to the new input scale (LAQ-coded ones again by `_write_grid`)."""
+    readers = f.consumers.get(int(ti), [])
+    if not readers or any(k not in layers for k in readers):
+        raise ConfigError(
+            f"TFLite export: input {name!r} is read by {[f.names[k] for k in readers]}: its int8 range can only "
+            "be set when weight ops (FULLY_CONNECTED / CONV_2D) alone read it"
+        )
+    lo, hi = min(float(lo), 0.0), max(float(hi), 0.0)
+    scale = np.float32((hi - lo) / 255.0)
+    q = f.tensor(ti).quantization
+    q.scale = [float(scale)]
+    q.zeroPoint = [int(np.clip(round(-128 - lo / float(scale)), -128, 127))]
+    q.min = q.max = None
+    for k in readers:
+        op, la = f.sg.operators[k], layers[k]
+        if len(op.inputs) < 3 or int(op.inputs[2]) < 0:
+            continue
+        _own_buffer(f, op.inputs[2])
+        bt = f.tensor(op.inputs[2])
+        ws = np.asarray(f.tensor(op.inputs[1]).quantization.scale, np.float64)
+        bias_scale = np.float64(scale) * ws
+        bq = np.round(la.bias.astype(np.float64) / bias_scale)
+        f.obj.buffers[bt.buffer].data = np.frombuffer(bq.astype("<i4").tobytes(), dtype=np.uint8).copy()
+        bt.quantization.scale = [float(v) for v in bias_scale.astype(np.float32)]
+        bt.quantization.zeroPoint = [0] * len(ws)
+
+
+def _own_buffer(f: tfx._Flat, ti: int) -> None:
+    """Give tensor `ti` a copy of its buffer when others share it (the converter shares equal constants, e.g.
+    two all-zero biases), so rewriting one layer's bias leaves the others alone."""
+    if int(ti) < 0:
+        return
+    t = f.tensor(ti)
+    if f.users.get(t.buffer, 0) <= 1:
+        return
+    old = f.obj.buffers[t.buffer]
+    new = type(old)()
+    new.data = None if old.data is None else np.array(old.data, dtype=np.uint8)
+    f.obj.buffers.append(new)
+    f.users[t.buffer] -= 1
+    t.buffer = len(f.obj.buffers) - 1
+    f.users[t.buffer] = 1
 
 
 def _check_bias(f: tfx._Flat, op, la: Layer) -> None:

@@ -3,6 +3,10 @@ fp32 / fp16 / int8 files added to the bundle (model.onnx and weights.esq untouch
 
     python -m converters.export.tflite_bundle bundles/ser_emodb --data emodb
     python -m converters.export.tflite_bundle bundles/tiny_transformer_emodb --data emodb --max-rows 4000
+    python -m converters.export.tflite_bundle bundles/face_fer --data fer2013
+
+Face bundles (one input "face" [n, 1, 48, 48]) are calibrated on FER-2013 training images / 255 (`face_rows`,
+`FACE_ROWS` of them at random; `--max-rows` sets the number), the pixels the face engine feeds the model.
 
 Calibration rows are what the device feeds the TFLite engine: each training clip read from disk, through the
 bundle's input kind (`Bundle.input_kind.file_inputs`: resampling, `edge_ser.features.condition`'s DC removal
@@ -22,6 +26,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +84,77 @@ def device_rows(bundle, clips: Sequence[Any]) -> dict[str, np.ndarray]:
     return {n: np.concatenate(v).astype(np.float32) for n, v in parts.items()}
 
 
+FACE_ROWS = 2000
+"""Face bundles: FER-2013 training images calibrated on (a random subset, seed 0): the pixels' range is
+[0, 1] whatever the subset, and the hidden activations' min / max settle well before that (module doc)."""
+
+
+def face_rows(
+    dataset: str, root: str | None = None, split: str = "train", max_rows: int | None = None, seed: int = 0
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """FER-2013 `split` as the face engine's input {"face": float32 [n, 1, 48, 48] in [0, 1]} (pixels / 255,
+    `edge_ser.inputs.face.crop_pixels`) and its labels; at most `max_rows` images (a random subset)."""
+    from converters.data.fer_arrays import fer_arrays
+    from converters.data.loaders import find_dataset
+
+    if dataset != "fer2013":
+        raise ConfigError(f"a face bundle is calibrated on FER-2013 images, not {dataset!r} (--data fer2013)")
+    a = fer_arrays(root if root is not None else find_dataset(dataset), split)
+    idx = np.arange(len(a.images))
+    if max_rows is not None and len(idx) > max_rows:
+        idx = np.sort(np.random.default_rng(seed).choice(len(idx), max_rows, replace=False))
+    face = a.images[idx][:, None].astype(np.float32) / np.float32(255.0)
+    return {"face": face}, a.labels[idx]
+
+
+def is_face(bundle) -> bool:
+    """Whether the bundle takes one face crop ("face" [n, 1, S, S], pixels / 255)."""
+    return tuple(bundle.input_names) == ("face",)
+
+
+@dataclass(frozen=True)
+class Augment:
+    """One held-out-like copy of a training clip: resampled to `rate` (the device resamples it back), a gain,
+    white noise at `noise_dbfs` (RMS, full scale 1)."""
+
+    name: str
+    rate: int = 16000
+    gain_db: float = 0.0
+    noise_dbfs: float | None = None
+
+    def apply(self, y16: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, int]:
+        from edge_ser.audio import resample
+
+        y = resample(y16, 16000, self.rate) if self.rate != 16000 else y16.copy()
+        y = y * np.float32(10 ** (self.gain_db / 20))
+        if self.noise_dbfs is not None:
+            y = y + rng.normal(0.0, 10 ** (self.noise_dbfs / 20), y.shape).astype(np.float32)
+        return y.astype(np.float32), self.rate
+
+
+AUGMENTS = (
+    Augment("8 kHz + noise -60 dBFS", rate=8000, noise_dbfs=-60.0),
+    Augment("-20 dB + noise -66 dBFS", gain_db=-20.0, noise_dbfs=-66.0),
+    Augment("+20 dB", gain_db=20.0),
+)
+"""Held-out-like copies of training clips for calibration (issue 20): a narrow band, a quiet noisy capture
+(-66 dBFS: -60 dBFS noise on a stereo pair with one dead channel, averaged to mono), a loud one."""
+
+
+def augmented_clips(
+    paths: Sequence[str | Path], every: int = 2, seed: int = 1, augments: Sequence[Augment] = AUGMENTS
+) -> list[tuple[np.ndarray, int]]:
+    """(samples, rate) of every `every`-th training clip under each of `augments` (training data only)."""
+    from edge_ser.audio import load
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for p in list(paths)[::every]:
+        y = load(p, sr=16000, mono=True)[0]
+        out += [a.apply(y, rng) for a in augments]
+    return out
+
+
 QUANTILE = 0.9999
 """Calibration values are clipped to this quantile range of each input (over all its values): a few training
 rows reach the engine's OOD clamp (|z| = 20) and would otherwise set the one int8 input scale. Measured on
@@ -93,11 +169,59 @@ def calibration_rows(
     range (`QUANTILE`; None: not clipped), then at most `max_rows` rows (`subsample`)."""
     out = {}
     for n, a in rows.items():
-        if quantile is not None and n != "faces":
+        if quantile is not None and n not in ("faces", "face"):  # pixels: [0, 1] as they are
             lo, hi = np.quantile(a, 1 - quantile), np.quantile(a, quantile)
             a = np.clip(a, lo, hi).astype(np.float32)
         out[n] = a
     return subsample(out, max_rows)
+
+
+AUGMENT_QUANTILE = 0.9995
+"""With augmented copies: the int8 input's range is this quantile range of the training rows plus their
+held-out-like copies (`AUGMENTS`); the hidden activations and the output keep the training rows' ranges
+(`onnx_tflite.convert(input_ranges=...)`). Measured side by side in docs/tflite.md."""
+
+
+@dataclass
+class Calibration:
+    """What int8 conversion needs: the training device rows, the calibration rows given to the converter,
+    and the int8 input ranges set apart from them (augmented copies; None: the calibration rows' own)."""
+
+    rows: dict[str, np.ndarray]
+    calibration: dict[str, np.ndarray]
+    input_ranges: dict[str, tuple[float, float]] | None = None
+    augmented: dict[str, np.ndarray] | None = None
+
+
+def default_augment(bundle) -> bool:
+    """Augmented copies for the functionals bundles (their captures saturated the training range); patch and
+    face models stay on their training rows (patch inputs saturate <= 0.007 % on every capture)."""
+    return bundle.input_kind.name == "functionals"
+
+
+def calibration_set(
+    bundle, data: str, root: str | None = None, max_rows: int | None = None, augment: bool | None = None
+) -> Calibration:
+    """The bundle's int8 calibration (module doc): face bundles from FER-2013 train images; audio bundles
+    from their training clips through the device path, clipped to `QUANTILE`; with `augment` (default
+    `default_augment`) the input range from the training rows plus `augmented_clips` at `AUGMENT_QUANTILE`."""
+    if is_face(bundle):
+        rows, _ = face_rows(data, root, "train", max_rows or FACE_ROWS)
+        return Calibration(rows, rows)
+    paths = training_paths(bundle, data, root)
+    rows = device_rows(bundle, paths)
+    cal = calibration_rows(rows, max_rows)
+    if not (default_augment(bundle) if augment is None else augment):
+        return Calibration(rows, cal)
+    aug = device_rows(bundle, augmented_clips(paths))
+    ranges = {}
+    for n, a in rows.items():
+        both = np.concatenate([a, aug[n]])
+        ranges[n] = (
+            float(np.quantile(both, 1 - AUGMENT_QUANTILE)),
+            float(np.quantile(both, AUGMENT_QUANTILE)),
+        )
+    return Calibration(rows, cal, ranges, aug)
 
 
 def subsample(rows: Mapping[str, np.ndarray], max_rows: int | None, seed: int = 0) -> dict[str, np.ndarray]:
@@ -142,14 +266,20 @@ def tflite_block(models: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, b
 
 
 def convert_bundle(
-    bundle, calibration: Mapping[str, np.ndarray] | None, variants: Sequence[str] = VARIANTS
+    bundle,
+    calibration: Mapping[str, np.ndarray] | None,
+    variants: Sequence[str] = VARIANTS,
+    input_ranges: Mapping[str, tuple[float, float]] | None = None,
 ) -> dict[str, Any]:
     """{variant: TFLiteModel} of the bundle's graph (checked against onnxruntime first); `calibration` are
-    standardised graph inputs (`device_rows`), needed for int8."""
+    standardised graph inputs (`device_rows`), needed for int8; `input_ranges` (`calibration_set`)."""
     g = ot.bundle_graph(bundle)
     t = ot.trace(g)
     ot.check_parity(t, ot.reference_logits(bundle))
-    return {v: ot.convert(t, v, calibration if v == "int8" else None) for v in variants}
+    return {
+        v: ot.convert(t, v, calibration, input_ranges=input_ranges) if v == "int8" else ot.convert(t, v)
+        for v in variants
+    }
 
 
 def add_to_bundle(path: str | Path, models: Mapping[str, Any]) -> Path:
@@ -178,11 +308,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--max-rows", type=int, default=None, help="calibrate on at most this many rows (+ extremes)"
     )
+    p.add_argument(
+        "--augment",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="input range from the training rows plus held-out-like copies (default: functionals bundles)",
+    )
     a = p.parse_args(argv)
     b = load_bundle(a.bundle)
-    rows = device_rows(b, training_paths(b, a.data, a.data_root))
-    cal = calibration_rows(rows, a.max_rows)
-    models = convert_bundle(b, cal)
+    c = calibration_set(b, a.data, a.data_root, a.max_rows, a.augment)
+    rows = c.rows
+    models = convert_bundle(b, c.calibration, input_ranges=c.input_ranges)
     add_to_bundle(a.bundle, models)
     m = models["int8"]
     sat = {n: saturation(rows[n], *m.input_quant[n]) for n in m.inputs}

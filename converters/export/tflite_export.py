@@ -887,17 +887,18 @@ def _bias_dominated(
     return q, s.astype(np.float32)
 
 
-def _write_grid(f: _Flat, op, layer: _Layer, q: np.ndarray, s: np.ndarray) -> None:
-    """Replace one int8 weight by the LAQ codes `q` (TFLite layout) and scales `s`; requantize its int32 bias."""
+def _write_grid(f: _Flat, op, layer: _Layer, q: np.ndarray, s: np.ndarray, axis: int = 0) -> None:
+    """Replace one int8 weight by the LAQ codes `q` (TFLite layout, output channels on `axis`: 0, or 3 for
+    DEPTHWISE_CONV_2D [1, kh, kw, O]) and scales `s`; requantize its int32 bias."""
     schema, name = f.schema, layer.name
     wt = f.tensor(op.inputs[1])
     if wt.type != schema.TensorType.INT8:
         raise ConfigError(f"TFLite export: the int8 model's weight of {name!r} is not int8 (type {wt.type})")
     wq = wt.quantization
-    if wq is None or wq.scale is None or len(wq.scale) != q.shape[0] or wq.quantizedDimension != 0:
+    if wq is None or wq.scale is None or len(wq.scale) != q.shape[axis] or wq.quantizedDimension != axis:
         raise ConfigError(
             f"TFLite export: the int8 weight of {name!r} is not quantized per output channel "
-            "(quantized_dimension 0), so the LAQ scales cannot be written into it"
+            f"(quantized_dimension {axis}), so the LAQ scales cannot be written into it"
         )
     if f.users[wt.buffer] != 1:
         raise ConfigError(f"TFLite export: the weight buffer of {name!r} is shared with other tensors")
@@ -912,7 +913,8 @@ def _write_grid(f: _Flat, op, layer: _Layer, q: np.ndarray, s: np.ndarray) -> No
     bt = f.tensor(op.inputs[2])
     if bt.type != schema.TensorType.INT32 or f.users[bt.buffer] != 1:
         raise ConfigError(f"TFLite export: the bias of {name!r} is not an unshared int32 tensor")
-    q, s = _bias_dominated(name, q, s, layer.bias, float(xq.scale[0]))
+    q, s = _bias_dominated(name, np.moveaxis(q, axis, 0), s, layer.bias, float(xq.scale[0]))
+    q = np.moveaxis(q, 0, axis)
     buf.data = np.frombuffer(np.ascontiguousarray(q.astype(np.int8)).tobytes(), dtype=np.uint8).copy()
     wq.scale = [float(v) for v in s]
     wq.zeroPoint = [0] * len(s)
