@@ -21,7 +21,11 @@ Rows, per fold (one training seed):
   crops of each clip's frames;
 - av_cnn early fusion: the seed's faithful row, as benchmarks/av_tables.py trains it;
 - late fusion: each branch temperature-scaled on the fold's validation clips, then the weighted product of
-  experts (edge_ser.fusion) with weights from a grid on the same validation clips; never the test fold.
+  experts (edge_ser.fusion) with weights from a grid on the same validation clips; never the test fold;
+- functionals audio (extra rows): the ser_ravdess recipe's model (functionals_mlp on the 88 eGeMAPS-layout
+  functionals, each actor standardised by its own clips' statistics, labels unused), float, trained on the
+  fold's training actors only (early stopping by UAR on the validation actors, 7 classes, no calm), and its late
+  fusion with the face branch by the same rule.
 """
 
 from __future__ import annotations
@@ -68,13 +72,17 @@ from edge_ser.fusion import BranchRule, FusionRule  # noqa: E402
 from edge_ser.vision.face import FaceCrop, FaceCropper, FaceCropSpec  # noqa: E402
 
 CLASSES = ("neutral", "happy", "sad", "angry", "fear", "disgust", "surprise")
-ROWS = ("audio", "face", "early", "late")
+ROWS = ("audio", "face", "early", "late", "audio_fn", "late_fn")
 ROW_NAMES = {
-    "audio": "audio alone",
+    "audio": "audio alone (av_cnn audio)",
     "face": "face alone",
     "early": "av_cnn early fusion (seed, faithful)",
-    "late": "late fusion (calibrated PoE)",
+    "late": "late fusion (calibrated PoE: av_cnn audio + face)",
+    "audio_fn": "audio alone (functionals MLP, per-actor normalised)",
+    "late_fn": "late fusion (calibrated PoE: functionals audio + face)",
 }
+LATE = {"late": ("audio", "face"), "late_fn": ("audio_fn", "face")}
+"""Each late-fusion row and the two branch rows it fuses."""
 T0 = time.perf_counter()
 FACE_BUNDLE = REPO / "bundles" / "face_fer"
 
@@ -196,10 +204,44 @@ def train_av(mode: str, d, idx: dict, config: TrainConfig) -> tuple[np.ndarray, 
     return softmax(predict(res.model, inputs("val"))), softmax(predict(res.model, inputs("test"))), info
 
 
+def functionals_rows(speech) -> tuple[np.ndarray, dict[str, int]]:
+    """The 88 functionals of every RAVDESS clip, each actor standardised by its own clips (labels unused), and
+    the row of each clip's path (through the feature cache: the first run extracts, later ones read)."""
+    from converters.si_eval import functionals_input
+    from converters.speaker_norm import transductive
+
+    d = functionals_input("ravdess")
+    if len(d.y) != len(speech):
+        raise RuntimeError(f"functionals_input lists {len(d.y)} RAVDESS clips, load_dataset {len(speech)}")
+    return transductive(d.X, d.speakers), {str(r.source): k for k, r in enumerate(speech)}
+
+
+def train_functionals(Z: np.ndarray, rows: dict, y: dict) -> tuple[np.ndarray, np.ndarray, dict]:
+    """functionals_mlp (float) on the fold's training actors, early stopping by UAR on the validation actors."""
+    from converters.registry import build
+
+    seed_everything(0)
+    net = build("functionals_mlp", num_classes=len(CLASSES), in_features=Z.shape[1])
+    tr = Z[rows["train"]]
+    net.set_normalization(torch.as_tensor(tr.mean(0)), torch.as_tensor(tr.std(0)))
+    val = Z[rows["val"]]
+
+    def by_uar(logits):
+        return index_metrics(y["val"], logits.argmax(1), CLASSES).uar
+
+    res = train_classifier(
+        net, tr, y["train"], val, y["val"], TrainConfig(seed=0), progress=False, val_accuracy=by_uar
+    )
+    info = {"best_epoch": res.best_epoch, "epochs_run": res.epochs_run, "seconds": res.seconds}
+    return softmax(predict(res.model, val)), softmax(predict(res.model, Z[rows["test"]])), info
+
+
 def late_fusion(
     post: dict, y: dict, prior: np.ndarray, face_prior: np.ndarray | None
 ) -> tuple[np.ndarray, dict]:
-    """Temperatures and weights on the validation clips; the fused test posteriors and what was chosen."""
+    """Temperatures and weights on the validation clips; the fused test posteriors and what was chosen.
+
+    `post` holds the branches "audio" and "face" (each {"val": ..., "test": ...} posteriors)."""
     temps = {b: fit_temperature(post[b]["val"], y["val"]) for b in ("audio", "face")}
     rule = FusionRule(
         CLASSES,
@@ -252,11 +294,13 @@ def run(args) -> tuple[dict, str]:
         crops_path = args.cache / f"face_crops_{digest(face.kind.face_crop, pspec, scene)}.pkl"
         if crops_path.exists():
             crops.cache = pickle.loads(crops_path.read_bytes())
+    Zf, fn_row = functionals_rows(speech)
+    log("RAVDESS functionals ready (per-actor standardised)")
     audio = BundleBranch(args.audio_bundle, args.engine) if args.audio_bundle else None
     audio_id = None if audio is None else manifest_sha(args.audio_bundle)
     folds = group_kfold([r.speaker for r in speech], k=args.folds, seed=0)[: args.max_folds]
     config = TrainConfig(epochs=args.epochs, patience=args.patience, seed=0)
-    runs = []
+    runs, from_cache = [], 0
     pooled: dict = {b: {k: [] for k in ("p", "q", "y")} for b in ("audio", "face")}
     for i, split in enumerate(folds):
         pairs = pair_ravdess_fer(speech, split, fer_train, fer_val, pspec)
@@ -288,9 +332,16 @@ def run(args) -> tuple[dict, str]:
             return out
 
         key = digest(i, args.folds, spec, pspec, scene, config.to_dict(), audio_id, CLASSES)
-        free = cached(None if args.cache is None else args.cache / f"fold{i}_{key}.pkl", face_free)
-        post: dict = {"audio": free["audio"], "face": {}}
-        info: dict = dict(free["info"])
+        free_path = None if args.cache is None else args.cache / f"fold{i}_{key}.pkl"
+        from_cache += free_path is not None and free_path.exists()
+        free = cached(free_path, face_free)
+        rows = {p: [fn_row[str(pairs[j].audio)] for j in idx[p]] for p in idx}
+        yfn = {**y, "train": d.y[idx["train"]]}
+        fn_key = digest(i, args.folds, pspec, config.to_dict(), "functionals_mlp", CLASSES)
+        fn_path = None if args.cache is None else args.cache / f"fold{i}_functionals_{fn_key}.pkl"
+        fn = cached(fn_path, lambda rows=rows, yfn=yfn: train_functionals(Zf, rows, yfn))
+        post: dict = {"audio": free["audio"], "face": {}, "audio_fn": {"val": fn[0], "test": fn[1]}}
+        info: dict = {**free["info"], "audio_fn": fn[2]}
         for p in ("val", "test"):
             post["face"][p] = face.run(face_inputs(face, crops, [pairs[j] for j in idx[p]]))
         if crops_path is not None:
@@ -298,6 +349,8 @@ def run(args) -> tuple[dict, str]:
         early_test = free["early"]
         prior = np.bincount(d.y[idx["train"]], minlength=len(CLASSES)) / idx["train"].size
         late_test, info["late"] = late_fusion(post, y, prior, prior_f)
+        fn_post = {"audio": post["audio_fn"], "face": post["face"]}
+        late_fn_test, info["late_fn"] = late_fusion(fn_post, y, prior, prior_f)
         for b in ("audio", "face"):
             pooled[b]["p"].append(post[b]["test"])
             pooled[b]["q"].append(temper(post[b]["test"], info["late"]["temperatures"][b]))
@@ -307,6 +360,8 @@ def run(args) -> tuple[dict, str]:
             "face": post["face"]["test"],
             "early": early_test,
             "late": late_test,
+            "audio_fn": post["audio_fn"]["test"],
+            "late_fn": late_fn_test,
         }
         fold = {
             "fold": i,
@@ -344,6 +399,7 @@ def run(args) -> tuple[dict, str]:
         "face": face_info,
         "val_faces": args.val_faces,
         "engine": args.engine,
+        "folds_from_cache": from_cache,
         "reliability": figures,
         "runs": runs,
     }
@@ -359,8 +415,10 @@ def markdown(p: dict) -> list[str]:
     def pm(v):
         return f"{statistics.mean(v):.1f} +- {statistics.stdev(v) if len(v) > 1 else 0.0:.1f}"
 
-    best = {k: [max(f["rows"]["audio"][k], f["rows"]["face"][k]) for f in runs] for k in ("uar", "acc")}
-    gain = {k: [100 * (f["rows"]["late"][k] - b) for f, b in zip(runs, best[k], strict=True)] for k in best}
+    def gain(late: str, k: str) -> list[float]:
+        """Per fold: the late-fusion row minus the better of the two branches it fuses, in points."""
+        return [100 * (f["rows"][late][k] - max(f["rows"][b][k] for b in LATE[late])) for f in runs]
+
     fi = p["face"]
     acc = fi.get("accuracy") or {}
     face_line = f"`{fi['bundle']}`" + (
@@ -401,31 +459,45 @@ def markdown(p: dict) -> list[str]:
         "temperature per branch fitted on the validation clips (NLL), then the weighted product of experts with "
         "the class prior divided out, weights from the grid {0, .25, .5, .75, 1, 1.25, 1.5, 2}^2 chosen on the "
         "validation clips by UAR (it holds (1, 0) and (0, 1), so it can always fall back to a branch); the test "
-        f"fold is never looked at.{optimistic}",
+        f"fold is never looked at.{optimistic} Extra rows: functionals audio, the ser_ravdess recipe's model "
+        "(functionals_mlp on the 88 eGeMAPS-layout functionals), float, trained on each fold's 8 training actors "
+        "only (early stopping on the validation actors' UAR, 7 classes, no calm); every actor is standardised by "
+        "the statistics of its own clips (labels unused; for a test actor that is all of its test clips, "
+        "transductive as in si_table's transductive rows; the device does it online), then fused with the same "
+        "face branch by the same rule.",
         "",
         "| row | UAR % (mean +- std) | accuracy % (mean +- std) |",
         "|---|---|---|",
     ]
     for r in ROWS:
         md.append(f"| {ROW_NAMES[r]} | {pm(col(r, 'uar'))} | {pm(col(r, 'acc'))} |")
+    for late, (a, b) in LATE.items():
+        g = {k: gain(late, k) for k in ("uar", "acc")}
+        md.append(
+            f"| {late} - better of {a} and {b}, per fold | {pm(g['uar'])} points; >= it in "
+            f"{sum(v >= 0 for v in g['uar'])} of {len(runs)} folds | {pm(g['acc'])} points; >= it in "
+            f"{sum(v >= 0 for v in g['acc'])} of {len(runs)} folds |"
+        )
     md += [
-        f"| late fusion - best branch, per fold | {pm(gain['uar'])} points; >= best in "
-        f"{sum(g >= 0 for g in gain['uar'])} of {len(runs)} folds | {pm(gain['acc'])} points; >= best in "
-        f"{sum(g >= 0 for g in gain['acc'])} of {len(runs)} folds |",
         f"| chance | {100 / len(CLASSES):.1f} | |",
         "",
         "Per fold (UAR / accuracy %), and what validation chose:",
         "",
-        "| fold | test actors | audio | face | early fusion | late fusion | T audio, T face | weights audio, face |",
-        "|---|---|---|---|---|---|---|---|",
+        "| fold | test actors | " + " | ".join(ROWS) + " | late: T audio, T face; weights | "
+        "late_fn: T audio_fn, T face; weights |",
+        "|---|---|" + "---|" * (len(ROWS) + 2),
     ]
+
+    def chosen(late: dict) -> str:
+        t, w = late["temperatures"], late["weights"]
+        return f"{t['audio']:.2f}, {t['face']:.2f}; {w['audio']:g}, {w['face']:g}"
+
     for f in runs:
-        rr, late = f["rows"], f["late"]
+        rr = f["rows"]
         md.append(
             f"| {f['fold']} | {', '.join(f['actors']['test'])} | "
             + " | ".join(f"{100 * rr[r]['uar']:.1f} / {100 * rr[r]['acc']:.1f}" for r in ROWS)
-            + f" | {late['temperatures']['audio']:.2f}, {late['temperatures']['face']:.2f} | "
-            f"{late['weights']['audio']:g}, {late['weights']['face']:g} |"
+            + f" | {chosen(f['late'])} | {chosen(f['late_fn'])} |"
         )
     md += ["", "Calibration (pooled test folds, each fold's own temperature; ECE with 15 bins):", "",
            "| branch | ECE before | ECE after | NLL before | NLL after | reliability diagram |", "|---|---|---|---|---|---|"]  # fmt: skip
@@ -469,7 +541,11 @@ def main() -> None:
     cv2.setNumThreads(1)
     payload, text = run(args)
     payload["wall_seconds"] = time.perf_counter() - T0
-    text += f"\n\nWall time {payload['wall_seconds']:.0f} s on 1 thread."
+    text += f"\n\nWall time {payload['wall_seconds']:.0f} s on 1 thread" + (
+        f" ({payload['folds_from_cache']} folds' audio and early-fusion rows read from --cache)."
+        if payload["folds_from_cache"]
+        else "."
+    )
     print(text)
     full = args.max_folds is None and args.folds == 6
     write_results("av_fusion" if full else "av_fusion_partial", payload, text)
