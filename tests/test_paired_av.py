@@ -43,6 +43,20 @@ def test_pairs_are_by_class_disjoint_and_deterministic(real) -> None:
 
 
 @pytest.mark.data
+def test_publictest_validation_faces_are_a_disjoint_half(real) -> None:
+    speech, split, fer_train, fer_val = real
+    pairs = pair_ravdess_fer(speech, split, fer_train, fer_val, PairedAVSpec(val_faces="publictest"))
+    images = {part: {p.image for p in pairs if p.part == part} for part in ("train", "val", "test")}
+    public = {r.source for r in fer_val}
+    assert images["val"] <= public and images["test"] <= public  # faces a FER-train model never saw
+    assert not images["train"] & public
+    for a, b in (("train", "val"), ("train", "test"), ("val", "test")):
+        assert not images[a] & images[b], f"a face image is in {a} and {b}"
+    default = pair_ravdess_fer(speech, split, fer_train, fer_val)
+    assert [p.image for p in pairs if p.part == "train"] == [p.image for p in default if p.part == "train"]
+
+
+@pytest.mark.data
 def test_frames_are_jittered_views_of_the_face(real) -> None:
     speech, split, fer_train, fer_val = real
     pair = pair_ravdess_fer(speech, split, fer_train, fer_val)[0]
@@ -62,3 +76,5 @@ def test_jitter_validates_and_is_seeded() -> None:
         jittered_frames(img.astype(np.float32), 2, np.random.default_rng(0), PairedAVSpec())
     with pytest.raises(ConfigError):
         PairedAVSpec(calm="keep")
+    with pytest.raises(ConfigError):
+        PairedAVSpec(val_faces="privatetest")

@@ -6,8 +6,10 @@ jitter (shift, scale, brightness) as a real face moves between video frames. THE
 report made from this set must say so.
 
 Disjointness: the pairing takes a speaker split of the RAVDESS clips; test clips draw faces only from
-FER-2013's validation folder, train and validation clips from disjoint halves of its train folder, so no
-face image appears on two sides of a split (and no actor, because the split is by speaker). RAVDESS "calm"
+FER-2013's validation folder (PublicTest), train and validation clips from disjoint halves of its train folder,
+so no face image appears on two sides of a split (and no actor, because the split is by speaker). With
+`val_faces="publictest"` validation clips draw instead from one seeded half of PublicTest and test clips from
+the other: for a face model trained on all of FER-2013 train, whose validation faces must be unseen too. RAVDESS "calm"
 has no FER class: it is dropped (default) or merged into neutral.
 """
 
@@ -41,12 +43,19 @@ class PairedAVSpec:
     """Largest zoom in or out, as a fraction."""
     brightness: float = 0.08
     """Largest brightness change, as a fraction of full scale."""
+    val_faces: str = "fer-train"
+    """Where validation faces come from: "fer-train" (a half of FER train; test = all of PublicTest) or
+    "publictest" (a seeded half of PublicTest; test = the other half), for face models trained on FER train."""
 
     def __post_init__(self) -> None:
         if self.calm not in ("drop", "neutral"):
             raise ConfigError(f"PairedAVSpec.calm must be 'drop' or 'neutral', got {self.calm!r}")
         if not 1 <= self.frames <= 64:
             raise ConfigError(f"PairedAVSpec.frames must be in 1..64, got {self.frames}")
+        if self.val_faces not in ("fer-train", "publictest"):
+            raise ConfigError(
+                f"PairedAVSpec.val_faces must be 'fer-train' or 'publictest', got {self.val_faces!r}"
+            )
 
 
 @dataclass(frozen=True)
@@ -65,14 +74,20 @@ def _stable_int(*parts: object) -> int:
     return int.from_bytes(hashlib.sha256("|".join(map(str, parts)).encode()).digest()[:8], "little")
 
 
-def _pools(fer_train: list[Record], fer_val: list[Record], seed: int) -> dict[str, dict[str, list[Path]]]:
-    """Face pools per split part and class: train/val from disjoint halves of FER train, test from FER val."""
+def _pools(
+    fer_train: list[Record], fer_val: list[Record], seed: int, val_faces: str = "fer-train"
+) -> dict[str, dict[str, list[Path]]]:
+    """Face pools per split part and class: train from a half of FER train; val from its other half and test
+    from FER val, or (`val_faces="publictest"`) val and test from disjoint seeded halves of FER val."""
     pools: dict[str, dict[str, list[Path]]] = {p: defaultdict(list) for p in PARTS}
     for r in sorted(fer_train, key=lambda r: str(r.source)):
         part = "train" if _stable_int(seed, "fer-half", r.source.name) % 2 == 0 else "val"
-        pools[part][r.label].append(r.source)
+        if part == "train" or val_faces == "fer-train":
+            pools[part][r.label].append(r.source)
     for r in sorted(fer_val, key=lambda r: str(r.source)):
-        pools["test"][r.label].append(r.source)
+        half = _stable_int(seed, "publictest-half", r.source.name) % 2
+        part = "test" if val_faces == "fer-train" or half == 0 else "val"
+        pools[part][r.label].append(r.source)
     return pools
 
 
@@ -84,7 +99,7 @@ def pair_ravdess_fer(
     spec: PairedAVSpec = PairedAVSpec(),
 ) -> list[AVPair]:
     """Pair every speech clip of `split` (indices into `speech`) with a same-class face from its part's pool."""
-    pools = _pools(fer_train, fer_val, spec.seed)
+    pools = _pools(fer_train, fer_val, spec.seed, spec.val_faces)
     part_of = {int(i): p for p in PARTS for i in getattr(split, p)}
     pairs = []
     for i, r in enumerate(speech):
