@@ -123,16 +123,16 @@ def run_bundle(name: str, data: str, args) -> dict:
     from edge_ser.audio import load
 
     clean = [load(r.source, sr=16000, mono=True)[0] for r in pick]
-    for c in captures():
+    for cap in captures():
         clips = []
         for y in clean:
-            yc, sr = c.apply(y, rng)
+            yc, sr = cap.apply(y, rng)
             clips.append((yc.mean(axis=1) if yc.ndim == 2 else yc, sr))
         pc = _clip_rows(b2, clips)
         stacked = np.concatenate([x[inp] for x in pc])
         c32, _ = _top1(b2, e32, pc)
         c8, _ = _top1(b2, e8, pc)
-        caps.append({"capture": c.name, "saturated": tb.saturation(stacked, *m8.input_quant[inp]),
+        caps.append({"capture": cap.name, "saturated": tb.saturation(stacked, *m8.input_quant[inp]),
                      "int8_vs_fp32": float(np.mean(c8 == c32))})  # fmt: skip
     return {
         "bundle": name,
