@@ -44,7 +44,7 @@ from converters.si_eval import ROW_FIELDS, TABLE_VERSION, SITable, ablation_rows
 from converters.speaker_norm import NormMode  # noqa: E402
 from converters.sweep import Grid, Sweep  # noqa: E402
 from edge_ser.errors import ConfigError  # noqa: E402
-from edge_ser.fileio import atomic_write  # noqa: E402
+from edge_ser.fileio import write_png  # noqa: E402
 
 RUNS = RESULTS / "si_table_runs"
 
@@ -177,7 +177,7 @@ def plot_pareto(rows: list[dict], title: str, path: Path) -> Path:
     cv2.putText(img, title[:100], (left, 30), font, 0.55, black, 1, cv2.LINE_AA)
     if not pts:
         cv2.putText(img, "no finished rows", (left, H // 2), font, 0.7, black, 1, cv2.LINE_AA)
-        return _write_png(cv2, img, path)
+        return write_png(path, img)
     kb = np.array([r["packed_kb"] for r in pts])
     ua = np.array([100 * r["uar"] for r in pts])
     x0, x1 = 10 ** math.floor(math.log10(kb.min())), 10 ** math.ceil(math.log10(kb.max() * 1.01))
@@ -222,15 +222,7 @@ def plot_pareto(rows: list[dict], title: str, path: Path) -> Path:
     ):
         cv2.circle(img, (W - right + 15, top + 20 + 20 * k), 6, colour, -1, cv2.LINE_AA)
         cv2.putText(img, name, (W - right + 27, top + 25 + 20 * k), font, 0.45, black, 1, cv2.LINE_AA)
-    return _write_png(cv2, img, path)
-
-
-def _write_png(cv2, img: np.ndarray, path: Path) -> Path:
-    ok, png = cv2.imencode(".png", img)
-    if not ok:
-        raise ConfigError(f"{path}: cannot encode the PNG")
-    atomic_write(path, png.tobytes())
-    return path
+    return write_png(path, img)
 
 
 def write_plots(rows: list[dict], out_dir: Path) -> list[Path]:

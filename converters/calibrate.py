@@ -22,7 +22,7 @@ import numpy as np
 
 from converters.evaluate import index_metrics
 from edge_ser.errors import ConfigError
-from edge_ser.fileio import atomic_write
+from edge_ser.fileio import write_png
 from edge_ser.fusion import MAX_TEMPERATURE, MIN_TEMPERATURE, FusionRule, calibrated_log
 
 WEIGHT_GRID = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0)
@@ -150,13 +150,7 @@ def draw_reliability_png(curves: Mapping[str, np.ndarray], y: np.ndarray, title:
         cv2.putText(img, label, (left, top + size + 40 + 22 * k), font, 0.45, colour, 1, cv2.LINE_AA)
     cv2.putText(img, title[:60], (8, 24), font, 0.55, black, 1, cv2.LINE_AA)
     cv2.putText(img, "x: confidence, y: accuracy", (8, 46), font, 0.42, black, 1, cv2.LINE_AA)
-    ok, png = cv2.imencode(".png", img)
-    if not ok:
-        raise ConfigError(f"{path}: cannot encode the PNG")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, png.tobytes())
-    return path
+    return write_png(path, img)
 
 
 __all__ = [

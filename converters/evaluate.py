@@ -22,7 +22,7 @@ import numpy as np
 from converters.data import Record, class_order
 from converters.pipeline import confusion, split_indices
 from edge_ser.errors import AudioFormatError, ConfigError, DatasetError, InputWarning, VideoFormatError
-from edge_ser.fileio import atomic_write
+from edge_ser.fileio import atomic_write, write_png
 
 DECODE_ERRORS = (AudioFormatError, VideoFormatError, OSError)
 """What a file that cannot be read raises: skipped (or fatal with --strict). Anything else is a real error."""
@@ -376,13 +376,7 @@ def draw_confusion_png(m: Metrics, title: str, path: Path) -> Path:
     cv2.putText(img, title[:90], (8, 28), font, 0.55, black, 1, cv2.LINE_AA)
     cv2.putText(img, "rows: true, columns: predicted", (8, 56), font, 0.45, black, 1, cv2.LINE_AA)
     cv2.putText(img, "recall", (left + k * cell + 10, top - 10), font, 0.45, black, 1, cv2.LINE_AA)
-    ok, png = cv2.imencode(".png", img)
-    if not ok:
-        raise ConfigError(f"{path}: cannot encode the PNG")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, png.tobytes())
-    return path
+    return write_png(path, img)
 
 
 def write_outputs(report: EvalReport, out: Path, command: str | None = None) -> tuple[Path, Path, Path]:

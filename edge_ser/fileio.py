@@ -81,6 +81,19 @@ def atomic_write(
     return Path(path)
 
 
+def write_png(path: str | os.PathLike[str], img: Any) -> Path:
+    """Encode the BGR / grey image `img` as PNG and write it to `path` (parents made, temp file + rename)."""
+    import cv2  # a device dependency, imported here so that fileio stays light
+
+    from edge_ser.errors import ConfigError
+
+    ok, png = cv2.imencode(".png", img)
+    if not ok:
+        raise ConfigError(f"{path}: cannot encode the PNG")
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    return atomic_write(path, png.tobytes())
+
+
 def file_type(mode: int) -> str:
     """What a stat mode is, for messages: "a regular file", "a FIFO (named pipe)", "a character device"..."""
     for test, what in (

@@ -24,8 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from edge_ser.errors import ConfigError
-from edge_ser.fileio import atomic_write
+from edge_ser.fileio import atomic_write, write_png
 
 
 @dataclass
@@ -417,12 +416,7 @@ def plot_png(report: RooflineReport, path: Path) -> Path:
     cv2.putText(ylab, f"attained {unit}", (5, 21), font, 0.55, black, 1, cv2.LINE_AA)
     ylab = cv2.rotate(ylab, cv2.ROTATE_90_COUNTERCLOCKWISE)
     img[H // 2 - 130 : H // 2 + 130, 8:38] = ylab
-    path = Path(path)
-    ok, png = cv2.imencode(".png", img)
-    if not ok:
-        raise ConfigError(f"{path}: cannot encode the PNG")
-    atomic_write(path, png.tobytes())
-    return path
+    return write_png(path, img)
 
 
 def write_report(report: RooflineReport, out: Path, command: str | None = None) -> tuple[Path, Path, Path]:

@@ -25,6 +25,7 @@ from pathlib import Path, PurePosixPath
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+from edge_ser.bundle.identity import BundleIdentity
 from edge_ser.bundle.manifest import MANIFEST_NAME, check_schema
 from edge_ser.bundle.read import BundleSource, DirSource, open_source
 from edge_ser.errors import BundleError, ConfigError
@@ -96,7 +97,7 @@ def branch_path(c: Checker, path: str, where: str) -> PurePosixPath:
 
 
 @dataclass(frozen=True, eq=False)
-class FusionBundle:
+class FusionBundle(BundleIdentity):
     """A loaded fusion bundle: its manifest, its rule and its loaded (verified) branch bundles, by name."""
 
     root: Path
@@ -106,18 +107,6 @@ class FusionBundle:
     branches: Mapping[str, Bundle]
     files: Mapping[str, bytes] = field(default_factory=lambda: MappingProxyType({}))
     _cache: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
-
-    @property
-    def source(self) -> str:
-        return str(self.root)
-
-    @property
-    def name(self) -> str:
-        return str(self.manifest["model"]["name"])
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.labels)
 
     @property
     def input_kind(self) -> FusionKind:

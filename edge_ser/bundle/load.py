@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from edge_ser.bundle.fusion import FusionBundle, is_fusion, load_fusion_bundle
+from edge_ser.bundle.identity import BundleIdentity
 from edge_ser.bundle.manifest import (
     MANIFEST_NAME,
     MANIFEST_SUM_NAME,
@@ -60,7 +61,7 @@ CONSTANT_DTYPES = {"int64": np.int64, "float32": np.float32}
 
 
 @dataclass(frozen=True, eq=False)
-class Bundle:
+class Bundle(BundleIdentity):
     """A loaded (and, unless `verify=False`, verified) model bundle, held in memory.
 
     `files` maps each file listed in the manifest to its bytes; `manifest.json` itself is `manifest`. What the
@@ -74,18 +75,6 @@ class Bundle:
     feature_spec: FeatureSpec
     files: Mapping[str, bytes]
     _cache: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
-
-    @property
-    def source(self) -> str:
-        return str(self.root)
-
-    @property
-    def name(self) -> str:
-        return str(self.manifest["model"]["name"])
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.labels)
 
     @property
     def graph(self) -> dict[str, Any]:
