@@ -224,7 +224,63 @@ def test_grouped_and_depthwise_conv_match_onnxruntime(shape, out_ch, group, attr
         ),
         ((2, 4, 13), {"kernel_shape": [4], "strides": [3], "auto_pad": "SAME_UPPER"}),
         ((2, 2, 5, 6, 7), {"kernel_shape": [1, 3, 2], "strides": [1, 2, 2]}),
+        ((1, 2, 7, 8), {"kernel_shape": [2, 2], "strides": [2, 2], "pads": [1, 1, 1, 1]}),  # no tap sees all
+        ((1, 3, 10), {"kernel_shape": [3], "strides": [1], "pads": [2, 2], "dilations": [2]}),
     ],
 )
 def test_maxpool_matches_onnxruntime(shape, attrs):
     _same_as_onnxruntime(_single_node_model("MaxPool", shape, attrs), shape)
+
+
+def _residual_model(kind: str):
+    """x [batch, 4, 6, 6] -> conv -> Add (a residual or a broadcast constant) -> Relu -> y; `kind` picks where
+    the Add's other addend comes from: "input" (x itself), "later" (a second conv computed after the first),
+    "const" (a [1, 4, 1, 1] initializer, broadcast)."""
+    rng = np.random.default_rng(3)
+    inits = [
+        numpy_helper.from_array(rng.normal(0, 0.3, (4, 4, 3, 3)).astype(np.float32), "w"),
+        numpy_helper.from_array(rng.normal(0, 0.3, 4).astype(np.float32), "b"),
+        numpy_helper.from_array(rng.normal(0, 0.3, (4, 4, 1, 1)).astype(np.float32), "w2"),
+        numpy_helper.from_array(rng.normal(0, 1, (1, 4, 1, 1)).astype(np.float32), "c"),
+    ]
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["a"], pads=[1, 1, 1, 1])]
+    if kind == "later":
+        nodes.append(helper.make_node("Conv", ["x", "w2"], ["s"]))
+    other = {"input": "x", "later": "s", "const": "c"}[kind]
+    nodes += [helper.make_node("Add", ["a", other], ["r"]), helper.make_node("Relu", ["r"], ["y"])]
+    dims = ["batch", 4, 6, 6]
+    g = helper.make_graph(
+        nodes,
+        "residual",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, dims)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, dims)],
+        inits,
+    )
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    onnx.checker.check_model(m)
+    return m
+
+
+@pytest.mark.parametrize(
+    "kind,plan",
+    [
+        ("input", ["Conv+Add+Relu"]),
+        ("const", ["Conv+Add+Relu"]),  # broadcast: a new array, not in place
+        ("later", ["Conv", "Conv+Add+Relu"]),  # the conv that runs last takes the Add
+    ],
+)
+def test_residual_add_fused_into_the_conv(kind, plan):
+    proto = _residual_model(kind)
+    _same_as_onnxruntime(proto, (2, 4, 6, 6))
+    eng = NumpyEngine(graph_bundle(proto, 1, name="op"))
+    assert [step[1] for step in eng._plan] == plan
+
+
+def test_failing_node_is_named_after_the_fast_path_fails():
+    from edge_ser.errors import BundleError
+
+    proto = _single_node_model("Conv", (1, 4, 6, 6), {}, [("w", np.ones((2, 4, 3, 3), np.float32))])
+    eng = NumpyEngine(graph_bundle(proto, 1, name="op"))
+    with pytest.raises(BundleError, match=r"graph node 0 \(Conv\): input has 3 channels"):
+        eng.run({"x": np.ones((1, 3, 6, 6), np.float32)})

@@ -4,15 +4,19 @@ node, in float32.
 Needs nothing but numpy, so a device without onnxruntime (or a CI box) can still run a bundle. Everything that
 does not depend on the input is done once, at load: weights dequantized, each node compiled (attributes parsed
 and checked, constant weights transposed / reshaped for their GEMM) into a small function, a Conv followed by
-an inference BatchNormalization folded into one Conv, a Relu after a Conv / Gemm / BatchNormalization applied in
-place on that op's fresh output, and every value given a slot of a list, so `predict` walks a flat plan with no
-dict look-ups. Convolutions use im2col (one strided copy per kernel tap into one buffer) and one matrix product
-per layer (grouped: one batched np.matmul over the groups), so the heavy lifting is BLAS; a 1x1 Conv is one
-GEMM on its input; a depthwise Conv (one input channel per group) is one broadcast multiply over a flat padded
-copy of its input and one sum over the taps, with no Python loop over groups, taps or positions; a padded
-MaxPool is separable over the same flat padded copy. Attention is the graph's batched MatMuls (np.matmul over
-[batch, heads, tokens, d]), with no Python loop over positions. `steps` keeps one function per graph node
-(unfused) for the per-node profiler (edge_ser.engines.profiling).
+an inference BatchNormalization folded into one Conv, a Relu after a Conv / Gemm / BatchNormalization (and
+what was fused into it) applied in place on that op's fresh output, a residual Add that is a Conv's only consumer done in place on the
+Conv's output, and every value given a slot of a list; the plan then runs as one generated straight-line
+function, with no loop or dict look-up per node. Each op keeps, per input shape, its work buffers and its views
+into them (`_Window.plan`), so a call is a few numpy calls.
+
+Convolutions use im2col (the input into a flat padded buffer, then one strided copy of every kernel tap's inputs
+into the columns) and one matrix product per layer (grouped: one batched np.matmul over the groups), so the heavy
+lifting is BLAS; a 1x1 Conv is one GEMM on its input; a depthwise Conv (one input channel per group) is one
+broadcast multiply over the flat padded input and one sum over the taps, with no Python loop over groups, taps
+or positions; a padded MaxPool is separable over the same flat padded layout. Attention is the graph's batched
+MatMuls (np.matmul over [batch, heads, tokens, d]), with no Python loop over positions. `steps` keeps one
+function per graph node (unfused) for the per-node profiler (edge_ser.engines.profiling).
 
 Supported ops (ONNX semantics, opset 7..21 where they differ): Add, Sub, Mul, Div, Gemm, MatMul, Relu,
 LeakyRelu, Sigmoid, Tanh, Softmax, Flatten, Reshape, Transpose, Squeeze, Unsqueeze, Identity, Dropout, Concat,
@@ -129,18 +133,30 @@ class NumpyEngine:
         slots: dict[str, int] = {"": 0}
         for name in itertools.chain(self.params, self.input_names):
             slots.setdefault(name, len(slots))
-        compiled = []
-        for i, op, fn, ins, outs in plan:
+        compiled, code, scope = [], ["def straight(env):"], {"store": _store}
+        for k, (i, op, fn, ins, outs) in enumerate(plan):
             for nm in outs:
                 if nm:
                     slots.setdefault(nm, len(slots))
             outs_idx = tuple(slots[nm] if nm else -1 for nm in outs)
             get = operator.itemgetter(*(slots[nm] for nm in ins))  # a tuple for 2+ inputs, the value for 1
-            compiled.append((i, op, fn, get, len(ins) > 1, outs_idx, len(outs) == 1))
+            compiled.append((i, op, fn, get, len(ins) > 1, outs_idx))
+            scope[f"f{k}"] = fn
+            call = f"f{k}({', '.join(f'env[{slots[nm]}]' for nm in ins)})"
+            if len(outs) == 1:
+                code.append(f"    r = {call}")
+                code.append(f"    if r.__class__ is tuple: store(env, r, {outs_idx})")
+                code.append(f"    else: env[{outs_idx[0]}] = r")
+            else:
+                code.append(f"    store(env, {call}, {outs_idx})")
         template: list[Any] = [None] * len(slots)
         for name, value in self.params.items():
             template[slots[name]] = value
         self._plan = tuple(compiled)
+        # The plan as one straight-line function (as collections.namedtuple builds its class): no loop,
+        # unpacking or itemgetter per node, ~1 us a node; `run` falls back to the loop to name a failing node
+        exec(compile("\n".join(code), f"<numpy engine: {self.bundle.source}>", "exec"), scope)
+        self._straight = scope["straight"]
         self._template = template
         self._feed_slots = tuple((name, slots[name]) for name in self.input_names)
         self._out_slots = tuple(slots[name] for name in self.output_names)
@@ -152,19 +168,19 @@ class NumpyEngine:
             env[slot] = feeds[name]
         # NaN / inf propagate silently, as in onnxruntime (no RuntimeWarning per frame on a device)
         with np.errstate(all="ignore"):
-            for i, op, fn, get, several, outs, single in self._plan:
+            try:
+                self._straight(env)
+                return {name: env[j] for name, j in zip(self.output_names, self._out_slots, strict=True)}
+            except (ValueError, TypeError, IndexError, _NodeError, FloatingPointError):
+                env = self._template.copy()  # run again node by node, to say which node failed
+                for name, slot in self._feed_slots:
+                    env[slot] = feeds[name]
+            for i, op, fn, get, several, outs in self._plan:
                 try:
                     res = fn(*get(env)) if several else fn(get(env))
                 except (ValueError, TypeError, IndexError, _NodeError, FloatingPointError) as e:
                     raise BundleError(f"bundle {self.bundle.source}: graph node {i} ({op}): {e}") from e
-                if single and not isinstance(res, tuple):
-                    env[outs[0]] = res
-                    continue
-                if not isinstance(res, tuple):
-                    res = (res,)
-                for j, val in zip(outs, res, strict=False):  # an op may leave optional outputs (a mask) unset
-                    if j >= 0:
-                        env[j] = val
+                _store(env, res, outs)
         return {name: env[j] for name, j in zip(self.output_names, self._out_slots, strict=True)}
 
     def predict(self, x: np.ndarray | Mapping[str, np.ndarray]) -> np.ndarray:
@@ -185,6 +201,13 @@ class NumpyEngine:
         return f"<{self.describe()}>"
 
 
+def _store(env: list[Any], res: Any, outs: tuple[int, ...]) -> None:
+    """An op's result(s) into their slots; an op may leave optional outputs (a mask) unset."""
+    for j, val in zip(outs, res if isinstance(res, tuple) else (res,), strict=False):
+        if j >= 0:
+            env[j] = val
+
+
 Step = tuple[int, str, Op, tuple[str, ...], tuple[str, ...]]
 """(graph node index, op, compiled function, input names, output names)."""
 _FRESH = frozenset({"Conv", "Gemm", "BatchNormalization"})
@@ -200,8 +223,10 @@ def _fuse(
     outputs: Sequence[str],
 ) -> list[Step]:
     """`steps` with each Conv whose only consumer is an inference BatchNormalization of constants folded into
-    one Conv (new weight and bias added to `params`), and each Relu whose input is the only use of a _FRESH
-    op's output applied in place by that op. The absorbed node's own check ran when it was compiled."""
+    one Conv (new weight and bias added to `params`), an Add that is the only use of a _FRESH op's output (a
+    residual connection, its other addend computed earlier) done by that op, and each Relu whose input is the
+    only use of a _FRESH op's output applied in place by that op. The absorbed node's own check ran when it
+    was compiled."""
     uses = Counter(nm for _, _, _, ins, _ in steps for nm in ins if nm)
     uses.update(outputs)
     consumer = {nm: k for k, (_, _, _, ins, _) in enumerate(steps) for nm in ins if nm}
@@ -212,6 +237,7 @@ def _fuse(
         k = consumer[outs[0]]
         return k if steps[k][1] == op else None
 
+    producer = {nm: k for k, (_, _, _, _, outs) in enumerate(steps) for nm in outs if nm}
     absorbed: set[int] = set()
     plan: list[Step] = []
     for k, (i, op, fn, ins, outs) in enumerate(steps):
@@ -223,7 +249,14 @@ def _fuse(
             fn, ins = folded
             op, outs = f"{op}+BatchNormalization", steps[bn][4]
             absorbed.add(bn)
-        relu = only_consumer(outs, "Relu") if op.split("+")[-1] in _FRESH or folded is not None else None
+        add = only_consumer(outs, "Add") if op.split("+")[-1] in _FRESH else None
+        if add is not None:
+            a, b = steps[add][3]
+            other = b if a == outs[0] else a
+            if other != outs[0] and producer.get(other, -1) < k:  # the other addend exists by then
+                fn, ins, op, outs = _then_add(fn, len(ins)), (*ins, other), f"{op}+Add", steps[add][4]
+                absorbed.add(add)
+        relu = only_consumer(outs, "Relu") if op.split("+")[0] in _FRESH else None  # fused: still fresh
         if relu is not None:
             fn, op, outs = _then_relu(fn), f"{op}+Relu", steps[relu][4]
             absorbed.add(relu)
@@ -249,6 +282,19 @@ def _fold_batchnorm(
     params[bias_name] = (b * k + shift).astype(np.float32)
     ins = (conv["inputs"][0], w_name, bias_name)
     return _conv(_Node({**conv, "inputs": list(ins)}, opset, params)), ins
+
+
+def _then_add(fn: Op, n_args: int) -> Op:
+    """`fn` on the first `n_args` inputs, then the last input added to its (fresh) output, in place when the
+    shapes match (a residual connection), else broadcast into a new array."""
+
+    def fused(*args: Any) -> np.ndarray:
+        y, other = fn(*args[:n_args]), args[n_args]
+        if other.shape == y.shape and other.dtype == y.dtype:
+            return np.add(y, other, out=y)
+        return np.add(y, other)
+
+    return fused
 
 
 def _then_relu(fn: Op) -> Op:
@@ -706,7 +752,7 @@ def _layernorm(n: _Node) -> Op:
 
 @dataclasses.dataclass(frozen=True)
 class _FlatGeometry:
-    """An input [N, C, spatial...] in a flat padded buffer (`_Window.flat_taps`): each image padded to `padded`
+    """An input [N, C, spatial...] in a flat padded buffer: each image padded to `padded`
     (`size` values, one gap after each row / plane), the buffer offset of one step of each kernel axis, where
     the first image starts (the padding before it), the extra values after the last image, the input's place in
     a padded image, the output size and its positions among the padded ones."""
@@ -719,6 +765,15 @@ class _FlatGeometry:
     interior: tuple[slice, ...]
     out: tuple[int, ...]
     pick: tuple[slice, ...]
+
+
+def _buffer_bytes(a: Any) -> int:
+    """The bytes of the array `a` is a view of (a tuple: its largest item's), for `_Window.plan`'s limit."""
+    if isinstance(a, tuple):
+        return max((_buffer_bytes(b) for b in a), default=0)
+    while isinstance(a, np.ndarray) and isinstance(a.base, np.ndarray):
+        a = a.base
+    return a.nbytes if isinstance(a, np.ndarray) else 0
 
 
 class _Window:
@@ -797,63 +852,67 @@ class _Window:
             bufs[what] = buf if buf.nbytes <= _KEEP_BYTES else None
         return buf
 
+    def plan(self, key: tuple[Any, ...], build: Callable[[], tuple[Any, ...]]) -> tuple[Any, ...]:
+        """This thread's run plan for `key` (an input shape): the views into its work buffers an op reuses on
+        every call, built once; kept while its buffers stay under _KEEP_BYTES (the hot path of a small model is
+        then a few numpy calls, with no Python work per call to find buffers and views again)."""
+        plans = self._scratch.__dict__.setdefault("plans", {})
+        hit = plans.get(key)
+        if hit is None:
+            hit = build()
+            if len(plans) < 8 and all(_buffer_bytes(a) <= _KEEP_BYTES for a in hit):
+                plans[key] = hit
+        return hit
+
     def columns(
         self, x: np.ndarray, kernel: Sequence[int], ones_row: bool
     ) -> tuple[np.ndarray, tuple[int, ...]]:
-        """im2col of the unpadded input: [N, C * prod(kernel) (+ 1), prod(out)] (channel-major, then kernel
-        offsets: the layout of an ONNX weight [M, C, *kernel] flattened), one strided copy per kernel tap of
-        the input positions it reads; and the out size. The padding is zeros the copies never overwrite in
-        this thread's buffer, filled once; with `ones_row` a last row of ones lets the GEMM add the bias."""
+        """im2col: [N, C * prod(kernel) (+ 1), prod(out)] (channel-major, then kernel offsets: the layout of an
+        ONNX weight [M, C, *kernel] flattened), and the out size. Two numpy calls: x into this node's flat
+        padded buffer (`flat_geometry`), then one copy from a strided view of that buffer whose entry
+        [n, c, *tap, *o] is the input output o reads at that tap (9 strided copies, one per tap, cost ~2x
+        more on face_fer's small maps). With `ones_row` a last row of ones lets the GEMM add the bias."""
         if x.ndim != 2 + self.nd:
             raise _NodeError(f"expects a {2 + self.nd}-d input [N, C, spatial...], got {list(x.shape)}")
-        out, copies = self.direct_taps(x.shape[2:], kernel)
-        n, c = x.shape[:2]
-        rows, p = c * math.prod(kernel), math.prod(out)
-        buf = self._scratch.__dict__.get("cols")
-        if buf is None or buf.shape != (n, rows + ones_row, p) or buf.dtype != x.dtype:
-            buf = np.zeros((n, rows + ones_row, p), dtype=x.dtype)
-            if ones_row:
-                buf[:, rows] = 1
-            self._scratch.cols = buf if buf.nbytes <= _KEEP_BYTES else None
-        cols = buf[:, :rows].reshape(n, c, *kernel, *out)
-        for dst, src in copies:
-            cols[dst] = x[src]
+        buf, interior, taps, cols, out = self.plan(
+            ("columns", ones_row, *x.shape), lambda: self._columns_plan(x, kernel, ones_row)
+        )
+        interior[...] = x
+        np.copyto(cols, taps)
         return buf, out
 
-    def direct_taps(
-        self, spatial: Sequence[int], kernel: Sequence[int]
-    ) -> tuple[tuple[int, ...], list[tuple[tuple[Any, ...], tuple[slice, ...]]]]:
-        """Output size, and per kernel tap (cols index, input slice): the output positions whose input lies
-        inside the unpadded input and the strided slice they read; worked out once per input size."""
-        key = ("direct", *spatial)
-        hit = self._taps.get(key)
-        if hit is not None:
-            return hit  # type: ignore[return-value]
-        pw = self.pad_widths(spatial, kernel)
-        padded = [s + a + b for s, (a, b) in zip(spatial, pw, strict=True)]
-        out, _ = self.taps(padded, kernel)
-        copies = []
-        for tap in itertools.product(*(range(k) for k in kernel)):
-            dst: list[Any] = [slice(None), slice(None), *tap]
-            src: list[slice] = [slice(None), slice(None)]
-            for t, d, o, s, size, (lo, _) in zip(
-                tap, self.dilations, out, self.strides, spatial, pw, strict=True
-            ):
-                first = max(0, -(-(lo - t * d) // s))  # first output whose input index o*s + t*d - lo >= 0
-                last = min(o, (size - 1 + lo - t * d) // s + 1)  # one past the last inside the input
-                dst.append(slice(first, max(first, last)))
-                start = first * s + t * d - lo
-                src.append(
-                    slice(start, start + max(last - first, 0) * s - (s - 1) if last > first else start, s)
-                )
-            copies.append((tuple(dst), tuple(src)))
-        if len(self._taps) < 16:
-            self._taps[key] = (out, copies)  # type: ignore[assignment]
-        return out, copies
+    def _columns_plan(self, x: np.ndarray, kernel: Sequence[int], ones_row: bool) -> tuple[Any, ...]:
+        """`columns`' buffers and views: the columns, the padded input's interior, the taps view, the out size."""
+        geo = self.flat_geometry(x.shape, kernel)
+        n, c = x.shape[:2]
+        flat = np.zeros(n * c * geo.size + geo.slack, x.dtype)
+        interior = flat[geo.lead : geo.lead + n * c * geo.size].reshape(n, c, *geo.padded)[geo.interior]
+        item = flat.itemsize
+        pixel = [math.prod(geo.padded[j + 1 :]) for j in range(self.nd)]
+        taps = np.lib.stride_tricks.as_strided(  # padded image (n, c) starts at (n * C + c) * size
+            flat,
+            (n, c, *kernel, *geo.out),
+            (
+                c * geo.size * item,
+                geo.size * item,
+                *(t * item for t in geo.tap_strides),
+                *(st * p * item for st, p in zip(self.strides, pixel, strict=True)),
+            ),
+            writeable=False,
+        )
+        rows = c * math.prod(kernel)
+        buf = np.zeros((n, rows + ones_row, math.prod(geo.out)), dtype=x.dtype)
+        if ones_row:
+            buf[:, rows] = 1
+        return buf, interior, taps, buf[:, :rows].reshape(n, c, *kernel, *geo.out), geo.out
 
     def flat_geometry(self, shape: tuple[int, ...], kernel: Sequence[int]) -> _FlatGeometry:
-        """Where an input of `shape` [N, C, spatial...] sits in a flat padded buffer (see `flat_taps`); worked
-        out once per input shape."""
+        """Where an input of `shape` [N, C, spatial...] sits in a flat padded buffer, worked out once per input
+        shape. Each (n, c) image's padded pixels are one contiguous run of `size` values, image (n, c) starting
+        at (n * C + c) * size, so every kernel tap is one fixed offset into the buffer and a strided view of it
+        (no copy) holds, per tap, the input each output reads: the depthwise path multiplies that view, the
+        im2col path copies it once. Positions off the stride grid (`pick`) read across rows and are thrown
+        away; the buffer ends in `slack` padding values so the last image's taps stay inside it."""
         key = ("flat", *shape)
         hit = self._taps.get(key)
         if hit is not None:
@@ -889,42 +948,6 @@ class _Window:
         if len(self._taps) < 16:
             self._taps[key] = geo  # type: ignore[assignment]
         return geo
-
-    def flat(self, x: np.ndarray, kernel: Sequence[int], value: float) -> tuple[np.ndarray, _FlatGeometry]:
-        """x padded with `value` into this thread's flat buffer [N * C * size + slack] (see `flat_taps`)."""
-        if x.ndim != 2 + self.nd:
-            raise _NodeError(f"expects a {2 + self.nd}-d input [N, C, spatial...], got {list(x.shape)}")
-        geo = self.flat_geometry(x.shape, kernel)
-        n, c = x.shape[:2]
-        buf = self.scratch(f"flat {value}", (n * c * geo.size + geo.slack,), x.dtype, fill=value)
-        buf[geo.lead : geo.lead + n * c * geo.size].reshape(n, c, *geo.padded)[geo.interior] = x
-        return buf, geo
-
-    def flat_taps(
-        self, x: np.ndarray, kernel: Sequence[int], value: float
-    ) -> tuple[np.ndarray, _FlatGeometry]:
-        """x padded into this thread's flat buffer, each (n, c) image's padded pixels one contiguous run of
-        `size` values, so that every kernel tap is one fixed offset into the buffer; returned as a view
-        [*kernel, N, C, 1, size] (no copy) whose entry [tap, n, c, 0, q] is the input the tap reads for the
-        output at padded position q. Only positions q on the stride grid inside the output (`pick`) are
-        real outputs; the others read across rows or into the next image and are thrown away. The buffer
-        ends in `slack` values of `value` so the last image's taps stay inside it."""
-        buf, geo = self.flat(x, kernel, value)
-        n, c = x.shape[:2]
-        what = f"flat {value}"
-        cached = self._scratch.__dict__.get(what + " view")
-        if cached is not None and cached[0] is buf:
-            return cached[1], geo
-        item = buf.itemsize
-        view = np.lib.stride_tricks.as_strided(
-            buf,
-            (*kernel, n, c, 1, geo.size),
-            (*(t * item for t in geo.tap_strides), c * geo.size * item, geo.size * item, 0, item),
-            writeable=False,
-        )
-        if buf.nbytes <= _KEEP_BYTES:
-            self._scratch.__dict__[what + " view"] = (buf, view)
-        return view, geo
 
     def pad(self, x: np.ndarray, kernel: Sequence[int], value: float) -> np.ndarray:
         if x.ndim != 2 + self.nd:
@@ -1006,10 +1029,16 @@ def _conv(n: _Node) -> Op:
     return conv
 
 
-def _depthwise(win: _Window, kernel: Sequence[int], w: np.ndarray, b: np.ndarray | None, group: int) -> Op:
+def _depthwise(
+    win: _Window,
+    kernel: Sequence[int],
+    w: np.ndarray,
+    b: np.ndarray | None,
+    group: int,
+) -> Op:
     """A Conv with one input channel per group (depthwise; m / group outputs per input channel) and constant
     weights: the sum over kernel taps of each tap's input times its per-channel weight, as one broadcast
-    multiply over the flat padded input (`_Window.flat_taps`: every tap a fixed offset, so the products
+    multiply over the flat padded input (`_Window.flat_geometry`: every tap a fixed offset, so the products
     [*kernel, N, C, m / group, pixels] need no copy per tap) and one sum over the taps (a GEMV with ones).
     No Python loop over groups, taps or positions; the outputs on the stride grid are picked at the end (a
     stride s computes s^nd times the outputs it keeps: every depthwise conv shipped has stride 1)."""
@@ -1019,29 +1048,40 @@ def _depthwise(win: _Window, kernel: Sequence[int], w: np.ndarray, b: np.ndarray
     wt = np.moveaxis(w.reshape(group, mult, *kernel), (0, 1), (nd, nd + 1))
     wt = np.ascontiguousarray(wt.reshape(*kernel, 1, group, mult, 1), dtype=np.float32)
     ones = _mean_vector(taps_n, 1.0)
-    spread: dict[int, np.ndarray] = {}  # padded image size -> wt repeated over its pixels
     bias = None if b is None else np.asarray(b, np.float32).reshape(1, m, *([1] * nd))
 
-    def depthwise(x: np.ndarray) -> np.ndarray:
+    def build(x: np.ndarray) -> tuple[Any, ...]:
         if x.ndim != 2 + nd or x.shape[1] != group:
             raise _NodeError(
                 f"input has shape {list(x.shape)}, the weight expects {group} channels (group={group})"
             )
-        taps, geo = win.flat_taps(x, kernel, 0.0)
         n = x.shape[0]
-        # the weight repeated over the pixels, once per image size (<= 0.4 MB per shipped layer): the multiply
-        # then runs over [N, C * pixels] contiguous rows, not one short row per (tap, channel)
-        ws = spread.get(geo.size)
-        if ws is None:
-            ws = np.ascontiguousarray(np.broadcast_to(wt, (*wt.shape[:-1], geo.size)))
-            if len(spread) < 4:
-                spread[geo.size] = ws
-        prods = win.scratch("dw products", (*kernel, n, group, mult, geo.size), x.dtype)
+        geo = win.flat_geometry(x.shape, kernel)
+        buf = np.zeros(n * group * geo.size + geo.slack, x.dtype)
+        interior = buf[geo.lead : geo.lead + n * group * geo.size].reshape(n, group, *geo.padded)[
+            geo.interior
+        ]
+        item = buf.itemsize  # every tap a fixed offset into the flat buffer (`_Window.flat_geometry`)
+        taps = np.lib.stride_tricks.as_strided(
+            buf,
+            (*kernel, n, group, 1, geo.size),
+            (*(t * item for t in geo.tap_strides), group * geo.size * item, geo.size * item, 0, item),
+            writeable=False,
+        )
+        # the weight repeated over the pixels: the multiply then runs over [N, C * pixels] contiguous rows,
+        # not one short row per (tap, channel)
+        ws = np.ascontiguousarray(np.broadcast_to(wt, (*wt.shape[:-1], geo.size)))
+        prods = np.empty((*kernel, n, group, mult, geo.size), x.dtype)
+        total = np.empty(n * m * geo.size, x.dtype)
+        pick = total.reshape(n, m, *geo.padded)[geo.pick]
+        return interior, taps, ws, prods, prods.reshape(taps_n, -1), total, pick
+
+    def depthwise(x: np.ndarray) -> np.ndarray:
+        interior, taps, ws, prods, prods_2d, total, pick = win.plan(x.shape, lambda: build(x))
+        interior[...] = x
         np.multiply(taps, ws, out=prods)
-        total = win.scratch("dw sum", (n * m * geo.size,), x.dtype)
-        np.dot(ones, prods.reshape(taps_n, -1), out=total)  # the sum over taps as a GEMV: ~1.5x add.reduce
-        y = total.reshape(n, m, *geo.padded)[geo.pick]
-        return y.copy() if bias is None else np.add(y, bias)  # a fresh array: the sum is a work buffer
+        np.dot(ones, prods_2d, out=total)  # the sum over taps as a GEMV: ~1.5x add.reduce
+        return pick.copy() if bias is None else np.add(pick, bias)  # a fresh array: the sum is a work buffer
 
     return depthwise
 
@@ -1095,18 +1135,30 @@ def _maxpool(n: _Node) -> Op:
         # (face_fer's 3/2 pools: ~2.5x faster than one strided slice per tap, which walks short rows one by
         # one; a window view is worse still: numpy walks its last axes element by element, 2.4 ms per av_cnn
         # clip). Without padding the strided slices win: no copy, and only the stride grid is computed.
-        y, geo = win.flat(x, kernel, -np.inf)
-        for j, (k, step) in enumerate(zip(kernel, geo.tap_strides, strict=True)):
+        interior, steps, pick = win.plan(x.shape, lambda: flat_plan(x))
+        interior[...] = x
+        for a, b, out in steps:
+            np.maximum(a, b, out=out)
+        return pick.copy()  # fresh: the maxima are in a work buffer
+
+    def flat_plan(x: np.ndarray) -> tuple[Any, ...]:
+        """The flat padded buffer's interior, the np.maximum calls (operands and output), the output view."""
+        if x.ndim != 2 + win.nd:
+            raise _NodeError(f"expects a {2 + win.nd}-d input [N, C, spatial...], got {list(x.shape)}")
+        geo = win.flat_geometry(x.shape, kernel)
+        n, c = x.shape[:2]
+        y = np.full(n * c * geo.size + geo.slack, -np.inf, x.dtype)
+        interior = y[geo.lead : geo.lead + n * c * geo.size].reshape(n, c, *geo.padded)[geo.interior]
+        steps = []
+        for k, step in zip(kernel, geo.tap_strides, strict=True):
             if k == 1:
                 continue
             size = len(y) - (k - 1) * step
-            r = win.scratch(f"max {j}", (size,), x.dtype)
-            np.maximum(y[:size], y[step : step + size], out=r)
-            for t in range(2, k):
-                np.maximum(r, y[t * step : t * step + size], out=r)
+            r = np.empty(size, x.dtype)
+            steps.append((y[:size], y[step : step + size], r))
+            steps += [(r, y[t * step : t * step + size], r) for t in range(2, k)]
             y = r
-        n, c = x.shape[:2]
-        return y[: n * c * geo.size].reshape(n, c, *geo.padded)[geo.pick].copy()  # fresh: y is a work buffer
+        return interior, tuple(steps), y[: n * c * geo.size].reshape(n, c, *geo.padded)[geo.pick]
 
     return maxpool
 
