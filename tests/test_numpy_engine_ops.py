@@ -284,3 +284,47 @@ def test_failing_node_is_named_after_the_fast_path_fails():
     eng = NumpyEngine(graph_bundle(proto, 1, name="op"))
     with pytest.raises(BundleError, match=r"graph node 0 \(Conv\): input has 3 channels"):
         eng.run({"x": np.ones((1, 3, 6, 6), np.float32)})
+
+
+def _separable_model(dw_bias: bool, pw_attrs: dict):
+    """x [batch, 4, 7, 6] -> depthwise 3x3 (x2 multiplier) -> 1x1 conv -> y: a separable conv."""
+    rng = np.random.default_rng(5)
+    inits = [
+        numpy_helper.from_array(rng.normal(0, 0.4, (8, 1, 3, 3)).astype(np.float32), "wd"),
+        numpy_helper.from_array(rng.normal(0, 0.4, (5, 8, 1, 1)).astype(np.float32), "wp"),
+        numpy_helper.from_array(rng.normal(0, 0.4, 5).astype(np.float32), "bp"),
+    ]
+    dw_in = ["x", "wd"]
+    if dw_bias:
+        inits.append(numpy_helper.from_array(rng.normal(0, 0.4, 8).astype(np.float32), "bd"))
+        dw_in.append("bd")
+    nodes = [
+        helper.make_node("Conv", dw_in, ["d"], group=4, pads=[1, 1, 1, 1]),
+        helper.make_node("Conv", ["d", "wp", "bp"], ["y"], **pw_attrs),
+    ]
+    g = helper.make_graph(
+        nodes,
+        "separable",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4, 7, 6])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 5, "h", "w"])],
+        inits,
+    )
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    onnx.checker.check_model(m)
+    return m
+
+
+@pytest.mark.parametrize(
+    "dw_bias,pw_attrs,plan",
+    [
+        (False, {}, ["Conv+Conv"]),  # face_fer's blocks
+        (True, {}, ["Conv+Conv"]),  # the depthwise bias moves into the 1x1 bias
+        (False, {"strides": [2, 2]}, ["Conv", "Conv"]),  # a strided 1x1 is not fused
+    ],
+)
+def test_separable_conv_fused_into_one_op(dw_bias, pw_attrs, plan):
+    proto = _separable_model(dw_bias, pw_attrs)
+    _same_as_onnxruntime(proto, (2, 4, 7, 6))
+    eng = NumpyEngine(graph_bundle(proto, 1, name="op"))
+    assert [step[1] for step in eng._plan] == plan

@@ -6,7 +6,7 @@ does not depend on the input is done once, at load: weights dequantized, each no
 and checked, constant weights transposed / reshaped for their GEMM) into a small function, a Conv followed by
 an inference BatchNormalization folded into one Conv, a Relu after a Conv / Gemm / BatchNormalization (and
 what was fused into it) applied in place on that op's fresh output, a residual Add that is a Conv's only consumer done in place on the
-Conv's output, and every value given a slot of a list; the plan then runs as one generated straight-line
+Conv's output, a depthwise Conv and the 1x1 Conv after it run as one op, and every value given a slot of a list; the plan then runs as one generated straight-line
 function, with no loop or dict look-up per node. Each op keeps, per input shape, its work buffers and its views
 into them (`_Window.plan`), so a call is a few numpy calls.
 
@@ -249,6 +249,11 @@ def _fuse(
             fn, ins = folded
             op, outs = f"{op}+BatchNormalization", steps[bn][4]
             absorbed.add(bn)
+        pw = only_consumer(outs, "Conv") if op == "Conv" else None
+        sep = None if pw is None else _separable(nodes[i], nodes[steps[pw][0]], opset, params)
+        if sep is not None and pw is not None:
+            fn, ins, op, outs = sep, ins[:1], "Conv+Conv", steps[pw][4]
+            absorbed.add(pw)
         add = only_consumer(outs, "Add") if op.split("+")[-1] in _FRESH else None
         if add is not None:
             a, b = steps[add][3]
@@ -295,6 +300,37 @@ def _then_add(fn: Op, n_args: int) -> Op:
         return np.add(y, other)
 
     return fused
+
+
+def _separable(
+    dw: Mapping[str, Any], pw: Mapping[str, Any], opset: int, params: Mapping[str, np.ndarray]
+) -> Op | None:
+    """A depthwise Conv whose only consumer is a 1x1 Conv (a separable conv), both of constant weights, as
+    one op: the depthwise outputs go straight into the 1x1 GEMM's columns, next to a row of ones that adds
+    its bias (the depthwise bias folded in: W (d + b_d) + b = W d + (W b_d + b)). None when the pair is not
+    one (a grouped, strided or padded 1x1, weights that are graph inputs, a depthwise conv that is not)."""
+    dn, pn = _Node(dw, opset, params), _Node(pw, opset, params)
+    wd, wp = dn.const(1), pn.const(1)
+    has_bd = len(dw["inputs"]) > 2 and bool(dw["inputs"][2])
+    has_bp = len(pw["inputs"]) > 2 and bool(pw["inputs"][2])
+    bd, bp = dn.const(2), pn.const(2)
+    group = dn.i("group", 1)
+    if wd is None or wp is None or (has_bd and bd is None) or (has_bp and bp is None):
+        return None
+    if group < 2 or wd.ndim < 3 or wd.shape[1] != 1 or wd.shape[0] % group:
+        return None
+    if wp.shape[1:] != (wd.shape[0],) + (1,) * (wd.ndim - 2) or pn.i("group", 1) != 1:
+        return None
+    pwin = _Window(pn, list(wp.shape[2:]), None)
+    if pwin.auto_pad not in ("NOTSET", "VALID") or any(pwin.pads) or max(pwin.strides) > 1:
+        return None
+    w2 = wp.reshape(wp.shape[0], -1).astype(np.float64)
+    bias = np.zeros(wp.shape[0]) if bp is None else np.asarray(bp, np.float64)
+    if bd is not None:
+        bias = bias + w2 @ np.asarray(bd, np.float64)
+    wb = np.ascontiguousarray(np.concatenate([w2, bias[:, None]], axis=1), dtype=np.float32)
+    kernel = dn.ints("kernel_shape", None) or list(wd.shape[2:])
+    return _depthwise(_Window(dn, kernel, None), kernel, wd, None, group, then=wb)
 
 
 def _then_relu(fn: Op) -> Op:
@@ -1035,13 +1071,17 @@ def _depthwise(
     w: np.ndarray,
     b: np.ndarray | None,
     group: int,
+    then: np.ndarray | None = None,
 ) -> Op:
     """A Conv with one input channel per group (depthwise; m / group outputs per input channel) and constant
     weights: the sum over kernel taps of each tap's input times its per-channel weight, as one broadcast
     multiply over the flat padded input (`_Window.flat_geometry`: every tap a fixed offset, so the products
     [*kernel, N, C, m / group, pixels] need no copy per tap) and one sum over the taps (a GEMV with ones).
     No Python loop over groups, taps or positions; the outputs on the stride grid are picked at the end (a
-    stride s computes s^nd times the outputs it keeps: every depthwise conv shipped has stride 1)."""
+    stride s computes s^nd times the outputs it keeps: every depthwise conv shipped has stride 1).
+
+    `then` [M', m + 1]: a 1x1 Conv's weight with its bias as the last column (`_separable`), applied to the
+    picked outputs in one GEMM against a row of ones: the pair is one op, its bias add free."""
     m, nd = w.shape[0], win.nd
     mult, taps_n = m // group, math.prod(kernel)
     # [*kernel, 1, C, mult, 1]: tap t's weight for channel c's j-th output (ONNX out channel c * mult + j)
@@ -1074,14 +1114,22 @@ def _depthwise(
         prods = np.empty((*kernel, n, group, mult, geo.size), x.dtype)
         total = np.empty(n * m * geo.size, x.dtype)
         pick = total.reshape(n, m, *geo.padded)[geo.pick]
-        return interior, taps, ws, prods, prods.reshape(taps_n, -1), total, pick
+        rows = None  # with `then`: the picked outputs [n, m, P] and a row of ones [n, 1, P], for the GEMM
+        if then is not None:
+            rows = np.ones((n, m + 1, math.prod(geo.out)), x.dtype)
+        return interior, taps, ws, prods, prods.reshape(taps_n, -1), total, pick, rows, geo.out
 
     def depthwise(x: np.ndarray) -> np.ndarray:
-        interior, taps, ws, prods, prods_2d, total, pick = win.plan(x.shape, lambda: build(x))
+        interior, taps, ws, prods, prods_2d, total, pick, rows, out = win.plan(x.shape, lambda: build(x))
         interior[...] = x
         np.multiply(taps, ws, out=prods)
         np.dot(ones, prods_2d, out=total)  # the sum over taps as a GEMV: ~1.5x add.reduce
-        return pick.copy() if bias is None else np.add(pick, bias)  # a fresh array: the sum is a work buffer
+        if then is None:
+            return pick.copy() if bias is None else np.add(pick, bias)  # fresh: the sum is a work buffer
+        n = x.shape[0]
+        rows[:, :m].reshape(n, m, *out)[...] = pick
+        y = np.dot(then, rows[0]) if n == 1 else np.matmul(then, rows)
+        return y.reshape(n, then.shape[0], *out)
 
     return depthwise
 
