@@ -3,12 +3,13 @@ node, in float32.
 
 Needs nothing but numpy, so a device without onnxruntime (or a CI box) can still run a bundle. Everything that
 does not depend on the input is done once, at load: weights dequantized, each node compiled (attributes parsed
-and checked, constant weights transposed / reshaped for their GEMM) into a small function, a Conv followed by
-an inference BatchNormalization folded into one Conv, a Relu after a Conv / Gemm / BatchNormalization (and
-what was fused into it) applied in place on that op's fresh output, a residual Add that is a Conv's only consumer done in place on the
-Conv's output, a depthwise Conv and the 1x1 Conv after it run as one op, and every value given a slot of a list; the plan then runs as one generated straight-line
-function, with no loop or dict look-up per node. Each op keeps, per input shape, its work buffers and its views
-into them (`_Window.plan`), so a call is a few numpy calls.
+and checked, constant weights transposed / reshaped for their GEMM) into a small function, and every value given
+a slot of a list. Fusions: a Conv followed by an inference BatchNormalization folded into one Conv; a depthwise
+Conv and the 1x1 Conv after it run as one op; a residual Add that is a Conv's only consumer done in place on
+the Conv's output; a Relu after a Conv / Gemm / BatchNormalization (and what was fused into it) applied in
+place on that op's fresh output. The plan then runs as one generated straight-line function, with no loop or
+dict look-up per node, and each op keeps, per input shape, its work buffers and its views into them
+(`_Window.plan`), so a call is a few numpy calls.
 
 Convolutions use im2col (the input into a flat padded buffer, then one strided copy of every kernel tap's inputs
 into the columns) and one matrix product per layer (grouped: one batched np.matmul over the groups), so the heavy
