@@ -148,11 +148,16 @@ def _single_node_model(op, shape, attrs, weights=()):
     """x [batch, *shape[1:]] -> one `op` node (inputs x and the named float initializers, in order) -> y."""
     inits = [numpy_helper.from_array(v, name) for name, v in weights]
     node = helper.make_node(op, ["x", *(name for name, _ in weights)], ["y"], **attrs)
+    return _graph_model([node], inits, ["batch", *shape[1:]], [f"d{i}" for i in range(len(shape))])
+
+
+def _graph_model(nodes, inits, x_dims, y_dims):
+    """A checked opset-17 model of `nodes`: input x, output y."""
     g = helper.make_graph(
-        [node],
-        op.lower(),
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", *shape[1:]])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [f"d{i}" for i in range(len(shape))])],
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, x_dims)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, y_dims)],
         inits,
     )
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
@@ -248,18 +253,7 @@ def _residual_model(kind: str):
         nodes.append(helper.make_node("Conv", ["x", "w2"], ["s"]))
     other = {"input": "x", "later": "s", "const": "c"}[kind]
     nodes += [helper.make_node("Add", ["a", other], ["r"]), helper.make_node("Relu", ["r"], ["y"])]
-    dims = ["batch", 4, 6, 6]
-    g = helper.make_graph(
-        nodes,
-        "residual",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, dims)],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, dims)],
-        inits,
-    )
-    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
-    m.ir_version = 8
-    onnx.checker.check_model(m)
-    return m
+    return _graph_model(nodes, inits, ["batch", 4, 6, 6], ["batch", 4, 6, 6])
 
 
 @pytest.mark.parametrize(
@@ -302,17 +296,7 @@ def _separable_model(dw_bias: bool, pw_attrs: dict):
         helper.make_node("Conv", dw_in, ["d"], group=4, pads=[1, 1, 1, 1]),
         helper.make_node("Conv", ["d", "wp", "bp"], ["y"], **pw_attrs),
     ]
-    g = helper.make_graph(
-        nodes,
-        "separable",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4, 7, 6])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 5, "h", "w"])],
-        inits,
-    )
-    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
-    m.ir_version = 8
-    onnx.checker.check_model(m)
-    return m
+    return _graph_model(nodes, inits, ["batch", 4, 7, 6], ["batch", 5, "h", "w"])
 
 
 @pytest.mark.parametrize(
