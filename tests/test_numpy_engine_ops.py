@@ -183,6 +183,8 @@ def _same_as_onnxruntime(proto, shape):
     "shape,out_ch,group,attrs,bias",
     [
         ((2, 16, 12, 12), 16, 16, {"pads": [1, 1, 1, 1]}, True),  # face_fer's depthwise 3x3
+        ((2, 6, 3, 3), 12, 6, {"pads": [1, 1, 1, 1]}, True),  # a small map: one matrix per channel
+        ((2, 4, 2, 3), 4, 4, {"pads": [1, 1, 1, 1], "strides": [2, 1]}, False),  # small, strided
         ((2, 4, 11, 9), 8, 4, {"pads": [1, 0, 2, 1], "strides": [2, 2], "dilations": [2, 1]}, False),  # x2
         ((2, 6, 10, 10), 18, 6, {"auto_pad": "SAME_LOWER", "strides": [2, 1]}, True),  # multiplier 3
         ((2, 5, 17), 5, 5, {"kernel_shape": [5], "pads": [4, 3], "dilations": [2]}, True),  # 1-D
@@ -281,7 +283,7 @@ def test_failing_node_is_named_after_the_fast_path_fails():
 
 
 def _separable_model(dw_bias: bool, pw_attrs: dict):
-    """x [batch, 4, 7, 6] -> depthwise 3x3 (x2 multiplier) -> 1x1 conv -> y: a separable conv."""
+    """x [batch, 4, h, w] -> depthwise 3x3 (x2 multiplier) -> 1x1 conv -> y: a separable conv."""
     rng = np.random.default_rng(5)
     inits = [
         numpy_helper.from_array(rng.normal(0, 0.4, (8, 1, 3, 3)).astype(np.float32), "wd"),
@@ -296,7 +298,7 @@ def _separable_model(dw_bias: bool, pw_attrs: dict):
         helper.make_node("Conv", dw_in, ["d"], group=4, pads=[1, 1, 1, 1]),
         helper.make_node("Conv", ["d", "wp", "bp"], ["y"], **pw_attrs),
     ]
-    return _graph_model(nodes, inits, ["batch", 4, 7, 6], ["batch", 5, "h", "w"])
+    return _graph_model(nodes, inits, ["batch", 4, "h", "w"], ["batch", 5, "h", "w"])
 
 
 @pytest.mark.parametrize(
@@ -307,8 +309,36 @@ def _separable_model(dw_bias: bool, pw_attrs: dict):
         (False, {"strides": [2, 2]}, ["Conv", "Conv"]),  # a strided 1x1 is not fused
     ],
 )
-def test_separable_conv_fused_into_one_op(dw_bias, pw_attrs, plan):
+@pytest.mark.parametrize("hw", [(7, 6), (3, 3)])  # (3, 3): the depthwise as one matrix per channel
+def test_separable_conv_fused_into_one_op(dw_bias, pw_attrs, plan, hw):
     proto = _separable_model(dw_bias, pw_attrs)
-    _same_as_onnxruntime(proto, (2, 4, 7, 6))
+    _same_as_onnxruntime(proto, (2, 4, *hw))
     eng = NumpyEngine(graph_bundle(proto, 1, name="op"))
     assert [step[1] for step in eng._plan] == plan
+
+
+def _standardised_conv_model(group: int):
+    """x [batch, 2, 6, 7] -> Sub(mean) -> Div(Identity(mean)) -> Conv (pads 1, stride 2) -> y: a model that
+    standardises its input, the std an Identity of a constant (as torch's exporter writes equal constants)."""
+    rng = np.random.default_rng(7)
+    inits = [
+        numpy_helper.from_array(np.array(0.4, np.float32), "mean"),
+        numpy_helper.from_array(rng.normal(0, 0.4, (4, 2 // group, 3, 3)).astype(np.float32), "w"),
+        numpy_helper.from_array(rng.normal(0, 0.4, 4).astype(np.float32), "b"),
+    ]
+    nodes = [
+        helper.make_node("Identity", ["mean"], ["std"]),
+        helper.make_node("Sub", ["x", "mean"], ["c"]),
+        helper.make_node("Div", ["c", "std"], ["z"]),
+        helper.make_node("Conv", ["z", "w", "b"], ["y"], pads=[1, 1, 1, 1], strides=[2, 2], group=group),
+    ]
+    return _graph_model(nodes, inits, ["batch", 2, 6, 7], ["batch", 4, "h", "w"])
+
+
+@pytest.mark.parametrize("group", [1, 2])
+def test_standardisation_folded_into_the_first_conv(group):
+    proto = _standardised_conv_model(group)
+    _same_as_onnxruntime(proto, (2, 2, 6, 7))  # the border: padding holds the mean, i.e. a standardised 0
+    eng = NumpyEngine(graph_bundle(proto, 1, name="op"))
+    assert [step[1] for step in eng._plan] == ["Sub+Div+Conv"]  # the Identity ran once, at load
+    assert "std" in eng.params and all(step[1] != "Identity" for step in eng.steps)

@@ -6,8 +6,9 @@ does not depend on the input is done once, at load: weights dequantized, each no
 and checked, constant weights transposed / reshaped for their GEMM) into a small function, and every value given
 a slot of a list. Fusions: a Conv followed by an inference BatchNormalization folded into one Conv; a depthwise
 Conv and the 1x1 Conv after it run as one op; a residual Add that is a Conv's only consumer done in place on
-the Conv's output; a Relu after a Conv / Gemm / BatchNormalization (and what was fused into it) applied in
-place on that op's fresh output. The plan then runs as one generated straight-line function, with no loop or
+the Conv's output; a standardisation Sub(x, a) / s of single constants folded into the Conv after it (padding
+with a); a Relu after a Conv / Gemm / BatchNormalization (and what was fused into it) applied in place on that
+op's fresh output. A node whose inputs are all constants runs once, at load. The plan then runs as one generated straight-line function, with no loop or
 dict look-up per node, and each op keeps, per input shape, its work buffers and its views into them
 (`_Window.plan`), so a call is a few numpy calls.
 
@@ -15,7 +16,7 @@ Convolutions use im2col (the input into a flat padded buffer, then one strided c
 into the columns) and one matrix product per layer (grouped: one batched np.matmul over the groups), so the heavy
 lifting is BLAS; a 1x1 Conv is one GEMM on its input; a depthwise Conv (one input channel per group) is one
 broadcast multiply over the flat padded input and one sum over the taps, with no Python loop over groups, taps
-or positions; a padded MaxPool is separable over the same flat padded layout. Attention is the graph's batched
+or positions (on a small map: one matrix per channel, one multiply and one GEMV); a padded MaxPool is separable over the same flat padded layout. Attention is the graph's batched
 MatMuls (np.matmul over [batch, heads, tokens, d]), with no Python loop over positions. `steps` keeps one
 function per graph node (unfused) for the per-node profiler (edge_ser.engines.profiling).
 
@@ -115,7 +116,11 @@ class NumpyEngine:
                 )
             try:
                 fn = builder(_Node(node, self.opset, self.params))
-            except _NodeError as e:
+                if any(ins) and all(not nm or nm in self.params for nm in ins):
+                    self._fold_constant(fn, ins, outs)  # its outputs are constants now, as initializers are
+                    defined.update(n for n in outs if n)
+                    continue
+            except (_NodeError, ValueError, TypeError, IndexError) as e:
                 raise BundleError(f"{where}: {e}") from None
             self.steps.append((i, op, fn, ins, outs))
             defined.update(n for n in outs if n)
@@ -126,6 +131,16 @@ class NumpyEngine:
         norm = bundle.normalization
         self.adapt = InputAdapter(bundle, normalize=norm is not None and not norm["in_graph"])
         self._num_classes = bundle.num_classes
+
+    def _fold_constant(self, fn: Op, ins: tuple[str, ...], outs: tuple[str, ...]) -> None:
+        """Run a node whose inputs are all constants once, at load, its outputs becoming constants (a later
+        node then sees them as it sees initializers: a Conv whose weight is an Identity of one keeps its fast
+        path, a standardisation by an Identity'd constant can be folded)."""
+        with np.errstate(all="ignore"):
+            res = fn(*(self.params[nm] if nm else None for nm in ins))
+        for nm, val in zip(outs, res if isinstance(res, tuple) else (res,), strict=False):
+            if nm:
+                self.params[nm] = np.asarray(val)
 
     def _compile(self, nodes: Sequence[Mapping[str, Any]]) -> None:
         """The run plan: `steps` with Conv + BatchNormalization folded and Relu fused (`_fuse`), every value
@@ -244,6 +259,16 @@ def _fuse(
     for k, (i, op, fn, ins, outs) in enumerate(steps):
         if k in absorbed:
             continue
+        div = only_consumer(outs, "Div") if op == "Sub" else None
+        conv = None if div is None else only_consumer(steps[div][4], "Conv")
+        std = (
+            None
+            if conv is None or div is None
+            else _fold_standardisation(k, div, conv, steps, nodes, opset, params)
+        )
+        if std is not None and div is not None and conv is not None:
+            fn, ins, op, outs = std, ins[:1], "Sub+Div+Conv", steps[conv][4]
+            absorbed.update((div, conv))
         bn = only_consumer(outs, "BatchNormalization") if op == "Conv" else None
         folded = None if bn is None else _fold_batchnorm(nodes[i], nodes[steps[bn][0]], opset, params)
         if folded is not None and bn is not None:
@@ -262,12 +287,60 @@ def _fuse(
             if other != outs[0] and producer.get(other, -1) < k:  # the other addend exists by then
                 fn, ins, op, outs = _then_add(fn, len(ins)), (*ins, other), f"{op}+Add", steps[add][4]
                 absorbed.add(add)
-        relu = only_consumer(outs, "Relu") if op.split("+")[0] in _FRESH else None  # fused: still fresh
+        fresh = op.split("+")[0] in _FRESH or op.split("+")[-1] in _FRESH  # what is fused keeps it fresh
+        relu = only_consumer(outs, "Relu") if fresh else None
         if relu is not None:
             fn, op, outs = _then_relu(fn), f"{op}+Relu", steps[relu][4]
             absorbed.add(relu)
         plan.append((i, op, fn, ins, outs))
     return plan
+
+
+def _fold_standardisation(
+    sub: int,
+    div: int,
+    conv: int,
+    steps: Sequence[Step],
+    nodes: Sequence[Mapping[str, Any]],
+    opset: int,
+    params: dict[str, np.ndarray],
+) -> Op | None:
+    """Sub(x, a), Div(., s), then a Conv of constants, a and s single constants (a model standardising its
+    input), as one Conv on x: weight w / s, bias b - (a / s) * (sum of each output channel's weights), and
+    padding that holds a (the raw value that standardises to 0, what the graph's zero padding is). None
+    unless the pattern holds exactly."""
+    x, a_name = steps[sub][3]
+    d_in, s_name = steps[div][3]
+    node = nodes[steps[conv][0]]
+    a, sd = params.get(a_name), params.get(s_name)
+    w = params.get(node["inputs"][1]) if len(node["inputs"]) > 1 else None
+    b_name = node["inputs"][2] if len(node["inputs"]) > 2 else ""
+    if (
+        a is None
+        or sd is None
+        or a.size != 1
+        or sd.size != 1
+        or float(sd.ravel()[0]) == 0.0
+        or d_in != steps[sub][4][0]
+        or node["inputs"][0] != steps[div][4][0]
+        or w is None
+        or (b_name and b_name not in params)
+        or x in params
+    ):
+        return None
+    a0, s0 = float(a.ravel()[0]), float(sd.ravel()[0])
+    b = params[b_name].astype(np.float64) if b_name else np.zeros(w.shape[0])
+    w_name, bias_name = (
+        f"{node['outputs'][0]}::standardised_weight",
+        f"{node['outputs'][0]}::standardised_bias",
+    )
+    params[w_name] = (w.astype(np.float64) / s0).astype(np.float32)
+    params[bias_name] = (b - a0 / s0 * w.astype(np.float64).reshape(w.shape[0], -1).sum(axis=1)).astype(
+        np.float32
+    )
+    conv_fn = _conv(_Node({**node, "inputs": [x, w_name, bias_name]}, opset, params), pad_value=a0)
+    w_c, b_c = params[w_name], params[bias_name]
+    return lambda v: conv_fn(v, w_c, b_c)
 
 
 def _fold_batchnorm(
@@ -836,6 +909,8 @@ class _Window:
             raise _NodeError(f"auto_pad={self.auto_pad!r} is not supported")
         if n.i("ceil_mode", 0):
             raise _NodeError("ceil_mode=1 is not supported by the numpy engine")
+        self.pad_value = 0.0
+        """What im2col and the depthwise path pad with (`_conv`'s pad_value)."""
         self._scratch = threading.local()
         self._taps: dict[
             tuple[int, ...], tuple[tuple[int, ...], list[tuple[tuple[int, ...], tuple[slice, ...]]]]
@@ -922,7 +997,7 @@ class _Window:
         """`columns`' buffers and views: the columns, the padded input's interior, the taps view, the out size."""
         geo = self.flat_geometry(x.shape, kernel)
         n, c = x.shape[:2]
-        flat = np.zeros(n * c * geo.size + geo.slack, x.dtype)
+        flat = np.full(n * c * geo.size + geo.slack, self.pad_value, x.dtype)
         interior = flat[geo.lead : geo.lead + n * c * geo.size].reshape(n, c, *geo.padded)[geo.interior]
         item = flat.itemsize
         pixel = [math.prod(geo.padded[j + 1 :]) for j in range(self.nd)]
@@ -1000,7 +1075,9 @@ class _Window:
         return xp
 
 
-def _conv(n: _Node) -> Op:
+def _conv(n: _Node, pad_value: float = 0.0) -> Op:
+    """ONNX Conv. `pad_value`: what the padding holds instead of 0 (a Conv with its input's standardisation
+    folded in pads with the raw value that standardises to 0: `_fold_standardisation`)."""
     n.need_inputs(2, 3)
     n.only_outputs(1)
     w_const, b_const = n.const(1), n.const(2)
@@ -1010,6 +1087,7 @@ def _conv(n: _Node) -> Op:
     if kernel is None:
         raise _NodeError("needs kernel_shape or a constant weight")
     win = _Window(n, kernel, None)
+    win.pad_value = pad_value
     group = n.i("group", 1)
     if group < 1:
         raise _NodeError(f"group={group} must be >= 1")
@@ -1091,14 +1169,12 @@ def _depthwise(
     ones = _mean_vector(taps_n, 1.0)
     bias = None if b is None else np.asarray(b, np.float32).reshape(1, m, *([1] * nd))
 
-    def build(x: np.ndarray) -> tuple[Any, ...]:
-        if x.ndim != 2 + nd or x.shape[1] != group:
-            raise _NodeError(
-                f"input has shape {list(x.shape)}, the weight expects {group} channels (group={group})"
-            )
-        n = x.shape[0]
-        geo = win.flat_geometry(x.shape, kernel)
-        buf = np.zeros(n * group * geo.size + geo.slack, x.dtype)
+    def flat(shape: tuple[int, ...], dtype: Any) -> tuple[Any, ...]:
+        """The flat path's buffers for inputs of `shape`; returns (run, its buffers...): run(x) -> the
+        outputs as a view of a work buffer (valid until the next call)."""
+        n = shape[0]
+        geo = win.flat_geometry(shape, kernel)
+        buf = np.full(n * group * geo.size + geo.slack, win.pad_value, dtype)
         interior = buf[geo.lead : geo.lead + n * group * geo.size].reshape(n, group, *geo.padded)[
             geo.interior
         ]
@@ -1112,25 +1188,70 @@ def _depthwise(
         # the weight repeated over the pixels: the multiply then runs over [N, C * pixels] contiguous rows,
         # not one short row per (tap, channel)
         ws = np.ascontiguousarray(np.broadcast_to(wt, (*wt.shape[:-1], geo.size)))
-        prods = np.empty((*kernel, n, group, mult, geo.size), x.dtype)
-        total = np.empty(n * m * geo.size, x.dtype)
+        prods = np.empty((*kernel, n, group, mult, geo.size), dtype)
+        prods_2d = prods.reshape(taps_n, -1)
+        total = np.empty(n * m * geo.size, dtype)
         pick = total.reshape(n, m, *geo.padded)[geo.pick]
-        rows = None  # with `then`: the picked outputs [n, m, P] and a row of ones [n, 1, P], for the GEMM
+
+        def run(x: np.ndarray) -> np.ndarray:
+            interior[...] = x
+            np.multiply(taps, ws, out=prods)
+            np.dot(ones, prods_2d, out=total)  # the sum over taps as a GEMV: ~1.5x add.reduce
+            return pick
+
+        return run, buf, prods, total, geo
+
+    def dense(shape: tuple[int, ...], dtype: Any, geo: _FlatGeometry) -> tuple[Any, ...] | None:
+        """On a small map the conv as one [P_out, P_in] matrix per output channel (found by running the flat
+        path on the P_in one-hot images), when that takes no more products than the flat path (face_fer's
+        3x3 maps: 81 against 9 taps x 20 padded pixels): one multiply over contiguous rows and one GEMV, and
+        none of the flat path's short rows. Returns (run, its buffers...) as `flat` does, or None."""
+        n, p_in, p_out = shape[0], math.prod(shape[2:]), math.prod(geo.out)
+        if p_in * p_out > taps_n * geo.size or win.pad_value != 0.0:  # a padding value makes it affine
+            return None
+        basis = np.zeros((p_in, group, p_in), dtype)
+        basis[np.arange(p_in), :, np.arange(p_in)] = 1
+        cols = flat((p_in, group, *shape[2:]), dtype)[0](
+            basis.reshape(p_in, group, *shape[2:])
+        )  # [P_in, m, *out]: column q of each matrix
+        mats = np.ascontiguousarray(cols.reshape(p_in, group, mult, p_out).transpose(1, 2, 3, 0))
+        prods = np.empty((n, group, mult, p_out, p_in), dtype)
+        prods_2d = prods.reshape(-1, p_in)
+        total = np.empty(n * m * p_out, dtype)
+        out = total.reshape(n, m, *geo.out)
+        ones_in = _mean_vector(p_in, 1.0)
+
+        def run(x: np.ndarray) -> np.ndarray:
+            np.multiply(mats, x.reshape(n, group, 1, 1, p_in), out=prods)
+            np.dot(prods_2d, ones_in, out=total)
+            return out
+
+        return run, mats, prods, total
+
+    def build(x: np.ndarray) -> tuple[Any, ...]:
+        if x.ndim != 2 + nd or x.shape[1] != group:
+            raise _NodeError(
+                f"input has shape {list(x.shape)}, the weight expects {group} channels (group={group})"
+            )
+        n = x.shape[0]
+        parts = flat(x.shape, x.dtype)
+        geo = parts[-1]
+        parts = dense(x.shape, x.dtype, geo) or parts[:-1]
+        rows = None  # with `then`: the outputs [n, m, P] and a row of ones [n, 1, P], for the GEMM
         if then is not None:
             rows = np.ones((n, m + 1, math.prod(geo.out)), x.dtype)
-        return interior, taps, ws, prods, prods.reshape(taps_n, -1), total, pick, rows, geo.out
+        return *parts, rows, rows if rows is None else rows[:, :m].reshape(n, m, *geo.out), geo.out
 
     def depthwise(x: np.ndarray) -> np.ndarray:
-        interior, taps, ws, prods, prods_2d, total, pick, rows, out = win.plan(x.shape, lambda: build(x))
-        interior[...] = x
-        np.multiply(taps, ws, out=prods)
-        np.dot(ones, prods_2d, out=total)  # the sum over taps as a GEMV: ~1.5x add.reduce
+        plan = win.plan(x.shape, lambda: build(x))
+        y = plan[0](x)  # a view of a work buffer
         if then is None:
-            return pick.copy() if bias is None else np.add(pick, bias)  # fresh: the sum is a work buffer
+            return y.copy() if bias is None else np.add(y, bias)  # a fresh array
+        rows, into, out = plan[-3:]
+        into[...] = y
         n = x.shape[0]
-        rows[:, :m].reshape(n, m, *out)[...] = pick
-        y = np.dot(then, rows[0]) if n == 1 else np.matmul(then, rows)
-        return y.reshape(n, then.shape[0], *out)
+        z = np.dot(then, rows[0]) if n == 1 else np.matmul(then, rows)
+        return z.reshape(n, then.shape[0], *out)
 
     return depthwise
 
