@@ -1,24 +1,25 @@
 """The pure-numpy engine: runs the bundle's ONNX graph (read from model.onnx by edge_ser.bundle), node by
 node, in float32.
 
-Needs nothing but numpy, so a device without onnxruntime (or a CI box) can still run a bundle. Everything that
-does not depend on the input is done once, at load: weights dequantized, each node compiled (attributes parsed
-and checked, constant weights transposed / reshaped for their GEMM) into a small function, and every value given
-a slot of a list. Fusions: a Conv followed by an inference BatchNormalization folded into one Conv; a depthwise
-Conv and the 1x1 Conv after it run as one op; a residual Add that is a Conv's only consumer done in place on
-the Conv's output; a standardisation Sub(x, a) / s of single constants folded into the Conv after it (padding
-with a); a Relu after a Conv / Gemm / BatchNormalization (and what was fused into it) applied in place on that
-op's fresh output. A node whose inputs are all constants runs once, at load. The plan then runs as one generated straight-line function, with no loop or
-dict look-up per node, and each op keeps, per input shape, its work buffers and its views into them
+Needs nothing but numpy, so a device without onnxruntime (or a CI box) can still run a bundle. Everything that does
+not depend on the input is done once, at load: weights dequantized, each node compiled (attributes parsed and
+checked, constant weights transposed / reshaped for their GEMM) into a small function, and every value given a slot
+of a list. Fusions: a Conv followed by an inference BatchNormalization folded into one Conv; a depthwise Conv and
+the 1x1 Conv after it run as one op; a residual Add that is a Conv's only consumer done in place on the Conv's
+output; a standardisation Sub(x, a) / s of single constants folded into the Conv after it (padding with a); a Relu
+after a Conv / Gemm / BatchNormalization (and what was fused into it) applied in place on that op's fresh output. A
+node whose inputs are all constants runs once, at load. The plan then runs as one generated straight-line function,
+with no loop or dict look-up per node, and each op keeps, per input shape, its work buffers and its views into them
 (`_Window.plan`), so a call is a few numpy calls.
 
 Convolutions use im2col (the input into a flat padded buffer, then one strided copy of every kernel tap's inputs
 into the columns) and one matrix product per layer (grouped: one batched np.matmul over the groups), so the heavy
 lifting is BLAS; a 1x1 Conv is one GEMM on its input; a depthwise Conv (one input channel per group) is one
-broadcast multiply over the flat padded input and one sum over the taps, with no Python loop over groups, taps
-or positions (on a small map: one matrix per channel, one multiply and one GEMV); a padded MaxPool is separable over the same flat padded layout. Attention is the graph's batched
-MatMuls (np.matmul over [batch, heads, tokens, d]), with no Python loop over positions. `steps` keeps one
-function per graph node (unfused) for the per-node profiler (edge_ser.engines.profiling).
+broadcast multiply over the flat padded input and one sum over the taps, with no Python loop over groups, taps or
+positions (on a small map: one matrix per channel, one multiply and one GEMV); a padded MaxPool is separable over
+the same flat padded layout. Attention is the graph's batched MatMuls (np.matmul over [batch, heads, tokens, d]),
+with no Python loop over positions. `steps` keeps one function per graph node (unfused) for the per-node profiler
+(edge_ser.engines.profiling).
 
 Supported ops (ONNX semantics, opset 7..21 where they differ): Add, Sub, Mul, Div, Gemm, MatMul, Relu,
 LeakyRelu, Sigmoid, Tanh, Softmax, Flatten, Reshape, Transpose, Squeeze, Unsqueeze, Identity, Dropout, Concat,
