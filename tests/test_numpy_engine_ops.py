@@ -342,3 +342,24 @@ def test_standardisation_folded_into_the_first_conv(group):
     eng = NumpyEngine(graph_bundle(proto, 1, name="op"))
     assert [step[1] for step in eng._plan] == ["Sub+Div+Conv"]  # the Identity ran once, at load
     assert "std" in eng.params and all(step[1] != "Identity" for step in eng.steps)
+
+
+@pytest.mark.parametrize("trans_b,alpha,bias", [(1, 1.0, True), (0, 0.5, False)])
+def test_classifier_head_as_one_gemm(trans_b, alpha, bias):
+    """GlobalAveragePool -> Flatten -> Gemm (a CNN's head) as one GEMM on the unpooled map."""
+    rng = np.random.default_rng(9)
+    w = rng.normal(0, 0.5, (3, 6) if trans_b else (6, 3)).astype(np.float32)
+    inits = [numpy_helper.from_array(w, "w")]
+    gemm_in = ["f", "w"]
+    if bias:
+        inits.append(numpy_helper.from_array(rng.normal(0, 0.5, 3).astype(np.float32), "c"))
+        gemm_in.append("c")
+    nodes = [
+        helper.make_node("GlobalAveragePool", ["x"], ["g"]),
+        helper.make_node("Flatten", ["g"], ["f"]),
+        helper.make_node("Gemm", gemm_in, ["y"], transB=trans_b, alpha=alpha),
+    ]
+    proto = _graph_model(nodes, inits, ["batch", 6, 3, 4], ["batch", 3])
+    _same_as_onnxruntime(proto, (2, 6, 3, 4))
+    eng = NumpyEngine(graph_bundle(proto, 3, name="op"))
+    assert [step[1] for step in eng._plan] == ["GlobalAveragePool+Flatten+Gemm"]

@@ -6,11 +6,12 @@ not depend on the input is done once, at load: weights dequantized, each node co
 checked, constant weights transposed / reshaped for their GEMM) into a small function, and every value given a slot
 of a list. Fusions: a Conv followed by an inference BatchNormalization folded into one Conv; a depthwise Conv and
 the 1x1 Conv after it run as one op; a residual Add that is a Conv's only consumer done in place on the Conv's
-output; a standardisation Sub(x, a) / s of single constants folded into the Conv after it (padding with a); a Relu
-after a Conv / Gemm / BatchNormalization (and what was fused into it) applied in place on that op's fresh output. A
-node whose inputs are all constants runs once, at load. The plan then runs as one generated straight-line function,
-with no loop or dict look-up per node, and each op keeps, per input shape, its work buffers and its views into them
-(`_Window.plan`), so a call is a few numpy calls.
+output; a standardisation Sub(x, a) / s of single constants folded into the Conv after it (padding with a); a
+classifier head GlobalAveragePool, Flatten, Gemm as one GEMM on the unpooled map; a Relu after a Conv / Gemm /
+BatchNormalization (and what was fused into it) applied in place on that op's fresh output. A node whose inputs are
+all constants runs once, at load. The plan then runs as one generated straight-line function, with no loop or dict
+look-up per node, and each op keeps, per input shape, its work buffers and its views into them (`_Window.plan`), so
+a call is a few numpy calls.
 
 Convolutions use im2col (the input into a flat padded buffer, then one strided copy of every kernel tap's inputs
 into the columns) and one matrix product per layer (grouped: one batched np.matmul over the groups), so the heavy
@@ -270,6 +271,16 @@ def _fuse(
         if std is not None and div is not None and conv is not None:
             fn, ins, op, outs = std, ins[:1], "Sub+Div+Conv", steps[conv][4]
             absorbed.update((div, conv))
+        flat = only_consumer(outs, "Flatten") if op == "GlobalAveragePool" else None
+        dense = None if flat is None else only_consumer(steps[flat][4], "Gemm")
+        head = (
+            None
+            if dense is None or flat is None
+            else _pool_gemm(nodes[steps[flat][0]], nodes[steps[dense][0]], opset, params)
+        )
+        if head is not None and flat is not None and dense is not None:
+            fn, op, outs = head, "GlobalAveragePool+Flatten+Gemm", steps[dense][4]
+            absorbed.update((flat, dense))
         bn = only_consumer(outs, "BatchNormalization") if op == "Conv" else None
         folded = None if bn is None else _fold_batchnorm(nodes[i], nodes[steps[bn][0]], opset, params)
         if folded is not None and bn is not None:
@@ -342,6 +353,41 @@ def _fold_standardisation(
     conv_fn = _conv(_Node({**node, "inputs": [x, w_name, bias_name]}, opset, params), pad_value=a0)
     w_c, b_c = params[w_name], params[bias_name]
     return lambda v: conv_fn(v, w_c, b_c)
+
+
+def _pool_gemm(
+    flat: Mapping[str, Any], gemm: Mapping[str, Any], opset: int, params: Mapping[str, np.ndarray]
+) -> Op | None:
+    """GlobalAveragePool, Flatten (axis 1), then a Gemm of a constant weight (a CNN's classifier head) as one
+    GEMM on the unpooled input: the weight repeated over the P pixels and divided by P (built once per P), so
+    mean and product are one np.dot. None unless the pattern holds (transA, a weight or bias that is an
+    input)."""
+    fn_, gn = _Node(flat, opset, params), _Node(gemm, opset, params)
+    w, c = gn.const(1), gn.const(2)
+    has_c = len(gemm["inputs"]) > 2 and bool(gemm["inputs"][2])
+    if fn_.i("axis", 1) != 1 or gemm["inputs"][0] != flat["outputs"][0] or gn.i("transA", 0) or w is None:
+        return None
+    if (has_c and c is None) or w.ndim != 2:
+        return None
+    wm = (w.T if gn.i("transB", 0) else w).astype(np.float64) * gn.f("alpha", 1.0)  # [C, M]
+    bias = None if c is None else np.asarray(c * gn.f("beta", 1.0), np.float32)
+    spread: dict[int, np.ndarray] = {}
+
+    def head(x: np.ndarray) -> np.ndarray:
+        if x.ndim < 3 or x.shape[1] != wm.shape[0]:
+            raise _NodeError(f"input {list(x.shape)} does not fit a classifier of {wm.shape[0]} inputs")
+        n, ch, p = x.shape[0], x.shape[1], math.prod(x.shape[2:])
+        wp = spread.get(p)
+        if wp is None:
+            wp = np.ascontiguousarray(np.repeat(wm / p, p, axis=0), dtype=np.float32)  # row c * P + q
+            if len(spread) < 4:
+                spread[p] = wp
+        y = np.dot(x.reshape(n, ch * p), wp)
+        if bias is not None:
+            y += bias
+        return y
+
+    return head
 
 
 def _fold_batchnorm(
