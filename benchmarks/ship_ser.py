@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -74,18 +75,7 @@ def main() -> None:
     )
     args = ap.parse_args()
     torch.set_num_threads(1)
-    d = functionals_input(args.data)
-    _, records = load_records(args.data, None)
-    assert len(records) == len(d.y), "functionals_input and load_records list the clips alike"
-    noisy = noisy_functionals_matrix(records, FunctionalsSpec(), copies=NOISY_COPIES, cache=FeatureCache())
-    X = np.concatenate([d.X, *noisy]).astype(np.float32)
-    y = np.tile(d.y, NOISY_COPIES + 1)
-    spk = np.tile(d.speakers, NOISY_COPIES + 1)
-    copy_of = np.repeat(np.arange(NOISY_COPIES + 1), len(d.y))
-    # each (speaker, capture) is standardised by its own statistics, as a device session adapts to its user
-    # and microphone (labels unused)
-    groups = np.char.add(np.char.add(spk.astype(str), "#"), copy_of.astype(str))
-    Z = transductive(X, groups)
+    d, X, Z, y, spk, copy_of, groups = training_matrix(args.data)
     speakers = sorted(set(d.speakers))
     val_spk = [str(s) for s in speakers[-VAL_SPEAKERS[args.data] :]]
     val = np.isin(spk, val_spk)
@@ -175,17 +165,46 @@ def main() -> None:
     )
 
 
+def training_matrix(data: str):
+    """The recipe's rows: (functionals input, X, Z, y, speaker, copy index, group) over the clean clips and
+    `NOISY_COPIES` noisy copies of each; Z standardises each (speaker, copy) by its own statistics, as a device
+    session adapts to its user and microphone (labels unused)."""
+    d = functionals_input(data)
+    _, records = load_records(data, None)
+    assert len(records) == len(d.y), "functionals_input and load_records list the clips alike"
+    noisy = noisy_functionals_matrix(records, FunctionalsSpec(), copies=NOISY_COPIES, cache=FeatureCache())
+    X = np.concatenate([d.X, *noisy]).astype(np.float32)
+    y = np.tile(d.y, NOISY_COPIES + 1)
+    spk = np.tile(d.speakers, NOISY_COPIES + 1)
+    copy_of = np.repeat(np.arange(NOISY_COPIES + 1), len(d.y))
+    groups = np.char.add(np.char.add(spk.astype(str), "#"), copy_of.astype(str))
+    return d, X, transductive(X, groups), y, spk, copy_of, groups
+
+
 def refit(
-    dim: int, n_classes: int, Z: np.ndarray, y: np.ndarray, plan, epochs: dict[str, int]
+    dim: int,
+    n_classes: int,
+    Z: np.ndarray,
+    y: np.ndarray,
+    plan,
+    epochs: dict[str, int],
+    *,
+    seed: int = 0,
+    prepare: Callable[[torch.nn.Module, str], None] | None = None,
 ) -> tuple[torch.nn.Module, dict]:
     """functionals_mlp trained on every row of Z for the float and QAT epoch counts stage 1 chose, at its
-    bit plan: no checkpoint is selected on the data it trains on."""
-    seed_everything(0)
+    bit plan: no checkpoint is selected on the data it trains on. `prepare(model, stage)` (experiments,
+    benchmarks/tflite_int8_flips.py) may add hooks before the "float" and the "qat" stage."""
+    seed_everything(seed)
     net = build("functionals_mlp", num_classes=n_classes, in_features=dim)
     net.set_normalization(torch.as_tensor(Z.mean(0)), torch.as_tensor(Z.std(0)))
-    fixed = TrainConfig(seed=0, epochs=max(1, epochs["float"]), keep_last=True)
+    if prepare is not None:
+        prepare(net, "float")
+    fixed = TrainConfig(seed=seed, epochs=max(1, epochs["float"]), keep_last=True)
     fp = train_classifier(net, Z, y, Z, y, fixed, progress=False)
-    qcfg = replace(QAT_DEFAULTS, seed=0, epochs=max(1, epochs["qat"]), keep_last=True)
+    if prepare is not None:
+        prepare(fp.model, "qat")  # qat() deep-copies the model, hooks included
+    qcfg = replace(QAT_DEFAULTS, seed=seed, epochs=max(1, epochs["qat"]), keep_last=True)
     frozen, codes, _ = qat(fp.model, plan, Z, y, Z, y, qcfg)
     return frozen, codes
 
