@@ -206,6 +206,7 @@ def _same_as_onnxruntime(proto, shape):
         ),  # dense
         ((2, 3, 11), 4, 1, {"kernel_shape": [4], "auto_pad": "SAME_UPPER"}, False),  # dense 1-D, even kernel
         ((2, 8, 7, 7), 16, 1, {"strides": [2, 2]}, True),  # 1x1, stride 2 (the shortcut)
+        ((2, 8, 7, 7), 16, 1, {"strides": [2, 3]}, False),  # 1x1, strided, no bias
         ((2, 8, 7, 7), 16, 1, {"auto_pad": "SAME_UPPER"}, False),  # 1x1 under auto_pad
     ],
 )

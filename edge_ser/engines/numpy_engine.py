@@ -151,7 +151,8 @@ class NumpyEngine:
         slots: dict[str, int] = {"": 0}
         for name in itertools.chain(self.params, self.input_names):
             slots.setdefault(name, len(slots))
-        compiled, code, scope = [], ["def straight(env):"], {"store": _store}
+        compiled, code = [], ["def straight(env):"]
+        scope = {"store": _store, "maximum": np.maximum, "zero": _f32(0.0)}
         for k, (i, op, fn, ins, outs) in enumerate(plan):
             for nm in outs:
                 if nm:
@@ -159,9 +160,13 @@ class NumpyEngine:
             outs_idx = tuple(slots[nm] if nm else -1 for nm in outs)
             get = operator.itemgetter(*(slots[nm] for nm in ins))  # a tuple for 2+ inputs, the value for 1
             compiled.append((i, op, fn, get, len(ins) > 1, outs_idx))
-            scope[f"f{k}"] = fn
+            inner = getattr(fn, "relu_of", None)
+            scope[f"f{k}"] = fn if inner is None else inner
             call = f"f{k}({', '.join(f'env[{slots[nm]}]' for nm in ins)})"
-            if len(outs) == 1:
+            if inner is not None:  # a fused Relu: one call frame fewer
+                code.append(f"    r = {call}")
+                code.append(f"    env[{outs_idx[0]}] = maximum(r, zero, out=r)")
+            elif len(outs) == 1:
                 code.append(f"    r = {call}")
                 code.append(f"    if r.__class__ is tuple: store(env, r, {outs_idx})")
                 code.append(f"    else: env[{outs_idx[0]}] = r")
@@ -462,6 +467,7 @@ def _then_relu(fn: Op) -> Op:
         y = fn(*args)
         return np.maximum(y, zero, out=y)
 
+    fused.relu_of = fn  # type: ignore[attr-defined]  # the generated plan calls fn and the maximum inline
     return fused
 
 
@@ -1304,24 +1310,33 @@ def _depthwise(
 
 
 def _pointwise(win: _Window, w: np.ndarray, b: np.ndarray | None) -> Op:
-    """A 1x1 Conv (group 1, no padding) with constant weights: one GEMM on the input itself, taken every
-    stride-th pixel, and the bias added; no im2col copy of a stride-1 input."""
+    """A 1x1 Conv (group 1, no padding) with constant weights: one GEMM on the input itself and the bias added;
+    no im2col copy of a stride-1 input. Strided, the pixels it keeps are copied anyway, so they go into a work
+    buffer next to a row of ones and the GEMM adds the bias too."""
     m, c = w.shape[0], w.shape[1]
     w2 = np.ascontiguousarray(w.reshape(m, c), dtype=np.float32)
     b_col = None if b is None else np.asarray(b, np.float32).reshape(-1, 1)
+    wb = w2 if b is None else np.ascontiguousarray(np.concatenate([w2, b_col], axis=1))
     step = (slice(None), slice(None), *(slice(None, None, s) for s in win.strides))
     strided = max(win.strides) > 1
+
+    def strided_plan(x: np.ndarray) -> tuple[Any, ...]:
+        n, out = x.shape[0], x[step].shape[2:]
+        rows = np.ones((n, c + (b is not None), math.prod(out)), x.dtype)
+        return rows, rows[:, :c].reshape(n, c, *out), out
 
     def pointwise(x: np.ndarray) -> np.ndarray:
         if x.ndim != 2 + win.nd or x.shape[1] != c:
             raise _NodeError(f"input {list(x.shape)} does not fit a 1x1 weight of {c} input channels")
+        n = x.shape[0]
         if strided:
-            x = x[step]
-        n, out = x.shape[0], x.shape[2:]
+            rows, into, out = win.plan(x.shape, lambda: strided_plan(x))
+            into[...] = x[step]
+            return (np.dot(wb, rows[0]) if n == 1 else np.matmul(wb, rows)).reshape(n, m, *out)
         y = np.dot(w2, x.reshape(c, -1)) if n == 1 else np.matmul(w2, x.reshape(n, c, -1))
         if b_col is not None:
             y += b_col
-        return y.reshape(n, m, *out)
+        return y.reshape(n, m, *x.shape[2:])
 
     return pointwise
 
