@@ -356,8 +356,7 @@ def _fold_standardisation(
         np.float32
     )
     conv_fn = _conv(_Node({**node, "inputs": [x, w_name, bias_name]}, opset, params), pad_value=a0)
-    w_c, b_c = params[w_name], params[bias_name]
-    return lambda v: conv_fn(v, w_c, b_c)
+    return functools.partial(conv_fn, w=params[w_name], b=params[bias_name])  # its constants: the fast path
 
 
 def _pool_gemm(
@@ -1017,14 +1016,19 @@ class _Window:
             bufs[what] = buf if buf.nbytes <= _KEEP_BYTES else None
         return buf
 
-    def plan(self, key: tuple[Any, ...], build: Callable[[], tuple[Any, ...]]) -> tuple[Any, ...]:
+    def plan(
+        self, key: tuple[Any, ...], build: Callable[..., tuple[Any, ...]], *args: Any
+    ) -> tuple[Any, ...]:
         """This thread's run plan for `key` (an input shape): the views into its work buffers an op reuses on
         every call, built once; kept while its buffers stay under _KEEP_BYTES (the hot path of a small model is
-        then a few numpy calls, with no Python work per call to find buffers and views again)."""
-        plans = self._scratch.__dict__.setdefault("plans", {})
+        then a few numpy calls, with no Python work per call to find buffers and views again). `build(*args)`
+        makes it on the first call."""
+        plans = self._scratch.__dict__.get("plans")
+        if plans is None:
+            plans = self._scratch.plans = {}
         hit = plans.get(key)
         if hit is None:
-            hit = build()
+            hit = build(*args)
             if len(plans) < 8 and all(_buffer_bytes(a) <= _KEEP_BYTES for a in hit):
                 plans[key] = hit
         return hit
@@ -1040,7 +1044,7 @@ class _Window:
         if x.ndim != 2 + self.nd:
             raise _NodeError(f"expects a {2 + self.nd}-d input [N, C, spatial...], got {list(x.shape)}")
         buf, interior, taps, cols, out = self.plan(
-            ("columns", ones_row, *x.shape), lambda: self._columns_plan(x, kernel, ones_row)
+            ("columns", ones_row, *x.shape), self._columns_plan, x, kernel, ones_row
         )
         interior[...] = x
         np.copyto(cols, taps)
@@ -1048,10 +1052,8 @@ class _Window:
 
     def _columns_plan(self, x: np.ndarray, kernel: Sequence[int], ones_row: bool) -> tuple[Any, ...]:
         """`columns`' buffers and views: the columns, the padded input's interior, the taps view, the out size."""
-        geo = self.flat_geometry(x.shape, kernel)
+        flat, interior, geo = self.flat_buffer(x.shape, kernel, x.dtype, self.pad_value)
         n, c = x.shape[:2]
-        flat = np.full(n * c * geo.size + geo.slack, self.pad_value, x.dtype)
-        interior = flat[geo.lead : geo.lead + n * c * geo.size].reshape(n, c, *geo.padded)[geo.interior]
         item = flat.itemsize
         pixel = [math.prod(geo.padded[j + 1 :]) for j in range(self.nd)]
         taps = np.lib.stride_tricks.as_strided(  # padded image (n, c) starts at (n * C + c) * size
@@ -1070,6 +1072,17 @@ class _Window:
         if ones_row:
             buf[:, rows] = 1
         return buf, interior, taps, buf[:, :rows].reshape(n, c, *kernel, *geo.out), geo.out
+
+    def flat_buffer(
+        self, shape: tuple[int, ...], kernel: Sequence[int], dtype: Any, value: float
+    ) -> tuple[np.ndarray, np.ndarray, _FlatGeometry]:
+        """A new flat padded buffer for inputs of `shape` (`flat_geometry`), filled with `value` once, the view
+        of it the input is copied into each call (its interior), and the geometry."""
+        geo = self.flat_geometry(shape, kernel)
+        n, c = shape[:2]
+        buf = np.full(n * c * geo.size + geo.slack, value, dtype)
+        interior = buf[geo.lead : geo.lead + n * c * geo.size].reshape(n, c, *geo.padded)[geo.interior]
+        return buf, interior, geo
 
     def flat_geometry(self, shape: tuple[int, ...], kernel: Sequence[int]) -> _FlatGeometry:
         """Where an input of `shape` [N, C, spatial...] sits in a flat padded buffer, worked out once per input
@@ -1226,11 +1239,7 @@ def _depthwise(
         """The flat path's buffers for inputs of `shape`; returns (run, its buffers...): run(x) -> the
         outputs as a view of a work buffer (valid until the next call)."""
         n = shape[0]
-        geo = win.flat_geometry(shape, kernel)
-        buf = np.full(n * group * geo.size + geo.slack, win.pad_value, dtype)
-        interior = buf[geo.lead : geo.lead + n * group * geo.size].reshape(n, group, *geo.padded)[
-            geo.interior
-        ]
+        buf, interior, geo = win.flat_buffer(shape, kernel, dtype, win.pad_value)
         item = buf.itemsize  # every tap a fixed offset into the flat buffer (`_Window.flat_geometry`)
         taps = np.lib.stride_tricks.as_strided(
             buf,
@@ -1296,7 +1305,7 @@ def _depthwise(
         return *parts, rows, rows if rows is None else rows[:, :m].reshape(n, m, *geo.out), geo.out
 
     def depthwise(x: np.ndarray) -> np.ndarray:
-        plan = win.plan(x.shape, lambda: build(x))
+        plan = win.plan(x.shape, build, x)
         y = plan[0](x)  # a view of a work buffer
         if then is None:
             return y.copy() if bias is None else np.add(y, bias)  # a fresh array
@@ -1330,7 +1339,7 @@ def _pointwise(win: _Window, w: np.ndarray, b: np.ndarray | None) -> Op:
             raise _NodeError(f"input {list(x.shape)} does not fit a 1x1 weight of {c} input channels")
         n = x.shape[0]
         if strided:
-            rows, into, out = win.plan(x.shape, lambda: strided_plan(x))
+            rows, into, out = win.plan(x.shape, strided_plan, x)
             into[...] = x[step]
             return (np.dot(wb, rows[0]) if n == 1 else np.matmul(wb, rows)).reshape(n, m, *out)
         y = np.dot(w2, x.reshape(c, -1)) if n == 1 else np.matmul(w2, x.reshape(n, c, -1))
@@ -1367,7 +1376,7 @@ def _maxpool(n: _Node) -> Op:
         # (face_fer's 3/2 pools: ~2.5x faster than one strided slice per tap, which walks short rows one by
         # one; a window view is worse still: numpy walks its last axes element by element, 2.4 ms per av_cnn
         # clip). Without padding the strided slices win: no copy, and only the stride grid is computed.
-        interior, steps, pick = win.plan(x.shape, lambda: flat_plan(x))
+        interior, steps, pick = win.plan(x.shape, flat_plan, x)
         interior[...] = x
         for a, b, out in steps:
             np.maximum(a, b, out=out)
@@ -1377,10 +1386,8 @@ def _maxpool(n: _Node) -> Op:
         """The flat padded buffer's interior, the np.maximum calls (operands and output), the output view."""
         if x.ndim != 2 + win.nd:
             raise _NodeError(f"expects a {2 + win.nd}-d input [N, C, spatial...], got {list(x.shape)}")
-        geo = win.flat_geometry(x.shape, kernel)
+        y, interior, geo = win.flat_buffer(x.shape, kernel, x.dtype, -np.inf)
         n, c = x.shape[:2]
-        y = np.full(n * c * geo.size + geo.slack, -np.inf, x.dtype)
-        interior = y[geo.lead : geo.lead + n * c * geo.size].reshape(n, c, *geo.padded)[geo.interior]
         steps = []
         for k, step in zip(kernel, geo.tap_strides, strict=True):
             if k == 1:
