@@ -145,6 +145,17 @@ def engine_precision(engine_name: str) -> str:
     return "int8" if engine_name == "tflite-int8" else "fp32"
 
 
+def _int8_phases(bundle) -> str | None:
+    """ "input x4, output x8" when the bundle's int8 TFLite variant carries phased copies, else None."""
+    v = bundle.manifest.get("tflite", {}).get("variants", {}).get("int8")
+    if v is None:
+        return None
+    ks = [(n, e.get("phases", 1)) for n, e in v["inputs"].items()] + [
+        ("output", v["output"].get("phases", 1))
+    ]
+    return ", ".join(f"{n} x{k}" for n, k in ks) if any(k > 1 for _, k in ks) else None
+
+
 def sample_inputs(bundle, seed: int = 0) -> dict[str, np.ndarray]:
     """One realistic-range sample per model input (batch 1): faces in [0, 1], MFCC-like audio, raw features."""
     rng = np.random.default_rng(seed)
@@ -295,6 +306,13 @@ def build_report(
                 f"Weight bytes are counted at their stored bit width (the packed file); {engine_name} unpacks "
                 "them to float at load, so its real weight traffic is higher (4 bytes per weight)."
             )
+    phased = _int8_phases(bundle) if precision == "int8" else None
+    if phased:
+        notes.append(
+            f"The int8 variant is phased int8 ({phased}): each layer runs on several shifted int8 copies of its "
+            "input and output, so its kernels do several times the multiply-adds counted here (the model's "
+            'useful work; docs/tflite.md, "phased int8").'
+        )
     if precision == "int8":
         notes.append(
             "Activation bytes are counted as float32 (the counter's convention); the int8 variant moves 1 byte "

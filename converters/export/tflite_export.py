@@ -80,6 +80,8 @@ class TFLiteModel:
     inputs: tuple[str, ...]  # the model's input names, in its forward's order (= the TFLite tensor names)
     input_quant: dict[str, tuple[float, int]] | None  # int8: input name -> (scale, zero_point); None: float
     output_quant: tuple[float, int] | None  # (scale, zero_point) of the int8 output "logits"
+    input_phases: dict[str, int] | None = None  # phased int8 (`tflite_phases`): input name -> copies
+    output_phases: int = 1  # phased int8: copies of the logits
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -967,7 +969,13 @@ def run_tflite(m: TFLiteModel, x: Inputs) -> np.ndarray:
     from edge_ser.engines.tflite import TFLiteEngine
 
     engine = TFLiteEngine.from_model(
-        m.data, m.inputs, variant=m.variant, input_quant=m.input_quant, output_quant=m.output_quant
+        m.data,
+        m.inputs,
+        variant=m.variant,
+        input_quant=m.input_quant,
+        output_quant=m.output_quant,
+        input_phases=m.input_phases,
+        output_phases=m.output_phases,
     )
     return engine.predict(x)
 

@@ -20,6 +20,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
+
 from edge_ser.errors import BundleError
 from edge_ser.features.spec import FeatureSpec
 from edge_ser.inputs import kind_of
@@ -53,6 +55,24 @@ IO_DTYPES = ("float32",)
 TFLITE_VARIANTS = ("fp32", "fp16", "int8")
 """TFLite variants a bundle may carry (manifest `tflite.variants`): float32, float16 weights, full int8."""
 TFLITE_IO_DTYPES = ("float32", "int8")
+TFLITE_PHASES = (1, 2, 4, 8)
+"""Phase counts an int8 tensor of a TFLite variant may have (`phase_offsets`): powers of two, so a weight scale
+divided by the phase count stays exact in float32."""
+
+
+def phase_offsets(k: int) -> np.ndarray:
+    """Grid offsets, in steps, of a tensor held as k phased int8 copies (manifest `"phases": k`).
+
+    Copy p is quantized on the int8 grid shifted by o_p = (p + 0.5) / k - 0.5 steps, q_p = round(x / scale -
+    o_p) + zero_point, and the copies sit side by side on the last axis ([..., k * n], copy-major). Their mean,
+    mean_p (q_p - zero_point + o_p) * scale, is x on a grid k times finer, with the same range: int8 kernels
+    carry a 9- (k = 2) or 10-bit (k = 4) activation. The offsets sum to 0, so a layer reading the copies with
+    its weight divided by k needs no bias correction (docs/tflite.md, "phased int8")."""
+    if k not in TFLITE_PHASES:
+        raise ValueError(f"phases must be one of {TFLITE_PHASES}, got {k!r}")
+    return ((np.arange(k) + 0.5) / k - 0.5).astype(np.float32)
+
+
 ONNX_FP16_NAME = "model_fp16.onnx"
 """The optional fp16 copy of the graph for a GPU (manifest `onnx_fp16`): weights and activations float16,
 inputs and outputs float32, weights inline (converters/export/onnx_fp16.py; docs/accelerators.md)."""
@@ -351,7 +371,8 @@ def _check_tflite(c: Checker, manifest: dict[str, Any], inputs: list[Any], files
 
 
 def _check_tflite_tensor(c: Checker, q: Any, p: str) -> None:
-    """One TFLite input / output entry: {"dtype": "float32"} or {"dtype": "int8", "scale", "zero_point"}."""
+    """One TFLite input / output entry: {"dtype": "float32"} or {"dtype": "int8", "scale", "zero_point"[,
+    "phases"]} (`phases`: k phased int8 copies side by side on the last axis, `phase_offsets`; default 1)."""
     if not isinstance(q, dict):
         c.problem(p, f"must be a mapping {{dtype[, scale, zero_point]}}, got {describe(q)}")
     dtype = c.get(q, "dtype", p, str)
@@ -362,8 +383,13 @@ def _check_tflite_tensor(c: Checker, q: Any, p: str) -> None:
             c.problem(p, "an int8 tensor needs its quantization: scale and zero_point")
         c.number(q["scale"], f"{p}.scale", positive=True)
         c.integer(q["zero_point"], f"{p}.zero_point", -128, 127)
+        if q.get("phases", 1) not in TFLITE_PHASES or isinstance(q.get("phases"), bool):
+            c.problem(
+                f"{p}.phases",
+                f"must be one of {list(TFLITE_PHASES)} (phased int8 copies), got {short(q['phases'])}",
+            )
     else:
-        extra = sorted(k for k in ("scale", "zero_point") if k in q)
+        extra = sorted(k for k in ("scale", "zero_point", "phases") if k in q)
         if extra:
             c.problem(p, f"a {dtype} tensor is not quantized, but has {extra}")
 
@@ -379,7 +405,9 @@ __all__ = [
     "REQUIRED_FILES",
     "SIDE_FILES",
     "TFLITE_IO_DTYPES",
+    "TFLITE_PHASES",
     "TFLITE_VARIANTS",
+    "phase_offsets",
     "WEIGHTS_NAME",
     "check_file_name",
     "normalized_input",

@@ -74,9 +74,13 @@ def _print_model(bundle) -> None:
     for variant, v in m.get("tflite", {}).get("variants", {}).items():
         quant = "".join(
             f", int8 {name} scale {io['scale']:.4g} zero point {io['zero_point']}"
+            + (f" ({io['phases']} phased copies)" if io.get("phases", 1) > 1 else "")
             for name, io in v["inputs"].items()
             if io["dtype"] == "int8"
         )
+        out = v["output"]
+        if out.get("phases", 1) > 1:
+            quant += f", output as {out['phases']} phased int8 copies (averaged by the engine)"
         _print(f"  tflite {variant}: {v['file']}{quant}")
 
 

@@ -20,6 +20,9 @@ named by `normalization.input` (default: the first; laq_mlp "features", av_cnn "
 "faces", already in [0, 1]) are fed as given, and so is everything when the bundle has no `normalization`
 block (as the onnxruntime engine does). An int8 input is then quantized with its own scale and zero point,
 q = clip(round(x / scale) + zero_point, -128, 127), and the int8 output dequantized, (q - zero_point) * scale.
+A phased int8 tensor (manifest `"phases": k`, `edge_ser.bundle.manifest.phase_offsets`) is k such copies side
+by side on the last axis, copy p on the grid shifted by o_p steps: the input's are quantized as
+round(x / scale - o_p) + zero_point, the output's dequantized and averaged (docs/tflite.md, "phased int8").
 
 Batches: the converter's models declare batch 1 (shape [1, ...], usually with -1 in the shape signature). A
 batch of n rows resizes every input to [n, ...] (`resize_tensor_input` + `allocate_tensors`, once per new
@@ -42,7 +45,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from edge_ser.bundle.manifest import TFLITE_VARIANTS
+from edge_ser.bundle.manifest import TFLITE_VARIANTS, phase_offsets
 from edge_ser.engines.base import InputAdapter, cpu_only, finish_logits
 from edge_ser.errors import BundleError, ConfigError, DelegateError, MissingDependencyError
 
@@ -200,19 +203,29 @@ class _Tensor:
     dims: tuple[int | None, ...]  # per-sample shape (the manifest's, None = any)
     scale: np.float32  # int8: real = (q - zero_point) * scale
     zero_point: int
+    phases: int = 1  # int8: k phased copies side by side on the last axis (`phase_offsets`)
+
+    @property
+    def offsets(self) -> np.ndarray:
+        return phase_offsets(self.phases)
 
     @property
     def fixed_batch_1(self) -> bool:
         return self.signature[0] == 1
 
     def batch_shape(self, n: int, a: np.ndarray | None = None) -> list[int]:
-        """[n, *dims], the per-sample dims from `a` where the manifest leaves them open."""
-        return [n, *(d if d is not None else int(a.shape[1 + i]) for i, d in enumerate(self.dims))]
+        """[n, *dims], the per-sample dims from `a` (the rows as fed) where the manifest leaves them open; the
+        last one times the phased copies."""
+        dims = [d if d is not None else int(a.shape[1 + i]) for i, d in enumerate(self.dims)]
+        if self.phases > 1 and self.dims[-1] is not None:
+            dims[-1] *= self.phases
+        return [n, *dims]
 
     def describe(self) -> str:
         s = f"{self.name} {self.dtype.name} {list(self.signature)}"
         if self.dtype == np.int8:
-            s += f" (scale {float(self.scale):.4g}, zero point {self.zero_point})"
+            s += f" (scale {float(self.scale):.4g}, zero point {self.zero_point}"
+            s += f", {self.phases} phased copies)" if self.phases > 1 else ")"
         return s
 
 
@@ -298,10 +311,13 @@ class TFLiteEngine:
         input_quant: Mapping[str, tuple[float, int]] | None = None,
         output_quant: tuple[float, int] | None = None,
         threads: int | None = None,
+        input_phases: Mapping[str, int] | None = None,
+        output_phases: int = 1,
     ) -> TFLiteEngine:
         """This engine over a .tflite flatbuffer that is not in a bundle yet (the exporter checks its own
         output with it): an in-memory bundle holding just the model, its input shapes read from the model, its
-        int8 quantization as given. The inputs are taken as the graph takes them (already standardised)."""
+        int8 quantization (and phased copies, `phase_offsets`) as given. The inputs are taken as the graph takes
+        them (already standardised)."""
         from edge_ser.bundle import Bundle
         from edge_ser.features.spec import FeatureSpec
 
@@ -315,16 +331,16 @@ class TFLiteEngine:
             if d is None:
                 raise BundleError(f"TFLite model: no input named {name!r} (inputs: {sorted(details)})")
             sig = [int(v) for v in d.get("shape_signature", d["shape"])]
-            return {"name": name, "shape": [None, *sig[1:]], "dtype": "float32"}
+            k = (input_phases or {}).get(name, 1)
+            return {"name": name, "shape": [None, *sig[1:-1], sig[-1] // k], "dtype": "float32"}
 
-        def entry(q: tuple[float, int] | None) -> dict[str, Any]:
-            return (
-                {"dtype": "float32"}
-                if q is None
-                else {"dtype": "int8", "scale": float(q[0]), "zero_point": int(q[1])}
-            )
+        def entry(q: tuple[float, int] | None, phases: int = 1) -> dict[str, Any]:
+            if q is None:
+                return {"dtype": "float32"}
+            e = {"dtype": "int8", "scale": float(q[0]), "zero_point": int(q[1])}
+            return e if phases == 1 else {**e, "phases": int(phases)}
 
-        k = int(it.get_output_details()[0]["shape"][-1])
+        k = int(it.get_output_details()[0]["shape"][-1]) // output_phases
         file = f"model_{variant}.tflite"
         manifest = {
             "model": {
@@ -337,8 +353,11 @@ class TFLiteEngine:
                 "variants": {
                     variant: {
                         "file": file,
-                        "inputs": {n: entry((input_quant or {}).get(n)) for n in input_names},
-                        "output": entry(output_quant),
+                        "inputs": {
+                            n: entry((input_quant or {}).get(n), (input_phases or {}).get(n, 1))
+                            for n in input_names
+                        },
+                        "output": entry(output_quant, output_phases),
                     }
                 },
             },
@@ -391,14 +410,19 @@ class TFLiteEngine:
         dims = tuple(dims)
         dtype = np.dtype(d["dtype"])
         scale, zero_point = (float(d["quantization"][0]), int(d["quantization"][1]))
+        phases = int(want.get("phases", 1)) if dtype == np.int8 else 1
         problems = []
+        wide = (*dims[:-1], None if dims[-1] is None else phases * dims[-1]) if dims else dims
         fits = len(sig) == 1 + len(dims) and all(
-            w is None or (s == w and g == w) for s, g, w in zip(sig[1:], shape[1:], dims, strict=True)
+            w is None or (s == w and g == w) for s, g, w in zip(sig[1:], shape[1:], wide, strict=True)
         )
+        if phases > 1 and (not dims or dims[-1] is None):
+            problems.append(f"{phases} phased copies, but its last axis has no fixed size")
         if not fits or not (sig[0] == -1 or sig[0] >= 1):
             role = "logits, one per label" if what == "output" else "the manifest's model.inputs shape"
-            want_shape = ", ".join("?" if w is None else str(w) for w in dims)
-            problems.append(f"shape {sig} (-1: any), expected [batch, {want_shape}] ({role})")
+            want_shape = ", ".join("?" if w is None else str(w) for w in wide)
+            copies = f", {phases} phased copies" if phases > 1 else ""
+            problems.append(f"shape {sig} (-1: any), expected [batch, {want_shape}] ({role}{copies})")
         if dtype.name != want["dtype"]:
             problems.append(f"dtype {dtype.name}, the manifest says {want['dtype']}")
         elif dtype == np.int8:
@@ -415,7 +439,7 @@ class TFLiteEngine:
             raise BundleError(
                 f"{self._where}: the model's {what} {d.get('name', '')!r} has " + "; ".join(problems)
             )
-        return _Tensor(name, int(d["index"]), dtype, tuple(sig), dims, np.float32(scale), zero_point)
+        return _Tensor(name, int(d["index"]), dtype, tuple(sig), dims, np.float32(scale), zero_point, phases)
 
     # ----------------------------------------------------------------------------------------------------------
 
@@ -435,8 +459,12 @@ class TFLiteEngine:
             y = np.concatenate([self._invoke({k: a[i : i + 1] for k, a in arrays.items()}) for i in range(n)])
         else:
             y = self._invoke(arrays)
-        if self._out.dtype == np.int8:
-            y = (y.astype(np.float32) - np.float32(self._out.zero_point)) * self._out.scale
+        o = self._out
+        if o.dtype == np.int8:
+            y = y.astype(np.float32) - np.float32(o.zero_point)
+            if o.phases > 1:  # the mean of the copies, each on its shifted grid
+                y = (y.reshape(len(y), o.phases, -1) + o.offsets[:, None]).mean(axis=1)
+            y *= o.scale
         return finish_logits(y, self.bundle.source, self._num_classes)
 
     def _prepare(self, x: np.ndarray | Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -450,7 +478,11 @@ class TFLiteEngine:
                     raise ConfigError(
                         f"predict: input {t.name!r} has NaN or inf values: cannot quantize to int8"
                     )
-                q = np.rint(a / t.scale)
+                if t.phases > 1:  # copy p on the grid shifted by its offset, copies side by side
+                    a = a / t.scale
+                    q = np.concatenate([np.rint(a - off) for off in t.offsets], axis=-1)
+                else:
+                    q = np.rint(a / t.scale)
                 q += np.float32(t.zero_point)
                 saturated = (q < _QMIN) | (q > _QMAX)
                 if saturated.any():  # never silently: the rows are flagged out of range
@@ -467,7 +499,7 @@ class TFLiteEngine:
                 it.resize_tensor_input(t.index, t.batch_shape(n, arrays[t.name]), strict=False)
             it.allocate_tensors()
             got = [int(s) for s in it.get_output_details()[0]["shape"]]
-            ok = got == [n, self._num_classes]
+            ok = got == [n, self._out.phases * self._num_classes]
         except Exception as e:  # noqa: BLE001 - the interpreters raise RuntimeError / ValueError
             ok, got = False, f"{type(e).__name__}: {e}"
         if ok:

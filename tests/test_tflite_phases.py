@@ -1,0 +1,178 @@
+"""Phased int8 (`converters.export.tflite_phases`): a FULLY_CONNECTED chain whose activations are carried as
+int8 copies on shifted grids. The copies must keep the LAQ codes (tiled) with the scales divided by the input
+copies, the device engine must quantize and average them as the manifest says, and the result must sit closer
+to fp32 than plain int8 of the same calibration."""
+
+from __future__ import annotations
+
+import copy
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge_ser.bundle import load_bundle
+from edge_ser.bundle.manifest import TFLITE_PHASES, phase_offsets
+from edge_ser.bundle.write import write_bundle
+from edge_ser.errors import BundleError
+
+BUNDLES = Path(__file__).resolve().parents[1] / "bundles"
+
+
+@pytest.mark.parametrize("k", TFLITE_PHASES)
+def test_phase_offsets_are_centred_and_one_step_apart(k: int) -> None:
+    o = phase_offsets(k)
+    assert len(o) == k and abs(float(o.sum())) < 1e-6
+    assert np.allclose(np.diff(o), 1.0 / k) and o.min() > -0.5 and o.max() < 0.5
+    # the mean of the k roundings is x on a grid k times finer: error <= half of step / k
+    x = np.linspace(-3, 3, 10001)
+    mean = np.mean([np.rint(x - off) + off for off in o], axis=0)
+    assert np.abs(mean - x).max() <= 0.5 / k + 1e-9
+
+
+def test_phase_offsets_refuse_other_counts() -> None:
+    with pytest.raises(ValueError, match="phases must be one of"):
+        phase_offsets(3)
+
+
+def _edited(tmp_path: Path, name: str, edit) -> Path:
+    """A copy of a shipped bundle with its manifest edited (written as a bundle: files and sums listed)."""
+    b = load_bundle(BUNDLES / name)
+    m = copy.deepcopy(b.manifest)
+    edit(m)
+    return write_bundle(tmp_path / "b", manifest=m, files=dict(b.files))
+
+
+@pytest.mark.parametrize(
+    ("variant", "phases", "message"),
+    [
+        ("int8", 3, r"tflite.variants\['int8'\].output.phases: must be one of \[1, 2, 4, 8\].*got 3"),
+        ("int8", True, r"output.phases: must be one of"),
+        (
+            "fp32",
+            2,
+            r"tflite.variants\['fp32'\].output: a float32 tensor is not quantized, but has \['phases'\]",
+        ),
+    ],
+)
+def test_manifest_checks_phases(tmp_path: Path, variant: str, phases, message: str) -> None:
+    def edit(m: dict) -> None:
+        m["tflite"]["variants"][variant]["output"]["phases"] = phases
+
+    with pytest.raises(BundleError, match=message):
+        load_bundle(_edited(tmp_path, "ser_ravdess", edit))
+
+
+@pytest.mark.parametrize("name", ["ser_emodb", "ser_ravdess"])
+def test_shipped_functionals_bundles_ship_phased_int8(name: str) -> None:
+    spec = load_bundle(BUNDLES / name).manifest["tflite"]["variants"]["int8"]
+    assert spec["inputs"]["functionals"]["phases"] == 4 and spec["output"]["phases"] == 8
+
+
+tflite = pytest.importorskip("edge_ser.engines.tflite")
+
+
+@pytest.mark.skipif(tflite.unavailable() is not None, reason=f"no TFLite interpreter: {tflite.unavailable()}")
+def test_engine_quantizes_the_copies_and_averages_the_output() -> None:
+    b = load_bundle(BUNDLES / "ser_ravdess")
+    e = tflite.TFLiteEngine(b, "int8")
+    (t,) = e._ins
+    assert (t.phases, e._out.phases) == (4, 8)
+    assert "4 phased copies" in e.describe()
+    x = np.random.default_rng(0).standard_normal((5, 88)).astype(np.float32)
+    q = e._prepare(x)["functionals"]
+    std = e.adapt  # the engine standardises first: undo nothing, compare against its own standardised rows
+    z = std(x)["functionals"]
+    want = np.concatenate([np.clip(np.rint(z / t.scale - o) + t.zero_point, -128, 127) for o in t.offsets], 1)
+    np.testing.assert_array_equal(q, want.astype(np.int8))
+    assert e.predict(x).shape == (5, 8)
+    assert e.predict(x[:1]).shape == (1, 8) and e.predict(x[:0]).shape == (0, 8)
+
+
+@pytest.mark.skipif(tflite.unavailable() is not None, reason=f"no TFLite interpreter: {tflite.unavailable()}")
+def test_engine_refuses_copies_the_model_does_not_have(tmp_path: Path) -> None:
+    def edit(m: dict) -> None:
+        m["tflite"]["variants"]["int8"]["inputs"]["functionals"]["phases"] = 2
+
+    with pytest.raises(BundleError, match=r"expected \[batch, 176\].*2 phased copies"):
+        tflite.TFLiteEngine(load_bundle(_edited(tmp_path, "ser_ravdess", edit)), "int8")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the rewrite itself (needs tensorflow's flatbuffer schema)
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def converted():
+    pytest.importorskip("tensorflow", reason="tensorflow-cpu (the tf-export extra) is not installed")
+    from converters.export import onnx_tflite as ot
+
+    b = load_bundle(BUNDLES / "ser_ravdess")
+    t = ot.trace(ot.bundle_graph(b))
+    rng = np.random.default_rng(1)
+    cal = {"functionals": rng.standard_normal((400, 88)).astype(np.float32)}
+    return b, t, ot.convert(t, "fp32"), ot.convert(t, "int8", cal)
+
+
+def test_phased_weights_are_the_laq_codes_tiled(converted) -> None:
+    from converters.export import tflite_bundle as tb
+    from converters.export.tflite_export import int8_weights
+    from converters.export.tflite_phases import Phasing
+
+    _, t, _, m8 = converted
+    p = tb.phased(m8, Phasing(4, 2, 8))
+    assert p.input_phases == {"functionals": 4} and p.output_phases == 8
+    w = int8_weights(p)
+    ks = {"features.0": (2, 4), "features.3": (2, 2), "classifier": (8, 2)}  # (out copies, in copies)
+    for la in t.layers:
+        q, s, zp, dim = w[la.name]
+        k_out, k_in = ks[la.name]
+        np.testing.assert_array_equal(q, np.tile(la.codes, (k_out, k_in)))
+        np.testing.assert_array_equal(s, np.tile(la.scales / np.float32(k_in), k_out))
+        assert not zp.any() and dim == 0
+
+
+def test_phased_int8_is_closer_to_fp32_than_plain(converted) -> None:
+    from converters.export import tflite_bundle as tb
+    from converters.export.tflite_export import run_tflite
+    from converters.export.tflite_phases import Phasing
+
+    _, _, m32, m8 = converted
+    x = np.random.default_rng(2).standard_normal((3000, 88)).astype(np.float32)
+    y32, y8 = run_tflite(m32, x), run_tflite(m8, x)
+    same = run_tflite(tb.phased(m8, Phasing(1, 1, 1)), x)
+    np.testing.assert_array_equal(same, y8)  # one copy everywhere: the plain model
+    yp = run_tflite(tb.phased(m8, Phasing(4, 2, 8)), x)
+    top = y32.argmax(1)
+    # compare where the logits lie inside the output range (the floored ones saturate in both)
+    lo = (-128 - m8.output_quant[1]) * m8.output_quant[0]
+    inside = y32 > lo + m8.output_quant[0]
+    err8, errp = np.abs(y8 - y32)[inside].mean(), np.abs(yp - y32)[inside].mean()
+    assert errp < 0.6 * err8, (errp, err8)
+    assert (yp.argmax(1) != top).sum() < (y8.argmax(1) != top).sum()
+
+
+def test_only_fully_connected_chains_are_phased() -> None:
+    pytest.importorskip("tensorflow", reason="tensorflow-cpu (the tf-export extra) is not installed")
+    from converters.export.tflite_phases import Phasing, phase
+    from edge_ser.errors import ConfigError
+
+    b = load_bundle(BUNDLES / "tiny_transformer_emodb")
+    data = b.files[b.manifest["tflite"]["variants"]["int8"]["file"]]
+    with pytest.raises(ConfigError, match="phased int8: op .* is (?!FULLY_CONNECTED)"):
+        phase(data, Phasing())
+    with pytest.raises(ConfigError, match="hidden phases must be one of"):
+        Phasing(4, 3, 8)
+
+
+def test_phase_bundle_refuses_a_phased_variant(tmp_path: Path) -> None:
+    pytest.importorskip("tensorflow", reason="tensorflow-cpu (the tf-export extra) is not installed")
+    from converters.export.tflite_phases import phase_bundle
+    from edge_ser.errors import ConfigError
+
+    dst = tmp_path / "b"
+    shutil.copytree(BUNDLES / "ser_emodb", dst)
+    with pytest.raises(ConfigError, match="phased already"):
+        phase_bundle(dst)
