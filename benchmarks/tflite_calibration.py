@@ -11,7 +11,9 @@ For each bundle (`BUNDLES`: bundle -> the data set it was trained on):
    copies (`AUGMENTS`), face bundles calibrate on FER-2013 train images (`--face-rows`) and are measured on
    PublicTest (no captures: the saturation column is PublicTest's);
 2. fp32, fp16 and int8 from the bundle's ONNX graph (`onnx_tflite`, fp32 checked against onnxruntime);
-   `--write` adds them to the bundle (model.onnx / weights.esq unchanged);
+   functionals bundles also as phased int8 (`tflite_phases`, `tflite_bundle.default_phasing`, `--phases`),
+   measured beside the plain int8 of the same calibration; `--write` adds them to the bundle (the phased int8
+   when there is one; model.onnx / weights.esq unchanged);
 3. on EVERY clip of the data set (clean, as recorded): top-1 of int8 vs fp32 and fp32 vs onnxruntime
    (per clip: the input kind's `combine` of its rows, so a patch model votes as on the device), max relative
    logit difference;
@@ -25,6 +27,7 @@ Writes benchmarks/results/tflite_calibration.{md,json}.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import sys
 import time
@@ -99,12 +102,17 @@ def run_bundle(name: str, data: str, args) -> dict:
     t0 = time.perf_counter()
     models = tb.convert_bundle(b, cal, input_ranges=c.input_ranges)
     t_conv = time.perf_counter() - t0
+    phasing = tb.default_phasing(b) if args.phases is None else tb._parse_phases(args.phases)
+    plain = models["int8"]
+    if phasing is not None:
+        models = {**models, "int8": tb.phased(plain, phasing)}
     if args.write:
         tb.add_to_bundle(path, models)
     b2 = load_bundle(path) if args.write else _with_models(b, models)
     m8 = models["int8"]
     (inp,) = m8.inputs
-    sat_train = tb.saturation(rows[inp], *m8.input_quant[inp])
+    k_in = (m8.input_phases or {}).get(inp, 1)
+    sat_train = tb.saturation(rows[inp], *m8.input_quant[inp], k_in)
 
     from converters.data.loaders import load_dataset
 
@@ -112,10 +120,12 @@ def run_bundle(name: str, data: str, args) -> dict:
     per_clip = _clip_rows(b2, [r.source for r in records])
     ort = load_engine(b2, "onnxruntime", threads=1)
     e32, e16, e8 = (_float_engine(b2, v) for v in ("fp32", "fp16", "int8"))
+    e8p = _float_engine(_with_models(b, {"int8": plain}), "int8") if phasing is not None else None
     t_ort, l_ort = _top1(b2, ort, per_clip, raw=True)
     t32, l32 = _top1(b2, e32, per_clip)
     t16, l16 = _top1(b2, e16, per_clip)
     t8, l8 = _top1(b2, e8, per_clip)
+    t8p, _ = _top1(b2, e8p, per_clip) if e8p is not None else (t8, None)
 
     rng = np.random.default_rng(0)
     pick = records[:: max(1, len(records) // args.clips)][: args.clips]
@@ -132,8 +142,10 @@ def run_bundle(name: str, data: str, args) -> dict:
         stacked = np.concatenate([x[inp] for x in pc])
         c32, _ = _top1(b2, e32, pc)
         c8, _ = _top1(b2, e8, pc)
-        caps.append({"capture": cap.name, "saturated": tb.saturation(stacked, *m8.input_quant[inp]),
-                     "int8_vs_fp32": float(np.mean(c8 == c32))})  # fmt: skip
+        c8p, _ = _top1(b2, e8p, pc) if e8p is not None else (c8, None)
+        caps.append({"capture": cap.name, "saturated": tb.saturation(stacked, *m8.input_quant[inp], k_in),
+                     "int8_vs_fp32": float(np.mean(c8 == c32)),
+                     "plain_int8_vs_fp32": float(np.mean(c8p == c32))})  # fmt: skip
     return {
         "bundle": name,
         "data": data,
@@ -155,6 +167,10 @@ def run_bundle(name: str, data: str, args) -> dict:
         "fp16_rel_diff": _rel(l16, l32),
         "int8_vs_fp32": float(np.mean(t8 == t32)),
         "int8_rel_diff": _rel(l8, l32),
+        "int8_phases": None if phasing is None else [phasing.input, phasing.hidden, phasing.output],
+        "plain_int8_bytes": len(plain.data),
+        "int8_sha256": hashlib.sha256(m8.data).hexdigest(),  # = the bundle's file when it made it
+        "plain_int8_vs_fp32": float(np.mean(t8p == t32)),
         "captures": caps,
         "max_saturated_capture": max(c["saturated"] for c in caps),
     }
@@ -230,17 +246,23 @@ def markdown(rows: list[dict]) -> str:
         "standardisation). Agreement = same top-1 per clip over EVERY clip of the data set (patch models: "
         "the mean-probability vote of the clip's patches). Saturated = share of int8 input values clipped.",
         "",
+        "int8 = the int8 variant the bundle ships: phased int8 (`tflite_phases`: copies of input, hidden, logits) "
+        "for the functionals bundles, plain int8 otherwise; plain int8 of the same calibration beside it.",
+        "",
         "| bundle | data | clips | fp32 / fp16 / int8 bytes | fp32 vs ORT top-1 (rel. diff) | fp16 vs fp32 | "
-        "int8 vs fp32 top-1 (rel. diff) | saturated: train / worst capture |",
-        "|---|---|---|---|---|---|---|---|",
+        "int8 vs fp32 top-1 (rel. diff) | int8 phases | plain int8 vs fp32 (bytes) | "
+        "saturated: train / worst capture |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         s = r["sizes"]
         out.append(
             f"| {r['bundle']} | {r['data']} | {r['clips']} | {s['fp32']:,} / {s['fp16']:,} / {s['int8']:,} | "
             f"{r['fp32_vs_onnxruntime']:.2%} ({r['fp32_rel_diff']:.1e}) | {r['fp16_vs_fp32']:.2%} | "
-            f"{r['int8_vs_fp32']:.2%} ({r['int8_rel_diff']:.3f}) | {r['saturated_train']:.3%} / "
-            f"{r['max_saturated_capture']:.3%} |"
+            f"{r['int8_vs_fp32']:.2%} ({r['int8_rel_diff']:.3f}) | "
+            f"{'x'.join(map(str, r['int8_phases'])) if r.get('int8_phases') else '-'} | "
+            + (f"{r['plain_int8_vs_fp32']:.2%} ({r['plain_int8_bytes']:,})" if r.get("int8_phases") else "-")
+            + f" | {r['saturated_train']:.3%} / {r['max_saturated_capture']:.3%} |"
         )
     faces = [r for r in rows if "accuracy" in r]
     if faces:
@@ -254,13 +276,16 @@ def markdown(rows: list[dict]) -> str:
     rows = [r for r in rows if r["captures"]]
     if not rows:
         return "\n".join(out)
-    out += ["", "Per capture (saturated share of int8 input values; int8 vs fp32 top-1):", ""]
+    out += ["", "Per capture (saturated share of int8 input values; int8 vs fp32 top-1, plain int8 in brackets "
+            "where the bundle ships phased int8):", ""]  # fmt: skip
     caps = [c["capture"] for c in rows[0]["captures"]]
     out.append("| capture | " + " | ".join(r["bundle"] for r in rows) + " |")
     out.append("|---|" + "---|" * len(rows))
     for i, c in enumerate(caps):
         cells = [
-            f"{r['captures'][i]['saturated']:.3%} / {r['captures'][i]['int8_vs_fp32']:.0%}" for r in rows
+            f"{r['captures'][i]['saturated']:.3%} / {r['captures'][i]['int8_vs_fp32']:.0%}"
+            + (f" ({r['captures'][i]['plain_int8_vs_fp32']:.0%})" if r.get("int8_phases") else "")
+            for r in rows
         ]
         out.append(f"| {c} | " + " | ".join(cells) + " |")
     return "\n".join(out)
@@ -275,6 +300,11 @@ def main(argv: list[str] | None = None) -> int:
         "--face-rows", type=int, default=tb.FACE_ROWS, help="FER-2013 train images to calibrate on"
     )
     p.add_argument("--write", action="store_true", help="add the variants to the bundles")
+    p.add_argument(
+        "--phases",
+        default=None,
+        help="phased int8 IN,HIDDEN,OUT for functionals bundles (default: the bundle's)",
+    )
     p.add_argument("--tag", default="")
     args = p.parse_args(argv)
     if not os.environ.get("EDGE_SER_DATA"):

@@ -18,7 +18,7 @@ bundles: every speaker), else the random split (`accuracy.split.kind == "random"
 
 Functionals bundles get their int8 variant as phased int8 (`tflite_phases`, `default_phasing`; `--phases`).
 
-`saturation(rows, scale, zero_point)` is the share of int8 input values the engine clips to [-128, 127]; the
+`saturation(rows, scale, zero_point[, phases])` is the share of int8 input values the engine clips to [-128, 127]; the
 benchmark `benchmarks/tflite_calibration.py` reports it on held-out-like captures (other rates, gains,
 noise).
 """
@@ -37,6 +37,7 @@ import numpy as np
 
 from converters.export import onnx_tflite as ot
 from converters.export.tflite_phases import FUNCTIONALS, Phasing, phase
+from edge_ser.bundle.manifest import phase_offsets
 from edge_ser.errors import ConfigError
 
 VARIANTS = ("fp32", "fp16", "int8")
@@ -243,9 +244,11 @@ def subsample(rows: Mapping[str, np.ndarray], max_rows: int | None, seed: int = 
     return {k: a[idx] for k, a in rows.items()}
 
 
-def saturation(rows: np.ndarray, scale: float, zero_point: int) -> float:
-    """Share of values that int8 quantization (as the engine does it) clips to [-128, 127]."""
-    q = np.rint(np.asarray(rows, np.float32) / np.float32(scale)) + np.float32(zero_point)
+def saturation(rows: np.ndarray, scale: float, zero_point: int, phases: int = 1) -> float:
+    """Share of int8 input values that quantization as the engine does it clips to [-128, 127] (with `phases`
+    phased copies: of the values of every copy, each on its shifted grid, `phase_offsets`)."""
+    x = np.asarray(rows, np.float32)[..., None, :] / np.float32(scale) - phase_offsets(phases)[:, None]
+    q = np.rint(x) + np.float32(zero_point)
     return float(np.mean((q < -128) | (q > 127)))
 
 
@@ -367,7 +370,7 @@ def main(argv: list[str] | None = None) -> int:
     models = convert_bundle(b, c.calibration, input_ranges=c.input_ranges, phasing=phasing)
     add_to_bundle(a.bundle, models)
     m = models["int8"]
-    sat = {n: saturation(rows[n], *m.input_quant[n]) for n in m.inputs}
+    sat = {n: saturation(rows[n], *m.input_quant[n], (m.input_phases or {}).get(n, 1)) for n in m.inputs}
     sizes = {v: len(mm.data) for v, mm in models.items()}
     print(f"{a.bundle}: {len(next(iter(rows.values())))} calibration rows; sizes {sizes}; int8 input "
           f"{m.input_quant}, saturated on the calibration rows {sat}")  # fmt: skip

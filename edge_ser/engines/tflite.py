@@ -36,7 +36,9 @@ An engine object is not thread-safe (nor is the interpreter); use one per thread
 from __future__ import annotations
 
 import ctypes
+import functools
 import importlib
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -205,9 +207,39 @@ class _Tensor:
     zero_point: int
     phases: int = 1  # int8: k phased copies side by side on the last axis (`phase_offsets`)
 
-    @property
+    @functools.cached_property
     def offsets(self) -> np.ndarray:
-        return phase_offsets(self.phases)
+        """[phases, 1]: each copy's grid offset in steps (`phase_offsets`)."""
+        return phase_offsets(self.phases)[:, None]
+
+    def quantize(self, a: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """float32 rows -> (the int8 rows the model takes, per row whether a value saturated; None: none did).
+        Raises ConfigError for NaN / inf values."""
+        if self.phases > 1:  # copy p on the grid shifted by its offset, the copies side by side
+            q = np.rint(a[..., None, :] / self.scale - self.offsets)
+            q = q.reshape(*a.shape[:-1], self.phases * a.shape[-1])
+        else:
+            q = np.rint(a / self.scale)
+        q += np.float32(self.zero_point)
+        lo, hi = (float(q.min()), float(q.max())) if q.size else (0.0, 0.0)
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            raise ConfigError(f"predict: input {self.name!r} has NaN or inf values: cannot quantize to int8")
+        saturated = None
+        if lo < _QMIN or hi > _QMAX:  # never silently: the caller flags the rows out of range
+            saturated = ((q < _QMIN) | (q > _QMAX)).reshape(len(q), -1).any(axis=1)
+            np.clip(q, _QMIN, _QMAX, out=q)
+        return q.astype(np.int8), saturated
+
+    def dequantize(self, y: np.ndarray) -> np.ndarray:
+        """The int8 output rows -> float32 logits (the mean of the phased copies: their offsets sum to 0)."""
+        k = self.phases
+        if k > 1:
+            y = y.reshape(len(y), k, -1).sum(axis=1, dtype=np.float32)
+        else:
+            y = y.astype(np.float32)
+        y -= np.float32(k * self.zero_point)
+        y *= np.float32(self.scale / k)
+        return y
 
     @property
     def fixed_batch_1(self) -> bool:
@@ -459,12 +491,8 @@ class TFLiteEngine:
             y = np.concatenate([self._invoke({k: a[i : i + 1] for k, a in arrays.items()}) for i in range(n)])
         else:
             y = self._invoke(arrays)
-        o = self._out
-        if o.dtype == np.int8:
-            y = y.astype(np.float32) - np.float32(o.zero_point)
-            if o.phases > 1:  # the mean of the copies, each on its shifted grid
-                y = (y.reshape(len(y), o.phases, -1) + o.offsets[:, None]).mean(axis=1)
-            y *= o.scale
+        if self._out.dtype == np.int8:
+            y = self._out.dequantize(y)
         return finish_logits(y, self.bundle.source, self._num_classes)
 
     def _prepare(self, x: np.ndarray | Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -473,22 +501,10 @@ class TFLiteEngine:
         out = self.adapt(x)
         for t in self._ins:
             if t.dtype == np.int8:
-                a = out[t.name]
-                if not np.isfinite(a).all():
-                    raise ConfigError(
-                        f"predict: input {t.name!r} has NaN or inf values: cannot quantize to int8"
-                    )
-                if t.phases > 1:  # copy p on the grid shifted by its offset, copies side by side
-                    a = a / t.scale
-                    q = np.concatenate([np.rint(a - off) for off in t.offsets], axis=-1)
-                else:
-                    q = np.rint(a / t.scale)
-                q += np.float32(t.zero_point)
-                saturated = (q < _QMIN) | (q > _QMAX)
-                if saturated.any():  # never silently: the rows are flagged out of range
-                    self.adapt.mark(saturated.reshape(len(q), -1).any(axis=1))
-                np.clip(q, _QMIN, _QMAX, out=q)
-                out[t.name] = np.ascontiguousarray(q.astype(np.int8))
+                q, saturated = t.quantize(out[t.name])
+                if saturated is not None:  # never silently: the rows are flagged out of range
+                    self.adapt.mark(saturated)
+                out[t.name] = q
         return out
 
     def _resize(self, n: int, arrays: Mapping[str, np.ndarray]) -> None:
