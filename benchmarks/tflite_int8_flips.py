@@ -17,7 +17,11 @@ change removes the flips (issue 20: ser_ravdess at 98.89 %, 8 of 720 clips).
    softmax ignores, so the int8 output range narrows, the LAQ codes being learnt with it). Each model is
    calibrated as `tflite_bundle` would (`calibrate`, simulated) and its expected flips counted.
 
-Writes benchmarks/results/tflite_int8_flips.{md,json}.
+5. Phased int8 (`converters.export.tflite_phases`, `PHASINGS`): the expected flips with each grid carried as
+   phased copies, and the multiply-adds that costs; chose the shipped 4 x 2 x 8. Since then the bundles' int8
+   file is phased, so "TFLite flips" counts the phased file's, while the simulated grids are its plain ones.
+
+Writes benchmarks/results/NAME.{md,json} (`--name`, default tflite_int8_flips).
 """
 
 from __future__ import annotations
@@ -40,10 +44,13 @@ import torch  # noqa: E402
 from converters.export import onnx_tflite as ot  # noqa: E402
 from converters.export import tflite_bundle as tb  # noqa: E402
 from edge_ser.bundle import load_bundle  # noqa: E402
+from edge_ser.bundle.manifest import phase_offsets  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLES = {"ser_emodb": "emodb", "ser_ravdess": "ravdess"}
 STAGES = ("input", "hidden 1", "hidden 2", "logits")
+PHASINGS = ((1, 1, 1), (2, 2, 2), (4, 1, 4), (4, 2, 2), (4, 2, 8), (4, 4, 4), (8, 4, 8))
+"""Phased int8 settings simulated (copies of input, hidden, logits; `converters.export.tflite_phases`)."""
 ZLOSS = 0.01
 """z-loss weight (of 0.01 and 0.1, the one with fewer expected flips on EMODB; RAVDESS confirms)."""
 
@@ -51,27 +58,39 @@ Layer = tuple[np.ndarray, np.ndarray, bool]  # weight [out, in], bias, ReLU afte
 Quant = tuple[float, int]  # int8 scale, zero point
 
 
-def fake_int8(x: torch.Tensor, q: Quant, phase: float = 0.0, finer: int = 1) -> torch.Tensor:
+def fake_int8(x: torch.Tensor, q: Quant, phase: float = 0.0, finer: int = 1, copies: int = 1) -> torch.Tensor:
     """x on the int8 grid of q (clipped to its range), the grid shifted by `phase` steps; `finer` = k: k times
-    as many steps over the same range (what-if: 2 = 9 bit); straight-through gradients inside the range."""
+    as many steps over the same range (what-if: 2 = 9 bit); `copies` = k: phased int8 (`tflite_phases`), the mean
+    of k copies on grids shifted by `phase_offsets(k)`, the whole set shifted by phase / k (its period);
+    straight-through gradients inside the range."""
+    if copies > 1:
+        offs = phase_offsets(copies) + np.float32(phase / copies)
+        return sum(fake_int8(x, q, float(o), finer) for o in offs) / copies
     s, zp = float(q[0]) / finer, finer * (int(q[1]) + 128)
     return torch.fake_quantize_per_tensor_affine(x - phase * s, s, zp, 0, 255 * finer) + phase * s
 
 
 @torch.no_grad()
 def simulate(
-    layers: list[Layer], qs: list[Quant], X: np.ndarray, on=(1, 1, 1, 1), phases=(0, 0, 0, 0), finer: int = 1
+    layers: list[Layer],
+    qs: list[Quant],
+    X: np.ndarray,
+    on=(1, 1, 1, 1),
+    phases=(0, 0, 0, 0),
+    finer: int = 1,
+    copies=(1, 1, 1, 1),
 ) -> np.ndarray:
-    """Logits of the MLP with each int8 quantizer (input, then each layer's output) on or off."""
+    """Logits of the MLP with each int8 quantizer (input, then each layer's output) on or off; `copies`: phased
+    int8 copies per quantizer."""
     x = torch.tensor(np.asarray(X, np.float32))
     if on[0]:
-        x = fake_int8(x, qs[0], phases[0], finer)
+        x = fake_int8(x, qs[0], phases[0], finer, copies[0])
     for k, (w, b, relu) in enumerate(layers):
         x = x @ torch.tensor(w).T + torch.tensor(b)
         if relu:
             x = torch.relu(x)
         if on[k + 1]:
-            x = fake_int8(x, qs[k + 1], phases[k + 1], finer)
+            x = fake_int8(x, qs[k + 1], phases[k + 1], finer, copies[k + 1])
     return x.numpy()
 
 
@@ -134,14 +153,20 @@ def file_model(b) -> tuple[list[Layer], list[Quant]]:
     return layers, qs
 
 
-def _flips(layers, qs, X, top, on=(1, 1, 1, 1), phases=(0, 0, 0, 0), finer: int = 1) -> np.ndarray:
-    return np.flatnonzero(simulate(layers, qs, X, on, phases, finer).argmax(1) != top)
+def _flips(
+    layers, qs, X, top, on=(1, 1, 1, 1), phases=(0, 0, 0, 0), finer: int = 1, copies=(1, 1, 1, 1)
+) -> np.ndarray:
+    return np.flatnonzero(simulate(layers, qs, X, on, phases, finer, copies).argmax(1) != top)
 
 
-def expected_flips(layers, qs, X, top, n: int, on=(1, 1, 1, 1), seed: int = 0, finer: int = 1) -> dict:
+def expected_flips(
+    layers, qs, X, top, n: int, on=(1, 1, 1, 1), seed: int = 0, finer: int = 1, copies=(1, 1, 1, 1)
+) -> dict:
     """Flips over `n` random grid phases: mean, sd, 10th / 90th percentile."""
     rng = np.random.default_rng(seed)
-    c = np.array([len(_flips(layers, qs, X, top, on, rng.uniform(-0.5, 0.5, 4), finer)) for _ in range(n)])
+    c = np.array(
+        [len(_flips(layers, qs, X, top, on, rng.uniform(-0.5, 0.5, 4), finer, copies)) for _ in range(n)]
+    )
     return {"mean": float(c.mean()), "sd": float(c.std()), "p10": float(np.percentile(c, 10)),
             "p90": float(np.percentile(c, 90)), "share_at_most_1pct": float(np.mean(c <= int(0.01 * len(X))))}  # fmt: skip
 
@@ -176,6 +201,14 @@ def diagnose(name: str, data: str, phases: int) -> tuple[dict, np.ndarray]:
     expected["all but input"] = expected_flips(layers, qs, X, top, phases, (0, 1, 1, 1))
     for k, bits in ((2, 9), (4, 10)):  # what-if: every grid k times finer over the same ranges
         expected[f"all, {bits}-bit grids"] = expected_flips(layers, qs, X, top, phases, finer=k)
+    for i, h, o in PHASINGS:  # phased int8: copies of the input, each hidden activation, the logits
+        ks = (i, h, h, o)
+        macs = sum(ks[j] * ks[j + 1] * w.size for j, (w, _, _) in enumerate(layers))
+        expected[f"phased {i}x{h}x{o}"] = {
+            **expected_flips(layers, qs, X, top, phases, copies=ks),
+            "flips_phase0": len(_flips(layers, qs, X, top, copies=ks)),
+            "macs": int(macs),
+        }
     return {
         "bundle": name,
         "clips": len(X),
@@ -320,6 +353,16 @@ def markdown(diag: list[dict], runs: list[dict]) -> str:
             out.append(f"| {p['clip']} ({p['speaker']}) | {p['fp32_gap']:.3f} | {'yes' if p['int8_tie'] else 'no'} | "
                        f"{', '.join(p['alone']) or 'none (combined)'} |")  # fmt: skip
         out.append("")
+        ph = [k for k in e if k.startswith("phased ")]
+        if ph:
+            out += ["Phased int8 (`tflite_phases`: copies of input x hidden x logits), simulated on the same grids:", "",
+                    "| phased | multiply-adds | flips, phase 0 | expected over phases (sd; p10 - p90) | P(<= 1 % of clips) |",
+                    "|---|---|---|---|---|"]  # fmt: skip
+            for k in ph:
+                x = e[k]
+                out.append(f"| {k[len('phased '):]} | {x['macs']:,} | {x['flips_phase0']} | {x['mean']:.2f} ({x['sd']:.2f}; "
+                           f"{x['p10']:.0f} - {x['p90']:.0f}) | {x['share_at_most_1pct']:.2f} |")  # fmt: skip
+            out.append("")
     if runs:
         out += ["## The recipe at several seeds (expected flips over grid phases; flips of the phase-0 grid)", "",
                 "| bundle | variant | seeds | expected flips: mean (sd over seeds) | min - max | minus the recipe's, same "
@@ -346,6 +389,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bundles", default=",".join(BUNDLES))
     p.add_argument("--phases", type=int, default=200, help="random grid phases for the expected flips")
     p.add_argument("--seeds", type=int, default=0, help="refit the recipe at this many seeds (0: none)")
+    p.add_argument(
+        "--name", default="tflite_int8_flips", help="results file name (benchmarks/results/NAME.md)"
+    )
     args = p.parse_args(argv)
     if not os.environ.get("EDGE_SER_DATA"):
         print("tflite_int8_flips: set EDGE_SER_DATA to the data sets' folder", file=sys.stderr)
@@ -362,7 +408,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.seeds:
             runs += recipe_runs(name, BUNDLES[name], X, args.seeds, args.phases)
     md = markdown(diag, runs)
-    write_results("tflite_int8_flips", {"bundles": diag, "recipe_runs": runs}, md)
+    write_results(args.name, {"bundles": diag, "recipe_runs": runs}, md)
     print(md)
     return 0
 
