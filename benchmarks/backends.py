@@ -18,8 +18,9 @@ Latency: median and p99 of single-row predict() calls cycling over the rows (fea
 wall-clock, and the median CPU time of the calling thread per call.
 Size: the files that engine reads. Agreement: the share of rows whose top-1 is onnxruntime's, and the largest
 logit difference relative to onnxruntime's largest |logit|. `--before-tree DIR` (a checkout of an earlier
-commit, e.g. `git archive COMMIT | tar -x -C DIR`) probes that checkout's numpy engine too, as one more engine
-of each bundle ("numpy (before)"), so an engine change is measured before and after side by side in one run;
+commit, e.g. `git archive COMMIT | tar -x -C DIR`) probes that checkout's engines too (`--before-engines`,
+default numpy), on its own copy of the bundle when it has one, as more engines of each bundle ("numpy
+(before)", "tflite-int8 (before)"), so a change is measured before and after side by side in one run;
 `--before` adds the numpy medians of an earlier run's JSON as a column instead.
 """
 
@@ -39,8 +40,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import write_results  # noqa: E402
 
 MAX_ROWS = 400
-BEFORE = "numpy (before)"
-"""The numpy engine of `--before-tree`, probed beside today's."""
 
 
 def shipped_bundles(root: Path = REPO / "bundles") -> list[Path]:
@@ -152,14 +151,18 @@ def run(args: argparse.Namespace) -> tuple[list[dict], str]:
             x = bundle_inputs(bundle, clips)
             np.savez(feats, **x)
             engines = engines_for(bundle)
-            if args.before_tree and "numpy" in engines:
-                engines.insert(engines.index("numpy") + 1, BEFORE)
+            then = args.before_tree / "bundles" / path.name if args.before_tree else None
+            then = then if then is not None and (then / "manifest.json").is_file() else path
+            for e in args.before_engines if args.before_tree else ():
+                if e in engines:
+                    engines.insert(engines.index(e) + 1, f"{e} (before)")
             best: dict[str, dict] = {}
             # engines alternate: A B C A B C ..., so load from other processes hits all alike
             for _ in range(args.rounds):
                 for engine in engines:
-                    if engine == BEFORE:
-                        r = {**probe(path, "numpy", feats, args, args.before_tree), "engine": BEFORE}
+                    if engine.endswith(" (before)"):
+                        e = engine[: -len(" (before)")]
+                        r = {**probe(then, e, feats, args, args.before_tree), "engine": engine}
                     else:
                         r = probe(path, engine, feats, args)
                     if engine not in best or r.get("median_us", 1e99) < best[engine].get("median_us", 1e99):
@@ -168,7 +171,8 @@ def run(args: argparse.Namespace) -> tuple[list[dict], str]:
             for e, r in zip(engines, rows, strict=True):
                 r.update(bundle=path.name, rows=len(next(iter(x.values()))))
                 if "error" not in r:
-                    r["size_kb"] = engine_bytes(path, e) / 1000
+                    before = e.endswith(" (before)")
+                    r["size_kb"] = engine_bytes(then if before else path, e.removesuffix(" (before)")) / 1000
             agreement(rows)
             out += rows
     return out, source
@@ -247,7 +251,13 @@ def main() -> None:
     ap.add_argument(
         "--before-tree",
         type=Path,
-        help="a checkout of an earlier commit (git archive): its numpy engine is probed too, alternating",
+        help="a checkout of an earlier commit (git archive): its engines (--before-engines) are probed too",
+    )
+    ap.add_argument(
+        "--before-engines",
+        type=lambda v: [e for e in v.split(",") if e],
+        default=["numpy"],
+        help="engines of --before-tree to probe, comma-separated (default numpy; e.g. numpy,tflite-int8)",
     )
     args = ap.parse_args()
     rows, source = run(args)

@@ -11,7 +11,8 @@ For each bundle (`BUNDLES`: bundle -> the data set it was trained on):
    copies (`AUGMENTS`), face bundles calibrate on FER-2013 train images (`--face-rows`) and are measured on
    PublicTest (no captures: the saturation column is PublicTest's);
 2. fp32, fp16 and int8 from the bundle's ONNX graph (`onnx_tflite`, fp32 checked against onnxruntime);
-   functionals bundles also as phased int8 (`tflite_phases`, `tflite_bundle.default_phasing`, `--phases`),
+   audio bundles also as phased int8 where the graph allows (`tflite_phases`, `tflite_bundle.default_phasing`,
+   `--phases`),
    measured beside the plain int8 of the same calibration; `--write` adds them to the bundle (the phased int8
    when there is one; model.onnx / weights.esq unchanged);
 3. on EVERY clip of the data set (clean, as recorded): top-1 of int8 vs fp32 and fp32 vs onnxruntime
@@ -42,6 +43,7 @@ from benchmarks.capture_invariance import captures  # noqa: E402
 from converters.export import tflite_bundle as tb  # noqa: E402
 from edge_ser.bundle import load_bundle  # noqa: E402
 from edge_ser.engines import load_engine  # noqa: E402
+from edge_ser.errors import ConfigError  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLES = {
@@ -96,7 +98,7 @@ def run_bundle(name: str, data: str, args) -> dict:
     b = load_bundle(path)
     t0 = time.perf_counter()
     train = tb.training_paths(b, data)
-    c = tb.calibration_set(b, data, None, args.max_rows)
+    c = tb.calibration_set(b, data, None, args.max_rows, args.augment)
     rows, cal = c.rows, c.calibration
     t_rows = time.perf_counter() - t0
     t0 = time.perf_counter()
@@ -105,7 +107,12 @@ def run_bundle(name: str, data: str, args) -> dict:
     phasing = tb.default_phasing(b) if args.phases is None else tb._parse_phases(args.phases)
     plain = models["int8"]
     if phasing is not None:
-        models = {**models, "int8": tb.phased(plain, phasing)}
+        try:
+            models = {**models, "int8": tb.phased(plain, phasing)}
+        except ConfigError:
+            if args.phases is not None:
+                raise
+            phasing = None  # a graph phasing cannot take: plain int8
     if args.write:
         tb.add_to_bundle(path, models)
     b2 = load_bundle(path) if args.write else _with_models(b, models)
@@ -300,6 +307,12 @@ def main(argv: list[str] | None = None) -> int:
         "--face-rows", type=int, default=tb.FACE_ROWS, help="FER-2013 train images to calibrate on"
     )
     p.add_argument("--write", action="store_true", help="add the variants to the bundles")
+    p.add_argument(
+        "--augment",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="int8 input range from the training rows plus augmented copies (default: tflite_bundle.default_augment)",
+    )
     p.add_argument(
         "--phases",
         default=None,

@@ -178,3 +178,33 @@ def test_phase_bundle_refuses_a_phased_variant(tmp_path: Path) -> None:
     shutil.copytree(BUNDLES / "ser_emodb", dst)
     with pytest.raises(ConfigError, match="phased already"):
         phase_bundle(dst)
+
+
+def test_a_temporal_conv_graph_is_phased_too() -> None:
+    """av_cnn_audio: EXPAND_DIMS, CONV_2D (channels last), RESHAPE, TRANSPOSE, FULLY_CONNECTED: the copies
+    follow the channel axis through the layout ops, and the result sits closer to fp32 than plain int8."""
+    pytest.importorskip("tensorflow", reason="tensorflow-cpu (the tf-export extra) is not installed")
+    from converters.export import onnx_tflite as ot
+    from converters.export import tflite_bundle as tb
+    from converters.export.tflite_export import int8_weights, op_names, run_tflite
+    from converters.export.tflite_phases import Phasing
+
+    b = load_bundle(BUNDLES / "av_cnn_audio")
+    t = ot.trace(ot.bundle_graph(b))
+    rng = np.random.default_rng(3)
+    shape = b.input_shapes[0][1:]
+    cal = {"audio": rng.standard_normal((300, *shape)).astype(np.float32)}
+    m32, m8 = ot.convert(t, "fp32"), ot.convert(t, "int8", cal, input_ranges={"audio": (-5.0, 5.0)})
+    assert {"CONV_2D", "TRANSPOSE", "EXPAND_DIMS"} <= set(op_names(m8))
+    assert m8.input_quant["audio"][0] == pytest.approx(10.0 / 255.0, rel=1e-6)  # set through EXPAND_DIMS
+    p = tb.phased(m8, Phasing(4, 2, 8))
+    w = int8_weights(p)
+    conv = next(la for la in t.layers if la.kind != "dense")
+    q, s, _, _ = w[conv.name]
+    np.testing.assert_array_equal(q, np.tile(conv.codes, (2, 1, 1, 4)))  # out copies x2, input copies x4
+    np.testing.assert_array_equal(s, np.tile(conv.scales / np.float32(4), 2))
+    x = rng.standard_normal((2000, *shape)).astype(np.float32)
+    y32, y8, yp = run_tflite(m32, x), run_tflite(m8, x), run_tflite(p, x)
+    top = y32.argmax(1)
+    assert np.abs(yp - y32).mean() < 0.6 * np.abs(y8 - y32).mean()
+    assert (yp.argmax(1) != top).sum() < (y8.argmax(1) != top).sum()

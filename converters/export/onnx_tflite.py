@@ -996,23 +996,38 @@ def _finish(
     return data, (in_q if variant == "int8" else None), out_q
 
 
+_LAYOUT = ("EXPAND_DIMS", "RESHAPE", "SQUEEZE", "TRANSPOSE")
+"""Ops that move int8 values without requantizing them: their output keeps their input's scale / zero point."""
+
+
 def _set_input_range(
     f: tfx._Flat, ti: int, name: str, lo: float, hi: float, layers: Mapping[int, Layer]
 ) -> None:
-    """Give int8 input `ti` the range [lo, hi] (0 inside); every op reading it must be a matched weight op,
-    whose int32 bias is requantized to the new input scale (LAQ-coded ones again by `_write_grid`)."""
-    readers = f.consumers.get(int(ti), [])
+    """Give int8 input `ti` the range [lo, hi] (0 inside); it must reach only matched weight ops, directly or
+    through layout ops (`_LAYOUT`, whose outputs take the same scale), and their int32 biases are requantized to
+    the new input scale (LAQ-coded ones again by `_write_grid`)."""
+    tensors, readers, todo = [int(ti)], [], [int(ti)]
+    while todo:
+        t = todo.pop()
+        for k in f.consumers.get(t, []):
+            if f.names[k] in _LAYOUT and int(f.sg.operators[k].inputs[0]) == t:
+                out = int(f.sg.operators[k].outputs[0])
+                tensors.append(out)
+                todo.append(out)
+            else:
+                readers.append(k)
     if not readers or any(k not in layers for k in readers):
         raise ConfigError(
             f"TFLite export: input {name!r} is read by {[f.names[k] for k in readers]}: its int8 range can only "
-            "be set when weight ops (FULLY_CONNECTED / CONV_2D) alone read it"
+            f"be set when weight ops (FULLY_CONNECTED / CONV_2D) alone read it (through {list(_LAYOUT)})"
         )
     lo, hi = min(float(lo), 0.0), max(float(hi), 0.0)
     scale = np.float32((hi - lo) / 255.0)
-    q = f.tensor(ti).quantization
-    q.scale = [float(scale)]
-    q.zeroPoint = [int(np.clip(round(-128 - lo / float(scale)), -128, 127))]
-    q.min = q.max = None
+    for t in tensors:
+        q = f.tensor(t).quantization
+        q.scale = [float(scale)]
+        q.zeroPoint = [int(np.clip(round(-128 - lo / float(scale)), -128, 127))]
+        q.min = q.max = None
     for k in readers:
         op, la = f.sg.operators[k], layers[k]
         if len(op.inputs) < 3 or int(op.inputs[2]) < 0:

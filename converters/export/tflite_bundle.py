@@ -16,7 +16,8 @@ training clips are the manifest's: `accuracy.split.train_speakers` when the bund
 bundles: every speaker), else the random split (`accuracy.split.kind == "random"`, its `seed`) re-made with
 `stratified_split`, as the training pipeline made it.
 
-Functionals bundles get their int8 variant as phased int8 (`tflite_phases`, `default_phasing`; `--phases`).
+Audio bundles get their int8 variant as phased int8 where the graph allows it (`tflite_phases`,
+`default_phasing`; `--phases`).
 
 `saturation(rows, scale, zero_point[, phases])` is the share of int8 input values the engine clips to [-128, 127]; the
 benchmark `benchmarks/tflite_calibration.py` reports it on held-out-like captures (other rates, gains,
@@ -199,9 +200,11 @@ class Calibration:
 
 
 def default_augment(bundle) -> bool:
-    """Augmented copies for the functionals bundles (their captures saturated the training range); patch and
-    face models stay on their training rows (patch inputs saturate <= 0.007 % on every capture)."""
-    return bundle.input_kind.name == "functionals"
+    """Augmented copies for the audio bundles fed whole-clip or frame features (functionals, feature vectors,
+    the AV model's audio branch: their captures saturated the training range, e.g. av_cnn_audio 1.74 % on the
+    8 kHz + noise capture without them, 0.39 % with); patch models (saturate <= 0.007 % on every capture, and
+    their augmented rows would cost 8 times as many features) and face models stay on their training rows."""
+    return not is_face(bundle) and bundle.input_kind.name != "patches"
 
 
 def calibration_set(
@@ -275,10 +278,23 @@ def tflite_block(models: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, b
     return {"normalization_in_graph": False, "variants": variants}, files
 
 
+LEAN = Phasing(4, 1, 8)
+"""Phased int8 without hidden copies: for models with a large hidden-to-hidden layer (`HIDDEN_COPY_LIMIT`)."""
+HIDDEN_COPY_LIMIT = 16384
+"""Hidden activations get copies only while every layer between two of them has at most this many weights:
+their copies multiply such a layer by hidden^2 (laq_mlp_emodb's 512 x 128 layer: int8 file 0.19 -> 1.08 MB,
+larger than fp32), and the hidden grids are the smallest source of flips (docs/tflite.md, "phased int8")."""
+
+
 def default_phasing(bundle) -> Phasing | None:
-    """Phased int8 (`tflite_phases`) for the functionals MLPs, whose int8 flipped near-tied clips (ser_ravdess
-    98.9 % -> 99.9 % against fp32); the other graphs are not FULLY_CONNECTED chains and agree >= 99 % as they are."""
-    return FUNCTIONALS if bundle.input_kind.name == "functionals" else None
+    """The phased int8 (`tflite_phases`) an audio bundle's int8 variant gets: `FUNCTIONALS` (input x4, hidden
+    x2, logits x8), or `LEAN` when a hidden-to-hidden layer is larger than `HIDDEN_COPY_LIMIT`; None (plain
+    int8) for face bundles. `convert_bundle(strict=False)` keeps plain int8 for a graph phasing cannot take
+    (two inputs, attention, pools)."""
+    if is_face(bundle):
+        return None
+    params = list(bundle.manifest.get("bitplan", {}).get("params", {}).values())
+    return LEAN if any(p > HIDDEN_COPY_LIMIT for p in params[1:-1]) else FUNCTIONALS
 
 
 def convert_bundle(
@@ -287,10 +303,12 @@ def convert_bundle(
     variants: Sequence[str] = VARIANTS,
     input_ranges: Mapping[str, tuple[float, float]] | None = None,
     phasing: Phasing | None = None,
+    strict: bool = True,
 ) -> dict[str, Any]:
     """{variant: TFLiteModel} of the bundle's graph (checked against onnxruntime first); `calibration` are
     standardised graph inputs (`device_rows`), needed for int8; `input_ranges` (`calibration_set`); `phasing`:
-    the int8 variant as phased int8 (`tflite_phases.phase`)."""
+    the int8 variant as phased int8 (`tflite_phases.phase`); `strict=False`: plain int8, with a note on stderr,
+    when the graph cannot be phased."""
     g = ot.bundle_graph(bundle)
     t = ot.trace(g)
     ot.check_parity(t, ot.reference_logits(bundle))
@@ -299,7 +317,12 @@ def convert_bundle(
         for v in variants
     }
     if phasing is not None and "int8" in out:
-        out["int8"] = phased(out["int8"], phasing)
+        try:
+            out["int8"] = phased(out["int8"], phasing)
+        except ConfigError as e:
+            if strict:
+                raise
+            print(f"{bundle.source}: plain int8 ({e})", file=sys.stderr)
     return out
 
 
@@ -360,14 +383,17 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         metavar="IN,HIDDEN,OUT",
         help="phased int8: copies of the input, each hidden activation and the logits, e.g. 4,2,8; 1,1,1 = plain "
-        "int8 (default: 4,2,8 for functionals bundles, else plain)",
+        "int8 (default: default_phasing: 4,2,8, or 4,1,8 with a large hidden layer; plain for face bundles and "
+        "graphs phasing cannot take)",
     )
     a = p.parse_args(argv)
     b = load_bundle(a.bundle)
     phasing = default_phasing(b) if a.phases is None else _parse_phases(a.phases)
     c = calibration_set(b, a.data, a.data_root, a.max_rows, a.augment)
     rows = c.rows
-    models = convert_bundle(b, c.calibration, input_ranges=c.input_ranges, phasing=phasing)
+    models = convert_bundle(
+        b, c.calibration, input_ranges=c.input_ranges, phasing=phasing, strict=a.phases is not None
+    )
     add_to_bundle(a.bundle, models)
     m = models["int8"]
     sat = {n: saturation(rows[n], *m.input_quant[n], (m.input_phases or {}).get(n, 1)) for n in m.inputs}
