@@ -98,13 +98,13 @@ def run_bundle(name: str, data: str, args) -> dict:
     b = load_bundle(path)
     t0 = time.perf_counter()
     train = tb.training_paths(b, data)
-    c = tb.calibration_set(b, data, None, args.max_rows, args.augment)
+    phasing = tb.default_phasing(b) if args.phases is None else tb._parse_phases(args.phases)
+    c = tb.calibration_set(b, data, None, args.max_rows, args.augment, tb.augment_quantile(phasing))
     rows, cal = c.rows, c.calibration
     t_rows = time.perf_counter() - t0
     t0 = time.perf_counter()
     models = tb.convert_bundle(b, cal, input_ranges=c.input_ranges)
     t_conv = time.perf_counter() - t0
-    phasing = tb.default_phasing(b) if args.phases is None else tb._parse_phases(args.phases)
     plain = models["int8"]
     if phasing is not None:
         try:

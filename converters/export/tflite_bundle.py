@@ -199,6 +199,19 @@ class Calibration:
     augmented: dict[str, np.ndarray] | None = None
 
 
+PHASED_QUANTILE = 0.9999
+"""The augmented input range's quantile when the int8 input carries >= 4 phased copies: their mean has a 4x
+finer step, so the range can leave 5x fewer values outside it. On EMODB's clips, the share of clean clips with
+an int8 input value outside the range (the int8 engine flags them out of range) falls from 5.2 % to 0.93 %
+(laq_mlp_emodb) and from 3.7 % to 0.75 % (ser_emodb); the copies' step is still 2.3-2.8x finer than plain
+int8's at `AUGMENT_QUANTILE`."""
+
+
+def augment_quantile(phasing: Phasing | None) -> float:
+    """The quantile of the augmented input range for an int8 input with this phasing (`PHASED_QUANTILE`)."""
+    return PHASED_QUANTILE if phasing is not None and phasing.input >= 4 else AUGMENT_QUANTILE
+
+
 def default_augment(bundle) -> bool:
     """Augmented copies for the audio bundles fed whole-clip or frame features (functionals, feature vectors,
     the AV model's audio branch: their captures saturated the training range, e.g. av_cnn_audio 1.74 % on the
@@ -208,11 +221,17 @@ def default_augment(bundle) -> bool:
 
 
 def calibration_set(
-    bundle, data: str, root: str | None = None, max_rows: int | None = None, augment: bool | None = None
+    bundle,
+    data: str,
+    root: str | None = None,
+    max_rows: int | None = None,
+    augment: bool | None = None,
+    quantile: float = AUGMENT_QUANTILE,
 ) -> Calibration:
     """The bundle's int8 calibration (module doc): face bundles from FER-2013 train images; audio bundles
     from their training clips through the device path, clipped to `QUANTILE`; with `augment` (default
-    `default_augment`) the input range from the training rows plus `augmented_clips` at `AUGMENT_QUANTILE`."""
+    `default_augment`) the input range from the training rows plus `augmented_clips` at `quantile`
+    (`augment_quantile`)."""
     if is_face(bundle):
         rows, _ = face_rows(data, root, "train", max_rows or FACE_ROWS)
         return Calibration(rows, rows)
@@ -226,8 +245,8 @@ def calibration_set(
     for n, a in rows.items():
         both = np.concatenate([a, aug[n]])
         ranges[n] = (
-            float(np.quantile(both, 1 - AUGMENT_QUANTILE)),
-            float(np.quantile(both, AUGMENT_QUANTILE)),
+            float(np.quantile(both, 1 - quantile)),
+            float(np.quantile(both, quantile)),
         )
     return Calibration(rows, cal, ranges, aug)
 
@@ -389,7 +408,7 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     b = load_bundle(a.bundle)
     phasing = default_phasing(b) if a.phases is None else _parse_phases(a.phases)
-    c = calibration_set(b, a.data, a.data_root, a.max_rows, a.augment)
+    c = calibration_set(b, a.data, a.data_root, a.max_rows, a.augment, augment_quantile(phasing))
     rows = c.rows
     models = convert_bundle(
         b, c.calibration, input_ranges=c.input_ranges, phasing=phasing, strict=a.phases is not None
