@@ -5,7 +5,8 @@ top-1 agreement with onnxruntime.
                                   [--name backends] [--before benchmarks/results/backends_before.json]
 
 Bundles: every folder of bundles/ with a manifest.json (or the ones named). Inputs: real clips, made by each
-bundle's own input kind (`InputKind.audio_inputs`, as the device makes them): the first `--clips` EMODB clips
+bundle's own input kind (`InputKind.audio_inputs`, as the device makes them, then its speaker normalisation with
+the training prior, `bundle_inputs`): the first `--clips` EMODB clips
 (22.05 kHz, resampled by the kind), and for a bundle that also takes faces, 6 FER-2013 PublicTest faces of the
 clip's class (as benchmarks/capture_invariance.py gives them). A kind that makes several rows of a clip (log-Mel
 patches) gives them all; at most 400 rows are kept. Without the data sets, seeded noise clips stand in (said in
@@ -87,14 +88,21 @@ def _faces(label: str, size: int, k: int) -> list[object] | None:
 
 
 def bundle_inputs(bundle, clips) -> dict[str, object]:
-    """The bundle's model inputs for the clips, rows stacked per input name (at most MAX_ROWS rows)."""
+    """The bundle's model inputs for the clips as the device feeds its engine, rows stacked per input name (at
+    most MAX_ROWS rows): the input kind's features, then the bundle's speaker normalisation with its training
+    prior (`SpeakerAdapter(enabled=False)`, as `Recognizer(adapt=False)`; a no-op without a `speaker_norm`
+    block). Without it a speaker-normalised model (the ser_* bundles) gets rows far outside its training range,
+    which every engine flags out of range and the int8 variants clip."""
     import numpy as np
 
+    from edge_ser.speaker import SpeakerAdapter
+
     kind = bundle.input_kind
+    speaker = SpeakerAdapter(bundle.manifest, enabled=False)
     parts: dict[str, list[np.ndarray]] = {n: [] for n in kind.input_names}
     for y, sr, label in clips:
         faces = _faces(label, kind.face_crop.size, kind.faces) if kind.faces else None
-        for name, arr in kind.audio_inputs(y, sr, faces).items():
+        for name, arr in speaker(kind.audio_inputs(y, sr, faces), update=False).items():
             parts[name].append(np.asarray(arr, dtype=np.float32))
     return {n: np.concatenate(v)[:MAX_ROWS] for n, v in parts.items()}
 
