@@ -98,7 +98,7 @@ def run_bundle(name: str, data: str, args) -> dict:
     b = load_bundle(path)
     t0 = time.perf_counter()
     train = tb.training_paths(b, data)
-    phasing = tb.default_phasing(b) if args.phases is None else tb._parse_phases(args.phases)
+    phasing = tb.default_phasing(b) if args.phases is None else tb.parse_phases(args.phases)
     c = tb.calibration_set(b, data, None, args.max_rows, args.augment, tb.augment_quantile(phasing))
     rows, cal = c.rows, c.calibration
     t_rows = time.perf_counter() - t0

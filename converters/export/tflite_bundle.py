@@ -38,7 +38,8 @@ import numpy as np
 
 from converters.export import onnx_tflite as ot
 from converters.export.tflite_phases import FUNCTIONALS, Phasing, phase
-from edge_ser.bundle.manifest import phase_offsets
+from edge_ser.bundle.manifest import phase_offsets, tflite_io_entry
+from edge_ser.engines.tflite import int8_codes
 from edge_ser.errors import ConfigError
 
 VARIANTS = ("fp32", "fp16", "int8")
@@ -269,19 +270,13 @@ def subsample(rows: Mapping[str, np.ndarray], max_rows: int | None, seed: int = 
 def saturation(rows: np.ndarray, scale: float, zero_point: int, phases: int = 1) -> float:
     """Share of int8 input values that quantization as the engine does it clips to [-128, 127] (with `phases`
     phased copies: of the values of every copy, each on its shifted grid, `phase_offsets`)."""
-    x = np.asarray(rows, np.float32)[..., None, :] / np.float32(scale) - phase_offsets(phases)[:, None]
-    q = np.rint(x) + np.float32(zero_point)
+    offsets = phase_offsets(phases)[:, None] if phases > 1 else None
+    q = int8_codes(np.asarray(rows, np.float32), np.float32(scale), zero_point, offsets)
     return float(np.mean((q < -128) | (q > 127)))
 
 
 def tflite_block(models: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, bytes]]:
     """The manifest's `tflite` block and files of converted models {variant: TFLiteModel}."""
-
-    def entry(quant: tuple[float, int] | None, phases: int = 1) -> dict[str, Any]:
-        if quant is None:
-            return {"dtype": "float32"}
-        e = {"dtype": "int8", "scale": float(quant[0]), "zero_point": int(quant[1])}
-        return e if phases == 1 else {**e, "phases": int(phases)}
 
     variants, files = {}, {}
     for v, m in models.items():
@@ -290,9 +285,10 @@ def tflite_block(models: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, b
         variants[v] = {
             "file": name,
             "inputs": {
-                n: entry((m.input_quant or {}).get(n), (m.input_phases or {}).get(n, 1)) for n in m.inputs
+                n: tflite_io_entry((m.input_quant or {}).get(n), (m.input_phases or {}).get(n, 1))
+                for n in m.inputs
             },
-            "output": entry(m.output_quant, m.output_phases),
+            "output": tflite_io_entry(m.output_quant, m.output_phases),
         }
     return {"normalization_in_graph": False, "variants": variants}, files
 
@@ -369,7 +365,8 @@ def add_to_bundle(path: str | Path, models: Mapping[str, Any]) -> Path:
     return write_bundle(path, manifest=manifest, files={**kept, **files})
 
 
-def _parse_phases(text: str) -> Phasing | None:
+def parse_phases(text: str) -> Phasing | None:
+    """`--phases IN,HIDDEN,OUT` -> a Phasing (None for 1,1,1: plain int8)."""
     try:
         ks = [int(v) for v in text.split(",")]
     except ValueError:
@@ -395,7 +392,8 @@ def main(argv: list[str] | None = None) -> int:
         "--augment",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="input range from the training rows plus held-out-like copies (default: functionals bundles)",
+        help="input range from the training rows plus held-out-like copies (default: default_augment, every "
+        "audio bundle but the patch models)",
     )
     p.add_argument(
         "--phases",
@@ -407,7 +405,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     a = p.parse_args(argv)
     b = load_bundle(a.bundle)
-    phasing = default_phasing(b) if a.phases is None else _parse_phases(a.phases)
+    phasing = default_phasing(b) if a.phases is None else parse_phases(a.phases)
     c = calibration_set(b, a.data, a.data_root, a.max_rows, a.augment, augment_quantile(phasing))
     rows = c.rows
     models = convert_bundle(

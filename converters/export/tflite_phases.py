@@ -36,8 +36,6 @@ from converters.export.onnx_tflite import _own_buffer
 from edge_ser.bundle.manifest import TFLITE_PHASES, phase_offsets
 from edge_ser.errors import ConfigError
 
-INT32_MAX = 2**31 - 1
-
 
 @dataclass(frozen=True)
 class Phasing:
@@ -132,7 +130,7 @@ def _rewrite_weights(f: tfx._Flat, k: int, k_in: int, k_out: int) -> None:
     bq = np.concatenate(
         [np.round((bias * unit - np.float64(off) * s_out) / new_unit) for off in phase_offsets(k_out)]
     )
-    if np.abs(bq).max() > INT32_MAX:
+    if np.abs(bq).max() > tfx.INT32_MAX:
         raise ConfigError(f"phased int8: the int32 bias of op {k} overflows at {k_in} input copies")
     tiled = np.tile(codes, (k_out,) + (1,) * (len(shape) - 2) + (k_in,))
     f.obj.buffers[w.buffer].data = _bytes(tiled)

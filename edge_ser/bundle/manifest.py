@@ -60,6 +60,15 @@ TFLITE_PHASES = (1, 2, 4, 8)
 divided by the phase count stays exact in float32."""
 
 
+def tflite_io_entry(quant: tuple[float, int] | None, phases: int = 1) -> dict[str, Any]:
+    """A `tflite.variants[v].inputs[n]` / `.output` entry: float32 (`quant` None) or int8 with its (scale,
+    zero point) and, for phased int8, its copies (`phase_offsets`)."""
+    if quant is None:
+        return {"dtype": "float32"}
+    e = {"dtype": "int8", "scale": float(quant[0]), "zero_point": int(quant[1])}
+    return e if phases == 1 else {**e, "phases": int(phases)}
+
+
 def phase_offsets(k: int) -> np.ndarray:
     """Grid offsets, in steps, of a tensor held as k phased int8 copies (manifest `"phases": k`).
 
@@ -408,6 +417,7 @@ __all__ = [
     "TFLITE_PHASES",
     "TFLITE_VARIANTS",
     "phase_offsets",
+    "tflite_io_entry",
     "WEIGHTS_NAME",
     "check_file_name",
     "normalized_input",

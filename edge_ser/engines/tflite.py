@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from edge_ser.bundle.manifest import TFLITE_VARIANTS, phase_offsets
+from edge_ser.bundle.manifest import TFLITE_VARIANTS, phase_offsets, tflite_io_entry
 from edge_ser.engines.base import InputAdapter, cpu_only, finish_logits
 from edge_ser.errors import BundleError, ConfigError, DelegateError, MissingDependencyError
 
@@ -194,6 +194,21 @@ def pick_variant(bundle: Bundle, variant: str | None = None) -> str:
     return variant
 
 
+def int8_codes(
+    a: np.ndarray, scale: np.float32, zero_point: int, offsets: np.ndarray | None = None
+) -> np.ndarray:
+    """float32 rows -> their int8 codes as float32, round(x / scale) + zero_point, not yet clipped to
+    [-128, 127]; with `offsets` ([k, 1], `phase_offsets`) the k phased copies, copy p at round(x / scale - o_p) +
+    zero_point, side by side on the last axis. The one quantizer of int8 inputs (the exporter's saturation
+    count uses it too)."""
+    if offsets is None:
+        q = np.rint(a / scale)
+    else:
+        q = np.rint(a[..., None, :] / scale - offsets).reshape(*a.shape[:-1], len(offsets) * a.shape[-1])
+    q += np.float32(zero_point)
+    return q
+
+
 @dataclass(frozen=True)
 class _Tensor:
     """One model input or output as the interpreter has it, checked against the manifest."""
@@ -215,12 +230,7 @@ class _Tensor:
     def quantize(self, a: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """float32 rows -> (the int8 rows the model takes, per row whether a value saturated; None: none did).
         Raises ConfigError for NaN / inf values."""
-        if self.phases > 1:  # copy p on the grid shifted by its offset, the copies side by side
-            q = np.rint(a[..., None, :] / self.scale - self.offsets)
-            q = q.reshape(*a.shape[:-1], self.phases * a.shape[-1])
-        else:
-            q = np.rint(a / self.scale)
-        q += np.float32(self.zero_point)
+        q = int8_codes(a, self.scale, self.zero_point, self.offsets if self.phases > 1 else None)
         lo, hi = (float(q.min()), float(q.max())) if q.size else (0.0, 0.0)
         if not (math.isfinite(lo) and math.isfinite(hi)):
             raise ConfigError(f"predict: input {self.name!r} has NaN or inf values: cannot quantize to int8")
@@ -366,12 +376,6 @@ class TFLiteEngine:
             k = (input_phases or {}).get(name, 1)
             return {"name": name, "shape": [None, *sig[1:-1], sig[-1] // k], "dtype": "float32"}
 
-        def entry(q: tuple[float, int] | None, phases: int = 1) -> dict[str, Any]:
-            if q is None:
-                return {"dtype": "float32"}
-            e = {"dtype": "int8", "scale": float(q[0]), "zero_point": int(q[1])}
-            return e if phases == 1 else {**e, "phases": int(phases)}
-
         k = int(it.get_output_details()[0]["shape"][-1]) // output_phases
         file = f"model_{variant}.tflite"
         manifest = {
@@ -386,10 +390,10 @@ class TFLiteEngine:
                     variant: {
                         "file": file,
                         "inputs": {
-                            n: entry((input_quant or {}).get(n), (input_phases or {}).get(n, 1))
+                            n: tflite_io_entry((input_quant or {}).get(n), (input_phases or {}).get(n, 1))
                             for n in input_names
                         },
-                        "output": entry(output_quant, output_phases),
+                        "output": tflite_io_entry(output_quant, output_phases),
                     }
                 },
             },
