@@ -1,5 +1,6 @@
-"""Ship the speaker-independent recogniser of a language: functionals_mlp on the eGeMAPS-layout functionals,
-per-speaker normalised, LAQ + QAT at <= 2 average bits, with online speaker normalisation in the bundle.
+"""Ship the speaker-independent recogniser of a language: functionals_mlp on the extended eGeMAPS-layout
+functionals (327 values; --features egemaps: the 88), per-speaker normalised, LAQ + QAT at <= 2 average bits,
+with online speaker normalisation in the bundle.
 
     python benchmarks/ship_ser.py --data emodb --out bundles/ser_emodb
     python benchmarks/ship_ser.py --data ravdess --out bundles/ser_ravdess
@@ -36,7 +37,12 @@ import torch  # noqa: E402
 from converters.compress import compress  # noqa: E402
 from converters.evaluate import index_metrics  # noqa: E402
 from converters.export.bundle import build_bundle  # noqa: E402
-from converters.featurize import FeatureCache, noisy_functionals_matrix  # noqa: E402
+from converters.featurize import (  # noqa: E402
+    SPEED_FACTORS,
+    FeatureCache,
+    noisy_functionals_matrix,
+    speed_functionals_matrix,
+)
 from converters.pipeline import load_records  # noqa: E402
 from converters.quant.qat import QAT_DEFAULTS, qat  # noqa: E402
 from converters.registry import build  # noqa: E402
@@ -51,6 +57,8 @@ VAL_SPEAKERS = {"emodb": 1, "ravdess": 2}
 """How many speakers (the last in sorted order) validate: RAVDESS by a pair (one male, one female actor)."""
 NOISY_COPIES = 2
 """Noisy copies of every clip computed (validation always scores them; training uses 0 or all of them)."""
+FEATURES = {"egemaps": FunctionalsSpec(), "extended": FunctionalsSpec(extended=True)}
+"""The functionals layouts a bundle can be shipped on (`FunctionalsSpec.extended`)."""
 PRIOR_WEIGHT = 3.0
 """Clips the training prior counts as on the device (the si_table's validation chose from 1, 3, 10, 30)."""
 
@@ -61,6 +69,13 @@ def main() -> None:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--recipe", default="sensitivity@2.0")
     ap.add_argument(
+        "--features",
+        choices=sorted(FEATURES),
+        default="extended",
+        help="extended: the 88 eGeMAPS-layout functionals + 239 distribution, dynamics and MFCC 5-12 statistics "
+        "(chosen on the validation speakers of benchmarks/si_table.py); egemaps: the 88",
+    )
+    ap.add_argument(
         "--noise-copies",
         type=int,
         choices=(0, 1, 2),
@@ -69,16 +84,29 @@ def main() -> None:
         "scores the better mean of clean and noisy validation UAR",
     )
     ap.add_argument(
+        "--speed",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help=f"speed-perturbed training copies (factors {', '.join(map(str, SPEED_FACTORS))}, each its own "
+        "speaker for the normalisation); auto: with or without, whichever scores the better mean of clean and "
+        "noisy validation UAR",
+    )
+    ap.add_argument(
         "--no-refit",
         action="store_true",
         help="ship the validation run's model (trained without the val speakers)",
     )
     args = ap.parse_args()
     torch.set_num_threads(1)
-    d, X, Z, y, spk, copy_of, groups = training_matrix(args.data)
+    spec = FEATURES[args.features]
+    d, X, Z, y, spk, copy_of, groups = training_matrix(args.data, spec)
+    speed_rows = copy_of > NOISY_COPIES
     speakers = sorted(set(d.speakers))
     val_spk = [str(s) for s in speakers[-VAL_SPEAKERS[args.data] :]]
-    val = np.isin(spk, val_spk)
+    held_out = np.isin(
+        spk, val_spk
+    )  # every row of the validation speakers, copies included: never trained on
+    val = held_out & ~speed_rows  # scored: their clean and noisy rows (speed copies are training views only)
     n = len(d.classes)
 
     def uar_of(model, rows) -> float:
@@ -86,9 +114,10 @@ def main() -> None:
 
     by_uar = {"val_accuracy": lambda logits: index_metrics(y[val], logits.argmax(1), list(d.classes)).uar}
 
-    def stage1(copies: int) -> dict:
-        """Train on the training speakers (clean + `copies` noisy copies), choose on every validation row."""
-        tr = ~val & (copy_of <= copies)
+    def stage1(copies: int, speed: bool) -> dict:
+        """Train on the training speakers (clean + `copies` noisy copies, + the speed-perturbed copies when
+        `speed`), choose on every clean and noisy validation row."""
+        tr = ~held_out & ((copy_of <= copies) | (speed_rows & speed))
         seed_everything(0)
         net = build("functionals_mlp", num_classes=n, in_features=X.shape[1])
         net.set_normalization(torch.as_tensor(Z[tr].mean(0)), torch.as_tensor(Z[tr].std(0)))
@@ -102,17 +131,20 @@ def main() -> None:
             "val_uar_noisy": uar_of(c.model, noisy_rows),
             "val_float_uar": uar_of(fp.model, clean),
             "noise_copies": copies,
+            "speed_copies": list(SPEED_FACTORS) if speed else [],
         }
         print(
-            f"  {copies} noisy copies: validation UAR clean {100 * figures['val_uar']:.1f} %, "
-            f"noisy {100 * figures['val_uar_noisy']:.1f} %"
+            f"  {copies} noisy copies, speed copies {'on' if speed else 'off'}: validation UAR clean "
+            f"{100 * figures['val_uar']:.1f} %, noisy {100 * figures['val_uar_noisy']:.1f} %"
         )
         return {"c": c, "fp": fp, "tr": tr, "figures": figures}
 
-    runs = [stage1(k) for k in ((0, NOISY_COPIES) if args.noise_copies is None else (args.noise_copies,))]
+    noise_choices = (0, NOISY_COPIES) if args.noise_copies is None else (args.noise_copies,)
+    speed_choices = {"auto": (False, True), "on": (True,), "off": (False,)}[args.speed]
+    runs = [stage1(k, sp) for k in noise_choices for sp in speed_choices]
     best = max(runs, key=lambda r: r["figures"]["val_uar"] + r["figures"]["val_uar_noisy"])
     c, fp, tr, figures = best["c"], best["fp"], best["tr"], best["figures"]
-    copies = figures["noise_copies"]
+    copies, speed = figures["noise_copies"], bool(figures["speed_copies"])
     epochs = {"float": fp.best_epoch, "qat": int(c.info["qat_epoch"])}
     split = {
         "kind": "speaker holdout (validation only; the speaker-independent figure is si_table's LOSO)",
@@ -120,11 +152,13 @@ def main() -> None:
         "train_speakers": [s for s in speakers if s not in val_spk],
         "sizes": {"train": int(tr.sum()), "val": int(val.sum())},
         "validation": f"clean clips and {NOISY_COPIES} noisy copies of each (20-50 dB SNR)",
-        "augmentation": f"{copies} noisy copies of every training clip (chosen on validation)",
+        "augmentation": f"{copies} noisy copies of every training clip"
+        + (f", speed-perturbed copies at {', '.join(map(str, SPEED_FACTORS))}" if speed else "")
+        + " (chosen on validation)",
     }
     model, codes, fit = c.model, c.codes, tr
     if not args.no_refit:
-        fit = copy_of <= copies
+        fit = (copy_of <= copies) | (speed_rows & speed)
         model, codes = refit(X.shape[1], n, Z[fit], y[fit], c.plan, epochs)
         split = {
             **split,
@@ -134,7 +168,8 @@ def main() -> None:
             "chosen_epochs": epochs,
             "sizes": {"train": int(fit.sum()), "stage1_train": int(tr.sum()), "val": int(val.sum())},
         }
-    prior = SpeakerNorm.from_speakers(X[fit], groups[fit], prior_weight=PRIOR_WEIGHT)
+    voices = fit & ~speed_rows  # the prior is of recorded voices, as the si_table's online rows measure it
+    prior = SpeakerNorm.from_speakers(X[voices], groups[voices], prior_weight=PRIOR_WEIGHT)
     accuracy = {**figures, "dataset": args.data, "split": split}
     out = build_bundle(
         args.out,
@@ -143,15 +178,19 @@ def main() -> None:
         codes,
         name="functionals_mlp",
         labels=list(d.classes),
-        kind=FunctionalsKind(FunctionalsSpec()),
+        kind=FunctionalsKind(spec),
         accuracy=accuracy,
         extra={
             "speaker_norm": {"input": "functionals", **prior.to_dict()},
             "recipe": {
-                "features": "eGeMAPS-layout functionals (88), per-speaker standardised",
+                "features": f"eGeMAPS-layout functionals ({spec.dim}"
+                + (", extended" if spec.extended else "")
+                + "), per-speaker standardised",
                 "compression": args.recipe,
                 "made_by": f"python benchmarks/ship_ser.py --data {args.data} --out {args.out}"
+                + (f" --features {args.features}" if args.features != "extended" else "")
                 + (f" --noise-copies {args.noise_copies}" if args.noise_copies is not None else "")
+                + (f" --speed {args.speed}" if args.speed != "auto" else "")
                 + (" --no-refit" if args.no_refit else ""),
             },
         },
@@ -160,23 +199,26 @@ def main() -> None:
         f"{out}: functionals_mlp {c.plan.average_bits:.2f} bits, {c.packed_bytes() / 1000:.1f} KB packed; "
         f"validation speakers {val_spk}: UAR {100 * figures['val_uar']:.1f} % "
         f"(float {100 * figures['val_float_uar']:.1f} %; noisy copies {100 * figures['val_uar_noisy']:.1f} %; "
-        f"trained with {copies} noisy copies)"
+        f"trained with {copies} noisy copies, speed copies {'on' if speed else 'off'})"
         + ("" if args.no_refit else f"; refit on all {len(speakers)} speakers at epochs {epochs}")
     )
 
 
-def training_matrix(data: str):
-    """The recipe's rows: (functionals input, X, Z, y, speaker, copy index, group) over the clean clips and
-    `NOISY_COPIES` noisy copies of each; Z standardises each (speaker, copy) by its own statistics, as a device
-    session adapts to its user and microphone (labels unused)."""
-    d = functionals_input(data)
+def training_matrix(data: str, spec: FunctionalsSpec = FEATURES["extended"]):
+    """The recipe's rows (functionals of `spec`): (functionals input, X, Z, y, speaker, copy index, group) over
+    the clean clips (copy 0), `NOISY_COPIES` noisy copies of each (1..NOISY_COPIES) and its speed-perturbed
+    copies (after those, one per `SPEED_FACTORS`); Z standardises each (speaker, copy) by its own statistics,
+    as a device session adapts to its user and microphone (labels unused)."""
+    d = functionals_input(data, spec=spec)
     _, records = load_records(data, None)
     assert len(records) == len(d.y), "functionals_input and load_records list the clips alike"
-    noisy = noisy_functionals_matrix(records, FunctionalsSpec(), copies=NOISY_COPIES, cache=FeatureCache())
-    X = np.concatenate([d.X, *noisy]).astype(np.float32)
-    y = np.tile(d.y, NOISY_COPIES + 1)
-    spk = np.tile(d.speakers, NOISY_COPIES + 1)
-    copy_of = np.repeat(np.arange(NOISY_COPIES + 1), len(d.y))
+    noisy = noisy_functionals_matrix(records, spec, copies=NOISY_COPIES, cache=FeatureCache(), progress=True)
+    speed = speed_functionals_matrix(records, spec, cache=FeatureCache(), progress=True)
+    X = np.concatenate([d.X, *noisy, *speed]).astype(np.float32)
+    views = 1 + NOISY_COPIES + len(SPEED_FACTORS)
+    y = np.tile(d.y, views)
+    spk = np.tile(d.speakers, views)
+    copy_of = np.repeat(np.arange(views), len(d.y))
     groups = np.char.add(np.char.add(spk.astype(str), "#"), copy_of.astype(str))
     return d, X, transductive(X, groups), y, spk, copy_of, groups
 

@@ -285,13 +285,14 @@ def zloss(weight: float = ZLOSS):
 
 def recipe_runs(name: str, data: str, X_dev: np.ndarray, seeds: int, phases: int) -> list[dict]:
     """Refits of the bundle's recipe at `seeds` seeds, three variants each; expected flips on the device rows."""
-    from ship_ser import refit, training_matrix
+    from ship_ser import FEATURES, NOISY_COPIES, refit, training_matrix
 
     b = load_bundle(ROOT / "bundles" / name)
     acc = b.manifest["accuracy"]
-    fit = training_matrix(data)
+    extended = bool(b.manifest["functionals_input"].get("extended", False))
+    fit = training_matrix(data, FEATURES["extended" if extended else "egemaps"])
     _, _, Z, y, _, copy_of, _ = fit
-    keep = copy_of <= int(acc["noise_copies"])
+    keep = (copy_of <= int(acc["noise_copies"])) | ((copy_of > NOISY_COPIES) & bool(acc.get("speed_copies")))
     Z, y = Z[keep], y[keep]
 
     class Plan:  # refit / qat read .bits

@@ -20,7 +20,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from converters.recipe import DEFAULT_SPEC
-from edge_ser.errors import AudioFormatError, InputWarning
+from edge_ser.errors import AudioFormatError, ConfigError, InputWarning
 from edge_ser.features import FeatureSpec, file_vector
 from edge_ser.features.egemaps import FunctionalsSpec, functionals
 from edge_ser.fileio import atomic_write, atomic_writer
@@ -182,6 +182,59 @@ def functionals_matrix(
         records, spec, cache=cache, progress=progress, desc="functionals", compute=file_functionals
     )
     return X
+
+
+SPEED_FACTORS = (0.9, 1.1)
+"""Speed perturbation factors of the training copies (Ko et al., "Audio augmentation for speech recognition",
+Interspeech 2015: Kaldi's 0.9 / 1.0 / 1.1). A factor s plays the clip s times as fast: pitch, formants and
+tempo all move by s, as they do between two speakers, which is the variation a speaker-independent model must
+ignore."""
+
+
+def speed_functionals_matrix(
+    records: Sequence[Any],
+    spec: FunctionalsSpec = FunctionalsSpec(),
+    *,
+    factors: Sequence[float] = SPEED_FACTORS,
+    cache: FeatureCache | None = None,
+    progress: bool = False,
+) -> np.ndarray:
+    """The functionals [len(factors), n, spec.dim] of every file speed-perturbed by each factor: resampled
+    from the spec's rate to rate / factor and read at the spec's rate (sox's `speed`), so 0.9 is slower and
+    lower. Training copies only (each copy is its own speaker for per-speaker normalisation); cached per
+    (file, spec, factor)."""
+    from edge_ser.audio import load, resample
+
+    sr = spec.sample_rate
+    for f in factors:
+        if not 0.5 <= float(f) <= 2.0:
+            raise ConfigError(f"speed factor {f!r}: use 0.5..2.0 (0.9 and 1.1 are the usual pair)")
+    out = np.zeros((len(factors), len(records), spec.dim), np.float32)
+    bar = tqdm(
+        total=len(factors) * len(records),
+        desc="speed-perturbed functionals",
+        disable=None if progress else True,
+    )
+    for i, r in enumerate(records):
+        path = Path(getattr(r, "source", r))
+        base = file_digest(path) if cache is not None else ""
+        y = None
+        for k, f in enumerate(factors):
+            key = hashlib.sha256(f"{base} speed {float(f):.4f}".encode()).hexdigest()
+            vec = cache.get(spec, key) if cache is not None else None
+            if cache is not None:
+                cache.hits, cache.misses = cache.hits + (vec is not None), cache.misses + (vec is None)
+            if vec is None:
+                if y is None:
+                    y, _ = load(path, sr=sr, mono=True)
+                z = resample(np.asarray(y, np.float32), sr, int(round(sr / float(f))))
+                vec = functionals(z, sr=sr, spec=spec)
+                if cache is not None:
+                    cache.put(spec, key, vec)
+            out[k, i] = vec
+            bar.update()
+    bar.close()
+    return out
 
 
 def noisy_functionals_matrix(

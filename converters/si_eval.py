@@ -38,11 +38,18 @@ class InputData:
     speakers: np.ndarray
     classes: tuple[str, ...]
     info: dict = field(default_factory=dict)
+    copies: np.ndarray | None = None
+    """[k, n, ...] augmented views of every clip (e.g. speed-perturbed), added to the training rows only; each
+    (speaker, copy) is normalised by its own statistics under a per-speaker norm. None: no augmentation."""
 
     def __post_init__(self) -> None:
         n = len(self.X)
         if len(self.y) != n or len(self.speakers) != n:
             raise ConfigError(f"{self.name}: X, y and speakers must have one row per clip ({n})")
+        if self.copies is not None and tuple(self.copies.shape[1:]) != tuple(self.X.shape):
+            raise ConfigError(
+                f"{self.name}: copies {self.copies.shape} must be [k, *X.shape] ({self.X.shape})"
+            )
 
 
 @dataclass
@@ -141,8 +148,16 @@ def run_fold(
     s = fold.split
     X = speaker_norm(data.X, data.speakers) if norm.per_speaker else np.asarray(data.X, dtype=np.float32)
     spk = data.speakers
+    X_train, y_train = X[s.train], data.y[s.train]
+    if data.copies is not None:  # augmented training views: each (speaker, copy) its own normalisation group
+        views = [
+            speaker_norm(c, np.char.add(spk.astype(str), f"#{k + 1}")) if norm.per_speaker else c
+            for k, c in enumerate(np.asarray(data.copies, dtype=np.float32))
+        ]
+        X_train = np.concatenate([X_train, *(v[s.train] for v in views)])
+        y_train = np.tile(y_train, len(views) + 1)
     fd = FoldData(
-        X[s.train], data.y[s.train], X[s.val], data.y[s.val], data.classes, seed,
+        X_train, y_train, X[s.val], data.y[s.val], data.classes, seed,
         tuple(sorted(set(spk[s.train].tolist()))), tuple(sorted(set(spk[s.val].tolist()))),
     )  # fmt: skip
     fitted = row.fit(fd)
@@ -174,22 +189,47 @@ def si_vector_spec() -> Any:
     return dataclasses.replace(DEFAULT_SPEC, fmax=None)
 
 
-def functionals_input(dataset: str, root: str | None = None, *, cache: Any = None) -> InputData:
+def functionals_input(
+    dataset: str, root: str | None = None, *, cache: Any = None, spec: Any = None
+) -> InputData:
     """The 88 eGeMAPS-layout functionals (`edge_ser.features.egemaps`, `FunctionalsSpec()`: 16 kHz, DC
-    removed, -26 dBFS) of every clip, through the feature cache."""
+    removed, -26 dBFS; or `spec`) of every clip, through the feature cache."""
     from converters.data import class_order
     from converters.featurize import FeatureCache, functionals_matrix
     from converters.pipeline import load_records
     from edge_ser.features.egemaps import FunctionalsSpec
 
     name, records = load_records(dataset, root)
-    spec = FunctionalsSpec()
+    spec = FunctionalsSpec() if spec is None else spec
     X = functionals_matrix(records, spec, cache=cache or FeatureCache())
     classes = tuple(class_order(r.label for r in records))
     index = {c: i for i, c in enumerate(classes)}
     y = np.array([index[r.label] for r in records], dtype=np.int64)
     speakers = np.array([str(r.speaker) for r in records])
-    return InputData("functionals", X.astype(np.float32), y, speakers, classes, {"spec": spec.to_dict()})
+    input_name = "functionals_ext" if spec.extended else "functionals"
+    return InputData(input_name, X.astype(np.float32), y, speakers, classes, {"spec": spec.to_dict()})
+
+
+def functionals_ext_input(dataset: str, root: str | None = None, *, cache: Any = None) -> InputData:
+    """The extended functionals (`FunctionalsSpec(extended=True)`: the 88, then 7 distribution and dynamics
+    statistics of 25 descriptors, and MFCC 5-12; 327 values) of every clip, through the feature cache."""
+    from edge_ser.features.egemaps import FunctionalsSpec
+
+    return functionals_input(dataset, root, cache=cache, spec=FunctionalsSpec(extended=True))
+
+
+def functionals_ext_speed_input(dataset: str, root: str | None = None, *, cache: Any = None) -> InputData:
+    """The extended functionals, with speed-perturbed training copies (`converters.featurize.SPEED_FACTORS`,
+    0.9 and 1.1): validation and test rows stay the clips as recorded."""
+    from converters.featurize import FeatureCache, speed_functionals_matrix
+    from converters.pipeline import load_records
+    from edge_ser.features.egemaps import FunctionalsSpec
+
+    d = functionals_ext_input(dataset, root, cache=cache)
+    _, records = load_records(dataset, root)
+    spec = FunctionalsSpec.from_dict(d.info["spec"])
+    copies = speed_functionals_matrix(records, spec, cache=cache or FeatureCache(), progress=True)
+    return InputData("functionals_ext_speed", d.X, d.y, d.speakers, d.classes, d.info, copies)
 
 
 def vector_input(
@@ -293,7 +333,8 @@ def fit_laq_mlp(
 
 
 def standard_rows() -> list[Row]:
-    """The rows that exist today on the clip vector: two scikit-learn baselines, laq_mlp float and at 2 bits."""
+    """The table's rows: two scikit-learn baselines and the MLP (float and at <= 2 bits) on the clip vector, the
+    88 functionals and the extended functionals."""
     return [
         Row("logreg", "vector", fit_sklearn("logreg")),
         Row("svm", "vector", fit_sklearn("svm")),
@@ -305,6 +346,23 @@ def standard_rows() -> list[Row]:
         Row(
             "functionals_mlp",
             "functionals",
+            fit_laq_mlp("sensitivity@2.0", model="functionals_mlp"),
+            "sensitivity@2.0",
+        ),
+        Row("logreg", "functionals_ext", fit_sklearn("logreg")),
+        Row("logreg", "functionals_ext_speed", fit_sklearn("logreg")),
+        Row("functionals_mlp", "functionals_ext_speed", fit_laq_mlp(model="functionals_mlp")),
+        Row(
+            "functionals_mlp",
+            "functionals_ext_speed",
+            fit_laq_mlp("sensitivity@2.0", model="functionals_mlp"),
+            "sensitivity@2.0",
+        ),
+        Row("svm", "functionals_ext", fit_sklearn("svm")),
+        Row("functionals_mlp", "functionals_ext", fit_laq_mlp(model="functionals_mlp")),
+        Row(
+            "functionals_mlp",
+            "functionals_ext",
             fit_laq_mlp("sensitivity@2.0", model="functionals_mlp"),
             "sensitivity@2.0",
         ),
@@ -338,6 +396,8 @@ def functionals_mfcc_input(dataset: str, root: str | None = None, *, cache: Any 
 INPUTS: dict[str, Callable[..., InputData]] = {
     "vector": vector_input,
     "functionals": functionals_input,
+    "functionals_ext": functionals_ext_input,
+    "functionals_ext_speed": functionals_ext_speed_input,
     "functionals_mfcc": functionals_mfcc_input,
 }
 """Input name -> loader (data set name, root) -> InputData. A new input kind is one entry."""

@@ -210,3 +210,73 @@ def test_manifest_with_a_wrong_input_size_is_refused(tmp_path: Path) -> None:
     c = Checker("m", collect=True)
     FunctionalsKind.check_manifest(c, manifest, [{"name": "functionals", "shape": ["batch", 88]}])
     assert not c.problems
+
+
+def test_extended_layout_appends_to_the_88_and_reads_its_own_descriptors() -> None:
+    """The extended spec's first 88 values are the 88 exactly; the 239 after them are named, finite and move with
+    the signal (a jittery vowel's F0 contour has a larger frame-to-frame change than a steady one's)."""
+    from edge_ser.features.egemaps import EXTENDED_DIM, extended_names, extended_summary
+
+    ext = FunctionalsSpec(extended=True)
+    assert ext.dim == EXTENDED_DIM == 327 == len(ext.names()) == len(set(ext.names()))
+    assert ext.names()[:DIM] == names() and ext.names()[DIM:] == extended_names()
+    assert ext.digest() != FunctionalsSpec().digest() and "extended (327)" in str(ext)
+    assert FunctionalsSpec.from_dict(ext.to_dict()) == ext
+    assert FunctionalsSpec.from_dict(FunctionalsSpec().to_dict()).extended is False
+    with pytest.raises(ConfigError, match="extended"):
+        FunctionalsSpec.from_dict({**ext.to_dict(), "extended": "yes"})
+
+    steady, rough = _vowel(200.0), _vowel(200.0, jitter=0.03)
+    v = functionals(steady, sr=SR, spec=ext)
+    assert v.shape == (EXTENDED_DIM,) and v.dtype == np.float32 and np.all(np.isfinite(v))
+    np.testing.assert_array_equal(v[:DIM], functionals(steady, sr=SR))
+
+    def value(x: np.ndarray, name: str) -> float:
+        return float(x[ext.names().index(name)])
+
+    r = functionals(rough, sr=SR, spec=ext)
+    delta = "F0semitoneFrom27.5Hz_sma3nz_meanAbsDelta"
+    assert value(r, delta) > 2 * value(v, delta) > 0
+    lo, hi = value(v, "loudness_sma3_percentile10.0"), value(v, "loudness_sma3_percentile90.0")
+    assert lo <= hi and value(v, "loudness_sma3_stddev") >= 0
+    assert value(v, "mfcc5_sma3_amean") != 0 and value(v, "mfcc12_sma3_stddev") > 0
+    for y in (np.zeros(SR, np.float32), np.zeros(600, np.float32)):  # no voiced frame: zeros, not NaN
+        assert np.all(np.isfinite(functionals(y, sr=SR, spec=ext)))
+    with pytest.raises(ConfigError, match="mfcc5"):  # descriptors of the 88's spec lack MFCC 5-12
+        extended_summary(descriptors(steady, sr=SR))
+
+
+def test_extended_kind_checks_its_width() -> None:
+    from edge_ser.inputs.functionals import FunctionalsKind
+    from edge_ser.schema import Checker
+
+    kind = FunctionalsKind(FunctionalsSpec(extended=True))
+    assert kind.input_shapes == {"functionals": (327,)} and "327" in kind.describe()[0]
+    manifest = kind.manifest_blocks()
+    c = Checker("m", collect=True)
+    FunctionalsKind.check_manifest(c, manifest, [{"name": "functionals", "shape": [None, 88]}])
+    assert c.problems and "327" in c.problems[0]
+    c = Checker("m", collect=True)
+    FunctionalsKind.check_manifest(c, manifest, [{"name": "functionals", "shape": [None, 327]}])
+    assert not c.problems
+
+
+def test_speed_perturbed_copies_move_pitch_and_are_cached(tmp_path: Path) -> None:
+    """Speed 0.9 plays the clip slower and lower (sox's `speed`): F0 falls by 12 log2(0.9) semitones; the
+    copies are cached per (file, spec, factor) and a factor outside 0.5-2 is refused."""
+    from converters.featurize import FeatureCache, speed_functionals_matrix
+    from edge_ser.audio import write_wav
+
+    path = write_wav(tmp_path / "v.wav", _vowel(200.0), SR)
+    cache = FeatureCache(tmp_path / "cache")
+    X = speed_functionals_matrix([path], factors=(0.9, 1.1), cache=cache)
+    assert X.shape == (2, 1, DIM) and cache.misses == 2
+    clean = functionals(_vowel(200.0), sr=SR)
+    f0 = names().index("F0semitoneFrom27.5Hz_sma3nz_amean")
+    assert X[0, 0, f0] - clean[f0] == pytest.approx(12 * np.log2(0.9), abs=0.3)
+    assert X[1, 0, f0] - clean[f0] == pytest.approx(12 * np.log2(1.1), abs=0.3)
+    again = speed_functionals_matrix([path], factors=(0.9, 1.1), cache=cache)
+    np.testing.assert_array_equal(again, X)
+    assert cache.hits == 2
+    with pytest.raises(ConfigError, match="speed factor"):
+        speed_functionals_matrix([path], factors=(3.0,))

@@ -184,6 +184,36 @@ def test_fit_sees_only_train_and_val_rows_and_never_a_test_speaker():
         assert set(out["norms"]) == {"none"}
 
 
+def test_augmented_copies_join_the_training_rows_only_each_copy_normalised_on_its_own():
+    """InputData.copies (e.g. speed-perturbed clips): the fit sees the training speakers' copies after their
+    clean rows, never a validation or test speaker's; under a per-speaker norm each (speaker, copy) is
+    standardised by its own statistics, so a copy shifted as a whole arrives as its clean rows."""
+    data = _blobs()
+    shift = np.zeros_like(data.X)
+    shift[:, 1:] = 5.0  # the copy: every feature moved, as a new voice would move it
+    data.copies = np.stack([data.X + shift])
+    seen: list[FoldData] = []
+
+    def spy_fit(fd: FoldData) -> Fitted:
+        seen.append(fd)
+        return Fitted(lambda X: np.zeros(len(X), dtype=np.int64), 32.0, None, 0)
+
+    fold = Protocol("p", "blobs", "loso").folds(data.speakers, data.y)[0]
+    run_fold(Row("spy", "blobs", spy_fit), data, fold, NormMode.parse("none"))
+    fd = seen[-1]
+    n_train = len(fold.split.train)
+    assert len(fd.X_train) == 2 * n_train and len(fd.X_val) == len(fold.split.val)
+    np.testing.assert_array_equal(fd.y_train, np.tile(data.y[fold.split.train], 2))
+    np.testing.assert_allclose(fd.X_train[n_train:, 1:], fd.X_train[:n_train, 1:] + 5.0)
+    assert set(fd.X_train[:, 0].astype(int)) == set(fold.split.train)  # no val or test row, clean or copy
+
+    run_fold(Row("spy", "blobs", spy_fit), data, fold, NormMode.parse("transductive"))
+    fd = seen[-1]
+    np.testing.assert_allclose(fd.X_train[n_train:, 1:], fd.X_train[:n_train, 1:], atol=1e-5)
+    with pytest.raises(ConfigError, match="copies"):
+        InputData("bad", data.X, data.y, data.speakers, data.classes, copies=data.X[None, :5])
+
+
 def test_speaker_norm_lifts_uar_and_online_prior_is_chosen_on_validation():
     data = _blobs()
     data.X = data.X[:, 1:]  # drop the id column: normalisation acts on features

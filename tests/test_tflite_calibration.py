@@ -26,7 +26,8 @@ def ser() -> ot.Traced:
 
 
 def _rows(n: int, seed: int) -> np.ndarray:
-    return np.random.default_rng(seed).standard_normal((n, 88)).astype(np.float32)
+    width = load_bundle(BUNDLES / "ser_emodb").manifest["model"]["inputs"][0]["shape"][1]
+    return np.random.default_rng(seed).standard_normal((n, width)).astype(np.float32)
 
 
 def _tensor(m, name: str):

@@ -73,6 +73,11 @@ def test_shipped_functionals_bundles_ship_phased_int8(name: str) -> None:
 tflite = pytest.importorskip("edge_ser.engines.tflite")
 
 
+def _width(bundle) -> int:
+    """Values per row of a functionals bundle (88, or 327 for the extended layout)."""
+    return int(bundle.manifest["model"]["inputs"][0]["shape"][1])
+
+
 @pytest.mark.skipif(tflite.unavailable() is not None, reason=f"no TFLite interpreter: {tflite.unavailable()}")
 def test_engine_quantizes_the_copies_and_averages_the_output() -> None:
     b = load_bundle(BUNDLES / "ser_ravdess")
@@ -80,7 +85,7 @@ def test_engine_quantizes_the_copies_and_averages_the_output() -> None:
     (t,) = e._ins
     assert (t.phases, e._out.phases) == (4, 8)
     assert "4 phased copies" in e.describe()
-    x = np.random.default_rng(0).standard_normal((5, 88)).astype(np.float32)
+    x = np.random.default_rng(0).standard_normal((5, _width(b))).astype(np.float32)
     q = e._prepare(x)["functionals"]
     std = e.adapt  # the engine standardises first: undo nothing, compare against its own standardised rows
     z = std(x)["functionals"]
@@ -97,7 +102,8 @@ def test_engine_refuses_copies_the_model_does_not_have(tmp_path: Path) -> None:
     def edit(m: dict) -> None:
         m["tflite"]["variants"]["int8"]["inputs"]["functionals"]["phases"] = 2
 
-    with pytest.raises(BundleError, match=r"expected \[batch, 176\].*2 phased copies"):
+    width = 2 * _width(load_bundle(BUNDLES / "ser_ravdess"))
+    with pytest.raises(BundleError, match=rf"expected \[batch, {width}\].*2 phased copies"):
         tflite.TFLiteEngine(load_bundle(_edited(tmp_path, "ser_ravdess", edit)), "int8")
 
 
@@ -114,7 +120,7 @@ def converted():
     b = load_bundle(BUNDLES / "ser_ravdess")
     t = ot.trace(ot.bundle_graph(b))
     rng = np.random.default_rng(1)
-    cal = {"functionals": rng.standard_normal((400, 88)).astype(np.float32)}
+    cal = {"functionals": rng.standard_normal((400, _width(b))).astype(np.float32)}
     return b, t, ot.convert(t, "fp32"), ot.convert(t, "int8", cal)
 
 
@@ -141,8 +147,8 @@ def test_phased_int8_is_closer_to_fp32_than_plain(converted) -> None:
     from converters.export.tflite_export import run_tflite
     from converters.export.tflite_phases import Phasing
 
-    _, _, m32, m8 = converted
-    x = np.random.default_rng(2).standard_normal((3000, 88)).astype(np.float32)
+    b, _, m32, m8 = converted
+    x = np.random.default_rng(2).standard_normal((3000, _width(b))).astype(np.float32)
     y32, y8 = run_tflite(m32, x), run_tflite(m8, x)
     same = run_tflite(tb.phased(m8, Phasing(1, 1, 1)), x)
     np.testing.assert_array_equal(same, y8)  # one copy everywhere: the plain model
@@ -229,3 +235,22 @@ def test_shipped_phased_int8_keeps_fp32_top1_on_in_range_rows(name: str) -> None
     y32, y8 = engine("fp32").predict(x), e8.predict(x)
     assert not e8.adapt.last_ood.any()  # nothing saturated: the range holds N(0, 1) rows
     assert np.mean(y8.argmax(1) == y32.argmax(1)) >= 0.97
+
+
+def test_default_phasing_drops_hidden_copies_for_a_large_layer_writing_a_hidden_activation() -> None:
+    """Hidden copies multiply every layer that writes a hidden activation: the shipped small MLPs keep them,
+    a first layer or a hidden layer over HIDDEN_COPY_LIMIT weights (laq_mlp_emodb, the extended-functionals
+    ser bundles) gets LEAN; the classifier's size never matters; face bundles stay plain int8."""
+    tb = pytest.importorskip("converters.export.tflite_bundle", reason="the host's TFLite exporter")
+    from types import SimpleNamespace
+
+    def bundle(params: list[int], inputs=("functionals",)):
+        plan = {"params": {f"l{i}": p for i, p in enumerate(params)}}
+        return SimpleNamespace(manifest={"bitplan": plan}, input_names=list(inputs))
+
+    limit = tb.HIDDEN_COPY_LIMIT
+    assert tb.default_phasing(bundle([5632, 2048, 224])) == tb.FUNCTIONALS  # 88-64-32-7
+    assert tb.default_phasing(bundle([327 * 64, 2048, 224])) == tb.LEAN  # 327-64-32-7
+    assert tb.default_phasing(bundle([92160, 65536, 8192, 448])) == tb.LEAN  # laq_mlp
+    assert tb.default_phasing(bundle([limit, limit, 10 * limit])) == tb.FUNCTIONALS
+    assert tb.default_phasing(bundle([100, 100], inputs=("face",))) is None

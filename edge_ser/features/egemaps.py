@@ -113,6 +113,45 @@ def names() -> list[str]:
 
 
 DIM = 88
+"""Values per clip of the eGeMAPS v02 layout."""
+
+EXTRA_STATS = (
+    "stddev",
+    "percentile10.0",
+    "percentile90.0",
+    "skewness",
+    "kurtosis",
+    "meanAbsDelta",
+    "stddevDelta",
+)
+"""The distribution and dynamics statistics the extended layout adds per descriptor (ComParE-style functionals:
+Schuller et al., Interspeech 2013; Eyben's openSMILE book): the eGeMAPS layout keeps only mean, CV and, for F0
+and loudness, percentiles and slopes, which leaves out the shape and the frame-to-frame movement of the
+spectral and voice-quality contours."""
+_EXTRA_VOICED = ("F0", *(n for n in _VOICED))
+"""Descriptors summarised over voiced frames in the extended layout (F0 and the 14 voice-quality / formant ones)."""
+_EXTRA_ACTIVE = ("loudness", "alphaRatio", "hammarbergIndex", "slope0-500", "slope500-1500", "spectralFlux",
+                 "mfcc1", "mfcc2", "mfcc3", "mfcc4")  # fmt: skip
+"""Descriptors summarised over every non-pause frame in the extended layout."""
+EXTRA_MFCC = tuple(f"mfcc{k}" for k in range(5, 13))
+"""Cepstral detail beyond eGeMAPS' MFCC 1-4 in the extended layout: MFCC 5-12 of the same 26-band mel spectrum,
+each summarised by its mean and `EXTRA_STATS` over non-pause frames."""
+EXTENDED_DIM = (
+    DIM
+    + len(EXTRA_STATS) * (len(_EXTRA_VOICED) + len(_EXTRA_ACTIVE))
+    + (1 + len(EXTRA_STATS)) * len(EXTRA_MFCC)
+)
+"""Values per clip of the extended layout: the 88, 7 statistics of 25 descriptors, and the mean and 7 statistics
+of MFCC 5-12 (327)."""
+
+
+def extended_names() -> list[str]:
+    """The 239 values the extended layout appends to `names()`, in order (openSMILE-style spelling)."""
+    voiced = ["F0semitoneFrom27.5Hz" if n == "F0" else n for n in _EXTRA_VOICED]
+    out = [f"{n}_sma3nz_{f}" for n in voiced for f in EXTRA_STATS]
+    out += [f"{n}_sma3_{f}" for n in _EXTRA_ACTIVE for f in EXTRA_STATS]
+    out += [f"{n}_sma3_{f}" for n in EXTRA_MFCC for f in ("amean", *EXTRA_STATS)]
+    return out
 
 
 @dataclass(frozen=True)
@@ -147,6 +186,10 @@ class FunctionalsSpec:
     """Subtract the clip's (window's) mean first."""
     level_dbfs: float | None = -26.0
     """Scale the clip (window) to this RMS level first; None: as recorded."""
+    extended: bool = False
+    """Append `EXTRA_STATS` of 25 descriptors and MFCC 5-12 to the 88 (327 values, `extended_names()`): more
+    speaker-independent UAR for the 2-bit MLP (docs/features.md); False: eGeMAPS' 88 (bundles whose manifest
+    predates the field read as False)."""
     schema: int = field(default=SCHEMA_VERSION)
 
     def __post_init__(self) -> None:
@@ -176,6 +219,7 @@ class FunctionalsSpec:
             c.number(self.silence_db, "silence_db", lo=1, hi=120)
         c.of(self.bounded_cv, "bounded_cv", bool)
         c.of(self.remove_dc, "remove_dc", bool)
+        c.of(self.extended, "extended", bool)
         if self.level_dbfs is not None:
             c.number(self.level_dbfs, "level_dbfs", lo=-60, hi=0)
         if self.schema != SCHEMA_VERSION:
@@ -185,11 +229,11 @@ class FunctionalsSpec:
 
     @property
     def dim(self) -> int:
-        """Values per clip (88, eGeMAPS v02's layout)."""
-        return DIM
+        """Values per clip (88, eGeMAPS v02's layout; 327 extended)."""
+        return EXTENDED_DIM if self.extended else DIM
 
     def names(self) -> list[str]:
-        return names()
+        return names() + (extended_names() if self.extended else [])
 
     def feature_spec(self) -> FeatureSpec:
         """The STFT / mel part as a FeatureSpec (what a bundle's `feature_spec` records; its MFCCs are c0-c4)."""
@@ -239,6 +283,7 @@ class FunctionalsSpec:
             + (", bounded CV" if self.bounded_cv else "")
             + (", DC removed" if self.remove_dc else "")
             + (f", {self.level_dbfs:g} dBFS" if self.level_dbfs is not None else "")
+            + (f", extended ({EXTENDED_DIM})" if self.extended else "")
             + ")"
         )
 
@@ -290,8 +335,9 @@ def _equal_loudness(f: np.ndarray) -> np.ndarray:
 
 
 def mel_descriptors(power: np.ndarray, spec: FunctionalsSpec) -> dict[str, np.ndarray]:
-    """Loudness (sum of equal-loudness weighted, cube-root compressed mel band powers) and MFCC 1-4 from the
-    26-band HTK mel spectrum of a power spectrogram [T, bins] (the project's mel and MFCC code)."""
+    """Loudness (sum of equal-loudness weighted, cube-root compressed mel band powers) and MFCC 1-4 (1-12 for an
+    `extended` spec) from the 26-band HTK mel spectrum of a power spectrogram [T, bins] (the project's mel and
+    MFCC code; each coefficient is the same whatever the count computed)."""
     fs = spec.feature_spec()
     bank = filters.mel(
         sr=fs.sample_rate, n_fft=fs.n_fft, n_mels=fs.n_mels, fmin=fs.fmin, fmax=fs.fmax, htk=True, norm=None,
@@ -300,9 +346,12 @@ def mel_descriptors(power: np.ndarray, spec: FunctionalsSpec) -> dict[str, np.nd
     mel = power @ bank.T  # [T, 26]
     centres = filters.mel_frequencies(fs.n_mels + 2, fmin=fs.fmin, fmax=fs.fmax_hz, htk=True)[1:-1]
     loud = np.sum((mel * _equal_loudness(centres)) ** 0.33, axis=1)
-    cc = mfcc(S=power_to_db(mel.T, top_db=None), n_mfcc=fs.n_mfcc, lifter=fs.lifter, norm=fs.dct_norm)
+    last = 12 if spec.extended else 4
+    cc = mfcc(
+        S=power_to_db(mel.T, top_db=None), n_mfcc=max(fs.n_mfcc, last + 1), lifter=fs.lifter, norm=fs.dct_norm
+    )
     out = {"loudness": loud}
-    for k in range(1, 5):
+    for k in range(1, last + 1):
         out[f"mfcc{k}"] = cc[k]
     return out
 
@@ -668,9 +717,61 @@ def _runs(mask: np.ndarray) -> list[np.ndarray]:
     return [np.arange(a, b) for a, b in zip(edges[::2], edges[1::2], strict=True)]
 
 
-def summarise(d: Descriptors, *, bounded_cv: bool = True) -> np.ndarray:
-    """The 88 functionals [88] float64 of a clip's descriptors, in `names()` order (`bounded_cv`: see
-    FunctionalsSpec)."""
+def _shape_stats(S: np.ndarray) -> np.ndarray:
+    """`EXTRA_STATS` [k, 7] of each row of S [k, t] (contours over the same selected frames, in time order);
+    zeros below 3 frames. One batched pass per descriptor group: per row it cost ~4x more."""
+    k, t = S.shape
+    if t < 3:
+        return np.zeros((k, len(EXTRA_STATS)))
+    sd = S.std(axis=1)
+    z = (S - S.mean(axis=1, keepdims=True)) / (sd[:, None] + 1e-9)
+    p10, p90 = np.percentile(S, [10, 90], axis=1)
+    delta = np.diff(S, axis=1)
+    moments = ((z**3).mean(axis=1), (z**4).mean(axis=1), np.abs(delta).mean(axis=1), delta.std(axis=1))
+    return np.stack([sd, p10, p90, *moments], axis=1)
+
+
+def _group_stats(contours: list[np.ndarray], frames: np.ndarray, *, mean: bool = False) -> np.ndarray:
+    """[k, 7] (`mean`: [k, 8], the mean first) of smoothed contours over `frames`, each over its finite values
+    there: contours finite on every selected frame share one batched pass, the others go one by one."""
+    M = np.stack(contours)[:, frames]
+    finite = np.isfinite(M)
+    full = finite.all(axis=1)
+    out = np.zeros((len(contours), len(EXTRA_STATS)))
+    if full.any():
+        out[full] = _shape_stats(M[full])
+    for i in np.flatnonzero(~full):
+        out[i] = _shape_stats(M[i, finite[i]][None])[0]
+    if not mean:
+        return out
+    means = np.array([float(np.mean(M[i, finite[i]])) if finite[i].any() else 0.0 for i in range(len(M))])
+    return np.column_stack([means, out])
+
+
+def extended_summary(d: Descriptors) -> np.ndarray:
+    """The 239 values the extended layout appends [239] float64: `EXTRA_STATS` of F0 and the voice-quality
+    descriptors over voiced frames, of loudness, the spectral ones and MFCC 1-4 over non-pause frames, and the
+    mean and `EXTRA_STATS` of MFCC 5-12 over non-pause frames (the same 3-frame smoothing and frame selections as
+    the 88). Needs descriptors of an `extended` spec (they hold MFCC 5-12)."""
+    missing = [n for n in EXTRA_MFCC if n not in d.lld]
+    if missing:
+        raise ConfigError(
+            f"functionals: the extended layout needs {', '.join(missing)}; compute the descriptors with an "
+            "extended FunctionalsSpec"
+        )
+    voiced = d.voiced
+    act = np.ones(voiced.size, bool) if d.active is None else d.active
+    parts = [
+        _group_stats([_sma3(d.lld[n], voiced) for n in _EXTRA_VOICED], voiced),
+        _group_stats([_sma3(d.lld[n]) for n in _EXTRA_ACTIVE], act),
+        _group_stats([_sma3(d.lld[n]) for n in EXTRA_MFCC], act, mean=True),
+    ]
+    return np.concatenate([p.ravel() for p in parts])
+
+
+def summarise(d: Descriptors, *, bounded_cv: bool = True, extended: bool = False) -> np.ndarray:
+    """The functionals [88] (or [327] `extended`) float64 of a clip's descriptors, in `names()` (+
+    `extended_names()`) order (`bounded_cv`: see FunctionalsSpec)."""
     lld, voiced, hop = d.lld, d.voiced, d.hop_seconds
     cv = _mean_rcv if bounded_cv else _mean_cv
     T = voiced.size
@@ -702,19 +803,28 @@ def summarise(d: Descriptors, *, bounded_cv: bool = True) -> np.ndarray:
     vec = np.asarray(out, dtype=np.float64)
     if vec.size != DIM:  # pragma: no cover - the layout is fixed
         raise AssertionError(f"functionals: built {vec.size} values, the layout has {DIM}")
+    if extended:
+        vec = np.concatenate([vec, extended_summary(d)])
     return np.nan_to_num(vec, nan=0.0, posinf=0.0, neginf=0.0)
 
 
 def functionals(y: np.ndarray, *, sr: int, spec: FunctionalsSpec = FunctionalsSpec()) -> np.ndarray:
-    """The 88 eGeMAPS-layout functionals [88] float32 of a mono clip `y [n]` at `sr` Hz (= spec.sample_rate)."""
-    return summarise(descriptors(y, sr=sr, spec=spec), bounded_cv=spec.bounded_cv).astype(np.float32)
+    """The eGeMAPS-layout functionals [spec.dim] float32 (88, or 327 `extended`) of a mono clip `y [n]` at `sr`
+    Hz (= spec.sample_rate)."""
+    d = descriptors(y, sr=sr, spec=spec)
+    return summarise(d, bounded_cv=spec.bounded_cv, extended=spec.extended).astype(np.float32)
 
 
 __all__ = [
     "DIM",
+    "EXTENDED_DIM",
+    "EXTRA_MFCC",
+    "EXTRA_STATS",
     "Descriptors",
     "FunctionalsSpec",
     "descriptors",
+    "extended_names",
+    "extended_summary",
     "formants",
     "functionals",
     "jitter_shimmer",

@@ -1,7 +1,8 @@
-"""Prosodic and voice-quality functionals: one 88-value eGeMAPS-layout vector per clip (or live window).
+"""Prosodic and voice-quality functionals: one eGeMAPS-layout vector per clip (or live window).
 
 The model input is `functionals` [batch, 88] (`edge_ser.features.egemaps`: F0, loudness, jitter, shimmer, HNR,
-spectral balance, formants, MFCC 1-4, voiced/unvoiced segment statistics). The manifest block
+spectral balance, formants, MFCC 1-4, voiced/unvoiced segment statistics), or [batch, 327] when the spec is
+`extended` (the 88, then 7 distribution and dynamics statistics of 25 of those descriptors and MFCC 5-12). The manifest block
 `functionals_input` is the FunctionalsSpec; `feature_spec` records its STFT / mel part. Live, each window's
 functionals are computed afresh (they describe the window as a whole: percentiles, segment lengths); long
 files are cut into windows by the base class, as for the clip vector.
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from edge_ser.features.egemaps import DIM, FunctionalsSpec, functionals
+from edge_ser.features.egemaps import FunctionalsSpec, functionals
 from edge_ser.features.spec import FeatureSpec
 from edge_ser.inputs.base import InputKind, Inputs, shape_of, softmax_row
 
@@ -26,7 +27,7 @@ BLOCK = "functionals_input"
 
 
 class FunctionalsKind(InputKind):
-    """Input "functionals" [batch, 88]: a clip's eGeMAPS-layout functionals (manifest block
+    """Input "functionals" [batch, 88 or 327]: a clip's eGeMAPS-layout functionals (manifest block
     `functionals_input`: the FunctionalsSpec fields); softmax over the one row."""
 
     name = "functionals"
@@ -70,7 +71,7 @@ class FunctionalsKind(InputKind):
 
     @property
     def input_shapes(self) -> dict[str, tuple[int, ...]]:
-        return {INPUT: (DIM,)}
+        return {INPUT: (self.spec.dim,)}
 
     def window_inputs(self, window: np.ndarray, faces: Sequence[Any] | None = None) -> Inputs:
         y = np.asarray(window, dtype=np.float32)
@@ -80,7 +81,8 @@ class FunctionalsKind(InputKind):
         return softmax_row(logits)
 
     def describe(self) -> list[str]:
-        return [f"functionals: {DIM} eGeMAPS-layout prosodic / voice-quality values per clip, {self.spec}"]
+        layout = "eGeMAPS-layout + extended statistics" if self.spec.extended else "eGeMAPS-layout"
+        return [f"functionals: {self.spec.dim} {layout} prosodic / voice-quality values per clip, {self.spec}"]
 
 
 KIND = FunctionalsKind
