@@ -82,7 +82,9 @@ class FunctionalsKind(InputKind):
 
     def describe(self) -> list[str]:
         layout = "eGeMAPS-layout + extended statistics" if self.spec.extended else "eGeMAPS-layout"
-        return [f"functionals: {self.spec.dim} {layout} prosodic / voice-quality values per clip, {self.spec}"]
+        return [
+            f"functionals: {self.spec.dim} {layout} prosodic / voice-quality values per clip, {self.spec}"
+        ]
 
 
 KIND = FunctionalsKind
