@@ -10,7 +10,9 @@ Protocols (converters.protocol.PROTOCOLS): EMODB leave-one-speaker-out (the head
 disjoint from the test fold on the speaker-independent protocols; nothing is chosen on the test fold.
 Rows (converters.si_eval.standard_rows): logistic regression and SVM (scikit-learn), laq_mlp float and
 after LAQ + QAT at <= 2 average bits ("sensitivity@2.0"), on the 16 kHz clip vector; the same baselines and
-functionals_mlp (float and "sensitivity@2.0") on the eGeMAPS-layout functionals. `--ablation` adds the same
+functionals_mlp (float and "sensitivity@2.0") on the eGeMAPS-layout functionals and on their extended layout
+(`functionals_ext`, 327 values); logreg and functionals_mlp on the extended layout with speed-perturbed
+training copies (`functionals_ext_speed`: the shipped ser_* recipe). `--ablation` adds the same
 four functionals rows on `functionals_mfcc` (the functionals + the clip's 40 MFCC means; host only, no device
 input kind yet).
 Norms: none and transductive per-speaker standardisation; online-1/5/20 (the device's running statistics
@@ -67,7 +69,10 @@ def markdown(rows: list[dict], seconds: float, compute: float) -> str:
         "knob choice, LAQ allocation and QAT, the online prior weight) on speakers disjoint from the test fold on",
         "the speaker-independent protocols. Inputs: `vector` = the 180-d clip vector at 16 kHz (mel 0-8 kHz), DC",
         "removed, -26 dBFS (converters.si_eval.si_vector_spec); `functionals` = the 88 eGeMAPS-layout functionals",
-        "(edge_ser.features.egemaps, docs/features.md), same conditioning.",
+        "(edge_ser.features.egemaps, docs/features.md), same conditioning; `functionals_ext` = the extended layout",
+        "(the 88 + distribution, dynamics and MFCC 5-12 statistics, 327 values); `functionals_ext_speed` = the same,",
+        "with speed-perturbed copies (0.9, 1.1) of the training speakers' clips added to training (validation and",
+        "test rows are the clips as recorded).",
         "packed KB: the real .esq file for laq_mlp; float32 values x 4 B (an estimate) for scikit-learn models.",
         "norm: none / transductive (every speaker standardised by its own clips' statistics) / online-N (the test",
         "speaker's statistics after N clips, from the training prior; docs/protocol.md).",
@@ -93,7 +98,7 @@ def markdown(rows: list[dict], seconds: float, compute: float) -> str:
         best = _best(mine)
         lines += [
             "",
-            f"Best: {best['model']} ({best['norm']}), UAR {_pct(best['uar'], best['uar_std'])}. "
+            f"Best: {best['model']} on {best['input']} ({best['norm']}), UAR {_pct(best['uar'], best['uar_std'])}. "
             f"![UAR vs packed KB](si_table_pareto_{name}.png) ![confusion](si_table_confusion_{name}.png)",
         ]
     lines += [
