@@ -191,6 +191,45 @@ tempo all move by s, as they do between two speakers, which is the variation a s
 ignore."""
 
 
+def _copies_matrix(
+    records: Sequence[Any],
+    spec: FunctionalsSpec,
+    copies: int,
+    key: Callable[[str, int, int], str],
+    make: Callable[[np.ndarray, int, int], np.ndarray],
+    *,
+    cache: FeatureCache | None,
+    progress: bool,
+    desc: str,
+) -> np.ndarray:
+    """The functionals [copies, n, spec.dim] of `make(y, i, k)` (copy k of file i's audio y, mono at the spec's
+    rate), each read from `cache` under `key(file digest, i, k)` when there and computed (the file decoded once)
+    when not: the loop the augmented-copy matrices share."""
+    from edge_ser.audio import load
+
+    out = np.zeros((copies, len(records), spec.dim), np.float32)
+    bar = tqdm(total=copies * len(records), desc=desc, disable=None if progress else True)
+    for i, r in enumerate(records):
+        path = Path(getattr(r, "source", r))
+        base = file_digest(path) if cache is not None else ""
+        y = None
+        for k in range(copies):
+            digest = hashlib.sha256(key(base, i, k).encode()).hexdigest()
+            vec = cache.get(spec, digest) if cache is not None else None
+            if cache is not None:
+                cache.hits, cache.misses = cache.hits + (vec is not None), cache.misses + (vec is None)
+            if vec is None:
+                if y is None:
+                    y, _ = load(path, sr=spec.sample_rate, mono=True)
+                vec = functionals(make(y, i, k), sr=spec.sample_rate, spec=spec)
+                if cache is not None:
+                    cache.put(spec, digest, vec)
+            out[k, i] = vec
+            bar.update()
+    bar.close()
+    return out
+
+
 def speed_functionals_matrix(
     records: Sequence[Any],
     spec: FunctionalsSpec = FunctionalsSpec(),
@@ -203,38 +242,22 @@ def speed_functionals_matrix(
     from the spec's rate to rate / factor and read at the spec's rate (sox's `speed`), so 0.9 is slower and
     lower. Training copies only (each copy is its own speaker for per-speaker normalisation); cached per
     (file, spec, factor)."""
-    from edge_ser.audio import load, resample
+    from edge_ser.audio import resample
 
     sr = spec.sample_rate
     for f in factors:
         if not 0.5 <= float(f) <= 2.0:
             raise ConfigError(f"speed factor {f!r}: use 0.5..2.0 (0.9 and 1.1 are the usual pair)")
-    out = np.zeros((len(factors), len(records), spec.dim), np.float32)
-    bar = tqdm(
-        total=len(factors) * len(records),
+    return _copies_matrix(
+        records,
+        spec,
+        len(factors),
+        lambda base, i, k: f"{base} speed {float(factors[k]):.4f}",
+        lambda y, i, k: resample(np.asarray(y, np.float32), sr, int(round(sr / float(factors[k])))),
+        cache=cache,
+        progress=progress,
         desc="speed-perturbed functionals",
-        disable=None if progress else True,
     )
-    for i, r in enumerate(records):
-        path = Path(getattr(r, "source", r))
-        base = file_digest(path) if cache is not None else ""
-        y = None
-        for k, f in enumerate(factors):
-            key = hashlib.sha256(f"{base} speed {float(f):.4f}".encode()).hexdigest()
-            vec = cache.get(spec, key) if cache is not None else None
-            if cache is not None:
-                cache.hits, cache.misses = cache.hits + (vec is not None), cache.misses + (vec is None)
-            if vec is None:
-                if y is None:
-                    y, _ = load(path, sr=sr, mono=True)
-                z = resample(np.asarray(y, np.float32), sr, int(round(sr / float(f))))
-                vec = functionals(z, sr=sr, spec=spec)
-                if cache is not None:
-                    cache.put(spec, key, vec)
-            out[k, i] = vec
-            bar.update()
-    bar.close()
-    return out
 
 
 def noisy_functionals_matrix(
@@ -247,38 +270,27 @@ def noisy_functionals_matrix(
     cache: FeatureCache | None = None,
     progress: bool = False,
 ) -> np.ndarray:
-    """The functionals [copies, n, 88] of every file with white noise added, `copies` times, each copy at an SNR
-    (noise RMS below the clip's RMS) drawn uniformly from `snr_db` per clip and copy, seeded.
+    """The functionals [copies, n, spec.dim] of every file with white noise added, `copies` times, each copy at
+    an SNR (noise RMS below the clip's RMS) drawn uniformly from `snr_db` per clip and copy, seeded.
 
     Why: a corpus recorded in a studio (RAVDESS' pauses are at ~-96 dBFS) teaches a model that pauses are
     silent, and every microphone's noise floor then moves the pause-dependent functionals (loudness percentile
     20, unvoiced spectra) by tens of training standard deviations. Cached per (file, spec, SNR, seed)."""
-    from edge_ser.audio import load
+    snrs = np.random.default_rng(seed).uniform(*snr_db, size=(copies, len(records)))
 
-    rng = np.random.default_rng(seed)
-    snrs = rng.uniform(*snr_db, size=(copies, len(records)))
-    out = np.zeros((copies, len(records), spec.dim), np.float32)
-    bar = tqdm(total=copies * len(records), desc="noisy functionals", disable=None if progress else True)
-    for i, r in enumerate(records):
-        path = Path(getattr(r, "source", r))
-        base = file_digest(path) if cache is not None else ""
-        y = None
-        for k in range(copies):
-            key = hashlib.sha256(f"{base} noise {snrs[k, i]:.4f} seed {seed} copy {k}".encode()).hexdigest()
-            vec = cache.get(spec, key) if cache is not None else None
-            if cache is not None:
-                cache.hits, cache.misses = cache.hits + (vec is not None), cache.misses + (vec is None)
-            if vec is None:
-                if y is None:
-                    y, _ = load(path, sr=spec.sample_rate, mono=True)
-                    y = np.asarray(y, np.float64) - float(np.mean(y))
-                noise_rng = np.random.default_rng([seed, k, i])
-                rms = float(np.sqrt(np.mean(y * y))) or 1e-6
-                z = y + noise_rng.standard_normal(y.size) * rms * 10 ** (-snrs[k, i] / 20)
-                vec = functionals(z.astype(np.float32), sr=spec.sample_rate, spec=spec)
-                if cache is not None:
-                    cache.put(spec, key, vec)
-            out[k, i] = vec
-            bar.update()
-    bar.close()
-    return out
+    def noisy(y: np.ndarray, i: int, k: int) -> np.ndarray:
+        y = np.asarray(y, np.float64) - float(np.mean(y))
+        rms = float(np.sqrt(np.mean(y * y))) or 1e-6
+        noise = np.random.default_rng([seed, k, i]).standard_normal(y.size)
+        return (y + noise * rms * 10 ** (-snrs[k, i] / 20)).astype(np.float32)
+
+    return _copies_matrix(
+        records,
+        spec,
+        copies,
+        lambda base, i, k: f"{base} noise {snrs[k, i]:.4f} seed {seed} copy {k}",
+        noisy,
+        cache=cache,
+        progress=progress,
+        desc="noisy functionals",
+    )
