@@ -92,6 +92,13 @@ def main() -> None:
         "noisy validation UAR",
     )
     ap.add_argument(
+        "--balanced",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="class-balanced cross-entropy (every class the same total weight, so the loss matches UAR); auto: "
+        "with or without, whichever scores the better mean of clean and noisy validation UAR",
+    )
+    ap.add_argument(
         "--no-refit",
         action="store_true",
         help="ship the validation run's model (trained without the val speakers)",
@@ -114,17 +121,19 @@ def main() -> None:
 
     by_uar = {"val_accuracy": lambda logits: index_metrics(y[val], logits.argmax(1), list(d.classes)).uar}
 
-    def stage1(copies: int, speed: bool) -> dict:
+    def stage1(copies: int, speed: bool, balanced: bool) -> dict:
         """Train on the training speakers (clean + `copies` noisy copies, + the speed-perturbed copies when
-        `speed`), choose on every clean and noisy validation row."""
+        `speed`; the class-balanced loss when `balanced`), choose on every clean and noisy validation row."""
         tr = ~held_out & ((copy_of <= copies) | (speed_rows & speed))
         seed_everything(0)
         net = build("functionals_mlp", num_classes=n, in_features=X.shape[1])
         net.set_normalization(torch.as_tensor(Z[tr].mean(0)), torch.as_tensor(Z[tr].std(0)))
-        fp = train_classifier(
-            net, Z[tr], y[tr], Z[val], y[val], TrainConfig(seed=0), progress=False, **by_uar
+        cfg = TrainConfig(seed=0, class_balanced=balanced)
+        fp = train_classifier(net, Z[tr], y[tr], Z[val], y[val], cfg, progress=False, **by_uar)
+        qcfg = replace(QAT_DEFAULTS, class_balanced=balanced)
+        c = compress(
+            args.recipe, fp.model, Z[tr], y[tr], Z[val], y[val], seed=0, qat_config=qcfg, train_kwargs=by_uar
         )
-        c = compress(args.recipe, fp.model, Z[tr], y[tr], Z[val], y[val], seed=0, train_kwargs=by_uar)
         clean, noisy_rows = val & (copy_of == 0), val & (copy_of > 0)
         figures = {
             "val_uar": uar_of(c.model, clean),
@@ -132,19 +141,23 @@ def main() -> None:
             "val_float_uar": uar_of(fp.model, clean),
             "noise_copies": copies,
             "speed_copies": list(SPEED_FACTORS) if speed else [],
+            "class_balanced": balanced,
         }
         print(
-            f"  {copies} noisy copies, speed copies {'on' if speed else 'off'}: validation UAR clean "
+            f"  {copies} noisy copies, speed copies {'on' if speed else 'off'}, class-balanced loss "
+            f"{'on' if balanced else 'off'}: validation UAR clean "
             f"{100 * figures['val_uar']:.1f} %, noisy {100 * figures['val_uar_noisy']:.1f} %"
         )
         return {"c": c, "fp": fp, "tr": tr, "figures": figures}
 
     noise_choices = (0, NOISY_COPIES) if args.noise_copies is None else (args.noise_copies,)
     speed_choices = {"auto": (False, True), "on": (True,), "off": (False,)}[args.speed]
-    runs = [stage1(k, sp) for k in noise_choices for sp in speed_choices]
+    balanced_choices = {"auto": (False, True), "on": (True,), "off": (False,)}[args.balanced]
+    runs = [stage1(k, sp, b) for k in noise_choices for sp in speed_choices for b in balanced_choices]
     best = max(runs, key=lambda r: r["figures"]["val_uar"] + r["figures"]["val_uar_noisy"])
     c, fp, tr, figures = best["c"], best["fp"], best["tr"], best["figures"]
     copies, speed = figures["noise_copies"], bool(figures["speed_copies"])
+    balanced = bool(figures["class_balanced"])
     epochs = {"float": fp.best_epoch, "qat": int(c.info["qat_epoch"])}
     split = {
         "kind": "speaker holdout (validation only; the speaker-independent figure is si_table's LOSO)",
@@ -155,11 +168,12 @@ def main() -> None:
         "augmentation": f"{copies} noisy copies of every training clip"
         + (f", speed-perturbed copies at {', '.join(map(str, SPEED_FACTORS))}" if speed else "")
         + " (chosen on validation)",
+        "loss": ("class-balanced " if balanced else "") + "cross-entropy (chosen on validation)",
     }
     model, codes, fit = c.model, c.codes, tr
     if not args.no_refit:
         fit = (copy_of <= copies) | (speed_rows & speed)
-        model, codes = refit(X.shape[1], n, Z[fit], y[fit], c.plan, epochs)
+        model, codes = refit(X.shape[1], n, Z[fit], y[fit], c.plan, epochs, balanced=balanced)
         split = {
             **split,
             "kind": "refit on every speaker; epochs, bits and noisy copies chosen on the validation speakers in "
@@ -187,10 +201,12 @@ def main() -> None:
                 + (", extended" if spec.extended else "")
                 + "), per-speaker standardised",
                 "compression": args.recipe,
+                "loss": "class-balanced cross-entropy" if balanced else "cross-entropy",
                 "made_by": f"python benchmarks/ship_ser.py --data {args.data} --out {args.out}"
                 + (f" --features {args.features}" if args.features != "extended" else "")
                 + (f" --noise-copies {args.noise_copies}" if args.noise_copies is not None else "")
                 + (f" --speed {args.speed}" if args.speed != "auto" else "")
+                + (f" --balanced {args.balanced}" if args.balanced != "auto" else "")
                 + (" --no-refit" if args.no_refit else ""),
             },
         },
@@ -199,7 +215,8 @@ def main() -> None:
         f"{out}: functionals_mlp {c.plan.average_bits:.2f} bits, {c.packed_bytes() / 1000:.1f} KB packed; "
         f"validation speakers {val_spk}: UAR {100 * figures['val_uar']:.1f} % "
         f"(float {100 * figures['val_float_uar']:.1f} %; noisy copies {100 * figures['val_uar_noisy']:.1f} %; "
-        f"trained with {copies} noisy copies, speed copies {'on' if speed else 'off'})"
+        f"trained with {copies} noisy copies, speed copies {'on' if speed else 'off'}, class-balanced loss "
+        f"{'on' if balanced else 'off'})"
         + ("" if args.no_refit else f"; refit on all {len(speakers)} speakers at epochs {epochs}")
     )
 
@@ -232,21 +249,25 @@ def refit(
     epochs: dict[str, int],
     *,
     seed: int = 0,
+    balanced: bool = False,
     prepare: Callable[[torch.nn.Module, str], None] | None = None,
 ) -> tuple[torch.nn.Module, dict]:
     """functionals_mlp trained on every row of Z for the float and QAT epoch counts stage 1 chose, at its
-    bit plan: no checkpoint is selected on the data it trains on. `prepare(model, stage)` (experiments,
+    bit plan: no checkpoint is selected on the data it trains on; `balanced`: the class-balanced loss.
+    `prepare(model, stage)` (experiments,
     benchmarks/tflite_int8_flips.py) may add hooks before the "float" and the "qat" stage."""
     seed_everything(seed)
     net = build("functionals_mlp", num_classes=n_classes, in_features=dim)
     net.set_normalization(torch.as_tensor(Z.mean(0)), torch.as_tensor(Z.std(0)))
     if prepare is not None:
         prepare(net, "float")
-    fixed = TrainConfig(seed=seed, epochs=max(1, epochs["float"]), keep_last=True)
+    fixed = TrainConfig(seed=seed, epochs=max(1, epochs["float"]), keep_last=True, class_balanced=balanced)
     fp = train_classifier(net, Z, y, Z, y, fixed, progress=False)
     if prepare is not None:
         prepare(fp.model, "qat")  # qat() deep-copies the model, hooks included
-    qcfg = replace(QAT_DEFAULTS, seed=seed, epochs=max(1, epochs["qat"]), keep_last=True)
+    qcfg = replace(
+        QAT_DEFAULTS, seed=seed, epochs=max(1, epochs["qat"]), keep_last=True, class_balanced=balanced
+    )
     frozen, codes, _ = qat(fp.model, plan, Z, y, Z, y, qcfg)
     return frozen, codes
 

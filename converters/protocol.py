@@ -10,6 +10,7 @@ The protocols of the speaker-independence table (docs/protocol.md):
 | `emodb-loso` | leave one speaker out (10) | another speaker (`leave_one_speaker_out`) |
 | `emodb-10fold-x3` | stratified 10-fold, seeds 0, 1, 2 (30) | a stratified ninth of the training part |
 | `ravdess-pairs` | 6 folds of 2 actors, RAVDESS actors 01-12 | the next pair of actors |
+| `ravdess-loao` | leave one actor out (12), RAVDESS actors 01-12 | another actor (`leave_one_speaker_out`) |
 
 Every speaker-independent protocol keeps the test speakers out of train and val, and val out of train
 (`Fold.check`), so early stopping and knob choice never see the test speakers.
@@ -136,6 +137,7 @@ PROTOCOLS: dict[str, Protocol] = {
         Protocol("emodb-loso", "emodb", "loso"),
         Protocol("emodb-10fold-x3", "emodb", "stratified", k=10, seeds=(0, 1, 2)),
         Protocol("ravdess-pairs", "ravdess", "speaker-pairs"),
+        Protocol("ravdess-loao", "ravdess", "loso"),
     )
 }
 """The protocols of the speaker-independence table, by name."""

@@ -34,6 +34,9 @@ class TrainConfig:
     keep_last: bool = False
     """Train exactly `epochs` epochs and keep the last weights, no selection: the refit on all data at an epoch
     count chosen on validation beforehand (the validation curve is still recorded)."""
+    class_balanced: bool = False
+    """Weight the cross-entropy by n / (k * count of the class) over the training rows, so every class carries
+    the same total weight: the loss then matches UAR (mean per-class recall) rather than accuracy."""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -123,6 +126,38 @@ def _mixup_loss(
     return lam * loss_fn(out, yb) + (1 - lam) * loss_fn(out, yb[perm])
 
 
+def class_weights(y: torch.Tensor, k: int) -> torch.Tensor:
+    """Per-class loss weights n / (m * count) for labels `y` over `k` classes (m = the classes present), so
+    every present class carries the same total weight; a class absent from `y` gets weight 0."""
+    counts = torch.bincount(y, minlength=k)[:k].to(torch.float32)
+    present = counts > 0
+    w = torch.zeros(k)
+    w[present] = len(y) / (int(present.sum()) * counts[present])
+    return w
+
+
+class BalancedCrossEntropy(nn.Module):
+    """Cross-entropy weighted by `class_weights` of the training labels, sized to the logits' width."""
+
+    def __init__(self, y: torch.Tensor) -> None:
+        super().__init__()
+        self.y = y
+        self._w: torch.Tensor | None = None
+
+    def forward(self, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if self._w is None or self._w.numel() != out.shape[1]:
+            self._w = class_weights(self.y, out.shape[1])
+        return nn.functional.cross_entropy(out, target, weight=self._w)
+
+
+def _loss_fns(config: TrainConfig, yt: torch.Tensor, distill: Distill | None) -> tuple[nn.Module, nn.Module]:
+    """The training loss (class-balanced when `config.class_balanced`) and the plain validation loss."""
+    if config.class_balanced and distill is not None:
+        raise ValueError("train_classifier: class_balanced with distill is not supported")
+    train = BalancedCrossEntropy(yt) if config.class_balanced else nn.CrossEntropyLoss()
+    return train, nn.CrossEntropyLoss()
+
+
 def train_classifier(
     model: nn.Module,
     X_train: Inputs,
@@ -154,7 +189,7 @@ def train_classifier(
         model.to(memory_format=torch.channels_last)
     yt = torch.as_tensor(np.asarray(y_train, dtype=np.int64))
     opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    loss_fn = nn.CrossEntropyLoss()
+    loss_fn, val_loss_fn = _loss_fns(config, yt, distill)
     steps = config.epochs * -(-len(yt) // config.batch_size)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps) if config.cosine else None
     teacher = distill.tensor(mixup) if distill is not None else None
@@ -195,7 +230,9 @@ def train_classifier(
                 sched.step()
             total += loss.item() * len(idx)
         logits = predict(model, X_val)
-        val_loss = float(loss_fn(torch.as_tensor(logits), torch.as_tensor(np.asarray(y_val, dtype=np.int64))))
+        val_loss = float(
+            val_loss_fn(torch.as_tensor(logits), torch.as_tensor(np.asarray(y_val, dtype=np.int64)))
+        )
         if val_accuracy is not None:
             val_acc = float(val_accuracy(logits))
         else:

@@ -79,6 +79,18 @@ def test_speaker_pairs_protocol_six_folds_of_two_actors_val_the_next_pair():
         assert sorted(int(a) % 2 for a in test) == [0, 1]  # one male (odd) and one female (even) actor
 
 
+def test_ravdess_leave_one_actor_out_twelve_folds_ten_training_actors():
+    speakers = np.repeat([f"{a:02d}" for a in range(1, 13)], 60)
+    labels = np.tile(np.resize(np.arange(8), 60), 12)
+    folds = PROTOCOLS["ravdess-loao"].folds(speakers, labels)
+    assert len(folds) == 12 and PROTOCOLS["ravdess-loao"].speaker_independent
+    assert [f.test_speakers for f in folds] == [(f"{a:02d}",) for a in range(1, 13)]
+    for f in folds:
+        train, val, test = _sides(f, speakers)
+        assert len(test) == 1 and len(val) == 1 and len(train) == 10
+        assert not (test & (train | val)) and not (val & train)
+
+
 def test_stratified_kfold_partitions_each_seed_and_keeps_class_shares():
     speakers, labels = _corpus()
     folds = PROTOCOLS["emodb-10fold-x3"].folds(speakers, labels)

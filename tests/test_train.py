@@ -1,4 +1,5 @@
-"""converters.train: the refit mode (`keep_last`) trains exactly the epochs it is given and keeps the last."""
+"""converters.train: the refit mode (`keep_last`) trains exactly the epochs it is given and keeps the last; the
+class-balanced loss gives every class the same total weight."""
 
 from __future__ import annotations
 
@@ -7,7 +8,13 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="training needs torch (host extra)")
 
-from converters.train import TrainConfig, train_classifier  # noqa: E402
+from converters.train import (  # noqa: E402
+    BalancedCrossEntropy,
+    Distill,
+    TrainConfig,
+    class_weights,
+    train_classifier,
+)
 
 
 def _data(n: int = 64, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -33,3 +40,43 @@ def test_keep_last_trains_exactly_the_epochs_and_keeps_the_last_weights() -> Non
         progress=False,
     )
     assert sel.best_epoch <= 7 and sel.best_val_acc == max(h["val_acc"] for h in sel.history)
+
+
+def test_class_weights_give_every_present_class_the_same_total_weight() -> None:
+    y = torch.tensor([0, 0, 0, 0, 1, 1, 3])  # class 2 absent, 5 logits
+    w = class_weights(y, 5)
+    assert w.shape == (5,) and w[2] == 0 and w[4] == 0
+    totals = torch.bincount(y, minlength=5).float() * w
+    assert torch.allclose(totals[[0, 1, 3]], torch.full((3,), len(y) / 3))
+    # balanced classes: every weight 1, the loss is the plain cross-entropy
+    yb = torch.tensor([0, 1, 2, 0, 1, 2])
+    logits = torch.randn(6, 3, generator=torch.Generator().manual_seed(0))
+    plain = torch.nn.functional.cross_entropy(logits, yb)
+    assert torch.allclose(BalancedCrossEntropy(yb)(logits, yb), plain)
+
+
+def test_class_balanced_training_lifts_the_minority_class_recall() -> None:
+    rng = np.random.default_rng(1)
+    y = np.r_[np.zeros(270, np.int64), np.ones(30, np.int64)]  # 9:1, overlapping classes
+    X = (rng.standard_normal((300, 4)) + 0.8 * y[:, None]).astype(np.float32)
+
+    def minority_recall(balanced: bool) -> float:
+        torch.manual_seed(0)
+        net = torch.nn.Sequential(torch.nn.Linear(4, 2))
+        cfg = TrainConfig(epochs=40, lr=1e-2, keep_last=True, class_balanced=balanced)
+        r = train_classifier(net, X, y, X, y, cfg, progress=False)
+        pred = r.model(torch.as_tensor(X)).argmax(1).numpy()
+        return float((pred[y == 1] == 1).mean())
+
+    assert minority_recall(True) > minority_recall(False) + 0.3
+    with pytest.raises(ValueError, match="class_balanced with distill"):
+        train_classifier(
+            torch.nn.Sequential(torch.nn.Linear(4, 2)),
+            X,
+            y,
+            X,
+            y,
+            TrainConfig(epochs=1, class_balanced=True),
+            progress=False,
+            distill=Distill(np.zeros((300, 2), np.float32)),
+        )
