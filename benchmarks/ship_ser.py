@@ -37,12 +37,7 @@ import torch  # noqa: E402
 from converters.compress import compress  # noqa: E402
 from converters.evaluate import index_metrics  # noqa: E402
 from converters.export.bundle import build_bundle  # noqa: E402
-from converters.featurize import (  # noqa: E402
-    SPEED_FACTORS,
-    FeatureCache,
-    noisy_functionals_matrix,
-    speed_functionals_matrix,
-)
+from converters.featurize import NOISY_COPIES, SPEED_FACTORS, FeatureCache, training_copies  # noqa: E402
 from converters.pipeline import load_records  # noqa: E402
 from converters.quant.qat import QAT_DEFAULTS, qat  # noqa: E402
 from converters.registry import build  # noqa: E402
@@ -55,8 +50,6 @@ from edge_ser.inputs.functionals import FunctionalsKind  # noqa: E402
 
 VAL_SPEAKERS = {"emodb": 1, "ravdess": 2}
 """How many speakers (the last in sorted order) validate: RAVDESS by a pair (one male, one female actor)."""
-NOISY_COPIES = 2
-"""Noisy copies of every clip computed (validation always scores them; training uses 0 or all of them)."""
 FEATURES = {"egemaps": FunctionalsSpec(), "extended": FunctionalsSpec(extended=True)}
 """The functionals layouts a bundle can be shipped on (`FunctionalsSpec.extended`)."""
 PRIOR_WEIGHT = 3.0
@@ -229,9 +222,8 @@ def training_matrix(data: str, spec: FunctionalsSpec = FEATURES["extended"]):
     d = functionals_input(data, spec=spec)
     _, records = load_records(data, None)
     assert len(records) == len(d.y), "functionals_input and load_records list the clips alike"
-    noisy = noisy_functionals_matrix(records, spec, copies=NOISY_COPIES, cache=FeatureCache(), progress=True)
-    speed = speed_functionals_matrix(records, spec, cache=FeatureCache(), progress=True)
-    X = np.concatenate([d.X, *noisy, *speed]).astype(np.float32)
+    copies = training_copies(records, spec, cache=FeatureCache(), progress=True)
+    X = np.concatenate([d.X, *copies]).astype(np.float32)
     views = 1 + NOISY_COPIES + len(SPEED_FACTORS)
     y = np.tile(d.y, views)
     spk = np.tile(d.speakers, views)
@@ -254,8 +246,8 @@ def refit(
 ) -> tuple[torch.nn.Module, dict]:
     """functionals_mlp trained on every row of Z for the float and QAT epoch counts stage 1 chose, at its
     bit plan: no checkpoint is selected on the data it trains on; `balanced`: the class-balanced loss.
-    `prepare(model, stage)` (experiments,
-    benchmarks/tflite_int8_flips.py) may add hooks before the "float" and the "qat" stage."""
+    `prepare(model, stage)` (experiments, benchmarks/tflite_int8_flips.py) may add hooks before the "float"
+    and the "qat" stage."""
     seed_everything(seed)
     net = build("functionals_mlp", num_classes=n_classes, in_features=dim)
     net.set_normalization(torch.as_tensor(Z.mean(0)), torch.as_tensor(Z.std(0)))

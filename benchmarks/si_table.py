@@ -6,15 +6,16 @@ normalisation; UAR and WAR, mean and std over folds.
     python benchmarks/si_table.py --ablation                        # + the functionals + MFCC rows
 
 Protocols (converters.protocol.PROTOCOLS): EMODB leave-one-speaker-out (the headline), EMODB stratified
-10-fold x 3 seeds, RAVDESS actors 01-12 in 6 folds of 2 actors and leave-one-actor-out (8 classes). Validation is a speaker
-disjoint from the test fold on the speaker-independent protocols; nothing is chosen on the test fold.
+10-fold x 3 seeds, RAVDESS actors 01-12 in 6 folds of 2 actors and leave-one-actor-out (8 classes).
+Validation is a speaker disjoint from the test fold on the speaker-independent protocols; nothing is chosen
+on the test fold.
 Rows (converters.si_eval.standard_rows): logistic regression and SVM (scikit-learn), laq_mlp float and
 after LAQ + QAT at <= 2 average bits ("sensitivity@2.0"), on the 16 kHz clip vector; the same baselines and
 functionals_mlp (float and "sensitivity@2.0") on the eGeMAPS-layout functionals and on their extended layout
 (`functionals_ext`, 327 values); logreg and functionals_mlp on the extended layout with speed-perturbed
-training copies (`functionals_ext_speed`); functionals_mlp with the class-balanced loss (`functionals_mlp_bal`) on
-those, and both losses on the ser_* training set (`functionals_ext_aug`: speed and noisy copies; ser_emodb is
-the balanced row, ser_ravdess the plain one). `--ablation` adds the same
+training copies (`functionals_ext_speed`); functionals_mlp with the class-balanced loss
+(`functionals_mlp_bal`) on those, and both losses on the ser_* training set (`functionals_ext_aug`: speed
+and noisy copies; ser_emodb is the balanced row, ser_ravdess the plain one). `--ablation` adds the same
 four functionals rows on `functionals_mfcc` (the functionals + the clip's 40 MFCC means; host only, no device
 input kind yet).
 Norms: none and transductive per-speaker standardisation; online-1/5/20 (the device's running statistics

@@ -294,3 +294,23 @@ def noisy_functionals_matrix(
         progress=progress,
         desc="noisy functionals",
     )
+
+
+NOISY_COPIES = 2
+"""Noisy copies of every clip in the ser_* training set (`training_copies`)."""
+
+
+def training_copies(
+    records: Sequence[Any],
+    spec: FunctionalsSpec = FunctionalsSpec(),
+    *,
+    cache: FeatureCache | None = None,
+    progress: bool = False,
+) -> np.ndarray:
+    """The ser_* bundles' augmented views of every file, [NOISY_COPIES + len(SPEED_FACTORS), n, spec.dim]:
+    the `NOISY_COPIES` noisy copies (`noisy_functionals_matrix`), then one speed-perturbed copy per
+    `SPEED_FACTORS` (`speed_functionals_matrix`). benchmarks/ship_ser.py trains on them and the si_table's
+    `functionals_ext_aug` input measures them."""
+    noisy = noisy_functionals_matrix(records, spec, copies=NOISY_COPIES, cache=cache, progress=progress)
+    speed = speed_functionals_matrix(records, spec, cache=cache, progress=progress)
+    return np.concatenate([noisy, speed]).astype(np.float32)

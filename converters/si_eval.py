@@ -218,34 +218,36 @@ def functionals_ext_input(dataset: str, root: str | None = None, *, cache: Any =
     return functionals_input(dataset, root, cache=cache, spec=FunctionalsSpec(extended=True))
 
 
-def functionals_ext_speed_input(dataset: str, root: str | None = None, *, cache: Any = None) -> InputData:
-    """The extended functionals, with speed-perturbed training copies (`converters.featurize.SPEED_FACTORS`,
-    0.9 and 1.1): validation and test rows stay the clips as recorded."""
-    from converters.featurize import FeatureCache, speed_functionals_matrix
+def _ext_with_copies(
+    name: str, dataset: str, root: str | None, cache: Any, copies_of: Callable[..., np.ndarray]
+) -> InputData:
+    """The extended functionals with `copies_of(records, spec, cache=, progress=)` as training copies."""
+    from converters.featurize import FeatureCache
     from converters.pipeline import load_records
     from edge_ser.features.egemaps import FunctionalsSpec
 
     d = functionals_ext_input(dataset, root, cache=cache)
     _, records = load_records(dataset, root)
     spec = FunctionalsSpec.from_dict(d.info["spec"])
-    copies = speed_functionals_matrix(records, spec, cache=cache or FeatureCache(), progress=True)
-    return InputData("functionals_ext_speed", d.X, d.y, d.speakers, d.classes, d.info, copies)
+    copies = copies_of(records, spec, cache=cache or FeatureCache(), progress=True)
+    return InputData(name, d.X, d.y, d.speakers, d.classes, d.info, np.asarray(copies, np.float32))
+
+
+def functionals_ext_speed_input(dataset: str, root: str | None = None, *, cache: Any = None) -> InputData:
+    """The extended functionals, with speed-perturbed training copies (`converters.featurize.SPEED_FACTORS`,
+    0.9 and 1.1): validation and test rows stay the clips as recorded."""
+    from converters.featurize import speed_functionals_matrix
+
+    return _ext_with_copies("functionals_ext_speed", dataset, root, cache, speed_functionals_matrix)
 
 
 def functionals_ext_aug_input(dataset: str, root: str | None = None, *, cache: Any = None) -> InputData:
-    """The shipped ser_* training set: the extended functionals with two noisy copies (white noise at 20-50 dB
-    SNR, `noisy_functionals_matrix`) and the speed-perturbed copies of every training clip, as
-    benchmarks/ship_ser.py trains on; validation and test rows stay the clips as recorded."""
-    from converters.featurize import FeatureCache, noisy_functionals_matrix
-    from converters.pipeline import load_records
-    from edge_ser.features.egemaps import FunctionalsSpec
+    """The shipped ser_* training set: the extended functionals with the noisy and the speed-perturbed copies
+    of every training clip (`converters.featurize.training_copies`, as benchmarks/ship_ser.py trains on);
+    validation and test rows stay the clips as recorded."""
+    from converters.featurize import training_copies
 
-    d = functionals_ext_speed_input(dataset, root, cache=cache)
-    _, records = load_records(dataset, root)
-    spec = FunctionalsSpec.from_dict(d.info["spec"])
-    noisy = noisy_functionals_matrix(records, spec, copies=2, cache=cache or FeatureCache(), progress=True)
-    copies = np.concatenate([noisy, d.copies]).astype(np.float32)
-    return InputData("functionals_ext_aug", d.X, d.y, d.speakers, d.classes, d.info, copies)
+    return _ext_with_copies("functionals_ext_aug", dataset, root, cache, training_copies)
 
 
 def vector_input(
@@ -357,28 +359,19 @@ def fit_laq_mlp(
     return fit
 
 
-def functionals_rows(input_name: str, baselines: Sequence[str] = ("logreg", "svm")) -> list[Row]:
+def functionals_rows(
+    input_name: str, baselines: Sequence[str] = ("logreg", "svm"), *, balanced: bool = False
+) -> list[Row]:
     """The rows every functionals input gets: the scikit-learn `baselines`, then functionals_mlp float and at
-    <= 2 bits ("sensitivity@2.0")."""
+    <= 2 bits ("sensitivity@2.0"); with `balanced`, trained with the class-balanced cross-entropy
+    (`TrainConfig.class_balanced`) and named "functionals_mlp_bal"."""
     mlp = "functionals_mlp"
+    name = "functionals_mlp_bal" if balanced else mlp
     return [
         *(Row(kind, input_name, fit_sklearn(kind)) for kind in baselines),
-        Row(mlp, input_name, fit_laq_mlp(model=mlp)),
-        Row(mlp, input_name, fit_laq_mlp("sensitivity@2.0", model=mlp), "sensitivity@2.0"),
-    ]
-
-
-def balanced_rows(input_name: str) -> list[Row]:
-    """functionals_mlp float and at <= 2 bits trained with the class-balanced cross-entropy
-    (`TrainConfig.class_balanced`), as "functionals_mlp_bal": the ser_* bundles' recipe."""
-    mlp = "functionals_mlp_bal"
-    return [
-        Row(mlp, input_name, fit_laq_mlp(model="functionals_mlp", balanced=True)),
+        Row(name, input_name, fit_laq_mlp(model=mlp, balanced=balanced)),
         Row(
-            mlp,
-            input_name,
-            fit_laq_mlp("sensitivity@2.0", model="functionals_mlp", balanced=True),
-            "sensitivity@2.0",
+            name, input_name, fit_laq_mlp("sensitivity@2.0", model=mlp, balanced=balanced), "sensitivity@2.0"
         ),
     ]
 
@@ -397,9 +390,9 @@ def standard_rows() -> list[Row]:
         *functionals_rows("functionals"),
         *functionals_rows("functionals_ext"),
         *functionals_rows("functionals_ext_speed", baselines=("logreg",)),
-        *balanced_rows("functionals_ext_speed"),
+        *functionals_rows("functionals_ext_speed", baselines=(), balanced=True),
         *functionals_rows("functionals_ext_aug", baselines=()),
-        *balanced_rows("functionals_ext_aug"),
+        *functionals_rows("functionals_ext_aug", baselines=(), balanced=True),
     ]
 
 
