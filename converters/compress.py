@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 from torch import nn
@@ -22,6 +23,9 @@ from converters.quant import BitPlan, LaqConfig, allocate, freeze, ptq, qat
 from converters.quant.qat import QAT_DEFAULTS
 from converters.train import TrainConfig, accuracy
 from edge_ser.errors import ConfigError
+
+if TYPE_CHECKING:
+    from converters.export.bundle import Packing
 
 RECIPES = ("fp32", "ptq-<b>", "qat-<b>", "laq-paper", "laq-qat", "sensitivity")
 
@@ -41,19 +45,27 @@ class Compressed:
     def accuracy(self, X: np.ndarray, y: np.ndarray) -> float:
         return accuracy(self.model, X, y)
 
-    def packed_bytes(self, input_shape: tuple[int, ...] | dict[str, tuple[int, ...]] | None = None) -> int:
+    def packed_bytes(
+        self,
+        input_shape: tuple[int, ...] | dict[str, tuple[int, ...]] | None = None,
+        packing: Packing | None = None,
+    ) -> int:
         """Size of the real packed .esq file of this model (codes + scales + float biases and normalisation),
-        written to a temporary folder; `input_shape`: per-sample shape(s), default the model's `input_shapes()`."""
+        written to a temporary folder; `input_shape`: per-sample shape(s), default the model's `input_shapes()`;
+        `packing`: a `converters.export.bundle.Packing` (default: the default one; raw_bits 16 needs a model
+        rounded by `round_raw_to_fp16`)."""
         import tempfile
         from pathlib import Path
 
-        from converters.export.bundle import packed_tensors
+        from converters.export.bundle import Packing, packed_tensors
         from converters.export.onnx_export import to_onnx
         from edge_ser.packed import write_esq
 
+        packing = packing or Packing()
         proto = to_onnx(self.model, self.model.input_shapes() if input_shape is None else input_shape)
+        tensors = packed_tensors(proto, self.plan, self.codes, packing.raw_bits)
         with tempfile.TemporaryDirectory() as tmp:
-            return write_esq(Path(tmp) / "w.esq", packed_tensors(proto, self.plan, self.codes)).stat().st_size
+            return write_esq(Path(tmp) / "w.esq", tensors, alignment=packing.alignment).stat().st_size
 
 
 def compress(

@@ -116,10 +116,11 @@ def scene_agreement(predict, kind, images: np.ndarray) -> dict:
     for im in images:
         tight = im if im.shape == (size, size) else cv2.resize(im, (size, size), interpolation=cv2.INTER_AREA)
         c = crop(in_scene(im))
-        x = kind.window_inputs(np.zeros(0, np.float32), [tight, c.image])["face"]
-        z = np.asarray(predict({"face": x}))
-        direct.append(int(z[0].argmax()))
-        scene.append(int(z[1].argmax()))
+        # each image is one decision of the kind (one crop, or with its mirror when the bundle says so)
+        xd, xs = (kind.window_inputs(np.zeros(0, np.float32), [a])["face"] for a in (tight, c))
+        z = np.asarray(predict({"face": np.concatenate([xd, xs])}))
+        direct.append(int(kind.combine(z[: len(xd)]).argmax()))
+        scene.append(int(kind.combine(z[len(xd) :]).argmax()))
         found.append(bool(c.found))
     d, s, f = np.array(direct), np.array(scene), np.array(found)
     same = d == s

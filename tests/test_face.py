@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -56,6 +58,7 @@ def test_spec_round_trip_and_validation() -> None:
         "min_face": 0.15,
         "margin": 0.15,
         "equalize": True,
+        "second_cascade": "",
     }
     for bad in (
         {"size": 4},
@@ -65,6 +68,9 @@ def test_spec_round_trip_and_validation() -> None:
         {"min_face": 1.0},
         {"margin": -0.1},
         {"equalize": 1},
+        {"second_cascade": "../x.xml"},
+        {"second_cascade": "alt2"},
+        {"second_cascade": None},
     ):
         with pytest.raises(ConfigError):
             FaceCropSpec(**bad)
@@ -137,6 +143,25 @@ def test_astronaut_face(cropper: FaceCropper, astronaut: np.ndarray) -> None:
     assert crop.image.min() <= 10 and crop.image.max() >= 245  # equalised: full range, flat histogram
     assert 100 <= crop.image.mean() <= 155
     assert np.array_equal(cropper.crop_or_center(astronaut).image, crop.image)
+
+
+def test_second_cascade_runs_only_when_the_first_finds_nothing(
+    cropper: FaceCropper, astronaut: np.ndarray, tmp_path
+) -> None:
+    import shutil
+
+    from edge_ser.vision.face import CASCADE_FILE
+
+    folder = os.path.dirname(cropper.cascade_path)
+    for name in ("haarcascade_frontalcatface.xml", CASCADE_FILE):
+        shutil.copy(os.path.join(folder, name), tmp_path / name)
+    cat = tmp_path / "haarcascade_frontalcatface.xml"  # a first cascade that finds no human face here
+    assert FaceCropper(cascade_path=cat).crop(astronaut) is None
+    both = FaceCropper(FaceCropSpec(second_cascade=CASCADE_FILE), cascade_path=cat)
+    crop = both.crop(astronaut)
+    assert crop is not None and np.array_equal(crop.image, cropper.crop(astronaut).image)
+    with pytest.raises(ConfigError, match="haarcascade_frontalface_alt2.xml"):
+        FaceCropper(FaceCropSpec(second_cascade="haarcascade_frontalface_alt2.xml"), cascade_path=cat)
 
 
 def test_input_forms_give_the_same_crop(cropper: FaceCropper, astronaut: np.ndarray) -> None:

@@ -77,8 +77,32 @@ def test_combine_votes_the_crops_and_window_uses_found_faces_only():
     assert not kind.enough_faces([Crop(1, False)], 0.5) and kind.enough_faces(crops, 0.5)
 
 
-def _tiny_bundle(tmp_path: Path, size: int = 32):
-    from converters.export.bundle import build_bundle
+def test_mirror_runs_each_crop_and_its_mirror_image_and_averages_them():
+    kind = FaceKind(FaceInputSpec(size=8, k=2, mirror=True))
+    assert FaceInputSpec.from_dict(kind.spec.to_dict()).mirror and "mirror" in kind.describe()[0]
+    with pytest.raises(ConfigError, match="mirror"):
+        FaceInputSpec.from_dict({"mirror": "yes"})
+
+    class Crop:
+        def __init__(self, image: np.ndarray) -> None:
+            self.image, self.found = image, True
+
+    a = np.arange(64, dtype=np.uint8).reshape(8, 8)
+    x = kind.window_inputs(np.zeros(0, np.float32), [Crop(a), Crop(a.T.copy())])["face"]
+    assert x.shape == (4, 1, 8, 8)  # the two crops, then their mirrors
+    np.testing.assert_array_equal(np.round(x[2, 0] * 255), a[:, ::-1])
+    np.testing.assert_array_equal(np.round(x[3, 0] * 255), a.T[:, ::-1])
+    assert kind.window_inputs(np.zeros(0, np.float32), [])["face"].shape == (2, 1, 8, 8)
+    # rows: crop 1, crop 2, mirror 1, mirror 2; each crop is averaged with its own mirror before the vote
+    p = np.array([[0.8, 0.15, 0.05], [0.8, 0.15, 0.05], [0.3, 0.6, 0.1], [0.3, 0.6, 0.1]])
+    np.testing.assert_allclose(kind.combine(np.log(p)), [0.55, 0.375, 0.075], rtol=1e-6)
+    majority = FaceKind(FaceInputSpec(size=8, k=2, vote="majority", mirror=True))
+    np.testing.assert_allclose(majority.combine(np.log(p)), [1, 0, 0], atol=1e-6)  # 2 of 2 pairs say 0
+    with pytest.raises(ConfigError, match="even"):
+        kind.combine(np.log(p[:3]))
+
+
+def _tiny_model(size: int = 32):
     from converters.models.face_cnn import face_cnn, fold_batchnorm
     from converters.quant import BitPlan, freeze
 
@@ -97,6 +121,13 @@ def _tiny_bundle(tmp_path: Path, size: int = 32):
         torch.testing.assert_close(folded(x), model(x), rtol=1e-4, atol=1e-5)
     plan = BitPlan.uniform(folded, 4)
     frozen, codes = freeze(folded, plan)
+    return frozen, plan, codes
+
+
+def _tiny_bundle(tmp_path: Path, size: int = 32):
+    from converters.export.bundle import build_bundle
+
+    frozen, plan, codes = _tiny_model(size)
     kind = FaceKind(FaceInputSpec(size=size, k=3))
     labels = ["neutral", "happy", "sad", "angry", "fear", "disgust", "surprise"]
     out = build_bundle(
@@ -136,6 +167,35 @@ def test_bundle_round_trip_on_a_photograph(tmp_path, astronaut):
     for engine in ("numpy", "onnxruntime"):
         got = edge_ser.Recognizer(b, engine).engine.predict({"face": rows})
         np.testing.assert_allclose(b.input_kind.combine(got), want3, rtol=1e-4, atol=1e-5)
+
+
+def test_compact_packing_stores_the_rounded_model_exactly(tmp_path):
+    from converters.export.bundle import Packing, build_bundle, round_raw_to_fp16
+    from edge_ser.bundle import load_bundle
+    from edge_ser.engines import load_engine
+
+    out, _ = _tiny_bundle(tmp_path)
+    frozen, plan, layers = _tiny_model()
+    kind = FaceKind(FaceInputSpec(size=32, k=3, mirror=True))
+    labels = ["neutral", "happy", "sad", "angry", "fear", "disgust", "surprise"]
+    args = dict(name="face_cnn", labels=labels, kind=kind, accuracy={}, packing=Packing(16, 16))
+    with pytest.raises(ConfigError, match="round_raw_to_fp16"):
+        build_bundle(tmp_path / "compact", frozen, plan, layers, **args)
+    assert not (tmp_path / "compact").exists()
+    rounded = round_raw_to_fp16(frozen, layers)
+    compact = build_bundle(tmp_path / "compact", rounded, plan, layers, **args)
+    assert (compact / "weights.esq").stat().st_size < (out / "weights.esq").stat().st_size
+    b = load_bundle(compact)
+    assert {t.bits for t in b.weights().tensors.values() if t.bits > 8} == {16}
+    x = torch.rand(4, 1, 32, 32)
+    with torch.no_grad():
+        want = rounded(x).numpy()
+    for engine in ("numpy", "onnxruntime"):
+        np.testing.assert_allclose(
+            load_engine(b, engine).predict({"face": x.numpy()}), want, rtol=1e-4, atol=1e-5
+        )
+    with pytest.raises(ConfigError, match="raw_bits"):
+        Packing(raw_bits=8)
 
 
 def test_teacher_port_matches_keras_padding_and_loads():

@@ -215,6 +215,24 @@ def test_mixed_file_and_empty_file_round_trip(tmp_path: Path) -> None:
     assert empty.tensors == {} and empty.metadata == {"only": "metadata"}
 
 
+@pytest.mark.parametrize("alignment", [8, 16, 4096])
+def test_alignment_is_the_writers_choice(tmp_path: Path, alignment: int) -> None:
+    rng = np.random.default_rng(0)
+    tensors = [
+        Tensor.quantized("w", rng.integers(-1, 2, (5, 3)), rng.uniform(0.1, 1, 5).astype(np.float32), 2),
+        Tensor.raw("b", rng.standard_normal(5).astype(np.float16), bits=16),
+    ]
+    f = read_esq(write_esq(tmp_path / "a.esq", tensors, alignment=alignment))
+    np.testing.assert_array_equal(f.tensors["w"].codes, tensors[0].codes)
+    np.testing.assert_array_equal(f.tensors["b"].values, tensors[1].values)
+    assert struct.unpack_from("<I", (tmp_path / "a.esq").read_bytes(), 28)[0] == alignment
+    small = (tmp_path / "a.esq").stat().st_size
+    assert small < write_esq(tmp_path / "b.esq", tensors).stat().st_size or alignment > 64
+    for bad in (4, 24, 1 << 17, True):
+        with pytest.raises(ConfigError, match="alignment"):
+            write_esq(tmp_path / "c.esq", tensors, alignment=bad)
+
+
 def test_arrays_read_back_are_read_only() -> None:
     f = read_esq_bytes(encode(tiny_tensors()))
     with pytest.raises(ValueError):

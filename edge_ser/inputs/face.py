@@ -39,11 +39,14 @@ VOTES = ("mean_prob", "majority")
 
 @dataclass(frozen=True)
 class FaceInputSpec:
-    """size: the crop side S; k: crops per decision (> 0); vote: how their probabilities combine."""
+    """size: the crop side S; k: crops per decision (> 0); vote: how their probabilities combine; mirror: also
+    run each crop's mirror image and average the two probabilities before the vote (a label-preserving flip the
+    model was trained with: test-time augmentation for 2x the model time)."""
 
     size: int = 48
     k: int = 3
     vote: str = "mean_prob"
+    mirror: bool = False
 
     def __post_init__(self) -> None:
         c = Checker("FaceInputSpec", error=ConfigError)
@@ -51,6 +54,8 @@ class FaceInputSpec:
         c.integer(self.k, "k", 1, MAX_FACE_FRAMES)
         if self.vote not in VOTES:
             raise ConfigError(f"FaceInputSpec.vote={self.vote!r} must be one of {', '.join(VOTES)}")
+        if not isinstance(self.mirror, bool):
+            raise ConfigError(f"FaceInputSpec.mirror={self.mirror!r} must be true or false")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -180,16 +185,21 @@ class FaceKind(InputKind):
 
     def window_inputs(self, window: np.ndarray, faces: Sequence[Any] | None = None) -> Inputs:
         """The crops of a window (audio ignored): those that found a face when any did, else all given; at most
-        k, evenly spread; black when there are none (as the audio-visual kind does)."""
+        k, evenly spread; black when there are none (as the audio-visual kind does). With `mirror`, the crops'
+        mirror images follow them (rows [crops..., mirrors...]; `combine` pairs them up)."""
         crops = list(faces or [])
         found = [f for f in crops if getattr(f, "found", True)]
         crops = found or crops
         size, k = self.spec.size, self.spec.k
         if not crops:
-            return {"face": np.zeros((1, 1, size, size), np.float32)}
-        if len(crops) > k:
-            crops = [crops[i] for i in np.linspace(0, len(crops) - 1, k).round().astype(int)]
-        return {"face": np.stack([crop_pixels(f, size) for f in crops])}
+            x = np.zeros((1, 1, size, size), np.float32)
+        else:
+            if len(crops) > k:
+                crops = [crops[i] for i in np.linspace(0, len(crops) - 1, k).round().astype(int)]
+            x = np.stack([crop_pixels(f, size) for f in crops])
+        if self.spec.mirror:
+            x = np.concatenate([x, np.ascontiguousarray(x[..., ::-1])])
+        return {"face": x}
 
     def image_inputs(self, image: np.ndarray) -> Inputs:
         """One frame or photo (grey or BGR) -> its crop as the model's input [1, 1, S, S]."""
@@ -244,12 +254,20 @@ class FaceKind(InputKind):
             raise ConfigError(
                 f"expected the logits of one or more crops [rows, classes], got {list(z.shape)}"
             )
-        return vote(np.stack([softmax(r) for r in z]), self.spec.vote)
+        p = np.stack([softmax(r) for r in z])
+        if self.spec.mirror:
+            if len(p) % 2:
+                raise ConfigError(
+                    f"mirror: expected crop rows then their mirrors (an even count), got {len(p)}"
+                )
+            p = (p[: len(p) // 2] + p[len(p) // 2 :]) / 2
+        return vote(p, self.spec.vote)
 
     def describe(self) -> list[str]:
         c = self.crop
         return [
-            f"face: {self.spec.k} crop(s) per decision voted by {self.spec.vote}; Haar face crop {c.size}x{c.size} "
+            f"face: {self.spec.k} crop(s) per decision{' (each with its mirror image)' if self.spec.mirror else ''}"
+            f" voted by {self.spec.vote}; Haar face crop {c.size}x{c.size} "
             f"grey (detect width {c.detect_width}, min neighbours {c.min_neighbors}, margin {c.margin}, "
             f"equalise {c.equalize}), / 255; images ({', '.join(IMAGE_EXTENSIONS)}) give one crop"
         ]

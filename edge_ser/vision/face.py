@@ -3,8 +3,8 @@
 Pipeline (`FaceCropper.crop`): any accepted frame (BGR uint8 [h, w, 3], BGRA [h, w, 4], grey uint8 [h, w] or
 [h, w, 1], or float in [0, 1] of those shapes) -> grey uint8 at full resolution -> a copy downscaled to
 `detect_width` (INTER_AREA; never upscaled) -> OpenCV's bundled frontal-face Haar cascade
-(`haarcascade_frontalface_default.xml`), faces smaller than `min_face` x the detect frame's smaller side
-ignored -> the LARGEST face (ties: more neighbours) -> its box mapped back to full resolution -> grown by
+(`haarcascade_frontalface_default.xml`; when it finds nothing, `second_cascade` if the spec names one), faces
+smaller than `min_face` x the detect frame's smaller side ignored -> the LARGEST face (ties: more neighbours) -> its box mapped back to full resolution -> grown by
 `margin` x the box size on each side, kept square: if it would leave the frame it is shifted back inside,
 and only if it is larger than the frame it is shrunk to the frame's smaller side (never padded) -> that
 square cut from the full-resolution grey frame -> resized to `size` x `size` with INTER_AREA (INTER_LINEAR
@@ -48,6 +48,9 @@ class FaceCropSpec:
     detection (0 = detect at full resolution; frames narrower than this are not upscaled). scale_factor,
     min_neighbors: passed to `detectMultiScale`. min_face: smallest face, as a fraction of the detect frame's
     smaller side. margin: fraction of the face box added on each side. equalize: histogram-equalise the crop.
+    second_cascade: "" or the file name of a second OpenCV Haar cascade (in the first one's folder, e.g.
+    "haarcascade_frontalface_alt2.xml") tried only when the first finds no face: FER-2013 faces in a scene are
+    found 79 % of the time by the default cascade, 84 % with alt2 as the second (docs/face.md).
     """
 
     size: int = 64
@@ -57,6 +60,7 @@ class FaceCropSpec:
     min_face: float = 0.15
     margin: float = 0.15
     equalize: bool = True
+    second_cascade: str = ""
 
     def __post_init__(self) -> None:
         if not (isinstance(self.size, int) and not isinstance(self.size, bool) and 8 <= self.size <= 1024):
@@ -75,6 +79,11 @@ class FaceCropSpec:
             raise ConfigError(f"FaceCropSpec.margin={self.margin!r} must be in 0..1")
         if not isinstance(self.equalize, bool):
             raise ConfigError(f"FaceCropSpec.equalize={self.equalize!r} must be true or false")
+        sc = self.second_cascade
+        if not isinstance(sc, str) or (sc and (os.path.basename(sc) != sc or not sc.endswith(".xml"))):
+            raise ConfigError(
+                f"FaceCropSpec.second_cascade={sc!r} must be empty or a cascade file name (*.xml, no folder)"
+            )
 
     def to_dict(self) -> dict:
         """JSON-ready fields."""
@@ -125,6 +134,19 @@ def _cascade_class(cv2: Any) -> Any:
 def _haar_dir(cv2: Any) -> str:
     data = getattr(cv2, "data", None)
     return getattr(data, "haarcascades", "") or ""
+
+
+def _load_cascade(cv2: Any, path: str) -> Any:
+    """A Haar cascade from its XML file; ConfigError naming the file when it is missing or unreadable."""
+    if not os.path.isfile(path) or os.path.getsize(path) == 0:
+        raise ConfigError(f"FaceCropper: Haar cascade file {path} is missing or empty")
+    try:
+        cascade = _cascade_class(cv2)(path)
+    except (cv2.error, SystemError) as exc:  # malformed XML surfaces as SystemError in opencv 4.x
+        raise ConfigError(f"FaceCropper: Haar cascade file {path} could not be loaded: {exc}") from exc
+    if cascade.empty():
+        raise ConfigError(f"FaceCropper: Haar cascade file {path} could not be loaded")
+    return cascade
 
 
 def _check_frame(frame: Any) -> np.ndarray:
@@ -206,16 +228,13 @@ class FaceCropper:
         _cascade_class(cv2)  # fail early, before looking for the file, when this OpenCV has no Haar cascades
         if cascade_path is None:
             cascade_path = os.environ.get(CASCADE_ENV) or os.path.join(_haar_dir(cv2), CASCADE_FILE)
-        path = os.fspath(cascade_path)
-        if not os.path.isfile(path) or os.path.getsize(path) == 0:
-            raise ConfigError(f"FaceCropper: Haar cascade file {path} is missing or empty")
-        self.cascade_path = path
-        try:
-            self._cascade = _cascade_class(cv2)(path)
-        except (cv2.error, SystemError) as exc:  # malformed XML surfaces as SystemError in opencv 4.x
-            raise ConfigError(f"FaceCropper: Haar cascade file {path} could not be loaded: {exc}") from exc
-        if self._cascade.empty():
-            raise ConfigError(f"FaceCropper: Haar cascade file {path} could not be loaded")
+        self.cascade_path = os.fspath(cascade_path)
+        self._cascade = _load_cascade(cv2, self.cascade_path)
+        self.cascades: tuple[Any, ...] = (self._cascade,)
+        """The cascades in the order they are tried: each runs only when those before it found no face."""
+        if self.spec.second_cascade:
+            second = os.path.join(os.path.dirname(self.cascade_path), self.spec.second_cascade)
+            self.cascades += (_load_cascade(cv2, second),)
 
     def detect(self, frame: np.ndarray) -> list[tuple[tuple[int, int, int, int], int]]:
         """All faces as ((x, y, w, h) in full-resolution pixels, neighbours), largest first."""
@@ -231,12 +250,15 @@ class FaceCropper:
             small_h = max(1, round(height / scale))
             small = cv2.resize(grey, (spec.detect_width, small_h), interpolation=cv2.INTER_AREA)
         side = int(spec.min_face * min(small.shape))
-        objects, counts = self._cascade.detectMultiScale2(
-            small,
-            scaleFactor=float(spec.scale_factor),
-            minNeighbors=int(spec.min_neighbors),
-            minSize=(side, side),
-        )
+        for cascade in self.cascades:
+            objects, counts = cascade.detectMultiScale2(
+                small,
+                scaleFactor=float(spec.scale_factor),
+                minNeighbors=int(spec.min_neighbors),
+                minSize=(side, side),
+            )
+            if len(objects):
+                break
         faces = []
         for (x, y, w, h), n in zip(
             np.asarray(objects).reshape(-1, 4), np.asarray(counts).reshape(-1), strict=True
