@@ -72,16 +72,23 @@ from edge_ser.fusion import BranchRule, FusionRule  # noqa: E402
 from edge_ser.vision.face import FaceCrop, FaceCropper, FaceCropSpec  # noqa: E402
 
 CLASSES = ("neutral", "happy", "sad", "angry", "fear", "disgust", "surprise")
-ROWS = ("audio", "face", "early", "late", "audio_fn", "late_fn")
+ROWS = ("audio", "face", "early", "late", "late_equal", "audio_fn", "late_fn", "late_fn_equal")
 ROW_NAMES = {
     "audio": "audio alone (av_cnn audio)",
     "face": "face alone",
     "early": "av_cnn early fusion (seed, faithful)",
     "late": "late fusion (calibrated PoE: av_cnn audio + face)",
+    "late_equal": "ablation: the same with both weights 1 (temperatures only, no weight search)",
     "audio_fn": "audio alone (functionals MLP, per-actor normalised)",
     "late_fn": "late fusion (calibrated PoE: functionals audio + face)",
+    "late_fn_equal": "ablation: the same with both weights 1",
 }
-LATE = {"late": ("audio", "face"), "late_fn": ("audio_fn", "face")}
+LATE = {
+    "late": ("audio", "face"),
+    "late_equal": ("audio", "face"),
+    "late_fn": ("audio_fn", "face"),
+    "late_fn_equal": ("audio_fn", "face"),
+}
 """Each late-fusion row and the two branch rows it fuses."""
 T0 = time.perf_counter()
 FACE_BUNDLE = REPO / "bundles" / "face_fer"
@@ -238,8 +245,9 @@ def train_functionals(Z: np.ndarray, rows: dict, y: dict) -> tuple[np.ndarray, n
 
 def late_fusion(
     post: dict, y: dict, prior: np.ndarray, face_prior: np.ndarray | None
-) -> tuple[np.ndarray, dict]:
-    """Temperatures and weights on the validation clips; the fused test posteriors and what was chosen.
+) -> tuple[np.ndarray, dict, np.ndarray]:
+    """Temperatures and weights on the validation clips; the fused test posteriors, what was chosen, and (the
+    ablation) the test posteriors of the same temperatures with both weights 1, no weight search.
 
     `post` holds the branches "audio" and "face" (each {"val": ..., "test": ...} posteriors)."""
     temps = {b: fit_temperature(post[b]["val"], y["val"]) for b in ("audio", "face")}
@@ -249,6 +257,9 @@ def late_fusion(
         tuple(prior),
     ).with_params(temps, {})
     val = {b: post[b]["val"] for b in ("audio", "face")}
+    equal = rule.with_params({}, {"audio": 1.0, "face": 1.0}).fuse(
+        {b: post[b]["test"] for b in ("audio", "face")}
+    )
     rule, val_scores = choose_weights(rule, val, y["val"])
     test = rule.fuse({b: post[b]["test"] for b in ("audio", "face")})
     calib = {
@@ -270,7 +281,7 @@ def late_fusion(
         "val_branches": {b: scores(post[b]["val"], y["val"]) for b in ("audio", "face")},
         "calibration": calib,
     }
-    return test, info
+    return test, info, equal
 
 
 def run(args) -> tuple[dict, str]:
@@ -348,9 +359,9 @@ def run(args) -> tuple[dict, str]:
             atomic_write(crops_path, pickle.dumps(crops.cache))
         early_test = free["early"]
         prior = np.bincount(d.y[idx["train"]], minlength=len(CLASSES)) / idx["train"].size
-        late_test, info["late"] = late_fusion(post, y, prior, prior_f)
+        late_test, info["late"], late_equal = late_fusion(post, y, prior, prior_f)
         fn_post = {"audio": post["audio_fn"], "face": post["face"]}
-        late_fn_test, info["late_fn"] = late_fusion(fn_post, y, prior, prior_f)
+        late_fn_test, info["late_fn"], late_fn_equal = late_fusion(fn_post, y, prior, prior_f)
         for b in ("audio", "face"):
             pooled[b]["p"].append(post[b]["test"])
             pooled[b]["q"].append(temper(post[b]["test"], info["late"]["temperatures"][b]))
@@ -360,8 +371,10 @@ def run(args) -> tuple[dict, str]:
             "face": post["face"]["test"],
             "early": early_test,
             "late": late_test,
+            "late_equal": late_equal,
             "audio_fn": post["audio_fn"]["test"],
             "late_fn": late_fn_test,
+            "late_fn_equal": late_fn_equal,
         }
         fold = {
             "fold": i,
