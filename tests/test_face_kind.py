@@ -260,3 +260,27 @@ def test_geometry_check_on_a_sample(datasets):
     r = scene_agreement(load_engine(b, "numpy").predict, b.input_kind, images)
     assert r["n"] == 35 and r["found"].sum() >= 20
     assert r["agreement_found"] >= 0.6
+
+
+def test_device_crops_are_the_device_crop_and_cached(datasets, tmp_path):
+    """`device_crops` (the training rows of DEVICE_VIEWS and the geometry check's crops) is exactly the device's
+    `crop_or_center` of the image in a scene; the cache returns the same arrays, and another spec misses it."""
+    from dataclasses import replace
+
+    from converters.face import device_crops, in_scene
+    from edge_ser.vision.face import FaceCropper, FaceCropSpec
+
+    images, _ = _fer_sample(datasets, 2)
+    spec = FaceCropSpec(size=48, margin=0.02, min_neighbors=3, equalize=False)
+    crops, found = device_crops(images, spec, tmp_path)
+    assert crops.shape == (len(images), 48, 48) and crops.dtype == np.uint8 and found.dtype == bool
+    assert found.any()
+    device = FaceCropper(spec).crop_or_center
+    for im, c, f in zip(images, crops, found, strict=True):
+        d = device(in_scene(im))
+        assert np.array_equal(d.image, c) and d.found == f
+    assert len(list(tmp_path.glob("device_crops_*.npz"))) == 1
+    again, found_again = device_crops(images, spec, tmp_path)
+    assert np.array_equal(again, crops) and np.array_equal(found_again, found)
+    other, _ = device_crops(images, replace(spec, size=32), tmp_path)
+    assert other.shape == (len(images), 32, 32) and len(list(tmp_path.glob("device_crops_*.npz"))) == 2
