@@ -263,7 +263,6 @@ def stage_ship(d: dict) -> None:
     from edge_ser.bundle import load_bundle
     from edge_ser.engines import load_engine
     from edge_ser.inputs.face import FaceInputSpec, FaceKind
-    from edge_ser.vision.face import FaceCropSpec
 
     saved = torch.load(ckpt("compressed.pt"), weights_only=False)
     model = student(True)

