@@ -6,6 +6,7 @@
     python benchmarks/face_fer.py compress  # fold BN, sensitivity LAQ at 2.0 average bits + 12 epochs QAT with KD
     python benchmarks/face_fer.py ship      # bundle, engines on PublicTest, results + confusion PNG
     python benchmarks/face_fer.py train --device-views   # the trial that also trains on device crops (not shipped)
+    python benchmarks/face_fer.py train --antialias      # anti-aliased downsampling (Zhang 2019), own checkpoints
 
 Stages keep their checkpoints in $EDGE_SER_CACHE/face (default /work/cache/face), so each can be rerun.
 Protocol: the student trains on all 28,709 FER-2013 Training images with a fixed schedule (cosine, last
@@ -98,9 +99,15 @@ DEVICE_VIEWS_EPOCHS = (36, 7)
 """(float, QAT) epochs with `--device-views`."""
 
 
+ANTIALIAS = False
+"""`--antialias`: the student with anti-aliased downsampling (`FaceCNNConfig.antialias`, Zhang 2019); its
+checkpoints go to CACHE / "antialias"."""
+
+
 def ckpt(name: str) -> Path:
-    """Where a stage keeps its checkpoint `name` (a sub-folder for the `--device-views` trial)."""
+    """Where a stage keeps its checkpoint `name` (a sub-folder for the `--device-views` / `--antialias` trials)."""
     folder = CACHE / "device_views" if DEVICE_VIEWS else CACHE
+    folder = folder / "antialias" if ANTIALIAS else folder
     folder.mkdir(parents=True, exist_ok=True)
     return folder / name
 
@@ -188,7 +195,9 @@ def stage_train(d: dict, more: int = 0, epochs: int = FLOAT.epochs) -> None:
 
 
 def student(folded: bool) -> torch.nn.Module:
-    m = face_cnn(**{k: getattr(CFG, k) for k in ("size", "stem_stride", "stride_in_second", "channels")})
+    m = face_cnn(
+        **{k: getattr(CFG, k) for k in ("size", "stem_stride", "stride_in_second", "channels", "antialias")}
+    )
     return fold_batchnorm(m) if folded else m
 
 
@@ -425,7 +434,7 @@ def stage_ship(d: dict) -> None:
 
 
 def main() -> None:
-    global DEVICE_VIEWS, FLOAT, QAT
+    global ANTIALIAS, CFG, DEVICE_VIEWS, FLOAT, QAT
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("stage", choices=("train", "compress", "ship"))
     ap.add_argument(
@@ -438,7 +447,14 @@ def main() -> None:
         help="the trial that also trains on the device crops of in-scene Training images (DEVICE_VIEWS; "
         "its own checkpoints; not the shipped recipe)",
     )
+    ap.add_argument(
+        "--antialias",
+        action="store_true",
+        help="the student with anti-aliased downsampling (FaceCNNConfig.antialias; its own checkpoints)",
+    )
     args = ap.parse_args()
+    if args.antialias:
+        ANTIALIAS, CFG = True, replace(CFG, antialias=True)
     if args.device_views:
         DEVICE_VIEWS = True
         FLOAT, QAT = (replace(c, epochs=e) for c, e in zip((FLOAT, QAT), DEVICE_VIEWS_EPOCHS, strict=True))

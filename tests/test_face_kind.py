@@ -102,12 +102,12 @@ def test_mirror_runs_each_crop_and_its_mirror_image_and_averages_them():
         kind.combine(np.log(p[:3]))
 
 
-def _tiny_model(size: int = 32):
+def _tiny_model(size: int = 32, antialias: bool = False):
     from converters.models.face_cnn import face_cnn, fold_batchnorm
     from converters.quant import BitPlan, freeze
 
     torch.manual_seed(0)
-    model = face_cnn(size=size, channels=(8, 16), stem=4)
+    model = face_cnn(size=size, channels=(8, 16), stem=4, antialias=antialias)
     with torch.no_grad():  # non-trivial BN statistics, so folding is exercised
         for m in model.modules():
             if isinstance(m, torch.nn.BatchNorm2d):
@@ -167,6 +167,43 @@ def test_bundle_round_trip_on_a_photograph(tmp_path, astronaut):
     for engine in ("numpy", "onnxruntime"):
         got = edge_ser.Recognizer(b, engine).engine.predict({"face": rows})
         np.testing.assert_allclose(b.input_kind.combine(got), want3, rtol=1e-4, atol=1e-5)
+
+
+def test_antialiased_model_blurs_without_weights_and_runs_on_both_engines(tmp_path):
+    """`antialias=True`: the weight-free blur (two average pools) is the [1, 2, 1]^2 / 16 depthwise blur with
+    stride 2 (odd and even sides), the model has the plain model's weights, and its bundle's numpy and
+    onnxruntime engines give the frozen torch model's logits (padded AveragePool, count_include_pad)."""
+    pytest.importorskip("onnxruntime")
+    import torch.nn.functional as F
+
+    from converters.export.bundle import build_bundle
+    from converters.models.face_cnn import blur_down, face_cnn
+    from edge_ser.bundle import load_bundle
+    from edge_ser.engines import load_engine
+
+    k = torch.tensor([1.0, 2.0, 1.0])
+    k = (k[:, None] * k[None, :] / 16).expand(3, 1, 3, 3)
+    for side in (7, 12):
+        x = torch.rand(2, 3, side, side)
+        want = F.conv2d(x, k, stride=2, padding=1, groups=3)
+        torch.testing.assert_close(blur_down()(x), want, rtol=1e-5, atol=1e-6)
+    plain, smooth = (face_cnn(size=32, channels=(8, 16), stem=4, antialias=a) for a in (False, True))
+    assert [p.shape for p in plain.parameters()] == [p.shape for p in smooth.parameters()]
+
+    frozen, plan, codes = _tiny_model(32, antialias=True)
+    assert any(isinstance(m, torch.nn.AvgPool2d) for m in frozen.modules())
+    kind = FaceKind(FaceInputSpec(size=32, k=3))
+    labels = ["neutral", "happy", "sad", "angry", "fear", "disgust", "surprise"]
+    out = build_bundle(
+        tmp_path / "aa", frozen, plan, codes, name="face_cnn", labels=labels, kind=kind, accuracy={}
+    )
+    x = torch.rand(4, 1, 32, 32)
+    with torch.no_grad():
+        want = frozen(x).numpy()
+    b = load_bundle(out)
+    for engine in ("numpy", "onnxruntime"):
+        got = load_engine(b, engine).predict({"face": x.numpy()})
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
 
 
 def test_compact_packing_stores_the_rounded_model_exactly(tmp_path):

@@ -72,6 +72,36 @@ def test_depthwise_conv_and_padded_maxpool_match_onnxruntime() -> None:
         ot.trace(bad)
 
 
+def test_antialiased_blur_matches_onnxruntime() -> None:
+    """The anti-aliased face model's downsampling (max pool 3/1, then AveragePool 2/1 with zero pads counted
+    and AveragePool 2/2): a padded count_include_pad AveragePool becomes a zero pad and a VALID average."""
+    import onnxruntime as ort
+    import torch
+
+    from converters.export.onnx_export import to_onnx
+    from converters.models.face_cnn import blur_down
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 4, 3, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.MaxPool2d(3, 1, padding=1),
+        blur_down(),
+        torch.nn.Flatten(),
+        torch.nn.Linear(4 * 6 * 6, 3),  # every blurred value (edges too) reaches a logit
+    ).eval()
+    proto = to_onnx(model, {"x": (1, 11, 11)})
+    g = ot.graph_from_onnx(proto)
+    sess = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    t = ot.trace(g)
+    assert ot.check_parity(t, lambda x: sess.run(None, x)[0]) <= 1e-5
+    m32 = ot.convert(t, "fp32")
+    assert "AVERAGE_POOL_2D" in op_names(m32) and "PAD" in op_names(m32)
+    x = {next(iter(g.inputs)): np.random.default_rng(1).standard_normal((3, 1, 11, 11)).astype(np.float32)}
+    want = sess.run(None, x)[0]
+    assert np.abs(run_tflite(m32, x) - want).max() <= 1e-5 * np.abs(want).max()
+
+
 def test_face_bundle_converts_with_its_codes() -> None:
     b = load_bundle(BUNDLES / "face_fer")
     g = ot.bundle_graph(b)

@@ -650,13 +650,19 @@ def _pool(kind: str) -> Callable[[_Tr, dict, dict], Val]:
         strides, pads, _ = _window(a, k, f"{kind}Pool")
         padded = any(p != (0, 0) for p in pads)
         mirror = kind == "Max" and all(2 * max(p) <= kk for p, kk in zip(pads, k, strict=True))
-        if int(a.get("ceil_mode", 0)) or (padded and not mirror):
+        zeros = kind == "Avg" and bool(int(a.get("count_include_pad", 0)))
+        if int(a.get("ceil_mode", 0)) or (padded and not (mirror or zeros)):
             raise ConfigError(
-                f"{kind}Pool with ceil_mode, or padding beyond half the window (MaxPool), is not supported"
+                f"{kind}Pool with ceil_mode, padding beyond half the window (MaxPool) or padding not counted "
+                "in the average (AveragePool count_include_pad=0) is not supported"
             )
         x = tr.in_layout(v, _inv(_last(v.rank)))
-        if padded:  # ONNX pads a MaxPool with -inf: a mirrored edge (pad <= k / 2) lies in the same window
+        if (
+            padded and mirror
+        ):  # ONNX pads a MaxPool with -inf: a mirrored edge (pad <= k / 2) lies in the window
             x = tr.tf.pad(x, [(0, 0), *pads, (0, 0)], mode="SYMMETRIC")
+        elif padded:  # count_include_pad: the padded zeros count in each average, as a zero pad then VALID
+            x = tr.tf.pad(x, [(0, 0), *pads, (0, 0)])
         fn = tr.tf.nn.max_pool if kind == "Max" else tr.tf.nn.avg_pool
         return Val(fn(x, k, strides, "VALID"), _inv(_last(v.rank)))
 

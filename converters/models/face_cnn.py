@@ -11,8 +11,11 @@ maps it to [-1, 1] (Sub 0.5, Div 0.5, buffers `mean` / `std`, as `squeezenet_lms
 gains a bias, the BN becomes Identity): QAT then trains and freezes the folded convs, so the packed file stores
 one float bias per channel instead of four BN vectors (the difference between ~30 KB and < 20 KB at 2 bits).
 
+`antialias=True` (Zhang 2019, "Making Convolutional Networks Shift-Invariant Again"): max pool 3/1 then a weight-free
+binomial blur with stride 2 (`blur_down`) in place of each max pool 3/2; the shortcut blurs before its 1x1 conv.
+
 Export: input "face" [batch, 1, S, S], output "logits"; ops Sub, Div, Conv (groups for the depthwise convs), Relu,
-MaxPool, Add, GlobalAveragePool, Flatten, Gemm (+ BatchNormalization before folding), all in
+MaxPool, AveragePool (antialias), Add, GlobalAveragePool, Flatten, Gemm (+ BatchNormalization before folding), all in
 `edge_ser.engines.numpy_engine.SUPPORTED_OPS`. Parameter counts: `converters.models.counts`.
 """
 
@@ -42,6 +45,10 @@ class FaceCNNConfig:
     channels: tuple[int, ...] = (16, 32, 64, 128)
     """Output channels of each residual block (each halves the side)."""
     dropout: float = 0.2
+    antialias: bool = False
+    """Anti-aliased downsampling (Zhang 2019): each block's max pool 3/2 becomes max pool 3/1 then a binomial
+    [1, 2, 1] x [1, 2, 1] / 16 blur with stride 2, and the shortcut blurs before its (then stride-1) 1x1 conv.
+    Decisions steadier under a 1-pixel shift; no stored weights (`blur_down`)."""
 
     def __post_init__(self) -> None:
         if not self.channels:
@@ -70,15 +77,27 @@ def _sep_bn(ci: int, co: int, relu: bool) -> nn.Sequential:
     return nn.Sequential(*layers, nn.ReLU(inplace=True)) if relu else nn.Sequential(*layers)
 
 
-class _Block(nn.Module):
-    """Residual separable block: side / 2, channels ci -> co."""
+def blur_down() -> nn.Sequential:
+    """A [1, 2, 1] x [1, 2, 1] / 16 blur (zero padding 1) with stride 2, as two average pools and no weights:
+    AvgPool 2/1 (pad 1) gives (x[i] + x[i+1]) / 2, the stride-2 AvgPool 2/2 after it (x[2j] + 2 x[2j+1] + x[2j+2])
+    / 4 on the padded input. Side S -> ceil(S / 2), as a max pool 3/2 pad 1. Every engine and the TFLite translator
+    has AveragePool, while a per-channel blur kernel would cost ~6 KB of the face model's 20 KB."""
+    return nn.Sequential(nn.AvgPool2d(2, 1, padding=1), nn.AvgPool2d(2, 2))
 
-    def __init__(self, ci: int, co: int) -> None:
+
+class _Block(nn.Module):
+    """Residual separable block: side / 2, channels ci -> co (downsampling anti-aliased if `antialias`)."""
+
+    def __init__(self, ci: int, co: int, antialias: bool = False) -> None:
         super().__init__()
-        self.main = nn.Sequential(
-            _sep_bn(ci, co, True), _sep_bn(co, co, False), nn.MaxPool2d(3, 2, padding=1)
+        pool = (
+            nn.Sequential(nn.MaxPool2d(3, 1, padding=1), blur_down()) if antialias else nn.MaxPool2d(3, 2, 1)
         )
-        self.short = _conv_bn(ci, co, 1, stride=2, relu=False)
+        self.main = nn.Sequential(_sep_bn(ci, co, True), _sep_bn(co, co, False), pool)
+        if antialias:
+            self.short = nn.Sequential(blur_down(), *_conv_bn(ci, co, 1, relu=False))
+        else:
+            self.short = _conv_bn(ci, co, 1, stride=2, relu=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.main(x) + self.short(x)
@@ -97,7 +116,7 @@ class FaceCNN(nn.Module):
         self.stem = nn.Sequential(_conv_bn(1, cfg.stem, 3, s1), _conv_bn(cfg.stem, cfg.stem, 3, s2))
         blocks, c = [], cfg.stem
         for co in cfg.channels:
-            blocks.append(_Block(c, co))
+            blocks.append(_Block(c, co, cfg.antialias))
             c = co
         self.blocks = nn.Sequential(*blocks)
         self.pool = nn.AdaptiveAvgPool2d(1)
@@ -139,7 +158,7 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
 
 def face_cnn(**kwargs) -> FaceCNN:
     """The face-expression CNN; kwargs are FaceCNNConfig fields (size, num_classes, stem, stem_stride,
-    stride_in_second, channels, dropout)."""
+    stride_in_second, channels, dropout, antialias)."""
     if "channels" in kwargs:
         kwargs["channels"] = tuple(kwargs["channels"])
     return FaceCNN(FaceCNNConfig(**kwargs))
