@@ -336,6 +336,43 @@ def test_maxpool_ceil_mode_refused_by_numpy(tmp_path: Path) -> None:
     assert load_engine(b, "onnxruntime").predict(np.zeros((2, 1, 3, 5), np.float32)).shape == (2, 7)
 
 
+@pytest.mark.parametrize("nd", [1, 2])
+def test_avgpool_matches_onnxruntime_on_every_window(nd: int) -> None:
+    """The numpy AveragePool (separable window sums on a flat padded buffer) against onnxruntime: kernels 1-3,
+    strides 1-3, pads 0-1, padding counted or not, odd and even sides, twice per node (its run plan reused)."""
+    import itertools
+
+    from onnx import TensorProto, helper
+
+    from edge_ser.engines.numpy_engine import _avgpool, _Node
+
+    rng = np.random.default_rng(nd)
+    for k, s, p, counted, side in itertools.product((1, 2, 3), (1, 2, 3), (0, 1), (0, 1), (5, 6)):
+        if 2 * p > k:
+            continue
+        shape = (2, 3, *([side] * nd))
+        attrs = {
+            "kernel_shape": [k] * nd,
+            "strides": [s] * nd,
+            "pads": [p] * 2 * nd,
+            "count_include_pad": counted,
+        }
+        graph = helper.make_graph(
+            [helper.make_node("AveragePool", ["x"], ["y"], **attrs)],
+            "pool",
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        )
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+        sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+        pool = _avgpool(
+            _Node({"op": "AveragePool", "inputs": ["x"], "outputs": ["y"], "attrs": attrs}, 17, {})
+        )
+        for _ in range(2):
+            x = rng.standard_normal(shape).astype(np.float32)
+            np.testing.assert_allclose(pool(x), sess.run(None, {"x": x})[0], atol=1e-6, err_msg=str(attrs))
+
+
 def test_supported_ops_listed() -> None:
     required = {"Sub", "Add", "Mul", "Div", "Gemm", "MatMul", "Relu", "Sigmoid", "Tanh", "Softmax", "Flatten",
                 "Reshape", "Identity", "Concat", "Conv", "MaxPool", "AveragePool", "GlobalAveragePool",

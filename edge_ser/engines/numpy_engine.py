@@ -1350,6 +1350,29 @@ def _pointwise(win: _Window, w: np.ndarray, b: np.ndarray | None) -> Op:
     return pointwise
 
 
+def _flat_window_plan(win: _Window, x: np.ndarray, fill: float) -> tuple[Any, ...]:
+    """A separable pool's run plan on the flat padded input (`_Window.flat_buffer`, padded with `fill`): the
+    buffer's interior, the binary calls (operands and output) that reduce one kernel axis at a time, each tap one
+    contiguous slice at a fixed offset, and the view of the result on the stride grid. MaxPool runs the calls
+    with np.maximum, AveragePool with np.add."""
+    if x.ndim != 2 + win.nd:
+        raise _NodeError(f"expects a {2 + win.nd}-d input [N, C, spatial...], got {list(x.shape)}")
+    kernel = win.kernel
+    assert kernel is not None
+    y, interior, geo = win.flat_buffer(x.shape, kernel, x.dtype, fill)
+    n, c = x.shape[:2]
+    steps = []
+    for k, step in zip(kernel, geo.tap_strides, strict=True):
+        if k == 1:
+            continue
+        size = len(y) - (k - 1) * step
+        r = np.empty(size, x.dtype)
+        steps.append((y[:size], y[step : step + size], r))
+        steps += [(r, y[t * step : t * step + size], r) for t in range(2, k)]
+        y = r
+    return interior, tuple(steps), y[: n * c * geo.size].reshape(n, c, *geo.padded)[geo.pick]
+
+
 def _maxpool(n: _Node) -> Op:
     n.need_inputs(1, 1)
     n.only_outputs(1)
@@ -1376,28 +1399,11 @@ def _maxpool(n: _Node) -> Op:
         # (face_fer's 3/2 pools: ~2.5x faster than one strided slice per tap, which walks short rows one by
         # one; a window view is worse still: numpy walks its last axes element by element, 2.4 ms per av_cnn
         # clip). Without padding the strided slices win: no copy, and only the stride grid is computed.
-        interior, steps, pick = win.plan(x.shape, flat_plan, x)
+        interior, steps, pick = win.plan(x.shape, _flat_window_plan, win, x, -np.inf)
         interior[...] = x
         for a, b, out in steps:
             np.maximum(a, b, out=out)
         return pick.copy()  # fresh: the maxima are in a work buffer
-
-    def flat_plan(x: np.ndarray) -> tuple[Any, ...]:
-        """The flat padded buffer's interior, the np.maximum calls (operands and output), the output view."""
-        if x.ndim != 2 + win.nd:
-            raise _NodeError(f"expects a {2 + win.nd}-d input [N, C, spatial...], got {list(x.shape)}")
-        y, interior, geo = win.flat_buffer(x.shape, kernel, x.dtype, -np.inf)
-        n, c = x.shape[:2]
-        steps = []
-        for k, step in zip(kernel, geo.tap_strides, strict=True):
-            if k == 1:
-                continue
-            size = len(y) - (k - 1) * step
-            r = np.empty(size, x.dtype)
-            steps.append((y[:size], y[step : step + size], r))
-            steps += [(r, y[t * step : t * step + size], r) for t in range(2, k)]
-            y = r
-        return interior, tuple(steps), y[: n * c * geo.size].reshape(n, c, *geo.padded)[geo.pick]
 
     return maxpool
 
@@ -1419,11 +1425,22 @@ def _avgpool(n: _Node) -> Op:
             total += xp[src]
         return total
 
+    padded = win.auto_pad.startswith("SAME") or any(win.pads)
+    scale = _f32(1 / math.prod(kernel))
+
     def avgpool(x: np.ndarray) -> np.ndarray:
-        total = window_sum(x)
-        if include_pad:
-            return total / _f32(math.prod(kernel))
-        return total / window_sum(np.ones((1, 1, *x.shape[2:]), dtype=np.float32))
+        if padded and not include_pad:  # each window divided by its count of real values
+            return window_sum(x) / window_sum(np.ones((1, 1, *x.shape[2:]), dtype=np.float32))
+        # Zero padding counted (or none): the window sums as MaxPool's flat plan with np.add, then one multiply.
+        # The anti-aliased face model's 16 blur pools run on small maps, where strided 4-d slices per tap walk
+        # rows of 3-24 values one by one: ~2x slower (docs/face.md)
+        interior, steps, pick = win.plan(
+            x.shape, _flat_window_plan, win, x.astype(np.float32, copy=False), 0.0
+        )
+        interior[...] = x
+        for a, b, out in steps:
+            np.add(a, b, out=out)
+        return pick * scale
 
     return avgpool
 
