@@ -161,14 +161,22 @@ class Recognizer:
         )
         self.kind = self.bundle.input_kind
         self.speaker = SpeakerAdapter(self.bundle.manifest, enabled=adapt)
+        if hasattr(self.engine, "set_adapt"):  # a fusion bundle: its branches keep their own statistics
+            self.engine.set_adapt(adapt)
 
     def reset_speaker(self) -> None:
-        """A new speaker (or session): the speaker statistics go back to the training prior."""
+        """A new speaker (or session): the speaker statistics go back to the training prior (a fusion bundle's
+        branches' too)."""
         self.speaker.reset()
+        if hasattr(self.engine, "reset_speakers"):
+            self.engine.reset_speakers()
 
     def enroll(self, y: np.ndarray, sr: int) -> None:
         """Add a clip of the user (float samples at `sr` Hz) to the speaker statistics without classifying it."""
-        self.speaker.enroll(self.kind.audio_inputs(np.asarray(y), int(sr), None))
+        x = self.kind.audio_inputs(np.asarray(y), int(sr), None)
+        self.speaker.enroll(x)
+        if hasattr(self.engine, "enroll"):
+            self.engine.enroll(x)
 
     @property
     def labels(self) -> tuple[str, ...]:

@@ -140,3 +140,38 @@ def test_eval_meets_each_speaker_as_a_new_session(tmp_path: Path) -> None:
     report = evaluate(rec, records, data="synthetic", selection="all")
     assert rec.speaker.clips == 2  # speaker b's two clips: a's three were forgotten at the change
     assert report.to_dict()["files"]["scored"] == 5
+
+
+def test_a_fusion_bundle_adapts_its_audio_branch_and_the_recognizer_resets_it(tmp_path) -> None:
+    """A fusion bundle's branch with a speaker_norm block keeps the session's statistics; `reset_speaker`,
+    `enroll` and `adapt=False` reach it through the Recognizer, as they do for a single bundle."""
+    from edge_ser.bundle import write_fusion_bundle
+    from edge_ser.fusion import BranchRule, FusionRule
+
+    audio = _with_block(tmp_path)
+    face = tmp_path / "face"
+    shutil.copytree(ROOT / "bundles" / "face_fer", face)
+    labels = ("neutral", "happy", "sad", "angry", "fear", "disgust")
+    rule = FusionRule(labels, (BranchRule("audio"), BranchRule("face")), tuple([1 / 6] * 6))
+    fused = write_fusion_bundle(
+        tmp_path / "av", name="av", rule=rule, branches={"audio": audio, "face": face}
+    )
+    rec = Recognizer(fused, "numpy")
+    adapter = rec.engine.speakers["audio"]
+    assert adapter.active and adapter.enabled and adapter.clips == 0
+    assert not rec.engine.speakers["face"].active
+    first = rec.predict_audio(_voice(0), SR).probabilities
+    assert adapter.clips == 1
+    for i in (1, 2):
+        rec.predict_audio(_voice(i), SR)
+    assert adapter.clips == 3
+    assert rec.predict_audio(_voice(0), SR).probabilities != first  # the statistics moved the decision
+    rec.reset_speaker()
+    assert adapter.clips == 0 and rec.predict_audio(_voice(0), SR).probabilities == first
+    rec.enroll(_voice(7), SR)
+    assert adapter.clips == 2
+    fixed = Recognizer(fused, "numpy", adapt=False)
+    assert (
+        fixed.predict_audio(_voice(0), SR).probabilities == fixed.predict_audio(_voice(0), SR).probabilities
+    )
+    assert fixed.engine.speakers["audio"].clips == 0

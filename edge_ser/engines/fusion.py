@@ -6,7 +6,8 @@ branch's engine on the clips it has (batched), turns each clip's output rows int
 the branch's own input kind (`combine`: softmax, a vote over patches or face crops), maps them onto the fused
 labels and fuses them (`edge_ser.fusion.FusionRule.fuse`). It returns log fused probabilities as the logits,
 so the fusion kind's softmax gives the fused probabilities back. Branch speaker normalisation runs here, per
-clip, as the Recognizer runs it for a single bundle.
+clip, as the Recognizer runs it for a single bundle (`Recognizer.reset_speaker` / `enroll` / `adapt` reach it
+through `reset_speakers`, `enroll` and `set_adapt`).
 """
 
 from __future__ import annotations
@@ -94,8 +95,25 @@ class FusionEngine:
         self.adapt.last_ood = ood
         return out
 
-    def predict(self, x: np.ndarray | Mapping[str, np.ndarray]) -> np.ndarray:
-        """Log fused probabilities [clips, classes] float32 (the fusion kind's softmax returns the probabilities)."""
+    def set_adapt(self, enabled: bool) -> None:
+        """Whether the branches' speaker statistics learn from the clips they see (False: training priors)."""
+        for adapter in self.speakers.values():
+            adapter.enabled = bool(enabled)
+
+    def reset_speakers(self) -> None:
+        """A new speaker or session: every branch's speaker statistics go back to its training prior."""
+        for adapter in self.speakers.values():
+            adapter.reset()
+
+    def enroll(self, x: np.ndarray | Mapping[str, np.ndarray]) -> None:
+        """Add known clips of the user (fusion input rows) to the statistics of each branch that has input."""
+        for c in self._clips(x):
+            for name, adapter in self.speakers.items():
+                if c.get(name) is not None:
+                    adapter.enroll(c[name])
+
+    @staticmethod
+    def _clips(x: np.ndarray | Mapping[str, np.ndarray]) -> list[Mapping[str, Inputs | None]]:
         rows = x[CLIP_INPUT] if isinstance(x, Mapping) else x
         clips = list(np.asarray(rows, dtype=object).reshape(-1))
         for i, c in enumerate(clips):
@@ -103,6 +121,11 @@ class FusionEngine:
                 raise ConfigError(
                     f"fusion input row {i}: expected {{branch name: inputs or None}}, got {type(c).__name__}"
                 )
+        return clips
+
+    def predict(self, x: np.ndarray | Mapping[str, np.ndarray]) -> np.ndarray:
+        """Log fused probabilities [clips, classes] float32 (the fusion kind's softmax returns the probabilities)."""
+        clips = self._clips(x)
         per_branch = self.branch_outputs(clips)
         fused = (
             np.stack([self.rule.fuse({n: per_branch[n][i] for n in per_branch}) for i in range(len(clips))])
