@@ -69,6 +69,7 @@ from edge_ser.engines import load_engine  # noqa: E402
 from edge_ser.engines.fusion import branch_posteriors  # noqa: E402
 from edge_ser.fileio import atomic_write  # noqa: E402
 from edge_ser.fusion import BranchRule, FusionRule  # noqa: E402
+from edge_ser.speaker import SpeakerAdapter  # noqa: E402
 from edge_ser.vision.face import FaceCrop, FaceCropper, FaceCropSpec  # noqa: E402
 
 CLASSES = ("neutral", "happy", "sad", "angry", "fear", "disgust", "surprise")
@@ -118,14 +119,44 @@ class BundleBranch:
         self.kind = self.bundle.input_kind
         self.rule = BranchRule("b")
         self.projection = self.rule.projection(self.bundle.labels, CLASSES)
+        self.adapts = SpeakerAdapter(self.bundle.manifest).active
+        """The bundle records a speaker normalisation (`speaker_norm`): `run` needs the clips' speakers."""
 
-    def run(self, clips: list[dict]) -> np.ndarray:
+    def run(self, clips: list[dict], speakers: list[str] | None = None) -> np.ndarray:
+        """Posteriors over CLASSES. A bundle with a speaker normalisation (`speaker_norm`) needs `speakers`: each
+        speaker's clips are then standardised as a device session does it (`session_order`)."""
+        if self.adapts:
+            if speakers is None:
+                raise ValueError(f"{self.bundle.root}: a speaker-normalised bundle needs each clip's speaker")
+            clips = self.online(clips, speakers)
         out = []
         for i in range(0, len(clips), 64):
             p, _ = branch_posteriors(self.engine, self.kind, clips[i : i + 64])
             out.append(p)
         q = np.concatenate(out) @ self.projection
         return q / q.sum(1, keepdims=True)
+
+    def online(self, clips: list[dict], speakers: list[str]) -> list[dict]:
+        """The clips standardised online: per speaker a new session (the training prior), its clips in
+        `session_order`, each joining the running statistics before it is standardised by them."""
+        out: list[dict] = [{}] * len(clips)
+        adapter, current = None, None
+        for i in session_order(speakers):
+            if speakers[i] != current:
+                adapter, current = SpeakerAdapter(self.bundle.manifest), speakers[i]
+            out[i] = adapter(clips[i])
+        return out
+
+
+def session_order(speakers: list[str], seed: int = 0) -> list[int]:
+    """Clip indices grouped by speaker (sorted), each speaker's clips in a seeded random order: a device
+    session meets a user's emotions mixed, not a corpus's file order (RAVDESS sorts by emotion)."""
+    rng = np.random.default_rng(seed)
+    order: list[int] = []
+    for s in sorted(set(speakers)):
+        idx = [i for i, v in enumerate(speakers) if v == s]
+        order += [idx[j] for j in rng.permutation(len(idx))]
+    return order
 
 
 class FaceCrops:
@@ -338,7 +369,10 @@ def run(args) -> tuple[dict, str]:
                 )
             else:
                 for p in ("val", "test"):
-                    out["audio"][p] = audio.run([audio.kind.file_inputs(pairs[j].audio) for j in idx[p]])
+                    out["audio"][p] = audio.run(
+                        [audio.kind.file_inputs(pairs[j].audio) for j in idx[p]],
+                        [pairs[j].speaker for j in idx[p]],
+                    )
             _, out["early"], out["info"]["early"] = train_av("fused", d, idx, config)
             return out
 

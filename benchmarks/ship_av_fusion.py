@@ -1,6 +1,7 @@
 """Ship bundles/av_fusion: an audio bundle and a face bundle composed by calibrated late fusion.
 
     python benchmarks/ship_av_fusion.py --face-bundle bundles/face_fer         # av_cnn_audio + face_fer
+    python benchmarks/ship_av_fusion.py --audio-bundle bundles/av_fn_audio     # functionals audio + face_fer
 
 The rule is fitted on the validation part of fold 0 of the paired RAVDESS + FER-2013 set (SYNTHETIC pairs;
 benchmarks/av_fusion.py, the same pairing and `--val-faces`): the actors bundles/av_cnn_audio stopped its
@@ -10,7 +11,10 @@ trains on all of FER-2013 train, so faces from there would be faces it has seen)
 fold's training clips, and the face model's training prior (its manifest's `training_prior`, else FER-2013
 train's class shares). Then the fold's test clips (test actors, faces from the other half of PublicTest) run
 through the shipped bundle with `Recognizer.predict_audio` (audio + the device's face crops) on the numpy
-engine, and once more with no face (audio alone). face_fer's teacher was selected on PublicTest by its author
+engine, and once more with no face (audio alone). An audio bundle with online speaker normalisation
+(bundles/av_fn_audio, `python benchmarks/ship_ser.py --data ravdess --paired-fold 0`) runs as a device session
+per actor: the Recognizer is reset at each new actor and meets the actor's clips in a seeded random order
+(`session_order`), the validation posteriors the same way. face_fer's teacher was selected on PublicTest by its author
 (docs/face.md), so its figures on PublicTest faces are optimistic.
 """
 
@@ -21,7 +25,16 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from av_fusion import CLASSES, FACE_BUNDLE, BundleBranch, FaceCrops, face_inputs, face_prior, scores  # noqa: E402
+from av_fusion import (  # noqa: E402
+    CLASSES,
+    FACE_BUNDLE,
+    BundleBranch,
+    FaceCrops,
+    face_inputs,
+    face_prior,
+    scores,
+    session_order,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -60,10 +73,11 @@ def main() -> None:
     pairs = pair_ravdess_fer(speech, split, fer_train, fer_val, pspec)
     part = {p: [q for q in pairs if q.part == p] for p in ("train", "val", "test")}
     y = {p: np.array([CLASSES.index(q.label) for q in v]) for p, v in part.items()}
+    speakers = {p: [q.speaker for q in v] for p, v in part.items()}
     audio, face = BundleBranch(args.audio_bundle), BundleBranch(args.face_bundle)
     crops = FaceCrops(face.kind, pspec, scene)
     val = {
-        "audio": audio.run([audio.kind.file_inputs(q.audio) for q in part["val"]]),
+        "audio": audio.run([audio.kind.file_inputs(q.audio) for q in part["val"]], speakers["val"]),
         "face": face.run(face_inputs(face, crops, part["val"])),
     }
     temps = {b: fit_temperature(val[b], y["val"]) for b in val}
@@ -110,17 +124,26 @@ def main() -> None:
         )
 
     out = write()
-    rec = Recognizer(out, "numpy")
-    fused, alone = [], []
-    for q in part["test"]:
+    rec, rec_alone = (
+        Recognizer(out, "numpy"),
+        Recognizer(out, "numpy"),
+    )  # a session each: no clip counted twice
+    fused, alone = np.zeros((len(y["test"]), len(CLASSES))), np.zeros((len(y["test"]), len(CLASSES)))
+    current = None
+    for i in session_order(speakers["test"]):
+        q = part["test"][i]
+        if q.speaker != current:  # a new user in front of the device
+            rec.reset_speaker()
+            rec_alone.reset_speaker()
+            current = q.speaker
         wave, sr = load_audio(q.audio)
-        fused.append(list(rec.predict_audio(wave, sr, faces=crops(q)).probabilities.values()))
-        alone.append(list(rec.predict_audio(wave, sr).probabilities.values()))
+        fused[i] = list(rec.predict_audio(wave, sr, faces=crops(q)).probabilities.values())
+        alone[i] = list(rec_alone.predict_audio(wave, sr).probabilities.values())
     test = {
-        "audio": audio.run([audio.kind.file_inputs(q.audio) for q in part["test"]]),
+        "audio": audio.run([audio.kind.file_inputs(q.audio) for q in part["test"]], speakers["test"]),
         "face": face.run(face_inputs(face, crops, part["test"])),
-        "fused (bundle)": np.array(fused),
-        "no face (bundle)": np.array(alone),
+        "fused (bundle)": fused,
+        "no face (bundle)": alone,
     }
     got = {k: scores(p, y["test"]) for k, p in test.items()}
     write(  # the same rule, now with the figures it reached through the bundle
@@ -136,6 +159,14 @@ def main() -> None:
                 "val_faces": args.val_faces,
             },  # fmt: skip
             "test_branches": {k: v for k, v in got.items() if k != "fused (bundle)"},
+            **(
+                {
+                    "speaker_norm": "online, a new session per test actor (Recognizer.reset_speaker), the "
+                    "actor's clips in a seeded random order; validation posteriors the same way"
+                }
+                if audio.adapts
+                else {}
+            ),
         }
     )
     print(f"{out}: T {temps}, weights {[b.weight for b in rule.branches]}, validation {chosen}")

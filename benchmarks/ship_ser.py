@@ -4,6 +4,13 @@ with online speaker normalisation in the bundle.
 
     python benchmarks/ship_ser.py --data emodb --out bundles/ser_emodb
     python benchmarks/ship_ser.py --data ravdess --out bundles/ser_ravdess
+    python benchmarks/ship_ser.py --data ravdess --paired-fold 0 --out bundles/av_fn_audio   # av_fusion's audio
+
+`--paired-fold K` makes the audio branch of a fusion bundle that is fitted and measured on the paired RAVDESS +
+FER-2013 set's actor fold K (benchmarks/av_fusion.py, benchmarks/ship_av_fusion.py): the fold's test actors are
+never seen, its validation actors are stage 1's validation speakers, calm is dropped (FER-2013 has no calm, so
+the paired set neither), and stage 1's model ships (a refit would train on the actors the fusion rule is fitted
+on).
 
 The recipe is the si_table's best small row (benchmarks/results/si_table.md): every training speaker is
 standardised by its own statistics. Two stages:
@@ -96,23 +103,49 @@ def main() -> None:
         action="store_true",
         help="ship the validation run's model (trained without the val speakers)",
     )
+    ap.add_argument(
+        "--paired-fold",
+        type=int,
+        default=None,
+        metavar="K",
+        help="RAVDESS: the audio branch for the paired AV set's actor fold K (its test actors never seen, its "
+        "validation actors validate, calm dropped, no refit)",
+    )
     args = ap.parse_args()
+    if args.paired_fold is not None and args.data != "ravdess":
+        ap.error("--paired-fold is for --data ravdess (the paired set's speech)")
     torch.set_num_threads(1)
     spec = FEATURES[args.features]
     d, X, Z, y, spk, copy_of, groups = training_matrix(args.data, spec)
-    speed_rows = copy_of > NOISY_COPIES
+    classes = list(d.classes)
     speakers = sorted(set(d.speakers))
     val_spk = [str(s) for s in speakers[-VAL_SPEAKERS[args.data] :]]
+    unseen: list[str] = []
+    if args.paired_fold is not None:
+        val_spk, unseen = paired_fold_actors(args.paired_fold)
+        missing = set(unseen + val_spk) - set(spk.astype(str))
+        if missing:
+            raise RuntimeError(
+                f"paired fold {args.paired_fold}: actors {sorted(missing)} not in the functionals"
+            )
+        keep = ~np.isin(spk.astype(str), unseen) & (y != classes.index("calm"))
+        X, y, spk, copy_of, groups = X[keep], y[keep], spk[keep], copy_of[keep], groups[keep]
+        kept = [c for c in classes if c != "calm"]
+        y = np.array([kept.index(classes[k]) for k in y])
+        classes, Z = kept, transductive(X, groups)
+        speakers = sorted({s for s in speakers if str(s) not in unseen})
+        args.no_refit = True
+    speed_rows = copy_of > NOISY_COPIES
     held_out = np.isin(
         spk, val_spk
     )  # every row of the validation speakers, copies included: never trained on
     val = held_out & ~speed_rows  # scored: their clean and noisy rows (speed copies are training views only)
-    n = len(d.classes)
+    n = len(classes)
 
     def uar_of(model, rows) -> float:
-        return index_metrics(y[rows], predict(model, Z[rows]).argmax(1), list(d.classes)).uar
+        return index_metrics(y[rows], predict(model, Z[rows]).argmax(1), classes).uar
 
-    by_uar = {"val_accuracy": lambda logits: index_metrics(y[val], logits.argmax(1), list(d.classes)).uar}
+    by_uar = {"val_accuracy": lambda logits: index_metrics(y[val], logits.argmax(1), classes).uar}
 
     def stage1(copies: int, speed: bool, balanced: bool) -> dict:
         """Train on the training speakers (clean + `copies` noisy copies, + the speed-perturbed copies when
@@ -163,6 +196,13 @@ def main() -> None:
         + " (chosen on validation)",
         "loss": ("class-balanced " if balanced else "") + "cross-entropy (chosen on validation)",
     }
+    if unseen:
+        split = {
+            **split,
+            "kind": f"paired AV set actor fold {args.paired_fold} (group 6-fold, seed 0): trained on its "
+            "training actors, chosen on its validation actors; its test actors never seen; calm dropped",
+            "unseen_speakers": unseen,
+        }
     model, codes, fit = c.model, c.codes, tr
     if not args.no_refit:
         fit = (copy_of <= copies) | (speed_rows & speed)
@@ -184,7 +224,7 @@ def main() -> None:
         c.plan,
         codes,
         name="functionals_mlp",
-        labels=list(d.classes),
+        labels=classes,
         kind=FunctionalsKind(spec),
         accuracy=accuracy,
         extra={
@@ -200,7 +240,8 @@ def main() -> None:
                 + (f" --noise-copies {args.noise_copies}" if args.noise_copies is not None else "")
                 + (f" --speed {args.speed}" if args.speed != "auto" else "")
                 + (f" --balanced {args.balanced}" if args.balanced != "auto" else "")
-                + (" --no-refit" if args.no_refit else ""),
+                + (f" --paired-fold {args.paired_fold}" if unseen else "")
+                + (" --no-refit" if args.no_refit and not unseen else ""),
             },
         },
     )
@@ -211,6 +252,19 @@ def main() -> None:
         f"trained with {copies} noisy copies, speed copies {'on' if speed else 'off'}, class-balanced loss "
         f"{'on' if balanced else 'off'})"
         + ("" if args.no_refit else f"; refit on all {len(speakers)} speakers at epochs {epochs}")
+    )
+
+
+def paired_fold_actors(fold: int) -> tuple[list[str], list[str]]:
+    """(validation actors, test actors) of the paired AV set's actor fold `fold` (benchmarks/av_fusion.py:
+    `group_kfold` over RAVDESS speech by actor, k = 6, seed 0)."""
+    from converters.data import group_kfold, load_dataset
+
+    speech = load_dataset("ravdess")
+    split = group_kfold([r.speaker for r in speech], k=6, seed=0)[fold]
+    return (
+        sorted({str(speech[i].speaker) for i in split.val}),
+        sorted({str(speech[i].speaker) for i in split.test}),
     )
 
 
