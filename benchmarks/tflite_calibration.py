@@ -49,6 +49,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BUNDLES = {
     "ser_emodb": "emodb",
     "ser_ravdess": "ravdess",
+    "av_fn_audio": "ravdess",
     "tiny_transformer_emodb": "emodb",
     "laq_mlp_emodb": "emodb",
     "av_cnn_audio": "ravdess",
