@@ -142,3 +142,23 @@ def test_bad_arguments_are_config_errors() -> None:
         pyin(y, sr=SR, fmin=100, fmax=9000)
     with pytest.raises(ConfigError, match="mono"):
         pyin(np.zeros((2, SR)), sr=SR)
+
+
+def test_fft_length_is_the_smallest_fast_one_and_the_difference_is_exact() -> None:
+    """pYIN's FFT pair runs at 2^k or 3 * 2^k (not the next power of two); the difference function it gives is
+    the direct one: no circular wrap reaches the lags kept."""
+    from edge_ser.features.pitch import difference, fast_length
+
+    assert [fast_length(n) for n in (1, 3, 5, 1025, 1316, 1537)] == [1, 3, 6, 1536, 1536, 2048]
+    rng = np.random.default_rng(0)
+    padded, n, hop, lags = rng.standard_normal(700), 256, 64, 120
+    d, head, tail = difference(padded, frame_length=n, hop_length=hop, max_lag=lags)
+    for t in range(d.shape[0]):
+        x = padded[t * hop : t * hop + n]
+        for tau in (0, 1, 37, lags):
+            # the squared difference over the overlap plus the energy of the frame's last tau samples
+            want = np.sum((x[: n - tau] - x[tau:]) ** 2) + np.sum(x[n - tau :] ** 2)
+            r0 = np.dot(x, x)
+            assert abs(d[t, tau] - want) <= 1e-9 * max(1.0, r0)
+            assert abs(head[t, tau] - np.sum(x[: n - tau] ** 2)) <= 1e-9 * r0
+            assert abs(tail[t, tau] - np.sum(x[tau:] ** 2)) <= 1e-9 * r0
