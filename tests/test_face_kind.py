@@ -98,8 +98,38 @@ def test_mirror_runs_each_crop_and_its_mirror_image_and_averages_them():
     np.testing.assert_allclose(kind.combine(np.log(p)), [0.55, 0.375, 0.075], rtol=1e-6)
     majority = FaceKind(FaceInputSpec(size=8, k=2, vote="majority", mirror=True))
     np.testing.assert_allclose(majority.combine(np.log(p)), [1, 0, 0], atol=1e-6)  # 2 of 2 pairs say 0
-    with pytest.raises(ConfigError, match="even"):
+    with pytest.raises(ConfigError, match="2 rows per crop"):
         kind.combine(np.log(p[:3]))
+
+
+def test_views_run_each_crop_zoomed_and_average_every_view_and_mirror():
+    kind = FaceKind(FaceInputSpec(size=16, k=2, mirror=True, views=(0.9, 1.1)))
+    spec = FaceInputSpec.from_dict(kind.spec.to_dict())
+    assert spec == kind.spec and spec.views == (0.9, 1.1) and spec.rows_per_crop == 6
+    assert "zoomed x0.9, x1.1" in kind.describe()[0]
+    for bad in ((1.0,), (0.9, 0.9), (3.0,), ("x",), (0.8, 0.9, 1.1, 1.2, 1.3)):
+        with pytest.raises(ConfigError, match="views"):
+            FaceInputSpec(views=bad)
+
+    class Crop:
+        def __init__(self, image: np.ndarray) -> None:
+            self.image, self.found = image, True
+
+    yy, xx = np.mgrid[:16, :16]
+    disc = (((yy - 7.5) ** 2 + (xx - 7.5) ** 2) < 25).astype(np.uint8) * 200  # a centred bright disc
+    x = kind.window_inputs(np.zeros(0, np.float32), [Crop(disc), Crop(disc.T.copy())])["face"]
+    assert x.shape == (12, 1, 16, 16)  # [mirror][view][crop]: 2 crops x 3 views x 2
+    np.testing.assert_array_equal(np.round(x[0, 0] * 255), disc)
+    np.testing.assert_array_equal(x[6:8], x[0:2, ..., ::-1])  # the mirrors of the unzoomed crops
+    # a closer view (1.1) shows more of the disc, a further one (0.9) less, centred either way
+    area = [float(x[i, 0].sum()) for i in (0, 2, 4)]
+    assert area[1] < area[0] < area[2]
+    np.testing.assert_allclose(x[4, 0], x[4, 0, ::-1, ::-1], atol=1e-5)
+    # each crop's 6 rows are averaged before the vote: crop 1 says class 0 everywhere, crop 2 class 1
+    rows = np.tile(np.array([[0.9, 0.05, 0.05], [0.1, 0.8, 0.1]]), (6, 1))
+    np.testing.assert_allclose(kind.combine(np.log(rows)), [0.5, 0.425, 0.075], rtol=1e-6)
+    with pytest.raises(ConfigError, match="6 rows per crop"):
+        kind.combine(np.log(rows[:8]))
 
 
 def _tiny_model(size: int = 32, antialias: bool = False):

@@ -35,18 +35,23 @@ if TYPE_CHECKING:
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".pgm", ".webp")
 """Still images `edge-ser predict` takes for a face bundle (one crop each)."""
 VOTES = ("mean_prob", "majority")
+MIN_ZOOM, MAX_ZOOM, MAX_VIEWS = 0.5, 2.0, 4
+"""FaceInputSpec.views: the zooms a bundle may ask for, and how many."""
 
 
 @dataclass(frozen=True)
 class FaceInputSpec:
     """size: the crop side S; k: crops per decision (> 0); vote: how their probabilities combine; mirror: also
     run each crop's mirror image and average the two probabilities before the vote (a label-preserving flip the
-    model was trained with: test-time augmentation for 2x the model time)."""
+    model was trained with: test-time augmentation for 2x the model time); views: zooms about the crop's centre
+    also run and averaged the same way (e.g. (0.9, 1.1): the crop seen 10 % closer and 10 % further, for 3x the
+    model time; the device's face box jitters in scale, docs/face.md)."""
 
     size: int = 48
     k: int = 3
     vote: str = "mean_prob"
     mirror: bool = False
+    views: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         c = Checker("FaceInputSpec", error=ConfigError)
@@ -56,13 +61,43 @@ class FaceInputSpec:
             raise ConfigError(f"FaceInputSpec.vote={self.vote!r} must be one of {', '.join(VOTES)}")
         if not isinstance(self.mirror, bool):
             raise ConfigError(f"FaceInputSpec.mirror={self.mirror!r} must be true or false")
+        ok = isinstance(self.views, tuple) and len(self.views) <= MAX_VIEWS
+        for z in self.views if ok else ():
+            ok = ok and isinstance(z, (int, float)) and not isinstance(z, bool) and MIN_ZOOM <= z <= MAX_ZOOM
+            ok = ok and z != 1
+        if not ok or len(set(self.views)) != len(self.views):
+            raise ConfigError(
+                f"FaceInputSpec.views={self.views!r} must be up to {MAX_VIEWS} distinct zooms in "
+                f"[{MIN_ZOOM}, {MAX_ZOOM}], none of them 1"
+            )
+
+    @property
+    def rows_per_crop(self) -> int:
+        """Model rows one crop takes: itself and each view, each with its mirror when `mirror`."""
+        return (1 + len(self.views)) * (2 if self.mirror else 1)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "views": list(self.views)}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> FaceInputSpec:
-        return config_from_dict(cls, d)
+        return config_from_dict(cls, d, views=lambda v: tuple(v) if isinstance(v, list) else v)
+
+
+def zoomed(x: np.ndarray, zoom: float) -> np.ndarray:
+    """Crops [n, 1, S, S] float32 seen `zoom` times closer about their centre (> 1 magnifies; < 1 shows more, the
+    border continued outward), bilinear, the same size."""
+    from edge_ser.vision._cv2 import import_cv2
+
+    cv2 = import_cv2("zooming face crops")
+    size = x.shape[-1]
+    m = cv2.getRotationMatrix2D(((size - 1) / 2, (size - 1) / 2), 0.0, float(zoom))
+    out = np.empty_like(x)
+    for i in range(x.shape[0]):
+        out[i, 0] = cv2.warpAffine(
+            x[i, 0], m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+        )
+    return out
 
 
 def crop_pixels(face: Any, size: int) -> np.ndarray:
@@ -185,8 +220,9 @@ class FaceKind(InputKind):
 
     def window_inputs(self, window: np.ndarray, faces: Sequence[Any] | None = None) -> Inputs:
         """The crops of a window (audio ignored): those that found a face when any did, else all given; at most
-        k, evenly spread; black when there are none (as the audio-visual kind does). With `mirror`, the crops'
-        mirror images follow them (rows [crops..., mirrors...]; `combine` pairs them up)."""
+        k, evenly spread; black when there are none (as the audio-visual kind does). Each of `views` adds the crops
+        zoomed (rows [crops, crops at views[0], ...]); with `mirror`, the mirror images of all those follow them
+        (rows [..., mirrors...]); `combine` averages each crop's rows."""
         crops = list(faces or [])
         found = [f for f in crops if getattr(f, "found", True)]
         crops = found or crops
@@ -197,6 +233,8 @@ class FaceKind(InputKind):
             if len(crops) > k:
                 crops = [crops[i] for i in np.linspace(0, len(crops) - 1, k).round().astype(int)]
             x = np.stack([crop_pixels(f, size) for f in crops])
+        if self.spec.views:
+            x = np.concatenate([x, *(zoomed(x, z) for z in self.spec.views)])
         if self.spec.mirror:
             x = np.concatenate([x, np.ascontiguousarray(x[..., ::-1])])
         return {"face": x}
@@ -255,19 +293,26 @@ class FaceKind(InputKind):
                 f"expected the logits of one or more crops [rows, classes], got {list(z.shape)}"
             )
         p = np.stack([softmax(r) for r in z])
-        if self.spec.mirror:
-            if len(p) % 2:
+        per = self.spec.rows_per_crop
+        if per > 1:  # rows [mirror][view][crop]: each crop's views and mirrors averaged before the vote
+            if len(p) % per:
                 raise ConfigError(
-                    f"mirror: expected crop rows then their mirrors (an even count), got {len(p)}"
+                    f"face: expected {per} rows per crop (its views and mirrors), got {len(p)} rows"
                 )
-            p = (p[: len(p) // 2] + p[len(p) // 2 :]) / 2
+            p = p.reshape(per, len(p) // per, p.shape[1]).mean(axis=0)
         return vote(p, self.spec.vote)
 
     def describe(self) -> list[str]:
         c = self.crop
         return [
-            f"face: {self.spec.k} crop(s) per decision{' (each with its mirror image)' if self.spec.mirror else ''}"
-            f" voted by {self.spec.vote}; Haar face crop {c.size}x{c.size} "
+            f"face: {self.spec.k} crop(s) per decision"
+            + (
+                f", each also zoomed x{', x'.join(f'{z:g}' for z in self.spec.views)}"
+                if self.spec.views
+                else ""
+            )
+            + (" (each with its mirror image)" if self.spec.mirror else "")
+            + f" voted by {self.spec.vote}; Haar face crop {c.size}x{c.size} "
             f"grey (detect width {c.detect_width}, min neighbours {c.min_neighbors}, margin {c.margin}, "
             f"equalise {c.equalize}), / 255; images ({', '.join(IMAGE_EXTENSIONS)}) give one crop"
         ]
