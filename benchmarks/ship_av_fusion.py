@@ -1,7 +1,7 @@
 """Ship bundles/av_fusion: an audio bundle and a face bundle composed by calibrated late fusion.
 
-    python benchmarks/ship_av_fusion.py --face-bundle bundles/face_fer         # av_cnn_audio + face_fer
-    python benchmarks/ship_av_fusion.py --audio-bundle bundles/av_fn_audio     # functionals audio + face_fer
+    python benchmarks/ship_av_fusion.py                                        # av_fn_audio + face_fer: the shipped one
+    python benchmarks/ship_av_fusion.py --audio-bundle bundles/av_cnn_audio --out DIR   # the log-Mel audio branch
 
 The rule is fitted on the validation part of fold 0 of the paired RAVDESS + FER-2013 set (SYNTHETIC pairs;
 benchmarks/av_fusion.py, the same pairing and `--val-faces`): the actors bundles/av_cnn_audio stopped its
@@ -52,7 +52,12 @@ from edge_ser.recognizer import Recognizer  # noqa: E402
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--audio-bundle", type=Path, default=REPO / "bundles" / "av_cnn_audio")
+    ap.add_argument(
+        "--audio-bundle",
+        type=Path,
+        default=REPO / "bundles" / "av_fn_audio",
+        help="the audio branch (default: av_fn_audio, `ship_ser.py --data ravdess --paired-fold 0`)",
+    )
     ap.add_argument("--face-bundle", type=Path, default=FACE_BUNDLE)
     ap.add_argument(
         "--val-faces",
