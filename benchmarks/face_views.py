@@ -36,7 +36,7 @@ import numpy as np  # noqa: E402
 
 from converters.data.fer_arrays import fer_arrays  # noqa: E402
 from converters.evaluate import index_metrics  # noqa: E402
-from converters.face import device_crops, kind_decisions  # noqa: E402
+from converters.face import device_crops, scene_agreement  # noqa: E402
 from edge_ser.bundle import load_bundle  # noqa: E402
 from edge_ser.bundle.write import write_bundle  # noqa: E402
 from edge_ser.engines import load_engine  # noqa: E402
@@ -60,17 +60,18 @@ MAX_ACC_DROP = 0.005
 """A candidate may not lose more than 0.5 point of accuracy on the training images against no views."""
 
 
-def score(predict, kind: FaceKind, images: np.ndarray, labels: np.ndarray, crops, found) -> dict:
-    """The geometry check of `kind` (`converters.face.scene_agreement`'s, on device crops made once): agreement
-    (all, where found), accuracy and UAR of the decisions on the images themselves and on the device crops."""
-    direct, scene = kind_decisions(predict, kind, images), kind_decisions(predict, kind, crops)
-    same = direct == scene
+def score(
+    predict, kind: FaceKind, views: tuple[float, ...], images: np.ndarray, labels: np.ndarray, crops: tuple
+) -> dict:
+    """The geometry check (`converters.face.scene_agreement`, on the images' device crops made once) of `kind`
+    with `views`: agreement (all, where found), accuracy and UAR on the images themselves and on the crops."""
+    r = scene_agreement(predict, FaceKind(replace(kind.spec, views=views), kind.crop), images, crops)
     classes = [str(i) for i in range(int(labels.max()) + 1)]
-    d, sc = index_metrics(labels, direct, classes), index_metrics(labels, scene, classes)
+    d, sc = index_metrics(labels, r["direct"], classes), index_metrics(labels, r["scene"], classes)
     return {
-        "agreement": float(same.mean()), "agreement_found": float(same[found].mean()),
-        "found_rate": float(found.mean()), "accuracy": d.accuracy, "uar": d.uar,
-        "accuracy_device_crop": sc.accuracy, "uar_device_crop": sc.uar, "n": len(same),
+        "agreement": r["agreement"], "agreement_found": r["agreement_found"], "found_rate": r["found_rate"],
+        "accuracy": d.accuracy, "uar": d.uar, "accuracy_device_crop": sc.accuracy, "uar_device_crop": sc.uar,
+        "n": r["n"],
     }  # fmt: skip
 
 
@@ -101,6 +102,11 @@ def set_views(path: Path, views: tuple[float, ...], test: dict, command: str) ->
     write_bundle(path, manifest=manifest, files=b.files)
 
 
+def name(views: tuple[float, ...]) -> str:
+    """A view set as the tables name it."""
+    return ", ".join(f"x{z:g}" for z in views) or "none (crop + mirror)"
+
+
 def pct(x: float) -> str:
     return f"{100 * x:.1f} %"
 
@@ -119,12 +125,10 @@ def main() -> None:
     predict = load_engine(b, args.engine, threads=1).predict
     t0 = time.perf_counter()
     images, labels = tr.images[::TRAIN_STRIDE], tr.labels[::TRAIN_STRIDE]
-    crops, found = device_crops(images, kind.face_crop, cache, progress=True)
+    crops = device_crops(images, kind.face_crop, cache, progress=True)
     train = {}
     for v in CANDIDATES:
-        train[v] = score(
-            predict, FaceKind(replace(kind.spec, views=v), kind.crop), images, labels, crops, found
-        )
+        train[v] = score(predict, kind, v, images, labels, crops)
         s = train[v]
         print(
             f"views {v or '-'}: train agreement {pct(s['agreement'])} all, {pct(s['agreement_found'])} found; "
@@ -132,15 +136,9 @@ def main() -> None:
             flush=True,
         )
     chosen = choose(train)
-    vcrops, vfound = device_crops(va.images, kind.face_crop, cache, progress=True)
-    test = {
-        v: score(
-            predict, FaceKind(replace(kind.spec, views=v), kind.crop), va.images, va.labels, vcrops, vfound
-        )
-        for v in dict.fromkeys(((), chosen))
-    }
+    vcrops = device_crops(va.images, kind.face_crop, cache, progress=True)
+    test = {v: score(predict, kind, v, va.images, va.labels, vcrops) for v in dict.fromkeys(((), chosen))}
     seconds = time.perf_counter() - t0
-    name = lambda v: ", ".join(f"x{z:g}" for z in v) or "none (crop + mirror)"  # noqa: E731
     rows = [
         f"| {name(v)} | {pct(s['agreement'])} | {pct(s['agreement_found'])} | {pct(s['accuracy'])} | "
         f"{'**chosen**' if v == chosen else ''} |"

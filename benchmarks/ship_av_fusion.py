@@ -4,8 +4,8 @@
     python benchmarks/ship_av_fusion.py --audio-bundle bundles/av_cnn_audio --out DIR   # the log-Mel audio branch
 
 The rule is fitted on the validation part of fold 0 of the paired RAVDESS + FER-2013 set (SYNTHETIC pairs;
-benchmarks/av_fusion.py, the same pairing and `--val-faces`): the actors bundles/av_cnn_audio stopped its
-training on, each with a face from one seeded half of FER-2013 PublicTest ("publictest", the default: face_fer
+benchmarks/av_fusion.py, the same pairing and `--val-faces`): the actors the audio bundle chose its knobs or
+stopped its training on, each with a face from one seeded half of FER-2013 PublicTest ("publictest", the default: face_fer
 trains on all of FER-2013 train, so faces from there would be faces it has seen). Per branch a temperature
 (NLL), then the fusion weights from the grid (converters.calibrate.choose_weights), the class prior of the
 fold's training clips, and the face model's training prior (its manifest's `training_prior`, else FER-2013
@@ -129,10 +129,8 @@ def main() -> None:
         )
 
     out = write()
-    rec, rec_alone = (
-        Recognizer(out, "numpy"),
-        Recognizer(out, "numpy"),
-    )  # a session each: no clip counted twice
+    # a session for the fused run and one for the run without a face: no clip joins the statistics twice
+    rec, rec_alone = Recognizer(out, "numpy"), Recognizer(out, "numpy")
     fused, alone = np.zeros((len(y["test"]), len(CLASSES))), np.zeros((len(y["test"]), len(CLASSES)))
     current = None
     for i in session_order(speakers["test"]):

@@ -157,14 +157,17 @@ def kind_decisions(predict, kind, images: np.ndarray) -> np.ndarray:
     return np.array(out, dtype=np.int64)
 
 
-def scene_agreement(predict, kind, images: np.ndarray) -> dict:
+def scene_agreement(
+    predict, kind, images: np.ndarray, crops: tuple[np.ndarray, np.ndarray] | None = None
+) -> dict:
     """The geometry check: each FER image straight into the model vs. the device's crop of it in a scene.
 
     `predict(inputs) -> logits` runs the model (an engine's `predict`); `kind` is the bundle's FaceKind (its
     crop spec and size); `images` uint8 [n, 48, 48]. Returns per-image labels ("direct", "scene"), the device
     crops ("crops") and whether the Haar cascade found the face ("found"), and the agreement over all images and
-    over those found."""
-    crops, f = device_crops(images, kind.face_crop)
+    over those found. `crops`: the images' `device_crops` (crops, found) when already made (the Haar cascade is
+    the slow part), else they are cut here."""
+    crops, f = crops if crops is not None else device_crops(images, kind.face_crop)
     d, s = kind_decisions(predict, kind, images), kind_decisions(predict, kind, crops)
     same = d == s
     return {

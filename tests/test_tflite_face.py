@@ -30,13 +30,33 @@ def _faces(n: int, seed: int) -> np.ndarray:
     return a.astype(np.float32)
 
 
+def _fp32_matches_onnxruntime(model, side: int, rows: int, tol: float):
+    """`model` exported to ONNX ([1, side, side] input), traced (parity with onnxruntime within `tol`), converted
+    to fp32 TFLite and run on `rows` random inputs against onnxruntime; returns (the ONNX proto, the TFLite model)."""
+    import onnxruntime as ort
+
+    from converters.export.onnx_export import to_onnx
+
+    proto = to_onnx(model, {"x": (1, side, side)})
+    g = ot.graph_from_onnx(proto)
+    sess = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    t = ot.trace(g)
+    assert ot.check_parity(t, lambda x: sess.run(None, x)[0]) <= tol
+    m32 = ot.convert(t, "fp32")
+    x = {
+        next(iter(g.inputs)): np.random.default_rng(1)
+        .standard_normal((rows, 1, side, side))
+        .astype(np.float32)
+    }
+    want = sess.run(None, x)[0]
+    assert np.abs(run_tflite(m32, x) - want).max() <= tol * np.abs(want).max()
+    return proto, m32
+
+
 def test_depthwise_conv_and_padded_maxpool_match_onnxruntime() -> None:
     """A float graph with a depthwise conv (multiplier 2), a padded stride-2 MaxPool (ONNX pads with -inf: a
     mirrored edge gives the same max) and a refused grouped (not depthwise) conv."""
-    import onnxruntime as ort
     import torch
-
-    from converters.export.onnx_export import to_onnx
 
     torch.manual_seed(0)
     model = torch.nn.Sequential(
@@ -52,16 +72,8 @@ def test_depthwise_conv_and_padded_maxpool_match_onnxruntime() -> None:
     with torch.no_grad():
         model[2].running_mean.normal_(0, 0.3)
         model[2].running_var.uniform_(0.5, 1.5)
-    proto = to_onnx(model, {"x": (1, 12, 12)})
-    g = ot.graph_from_onnx(proto)
-    sess = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
-    t = ot.trace(g)
-    assert ot.check_parity(t, lambda x: sess.run(None, x)[0]) <= 1e-4
-    m32 = ot.convert(t, "fp32")
+    proto, m32 = _fp32_matches_onnxruntime(model, 12, 5, 1e-4)
     assert "DEPTHWISE_CONV_2D" in op_names(m32) and "MIRROR_PAD" in op_names(m32)
-    x = {next(iter(g.inputs)): np.random.default_rng(1).standard_normal((5, 1, 12, 12)).astype(np.float32)}
-    want = sess.run(None, x)[0]
-    assert np.abs(run_tflite(m32, x) - want).max() <= 1e-4 * np.abs(want).max()
 
     bad = ot.graph_from_onnx(proto)
     bad.params = dict(bad.params)
@@ -75,10 +87,8 @@ def test_depthwise_conv_and_padded_maxpool_match_onnxruntime() -> None:
 def test_antialiased_blur_matches_onnxruntime() -> None:
     """The anti-aliased face model's downsampling (max pool 3/1, then AveragePool 2/1 with zero pads counted
     and AveragePool 2/2): a padded count_include_pad AveragePool becomes a zero pad and a VALID average."""
-    import onnxruntime as ort
     import torch
 
-    from converters.export.onnx_export import to_onnx
     from converters.models.face_cnn import blur_down
 
     torch.manual_seed(0)
@@ -90,16 +100,8 @@ def test_antialiased_blur_matches_onnxruntime() -> None:
         torch.nn.Flatten(),
         torch.nn.Linear(4 * 6 * 6, 3),  # every blurred value (edges too) reaches a logit
     ).eval()
-    proto = to_onnx(model, {"x": (1, 11, 11)})
-    g = ot.graph_from_onnx(proto)
-    sess = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
-    t = ot.trace(g)
-    assert ot.check_parity(t, lambda x: sess.run(None, x)[0]) <= 1e-5
-    m32 = ot.convert(t, "fp32")
+    _, m32 = _fp32_matches_onnxruntime(model, 11, 3, 1e-5)
     assert "AVERAGE_POOL_2D" in op_names(m32) and "PAD" in op_names(m32)
-    x = {next(iter(g.inputs)): np.random.default_rng(1).standard_normal((3, 1, 11, 11)).astype(np.float32)}
-    want = sess.run(None, x)[0]
-    assert np.abs(run_tflite(m32, x) - want).max() <= 1e-5 * np.abs(want).max()
 
 
 def test_face_bundle_converts_with_its_codes() -> None:

@@ -657,12 +657,10 @@ def _pool(kind: str) -> Callable[[_Tr, dict, dict], Val]:
                 "in the average (AveragePool count_include_pad=0) is not supported"
             )
         x = tr.in_layout(v, _inv(_last(v.rank)))
-        if (
-            padded and mirror
-        ):  # ONNX pads a MaxPool with -inf: a mirrored edge (pad <= k / 2) lies in the window
-            x = tr.tf.pad(x, [(0, 0), *pads, (0, 0)], mode="SYMMETRIC")
-        elif padded:  # count_include_pad: the padded zeros count in each average, as a zero pad then VALID
-            x = tr.tf.pad(x, [(0, 0), *pads, (0, 0)])
+        if padded:
+            # MaxPool: ONNX pads with -inf, and a mirrored edge (pad <= k / 2) lies in the same window.
+            # AveragePool with count_include_pad: the padded zeros count in each average, so a zero pad.
+            x = tr.tf.pad(x, [(0, 0), *pads, (0, 0)], mode="SYMMETRIC" if mirror else "CONSTANT")
         fn = tr.tf.nn.max_pool if kind == "Max" else tr.tf.nn.avg_pool
         return Val(fn(x, k, strides, "VALID"), _inv(_last(v.rank)))
 

@@ -61,11 +61,12 @@ class FaceInputSpec:
             raise ConfigError(f"FaceInputSpec.vote={self.vote!r} must be one of {', '.join(VOTES)}")
         if not isinstance(self.mirror, bool):
             raise ConfigError(f"FaceInputSpec.mirror={self.mirror!r} must be true or false")
-        ok = isinstance(self.views, tuple) and len(self.views) <= MAX_VIEWS
-        for z in self.views if ok else ():
-            ok = ok and isinstance(z, (int, float)) and not isinstance(z, bool) and MIN_ZOOM <= z <= MAX_ZOOM
-            ok = ok and z != 1
-        if not ok or len(set(self.views)) != len(self.views):
+        zooms = self.views if isinstance(self.views, tuple) else ()
+        ok = zooms == self.views and len(zooms) <= MAX_VIEWS and len(set(zooms)) == len(zooms)
+        if not ok or not all(
+            isinstance(z, (int, float)) and not isinstance(z, bool) and MIN_ZOOM <= z <= MAX_ZOOM and z != 1
+            for z in zooms
+        ):
             raise ConfigError(
                 f"FaceInputSpec.views={self.views!r} must be up to {MAX_VIEWS} distinct zooms in "
                 f"[{MIN_ZOOM}, {MAX_ZOOM}], none of them 1"
