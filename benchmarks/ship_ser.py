@@ -13,11 +13,17 @@ the paired set neither), and stage 1's model ships (a refit would train on the a
 on).
 
 The recipe is the si_table's best small row (benchmarks/results/si_table.md): every training speaker is
-standardised by its own statistics. Two stages:
+standardised by its own statistics. Three stages:
+0. recipe (`--choose pairs`, the default): each training variant (noisy copies 0 / 2, speed copies off / on,
+   plain / class-balanced loss) is trained once per *inner fold*, the speakers in consecutive pairs of sorted
+   order (RAVDESS 6 pairs, EMODB 5), each pair validating a model trained on every other speaker; the variant
+   with the best mean of clean + noisy validation UAR over the folds wins. One validation pair alone (`--choose
+   holdout`, the choice before) is noisy: the four variants of the si_table sit within one actor's noise;
 1. choose: the validation speaker(s) (the last in sorted order: EMODB 16, RAVDESS actors 11 and 12), never
    trained on, choose the float epoch count, the bit allocation and the QAT epoch count by UAR;
 2. refit: the shipped model is trained on every speaker with those choices fixed (no selection on data it
    trains on), as the issue asks ("trained on all 10 speakers"); --no-refit ships stage 1's model instead.
+The inner folds' table goes to benchmarks/results/ship_ser_choice_<data>.{md,json}.
 The bundle records the training prior (`speaker_norm`, edge_ser.speaker): on the device each clip of
 the user joins the running statistics and is standardised by them. Its speaker-independent accuracy is the
 si_table's leave-one-speaker-out figure (online-20 row); the validation figures here are for the record.
@@ -28,7 +34,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -99,6 +105,13 @@ def main() -> None:
         "with or without, whichever scores the better mean of clean and noisy validation UAR",
     )
     ap.add_argument(
+        "--choose",
+        choices=("pairs", "holdout"),
+        default="pairs",
+        help="how the training variant (noisy copies, speed copies, loss) is chosen: pairs = the mean over inner "
+        "folds of speaker pairs (default); holdout = on the default validation speakers only (the choice before)",
+    )
+    ap.add_argument(
         "--no-refit",
         action="store_true",
         help="ship the validation run's model (trained without the val speakers)",
@@ -117,71 +130,35 @@ def main() -> None:
     torch.set_num_threads(1)
     spec = FEATURES[args.features]
     d, X, Z, y, spk, copy_of, groups = training_matrix(args.data, spec)
-    classes = list(d.classes)
-    speakers = sorted(set(d.speakers))
-    val_spk = [str(s) for s in speakers[-VAL_SPEAKERS[args.data] :]]
+    rows = Rows(X, Z, y, spk.astype(str), copy_of, groups, list(d.classes))
+    val_spk = rows.speakers()[-VAL_SPEAKERS[args.data] :]
     unseen: list[str] = []
     if args.paired_fold is not None:
         val_spk, unseen = paired_fold_actors(args.paired_fold)
-        missing = set(unseen + val_spk) - set(spk.astype(str))
+        missing = set(unseen + val_spk) - set(rows.spk)
         if missing:
             raise RuntimeError(
                 f"paired fold {args.paired_fold}: actors {sorted(missing)} not in the functionals"
             )
-        keep = ~np.isin(spk.astype(str), unseen) & (y != classes.index("calm"))
-        X, y, spk, copy_of, groups = X[keep], y[keep], spk[keep], copy_of[keep], groups[keep]
-        kept = [c for c in classes if c != "calm"]
-        y = np.array([kept.index(classes[k]) for k in y])
-        classes, Z = kept, transductive(X, groups)
-        speakers = sorted({s for s in speakers if str(s) not in unseen})
+        rows = rows.subset(~np.isin(rows.spk, unseen)).without_class("calm")
         args.no_refit = True
-    speed_rows = copy_of > NOISY_COPIES
-    held_out = np.isin(
-        spk, val_spk
-    )  # every row of the validation speakers, copies included: never trained on
-    val = held_out & ~speed_rows  # scored: their clean and noisy rows (speed copies are training views only)
-    n = len(classes)
-
-    def uar_of(model, rows) -> float:
-        return index_metrics(y[rows], predict(model, Z[rows]).argmax(1), classes).uar
-
-    by_uar = {"val_accuracy": lambda logits: index_metrics(y[val], logits.argmax(1), classes).uar}
-
-    def stage1(copies: int, speed: bool, balanced: bool) -> dict:
-        """Train on the training speakers (clean + `copies` noisy copies, + the speed-perturbed copies when
-        `speed`; the class-balanced loss when `balanced`), choose on every clean and noisy validation row."""
-        tr = ~held_out & ((copy_of <= copies) | (speed_rows & speed))
-        seed_everything(0)
-        net = build("functionals_mlp", num_classes=n, in_features=X.shape[1])
-        net.set_normalization(torch.as_tensor(Z[tr].mean(0)), torch.as_tensor(Z[tr].std(0)))
-        cfg = TrainConfig(seed=0, class_balanced=balanced)
-        fp = train_classifier(net, Z[tr], y[tr], Z[val], y[val], cfg, progress=False, **by_uar)
-        qcfg = replace(QAT_DEFAULTS, class_balanced=balanced)
-        c = compress(
-            args.recipe, fp.model, Z[tr], y[tr], Z[val], y[val], seed=0, qat_config=qcfg, train_kwargs=by_uar
-        )
-        clean, noisy_rows = val & (copy_of == 0), val & (copy_of > 0)
-        figures = {
-            "val_uar": uar_of(c.model, clean),
-            "val_uar_noisy": uar_of(c.model, noisy_rows),
-            "val_float_uar": uar_of(fp.model, clean),
-            "noise_copies": copies,
-            "speed_copies": list(SPEED_FACTORS) if speed else [],
-            "class_balanced": balanced,
-        }
-        print(
-            f"  {copies} noisy copies, speed copies {'on' if speed else 'off'}, class-balanced loss "
-            f"{'on' if balanced else 'off'}: validation UAR clean "
-            f"{100 * figures['val_uar']:.1f} %, noisy {100 * figures['val_uar_noisy']:.1f} %"
-        )
-        return {"c": c, "fp": fp, "tr": tr, "figures": figures}
-
+    X, Z, y, spk, copy_of, groups, classes = (
+        rows.X, rows.Z, rows.y, rows.spk, rows.copy_of, rows.groups, rows.classes
+    )  # fmt: skip
+    speakers, speed_rows, n = rows.speakers(), rows.speed_rows, len(rows.classes)
     noise_choices = (0, NOISY_COPIES) if args.noise_copies is None else (args.noise_copies,)
     speed_choices = {"auto": (False, True), "on": (True,), "off": (False,)}[args.speed]
     balanced_choices = {"auto": (False, True), "on": (True,), "off": (False,)}[args.balanced]
-    runs = [stage1(k, sp, b) for k in noise_choices for sp in speed_choices for b in balanced_choices]
+    variants = [(k, sp, b) for k in noise_choices for sp in speed_choices for b in balanced_choices]
+    choice: dict | None = None
+    if args.choose == "pairs" and len(variants) > 1 and not unseen:
+        choice = choose_variant(rows, variants, args.recipe, progress=True)
+        write_choice(args.data, choice)
+        variants = [choice["chosen"]]
+    runs = [stage1(rows, v, val_spk, args.recipe) for v in variants]
     best = max(runs, key=lambda r: r["figures"]["val_uar"] + r["figures"]["val_uar_noisy"])
     c, fp, tr, figures = best["c"], best["fp"], best["tr"], best["figures"]
+    val = np.isin(spk, val_spk) & ~speed_rows
     copies, speed = figures["noise_copies"], bool(figures["speed_copies"])
     balanced = bool(figures["class_balanced"])
     epochs = {"float": fp.best_epoch, "qat": int(c.info["qat_epoch"])}
@@ -196,6 +173,12 @@ def main() -> None:
         + " (chosen on validation)",
         "loss": ("class-balanced " if balanced else "") + "cross-entropy (chosen on validation)",
     }
+    if choice is not None:
+        split["variant_choice"] = (
+            f"noisy copies, speed copies and loss chosen by the mean clean + noisy validation UAR over "
+            f"{len(choice['folds'])} inner folds (speaker pairs {', '.join('-'.join(f) for f in choice['folds'])}), "
+            f"benchmarks/results/ship_ser_choice_{args.data}.md"
+        )
     if unseen:
         split = {
             **split,
@@ -241,6 +224,7 @@ def main() -> None:
                 + (f" --speed {args.speed}" if args.speed != "auto" else "")
                 + (f" --balanced {args.balanced}" if args.balanced != "auto" else "")
                 + (f" --paired-fold {args.paired_fold}" if unseen else "")
+                + (" --choose holdout" if args.choose != "pairs" and not unseen else "")
                 + (" --no-refit" if args.no_refit and not unseen else ""),
             },
         },
@@ -253,6 +237,168 @@ def main() -> None:
         f"{'on' if balanced else 'off'})"
         + ("" if args.no_refit else f"; refit on all {len(speakers)} speakers at epochs {epochs}")
     )
+
+
+@dataclass(frozen=True)
+class Rows:
+    """The recipe's rows (`training_matrix`): features X, their per-(speaker, copy) standardisation Z, labels,
+    speaker and copy index of each row (0 clean, 1..NOISY_COPIES noisy, then one per SPEED_FACTORS), the
+    normalisation group of each row and the class names."""
+
+    X: np.ndarray
+    Z: np.ndarray
+    y: np.ndarray
+    spk: np.ndarray
+    copy_of: np.ndarray
+    groups: np.ndarray
+    classes: list[str]
+
+    @property
+    def speed_rows(self) -> np.ndarray:
+        return self.copy_of > NOISY_COPIES
+
+    def speakers(self) -> list[str]:
+        return sorted(set(self.spk.tolist()))
+
+    def trained_on(self, variant: tuple[int, bool, bool]) -> np.ndarray:
+        """Rows a variant (noisy copies, speed copies, balanced loss) trains on, before holding speakers out."""
+        copies, speed, _ = variant
+        return (self.copy_of <= copies) | (self.speed_rows & speed)
+
+    def subset(self, keep: np.ndarray) -> Rows:
+        """Only the rows `keep` (whole speakers: Z is per (speaker, copy), so it stays as it is)."""
+        return Rows(
+            self.X[keep], self.Z[keep], self.y[keep], self.spk[keep], self.copy_of[keep], self.groups[keep],
+            self.classes,
+        )  # fmt: skip
+
+    def without_class(self, name: str) -> Rows:
+        """Rows of every class but `name`, labels renumbered, Z re-standardised (a speaker's statistics change)."""
+        keep = self.y != self.classes.index(name)
+        kept = [c for c in self.classes if c != name]
+        y = np.array([kept.index(self.classes[k]) for k in self.y[keep]])
+        X, groups = self.X[keep], self.groups[keep]
+        return Rows(X, transductive(X, groups), y, self.spk[keep], self.copy_of[keep], groups, kept)
+
+
+def stage1(
+    rows: Rows, variant: tuple[int, bool, bool], val_spk: list[str], recipe: str, log: bool = True
+) -> dict:
+    """Train on every speaker but `val_spk` (clean + `copies` noisy copies, + the speed-perturbed copies when
+    `speed`; the class-balanced loss when `balanced`), choose epochs and plan on the clean and noisy validation
+    rows. Returns the compressed model `c`, the float run `fp`, the training rows `tr` and the figures."""
+    copies, speed, balanced = variant
+    y, Z, classes = rows.y, rows.Z, rows.classes
+    held_out = np.isin(rows.spk, val_spk)  # every row of the validation speakers: never trained on
+    val = held_out & ~rows.speed_rows  # scored: clean and noisy rows (speed copies are training views only)
+    tr = ~held_out & rows.trained_on(variant)
+    by_uar = {"val_accuracy": lambda logits: index_metrics(y[val], logits.argmax(1), classes).uar}
+
+    def uar_of(model, mask) -> float:
+        return index_metrics(y[mask], predict(model, Z[mask]).argmax(1), classes).uar
+
+    seed_everything(0)
+    net = build("functionals_mlp", num_classes=len(classes), in_features=Z.shape[1])
+    net.set_normalization(torch.as_tensor(Z[tr].mean(0)), torch.as_tensor(Z[tr].std(0)))
+    cfg = TrainConfig(seed=0, class_balanced=balanced)
+    fp = train_classifier(net, Z[tr], y[tr], Z[val], y[val], cfg, progress=False, **by_uar)
+    qcfg = replace(QAT_DEFAULTS, class_balanced=balanced)
+    c = compress(recipe, fp.model, Z[tr], y[tr], Z[val], y[val], seed=0, qat_config=qcfg, train_kwargs=by_uar)
+    clean, noisy_rows = val & (rows.copy_of == 0), val & (rows.copy_of > 0)
+    figures = {
+        "val_uar": uar_of(c.model, clean),
+        "val_uar_noisy": uar_of(c.model, noisy_rows),
+        "val_float_uar": uar_of(fp.model, clean),
+        "noise_copies": copies,
+        "speed_copies": list(SPEED_FACTORS) if speed else [],
+        "class_balanced": balanced,
+    }
+    if log:
+        print(
+            f"  {variant_label(variant)}: validation {','.join(val_spk)} UAR clean "
+            f"{100 * figures['val_uar']:.1f} %, noisy {100 * figures['val_uar_noisy']:.1f} %",
+            flush=True,
+        )
+    return {"c": c, "fp": fp, "tr": tr, "figures": figures}
+
+
+def inner_folds(speakers: list[str]) -> list[list[str]]:
+    """The speakers in consecutive pairs of sorted order (an odd one out joins the last pair): each pair
+    validates a model trained on every other speaker."""
+    s = sorted(speakers)
+    folds = [s[i : i + 2] for i in range(0, len(s) - len(s) % 2, 2)]
+    if len(s) % 2:
+        folds[-1].append(s[-1])
+    return folds
+
+
+def variant_label(v: tuple[int, bool, bool]) -> str:
+    k, speed, balanced = v
+    return f"{k} noisy, speed {'on' if speed else 'off'}, {'balanced' if balanced else 'plain'} loss"
+
+
+def choose_variant(
+    rows: Rows, variants: list[tuple[int, bool, bool]], recipe: str, *, progress: bool = False
+) -> dict:
+    """Stage 0: every training variant on every inner fold (`inner_folds` of the rows' speakers); the best mean
+    of clean + noisy validation UAR wins (exact ties: the earlier variant). Returns the choice, the folds and
+    each variant's (clean, noisy) validation UAR per fold."""
+    from tqdm.auto import tqdm
+
+    folds = inner_folds(rows.speakers())
+    scores: dict[tuple[int, bool, bool], list[tuple[float, float]]] = {v: [] for v in variants}
+    bar = tqdm(
+        total=len(variants) * len(folds), desc="inner folds x variants", unit="model", disable=not progress
+    )
+    for fold in folds:
+        for v in variants:
+            f = stage1(rows, v, fold, recipe, log=False)["figures"]
+            scores[v].append((f["val_uar"], f["val_uar_noisy"]))
+            bar.update()
+    bar.close()
+    mean = {v: float(np.mean([a + b for a, b in sc])) / 2 for v, sc in scores.items()}
+    chosen = max(variants, key=lambda v: (mean[v], -variants.index(v)))
+    return {"chosen": chosen, "folds": folds, "scores": scores, "mean": mean, "variants": variants}
+
+
+def write_choice(data: str, choice: dict) -> None:
+    """benchmarks/results/ship_ser_choice_<data>.{md,json}: stage 0's table."""
+    from _common import write_results
+
+    folds, scores, mean, chosen = choice["folds"], choice["scores"], choice["mean"], choice["chosen"]
+    lines = [
+        f"# ship_ser: the training variant for {data}, chosen on inner folds",
+        "",
+        f"Each variant trained once per inner fold (every speaker but the pair), scored on the pair's clean and "
+        f"noisy clips (validation UAR %, clean / noisy); the variant with the best mean of the two over the "
+        f"{len(folds)} folds ships. Rule fixed before the run (docs/protocol.md).",
+        "",
+        "| variant | " + " | ".join("-".join(f) for f in folds) + " | mean (clean + noisy) / 2 |",
+        "|---|" + "---|" * (len(folds) + 1),
+    ]
+    for v in choice["variants"]:
+        cells = " | ".join(f"{100 * a:.1f} / {100 * b:.1f}" for a, b in scores[v])
+        mark = "**" if v == chosen else ""
+        lines.append(f"| {mark}{variant_label(v)}{mark} | {cells} | {mark}{100 * mean[v]:.1f}{mark} |")
+    lines += ["", f"Chosen: **{variant_label(chosen)}**."]
+    payload = {
+        "data": data,
+        "folds": folds,
+        "variants": [
+            {
+                "noise_copies": v[0],
+                "speed": v[1],
+                "class_balanced": v[2],
+                "val_uar": [a for a, _ in scores[v]],
+                "val_uar_noisy": [b for _, b in scores[v]],
+                "mean": mean[v],
+            }
+            for v in choice["variants"]
+        ],
+        "chosen": {"noise_copies": chosen[0], "speed": chosen[1], "class_balanced": chosen[2]},
+    }
+    write_results(f"ship_ser_choice_{data}", payload, "\n".join(lines))
+    print(f"inner folds chose: {variant_label(chosen)} (mean validation UAR {100 * mean[chosen]:.1f} %)")
 
 
 def paired_fold_actors(fold: int) -> tuple[list[str], list[str]]:

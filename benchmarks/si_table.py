@@ -15,7 +15,7 @@ functionals_mlp (float and "sensitivity@2.0") on the eGeMAPS-layout functionals 
 (`functionals_ext`, 327 values); logreg and functionals_mlp on the extended layout with speed-perturbed
 training copies (`functionals_ext_speed`); functionals_mlp with the class-balanced loss
 (`functionals_mlp_bal`) on those, and both losses on the ser_* training set (`functionals_ext_aug`: speed
-and noisy copies; ser_emodb is the balanced row, ser_ravdess the plain one). `--ablation` adds the same
+and noisy copies; ser_emodb and ser_ravdess are the balanced row). `--ablation` adds the same
 four functionals rows on `functionals_mfcc` (the functionals + the clip's 40 MFCC means; host only, no device
 input kind yet).
 Norms: none and transductive per-speaker standardisation; online-1/5/20 (the device's running statistics

@@ -381,7 +381,7 @@ def standard_rows() -> list[Row]:
     88 functionals and the extended functionals; logreg and the MLP on the extended functionals with
     speed-perturbed training copies (the SVM is left out there: 3x the training rows, and not shipped); the MLP
     with the class-balanced loss on those; the MLP with and without it on the shipped training set
-    (`functionals_ext_aug`: ser_emodb's recipe is the balanced row, ser_ravdess's the plain one)."""
+    (`functionals_ext_aug`: the balanced row is the recipe of ser_emodb and ser_ravdess)."""
     return [
         Row("logreg", "vector", fit_sklearn("logreg")),
         Row("svm", "vector", fit_sklearn("svm")),
