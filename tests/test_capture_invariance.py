@@ -12,7 +12,8 @@ Tolerance, per capture of a clip (the captures are benchmarks/capture_invariance
   is not asserted, since the information is not there.
 av_cnn gets the same FER-2013 faces with every capture of a clip, so only its audio changes.
 Not asserted, measured in the benchmark's table: the combined capture (48 kHz, noise, dead channel and 20 dB
-quieter, so the noise sits ~15 dB below the speech): the clean-trained ser_ravdess changes 3 of 8 there.
+quieter, so the noise sits ~15 dB below the speech), where every bundle changes some clips (82-85 % agreement on
+EMODB clips for the ser_* bundles, benchmarks/results/capture_invariance.md).
 """
 
 from __future__ import annotations
