@@ -106,7 +106,7 @@ def uar(y_true: Sequence[int], predicted: Sequence[int], n_classes: int) -> floa
 
 
 # ---------------------------------------------------------------------------------------------- runner
-def _pooled(y: np.ndarray, predictions: Sequence[np.ndarray], classes: Sequence[str]) -> Metrics:
+def pooled(y: np.ndarray, predictions: Sequence[np.ndarray], classes: Sequence[str]) -> Metrics:
     """Metrics of several passes over the same rows (online clip orders), counts summed."""
     ms = [index_metrics(y, p, classes) for p in predictions]
     return Metrics(tuple(classes), np.sum([m.matrix for m in ms], axis=0))
@@ -121,11 +121,11 @@ def _online(
     for w in PRIOR_WEIGHTS:
         base = prior(data.X, data.speakers, s.train, prior_weight=w)
         views = online(data.X, data.speakers, s.val, base, clips, seed=seed)
-        scores[w] = _pooled(data.y[s.val], [fitted.predict(v) for v in views], data.classes).uar
+        scores[w] = pooled(data.y[s.val], [fitted.predict(v) for v in views], data.classes).uar
     best = max(PRIOR_WEIGHTS, key=lambda w: (scores[w], -w))  # ties: the lighter prior
     base = prior(data.X, data.speakers, s.train, prior_weight=best)
     views = online(data.X, data.speakers, s.test, base, clips, seed=seed)
-    m = _pooled(data.y[s.test], [fitted.predict(v) for v in views], data.classes)
+    m = pooled(data.y[s.test], [fitted.predict(v) for v in views], data.classes)
     return m, {"prior_weight": best, "val_uar": {str(w): round(v, 6) for w, v in scores.items()}}
 
 
@@ -566,6 +566,7 @@ __all__ = [
     "Row",
     "fit_laq_mlp",
     "fit_sklearn",
+    "pooled",
     "run_fold",
     "standard_rows",
     "uar",

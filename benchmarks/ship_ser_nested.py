@@ -1,0 +1,221 @@
+"""The speaker-independent figure of the whole ser_* shipping procedure, nested: every choice inside each fold.
+
+    export EDGE_SER_DATA=/work/shared/datasets
+    python benchmarks/ship_ser_nested.py --data emodb      # leave one speaker out, 10 folds
+    python benchmarks/ship_ser_nested.py --data ravdess    # leave one actor out, 12 folds
+
+The si_table's rows are fixed recipes; the shipped bundles also *choose* their recipe (noisy copies, speed copies,
+loss) on validation speakers (benchmarks/ship_ser.py, stage 0), and that choice was made on speakers that are
+test speakers of the si_table's folds. Here each outer fold holds one speaker out and runs ship_ser's procedure
+on the others exactly as it ships: stage 0 (every variant on inner folds of speaker pairs), stage 1 (epochs and
+bit plan on the last speaker(s)), the refit on every remaining speaker, the training prior with the shipped
+prior weight; then the held-out speaker is scored once, transductive and online after 1, 5 and 20 of its clips
+(3 seeded clip orders pooled, as si_table's online rows). Nothing of the held-out speaker is seen before that.
+Stage 1's model (before the refit) is scored too, for the record.
+
+Every finished fold is one line of benchmarks/results/ship_ser_nested_runs/<data>.jsonl: a re-run trains only
+what is missing. Output: benchmarks/results/ship_ser_nested_<data>.{md,json}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import RESULTS, pin_single_thread, write_results  # noqa: E402
+
+pin_single_thread()
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from ship_ser import (  # noqa: E402
+    PRIOR_WEIGHT,
+    VAL_SPEAKERS,
+    Rows,
+    choose_variant,
+    refit,
+    stage1,
+    training_matrix,
+    variant_label,
+)
+
+from converters.featurize import NOISY_COPIES  # noqa: E402
+from converters.si_eval import pooled  # noqa: E402
+from converters.speaker_norm import ORDERS, online  # noqa: E402
+from converters.train import predict  # noqa: E402
+from edge_ser.features.speaker_norm import SpeakerNorm  # noqa: E402
+from edge_ser.fileio import atomic_write  # noqa: E402
+
+VARIANTS = [(k, sp, b) for k in (0, NOISY_COPIES) for sp in (False, True) for b in (False, True)]
+"""ship_ser's default candidates (noisy copies, speed copies, class-balanced loss), in its order."""
+ONLINE = (1, 5, 20)
+RECIPE = "sensitivity@2.0"
+
+
+def figures(y: np.ndarray, predictions: list[np.ndarray], classes: list[str]) -> dict:
+    """UAR, WAR and the summed confusion of one or more passes over the same clips."""
+    m = pooled(y, predictions, classes)
+    return {"uar": float(m.uar), "war": float(m.accuracy), "confusion": m.matrix.tolist()}
+
+
+def outer_fold(rows: Rows, test: str, data: str) -> dict:
+    """ship_ser's procedure on every speaker but `test`, then `test` scored once."""
+    t0 = time.perf_counter()
+    r = rows.subset(rows.spk != test)
+    choice = choose_variant(r, VARIANTS, RECIPE)
+    chosen = choice["chosen"]
+    val_spk = r.speakers()[-VAL_SPEAKERS[data] :]
+    s1 = stage1(r, chosen, val_spk, RECIPE, log=False)
+    c, fp = s1["c"], s1["fp"]
+    epochs = {"float": fp.best_epoch, "qat": int(c.info["qat_epoch"])}
+    fit = r.trained_on(chosen)
+    model, _ = refit(r.Z.shape[1], len(r.classes), r.Z[fit], r.y[fit], c.plan, epochs, balanced=chosen[2])
+    voices = fit & ~r.speed_rows
+    base = SpeakerNorm.from_speakers(r.X[voices], r.groups[voices], prior_weight=PRIOR_WEIGHT)
+    test_rows = np.flatnonzero((rows.spk == test) & (rows.copy_of == 0))
+    y = rows.y[test_rows]
+    out: dict = {
+        "test": test,
+        "chosen": {"noise_copies": chosen[0], "speed": chosen[1], "class_balanced": chosen[2]},
+        "inner_mean": {variant_label(v): round(m, 6) for v, m in choice["mean"].items()},
+        "val_speakers": val_spk,
+        "epochs": epochs,
+        "bits": float(c.plan.average_bits),
+        "packed_kb": c.packed_bytes() / 1000,
+        "n": len(test_rows),
+    }
+    for name, m in (("refit", model), ("stage1", c.model)):
+        norms = {"transductive": figures(y, [predict(m, rows.Z[test_rows]).argmax(1)], rows.classes)}
+        for k in ONLINE:
+            views = online(rows.X, rows.spk, test_rows, base, k, seed=0)
+            norms[f"online-{k}"] = figures(y, [predict(m, v).argmax(1) for v in views], rows.classes)
+        out[name] = norms
+    out["seconds"] = time.perf_counter() - t0
+    return out
+
+
+def summary(data: str, folds: list[dict], classes: list[str], total: int) -> tuple[dict, str]:
+    norms = ["transductive", *(f"online-{k}" for k in ONLINE)]
+
+    def stat(model: str, norm: str, key: str) -> tuple[float, float]:
+        v = np.array([f[model][norm][key] for f in folds])
+        return float(v.mean()), float(v.std())
+
+    table = {
+        model: {
+            norm: {
+                "uar": stat(model, norm, "uar")[0],
+                "uar_std": stat(model, norm, "uar")[1],
+                "war": stat(model, norm, "war")[0],
+                "war_std": stat(model, norm, "war")[1],
+                "confusion": np.sum([f[model][norm]["confusion"] for f in folds], axis=0).tolist(),
+            }
+            for norm in norms
+        }
+        for model in ("refit", "stage1")
+    }
+    counts: dict[str, int] = {}
+    for f in folds:
+        label = variant_label(
+            (f["chosen"]["noise_copies"], f["chosen"]["speed"], f["chosen"]["class_balanced"])
+        )
+        counts[label] = counts.get(label, 0) + 1
+    protocol = "leave one speaker out" if data == "emodb" else "leave one actor out"
+    lines = [
+        f"# The ser_{data} shipping procedure, nested: {protocol} ({len(folds)} of {total} folds)",
+        "",
+        "Each outer fold runs benchmarks/ship_ser.py's whole procedure on the other speakers (stage 0: the "
+        "training variant chosen on inner folds of speaker pairs; stage 1: epochs and bit plan on the last "
+        f"speaker(s); the refit on every remaining speaker; the training prior, weight {PRIOR_WEIGHT:g}) and "
+        f"scores the held-out speaker once. online-N: its statistics after N of its clips, {ORDERS} seeded "
+        "orders pooled. UAR / WAR %, mean +- std over folds.",
+        "",
+        "| model | " + " | ".join(f"{n} UAR" for n in norms) + " | transductive WAR |",
+        "|---|" + "---|" * (len(norms) + 1),
+    ]
+    for model, label in (("refit", "shipped procedure (refit)"), ("stage1", "stage 1's model (no refit)")):
+        t = table[model]
+        cells = " | ".join(f"{100 * t[n]['uar']:.1f} +- {100 * t[n]['uar_std']:.1f}" for n in norms)
+        war = t["transductive"]
+        lines.append(f"| {label} | {cells} | {100 * war['war']:.1f} +- {100 * war['war_std']:.1f} |")
+    gap = table["refit"]["transductive"]["uar"] - table["refit"]["online-20"]["uar"]
+    lines += [
+        "",
+        f"Transductive minus online-20 (refit): {100 * gap:.1f} points.",
+        "",
+        "Variants chosen by the inner folds: "
+        + "; ".join(f"{k} in {v}" for k, v in sorted(counts.items()))
+        + ".",
+        "",
+        "| held-out speaker | chosen variant | avg bits | transductive UAR | online-20 UAR | stage 1, transductive |",
+        "|---|---|---|---|---|---|",
+    ]
+    for f in folds:
+        ch = f["chosen"]
+        lines.append(
+            f"| {f['test']} | {variant_label((ch['noise_copies'], ch['speed'], ch['class_balanced']))} | "
+            f"{f['bits']:.2f} | {100 * f['refit']['transductive']['uar']:.1f} | "
+            f"{100 * f['refit']['online-20']['uar']:.1f} | {100 * f['stage1']['transductive']['uar']:.1f} |"
+        )
+    payload = {
+        "data": data,
+        "protocol": protocol,
+        "classes": classes,
+        "n_folds": len(folds),
+        "complete": len(folds) == total,
+        "table": table,
+        "chosen": counts,
+        "folds": folds,
+        "compute_seconds": float(sum(f["seconds"] for f in folds)),
+    }
+    return payload, "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", choices=sorted(VAL_SPEAKERS), default="emodb")
+    ap.add_argument(
+        "--limit-folds", type=int, default=None, help="only the first N outer folds (a quick look)"
+    )
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    d, X, Z, y, spk, copy_of, groups = training_matrix(args.data)
+    rows = Rows(X, Z, y, spk.astype(str), copy_of, groups, list(d.classes))
+    speakers = rows.speakers()
+    todo = speakers[: args.limit_folds]
+    runs = RESULTS / "ship_ser_nested_runs" / f"{args.data}.jsonl"
+    runs.parent.mkdir(parents=True, exist_ok=True)
+    done = {}
+    if runs.is_file():
+        for line in runs.read_text().splitlines():
+            rec = json.loads(line)
+            done[rec["test"]] = rec
+    for i, test in enumerate(todo):
+        if test in done:
+            continue
+        rec = outer_fold(rows, test, args.data)
+        done[test] = rec
+        text = runs.read_text() if runs.is_file() else ""
+        atomic_write(runs, text + json.dumps(rec) + "\n")
+        ch = rec["chosen"]
+        print(
+            f"fold {i + 1}/{len(todo)} (test {test}): "
+            f"{variant_label((ch['noise_copies'], ch['speed'], ch['class_balanced']))}; UAR transductive "
+            f"{100 * rec['refit']['transductive']['uar']:.1f} %, online-20 {100 * rec['refit']['online-20']['uar']:.1f} % "
+            f"({rec['seconds']:.0f} s)",
+            flush=True,
+        )
+    folds = [done[s] for s in todo]
+    payload, md = summary(args.data, folds, rows.classes, len(speakers))
+    write_results(f"ship_ser_nested_{args.data}", payload, md, indent=None)
+    print(md)
+
+
+if __name__ == "__main__":
+    main()
