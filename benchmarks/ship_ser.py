@@ -8,9 +8,9 @@ with online speaker normalisation in the bundle.
 
 `--paired-fold K` makes the audio branch of a fusion bundle that is fitted and measured on the paired RAVDESS +
 FER-2013 set's actor fold K (benchmarks/av_fusion.py, benchmarks/ship_av_fusion.py): the fold's test actors are
-never seen, its validation actors are stage 1's validation speakers, calm is dropped (FER-2013 has no calm, so
-the paired set neither), and stage 1's model ships (a refit would train on the actors the fusion rule is fitted
-on).
+never seen, its validation actors are stage 1's validation speakers and also choose the variant (no inner
+folds: the paired set's fold fixes its validation actors), calm is dropped (FER-2013 has no calm, so the paired
+set neither), and stage 1's model ships (a refit would train on the actors the fusion rule is fitted on).
 
 The recipe is the si_table's best small row (benchmarks/results/si_table.md): every training speaker is
 standardised by its own statistics. Three stages:
