@@ -142,10 +142,7 @@ def main() -> None:
             )
         rows = rows.subset(~np.isin(rows.spk, unseen)).without_class("calm")
         args.no_refit = True
-    X, Z, y, spk, copy_of, groups, classes = (
-        rows.X, rows.Z, rows.y, rows.spk, rows.copy_of, rows.groups, rows.classes
-    )  # fmt: skip
-    speakers, speed_rows, n = rows.speakers(), rows.speed_rows, len(rows.classes)
+    speakers = rows.speakers()
     noise_choices = (0, NOISY_COPIES) if args.noise_copies is None else (args.noise_copies,)
     speed_choices = {"auto": (False, True), "on": (True,), "off": (False,)}[args.speed]
     balanced_choices = {"auto": (False, True), "on": (True,), "off": (False,)}[args.balanced]
@@ -157,11 +154,11 @@ def main() -> None:
         variants = [choice["chosen"]]
     runs = [stage1(rows, v, val_spk, args.recipe) for v in variants]
     best = max(runs, key=lambda r: r["figures"]["val_uar"] + r["figures"]["val_uar_noisy"])
-    c, fp, tr, figures = best["c"], best["fp"], best["tr"], best["figures"]
-    val = np.isin(spk, val_spk) & ~speed_rows
+    c, tr, figures = best["c"], best["tr"], best["figures"]
+    val = np.isin(rows.spk, val_spk) & ~rows.speed_rows
     copies, speed = figures["noise_copies"], bool(figures["speed_copies"])
     balanced = bool(figures["class_balanced"])
-    epochs = {"float": fp.best_epoch, "qat": int(c.info["qat_epoch"])}
+    epochs = best["epochs"]
     split = {
         "kind": "speaker holdout (validation only; the speaker-independent figure is si_table's LOSO)",
         "val_speakers": val_spk,
@@ -188,8 +185,10 @@ def main() -> None:
         }
     model, codes, fit = c.model, c.codes, tr
     if not args.no_refit:
-        fit = (copy_of <= copies) | (speed_rows & speed)
-        model, codes = refit(X.shape[1], n, Z[fit], y[fit], c.plan, epochs, balanced=balanced)
+        fit = rows.trained_on((copies, speed, balanced))
+        model, codes = refit(
+            rows.Z.shape[1], len(rows.classes), rows.Z[fit], rows.y[fit], c.plan, epochs, balanced=balanced
+        )
         split = {
             **split,
             "kind": "refit on every speaker; epochs, bits and noisy copies chosen on the validation speakers in "
@@ -198,8 +197,7 @@ def main() -> None:
             "chosen_epochs": epochs,
             "sizes": {"train": int(fit.sum()), "stage1_train": int(tr.sum()), "val": int(val.sum())},
         }
-    voices = fit & ~speed_rows  # the prior is of recorded voices, as the si_table's online rows measure it
-    prior = SpeakerNorm.from_speakers(X[voices], groups[voices], prior_weight=PRIOR_WEIGHT)
+    prior = rows.prior(fit)
     accuracy = {**figures, "dataset": args.data, "split": split}
     out = build_bundle(
         args.out,
@@ -207,7 +205,7 @@ def main() -> None:
         c.plan,
         codes,
         name="functionals_mlp",
-        labels=classes,
+        labels=rows.classes,
         kind=FunctionalsKind(spec),
         accuracy=accuracy,
         extra={
@@ -272,6 +270,12 @@ class Rows:
             self.classes,
         )  # fmt: skip
 
+    def prior(self, fit: np.ndarray) -> SpeakerNorm:
+        """The device's training prior (weight PRIOR_WEIGHT) from the recorded voices among the rows `fit`
+        (clean and noisy copies; speed copies are not voices, as the si_table's online rows measure it)."""
+        voices = fit & ~self.speed_rows
+        return SpeakerNorm.from_speakers(self.X[voices], self.groups[voices], prior_weight=PRIOR_WEIGHT)
+
     def without_class(self, name: str) -> Rows:
         """Rows of every class but `name`, labels renumbered, Z re-standardised (a speaker's statistics change)."""
         keep = self.y != self.classes.index(name)
@@ -286,7 +290,8 @@ def stage1(
 ) -> dict:
     """Train on every speaker but `val_spk` (clean + `copies` noisy copies, + the speed-perturbed copies when
     `speed`; the class-balanced loss when `balanced`), choose epochs and plan on the clean and noisy validation
-    rows. Returns the compressed model `c`, the float run `fp`, the training rows `tr` and the figures."""
+    rows. Returns the compressed model `c`, the float run `fp`, the training rows `tr`, the chosen float and QAT
+    epoch counts (`epochs`, what a refit trains for) and the figures."""
     copies, speed, balanced = variant
     y, Z, classes = rows.y, rows.Z, rows.classes
     held_out = np.isin(rows.spk, val_spk)  # every row of the validation speakers: never trained on
@@ -319,7 +324,8 @@ def stage1(
             f"{100 * figures['val_uar']:.1f} %, noisy {100 * figures['val_uar_noisy']:.1f} %",
             flush=True,
         )
-    return {"c": c, "fp": fp, "tr": tr, "figures": figures}
+    epochs = {"float": fp.best_epoch, "qat": int(c.info["qat_epoch"])}
+    return {"c": c, "fp": fp, "tr": tr, "epochs": epochs, "figures": figures}
 
 
 def inner_folds(speakers: list[str]) -> list[list[str]]:

@@ -49,7 +49,6 @@ from converters.featurize import NOISY_COPIES  # noqa: E402
 from converters.si_eval import pooled  # noqa: E402
 from converters.speaker_norm import ORDERS, online  # noqa: E402
 from converters.train import predict  # noqa: E402
-from edge_ser.features.speaker_norm import SpeakerNorm  # noqa: E402
 from edge_ser.fileio import atomic_write  # noqa: E402
 
 VARIANTS = [(k, sp, b) for k in (0, NOISY_COPIES) for sp in (False, True) for b in (False, True)]
@@ -72,12 +71,10 @@ def outer_fold(rows: Rows, test: str, data: str) -> dict:
     chosen = choice["chosen"]
     val_spk = r.speakers()[-VAL_SPEAKERS[data] :]
     s1 = stage1(r, chosen, val_spk, RECIPE, log=False)
-    c, fp = s1["c"], s1["fp"]
-    epochs = {"float": fp.best_epoch, "qat": int(c.info["qat_epoch"])}
+    c, epochs = s1["c"], s1["epochs"]
     fit = r.trained_on(chosen)
     model, _ = refit(r.Z.shape[1], len(r.classes), r.Z[fit], r.y[fit], c.plan, epochs, balanced=chosen[2])
-    voices = fit & ~r.speed_rows
-    base = SpeakerNorm.from_speakers(r.X[voices], r.groups[voices], prior_weight=PRIOR_WEIGHT)
+    base = r.prior(fit)
     test_rows = np.flatnonzero((rows.spk == test) & (rows.copy_of == 0))
     y = rows.y[test_rows]
     out: dict = {
@@ -103,23 +100,14 @@ def outer_fold(rows: Rows, test: str, data: str) -> dict:
 def summary(data: str, folds: list[dict], classes: list[str], total: int) -> tuple[dict, str]:
     norms = ["transductive", *(f"online-{k}" for k in ONLINE)]
 
-    def stat(model: str, norm: str, key: str) -> tuple[float, float]:
-        v = np.array([f[model][norm][key] for f in folds])
-        return float(v.mean()), float(v.std())
+    def stats(model: str, norm: str) -> dict:
+        out = {"confusion": np.sum([f[model][norm]["confusion"] for f in folds], axis=0).tolist()}
+        for key in ("uar", "war"):
+            v = np.array([f[model][norm][key] for f in folds])
+            out[key], out[f"{key}_std"] = float(v.mean()), float(v.std())
+        return out
 
-    table = {
-        model: {
-            norm: {
-                "uar": stat(model, norm, "uar")[0],
-                "uar_std": stat(model, norm, "uar")[1],
-                "war": stat(model, norm, "war")[0],
-                "war_std": stat(model, norm, "war")[1],
-                "confusion": np.sum([f[model][norm]["confusion"] for f in folds], axis=0).tolist(),
-            }
-            for norm in norms
-        }
-        for model in ("refit", "stage1")
-    }
+    table = {model: {norm: stats(model, norm) for norm in norms} for model in ("refit", "stage1")}
     counts: dict[str, int] = {}
     for f in folds:
         label = variant_label(
