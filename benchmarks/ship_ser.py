@@ -51,6 +51,7 @@ from converters.compress import compress  # noqa: E402
 from converters.evaluate import index_metrics  # noqa: E402
 from converters.export.bundle import build_bundle  # noqa: E402
 from converters.featurize import NOISY_COPIES, SPEED_FACTORS, FeatureCache, training_copies  # noqa: E402
+from converters.models.functionals_mlp import FunctionalsEnsemble, ensemble_codes, ensemble_plan  # noqa: E402
 from converters.pipeline import load_records  # noqa: E402
 from converters.quant.qat import QAT_DEFAULTS, qat  # noqa: E402
 from converters.registry import build  # noqa: E402
@@ -67,6 +68,11 @@ FEATURES = {"egemaps": FunctionalsSpec(), "extended": FunctionalsSpec(extended=T
 """The functionals layouts a bundle can be shipped on (`FunctionalsSpec.extended`)."""
 PRIOR_WEIGHT = 3.0
 """Clips the training prior counts as on the device (the si_table's validation chose from 1, 3, 10, 30)."""
+MEMBERS = 3
+"""Seeds (0, 1, ...) of a seed ensemble (`FunctionalsEnsemble`: one model, its members' logits averaged)."""
+ENSEMBLE_GAIN = 0.01
+"""UAR the ensemble must gain on the inner folds, over seed 0's model and over the mean of its single members,
+to ship (`choose_members`); the rule was fixed before its first measurement (docs/protocol.md)."""
 
 
 def main() -> None:
@@ -112,6 +118,14 @@ def main() -> None:
         "folds of speaker pairs (default); holdout = on the default validation speakers only (the choice before)",
     )
     ap.add_argument(
+        "--members",
+        choices=("auto", "1", str(MEMBERS)),
+        default="auto",
+        help=f"a seed ensemble of {MEMBERS} MLPs (seeds 0..{MEMBERS - 1}, logits averaged in one graph) or one; "
+        f"auto: the ensemble when it beats seed 0's model and the mean single model by {100 * ENSEMBLE_GAIN:g} "
+        "point of mean clean + noisy validation UAR on the inner folds (with --choose pairs; else one)",
+    )
+    ap.add_argument(
         "--no-refit",
         action="store_true",
         help="ship the validation run's model (trained without the val speakers)",
@@ -154,11 +168,20 @@ def main() -> None:
         variants = [choice["chosen"]]
     runs = [stage1(rows, v, val_spk, args.recipe) for v in variants]
     best = max(runs, key=lambda r: r["figures"]["val_uar"] + r["figures"]["val_uar_noisy"])
-    c, tr, figures = best["c"], best["tr"], best["figures"]
+    variant = variants[runs.index(best)]
+    members = 1 if args.members == "auto" else int(args.members)
+    member_choice: dict | None = None
+    if args.members == "auto" and args.choose == "pairs" and not unseen:
+        member_choice = choose_members(rows, variant, args.recipe, progress=True)
+        write_members(args.data, variant, member_choice)
+        members = member_choice["members"]
+    seeds = [best] + [stage1(rows, variant, val_spk, args.recipe, seed=k) for k in range(1, members)]
+    tr, figures = best["tr"], {**best["figures"], **ensemble_figures(rows, seeds, val_spk)}
+    plan = ensemble_plan([r["c"].plan for r in seeds]) if members > 1 else best["c"].plan
     val = np.isin(rows.spk, val_spk) & ~rows.speed_rows
     copies, speed = figures["noise_copies"], bool(figures["speed_copies"])
     balanced = bool(figures["class_balanced"])
-    epochs = best["epochs"]
+    epochs = [r["epochs"] for r in seeds] if members > 1 else best["epochs"]
     split = {
         "kind": "speaker holdout (validation only; the speaker-independent figure is si_table's LOSO)",
         "val_speakers": val_spk,
@@ -176,6 +199,13 @@ def main() -> None:
             f"{len(choice['folds'])} inner folds (speaker pairs {', '.join('-'.join(f) for f in choice['folds'])}), "
             f"benchmarks/results/ship_ser_choice_{args.data}.md"
         )
+    if member_choice is not None:
+        split["members_choice"] = (
+            f"{members} member(s): the seed ensemble's mean clean + noisy validation UAR over the inner folds "
+            f"{100 * member_choice['ensemble']:.1f} % against seed 0's {100 * member_choice['seed0']:.1f} % and the "
+            f"single members' mean {100 * member_choice['single']:.1f} % (it ships when {100 * ENSEMBLE_GAIN:g} point "
+            f"above both), benchmarks/results/ship_ser_members_{args.data}.md"
+        )
     if unseen:
         split = {
             **split,
@@ -183,12 +213,17 @@ def main() -> None:
             "training actors, chosen on its validation actors; its test actors never seen; calm dropped",
             "unseen_speakers": unseen,
         }
-    model, codes, fit = c.model, c.codes, tr
+    fit = tr
+    fitted = [(r["c"].model, r["c"].codes) for r in seeds]
     if not args.no_refit:
-        fit = rows.trained_on((copies, speed, balanced))
-        model, codes = refit(
-            rows.Z.shape[1], len(rows.classes), rows.Z[fit], rows.y[fit], c.plan, epochs, balanced=balanced
-        )
+        fit = rows.trained_on(variant)
+        fitted = [
+            refit(
+                rows.Z.shape[1], len(rows.classes), rows.Z[fit], rows.y[fit], r["c"].plan, r["epochs"],
+                seed=k, balanced=balanced,
+            )
+            for k, r in enumerate(seeds)
+        ]  # fmt: skip
         split = {
             **split,
             "kind": "refit on every speaker; epochs, bits and noisy copies chosen on the validation speakers in "
@@ -197,12 +232,13 @@ def main() -> None:
             "chosen_epochs": epochs,
             "sizes": {"train": int(fit.sum()), "stage1_train": int(tr.sum()), "val": int(val.sum())},
         }
+    model, codes = ensemble_of(fitted)
     prior = rows.prior(fit)
     accuracy = {**figures, "dataset": args.data, "split": split}
     out = build_bundle(
         args.out,
         model,
-        c.plan,
+        plan,
         codes,
         name="functionals_mlp",
         labels=rows.classes,
@@ -214,7 +250,9 @@ def main() -> None:
                 "features": f"eGeMAPS-layout functionals ({spec.dim}"
                 + (", extended" if spec.extended else "")
                 + "), per-speaker standardised",
-                "compression": args.recipe,
+                "compression": args.recipe
+                + (f", per member of a {members}-seed ensemble" if members > 1 else ""),
+                "members": members,
                 "loss": "class-balanced cross-entropy" if balanced else "cross-entropy",
                 "made_by": f"python benchmarks/ship_ser.py --data {args.data} --out {args.out}"
                 + (f" --features {args.features}" if args.features != "extended" else "")
@@ -223,12 +261,14 @@ def main() -> None:
                 + (f" --balanced {args.balanced}" if args.balanced != "auto" else "")
                 + (f" --paired-fold {args.paired_fold}" if unseen else "")
                 + (" --choose holdout" if args.choose != "pairs" and not unseen else "")
+                + (f" --members {args.members}" if args.members != "auto" else "")
                 + (" --no-refit" if args.no_refit and not unseen else ""),
             },
         },
     )
     print(
-        f"{out}: functionals_mlp {c.plan.average_bits:.2f} bits, {c.packed_bytes() / 1000:.1f} KB packed; "
+        f"{out}: functionals_mlp{f' x {members} seeds' if members > 1 else ''} {plan.average_bits:.2f} bits, "
+        f"{(out / 'weights.esq').stat().st_size / 1000:.1f} KB packed; "
         f"validation speakers {val_spk}: UAR {100 * figures['val_uar']:.1f} % "
         f"(float {100 * figures['val_float_uar']:.1f} %; noisy copies {100 * figures['val_uar_noisy']:.1f} %; "
         f"trained with {copies} noisy copies, speed copies {'on' if speed else 'off'}, class-balanced loss "
@@ -286,7 +326,13 @@ class Rows:
 
 
 def stage1(
-    rows: Rows, variant: tuple[int, bool, bool], val_spk: list[str], recipe: str, log: bool = True
+    rows: Rows,
+    variant: tuple[int, bool, bool],
+    val_spk: list[str],
+    recipe: str,
+    log: bool = True,
+    *,
+    seed: int = 0,
 ) -> dict:
     """Train on every speaker but `val_spk` (clean + `copies` noisy copies, + the speed-perturbed copies when
     `speed`; the class-balanced loss when `balanced`), choose epochs and plan on the clean and noisy validation
@@ -302,13 +348,15 @@ def stage1(
     def uar_of(model, mask) -> float:
         return index_metrics(y[mask], predict(model, Z[mask]).argmax(1), classes).uar
 
-    seed_everything(0)
+    seed_everything(seed)
     net = build("functionals_mlp", num_classes=len(classes), in_features=Z.shape[1])
     net.set_normalization(torch.as_tensor(Z[tr].mean(0)), torch.as_tensor(Z[tr].std(0)))
-    cfg = TrainConfig(seed=0, class_balanced=balanced)
+    cfg = TrainConfig(seed=seed, class_balanced=balanced)
     fp = train_classifier(net, Z[tr], y[tr], Z[val], y[val], cfg, progress=False, **by_uar)
     qcfg = replace(QAT_DEFAULTS, class_balanced=balanced)
-    c = compress(recipe, fp.model, Z[tr], y[tr], Z[val], y[val], seed=0, qat_config=qcfg, train_kwargs=by_uar)
+    c = compress(
+        recipe, fp.model, Z[tr], y[tr], Z[val], y[val], seed=seed, qat_config=qcfg, train_kwargs=by_uar
+    )
     clean, noisy_rows = val & (rows.copy_of == 0), val & (rows.copy_of > 0)
     figures = {
         "val_uar": uar_of(c.model, clean),
@@ -405,6 +453,105 @@ def write_choice(data: str, choice: dict) -> None:
     }
     write_results(f"ship_ser_choice_{data}", payload, "\n".join(lines))
     print(f"inner folds chose: {variant_label(chosen)} (mean validation UAR {100 * mean[chosen]:.1f} %)")
+
+
+def ensemble_of(fitted: list[tuple[torch.nn.Module, dict]]) -> tuple[torch.nn.Module, dict]:
+    """(model, codes) of one member as they are, of several as one `FunctionalsEnsemble` and its codes."""
+    if len(fitted) == 1:
+        return fitted[0]
+    return FunctionalsEnsemble([m for m, _ in fitted]).eval(), ensemble_codes([c for _, c in fitted])
+
+
+def _clean_noisy_uar(rows: Rows, held: np.ndarray, logits: np.ndarray) -> tuple[float, float]:
+    """(clean, noisy) UAR of `logits` over the rows `held` (the validation speakers' clean and noisy copies)."""
+    y, copy_of = rows.y[held], rows.copy_of[held]
+    return tuple(
+        index_metrics(y[m], logits[m].argmax(1), rows.classes).uar for m in (copy_of == 0, copy_of > 0)
+    )  # type: ignore[return-value]
+
+
+def ensemble_figures(rows: Rows, runs: list[dict], val_spk: list[str]) -> dict:
+    """Stage 1's validation figures of the members of `runs` together (their logits averaged); {} for one."""
+    if len(runs) == 1:
+        return {}
+    held = np.isin(rows.spk, val_spk) & ~rows.speed_rows
+    q = np.mean([predict(r["c"].model, rows.Z[held]) for r in runs], axis=0)
+    f = np.mean([predict(r["fp"].model, rows.Z[held]) for r in runs], axis=0)
+    clean, noisy = _clean_noisy_uar(rows, held, q)
+    return {"val_uar": clean, "val_uar_noisy": noisy, "val_float_uar": _clean_noisy_uar(rows, held, f)[0]}
+
+
+def choose_members(
+    rows: Rows, variant: tuple[int, bool, bool], recipe: str, *, progress: bool = False
+) -> dict:
+    """Stage 0b: `variant` trained at seeds 0..MEMBERS-1 on every inner fold. The seed ensemble (logits averaged)
+    ships when its mean clean + noisy validation UAR over the folds beats both seed 0's model and the mean of the
+    single members by ENSEMBLE_GAIN. Returns members (MEMBERS or 1), the mean figures and the per-fold table."""
+    from tqdm.auto import tqdm
+
+    folds = inner_folds(rows.speakers())
+    table = []
+    bar = tqdm(total=len(folds) * MEMBERS, desc="inner folds x seeds", unit="model", disable=not progress)
+    for fold in folds:
+        held = np.isin(rows.spk, fold) & ~rows.speed_rows
+        logits = []
+        for k in range(MEMBERS):
+            logits.append(
+                predict(stage1(rows, variant, fold, recipe, log=False, seed=k)["c"].model, rows.Z[held])
+            )
+            bar.update()
+        table.append(
+            {
+                "fold": fold,
+                "single": [_clean_noisy_uar(rows, held, z) for z in logits],
+                "ensemble": _clean_noisy_uar(rows, held, np.mean(logits, axis=0)),
+            }
+        )
+    bar.close()
+    single = float(np.mean([[sum(p) / 2 for p in t["single"]] for t in table]))
+    seed0 = float(np.mean([sum(t["single"][0]) / 2 for t in table]))
+    ensemble = float(np.mean([sum(t["ensemble"]) / 2 for t in table]))
+    adopt = ensemble - seed0 >= ENSEMBLE_GAIN and ensemble - single >= ENSEMBLE_GAIN
+    return {
+        "members": MEMBERS if adopt else 1,
+        "seed0": seed0,
+        "single": single,
+        "ensemble": ensemble,
+        "folds": table,
+    }
+
+
+def write_members(data: str, variant: tuple[int, bool, bool], choice: dict) -> None:
+    """benchmarks/results/ship_ser_members_<data>.{md,json}: stage 0b's table."""
+    from _common import write_results
+
+    lines = [
+        f"# ship_ser: one MLP or a {MEMBERS}-seed ensemble for {data}, chosen on inner folds",
+        "",
+        f"The chosen variant ({variant_label(variant)}) trained at seeds 0..{MEMBERS - 1} on each inner fold (every "
+        "speaker but the pair; stage 1 as shipped, 2 bits), scored on the pair's clean and noisy clips (validation "
+        f"UAR %, clean / noisy). The ensemble (its members' logits averaged) ships when its mean over the folds "
+        f"beats seed 0's model and the mean single member by {100 * ENSEMBLE_GAIN:g} point each. Rule fixed before "
+        "the first measurement (docs/protocol.md).",
+        "",
+        "| inner fold | " + " | ".join(f"seed {k}" for k in range(MEMBERS)) + " | ensemble |",
+        "|---|" + "---|" * (MEMBERS + 1),
+    ]
+    for t in choice["folds"]:
+        cells = [f"{100 * a:.1f} / {100 * b:.1f}" for a, b in [*t["single"], t["ensemble"]]]
+        lines.append(f"| {'-'.join(t['fold'])} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        f"Mean of (clean + noisy) / 2: seed 0 {100 * choice['seed0']:.2f}, single members "
+        f"{100 * choice['single']:.2f}, ensemble **{100 * choice['ensemble']:.2f}**: ships "
+        f"**{choice['members']} member(s)**.",
+    ]
+    payload = {"data": data, "variant": list(variant), "members_tried": MEMBERS, **choice}
+    write_results(f"ship_ser_members_{data}", payload, "\n".join(lines))
+    print(
+        f"inner folds: ensemble {100 * choice['ensemble']:.1f} % against seed 0 {100 * choice['seed0']:.1f} %: "
+        f"{choice['members']} member(s)"
+    )
 
 
 def paired_fold_actors(fold: int) -> tuple[list[str], list[str]]:

@@ -7,14 +7,15 @@
 The si_table's rows are fixed recipes; the shipped bundles also *choose* their recipe (noisy copies, speed copies,
 loss) on validation speakers (benchmarks/ship_ser.py, stage 0), and that choice was made on speakers that are
 test speakers of the si_table's folds. Here each outer fold holds one speaker out and runs ship_ser's procedure
-on the others exactly as it ships: stage 0 (every variant on inner folds of speaker pairs), stage 1 (epochs and
-bit plan on the last speaker(s)), the refit on every remaining speaker, the training prior with the shipped
-prior weight; then the held-out speaker is scored once, transductive and online after 1, 5 and 20 of its clips
+on the others exactly as it ships: stage 0 (every variant on inner folds of speaker pairs, then one MLP or a seed
+ensemble on the same folds), stage 1 (epochs and bit plan on the last speaker(s), per member), the refit on every
+remaining speaker, the training prior with the shipped prior weight; then the held-out speaker is scored once, transductive and online after 1, 5 and 20 of its clips
 (3 seeded clip orders pooled, as si_table's online rows). Nothing of the held-out speaker is seen before that.
 Stage 1's model (before the refit) is scored too, for the record.
 
 Every finished fold is one line of benchmarks/results/ship_ser_nested_runs/<data>.jsonl: a re-run trains only
-what is missing. Output: benchmarks/results/ship_ser_nested_<data>.{md,json}.
+what is missing (a record from before the ensemble choice keeps its stage-0 variant and redoes the rest).
+Output: benchmarks/results/ship_ser_nested_<data>.{md,json}.
 """
 
 from __future__ import annotations
@@ -38,14 +39,18 @@ from ship_ser import (  # noqa: E402
     PRIOR_WEIGHT,
     VAL_SPEAKERS,
     Rows,
+    choose_members,
     choose_variant,
+    ensemble_of,
     refit,
     stage1,
     training_matrix,
     variant_label,
 )
 
+from converters.compress import Compressed  # noqa: E402
 from converters.featurize import NOISY_COPIES  # noqa: E402
+from converters.models.functionals_mlp import ensemble_plan  # noqa: E402
 from converters.si_eval import pooled  # noqa: E402
 from converters.speaker_norm import ORDERS, online  # noqa: E402
 from converters.train import predict  # noqa: E402
@@ -63,31 +68,48 @@ def figures(y: np.ndarray, predictions: list[np.ndarray], classes: list[str]) ->
     return {"uar": float(m.uar), "war": float(m.accuracy), "confusion": m.matrix.tolist()}
 
 
-def outer_fold(rows: Rows, test: str, data: str) -> dict:
-    """ship_ser's procedure on every speaker but `test`, then `test` scored once."""
+def outer_fold(rows: Rows, test: str, data: str, cached: dict | None = None) -> dict:
+    """ship_ser's procedure on every speaker but `test`, then `test` scored once. `cached`: an earlier record of
+    this fold whose stage-0 variant choice is reused (stage 0 is deterministic; it is most of a fold's time)."""
     t0 = time.perf_counter()
     r = rows.subset(rows.spk != test)
-    choice = choose_variant(r, VARIANTS, RECIPE)
-    chosen = choice["chosen"]
+    if cached is None:
+        choice = choose_variant(r, VARIANTS, RECIPE)
+        chosen = choice["chosen"]
+        inner_mean = {variant_label(v): round(m, 6) for v, m in choice["mean"].items()}
+    else:
+        ch = cached["chosen"]
+        chosen, inner_mean = (ch["noise_copies"], ch["speed"], ch["class_balanced"]), cached["inner_mean"]
+    member_choice = choose_members(r, chosen, RECIPE)
+    members = member_choice["members"]
     val_spk = r.speakers()[-VAL_SPEAKERS[data] :]
-    s1 = stage1(r, chosen, val_spk, RECIPE, log=False)
-    c, epochs = s1["c"], s1["epochs"]
+    seeds = [stage1(r, chosen, val_spk, RECIPE, log=False, seed=k) for k in range(members)]
     fit = r.trained_on(chosen)
-    model, _ = refit(r.Z.shape[1], len(r.classes), r.Z[fit], r.y[fit], c.plan, epochs, balanced=chosen[2])
+    model, _ = ensemble_of(
+        [
+            refit(r.Z.shape[1], len(r.classes), r.Z[fit], r.y[fit], s["c"].plan, s["epochs"], seed=k,
+                  balanced=chosen[2])
+            for k, s in enumerate(seeds)
+        ]
+    )  # fmt: skip
+    staged, codes = ensemble_of([(s["c"].model, s["c"].codes) for s in seeds])
+    plan = ensemble_plan([s["c"].plan for s in seeds]) if members > 1 else seeds[0]["c"].plan
     base = r.prior(fit)
     test_rows = np.flatnonzero((rows.spk == test) & (rows.copy_of == 0))
     y = rows.y[test_rows]
     out: dict = {
         "test": test,
         "chosen": {"noise_copies": chosen[0], "speed": chosen[1], "class_balanced": chosen[2]},
-        "inner_mean": {variant_label(v): round(m, 6) for v, m in choice["mean"].items()},
+        "inner_mean": inner_mean,
+        "members": members,
+        "members_choice": {k: round(member_choice[k], 6) for k in ("seed0", "single", "ensemble")},
         "val_speakers": val_spk,
-        "epochs": epochs,
-        "bits": float(c.plan.average_bits),
-        "packed_kb": c.packed_bytes() / 1000,
+        "epochs": [s["epochs"] for s in seeds],
+        "bits": float(plan.average_bits),
+        "packed_kb": Compressed(RECIPE, plan, staged, codes, 0.0).packed_bytes() / 1000,
         "n": len(test_rows),
     }
-    for name, m in (("refit", model), ("stage1", c.model)):
+    for name, m in (("refit", model), ("stage1", staged)):
         norms = {"transductive": figures(y, [predict(m, rows.Z[test_rows]).argmax(1)], rows.classes)}
         for k in ONLINE:
             views = online(rows.X, rows.spk, test_rows, base, k, seed=0)
@@ -141,14 +163,18 @@ def summary(data: str, folds: list[dict], classes: list[str], total: int) -> tup
         + "; ".join(f"{k} in {v}" for k, v in sorted(counts.items()))
         + ".",
         "",
-        "| held-out speaker | chosen variant | avg bits | transductive UAR | online-20 UAR | stage 1, transductive |",
-        "|---|---|---|---|---|---|",
+        f"A {max(f['members'] for f in folds)}-seed ensemble chosen by the inner folds (ship_ser.choose_members) in "
+        f"{sum(f['members'] > 1 for f in folds)} of {len(folds)} folds.",
+        "",
+        "| held-out speaker | chosen variant | members | avg bits | packed KB | transductive UAR | online-20 UAR "
+        "| stage 1, transductive |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for f in folds:
         ch = f["chosen"]
         lines.append(
             f"| {f['test']} | {variant_label((ch['noise_copies'], ch['speed'], ch['class_balanced']))} | "
-            f"{f['bits']:.2f} | {100 * f['refit']['transductive']['uar']:.1f} | "
+            f"{f['members']} | {f['bits']:.2f} | {f['packed_kb']:.1f} | {100 * f['refit']['transductive']['uar']:.1f} | "
             f"{100 * f['refit']['online-20']['uar']:.1f} | {100 * f['stage1']['transductive']['uar']:.1f} |"
         )
     payload = {
@@ -185,12 +211,11 @@ def main() -> None:
             rec = json.loads(line)
             done[rec["test"]] = rec
     for i, test in enumerate(todo):
-        if test in done:
+        if test in done and "members" in done[test]:
             continue
-        rec = outer_fold(rows, test, args.data)
+        rec = outer_fold(rows, test, args.data, cached=done.get(test))
         done[test] = rec
-        text = runs.read_text() if runs.is_file() else ""
-        atomic_write(runs, text + json.dumps(rec) + "\n")
+        atomic_write(runs, "".join(json.dumps(done[s]) + "\n" for s in speakers if s in done))
         ch = rec["chosen"]
         print(
             f"fold {i + 1}/{len(todo)} (test {test}): "

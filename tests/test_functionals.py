@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -138,8 +139,10 @@ def test_stddevnorm_is_bounded_where_descriptors_cross_zero() -> None:
     assert small and np.allclose(new[small], old[small] / np.sqrt(1 + old[small] ** 2), rtol=0.05, atol=1e-3)
 
 
-def test_bundle_runs_on_every_engine_like_torch(tmp_path: Path) -> None:
-    """Train functionals_mlp on synthetic clips, LAQ + QAT, bundle it; Recognizer at 44.1 kHz == torch."""
+@pytest.mark.parametrize("members", [1, 2])
+def test_bundle_runs_on_every_engine_like_torch(tmp_path: Path, members: int) -> None:
+    """Train functionals_mlp on synthetic clips, LAQ + QAT, bundle it (one model, or a seed ensemble as one
+    graph, `FunctionalsEnsemble`); Recognizer at 44.1 kHz == torch."""
     torch = pytest.importorskip("torch", reason="the host pipeline needs torch")
     pytest.importorskip("onnxruntime", reason="the onnxruntime engine")
     import edge_ser
@@ -162,13 +165,24 @@ def test_bundle_runs_on_every_engine_like_torch(tmp_path: Path) -> None:
     X = np.stack([kind.audio_inputs(y, SR)["functionals"][0] for y, _, _ in clips])
     y = np.array([labels.index(lab) for _, lab, _ in clips])
     val = np.arange(len(y)) % 5 == 0
-    seed_everything(0)
-    model = build("functionals_mlp", num_classes=len(labels))
-    model.set_normalization(torch.as_tensor(X[~val].mean(0)), torch.as_tensor(X[~val].std(0)))
-    fp = train_classifier(
-        model, X[~val], y[~val], X[val], y[val], TrainConfig(seed=0, epochs=30), progress=False
-    ).model
-    c = compress("laq-paper", fp, X[~val], y[~val], X[val], y[val])
+    from converters.models.functionals_mlp import FunctionalsEnsemble, ensemble_codes, ensemble_plan
+
+    fitted = []
+    for seed in range(members):
+        seed_everything(seed)
+        model = build("functionals_mlp", num_classes=len(labels))
+        model.set_normalization(torch.as_tensor(X[~val].mean(0)), torch.as_tensor(X[~val].std(0)))
+        fp = train_classifier(
+            model, X[~val], y[~val], X[val], y[val], TrainConfig(seed=seed, epochs=30), progress=False
+        ).model
+        fitted.append(compress("laq-paper", fp, X[~val], y[~val], X[val], y[val], seed=seed))
+    c = fitted[0]
+    if members > 1:
+        c = SimpleNamespace(
+            model=FunctionalsEnsemble([f.model for f in fitted]).eval(),
+            plan=ensemble_plan([f.plan for f in fitted]),
+            codes=ensemble_codes([f.codes for f in fitted]),
+        )
     path = build_bundle(
         tmp_path / "b",
         c.model,
@@ -182,6 +196,7 @@ def test_bundle_runs_on_every_engine_like_torch(tmp_path: Path) -> None:
     manifest = json.loads((path / "manifest.json").read_text())
     assert manifest["functionals_input"] == kind.spec.to_dict()
     assert len(manifest["normalization"]["mean"]) == DIM and manifest["bitplan"]["average_bits"] < 8
+    assert len(manifest["layers"]) == 3 * members  # every member's layers, each at its own bits
     bundle = load_bundle(path)  # verifies the manifest, the files and the kind's block
     assert isinstance(bundle.input_kind, FunctionalsKind) and isinstance(
         input_kind(manifest), FunctionalsKind

@@ -3,8 +3,11 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
+import torch
 
 import benchmarks.ship_ser as ship
 from converters.speaker_norm import transductive
@@ -65,3 +68,84 @@ def test_rows_variants_subsets_and_dropped_classes():
     assert dropped.classes == ["a", "c"] and set(dropped.y.tolist()) == {0, 1}
     keep = rows.y != 1
     np.testing.assert_allclose(dropped.Z, transductive(rows.X[keep], rows.groups[keep]))
+
+
+class _Fixed(torch.nn.Module):
+    """A 'model' whose logits are a fixed table row per input row (its first feature indexes the table)."""
+
+    def __init__(self, table: np.ndarray) -> None:
+        super().__init__()
+        self.table = torch.as_tensor(table, dtype=torch.float32)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.table[x[:, 0].long()]
+
+
+def _seeded_stage1(logits_by_seed: dict[int, np.ndarray], seen: list):
+    def fake_stage1(r, variant, val_spk, recipe, log=True, *, seed=0):
+        seen.append((tuple(val_spk), seed))
+        return {"c": SimpleNamespace(model=_Fixed(logits_by_seed[seed]))}
+
+    return fake_stage1
+
+
+def _indexed_rows() -> ship.Rows:
+    """_rows() whose Z's first column is the row index (so _Fixed can look each row up)."""
+    rows = _rows()
+    Z = rows.Z.copy()
+    Z[:, 0] = np.arange(len(Z))
+    return ship.Rows(rows.X, Z, rows.y, rows.spk, rows.copy_of, rows.groups, rows.classes)
+
+
+def test_choose_members_adopts_an_ensemble_only_when_it_beats_seed_0_and_the_mean_member(monkeypatch):
+    rows = _indexed_rows()
+    n, k = len(rows.y), len(rows.classes)
+    right = np.eye(k)[rows.y] * 2.0  # confident and right
+    wrong = np.eye(k)[(rows.y + 1) % k] * 1.0  # less confident and wrong
+    # each seed is wrong on a different third of the rows; averaged, the right answer wins everywhere
+    thirds = np.arange(n) % 3
+    seeds = {s: np.where((thirds == s)[:, None], wrong, right) for s in range(ship.MEMBERS)}
+    seen: list = []
+    monkeypatch.setattr(ship, "stage1", _seeded_stage1(seeds, seen))
+    choice = ship.choose_members(rows, (0, False, False), "sensitivity@2.0")
+    assert choice["members"] == ship.MEMBERS
+    assert choice["ensemble"] == pytest.approx(1.0) and choice["seed0"] < 1.0
+    assert sorted(seen) == sorted((tuple(f), s) for f in ship.inner_folds(rows.speakers()) for s in range(3))
+
+    same = {s: right for s in range(ship.MEMBERS)}  # identical members: an ensemble gains nothing
+    monkeypatch.setattr(ship, "stage1", _seeded_stage1(same, []))
+    assert ship.choose_members(rows, (0, False, False), "sensitivity@2.0")["members"] == 1
+
+
+def test_functionals_ensemble_averages_its_members_logits_and_keeps_their_codes():
+    from converters.models.functionals_mlp import (
+        FunctionalsEnsemble,
+        ensemble_codes,
+        ensemble_plan,
+        functionals_mlp,
+    )
+    from converters.quant.bitplan import BitPlan
+    from converters.quant.qat import freeze
+    from edge_ser.errors import ConfigError
+
+    members, plans, codes = [], [], []
+    for seed, bits in ((0, 2), (1, 3)):
+        torch.manual_seed(seed)
+        m = functionals_mlp(num_classes=4, in_features=6)
+        m.set_normalization(torch.arange(6.0), torch.full((6,), 2.0))
+        plan = BitPlan.uniform(m, bits)
+        frozen, c = freeze(m.eval(), plan)
+        members.append(frozen)
+        plans.append(plan)
+        codes.append(c)
+    ens = FunctionalsEnsemble(members).eval()
+    x = torch.randn(5, 6)
+    torch.testing.assert_close(ens(x), (members[0](x) + members[1](x)) / 2)
+    plan, merged = ensemble_plan(plans), ensemble_codes(codes)
+    assert plan.bits["members.0.classifier"] == 2 and plan.bits["members.1.classifier"] == 3
+    assert plan.average_bits == pytest.approx(2.5)
+    assert set(merged) == set(plan.bits)
+    np.testing.assert_array_equal(merged["members.1.features.0"][0], codes[1]["features.0"][0])
+    other = functionals_mlp(num_classes=4, in_features=6)  # another standardisation: not the same rows
+    with pytest.raises(ConfigError, match="member 1"):
+        FunctionalsEnsemble([members[0], other])
