@@ -51,8 +51,9 @@ from converters.compress import compress  # noqa: E402
 from converters.evaluate import index_metrics  # noqa: E402
 from converters.export.bundle import build_bundle  # noqa: E402
 from converters.featurize import NOISY_COPIES, SPEED_FACTORS, FeatureCache, training_copies  # noqa: E402
-from converters.models.functionals_mlp import FunctionalsEnsemble, ensemble_codes, ensemble_plan  # noqa: E402
+from converters.models.functionals_mlp import FunctionalsEnsemble  # noqa: E402
 from converters.pipeline import load_records  # noqa: E402
+from converters.quant.bitplan import BitPlan  # noqa: E402
 from converters.quant.qat import QAT_DEFAULTS, qat  # noqa: E402
 from converters.registry import build  # noqa: E402
 from converters.si_eval import functionals_input  # noqa: E402
@@ -69,7 +70,8 @@ FEATURES = {"egemaps": FunctionalsSpec(), "extended": FunctionalsSpec(extended=T
 PRIOR_WEIGHT = 3.0
 """Clips the training prior counts as on the device (the si_table's validation chose from 1, 3, 10, 30)."""
 MEMBERS = 3
-"""Seeds (0, 1, ...) of a seed ensemble (`FunctionalsEnsemble`: one model, its members' logits averaged)."""
+"""Seeds (0, 1, ...) of a seed ensemble (`FunctionalsEnsemble`: one block-diagonal MLP, its members' logits
+averaged)."""
 ENSEMBLE_GAIN = 0.01
 """UAR the ensemble must gain on the inner folds, over seed 0's model and over the mean of its single members,
 to ship (`choose_members`); the rule was fixed before its first measurement (docs/protocol.md)."""
@@ -177,7 +179,6 @@ def main() -> None:
         members = member_choice["members"]
     seeds = [best] + [stage1(rows, variant, val_spk, args.recipe, seed=k) for k in range(1, members)]
     tr, figures = best["tr"], {**best["figures"], **ensemble_figures(rows, seeds, val_spk)}
-    plan = ensemble_plan([r["c"].plan for r in seeds]) if members > 1 else best["c"].plan
     val = np.isin(rows.spk, val_spk) & ~rows.speed_rows
     copies, speed = figures["noise_copies"], bool(figures["speed_copies"])
     balanced = bool(figures["class_balanced"])
@@ -214,16 +215,17 @@ def main() -> None:
             "unseen_speakers": unseen,
         }
     fit = tr
-    fitted = [(r["c"].model, r["c"].codes) for r in seeds]
+    fitted = [(r["c"].model, r["c"].plan, r["c"].codes) for r in seeds]
     if not args.no_refit:
         fit = rows.trained_on(variant)
-        fitted = [
-            refit(
-                rows.Z.shape[1], len(rows.classes), rows.Z[fit], rows.y[fit], r["c"].plan, r["epochs"],
+        fitted = []
+        for k, r in enumerate(seeds):
+            plan_k = r["c"].plan
+            m, q = refit(
+                rows.Z.shape[1], len(rows.classes), rows.Z[fit], rows.y[fit], plan_k, r["epochs"],
                 seed=k, balanced=balanced,
-            )
-            for k, r in enumerate(seeds)
-        ]  # fmt: skip
+            )  # fmt: skip
+            fitted.append((m, plan_k, q))
         split = {
             **split,
             "kind": "refit on every speaker; epochs, bits and noisy copies chosen on the validation speakers in "
@@ -232,7 +234,7 @@ def main() -> None:
             "chosen_epochs": epochs,
             "sizes": {"train": int(fit.sum()), "stage1_train": int(tr.sum()), "val": int(val.sum())},
         }
-    model, codes = ensemble_of(fitted)
+    model, plan, codes = ensemble_of(fitted)
     prior = rows.prior(fit)
     accuracy = {**figures, "dataset": args.data, "split": split}
     out = build_bundle(
@@ -455,11 +457,11 @@ def write_choice(data: str, choice: dict) -> None:
     print(f"inner folds chose: {variant_label(chosen)} (mean validation UAR {100 * mean[chosen]:.1f} %)")
 
 
-def ensemble_of(fitted: list[tuple[torch.nn.Module, dict]]) -> tuple[torch.nn.Module, dict]:
-    """(model, codes) of one member as they are, of several as one `FunctionalsEnsemble` and its codes."""
+def ensemble_of(fitted: list[tuple[torch.nn.Module, BitPlan, dict]]) -> tuple[torch.nn.Module, BitPlan, dict]:
+    """(model, plan, codes) of one member as they are, of several as one `FunctionalsEnsemble`."""
     if len(fitted) == 1:
         return fitted[0]
-    return FunctionalsEnsemble([m for m, _ in fitted]).eval(), ensemble_codes([c for _, c in fitted])
+    return FunctionalsEnsemble.from_members(fitted)
 
 
 def _clean_noisy_uar(rows: Rows, held: np.ndarray, logits: np.ndarray) -> tuple[float, float]:
@@ -475,8 +477,8 @@ def ensemble_figures(rows: Rows, runs: list[dict], val_spk: list[str]) -> dict:
     if len(runs) == 1:
         return {}
     held = np.isin(rows.spk, val_spk) & ~rows.speed_rows
-    q = np.mean([predict(r["c"].model, rows.Z[held]) for r in runs], axis=0)
-    f = np.mean([predict(r["fp"].model, rows.Z[held]) for r in runs], axis=0)
+    q = predict(ensemble_of([(r["c"].model, r["c"].plan, r["c"].codes) for r in runs])[0], rows.Z[held])
+    f = np.mean([predict(r["fp"].model, rows.Z[held]) for r in runs], axis=0)  # float members: mean logits
     clean, noisy = _clean_noisy_uar(rows, held, q)
     return {"val_uar": clean, "val_uar_noisy": noisy, "val_float_uar": _clean_noisy_uar(rows, held, f)[0]}
 
@@ -494,17 +496,16 @@ def choose_members(
     bar = tqdm(total=len(folds) * MEMBERS, desc="inner folds x seeds", unit="model", disable=not progress)
     for fold in folds:
         held = np.isin(rows.spk, fold) & ~rows.speed_rows
-        logits = []
+        cs = []
         for k in range(MEMBERS):
-            logits.append(
-                predict(stage1(rows, variant, fold, recipe, log=False, seed=k)["c"].model, rows.Z[held])
-            )
+            cs.append(stage1(rows, variant, fold, recipe, log=False, seed=k)["c"])
             bar.update()
+        ensemble = ensemble_of([(c.model, c.plan, c.codes) for c in cs])[0]
         table.append(
             {
                 "fold": fold,
-                "single": [_clean_noisy_uar(rows, held, z) for z in logits],
-                "ensemble": _clean_noisy_uar(rows, held, np.mean(logits, axis=0)),
+                "single": [_clean_noisy_uar(rows, held, predict(c.model, rows.Z[held])) for c in cs],
+                "ensemble": _clean_noisy_uar(rows, held, predict(ensemble, rows.Z[held])),
             }
         )
     bar.close()

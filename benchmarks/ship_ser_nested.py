@@ -36,6 +36,7 @@ sys.path.insert(0, str(REPO))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from ship_ser import (  # noqa: E402
+    MEMBERS,
     PRIOR_WEIGHT,
     VAL_SPEAKERS,
     Rows,
@@ -50,7 +51,6 @@ from ship_ser import (  # noqa: E402
 
 from converters.compress import Compressed  # noqa: E402
 from converters.featurize import NOISY_COPIES  # noqa: E402
-from converters.models.functionals_mlp import ensemble_plan  # noqa: E402
 from converters.si_eval import pooled  # noqa: E402
 from converters.speaker_norm import ORDERS, online  # noqa: E402
 from converters.train import predict  # noqa: E402
@@ -85,15 +85,21 @@ def outer_fold(rows: Rows, test: str, data: str, cached: dict | None = None) -> 
     val_spk = r.speakers()[-VAL_SPEAKERS[data] :]
     seeds = [stage1(r, chosen, val_spk, RECIPE, log=False, seed=k) for k in range(members)]
     fit = r.trained_on(chosen)
-    model, _ = ensemble_of(
-        [
-            refit(r.Z.shape[1], len(r.classes), r.Z[fit], r.y[fit], s["c"].plan, s["epochs"], seed=k,
-                  balanced=chosen[2])
-            for k, s in enumerate(seeds)
-        ]
-    )  # fmt: skip
-    staged, codes = ensemble_of([(s["c"].model, s["c"].codes) for s in seeds])
-    plan = ensemble_plan([s["c"].plan for s in seeds]) if members > 1 else seeds[0]["c"].plan
+    fitted = []
+    for k, s in enumerate(seeds):
+        m, q = refit(
+            r.Z.shape[1],
+            len(r.classes),
+            r.Z[fit],
+            r.y[fit],
+            s["c"].plan,
+            s["epochs"],
+            seed=k,
+            balanced=chosen[2],
+        )
+        fitted.append((m, s["c"].plan, q))
+    model = ensemble_of(fitted)[0]
+    staged, plan, codes = ensemble_of([(s["c"].model, s["c"].plan, s["c"].codes) for s in seeds])
     base = r.prior(fit)
     test_rows = np.flatnonzero((rows.spk == test) & (rows.copy_of == 0))
     y = rows.y[test_rows]
@@ -163,7 +169,7 @@ def summary(data: str, folds: list[dict], classes: list[str], total: int) -> tup
         + "; ".join(f"{k} in {v}" for k, v in sorted(counts.items()))
         + ".",
         "",
-        f"A {max(f['members'] for f in folds)}-seed ensemble chosen by the inner folds (ship_ser.choose_members) in "
+        f"A {MEMBERS}-seed ensemble chosen by the inner folds (ship_ser.choose_members) in "
         f"{sum(f['members'] > 1 for f in folds)} of {len(folds)} folds.",
         "",
         "| held-out speaker | chosen variant | members | avg bits | packed KB | transductive UAR | online-20 UAR "

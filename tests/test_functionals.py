@@ -165,7 +165,7 @@ def test_bundle_runs_on_every_engine_like_torch(tmp_path: Path, members: int) ->
     X = np.stack([kind.audio_inputs(y, SR)["functionals"][0] for y, _, _ in clips])
     y = np.array([labels.index(lab) for _, lab, _ in clips])
     val = np.arange(len(y)) % 5 == 0
-    from converters.models.functionals_mlp import FunctionalsEnsemble, ensemble_codes, ensemble_plan
+    from converters.models.functionals_mlp import FunctionalsEnsemble
 
     fitted = []
     for seed in range(members):
@@ -178,11 +178,8 @@ def test_bundle_runs_on_every_engine_like_torch(tmp_path: Path, members: int) ->
         fitted.append(compress("laq-paper", fp, X[~val], y[~val], X[val], y[val], seed=seed))
     c = fitted[0]
     if members > 1:
-        c = SimpleNamespace(
-            model=FunctionalsEnsemble([f.model for f in fitted]).eval(),
-            plan=ensemble_plan([f.plan for f in fitted]),
-            codes=ensemble_codes([f.codes for f in fitted]),
-        )
+        model, plan, codes = FunctionalsEnsemble.from_members([(f.model, f.plan, f.codes) for f in fitted])
+        c = SimpleNamespace(model=model, plan=plan, codes=codes)
     path = build_bundle(
         tmp_path / "b",
         c.model,
@@ -196,7 +193,7 @@ def test_bundle_runs_on_every_engine_like_torch(tmp_path: Path, members: int) ->
     manifest = json.loads((path / "manifest.json").read_text())
     assert manifest["functionals_input"] == kind.spec.to_dict()
     assert len(manifest["normalization"]["mean"]) == DIM and manifest["bitplan"]["average_bits"] < 8
-    assert len(manifest["layers"]) == 3 * members  # every member's layers, each at its own bits
+    assert len(manifest["layers"]) == 3 + (members > 1)  # an ensemble: the members side by side + the average
     bundle = load_bundle(path)  # verifies the manifest, the files and the kind's block
     assert isinstance(bundle.input_kind, FunctionalsKind) and isinstance(
         input_kind(manifest), FunctionalsKind

@@ -84,7 +84,7 @@ class _Fixed(torch.nn.Module):
 def _seeded_stage1(logits_by_seed: dict[int, np.ndarray], seen: list):
     def fake_stage1(r, variant, val_spk, recipe, log=True, *, seed=0):
         seen.append((tuple(val_spk), seed))
-        return {"c": SimpleNamespace(model=_Fixed(logits_by_seed[seed]))}
+        return {"c": SimpleNamespace(model=_Fixed(logits_by_seed[seed]), plan=None, codes=None)}
 
     return fake_stage1
 
@@ -107,6 +107,11 @@ def test_choose_members_adopts_an_ensemble_only_when_it_beats_seed_0_and_the_mea
     seeds = {s: np.where((thirds == s)[:, None], wrong, right) for s in range(ship.MEMBERS)}
     seen: list = []
     monkeypatch.setattr(ship, "stage1", _seeded_stage1(seeds, seen))
+    monkeypatch.setattr(  # the ensemble of fixed tables: their mean (FunctionalsEnsemble is tested below)
+        ship,
+        "ensemble_of",
+        lambda fitted: (_Fixed(np.mean([m.table.numpy() for m, _, _ in fitted], 0)), None, None),
+    )
     choice = ship.choose_members(rows, (0, False, False), "sensitivity@2.0")
     assert choice["members"] == ship.MEMBERS
     assert choice["ensemble"] == pytest.approx(1.0) and choice["seed0"] < 1.0
@@ -117,35 +122,42 @@ def test_choose_members_adopts_an_ensemble_only_when_it_beats_seed_0_and_the_mea
     assert ship.choose_members(rows, (0, False, False), "sensitivity@2.0")["members"] == 1
 
 
-def test_functionals_ensemble_averages_its_members_logits_and_keeps_their_codes():
-    from converters.models.functionals_mlp import (
-        FunctionalsEnsemble,
-        ensemble_codes,
-        ensemble_plan,
-        functionals_mlp,
-    )
+def test_functionals_ensemble_is_one_mlp_that_averages_its_members_exactly():
+    from converters.models.functionals_mlp import FunctionalsEnsemble, functionals_mlp
     from converters.quant.bitplan import BitPlan
     from converters.quant.qat import freeze
     from edge_ser.errors import ConfigError
 
-    members, plans, codes = [], [], []
-    for seed, bits in ((0, 2), (1, 3)):
+    members = []
+    for seed, bits in ((0, 1), (1, 3), (2, 2)):
         torch.manual_seed(seed)
         m = functionals_mlp(num_classes=4, in_features=6)
         m.set_normalization(torch.arange(6.0), torch.full((6,), 2.0))
-        plan = BitPlan.uniform(m, bits)
-        frozen, c = freeze(m.eval(), plan)
-        members.append(frozen)
-        plans.append(plan)
-        codes.append(c)
-    ens = FunctionalsEnsemble(members).eval()
-    x = torch.randn(5, 6)
-    torch.testing.assert_close(ens(x), (members[0](x) + members[1](x)) / 2)
-    plan, merged = ensemble_plan(plans), ensemble_codes(codes)
-    assert plan.bits["members.0.classifier"] == 2 and plan.bits["members.1.classifier"] == 3
-    assert plan.average_bits == pytest.approx(2.5)
-    assert set(merged) == set(plan.bits)
-    np.testing.assert_array_equal(merged["members.1.features.0"][0], codes[1]["features.0"][0])
+        plan = BitPlan({**BitPlan.uniform(m, bits).bits, "classifier": 2}, BitPlan.uniform(m, bits).params)
+        frozen, codes = freeze(m.eval(), plan)
+        members.append((frozen, plan, codes))
+    ens, plan, codes = FunctionalsEnsemble.from_members(members)
+    x = torch.randn(7, 6)
+    want = sum(m(x) for m, _, _ in members) / 3
+    torch.testing.assert_close(ens(x), want, rtol=1e-5, atol=1e-6)
+    # the widest member's bits; block-diagonal layers hold zeros, so never 1 bit; the average: codes 1, scale 1/3
+    assert plan.bits == {"features.0": 3, "features.3": 3, "classifier": 2, "average": 2}
+    assert (
+        plan.info["members"] == 3
+        and [n for n, _ in ens.named_modules() if n.count(".") == 0][-1] == "average"
+    )
+    q, scale = codes["features.3"]
+    assert q.shape == (3 * 32, 3 * 64) and not q[:32, 64:].any()  # member 0's units read only member 0's
+    np.testing.assert_array_equal(q[32:64, 64:128], members[1][2]["features.3"][0])
+    np.testing.assert_array_equal(codes["features.0"][1][:64], members[0][2]["features.0"][1])
+    for name, (q, scale) in codes.items():  # the model's weights are exactly its codes x scales
+        w = ens.get_submodule(name).weight.detach().numpy()
+        np.testing.assert_array_equal(w, q.astype(np.float32) * scale[:, None])
+    np.testing.assert_array_equal(codes["average"][0], np.tile(np.eye(4, dtype=np.int8), (1, 3)))
+    shared = torch.stack([m.classifier.bias for m, _, _ in members]).mean(0)  # TFLite keeps a non-zero bias
+    torch.testing.assert_close(ens.average.bias, shared)
     other = functionals_mlp(num_classes=4, in_features=6)  # another standardisation: not the same rows
     with pytest.raises(ConfigError, match="member 1"):
-        FunctionalsEnsemble([members[0], other])
+        FunctionalsEnsemble.from_members([members[0], (other, members[0][1], members[0][2])])
+    with pytest.raises(ConfigError, match="at least 2"):
+        FunctionalsEnsemble.from_members(members[:1])

@@ -8,7 +8,6 @@ buffers, exactly as in `laq_mlp`, so LAQ + QAT, export and the device engines tr
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -17,6 +16,7 @@ from torch import nn
 
 from converters.models.laq_mlp import LaqMLP
 from converters.quant.bitplan import BitPlan
+from converters.quant.quantizers import dequantize
 from edge_ser.errors import ConfigError
 
 
@@ -39,57 +39,89 @@ def functionals_mlp(
     return FunctionalsMLP(in_features, num_classes, hidden=hidden, dropout=dropout, **kwargs)
 
 
-class FunctionalsEnsemble(nn.Module):
-    """K functionals MLPs trained apart (one seed each) on the same rows, behind one standardisation, their
-    logits averaged: a seed ensemble as one graph (Sub, Div, K x Gemm-Relu-Gemm-Relu-Gemm, Add, Div), so LAQ's
-    per-member codes, the packed file and every engine see ordinary layers (`members.<i>.features.0` ...)."""
+class FunctionalsEnsemble(FunctionalsMLP):
+    """K functionals MLPs trained apart (one seed each) as ONE plain MLP: their first layers stacked, the later
+    layers block-diagonal (member i's units only see member i's), then a fixed `average` layer (codes 1, scale
+    1 / K; its bias the mean of the members' classifier biases, which their classifiers then leave out: TFLite
+    drops an all-zero bias) that averages their logits. A Linear / ReLU chain, so the packed file, every engine, the TFLite
+    translator and phased int8 run it as they run one MLP. Built by `from_members` from the members' LAQ codes:
+    every member's weights are exactly its own (a layer stores the widest of its members' bit widths, and at
+    least 2 bits where it holds the block-diagonal zeros, which 1-bit codes cannot)."""
 
-    def __init__(self, members: Sequence[LaqMLP]) -> None:
-        super().__init__()
-        if not members:
-            raise ConfigError("FunctionalsEnsemble needs at least one member")
-        first = members[0]
-        for i, m in enumerate(members[1:], 1):
+    def __init__(
+        self, in_features: int, num_classes: int, hidden: Sequence[int], members: int, dropout: float = 0.3
+    ) -> None:
+        super().__init__(
+            in_features, num_classes * members, hidden=[h * members for h in hidden], dropout=dropout
+        )
+        self.members = members
+        self.average = nn.Linear(num_classes * members, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.average(super().forward(x))
+
+    @classmethod
+    def from_members(
+        cls, members: Sequence[tuple[LaqMLP, BitPlan, Mapping[str, tuple[np.ndarray, np.ndarray]]]]
+    ) -> tuple[FunctionalsEnsemble, BitPlan, dict[str, tuple[np.ndarray, np.ndarray]]]:
+        """(model, bit plan, codes) of the ensemble of frozen members given as (model, plan, codes)."""
+        if len(members) < 2:
+            raise ConfigError(f"FunctionalsEnsemble needs at least 2 members, got {len(members)}")
+        first = members[0][0]
+        linears = [n for n, m in first.named_modules() if isinstance(m, nn.Linear)]
+        for i, (m, _, codes) in enumerate(members):
             if not (torch.equal(m.mean, first.mean) and torch.equal(m.std, first.std)):
                 raise ConfigError(
                     f"FunctionalsEnsemble: member {i} standardises its input differently from member 0 "
                     "(members must be trained on the same rows)"
                 )
-        self.register_buffer("mean", first.mean.detach().clone())
-        self.register_buffer("std", first.std.detach().clone())
-        self.members = nn.ModuleList(
-            nn.Sequential(OrderedDict(features=m.features, classifier=m.classifier)) for m in members
-        )
-
-    def input_shapes(self) -> dict[str, tuple[int, ...]]:
-        """Per-sample input shape by input name: the clip's functionals."""
-        return {"functionals": (int(self.mean.numel()),)}
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        z = (x - self.mean) / self.std
-        out = self.members[0](z)
-        for m in self.members[1:]:
-            out = out + m(z)
-        return out / len(self.members)
-
-
-def member_key(i: int, layer: str) -> str:
-    """The ensemble's name of member `i`'s layer `layer` (a `LaqMLP` layer name: features.0, classifier)."""
-    return f"members.{i}.{layer}"
-
-
-def ensemble_plan(plans: Sequence[BitPlan]) -> BitPlan:
-    """One bit plan for the ensemble: each member's own plan under its layer names (average bits over all)."""
-    bits, params = {}, {}
-    for i, p in enumerate(plans):
-        bits.update({member_key(i, n): b for n, b in p.bits.items()})
-        params.update({member_key(i, n): c for n, c in p.params.items()})
-    methods = sorted({p.method for p in plans})
-    return BitPlan(bits, params, f"{'/'.join(methods)} per member", {"members": len(plans)})
-
-
-def ensemble_codes(
-    codes: Sequence[Mapping[str, tuple[np.ndarray, np.ndarray]]],
-) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """The members' LAQ codes under the ensemble's layer names."""
-    return {member_key(i, n): qs for i, c in enumerate(codes) for n, qs in c.items()}
+            missing = [n for n in linears if n not in codes]
+            if missing or [n for n, x in m.named_modules() if isinstance(x, nn.Linear)] != linears:
+                raise ConfigError(
+                    f"FunctionalsEnsemble: member {i} is not a fully quantized MLP of member 0's layout "
+                    f"(layers without codes: {missing})"
+                )
+        hidden = [first.get_submodule(n).out_features for n in linears[:-1]]
+        k = len(members)
+        n_classes = first.classifier.out_features
+        model = cls(int(first.mean.numel()), n_classes, hidden, k).eval()
+        model.mean.copy_(first.mean)
+        model.std.copy_(first.std)
+        bits: dict[str, int] = {}
+        codes: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        for j, name in enumerate(linears):
+            parts = [c[name] for _, _, c in members]
+            widest = max(p.bits[name] for _, p, _ in members)
+            if j == 0:  # every member reads the same input: rows stacked
+                q = np.concatenate([q for q, _ in parts])
+            else:  # member i's rows read only member i's units
+                q = np.zeros((sum(p.shape[0] for p, _ in parts), sum(p.shape[1] for p, _ in parts)), np.int8)
+                r = c = 0
+                for p, _ in parts:
+                    q[r : r + p.shape[0], c : c + p.shape[1]] = p
+                    r, c = r + p.shape[0], c + p.shape[1]
+                widest = max(widest, 2)
+            codes[name] = (q, np.concatenate([s for _, s in parts]).astype(np.float32))
+            bits[name] = widest
+            layer = model.get_submodule(name)
+            biases = [m.get_submodule(name).bias.detach() for m, _, _ in members]
+            if j == len(linears) - 1:  # the average layer carries the biases' mean (TFLite drops an all-zero
+                shared = torch.stack(biases).mean(
+                    0
+                )  # bias, and int8 phasing needs one), the members the rest
+                biases = [b - shared for b in biases]
+            with torch.no_grad():
+                layer.weight.copy_(
+                    dequantize(torch.as_tensor(codes[name][0]), torch.as_tensor(codes[name][1]))
+                )
+                layer.bias.copy_(torch.cat(biases))
+        q = np.tile(np.eye(n_classes, dtype=np.int8), (1, k))  # logit c of every member, each x 1 / k
+        codes["average"] = (q, np.full(n_classes, 1.0 / k, np.float32))
+        bits["average"] = 2
+        with torch.no_grad():
+            model.average.weight.copy_(dequantize(torch.as_tensor(q), torch.as_tensor(codes["average"][1])))
+            model.average.bias.copy_(shared)
+        params = {n: int(model.get_submodule(n).weight.numel()) for n in bits}
+        methods = "/".join(sorted({p.method for _, p, _ in members}))
+        plan = BitPlan(bits, params, f"{methods} per member, {k}-seed ensemble", {"members": k})
+        return model, plan, codes
