@@ -276,6 +276,12 @@ def test_si_table_rows_on_synthetic_data_resume_without_retraining(tmp_path: Pat
     table = SITable(rows, [protocol], inputs=inputs)
     points = table.points(["none", "transductive"], online_clips=[1])
     assert len(points) == 2 * 2 * 3  # rows x norms x folds (3 speakers)
+    narrow = Row("logreg", "vector", fit_sklearn("logreg"), protocols=("other",))  # a row for other protocols
+    only_t = Row("svm", "vector", fit_sklearn("svm"), norms=("transductive",))  # ... and one norm only
+    assert [
+        (p["row"], p["norm"])
+        for p in SITable([narrow, only_t], [protocol], inputs=inputs).points(["none", "transductive"])
+    ] == [("svm", "transductive")] * 3
     sweep = Sweep(
         "si",
         table.objective,
