@@ -72,6 +72,9 @@ PRIOR_WEIGHT = 3.0
 MEMBERS = 3
 """Seeds (0, 1, ...) of a seed ensemble (`FunctionalsEnsemble`: one block-diagonal MLP, its members' logits
 averaged)."""
+BIT_BUDGET = 2.0
+"""Average bits a shipped model may store (issue 18). An ensemble stores its block-diagonal zeros at its widest
+member's bits, so one that would exceed it ships as seed 0's MLP alone (`within_budget`)."""
 ENSEMBLE_GAIN = 0.01
 """UAR the ensemble must gain on the inner folds, over seed 0's model and over the mean of its single members,
 to ship (`choose_members`); the rule was fixed before its first measurement (docs/protocol.md)."""
@@ -178,6 +181,8 @@ def main() -> None:
         write_members(args.data, variant, member_choice)
         members = member_choice["members"]
     seeds = [best] + [stage1(rows, variant, val_spk, args.recipe, seed=k) for k in range(1, members)]
+    seeds, over_budget = within_budget(seeds)
+    members = len(seeds)
     tr, figures = best["tr"], {**best["figures"], **ensemble_figures(rows, seeds, val_spk)}
     val = np.isin(rows.spk, val_spk) & ~rows.speed_rows
     copies, speed = figures["noise_copies"], bool(figures["speed_copies"])
@@ -206,6 +211,12 @@ def main() -> None:
             f"{100 * member_choice['ensemble']:.1f} % against seed 0's {100 * member_choice['seed0']:.1f} % and the "
             f"single members' mean {100 * member_choice['single']:.1f} % (it ships when {100 * ENSEMBLE_GAIN:g} point "
             f"above both), benchmarks/results/ship_ser_members_{args.data}.md"
+            + (
+                f"; the ensemble would store {over_budget:.2f} average bits (over the {BIT_BUDGET:g}-bit budget), so one "
+                "MLP ships"
+                if over_budget
+                else ""
+            )
         )
     if unseen:
         split = {
@@ -462,6 +473,15 @@ def ensemble_of(fitted: list[tuple[torch.nn.Module, BitPlan, dict]]) -> tuple[to
     if len(fitted) == 1:
         return fitted[0]
     return FunctionalsEnsemble.from_members(fitted)
+
+
+def within_budget(runs: list[dict]) -> tuple[list[dict], float | None]:
+    """`runs` (stage 1 of each member) when their ensemble stores at most BIT_BUDGET average bits, else seed 0's
+    alone; and the ensemble's average bits when it was over the budget (else None)."""
+    if len(runs) == 1:
+        return runs, None
+    bits = ensemble_of([(r["c"].model, r["c"].plan, r["c"].codes) for r in runs])[1].average_bits
+    return (runs, None) if bits <= BIT_BUDGET else (runs[:1], bits)
 
 
 def _clean_noisy_uar(rows: Rows, held: np.ndarray, logits: np.ndarray) -> tuple[float, float]:

@@ -36,6 +36,7 @@ sys.path.insert(0, str(REPO))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from ship_ser import (  # noqa: E402
+    BIT_BUDGET,
     MEMBERS,
     PRIOR_WEIGHT,
     VAL_SPEAKERS,
@@ -47,6 +48,7 @@ from ship_ser import (  # noqa: E402
     stage1,
     training_matrix,
     variant_label,
+    within_budget,
 )
 
 from converters.compress import Compressed  # noqa: E402
@@ -84,6 +86,7 @@ def outer_fold(rows: Rows, test: str, data: str, cached: dict | None = None) -> 
     members = member_choice["members"]
     val_spk = r.speakers()[-VAL_SPEAKERS[data] :]
     seeds = [stage1(r, chosen, val_spk, RECIPE, log=False, seed=k) for k in range(members)]
+    seeds, over_budget = within_budget(seeds)
     fit = r.trained_on(chosen)
     fitted = []
     for k, s in enumerate(seeds):
@@ -107,7 +110,9 @@ def outer_fold(rows: Rows, test: str, data: str, cached: dict | None = None) -> 
         "test": test,
         "chosen": {"noise_copies": chosen[0], "speed": chosen[1], "class_balanced": chosen[2]},
         "inner_mean": inner_mean,
-        "members": members,
+        "members": len(seeds),
+        "members_chosen": members,
+        "over_budget_bits": over_budget,
         "members_choice": {k: round(member_choice[k], 6) for k in ("seed0", "single", "ensemble")},
         "val_speakers": val_spk,
         "epochs": [s["epochs"] for s in seeds],
@@ -170,7 +175,10 @@ def summary(data: str, folds: list[dict], classes: list[str], total: int) -> tup
         + ".",
         "",
         f"A {MEMBERS}-seed ensemble chosen by the inner folds (ship_ser.choose_members) in "
-        f"{sum(f['members'] > 1 for f in folds)} of {len(folds)} folds.",
+        f"{sum(f.get('members_chosen', f['members']) > 1 for f in folds)} of {len(folds)} folds; it would have stored "
+        f"more than {BIT_BUDGET:g} average bits (block-diagonal zeros at the widest member's bits) in "
+        f"{sum(f.get('over_budget_bits') is not None for f in folds)} of them, which then shipped seed 0's MLP alone "
+        "(ship_ser.within_budget).",
         "",
         "| held-out speaker | chosen variant | members | avg bits | packed KB | transductive UAR | online-20 UAR "
         "| stage 1, transductive |",

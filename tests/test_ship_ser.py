@@ -161,3 +161,14 @@ def test_functionals_ensemble_is_one_mlp_that_averages_its_members_exactly():
         FunctionalsEnsemble.from_members([members[0], (other, members[0][1], members[0][2])])
     with pytest.raises(ConfigError, match="at least 2"):
         FunctionalsEnsemble.from_members(members[:1])
+
+
+def test_an_ensemble_over_the_bit_budget_ships_seed_0_alone(monkeypatch):
+    runs = [{"c": SimpleNamespace(model=None, plan=None, codes=None), "seed": k} for k in range(3)]
+    for bits, kept, over in ((1.8, 3, None), (ship.BIT_BUDGET, 3, None), (2.3, 1, 2.3)):
+        monkeypatch.setattr(
+            ship, "ensemble_of", lambda fitted, b=bits: (None, SimpleNamespace(average_bits=b), None)
+        )
+        got, over_bits = ship.within_budget(runs)
+        assert [r["seed"] for r in got] == list(range(kept)) and over_bits == over
+    assert ship.within_budget(runs[:1]) == (runs[:1], None)  # one MLP: nothing to check
