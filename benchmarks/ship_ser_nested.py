@@ -7,8 +7,8 @@
 The si_table's rows are fixed recipes; the shipped bundles also *choose* their recipe (noisy copies, speed copies,
 loss) on validation speakers (benchmarks/ship_ser.py, stage 0), and that choice was made on speakers that are
 test speakers of the si_table's folds. Here each outer fold holds one speaker out and runs ship_ser's procedure
-on the others exactly as it ships: stage 0 (every variant on inner folds of speaker pairs, then one MLP or a seed
-ensemble on the same folds), stage 1 (epochs and bit plan on the last speaker(s), per member), the refit on every
+on the others exactly as it ships: stage 0 (every variant on inner folds of speaker pairs, then `--members auto`'s
+choice of one MLP or a seed ensemble on the same folds, within the bit budget), stage 1 (epochs and bit plan on the last speaker(s), per member), the refit on every
 remaining speaker, the training prior with the shipped prior weight; then the held-out speaker is scored once, transductive and online after 1, 5 and 20 of its clips
 (3 seeded clip orders pooled, as si_table's online rows). Nothing of the held-out speaker is seen before that.
 Stage 1's model (before the refit) is scored too, for the record.
