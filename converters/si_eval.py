@@ -400,7 +400,7 @@ def functionals_rows(
 
 
 ENSEMBLE_MEMBERS = 3
-"""Members of the seed-ensemble row (ser_ravdess's model: benchmarks/ship_ser.py, `choose_members`)."""
+"""Members of the seed-ensemble row (`ship_ser.py --members auto`'s model; not shipped: docs/protocol.md)."""
 
 
 def standard_rows() -> list[Row]:
@@ -409,7 +409,7 @@ def standard_rows() -> list[Row]:
     speed-perturbed training copies (the SVM is left out there: 3x the training rows, and not shipped); the MLP
     with the class-balanced loss on those; the MLP with and without it on the shipped training set
     (`functionals_ext_aug`: the balanced row is the recipe of ser_emodb), and that row as a seed ensemble of
-    `ENSEMBLE_MEMBERS` at 2 bits each (ser_ravdess's recipe; 3x the training, so only speaker-normalised and on the
+    `ENSEMBLE_MEMBERS` at 2 bits each (`ship_ser.py --members auto`; 3x the training, so only speaker-normalised and on the
     speaker-independent protocols)."""
     return [
         Row("logreg", "vector", fit_sklearn("logreg")),

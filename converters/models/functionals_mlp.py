@@ -42,11 +42,11 @@ def functionals_mlp(
 class FunctionalsEnsemble(FunctionalsMLP):
     """K functionals MLPs trained apart (one seed each) as ONE plain MLP: their first layers stacked, the later
     layers block-diagonal (member i's units only see member i's), then a fixed `average` layer (codes 1, scale
-    1 / K; its bias the mean of the members' classifier biases, which their classifiers then leave out: TFLite
-    drops an all-zero bias) that averages their logits. A Linear / ReLU chain, so the packed file, every engine, the TFLite
-    translator and phased int8 run it as they run one MLP. Built by `from_members` from the members' LAQ codes:
-    every member's weights are exactly its own (a layer stores the widest of its members' bit widths, and at
-    least 2 bits where it holds the block-diagonal zeros, which 1-bit codes cannot)."""
+    1 / K; its bias the mean of the members' classifier biases) that averages their logits. A Linear / ReLU chain
+    that the packed file, onnxruntime and the numpy engine run as one MLP; TFLite int8 does not take it yet (the
+    converter leaves the classifier op without a bias tensor; docs/protocol.md). Built by `from_members` from the
+    members' LAQ codes: every member's weights are exactly its own (a layer stores the widest of its members' bit
+    widths, and at least 2 bits where it holds the block-diagonal zeros, which 1-bit codes cannot)."""
 
     def __init__(
         self, in_features: int, num_classes: int, hidden: Sequence[int], members: int, dropout: float = 0.3
