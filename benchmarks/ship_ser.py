@@ -231,17 +231,10 @@ def main() -> None:
             "unseen_speakers": unseen,
         }
     fit = tr
-    fitted = [(r["c"].model, r["c"].plan, r["c"].codes) for r in seeds]
+    fitted = [(r["c"].model, r["c"].plan, r["c"].codes) for r in seeds]  # stage 1's members as they are
     if not args.no_refit:
         fit = rows.trained_on(variant)
-        fitted = []
-        for k, r in enumerate(seeds):
-            plan_k = r["c"].plan
-            m, q = refit(
-                rows.Z.shape[1], len(rows.classes), rows.Z[fit], rows.y[fit], plan_k, r["epochs"],
-                seed=k, balanced=balanced,
-            )  # fmt: skip
-            fitted.append((m, plan_k, q))
+        fitted = refit_members(rows, fit, seeds, balanced)
         split = {
             **split,
             "kind": "refit on every speaker; epochs, bits and noisy copies chosen on the validation speakers in "
@@ -480,12 +473,33 @@ def ensemble_of(fitted: list[tuple[torch.nn.Module, BitPlan, dict]]) -> tuple[to
     return FunctionalsEnsemble.from_members(fitted)
 
 
+def stage1_ensemble(runs: list[dict]) -> tuple[torch.nn.Module, BitPlan, dict]:
+    """`ensemble_of` stage 1's compressed members (`stage1` results, seed 0 first)."""
+    return ensemble_of([(r["c"].model, r["c"].plan, r["c"].codes) for r in runs])
+
+
+def refit_members(
+    rows: Rows, fit: np.ndarray, runs: list[dict], balanced: bool
+) -> list[tuple[torch.nn.Module, BitPlan, dict]]:
+    """Each stage-1 member (`runs`, member k at seed k) refit on the rows `fit` at its plan and epoch counts:
+    [(model, plan, codes)] for `ensemble_of`."""
+    fitted = []
+    for k, r in enumerate(runs):
+        plan = r["c"].plan
+        model, codes = refit(
+            rows.Z.shape[1], len(rows.classes), rows.Z[fit], rows.y[fit], plan, r["epochs"],
+            seed=k, balanced=balanced,
+        )  # fmt: skip
+        fitted.append((model, plan, codes))
+    return fitted
+
+
 def within_budget(runs: list[dict]) -> tuple[list[dict], float | None]:
     """`runs` (stage 1 of each member) when their ensemble stores at most BIT_BUDGET average bits, else seed 0's
     alone; and the ensemble's average bits when it was over the budget (else None)."""
     if len(runs) == 1:
         return runs, None
-    bits = ensemble_of([(r["c"].model, r["c"].plan, r["c"].codes) for r in runs])[1].average_bits
+    bits = stage1_ensemble(runs)[1].average_bits
     return (runs, None) if bits <= BIT_BUDGET else (runs[:1], bits)
 
 
@@ -502,7 +516,7 @@ def ensemble_figures(rows: Rows, runs: list[dict], val_spk: list[str]) -> dict:
     if len(runs) == 1:
         return {}
     held = np.isin(rows.spk, val_spk) & ~rows.speed_rows
-    q = predict(ensemble_of([(r["c"].model, r["c"].plan, r["c"].codes) for r in runs])[0], rows.Z[held])
+    q = predict(stage1_ensemble(runs)[0], rows.Z[held])
     f = np.mean([predict(r["fp"].model, rows.Z[held]) for r in runs], axis=0)  # float members: mean logits
     clean, noisy = _clean_noisy_uar(rows, held, q)
     return {"val_uar": clean, "val_uar_noisy": noisy, "val_float_uar": _clean_noisy_uar(rows, held, f)[0]}
@@ -521,15 +535,15 @@ def choose_members(
     bar = tqdm(total=len(folds) * MEMBERS, desc="inner folds x seeds", unit="model", disable=not progress)
     for fold in folds:
         held = np.isin(rows.spk, fold) & ~rows.speed_rows
-        cs = []
+        runs = []
         for k in range(MEMBERS):
-            cs.append(stage1(rows, variant, fold, recipe, log=False, seed=k)["c"])
+            runs.append(stage1(rows, variant, fold, recipe, log=False, seed=k))
             bar.update()
-        ensemble = ensemble_of([(c.model, c.plan, c.codes) for c in cs])[0]
+        ensemble = stage1_ensemble(runs)[0]
         table.append(
             {
                 "fold": fold,
-                "single": [_clean_noisy_uar(rows, held, predict(c.model, rows.Z[held])) for c in cs],
+                "single": [_clean_noisy_uar(rows, held, predict(r["c"].model, rows.Z[held])) for r in runs],
                 "ensemble": _clean_noisy_uar(rows, held, predict(ensemble, rows.Z[held])),
             }
         )

@@ -8,9 +8,10 @@ The si_table's rows are fixed recipes; the shipped bundles also *choose* their r
 loss) on validation speakers (benchmarks/ship_ser.py, stage 0), and that choice was made on speakers that are
 test speakers of the si_table's folds. Here each outer fold holds one speaker out and runs ship_ser's procedure
 on the others exactly as it ships: stage 0 (every variant on inner folds of speaker pairs, then `--members auto`'s
-choice of one MLP or a seed ensemble on the same folds, within the bit budget), stage 1 (epochs and bit plan on the last speaker(s), per member), the refit on every
-remaining speaker, the training prior with the shipped prior weight; then the held-out speaker is scored once, transductive and online after 1, 5 and 20 of its clips
-(3 seeded clip orders pooled, as si_table's online rows). Nothing of the held-out speaker is seen before that.
+choice of one MLP or a seed ensemble on the same folds, within the bit budget), stage 1 (epochs and bit plan on
+the last speaker(s), per member), the refit on every remaining speaker, the training prior with the shipped prior
+weight; then the held-out speaker is scored once, transductive and online after 1, 5 and 20 of its clips (3
+seeded clip orders pooled, as si_table's online rows). Nothing of the held-out speaker is seen before that.
 Stage 1's model (before the refit) is scored too, for the record.
 
 Every finished fold is one line of benchmarks/results/ship_ser_nested_runs/<data>.jsonl: a re-run trains only
@@ -44,8 +45,9 @@ from ship_ser import (  # noqa: E402
     choose_members,
     choose_variant,
     ensemble_of,
-    refit,
+    refit_members,
     stage1,
+    stage1_ensemble,
     training_matrix,
     variant_label,
     within_budget,
@@ -88,21 +90,8 @@ def outer_fold(rows: Rows, test: str, data: str, cached: dict | None = None) -> 
     seeds = [stage1(r, chosen, val_spk, RECIPE, log=False, seed=k) for k in range(members)]
     seeds, over_budget = within_budget(seeds)
     fit = r.trained_on(chosen)
-    fitted = []
-    for k, s in enumerate(seeds):
-        m, q = refit(
-            r.Z.shape[1],
-            len(r.classes),
-            r.Z[fit],
-            r.y[fit],
-            s["c"].plan,
-            s["epochs"],
-            seed=k,
-            balanced=chosen[2],
-        )
-        fitted.append((m, s["c"].plan, q))
-    model = ensemble_of(fitted)[0]
-    staged, plan, codes = ensemble_of([(s["c"].model, s["c"].plan, s["c"].codes) for s in seeds])
+    model = ensemble_of(refit_members(r, fit, seeds, chosen[2]))[0]
+    staged, plan, codes = stage1_ensemble(seeds)
     base = r.prior(fit)
     test_rows = np.flatnonzero((rows.spk == test) & (rows.copy_of == 0))
     y = rows.y[test_rows]

@@ -87,6 +87,7 @@ class FunctionalsEnsemble(FunctionalsMLP):
         model = cls(int(first.mean.numel()), n_classes, hidden, k).eval()
         model.mean.copy_(first.mean)
         model.std.copy_(first.std)
+        shared = torch.stack([m.classifier.bias.detach() for m, _, _ in members]).mean(0)
         bits: dict[str, int] = {}
         codes: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         for j, name in enumerate(linears):
@@ -105,11 +106,8 @@ class FunctionalsEnsemble(FunctionalsMLP):
             bits[name] = widest
             layer = model.get_submodule(name)
             biases = [m.get_submodule(name).bias.detach() for m, _, _ in members]
-            if j == len(linears) - 1:  # the average layer carries the biases' mean (TFLite drops an all-zero
-                shared = torch.stack(biases).mean(
-                    0
-                )  # bias, and int8 phasing needs one), the members the rest
-                biases = [b - shared for b in biases]
+            if j == len(linears) - 1:  # the classifiers: their mean bias moves to `average`, which TFLite
+                biases = [b - shared for b in biases]  # would leave without a bias tensor if it were all zero
             with torch.no_grad():
                 layer.weight.copy_(
                     dequantize(torch.as_tensor(codes[name][0]), torch.as_tensor(codes[name][1]))
