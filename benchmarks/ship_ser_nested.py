@@ -165,7 +165,7 @@ def summary(data: str, folds: list[dict], classes: list[str], total: int) -> tup
         "",
         f"A {MEMBERS}-seed ensemble chosen by the inner folds (ship_ser.choose_members) in "
         f"{sum(f.get('members_chosen', f['members']) > 1 for f in folds)} of {len(folds)} folds; it would have stored "
-        f"more than {BIT_BUDGET:g} average bits (block-diagonal zeros at the widest member's bits) in "
+        f"more than {BIT_BUDGET:g} average bits in "
         f"{sum(f.get('over_budget_bits') is not None for f in folds)} of them, which then shipped seed 0's MLP alone "
         "(ship_ser.within_budget).",
         "",

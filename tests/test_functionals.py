@@ -193,7 +193,7 @@ def test_bundle_runs_on_every_engine_like_torch(tmp_path: Path, members: int) ->
     manifest = json.loads((path / "manifest.json").read_text())
     assert manifest["functionals_input"] == kind.spec.to_dict()
     assert len(manifest["normalization"]["mean"]) == DIM and manifest["bitplan"]["average_bits"] < 8
-    assert len(manifest["layers"]) == 3 + (members > 1)  # an ensemble: the members side by side + the average
+    assert len(manifest["layers"]) == 3 * members  # an ensemble: every member's own three layers
     bundle = load_bundle(path)  # verifies the manifest, the files and the kind's block
     assert isinstance(bundle.input_kind, FunctionalsKind) and isinstance(
         input_kind(manifest), FunctionalsKind

@@ -122,7 +122,7 @@ def test_choose_members_adopts_an_ensemble_only_when_it_beats_seed_0_and_the_mea
     assert ship.choose_members(rows, (0, False, False), "sensitivity@2.0")["members"] == 1
 
 
-def test_functionals_ensemble_is_one_mlp_that_averages_its_members_exactly():
+def test_functionals_ensemble_runs_its_members_side_by_side_and_averages_them_exactly():
     from converters.models.functionals_mlp import FunctionalsEnsemble, functionals_mlp
     from converters.quant.bitplan import BitPlan
     from converters.quant.qat import freeze
@@ -140,22 +140,23 @@ def test_functionals_ensemble_is_one_mlp_that_averages_its_members_exactly():
     x = torch.randn(7, 6)
     want = sum(m(x) for m, _, _ in members) / 3
     torch.testing.assert_close(ens(x), want, rtol=1e-5, atol=1e-6)
-    # the widest member's bits; block-diagonal layers hold zeros, so never 1 bit; the average: codes 1, scale 1/3
-    assert plan.bits == {"features.0": 3, "features.3": 3, "classifier": 2, "average": 2}
-    assert (
-        plan.info["members"] == 3
-        and [n for n, _ in ens.named_modules() if n.count(".") == 0][-1] == "average"
-    )
-    q, scale = codes["features.3"]
-    assert q.shape == (3 * 32, 3 * 64) and not q[:32, 64:].any()  # member 0's units read only member 0's
-    np.testing.assert_array_equal(q[32:64, 64:128], members[1][2]["features.3"][0])
-    np.testing.assert_array_equal(codes["features.0"][1][:64], members[0][2]["features.0"][1])
+    # every member keeps its own layers at its own widths: the ensemble's average bits are its members'
+    assert plan.bits == {
+        f"branches.{i}.{n}": (2 if n == "classifier" else b)
+        for i, b in enumerate((1, 3, 2))
+        for n in ("features.0", "features.3", "classifier")
+    }
+    singles = sum(p.average_bits * sum(p.params.values()) for _, p, _ in members)
+    assert plan.average_bits == pytest.approx(singles / sum(sum(p.params.values()) for _, p, _ in members))
+    assert plan.info["members"] == 3 and ens.members == 3
+    for i, (_, _, own) in enumerate(members):
+        np.testing.assert_array_equal(codes[f"branches.{i}.features.3"][0], own["features.3"][0])
+        np.testing.assert_array_equal(codes[f"branches.{i}.features.0"][1], own["features.0"][1])
+        np.testing.assert_array_equal(codes[f"branches.{i}.classifier"][0], own["classifier"][0])
+        np.testing.assert_allclose(codes[f"branches.{i}.classifier"][1], own["classifier"][1] / 3, rtol=1e-7)
     for name, (q, scale) in codes.items():  # the model's weights are exactly its codes x scales
         w = ens.get_submodule(name).weight.detach().numpy()
         np.testing.assert_array_equal(w, q.astype(np.float32) * scale[:, None])
-    np.testing.assert_array_equal(codes["average"][0], np.tile(np.eye(4, dtype=np.int8), (1, 3)))
-    shared = torch.stack([m.classifier.bias for m, _, _ in members]).mean(0)  # TFLite keeps a non-zero bias
-    torch.testing.assert_close(ens.average.bias, shared)
     other = functionals_mlp(num_classes=4, in_features=6)  # another standardisation: not the same rows
     with pytest.raises(ConfigError, match="member 1"):
         FunctionalsEnsemble.from_members([members[0], (other, members[0][1], members[0][2])])

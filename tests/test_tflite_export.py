@@ -218,3 +218,35 @@ def test_a_bias_beyond_int32_is_written_as_bias_only() -> None:
     assert abs(before - bias[2]) <= 127 * 128 * 64 / 2**31 * abs(bias[2])
     q3, s3 = _bias_dominated("fc", q, s, bias, 1e3)  # nothing overflows: unchanged, no warning
     assert q3 is q and s3 is s
+
+
+def test_a_seed_ensemble_exports_as_parallel_chains_summed() -> None:
+    """`FunctionalsEnsemble`: the members' chains side by side on the one input, their logits ADDed; fp32 is the
+    torch forward, and every member's int8 weights are its own LAQ codes, found by the layer names the chains
+    carry (the converter orders the chains as it likes)."""
+    from converters.export.tflite_export import standardize_inputs
+    from converters.models.functionals_mlp import FunctionalsEnsemble, functionals_mlp
+    from converters.quant.bitplan import BitPlan
+    from converters.quant.qat import freeze
+
+    members = []
+    for seed, bits in ((0, 1), (1, 3), (2, 2)):
+        torch.manual_seed(seed)
+        m = functionals_mlp(num_classes=4, in_features=12)
+        m.set_normalization(torch.linspace(-1, 1, 12), torch.full((12,), 0.5))
+        plan = BitPlan.uniform(m, bits)
+        frozen, codes = freeze(m.eval(), plan)
+        members.append((frozen, plan, codes))
+    ens, _, codes = FunctionalsEnsemble.from_members(members)
+    X = (np.random.default_rng(0).standard_normal((400, 12)) * 0.5).astype(np.float32)
+    Z = standardize_inputs(ens, X)
+    ref = predict(ens, X)
+    m32 = export_tflite(ens, "fp32", codes=codes)
+    assert op_names(m32).count("ADD") == 2 and op_names(m32).count("FULLY_CONNECTED") == 9
+    np.testing.assert_allclose(run_tflite(m32, Z), ref, atol=1e-5 * np.abs(ref).max())
+    m8 = export_tflite(ens, "int8", calibration=Z, codes=codes)
+    w = int8_weights(m8)
+    for name, (q, s) in codes.items():
+        np.testing.assert_array_equal(w[name][0], q)
+        np.testing.assert_array_equal(w[name][1], s)
+    assert (run_tflite(m8, Z).argmax(1) == ref.argmax(1)).mean() >= 0.95

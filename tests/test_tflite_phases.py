@@ -256,3 +256,91 @@ def test_default_phasing_drops_hidden_copies_for_a_large_layer_writing_a_hidden_
     assert tb.default_phasing(bundle([92160, 65536, 8192, 448])) == tb.LEAN  # laq_mlp
     assert tb.default_phasing(bundle([limit, limit, 10 * limit])) == tb.FUNCTIONALS
     assert tb.default_phasing(bundle([100, 100], inputs=("face",))) is None
+
+
+@pytest.fixture(scope="module")
+def ensemble_bundle(tmp_path_factory):
+    """A 3-seed `FunctionalsEnsemble` bundle (members at 1, 3 and 2 bits, their chains side by side, logits
+    summed by ADDs) and standardised rows around its training range."""
+    torch = pytest.importorskip("torch", reason="the host pipeline needs torch")
+    pytest.importorskip("tensorflow", reason="tensorflow-cpu (the tf-export extra) is not installed")
+    from converters.export.bundle import build_bundle
+    from converters.models.functionals_mlp import FunctionalsEnsemble, functionals_mlp
+    from converters.quant.bitplan import BitPlan
+    from converters.quant.qat import freeze
+    from edge_ser.features.egemaps import FunctionalsSpec
+    from edge_ser.inputs.functionals import FunctionalsKind
+
+    kind = FunctionalsKind(FunctionalsSpec())
+    (dim,) = kind.input_shapes["functionals"]
+    members = []
+    for seed, bits in ((0, 1), (1, 3), (2, 2)):
+        torch.manual_seed(seed)
+        m = functionals_mlp(num_classes=5, in_features=dim)
+        m.set_normalization(torch.linspace(-1, 1, dim), torch.full((dim,), 0.5))
+        plan = BitPlan.uniform(m, bits)
+        members.append((*freeze(m.eval(), plan), plan))
+    model, plan, codes = FunctionalsEnsemble.from_members([(m, p, c) for m, c, p in members])
+    path = build_bundle(
+        tmp_path_factory.mktemp("ens") / "b",
+        model,
+        plan,
+        codes,
+        name="functionals_mlp",
+        labels=[f"c{i}" for i in range(5)],
+        kind=kind,
+        accuracy={"test": 0.0, "dataset": "synthetic", "split": {"kind": "random", "seed": 0}},
+    )
+    rows = np.random.default_rng(4).standard_normal((3000, dim)).astype(np.float32)
+    return load_bundle(path), codes, rows
+
+
+def test_a_seed_ensemble_is_phased_through_its_adds(ensemble_bundle) -> None:
+    """Each member's chain reads the input copies and writes its logits as the output's copies; the ADDs sum
+    them copy by copy. Every weight op keeps its member's LAQ codes (tiled), and phased int8 sits closer to
+    fp32 than plain int8 of the same calibration."""
+    from converters.export import tflite_bundle as tb
+    from converters.export.tflite_export import int8_weights, op_names, run_tflite
+    from converters.export.tflite_phases import FUNCTIONALS
+
+    b, codes, rows = ensemble_bundle
+    models = tb.convert_bundle(b, {"functionals": rows[:1000]}, variants=("fp32", "int8"))
+    m32, m8 = models["fp32"], models["int8"]
+    assert op_names(m8).count("ADD") == 2
+    p = tb.phased(m8, FUNCTIONALS)
+    w = int8_weights(p)
+    assert sorted(w) == sorted(codes)
+    for name, (q, s) in codes.items():
+        k_out = 8 if name.endswith("classifier") else 2  # every member's logits carry the output's copies
+        k_in = 4 if name.endswith("features.0") else 2
+        got_q, got_s, zp, _ = w[name]
+        np.testing.assert_array_equal(got_q, np.tile(q, (k_out, k_in)))
+        np.testing.assert_allclose(got_s, np.tile(s / np.float32(k_in), k_out), rtol=1e-6)
+        assert not zp.any()
+    x = rows[1000:]
+    y32, y8, yp = run_tflite(m32, x), run_tflite(m8, x), run_tflite(p, x)
+    assert np.abs(yp - y32).mean() < 0.6 * np.abs(y8 - y32).mean()
+    assert (yp.argmax(1) != y32.argmax(1)).sum() <= (y8.argmax(1) != y32.argmax(1)).sum()
+
+
+def test_an_add_of_unlike_copies_is_refused() -> None:
+    """An ADD whose sides carry different copy counts (here: the input, x4, plus a hidden activation, x2)
+    cannot be summed copy by copy."""
+    tf = pytest.importorskip("tensorflow", reason="tensorflow-cpu (the tf-export extra) is not installed")
+    from converters.export.tflite_phases import FUNCTIONALS, phase
+    from edge_ser.errors import ConfigError
+
+    w = np.random.default_rng(5).standard_normal((6, 6)).astype(np.float32)
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 6], tf.float32, name="features")])
+    def f(x):
+        return {"logits": x + tf.nn.relu(tf.matmul(x, w) + 0.1)}
+
+    conv = tf.lite.TFLiteConverter.from_concrete_functions([f.get_concrete_function()], tf.Module())
+    cal = np.random.default_rng(6).standard_normal((50, 1, 6)).astype(np.float32)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = lambda: ({"features": r} for r in cal)
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    conv.inference_input_type = conv.inference_output_type = tf.int8
+    with pytest.raises(ConfigError, match="ADD op .* not carry the same copies"):
+        phase(bytes(conv.convert()), FUNCTIONALS)

@@ -177,6 +177,8 @@ class _Net:
     entry: dict[str, tuple[int, ...]] = field(default_factory=dict)
     normalized: str | None = None  # the input the model standardises with its mean / std buffers
     ranges: dict[str, tuple[float, float]] = field(default_factory=dict)  # inputs with a fixed value range
+    # one-input nets: chains run side by side on the input's branch output, their outputs summed (ADD), then head
+    parallel: list[list[_Step]] = field(default_factory=list)
 
     @staticmethod
     def layers(steps: list[_Step]) -> list[_Layer]:
@@ -186,6 +188,7 @@ class _Net:
     @property
     def all_layers(self) -> list[_Layer]:
         out = [la for steps in self.branches.values() for la in self.layers(steps)]
+        out += [la for steps in self.parallel for la in self.layers(steps)]
         return out + self.layers(self.head)
 
 
@@ -238,13 +241,18 @@ def _dense_chain(model: nn.Module) -> list[_Layer]:
     return chain
 
 
-def _mlp_net(model: nn.Module) -> _Net:
-    chain = _dense_chain(model)
+def _chain_steps(chain: list[_Layer]) -> list[_Step]:
     steps: list[_Step] = []
     for la in chain:
         steps.append(_Step("layer", la))
         if la.relu:
             steps.append(_Step("relu"))
+    return steps
+
+
+def _mlp_net(model: nn.Module) -> _Net:
+    chain = _dense_chain(model)
+    steps = _chain_steps(chain)
     has_norm = isinstance(getattr(model, "mean", None), torch.Tensor)
     return _Net(
         {INPUT: (chain[0].weight.shape[1],)}, {INPUT: steps}, [], normalized=INPUT if has_norm else None
@@ -328,12 +336,28 @@ def _av_net(model: nn.Module) -> _Net:
     )
 
 
+def _ensemble_net(model: nn.Module) -> _Net:
+    """A `FunctionalsEnsemble`: its members' Linear / ReLU chains side by side on the standardised input, summed
+    (the average's 1 / K is in their classifiers)."""
+    parallel = []
+    for i, branch in enumerate(model.branches):
+        chain = _dense_chain(branch)
+        for la in chain:
+            la.name = f"branches.{i}.{la.name}"
+        parallel.append(_chain_steps(chain))
+    dim = parallel[0][0].layer.weight.shape[1]
+    return _Net({INPUT: (dim,)}, {INPUT: []}, [], normalized=INPUT, parallel=parallel)
+
+
 def _net(model: nn.Module) -> _Net:
     """The export's view of `model` (ConfigError for a model it cannot export)."""
     from converters.models.av_cnn import AVCNN
+    from converters.models.functionals_mlp import FunctionalsEnsemble
 
     if isinstance(model, AVCNN):
         return _av_net(model)
+    if isinstance(model, FunctionalsEnsemble):
+        return _ensemble_net(model)
     return _mlp_net(model)
 
 
@@ -551,6 +575,11 @@ def _check_tf_graph(model: nn.Module, net: _Net, graph) -> None:
 # --------------------------------------------------------------------------------------------------------------
 
 
+def _tf_name(layer: str) -> str:
+    """A TF op name for a torch layer name ("branches.0.features.0" -> "branches_0_features_0")."""
+    return layer.replace(".", "_")
+
+
 def _tf_step(tf, step: _Step, h):
     """One step on a channels-last activation."""
     if step.op == "relu":
@@ -564,8 +593,8 @@ def _tf_step(tf, step: _Step, h):
             h = tf.transpose(h, perm)
         return tf.reshape(h, [-1, math.prod(h.shape[1:])])
     la = step.layer
-    if la.kind == "dense":
-        return tf.matmul(h, tf.constant(la.weight.T)) + tf.constant(la.bias)
+    if la.kind == "dense":  # named after the layer: `_locate` tells parallel chains apart by it
+        return tf.add(tf.matmul(h, tf.constant(la.weight.T)), tf.constant(la.bias), name=_tf_name(la.name))
     if la.kind == "conv2d":
         w = tf.constant(la.weight.transpose(2, 3, 1, 0))  # OIHW -> HWIO
         return tf.nn.conv2d(h, w, 1, la.padding) + tf.constant(la.bias)
@@ -590,6 +619,11 @@ def _tf_function(tf, net: _Net):
                 x = tf.transpose(x, net.entry[name])
             parts.append(run(steps, x))
         z = parts[0] if len(parts) == 1 else tf.concat(parts, axis=1)
+        if net.parallel:
+            outs = [run(steps, z) for steps in net.parallel]
+            z = outs[0]
+            for o in outs[1:]:
+                z = z + o
         return {OUTPUT: run(net.head, z)}
 
     return logits
@@ -653,7 +687,7 @@ def export_tflite(
     if variant not in VARIANTS:
         raise ConfigError(f"TFLite variant {variant!r} is not known; choose from {list(VARIANTS)}")
     net = _net(model)
-    if len(net.inputs) == 1 and not net.head:  # an MLP: the cheap numpy check before tensorflow is imported
+    if len(net.inputs) == 1 and not net.head and not net.parallel:  # an MLP: the cheap numpy check first
         _check_chain(model, net.layers(net.branches[INPUT]))
     if codes:
         _check_codes(net, codes)
@@ -778,9 +812,11 @@ def _name_io(f: _Flat, net: _Net) -> tuple[dict[str, int], int]:
     return {n: inputs[n] for n in net.inputs}, outputs[OUTPUT]
 
 
-def _walk(f: _Flat, start: int, output: int) -> tuple[list[int], int, int | None]:
+def _walk(
+    f: _Flat, start: int, output: int, merges: tuple[str, ...] = _MERGE_OPS
+) -> tuple[list[int], int, int | None]:
     """Follow the activation from tensor `start`: (weight ops met, in order; the last tensor; the merge op
-    (CONCATENATION) the walk stopped at, or None when it reached the graph output)."""
+    (`merges`: CONCATENATION, or ADD for parallel chains) the walk stopped at, or None at the graph output)."""
     ops: list[int] = []
     t = start
     while t != output:
@@ -792,7 +828,7 @@ def _walk(f: _Flat, start: int, output: int) -> tuple[list[int], int, int | None
             )
         k = readers[0]
         op = f.sg.operators[k]
-        if f.names[k] in _MERGE_OPS:
+        if f.names[k] in merges:
             return ops, t, k
         if f.names[k] in ("FULLY_CONNECTED", "CONV_2D", "DEPTHWISE_CONV_2D"):
             if int(op.inputs[0]) != t:
@@ -814,7 +850,9 @@ def _locate(f: _Flat, net: _Net, inputs: dict[str, int], output: int) -> list[tu
     would be ambiguous for equal layers. The caller then checks each weight's shape.
     """
     chains: list[tuple[list[int], list[_Layer]]] = []
-    if len(net.inputs) == 1:
+    if net.parallel:
+        chains = _parallel_chains(f, net, inputs, output)
+    elif len(net.inputs) == 1:
         (name,) = net.inputs
         ops, _, merge = _walk(f, inputs[name], output)
         if merge is not None:
@@ -852,6 +890,52 @@ def _locate(f: _Flat, net: _Net, inputs: dict[str, int], output: int) -> list[tu
                 raise ConfigError(f"TFLite export: {la.name!r} ({la.kind}) maps to a {f.names[k]} op")
             found.append((la, k))
     return found
+
+
+def _parallel_chains(
+    f: _Flat, net: _Net, inputs: dict[str, int], output: int
+) -> list[tuple[list[int], list[_Layer]]]:
+    """(weight ops, torch layers) of each of the parallel chains that read the one input and meet in ADDs.
+
+    The converter may order the chains as it likes, so each is matched to its member by name: `_tf_step` names
+    a dense layer's bias add after the torch layer, and the converter keeps that name in the fused op's output
+    tensor ("MatMul_3;Relu_2;branches_1_features_0"). Every op of a chain must carry its own layer's name."""
+    (name,) = net.inputs
+    if net.branches[name] or net.head:
+        raise ConfigError("TFLite export: parallel chains must read the input directly and end the graph")
+    readers = f.consumers.get(inputs[name], [])
+    if len(readers) != len(net.parallel):
+        raise ConfigError(
+            f"TFLite export: the input feeds {len(readers)} ops, expected the {len(net.parallel)} parallel chains"
+        )
+
+    def tokens(k: int) -> set[str]:
+        out = f.tensor(f.sg.operators[k].outputs[0]).name
+        return set((out.decode() if isinstance(out, bytes) else str(out)).split(";"))
+
+    by_first = {_tf_name(net.layers(steps)[0].name): net.layers(steps) for steps in net.parallel}
+    chains, adds = [], set()
+    for k in readers:
+        if f.names[k] not in _WEIGHT_OPS["dense"]:
+            raise ConfigError(f"TFLite export: the input feeds a {f.names[k]} op, not a parallel chain's layer")
+        ops, _, merge = _walk(f, int(f.sg.operators[k].outputs[0]), output, merges=("ADD",))
+        ops = [k, *ops]
+        hit = [n for n in by_first if n in tokens(k)]
+        if len(hit) != 1 or merge is None:
+            raise ConfigError(
+                f"TFLite export: cannot tell which parallel chain op {k} starts ({sorted(tokens(k))}), or it does "
+                "not end in an ADD"
+            )
+        layers = by_first.pop(hit[0])
+        for op, la in zip(ops, layers, strict=False):
+            if _tf_name(la.name) not in tokens(op):
+                raise ConfigError(f"TFLite export: op {op} of the chain of {hit[0]!r} is not {la.name!r}")
+        chains.append((ops, layers))
+        adds.add(merge)
+    n_weight = sum(f.names[k] in ("FULLY_CONNECTED", "CONV_2D") for k in range(len(f.sg.operators)))
+    if n_weight != sum(len(ops) for ops, _ in chains):
+        raise ConfigError("TFLite export: weight ops outside the parallel chains")
+    return chains
 
 
 INT32_MAX = 2**31 - 1

@@ -16,9 +16,13 @@ format agree with the int8 file; the price is k_out * k_in times each layer's in
 (ser bundles: 8k -> 57k, a 66 KB file).
 
 The device (`edge_ser.engines.tflite`) quantizes the input's copies with their offsets and averages the output's;
-the manifest's `tflite.variants.int8.inputs[n].phases` / `.output.phases` say how many. A graph with several
-inputs or outputs, or any other op (pools, attention, ADD), is a ConfigError naming the op
-(`tflite_bundle.convert_bundle(strict=False)` keeps such a model plain int8).
+the manifest's `tflite.variants.int8.inputs[n].phases` / `.output.phases` say how many. An ADD of two tensors
+that carry the same copies (a seed ensemble's members' logits, `FunctionalsEnsemble`) adds them copy by copy:
+copy p of each side sits o_p of its own step off, so copy p of the sum sits o_p (s_a + s_b) off, a shift the
+output grid's rounding dithers like the others, and the offsets still sum to 0; the weight ops that feed the
+output through ADDs write the output's copies. A graph with several inputs or outputs, or any other op (pools,
+attention), is a ConfigError naming the op (`tflite_bundle.convert_bundle(strict=False)` keeps such a model
+plain int8).
 """
 
 from __future__ import annotations
@@ -162,6 +166,11 @@ def phase(data: bytes, phasing: Phasing) -> bytes:
     x0 = int(sg.inputs[0])
     orig = {i: _shape(t) for i, t in enumerate(sg.tensors)}  # shapes before any widening
     copies = {x0: (phasing.input, len(orig[x0]) - 1)}  # tensor -> (copies, axis)
+    logits = {out_t}  # the output and what ADDs sum into it (parallel chains' logits): output copies
+    for k in reversed(range(len(sg.operators))):
+        op = sg.operators[k]
+        if f.names[k] == "ADD" and int(op.outputs[0]) in logits:
+            logits.update(int(t) for t in op.inputs)
     for k, op in enumerate(sg.operators):
         name = f.names[k]
         src = int(op.inputs[0])
@@ -176,9 +185,17 @@ def phase(data: bytes, phasing: Phasing) -> bytes:
                 raise ConfigError(
                     f"phased int8: {name} op {k} reads copies on axis {axis} of {orig[src]}, not on its channels"
                 )
-            k_out = phasing.output if dst == out_t else phasing.hidden
+            k_out = phasing.output if dst in logits else phasing.hidden
             _rewrite_weights(f, k, kk, k_out)
             copies[dst] = (k_out, len(orig[dst]) - 1)
+        elif name == "ADD":  # copy p of the sum is the sum of copy p of each side (module doc)
+            other = int(op.inputs[1])
+            if copies.get(other) != (kk, axis) or orig[other] != orig[src]:
+                raise ConfigError(
+                    f"phased int8: ADD op {k} sums {f.tensor(src).name!r} and {f.tensor(other).name!r}, which do "
+                    "not carry the same copies on the same axis"
+                )
+            copies[dst] = (kk, axis)
         elif name == "EXPAND_DIMS":
             at = int(np.frombuffer(bytes(f.obj.buffers[f.tensor(op.inputs[1]).buffer].data), "<i4")[0])
             at = at if at >= 0 else at + len(orig[dst])
@@ -205,7 +222,7 @@ def phase(data: bytes, phasing: Phasing) -> bytes:
                 opts.newShape = ns
         else:
             raise ConfigError(
-                f"phased int8: op {k} is {name}; only {list(_WEIGHT_OPS + _LAYOUT_OPS)} are phased"
+                f"phased int8: op {k} is {name}; only {list(_WEIGHT_OPS + _LAYOUT_OPS + ('ADD',))} are phased"
             )
     for t, (kk, axis) in copies.items():
         if kk > 1:

@@ -39,32 +39,58 @@ def functionals_mlp(
     return FunctionalsMLP(in_features, num_classes, hidden=hidden, dropout=dropout, **kwargs)
 
 
-class FunctionalsEnsemble(FunctionalsMLP):
-    """K functionals MLPs trained apart (one seed each) as ONE plain MLP: their first layers stacked, the later
-    layers block-diagonal (member i's units only see member i's), then a fixed `average` layer (codes 1, scale
-    1 / K; its bias the mean of the members' classifier biases) that averages their logits. A Linear / ReLU chain
-    that the packed file, onnxruntime and the numpy engine run as one MLP; TFLite int8 does not take it yet (the
-    converter leaves the classifier op without a bias tensor; docs/protocol.md). Built by `from_members` from the
-    members' LAQ codes: every member's weights are exactly its own (a layer stores the widest of its members' bit
-    widths, and at least 2 bits where it holds the block-diagonal zeros, which 1-bit codes cannot)."""
+class _Branch(nn.Module):
+    """One ensemble member without its standardisation (the ensemble standardises once for all members)."""
+
+    def __init__(self, features: nn.Sequential, classifier: nn.Linear) -> None:
+        super().__init__()
+        self.features = features
+        self.classifier = classifier
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(z))
+
+
+class FunctionalsEnsemble(nn.Module):
+    """K functionals MLPs trained apart (one seed each), run side by side on the input standardised once, their
+    logits averaged: `branches.<i>.features.*` / `branches.<i>.classifier` are member i's own layers, at its own
+    bit widths, and the 1 / K of the average is folded into the classifiers' scales and biases. The ONNX graph is
+    K Gemm / Relu chains from one input and an Add of their logits; the packed file stores each member's layers
+    as that member stored them, so the ensemble's average bits are its members' (no zeros, no promoted widths).
+    Built by `from_members` from the members' LAQ codes."""
 
     def __init__(
         self, in_features: int, num_classes: int, hidden: Sequence[int], members: int, dropout: float = 0.3
     ) -> None:
-        super().__init__(
-            in_features, num_classes * members, hidden=[h * members for h in hidden], dropout=dropout
-        )
+        super().__init__()
+        if members < 2:
+            raise ConfigError(f"FunctionalsEnsemble needs at least 2 members, got {members}")
+        self.register_buffer("mean", torch.zeros(in_features))
+        self.register_buffer("std", torch.ones(in_features))
         self.members = members
-        self.average = nn.Linear(num_classes * members, num_classes)
+        self.branches = nn.ModuleList()
+        for _ in range(members):
+            m = FunctionalsMLP(in_features, num_classes, hidden=hidden, dropout=dropout)
+            self.branches.append(_Branch(m.features, m.classifier))
+
+    def input_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Per-sample input shape by input name: the clip's functionals."""
+        return {"functionals": (int(self.mean.numel()),)}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.average(super().forward(x))
+        z = (x - self.mean) / self.std
+        out = self.branches[0](z)
+        for branch in self.branches[1:]:
+            out = out + branch(z)
+        return out
 
     @classmethod
     def from_members(
         cls, members: Sequence[tuple[LaqMLP, BitPlan, Mapping[str, tuple[np.ndarray, np.ndarray]]]]
     ) -> tuple[FunctionalsEnsemble, BitPlan, dict[str, tuple[np.ndarray, np.ndarray]]]:
-        """(model, bit plan, codes) of the ensemble of frozen members given as (model, plan, codes)."""
+        """(model, bit plan, codes) of the ensemble of frozen members given as (model, plan, codes): member i's
+        layer `name` becomes `branches.<i>.<name>` with its own codes and bits (the classifier's scales and bias
+        divided by K, which averages the logits)."""
         if len(members) < 2:
             raise ConfigError(f"FunctionalsEnsemble needs at least 2 members, got {len(members)}")
         first = members[0][0]
@@ -81,45 +107,26 @@ class FunctionalsEnsemble(FunctionalsMLP):
                     f"FunctionalsEnsemble: member {i} is not a fully quantized MLP of member 0's layout "
                     f"(layers without codes: {missing})"
                 )
-        hidden = [first.get_submodule(n).out_features for n in linears[:-1]]
         k = len(members)
-        n_classes = first.classifier.out_features
-        model = cls(int(first.mean.numel()), n_classes, hidden, k).eval()
+        hidden = [first.get_submodule(n).out_features for n in linears[:-1]]
+        model = cls(int(first.mean.numel()), first.classifier.out_features, hidden, k).eval()
         model.mean.copy_(first.mean)
         model.std.copy_(first.std)
-        shared = torch.stack([m.classifier.bias.detach() for m, _, _ in members]).mean(0)
         bits: dict[str, int] = {}
+        params: dict[str, int] = {}
         codes: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        for j, name in enumerate(linears):
-            parts = [c[name] for _, _, c in members]
-            widest = max(p.bits[name] for _, p, _ in members)
-            if j == 0:  # every member reads the same input: rows stacked
-                q = np.concatenate([q for q, _ in parts])
-            else:  # member i's rows read only member i's units
-                q = np.zeros((sum(p.shape[0] for p, _ in parts), sum(p.shape[1] for p, _ in parts)), np.int8)
-                r = c = 0
-                for p, _ in parts:
-                    q[r : r + p.shape[0], c : c + p.shape[1]] = p
-                    r, c = r + p.shape[0], c + p.shape[1]
-                widest = max(widest, 2)
-            codes[name] = (q, np.concatenate([s for _, s in parts]).astype(np.float32))
-            bits[name] = widest
-            layer = model.get_submodule(name)
-            biases = [m.get_submodule(name).bias.detach() for m, _, _ in members]
-            if j == len(linears) - 1:  # the classifiers: their mean bias moves to `average`, which TFLite
-                biases = [b - shared for b in biases]  # would leave without a bias tensor if it were all zero
-            with torch.no_grad():
-                layer.weight.copy_(
-                    dequantize(torch.as_tensor(codes[name][0]), torch.as_tensor(codes[name][1]))
-                )
-                layer.bias.copy_(torch.cat(biases))
-        q = np.tile(np.eye(n_classes, dtype=np.int8), (1, k))  # logit c of every member, each x 1 / k
-        codes["average"] = (q, np.full(n_classes, 1.0 / k, np.float32))
-        bits["average"] = 2
-        with torch.no_grad():
-            model.average.weight.copy_(dequantize(torch.as_tensor(q), torch.as_tensor(codes["average"][1])))
-            model.average.bias.copy_(shared)
-        params = {n: int(model.get_submodule(n).weight.numel()) for n in bits}
+        for i, (member, plan, member_codes) in enumerate(members):
+            for name in linears:
+                own = f"branches.{i}.{name}"
+                q, s = member_codes[name]
+                bias = member.get_submodule(name).bias.detach()
+                if name == "classifier":  # the average's 1 / k, exact on the codes
+                    s, bias = np.asarray(s, np.float32) / np.float32(k), bias / k
+                codes[own] = (np.asarray(q), np.asarray(s, np.float32))
+                bits[own], params[own] = plan.bits[name], plan.params[name]
+                layer = model.get_submodule(own)
+                with torch.no_grad():
+                    layer.weight.copy_(dequantize(torch.as_tensor(codes[own][0]), torch.as_tensor(codes[own][1])))
+                    layer.bias.copy_(bias)
         methods = "/".join(sorted({p.method for _, p, _ in members}))
-        plan = BitPlan(bits, params, f"{methods} per member, {k}-seed ensemble", {"members": k})
-        return model, plan, codes
+        return model, BitPlan(bits, params, f"{methods} per member, {k}-seed ensemble", {"members": k}), codes
