@@ -917,7 +917,9 @@ def _parallel_chains(
     chains, adds = [], set()
     for k in readers:
         if f.names[k] not in _WEIGHT_OPS["dense"]:
-            raise ConfigError(f"TFLite export: the input feeds a {f.names[k]} op, not a parallel chain's layer")
+            raise ConfigError(
+                f"TFLite export: the input feeds a {f.names[k]} op, not a parallel chain's layer"
+            )
         ops, _, merge = _walk(f, int(f.sg.operators[k].outputs[0]), output, merges=("ADD",))
         ops = [k, *ops]
         hit = [n for n in by_first if n in tokens(k)]

@@ -147,6 +147,35 @@ def _rewrite_weights(f: tfx._Flat, k: int, k_in: int, k_out: int) -> None:
     b.quantization.zeroPoint = [0] * (k_out * o)
 
 
+def _summed_into(f: tfx._Flat, out_t: int) -> set[int]:
+    """The output tensor and every tensor ADDs sum into it (a seed ensemble's members' logits)."""
+    logits = {out_t}
+    for k in reversed(range(len(f.sg.operators))):
+        op = f.sg.operators[k]
+        if f.names[k] == "ADD" and int(op.outputs[0]) in logits:
+            logits.update(int(t) for t in op.inputs)
+    return logits
+
+
+def _widen_reshape(f: tfx._Flat, op, before: list[int], after: list[int], axis: int, kk: int) -> int:
+    """A RESHAPE of a tensor carrying kk copies on `axis`: its new-shape constant and options widened where the
+    copies go; returns that axis."""
+    b = _reshaped_axis(before, after, axis, f.tensor(op.outputs[0]).name)
+    if len(op.inputs) > 1 and int(op.inputs[1]) >= 0:  # the new shape: a constant to widen too
+        st = f.tensor(op.inputs[1])
+        _own_buffer(f, op.inputs[1])
+        new = np.frombuffer(bytes(f.obj.buffers[st.buffer].data), "<i4").copy()
+        if new[b] >= 0:
+            new[b] *= kk
+        f.obj.buffers[st.buffer].data = _bytes(new.astype("<i4"))
+    opts = op.builtinOptions
+    if opts is not None and getattr(opts, "newShape", None) is not None and len(opts.newShape):
+        ns = [int(v) for v in opts.newShape]
+        ns[b] = ns[b] * kk if ns[b] >= 0 else ns[b]
+        opts.newShape = ns
+    return b
+
+
 def phase(data: bytes, phasing: Phasing) -> bytes:
     """The int8 flatbuffer `data` with every activation carried as phased copies (module doc).
 
@@ -166,11 +195,7 @@ def phase(data: bytes, phasing: Phasing) -> bytes:
     x0 = int(sg.inputs[0])
     orig = {i: _shape(t) for i, t in enumerate(sg.tensors)}  # shapes before any widening
     copies = {x0: (phasing.input, len(orig[x0]) - 1)}  # tensor -> (copies, axis)
-    logits = {out_t}  # the output and what ADDs sum into it (parallel chains' logits): output copies
-    for k in reversed(range(len(sg.operators))):
-        op = sg.operators[k]
-        if f.names[k] == "ADD" and int(op.outputs[0]) in logits:
-            logits.update(int(t) for t in op.inputs)
+    logits = _summed_into(f, out_t)  # these carry the output's copies
     for k, op in enumerate(sg.operators):
         name = f.names[k]
         src = int(op.inputs[0])
@@ -206,20 +231,7 @@ def phase(data: bytes, phasing: Phasing) -> bytes:
             ]
             copies[dst] = (kk, perm.index(axis))
         elif name == "RESHAPE":
-            b = _reshaped_axis(orig[src], orig[dst], axis, f.tensor(dst).name)
-            copies[dst] = (kk, b)
-            if len(op.inputs) > 1 and int(op.inputs[1]) >= 0:  # the new shape: a constant to widen too
-                st = f.tensor(op.inputs[1])
-                _own_buffer(f, op.inputs[1])
-                new = np.frombuffer(bytes(f.obj.buffers[st.buffer].data), "<i4").copy()
-                if new[b] >= 0:
-                    new[b] *= kk
-                f.obj.buffers[st.buffer].data = _bytes(new.astype("<i4"))
-            opts = op.builtinOptions
-            if opts is not None and getattr(opts, "newShape", None) is not None and len(opts.newShape):
-                ns = [int(v) for v in opts.newShape]
-                ns[b] = ns[b] * kk if ns[b] >= 0 else ns[b]
-                opts.newShape = ns
+            copies[dst] = (kk, _widen_reshape(f, op, orig[src], orig[dst], axis, kk))
         else:
             raise ConfigError(
                 f"phased int8: op {k} is {name}; only {list(_WEIGHT_OPS + _LAYOUT_OPS + ('ADD',))} are phased"

@@ -126,7 +126,9 @@ class FunctionalsEnsemble(nn.Module):
                 bits[own], params[own] = plan.bits[name], plan.params[name]
                 layer = model.get_submodule(own)
                 with torch.no_grad():
-                    layer.weight.copy_(dequantize(torch.as_tensor(codes[own][0]), torch.as_tensor(codes[own][1])))
+                    layer.weight.copy_(
+                        dequantize(torch.as_tensor(codes[own][0]), torch.as_tensor(codes[own][1]))
+                    )
                     layer.bias.copy_(bias)
         methods = "/".join(sorted({p.method for _, p, _ in members}))
         return model, BitPlan(bits, params, f"{methods} per member, {k}-seed ensemble", {"members": k}), codes
