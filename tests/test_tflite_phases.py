@@ -133,12 +133,10 @@ def test_phased_weights_are_the_laq_codes_tiled(converted) -> None:
     p = tb.phased(m8, Phasing(4, 2, 8))
     assert p.input_phases == {"functionals": 4} and p.output_phases == 8
     w = int8_weights(p)
-    last = (
-        len(t.layers) - 1
-    )  # ser_ravdess: features.0, features.3, classifier, and its seed ensemble's average
-    for i, la in enumerate(t.layers):
+    for la in t.layers:  # ser_ravdess: features.0, features.3, classifier (of each member of an ensemble)
         q, s, zp, dim = w[la.name]
-        k_out, k_in = (8 if i == last else 2), (4 if i == 0 else 2)  # logits x8, input x4, hidden x2
+        k_out = 8 if la.name.endswith("classifier") else 2  # logits x8, hidden x2
+        k_in = 4 if la.name.endswith("features.0") else 2  # the input x4
         np.testing.assert_array_equal(q, np.tile(la.codes, (k_out, k_in)))
         np.testing.assert_array_equal(s, np.tile(la.scales / np.float32(k_in), k_out))
         assert not zp.any() and dim == 0
