@@ -428,7 +428,7 @@ def standard_rows() -> list[Row]:
             "functionals_ext_aug",
             fit_laq_mlp("sensitivity@2.0", model="functionals_mlp", balanced=True, members=ENSEMBLE_MEMBERS),
             "sensitivity@2.0",
-            protocols=("emodb-loso", "ravdess-pairs", "ravdess-loao"),
+            protocols=("emodb-loso", "emodb-10fold-x3", "ravdess-pairs", "ravdess-loao"),
             norms=("transductive",),
         ),
     ]
