@@ -321,8 +321,8 @@ def fit_laq_mlp(
     MLP of the registry taking (num_classes, in_features) with in-graph standardisation (laq_mlp,
     functionals_mlp). `balanced`: class-balanced cross-entropy in float training and QAT
     (`TrainConfig.class_balanced`). `members` > 1: a seed ensemble of that many models (`FunctionalsEnsemble`: the
-    members side by side on one input, logits averaged), member k at seed (the fold's, or `config`'s) + 100 k, each chosen and
-    compressed on its own."""
+    members side by side on one input, logits averaged), member k at seed (the fold's, or `config`'s) + 100 k,
+    each chosen and compressed on its own."""
     if members < 1:
         raise ConfigError(f"fit_laq_mlp: members must be >= 1, got {members}")
 

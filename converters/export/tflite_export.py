@@ -914,7 +914,7 @@ def _parallel_chains(
         return set((out.decode() if isinstance(out, bytes) else str(out)).split(";"))
 
     by_first = {_tf_name(net.layers(steps)[0].name): net.layers(steps) for steps in net.parallel}
-    chains, adds = [], set()
+    chains = []
     for k in readers:
         if f.names[k] not in _WEIGHT_OPS["dense"]:
             raise ConfigError(
@@ -933,7 +933,6 @@ def _parallel_chains(
             if _tf_name(la.name) not in tokens(op):
                 raise ConfigError(f"TFLite export: op {op} of the chain of {hit[0]!r} is not {la.name!r}")
         chains.append((ops, layers))
-        adds.add(merge)
     n_weight = sum(f.names[k] in ("FULLY_CONNECTED", "CONV_2D") for k in range(len(f.sg.operators)))
     if n_weight != sum(len(ops) for ops, _ in chains):
         raise ConfigError("TFLite export: weight ops outside the parallel chains")
