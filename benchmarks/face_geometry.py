@@ -77,7 +77,8 @@ def main() -> None:
             "",
             f"Scene: the 48x48 image upscaled to {SCENE_FACE} px (cubic) in a {SCENE_SHAPE[1]}x{SCENE_SHAPE[0]} "
             "frame, border replicated outward. Device crop: the bundle's `face_crop` (Haar, detect width "
-            f"{crop.detect_width}, min neighbours {crop.min_neighbors}, margin {crop.margin}, {crop.size} px).",
+            f"{crop.detect_width}, scale factor {crop.scale_factor}, min neighbours {crop.min_neighbors}, second "
+            f"cascade {crop.second_cascade or 'none'}, margin {crop.margin}, {crop.size} px).",
             "",
             "| | images | same prediction | accuracy, FER image | accuracy, device crop |",
             "|---|---|---|---|---|",
