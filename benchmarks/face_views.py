@@ -111,18 +111,27 @@ def pct(x: float) -> str:
     return f"{100 * x:.1f} %"
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def parse_args(doc: str, what: str) -> argparse.Namespace:
+    """The command line of a face_fer choice script (this one, benchmarks/face_detect.py): `what` it writes."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bundle", type=Path, default=REPO / "bundles" / "face_fer")
     ap.add_argument("--engine", default="onnxruntime")
-    ap.add_argument("--write", action="store_true", help="set the chosen views in the bundle's manifest")
-    args = ap.parse_args()
+    ap.add_argument("--write", action="store_true", help=f"set the chosen {what} in the bundle's manifest")
+    return ap.parse_args()
+
+
+def fer_setup(args: argparse.Namespace):
+    """FER-2013 train and PublicTest arrays, the bundle, its kind, its engine's predict and the face cache."""
     root = Path(os.environ.get("EDGE_SER_DATA", REPO.parent / "shared" / "datasets")) / "fer2013"
     cache = Path(os.environ.get("EDGE_SER_CACHE", "/work/cache")) / "face"
     tr, va = fer_arrays(root, "train", cache), fer_arrays(root, "validation", cache)
     b = load_bundle(args.bundle)
-    kind = b.input_kind
-    predict = load_engine(b, args.engine, threads=1).predict
+    return tr, va, b, b.input_kind, load_engine(b, args.engine, threads=1).predict, cache
+
+
+def main() -> None:
+    args = parse_args(__doc__, "views")
+    tr, va, b, kind, predict, cache = fer_setup(args)
     t0 = time.perf_counter()
     images, labels = tr.images[::TRAIN_STRIDE], tr.labels[::TRAIN_STRIDE]
     crops = device_crops(images, kind.face_crop, cache, progress=True)
@@ -174,8 +183,6 @@ def main() -> None:
             *trows,
             "",
             f"Target (issue 19): >= 90 % same prediction. {seconds:.0f} s for the run.",
-            "",
-            f"Made by: `{cmd}`",
         ]
     )
     payload = {
