@@ -22,7 +22,6 @@ run (docs/face.md says so); PublicTest was not.
 from __future__ import annotations
 
 import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -112,12 +111,8 @@ def main() -> None:
     train: dict[FaceCropSpec, dict] = {}
     for change in CANDIDATES:
         spec = replace(shipped, **change)
-        t0 = time.perf_counter()
         crops = device_crops(images, spec, cache, progress=True)
-        k = FaceKind(kind.spec, spec)
-        train[spec] = {**score(predict, k, (kind.spec.views), images, labels, crops),
-                       "detect_seconds": time.perf_counter() - t0}  # fmt: skip
-        s = train[spec]
+        s = train[spec] = score(predict, FaceKind(kind.spec, spec), kind.spec.views, images, labels, crops)
         print(
             f"{name(spec, shipped)}: train agreement {pct(s['agreement'])} all, {pct(s['agreement_found'])} found; "
             f"found {pct(s['found_rate'])}",
