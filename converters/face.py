@@ -173,9 +173,10 @@ def device_crops(
     return crops, found
 
 
-def kind_decisions(predict, kind, images: np.ndarray) -> np.ndarray:
-    """The bundle's decision (class index) on each uint8 grey image [n, h, w], each one decision of its kind (one
-    crop, or with its mirror when the bundle says so); `predict(inputs) -> logits` runs the model."""
+def kind_probabilities(predict, kind, images: np.ndarray) -> np.ndarray:
+    """The bundle's class probabilities [n, classes] for each uint8 grey image [n, h, w], each one decision of its
+    kind (one crop, or with its mirror and views when the bundle says so); `predict(inputs) -> logits` runs the
+    model."""
     from edge_ser.vision._cv2 import import_cv2
 
     cv2 = import_cv2("deciding on face images")
@@ -183,8 +184,18 @@ def kind_decisions(predict, kind, images: np.ndarray) -> np.ndarray:
     for im in images:
         x = im if im.shape == (size, size) else cv2.resize(im, (size, size), interpolation=cv2.INTER_AREA)
         rows = kind.window_inputs(np.zeros(0, np.float32), [x])["face"]
-        out.append(int(kind.combine(np.asarray(predict({"face": rows}))).argmax()))
-    return np.array(out, dtype=np.int64)
+        out.append(np.asarray(kind.combine(np.asarray(predict({"face": rows}))), dtype=np.float64))
+    return np.stack(out) if out else np.zeros((0, 0))
+
+
+def kind_decisions(predict, kind, images: np.ndarray) -> np.ndarray:
+    """The bundle's decision (class index) on each uint8 grey image [n, h, w] (`kind_probabilities`' argmax)."""
+    return _decided(kind_probabilities(predict, kind, images))
+
+
+def _decided(p: np.ndarray) -> np.ndarray:
+    """Class indices [n] of probabilities [n, classes] (none for none)."""
+    return p.argmax(1).astype(np.int64) if len(p) else np.zeros(0, np.int64)
 
 
 def scene_agreement(
@@ -196,12 +207,13 @@ def scene_agreement(
     crop spec and size); `images` uint8 [n, 48, 48]. Returns per-image labels ("direct", "scene"), the device
     crops ("crops") and whether the Haar cascade found the face ("found"), and the agreement over all images and
     over those found. `crops`: the images' `device_crops` (crops, found) when already made (the Haar cascade is
-    the slow part), else they are cut here."""
+    the slow part), else they are cut here. "direct_p" holds the probabilities behind each "direct" decision."""
     crops, f = crops if crops is not None else device_crops(images, kind.face_crop)
-    d, s = kind_decisions(predict, kind, images), kind_decisions(predict, kind, crops)
+    p = kind_probabilities(predict, kind, images)
+    d, s = _decided(p), kind_decisions(predict, kind, crops)
     same = d == s
     return {
-        "direct": d, "scene": s, "crops": crops, "found": f, "n": len(d),
+        "direct": d, "direct_p": p, "scene": s, "crops": crops, "found": f, "n": len(d),
         "agreement": float(same.mean()) if len(d) else float("nan"),
         "found_rate": float(f.mean()) if len(d) else float("nan"),
         "agreement_found": float(same[f].mean()) if f.any() else float("nan"),

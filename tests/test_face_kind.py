@@ -77,6 +77,34 @@ def test_combine_votes_the_crops_and_window_uses_found_faces_only():
     assert not kind.enough_faces([Crop(1, False)], 0.5) and kind.enough_faces(crops, 0.5)
 
 
+def test_kind_probabilities_are_the_kinds_combined_decision_per_image():
+    """`converters.face.kind_probabilities`: one probability row per image (resized to the kind's size, its
+    mirror rows combined), and `kind_decisions` is its argmax."""
+    from converters.face import kind_decisions, kind_probabilities
+
+    kind = FaceKind(FaceInputSpec(size=8, mirror=True))
+    calls = []
+
+    def predict(inputs):  # class 0 for a dark face, class 2 for a bright one; the left half counts double
+        x = inputs["face"]
+        calls.append(x.shape)
+        left, right = x[..., :4].mean((1, 2, 3)), x[..., 4:].mean((1, 2, 3))
+        b = (2 * left + right) / 3
+        return np.stack([1 - b, np.full_like(b, 0.6), b], 1) * 4
+
+    images = np.zeros((3, 16, 16), np.uint8)
+    images[1, :, :8] = 255  # bright on the left: its mirror is bright on the right, the average in between
+    images[2] = 255
+    p = kind_probabilities(predict, kind, images)
+    assert p.shape == (3, 3) and calls == [(2, 1, 8, 8)] * 3  # each image and its mirror, at the kind's size
+    np.testing.assert_allclose(p.sum(1), 1.0)
+    np.testing.assert_array_equal(kind_decisions(predict, kind, images), [0, 1, 2])
+    assert p[1, 0] == pytest.approx(p[1, 2]) and p[0, 0] == pytest.approx(
+        p[2, 2]
+    )  # the mirror is averaged in
+    assert kind_decisions(predict, kind, images[:0]).shape == (0,)
+
+
 def test_mirror_runs_each_crop_and_its_mirror_image_and_averages_them():
     kind = FaceKind(FaceInputSpec(size=8, k=2, mirror=True))
     assert FaceInputSpec.from_dict(kind.spec.to_dict()).mirror and "mirror" in kind.describe()[0]
@@ -328,6 +356,9 @@ def test_geometry_check_on_a_sample(datasets):
     r = scene_agreement(load_engine(b, "numpy").predict, b.input_kind, images)
     assert r["n"] == 35 and r["found"].sum() >= 20
     assert r["agreement_found"] >= 0.6
+    np.testing.assert_array_equal(
+        r["direct_p"].argmax(1), r["direct"]
+    )  # the probabilities behind each decision
 
 
 def test_device_crops_are_the_device_crop_and_cached(datasets, tmp_path):
