@@ -71,6 +71,7 @@ QAT = TrainConfig(
     cosine=True,
     keep_last=True,
 )
+QAT_EPOCHS = QAT.epochs
 KD = {"temperature": 4.0, "alpha": 0.7}
 BUDGET = 2.0
 PACKING = Packing(raw_bits=16, alignment=16)
@@ -122,6 +123,11 @@ def ckpt(name: str) -> Path:
     folder = folder / "wide_scale" if AUGMENT is WIDE_SCALE else folder
     folder.mkdir(parents=True, exist_ok=True)
     return folder / name
+
+
+def compressed_name() -> str:
+    """The compress stage's checkpoint: "compressed.pt" for the recipe's QAT epochs, else named by its epochs."""
+    return "compressed.pt" if QAT.epochs == QAT_EPOCHS else f"compressed_qat{QAT.epochs}.pt"
 
 
 def data_root() -> Path:
@@ -250,7 +256,7 @@ def stage_compress(d: dict) -> None:
             "qat_acc": qat_acc,
             "float_acc": accuracy(fp, d["Xv"], d["yv"]),
         },
-        ckpt("compressed.pt"),
+        ckpt(compressed_name()),
     )
 
 
@@ -285,7 +291,7 @@ def stage_ship(d: dict) -> None:
     from edge_ser.engines import load_engine
     from edge_ser.inputs.face import FaceInputSpec, FaceKind
 
-    saved = torch.load(ckpt("compressed.pt"), weights_only=False)
+    saved = torch.load(ckpt(compressed_name()), weights_only=False)
     model = student(True)
     model.load_state_dict(saved["state"])
     model.eval()
@@ -446,13 +452,19 @@ def stage_ship(d: dict) -> None:
 
 
 def main() -> None:
-    global AUGMENT, CFG, DEVICE_VIEWS, FLOAT, PLAIN, QAT
+    global AUGMENT, CFG, DEVICE_VIEWS, FLOAT, PLAIN, QAT, QAT_EPOCHS
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("stage", choices=("train", "compress", "ship"))
     ap.add_argument(
         "--more", type=int, default=0, help="train: continue the saved float model this many epochs"
     )
     ap.add_argument("--epochs", type=int, default=FLOAT.epochs, help="train: epochs of the cosine schedule")
+    ap.add_argument(
+        "--qat-epochs",
+        type=int,
+        default=None,
+        help=f"compress / ship: QAT epochs (default {QAT.epochs}; another value keeps its own checkpoint)",
+    )
     ap.add_argument(
         "--device-views",
         action="store_true",
@@ -479,6 +491,11 @@ def main() -> None:
         FLOAT, QAT = (replace(c, epochs=e) for c, e in zip((FLOAT, QAT), DEVICE_VIEWS_EPOCHS, strict=True))
         if args.epochs == ap.get_default("epochs"):
             args.epochs = FLOAT.epochs
+    QAT_EPOCHS = QAT.epochs  # this mode's recipe
+    if args.qat_epochs is not None:
+        if args.qat_epochs < 1:
+            ap.error(f"--qat-epochs must be >= 1, got {args.qat_epochs}")
+        QAT = replace(QAT, epochs=args.qat_epochs)
     torch.set_num_threads(2)
     CACHE.mkdir(parents=True, exist_ok=True)
     d = load()
