@@ -8,6 +8,7 @@
     python benchmarks/face_fer.py train --device-views   # the trial that also trains on device crops (not shipped)
     python benchmarks/face_fer.py train --plain          # the earlier student without anti-aliasing (own checkpoints)
     python benchmarks/face_fer.py train --wide-scale     # training zoom 0.75-1.3 log-uniform (own checkpoints)
+    python benchmarks/face_fer.py compress --qat-epochs 24   # a longer QAT (its own checkpoint; ship with the same flag)
 
 Stages keep their checkpoints in $EDGE_SER_CACHE/face (default /work/cache/face), so each can be rerun.
 Protocol: the student trains on all 28,709 FER-2013 Training images with a fixed schedule (cosine, last
@@ -117,7 +118,8 @@ where found); its checkpoints go to CACHE / "plain"."""
 
 
 def ckpt(name: str) -> Path:
-    """Where a stage keeps its checkpoint `name` (a sub-folder for the `--device-views` / `--plain` trials)."""
+    """Where a stage keeps its checkpoint `name` (a sub-folder for the `--device-views` / `--plain` /
+    `--wide-scale` trials)."""
     folder = CACHE / "device_views" if DEVICE_VIEWS else CACHE
     folder = folder / "plain" if PLAIN else folder
     folder = folder / "wide_scale" if AUGMENT is WIDE_SCALE else folder
