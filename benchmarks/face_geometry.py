@@ -140,11 +140,12 @@ def stability(predict, kind, images, labels, r: dict) -> dict:
     found, same = r["found"], r["direct"] == r["scene"]
     top = r["direct_p"].max(1)
     edges = np.quantile(top[found], [0, 0.25, 0.5, 0.75, 1])
-    for i, (lo, hi) in enumerate(zip(edges[:-1], edges[1:], strict=True)):
-        m = found & (top >= lo) & ((top <= hi) if i == 3 else (top < hi))
+    quartile = np.digitize(top, edges[1:-1])  # 0..3: each bin holds its low edge, the last also the maximum
+    for q in range(4):
+        m = found & (quartile == q)
         out["confidence"].append(
-            {"low": float(lo), "high": float(hi), "n": int(m.sum()), "agreement": float(same[m].mean()),
-             "accuracy": float((r["direct"][m] == labels[m]).mean())}
+            {"low": float(edges[q]), "high": float(edges[q + 1]), "n": int(m.sum()),
+             "agreement": float(same[m].mean()), "accuracy": float((r["direct"][m] == labels[m]).mean())}
         )  # fmt: skip
     right = r["direct"] == labels
     for name, m in (("right", found & right), ("wrong", found & ~right)):

@@ -99,9 +99,8 @@ def test_kind_probabilities_are_the_kinds_combined_decision_per_image():
     assert p.shape == (3, 3) and calls == [(2, 1, 8, 8)] * 3  # each image and its mirror, at the kind's size
     np.testing.assert_allclose(p.sum(1), 1.0)
     np.testing.assert_array_equal(kind_decisions(predict, kind, images), [0, 1, 2])
-    assert p[1, 0] == pytest.approx(p[1, 2]) and p[0, 0] == pytest.approx(
-        p[2, 2]
-    )  # the mirror is averaged in
+    # the mirror is averaged in
+    assert p[1, 0] == pytest.approx(p[1, 2]) and p[0, 0] == pytest.approx(p[2, 2])
     assert kind_decisions(predict, kind, images[:0]).shape == (0,)
 
 
@@ -356,9 +355,8 @@ def test_geometry_check_on_a_sample(datasets):
     r = scene_agreement(load_engine(b, "numpy").predict, b.input_kind, images)
     assert r["n"] == 35 and r["found"].sum() >= 20
     assert r["agreement_found"] >= 0.6
-    np.testing.assert_array_equal(
-        r["direct_p"].argmax(1), r["direct"]
-    )  # the probabilities behind each decision
+    # the probabilities behind each decision
+    np.testing.assert_array_equal(r["direct_p"].argmax(1), r["direct"])
 
 
 def test_device_crops_are_the_device_crop_and_cached(datasets, tmp_path):
