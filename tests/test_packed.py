@@ -309,6 +309,69 @@ def test_pack_unpack_argument_errors() -> None:
         unpack_codes(b"\x00", 4, -1)
 
 
+# ----------------------------------------------------------------------------------------------- float16 scales
+
+
+def fp16_scales(rng: np.random.Generator, n: int) -> np.ndarray:
+    """`n` scales that are exactly float16 values, as `round_scales_to_fp16` leaves them."""
+    return rng.uniform(1e-3, 2.0, n).astype(np.float16).astype(np.float32)
+
+
+def test_float16_scales_round_trip_as_version_2(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    ts = mixed_tensors()
+    half = [
+        Tensor.quantized(t.name, t.codes, fp16_scales(rng, t.shape[0]), t.bits, scale_bits=16)
+        if t.is_quantized and t.bits % 2
+        else t
+        for t in ts
+    ]
+    data = encode(half)
+    assert struct.unpack_from("<H", data, 8)[0] == 2  # a float16 scale makes it version 2
+    assert struct.unpack_from("<H", encode(ts), 8)[0] == 1  # float32 scales only: still version 1
+    f = read_esq(write_esq(tmp_path / "h.esq", half))
+    assert list(f.tensors.values()) == half
+    for (pos, _), t in zip(entry_positions(data), half, strict=True):
+        got = f.tensors[t.name]
+        if not t.is_quantized:
+            continue
+        assert got.scale_bits == t.scale_bits and got.scales.dtype == np.float32
+        assert np.array_equal(got.dequantize().view(np.uint32), t.dequantize().view(np.uint32))
+        sc_at, sc_len = struct.unpack_from("<QQ", data, pos + 8)
+        assert sc_len == t.scale_bits // 8 * t.shape[0]
+        want = t.scales.astype("<f2" if t.scale_bits == 16 else "<f4").tobytes()
+        assert data[sc_at : sc_at + sc_len] == want
+        assert got.payload_bytes() == math.ceil(t.size * t.bits / 8) + t.scale_bits // 8 * t.shape[0]
+    small = [len(b"".join(packed._encode(t, None, alignment=8))) for t in (half, ts)]
+    assert small[0] < small[1]  # float16 scales take less room (at alignment 64 the padding may hide it)
+    assert "float16 scales" in repr(half[0])
+
+
+def test_float16_scales_are_checked() -> None:
+    codes = np.array([[1, -1], [0, 1]])
+    with pytest.raises(ConfigError, match=r"channel 1 is 0.1.*not exactly a float16.*round_scales_to_fp16"):
+        Tensor.quantized("w", codes, np.array([0.5, 0.1]), 2, scale_bits=16)
+    with pytest.raises(ConfigError, match="scale_bits must be 16 or 32, got 8"):
+        Tensor.quantized("w", codes, np.array([0.5, 0.25]), 2, scale_bits=8)
+    with pytest.raises(ConfigError, match="raw float tensor has no scales"):
+        Tensor(name="b", shape=(2,), bits=32, values=np.zeros(2, np.float32), scale_bits=16)
+    t = Tensor.quantized("w", codes, np.array([0.5, 0.25]), 2, scale_bits=16)
+    assert t != Tensor.quantized("w", codes, np.array([0.5, 0.25]), 2)  # same weights, other storage
+    good = encode([t, Tensor.raw("b", np.array([0.5, -1.0]))])
+    w_scales = struct.unpack_from("<Q", good, field_at(good, 0, "scales_offset"))[0]
+    for data, match in [
+        (mutate(good, w_scales, struct.pack("<e", 0.0)), "scale of output channel 0 is 0.0"),
+        (mutate(good, w_scales + 2, struct.pack("<e", float("inf"))), "channel 1 is inf"),
+        (
+            mutate(good, field_at(good, 0, "scales_length"), struct.pack("<Q", 6)),
+            r"4 \(float32\) or 2 \(float16\)",
+        ),
+        (mutate(good, 8, b"\x01\x00"), r"expected 4 \(float32\) x 2 output channels \(format version 1\)"),
+    ]:
+        with pytest.raises(PackedFormatError, match=match):
+            read_esq_bytes(data, source="half.esq")
+
+
 # ----------------------------------------------------------------------------------------------- the documented layout
 
 
@@ -479,7 +542,11 @@ def test_reader_errors_name_the_source_and_the_problem(tmp_path: Path) -> None:
         (good[:50], "truncated: the header needs 96 bytes but the file has 50"),
         (good[:300], "truncated: the header says the file has 392 bytes but it has 300"),
         (good + b"\x00", "trailing data"),
-        (mutate(good, 8, b"\x02\x00"), "unsupported format version 2"),
+        (mutate(good, 8, b"\x03\x00"), "unsupported format version 3"),
+        (
+            mutate(good, field_at(good, 0, "scales_length"), struct.pack("<Q", 4)),
+            "scales length 4 bytes, expected 4 (float32) x 2 output channels (format version 1)",
+        ),
         (mutate(good, 10, b"\x01\x00"), "unknown flags"),
         (mutate(good, 28, b"\x03\x00\x00\x00"), "alignment 3"),
         (mutate(good, 24, struct.pack("<I", 10**6)), "tensor count 1000000 cannot fit"),
@@ -790,3 +857,32 @@ else:  # pragma: no cover
 
     def test_fuzz_needs_hypothesis() -> None:
         pytest.skip("hypothesis is not installed: pip install hypothesis (the reader fuzz tests need it)")
+
+
+def test_doc_c_sketch_reads_float16_scales(tmp_path: Path) -> None:
+    """The doc's C `rdf16` gives, for every one of the 65,536 float16 bit patterns, numpy's float32 value."""
+    import shutil
+    import subprocess
+
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        pytest.skip("no C compiler on this machine (apt-get install gcc)")
+    m = re.search(r"```c\n(.*?)```", DOC.read_text(encoding="utf-8"), re.DOTALL)
+    assert m, "docs/packed-format.md lost its C sketch"
+    main = (
+        "#include <stdio.h>\nint main(void) { for (uint32_t h = 0; h < 65536; h++) { uint8_t b[2] = "
+        "{(uint8_t)h, (uint8_t)(h >> 8)}; float f = rdf16(b); uint32_t u; memcpy(&u, &f, 4); "
+        'printf("%u\\n", u); } return 0; }\n'
+    )
+    (tmp_path / "sketch.c").write_text(m.group(1) + main)
+    subprocess.run(
+        [cc, "-std=c99", "-O1", "-w", "-o", str(tmp_path / "sketch"), str(tmp_path / "sketch.c")], check=True
+    )
+    got = np.array(
+        subprocess.run([str(tmp_path / "sketch")], capture_output=True, text=True, check=True).stdout.split(),
+        dtype=np.uint64,
+    )
+    want = np.arange(65536, dtype=np.uint16).view(np.float16).astype(np.float32).view(np.uint32)
+    finite = np.isfinite(np.arange(65536, dtype=np.uint16).view(np.float16))
+    np.testing.assert_array_equal(got[finite], want[finite].astype(np.uint64))
+    assert np.array_equal(np.isinf(got.astype(np.uint32).view(np.float32)), np.isinf(want.view(np.float32)))

@@ -26,21 +26,26 @@ from edge_ser.bundle import MANIFEST_SCHEMA_VERSION, TFLITE_VARIANTS, write_bund
 from edge_ser.errors import ConfigError
 from edge_ser.flops import GraphCount, count_graph, weight_infos
 from edge_ser.inputs import InputKind
-from edge_ser.packed import ALIGNMENT, RAW_BITS, Tensor, write_esq
+from edge_ser.packed import ALIGNMENT, RAW_BITS, SCALE_BITS, Tensor, write_esq
 
 
 @dataclass(frozen=True)
 class Packing:
     """How the .esq file stores a model: its float tensors that are not quantized (biases, normalisation) at
     `raw_bits` (32, or 16: they must then already be float16 values, `round_raw_to_fp16`), every data block
-    aligned to `alignment` bytes. The default suits any model; face_fer's 39 tensors take ~2 KB less with (16, 16)."""
+    aligned to `alignment` bytes, the quantized layers' per-channel scales at `scale_bits` (32, or 16: they must
+    then already be float16 values, `round_scales_to_fp16`; the file is then format version 2). The default
+    suits any model; face_fer's 39 tensors take ~2 KB less with (16, 16), and ~2 KB less again with 16-bit scales."""
 
     raw_bits: int = 32
     alignment: int = ALIGNMENT
+    scale_bits: int = 32
 
     def __post_init__(self) -> None:
         if self.raw_bits not in RAW_BITS:
             raise ConfigError(f"Packing.raw_bits={self.raw_bits!r} must be one of {RAW_BITS}")
+        if self.scale_bits not in SCALE_BITS:
+            raise ConfigError(f"Packing.scale_bits={self.scale_bits!r} must be one of {SCALE_BITS}")
 
 
 @torch.no_grad()
@@ -51,6 +56,28 @@ def round_raw_to_fp16(model: nn.Module, codes: Mapping[str, Any]) -> nn.Module:
     for name, t in [*model.named_parameters(), *model.named_buffers()]:
         if name not in quantized and t.is_floating_point():
             t.copy_(t.to(torch.float16).to(t.dtype))
+    return model
+
+
+@torch.no_grad()
+def round_scales_to_fp16(model: nn.Module, codes: dict[str, tuple[np.ndarray, np.ndarray]]) -> nn.Module:
+    """Round every quantized layer's per-channel scales (`codes[layer] = (codes, scales)`, from `freeze`) to the
+    nearest float16, in place, and set the layer's weight to codes x the rounded scales, so a
+    `Packing(scale_bits=16)` file holds exactly this model. Each weight moves by at most 2^-11 of itself."""
+    layers = quantizable_layers(model)
+    for layer, (q, s) in codes.items():
+        if layer not in layers:
+            raise ConfigError(f"{layer}: a quantized layer the model does not have")
+        s16 = s.astype(np.float16).astype(np.float32)
+        if not (np.isfinite(s16).all() and (s16 > 0).all()):
+            i = int(np.flatnonzero(~(np.isfinite(s16) & (s16 > 0)))[0])
+            raise ConfigError(
+                f"{layer}: scale of output channel {i} is {float(s.reshape(-1)[i])!r}, outside float16's "
+                "range (it would round to 0 or inf): keep 32-bit scales for this model"
+            )
+        codes[layer] = (q, s16)
+        w = q.astype(np.float32) * s16.reshape((-1,) + (1,) * (q.ndim - 1))
+        layers[layer].weight.copy_(torch.from_numpy(w))
     return model
 
 
@@ -88,10 +115,15 @@ def layer_table(model: nn.Module, plan: BitPlan, counts: GraphCount) -> list[dic
 
 
 def packed_tensors(
-    proto, plan: BitPlan, codes: dict[str, tuple[np.ndarray, np.ndarray]], raw_bits: int = 32
+    proto,
+    plan: BitPlan,
+    codes: dict[str, tuple[np.ndarray, np.ndarray]],
+    raw_bits: int = 32,
+    scale_bits: int = 32,
 ) -> list[Tensor]:
-    """One .esq tensor per float ONNX initializer: quantized layer weights as codes + scales, the rest as
-    float at `raw_bits` (16: each value must be exactly a float16, else ConfigError naming the tensor).
+    """One .esq tensor per float ONNX initializer: quantized layer weights as codes + scales (scales at
+    `scale_bits`), the rest as float at `raw_bits` (16 for either: each value must be exactly a float16, else
+    ConfigError naming the tensor).
 
     int64 initializers (Reshape target shapes) are not weights: they stay inline in model.onnx."""
     tensors = []
@@ -114,7 +146,7 @@ def packed_tensors(
             raise ConfigError(
                 f"{name}: the exported weight is not exactly its codes x scales (model not frozen?)"
             )
-        tensors.append(Tensor.quantized(name, q, s, plan.bits[layer]))
+        tensors.append(Tensor.quantized(name, q, s, plan.bits[layer], scale_bits=scale_bits))
     missing = sorted(set(weight_of) - set(initializers(proto)))
     if missing:
         raise ConfigError(f"quantized layers {missing} have no ONNX initializer of that name")
@@ -175,7 +207,7 @@ def build_bundle(
     if shapes != want:
         raise ConfigError(f"the model takes inputs {shapes}, its {kind.name} input kind gives {want}")
     proto = export_model(model)
-    tensors = packed_tensors(proto, plan, codes, packing.raw_bits)
+    tensors = packed_tensors(proto, plan, codes, packing.raw_bits, packing.scale_bits)
     with tempfile.TemporaryDirectory() as tmp:
         esq = write_esq(
             Path(tmp) / "weights.esq", tensors, metadata={"model": name}, alignment=packing.alignment
