@@ -159,8 +159,8 @@ class WeightInfo:
 
     @classmethod
     def of(cls, tensor: Tensor) -> WeightInfo:
-        """From a packed .esq tensor."""
-        return cls(tensor.shape, tensor.bits)
+        """From a packed .esq tensor (its bytes as the file stores it: float16 scales take 2 bytes, not 4)."""
+        return cls(tensor.shape, tensor.bits, tensor.payload_bytes())
 
 
 def weight_infos(source: EsqFile | Iterable[Tensor] | Mapping[str, np.ndarray]) -> dict[str, WeightInfo]:

@@ -255,6 +255,12 @@ def test_stored_bytes_rule():
     assert stored_bytes((5,), 32) == 20 and stored_bytes((5,), 16) == 10
     with pytest.raises(GraphCountError, match="bits=12"):
         stored_bytes((4,), 12)
+    from edge_ser.packed import Tensor
+
+    codes, scales = np.ones((7, 3), np.int8), np.full(7, 0.5, np.float32)
+    assert WeightInfo.of(Tensor.quantized("w", codes, scales, 3)).nbytes == stored_bytes((7, 3), 3)
+    half = Tensor.quantized("w", codes, scales, 3, scale_bits=16)  # float16 scales: 2 bytes per channel
+    assert WeightInfo.of(half).nbytes == stored_bytes((7, 3), 3) - 2 * 7 == half.payload_bytes()
 
 
 def test_errors_name_the_node_and_the_problem():
