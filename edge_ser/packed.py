@@ -60,6 +60,7 @@ MAX_NAME_BYTES = 255
 MAX_METADATA_BYTES = 16 << 20
 QUANT_BITS = (1, 2, 3, 4, 5, 6, 7, 8)
 RAW_BITS = (16, 32)
+# Little-endian floats as a file stores them: raw values by their `bits`, scales by their `scale_bits`.
 _RAW_DTYPES = {16: np.dtype("<f2"), 32: np.dtype("<f4")}
 _NATIVE_DTYPES = {16: np.dtype(np.float16), 32: np.dtype(np.float32)}
 _MIN_ALIGN, _MAX_ALIGN = 8, 1 << 16
@@ -119,7 +120,6 @@ def _frozen(a: np.ndarray) -> np.ndarray:
 
 
 _SCALE_RULE = "scales must be finite, > 0, and small enough that scale * max|code| is a finite float32"
-_SCALE_DTYPES = {16: np.dtype("<f2"), 32: np.dtype("<f4")}
 
 
 def _bad_scales(scales: np.ndarray, bits: int) -> np.ndarray:
@@ -495,9 +495,7 @@ def _encode(tensors: Sequence[Tensor], metadata: dict | None, alignment: int = A
     blobs: list[tuple[bytes, bytes]] = []
     for t in tensors:
         if t.is_quantized:
-            blobs.append(
-                (t.scales.astype(_SCALE_DTYPES[t.scale_bits]).tobytes(), pack_codes(t.codes, t.bits))
-            )
+            blobs.append((t.scales.astype(_RAW_DTYPES[t.scale_bits]).tobytes(), pack_codes(t.codes, t.bits)))
         else:
             blobs.append((b"", t.values.astype(_RAW_DTYPES[t.bits]).tobytes()))
     # The table's size does not depend on the offsets, so lay it out once with zeros to measure it.
@@ -814,7 +812,7 @@ class _Reader:
             v.setflags(write=False)
             return self._build(e, values=v)
         scale_bits = 8 * e.scales_len // e.shape[0]  # 32 or 16: checked against the version in _entry_fields
-        s = np.frombuffer(self.mv, dtype=_SCALE_DTYPES[scale_bits], count=e.shape[0], offset=e.scales_at)
+        s = np.frombuffer(self.mv, dtype=_RAW_DTYPES[scale_bits], count=e.shape[0], offset=e.scales_at)
         s = s.astype(np.float32)
         bad = _bad_scales(s, e.bits)
         if bad.any():

@@ -309,10 +309,8 @@ def test_float16_scales_store_the_rounded_model_exactly(tmp_path):
     assert not (tmp_path / "half").exists()
     before = {k: frozen.get_submodule(k).weight.detach().clone() for k in layers}
     round_scales_to_fp16(frozen, layers)
-    for (
-        k,
-        w,
-    ) in before.items():  # each weight moves by at most half a float16 step of its scale (2^-11 of itself)
+    # each weight moves by at most half a float16 step of its scale (2^-11 of itself)
+    for k, w in before.items():
         moved = (frozen.get_submodule(k).weight - w).abs()
         assert (moved <= w.abs() * 2.0**-11 + 1e-12).all()
     half = build_bundle(
