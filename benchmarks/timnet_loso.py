@@ -2,6 +2,7 @@
 
     python benchmarks/timnet_loso.py [--folds 0,1,2] [--epochs 12] [--frames 112] [--laq sensitivity@2.0] [--tag NAME]
     python benchmarks/timnet_loso.py --model serct_lite --folds 0,1,2 --epochs 15 --patience 5
+    python benchmarks/timnet_loso.py --speaker-norm --epochs 30 --patience 8 --laq '' --tag spknorm
 
 `--model serct_lite` trains `converters.models.serct_lite` on the same 20 ms-aligned windows as raw conditioned
 samples (no SpecAugment; speeds 1.0 unless --speeds) and writes serct_lite_loso[_TAG].{md,json}.
@@ -11,7 +12,8 @@ is left out, one other speaker (covering every class) validates (early stopping 
 LAQ allocation's QAT and its epoch), the other 8 train (`converters.seq_train.train_timnet_fold`: speed
 perturbation 0.9 / 1.0 / 1.1, SpecAugment masks, mixup). Reported per fold and as mean +- std over the folds
 run: per-clip UAR and WAR (accuracy) of the float model and of the quantized one, its average bits and packed
-weights.esq KB, parameters and time. One thread (torch and BLAS). The results files are rewritten after every
+weights.esq KB, parameters and time, and every validation and test clip's voted probabilities (JSON,
+for `benchmarks/ser_late_fusion.py`). One thread (torch and BLAS). The results files are rewritten after every
 fold, so a long run that is stopped keeps the folds it finished.
 
 Writes benchmarks/results/timnet_loso[_TAG].{md,json}.
@@ -54,7 +56,8 @@ def _markdown(rows: list[dict], cfg: dict, n_total: int) -> str:
         f"# {title}, EMODB leave-one-speaker-out ({len(rows)} of {n_total} folds)",
         "",
         f"Model: `{cfg.get('model', 'timnet')}` ({rows[0]['params']:,} parameters), input: {what}; "
-        f"speeds {cfg['speeds']}, SpecAugment {cfg['spec_augment'] and not serct}, mixup {cfg['mixup']}; "
+        f"speeds {cfg['speeds']}, SpecAugment {cfg['spec_augment'] and not serct}, mixup {cfg['mixup']}, "
+        f"per-speaker standardisation {cfg.get('speaker_norm', False)}; "
         f"{cfg['epochs']} epochs (patience {cfg['patience']}), compression `{cfg['laq']}` with "
         f"{cfg['qat_epochs']} QAT epochs. Per-clip figures, windows voted by mean probability.",
         "",
@@ -96,12 +99,18 @@ def main(argv: list[str] | None = None) -> int:
         help="window T (default 112: every clip of the EMODB copy is 2.0 s = 101 frames, 112 at speed 0.9)",
     )
     ap.add_argument("--tag", default="")
+    ap.add_argument(
+        "--speaker-norm",
+        action="store_true",
+        help="standardise each speaker's MFCC frames by its own statistics (transductive; TimNetTrainConfig)",
+    )
     ap.add_argument("--model", choices=("timnet", "serct_lite"), default="timnet")
     ap.add_argument(
         "--speeds", default="", help="speed factors, e.g. 0.9,1.0,1.1 (default: timnet 3, serct 1.0)"
     )
     args = ap.parse_args(argv)
 
+    import numpy as np
     import torch
 
     torch.set_num_threads(1)
@@ -127,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         qat_epochs=args.qat_epochs,
         laq=args.laq,
         seed=args.seed,
+        speaker_norm=args.speaker_norm,
     )
     from converters.data.labels import class_order
 
@@ -147,6 +157,8 @@ def main(argv: list[str] | None = None) -> int:
             part["train"], part["val"], part["test"], cfg, classes=classes, accuracy=acc, log=print
         )
         row = {"fold": k, "test_speaker": speaker, "val_speaker": ",".join(val_speaker), **res.summary()}
+        row["clips"] = {p: [r.source.name for r in part[p]] for p in ("val", "test")}
+        row["probabilities"] = {n: np.round(v, 5).tolist() for n, v in res.probabilities.items()}
         rows.append(row)
         print(
             f"fold {k}: float UAR {row['uar']:.3f} WAR {row['war']:.3f}"

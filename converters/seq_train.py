@@ -77,6 +77,10 @@ class TimNetTrainConfig:
     qat_epochs: int = 4
     calibration: int = 96
     """Training windows the sensitivity allocation scores each plan on (seeded subset)."""
+    speaker_norm: bool = False
+    """Standardise every speaker's MFCC frames by that speaker's own statistics (transductive, as the
+    functionals rows' `transductive` norm; each speed copy of a speaker is its own group, and the validation and
+    test speakers use their unlabelled clips). Off: the model's global standardisation alone."""
 
     def __post_init__(self) -> None:
         if not self.speeds or any(not 0.5 <= s <= 2.0 for s in self.speeds):
@@ -176,18 +180,29 @@ def window_set(
     speeds: Sequence[float] = (1.0,),
     *,
     raw: bool = False,
+    speaker_norm: bool = False,
 ) -> WindowSet:
-    """Every window of every record at every speed (rows of one clip share its index in `records`)."""
+    """Every window of every record at every speed (rows of one clip share its index in `records`).
+    `speaker_norm`: each (speaker, speed) group's frames standardised by the group's own statistics
+    (`converters.speaker_norm.transductive`)."""
     index = {c: i for i, c in enumerate(classes)}
-    X, y, utt = [], [], []
+    X, y, utt, group = [], [], [], []
     for i, r in enumerate(records):
         for s in speeds:
             w = record_windows(r, spec, s, raw=raw)
             X.append(w)
             y.append(np.full(len(w), index[r.label], np.int64))
             utt.append(np.full(len(w), i, np.int64))
+            group.append(np.full(len(w), f"{r.speaker}#{s:g}"))
     clip_y = np.array([index[r.label] for r in records], dtype=np.int64)
-    return WindowSet(np.concatenate(X), np.concatenate(y), np.concatenate(utt), clip_y)
+    windows = np.concatenate(X)
+    if speaker_norm:
+        if raw:
+            raise ConfigError("window_set: speaker_norm standardises MFCC frames, not raw sample windows")
+        from converters.speaker_norm import transductive
+
+        windows = transductive(windows, np.concatenate(group))
+    return WindowSet(windows, np.concatenate(y), np.concatenate(utt), clip_y)
 
 
 # ---------------------------------------------------------------------------------------------- training
@@ -214,6 +229,15 @@ def clip_metrics(model: nn.Module, ws: WindowSet, classes: Sequence[str]) -> Met
     """Per-clip UAR / accuracy / confusion of a model on a window set."""
     ids, pred = voted(predict(model, ws.X, batch_size=256), ws)
     return metrics([classes[i] for i in ws.clip_y[ids]], [classes[i] for i in pred], classes)
+
+
+def clip_probabilities(model: nn.Module, ws: WindowSet) -> np.ndarray:
+    """[clips, classes] each clip's windows' mean softmax probabilities (the vote), in record order: what a
+    late fusion with another clip-level model combines."""
+    ids, scores = utterance_vote(predict(model, ws.X, batch_size=256), ws.utt, "mean_prob")
+    out = np.full((len(ws.clip_y), scores.shape[1]), np.nan)
+    out[ids] = scores
+    return out
 
 
 def uar_of(ws: WindowSet, n_classes: int) -> Callable[[np.ndarray], float]:
@@ -244,6 +268,9 @@ class FoldResult:
     model: nn.Module
     compressed: Any = None
     plan: dict[str, int] = field(default_factory=dict)
+    probabilities: dict[str, np.ndarray] = field(default_factory=dict)
+    """Per-clip voted probabilities [clips, classes] in record order: "val" / "test" of the float model,
+    "q_val" / "q_test" of the quantized one (for late fusion, `benchmarks/ser_late_fusion.py`)."""
 
     def summary(self) -> dict[str, Any]:
         """The figures as JSON-ready values (no models)."""
@@ -311,11 +338,17 @@ def train_timnet_fold(
     torch.set_num_threads(1)
     if not records_train or not records_val:
         raise ConfigError("train_timnet_fold: needs training and validation records")
+    if cfg.speaker_norm and bundle_out is not None:
+        raise ConfigError(
+            "train_timnet_fold: a speaker-normalised model's bundle would not record its normalisation "
+            "(the sequence kind has no speaker statistics yet); bundle_out must be None with speaker_norm"
+        )
     classes = tuple(classes or class_order(r.label for r in records_train))
     t0 = time.perf_counter()
     raw = cfg.model == "serct_lite"
-    tr = window_set(records_train, classes, cfg.spec, cfg.speeds, raw=raw)
-    va = window_set(records_val, classes, cfg.spec, raw=raw)
+    norm = cfg.speaker_norm
+    tr = window_set(records_train, classes, cfg.spec, cfg.speeds, raw=raw, speaker_norm=norm)
+    va = window_set(records_val, classes, cfg.spec, raw=raw, speaker_norm=norm)
     say(
         f"  windows: train {len(tr.y)} ({len(records_train)} clips x {len(cfg.speeds)} speeds), val {len(va.y)}"
     )
@@ -336,7 +369,7 @@ def train_timnet_fold(
     say(
         f"  float: best val UAR {res.best_val_acc:.3f} at epoch {res.best_epoch}/{res.epochs_run}, {train_seconds:.0f} s"
     )
-    te = window_set(records_test, classes, cfg.spec, raw=raw)
+    te = window_set(records_test, classes, cfg.spec, raw=raw, speaker_norm=norm)
     out = FoldResult(
         classes=classes,
         float=clip_metrics(res.model, te, classes),
@@ -349,11 +382,15 @@ def train_timnet_fold(
         seconds=0.0,
         train_seconds=train_seconds,
         model=res.model,
+        probabilities={"val": clip_probabilities(res.model, va), "test": clip_probabilities(res.model, te)},
     )
     if cfg.laq:
         c = compress_timnet(cfg, res.model, tr, va, kwargs)
         out.compressed, out.bits, out.plan = c, c.plan.average_bits, dict(c.plan.bits)
         out.quant = clip_metrics(c.model, te, classes)
+        out.probabilities.update(
+            q_val=clip_probabilities(c.model, va), q_test=clip_probabilities(c.model, te)
+        )
         if raw:  # no device input kind for raw samples yet: the packed weights file alone
             out.packed_kb = c.packed_bytes() / 1000
         else:

@@ -79,6 +79,8 @@ class Fitted:
     packed_kb: float | None
     params: int
     info: dict = field(default_factory=dict)
+    scores: Callable[[np.ndarray], np.ndarray] | None = None
+    """`scores(X) -> logits [n, classes]` where the model has them (the MLP rows; for late fusion)."""
 
 
 Fit = Callable[[FoldData], Fitted]
@@ -133,6 +135,34 @@ def _online(
     return m, {"prior_weight": best, "val_uar": {str(w): round(v, 6) for w, v in scores.items()}}
 
 
+def fold_inputs(
+    data: InputData,
+    fold: Fold,
+    norm: NormMode,
+    *,
+    seed: int = 0,
+    speaker_norm: Callable[[np.ndarray, np.ndarray], np.ndarray] = transductive,
+) -> tuple[FoldData, np.ndarray]:
+    """What a fit sees of a fold (training rows with their augmented copies, validation rows), and every
+    clip's row normalised by `norm` (index it with `fold.split.test` for the test part)."""
+    s = fold.split
+    X = speaker_norm(data.X, data.speakers) if norm.per_speaker else np.asarray(data.X, dtype=np.float32)
+    spk = data.speakers
+    X_train, y_train = X[s.train], data.y[s.train]
+    if data.copies is not None:  # augmented training views: each (speaker, copy) its own normalisation group
+        views = [
+            speaker_norm(c, np.char.add(spk.astype(str), f"#{k + 1}")) if norm.per_speaker else c
+            for k, c in enumerate(np.asarray(data.copies, dtype=np.float32))
+        ]
+        X_train = np.concatenate([X_train, *(v[s.train] for v in views)])
+        y_train = np.tile(y_train, len(views) + 1)
+    fd = FoldData(
+        X_train, y_train, X[s.val], data.y[s.val], data.classes, seed,
+        tuple(sorted(set(spk[s.train].tolist()))), tuple(sorted(set(spk[s.val].tolist()))),
+    )  # fmt: skip
+    return fd, X
+
+
 def run_fold(
     row: Row,
     data: InputData,
@@ -149,22 +179,9 @@ def run_fold(
     `online_clips` (only the test speakers' statistics differ; speaker-independent folds only). Returns
     {"norms": {norm name: fold figures}, "bits", "packed_kb", "params", "info"}.
     """
-    s = fold.split
-    X = speaker_norm(data.X, data.speakers) if norm.per_speaker else np.asarray(data.X, dtype=np.float32)
-    spk = data.speakers
-    X_train, y_train = X[s.train], data.y[s.train]
-    if data.copies is not None:  # augmented training views: each (speaker, copy) its own normalisation group
-        views = [
-            speaker_norm(c, np.char.add(spk.astype(str), f"#{k + 1}")) if norm.per_speaker else c
-            for k, c in enumerate(np.asarray(data.copies, dtype=np.float32))
-        ]
-        X_train = np.concatenate([X_train, *(v[s.train] for v in views)])
-        y_train = np.tile(y_train, len(views) + 1)
-    fd = FoldData(
-        X_train, y_train, X[s.val], data.y[s.val], data.classes, seed,
-        tuple(sorted(set(spk[s.train].tolist()))), tuple(sorted(set(spk[s.val].tolist()))),
-    )  # fmt: skip
+    fd, X = fold_inputs(data, fold, norm, seed=seed, speaker_norm=speaker_norm)
     fitted = row.fit(fd)
+    s = fold.split
     test = index_metrics(data.y[s.test], fitted.predict(X[s.test]), data.classes)
     norms: dict[str, Any] = {"transductive" if norm.per_speaker else "none": fold_figures(test)}
     if norm.per_speaker and fold.test_speakers:
@@ -211,7 +228,8 @@ def functionals_input(
     y = np.array([index[r.label] for r in records], dtype=np.int64)
     speakers = np.array([str(r.speaker) for r in records])
     input_name = "functionals_ext" if spec.extended else "functionals"
-    return InputData(input_name, X.astype(np.float32), y, speakers, classes, {"spec": spec.to_dict()})
+    info = {"spec": spec.to_dict(), "clips": [r.source.name for r in records]}
+    return InputData(input_name, X.astype(np.float32), y, speakers, classes, info)
 
 
 def functionals_ext_input(dataset: str, root: str | None = None, *, cache: Any = None) -> InputData:
@@ -378,6 +396,7 @@ def fit_laq_mlp(
             params,
             {"best_epoch": [f.best_epoch for f, _ in runs] if members > 1 else fp.best_epoch,
              "plan": dict(c.plan.bits)},
+            scores=lambda X: predict(c.model, X),
         )  # fmt: skip
 
     return fit
@@ -607,6 +626,7 @@ __all__ = [
     "InputData",
     "Row",
     "fit_laq_mlp",
+    "fold_inputs",
     "fit_sklearn",
     "pooled",
     "run_fold",

@@ -25,6 +25,7 @@ from converters.si_eval import (
     SITable,
     fit_laq_mlp,
     fit_sklearn,
+    fold_inputs,
     functionals_input,
     functionals_mfcc_input,
     run_fold,
@@ -330,6 +331,13 @@ def test_laq_mlp_rows_report_bits_and_the_real_packed_size(tmp_path: Path):
     assert fp["bits"] == 32 and fp["packed_kb"] > 4 * fp["params"] / 1000  # float32 weights + header
     assert q["bits"] <= 2.0 and q["packed_kb"] < fp["packed_kb"] / 8 and q["params"] == fp["params"]
     assert set(q["info"]["plan"].values()) == {2}
+
+    # the fitted model's logits (for late fusion) give its decisions, on the rows fold_inputs gives the fit
+    fd, X = fold_inputs(data, fold, NormMode.parse("none"))
+    fitted = fit_laq_mlp("qat-2", quick, quick)(fd)
+    z = fitted.scores(X[fold.split.test])
+    assert z.shape == (len(fold.split.test), len(data.classes))
+    np.testing.assert_array_equal(z.argmax(1), fitted.predict(X[fold.split.test]))
 
 
 def test_a_new_input_and_model_are_one_entry_each(tmp_path: Path):

@@ -193,6 +193,13 @@ def test_bundle_round_trip_trained_on_synthetic_speech(synthetic_records, tmp_pa
     res = train_timnet_fold(by["s01"], by["s02"], by["s03"], cfg, bundle_out=tmp_path / "b", accuracy=acc)
     assert res.bits == 2.0 and res.packed_kb > 0 and 0 <= res.quant.uar <= 1 and res.float.n == len(by["s03"])
     assert set(res.summary()) >= {"uar", "war", "q_uar", "q_war", "packed_kb", "params"}
+    probs = res.probabilities
+    assert set(probs) == {"val", "test", "q_val", "q_test"}
+    assert probs["test"].shape == (len(by["s03"]), 3) and probs["q_val"].shape == (len(by["s02"]), 3)
+    np.testing.assert_allclose(probs["q_test"].sum(1), 1.0, atol=1e-6)
+    assert np.mean(
+        probs["q_test"].argmax(1) == [res.classes.index(r.label) for r in by["s03"]]
+    ) == pytest.approx(res.quant.accuracy)  # the voted clip decisions the metrics counted
     b = load_bundle(tmp_path / "b")
     assert isinstance(b.input_kind, SequenceKind) and b.input_kind.spec == spec
     assert input_kind(b.manifest).input_shapes == {"mfcc": (60, 39)}
@@ -224,3 +231,32 @@ def test_manifest_checks_the_input_shape(synthetic_records):
     c = Checker("m", collect=True)
     SequenceKind.check_manifest(c, {**manifest, "feature_spec": FeatureSpec().to_dict()}, [])
     assert any("differs" in p for p in c.problems) and any("no 'mfcc' input" in p for p in c.problems)
+
+
+def test_speaker_norm_standardises_each_speaker_and_speed_on_its_own(synthetic_records):
+    """`speaker_norm`: every (speaker, speed) group's frames standardised by the group's own statistics, as the
+    functionals rows' transductive norm; refused for raw windows and for a bundle that could not record it."""
+    from converters.seq_train import TimNetTrainConfig, record_windows, train_timnet_fold, window_set
+
+    recs = sorted(synthetic_records, key=lambda r: r.source.name)
+    spec = SequenceSpec(
+        feature_spec=dataclasses.replace(sequence_feature_spec(), level_dbfs=-26.0), frames=30
+    )
+    classes = ("neutral", "happy", "angry")
+    plain = window_set(recs, classes, spec, (0.9, 1.0))
+    ws = window_set(recs, classes, spec, (0.9, 1.0), speaker_norm=True)
+    assert ws.X.shape == plain.X.shape and np.array_equal(ws.utt, plain.utt)
+    speaker = np.array([recs[i].speaker for i in ws.utt])
+    sizes = [len(record_windows(r, spec, s)) for r in recs for s in (0.9, 1.0)]
+    speed = np.concatenate([np.full(n, s) for n, s in zip(sizes, [0.9, 1.0] * len(recs), strict=True)])
+    for s in ("s01", "s02", "s03"):
+        for v in (0.9, 1.0):
+            frames = ws.X[(speaker == s) & (speed == v)].reshape(-1, ws.X.shape[-1])
+            np.testing.assert_allclose(frames.mean(0), 0.0, atol=1e-3)
+            np.testing.assert_allclose(frames.std(0), 1.0, atol=1e-2)
+    assert not np.allclose(plain.X.reshape(-1, 39).mean(0), 0.0, atol=1e-2)  # the raw MFCCs are not
+    with pytest.raises(ConfigError, match="raw sample windows"):
+        window_set(recs, classes, spec, raw=True, speaker_norm=True)
+    cfg = TimNetTrainConfig(spec=spec, filters=8, dilations=3, epochs=1, laq="", speaker_norm=True)
+    with pytest.raises(ConfigError, match="bundle_out must be None"):
+        train_timnet_fold(recs[:6], recs[6:9], recs[9:12], cfg, bundle_out="x")

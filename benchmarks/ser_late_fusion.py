@@ -1,0 +1,215 @@
+"""Late fusion of the functionals model and the temporal model on EMODB leave-one-speaker-out (issue 18).
+
+    python benchmarks/timnet_loso.py --speaker-norm --epochs 30 --patience 8 --tag spknorm   # the temporal branch
+    python benchmarks/ser_late_fusion.py --temporal benchmarks/results/timnet_loso_spknorm.json
+
+Per fold of the table's `emodb-loso` protocol (the temporal run's folds: each fold's test and validation speaker
+is checked against its JSON): ser_emodb's recipe (`functionals_mlp_bal@sensitivity@2.0` on `functionals_ext_aug`,
+transductive, seed 0) is fitted as the speaker-independence table fits it; the temporal branch is the run's
+per-clip voted probabilities (its 2-bit model unless `--temporal-model float`). The two are combined by the
+fusion bundles' rule (`edge_ser.fusion.FusionRule`): each branch temperature-scaled on the validation speaker,
+then the product of experts with each branch's training prior divided out (the functionals MLP is trained with
+the class-balanced loss, so its prior is uniform; the temporal model's is the training label shares), weights
+from `converters.calibrate.choose_weights` on the validation speaker (a grid holding each branch alone). Nothing
+is chosen on the test speaker.
+
+Writes benchmarks/results/ser_late_fusion[_TAG].{md,json}: UAR and WAR per fold and mean +- std for each branch
+alone and fused, the chosen weights and temperatures, and the bytes of both branches.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import pin_single_thread, write_results  # noqa: E402
+
+pin_single_thread()
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+
+from converters.calibrate import choose_weights, fit_temperature  # noqa: E402
+from converters.evaluate import index_metrics  # noqa: E402
+from converters.protocol import PROTOCOLS  # noqa: E402
+from converters.si_eval import fit_laq_mlp, fold_inputs, functionals_ext_aug_input  # noqa: E402
+from converters.speaker_norm import NormMode  # noqa: E402
+from edge_ser.errors import ConfigError  # noqa: E402
+from edge_ser.fusion import BranchRule, FusionRule, softmax_log  # noqa: E402
+
+BRANCHES = ("functionals", "temporal")
+EARNS = 0.01
+"""The rule fixed before the first figure (docs/protocol.md): fusion earns its bytes at >= +1.0 point mean UAR."""
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def temporal_rows(path: Path, model: str) -> dict[int, dict]:
+    """The temporal run's folds by index, each with {"val", "test"}: clip name -> probabilities."""
+    run = json.loads(path.read_text())
+    key = {"q": ("q_val", "q_test"), "float": ("val", "test")}[model]
+    out = {}
+    for r in run["rows"]:
+        probs = r.get("probabilities")
+        if not probs or key[0] not in probs:
+            raise ConfigError(
+                f"{path}: fold {r['fold']} has no {model} clip probabilities (re-run timnet_loso.py; "
+                "runs before 2026-12-04 did not store them)"
+            )
+        out[int(r["fold"])] = {
+            **r,
+            **{
+                part: dict(zip(r["clips"][part], np.asarray(probs[k]), strict=True))
+                for part, k in zip(("val", "test"), key, strict=True)
+            },
+            "classes": run["classes"],
+        }
+    return out
+
+
+def branch_probs(rows: np.ndarray, names: list[str], table: dict[str, np.ndarray], where: str) -> np.ndarray:
+    missing = [names[i] for i in rows if names[i] not in table]
+    if missing:
+        raise ConfigError(
+            f"temporal run has no {where} probabilities for {missing[:3]} ({len(missing)} clips)"
+        )
+    return np.stack([table[names[i]] for i in rows])
+
+
+def recipe_fit():
+    """ser_emodb's model as the table fits it: the class-balanced functionals MLP at sensitivity@2.0."""
+    return fit_laq_mlp("sensitivity@2.0", model="functionals_mlp", balanced=True)
+
+
+def run_fold(data, fold, temporal: dict, fit=None) -> dict:
+    """One fold: the functionals branch fitted (`fit`, default `recipe_fit()`), the temporal branch's stored
+    probabilities, both calibrated and fused on the validation speaker; test figures of each and of the fusion.
+    The functionals branch must have been trained with the class-balanced loss (its prior is taken as uniform)."""
+    s = fold.split
+    if (list(fold.test_speakers), list(fold.val_speakers)) != (
+        [temporal["test_speaker"]],
+        temporal["val_speaker"].split(","),
+    ):
+        raise ConfigError(
+            f"fold {fold.name}: the temporal run's fold {temporal['fold']} has test {temporal['test_speaker']}, "
+            f"val {temporal['val_speaker']} (not the same folds)"
+        )
+    t0 = time.perf_counter()
+    fd, X = fold_inputs(data, fold, NormMode.parse("transductive"))
+    fitted = (fit or recipe_fit())(fd)
+    names = data.info["clips"]
+    post = {
+        "functionals": {p: softmax_log(fitted.scores(X[getattr(s, p)])) for p in ("val", "test")},
+        "temporal": {p: branch_probs(getattr(s, p), names, temporal[p], p) for p in ("val", "test")},
+    }
+    y = {p: data.y[getattr(s, p)] for p in ("val", "test")}
+    shares = np.bincount(data.y[s.train], minlength=len(data.classes)) / len(s.train)
+    uniform = tuple([1.0 / len(data.classes)] * len(data.classes))
+    temps = {b: fit_temperature(post[b]["val"], y["val"]) for b in BRANCHES}
+    rule = FusionRule(
+        data.classes, (BranchRule("functionals", prior=uniform), BranchRule("temporal")), tuple(shares)
+    ).with_params(temps, {})
+    rule, val_scores = choose_weights(rule, {b: post[b]["val"] for b in BRANCHES}, y["val"])
+    fused = rule.fuse({b: post[b]["test"] for b in BRANCHES})
+    out = {"fold": fold.name, "seconds": round(time.perf_counter() - t0, 1)}
+    for name, p in (*((b, post[b]["test"]) for b in BRANCHES), ("fused", fused)):
+        m = index_metrics(y["test"], p.argmax(1), data.classes)
+        out[name] = {"uar": m.uar, "war": m.accuracy, "confusion": m.matrix.tolist()}
+    out.update(
+        temperatures=temps,
+        weights={b.name: b.weight for b in rule.branches},
+        val=val_scores,
+        functionals_kb=fitted.packed_kb,
+        functionals_bits=fitted.bits,
+        temporal_kb=temporal.get("packed_kb"),
+        temporal_bits=temporal.get("bits"),
+    )
+    return out
+
+
+def markdown(rows: list[dict], args: argparse.Namespace, total: int, verdict: str) -> str:
+    lines = [
+        f"# Late fusion, functionals MLP + temporal model, EMODB leave-one-speaker-out ({len(rows)} of {total} folds)",
+        "",
+        "Branches: ser_emodb's recipe (functionals_mlp_bal, sensitivity@2.0, functionals_ext_aug, transductive) and "
+        f"the temporal model of `{args.temporal.name}` ({'2-bit' if args.temporal_model == 'q' else 'float'}). "
+        "Temperatures and weights chosen on each fold's validation speaker (product of experts, priors divided out). "
+        "UAR / WAR per clip, %.",
+        "",
+        "| fold | functionals UAR / WAR | temporal UAR / WAR | fused UAR / WAR | weights (f, t) | T (f, t) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        cells = [f"{100 * r[b]['uar']:.1f} / {100 * r[b]['war']:.1f}" for b in (*BRANCHES, "fused")]
+        w, t = r["weights"], r["temperatures"]
+        lines.append(
+            f"| {r['fold']} | {' | '.join(cells)} | {w['functionals']:g}, {w['temporal']:g} "
+            f"| {t['functionals']:.2f}, {t['temporal']:.2f} |"
+        )
+    lines.append("")
+    for b in (*BRANCHES, "fused"):
+        (mu, su), (mw, sw) = (_mean_std([r[b][k] for r in rows]) for k in ("uar", "war"))
+        lines.append(f"- {b}: UAR **{100 * mu:.1f} +- {100 * su:.1f}**, WAR {100 * mw:.1f} +- {100 * sw:.1f}")
+    kb_f = statistics.fmean(r["functionals_kb"] for r in rows)
+    kb_t = [r["temporal_kb"] for r in rows if r["temporal_kb"] is not None]
+    kb_t_text = f"{statistics.fmean(kb_t):.1f} KB" if kb_t else "float (no packed size)"
+    lines += ["", f"Bytes: functionals {kb_f:.1f} KB, temporal {kb_t_text}. {verdict}"]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--temporal", type=Path, required=True, help="a timnet_loso JSON with clip probabilities")
+    ap.add_argument(
+        "--temporal-model", choices=("q", "float"), default="q", help="its 2-bit (q) or float model"
+    )
+    ap.add_argument("--data", default=None, help="EMODB root (default: $EDGE_SER_DATA/emodb)")
+    ap.add_argument("--tag", default="")
+    args = ap.parse_args(argv)
+    if not args.temporal.is_file():
+        ap.error(f"--temporal {args.temporal}: no such file")
+    import torch
+
+    torch.set_num_threads(1)
+    temporal = temporal_rows(args.temporal, args.temporal_model)
+    data = functionals_ext_aug_input("emodb", args.data)
+    if list(data.classes) != list(next(iter(temporal.values()))["classes"]):
+        raise ConfigError(f"class orders differ: functionals {data.classes}, temporal run {temporal}")
+    folds = PROTOCOLS["emodb-loso"].folds(data.speakers, data.y)
+    rows = []
+    for k in sorted(temporal):
+        rows.append(run_fold(data, folds[k], temporal[k]))
+        r = rows[-1]
+        print(
+            f"fold {k} ({r['fold']}): functionals {r['functionals']['uar']:.3f}, temporal "
+            f"{r['temporal']['uar']:.3f}, fused {r['fused']['uar']:.3f} (weights {r['weights']}, {r['seconds']} s)",
+            flush=True,
+        )
+    gain = statistics.fmean(r["fused"]["uar"] - r["functionals"]["uar"] for r in rows)
+    kb = statistics.fmean(r["functionals_kb"] + (r["temporal_kb"] or 0.0) for r in rows)
+    earns = gain >= EARNS and kb <= 100 and args.temporal_model == "q"
+    verdict = (
+        f"Fusion minus functionals alone: {100 * gain:+.1f} points mean UAR; the rule (>= +1.0 at <= 2 bits and "
+        f"<= 100 KB together, {kb:.1f} KB here): {'earns its bytes' if earns else 'does not earn its bytes'}."
+    )
+    print(verdict)
+    payload = {
+        "temporal": str(args.temporal),
+        "temporal_model": args.temporal_model,
+        "gain": gain,
+        "earns": earns,
+    }
+    name = "ser_late_fusion" + (f"_{args.tag}" if args.tag else "")
+    write_results(name, {**payload, "folds": rows}, markdown(rows, args, len(folds), verdict))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
