@@ -51,36 +51,32 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
-def temporal_rows(path: Path, model: str) -> dict[int, dict]:
-    """The temporal run's folds by index, each with {"val", "test"}: clip name -> probabilities."""
-    run = json.loads(path.read_text())
+def temporal_rows(paths: list[Path], model: str) -> tuple[str, dict[int, dict]]:
+    """The temporal runs' protocol, and their folds by index, each with {"val", "test"}: clip name ->
+    probabilities (several files of one protocol, e.g. a run split over two processes, are merged)."""
     key = {"q": ("q_val", "q_test"), "float": ("val", "test")}[model]
-    out = {}
-    for r in run["rows"]:
-        probs = r.get("probabilities")
-        if not probs or key[0] not in probs:
-            raise ConfigError(
-                f"{path}: fold {r['fold']} has no {model} clip probabilities (re-run timnet_loso.py; "
-                "runs before 2026-12-04 did not store them)"
-            )
-        out[int(r["fold"])] = {
-            **r,
-            **{
-                part: dict(zip(r["clips"][part], np.asarray(probs[k]), strict=True))
-                for part, k in zip(("val", "test"), key, strict=True)
-            },
-            "classes": run["classes"],
-        }
-    return out
-
-
-def branch_probs(rows: np.ndarray, names: list[str], table: dict[str, np.ndarray], where: str) -> np.ndarray:
-    missing = [names[i] for i in rows if names[i] not in table]
-    if missing:
-        raise ConfigError(
-            f"temporal run has no {where} probabilities for {missing[:3]} ({len(missing)} clips)"
-        )
-    return np.stack([table[names[i]] for i in rows])
+    out, protocols = {}, set()
+    for path in paths:
+        run = json.loads(path.read_text())
+        protocols.add(run.get("protocol", "emodb-loso"))
+        for r in run["rows"]:
+            probs = r.get("probabilities")
+            if not probs or key[0] not in probs:
+                raise ConfigError(
+                    f"{path}: fold {r['fold']} has no {model} clip probabilities (re-run timnet_loso.py; "
+                    "runs before 2026-12-04 did not store them)"
+                )
+            out[int(r["fold"])] = {
+                **r,
+                **{
+                    part: dict(zip(r["clips"][part], np.asarray(probs[k]), strict=True))
+                    for part, k in zip(("val", "test"), key, strict=True)
+                },
+                "classes": run["classes"],
+            }
+    if len(protocols) != 1:
+        raise ConfigError(f"the temporal runs {[str(p) for p in paths]} mix protocols: {sorted(protocols)}")
+    return protocols.pop(), out
 
 
 def recipe_fit():
@@ -93,21 +89,19 @@ def run_fold(data, fold, temporal: dict, fit=None) -> dict:
     probabilities, both calibrated and fused on the validation speaker; test figures of each and of the fusion.
     The functionals branch must have been trained with the class-balanced loss (its prior is taken as uniform)."""
     s = fold.split
-    if (list(fold.test_speakers), list(fold.val_speakers)) != (
-        [temporal["test_speaker"]],
-        temporal["val_speaker"].split(","),
-    ):
-        raise ConfigError(
-            f"fold {fold.name}: the temporal run's fold {temporal['fold']} has test {temporal['test_speaker']}, "
-            f"val {temporal['val_speaker']} (not the same folds)"
-        )
+    names = data.info["clips"]
+    for part in ("val", "test"):
+        if sorted(names[i] for i in getattr(s, part)) != sorted(temporal[part]):
+            raise ConfigError(
+                f"fold {fold.name}: the temporal run's fold {temporal['fold']} has other {part} clips "
+                "(not the same folds)"
+            )
     t0 = time.perf_counter()
     fd, X = fold_inputs(data, fold, NormMode.parse("transductive"))
     fitted = (fit or recipe_fit())(fd)
-    names = data.info["clips"]
     post = {
         "functionals": {p: softmax_log(fitted.scores(X[getattr(s, p)])) for p in ("val", "test")},
-        "temporal": {p: branch_probs(getattr(s, p), names, temporal[p], p) for p in ("val", "test")},
+        "temporal": {p: np.stack([temporal[p][names[i]] for i in getattr(s, p)]) for p in ("val", "test")},
     }
     y = {p: data.y[getattr(s, p)] for p in ("val", "test")}
     shares = np.bincount(data.y[s.train], minlength=len(data.classes)) / len(s.train)
@@ -130,17 +124,20 @@ def run_fold(data, fold, temporal: dict, fit=None) -> dict:
         functionals_bits=fitted.bits,
         temporal_kb=temporal.get("packed_kb"),
         temporal_bits=temporal.get("bits"),
+        functionals_params=fitted.params,
+        temporal_params=temporal.get("params"),
     )
     return out
 
 
-def markdown(rows: list[dict], args: argparse.Namespace, total: int, verdict: str) -> str:
+def markdown(rows: list[dict], args: argparse.Namespace, protocol: str, total: int, verdict: str) -> str:
+    files = ", ".join(f"`{p.name}`" for p in args.temporal)
     lines = [
-        f"# Late fusion, functionals MLP + temporal model, EMODB leave-one-speaker-out ({len(rows)} of {total} folds)",
+        f"# Late fusion, functionals MLP + temporal model, {protocol} ({len(rows)} of {total} folds)",
         "",
         "Branches: ser_emodb's recipe (functionals_mlp_bal, sensitivity@2.0, functionals_ext_aug, transductive) and "
-        f"the temporal model of `{args.temporal.name}` ({'2-bit' if args.temporal_model == 'q' else 'float'}). "
-        "Temperatures and weights chosen on each fold's validation speaker (product of experts, priors divided out). "
+        f"the temporal model of {files} ({'2-bit' if args.temporal_model == 'q' else 'float'}). "
+        "Temperatures and weights chosen on each fold's validation part (product of experts, priors divided out). "
         "UAR / WAR per clip, %.",
         "",
         "| fold | functionals UAR / WAR | temporal UAR / WAR | fused UAR / WAR | weights (f, t) | T (f, t) |",
@@ -166,23 +163,30 @@ def markdown(rows: list[dict], args: argparse.Namespace, total: int, verdict: st
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--temporal", type=Path, required=True, help="a timnet_loso JSON with clip probabilities")
+    ap.add_argument(
+        "--temporal",
+        type=Path,
+        nargs="+",
+        required=True,
+        help="timnet_loso.py JSON(s) with clip probabilities",
+    )
     ap.add_argument(
         "--temporal-model", choices=("q", "float"), default="q", help="its 2-bit (q) or float model"
     )
     ap.add_argument("--data", default=None, help="EMODB root (default: $EDGE_SER_DATA/emodb)")
     ap.add_argument("--tag", default="")
     args = ap.parse_args(argv)
-    if not args.temporal.is_file():
-        ap.error(f"--temporal {args.temporal}: no such file")
+    for path in args.temporal:
+        if not path.is_file():
+            ap.error(f"--temporal {path}: no such file")
     import torch
 
     torch.set_num_threads(1)
-    temporal = temporal_rows(args.temporal, args.temporal_model)
+    protocol, temporal = temporal_rows(args.temporal, args.temporal_model)
     data = functionals_ext_aug_input("emodb", args.data)
     if list(data.classes) != list(next(iter(temporal.values()))["classes"]):
-        raise ConfigError(f"class orders differ: functionals {data.classes}, temporal run {temporal}")
-    folds = PROTOCOLS["emodb-loso"].folds(data.speakers, data.y)
+        raise ConfigError(f"class orders differ: functionals {data.classes}, temporal runs {args.temporal}")
+    folds = PROTOCOLS[protocol].folds(data.speakers, data.y)
     rows = []
     for k in sorted(temporal):
         rows.append(run_fold(data, folds[k], temporal[k]))
@@ -201,13 +205,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(verdict)
     payload = {
-        "temporal": str(args.temporal),
+        "protocol": protocol,
+        "folds_total": len(folds),
+        "temporal": [str(p) for p in args.temporal],
         "temporal_model": args.temporal_model,
         "gain": gain,
         "earns": earns,
     }
     name = "ser_late_fusion" + (f"_{args.tag}" if args.tag else "")
-    write_results(name, {**payload, "folds": rows}, markdown(rows, args, len(folds), verdict))
+    write_results(name, {**payload, "folds": rows}, markdown(rows, args, protocol, len(folds), verdict))
     return 0
 
 

@@ -83,7 +83,10 @@ def markdown(rows: list[dict], seconds: float, compute: float) -> str:
         "norm: none / transductive (every speaker standardised by its own clips' statistics) / online-N (the test",
         "speaker's statistics after N clips, from the training prior; docs/protocol.md).",
         "`mfcc frames` / `waveform`: the temporal models on 2.24 s windows voted per clip, from their own LOSO runs",
-        "(benchmarks/timnet_loso.py, the same folds; float size = params x 4 B).",
+        "(benchmarks/timnet_loso.py, the same folds; float size = params x 4 B; transductive: each speaker's frames",
+        "standardised by its own statistics). `late_fusion(...)`: the 2-bit functionals_mlp_bal on functionals_ext_aug",
+        "and the 2-bit transductive timnet, temperature-scaled and fused by the fusion bundles' product of experts, the",
+        "weights chosen on the validation speaker (benchmarks/ser_late_fusion.py; bits averaged over both models' weights).",
     ]
     for name, proto in PROTOCOLS.items():
         mine = [r for r in rows if r["protocol"] == name]
@@ -115,28 +118,51 @@ def markdown(rows: list[dict], seconds: float, compute: float) -> str:
     return "\n".join(lines)
 
 
-TEMPORAL = {"timnet_loso": ("timnet", "mfcc frames"), "serct_lite_loso": ("serct_lite", "waveform")}
-"""EMODB LOSO runs of the temporal models (benchmarks/timnet_loso.py, the same folds and validation speakers):
-results file -> (row model, input). They train on windows, not the table's vectors, so they run there."""
+TEMPORAL = {
+    ("timnet_loso",): ("timnet", "mfcc frames"),
+    ("timnet_loso_spknorm",): ("timnet", "mfcc frames"),
+    ("timnet_10fold_spknorm_a", "timnet_10fold_spknorm_b"): ("timnet", "mfcc frames"),
+    ("serct_lite_loso",): ("serct_lite", "waveform"),
+}
+"""Runs of the temporal models (benchmarks/timnet_loso.py, the table's folds): results files (one run, or one run
+split over processes by fold) -> (row model, input); the row's protocol and norm are the run's (`--speaker-norm`:
+transductive). They train on windows, not the table's vectors, so they run there."""
+FUSION = {
+    "ser_late_fusion": (
+        "late_fusion(functionals_mlp_bal + timnet)@2bit",
+        "functionals_ext_aug + mfcc frames",
+    ),
+    "ser_late_fusion_10fold": (
+        "late_fusion(functionals_mlp_bal + timnet)@2bit",
+        "functionals_ext_aug + mfcc frames",
+    ),
+}
+"""Late fusion of the two (benchmarks/ser_late_fusion.py): results file -> (row model, input)."""
+
+
+def _sd(values: list[float]) -> float:
+    import statistics
+
+    return statistics.stdev(values) if len(values) > 1 else 0.0
 
 
 def temporal_rows() -> list[dict]:
-    """Table rows (no speaker normalisation; float and 2-bit) from the temporal models' LOSO results files."""
+    """Table rows (float and 2-bit) from the temporal models' results files, and the late fusion's."""
     import json
     import statistics
 
-    out = []
-    for stem, (model, inp) in TEMPORAL.items():
-        path = RESULTS / f"{stem}.json"
-        if not path.is_file():
+    out = fusion_rows()
+    for stems, (model, inp) in TEMPORAL.items():
+        paths = [RESULTS / f"{stem}.json" for stem in stems]
+        if not all(path.is_file() for path in paths):
             continue
-        d = json.loads(path.read_text())
-        folds = d["rows"]
+        runs = [json.loads(path.read_text()) for path in paths]
+        d, folds = runs[0], sorted((r for run in runs for r in run["rows"]), key=lambda r: r["fold"])
+        protocol = d.get("protocol", "emodb-loso")
         for q in ("", "q_"):
             if not all(f"{q}uar" in f for f in folds):
                 continue
             uar, war = [f[f"{q}uar"] for f in folds], [f[f"{q}war"] for f in folds]
-            sd = lambda v: statistics.stdev(v) if len(v) > 1 else 0.0  # noqa: E731
             bits = statistics.fmean(f["bits"] for f in folds) if q else 32.0
             packed = statistics.fmean(f["packed_kb"] for f in folds) if q else folds[0]["params"] * 4 / 1000
             out.append(
@@ -144,20 +170,66 @@ def temporal_rows() -> list[dict]:
                     "model": model + (f"@{d['config']['laq']}" if q else ""),
                     "input": inp,
                     "dataset": "emodb",
-                    "protocol": "emodb-loso",
+                    "protocol": protocol,
                     "uar": _r(statistics.fmean(uar)),
-                    "uar_std": _r(sd(uar)),
+                    "uar_std": _r(_sd(uar)),
                     "war": _r(statistics.fmean(war)),
-                    "war_std": _r(sd(war)),
+                    "war_std": _r(_sd(war)),
                     "n_folds": len(folds),
                     "bits": round(bits, 4),
                     "packed_kb": round(packed, 3),
                     "params": folds[0]["params"],
-                    "norm": "none",
-                    "complete": d["folds_run"] == d["folds_total"],
-                    "source": f"benchmarks/results/{stem}.md ({d.get('command', '')})",
+                    "norm": "transductive" if d["config"].get("speaker_norm") else "none",
+                    "complete": len(folds) == d["folds_total"],
+                    "source": "; ".join(
+                        f"benchmarks/results/{s}.md ({r.get('command', '')})"
+                        for s, r in zip(stems, runs, strict=True)
+                    ),
                 }
             )
+    return out
+
+
+def fusion_rows() -> list[dict]:
+    """The late fusion's rows (transductive, both branches at <= 2 bits) from its results files, where run."""
+    import json
+    import statistics
+
+    out = []
+    for stem, (model, inp) in FUSION.items():
+        path = RESULTS / f"{stem}.json"
+        if not path.is_file():
+            continue
+        d = json.loads(path.read_text())
+        folds, protocol = d["folds"], d.get("protocol", "emodb-loso")
+        uar, war = [f["fused"]["uar"] for f in folds], [f["fused"]["war"] for f in folds]
+        params_f, params_t = folds[0]["functionals_params"], folds[0]["temporal_params"]
+        bits = [  # the average over both models' weights
+            (f["functionals_bits"] * params_f + (f["temporal_bits"] or 32.0) * params_t)
+            / (params_f + params_t)
+            for f in folds
+        ]
+        out.append(
+            {
+                "model": model,
+                "input": inp,
+                "dataset": "emodb",
+                "protocol": protocol,
+                "uar": _r(statistics.fmean(uar)),
+                "uar_std": _r(_sd(uar)),
+                "war": _r(statistics.fmean(war)),
+                "war_std": _r(_sd(war)),
+                "n_folds": len(folds),
+                "bits": round(statistics.fmean(bits), 4),
+                "packed_kb": round(
+                    statistics.fmean(f["functionals_kb"] + (f["temporal_kb"] or 0) for f in folds), 3
+                ),
+                "params": params_f + params_t,
+                "norm": "transductive",
+                "complete": len(folds) == d.get("folds_total", len(folds)),
+                "source": f"benchmarks/results/{stem}.md ({d.get('command', '')})",
+            }
+        )
     return out
 
 

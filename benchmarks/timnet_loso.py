@@ -2,7 +2,11 @@
 
     python benchmarks/timnet_loso.py [--folds 0,1,2] [--epochs 12] [--frames 112] [--laq sensitivity@2.0] [--tag NAME]
     python benchmarks/timnet_loso.py --model serct_lite --folds 0,1,2 --epochs 15 --patience 5
-    python benchmarks/timnet_loso.py --speaker-norm --epochs 30 --patience 8 --laq '' --tag spknorm
+    python benchmarks/timnet_loso.py --speaker-norm --epochs 30 --patience 8 --tag spknorm
+    python benchmarks/timnet_loso.py --protocol emodb-10fold-x3 --speaker-norm --epochs 30 --patience 8 --tag spknorm
+
+`--protocol emodb-10fold-x3` runs the table's stratified 10-fold x 3 seeds instead (validation a stratified part
+of the training clips, speaker-dependent) and writes <model>_10fold[_TAG].{md,json}.
 
 `--model serct_lite` trains `converters.models.serct_lite` on the same 20 ms-aligned windows as raw conditioned
 samples (no SpecAugment; speeds 1.0 unless --speeds) and writes serct_lite_loso[_TAG].{md,json}.
@@ -39,7 +43,9 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
-def _markdown(rows: list[dict], cfg: dict, n_total: int) -> str:
+def _markdown(
+    rows: list[dict], cfg: dict, n_total: int, protocol: str = "EMODB leave-one-speaker-out"
+) -> str:
     head = (
         "| fold | test speaker | val speaker | UAR float | WAR float | UAR 2-bit | WAR 2-bit | bits | packed KB "
         "| best epoch | train s | fold s |\n|---|---|---|---|---|---|---|---|---|---|---|---|"
@@ -53,7 +59,7 @@ def _markdown(rows: list[dict], cfg: dict, n_total: int) -> str:
         else f"MFCC windows {frames} x {cfg['spec']['feature_spec']['n_mfcc']} (16 kHz, 25 ms / 20 ms)"
     )
     lines = [
-        f"# {title}, EMODB leave-one-speaker-out ({len(rows)} of {n_total} folds)",
+        f"# {title}, {protocol} ({len(rows)} of {n_total} folds)",
         "",
         f"Model: `{cfg.get('model', 'timnet')}` ({rows[0]['params']:,} parameters), input: {what}; "
         f"speeds {cfg['speeds']}, SpecAugment {cfg['spec_augment'] and not serct}, mixup {cfg['mixup']}, "
@@ -100,6 +106,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--tag", default="")
     ap.add_argument(
+        "--protocol",
+        choices=("emodb-loso", "emodb-10fold-x3"),
+        default="emodb-loso",
+        help="the folds (converters.protocol.PROTOCOLS; emodb-10fold-x3 writes <model>_10fold[_TAG])",
+    )
+    ap.add_argument(
         "--speaker-norm",
         action="store_true",
         help="standardise each speaker's MFCC frames by its own statistics (transductive; TimNetTrainConfig)",
@@ -121,7 +133,18 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("EDGE_SER_DATA", str(Path(__file__).resolve().parents[2] / "shared" / "datasets"))
     records = list(load_dataset("emodb"))
     speakers = [r.speaker for r in records]
-    folds = list(leave_one_speaker_out(speakers, [r.label for r in records], seed=args.seed))
+    labels = [r.label for r in records]
+    if args.protocol == "emodb-loso":
+        what = "EMODB leave-one-speaker-out"
+        folds = [(s, sp, s) for s, sp in leave_one_speaker_out(speakers, labels, seed=args.seed)]
+    else:  # stratified 10-fold x 3 seeds, validation a stratified part of training (speaker-dependent)
+        from converters.protocol import PROTOCOLS
+
+        what = "EMODB stratified 10-fold x 3 seeds"
+        folds = [
+            (f.name, f.split, "")
+            for f in PROTOCOLS[args.protocol].folds(np.array(speakers), np.array(labels))
+        ]
     chosen = [int(f) for f in args.folds.split(",")] if args.folds else list(range(len(folds)))
     import dataclasses
 
@@ -142,21 +165,29 @@ def main(argv: list[str] | None = None) -> int:
 
     classes = class_order(r.label for r in records)
     rows: list[dict] = []
-    name = f"{args.model}_loso" + (f"_{args.tag}" if args.tag else "")
+    name = f"{args.model}_{'loso' if args.protocol == 'emodb-loso' else '10fold'}" + (
+        f"_{args.tag}" if args.tag else ""
+    )
     for k in chosen:
-        speaker, sp = folds[k]
+        fold_name, sp, speaker = folds[k]
         part = {p: [records[i] for i in getattr(sp, p)] for p in ("train", "val", "test")}
-        val_speaker = sorted({r.speaker for r in part["val"]})
+        val_speaker = sorted({r.speaker for r in part["val"]}) if speaker else []  # 10-fold: every speaker
         print(
-            f"fold {k}: test speaker {speaker}, val {val_speaker}, train {len(part['train'])} clips",
+            f"fold {k} ({fold_name}): test speaker {speaker or 'all'}, val {val_speaker}, train {len(part['train'])} clips",
             flush=True,
         )
         t0 = time.perf_counter()
-        acc = {"dataset": "emodb", "split": {"kind": "leave-one-speaker-out", "fold": k, "sizes": sp.sizes()}}
+        acc = {"dataset": "emodb", "split": {"kind": args.protocol, "fold": k, "sizes": sp.sizes()}}
         res = train_timnet_fold(
             part["train"], part["val"], part["test"], cfg, classes=classes, accuracy=acc, log=print
         )
-        row = {"fold": k, "test_speaker": speaker, "val_speaker": ",".join(val_speaker), **res.summary()}
+        row = {
+            "fold": k,
+            "fold_name": fold_name,
+            "test_speaker": speaker,
+            "val_speaker": ",".join(val_speaker),
+        }
+        row.update(res.summary())
         row["clips"] = {p: [r.source.name for r in part[p]] for p in ("val", "test")}
         row["probabilities"] = {n: np.round(v, 5).tolist() for n, v in res.probabilities.items()}
         rows.append(row)
@@ -172,6 +203,7 @@ def main(argv: list[str] | None = None) -> int:
             if all(k2 in r for r in rows)
         }
         payload = {
+            "protocol": args.protocol,
             "config": cfg.to_dict(),
             "classes": list(classes),
             "folds_run": len(rows),
@@ -179,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
             "summary": summary,
             "rows": rows,
         }
-        write_results(name, payload, _markdown(rows, cfg.to_dict(), len(folds)))
+        write_results(name, payload, _markdown(rows, cfg.to_dict(), len(folds), what))
     return 0
 
 

@@ -77,12 +77,64 @@ def test_other_folds_or_missing_clips_are_refused():
         lf.run_fold(data, folds[0], _temporal(data, folds[1], probs), fit=_fit())
     t = _temporal(data, folds[0], probs)
     t["test"].pop(data.info["clips"][folds[0].split.test[0]])
-    with pytest.raises(ConfigError, match="no test probabilities"):
+    with pytest.raises(ConfigError, match="other test clips"):
         lf.run_fold(data, folds[0], t, fit=_fit())
 
 
-def test_a_run_without_clip_probabilities_is_named(tmp_path):
-    path = tmp_path / "old.json"
-    path.write_text(json.dumps({"classes": ["a"], "rows": [{"fold": 0, "uar": 0.5}]}))
+def _run_file(path, protocol: str, fold: int, probabilities: bool = True):
+    row = {"fold": fold, "uar": 0.5, "clips": {"val": ["a.wav"], "test": ["b.wav"]}}
+    if probabilities:
+        row["probabilities"] = {k: [[1.0, 0.0]] for k in ("val", "test", "q_val", "q_test")}
+    path.write_text(json.dumps({"protocol": protocol, "classes": ["x", "y"], "rows": [row]}))
+    return path
+
+
+def test_runs_are_merged_by_fold_and_must_share_a_protocol_and_hold_probabilities(tmp_path):
+    a = _run_file(tmp_path / "a.json", "emodb-10fold-x3", 0)
+    b = _run_file(tmp_path / "b.json", "emodb-10fold-x3", 5)
+    protocol, rows = lf.temporal_rows([a, b], "q")
+    assert protocol == "emodb-10fold-x3" and sorted(rows) == [0, 5]
+    np.testing.assert_array_equal(rows[5]["test"]["b.wav"], [1.0, 0.0])
+    loso = _run_file(tmp_path / "c.json", "emodb-loso", 1)
+    with pytest.raises(ConfigError, match="mix protocols"):
+        lf.temporal_rows([a, loso], "q")
+    old = _run_file(tmp_path / "old.json", "emodb-loso", 0, probabilities=False)
     with pytest.raises(ConfigError, match="no q clip probabilities"):
-        lf.temporal_rows(path, "q")
+        lf.temporal_rows([old], "q")
+
+
+def test_si_table_rows_of_a_split_temporal_run_and_of_the_fusion(tmp_path, monkeypatch):
+    """benchmarks/si_table.py reads a temporal run split over two processes as one row per model (float, 2-bit)
+    with the run's protocol and norm, partial while folds are missing, and the fusion's row with both sizes."""
+    import benchmarks.si_table as si
+
+    monkeypatch.setattr(si, "RESULTS", tmp_path)
+    cfg = {"laq": "sensitivity@2.0", "speaker_norm": True}
+    for tag, folds in (("a", (0, 1)), ("b", (2,))):
+        rows = [
+            {"fold": k, "uar": 0.6 + k / 100, "war": 0.6, "q_uar": 0.5, "q_war": 0.5, "bits": 2.0, "packed_kb": 78.0,
+             "params": 104_496}
+            for k in folds
+        ]  # fmt: skip
+        run = {"protocol": "emodb-10fold-x3", "config": cfg, "folds_total": 30, "rows": rows}
+        (tmp_path / f"timnet_10fold_spknorm_{tag}.json").write_text(json.dumps(run))
+    fold = {
+        "fused": {"uar": 0.9, "war": 0.9}, "functionals_bits": 1.5, "temporal_bits": 2.0, "functionals_kb": 8.0,
+        "temporal_kb": 78.0, "functionals_params": 23_303, "temporal_params": 104_496,
+    }  # fmt: skip
+    fusion = {"protocol": "emodb-loso", "folds_total": 10, "folds": [fold] * 10}
+    (tmp_path / "ser_late_fusion.json").write_text(json.dumps(fusion))
+    rows = si.temporal_rows()
+    fused = [r for r in rows if r["model"].startswith("late_fusion")]
+    assert len(fused) == 1 and fused[0]["complete"] and fused[0]["packed_kb"] == 86.0
+    assert fused[0]["bits"] == pytest.approx((1.5 * 23_303 + 2.0 * 104_496) / (23_303 + 104_496), abs=1e-4)
+    timnet = [r for r in rows if r["model"].startswith("timnet")]
+    assert [r["model"] for r in timnet] == ["timnet", "timnet@sensitivity@2.0"]
+    for r in timnet:
+        assert (r["protocol"], r["norm"], r["n_folds"], r["complete"]) == (
+            "emodb-10fold-x3",
+            "transductive",
+            3,
+            False,
+        )
+    assert timnet[0]["uar"] == pytest.approx(0.61)
