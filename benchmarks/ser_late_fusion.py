@@ -8,8 +8,9 @@ is checked against its JSON): ser_emodb's recipe (`functionals_mlp_bal@sensitivi
 transductive, seed 0) is fitted as the speaker-independence table fits it; the temporal branch is the run's
 per-clip voted probabilities (its 2-bit model unless `--temporal-model float`). The two are combined by the
 fusion bundles' rule (`edge_ser.fusion.FusionRule`): each branch temperature-scaled on the validation speaker,
-then the product of experts with each branch's training prior divided out (the functionals MLP is trained with
-the class-balanced loss, so its prior is uniform; the temporal model's is the training label shares), weights
+then the product of experts with each branch's training prior divided out and a uniform prior for the fused
+decision (UAR weighs every class alike; the functionals MLP is trained with the class-balanced loss, so its prior
+is uniform already and weights (1, 0) give it alone; the temporal model's is the training label shares), weights
 from `converters.calibrate.choose_weights` on the validation speaker (a grid holding each branch alone). Nothing
 is chosen on the test speaker.
 
@@ -35,8 +36,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 
 from converters.calibrate import choose_weights, fit_temperature  # noqa: E402
+from converters.data.splits import Split  # noqa: E402
 from converters.evaluate import index_metrics  # noqa: E402
-from converters.protocol import PROTOCOLS  # noqa: E402
+from converters.protocol import PROTOCOLS, Fold  # noqa: E402
 from converters.si_eval import fit_laq_mlp, fold_inputs, functionals_ext_aug_input  # noqa: E402
 from converters.speaker_norm import NormMode  # noqa: E402
 from edge_ser.errors import ConfigError  # noqa: E402
@@ -79,6 +81,22 @@ def temporal_rows(paths: list[Path], model: str) -> tuple[str, dict[int, dict]]:
     return protocols.pop(), out
 
 
+def clip_fold(data, temporal: dict, table_fold: Fold) -> tuple[Fold, bool]:
+    """The temporal run's fold over `data`'s rows (its validation and test clips; every other clip trains),
+    named as the table's fold of the same index, and whether it is that fold exactly. (The 10-fold runs of
+    2026-12-04 stratified on label names, the table on class indices, so their folds are other stratified folds.)"""
+    index = {n: i for i, n in enumerate(data.info["clips"])}
+    unknown = [n for part in ("val", "test") for n in temporal[part] if n not in index]
+    if unknown:
+        raise ConfigError(
+            f"the temporal run's fold {temporal['fold']} names clips the data set lacks: {unknown[:3]}"
+        )
+    val, test = ([index[n] for n in temporal[p]] for p in ("val", "test"))
+    train = np.setdiff1d(np.arange(len(data.y)), np.concatenate([val, test]))
+    fold = Fold(table_fold.name, Split(train, np.asarray(val), np.asarray(test)))
+    return fold, fold.split == table_fold.split
+
+
 def recipe_fit():
     """ser_emodb's model as the table fits it: the class-balanced functionals MLP at sensitivity@2.0."""
     return fit_laq_mlp("sensitivity@2.0", model="functionals_mlp", balanced=True)
@@ -86,7 +104,8 @@ def recipe_fit():
 
 def run_fold(data, fold, temporal: dict, fit=None) -> dict:
     """One fold: the functionals branch fitted (`fit`, default `recipe_fit()`), the temporal branch's stored
-    probabilities, both calibrated and fused on the validation speaker; test figures of each and of the fusion.
+    probabilities, both calibrated and fused on the validation part; test figures of each and of the fusion.
+    `fold` must be the temporal run's (`run_fold` refuses other validation or test clips; `clip_fold` makes it).
     The functionals branch must have been trained with the class-balanced loss (its prior is taken as uniform)."""
     s = fold.split
     names = data.info["clips"]
@@ -107,8 +126,10 @@ def run_fold(data, fold, temporal: dict, fit=None) -> dict:
     shares = np.bincount(data.y[s.train], minlength=len(data.classes)) / len(s.train)
     uniform = tuple([1.0 / len(data.classes)] * len(data.classes))
     temps = {b: fit_temperature(post[b]["val"], y["val"]) for b in BRANCHES}
+    # the fused posterior's prior is uniform (UAR weighs every class alike; the functionals MLP's own prior, so
+    # weights (1, 0) are that branch alone); the temporal model's training shares are divided out of its branch
     rule = FusionRule(
-        data.classes, (BranchRule("functionals", prior=uniform), BranchRule("temporal")), tuple(shares)
+        data.classes, (BranchRule("functionals"), BranchRule("temporal", prior=tuple(shares))), uniform
     ).with_params(temps, {})
     rule, val_scores = choose_weights(rule, {b: post[b]["val"] for b in BRANCHES}, y["val"])
     fused = rule.fuse({b: post[b]["test"] for b in BRANCHES})
@@ -189,7 +210,8 @@ def main(argv: list[str] | None = None) -> int:
     folds = PROTOCOLS[protocol].folds(data.speakers, data.y)
     rows = []
     for k in sorted(temporal):
-        rows.append(run_fold(data, folds[k], temporal[k]))
+        fold, same = clip_fold(data, temporal[k], folds[k])
+        rows.append({**run_fold(data, fold, temporal[k]), "table_fold": same})
         r = rows[-1]
         print(
             f"fold {k} ({r['fold']}): functionals {r['functionals']['uar']:.3f}, temporal "

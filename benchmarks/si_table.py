@@ -121,18 +121,15 @@ def markdown(rows: list[dict], seconds: float, compute: float) -> str:
 TEMPORAL = {
     ("timnet_loso",): ("timnet", "mfcc frames"),
     ("timnet_loso_spknorm",): ("timnet", "mfcc frames"),
-    ("timnet_10fold_spknorm_a", "timnet_10fold_spknorm_b"): ("timnet", "mfcc frames"),
     ("serct_lite_loso",): ("serct_lite", "waveform"),
 }
 """Runs of the temporal models (benchmarks/timnet_loso.py, the table's folds): results files (one run, or one run
 split over processes by fold) -> (row model, input); the row's protocol and norm are the run's (`--speaker-norm`:
-transductive). They train on windows, not the table's vectors, so they run there."""
+transductive). They train on windows, not the table's vectors, so they run there. (The 10-fold runs of 2026-12-04,
+timnet_10fold_spknorm_{a,b}, stratified on label names, not on the table's class indices: other folds, so not
+rows here; docs/protocol.md.)"""
 FUSION = {
     "ser_late_fusion": (
-        "late_fusion(functionals_mlp_bal + timnet)@2bit",
-        "functionals_ext_aug + mfcc frames",
-    ),
-    "ser_late_fusion_10fold": (
         "late_fusion(functionals_mlp_bal + timnet)@2bit",
         "functionals_ext_aug + mfcc frames",
     ),

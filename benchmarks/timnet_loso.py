@@ -138,13 +138,13 @@ def main(argv: list[str] | None = None) -> int:
         what = "EMODB leave-one-speaker-out"
         folds = [(s, sp, s) for s, sp in leave_one_speaker_out(speakers, labels, seed=args.seed)]
     else:  # stratified 10-fold x 3 seeds, validation a stratified part of training (speaker-dependent)
+        from converters.data.labels import class_order
         from converters.protocol import PROTOCOLS
 
         what = "EMODB stratified 10-fold x 3 seeds"
-        folds = [
-            (f.name, f.split, "")
-            for f in PROTOCOLS[args.protocol].folds(np.array(speakers), np.array(labels))
-        ]
+        order = class_order(labels)  # class indices, as the table stratifies (label names give other folds)
+        y = np.array([order.index(label) for label in labels])
+        folds = [(f.name, f.split, "") for f in PROTOCOLS[args.protocol].folds(np.array(speakers), y)]
     chosen = [int(f) for f in args.folds.split(",")] if args.folds else list(range(len(folds)))
     import dataclasses
 
@@ -211,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
             "summary": summary,
             "rows": rows,
         }
-        write_results(name, payload, _markdown(rows, cfg.to_dict(), len(folds), what))
+        write_results(name, payload, _markdown(rows, cfg.to_dict(), len(folds), what), indent=None)
     return 0
 
 

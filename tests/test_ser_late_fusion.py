@@ -15,17 +15,17 @@ from converters.train import TrainConfig
 from edge_ser.errors import ConfigError
 
 
-def _data(seed: int = 0) -> InputData:
-    """5 speakers x 3 classes x 8 clips; the features separate the classes only weakly once each speaker's offset
-    is removed, so a second branch has something to add."""
+def _data(seed: int = 0, counts: tuple[int, ...] = (8, 8, 8)) -> InputData:
+    """5 speakers x 3 classes (`counts` clips each); the features separate the classes only weakly once each
+    speaker's offset is removed, so a second branch has something to add."""
     rng = np.random.default_rng(seed)
     X, y, spk = [], [], []
     for s in range(5):
         offset = rng.normal(0, 3, 4)
-        for c in range(3):
-            X.append(offset + np.eye(4)[c] * 0.6 + rng.normal(0, 1.0, (8, 4)))
-            y += [c] * 8
-            spk += [f"s{s}"] * 8
+        for c, n in enumerate(counts):
+            X.append(offset + np.eye(4)[c] * 0.6 + rng.normal(0, 1.0, (n, 4)))
+            y += [c] * n
+            spk += [f"s{s}"] * n
     X = np.concatenate(X).astype(np.float32)
     clips = [f"c{i:03d}.wav" for i in range(len(X))]
     return InputData("blobs", X, np.array(y), np.array(spk), ("a", "b", "c"), {"clips": clips})
@@ -60,13 +60,15 @@ def test_a_sure_temporal_branch_is_chosen_on_validation_and_lifts_the_test_speak
     assert r["functionals_bits"] <= 2.0 and r["temporal_kb"] == 1.0
 
 
-def test_a_flat_temporal_branch_leaves_the_functionals_decision():
-    data = _data(1)
+def test_a_temporal_branch_that_knows_only_its_prior_leaves_the_functionals_decision():
+    """Its training shares are divided out, and the fused prior is uniform like the balanced functionals MLP's:
+    a temporal model that outputs its class prior adds nothing, on skewed classes too."""
+    data = _data(1, counts=(14, 7, 3))
     fold = Protocol("p", "blobs", "loso").folds(data.speakers, data.y)[0]
-    flat = np.full((len(data.y), 3), 1 / 3)
-    r = lf.run_fold(data, fold, _temporal(data, fold, flat), fit=_fit())
-    assert r["temporal"]["uar"] == pytest.approx(1 / 3)  # every clip the first class
-    assert r["fused"]["uar"] == pytest.approx(r["functionals"]["uar"])
+    shares = np.bincount(data.y[fold.split.train], minlength=3) / len(fold.split.train)
+    r = lf.run_fold(data, fold, _temporal(data, fold, np.tile(shares, (len(data.y), 1))), fit=_fit())
+    assert r["temporal"]["uar"] == pytest.approx(1 / 3)  # every clip the commonest class
+    assert r["fused"]["confusion"] == r["functionals"]["confusion"]
 
 
 def test_other_folds_or_missing_clips_are_refused():
@@ -79,6 +81,22 @@ def test_other_folds_or_missing_clips_are_refused():
     t["test"].pop(data.info["clips"][folds[0].split.test[0]])
     with pytest.raises(ConfigError, match="other test clips"):
         lf.run_fold(data, folds[0], t, fit=_fit())
+
+
+def test_the_fold_is_the_temporal_runs_own_and_says_whether_it_is_the_tables():
+    data = _data()
+    folds = Protocol("p", "blobs", "loso").folds(data.speakers, data.y)
+    probs = np.full((len(data.y), 3), 1 / 3)
+    same, is_table = lf.clip_fold(data, _temporal(data, folds[0], probs), folds[0])
+    assert is_table and same.split == folds[0].split and same.name == folds[0].name
+    other, is_table = lf.clip_fold(data, _temporal(data, folds[1], probs), folds[0])
+    assert not is_table and other.name == folds[0].name
+    np.testing.assert_array_equal(other.split.test, folds[1].split.test)
+    assert len(other.split.train) == len(data.y) - len(folds[1].split.val) - len(folds[1].split.test)
+    bad = _temporal(data, folds[0], probs)
+    bad["val"]["nope.wav"] = probs[0]
+    with pytest.raises(ConfigError, match="lacks"):
+        lf.clip_fold(data, bad, folds[0])
 
 
 def _run_file(path, protocol: str, fold: int, probabilities: bool = True):
@@ -109,6 +127,8 @@ def test_si_table_rows_of_a_split_temporal_run_and_of_the_fusion(tmp_path, monke
     import benchmarks.si_table as si
 
     monkeypatch.setattr(si, "RESULTS", tmp_path)
+    split_run = ("timnet_10fold_spknorm_a", "timnet_10fold_spknorm_b")
+    monkeypatch.setattr(si, "TEMPORAL", {split_run: ("timnet", "mfcc frames")})
     cfg = {"laq": "sensitivity@2.0", "speaker_norm": True}
     for tag, folds in (("a", (0, 1)), ("b", (2,))):
         rows = [
