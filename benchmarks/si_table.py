@@ -143,6 +143,25 @@ def _sd(values: list[float]) -> float:
     return statistics.stdev(values) if len(values) > 1 else 0.0
 
 
+def _file_row(model: str, inp: str, protocol: str, uar: list[float], war: list[float], **fields) -> dict:
+    """A table row (EMODB) from per-fold UAR / WAR of a run outside the sweep; `fields`: bits, packed_kb,
+    params, norm, complete, source."""
+    import statistics
+
+    return {
+        "model": model,
+        "input": inp,
+        "dataset": "emodb",
+        "protocol": protocol,
+        "uar": _r(statistics.fmean(uar)),
+        "uar_std": _r(_sd(uar)),
+        "war": _r(statistics.fmean(war)),
+        "war_std": _r(_sd(war)),
+        "n_folds": len(uar),
+        **fields,
+    }
+
+
 def temporal_rows() -> list[dict]:
     """Table rows (float and 2-bit) from the temporal models' results files, and the late fusion's."""
     import json
@@ -162,27 +181,24 @@ def temporal_rows() -> list[dict]:
             uar, war = [f[f"{q}uar"] for f in folds], [f[f"{q}war"] for f in folds]
             bits = statistics.fmean(f["bits"] for f in folds) if q else 32.0
             packed = statistics.fmean(f["packed_kb"] for f in folds) if q else folds[0]["params"] * 4 / 1000
+            source = "; ".join(
+                f"benchmarks/results/{s}.md ({r.get('command', '')})"
+                for s, r in zip(stems, runs, strict=True)
+            )
             out.append(
-                {
-                    "model": model + (f"@{d['config']['laq']}" if q else ""),
-                    "input": inp,
-                    "dataset": "emodb",
-                    "protocol": protocol,
-                    "uar": _r(statistics.fmean(uar)),
-                    "uar_std": _r(_sd(uar)),
-                    "war": _r(statistics.fmean(war)),
-                    "war_std": _r(_sd(war)),
-                    "n_folds": len(folds),
-                    "bits": round(bits, 4),
-                    "packed_kb": round(packed, 3),
-                    "params": folds[0]["params"],
-                    "norm": "transductive" if d["config"].get("speaker_norm") else "none",
-                    "complete": len(folds) == d["folds_total"],
-                    "source": "; ".join(
-                        f"benchmarks/results/{s}.md ({r.get('command', '')})"
-                        for s, r in zip(stems, runs, strict=True)
-                    ),
-                }
+                _file_row(
+                    model + (f"@{d['config']['laq']}" if q else ""),
+                    inp,
+                    protocol,
+                    uar,
+                    war,
+                    bits=round(bits, 4),
+                    packed_kb=round(packed, 3),
+                    params=folds[0]["params"],
+                    norm="transductive" if d["config"].get("speaker_norm") else "none",
+                    complete=len(folds) == d["folds_total"],
+                    source=source,
+                )  # fmt: skip
             )
     return out
 
@@ -206,26 +222,21 @@ def fusion_rows() -> list[dict]:
             / (params_f + params_t)
             for f in folds
         ]
+        kb = statistics.fmean(f["functionals_kb"] + (f["temporal_kb"] or 0) for f in folds)
         out.append(
-            {
-                "model": model,
-                "input": inp,
-                "dataset": "emodb",
-                "protocol": protocol,
-                "uar": _r(statistics.fmean(uar)),
-                "uar_std": _r(_sd(uar)),
-                "war": _r(statistics.fmean(war)),
-                "war_std": _r(_sd(war)),
-                "n_folds": len(folds),
-                "bits": round(statistics.fmean(bits), 4),
-                "packed_kb": round(
-                    statistics.fmean(f["functionals_kb"] + (f["temporal_kb"] or 0) for f in folds), 3
-                ),
-                "params": params_f + params_t,
-                "norm": "transductive",
-                "complete": len(folds) == d.get("folds_total", len(folds)),
-                "source": f"benchmarks/results/{stem}.md ({d.get('command', '')})",
-            }
+            _file_row(
+                model,
+                inp,
+                protocol,
+                uar,
+                war,
+                bits=round(statistics.fmean(bits), 4),
+                packed_kb=round(kb, 3),
+                params=params_f + params_t,
+                norm="transductive",
+                complete=len(folds) == d.get("folds_total", len(folds)),
+                source=f"benchmarks/results/{stem}.md ({d.get('command', '')})",
+            )  # fmt: skip
         )
     return out
 
