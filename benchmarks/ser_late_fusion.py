@@ -39,7 +39,7 @@ from converters.calibrate import choose_weights, fit_temperature  # noqa: E402
 from converters.data.splits import Split  # noqa: E402
 from converters.evaluate import index_metrics  # noqa: E402
 from converters.protocol import PROTOCOLS, Fold  # noqa: E402
-from converters.si_eval import fit_laq_mlp, fold_inputs, functionals_ext_aug_input  # noqa: E402
+from converters.si_eval import Fit, InputData, fit_laq_mlp, fold_inputs, functionals_ext_aug_input  # noqa: E402
 from converters.speaker_norm import NormMode  # noqa: E402
 from edge_ser.errors import ConfigError  # noqa: E402
 from edge_ser.fusion import BranchRule, FusionRule, softmax_log  # noqa: E402
@@ -81,7 +81,7 @@ def temporal_rows(paths: list[Path], model: str) -> tuple[str, dict[int, dict]]:
     return protocols.pop(), out
 
 
-def clip_fold(data, temporal: dict, table_fold: Fold) -> tuple[Fold, bool]:
+def clip_fold(data: InputData, temporal: dict, table_fold: Fold) -> tuple[Fold, bool]:
     """The temporal run's fold over `data`'s rows (its validation and test clips; every other clip trains),
     named as the table's fold of the same index, and whether it is that fold exactly. (The 10-fold runs of
     2026-12-04 stratified on label names, the table on class indices, so their folds are other stratified folds.)"""
@@ -97,12 +97,12 @@ def clip_fold(data, temporal: dict, table_fold: Fold) -> tuple[Fold, bool]:
     return fold, fold.split == table_fold.split
 
 
-def recipe_fit():
+def recipe_fit() -> Fit:
     """ser_emodb's model as the table fits it: the class-balanced functionals MLP at sensitivity@2.0."""
     return fit_laq_mlp("sensitivity@2.0", model="functionals_mlp", balanced=True)
 
 
-def run_fold(data, fold, temporal: dict, fit=None) -> dict:
+def run_fold(data: InputData, fold: Fold, temporal: dict, fit: Fit | None = None) -> dict:
     """One fold: the functionals branch fitted (`fit`, default `recipe_fit()`), the temporal branch's stored
     probabilities, both calibrated and fused on the validation part; test figures of each and of the fusion.
     `fold` must be the temporal run's (`run_fold` refuses other validation or test clips; `clip_fold` makes it).
