@@ -38,7 +38,7 @@ import numpy as np  # noqa: E402
 from converters.calibrate import choose_weights, fit_temperature  # noqa: E402
 from converters.data.splits import Split  # noqa: E402
 from converters.evaluate import index_metrics  # noqa: E402
-from converters.protocol import PROTOCOLS, Fold  # noqa: E402
+from converters.protocol import PROTOCOLS, Fold, mean_std  # noqa: E402
 from converters.si_eval import Fit, InputData, fit_laq_mlp, fold_inputs, functionals_ext_aug_input  # noqa: E402
 from converters.speaker_norm import NormMode  # noqa: E402
 from edge_ser.errors import ConfigError  # noqa: E402
@@ -47,10 +47,6 @@ from edge_ser.fusion import BranchRule, FusionRule, softmax_log  # noqa: E402
 BRANCHES = ("functionals", "temporal")
 EARNS = 0.01
 """The rule fixed before the first figure (docs/protocol.md): fusion earns its bytes at >= +1.0 point mean UAR."""
-
-
-def _mean_std(values: list[float]) -> tuple[float, float]:
-    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
 def temporal_rows(paths: list[Path], model: str) -> tuple[str, dict[int, dict]]:
@@ -173,7 +169,7 @@ def markdown(rows: list[dict], args: argparse.Namespace, protocol: str, total: i
         )
     lines.append("")
     for b in (*BRANCHES, "fused"):
-        (mu, su), (mw, sw) = (_mean_std([r[b][k] for r in rows]) for k in ("uar", "war"))
+        (mu, su), (mw, sw) = (mean_std([r[b][k] for r in rows]) for k in ("uar", "war"))
         lines.append(f"- {b}: UAR **{100 * mu:.1f} +- {100 * su:.1f}**, WAR {100 * mw:.1f} +- {100 * sw:.1f}")
     kb_f = statistics.fmean(r["functionals_kb"] for r in rows)
     kb_t = [r["temporal_kb"] for r in rows if r["temporal_kb"] is not None]
@@ -235,7 +231,9 @@ def main(argv: list[str] | None = None) -> int:
         "earns": earns,
     }
     name = "ser_late_fusion" + (f"_{args.tag}" if args.tag else "")
-    write_results(name, {**payload, "folds": rows}, markdown(rows, args, protocol, len(folds), verdict))
+    write_results(
+        name, {**payload, "folds": rows}, markdown(rows, args, protocol, len(folds), verdict), indent=None
+    )
     return 0
 
 

@@ -44,7 +44,7 @@ sys.path.insert(0, str(REPO))
 import numpy as np  # noqa: E402
 
 from converters.evaluate import Metrics, draw_confusion_png  # noqa: E402
-from converters.protocol import PROTOCOLS  # noqa: E402
+from converters.protocol import PROTOCOLS, mean_std  # noqa: E402
 from converters.si_eval import ROW_FIELDS, TABLE_VERSION, SITable, ablation_rows, standard_rows  # noqa: E402
 from converters.speaker_norm import NormMode  # noqa: E402
 from converters.sweep import Grid, Sweep  # noqa: E402
@@ -137,26 +137,19 @@ FUSION = {
 """Late fusion of the two (benchmarks/ser_late_fusion.py): results file -> (row model, input)."""
 
 
-def _sd(values: list[float]) -> float:
-    import statistics
-
-    return statistics.stdev(values) if len(values) > 1 else 0.0
-
-
 def _file_row(model: str, inp: str, protocol: str, uar: list[float], war: list[float], **fields) -> dict:
     """A table row (EMODB) from per-fold UAR / WAR of a run outside the sweep; `fields`: bits, packed_kb,
     params, norm, complete, source."""
-    import statistics
-
+    (u, u_sd), (w, w_sd) = mean_std(uar), mean_std(war)
     return {
         "model": model,
         "input": inp,
         "dataset": "emodb",
         "protocol": protocol,
-        "uar": _r(statistics.fmean(uar)),
-        "uar_std": _r(_sd(uar)),
-        "war": _r(statistics.fmean(war)),
-        "war_std": _r(_sd(war)),
+        "uar": _r(u),
+        "uar_std": _r(u_sd),
+        "war": _r(w),
+        "war_std": _r(w_sd),
         "n_folds": len(uar),
         **fields,
     }

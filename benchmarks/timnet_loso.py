@@ -126,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(1)
+    from converters.data.labels import class_order
     from converters.data.loaders import load_dataset
     from converters.data.splits import leave_one_speaker_out
     from converters.seq_train import TimNetTrainConfig, default_sequence_spec, train_timnet_fold
@@ -134,16 +135,15 @@ def main(argv: list[str] | None = None) -> int:
     records = list(load_dataset("emodb"))
     speakers = [r.speaker for r in records]
     labels = [r.label for r in records]
+    classes = class_order(labels)
     if args.protocol == "emodb-loso":
         what = "EMODB leave-one-speaker-out"
         folds = [(s, sp, s) for s, sp in leave_one_speaker_out(speakers, labels, seed=args.seed)]
     else:  # stratified 10-fold x 3 seeds, validation a stratified part of training (speaker-dependent)
-        from converters.data.labels import class_order
         from converters.protocol import PROTOCOLS
 
         what = "EMODB stratified 10-fold x 3 seeds"
-        order = class_order(labels)  # class indices, as the table stratifies (label names give other folds)
-        y = np.array([order.index(label) for label in labels])
+        y = np.array([classes.index(label) for label in labels])  # as the table: label names give other folds
         folds = [(f.name, f.split, "") for f in PROTOCOLS[args.protocol].folds(np.array(speakers), y)]
     chosen = [int(f) for f in args.folds.split(",")] if args.folds else list(range(len(folds)))
     import dataclasses
@@ -161,9 +161,6 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed,
         speaker_norm=args.speaker_norm,
     )
-    from converters.data.labels import class_order
-
-    classes = class_order(r.label for r in records)
     rows: list[dict] = []
     name = f"{args.model}_{'loso' if args.protocol == 'emodb-loso' else '10fold'}" + (
         f"_{args.tag}" if args.tag else ""

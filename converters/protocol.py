@@ -144,7 +144,8 @@ PROTOCOLS: dict[str, Protocol] = {
 
 
 # ---------------------------------------------------------------------------------------------- summary
-def _mean_std(values: Sequence[float]) -> tuple[float, float]:
+def mean_std(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample std (0 for one value) of the non-NaN values; (nan, nan) when there are none."""
     vals = [v for v in values if not math.isnan(v)]
     if not vals:
         return math.nan, math.nan
@@ -186,8 +187,8 @@ def summarise(per_fold: Sequence[Metrics]) -> Summary:
     classes = per_fold[0].classes
     if any(m.classes != classes for m in per_fold):
         raise ConfigError("folds disagree on the class list")
-    uar, uar_std = _mean_std([m.uar for m in per_fold])
-    war, war_std = _mean_std([m.accuracy for m in per_fold])
+    uar, uar_std = mean_std([m.uar for m in per_fold])
+    war, war_std = mean_std([m.accuracy for m in per_fold])
     pooled = Metrics(classes, np.sum([m.matrix for m in per_fold], axis=0))
     return Summary(uar, uar_std, war, war_std, len(per_fold), pooled)
 
@@ -203,4 +204,4 @@ def fold_figures(m: Metrics) -> dict[str, Any]:
     }
 
 
-__all__ = ["KINDS", "PROTOCOLS", "Fold", "Protocol", "Summary", "fold_figures", "summarise"]
+__all__ = ["KINDS", "PROTOCOLS", "Fold", "Protocol", "Summary", "fold_figures", "mean_std", "summarise"]

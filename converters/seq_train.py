@@ -225,19 +225,26 @@ def voted(logits: np.ndarray, ws: WindowSet) -> tuple[np.ndarray, np.ndarray]:
     return ids, scores.argmax(1)
 
 
-def clip_metrics(model: nn.Module, ws: WindowSet, classes: Sequence[str]) -> Metrics:
-    """Per-clip UAR / accuracy / confusion of a model on a window set."""
-    ids, pred = voted(predict(model, ws.X, batch_size=256), ws)
-    return metrics([classes[i] for i in ws.clip_y[ids]], [classes[i] for i in pred], classes)
-
-
 def clip_probabilities(model: nn.Module, ws: WindowSet) -> np.ndarray:
-    """[clips, classes] each clip's windows' mean softmax probabilities (the vote), in record order: what a
-    late fusion with another clip-level model combines."""
+    """[clips, classes] each clip's windows' mean softmax probabilities (the vote), in record order (NaN for a
+    clip without windows): what the metrics count and a late fusion with another clip-level model combines."""
     ids, scores = utterance_vote(predict(model, ws.X, batch_size=256), ws.utt, "mean_prob")
     out = np.full((len(ws.clip_y), scores.shape[1]), np.nan)
     out[ids] = scores
     return out
+
+
+def probability_metrics(probs: np.ndarray, ws: WindowSet, classes: Sequence[str]) -> Metrics:
+    """Per-clip UAR / accuracy / confusion of `clip_probabilities` on a window set (clips with windows)."""
+    seen = ~np.isnan(probs[:, 0])
+    return metrics(
+        [classes[i] for i in ws.clip_y[seen]], [classes[i] for i in probs[seen].argmax(1)], classes
+    )
+
+
+def clip_metrics(model: nn.Module, ws: WindowSet, classes: Sequence[str]) -> Metrics:
+    """Per-clip UAR / accuracy / confusion of a model on a window set."""
+    return probability_metrics(clip_probabilities(model, ws), ws, classes)
 
 
 def uar_of(ws: WindowSet, n_classes: int) -> Callable[[np.ndarray], float]:
@@ -370,9 +377,10 @@ def train_timnet_fold(
         f"  float: best val UAR {res.best_val_acc:.3f} at epoch {res.best_epoch}/{res.epochs_run}, {train_seconds:.0f} s"
     )
     te = window_set(records_test, classes, cfg.spec, raw=raw, speaker_norm=norm)
+    p_test = clip_probabilities(res.model, te)
     out = FoldResult(
         classes=classes,
-        float=clip_metrics(res.model, te, classes),
+        float=probability_metrics(p_test, te, classes),
         quant=None,
         params=sum(p.numel() for p in res.model.parameters()),
         bits=None,
@@ -382,15 +390,14 @@ def train_timnet_fold(
         seconds=0.0,
         train_seconds=train_seconds,
         model=res.model,
-        probabilities={"val": clip_probabilities(res.model, va), "test": clip_probabilities(res.model, te)},
+        probabilities={"val": clip_probabilities(res.model, va), "test": p_test},
     )
     if cfg.laq:
         c = compress_timnet(cfg, res.model, tr, va, kwargs)
         out.compressed, out.bits, out.plan = c, c.plan.average_bits, dict(c.plan.bits)
-        out.quant = clip_metrics(c.model, te, classes)
-        out.probabilities.update(
-            q_val=clip_probabilities(c.model, va), q_test=clip_probabilities(c.model, te)
-        )
+        q_test = clip_probabilities(c.model, te)
+        out.quant = probability_metrics(q_test, te, classes)
+        out.probabilities.update(q_val=clip_probabilities(c.model, va), q_test=q_test)
         if raw:  # no device input kind for raw samples yet: the packed weights file alone
             out.packed_kb = c.packed_bytes() / 1000
         else:
@@ -447,6 +454,8 @@ __all__ = [
     "TimNetTrainConfig",
     "WindowSet",
     "clip_metrics",
+    "clip_probabilities",
+    "probability_metrics",
     "default_sequence_spec",
     "record_windows",
     "speed_perturb",
