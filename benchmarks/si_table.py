@@ -84,7 +84,8 @@ def markdown(rows: list[dict], seconds: float, compute: float) -> str:
         "speaker's statistics after N clips, from the training prior; docs/protocol.md).",
         "`mfcc frames` / `waveform`: the temporal models on 2.24 s windows voted per clip, from their own LOSO runs",
         "(benchmarks/timnet_loso.py, the same folds; float size = params x 4 B; transductive: each speaker's frames",
-        "standardised by its own statistics). `late_fusion(...)`: the 2-bit functionals_mlp_bal on functionals_ext_aug",
+        "standardised by its own statistics; `timnet` 30 epochs, `timnet_100ep` 100 with patience 25; 10-fold runs:",
+        "seed 0's 10 folds). `late_fusion(...)`: the 2-bit functionals_mlp_bal on functionals_ext_aug",
         "and the 2-bit transductive timnet, temperature-scaled and fused by the fusion bundles' product of experts, the",
         "weights chosen on the validation speaker (benchmarks/ser_late_fusion.py; bits averaged over both models' weights).",
     ]
@@ -121,6 +122,11 @@ def markdown(rows: list[dict], seconds: float, compute: float) -> str:
 TEMPORAL = {
     ("timnet_loso",): ("timnet", "mfcc frames"),
     ("timnet_loso_spknorm",): ("timnet", "mfcc frames"),
+    ("timnet_loso_e100_f0", "timnet_loso_e100_f1", "timnet_loso_e100_f2-5", "timnet_loso_e100_f6-9"): (
+        "timnet_100ep",
+        "mfcc frames",
+    ),
+    ("timnet_10fold_e100_a", "timnet_10fold_e100_b"): ("timnet_100ep", "mfcc frames"),
     ("serct_lite_loso",): ("serct_lite", "waveform"),
 }
 """Runs of the temporal models (benchmarks/timnet_loso.py, the table's folds): results files (one run, or one run
@@ -131,6 +137,14 @@ rows here; docs/protocol.md.)"""
 FUSION = {
     "ser_late_fusion": (
         "late_fusion(functionals_mlp_bal + timnet)@2bit",
+        "functionals_ext_aug + mfcc frames",
+    ),
+    "ser_late_fusion_e100": (
+        "late_fusion(functionals_mlp_bal + timnet_100ep)@2bit",
+        "functionals_ext_aug + mfcc frames",
+    ),
+    "ser_late_fusion_10fold_e100": (
+        "late_fusion(functionals_mlp_bal + timnet_100ep)@2bit",
         "functionals_ext_aug + mfcc frames",
     ),
 }
