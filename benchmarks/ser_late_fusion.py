@@ -14,6 +14,10 @@ is uniform already and weights (1, 0) give it alone; the temporal model's is the
 from `converters.calibrate.choose_weights` on the validation speaker (a grid holding each branch alone). Nothing
 is chosen on the test speaker.
 
+`--weights pooled` chooses each fold's weights on the validation clips of every other fold instead (each clip with
+its own fold's calibrated, prior-divided posteriors; the fold's own test clips left out): one weight pair
+cross-validated on ~500 clips rather than guessed from one speaker's 56. The temperatures stay per fold.
+
 Writes benchmarks/results/ser_late_fusion[_TAG].{md,json}: UAR and WAR per fold and mean +- std for each branch
 alone and fused, the chosen weights and temperatures, and the bytes of both branches.
 """
@@ -25,6 +29,7 @@ import json
 import statistics
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -98,11 +103,12 @@ def recipe_fit() -> Fit:
     return fit_laq_mlp("sensitivity@2.0", model="functionals_mlp", balanced=True)
 
 
-def run_fold(data: InputData, fold: Fold, temporal: dict, fit: Fit | None = None) -> dict:
-    """One fold: the functionals branch fitted (`fit`, default `recipe_fit()`), the temporal branch's stored
-    probabilities, both calibrated and fused on the validation part; test figures of each and of the fusion.
-    `fold` must be the temporal run's (`run_fold` refuses other validation or test clips; `clip_fold` makes it).
-    The functionals branch must have been trained with the class-balanced loss (its prior is taken as uniform)."""
+def branch_outputs(data: InputData, fold: Fold, temporal: dict, fit: Fit | None = None) -> dict:
+    """One fold's branches: the functionals branch fitted (`fit`, default `recipe_fit()`) and the temporal
+    branch's stored probabilities, as posteriors on the validation and test parts, with the labels, the
+    temperatures fitted on the validation part and the rule (priors, temperatures; weights not chosen yet).
+    `fold` must be the temporal run's (refuses other validation or test clips; `clip_fold` makes it). The
+    functionals branch must have been trained with the class-balanced loss (its prior is taken as uniform)."""
     s = fold.split
     names = data.info["clips"]
     for part in ("val", "test"):
@@ -127,14 +133,65 @@ def run_fold(data: InputData, fold: Fold, temporal: dict, fit: Fit | None = None
     rule = FusionRule(
         data.classes, (BranchRule("functionals"), BranchRule("temporal", prior=tuple(shares))), uniform
     ).with_params(temps, {})
-    rule, val_scores = choose_weights(rule, {b: post[b]["val"] for b in BRANCHES}, y["val"])
+    return {
+        "fold": fold.name,
+        "val_clips": [names[i] for i in s.val],
+        "test_clips": [names[i] for i in s.test],
+        "post": post,
+        "y": y,
+        "rule": rule,
+        "temps": temps,
+        "fitted": fitted,
+        "temporal": temporal,
+        "seconds": time.perf_counter() - t0,
+    }
+
+
+def evidence(out: dict) -> dict[str, np.ndarray]:
+    """A fold's validation posteriors as its own rule sees them: each branch alone through the rule (temperature
+    applied, its prior divided out, renormalised). Fused with temperatures 1 and no priors, these give that fold's
+    fused decision for any weights (up to the rule's probability floor, 1e-12, on near-certain posteriors), so
+    the validation clips of several folds can be pooled to choose one pair."""
+    rule, val = out["rule"], {b: out["post"][b]["val"] for b in BRANCHES}
+    return {b: rule.with_params({}, {n: float(n == b) for n in BRANCHES}).fuse(val) for b in BRANCHES}
+
+
+def pooled_weights(outs: list[dict], k: int) -> tuple[dict[str, float], dict[str, float]]:
+    """Weights for fold `k` chosen on the validation clips of every other fold, without fold k's test clips."""
+    test = set(outs[k]["test_clips"])
+    posts: dict[str, list[np.ndarray]] = {b: [] for b in BRANCHES}
+    ys = []
+    for j, out in enumerate(outs):
+        if j == k:
+            continue
+        keep = np.array([c not in test for c in out["val_clips"]])
+        ev = evidence(out)
+        for b in BRANCHES:
+            posts[b].append(ev[b][keep])
+        ys.append(out["y"]["val"][keep])
+    rule = outs[k]["rule"]
+    # temperatures 1 and no branch priors: `evidence` has applied each fold's own
+    flat = FusionRule(rule.labels, tuple(BranchRule(b) for b in BRANCHES), rule.prior)
+    chosen, scores = choose_weights(flat, {b: np.concatenate(posts[b]) for b in BRANCHES}, np.concatenate(ys))
+    return {b.name: b.weight for b in chosen.branches}, scores
+
+
+def fuse_fold(out: dict, classes: Sequence[str], weights: dict[str, float] | None = None) -> dict:
+    """A fold's test figures for each branch and the fusion: weights chosen on its own validation part, or the
+    given ones (`pooled_weights`)."""
+    post, y = out["post"], out["y"]
+    if weights is None:
+        rule, val_scores = choose_weights(out["rule"], {b: post[b]["val"] for b in BRANCHES}, y["val"])
+    else:
+        rule, val_scores = out["rule"].with_params({}, weights), {}
     fused = rule.fuse({b: post[b]["test"] for b in BRANCHES})
-    out = {"fold": fold.name, "seconds": round(time.perf_counter() - t0, 1)}
+    fitted, temporal = out["fitted"], out["temporal"]
+    res = {"fold": out["fold"], "seconds": round(out["seconds"], 1)}
     for name, p in (*((b, post[b]["test"]) for b in BRANCHES), ("fused", fused)):
-        m = index_metrics(y["test"], p.argmax(1), data.classes)
-        out[name] = {"uar": m.uar, "war": m.accuracy, "confusion": m.matrix.tolist()}
-    out.update(
-        temperatures=temps,
+        m = index_metrics(y["test"], p.argmax(1), classes)
+        res[name] = {"uar": m.uar, "war": m.accuracy, "confusion": m.matrix.tolist()}
+    res.update(
+        temperatures=out["temps"],
         weights={b.name: b.weight for b in rule.branches},
         val=val_scores,
         functionals_kb=fitted.packed_kb,
@@ -144,7 +201,12 @@ def run_fold(data: InputData, fold: Fold, temporal: dict, fit: Fit | None = None
         functionals_params=fitted.params,
         temporal_params=temporal.get("params"),
     )
-    return out
+    return res
+
+
+def run_fold(data: InputData, fold: Fold, temporal: dict, fit: Fit | None = None) -> dict:
+    """One fold with its weights chosen on its own validation part: `branch_outputs` then `fuse_fold`."""
+    return fuse_fold(branch_outputs(data, fold, temporal, fit), data.classes)
 
 
 def markdown(rows: list[dict], args: argparse.Namespace, protocol: str, total: int, verdict: str) -> str:
@@ -154,7 +216,13 @@ def markdown(rows: list[dict], args: argparse.Namespace, protocol: str, total: i
         "",
         "Branches: ser_emodb's recipe (functionals_mlp_bal, sensitivity@2.0, functionals_ext_aug, transductive) and "
         f"the temporal model of {files} ({'2-bit' if args.temporal_model == 'q' else 'float'}). "
-        "Temperatures and weights chosen on each fold's validation part (product of experts, priors divided out). "
+        "Temperatures chosen on each fold's validation part, weights on "
+        + (
+            "it"
+            if args.weights == "fold"
+            else "the other folds' validation parts, less this fold's test clips"
+        )
+        + " (product of experts, priors divided out). "
         "UAR / WAR per clip, %.",
         "",
         "| fold | functionals UAR / WAR | temporal UAR / WAR | fused UAR / WAR | weights (f, t) | T (f, t) |",
@@ -190,6 +258,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--temporal-model", choices=("q", "float"), default="q", help="its 2-bit (q) or float model"
     )
+    ap.add_argument(
+        "--weights",
+        choices=("fold", "pooled"),
+        default="fold",
+        help="choose the weights on each fold's validation part (fold) or on the other folds' (pooled)",
+    )
     ap.add_argument("--data", default=None, help="EMODB root (default: $EDGE_SER_DATA/emodb)")
     ap.add_argument("--tag", default="")
     args = ap.parse_args(argv)
@@ -204,10 +278,19 @@ def main(argv: list[str] | None = None) -> int:
     if list(data.classes) != list(next(iter(temporal.values()))["classes"]):
         raise ConfigError(f"class orders differ: functionals {data.classes}, temporal runs {args.temporal}")
     folds = PROTOCOLS[protocol].folds(data.speakers, data.y)
-    rows = []
+    outs, same = [], []
     for k in sorted(temporal):
-        fold, same = clip_fold(data, temporal[k], folds[k])
-        rows.append({**run_fold(data, fold, temporal[k]), "table_fold": same})
+        fold, is_table = clip_fold(data, temporal[k], folds[k])
+        outs.append(branch_outputs(data, fold, temporal[k]))
+        same.append(is_table)
+    if args.weights == "pooled" and len(outs) < 2:
+        ap.error("--weights pooled needs the runs of at least 2 folds")
+    rows = []
+    for k, out in enumerate(outs):
+        weights, pooled = pooled_weights(outs, k) if args.weights == "pooled" else (None, None)
+        rows.append({**fuse_fold(out, data.classes, weights), "table_fold": same[k]})
+        if pooled is not None:
+            rows[-1]["val"] = {"pooled": pooled}
         r = rows[-1]
         print(
             f"fold {k} ({r['fold']}): functionals {r['functionals']['uar']:.3f}, temporal "
@@ -227,6 +310,7 @@ def main(argv: list[str] | None = None) -> int:
         "folds_total": len(folds),
         "temporal": [str(p) for p in args.temporal],
         "temporal_model": args.temporal_model,
+        "weights": args.weights,
         "gain": gain,
         "earns": earns,
     }

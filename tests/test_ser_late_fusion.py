@@ -158,3 +158,33 @@ def test_si_table_rows_of_a_split_temporal_run_and_of_the_fusion(tmp_path, monke
             False,
         )
     assert timnet[0]["uar"] == pytest.approx(0.61)
+
+
+def test_pooled_weights_use_only_the_other_folds_validation_clips_and_reproduce_each_folds_rule():
+    """`evidence` fused with a flat rule gives the fold's own fused decision for any weights; the pooled choice
+    for fold k reads the other folds' validation clips less fold k's test clips, so a temporal branch that is
+    right everywhere except on fold k's test speaker is still chosen there, and then costs that fold."""
+    data = _data(2)
+    folds = Protocol("p", "blobs", "loso").folds(data.speakers, data.y)
+    sure = np.full((len(data.y), 3), 0.05)
+    sure[np.arange(len(data.y)), data.y] = 0.9
+    fair = np.where(sure > 0.5, 0.5, 0.25)  # a branch right on every clip, but not sure of it
+    fair[::4] = np.roll(fair[::4], 1, axis=1)  # and wrong on every 4th
+    out = lf.branch_outputs(data, folds[0], _temporal(data, folds[0], fair), fit=_fit())
+    rule = out["rule"]
+    flat = lf.FusionRule(rule.labels, tuple(lf.BranchRule(b) for b in lf.BRANCHES), rule.prior)
+    ev = lf.evidence(out)
+    for w in ({"functionals": 1.0, "temporal": 0.5}, {"functionals": 0.25, "temporal": 1.0}):
+        own = rule.with_params({}, w).fuse({b: out["post"][b]["val"] for b in lf.BRANCHES})
+        np.testing.assert_allclose(flat.with_params({}, w).fuse(ev), own, atol=1e-6)
+    outs = [lf.branch_outputs(data, f, _temporal(data, f, sure), fit=_fit()) for f in folds]
+    weights, scores = lf.pooled_weights(outs, 0)
+    assert weights["temporal"] > 0 and scores["uar"] == 1.0
+    # the pool never holds fold 0's test clips: poison them in every other fold's validation part
+    test0 = set(outs[0]["test_clips"])
+    for out in outs[1:]:
+        rows = [i for i, c in enumerate(out["val_clips"]) if c in test0]
+        out["post"]["temporal"]["val"][rows] = np.roll(out["post"]["temporal"]["val"][rows], 1, axis=1)
+    assert lf.pooled_weights(outs, 0)[1]["uar"] == 1.0
+    r = lf.fuse_fold(outs[0], data.classes, weights)
+    assert r["weights"] == weights and r["fused"]["uar"] == 1.0
