@@ -87,7 +87,8 @@ def markdown(rows: list[dict], seconds: float, compute: float) -> str:
         "standardised by its own statistics; `timnet` 30 epochs, `timnet_100ep` 100 with patience 25; 10-fold runs:",
         "seed 0's 10 folds). `late_fusion(...)`: the 2-bit functionals_mlp_bal on functionals_ext_aug",
         "and the 2-bit transductive timnet, temperature-scaled and fused by the fusion bundles' product of experts, the",
-        "weights chosen on the validation speaker (benchmarks/ser_late_fusion.py; bits averaged over both models' weights).",
+        "weights chosen on the validation speaker (benchmarks/ser_late_fusion.py; bits averaged over both models' weights);",
+        "`late_fusion_pooled`: the weights chosen on the other folds' validation clips instead (`--weights pooled`).",
     ]
     for name, proto in PROTOCOLS.items():
         mine = [r for r in rows if r["protocol"] == name]
@@ -141,6 +142,10 @@ FUSION = {
     ),
     "ser_late_fusion_e100": (
         "late_fusion(functionals_mlp_bal + timnet_100ep)@2bit",
+        "functionals_ext_aug + mfcc frames",
+    ),
+    "ser_late_fusion_e100_pooled": (
+        "late_fusion_pooled(functionals_mlp_bal + timnet_100ep)@2bit",
         "functionals_ext_aug + mfcc frames",
     ),
     "ser_late_fusion_10fold_e100": (
