@@ -152,6 +152,10 @@ FUSION = {
         "late_fusion(functionals_mlp_bal + timnet_100ep)@2bit",
         "functionals_ext_aug + mfcc frames",
     ),
+    "ser_late_fusion_10fold_e100_pooled": (
+        "late_fusion_pooled(functionals_mlp_bal + timnet_100ep)@2bit",
+        "functionals_ext_aug + mfcc frames",
+    ),
 }
 """Late fusion of the two (benchmarks/ser_late_fusion.py): results file -> (row model, input)."""
 
