@@ -85,7 +85,7 @@ def markdown(rows: list[dict], seconds: float, compute: float) -> str:
         "`mfcc frames` / `waveform`: the temporal models on 2.24 s windows voted per clip, from their own LOSO runs",
         "(benchmarks/timnet_loso.py, the same folds; float size = params x 4 B; transductive: each speaker's frames",
         "standardised by its own statistics; `timnet` 30 epochs, `timnet_100ep` 100 with patience 25; 10-fold runs:",
-        "seed 0's 10 folds). `late_fusion(...)`: the 2-bit functionals_mlp_bal on functionals_ext_aug",
+        "seeds 0 and 1, 20 folds). `late_fusion(...)`: the 2-bit functionals_mlp_bal on functionals_ext_aug",
         "and the 2-bit transductive timnet, temperature-scaled and fused by the fusion bundles' product of experts, the",
         "weights chosen on the validation speaker (benchmarks/ser_late_fusion.py; bits averaged over both models' weights);",
         "`late_fusion_pooled`: the weights chosen on the other folds' validation clips instead (`--weights pooled`).",
@@ -127,7 +127,10 @@ TEMPORAL = {
         "timnet_100ep",
         "mfcc frames",
     ),
-    ("timnet_10fold_e100_a", "timnet_10fold_e100_b"): ("timnet_100ep", "mfcc frames"),
+    ("timnet_10fold_e100_a", "timnet_10fold_e100_b", "timnet_10fold_e100_c", "timnet_10fold_e100_d"): (
+        "timnet_100ep",
+        "mfcc frames",
+    ),
     ("serct_lite_loso",): ("serct_lite", "waveform"),
 }
 """Runs of the temporal models (benchmarks/timnet_loso.py, the table's folds): results files (one run, or one run
