@@ -59,8 +59,8 @@ from converters.pipeline import load_records  # noqa: E402
 from converters.quant.bitplan import BitPlan  # noqa: E402
 from converters.quant.qat import QAT_DEFAULTS, qat  # noqa: E402
 from converters.registry import build  # noqa: E402
-from converters.si_eval import functionals_input  # noqa: E402
-from converters.speaker_norm import transductive  # noqa: E402
+from converters.si_eval import functionals_input, pooled  # noqa: E402
+from converters.speaker_norm import online, transductive  # noqa: E402
 from converters.train import TrainConfig, predict, seed_everything, train_classifier  # noqa: E402
 from edge_ser.features.egemaps import FunctionalsSpec  # noqa: E402
 from edge_ser.features.speaker_norm import SpeakerNorm  # noqa: E402
@@ -81,6 +81,13 @@ average is its members'; one that would still exceed it ships as seed 0's MLP al
 ENSEMBLE_GAIN = 0.01
 """UAR the ensemble must gain on the inner folds, over seed 0's model and over the mean of its single members,
 to ship (`choose_members`); the rule was fixed before its first measurement (docs/protocol.md)."""
+ONLINE_CLIPS = 20
+"""Clips of a validation speaker the device-side score (`--choose-by device`) enrols before scoring them all."""
+CHOOSE_BY = {
+    "transductive": ("val_uar", "val_uar_noisy"),
+    "device": ("val_uar", "val_uar_noisy", "val_uar_online", "val_uar_noisy_online"),
+}
+"""Stage 0's score of a variant on an inner fold: the mean of these validation figures (`stage1`)."""
 
 
 def main() -> None:
@@ -124,6 +131,14 @@ def main() -> None:
         default="pairs",
         help="how the training variant (noisy copies, speed copies, loss) is chosen: pairs = the mean over inner "
         "folds of speaker pairs (default); holdout = on the default validation speakers only (the choice before)",
+    )
+    ap.add_argument(
+        "--choose-by",
+        choices=sorted(CHOOSE_BY),
+        default="transductive",
+        help="stage 0's score of a variant on an inner fold: transductive = the mean of clean and noisy "
+        "validation UAR, each speaker standardised by all of its clips (default); device = that and the same "
+        f"after only {ONLINE_CLIPS} of its clips from the training prior (online-{ONLINE_CLIPS}), all four averaged",
     )
     ap.add_argument(
         "--members",
@@ -172,7 +187,7 @@ def main() -> None:
     variants = [(k, sp, b) for k in noise_choices for sp in speed_choices for b in balanced_choices]
     choice: dict | None = None
     if args.choose == "pairs" and len(variants) > 1 and not unseen:
-        choice = choose_variant(rows, variants, args.recipe, progress=True)
+        choice = choose_variant(rows, variants, args.recipe, progress=True, by=args.choose_by)
         write_choice(args.data, choice)
         variants = [choice["chosen"]]
     runs = [stage1(rows, v, val_spk, args.recipe) for v in variants]
@@ -205,7 +220,7 @@ def main() -> None:
     }
     if choice is not None:
         split["variant_choice"] = (
-            f"noisy copies, speed copies and loss chosen by the mean clean + noisy validation UAR over "
+            f"noisy copies, speed copies and loss chosen by the mean {'+'.join(CHOOSE_BY[args.choose_by])} over "
             f"{len(choice['folds'])} inner folds (speaker pairs {', '.join('-'.join(f) for f in choice['folds'])}), "
             f"benchmarks/results/ship_ser_choice_{args.data}.md"
         )
@@ -271,6 +286,7 @@ def main() -> None:
                 + (f" --balanced {args.balanced}" if args.balanced != "auto" else "")
                 + (f" --paired-fold {args.paired_fold}" if unseen else "")
                 + (" --choose holdout" if args.choose != "pairs" and not unseen else "")
+                + (f" --choose-by {args.choose_by}" if args.choose_by != "transductive" else "")
                 + (f" --members {args.members}" if args.members != "auto" else "")
                 + (" --no-refit" if args.no_refit and not unseen else ""),
             },
@@ -368,9 +384,12 @@ def stage1(
         recipe, fp.model, Z[tr], y[tr], Z[val], y[val], seed=seed, qat_config=qcfg, train_kwargs=by_uar
     )
     clean, noisy_rows = val & (rows.copy_of == 0), val & (rows.copy_of > 0)
+    online_clean, online_noisy = _online_uar(rows, val, c.model, rows.prior(tr))
     figures = {
         "val_uar": uar_of(c.model, clean),
         "val_uar_noisy": uar_of(c.model, noisy_rows),
+        "val_uar_online": online_clean,
+        "val_uar_noisy_online": online_noisy,
         "val_float_uar": uar_of(fp.model, clean),
         "noise_copies": copies,
         "speed_copies": list(SPEED_FACTORS) if speed else [],
@@ -384,6 +403,18 @@ def stage1(
         )
     epochs = {"float": fp.best_epoch, "qat": int(c.info["qat_epoch"])}
     return {"c": c, "fp": fp, "tr": tr, "epochs": epochs, "figures": figures}
+
+
+def _online_uar(
+    rows: Rows, held: np.ndarray, model: torch.nn.Module, base: SpeakerNorm
+) -> tuple[float, float]:
+    """(clean, noisy) UAR over the rows `held` when each (speaker, copy) group is standardised as the device does
+    after ONLINE_CLIPS of its clips (from the training prior `base`; `ORDERS` seeded clip orders pooled)."""
+    idx = np.flatnonzero(held)
+    views = online(rows.X, rows.groups, idx, base, ONLINE_CLIPS, seed=0)
+    y, copy_of = rows.y[idx], rows.copy_of[idx]
+    preds = [predict(model, v).argmax(1) for v in views]
+    return tuple(pooled(y[m], [p[m] for p in preds], rows.classes).uar for m in (copy_of == 0, copy_of > 0))  # type: ignore[return-value]
 
 
 def inner_folds(speakers: list[str]) -> list[list[str]]:
@@ -402,27 +433,34 @@ def variant_label(v: tuple[int, bool, bool]) -> str:
 
 
 def choose_variant(
-    rows: Rows, variants: list[tuple[int, bool, bool]], recipe: str, *, progress: bool = False
+    rows: Rows,
+    variants: list[tuple[int, bool, bool]],
+    recipe: str,
+    *,
+    progress: bool = False,
+    by: str = "transductive",
 ) -> dict:
     """Stage 0: every training variant on every inner fold (`inner_folds` of the rows' speakers); the best mean
-    of clean + noisy validation UAR wins (exact ties: the earlier variant). Returns the choice, the folds and
-    each variant's (clean, noisy) validation UAR per fold."""
+    of the validation figures `CHOOSE_BY[by]` wins (exact ties: the earlier variant). Returns the choice, the
+    folds and each variant's validation figures per fold (in `CHOOSE_BY["device"]`'s order)."""
     from tqdm.auto import tqdm
 
     folds = inner_folds(rows.speakers())
-    scores: dict[tuple[int, bool, bool], list[tuple[float, float]]] = {v: [] for v in variants}
+    keys = CHOOSE_BY["device"]
+    scores: dict[tuple[int, bool, bool], list[tuple[float, ...]]] = {v: [] for v in variants}
     bar = tqdm(
         total=len(variants) * len(folds), desc="inner folds x variants", unit="model", disable=not progress
     )
     for fold in folds:
         for v in variants:
             f = stage1(rows, v, fold, recipe, log=False)["figures"]
-            scores[v].append((f["val_uar"], f["val_uar_noisy"]))
+            scores[v].append(tuple(f[k] for k in keys))
             bar.update()
     bar.close()
-    mean = {v: float(np.mean([a + b for a, b in sc])) / 2 for v, sc in scores.items()}
+    used = [keys.index(k) for k in CHOOSE_BY[by]]
+    mean = {v: float(np.mean([[sc[i] for i in used] for sc in s])) for v, s in scores.items()}
     chosen = max(variants, key=lambda v: (mean[v], -variants.index(v)))
-    return {"chosen": chosen, "folds": folds, "scores": scores, "mean": mean, "variants": variants}
+    return {"chosen": chosen, "folds": folds, "scores": scores, "mean": mean, "variants": variants, "by": by}
 
 
 def write_choice(data: str, choice: dict) -> None:
@@ -430,31 +468,35 @@ def write_choice(data: str, choice: dict) -> None:
     from _common import write_results
 
     folds, scores, mean, chosen = choice["folds"], choice["scores"], choice["mean"], choice["chosen"]
+    by = choice["by"]
     lines = [
         f"# ship_ser: the training variant for {data}, chosen on inner folds",
         "",
         f"Each variant trained once per inner fold (every speaker but the pair), scored on the pair's clean and "
-        f"noisy clips (validation UAR %, clean / noisy); the variant with the best mean of the two over the "
-        f"{len(folds)} folds ships. Rule fixed before the run (docs/protocol.md).",
+        f"noisy clips (validation UAR %, clean / noisy; transductive, then online-{ONLINE_CLIPS} after the "
+        f"semicolon); the variant with the best mean of {', '.join(CHOOSE_BY[by])} over the {len(folds)} folds "
+        f"ships (`--choose-by {by}`). Rule fixed before the run (docs/protocol.md).",
         "",
-        "| variant | " + " | ".join("-".join(f) for f in folds) + " | mean (clean + noisy) / 2 |",
+        "| variant | " + " | ".join("-".join(f) for f in folds) + " | score (mean) |",
         "|---|" + "---|" * (len(folds) + 1),
     ]
     for v in choice["variants"]:
-        cells = " | ".join(f"{100 * a:.1f} / {100 * b:.1f}" for a, b in scores[v])
+        cells = " | ".join(
+            f"{100 * a:.1f} / {100 * b:.1f}; {100 * c:.1f} / {100 * d:.1f}" for a, b, c, d in scores[v]
+        )
         mark = "**" if v == chosen else ""
         lines.append(f"| {mark}{variant_label(v)}{mark} | {cells} | {mark}{100 * mean[v]:.1f}{mark} |")
     lines += ["", f"Chosen: **{variant_label(chosen)}**."]
     payload = {
         "data": data,
         "folds": folds,
+        "choose_by": by,
         "variants": [
             {
                 "noise_copies": v[0],
                 "speed": v[1],
                 "class_balanced": v[2],
-                "val_uar": [a for a, _ in scores[v]],
-                "val_uar_noisy": [b for _, b in scores[v]],
+                **{k: [sc[i] for sc in scores[v]] for i, k in enumerate(CHOOSE_BY["device"])},
                 "mean": mean[v],
             }
             for v in choice["variants"]

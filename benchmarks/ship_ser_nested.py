@@ -3,6 +3,7 @@
     export EDGE_SER_DATA=/work/shared/datasets
     python benchmarks/ship_ser_nested.py --data emodb      # leave one speaker out, 10 folds
     python benchmarks/ship_ser_nested.py --data ravdess    # leave one actor out, 12 folds
+    python benchmarks/ship_ser_nested.py --data emodb --choose-by device   # stage 0 scored as ship_ser's flag
 
 The si_table's rows are fixed recipes; the shipped bundles also *choose* their recipe (noisy copies, speed copies,
 loss) on validation speakers (benchmarks/ship_ser.py, stage 0), and that choice was made on speakers that are
@@ -16,7 +17,8 @@ Stage 1's model (before the refit) is scored too, for the record.
 
 Every finished fold is one line of benchmarks/results/ship_ser_nested_runs/<data>.jsonl: a re-run trains only
 what is missing (a record from before the ensemble choice keeps its stage-0 variant and redoes the rest).
-Output: benchmarks/results/ship_ser_nested_<data>.{md,json}.
+Output: benchmarks/results/ship_ser_nested_<data>.{md,json} (`--choose-by device`: ..._<data>_device, its own
+runs file).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from ship_ser import (  # noqa: E402
     BIT_BUDGET,
+    CHOOSE_BY,
     MEMBERS,
     PRIOR_WEIGHT,
     VAL_SPEAKERS,
@@ -72,13 +75,16 @@ def figures(y: np.ndarray, predictions: list[np.ndarray], classes: list[str]) ->
     return {"uar": float(m.uar), "war": float(m.accuracy), "confusion": m.matrix.tolist()}
 
 
-def outer_fold(rows: Rows, test: str, data: str, cached: dict | None = None) -> dict:
+def outer_fold(
+    rows: Rows, test: str, data: str, cached: dict | None = None, *, by: str = "transductive"
+) -> dict:
     """ship_ser's procedure on every speaker but `test`, then `test` scored once. `cached`: an earlier record of
-    this fold whose stage-0 variant choice is reused (stage 0 is deterministic; it is most of a fold's time)."""
+    this fold whose stage-0 variant choice is reused (stage 0 is deterministic; it is most of a fold's time).
+    `by`: stage 0's score (ship_ser's `--choose-by`)."""
     t0 = time.perf_counter()
     r = rows.subset(rows.spk != test)
     if cached is None:
-        choice = choose_variant(r, VARIANTS, RECIPE)
+        choice = choose_variant(r, VARIANTS, RECIPE, by=by)
         chosen = choice["chosen"]
         inner_mean = {variant_label(v): round(m, 6) for v, m in choice["mean"].items()}
     else:
@@ -99,6 +105,7 @@ def outer_fold(rows: Rows, test: str, data: str, cached: dict | None = None) -> 
         "test": test,
         "chosen": {"noise_copies": chosen[0], "speed": chosen[1], "class_balanced": chosen[2]},
         "inner_mean": inner_mean,
+        "choose_by": by,
         "members": len(seeds),
         "members_chosen": members,
         "over_budget_bits": over_budget,
@@ -119,7 +126,9 @@ def outer_fold(rows: Rows, test: str, data: str, cached: dict | None = None) -> 
     return out
 
 
-def summary(data: str, folds: list[dict], classes: list[str], total: int) -> tuple[dict, str]:
+def summary(
+    data: str, folds: list[dict], classes: list[str], total: int, by: str = "transductive"
+) -> tuple[dict, str]:
     norms = ["transductive", *(f"online-{k}" for k in ONLINE)]
 
     def stats(model: str, norm: str) -> dict:
@@ -138,10 +147,11 @@ def summary(data: str, folds: list[dict], classes: list[str], total: int) -> tup
         counts[label] = counts.get(label, 0) + 1
     protocol = "leave one speaker out" if data == "emodb" else "leave one actor out"
     lines = [
-        f"# The ser_{data} shipping procedure, nested: {protocol} ({len(folds)} of {total} folds)",
+        f"# The ser_{data} shipping procedure, nested: {protocol} ({len(folds)} of {total} folds)"
+        + ("" if by == "transductive" else f", stage 0 by `--choose-by {by}`"),
         "",
         "Each outer fold runs benchmarks/ship_ser.py's whole procedure on the other speakers (stage 0: the "
-        "training variant chosen on inner folds of speaker pairs; stage 1: epochs and bit plan on the last "
+        f"training variant chosen on inner folds of speaker pairs by the mean of {', '.join(CHOOSE_BY[by])}; stage 1: epochs and bit plan on the last "
         f"speaker(s); the refit on every remaining speaker; the training prior, weight {PRIOR_WEIGHT:g}) and "
         f"scores the held-out speaker once. online-N: its statistics after N of its clips, {ORDERS} seeded "
         "orders pooled. UAR / WAR %, mean +- std over folds.",
@@ -183,6 +193,7 @@ def summary(data: str, folds: list[dict], classes: list[str], total: int) -> tup
     payload = {
         "data": data,
         "protocol": protocol,
+        "choose_by": by,
         "classes": classes,
         "n_folds": len(folds),
         "complete": len(folds) == total,
@@ -200,13 +211,20 @@ def main() -> None:
     ap.add_argument(
         "--limit-folds", type=int, default=None, help="only the first N outer folds (a quick look)"
     )
+    ap.add_argument(
+        "--choose-by",
+        choices=sorted(CHOOSE_BY),
+        default="transductive",
+        help="stage 0's score of a variant (ship_ser.py --choose-by); device writes ..._<data>_device",
+    )
     args = ap.parse_args()
     torch.set_num_threads(1)
+    name = args.data + ("" if args.choose_by == "transductive" else f"_{args.choose_by}")
     d, X, Z, y, spk, copy_of, groups = training_matrix(args.data)
     rows = Rows(X, Z, y, spk.astype(str), copy_of, groups, list(d.classes))
     speakers = rows.speakers()
     todo = speakers[: args.limit_folds]
-    runs = RESULTS / "ship_ser_nested_runs" / f"{args.data}.jsonl"
+    runs = RESULTS / "ship_ser_nested_runs" / f"{name}.jsonl"
     runs.parent.mkdir(parents=True, exist_ok=True)
     done = {}
     if runs.is_file():
@@ -216,7 +234,7 @@ def main() -> None:
     for i, test in enumerate(todo):
         if test in done and "members" in done[test]:
             continue
-        rec = outer_fold(rows, test, args.data, cached=done.get(test))
+        rec = outer_fold(rows, test, args.data, cached=done.get(test), by=args.choose_by)
         done[test] = rec
         atomic_write(runs, "".join(json.dumps(done[s]) + "\n" for s in speakers if s in done))
         ch = rec["chosen"]
@@ -228,8 +246,8 @@ def main() -> None:
             flush=True,
         )
     folds = [done[s] for s in todo]
-    payload, md = summary(args.data, folds, rows.classes, len(speakers))
-    write_results(f"ship_ser_nested_{args.data}", payload, md, indent=None)
+    payload, md = summary(args.data, folds, rows.classes, len(speakers), args.choose_by)
+    write_results(f"ship_ser_nested_{name}", payload, md, indent=None)
     print(md)
 
 

@@ -40,10 +40,20 @@ def test_choose_variant_takes_the_best_mean_of_clean_and_noisy_and_the_earlier_o
         (2, True, True): (0.7, 0.5),  # mean 0.6 too: a tie, so the earlier one wins
     }
 
+    online = {(0, False, False): 0.5, (2, True, False): 0.2, (2, True, True): 0.6}  # after 20 clips
+
     def fake_stage1(r, variant, val_spk, recipe, log=True):
         seen.append((variant, tuple(val_spk)))
         clean, noisy = table[variant]
-        return {"figures": {"val_uar": clean, "val_uar_noisy": noisy}}
+        o = online[variant]
+        return {
+            "figures": {
+                "val_uar": clean,
+                "val_uar_noisy": noisy,
+                "val_uar_online": o,
+                "val_uar_noisy_online": o,
+            }
+        }
 
     monkeypatch.setattr(ship, "stage1", fake_stage1)
     choice = ship.choose_variant(rows, list(table), "sensitivity@2.0")
@@ -52,6 +62,28 @@ def test_choose_variant_takes_the_best_mean_of_clean_and_noisy_and_the_earlier_o
     assert choice["mean"][(0, False, False)] == pytest.approx(0.5)
     assert {fold for _, fold in seen} == {("00", "01"), ("02", "03")}  # every variant on every inner fold
     assert len(seen) == len(table) * 2
+    # scored by what the device sees too (transductive and online-20 averaged): the online-robust one wins
+    device = ship.choose_variant(rows, list(table), "sensitivity@2.0", by="device")
+    assert device["chosen"] == (2, True, True)
+    assert device["mean"][(2, True, True)] == pytest.approx((0.7 + 0.5 + 0.6 + 0.6) / 4)
+    assert device["scores"][(2, True, False)][0] == (0.6, 0.6, 0.2, 0.2)
+
+
+def test_online_uar_with_every_clip_and_no_prior_is_the_transductive_uar():
+    from edge_ser.features.speaker_norm import SpeakerNorm
+
+    rows = _rows(clips=6)  # fewer clips per speaker than ONLINE_CLIPS: the device has seen all of them
+    held = np.isin(rows.spk, ["00", "01"]) & ~rows.speed_rows
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 3)
+    train = ~np.isin(rows.spk, ["00", "01"])
+    no_prior = SpeakerNorm.from_speakers(rows.X[train], rows.groups[train], prior_weight=0.0)
+    logits = ship.predict(model, rows.Z[held])
+    want = ship._clean_noisy_uar(rows, held, logits)
+    assert ship._online_uar(rows, held, model, no_prior) == pytest.approx(want)
+    prior = SpeakerNorm.from_speakers(rows.X[train], rows.groups[train], prior_weight=300.0)
+    heavy = ship._online_uar(rows, held, model, prior)  # a heavy prior: the training statistics dominate
+    assert heavy != pytest.approx(want)
 
 
 def test_rows_variants_subsets_and_dropped_classes():
