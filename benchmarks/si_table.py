@@ -127,7 +127,14 @@ TEMPORAL = {
         "timnet_100ep",
         "mfcc frames",
     ),
-    ("timnet_10fold_e100_a", "timnet_10fold_e100_b", "timnet_10fold_e100_c", "timnet_10fold_e100_d"): (
+    (
+        "timnet_10fold_e100_a",
+        "timnet_10fold_e100_b",
+        "timnet_10fold_e100_c",
+        "timnet_10fold_e100_d",
+        "timnet_10fold_e100_e",
+        "timnet_10fold_e100_f",
+    ): (
         "timnet_100ep",
         "mfcc frames",
     ),
