@@ -2,7 +2,7 @@
 functionals (327 values; --features egemaps: the 88), per-speaker normalised, LAQ + QAT at <= 2 average bits,
 with online speaker normalisation in the bundle.
 
-    python benchmarks/ship_ser.py --data emodb --out bundles/ser_emodb
+    python benchmarks/ship_ser.py --data emodb --choose-by device --out bundles/ser_emodb
     python benchmarks/ship_ser.py --data ravdess --out bundles/ser_ravdess
     python benchmarks/ship_ser.py --data ravdess --paired-fold 0 --out bundles/av_fn_audio   # av_fusion's audio
 
