@@ -414,7 +414,10 @@ def _online_uar(
     views = online(rows.X, rows.groups, idx, base, ONLINE_CLIPS, seed=0)
     y, copy_of = rows.y[idx], rows.copy_of[idx]
     preds = [predict(model, v).argmax(1) for v in views]
-    return tuple(pooled(y[m], [p[m] for p in preds], rows.classes).uar for m in (copy_of == 0, copy_of > 0))  # type: ignore[return-value]
+    clean, noisy = (
+        pooled(y[m], [p[m] for p in preds], rows.classes).uar for m in (copy_of == 0, copy_of > 0)
+    )
+    return clean, noisy
 
 
 def inner_folds(speakers: list[str]) -> list[list[str]]:

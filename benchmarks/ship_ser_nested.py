@@ -151,7 +151,8 @@ def summary(
         + ("" if by == "transductive" else f", stage 0 by `--choose-by {by}`"),
         "",
         "Each outer fold runs benchmarks/ship_ser.py's whole procedure on the other speakers (stage 0: the "
-        f"training variant chosen on inner folds of speaker pairs by the mean of {', '.join(CHOOSE_BY[by])}; stage 1: epochs and bit plan on the last "
+        "training variant chosen on inner folds of speaker pairs by the mean of "
+        f"{', '.join(CHOOSE_BY[by])}; stage 1: epochs and bit plan on the last "
         f"speaker(s); the refit on every remaining speaker; the training prior, weight {PRIOR_WEIGHT:g}) and "
         f"scores the held-out speaker once. online-N: its statistics after N of its clips, {ORDERS} seeded "
         "orders pooled. UAR / WAR %, mean +- std over folds.",

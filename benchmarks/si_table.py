@@ -85,7 +85,7 @@ def markdown(rows: list[dict], seconds: float, compute: float) -> str:
         "`mfcc frames` / `waveform`: the temporal models on 2.24 s windows voted per clip, from their own LOSO runs",
         "(benchmarks/timnet_loso.py, the same folds; float size = params x 4 B; transductive: each speaker's frames",
         "standardised by its own statistics; `timnet` 30 epochs, `timnet_100ep` 100 with patience 25; 10-fold runs:",
-        "seeds 0 and 1, 20 folds). `late_fusion(...)`: the 2-bit functionals_mlp_bal on functionals_ext_aug",
+        "all 30 folds). `late_fusion(...)`: the 2-bit functionals_mlp_bal on functionals_ext_aug",
         "and the 2-bit transductive timnet, temperature-scaled and fused by the fusion bundles' product of experts, the",
         "weights chosen on the validation speaker (benchmarks/ser_late_fusion.py; bits averaged over both models' weights);",
         "`late_fusion_pooled`: the weights chosen on the other folds' validation clips instead (`--weights pooled`).",
