@@ -23,7 +23,8 @@ after N clips) for every transductive row of a speaker-independent protocol.
 
 Every finished (row, protocol, fold, norm) is one line of benchmarks/results/si_table_runs/si_table.jsonl
 (converters.sweep): a re-run trains only what is missing. Output: benchmarks/results/si_table.{md,json},
-si_table_pareto_<protocol>.png (UAR vs packed KB) and si_table_confusion_<protocol>.png (the best row).
+si_table_pareto_<protocol>.png (UAR vs packed KB) and si_table_confusion_<protocol>.png (the best row; `--name`
+replaces the si_table prefix of every output).
 """
 
 from __future__ import annotations
@@ -64,7 +65,8 @@ def _pct(x: float | None, s: float | None = None) -> str:
     return f"{100 * x:.1f}" + ("" if s is None else f" +- {100 * s:.1f}")
 
 
-def markdown(rows: list[dict], seconds: float, compute: float) -> str:
+def markdown(rows: list[dict], seconds: float, compute: float, name: str = "si_table") -> str:
+    """The table as markdown; `name` is the results name its plots are written under (`write_plots`)."""
     lines = [
         "# Speaker-independent accuracy (issue 18)",
         "",
@@ -90,11 +92,11 @@ def markdown(rows: list[dict], seconds: float, compute: float) -> str:
         "weights chosen on the validation speaker (benchmarks/ser_late_fusion.py; bits averaged over both models' weights);",
         "`late_fusion_pooled`: the weights chosen on the other folds' validation clips instead (`--weights pooled`).",
     ]
-    for name, proto in PROTOCOLS.items():
-        mine = [r for r in rows if r["protocol"] == name]
+    for protocol, proto in PROTOCOLS.items():
+        mine = [r for r in rows if r["protocol"] == protocol]
         if not mine:
             continue
-        lines += ["", f"## {name}: {proto.describe()}", ""]
+        lines += ["", f"## {protocol}: {proto.describe()}", ""]
         lines += [
             "| model | input | norm | UAR % | WAR % | folds | avg bits | packed KB | params |",
             "|---|---|---|---|---|---|---|---|---|",
@@ -106,11 +108,17 @@ def markdown(rows: list[dict], seconds: float, compute: float) -> str:
                 f"| {r['model']} | {r['input']} | {r['norm']} | {_pct(r['uar'], r['uar_std'])} "
                 f"| {_pct(r['war'], r['war_std'])} | {folds} | {r['bits']:.2f} | {kb} | {r['params']:,} |"
             )
-        best = _best(mine)
+        best, shown = _best(mine), _best_with_confusion(mine)
+        other = (
+            ""
+            if shown is None or shown is best
+            else f" (of {shown['model']} on {shown['input']}, {shown['norm']})"
+        )
         lines += [
             "",
             f"Best: {best['model']} on {best['input']} ({best['norm']}), UAR {_pct(best['uar'], best['uar_std'])}. "
-            f"![UAR vs packed KB](si_table_pareto_{name}.png) ![confusion](si_table_confusion_{name}.png)",
+            f"![UAR vs packed KB]({name}_pareto_{protocol}.png)"
+            + ("" if shown is None else f" ![confusion{other}]({name}_confusion_{protocol}.png)"),
         ]
     lines += [
         "",
@@ -273,6 +281,13 @@ def _best(rows: list[dict]) -> dict:
     return max(complete, key=lambda r: r["uar"] or 0)
 
 
+def _best_with_confusion(rows: list[dict]) -> dict | None:
+    """`_best` among the rows that carry a pooled confusion matrix (the temporal and fusion rows, read from
+    their own runs, do not); None if none does."""
+    mine = [r for r in rows if "labels" in r and "confusion" in r]
+    return _best(mine) if mine else None
+
+
 def _norm_order(norm: str) -> tuple[int, int]:
     m = NormMode.parse(norm)
     return ({"none": 0, "transductive": 1, "online": 2}[m.kind], m.clips)
@@ -342,17 +357,23 @@ def plot_pareto(rows: list[dict], title: str, path: Path) -> Path:
     return write_png(path, img)
 
 
-def write_plots(rows: list[dict], out_dir: Path) -> list[Path]:
+def write_plots(rows: list[dict], out_dir: Path, name: str = "si_table") -> list[Path]:
+    """Per protocol: <name>_pareto_<protocol>.png and the confusion of its best row with one."""
     made = []
-    for name in PROTOCOLS:
-        mine = [r for r in rows if r["protocol"] == name]
+    for protocol in PROTOCOLS:
+        mine = [r for r in rows if r["protocol"] == protocol]
         if not mine:
             continue
-        made.append(plot_pareto(mine, f"{name}: UAR vs packed KB", out_dir / f"si_table_pareto_{name}.png"))
-        best = _best(mine)
+        title = f"{protocol}: UAR vs packed KB"
+        made.append(plot_pareto(mine, title, out_dir / f"{name}_pareto_{protocol}.png"))
+        best = _best_with_confusion(mine)
+        if best is None:
+            continue
         m = Metrics(tuple(best["labels"]), np.asarray(best["confusion"], dtype=np.int64))
-        title = f"{name}: {best['model']} ({best['norm']}), UAR {_pct(best['uar'])}%, {best['n_folds']} folds"
-        made.append(draw_confusion_png(m, title, out_dir / f"si_table_confusion_{name}.png"))
+        title = (
+            f"{protocol}: {best['model']} ({best['norm']}), UAR {_pct(best['uar'])}%, {best['n_folds']} folds"
+        )
+        made.append(draw_confusion_png(m, title, out_dir / f"{name}_confusion_{protocol}.png"))
     return made
 
 
@@ -389,23 +410,29 @@ def main(argv: list[str] | None = None) -> None:
     for n in norms:
         if NormMode.parse(n).kind == "online":
             raise ConfigError("--norms takes none and transductive; online-N rows come with --online")
-    table = SITable(chosen, [PROTOCOLS[p] for p in args.protocols.split(",")])
+    table_protocols = args.protocols.split(",")
+    unknown = [p for p in table_protocols if p not in PROTOCOLS]
+    if unknown:
+        raise ConfigError(f"--protocols: unknown {', '.join(unknown)}; known: {', '.join(PROTOCOLS)}")
+    table = SITable(chosen, [PROTOCOLS[p] for p in table_protocols])
     online = [int(n) for n in args.online.split(",") if n]
     g = Grid(points=table.points(norms, online, args.limit_folds), fixed={"v": TABLE_VERSION, "seed": 0})
     sweep = Sweep(args.name, table.objective, g, args.runs, backend="serial", log=print)
     res = sweep.run()
     for r in res.errors:
         print(f"FAILED {r['point']}: {r['error']}", file=sys.stderr)
-    result_rows = table.assemble(res.records) + temporal_rows()
+    # the temporal and fusion rows come from their own runs: beside the whole table, not a chosen few rows
+    extra = temporal_rows() if args.rows == standard else []
+    result_rows = table.assemble(res.records) + [r for r in extra if r["protocol"] in table_protocols]
     seconds = time.perf_counter() - t0
     compute = sum(float(r.get("seconds") or 0) for r in res.records)
-    text = markdown(result_rows, seconds, compute)
-    print(text)
     name = args.name if args.limit_folds is None else f"{args.name}_partial"
+    text = markdown(result_rows, seconds, compute, name)
+    print(text)
     payload = {"fields": list(ROW_FIELDS), "compute_seconds": round(compute, 1), "rows": result_rows}
     write_results(name, payload, text, indent=None)
     if args.limit_folds is None:
-        for p in write_plots(result_rows, RESULTS):
+        for p in write_plots(result_rows, RESULTS, name):
             print(f"wrote {p}")
     if res.errors:
         sys.exit(1)
