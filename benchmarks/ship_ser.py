@@ -59,7 +59,7 @@ from converters.pipeline import load_records  # noqa: E402
 from converters.quant.bitplan import BitPlan  # noqa: E402
 from converters.quant.qat import QAT_DEFAULTS, qat  # noqa: E402
 from converters.registry import build  # noqa: E402
-from converters.si_eval import functionals_input, pooled  # noqa: E402
+from converters.si_eval import EARLY_VIEWS, functionals_input, pooled  # noqa: E402
 from converters.speaker_norm import online, transductive  # noqa: E402
 from converters.train import TrainConfig, predict, seed_everything, train_classifier  # noqa: E402
 from edge_ser.features.egemaps import FunctionalsSpec  # noqa: E402
@@ -150,6 +150,14 @@ def main() -> None:
         f"{BIT_BUDGET:g} average bits (with --choose pairs; else one)",
     )
     ap.add_argument(
+        "--early-views",
+        choices=("on", "off"),
+        default="off",
+        help=f"on: the clean training clips also standardised as the device does after {', '.join(map(str, EARLY_VIEWS))} "
+        "clips of their speaker (the training prior updated with them), so a new speaker's first clips are not a "
+        "distribution the model never saw (docs/protocol.md)",
+    )
+    ap.add_argument(
         "--no-refit",
         action="store_true",
         help="ship the validation run's model (trained without the val speakers)",
@@ -168,7 +176,8 @@ def main() -> None:
     torch.set_num_threads(1)
     spec = FEATURES[args.features]
     d, X, Z, y, spk, copy_of, groups = training_matrix(args.data, spec)
-    rows = Rows(X, Z, y, spk.astype(str), copy_of, groups, list(d.classes))
+    early = EARLY_VIEWS if args.early_views == "on" else ()
+    rows = Rows(X, Z, y, spk.astype(str), copy_of, groups, list(d.classes), early)
     val_spk = rows.speakers()[-VAL_SPEAKERS[args.data] :]
     unseen: list[str] = []
     if args.paired_fold is not None:
@@ -187,7 +196,10 @@ def main() -> None:
     variants = [(k, sp, b) for k in noise_choices for sp in speed_choices for b in balanced_choices]
     choice: dict | None = None
     if args.choose == "pairs" and len(variants) > 1 and not unseen:
-        choice = choose_variant(rows, variants, args.recipe, progress=True, by=args.choose_by)
+        # stage 0 compares the variants without early views (they are the same for every variant)
+        choice = choose_variant(
+            replace(rows, early_views=()), variants, args.recipe, progress=True, by=args.choose_by
+        )
         write_choice(args.data, choice)
         variants = [choice["chosen"]]
     runs = [stage1(rows, v, val_spk, args.recipe) for v in variants]
@@ -215,7 +227,13 @@ def main() -> None:
         "validation": f"clean clips and {NOISY_COPIES} noisy copies of each (20-50 dB SNR)",
         "augmentation": f"{copies} noisy copies of every training clip"
         + (f", speed-perturbed copies at {', '.join(map(str, SPEED_FACTORS))}" if speed else "")
-        + " (chosen on validation)",
+        + " (chosen on validation)"
+        + (
+            f"; early views: the clean training clips standardised by the training prior updated with "
+            f"{', '.join(map(str, early))} of their speaker's clips"
+            if early
+            else ""
+        ),
         "loss": ("class-balanced " if balanced else "") + "cross-entropy (chosen on validation)",
     }
     if choice is not None:
@@ -278,6 +296,7 @@ def main() -> None:
                 "compression": args.recipe
                 + (f", per member of a {members}-seed ensemble" if members > 1 else ""),
                 "members": members,
+                "early_views": list(early),
                 "loss": "class-balanced cross-entropy" if balanced else "cross-entropy",
                 "made_by": f"python benchmarks/ship_ser.py --data {args.data} --out {args.out}"
                 + (f" --features {args.features}" if args.features != "extended" else "")
@@ -288,6 +307,7 @@ def main() -> None:
                 + (" --choose holdout" if args.choose != "pairs" and not unseen else "")
                 + (f" --choose-by {args.choose_by}" if args.choose_by != "transductive" else "")
                 + (f" --members {args.members}" if args.members != "auto" else "")
+                + (" --early-views on" if early else "")
                 + (" --no-refit" if args.no_refit and not unseen else ""),
             },
         },
@@ -316,6 +336,9 @@ class Rows:
     copy_of: np.ndarray
     groups: np.ndarray
     classes: list[str]
+    early_views: tuple[int, ...] = ()
+    """`--early-views on`: for each k, the clean training rows once more, each speaker standardised as the device
+    does after k of its clips (`training`). (): none."""
 
     @property
     def speed_rows(self) -> np.ndarray:
@@ -333,8 +356,22 @@ class Rows:
         """Only the rows `keep` (whole speakers: Z is per (speaker, copy), so it stays as it is)."""
         return Rows(
             self.X[keep], self.Z[keep], self.y[keep], self.spk[keep], self.copy_of[keep], self.groups[keep],
-            self.classes,
+            self.classes, self.early_views,
         )  # fmt: skip
+
+    def training(self, fit: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(Z, y) a model trains on from the rows `fit`: their standardised rows, then with `early_views` the clean
+        ones once more per k, standardised by the training prior (`prior(fit)`) updated with k of their
+        speaker's clips in one seeded order (`converters.speaker_norm.online`, as online-N scores; seed 1000 + k)."""
+        if not self.early_views:
+            return self.Z[fit], self.y[fit]
+        base, clean = self.prior(fit), np.flatnonzero(fit & (self.copy_of == 0))
+        views = [
+            online(self.X, self.groups, clean, base, k, seed=1000 + k, orders=1)[0] for k in self.early_views
+        ]
+        return np.concatenate([self.Z[fit], *views]), np.concatenate(
+            [self.y[fit], *[self.y[clean]] * len(views)]
+        )
 
     def prior(self, fit: np.ndarray) -> SpeakerNorm:
         """The device's training prior (weight PRIOR_WEIGHT) from the recorded voices among the rows `fit`
@@ -348,7 +385,9 @@ class Rows:
         kept = [c for c in self.classes if c != name]
         y = np.array([kept.index(self.classes[k]) for k in self.y[keep]])
         X, groups = self.X[keep], self.groups[keep]
-        return Rows(X, transductive(X, groups), y, self.spk[keep], self.copy_of[keep], groups, kept)
+        return Rows(
+            X, transductive(X, groups), y, self.spk[keep], self.copy_of[keep], groups, kept, self.early_views
+        )
 
 
 def stage1(
@@ -374,14 +413,15 @@ def stage1(
     def uar_of(model, mask) -> float:
         return index_metrics(y[mask], predict(model, Z[mask]).argmax(1), classes).uar
 
+    Z_tr, y_tr = rows.training(tr)
     seed_everything(seed)
     net = build("functionals_mlp", num_classes=len(classes), in_features=Z.shape[1])
-    net.set_normalization(torch.as_tensor(Z[tr].mean(0)), torch.as_tensor(Z[tr].std(0)))
+    net.set_normalization(torch.as_tensor(Z_tr.mean(0)), torch.as_tensor(Z_tr.std(0)))
     cfg = TrainConfig(seed=seed, class_balanced=balanced)
-    fp = train_classifier(net, Z[tr], y[tr], Z[val], y[val], cfg, progress=False, **by_uar)
+    fp = train_classifier(net, Z_tr, y_tr, Z[val], y[val], cfg, progress=False, **by_uar)
     qcfg = replace(QAT_DEFAULTS, class_balanced=balanced)
     c = compress(
-        recipe, fp.model, Z[tr], y[tr], Z[val], y[val], seed=seed, qat_config=qcfg, train_kwargs=by_uar
+        recipe, fp.model, Z_tr, y_tr, Z[val], y[val], seed=seed, qat_config=qcfg, train_kwargs=by_uar
     )
     clean, noisy_rows = val & (rows.copy_of == 0), val & (rows.copy_of > 0)
     online_clean, online_noisy = _online_uar(rows, val, c.model, rows.prior(tr))
@@ -528,12 +568,12 @@ def refit_members(
     """Each stage-1 member (`runs`, member k at seed k) refit on the rows `fit` at its plan and epoch counts:
     [(model, plan, codes)] for `ensemble_of`."""
     fitted = []
+    Z, y = rows.training(fit)
     for k, r in enumerate(runs):
         plan = r["c"].plan
         model, codes = refit(
-            rows.Z.shape[1], len(rows.classes), rows.Z[fit], rows.y[fit], plan, r["epochs"],
-            seed=k, balanced=balanced,
-        )  # fmt: skip
+            rows.Z.shape[1], len(rows.classes), Z, y, plan, r["epochs"], seed=k, balanced=balanced
+        )
         fitted.append((model, plan, codes))
     return fitted
 

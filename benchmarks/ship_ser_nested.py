@@ -27,6 +27,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -58,7 +59,7 @@ from ship_ser import (  # noqa: E402
 
 from converters.compress import Compressed  # noqa: E402
 from converters.featurize import NOISY_COPIES  # noqa: E402
-from converters.si_eval import pooled  # noqa: E402
+from converters.si_eval import EARLY_VIEWS, pooled  # noqa: E402
 from converters.speaker_norm import ORDERS, online  # noqa: E402
 from converters.train import predict  # noqa: E402
 from edge_ser.fileio import atomic_write  # noqa: E402
@@ -84,7 +85,7 @@ def outer_fold(
     t0 = time.perf_counter()
     r = rows.subset(rows.spk != test)
     if cached is None:
-        choice = choose_variant(r, VARIANTS, RECIPE, by=by)
+        choice = choose_variant(replace(r, early_views=()), VARIANTS, RECIPE, by=by)  # as ship_ser's stage 0
         chosen = choice["chosen"]
         inner_mean = {variant_label(v): round(m, 6) for v, m in choice["mean"].items()}
     else:
@@ -106,6 +107,7 @@ def outer_fold(
         "chosen": {"noise_copies": chosen[0], "speed": chosen[1], "class_balanced": chosen[2]},
         "inner_mean": inner_mean,
         "choose_by": by,
+        "early_views": list(rows.early_views),
         "members": len(seeds),
         "members_chosen": members,
         "over_budget_bits": over_budget,
@@ -127,7 +129,13 @@ def outer_fold(
 
 
 def summary(
-    data: str, folds: list[dict], classes: list[str], total: int, by: str = "transductive"
+    data: str,
+    folds: list[dict],
+    classes: list[str],
+    total: int,
+    by: str = "transductive",
+    early: tuple[int, ...] = (),
+    stage0_from: str | None = None,
 ) -> tuple[dict, str]:
     norms = ["transductive", *(f"online-{k}" for k in ONLINE)]
 
@@ -148,14 +156,28 @@ def summary(
     protocol = "leave one speaker out" if data == "emodb" else "leave one actor out"
     lines = [
         f"# The ser_{data} shipping procedure, nested: {protocol} ({len(folds)} of {total} folds)"
-        + ("" if by == "transductive" else f", stage 0 by `--choose-by {by}`"),
+        + ("" if by == "transductive" else f", stage 0 by `--choose-by {by}`")
+        + (f", early views ({', '.join(map(str, early))} clips)" if early else ""),
         "",
         "Each outer fold runs benchmarks/ship_ser.py's whole procedure on the other speakers (stage 0: the "
         "training variant chosen on inner folds of speaker pairs by the mean of "
         f"{', '.join(CHOOSE_BY[by])}; stage 1: epochs and bit plan on the last "
         f"speaker(s); the refit on every remaining speaker; the training prior, weight {PRIOR_WEIGHT:g}) and "
         f"scores the held-out speaker once. online-N: its statistics after N of its clips, {ORDERS} seeded "
-        "orders pooled. UAR / WAR %, mean +- std over folds.",
+        "orders pooled. UAR / WAR %, mean +- std over folds."
+        + (
+            f" Early views (ship_ser.py --early-views on): the clean training clips also standardised by the "
+            f"training prior updated with {', '.join(map(str, early))} of their speaker's clips, in the member "
+            "choice, stage 1 and the refit."
+            if early
+            else ""
+        )
+        + (
+            f" Stage 0's variant choice of each outer fold is reused from ship_ser_nested_runs/{stage0_from}.jsonl "
+            "(made without early views), not rerun."
+            if stage0_from
+            else ""
+        ),
         "",
         "| model | " + " | ".join(f"{n} UAR" for n in norms) + " | transductive WAR |",
         "|---|" + "---|" * (len(norms) + 1),
@@ -213,6 +235,18 @@ def main() -> None:
         "--limit-folds", type=int, default=None, help="only the first N outer folds (a quick look)"
     )
     ap.add_argument(
+        "--early-views",
+        action="store_true",
+        help="ship_ser.py --early-views on (stages 1 and 2 and the member choice); writes ..._early",
+    )
+    ap.add_argument(
+        "--stage0-from",
+        default=None,
+        metavar="NAME",
+        help="reuse each outer fold's stage-0 variant choice from ship_ser_nested_runs/NAME.jsonl (e.g. "
+        "emodb_device) instead of running stage 0",
+    )
+    ap.add_argument(
         "--choose-by",
         choices=sorted(CHOOSE_BY),
         default="transductive",
@@ -221,12 +255,26 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)
     name = args.data + ("" if args.choose_by == "transductive" else f"_{args.choose_by}")
+    name += "_early" if args.early_views else ""
     d, X, Z, y, spk, copy_of, groups = training_matrix(args.data)
-    rows = Rows(X, Z, y, spk.astype(str), copy_of, groups, list(d.classes))
+    early = EARLY_VIEWS if args.early_views else ()
+    rows = Rows(X, Z, y, spk.astype(str), copy_of, groups, list(d.classes), early)
     speakers = rows.speakers()
     todo = speakers[: args.limit_folds]
     runs = RESULTS / "ship_ser_nested_runs" / f"{name}.jsonl"
     runs.parent.mkdir(parents=True, exist_ok=True)
+    stage0 = {}
+    if args.stage0_from:
+        source = RESULTS / "ship_ser_nested_runs" / f"{args.stage0_from}.jsonl"
+        if not source.is_file():
+            raise SystemExit(f"--stage0-from: {source} not found")
+        for line in source.read_text().splitlines():
+            rec = json.loads(line)
+            if rec.get("choose_by", "transductive") != args.choose_by:
+                raise SystemExit(
+                    f"--stage0-from: {source} chose by {rec.get('choose_by')}, not {args.choose_by}"
+                )
+            stage0[rec["test"]] = {"chosen": rec["chosen"], "inner_mean": rec["inner_mean"]}
     done = {}
     if runs.is_file():
         for line in runs.read_text().splitlines():
@@ -235,7 +283,7 @@ def main() -> None:
     for i, test in enumerate(todo):
         if test in done and "members" in done[test]:
             continue
-        rec = outer_fold(rows, test, args.data, cached=done.get(test), by=args.choose_by)
+        rec = outer_fold(rows, test, args.data, cached=done.get(test) or stage0.get(test), by=args.choose_by)
         done[test] = rec
         atomic_write(runs, "".join(json.dumps(done[s]) + "\n" for s in speakers if s in done))
         ch = rec["chosen"]
@@ -247,7 +295,9 @@ def main() -> None:
             flush=True,
         )
     folds = [done[s] for s in todo]
-    payload, md = summary(args.data, folds, rows.classes, len(speakers), args.choose_by)
+    payload, md = summary(
+        args.data, folds, rows.classes, len(speakers), args.choose_by, early, args.stage0_from
+    )
     write_results(f"ship_ser_nested_{name}", payload, md, indent=None)
     print(md)
 
