@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ from converters.evaluate import index_metrics
 from converters.featurize import FeatureCache
 from converters.protocol import PROTOCOLS, Fold, Protocol, summarise
 from converters.si_eval import (
+    EARLY_PRIOR_WEIGHT,
     INPUTS,
     ROW_FIELDS,
     Fitted,
@@ -31,7 +33,7 @@ from converters.si_eval import (
     run_fold,
     vector_input,
 )
-from converters.speaker_norm import NormMode
+from converters.speaker_norm import NormMode, online, prior
 from converters.sweep import Grid, Sweep
 from converters.train import TrainConfig
 from edge_ser.errors import ConfigError
@@ -225,6 +227,35 @@ def test_augmented_copies_join_the_training_rows_only_each_copy_normalised_on_it
     np.testing.assert_allclose(fd.X_train[n_train:, 1:], fd.X_train[:n_train, 1:], atol=1e-5)
     with pytest.raises(ConfigError, match="copies"):
         InputData("bad", data.X, data.y, data.speakers, data.classes, copies=data.X[None, :5])
+
+
+def test_early_views_are_the_training_rows_as_the_device_standardises_them_after_k_clips():
+    """InputData.early_views: under a per-speaker norm the fit also sees the training clips standardised by the
+    training prior updated with k of their speaker's clips (what online-N scores the test speaker with), after
+    the transductive rows; validation rows are untouched, and without a per-speaker norm nothing is added."""
+    data = replace(_blobs(), early_views=(1, 4))
+    seen: list[FoldData] = []
+
+    def spy_fit(fd: FoldData) -> Fitted:
+        seen.append(fd)
+        return Fitted(lambda X: np.zeros(len(X), dtype=np.int64), 32.0, None, 0)
+
+    fold = Protocol("p", "blobs", "loso").folds(data.speakers, data.y)[0]
+    s, n_train = fold.split, len(fold.split.train)
+    run_fold(Row("spy", "blobs", spy_fit), data, fold, NormMode.parse("transductive"))
+    fd = seen[-1]
+    assert len(fd.X_train) == 3 * n_train and len(fd.X_val) == len(s.val)
+    np.testing.assert_array_equal(fd.y_train, np.tile(data.y[s.train], 3))
+    base = prior(data.X, data.speakers, s.train, prior_weight=EARLY_PRIOR_WEIGHT)
+    for i, k in enumerate((1, 4), start=1):
+        want = online(data.X, data.speakers, s.train, base, k, seed=1000 + k, orders=1)[0]
+        np.testing.assert_allclose(fd.X_train[i * n_train : (i + 1) * n_train], want, rtol=1e-6)
+    # one clip barely moves the prior: each speaker's own offset is still in its rows, unlike the transductive ones
+    early, transductive_rows = fd.X_train[n_train : 2 * n_train, 1:], fd.X_train[:n_train, 1:]
+    assert np.abs(early - transductive_rows).mean() > 0.5
+
+    run_fold(Row("spy", "blobs", spy_fit), data, fold, NormMode.parse("none"))
+    assert len(seen[-1].X_train) == n_train
 
 
 def test_speaker_norm_lifts_uar_and_online_prior_is_chosen_on_validation():
