@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from types import SimpleNamespace
 
 import numpy as np
@@ -205,3 +206,27 @@ def test_an_ensemble_over_the_bit_budget_ships_seed_0_alone(monkeypatch):
         got, over_bits = ship.within_budget(runs)
         assert [r["seed"] for r in got] == list(range(kept)) and over_bits == over
     assert ship.within_budget(runs[:1]) == (runs[:1], None)  # one MLP: nothing to check
+
+
+def test_early_views_add_the_clean_training_clips_as_the_device_standardises_them_after_k_clips():
+    rows = _rows(clips=12)
+    fit = ~np.isin(rows.spk, ["03"])
+    Z, y = rows.training(fit)  # no early views: the rows as they are
+    np.testing.assert_array_equal(Z, rows.Z[fit])
+    np.testing.assert_array_equal(y, rows.y[fit])
+
+    early = replace(rows, early_views=(1, 8))
+    Z, y = early.training(fit)
+    clean = fit & (rows.copy_of == 0)
+    n_fit, n_clean = int(fit.sum()), int(clean.sum())
+    assert Z.shape == (n_fit + 2 * n_clean, rows.Z.shape[1])
+    np.testing.assert_array_equal(Z[:n_fit], rows.Z[fit])
+    np.testing.assert_array_equal(y[n_fit:], np.tile(rows.y[clean], 2))  # only clean clips, labels kept
+    # after 1 clip the prior dominates; after 8 of 12 the statistics are near the speaker's own
+    after_1, after_8 = Z[n_fit : n_fit + n_clean], Z[n_fit + n_clean :]
+    own = rows.Z[clean]
+    assert np.abs(after_8 - own).mean() < np.abs(after_1 - own).mean()
+    assert np.abs(after_8 - own).mean() > 1e-3  # the prior still counts (weight PRIOR_WEIGHT)
+    # subsets and dropped classes keep the setting (the nested run and the RAVDESS 'calm' drop rely on it)
+    assert early.subset(fit).early_views == (1, 8)
+    assert early.without_class("b").early_views == (1, 8)
