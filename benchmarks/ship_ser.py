@@ -35,13 +35,14 @@ si_table's leave-one-speaker-out figure (online-20 row); the validation figures 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import pin_single_thread  # noqa: E402
+from _common import RESULTS, pin_single_thread  # noqa: E402
 
 pin_single_thread()
 REPO = Path(__file__).resolve().parents[1]
@@ -220,7 +221,7 @@ def main() -> None:
     balanced = bool(figures["class_balanced"])
     epochs = [r["epochs"] for r in seeds] if members > 1 else best["epochs"]
     split = {
-        "kind": "speaker holdout (validation only; the speaker-independent figure is si_table's LOSO)",
+        "kind": "speaker holdout (validation only; the speaker-independent figure: accuracy.speaker_independent)",
         "val_speakers": val_spk,
         "train_speakers": [s for s in speakers if s not in val_spk],
         "sizes": {"train": int(tr.sum()), "val": int(val.sum())},
@@ -270,7 +271,7 @@ def main() -> None:
         split = {
             **split,
             "kind": "refit on every speaker; epochs, bits and noisy copies chosen on the validation speakers in "
-            "stage 1 (validation figures are stage 1's; the speaker-independent figure is si_table's LOSO)",
+            "stage 1 (validation figures are stage 1's; the speaker-independent figure: accuracy.speaker_independent)",
             "train_speakers": [str(s) for s in speakers],
             "chosen_epochs": epochs,
             "sizes": {"train": int(fit.sum()), "stage1_train": int(tr.sum()), "val": int(val.sum())},
@@ -278,6 +279,18 @@ def main() -> None:
     model, plan, codes = ensemble_of(fitted)
     prior = rows.prior(fit)
     accuracy = {**figures, "dataset": args.data, "split": split}
+    mirrored = args.features == "extended" and args.choose == "pairs" and args.members == "auto"
+    if mirrored and not args.no_refit and not unseen:  # the procedure ship_ser_nested.py evaluates
+        nested = nested_figures(nested_name(args.data, args.choose_by, bool(early)))
+        if nested is not None:
+            accuracy["speaker_independent"] = nested
+        else:
+            print(
+                "no complete nested run of this procedure: the manifest has no speaker-independent figure "
+                f"(python benchmarks/ship_ser_nested.py --data {args.data} --choose-by {args.choose_by}"
+                + (" --early-views" if early else "")
+                + ")"
+            )
     out = build_bundle(
         args.out,
         model,
@@ -676,6 +689,37 @@ def write_members(data: str, variant: tuple[int, bool, bool], choice: dict) -> N
         f"inner folds: ensemble {100 * choice['ensemble']:.1f} % against seed 0 {100 * choice['seed0']:.1f} %: "
         f"{choice['members']} member(s)"
     )
+
+
+def nested_name(data: str, choose_by: str, early: bool) -> str:
+    """The name benchmarks/ship_ser_nested.py gives the nested run of this procedure (its results and records)."""
+    return data + ("" if choose_by == "transductive" else f"_{choose_by}") + ("_early" if early else "")
+
+
+def nested_figures(name: str) -> dict | None:
+    """What a speaker this procedure never heard can expect: the complete nested run `name`'s refit figures
+    (UAR, WAR, mean and std over outer folds; transductive and online-N), or None when there is none."""
+    path = RESULTS / f"ship_ser_nested_{name}.json"
+    if not path.is_file():
+        return None
+    run = json.loads(path.read_text())
+    if not run.get("complete"):
+        return None
+    table = run["table"]["refit"]
+    return {
+        "protocol": f"{run['protocol']}, the whole shipping procedure nested in each fold",
+        "n_folds": run["n_folds"],
+        **{
+            norm: {
+                k: round(float(v), 4)
+                for k, v in table[norm].items()
+                if k in ("uar", "uar_std", "war", "war_std")
+            }
+            for norm in table
+        },
+        "source": f"benchmarks/results/ship_ser_nested_{name}.md",
+        "made_by": run["command"],
+    }
 
 
 def paired_fold_actors(fold: int) -> tuple[list[str], list[str]]:

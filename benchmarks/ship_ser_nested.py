@@ -49,6 +49,7 @@ from ship_ser import (  # noqa: E402
     choose_members,
     choose_variant,
     ensemble_of,
+    nested_name,
     refit_members,
     stage1,
     stage1_ensemble,
@@ -254,8 +255,7 @@ def main() -> None:
     )
     args = ap.parse_args()
     torch.set_num_threads(1)
-    name = args.data + ("" if args.choose_by == "transductive" else f"_{args.choose_by}")
-    name += "_early" if args.early_views else ""
+    name = nested_name(args.data, args.choose_by, args.early_views)
     d, X, Z, y, spk, copy_of, groups = training_matrix(args.data)
     early = EARLY_VIEWS if args.early_views else ()
     rows = Rows(X, Z, y, spk.astype(str), copy_of, groups, list(d.classes), early)

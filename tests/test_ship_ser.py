@@ -230,3 +230,50 @@ def test_early_views_add_the_clean_training_clips_as_the_device_standardises_the
     # subsets and dropped classes keep the setting (the nested run and the RAVDESS 'calm' drop rely on it)
     assert early.subset(fit).early_views == (1, 8)
     assert early.without_class("b").early_views == (1, 8)
+
+
+def test_nested_figures_come_from_a_complete_nested_run_only(tmp_path, monkeypatch):
+    import json
+
+    monkeypatch.setattr(ship, "RESULTS", tmp_path)
+    assert ship.nested_name("ravdess", "device", True) == "ravdess_device_early"
+    assert ship.nested_name("emodb", "transductive", False) == "emodb"
+    assert ship.nested_figures("emodb") is None  # no run
+    cell = {"uar": 0.61, "uar_std": 0.1, "war": 0.62, "war_std": 0.09, "confusion": [[1]]}
+    run = {
+        "command": "python benchmarks/ship_ser_nested.py --data emodb",
+        "protocol": "leave one speaker out",
+        "n_folds": 10,
+        "complete": False,
+        "table": {"refit": {"transductive": cell, "online-20": {**cell, "uar": 0.58}}},
+    }
+    (tmp_path / "ship_ser_nested_emodb.json").write_text(json.dumps(run))
+    assert ship.nested_figures("emodb") is None  # a run still going says nothing yet
+    (tmp_path / "ship_ser_nested_emodb.json").write_text(json.dumps({**run, "complete": True}))
+    got = ship.nested_figures("emodb")
+    assert got["n_folds"] == 10 and got["protocol"].startswith("leave one speaker out")
+    assert got["transductive"] == {"uar": 0.61, "uar_std": 0.1, "war": 0.62, "war_std": 0.09}  # no confusion
+    assert got["online-20"]["uar"] == 0.58
+    assert got["made_by"] == run["command"] and got["source"].endswith("ship_ser_nested_emodb.md")
+
+
+@pytest.mark.parametrize("name", ["ser_emodb", "ser_ravdess"])
+def test_shipped_ser_bundles_carry_their_nested_figure_and_info_prints_it(name, capsys):
+    import json
+    from pathlib import Path
+
+    from edge_ser.cli import main
+
+    bundle = Path(ship.__file__).resolve().parents[1] / "bundles" / name
+    m = json.loads((bundle / "manifest.json").read_text())
+    made_by = m["recipe"]["made_by"]
+    choose_by = made_by.split("--choose-by ")[1].split()[0] if "--choose-by" in made_by else "transductive"
+    nested = ship.nested_name(m["accuracy"]["dataset"], choose_by, bool(m["recipe"]["early_views"]))
+    assert m["accuracy"]["speaker_independent"] == ship.nested_figures(
+        nested
+    )  # the table it was shipped with
+    assert main(["info", str(bundle)]) == 0
+    out = capsys.readouterr().out
+    uar = 100 * m["accuracy"]["speaker_independent"]["transductive"]["uar"]
+    assert "on speakers it never heard" in out and f"UAR {uar:.1f}" in out
+    assert "seed ?" not in out

@@ -93,11 +93,29 @@ def _print_accuracy(m: dict) -> None:
         shown = (
             f"test {nums['test']:.3f}"
             if "test" in nums
-            else ", ".join(f"{k} {v:.3f}" for k, v in nums.items())
+            else ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in nums.items())
         )
+        about = [f"split: {split.get('kind', '?')}"]
+        about += [f"seed {split['seed']}"] if "seed" in split else []
+        about += [f"sizes {split['sizes']}"] if "sizes" in split else []
+        _print(f"accuracy: {shown} on {acc.get('dataset', '?')} ({', '.join(about)})")
+    si = acc.get("speaker_independent")
+    if si:
+        online = [k for k in si if k.startswith("online-")]
         _print(
-            f"accuracy: {shown} on {acc.get('dataset', '?')} "
-            f"({split.get('kind', '?')} split, seed {split.get('seed', '?')}, sizes {split.get('sizes', '?')})"
+            f"on speakers it never heard ({si.get('protocol', '?')}, {si.get('n_folds', '?')} folds): UAR "
+            f"{100 * si['transductive']['uar']:.1f} +- {100 * si['transductive']['uar_std']:.1f} % once it knows "
+            "the speaker"
+            + (
+                "; after "
+                + " / ".join(k.removeprefix("online-") for k in online)
+                + " of their clips "
+                + " / ".join(f"{100 * si[k]['uar']:.1f}" for k in online)
+                + " %"
+                if online
+                else ""
+            )
+            + f" ({si.get('source', '')})"
         )
 
 
