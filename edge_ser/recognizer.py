@@ -16,6 +16,7 @@ MFCC segments, ...) is the bundle's input kind's business (`edge_ser.inputs`). `
 from __future__ import annotations
 
 import itertools
+import math
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -177,6 +178,27 @@ class Recognizer:
         self.speaker.enroll(x)
         if hasattr(self.engine, "enroll"):
             self.engine.enroll(x)
+
+    def enroll_file(self, path: str | os.PathLike[str], *, vad_db: float = -45.0) -> int:
+        """Add a recording of the user to the speaker statistics: the whole file as one clip up to 30 s (as the
+        bundle's training speakers were measured: every clip), else each 3 s window
+        (`edge_ser.audio.stream.file_windows`) louder than `vad_db` dBFS, the live voice gate's level, so the
+        pauses of a long recording are left out. A silent file adds nothing. Returns the clips added."""
+        from edge_ser.audio.stream import file_windows
+        from edge_ser.live.pipeline import level_db
+
+        branches = getattr(self.engine, "speakers", {}).values()  # a fusion bundle's branches
+        if not self.speaker.active and not any(a.active for a in branches):
+            raise ConfigError(
+                f"{self.bundle.root}: this bundle has no speaker normalisation, so there is nothing to enrol"
+            )
+        added = 0
+        for w in file_windows(path, self.sample_rate):
+            level = level_db(w.samples)
+            if level >= vad_db or (w.whole and level > -math.inf):
+                self.enroll(w.samples, self.sample_rate)
+                added += 1
+        return added
 
     @property
     def labels(self) -> tuple[str, ...]:

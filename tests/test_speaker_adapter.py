@@ -175,3 +175,78 @@ def test_a_fusion_bundle_adapts_its_audio_branch_and_the_recognizer_resets_it(tm
         fixed.predict_audio(_voice(0), SR).probabilities == fixed.predict_audio(_voice(0), SR).probabilities
     )
     assert fixed.engine.speakers["audio"].clips == 0
+
+
+def test_enroll_file_adds_each_clip_with_speech_as_the_live_loop_hears_it(tmp_path: Path) -> None:
+    b = _with_block(tmp_path)
+    rec = Recognizer(b, "numpy")
+    short = write_wav(tmp_path / "short.wav", _voice(1), SR)  # up to 30 s: one clip
+    assert rec.enroll_file(short) == 1 and rec.speaker.clips == 1
+    # a long recording: 3 s windows; the silent stretch in the middle is left out
+    y = np.concatenate([_voice(2, 12.0), np.zeros(9 * SR, np.float32), _voice(3, 12.0)])
+    assert rec.enroll_file(write_wav(tmp_path / "long.wav", y, SR)) == 8  # 11 windows, 3 silent
+    assert rec.speaker.clips == 9
+    # the statistics are what enrolling the same windows by hand gives
+    from edge_ser.audio.wav import read_wav
+
+    by_hand = Recognizer(b, "numpy")
+    by_hand.enroll(read_wav(short)[0][:, 0], SR)  # the samples as the file holds them (16-bit)
+    y = read_wav(tmp_path / "long.wav")[0][:, 0]
+    for start in [0, 3, 6, 9, 21, 24, 27, 30]:
+        by_hand.enroll(y[start * SR : (start + 3) * SR], SR)
+    assert np.allclose(
+        rec.speaker.norm.apply(np.ones((1, 180))), by_hand.speaker.norm.apply(np.ones((1, 180)))
+    )
+    silent = write_wav(tmp_path / "silent.wav", np.zeros(2 * SR, np.float32), SR)
+    assert rec.enroll_file(silent) == 0 and rec.speaker.clips == 9
+    # a whole clip counts however softly it was recorded (the training speakers' clips were all measured)
+    quiet = write_wav(tmp_path / "quiet.wav", 0.01 * _voice(4), SR)  # about -60 dBFS
+    assert rec.enroll_file(quiet) == 1 and rec.speaker.clips == 10
+
+
+def test_enroll_file_needs_a_bundle_that_learns_its_speaker(tmp_path: Path) -> None:
+    from edge_ser.errors import ConfigError
+
+    rec = Recognizer(SHIPPED, "numpy")
+    with pytest.raises(ConfigError, match="no speaker normalisation"):
+        rec.enroll_file(write_wav(tmp_path / "a.wav", _voice(1), SR))
+
+
+def test_predict_and_run_enroll_first(tmp_path: Path, capsys) -> None:
+    """`--enroll` feeds the recordings before the files (predict) or the stream (run) are classified."""
+    from edge_ser.cli import main
+
+    b = _with_block(tmp_path)
+    voice = tmp_path / "voice"
+    voice.mkdir()
+    for i in range(3):
+        write_wav(voice / f"{i}.wav", _voice(10 + i), SR)
+    clip = write_wav(tmp_path / "clip.wav", _voice(0), SR)
+    assert main(["predict", str(b), str(clip), "--engine", "numpy", "--json", "--enroll", str(voice)]) == 0
+    out = capsys.readouterr()
+    assert "enrolled 3 clip(s) of speech from 3 file(s)" in out.err
+    got = json.loads(out.out.strip().splitlines()[-1])["probabilities"]
+    rec = Recognizer(b, "numpy")
+    for i in range(3):
+        rec.enroll(_voice(10 + i), SR)
+    want = rec.predict_file(clip).probabilities
+    plain = Recognizer(b, "numpy").predict_file(clip).probabilities
+
+    def log_p(p: dict) -> np.ndarray:  # a synthetic vowel saturates the model: compare log-probabilities
+        return np.log([p[k] for k in rec.labels])
+
+    assert np.allclose(log_p(got), log_p(want), atol=1e-3)
+    assert not np.allclose(log_p(got), log_p(plain), atol=1e-3)  # the enrolment changed the statistics
+
+    rc = main(
+        ["run", str(b), "--audio-file", str(clip), "--fast", "--no-console", "--engine", "numpy"]
+        + ["--enroll", str(voice)]
+    )
+    assert rc == 0 and "enrolled 3 clip(s)" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main(["predict", str(b), str(clip), "--enroll", str(tmp_path / "empty")]) != 0
+    assert "--enroll: no .wav/.flac/.ogg/.mp3 files in" in capsys.readouterr().err
+    assert main(["predict", str(b), str(clip), "--enroll", str(tmp_path / "missing")]) != 0
+    assert "missing: no such file" in capsys.readouterr().err
+    assert main(["predict", str(SHIPPED), str(clip), "--enroll", str(voice)]) != 0
+    assert "no speaker normalisation, so there is nothing to enrol" in capsys.readouterr().err

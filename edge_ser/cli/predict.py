@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import warnings
 from pathlib import Path
 
-from edge_ser.cli.common import add_engine_args, media_files
+from edge_ser.cli.common import add_engine_args, add_enroll_arg, enroll_files, media_files
 from edge_ser.errors import AudioFormatError, InputWarning
 from edge_ser.text import printable
 
@@ -42,6 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="a bundle with speaker normalisation standardises every file by its training prior (use it when "
         "the files are of many speakers; default: the files are one speaker, learnt file by file in order)",
     )
+    add_enroll_arg(p)
     p.add_argument(
         "--strict",
         action="store_true",
@@ -71,6 +73,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
         adapt=not args.no_adapt,
         delegate=getattr(args, "delegate", None),
     )
+    if getattr(args, "enroll", None):
+        note = enroll_files(rec, args.enroll)
+        print(f"  ({note})", file=sys.stderr if args.json else sys.stdout)
     files = media_files(args.files, rec.kind.file_extensions)
     if not files:
         raise AudioFormatError(

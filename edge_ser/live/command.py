@@ -4,6 +4,7 @@ edge-ser run bundles/av_cnn                                   # default mic + ca
 edge-ser run bundles/av_cnn --camera /dev/video2 --mic USB --web 8000
 edge-ser run bundles/av_cnn --audio-file clip.wav --video-file clip.mp4 --fast --json -
 edge-ser run bundles/squeezenet_lms --audio-file clip.wav --fast --json -   # log-Mel patches: audio only
+edge-ser run bundles/ser_ravdess --enroll my_voice/     # start from the speaker's statistics, not the prior
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from edge_ser.cli.common import add_engine_args
+from edge_ser.cli.common import add_engine_args, add_enroll_arg, enroll_files
 from edge_ser.live.capture import CaptureSettings
 from edge_ser.text import printable
 
@@ -67,6 +68,7 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
         help="a bundle with speaker normalisation keeps its training prior instead of learning the speaker "
         "from the windows with speech (default: adapt)",
     )
+    add_enroll_arg(m)
     m.add_argument("--ema-alpha", type=float, default=0.5, help="weight of the newest window (default 0.5)")
     m.add_argument("--majority-k", type=int, default=5, help="windows in the majority vote (default 5)")
     m.add_argument(
@@ -139,6 +141,8 @@ def build(args: argparse.Namespace, *, stop=None, outputs=(), keep: int = 10_000
         adapt=not args.no_adapt,
         delegate=getattr(args, "delegate", None),
     )
+    if getattr(args, "enroll", None):
+        print(f"edge-ser run: {enroll_files(rec, args.enroll)}", file=sys.stderr)
     config = PipelineConfig(
         window=args.window,
         hop=args.hop,
