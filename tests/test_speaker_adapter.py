@@ -170,6 +170,7 @@ def test_a_fusion_bundle_adapts_its_audio_branch_and_the_recognizer_resets_it(tm
     assert adapter.clips == 0 and rec.predict_audio(_voice(0), SR).probabilities == first
     rec.enroll(_voice(7), SR)
     assert adapter.clips == 2
+    assert rec.enroll_file(write_wav(tmp_path / "me.wav", _voice(8), SR)) == 1 and adapter.clips == 3
     fixed = Recognizer(fused, "numpy", adapt=False)
     assert (
         fixed.predict_audio(_voice(0), SR).probabilities == fixed.predict_audio(_voice(0), SR).probabilities
