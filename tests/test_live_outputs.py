@@ -625,6 +625,11 @@ def test_page_in_headless_chromium_shows_the_label(tmp_path: Path) -> None:
             assert drv.text("#conf") == "80 %" and drv.text("#mode") == "fused"
             assert drv.text("#speech") == "speech" and drv.text("#status") == "live"
             assert "angry" in drv.text("#bars") and drv.text("#updated") != "never"
+            assert drv.text("#speaker") == ""  # a bundle that does not learn its speaker: no speaker field
+            web.emit(make_result(label="angry", speaker_clips=12))
+            while drv.text("#speaker") != "12 clips":
+                assert time.monotonic() < end, f"speaker shows {drv.text('#speaker')!r}"
+                time.sleep(0.05)
             time.sleep(0.3)  # let the bars' 0.15 s width transition finish before the picture
             png = drv.screenshot()
         finally:

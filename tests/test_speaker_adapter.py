@@ -15,6 +15,7 @@ from edge_ser.audio.wav import write_wav
 from edge_ser.bundle import load_bundle, manifest_sum_line
 from edge_ser.errors import BundleError
 from edge_ser.features.speaker_norm import SpeakerNorm
+from edge_ser.live.outputs.console import format_line, format_table
 from edge_ser.live.pipeline import LivePipeline
 from edge_ser.recognizer import Recognizer
 
@@ -112,9 +113,16 @@ def test_the_live_pipeline_learns_from_windows_with_speech_only(tmp_path: Path) 
     pipe = LivePipeline(rec.bundle, rec.engine, speaker=rec.speaker)
     n = int(pipe.config.window * SR)
     silence = np.zeros(n, np.float32)
-    assert pipe.step(1.0, silence).speech is False and rec.speaker.clips == 0
+    first = pipe.step(1.0, silence)
+    assert first.speech is False and rec.speaker.clips == 0 and first.speaker_clips == 0
     voiced = [pipe.step(2.0 + i, _voice(i, pipe.config.window)[:n]) for i in range(3)]
     assert all(r.speech for r in voiced) and rec.speaker.clips == 3
+    # each update says how much of the speaker it has heard; the console and the log show it
+    assert [r.speaker_clips for r in voiced] == [1, 2, 3]
+    assert "speaker: 3 clips" in format_table(voiced[-1])[0] and "speaker_clips=3" in format_line(voiced[-1])
+    plain = Recognizer(SHIPPED, "numpy")  # a bundle that does not learn its speaker says nothing
+    r = LivePipeline(plain.bundle, plain.engine, speaker=plain.speaker).step(1.0, _voice(0, 3.0)[:n])
+    assert r.speaker_clips is None and "speaker" not in format_table(r)[0] + format_line(r)
 
 
 def test_a_bundle_without_the_block_is_unchanged(tmp_path: Path) -> None:

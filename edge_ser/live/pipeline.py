@@ -21,7 +21,7 @@ import math
 import time
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -192,9 +192,13 @@ class LivePipeline:
             return LiveResult(
                 **common, probs=(), smoothed=(0.0,) * n, label=SILENCE, confidence=0.0, speech=False, mode=mode,
                 fallback=None, times=StageTimes(capture_ms, 0.0, face_ms, 0.0, total),
+                speaker_clips=self.speaker_clips(),
             )  # fmt: skip
         try:
-            return self._classify(t0, window, faces, common, capture_ms, face_ms)
+            return replace(
+                self._classify(t0, window, faces, common, capture_ms, face_ms),
+                speaker_clips=self.speaker_clips(),
+            )
         except (InferenceError, AudioFormatError) as e:  # a window the model cannot answer: reported, skipped
             self.smoother.reset()
             common["notes"] = (*notes, f"window skipped: {e}")
@@ -202,7 +206,14 @@ class LivePipeline:
             return LiveResult(
                 **common, probs=(), smoothed=(0.0,) * n, label=NO_RESULT, confidence=0.0, speech=True, mode=mode,
                 fallback=None, times=StageTimes(capture_ms, 0.0, face_ms, 0.0, total),
+                speaker_clips=self.speaker_clips(),
             )  # fmt: skip
+
+    def speaker_clips(self) -> int | None:
+        """Clips the speaker statistics hold (a fusion bundle: its adapting branches'), None if none adapt."""
+        adapters = [self.speaker, *getattr(self.engine, "speakers", {}).values()]
+        counts = [a.clips for a in adapters if a.active]
+        return max(counts) if counts else None
 
     def _classify(
         self,

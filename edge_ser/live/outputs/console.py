@@ -45,6 +45,11 @@ def _gate(result: LiveResult) -> str:
     return "SPEECH" if result.speech else "silence"
 
 
+def _speaker(result: LiveResult) -> str:
+    """How much of the speaker the statistics hold (nothing for a bundle that does not learn its speaker)."""
+    return "" if result.speaker_clips is None else f"  speaker: {result.speaker_clips} clips"
+
+
 def format_table(
     result: LiveResult, *, bar_width: int = 24, chars: tuple[str, str] = ASCII_BARS
 ) -> list[str]:
@@ -59,6 +64,7 @@ def format_table(
     mode = result.mode + (f" (fallback: {result.fallback})" if result.fallback else "")
     lines = [
         f"edge-ser live  t={result.t:8.2f}s  mode={mode}  {_gate(result)}  {_level(result.level_db)} dBFS"
+        + _speaker(result)
     ]
     names = [printable(x) for x in result.labels]
     width = max([len(x) for x in names] + [5])
@@ -98,6 +104,8 @@ def format_line(result: LiveResult) -> str:
     parts = [head]
     if result.fallback:
         parts[0] += f" fallback={result.fallback!r}"
+    if result.speaker_clips is not None:
+        parts[0] += f" speaker_clips={result.speaker_clips}"
     if result.smoothed:
         parts.append(" ".join(f"{n}={p:.2f}" for n, p in zip(result.labels, result.smoothed, strict=True)))
     tm = result.times

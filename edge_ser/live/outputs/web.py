@@ -444,6 +444,7 @@ _PAGE = """<!doctype html>
     <span>stream <b id="t">-</b></span>
     <span>total <b id="total">-</b></span>
     <span>overflows <b id="overflows">-</b></span>
+    <span id="speaker-box" hidden>speaker <b id="speaker">-</b></span>
     <span>updated <b id="updated">never</b></span>
   </div>
   <div id="notes"></div>
@@ -494,6 +495,9 @@ function render(r) {
   $("t").textContent = r.t.toFixed(2) + " s";
   $("total").textContent = r.times ? r.times.total.toFixed(1) + " ms" : "-";
   $("overflows").textContent = String(r.overflows);
+  const known = r.speaker_clips !== null && r.speaker_clips !== undefined;
+  $("speaker-box").hidden = !known;
+  if (known) $("speaker").textContent = r.speaker_clips + " clips";
   $("notes").textContent = (r.notes || []).join(" \\u00b7 ");
   lastUpdate = Date.now();
   $("updated").textContent = new Date(lastUpdate).toLocaleTimeString();
