@@ -252,6 +252,9 @@ def test_predict_and_run_enroll_first(tmp_path: Path, capsys) -> None:
         + ["--enroll", str(voice)]
     )
     assert rc == 0 and "enrolled 3 clip(s)" in capsys.readouterr().err
+    two = ["--enroll", str(voice / "0.wav"), "--enroll", str(voice / "1.wav")]  # repeated: one path each
+    assert main(["predict", str(b), str(clip), "--engine", "numpy", *two]) == 0
+    assert "enrolled 2 clip(s) of speech from 2 file(s)" in capsys.readouterr().out
     (tmp_path / "empty").mkdir()
     assert main(["predict", str(b), str(clip), "--enroll", str(tmp_path / "empty")]) != 0
     assert "--enroll: no .wav/.flac/.ogg/.mp3 files in" in capsys.readouterr().err

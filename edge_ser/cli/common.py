@@ -43,11 +43,12 @@ __all__ = ["ENGINE_HELP", "add_engine_args", "media_files"]
 def add_enroll_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--enroll",
-        nargs="+",
+        action="append",
         type=Path,
         default=None,
-        metavar="AUDIO",
-        help="recordings of the speaker (files or folders) added to the speaker statistics before anything is "
+        metavar="PATH",
+        help="a recording of the speaker, or a folder of them (repeat for more), added to the speaker statistics "
+        "before anything is "
         "classified: a bundle with speaker normalisation then starts from the speaker instead of the training "
         "prior (about 30 clips bring it within ~2 points of knowing the speaker; docs/protocol.md); with "
         "--no-adapt the statistics then stay those of the enrolment",
