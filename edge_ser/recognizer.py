@@ -16,6 +16,7 @@ MFCC segments, ...) is the bundle's input kind's business (`edge_ser.inputs`). `
 from __future__ import annotations
 
 import itertools
+import json
 import math
 import os
 import time
@@ -124,6 +125,12 @@ def _rows(inputs: dict[str, np.ndarray]) -> int:
     return len(next(iter(inputs.values())))
 
 
+SPEAKER_SCHEMA = "edge-ser-speaker"
+"""The `schema` of a file written by `Recognizer.save_speaker`."""
+SPEAKER_FILE_LIMIT = 16 * 1024 * 1024
+"""Largest speaker file read (a few KB per adapting branch in practice)."""
+
+
 class Recognizer:
     """A bundle on an engine, ready to classify files, audio arrays and live streams.
 
@@ -199,6 +206,59 @@ class Recognizer:
                 self.enroll(w.samples, self.sample_rate)
                 added += 1
         return added
+
+    def _adapters(self) -> dict[str, Any]:
+        """The speaker statistics this recognizer keeps, by name: "bundle", and a fusion bundle's branches."""
+        found = {"bundle": self.speaker, **getattr(self.engine, "speakers", {})}
+        return {name: a for name, a in found.items() if a.active}
+
+    @property
+    def speaker_clips(self) -> int | None:
+        """Clips the speaker statistics hold (a fusion bundle: its adapting branches'), None if none adapt."""
+        counts = [a.clips for a in self._adapters().values()]
+        return max(counts) if counts else None
+
+    def save_speaker(self, path: str | os.PathLike[str]) -> Path:
+        """Write the current speaker's statistics to `path` (JSON, written atomically), so a later session can
+        start from them (`load_speaker`) instead of the training prior."""
+        from edge_ser.fileio import atomic_write
+
+        adapters = self._adapters()
+        if not adapters:
+            raise ConfigError(
+                f"{self.bundle.root}: this bundle has no speaker normalisation, nothing to save"
+            )
+        doc = {
+            "schema": SPEAKER_SCHEMA,
+            "version": 1,
+            "bundle": self.bundle.name,
+            "statistics": {name: a.state() for name, a in adapters.items()},
+        }
+        atomic_write(path, json.dumps(doc, indent=1) + "\n")
+        return Path(path)
+
+    def load_speaker(self, path: str | os.PathLike[str]) -> int:
+        """Restore the speaker statistics saved by `save_speaker`; the clips they hold. ConfigError naming the
+        file when it is not such a file or was saved with a bundle of another training prior."""
+        from edge_ser.fileio import read_regular_file
+
+        where = f"speaker file {path}"
+        raw = read_regular_file(path, limit=SPEAKER_FILE_LIMIT, error=ConfigError)
+        try:
+            doc = json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as e:
+            raise ConfigError(f"{where}: not JSON ({e})") from None
+        if not isinstance(doc, dict) or doc.get("schema") != SPEAKER_SCHEMA:
+            raise ConfigError(f"{where}: not an edge-ser speaker file (schema {SPEAKER_SCHEMA!r})")
+        saved, adapters = doc.get("statistics"), self._adapters()
+        if not isinstance(saved, dict) or set(saved) != set(adapters):
+            have = sorted(saved) if isinstance(saved, dict) else saved
+            raise ConfigError(f"{where}: holds statistics for {have}, this bundle keeps {sorted(adapters)}")
+        for name, a in adapters.items():
+            if not isinstance(saved[name], dict):
+                raise ConfigError(f"{where}: statistics.{name} must be a mapping")
+            a.set_state(saved[name], f"{where}: statistics.{name}")
+        return self.speaker_clips or 0
 
     @property
     def labels(self) -> tuple[str, ...]:

@@ -13,6 +13,7 @@ user first. The model's own in-graph standardisation then sees what it saw in tr
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -93,6 +94,33 @@ class SpeakerAdapter:
             raise ConfigError(f"speaker_norm: the clip has no input {self.input!r} (has {sorted(inputs)})")
         x = np.asarray(inputs[self.input])
         return x.reshape(-1, x.shape[-1])
+
+    @property
+    def prior_id(self) -> str:
+        """A fingerprint of the training prior (mean, variance, weight, floor): saved statistics fit only a bundle
+        with the same prior."""
+        assert self.norm is not None
+        h = hashlib.sha256(np.asarray(self.norm.prior_mean, "<f8").tobytes())
+        h.update(np.asarray(self.norm.prior_var, "<f8").tobytes())
+        h.update(np.asarray([self.norm.prior_weight, self.norm.var_floor], "<f8").tobytes())
+        return h.hexdigest()[:16]
+
+    def state(self) -> dict[str, Any] | None:
+        """The session's speaker statistics with the prior's fingerprint (None for a bundle without the block)."""
+        if self.norm is None:
+            return None
+        return {"input": self.input, "prior": self.prior_id, **self.norm.state()}
+
+    def set_state(self, state: Mapping[str, Any], where: str = "speaker state") -> None:
+        """Restore statistics saved by `state`; ConfigError when they were made with another prior."""
+        if self.norm is None:
+            raise ConfigError(f"{where}: this bundle has no speaker normalisation")
+        if state.get("prior") != self.prior_id or state.get("input") != self.input:
+            raise ConfigError(
+                f"{where}: saved with another bundle's speaker prior (input {state.get('input')!r}, prior "
+                f"{state.get('prior')!r}; this bundle: {self.input!r}, {self.prior_id!r})"
+            )
+        self.norm.set_state({k: v for k, v in state.items() if k not in ("input", "prior")}, where)
 
     def describe(self) -> str:
         if self.norm is None:

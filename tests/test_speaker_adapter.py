@@ -179,6 +179,9 @@ def test_a_fusion_bundle_adapts_its_audio_branch_and_the_recognizer_resets_it(tm
     rec.enroll(_voice(7), SR)
     assert adapter.clips == 2
     assert rec.enroll_file(write_wav(tmp_path / "me.wav", _voice(8), SR)) == 1 and adapter.clips == 3
+    saved = json.loads(rec.save_speaker(tmp_path / "me.json").read_text())
+    assert set(saved["statistics"]) == {"audio"}  # the branch that adapts, by name
+    assert Recognizer(fused, "numpy").load_speaker(tmp_path / "me.json") == 3
     fixed = Recognizer(fused, "numpy", adapt=False)
     assert (
         fixed.predict_audio(_voice(0), SR).probabilities == fixed.predict_audio(_voice(0), SR).probabilities
@@ -262,3 +265,68 @@ def test_predict_and_run_enroll_first(tmp_path: Path, capsys) -> None:
     assert "missing: no such file" in capsys.readouterr().err
     assert main(["predict", str(SHIPPED), str(clip), "--enroll", str(voice)]) != 0
     assert "no speaker normalisation, so there is nothing to enrol" in capsys.readouterr().err
+
+
+def test_a_saved_speaker_restores_the_same_statistics_and_refuses_another_bundle(tmp_path: Path) -> None:
+    from edge_ser.errors import ConfigError
+
+    b = _with_block(tmp_path)
+    rec = Recognizer(b, "numpy")
+    for i in range(5):
+        rec.enroll(_voice(i), SR)
+    path = rec.save_speaker(tmp_path / "me.json")
+    again = Recognizer(b, "numpy")
+    assert again.speaker_clips == 0 and again.load_speaker(path) == 5 and again.speaker_clips == 5
+    y = _voice(9)
+    assert again.predict_audio(y, SR).probabilities == rec.predict_audio(y, SR).probabilities
+    # and it keeps learning from there, as the session it came from would
+    assert again.speaker_clips == rec.speaker_clips == 6
+
+    other = _with_block(tmp_path / "o", lambda blk: blk.update(prior_weight=10))  # another prior
+    with pytest.raises(ConfigError, match="another bundle's speaker prior"):
+        Recognizer(other, "numpy").load_speaker(path)
+    with pytest.raises(ConfigError, match="no speaker normalisation"):
+        Recognizer(SHIPPED, "numpy").save_speaker(tmp_path / "x.json")
+    bad = tmp_path / "bad.json"
+    for text, message in [
+        ("{", "not JSON"),
+        ('{"schema": "other"}', "not an edge-ser speaker file"),
+        (path.read_text().replace('"count": 5', '"count": 4'), "do not fit prior weight"),
+    ]:
+        bad.write_text(text)
+        with pytest.raises(ConfigError, match=message) as e:
+            Recognizer(b, "numpy").load_speaker(bad)
+        assert "bad.json" in str(e.value)
+
+
+def test_speaker_file_keeps_the_speaker_across_sessions(tmp_path: Path, capsys) -> None:
+    from edge_ser.cli import main
+
+    b = _with_block(tmp_path)
+    voice = tmp_path / "voice"
+    voice.mkdir()
+    for i in range(4):
+        write_wav(voice / f"{i}.wav", _voice(10 + i), SR)
+    clip = write_wav(tmp_path / "clip.wav", _voice(0), SR)
+    me = tmp_path / "me.json"
+    first = [
+        "predict",
+        str(b),
+        str(clip),
+        "--engine",
+        "numpy",
+        "--speaker-file",
+        str(me),
+        "--enroll",
+        str(voice),
+    ]
+    assert main(first) == 0
+    out = capsys.readouterr().out
+    assert "not there yet" in out and "saved 5 clip(s)" in out  # 4 enrolled + the file classified
+    run = ["run", str(b), "--audio-file", str(clip), "--fast", "--no-console", "--engine", "numpy"]
+    assert main([*run, "--speaker-file", str(me)]) == 0
+    err = capsys.readouterr().err
+    assert "starting from 5 clip(s)" in err and "saved" in err
+    assert Recognizer(b, "numpy").load_speaker(me) >= 5
+    assert main(["predict", str(SHIPPED), str(clip), "--speaker-file", str(me)]) != 0
+    assert "no speaker normalisation, nothing to keep" in capsys.readouterr().err

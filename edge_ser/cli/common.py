@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Iterable
 from pathlib import Path
 
-from edge_ser.errors import AudioFormatError
+from edge_ser.errors import AudioFormatError, ConfigError
 from edge_ser.fileio import find_files
 from edge_ser.inputs.base import AUDIO_EXTENSIONS
 
@@ -53,6 +53,38 @@ def add_enroll_arg(p: argparse.ArgumentParser) -> None:
         "prior (about 30 clips bring it within ~2 points of knowing the speaker; docs/protocol.md); with "
         "--no-adapt the statistics then stay those of the enrolment",
     )
+
+
+def add_speaker_file_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--speaker-file",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="keep the speaker across sessions: start from the statistics in FILE when it exists (before any "
+        "--enroll), and write the session's statistics there at the end (a bundle with speaker normalisation)",
+    )
+
+
+def load_speaker_file(rec, path: Path | None) -> str | None:
+    """`--speaker-file`: the statistics from `path` when it exists; a line saying what happened (None: no file)."""
+    if path is None:
+        return None
+    if rec.speaker_clips is None:  # said now, not after the session
+        raise ConfigError(f"--speaker-file: {rec.bundle.root} has no speaker normalisation, nothing to keep")
+    if not path.exists():
+        return (
+            f"speaker file {path} not there yet: starting from the training prior; it is written at the end"
+        )
+    return f"speaker file {path}: starting from {rec.load_speaker(path)} clip(s) of the speaker"
+
+
+def save_speaker_file(rec, path: Path | None) -> str | None:
+    """`--speaker-file`: write the session's statistics; a line saying so (None: no file asked for)."""
+    if path is None:
+        return None
+    rec.save_speaker(path)
+    return f"speaker file {path}: saved {rec.speaker_clips} clip(s) of the speaker"
 
 
 def enroll_files(rec, paths: Iterable[Path]) -> str:

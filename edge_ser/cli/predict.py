@@ -8,7 +8,15 @@ import sys
 import warnings
 from pathlib import Path
 
-from edge_ser.cli.common import add_engine_args, add_enroll_arg, enroll_files, media_files
+from edge_ser.cli.common import (
+    add_engine_args,
+    add_enroll_arg,
+    add_speaker_file_arg,
+    enroll_files,
+    load_speaker_file,
+    media_files,
+    save_speaker_file,
+)
 from edge_ser.errors import AudioFormatError, InputWarning
 from edge_ser.text import printable
 
@@ -44,6 +52,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "the files are of many speakers; default: the files are one speaker, learnt file by file in order)",
     )
     add_enroll_arg(p)
+    add_speaker_file_arg(p)
     p.add_argument(
         "--strict",
         action="store_true",
@@ -73,9 +82,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
         adapt=not args.no_adapt,
         delegate=getattr(args, "delegate", None),
     )
+    say = sys.stderr if args.json else sys.stdout  # --json keeps stdout for the results
+    loaded = load_speaker_file(rec, getattr(args, "speaker_file", None))
+    if loaded:
+        print(f"  ({loaded})", file=say)
     if getattr(args, "enroll", None):
-        note = enroll_files(rec, args.enroll)
-        print(f"  ({note})", file=sys.stderr if args.json else sys.stdout)
+        print(f"  ({enroll_files(rec, args.enroll)})", file=say)
     files = media_files(args.files, rec.kind.file_extensions)
     if not files:
         raise AudioFormatError(
@@ -112,4 +124,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         print(f"  ({rec.engine.name}: {n} file(s), inference {inference_ms:.2f} ms{skipped})")
     if not n:
         raise AudioFormatError(f"none of the {len(files)} file(s) could be read ({len(bad)} skipped)")
+    saved = save_speaker_file(rec, getattr(args, "speaker_file", None))
+    if saved:
+        print(f"  ({saved})", file=say)
     return 0

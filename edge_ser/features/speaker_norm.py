@@ -166,6 +166,38 @@ class SpeakerNorm:
         self._rows(a)
         return np.where(self.constant, 0.0, (a - self._mean) / np.sqrt(self.var)).astype(np.float32)
 
+    def state(self) -> dict[str, Any]:
+        """The running statistics (what `set_state` restores): clips seen, their weight with the prior's, the
+        mean and the sum of squared deviations."""
+        return {
+            "count": self.count,
+            "weight": self.weight,
+            "mean": self._mean.tolist(),
+            "m2": self._m2.tolist(),
+        }
+
+    def set_state(self, state: Mapping[str, Any], where: str = "speaker state") -> SpeakerNorm:
+        """Restore running statistics saved by `state` (ConfigError naming `where` and the field if they do not
+        fit this prior's dimension or are not a valid state)."""
+        c = Checker(where)
+        c.mapping(state, "", required=("count", "weight", "mean", "m2"))
+        count = c.get(state, "count", "", int)
+        weight = c.get(state, "weight", "", (int, float))
+        mean = np.asarray(c.get(state, "mean", "", list), dtype=np.float64)
+        m2 = np.asarray(c.get(state, "m2", "", list), dtype=np.float64)
+        if mean.shape != (self.dim,) or m2.shape != (self.dim,):
+            raise ConfigError(
+                f"{where}: mean and m2 must hold {self.dim} values, got {mean.size} and {m2.size}"
+            )
+        if count < 0 or not math.isclose(weight, self.prior_weight + count, abs_tol=1e-6):
+            raise ConfigError(
+                f"{where}: count {count} and weight {weight} do not fit prior weight {self.prior_weight:g}"
+            )
+        if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(m2)) and np.all(m2 >= 0)):
+            raise ConfigError(f"{where}: mean and m2 must be finite, m2 >= 0")
+        self.count, self.weight, self._mean, self._m2 = count, float(weight), mean, m2
+        return self
+
     # -- config ------------------------------------------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:

@@ -150,7 +150,7 @@ def cmd_bench_live(args) -> int:
     if args.audio_file is None:
         raise SystemExit("edge-ser bench --live needs --audio-file (and --video-file for an AV bundle)")
     rss = RssSampler(args.rss_every)
-    bundle, runner = build(args, outputs=[rss], keep=1_000_000)
+    _, runner = build(args, outputs=[rss], keep=1_000_000)
     t0 = time.perf_counter()
     stats = runner.run()
     report = summarize(stats, bundle=str(args.bundle), engine=runner.pipeline.engine.name, rss=rss)

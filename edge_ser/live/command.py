@@ -13,7 +13,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from edge_ser.cli.common import add_engine_args, add_enroll_arg, enroll_files
+from edge_ser.cli.common import (
+    add_engine_args,
+    add_enroll_arg,
+    add_speaker_file_arg,
+    enroll_files,
+    load_speaker_file,
+    save_speaker_file,
+)
 from edge_ser.live.capture import CaptureSettings
 from edge_ser.text import printable
 
@@ -69,6 +76,7 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
         "from the windows with speech (default: adapt)",
     )
     add_enroll_arg(m)
+    add_speaker_file_arg(m)
     m.add_argument("--ema-alpha", type=float, default=0.5, help="weight of the newest window (default 0.5)")
     m.add_argument("--majority-k", type=int, default=5, help="windows in the majority vote (default 5)")
     m.add_argument(
@@ -130,7 +138,7 @@ def capture_settings(args: argparse.Namespace) -> CaptureSettings:
 
 
 def build(args: argparse.Namespace, *, stop=None, outputs=(), keep: int = 10_000):
-    """The Recognizer and the live runner the command's arguments describe: (bundle, runner)."""
+    """The Recognizer and the live runner the command's arguments describe: (recognizer, runner)."""
     from edge_ser.live.pipeline import PipelineConfig
     from edge_ser.recognizer import Recognizer
 
@@ -141,6 +149,9 @@ def build(args: argparse.Namespace, *, stop=None, outputs=(), keep: int = 10_000
         adapt=not args.no_adapt,
         delegate=getattr(args, "delegate", None),
     )
+    loaded = load_speaker_file(rec, getattr(args, "speaker_file", None))
+    if loaded:
+        print(f"edge-ser run: {loaded}", file=sys.stderr)
     if getattr(args, "enroll", None):
         print(f"edge-ser run: {enroll_files(rec, args.enroll)}", file=sys.stderr)
     config = PipelineConfig(
@@ -160,7 +171,7 @@ def build(args: argparse.Namespace, *, stop=None, outputs=(), keep: int = 10_000
         seconds=args.seconds,
         keep=keep,
     )
-    return rec.bundle, runner
+    return rec, runner
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -177,7 +188,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         web_max_clients=args.web_max_clients,
     )
     with StopFlag() as stop, make_outputs(settings) as outputs:
-        bundle, runner = build(args, stop=stop, outputs=[outputs])
+        rec, runner = build(args, stop=stop, outputs=[outputs])
+        bundle = rec.bundle
         if outputs.overlay is not None:
             runner.frame_hook = outputs.overlay.update_frame
         err = sys.stderr
@@ -202,4 +214,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         f"({s.cpu_seconds:.1f} s CPU); faces found in {s.faces_found} of {s.faces_cropped} crops",
         file=sys.stderr,
     )
+    saved = save_speaker_file(rec, getattr(args, "speaker_file", None))  # also after Ctrl-C: run() returned
+    if saved:
+        print(f"edge-ser run: {saved}", file=sys.stderr)
     return 0
