@@ -224,16 +224,21 @@ def test_enroll_file_needs_a_bundle_that_learns_its_speaker(tmp_path: Path) -> N
         rec.enroll_file(write_wav(tmp_path / "a.wav", _voice(1), SR))
 
 
+def _recordings(tmp_path: Path, n: int) -> tuple[Path, Path]:
+    """A folder of `n` recordings of the speaker (voices 10, 11, ...) and one clip to classify (voice 0)."""
+    voice = tmp_path / "voice"
+    voice.mkdir()
+    for i in range(n):
+        write_wav(voice / f"{i}.wav", _voice(10 + i), SR)
+    return voice, write_wav(tmp_path / "clip.wav", _voice(0), SR)
+
+
 def test_predict_and_run_enroll_first(tmp_path: Path, capsys) -> None:
     """`--enroll` feeds the recordings before the files (predict) or the stream (run) are classified."""
     from edge_ser.cli import main
 
     b = _with_block(tmp_path)
-    voice = tmp_path / "voice"
-    voice.mkdir()
-    for i in range(3):
-        write_wav(voice / f"{i}.wav", _voice(10 + i), SR)
-    clip = write_wav(tmp_path / "clip.wav", _voice(0), SR)
+    voice, clip = _recordings(tmp_path, 3)
     assert main(["predict", str(b), str(clip), "--engine", "numpy", "--json", "--enroll", str(voice)]) == 0
     out = capsys.readouterr()
     assert "enrolled 3 clip(s) of speech from 3 file(s)" in out.err
@@ -303,11 +308,7 @@ def test_speaker_file_keeps_the_speaker_across_sessions(tmp_path: Path, capsys) 
     from edge_ser.cli import main
 
     b = _with_block(tmp_path)
-    voice = tmp_path / "voice"
-    voice.mkdir()
-    for i in range(4):
-        write_wav(voice / f"{i}.wav", _voice(10 + i), SR)
-    clip = write_wav(tmp_path / "clip.wav", _voice(0), SR)
+    voice, clip = _recordings(tmp_path, 4)
     me = tmp_path / "me.json"
     first = [
         "predict",
