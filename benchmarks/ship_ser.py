@@ -61,7 +61,7 @@ from converters.quant.bitplan import BitPlan  # noqa: E402
 from converters.quant.qat import QAT_DEFAULTS, qat  # noqa: E402
 from converters.registry import build  # noqa: E402
 from converters.si_eval import EARLY_VIEWS, functionals_input, pooled  # noqa: E402
-from converters.speaker_norm import online, transductive  # noqa: E402
+from converters.speaker_norm import device_views, online, transductive  # noqa: E402
 from converters.train import TrainConfig, predict, seed_everything, train_classifier  # noqa: E402
 from edge_ser.features.egemaps import FunctionalsSpec  # noqa: E402
 from edge_ser.features.speaker_norm import SpeakerNorm  # noqa: E402
@@ -375,13 +375,11 @@ class Rows:
     def training(self, fit: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(Z, y) a model trains on from the rows `fit`: their standardised rows, then with `early_views` the clean
         ones once more per k, standardised by the training prior (`prior(fit)`) updated with k of their
-        speaker's clips in one seeded order (`converters.speaker_norm.online`, as online-N scores; seed 1000 + k)."""
+        speaker's clips in one seeded order (`converters.speaker_norm.device_views`, as si_table's early-views rows)."""
         if not self.early_views:
             return self.Z[fit], self.y[fit]
-        base, clean = self.prior(fit), np.flatnonzero(fit & (self.copy_of == 0))
-        views = [
-            online(self.X, self.groups, clean, base, k, seed=1000 + k, orders=1)[0] for k in self.early_views
-        ]
+        clean = np.flatnonzero(fit & (self.copy_of == 0))
+        views = device_views(self.X, self.groups, clean, self.prior(fit), self.early_views)
         return np.concatenate([self.Z[fit], *views]), np.concatenate(
             [self.y[fit], *[self.y[clean]] * len(views)]
         )

@@ -24,7 +24,7 @@ import numpy as np
 
 from converters.evaluate import Metrics, index_metrics
 from converters.protocol import Fold, Protocol, fold_figures, summarise
-from converters.speaker_norm import ORDERS, PRIOR_WEIGHTS, NormMode, online, prior, transductive
+from converters.speaker_norm import ORDERS, PRIOR_WEIGHTS, NormMode, device_views, online, prior, transductive
 from edge_ser.errors import ConfigError
 
 
@@ -146,12 +146,9 @@ EARLY_PRIOR_WEIGHT = 3.0
 def early_views(data: InputData, rows: np.ndarray, seed: int = 0) -> list[np.ndarray]:
     """The clips `rows` standardised as the device would after k of each speaker's clips, for each k of
     `data.early_views`: the prior of those clips, updated with k of the speaker's clips in one seeded order
-    (`converters.speaker_norm.online`, the function that scores online-N; seed 1000 + k + `seed`)."""
+    (`converters.speaker_norm.device_views`)."""
     base = prior(data.X, data.speakers, rows, prior_weight=EARLY_PRIOR_WEIGHT)
-    return [
-        online(data.X, data.speakers, rows, base, k, seed=seed + 1000 + k, orders=1)[0]
-        for k in data.early_views
-    ]
+    return device_views(data.X, data.speakers, rows, base, data.early_views, seed=seed)
 
 
 def fold_inputs(
@@ -456,9 +453,9 @@ def functionals_rows(
 
 
 ENSEMBLE_MEMBERS = 3
+"""Members of the seed-ensemble row (`ship_ser.py --members auto`'s model; not shipped: docs/protocol.md)."""
 SPEAKER_INDEPENDENT = ("emodb-loso", "ravdess-pairs", "ravdess-loao")
 """The protocols with online-N figures (a test speaker never trained on)."""
-"""Members of the seed-ensemble row (`ship_ser.py --members auto`'s model; not shipped: docs/protocol.md)."""
 
 
 def standard_rows() -> list[Row]:

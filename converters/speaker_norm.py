@@ -137,4 +137,18 @@ def online(
     return out
 
 
-__all__ = ["ORDERS", "PRIOR_WEIGHTS", "NormMode", "online", "prior", "transductive"]
+def device_views(
+    X: np.ndarray,
+    speakers: Sequence[str],
+    rows: np.ndarray,
+    base: SpeakerNorm,
+    clips: Sequence[int],
+    *,
+    seed: int = 0,
+) -> list[np.ndarray]:
+    """Early views: X[rows] normalised as a device would after k clips of each speaker, for each k of `clips`,
+    in one seeded clip order per k (seed 1000 + k + `seed`: other orders than online-N's scoring)."""
+    return [online(X, speakers, rows, base, k, seed=seed + 1000 + k, orders=1)[0] for k in clips]
+
+
+__all__ = ["ORDERS", "PRIOR_WEIGHTS", "NormMode", "device_views", "online", "prior", "transductive"]

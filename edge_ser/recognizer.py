@@ -35,6 +35,7 @@ from edge_ser.errors import (
     VideoFormatError,
 )
 from edge_ser.inputs.base import FileWindow
+from edge_ser.speaker import active_adapters, clips_held
 
 if TYPE_CHECKING:
     from edge_ser.bundle import Bundle
@@ -194,8 +195,7 @@ class Recognizer:
         from edge_ser.audio.stream import file_windows
         from edge_ser.live.pipeline import level_db
 
-        branches = getattr(self.engine, "speakers", {}).values()  # a fusion bundle's branches
-        if not self.speaker.active and not any(a.active for a in branches):
+        if not self._adapters():
             raise ConfigError(
                 f"{self.bundle.root}: this bundle has no speaker normalisation, so there is nothing to enrol"
             )
@@ -209,14 +209,12 @@ class Recognizer:
 
     def _adapters(self) -> dict[str, Any]:
         """The speaker statistics this recognizer keeps, by name: "bundle", and a fusion bundle's branches."""
-        found = {"bundle": self.speaker, **getattr(self.engine, "speakers", {})}
-        return {name: a for name, a in found.items() if a.active}
+        return active_adapters(self.speaker, self.engine)
 
     @property
     def speaker_clips(self) -> int | None:
         """Clips the speaker statistics hold (a fusion bundle: its adapting branches'), None if none adapt."""
-        counts = [a.clips for a in self._adapters().values()]
-        return max(counts) if counts else None
+        return clips_held(self._adapters())
 
     def save_speaker(self, path: str | os.PathLike[str]) -> Path:
         """Write the current speaker's statistics to `path` (JSON, written atomically), so a later session can

@@ -132,4 +132,16 @@ class SpeakerAdapter:
         )
 
 
-__all__ = ["BLOCK", "SpeakerAdapter", "check_block"]
+def active_adapters(speaker: SpeakerAdapter, engine: Any) -> dict[str, SpeakerAdapter]:
+    """The speaker statistics a session keeps, by name: "bundle" (`speaker`) and a fusion engine's branches,
+    those with a speaker_norm block only."""
+    found = {"bundle": speaker, **getattr(engine, "speakers", {})}
+    return {name: a for name, a in found.items() if a.active}
+
+
+def clips_held(adapters: Mapping[str, SpeakerAdapter]) -> int | None:
+    """Clips of the speaker the statistics hold (the most of any adapter), None when none adapts."""
+    return max((a.clips for a in adapters.values()), default=None)
+
+
+__all__ = ["BLOCK", "SpeakerAdapter", "active_adapters", "check_block", "clips_held"]

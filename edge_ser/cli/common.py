@@ -37,9 +37,6 @@ def add_engine_args(p: argparse.ArgumentParser, *, threads_default: int | None =
     )
 
 
-__all__ = ["ENGINE_HELP", "add_engine_args", "media_files"]
-
-
 def add_enroll_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--enroll",
@@ -97,3 +94,15 @@ def enroll_files(rec, paths: Iterable[Path]) -> str:
         )
     clips = sum(rec.enroll_file(f) for f in files)
     return f"enrolled {clips} clip(s) of speech from {len(files)} file(s)"
+
+
+__all__ = [
+    "ENGINE_HELP",
+    "add_engine_args",
+    "add_enroll_arg",
+    "add_speaker_file_arg",
+    "enroll_files",
+    "load_speaker_file",
+    "media_files",
+    "save_speaker_file",
+]

@@ -27,6 +27,7 @@ import numpy as np
 
 from edge_ser.errors import AudioFormatError, ConfigError, InferenceError
 from edge_ser.live.result import NO_RESULT, SILENCE, LiveResult, StageTimes
+from edge_ser.speaker import active_adapters, clips_held
 
 SMOOTHING = ("ema", "majority", "none")
 
@@ -211,9 +212,7 @@ class LivePipeline:
 
     def speaker_clips(self) -> int | None:
         """Clips the speaker statistics hold (a fusion bundle: its adapting branches'), None if none adapt."""
-        adapters = [self.speaker, *getattr(self.engine, "speakers", {}).values()]
-        counts = [a.clips for a in adapters if a.active]
-        return max(counts) if counts else None
+        return clips_held(active_adapters(self.speaker, self.engine))
 
     def _classify(
         self,
