@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from converters.registry import MODELS, model_names
-from edge_ser.cli.common import add_engine_args, media_files
+from edge_ser.cli.common import adapt_mode, add_adapt_arg, add_engine_args, media_files
 from edge_ser.errors import AudioFormatError, MissingDependencyError
 
 FER_SPLITS = ("train", "validation", "test")
@@ -168,14 +168,22 @@ def cmd_eval(args: argparse.Namespace) -> int:
     name, records = load_records(args.data, args.root, strict=args.strict)
     undecodable = getattr(records, "undecodable", [])  # skipped by the loader (all of them: it raises)
     chosen = select(records, sel)
-    rec = Recognizer(args.bundle, args.engine, args.threads, adapt=not args.no_adapt)
-    selection = sel.describe() + (
-        "; speaker normalisation online, reset per speaker"
-        if rec.speaker.active and rec.speaker.enabled
-        else ""
-    )
+    adapt = adapt_mode(args)
+    rec = Recognizer(args.bundle, args.engine, args.threads, adapt=adapt != "off")
+    selection = sel.describe() + {
+        "online": f"; speaker normalisation online, a session per speaker (its files in an order seeded {args.seed})",
+        "all": "; speaker normalisation from all of each speaker's files (unlabelled), then each classified",
+        "off": "; speaker normalisation off: the training prior",
+    }[adapt] * (rec.speaker_clips is not None)
     report = evaluate(
-        rec, chosen, data=name, selection=selection, strict=args.strict, undecodable=undecodable
+        rec,
+        chosen,
+        data=name,
+        selection=selection,
+        strict=args.strict,
+        undecodable=undecodable,
+        adapt=adapt,
+        seed=args.seed,
     )
     print(json.dumps(report.to_dict(), indent=2) if args.json else report.text())
     if args.png:
@@ -211,11 +219,13 @@ def _add_eval_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--folds", type=int, default=5, help="folds of --split speaker (default 5, as train)")
     p.add_argument("--limit", type=int, default=None, help="at most N files, spread evenly over the list")
     p.add_argument("--strict", action="store_true", help="stop at the first file that cannot be decoded")
-    p.add_argument(
-        "--no-adapt",
-        action="store_true",
-        help="a bundle with speaker normalisation keeps its training prior (default: each speaker is a new "
-        "session learnt online, clip by clip, as on the device)",
+    add_adapt_arg(
+        p,
+        "online",
+        ("online", "all", "off"),
+        "how a bundle with speaker normalisation meets each speaker of the data set, a new session each: online "
+        "visits the speaker's files in a random order seeded by --seed (a device meets emotions in no order; "
+        "data sets often sort their files by emotion)",
     )
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the tables")
     p.add_argument("--png", type=Path, default=None, help="write the confusion matrix as a PNG")
@@ -283,7 +293,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         top=3,
         json=False,
         windows=False,
-        no_adapt=False,
+        adapt="all",
     )
     for engine in engines_for(predict.bundle):
         predict.engine = engine

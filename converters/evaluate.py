@@ -7,6 +7,7 @@ not scored. A file that fails to decode is skipped with a warning naming it and 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import time
@@ -236,37 +237,69 @@ def confusion_table(m: Metrics) -> list[str]:
 
 
 # ------------------------------------------------------------------------------------------------- run
+ADAPT_MODES = ("online", "all", "off")
+"""How `evaluate` meets a speaker-normalised bundle's speakers: "online" = each speaker a new session learnt clip
+by clip, in a seeded random order (a device meets emotions in no particular order; a data set's files are often
+sorted by emotion); "all" = each speaker's clips all join the statistics first, then each is classified with them
+(per-speaker normalisation, unlabelled: the figure papers report); "off" = the training prior only."""
+
+
 def _stream(
-    recognizer: Any, records: Sequence[Record], strict: bool
+    recognizer: Any, records: Sequence[Record], strict: bool, adapt: str = "online", seed: int | None = 0
 ) -> Iterator[tuple[Record, Any, str | None]]:
     """(record, prediction or None, decode error or None) per record, through `iter_predict_files` in chunks of
-    `BATCH_ROWS` files (memory: one chunk); a chunk with a file that fails to decode runs again file by file."""
-    for group in _sessions(recognizer, records):
-        yield from _stream_group(recognizer, group, strict)
+    `BATCH_ROWS` files (memory: one chunk); a chunk with a file that fails to decode runs again file by file.
+    `adapt`: one of ADAPT_MODES."""
+    for group in _sessions(recognizer, records, adapt, seed):
+        yield from _stream_group(recognizer, group, strict, learn_first=adapt == "all")
 
 
-def _sessions(recognizer: Any, records: Sequence[Record]) -> list[Sequence[Record]]:
-    """The records as the device would meet them: a bundle that learns its speaker online
-    (`Recognizer.speaker`) sees each speaker as a new session (statistics reset, clips in file order);
-    any other bundle takes them all at once."""
-    speaker = getattr(recognizer, "speaker", None)
-    if speaker is None or not speaker.active or not speaker.enabled:
+def _adapts(recognizer: Any) -> bool:
+    """True when the recognizer keeps speaker statistics that learn (a fusion bundle: its branches')."""
+    return bool(getattr(recognizer, "speaker_clips", None) is not None and recognizer.adapting)
+
+
+def _sessions(
+    recognizer: Any, records: Sequence[Record], adapt: str = "online", seed: int | None = 0
+) -> list[Sequence[Record]]:
+    """The records as the device would meet them: a bundle that learns its speaker (`Recognizer.speaker`) sees
+    each speaker as a new session (statistics reset), in a random order seeded by `seed` and the speaker when
+    `adapt` is "online" (`seed` None: in the records' order); any other bundle, or `adapt` "off", takes them all
+    at once."""
+    if adapt not in ADAPT_MODES:
+        raise ConfigError(f"adapt must be one of {ADAPT_MODES}, got {adapt!r}")
+    if adapt == "off" or not _adapts(recognizer):
         return [records]
     order: dict[str, list[Record]] = {}
     for r in records:
         order.setdefault(str(r.speaker), []).append(r)
+    if adapt == "online" and seed is not None:
+        for speaker, group in order.items():
+            digest = hashlib.sha256(f"{seed}/{speaker}".encode()).digest()
+            np.random.default_rng(int.from_bytes(digest[:8], "little")).shuffle(group)
     return list(order.values())
 
 
 def _stream_group(
-    recognizer: Any, records: Sequence[Record], strict: bool
+    recognizer: Any, records: Sequence[Record], strict: bool, *, learn_first: bool = False
 ) -> Iterator[tuple[Record, Any, str | None]]:
     from edge_ser.recognizer import BATCH_ROWS
 
     if hasattr(recognizer, "reset_speaker"):
         recognizer.reset_speaker()
-    for start in range(0, len(records), BATCH_ROWS):
-        chunk = records[start : start + BATCH_ROWS]
+    if learn_first:  # the whole session's statistics first, then every chunk classified with them
+        recognizer.learn_files([r.source for r in records])
+        with recognizer.frozen_speaker():
+            yield from _stream_chunks(recognizer, records, strict, BATCH_ROWS)
+        return
+    yield from _stream_chunks(recognizer, records, strict, BATCH_ROWS)
+
+
+def _stream_chunks(
+    recognizer: Any, records: Sequence[Record], strict: bool, rows: int
+) -> Iterator[tuple[Record, Any, str | None]]:
+    for start in range(0, len(records), rows):
+        chunk = records[start : start + rows]
         try:
             preds = list(recognizer.iter_predict_files([r.source for r in chunk]))
         except DECODE_ERRORS:
@@ -293,9 +326,12 @@ def evaluate(
     selection: str,
     strict: bool = False,
     undecodable: Sequence[tuple[Any, str]] = (),
+    adapt: str = "online",
+    seed: int | None = 0,
 ) -> EvalReport:
     """Run every record through `recognizer` (an `edge_ser.recognizer.Recognizer`) and score it;
-    `undecodable`: files the data-set loader already skipped (counted with the ones skipped here)."""
+    `undecodable`: files the data-set loader already skipped (counted with the ones skipped here); `adapt`, `seed`:
+    how a speaker-normalised bundle meets each speaker (ADAPT_MODES)."""
     labels = tuple(recognizer.labels)
     known = set(labels)
     true: list[str] = []
@@ -304,7 +340,7 @@ def evaluate(
     skipped: list[tuple[str, str]] = [(str(f), str(e)) for f, e in undecodable]
     ood, ood_available, features_ms = 0, False, 0.0
     t0 = time.perf_counter()
-    for r, p, error in _stream(recognizer, list(records), strict):
+    for r, p, error in _stream(recognizer, list(records), strict, adapt, seed):
         if p is None:
             warnings.warn(InputWarning(f"{r.source}: skipped, cannot decode: {error}"), stacklevel=2)
             skipped.append((str(r.source), str(error)))

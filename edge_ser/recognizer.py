@@ -15,6 +15,7 @@ MFCC segments, ...) is the bundle's input kind's business (`edge_ser.inputs`). `
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import math
@@ -48,6 +49,10 @@ if TYPE_CHECKING:
 BATCH_ROWS = 32
 """Model input rows (clips, windows, log-Mel patches) gathered for one engine call: bounds the inputs and the
 engine's activations held at once (a clip or window is never split, so one with more rows runs alone)."""
+
+
+LEARN_CACHE_BYTES = 256 * 1024 * 1024
+"""Model inputs of whole files that `learn_files` keeps for the classifying pass (beyond it: computed again)."""
 
 
 NARROW_BAND = 0.9
@@ -276,26 +281,101 @@ class Recognizer:
         """Classify one file (audio; a video for a model that takes faces)."""
         return self.predict_files([path])[0]
 
-    def predict_files(self, paths: Iterable[str | os.PathLike[str]]) -> list[Prediction]:
+    def predict_files(
+        self, paths: Iterable[str | os.PathLike[str]], *, learn_first: bool = False
+    ) -> list[Prediction]:
         """Classify files of any length, in order: short files up to BATCH_ROWS input rows per engine call (the
         inference time is the batch's), a long file window by window (streamed: memory holds a batch of
-        windows, not the file)."""
-        return list(self.iter_predict_files(paths))
+        windows, not the file). `learn_first`: see `iter_predict_files`."""
+        return list(self.iter_predict_files(paths, learn_first=learn_first))
 
     def iter_predict_files(
         self,
         paths: Iterable[str | os.PathLike[str]],
         *,
         on_bad_file: Callable[[Path, EdgeSerError], None] | None = None,
+        learn_first: bool = False,
     ) -> Iterator[Prediction]:
         """`predict_files` as an iterator: each file's result as soon as it (or its batch) is done.
 
         A file that cannot be read (AudioFormatError, VideoFormatError) raises, unless `on_bad_file` is given:
         then it is called with the path and the error, and the file is skipped (no result for it).
+
+        `learn_first` (offline use, a bundle with speaker normalisation that adapts): every file first joins the
+        speaker statistics (unlabelled; `learn_files`), then each is classified with those statistics, which do
+        not move while classifying. The result then no longer depends on the files' order (a folder sorted by
+        class would otherwise drag the statistics class by class), and every file gets the statistics the last
+        one would: the per-speaker normalisation papers report (docs/protocol.md, `transductive`). Without it,
+        the statistics learn file by file in order, as in a live session.
         """
-        batch: list[tuple[str, FileWindow, float]] = []
-        for path in map(Path, paths):
+        paths = [Path(p) for p in paths]
+        learnt: dict[int, tuple[FileWindow, float]] = {}
+        if learn_first and self.adapting:
+            learnt = self.learn_files(paths)
+            with self.frozen_speaker():
+                yield from self._iter_predict(paths, on_bad_file, learnt)
+            return
+        yield from self._iter_predict(paths, on_bad_file, learnt)
+
+    def learn_files(self, paths: Iterable[str | os.PathLike[str]]) -> dict[int, tuple[FileWindow, float]]:
+        """Add every window of the files (the clips `iter_predict_files` would classify) to the speaker
+        statistics without classifying them; unreadable files are left to the classifying pass. Returns the
+        whole-file windows by position with their feature time in ms, kept (up to LEARN_CACHE_BYTES of inputs)
+        so that pass need not compute their features again."""
+        kept: dict[int, tuple[FileWindow, float]] = {}
+        cached = 0
+        for i, path in enumerate(map(Path, paths)):
             t0 = time.perf_counter()
+            try:
+                for w in self.kind.file_windows(path):
+                    self._learn(w.inputs)
+                    size = sum(np.asarray(v).nbytes for v in w.inputs.values())
+                    if w.whole and cached + size <= LEARN_CACHE_BYTES:
+                        kept[i] = (w, (time.perf_counter() - t0) * 1e3)
+                        cached += size
+            except (AudioFormatError, VideoFormatError):
+                continue
+        return kept
+
+    def _learn(self, inputs: dict[str, np.ndarray]) -> None:
+        """One clip's inputs into the statistics, as the classifying path would add them (finite rows only)."""
+        self.speaker.enroll(inputs)
+        if hasattr(self.engine, "enroll"):
+            self.engine.enroll(inputs)
+
+    @property
+    def adapting(self) -> bool:
+        """True when speaker statistics learn from the clips classified (a fusion bundle: any branch's)."""
+        return any(a.enabled for a in self._adapters().values())
+
+    @contextlib.contextmanager
+    def frozen_speaker(self) -> Iterator[None]:
+        """Inside the block the speaker statistics are used as they are, not updated by the clips classified."""
+        adapters = list(self._adapters().values())
+        before = [a.enabled for a in adapters]
+        for a in adapters:
+            a.enabled = False
+        try:
+            yield
+        finally:
+            for a, on in zip(adapters, before, strict=True):
+                a.enabled = on
+
+    def _iter_predict(
+        self,
+        paths: list[Path],
+        on_bad_file: Callable[[Path, EdgeSerError], None] | None,
+        learnt: dict[int, tuple[FileWindow, float]],
+    ) -> Iterator[Prediction]:
+        batch: list[tuple[str, FileWindow, float]] = []
+        for i, path in enumerate(paths):
+            t0 = time.perf_counter()
+            if i in learnt:  # its features were computed by learn_files
+                batch.append((str(path), *learnt.pop(i)))
+                if sum(_rows(w.inputs) for _, w, _ in batch) >= BATCH_ROWS:
+                    yield from self._run_clips(batch)
+                    batch = []
+                continue
             try:
                 windows = self.kind.file_windows(path)
                 first = next(windows)

@@ -75,9 +75,12 @@ class SpeakerAdapter:
             self.norm.reset()
 
     def enroll(self, inputs: Mapping[str, np.ndarray]) -> None:
-        """Add a clip's model inputs (from `InputKind.audio_inputs` / `file_inputs`) to the statistics."""
+        """Add a clip's model inputs (from `InputKind.audio_inputs` / `file_inputs`) to the statistics (a clip
+        with a non-finite value is left out, as when classifying)."""
         if self.norm is not None:
-            self.norm.update(self._rows(inputs))
+            rows = self._rows(inputs)
+            if np.all(np.isfinite(rows)):
+                self.norm.update(rows)
 
     def __call__(self, inputs: Mapping[str, np.ndarray], *, update: bool = True) -> dict[str, np.ndarray]:
         """One clip's model inputs with the speaker input standardised; with `update` (and adaptation on) the

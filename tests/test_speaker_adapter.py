@@ -10,47 +10,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _speaker import ROOT, SHIPPED, SR, _voice, _with_block
 
 from edge_ser.audio.wav import write_wav
-from edge_ser.bundle import load_bundle, manifest_sum_line
+from edge_ser.bundle import load_bundle
 from edge_ser.errors import BundleError
 from edge_ser.features.speaker_norm import SpeakerNorm
 from edge_ser.live.outputs.console import format_line, format_table
 from edge_ser.live.pipeline import LivePipeline
 from edge_ser.recognizer import Recognizer
-
-ROOT = Path(__file__).resolve().parents[1]
-SHIPPED = ROOT / "bundles" / "laq_mlp_emodb"
-SR = 16000
-
-
-def _with_block(tmp_path: Path, edit=None) -> Path:
-    """A copy of the shipped clip-vector bundle with a speaker_norm block (prior: its training statistics)."""
-    b = tmp_path / "b"
-    shutil.copytree(SHIPPED, b)
-    m = json.loads((b / "manifest.json").read_text())
-    norm = m["normalization"]
-    m["speaker_norm"] = {
-        "input": "features",
-        "prior_mean": norm["mean"],
-        "prior_var": [s * s for s in norm["std"]],
-        "prior_weight": 3,
-    }
-    if edit:
-        edit(m["speaker_norm"])
-    data = json.dumps(m).encode()
-    (b / "manifest.json").write_bytes(data)
-    (b / "manifest.sha256").write_bytes(manifest_sum_line(data))
-    return b
-
-
-def _voice(seed: int, seconds: float = 1.5) -> np.ndarray:
-    """A vowel-like clip: a 130-230 Hz harmonic tone with a little noise, at about -20 dBFS."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * SR)) / SR
-    f0 = 130 + 100 * rng.random()
-    y = sum(np.sin(2 * np.pi * k * f0 * t) / k for k in range(1, 8)) + 0.05 * rng.normal(size=t.size)
-    return (0.1 * y / np.abs(y).max()).astype(np.float32)
 
 
 @pytest.mark.parametrize(

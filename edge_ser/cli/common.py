@@ -37,6 +37,32 @@ def add_engine_args(p: argparse.ArgumentParser, *, threads_default: int | None =
     )
 
 
+ADAPT_HELP = {
+    "all": "all: every file first joins the speaker statistics (unlabelled), then each is classified with them, "
+    "so the result does not depend on the files' order (the per-speaker normalisation papers report; each file "
+    "is read twice when it is long)",
+    "online": "online: the statistics learn file by file in order, as a live session does",
+    "off": "off: every file standardised by the training prior alone",
+}
+
+
+def add_adapt_arg(p: argparse.ArgumentParser, default: str, order: tuple[str, ...], lead: str) -> None:
+    """`--adapt MODE` (and its older spelling `--no-adapt` = `--adapt off`) for a bundle with speaker
+    normalisation; `order`: the modes, as the help lists them."""
+    p.add_argument(
+        "--adapt",
+        choices=order,
+        default=default,
+        help=f"{lead} (default {default}): " + "; ".join(ADAPT_HELP[m] for m in order),
+    )
+    p.add_argument("--no-adapt", action="store_true", help="the same as --adapt off")
+
+
+def adapt_mode(args: argparse.Namespace, default: str = "online") -> str:
+    """The `--adapt` mode asked for (`--no-adapt` wins: it says off)."""
+    return "off" if getattr(args, "no_adapt", False) else str(getattr(args, "adapt", default))
+
+
 def add_enroll_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--enroll",
@@ -48,7 +74,7 @@ def add_enroll_arg(p: argparse.ArgumentParser) -> None:
         "before anything is "
         "classified: a bundle with speaker normalisation then starts from the speaker instead of the training "
         "prior (about 30 clips bring it within ~2 points of knowing the speaker; docs/protocol.md); with "
-        "--no-adapt the statistics then stay those of the enrolment",
+        "--adapt off the statistics then stay those of the enrolment",
     )
 
 
@@ -97,7 +123,10 @@ def enroll_files(rec, paths: Iterable[Path]) -> str:
 
 
 __all__ = [
+    "ADAPT_HELP",
     "ENGINE_HELP",
+    "adapt_mode",
+    "add_adapt_arg",
     "add_engine_args",
     "add_enroll_arg",
     "add_speaker_file_arg",

@@ -9,6 +9,8 @@ import warnings
 from pathlib import Path
 
 from edge_ser.cli.common import (
+    adapt_mode,
+    add_adapt_arg,
     add_engine_args,
     add_enroll_arg,
     add_speaker_file_arg,
@@ -45,11 +47,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="one JSON object per file on stdout (label, probabilities, duration, windows with start/end)",
     )
-    p.add_argument(
-        "--no-adapt",
-        action="store_true",
-        help="a bundle with speaker normalisation standardises every file by its training prior (use it when "
-        "the files are of many speakers; default: the files are one speaker, learnt file by file in order)",
+    add_adapt_arg(
+        p,
+        "all",
+        ("all", "online", "off"),
+        "how a bundle with speaker normalisation learns the speaker from the files, taken as one speaker; with "
+        "files of many speakers, all pools them",
     )
     add_enroll_arg(p)
     add_speaker_file_arg(p)
@@ -79,7 +82,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         args.bundle,
         args.engine,
         threads=args.threads,
-        adapt=not args.no_adapt,
+        adapt=adapt_mode(args, "all") != "off",
         delegate=getattr(args, "delegate", None),
     )
     say = sys.stderr if args.json else sys.stdout  # --json keeps stdout for the results
@@ -100,7 +103,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
         warnings.warn(f"skipped {printable(str(error))}", InputWarning, stacklevel=2)
 
     strict = getattr(args, "strict", False)
-    for r in rec.iter_predict_files(files, on_bad_file=None if strict else skip):
+    learn_first = adapt_mode(args, "all") == "all"
+    for r in rec.iter_predict_files(files, on_bad_file=None if strict else skip, learn_first=learn_first):
         n += 1
         inference_ms += r.timings.get("inference", 0.0)
         if args.json:
