@@ -36,7 +36,7 @@ from edge_ser.errors import (
     VideoFormatError,
 )
 from edge_ser.inputs.base import FileWindow
-from edge_ser.speaker import active_adapters, clips_held
+from edge_ser.speaker import active_adapters, clips_held, held
 
 if TYPE_CHECKING:
     from edge_ser.bundle import Bundle
@@ -351,15 +351,8 @@ class Recognizer:
     @contextlib.contextmanager
     def frozen_speaker(self) -> Iterator[None]:
         """Inside the block the speaker statistics are used as they are, not updated by the clips classified."""
-        adapters = list(self._adapters().values())
-        before = [a.enabled for a in adapters]
-        for a in adapters:
-            a.enabled = False
-        try:
+        with held(self._adapters().values()):
             yield
-        finally:
-            for a, on in zip(adapters, before, strict=True):
-                a.enabled = on
 
     def _iter_predict(
         self,

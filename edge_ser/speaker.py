@@ -13,8 +13,9 @@ user first. The model's own in-graph standardisation then sees what it saw in tr
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -147,4 +148,18 @@ def clips_held(adapters: Mapping[str, SpeakerAdapter]) -> int | None:
     return max((a.clips for a in adapters.values()), default=None)
 
 
-__all__ = ["BLOCK", "SpeakerAdapter", "active_adapters", "check_block", "clips_held"]
+@contextlib.contextmanager
+def held(adapters: Iterable[SpeakerAdapter]) -> Iterator[None]:
+    """Inside the block the adapters' statistics are used as they are, not updated by the clips classified."""
+    adapters = list(adapters)
+    before = [a.enabled for a in adapters]
+    for a in adapters:
+        a.enabled = False
+    try:
+        yield
+    finally:
+        for a, on in zip(adapters, before, strict=True):
+            a.enabled = on
+
+
+__all__ = ["BLOCK", "SpeakerAdapter", "active_adapters", "check_block", "clips_held", "held"]

@@ -93,6 +93,38 @@ def test_the_live_pipeline_learns_from_windows_with_speech_only(tmp_path: Path) 
     assert r.speaker_clips is None and "speaker" not in format_table(r)[0] + format_line(r)
 
 
+@pytest.mark.parametrize(("learn_every", "learnt"), [(0.0, 12), (None, 2), (1.5, 4)])
+def test_the_live_pipeline_learns_once_per_learn_every_seconds_of_speech(
+    tmp_path: Path, learn_every, learnt: int
+) -> None:
+    """12 windows with speech at a 0.5 s hop are 6 s of speech: every window (0), one per 3 s window (None) or
+    one per 1.5 s joins the statistics; every window is classified with the statistics as they stand."""
+    from edge_ser.live.pipeline import PipelineConfig
+
+    rec = Recognizer(_with_block(tmp_path), "numpy")
+    config = PipelineConfig(learn_every=learn_every)
+    pipe = LivePipeline(rec.bundle, rec.engine, config, speaker=rec.speaker)
+    n = int(config.window * SR)
+    counts = []
+    for i in range(12):
+        r = pipe.step(1.0 + 0.5 * i, _voice(i, config.window)[:n])
+        assert r.speech and r.probs
+        counts.append(r.speaker_clips)
+    assert counts[-1] == learnt and rec.speaker.enabled  # held only while a window is classified
+    every = int(round(config.learn_seconds / config.hop)) if config.learn_seconds else 1
+    assert counts == [(i + 1) // every for i in range(12)]
+
+
+def test_learn_every_is_checked() -> None:
+    from edge_ser.errors import ConfigError
+    from edge_ser.live.pipeline import PipelineConfig
+
+    assert PipelineConfig(learn_every=None).learn_seconds == 3.0
+    assert PipelineConfig(learn_every=0).learn_seconds == 0
+    with pytest.raises(ConfigError, match="learn_every"):
+        PipelineConfig(learn_every=-1)
+
+
 def test_a_bundle_without_the_block_is_unchanged(tmp_path: Path) -> None:
     rec = Recognizer(SHIPPED, "numpy")
     assert not rec.speaker.active
@@ -155,6 +187,17 @@ def test_a_fusion_bundle_adapts_its_audio_branch_and_the_recognizer_resets_it(tm
         fixed.predict_audio(_voice(0), SR).probabilities == fixed.predict_audio(_voice(0), SR).probabilities
     )
     assert fixed.engine.speakers["audio"].clips == 0
+    # live, the fusion engine's branch statistics follow the pipeline's learn_every like a single bundle's
+    from edge_ser.live.pipeline import PipelineConfig
+
+    rec.reset_speaker()
+    config = PipelineConfig(learn_every=None)
+    pipe = LivePipeline(rec.bundle, rec.engine, config, speaker=rec.speaker)
+    n = int(config.window * SR)
+    for i in range(6):
+        r = pipe.step(1.0 + 0.5 * i, _voice(i, config.window)[:n], [])
+        assert r.speech and r.probs
+    assert adapter.clips == 1 and adapter.enabled
 
 
 def test_enroll_file_adds_each_clip_with_speech_as_the_live_loop_hears_it(tmp_path: Path) -> None:

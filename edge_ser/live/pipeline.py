@@ -17,6 +17,7 @@ it runs the fused model on the centred crops (the training fallback) and says th
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections import deque
@@ -27,9 +28,11 @@ import numpy as np
 
 from edge_ser.errors import AudioFormatError, ConfigError, InferenceError
 from edge_ser.live.result import NO_RESULT, SILENCE, LiveResult, StageTimes
-from edge_ser.speaker import active_adapters, clips_held
+from edge_ser.speaker import active_adapters, clips_held, held
 
 SMOOTHING = ("ema", "majority", "none")
+LEARN_EVERY_DEFAULT: float | None = 0.0
+"""`PipelineConfig.learn_every`'s default."""
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,10 @@ class PipelineConfig:
     """Relative gate: a window must also be this far above the tracked noise floor."""
     min_faces: float = 0.5
     """Fraction of a window's face crops that must have found a face to use the video input."""
+    learn_every: float | None = LEARN_EVERY_DEFAULT
+    """Seconds of speech between two updates of the speaker statistics (a bundle that learns its speaker): None =
+    one window, so the statistics count stretches of speech as long as the clips the prior was fitted on, not
+    the 6 overlapping windows a 3 s utterance gives at a 0.5 s hop; 0 = every window with speech."""
 
     def __post_init__(self) -> None:
         if not 0.2 <= self.window <= 30:
@@ -62,6 +69,13 @@ class PipelineConfig:
             raise ConfigError(f"majority_k={self.majority_k} must be >= 1")
         if not 0 <= self.min_faces <= 1:
             raise ConfigError(f"min_faces={self.min_faces} must be in 0..1")
+        if self.learn_every is not None and not 0 <= self.learn_every <= 300:
+            raise ConfigError(f"learn_every={self.learn_every} s must be in 0..300 (or None: one window)")
+
+    @property
+    def learn_seconds(self) -> float:
+        """`learn_every` resolved: seconds of speech between two speaker-statistics updates."""
+        return self.window if self.learn_every is None else self.learn_every
 
 
 def level_db(x: np.ndarray) -> float:
@@ -126,7 +140,7 @@ class LivePipeline:
         self, bundle, engine, config: PipelineConfig | None = None, *, fallback=None, speaker=None
     ) -> None:
         """`speaker`: the session's `edge_ser.speaker.SpeakerAdapter` (default: a new one from the bundle);
-        every window with speech updates it, so the statistics are those of the voiced windows."""
+        windows with speech update it, one per `config.learn_every` seconds of speech."""
         from edge_ser.speaker import SpeakerAdapter
 
         self.bundle, self.engine, self.fallback = bundle, engine, fallback
@@ -154,6 +168,7 @@ class LivePipeline:
                     f"Hz audio, the main bundle {self.sr} Hz: they must be the same"
                 )
         self.front = self.kind.live(c.window)
+        self._speech_since_learn = 0.0
 
     @property
     def needs_faces(self) -> bool:
@@ -214,6 +229,15 @@ class LivePipeline:
         """Clips the speaker statistics hold (a fusion bundle: its adapting branches'), None if none adapt."""
         return clips_held(active_adapters(self.speaker, self.engine))
 
+    def _learn_now(self) -> bool:
+        """Whether this window with speech joins the speaker statistics: once `learn_seconds` of speech (counted
+        in hops) have passed since the last one that did."""
+        self._speech_since_learn += self.config.hop
+        if self._speech_since_learn + 1e-9 < self.config.learn_seconds:
+            return False
+        self._speech_since_learn = 0.0
+        return True
+
     def _classify(
         self,
         t0: float,
@@ -232,15 +256,17 @@ class LivePipeline:
                 mode, fallback = kind.mode, "no face: audio-only model"
             else:
                 fallback = "no face: fused model on the centre crop (no audio-only fallback bundle)"
-        x = (
-            self.speaker(self.front.inputs(window, faces))
-            if kind is self.kind
-            else kind.window_inputs(window)
-        )
-        features_ms = (time.perf_counter() - tf) * 1e3
-        ti = time.perf_counter()
-        logits = engine.predict(x)
-        inference_ms = (time.perf_counter() - ti) * 1e3
+        learn = self._learn_now()
+        with contextlib.nullcontext() if learn else held(active_adapters(self.speaker, self.engine).values()):
+            x = (
+                self.speaker(self.front.inputs(window, faces))
+                if kind is self.kind
+                else kind.window_inputs(window)
+            )
+            features_ms = (time.perf_counter() - tf) * 1e3
+            ti = time.perf_counter()
+            logits = engine.predict(x)  # a fusion engine updates its branches' statistics here
+            inference_ms = (time.perf_counter() - ti) * 1e3
         p = kind.combine(logits)
         s = self.smoother(p)
         k = int(np.argmax(s))
