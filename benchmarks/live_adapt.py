@@ -1,13 +1,14 @@
 """How often should a live session's speech join the speaker statistics? Sessions of unseen speakers, live.
 
     export EDGE_SER_DATA=/work/shared/datasets
-    python benchmarks/live_adapt.py [--every 0,1.5,3] [--orders 3] [--sets paired,emodb,ravdess]
+    python benchmarks/live_adapt.py [--variants 0,1.5,3,utterances] [--orders 3] [--sets paired,emodb,ravdess] [--tag T]
 
 The live pipeline classifies a 3 s window every 0.5 s hop, and a bundle that learns its speaker (ser_*) lets
 windows with speech join the speaker statistics. Every window with speech did (`learn_every` 0): a 3 s utterance
 then counts as ~6 heavily overlapping "clips", so the training prior (worth 3 clips in the ser bundles, chosen on
 validation speakers whose clips were whole utterances) is outweighed after 1.5 s of speech, and the variance is
-estimated from near-copies. `learn_every` S lets one window join per S seconds of speech.
+estimated from near-copies. `learn_every` S lets one window join per S seconds of speech; `utterances` lets
+each run of speech between pauses join once, as one clip, when it ends (`PipelineConfig.learn`).
 
 Each session is one speaker the bundle never trained on: the speaker's clips in a seeded random order, each
 followed by 1 s of quiet room noise (-70 dBFS), written as one 16 kHz WAV and run through the real live loop
@@ -24,7 +25,7 @@ Sets:
 - `emodb`: bundles/ser_ravdess (English) on the 10 EMODB speakers (German), boredom left out;
 - `ravdess`: bundles/ser_emodb (German) on the 12 RAVDESS actors (English), calm and surprise left out.
 
-Writes benchmarks/results/live_adapt.{md,json}.
+Writes benchmarks/results/live_adapt[_TAG].{md,json}.
 """
 
 from __future__ import annotations
@@ -77,7 +78,7 @@ def _session(records, order_seed: int, tmp: Path) -> tuple[Path, list[tuple[floa
         parts.append(quiet)
         t += GAP_S
     path = tmp / f"session_{order_seed}.wav"
-    write_wav(path, np.concatenate(parts), SR, subtype="FLOAT")
+    write_wav(path, np.clip(np.concatenate(parts), -1, 1), SR, subtype="FLOAT")
     return path, spans
 
 
@@ -102,11 +103,16 @@ def _score(results, spans, hop: float) -> dict[str, tuple[list[str], list[str]]]
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--every", default="0,1.5,3", help="learn_every values in seconds (default 0,1.5,3)")
+    ap.add_argument(
+        "--variants",
+        default="0,1.5,3,utterances",
+        help="learn_every values in seconds, or `utterances` (default 0,1.5,3,utterances)",
+    )
+    ap.add_argument("--tag", default="", help="results file suffix")
     ap.add_argument("--orders", type=int, default=3, help="clip orders per speaker of the paired set")
     ap.add_argument("--sets", default="paired,emodb,ravdess", help=f"of {sorted(SETS)}")
     args = ap.parse_args()
-    everies = [float(v) for v in args.every.split(",")]
+    everies = args.variants.split(",")
     rows = []
     for name in args.sets.split(","):
         bundle, data, speakers = SETS[name]
@@ -126,7 +132,11 @@ def main() -> None:
                     wav, spans = _session(recs, int(spk) * 100 + o if spk.isdigit() else o, Path(tmp))
                     for e in everies:
                         rec = Recognizer(ROOT / "bundles" / bundle, "onnxruntime")
-                        config = PipelineConfig(learn_every=e)
+                        config = (
+                            PipelineConfig(learn="utterances")
+                            if e == "utterances"
+                            else PipelineConfig(learn_every=float(e))
+                        )
                         results = list(rec.stream(audio_file=wav, realtime=False, config=config))
                         for k, (t, p) in _score(results, spans, config.hop).items():
                             pooled[e][k][0].extend(t)
@@ -135,7 +145,7 @@ def main() -> None:
                     print(f"{name} {spk} order {o}: {len(spans)} clips", flush=True)
         n_sessions = len(by_speaker) * orders
         for e in everies:
-            row = {"set": name, "bundle": bundle, "learn_every": e, "sessions": n_sessions}
+            row = {"set": name, "bundle": bundle, "learn": e, "sessions": n_sessions}
             for k, (t, p) in pooled[e].items():
                 row[k] = round(uar(t, p), 1)
                 row[f"{k}_n"] = len(t)
@@ -147,17 +157,18 @@ def main() -> None:
         "",
         __doc__.split("\n\n", 2)[2].split("\nWrites")[0].strip(),
         "",
-        "| set | bundle | learn_every (s) | sessions | final UAR % | windows UAR % | first 10 clips, final UAR % "
+        "| set | bundle | learns from (learn_every s, or utterances) | sessions | final UAR % | windows UAR % | first 10 clips, final UAR % "
         "| clips the statistics hold at the end (mean) |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
-            f"| {r['set']} | {r['bundle']} | {r['learn_every']:g} | {r['sessions']} | {r['final']:.1f} "
+            f"| {r['set']} | {r['bundle']} | {r['learn']} | {r['sessions']} | {r['final']:.1f} "
             f"({r['final_n']} clips) | {r['windows']:.1f} ({r['windows_n']}) | {r['first 10']:.1f} | "
             f"{r['clips_held_mean']:.1f} |"
         )
-    js, md = write_results("live_adapt", {"rows": rows}, "\n".join(lines))
+    out_name = "live_adapt" + (f"_{args.tag}" if args.tag else "")
+    js, md = write_results(out_name, {"rows": rows}, "\n".join(lines))
     print(f"wrote {md} and {js}")
 
 

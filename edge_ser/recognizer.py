@@ -36,7 +36,7 @@ from edge_ser.errors import (
     VideoFormatError,
 )
 from edge_ser.inputs.base import FileWindow
-from edge_ser.speaker import active_adapters, clips_held, held
+from edge_ser.speaker import active_adapters, clips_held, held, learn_clip
 
 if TYPE_CHECKING:
     from edge_ser.bundle import Bundle
@@ -187,10 +187,7 @@ class Recognizer:
 
     def enroll(self, y: np.ndarray, sr: int) -> None:
         """Add a clip of the user (float samples at `sr` Hz) to the speaker statistics without classifying it."""
-        x = self.kind.audio_inputs(np.asarray(y), int(sr), None)
-        self.speaker.enroll(x)
-        if hasattr(self.engine, "enroll"):
-            self.engine.enroll(x)
+        learn_clip(self.kind, self.speaker, self.engine, y, sr)
 
     def enroll_file(self, path: str | os.PathLike[str], *, vad_db: float = -45.0) -> int:
         """Add a recording of the user to the speaker statistics: the whole file as one clip up to 30 s (as the

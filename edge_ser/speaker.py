@@ -162,4 +162,13 @@ def held(adapters: Iterable[SpeakerAdapter]) -> Iterator[None]:
             a.enabled = on
 
 
-__all__ = ["BLOCK", "SpeakerAdapter", "active_adapters", "check_block", "clips_held", "held"]
+def learn_clip(kind: Any, speaker: SpeakerAdapter, engine: Any, y: np.ndarray, sr: int) -> None:
+    """Add one clip of the speaker (float samples at `sr` Hz) to the statistics: the bundle's (`speaker`) and a
+    fusion engine's branches', through the bundle's input kind, without classifying it."""
+    x = kind.audio_inputs(np.asarray(y), int(sr), None)
+    speaker.enroll(x)
+    if hasattr(engine, "enroll"):
+        engine.enroll(x)
+
+
+__all__ = ["BLOCK", "SpeakerAdapter", "active_adapters", "check_block", "clips_held", "held", "learn_clip"]

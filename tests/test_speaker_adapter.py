@@ -77,8 +77,10 @@ def test_adapt_off_keeps_the_prior_and_files_adapt_in_order(tmp_path: Path) -> N
 
 
 def test_the_live_pipeline_learns_from_windows_with_speech_only(tmp_path: Path) -> None:
+    from edge_ser.live.pipeline import PipelineConfig
+
     rec = Recognizer(_with_block(tmp_path), "numpy")
-    pipe = LivePipeline(rec.bundle, rec.engine, speaker=rec.speaker)
+    pipe = LivePipeline(rec.bundle, rec.engine, PipelineConfig(learn="windows"), speaker=rec.speaker)
     n = int(pipe.config.window * SR)
     silence = np.zeros(n, np.float32)
     first = pipe.step(1.0, silence)
@@ -102,7 +104,7 @@ def test_the_live_pipeline_learns_once_per_learn_every_seconds_of_speech(
     from edge_ser.live.pipeline import PipelineConfig
 
     rec = Recognizer(_with_block(tmp_path), "numpy")
-    config = PipelineConfig(learn_every=learn_every)
+    config = PipelineConfig(learn="windows", learn_every=learn_every)
     pipe = LivePipeline(rec.bundle, rec.engine, config, speaker=rec.speaker)
     n = int(config.window * SR)
     counts = []
@@ -115,6 +117,60 @@ def test_the_live_pipeline_learns_once_per_learn_every_seconds_of_speech(
     assert counts == [(i + 1) // every for i in range(12)]
 
 
+def _run_hops(pipe, hops: list[bool], seed: int = 0) -> tuple[list, np.ndarray]:
+    """Feed the pipeline hop by hop, as the live loop does: voice (True) or digital silence (False); returns the
+    results and the whole stream."""
+    c = pipe.config
+    h, n = int(round(c.hop * SR)), int(round(c.window * SR))
+    voice = _voice(seed, len(hops) * c.hop + 1)
+    stream = np.concatenate(
+        [voice[i * h : (i + 1) * h] if v else np.zeros(h, np.float32) for i, v in enumerate(hops)]
+    )
+    padded = np.concatenate([np.zeros(n, np.float32), stream])
+    out = [pipe.step(c.hop * (i + 1), padded[(i + 1) * h : (i + 1) * h + n]) for i in range(len(hops))]
+    return out, stream
+
+
+def test_utterances_join_the_statistics_once_each_when_they_end(tmp_path: Path) -> None:
+    """learn="utterances": a run of speech joins as one clip when the gate closes, from the hop before it opened
+    to the hop that closed it, exactly as `Recognizer.enroll` adds that audio; windows only use the statistics."""
+    from edge_ser.live.pipeline import PipelineConfig
+
+    b = _with_block(tmp_path)
+    rec = Recognizer(b, "numpy")
+    pipe = LivePipeline(rec.bundle, rec.engine, PipelineConfig(learn="utterances"), speaker=rec.speaker)
+    hops = (
+        [False, False] + [True] * 4 + [False] * 2 + [True] + [False] * 2
+    )  # 2 s of speech, then a 0.5 s click
+    results, stream = _run_hops(pipe, hops)
+    assert [r.speaker_clips for r in results] == [0] * 6 + [1] * 5  # learnt when the gate closed; no click
+    assert all(
+        r.probs for r, v in zip(results, hops, strict=True) if v
+    )  # every window with speech classified
+    ref = Recognizer(b, "numpy")
+    h = int(round(pipe.config.hop * SR))
+    ref.enroll(stream[1 * h : 7 * h], SR)  # the hop before, the four voiced hops, the closing hop
+    assert np.allclose(ref.speaker.norm.mean, rec.speaker.norm.mean) and np.allclose(
+        ref.speaker.norm.var, rec.speaker.norm.var
+    )
+
+
+def test_a_long_run_of_speech_joins_every_ten_seconds_and_adapt_off_learns_nothing(tmp_path: Path) -> None:
+    from edge_ser.live.pipeline import UTTERANCE_MAX_S, PipelineConfig
+
+    b = _with_block(tmp_path)
+    config = PipelineConfig(learn="utterances")
+    hops = [True] * int(UTTERANCE_MAX_S / config.hop + 4) + [False]
+    rec = Recognizer(b, "numpy")
+    results, _ = _run_hops(LivePipeline(rec.bundle, rec.engine, config, speaker=rec.speaker), hops, seed=3)
+    assert results[int(UTTERANCE_MAX_S / config.hop) - 2].speaker_clips == 0
+    assert results[int(UTTERANCE_MAX_S / config.hop) - 1].speaker_clips == 1  # cut at 10 s of speech
+    assert results[-1].speaker_clips == 2  # the 2 s after the cut, when the gate closed
+    fixed = Recognizer(b, "numpy", adapt=False)
+    results, _ = _run_hops(LivePipeline(fixed.bundle, fixed.engine, config, speaker=fixed.speaker), hops)
+    assert results[-1].speaker_clips == 0
+
+
 def test_learn_every_is_checked() -> None:
     from edge_ser.errors import ConfigError
     from edge_ser.live.pipeline import PipelineConfig
@@ -123,6 +179,8 @@ def test_learn_every_is_checked() -> None:
     assert PipelineConfig(learn_every=0).learn_seconds == 0
     with pytest.raises(ConfigError, match="learn_every"):
         PipelineConfig(learn_every=-1)
+    with pytest.raises(ConfigError, match="learn='sometimes' must be one of"):
+        PipelineConfig(learn="sometimes")
 
 
 def test_a_bundle_without_the_block_is_unchanged(tmp_path: Path) -> None:
@@ -191,13 +249,17 @@ def test_a_fusion_bundle_adapts_its_audio_branch_and_the_recognizer_resets_it(tm
     from edge_ser.live.pipeline import PipelineConfig
 
     rec.reset_speaker()
-    config = PipelineConfig(learn_every=None)
+    config = PipelineConfig(learn="windows", learn_every=None)
     pipe = LivePipeline(rec.bundle, rec.engine, config, speaker=rec.speaker)
     n = int(config.window * SR)
     for i in range(6):
         r = pipe.step(1.0 + 0.5 * i, _voice(i, config.window)[:n], [])
         assert r.speech and r.probs
     assert adapter.clips == 1 and adapter.enabled
+    rec.reset_speaker()
+    pipe = LivePipeline(rec.bundle, rec.engine, PipelineConfig(learn="utterances"), speaker=rec.speaker)
+    _run_hops(pipe, [True] * 4 + [False])
+    assert adapter.clips == 1  # the branch learnt the utterance
 
 
 def test_enroll_file_adds_each_clip_with_speech_as_the_live_loop_hears_it(tmp_path: Path) -> None:

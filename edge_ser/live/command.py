@@ -22,6 +22,7 @@ from edge_ser.cli.common import (
     save_speaker_file,
 )
 from edge_ser.live.capture import CaptureSettings
+from edge_ser.live.pipeline import LEARN_DEFAULT, LEARN_MODES
 from edge_ser.text import printable
 
 
@@ -73,7 +74,15 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
         "--no-adapt",
         action="store_true",
         help="a bundle with speaker normalisation keeps its training prior instead of learning the speaker "
-        "from the windows with speech (default: adapt)",
+        "from the speech it hears (default: adapt)",
+    )
+    m.add_argument(
+        "--learn",
+        choices=LEARN_MODES,
+        default=LEARN_DEFAULT,
+        help="what a bundle with speaker normalisation learns the speaker from: utterances (each run of speech "
+        "between pauses, as one clip, when it ends) or windows (every window with speech); default "
+        f"{LEARN_DEFAULT} (docs/live.md)",
     )
     add_enroll_arg(m)
     add_speaker_file_arg(m)
@@ -161,6 +170,7 @@ def build(args: argparse.Namespace, *, stop=None, outputs=(), keep: int = 10_000
         ema_alpha=args.ema_alpha,
         majority_k=args.majority_k,
         vad_db=args.vad_db,
+        learn=getattr(args, "learn", LEARN_DEFAULT),
     )
     runner = rec.runner(
         capture_settings(args),

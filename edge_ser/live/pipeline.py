@@ -28,11 +28,18 @@ import numpy as np
 
 from edge_ser.errors import AudioFormatError, ConfigError, InferenceError
 from edge_ser.live.result import NO_RESULT, SILENCE, LiveResult, StageTimes
-from edge_ser.speaker import active_adapters, clips_held, held
+from edge_ser.speaker import active_adapters, clips_held, held, learn_clip
 
 SMOOTHING = ("ema", "majority", "none")
 LEARN_EVERY_DEFAULT: float | None = 0.0
 """`PipelineConfig.learn_every`'s default."""
+LEARN_MODES = ("windows", "utterances")
+LEARN_DEFAULT = "utterances"
+"""`PipelineConfig.learn`'s default."""
+UTTERANCE_MIN_S = 1.0
+"""Shortest run of speech (seconds of open gate) that joins the statistics as an utterance: shorter is a click."""
+UTTERANCE_MAX_S = 10.0
+"""A longer run of speech joins the statistics every this many seconds (the training clips are 1.5-8 s)."""
 
 
 @dataclass(frozen=True)
@@ -51,6 +58,10 @@ class PipelineConfig:
     """Relative gate: a window must also be this far above the tracked noise floor."""
     min_faces: float = 0.5
     """Fraction of a window's face crops that must have found a face to use the video input."""
+    learn: str = LEARN_DEFAULT
+    """What joins the speaker statistics (a bundle that learns its speaker): "windows" (windows with speech, one
+    per `learn_every` seconds of it) or "utterances" (each run of speech between pauses, as one clip, when it
+    ends: what the prior and the model were made of; docs/live.md)."""
     learn_every: float | None = LEARN_EVERY_DEFAULT
     """Seconds of speech between two updates of the speaker statistics (a bundle that learns its speaker): None =
     one window, so the statistics count stretches of speech as long as the clips the prior was fitted on, not
@@ -69,6 +80,8 @@ class PipelineConfig:
             raise ConfigError(f"majority_k={self.majority_k} must be >= 1")
         if not 0 <= self.min_faces <= 1:
             raise ConfigError(f"min_faces={self.min_faces} must be in 0..1")
+        if self.learn not in LEARN_MODES:
+            raise ConfigError(f"learn={self.learn!r} must be one of {LEARN_MODES}")
         if self.learn_every is not None and not 0 <= self.learn_every <= 300:
             raise ConfigError(f"learn_every={self.learn_every} s must be in 0..300 (or None: one window)")
 
@@ -169,6 +182,8 @@ class LivePipeline:
                 )
         self.front = self.kind.live(c.window)
         self._speech_since_learn = 0.0
+        self._utterance: list[np.ndarray] = []  # "utterances": the open run of speech, hop by hop
+        self._utterance_hops = 0
 
     @property
     def needs_faces(self) -> bool:
@@ -195,6 +210,12 @@ class LivePipeline:
         # the gate looks at the newest hop: "is someone speaking now", not "was there speech in the window"
         db = level_db(window[-max(1, int(round(self.config.hop * self.sr))) :])
         speech = self.gate(db)
+        learn_ms = 0.0
+        if self.config.learn == "utterances":
+            self._follow_utterance(window, speech)
+            learn_ms = (
+                time.perf_counter() - t0
+            ) * 1e3  # an utterance's features when it ends, on this update
         n = len(self.labels)
         box = None
         if faces and getattr(faces[-1], "found", False) and faces[-1].box is not None:
@@ -207,7 +228,7 @@ class LivePipeline:
             total = capture_ms + face_ms + (time.perf_counter() - t0) * 1e3
             return LiveResult(
                 **common, probs=(), smoothed=(0.0,) * n, label=SILENCE, confidence=0.0, speech=False, mode=mode,
-                fallback=None, times=StageTimes(capture_ms, 0.0, face_ms, 0.0, total),
+                fallback=None, times=StageTimes(capture_ms, learn_ms, face_ms, 0.0, total),
                 speaker_clips=self.speaker_clips(),
             )  # fmt: skip
         try:
@@ -229,13 +250,40 @@ class LivePipeline:
         """Clips the speaker statistics hold (a fusion bundle: its adapting branches'), None if none adapt."""
         return clips_held(active_adapters(self.speaker, self.engine))
 
+    def _follow_utterance(self, window: np.ndarray, speech: bool) -> None:
+        """ "utterances": gather the run of speech, from the hop before the gate opened to the hop that closes it,
+        and let it join the statistics when it ends (or every UTTERANCE_MAX_S)."""
+        adapters = active_adapters(self.speaker, self.engine)
+        if not any(a.enabled for a in adapters.values()):
+            self._utterance, self._utterance_hops = [], 0
+            return
+        hop = max(1, int(round(self.config.hop * self.sr)))
+        if speech:
+            if not self._utterance:
+                self._utterance.append(window[-2 * hop : -hop])  # the onset may start in the hop before
+            self._utterance.append(window[-hop:])
+            self._utterance_hops += 1
+            if self._utterance_hops * self.config.hop < UTTERANCE_MAX_S - 1e-9:
+                return
+        elif not self._utterance:
+            return
+        else:
+            self._utterance.append(window[-hop:])  # the decaying end
+        if self._utterance_hops * self.config.hop >= UTTERANCE_MIN_S - 1e-9:
+            learn_clip(self.kind, self.speaker, self.engine, np.concatenate(self._utterance), self.sr)
+        self._utterance, self._utterance_hops = [], 0
+
     def _learn_now(self) -> bool:
         """Whether this window with speech joins the speaker statistics: once `learn_seconds` of speech (counted
-        in hops) have passed since the last one that did."""
+        in hops) have passed since the last one that did ("windows"; never for "utterances")."""
+        if self.config.learn == "utterances":
+            return False
         self._speech_since_learn += self.config.hop
         if self._speech_since_learn + 1e-9 < self.config.learn_seconds:
             return False
         self._speech_since_learn = 0.0
+        self._utterance: list[np.ndarray] = []  # "utterances": the open run of speech, hop by hop
+        self._utterance_hops = 0
         return True
 
     def _classify(
