@@ -135,7 +135,7 @@ def main() -> None:
                         config = (
                             PipelineConfig(learn="utterances")
                             if e == "utterances"
-                            else PipelineConfig(learn_every=float(e))
+                            else PipelineConfig(learn="windows", learn_every=float(e))
                         )
                         results = list(rec.stream(audio_file=wav, realtime=False, config=config))
                         for k, (t, p) in _score(results, spans, config.hop).items():

@@ -135,15 +135,16 @@ def test_console_silence_and_bars() -> None:
 def test_jsonl_round_trip(tmp_path: Path) -> None:
     path = tmp_path / "live.jsonl"
     results = [make_result(t=i / 4, label=LABELS[i % 4]) for i in range(10)] + [
-        make_result(t=3.0, speech=False)
+        make_result(t=3.0, speech=False, speaker_clips=4),  # every field comes back, the speaker count too
+        make_result(t=3.5, ood=True, speaker_clips=5),
     ]
     with JsonlOutput(path) as out:
         for r in results:
             out.emit(r)
             assert path.read_bytes().endswith(b"\n")  # written and flushed per line, before close
     raw = path.read_text().splitlines()
-    assert len(raw) == 11 and all(json.loads(x)["labels"] == list(LABELS) for x in raw)
-    assert json.loads(raw[-1])["level_db"] is None  # -inf is not JSON: strict parsers get null
+    assert len(raw) == 12 and all(json.loads(x)["labels"] == list(LABELS) for x in raw)
+    assert json.loads(raw[-2])["level_db"] is None  # -inf is not JSON: strict parsers get null
     assert read_jsonl(path) == results
     with pytest.raises(OutputError):
         out.emit(results[0])

@@ -211,11 +211,10 @@ class LivePipeline:
         db = level_db(window[-max(1, int(round(self.config.hop * self.sr))) :])
         speech = self.gate(db)
         learn_ms = 0.0
-        if self.config.learn == "utterances":
-            self._follow_utterance(window, speech)
+        if self.config.learn == "utterances" and self._follow_utterance(window, speech):
             learn_ms = (
                 time.perf_counter() - t0
-            ) * 1e3  # an utterance's features when it ends, on this update
+            ) * 1e3  # the utterance's features, on the update that ends it
         n = len(self.labels)
         box = None
         if faces and getattr(faces[-1], "found", False) and faces[-1].box is not None:
@@ -250,13 +249,13 @@ class LivePipeline:
         """Clips the speaker statistics hold (a fusion bundle: its adapting branches'), None if none adapt."""
         return clips_held(active_adapters(self.speaker, self.engine))
 
-    def _follow_utterance(self, window: np.ndarray, speech: bool) -> None:
+    def _follow_utterance(self, window: np.ndarray, speech: bool) -> bool:
         """ "utterances": gather the run of speech, from the hop before the gate opened to the hop that closes it,
-        and let it join the statistics when it ends (or every UTTERANCE_MAX_S)."""
+        and let it join the statistics when it ends (or every UTTERANCE_MAX_S). True when one joined now."""
         adapters = active_adapters(self.speaker, self.engine)
         if not any(a.enabled for a in adapters.values()):
             self._utterance, self._utterance_hops = [], 0
-            return
+            return False
         hop = max(1, int(round(self.config.hop * self.sr)))
         if speech:
             if not self._utterance:
@@ -264,14 +263,19 @@ class LivePipeline:
             self._utterance.append(window[-hop:])
             self._utterance_hops += 1
             if self._utterance_hops * self.config.hop < UTTERANCE_MAX_S - 1e-9:
-                return
+                return False
         elif not self._utterance:
-            return
+            return False
         else:
             self._utterance.append(window[-hop:])  # the decaying end
-        if self._utterance_hops * self.config.hop >= UTTERANCE_MIN_S - 1e-9:
-            learn_clip(self.kind, self.speaker, self.engine, np.concatenate(self._utterance), self.sr)
+        y, long_enough = (
+            np.concatenate(self._utterance),
+            self._utterance_hops * self.config.hop >= UTTERANCE_MIN_S - 1e-9,
+        )
         self._utterance, self._utterance_hops = [], 0
+        if long_enough:
+            learn_clip(self.kind, self.speaker, self.engine, y, self.sr)
+        return long_enough
 
     def _learn_now(self) -> bool:
         """Whether this window with speech joins the speaker statistics: once `learn_seconds` of speech (counted
@@ -282,8 +286,6 @@ class LivePipeline:
         if self._speech_since_learn + 1e-9 < self.config.learn_seconds:
             return False
         self._speech_since_learn = 0.0
-        self._utterance: list[np.ndarray] = []  # "utterances": the open run of speech, hop by hop
-        self._utterance_hops = 0
         return True
 
     def _classify(

@@ -52,8 +52,9 @@ class LiveResult:
     ood: bool = False
     """The window's model input was beyond the range the model was trained on (clamped; `Prediction.ood`)."""
     speaker_clips: int | None = None
-    """Windows of the current speaker (and enrolled clips) the speaker statistics hold after this update; None
-    when the bundle does not learn its speaker. A new speaker is near the fully adapted figure after ~30."""
+    """Utterances of the current speaker (and enrolled clips; windows with `PipelineConfig.learn` "windows") the
+    speaker statistics hold after this update; None when the bundle does not learn its speaker. A new speaker is
+    near the fully adapted figure after ~30."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (tuples become lists)."""

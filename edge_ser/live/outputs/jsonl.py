@@ -113,6 +113,7 @@ def result_from_dict(d: dict[str, Any]) -> LiveResult:
     box = d.get("face_box")
     size = d.get("frame_size")
     level = d.get("level_db")
+    clips = d.get("speaker_clips")
     return LiveResult(
         t=float(d["t"]),
         labels=tuple(d["labels"]),
@@ -129,6 +130,8 @@ def result_from_dict(d: dict[str, Any]) -> LiveResult:
         overflows=int(d.get("overflows", 0)),
         times=times,
         notes=tuple(d.get("notes", ())),
+        ood=bool(d.get("ood", False)),
+        speaker_clips=None if clips is None else int(clips),
     )
 
 
