@@ -68,3 +68,9 @@ def write_results(name: str, payload: dict, markdown: str, *, indent: int | None
     ):
         atomic_write(path, text)
     return jpath, mpath
+
+
+def doc_body(doc: str) -> str:
+    """A benchmark module's docstring without its title and usage block (its first two paragraphs) and without
+    its closing "Writes ..." line: the description its results file repeats above the table."""
+    return doc.split("\n\n", 2)[2].split("\nWrites")[0].strip()

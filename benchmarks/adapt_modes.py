@@ -33,7 +33,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._common import write_results  # noqa: E402
+from benchmarks._common import doc_body, write_results  # noqa: E402
 from converters.evaluate import evaluate  # noqa: E402
 from converters.pipeline import load_records  # noqa: E402
 from edge_ser.recognizer import Recognizer  # noqa: E402
@@ -87,7 +87,7 @@ def main() -> None:
     lines = [
         "# Offline files and the speaker statistics: `--adapt` modes",
         "",
-        __doc__.split("\n\n", 2)[2].split("\nWrites")[0].strip(),
+        doc_body(__doc__),
         "",
         "UAR / accuracy in %, onnxruntime, every file of the data set (classes the bundle does not know are not "
         f"scored). Seeded order: the mean over seeds {args.seeds} (UAR per seed in brackets).",

@@ -40,7 +40,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._common import write_results  # noqa: E402
+from benchmarks._common import doc_body, write_results  # noqa: E402
 from converters.data import load_dataset  # noqa: E402
 from edge_ser.audio import load  # noqa: E402
 from edge_ser.audio.wav import write_wav  # noqa: E402
@@ -155,7 +155,7 @@ def main() -> None:
     lines = [
         "# Live sessions of unseen speakers: how often speech joins the speaker statistics",
         "",
-        __doc__.split("\n\n", 2)[2].split("\nWrites")[0].strip(),
+        doc_body(__doc__),
         "",
         "| set | bundle | learns from (learn_every s, or utterances) | sessions | final UAR % | windows UAR % | first 10 clips, final UAR % "
         "| clips the statistics hold at the end (mean) |",
