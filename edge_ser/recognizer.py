@@ -300,10 +300,11 @@ class Recognizer:
 
         `learn_first` (offline use, a bundle with speaker normalisation that adapts): every file first joins the
         speaker statistics (unlabelled; `learn_files`), then each is classified with those statistics, which do
-        not move while classifying. The result then no longer depends on the files' order (a folder sorted by
-        class would otherwise drag the statistics class by class), and every file gets the statistics the last
-        one would: the per-speaker normalisation papers report (docs/protocol.md, `transductive`). Without it,
-        the statistics learn file by file in order, as in a live session.
+        not move while classifying (they are held while the iterator is open). The result then no longer depends
+        on the files' order (a folder sorted by class would otherwise drag the statistics class by class), and
+        every file gets the statistics the last one would: the per-speaker normalisation papers report
+        (docs/protocol.md, `transductive`). Without it, the statistics learn file by file in order, as in a live
+        session.
         """
         paths = [Path(p) for p in paths]
         learnt: dict[int, tuple[FileWindow, float]] = {}
