@@ -170,11 +170,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
     chosen = select(records, sel)
     adapt = adapt_mode(args)
     rec = Recognizer(args.bundle, args.engine, args.threads, adapt=adapt != "off")
-    selection = sel.describe() + {
-        "online": f"; speaker normalisation online, a session per speaker (its files in an order seeded {args.seed})",
-        "all": "; speaker normalisation from all of each speaker's files (unlabelled), then each classified",
-        "off": "; speaker normalisation off: the training prior",
-    }[adapt] * (rec.speaker_clips is not None)
+    selection = sel.describe()
+    if rec.speaker_clips is not None:  # a bundle with speaker normalisation: how it met each speaker
+        selection += {
+            "online": f"; speaker normalisation online, a session per speaker (its files in an order seeded {args.seed})",
+            "all": "; speaker normalisation from all of each speaker's files (unlabelled), then each classified",
+            "off": "; speaker normalisation off: the training prior",
+        }[adapt]
     report = evaluate(
         rec,
         chosen,

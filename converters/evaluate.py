@@ -254,11 +254,6 @@ def _stream(
         yield from _stream_group(recognizer, group, strict, learn_first=adapt == "all")
 
 
-def _adapts(recognizer: Any) -> bool:
-    """True when the recognizer keeps speaker statistics that learn (a fusion bundle: its branches')."""
-    return bool(getattr(recognizer, "speaker_clips", None) is not None and recognizer.adapting)
-
-
 def _sessions(
     recognizer: Any, records: Sequence[Record], adapt: str = "online", seed: int | None = 0
 ) -> list[Sequence[Record]]:
@@ -268,7 +263,7 @@ def _sessions(
     at once."""
     if adapt not in ADAPT_MODES:
         raise ConfigError(f"adapt must be one of {ADAPT_MODES}, got {adapt!r}")
-    if adapt == "off" or not _adapts(recognizer):
+    if adapt == "off" or not getattr(recognizer, "adapting", False):  # no speaker statistics that learn
         return [records]
     order: dict[str, list[Record]] = {}
     for r in records:

@@ -36,7 +36,7 @@ from edge_ser.errors import (
     VideoFormatError,
 )
 from edge_ser.inputs.base import FileWindow
-from edge_ser.speaker import active_adapters, clips_held, held, learn_clip
+from edge_ser.speaker import active_adapters, clips_held, held, learn_clip, learn_inputs
 
 if TYPE_CHECKING:
     from edge_ser.bundle import Bundle
@@ -326,7 +326,7 @@ class Recognizer:
             t0 = time.perf_counter()
             try:
                 for w in self.kind.file_windows(path):
-                    self._learn(w.inputs)
+                    learn_inputs(self.speaker, self.engine, w.inputs)
                     size = sum(np.asarray(v).nbytes for v in w.inputs.values())
                     if w.whole and cached + size <= LEARN_CACHE_BYTES:
                         kept[i] = (w, (time.perf_counter() - t0) * 1e3)
@@ -334,12 +334,6 @@ class Recognizer:
             except (AudioFormatError, VideoFormatError):
                 continue
         return kept
-
-    def _learn(self, inputs: dict[str, np.ndarray]) -> None:
-        """One clip's inputs into the statistics, as the classifying path would add them (finite rows only)."""
-        self.speaker.enroll(inputs)
-        if hasattr(self.engine, "enroll"):
-            self.engine.enroll(inputs)
 
     @property
     def adapting(self) -> bool:

@@ -162,13 +162,26 @@ def held(adapters: Iterable[SpeakerAdapter]) -> Iterator[None]:
             a.enabled = on
 
 
-def learn_clip(kind: Any, speaker: SpeakerAdapter, engine: Any, y: np.ndarray, sr: int) -> None:
-    """Add one clip of the speaker (float samples at `sr` Hz) to the statistics: the bundle's (`speaker`) and a
-    fusion engine's branches', through the bundle's input kind, without classifying it."""
-    x = kind.audio_inputs(np.asarray(y), int(sr), None)
+def learn_inputs(speaker: SpeakerAdapter, engine: Any, x: Mapping[str, np.ndarray]) -> None:
+    """Add one clip's model inputs to the statistics without classifying it: the bundle's (`speaker`) and a
+    fusion engine's branches'."""
     speaker.enroll(x)
     if hasattr(engine, "enroll"):
         engine.enroll(x)
 
 
-__all__ = ["BLOCK", "SpeakerAdapter", "active_adapters", "check_block", "clips_held", "held", "learn_clip"]
+def learn_clip(kind: Any, speaker: SpeakerAdapter, engine: Any, y: np.ndarray, sr: int) -> None:
+    """Add one clip of the speaker (float samples at `sr` Hz) to the statistics, through the bundle's input kind."""
+    learn_inputs(speaker, engine, kind.audio_inputs(np.asarray(y), int(sr), None))
+
+
+__all__ = [
+    "BLOCK",
+    "SpeakerAdapter",
+    "active_adapters",
+    "check_block",
+    "clips_held",
+    "held",
+    "learn_clip",
+    "learn_inputs",
+]

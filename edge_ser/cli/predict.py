@@ -78,11 +78,12 @@ def _clock(seconds: float) -> str:
 def cmd_predict(args: argparse.Namespace) -> int:
     from edge_ser.recognizer import Recognizer
 
+    adapt = adapt_mode(args, "all")
     rec = Recognizer(
         args.bundle,
         args.engine,
         threads=args.threads,
-        adapt=adapt_mode(args, "all") != "off",
+        adapt=adapt != "off",
         delegate=getattr(args, "delegate", None),
     )
     say = sys.stderr if args.json else sys.stdout  # --json keeps stdout for the results
@@ -103,8 +104,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         warnings.warn(f"skipped {printable(str(error))}", InputWarning, stacklevel=2)
 
     strict = getattr(args, "strict", False)
-    learn_first = adapt_mode(args, "all") == "all"
-    for r in rec.iter_predict_files(files, on_bad_file=None if strict else skip, learn_first=learn_first):
+    for r in rec.iter_predict_files(files, on_bad_file=None if strict else skip, learn_first=adapt == "all"):
         n += 1
         inference_ms += r.timings.get("inference", 0.0)
         if args.json:

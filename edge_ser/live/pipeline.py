@@ -31,8 +31,6 @@ from edge_ser.live.result import NO_RESULT, SILENCE, LiveResult, StageTimes
 from edge_ser.speaker import active_adapters, clips_held, held, learn_clip
 
 SMOOTHING = ("ema", "majority", "none")
-LEARN_EVERY_DEFAULT: float | None = 0.0
-"""`PipelineConfig.learn_every`'s default."""
 LEARN_MODES = ("windows", "utterances")
 LEARN_DEFAULT = "utterances"
 """`PipelineConfig.learn`'s default."""
@@ -62,7 +60,7 @@ class PipelineConfig:
     """What joins the speaker statistics (a bundle that learns its speaker): "windows" (windows with speech, one
     per `learn_every` seconds of it) or "utterances" (each run of speech between pauses, as one clip, when it
     ends: what the prior and the model were made of; docs/live.md)."""
-    learn_every: float | None = LEARN_EVERY_DEFAULT
+    learn_every: float | None = 0.0
     """Seconds of speech between two updates of the speaker statistics (a bundle that learns its speaker): None =
     one window, so the statistics count stretches of speech as long as the clips the prior was fitted on, not
     the 6 overlapping windows a 3 s utterance gives at a 0.5 s hop; 0 = every window with speech."""
@@ -210,11 +208,9 @@ class LivePipeline:
         # the gate looks at the newest hop: "is someone speaking now", not "was there speech in the window"
         db = level_db(window[-max(1, int(round(self.config.hop * self.sr))) :])
         speech = self.gate(db)
-        learn_ms = 0.0
+        learn_ms = 0.0  # the features of an utterance that joins the statistics, on the update that ends it
         if self.config.learn == "utterances" and self._follow_utterance(window, speech):
-            learn_ms = (
-                time.perf_counter() - t0
-            ) * 1e3  # the utterance's features, on the update that ends it
+            learn_ms = (time.perf_counter() - t0) * 1e3
         n = len(self.labels)
         box = None
         if faces and getattr(faces[-1], "found", False) and faces[-1].box is not None:
@@ -268,10 +264,8 @@ class LivePipeline:
             return False
         else:
             self._utterance.append(window[-hop:])  # the decaying end
-        y, long_enough = (
-            np.concatenate(self._utterance),
-            self._utterance_hops * self.config.hop >= UTTERANCE_MIN_S - 1e-9,
-        )
+        y = np.concatenate(self._utterance)
+        long_enough = self._utterance_hops * self.config.hop >= UTTERANCE_MIN_S - 1e-9
         self._utterance, self._utterance_hops = [], 0
         if long_enough:
             learn_clip(self.kind, self.speaker, self.engine, y, self.sr)
