@@ -54,7 +54,13 @@ import torch  # noqa: E402
 from converters.compress import compress  # noqa: E402
 from converters.evaluate import index_metrics  # noqa: E402
 from converters.export.bundle import build_bundle  # noqa: E402
-from converters.featurize import NOISY_COPIES, SPEED_FACTORS, FeatureCache, training_copies  # noqa: E402
+from converters.featurize import (  # noqa: E402
+    NOISY_COPIES,
+    SPEED_FACTORS,
+    FeatureCache,
+    reverb_functionals_matrix,
+    training_copies,
+)
 from converters.models.functionals_mlp import FunctionalsEnsemble  # noqa: E402
 from converters.pipeline import load_records  # noqa: E402
 from converters.quant.bitplan import BitPlan  # noqa: E402
@@ -83,6 +89,9 @@ ENSEMBLE_GAIN = 0.01
 """UAR the ensemble must gain on the inner folds, over seed 0's model and over the mean of its single members,
 to ship (`choose_members`); the rule was fixed before its first measurement (docs/protocol.md)."""
 ONLINE_CLIPS = 20
+REVERB_COPIES = 2
+"""Reverberant copies of every training clip with `--reverb on|auto` (`converters.featurize.reverb_functionals_matrix`:
+each in its own synthetic room, RT60 0.2-1.0 s, DRR -6 to +6 dB, seed 0; benchmarks/reverb.py measures them)."""
 """Clips of a validation speaker the device-side score (`--choose-by device`) enrols before scoring them all."""
 CHOOSE_BY = {
     "transductive": ("val_uar", "val_uar_noisy"),
@@ -159,6 +168,14 @@ def main() -> None:
         "distribution the model never saw (docs/protocol.md)",
     )
     ap.add_argument(
+        "--reverb",
+        choices=("auto", "on", "off"),
+        default="off",
+        help=f"{REVERB_COPIES} reverberant copies of every training clip (synthetic rooms, RT60 0.2-1.0 s); auto: "
+        "with them when the inner folds' validation score (--choose-by) of the chosen variant is higher with "
+        'them than without (docs/protocol.md, "Reverberation")',
+    )
+    ap.add_argument(
         "--no-refit",
         action="store_true",
         help="ship the validation run's model (trained without the val speakers)",
@@ -176,9 +193,9 @@ def main() -> None:
         ap.error("--paired-fold is for --data ravdess (the paired set's speech)")
     torch.set_num_threads(1)
     spec = FEATURES[args.features]
-    d, X, Z, y, spk, copy_of, groups = training_matrix(args.data, spec)
+    d, X, Z, y, spk, copy_of, groups = training_matrix(args.data, spec, reverb=args.reverb != "off")
     early = EARLY_VIEWS if args.early_views == "on" else ()
-    rows = Rows(X, Z, y, spk.astype(str), copy_of, groups, list(d.classes), early)
+    rows = Rows(X, Z, y, spk.astype(str), copy_of, groups, list(d.classes), early, reverb=args.reverb == "on")
     val_spk = rows.speakers()[-VAL_SPEAKERS[args.data] :]
     unseen: list[str] = []
     if args.paired_fold is not None:
@@ -199,10 +216,26 @@ def main() -> None:
     if args.choose == "pairs" and len(variants) > 1 and not unseen:
         # stage 0 compares the variants without early views (they are the same for every variant)
         choice = choose_variant(
-            replace(rows, early_views=()), variants, args.recipe, progress=True, by=args.choose_by
+            replace(rows, early_views=(), reverb=False),
+            variants,
+            args.recipe,
+            progress=True,
+            by=args.choose_by,
         )
         write_choice(args.data, choice)
         variants = [choice["chosen"]]
+    reverb_choice: dict | None = None
+    if args.reverb == "auto":
+        if unseen or args.choose != "pairs":
+            raise SystemExit(
+                "--reverb auto chooses on the inner folds: use --choose pairs (not --paired-fold)"
+            )
+        off = choice["mean"][choice["chosen"]] if choice is not None else None
+        reverb_choice = choose_reverb(  # without early views, as stage 0 (its score of the variant is `off`)
+            replace(rows, early_views=()), variants[0], args.recipe, by=args.choose_by, off=off, progress=True
+        )
+        write_reverb_choice(args.data, variants[0], reverb_choice)
+        rows = replace(rows, reverb=reverb_choice["reverb"])
     runs = [stage1(rows, v, val_spk, args.recipe) for v in variants]
     best = max(runs, key=lambda r: r["figures"]["val_uar"] + r["figures"]["val_uar_noisy"])
     variant = variants[runs.index(best)]
@@ -229,6 +262,7 @@ def main() -> None:
         "augmentation": f"{copies} noisy copies of every training clip"
         + (f", speed-perturbed copies at {', '.join(map(str, SPEED_FACTORS))}" if speed else "")
         + " (chosen on validation)"
+        + (f"; {REVERB_COPIES} reverberant copies (synthetic rooms)" if rows.reverb else "")
         + (
             f"; early views: the clean training clips standardised by the training prior updated with "
             f"{', '.join(map(str, early))} of their speaker's clips"
@@ -242,6 +276,12 @@ def main() -> None:
             f"noisy copies, speed copies and loss chosen by the mean {'+'.join(CHOOSE_BY[args.choose_by])} over "
             f"{len(choice['folds'])} inner folds (speaker pairs {', '.join('-'.join(f) for f in choice['folds'])}), "
             f"benchmarks/results/ship_ser_choice_{args.data}.md"
+        )
+    if reverb_choice is not None:
+        split["reverb_choice"] = (
+            f"{'with' if rows.reverb else 'without'} the reverberant copies: mean validation score over the inner "
+            f"folds {100 * reverb_choice['on']:.1f} % with them against {100 * reverb_choice['off']:.1f} % without, "
+            f"benchmarks/results/ship_ser_reverb_{args.data}.md"
         )
     if member_choice is not None:
         split["members_choice"] = (
@@ -281,7 +321,7 @@ def main() -> None:
     accuracy = {**figures, "dataset": args.data, "split": split}
     mirrored = args.features == "extended" and args.choose == "pairs" and args.members == "auto"
     if mirrored and not args.no_refit and not unseen:  # the procedure ship_ser_nested.py evaluates
-        nested = nested_figures(nested_name(args.data, args.choose_by, bool(early)))
+        nested = nested_figures(nested_name(args.data, args.choose_by, bool(early), args.reverb))
         if nested is not None:
             accuracy["speaker_independent"] = nested
         else:
@@ -289,6 +329,7 @@ def main() -> None:
                 "no complete nested run of this procedure: the manifest has no speaker-independent figure "
                 f"(python benchmarks/ship_ser_nested.py --data {args.data} --choose-by {args.choose_by}"
                 + (" --early-views" if early else "")
+                + (f" --reverb {args.reverb}" if args.reverb != "off" else "")
                 + ")"
             )
     out = build_bundle(
@@ -310,6 +351,7 @@ def main() -> None:
                 + (f", per member of a {members}-seed ensemble" if members > 1 else ""),
                 "members": members,
                 "early_views": list(early),
+                "reverb_copies": REVERB_COPIES if rows.reverb else 0,
                 "loss": "class-balanced cross-entropy" if balanced else "cross-entropy",
                 "made_by": f"python benchmarks/ship_ser.py --data {args.data} --out {args.out}"
                 + (f" --features {args.features}" if args.features != "extended" else "")
@@ -321,6 +363,7 @@ def main() -> None:
                 + (f" --choose-by {args.choose_by}" if args.choose_by != "transductive" else "")
                 + (f" --members {args.members}" if args.members != "auto" else "")
                 + (" --early-views on" if early else "")
+                + (f" --reverb {args.reverb}" if args.reverb != "off" else "")
                 + (" --no-refit" if args.no_refit and not unseen else ""),
             },
         },
@@ -352,10 +395,18 @@ class Rows:
     early_views: tuple[int, ...] = ()
     """`--early-views on`: for each k, the clean training rows once more, each speaker standardised as the device
     does after k of its clips (`training`). (): none."""
+    reverb: bool = False
+    """Train on the reverberant copies (copy indices after the speed copies, when `training_matrix` made them)."""
 
     @property
     def speed_rows(self) -> np.ndarray:
+        """The training-only views: speed-perturbed and reverberant copies (never validated on, not voices for the
+        prior)."""
         return self.copy_of > NOISY_COPIES
+
+    @property
+    def reverb_rows(self) -> np.ndarray:
+        return self.copy_of > NOISY_COPIES + len(SPEED_FACTORS)
 
     def speakers(self) -> list[str]:
         return sorted(set(self.spk.tolist()))
@@ -363,13 +414,17 @@ class Rows:
     def trained_on(self, variant: tuple[int, bool, bool]) -> np.ndarray:
         """Rows a variant (noisy copies, speed copies, balanced loss) trains on, before holding speakers out."""
         copies, speed, _ = variant
-        return (self.copy_of <= copies) | (self.speed_rows & speed)
+        return (
+            (self.copy_of <= copies)
+            | (self.speed_rows & ~self.reverb_rows & speed)
+            | (self.reverb_rows & self.reverb)
+        )
 
     def subset(self, keep: np.ndarray) -> Rows:
         """Only the rows `keep` (whole speakers: Z is per (speaker, copy), so it stays as it is)."""
         return Rows(
             self.X[keep], self.Z[keep], self.y[keep], self.spk[keep], self.copy_of[keep], self.groups[keep],
-            self.classes, self.early_views,
+            self.classes, self.early_views, self.reverb,
         )  # fmt: skip
 
     def training(self, fit: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -397,8 +452,9 @@ class Rows:
         y = np.array([kept.index(self.classes[k]) for k in self.y[keep]])
         X, groups = self.X[keep], self.groups[keep]
         return Rows(
-            X, transductive(X, groups), y, self.spk[keep], self.copy_of[keep], groups, kept, self.early_views
-        )
+            X, transductive(X, groups), y, self.spk[keep], self.copy_of[keep], groups, kept, self.early_views,
+            self.reverb,
+        )  # fmt: skip
 
 
 def stage1(
@@ -561,6 +617,74 @@ def write_choice(data: str, choice: dict) -> None:
     print(f"inner folds chose: {variant_label(chosen)} (mean validation UAR {100 * mean[chosen]:.1f} %)")
 
 
+def choose_reverb(
+    rows: Rows,
+    variant: tuple[int, bool, bool],
+    recipe: str,
+    *,
+    by: str = "transductive",
+    off: float | None = None,
+    progress: bool = False,
+) -> dict:
+    """Stage 0c: `variant` with the reverberant copies on every inner fold, scored as stage 0 scores
+    (`CHOOSE_BY[by]` on the clips as recorded and their noisy copies). The copies are kept when that mean is higher
+    than without them (`off`: stage 0's mean for `variant`, which is exactly that score; None: computed here).
+    Returns reverb (bool), the two means and the per-fold figures."""
+    from tqdm.auto import tqdm
+
+    folds = inner_folds(rows.speakers())
+    used = CHOOSE_BY[by]
+    settings = {"on": True} if off is not None else {"off": False, "on": True}
+    bar = tqdm(
+        total=len(folds) * len(settings), desc="inner folds, reverb", unit="model", disable=not progress
+    )
+    scores: dict[str, list[list[float]]] = {k: [] for k in settings}
+    for fold in folds:
+        for name, on in settings.items():
+            f = stage1(replace(rows, reverb=on), variant, fold, recipe, log=False)["figures"]
+            scores[name].append([float(f[k]) for k in used])
+            bar.update()
+    bar.close()
+    mean = {k: float(np.mean(v)) for k, v in scores.items()}
+    if off is not None:
+        mean["off"] = float(off)
+    return {"reverb": mean["on"] > mean["off"], "on": mean["on"], "off": mean["off"], "folds": folds,
+            "scores": scores, "by": by}  # fmt: skip
+
+
+def write_reverb_choice(data: str, variant: tuple[int, bool, bool], choice: dict) -> None:
+    """benchmarks/results/ship_ser_reverb_<data>.{md,json}: stage 0c's table."""
+    from _common import write_results
+
+    keys = CHOOSE_BY[choice["by"]]
+    lines = [
+        f"# ship_ser: reverberant training copies for {data}, chosen on inner folds",
+        "",
+        f"The variant stage 0 chose ({variant_label(variant)}) trained once more per inner fold with "
+        f"{REVERB_COPIES} reverberant copies of every training clip, scored by the mean of {', '.join(keys)} "
+        "(validation UAR on the clips as recorded and their noisy copies). The copies ship when that mean is higher "
+        "than without them (stage 0's score of the variant). Rule fixed before the run (docs/protocol.md).",
+        "",
+        "| inner fold | " + " | ".join(keys) + " |",
+        "|---|" + "---|" * len(keys),
+    ]
+    for fold, sc in zip(choice["folds"], choice["scores"]["on"], strict=True):
+        lines.append(f"| {'-'.join(fold)} | " + " | ".join(f"{100 * v:.1f}" for v in sc) + " |")
+    lines += [
+        "",
+        f"Mean with the copies {100 * choice['on']:.2f} %, without {100 * choice['off']:.2f} %: "
+        f"**{'with' if choice['reverb'] else 'without'}** them.",
+    ]
+    payload = {
+        "data": data,
+        "variant": list(variant),
+        **{k: choice[k] for k in ("reverb", "on", "off", "folds", "scores", "by")},
+    }
+    write_results(f"ship_ser_reverb_{data}", payload, "\n".join(lines))
+    print(f"inner folds chose: {'with' if choice['reverb'] else 'without'} reverberant copies "
+          f"({100 * choice['on']:.1f} % against {100 * choice['off']:.1f} %)")  # fmt: skip
+
+
 def ensemble_of(fitted: list[tuple[torch.nn.Module, BitPlan, dict]]) -> tuple[torch.nn.Module, BitPlan, dict]:
     """(model, plan, codes) of one member as they are, of several as one `FunctionalsEnsemble`."""
     if len(fitted) == 1:
@@ -689,9 +813,14 @@ def write_members(data: str, variant: tuple[int, bool, bool], choice: dict) -> N
     )
 
 
-def nested_name(data: str, choose_by: str, early: bool) -> str:
+def nested_name(data: str, choose_by: str, early: bool, reverb: str = "off") -> str:
     """The name benchmarks/ship_ser_nested.py gives the nested run of this procedure (its results and records)."""
-    return data + ("" if choose_by == "transductive" else f"_{choose_by}") + ("_early" if early else "")
+    return (
+        data
+        + ("" if choose_by == "transductive" else f"_{choose_by}")
+        + ("_early" if early else "")
+        + ("" if reverb == "off" else f"_reverb_{reverb}")
+    )
 
 
 def nested_figures(name: str) -> dict | None:
@@ -733,17 +862,23 @@ def paired_fold_actors(fold: int) -> tuple[list[str], list[str]]:
     )
 
 
-def training_matrix(data: str, spec: FunctionalsSpec = FEATURES["extended"]):
+def training_matrix(data: str, spec: FunctionalsSpec = FEATURES["extended"], *, reverb: bool = False):
     """The recipe's rows (functionals of `spec`): (functionals input, X, Z, y, speaker, copy index, group) over
     the clean clips (copy 0), `NOISY_COPIES` noisy copies of each (1..NOISY_COPIES) and its speed-perturbed
-    copies (after those, one per `SPEED_FACTORS`); Z standardises each (speaker, copy) by its own statistics,
-    as a device session adapts to its user and microphone (labels unused)."""
+    copies (after those, one per `SPEED_FACTORS`), then with `reverb` its `REVERB_COPIES` reverberant copies;
+    Z standardises each (speaker, copy) by its own statistics, as a device session adapts to its user and
+    microphone (labels unused)."""
     d = functionals_input(data, spec=spec)
     _, records = load_records(data, None)
     assert len(records) == len(d.y), "functionals_input and load_records list the clips alike"
     copies = training_copies(records, spec, cache=FeatureCache(), progress=True)
+    if reverb:
+        rooms = reverb_functionals_matrix(
+            records, spec, copies=REVERB_COPIES, cache=FeatureCache(), progress=True
+        )
+        copies = np.concatenate([copies, rooms])
     X = np.concatenate([d.X, *copies]).astype(np.float32)
-    views = 1 + NOISY_COPIES + len(SPEED_FACTORS)
+    views = 1 + len(copies)
     y = np.tile(d.y, views)
     spk = np.tile(d.speakers, views)
     copy_of = np.repeat(np.arange(views), len(d.y))

@@ -47,6 +47,7 @@ from ship_ser import (  # noqa: E402
     VAL_SPEAKERS,
     Rows,
     choose_members,
+    choose_reverb,
     choose_variant,
     ensemble_of,
     nested_name,
@@ -61,7 +62,7 @@ from ship_ser import (  # noqa: E402
 from converters.compress import Compressed  # noqa: E402
 from converters.featurize import NOISY_COPIES  # noqa: E402
 from converters.si_eval import EARLY_VIEWS, pooled  # noqa: E402
-from converters.speaker_norm import ORDERS, online  # noqa: E402
+from converters.speaker_norm import ORDERS, online, transductive  # noqa: E402
 from converters.train import predict  # noqa: E402
 from edge_ser.fileio import atomic_write  # noqa: E402
 
@@ -78,20 +79,40 @@ def figures(y: np.ndarray, predictions: list[np.ndarray], classes: list[str]) ->
 
 
 def outer_fold(
-    rows: Rows, test: str, data: str, cached: dict | None = None, *, by: str = "transductive"
+    rows: Rows,
+    test: str,
+    data: str,
+    cached: dict | None = None,
+    *,
+    by: str = "transductive",
+    reverb: str = "off",
+    rooms: dict[str, np.ndarray] | None = None,
 ) -> dict:
     """ship_ser's procedure on every speaker but `test`, then `test` scored once. `cached`: an earlier record of
     this fold whose stage-0 variant choice is reused (stage 0 is deterministic; it is most of a fold's time).
-    `by`: stage 0's score (ship_ser's `--choose-by`)."""
+    `by`: stage 0's score (ship_ser's `--choose-by`). `reverb="auto"`: ship_ser's `--reverb auto` (stage 0c on
+    the inner folds); when it says no and `cached` is a finished record of the procedure without the copies, that
+    record is the answer (the same procedure, deterministic). `rooms`: test rooms, each [clips, dim] in the clean
+    rows' order, where the held-out speaker is also scored (transductive) when the copies were chosen."""
     t0 = time.perf_counter()
     r = rows.subset(rows.spk != test)
     if cached is None:
-        choice = choose_variant(replace(r, early_views=()), VARIANTS, RECIPE, by=by)  # as ship_ser's stage 0
+        choice = choose_variant(replace(r, early_views=(), reverb=False), VARIANTS, RECIPE, by=by)  # stage 0
         chosen = choice["chosen"]
         inner_mean = {variant_label(v): round(m, 6) for v, m in choice["mean"].items()}
     else:
         ch = cached["chosen"]
         chosen, inner_mean = (ch["noise_copies"], ch["speed"], ch["class_balanced"]), cached["inner_mean"]
+    reverb_choice = None
+    if reverb == "auto":
+        rc = choose_reverb(
+            replace(r, early_views=()), chosen, RECIPE, by=by, off=inner_mean[variant_label(chosen)]
+        )
+        reverb_choice = {k: rc[k] for k in ("reverb", "on", "off")}
+        same = cached is not None and "refit" in cached and not (cached.get("reverb") or {}).get("reverb")
+        if not rc["reverb"] and same and cached.get("early_views", []) == list(r.early_views):
+            return {**cached, "reverb": reverb_choice, "reused": True}
+        r = replace(r, reverb=rc["reverb"])
     member_choice = choose_members(r, chosen, RECIPE)
     members = member_choice["members"]
     val_spk = r.speakers()[-VAL_SPEAKERS[data] :]
@@ -125,8 +146,27 @@ def outer_fold(
             views = online(rows.X, rows.spk, test_rows, base, k, seed=0)
             norms[f"online-{k}"] = figures(y, [predict(m, v).argmax(1) for v in views], rows.classes)
         out[name] = norms
+    if reverb_choice is not None:
+        out["reverb"] = reverb_choice
+    if r.reverb and rooms:
+        out["rooms"] = {
+            room: figures(
+                y, [predict(model, transductive(R[test_rows], rows.spk[test_rows])).argmax(1)], rows.classes
+            )
+            for room, R in rooms.items()
+        }
     out["seconds"] = time.perf_counter() - t0
     return out
+
+
+def test_rooms(data: str) -> dict[str, np.ndarray]:
+    """benchmarks/reverb.py's test rooms (RT60 0.4 and 0.8 s, DRR 0 dB, seed 1), each [clips, dim] in the clean
+    rows' order."""
+    from reverb import conditions
+
+    from converters.featurize import FeatureCache
+
+    return conditions(data, FeatureCache())
 
 
 def summary(
@@ -158,7 +198,12 @@ def summary(
     lines = [
         f"# The ser_{data} shipping procedure, nested: {protocol} ({len(folds)} of {total} folds)"
         + ("" if by == "transductive" else f", stage 0 by `--choose-by {by}`")
-        + (f", early views ({', '.join(map(str, early))} clips)" if early else ""),
+        + (f", early views ({', '.join(map(str, early))} clips)" if early else "")
+        + (
+            ", reverberant copies when the inner folds choose them"
+            if any("reverb" in f for f in folds)
+            else ""
+        ),
         "",
         "Each outer fold runs benchmarks/ship_ser.py's whole procedure on the other speakers (stage 0: the "
         "training variant chosen on inner folds of speaker pairs by the mean of "
@@ -214,6 +259,26 @@ def summary(
             f"{f['members']} | {f['bits']:.2f} | {f['packed_kb']:.1f} | {100 * f['refit']['transductive']['uar']:.1f} | "
             f"{100 * f['refit']['online-20']['uar']:.1f} | {100 * f['stage1']['transductive']['uar']:.1f} |"
         )
+    chose = [f for f in folds if (f.get("reverb") or {}).get("reverb")]
+    if any("reverb" in f for f in folds):
+        lines += [
+            "",
+            f"Reverberant training copies (ship_ser.py --reverb auto) chosen by the inner folds in {len(chose)} of "
+            f"{len(folds)} folds"
+            + (f" ({', '.join(f['test'] for f in chose)})" if chose else "")
+            + "; the other folds are the procedure without them (their records reused where there was one).",
+        ]
+        with_rooms = [f for f in chose if "rooms" in f]
+        if with_rooms:
+            names = list(with_rooms[0]["rooms"])
+            cells = "; ".join(
+                f"{n} {100 * np.mean([f['rooms'][n]['uar'] for f in with_rooms]):.1f} %" for n in names
+            )
+            clean = 100 * np.mean([f["refit"]["transductive"]["uar"] for f in with_rooms])
+            lines.append(
+                f"Where chosen, the held-out speaker in the test rooms (transductive UAR, mean over those folds): "
+                f"{cells}; as recorded {clean:.1f} %."
+            )
     payload = {
         "data": data,
         "protocol": protocol,
@@ -236,6 +301,13 @@ def main() -> None:
         "--limit-folds", type=int, default=None, help="only the first N outer folds (a quick look)"
     )
     ap.add_argument(
+        "--reverb",
+        choices=("auto", "off"),
+        default="off",
+        help="ship_ser.py --reverb auto: reverberant training copies when the inner folds say so (stage 0c); with "
+        "--stage0-from, a fold that says no reuses that run's record; writes ..._reverb_auto",
+    )
+    ap.add_argument(
         "--early-views",
         action="store_true",
         help="ship_ser.py --early-views on (stages 1 and 2 and the member choice); writes ..._early",
@@ -255,12 +327,13 @@ def main() -> None:
     )
     args = ap.parse_args()
     torch.set_num_threads(1)
-    name = nested_name(args.data, args.choose_by, args.early_views)
-    d, X, Z, y, spk, copy_of, groups = training_matrix(args.data)
+    name = nested_name(args.data, args.choose_by, args.early_views, args.reverb)
+    d, X, Z, y, spk, copy_of, groups = training_matrix(args.data, reverb=args.reverb != "off")
     early = EARLY_VIEWS if args.early_views else ()
     rows = Rows(X, Z, y, spk.astype(str), copy_of, groups, list(d.classes), early)
     speakers = rows.speakers()
     todo = speakers[: args.limit_folds]
+    rooms = test_rooms(args.data) if args.reverb != "off" else None
     runs = RESULTS / "ship_ser_nested_runs" / f"{name}.jsonl"
     runs.parent.mkdir(parents=True, exist_ok=True)
     stage0 = {}
@@ -274,7 +347,9 @@ def main() -> None:
                 raise SystemExit(
                     f"--stage0-from: {source} chose by {rec.get('choose_by')}, not {args.choose_by}"
                 )
-            stage0[rec["test"]] = {"chosen": rec["chosen"], "inner_mean": rec["inner_mean"]}
+            stage0[rec["test"]] = (
+                rec if args.reverb != "off" else {"chosen": rec["chosen"], "inner_mean": rec["inner_mean"]}
+            )
     done = {}
     if runs.is_file():
         for line in runs.read_text().splitlines():
@@ -283,7 +358,10 @@ def main() -> None:
     for i, test in enumerate(todo):
         if test in done and "members" in done[test]:
             continue
-        rec = outer_fold(rows, test, args.data, cached=done.get(test) or stage0.get(test), by=args.choose_by)
+        rec = outer_fold(
+            rows, test, args.data, cached=done.get(test) or stage0.get(test), by=args.choose_by,
+            reverb=args.reverb, rooms=rooms,
+        )  # fmt: skip
         done[test] = rec
         atomic_write(runs, "".join(json.dumps(done[s]) + "\n" for s in speakers if s in done))
         ch = rec["chosen"]
