@@ -277,3 +277,46 @@ def test_shipped_ser_bundles_carry_their_nested_figure_and_info_prints_it(name, 
     uar = 100 * m["accuracy"]["speaker_independent"]["transductive"]["uar"]
     assert "on speakers it never heard" in out and f"UAR {uar:.1f}" in out
     assert "seed ?" not in out
+
+
+def test_reverberant_copies_train_only_when_chosen_and_never_validate_or_join_the_prior():
+    """Rows after the speed copies are the reverberant ones: trained on with `reverb`, like the speed copies
+    never scored as validation rows nor counted as voices of the prior; subsets and dropped classes keep it."""
+    views = 1 + ship.NOISY_COPIES + len(ship.SPEED_FACTORS) + ship.REVERB_COPIES
+    rows = _rows(views=views)
+    rev = rows.copy_of > ship.NOISY_COPIES + len(ship.SPEED_FACTORS)
+    np.testing.assert_array_equal(rows.reverb_rows, rev)
+    assert not np.any(rows.trained_on((2, True, False)) & rev)  # the default: not trained on
+    on = replace(rows, reverb=True)
+    np.testing.assert_array_equal(on.trained_on((2, True, False)), np.ones(len(rows.y), bool))
+    np.testing.assert_array_equal(on.trained_on((0, False, False)), (rows.copy_of == 0) | rev)
+    assert np.all(on.speed_rows[rev])  # training-only views: excluded from validation and from the prior
+    fit = on.trained_on((2, True, False))
+    voices = fit & ~on.speed_rows
+    assert set(rows.groups[voices]) == {g for g in rows.groups if int(g.split("#")[1]) <= ship.NOISY_COPIES}
+    assert on.subset(rows.spk != "00").reverb and on.without_class("b").reverb
+
+
+def test_choose_reverb_keeps_the_copies_only_when_the_inner_folds_score_them_higher(monkeypatch):
+    rows = _rows(views=1 + ship.NOISY_COPIES + len(ship.SPEED_FACTORS) + ship.REVERB_COPIES)
+    seen: list = []
+
+    def fake_stage1(r, variant, val_spk, recipe, log=True, *, seed=0):
+        seen.append((r.reverb, tuple(val_spk)))
+        v = 0.7 if r.reverb else 0.6
+        return {"figures": dict.fromkeys(ship.CHOOSE_BY["device"], v)}
+
+    monkeypatch.setattr(ship, "stage1", fake_stage1)
+    got = ship.choose_reverb(rows, (2, True, True), "sensitivity@2.0", by="device")
+    assert got["reverb"] and got["on"] == pytest.approx(0.7) and got["off"] == pytest.approx(0.6)
+    assert sorted(seen) == sorted(
+        (on, tuple(f)) for f in ship.inner_folds(rows.speakers()) for on in (False, True)
+    )
+    seen.clear()  # stage 0's score of the variant given: only the copies are trained; a tie keeps them out
+    tie = ship.choose_reverb(rows, (2, True, True), "sensitivity@2.0", by="device", off=0.7)
+    assert (
+        not tie["reverb"]
+        and all(on for on, _ in seen)
+        and len(seen) == len(ship.inner_folds(rows.speakers()))
+    )
+    assert ship.nested_name("ravdess", "device", False, "auto") == "ravdess_device_reverb_auto"
