@@ -84,3 +84,22 @@ def test_reverberant_copies_are_seeded_cached_and_smear_the_voice(tmp_path: Path
     assert np.all(np.isfinite(R)) and not np.allclose(R[0], clean) and not np.allclose(R[0], R[1])
     other = reverb_functionals_matrix(paths, copies=1, seed=1)
     assert not np.allclose(other[0], R[0])  # another seed, other rooms
+
+
+def test_a_session_shares_one_room_per_copy(tmp_path: Path) -> None:
+    """With session keys, the files of a session are in the same room with the same impulse response (the same
+    audio gives the same copy); other sessions are other rooms; a key per file is required."""
+    from _signals import voiced
+
+    from converters.featurize import reverb_functionals_matrix
+    from edge_ser.audio import write_wav
+
+    y = np.concatenate([voiced(SR, SR, 3), np.zeros(SR // 3), voiced(SR, SR, 4)]).astype(np.float32)
+    paths = [write_wav(tmp_path / f"{i}.wav", y, SR) for i in range(3)]
+    R = reverb_functionals_matrix(paths, copies=2, sessions=["a", "a", "b"])
+    np.testing.assert_array_equal(R[:, 0], R[:, 1])  # one session: the same room and response
+    assert not np.allclose(R[:, 0], R[:, 2]) and not np.allclose(R[0], R[1])  # another session, another copy
+    per_file = reverb_functionals_matrix(paths, copies=1)
+    assert not np.allclose(per_file[0, 0], per_file[0, 1])  # without sessions every file has its own room
+    with pytest.raises(ConfigError, match="session keys"):
+        reverb_functionals_matrix(paths, sessions=["a"])
