@@ -113,6 +113,8 @@ def outer_fold(
         if not rc["reverb"] and same and cached.get("early_views", []) == list(r.early_views):
             return {**cached, "reverb": reverb_choice, "reused": True}
         r = replace(r, reverb=rc["reverb"])
+    elif reverb == "on":
+        r = replace(r, reverb=True)
     member_choice = choose_members(r, chosen, RECIPE)
     members = member_choice["members"]
     val_spk = r.speakers()[-VAL_SPEAKERS[data] :]
@@ -202,6 +204,8 @@ def summary(
         + (
             ", reverberant copies when the inner folds choose them"
             if any("reverb" in f for f in folds)
+            else ", reverberant copies"
+            if any("rooms" in f for f in folds)
             else ""
         ),
         "",
@@ -259,11 +263,11 @@ def summary(
             f"{f['members']} | {f['bits']:.2f} | {f['packed_kb']:.1f} | {100 * f['refit']['transductive']['uar']:.1f} | "
             f"{100 * f['refit']['online-20']['uar']:.1f} | {100 * f['stage1']['transductive']['uar']:.1f} |"
         )
-    chose = [f for f in folds if (f.get("reverb") or {}).get("reverb")]
-    if any("reverb" in f for f in folds):
+    chose = [f for f in folds if (f.get("reverb") or {}).get("reverb") or "rooms" in f]
+    if any("reverb" in f for f in folds) or any("rooms" in f for f in folds):
         lines += [
             "",
-            f"Reverberant training copies (ship_ser.py --reverb auto) chosen by the inner folds in {len(chose)} of "
+            f"Reverberant training copies (ship_ser.py --reverb) in {len(chose)} of "
             f"{len(folds)} folds"
             + (f" ({', '.join(f['test'] for f in chose)})" if chose else "")
             + "; the other folds are the procedure without them (their records reused where there was one).",
@@ -302,10 +306,10 @@ def main() -> None:
     )
     ap.add_argument(
         "--reverb",
-        choices=("auto", "off"),
+        choices=("auto", "on", "off"),
         default="off",
-        help="ship_ser.py --reverb auto: reverberant training copies when the inner folds say so (stage 0c); with "
-        "--stage0-from, a fold that says no reuses that run's record; writes ..._reverb_auto",
+        help="ship_ser.py --reverb: on = reverberant training copies in every fold; auto = when the inner folds say "
+        "so (stage 0c; with --stage0-from, a fold that says no reuses that run's record); writes ..._reverb_<on|auto>",
     )
     ap.add_argument(
         "--early-views",
