@@ -268,7 +268,8 @@ def test_shipped_ser_bundles_carry_their_nested_figure_and_info_prints_it(name, 
     m = json.loads((bundle / "manifest.json").read_text())
     made_by = m["recipe"]["made_by"]
     choose_by = made_by.split("--choose-by ")[1].split()[0] if "--choose-by" in made_by else "transductive"
-    nested = ship.nested_name(m["accuracy"]["dataset"], choose_by, bool(m["recipe"]["early_views"]))
+    reverb = made_by.split("--reverb ")[1].split()[0] if "--reverb" in made_by else "off"
+    nested = ship.nested_name(m["accuracy"]["dataset"], choose_by, bool(m["recipe"]["early_views"]), reverb)
     assert m["accuracy"]["speaker_independent"] == ship.nested_figures(
         nested
     )  # the table it was shipped with
