@@ -152,6 +152,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     """A bundle on a labelled data set through the device path (no torch): accuracy, UAR, confusion, OOD."""
     import json
+    import tempfile
 
     from converters.evaluate import Selection, evaluate, plot_confusion_png, select, write_outputs
     from converters.pipeline import load_records
@@ -177,16 +178,23 @@ def cmd_eval(args: argparse.Namespace) -> int:
             "all": "; speaker normalisation from all of each speaker's files (unlabelled), then each classified",
             "off": "; speaker normalisation off: the training prior",
         }[adapt]
-    report = evaluate(
-        rec,
-        chosen,
-        data=name,
-        selection=selection,
-        strict=args.strict,
-        undecodable=undecodable,
-        adapt=adapt,
-        seed=args.seed,
-    )
+    with tempfile.TemporaryDirectory(prefix="edge-ser-room-") as tmp:
+        if args.room:  # every file heard in one synthetic room (converters.reverb), then scored as usual
+            from converters.reverb import parse_room, reverberant_records
+
+            rt60, drr = parse_room(args.room)
+            chosen = reverberant_records(chosen, rt60, drr, Path(tmp), seed=args.seed, progress=not args.json)
+            selection += f"; in a synthetic room (RT60 {rt60:g} s, DRR {drr:g} dB, impulse responses seeded {args.seed})"
+        report = evaluate(
+            rec,
+            chosen,
+            data=name,
+            selection=selection,
+            strict=args.strict,
+            undecodable=undecodable,
+            adapt=adapt,
+            seed=args.seed,
+        )
     print(json.dumps(report.to_dict(), indent=2) if args.json else report.text())
     if args.png:
         plot_confusion_png(report, args.png)
@@ -221,6 +229,14 @@ def _add_eval_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--folds", type=int, default=5, help="folds of --split speaker (default 5, as train)")
     p.add_argument("--limit", type=int, default=None, help="at most N files, spread evenly over the list")
     p.add_argument("--strict", action="store_true", help="stop at the first file that cannot be decoded")
+    p.add_argument(
+        "--room",
+        default=None,
+        metavar="RT60[,DRR]",
+        help="hear every file in a synthetic room first: reverberation time in seconds and direct-to-reverberant "
+        "ratio in dB (default 0 dB, about a metre from the microphone), e.g. 0.6 or 0.8,-6; each file its own "
+        "impulse response, seeded by --seed (converters/reverb.py; docs/eval.md)",
+    )
     add_adapt_arg(
         p,
         "online",
