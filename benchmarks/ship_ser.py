@@ -889,8 +889,8 @@ def training_matrix(data: str, spec: FunctionalsSpec = FEATURES["extended"], *, 
 
 def standardise(X: np.ndarray, groups: np.ndarray, rooms: np.ndarray) -> np.ndarray:
     """Each group standardised by its own statistics (`transductive`), the reverberant rows `rooms` apart from
-    the others: `transductive`'s variance floor comes from the rows it is given, so standardising them together
-    would move every other row by ~1e-5, which is enough to change a trained model (measured: a stage-0 variant's
+    the others: `transductive` starts from the pooled statistics of the rows it is given, so standardising them
+    together would move every other row by ~1e-5, which is enough to change a trained model (measured: a stage-0 variant's
     validation UAR by up to 4 points). Apart, the rows without reverberation are exactly what they were."""
     Z = np.empty(X.shape, np.float32)
     for part in (~rooms, rooms):
