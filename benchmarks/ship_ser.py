@@ -27,6 +27,9 @@ The inner folds' table goes to benchmarks/results/ship_ser_choice_<data>.{md,jso
 `--members auto` (the default) also asks the inner folds whether a 3-seed ensemble (`FunctionalsEnsemble`: the
 members side by side, logits averaged) beats one MLP (`choose_members`, benchmarks/results/ship_ser_members_<data>.md)
 and ships it within the 2.0-bit budget (docs/protocol.md).
+`--reverb auto` (stage 0c, after stage 0) asks the same inner folds whether the chosen variant scores higher with 2
+reverberant copies of every training clip (synthetic rooms, `converters.reverb`; benchmarks/results/
+ship_ser_reverb_<data>.md); ser_ravdess is built with it (docs/protocol.md, "Reverberation").
 The bundle records the training prior (`speaker_norm`, edge_ser.speaker): on the device each clip of
 the user joins the running statistics and is standardised by them. Its speaker-independent accuracy is the
 si_table's leave-one-speaker-out figure (online-20 row); the validation figures here are for the record.
