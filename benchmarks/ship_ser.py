@@ -3,7 +3,7 @@ functionals (327 values; --features egemaps: the 88), per-speaker normalised, LA
 with online speaker normalisation in the bundle.
 
     python benchmarks/ship_ser.py --data emodb --choose-by device --out bundles/ser_emodb
-    python benchmarks/ship_ser.py --data ravdess --choose-by device --out bundles/ser_ravdess
+    python benchmarks/ship_ser.py --data ravdess --choose-by device --reverb auto --out bundles/ser_ravdess
     python benchmarks/ship_ser.py --data ravdess --paired-fold 0 --out bundles/av_fn_audio   # av_fusion's audio
 
 `--paired-fold K` makes the audio branch of a fusion bundle that is fitted and measured on the paired RAVDESS +
