@@ -4,17 +4,17 @@
     python benchmarks/reverb.py [--data emodb,ravdess] [--folds 0,1,...]
 
 The ser_* recipes' fixed si_table rows (ser_emodb's: the class-balanced 2-bit functionals MLP on EMODB
-leave-one-speaker-out; ser_ravdess's: the plain-loss one on RAVDESS leave-one-actor-out), each trained twice
+leave-one-speaker-out; ser_ravdess's: the plain-loss one on RAVDESS leave-one-actor-out), each trained three times
 per fold on the same clips: on the shipped training set (`functionals_ext_aug`: 2 noisy and 2 speed-perturbed
 copies of every training clip), and on that set plus 2 reverberant copies of every training clip
 (`converters.featurize.reverb_functionals_matrix`: each copy in its own synthetic room, RT60 0.2-1.0 s, DRR -6 to
 +6 dB), and a third time with those copies drawn per speaker instead of per clip (all of a speaker's clips in one
-room and one impulse response per copy, as a device session is). Both models are scored on the test speaker's clips as recorded and on the same clips in two rooms never
-trained on (RT60 0.4 s and 0.8 s, DRR 0 dB, other impulse responses: seed 1), each speaker standardised by its
-own clips in that room (transductive) and by the training prior updated with 20 of them (online-20, prior weight
-3 as the bundles ship; 3 seeded orders pooled). Validation: the fold's validation speaker, clean, as in the
-si_table. Every finished fold is one line of benchmarks/results/reverb_runs.jsonl; a re-run trains only what is
-missing.
+room and one impulse response per copy, as a device session is). Each model is scored on the test speaker's clips
+as recorded and on the same clips in two rooms never trained on (RT60 0.4 s and 0.8 s, DRR 0 dB, other impulse
+responses: seed 1), each speaker standardised by its own clips in that room (transductive) and by the training
+prior updated with 20 of them (online-20, prior weight 3 as the bundles ship; 3 seeded orders pooled). Validation:
+the fold's validation speaker, clean, as in the si_table. Every finished fold is one line of
+benchmarks/results/reverb_runs.jsonl; a re-run trains only what is missing.
 
 Writes benchmarks/results/reverb.{md,json}. The adoption rule is in docs/protocol.md ("Reverberation").
 """
@@ -96,21 +96,21 @@ def run(dataset: str, folds: list[int] | None) -> list[dict]:
     plain = functionals_ext_aug_input(dataset, cache=cache)
     _, records = load_records(dataset, None)
     spec = FunctionalsSpec(extended=True)
-    rev = reverb_functionals_matrix(
-        records,
-        spec,
-        rooms=TRAIN_ROOMS,
-        copies=TRAIN_COPIES,
-        seed=0,
-        cache=cache,
-        progress=True,
-    )
-    with_rev = replace(plain, name="functionals_ext_aug_rev", copies=np.concatenate([plain.copies, rev]))
-    per_speaker = reverb_functionals_matrix(
-        records, spec, rooms=TRAIN_ROOMS, copies=TRAIN_COPIES, seed=0, sessions=plain.speakers, cache=cache,
-        progress=True,
-    )  # fmt: skip
-    with_sessions = replace(plain, copies=np.concatenate([plain.copies, per_speaker]))
+    copies = {  # the reverberant training copies: a room per clip, or one per speaker
+        kind: reverb_functionals_matrix(
+            records,
+            spec,
+            rooms=TRAIN_ROOMS,
+            copies=TRAIN_COPIES,
+            seed=0,
+            sessions=sessions,
+            cache=cache,
+            progress=True,
+        )
+        for kind, sessions in (("clip", None), ("speaker", plain.speakers))
+    }
+    with_rev = replace(plain, copies=np.concatenate([plain.copies, copies["clip"]]))
+    with_sessions = replace(plain, copies=np.concatenate([plain.copies, copies["speaker"]]))
     tests = {"as recorded": plain.X, **conditions(dataset, cache)}
     all_folds = PROTOCOLS[protocol].folds(plain.speakers, plain.y)
     done = {(r["data"], r["variant"], r["fold"]) for r in _records()}

@@ -92,10 +92,11 @@ ENSEMBLE_GAIN = 0.01
 """UAR the ensemble must gain on the inner folds, over seed 0's model and over the mean of its single members,
 to ship (`choose_members`); the rule was fixed before its first measurement (docs/protocol.md)."""
 ONLINE_CLIPS = 20
-REVERB_COPIES = 2
-"""Reverberant copies of every training clip with `--reverb on|auto` (`converters.featurize.reverb_functionals_matrix`:
-each in its own synthetic room, RT60 0.2-1.0 s, DRR -6 to +6 dB, seed 0; benchmarks/reverb.py measures them)."""
 """Clips of a validation speaker the device-side score (`--choose-by device`) enrols before scoring them all."""
+REVERB_COPIES = 2
+"""Reverberant copies of every training clip with `--reverb on|auto` (`converters.featurize.
+reverb_functionals_matrix`: each in its own synthetic room, RT60 0.2-1.0 s, DRR -6 to +6 dB, seed 0;
+benchmarks/reverb.py measures them)."""
 CHOOSE_BY = {
     "transductive": ("val_uar", "val_uar_noisy"),
     "device": ("val_uar", "val_uar_noisy", "val_uar_online", "val_uar_noisy_online"),
@@ -409,7 +410,7 @@ class Rows:
 
     @property
     def reverb_rows(self) -> np.ndarray:
-        return self.copy_of > NOISY_COPIES + len(SPEED_FACTORS)
+        return reverb_views(self.copy_of)
 
     def speakers(self) -> list[str]:
         return sorted(set(self.spk.tolist()))
@@ -454,9 +455,10 @@ class Rows:
         kept = [c for c in self.classes if c != name]
         y = np.array([kept.index(self.classes[k]) for k in self.y[keep]])
         X, groups = self.X[keep], self.groups[keep]
+        copy_of = self.copy_of[keep]
         return Rows(
-            X, standardise(X, groups, self.reverb_rows[keep]), y, self.spk[keep], self.copy_of[keep], groups, kept, self.early_views,
-            self.reverb,
+            X, standardise(X, groups, reverb_views(copy_of)), y, self.spk[keep], copy_of, groups, kept,
+            self.early_views, self.reverb,
         )  # fmt: skip
 
 
@@ -886,15 +888,20 @@ def training_matrix(data: str, spec: FunctionalsSpec = FEATURES["extended"], *, 
     spk = np.tile(d.speakers, views)
     copy_of = np.repeat(np.arange(views), len(d.y))
     groups = np.char.add(np.char.add(spk.astype(str), "#"), copy_of.astype(str))
-    rooms = copy_of > NOISY_COPIES + len(SPEED_FACTORS)
-    return d, X, standardise(X, groups, rooms), y, spk, copy_of, groups
+    return d, X, standardise(X, groups, reverb_views(copy_of)), y, spk, copy_of, groups
+
+
+def reverb_views(copy_of: np.ndarray) -> np.ndarray:
+    """The rows that are reverberant copies: their copy index comes after the noisy and the speed copies."""
+    return copy_of > NOISY_COPIES + len(SPEED_FACTORS)
 
 
 def standardise(X: np.ndarray, groups: np.ndarray, rooms: np.ndarray) -> np.ndarray:
     """Each group standardised by its own statistics (`transductive`), the reverberant rows `rooms` apart from
     the others: `transductive` starts from the pooled statistics of the rows it is given, so standardising them
-    together would move every other row by ~1e-5, which is enough to change a trained model (measured: a stage-0 variant's
-    validation UAR by up to 4 points). Apart, the rows without reverberation are exactly what they were."""
+    together would move every other row by ~1e-5, which is enough to change a trained model (measured: a stage-0
+    variant's validation UAR by up to 4 points). Apart, the rows without reverberation are exactly what they
+    were."""
     Z = np.empty(X.shape, np.float32)
     for part in (~rooms, rooms):
         if part.any():

@@ -151,6 +151,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     """A bundle on a labelled data set through the device path (no torch): accuracy, UAR, confusion, OOD."""
+    import contextlib
     import json
     import tempfile
 
@@ -178,7 +179,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
             "all": "; speaker normalisation from all of each speaker's files (unlabelled), then each classified",
             "off": "; speaker normalisation off: the training prior",
         }[adapt]
-    with tempfile.TemporaryDirectory(prefix="edge-ser-room-") as tmp:
+    room_dir = tempfile.TemporaryDirectory(prefix="edge-ser-room-") if args.room else contextlib.nullcontext()
+    with room_dir as tmp:
         if args.room:  # every file heard in one synthetic room (converters.reverb), then scored as usual
             from converters.reverb import parse_room, reverberant_records
 
