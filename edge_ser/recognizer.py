@@ -93,7 +93,8 @@ class Prediction:
     source: str | None = None
     """The file it came from (None for audio given in memory)."""
     timings: dict[str, float] = field(default_factory=dict)
-    """"features" and "inference" in ms (a batch of files shares one inference time)."""
+    """"features" and "inference" in ms; a file classified in a batch with others has its share of the batch's
+    inference time (by input rows), so the files' times add up to the engine's."""
     windows: tuple[WindowPrediction, ...] = ()
     """Per-window results of a long file, in time order (empty: the file was one clip)."""
     duration: float | None = None
@@ -281,8 +282,8 @@ class Recognizer:
     def predict_files(
         self, paths: Iterable[str | os.PathLike[str]], *, learn_first: bool = False
     ) -> list[Prediction]:
-        """Classify files of any length, in order: short files up to BATCH_ROWS input rows per engine call (the
-        inference time is the batch's), a long file window by window (streamed: memory holds a batch of
+        """Classify files of any length, in order: short files up to BATCH_ROWS input rows per engine call (each
+        file's inference time is its share of the batch's), a long file window by window (streamed: memory holds a batch of
         windows, not the file). `learn_first`: see `iter_predict_files`."""
         return list(self.iter_predict_files(paths, learn_first=learn_first))
 
@@ -390,8 +391,7 @@ class Recognizer:
     def _run_clips(self, batch: list[tuple[str, FileWindow, float]]) -> list[Prediction]:
         if not batch:
             return []
-        features_ms = sum(ms for _, _, ms in batch) / len(batch)
-        out = self._run([w.inputs for _, w, _ in batch], [src for src, _, _ in batch], features_ms)
+        out = self._run([w.inputs for _, w, _ in batch], [src for src, _, _ in batch], [ms for _, _, ms in batch])
         return [
             replace(p, duration=w.end, ood=p.ood or self.narrower(w.source_rate))
             for p, (_, w, _) in zip(out, batch, strict=True)
@@ -408,8 +408,8 @@ class Recognizer:
             nonlocal inference_ms
             if not pending:
                 return
-            preds = self._run([w.inputs for w in pending], [source] * len(pending), 0.0)
-            inference_ms += preds[0].timings["inference"]
+            preds = self._run([w.inputs for w in pending], [source] * len(pending), [0.0] * len(pending))
+            inference_ms += sum(p.timings["inference"] for p in preds)
             results.extend(
                 WindowPrediction(
                     w.start, w.end, p.label, p.probabilities, p.ood or self.narrower(w.source_rate)
@@ -453,12 +453,14 @@ class Recognizer:
             raise ConfigError(f"predict_audio: y must be float samples in [-1, 1], got dtype {y.dtype}")
         t0 = time.perf_counter()
         x = self.kind.audio_inputs(y, int(sr), faces)
-        p = self._run([x], [None], (time.perf_counter() - t0) * 1e3)[0]
+        p = self._run([x], [None], [(time.perf_counter() - t0) * 1e3])[0]
         return replace(p, duration=y.shape[0] / int(sr) if y.ndim else None, ood=p.ood or self.narrower(sr))
 
     def _run(
-        self, clips: list[dict[str, np.ndarray]], sources: list[str | None], features_ms: float
+        self, clips: list[dict[str, np.ndarray]], sources: list[str | None], features_ms: Sequence[float]
     ) -> list[Prediction]:
+        """The clips through the engine in one call; each result carries its own feature time (`features_ms`, per
+        clip) and its share of the call's inference time by input rows."""
         clips = [
             self.speaker(c) for c in clips
         ]  # per clip, in order: each joins the statistics, then uses them
@@ -472,7 +474,7 @@ class Recognizer:
         inference_ms = (time.perf_counter() - t0) * 1e3
         flagged = _last_ood(self.engine, len(logits))
         out, start = [], 0
-        for n, src in zip(rows, sources, strict=True):
+        for n, src, feat_ms in zip(rows, sources, features_ms, strict=True):
             p = self.kind.combine(logits[start : start + n])
             ood = bool(flagged[start : start + n].any())
             start += n
@@ -482,7 +484,7 @@ class Recognizer:
                     label=self.labels[k],
                     probabilities={lab: float(v) for lab, v in zip(self.labels, p, strict=True)},
                     source=src,
-                    timings={"features": features_ms, "inference": inference_ms},
+                    timings={"features": feat_ms, "inference": inference_ms * n / max(sum(rows), 1)},
                     ood=ood,
                 )
             )

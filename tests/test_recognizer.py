@@ -58,6 +58,24 @@ def test_predict_files_is_the_kind_and_the_engine(name: str, clips: list[Path]) 
     assert str(one).startswith(one.label)
 
 
+def test_files_in_one_batch_share_its_inference_time(clips: list[Path], monkeypatch) -> None:
+    """Each file of a batch carries its share of the one engine call (by input rows), not the whole call: the
+    files' times add up to the call's. A fake engine call of exactly 1000 ms stands in for the clock."""
+    rec = edge_ser.Recognizer(REPO / "bundles" / "laq_mlp_emodb", "numpy")
+    real = rec.engine.predict
+
+    def one_second(x):
+        clock[0] += 1.0
+        return real(x)
+
+    clock = [0.0]
+    monkeypatch.setattr("edge_ser.recognizer.time.perf_counter", lambda: clock[0])
+    monkeypatch.setattr(rec.engine, "predict", one_second)
+    got = rec.predict_files(clips)
+    assert sum(p.timings["inference"] for p in got) == pytest.approx(1000.0)
+    assert all(p.timings["inference"] == pytest.approx(250.0) for p in got)
+
+
 @pytest.mark.parametrize("name", AUDIO_BUNDLES)
 def test_predict_audio_at_any_rate_equals_the_file(name: str, clips: list[Path]) -> None:
     """Audio in memory at its own rate goes through the same resampler as a file: the same probabilities."""
