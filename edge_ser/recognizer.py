@@ -391,7 +391,9 @@ class Recognizer:
     def _run_clips(self, batch: list[tuple[str, FileWindow, float]]) -> list[Prediction]:
         if not batch:
             return []
-        out = self._run([w.inputs for _, w, _ in batch], [src for src, _, _ in batch], [ms for _, _, ms in batch])
+        out = self._run(
+            [w.inputs for _, w, _ in batch], [src for src, _, _ in batch], [ms for _, _, ms in batch]
+        )
         return [
             replace(p, duration=w.end, ood=p.ood or self.narrower(w.source_rate))
             for p, (_, w, _) in zip(out, batch, strict=True)
