@@ -171,7 +171,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     undecodable = getattr(records, "undecodable", [])  # skipped by the loader (all of them: it raises)
     chosen = select(records, sel)
     adapt = adapt_mode(args)
-    rec = Recognizer(args.bundle, args.engine, args.threads, adapt=adapt != "off")
+    rec = Recognizer(
+        args.bundle, args.engine, args.threads, adapt=adapt != "off", delegate=getattr(args, "delegate", None)
+    )
     selection = sel.describe()
     if rec.speaker_clips is not None:  # a bundle with speaker normalisation: how it met each speaker
         selection += {

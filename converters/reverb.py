@@ -35,8 +35,8 @@ class RoomSpec:
         lo, hi = self.rt60
         if not 0.05 <= lo <= hi <= 3.0:
             raise ConfigError(f"RoomSpec.rt60 {self.rt60}: use 0.05 <= low <= high <= 3 s")
-        if self.drr_db[0] > self.drr_db[1]:
-            raise ConfigError(f"RoomSpec.drr_db {self.drr_db}: low above high")
+        if not -40.0 <= self.drr_db[0] <= self.drr_db[1] <= 40.0:
+            raise ConfigError(f"RoomSpec.drr_db {self.drr_db}: use -40 <= low <= high <= 40 dB")
         if self.predelay_ms < 0:
             raise ConfigError(f"RoomSpec.predelay_ms {self.predelay_ms}: must be >= 0")
 
@@ -87,10 +87,12 @@ def parse_room(text: str) -> tuple[float, float]:
         ) from None
     if len(parts) > 2:
         raise ConfigError(f"--room {text!r}: at most two values, RT60 and DRR")
-    try:
-        RoomSpec(rt60=(rt60, rt60), drr_db=(drr, drr))
-    except ConfigError as e:
-        raise ConfigError(f"--room {text!r}: {e}") from None
+    if not 0.05 <= rt60 <= 3.0:  # also refuses nan
+        raise ConfigError(f"--room {text!r}: RT60 must be 0.05-3 s (a living room is ~0.5 s)")
+    if not -40.0 <= drr <= 40.0:
+        raise ConfigError(
+            f"--room {text!r}: DRR must be -40 to +40 dB (0 dB: about a metre from the microphone)"
+        )
     return rt60, drr
 
 

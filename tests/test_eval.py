@@ -16,6 +16,7 @@ from converters.data import SyntheticSpec, load_emodb
 from converters.data import write as write_synthetic
 from converters.evaluate import Selection, metrics, select
 from edge_ser.cli import main
+from edge_ser.engines.tflite import unavailable as tflite_unavailable
 from edge_ser.errors import ConfigError, InputWarning
 
 REPO = Path(__file__).resolve().parents[1]
@@ -185,6 +186,15 @@ def test_parse_room_reads_rt60_and_an_optional_drr() -> None:
     from converters.reverb import parse_room
 
     assert parse_room("0.6") == (0.6, 0.0) and parse_room(" 0.8 , -6 ") == (0.8, -6.0)
-    for bad in ("", "x", "0.6,1,2", "5"):
+    for bad in ("", "x", "0.6,1,2", "5", "0.6,nan", "nan", "0.6,inf", "-1"):
         with pytest.raises(ConfigError):
             parse_room(bad)
+
+
+@pytest.mark.skipif(tflite_unavailable() is not None, reason="no TFLite interpreter")
+def test_eval_loads_the_delegate_it_is_given(synth: Path, tmp_path: Path, capsys) -> None:
+    """`--delegate` reaches the engine as in predict: a missing library is an error naming it, not a CPU run."""
+    missing = tmp_path / "libmissing_delegate.so"
+    args = [str(BUNDLE), "--data", "synthetic", "--root", str(synth), "--engine", "tflite", "--delegate"]
+    assert main(["eval", *args, str(missing)]) == 2
+    assert "libmissing_delegate.so" in capsys.readouterr().err
