@@ -121,3 +121,32 @@ def test_live_page_served_by_the_run(media):
         p.send_signal(signal.SIGTERM)
         p.communicate(timeout=60)
     assert p.returncode == 0
+
+
+def test_a_file_shorter_than_the_window_is_an_error_not_silence(tmp_path, capsys):
+    """A 2 s clip gives no 3 s window: run and bench --live say so and suggest a window that fits, instead of
+    reporting 0 updates (or a report of zeros) with exit 0."""
+    from edge_ser.audio import write_wav
+    from edge_ser.cli import main
+
+    t = np.arange(2 * 16000) / 16000
+    wav = write_wav(tmp_path / "short.wav", (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), 16000)
+    ser = str(ROOT / "bundles" / "ser_emodb")
+    assert main(["run", ser, "--audio-file", str(wav), "--fast", "--no-console"]) == 1
+    err = capsys.readouterr().err
+    assert "short.wav holds 2.0 s of audio, less than one 3 s window" in err and "--window 2" in err
+    assert main(["bench", ser, "--live", "--audio-file", str(wav), "--fast"]) == 2
+    assert "less than one 3 s window" in capsys.readouterr().err
+    assert main(["run", ser, "--audio-file", str(wav), "--fast", "--no-console", "--window", "2"]) == 0
+    assert "1 updates over 2.0 s" in capsys.readouterr().err
+
+
+def test_bench_refuses_bad_runs_and_a_live_run_without_a_file(capsys):
+    from edge_ser.cli import main
+
+    ser = str(ROOT / "bundles" / "ser_emodb")
+    for runs in ("0", "-5"):
+        assert main(["bench", ser, "--runs", runs]) == 2
+        assert f"--runs {runs}" in capsys.readouterr().err
+    assert main(["bench", ser, "--live"]) == 2
+    assert "--live needs --audio-file" in capsys.readouterr().err

@@ -35,11 +35,17 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--remeasure", action="store_true", help="measure the host profile again instead of using its cache"
     )
     p.add_argument("--rss-every", type=float, default=5.0, help="seconds between memory samples (default 5)")
-    p.add_argument("--out", type=Path, default=None, help="write OUT.json and OUT.md")
+    p.add_argument(
+        "--out", type=Path, default=None, help="write OUT.json and OUT.md (and the roofline plot OUT.png)"
+    )
     p.set_defaults(func=cmd_bench, no_console=True)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    from edge_ser.errors import ConfigError
+
+    if args.runs < 1:
+        raise ConfigError(f"--runs {args.runs}: time at least 1 predict() call (default 300)")
     if args.live:
         from edge_ser.live.bench import cmd_bench_live
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edge_ser.errors import ConfigError
 from edge_ser.fileio import atomic_write
 from edge_ser.live.result import LiveResult
 from edge_ser.roofline import process_memory_mb
@@ -145,14 +146,20 @@ def cmd_bench_live(args) -> int:
     import shlex
     import sys
 
-    from edge_ser.live.command import build
+    from edge_ser.live.command import build, too_short
 
     if args.audio_file is None:
-        raise SystemExit("edge-ser bench --live needs --audio-file (and --video-file for an AV bundle)")
+        raise ConfigError(
+            "--live needs --audio-file FILE (a WAV it plays in real time; and --video-file for an audio-visual "
+            "bundle to see faces)"
+        )
     rss = RssSampler(args.rss_every)
     _, runner = build(args, outputs=[rss], keep=1_000_000)
     t0 = time.perf_counter()
     stats = runner.run()
+    short = too_short(args, stats)
+    if short:
+        raise ConfigError(short)
     report = summarize(stats, bundle=str(args.bundle), engine=runner.pipeline.engine.name, rss=rss)
     from edge_ser.text import printable
 

@@ -10,8 +10,10 @@ edge-ser run bundles/ser_ravdess --enroll my_voice/     # start from the speaker
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
+from typing import Any
 
 from edge_ser.cli.common import (
     add_engine_args,
@@ -184,6 +186,17 @@ def build(args: argparse.Namespace, *, stop=None, outputs=(), keep: int = 10_000
     return rec, runner
 
 
+def too_short(args: argparse.Namespace, stats: Any) -> str | None:
+    """Why a file run gave no decision at all, when the file was shorter than one window (else None)."""
+    if stats.updates or getattr(args, "audio_file", None) is None or stats.stream_seconds >= args.window:
+        return None
+    return (
+        f"{args.audio_file} holds {stats.stream_seconds:.1f} s of audio, less than one {args.window:g} s window, so "
+        f"no decision was made; give --window {max(0.2, math.floor(stats.stream_seconds * 10) / 10):g} or less, "
+        "or classify the clip whole with `edge-ser predict`"
+    )
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from edge_ser.live.outputs import OutputSettings, make_outputs
     from edge_ser.live.signals import StopFlag
@@ -219,6 +232,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise
         stats = runner.run()
     s = stats
+    short = too_short(args, s)
+    if short:
+        print(f"edge-ser run: error: {short}", file=sys.stderr)
+        return 1
     print(
         f"edge-ser run: {s.updates} updates over {s.stream_seconds:.1f} s of audio in {s.wall_seconds:.1f} s "
         f"({s.cpu_seconds:.1f} s CPU); faces found in {s.faces_found} of {s.faces_cropped} crops",
