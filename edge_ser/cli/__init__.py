@@ -65,12 +65,29 @@ def build_parser(*, plugins: bool = True) -> argparse.ArgumentParser:
     return parser
 
 
+def _short_warnings(command: str) -> Callable[..., str]:
+    """A warnings format for the user: our own warnings (a skipped file, an engine provider) as one line
+    `edge-ser CMD: warning: ...`, without the source file and line that Python's format adds; others as usual."""
+    from edge_ser.errors import InputWarning, ProviderWarning
+
+    default = warnings.formatwarning
+
+    def fmt(message, category, filename, lineno, line=None) -> str:  # noqa: ANN001 - warnings' signature
+        if issubclass(category, (InputWarning, ProviderWarning)):
+            return f"edge-ser {command}: warning: {message}\n"
+        return default(message, category, filename, lineno, line)
+
+    return fmt
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
-        return 0
+        return 2
+    formatwarning = warnings.formatwarning
+    warnings.formatwarning = _short_warnings(args.command)
     try:
         return int(args.func(args) or 0)
     except EdgeSerError as e:
@@ -87,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    finally:
+        warnings.formatwarning = formatwarning
 
 
 __all__ = ["COMMAND_GROUP", "build_parser", "device_commands", "installed_commands", "main"]

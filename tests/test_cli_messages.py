@@ -1,0 +1,49 @@
+"""What the `edge-ser` command line shows a user: its own warnings as one line naming the command (not Python's
+source file and line), and a usage error when no command is given."""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from pathlib import Path
+
+import pytest
+
+from edge_ser.cli import main
+
+BUNDLE = Path(__file__).resolve().parents[1] / "bundles" / "ser_emodb"
+
+
+def shown(message, category, filename, lineno, file=None, line=None) -> None:
+    sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+
+def test_a_skipped_file_is_one_line_without_python_internals(tmp_path: Path, capsys) -> None:
+    import numpy as np
+
+    from edge_ser.audio import write_wav
+
+    good = write_wav(tmp_path / "good.wav", np.full(16000, 0.1, np.float32), 16000)
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"RIFF")
+    before = warnings.formatwarning
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.showwarning = shown  # as Python prints a warning outside pytest
+        assert main(["predict", str(BUNDLE), str(bad), str(good)]) == 0
+    err = capsys.readouterr().err
+    assert err.startswith("edge-ser predict: warning: skipped ") and "bad.wav" in err
+    assert "recognizer.py" not in err and "InputWarning" not in err
+    assert warnings.formatwarning is before  # restored after the command
+
+
+def test_no_command_is_a_usage_error(capsys) -> None:
+    assert main([]) == 2
+    assert "usage: edge-ser" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args", [["--version"]])
+def test_version_still_exits_cleanly(args, capsys) -> None:
+    with pytest.raises(SystemExit) as e:
+        main(args)
+    assert e.value.code == 0 and "edge-ser" in capsys.readouterr().out
