@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from converters.registry import MODELS, model_names
@@ -149,6 +150,20 @@ def cmd_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fer2013_records(root: Path | None, split: str, strict: bool) -> tuple[list, str | None]:
+    """FER-2013 for eval: `--split all` every split folder present; `--split test` its test/ folder, else
+    validation/ (FER-2013's PublicTest, the split its published accuracies are on). Returns the records and,
+    for test, which images they are."""
+    from converters.data.loaders import find_dataset, load_dataset
+
+    if split != "test":
+        return load_dataset("fer2013", root, strict=strict, split=None), None
+    folder = Path(root) if root is not None else find_dataset("fer2013")
+    which = "test" if (folder / "test").is_dir() else "validation"
+    label = "test/ images" if which == "test" else "PublicTest images (validation/)"
+    return load_dataset("fer2013", root, strict=strict, split=which), label
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     """A bundle on a labelled data set through the device path (no torch): accuracy, UAR, confusion, OOD."""
     import contextlib
@@ -167,7 +182,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
         folds=args.folds,
         limit=args.limit,
     )
-    name, records = load_records(args.data, args.root, strict=args.strict)
+    fer_split = None
+    if (
+        args.data == "fer2013"
+    ):  # named image splits: all of them, or the test images (PublicTest when no test/)
+        name, records, fer_split = "fer2013", *_fer2013_records(args.root, args.split, args.strict)
+        sel = replace(sel, split="all") if fer_split else sel
+    else:
+        name, records = load_records(args.data, args.root, strict=args.strict)
     undecodable = getattr(records, "undecodable", [])  # skipped by the loader (all of them: it raises)
     chosen = select(records, sel)
     adapt = adapt_mode(args)
@@ -175,6 +197,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         args.bundle, args.engine, args.threads, adapt=adapt != "off", delegate=getattr(args, "delegate", None)
     )
     selection = sel.describe()
+    if fer_split:
+        selection = selection.replace("all", f"test: FER-2013's {fer_split}", 1)
     if rec.speaker_clips is not None:  # a bundle with speaker normalisation: how it met each speaker
         selection += {
             "online": f"; speaker normalisation online, a session per speaker (its files in an order seeded {args.seed})",
@@ -224,8 +248,9 @@ def _add_eval_args(p: argparse.ArgumentParser) -> None:
         "--split",
         choices=("all", "test", "random", "speaker"),
         default="all",
-        help="all files (default); test: the data set's own test split (FER-2013); random / speaker: the test "
-        "part of `edge-ser train --split random|speaker` with the same --seed / --fold / --folds",
+        help="all files (default; FER-2013: every split folder); test: the data set's own test split (FER-2013: "
+        "test/, else validation/ = PublicTest); random / speaker: the test part of `edge-ser train --split "
+        "random|speaker` with the same --seed / --fold / --folds",
     )
     p.add_argument("--speakers", default=None, help="keep only these speakers / actors, e.g. 03,08")
     p.add_argument("--seed", type=int, default=0, help="seed of --split random|speaker (default 0)")

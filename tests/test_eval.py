@@ -198,3 +198,21 @@ def test_eval_loads_the_delegate_it_is_given(synth: Path, tmp_path: Path, capsys
     args = [str(BUNDLE), "--data", "synthetic", "--root", str(synth), "--engine", "tflite", "--delegate"]
     assert main(["eval", *args, str(missing)]) == 2
     assert "libmissing_delegate.so" in capsys.readouterr().err
+
+
+def test_fer2013_test_split_is_publictest_and_all_is_every_split(tmp_path: Path, capsys) -> None:
+    """FER-2013 keeps its images in split folders: `--split test` scores test/ or, without one, validation/
+    (PublicTest) and says so; `all` scores every split, not just train/."""
+    cv2 = pytest.importorskip("cv2")
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 3), ("validation", 2)):
+        for label in ("happy", "sad"):
+            folder = tmp_path / split / label
+            folder.mkdir(parents=True)
+            for i in range(n):
+                cv2.imwrite(str(folder / f"{split}{i}.png"), rng.integers(0, 255, (48, 48), dtype=np.uint8))
+    face = str(REPO / "bundles" / "face_fer")
+    test = _eval_json([face, "--data", "fer2013", "--root", str(tmp_path), "--split", "test"], capsys)
+    assert test["files"]["listed"] == 4 and "PublicTest images (validation/)" in test["selection"]
+    every = _eval_json([face, "--data", "fer2013", "--root", str(tmp_path)], capsys)
+    assert every["files"]["listed"] == 10

@@ -11,6 +11,7 @@ an `EdgeSerError` becomes a one-line message and exit code 2.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import warnings
 from collections.abc import Callable
@@ -86,6 +87,9 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    # OpenCV's own log (e.g. "[ WARN:0@0.02] global cap.cpp ... can't capture by name" for every file it is
+    # asked to open as a video) repeats what our errors say; a user who wants it sets OPENCV_LOG_LEVEL.
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
     formatwarning = warnings.formatwarning
     warnings.formatwarning = _short_warnings(args.command)
     try:
@@ -100,8 +104,6 @@ def main(argv: list[str] | None = None) -> int:
     except (
         BrokenPipeError
     ):  # the reader went away (`edge-ser info ... | head`): stop quietly, as Unix tools do
-        import os
-
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     finally:
