@@ -103,6 +103,10 @@ def cmd_features(args: argparse.Namespace) -> int:
     return 0
 
 
+MAX_LISTED = 100
+"""`edge-ser data` lists the labels / speakers one by one up to this many, then only their number."""
+
+
 def cmd_data(args: argparse.Namespace) -> int:
     from converters.data import summarize
     from converters.data.loaders import load_dataset
@@ -121,7 +125,9 @@ def cmd_data(args: argparse.Namespace) -> int:
     s = summarize(records)
     print(f"{name}: {len(records)} records{_skipped_line(skipped)}")
     for key, counts in s.items():
-        if isinstance(counts, dict):
+        if isinstance(counts, dict) and len(counts) > MAX_LISTED:  # FER-2013: every image is its own "speaker"
+            print(f"  {key}: {len(counts)} (each with {min(counts.values())}-{max(counts.values())} records)")
+        elif isinstance(counts, dict):
             print(f"  {key}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
         else:
             print(f"  {key}: {counts}")

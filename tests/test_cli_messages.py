@@ -47,3 +47,25 @@ def test_version_still_exits_cleanly(args, capsys) -> None:
     with pytest.raises(SystemExit) as e:
         main(args)
     assert e.value.code == 0 and "edge-ser" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["predict", "--top", "0"], "--top 0"),
+        (["run", "--seconds", "-1"], "--seconds -1"),
+        (["run", "--vad-db", "10"], "--vad-db"),
+        (["run", "--hop", "0"], "hop (--hop) 0.0 s"),
+        (["run", "--ema-alpha", "5"], "--ema-alpha"),
+    ],
+)
+def test_option_values_out_of_range_are_refused_by_their_option_name(tmp_path, args, says, capsys) -> None:
+    import numpy as np
+
+    from edge_ser.audio import write_wav
+
+    wav = str(write_wav(tmp_path / "a.wav", np.full(16000 * 4, 0.1, np.float32), 16000))
+    command, *options = args
+    where = [wav] if command == "predict" else ["--audio-file", wav, "--fast", "--no-console"]
+    assert main([command, str(BUNDLE), *where, *options]) == 2
+    assert says in capsys.readouterr().err

@@ -74,7 +74,7 @@ def add_enroll_arg(p: argparse.ArgumentParser) -> None:
         "before anything is "
         "classified: a bundle with speaker normalisation then starts from the speaker instead of the training "
         "prior (about 30 clips bring it within ~2 points of knowing the speaker; docs/protocol.md); with "
-        "--adapt off the statistics then stay those of the enrolment",
+        "--adapt off (run: --no-adapt) the statistics then stay those of the enrolment",
     )
 
 

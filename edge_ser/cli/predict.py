@@ -19,7 +19,7 @@ from edge_ser.cli.common import (
     media_files,
     save_speaker_file,
 )
-from edge_ser.errors import AudioFormatError, InputWarning
+from edge_ser.errors import AudioFormatError, ConfigError, InputWarning
 from edge_ser.text import printable
 
 
@@ -78,6 +78,8 @@ def _clock(seconds: float) -> str:
 def cmd_predict(args: argparse.Namespace) -> int:
     from edge_ser.recognizer import Recognizer
 
+    if args.top < 1:
+        raise ConfigError(f"--top {args.top}: show at least 1 label per file (default 3)")
     adapt = adapt_mode(args, "all")
     rec = Recognizer(
         args.bundle,

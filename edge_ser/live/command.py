@@ -23,6 +23,7 @@ from edge_ser.cli.common import (
     load_speaker_file,
     save_speaker_file,
 )
+from edge_ser.errors import ConfigError
 from edge_ser.live.capture import CaptureSettings
 from edge_ser.live.pipeline import LEARN_DEFAULT, LEARN_MODES
 from edge_ser.text import printable
@@ -165,6 +166,8 @@ def build(args: argparse.Namespace, *, stop=None, outputs=(), keep: int = 10_000
         print(f"edge-ser run: {loaded}", file=sys.stderr)
     if getattr(args, "enroll", None):
         print(f"edge-ser run: {enroll_files(rec, args.enroll)}", file=sys.stderr)
+    if args.seconds is not None and not args.seconds > 0:
+        raise ConfigError(f"--seconds {args.seconds}: give the stream time to stop after, > 0 s")
     config = PipelineConfig(
         window=args.window,
         hop=args.hop,

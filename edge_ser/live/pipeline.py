@@ -67,15 +67,21 @@ class PipelineConfig:
 
     def __post_init__(self) -> None:
         if not 0.2 <= self.window <= 30:
-            raise ConfigError(f"window={self.window} s must be in 0.2..30")
+            raise ConfigError(f"window (--window) {self.window} s must be in 0.2..30 s")
         if not 0.05 <= self.hop <= self.window:
-            raise ConfigError(f"hop={self.hop} s must be in 0.05..window ({self.window})")
+            raise ConfigError(f"hop (--hop) {self.hop} s must be in 0.05 s..the window ({self.window} s)")
         if self.smoothing not in SMOOTHING:
             raise ConfigError(f"smoothing={self.smoothing!r} must be one of {SMOOTHING}")
         if not 0 < self.ema_alpha <= 1:
-            raise ConfigError(f"ema_alpha={self.ema_alpha} must be in (0, 1]")
+            raise ConfigError(
+                f"ema_alpha (--ema-alpha) {self.ema_alpha} must be in (0, 1]: the newest window's weight"
+            )
         if self.majority_k < 1:
-            raise ConfigError(f"majority_k={self.majority_k} must be >= 1")
+            raise ConfigError(f"majority_k (--majority-k) {self.majority_k} must be >= 1 window")
+        if not -120 <= self.vad_db <= 0:  # also refuses nan
+            raise ConfigError(
+                f"vad_db (--vad-db) {self.vad_db} dBFS must be in -120..0 (a full-scale sine is -3)"
+            )
         if not 0 <= self.min_faces <= 1:
             raise ConfigError(f"min_faces={self.min_faces} must be in 0..1")
         if self.learn not in LEARN_MODES:
