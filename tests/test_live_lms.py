@@ -206,6 +206,7 @@ def test_bench_live_reports_stage_timings(bundle, tmp_path, no_camera, capsys):
     assert rc == 0
     text = capsys.readouterr().out
     assert "| features |" in text and "| inference |" in text
+    assert "not paced (--fast)" in text  # its CPU share is not a live run's, and the report says so
     report = json.loads(out.with_suffix(".json").read_text())
     assert report["updates"] == 5  # windows ending 1.0, 1.5, ..., 3.0 s
     assert 0 < report["speech_updates"] < report["updates"]  # the 0.5 s pause is gated

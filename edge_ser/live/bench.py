@@ -61,12 +61,18 @@ class LiveBenchReport:
     faces_cropped: int
     fallbacks: int
 
+    @property
+    def paced(self) -> bool:
+        """Whether the file played in real time (not `--fast`): only then is the CPU share that of a live run."""
+        return self.wall_seconds >= 0.9 * self.stream_seconds
+
     def markdown(self) -> str:
+        media = "audio + video" if self.faces_cropped else "audio"
         rows = [
             f"# edge-ser bench --live: {Path(self.bundle).name} on {self.engine}",
             "",
-            f"{self.stream_seconds:.0f} s of {'audio + video' if self.faces_cropped else 'audio'} in real time ({self.wall_seconds:.0f} s wall), "
-            f"{self.updates} updates ({self.updates_per_second:.2f}/s).",
+            f"{self.stream_seconds:.0f} s of {media} {'in real time' if self.paced else 'as fast as it runs (not paced)'} "
+            f"({self.wall_seconds:.0f} s wall), {self.updates} updates ({self.updates_per_second:.2f}/s).",
             "",
             "Features and inference over the updates that ran them (voice gate open: "
             f"{self.speech_updates} of {self.updates}); the other stages over every update.",
@@ -84,7 +90,13 @@ class LiveBenchReport:
         rows += [
             "",
             f"CPU: {self.cpu_seconds:.1f} s over {self.wall_seconds:.1f} s = **{100 * self.cpu_share:.1f}% of one "
-            "core** (the whole process: capture and decoding threads, features, face crops, inference).",
+            "core** (the whole process: capture and decoding threads, features, face crops, inference)"
+            + (
+                "."
+                if self.paced
+                else "; not paced (--fast), so this is the work per second of a run as fast as it goes, not the "
+                "share a live run takes: drop --fast for that."
+            ),
             f"Resident memory: {first:.1f} MB at the first sample, {last:.1f} MB at the end; growth after warm-up "
             f"{self.rss_growth_mb:+.2f} MB over {len(self.rss_mb)} samples.",
         ]
