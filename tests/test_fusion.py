@@ -11,6 +11,7 @@ import hashlib
 import json
 import shutil
 import tarfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -357,3 +358,20 @@ def test_a_video_file_runs_both_branches(branches, fusion, tmp_path) -> None:
         list(fused.probabilities.values()), RULE.fuse({"audio": pa, "face": pf}), rtol=1e-4, atol=1e-6
     )
     assert fused.duration and fused.duration > 0
+
+
+def test_an_image_file_is_the_face_branch_alone(tmp_path) -> None:
+    """An image: only the face branch reads it, so the shipped av_fusion's answer is the face's term alone (the audio
+    term left out, as when no one speaks); it was collected from a folder and then refused as 'not a video'."""
+    import cv2
+
+    from edge_ser.recognizer import Recognizer
+
+    bundles = Path(__file__).resolve().parents[1] / "bundles"
+    image = tmp_path / "face.png"
+    cv2.imwrite(str(image), np.random.default_rng(0).integers(0, 255, (64, 64), dtype=np.uint8))
+    rec = Recognizer(bundles / "av_fusion", "numpy")
+    fused = rec.predict_file(image)
+    pf = np.array(list(Recognizer(bundles / "face_fer", "numpy").predict_file(image).probabilities.values()))
+    want = rec.kind.rule.fuse({"face": pf})
+    np.testing.assert_allclose(list(fused.probabilities.values()), want, rtol=1e-4, atol=1e-6)

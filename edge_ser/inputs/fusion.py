@@ -21,6 +21,7 @@ from edge_ser.audio.stream import FILE_WINDOW_SECONDS, LONG_FILE_SECONDS
 from edge_ser.errors import ConfigError
 from edge_ser.fusion import FusionRule
 from edge_ser.inputs.base import AUDIO_EXTENSIONS, FileWindow, InputKind, Inputs, LiveFrontEnd, softmax_row
+from edge_ser.vision.video import VIDEO_EXTENSIONS
 
 if TYPE_CHECKING:
     from edge_ser.features.spec import FeatureSpec
@@ -158,9 +159,14 @@ class FusionKind(InputKind):
         window_seconds: float = FILE_WINDOW_SECONDS,
         long_seconds: float = LONG_FILE_SECONDS,
     ) -> Iterator[FileWindow]:
-        """An audio file window by window (as every audio kind); a video as one clip (`file_inputs`)."""
-        if Path(path).suffix.lower() in AUDIO_EXTENSIONS:
+        """An audio file window by window (as every audio kind); a video as one clip (`file_inputs`); an image
+        as one clip of the branches that read images (a face alone: the audio branch's term left out)."""
+        ext = Path(path).suffix.lower()
+        if ext in AUDIO_EXTENSIONS:
             yield from super().file_windows(path, window_seconds=window_seconds, long_seconds=long_seconds)
+            return
+        if ext not in VIDEO_EXTENSIONS:
+            yield FileWindow(0.0, 0.0, self.file_inputs(path), True)
             return
         from edge_ser.vision.video import probe_video
 
