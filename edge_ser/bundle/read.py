@@ -273,7 +273,7 @@ def member_name(m: tarfile.TarInfo, src: str) -> str | None:
     if not name or name.startswith("/") or "/" in name or "\\" in name or name in (".", ".."):
         raise BundleError(
             f"bundle {src}: archive member {short(raw)}: has a folder, absolute or parent path; "
-            "a bundle archive holds top-level files only"
+            f"a bundle archive holds top-level files only{TAR_HINT}"
         )
     if "\x00" in name or len(name) > 255:
         raise BundleError(f"bundle {src}: archive member {short(raw)}: invalid file name")
@@ -282,9 +282,17 @@ def member_name(m: tarfile.TarInfo, src: str) -> str | None:
             f"bundle {src}: archive member {short(raw)}: is a link (to {short(m.linkname)}); "
             "a bundle archive holds regular files only"
         )
+    if m.isdir():
+        raise BundleError(f"bundle {src}: archive member {short(raw)}: is a folder{TAR_HINT}")
     if not m.isreg() or m.issparse():
         raise BundleError(f"bundle {src}: archive member {short(raw)}: is not a regular file")
     return name
+
+
+TAR_HINT = (
+    " (a bundle archive holds the bundle's files at its root: make it with `tar -C BUNDLE_FOLDER -cf bundle.tar .`, "
+    "or `edge-ser laq --tar`)"
+)
 
 
 def open_source(path: Path, src: str, max_file: int, max_total: int) -> BundleSource:
