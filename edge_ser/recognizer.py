@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from edge_ser.audio.level import SILENCE_DB, level_db
 from edge_ser.errors import (
     AudioFormatError,
     ConfigError,
@@ -103,12 +104,23 @@ class Prediction:
     """Out of range: some standardised model input was beyond +-OOD_Z training standard deviations (it was
     clamped there), or an int8 engine had to saturate it. The label is then a guess about audio unlike the
     training data (another band, level or microphone): treat it with suspicion (`edge_ser.engines.base`)."""
+    level_db: float | None = None
+    """The file's RMS level in dBFS (a long file: its loudest window; -inf: digital silence, null in JSON), None
+    when not known (audio in memory, images, videos)."""
+
+    @property
+    def silent(self) -> bool:
+        """No speech: the level is below the live voice gate's default (`SILENCE_DB`, -45 dBFS). The model still
+        answers, but about silence or noise: the live runtime would not have asked it."""
+        return self.level_db is not None and self.level_db < SILENCE_DB
 
     def to_dict(self) -> dict[str, Any]:
         """The prediction as JSON-ready values (`edge-ser predict --json`)."""
         return {
             "file": self.source, "label": self.label, "confidence": self.confidence,
-            "probabilities": self.probabilities, "ood": self.ood, "duration": self.duration,
+            "probabilities": self.probabilities, "ood": self.ood, "silent": self.silent,
+            "level_db": round(self.level_db, 2) if self.level_db is not None and math.isfinite(self.level_db) else None,
+            "duration": self.duration,
             "timings": self.timings, "windows": [w.to_dict() for w in self.windows],
         }  # fmt: skip
 
@@ -125,6 +137,12 @@ class Prediction:
         (first, p), *rest = self.top(3)
         others = ", ".join(f"{lab} {q:.2f}" for lab, q in rest)
         return f"{first} {p:.2f}" + (f" ({others})" if others else "")
+
+
+def speech_enough(level: float, whole: bool, gate: float = SILENCE_DB) -> bool:
+    """Whether audio at `level` dBFS joins the speaker statistics: a window when it reaches the voice gate, a whole
+    clip (a recording the user chose) unless it is digital silence."""
+    return level >= gate or (whole and level > -math.inf)
 
 
 def _rows(inputs: dict[str, np.ndarray]) -> int:
@@ -190,13 +208,12 @@ class Recognizer:
         """Add a clip of the user (float samples at `sr` Hz) to the speaker statistics without classifying it."""
         learn_clip(self.kind, self.speaker, self.engine, y, sr)
 
-    def enroll_file(self, path: str | os.PathLike[str], *, vad_db: float = -45.0) -> int:
+    def enroll_file(self, path: str | os.PathLike[str], *, vad_db: float = SILENCE_DB) -> int:
         """Add a recording of the user to the speaker statistics: the whole file as one clip up to 30 s (as the
         bundle's training speakers were measured: every clip), else each 3 s window
         (`edge_ser.audio.stream.file_windows`) louder than `vad_db` dBFS, the live voice gate's level, so the
         pauses of a long recording are left out. A silent file adds nothing. Returns the clips added."""
         from edge_ser.audio.stream import file_windows
-        from edge_ser.live.pipeline import level_db
 
         if not self._adapters():
             raise ConfigError(
@@ -204,8 +221,7 @@ class Recognizer:
             )
         added = 0
         for w in file_windows(path, self.sample_rate):
-            level = level_db(w.samples)
-            if level >= vad_db or (w.whole and level > -math.inf):
+            if speech_enough(level_db(w.samples), w.whole, vad_db):
                 self.enroll(w.samples, self.sample_rate)
                 added += 1
         return added
@@ -327,6 +343,8 @@ class Recognizer:
             t0 = time.perf_counter()
             try:
                 for w in self.kind.file_windows(path):
+                    if w.level_db is not None and not speech_enough(w.level_db, w.whole):
+                        continue  # silence tells nothing about the speaker (and would drag the statistics)
                     learn_inputs(self.speaker, self.engine, w.inputs)
                     size = sum(np.asarray(v).nbytes for v in w.inputs.values())
                     if w.whole and cached + size <= LEARN_CACHE_BYTES:
@@ -395,7 +413,7 @@ class Recognizer:
             [w.inputs for _, w, _ in batch], [src for src, _, _ in batch], [ms for _, _, ms in batch]
         )
         return [
-            replace(p, duration=w.end, ood=p.ood or self.narrower(w.source_rate))
+            replace(p, duration=w.end, ood=p.ood or self.narrower(w.source_rate), level_db=w.level_db)
             for p, (_, w, _) in zip(out, batch, strict=True)
         ]
 
@@ -420,7 +438,9 @@ class Recognizer:
             )
             pending.clear()
 
+        levels = []
         for w in windows:
+            levels.append(w.level_db)
             if pending and sum(_rows(x.inputs) for x in pending) + _rows(w.inputs) > BATCH_ROWS:
                 flush()
             pending.append(w)
@@ -436,6 +456,7 @@ class Recognizer:
             windows=tuple(results),
             duration=results[-1].end,
             ood=any(w.ood for w in results),
+            level_db=None if None in levels else max(levels),
         )
 
     def narrower(self, source_rate: int | None) -> bool:

@@ -651,7 +651,9 @@ def test_tar_other_member_types(tmp_path: Path, members: Any) -> None:
     d = tarfile.TarInfo("sub")
     d.type = tarfile.DIRTYPE
     refused(_write_tar(tmp_path, [*members, (d, None)]), "archive member 'sub': is a folder")
-    refused(_write_tar(tmp_path, [(d, None), *members]), "tar -C BUNDLE_FOLDER -cf bundle.tar .")  # tar of a folder
+    refused(
+        _write_tar(tmp_path, [(d, None), *members]), "tar -C BUNDLE_FOLDER -cf bundle.tar ."
+    )  # tar of a folder
     fifo = tarfile.TarInfo("pipe")
     fifo.type = tarfile.FIFOTYPE
     refused(_write_tar(tmp_path, [*members, (fifo, None)]), "archive member 'pipe': is not a regular file")

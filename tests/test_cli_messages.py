@@ -69,3 +69,32 @@ def test_option_values_out_of_range_are_refused_by_their_option_name(tmp_path, a
     where = [wav] if command == "predict" else ["--audio-file", wav, "--fast", "--no-console"]
     assert main([command, str(BUNDLE), *where, *options]) == 2
     assert says in capsys.readouterr().err
+
+
+def test_silence_and_out_of_range_files_are_marked(tmp_path, capsys) -> None:
+    """A file with no speech still gets the model's answer, marked as such (JSON: silent, level_db); an 8 kHz file
+    is marked out of range; digital silence does not join the speaker statistics of the other files."""
+    import json
+
+    import numpy as np
+
+    from edge_ser.audio import write_wav
+    from edge_ser.recognizer import Recognizer
+
+    rng = np.random.default_rng(0)
+    silence = write_wav(tmp_path / "silence.wav", np.zeros(32000, np.float32), 16000)
+    quiet = write_wav(tmp_path / "quiet.wav", (0.001 * rng.standard_normal(32000)).astype(np.float32), 16000)
+    tel = write_wav(tmp_path / "tel.wav", (0.1 * rng.standard_normal(16000)).astype(np.float32), 8000)
+    assert main(["predict", str(BUNDLE), str(silence), str(quiet), str(tel)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "[no speech: digital silence, below the voice gate's -45 dBFS]" in lines[0]
+    assert "[no speech: -60 dBFS" in lines[1] and "[out of range" in lines[2] and "no speech" not in lines[2]
+    assert main(["predict", str(BUNDLE), str(silence), str(tel), "--json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert rows[0]["silent"] is True and rows[0]["level_db"] is None  # -inf dBFS: strict JSON has no infinity
+    assert rows[1]["silent"] is False and rows[1]["level_db"] == pytest.approx(-20.0, abs=0.5)
+    rec = Recognizer(BUNDLE)
+    rec.learn_files([silence])
+    assert rec.speaker_clips == 0  # nothing to learn about the speaker from digital silence
+    rec.learn_files([quiet])
+    assert rec.speaker_clips == 1  # a whole recording the user chose counts, as with --enroll

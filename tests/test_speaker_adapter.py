@@ -330,7 +330,7 @@ def test_predict_and_run_enroll_first(tmp_path: Path, capsys) -> None:
 
     rc = main(
         ["run", str(b), "--audio-file", str(clip), "--fast", "--no-console", "--engine", "numpy"]
-        + ["--enroll", str(voice)]
+        + ["--enroll", str(voice), "--window", "1"]
     )
     assert rc == 0 and "enrolled 3 clip(s)" in capsys.readouterr().err
     two = ["--enroll", str(voice / "0.wav"), "--enroll", str(voice / "1.wav")]  # repeated: one path each
@@ -397,7 +397,18 @@ def test_speaker_file_keeps_the_speaker_across_sessions(tmp_path: Path, capsys) 
     assert main(first) == 0
     out = capsys.readouterr().out
     assert "not there yet" in out and "saved 5 clip(s)" in out  # 4 enrolled + the file classified
-    run = ["run", str(b), "--audio-file", str(clip), "--fast", "--no-console", "--engine", "numpy"]
+    run = [
+        "run",
+        str(b),
+        "--audio-file",
+        str(clip),
+        "--fast",
+        "--no-console",
+        "--engine",
+        "numpy",
+        "--window",
+        "1",
+    ]
     assert main([*run, "--speaker-file", str(me)]) == 0
     err = capsys.readouterr().err
     assert "starting from 5 clip(s)" in err and "saved" in err

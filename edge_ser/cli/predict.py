@@ -8,6 +8,7 @@ import sys
 import warnings
 from pathlib import Path
 
+from edge_ser.audio.level import SILENCE_DB
 from edge_ser.cli.common import (
     adapt_mode,
     add_adapt_arg,
@@ -69,6 +70,17 @@ def _top(probabilities: dict[str, float], k: int) -> str:
     return printable(", ".join(f"{lab} {p:.2f}" for lab, p in best))
 
 
+def _marks(r) -> str:  # noqa: ANN001 - a Prediction
+    """What the label should not be trusted for: no speech in the file, or input beyond the training range."""
+    marks = []
+    if r.silent:
+        level = "digital silence" if r.level_db == float("-inf") else f"{r.level_db:.0f} dBFS"
+        marks.append(f"no speech: {level}, below the voice gate's {SILENCE_DB:g} dBFS")
+    if r.ood:
+        marks.append("out of range: unlike the training audio, the label is a guess")
+    return "".join(f"  [{m}]" for m in marks)
+
+
 def _clock(seconds: float) -> str:
     m, s = divmod(seconds, 60)
     h, m = divmod(int(m), 60)
@@ -114,12 +126,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
             continue
         name = printable(Path(r.source or "?").name)
         if not r.windows:
-            print(f"  {name}: {_top(r.probabilities, args.top)}", flush=True)
+            print(f"  {name}: {_top(r.probabilities, args.top)}{_marks(r)}", flush=True)
             continue
         w = r.windows
         print(
             f"  {name}: {_top(r.probabilities, args.top)}  (mean of {len(w)} windows of "
-            f"{w[0].end - w[0].start:g} s over {_clock(r.duration or 0.0)})",
+            f"{w[0].end - w[0].start:g} s over {_clock(r.duration or 0.0)}){_marks(r)}",
             flush=True,
         )
         if args.windows:

@@ -238,7 +238,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     short = too_short(args, s)
     if short:
         print(f"edge-ser run: error: {short}", file=sys.stderr)
-        return 1
     print(
         f"edge-ser run: {s.updates} updates over {s.stream_seconds:.1f} s of audio in {s.wall_seconds:.1f} s "
         f"({s.cpu_seconds:.1f} s CPU); faces found in {s.faces_found} of {s.faces_cropped} crops",
@@ -247,4 +246,4 @@ def cmd_run(args: argparse.Namespace) -> int:
     saved = save_speaker_file(rec, getattr(args, "speaker_file", None))  # also after Ctrl-C: run() returned
     if saved:
         print(f"edge-ser run: {saved}", file=sys.stderr)
-    return 0
+    return 1 if short else 0

@@ -26,6 +26,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from edge_ser.audio.level import SILENCE_DB, level_db
 from edge_ser.errors import AudioFormatError, ConfigError, InferenceError
 from edge_ser.live.result import NO_RESULT, SILENCE, LiveResult, StageTimes
 from edge_ser.speaker import active_adapters, clips_held, held, learn_clip
@@ -50,7 +51,7 @@ class PipelineConfig:
     ema_alpha: float = 0.5
     """Weight of the newest window in the EMA (1 = no smoothing)."""
     majority_k: int = 5
-    vad_db: float = -45.0
+    vad_db: float = SILENCE_DB
     """Absolute gate: a window quieter than this (RMS, dBFS) is silence."""
     vad_margin_db: float = 10.0
     """Relative gate: a window must also be this far above the tracked noise floor."""
@@ -93,14 +94,6 @@ class PipelineConfig:
     def learn_seconds(self) -> float:
         """`learn_every` resolved: seconds of speech between two speaker-statistics updates."""
         return self.window if self.learn_every is None else self.learn_every
-
-
-def level_db(x: np.ndarray) -> float:
-    """RMS level in dBFS (-inf for digital silence)."""
-    if x.size == 0:
-        return -math.inf
-    rms = float(np.sqrt(np.mean(np.square(x, dtype=np.float64))))
-    return 20 * math.log10(rms) if rms > 0 else -math.inf
 
 
 class VadGate:
