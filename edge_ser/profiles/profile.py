@@ -321,6 +321,11 @@ class Profile:
             why = ""
             if self.measurement and precision in self.measurement.get("not_measured", {}):
                 why = f"; not measured: {self.measurement['not_measured'][precision]}"
+            others = [p for p in choices if p != precision]
+            why += (
+                f". A board's profile projects it from counts (e.g. --profile pi5); on this profile, bench a "
+                f"{'/'.join(others)} engine (benchmarks/backends.py times the int8 engines here side by side)"
+            )
             raise ProfileError(
                 f"{self._label}: roofline.targets.{target}.{precision}: profile {self.name!r} gives no roofline "
                 f"for {precision} on {target} (has: {', '.join(choices)}){why}"
