@@ -131,7 +131,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         w = r.windows
         print(
             f"  {name}: {_top(r.probabilities, args.top)}  (mean of {len(w)} windows of "
-            f"{w[0].end - w[0].start:g} s over {_clock(r.duration or 0.0)}){_marks(r)}",
+            f"{w[0].end - w[0].start:g} s covering 0:00-{_clock(r.duration or 0.0)}){_marks(r)}",
             flush=True,
         )
         if args.windows:
