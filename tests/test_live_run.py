@@ -150,3 +150,37 @@ def test_bench_refuses_bad_runs_and_a_live_run_without_a_file(capsys):
         assert f"--runs {runs}" in capsys.readouterr().err
     assert main(["bench", ser, "--live"]) == 2
     assert "--live needs --audio-file" in capsys.readouterr().err
+
+
+def test_a_face_only_bundle_runs_on_the_video_clock(media, tmp_path, capsys):
+    """face_fer takes no audio: `run` needs no microphone (silence as long as the video keeps the loop's clock),
+    classifies the windows with a face in view and says "no face" for the others; audio given to it is refused,
+    and `bench --live` asks for the video."""
+    from edge_ser.cli import main
+
+    _, video = media  # a drawn face for the first 4 s of 6
+    face = str(ROOT / "bundles" / "face_fer")
+    out = tmp_path / "face.jsonl"
+    args = [
+        "run",
+        face,
+        "--video-file",
+        str(video),
+        "--fast",
+        "--no-console",
+        "--window",
+        "1",
+        "--json",
+        str(out),
+    ]
+    assert main(args) == 0
+    rows = read_jsonl(out)
+    assert rows and rows[-1].t == pytest.approx(6.0)
+    assert rows[0].label != "no face" and rows[-1].label == "no face" and rows[-1].speech is False
+    assert all(r.mode == "video" for r in rows)
+    assert "s of video" in capsys.readouterr().err
+    wav, _ = media
+    assert main(["run", face, "--audio-file", str(wav), "--video-file", str(video), "--fast"]) == 2
+    assert "takes faces only" in capsys.readouterr().err
+    assert main(["bench", face, "--live"]) == 2
+    assert "needs --video-file" in capsys.readouterr().err

@@ -128,6 +128,12 @@ class InputKind(ABC):
         return 0
 
     @property
+    def hears(self) -> bool:
+        """Whether the model takes audio (False: a face-only model, which the live loop runs on a silent clock
+        and gates on a face in view instead of speech)."""
+        return True
+
+    @property
     def face_crop(self) -> FaceCropSpec | None:
         """How the device crops faces for this model (None without a faces input)."""
         return None

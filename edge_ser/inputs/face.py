@@ -191,6 +191,10 @@ class FaceKind(InputKind):
         return self.spec.k
 
     @property
+    def hears(self) -> bool:
+        return False
+
+    @property
     def face_crop(self) -> FaceCropSpec:
         return self.crop
 

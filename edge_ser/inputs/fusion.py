@@ -115,6 +115,10 @@ class FusionKind(InputKind):
         return max((k.faces for k in self.branches.values()), default=0)
 
     @property
+    def hears(self) -> bool:
+        return any(k.hears for k in self.branches.values())
+
+    @property
     def face_crop(self) -> FaceCropSpec | None:
         return next((k.face_crop for k in self.branches.values() if k.faces), None)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -60,6 +60,8 @@ class LiveBenchReport:
     faces_found: int
     faces_cropped: int
     fallbacks: int
+    audio: bool = True
+    """Whether the model takes audio (False: a face-only bundle, run on the video's clock)."""
 
     @property
     def paced(self) -> bool:
@@ -67,14 +69,14 @@ class LiveBenchReport:
         return self.wall_seconds >= 0.9 * self.stream_seconds
 
     def markdown(self) -> str:
-        media = "audio + video" if self.faces_cropped else "audio"
+        media = ("audio + video" if self.faces_cropped else "audio") if self.audio else "video"
         rows = [
             f"# edge-ser bench --live: {Path(self.bundle).name} on {self.engine}",
             "",
             f"{self.stream_seconds:.0f} s of {media} {'in real time' if self.paced else 'as fast as it runs (not paced)'} "
             f"({self.wall_seconds:.0f} s wall), {self.updates} updates ({self.updates_per_second:.2f}/s).",
             "",
-            "Features and inference over the updates that ran them (voice gate open: "
+            f"Features and inference over the updates that ran them ({'voice gate open' if self.audio else 'a face in view'}: "
             f"{self.speech_updates} of {self.updates}); the other stages over every update.",
             "",
             "| stage | p50 ms | p99 ms | mean ms |",
@@ -160,12 +162,19 @@ def cmd_bench_live(args) -> int:
 
     from edge_ser.live.command import build, too_short
 
-    if args.audio_file is None:
+    rss = RssSampler(args.rss_every)
+    from edge_ser.bundle import load_bundle
+
+    hears = load_bundle(args.bundle).input_kind.hears
+    if hears and args.audio_file is None:
         raise ConfigError(
             "--live needs --audio-file FILE (a WAV it plays in real time; and --video-file for an audio-visual "
             "bundle to see faces)"
         )
-    rss = RssSampler(args.rss_every)
+    if not hears and args.video_file is None:
+        raise ConfigError(
+            "--live with a face-only bundle needs --video-file FILE (a video or a folder of images)"
+        )
     _, runner = build(args, outputs=[rss], keep=1_000_000)
     t0 = time.perf_counter()
     stats = runner.run()
@@ -173,6 +182,7 @@ def cmd_bench_live(args) -> int:
     if short:
         raise ConfigError(short)
     report = summarize(stats, bundle=str(args.bundle), engine=runner.pipeline.engine.name, rss=rss)
+    report = replace(report, audio=hears)
     from edge_ser.text import printable
 
     print(printable(report.markdown(), keep_newlines=True))  # names and labels from the bundle

@@ -1,8 +1,9 @@
 """Where the live loop's audio and frames come from: a microphone and a camera, or files in their place.
 
 `CaptureSettings` says which (and how: device, size, rate, pacing); `open_capture` builds the sources for a
-bundle's input kind: audio at the kind's rate (a microphone opened at a rate it supports and resampled), and a camera (or video file) plus a face tracker only when the
-model takes faces. `edge-ser run` and `Recognizer.stream` both go through here.
+bundle's input kind: audio at the kind's rate (a microphone opened at a rate it supports and resampled; for a
+face-only model, silence as long as the video, as the loop's clock), and a camera (or video file) plus a face
+tracker only when the model takes faces. `edge-ser run` and `Recognizer.stream` both go through here.
 """
 
 from __future__ import annotations
@@ -63,7 +64,17 @@ def open_capture(settings: CaptureSettings, kind: InputKind) -> tuple[Any, Any, 
     Nothing is started here: the live loop starts the sources and stops them at the end.
     """
     s = settings
-    if s.audio_file is not None:
+    frames = _frames(s) if kind.faces else None
+    if (
+        not kind.hears
+    ):  # a face-only model: no microphone; silence keeps the loop's clock (the video's length)
+        from edge_ser.live.files import SilenceSource
+
+        if s.audio_file is not None:
+            raise ConfigError(f"{s.audio_file}: this bundle takes faces only, so there is no audio to play")
+        duration = frames.frame_count / frames.fps if getattr(frames, "frame_count", 0) else None
+        audio = SilenceSource(duration, kind.sample_rate, realtime=s.realtime)
+    elif s.audio_file is not None:
         from edge_ser.live.files import WavSource
 
         audio = WavSource(Path(s.audio_file), kind.sample_rate, realtime=s.realtime)
@@ -75,21 +86,24 @@ def open_capture(settings: CaptureSettings, kind: InputKind) -> tuple[Any, Any, 
                 device=_device(s.mic), rate=kind.sample_rate, capture_rate=s.mic_rate, channels=s.channels
             )
         )
-    if not kind.faces:
+    if frames is None:
         return audio, None, None
+    from edge_ser.live.face_track import FaceTracker, TrackSpec
+
+    return audio, frames, FaceTracker(kind.face_crop, TrackSpec(every=s.face_every))
+
+
+def _frames(s: CaptureSettings) -> Any:
+    """The frame source: the video file (or image folder) when given, else the camera."""
     if s.video_file is not None:
         from edge_ser.live.files import VideoFileSource
 
         video = Path(s.video_file)
-        frames = VideoFileSource(video, fps=s.image_fps if video.is_dir() else None, realtime=s.realtime)
-    else:
-        from edge_ser.live.camera import CameraConfig, CameraSource
+        return VideoFileSource(video, fps=s.image_fps if video.is_dir() else None, realtime=s.realtime)
+    from edge_ser.live.camera import CameraConfig, CameraSource
 
-        source = _device(s.camera if s.camera is not None else 0)
-        frames = CameraSource(CameraConfig(source=source, width=s.width, height=s.height, fps=s.fps))
-    from edge_ser.live.face_track import FaceTracker, TrackSpec
-
-    return audio, frames, FaceTracker(kind.face_crop, TrackSpec(every=s.face_every))
+    source = _device(s.camera if s.camera is not None else 0)
+    return CameraSource(CameraConfig(source=source, width=s.width, height=s.height, fps=s.fps))
 
 
 __all__ = ["CaptureSettings", "open_capture"]

@@ -239,7 +239,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if short:
         print(f"edge-ser run: error: {short}", file=sys.stderr)
     print(
-        f"edge-ser run: {s.updates} updates over {s.stream_seconds:.1f} s of audio in {s.wall_seconds:.1f} s "
+        f"edge-ser run: {s.updates} updates over {s.stream_seconds:.1f} s of {'audio' if rec.kind.hears else 'video'} "
+        f"in {s.wall_seconds:.1f} s "
         f"({s.cpu_seconds:.1f} s CPU); faces found in {s.faces_found} of {s.faces_cropped} crops",
         file=sys.stderr,
     )

@@ -18,11 +18,13 @@ resampled to the wanted rate with `edge_ser.audio` (the same resampler training 
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -63,11 +65,14 @@ class WavSource:
     ) -> None:
         self.path = Path(path)
         self._rate = _positive_int("WavSource: rate", rate)
+        self._setup(_Samples(self.path, self._rate), realtime, chunk, ring_seconds)  # header checked here
+
+    def _setup(self, samples: Any, realtime: bool, chunk: int, ring_seconds: float) -> None:
         self.chunk = _positive_int("WavSource: chunk", chunk)
         if not (isinstance(ring_seconds, (int, float)) and ring_seconds > 0):
             raise ConfigError(f"WavSource: ring_seconds must be > 0, got {ring_seconds!r}")
         self.realtime = bool(realtime)
-        self._audio = _Samples(self.path, self._rate)  # header checked (and up to 30 s decoded) here
+        self._audio = samples
         self.ring = AudioRing(max(int(ring_seconds * self._rate), 2 * self.chunk), 1)
         self._pos = 0  # fast mode: samples handed out
         self._started = False
@@ -186,6 +191,45 @@ class WavSource:
         mode = "realtime" if self.realtime else "fast"
         length = "long" if self.duration is None else f"{self.duration:.2f} s"
         return f"WavSource({str(self.path)!r}, {self._rate} Hz, {length}, {mode})"
+
+
+class SilenceSource(WavSource):
+    """Silence played like a file: the live loop's clock for a model that takes no audio (a face model). It lasts
+    `duration` seconds (a video file's length) or, with None, until stopped (a camera)."""
+
+    def __init__(
+        self, duration: float | None, rate: int = 16000, *, realtime: bool = True, chunk: int = DEFAULT_CHUNK
+    ) -> None:
+        if duration is not None and not (math.isfinite(duration) and duration >= 0):
+            raise ConfigError(f"SilenceSource: duration must be >= 0 s or None, got {duration!r}")
+        self.path = Path("(no audio)")
+        self._rate = _positive_int("SilenceSource: rate", rate)
+        self._setup(_Silence(duration, self._rate), realtime, chunk, 10.0)
+
+    def __repr__(self) -> str:
+        length = "until stopped" if self.duration is None else f"{self.duration:.2f} s"
+        return f"SilenceSource({self._rate} Hz, {length}, {'realtime' if self.realtime else 'fast'})"
+
+
+class _Silence:
+    """`_Samples`' interface over zeros: `duration` seconds of them, or endless with None."""
+
+    def __init__(self, duration: float | None, rate: int) -> None:
+        self.duration = duration
+        self._left = None if duration is None else int(round(duration * rate))
+
+    def take(self, n: int) -> np.ndarray:
+        k = n if self._left is None else min(n, self._left)
+        if self._left is not None:
+            self._left -= k
+        return np.zeros(k, np.float32)
+
+    @property
+    def exhausted(self) -> bool:
+        return self._left == 0
+
+    def close(self) -> None:
+        pass
 
 
 class _Samples:

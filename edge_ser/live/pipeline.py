@@ -28,7 +28,7 @@ import numpy as np
 
 from edge_ser.audio.level import SILENCE_DB, level_db
 from edge_ser.errors import AudioFormatError, ConfigError, InferenceError
-from edge_ser.live.result import NO_RESULT, SILENCE, LiveResult, StageTimes
+from edge_ser.live.result import NO_FACE, NO_RESULT, SILENCE, LiveResult, StageTimes
 from edge_ser.speaker import active_adapters, clips_held, held, learn_clip
 
 SMOOTHING = ("ema", "majority", "none")
@@ -206,7 +206,8 @@ class LivePipeline:
         t0 = time.perf_counter()
         # the gate looks at the newest hop: "is someone speaking now", not "was there speech in the window"
         db = level_db(window[-max(1, int(round(self.config.hop * self.sr))) :])
-        speech = self.gate(db)
+        # a face-only model (no audio) asks for a face in view instead of speech
+        speech = self.gate(db) if self.kind.hears else self.kind.enough_faces(faces, self.config.min_faces)
         learn_ms = 0.0  # the features of an utterance that joins the statistics, on the update that ends it
         if self.config.learn == "utterances" and self._follow_utterance(window, speech):
             learn_ms = (time.perf_counter() - t0) * 1e3
@@ -221,7 +222,8 @@ class LivePipeline:
             self.smoother.reset()
             total = capture_ms + face_ms + (time.perf_counter() - t0) * 1e3
             return LiveResult(
-                **common, probs=(), smoothed=(0.0,) * n, label=SILENCE, confidence=0.0, speech=False, mode=mode,
+                **common, probs=(), smoothed=(0.0,) * n, label=SILENCE if self.kind.hears else NO_FACE,
+                confidence=0.0, speech=False, mode=mode,
                 fallback=None, times=StageTimes(capture_ms, learn_ms, face_ms, 0.0, total),
                 speaker_clips=self.speaker_clips(),
             )  # fmt: skip

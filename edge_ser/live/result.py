@@ -62,5 +62,7 @@ class LiveResult:
 
 
 SILENCE = "silence"
+NO_FACE = "no face"
+"""The label of a window in which a face-only model saw no face (its `speech` is False: nothing to classify)."""
 NO_RESULT = "no result"
 """The label of a window the model could not answer (NaN or infinite input or logits; `notes` says why)."""
