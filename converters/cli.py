@@ -125,7 +125,7 @@ def cmd_data(args: argparse.Namespace) -> int:
     s = summarize(records)
     print(f"{name}: {len(records)} records{_skipped_line(skipped)}")
     for key, counts in s.items():
-        if isinstance(counts, dict) and len(counts) > MAX_LISTED:  # FER-2013: every image is its own "speaker"
+        if isinstance(counts, dict) and len(counts) > MAX_LISTED:  # FER-2013: each image its own speaker
             print(f"  {key}: {len(counts)} (each with {min(counts.values())}-{max(counts.values())} records)")
         elif isinstance(counts, dict):
             print(f"  {key}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))

@@ -970,3 +970,19 @@ def test_real_microphone_survives_the_server_going_away(pulse: PulseServer, capt
             time.sleep(0.05)
         assert mic.healthy and mic.restarts >= 1, mic.last_error
         assert _record(mic, 0.2).size == 3200
+
+
+def test_silence_source_is_a_clock_of_the_given_length() -> None:
+    """A face-only bundle's audio: zeros as long as the video (fast: exactly that many samples, then finished),
+    or endless for a camera; a negative length is refused."""
+    from edge_ser.live.files import SilenceSource
+
+    src = SilenceSource(1.5, 16000, realtime=False)
+    assert isinstance(src, AudioSource) and src.duration == 1.5
+    got = [src.read(4000) for _ in range(7)]
+    assert sum(g.size for g in got) == 24000 and not any(g.any() for g in got)
+    assert src.finished and src.stream_time == pytest.approx(1.5)
+    endless = SilenceSource(None, 16000, realtime=False)
+    assert endless.read(100_000).size == 100_000 and not endless.finished
+    with pytest.raises(ConfigError):
+        SilenceSource(-1.0)

@@ -22,7 +22,7 @@ import math
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -65,14 +65,15 @@ class WavSource:
     ) -> None:
         self.path = Path(path)
         self._rate = _positive_int("WavSource: rate", rate)
-        self._setup(_Samples(self.path, self._rate), realtime, chunk, ring_seconds)  # header checked here
+        self._setup(lambda: _Samples(self.path, self._rate), realtime, chunk, ring_seconds)  # header checked
 
-    def _setup(self, samples: Any, realtime: bool, chunk: int, ring_seconds: float) -> None:
+    def _setup(self, samples: Callable[[], Any], realtime: bool, chunk: int, ring_seconds: float) -> None:
+        """The settings checked, then the samples opened (`samples()`), then the ring and the player's state."""
         self.chunk = _positive_int("WavSource: chunk", chunk)
         if not (isinstance(ring_seconds, (int, float)) and ring_seconds > 0):
             raise ConfigError(f"WavSource: ring_seconds must be > 0, got {ring_seconds!r}")
         self.realtime = bool(realtime)
-        self._audio = samples
+        self._audio = samples()
         self.ring = AudioRing(max(int(ring_seconds * self._rate), 2 * self.chunk), 1)
         self._pos = 0  # fast mode: samples handed out
         self._started = False
@@ -204,7 +205,7 @@ class SilenceSource(WavSource):
             raise ConfigError(f"SilenceSource: duration must be >= 0 s or None, got {duration!r}")
         self.path = Path("(no audio)")
         self._rate = _positive_int("SilenceSource: rate", rate)
-        self._setup(_Silence(duration, self._rate), realtime, chunk, 10.0)
+        self._setup(lambda: _Silence(duration, self._rate), realtime, chunk, 10.0)
 
     def __repr__(self) -> str:
         length = "until stopped" if self.duration is None else f"{self.duration:.2f} s"
