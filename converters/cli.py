@@ -14,7 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from converters.registry import MODELS, model_names
-from edge_ser.cli.common import adapt_mode, add_adapt_arg, add_engine_args, media_files
+from edge_ser.cli.common import adapt_mode, add_adapt_arg, add_engine_args, in_range, media_files
 from edge_ser.errors import AudioFormatError, MissingDependencyError
 
 FER_SPLITS = ("train", "validation", "test")
@@ -469,22 +469,26 @@ def _add_train_args(p: argparse.ArgumentParser, *, data_default: str | None, out
     )
     p.add_argument(
         "--n-per-class",
-        type=int,
+        type=in_range(1),
         default=None,
         help="clips per class of the built-in synthetic sets (default: 30 for synthetic, 40 for synthetic-av)",
     )
     p.add_argument(
         "--folds",
-        type=int,
+        type=in_range(2),
         default=5,
         help="speaker folds of --split speaker (default 5; at most the data set's speakers, e.g. 2 for TESS: "
         "then val is a tenth of the training speaker's clips)",
     )
     p.add_argument("--fold", type=int, default=0, help="which speaker fold is the test set (default 0)")
     p.add_argument("--seed", type=int, default=0, help="seed of the split, the weights and the batches")
-    p.add_argument("--epochs", type=int, default=300, help="maximum epochs (default 300)")
-    p.add_argument("--patience", type=int, default=30, help="early-stopping patience in epochs (default 30)")
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    p.add_argument("--epochs", type=in_range(1), default=300, help="maximum epochs (default 300)")
+    p.add_argument(
+        "--patience", type=in_range(1), default=30, help="early-stopping patience in epochs (default 30)"
+    )
+    p.add_argument(
+        "--threads", type=in_range(1), default=None, help="torch threads (default: torch's choice)"
+    )
     p.add_argument("--out", default=out_default, help=f"output folder (default {out_default})")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars or tables")
     _add_strict(p)
@@ -501,12 +505,15 @@ def _add_laq_args(p: argparse.ArgumentParser, *, recipe: str) -> None:
     )
     p.add_argument(
         "--t-margin",
-        type=float,
+        type=in_range(0.0, 1.0, float),
         default=0.05,
         help="LAQ T_margin: accuracy drop the top-ranked layer may cost (default 0.05 = 5 points)",
     )
     p.add_argument(
-        "--budget", type=float, default=1.75, help="average-bits budget of 'sensitivity' (default 1.75)"
+        "--budget",
+        type=in_range(1.0, 8.0, float),
+        default=1.75,
+        help="average-bits budget of 'sensitivity' (default 1.75)",
     )
     p.add_argument("--tar", action="store_true", help="write the bundle as one .tar instead of a folder")
     p.add_argument(
@@ -560,7 +567,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Generate the deterministic synthetic data set as WAV files.",
     )
     p.add_argument("out", type=Path, help="output folder")
-    p.add_argument("--n-per-class", type=int, default=30, help="clips per class (default 30)")
+    p.add_argument("--n-per-class", type=in_range(1), default=30, help="clips per class (default 30)")
     p.add_argument("--sr", type=int, default=16000, help="sample rate in Hz (default 16000)")
     p.add_argument("--duration", type=float, default=1.5, help="clip length in seconds (default 1.5)")
     p.add_argument("--speakers", type=int, default=6, help="number of synthetic speakers (default 6)")
@@ -623,11 +630,20 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="av_cnn: the 6 frames as conv1's channels (default) or one shared per-frame CNN",
     )
     p.add_argument("--same", action="store_true", help="av_cnn: 'same' 3x3 padding instead of valid")
-    p.add_argument("--classes", type=int, default=7, help="output classes (default 7)")
-    p.add_argument("--in-features", type=int, default=180, help="laq_mlp input size (default 180)")
-    p.add_argument("--width", type=float, default=1.0, help="log-Mel models: channel width multiplier")
-    p.add_argument("--mels", type=int, default=128, help="log-Mel models: patch height M (default 128)")
-    p.add_argument("--frames", type=int, default=64, help="log-Mel models: patch width T (default 64)")
+    p.add_argument("--classes", type=in_range(2), default=7, help="output classes (default 7)")
+    p.add_argument("--in-features", type=in_range(1), default=180, help="laq_mlp input size (default 180)")
+    p.add_argument(
+        "--width",
+        type=in_range(0.125, 8.0, float),
+        default=1.0,
+        help="log-Mel models: channel width multiplier",
+    )
+    p.add_argument(
+        "--mels", type=in_range(16), default=128, help="log-Mel models: patch height M (default 128)"
+    )
+    p.add_argument(
+        "--frames", type=in_range(16), default=64, help="log-Mel models: patch width T (default 64)"
+    )
     p.set_defaults(func=cmd_model)
 
     p = sub.add_parser(

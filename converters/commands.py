@@ -41,6 +41,11 @@ def _task(args: argparse.Namespace, spec: FeatureSpec) -> Task:
         return synthetic_av_task(args.mode, n_per_class=n, seed=args.seed, cache=_cache(args))
     if args.data in AV_DATA:
         raise ConfigError(f"--data {args.data} is audio-visual: use --model av_cnn")
+    if args.data == "fer2013":
+        raise ConfigError(
+            "--data fer2013 holds face images, not speech: the face model is trained by "
+            "`python benchmarks/face_fer.py train` (docs/face.md)"
+        )
     synth = None
     if args.data == "synthetic":
         n = getattr(args, "n_per_class", None)
@@ -98,9 +103,20 @@ def _spec_dict(task: Task) -> dict:
     return task.spec.to_dict()
 
 
+def _out_dir(args: argparse.Namespace) -> Path:
+    """`--out`, created now (ConfigError naming it when it cannot be: under a file, no permission, ...)."""
+    out = Path(args.out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"--out {out}: cannot make this folder: {e.strerror or e}") from None
+    return out
+
+
 def cmd_train(args: argparse.Namespace, spec: FeatureSpec, *, title: str | None = None) -> int:
     say = _say(args)
     t_start = time.perf_counter()
+    out = _out_dir(args)  # before any work: a folder that cannot be made is an error now, not after training
     if title:
         say(title)
     task = _task(args, spec)
@@ -113,7 +129,8 @@ def cmd_train(args: argparse.Namespace, spec: FeatureSpec, *, title: str | None 
     res, cfg = _train_float(args, task, split)
     Xte, yte = task.inputs(split.test), task.y[split.test]
     test_acc = accuracy(res.model, Xte, yte)
-    chance = float(np.bincount(task.y).max() / len(task.y))
+    majority = int(np.bincount(task.y[split.train]).argmax())  # the training split's most common class
+    chance = float(np.mean(yte == majority))
     say(
         f"[3/3] {model_line(res.model, task.model_name)}\n      best epoch {res.best_epoch} of {res.epochs_run}, "
         f"{res.seconds:.1f} s; val acc {res.best_val_acc:.3f}\n"
@@ -121,8 +138,6 @@ def cmd_train(args: argparse.Namespace, spec: FeatureSpec, *, title: str | None 
     say(f"test accuracy: {test_acc:.3f}  (n={sz['test']}, majority-class baseline {chance:.3f})")
     pred = predict(res.model, Xte).argmax(1)
     cm = _print_confusion(say, task.classes, yte, pred)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     torch.save(
         {
             "state_dict": res.model.state_dict(),
@@ -168,6 +183,7 @@ def cmd_laq(args: argparse.Namespace, spec: FeatureSpec, *, title: str | None = 
     """Train -> allocate bits -> QAT -> export a bundle; returns the summary it writes."""
     say = _say(args)
     t_start = time.perf_counter()
+    out = _out_dir(args)  # before any work
     if title:
         say(title)
     task = _task(args, spec)
@@ -190,8 +206,6 @@ def cmd_laq(args: argparse.Namespace, spec: FeatureSpec, *, title: str | None = 
         + (f", rounding only {ptq_acc:.3f}" if ptq_acc is not None else "")
         + f" ({c.seconds:.1f} s)"
     )
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     c.plan.save(out / "bitplan.json")
     bundle_path = out / ("bundle.tar" if args.tar else "bundle")
     acc = {
@@ -288,14 +302,18 @@ def cmd_model(args: argparse.Namespace) -> int:
         "av": {"mode": args.mode, "frame_fusion": args.frame_fusion, "video_padding": 1 if args.same else 0},
         "functionals": {},
         "sequence": {},  # the sequence kind's default window (150 frames x 39 MFCCs)
-    }[kind]
+        "face": {},  # one 48x48 grey crop
+    }.get(kind, {})
     model = build(args.name, num_classes=args.classes, **options)
     counts = count_model(model)
     rows, total = dense_rows(model, counts), counts.dense_flops
     params = count_params(model)
-    per = {"patches": "per log-Mel patch", "vector": "per clip vector", "sequence": "per 3 s window"}.get(
-        kind, "per clip"
-    )
+    per = {
+        "patches": "per log-Mel patch",
+        "vector": "per clip vector",
+        "sequence": "per 3 s window",
+        "face": "per face crop",
+    }.get(kind, "per clip")
     print(f"{args.name}" + (f" [{args.mode}]" if kind == "av" else "") + f", {per}:")
     print(f"  {'layer':18s} {'op':7s} {'input':>14s} {'output':>14s} {'params':>8s} {'FLOPs':>12s}")
     for r in rows:

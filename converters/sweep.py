@@ -404,7 +404,8 @@ class Sweep:
         res = self.results(backend)
         if res.errors:
             self._say(
-                f"sweep {self.name}: {len(res.errors)} point(s) failed; re-run with retry_errors to retry"
+                f"sweep {self.name}: {len(res.errors)} point(s) failed; re-run with --retry-errors (retry_errors=True) "
+                "to run them again"
             )
         return res
 

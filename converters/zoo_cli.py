@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from converters.registry import INPUT_LABELS, MODELS
+from edge_ser.cli.common import in_range
 from edge_ser.errors import ConfigError
 from edge_ser.fileio import atomic_write
 
@@ -142,6 +143,7 @@ def cmd_zoo(args: argparse.Namespace) -> int:
         max_concurrent=args.max_concurrent,
         progress=not args.quiet,
         log=say,
+        retry_errors=args.retry_errors,
     )
     res = sweep.run()
     what = (
@@ -161,8 +163,10 @@ def add_zoo_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", default="emodb", help="data set name (default emodb)")
     p.add_argument("--root", type=Path, default=None, help="data set folder (default: found under datasets/)")
     p.add_argument("--split", choices=("random", "loso"), default="random", help="default random (80/10/10)")
-    p.add_argument("--seeds", type=int, default=10, help="random splits: seeds 0..N-1 (default 10)")
-    p.add_argument("--folds", type=int, default=10, help="loso: the first N speakers left out (default 10)")
+    p.add_argument("--seeds", type=in_range(1), default=10, help="random splits: seeds 0..N-1 (default 10)")
+    p.add_argument(
+        "--folds", type=in_range(1), default=10, help="loso: the first N speakers left out (default 10)"
+    )
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="a ZooPoint field for every point")
     p.add_argument(
         "--laq", default="", help="also compress, bundle and time (a recipe, e.g. sensitivity@1.75)"
@@ -171,6 +175,11 @@ def add_zoo_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--name", default=None, help="results file name (default zoo-DATA-SPLIT)")
     p.add_argument("--backend", choices=("auto", "serial", "ray"), default="auto")
     p.add_argument("--max-concurrent", type=int, default=None, help="points run at once on Ray")
+    p.add_argument(
+        "--retry-errors",
+        action="store_true",
+        help="run again the points whose latest result is an error (they are kept, not retried, by default)",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 

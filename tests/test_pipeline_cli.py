@@ -86,6 +86,40 @@ def test_cli_errors_are_one_line(tmp_path: Path, capsys) -> None:
     assert "unknown field" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["train", "--data", "synthetic", "--epochs", "0"], "argument --epochs: 0 must be >= 1"),
+        (["train", "--data", "synthetic", "--n-per-class", "0"], "argument --n-per-class: 0 must be >= 1"),
+        (["train", "--data", "synthetic", "--threads", "-1"], "argument --threads: -1 must be >= 1"),
+        (["laq", "--data", "synthetic", "--budget", "-1"], "argument --budget: -1 must be in 1..8"),
+        (["laq", "--data", "synthetic", "--t-margin", "nan"], "argument --t-margin: nan must be in 0..1"),
+        (["model", "laq_mlp", "--classes", "0"], "argument --classes: 0 must be >= 2"),
+        (["model", "tiny_transformer", "--frames", "0"], "argument --frames: 0 must be >= 16"),
+        (["zoo", "--seeds", "0"], "argument --seeds: 0 must be >= 1"),
+    ],
+)
+def test_bad_option_values_stop_before_any_work(args, says, capsys) -> None:
+    with pytest.raises(SystemExit) as e:
+        main(args)
+    assert e.value.code == 2 and says in capsys.readouterr().err
+
+
+def test_output_and_data_mistakes_are_found_first(tmp_path: Path, capsys) -> None:
+    """An --out that cannot be made fails before training (it failed after, with a traceback); FER-2013 is not
+    speech; a face model's layers print like the others'."""
+    (tmp_path / "afile").write_text("")
+    assert main(["train", "--data", "synthetic", "--out", str(tmp_path / "afile" / "run"), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "--out" in err and "cannot make this folder" in err
+    assert main(["laq", "--data", "fer2013", "--out", str(tmp_path / "run"), "-q"]) == 2
+    assert "holds face images, not speech" in capsys.readouterr().err
+    assert main(["synth", str(tmp_path / "afile" / "x")]) == 2  # an OSError: one line, the path named
+    assert "afile" in capsys.readouterr().err
+    assert main(["model", "face_cnn"]) == 0
+    assert "per face crop" in capsys.readouterr().out
+
+
 def test_same_seed_same_model(tmp_path: Path) -> None:
     """A run is reproducible: same data, seed and threads give bit-identical weights and accuracy."""
     import torch

@@ -106,6 +106,9 @@ def main(argv: list[str] | None = None) -> int:
     ):  # the reader went away (`edge-ser info ... | head`): stop quietly, as Unix tools do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as e:  # a file or folder the command could not read or write: named by the error itself
+        print(printable(f"edge-ser {args.command}: error: {e}"), file=sys.stderr)
+        return 2
     finally:
         warnings.formatwarning = formatwarning
 

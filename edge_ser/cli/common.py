@@ -13,6 +13,26 @@ from edge_ser.inputs.base import AUDIO_EXTENSIONS
 ENGINE_HELP = "auto (default), onnxruntime, numpy, or tflite / tflite-int8 / tflite-fp16 / tflite-fp32"
 
 
+def in_range(low: float, high: float | None = None, kind: type = int):  # noqa: ANN201 - an argparse type
+    """An argparse `type` that reads a number of `kind` and refuses one outside [low, high] (high None: no upper
+    bound, and nan always), so a bad value stops the command before any work, with the option named by argparse."""
+
+    def read(text: str):  # noqa: ANN202
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not a{'n integer' if kind is int else ' number'}"
+            ) from None
+        if not (value >= low and (high is None or value <= high)):  # nan fails both
+            what = f"in {low:g}..{high:g}" if high is not None else f">= {low:g}"
+            raise argparse.ArgumentTypeError(f"{text} must be {what}")
+        return value
+
+    read.__name__ = kind.__name__  # argparse names the type in its messages
+    return read
+
+
 def media_files(paths: Iterable[Path], extensions: tuple[str, ...] = AUDIO_EXTENSIONS) -> list[Path]:
     """The files given, and those with one of `extensions` inside the folders given (recursively, sorted).
 
@@ -26,7 +46,10 @@ def add_engine_args(p: argparse.ArgumentParser, *, threads_default: int | None =
     p.add_argument("--engine", default="auto", help=ENGINE_HELP)
     default = threads_default if threads_default is not None else "the engine's choice"
     p.add_argument(
-        "--threads", type=int, default=threads_default, help=f"inference threads (default: {default})"
+        "--threads",
+        type=in_range(0),
+        default=threads_default,
+        help=f"inference threads (default: {default})",
     )
     p.add_argument(
         "--delegate",
