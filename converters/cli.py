@@ -333,9 +333,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
         title="edge-ser demo, the main job on built-in data: synthetic speech -> 180-d features (cached) -> "
         "laq_mlp -> LAQ bits -> QAT -> ONNX + packed bundle -> device engines -> live pipeline -> roofline.",
     )
+    from converters.evaluate import Selection, select
+    from converters.tasks import AV_DATA
+
+    if args.data in AV_DATA:  # its clips are made in memory: there is no file to run through the device path
+        print(f"\n(--data {args.data}: no sample files, so no device run on a clip or live stream)")
+        _demo_roofline(Path(summary["bundle"]), Path(args.out))
+        return 0
     _, records = load_records(args.data, args.root, cache_dir=args.cache)
+    # clips of the split's test part (the model never trained on them), as `edge-ser eval --split` picks them
+    records = select(records, Selection(args.split, seed=args.seed, fold=args.fold, folds=args.folds))
     sample = records[len(records) // 2]
-    print(f"\ndevice run on a sample clip ({sample.source.name}, true label: {sample.label}):")
+    print(f"\ndevice run on a held-out test clip ({sample.source.name}, true label: {sample.label}):")
     from edge_ser.cli.predict import cmd_predict
     from edge_ser.engines import engines_for
 
@@ -378,7 +387,7 @@ def _demo_roofline(bundle_path: Path, out: Path) -> None:
 
 
 def _demo_live(bundle_path: Path, records, out: Path, *, quiet: bool = False) -> None:
-    """The live pipeline (`edge-ser run`, fast file mode) on a stream of four sample clips with pauses."""
+    """The live pipeline (`edge-ser run`, fast file mode) on a stream of four held-out clips with pauses."""
     import numpy as np
 
     from edge_ser.audio import load, write_wav

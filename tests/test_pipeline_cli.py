@@ -27,7 +27,7 @@ def test_demo_runs_the_pipeline_and_leaves_a_bundle(tmp_path: Path, capsys) -> N
         assert check["same_class"] == 1.0 and check["max_rel_diff"] < 1e-4, (engine, check)
     assert (out / "bundle" / "manifest.json").is_file() and (out / "bitplan.json").is_file()
     printed = capsys.readouterr().out
-    assert "device run on a sample clip" in printed and "(numpy: 1 file(s)" in printed
+    assert "device run on a held-out test clip" in printed and "(numpy: 1 file(s)" in printed
     # the live pipeline on the sample stream: 4 clips with pauses -> decisions and "silence" in the pauses
     from edge_ser.live.outputs.jsonl import read_jsonl
 
