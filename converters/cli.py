@@ -47,7 +47,7 @@ def _add_spec(p: argparse.ArgumentParser) -> None:
         "--spec",
         type=Path,
         default=None,
-        help="FeatureSpec JSON file (default: converters.recipe.DEFAULT_SPEC, 180-d at 16 kHz / 0-8 kHz, "
+        help="FeatureSpec JSON file (default: converters.recipe.DEFAULT_SPEC, 180-d at 16 kHz / mel 0-7.2 kHz, "
         "DC removed, level -26 dBFS)",
     )
 
@@ -93,9 +93,12 @@ def cmd_features(args: argparse.Namespace) -> int:
     )
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        np.save(args.out, X)
+        npy = (
+            args.out if args.out.suffix == ".npy" else args.out.with_name(args.out.name + ".npy")
+        )  # as np.save
+        np.save(npy, X)
         args.out.with_suffix(".txt").write_text("\n".join(str(f) for f in files) + "\n")
-        print(f"wrote {args.out} and {args.out.with_suffix('.txt')} (one path per row)")
+        print(f"wrote {npy} and {args.out.with_suffix('.txt')} (one path per row)")
     elif len(files) <= 5:
         np.set_printoptions(precision=3, suppress=True, linewidth=110)
         for f, x in zip(files, X, strict=True):
@@ -330,8 +333,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     summary = run(
         args,
         _load_spec(args),
-        title="edge-ser demo, the main job on built-in data: synthetic speech -> 180-d features (cached) -> "
-        "laq_mlp -> LAQ bits -> QAT -> ONNX + packed bundle -> device engines -> live pipeline -> roofline.",
+        title=f"edge-ser demo, the main job on {'built-in synthetic speech' if args.data == 'synthetic' else args.data}: "
+        "180-d features (cached) -> laq_mlp -> LAQ bits -> QAT -> ONNX + packed bundle -> device engines -> live "
+        "pipeline -> roofline.",
     )
     from converters.evaluate import Selection, select
     from converters.tasks import AV_DATA
@@ -537,7 +541,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add the host commands to `edge-ser` (the `host` entry point of the group `edge_ser.commands`)."""
     p = sub.add_parser(
         "features",
-        help="extract clip feature vectors (180-d LAQ recipe) from audio files",
+        help="[host] extract clip feature vectors (180-d LAQ recipe) from audio files",
         description="Extract the clip feature vector of each audio file (folders are searched "
         "recursively), through the feature cache.",
     )
@@ -551,7 +555,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser(
         "data",
-        help="summarise a data set: clips per label and speaker",
+        help="[host] summarise a data set: clips per label and speaker",
         description="Load a data set's file list and print its label and speaker counts. Only files that "
         "decode are counted (a header parse of each audio file): the others are named in a warning each and "
         "counted as skipped.",
@@ -572,7 +576,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser(
         "synth",
-        help="write the synthetic labelled speech data set to a folder",
+        help="[host] write the synthetic labelled speech data set to a folder",
         description="Generate the deterministic synthetic data set as WAV files.",
     )
     p.add_argument("out", type=Path, help="output folder")
@@ -585,7 +589,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser(
         "eval",
-        help="a bundle's accuracy, UAR and confusion matrix on a labelled data set, through the device path",
+        help="[host] a bundle's accuracy, UAR and confusion matrix on a labelled data set, through the device path",
         description="Run a bundle on every file of a labelled data set as the device would (edge_ser.Recognizer, "
         "no torch): accuracy, unweighted average recall (UAR), per-class recall, the confusion matrix (table "
         "and --png), the share of OOD-flagged inputs and time per clip. Files of a class the bundle does not "

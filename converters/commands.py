@@ -259,7 +259,7 @@ def cmd_laq(args: argparse.Namespace, spec: FeatureSpec, *, title: str | None = 
         checks[name] = {"max_rel_diff": rel, "same_class": same, "out_of_range_rows": int((~keep).sum())}
         flagged = f" ({int((~keep).sum())} out-of-range rows left out: clamped)" if (~keep).any() else ""
         say(
-            f"      engine {name}: same class as torch on {same:.1%} of {len(yte)} test clips, "
+            f"      engine {name}: same class as torch on {same:.1%} of {int(keep.sum())} test clips, "
             f"logits within {rel:.1e} relative{flagged}"
         )
     summary = {

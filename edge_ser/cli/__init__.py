@@ -67,14 +67,15 @@ def build_parser(*, plugins: bool = True) -> argparse.ArgumentParser:
 
 
 def _short_warnings(command: str) -> Callable[..., str]:
-    """A warnings format for the user: our own warnings (a skipped file, an engine provider) as one line
+    """A warnings format for the user: our own warnings (a skipped file, an engine provider, a data set's skipped
+    record: converters' DatasetWarning, named here as the device package may not have converters) as one line
     `edge-ser CMD: warning: ...`, without the source file and line that Python's format adds; others as usual."""
     from edge_ser.errors import InputWarning, ProviderWarning
 
     default = warnings.formatwarning
 
     def fmt(message, category, filename, lineno, line=None) -> str:  # noqa: ANN001 - warnings' signature
-        if issubclass(category, (InputWarning, ProviderWarning)):
+        if issubclass(category, (InputWarning, ProviderWarning)) or category.__name__ == "DatasetWarning":
             return f"edge-ser {command}: warning: {message}\n"
         return default(message, category, filename, lineno, line)
 
