@@ -66,13 +66,21 @@ class FeatureCache:
         return vec if vec.shape == (spec.dim,) else None
 
     def put(self, spec: FeatureSpec, digest: str, vec: np.ndarray) -> None:
+        """Store one vector. A cache that cannot be written (under a file, no permission, a full disk) is a
+        ConfigError naming it, not a file that seems undecodable (extract skips those)."""
         path = self._path(spec, digest)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        spec_file = path.parent.parent / "spec.json"
-        if not spec_file.exists():
-            atomic_write(spec_file, spec.to_json(), permissions=None)
-        with atomic_writer(path, fsync=False, permissions=None) as fh:  # a cache: a lost entry is recomputed
-            np.save(fh, np.asarray(vec, dtype=np.float32), allow_pickle=False)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            spec_file = path.parent.parent / "spec.json"
+            if not spec_file.exists():
+                atomic_write(spec_file, spec.to_json(), permissions=None)
+            with atomic_writer(path, fsync=False, permissions=None) as fh:  # a lost entry is recomputed
+                np.save(fh, np.asarray(vec, dtype=np.float32), allow_pickle=False)
+        except OSError as e:
+            raise ConfigError(
+                f"feature cache {self.root}: cannot write {path.name}: {e.strerror or e}; give another --cache "
+                "folder, or --no-cache"
+            ) from None
 
 
 @dataclass(frozen=True)

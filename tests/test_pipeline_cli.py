@@ -118,6 +118,12 @@ def test_output_and_data_mistakes_are_found_first(tmp_path: Path, capsys) -> Non
     assert "afile" in capsys.readouterr().err
     assert main(["model", "face_cnn"]) == 0
     assert "per face crop" in capsys.readouterr().out
+    from converters.data import SyntheticSpec, write
+
+    clip = write(SyntheticSpec(n_per_class=1, labels=("happy",)), tmp_path / "synth")[0].source
+    assert main(["features", str(clip), "--cache", str(tmp_path / "afile")]) == 2  # not "undecodable audio"
+    err = capsys.readouterr().err
+    assert "feature cache" in err and "--no-cache" in err and "skipped" not in err
 
 
 def test_same_seed_same_model(tmp_path: Path) -> None:
