@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from converters.compress import compress
+from converters.compress import check_recipe, compress
 from converters.data import SyntheticSpec
 from converters.export.bundle import build_bundle
 from converters.featurize import FeatureCache, default_cache_dir
@@ -183,7 +183,8 @@ def cmd_laq(args: argparse.Namespace, spec: FeatureSpec, *, title: str | None = 
     """Train -> allocate bits -> QAT -> export a bundle; returns the summary it writes."""
     say = _say(args)
     t_start = time.perf_counter()
-    out = _out_dir(args)  # before any work
+    check_recipe(args.recipe)  # before any work, as the output folder
+    out = _out_dir(args)
     if title:
         say(title)
     task = _task(args, spec)

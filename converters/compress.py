@@ -68,6 +68,25 @@ class Compressed:
             return write_esq(Path(tmp) / "w.esq", tensors, alignment=packing.alignment).stat().st_size
 
 
+def check_recipe(recipe: str) -> str:
+    """`recipe` if `compress` accepts it (ConfigError saying why not): checked before any training is spent."""
+    if recipe == "fp32" or re.fullmatch(r"(ptq|qat)-[1-8]", recipe):
+        return recipe
+    base, at, knob = recipe.partition("@")
+    if base not in ("laq-paper", "laq-qat", "sensitivity"):
+        raise ConfigError(f"unknown recipe {recipe!r}; choose one of {', '.join(RECIPES)} (b = 1..8)")
+    if at:
+        try:
+            value = float(knob)
+        except ValueError:
+            raise ConfigError(f"recipe {recipe!r}: the value after '@' must be a number") from None
+        low, high = (1.0, 8.0) if base == "sensitivity" else (0.0, 1.0)
+        if not low <= value <= high:
+            what = "average-bits budget" if base == "sensitivity" else "T_margin"
+            raise ConfigError(f"recipe {recipe!r}: the {what} after '@' must be in {low:g}..{high:g}")
+    return recipe
+
+
 def compress(
     recipe: str,
     model: nn.Module,

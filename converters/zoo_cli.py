@@ -131,6 +131,12 @@ def cmd_zoo(args: argparse.Namespace) -> int:
         **({"root": str(args.root)} if args.root else {}),
         **parse_sets(args.set or []),
     }
+    if args.laq:
+        from converters.compress import check_recipe
+
+        check_recipe(args.laq)
+        if not any(MODELS[m].family == "torch" for m in models):
+            raise ConfigError(f"--laq {args.laq}: none of {', '.join(models)} has weights to quantize")
     points = zoo_points(models, args.split, indices, extra, laq=args.laq or "")
     name = args.name or f"zoo-{args.data}-{args.split}"
     say = (lambda s: None) if args.quiet else print

@@ -153,3 +153,18 @@ def test_same_seed_same_model(tmp_path: Path) -> None:
     assert runs[0][0] == runs[1][0]
     for name, tensor in runs[0][1].items():
         assert torch.equal(tensor, runs[1][1][name]), name
+
+
+def test_recipes_are_checked_before_training(tmp_path: Path, capsys) -> None:
+    """A recipe compress would refuse is refused before the float model trains (zoo trained every point first)."""
+    from converters.compress import check_recipe
+
+    for good in ("fp32", "qat-2", "ptq-8", "sensitivity", "sensitivity@1.75", "laq-paper@0.05"):
+        assert check_recipe(good) == good
+    out = str(tmp_path / "run")
+    for bad, says in (("qat-9", "unknown recipe"), ("sensitivity@9", "in 1..8"), ("laq-qat@x", "a number")):
+        assert main(["laq", "--data", "synthetic", "--recipe", bad, "--out", out, "-q"]) == 2
+        assert says in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+    assert main(["zoo", "--models", "svm", "--laq", "qat-2", "--out", out]) == 2
+    assert "none of svm has weights to quantize" in capsys.readouterr().err
