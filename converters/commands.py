@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 import time
 from pathlib import Path
 
@@ -176,6 +177,8 @@ def cmd_train(args: argparse.Namespace, spec: FeatureSpec, *, title: str | None 
         f"\nwrote {out / 'model.pt'}, {out / 'summary.json'} and {out / 'split.json'} "
         f"({time.perf_counter() - t_start:.1f} s in all)"
     )
+    if args.quiet:  # no tables, but the result and where it went
+        print(f"test accuracy {test_acc:.3f} (n={sz['test']}); wrote {out}")
     return 0
 
 
@@ -207,7 +210,6 @@ def cmd_laq(args: argparse.Namespace, spec: FeatureSpec, *, title: str | None = 
         + (f", rounding only {ptq_acc:.3f}" if ptq_acc is not None else "")
         + f" ({c.seconds:.1f} s)"
     )
-    c.plan.save(out / "bitplan.json")
     bundle_path = out / ("bundle.tar" if args.tar else "bundle")
     acc = {
         "test": q_acc,
@@ -232,6 +234,16 @@ def cmd_laq(args: argparse.Namespace, spec: FeatureSpec, *, title: str | None = 
         as_tar=args.tar,
         tflite_calibration=calibration,
     )
+    c.plan.save(
+        out / "bitplan.json"
+    )  # after the bundle: a run that fails there leaves the last run's files as one set
+    other = out / (
+        "bundle" if args.tar else "bundle.tar"
+    )  # the other form, from an earlier run: not this plan's
+    if other.is_dir():
+        shutil.rmtree(other)
+    elif other.exists():
+        other.unlink()
     from edge_ser.bundle import load_bundle
 
     bundle = load_bundle(bundle_path)
@@ -286,6 +298,10 @@ def cmd_laq(args: argparse.Namespace, spec: FeatureSpec, *, title: str | None = 
         f"\nwrote {bundle_path}, {out / 'bitplan.json'} and {out / 'summary.json'} "
         f"({time.perf_counter() - t_start:.1f} s in all)"
     )
+    if args.quiet:  # no tables, but the result and where it went
+        print(
+            f"test accuracy: float {fp_acc:.3f}, {c.plan.average_bits:.2f} bits + QAT {q_acc:.3f}; wrote {bundle_path}"
+        )
     return summary
 
 
