@@ -138,7 +138,7 @@ def cmd_zoo(args: argparse.Namespace) -> int:
         if not any(MODELS[m].family == "torch" for m in models):
             raise ConfigError(f"--laq {args.laq}: none of {', '.join(models)} has weights to quantize")
     points = zoo_points(models, args.split, indices, extra, laq=args.laq or "")
-    name = args.name or f"zoo-{args.data}-{args.split}"
+    name = args.name or f"zoo-{Path(args.data).name or 'data'}-{args.split}"  # --data may be a folder
     say = (lambda s: None) if args.quiet else print
     sweep = Sweep(
         name,
