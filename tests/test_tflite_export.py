@@ -250,3 +250,18 @@ def test_a_seed_ensemble_exports_as_parallel_chains_summed() -> None:
         np.testing.assert_array_equal(w[name][0], q)
         np.testing.assert_array_equal(w[name][1], s)
     assert (run_tflite(m8, Z).argmax(1) == ref.argmax(1)).mean() >= 0.95
+
+
+def test_native_stderr_is_held_and_shown_only_on_failure(capfd) -> None:
+    """The converter's C++ log goes to fd 2; it is dropped when the conversion works, shown when it fails."""
+    import os
+
+    from converters.export.native_log import native_stderr_held
+
+    with native_stderr_held():
+        os.write(2, b"fully_quantize: 0, inference_type: 6\n")
+    assert "fully_quantize" not in capfd.readouterr().err
+    with pytest.raises(RuntimeError), native_stderr_held():
+        os.write(2, b"native reason\n")
+        raise RuntimeError("convert failed")
+    assert "native reason" in capfd.readouterr().err

@@ -47,6 +47,7 @@ from typing import Any
 import numpy as np
 
 from converters.export import tflite_export as tfx
+from converters.export.native_log import native_stderr_held
 from edge_ser.errors import ConfigError
 
 OUTPUT = "logits"
@@ -886,7 +887,8 @@ def _convert(tf, t: Traced, variant: str, cal: dict[str, np.ndarray] | None, bat
         conv.inference_output_type = tf.int8
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        return bytes(conv.convert())
+        with native_stderr_held():  # the converter's C++ log on fd 2; shown if it fails
+            return bytes(conv.convert())
 
 
 _WEIGHT_OPS = ("FULLY_CONNECTED", "CONV_2D", "DEPTHWISE_CONV_2D")

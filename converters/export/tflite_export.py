@@ -56,6 +56,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
+from converters.export.native_log import native_stderr_held
 from edge_ser.bundle import TFLITE_VARIANTS
 from edge_ser.errors import ConfigError, MissingDependencyError
 
@@ -653,7 +654,8 @@ def _convert(tf, fn, graph, variant: str, cal: dict[str, np.ndarray] | None) -> 
         # "Statistics for quantized inputs were expected, but not specified": the representative data set is
         # what sets them
         warnings.simplefilter("ignore", UserWarning)
-        return bytes(conv.convert())
+        with native_stderr_held():  # the converter's C++ log on fd 2; shown if it fails
+            return bytes(conv.convert())
 
 
 def export_tflite(
