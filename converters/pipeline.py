@@ -78,8 +78,13 @@ def load_records(
         return "synthetic", check_decodable("synthetic", load_synthetic(path), strict=strict)
     if path.is_dir():
         return path.name, check_decodable(path.name, load_folder(path), strict=strict)
+    if data == "synthetic-av":
+        raise ConfigError(
+            "data set 'synthetic-av' is made in memory, with no files to list or read: train on it with "
+            "`edge-ser train --model av_cnn --data synthetic-av`"
+        )
     raise ConfigError(
-        f"--data {data!r} is neither a data set name ({', '.join(sorted(LOADERS))}) nor a folder"
+        f"data set {data!r} is neither a data set name ({', '.join(sorted(LOADERS))}) nor a folder"
     )
 
 

@@ -16,12 +16,13 @@ from __future__ import annotations
 import csv
 import os
 import re
+import warnings
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from converters.data import labels as L
 from converters.data.records import Record
-from converters.data.scan import Loaded, Skipped, check_decodable, data_files
+from converters.data.scan import DatasetWarning, Loaded, Skipped, check_decodable, data_files
 from converters.data.synthetic import load_synthetic
 from edge_ser.errors import ConfigError, DatasetError
 from edge_ser.inputs.base import AUDIO_EXTENSIONS
@@ -382,6 +383,14 @@ def load_folder(root: str | os.PathLike) -> list[Record]:
         speaker = head[0] if len(head) == 2 and head[0] else "unknown"
         records.append(
             Record(path, L.to_label(folder) or folder, speaker, "folder", folder, meta={"root": root.name})
+        )
+    own = sorted({r.native_label for r in records if L.to_label(r.native_label) is None})
+    if own:  # kept as classes of their own: say so, a typo ("hapy") would otherwise become a new emotion
+        warnings.warn(
+            f"folder {root}: class folder(s) {', '.join(own)} name no known emotion "
+            f"({', '.join(L.LABELS)}); kept as classes of their own",
+            DatasetWarning,
+            stacklevel=2,
         )
     return skipped.finish(records)
 
