@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -659,12 +660,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.set_defaults(func=cmd_model)
 
+    from converters.sweep_cli import spec_help
+
     p = sub.add_parser(
         "sweep",
         help="[host] run a hyper-parameter sweep from a YAML spec (Ray when installed, else serially)",
-        description="A grid of points (LAQ weights, LMS parameters, seeds, ...) through a registered "
-        "objective; results appended to a JSON-lines file, so a stopped sweep resumes where it was; a table "
-        "of the results at the end. Needs the host extra (torch); Ray is optional (edge-ser[sweep]).",
+        description=textwrap.fill(
+            "A grid of points (LAQ weights, LMS parameters, seeds, ...) through a registered objective; results "
+            "appended to a JSON-lines file, so a stopped sweep resumes where it was; a table of the results at "
+            "the end. Needs the host extra (torch); Ray is optional (edge-ser[sweep]).",
+            100,
+        )
+        + "\n\n"
+        + spec_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("spec", type=Path, help="sweep spec (YAML): name, objective, grid, out, report")
     p.add_argument("--out", type=Path, default=None, help="results folder (default: the spec's `out`)")

@@ -11,7 +11,8 @@ A spec (YAML or JSON):
     grid:
       axes: {wP: [0.11, 0.33], wE: [0.01], wV: [0.88, 0.66], seed: [0, 1, 2]}
       fixed: {data: synthetic}
-    report: {metric: [acc, bits], by: [wP, wV], agg: mean+-std}   # optional; `best` is its first metric
+    report: {metric: [acc, bits], by: [wP, wV], agg: mean+-std, mode: max}
+                                   # optional; `best` is the first metric's max (mode: min for a loss)
     reuse: [other-sweep.jsonl]     # optional: finished identical points of other sweeps are copied, not re-run
                                    # (paths relative to the spec's folder)
 
@@ -31,6 +32,15 @@ from typing import Any
 
 from edge_ser.errors import ConfigError
 from edge_ser.fileio import atomic_write
+
+
+def spec_help() -> str:
+    """The spec format of this module's docstring, for `edge-ser sweep --help`."""
+    doc = __doc__ or ""
+    return doc[doc.index("A spec") : doc.index("Objectives are registered")].rstrip() + (
+        "\n\nObjectives: " + ", ".join(OBJECTIVES)
+    )
+
 
 OBJECTIVES: dict[str, str | Callable[[dict], Mapping[str, Any]]] = {
     "toy": "converters.sweep_cli:toy_objective",
