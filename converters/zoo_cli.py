@@ -125,6 +125,12 @@ def cmd_zoo(args: argparse.Namespace) -> int:
     if args.split == "random":
         indices = list(range(args.seeds))
     else:
+        from converters.pipeline import load_records
+
+        _, records = load_records(args.data, args.root)
+        speakers = len({r.speaker for r in records})
+        if args.folds > speakers:  # found now, not after the first folds have run
+            raise ConfigError(f"--folds {args.folds}: {args.data} has {speakers} speakers to leave out")
         indices = list(range(args.folds))
     extra = {
         "data": args.data,
