@@ -256,7 +256,7 @@ def test_native_stderr_is_held_and_shown_only_on_failure(capfd) -> None:
     """The converter's C++ log goes to fd 2; it is dropped when the conversion works, shown when it fails."""
     import os
 
-    from converters.export.native_log import native_stderr_held
+    from edge_ser.native_log import native_stderr_held
 
     with native_stderr_held():
         os.write(2, b"fully_quantize: 0, inference_type: 6\n")

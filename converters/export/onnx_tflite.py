@@ -47,8 +47,8 @@ from typing import Any
 import numpy as np
 
 from converters.export import tflite_export as tfx
-from converters.export.native_log import native_stderr_held
 from edge_ser.errors import ConfigError
+from edge_ser.native_log import native_stderr_held
 
 OUTPUT = "logits"
 _PARITY = 1e-4

@@ -56,9 +56,9 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from converters.export.native_log import native_stderr_held
 from edge_ser.bundle import TFLITE_VARIANTS
 from edge_ser.errors import ConfigError, MissingDependencyError
+from edge_ser.native_log import native_stderr_held
 
 VARIANTS = TFLITE_VARIANTS
 """The TFLite variants export_tflite makes: the ones a bundle may carry."""

@@ -50,6 +50,7 @@ import numpy as np
 from edge_ser.bundle.manifest import TFLITE_VARIANTS, phase_offsets, tflite_io_entry
 from edge_ser.engines.base import InputAdapter, cpu_only, finish_logits
 from edge_ser.errors import BundleError, ConfigError, DelegateError, MissingDependencyError
+from edge_ser.native_log import native_stderr_held
 
 if TYPE_CHECKING:
     from edge_ser.bundle import Bundle
@@ -308,10 +309,13 @@ class TFLiteEngine:
         self.delegate = None if delegate is None else str(delegate)
         extra = {} if delegate is None else {"experimental_delegates": [load_delegate(delegate)]}
         try:
-            self.interpreter = interpreter_cls(
-                model_content=bundle.read(self.file), num_threads=threads, **extra
-            )
-            self.interpreter.allocate_tensors()
+            with (
+                native_stderr_held()
+            ):  # "INFO: Created TensorFlow Lite XNNPACK delegate": shown only on failure
+                self.interpreter = interpreter_cls(
+                    model_content=bundle.read(self.file), num_threads=threads, **extra
+                )
+                self.interpreter.allocate_tensors()
         except BundleError:
             raise
         except Exception as e:  # the interpreters raise ValueError / RuntimeError on a bad flatbuffer
@@ -364,8 +368,9 @@ class TFLiteEngine:
         from edge_ser.features.spec import FeatureSpec
 
         interpreter_cls, _ = import_interpreter()
-        it = interpreter_cls(model_content=bytes(content))
-        it.allocate_tensors()
+        with native_stderr_held():
+            it = interpreter_cls(model_content=bytes(content))
+            it.allocate_tensors()
         details = {str(d.get("name", "")): d for d in it.get_input_details()}
 
         def io(name: str) -> dict[str, Any]:

@@ -1,5 +1,6 @@
-"""Quiet the TensorFlow Lite converter's native log (e.g. "fully_quantize: 0, inference_type: 6, ..."), which
-C++ code writes straight to file descriptor 2, where Python's warnings and logging filters cannot reach it."""
+"""Quiet TensorFlow Lite's native log: the converter's "fully_quantize: 0, inference_type: 6, ..." and the
+interpreter's "INFO: Created TensorFlow Lite XNNPACK delegate for CPU.", which C++ code writes straight to file
+descriptor 2, where Python's warnings and logging filters cannot reach it."""
 
 from __future__ import annotations
 
