@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -104,6 +105,26 @@ def _spec_dict(task: Task) -> dict:
     return task.spec.to_dict()
 
 
+def _ignored(args: argparse.Namespace, command: str) -> None:
+    """Say which options given away from their defaults do nothing in this run (they were ignored silently)."""
+    recipe = getattr(args, "recipe", "")
+    unused = {
+        "--mode": getattr(args, "model", "laq_mlp") != "av_cnn" and getattr(args, "mode", "fused") != "fused",
+        "--fold": args.split == "random" and args.fold != 0,
+        "--folds": args.split == "random" and getattr(args, "folds", 5) != 5,
+        "--budget": bool(recipe) and not recipe.startswith("sensitivity") and args.budget != 1.75,
+        "--t-margin": bool(recipe) and not recipe.startswith("laq-") and args.t_margin != 0.05,
+    }
+    why = {"--mode": "av_cnn only", "--fold": "--split speaker only", "--folds": "--split speaker only",
+           "--budget": "the sensitivity recipe only", "--t-margin": "the laq-paper / laq-qat recipes only"}  # fmt: skip
+    for option, idle in unused.items():
+        if idle:
+            print(
+                f"edge-ser {command}: note: {option} is ignored here (it applies to {why[option]})",
+                file=sys.stderr,
+            )
+
+
 def _out_dir(args: argparse.Namespace) -> Path:
     """`--out`, created now (ConfigError naming it when it cannot be: under a file, no permission, ...)."""
     out = Path(args.out)
@@ -117,6 +138,7 @@ def _out_dir(args: argparse.Namespace) -> Path:
 def cmd_train(args: argparse.Namespace, spec: FeatureSpec, *, title: str | None = None) -> int:
     say = _say(args)
     t_start = time.perf_counter()
+    _ignored(args, getattr(args, "command", None) or "train")
     out = _out_dir(args)  # before any work: a folder that cannot be made is an error now, not after training
     if title:
         say(title)
@@ -187,6 +209,7 @@ def cmd_laq(args: argparse.Namespace, spec: FeatureSpec, *, title: str | None = 
     say = _say(args)
     t_start = time.perf_counter()
     check_recipe(args.recipe)  # before any work, as the output folder
+    _ignored(args, getattr(args, "command", None) or "laq")
     out = _out_dir(args)
     if title:
         say(title)

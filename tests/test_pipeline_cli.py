@@ -168,3 +168,23 @@ def test_recipes_are_checked_before_training(tmp_path: Path, capsys) -> None:
     assert not (tmp_path / "run").exists()
     assert main(["zoo", "--models", "svm", "--laq", "qat-2", "--out", out]) == 2
     assert "none of svm has weights to quantize" in capsys.readouterr().err
+
+
+def test_options_that_do_not_apply_are_named(tmp_path: Path, capsys) -> None:
+    """--fold without --split speaker, --budget without the sensitivity recipe: said, not silently ignored."""
+    args = [
+        "laq",
+        "--data",
+        "synthetic",
+        "--recipe",
+        "qat-2",
+        "--budget",
+        "2",
+        "--fold",
+        "1",
+        "--epochs",
+        "1",
+    ]
+    assert main([*args, "--out", str(tmp_path / "run"), "-q", "--tflite", "no"]) == 0
+    err = capsys.readouterr().err
+    assert "--fold is ignored here" in err and "--budget is ignored here" in err and "--mode" not in err
