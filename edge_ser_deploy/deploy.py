@@ -75,6 +75,7 @@ from importlib import resources
 from pathlib import Path
 
 from edge_ser.errors import ConfigError, EdgeSerError
+from edge_ser_deploy.single import refuse_fusion
 
 DEFAULT_ROOT = "/opt/edge-ser/bundles"
 DEFAULT_SERVICE = "edge-ser"
@@ -270,6 +271,7 @@ def _payload(bundle_path: str | os.PathLike[str]) -> _Payload:
 
     path = Path(bundle_path)
     bundle = load_bundle(path)  # BundleError if it does not verify
+    refuse_fusion(bundle, f"bundle {path}")
     raw = _manifest_bytes(path)
     if json.loads(raw) != bundle.manifest:
         raise ConfigError(f"bundle {path}: manifest.json changed while it was being read")

@@ -45,6 +45,7 @@ from pathlib import Path
 from edge_ser.errors import ConfigError, MissingDependencyError
 from edge_ser.fileio import atomic_write
 from edge_ser.text import control_chars, describe_controls
+from edge_ser_deploy.single import refuse_fusion
 
 BOOT_MOUNT = "/boot/firmware"
 """Where Raspberry Pi OS (Bookworm and later) and Ubuntu for Pi mount the boot partition."""
@@ -493,7 +494,10 @@ def generate(fb: FirstBoot, out: str | os.PathLike[str], *, wheelhouse: str | os
 
         if not Path(bundle).is_dir():
             raise ConfigError(f"--bundle-path {bundle}: must be a bundle folder")
-        load_bundle(bundle)  # BundleError if it does not verify: never ship a bundle the device will refuse
+        loaded = load_bundle(
+            bundle
+        )  # BundleError if it does not verify: never ship a bundle the device refuses
+        refuse_fusion(loaded, f"--bundle-path {bundle}")
     written: dict[str, Path] = {}
     if wheelhouse is not None or bundle is not None:
         (out_p / "edge-ser").mkdir(exist_ok=True)

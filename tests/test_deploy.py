@@ -282,6 +282,14 @@ def test_bad_bundle_is_refused_before_connecting(tmp_path):
         deploy(bad, "nobody@192.0.2.1", root="/tmp/x")
 
 
+def test_a_fusion_bundle_is_refused_with_what_to_do(tmp_path):
+    """av_fusion's manifest refers to its branch bundles beside it: deploy would ship the rule without the models
+    (and roll back), so it is refused before connecting, saying how to copy the folders instead."""
+    with pytest.raises(ConfigError, match="is a fusion bundle whose branches") as e:
+        deploy(BUNDLES / "av_fusion", "nobody@192.0.2.1", root="/tmp/x")
+    assert "av_fn_audio" in str(e.value) and "scp -r" in str(e.value)
+
+
 def test_parse_target():
     assert parse_target("pi@raspberrypi.local") == dep.Target("pi", "raspberrypi.local", None)
     assert parse_target("pi@10.0.0.2:2222") == dep.Target("pi", "10.0.0.2", 2222)

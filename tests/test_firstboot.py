@@ -129,6 +129,13 @@ def test_bad_input_clear_error(tmp_path, wheelhouse, kw, message):
     assert not (tmp_path / "user-data").exists()
 
 
+def test_a_fusion_bundle_is_refused(tmp_path, wheelhouse):
+    fusion = Path(__file__).resolve().parents[1] / "bundles" / "av_fusion"
+    with pytest.raises(ConfigError, match="--bundle-path .*is a fusion bundle"):
+        generate(_fb(), tmp_path, wheelhouse=wheelhouse, bundle=fusion)
+    assert not (tmp_path / "user-data").exists() and not (tmp_path / "edge-ser").exists()
+
+
 def test_bad_files_clear_error(tmp_path, wheelhouse):
     with pytest.raises(ConfigError, match="no such file"):
         read_ssh_keys([tmp_path / "missing.pub"])
