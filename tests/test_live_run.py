@@ -184,3 +184,29 @@ def test_a_face_only_bundle_runs_on_the_video_clock(media, tmp_path, capsys):
     assert "takes faces only" in capsys.readouterr().err
     assert main(["bench", face, "--live"]) == 2
     assert "needs --video-file" in capsys.readouterr().err
+
+
+def test_a_video_shorter_than_the_audio_stops_giving_faces(media, tmp_path):
+    """av_fusion on 6 s of audio and 1 s of frames: once the last frame has left the window, its face is not used
+    again (it was, to the end of the audio, as if the face were still there), and the result says audio."""
+    from converters.data.synthetic_av import SyntheticAVSpec, generate_faces
+    from edge_ser.cli import main
+
+    wav, _ = media
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    faces = generate_faces(SyntheticAVSpec(n_per_class=1, frames=25, frame_size=(240, 240), seed=1))[0][0]
+    for i in range(25):  # 1 s at the default 25 images per second
+        frame = np.full((480, 640, 3), 80, np.uint8)
+        frame[120:360, 200:440] = faces[i % len(faces)]
+        cv2.imwrite(str(frames / f"{i:03d}.png"), frame)
+    out = tmp_path / "av.jsonl"
+    fusion = str(ROOT / "bundles" / "av_fusion")
+    args = ["run", fusion, "--audio-file", str(wav), "--video-file", str(frames), "--fast", "--no-console"]
+    assert main([*args, "--window", "1", "--json", str(out)]) == 0
+    rows = read_jsonl(out)
+    ended = [i for i, r in enumerate(rows) if any("video ended" in n for n in r.notes)]
+    assert len(ended) == 1 and rows[ended[0]].t >= 2.0  # the last frame (0.96 s) a window back
+    after = rows[ended[0] :]
+    assert all(r.face_box is None for r in after)
+    assert all(r.mode == "audio" for r in after if r.speech) and any(r.speech for r in after)

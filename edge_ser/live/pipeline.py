@@ -28,6 +28,7 @@ import numpy as np
 
 from edge_ser.audio.level import SILENCE_DB, level_db
 from edge_ser.errors import AudioFormatError, ConfigError, InferenceError
+from edge_ser.inputs.fusion import faces_in_view
 from edge_ser.live.result import NO_FACE, NO_RESULT, SILENCE, LiveResult, StageTimes
 from edge_ser.speaker import active_adapters, clips_held, held, learn_clip
 
@@ -301,6 +302,10 @@ class LivePipeline:
                 mode, fallback = kind.mode, "no face: audio-only model"
             else:
                 fallback = "no face: fused model on the centre crop (no audio-only fallback bundle)"
+        elif self.needs_faces and self.kind.hears and not faces_in_view(faces):
+            # a fusion bundle without a face in view: its face term is left out, so the answer is the audio's (no
+            # fallback bundle is involved: the fusion degrades by itself)
+            mode = "audio"
         learn = self._learn_now()
         with contextlib.nullcontext() if learn else held(active_adapters(self.speaker, self.engine).values()):
             x = (

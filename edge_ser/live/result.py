@@ -27,8 +27,9 @@ class LiveResult:
     e.g. silence). smoothed: probabilities after smoothing (EMA or majority over k windows).
     label: the reported label: the smoothed arg-max, or "silence" when the voice-activity gate is closed.
     confidence: the smoothed probability of `label` (0 for silence). speech: the gate's decision on the newest hop.
-    level_db: the newest hop's RMS level in dBFS. mode: "fused", "audio" (audio-only bundle, or the fallback
-    when no face is seen: `fallback` says why) or "video". face_box: (x, y, w, h) in the camera frame's
+    level_db: the newest hop's RMS level in dBFS. mode: "fused", "audio" (audio-only bundle; a fusion
+    bundle with no face in view, its face term left out; or the fallback bundle when no face is seen: `fallback`
+    says why) or "video". face_box: (x, y, w, h) in the camera frame's
     pixels, or None. frame_size: (width, height) of the camera frame, or None. overflows: audio input
     overflows counted so far. notes: human-readable events (camera lost, retrying, ...). ood: the input was
     out of the model's training range (clamped), so the label is a guess.

@@ -89,6 +89,8 @@ class LiveRunner:
         self._notes: list[str] = []
         self._camera_ok = True
         self._mic_ok = True
+        self._last_frame_t: float | None = None  # media time of the newest frame read (a video file's end)
+        self._video_over = False
         self.frame_hook = None
         """Called with every camera frame the loop reads (e.g. the overlay window's update_frame)."""
 
@@ -221,6 +223,7 @@ class LiveRunner:
                         break
                 if frame is None:
                     break
+            self._last_frame_t = frame.t
             if self.frame_hook is not None:
                 self.frame_hook(frame.image)
             crop = self.tracker(frame.image)
@@ -231,4 +234,16 @@ class LiveRunner:
             self._next_face += self.face_dt
             if realtime:
                 self._next_face = max(self._next_face, t - self.face_dt)
+        self._end_of_video(t)
         return (time.perf_counter() - t0) * 1e3
+
+    def _end_of_video(self, t: float) -> None:
+        """A video file shorter than the audio: once its last frame has left the window, its crops are dropped
+        (they would stand for a face long gone) and the bundle goes on as without a camera; said once."""
+        if self._video_over or not getattr(self.frames, "finished", False) or self._last_frame_t is None:
+            return
+        if t - self._last_frame_t > self.pipeline.config.window:
+            self._video_over = True
+            self._faces.clear()
+            self.tracker.reset()
+            self._notes.append(f"video ended at {self._last_frame_t:.1f} s: no faces from here")
