@@ -215,17 +215,11 @@ def validate_inputs(fb: FirstBoot) -> None:
         raise ConfigError(f"--country {fb.country!r}: must be an ISO 3166-1 alpha-2 code such as GB or DE")
     if fb.timezone is not None and not _TIMEZONE.fullmatch(fb.timezone):
         raise ConfigError(f"--timezone {fb.timezone!r}: must be a tz database name such as Europe/London")
+    if fb.timezone is not None and fb.timezone not in _known_timezones():
+        raise ConfigError(f"--timezone {fb.timezone!r}: not in the tz database (e.g. Europe/London, UTC)")
     _check_url(fb.wheelhouse_url, fb.wheelhouse_sha256, "--wheelhouse-url", "--wheelhouse-sha256")
     _check_url(fb.bundle_url, fb.bundle_sha256, "--bundle-url", "--bundle-sha256")
-    for k, v in fb.env:
-        check_line(k, "--env")
-        if not _ENV_KEY.fullmatch(k):
-            raise ConfigError(f"--env {k!r}: must be an upper-case environment variable name")
-        check_line(v, f"--env {k}=")
-        if v.endswith("\\"):
-            raise ConfigError(
-                f"--env {k}={v!r}: ends with a backslash, which continues the line in systemd's EnvironmentFile"
-            )
+    _check_env(fb.env)
     for p in fb.packages:
         if not re.fullmatch(r"[a-z0-9][a-z0-9+.-]+", p):
             raise ConfigError(f"package name {p!r} is not a Debian package name")
@@ -271,6 +265,31 @@ def _check_wifi(fb: FirstBoot) -> None:
             )
     elif fb.wifi_password is not None:
         raise ConfigError("--wifi-password given without --wifi-ssid")
+
+
+def _check_env(env: tuple[tuple[str, str], ...]) -> None:
+    """`--env KEY=VALUE` lines: names, one line each, not the variable the install sets itself."""
+    for k, v in env:
+        check_line(k, "--env")
+        if not _ENV_KEY.fullmatch(k):
+            raise ConfigError(f"--env {k!r}: must be an upper-case environment variable name")
+        if k == "EDGE_SER_BUNDLE":
+            raise ConfigError(
+                "--env EDGE_SER_BUNDLE: set by the install (the deployed bundle's `current` link); give the bundle "
+                "with --bundle-path or --bundle-url"
+            )
+        check_line(v, f"--env {k}=")
+        if v.endswith("\\"):
+            raise ConfigError(
+                f"--env {k}={v!r}: ends with a backslash, which continues the line in systemd's EnvironmentFile"
+            )
+
+
+def _known_timezones() -> set[str]:
+    """The tz database names this workstation knows (the device's tzdata is the same database)."""
+    import zoneinfo
+
+    return zoneinfo.available_timezones() | {"UTC"}
 
 
 def _is_wpa_secret(pw: str) -> bool:
@@ -596,6 +615,11 @@ def add_firstboot_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--wifi-plaintext", action="store_true", help="store the passphrase itself (WPA3 needs it)"
     )
+    p.add_argument(
+        "--wifi-open",
+        action="store_true",
+        help="the network has no password (it is refused without this flag)",
+    )
     p.add_argument("--country", default=None, help="Wi-Fi regulatory domain, e.g. GB (required with Wi-Fi)")
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument(
@@ -618,6 +642,16 @@ def add_firstboot_args(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_firstboot(args: argparse.Namespace) -> int:
+    password = (
+        args.wifi_password if args.wifi_password is not None else os.environ.get("EDGE_SER_WIFI_PASSWORD")
+    )
+    if args.wifi_ssid and password is None and not args.wifi_open:
+        raise ConfigError(
+            f"--wifi-ssid {args.wifi_ssid!r} without --wifi-password (or $EDGE_SER_WIFI_PASSWORD): give the "
+            "passphrase, or --wifi-open for a network without one"
+        )
+    if args.wifi_open and password is not None:
+        raise ConfigError("--wifi-open with a Wi-Fi password: choose one")
     env = []
     for item in args.env:
         if "=" not in item:

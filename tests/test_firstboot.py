@@ -216,6 +216,35 @@ def test_cli(tmp_path, wheelhouse, capsys):
         assert "/opt/edge-ser/bin/edge-ser-start" in paths
 
 
+def test_cli_refuses_what_the_device_would_get_wrong(tmp_path, wheelhouse, monkeypatch):
+    """Wi-Fi without a password is an open network only when asked (it was written silently); an unknown
+    timezone and an EDGE_SER_BUNDLE override (it cut out deploy's `current` link) are refused."""
+    import argparse
+
+    from edge_ser_deploy.firstboot import add_firstboot_args
+
+    monkeypatch.delenv("EDGE_SER_WIFI_PASSWORD", raising=False)
+    key = tmp_path / "id.pub"
+    key.write_text(KEY + "\n")
+    p = argparse.ArgumentParser()
+    add_firstboot_args(p)
+    base = ["--hostname", "pi-hall", "--ssh-key", str(key), "--wheelhouse", str(wheelhouse), "--bundle-path",
+            str(BUNDLE), "--out", str(tmp_path)]  # fmt: skip
+    for extra, says in (
+        (["--wifi-ssid", "LAB", "--country", "GB"], "without --wifi-password"),
+        (
+            ["--wifi-ssid", "LAB", "--country", "GB", "--wifi-open", "--wifi-password", "password1"],
+            "choose one",
+        ),
+        (["--timezone", "Mars/Olympus"], "not in the tz database"),
+        (["--env", "EDGE_SER_BUNDLE=/x"], "--env EDGE_SER_BUNDLE"),
+    ):
+        with pytest.raises(ConfigError, match=says):
+            cmd_firstboot(p.parse_args([*base, *extra]))
+    assert not (tmp_path / "user-data").exists()
+    assert cmd_firstboot(p.parse_args([*base, "--wifi-ssid", "LAB", "--country", "GB", "--wifi-open"])) == 0
+
+
 # --- control characters, download pins and the Wi-Fi secret on the device -------------------------------------
 
 CONTROLS = ["\n", "\r", "\0", "\x1b[31m", "\x85", "\u2028", "\u2029", "\u202e", "\t", "\x7f"]
