@@ -107,7 +107,8 @@ EDGE_SER_FALLBACK=
 EDGE_SER_MIC=
 # Camera: index, /dev/videoN or a GStreamer pipeline (only used by audio-visual bundles)
 EDGE_SER_CAMERA=$camera
-# Live web page port (empty: no page) and interface
+# Live web page port (empty: no page) and interface. The page has no authentication: 0.0.0.0 lets anyone on
+# the network open it; 127.0.0.1 keeps it on the device (reach it with ssh -L 8000:localhost:8000).
 EDGE_SER_WEB_PORT=8000
 EDGE_SER_WEB_HOST=0.0.0.0
 # Inference engine: auto, onnxruntime, numpy, tflite[-int8|-fp16|-fp32]
