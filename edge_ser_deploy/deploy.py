@@ -331,10 +331,10 @@ class _Ssh:
         self.ssh = shutil.which("ssh")
         if self.ssh is None:
             raise DeployError(self.name, "connect", "the OpenSSH client (ssh) is not installed here")
-        base = [
-            self.ssh,
-            "-o",
-            "BatchMode=yes",
+        base = [self.ssh, "-o", "BatchMode=yes"]
+        for o in options:  # before our defaults: ssh keeps the first value of an option, so the user's win
+            base += ["-o", o]
+        base += [
             "-o",
             f"ConnectTimeout={max(1, round(connect_timeout))}",
             "-o",
@@ -346,8 +346,6 @@ class _Ssh:
             base += ["-p", str(target.port)]
         if identity:
             base += ["-i", str(Path(identity).expanduser()), "-o", "IdentitiesOnly=yes"]
-        for o in options:
-            base += ["-o", o]
         self.base = base
         self.multiplex = multiplex
         self._dir: str | None = None
@@ -566,7 +564,7 @@ def _check_options(
     if any(not c.isprintable() for c in root):
         raise ConfigError(f"deploy: --root {root!r} has control characters")
     if keep < 0:
-        raise ConfigError(f"deploy: keep {keep} must be >= 0 (0: never prune)")
+        raise ConfigError(f"deploy: --keep {keep} must be >= 0 (0: never prune)")
     if not re.fullmatch(r"[A-Za-z0-9@._:-]+", service):
         raise ConfigError(f"deploy: service name {service!r} has characters a systemd unit name cannot have")
     for opt, value in (("--restart-timeout", restart_timeout), ("--health-timeout", health_timeout)):
@@ -946,6 +944,10 @@ def deploy(
     name = str(tgt)
     root = _check_options(root, keep, service, restart_timeout=restart_timeout, health_timeout=health_timeout)
     systemd_checked = restart and restart_cmd is None
+    if not 0 <= health_wait <= 86400:  # also nan
+        raise ConfigError(f"deploy: --health-wait {health_wait:g} must be in 0..86400 seconds")
+    if identity and not Path(identity).expanduser().is_file():
+        raise ConfigError(f"deploy: --identity {identity}: no such key file here")
     if health_cmd is None and systemd_checked and health_wait >= health_timeout:
         raise ConfigError(
             f"deploy: --health-wait {health_wait:g} must be below --health-timeout {health_timeout:g}"

@@ -290,6 +290,23 @@ def test_a_fusion_bundle_is_refused_with_what_to_do(tmp_path):
     assert "av_fn_audio" in str(e.value) and "scp -r" in str(e.value)
 
 
+def test_options_checked_here_and_the_users_ssh_options_win(tmp_path):
+    """A negative --health-wait and a missing --identity are refused before connecting; the user's `-o` options
+    come before edge-ser's defaults on the ssh command line (ssh keeps an option's first value)."""
+    for kw, says in (
+        ({"health_wait": -5.0}, "--health-wait -5"),
+        ({"identity": str(tmp_path / "k")}, "no such key"),
+    ):
+        with pytest.raises(ConfigError, match=says):
+            deploy(BUNDLES / "av_cnn_audio", "nobody@192.0.2.1", root="/tmp/x", **kw)
+    if shutil.which("ssh") is None:
+        pytest.skip("no ssh client here")
+    ssh = dep._Ssh(dep.Target("pi", "h", None), identity=None, options=["ConnectTimeout=3"], connect_timeout=15,
+                   multiplex=False)  # fmt: skip
+    opts = [ssh.base[i + 1] for i, a in enumerate(ssh.base) if a == "-o"]
+    assert opts.index("ConnectTimeout=3") < opts.index("ConnectTimeout=15")
+
+
 def test_parse_target():
     assert parse_target("pi@raspberrypi.local") == dep.Target("pi", "raspberrypi.local", None)
     assert parse_target("pi@10.0.0.2:2222") == dep.Target("pi", "10.0.0.2", 2222)
