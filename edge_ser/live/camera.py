@@ -88,7 +88,7 @@ class CameraConfig:
         if self.fps is not None and (
             isinstance(self.fps, bool) or not isinstance(self.fps, (int, float)) or not self.fps > 0
         ):
-            raise ConfigError(f"CameraConfig.fps must be > 0 or None, got {self.fps!r}")
+            raise ConfigError(f"CameraConfig.fps (--fps) must be > 0 or None, got {self.fps!r}")
         if self.fourcc is not None and (not isinstance(self.fourcc, str) or len(self.fourcc) != 4):
             raise ConfigError(f"CameraConfig.fourcc must be 4 characters (e.g. 'MJPG'), got {self.fourcc!r}")
         if self.backend not in BACKENDS:

@@ -161,6 +161,10 @@ def build(args: argparse.Namespace, *, stop=None, outputs=(), keep: int = 10_000
         adapt=not args.no_adapt,
         delegate=getattr(args, "delegate", None),
     )
+    if getattr(args, "video_file", None) and not rec.kind.faces:
+        print(
+            f"edge-ser run: note: --video-file is not used: {rec.bundle.name} takes no faces", file=sys.stderr
+        )
     loaded = load_speaker_file(rec, getattr(args, "speaker_file", None))
     if loaded:
         print(f"edge-ser run: {loaded}", file=sys.stderr)

@@ -307,7 +307,7 @@ class VideoFileSource:
     ) -> None:
         self.path = Path(path)
         if fps is not None and (isinstance(fps, bool) or not isinstance(fps, (int, float)) or not fps > 0):
-            raise ConfigError(f"VideoFileSource: fps must be > 0 or None, got {fps!r}")
+            raise ConfigError(f"VideoFileSource: fps (--image-fps) must be > 0 or None, got {fps!r}")
         self.realtime = bool(realtime)
         self.grey = bool(grey)
         self._files: list[Path] | None = None

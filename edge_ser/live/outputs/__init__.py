@@ -57,9 +57,11 @@ class OutputSettings:
 
     def __post_init__(self) -> None:
         if not 0 <= self.web_port <= 65535:
-            raise ConfigError(f"web_port must be in 0..65535, got {self.web_port}")
+            raise ConfigError(f"web_port (--web) must be in 0..65535, got {self.web_port}")
         if not 1 <= self.web_max_clients <= 1024:
-            raise ConfigError(f"web_max_clients must be in 1..1024, got {self.web_max_clients}")
+            raise ConfigError(
+                f"web_max_clients (--web-max-clients) must be in 1..1024, got {self.web_max_clients}"
+            )
         if self.jsonl is not None and not str(self.jsonl).strip():
             raise ConfigError("jsonl must be a file path or '-', got an empty string")
 
