@@ -244,8 +244,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"edge-ser run: error: {short}", file=sys.stderr)
     print(
         f"edge-ser run: {s.updates} updates over {s.stream_seconds:.1f} s of {'audio' if rec.kind.hears else 'video'} "
-        f"in {s.wall_seconds:.1f} s "
-        f"({s.cpu_seconds:.1f} s CPU); faces found in {s.faces_found} of {s.faces_cropped} crops",
+        f"in {s.wall_seconds:.1f} s ({s.cpu_seconds:.1f} s CPU)"
+        + (f"; faces found in {s.faces_found} of {s.faces_cropped} crops" if rec.kind.faces else ""),
         file=sys.stderr,
     )
     saved = save_speaker_file(rec, getattr(args, "speaker_file", None))  # also after Ctrl-C: run() returned

@@ -47,7 +47,10 @@ def _gate(result: LiveResult) -> str:
 
 def _speaker(result: LiveResult) -> str:
     """How much of the speaker the statistics hold (nothing for a bundle that does not learn its speaker)."""
-    return "" if result.speaker_clips is None else f"  speaker: {result.speaker_clips} clips"
+    if result.speaker_clips is None:
+        return ""
+    n = result.speaker_clips
+    return f"  speaker: {n} clip{'' if n == 1 else 's'}"
 
 
 def format_table(

@@ -497,7 +497,7 @@ function render(r) {
   $("overflows").textContent = String(r.overflows);
   const known = r.speaker_clips !== null && r.speaker_clips !== undefined;
   $("speaker-box").hidden = !known;
-  if (known) $("speaker").textContent = r.speaker_clips + " clips";
+  if (known) $("speaker").textContent = r.speaker_clips + (r.speaker_clips === 1 ? " clip" : " clips");
   $("notes").textContent = (r.notes || []).join(" \\u00b7 ");
   lastUpdate = Date.now();
   $("updated").textContent = new Date(lastUpdate).toLocaleTimeString();
