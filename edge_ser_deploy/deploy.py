@@ -75,7 +75,7 @@ from importlib import resources
 from pathlib import Path
 
 from edge_ser.errors import ConfigError, EdgeSerError
-from edge_ser_deploy.single import refuse_fusion
+from edge_ser_deploy.single import fusion_files
 
 DEFAULT_ROOT = "/opt/edge-ser/bundles"
 DEFAULT_SERVICE = "edge-ser"
@@ -268,13 +268,17 @@ def _manifest_bytes(path: Path) -> bytes:
 
 def _payload(bundle_path: str | os.PathLike[str]) -> _Payload:
     from edge_ser.bundle import MANIFEST_SUM_NAME, load_bundle, manifest_sum_line
+    from edge_ser.bundle.fusion import FusionBundle
 
     path = Path(bundle_path)
     bundle = load_bundle(path)  # BundleError if it does not verify
-    refuse_fusion(bundle, f"bundle {path}")
     raw = _manifest_bytes(path)
     if json.loads(raw) != bundle.manifest:
         raise ConfigError(f"bundle {path}: manifest.json changed while it was being read")
+    extra: dict[str, bytes] = {}
+    extra_sums: list[str] = []
+    if isinstance(bundle, FusionBundle):  # shipped self-contained: its branches in sub-folders
+        raw, extra, extra_sums = fusion_files(bundle)
     model = _VERSION_SAFE.sub("_", bundle.name).strip("._-") or "bundle"
     version = f"{model}-{hashlib.sha256(raw).hexdigest()[:12]}"
     files: dict[str, bytes] = {"manifest.json": raw, MANIFEST_SUM_NAME: manifest_sum_line(raw)}
@@ -282,10 +286,12 @@ def _payload(bundle_path: str | os.PathLike[str]) -> _Payload:
         if "/" in name or "\n" in name or name in ("manifest.json", MANIFEST_SUM_NAME, SUMS_NAME):
             raise ConfigError(f"bundle {path}: file name {name!r} cannot be deployed")
         files[name] = bundle.files[name]
-    # the sums come from the (verified) manifest, not from the bytes about to be sent
+    files.update(extra)
+    # the sums come from the (verified) manifests, not from the bytes about to be sent
     lines = [f"{hashlib.sha256(raw).hexdigest()}  manifest.json"]
     lines += [f"{hashlib.sha256(files[MANIFEST_SUM_NAME]).hexdigest()}  {MANIFEST_SUM_NAME}"]
     lines += [f"{e['sha256']}  {n}" for n, e in bundle.manifest["files"].items()]
+    lines += extra_sums
     sums = ("\n".join(lines) + "\n").encode()
     files[SUMS_NAME] = sums
     return _Payload(model, version, files, hashlib.sha256(sums).hexdigest())

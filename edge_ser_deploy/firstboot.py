@@ -45,7 +45,7 @@ from pathlib import Path
 from edge_ser.errors import ConfigError, MissingDependencyError
 from edge_ser.fileio import atomic_write
 from edge_ser.text import control_chars, describe_controls
-from edge_ser_deploy.single import refuse_fusion
+from edge_ser_deploy.single import write_self_contained
 
 BOOT_MOUNT = "/boot/firmware"
 """Where Raspberry Pi OS (Bookworm and later) and Ubuntu for Pi mount the boot partition."""
@@ -513,10 +513,7 @@ def generate(fb: FirstBoot, out: str | os.PathLike[str], *, wheelhouse: str | os
 
         if not Path(bundle).is_dir():
             raise ConfigError(f"--bundle-path {bundle}: must be a bundle folder")
-        loaded = load_bundle(
-            bundle
-        )  # BundleError if it does not verify: never ship a bundle the device refuses
-        refuse_fusion(loaded, f"--bundle-path {bundle}")
+        loaded = load_bundle(bundle)  # BundleError if it does not verify: never ship one the device refuses
     written: dict[str, Path] = {}
     if wheelhouse is not None or bundle is not None:
         (out_p / "edge-ser").mkdir(exist_ok=True)
@@ -524,7 +521,15 @@ def generate(fb: FirstBoot, out: str | os.PathLike[str], *, wheelhouse: str | os
         _copy_tree_atomic(Path(wheelhouse), out_p / "edge-ser" / "wheelhouse")
         written["wheelhouse"] = out_p / "edge-ser" / "wheelhouse"
     if bundle is not None:
-        _copy_tree_atomic(Path(bundle), out_p / "edge-ser" / "bundle")
+        from edge_ser.bundle.fusion import FusionBundle
+
+        if isinstance(loaded, FusionBundle):  # its branches are folders beside it: ship them inside it
+            with tempfile.TemporaryDirectory() as tmp:
+                _copy_tree_atomic(
+                    write_self_contained(loaded, Path(tmp) / "b"), out_p / "edge-ser" / "bundle"
+                )
+        else:
+            _copy_tree_atomic(Path(bundle), out_p / "edge-ser" / "bundle")
         written["bundle"] = out_p / "edge-ser" / "bundle"
     ud = "#cloud-config\n" + _yaml(user_data(fb))
     net = network_config(fb)

@@ -21,6 +21,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from edge_ser.errors import ConfigError
@@ -282,12 +283,28 @@ def test_bad_bundle_is_refused_before_connecting(tmp_path):
         deploy(bad, "nobody@192.0.2.1", root="/tmp/x")
 
 
-def test_a_fusion_bundle_is_refused_with_what_to_do(tmp_path):
-    """av_fusion's manifest refers to its branch bundles beside it: deploy would ship the rule without the models
-    (and roll back), so it is refused before connecting, saying how to copy the folders instead."""
-    with pytest.raises(ConfigError, match="is a fusion bundle whose branches") as e:
-        deploy(BUNDLES / "av_fusion", "nobody@192.0.2.1", root="/tmp/x")
-    assert "av_fn_audio" in str(e.value) and "scp -r" in str(e.value)
+def test_a_fusion_bundle_ships_self_contained(sshd, tmp_path):
+    """av_fusion refers to its branch bundles beside it (../av_fn_audio, ../face_fer): it is shipped with each
+    branch in a sub-folder, every file checked on the device, and the deployed copy predicts as the original.
+    (It shipped its manifest alone and rolled back.)"""
+    from edge_ser.recognizer import Recognizer
+
+    root = tmp_path / "bundles"
+    res = _deploy(sshd, root, "av_fusion")
+    assert res.ok and res.uploaded and res.version.startswith("av_fusion-")
+    vdir = root / "versions" / res.version
+    assert (vdir / "audio" / "weights.esq").is_file() and (vdir / "face" / "model.onnx").is_file()
+    ok = subprocess.run(
+        ["sha256sum", "-c", "SHA256SUMS"], cwd=vdir, capture_output=True, text=True, check=False
+    )
+    assert (
+        ok.returncode == 0 and "audio/manifest.json: OK" in ok.stdout and "face/weights.esq: OK" in ok.stdout
+    )
+    y = np.sin(np.linspace(0, 2000, 48000)).astype(np.float32) * 0.2
+    here = Recognizer(BUNDLES / "av_fusion", "numpy").predict_audio(y, 16000).probabilities
+    there = Recognizer(root / "current", "numpy").predict_audio(y, 16000).probabilities
+    assert there == pytest.approx(here, rel=1e-6, abs=1e-7)
+    assert not _deploy(sshd, root, "av_fusion").uploaded  # the same bundle again: nothing to send
 
 
 def test_options_checked_here_and_the_users_ssh_options_win(tmp_path):

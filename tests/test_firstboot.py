@@ -129,11 +129,15 @@ def test_bad_input_clear_error(tmp_path, wheelhouse, kw, message):
     assert not (tmp_path / "user-data").exists()
 
 
-def test_a_fusion_bundle_is_refused(tmp_path, wheelhouse):
+def test_a_fusion_bundle_goes_on_the_card_self_contained(tmp_path, wheelhouse):
+    """av_fusion's branches are folders beside it: the boot partition gets one folder with the branches inside,
+    which loads on its own (it got the manifest alone)."""
+    from edge_ser.bundle import load_bundle
+
     fusion = Path(__file__).resolve().parents[1] / "bundles" / "av_fusion"
-    with pytest.raises(ConfigError, match="--bundle-path .*is a fusion bundle"):
-        generate(_fb(), tmp_path, wheelhouse=wheelhouse, bundle=fusion)
-    assert not (tmp_path / "user-data").exists() and not (tmp_path / "edge-ser").exists()
+    generate(_fb(), tmp_path, wheelhouse=wheelhouse, bundle=fusion)
+    copied = load_bundle(tmp_path / "edge-ser" / "bundle")
+    assert set(copied.branches) == {"audio", "face"} and (tmp_path / "edge-ser" / "bundle" / "face").is_dir()
 
 
 def test_bad_files_clear_error(tmp_path, wheelhouse):
