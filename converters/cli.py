@@ -582,10 +582,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("out", type=Path, help="output folder")
     p.add_argument("--n-per-class", type=in_range(1), default=30, help="clips per class (default 30)")
-    p.add_argument("--sr", type=int, default=16000, help="sample rate in Hz (default 16000)")
-    p.add_argument("--duration", type=float, default=1.5, help="clip length in seconds (default 1.5)")
-    p.add_argument("--speakers", type=int, default=6, help="number of synthetic speakers (default 6)")
-    p.add_argument("--seed", type=int, default=0, help="generator seed (default 0)")
+    p.add_argument(
+        "--sr", type=in_range(8000, 96000), default=16000, help="sample rate in Hz (default 16000)"
+    )
+    p.add_argument(
+        "--duration",
+        type=in_range(0.5, 30.0, float),
+        default=1.5,
+        help="clip length in seconds (default 1.5)",
+    )
+    p.add_argument(
+        "--speakers", type=in_range(1, 99), default=6, help="number of synthetic speakers (default 6)"
+    )
+    p.add_argument("--seed", type=in_range(0), default=0, help="generator seed (default 0)")
     p.set_defaults(func=cmd_synth)
 
     p = sub.add_parser(

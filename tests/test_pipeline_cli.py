@@ -97,6 +97,8 @@ def test_cli_errors_are_one_line(tmp_path: Path, capsys) -> None:
         (["model", "laq_mlp", "--classes", "0"], "argument --classes: 0 must be >= 2"),
         (["model", "tiny_transformer", "--frames", "0"], "argument --frames: 0 must be >= 16"),
         (["zoo", "--seeds", "0"], "argument --seeds: 0 must be >= 1"),
+        (["synth", "out", "--duration", "0.1"], "argument --duration: 0.1 must be in 0.5..30"),
+        (["synth", "out", "--sr", "100"], "argument --sr: 100 must be in 8000..96000"),
     ],
 )
 def test_bad_option_values_stop_before_any_work(args, says, capsys) -> None:
