@@ -94,10 +94,8 @@ def cmd_features(args: argparse.Namespace) -> int:
     )
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        npy = (
-            args.out if args.out.suffix == ".npy" else args.out.with_name(args.out.name + ".npy")
-        )  # as np.save
-        np.save(npy, X)
+        npy = args.out if args.out.suffix == ".npy" else args.out.with_name(args.out.name + ".npy")
+        np.save(npy, X)  # (np.save adds .npy the same way)
         args.out.with_suffix(".txt").write_text("\n".join(str(f) for f in files) + "\n")
         print(f"wrote {npy} and {args.out.with_suffix('.txt')} (one path per row)")
     elif len(files) <= 5:
@@ -193,9 +191,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         limit=args.limit,
     )
     fer_split = None
-    if (
-        args.data == "fer2013"
-    ):  # named image splits: all of them, or the test images (PublicTest when no test/)
+    # FER-2013's named image splits: all of them, or the test images (PublicTest when there is no test/)
+    if args.data == "fer2013":
         name, records, fer_split = "fer2013", *_fer2013_records(args.root, args.split, args.strict)
         sel = replace(sel, split="all") if fer_split else sel
     else:

@@ -257,12 +257,9 @@ def cmd_laq(args: argparse.Namespace, spec: FeatureSpec, *, title: str | None = 
         as_tar=args.tar,
         tflite_calibration=calibration,
     )
-    c.plan.save(
-        out / "bitplan.json"
-    )  # after the bundle: a run that fails there leaves the last run's files as one set
-    other = out / (
-        "bundle" if args.tar else "bundle.tar"
-    )  # the other form, from an earlier run: not this plan's
+    # after the bundle: a run that fails there leaves the last run's files as one set
+    c.plan.save(out / "bitplan.json")
+    other = out / ("bundle" if args.tar else "bundle.tar")  # the other form, from an earlier run
     if other.is_dir():
         shutil.rmtree(other)
     elif other.exists():

@@ -68,22 +68,34 @@ class Compressed:
             return write_esq(Path(tmp) / "w.esq", tensors, alignment=packing.alignment).stat().st_size
 
 
-def check_recipe(recipe: str) -> str:
-    """`recipe` if `compress` accepts it (ConfigError saying why not): checked before any training is spent."""
-    if recipe == "fp32" or re.fullmatch(r"(ptq|qat)-[1-8]", recipe):
-        return recipe
+def parse_recipe(recipe: str) -> tuple[str, float | None]:
+    """(kind, value) of a recipe string: ("fp32", None), ("ptq" | "qat", bits), or ("laq-paper" | "laq-qat" |
+    "sensitivity", the knob after '@' or None); ConfigError saying what is wrong. `compress` and the commands (before
+    any training is spent) read recipes through it."""
+    if recipe == "fp32":
+        return recipe, None
+    m = re.fullmatch(r"(ptq|qat)-([1-8])", recipe)
+    if m:
+        return m.group(1), float(m.group(2))
     base, at, knob = recipe.partition("@")
     if base not in ("laq-paper", "laq-qat", "sensitivity"):
         raise ConfigError(f"unknown recipe {recipe!r}; choose one of {', '.join(RECIPES)} (b = 1..8)")
-    if at:
-        try:
-            value = float(knob)
-        except ValueError:
-            raise ConfigError(f"recipe {recipe!r}: the value after '@' must be a number") from None
-        low, high = (1.0, 8.0) if base == "sensitivity" else (0.0, 1.0)
-        if not low <= value <= high:
-            what = "average-bits budget" if base == "sensitivity" else "T_margin"
-            raise ConfigError(f"recipe {recipe!r}: the {what} after '@' must be in {low:g}..{high:g}")
+    if not at:
+        return base, None
+    try:
+        value = float(knob)
+    except ValueError:
+        raise ConfigError(f"recipe {recipe!r}: the value after '@' must be a number") from None
+    low, high = (1.0, 8.0) if base == "sensitivity" else (0.0, 1.0)
+    if not low <= value <= high:
+        what = "average-bits budget" if base == "sensitivity" else "T_margin"
+        raise ConfigError(f"recipe {recipe!r}: the {what} after '@' must be in {low:g}..{high:g}")
+    return base, value
+
+
+def check_recipe(recipe: str) -> str:
+    """`recipe` if `compress` accepts it (ConfigError saying why not): checked before any training is spent."""
+    parse_recipe(recipe)
     return recipe
 
 
@@ -107,38 +119,30 @@ def compress(
     tk = dict(train_kwargs or {})
     t0 = time.perf_counter()
     qat_config = replace(qat_config, seed=seed)
-    if recipe == "fp32":
+    kind, value = parse_recipe(recipe)
+    if kind == "fp32":
         plan = BitPlan.uniform(model, 32)
         frozen, codes = freeze(model, plan)
         return Compressed(recipe, plan, frozen, codes, time.perf_counter() - t0)
-    m = re.fullmatch(r"(ptq|qat)-([1-8])", recipe)
-    if m:
-        plan = BitPlan.uniform(model, int(m.group(2)))
-        if m.group(1) == "ptq":
+    if kind in ("ptq", "qat"):
+        plan = BitPlan.uniform(model, int(value))
+        if kind == "ptq":
             frozen, codes = freeze(model, plan)
-        else:
-            frozen, codes, result = qat(model, plan, X_train, y_train, X_val, y_val, qat_config, **tk)
-            return Compressed(
-                recipe, plan, frozen, codes, time.perf_counter() - t0, {"qat_epoch": result.best_epoch}
-            )
-        return Compressed(recipe, plan, frozen, codes, time.perf_counter() - t0)
-    base, _, knob = recipe.partition("@")
-    if base in ("laq-paper", "laq-qat", "sensitivity"):
-        cfg = replace(laq or LaqConfig(), method=base)
-        if knob:
-            try:
-                value = float(knob)
-            except ValueError:
-                raise ConfigError(f"recipe {recipe!r}: the value after '@' must be a number") from None
-            cfg = replace(cfg, budget=value) if base == "sensitivity" else replace(cfg, t_margin=value)
-        plan = allocate(model, cfg, X_train, y_train, X_val, y_val, log=log)
+            return Compressed(recipe, plan, frozen, codes, time.perf_counter() - t0)
         frozen, codes, result = qat(model, plan, X_train, y_train, X_val, y_val, qat_config, **tk)
         return Compressed(
-            recipe,
-            plan,
-            frozen,
-            codes,
-            time.perf_counter() - t0,
-            {"ptq_model": ptq(model, plan), "qat_epoch": result.best_epoch},
+            recipe, plan, frozen, codes, time.perf_counter() - t0, {"qat_epoch": result.best_epoch}
         )
-    raise ConfigError(f"unknown recipe {recipe!r}; choose one of {', '.join(RECIPES)} (b = 1..8)")
+    cfg = replace(laq or LaqConfig(), method=kind)
+    if value is not None:
+        cfg = replace(cfg, budget=value) if kind == "sensitivity" else replace(cfg, t_margin=value)
+    plan = allocate(model, cfg, X_train, y_train, X_val, y_val, log=log)
+    frozen, codes, result = qat(model, plan, X_train, y_train, X_val, y_val, qat_config, **tk)
+    return Compressed(
+        recipe,
+        plan,
+        frozen,
+        codes,
+        time.perf_counter() - t0,
+        {"ptq_model": ptq(model, plan), "qat_epoch": result.best_epoch},
+    )

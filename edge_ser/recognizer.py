@@ -299,8 +299,8 @@ class Recognizer:
         self, paths: Iterable[str | os.PathLike[str]], *, learn_first: bool = False
     ) -> list[Prediction]:
         """Classify files of any length, in order: short files up to BATCH_ROWS input rows per engine call (each
-        file's inference time is its share of the batch's), a long file window by window (streamed: memory holds a batch of
-        windows, not the file). `learn_first`: see `iter_predict_files`."""
+        file's inference time is its share of the batch's), a long file window by window (streamed: memory holds
+        a batch of windows, not the file). `learn_first`: see `iter_predict_files`."""
         return list(self.iter_predict_files(paths, learn_first=learn_first))
 
     def iter_predict_files(

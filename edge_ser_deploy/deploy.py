@@ -75,7 +75,7 @@ from importlib import resources
 from pathlib import Path
 
 from edge_ser.errors import ConfigError, EdgeSerError
-from edge_ser_deploy.single import fusion_files
+from edge_ser_deploy.self_contained import fusion_files
 
 DEFAULT_ROOT = "/opt/edge-ser/bundles"
 DEFAULT_SERVICE = "edge-ser"

@@ -45,7 +45,7 @@ from pathlib import Path
 from edge_ser.errors import ConfigError, MissingDependencyError
 from edge_ser.fileio import atomic_write
 from edge_ser.text import control_chars, describe_controls
-from edge_ser_deploy.single import write_self_contained
+from edge_ser_deploy.self_contained import write_self_contained
 
 BOOT_MOUNT = "/boot/firmware"
 """Where Raspberry Pi OS (Bookworm and later) and Ubuntu for Pi mount the boot partition."""
@@ -665,8 +665,7 @@ def cmd_firstboot(args: argparse.Namespace) -> int:
         env.append((k, v))
     fb = FirstBoot(
         hostname=args.hostname, ssh_keys=read_ssh_keys(args.ssh_key), user=args.user, wifi_ssid=args.wifi_ssid,
-        wifi_password=args.wifi_password if args.wifi_password is not None
-        else (os.environ.get("EDGE_SER_WIFI_PASSWORD") if args.wifi_ssid else None),
+        wifi_password=password if args.wifi_ssid else None,
         country=args.country.upper() if args.country else None, wifi_plaintext=args.wifi_plaintext,
         wheelhouse_url=args.wheelhouse_url, wheelhouse_sha256=_lower(args.wheelhouse_sha256), bundle_url=args.bundle_url,
         bundle_sha256=_lower(args.bundle_sha256), timezone=args.timezone, env=tuple(env),

@@ -263,6 +263,12 @@ class TarSource(BundleSource):
         self.tf.close()
 
 
+TAR_HINT = (  # how to make an archive the reader takes, for its errors
+    " (a bundle archive holds the bundle's files at its root: make it with `tar -C BUNDLE_FOLDER -cf bundle.tar .`, "
+    "or `edge-ser laq --tar`)"
+)
+
+
 def member_name(m: tarfile.TarInfo, src: str) -> str | None:
     """The file name of a tar member that may be in a bundle (None for the archive's own "." entry): a regular
     file at the top level, under a valid name; a folder, a path, a link, a device or a sparse file is refused."""
@@ -287,12 +293,6 @@ def member_name(m: tarfile.TarInfo, src: str) -> str | None:
     if not m.isreg() or m.issparse():
         raise BundleError(f"bundle {src}: archive member {short(raw)}: is not a regular file")
     return name
-
-
-TAR_HINT = (
-    " (a bundle archive holds the bundle's files at its root: make it with `tar -C BUNDLE_FOLDER -cf bundle.tar .`, "
-    "or `edge-ser laq --tar`)"
-)
 
 
 def open_source(path: Path, src: str, max_file: int, max_total: int) -> BundleSource:

@@ -309,9 +309,8 @@ class TFLiteEngine:
         self.delegate = None if delegate is None else str(delegate)
         extra = {} if delegate is None else {"experimental_delegates": [load_delegate(delegate)]}
         try:
-            with (
-                native_stderr_held()
-            ):  # "INFO: Created TensorFlow Lite XNNPACK delegate": shown only on failure
+            # "INFO: Created TensorFlow Lite XNNPACK delegate" on fd 2: shown only if loading fails
+            with native_stderr_held():
                 self.interpreter = interpreter_cls(
                     model_content=bundle.read(self.file), num_threads=threads, **extra
                 )

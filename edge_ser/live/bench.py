@@ -160,12 +160,10 @@ def cmd_bench_live(args) -> int:
     import shlex
     import sys
 
+    from edge_ser.bundle import load_bundle
     from edge_ser.live.command import build, too_short
 
-    rss = RssSampler(args.rss_every)
-    from edge_ser.bundle import load_bundle
-
-    hears = load_bundle(args.bundle).input_kind.hears
+    hears = load_bundle(args.bundle, verify=False).input_kind.hears  # build() loads and verifies it
     if hears and args.audio_file is None:
         raise ConfigError(
             "--live needs --audio-file FILE (a WAV it plays in real time; and --video-file for an audio-visual "
@@ -175,6 +173,7 @@ def cmd_bench_live(args) -> int:
         raise ConfigError(
             "--live with a face-only bundle needs --video-file FILE (a video or a folder of images)"
         )
+    rss = RssSampler(args.rss_every)
     _, runner = build(args, outputs=[rss], keep=1_000_000)
     t0 = time.perf_counter()
     stats = runner.run()

@@ -65,9 +65,7 @@ def open_capture(settings: CaptureSettings, kind: InputKind) -> tuple[Any, Any, 
     """
     s = settings
     frames = _frames(s) if kind.faces else None
-    if (
-        not kind.hears
-    ):  # a face-only model: no microphone; silence keeps the loop's clock (the video's length)
+    if not kind.hears:  # a face-only model: silence as long as the video keeps the loop's clock
         from edge_ser.live.files import SilenceSource
 
         if s.audio_file is not None:

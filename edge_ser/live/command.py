@@ -154,6 +154,8 @@ def build(args: argparse.Namespace, *, stop=None, outputs=(), keep: int = 10_000
     from edge_ser.live.pipeline import PipelineConfig
     from edge_ser.recognizer import Recognizer
 
+    if args.seconds is not None and not args.seconds > 0:  # before the bundle loads
+        raise ConfigError(f"--seconds {args.seconds}: give the stream time to stop after, > 0 s")
     rec = Recognizer(
         args.bundle,
         args.engine,
@@ -170,8 +172,6 @@ def build(args: argparse.Namespace, *, stop=None, outputs=(), keep: int = 10_000
         print(f"edge-ser run: {loaded}", file=sys.stderr)
     if getattr(args, "enroll", None):
         print(f"edge-ser run: {enroll_files(rec, args.enroll)}", file=sys.stderr)
-    if args.seconds is not None and not args.seconds > 0:
-        raise ConfigError(f"--seconds {args.seconds}: give the stream time to stop after, > 0 s")
     config = PipelineConfig(
         window=args.window,
         hop=args.hop,
