@@ -30,6 +30,9 @@ and ships it within the 2.0-bit budget (docs/protocol.md).
 `--reverb auto` (stage 0c, after stage 0) asks the same inner folds whether the chosen variant scores higher with 2
 reverberant copies of every training clip (synthetic rooms, `converters.reverb`; benchmarks/results/
 ship_ser_reverb_<data>.md); ser_ravdess is built with it (docs/protocol.md, "Reverberation").
+`--reverb member` ships two members instead (logits averaged): the chosen variant as without the copies (seed 0),
+and the same variant trained with the reverberant copies (seed 1), each with its own stage 1 and refit; no seed
+ensemble is asked for (docs/protocol.md, "A close-talk and a reverberant member, nested").
 The bundle records the training prior (`speaker_norm`, edge_ser.speaker): on the device each clip of
 the user joins the running statistics and is standardised by them. Its speaker-independent accuracy is the
 si_table's leave-one-speaker-out figure (online-20 row); the validation figures here are for the record.
@@ -173,11 +176,12 @@ def main() -> None:
     )
     ap.add_argument(
         "--reverb",
-        choices=("auto", "on", "off"),
+        choices=("auto", "on", "off", "member"),
         default="off",
         help=f"{REVERB_COPIES} reverberant copies of every training clip (synthetic rooms, RT60 0.2-1.0 s); auto: "
         "with them when the inner folds' validation score (--choose-by) of the chosen variant is higher with "
-        'them than without (docs/protocol.md, "Reverberation")',
+        "them than without; member: two members, logits averaged, one trained without the copies and one with "
+        'them (docs/protocol.md, "Reverberation")',
     )
     ap.add_argument(
         "--no-refit",
@@ -195,6 +199,8 @@ def main() -> None:
     args = ap.parse_args()
     if args.paired_fold is not None and args.data != "ravdess":
         ap.error("--paired-fold is for --data ravdess (the paired set's speech)")
+    if args.reverb == "member" and args.members != "auto":
+        ap.error("--reverb member ships its own two members: leave --members out")
     torch.set_num_threads(1)
     spec = FEATURES[args.features]
     d, X, Z, y, spk, copy_of, groups = training_matrix(args.data, spec, reverb=args.reverb != "off")
@@ -243,13 +249,7 @@ def main() -> None:
     runs = [stage1(rows, v, val_spk, args.recipe) for v in variants]
     best = max(runs, key=lambda r: r["figures"]["val_uar"] + r["figures"]["val_uar_noisy"])
     variant = variants[runs.index(best)]
-    members = 1 if args.members == "auto" else int(args.members)
-    member_choice: dict | None = None
-    if args.members == "auto" and args.choose == "pairs" and not unseen:
-        member_choice = choose_members(rows, variant, args.recipe, progress=True)
-        write_members(args.data, variant, member_choice)
-        members = member_choice["members"]
-    seeds = [best] + [stage1(rows, variant, val_spk, args.recipe, seed=k) for k in range(1, members)]
+    seeds, member_choice = members_of(args, rows, variant, val_spk, best, paired=bool(unseen))
     seeds, over_budget = within_budget(seeds)
     members = len(seeds)
     tr, figures = best["tr"], {**best["figures"], **ensemble_figures(rows, seeds, val_spk)}
@@ -267,6 +267,11 @@ def main() -> None:
         + (f", speed-perturbed copies at {', '.join(map(str, SPEED_FACTORS))}" if speed else "")
         + " (chosen on validation)"
         + (f"; {REVERB_COPIES} reverberant copies (synthetic rooms)" if rows.reverb else "")
+        + (
+            f"; member 2 of 2 also trained on {REVERB_COPIES} reverberant copies (synthetic rooms)"
+            if args.reverb == "member"
+            else ""
+        )
         + (
             f"; early views: the clean training clips standardised by the training prior updated with "
             f"{', '.join(map(str, early))} of their speaker's clips"
@@ -355,7 +360,8 @@ def main() -> None:
                 + (f", per member of a {members}-seed ensemble" if members > 1 else ""),
                 "members": members,
                 "early_views": list(early),
-                "reverb_copies": REVERB_COPIES if rows.reverb else 0,
+                "reverb_copies": REVERB_COPIES if rows.reverb or args.reverb == "member" else 0,
+                "reverb_member": args.reverb == "member",
                 "loss": "class-balanced cross-entropy" if balanced else "cross-entropy",
                 "made_by": f"python benchmarks/ship_ser.py --data {args.data} --out {args.out}"
                 + (f" --features {args.features}" if args.features != "extended" else "")
@@ -514,7 +520,7 @@ def stage1(
             flush=True,
         )
     epochs = {"float": fp.best_epoch, "qat": int(c.info["qat_epoch"])}
-    return {"c": c, "fp": fp, "tr": tr, "epochs": epochs, "figures": figures}
+    return {"c": c, "fp": fp, "tr": tr, "epochs": epochs, "figures": figures, "reverb": rows.reverb}
 
 
 def _online_uar(
@@ -706,16 +712,55 @@ def refit_members(
     rows: Rows, fit: np.ndarray, runs: list[dict], balanced: bool
 ) -> list[tuple[torch.nn.Module, BitPlan, dict]]:
     """Each stage-1 member (`runs`, member k at seed k) refit on the rows `fit` at its plan and epoch counts:
-    [(model, plan, codes)] for `ensemble_of`."""
+    [(model, plan, codes)] for `ensemble_of`. A member whose stage 1 trained with the reverberant copies
+    (`--reverb member`'s second) is refit with those of the speakers in `fit` too, and one trained without them,
+    without them."""
     fitted = []
-    Z, y = rows.training(fit)
+    speakers = np.isin(rows.spk, np.unique(rows.spk[fit]))
     for k, r in enumerate(runs):
+        with_rooms = r.get("reverb", rows.reverb)
+        mine = (fit & ~rows.reverb_rows) | (rows.reverb_rows & speakers & with_rooms)
+        Z, y = rows.training(mine)
         plan = r["c"].plan
         model, codes = refit(
             rows.Z.shape[1], len(rows.classes), Z, y, plan, r["epochs"], seed=k, balanced=balanced
         )
         fitted.append((model, plan, codes))
     return fitted
+
+
+def members_of(
+    args: argparse.Namespace,
+    rows: Rows,
+    variant: tuple[int, bool, bool],
+    val_spk: list[str],
+    best: dict,
+    *,
+    paired: bool = False,
+) -> tuple[list[dict], dict | None]:
+    """Stage 1 of every member (`best`: seed 0's, already run) and the inner folds' member choice (None when none
+    was asked): `--reverb member`'s two members, `--members auto`'s choice on the inner folds (with `--choose
+    pairs`; not for a `paired` fold, which has no inner folds), or `--members N` seeds."""
+    if args.reverb == "member":
+        return [best, reverberant_member(rows, variant, val_spk, args.recipe)], None
+    members, choice = (1 if args.members == "auto" else int(args.members)), None
+    if args.members == "auto" and args.choose == "pairs" and not paired:
+        choice = choose_members(rows, variant, args.recipe, progress=True)
+        write_members(args.data, variant, choice)
+        members = choice["members"]
+    return [best] + [stage1(rows, variant, val_spk, args.recipe, seed=k) for k in range(1, members)], choice
+
+
+REVERB_MEMBER_SEED = 1
+"""`--reverb member`'s second member trains at seed 1 (member k at seed k, as a seed ensemble's)."""
+
+
+def reverberant_member(rows: Rows, variant: tuple[int, bool, bool], val_spk: list[str], recipe: str) -> dict:
+    """Stage 1 of `--reverb member`'s second member: `variant` with the reverberant copies of every training clip
+    (`rows` must hold them: `training_matrix(..., reverb=True)`), its own epochs and bit plan chosen on `val_spk`."""
+    if not rows.reverb_rows.any():
+        raise ValueError("the reverberant member needs the reverberant copies: training_matrix(reverb=True)")
+    return stage1(replace(rows, reverb=True), variant, val_spk, recipe, log=False, seed=REVERB_MEMBER_SEED)
 
 
 def within_budget(runs: list[dict]) -> tuple[list[dict], float | None]:

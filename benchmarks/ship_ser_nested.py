@@ -52,6 +52,7 @@ from ship_ser import (  # noqa: E402
     ensemble_of,
     nested_name,
     refit_members,
+    reverberant_member,
     stage1,
     stage1_ensemble,
     training_matrix,
@@ -92,8 +93,10 @@ def outer_fold(
     this fold whose stage-0 variant choice is reused (stage 0 is deterministic; it is most of a fold's time).
     `by`: stage 0's score (ship_ser's `--choose-by`). `reverb="auto"`: ship_ser's `--reverb auto` (stage 0c on
     the inner folds); when it says no and `cached` is a finished record of the procedure without the copies, that
-    record is the answer (the same procedure, deterministic). `rooms`: test rooms, each [clips, dim] in the clean
-    rows' order, where the held-out speaker is also scored (transductive) when the copies were chosen."""
+    record is the answer (the same procedure, deterministic). `reverb="member"`: ship_ser's `--reverb member` (two
+    members, the second trained with the copies; its first member alone, refit, is scored too as `member0`: the
+    procedure without the reverberant member, paired). `rooms`: test rooms, each [clips, dim] in the clean rows'
+    order, where the held-out speaker is also scored (transductive and online-20) when the copies were used."""
     t0 = time.perf_counter()
     r = rows.subset(rows.spk != test)
     if cached is None:
@@ -115,13 +118,22 @@ def outer_fold(
         r = replace(r, reverb=rc["reverb"])
     elif reverb == "on":
         r = replace(r, reverb=True)
-    member_choice = choose_members(r, chosen, RECIPE)
-    members = member_choice["members"]
     val_spk = r.speakers()[-VAL_SPEAKERS[data] :]
-    seeds = [stage1(r, chosen, val_spk, RECIPE, log=False, seed=k) for k in range(members)]
+    if reverb == "member":
+        member_choice = None
+        seeds = [
+            stage1(r, chosen, val_spk, RECIPE, log=False),
+            reverberant_member(r, chosen, val_spk, RECIPE),
+        ]
+        members = len(seeds)
+    else:
+        member_choice = choose_members(r, chosen, RECIPE)
+        members = member_choice["members"]
+        seeds = [stage1(r, chosen, val_spk, RECIPE, log=False, seed=k) for k in range(members)]
     seeds, over_budget = within_budget(seeds)
     fit = r.trained_on(chosen)
-    model = ensemble_of(refit_members(r, fit, seeds, chosen[2]))[0]
+    fitted = refit_members(r, fit, seeds, chosen[2])
+    model = ensemble_of(fitted)[0]
     staged, plan, codes = stage1_ensemble(seeds)
     base = r.prior(fit)
     test_rows = np.flatnonzero((rows.spk == test) & (rows.copy_of == 0))
@@ -135,14 +147,22 @@ def outer_fold(
         "members": len(seeds),
         "members_chosen": members,
         "over_budget_bits": over_budget,
-        "members_choice": {k: round(member_choice[k], 6) for k in ("seed0", "single", "ensemble")},
+        "members_choice": (
+            None
+            if member_choice is None
+            else {k: round(member_choice[k], 6) for k in ("seed0", "single", "ensemble")}
+        ),
+        "reverb_member": reverb == "member",
         "val_speakers": val_spk,
         "epochs": [s["epochs"] for s in seeds],
         "bits": float(plan.average_bits),
         "packed_kb": Compressed(RECIPE, plan, staged, codes, 0.0).packed_bytes() / 1000,
         "n": len(test_rows),
     }
-    for name, m in (("refit", model), ("stage1", staged)):
+    scored = {"refit": model, "stage1": staged}
+    if reverb == "member":
+        scored["member0"] = fitted[0][0]
+    for name, m in scored.items():
         norms = {"transductive": figures(y, [predict(m, rows.Z[test_rows]).argmax(1)], rows.classes)}
         for k in ONLINE:
             views = online(rows.X, rows.spk, test_rows, base, k, seed=0)
@@ -150,14 +170,22 @@ def outer_fold(
         out[name] = norms
     if reverb_choice is not None:
         out["reverb"] = reverb_choice
-    if r.reverb and rooms:
-        out["rooms"] = {
-            room: figures(
-                y, [predict(model, transductive(R[test_rows], rows.spk[test_rows])).argmax(1)], rows.classes
-            )
-            for room, R in rooms.items()
-        }
+    if (r.reverb or reverb == "member") and rooms:
+        room_models = {"rooms": model, **({"member0_rooms": fitted[0][0]} if reverb == "member" else {})}
+        for key, m in room_models.items():
+            out[key] = {room: room_figures(m, R, rows, test_rows, base) for room, R in rooms.items()}
     out["seconds"] = time.perf_counter() - t0
+    return out
+
+
+def room_figures(model, R: np.ndarray, rows: Rows, test_rows: np.ndarray, base) -> dict:
+    """The held-out speaker in one test room (R: [clips, dim], clean rows' order): the figures of its clips
+    standardised by all of them in the room (transductive, the keys `figures` gives) and after 20 of them from the
+    training prior `base` (`online-20`)."""
+    y, spk = rows.y[test_rows], rows.spk[: len(R)]
+    out = figures(y, [predict(model, transductive(R[test_rows], spk[test_rows])).argmax(1)], rows.classes)
+    views = online(R, spk, test_rows, base, 20, seed=0)
+    out["online-20"] = figures(y, [predict(model, v).argmax(1) for v in views], rows.classes)
     return out
 
 
@@ -189,7 +217,8 @@ def summary(
             out[key], out[f"{key}_std"] = float(v.mean()), float(v.std())
         return out
 
-    table = {model: {norm: stats(model, norm) for norm in norms} for model in ("refit", "stage1")}
+    models = ("refit", "stage1", *(("member0",) if all("member0" in f for f in folds) else ()))
+    table = {model: {norm: stats(model, norm) for norm in norms} for model in models}
     counts: dict[str, int] = {}
     for f in folds:
         label = variant_label(
@@ -202,7 +231,9 @@ def summary(
         + ("" if by == "transductive" else f", stage 0 by `--choose-by {by}`")
         + (f", early views ({', '.join(map(str, early))} clips)" if early else "")
         + (
-            ", reverberant copies when the inner folds choose them"
+            ", a close-talk and a reverberant member"
+            if "member0" in models
+            else ", reverberant copies when the inner folds choose them"
             if any("reverb" in f for f in folds)
             else ", reverberant copies"
             if any("rooms" in f for f in folds)
@@ -232,8 +263,13 @@ def summary(
         "| model | " + " | ".join(f"{n} UAR" for n in norms) + " | transductive WAR |",
         "|---|" + "---|" * (len(norms) + 1),
     ]
-    for model, label in (("refit", "shipped procedure (refit)"), ("stage1", "stage 1's model (no refit)")):
-        t = table[model]
+    labels = {
+        "refit": "shipped procedure (refit)",
+        "stage1": "stage 1's model (no refit)",
+        "member0": "its close-talk member alone (refit)",
+    }
+    for model in models:
+        t, label = table[model], labels[model]
         cells = " | ".join(f"{100 * t[n]['uar']:.1f} +- {100 * t[n]['uar_std']:.1f}" for n in norms)
         war = t["transductive"]
         lines.append(f"| {label} | {cells} | {100 * war['war']:.1f} +- {100 * war['war_std']:.1f} |")
@@ -263,8 +299,10 @@ def summary(
             f"{f['members']} | {f['bits']:.2f} | {f['packed_kb']:.1f} | {100 * f['refit']['transductive']['uar']:.1f} | "
             f"{100 * f['refit']['online-20']['uar']:.1f} | {100 * f['stage1']['transductive']['uar']:.1f} |"
         )
+    if "member0" in models and all("member0_rooms" in f for f in folds):
+        lines += ["", *rooms_table(folds)]
     chose = [f for f in folds if (f.get("reverb") or {}).get("reverb") or "rooms" in f]
-    if any("reverb" in f for f in folds) or any("rooms" in f for f in folds):
+    if "member0" not in models and (any("reverb" in f for f in folds) or any("rooms" in f for f in folds)):
         lines += [
             "",
             f"Reverberant training copies (ship_ser.py --reverb) in {len(chose)} of "
@@ -298,6 +336,39 @@ def summary(
     return payload, "\n".join(lines)
 
 
+def rooms_table(folds: list[dict]) -> list[str]:
+    """`--reverb member`'s held-out speakers in the test rooms: the two-member ensemble against its close-talk member
+    alone, paired (the same folds, clips and rooms), UAR % transductive / online-20, mean over folds."""
+    names = list(folds[0]["rooms"])
+    lines = [
+        "The held-out speaker in the test rooms (benchmarks/reverb.py's, never trained on), UAR % transductive / "
+        "online-20, mean over folds:",
+        "",
+        "| model | as recorded | " + " | ".join(names) + " | rooms, mean |",
+        "|---|---|" + "---|" * (len(names) + 1),
+    ]
+
+    def room_uar(f: dict, key: str, room: str, norm: str) -> float:
+        fig = f[key][room]
+        return fig["uar"] if norm == "transductive" else fig[norm]["uar"]
+
+    for key, rooms_key, label in (
+        ("refit", "rooms", "two members"),
+        ("member0", "member0_rooms", "close-talk member alone"),
+    ):
+        cells = {}
+        for norm in ("transductive", "online-20"):
+            per_room = [float(np.mean([room_uar(f, rooms_key, n, norm) for f in folds])) for n in names]
+            cells[norm] = [
+                float(np.mean([f[key][norm]["uar"] for f in folds])),
+                *per_room,
+                float(np.mean(per_room)),
+            ]
+        row = " | ".join(f"{100 * t:.1f} / {100 * o:.1f}" for t, o in zip(*cells.values(), strict=True))
+        lines.append(f"| {label} | {row} |")
+    return lines
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", choices=sorted(VAL_SPEAKERS), default="emodb")
@@ -306,10 +377,11 @@ def main() -> None:
     )
     ap.add_argument(
         "--reverb",
-        choices=("auto", "on", "off"),
+        choices=("auto", "on", "off", "member"),
         default="off",
         help="ship_ser.py --reverb: on = reverberant training copies in every fold; auto = when the inner folds say "
-        "so (stage 0c; with --stage0-from, a fold that says no reuses that run's record); writes ..._reverb_<on|auto>",
+        "so (stage 0c; with --stage0-from, a fold that says no reuses that run's record); member = two members, the "
+        "second trained with the copies (its first member alone scored beside it); writes ..._reverb_<mode>",
     )
     ap.add_argument(
         "--early-views",

@@ -321,3 +321,40 @@ def test_choose_reverb_keeps_the_copies_only_when_the_inner_folds_score_them_hig
         and len(seen) == len(ship.inner_folds(rows.speakers()))
     )
     assert ship.nested_name("ravdess", "device", False, "auto") == "ravdess_device_reverb_auto"
+
+
+def test_reverb_member_trains_a_second_member_with_the_copies_and_refits_each_on_its_own_rows(monkeypatch):
+    """`--reverb member`: member 0 is the variant without the reverberant copies (stage 1 as shipped), member 1 the
+    same variant with them at seed 1; the refit gives each member its own rows (the copies of the speakers the
+    refit trains on for member 1 only) and leaves the one-member refit exactly as before."""
+    rows = _rows(views=1 + ship.NOISY_COPIES + len(ship.SPEED_FACTORS) + ship.REVERB_COPIES)
+    seen: list = []
+
+    def fake_stage1(r, variant, val_spk, recipe, log=True, *, seed=0):
+        seen.append((r.reverb, seed, tuple(val_spk)))
+        return {"c": SimpleNamespace(plan="plan", model=None, codes=None), "epochs": {}, "reverb": r.reverb}
+
+    monkeypatch.setattr(ship, "stage1", fake_stage1)
+    args = SimpleNamespace(
+        reverb="member", members="auto", choose="pairs", recipe="sensitivity@2.0", data="x"
+    )
+    best = {"reverb": False, "c": SimpleNamespace(plan="plan"), "epochs": {}}
+    members, choice = ship.members_of(args, rows, (2, True, False), ["03"], best)
+    assert choice is None and members[0] is best and members[1]["reverb"] and seen == [(True, 1, ("03",))]
+    with pytest.raises(ValueError, match="reverberant copies"):
+        ship.reverberant_member(_rows(), (2, True, False), ["03"], "sensitivity@2.0")
+
+    trained: list = []
+    monkeypatch.setattr(
+        ship, "refit", lambda dim, n, Z, y, plan, epochs, **kw: trained.append(Z) or (None, {})
+    )
+    held = rows.subset(rows.spk != "03")
+    fit = held.trained_on((2, True, False))
+    ship.refit_members(held, fit, members, balanced=False)
+    rev = held.reverb_rows
+    np.testing.assert_array_equal(trained[0], held.Z[fit])
+    np.testing.assert_array_equal(trained[1], held.Z[fit | rev])
+    trained.clear()  # a one-member refit: the rows `fit`, as before
+    ship.refit_members(held, fit, [{"c": SimpleNamespace(plan="plan"), "epochs": {}}], balanced=False)
+    np.testing.assert_array_equal(trained[0], held.Z[fit])
+    assert ship.nested_name("emodb", "device", False, "member") == "emodb_device_reverb_member"
