@@ -476,11 +476,13 @@ def stage1(
     log: bool = True,
     *,
     seed: int = 0,
+    norm: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> dict:
     """Train on every speaker but `val_spk` (clean + `copies` noisy copies, + the speed-perturbed copies when
     `speed`; the class-balanced loss when `balanced`), choose epochs and plan on the clean and noisy validation
     rows. Returns the compressed model `c`, the float run `fp`, the training rows `tr`, the chosen float and QAT
-    epoch counts (`epochs`, what a refit trains for) and the figures."""
+    epoch counts (`epochs`, what a refit trains for), the input standardisation `norm` (the training rows' mean
+    and std, or the `norm` given: an ensemble's members share one) and the figures."""
     copies, speed, balanced = variant
     y, Z, classes = rows.y, rows.Z, rows.classes
     held_out = np.isin(rows.spk, val_spk)  # every row of the validation speakers: never trained on
@@ -494,7 +496,8 @@ def stage1(
     Z_tr, y_tr = rows.training(tr)
     seed_everything(seed)
     net = build("functionals_mlp", num_classes=len(classes), in_features=Z.shape[1])
-    net.set_normalization(torch.as_tensor(Z_tr.mean(0)), torch.as_tensor(Z_tr.std(0)))
+    norm = (Z_tr.mean(0), Z_tr.std(0)) if norm is None else norm
+    net.set_normalization(torch.as_tensor(norm[0]), torch.as_tensor(norm[1]))
     cfg = TrainConfig(seed=seed, class_balanced=balanced)
     fp = train_classifier(net, Z_tr, y_tr, Z[val], y[val], cfg, progress=False, **by_uar)
     qcfg = replace(QAT_DEFAULTS, class_balanced=balanced)
@@ -520,7 +523,15 @@ def stage1(
             flush=True,
         )
     epochs = {"float": fp.best_epoch, "qat": int(c.info["qat_epoch"])}
-    return {"c": c, "fp": fp, "tr": tr, "epochs": epochs, "figures": figures, "reverb": rows.reverb}
+    return {
+        "c": c,
+        "fp": fp,
+        "tr": tr,
+        "epochs": epochs,
+        "figures": figures,
+        "reverb": rows.reverb,
+        "norm": norm,
+    }
 
 
 def _online_uar(
@@ -714,16 +725,18 @@ def refit_members(
     """Each stage-1 member (`runs`, member k at seed k) refit on the rows `fit` at its plan and epoch counts:
     [(model, plan, codes)] for `ensemble_of`. A member whose stage 1 trained with the reverberant copies
     (`--reverb member`'s second) is refit with those of the speakers in `fit` too, and one trained without them,
-    without them."""
+    without them. Every member standardises its input as member 0 does (`FunctionalsEnsemble` standardises once)."""
     fitted = []
     speakers = np.isin(rows.spk, np.unique(rows.spk[fit]))
+    norm = None
     for k, r in enumerate(runs):
         with_rooms = r.get("reverb", rows.reverb)
         mine = (fit & ~rows.reverb_rows) | (rows.reverb_rows & speakers & with_rooms)
         Z, y = rows.training(mine)
+        norm = (Z.mean(0), Z.std(0)) if norm is None else norm
         plan = r["c"].plan
         model, codes = refit(
-            rows.Z.shape[1], len(rows.classes), Z, y, plan, r["epochs"], seed=k, balanced=balanced
+            rows.Z.shape[1], len(rows.classes), Z, y, plan, r["epochs"], seed=k, balanced=balanced, norm=norm
         )
         fitted.append((model, plan, codes))
     return fitted
@@ -742,7 +755,7 @@ def members_of(
     was asked): `--reverb member`'s two members, `--members auto`'s choice on the inner folds (with `--choose
     pairs`; not for a `paired` fold, which has no inner folds), or `--members N` seeds."""
     if args.reverb == "member":
-        return [best, reverberant_member(rows, variant, val_spk, args.recipe)], None
+        return [best, reverberant_member(rows, variant, val_spk, args.recipe, best)], None
     members, choice = (1 if args.members == "auto" else int(args.members)), None
     if args.members == "auto" and args.choose == "pairs" and not paired:
         choice = choose_members(rows, variant, args.recipe, progress=True)
@@ -755,12 +768,23 @@ REVERB_MEMBER_SEED = 1
 """`--reverb member`'s second member trains at seed 1 (member k at seed k, as a seed ensemble's)."""
 
 
-def reverberant_member(rows: Rows, variant: tuple[int, bool, bool], val_spk: list[str], recipe: str) -> dict:
+def reverberant_member(
+    rows: Rows, variant: tuple[int, bool, bool], val_spk: list[str], recipe: str, first: dict
+) -> dict:
     """Stage 1 of `--reverb member`'s second member: `variant` with the reverberant copies of every training clip
-    (`rows` must hold them: `training_matrix(..., reverb=True)`), its own epochs and bit plan chosen on `val_spk`."""
+    (`rows` must hold them: `training_matrix(..., reverb=True)`), its own epochs and bit plan chosen on `val_spk`,
+    its input standardised as the first member's (`first`, its stage 1)."""
     if not rows.reverb_rows.any():
         raise ValueError("the reverberant member needs the reverberant copies: training_matrix(reverb=True)")
-    return stage1(replace(rows, reverb=True), variant, val_spk, recipe, log=False, seed=REVERB_MEMBER_SEED)
+    return stage1(
+        replace(rows, reverb=True),
+        variant,
+        val_spk,
+        recipe,
+        log=False,
+        seed=REVERB_MEMBER_SEED,
+        norm=first["norm"],
+    )
 
 
 def within_budget(runs: list[dict]) -> tuple[list[dict], float | None]:
@@ -965,14 +989,17 @@ def refit(
     seed: int = 0,
     balanced: bool = False,
     prepare: Callable[[torch.nn.Module, str], None] | None = None,
+    norm: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[torch.nn.Module, dict]:
     """functionals_mlp trained on every row of Z for the float and QAT epoch counts stage 1 chose, at its
     bit plan: no checkpoint is selected on the data it trains on; `balanced`: the class-balanced loss.
     `prepare(model, stage)` (experiments, benchmarks/tflite_int8_flips.py) may add hooks before the "float"
-    and the "qat" stage."""
+    and the "qat" stage. `norm`: the input standardisation (mean, std) when not Z's own (an ensemble's members
+    share member 0's)."""
     seed_everything(seed)
     net = build("functionals_mlp", num_classes=n_classes, in_features=dim)
-    net.set_normalization(torch.as_tensor(Z.mean(0)), torch.as_tensor(Z.std(0)))
+    norm = (Z.mean(0), Z.std(0)) if norm is None else norm
+    net.set_normalization(torch.as_tensor(norm[0]), torch.as_tensor(norm[1]))
     if prepare is not None:
         prepare(net, "float")
     fixed = TrainConfig(seed=seed, epochs=max(1, epochs["float"]), keep_last=True, class_balanced=balanced)

@@ -121,10 +121,8 @@ def outer_fold(
     val_spk = r.speakers()[-VAL_SPEAKERS[data] :]
     if reverb == "member":
         member_choice = None
-        seeds = [
-            stage1(r, chosen, val_spk, RECIPE, log=False),
-            reverberant_member(r, chosen, val_spk, RECIPE),
-        ]
+        first = stage1(r, chosen, val_spk, RECIPE, log=False)
+        seeds = [first, reverberant_member(r, chosen, val_spk, RECIPE, first)]
         members = len(seeds)
     else:
         member_choice = choose_members(r, chosen, RECIPE)

@@ -330,31 +330,38 @@ def test_reverb_member_trains_a_second_member_with_the_copies_and_refits_each_on
     rows = _rows(views=1 + ship.NOISY_COPIES + len(ship.SPEED_FACTORS) + ship.REVERB_COPIES)
     seen: list = []
 
-    def fake_stage1(r, variant, val_spk, recipe, log=True, *, seed=0):
-        seen.append((r.reverb, seed, tuple(val_spk)))
+    def fake_stage1(r, variant, val_spk, recipe, log=True, *, seed=0, norm=None):
+        seen.append((r.reverb, seed, tuple(val_spk), norm))
         return {"c": SimpleNamespace(plan="plan", model=None, codes=None), "epochs": {}, "reverb": r.reverb}
 
     monkeypatch.setattr(ship, "stage1", fake_stage1)
     args = SimpleNamespace(
         reverb="member", members="auto", choose="pairs", recipe="sensitivity@2.0", data="x"
     )
-    best = {"reverb": False, "c": SimpleNamespace(plan="plan"), "epochs": {}}
+    best = {"reverb": False, "c": SimpleNamespace(plan="plan"), "epochs": {}, "norm": "norm0"}
     members, choice = ship.members_of(args, rows, (2, True, False), ["03"], best)
-    assert choice is None and members[0] is best and members[1]["reverb"] and seen == [(True, 1, ("03",))]
+    assert (
+        choice is None
+        and members[0] is best
+        and members[1]["reverb"]
+        and seen == [(True, 1, ("03",), "norm0")]
+    )
     with pytest.raises(ValueError, match="reverberant copies"):
-        ship.reverberant_member(_rows(), (2, True, False), ["03"], "sensitivity@2.0")
+        ship.reverberant_member(_rows(), (2, True, False), ["03"], "sensitivity@2.0", best)
 
     trained: list = []
     monkeypatch.setattr(
-        ship, "refit", lambda dim, n, Z, y, plan, epochs, **kw: trained.append(Z) or (None, {})
+        ship, "refit", lambda dim, n, Z, y, plan, epochs, **kw: trained.append((Z, kw["norm"])) or (None, {})
     )
     held = rows.subset(rows.spk != "03")
     fit = held.trained_on((2, True, False))
     ship.refit_members(held, fit, members, balanced=False)
     rev = held.reverb_rows
-    np.testing.assert_array_equal(trained[0], held.Z[fit])
-    np.testing.assert_array_equal(trained[1], held.Z[fit | rev])
+    np.testing.assert_array_equal(trained[0][0], held.Z[fit])
+    np.testing.assert_array_equal(trained[1][0], held.Z[fit | rev])
+    for k in range(2):  # both members standardise as member 0 (the ensemble standardises once)
+        np.testing.assert_array_equal(trained[k][1][0], held.Z[fit].mean(0))
     trained.clear()  # a one-member refit: the rows `fit`, as before
     ship.refit_members(held, fit, [{"c": SimpleNamespace(plan="plan"), "epochs": {}}], balanced=False)
-    np.testing.assert_array_equal(trained[0], held.Z[fit])
+    np.testing.assert_array_equal(trained[0][0], held.Z[fit])
     assert ship.nested_name("emodb", "device", False, "member") == "emodb_device_reverb_member"
