@@ -280,11 +280,16 @@ def summary(
         + "; ".join(f"{k} in {v}" for k, v in sorted(counts.items()))
         + ".",
         "",
-        f"A {MEMBERS}-seed ensemble chosen by the inner folds (ship_ser.choose_members) in "
-        f"{sum(f.get('members_chosen', f['members']) > 1 for f in folds)} of {len(folds)} folds; it would have stored "
-        f"more than {BIT_BUDGET:g} average bits in "
-        f"{sum(f.get('over_budget_bits') is not None for f in folds)} of them, which then shipped seed 0's MLP alone "
-        "(ship_ser.within_budget).",
+        (
+            "Two members in every fold (ship_ser.py --reverb member): the close-talk member (seed 0) and the "
+            "reverberant member (seed 1), each with its own stage 1 and refit; no seed ensemble asked for."
+            if "member0" in models
+            else f"A {MEMBERS}-seed ensemble chosen by the inner folds (ship_ser.choose_members) in "
+            f"{sum(f.get('members_chosen', f['members']) > 1 for f in folds)} of {len(folds)} folds; it would have "
+            f"stored more than {BIT_BUDGET:g} average bits in "
+            f"{sum(f.get('over_budget_bits') is not None for f in folds)} of them, which then shipped seed 0's MLP "
+            "alone (ship_ser.within_budget)."
+        ),
         "",
         "| held-out speaker | chosen variant | members | avg bits | packed KB | transductive UAR | online-20 UAR "
         "| stage 1, transductive |",
