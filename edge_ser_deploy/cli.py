@@ -11,7 +11,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "deploy",
         help="copy a bundle to a device over SSH, verify it there, switch to it, health-check, roll back",
-        description="Verify the bundle here, copy it over SSH into ROOT/versions/<model>-<sha>, check every "
+        description="Verify the bundle here, copy it over SSH into ROOT/versions/<bundle>-<sha>, check every "
         "file's sha256 on the device, switch ROOT/current atomically, restart the service and run a health "
         "check; any failure after the switch (a failed or timed-out step, a lost connection, Ctrl-C) switches back "
         "to the previous version. Exit codes: 1 rolled back (130 when interrupted), 3 NOT rolled back (device "

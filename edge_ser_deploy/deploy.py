@@ -5,7 +5,8 @@
 
 Steps (each failure is a `DeployError` naming the host and the step):
 
-1. **verify** the bundle here (`load_bundle`); its version is `<model>-<first 12 hex of sha256(manifest.json)>`.
+1. **verify** the bundle here (`load_bundle`); its version is `<bundle>-<first 12 hex of sha256(manifest.json)>`,
+   `<bundle>` the folder's name (or the model's, for a folder called `bundle`): `edge_ser_deploy.naming`.
 2. **connect**: one SSH connection, shared by the later steps (OpenSSH connection multiplexing).
 3. **probe** the device: `ROOT/versions` is created and writable, `ROOT/current` (if any) is a symbolic link
    (its target is the *previous* version), and whether `ROOT/versions/<version>` already exists and verifies
@@ -75,6 +76,7 @@ from importlib import resources
 from pathlib import Path
 
 from edge_ser.errors import ConfigError, EdgeSerError
+from edge_ser_deploy.naming import source_name, version_name
 from edge_ser_deploy.self_contained import fusion_files
 
 DEFAULT_ROOT = "/opt/edge-ser/bundles"
@@ -94,7 +96,6 @@ MARKER_NAME = "pending"
 """ROOT/pending: written before `current` is switched, removed once the new version passed its health check."""
 SUMS_NAME = "SHA256SUMS"
 
-_VERSION_SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _EXIT_PREFLIGHT = 90
 _EXIT_BUSY = 75
 """edge-ser-activate: another activation is pending, or this deploy's was resolved by someone else."""
@@ -279,8 +280,7 @@ def _payload(bundle_path: str | os.PathLike[str]) -> _Payload:
     extra_sums: list[str] = []
     if isinstance(bundle, FusionBundle):  # shipped self-contained: its branches in sub-folders
         raw, extra, extra_sums = fusion_files(bundle)
-    model = _VERSION_SAFE.sub("_", bundle.name).strip("._-") or "bundle"
-    version = f"{model}-{hashlib.sha256(raw).hexdigest()[:12]}"
+    version = version_name(source_name(path), raw, bundle.name)
     files: dict[str, bytes] = {"manifest.json": raw, MANIFEST_SUM_NAME: manifest_sum_line(raw)}
     for name in bundle.manifest["files"]:
         if "/" in name or "\n" in name or name in ("manifest.json", MANIFEST_SUM_NAME, SUMS_NAME):
@@ -294,7 +294,7 @@ def _payload(bundle_path: str | os.PathLike[str]) -> _Payload:
     lines += extra_sums
     sums = ("\n".join(lines) + "\n").encode()
     files[SUMS_NAME] = sums
-    return _Payload(model, version, files, hashlib.sha256(sums).hexdigest())
+    return _Payload(bundle.name, version, files, hashlib.sha256(sums).hexdigest())
 
 
 def _tar_bundle(files: dict[str, bytes]) -> bytes:

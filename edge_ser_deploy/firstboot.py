@@ -10,7 +10,8 @@ writes, on the image's boot partition (mounted at /boot/firmware on the device):
   service user, Debian packages, `/etc/edge-ser/config.env`, the systemd unit and a first-boot script that
   installs edge-ser into /opt/edge-ser/venv from the wheelhouse (offline: `pip install --no-index --find-links
   WH -r WH/requirements.lock`) or a wheelhouse URL, puts the bundle in the `edge-ser deploy` layout
-  (ROOT/versions/<model>-<sha12>, `current` link, SHA256SUMS checked) and enables + starts the service;
+  (ROOT/versions/<bundle>-<sha12>, named as `edge-ser deploy` names it: `edge_ser_deploy.naming`; `current` link,
+  SHA256SUMS checked) and enables + starts the service;
 - `network-config`: netplan v2 with the Wi-Fi network (`wifis`, regulatory domain = `--country`; the WPA
   passphrase is stored as its PSK, PBKDF2(passphrase, SSID), unless `--wifi-plaintext`);
 - `meta-data`: instance-id (changes with the content, so cloud-init runs again for a new configuration)
@@ -45,6 +46,7 @@ from pathlib import Path
 from edge_ser.errors import ConfigError, MissingDependencyError
 from edge_ser.fileio import atomic_write
 from edge_ser.text import control_chars, describe_controls
+from edge_ser_deploy.naming import source_name
 from edge_ser_deploy.self_contained import write_self_contained
 
 BOOT_MOUNT = "/boot/firmware"
@@ -311,6 +313,7 @@ WH_URL=__WH_URL__
 WH_SHA256=__WH_SHA256__
 BUNDLE_URL=__BUNDLE_URL__
 BUNDLE_SHA256=__BUNDLE_SHA256__
+BUNDLE_NAME=__BUNDLE_NAME__
 # The Wi-Fi secret: cloud-init applied network-config in its local stage, long before this runs (runcmd).
 # The boot partition is FAT (no per-file modes: every local user can read it), so the copy there goes; the
 # seed stays valid (NoCloud needs user-data + meta-data; the instance-id is unchanged, so cloud-init does
@@ -359,8 +362,10 @@ if [ -n "$BUNDLE_URL" ]; then
 else
     cp -r "$BOOT/edge-ser/bundle/." "$STAGE/"
 fi
-# SHA256SUMS from the manifest (as edge-ser deploy writes it), then checked by coreutils
-"$VENV/bin/python" - "$STAGE" "$STAGE.version" <<'PY'
+# SHA256SUMS from the manifest (as edge-ser deploy writes it), then checked by coreutils; the version name by
+# edge_ser_deploy/naming.py, which follows as it is (the device's wheel has no edge_ser_deploy)
+"$VENV/bin/python" - "$STAGE" "$STAGE.version" "$BUNDLE_NAME" <<'PY'
+__NAMING_PY__
 import hashlib, json, pathlib, sys
 d = pathlib.Path(sys.argv[1]); raw = (d / "manifest.json").read_bytes(); m = json.loads(raw)
 lines = [f"{hashlib.sha256(raw).hexdigest()}  manifest.json"]
@@ -368,8 +373,7 @@ if (d / "manifest.sha256").is_file():  # the manifest's own checksum: edge-ser i
     lines.append(f"{hashlib.sha256((d / 'manifest.sha256').read_bytes()).hexdigest()}  manifest.sha256")
 lines += [f"{e['sha256']}  {n}" for n, e in m["files"].items() if "/" not in n]
 (d / "SHA256SUMS").write_text("\n".join(lines) + "\n")
-import re; name = re.sub(r"[^A-Za-z0-9._-]+", "_", str(m["model"]["name"])).strip("._-") or "bundle"
-pathlib.Path(sys.argv[2]).write_text(f"{name}-{hashlib.sha256(raw).hexdigest()[:12]}")
+pathlib.Path(sys.argv[2]).write_text(version_name(sys.argv[3], raw, str(m["model"]["name"])))
 PY
 (cd "$STAGE" && sha256sum -c --quiet SHA256SUMS)
 "$VENV/bin/edge-ser" info "$STAGE" >/dev/null
@@ -397,14 +401,28 @@ def _q(s: str | None) -> str:
     return shlex.quote(s or "")
 
 
-def user_data(fb: FirstBoot) -> dict:
-    """The #cloud-config document (a dict; `generate` writes it as YAML)."""
+def _naming_source() -> str:
+    """edge_ser_deploy/naming.py as text: the first-boot script runs it on the device to name the version."""
+    from importlib import resources
+
+    return resources.files("edge_ser_deploy").joinpath("naming.py").read_text(encoding="utf-8")
+
+
+def user_data(fb: FirstBoot, *, bundle_name: str | None = None) -> dict:
+    """The #cloud-config document (a dict; `generate` writes it as YAML).
+
+    `bundle_name`: the name the bundle was given by (`naming.source_name` of --bundle-path), which labels its
+    version on the device as `edge-ser deploy` labels it; default: the file name in `fb.bundle_url`."""
+    if bundle_name is None:
+        bundle_name = source_name(fb.bundle_url) if fb.bundle_url else ""
+    check_line(bundle_name, "--bundle-path" if fb.bundle_url is None else "--bundle-url")
     env = [f"EDGE_SER_ROOT={ROOT}", f"EDGE_SER_BUNDLE={ROOT}/current", *(f"{k}={v}" for k, v in fb.env)]
     script = (
         _SCRIPT.replace("__BOOT__", _q(fb.boot_mount)).replace("__ROOT__", _q(ROOT)).replace("__VENV__", _q(VENV))
         .replace("__PREFIX__", _q(PREFIX)).replace("__WH_URL__", _q(fb.wheelhouse_url))
         .replace("__WH_SHA256__", _q(fb.wheelhouse_sha256)).replace("__BUNDLE_URL__", _q(fb.bundle_url))
         .replace("__BUNDLE_SHA256__", _q(fb.bundle_sha256)).replace("__SERVICE__", SERVICE)
+        .replace("__BUNDLE_NAME__", _q(bundle_name)).replace("__NAMING_PY__", _naming_source())
     )  # fmt: skip
     doc: dict = {
         "hostname": fb.hostname,
@@ -514,6 +532,10 @@ def generate(fb: FirstBoot, out: str | os.PathLike[str], *, wheelhouse: str | os
         if not Path(bundle).is_dir():
             raise ConfigError(f"--bundle-path {bundle}: must be a bundle folder")
         loaded = load_bundle(bundle)  # BundleError if it does not verify: never ship one the device refuses
+    # made (and checked) before anything is written; the bundle's name labels its version on the device
+    ud = "#cloud-config\n" + _yaml(
+        user_data(fb, bundle_name=source_name(bundle) if bundle is not None else None)
+    )
     written: dict[str, Path] = {}
     if wheelhouse is not None or bundle is not None:
         (out_p / "edge-ser").mkdir(exist_ok=True)
@@ -531,7 +553,6 @@ def generate(fb: FirstBoot, out: str | os.PathLike[str], *, wheelhouse: str | os
         else:
             _copy_tree_atomic(Path(bundle), out_p / "edge-ser" / "bundle")
         written["bundle"] = out_p / "edge-ser" / "bundle"
-    ud = "#cloud-config\n" + _yaml(user_data(fb))
     net = network_config(fb)
     nc = _yaml(net) if net is not None else None
     iid = hashlib.sha256((ud + (nc or "")).encode()).hexdigest()[:12]

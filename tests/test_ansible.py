@@ -10,7 +10,6 @@ batch, is rolled back there and never reaches the second host. Skips when ansibl
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -61,8 +60,12 @@ def sshd(tmp_path_factory):
 
 
 def _version(bundle: Path) -> str:
-    m = json.loads((bundle / "manifest.json").read_text())
-    return f"{m['model']['name']}-{hashlib.sha256((bundle / 'manifest.json').read_bytes()).hexdigest()[:12]}"
+    """The version name `edge-ser deploy` and first boot give `bundle` (edge_ser_deploy.naming): the role must
+    name it the same (the bad bundle's folder, `bad_bundle`, is not its model's name, so both halves count)."""
+    from edge_ser_deploy.naming import source_name, version_name
+
+    raw = (bundle / "manifest.json").read_bytes()
+    return version_name(source_name(bundle), raw, json.loads(raw)["model"]["name"])
 
 
 def _bad_bundle(tmp: Path) -> Path:

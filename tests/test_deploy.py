@@ -189,6 +189,72 @@ def test_deploy_then_idempotent_redeploy(sshd, tmp_path):
     assert load_bundle(root / "current").name == "av_cnn_audio"
 
 
+VERSION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
+"""What edge-ser-activate accepts as a version name (its name_ok)."""
+
+
+def test_version_names_say_which_bundle(tmp_path, monkeypatch):
+    """ser_emodb and ser_ravdess are both `functionals_mlp`: on a device (ROOT/versions, the `current` link, a
+    deploy's report, a rollback message) their versions are told apart by the bundle folder's name, not by a
+    hash alone. The same bundle gets the same name however it is given (folder, `.`, a .tar); a folder called
+    `bundle` (training's out/<run>/bundle) keeps the model's name, as every version was named before."""
+    import tarfile
+
+    emodb, ravdess = _version("ser_emodb"), _version("ser_ravdess")
+    sha = emodb.rsplit("-", 1)[1]
+    assert re.fullmatch(r"ser_emodb-[0-9a-f]{12}", emodb), emodb
+    assert re.fullmatch(r"ser_ravdess-[0-9a-f]{12}", ravdess), ravdess
+    assert _version("ser_emodb") == emodb  # idempotent: a second deploy finds it on the device
+    monkeypatch.chdir(BUNDLES / "ser_emodb")
+    assert dep._payload(".").version == dep._payload(f"{BUNDLES}/ser_emodb/").version == emodb
+    packed = tmp_path / "ser_emodb.tar"
+    with tarfile.open(packed, "w") as tf:
+        for f in sorted((BUNDLES / "ser_emodb").iterdir()):
+            tf.add(f, arcname=f.name)
+    assert dep._payload(packed).version == emodb
+    renamed = {
+        "bundle": f"functionals_mlp-{sha}",
+        "-my ser (v2)!": f"my_ser_v2-{sha}",
+        "x" * 90: f"{'x' * 64}-{sha}",
+    }
+    for i, (folder, expect) in enumerate(renamed.items()):
+        copy = tmp_path / str(i) / folder
+        shutil.copytree(BUNDLES / "ser_emodb", copy)
+        assert dep._payload(copy).version == expect and VERSION_NAME.fullmatch(expect)
+
+
+def test_a_device_with_old_style_version_names_keeps_working(sshd, tmp_path, monkeypatch):
+    """A device an older edge-ser deployed to has `current` -> versions/functionals_mlp-<sha12> (the model's name,
+    whatever the bundle). Rollback reads that link as it is: a failed deploy goes back to the old-style name and
+    restarts it; a good deploy of the same bundle switches to its new name (previous: the old one), and deploying
+    it again changes nothing; pruning treats the old-style name as any other version."""
+    import hashlib
+
+    root = tmp_path / "bundles"
+    emodb, ravdess = _version("ser_emodb"), _version("ser_ravdess")
+    old = f"functionals_mlp-{emodb.rsplit('-', 1)[1]}"
+    with monkeypatch.context() as m:  # as versions were named before
+        m.setattr(
+            dep, "version_name", lambda name, raw, model: f"{model}-{hashlib.sha256(raw).hexdigest()[:12]}"
+        )
+        assert _deploy(sshd, root, "ser_emodb").version == old
+    assert os.readlink(root / "current") == f"versions/{old}"
+
+    with pytest.raises(DeployRolledBack) as ei:
+        _deploy(sshd, root, "ser_ravdess", health_cmd="echo unhealthy >&2; false")
+    assert ei.value.step == "health" and ravdess in str(ei.value)
+    assert f"rolled back to versions/{old}" in str(ei.value) and ei.value.result.current == f"versions/{old}"
+    assert os.readlink(root / "current") == f"versions/{old}" and _restarts(root) == [old, ravdess, old]
+
+    res = _deploy(sshd, root, "ser_emodb", keep=1)
+    assert res.ok and res.switched and res.version == emodb and res.previous == f"versions/{old}"
+    assert res.pruned == (ravdess,)  # keep 1: the current and the previous (old-style) version stay
+    assert sorted(p.name for p in (root / "versions").iterdir()) == sorted([emodb, old])
+    again = _deploy(sshd, root, "ser_emodb", keep=1)
+    assert again.ok and not again.uploaded and not again.switched and again.current == f"versions/{emodb}"
+    assert _restarts(root) == [old, ravdess, old, emodb]
+
+
 def test_failed_health_check_rolls_back(sshd, tmp_path):
     root = tmp_path / "bundles"
     v1, v2 = _version("av_cnn_audio"), _version("av_cnn")

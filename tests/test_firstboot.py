@@ -346,6 +346,54 @@ def _function(script: str, name: str) -> str:
     return m.group(0)
 
 
+def _name_on_device(script: str, bundle: Path, tmp: Path) -> str:
+    """The version name the first-boot script gives `bundle` on the device: its Python step (SHA256SUMS and the
+    name) run as the script runs it, on a staged copy, with the script's BUNDLE_NAME."""
+    import re
+    import shlex
+    import sys
+
+    step = re.search(r'^"\$VENV/bin/python" - "\$STAGE" "\$STAGE.version" "\$BUNDLE_NAME" <<\'PY\'\n(.*?)^PY\n',
+                     script, re.M | re.S)  # fmt: skip
+    assert step, "no version-naming step in the first-boot script"
+    name = shlex.split(re.search(r"^BUNDLE_NAME=(.*)$", script, re.M).group(1) or "''")
+    stage = tmp / "stage"
+    shutil.copytree(bundle, stage)
+    subprocess.run([sys.executable, "-", str(stage), str(tmp / "version"), *name], input=step.group(1), text=True,
+                   check=True, timeout=60)  # fmt: skip
+    return (tmp / "version").read_text()
+
+
+@pytest.mark.parametrize("bundle", ["ser_emodb", "ser_ravdess", "av_fusion"])
+def test_first_boot_names_the_version_as_deploy_does(tmp_path, wheelhouse, bundle):
+    """The device names the bundle's version from the --bundle-path folder, with edge_ser_deploy/naming.py itself
+    (written into the script: the device has no edge_ser_deploy): ser_emodb-<sha12> and ser_ravdess-<sha12>, as
+    `edge-ser deploy` names them, not functionals_mlp-<sha12> for both (a fusion bundle: the name of the
+    self-contained copy, as deploy ships it)."""
+    from edge_ser_deploy.deploy import _payload
+
+    out = tmp_path / "boot"
+    out.mkdir()
+    generate(_fb(), out, wheelhouse=wheelhouse, bundle=REPO / "bundles" / bundle)
+    got = _name_on_device(_script(out), out / "edge-ser" / "bundle", tmp_path)
+    assert got == _payload(REPO / "bundles" / bundle).version and got.startswith(f"{bundle}-")
+
+
+def test_first_boot_from_a_url_names_the_version_after_the_file(tmp_path):
+    """--bundle-url: the .tar's file name labels the version (query left out), the same name deploy gives that
+    .tar; a URL whose file is called bundle.tar falls back to the model's name, as deploy does."""
+    from edge_ser_deploy.deploy import _payload
+
+    ser = REPO / "bundles" / "ser_emodb"
+    sha = _payload(ser).version.rsplit("-", 1)[1]
+    for url, expect in (("https://example.org/dl/ser_emodb.tar?sig=abc", f"ser_emodb-{sha}"),
+                        ("https://example.org/dl/bundle.tar", f"functionals_mlp-{sha}")):  # fmt: skip
+        out = tmp_path / expect
+        out.mkdir()
+        generate(_fb(wheelhouse_url="https://example.org/wh/", bundle_url=url), out)
+        assert _name_on_device(_script(out), ser, out) == expect
+
+
 def test_http_downloads_are_checked_against_their_pins_on_the_device(tmp_path):
     """The script's own fetch() (real bash, real curl, a real HTTP server): a pinned sha256 that matches passes,
     one that does not fails and leaves no file; the pins and https-only redirects are in the script."""
