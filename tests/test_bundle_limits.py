@@ -402,6 +402,6 @@ def test_live_window_the_model_cannot_answer_is_reported_not_shown() -> None:
     bad = loud.copy()
     bad[100] = np.inf
     r = pipe.step(4.0, bad)
-    assert r.label == NO_RESULT and r.probs == () and r.confidence == 0.0
+    assert r.label == NO_RESULT and r.probs == () and r.smoothed == () and r.confidence == 0.0
     assert any("window skipped" in n and "NaN or inf" in n for n in r.notes)
     assert copy.deepcopy(r.to_dict())["label"] == NO_RESULT

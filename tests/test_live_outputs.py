@@ -39,7 +39,7 @@ from edge_ser.live.outputs.overlay import (
     overlay_layout,
 )
 from edge_ser.live.outputs.web import WebServer
-from edge_ser.live.result import SILENCE, LiveResult, StageTimes
+from edge_ser.live.result import NO_RESULT, SILENCE, LiveResult, StageTimes
 from edge_ser.live.signals import StopFlag
 
 REPO = Path(__file__).resolve().parents[1]
@@ -633,6 +633,12 @@ def test_page_in_headless_chromium_shows_the_label(tmp_path: Path) -> None:
                 time.sleep(0.05)
             time.sleep(0.3)  # let the bars' 0.15 s width transition finish before the picture
             png = drv.screenshot()
+            # an update without an estimate (no result, no face, silence): no confidence, "-" for every bar
+            web.emit(make_result(label=NO_RESULT, probs=(), smoothed=(), confidence=0.0))
+            while drv.text("#label") != NO_RESULT:
+                assert time.monotonic() < end, f"page shows {drv.text('#label')!r}"
+                time.sleep(0.05)
+            assert drv.text("#conf") == "" and "%" not in drv.text("#bars") and "-" in drv.text("#bars")
         finally:
             drv.quit()
     shot = tmp_path / "live_page_angry.png"

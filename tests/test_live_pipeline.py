@@ -144,7 +144,7 @@ def test_step_fused_fallback_and_silence(bundles, astronaut):
     assert r.mode == "audio" and r.fallback == "no face: audio-only model"
 
     r = pipe.step(4.5, np.zeros(48000, np.float32), faces)
-    assert r.label == SILENCE and not r.speech and r.probs == ()
+    assert r.label == SILENCE and not r.speech and r.probs == () and r.smoothed == ()  # no estimate: no zeros
 
 
 def test_audio_only_bundle_ignores_faces(bundles):

@@ -141,6 +141,38 @@ def test_a_file_shorter_than_the_window_is_an_error_not_silence(tmp_path, capsys
     assert "1 updates over 2.0 s" in capsys.readouterr().err
 
 
+def test_updates_without_speech_carry_no_distribution(tmp_path, capsys):
+    """ser_emodb on a file that starts with 4 s of digital silence, then speech: the updates before any speech
+    (and any later silent one) carry `smoothed` as [] in the JSON lines, like `probs`, with the label
+    "silence"; they carried a vector of zeros, which reads as a distribution over the labels summing to 0. The
+    log line shows no label=prob pairs for them either; the updates with speech carry a distribution."""
+    from converters.data.synthetic import SyntheticSpec, generate
+    from edge_ser.audio import write_wav
+    from edge_ser.cli import main
+
+    sr = 16000
+    speech = next(iter(generate(SyntheticSpec(n_per_class=1, sr=sr, duration=3.0, seed=3))))[0]
+    y = np.concatenate([np.zeros(4 * sr, np.float32), speech]).astype(np.float32)
+    wav = write_wav(tmp_path / "silent_start.wav", y, sr)
+    out = tmp_path / "run.jsonl"
+    ser = str(ROOT / "bundles" / "ser_emodb")
+    assert main(["run", ser, "--audio-file", str(wav), "--fast", "--json", str(out)]) == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    log = capsys.readouterr().out.splitlines()  # not a terminal: one log line per update
+    assert len(log) == len(rows) and not rows[0]["speech"] and any(r["speech"] for r in rows)
+    for row, line in zip(rows, log, strict=True):
+        if row["speech"]:
+            assert len(row["smoothed"]) == len(row["labels"]) and sum(row["smoothed"]) == pytest.approx(
+                1, abs=1e-6
+            )
+            assert f"{row['label']}=" in line
+        else:
+            assert row["label"] == "silence" and row["confidence"] == 0
+            assert row["probs"] == [] and row["smoothed"] == [], row
+            assert not any(f"{name}=" in line for name in row["labels"]), line
+    assert [r.smoothed for r in read_jsonl(out)] == [tuple(r["smoothed"]) for r in rows]
+
+
 def test_bench_refuses_bad_runs_and_a_live_run_without_a_file(capsys):
     from edge_ser.cli import main
 
@@ -177,6 +209,7 @@ def test_a_face_only_bundle_runs_on_the_video_clock(media, tmp_path, capsys):
     rows = read_jsonl(out)
     assert rows and rows[-1].t == pytest.approx(6.0)
     assert rows[0].label != "no face" and rows[-1].label == "no face" and rows[-1].speech is False
+    assert len(rows[0].smoothed) == len(rows[0].labels) and rows[-1].smoothed == ()  # no face: no estimate
     assert all(r.mode == "video" for r in rows)
     assert "s of video" in capsys.readouterr().err
     wav, _ = media

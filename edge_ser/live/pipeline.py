@@ -212,18 +212,19 @@ class LivePipeline:
         learn_ms = 0.0  # the features of an utterance that joins the statistics, on the update that ends it
         if self.config.learn == "utterances" and self._follow_utterance(window, speech):
             learn_ms = (time.perf_counter() - t0) * 1e3
-        n = len(self.labels)
         box = None
         if faces and getattr(faces[-1], "found", False) and faces[-1].box is not None:
             box = tuple(int(v) for v in faces[-1].box)  # the newest crop's face, if it has one
         mode = self.kind.mode
         common = {"t": t, "labels": self.labels, "level_db": db, "face_box": box, "frame_size": frame_size,
                   "overflows": overflows, "notes": notes}  # fmt: skip
+        # no estimate (silence, no face, a window skipped): `probs` and `smoothed` stay empty, as a vector of zeros
+        # would read as a distribution over the labels; `label` says why
         if not speech:
             self.smoother.reset()
             total = capture_ms + face_ms + (time.perf_counter() - t0) * 1e3
             return LiveResult(
-                **common, probs=(), smoothed=(0.0,) * n, label=SILENCE if self.kind.hears else NO_FACE,
+                **common, probs=(), smoothed=(), label=SILENCE if self.kind.hears else NO_FACE,
                 confidence=0.0, speech=False, mode=mode,
                 fallback=None, times=StageTimes(capture_ms, learn_ms, face_ms, 0.0, total),
                 speaker_clips=self.speaker_clips(),
@@ -238,7 +239,7 @@ class LivePipeline:
             common["notes"] = (*notes, f"window skipped: {e}")
             total = capture_ms + face_ms + (time.perf_counter() - t0) * 1e3
             return LiveResult(
-                **common, probs=(), smoothed=(0.0,) * n, label=NO_RESULT, confidence=0.0, speech=True, mode=mode,
+                **common, probs=(), smoothed=(), label=NO_RESULT, confidence=0.0, speech=True, mode=mode,
                 fallback=None, times=StageTimes(capture_ms, 0.0, face_ms, 0.0, total),
                 speaker_clips=self.speaker_clips(),
             )  # fmt: skip

@@ -24,9 +24,12 @@ class LiveResult:
 
     t: seconds since the stream started (the end of the audio window, stream time, not wall time).
     labels: the bundle's labels, in output order. probs: this window's probabilities (empty when not run,
-    e.g. silence). smoothed: probabilities after smoothing (EMA or majority over k windows).
+    e.g. silence). smoothed: probabilities after smoothing (EMA or majority over k windows); empty, as `probs`,
+    when the update has no estimate (`label` is then SILENCE, NO_FACE or NO_RESULT): the smoother starts again at
+    the next window with speech, so there is nothing to show, and zeros would read as a distribution.
     label: the reported label: the smoothed arg-max, or "silence" when the voice-activity gate is closed.
-    confidence: the smoothed probability of `label` (0 for silence). speech: the gate's decision on the newest hop.
+    confidence: the smoothed probability of `label` (0 without an estimate). speech: the gate's decision on the
+    newest hop.
     level_db: the newest hop's RMS level in dBFS. mode: "fused", "audio" (audio-only bundle; a fusion
     bundle with no face in view, its face term left out; or the fallback bundle when no face is seen: `fallback`
     says why) or "video". face_box: (x, y, w, h) in the camera frame's

@@ -478,7 +478,9 @@ function buildBars(labels) {
 function render(r) {
   const key = r.labels.join("\\u0000");
   if (key !== lastLabels) { buildBars(r.labels); lastLabels = key; }
-  const probs = (r.smoothed && r.smoothed.length) ? r.smoothed : r.probs;
+  // no estimate (silence, no face, no result): smoothed is empty, each bar shows "-" and no confidence
+  const estimate = Boolean(r.smoothed && r.smoothed.length);
+  const probs = estimate ? r.smoothed : r.probs;
   rows.forEach((x, i) => {
     const p = probs && i < probs.length ? probs[i] : 0;
     x.fill.style.width = (Math.max(0, Math.min(1, p)) * 100).toFixed(1) + "%";
@@ -488,7 +490,7 @@ function render(r) {
   document.documentElement.style.setProperty("--c", color(r.label));
   $("label").textContent = r.label;
   document.body.dataset.label = r.label;
-  $("conf").textContent = r.label === "silence" ? "" : (r.confidence * 100).toFixed(0) + " %";
+  $("conf").textContent = estimate ? (r.confidence * 100).toFixed(0) + " %" : "";
   $("mode").textContent = r.mode + (r.fallback ? " (" + r.fallback + ")" : "");
   $("speech").textContent = r.speech ? "speech" : "silence";
   $("level").textContent = (r.level_db === null ? "-inf" : r.level_db.toFixed(1)) + " dBFS";
