@@ -379,7 +379,7 @@ def main() -> None:
         },
     )
     print(
-        f"{out}: functionals_mlp{f' x {members} seeds' if members > 1 else ''} {plan.average_bits:.2f} bits, "
+        f"{out}: functionals_mlp{ensemble_label(members, args.reverb == 'member')} {plan.average_bits:.2f} bits, "
         f"{(out / 'weights.esq').stat().st_size / 1000:.1f} KB packed; "
         f"validation speakers {val_spk}: UAR {100 * figures['val_uar']:.1f} % "
         f"(float {100 * figures['val_float_uar']:.1f} %; noisy copies {100 * figures['val_uar_noisy']:.1f} %; "
@@ -762,6 +762,13 @@ def members_of(
         write_members(args.data, variant, choice)
         members = choice["members"]
     return [best] + [stage1(rows, variant, val_spk, args.recipe, seed=k) for k in range(1, members)], choice
+
+
+def ensemble_label(members: int, reverb_member: bool) -> str:
+    """What the shipped model is, after its name: '' for one MLP, ' x N seeds' or the two `--reverb member` ones."""
+    if reverb_member:
+        return " x 2 members (close-talk + reverberant)"
+    return f" x {members} seeds" if members > 1 else ""
 
 
 REVERB_MEMBER_SEED = 1
