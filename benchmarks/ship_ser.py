@@ -357,7 +357,13 @@ def main() -> None:
                 + (", extended" if spec.extended else "")
                 + "), per-speaker standardised",
                 "compression": args.recipe
-                + (f", per member of a {members}-seed ensemble" if members > 1 else ""),
+                + (
+                    ", per member of the close-talk + reverberant pair"
+                    if args.reverb == "member"
+                    else f", per member of a {members}-seed ensemble"
+                    if members > 1
+                    else ""
+                ),
                 "members": members,
                 "early_views": list(early),
                 "reverb_copies": REVERB_COPIES if rows.reverb or args.reverb == "member" else 0,

@@ -131,4 +131,8 @@ class FunctionalsEnsemble(nn.Module):
                     )
                     layer.bias.copy_(bias)
         methods = "/".join(sorted({p.method for _, p, _ in members}))
-        return model, BitPlan(bits, params, f"{methods} per member, {k}-seed ensemble", {"members": k}), codes
+        return (
+            model,
+            BitPlan(bits, params, f"{methods} per member, {k}-member ensemble", {"members": k}),
+            codes,
+        )
