@@ -32,10 +32,16 @@ Convention (the AV seed's; `CONVENTION` says it in words and every report prints
 - Reshape, Flatten, Transpose, Squeeze, Unsqueeze, Concat, Identity, Dropout (inference): 0 FLOPs, but their
   bytes are counted as a copy (an engine that aliases its input moves nothing: an upper bound).
 - Bytes: weights at their stored width, read once by each node that uses them (b-bit codes take
-  ceil(n*b/8) bytes + `SCALE_BYTES` (4) per output channel of scales; float tensors 4 bytes a value (float16:
-  2)); activations float32 (`ACTIVATION_BYTES`, 4 a value): each node reads its activation inputs and writes
-  its outputs, so an intermediate tensor counts once written and once per reader. Inline shape constants
-  (Reshape's int64 target shape, `graph.constants`) are metadata, not counted.
+  ceil(n*b/8) bytes + each output channel's scale as the packed file stores it: 4 bytes as float32, 2 as
+  float16 (`WeightInfo.of`; `stored_bytes` alone assumes float32, `SCALE_BYTES`); float tensors 4 bytes a value
+  (float16: 2)); activations float32 (`ACTIVATION_BYTES`, 4 a value): each node reads its activation inputs
+  and writes its outputs, so an intermediate tensor counts once written and once per reader. Inline shape
+  constants (Reshape's int64 target shape, `graph.constants`) are metadata, not counted.
+- `count(bundle, held_bytes=B, activation_bytes=A)` counts the same graph as an engine holds it at run time
+  instead (`held_weight_infos`): every weight value B bytes (4: float32, what onnxruntime's CPU EP, the numpy
+  engine and TFLite fp32 / fp16 read once they dequantize at load; 1: TFLite int8, whose int8 kernels also keep a
+  float32 scale per output channel and int32 biases), activations A bytes a value (1 for int8). The roofline
+  report uses it for the engine it is about; `edge-ser info` prints the stored figure.
 - Arithmetic intensity = FLOPs / (weight bytes + activation bytes), FLOP per byte. Batch 1 unless told.
 """
 
@@ -43,7 +49,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -73,7 +79,9 @@ __all__ = [
     "LayerCount",
     "WeightInfo",
     "count",
+    "convention",
     "count_graph",
+    "held_weight_infos",
     "stored_bytes",
     "weight_infos",
 ]
@@ -95,12 +103,13 @@ SOFTMAX_FLOPS = 3
 ACTIVATION_BYTES = 4
 """Bytes per activation value: every activation is float32."""
 SCALE_BYTES = 4
-"""Bytes per output channel of a quantized tensor's float32 scales."""
+"""Bytes per output channel of a quantized tensor's float32 scales (`stored_bytes`; a packed tensor's
+`WeightInfo.of` counts its scales as the file stores them: float16 scales 2 bytes)."""
 
 DENSE_OPS = ("Conv", "Gemm", "MatMul")
 """The ops the AV seed's figures count (its 0.014 GFLOPs): `GraphCount.dense_flops` sums them."""
 
-CONVENTION = (
+_FLOP_CONVENTION = (
     "FLOPs per inference at batch 1, AV seed convention: Conv/Gemm/MatMul = 2 FLOPs per multiply-accumulate "
     "+ 1 per output element for a bias (conv = 2*Yh*Yw*(Ci/groups)*Co*Kh*Kw + Yh*Yw*Co; dense = 2*in*out + out); "
     "element-wise ops and activations (Add, Sub, Mul, Div, Relu, Sigmoid, Clip, ...) 1 per output element; "
@@ -108,11 +117,40 @@ CONVENTION = (
     "reductions 1 per input element; BatchNormalization 2 per element (folded scale and shift); "
     "LayerNormalization 7 per element (mean, centre, square, variance, normalise, scale, shift); Softmax 3 per "
     "element (exp, sum, divide); Reshape/Flatten/Transpose/Squeeze/Unsqueeze/Concat/Identity/Dropout 0. "
-    "Bytes: weights at their stored bit width (b-bit codes ceil(n*b/8) bytes + 4 bytes per output-channel "
-    "scale; float tensors 4 bytes a value), read once by each node that uses them; activations float32, each "
-    "node reading its activation inputs and writing its outputs (shape-only ops counted as a copy); inline "
-    "shape constants not counted. Intensity = FLOPs / (weight + activation bytes)."
 )
+_STORED_WEIGHTS = (
+    "weights at their stored bit width (b-bit codes ceil(n*b/8) bytes + each output channel's scale as stored: "
+    "4 bytes as float32, 2 as float16; float tensors 4 bytes a value, float16 2)"
+)
+_HELD_WEIGHTS = {
+    4: "weights as the engine holds them at run time, float32: 4 bytes a value whatever their stored bits",
+    2: "weights as the engine holds them at run time, float16: 2 bytes a value whatever their stored bits",
+    1: "weights as the engine holds them at run time, int8: 1 byte a value + a 4-byte float32 scale per output "
+    "channel for tensors of 2 or more axes, 1-d tensors (biases) 4 bytes a value (int32)",
+}
+_ACTIVATIONS = {4: "float32", 2: "float16", 1: "int8"}
+
+
+def convention(held_bytes: int | None = None, activation_bytes: int = ACTIVATION_BYTES) -> str:
+    """The counting convention in words: weights as stored (`held_bytes` None) or as an engine holds them at run
+    time (`held_bytes` bytes a value, see `held_weight_infos`), activations `activation_bytes` bytes a value."""
+    if held_bytes not in (None, *_HELD_WEIGHTS) or activation_bytes not in _ACTIVATIONS:
+        raise ConfigError(
+            f"held_bytes={held_bytes!r}, activation_bytes={activation_bytes!r}: each must be one of 4, 2, 1 "
+            "(held_bytes also None: as stored)"
+        )
+    weights = _STORED_WEIGHTS if held_bytes is None else _HELD_WEIGHTS[held_bytes]
+    return (
+        _FLOP_CONVENTION
+        + f"Bytes: {weights}, read once by each node that uses them; activations {_ACTIVATIONS[activation_bytes]} "
+        f"({activation_bytes} byte{'s' if activation_bytes > 1 else ''} a value), each node reading its activation "
+        "inputs and writing its outputs (shape-only ops counted as a copy); inline shape constants not counted. "
+        "Intensity = FLOPs / (weight + activation bytes)."
+    )
+
+
+CONVENTION = convention()
+"""The counter's default convention (weights as stored, float32 activations), printed in every report."""
 
 
 class GraphCountError(ConfigError):
@@ -170,6 +208,30 @@ def weight_infos(source: EsqFile | Iterable[Tensor] | Mapping[str, np.ndarray]) 
     tensors = getattr(source, "tensors", None)
     items = tensors.values() if isinstance(tensors, Mapping) else source
     return {t.name: WeightInfo.of(t) for t in items}
+
+
+def held_weight_infos(infos: Mapping[str, WeightInfo], held_bytes: int) -> dict[str, WeightInfo]:
+    """Each weight as an engine holds it in memory at run time rather than as the file stores it.
+
+    The packed file's sub-byte codes are unpacked at load by every engine here, so the bytes a node reads per
+    call are the engine's width, not the stored bits. `held_bytes` 4 (float32) or 2 (float16): every value that
+    many bytes. 1 (int8 kernels): a tensor of 2 or more axes is int8 codes + a float32 scale per output channel
+    (axis 0); a 1-d tensor (a bias) stays 4 bytes a value (int32 accumulators' width).
+    """
+    if held_bytes not in (4, 2, 1):
+        raise GraphCountError(
+            f"held_bytes={held_bytes!r}: an engine holds weights at 4, 2 or 1 bytes a value"
+        )
+    out = {}
+    for name, w in infos.items():
+        n = math.prod(w.shape)
+        if held_bytes == 1 and len(w.shape) >= 2:
+            out[name] = WeightInfo(w.shape, 8, n + SCALE_BYTES * w.shape[0])
+        elif held_bytes == 1:
+            out[name] = WeightInfo(w.shape, 32, 4 * n)
+        else:
+            out[name] = WeightInfo(w.shape, 8 * held_bytes, held_bytes * n)
+    return out
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -327,20 +389,32 @@ class GraphCount:
 
 
 def count(
-    bundle: Bundle, input_shapes: Mapping[str, Sequence[int]] | None = None, *, batch: int = 1
+    bundle: Bundle,
+    input_shapes: Mapping[str, Sequence[int]] | None = None,
+    *,
+    batch: int = 1,
+    held_bytes: int | None = None,
+    activation_bytes: int = ACTIVATION_BYTES,
 ) -> GraphCount:
     """Count a loaded bundle: its graph, its packed weights at their stored bits, batch `batch`.
 
     `input_shapes` ({input name: full shape}) overrides the manifest's input shapes (whose dynamic batch axis
-    is otherwise set to `batch`).
+    is otherwise set to `batch`). `held_bytes` (4, 2 or 1) counts the weights as an engine holds them at run time
+    instead of as stored (`held_weight_infos`), and `activation_bytes` the activations at that width (1: int8);
+    the result's `convention` says which.
     """
-    return count_graph(
+    infos = weight_infos(bundle.weights())
+    if held_bytes is not None:
+        infos = held_weight_infos(infos, held_bytes)
+    counted = count_graph(
         bundle.graph,
-        weight_infos(bundle.weights()),
+        infos,
         input_shapes,
         constants=bundle.constants(),
         batch=batch,
+        activation_bytes=activation_bytes,
     )
+    return replace(counted, convention=convention(held_bytes, activation_bytes))
 
 
 def count_graph(
@@ -350,6 +424,7 @@ def count_graph(
     *,
     constants: Mapping[str, Any] | None = None,
     batch: int = 1,
+    activation_bytes: int = ACTIVATION_BYTES,
 ) -> GraphCount:
     """Infer every tensor's shape and count FLOPs and bytes per node of a graph JSON (`bundle.graph` format).
 
@@ -362,6 +437,7 @@ def count_graph(
         constants: small tensors whose values shape inference needs (Reshape target shapes, Squeeze axes), by
             name; added to the graph's own `constants`. They take no bytes (shape metadata).
         batch: the value of the graph inputs' dynamic axes when `input_shapes` does not give them.
+        activation_bytes: bytes per activation value (4: float32, the convention; 1 for an int8 engine).
 
     Raises:
         GraphCountError: naming the node, for an unsupported op, a missing weight or input, or shapes that do
@@ -436,7 +512,7 @@ def count_graph(
                 out_shapes=tuple(act_out),
                 flops=int(flops),
                 weight_bytes=sum(int(infos[nm].nbytes) for nm in wnames),
-                activation_bytes=ACTIVATION_BYTES
+                activation_bytes=activation_bytes
                 * (sum(map(math.prod, act_in)) + sum(map(math.prod, act_out))),
                 weights=wnames,
                 bits=infos[main].bits if main in infos else None,

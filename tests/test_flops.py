@@ -34,8 +34,10 @@ from edge_ser.flops import (
     SUPPORTED_OPS,
     GraphCountError,
     WeightInfo,
+    convention,
     count,
     count_graph,
+    held_weight_infos,
     stored_bytes,
     weight_infos,
 )
@@ -366,6 +368,31 @@ def test_shipped_av_bundle_bytes_at_stored_bits():
     assert c.dense_flops == 19_948_663 and c.flops == 20_142_887
     assert c.activation_bytes == 1_903_580
     assert c.intensity == pytest.approx(20_142_887 / (16_160 + 1_903_580))
+
+
+def test_convention_states_the_scale_bytes_the_counter_uses():
+    """The counter takes a packed tensor's scales as stored (float16: 2 bytes), and the text must say so."""
+    assert "4 bytes per output-channel scale" not in CONVENTION
+    assert "4 bytes as float32, 2 as float16" in CONVENTION and convention() == CONVENTION
+
+
+@pytest.mark.skipif(not AV_BUNDLE.is_dir(), reason="bundles/av_cnn is not in this checkout")
+def test_counting_weights_as_an_engine_holds_them():
+    """An engine unpacks the b-bit codes at load: float32 engines read 4 bytes a weight, int8 kernels 1 byte +
+    a float32 scale per output channel (biases int32), with int8 activations."""
+    b = load_bundle(AV_BUNDLE)
+    stored, f32 = count(b), count(b, held_bytes=4)
+    n_values = sum(math.prod(t.shape) for t in b.weights().tensors.values())
+    assert f32.flops == stored.flops and f32.weight_bytes == 4 * n_values == 279_900
+    assert f32.activation_bytes == stored.activation_bytes and "float32: 4 bytes a value" in f32.convention
+    i8 = count(b, held_bytes=1, activation_bytes=1)
+    infos = held_weight_infos(weight_infos(b.weights()), 1)
+    conv = infos["video.3.weight"]
+    assert conv.nbytes == 32 * 16 * 9 + 4 * 32 and infos["video.3.bias"].nbytes == 4 * 32
+    assert i8.weight_bytes == sum(w.nbytes for w in infos.values())
+    assert i8.activation_bytes * 4 == stored.activation_bytes and "activations int8" in i8.convention
+    with pytest.raises(GraphCountError, match="held_bytes=3"):
+        held_weight_infos(weight_infos(b.weights()), 3)
 
 
 # --------------------------------------------------------------------------------------------------------------
