@@ -116,6 +116,28 @@ def test_theoretical_bandwidth_matches_bus_and_rate(name: str) -> None:
         assert m.measured_gbps.method and m.measured_gbps.threads
 
 
+@pytest.mark.parametrize("name", SHIPPED)
+def test_cpu_bandwidth_follows_one_convention(name: str) -> None:
+    """Every CPU roof is a measured one-thread figure in STREAM counting (firmware_profiles/README.md): a
+    published triad where there is one, else a copy or a borrowed figure marked unverified, never the bus."""
+    p = load_profile(name)
+    for precision, choice in p.roofline.targets["cpu"].items():
+        assert choice.bandwidth == "memory.measured_gbps", f"roofline.targets.cpu.{precision}"
+    m = p.memory.measured_gbps
+    assert m.threads == 1
+    assert "triad" in m.method.lower() or (not m.verified and m.note)
+
+
+def test_pi5_uses_the_published_one_thread_triad_and_the_orin_4gb_is_not_faster_than_the_8gb() -> None:
+    pi5 = load_profile("pi5").memory.measured_gbps
+    assert pi5.value == pytest.approx(8.0) and pi5.threads == 1 and "Triad" in pi5.method
+    assert "5.52" in pi5.note and "No published STREAM triad" not in pi5.note
+    small, big = load_profile("orin-nano-4gb"), load_profile("orin-nano-8gb")
+    assert small.bandwidth("fp32").value <= big.bandwidth("fp32").value
+    assert small.compute_peak("fp32").value <= big.compute_peak("fp32").value
+    assert not small.bandwidth("fp32").verified
+
+
 def test_starting_figures_of_the_issue() -> None:
     pi4, pi5 = load_profile("pi4"), load_profile("pi5")
     assert pi4.peaks["cpu"]["fp32"].value == pytest.approx(48.0)
