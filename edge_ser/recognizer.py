@@ -105,8 +105,8 @@ class Prediction:
     clamped there), or an int8 engine had to saturate it. The label is then a guess about audio unlike the
     training data (another band, level or microphone): treat it with suspicion (`edge_ser.engines.base`)."""
     level_db: float | None = None
-    """The file's RMS level in dBFS (a long file: its loudest window; -inf: digital silence, null in JSON), None
-    when not known (audio in memory, images, videos)."""
+    """The audio's RMS level in dBFS (a long file: its loudest window; -inf: digital silence, null in JSON), None
+    when not known (images, videos, a model that takes no audio)."""
 
     @property
     def silent(self) -> bool:
@@ -145,6 +145,27 @@ def speech_enough(level: float, whole: bool, gate: float = SILENCE_DB) -> bool:
     return level >= gate or (whole and level > -math.inf)
 
 
+def float_samples(y: Any, sr: Any, where: str) -> tuple[np.ndarray, int]:
+    """(y, sr) checked as the API takes audio in memory: float samples scaled to [-1, 1] (more than
+    MAX_FLOAT_PEAK means integer samples stored as floats, as the WAV reader refuses them) and a positive integer
+    rate; ConfigError naming `where` otherwise."""
+    from edge_ser.audio.wav import MAX_FLOAT_PEAK
+
+    y = np.asarray(y)
+    if y.dtype.kind not in "f":
+        raise ConfigError(f"{where}: y must be float samples in [-1, 1], got dtype {y.dtype}")
+    if isinstance(sr, bool) or not isinstance(sr, (int, np.integer, float)) or not sr > 0 or sr != int(sr):
+        raise ConfigError(f"{where}: sr must be the sample rate in Hz (a positive integer), got {sr!r}")
+    finite = y[np.isfinite(y)] if y.size else y
+    peak = float(np.max(np.abs(finite))) if finite.size else 0.0
+    if peak > MAX_FLOAT_PEAK:
+        raise ConfigError(
+            f"{where}: float samples up to {peak:.6g}; audio is scaled to [-1, 1] and more than {MAX_FLOAT_PEAK:g} "
+            "means wrongly scaled data (integer samples given as floats? divide by 32768)"
+        )
+    return y, int(sr)
+
+
 def _rows(inputs: dict[str, np.ndarray]) -> int:
     """Rows (the batch axis) of one clip's model inputs."""
     return len(next(iter(inputs.values())))
@@ -152,6 +173,8 @@ def _rows(inputs: dict[str, np.ndarray]) -> int:
 
 SPEAKER_SCHEMA = "edge-ser-speaker"
 """The `schema` of a file written by `Recognizer.save_speaker`."""
+SPEAKER_VERSION = 1
+"""The `version` of the speaker file format this edge-ser writes and reads."""
 SPEAKER_FILE_LIMIT = 16 * 1024 * 1024
 """Largest speaker file read (a few KB per adapting branch in practice)."""
 
@@ -188,6 +211,10 @@ class Recognizer:
         from edge_ser.engines import load_engine
         from edge_ser.speaker import SpeakerAdapter
 
+        if not hasattr(bundle, "manifest") and not isinstance(bundle, (str, os.PathLike)):
+            raise ConfigError(
+                f"Recognizer: bundle must be a Bundle or the path of a bundle folder or .tar, got {type(bundle).__name__}"
+            )
         self.bundle = bundle if hasattr(bundle, "manifest") else load_bundle(bundle)
         self.engine = load_engine(
             self.bundle, engine, threads=threads, providers=providers, delegate=delegate
@@ -204,9 +231,23 @@ class Recognizer:
         if hasattr(self.engine, "reset_speakers"):
             self.engine.reset_speakers()
 
-    def enroll(self, y: np.ndarray, sr: int) -> None:
-        """Add a clip of the user (float samples at `sr` Hz) to the speaker statistics without classifying it."""
+    def enroll(self, y: np.ndarray, sr: int) -> bool:
+        """Add a clip of the user (float samples in [-1, 1] at `sr` Hz) to the speaker statistics without
+        classifying it. Digital silence tells nothing about the speaker and is left out: returns whether the clip
+        was added. ConfigError when the bundle has no speaker normalisation (as `enroll_file`)."""
+        self._need_adapters("enrol")
+        y, sr = float_samples(y, sr, "enroll")
+        if not speech_enough(level_db(y), True):
+            return False
         learn_clip(self.kind, self.speaker, self.engine, y, sr)
+        return True
+
+    def _need_adapters(self, what: str) -> None:
+        """ConfigError when this bundle keeps no speaker statistics (nothing to `what`)."""
+        if not self._adapters():
+            raise ConfigError(
+                f"{self.bundle.root}: this bundle has no speaker normalisation, so there is nothing to {what}"
+            )
 
     def enroll_file(self, path: str | os.PathLike[str], *, vad_db: float = SILENCE_DB) -> int:
         """Add a recording of the user to the speaker statistics: the whole file as one clip up to 30 s (as the
@@ -215,14 +256,11 @@ class Recognizer:
         pauses of a long recording are left out. A silent file adds nothing. Returns the clips added."""
         from edge_ser.audio.stream import file_windows
 
-        if not self._adapters():
-            raise ConfigError(
-                f"{self.bundle.root}: this bundle has no speaker normalisation, so there is nothing to enrol"
-            )
+        self._need_adapters("enrol")
         added = 0
         for w in file_windows(path, self.sample_rate):
             if speech_enough(level_db(w.samples), w.whole, vad_db):
-                self.enroll(w.samples, self.sample_rate)
+                learn_clip(self.kind, self.speaker, self.engine, w.samples, self.sample_rate)
                 added += 1
         return added
 
@@ -240,14 +278,15 @@ class Recognizer:
         start from them (`load_speaker`) instead of the training prior."""
         from edge_ser.fileio import atomic_write
 
+        self._need_adapters("save")
         adapters = self._adapters()
-        if not adapters:
+        if Path(path).is_dir():
             raise ConfigError(
-                f"{self.bundle.root}: this bundle has no speaker normalisation, nothing to save"
+                f"{path}: is a folder; give the speaker file's name, e.g. {Path(path) / 'speaker.json'}"
             )
         doc = {
             "schema": SPEAKER_SCHEMA,
-            "version": 1,
+            "version": SPEAKER_VERSION,
             "bundle": self.bundle.name,
             "statistics": {name: a.state() for name, a in adapters.items()},
         }
@@ -267,6 +306,12 @@ class Recognizer:
             raise ConfigError(f"{where}: not JSON ({e})") from None
         if not isinstance(doc, dict) or doc.get("schema") != SPEAKER_SCHEMA:
             raise ConfigError(f"{where}: not an edge-ser speaker file (schema {SPEAKER_SCHEMA!r})")
+        if doc.get("version") != SPEAKER_VERSION:
+            raise ConfigError(
+                f"{where}: version {doc.get('version')!r}; this edge-ser reads version {SPEAKER_VERSION} (written by "
+                "another edge-ser?)"
+            )
+        self._need_adapters("load")
         saved, adapters = doc.get("statistics"), self._adapters()
         if not isinstance(saved, dict) or set(saved) != set(adapters):
             have = sorted(saved) if isinstance(saved, dict) else saved
@@ -323,6 +368,10 @@ class Recognizer:
         (docs/protocol.md, `transductive`). Without it, the statistics learn file by file in order, as in a live
         session.
         """
+        if isinstance(
+            paths, (str, os.PathLike)
+        ):  # one file: a str would otherwise be iterated letter by letter
+            paths = [paths]
         paths = [Path(p) for p in paths]
         learnt: dict[int, tuple[FileWindow, float]] = {}
         if learn_first and self.adapting:
@@ -410,7 +459,10 @@ class Recognizer:
         if not batch:
             return []
         out = self._run(
-            [w.inputs for _, w, _ in batch], [src for src, _, _ in batch], [ms for _, _, ms in batch]
+            [w.inputs for _, w, _ in batch],
+            [src for src, _, _ in batch],
+            [ms for _, _, ms in batch],
+            learn=[_learns(w) for _, w, _ in batch],
         )
         return [
             replace(p, duration=w.end, ood=p.ood or self.narrower(w.source_rate), level_db=w.level_db)
@@ -428,7 +480,12 @@ class Recognizer:
             nonlocal inference_ms
             if not pending:
                 return
-            preds = self._run([w.inputs for w in pending], [source] * len(pending), [0.0] * len(pending))
+            preds = self._run(
+                [w.inputs for w in pending],
+                [source] * len(pending),
+                [0.0] * len(pending),
+                learn=[_learns(w) for w in pending],
+            )
             inference_ms += sum(p.timings["inference"] for p in preds)
             results.extend(
                 WindowPrediction(
@@ -463,23 +520,54 @@ class Recognizer:
         """True when audio recorded at `source_rate` Hz lacks part of the band the model was trained on (an
         8 kHz telephone clip has nothing above 4 kHz; a 16 kHz model's band reaches 8 kHz): its prediction is
         flagged out of range, as the model never saw such a spectrum."""
-        if source_rate is None:
+        if source_rate is None or not self.kind.hears:
             return False
         return source_rate / 2 < NARROW_BAND * self.kind.feature_spec.fmax_hz
 
     def predict_audio(self, y: np.ndarray, sr: int, faces: Sequence[Any] | None = None) -> Prediction:
         """Classify a mono clip `y` [n] (float, in [-1, 1]) recorded at `sr` Hz; a model that takes faces
-        also wants the clip's face crops (`FaceCrop`s or uint8 [S, S] grey images, any number: they are spread
-        over the model's frames; none means black frames)."""
-        y = np.asarray(y)
-        if y.dtype.kind not in "f":
-            raise ConfigError(f"predict_audio: y must be float samples in [-1, 1], got dtype {y.dtype}")
+        also wants the clip's face crops (`FaceCrop`s or uint8 [S, S] grey images, a list or one [k, S, S]
+        array, any number: they are spread over the model's frames; none means black frames). A face-only model
+        ignores the audio and needs the crops. Digital silence does not join the speaker statistics; the result's
+        `level_db` is the clip's level (`silent` below the voice gate)."""
+        y, sr = float_samples(y, sr, "predict_audio")
+        faces = _face_list(faces)
+        if not self.kind.hears and not faces:
+            raise ConfigError(
+                f"{self.bundle.root}: this bundle reads faces only: give faces=[crop, ...] (the audio is ignored)"
+            )
         t0 = time.perf_counter()
-        x = self.kind.audio_inputs(y, int(sr), faces)
-        p = self._run([x], [None], [(time.perf_counter() - t0) * 1e3])[0]
-        return replace(p, duration=y.shape[0] / int(sr) if y.ndim else None, ood=p.ood or self.narrower(sr))
+        x = self.kind.audio_inputs(y, sr, faces)
+        level = level_db(y) if self.kind.hears else None
+        learn = level is None or speech_enough(level, True)
+        p = self._run([x], [None], [(time.perf_counter() - t0) * 1e3], learn=[learn])[0]
+        return replace(
+            p, duration=y.shape[0] / sr if y.ndim else None, ood=p.ood or self.narrower(sr), level_db=level
+        )
 
     def _run(
+        self,
+        clips: list[dict[str, np.ndarray]],
+        sources: list[str | None],
+        features_ms: Sequence[float],
+        *,
+        learn: Sequence[bool] | None = None,
+    ) -> list[Prediction]:
+        """`_run_batch`, except that the clips whose `learn` is False (silence) are classified with the speaker
+        statistics held (they do not join them); the clips keep their order, so each learning clip still
+        updates the statistics before the ones after it are classified."""
+        if learn is None or all(learn):
+            return self._run_batch(clips, sources, features_ms)
+        out: list[Prediction] = []
+        for joins, group in itertools.groupby(range(len(clips)), key=lambda i: bool(learn[i])):
+            idx = list(group)
+            with contextlib.nullcontext() if joins else self.frozen_speaker():
+                out += self._run_batch(
+                    [clips[i] for i in idx], [sources[i] for i in idx], [features_ms[i] for i in idx]
+                )
+        return out
+
+    def _run_batch(
         self, clips: list[dict[str, np.ndarray]], sources: list[str | None], features_ms: Sequence[float]
     ) -> list[Prediction]:
         """The clips through the engine in one call; each result carries its own feature time (`features_ms`, per
@@ -539,6 +627,8 @@ class Recognizer:
         from edge_ser.live.pipeline import LivePipeline
         from edge_ser.live.run import LiveRunner
 
+        if seconds is not None and not (isinstance(seconds, (int, float)) and seconds > 0):
+            raise ConfigError(f"seconds: the stream time to stop after must be > 0, got {seconds!r}")
         fb = None
         if fallback is not None:
             threads = getattr(self.engine, "threads", 1)
@@ -583,10 +673,41 @@ class Recognizer:
             realtime=realtime,
             **{k: v for k, v in given.items() if v is not None},
         )
-        return self.runner(settings, config, fallback=fallback, stop=stop, seconds=seconds).results()
+        runner = self.runner(settings, config, fallback=fallback, stop=stop, seconds=seconds)
+        return _whole_file_checked(runner, settings.audio_file)
 
     def __repr__(self) -> str:
         return f"<Recognizer {self.describe()}>"
+
+
+def _learns(w: FileWindow) -> bool:
+    """Whether a file's window joins the speaker statistics when classified file by file: as `learn_files`
+    decides (silence, below the voice gate for a window of a long file, tells nothing about the speaker)."""
+    return w.level_db is None or speech_enough(w.level_db, w.whole)
+
+
+def _face_list(faces: Any) -> list[Any] | None:
+    """`faces` as a list: one [S, S] image or a [k, S, S] array of them become a list of crops."""
+    if faces is None or not isinstance(faces, np.ndarray):
+        return None if faces is None else list(faces)
+    if faces.ndim == 2:
+        return [faces]
+    if faces.ndim == 3:
+        return list(faces)
+    raise ConfigError(f"faces: expected [S, S] or [k, S, S] grey crops, got an array of shape {faces.shape}")
+
+
+def _whole_file_checked(runner: LiveRunner, audio_file: Any) -> Iterator[LiveResult]:
+    """The runner's results; when an audio file ended before it filled one window (so no result came),
+    ConfigError saying so, instead of an empty stream."""
+    from edge_ser.live.run import too_short
+
+    yield from runner.results()
+    why = too_short(audio_file, runner.pipeline.config.window, runner.stats)
+    if why is not None:
+        raise ConfigError(
+            f"{why}; give a shorter PipelineConfig(window=...) or classify it whole with predict_file"
+        )
 
 
 def _last_ood(engine: Any, rows: int) -> np.ndarray:

@@ -127,3 +127,80 @@ def test_stream_is_the_live_loop(clips: list[Path], tmp_path: Path) -> None:
     first = next(it)
     it.close()  # what a `break` does: the runner's sources are stopped
     assert first.t == results[0].t
+
+
+def _voiced(seconds: float, seed: int = 0) -> np.ndarray:
+    from tests._signals import voiced
+
+    return voiced(16000, int(seconds * 16000), seed).astype(np.float32)
+
+
+def test_silence_never_joins_the_speaker_statistics(tmp_path: Path) -> None:
+    """Digital silence tells nothing about the speaker: classified file by file, in memory or enrolled, it leaves
+    the statistics as they were (as `learn_files` and `enroll_file` already did); speech still joins them."""
+    rec = edge_ser.Recognizer(REPO / "bundles" / "ser_emodb", "numpy")
+    quiet = write_wav(tmp_path / "quiet.wav", np.zeros(32000, np.float32), 16000)
+    assert rec.predict_file(quiet).silent and rec.speaker_clips == 0
+    p = rec.predict_audio(np.zeros(16000, np.float32), 16000)
+    assert p.silent and p.level_db == -np.inf and rec.speaker_clips == 0
+    assert rec.enroll(np.zeros(16000, np.float32), 16000) is False and rec.speaker_clips == 0
+    speech = write_wav(tmp_path / "speech.wav", _voiced(2.0), 16000)
+    rec.predict_files([quiet, speech, quiet])
+    assert rec.speaker_clips == 1
+    assert rec.enroll(_voiced(2.0, 1), 16000) is True and rec.speaker_clips == 2
+    assert not rec.predict_audio(_voiced(1.0, 2), 16000).silent and rec.speaker_clips == 3
+
+
+def test_api_misuse_is_a_one_line_config_error(tmp_path: Path) -> None:
+    """Wrong arguments name what was wrong instead of failing inside numpy, pathlib or the engine."""
+    rec = edge_ser.Recognizer(REPO / "bundles" / "ser_emodb", "numpy")
+    y = _voiced(1.0)
+    cases = {
+        "more than 64": lambda: rec.predict_audio(y * 32767, 16000),
+        "sample rate in Hz": lambda: rec.predict_audio(y, None),
+        "must be a Bundle": lambda: edge_ser.Recognizer(None),
+        "is a folder": lambda: rec.save_speaker(tmp_path),
+        "must be > 0": lambda: rec.stream(audio_file=tmp_path / "x.wav", realtime=False, seconds=-1),
+        "nothing to enrol": lambda: edge_ser.Recognizer(REPO / "bundles" / "laq_mlp_emodb").enroll(y, 16000),
+        "more than 64 ": lambda: rec.enroll(y * 32767, 16000),
+    }
+    for message, call in cases.items():
+        with pytest.raises(ConfigError, match=message.strip()):
+            call()
+    saved = tmp_path / "speaker.json"
+    rec.save_speaker(saved)
+    newer = saved.read_text().replace('"version": 1', '"version": 99')
+    (tmp_path / "newer.json").write_text(newer)
+    with pytest.raises(ConfigError, match="version 99"):
+        rec.load_speaker(tmp_path / "newer.json")
+    with pytest.raises(ConfigError, match="no speaker normalisation"):
+        edge_ser.Recognizer(REPO / "bundles" / "laq_mlp_emodb").load_speaker(saved)
+
+
+def test_predict_files_takes_one_path_too(clips: list[Path]) -> None:
+    rec = edge_ser.Recognizer(REPO / "bundles" / "laq_mlp_emodb", "numpy")
+    want = rec.predict_files([clips[0]])[0].label
+    assert [p.label for p in rec.predict_files(str(clips[0]))] == [want]
+    assert [p.label for p in rec.predict_files(clips[0])] == [want]
+
+
+def test_a_face_only_model_needs_faces_and_never_judges_the_audio_band() -> None:
+    """face_fer ignores the audio: without crops it refuses (it used to answer about a black frame); with crops
+    (a list or one [k, S, S] array) the audio's rate does not flag the result out of range."""
+    rec = edge_ser.Recognizer(REPO / "bundles" / "face_fer", "numpy")
+    silence = np.zeros(8000, np.float32)
+    with pytest.raises(ConfigError, match="faces only"):
+        rec.predict_audio(silence, 8000)
+    crop = (np.random.default_rng(0).random((48, 48)) * 255).astype(np.uint8)
+    listed = rec.predict_audio(silence, 8000, faces=[crop])
+    assert not listed.ood and listed.level_db is None
+    assert rec.predict_audio(silence, 8000, faces=crop).probabilities == listed.probabilities
+    assert rec.predict_audio(silence, 8000, faces=crop[None]).probabilities == listed.probabilities
+
+
+def test_stream_of_a_file_shorter_than_the_window_says_so(tmp_path: Path) -> None:
+    """It used to end without a single result (every EMODB clip is shorter than the 3 s window)."""
+    rec = edge_ser.Recognizer(REPO / "bundles" / "ser_emodb", "numpy")
+    wav = write_wav(tmp_path / "short.wav", _voiced(2.0), 16000)
+    with pytest.raises(ConfigError, match="less than one 3 s window"):
+        list(rec.stream(audio_file=wav, realtime=False))

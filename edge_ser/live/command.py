@@ -26,6 +26,7 @@ from edge_ser.cli.common import (
 from edge_ser.errors import ConfigError
 from edge_ser.live.capture import CaptureSettings
 from edge_ser.live.pipeline import LEARN_DEFAULT, LEARN_MODES
+from edge_ser.live.run import too_short as run_too_short
 from edge_ser.text import printable
 
 
@@ -195,11 +196,11 @@ def build(args: argparse.Namespace, *, stop=None, outputs=(), keep: int = 10_000
 
 def too_short(args: argparse.Namespace, stats: Any) -> str | None:
     """Why a file run gave no decision at all, when the file was shorter than one window (else None)."""
-    if stats.updates or getattr(args, "audio_file", None) is None or stats.stream_seconds >= args.window:
+    why = run_too_short(getattr(args, "audio_file", None), args.window, stats)
+    if why is None:
         return None
     return (
-        f"{args.audio_file} holds {stats.stream_seconds:.1f} s of audio, less than one {args.window:g} s window, so "
-        f"no decision was made; give --window {max(0.2, math.floor(stats.stream_seconds * 10) / 10):g} or less, "
+        f"{why}; give --window {max(0.2, math.floor(stats.stream_seconds * 10) / 10):g} or less, "
         "or classify the clip whole with `edge-ser predict`"
     )
 

@@ -16,6 +16,7 @@ import time
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -54,6 +55,17 @@ class RunStats:
         self.speech.append(bool(r.speech))
         for k in STAGES:
             self.stages[k].append(getattr(r.times, k))
+
+
+def too_short(audio_file: Any, window: float, stats: RunStats) -> str | None:
+    """Why a run over an audio file gave no decision at all, when the file was shorter than one window (else
+    None): `edge-ser run` and `Recognizer.stream` say so instead of ending without a result."""
+    if stats.updates or audio_file is None or stats.stream_seconds >= window:
+        return None
+    return (
+        f"{audio_file} holds {stats.stream_seconds:.1f} s of audio, less than one {window:g} s window, so no decision "
+        "was made"
+    )
 
 
 class LiveRunner:
