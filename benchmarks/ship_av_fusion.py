@@ -12,7 +12,8 @@ fold's training clips, and the face model's training prior (its manifest's `trai
 train's class shares). Then the fold's test clips (test actors, faces from the other half of PublicTest) run
 through the shipped bundle with `Recognizer.predict_audio` (audio + the device's face crops) on the numpy
 engine, and once more with no face (audio alone). An audio bundle with online speaker normalisation
-(bundles/av_fn_audio, `python benchmarks/ship_ser.py --data ravdess --paired-fold 0`) runs as a device session
+(bundles/av_fn_audio, `python benchmarks/ship_ser.py --data ravdess --paired-fold 0 --out
+bundles/av_fn_audio`) runs as a device session
 per actor: the Recognizer is reset at each new actor and meets the actor's clips in a seeded random order
 (`session_order`), the validation posteriors the same way. face_fer's teacher was selected on PublicTest by its author
 (docs/face.md), so its figures on PublicTest faces are optimistic.

@@ -2,6 +2,7 @@
 onnxruntime, size, op count, conversion time.
 
     PYTHONPATH=/tmp/o2t:/tmp/otf python benchmarks/tflite_converters.py
+    python benchmarks/tflite_converters.py --routes onnx-graph,hand-built   # ours only -> ..._partial
 
 Routes:
 - `onnx-graph` (ours, `converters.export.onnx_tflite`): the bundle's ONNX graph translated node by node to
@@ -13,11 +14,15 @@ Routes:
 - `onnx-tf` (PyPI 1.10.0, `pip install --target /tmp/otf --no-deps onnx-tf tensorflow-addons typeguard==2.13.3`).
 Models: the shipped bundles (LAQ weights dequantized into the ONNX file for the third-party tools) and the
 TIM-Net temporal model (float, random init). Relative diff = max |TFLite - onnxruntime| / max |onnxruntime|
-over 8 random standardised rows (fp32). Writes benchmarks/results/tflite_converters.{md,json}.
+over 8 random standardised rows (fp32). Writes benchmarks/results/tflite_converters.{md,json} when every route
+ran, else tflite_converters_partial.{md,json}; a third-party converter that is not importable is refused before
+anything runs (install it as above, or leave its route out with --routes).
 """
 
 from __future__ import annotations
 
+import argparse
+import importlib.util
 import sys
 import tempfile
 import time
@@ -182,7 +187,36 @@ ROUTES = {
 }
 
 
+THIRD_PARTY = {"onnx2tf": "onnx2tf", "onnx-tf": "onnx_tf"}
+"""Routes that need a package outside the project's requirements -> the module they import."""
+
+
+def parse_routes(text: str) -> list[str]:
+    """--routes: comma-separated route names, each one of ROUTES (argparse's error names an unknown one)."""
+    routes = [r.strip() for r in text.split(",") if r.strip()]
+    unknown = [r for r in routes if r not in ROUTES]
+    if unknown or not routes:
+        raise argparse.ArgumentTypeError(f"unknown {unknown or text!r}; choose from {', '.join(ROUTES)}")
+    return routes
+
+
 def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument(
+        "--routes",
+        type=parse_routes,
+        default=list(ROUTES),
+        help=f"comma-separated converter routes (default: all, {', '.join(ROUTES)}); fewer write ..._partial",
+    )
+    args = ap.parse_args()
+    routes = args.routes
+    missing = [r for r in routes if r in THIRD_PARTY and importlib.util.find_spec(THIRD_PARTY[r]) is None]
+    if missing:
+        ap.error(
+            f"{', '.join(missing)} not importable: install as the module doc says (then "
+            f"PYTHONPATH=/tmp/o2t:/tmp/otf), or leave the route out: --routes "
+            f"{','.join(r for r in routes if r not in missing)}"
+        )
     pin_single_thread()
     cases = []
     for name in BUNDLES:
@@ -201,7 +235,8 @@ def main() -> int:
             z[n] = a.astype(np.float32)
         raw = _raw_inputs(b, g, z)
         ref = _ort(onnx_bytes, raw)
-        for route, fn in ROUTES.items():
+        for route in routes:
+            fn = ROUTES[route]
             row = {"model": name, "route": route}
             try:
                 r = fn(b, onnx_bytes, g, z, raw)
@@ -217,7 +252,8 @@ def main() -> int:
             rows.append(row)
             print(row, file=sys.stderr)
     md = markdown(rows)
-    write_results("tflite_converters", {"rows": rows}, md)
+    full = routes == list(ROUTES)
+    write_results("tflite_converters" if full else "tflite_converters_partial", {"rows": rows}, md)
     print(md)
     return 0
 
