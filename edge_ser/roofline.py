@@ -1,18 +1,27 @@
 """The roofline report of a bundle on a device profile: counts, measured (or projected) time, bounds.
 
 For the `host` profile (this machine, measured on the spot) the report is a measurement: batch-1 latency
-(median, p99) and peak memory of the chosen engine, per-layer time from the engine's profiler where it has
-one (onnxruntime, numpy), attained GFLOP/s and GB/s per layer and for the model, each against the
-roofline bound min(peak, intensity x bandwidth). For any other profile the report is a PROJECTION from the
-counts: each node takes max(FLOPs / peak, bytes / bandwidth), and the report says so on its first line.
+(median, p99) and the process's peak memory while loading and running the chosen engine, per-layer time from the
+engine's profiler where it has one (onnxruntime, numpy), attained GFLOP/s and GB/s per layer and for the model,
+each against the roofline bound min(peak, intensity x bandwidth). For any other profile the report is a
+PROJECTION from the counts: each node takes max(FLOPs / peak, bytes / bandwidth), a lower bound that leaves out
+the engine's per-node dispatch, and the report says so on its first line.
+
+The roof matches the run: the profile's all-core compute peak scaled to the engine's threads (peak / cores x
+min(threads, cores); a measured one-thread peak where the profile has one) and the bandwidth measured on that many
+threads where the profile has it (the host's triad runs), else the profile's one-thread figure. Bytes are counted
+as the report's engine holds the weights at run time (float32 for onnxruntime, numpy and TFLite fp32 / fp16, int8
+for TFLite int8); the packed file's stored bits are a separate line (what a packed sub-byte kernel would read).
 
 Counts come from `edge_ser.flops` (the one counter; its convention is printed in every report); peaks and
-bandwidths from `edge_ser.profiles`. Output: JSON, Markdown and a PNG roofline (log-log, ridge point marked,
-one dot per layer and one for the model), drawn with OpenCV so a Pi can make it too.
+bandwidths from `edge_ser.profiles`, whose caveats (unverified figures, notes) the report repeats under its
+"Device:" line. Output: JSON, Markdown and a PNG roofline (log-log, ridge point marked, one dot per layer and one
+for the model), drawn with OpenCV so a Pi can make it too.
 """
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 import platform
@@ -24,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from edge_ser.errors import ConfigError
 from edge_ser.fileio import atomic_write, write_png
 
 
@@ -38,12 +48,58 @@ class LayerPoint:
     ms: float | None
     """Measured (host) or projected time of this node; None when the engine cannot time nodes."""
     gflops: float | None
+    """Attained (measured) or implied by the projected time (a projection puts the node on its roof)."""
     gbps: float | None
     bound_gflops: float
     fraction: float | None
-    """Attained / roofline bound."""
+    """Attained / roofline bound (1 by construction for a projection)."""
     limit: str
     """"compute" or "memory": which roof bounds this node at its intensity."""
+
+
+@dataclass(frozen=True)
+class Roof:
+    """The compute peak and the bandwidth one report uses: the profile's, matched to the engine's threads."""
+
+    peak: float
+    peak_source: str
+    bandwidth: float
+    bandwidth_source: str
+    threads: int
+    """Cores the roof counts: min(engine threads, cores); all cores when the engine picks its own threads."""
+    cores: int
+
+
+@dataclass(frozen=True)
+class Storage:
+    """How the report's engine holds the model at run time: bytes per weight value and per activation value."""
+
+    weight_bytes: int
+    activation_bytes: int
+    why: str
+
+
+STORAGE = {
+    "onnxruntime": Storage(
+        4, 4, "onnxruntime's CPU EP is handed every weight dequantized to float32 at load"
+    ),
+    "numpy": Storage(
+        4,
+        4,
+        "the numpy engine dequantizes every weight to float32 at load (Bundle.dequantized) and runs in float32",
+    ),
+    "tflite-fp32": Storage(4, 4, "the fp32 TFLite file holds float32 weights"),
+    "tflite-fp16": Storage(
+        4,
+        4,
+        "the fp16 TFLite file stores float16 weights, DEQUANTIZE'd to float32 when the interpreter loads it "
+        "(docs/tflite.md), so its kernels read 4 bytes a weight",
+    ),
+    "tflite-int8": Storage(
+        1, 1, "int8 weights (+ a float32 scale per output channel, int32 biases) and int8 activations"
+    ),
+}
+"""Engine name -> how it holds a bundle at run time (the bytes the report counts)."""
 
 
 @dataclass
@@ -55,6 +111,11 @@ class RooflineReport:
     profile_description: str
     precision: str
     measured: bool
+    threads: int | None
+    """Engine threads asked for (None: the engine's own choice)."""
+    roof_threads: int
+    """Cores the compute peak counts: min(threads, cores), all cores for None."""
+    cores: int
     peak_gflops: float
     bandwidth_gbps: float
     ridge: float
@@ -62,8 +123,11 @@ class RooflineReport:
     bytes: int
     intensity: float
     latency_ms: float
+    """Measured median (host) or projected lower bound (other profiles), per model call at batch 1."""
     latency_p99_ms: float | None
     peak_rss_mb: float | None
+    """The process's peak resident set while loading and running the engine (VmHWM; measured reports only)."""
+    rss_before_mb: float | None
     attained_gflops: float
     attained_gbps: float
     bound_gflops: float
@@ -73,52 +137,157 @@ class RooflineReport:
     convention: str
     compute_source: str
     bandwidth_source: str
+    weight_storage: str
+    """How the bytes count the weights: as the engine holds them at run time, and why."""
+    packed_bytes: int
+    """Bytes moved with the weights at the packed file's stored bits (what a packed sub-byte kernel reads)."""
+    packed_intensity: float
+    packed_latency_ms: float | None
+    """Projection with packed_bytes (projections only)."""
+    operating_point: str = ""
+    caveats: list[str] = field(default_factory=list)
+    """The profile's caveats on the figures this report uses (unverified figures, notes)."""
+    rows_per_decision: int | None = None
+    """Face bundles: model rows one live decision runs (k crops x views x mirror); None otherwise."""
+    decision_rows: str = ""
+    decision_ms: float | None = None
+    """rows_per_decision x latency_ms: computed, not timed."""
+    peak_rss_scope: str = ""
     notes: list[str] = field(default_factory=list)
     machine: dict[str, str] = field(default_factory=dict)
 
     # ---------------------------------------------------------------------------------------------- Markdown
+    @property
+    def unit(self) -> str:
+        """GOP/s for integer precisions, GFLOP/s for floating point."""
+        return "GOP/s" if self.precision.startswith("int") else "GFLOP/s"
+
+    @property
+    def op(self) -> str:
+        """What the counts count: OP (integer precisions) or FLOP."""
+        return "OP" if self.precision.startswith("int") else "FLOP"
+
+    def threads_text(self) -> str:
+        """ "1 thread", "4 threads" or "the engine's default threads"."""
+        if self.threads is None:
+            return "the engine's default threads"
+        return f"{self.threads} thread" + ("s" if self.threads > 1 else "")
+
     def markdown(self) -> str:
         kind = (
             "**Measured on this machine.**"
             if self.measured
             else f"**Projection from counts, not a measurement**: nothing ran on a {self.profile}; each node is "
-            "assumed to take max(FLOPs / peak, bytes / bandwidth)."
+            "assumed to take max(FLOPs / peak, bytes / bandwidth), so every time below is a projected lower bound "
+            "that leaves out the engine's per-node dispatch and call overhead."
         )
-        unit = "GOP/s" if self.precision.startswith("int") else "GFLOP/s"
         lines = [
-            f"# Roofline: {self.model} on {self.profile} ({self.engine}, {self.precision})",
+            f"# Roofline: {self.model} on {self.profile} ({self.engine}, {self.precision}, {self.threads_text()})",
             "",
             kind,
             "",
-            f"Device: {self.profile_description}. Peak {self.peak_gflops:g} {unit} ({self.compute_source}); "
-            f"bandwidth {self.bandwidth_gbps:g} GB/s ({self.bandwidth_source}); ridge point "
-            f"{self.ridge:.2f} FLOP/byte.",
+            *self._device_lines(),
             "",
-            f"Model: {self.flops:,} FLOPs, {self.bytes:,} bytes moved, intensity {self.intensity:.2f} FLOP/byte "
-            f"({'compute' if self.intensity >= self.ridge else 'memory'} side of the ridge).",
+            f"Model: {self.flops:,} {self.op}s, {self.bytes:,} bytes moved, intensity {self.intensity:.2f} "
+            f"{self.op}/byte ({'compute' if self.intensity >= self.ridge else 'memory'} side of the ridge). "
+            f"Weights counted as {self.weight_storage}.",
             "",
-            f"| | latency ms | p99 ms | RSS MB | attained {unit} | attained GB/s | bound {unit} | "
-            "of peak | of bound |",
+            self._packed_line(),
+            "",
+            *(self._measured_table() if self.measured else self._projected_table()),
+            *self._decision_lines(),
+            "",
+            *self._layer_table(),
+        ]
+        lines += ["", *[f"- {n}" for n in self.notes], "", f"Counting convention: {self.convention}"]
+        return "\n".join(lines)
+
+    def _device_lines(self) -> list[str]:
+        share = (
+            f"all {self.cores} cores"
+            if self.roof_threads >= self.cores
+            else f"{self.roof_threads} of {self.cores} cores"
+        )
+        out = [
+            f"Device: {self.profile_description}; {self.operating_point}. Roof for {self.threads_text()} "
+            f"({share}): peak {self.peak_gflops:.4g} {self.unit} ({self.compute_source}); bandwidth "
+            f"{self.bandwidth_gbps:.4g} GB/s ({self.bandwidth_source}); ridge point {self.ridge:.2f} {self.op}/byte."
+        ]
+        if self.caveats:
+            out += [
+                "",
+                "The profile's caveats and notes on these figures:",
+                "",
+                *[f"- {c}" for c in self.caveats],
+            ]
+        return out
+
+    def _packed_line(self) -> str:
+        when = f"; projected {self.packed_latency_ms:.4f} ms" if self.packed_latency_ms is not None else ""
+        return (
+            f"If run by a packed sub-byte kernel (weights read at the packed file's stored bits, as `edge-ser "
+            f"info` counts them; no engine here does): {self.packed_bytes:,} bytes, intensity "
+            f"{self.packed_intensity:.2f} {self.op}/byte{when}."
+        )
+
+    def _measured_table(self) -> list[str]:
+        return [
+            f"| | latency ms (median) | p99 ms | peak RSS MB | attained {self.unit} | attained GB/s | "
+            f"bound {self.unit} | of peak | of bound |",
             "|---|---|---|---|---|---|---|---|---|",
             f"| model | {self.latency_ms:.4f} | {_f(self.latency_p99_ms, '.4f')} | {_f(self.peak_rss_mb, '.1f')} | "
             f"{self.attained_gflops:.3f} | {self.attained_gbps:.3f} | {self.bound_gflops:.2f} | "
             f"{100 * self.fraction_of_peak:.2f}% | {100 * self.fraction_of_bound:.2f}% |",
+        ]
+
+    def _projected_table(self) -> list[str]:
+        return [
+            f"| | projected ms (lower bound, excl. per-node dispatch) | {self.unit} at that time | GB/s at that "
+            f"time | bound {self.unit} | of peak |",
+            "|---|---|---|---|---|---|",
+            f"| model | {self.latency_ms:.4f} | {self.attained_gflops:.3f} | {self.attained_gbps:.3f} | "
+            f"{self.bound_gflops:.2f} | {100 * self.fraction_of_peak:.2f}% |",
+        ]
+
+    def _decision_lines(self) -> list[str]:
+        if self.rows_per_decision is None or self.decision_ms is None:
+            return []
+        return [
             "",
-            "Per node (nodes with FLOPs or bytes; time from the engine's profiler"
-            + ("" if self.measured else ", projected")
-            + "):",
+            f"Face bundle: the latency above is per face crop (one model row, batch 1). A live decision runs "
+            f"{self.decision_rows} = {self.rows_per_decision} rows: {self.rows_per_decision} x "
+            f"{self.latency_ms:.4f} = {self.decision_ms:.4f} ms per decision (computed, not timed; the rows go "
+            "to the engine as one batch, which reads the weights once and can take less).",
+        ]
+
+    def _layer_table(self) -> list[str]:
+        if not self.measured:
+            out = [
+                "Per node (nodes with FLOPs or bytes), each projected onto its roof:",
+                "",
+                f"| # | op | name | {self.op}s | bytes | {self.op}/B | projected ms | bound {self.unit} | bound by |",
+                "|---|---|---|---|---|---|---|---|---|",
+            ]
+            for p in self.layers:
+                out.append(
+                    f"| {p.index} | {p.op} | {p.name} | {p.flops:,} | {p.bytes:,} | {p.intensity:.2f} | "
+                    f"{_f(p.ms, '.4f')} | {p.bound_gflops:.2f} | {p.limit} |"
+                )
+            return out
+        out = [
+            "Per node (nodes with FLOPs or bytes; time from the engine's profiler):",
             "",
-            f"| # | op | name | FLOPs | bytes | FLOP/B | ms | {unit} | GB/s | bound | of bound | bound by |",
+            f"| # | op | name | {self.op}s | bytes | {self.op}/B | ms | attained {self.unit} | GB/s | bound | "
+            "of bound | bound by |",
             "|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for p in self.layers:
-            lines.append(
+            out.append(
                 f"| {p.index} | {p.op} | {p.name} | {p.flops:,} | {p.bytes:,} | {p.intensity:.2f} | "
                 f"{_f(p.ms, '.4f')} | {_f(p.gflops, '.3f')} | {_f(p.gbps, '.3f')} | {p.bound_gflops:.2f} | "
                 f"{'' if p.fraction is None else f'{100 * p.fraction:.1f}%'} | {p.limit} |"
             )
-        lines += ["", *[f"- {n}" for n in self.notes], "", f"Counting convention: {self.convention}"]
-        return "\n".join(lines)
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -140,9 +309,145 @@ def process_memory_mb(field: str = "VmRSS") -> float | None:
     return None
 
 
+def reset_peak_memory() -> bool:
+    """Reset this process's high-water mark (VmHWM) to its current resident set, so a later read of VmHWM is the
+    peak since now (Linux 4.0+: write 5 to /proc/self/clear_refs). False where that is not possible."""
+    try:
+        with open("/proc/self/clear_refs", "w", encoding="ascii") as fh:
+            fh.write("5")
+    except OSError:
+        return False
+    return True
+
+
+def peak_memory_mb() -> float | None:
+    """This process's peak resident set in MB: VmHWM on Linux, else getrusage's ru_maxrss; None without either."""
+    peak = process_memory_mb("VmHWM")
+    if peak is not None:
+        return peak
+    try:
+        import resource
+        import sys
+
+        maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    except (ImportError, OSError):
+        return None
+    return maxrss / 2**20 if sys.platform == "darwin" else maxrss / 1024  # bytes on macOS, KiB elsewhere
+
+
 def engine_precision(engine_name: str) -> str:
     """The precision the engine computes in: TFLite int8 -> int8; everything else here runs float32."""
     return "int8" if engine_name == "tflite-int8" else "fp32"
+
+
+def projected_engine(bundle, engine: str) -> str:
+    """The engine a projection is for, by the name `load_engine` would run: "auto" -> onnxruntime (what a board
+    with onnxruntime installed runs), "tflite" -> the bundle's default variant. An unknown engine, or a TFLite
+    variant the bundle does not carry, is an error naming it (as when the host measures)."""
+    from edge_ser.engines import parse_engine
+
+    name, variant = parse_engine(engine)
+    if name == "auto":
+        return "onnxruntime"
+    if name == "tflite":
+        from edge_ser.engines.tflite import pick_variant
+
+        return f"tflite-{pick_variant(bundle, variant)}"
+    return name
+
+
+def engine_storage(engine_name: str) -> Storage:
+    """How `engine_name` holds the model at run time; ConfigError for an engine this module does not know."""
+    storage = STORAGE.get(engine_name)
+    if storage is None:
+        raise ConfigError(
+            f"engine {engine_name!r}: the roofline report does not know how it holds weights (knows: "
+            f"{', '.join(STORAGE)})"
+        )
+    return storage
+
+
+def _triad_runs(profile) -> list[dict[str, Any]]:
+    """A measured profile's triad rates per thread count ([{"threads", "gbps"}, ...]); empty for a board's."""
+    triad = (profile.measurement or {}).get("triad") or {}
+    return [r for r in triad.get("runs") or [] if "threads" in r and "gbps" in r]
+
+
+def _scaled_peak(profile, precision: str, used: int) -> tuple[float, str]:
+    """The compute peak for `used` threads: the measured one-thread peak where there is one, else the all-core
+    peak / cores x used (the peaks of a board's profile are for all its cores)."""
+    choice = profile.roofline_choice(precision)
+    fig = profile.compute_peak(precision)
+    if used == 1 and getattr(fig, "single_thread", None):
+        return float(fig.single_thread), f"{choice.compute}, measured on one thread"
+    over = fig.threads or profile.cpu.cores
+    if used >= over:
+        return fig.value, f"{choice.compute}, all {over} cores"
+    return (
+        fig.value / over * used,
+        f"{choice.compute} {fig.value:g} {fig.unit} for {over} cores, / {over} x {used}",
+    )
+
+
+def _matched_bandwidth(profile, precision: str, used: int) -> tuple[float, str]:
+    """The bandwidth for `used` threads: the measured triad on that many threads (or the nearest fewer) where
+    the profile has per-thread runs (host), else the profile's figure with what its thread count means here."""
+    ref = profile.roofline_choice(precision).bandwidth
+    fig = profile.bandwidth(precision)
+    runs = _triad_runs(profile)
+    if runs and ref == "memory.measured_gbps":
+        fit = [r for r in runs if r["threads"] <= used]
+        run = max(fit, key=lambda r: r["threads"]) if fit else min(runs, key=lambda r: r["threads"])
+        n = run["threads"]
+        return float(run["gbps"]), f"{ref}: the triad on {n} thread{'s' if n > 1 else ''}, measured here"
+    if fig.threads is None:
+        return fig.value, ref
+    on = f"{ref}, measured on {fig.threads} thread{'s' if fig.threads > 1 else ''}"
+    if fig.threads == used:
+        return fig.value, f"{on}, as the engine runs"
+    if fig.threads < used:
+        return fig.value, f"{on}: {used} threads may attain more (a lower bound)"
+    return fig.value, f"{on}: {used} thread{'s' if used > 1 else ''} attain less (optimistic)"
+
+
+def device_roof(profile, precision: str, threads: int | None) -> Roof:
+    """The roof a report of `precision` on `threads` engine threads uses (None: all cores)."""
+    cores = int(profile.cpu.cores)
+    used = cores if threads is None else max(1, min(int(threads), cores))
+    peak, peak_source = _scaled_peak(profile, precision, used)
+    bw, bw_source = _matched_bandwidth(profile, precision, used)
+    return Roof(peak, peak_source, bw, bw_source, used, cores)
+
+
+def profile_caveats(profile, precision: str) -> list[str]:
+    """What the profile says to distrust in the figures this report uses: unverified peak or bandwidth (with
+    their notes), the roofline choice's note, the clock's note, and the profile's own notes."""
+    choice = profile.roofline_choice(precision)
+    out = []
+    for ref in (choice.compute, choice.bandwidth):
+        fig = profile.resolve(ref)
+        if not fig.verified:
+            out.append(f"{ref} is unverified (`verified: false`): {fig.note}")
+    if choice.note:
+        out.append(f"Roofline choice for {precision}: {choice.note}")
+    clock = profile.cpu.clock_ghz
+    if clock is not None and clock.note:
+        out.append(f"CPU clock {clock.value:g} GHz: {clock.note}")
+    out += [str(n) for n in profile.notes]
+    return out
+
+
+def decision_rows(bundle) -> tuple[int, str] | None:
+    """Face bundles: (model rows one live decision runs, how: "k=3 crops x 5 views x 2 (mirror)"); else None."""
+    kind = bundle.input_kind
+    spec = getattr(kind, "spec", None)
+    if getattr(kind, "name", None) != "face" or spec is None:
+        return None
+    views = 1 + len(spec.views)
+    how = f"k={spec.k} crops x {views} view{'s' if views > 1 else ''}" + (
+        " x 2 (mirror)" if spec.mirror else ""
+    )
+    return spec.k * spec.rows_per_crop, how
 
 
 def _int8_phases(bundle) -> str | None:
@@ -199,23 +504,23 @@ def _node_times_note(engine_name: str, times: dict[int, float] | None, lat: floa
     )
 
 
+def _projected_ms(flops: int, nbytes: int, roof: Roof) -> float:
+    """One node on its roof: max(FLOPs / peak, bytes / bandwidth), in ms."""
+    return max(flops / (roof.peak * 1e9), nbytes / (roof.bandwidth * 1e9)) * 1e3
+
+
 def _layer_points(
-    rows: list,
-    peak_value: float,
-    bandwidth: float,
-    ridge: float,
-    measured: bool,
-    times: dict[int, float] | None,
-) -> list[LayerPoint]:
+    rows: list, roof: Roof, ridge: float, times: dict[int, float] | None, measured: bool
+) -> list:
     """Every counted node on the roofline: its bound and limiting roof, and its measured or projected time."""
     points = []
     for r in rows:
-        bound = min(peak_value, r.intensity * bandwidth) if r.bytes else peak_value
+        bound = min(roof.peak, r.intensity * roof.bandwidth) if r.bytes else roof.peak
         limit = "compute" if r.intensity >= ridge else "memory"
         if measured:
             ms = times.get(r.index) if times is not None else None
         else:
-            ms = max(r.flops / (peak_value * 1e9), r.bytes / (bandwidth * 1e9)) * 1e3
+            ms = _projected_ms(r.flops, r.bytes, roof)
         ok = ms is not None and ms > 0
         gflops = r.flops / (ms * 1e6) if ok else None
         gbps = r.bytes / (ms * 1e6) if ok else None
@@ -228,64 +533,67 @@ def _layer_points(
     return points
 
 
-def build_report(
-    bundle,
-    profile,
-    *,
-    engine: str = "auto",
-    threads: int | None = 1,
-    runs: int = 300,
-    measured: bool | None = None,
-    delegate: str | None = None,
-) -> RooflineReport:
-    """Count, time (on the host profile) or project (elsewhere), and place every node on the roofline."""
-    from edge_ser.flops import count
-    from edge_ser.profiles import HOST
+@dataclass
+class _Measurement:
+    """What a measured report timed: latency, per-node times, memory, and the notes on them."""
 
-    counts = count(bundle)
-    measured = profile.name == HOST if measured is None else measured
-    notes: list[str] = []
-    eng = None
-    rss_before = process_memory_mb()
-    if measured:
-        from edge_ser.engines import load_engine
+    latency_ms: float
+    p99_ms: float
+    times: dict[int, float] | None
+    peak_rss_mb: float | None
+    rss_before_mb: float | None
+    peak_rss_scope: str
+    notes: list[str]
 
-        eng = load_engine(bundle, engine, threads=threads, delegate=delegate)
-        engine_name = eng.name
-    else:
-        engine_name = engine if engine != "auto" else "onnxruntime"
-    precision = engine_precision(engine_name)
-    peak = profile.compute_peak(precision)
-    bw = profile.bandwidth(precision)
-    peak_value, compute_source = peak.value, profile.roofline_choice(precision).compute
-    if measured and threads == 1 and getattr(peak, "single_thread", None):
-        # the engine runs on one thread: its roof is the one-thread peak, not the whole machine's
-        peak_value, compute_source = float(peak.single_thread), compute_source + " (single thread)"
-    ridge = peak_value / bw.value
-    rows = [r for r in counts.layers if r.flops or r.bytes]
-    times: dict[int, float] | None = None
-    lat = p99 = rss = None
-    if measured:
-        from edge_ser.engines.profiling import node_times
 
-        x = sample_inputs(bundle)
-        lat, p99 = _time_predict(eng, x, runs)
-        rss = process_memory_mb()
-        if rss is not None and rss_before is not None:
-            notes.append(
-                f"Memory: the process's resident set is {rss:.1f} MB after {runs} runs, {rss - rss_before:+.1f} MB "
-                "for loading and running the engine (the rest is Python, numpy and what ran before)."
-            )
-        times = node_times(eng, x, repeats=max(20, runs // 5))
-        notes.append(_node_times_note(engine_name, times, lat))
-    points = _layer_points(rows, peak_value, bw.value, ridge, measured, times)
-    if not measured:
-        lat = sum(p.ms for p in points if p.ms)
-    total_bound = min(peak_value, counts.intensity * bw.value)
-    attained = counts.flops / (lat * 1e6)
+def _measure(eng, bundle, runs: int, rss_before: float | None, reset: bool) -> _Measurement:
+    """Time `eng` on one sample (median, p99, per-node profile) and read the peak resident set since `reset`."""
+    from edge_ser.engines.profiling import node_times
+
+    x = sample_inputs(bundle)
+    lat, p99 = _time_predict(eng, x, runs)
+    peak = peak_memory_mb()
+    scope = (
+        "high-water mark reset before the engine was loaded: this engine's load and runs"
+        if reset
+        else "since the process started (the high-water mark could not be reset here): can include what ran before"
+    )
+    notes = []
+    if peak is not None:
+        grew = (
+            f", {peak - rss_before:+.1f} MB over the {rss_before:.1f} MB resident before loading"
+            if rss_before
+            else ""
+        )
+        notes.append(
+            f"Memory: the process's peak resident set is {peak:.1f} MB ({scope}){grew}; the rest is Python, numpy "
+            "and what ran before."
+        )
+    times = node_times(eng, x, repeats=max(20, runs // 5))
+    notes.append(_node_times_note(eng.name, times, lat))
+    return _Measurement(lat, p99, times, peak, rss_before, scope, notes)
+
+
+def _load_measured(bundle, engine: str, threads: int | None, delegate: str | None):
+    """Free what earlier reports left, reset the peak-memory mark, then load the engine: (engine, RSS before,
+    whether the mark was reset), so the peak read after the runs belongs to this engine only."""
+    from edge_ser.engines import load_engine
+
+    gc.collect()
+    reset = reset_peak_memory()
+    before = process_memory_mb()
+    eng = load_engine(bundle, engine, threads=threads, delegate=delegate)
+    return eng, before, reset
+
+
+def _roof_notes(
+    measured: bool, points: list, attained: float, total_bound: float, intensity: float, ridge: float
+):
+    """Notes for measured points above a roof: why they can be (a GEMM-measured peak, cache-resident data)."""
+    notes = []
     over_c = [p.name for p in points if p.fraction is not None and p.fraction > 1.0 and p.limit == "compute"]
     over_m = [p.name for p in points if p.fraction is not None and p.fraction > 1.0 and p.limit == "memory"]
-    if measured and (over_c or (attained > total_bound and counts.intensity >= ridge)):
+    if measured and (over_c or (attained > total_bound and intensity >= ridge)):
         notes.append(
             "Above the compute roof: "
             + (", ".join(over_c) or "the model")
@@ -300,24 +608,70 @@ def build_report(
             "in the caches between nodes, so DRAM bandwidth does not bound them; the roof assumes every byte "
             "comes from DRAM."
         )
-    if any(r.op in ("Conv", "Gemm", "MatMul") and r.bits is not None and r.bits < 32 for r in counts.layers):
-        if engine_name in ("onnxruntime", "numpy", "tflite-fp32", "tflite-fp16"):
-            notes.append(
-                f"Weight bytes are counted at their stored bit width (the packed file); {engine_name} unpacks "
-                "them to float at load, so its real weight traffic is higher (4 bytes per weight)."
-            )
+    return notes
+
+
+def build_report(
+    bundle,
+    profile,
+    *,
+    engine: str = "auto",
+    threads: int | None = 1,
+    runs: int = 300,
+    measured: bool | None = None,
+    delegate: str | None = None,
+) -> RooflineReport:
+    """Count, time (on the host profile) or project (elsewhere), and place every node on the roofline.
+
+    `threads`: the engine's threads (None: its own choice); the roof counts min(threads, cores) cores.
+    Raises ConfigError for an unknown engine (or BundleError for a TFLite variant the bundle lacks), measured
+    or projected alike.
+    """
+    from edge_ser.flops import count
+    from edge_ser.profiles import HOST
+
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise ConfigError(f"threads={threads!r}: the roofline report needs a thread count >= 1, or None")
+    measured = profile.name == HOST if measured is None else measured
+    eng = rss_before = None
+    reset = False
+    if measured:
+        eng, rss_before, reset = _load_measured(bundle, engine, threads, delegate)
+        engine_name = eng.name
+    else:
+        engine_name = projected_engine(bundle, engine)
+    storage = engine_storage(engine_name)
+    precision = engine_precision(engine_name)
+    roof = device_roof(profile, precision, threads)
+    ridge = roof.peak / roof.bandwidth
+    counts = count(bundle, held_bytes=storage.weight_bytes, activation_bytes=storage.activation_bytes)
+    packed = count(bundle, activation_bytes=storage.activation_bytes)
+    rows = [r for r in counts.layers if r.flops or r.bytes]
+    notes: list[str] = []
+    run = _measure(eng, bundle, runs, rss_before, reset) if measured else None
+    del eng  # the next report (a fusion bundle's next branch) must not count this engine's memory
+    points = _layer_points(rows, roof, ridge, run.times if run else None, measured)
+    lat = run.latency_ms if run else sum(p.ms for p in points if p.ms)
+    packed_lat = None
+    if not measured:
+        packed_lat = sum(_projected_ms(r.flops, r.bytes, roof) for r in packed.layers if r.flops or r.bytes)
+    total_bound = min(roof.peak, counts.intensity * roof.bandwidth)
+    attained = counts.flops / (lat * 1e6)
+    if run:
+        notes += run.notes
+    notes += _roof_notes(measured, points, attained, total_bound, counts.intensity, ridge)
     phased = _int8_phases(bundle) if precision == "int8" else None
     if phased:
         notes.append(
             f"The int8 variant is phased int8 ({phased}): each layer runs on several shifted int8 copies of its "
             "input and output, so its kernels do several times the multiply-adds counted here (the model's "
-            'useful work; docs/tflite.md, "phased int8").'
+            'useful work; docs/tflite.md, "phased int8") and move that many copies of those activations.'
         )
-    if precision == "int8":
+    if not measured and engine == "auto":
         notes.append(
-            "Activation bytes are counted as float32 (the counter's convention); the int8 variant moves 1 byte "
-            "per activation, so the memory side of this report is pessimistic by up to 4x."
+            "--engine auto is projected as onnxruntime, what auto runs where onnxruntime is installed."
         )
+    per = decision_rows(bundle)
     return RooflineReport(
         bundle=str(bundle.source),
         model=bundle.name,
@@ -326,24 +680,38 @@ def build_report(
         profile_description=profile.description,
         precision=precision,
         measured=measured,
-        peak_gflops=peak_value,
-        bandwidth_gbps=bw.value,
+        threads=threads,
+        roof_threads=roof.threads,
+        cores=roof.cores,
+        peak_gflops=roof.peak,
+        bandwidth_gbps=roof.bandwidth,
         ridge=ridge,
         flops=counts.flops,
         bytes=counts.bytes,
         intensity=counts.intensity,
         latency_ms=lat,
-        latency_p99_ms=p99,
-        peak_rss_mb=rss,
+        latency_p99_ms=run.p99_ms if run else None,
+        peak_rss_mb=run.peak_rss_mb if run else None,
+        rss_before_mb=run.rss_before_mb if run else None,
         attained_gflops=attained,
         attained_gbps=counts.bytes / (lat * 1e6),
         bound_gflops=total_bound,
-        fraction_of_peak=attained / peak_value,
+        fraction_of_peak=attained / roof.peak,
         fraction_of_bound=attained / total_bound if total_bound else 0.0,
         layers=points,
         convention=counts.convention,
-        compute_source=compute_source,
-        bandwidth_source=profile.roofline_choice(precision).bandwidth,
+        compute_source=roof.peak_source,
+        bandwidth_source=roof.bandwidth_source,
+        weight_storage=f"{engine_name} holds them ({storage.why})",
+        packed_bytes=packed.bytes,
+        packed_intensity=packed.intensity,
+        packed_latency_ms=packed_lat,
+        operating_point=profile.operating_point,
+        caveats=profile_caveats(profile, precision),
+        rows_per_decision=per[0] if per else None,
+        decision_rows=per[1] if per else "",
+        decision_ms=per[0] * lat if per else None,
+        peak_rss_scope=run.peak_rss_scope if run else "",
         notes=notes,
         machine={"python": platform.python_version(), "machine": platform.machine(), "node": platform.node()},
     )
@@ -392,10 +760,10 @@ def plot_png(report: RooflineReport, path: Path) -> Path:
     rx, ry = px(ridge, peak)
     for yy in range(ry, H - bottom, 12):
         cv2.line(img, (rx, yy), (rx, min(yy + 6, H - bottom)), (40, 40, 200), 1)
+    unit, op = report.unit, report.op
     cv2.putText(
-        img, f"ridge {ridge:.2f} FLOP/B", (rx + 6, H - bottom - 10), font, 0.5, (40, 40, 200), 1, cv2.LINE_AA
+        img, f"ridge {ridge:.2f} {op}/B", (rx + 6, H - bottom - 10), font, 0.5, (40, 40, 200), 1, cv2.LINE_AA
     )
-    unit = "GOP/s" if report.precision.startswith("int") else "GFLOP/s"
     tx, _ = px(x1, peak)
     cv2.putText(img, f"peak {peak:.4g} {unit}", (tx - 170, ry - 10), font, 0.5, (40, 40, 200), 1, cv2.LINE_AA)
     cv2.putText(
@@ -423,15 +791,17 @@ def plot_png(report: RooflineReport, path: Path) -> Path:
     mc = px(report.intensity, report.attained_gflops)
     cv2.circle(img, mc, 9, (30, 160, 30), -1, cv2.LINE_AA)
     cv2.putText(img, "model", (mc[0] + 11, mc[1] + 5), font, 0.55, (20, 110, 20), 2, cv2.LINE_AA)
-    title = f"{report.model} on {report.profile} ({report.engine}, {report.precision})" + (
-        "" if report.measured else " - PROJECTION"
+    title = (
+        f"{report.model} on {report.profile} ({report.engine}, {report.precision}, {report.threads_text()})"
+        + ("" if report.measured else " - PROJECTION (lower bound)")
     )
     cv2.putText(img, title, (left, 26), font, 0.6, black, 1, cv2.LINE_AA)
     cv2.putText(
-        img, "arithmetic intensity (FLOP / byte)", (W // 2 - 150, H - 25), font, 0.55, black, 1, cv2.LINE_AA
+        img, f"arithmetic intensity ({op} / byte)", (W // 2 - 150, H - 25), font, 0.55, black, 1, cv2.LINE_AA
     )
     ylab = np.full((30, 260, 3), 255, np.uint8)
-    cv2.putText(ylab, f"attained {unit}", (5, 21), font, 0.55, black, 1, cv2.LINE_AA)
+    what = f"attained {unit}" if report.measured else f"projected {unit} (on the roof)"
+    cv2.putText(ylab, what, (5, 21), font, 0.55, black, 1, cv2.LINE_AA)
     ylab = cv2.rotate(ylab, cv2.ROTATE_90_COUNTERCLOCKWISE)
     img[H // 2 - 130 : H // 2 + 130, 8:38] = ylab
     return write_png(path, img)

@@ -9,17 +9,22 @@ import numpy as np
 import pytest
 
 from edge_ser.bundle import load_bundle
+from edge_ser.errors import ConfigError
+from edge_ser.flops import count
 from edge_ser.profiles import load_profile, ridge_point
-from edge_ser.roofline import build_report, write_report
+from edge_ser.roofline import build_report, device_roof, write_report
 
 ROOT = Path(__file__).resolve().parents[1]
 AV = ROOT / "bundles" / "av_cnn"
+SER = ROOT / "bundles" / "ser_emodb"
+FACE = ROOT / "bundles" / "face_fer"
+FUSION = ROOT / "bundles" / "av_fusion"
 cv2 = pytest.importorskip("cv2")
 
 
 def test_projection_on_a_pi4_is_labelled_and_follows_the_roof(tmp_path):
     b = load_bundle(AV)
-    r = build_report(b, load_profile("pi4"), engine="onnxruntime")
+    r = build_report(b, load_profile("pi4"), engine="onnxruntime", threads=None)  # all cores
     assert not r.measured and r.profile == "pi4" and r.precision == "fp32"
     assert r.ridge == pytest.approx(ridge_point(load_profile("pi4"), "fp32"))
     # a projection puts every node exactly on its roof, so the model sits at or under the bound
@@ -74,3 +79,119 @@ def _no_int8():
     for choices in d["roofline"]["targets"].values():
         choices.pop("int8", None)
     return Profile.from_dict(d)
+
+
+# ------------------------------------------------------------------------------------------- review defects
+
+
+def test_projection_roof_is_for_the_threads_used():
+    """The Pi 4's 48 GFLOP/s is four cores: one engine thread gets 12, and the report says how many threads."""
+    b, pi4 = load_bundle(SER), load_profile("pi4")
+    one = build_report(b, pi4, engine="onnxruntime", threads=1)
+    assert one.peak_gflops == pytest.approx(12.0) and one.threads == 1 and one.roof_threads == 1
+    assert one.ridge == pytest.approx(12.0 / 4.84)
+    assert "1 thread" in one.markdown().splitlines()[0] and "1 of 4 cores" in one.markdown()
+    assert one.to_dict()["threads"] == 1
+    two = build_report(b, pi4, engine="onnxruntime", threads=2)
+    assert two.peak_gflops == pytest.approx(24.0)
+    for many in (4, 16, None):
+        assert build_report(b, pi4, engine="onnxruntime", threads=many).peak_gflops == pytest.approx(48.0)
+
+
+def test_measured_roof_pairs_the_one_thread_peak_with_the_one_thread_triad(tmp_path):
+    """The host's one-thread report used the one-thread GEMM peak with the all-thread triad."""
+    from edge_ser import hostbench
+
+    host = hostbench.host_profile(quick=True, cache=tmp_path / "host.json")
+    runs = {r["threads"]: r["gbps"] for r in host.measurement["triad"]["runs"]}
+    roof = device_roof(host, "fp32", 1)
+    assert roof.bandwidth == pytest.approx(runs[1]) and "1 thread" in roof.bandwidth_source
+    assert roof.peak == pytest.approx(host.peaks["cpu"]["fp32"].single_thread)
+    full = device_roof(host, "fp32", None)
+    assert full.bandwidth == pytest.approx(runs[max(runs)]) and full.peak == host.peaks["cpu"]["fp32"].value
+
+
+def test_orin_4gb_is_not_projected_faster_than_the_8gb_and_caveats_are_printed():
+    b = load_bundle(SER)
+    small = build_report(b, load_profile("orin-nano-4gb"), engine="onnxruntime")
+    big = build_report(b, load_profile("orin-nano-8gb"), engine="onnxruntime")
+    assert small.latency_ms >= big.latency_ms
+    md = small.markdown()
+    device = md[md.index("Device:") : md.index("Model:")]
+    assert "memory.measured_gbps is unverified (`verified: false`)" in device and "8GB" in device
+    pi4 = build_report(b, load_profile("pi4"), engine="onnxruntime").markdown()
+    assert "1.8 GHz" in pi4[pi4.index("Device:") : pi4.index("Model:")]  # the 1.5 GHz profile says so
+
+
+def test_bytes_are_counted_at_the_engines_width_with_the_packed_figure_apart():
+    b, pi5 = load_bundle(SER), load_profile("pi5")
+    f32 = build_report(b, pi5, engine="onnxruntime")
+    assert f32.bytes == count(b, held_bytes=4).bytes and f32.packed_bytes == count(b).bytes < f32.bytes
+    assert build_report(b, pi5, engine="numpy").bytes == f32.bytes  # float32 in memory at run time
+    assert build_report(b, pi5, engine="tflite-fp16").bytes == f32.bytes  # DEQUANTIZE'd at load
+    i8 = build_report(b, pi5, engine="tflite-int8")
+    assert i8.bytes == count(b, held_bytes=1, activation_bytes=1).bytes
+    assert f32.packed_latency_ms < f32.latency_ms
+    for r in (f32, i8):
+        md = r.markdown()
+        assert "packed sub-byte kernel" in md and f"{r.packed_bytes:,} bytes" in md
+        assert "pessimistic" not in md and "4 bytes per output-channel scale" not in md
+    assert "activations int8" in i8.convention and "OP/byte" in i8.markdown()
+
+
+def test_unknown_engine_is_refused_when_projecting(capsys):
+    from edge_ser.cli import main
+
+    with pytest.raises(ConfigError, match="engine 'bogus' is not known"):
+        build_report(load_bundle(SER), load_profile("pi4"), engine="bogus")
+    assert main(["bench", str(SER), "--profile", "pi4", "--engine", "bogus"]) == 2
+    assert "engine 'bogus' is not known" in capsys.readouterr().err
+    tflite = build_report(load_bundle(SER), load_profile("pi4"), engine="tflite")
+    assert tflite.engine == "tflite-int8"  # what "tflite" loads: the bundle's int8 variant
+
+
+def test_projection_labels_say_projected_lower_bound():
+    md = build_report(load_bundle(SER), load_profile("pi4"), engine="onnxruntime").markdown()
+    assert "attained" not in md and "of bound" not in md
+    assert "projected ms (lower bound, excl. per-node dispatch)" in md and "| projected ms |" in md
+
+
+def test_face_bundle_reports_per_crop_and_per_decision():
+    b = load_bundle(FACE)
+    spec = b.input_kind.spec
+    r = build_report(b, load_profile("pi5"), engine="onnxruntime")
+    assert r.rows_per_decision == spec.k * spec.rows_per_crop == 30
+    assert r.decision_ms == pytest.approx(30 * r.latency_ms)
+    assert "per face crop" in r.markdown() and f"{r.decision_ms:.4f} ms per decision" in r.markdown()
+    assert build_report(load_bundle(SER), load_profile("pi5")).rows_per_decision is None
+
+
+class _Spiky:
+    """A stand-in engine whose first predict() touches ~96 MB and frees it: a peak the current RSS misses."""
+
+    name = "tflite-fp32"
+
+    def __init__(self):
+        self.calls = 0
+
+    def predict(self, x):
+        self.calls += 1
+        if self.calls == 1:
+            big = np.ones(96 << 17)  # 96 MB of float64, every page touched
+            del big
+        return np.zeros((1, 7), np.float32)
+
+
+def test_peak_memory_is_the_high_water_mark_of_this_engine(monkeypatch):
+    from edge_ser import roofline
+
+    if not roofline.reset_peak_memory() or roofline.process_memory_mb("VmHWM") is None:
+        pytest.skip("needs Linux's VmHWM and /proc/self/clear_refs")
+    monkeypatch.setattr("edge_ser.engines.load_engine", lambda *a, **k: _Spiky())
+    earlier = np.ones(256 << 17)  # a 256 MB peak before the report: not this engine's
+    del earlier
+    host = load_profile("pi4")
+    r = build_report(load_bundle(SER), host, engine="tflite-fp32", runs=5, measured=True)
+    assert r.peak_rss_mb - r.rss_before_mb >= 80  # the transient 96 MB is in the peak
+    assert r.peak_rss_mb - r.rss_before_mb < 200  # the earlier 256 MB is not
+    assert "reset before the engine was loaded" in r.peak_rss_scope
