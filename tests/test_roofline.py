@@ -195,3 +195,33 @@ def test_peak_memory_is_the_high_water_mark_of_this_engine(monkeypatch):
     assert r.peak_rss_mb - r.rss_before_mb >= 80  # the transient 96 MB is in the peak
     assert r.peak_rss_mb - r.rss_before_mb < 200  # the earlier 256 MB is not
     assert "reset before the engine was loaded" in r.peak_rss_scope
+
+
+def test_bench_options_checked_before_any_work(tmp_path, capsys):
+    from edge_ser.cli import main
+
+    ser = str(SER)
+    assert main(["bench", ser, "--profile", "pi4", "--mic", "USB", "--overlay"]) == 2
+    assert "--mic, --overlay: only with --live" in capsys.readouterr().err
+    assert main(["bench", ser, "--profile", "pi4", "--web", "8000"]) == 2
+    assert "--web: only with --live" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["bench", ser, "--threads", "0"])
+    assert "argument --threads: 0 must be >= 1" in capsys.readouterr().err
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert main(["bench", ser, "--profile", "pi4", "--out", str(blocker / "sub" / "out")]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.count("\n") == 1 and "--out" in captured.err
+
+
+def test_bench_json_writes_the_roofline_report(tmp_path, capsys):
+    from edge_ser.cli import main
+
+    assert main(["bench", str(SER), "--profile", "pi4", "--json", "-"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["profile"] == "pi4" and data["threads"] == 1 and data["measured"] is False
+    out = tmp_path / "fusion.json"
+    assert main(["bench", str(FUSION), "--profile", "pi4", "--json", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    assert set(doc["branches"]) == {"audio", "face"} and doc["branches"]["face"]["rows_per_decision"]

@@ -4,9 +4,17 @@ pipeline's per-stage latency, CPU and memory over a file played in real time."""
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 import sys
+import tempfile
 from pathlib import Path
+from typing import Any
+
+SHARED = ("bundle", "engine", "threads", "delegate", "json", "help")
+"""Destinations of `edge-ser run`'s options that the roofline report uses too (the rest set up the live pipeline)."""
+ROOFLINE_ONLY = ("profile", "runs", "remeasure")
+"""Destinations of the options only the roofline report reads, refused with --live."""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -16,17 +24,23 @@ def register(sub: argparse._SubParsersAction) -> None:
         "bench",
         help="roofline report of a bundle on a device profile, or (--live) the live pipeline's costs",
         description="Default: the roofline report: FLOPs and bytes per layer (edge_ser.flops), latency and "
-        "peak memory measured with --engine on the host profile (measured here by micro-benchmarks) or "
-        "projected from counts for another --profile (pi4, pi5, orin-nano-8gb, ...); writes OUT.json, OUT.md "
-        "and OUT.png. --live: the live pipeline over a WAV (+ video) file paced in real time, reporting "
-        "per-stage latency (p50 / p99), CPU share of one core and resident memory over the run.",
+        "peak memory measured with --engine on the host profile (measured here by micro-benchmarks) or a "
+        "projected lower bound from counts for another --profile (pi4, pi5, orin-nano-8gb, ...), on --threads "
+        "threads (default 1: the roof is the profile's peak for that many cores); prints it as Markdown, writes "
+        "OUT.json, OUT.md and OUT.png with --out, and the report as JSON with --json FILE (- for stdout, "
+        "instead of the Markdown). --live: the live pipeline over a WAV (+ video) file paced in real time, "
+        "reporting per-stage latency (p50 / p99), CPU share of one core and resident memory over the run. "
+        "The source, pipeline and output options below (--mic, --audio-file, --window, --overlay, --web, ...) "
+        "and --rss-every are for --live only, and --profile, --runs and --remeasure for the roofline report "
+        "only: given to the other mode they are an error naming them. --json means JSON lines of the live "
+        "decisions with --live, the roofline report without.",
     )
     add_run_args(p)
     p.add_argument("--live", action="store_true", help="benchmark the live pipeline instead")
     p.add_argument(
         "--profile",
         default="host",
-        help="device profile: host (measured here, default) or a firmware profile",
+        help="device profile: host (measured here, default) or a firmware profile (projected)",
     )
     p.add_argument(
         "--runs", type=int, default=300, help="timed predict() calls for the latency (default 300)"
@@ -34,11 +48,54 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--remeasure", action="store_true", help="measure the host profile again instead of using its cache"
     )
-    p.add_argument("--rss-every", type=float, default=5.0, help="seconds between memory samples (default 5)")
+    p.add_argument(
+        "--rss-every", type=float, default=5.0, help="--live: seconds between memory samples (default 5)"
+    )
     p.add_argument(
         "--out", type=Path, default=None, help="write OUT.json and OUT.md (and the roofline plot OUT.png)"
     )
     p.set_defaults(func=cmd_bench, no_console=True)
+    # every option with its default (after set_defaults), to tell later which ones the user gave
+    options = {a.dest: (a.option_strings[0], p.get_default(a.dest)) for a in p._actions if a.option_strings}  # noqa: SLF001
+    live_only = {d: o for d, o in options.items() if d not in (*SHARED, *ROOFLINE_ONLY, "live", "out")}
+    roofline_only = {d: o for d, o in options.items() if d in ROOFLINE_ONLY}
+    p.set_defaults(live_only=live_only, roofline_only=roofline_only)
+
+
+def given_options(args: argparse.Namespace, options: dict[str, tuple[str, Any]]) -> list[str]:
+    """The options among `options` ({dest: (option, default)}) whose value differs from their default."""
+    return [opt for dest, (opt, default) in options.items() if getattr(args, dest, default) != default]
+
+
+def check_mode_options(args: argparse.Namespace) -> None:
+    """Refuse the options the chosen mode would silently ignore, naming them."""
+    from edge_ser.errors import ConfigError
+
+    if args.live:
+        wrong = given_options(args, getattr(args, "roofline_only", {}))
+        if wrong:
+            raise ConfigError(f"{', '.join(wrong)}: for the roofline report, not with --live")
+        return
+    wrong = given_options(args, getattr(args, "live_only", {}))
+    if wrong:
+        raise ConfigError(
+            f"{', '.join(wrong)}: only with --live (they set up the live pipeline); the roofline report takes "
+            "--profile, --engine, --threads, --delegate, --runs, --remeasure, --out and --json"
+        )
+
+
+def check_writable(path: Path, option: str) -> None:
+    """Fail now, with one line naming `option`, when `path`'s folder cannot be created or written to (not
+    after minutes of measuring): the folder is created as writing would, and a temp file tried in it."""
+    from edge_ser.errors import ConfigError
+
+    folder = Path(path).parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        raise ConfigError(f"{option} {path}: cannot write there ({e.strerror or e})") from None
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -46,13 +103,26 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     if args.runs < 1:
         raise ConfigError(f"--runs {args.runs}: time at least 1 predict() call (default 300)")
+    check_mode_options(args)
+    if args.out is not None:
+        check_writable(args.out, "--out")
     if args.live:
         from edge_ser.live.bench import cmd_bench_live
 
         return cmd_bench_live(args)
+    if args.json not in (None, "-"):
+        check_writable(Path(args.json), "--json")
+    return roofline_reports(args)
+
+
+def roofline_reports(args: argparse.Namespace) -> int:
+    """One roofline report per model (per branch of a fusion bundle): Markdown on stdout (unless --json -),
+    OUT.{json,md,png} with --out, all of them as one JSON document with --json."""
     from edge_ser.bundle import load_bundle
+    from edge_ser.fileio import atomic_write
     from edge_ser.profiles import load_profile
     from edge_ser.roofline import build_report, write_report
+    from edge_ser.text import printable
 
     bundle = load_bundle(args.bundle)
     if args.profile == "host" and args.remeasure:
@@ -61,9 +131,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         profile = host_profile(remeasure=True)
     else:
         profile = load_profile(args.profile)
-    from edge_ser.text import printable
-
+    command = "edge-ser " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    quiet = args.json == "-"  # stdout carries the JSON alone
     branches = getattr(bundle, "branches", None)  # a fusion bundle: one report per branch bundle
+    reports = {}
     for name, b in branches.items() if branches else [(None, bundle)]:
         report = build_report(
             b,
@@ -73,12 +144,29 @@ def cmd_bench(args: argparse.Namespace) -> int:
             runs=args.runs,
             delegate=getattr(args, "delegate", None),
         )
-        if name is not None:
-            print(f"## branch {name}\n")
-        print(printable(report.markdown(), keep_newlines=True))  # names and labels from the bundle
+        reports[name] = report
+        if not quiet:
+            if name is not None:
+                print(f"## branch {name}\n")
+            print(printable(report.markdown(), keep_newlines=True))  # names and labels from the bundle
         if args.out is not None:
-            command = "edge-ser " + " ".join(shlex.quote(a) for a in sys.argv[1:])
             out = args.out if name is None else args.out.with_name(f"{args.out.name}_{name}")
             paths = write_report(report, out, command)
-            print("\nwrote " + ", ".join(str(p) for p in paths))
+            print("\nwrote " + ", ".join(str(p) for p in paths), file=sys.stderr if quiet else sys.stdout)
+    if args.json is not None:
+        doc = (
+            {"command": command, **reports[None].to_dict()}
+            if None in reports
+            else {
+                "command": command,
+                "bundle": str(bundle.source),
+                "branches": {n: r.to_dict() for n, r in reports.items()},
+            }
+        )
+        text = json.dumps(doc, indent=2) + "\n"
+        if quiet:
+            sys.stdout.write(text)
+        else:
+            atomic_write(Path(args.json), text)
+            print(f"wrote {args.json}")
     return 0

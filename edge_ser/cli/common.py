@@ -47,7 +47,7 @@ def add_engine_args(p: argparse.ArgumentParser, *, threads_default: int | None =
     default = threads_default if threads_default is not None else "the engine's choice"
     p.add_argument(
         "--threads",
-        type=in_range(0),
+        type=in_range(1),
         default=threads_default,
         help=f"inference threads (default: {default})",
     )
