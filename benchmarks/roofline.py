@@ -1,13 +1,15 @@
 """The roofline report for every shipped bundle: measured on the host, projected on a Pi 4, a Pi 5 and an
-Orin Nano 8GB.
+Orin Nano 8GB, all on one engine thread.
 
-    python benchmarks/roofline.py [--runs 300]
+    python benchmarks/roofline.py [--runs 300] [--bundles NAME ...]
 
-Per bundle in bundles/: `edge-ser bench BUNDLE --profile host --engine onnxruntime --threads 1` (measured) and
-the same report projected from counts on pi4, pi5 and orin-nano-8gb (CPU roof, fp32: the engines run on
-the CPU), plus the TFLite int8 variant projected on the int8 roof of the Pi 5 and Orin Nano (SDOT). Reports
-(JSON, Markdown, PNG) go to benchmarks/results/roofline/, and a summary table to
-benchmarks/results/roofline.md.
+Per bundle in bundles/ (per branch of a fusion bundle, as `edge-ser bench` reports it): `edge-ser bench BUNDLE
+--profile host --engine onnxruntime --threads 1` (measured) and the same report projected from counts on pi4,
+pi5 and orin-nano-8gb (CPU roof for one core, fp32: the engines run on the CPU; weights counted as float32, as
+onnxruntime holds them), plus the TFLite int8 variant projected on the int8 roof of the Pi 5 and Orin Nano (SDOT;
+int8 weights and activations). A projection is a lower bound on the latency (no per-node dispatch). Reports
+(JSON, Markdown, PNG) go to benchmarks/results/roofline/, named as `edge-ser bench --out` names them, and a
+summary table to benchmarks/results/roofline.md.
 """
 
 from __future__ import annotations
@@ -25,61 +27,98 @@ sys.path.insert(0, str(REPO))
 
 from edge_ser.bundle import load_bundle  # noqa: E402
 from edge_ser.profiles import load_profile  # noqa: E402
-from edge_ser.roofline import build_report, write_report  # noqa: E402
+from edge_ser.roofline import RooflineReport, build_report, write_report  # noqa: E402
 
 PROJECTED = ("pi4", "pi5", "orin-nano-8gb")
 INT8 = ("pi5", "orin-nano-8gb")
+THREADS = 1
+
+
+def models(bundle) -> list[tuple[str | None, object]]:
+    """(branch name or None, the bundle with a graph): the bundle itself, or each branch of a fusion bundle
+    (which has no graph of its own), as `edge-ser bench` iterates them."""
+    branches = getattr(bundle, "branches", None)
+    return list(branches.items()) if branches else [(None, bundle)]
+
+
+def jobs(bundle) -> list[tuple[str, str]]:
+    """(profile, engine) pairs for one model: host measured, the boards projected, TFLite int8 where it has it."""
+    out = [("host", "onnxruntime")] + [(p, "onnxruntime") for p in PROJECTED]
+    if "int8" in (bundle.manifest.get("tflite") or {}).get("variants", {}):
+        out += [(p, "tflite-int8") for p in INT8]
+    return out
+
+
+def stem(name: str, profile: str, engine: str, branch: str | None) -> str:
+    """The report's file stem: what `edge-ser bench bundles/NAME --out roofline/<NAME>_<profile>[_int8]` writes
+    (a fusion bundle's branch gets `_<branch>` after it)."""
+    base = f"{name}_{profile}" + ("_int8" if engine == "tflite-int8" else "")
+    return base + (f"_{branch}" if branch else "")
+
+
+def summary(rows: list[tuple[str, str | None, RooflineReport]]) -> str:
+    """The Markdown summary: one row per report, linking it."""
+    md = [
+        "# Roofline of the shipped bundles",
+        "",
+        f"{THREADS} engine thread: every roof is the profile's peak for one core and the bandwidth measured on one "
+        "thread. host = measured here (latency = median of batch-1 predict() calls, per-node times from "
+        "onnxruntime's profiler); every other row is a PROJECTION from the counts (each node at max(FLOPs / peak, "
+        "bytes / bandwidth)): a lower bound on the latency that leaves out per-node dispatch, not a measurement. "
+        "Bytes count the weights as the engine holds them (float32 for onnxruntime, int8 for TFLite int8), not at "
+        "the packed bits (each report gives that figure too). A fusion bundle has a row per branch. Face models: "
+        "the latency is per crop; `per decision` = rows a live decision runs x that. Counting convention, peaks, "
+        "their sources and caveats: in each report.",
+        "",
+        "| bundle | branch | profile | engine | precision | kind | FLOPs | bytes | FLOP/B | ridge | latency ms | "
+        "per decision ms | GFLOP/s | of peak | bound by | report |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, branch, r in rows:
+        s = stem(name, r.profile, r.engine, branch)
+        md.append(
+            f"| {name} | {branch or ''} | {r.profile} | {r.engine} | {r.precision} | "
+            f"{'measured' if r.measured else 'projected (lower bound)'} | {r.flops:,} | {r.bytes:,} | "
+            f"{r.intensity:.2f} | {r.ridge:.2f} | {r.latency_ms:.4f} | "
+            f"{'' if r.decision_ms is None else f'{r.decision_ms:.4f}'} | {r.attained_gflops:.2f} {r.unit} | "
+            f"{100 * r.fraction_of_peak:.1f}% | {'compute' if r.intensity >= r.ridge else 'memory'} | "
+            f"[md](roofline/{s}.md), [png](roofline/{s}.png) |"
+        )
+    return "\n".join(md)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--runs", type=int, default=300)
+    ap.add_argument(
+        "--runs", type=int, default=300, help="timed predict() calls per host report (default 300)"
+    )
+    ap.add_argument("--bundles", nargs="+", default=None, help="only these bundles (names in bundles/)")
     args = ap.parse_args()
     out = REPO / "benchmarks" / "results" / "roofline"
-    bundles = sorted(p for p in (REPO / "bundles").iterdir() if (p / "manifest.json").is_file())
+    paths = sorted(p for p in (REPO / "bundles").iterdir() if (p / "manifest.json").is_file())
+    if args.bundles:
+        paths = [p for p in paths if p.name in args.bundles]
     rows = []
-    for path in bundles:
-        bundle = load_bundle(path)
-        jobs = [("host", "onnxruntime")] + [(p, "onnxruntime") for p in PROJECTED]
-        jobs += [(p, "tflite-int8") for p in INT8 if "tflite" in bundle.manifest]
-        for prof, engine in jobs:
-            r = build_report(bundle, load_profile(prof), engine=engine, threads=1, runs=args.runs)
-            stem = f"{path.name}_{prof}" + ("_int8" if engine == "tflite-int8" else "")
-            cmd = (
-                f"edge-ser bench bundles/{path.name} --profile {prof} --engine {engine} --threads 1 "
-                f"--out benchmarks/results/roofline/{stem}"
-            )
-            write_report(r, out / stem, cmd)
-            rows.append(r)
-            print(
-                f"{path.name:14s} {prof:14s} {r.engine:12s} {'measured' if r.measured else 'projected':9s} "
-                f"{r.latency_ms:8.4f} ms  {r.attained_gflops:8.2f} G/s  {100 * r.fraction_of_peak:6.2f}% of peak",
-                flush=True,
-            )
-    md = [
-        "# Roofline of the shipped bundles",
-        "",
-        "One thread. host = measured here (latency = median of predict() calls, per-node times from onnxruntime's "
-        "profiler); every other row is a PROJECTION from the counts (each node at max(FLOPs / peak, bytes / "
-        "bandwidth)), not a measurement. Counting convention, peaks and their sources: in each report.",
-        "",
-        "| bundle | profile | engine | precision | kind | FLOPs | bytes | FLOP/B | ridge | latency ms | attained | "
-        "of peak | bound by | report |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for r in rows:
-        stem = f"{Path(r.bundle).name}_{r.profile}" + ("_int8" if r.engine == "tflite-int8" else "")
-        unit = "GOP/s" if r.precision.startswith("int") else "GFLOP/s"
-        md.append(
-            f"| {Path(r.bundle).name} | {r.profile} | {r.engine} | {r.precision} | "
-            f"{'measured' if r.measured else 'projection'} | {r.flops:,} | {r.bytes:,} | {r.intensity:.2f} | "
-            f"{r.ridge:.2f} | {r.latency_ms:.4f} | {r.attained_gflops:.2f} {unit} | "
-            f"{100 * r.fraction_of_peak:.1f}% | {'compute' if r.intensity >= r.ridge else 'memory'} | "
-            f"[md](roofline/{stem}.md), [png](roofline/{stem}.png) |"
-        )
-    text = "\n".join(md)
+    for path in paths:
+        for branch, model in models(load_bundle(path)):
+            for prof, engine in jobs(model):
+                r = build_report(model, load_profile(prof), engine=engine, threads=THREADS, runs=args.runs)
+                s = stem(path.name, prof, engine, None)
+                cmd = (
+                    f"edge-ser bench bundles/{path.name} --profile {prof} --engine {engine} --threads {THREADS} "
+                    f"--out benchmarks/results/roofline/{s}"
+                )
+                write_report(r, out / stem(path.name, prof, engine, branch), cmd)
+                rows.append((path.name, branch, r))
+                print(
+                    f"{path.name:22s} {branch or '':6s} {prof:14s} {r.engine:12s} "
+                    f"{'measured' if r.measured else 'projected':9s} {r.latency_ms:8.4f} ms  "
+                    f"{r.attained_gflops:8.2f} G/s  {100 * r.fraction_of_peak:6.2f}% of peak",
+                    flush=True,
+                )
+    text = summary(rows)
     print(text)
-    write_results("roofline", {"rows": [r.to_dict() for r in rows]}, text)
+    write_results("roofline", {"rows": [{"branch": b, **r.to_dict()} for _, b, r in rows]}, text)
 
 
 if __name__ == "__main__":

@@ -799,11 +799,11 @@ def plot_png(report: RooflineReport, path: Path) -> Path:
     cv2.putText(
         img, f"arithmetic intensity ({op} / byte)", (W // 2 - 150, H - 25), font, 0.55, black, 1, cv2.LINE_AA
     )
-    ylab = np.full((30, 260, 3), 255, np.uint8)
+    ylab = np.full((30, 340, 3), 255, np.uint8)
     what = f"attained {unit}" if report.measured else f"projected {unit} (on the roof)"
     cv2.putText(ylab, what, (5, 21), font, 0.55, black, 1, cv2.LINE_AA)
     ylab = cv2.rotate(ylab, cv2.ROTATE_90_COUNTERCLOCKWISE)
-    img[H // 2 - 130 : H // 2 + 130, 8:38] = ylab
+    img[H // 2 - 170 : H // 2 + 170, 8:38] = ylab
     return write_png(path, img)
 
 

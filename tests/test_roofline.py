@@ -225,3 +225,19 @@ def test_bench_json_writes_the_roofline_report(tmp_path, capsys):
     assert main(["bench", str(FUSION), "--profile", "pi4", "--json", str(out)]) == 0
     doc = json.loads(out.read_text())
     assert set(doc["branches"]) == {"audio", "face"} and doc["branches"]["face"]["rows_per_decision"]
+
+
+def test_benchmark_script_reports_fusion_branches():
+    from unittest import mock
+
+    with mock.patch.dict("os.environ"):  # the script pins BLAS threads in the environment at import
+        from benchmarks import roofline as script
+
+    fusion = load_bundle(FUSION)
+    parts = script.models(fusion)
+    assert [n for n, _ in parts] == list(fusion.branches)
+    for name, model in parts:
+        assert model.graph and ("host", "onnxruntime") in script.jobs(model)
+        r = build_report(model, load_profile("pi4"), engine="onnxruntime")
+        assert script.stem("av_fusion", "pi4", "onnxruntime", name) == f"av_fusion_pi4_{name}"
+        assert name in script.summary([("av_fusion", name, r)])
