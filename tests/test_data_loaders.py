@@ -174,6 +174,19 @@ def test_data_root_and_find_dataset(monkeypatch, tmp_path):
     assert set(LOADERS) >= {"emodb", "ravdess", "tess", "savee", "cremad", "fer2013", "folder", "synthetic"}
 
 
+def test_dataset_errors_offer_root_only_where_a_command_has_one(monkeypatch, tmp_path: Path) -> None:
+    """Most benchmark scripts have no --root: the message leads with EDGE_SER_DATA, which always works."""
+    monkeypatch.setattr("converters.data.loaders.default_data_root", lambda: None)
+    errors = []
+    for call in (lambda: find_dataset("emodb"), lambda: load_emodb(tmp_path / "nowhere")):
+        with pytest.raises(DatasetError) as err:
+            call()
+        errors.append(str(err.value))
+    for message in errors:
+        assert "set EDGE_SER_DATA to the folder that holds emodb/" in message
+        assert message.endswith("(or pass the data set folder with --root where the command has one)")
+
+
 def test_missing_root_names_the_path_and_the_env_var(tmp_path):
     missing = tmp_path / "nowhere"
     for loader in (load_emodb, load_ravdess, load_tess, load_savee, load_cremad, load_fer2013):

@@ -29,6 +29,9 @@ from edge_ser.inputs.base import AUDIO_EXTENSIONS
 from edge_ser.vision.video import VIDEO_EXTENSIONS
 
 ENV_VAR = "EDGE_SER_DATA"
+ROOT_FLAG_HINT = " (or pass the data set folder with --root where the command has one)"
+"""Said after the EDGE_SER_DATA advice: these errors reach commands with a --root flag and benchmark scripts and
+library calls without one, so the environment variable is the way that always works."""
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 FER_SPLITS = ("train", "validation", "test")
 RAVDESS_MODALITIES = {"01": "audio-video", "02": "video", "03": "audio"}
@@ -54,7 +57,7 @@ def _root(root: str | os.PathLike, dataset: str, real: bool = True) -> Path:
     hint = ""
     if real:
         folder = DATASET_FOLDERS.get(dataset, (dataset,))[0]
-        hint = f"; pass the folder with --root or set {ENV_VAR} to the folder that holds {folder}/"
+        hint = f"; set {ENV_VAR} to the folder that holds {folder}/{ROOT_FLAG_HINT}"
     raise DatasetError(f"{dataset}: data folder {path} {what}{hint}")
 
 
@@ -535,7 +538,7 @@ def find_dataset(name: str) -> Path:
     if root is None:
         raise DatasetError(
             f"{name}: no data root: set {ENV_VAR} to the folder that holds "
-            f"{DATASET_FOLDERS[name][0]}/, or pass the data set folder with --root"
+            f"{DATASET_FOLDERS[name][0]}/{ROOT_FLAG_HINT}"
         )
     for folder in DATASET_FOLDERS[name]:
         if (root / folder).is_dir():
@@ -544,7 +547,7 @@ def find_dataset(name: str) -> Path:
     hint = " (generate it with converters.data.synthetic.write)" if name == "synthetic" else ""
     raise DatasetError(
         f"{name}: {source} has no folder named {' or '.join(DATASET_FOLDERS[name])}{hint}; "
-        f"pass the data set folder with --root or point {ENV_VAR} elsewhere"
+        f"point {ENV_VAR} at the folder that holds {DATASET_FOLDERS[name][0]}/{ROOT_FLAG_HINT}"
     )
 
 
