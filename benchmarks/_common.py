@@ -1,4 +1,5 @@
-"""Shared benchmark plumbing: single-thread pinning, interleaved timing, and result files with their command."""
+"""Shared benchmark plumbing: single-thread pinning, interleaved timing, result files with their command, and
+`run_main`, every script's entry point (an edge-ser error is one line on stderr, exit status 2)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,25 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import NoReturn
 
-from edge_ser.fileio import atomic_write  # numpy-free: safe before pin_single_thread()
+from edge_ser.errors import EdgeSerError  # numpy-free, as is fileio: safe before pin_single_thread()
+from edge_ser.fileio import atomic_write
 
 RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def run_main(main: Callable[[], int | None]) -> NoReturn:
+    """Run a benchmark's `main` and exit with its status (None = 0). An edge-ser error (EdgeSerError: a data set
+    that is absent, a bad bundle) is the user's to fix, not a bug: it is printed as one line
+    `<script>: error: <message>` on stderr, as argparse prints a usage error, and exits 2. Any other exception
+    is a bug and keeps its full traceback."""
+    try:
+        status = main()
+    except EdgeSerError as e:
+        print(f"{os.path.basename(sys.argv[0])}: error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+    raise SystemExit(status)
 
 
 def pin_single_thread() -> None:

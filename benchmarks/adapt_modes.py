@@ -33,7 +33,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._common import doc_body, write_results  # noqa: E402
+from benchmarks._common import doc_body, run_main, write_results  # noqa: E402
 from converters.evaluate import evaluate  # noqa: E402
 from converters.pipeline import load_records  # noqa: E402
 from edge_ser.recognizer import Recognizer  # noqa: E402
@@ -108,4 +108,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

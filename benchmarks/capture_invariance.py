@@ -29,7 +29,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._common import write_results  # noqa: E402
+from benchmarks._common import run_main, write_results  # noqa: E402
 from edge_ser.audio import load  # noqa: E402
 from edge_ser.audio.polyphase import resample  # noqa: E402
 from edge_ser.audio.wav import write_wav  # noqa: E402
@@ -205,4 +205,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run_main(main)

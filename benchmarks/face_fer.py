@@ -38,6 +38,7 @@ sys.path.insert(0, str(REPO))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from _common import run_main  # noqa: E402
 
 from converters.data.fer_arrays import FER_LABELS, fer_arrays  # noqa: E402
 from converters.export.bundle import Packing, round_raw_to_fp16, round_scales_to_fp16  # noqa: E402
@@ -587,4 +588,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

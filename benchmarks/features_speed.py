@@ -16,7 +16,7 @@ import warnings
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import interleaved, pin_single_thread, write_results  # noqa: E402
+from _common import interleaved, pin_single_thread, run_main, write_results  # noqa: E402
 
 pin_single_thread()
 
@@ -150,4 +150,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import laq_table as lt  # noqa: E402  (pins threads and sets up the paths)
-from _common import write_results  # noqa: E402
+from _common import run_main, write_results  # noqa: E402
 
 from converters.featurize import FeatureCache  # noqa: E402
 from converters.pipeline import make_split, prepare  # noqa: E402
@@ -57,4 +57,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -40,7 +40,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._common import doc_body, write_results  # noqa: E402
+from benchmarks._common import doc_body, run_main, write_results  # noqa: E402
 from converters.data import load_dataset  # noqa: E402
 from edge_ser.audio import load  # noqa: E402
 from edge_ser.audio.wav import write_wav  # noqa: E402
@@ -173,4 +173,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -23,6 +23,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks._common import run_main  # noqa: E402
+
 
 def _corpus_clips(name: str, sr: int, seconds: float) -> list:
     """Clips of a real corpus, spread over its speakers, enough for `seconds` of audio with 1 s pauses."""
@@ -143,4 +145,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

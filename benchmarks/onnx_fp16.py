@@ -19,7 +19,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import write_results  # noqa: E402
+from _common import run_main, write_results  # noqa: E402
 from backends import bundle_inputs, shipped_bundles, speech_clips  # noqa: E402
 
 GPU_OPS = {"Conv", "MatMul"}
@@ -72,4 +72,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

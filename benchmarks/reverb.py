@@ -32,7 +32,7 @@ from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, doc_body, pin_single_thread, write_results  # noqa: E402
+from _common import RESULTS, doc_body, pin_single_thread, run_main, write_results  # noqa: E402
 
 pin_single_thread()
 REPO = Path(__file__).resolve().parents[1]
@@ -236,4 +236,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

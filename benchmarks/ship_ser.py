@@ -48,7 +48,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, pin_single_thread  # noqa: E402
+from _common import RESULTS, pin_single_thread, run_main  # noqa: E402
 
 pin_single_thread()
 REPO = Path(__file__).resolve().parents[1]
@@ -1027,4 +1027,4 @@ def refit(
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -24,7 +24,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._common import pin_single_thread, write_results  # noqa: E402
+from benchmarks._common import pin_single_thread, run_main, write_results  # noqa: E402
 from benchmarks.capture_invariance import captures  # noqa: E402
 from converters.export import onnx_tflite as ot  # noqa: E402
 from converters.export import tflite_bundle as tb  # noqa: E402
@@ -141,4 +141,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run_main(main)

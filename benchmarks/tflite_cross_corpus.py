@@ -20,7 +20,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._common import pin_single_thread, write_results  # noqa: E402
+from benchmarks._common import pin_single_thread, run_main, write_results  # noqa: E402
 from benchmarks.tflite_calibration import BUNDLES, _clip_rows, _float_engine, _top1  # noqa: E402
 from converters.export import tflite_bundle as tb  # noqa: E402
 from edge_ser.bundle import load_bundle  # noqa: E402
@@ -97,4 +97,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run_main(main)

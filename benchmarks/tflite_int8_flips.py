@@ -33,7 +33,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import pin_single_thread, write_results  # noqa: E402
+from _common import pin_single_thread, run_main, write_results  # noqa: E402
 
 pin_single_thread()
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -415,4 +415,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run_main(main)

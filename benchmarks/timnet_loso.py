@@ -34,7 +34,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._common import pin_single_thread, write_results  # noqa: E402
+from benchmarks._common import pin_single_thread, run_main, write_results  # noqa: E402
 
 pin_single_thread()
 
@@ -213,4 +213,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run_main(main)
