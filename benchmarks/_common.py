@@ -32,6 +32,16 @@ def run_main(main: Callable[[], int | None]) -> NoReturn:
     raise SystemExit(status)
 
 
+def require_datasets(*names: str) -> None:
+    """Check, before any work, that each data set a run reads is under the default data root ($EDGE_SER_DATA,
+    else ../shared/datasets beside the repo: `converters.data.default_data_root`): `find_dataset`'s DatasetError
+    for the first that is not, saying what EDGE_SER_DATA should point to (`run_main` prints it as one line)."""
+    from converters.data.loaders import find_dataset  # imported here: converters pulls in numpy
+
+    for name in dict.fromkeys(names):
+        find_dataset(name)
+
+
 def pin_single_thread() -> None:
     """Pin BLAS/OpenMP to one thread; must run before numpy is imported to take effect."""
     for var in (

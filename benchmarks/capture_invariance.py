@@ -30,13 +30,14 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._common import run_main, write_results  # noqa: E402
+from converters.data import find_dataset  # noqa: E402
 from edge_ser.audio import load  # noqa: E402
 from edge_ser.audio.polyphase import resample  # noqa: E402
 from edge_ser.audio.wav import write_wav  # noqa: E402
+from edge_ser.errors import DatasetError  # noqa: E402
 from edge_ser.recognizer import Recognizer  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-EMODB = ROOT.parent / "shared" / "datasets" / "emodb" / "wav"
 BUNDLES = (
     "ser_emodb",
     "ser_ravdess",
@@ -47,7 +48,6 @@ BUNDLES = (
     "av_cnn",
 )
 """Shipped bundles (or bundle folders), each optionally `@engine` (default onnxruntime)."""
-FER = ROOT.parent / "shared" / "datasets" / "fer2013" / "validation"
 FER_CLASS = {"boredom": "neutral"}
 """EMODB label -> the FER-2013 class whose faces go with it (the rest share their name)."""
 RATES = (8000, 16000, 22050, 44100, 48000)
@@ -92,6 +92,19 @@ def captures() -> list[Capture]:
     return out
 
 
+def emodb_wavs() -> Path:
+    """EMODB's WAV folder (emodb/wav, or emodb/ itself) under the default data root ($EDGE_SER_DATA, else
+    ../shared/datasets beside the repo), or DatasetError saying how to provide it."""
+    root = find_dataset("emodb")
+    return root / "wav" if (root / "wav").is_dir() else root
+
+
+def fer_faces() -> Path:
+    """FER-2013's PublicTest faces (its validation/ folder) under the default data root, or DatasetError
+    saying how to provide them."""
+    return find_dataset("fer2013") / "validation"
+
+
 def _emodb_label(path: Path) -> str:
     from converters.data.labels import EMODB
 
@@ -102,9 +115,10 @@ def _faces(label: str, size: int, k: int = 6) -> list[np.ndarray]:
     """k FER-2013 PublicTest faces of the class that goes with an EMODB label, resized to the model's size."""
     import cv2
 
-    files = sorted((FER / FER_CLASS.get(label, label)).glob("*"))[:k]
+    folder = fer_faces() / FER_CLASS.get(label, label)
+    files = sorted(folder.glob("*"))[:k]
     if not files:
-        raise SystemExit(f"capture_invariance: no FER-2013 faces for {label!r} in {FER}")
+        raise DatasetError(f"fer2013: no faces for {label!r} in {folder}")
     return [cv2.resize(cv2.imread(str(f), cv2.IMREAD_GRAYSCALE), (size, size)) for f in files]
 
 
@@ -122,8 +136,9 @@ def predictor(rec: Recognizer, labels: list[str]):
     return predict
 
 
-def run(bundles: list[str], n_clips: int) -> dict:
-    files = sorted(EMODB.glob("*.wav"))[:: max(1, 535 // n_clips)][:n_clips]
+def run(bundles: list[str], n_clips: int, emodb: Path) -> dict:
+    """Every bundle on every capture of `n_clips` clips of the EMODB WAV folder `emodb`, spread over it."""
+    files = sorted(emodb.glob("*.wav"))[:: max(1, 535 // n_clips)][:n_clips]
     rng = np.random.default_rng(0)
     caps = captures()
     rows = []
@@ -191,11 +206,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bundles", default=",".join(BUNDLES), help="shipped bundle names or bundle folders")
     p.add_argument("--tag", default="", help="suffix of the result files (e.g. before)")
     args = p.parse_args(argv)
-    if not EMODB.is_dir():
-        print(f"capture_invariance: EMODB not found at {EMODB}", file=sys.stderr)
-        return 2
+    emodb = emodb_wavs()  # before any work: no data set is a one-line error (run_main)
     bundles = [b for b in args.bundles.split(",") if b]
-    res = run(bundles, args.clips)
+    res = run(bundles, args.clips, emodb)
     cmd = "python benchmarks/capture_invariance.py " + " ".join(argv if argv is not None else sys.argv[1:])
     name = "capture_invariance" + (f"_{args.tag}" if args.tag else "")
     md = markdown(res, bundles, cmd.strip())

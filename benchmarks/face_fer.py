@@ -40,6 +40,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from _common import run_main  # noqa: E402
 
+from converters.data import find_dataset  # noqa: E402
 from converters.data.fer_arrays import FER_LABELS, fer_arrays  # noqa: E402
 from converters.export.bundle import Packing, round_raw_to_fp16, round_scales_to_fp16  # noqa: E402
 from converters.face import FaceAugment, augment_faces, device_crops, teacher_logits  # noqa: E402
@@ -147,7 +148,9 @@ def compressed_name() -> str:
 
 
 def data_root() -> Path:
-    return Path(os.environ.get("EDGE_SER_DATA", REPO.parent / "shared" / "datasets")) / "fer2013"
+    """FER-2013 under the default data root ($EDGE_SER_DATA, else ../shared/datasets), or DatasetError saying
+    how to provide it."""
+    return find_dataset("fer2013")
 
 
 def mirrored(X: np.ndarray) -> np.ndarray:

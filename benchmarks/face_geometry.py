@@ -32,6 +32,7 @@ sys.path.insert(0, str(REPO))
 
 import os  # noqa: E402
 
+from converters.data import find_dataset  # noqa: E402
 from converters.data.fer_arrays import FER_LABELS, fer_arrays  # noqa: E402
 from converters.face import SCENE_FACE, SCENE_SHAPE, kind_decisions, scene_agreement  # noqa: E402
 from edge_ser.bundle import load_bundle  # noqa: E402
@@ -51,7 +52,7 @@ def main() -> None:
         help="also: the model's agreement under 1-2 px shifts and 5 %% scalings, and the teacher's geometry agreement",
     )
     args = ap.parse_args()
-    root = Path(os.environ.get("EDGE_SER_DATA", REPO.parent / "shared" / "datasets")) / "fer2013"
+    root = find_dataset("fer2013")  # the default data root: $EDGE_SER_DATA, else ../shared/datasets
     cache = Path(os.environ.get("EDGE_SER_CACHE", "/work/cache")) / "face"
     va = fer_arrays(root, "validation", cache)
     images, labels = va.images[: args.limit], va.labels[: args.limit]

@@ -34,6 +34,7 @@ sys.path.insert(0, str(REPO))
 
 import numpy as np  # noqa: E402
 
+from converters.data import find_dataset  # noqa: E402
 from converters.data.fer_arrays import fer_arrays  # noqa: E402
 from converters.evaluate import index_metrics  # noqa: E402
 from converters.face import device_crops, scene_agreement  # noqa: E402
@@ -122,7 +123,7 @@ def parse_args(doc: str, what: str) -> argparse.Namespace:
 
 def fer_setup(args: argparse.Namespace):
     """FER-2013 train and PublicTest arrays, the bundle, its kind, its engine's predict and the face cache."""
-    root = Path(os.environ.get("EDGE_SER_DATA", REPO.parent / "shared" / "datasets")) / "fer2013"
+    root = find_dataset("fer2013")  # the default data root: $EDGE_SER_DATA, else ../shared/datasets
     cache = Path(os.environ.get("EDGE_SER_CACHE", "/work/cache")) / "face"
     tr, va = fer_arrays(root, "train", cache), fer_arrays(root, "validation", cache)
     b = load_bundle(args.bundle)

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import os
 import sys
 import time
 from pathlib import Path
@@ -38,7 +37,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._common import pin_single_thread, run_main, write_results  # noqa: E402
+from benchmarks._common import pin_single_thread, require_datasets, run_main, write_results  # noqa: E402
 from benchmarks.capture_invariance import captures  # noqa: E402
 from converters.export import tflite_bundle as tb  # noqa: E402
 from edge_ser.bundle import load_bundle  # noqa: E402
@@ -321,9 +320,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--tag", default="")
     args = p.parse_args(argv)
-    if not os.environ.get("EDGE_SER_DATA"):
-        print("tflite_calibration: set EDGE_SER_DATA to the data sets' folder", file=sys.stderr)
-        return 2
+    require_datasets(*(BUNDLES[b] for b in args.bundles.split(",") if b))
     pin_single_thread()
     rows = []
     for name in [b for b in args.bundles.split(",") if b]:

@@ -16,7 +16,6 @@ Writes benchmarks/results/tflite_calibration_choices.{md,json}.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -24,7 +23,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._common import pin_single_thread, run_main, write_results  # noqa: E402
+from benchmarks._common import pin_single_thread, require_datasets, run_main, write_results  # noqa: E402
 from benchmarks.capture_invariance import captures  # noqa: E402
 from converters.export import onnx_tflite as ot  # noqa: E402
 from converters.export import tflite_bundle as tb  # noqa: E402
@@ -129,9 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--bundles", default=",".join(DATA))
     a = p.parse_args(argv)
-    if not os.environ.get("EDGE_SER_DATA"):
-        print("tflite_calibration_choices: set EDGE_SER_DATA", file=sys.stderr)
-        return 2
+    require_datasets(*(DATA[n] for n in a.bundles.split(",") if n))
     pin_single_thread()
     res = [run_bundle(n) for n in a.bundles.split(",") if n]
     md = markdown(res)

@@ -12,7 +12,6 @@ Writes benchmarks/results/tflite_cross_corpus.{md,json}.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._common import pin_single_thread, run_main, write_results  # noqa: E402
+from benchmarks._common import pin_single_thread, require_datasets, run_main, write_results  # noqa: E402
 from benchmarks.tflite_calibration import BUNDLES, _clip_rows, _float_engine, _top1  # noqa: E402
 from converters.export import tflite_bundle as tb  # noqa: E402
 from edge_ser.bundle import load_bundle  # noqa: E402
@@ -81,9 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         "--bundles", default="ser_emodb,ser_ravdess,av_cnn_audio,laq_mlp_emodb,tiny_transformer_emodb"
     )
     args = p.parse_args(argv)
-    if not os.environ.get("EDGE_SER_DATA"):
-        print("tflite_cross_corpus: set EDGE_SER_DATA to the data sets' folder", file=sys.stderr)
-        return 2
+    require_datasets(*CORPORA)
     pin_single_thread()
     rows = []
     for name in [n for n in args.bundles.split(",") if n]:

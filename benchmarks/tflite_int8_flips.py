@@ -28,12 +28,11 @@ from __future__ import annotations
 
 import argparse
 import collections
-import os
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import pin_single_thread, run_main, write_results  # noqa: E402
+from _common import pin_single_thread, require_datasets, run_main, write_results  # noqa: E402
 
 pin_single_thread()
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -394,9 +393,7 @@ def main(argv: list[str] | None = None) -> int:
         "--name", default="tflite_int8_flips", help="results file name (benchmarks/results/NAME.md)"
     )
     args = p.parse_args(argv)
-    if not os.environ.get("EDGE_SER_DATA"):
-        print("tflite_int8_flips: set EDGE_SER_DATA to the data sets' folder", file=sys.stderr)
-        return 2
+    require_datasets(*(BUNDLES[n] for n in args.bundles.split(",") if n))
     torch.set_num_threads(1)
     diag, runs = [], []
     for name in [n for n in args.bundles.split(",") if n]:

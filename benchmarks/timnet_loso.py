@@ -26,7 +26,6 @@ Writes benchmarks/results/timnet_loso[_TAG].{md,json}.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import time
@@ -131,8 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     from converters.data.splits import leave_one_speaker_out
     from converters.seq_train import TimNetTrainConfig, default_sequence_spec, train_timnet_fold
 
-    os.environ.setdefault("EDGE_SER_DATA", str(Path(__file__).resolve().parents[2] / "shared" / "datasets"))
-    records = list(load_dataset("emodb"))
+    records = list(load_dataset("emodb"))  # the default data root: $EDGE_SER_DATA, else ../shared/datasets
     speakers = [r.speaker for r in records]
     labels = [r.label for r in records]
     classes = class_order(labels)

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks._common import run_main
-from edge_ser.errors import ConfigError
+from benchmarks._common import require_datasets, run_main
+from edge_ser.errors import ConfigError, DatasetError
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
@@ -22,7 +22,7 @@ def _results_state() -> dict[str, int]:
     return {str(p.relative_to(RESULTS)): p.stat().st_mtime_ns for p in RESULTS.rglob("*") if p.is_file()}
 
 
-@pytest.mark.parametrize("script", ["emodb_features"])
+@pytest.mark.parametrize("script", ["emodb_features", "capture_invariance", "tflite_cross_corpus"])
 def test_benchmark_without_data_exits_2_with_one_line(script: str, tmp_path: Path) -> None:
     """An empty data root: the script's DatasetError is one `<script>.py: error: ...` line saying what
     EDGE_SER_DATA should hold, status 2, and nothing is written into the repo's results."""
@@ -70,3 +70,11 @@ def test_run_main_keeps_bugs_and_exit_status() -> None:
         with pytest.raises(SystemExit) as exit_:
             run_main(lambda status=status: status)
         assert exit_.value.code == status
+
+
+def test_require_datasets_says_what_the_data_root_should_hold(monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("EDGE_SER_DATA", str(tmp_path))
+    (tmp_path / "emodb").mkdir()
+    require_datasets("emodb", "emodb")
+    with pytest.raises(DatasetError, match="point EDGE_SER_DATA at the folder that holds ravdess_speech/"):
+        require_datasets("emodb", "ravdess")
