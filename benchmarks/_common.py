@@ -17,6 +17,7 @@ from edge_ser.errors import EdgeSerError  # numpy-free, as is fileio: safe befor
 from edge_ser.fileio import atomic_write
 
 RESULTS = Path(__file__).resolve().parent / "results"
+SYNTHETIC_SUFFIX = "_synthetic"
 
 
 def run_main(main: Callable[[], int | None]) -> NoReturn:
@@ -80,10 +81,26 @@ def machine() -> dict[str, str]:
     }
 
 
-def write_results(name: str, payload: dict, markdown: str, *, indent: int | None = 2) -> tuple[Path, Path]:
+def results_name(name: str, *, synthetic: bool) -> str:
+    """The results file name of a run: `name` on the real data set, `<name>_synthetic` on the stand-in inputs a
+    script falls back to without it, so such a run never replaces the committed table made on real data."""
+    return name + SYNTHETIC_SUFFIX if synthetic else name
+
+
+def write_results(
+    name: str, payload: dict, markdown: str, *, indent: int | None = 2, synthetic: bool = False
+) -> tuple[Path, Path]:
     """Write `<name>.json` and `<name>.md` to benchmarks/results/, recording the command that made them.
 
-    `indent=None` writes compact JSON (for tables with many per-fold matrices)."""
+    `indent=None` writes compact JSON (for tables with many per-fold matrices). `synthetic`: the inputs are a
+    stand-in for an absent data set; the files are then `<name>_synthetic.*` (`results_name`), said on stdout."""
+    if synthetic:
+        synthetic_name = results_name(name, synthetic=True)
+        print(
+            f"the data set is absent and the inputs are synthetic: results go to {synthetic_name}.{{md,json}}, "
+            f"not {name}.{{md,json}} (made on real data)"
+        )
+        name = synthetic_name
     RESULTS.mkdir(parents=True, exist_ok=True)
     command = "python " + " ".join(shlex.quote(a) for a in [os.path.relpath(sys.argv[0])] + sys.argv[1:])
     payload = {"command": command, "machine": machine(), **payload}

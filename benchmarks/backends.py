@@ -10,7 +10,7 @@ the training prior, `bundle_inputs`): the first `--clips` EMODB clips
 (22.05 kHz, resampled by the kind), and for a bundle that also takes faces, 6 FER-2013 PublicTest faces of the
 clip's class (as benchmarks/capture_invariance.py gives them). A kind that makes several rows of a clip (log-Mel
 patches) gives them all; at most 400 rows are kept. Without the data sets, seeded noise clips stand in (said in
-the table's title).
+the table's title, and the results are then `<name>_synthetic`, so they never replace the table made on EMODB).
 
 Each (bundle, engine) runs in its own process (benchmarks/_engine_probe.py) so peak RSS is that engine's alone,
 `--rounds` times, the engines of a bundle alternating (A B C A B C ...); the round with the lowest median is
@@ -34,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import NamedTuple
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -53,7 +54,16 @@ def shipped_bundles(root: Path = REPO / "bundles") -> list[Path]:
     )
 
 
-def speech_clips(n: int) -> tuple[list[tuple[object, int, str]], str]:
+class SpeechClips(NamedTuple):
+    """The clips the inputs are made of: (audio, rate, EMODB label) each, where they came from, and whether
+    they are a stand-in (seeded noise) for an absent EMODB, whose results must not replace real ones."""
+
+    clips: list[tuple[object, int, str]]
+    source: str
+    synthetic: bool
+
+
+def speech_clips(n: int) -> SpeechClips:
     """n (audio, rate, EMODB label) clips and where they came from; seeded noise when EMODB is absent."""
     import numpy as np
 
@@ -65,10 +75,10 @@ def speech_clips(n: int) -> tuple[list[tuple[object, int, str]], str]:
     if wavs:
         from benchmarks.capture_invariance import _emodb_label
 
-        return [(*load(p), _emodb_label(p)) for p in wavs], f"{len(wavs)} EMODB clips"
+        return SpeechClips([(*load(p), _emodb_label(p)) for p in wavs], f"{len(wavs)} EMODB clips", False)
     rng = np.random.default_rng(0)
     noise = [(rng.standard_normal(32000).astype(np.float32) * 0.05, 16000, "neutral") for _ in range(n)]
-    return noise, f"{n} seeded noise clips (EMODB absent)"
+    return SpeechClips(noise, f"{n} seeded noise clips (EMODB absent)", True)
 
 
 def _faces(label: str, size: int, k: int) -> list[object] | None:
@@ -143,20 +153,21 @@ def agreement(rows: list[dict]) -> None:
         r["max_rel_diff"] = float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-12))
 
 
-def run(args: argparse.Namespace) -> tuple[list[dict], str]:
+def run(args: argparse.Namespace) -> tuple[list[dict], SpeechClips]:
+    """Every engine of every bundle probed on the clips' inputs: the rows, and the clips they were made of."""
     import numpy as np
 
     from edge_ser.bundle import load_bundle
     from edge_ser.engines import engines_for
 
     paths = [Path(p) for p in args.bundles] if args.bundles else shipped_bundles()
-    clips, source = speech_clips(args.clips)
+    speech = speech_clips(args.clips)
     out: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:
         for path in paths:
             bundle = load_bundle(path)
             feats = Path(tmp) / f"{path.name}.npz"
-            x = bundle_inputs(bundle, clips)
+            x = bundle_inputs(bundle, speech.clips)
             np.savez(feats, **x)
             engines = engines_for(bundle)
             then = args.before_tree / "bundles" / path.name if args.before_tree else None
@@ -183,7 +194,7 @@ def run(args: argparse.Namespace) -> tuple[list[dict], str]:
                     r["size_kb"] = engine_bytes(then if before else path, e.removesuffix(" (before)")) / 1000
             agreement(rows)
             out += rows
-    return out, source
+    return out, speech
 
 
 def _before(path: Path | None) -> dict[tuple[str, str], dict]:
@@ -268,8 +279,8 @@ def main() -> None:
         help="engines of --before-tree to probe, comma-separated (default numpy; e.g. numpy,tflite-int8)",
     )
     args = ap.parse_args()
-    rows, source = run(args)
-    text = markdown(rows, source, args, _before(args.before))
+    rows, speech = run(args)
+    text = markdown(rows, speech.source, args, _before(args.before))
     print(text)
     for r in rows:
         r.pop("logits", None)
@@ -279,9 +290,9 @@ def main() -> None:
         "threads": args.threads,
         "runs": args.runs,
         "rounds": args.rounds,
-        "inputs": source,
+        "inputs": speech.source,
     }
-    write_results(args.name, payload, text)
+    write_results(args.name, payload, text, synthetic=speech.synthetic)
 
 
 if __name__ == "__main__":

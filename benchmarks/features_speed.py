@@ -5,6 +5,9 @@ on |STFT|, each with its own STFT) and MFCC alone (n_mfcc=40), on 1 s and 3 s cl
 interleaved and the ratio is of medians, because timings on a shared machine are noisy.
 
     python benchmarks/features_speed.py            # EMODB clips when present, else synthetic speech
+
+Results: benchmarks/results/features_speed.{md,json}; features_speed_synthetic.{md,json} on synthetic speech,
+so a run without EMODB never replaces the table made on it.
 """
 
 from __future__ import annotations
@@ -28,20 +31,22 @@ sys.path.insert(0, str(REPO))
 from edge_ser.features import FeatureSpec, feature_vector, mfcc  # noqa: E402
 
 
-def _clips(seconds: float, n: int, sr: int) -> tuple[list[np.ndarray], str]:
-    """`n` clips of `seconds`: EMODB utterances (loaded, cropped or zero-padded) when present."""
-    import os
+def _clips(seconds: float, n: int, sr: int) -> tuple[list[np.ndarray], str, bool]:
+    """`n` clips of `seconds`, where they came from, and whether they are synthetic: EMODB utterances (loaded,
+    cropped or zero-padded) when emodb/wav is under the default data root, else synthetic voiced signals."""
+    from converters.data.loaders import default_data_root
 
-    root = Path(os.environ.get("EDGE_SER_DATA", REPO.parent / "shared" / "datasets")) / "emodb" / "wav"
+    data = default_data_root()
+    root = data / "emodb" / "wav" if data else None
     length = int(seconds * sr)
-    if root.is_dir():
+    if root is not None and root.is_dir():
         from edge_ser.audio import load
 
         out = []
         for path in sorted(root.glob("*.wav"))[:: max(1, 535 // n)][:n]:
             y, _ = load(path, sr=sr)
             out.append(np.pad(y, (0, max(0, length - len(y))))[:length].astype(np.float32))
-        return out, f"EMODB (every {max(1, 535 // n)}th of its 535 files, cropped or zero-padded)"
+        return out, f"EMODB (every {max(1, 535 // n)}th of its 535 files, cropped or zero-padded)", False
     rng = np.random.default_rng(0)
     t = np.arange(length) / sr
     out = [
@@ -51,7 +56,7 @@ def _clips(seconds: float, n: int, sr: int) -> tuple[list[np.ndarray], str]:
         ).astype(np.float32)
         for k in range(n)
     ]
-    return out, "synthetic voiced signals"
+    return out, "synthetic voiced signals", True
 
 
 def main() -> None:
@@ -65,9 +70,9 @@ def main() -> None:
     warnings.simplefilter("ignore")
     sr = 22050
     spec = FeatureSpec(sample_rate=sr)
-    rows, source = [], ""
+    rows, source, synthetic = [], "", False
     for seconds in (1.0, 3.0):
-        clips, source = _clips(seconds, args.clips, sr)
+        clips, source, synthetic = _clips(seconds, args.clips, sr)
 
         def ours_vec(clips=clips) -> None:
             for y in clips:
@@ -146,6 +151,7 @@ def main() -> None:
             "librosa": librosa.__version__,
         },
         text,
+        synthetic=synthetic,
     )
 
 

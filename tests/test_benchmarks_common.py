@@ -1,5 +1,6 @@
 """benchmarks/_common.py's plumbing when the data sets are absent: a benchmark script ends with one line and
-status 2 (not a traceback)."""
+status 2 (not a traceback), and a script that falls back to synthetic inputs writes `<name>_synthetic` results,
+never the committed tables made on real data."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks._common import require_datasets, run_main
+from benchmarks import _common
+from benchmarks._common import require_datasets, results_name, run_main, write_results
 from edge_ser.errors import ConfigError, DatasetError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -78,3 +80,28 @@ def test_require_datasets_says_what_the_data_root_should_hold(monkeypatch, tmp_p
     require_datasets("emodb", "emodb")
     with pytest.raises(DatasetError, match="point EDGE_SER_DATA at the folder that holds ravdess_speech/"):
         require_datasets("emodb", "ravdess")
+
+
+def test_synthetic_results_get_their_own_name(monkeypatch, tmp_path: Path, capsys) -> None:
+    assert results_name("features_speed", synthetic=False) == "features_speed"
+    assert results_name("backends_ser", synthetic=True) == "backends_ser_synthetic"
+    monkeypatch.setattr(_common, "RESULTS", tmp_path)
+    monkeypatch.setattr(sys, "argv", ["benchmarks/features_speed.py"])
+    jpath, mpath = write_results("features_speed", {"rows": []}, "# table", synthetic=True)
+    assert (jpath.name, mpath.name) == ("features_speed_synthetic.json", "features_speed_synthetic.md")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "features_speed_synthetic.json",
+        "features_speed_synthetic.md",
+    ]
+    assert "features_speed_synthetic.{md,json}" in capsys.readouterr().out
+    jpath, _ = write_results("features_speed", {"rows": []}, "# table")
+    assert jpath.name == "features_speed.json" and capsys.readouterr().out == ""
+
+
+def test_backends_speech_clips_are_marked_synthetic_without_emodb(monkeypatch, tmp_path: Path) -> None:
+    """backends.py and onnx_fp16.py name their results by this flag (seeded noise: `<name>_synthetic`)."""
+    from benchmarks.backends import speech_clips
+
+    monkeypatch.setenv("EDGE_SER_DATA", str(tmp_path))
+    clips, source, synthetic = speech_clips(2)
+    assert synthetic and len(clips) == 2 and "noise" in source
