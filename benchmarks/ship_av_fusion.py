@@ -40,6 +40,7 @@ from av_fusion import (  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 
 import numpy as np  # noqa: E402
+from _common import run_main  # noqa: E402
 
 from converters.calibrate import choose_weights, ece, fit_temperature, nll, temper  # noqa: E402
 from converters.data import find_dataset, group_kfold, load_dataset, load_fer2013  # noqa: E402
@@ -179,4 +180,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -33,7 +33,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._common import pin_single_thread, write_results  # noqa: E402
+from benchmarks._common import pin_single_thread, run_main, write_results  # noqa: E402
 from converters.export import onnx_tflite as ot  # noqa: E402
 from edge_ser.bundle import load_bundle  # noqa: E402
 
@@ -277,4 +277,4 @@ def markdown(rows: list[dict]) -> str:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run_main(main)
