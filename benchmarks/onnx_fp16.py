@@ -37,6 +37,11 @@ def main() -> None:
     args = ap.parse_args()
     paths = [Path(p) for p in args.bundles] if args.bundles else shipped_bundles()
     clips, source, synthetic = speech_clips(args.clips)
+    if args.write and synthetic:
+        ap.error(
+            "--write records each copy's check in its bundle, so it needs EMODB's speech, not the synthetic "
+            "stand-in: set EDGE_SER_DATA to the folder that holds emodb/"
+        )
     rows = []
     for path in paths:
         bundle = load_bundle(path)

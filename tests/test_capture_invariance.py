@@ -30,8 +30,21 @@ from edge_ser.errors import DatasetError
 from edge_ser.recognizer import Recognizer
 
 ROOT = Path(__file__).resolve().parents[1]
-EMODB = ROOT.parent / "shared" / "datasets" / "emodb" / "wav"
-RAVDESS = ROOT.parent / "shared" / "datasets" / "ravdess_speech"
+
+
+def _data(name: str) -> Path:
+    """Data set `name`'s folder under the default data root ($EDGE_SER_DATA, else ../shared/datasets); a path
+    that does not exist when it is absent (the tests that need it skip)."""
+    from converters.data.loaders import find_dataset
+
+    try:
+        return find_dataset(name)
+    except DatasetError:
+        return ROOT / "no-data" / name
+
+
+EMODB = _data("emodb") / "wav"
+RAVDESS = _data("ravdess")
 OWN_CORPUS = {"ser_ravdess": RAVDESS}
 """Bundles whose clips come from their own corpus: an English model on German clips sits on near-ties (sad /
 calm), where any capture flips it; the other bundles are tried on EMODB."""
@@ -96,7 +109,8 @@ def captured(request, tmp_path_factory) -> tuple[Path, list[Path], dict[str, lis
 
 @pytest.mark.data
 @pytest.mark.skipif(
-    not EMODB.is_dir(), reason="EMODB not found at ../shared/datasets/emodb (needs real speech clips)"
+    not EMODB.is_dir(),
+    reason="EMODB not found under $EDGE_SER_DATA or ../shared/datasets (needs real speech clips)",
 )
 @pytest.mark.filterwarnings(
     "ignore::edge_ser.errors.InputWarning"
