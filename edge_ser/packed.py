@@ -782,8 +782,16 @@ class _Reader:
         def no_constants(c: str) -> None:
             raise ValueError(f"{c} is not valid JSON")
 
+        def no_duplicates(pairs: list[tuple[str, object]]) -> dict:
+            seen = {}
+            for k, v in pairs:
+                if k in seen:  # parsers disagree on which one wins, so a file must not hold both
+                    raise ValueError(f"duplicate key {k!r} in an object")
+                seen[k] = v
+            return seen
+
         try:
-            meta = json.loads(text, parse_constant=no_constants)
+            meta = json.loads(text, parse_constant=no_constants, object_pairs_hook=no_duplicates)
         except RecursionError:
             raise self.fail("metadata JSON is nested too deeply") from None
         except ValueError as e:

@@ -332,6 +332,9 @@ def test_float16_scales_store_the_rounded_model_exactly(tmp_path):
         )
     with pytest.raises(ConfigError, match="scale_bits"):
         Packing(scale_bits=8)
+    tiny = {k: (q, s * 0 + 2.0**-20) for k, (q, s) in _tiny_model()[2].items()}  # float16 subnormals
+    with pytest.raises(ConfigError, match="normal range"):
+        round_scales_to_fp16(_tiny_model()[0], tiny)
 
 
 def test_teacher_port_matches_keras_padding_and_loads():

@@ -594,7 +594,7 @@ def test_reader_errors_name_the_source_and_the_problem(tmp_path: Path) -> None:
             read_esq_bytes(data, source="tiny.esq")
         assert str(err.value).startswith("tiny.esq: "), str(err.value)
         assert match in str(err.value), (match, str(err.value))
-    for meta in (b'{"a":1e999}', b'{"a":"\\ud800"}', b"[" * 100_000 + b"]" * 100_000):
+    for meta in (b'{"a":1e999}', b'{"a":"\\ud800"}', b"[" * 100_000 + b"]" * 100_000, b'{"a":1,"a":2}'):
         data = bytearray(good[:96]) + meta  # no tensors: the metadata follows the header
         struct.pack_into("<QI", data, 16, len(data), 0)  # file_size, tensor_count
         struct.pack_into("<QQQ", data, 40, 0, 96, len(meta))  # table_length, metadata_offset, metadata_length

@@ -59,6 +59,10 @@ def round_raw_to_fp16(model: nn.Module, codes: Mapping[str, Any]) -> nn.Module:
     return model
 
 
+FP16_MIN_NORMAL = float(np.finfo(np.float16).tiny)
+"""Smallest normal float16 (2^-14): a scale below it would become a subnormal and lose relative precision."""
+
+
 @torch.no_grad()
 def round_scales_to_fp16(model: nn.Module, codes: dict[str, tuple[np.ndarray, np.ndarray]]) -> nn.Module:
     """Round every quantized layer's per-channel scales (`codes[layer] = (codes, scales)`, from `freeze`) to the
@@ -69,11 +73,13 @@ def round_scales_to_fp16(model: nn.Module, codes: dict[str, tuple[np.ndarray, np
         if layer not in layers:
             raise ConfigError(f"{layer}: a quantized layer the model does not have")
         s16 = s.astype(np.float16).astype(np.float32)
-        if not (np.isfinite(s16).all() and (s16 > 0).all()):
-            i = int(np.flatnonzero(~(np.isfinite(s16) & (s16 > 0)))[0])
+        normal = np.isfinite(s16) & (s16 >= FP16_MIN_NORMAL)
+        if not normal.all():
+            i = int(np.flatnonzero(~normal)[0])
             raise ConfigError(
-                f"{layer}: scale of output channel {i} is {float(s.reshape(-1)[i])!r}, outside float16's "
-                "range (it would round to 0 or inf): keep 32-bit scales for this model"
+                f"{layer}: scale of output channel {i} is {float(s.reshape(-1)[i])!r}, outside float16's normal "
+                f"range ({FP16_MIN_NORMAL:g} .. 65504; it would round to inf, or lose more than 2^-11 of itself as a "
+                "subnormal or 0): keep 32-bit scales for this model"
             )
         codes[layer] = (q, s16)
         w = q.astype(np.float32) * s16.reshape((-1,) + (1,) * (q.ndim - 1))
