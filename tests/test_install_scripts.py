@@ -64,7 +64,14 @@ def test_pi_dry_run_plan(tmp_path):
     assert f"-r {wh}/requirements.lock" in out
     assert "libcamerasrc" in out  # the CSI camera pipeline went into the config
     if "apt-get install" in out:
-        assert "gstreamer1.0-libcamera" in out
+        assert "gstreamer1.0-libcamera" in out and "python3-opencv" in out
+    # a GStreamer camera: the distribution's OpenCV (pip's has no GStreamer), seen through the venv, checked
+    assert "-m venv --system-site-packages /opt/edge-ser/venv" in out
+    assert "pip uninstall -y opencv-python-headless opencv-python" in out
+    assert "CHECK /opt/edge-ser/venv/bin/python: import cv2, GStreamer: YES" in out
+    usb = _dry(DEPLOY / "pi" / "install.sh", str(wh), "--deploy-user", "dev")  # camera 0: pip's OpenCV stays
+    assert usb.returncode == 0, usb.stderr
+    assert "--system-site-packages" not in usb.stdout and "opencv" not in usb.stdout
 
 
 def test_jetson_dry_run_without_and_with_gpu_wheel(tmp_path):

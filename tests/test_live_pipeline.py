@@ -84,6 +84,22 @@ def test_tracker_finds_tracks_and_loses_the_face(astronaut):
     assert not lost.found and lost.image.shape == (64, 64) and tracker.stats.lost == 1
 
 
+def test_a_lost_face_is_held_for_a_blink_not_for_seconds(astronaut):
+    """With frame times the hold is bounded in time too: at one crop a second (av_fusion) a face that left is held
+    for one crop (1 s), not three (3 s of empty boxes fed to the face model); at 10 crops a second the frame
+    count still bounds it."""
+    frame = np.full((480, 640, 3), 100, np.uint8)
+    frame[:, 64:576] = astronaut[:480]
+    blank = np.full((480, 640, 3), 90, np.uint8)
+    slow = FaceTracker(track=TrackSpec(hold=3))
+    assert slow(frame, 0.0).found
+    assert [slow(blank, t).found for t in (1.0, 2.0, 3.0)] == [True, False, False]
+    fast = FaceTracker(track=TrackSpec(hold=3))
+    assert fast(frame, 0.0).found
+    assert [fast(blank, t).found for t in (0.1, 0.2, 0.3, 0.4, 0.5)] == [True, True, True, False, False]
+    assert FaceTracker(track=TrackSpec(hold=3))(frame)  # without times: frames only, as before
+
+
 # ---------------------------------------------------------------------------------------------- the step
 
 

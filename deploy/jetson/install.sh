@@ -57,6 +57,7 @@ say "L4T ${L4T:-?} (JetPack $JETPACK), python $py; wheelhouse: $WHEELHOUSE$([ "$
 
 PACKAGES=(python3-venv python3-pip libportaudio2 libopenblas0 libgomp1 v4l-utils alsa-utils
           gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good)
+if is_gstreamer "$CAMERA"; then PACKAGES+=(python3-opencv); fi  # OpenCV with GStreamer (system_opencv)
 apt_install "${PACKAGES[@]}"
 ensure_user
 ensure_layout
@@ -93,6 +94,7 @@ edge-ser install: NVIDIA's onnxruntime-gpu wheel was not found (in $WHEELHOUSE o
 HINT
     pip_install_wheelhouse
 fi
+if is_gstreamer "$CAMERA"; then system_opencv; fi
 write_config "$BUNDLE" "$CAMERA"
 install_service
 say "done. status: systemctl status edge-ser; logs: journalctl -u edge-ser -f"

@@ -81,6 +81,29 @@ ensure_venv() {
     fi
 }
 
+# is_gstreamer CAMERA: whether a camera source is a GStreamer pipeline (edge-ser's rule: it contains '!')
+is_gstreamer() { case $1 in *'!'*) return 0 ;; *) return 1 ;; esac; }
+
+# system_opencv: a GStreamer camera needs an OpenCV built with GStreamer, which pip's opencv wheels never are:
+# drop the lock's wheel from the venv so the distribution's python3-opencv (apt, seen through a venv made with
+# --system-site-packages) is the one imported, then check that it imports and has GStreamer. It must be built
+# against numpy 2 (the lock's numpy): Debian 13 / Raspberry Pi OS trixie and later; on bookworm the check fails
+# and says what to do instead.
+system_opencv() {
+    run "$PREFIX/venv/bin/pip" uninstall -y opencv-python-headless opencv-python
+    if [ "$DRY_RUN" = 1 ]; then
+        printf 'CHECK %s/venv/bin/python: import cv2, GStreamer: YES\n' "$PREFIX"
+        return 0
+    fi
+    if "$PREFIX/venv/bin/python" -c 'import cv2, re, sys; sys.exit(0 if re.search(r"GStreamer:\s*YES", cv2.getBuildInformation()) else 1)' 2>/dev/null; then
+        say "OpenCV with GStreamer: the system's python3-opencv"
+    else
+        say "warning: the camera is a GStreamer pipeline, but the venv's OpenCV does not import or has no GStreamer"
+        say "  (python3-opencv built against numpy 1, e.g. Debian bookworm?); the service will refuse the camera."
+        say "  Use a USB camera (EDGE_SER_CAMERA=0 in $ETC/config.env), or see deploy/README.md, 'A CSI camera'."
+    fi
+}
+
 # pip_install_wheelhouse: offline install of the pinned lock file from the wheelhouse
 pip_install_wheelhouse() {
     [ -n "$WHEELHOUSE" ] || die "no wheelhouse given (see deploy/README.md, 'Offline wheelhouse')"

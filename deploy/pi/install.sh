@@ -50,11 +50,16 @@ if [ "$PI_CAMERA" = 1 ]; then
     PACKAGES+=(rpicam-apps-lite gstreamer1.0-libcamera gstreamer1.0-plugins-base gstreamer1.0-plugins-good)
     CAMERA="libcamerasrc ! video/x-raw,width=640,height=480,framerate=30/1 ! videoconvert ! appsink"
 fi
+if is_gstreamer "$CAMERA"; then  # OpenCV with GStreamer: the distribution's (system_opencv)
+    PACKAGES+=(python3-opencv)
+    VENV_ARGS=(--system-site-packages)
+fi
 apt_install "${PACKAGES[@]}"
 ensure_user
 ensure_layout
 ensure_venv
 pip_install_wheelhouse
+if is_gstreamer "$CAMERA"; then system_opencv; fi
 write_config "$BUNDLE" "$CAMERA"
 install_service
 say "done. status: systemctl status edge-ser; logs: journalctl -u edge-ser -f"

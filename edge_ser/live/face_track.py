@@ -5,8 +5,10 @@ keep it cheap here, each on top of `FaceCropper` (the crop training used, so cro
 - detection runs on a downscaled grey frame (`FaceCropSpec.detect_width`, 320 px by default);
 - between full detections (every `every`-th frame), the cascade runs only on a region around the last face
   (`search` x its size), which is a fraction of the frame;
-- when that fails too, the last face box is held for up to `hold` frames (a blink, a turned head), then
-  the tracker reports no face and the pipeline falls back.
+- when that fails too, the last face box is held for up to `hold` frames, and no longer than `hold_seconds`
+  of stream time when the caller gives frame times (a blink, a turned head), then the tracker reports no face
+  and the pipeline falls back. The time limit matters at low crop rates: av_fusion crops one frame a second, so
+  3 held frames would feed the face model an empty box for 3 s after the face left; now at most 1 s.
 The crop itself is `FaceCropper`'s: the same margin, resize and equalisation as in training.
 """
 
@@ -27,6 +29,9 @@ class TrackSpec:
     every: int = 5
     search: float = 2.0
     hold: int = 3
+    hold_seconds: float = 1.0
+    """The longest a lost face is held when `track` is given frame times: one missed detection at the bundles'
+    crop rates (av_cnn every 0.5 s, face_fer and av_fusion every 1 s), not seconds of a face that left."""
 
     def __post_init__(self) -> None:
         if not (isinstance(self.every, int) and self.every >= 1):
@@ -35,6 +40,8 @@ class TrackSpec:
             raise ConfigError(f"TrackSpec.search={self.search!r} must be in 1..8")
         if not (isinstance(self.hold, int) and self.hold >= 0):
             raise ConfigError(f"TrackSpec.hold={self.hold!r} must be an integer >= 0")
+        if not 0.0 <= float(self.hold_seconds) <= 10.0:
+            raise ConfigError(f"TrackSpec.hold_seconds={self.hold_seconds!r} must be in 0..10")
 
 
 @dataclass
@@ -57,12 +64,21 @@ class FaceTracker:
         self._box: tuple[int, int, int, int] | None = None
         self._since_full = 0
         self._missed = 0
+        self._seen_at: float | None = None
 
     def reset(self) -> None:
         """Forget the last face (e.g. after the camera reconnects)."""
-        self._box, self._since_full, self._missed = None, 0, 0
+        self._box, self._since_full, self._missed, self._seen_at = None, 0, 0, None
 
-    def track(self, frame: np.ndarray) -> FaceCrop:
+    def _may_hold(self, t: float | None) -> bool:
+        """Whether the last box may stand for a face not found now: `hold` frames, and with frame times no longer
+        than `hold_seconds` after it was last seen."""
+        if self._box is None or self._missed >= self.track_spec.hold:
+            return False
+        return t is None or self._seen_at is None or t - self._seen_at <= self.track_spec.hold_seconds
+
+    def track(self, frame: np.ndarray, t: float | None = None) -> FaceCrop:
+        """The face crop of `frame` (`t`: its stream time in seconds, when known, for the hold limit)."""
         grey = to_grey(frame)
         spec = self.track_spec
         box = None
@@ -75,8 +91,8 @@ class FaceTracker:
             self.stats.region += 1
             box = self._largest(grey, self._region(grey.shape))
         if box is not None:
-            self._box, self._missed = box, 0
-        elif self._box is not None and self._missed < spec.hold:
+            self._box, self._missed, self._seen_at = box, 0, t
+        elif self._may_hold(t):
             self._missed += 1
             self.stats.held += 1
             box = self._box

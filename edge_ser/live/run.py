@@ -238,7 +238,7 @@ class LiveRunner:
             self._last_frame_t = frame.t
             if self.frame_hook is not None:
                 self.frame_hook(frame.image)
-            crop = self.tracker(frame.image)
+            crop = self.tracker(frame.image, frame.t)
             self._frame_size = (int(frame.image.shape[1]), int(frame.image.shape[0]))
             self._faces.append(crop)
             self.stats.faces_cropped += 1
