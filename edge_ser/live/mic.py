@@ -82,6 +82,11 @@ class PortAudioMissingError(MissingDependencyError):
         self.extra = "device"
 
 
+def _which(device: int | str | None) -> str:
+    """A microphone as the user asked for it: "the default microphone" when none was named (not "None")."""
+    return "the default microphone" if device is None else f"microphone {device!r}"
+
+
 class DeviceUnavailableError(EdgeSerError, OSError):
     """A capture device exists (or may) but cannot be opened now: busy, unplugged, driver error."""
 
@@ -470,10 +475,10 @@ class MicSource:
                     if isinstance(exc, DeviceUnavailableError):
                         raise
                     raise ConfigError(
-                        f"microphone {self.config.device!r}: {exc}. Input devices:\n"
+                        f"{_which(self.config.device)}: {exc}. Input devices:\n"
                         + list_input_devices(import_sounddevice())
                     ) from None
-                self._lost(f"microphone {self.config.device!r} not available ({exc}); waiting for it")
+                self._lost(f"{_which(self.config.device)} not available ({exc}); waiting for it")
             self._running = True
             return self
 

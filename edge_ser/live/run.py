@@ -214,7 +214,8 @@ class LiveRunner:
         healthy = bool(getattr(self.frames, "healthy", True))
         if healthy != self._camera_ok:
             self._camera_ok = healthy
-            self._notes.append("camera back" if healthy else "camera lost: retrying (audio-only meanwhile)")
+            meanwhile = "audio-only meanwhile" if self.pipeline.kind.hears else "no face meanwhile"
+            self._notes.append("camera back" if healthy else f"camera lost: retrying ({meanwhile})")
             if not healthy:
                 self._faces.clear()
                 self.tracker.reset()
