@@ -43,6 +43,7 @@ from ship_ser import (  # noqa: E402
     BIT_BUDGET,
     CHOOSE_BY,
     MEMBERS,
+    ONLINE_CLIPS,
     PRIOR_WEIGHT,
     VAL_SPEAKERS,
     Rows,
@@ -182,8 +183,8 @@ def room_figures(model, R: np.ndarray, rows: Rows, test_rows: np.ndarray, base) 
     training prior `base` (`online-20`)."""
     y, spk = rows.y[test_rows], rows.spk[: len(R)]
     out = figures(y, [predict(model, transductive(R[test_rows], spk[test_rows])).argmax(1)], rows.classes)
-    views = online(R, spk, test_rows, base, 20, seed=0)
-    out["online-20"] = figures(y, [predict(model, v).argmax(1) for v in views], rows.classes)
+    views = online(R, spk, test_rows, base, ONLINE_CLIPS, seed=0)
+    out[f"online-{ONLINE_CLIPS}"] = figures(y, [predict(model, v).argmax(1) for v in views], rows.classes)
     return out
 
 

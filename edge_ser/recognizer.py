@@ -368,9 +368,8 @@ class Recognizer:
         (docs/protocol.md, `transductive`). Without it, the statistics learn file by file in order, as in a live
         session.
         """
-        if isinstance(
-            paths, (str, os.PathLike)
-        ):  # one file: a str would otherwise be iterated letter by letter
+        # one file: a str would otherwise be iterated letter by letter
+        if isinstance(paths, (str, os.PathLike)):
             paths = [paths]
         paths = [Path(p) for p in paths]
         learnt: dict[int, tuple[FileWindow, float]] = {}
@@ -392,7 +391,7 @@ class Recognizer:
             t0 = time.perf_counter()
             try:
                 for w in self.kind.file_windows(path):
-                    if w.level_db is not None and not speech_enough(w.level_db, w.whole):
+                    if not _learns(w):
                         continue  # silence tells nothing about the speaker (and would drag the statistics)
                     learn_inputs(self.speaker, self.engine, w.inputs)
                     size = sum(np.asarray(v).nbytes for v in w.inputs.values())
@@ -681,8 +680,9 @@ class Recognizer:
 
 
 def _learns(w: FileWindow) -> bool:
-    """Whether a file's window joins the speaker statistics when classified file by file: as `learn_files`
-    decides (silence, below the voice gate for a window of a long file, tells nothing about the speaker)."""
+    """Whether a file's window joins the speaker statistics (`learn_files`, and classifying file by file): not
+    silence (a whole file of digital silence, a window of a long file below the voice gate), which tells nothing
+    about the speaker."""
     return w.level_db is None or speech_enough(w.level_db, w.whole)
 
 
