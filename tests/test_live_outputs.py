@@ -4,6 +4,7 @@ and clean stops on SIGINT / SIGTERM."""
 from __future__ import annotations
 
 import base64
+import dataclasses
 import io
 import itertools
 import json
@@ -79,6 +80,22 @@ def test_console_log_format_is_one_line_per_update() -> None:
     assert "label=silence" in lines[3] and "level=-infdB" in lines[3] and "notes=camera lost" in lines[3]
     with pytest.raises(OutputError):
         con.emit(make_result())
+
+
+def test_console_shows_no_voice_gate_or_level_for_a_face_only_bundle() -> None:
+    """A face-only bundle (mode "video") opens no microphone: its lines used to read "silence video
+    level=-infdB"; they say whether a face was seen instead."""
+    buf = io.StringIO()
+    con = ConsoleOutput(buf)
+    con.emit(make_result(mode="video", level_db=float("-inf")))
+    con.emit(dataclasses.replace(make_result(t=2.0, speech=False, mode="video"), label="no face"))
+    lines = buf.getvalue().splitlines()
+    assert lines[0].startswith("t=1.00 label=angry conf=0.80 video |") and "level=" not in lines[0]
+    assert lines[1].startswith("t=2.00 label=no face conf=0.00 video |") and "silence" not in lines[1]
+    no_face = dataclasses.replace(make_result(speech=False, mode="video"), label="no face")
+    table = "\n".join(format_table(no_face))
+    assert "mode=video  no face" in table and "dBFS" not in table and "silence" not in table
+    assert "dBFS" in "\n".join(format_table(make_result()))
 
 
 def test_console_tty_table_redraws_in_place() -> None:
@@ -639,6 +656,17 @@ def test_page_in_headless_chromium_shows_the_label(tmp_path: Path) -> None:
                 assert time.monotonic() < end, f"page shows {drv.text('#label')!r}"
                 time.sleep(0.05)
             assert drv.text("#conf") == "" and "%" not in drv.text("#bars") and "-" in drv.text("#bars")
+            # a face-only bundle (mode "video") has no voice gate and no level: both fields are hidden
+            web.emit(make_result(label="sad", mode="video", level_db=float("-inf")))
+            while drv.text("#label") != "sad":
+                assert time.monotonic() < end, f"page shows {drv.text('#label')!r}"
+                time.sleep(0.05)
+            assert drv.text("#mode") == "video" and drv.text("#speech") == "" and drv.text("#level") == ""
+            web.emit(make_result(label="angry"))
+            while drv.text("#label") != "angry":
+                assert time.monotonic() < end, f"page shows {drv.text('#label')!r}"
+                time.sleep(0.05)
+            assert drv.text("#speech") == "speech" and drv.text("#level") == "-21.5 dBFS"
         finally:
             drv.quit()
     shot = tmp_path / "live_page_angry.png"

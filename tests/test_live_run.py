@@ -219,6 +219,36 @@ def test_a_face_only_bundle_runs_on_the_video_clock(media, tmp_path, capsys):
     assert "needs --video-file" in capsys.readouterr().err
 
 
+def test_a_camera_that_never_delivers_is_named_with_its_reason(media, tmp_path, capsys):
+    """A missing camera: the results note it (once it has had CAMERA_GRACE s to open, so a camera that is
+    merely slow to start is not reported lost), with the reason, and the run ends saying so. A face-only bundle
+    made no decision and fails (it used to end with status 0 and "no face"); an audio-visual bundle ran on audio
+    alone and warns."""
+    from edge_ser.cli import main
+    from edge_ser.live.run import CAMERA_GRACE
+
+    missing = "/dev/video97"
+    wav, _ = media
+    out = tmp_path / "av.jsonl"
+    fusion = str(ROOT / "bundles" / "av_fusion")
+    args = ["run", fusion, "--audio-file", str(wav), "--camera", missing, "--fast", "--no-console"]
+    assert main([*args, "--window", "1", "--json", str(out)]) == 0
+    rows = read_jsonl(out)
+    noted = [r for r in rows if r.notes]
+    assert [n for r in noted for n in r.notes if "camera" in n] == [
+        f"no camera yet: camera '{missing}' (v4l2): cannot open; retrying in "
+        + noted[0].notes[0].split("retrying in ")[1]
+    ]
+    assert noted[0].t >= CAMERA_GRACE and noted[0].notes[0].endswith("(audio-only meanwhile)")
+    assert all(r.mode != "fused" for r in rows if r.speech)  # every estimate was the audio's
+    err = capsys.readouterr().err
+    assert f"warning: no frame came from camera '{missing}' in 6.0 s (cannot open), so the run was audio-only" in err
+    face = str(ROOT / "bundles" / "face_fer")
+    assert main(["run", face, "--camera", missing, "--seconds", "2.5", "--window", "1", "--no-console"]) == 1
+    err = capsys.readouterr().err
+    assert f"error: no frame came from camera '{missing}'" in err and "so no decision was made" in err
+
+
 def test_a_video_shorter_than_the_audio_stops_giving_faces(media, tmp_path):
     """av_fusion on 6 s of audio and 1 s of frames: once the last frame has left the window, its face is not used
     again (it was, to the end of the audio, as if the face were still there), and the result says audio."""

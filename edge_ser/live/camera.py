@@ -234,6 +234,8 @@ class CameraSource:
         self.failed_attempts = 0
         """Opens that failed, and captures lost after opening, in total."""
         self.last_error: str | None = None
+        self.last_reason: str | None = None
+        """Why the last open or capture failed, without the source's name or the retry (None once frames come)."""
         self.actual: tuple[int, int, float] | None = None
         """(width, height, fps) the device reported after the last open (it may differ from what was asked)."""
         self.backend_name: str | None = None
@@ -319,6 +321,7 @@ class CameraSource:
     def _lost(self, why: str) -> None:
         self._healthy = False
         self.failed_attempts += 1
+        self.last_reason = why
         self.last_error = f"camera {self.config.source!r} ({self.backend_name}): {why}; retrying in {self._backoff.peek():.1f} s"
 
     def _run(self, cv2: Any, target: int | str, api: int) -> None:
@@ -346,7 +349,7 @@ class CameraSource:
                         if not self._healthy:
                             self._healthy = True
                             self._backoff.reset()
-                            self.last_error = None
+                            self.last_error = self.last_reason = None
                         self._holder.put(image, time.monotonic() - self._t0)
                         continue
                     failures += 1

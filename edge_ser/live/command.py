@@ -205,6 +205,22 @@ def too_short(args: argparse.Namespace, stats: Any) -> str | None:
     )
 
 
+def no_frames(rec: Any, runner: Any, stats: Any) -> str | None:
+    """Why a bundle that takes faces saw none because its frame source never delivered one (else None): an
+    audio-visual bundle then ran on audio alone, a face-only one made no decision."""
+    frames = runner.frames
+    if not rec.kind.faces or frames is None or runner.camera_seen or not stats.updates:
+        return None
+    source = getattr(getattr(frames, "config", None), "source", None)
+    name = f"camera {source!r}" if source is not None else "the video source"
+    why = getattr(frames, "last_reason", None)
+    outcome = "the run was audio-only" if rec.kind.hears else "no decision was made"
+    return (
+        f"no frame came from {name} in {stats.stream_seconds:.1f} s" + (f" ({why})" if why else "") + f", so "
+        f"{outcome}; check --camera (a USB camera is usually 0 or /dev/video0; `ls /dev/video*` lists them)"
+    )
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from edge_ser.live.outputs import OutputSettings, make_outputs
     from edge_ser.live.signals import StopFlag
@@ -243,6 +259,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     short = too_short(args, s)
     if short:
         print(f"edge-ser run: error: {short}", file=sys.stderr)
+    blind = no_frames(rec, runner, s)
+    if blind:
+        print(f"edge-ser run: {'warning' if rec.kind.hears else 'error'}: {blind}", file=sys.stderr)
+        short = short or (None if rec.kind.hears else blind)
     print(
         f"edge-ser run: {s.updates} updates over {s.stream_seconds:.1f} s of {'audio' if rec.kind.hears else 'video'} "
         f"in {s.wall_seconds:.1f} s ({s.cpu_seconds:.1f} s CPU)"

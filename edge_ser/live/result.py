@@ -60,6 +60,11 @@ class LiveResult:
     speaker statistics hold after this update; None when the bundle does not learn its speaker. A new speaker is
     near the fully adapted figure after ~30."""
 
+    @property
+    def hears(self) -> bool:
+        """Whether the bundle listens: a face-only bundle (mode "video") has no voice gate, and no level."""
+        return self.mode != "video"
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (tuples become lists)."""
         return asdict(self)

@@ -25,6 +25,8 @@ from edge_ser.live.pipeline import LivePipeline
 from edge_ser.live.result import LiveResult
 
 STAGES = ("capture", "features", "face", "inference", "total")
+CAMERA_GRACE = 2.0
+"""Seconds of stream time a camera has to deliver its first frame before the results note it as missing."""
 
 
 @dataclass
@@ -99,7 +101,9 @@ class LiveRunner:
         self._next_face = 0.0
         self._frame_size: tuple[int, int] | None = None
         self._notes: list[str] = []
-        self._camera_ok = True
+        # None until the camera first delivers a frame, or first counts as missing
+        self._camera_ok: bool | None = None
+        self._camera_seen = False
         self._mic_ok = True
         self._last_frame_t: float | None = None  # media time of the newest frame read (a video file's end)
         self._video_over = False
@@ -211,14 +215,7 @@ class LiveRunner:
         ):
             return 0.0
         t0 = time.perf_counter()
-        healthy = bool(getattr(self.frames, "healthy", True))
-        if healthy != self._camera_ok:
-            self._camera_ok = healthy
-            meanwhile = "audio-only meanwhile" if self.pipeline.kind.hears else "no face meanwhile"
-            self._notes.append("camera back" if healthy else f"camera lost: retrying ({meanwhile})")
-            if not healthy:
-                self._faces.clear()
-                self.tracker.reset()
+        self._camera_health(t)
         realtime = getattr(self.frames, "realtime", True)
         while self._next_face <= t:
             frame = None
@@ -249,6 +246,30 @@ class LiveRunner:
                 self._next_face = max(self._next_face, t - self.face_dt)
         self._end_of_video(t)
         return (time.perf_counter() - t0) * 1e3
+
+    def _camera_health(self, t: float) -> None:
+        """Note a camera that is lost, comes back, or has not delivered a frame `CAMERA_GRACE` s into the
+        stream (a camera takes a moment to open: a missing one is not reported before that), with the source's
+        reason; a lost camera's crops are dropped."""
+        healthy = bool(getattr(self.frames, "healthy", True))
+        if healthy:
+            if self._camera_ok is False:
+                self._notes.append("camera back" if self._camera_seen else "camera found")
+            self._camera_ok = self._camera_seen = True
+            return
+        if self._camera_ok is False or (not self._camera_seen and t < CAMERA_GRACE):
+            return
+        self._camera_ok = False
+        meanwhile = "audio-only meanwhile" if self.pipeline.kind.hears else "no face meanwhile"
+        why = getattr(self.frames, "last_error", None) or "retrying"
+        self._notes.append(f"{'camera lost' if self._camera_seen else 'no camera yet'}: {why} ({meanwhile})")
+        self._faces.clear()
+        self.tracker.reset()
+
+    @property
+    def camera_seen(self) -> bool:
+        """Whether the frame source has delivered a frame during the run."""
+        return self._camera_seen
 
     def _end_of_video(self, t: float) -> None:
         """A video file shorter than the audio: once its last frame has left the window, its crops are dropped

@@ -42,6 +42,8 @@ def _level(x: float) -> str:
 
 
 def _gate(result: LiveResult) -> str:
+    if not result.hears:
+        return "FACE" if result.speech else "no face"
     return "SPEECH" if result.speech else "silence"
 
 
@@ -66,7 +68,8 @@ def format_table(
     """
     mode = result.mode + (f" (fallback: {result.fallback})" if result.fallback else "")
     lines = [
-        f"edge-ser live  t={result.t:8.2f}s  mode={mode}  {_gate(result)}  {_level(result.level_db)} dBFS"
+        f"edge-ser live  t={result.t:8.2f}s  mode={mode}  {_gate(result)}"
+        + (f"  {_level(result.level_db)} dBFS" if result.hears else "")
         + _speaker(result)
     ]
     names = [printable(x) for x in result.labels]
@@ -102,8 +105,9 @@ def format_line(result: LiveResult) -> str:
     """
     head = (
         f"t={result.t:.2f} label={result.label} conf={result.confidence:.2f} "
-        f"{'speech' if result.speech else 'silence'} {result.mode} level={_level(result.level_db)}dB"
-    )
+        + (f"{'speech' if result.speech else 'silence'} {result.mode} level={_level(result.level_db)}dB"
+           if result.hears else result.mode)
+    )  # fmt: skip
     parts = [head]
     if result.fallback:
         parts[0] += f" fallback={result.fallback!r}"

@@ -107,7 +107,7 @@ def draw_overlay(frame: np.ndarray, result: LiveResult) -> np.ndarray:
         cv2.putText(img, text, (x + 2, ty - base // 2), font, 0.7 * s, (0, 0, 0), thick, cv2.LINE_AA)
 
     mode = result.mode + (f" ({result.fallback})" if result.fallback else "")
-    header = f"{text} | {mode} | {'speech' if result.speech else 'silence'}"
+    header = f"{text} | {mode}" + (f" | {'speech' if result.speech else 'silence'}" if result.hears else "")
     org = (int(8 * s), int(28 * s))
     cv2.putText(
         img, header, org, font, 0.75 * s, (0, 0, 0), thick + 2, cv2.LINE_AA

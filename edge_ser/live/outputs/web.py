@@ -439,8 +439,8 @@ _PAGE = """<!doctype html>
   <div id="bars"></div>
   <div id="meta">
     <span>mode <b id="mode">-</b></span>
-    <span>voice <b id="speech">-</b></span>
-    <span>level <b id="level">-</b></span>
+    <span id="speech-box">voice <b id="speech">-</b></span>
+    <span id="level-box">level <b id="level">-</b></span>
     <span>stream <b id="t">-</b></span>
     <span>total <b id="total">-</b></span>
     <span>overflows <b id="overflows">-</b></span>
@@ -492,6 +492,9 @@ function render(r) {
   document.body.dataset.label = r.label;
   $("conf").textContent = estimate ? (r.confidence * 100).toFixed(0) + " %" : "";
   $("mode").textContent = r.mode + (r.fallback ? " (" + r.fallback + ")" : "");
+  const hears = r.mode !== "video";  // a face-only bundle has no voice gate and no level
+  $("speech-box").hidden = !hears;
+  $("level-box").hidden = !hears;
   $("speech").textContent = r.speech ? "speech" : "silence";
   $("level").textContent = (r.level_db === null ? "-inf" : r.level_db.toFixed(1)) + " dBFS";
   $("t").textContent = r.t.toFixed(2) + " s";
