@@ -242,7 +242,10 @@ def test_a_camera_that_never_delivers_is_named_with_its_reason(media, tmp_path, 
     assert noted[0].t >= CAMERA_GRACE and noted[0].notes[0].endswith("(audio-only meanwhile)")
     assert all(r.mode != "fused" for r in rows if r.speech)  # every estimate was the audio's
     err = capsys.readouterr().err
-    assert f"warning: no frame came from camera '{missing}' in 6.0 s (cannot open), so the run was audio-only" in err
+    assert (
+        f"warning: no frame came from camera '{missing}' in 6.0 s (cannot open), so the run was audio-only"
+        in err
+    )
     face = str(ROOT / "bundles" / "face_fer")
     assert main(["run", face, "--camera", missing, "--seconds", "2.5", "--window", "1", "--no-console"]) == 1
     err = capsys.readouterr().err
