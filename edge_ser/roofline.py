@@ -625,7 +625,7 @@ def build_report(
 
     `threads`: the engine's threads (None: its own choice); the roof counts min(threads, cores) cores.
     Raises ConfigError for an unknown engine (or BundleError for a TFLite variant the bundle lacks), measured
-    or projected alike.
+    or projected alike, and for a delegate on a projection (it has no roof for one).
     """
     from edge_ser.flops import count
     from edge_ser.profiles import HOST
@@ -633,6 +633,11 @@ def build_report(
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
         raise ConfigError(f"threads={threads!r}: the roofline report needs a thread count >= 1, or None")
     measured = profile.name == HOST if measured is None else measured
+    if delegate is not None and not measured:
+        raise ConfigError(
+            f"--delegate {delegate}: a projection for {profile.name} places the model on the profile's CPU roof "
+            "and cannot account for a delegate; measure it on the device with the delegate (--profile host there)"
+        )
     eng = rss_before = None
     reset = False
     if measured:

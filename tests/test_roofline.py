@@ -150,6 +150,18 @@ def test_unknown_engine_is_refused_when_projecting(capsys):
     assert tflite.engine == "tflite-int8"  # what "tflite" loads: the bundle's int8 variant
 
 
+def test_a_delegate_is_refused_when_projecting(capsys):
+    """A projection puts the model on the profile's CPU roof: a TFLite delegate (an NPU, a Coral) was silently
+    ignored, so `--profile pi5 --delegate libedgetpu.so.1` printed a CPU projection under the delegate's name."""
+    from edge_ser.cli import main
+
+    with pytest.raises(ConfigError, match="--delegate libedgetpu.so.1: a projection for pi5"):
+        build_report(load_bundle(SER), load_profile("pi5"), engine="tflite", delegate="libedgetpu.so.1")
+    args = ["bench", str(SER), "--profile", "pi5", "--engine", "tflite", "--delegate", "libedgetpu.so.1"]
+    assert main(args) == 2
+    assert "--profile host there" in capsys.readouterr().err
+
+
 def test_projection_labels_say_projected_lower_bound():
     md = build_report(load_bundle(SER), load_profile("pi4"), engine="onnxruntime").markdown()
     assert "attained" not in md and "of bound" not in md
