@@ -9,7 +9,7 @@ pi5 and orin-nano-8gb (CPU roof for one core, fp32: the engines run on the CPU; 
 onnxruntime holds them), plus the TFLite int8 variant projected on the int8 roof of the Pi 5 and Orin Nano (SDOT;
 int8 weights and activations). A projection is a lower bound on the latency (no per-node dispatch). Reports
 (JSON, Markdown, PNG) go to benchmarks/results/roofline/, named as `edge-ser bench --out` names them, and a
-summary table to benchmarks/results/roofline.md.
+summary table to benchmarks/results/roofline.md (not with --bundles: the summary covers every bundle).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common  # noqa: E402
 from _common import pin_single_thread, run_main, write_results  # noqa: E402
 
 pin_single_thread()
@@ -94,9 +95,14 @@ def main() -> None:
     )
     ap.add_argument("--bundles", nargs="+", default=None, help="only these bundles (names in bundles/)")
     args = ap.parse_args()
-    out = REPO / "benchmarks" / "results" / "roofline"
+    out = _common.RESULTS / "roofline"
     paths = sorted(p for p in (REPO / "bundles").iterdir() if (p / "manifest.json").is_file())
     if args.bundles:
+        unknown = sorted(set(args.bundles) - {p.name for p in paths})
+        if unknown:
+            ap.error(
+                f"--bundles {' '.join(unknown)}: not in bundles/ (there: {', '.join(p.name for p in paths)})"
+            )
         paths = [p for p in paths if p.name in args.bundles]
     rows = []
     for path in paths:
@@ -118,6 +124,13 @@ def main() -> None:
                 )
     text = summary(rows)
     print(text)
+    if args.bundles:  # the summary covers every bundle: a subset would replace it with a partial table
+        print(
+            "benchmarks/results/roofline.md and .json not rewritten (--bundles: they cover every bundle); the "
+            "reports above are in benchmarks/results/roofline/",
+            file=sys.stderr,
+        )
+        return
     write_results("roofline", {"rows": [{"branch": b, **r.to_dict()} for _, b, r in rows]}, text)
 
 

@@ -253,3 +253,25 @@ def test_benchmark_script_reports_fusion_branches():
         r = build_report(model, load_profile("pi4"), engine="onnxruntime")
         assert script.stem("av_fusion", "pi4", "onnxruntime", name) == f"av_fusion_pi4_{name}"
         assert name in script.summary([("av_fusion", name, r)])
+
+
+def test_benchmark_script_with_bundles_keeps_the_summary(tmp_path, monkeypatch, capsys):
+    """`benchmarks/roofline.py --bundles X` rewrites X's reports but not roofline.{md,json}, which cover every
+    bundle (it replaced them with X's rows alone); a name not in bundles/ is a usage error, not an empty run."""
+    import sys
+    from unittest import mock
+
+    with mock.patch.dict("os.environ"):  # the script pins BLAS threads in the environment at import
+        from benchmarks import roofline as script
+    _common = sys.modules[script.write_results.__module__]
+    monkeypatch.setattr(_common, "RESULTS", tmp_path)
+    monkeypatch.setattr(sys, "argv", ["roofline.py", "--bundles", "nope", "ser_emodb"])
+    with pytest.raises(SystemExit) as e:
+        script.main()
+    assert e.value.code == 2 and "--bundles nope: not in bundles/" in capsys.readouterr().err
+    monkeypatch.setattr(sys, "argv", ["roofline.py", "--bundles", "ser_emodb", "--runs", "3"])
+    script.main()
+    assert "not rewritten (--bundles" in capsys.readouterr().err
+    written = sorted(p.name for p in (tmp_path / "roofline").iterdir())
+    assert "ser_emodb_host.json" in written and "ser_emodb_pi5_int8.md" in written
+    assert not (tmp_path / "roofline.md").exists() and not (tmp_path / "roofline.json").exists()
