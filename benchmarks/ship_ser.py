@@ -925,7 +925,7 @@ def nested_figures(name: str) -> dict | None:
         "n_folds": run["n_folds"],
         **{
             norm: {
-                k: round(float(v), 4)
+                k: round(float(v), 6)
                 for k, v in table[norm].items()
                 if k in ("uar", "uar_std", "war", "war_std")
             }
