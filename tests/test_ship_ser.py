@@ -372,3 +372,28 @@ def test_reverb_member_trains_a_second_member_with_the_copies_and_refits_each_on
     ship.refit_members(held, fit, [{"c": SimpleNamespace(plan="plan"), "epochs": {}}], balanced=False)
     np.testing.assert_array_equal(trained[0][0], held.Z[fit])
     assert ship.nested_name("emodb", "device", False, "member") == "emodb_device_reverb_member"
+
+
+def test_info_and_banners_lead_with_the_unseen_speaker_figure(capsys):
+    """A bundle's banner (`describe`, the first line of info, run and predict) gives the nested unseen-speaker
+    UAR where the manifest has one; a figure on a random split says its speakers were trained on; a recorded
+    test UAR is printed beside the accuracy (av_fusion's 0.705 was left out)."""
+    from pathlib import Path
+
+    from edge_ser.bundle import load_bundle
+    from edge_ser.cli import main
+
+    bundles = Path(ship.__file__).resolve().parents[1] / "bundles"
+    assert (
+        "UAR 0.821 on unseen speakers of emodb (10 folds nested)"
+        in load_bundle(bundles / "ser_emodb").describe()
+    )
+    laq = load_bundle(bundles / "laq_mlp_emodb").describe()
+    assert laq.endswith("test accuracy 0.736 on emodb (a random split: speakers it trained on)")
+    assert main(["info", str(bundles / "laq_mlp_emodb")]) == 0
+    assert (
+        "split: random (speakers shared with training: not a speaker-independent figure)"
+        in capsys.readouterr().out
+    )
+    assert main(["info", str(bundles / "av_fusion")]) == 0
+    assert "accuracy: test UAR 0.705, accuracy 0.692 on paired RAVDESS" in capsys.readouterr().out

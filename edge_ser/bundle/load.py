@@ -177,12 +177,35 @@ class Bundle(BundleIdentity):
         ]
         if bits is not None:
             parts.append(f"{bits:g} bits/weight on average")
-        if isinstance(acc.get("test"), (int, float)):
-            parts.append(f"test accuracy {acc['test']:.3f} on {acc.get('dataset', '?')}")
+        parts += accuracy_summary(acc)
         return ", ".join(parts)
 
     def __str__(self) -> str:
         return f"Bundle({self.describe()})"
+
+
+def accuracy_summary(acc: Mapping[str, Any]) -> list[str]:
+    """The manifest's headline figures, speaker-independent first: the nested unseen-speaker UAR where the
+    manifest has one, then the test figure (UAR beside accuracy where recorded), said to be on speakers the
+    model trained on when its split was random."""
+    parts = []
+    si = acc.get("speaker_independent")
+    if isinstance(si, Mapping) and isinstance(si.get("transductive"), Mapping):
+        parts.append(
+            f"UAR {si['transductive'].get('uar', float('nan')):.3f} on unseen speakers of {acc.get('dataset', '?')} "
+            f"({si.get('n_folds', '?')} folds nested)"
+        )
+    if isinstance(acc.get("test"), (int, float)):
+        uar = acc.get("test_uar")
+        split = acc.get("split")
+        shared = isinstance(split, Mapping) and split.get("kind") == "random"
+        parts.append(
+            "test "
+            + (f"UAR {uar:.3f}, accuracy" if isinstance(uar, (int, float)) else "accuracy")
+            + f" {acc['test']:.3f} on {acc.get('dataset', '?')}"
+            + (" (a random split: speakers it trained on)" if shared else "")
+        )
+    return parts
 
 
 def load_bundle(

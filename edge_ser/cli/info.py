@@ -90,12 +90,15 @@ def _print_accuracy(m: dict) -> None:
     split = acc.get("split", {})
     if acc:
         nums = {k: v for k, v in acc.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-        shown = (
-            f"test {nums['test']:.3f}"
-            if "test" in nums
-            else ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in nums.items())
-        )
+        if "test_uar" in nums and "test" in nums:
+            shown = f"test UAR {nums['test_uar']:.3f}, accuracy {nums['test']:.3f}"
+        elif "test" in nums:
+            shown = f"test {nums['test']:.3f}"
+        else:
+            shown = ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in nums.items())
         about = [f"split: {split.get('kind', '?')}"]
+        if split.get("kind") == "random":
+            about[0] += " (speakers shared with training: not a speaker-independent figure)"
         about += [f"seed {split['seed']}"] if "seed" in split else []
         about += [f"sizes {split['sizes']}"] if "sizes" in split else []
         _print(f"accuracy: {shown} on {acc.get('dataset', '?')} ({', '.join(about)})")
