@@ -133,3 +133,29 @@ def test_data_set_loader_with_only_a_fifo(tmp_path):
         warnings.simplefilter("ignore", InputWarning)
         with pytest.raises(DatasetError):
             load_folder(tmp_path)
+
+
+def test_every_audio_extension_is_picked_from_a_folder_and_decodes(tmp_path):
+    """`edge-ser predict FOLDER` and the data set loaders list AUDIO_EXTENSIONS: each of them must decode (a
+    folder of .aiff recordings was passed over, though predict classified one named directly)."""
+    sf = pytest.importorskip("soundfile")
+    from converters.data.scan import audio_problem
+    from edge_ser.inputs.base import AUDIO_EXTENSIONS
+
+    y = (0.1 * np.sin(np.arange(16000) / 5)).astype(np.float32)
+    formats = {".flac": "FLAC", ".ogg": "OGG", ".mp3": "MP3", ".aif": "AIFF", ".aiff": "AIFF", ".aifc": "AIFF"}
+    assert {".aif", ".aiff", ".wave"} <= set(AUDIO_EXTENSIONS)
+    made = []
+    for ext in AUDIO_EXTENSIONS:
+        path = tmp_path / f"clip{ext.upper() if ext == '.aif' else ext}"  # any case
+        if ext in (".wav", ".wave"):
+            made.append(write_wav(path, y, 16000))
+        else:
+            sf.write(str(path), y, 16000, format=formats[ext])
+            made.append(path)
+    (tmp_path / "notes.txt").write_text("not audio")
+    assert media_files([tmp_path]) == sorted(made)
+    for path in made:
+        z, sr = load(path)
+        assert sr == 16000 and abs(z.size - y.size) < 2000, path  # MP3 pads its frames
+        assert sum(b.size for b in open_blocks(path)) == z.size and audio_problem(path) is None

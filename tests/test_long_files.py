@@ -17,6 +17,7 @@ from edge_ser.audio import load, write_wav
 from edge_ser.audio.stream import FILE_WINDOW_SECONDS, LONG_FILE_SECONDS, file_windows
 from edge_ser.bundle import load_bundle
 from edge_ser.errors import AudioFormatError
+from edge_ser.inputs.base import AUDIO_EXTENSIONS
 
 REPO = Path(__file__).resolve().parents[1]
 AUDIO_BUNDLES = ["laq_mlp_emodb", "tiny_transformer_emodb", "av_cnn_audio"]
@@ -137,7 +138,7 @@ def test_predict_json_and_windows_of_a_long_file(long_wav: Path, tmp_path: Path)
 def test_predict_no_files_found_is_an_error(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("no audio here")
     r = _cli("predict", str(REPO / "bundles" / "laq_mlp_emodb"), str(tmp_path))
-    assert r.returncode == 2 and "no .wav/.flac/.ogg/.mp3 files in" in r.stderr
+    assert r.returncode == 2 and f"no {'/'.join(AUDIO_EXTENSIONS)} files in" in r.stderr
     assert "Traceback" not in r.stderr
 
 

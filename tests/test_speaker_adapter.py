@@ -16,6 +16,7 @@ from edge_ser.audio.wav import write_wav
 from edge_ser.bundle import load_bundle
 from edge_ser.errors import BundleError
 from edge_ser.features.speaker_norm import SpeakerNorm
+from edge_ser.inputs.base import AUDIO_EXTENSIONS
 from edge_ser.live.outputs.console import format_line, format_table
 from edge_ser.live.pipeline import LivePipeline
 from edge_ser.recognizer import Recognizer
@@ -338,7 +339,7 @@ def test_predict_and_run_enroll_first(tmp_path: Path, capsys) -> None:
     assert "enrolled 2 clip(s) of speech from 2 file(s)" in capsys.readouterr().out
     (tmp_path / "empty").mkdir()
     assert main(["predict", str(b), str(clip), "--enroll", str(tmp_path / "empty")]) != 0
-    assert "--enroll: no .wav/.flac/.ogg/.mp3 files in" in capsys.readouterr().err
+    assert f"--enroll: no {'/'.join(AUDIO_EXTENSIONS)} files in" in capsys.readouterr().err
     assert main(["predict", str(b), str(clip), "--enroll", str(tmp_path / "missing")]) != 0
     assert "missing: no such file" in capsys.readouterr().err
     assert main(["predict", str(SHIPPED), str(clip), "--enroll", str(voice)]) != 0

@@ -32,8 +32,11 @@ if TYPE_CHECKING:
     from edge_ser.schema import Checker
     from edge_ser.vision.face import FaceCropSpec
 
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
-"""Audio files `edge-ser predict` picks from a folder."""
+AUDIO_EXTENSIONS = (".wav", ".wave", ".flac", ".ogg", ".mp3", ".aif", ".aiff", ".aifc")
+"""Audio files `edge-ser predict` picks from a folder and the data set loaders read: WAV through edge-ser's own
+reader (`edge_ser.audio.wav`), the others through soundfile (libsndfile 1.1+ decodes MP3; AIFF and AIFF-C
+are Apple's PCM formats). A folder-per-class data set counts the files it ignores for their extension
+(`converters.data.scan.skip_ignored`)."""
 
 Inputs = dict[str, np.ndarray]
 """Model inputs by name, each with its rows axis first."""
