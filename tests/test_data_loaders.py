@@ -351,9 +351,43 @@ def test_folder_per_class_generated(tmp_path):
         ("happy/x.flac", "happy", "unknown", "happy"),
         ("whisper/a_1.mp3", "whisper", "a", "whisper"),
     ]
-    assert len(warned) == 2 and "skipped 1 file" in warned[1] and "stray.wav" in warned[1]
+    assert len(warned) == 2 and "skipped 2 file" in warned[1] and "stray.wav" in warned[1]
+    assert "whisper/notes.txt (extension .txt is not read)" in warned[1]  # in a class folder: counted
     assert "class folder(s) whisper name no known emotion" in warned[0]  # kept, and said
     assert class_order(r.label for r in records) == ("happy", "angry", "whisper")
+
+
+def test_folder_names_the_files_it_does_not_read(tmp_path):
+    """A class folder whose files have an extension the loader does not read vanished from the data set
+    without a word; now such files are counted and named, and a class left with none is said to be."""
+    sf = pytest.importorskip("soundfile")
+    y = (0.1 * np.sin(np.arange(16000) / 5)).astype(np.float32)
+    _wav(tmp_path / "happy" / "s1_a.wav")
+    _wav(tmp_path / "angry" / "s1_b.wav")
+    for folder, ext, fmt, n in (("sad", ".aiff", "AIFF", 3), ("calm", ".caf", "CAF", 4)):
+        (tmp_path / folder).mkdir()
+        for i in range(n):  # AIFF is read (it was passed over); Core Audio is not, so calm is gone: said
+            sf.write(str(tmp_path / folder / f"s{i}_c{ext}"), y, 16000, format=fmt)
+    (tmp_path / "angry" / "take notes.txt").write_text("not audio")
+    (tmp_path / "README.md").write_text("beside the class folders: not the data set's")
+    (tmp_path / "happy" / ".DS_Store").write_bytes(b"hidden")
+    records, warned = _load(load_folder, tmp_path)
+    assert Counter(r.native_label for r in records) == {"sad": 3, "happy": 1, "angry": 1}
+    (said,) = [w for w in warned if "skipped" in w]
+    assert "skipped 5 file(s)" in said and "README" not in said and "DS_Store" not in said
+    assert "calm/s0_c.caf (extension .caf is not read; class calm is left with no file)" in said
+    assert "and 2 more" in said  # the lost class's files named first
+    # nothing left that is read: the error names what was passed over
+    for path in [
+        tmp_path / "happy" / "s1_a.wav",
+        tmp_path / "angry" / "s1_b.wav",
+        *(tmp_path / "sad").iterdir(),
+    ]:
+        path.unlink()
+    with pytest.raises(
+        DatasetError, match=r"no valid files .*5 skipped: angry/take notes.txt \(extension .txt"
+    ):
+        load_folder(tmp_path)
 
 
 def test_fer2013_generated(tmp_path):

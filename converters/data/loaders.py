@@ -22,7 +22,7 @@ from pathlib import Path
 
 from converters.data import labels as L
 from converters.data.records import Record
-from converters.data.scan import DatasetWarning, Loaded, Skipped, check_decodable, data_files
+from converters.data.scan import DatasetWarning, Loaded, Skipped, check_decodable, data_files, skip_ignored
 from converters.data.synthetic import load_synthetic
 from edge_ser.errors import ConfigError, DatasetError
 from edge_ser.inputs.base import AUDIO_EXTENSIONS
@@ -387,6 +387,7 @@ def load_folder(root: str | os.PathLike) -> list[Record]:
         records.append(
             Record(path, L.to_label(folder) or folder, speaker, "folder", folder, meta={"root": root.name})
         )
+    skip_ignored(skipped, AUDIO_EXTENSIONS, [r.source for r in records])  # said, not dropped unsaid
     own = sorted({r.native_label for r in records if L.to_label(r.native_label) is None})
     if own:  # kept as classes of their own: say so, a typo ("hapy") would otherwise become a new emotion
         warnings.warn(

@@ -1,5 +1,6 @@
 """Scanning a data set folder: its files by extension, and one warning for the files that do not fit its naming
-scheme. Shared by every loader (converters.data.loaders) and the synthetic set (converters.data.synthetic)."""
+scheme (or, in a folder-per-class tree, have an extension it does not read). Shared by every loader
+(converters.data.loaders) and the synthetic set (converters.data.synthetic)."""
 
 from __future__ import annotations
 
@@ -53,6 +54,36 @@ def data_files(root: Path, extensions: Iterable[str]) -> list[Path]:
     if not Path(root).is_dir():
         return []  # the loaders report a missing folder themselves, with the data set's name
     return sorted(find_files([root], extensions, skip_hidden=True, error=DatasetError, what="data set files"))
+
+
+def skip_ignored(
+    skipped: Skipped, extensions: Iterable[str], kept: Iterable[Path] = (), *, depth: int = 2
+) -> None:
+    """Add to `skipped` each file a loader passed over for its extension: regular files under its root, at
+    least `depth` path parts deep (2: inside a class folder; files beside the class folders, a README or a
+    labels list, are not the data set's), not hidden, whose extension is none of `extensions`. `kept`: the
+    files the loader kept; a class folder none of them is in has vanished from the data set, which its files'
+    reason says (and they are named first).
+
+    Why: `data_files` lists only the extensions asked for, so a class folder of .m4a recordings vanished from
+    the data set without a word; now its files are counted and named in the loader's one DatasetWarning (or
+    in its DatasetError when nothing is left), each as "extension .m4a is not read"."""
+    exts = {e.lower() for e in extensions}
+    root = Path(skipped.root)
+    classes = {Path(k).relative_to(root).parts[0] for k in kept}
+    lost, other = [], []
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root)
+        if len(rel.parts) < depth or path.suffix.lower() in exts or any(p.startswith(".") for p in rel.parts):
+            continue
+        if path.is_file():
+            why = f"extension {path.suffix or '(none)'} is not read"
+            if rel.parts[0] in classes:
+                other.append((path, why))
+            else:
+                lost.append((path, f"{why}; class {rel.parts[0]} is left with no file"))
+    for path, why in lost + other:
+        skipped.add(path, why)
 
 
 class Loaded(list):
@@ -116,4 +147,12 @@ def check_decodable(dataset: str, records: Sequence[Record], *, strict: bool = F
     return Loaded(kept, bad)
 
 
-__all__ = ["DatasetWarning", "Loaded", "Skipped", "audio_problem", "check_decodable", "data_files"]
+__all__ = [
+    "DatasetWarning",
+    "Loaded",
+    "Skipped",
+    "audio_problem",
+    "check_decodable",
+    "data_files",
+    "skip_ignored",
+]
