@@ -1,16 +1,24 @@
 """Clip features for a list of records, with an on-disk cache keyed by file content and FeatureSpec.
 
-A second run over the same files and spec reads one small .npy per file and does no audio work. Keys are
+A second run over the same files and spec reads one small .npy per file and computes no features. Keys are
 sha256(file bytes) and FeatureSpec.digest(), so renaming or moving a data set keeps its cache, and editing a
 file or a spec parameter misses it.
+
+Not every clip is learnt from (`clip_refusal`, checked on every run, cached or not): a clip shorter than one
+analysis frame (the device refuses it: `edge_ser.inputs.base.check_clip_length`), and a clip of digital
+silence (`edge-ser predict` marks it "no speech"; trained on, its folder's label would be learnt for silence),
+are skipped with an InputWarning naming the file, as an undecodable file is (docs/features.md, "Clips that
+are not learnt from").
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import time
 import warnings
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,10 +28,13 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from converters.recipe import DEFAULT_SPEC
+from edge_ser.audio.level import level_db
 from edge_ser.errors import AudioFormatError, ConfigError, InputWarning
 from edge_ser.features import FeatureSpec, file_vector
 from edge_ser.features.egemaps import FunctionalsSpec, functionals
 from edge_ser.fileio import atomic_write, atomic_writer
+from edge_ser.inputs.base import check_clip_length
+from edge_ser.recognizer import speech_enough
 
 
 def default_cache_dir() -> Path:
@@ -92,7 +103,8 @@ class ExtractStats:
     misses: int
     seconds: float
     skipped: tuple[tuple[Path, str], ...] = ()
-    """(path, why) of each file whose audio could not be decoded (only when not `strict`)."""
+    """(path, why) of each file skipped (only when not `strict`): its audio could not be decoded, or its clip is
+    not one to learn from (`clip_refusal`: too short, digital silence)."""
     kept: tuple[int, ...] | None = None
     """Indices into the input of the rows returned, when some were skipped; None when every file was kept."""
 
@@ -107,6 +119,43 @@ def file_functionals(path: str | os.PathLike, spec: FunctionalsSpec = Functional
 
     y, _ = load(Path(path), sr=spec.sample_rate, mono=True)
     return functionals(y, sr=spec.sample_rate, spec=spec)
+
+
+SILENT = "digital silence"
+"""`clip_refusal`'s reason for a clip whose every sample is 0 (it starts with this)."""
+NAMED_SKIPS = 10
+"""Skipped files `extract` names in a warning each; past that, one more warning counts the rest by reason."""
+
+
+def clip_refusal(path: str | os.PathLike, spec: Any, *, keep_silent: bool = False) -> str | None:
+    """Why a file's clip is not one to learn from, or None when it is: shorter than one analysis frame
+    (`spec.n_fft` samples at `spec.sample_rate`: `check_clip_length`, the rule by which the device refuses it),
+    or, unless `keep_silent`, digital silence (every sample 0: `speech_enough` of a whole clip, the rule by
+    which `edge-ser predict` marks a file "no speech"; its folder's label would be learnt for silence).
+
+    A file is read once at its own rate, a block at a time (no resampling: the clip's length at `spec`'s rate
+    is `resample`'s ceil(n * rate / source rate), and zeros stay zeros), about what its digest costs for a WAV.
+    Only digital silence is refused, not the -45 dBFS voice gate: whole studio clips are quieter than that with
+    their pauses (235 of RAVDESS' 720 speech clips, down to -64 dBFS), and are speech. A file that cannot be
+    decoded raises AudioFormatError (or OSError), as its features would."""
+    from edge_ser.audio.stream import open_blocks
+
+    path = Path(path)
+    n, loudest, nan = 0, -math.inf, False
+    with open_blocks(path) as blocks:
+        source_rate = blocks.sample_rate
+        for block in blocks:
+            n += block.size
+            level = level_db(block)
+            nan = nan or math.isnan(level)  # NaN samples: not silence; the features refuse them, saying why
+            loudest = max(loudest, level)
+    try:
+        check_clip_length(-(-n * spec.sample_rate // source_rate), spec.sample_rate, spec.n_fft, str(path))
+    except AudioFormatError as e:
+        return str(e).removeprefix(f"{path}: ")
+    if not (keep_silent or nan or speech_enough(loudest, whole=True)):
+        return f"{SILENT}: every sample is 0, no speech to learn a label from (predict says 'no speech')"
+    return None
 
 
 def _vector(path: Path, spec: Any, cache: FeatureCache | None, compute: Compute) -> tuple[np.ndarray, bool]:
@@ -131,15 +180,18 @@ def extract(
     desc: str = "features",
     strict: bool = True,
     compute: Compute = file_vector,
+    keep_silent: bool = False,
 ) -> tuple[np.ndarray, ExtractStats]:
     """Feature vectors [len(paths), spec.dim] for audio files (or records with a `.source`), cached when given.
 
     `compute(path, spec)` makes one file's vector: the clip vector by default, `file_functionals` with a
     FunctionalsSpec (see `functionals_matrix`).
 
-    `strict` (the default): a file that cannot be decoded raises AudioFormatError. Otherwise it is skipped
-    with an InputWarning naming it: the matrix has a row per file kept, `stats.kept` says which and
-    `stats.skipped` lists the others with the reason.
+    A file that cannot be decoded, and a clip not to learn from (`clip_refusal`: shorter than one analysis
+    frame, or digital silence unless `keep_silent`), are skipped with an InputWarning naming the file (the
+    first `NAMED_SKIPS`, then one warning counting the rest): the matrix has a row per file kept,
+    `stats.kept` says which and `stats.skipped` lists the others with the reason. `strict` (the default)
+    raises AudioFormatError naming the first such file instead, so with it every path has its row.
     """
     paths = [Path(getattr(p, "source", p)) for p in paths]
     out = np.empty((len(paths), spec.dim), dtype=np.float32)
@@ -151,17 +203,23 @@ def extract(
         tqdm(paths, desc=desc, unit="file", disable=None if progress else True, leave=False)
     ):
         try:
+            refused = clip_refusal(path, spec, keep_silent=keep_silent)
+            if refused is not None:
+                raise AudioFormatError(f"{path}: {refused}")
             vec, hit = _vector(path, spec, cache, compute)
         except (AudioFormatError, OSError) as e:
             if strict:
                 raise
             why = str(e).removeprefix(f"{path}: ") if isinstance(e, AudioFormatError) else str(e)
             skipped.append((path, why))
-            warnings.warn(f"{desc}: skipped {path}: {why}", InputWarning, stacklevel=2)
+            if len(skipped) <= NAMED_SKIPS:
+                warnings.warn(f"{desc}: skipped {path}: {why}", InputWarning, stacklevel=2)
             continue
         hits, misses = hits + hit, misses + (not hit)
         out[len(kept)] = vec
         kept.append(i)
+    if len(skipped) > NAMED_SKIPS:
+        warnings.warn(f"{desc}: {_more_skipped(skipped[NAMED_SKIPS:])}", InputWarning, stacklevel=2)
     if cache is not None:
         cache.hits += hits
         cache.misses += misses
@@ -176,6 +234,16 @@ def extract(
     return out[: len(kept)], stats
 
 
+def _more_skipped(rest: Sequence[tuple[Path, str]]) -> str:
+    """The warning for the skipped files past the named ones: their count by reason, and one example."""
+    kinds = Counter(
+        SILENT if why.startswith(SILENT) else "too short" if "is too short" in why else "cannot be decoded"
+        for _, why in rest
+    )
+    counts = ", ".join(f"{k} {kind}" for kind, k in kinds.most_common())
+    return f"skipped {len(rest)} more file(s) ({counts}), e.g. {rest[0][0]}: {rest[0][1]}"
+
+
 def functionals_matrix(
     records: Sequence[str | os.PathLike] | Iterable,
     spec: FunctionalsSpec = FunctionalsSpec(),
@@ -184,8 +252,9 @@ def functionals_matrix(
     progress: bool = False,
 ) -> np.ndarray:
     """The functionals [n, 88] float32 of audio files or records (`.source`), each file computed once and then
-    read from `cache` (keyed by file content and spec, as the clip vectors are). A file that cannot be decoded
-    raises AudioFormatError naming it."""
+    read from `cache` (keyed by file content and spec, as the clip vectors are). A file that cannot be decoded,
+    or whose clip `extract` would skip (`clip_refusal`), raises AudioFormatError naming it: the rows stay those
+    of `records`, which the callers pair with their labels and speakers."""
     X, _ = extract(
         records, spec, cache=cache, progress=progress, desc="functionals", compute=file_functionals
     )

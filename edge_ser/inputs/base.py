@@ -164,12 +164,7 @@ class InputKind(ABC):
 
     def check_clip(self, n: int, where: str = "audio") -> None:
         """AudioFormatError when a clip of `n` samples at `sample_rate` is too short for the model (or empty)."""
-        if n < self.min_samples:
-            sr = self.sample_rate
-            raise AudioFormatError(
-                f"{where}: {n} samples ({n / sr * 1e3:.1f} ms at {sr} Hz) is too short: the model needs at least "
-                f"{self.min_samples} samples ({self.min_samples / sr * 1e3:.1f} ms, one analysis frame)"
-            )
+        check_clip_length(n, self.sample_rate, self.min_samples, where)
 
     def audio_inputs(self, y: np.ndarray, sr: int, faces: Sequence[Any] | None = None) -> Inputs:
         """The model inputs of a mono clip `y` at `sr` Hz (resampled to `sample_rate` first)."""
@@ -226,6 +221,19 @@ class InputKind(ABC):
         """Lines for `edge-ser info`: what the model takes and how it is made."""
 
 
+def check_clip_length(n: int, sample_rate: int, min_samples: int, where: str = "audio") -> None:
+    """AudioFormatError naming `where` when a clip of `n` samples at `sample_rate` Hz is shorter than
+    `min_samples` (one analysis frame: `InputKind.min_samples`). One rule for the device, which refuses such a
+    clip (`InputKind.check_clip`), and for training, which skips it (`converters.featurize.extract`): a clip
+    the model cannot answer for is not one to learn from either."""
+    if n < min_samples:
+        sr = sample_rate
+        raise AudioFormatError(
+            f"{where}: {n} samples ({n / sr * 1e3:.1f} ms at {sr} Hz) is too short: the model needs at least "
+            f"{min_samples} samples ({min_samples / sr * 1e3:.1f} ms, one analysis frame)"
+        )
+
+
 def softmax_row(logits: np.ndarray) -> np.ndarray:
     """The probabilities of a one-row output (the clip-level kinds' `combine`)."""
     z = np.asarray(logits, dtype=np.float64)
@@ -242,7 +250,16 @@ def shape_of(inputs: list[dict[str, Any]], name: str) -> list[int | None] | None
     return None
 
 
-__all__ = ["AUDIO_EXTENSIONS", "FileWindow", "InputKind", "Inputs", "LiveFrontEnd", "shape_of", "softmax_row"]
+__all__ = [
+    "AUDIO_EXTENSIONS",
+    "FileWindow",
+    "InputKind",
+    "Inputs",
+    "LiveFrontEnd",
+    "check_clip_length",
+    "shape_of",
+    "softmax_row",
+]
 
 
 def nested_feature_spec(owner: str) -> Callable[[Any], FeatureSpec]:
