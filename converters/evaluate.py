@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import sys
 import time
 import warnings
 from collections import Counter
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from converters.data import Record, class_order
 from converters.pipeline import confusion, split_indices
@@ -323,10 +325,15 @@ def evaluate(
     undecodable: Sequence[tuple[Any, str]] = (),
     adapt: str = "online",
     seed: int | None = 0,
+    progress: bool | None = None,
 ) -> EvalReport:
     """Run every record through `recognizer` (an `edge_ser.recognizer.Recognizer`) and score it;
     `undecodable`: files the data-set loader already skipped (counted with the ones skipped here); `adapt`, `seed`:
-    how a speaker-normalised bundle meets each speaker (ADAPT_MODES)."""
+    how a speaker-normalised bundle meets each speaker (ADAPT_MODES).
+
+    `progress`: a bar over the files on stderr, as `edge-ser features` and `train` show (tqdm; never when
+    stderr is not a terminal); False: none; None (the default): only when stdout is a terminal too, so a report
+    piped or redirected (`--json | jq`, `> report.json`) runs without one."""
     labels = tuple(recognizer.labels)
     known = set(labels)
     true: list[str] = []
@@ -335,20 +342,26 @@ def evaluate(
     skipped: list[tuple[str, str]] = [(str(f), str(e)) for f, e in undecodable]
     ood, ood_available, features_ms = 0, False, 0.0
     t0 = time.perf_counter()
-    for r, p, error in _stream(recognizer, list(records), strict, adapt, seed):
-        if p is None:
-            warnings.warn(InputWarning(f"{r.source}: skipped, cannot decode: {error}"), stacklevel=2)
-            skipped.append((str(r.source), str(error)))
-            continue
-        flag = getattr(p, "ood", None)
-        ood_available = ood_available or flag is not None
-        ood += bool(flag)
-        features_ms += p.timings.get("features", 0.0)
-        if r.label in known:
-            true.append(r.label)
-            pred.append(p.label)
-        else:
-            unknown[r.label] += 1
+    if progress is None:
+        progress = bool(getattr(sys.stdout, "isatty", lambda: False)())
+    with tqdm(
+        total=len(records), desc=f"eval {data}", unit="file", disable=None if progress else True, leave=False
+    ) as bar:
+        for r, p, error in _stream(recognizer, list(records), strict, adapt, seed):
+            bar.update()
+            if p is None:
+                warnings.warn(InputWarning(f"{r.source}: skipped, cannot decode: {error}"), stacklevel=2)
+                skipped.append((str(r.source), str(error)))
+                continue
+            flag = getattr(p, "ood", None)
+            ood_available = ood_available or flag is not None
+            ood += bool(flag)
+            features_ms += p.timings.get("features", 0.0)
+            if r.label in known:
+                true.append(r.label)
+                pred.append(p.label)
+            else:
+                unknown[r.label] += 1
     seconds = time.perf_counter() - t0
     n = len(true) + sum(unknown.values())
     if skipped and not n:

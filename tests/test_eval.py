@@ -216,3 +216,38 @@ def test_fer2013_test_split_is_publictest_and_all_is_every_split(tmp_path: Path,
     assert test["files"]["listed"] == 4 and "PublicTest images (validation/)" in test["selection"]
     every = _eval_json([face, "--data", "fer2013", "--root", str(tmp_path)], capsys)
     assert every["files"]["listed"] == 10
+
+
+class _Terminal:
+    """A stream that says it is a terminal (tqdm draws its bar only on one), keeping what is written."""
+
+    def __init__(self, tty: bool = True) -> None:
+        self.text, self.tty = "", tty
+
+    def write(self, s: str) -> int:
+        self.text += s
+        return len(s)
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return self.tty
+
+
+def test_eval_shows_progress_on_a_terminal_only(synth: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`edge-ser eval` showed no progress (features and train do): a bar over the files on a terminal's
+    stderr; none when stdout is not a terminal (a report piped or redirected) or when asked for none."""
+    from converters.evaluate import evaluate
+    from converters.pipeline import load_records
+    from edge_ser.recognizer import Recognizer
+
+    _, records = load_records("synthetic", synth)
+    rec = Recognizer(BUNDLE, "numpy")
+    for stdout_tty, progress, shown in ((True, None, True), (False, None, False), (True, False, False)):
+        err = _Terminal()
+        monkeypatch.setattr(sys, "stderr", err)
+        monkeypatch.setattr(sys, "stdout", _Terminal(stdout_tty))
+        report = evaluate(rec, records[:6], data="synthetic", selection="all", progress=progress)
+        assert report.metrics.n + sum(report.unknown.values()) == 6
+        assert ("eval synthetic:" in err.text and "/6 [" in err.text) == shown, (stdout_tty, progress)
