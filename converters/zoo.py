@@ -155,11 +155,12 @@ def accuracy_block(p: ZooPoint, sp, **figures: float) -> dict:
 
 def split_for(p: ZooPoint, y: np.ndarray, speakers) -> tuple[Any, str]:
     """The point's split of a data set and a short description of it."""
-    from converters.data.splits import leave_one_speaker_out
+    from converters.data.splits import check_named_speakers, leave_one_speaker_out
     from converters.pipeline import split_indices
 
     if p.split == "random":
         return split_indices(y, list(speakers), "random", seed=p.seed), f"random seed {p.seed}"
+    check_named_speakers(speakers, f"zoo: {p.data}")
     n_speakers = len(set(map(str, speakers)))
     if n_speakers < 3:
         raise ConfigError(

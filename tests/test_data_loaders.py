@@ -351,10 +351,29 @@ def test_folder_per_class_generated(tmp_path):
         ("happy/x.flac", "happy", "unknown", "happy"),
         ("whisper/a_1.mp3", "whisper", "a", "whisper"),
     ]
-    assert len(warned) == 2 and "skipped 2 file" in warned[1] and "stray.wav" in warned[1]
-    assert "whisper/notes.txt (extension .txt is not read)" in warned[1]  # in a class folder: counted
+    assert len(warned) == 4 and "skipped 2 file" in warned[3] and "stray.wav" in warned[3]
+    assert "whisper/notes.txt (extension .txt is not read)" in warned[3]  # in a class folder: counted
+    assert "every speaker id holds one class only" in warned[2]  # a toy: each speaker speaks one class
     assert "class folder(s) whisper name no known emotion" in warned[0]  # kept, and said
+    # a file with no speaker is pooled as "unknown" beside named speakers: said, with an example and the rule
+    assert "1 of 5 file(s) name no speaker (e.g. happy/x.flac)" in warned[1] and "<speaker>_" in warned[1]
     assert class_order(r.label for r in records) == ("happy", "angry", "whisper")
+
+
+def test_folder_speakers_from_a_speaker_folder_and_misread_ids_are_said(tmp_path):
+    """`<class>/<speaker>/take1.wav` takes the speaker from the folder (every file was "unknown", one pooled
+    speaker); names that start with the class (angry_spk03.wav: speaker "angry") are warned about, as a speaker
+    split of them would hold out whole classes and score 0."""
+    for cls in ("angry", "sad"):
+        for spk in ("spk03", "spk08"):
+            _wav(tmp_path / "folders" / cls / spk / "take1.wav")
+            _wav(tmp_path / "named" / cls / f"{cls}_{spk}.wav")
+    records, warned = _load(load_folder, tmp_path / "folders")
+    assert sorted({r.speaker for r in records}) == ["spk03", "spk08"] and not warned
+    records, warned = _load(load_folder, tmp_path / "named")
+    assert sorted({r.speaker for r in records}) == ["angry", "sad"]
+    assert len(warned) == 1 and "every speaker id holds one class only (angry: angry, sad: sad" in warned[0]
+    assert "angry/spk03_take1.wav or angry/spk03/take1.wav" in warned[0]  # how to name them instead
 
 
 def test_folder_names_the_files_it_does_not_read(tmp_path):

@@ -224,3 +224,20 @@ def test_speaker_independent_on_emodb(emodb_dir):
         assert len(set(speakers[split.test])) == 2
     strat = stratified_split(labels, seed=0)
     assert strat.sizes() == {"train": 428, "val": 54, "test": 53}  # largest remainder per class
+
+
+def test_a_speaker_split_refuses_files_with_no_speaker_beside_named_ones():
+    """Files that name no speaker are pooled as "unknown": beside named speakers that group can be the same
+    people, so `--split speaker` (and zoo's LOSO) refuse, saying how to name the files; all unknown stays the
+    one-speaker error, which now says the naming rule too."""
+    from converters.data.splits import check_named_speakers
+    from converters.pipeline import split_indices
+
+    y = np.arange(12) % 3
+    mixed = ["spk03"] * 4 + ["spk08"] * 4 + ["unknown"] * 4
+    with pytest.raises(ConfigError, match="mine: 4 of 12 files name no speaker"):
+        split_indices(y, mixed, "speaker", k=3, name="mine")
+    split_indices(y, mixed, "random")  # a random split does not depend on the speakers
+    check_named_speakers(["unknown"] * 3)  # one pooled group alone: the speaker count says what is wrong
+    with pytest.raises(ConfigError, match="<speaker>_<anything>"):
+        split_indices(y, ["unknown"] * 12, "speaker", k=2)

@@ -17,11 +17,11 @@ import csv
 import os
 import re
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from converters.data import labels as L
-from converters.data.records import Record
+from converters.data.records import UNKNOWN_SPEAKER, Record
 from converters.data.scan import DatasetWarning, Loaded, Skipped, check_decodable, data_files, skip_ignored
 from converters.data.synthetic import load_synthetic
 from edge_ser.errors import ConfigError, DatasetError
@@ -368,10 +368,12 @@ def load_fer2013(root: str | os.PathLike, split: str | None = "train") -> list[R
 
 # ------------------------------------------------------------------------------------ folder-per-class
 def load_folder(root: str | os.PathLike) -> list[Record]:
-    """Any folder-per-class tree: `<root>/<class>/**/<speaker>_<anything>.wav|flac|ogg|mp3`.
+    """Any folder-per-class tree: `<root>/<class>/**/<speaker>_<anything>.wav` or `<root>/<class>/<speaker>/<name>.wav`
+    (any audio extension edge_ser reads).
 
     Class names that mean one of LABELS (e.g. "Anger", "sadness") map to it; others are kept as they are.
-    Speaker = the file stem before its first '_' or '-', else "unknown".
+    Speaker: `speaker_of` (the file stem before its first '_' or '-', else the folder under the class folder,
+    else "unknown"), checked by `check_speakers`.
     """
     root = _root(root, "folder", real=False)
     skipped = Skipped("folder", root, "<class>/<file> with audio extension " + "/".join(AUDIO_EXTENSIONS))
@@ -382,10 +384,15 @@ def load_folder(root: str | os.PathLike) -> list[Record]:
             skipped.add(path, "not inside a class folder")
             continue
         folder = rel.parts[0]
-        head = re.split(r"[_-]", path.stem, maxsplit=1)
-        speaker = head[0] if len(head) == 2 and head[0] else "unknown"
         records.append(
-            Record(path, L.to_label(folder) or folder, speaker, "folder", folder, meta={"root": root.name})
+            Record(
+                path,
+                L.to_label(folder) or folder,
+                speaker_of(rel),
+                "folder",
+                folder,
+                meta={"root": root.name},
+            )
         )
     skip_ignored(skipped, AUDIO_EXTENSIONS, [r.source for r in records])  # said, not dropped unsaid
     own = sorted({r.native_label for r in records if L.to_label(r.native_label) is None})
@@ -396,17 +403,56 @@ def load_folder(root: str | os.PathLike) -> list[Record]:
             DatasetWarning,
             stacklevel=2,
         )
+    check_speakers("folder", root, records)
     return skipped.finish(records)
+
+
+SPEAKER_RULE = (
+    "name each file <speaker>_<anything> or put it in <class>/<speaker>/ with no '_' or '-' in its name (e.g. "
+    "angry/spk03_take1.wav or angry/spk03/take1.wav)"
+)
+
+
+def speaker_of(rel: Path) -> str:
+    """The speaker of a file at `rel` (relative to the data set root, its first part the class folder): the
+    file stem before its first '_' or '-' (`<class>/**/<speaker>_<anything>`), else the folder under the class
+    folder (`<class>/<speaker>/<name>`), else UNKNOWN_SPEAKER."""
+    head = re.split(r"[_-]", rel.stem, maxsplit=1)
+    if len(head) == 2 and head[0]:
+        return head[0]
+    return rel.parts[1] if len(rel.parts) >= 3 else UNKNOWN_SPEAKER
+
+
+def check_speakers(loader: str, root: Path, records: Sequence[Record]) -> None:
+    """Warn about speaker ids that a speaker split would misread: files with none (pooled as one "speaker",
+    UNKNOWN_SPEAKER, which can hold the same people as the named ones), and ids that each hold one class only
+    (names like angry_spk03.wav give the class as the speaker, so a speaker split holds out whole classes)."""
+    unknown = [r for r in records if r.speaker == UNKNOWN_SPEAKER]
+    if unknown:
+        warnings.warn(
+            f"{loader} {root}: {len(unknown)} of {len(records)} file(s) name no speaker (e.g. "
+            f"{os.path.relpath(unknown[0].source, root)}) and are pooled as one speaker {UNKNOWN_SPEAKER!r}; "
+            f"{SPEAKER_RULE}",
+            DatasetWarning,
+            stacklevel=3,
+        )
+    classes: dict[str, set[str]] = {}
+    for r in records:
+        classes.setdefault(r.speaker, set()).add(r.label)
+    labels = {r.label for r in records}
+    if len(classes) >= 2 and len(labels) >= 2 and all(len(c) == 1 for c in classes.values()):
+        shown = ", ".join(f"{s}: {next(iter(c))}" for s, c in sorted(classes.items())[:4])
+        warnings.warn(
+            f"{loader} {root}: every speaker id holds one class only ({shown}, ...): the ids are probably not "
+            f"speakers (a name like angry_spk03.wav gives 'angry'), and a speaker split would hold out whole "
+            f"classes; {SPEAKER_RULE}",
+            DatasetWarning,
+            stacklevel=3,
+        )
 
 
 # ----------------------------------------------------------------------------- folder of (video, label)
 VIDEO_LABELS_CSV = "labels.csv"
-
-
-def _speaker_of(path: Path) -> str:
-    """The file stem before its first '_' or '-', else "unknown" (the folder loaders' speaker rule)."""
-    head = re.split(r"[_-]", path.stem, maxsplit=1)
-    return head[0] if len(head) == 2 and head[0] else "unknown"
 
 
 def _audio_twin(video: Path) -> Path | None:
@@ -460,13 +506,14 @@ def _video_csv(root: Path, table: Path) -> list[Record]:
             problems.append(f"line {line}: video {cells['video']!r} already listed on line {seen[video]}")
         else:
             seen[video] = line
-            speaker = cells.get("speaker") or _speaker_of(video)
+            speaker = cells.get("speaker") or speaker_of(Path(video.name))
             records.append(_video_record(root, video, label, cells["label"], speaker, audio))
     if problems:
         more = f" and {len(problems) - 5} more" if len(problems) > 5 else ""
         raise DatasetError(f"video_folder: {table}: {'; '.join(problems[:5])}{more}")
     if not records:
         raise DatasetError(f"video_folder: {table} lists no videos")
+    check_speakers("video_folder", root, records)
     return sorted(records, key=lambda r: str(r.video))
 
 
@@ -476,10 +523,12 @@ def load_video_folder(root: str | os.PathLike) -> list[Record]:
     - `<root>/labels.csv` with a header row and columns video,label[,speaker][,audio] (paths relative to
       root; extra columns ignored). Every label must mean one of the shared LABELS (aliases such as
       "Anger" are mapped); an unknown label, a missing or non-video file, or a video listed twice raises
-      DatasetError naming the csv line(s). Speaker: the column, else the file-name rule below.
-    - otherwise `<root>/<class>/**/<speaker>_<anything>.mp4|m4v|mov|avi|mkv|webm`: class folders mapped to
-      LABELS as `load_folder` does (other names kept as they are), speaker = the stem before its first '_'
-      or '-', else "unknown"; videos outside a class folder are skipped with a DatasetWarning.
+      DatasetError naming the csv line(s). Speaker: the column, else the file name's (`speaker_of`: the stem
+      before its first '_' or '-').
+    - otherwise `<root>/<class>/**/<speaker>_<anything>` or `<root>/<class>/<speaker>/<name>`, with a video
+      extension (mp4|m4v|mov|avi|mkv|webm): class folders mapped to LABELS as `load_folder` does (other names
+      kept as they are), speaker as `speaker_of` says; videos outside a class folder are skipped with a
+      DatasetWarning.
 
     Audio: the csv's audio column, else a file with the video's stem and an audio extension next to it
     (clip.mp4 + clip.wav) as `source` (meta audio="file"), else the video's own track through ffmpeg
@@ -499,9 +548,8 @@ def load_video_folder(root: str | os.PathLike) -> list[Record]:
             skipped.add(path, "not inside a class folder")
             continue
         folder = rel.parts[0]
-        records.append(
-            _video_record(root, path, L.to_label(folder) or folder, folder, _speaker_of(path), None)
-        )
+        records.append(_video_record(root, path, L.to_label(folder) or folder, folder, speaker_of(rel), None))
+    check_speakers("video_folder", root, records)
     records = skipped.finish(records)
     return sorted(records, key=lambda r: str(r.video))
 

@@ -9,6 +9,9 @@ from pathlib import Path
 
 from converters.data.labels import class_order
 
+UNKNOWN_SPEAKER = "unknown"
+"""The speaker of a file whose path names none (the folder loaders' rule, `converters.data.loaders.speaker_of`)."""
+
 
 @dataclass(frozen=True)
 class Record:

@@ -16,6 +16,22 @@ from edge_ser.errors import ConfigError
 PARTS = ("train", "val", "test")
 
 
+def check_named_speakers(speakers: Sequence, name: str = "the data set") -> None:
+    """Refuse a speaker split of files some of which name no speaker: they are pooled as one group,
+    UNKNOWN_SPEAKER, which can hold the same people as the named speakers, so the split would put them on two
+    sides while calling itself speaker-independent (ConfigError with the count and the naming rule)."""
+    from converters.data.records import UNKNOWN_SPEAKER
+
+    names = [str(s) for s in speakers]
+    n = names.count(UNKNOWN_SPEAKER)
+    if n and n < len(names):
+        raise ConfigError(
+            f"{name}: {n} of {len(names)} files name no speaker (pooled as {UNKNOWN_SPEAKER!r}), so a speaker "
+            "split could put one person on both sides; name each file <speaker>_<anything> or put it in "
+            "<class>/<speaker>/ (`edge-ser data` lists the speakers found), or use --split random"
+        )
+
+
 def _indices(values, part: str) -> np.ndarray:
     """A sorted 1-D int64 index array, or ConfigError."""
     arr = np.asarray(values)
