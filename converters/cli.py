@@ -20,7 +20,10 @@ from edge_ser.errors import AudioFormatError, MissingDependencyError
 
 FER_SPLITS = ("train", "validation", "test")
 """converters.data.loaders.FER_SPLITS (repeated: registering the commands imports no loader)."""
-DATASETS = "emodb, ravdess, tess, savee, cremad, fer2013, synthetic, or a folder-per-class path"
+DATASETS = (
+    "emodb, ravdess, tess, savee, cremad, fer2013, synthetic, or a folder of your own: <class>/<speaker>_<name>.wav "
+    "or <class>/<speaker>/<name>.wav (docs/data.md)"
+)
 AV_DATASETS = ("synthetic-av",)
 """Audio-visual data sets for --model av_cnn (as converters.tasks.AV_DATA)."""
 
@@ -68,8 +71,8 @@ def _cache(args: argparse.Namespace):
 
 
 def _skipped_line(skipped, what: str = "file(s)") -> str:
-    """', N undecodable file(s) skipped' for a summary line, or ''."""
-    return f", {len(skipped)} undecodable {what} skipped (named in the warnings above)" if skipped else ""
+    """', N file(s) skipped' for a summary line, or '' (`what`: which files, e.g. undecodable ones)."""
+    return f", {len(skipped)} {what} skipped (named in the warnings above)" if skipped else ""
 
 
 def cmd_features(args: argparse.Namespace) -> int:
@@ -125,7 +128,7 @@ def cmd_data(args: argparse.Namespace) -> int:
         name, records = load_records(args.data, args.root, strict=args.strict)
     skipped = getattr(records, "undecodable", [])
     s = summarize(records)
-    print(f"{name}: {len(records)} records{_skipped_line(skipped)}")
+    print(f"{name}: {len(records)} records{_skipped_line(skipped, 'undecodable file(s)')}")
     for key, counts in s.items():
         if isinstance(counts, dict) and len(counts) > MAX_LISTED:  # FER-2013: each image its own speaker
             print(f"  {key}: {len(counts)} (each with {min(counts.values())}-{max(counts.values())} records)")
@@ -179,6 +182,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     import tempfile
 
     from converters.evaluate import Selection, evaluate, plot_confusion_png, select, write_outputs
+    from converters.heldout import seen_note
     from converters.pipeline import load_records
     from edge_ser.recognizer import Recognizer
 
@@ -204,6 +208,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
         args.bundle, args.engine, args.threads, adapt=adapt != "off", delegate=getattr(args, "delegate", None)
     )
     selection = sel.describe()
+    seen = seen_note(rec.bundle.manifest.get("accuracy") or {}, name, chosen, split=sel.split, seed=sel.seed)
+    if seen:  # said on stderr now and kept with the figures (the report's selection line)
+        print(f"edge-ser eval: note: {seen}", file=sys.stderr)
+        selection += f"; NOTE: {seen}"
     if fer_split:
         selection = selection.replace("all", f"test: FER-2013's {fer_split}", 1)
     if rec.speaker_clips is not None:  # a bundle with speaker normalisation: how it met each speaker
@@ -229,6 +237,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             undecodable=undecodable,
             adapt=adapt,
             seed=args.seed,
+            progress=None if not args.json else False,
         )
     print(json.dumps(report.to_dict(), indent=2) if args.json else report.text())
     if args.png:

@@ -15,6 +15,7 @@ from converters.compress import check_recipe, compress
 from converters.data import SyntheticSpec
 from converters.export.bundle import build_bundle
 from converters.featurize import FeatureCache, default_cache_dir
+from converters.heldout import missing_classes, speakers_line, split_record
 from converters.pipeline import confusion, prepare, write_json
 from converters.quant import LaqConfig
 from converters.tasks import AV_DATA, Task, feature_task, model_line, synthetic_av_task
@@ -125,6 +126,19 @@ def _ignored(args: argparse.Namespace, command: str) -> None:
             )
 
 
+def _split_record(args: argparse.Namespace, task, split) -> dict:
+    """The split as the bundle and summary record it (for a speaker split, its folds and each part's speakers:
+    `edge-ser eval` checks them)."""
+    return split_record(args.split, args.seed, args.fold, getattr(args, "folds", 5), split, task.speakers)
+
+
+def _warn_missing_classes(task, split) -> None:
+    """Say on stderr when the split leaves a class out of training or validation (`missing_classes`)."""
+    gap = missing_classes(task.y, task.classes, split)
+    if gap:
+        print(f"edge-ser: warning: {gap}", file=sys.stderr)
+
+
 def _out_dir(args: argparse.Namespace) -> Path:
     """`--out`, created now (ConfigError naming it when it cannot be: under a file, no permission, ...)."""
     out = Path(args.out)
@@ -145,9 +159,12 @@ def cmd_train(args: argparse.Namespace, spec: FeatureSpec, *, title: str | None 
     task = _task(args, spec)
     say(f"[1/3] data: {task.data_line}")
     split = task.split(args.split, seed=args.seed, fold=args.fold, k=getattr(args, "folds", 5))
+    made = _split_record(args, task, split)
+    _warn_missing_classes(task, split)
     sz = split.sizes()
     say(
         f"[2/3] split: {args.split}, train {sz['train']} / val {sz['val']} / test {sz['test']} (seed {args.seed})"
+        + speakers_line(made)
     )
     res, cfg = _train_float(args, task, split)
     Xte, yte = task.inputs(split.test), task.y[split.test]
@@ -179,6 +196,7 @@ def cmd_train(args: argparse.Namespace, spec: FeatureSpec, *, title: str | None 
             "classes": list(task.classes),
             "split": args.split,
             "split_sizes": sz,
+            "split_record": made,
             "seed": args.seed,
             "test_accuracy": test_acc,
             "val_accuracy": res.best_val_acc,
@@ -216,12 +234,14 @@ def cmd_laq(args: argparse.Namespace, spec: FeatureSpec, *, title: str | None = 
     task = _task(args, spec)
     say(f"[1/5] data: {task.data_line}")
     split = task.split(args.split, seed=args.seed, fold=args.fold, k=getattr(args, "folds", 5))
+    made = _split_record(args, task, split)
+    _warn_missing_classes(task, split)
     Xtr, ytr, Xva, yva, Xte, yte = task.parts(split)
     res, _ = _train_float(args, task, split)
     fp_acc = accuracy(res.model, Xte, yte)
     say(
         f"[2/5] float {model_line(res.model, task.model_name)}\n      test accuracy {fp_acc:.3f} (split {args.split}, "
-        f"seed {args.seed}, {len(split.train)}/{len(split.val)}/{len(split.test)})"
+        f"seed {args.seed}, {len(split.train)}/{len(split.val)}/{len(split.test)}{speakers_line(made)})"
     )
     laq = LaqConfig(t_margin=args.t_margin, budget=args.budget)
     say(f"[3/5] bit allocation: {args.recipe}")
@@ -239,7 +259,7 @@ def cmd_laq(args: argparse.Namespace, spec: FeatureSpec, *, title: str | None = 
         "float_test": fp_acc,
         "val": accuracy(c.model, Xva, yva),
         "dataset": task.name,
-        "split": {"kind": args.split, "seed": args.seed, "fold": args.fold, "sizes": split.sizes()},
+        "split": made,
     }
     calibration = None
     if _want_tflite(getattr(args, "tflite", "no"), say):

@@ -26,6 +26,7 @@ from converters.data import (
 )
 from converters.data import write as write_synthetic
 from converters.data.scan import Loaded, check_decodable
+from converters.data.splits import check_named_speakers
 from converters.data.synthetic import SPEC_FILE as SYNTHETIC_SPEC_FILE
 from converters.featurize import ExtractStats, FeatureCache, default_cache_dir, extract
 from converters.recipe import DEFAULT_SPEC
@@ -100,8 +101,9 @@ def prepare(
 ) -> Prepared:
     """Load records and their feature vectors (through the cache when given).
 
-    A file that cannot be decoded (at loading: its header; at extraction: its samples) is skipped with an
-    InputWarning naming it and counted in `Prepared.skipped`; `strict` raises on the first instead.
+    A file that cannot be decoded (at loading: its header; at extraction: its samples), or that extraction
+    refuses (digital silence, shorter than one analysis frame: `converters.featurize.clip_refusal`), is skipped
+    with an InputWarning naming it and counted in `Prepared.skipped`; `strict` raises on the first instead.
     """
     name, records = load_records(
         data, root, synthetic=synthetic, cache_dir=cache.root if cache else None, strict=strict
@@ -112,7 +114,9 @@ def prepare(
         records = [records[i] for i in stats.kept]
         undecodable += stats.skipped
         if not records:
-            raise DatasetError(f"{name}: no file could be decoded ({len(undecodable)} skipped)")
+            raise DatasetError(
+                f"{name}: no file could be used ({len(undecodable)} skipped: see the warnings)"
+            )
     classes = class_order(r.label for r in records)
     index = {c: i for i, c in enumerate(classes)}
     y = np.array([index[r.label] for r in records], dtype=np.int64)
@@ -148,6 +152,7 @@ def split_indices(
         return stratified_split(y, seed=seed)
     if kind != "speaker":
         raise ConfigError(f"split must be 'random' or 'speaker', got {kind!r}")
+    check_named_speakers(speakers, name)
     n_speakers = len(set(map(str, speakers)))
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 2:
         raise ConfigError(f"--folds {k!r} must be an integer >= 2 (speaker folds for train and test)")
@@ -156,7 +161,8 @@ def split_indices(
             f"{name} has {n_speakers} speakers; --folds {k} needs at least {k} "
             f"(use --folds {n_speakers} or fewer, or --split random)"
             if n_speakers >= 2
-            else f"{name} has {n_speakers} speaker: a speaker split needs at least 2 (use --split random)"
+            else f"{name} has {n_speakers} speaker: a speaker split needs at least 2 (files name their speaker "
+            "as <speaker>_<anything> or sit in <class>/<speaker>/; or use --split random)"
         )
     if not 0 <= fold < k:
         raise ConfigError(f"--fold {fold} is out of range for {k} folds (0..{k - 1})")

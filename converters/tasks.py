@@ -93,7 +93,11 @@ def feature_task(prep: Prepared, spec: FeatureSpec) -> Task:
         f"{prep.name}, {len(prep.records)} clips, {len(prep.classes)} classes ({', '.join(prep.classes)}); "
         f"features {prep.X.shape} in {prep.stats.seconds:.2f} s "
         f"(cache: {prep.stats.hits} hits, {prep.stats.misses} computed)"
-        + (f"; {len(prep.skipped)} undecodable file(s) skipped" if prep.skipped else "")
+        + (
+            f"; {len(prep.skipped)} file(s) skipped (undecodable, silent or too short)"
+            if prep.skipped
+            else ""
+        )
     )
     return Task(
         prep.name,

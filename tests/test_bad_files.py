@@ -137,7 +137,8 @@ def test_features_command_skips_and_counts(emodb_like, tmp_path: Path, capsys) -
         assert main(["features", str(root), "--no-cache", "-q", "--out", str(out)]) == 0
     assert {p.name for p in [*bad.values(), nan]} <= {Path(str(w.message).split(": ")[1]).name for w in said}
     printed = capsys.readouterr().out
-    assert "12 files -> features (12, 180)" in printed and "5 undecodable file(s) skipped" in printed
+    # skipped at loading (undecodable) or at extraction (also silent or too short): each named with its reason
+    assert "12 files -> features (12, 180)" in printed and "5 file(s) skipped" in printed
     listed = (tmp_path / "X.txt").read_text().split()
     assert np.load(out).shape == (12, 180) and len(listed) == 12
     assert not {str(p) for p in [*bad.values(), nan]} & set(listed)

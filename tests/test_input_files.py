@@ -143,7 +143,14 @@ def test_every_audio_extension_is_picked_from_a_folder_and_decodes(tmp_path):
     from edge_ser.inputs.base import AUDIO_EXTENSIONS
 
     y = (0.1 * np.sin(np.arange(16000) / 5)).astype(np.float32)
-    formats = {".flac": "FLAC", ".ogg": "OGG", ".mp3": "MP3", ".aif": "AIFF", ".aiff": "AIFF", ".aifc": "AIFF"}
+    formats = {
+        ".flac": "FLAC",
+        ".ogg": "OGG",
+        ".mp3": "MP3",
+        ".aif": "AIFF",
+        ".aiff": "AIFF",
+        ".aifc": "AIFF",
+    }
     assert {".aif", ".aiff", ".wave"} <= set(AUDIO_EXTENSIONS)
     made = []
     for ext in AUDIO_EXTENSIONS:

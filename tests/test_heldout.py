@@ -1,0 +1,95 @@
+"""Which speakers a bundle saw: a speaker split's folds and speakers go into the manifest, `edge-ser eval` says
+when it scores speakers the bundle trained on (other --folds than it was made with, or the whole data set),
+and a split that leaves a class out of training is said before training."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from converters.data.records import Record
+from converters.data.splits import Split
+from converters.heldout import missing_classes, seen_note, speakers_line, split_record
+
+pytest.importorskip("torch", reason="training needs the host extra (torch)")
+
+
+def _records(speakers: list[str]) -> list[Record]:
+    return [
+        Record(Path(f"/d/angry/{s}_{i}.wav"), "angry", s, "folder", "angry") for i, s in enumerate(speakers)
+    ]
+
+
+def test_split_record_and_the_note_on_seen_speakers():
+    split = Split(np.array([0, 1]), np.array([2]), np.array([3, 4]))
+    made = split_record("speaker", 0, 1, 3, split, ["a", "a", "b", "c", "c"])
+    assert made["folds"] == 3 and made["fold"] == 1 and made["sizes"] == {"train": 2, "val": 1, "test": 2}
+    assert (made["train_speakers"], made["val_speakers"], made["test_speakers"]) == (["a"], ["b"], ["c"])
+    assert speakers_line(made) == "; val speakers b; test speakers c"
+    acc = {"dataset": "mine", "split": made}
+    assert seen_note(acc, "mine", _records(["c", "c"]), split="speaker", seed=0) is None  # its test speaker
+    note = seen_note(acc, "mine", _records(["b", "c"]), split="speaker", seed=0)
+    assert note.startswith("1 of 2 files are of speakers the bundle was trained or validated on (b)")
+    assert note.endswith("the speakers it never saw: c (--speakers c)")
+    assert seen_note(acc, "other", _records(["b"]), split="all", seed=0) is None  # another data set
+    rand = {"dataset": "mine", "split": split_record("random", 3, 0, 5, split, ["a"] * 5)}
+    assert "test_speakers" not in rand["split"] and speakers_line(rand["split"]) == ""
+    assert "include clips it was trained on" in seen_note(rand, "mine", _records(["a"]), split="all", seed=0)
+    assert "random test part" in seen_note(rand, "mine", _records(["a"]), split="random", seed=3)
+
+
+def test_missing_classes_names_the_gaps():
+    split = Split(np.array([0, 1]), np.array([2]), np.array([3]))
+    y = np.array([0, 0, 1, 2])
+    gap = missing_classes(y, ("neutral", "sad", "angry"), split)
+    assert gap.startswith("no train clip of sad, angry; no val clip of neutral, angry:")
+    assert (
+        missing_classes(
+            np.array([0, 1, 0, 1]), ("a", "b"), Split(np.array([0, 1]), np.array([]), np.array([2, 3]))
+        )
+        is None
+    )
+
+
+def test_laq_records_its_speakers_and_eval_says_when_it_scores_them(tmp_path, capsys):
+    """A bundle made on fold 0 of 3 speaker folds, evaluated with the default 5 folds: the selection holds
+    speakers it trained on, which the figures used to report as held out."""
+    from converters.data.synthetic import SyntheticSpec, generate
+    from edge_ser.audio import write_wav
+    from edge_ser.cli import main
+
+    data = tmp_path / "mine"
+    spec = SyntheticSpec(n_per_class=6, n_speakers=6, labels=("neutral", "sad", "angry"), duration=1.0)
+    for i, (wave, label, speaker) in enumerate(generate(spec)):
+        write_wav(data / label / f"{speaker}_{i:03d}.wav", wave, spec.sr)
+    out = tmp_path / "run"
+    args = [
+        "laq",
+        "--data",
+        str(data),
+        "--split",
+        "speaker",
+        "--folds",
+        "3",
+        "--epochs",
+        "3",
+        "--tflite",
+        "no",
+    ]
+    assert main([*args, "--recipe", "sensitivity", "--out", str(out), "--cache", str(tmp_path / "c")]) == 0
+    printed = capsys.readouterr().out
+    made = json.loads((out / "bundle" / "manifest.json").read_text())["accuracy"]["split"]
+    assert made["folds"] == 3 and len(made["test_speakers"]) == 2 and len(made["train_speakers"]) == 2
+    assert f"test speakers {', '.join(made['test_speakers'])}" in printed
+    bundle = str(out / "bundle")
+    assert main(["eval", bundle, "--data", str(data), "--split", "speaker", "--folds", "3"]) == 0
+    assert "note:" not in capsys.readouterr().err  # its own test fold
+    assert main(["eval", bundle, "--data", str(data)]) == 0
+    got = capsys.readouterr()
+    note = "files are of speakers the bundle was trained or validated on"
+    assert (
+        note in got.err and "NOTE: " in got.out and f"--speakers {','.join(made['test_speakers'])}" in got.err
+    )
