@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from edge_ser.audio.level import SILENCE_DB, level_db
+from edge_ser.audio.level import SILENCE_DB, level_db, loudest_db
 from edge_ser.errors import (
     AudioFormatError,
     ConfigError,
@@ -105,13 +105,16 @@ class Prediction:
     clamped there), or an int8 engine had to saturate it. The label is then a guess about audio unlike the
     training data (another band, level or microphone): treat it with suspicion (`edge_ser.engines.base`)."""
     level_db: float | None = None
-    """The audio's RMS level in dBFS (a long file: its loudest window; -inf: digital silence, null in JSON), None
-    when not known (images, videos, a model that takes no audio)."""
+    """The level in dBFS of the audio's loudest half second (`edge_ser.audio.level.loudest_db`: what the live
+    voice gate judges; -inf: digital silence, null in JSON), None when not known (images, videos, a model that
+    takes no audio). It was the whole clip's RMS until 2026-12-05, which counts the pauses: 235 of RAVDESS's
+    720 clips were marked silent (105 under this measure: RAVDESS is recorded quietly)."""
 
     @property
     def silent(self) -> bool:
-        """No speech: the level is below the live voice gate's default (`SILENCE_DB`, -45 dBFS). The model still
-        answers, but about silence or noise: the live runtime would not have asked it."""
+        """No speech loud enough for the live voice gate: even the loudest half second is below its default
+        (`SILENCE_DB`, -45 dBFS). The model still answers, but about silence, noise or very quiet speech: the
+        live runtime would not have asked it (`--vad-db` lowers its gate)."""
         return self.level_db is not None and self.level_db < SILENCE_DB
 
     def to_dict(self) -> dict[str, Any]:
@@ -252,14 +255,14 @@ class Recognizer:
     def enroll_file(self, path: str | os.PathLike[str], *, vad_db: float = SILENCE_DB) -> int:
         """Add a recording of the user to the speaker statistics: the whole file as one clip up to 30 s (as the
         bundle's training speakers were measured: every clip), else each 3 s window
-        (`edge_ser.audio.stream.file_windows`) louder than `vad_db` dBFS, the live voice gate's level, so the
-        pauses of a long recording are left out. A silent file adds nothing. Returns the clips added."""
+        (`edge_ser.audio.stream.file_windows`) whose loudest half second reaches `vad_db` dBFS, the live voice
+        gate's level (`loudest_db`, as `learn_files` decides), so the pauses of a long recording are left out. A silent file adds nothing. Returns the clips added."""
         from edge_ser.audio.stream import file_windows
 
         self._need_adapters("enrol")
         added = 0
         for w in file_windows(path, self.sample_rate):
-            if speech_enough(level_db(w.samples), w.whole, vad_db):
+            if speech_enough(loudest_db(w.samples, self.sample_rate), w.whole, vad_db):
                 learn_clip(self.kind, self.speaker, self.engine, w.samples, self.sample_rate)
                 added += 1
         return added
@@ -528,7 +531,7 @@ class Recognizer:
         also wants the clip's face crops (`FaceCrop`s or uint8 [S, S] grey images, a list or one [k, S, S]
         array, any number: they are spread over the model's frames; none means black frames). A face-only model
         ignores the audio and needs the crops. Digital silence does not join the speaker statistics; the result's
-        `level_db` is the clip's level (`silent` below the voice gate)."""
+        `level_db` is the clip's loudest half second (`silent` below the voice gate)."""
         y, sr = float_samples(y, sr, "predict_audio")
         faces = _face_list(faces)
         if not self.kind.hears and not faces:
@@ -537,7 +540,7 @@ class Recognizer:
             )
         t0 = time.perf_counter()
         x = self.kind.audio_inputs(y, sr, faces)
-        level = level_db(y) if self.kind.hears else None
+        level = loudest_db(y, sr) if self.kind.hears else None
         learn = level is None or speech_enough(level, True)
         p = self._run([x], [None], [(time.perf_counter() - t0) * 1e3], learn=[learn])[0]
         return replace(

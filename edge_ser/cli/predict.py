@@ -74,8 +74,12 @@ def _marks(r) -> str:  # noqa: ANN001 - a Prediction
     """What the label should not be trusted for: no speech in the file, or input beyond the training range."""
     marks = []
     if r.silent:
-        level = "digital silence" if r.level_db == float("-inf") else f"{r.level_db:.0f} dBFS"
-        marks.append(f"no speech: {level}, below the voice gate's {SILENCE_DB:g} dBFS")
+        if r.level_db == float("-inf"):
+            marks.append("no speech: digital silence")
+        else:  # silence, noise or very quiet speech: the live gate would stay closed
+            marks.append(
+                f"too quiet: {r.level_db:.0f} dBFS at its loudest, below the live voice gate's {SILENCE_DB:g} dBFS"
+            )
     if r.ood:
         marks.append("out of range: unlike the training audio, the label is a guess")
     return "".join(f"  [{m}]" for m in marks)

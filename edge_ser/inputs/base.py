@@ -55,7 +55,8 @@ class FileWindow:
     source_rate: int | None = None
     """The rate the file was recorded at (a rate below twice the model's band means a narrower band)."""
     level_db: float | None = None
-    """The audio's RMS level in dBFS (-inf: digital silence); None when the inputs are not made from audio."""
+    """The level in dBFS of the audio's loudest half second (`edge_ser.audio.level.loudest_db`, what the live
+    voice gate would see; -inf: digital silence); None when the inputs are not made from audio."""
 
 
 class LiveFrontEnd:
@@ -197,7 +198,7 @@ class InputKind(ABC):
         """The model inputs of a file of any length: one clip (`whole`) up to `long_seconds`, else one per
         `window_seconds` window with its start and end times (docs/input-kinds.md, "Long files"). The file is
         streamed: memory holds one window, not the file."""
-        from edge_ser.audio.level import level_db
+        from edge_ser.audio.level import loudest_db
         from edge_ser.audio.stream import file_windows
 
         windows = file_windows(
@@ -206,7 +207,8 @@ class InputKind(ABC):
         for w in windows:
             self.check_clip(w.samples.size, str(path))
             inputs = self.window_inputs(w.samples)
-            yield FileWindow(w.start, w.end, inputs, w.whole, w.source_rate, level_db(w.samples))
+            level = loudest_db(w.samples, self.sample_rate)
+            yield FileWindow(w.start, w.end, inputs, w.whole, w.source_rate, level)
 
     def live(self, window_seconds: float) -> LiveFrontEnd:
         """A front end for one live stream of `window_seconds` windows."""
