@@ -172,8 +172,17 @@ def cmd_zoo(args: argparse.Namespace) -> int:
 
 def add_zoo_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--models", default=DEFAULT_MODELS, help=f"comma-separated (default {DEFAULT_MODELS})")
-    p.add_argument("--data", default="emodb", help="data set name (default emodb)")
-    p.add_argument("--root", type=Path, default=None, help="data set folder (default: found under datasets/)")
+    p.add_argument(
+        "--data",
+        default="emodb",
+        help="data set: a name (emodb, ravdess, ...) or a folder of your own (docs/data.md); default emodb",
+    )
+    p.add_argument(
+        "--root",
+        type=Path,
+        default=None,
+        help="the named data set's folder (default: found under $EDGE_SER_DATA)",
+    )
     p.add_argument("--split", choices=("random", "loso"), default="random", help="default random (80/10/10)")
     p.add_argument("--seeds", type=in_range(1), default=10, help="random splits: seeds 0..N-1 (default 10)")
     p.add_argument(
