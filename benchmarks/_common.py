@@ -88,9 +88,17 @@ def results_name(name: str, *, synthetic: bool) -> str:
 
 
 def write_results(
-    name: str, payload: dict, markdown: str, *, indent: int | None = 2, synthetic: bool = False
+    name: str,
+    payload: dict,
+    markdown: str,
+    *,
+    indent: int | None = 2,
+    synthetic: bool = False,
+    folder: Path | None = None,
 ) -> tuple[Path, Path]:
-    """Write `<name>.json` and `<name>.md` to benchmarks/results/, recording the command that made them.
+    """Write `<name>.json` and `<name>.md` to benchmarks/results/ (or `folder`, made if absent: a run on the
+    user's own recordings writes its tables there, not among the repository's), recording the command that
+    made them.
 
     `indent=None` writes compact JSON (for tables with many per-fold matrices). `synthetic`: the inputs are a
     stand-in for an absent data set; the files are then `<name>_synthetic.*` (`results_name`), said on stdout."""
@@ -101,10 +109,11 @@ def write_results(
             f"not {name}.{{md,json}} (made on real data)"
         )
         name = synthetic_name
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    folder = RESULTS if folder is None else Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
     command = "python " + " ".join(shlex.quote(a) for a in [os.path.relpath(sys.argv[0])] + sys.argv[1:])
     payload = {"command": command, "machine": machine(), **payload}
-    jpath, mpath = RESULTS / f"{name}.json", RESULTS / f"{name}.md"
+    jpath, mpath = folder / f"{name}.json", folder / f"{name}.md"
     for path, text in (
         (jpath, json.dumps(payload, indent=indent) + "\n"),
         (mpath, f"{markdown}\n\nMade by: `{command}`\n"),

@@ -105,3 +105,15 @@ def test_backends_speech_clips_are_marked_synthetic_without_emodb(monkeypatch, t
     monkeypatch.setenv("EDGE_SER_DATA", str(tmp_path))
     clips, source, synthetic = speech_clips(2)
     assert synthetic and len(clips) == 2 and "noise" in source
+
+
+def test_write_results_into_a_folder_of_the_users(monkeypatch, tmp_path: Path) -> None:
+    """`folder`: the tables of a run on the user's own recordings go there (made if absent), with the command
+    that made them, and benchmarks/results/ is left as it was."""
+    before = _results_state()
+    monkeypatch.setattr(sys, "argv", ["benchmarks/ship_ser.py", "--data", "mydata", "--out", "b"])
+    folder = tmp_path / "b.tables"
+    jpath, mpath = write_results("ship_ser_choice_mydata", {"rows": []}, "# table", folder=folder)
+    assert (jpath, mpath) == (folder / "ship_ser_choice_mydata.json", folder / "ship_ser_choice_mydata.md")
+    assert mpath.read_text().endswith("Made by: `python benchmarks/ship_ser.py --data mydata --out b`\n")
+    assert _results_state() == before
