@@ -5,6 +5,14 @@ with online speaker normalisation in the bundle.
     python benchmarks/ship_ser.py --data emodb --choose-by device --out bundles/ser_emodb
     python benchmarks/ship_ser.py --data ravdess --choose-by device --reverb auto --out bundles/ser_ravdess
     python benchmarks/ship_ser.py --data ravdess --paired-fold 0 --out bundles/av_fn_audio   # av_fusion's audio
+    python benchmarks/ship_ser.py --data path/to/mydata --out mybundle   # your own recordings (docs/data.md)
+
+`--data FOLDER` runs the same recipe on a folder of your own labelled recordings (<class>/<speaker>_<name>.wav
+or <class>/<speaker>/<name>.wav; docs/data.md, "The recommended recipe on your own data"): the folder's name
+stands for the data set's in file names and the manifest, the last `--val-speakers` speakers (default 1)
+validate stage 1, and the inner folds need at least 4 speakers. Its tables go to `--tables DIR` (default
+`<out>.tables` beside the bundle), never into the repository; the corpora's go to benchmarks/results/ (the
+shipped bundles' records).
 
 `--paired-fold K` makes the audio branch of a fusion bundle that is fitted and measured on the paired RAVDESS +
 FER-2013 set's actor fold K (benchmarks/av_fusion.py, benchmarks/ship_av_fusion.py): the fold's test actors are
@@ -19,11 +27,12 @@ standardised by its own statistics. Three stages:
    order (RAVDESS 6 pairs, EMODB 5), each pair validating a model trained on every other speaker; the variant
    with the best mean of clean + noisy validation UAR over the folds wins. One validation pair alone (`--choose
    holdout`, the choice before) is noisy: the four variants of the si_table sit within one actor's noise;
-1. choose: the validation speaker(s) (the last in sorted order: EMODB 16, RAVDESS actors 11 and 12), never
-   trained on, choose the float epoch count, the bit allocation and the QAT epoch count by UAR;
+1. choose: the validation speaker(s) (the last `--val-speakers` in sorted order: EMODB 16, RAVDESS actors 11
+   and 12, a folder's last one), never trained on, choose the float epoch count, the bit allocation and the
+   QAT epoch count by UAR;
 2. refit: the shipped model is trained on every speaker with those choices fixed (no selection on data it
    trains on), as the issue asks ("trained on all 10 speakers"); --no-refit ships stage 1's model instead.
-The inner folds' table goes to benchmarks/results/ship_ser_choice_<data>.{md,json}.
+The inner folds' table goes to benchmarks/results/ship_ser_choice_<data>.{md,json} (a folder's: --tables).
 `--members auto` (the default) also asks the inner folds whether a 3-seed ensemble (`FunctionalsEnsemble`: the
 members side by side, logits averaged) beats one MLP (`choose_members`, benchmarks/results/ship_ser_members_<data>.md)
 and ships it within the 2.0-bit budget (docs/protocol.md).
@@ -42,6 +51,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -81,6 +91,13 @@ from edge_ser.inputs.functionals import FunctionalsKind  # noqa: E402
 
 VAL_SPEAKERS = {"emodb": 1, "ravdess": 2}
 """How many speakers (the last in sorted order) validate: RAVDESS by a pair (one male, one female actor)."""
+FOLDER_VAL_SPEAKERS = 1
+"""`--val-speakers`' default for a folder of the user's own recordings."""
+MIN_TRAIN_SPEAKERS = 2
+"""Speakers stage 1 must keep to train on after the validation speakers (`--val-speakers`)."""
+INNER_SPEAKERS = 4
+"""Speakers the inner folds (`inner_folds`) need: two pairs, each validating a model trained on the other (at
+least two) speakers; with 3, the one fold is every speaker and leaves none to train on."""
 FEATURES = {"egemaps": FunctionalsSpec(), "extended": FunctionalsSpec(extended=True)}
 """The functionals layouts a bundle can be shipped on (`FunctionalsSpec.extended`)."""
 PRIOR_WEIGHT = 3.0
@@ -107,10 +124,162 @@ CHOOSE_BY = {
 """Stage 0's score of a variant on an inner fold: the mean of these validation figures (`stage1`)."""
 
 
+@dataclass(frozen=True)
+class Data:
+    """What `--data` names: one of the corpora (`VAL_SPEAKERS`) or a folder of the user's own recordings."""
+
+    arg: str
+    """As given: what `converters.pipeline.load_records` reads (a corpus name or the folder's path)."""
+    name: str
+    """The short name in file names, the manifest's 'dataset' and `nested_name`: the corpus's or folder's."""
+    corpus: bool
+
+    @property
+    def val_speakers(self) -> int:
+        """The default count of validation speakers: a corpus's `VAL_SPEAKERS`, else `FOLDER_VAL_SPEAKERS`."""
+        return VAL_SPEAKERS[self.name] if self.corpus else FOLDER_VAL_SPEAKERS
+
+
+DATA_HELP = (
+    f"a corpus ({', '.join(sorted(VAL_SPEAKERS))}) or a folder of your own recordings, "
+    "<class>/<speaker>_<name>.wav or <class>/<speaker>/<name>.wav (docs/data.md)"
+)
+
+
+def resolve_data(value: str) -> Data:
+    """`--data`: a corpus name, else an existing folder (its name is the short name); else ValueError whose
+    message is the one-line usage error naming both options."""
+    if value in VAL_SPEAKERS:
+        return Data(value, value, True)
+    path = Path(value)
+    if not path.is_dir():
+        corpora = ", ".join(sorted(VAL_SPEAKERS))
+        raise ValueError(
+            f"--data {value!r}: neither a corpus ({corpora}) nor an existing folder of recordings "
+            "(<class>/<speaker>_<name>.wav, docs/data.md)"
+        )
+    return Data(value, path.resolve().name, False)
+
+
+def data_speakers(data: Data) -> list[str]:
+    """The sorted speakers of `data`'s clips (`load_records`: the folder is scanned, no features are made)."""
+    _, records = load_records(data.arg, None)
+    return sorted({str(r.speaker) for r in records})
+
+
+def speaker_problem(
+    name: str, speakers: int, val: int, *, inner: bool, outer: int = 0, flag: str = "--val-speakers"
+) -> str | None:
+    """Why `speakers` speakers of the data set `name` cannot run the procedure (one line), or None when they
+    can: `val` validation speakers must leave `MIN_TRAIN_SPEAKERS` to train on, and with `inner` (stage 0 or a
+    member / reverb choice) the inner folds need `INNER_SPEAKERS`; `outer` speakers are held out first (the
+    nested run's outer fold holds one out). `flag`: what sets `val` (named in the message)."""
+    left = speakers - outer
+    held = f", {left} after the {outer} an outer fold holds out" if outer else ""
+    if inner and left < INNER_SPEAKERS:
+        return (
+            f"{name} has {speakers} speaker(s){held}; the inner folds of speaker pairs need at least "
+            f"{INNER_SPEAKERS + outer} (two pairs, each validating a model trained on the others)"
+        )
+    if left - val < MIN_TRAIN_SPEAKERS:
+        most = max(left - MIN_TRAIN_SPEAKERS, 0)
+        return (
+            f"{flag} {val}: {name} has {speakers} speaker(s){held}, which leaves {max(left - val, 0)} to "
+            f"train on; stage 1 needs at least {MIN_TRAIN_SPEAKERS} (at most {most} validation speakers)"
+        )
+    return None
+
+
+def uses_inner_folds(args: argparse.Namespace, variants: int) -> bool:
+    """Whether ship_ser's options run anything on the inner folds: stage 0 (`variants` > 1), the member choice
+    (`--members auto`) or the reverb choice (`--reverb auto`), all with `--choose pairs`."""
+    if args.paired_fold is not None or args.choose != "pairs":
+        return False
+    members = args.members == "auto" and args.reverb != "member"
+    return variants > 1 or members or args.reverb == "auto"
+
+
+def table_ref(tables: Path | None, file: str) -> str:
+    """How the manifest names a table: benchmarks/results/<file> for the repository's (`tables` None), else
+    its absolute path."""
+    return f"benchmarks/results/{file}" if tables is None else str(Path(tables).resolve() / file)
+
+
+def tables_folder(
+    ap: argparse.ArgumentParser, data: Data, tables: Path | None, default: Path | None
+) -> Path | None:
+    """Where a run's tables go: `tables` (`--tables`) when given, else the repository's benchmarks/results/
+    (None) for a corpus and `default` for a folder (ap.error when there is none). A folder's tables never go
+    into benchmarks/results/ (the corpora's records)."""
+    if tables is None and not data.corpus:
+        if default is None:
+            ap.error(f"--data {data.arg}: a folder's tables need --tables DIR (never benchmarks/results/)")
+        tables = default
+    if tables is not None and not data.corpus:
+        where = Path(tables).resolve()
+        if where == RESULTS.resolve() or RESULTS.resolve() in where.parents:
+            ap.error(
+                f"--tables {tables}: benchmarks/results/ holds the corpora's records; give your own folder"
+            )
+    return tables
+
+
+def checked(
+    ap: argparse.ArgumentParser, args: argparse.Namespace
+) -> tuple[Data, int, Path | None, list[tuple[int, bool, bool]]]:
+    """ship_ser's arguments checked before any features are made (`ap.error`, one line, on the first that is
+    wrong): (the data set, its count of validation speakers, where its tables go (`tables_folder`), the
+    training variants stage 0 compares). A folder's speakers are counted (`data_speakers`, a scan), and so are
+    a corpus's when `--val-speakers` is given."""
+    try:
+        data = resolve_data(args.data)
+    except ValueError as e:
+        ap.error(str(e))
+    if args.paired_fold is not None and args.data != "ravdess":
+        ap.error("--paired-fold is for --data ravdess (the paired set's speech)")
+    if args.paired_fold is not None and args.val_speakers is not None:
+        ap.error("--val-speakers: --paired-fold's validation actors are its fold's")
+    if args.reverb == "member" and args.members != "auto":
+        ap.error("--reverb member ships its own two members: leave --members out")
+    n_val = data.val_speakers if args.val_speakers is None else args.val_speakers
+    if n_val < 1:
+        ap.error(f"--val-speakers {n_val}: at least 1")
+    tables = tables_folder(ap, data, args.tables, args.out.with_name(args.out.name + ".tables"))
+    noise_choices = (0, NOISY_COPIES) if args.noise_copies is None else (args.noise_copies,)
+    speed_choices = {"auto": (False, True), "on": (True,), "off": (False,)}[args.speed]
+    balanced_choices = {"auto": (False, True), "on": (True,), "off": (False,)}[args.balanced]
+    variants = [(k, sp, b) for k in noise_choices for sp in speed_choices for b in balanced_choices]
+    if args.paired_fold is None and (not data.corpus or args.val_speakers is not None):
+        n_speakers = len(data_speakers(data))
+        problem = speaker_problem(data.name, n_speakers, n_val, inner=uses_inner_folds(args, len(variants)))
+        if problem:
+            ap.error(problem)
+    return data, n_val, tables, variants
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", choices=sorted(VAL_SPEAKERS), default="emodb")
+    ap.add_argument("--data", default="emodb", metavar="{emodb,ravdess} or FOLDER", help=DATA_HELP)
     ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument(
+        "--val-speakers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="validation speakers of stage 1, the last N in sorted order (default: "
+        + ", ".join(f"{k} {v}" for k, v in sorted(VAL_SPEAKERS.items()))
+        + f", a folder {FOLDER_VAL_SPEAKERS}); at least {MIN_TRAIN_SPEAKERS} speakers must be left to train "
+        "on. The nested figure (ship_ser_nested.py) is of the default: only then is it in the manifest",
+    )
+    ap.add_argument(
+        "--tables",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="where the inner folds' tables (ship_ser_choice_, _members_, _reverb_<name>.{md,json}) go and "
+        "the nested run's (ship_ser_nested.py --tables) is read from; default: benchmarks/results/ for a "
+        "corpus, <out>.tables beside the bundle for a folder (never the repository's)",
+    )
     ap.add_argument("--recipe", default="sensitivity@2.0")
     ap.add_argument(
         "--features",
@@ -197,16 +366,13 @@ def main() -> None:
         "validation actors validate, calm dropped, no refit)",
     )
     args = ap.parse_args()
-    if args.paired_fold is not None and args.data != "ravdess":
-        ap.error("--paired-fold is for --data ravdess (the paired set's speech)")
-    if args.reverb == "member" and args.members != "auto":
-        ap.error("--reverb member ships its own two members: leave --members out")
+    data, n_val, tables, variants = checked(ap, args)
     torch.set_num_threads(1)
     spec = FEATURES[args.features]
-    d, X, Z, y, spk, copy_of, groups = training_matrix(args.data, spec, reverb=args.reverb != "off")
+    d, X, Z, y, spk, copy_of, groups = training_matrix(data.arg, spec, reverb=args.reverb != "off")
     early = EARLY_VIEWS if args.early_views == "on" else ()
     rows = Rows(X, Z, y, spk.astype(str), copy_of, groups, list(d.classes), early, reverb=args.reverb == "on")
-    val_spk = rows.speakers()[-VAL_SPEAKERS[args.data] :]
+    val_spk = rows.speakers()[-n_val:]
     unseen: list[str] = []
     if args.paired_fold is not None:
         val_spk, unseen = paired_fold_actors(args.paired_fold)
@@ -218,10 +384,6 @@ def main() -> None:
         rows = rows.subset(~np.isin(rows.spk, unseen)).without_class("calm")
         args.no_refit = True
     speakers = rows.speakers()
-    noise_choices = (0, NOISY_COPIES) if args.noise_copies is None else (args.noise_copies,)
-    speed_choices = {"auto": (False, True), "on": (True,), "off": (False,)}[args.speed]
-    balanced_choices = {"auto": (False, True), "on": (True,), "off": (False,)}[args.balanced]
-    variants = [(k, sp, b) for k in noise_choices for sp in speed_choices for b in balanced_choices]
     choice: dict | None = None
     if args.choose == "pairs" and len(variants) > 1 and not unseen:
         # stage 0 compares the variants without early views (they are the same for every variant)
@@ -232,7 +394,7 @@ def main() -> None:
             progress=True,
             by=args.choose_by,
         )
-        write_choice(args.data, choice)
+        write_choice(data.name, choice, tables)
         variants = [choice["chosen"]]
     reverb_choice: dict | None = None
     if args.reverb == "auto":
@@ -244,12 +406,14 @@ def main() -> None:
         reverb_choice = choose_reverb(  # without early views, as stage 0 (its score of the variant is `off`)
             replace(rows, early_views=()), variants[0], args.recipe, by=args.choose_by, off=off, progress=True
         )
-        write_reverb_choice(args.data, variants[0], reverb_choice)
+        write_reverb_choice(data.name, variants[0], reverb_choice, tables)
         rows = replace(rows, reverb=reverb_choice["reverb"])
     runs = [stage1(rows, v, val_spk, args.recipe) for v in variants]
     best = max(runs, key=lambda r: r["figures"]["val_uar"] + r["figures"]["val_uar_noisy"])
     variant = variants[runs.index(best)]
-    seeds, member_choice = members_of(args, rows, variant, val_spk, best, paired=bool(unseen))
+    seeds, member_choice = members_of(
+        args, rows, variant, val_spk, best, paired=bool(unseen), data=data.name, tables=tables
+    )
     seeds, over_budget = within_budget(seeds)
     members = len(seeds)
     tr, figures = best["tr"], {**best["figures"], **ensemble_figures(rows, seeds, val_spk)}
@@ -284,20 +448,20 @@ def main() -> None:
         split["variant_choice"] = (
             f"noisy copies, speed copies and loss chosen by the mean {'+'.join(CHOOSE_BY[args.choose_by])} over "
             f"{len(choice['folds'])} inner folds (speaker pairs {', '.join('-'.join(f) for f in choice['folds'])}), "
-            f"benchmarks/results/ship_ser_choice_{args.data}.md"
+            f"{table_ref(tables, f'ship_ser_choice_{data.name}.md')}"
         )
     if reverb_choice is not None:
         split["reverb_choice"] = (
             f"{'with' if rows.reverb else 'without'} the reverberant copies: mean validation score over the inner "
             f"folds {100 * reverb_choice['on']:.1f} % with them against {100 * reverb_choice['off']:.1f} % without, "
-            f"benchmarks/results/ship_ser_reverb_{args.data}.md"
+            f"{table_ref(tables, f'ship_ser_reverb_{data.name}.md')}"
         )
     if member_choice is not None:
         split["members_choice"] = (
             f"{members} member(s): the seed ensemble's mean clean + noisy validation UAR over the inner folds "
             f"{100 * member_choice['ensemble']:.1f} % against seed 0's {100 * member_choice['seed0']:.1f} % and the "
             f"single members' mean {100 * member_choice['single']:.1f} % (it ships when {100 * ENSEMBLE_GAIN:g} point "
-            f"above both), benchmarks/results/ship_ser_members_{args.data}.md"
+            f"above both), {table_ref(tables, f'ship_ser_members_{data.name}.md')}"
             + (
                 f"; the ensemble would store {over_budget:.2f} average bits (over the {BIT_BUDGET:g}-bit budget), so one "
                 "MLP ships"
@@ -327,16 +491,23 @@ def main() -> None:
         }
     model, plan, codes = ensemble_of(fitted)
     prior = rows.prior(fit)
-    accuracy = {**figures, "dataset": args.data, "split": split}
+    accuracy = {**figures, "dataset": data.name, "split": split}
     mirrored = args.features == "extended" and args.choose == "pairs" and args.members == "auto"
-    if mirrored and not args.no_refit and not unseen:  # the procedure ship_ser_nested.py evaluates
-        nested = nested_figures(nested_name(args.data, args.choose_by, bool(early), args.reverb))
+    if mirrored and not args.no_refit and not unseen and n_val != data.val_speakers:
+        print(
+            f"--val-speakers {n_val}: ship_ser_nested.py evaluates the procedure with {data.val_speakers}, "
+            "so the manifest has no speaker-independent figure"
+        )
+    elif mirrored and not args.no_refit and not unseen:  # the procedure ship_ser_nested.py evaluates
+        nested = nested_figures(nested_name(data.name, args.choose_by, bool(early), args.reverb), tables)
         if nested is not None:
             accuracy["speaker_independent"] = nested
         else:
             print(
                 "no complete nested run of this procedure: the manifest has no speaker-independent figure "
-                f"(python benchmarks/ship_ser_nested.py --data {args.data} --choose-by {args.choose_by}"
+                f"(python benchmarks/ship_ser_nested.py --data {shlex.quote(args.data)} "
+                f"--choose-by {args.choose_by}"
+                + (f" --tables {shlex.quote(str(tables))}" if tables is not None else "")
                 + (" --early-views" if early else "")
                 + (f" --reverb {args.reverb}" if args.reverb != "off" else "")
                 + ")"
@@ -369,7 +540,10 @@ def main() -> None:
                 "reverb_copies": REVERB_COPIES if rows.reverb or args.reverb == "member" else 0,
                 "reverb_member": args.reverb == "member",
                 "loss": "class-balanced cross-entropy" if balanced else "cross-entropy",
-                "made_by": f"python benchmarks/ship_ser.py --data {args.data} --out {args.out}"
+                "made_by": f"python benchmarks/ship_ser.py --data {shlex.quote(args.data)} "
+                f"--out {shlex.quote(str(args.out))}"
+                + (f" --val-speakers {args.val_speakers}" if args.val_speakers is not None else "")
+                + (f" --tables {shlex.quote(str(args.tables))}" if args.tables is not None else "")
                 + (f" --features {args.features}" if args.features != "extended" else "")
                 + (f" --noise-copies {args.noise_copies}" if args.noise_copies is not None else "")
                 + (f" --speed {args.speed}" if args.speed != "auto" else "")
@@ -601,8 +775,8 @@ def choose_variant(
     return {"chosen": chosen, "folds": folds, "scores": scores, "mean": mean, "variants": variants, "by": by}
 
 
-def write_choice(data: str, choice: dict) -> None:
-    """benchmarks/results/ship_ser_choice_<data>.{md,json}: stage 0's table."""
+def write_choice(data: str, choice: dict, tables: Path | None = None) -> None:
+    """benchmarks/results/ship_ser_choice_<data>.{md,json} (or in `tables`): stage 0's table."""
     from _common import write_results
 
     folds, scores, mean, chosen = choice["folds"], choice["scores"], choice["mean"], choice["chosen"]
@@ -641,7 +815,7 @@ def write_choice(data: str, choice: dict) -> None:
         ],
         "chosen": {"noise_copies": chosen[0], "speed": chosen[1], "class_balanced": chosen[2]},
     }
-    write_results(f"ship_ser_choice_{data}", payload, "\n".join(lines))
+    write_results(f"ship_ser_choice_{data}", payload, "\n".join(lines), folder=tables)
     print(f"inner folds chose: {variant_label(chosen)} (mean validation UAR {100 * mean[chosen]:.1f} %)")
 
 
@@ -680,8 +854,10 @@ def choose_reverb(
             "scores": scores, "by": by}  # fmt: skip
 
 
-def write_reverb_choice(data: str, variant: tuple[int, bool, bool], choice: dict) -> None:
-    """benchmarks/results/ship_ser_reverb_<data>.{md,json}: stage 0c's table."""
+def write_reverb_choice(
+    data: str, variant: tuple[int, bool, bool], choice: dict, tables: Path | None = None
+) -> None:
+    """benchmarks/results/ship_ser_reverb_<data>.{md,json} (or in `tables`): stage 0c's table."""
     from _common import write_results
 
     keys = CHOOSE_BY[choice["by"]]
@@ -708,7 +884,7 @@ def write_reverb_choice(data: str, variant: tuple[int, bool, bool], choice: dict
         "variant": list(variant),
         **{k: choice[k] for k in ("reverb", "on", "off", "folds", "scores", "by")},
     }
-    write_results(f"ship_ser_reverb_{data}", payload, "\n".join(lines))
+    write_results(f"ship_ser_reverb_{data}", payload, "\n".join(lines), folder=tables)
     print(f"inner folds chose: {'with' if choice['reverb'] else 'without'} reverberant copies "
           f"({100 * choice['on']:.1f} % against {100 * choice['off']:.1f} %)")  # fmt: skip
 
@@ -756,16 +932,19 @@ def members_of(
     best: dict,
     *,
     paired: bool = False,
+    data: str | None = None,
+    tables: Path | None = None,
 ) -> tuple[list[dict], dict | None]:
     """Stage 1 of every member (`best`: seed 0's, already run) and the inner folds' member choice (None when none
     was asked): `--reverb member`'s two members, `--members auto`'s choice on the inner folds (with `--choose
-    pairs`; not for a `paired` fold, which has no inner folds), or `--members N` seeds."""
+    pairs`; not for a `paired` fold, which has no inner folds), or `--members N` seeds. The choice's table is
+    written as `data`'s (default `args.data`) to `tables` (`write_members`)."""
     if args.reverb == "member":
         return [best, reverberant_member(rows, variant, val_spk, args.recipe, best)], None
     members, choice = (1 if args.members == "auto" else int(args.members)), None
     if args.members == "auto" and args.choose == "pairs" and not paired:
         choice = choose_members(rows, variant, args.recipe, progress=True)
-        write_members(args.data, variant, choice)
+        write_members(args.data if data is None else data, variant, choice, tables)
         members = choice["members"]
     return [best] + [stage1(rows, variant, val_spk, args.recipe, seed=k) for k in range(1, members)], choice
 
@@ -867,8 +1046,10 @@ def choose_members(
     }
 
 
-def write_members(data: str, variant: tuple[int, bool, bool], choice: dict) -> None:
-    """benchmarks/results/ship_ser_members_<data>.{md,json}: stage 0b's table."""
+def write_members(
+    data: str, variant: tuple[int, bool, bool], choice: dict, tables: Path | None = None
+) -> None:
+    """benchmarks/results/ship_ser_members_<data>.{md,json} (or in `tables`): stage 0b's table."""
     from _common import write_results
 
     lines = [
@@ -893,7 +1074,7 @@ def write_members(data: str, variant: tuple[int, bool, bool], choice: dict) -> N
         f"**{choice['members']} member(s)**.",
     ]
     payload = {"data": data, "variant": list(variant), "members_tried": MEMBERS, **choice}
-    write_results(f"ship_ser_members_{data}", payload, "\n".join(lines))
+    write_results(f"ship_ser_members_{data}", payload, "\n".join(lines), folder=tables)
     print(
         f"inner folds: ensemble {100 * choice['ensemble']:.1f} % against seed 0 {100 * choice['seed0']:.1f} %: "
         f"{choice['members']} member(s)"
@@ -910,10 +1091,12 @@ def nested_name(data: str, choose_by: str, early: bool, reverb: str = "off") -> 
     )
 
 
-def nested_figures(name: str) -> dict | None:
+def nested_figures(name: str, tables: Path | None = None) -> dict | None:
     """What a speaker this procedure never heard can expect: the complete nested run `name`'s refit figures
-    (UAR, WAR, mean and std over outer folds; transductive and online-N), or None when there is none."""
-    path = RESULTS / f"ship_ser_nested_{name}.json"
+    (UAR, WAR, mean and std over outer folds; transductive and online-N), or None when there is none. The
+    run's table is read from benchmarks/results/, or from `tables` (where ship_ser_nested.py --tables wrote
+    it)."""
+    path = (RESULTS if tables is None else Path(tables)) / f"ship_ser_nested_{name}.json"
     if not path.is_file():
         return None
     run = json.loads(path.read_text())
@@ -931,7 +1114,7 @@ def nested_figures(name: str) -> dict | None:
             }
             for norm in table
         },
-        "source": f"benchmarks/results/ship_ser_nested_{name}.md",
+        "source": table_ref(tables, f"ship_ser_nested_{name}.md"),
         "made_by": run["command"],
     }
 

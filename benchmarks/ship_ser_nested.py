@@ -4,6 +4,7 @@
     python benchmarks/ship_ser_nested.py --data emodb      # leave one speaker out, 10 folds
     python benchmarks/ship_ser_nested.py --data ravdess    # leave one actor out, 12 folds
     python benchmarks/ship_ser_nested.py --data emodb --choose-by device   # stage 0 scored as ship_ser's flag
+    python benchmarks/ship_ser_nested.py --data path/to/mydata --tables mytables   # your own recordings
 
 The si_table's rows are fixed recipes; the shipped bundles also *choose* their recipe (noisy copies, speed copies,
 loss) on validation speakers (benchmarks/ship_ser.py, stage 0), and that choice was made on speakers that are
@@ -19,6 +20,13 @@ Every finished fold is one line of benchmarks/results/ship_ser_nested_runs/<data
 what is missing (a record from before the ensemble choice keeps its stage-0 variant and redoes the rest).
 Output: benchmarks/results/ship_ser_nested_<data>.{md,json} (`--choose-by device`: ..._<data>_device, its own
 runs file).
+
+`--data FOLDER` nests the procedure `ship_ser.py --data FOLDER` ships (docs/data.md, "The recommended
+recipe on your own data"): leave one speaker out over the folder's speakers (at least 5: each outer fold's
+inner folds need 4), the last speaker of each fold validating stage 1 (ship_ser.py's default for a folder).
+Its tables, <name> being the folder's name, go to `--tables DIR` (required for a folder; never the
+repository's benchmarks/results/), and `ship_ser.py --data FOLDER --tables DIR` reads the figure from there
+into the bundle.
 """
 
 from __future__ import annotations
@@ -42,20 +50,24 @@ import torch  # noqa: E402
 from ship_ser import (  # noqa: E402
     BIT_BUDGET,
     CHOOSE_BY,
+    DATA_HELP,
     MEMBERS,
     ONLINE_CLIPS,
     PRIOR_WEIGHT,
-    VAL_SPEAKERS,
     Rows,
     choose_members,
     choose_reverb,
     choose_variant,
+    data_speakers,
     ensemble_of,
     nested_name,
     refit_members,
+    resolve_data,
     reverberant_member,
+    speaker_problem,
     stage1,
     stage1_ensemble,
+    tables_folder,
     training_matrix,
     variant_label,
     within_budget,
@@ -83,21 +95,22 @@ def figures(y: np.ndarray, predictions: list[np.ndarray], classes: list[str]) ->
 def outer_fold(
     rows: Rows,
     test: str,
-    data: str,
+    val_speakers: int,
     cached: dict | None = None,
     *,
     by: str = "transductive",
     reverb: str = "off",
     rooms: dict[str, np.ndarray] | None = None,
 ) -> dict:
-    """ship_ser's procedure on every speaker but `test`, then `test` scored once. `cached`: an earlier record of
-    this fold whose stage-0 variant choice is reused (stage 0 is deterministic; it is most of a fold's time).
-    `by`: stage 0's score (ship_ser's `--choose-by`). `reverb="auto"`: ship_ser's `--reverb auto` (stage 0c on
-    the inner folds); when it says no and `cached` is a finished record of the procedure without the copies, that
-    record is the answer (the same procedure, deterministic). `reverb="member"`: ship_ser's `--reverb member` (two
-    members, the second trained with the copies; its first member alone, refit, is scored too as `member0`: the
-    procedure without the reverberant member, paired). `rooms`: test rooms, each [clips, dim] in the clean rows'
-    order, where the held-out speaker is also scored (transductive and online-20) when the copies were used."""
+    """ship_ser's procedure on every speaker but `test` (stage 1 validated by the last `val_speakers` of
+    them), then `test` scored once. `cached`: an earlier record of this fold whose stage-0 variant choice is
+    reused (stage 0 is deterministic; it is most of a fold's time). `by`: stage 0's score (ship_ser's
+    `--choose-by`). `reverb="auto"`: ship_ser's `--reverb auto` (stage 0c on the inner folds); when it says no
+    and `cached` is a finished record of the procedure without the copies, that record is the answer (the same
+    procedure, deterministic). `reverb="member"`: ship_ser's `--reverb member` (two members, the second
+    trained with the copies; its first member alone, refit, is scored too as `member0`: the procedure without
+    the reverberant member, paired). `rooms`: test rooms, each [clips, dim] in the clean rows' order, where
+    the held-out speaker is also scored (transductive and online-20) when the copies were used."""
     t0 = time.perf_counter()
     r = rows.subset(rows.spk != test)
     if cached is None:
@@ -119,7 +132,7 @@ def outer_fold(
         r = replace(r, reverb=rc["reverb"])
     elif reverb == "on":
         r = replace(r, reverb=True)
-    val_spk = r.speakers()[-VAL_SPEAKERS[data] :]
+    val_spk = r.speakers()[-val_speakers:]
     if reverb == "member":
         member_choice = None
         first = stage1(r, chosen, val_spk, RECIPE, log=False)
@@ -206,7 +219,10 @@ def summary(
     by: str = "transductive",
     early: tuple[int, ...] = (),
     stage0_from: str | None = None,
+    protocol: str | None = None,
 ) -> tuple[dict, str]:
+    """The nested run's payload and table over `folds`. `protocol`: what the outer folds are (default: leave
+    one actor out for RAVDESS, else leave one speaker out)."""
     norms = ["transductive", *(f"online-{k}" for k in ONLINE)]
 
     def stats(model: str, norm: str) -> dict:
@@ -224,7 +240,8 @@ def summary(
             (f["chosen"]["noise_copies"], f["chosen"]["speed"], f["chosen"]["class_balanced"])
         )
         counts[label] = counts.get(label, 0) + 1
-    protocol = "leave one speaker out" if data == "emodb" else "leave one actor out"
+    if protocol is None:
+        protocol = "leave one actor out" if data == "ravdess" else "leave one speaker out"
     lines = [
         f"# The ser_{data} shipping procedure, nested: {protocol} ({len(folds)} of {total} folds)"
         + ("" if by == "transductive" else f", stage 0 by `--choose-by {by}`")
@@ -375,7 +392,17 @@ def rooms_table(folds: list[dict]) -> list[str]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", choices=sorted(VAL_SPEAKERS), default="emodb")
+    ap.add_argument("--data", default="emodb", metavar="{emodb,ravdess} or FOLDER", help=DATA_HELP)
+    ap.add_argument(
+        "--tables",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="where the table (ship_ser_nested_<name>.{md,json}) and its runs/ folder (ship_ser_nested_runs/"
+        "<name>.jsonl, what a re-run resumes from; --stage0-from reads it there too) go; default: "
+        "benchmarks/results/ for a corpus; required for a folder (never the repository's). ship_ser.py "
+        "--tables DIR reads the figure from there",
+    )
     ap.add_argument(
         "--limit-folds", type=int, default=None, help="only the first N outer folds (a quick look)"
     )
@@ -406,19 +433,36 @@ def main() -> None:
         help="stage 0's score of a variant (ship_ser.py --choose-by); device writes ..._<data>_device",
     )
     args = ap.parse_args()
+    try:
+        data = resolve_data(args.data)
+    except ValueError as e:
+        ap.error(str(e))
+    tables = tables_folder(ap, data, args.tables, None)
+    results = RESULTS if tables is None else tables
+    if not data.corpus:  # before any features are made: a folder scans in seconds
+        problem = speaker_problem(
+            data.name,
+            len(data_speakers(data)),
+            data.val_speakers,
+            inner=True,
+            outer=1,
+            flag="validation speakers",
+        )
+        if problem:
+            ap.error(problem)
     torch.set_num_threads(1)
-    name = nested_name(args.data, args.choose_by, args.early_views, args.reverb)
-    d, X, Z, y, spk, copy_of, groups = training_matrix(args.data, reverb=args.reverb != "off")
+    name = nested_name(data.name, args.choose_by, args.early_views, args.reverb)
+    d, X, Z, y, spk, copy_of, groups = training_matrix(data.arg, reverb=args.reverb != "off")
     early = EARLY_VIEWS if args.early_views else ()
     rows = Rows(X, Z, y, spk.astype(str), copy_of, groups, list(d.classes), early)
     speakers = rows.speakers()
     todo = speakers[: args.limit_folds]
-    rooms = test_rooms(args.data) if args.reverb != "off" else None
-    runs = RESULTS / "ship_ser_nested_runs" / f"{name}.jsonl"
+    rooms = test_rooms(data.arg) if args.reverb != "off" else None
+    runs = results / "ship_ser_nested_runs" / f"{name}.jsonl"
     runs.parent.mkdir(parents=True, exist_ok=True)
     stage0 = {}
     if args.stage0_from:
-        source = RESULTS / "ship_ser_nested_runs" / f"{args.stage0_from}.jsonl"
+        source = results / "ship_ser_nested_runs" / f"{args.stage0_from}.jsonl"
         if not source.is_file():
             raise SystemExit(f"--stage0-from: {source} not found")
         for line in source.read_text().splitlines():
@@ -439,7 +483,7 @@ def main() -> None:
         if test in done and "members" in done[test]:
             continue
         rec = outer_fold(
-            rows, test, args.data, cached=done.get(test) or stage0.get(test), by=args.choose_by,
+            rows, test, data.val_speakers, cached=done.get(test) or stage0.get(test), by=args.choose_by,
             reverb=args.reverb, rooms=rooms,
         )  # fmt: skip
         done[test] = rec
@@ -454,9 +498,10 @@ def main() -> None:
         )
     folds = [done[s] for s in todo]
     payload, md = summary(
-        args.data, folds, rows.classes, len(speakers), args.choose_by, early, args.stage0_from
-    )
-    write_results(f"ship_ser_nested_{name}", payload, md, indent=None)
+        data.name, folds, rows.classes, len(speakers), args.choose_by, early, args.stage0_from,
+        protocol=None if data.corpus else "leave one speaker out",
+    )  # fmt: skip
+    write_results(f"ship_ser_nested_{name}", payload, md, indent=None, folder=tables)
     print(md)
 
 

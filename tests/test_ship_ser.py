@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -397,3 +398,173 @@ def test_info_and_banners_lead_with_the_unseen_speaker_figure(capsys):
     )
     assert main(["info", str(bundles / "av_fusion")]) == 0
     assert "accuracy: test UAR 0.705, accuracy 0.692 on paired RAVDESS" in capsys.readouterr().out
+
+
+# --data FOLDER: the recipe on the user's own recordings (docs/data.md, "The recommended recipe on your own data")
+
+RESULTS = Path(ship.__file__).resolve().parent / "results"
+
+
+def _results_state() -> dict[str, int]:
+    """Every file of benchmarks/results/ with its modification time: a folder's run must leave it as it was."""
+    return {str(p.relative_to(RESULTS)): p.stat().st_mtime_ns for p in RESULTS.rglob("*") if p.is_file()}
+
+
+def _folder(root: Path, speakers: int, per_class: int = 2) -> Path:
+    """Generated recordings as a user's folder: <label>/<speaker>_<i>.wav, `per_class` 1-s clips of each of 3
+    classes per speaker."""
+    from converters.data.synthetic import SyntheticSpec, generate
+    from edge_ser.audio import write_wav
+
+    labels = ("angry", "neutral", "sad")
+    spec = SyntheticSpec(n_per_class=per_class * speakers, n_speakers=speakers, labels=labels, duration=1.0)
+    for i, (y, label, speaker) in enumerate(generate(spec)):
+        (root / label).mkdir(parents=True, exist_ok=True)
+        write_wav(root / label / f"{speaker}_{i:03d}.wav", y, spec.sr)
+    return root
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory) -> dict[int, Path]:
+    """Folders named 'mydata' of 3, 4 and 5 speakers."""
+    return {n: _folder(tmp_path_factory.mktemp(f"spk{n}") / "mydata", n) for n in (3, 4, 5)}
+
+
+def _nested():
+    import benchmarks.ship_ser_nested as nested
+
+    return nested
+
+
+def _main(monkeypatch, module, *argv) -> None:
+    """`module.main()` run as its script with `argv` (torch's thread count restored after)."""
+    import sys
+
+    name = "ship_ser_nested" if module.__name__.endswith("nested") else "ship_ser"
+    monkeypatch.setattr(sys, "argv", [f"benchmarks/{name}.py", *map(str, argv)])
+    threads = torch.get_num_threads()
+    try:
+        module.main()
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _usage_error(monkeypatch, capsys, module, *argv) -> str:
+    """The one error line of a usage error (exit status 2) of `module`'s main with `argv`."""
+    with pytest.raises(SystemExit) as exit_:
+        _main(monkeypatch, module, *argv)
+    assert exit_.value.code == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith(f"{module.__name__.split('.')[-1]}.py: error: "), last
+    return last
+
+
+def test_data_is_a_corpus_name_or_an_existing_folder(folders, tmp_path, monkeypatch, capsys):
+    assert ship.resolve_data("emodb") == ship.Data("emodb", "emodb", True)
+    assert ship.resolve_data("emodb").val_speakers == 1 and ship.resolve_data("ravdess").val_speakers == 2
+    folder = ship.resolve_data(str(folders[4]) + "/")
+    assert (folder.name, folder.corpus, folder.val_speakers) == ("mydata", False, 1)
+    monkeypatch.chdir(folders[4])  # "." is the folder too: its name is the folder's
+    assert ship.resolve_data(".").name == "mydata"
+    (tmp_path / "a_file.wav").write_bytes(b"")
+    for module in (ship, _nested()):
+        out = ("--out", tmp_path / "b") if module is ship else ()
+        for bad in ("emodbb", tmp_path / "absent", tmp_path / "a_file.wav"):
+            line = _usage_error(monkeypatch, capsys, module, "--data", bad, "--tables", tmp_path, *out)
+            assert "neither a corpus (emodb, ravdess) nor an existing folder" in line
+
+
+def test_val_speakers_and_too_few_speakers_are_refused_before_any_features(
+    folders, tmp_path, monkeypatch, capsys
+):
+    """--val-speakers must leave 2 training speakers; the inner folds of speaker pairs need 4 speakers (the nested
+    run 5: its outer fold holds one out); a folder's tables need a folder outside benchmarks/results/. All are
+    one-line usage errors given before a feature is made."""
+    assert ship.speaker_problem("d", 4, 2, inner=True) is None
+    assert "leaves 1 to train on" in ship.speaker_problem("d", 4, 3, inner=True)
+    assert "d has 3 speaker(s)" in ship.speaker_problem("d", 3, 1, inner=True)
+    assert (
+        ship.speaker_problem("d", 3, 1, inner=False) is None
+    )  # no inner folds asked for: 2 train, 1 validates
+    assert ship.speaker_problem("d", 5, 1, inner=True, outer=1) is None
+    assert "at least 5" in ship.speaker_problem("d", 4, 1, inner=True, outer=1)
+    nested = _nested()
+
+    def no_features(*a, **k):
+        raise AssertionError("features were made before the arguments were checked")
+
+    monkeypatch.setattr(ship, "training_matrix", no_features)
+    monkeypatch.setattr(nested, "training_matrix", no_features)
+    out = tmp_path / "b"
+    line = _usage_error(monkeypatch, capsys, ship, "--data", folders[3], "--out", out)
+    assert "mydata has 3 speaker(s); the inner folds of speaker pairs need at least 4" in line
+    line = _usage_error(monkeypatch, capsys, ship, "--data", folders[4], "--out", out, "--val-speakers", "3")
+    assert "--val-speakers 3: mydata has 4 speaker(s), which leaves 1 to train on" in line
+    assert "at least 2 (at most 2 validation speakers)" in line
+    line = _usage_error(monkeypatch, capsys, ship, "--data", folders[4], "--out", out, "--val-speakers", "0")
+    assert "--val-speakers 0: at least 1" in line
+    line = _usage_error(
+        monkeypatch, capsys, ship, "--data", folders[4], "--out", out, "--tables", RESULTS / "mine"
+    )
+    assert "benchmarks/results/ holds the corpora's records" in line
+    line = _usage_error(monkeypatch, capsys, nested, "--data", folders[4], "--tables", tmp_path / "t")
+    assert "mydata has 4 speaker(s), 3 after the 1 an outer fold holds out" in line and "at least 5" in line
+    line = _usage_error(monkeypatch, capsys, nested, "--data", folders[5])
+    assert "a folder's tables need --tables DIR" in line
+    assert not out.exists() and not (tmp_path / "t").exists()
+
+
+def test_a_folder_ships_with_its_tables_and_nested_figure_outside_the_repository(
+    folders, tmp_path, monkeypatch
+):
+    """ship_ser.py --data FOLDER end to end on 5 generated speakers (cheap: one training variant, 90 clips): its
+    tables go to <out>.tables, or --tables; ship_ser_nested.py --data FOLDER --tables T writes the nested table
+    and its runs there, and ship_ser.py --tables T puts that figure in the bundle, as for the corpora. Nothing is
+    written under benchmarks/results/."""
+    import json
+
+    from edge_ser.cli import main as cli
+
+    before = _results_state()
+    monkeypatch.setenv("EDGE_SER_CACHE", str(tmp_path / "cache"))
+    monkeypatch.chdir(folders[5].parent)
+    cheap = ("--noise-copies", "0", "--speed", "off", "--balanced", "off")
+    _main(monkeypatch, ship, "--data", "mydata", "--out", tmp_path / "b", *cheap)
+    assert sorted(p.name for p in (tmp_path / "b.tables").iterdir()) == [
+        "ship_ser_members_mydata.json",
+        "ship_ser_members_mydata.md",
+    ]
+    m = json.loads((tmp_path / "b" / "manifest.json").read_text())
+    assert m["accuracy"]["dataset"] == "mydata" and "speaker_independent" not in m["accuracy"]
+    assert m["recipe"][
+        "made_by"
+    ] == f"python benchmarks/ship_ser.py --data mydata --out {tmp_path / 'b'} " + " ".join(cheap)
+    assert (
+        str(tmp_path / "b.tables" / "ship_ser_members_mydata.md") in m["accuracy"]["split"]["members_choice"]
+    )
+
+    nested = _nested()
+    monkeypatch.setattr(
+        nested, "VARIANTS", [(0, False, False)]
+    )  # the one variant ship_ser is given: its procedure
+    tables = tmp_path / "t"
+    _main(monkeypatch, nested, "--data", "mydata", "--tables", tables)
+    run = json.loads((tables / "ship_ser_nested_mydata.json").read_text())
+    assert run["complete"] and run["n_folds"] == 5 and run["protocol"] == "leave one speaker out"
+    assert len((tables / "ship_ser_nested_runs" / "mydata.jsonl").read_text().splitlines()) == 5
+    assert (
+        (tables / "ship_ser_nested_mydata.md").read_text().startswith("# The ser_mydata shipping procedure")
+    )
+
+    _main(monkeypatch, ship, "--data", "mydata", "--out", tmp_path / "b2", "--tables", tables, *cheap)
+    m = json.loads((tmp_path / "b2" / "manifest.json").read_text())
+    si = m["accuracy"]["speaker_independent"]
+    assert si == ship.nested_figures("mydata", tables) and si["n_folds"] == 5
+    assert si["source"] == str(tables / "ship_ser_nested_mydata.md")
+    assert (
+        f"--tables {tables}" in m["recipe"]["made_by"] and (tables / "ship_ser_members_mydata.md").is_file()
+    )
+    assert not (tmp_path / "b2.tables").exists()
+    assert cli(["info", str(tmp_path / "b2")]) == 0
+    assert cli(["predict", str(tmp_path / "b2"), str(next((folders[5] / "sad").glob("*.wav")))]) == 0
+    assert _results_state() == before
