@@ -2,8 +2,8 @@
 normalisation; UAR and WAR, mean and std over folds.
 
     python benchmarks/si_table.py                                   # all protocols, rows and norms
-    python benchmarks/si_table.py --protocols emodb-loso --rows svm,laq_mlp --norms transductive
-    python benchmarks/si_table.py --ablation                        # + the functionals + MFCC rows
+    python benchmarks/si_table.py --protocols emodb-loso --rows svm,laq_mlp --norms transductive  # si_table_subset
+    python benchmarks/si_table.py --ablation --name si_table_ablation  # + the functionals + MFCC rows
 
 Protocols (converters.protocol.PROTOCOLS): EMODB leave-one-speaker-out (the headline), EMODB stratified
 10-fold x 3 seeds, RAVDESS actors 01-12 in 6 folds of 2 actors and leave-one-actor-out (8 classes).
@@ -24,7 +24,9 @@ after N clips) for every transductive row of a speaker-independent protocol.
 Every finished (row, protocol, fold, norm) is one line of benchmarks/results/si_table_runs/si_table.jsonl
 (converters.sweep): a re-run trains only what is missing. Output: benchmarks/results/si_table.{md,json},
 si_table_pareto_<protocol>.png (UAR vs packed KB) and si_table_confusion_<protocol>.png (the best row; `--name`
-replaces the si_table prefix of every output).
+replaces the si_table prefix of every output; a run of other rows, protocols, norms or online counts writes
+si_table_subset.* unless named, and `--limit-folds` adds _partial and draws no plots). A point's id holds its
+input's version (`converters.si_eval.INPUT_VERSIONS`): bumping it recomputes that input's rows.
 """
 
 from __future__ import annotations
@@ -65,8 +67,11 @@ def _pct(x: float | None, s: float | None = None) -> str:
     return f"{100 * x:.1f}" + ("" if s is None else f" +- {100 * s:.1f}")
 
 
-def markdown(rows: list[dict], seconds: float, compute: float, name: str = "si_table") -> str:
-    """The table as markdown; `name` is the results name its plots are written under (`write_plots`)."""
+def markdown(
+    rows: list[dict], seconds: float, compute: float, name: str = "si_table", plots: bool = True
+) -> str:
+    """The table as markdown; `name` is the results name its plots are written under (`write_plots`); without
+    `plots` (a partial run draws none) the best rows are named without links to pictures that do not exist."""
     lines = [
         "# Speaker-independent accuracy (issue 18)",
         "",
@@ -116,9 +121,11 @@ def markdown(rows: list[dict], seconds: float, compute: float, name: str = "si_t
         )
         lines += [
             "",
-            f"Best: {best['model']} on {best['input']} ({best['norm']}), UAR {_pct(best['uar'], best['uar_std'])}. "
-            f"![UAR vs packed KB]({name}_pareto_{protocol}.png)"
-            + ("" if shown is None else f" ![confusion{other}]({name}_confusion_{protocol}.png)"),
+            f"Best: {best['model']} on {best['input']} ({best['norm']}), UAR {_pct(best['uar'], best['uar_std'])}."
+            + (f" ![UAR vs packed KB]({name}_pareto_{protocol}.png)" if plots else "")
+            + (
+                "" if shown is None or not plots else f" ![confusion{other}]({name}_confusion_{protocol}.png)"
+            ),
         ]
     lines += [
         "",
@@ -378,6 +385,13 @@ def write_plots(rows: list[dict], out_dir: Path, name: str = "si_table") -> list
 
 
 # --------------------------------------------------------------------------------------------------- main
+def default_name(args: argparse.Namespace, ap: argparse.ArgumentParser) -> str:
+    """si_table for the whole table (every option that picks rows, protocols, norms or online counts at its
+    default), else si_table_subset: a subset run used to replace the committed table and its plots."""
+    picks = ("rows", "protocols", "norms", "online", "ablation")
+    return "si_table" if all(getattr(args, k) == ap.get_default(k) for k in picks) else "si_table_subset"
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--protocols", default=",".join(PROTOCOLS), help="comma-separated protocol names")
@@ -395,8 +409,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument(
         "--runs", type=Path, default=RUNS, help="folder of the resumable JSONL of finished points"
     )
-    ap.add_argument("--name", default="si_table", help="results name (default si_table)")
+    ap.add_argument(
+        "--name",
+        default=None,
+        help="results name (default: si_table for the whole table; si_table_subset when --rows, --protocols, "
+        "--norms, --online or --ablation change it, so a subset never replaces the committed table)",
+    )
     args = ap.parse_args(argv)
+    args.name = args.name or default_name(args, ap)
     import torch
 
     torch.set_num_threads(1)
@@ -427,7 +447,7 @@ def main(argv: list[str] | None = None) -> None:
     seconds = time.perf_counter() - t0
     compute = sum(float(r.get("seconds") or 0) for r in res.records)
     name = args.name if args.limit_folds is None else f"{args.name}_partial"
-    text = markdown(result_rows, seconds, compute, name)
+    text = markdown(result_rows, seconds, compute, name, plots=args.limit_folds is None)
     print(text)
     payload = {"fields": list(ROW_FIELDS), "compute_seconds": round(compute, 1), "rows": result_rows}
     write_results(name, payload, text, indent=None)

@@ -533,6 +533,12 @@ INPUTS: dict[str, Callable[..., InputData]] = {
 # ------------------------------------------------------------------------------------------------ table
 TABLE_VERSION = 1
 """Part of every point's id: bump when the runner changes what a point means, so old lines are not reused."""
+INPUT_VERSIONS = {"vector": 2, "functionals": 2, "functionals_mfcc": 2}
+"""Inputs whose points are versioned apart from TABLE_VERSION (the point's `v`): bump one when the code under it
+changes its figures, so its rows are recomputed and the rest reused. 2 (2026-12-05): the clip-vector, 88-
+functionals and functionals + MFCC rows were computed on 2026-12-02, before the functionals' pause gate and the
+speaker statistics' constant-feature rule, and the LAQ rows before later QAT changes; rerun from a clone they
+differed by up to 8 points, so the table quoted code that no longer exists."""
 ROW_FIELDS = (
     "model", "input", "dataset", "protocol", "uar", "uar_std", "war", "war_std", "n_folds", "bits",
     "packed_kb", "params", "norm",
@@ -597,8 +603,10 @@ class SITable:
                         if (NormMode.parse(norm).per_speaker and p.speaker_independent)
                         else []
                     )
+                    version = {"v": INPUT_VERSIONS[row.input]} if row.input in INPUT_VERSIONS else {}
                     for i in range(n if limit_folds is None else min(n, limit_folds)):
-                        out.append({"row": key, "protocol": p.name, "norm": norm, "fold": i, "online": on})
+                        point = {"row": key, "protocol": p.name, "norm": norm, "fold": i, "online": on}
+                        out.append({**point, **version})
         return out
 
     def objective(self, point: dict) -> dict:
@@ -668,6 +676,7 @@ __all__ = [
     "INPUTS",
     "ROW_FIELDS",
     "SITable",
+    "INPUT_VERSIONS",
     "TABLE_VERSION",
     "FoldData",
     "Fitted",

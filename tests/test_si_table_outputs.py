@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 import benchmarks.si_table as si
 
 
@@ -42,3 +44,18 @@ def test_no_row_with_a_confusion_writes_the_pareto_plot_only(tmp_path: Path) -> 
     assert [p.name for p in si.write_plots(rows, tmp_path)] == ["si_table_pareto_emodb-loso.png"]
     best = next(line for line in si.markdown(rows, 1.0, 1.0).splitlines() if line.startswith("Best:"))
     assert "confusion" not in best
+
+
+def test_a_subset_run_is_named_apart_and_a_partial_one_links_no_plots(monkeypatch) -> None:
+    """`--protocols emodb-loso --rows ...` (the docs' example) wrote si_table.{md,json} and its plots, replacing
+    the committed table; a `--limit-folds` table linked plots it never draws."""
+    names = []
+    monkeypatch.setattr(si, "SITable", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("stop")))
+    real = si.default_name
+    monkeypatch.setattr(si, "default_name", lambda args, ap: names.append(real(args, ap)) or names[-1])
+    for argv in ([], ["--protocols", "emodb-loso"], ["--rows", "logreg"], ["--online", ""], ["--ablation"]):
+        with pytest.raises(RuntimeError, match="stop"):  # named before any data is read
+            si.main(argv)
+    assert names == ["si_table"] + ["si_table_subset"] * 4
+    text = si.markdown([_row("mlp", 0.7)], 1.0, 1.0, "si_table_partial", plots=False)
+    assert "![" not in text and "Best: mlp on functionals_ext_aug" in text
