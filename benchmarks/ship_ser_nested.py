@@ -75,6 +75,7 @@ from ship_ser import (  # noqa: E402
 
 from converters.compress import Compressed  # noqa: E402
 from converters.featurize import NOISY_COPIES  # noqa: E402
+from converters.protocol import mean_std  # noqa: E402
 from converters.si_eval import EARLY_VIEWS, pooled  # noqa: E402
 from converters.speaker_norm import ORDERS, online, transductive  # noqa: E402
 from converters.train import predict  # noqa: E402
@@ -227,9 +228,8 @@ def summary(
 
     def stats(model: str, norm: str) -> dict:
         out = {"confusion": np.sum([f[model][norm]["confusion"] for f in folds], axis=0).tolist()}
-        for key in ("uar", "war"):
-            v = np.array([f[model][norm][key] for f in folds])
-            out[key], out[f"{key}_std"] = float(v.mean()), float(v.std())
+        for key in ("uar", "war"):  # mean and sample std over folds, as every table (docs/protocol.md)
+            out[key], out[f"{key}_std"] = mean_std([float(f[model][norm][key]) for f in folds])
         return out
 
     models = ("refit", "stage1", *(("member0",) if all("member0" in f for f in folds) else ()))
@@ -404,7 +404,18 @@ def main() -> None:
         "--tables DIR reads the figure from there",
     )
     ap.add_argument(
-        "--limit-folds", type=int, default=None, help="only the first N outer folds (a quick look)"
+        "--limit-folds",
+        type=int,
+        default=None,
+        help="only the first N outer folds (a quick look; its table is ..._partial, the whole run's stays)",
+    )
+    ap.add_argument(
+        "--runs",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="folder of the resumable per-fold records (default: ship_ser_nested_runs/ beside the table); the "
+        "committed records make a re-run only re-summarise: give an empty folder to recompute the folds",
     )
     ap.add_argument(
         "--reverb",
@@ -458,7 +469,7 @@ def main() -> None:
     speakers = rows.speakers()
     todo = speakers[: args.limit_folds]
     rooms = test_rooms(data.arg) if args.reverb != "off" else None
-    runs = results / "ship_ser_nested_runs" / f"{name}.jsonl"
+    runs = (args.runs or results / "ship_ser_nested_runs") / f"{name}.jsonl"
     runs.parent.mkdir(parents=True, exist_ok=True)
     stage0 = {}
     if args.stage0_from:
@@ -501,7 +512,10 @@ def main() -> None:
         data.name, folds, rows.classes, len(speakers), args.choose_by, early, args.stage0_from,
         protocol=None if data.corpus else "leave one speaker out",
     )  # fmt: skip
-    write_results(f"ship_ser_nested_{name}", payload, md, indent=None, folder=tables)
+    partial = len(todo) < len(speakers)  # a quick look never replaces the whole run's table
+    write_results(
+        f"ship_ser_nested_{name}{'_partial' if partial else ''}", payload, md, indent=None, folder=tables
+    )
     print(md)
 
 

@@ -568,3 +568,24 @@ def test_a_folder_ships_with_its_tables_and_nested_figure_outside_the_repository
     assert cli(["info", str(tmp_path / "b2")]) == 0
     assert cli(["predict", str(tmp_path / "b2"), str(next((folders[5] / "sad").glob("*.wav")))]) == 0
     assert _results_state() == before
+
+
+def test_nested_tables_give_the_sample_std_over_folds():
+    """The nested tables gave the population std (ddof 0) where docs/protocol.md and every other table give the
+    sample std: ser_emodb's headline 82.1 +- 5.2 is +- 5.5 as the docs define it."""
+    import json
+    import statistics
+    from pathlib import Path
+    from unittest import mock
+
+    with mock.patch.dict("os.environ"):  # the script pins BLAS threads in the environment at import
+        import benchmarks.ship_ser_nested as nested
+    runs = Path(ship.__file__).resolve().parent / "results" / "ship_ser_nested_runs" / "emodb_device.jsonl"
+    folds = [json.loads(line) for line in runs.read_text().splitlines()]
+    payload, md = nested.summary("emodb", folds, [str(i) for i in range(7)], len(folds), "device")
+    uars = [f["refit"]["transductive"]["uar"] for f in folds]
+    cell = payload["table"]["refit"]["transductive"]
+    assert cell["uar_std"] == pytest.approx(statistics.stdev(uars)) and cell["uar"] == pytest.approx(
+        statistics.fmean(uars)
+    )
+    assert f"{100 * cell['uar']:.1f} +- {100 * cell['uar_std']:.1f}" in md
