@@ -5,7 +5,8 @@ with and without per-speaker standardisation.
 
 Protocol (docs/eval.md): 10 folds, test = one speaker, validation = another speaker (`leave_one_speaker_out`,
 seed 0), train = the other 8; each classifier's C is chosen on the validation speaker, never on the test one.
-UAR (mean per-class recall) and WAR (accuracy) are averaged over the folds (mean and std).
+UAR (mean per-class recall) and WAR (accuracy) are averaged over the folds: mean and sample std
+(`converters.protocol.mean_std`, as every other table; docs/protocol.md "Metrics").
 
 Normalisation (`norm`): `none` standardises with the training split's statistics only; `speaker` first
 z-normalises every speaker's functionals by that speaker's own mean and std over all of its clips (for the
@@ -34,6 +35,7 @@ from converters.data.labels import class_order  # noqa: E402
 from converters.data.splits import leave_one_speaker_out  # noqa: E402
 from converters.evaluate import metrics  # noqa: E402
 from converters.featurize import FeatureCache, functionals_matrix  # noqa: E402
+from converters.protocol import mean_std  # noqa: E402
 from edge_ser.features.egemaps import FunctionalsSpec  # noqa: E402
 
 C_GRID = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0)
@@ -78,11 +80,12 @@ def loso(X: np.ndarray, y: np.ndarray, speakers: np.ndarray, kind: str, classes)
         uars.append(m.uar)
         wars.append(m.accuracy)
         chosen.append(c)
+    (uar, uar_std), (war, war_std) = mean_std(uars), mean_std(wars)
     return {
-        "uar": float(np.mean(uars)),
-        "uar_std": float(np.std(uars)),
-        "war": float(np.mean(wars)),
-        "war_std": float(np.std(wars)),
+        "uar": uar,
+        "uar_std": uar_std,
+        "war": war,
+        "war_std": war_std,
         "n_folds": len(uars),
         "fold_uar": [round(float(u), 4) for u in uars],
         "chosen_C": chosen,

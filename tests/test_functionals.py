@@ -292,3 +292,41 @@ def test_speed_perturbed_copies_move_pitch_and_are_cached(tmp_path: Path) -> Non
     assert cache.hits == 2
     with pytest.raises(ConfigError, match="speed factor"):
         speed_functionals_matrix([path], factors=(3.0,))
+
+
+def test_functionals_baseline_reports_the_sample_std_over_folds(monkeypatch) -> None:
+    """benchmarks/functionals_baseline.py: UAR / WAR over the folds are the mean and the *sample* std
+    (`converters.protocol.mean_std`, docs/protocol.md "Metrics", as every other table); it reported numpy's
+    population std (ddof 0), 5 % smaller over 10 folds."""
+    import statistics
+
+    import benchmarks.functionals_baseline as fb
+
+    accuracies = iter([0.5, 0.9, 0.6, 0.8])  # one test fold each: 4 speakers, one C in the grid
+
+    def fake_metrics(y, pred, classes):
+        acc = next(accuracies) if len(y) == 2 else 0.5  # the test fold has 2 rows, validation 4
+        return SimpleNamespace(uar=acc, accuracy=acc / 2)
+
+    class Fixed:
+        def fit(self, X, y):
+            return self
+
+        def predict(self, X):
+            return np.zeros(len(X))
+
+    monkeypatch.setattr(fb, "C_GRID", (1.0,))
+    monkeypatch.setattr(fb, "make", lambda kind, c: Fixed())
+    monkeypatch.setattr(fb, "metrics", fake_metrics)
+    monkeypatch.setattr(
+        fb,
+        "leave_one_speaker_out",
+        lambda speakers, y, val_speakers, seed: [
+            (s, SimpleNamespace(train=np.arange(0), val=np.arange(4), test=np.arange(2))) for s in "abcd"
+        ],
+    )
+    r = fb.loso(np.zeros((8, 3)), np.zeros(8), np.array(list("aabbccdd")), "logreg", ("x",))
+    fold = [0.5, 0.9, 0.6, 0.8]
+    assert r["uar"] == pytest.approx(statistics.fmean(fold))
+    assert r["uar_std"] == pytest.approx(statistics.stdev(fold))  # ddof 1: 0.183, not 0.158
+    assert r["war_std"] == pytest.approx(statistics.stdev([a / 2 for a in fold]))
