@@ -370,10 +370,14 @@ def fit_laq_mlp(
     QAT also early-stopped on validation UAR). Size: the real packed .esq file of the result.
     `config` / `qat_config`: TrainConfig of the float training / of QAT (default: theirs). `model`: a vector
     MLP of the registry taking (num_classes, in_features) with in-graph standardisation (laq_mlp,
-    functionals_mlp). `balanced`: class-balanced cross-entropy in float training and QAT
-    (`TrainConfig.class_balanced`). `members` > 1: a seed ensemble of that many models (`FunctionalsEnsemble`: the
-    members side by side on one input, logits averaged), member k at seed (the fold's, or `config`'s) + 100 k,
-    each chosen and compressed on its own."""
+    functionals_mlp). Your own model registered as a `converters.registry.ModelEntry` must also have what the
+    exporter needs (docs/input-kinds.md): `set_normalization(mean, std)` (the training split's statistics into
+    its `mean` / `std` buffers) and `input_shapes()` (per-sample shape by input name, e.g. {"features": (88,)}):
+    the row's size is the real packed file, written through an ONNX export of the model. A model lacking either
+    is a ConfigError naming it, raised before any training. `balanced`: class-balanced cross-entropy in float
+    training and QAT (`TrainConfig.class_balanced`). `members` > 1: a seed ensemble of that many models
+    (`FunctionalsEnsemble`: the members side by side on one input, logits averaged), member k at seed (the
+    fold's, or `config`'s) + 100 k, each chosen and compressed on its own."""
     if members < 1:
         raise ConfigError(f"fit_laq_mlp: members must be >= 1, got {members}")
 
@@ -395,6 +399,19 @@ def fit_laq_mlp(
             seed = fd.seed + 100 * k
             seed_everything(seed)
             net = build(model, num_classes=n, in_features=fd.X_train.shape[1])
+            lacks = [
+                what
+                for attr, what in (
+                    ("set_normalization", "set_normalization(mean, std) (in-graph standardisation)"),
+                    ("input_shapes", "input_shapes() (the ONNX export that sizes the packed file needs it)"),
+                )
+                if not callable(getattr(net, attr, None))
+            ]
+            if lacks:
+                raise ConfigError(
+                    f"fit_laq_mlp: model {model!r} ({type(net).__name__}) has no {' and no '.join(lacks)}; "
+                    "see docs/input-kinds.md"
+                )
             net.set_normalization(torch.as_tensor(fd.X_train.mean(0)), torch.as_tensor(fd.X_train.std(0)))
             base = config or TrainConfig(seed=fd.seed)
             cfg = replace(base, seed=base.seed + 100 * k, class_balanced=balanced)

@@ -371,6 +371,57 @@ def test_laq_mlp_rows_report_bits_and_the_real_packed_size(tmp_path: Path):
     np.testing.assert_array_equal(z.argmax(1), fitted.predict(X[fold.split.test]))
 
 
+def test_an_own_model_without_input_shapes_is_a_config_error_before_training(monkeypatch):
+    """A plain MLP registered as a ModelEntry for `fit_laq_mlp(model=...)`: without `input_shapes()` (which the
+    ONNX export sizing the packed file needs, docs/input-kinds.md) every fold trained in full, then died with
+    `AttributeError: 'MyMLP' object has no attribute 'input_shapes'`; now a one-line ConfigError naming the
+    model and what it lacks, before any training."""
+    import sys
+    import types
+
+    import torch
+
+    import converters.train
+    from converters.registry import MODELS, ModelEntry
+
+    class MyMLP(torch.nn.Module):
+        def __init__(self, in_features: int, num_classes: int) -> None:
+            super().__init__()
+            self.register_buffer("mean", torch.zeros(in_features))
+            self.register_buffer("std", torch.ones(in_features))
+            self.net = torch.nn.Sequential(
+                torch.nn.Linear(in_features, 16), torch.nn.ReLU(), torch.nn.Linear(16, num_classes)
+            )
+
+        def set_normalization(self, mean, std) -> None:
+            self.mean.copy_(mean)
+            self.std.copy_(std)
+
+        def forward(self, x):
+            return self.net((x - self.mean) / self.std)
+
+    module = types.ModuleType("my_models")
+    module.my_mlp = lambda in_features, num_classes: MyMLP(in_features, num_classes)
+    monkeypatch.setitem(sys.modules, "my_models", module)
+    monkeypatch.setitem(MODELS, "my_mlp", ModelEntry("my_mlp", "my_models:my_mlp", "vector", "my own MLP"))
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("trained before the model was checked")
+
+    monkeypatch.setattr(converters.train, "train_classifier", no_training)
+    rng = np.random.default_rng(0)
+    fd = FoldData(
+        rng.normal(size=(12, 5)),
+        np.arange(12) % 3,
+        rng.normal(size=(6, 5)),
+        np.arange(6) % 3,
+        ("a", "b", "c"),
+    )
+    with pytest.raises(ConfigError, match=r"model 'my_mlp' \(MyMLP\) has no input_shapes\(\)") as e:
+        fit_laq_mlp("fp32", model="my_mlp")(fd)
+    assert "\n" not in str(e.value) and "set_normalization" not in str(e.value)
+
+
 def test_a_new_input_and_model_are_one_entry_each(tmp_path: Path):
     """How the functionals kind or a temporal model joins: an input loader and a Row, nothing else."""
     inputs = _synthetic(tmp_path)
