@@ -3,6 +3,9 @@
     python benchmarks/av_fusion.py --face-bundle bundles/face_fer --cache /tmp/avf_cache   # the committed table
     python benchmarks/av_fusion.py --max-folds 1                                            # smoke -> av_fusion_partial
 
+The full run writes benchmarks/results/av_fusion.{md,json} and av_fusion_reliability_{audio,face}.png; any other
+(`--max-folds`, another `--folds`) writes av_fusion_partial.{md,json} and av_fusion_partial_reliability_*.png.
+
 The set and folds are benchmarks/av_tables.py's (converters.data.paired_av, re-paired with the full FER-2013
 train split: group 6-fold by actor, test = fold i, validation = fold i + 1, train = the rest). Faces
 (`--val-faces`): "publictest" (default) draws validation faces from one seeded half of FER-2013 PublicTest and
@@ -315,6 +318,29 @@ def late_fusion(
     return test, info, equal
 
 
+def output_name(args) -> str:
+    """The results name of a run: "av_fusion" for the committed table (all 6 folds), else "av_fusion_partial"
+    (`--max-folds`, another `--folds`), so a smoke run never replaces the committed files."""
+    return "av_fusion" if args.max_folds is None and args.folds == 6 else "av_fusion_partial"
+
+
+def reliability_figures(pooled: dict, name: str, folder: Path = RESULTS) -> dict:
+    """Each branch's reliability diagram of the pooled test folds, before and after its per-fold temperature,
+    drawn to `<folder>/<name>_reliability_<branch>.png` (named after the run's results, so a partial run's
+    PNGs do not replace the ones the committed av_fusion.md links), with its ECE and NLL."""
+    figures = {}
+    for b in ("audio", "face"):
+        p, q, yy = (np.concatenate(pooled[b][k]) for k in ("p", "q", "y"))
+        path = Path(folder) / f"{name}_reliability_{b}.png"
+        draw_reliability_png(
+            {"before": p, "after (T per fold)": q}, yy, f"{b} branch, pooled test folds", path
+        )
+        png = path.resolve().relative_to(REPO) if path.resolve().is_relative_to(REPO) else path
+        figures[b] = {"png": str(png), "ece_before": ece(p, yy), "ece_after": ece(q, yy),
+                      "nll_before": nll(p, yy), "nll_after": nll(q, yy)}  # fmt: skip
+    return figures
+
+
 def run(args) -> tuple[dict, str]:
     spec, pspec, scene = default_av_spec(), PairedAVSpec(val_faces=args.val_faces), SceneSpec()
     speech = load_dataset("ravdess")
@@ -425,15 +451,7 @@ def run(args) -> tuple[dict, str]:
         log(f"fold {i} (test {actors['test']}): " + ", ".join(
             f"{r} {100 * fold['rows'][r]['uar']:.1f}/{100 * fold['rows'][r]['acc']:.1f}" for r in ROWS
         ) + f"; weights {info['late']['weights']}, T {info['late']['temperatures']}")  # fmt: skip
-    figures = {}
-    for b in ("audio", "face"):
-        p, q, yy = (np.concatenate(pooled[b][k]) for k in ("p", "q", "y"))
-        path = RESULTS / f"av_fusion_reliability_{b}.png"
-        draw_reliability_png(
-            {"before": p, "after (T per fold)": q}, yy, f"{b} branch, pooled test folds", path
-        )
-        figures[b] = {"png": str(path.relative_to(REPO)), "ece_before": ece(p, yy), "ece_after": ece(q, yy),
-                      "nll_before": nll(p, yy), "nll_after": nll(q, yy)}  # fmt: skip
+    figures = reliability_figures(pooled, output_name(args))
     payload = {
         "classes": list(CLASSES),
         "synthetic_pairs": True,
@@ -594,8 +612,7 @@ def main() -> None:
         else "."
     )
     print(text)
-    full = args.max_folds is None and args.folds == 6
-    write_results("av_fusion" if full else "av_fusion_partial", payload, text)
+    write_results(output_name(args), payload, text)
 
 
 if __name__ == "__main__":

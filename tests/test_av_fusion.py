@@ -1,0 +1,85 @@
+"""benchmarks/av_fusion.py: a partial run (`--max-folds`, another `--folds`) writes its tables and its reliability
+diagrams under its own name, so it never redraws the PNGs the committed av_fusion.md links."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("cv2")
+pytest.importorskip("torch")
+
+import benchmarks.av_fusion as av  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+
+
+def _args(**kw) -> argparse.Namespace:
+    return argparse.Namespace(**{"folds": 6, "max_folds": None, **kw})
+
+
+def _pooled(seed: int = 0) -> dict:
+    rng = np.random.default_rng(seed)
+    out = {}
+    for b in ("audio", "face"):
+        p = rng.dirichlet(np.ones(len(av.CLASSES)), size=40)
+        out[b] = {"p": [p], "q": [p], "y": [rng.integers(0, len(av.CLASSES), 40)]}
+    return out
+
+
+def _payload(figures: dict) -> dict:
+    rows = {r: {"uar": 0.5, "acc": 0.5} for r in av.ROWS}
+    late = {"temperatures": {"audio": 1.0, "face": 1.0}, "weights": {"audio": 1.0, "face": 1.0}}
+    run = {"fold": 0, "actors": {"test": ["01", "02"]}, "rows": rows, "late": late, "late_fn": late}
+    return {"runs": [run], "face": {"bundle": "bundles/face_fer"}, "val_faces": "publictest",
+            "fer_train_images": 1, "fer_validation_images": 1, "folds": 6, "folds_run": 1,
+            "audio_bundle": None, "engine": "numpy", "reliability": figures}  # fmt: skip
+
+
+def test_only_the_full_run_has_the_committed_name() -> None:
+    assert av.output_name(_args()) == "av_fusion"
+    assert av.output_name(_args(max_folds=1)) == "av_fusion_partial"
+    assert av.output_name(_args(max_folds=6)) == "av_fusion_partial"
+    assert av.output_name(_args(folds=5)) == "av_fusion_partial"
+
+
+def test_a_partial_run_draws_and_links_its_own_pngs(tmp_path, monkeypatch) -> None:
+    """`--max-folds 1` used to redraw benchmarks/results/av_fusion_reliability_{audio,face}.png (linked from the
+    committed av_fusion.md) from one fold; its PNGs are now av_fusion_partial_reliability_*.png, linked by that
+    name in av_fusion_partial.md."""
+    monkeypatch.setattr(av, "REPO", tmp_path)
+    folder = tmp_path / "benchmarks" / "results"
+    folder.mkdir(parents=True)
+    figures = av.reliability_figures(_pooled(), av.output_name(_args(max_folds=1)), folder)
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "av_fusion_partial_reliability_audio.png",
+        "av_fusion_partial_reliability_face.png",
+    ]
+    md = "\n".join(av.markdown(_payload(figures)))
+    linked = re.findall(r"`([^`]*\.png)`", md)
+    assert linked == [
+        "benchmarks/results/av_fusion_partial_reliability_audio.png",
+        "benchmarks/results/av_fusion_partial_reliability_face.png",
+    ]
+
+
+def test_the_full_run_keeps_the_names_the_committed_table_links(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(av, "REPO", tmp_path)
+    folder = tmp_path / "benchmarks" / "results"
+    folder.mkdir(parents=True)
+    figures = av.reliability_figures(_pooled(), av.output_name(_args()), folder)
+    linked = re.findall(r"`([^`]*\.png)`", "\n".join(av.markdown(_payload(figures))))
+    committed = re.findall(r"`([^`]*\.png)`", (RESULTS / "av_fusion.md").read_text())
+    assert (
+        linked
+        == committed
+        == [
+            "benchmarks/results/av_fusion_reliability_audio.png",
+            "benchmarks/results/av_fusion_reliability_face.png",
+        ]
+    )
+    assert all((RESULTS.parents[1] / p).is_file() for p in committed)
