@@ -1,0 +1,115 @@
+"""benchmarks/face_fer.py: a stage whose checkpoint is missing is a one-line error naming the stage to run
+first (before any data is read), and the script and its results file say which chain of commands makes the
+shipped bundles/face_fer (`ship` alone writes the bundle before its test-time views and Haar search)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch")
+
+import benchmarks.face_fer as ff  # noqa: E402
+from edge_ser.errors import ConfigError  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+CHAIN = ("face_fer.py train", "compress", "ship", "face_views.py --write", "face_detect.py --write")
+
+
+@pytest.fixture
+def empty_cache(tmp_path, monkeypatch) -> Path:
+    """face_fer's checkpoint folder is an empty temp folder; main's module globals are restored afterwards."""
+    monkeypatch.setattr(ff, "CACHE", tmp_path)
+    for name in (
+        "AUGMENT",
+        "CFG",
+        "DEVICE_VIEWS",
+        "FLOAT",
+        "PACKING",
+        "PLAIN",
+        "QAT",
+        "QAT_EPOCHS",
+        "QAT_TEACHER",
+    ):
+        monkeypatch.setattr(ff, name, getattr(ff, name))
+
+    def no_data():
+        raise AssertionError(
+            "the data and the teacher's logits were loaded before the checkpoint was checked"
+        )
+
+    monkeypatch.setattr(ff, "load", no_data)
+    return tmp_path
+
+
+def _main(monkeypatch, capsys, *argv: str) -> tuple[int, str]:
+    monkeypatch.setattr(sys, "argv", ["benchmarks/face_fer.py", *argv])
+    with pytest.raises(SystemExit) as e:
+        ff.run_main(ff.main)
+    return e.value.code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "have", "missing", "run_first"),
+    [
+        (("ship",), [], "float.pt", "train"),
+        (("ship",), ["float.pt"], "compressed.pt", "compress"),
+        (("compress",), [], "float.pt", "train"),
+        (("train", "--more", "6"), [], "float.pt", "train"),
+        (("ship", "--qat-epochs", "24"), ["float.pt", "compressed.pt"], "compressed_qat24.pt", "compress"),
+    ],
+)
+def test_a_missing_checkpoint_is_one_line_naming_the_stage_to_run(
+    empty_cache, monkeypatch, capsys, argv, have, missing, run_first
+) -> None:
+    """From a clean clone `ship` died with a raw traceback (FileNotFoundError: .../face/compressed.pt) after
+    loading FER-2013 and the teacher's logits; now status 2 and one line, before any data."""
+    for name in have:
+        (empty_cache / name).write_bytes(b"")
+    code, err = _main(monkeypatch, capsys, *argv)
+    assert code == 2 and err.count("\n") == 1, err
+    assert err.startswith("face_fer.py: error: ") and missing in err
+    assert f"run `python benchmarks/face_fer.py {run_first}` first" in err
+
+
+def test_require_checkpoints_is_a_config_error_and_train_needs_none(empty_cache) -> None:
+    ff.require_checkpoints("train")
+    with pytest.raises(ConfigError, match="compress"):
+        (empty_cache / "float.pt").write_bytes(b"")
+        ff.require_checkpoints("ship")
+
+
+def test_the_docstring_and_help_state_the_chain_that_makes_the_shipped_bundle(monkeypatch, capsys) -> None:
+    """`ship` alone writes the bundle before its views: the script says so, and which commands follow."""
+    doc = ff.__doc__
+    at = [doc.index(step) for step in CHAIN]
+    assert at == sorted(at)
+    assert "BEFORE the views" in doc and "benchmarks/results/face_views.md" in doc
+    monkeypatch.setattr(sys, "argv", ["face_fer.py", "--help"])
+    with pytest.raises(SystemExit):
+        ff.main()
+    assert "face_detect.py --write" in capsys.readouterr().out
+
+
+def test_the_results_file_says_its_bundle_is_the_one_before_the_views() -> None:
+    """face_fer.md labelled its 61.5 % / 55.3 % rows "(crop + mirror, the bundle)" while README.md and
+    docs/face.md give the shipped bundle (with its views) at 62.9 % / 56.7 %, measured by face_views.py. The
+    generator (`ship_markdown`) and the committed file now say what the rows are and where the shipped figure
+    is; the committed file's table is the generator's on the committed payload."""
+    payload = json.loads((RESULTS / "face_fer.json").read_text())
+    generated = ff.ship_markdown(payload)
+    committed = (RESULTS / "face_fer.md").read_text()
+    table = [line for line in generated.splitlines() if line.startswith("|")]
+    assert table == [line for line in committed.splitlines() if line.startswith("|")]
+    for text in (generated, committed):
+        assert "the bundle)" not in text and "before its views" in text
+        assert "`benchmarks/results/face_views.md`" in text
+        chain = text[text.index("bundles/face_fer is made by") :]
+        at = [chain.index(step) for step in CHAIN]
+        assert at == sorted(at)
+    views = (RESULTS / "face_views.md").read_text()
+    shipped = json.loads((ff.REPO / "bundles" / "face_fer" / "manifest.json").read_text())["accuracy"]
+    assert f"{100 * shipped['test']:.1f} % | {100 * shipped['uar']:.1f} %" in views  # 62.9 % | 56.7 %
