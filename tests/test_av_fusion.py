@@ -1,5 +1,5 @@
-"""benchmarks/av_fusion.py: a partial run (`--max-folds`, another `--folds`) writes its tables and its reliability
-diagrams under its own name, so it never redraws the PNGs the committed av_fusion.md links."""
+"""benchmarks/av_fusion.py: a partial run (`--max-folds`, another `--folds`) writes its tables and its
+reliability diagrams under its own name, so it never redraws the PNGs the committed av_fusion.md links."""
 
 from __future__ import annotations
 
@@ -48,9 +48,9 @@ def test_only_the_full_run_has_the_committed_name() -> None:
 
 
 def test_a_partial_run_draws_and_links_its_own_pngs(tmp_path, monkeypatch) -> None:
-    """`--max-folds 1` used to redraw benchmarks/results/av_fusion_reliability_{audio,face}.png (linked from the
-    committed av_fusion.md) from one fold; its PNGs are now av_fusion_partial_reliability_*.png, linked by that
-    name in av_fusion_partial.md."""
+    """`--max-folds 1` used to redraw benchmarks/results/av_fusion_reliability_{audio,face}.png (linked from
+    the committed av_fusion.md) from one fold; its PNGs are now av_fusion_partial_reliability_*.png, linked by
+    that name in av_fusion_partial.md."""
     monkeypatch.setattr(av, "REPO", tmp_path)
     folder = tmp_path / "benchmarks" / "results"
     folder.mkdir(parents=True)

@@ -372,10 +372,10 @@ def test_laq_mlp_rows_report_bits_and_the_real_packed_size(tmp_path: Path):
 
 
 def test_an_own_model_without_input_shapes_is_a_config_error_before_training(monkeypatch):
-    """A plain MLP registered as a ModelEntry for `fit_laq_mlp(model=...)`: without `input_shapes()` (which the
-    ONNX export sizing the packed file needs, docs/input-kinds.md) every fold trained in full, then died with
-    `AttributeError: 'MyMLP' object has no attribute 'input_shapes'`; now a one-line ConfigError naming the
-    model and what it lacks, before any training."""
+    """A plain MLP registered as a ModelEntry for `fit_laq_mlp(model=...)`: without `input_shapes()` (which
+    the ONNX export sizing the packed file needs, docs/input-kinds.md) every fold trained in full, then died
+    with `AttributeError: 'MyMLP' object has no attribute 'input_shapes'`; now a one-line ConfigError naming
+    the model and what it lacks, before any training."""
     import sys
     import types
 
