@@ -252,6 +252,30 @@ def test_a_camera_that_never_delivers_is_named_with_its_reason(media, tmp_path, 
     assert f"error: no frame came from camera '{missing}'" in err and "so no decision was made" in err
 
 
+def test_a_quiet_recording_says_the_gate_never_opened_and_how_to_open_it(media, tmp_path, capsys):
+    """Speech recorded quietly (peaks under -45 dBFS, as a third of RAVDESS's clips) gave "silence" on every
+    update and no word why; the run now ends with the loudest hop it saw and a --vad-db that opens the gate."""
+    import re
+
+    from edge_ser.audio import read_wav, write_wav
+    from edge_ser.cli import main
+
+    wav, _ = media
+    y, sr = read_wav(wav)
+    quiet = write_wav(
+        tmp_path / "quiet.wav", (y * (0.004 / max(1e-9, float(abs(y).max())))).astype("float32"), sr
+    )
+    ser = str(ROOT / "bundles" / "ser_emodb")
+    assert main(["run", ser, "--audio-file", str(quiet), "--fast", "--no-console"]) == 0
+    err = capsys.readouterr().err
+    said = re.search(r"the voice gate never opened: the loudest hop was (-\d+) dBFS.*--vad-db (-\d+)\)", err)
+    assert said, err
+    out = tmp_path / "opened.jsonl"
+    args = ["run", ser, "--audio-file", str(quiet), "--fast", "--no-console", "--json", str(out)]
+    assert main([*args, "--vad-db", said.group(2)]) == 0
+    assert "never opened" not in capsys.readouterr().err and any(r.speech for r in read_jsonl(out))
+
+
 def test_a_video_shorter_than_the_audio_stops_giving_faces(media, tmp_path):
     """av_fusion on 6 s of audio and 1 s of frames: once the last frame has left the window, its face is not used
     again (it was, to the end of the audio, as if the face were still there), and the result says audio."""

@@ -26,6 +26,7 @@ from edge_ser.cli.common import (
 from edge_ser.errors import ConfigError
 from edge_ser.live.capture import CaptureSettings
 from edge_ser.live.pipeline import LEARN_DEFAULT, LEARN_MODES
+from edge_ser.live.run import gate_never_opened
 from edge_ser.live.run import too_short as run_too_short
 from edge_ser.text import printable
 
@@ -259,6 +260,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     short = too_short(args, s)
     if short:
         print(f"edge-ser run: error: {short}", file=sys.stderr)
+    quiet = gate_never_opened(s, args.vad_db) if rec.kind.hears else None
+    if quiet:
+        print(f"edge-ser run: note: {quiet}", file=sys.stderr)
     blind = no_frames(rec, runner, s)
     if blind:
         print(f"edge-ser run: {'warning' if rec.kind.hears else 'error'}: {blind}", file=sys.stderr)

@@ -12,6 +12,7 @@ back-off; the loop keeps running (audio-only when there are no faces).
 
 from __future__ import annotations
 
+import math
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -45,6 +46,8 @@ class RunStats:
     stream_seconds: float = 0.0
     wall_seconds: float = 0.0
     cpu_seconds: float = 0.0
+    loudest_db: float = float("-inf")
+    """The loudest hop of the run (dBFS): what the voice gate saw at best."""
 
     def __post_init__(self) -> None:
         self.stages = {k: deque(maxlen=self.keep) for k in STAGES}
@@ -55,8 +58,22 @@ class RunStats:
         self.speech_updates += r.speech
         self.fallbacks += r.fallback is not None
         self.speech.append(bool(r.speech))
+        if r.hears and r.level_db is not None and r.level_db > self.loudest_db:
+            self.loudest_db = float(r.level_db)
         for k in STAGES:
             self.stages[k].append(getattr(r.times, k))
+
+
+def gate_never_opened(stats: RunStats, vad_db: float) -> str | None:
+    """Why a run that listened gave only "silence" (else None): the voice gate never opened, with the loudest
+    hop it saw, so a quiet recording or a low microphone gain is not mistaken for a model that hears nothing."""
+    if not stats.updates or stats.speech_updates or stats.loudest_db == float("-inf"):
+        return None
+    return (
+        f"the voice gate never opened: the loudest hop was {stats.loudest_db:.0f} dBFS, below the gate "
+        f"(--vad-db {vad_db:g}, and a margin over the noise floor); if that was speech, raise the microphone's "
+        f"gain or lower the gate (--vad-db {5 * math.floor((stats.loudest_db - 5) / 5):g})"
+    )
 
 
 def too_short(audio_file: Any, window: float, stats: RunStats) -> str | None:
