@@ -47,6 +47,11 @@ class Prepared:
     stats: ExtractStats
     skipped: list[tuple[Path, str]] = field(default_factory=list)
     """(path, why) of each file skipped because its audio could not be decoded."""
+    listed: list[Record] | None = None
+    """Every file the loader listed, when extraction skipped some (None: `records` are all of them): splits are
+    drawn over these, as `edge-ser eval --split` draws them, so both hold out the same files."""
+    kept: np.ndarray | None = None
+    """Indices into `listed` of `records`."""
 
     def parts(self, split: Split) -> tuple[np.ndarray, ...]:
         """(X_train, y_train, X_val, y_val, X_test, y_test) of a split."""
@@ -109,8 +114,10 @@ def prepare(
         data, root, synthetic=synthetic, cache_dir=cache.root if cache else None, strict=strict
     )
     undecodable = list(getattr(records, "undecodable", ()))
+    listed, kept = None, None
     X, stats = extract(records, spec, cache=cache, progress=progress, desc=f"features {name}", strict=strict)
     if stats.kept is not None:
+        listed, kept = list(records), np.asarray(stats.kept, dtype=np.int64)
         records = [records[i] for i in stats.kept]
         undecodable += stats.skipped
         if not records:
@@ -120,15 +127,44 @@ def prepare(
     classes = class_order(r.label for r in records)
     index = {c: i for i, c in enumerate(classes)}
     y = np.array([index[r.label] for r in records], dtype=np.int64)
-    return Prepared(name, records, X, y, classes, stats, undecodable)
+    return Prepared(name, records, X, y, classes, stats, undecodable, listed, kept)
 
 
 def make_split(
     prepared: Prepared, kind: str = "random", *, seed: int = 0, fold: int = 0, k: int = 5
 ) -> Split:
-    """`split_indices` of a prepared data set."""
-    speakers = [r.speaker for r in prepared.records]
-    return split_indices(prepared.y, speakers, kind, seed=seed, fold=fold, k=k, name=prepared.name)
+    """`split_indices` of a prepared data set, drawn over every listed file (`listed_split`)."""
+    records = prepared.listed if prepared.listed is not None else prepared.records
+    return listed_split(records, prepared.kept, kind, seed=seed, fold=fold, k=k, name=prepared.name)
+
+
+def listed_split(
+    listed: list[Record],
+    kept: np.ndarray | None,
+    kind: str = "random",
+    *,
+    seed: int = 0,
+    fold: int = 0,
+    k: int = 5,
+    name: str = "the data set",
+) -> Split:
+    """`split_indices` over every file the loader listed, as `edge-ser eval --split` draws it, then mapped onto
+    the files kept (`kept`: their indices into `listed`; None: all kept). Drawn over the kept files alone, one
+    skipped file (silent, too short, undecodable samples) moved the folds and the random draw, so eval's "test
+    part" held files the model had trained on."""
+    index = {c: i for i, c in enumerate(class_order(r.label for r in listed))}
+    y = np.array([index[r.label] for r in listed], dtype=np.int64)
+    part = split_indices(y, [r.speaker for r in listed], kind, seed=seed, fold=fold, k=k, name=name)
+    if kept is None:
+        return part
+    position = np.full(len(listed), -1, dtype=np.int64)
+    position[kept] = np.arange(len(kept))
+
+    def mapped(idx: np.ndarray) -> np.ndarray:
+        p = position[idx]
+        return p[p >= 0]
+
+    return Split(mapped(part.train), mapped(part.val), mapped(part.test))
 
 
 def split_indices(

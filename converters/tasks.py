@@ -23,7 +23,7 @@ from converters.data.av_dataset import AVArrays, synthetic_av_arrays
 from converters.featurize import FeatureCache
 from converters.models import av_cnn, laq_mlp
 from converters.models.av_cnn import MODES
-from converters.pipeline import Prepared, split_indices
+from converters.pipeline import Prepared, make_split, split_indices
 from converters.train import Inputs
 from edge_ser.errors import ConfigError
 from edge_ser.features import FeatureSpec
@@ -62,6 +62,9 @@ class Task:
     """Data-set figures for the summary (cache hits, seconds, face detection rate)."""
     kind: InputKind | None = None
     """The model's input kind, which its bundle records (`edge_ser.inputs`)."""
+    prepared: Prepared | None = None
+    """The files the task was made from (its splits are drawn over every listed file); None for data made in
+    memory."""
 
     def engine_inputs(self, idx: np.ndarray) -> dict[str, np.ndarray]:
         """The clips at `idx` as the device engines take them: {input name: float32 array}."""
@@ -76,7 +79,10 @@ class Task:
         )
 
     def split(self, kind: str = "random", *, seed: int = 0, fold: int = 0, k: int = 5) -> Split:
-        """'random': stratified 80/10/10 (the papers' protocol); 'speaker': fold `fold` of speaker group k-fold."""
+        """'random': stratified 80/10/10 (the papers' protocol); 'speaker': fold `fold` of speaker group k-fold.
+        A task made from files (`prepared`) draws it over every listed file, as `edge-ser eval --split` does."""
+        if self.prepared is not None:
+            return make_split(self.prepared, kind, seed=seed, fold=fold, k=k)
         return split_indices(self.y, self.speakers, kind, seed=seed, fold=fold, k=k, name=self.name)
 
 
@@ -117,6 +123,7 @@ def feature_task(prep: Prepared, spec: FeatureSpec) -> Task:
             "skipped_files": len(prep.skipped),
         },
         VectorKind(spec),
+        prep,
     )
 
 

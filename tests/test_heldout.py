@@ -93,3 +93,30 @@ def test_laq_records_its_speakers_and_eval_says_when_it_scores_them(tmp_path, ca
     assert (
         note in got.err and "NOTE: " in got.out and f"--speakers {','.join(made['test_speakers'])}" in got.err
     )
+
+
+@pytest.mark.parametrize("kind", ["speaker", "random"])
+def test_training_and_eval_hold_out_the_same_files_when_some_are_skipped(tmp_path, kind):
+    """Training skips digital silence (and clips too short or undecodable) before splitting; eval splits every
+    listed file. Drawn over different lists, the folds and the random draw differed, so eval's "test part"
+    held files the bundle trained on. Both now draw over every listed file."""
+    from converters.data.synthetic import SyntheticSpec, generate
+    from converters.evaluate import Selection, select
+    from converters.pipeline import load_records, make_split, prepare
+    from edge_ser.audio import write_wav
+
+    data = tmp_path / "mine"
+    spec = SyntheticSpec(n_per_class=8, n_speakers=6, labels=("neutral", "sad", "angry"), duration=1.0)
+    silent = set()
+    for i, (wave, label, speaker) in enumerate(generate(spec)):
+        path = write_wav(data / label / f"{speaker}_{i:03d}.wav", wave * (i not in (0, 5)), spec.sr)
+        silent |= {path} if i in (0, 5) else set()
+    with pytest.warns(Warning):
+        prep = prepare(str(data), progress=False)
+    assert len(prep.records) == len(prep.listed) - 2
+    for seed in range(3):
+        split = make_split(prep, kind, seed=seed, fold=1, k=3)
+        trained = {prep.records[i].source for i in split.test}
+        _, listed = load_records(str(data))
+        chosen = select(listed, Selection(split=kind, seed=seed, fold=1, folds=3))
+        assert trained == {r.source for r in chosen} - silent
