@@ -56,6 +56,9 @@ class ZooPoint:
     model: str
     data: str = "emodb"
     root: str | None = None
+    files: str | None = None
+    """A folder data set's files as listed, hashed (`converters.zoo_cli.files_fingerprint`): only in the point's
+    id, so renamed or replaced files compute again."""
     split: str = "random"
     seed: int = 0
     """Random split seed and training seed (loso: training seed and the validation speaker order)."""

@@ -111,6 +111,20 @@ def comparison_table(rows: Sequence[dict]) -> str:
     return "\n".join(lines)
 
 
+def files_fingerprint(records) -> str:
+    """A short hash of a folder data set's files as listed (path, label, speaker): part of each zoo point's id,
+    so a run on a folder whose files were renamed, relabelled or replaced computes again instead of replaying
+    the results of the files that were there (keyed by the folder's name alone, a fixed speaker naming replayed
+    its 0 % LOSO rows)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for r in sorted(records, key=lambda r: str(r.source)):
+        stat = r.source.stat()
+        h.update(f"{r.source}\0{r.label}\0{r.speaker}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:12]
+
+
 def cmd_zoo(args: argparse.Namespace) -> int:
     """Run (or resume) the comparison, print the table, write `<out>/<name>.md`. Exit 1 if a point failed."""
     from converters.registry import model_names
@@ -122,12 +136,15 @@ def cmd_zoo(args: argparse.Namespace) -> int:
     bad = [m for m in models if m not in known]
     if bad:
         raise ConfigError(f"--models: unknown {bad}; choose from {', '.join(known)}")
+    from converters.pipeline import load_records
+
+    _, records = load_records(args.data, args.root)
     if args.split == "random":
         indices = list(range(args.seeds))
     else:
-        from converters.pipeline import load_records
+        from converters.data.splits import check_named_speakers
 
-        _, records = load_records(args.data, args.root)
+        check_named_speakers([r.speaker for r in records], f"zoo: {args.data}")  # now, not once per fold
         speakers = len({r.speaker for r in records})
         if args.folds > speakers:  # found now, not after the first folds have run
             raise ConfigError(f"--folds {args.folds}: {args.data} has {speakers} speakers to leave out")
@@ -135,6 +152,7 @@ def cmd_zoo(args: argparse.Namespace) -> int:
     extra = {
         "data": args.data,
         **({"root": str(args.root)} if args.root else {}),
+        **({"files": files_fingerprint(records)} if Path(args.data).is_dir() else {}),
         **parse_sets(args.set or []),
     }
     if args.laq:

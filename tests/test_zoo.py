@@ -279,3 +279,47 @@ def test_edge_ser_model_prints_the_patch_models(name: str, capsys) -> None:
     m = build(name, num_classes=7, width=0.5, segment_frames=128, n_mels=128)
     assert f"{count_params(m):,} parameters" in out and "per log-Mel patch" in out
     assert f"{count_model(m).dense_flops / 1e9:.4f} GFLOPs" in out
+
+
+def test_zoo_on_a_folder_refuses_unnamed_speakers_first_and_recomputes_when_the_files_change(
+    tmp_path, capsys
+):
+    """LOSO on a folder where some files name no speaker was refused once per fold, each refusal stored as a
+    failed point and replayed after the files were fixed; and a fixed folder replayed the old folder's results
+    (points were keyed by the folder's name only). Now the refusal comes before any point, and a point's id holds
+    a fingerprint of the files."""
+    from converters.data.synthetic import SyntheticSpec, generate
+    from edge_ser.audio import write_wav
+    from edge_ser.cli import main
+
+    data = tmp_path / "mine"
+    spec = SyntheticSpec(n_per_class=4, n_speakers=4, labels=("neutral", "sad", "angry"), duration=1.0)
+    for i, (wave, label, speaker) in enumerate(generate(spec)):
+        write_wav(
+            data / label / f"{speaker}_{i:03d}.wav" if i else data / label / "noname.wav", wave, spec.sr
+        )
+    out = tmp_path / "runs"
+    args = [
+        "zoo",
+        "--data",
+        str(data),
+        "--split",
+        "loso",
+        "--folds",
+        "3",
+        "--models",
+        "rf",
+        "--out",
+        str(out),
+        "-q",
+    ]
+    with pytest.warns(Warning, match="name no speaker"):
+        assert main(args) == 2
+    assert "1 of 12 files name no speaker" in capsys.readouterr().err and not out.exists()
+    (data / "neutral" / "noname.wav").rename(data / "neutral" / "s00_named.wav")
+    assert main(args) == 0
+    runs = out / "zoo-mine-loso.jsonl"
+    assert len(runs.read_text().splitlines()) == 3
+    (data / "sad" / next(p.name for p in (data / "sad").iterdir())).unlink()  # the data set changed
+    assert main(args) == 0
+    assert len(runs.read_text().splitlines()) == 6  # computed again, not replayed
