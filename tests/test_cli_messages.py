@@ -109,7 +109,7 @@ def test_silence_and_out_of_range_files_are_marked(tmp_path, capsys) -> None:
     assert main(["predict", str(BUNDLE), str(silence), str(quiet), str(tel)]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert "[no speech: digital silence]" in lines[0]
-    assert "[too quiet: -60 dBFS at its loudest, below the live voice gate's -45 dBFS]" in lines[1]
+    assert "[too quiet: -60.0 dBFS at its loudest, below the live voice gate's -45 dBFS]" in lines[1]
     assert "[out of range" in lines[2] and "quiet" not in lines[2]
     assert main(["predict", str(BUNDLE), str(silence), str(tel), "--json"]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]

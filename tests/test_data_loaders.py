@@ -396,6 +396,8 @@ def test_folder_names_the_files_it_does_not_read(tmp_path):
     assert "skipped 5 file(s)" in said and "README" not in said and "DS_Store" not in said
     assert "calm/s0_c.caf (extension .caf is not read; class calm is left with no file)" in said
     assert "and 2 more" in said  # the lost class's files named first
+    # and every lost class by name, however many files the examples leave out
+    assert any("class folder(s) calm hold no file with an extension that is read" in w for w in warned)
     # nothing left that is read: the error names what was passed over
     for path in [
         tmp_path / "happy" / "s1_a.wav",
@@ -407,6 +409,19 @@ def test_folder_names_the_files_it_does_not_read(tmp_path):
         DatasetError, match=r"no valid files .*5 skipped: angry/take notes.txt \(extension .txt"
     ):
         load_folder(tmp_path)
+
+
+def test_folder_warns_when_speaker_folders_hold_names_that_give_another_speaker(tmp_path):
+    """<class>/<speaker>/2024-05-01.wav: the name's '2024' wins over the folder, so every file had one speaker and
+    nothing was said."""
+    for cls in ("angry", "sad"):
+        for spk in ("spk03", "spk08", "spk09"):
+            _wav(tmp_path / cls / spk / "2024-05-01.wav")
+    records, warned = _load(load_folder, tmp_path)
+    assert {r.speaker for r in records} == {"2024"}
+    assert any(
+        "in 3 folders under the class folders take their speaker from their name (2024)" in w for w in warned
+    )
 
 
 def test_fer2013_generated(tmp_path):

@@ -436,6 +436,19 @@ def check_speakers(loader: str, root: Path, records: Sequence[Record]) -> None:
             DatasetWarning,
             stacklevel=3,
         )
+    # <class>/<folder>/<name> files whose names give the speaker: if the folders are the speakers and the names
+    # hold a '_' or '-' (2024-05-01.wav), every folder's files get the same few ids ("2024")
+    nested = [(Path(os.path.relpath(r.source, root)).parts, r.speaker) for r in records]
+    nested = [(parts[1], spk) for parts, spk in nested if len(parts) >= 3 and spk != parts[1]]
+    folders, named = {f for f, _ in nested}, {spk for _, spk in nested}
+    if len(folders) > len(named):
+        warnings.warn(
+            f"{loader} {root}: {len(nested)} file(s) in {len(folders)} folders under the class folders take their "
+            f"speaker from their name ({', '.join(sorted(named)[:4])}): if the folders are the speakers, name the "
+            "files without '_' or '-' (the folder is used then)",
+            DatasetWarning,
+            stacklevel=3,
+        )
     classes: dict[str, set[str]] = {}
     for r in records:
         classes.setdefault(r.speaker, set()).add(r.label)

@@ -84,6 +84,14 @@ def skip_ignored(
                 lost.append((path, f"{why}; class {rel.parts[0]} is left with no file"))
     for path, why in lost + other:
         skipped.add(path, why)
+    gone = sorted({p.relative_to(root).parts[0] for p, _ in lost})
+    if gone:  # every lost class by name: the skipped-files warning shows only its first few examples
+        warnings.warn(
+            f"{skipped.dataset} {root}: class folder(s) {', '.join(gone)} hold no file with an extension that is "
+            f"read ({', '.join(sorted(exts))}): left out of the data set",
+            DatasetWarning,
+            stacklevel=3,
+        )
 
 
 class Loaded(list):

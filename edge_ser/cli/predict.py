@@ -78,7 +78,7 @@ def _marks(r) -> str:  # noqa: ANN001 - a Prediction
             marks.append("no speech: digital silence")
         else:  # silence, noise or very quiet speech: the live gate would stay closed
             marks.append(
-                f"too quiet: {r.level_db:.0f} dBFS at its loudest, below the live voice gate's {SILENCE_DB:g} dBFS"
+                f"too quiet: {r.level_db:.1f} dBFS at its loudest, below the live voice gate's {SILENCE_DB:g} dBFS"
             )
     if r.ood:
         marks.append("out of range: unlike the training audio, the label is a guess")
