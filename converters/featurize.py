@@ -142,6 +142,7 @@ def clip_refusal(path: str | os.PathLike, spec: Any, *, keep_silent: bool = Fals
 
     path = Path(path)
     n, loudest, nan = 0, -math.inf, False
+    lo, hi = math.inf, -math.inf  # one value throughout (0, or a DC offset the features remove): silence
     with open_blocks(path) as blocks:
         source_rate = blocks.sample_rate
         for block in blocks:
@@ -149,12 +150,19 @@ def clip_refusal(path: str | os.PathLike, spec: Any, *, keep_silent: bool = Fals
             level = level_db(block)
             nan = nan or math.isnan(level)  # NaN samples: not silence; the features refuse them, saying why
             loudest = max(loudest, level)
+            if block.size and not nan:
+                lo, hi = min(lo, float(np.min(block))), max(hi, float(np.max(block)))
+    if lo == hi and lo != 0:  # a constant offset is digital silence once DC is removed, as the features do
+        loudest = -math.inf
     try:
         check_clip_length(-(-n * spec.sample_rate // source_rate), spec.sample_rate, spec.n_fft, str(path))
     except AudioFormatError as e:
         return str(e).removeprefix(f"{path}: ")
     if not (keep_silent or nan or speech_enough(loudest, whole=True)):
-        return f"{SILENT}: every sample is 0, no speech to learn a label from (predict says 'no speech')"
+        return (
+            f"{SILENT}: every sample is {'0' if lo == 0 else f'the same value ({lo:.3g})'}, no speech to learn a "
+            "label from (predict says 'no speech')"
+        )
     return None
 
 

@@ -111,6 +111,24 @@ def test_silent_and_short_clips_are_skipped_naming_each(tmp_path) -> None:
         extract(paths, DEFAULT_SPEC, progress=False)  # strict: every path has its row, or an error
 
 
+def test_a_constant_offset_clip_is_digital_silence(tmp_path, capsys) -> None:
+    """A clip holding one nonzero value throughout (a DC offset, which the features remove) was learnt as its
+    folder's label and predicted with no mark; it is digital silence to training and to predict alike."""
+    from edge_ser.cli import main
+    from edge_ser.errors import InputWarning
+
+    good = write_wav(tmp_path / "good.wav", voiced(16000, 16000, seed=1), 16000)
+    dc = write_wav(tmp_path / "dc.wav", np.full(16000, 0.01, np.float32), 16000)
+    with pytest.warns(
+        InputWarning, match=r"dc.wav: digital silence: every sample is the same value \(0.01\)"
+    ):
+        _, stats = extract([good, dc], DEFAULT_SPEC, progress=False, strict=False)
+    assert stats.kept == (0,)
+    bundle = Path(__file__).resolve().parents[1] / "bundles" / "ser_emodb"
+    assert main(["predict", str(bundle), str(dc)]) == 0
+    assert "[no speech: digital silence]" in capsys.readouterr().out
+
+
 def test_many_skips_are_counted_in_one_warning(tmp_path) -> None:
     from edge_ser.errors import InputWarning
 

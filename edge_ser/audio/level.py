@@ -24,10 +24,15 @@ GATE_SECONDS = 0.5
 
 
 def loudest_db(x: np.ndarray, sr: int, seconds: float = GATE_SECONDS) -> float:
-    """The level (dBFS) of the loudest `seconds` of `x` (windows hopping by half that; the whole of a shorter
-    `x`): what the live voice gate would see at the clip's loudest. A clip's plain RMS counts its pauses, so a
+    """The level (dBFS) of the loudest `seconds` of `x` after removing its DC offset (windows hopping by half
+    that; the whole of a shorter `x`): what the live voice gate would see at the clip's loudest. A clip's plain RMS counts its pauses, so a
     quietly recorded utterance with a second of silence around it (a third of RAVDESS's clips) fell below the
     gate although its speech reaches it."""
+    x = np.asarray(x, dtype=np.float64)
+    if x.size:
+        x = (
+            x - x.mean()
+        )  # a DC offset is no sound (the features remove it): a constant clip is digital silence
     n = max(1, int(round(seconds * sr)))
     if x.size <= n:
         return level_db(x)
