@@ -122,6 +122,7 @@ def laq_weights_objective(point: dict) -> dict:
         "t_margin",
         "epochs",
         "qat_epochs",
+        "files",
     }
     unknown = set(point) - known
     if unknown:
@@ -191,6 +192,23 @@ def load_spec(path: Path) -> dict:
     return spec
 
 
+def fingerprint_folders(points: list[dict]) -> bool:
+    """Give each point whose data is a folder the fingerprint of its files (`files`; part of the point's id),
+    so a sweep over a folder whose files changed computes again instead of replaying the old files' results.
+    Returns whether any point got one."""
+    from converters.pipeline import files_fingerprint, load_records
+
+    seen: dict[tuple, str] = {}
+    for p in points:
+        data, root = str(p.get("data", "")), p.get("root")
+        if data and Path(data).is_dir() and "files" not in p:
+            key = (data, root)
+            if key not in seen:
+                seen[key] = files_fingerprint(load_records(data, root)[1])
+            p["files"] = seen[key]
+    return bool(seen)
+
+
 def cmd_sweep(args: argparse.Namespace) -> int:
     """Run (or resume) the sweep of args.spec; print and write `<name>.md`. Exit 1 if any point failed."""
     from converters.sweep import Grid, Sweep
@@ -199,12 +217,15 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if not isinstance(spec["grid"], dict):
         raise ConfigError(f"{args.spec}: grid must be a mapping with axes / points / fixed")
     say = (lambda s: None) if args.quiet else print
+    grid = Grid.from_dict(spec["grid"])
+    if fingerprint_folders(grid.points):
+        grid = Grid(points=grid.points)  # the ids again, with each folder's fingerprint in them
     name = str(spec.get("name") or Path(args.spec).stem)
     out = Path(args.out or spec.get("out") or "runs/sweeps")
     sweep = Sweep(
         name,
         resolve_objective(str(spec["objective"])),
-        Grid.from_dict(spec["grid"]),
+        grid,
         out,
         backend=args.backend or spec.get("backend", "auto"),
         max_concurrent=args.max_concurrent or spec.get("max_concurrent"),

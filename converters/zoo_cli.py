@@ -111,20 +111,6 @@ def comparison_table(rows: Sequence[dict]) -> str:
     return "\n".join(lines)
 
 
-def files_fingerprint(records) -> str:
-    """A short hash of a folder data set's files as listed (path, label, speaker): part of each zoo point's id,
-    so a run on a folder whose files were renamed, relabelled or replaced computes again instead of replaying
-    the results of the files that were there (keyed by the folder's name alone, a fixed speaker naming replayed
-    its 0 % LOSO rows)."""
-    import hashlib
-
-    h = hashlib.sha256()
-    for r in sorted(records, key=lambda r: str(r.source)):
-        stat = r.source.stat()
-        h.update(f"{r.source}\0{r.label}\0{r.speaker}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
-    return h.hexdigest()[:12]
-
-
 def cmd_zoo(args: argparse.Namespace) -> int:
     """Run (or resume) the comparison, print the table, write `<out>/<name>.md`. Exit 1 if a point failed."""
     from converters.registry import model_names
@@ -136,7 +122,7 @@ def cmd_zoo(args: argparse.Namespace) -> int:
     bad = [m for m in models if m not in known]
     if bad:
         raise ConfigError(f"--models: unknown {bad}; choose from {', '.join(known)}")
-    from converters.pipeline import load_records
+    from converters.pipeline import files_fingerprint, load_records
 
     _, records = load_records(args.data, args.root)
     if args.split == "random":

@@ -290,3 +290,27 @@ def test_laq_weights_objective_smoke(tmp_path, monkeypatch):
         assert 0.0 <= m["acc"] <= 1.0 and 1.0 <= m["bits"] <= 8.0 and set(m["plan"]) and "ptq_acc" in m
     bad = Sweep("bad", laq_weights_objective, Grid({"wX": [1]}), tmp_path, backend="serial", progress=False)
     assert "unknown point keys" in bad.run().errors[0]["error"]
+
+
+def test_a_sweep_on_a_folder_computes_again_when_its_files_change(tmp_path, capsys):
+    """Points were keyed by the folder's name alone, so a sweep over a folder whose files had changed replayed
+    the old files' results; a point now holds a fingerprint of the files."""
+    pytest.importorskip("sklearn")
+    from converters.data.synthetic import SyntheticSpec, generate
+    from converters.sweep import read_records
+    from edge_ser.audio import write_wav
+    from edge_ser.cli import build_parser
+
+    data = tmp_path / "mine"
+    spec = SyntheticSpec(n_per_class=10, n_speakers=3, labels=("neutral", "sad", "angry"), duration=1.0)
+    for i, (wave, label, speaker) in enumerate(generate(spec)):
+        write_wav(data / label / f"{speaker}_{i:03d}.wav", wave, spec.sr)
+    sweep = tmp_path / "rf.json"
+    grid = {"fixed": {"model": "rf", "data": str(data)}, "axes": {"seed": [0]}}
+    sweep.write_text(json.dumps({"objective": "zoo", "backend": "serial", "grid": grid}))
+    args = build_parser().parse_args(["sweep", str(sweep), "--out", str(tmp_path / "out"), "--quiet"])
+    runs = tmp_path / "out" / "rf.jsonl"
+    assert cmd_sweep(args) == 0 and len(read_records(runs)) == 1
+    assert cmd_sweep(args) == 0 and len(read_records(runs)) == 1  # the same files: reused
+    next((data / "sad").iterdir()).unlink()
+    assert cmd_sweep(args) == 0 and len(read_records(runs)) == 2  # other files: computed again
