@@ -536,7 +536,9 @@ def test_a_folder_ships_with_its_tables_and_nested_figure_outside_the_repository
     ]
     m = json.loads((tmp_path / "b" / "manifest.json").read_text())
     assert m["accuracy"]["dataset"] == "mydata" and "speaker_independent" not in m["accuracy"]
-    assert "accuracy.speaker_independent" not in m["accuracy"]["split"]["kind"]  # no pointer to a missing field
+    assert (
+        "accuracy.speaker_independent" not in m["accuracy"]["split"]["kind"]
+    )  # no pointer to a missing field
     assert m["recipe"][
         "made_by"
     ] == f"python benchmarks/ship_ser.py --data mydata --out {tmp_path / 'b'} " + " ".join(cheap)
