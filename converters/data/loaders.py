@@ -595,7 +595,9 @@ def find_dataset(name: str) -> Path:
     if name not in LOADERS:
         raise ConfigError(f"unknown data set {name!r}; choose one of {sorted(LOADERS)}")
     if name not in DATASET_FOLDERS:
-        raise DatasetError(f"{name}: has no default location; pass its folder with --root")
+        raise DatasetError(
+            f"{name}: has no default location; pass its folder with --root (or give the folder itself as --data)"
+        )
     root = default_data_root()
     if root is None:
         raise DatasetError(

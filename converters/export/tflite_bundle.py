@@ -47,11 +47,13 @@ VARIANTS = ("fp32", "fp16", "int8")
 
 def training_paths(bundle, dataset: str, root: str | None = None) -> list[Path]:
     """The audio files of the bundle's training clips (module doc)."""
-    from converters.data.loaders import load_dataset
     from converters.data.splits import stratified_split
+    from converters.pipeline import load_records
 
-    records = list(load_dataset(dataset, root))
-    split = (bundle.manifest.get("accuracy") or {}).get("split") or {}
+    _, records = load_records(dataset, root)  # a data set's name, or a folder of the user's own recordings
+    records = list(records)
+    accuracy = bundle.manifest.get("accuracy") or {}
+    split = accuracy.get("split") or {}
     speakers = split.get("train_speakers")
     if speakers:
         keep = {str(s) for s in speakers}
@@ -67,7 +69,13 @@ def training_paths(bundle, dataset: str, root: str | None = None) -> list[Path]:
     else:
         chosen = records
     if not chosen:
-        raise ConfigError(f"{bundle.source}: no training clips of {dataset!r} found")
+        trained = accuracy.get("dataset")
+        raise ConfigError(
+            f"{bundle.source}: no training clips of {dataset!r} found"
+            + (f": the bundle was trained on {trained!r}" if trained else "")
+            + (f" (speakers {', '.join(map(str, speakers))})" if speakers else "")
+            + "; give --data that data set's name or folder"
+        )
     return [Path(r.source) for r in chosen]
 
 
@@ -384,9 +392,16 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("bundle", help="bundle folder (rewritten in place with its TFLite variants)")
     p.add_argument(
-        "--data", required=True, help="the data set the bundle was trained on (emodb, ravdess, ...)"
+        "--data",
+        required=True,
+        help="the data set the bundle was trained on: a name (emodb, ravdess, ...) or the folder of your own "
+        "recordings it was made from (docs/data.md)",
     )
-    p.add_argument("--data-root", default=None, help="its folder (default: EDGE_SER_DATA / the usual places)")
+    p.add_argument(
+        "--data-root",
+        default=None,
+        help="a named data set's folder (default: EDGE_SER_DATA / the usual places)",
+    )
     p.add_argument(
         "--max-rows", type=int, default=None, help="calibrate on at most this many rows (+ extremes)"
     )
@@ -422,5 +437,16 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def run(argv: list[str] | None = None) -> int:
+    """`main`, with an edge-ser error (a bad bundle, a data set not found) printed as one line and exit 2."""
+    from edge_ser.errors import EdgeSerError
+
+    try:
+        return main(argv)
+    except EdgeSerError as e:
+        print(f"python -m converters.export.tflite_bundle: error: {e}", file=sys.stderr)
+        return 2
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run())

@@ -1,0 +1,54 @@
+"""`python -m converters.export.tflite_bundle BUNDLE --data ...` for a bundle made from the user's own folder:
+the folder is accepted (it was refused with a traceback: only corpus names were), and a data set the bundle was
+not trained on is one line naming the one it was."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+
+from converters.export import tflite_bundle as tb
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _folder(root: Path) -> Path:
+    from edge_ser.audio import write_wav
+
+    y = (0.1 * np.sin(np.arange(16000) / 7)).astype(np.float32)
+    for spk in ("spk03", "spk08", "spk09"):
+        for cls in ("angry", "sad"):
+            write_wav(root / cls / f"{spk}_{cls}.wav", y, 16000)
+    return root
+
+
+def test_training_clips_come_from_a_folder_of_your_own(tmp_path):
+    data = _folder(tmp_path / "mydata")
+    split = {"kind": "refit on every speaker", "train_speakers": ["spk03", "spk09"]}
+    bundle = SimpleNamespace(source="b", manifest={"accuracy": {"dataset": "mydata", "split": split}})
+    paths = tb.training_paths(bundle, str(data))
+    assert sorted(p.name for p in paths) == [
+        "spk03_angry.wav",
+        "spk03_sad.wav",
+        "spk09_angry.wav",
+        "spk09_sad.wav",
+    ]
+
+
+def test_a_data_set_it_was_not_trained_on_is_one_line(tmp_path, capsys):
+    data = _folder(tmp_path / "other")
+    bundle = tmp_path / "ser"
+    import shutil
+
+    shutil.copytree(REPO / "bundles" / "ser_emodb", bundle)
+    assert tb.run([str(bundle), "--data", str(data)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert (
+        len(err) == 1 and "no training clips of" in err[0] and "trained on 'emodb' (speakers 03, 08" in err[0]
+    )
+    assert json.loads((bundle / "manifest.json").read_text()) == json.loads(
+        (REPO / "bundles" / "ser_emodb" / "manifest.json").read_text()
+    )  # nothing rewritten
