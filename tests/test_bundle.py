@@ -844,3 +844,17 @@ def test_esq_roundtrip_used_by_kit(kit: Kit) -> None:
     """The .esq written by the helper reads back to the same tensors (sanity of the test kit itself)."""
     f = read_esq_bytes(esq_bytes(list(kit.tensors.values())))
     assert f.tensors == kit.tensors
+
+
+def test_a_deployed_bundle_says_which_version_runs(tmp_path):
+    """On a device the service runs ROOT/current -> versions/<version>: its banner (info, run) named only
+    `current`, so a journal never said which version was running."""
+    import shutil
+
+    from edge_ser.bundle import load_bundle
+
+    version = tmp_path / "versions" / "ser_emodb-17cf583947a8"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "bundles" / "ser_emodb", version)
+    (tmp_path / "current").symlink_to(Path("versions") / version.name)
+    assert "current (version ser_emodb-17cf583947a8)," in load_bundle(tmp_path / "current").describe()
+    assert "(version" not in load_bundle(version).describe()

@@ -169,8 +169,11 @@ class Bundle(BundleIdentity):
     def describe(self) -> str:
         acc = self.manifest.get("accuracy") or {}
         bits = (self.manifest.get("bitplan") or {}).get("average_bits")
+        source = Path(str(self.source))
+        # a deployed bundle is ROOT/current -> versions/<version>: say which version is running
+        version = f" (version {source.resolve().name})" if source.is_symlink() else ""
         parts = [
-            f"{self.name} from {self.source}",
+            f"{self.name} from {self.source}{version}",
             f"{self.num_classes} labels",
             "input "
             + " + ".join(f"{io_['name']} {list(io_['shape'])}" for io_ in self.manifest["model"]["inputs"]),
