@@ -230,7 +230,7 @@ class DeployResult:
         elif self.marker is not None:
             head = f"{self.version}: {self.failure} on {self.target}; NOT rolled back (marker {self.marker})"
         else:
-            how = "uploaded and verified" if self.uploaded else "already on the device (verified)"
+            how = "uploaded and verified" if self.uploaded else "already on the device, verified"
             head = f"{self.version} is current on {self.target} ({how})"
         parts = [head]
         if self.previous and not self.rolled_back and self.previous != self.current:
