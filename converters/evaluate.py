@@ -23,7 +23,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from converters.data import Record, class_order
-from converters.pipeline import confusion, split_indices
+from converters.pipeline import confusion, listed_split
 from edge_ser.errors import AudioFormatError, ConfigError, DatasetError, InputWarning, VideoFormatError
 from edge_ser.fileio import atomic_write, write_png
 
@@ -73,12 +73,8 @@ def select(records: Sequence[Record], sel: Selection) -> list[Record]:
             raise ConfigError(
                 "--split test: this data set defines no test split; use --speakers or --split speaker"
             )
-    elif sel.split in ("random", "speaker"):
-        index = {c: i for i, c in enumerate(class_order(r.label for r in records))}
-        y = np.array([index[r.label] for r in records], dtype=np.int64)
-        part = split_indices(
-            y, [r.speaker for r in records], sel.split, seed=sel.seed, fold=sel.fold, k=sel.folds
-        )
+    elif sel.split in ("random", "speaker"):  # the split training draws (`listed_split`): the same test files
+        part = listed_split(records, None, sel.split, seed=sel.seed, fold=sel.fold, k=sel.folds)
         records = [records[i] for i in part.test]
     if sel.speakers:
         present = {r.speaker for r in records}
