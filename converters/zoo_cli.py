@@ -122,9 +122,16 @@ def cmd_zoo(args: argparse.Namespace) -> int:
     bad = [m for m in models if m not in known]
     if bad:
         raise ConfigError(f"--models: unknown {bad}; choose from {', '.join(known)}")
+    if args.laq:  # the options first: a mistake there is said before any data is read
+        from converters.compress import check_recipe
+
+        check_recipe(args.laq)
+        if not any(MODELS[m].family == "torch" for m in models):
+            raise ConfigError(f"--laq {args.laq}: none of {', '.join(models)} has weights to quantize")
     from converters.pipeline import files_fingerprint, load_records
 
-    _, records = load_records(args.data, args.root)
+    folder = Path(args.data).is_dir()
+    records = load_records(args.data, args.root)[1] if folder or args.split != "random" else []
     if args.split == "random":
         indices = list(range(args.seeds))
     else:
@@ -138,15 +145,9 @@ def cmd_zoo(args: argparse.Namespace) -> int:
     extra = {
         "data": args.data,
         **({"root": str(args.root)} if args.root else {}),
-        **({"files": files_fingerprint(records)} if Path(args.data).is_dir() else {}),
+        **({"files": files_fingerprint(records)} if folder else {}),
         **parse_sets(args.set or []),
     }
-    if args.laq:
-        from converters.compress import check_recipe
-
-        check_recipe(args.laq)
-        if not any(MODELS[m].family == "torch" for m in models):
-            raise ConfigError(f"--laq {args.laq}: none of {', '.join(models)} has weights to quantize")
     points = zoo_points(models, args.split, indices, extra, laq=args.laq or "")
     name = args.name or f"zoo-{Path(args.data).name or 'data'}-{args.split}"  # --data may be a folder
     say = (lambda s: None) if args.quiet else print
