@@ -766,7 +766,10 @@ def choose_variant(
     keys = CHOOSE_BY["device"]
     scores: dict[tuple[int, bool, bool], list[tuple[float, ...]]] = {v: [] for v in variants}
     bar = tqdm(
-        total=len(variants) * len(folds), desc="inner folds x variants", unit="model", disable=not progress
+        total=len(variants) * len(folds),
+        desc="inner folds x variants",
+        unit="model",
+        disable=None if progress else True,
     )
     for fold in folds:
         for v in variants:
@@ -843,7 +846,10 @@ def choose_reverb(
     used = CHOOSE_BY[by]
     settings = {"on": True} if off is not None else {"off": False, "on": True}
     bar = tqdm(
-        total=len(folds) * len(settings), desc="inner folds, reverb", unit="model", disable=not progress
+        total=len(folds) * len(settings),
+        desc="inner folds, reverb",
+        unit="model",
+        disable=None if progress else True,
     )
     scores: dict[str, list[list[float]]] = {k: [] for k in settings}
     for fold in folds:
@@ -1022,7 +1028,12 @@ def choose_members(
 
     folds = inner_folds(rows.speakers())
     table = []
-    bar = tqdm(total=len(folds) * MEMBERS, desc="inner folds x seeds", unit="model", disable=not progress)
+    bar = tqdm(
+        total=len(folds) * MEMBERS,
+        desc="inner folds x seeds",
+        unit="model",
+        disable=None if progress else True,
+    )
     for fold in folds:
         held = np.isin(rows.spk, fold) & ~rows.speed_rows
         runs = []

@@ -111,7 +111,7 @@ def reverberant_records(
 
     RoomSpec(rt60=(rt60, rt60), drr_db=(drr_db, drr_db))
     out = []
-    for i, r in enumerate(tqdm(records, desc="room copies", unit="file", disable=not progress)):
+    for i, r in enumerate(tqdm(records, desc="room copies", unit="file", disable=None if progress else True)):
         try:
             y, sr = load(r.source, mono=True)
         except AudioFormatError:  # left as it is: the evaluation skips it with its own warning
