@@ -117,6 +117,8 @@ REVERB_COPIES = 2
 """Reverberant copies of every training clip with `--reverb on|auto` (`converters.featurize.
 reverb_functionals_matrix`: each in its own synthetic room, RT60 0.2-1.0 s, DRR -6 to +6 dB, seed 0;
 benchmarks/reverb.py measures them)."""
+SI_POINTER = "the speaker-independent figure: accuracy.speaker_independent"
+"""Where a manifest's split text points for the figure on unseen speakers (said otherwise when it has none)."""
 CHOOSE_BY = {
     "transductive": ("val_uar", "val_uar_noisy"),
     "device": ("val_uar", "val_uar_noisy", "val_uar_online", "val_uar_noisy_online"),
@@ -422,7 +424,7 @@ def main() -> None:
     balanced = bool(figures["class_balanced"])
     epochs = [r["epochs"] for r in seeds] if members > 1 else best["epochs"]
     split = {
-        "kind": "speaker holdout (validation only; the speaker-independent figure: accuracy.speaker_independent)",
+        "kind": f"speaker holdout (validation only; {SI_POINTER})",
         "val_speakers": val_spk,
         "train_speakers": [s for s in speakers if s not in val_spk],
         "sizes": {"train": int(tr.sum()), "val": int(val.sum())},
@@ -484,7 +486,7 @@ def main() -> None:
         split = {
             **split,
             "kind": "refit on every speaker; epochs, bits and noisy copies chosen on the validation speakers in "
-            "stage 1 (validation figures are stage 1's; the speaker-independent figure: accuracy.speaker_independent)",
+            f"stage 1 (validation figures are stage 1's; {SI_POINTER})",
             "train_speakers": [str(s) for s in speakers],
             "chosen_epochs": epochs,
             "sizes": {"train": int(fit.sum()), "stage1_train": int(tr.sum()), "val": int(val.sum())},
@@ -514,8 +516,7 @@ def main() -> None:
             )
     if "speaker_independent" not in accuracy:  # the split's text must not point to a figure that is not there
         split["kind"] = split["kind"].replace(
-            "the speaker-independent figure: accuracy.speaker_independent",
-            "no speaker-independent figure: ship_ser_nested.py makes it",
+            SI_POINTER, "no speaker-independent figure: ship_ser_nested.py makes it"
         )
     out = build_bundle(
         args.out,

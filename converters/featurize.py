@@ -28,13 +28,11 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from converters.recipe import DEFAULT_SPEC
-from edge_ser.audio.level import level_db
 from edge_ser.errors import AudioFormatError, ConfigError, InputWarning
 from edge_ser.features import FeatureSpec, file_vector
 from edge_ser.features.egemaps import FunctionalsSpec, functionals
 from edge_ser.fileio import atomic_write, atomic_writer
 from edge_ser.inputs.base import check_clip_length
-from edge_ser.recognizer import speech_enough
 
 
 def default_cache_dir() -> Path:
@@ -130,8 +128,9 @@ NAMED_SKIPS = 10
 def clip_refusal(path: str | os.PathLike, spec: Any, *, keep_silent: bool = False) -> str | None:
     """Why a file's clip is not one to learn from, or None when it is: shorter than one analysis frame
     (`spec.n_fft` samples at `spec.sample_rate`: `check_clip_length`, the rule by which the device refuses it),
-    or, unless `keep_silent`, digital silence (every sample 0: `speech_enough` of a whole clip, the rule by
-    which `edge-ser predict` marks a file "no speech"; its folder's label would be learnt for silence).
+    or, unless `keep_silent`, digital silence (every sample the same value, 0 or a DC offset the features
+    remove: the rule by which `edge-ser predict` marks a file "no speech"; its folder's label would be learnt
+    for silence).
 
     A file is read once at its own rate, a block at a time (no resampling: the clip's length at `spec`'s rate
     is `resample`'s ceil(n * rate / source rate), and zeros stay zeros), about what its digest costs for a WAV.
@@ -141,24 +140,20 @@ def clip_refusal(path: str | os.PathLike, spec: Any, *, keep_silent: bool = Fals
     from edge_ser.audio.stream import open_blocks
 
     path = Path(path)
-    n, loudest, nan = 0, -math.inf, False
+    n, nan = 0, False
     lo, hi = math.inf, -math.inf  # one value throughout (0, or a DC offset the features remove): silence
     with open_blocks(path) as blocks:
         source_rate = blocks.sample_rate
         for block in blocks:
             n += block.size
-            level = level_db(block)
-            nan = nan or math.isnan(level)  # NaN samples: not silence; the features refuse them, saying why
-            loudest = max(loudest, level)
+            nan = nan or bool(np.isnan(block).any())  # NaN samples: not silence; the features refuse them
             if block.size and not nan:
                 lo, hi = min(lo, float(np.min(block))), max(hi, float(np.max(block)))
-    if lo == hi and lo != 0:  # a constant offset is digital silence once DC is removed, as the features do
-        loudest = -math.inf
     try:
         check_clip_length(-(-n * spec.sample_rate // source_rate), spec.sample_rate, spec.n_fft, str(path))
     except AudioFormatError as e:
         return str(e).removeprefix(f"{path}: ")
-    if not (keep_silent or nan or speech_enough(loudest, whole=True)):
+    if not (keep_silent or nan) and lo == hi:  # predict's "no speech": loudest_db is -inf once DC is removed
         return (
             f"{SILENT}: every sample is {'0' if lo == 0 else f'the same value ({lo:.3g})'}, no speech to learn a "
             "label from (predict says 'no speech')"

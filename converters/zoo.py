@@ -57,7 +57,7 @@ class ZooPoint:
     data: str = "emodb"
     root: str | None = None
     files: str | None = None
-    """A folder data set's files as listed, hashed (`converters.zoo_cli.files_fingerprint`): only in the point's
+    """A folder data set's files as listed, hashed (`converters.pipeline.files_fingerprint`): only in the point's
     id, so renamed or replaced files compute again."""
     split: str = "random"
     seed: int = 0

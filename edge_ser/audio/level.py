@@ -25,22 +25,18 @@ GATE_SECONDS = 0.5
 
 def loudest_db(x: np.ndarray, sr: int, seconds: float = GATE_SECONDS) -> float:
     """The level (dBFS) of the loudest `seconds` of `x` after removing its DC offset (windows hopping by half
-    that; the whole of a shorter `x`): what the live voice gate would see at the clip's loudest. A clip's plain RMS counts its pauses, so a
-    quietly recorded utterance with a second of silence around it (a third of RAVDESS's clips) fell below the
-    gate although its speech reaches it."""
+    that, the last ending at the clip's end; the whole of a shorter `x`): what the live voice gate would see at
+    the clip's loudest. A clip's plain RMS counts its pauses, so a quietly recorded utterance with a second of
+    silence around it (a third of RAVDESS's clips) fell below the gate although its speech reaches it."""
     x = np.asarray(x, dtype=np.float64)
-    if x.size:
-        x = (
-            x - x.mean()
-        )  # a DC offset is no sound (the features remove it): a constant clip is digital silence
+    # a DC offset is no sound (the features remove it): a constant clip is digital silence
+    x = x - x.mean() if x.size else x
     n = max(1, int(round(seconds * sr)))
     if x.size <= n:
         return level_db(x)
-    starts = list(range(0, x.size - n + 1, max(1, n // 2)))
-    if starts[-1] != x.size - n:
-        starts.append(x.size - n)  # the end of the clip, whatever its length
-    power = np.cumsum(np.concatenate([[0.0], np.square(x, dtype=np.float64)]))
-    mean = max((power[i + n] - power[i]) / n for i in starts)
+    starts = np.unique(np.append(np.arange(0, x.size - n + 1, max(1, n // 2)), x.size - n))
+    power = np.concatenate([[0.0], np.cumsum(np.square(x))])
+    mean = float(np.max((power[starts + n] - power[starts]) / n))
     return 20 * math.log10(math.sqrt(mean)) if mean > 0 else -math.inf
 
 
