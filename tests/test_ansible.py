@@ -33,8 +33,20 @@ def _ansible_playbook() -> str:
     return exe
 
 
+_CONTROL_DIRS: list[str] = []
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _remove_control_dirs():
+    """The ssh control folders live outside pytest's tmp (see _env): remove them, or every run leaves some."""
+    yield
+    for d in _CONTROL_DIRS:
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def _env(tmp: Path) -> dict[str, str]:
     cp = tempfile.mkdtemp(prefix="ans-cp-", dir="/tmp")  # short: ssh ControlPath has a 108-byte limit
+    _CONTROL_DIRS.append(cp)
     cfg = tmp / "ansible.cfg"
     cfg.write_text("[defaults]\n")  # none of the user's settings
     return {**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_HOST_KEY_CHECKING": "False",
