@@ -1,4 +1,4 @@
-"""The live voice gate's level: how much speech it hears and how much not-speech it lets through, per level.
+"""The live voice gate: how much speech it hears and how much not-speech it lets through, per level and floor.
 
     python benchmarks/voice_gate.py [--levels -45 -50 -55 -60]
 
@@ -9,7 +9,10 @@ hop (a hop belongs to the clip holding its middle; a clip it never opens on read
 on RAVDESS's 720 clips (16 kHz, recorded quietly) and EMODB's 535. Not speech: the share of hops it opens on
 (1) the first 0.25 s of every RAVDESS clip, the studio's room tone before the actor speaks, played per actor as
 one stream, and (2) a minute of steady pink noise (seeded) at each of -70, -60, -50 and -40 dBFS RMS, a fan or a
-ventilated room. docs/live.md ("The gate's level") gives the rule that chose the default from this table.
+ventilated room. Speech in noise: RAVDESS's sessions with steady pink noise at -50 dBFS under them. The first table
+varies the gate's level, the second the way its floor follows sound (`VadGate(steady_hops=N, steady_db=D)`: N hops
+within D dB of each other raise the floor to their minimum). docs/live.md ("The gate's level", "The floor of steady
+sound") gives the rules, fixed before the runs, that chose the defaults from these tables.
 Writes benchmarks/results/voice_gate.{md,json}.
 """
 
@@ -19,10 +22,13 @@ import argparse
 import sys
 from pathlib import Path
 
+from tqdm import tqdm
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from benchmarks._common import doc_body, require_datasets, run_main, write_results  # noqa: E402
+from edge_ser.audio.level import SILENCE_DB  # noqa: E402
 
 SR = 16000
 HOP_SECONDS = 0.5
@@ -33,6 +39,11 @@ SPEECH_MIN = 0.99
 """The rule (docs/live.md): the gate must open on at least this share of RAVDESS's clips ..."""
 NOT_SPEECH_MAX = 0.01
 """... and on at most this share of each not-speech set's hops."""
+NOISY_DBFS = -50.0
+"""The steady pink noise under RAVDESS's clips for the speech-in-noise set."""
+STEADY_CANDIDATES = ((4, 3.0), (6, 3.0), (4, 1.0), (6, 1.0))
+"""The floor rules' candidates (docs/live.md): (N, D), N hops within D dB of each other make a steady sound. The
+first rule chose among the 3 dB pair, the second among the 1 dB pair."""
 
 
 def hop_levels(y, hop: int) -> list[float]:
@@ -42,11 +53,12 @@ def hop_levels(y, hop: int) -> list[float]:
     return [level_db(y[i : i + hop]) for i in range(0, y.size - hop + 1, hop)]
 
 
-def gate_opens(levels: list[float], vad_db: float) -> list[bool]:
-    """The live gate's decision on each hop of one session (a fresh gate, as at the start of `edge-ser run`)."""
+def gate_opens(levels: list[float], vad_db: float, steady: tuple[int, float] = (0, 3.0)) -> list[bool]:
+    """The live gate's decision on each hop of one session (a fresh gate, as at the start of `edge-ser run`);
+    `steady`: (hops, dB) of `VadGate`'s steady-sound floor, (0, _) off."""
     from edge_ser.live.pipeline import PipelineConfig, VadGate
 
-    gate = VadGate(vad_db, PipelineConfig().vad_margin_db)
+    gate = VadGate(vad_db, PipelineConfig().vad_margin_db, steady_hops=steady[0], steady_db=steady[1])
     return [gate(db) for db in levels]
 
 
@@ -62,7 +74,9 @@ def sessions(name: str) -> dict[str, list]:
     return out
 
 
-def clips_heard(per_speaker: dict[str, list], vad_db: float) -> tuple[int, int]:
+def clips_heard(
+    per_speaker: dict[str, list], vad_db: float, steady: tuple[int, float] = (0, 3.0)
+) -> tuple[int, int]:
     """(clips on which the gate opened at least once, clips), each speaker's clips as one session."""
     import numpy as np
 
@@ -70,7 +84,7 @@ def clips_heard(per_speaker: dict[str, list], vad_db: float) -> tuple[int, int]:
     heard = total = 0
     for clips in per_speaker.values():
         stream = np.concatenate(clips)
-        opens = gate_opens(hop_levels(stream, hop), vad_db)
+        opens = gate_opens(hop_levels(stream, hop), vad_db, steady)
         ends = np.cumsum([c.size for c in clips])
         owner = np.searchsorted(ends, np.arange(len(opens)) * hop + hop // 2, side="right")
         hit = np.zeros(len(clips), bool)
@@ -101,12 +115,12 @@ def pink_noise(dbfs: float, seconds: float, seed: int = 0):
     return (y * (10 ** (dbfs / 20) / np.sqrt(np.mean(y**2)))).astype(np.float32)
 
 
-def hops_open(streams: list, vad_db: float) -> tuple[int, int]:
+def hops_open(streams: list, vad_db: float, steady: tuple[int, float] = (0, 3.0)) -> tuple[int, int]:
     """(hops the gate opened on, hops), each stream a fresh session."""
     hop = int(HOP_SECONDS * SR)
     opened = total = 0
     for y in streams:
-        opens = gate_opens(hop_levels(y, hop), vad_db)
+        opens = gate_opens(hop_levels(y, hop), vad_db, steady)
         opened += sum(opens)
         total += len(opens)
     return opened, total
@@ -131,6 +145,59 @@ def choose(rows: list[dict]) -> float | None:
     return max((r["vad_db"] for r in ok), default=None)
 
 
+def in_noise(per_speaker: dict[str, list], dbfs: float) -> dict[str, list]:
+    """Each speaker's clips with one steady pink noise at `dbfs` RMS running under the whole session."""
+    import numpy as np
+
+    out = {}
+    for k, (speaker, clips) in enumerate(per_speaker.items()):
+        noise = pink_noise(dbfs, sum(c.size for c in clips) / SR + 1, seed=100 + k)
+        ends = np.cumsum([0] + [c.size for c in clips])
+        out[speaker] = [c + noise[a:b] for c, a, b in zip(clips, ends[:-1], ends[1:], strict=True)]
+    return out
+
+
+def measure(sets: dict, vad_db: float, steady: tuple[int, float] = (0, 3.0)) -> dict:
+    """One gate's row: the share of clips heard of each speech set, of hops open of each not-speech set."""
+    rh, rn = clips_heard(sets["ravdess"], vad_db, steady)
+    eh, en = clips_heard(sets["emodb"], vad_db, steady)
+    nh, nn = clips_heard(sets["ravdess_noisy"], vad_db, steady)
+    to, tn = hops_open(sets["tone"], vad_db, steady)
+    return {
+        "vad_db": vad_db,
+        "steady_hops": steady[0],
+        "steady_db": steady[1],
+        "ravdess_heard": rh / rn,
+        "ravdess_clips": rn,
+        "emodb_heard": eh / en,
+        "emodb_clips": en,
+        "ravdess_noisy_heard": nh / nn,
+        "room_tone_open": to / tn,
+        "room_tone_hops": tn,
+        "pink_noise_open": {
+            f"{db:g}": _share(hops_open([y], vad_db, steady)) for db, y in sets["noise"].items()
+        },
+    }
+
+
+def choose_tracker(rows: list[dict], steady_db: float) -> int:
+    """A floor rule (docs/live.md), among the candidates of range `steady_db`: the smallest steady_hops whose steady pink noise opens <= 5 % of hops at
+    every level, whose clips heard fall by <= 0.5 point on each speech set and whose room tone opens no more
+    hops than the current tracker (steady_hops 0); 0 when no candidate passes."""
+    base = next(r for r in rows if r["steady_hops"] == 0)
+    speech = ("ravdess_heard", "emodb_heard", "ravdess_noisy_heard")
+    ok = [
+        r["steady_hops"]
+        for r in rows
+        if r["steady_hops"] > 0
+        and r["steady_db"] == steady_db
+        and all(v <= 0.05 for v in r["pink_noise_open"].values())
+        and all(r[k] >= base[k] - 0.005 for k in speech)
+        and r["room_tone_open"] <= base["room_tone_open"]
+    ]
+    return min(ok, default=0)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument(
@@ -140,54 +207,83 @@ def main() -> int:
     if any(not -120 <= v <= 0 for v in args.levels):
         ap.error(f"--levels {args.levels}: each must be in -120..0 dBFS")
     require_datasets("ravdess", "emodb")
-    ravdess, emodb = sessions("ravdess"), sessions("emodb")
-    tone = room_tone(ravdess)
-    noise = {db: pink_noise(db, NOISE_SECONDS, seed=i) for i, db in enumerate(NOISE_DBFS)}
-    rows = []
-    for vad_db in args.levels:
-        rh, rn = clips_heard(ravdess, vad_db)
-        eh, en = clips_heard(emodb, vad_db)
-        to, tn = hops_open(tone, vad_db)
-        row = {
-            "vad_db": vad_db,
-            "ravdess_heard": rh / rn,
-            "ravdess_clips": rn,
-            "emodb_heard": eh / en,
-            "emodb_clips": en,
-            "room_tone_open": to / tn,
-            "room_tone_hops": tn,
-            "pink_noise_open": {f"{db:g}": _share(hops_open([y], vad_db)) for db, y in noise.items()},
-        }
-        rows.append(row)
-        print(f"{vad_db:g} dBFS: RAVDESS heard {rh}/{rn}, EMODB {eh}/{en}, room tone open {to}/{tn}")
-    chosen = choose(rows)
+    ravdess = sessions("ravdess")
+    sets = {
+        "ravdess": ravdess,
+        "emodb": sessions("emodb"),
+        "ravdess_noisy": in_noise(ravdess, NOISY_DBFS),
+        "tone": room_tone(ravdess),
+        "noise": {db: pink_noise(db, NOISE_SECONDS, seed=i) for i, db in enumerate(NOISE_DBFS)},
+    }
+    levels = [measure(sets, v) for v in tqdm(args.levels, desc="levels", disable=None)]
+    candidates = [(0, 3.0), *STEADY_CANDIDATES]
+    trackers = [measure(sets, SILENCE_DB, c) for c in tqdm(candidates, desc="floors", disable=None)]
+    chosen = choose(levels)
+    picks = {db: choose_tracker(trackers, db) for db in dict.fromkeys(d for _, d in STEADY_CANDIDATES)}
     pct = lambda v: f"{100 * v:.1f} %"  # noqa: E731
+    noise_cols = " | ".join(f"pink noise {db:g} dBFS: hops open" for db in NOISE_DBFS)
+
+    def row(r: dict, first: str) -> str:
+        cells = [r["ravdess_heard"], r["emodb_heard"], r["ravdess_noisy_heard"], r["room_tone_open"]]
+        return f"| {first} | " + " | ".join(pct(v) for v in [*cells, *r["pink_noise_open"].values()]) + " |"
+
+    head = (
+        f"RAVDESS clips heard | EMODB clips heard | RAVDESS in pink noise at {NOISY_DBFS:g} dBFS: clips heard | "
+        f"room tone: hops open | {noise_cols} |"
+    )
+    rule = "|---" * (5 + len(NOISE_DBFS)) + "|"
     lines = [
-        "# The live voice gate's level",
+        "# The live voice gate: its level and its floor",
         "",
         doc_body(__doc__),
         "",
-        "| gate, dBFS | RAVDESS clips heard | EMODB clips heard | room tone: hops open | "
-        + " | ".join(f"pink noise {db:g} dBFS: hops open" for db in NOISE_DBFS)
-        + " |",
-        "|---" * (4 + len(NOISE_DBFS)) + "|",
-    ]
-    for r in rows:
-        lines.append(
-            f"| {r['vad_db']:g} | {pct(r['ravdess_heard'])} | {pct(r['emodb_heard'])} | {pct(r['room_tone_open'])} | "
-            + " | ".join(pct(v) for v in r["pink_noise_open"].values())
-            + " |"
-        )
-    lines += [
+        "## The level (the current floor tracker)",
         "",
-        f"Room tone: {rows[0]['room_tone_hops']} hops; pink noise: {int(NOISE_SECONDS / HOP_SECONDS)} hops per level.",
+        f"| gate, dBFS | {head}",
+        rule,
+        *(row(r, f"{r['vad_db']:g}") for r in levels),
         "",
-        "The rule's choice: "
+        "The level rule's choice: "
         + (f"**{chosen:g} dBFS**" if chosen is not None else "no level passes: -45 dBFS stays")
-        + f" (RAVDESS heard >= {pct(SPEECH_MIN)}, each not-speech set <= {pct(NOT_SPEECH_MAX)}, EMODB no lower than at -45).",
+        + f" (RAVDESS heard >= {pct(SPEECH_MIN)}, room tone and each pink noise <= {pct(NOT_SPEECH_MAX)}, EMODB no "
+        "lower than at -45; the RAVDESS-in-noise column came with the floor rule and is not part of this one).",
+        "",
+        f"## The floor at {SILENCE_DB:g} dBFS: the current tracker and a floor that follows steady sound",
+        "",
+        f"| floor | {head}",
+        rule,
+        *(
+            row(
+                r,
+                "current (up 0.5 dB per hop)"
+                if not r["steady_hops"]
+                else f"steady: {r['steady_hops']} hops within {r['steady_db']:g} dB",
+            )
+            for r in trackers
+        ),
+        "",
+        *(
+            f"The floor rule among the {db:g} dB candidates: "
+            + (f"**{n} hops within {db:g} dB**" if n else "no candidate passes: the current tracker stays")
+            + " (steady pink noise <= 5 % of hops at every level; each speech set's clips heard at most 0.5 point "
+            "below the current tracker's; room tone no more hops open)."
+            for db, n in picks.items()
+        ),
+        "",
+        f"Room tone: {levels[0]['room_tone_hops']} hops; pink noise: {int(NOISE_SECONDS / HOP_SECONDS)} hops per "
+        "level.",
     ]
-    write_results("voice_gate", {"rows": rows, "chosen": chosen}, "\n".join(lines))
-    print("\n".join(lines[-1:]))
+    write_results(
+        "voice_gate",
+        {
+            "levels": levels,
+            "chosen": chosen,
+            "floors": trackers,
+            "floor_chosen": {f"{db:g}": n for db, n in picks.items()},
+        },
+        "\n".join(lines),
+    )
+    print("\n".join(lines[6:]))
     return 0
 
 

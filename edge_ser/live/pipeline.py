@@ -100,21 +100,34 @@ class PipelineConfig:
 class VadGate:
     """Energy gate: open when the level is above `vad_db` and `vad_margin_db` above the noise floor.
 
-    The floor follows quiet windows quickly (down at once) and loud ones slowly (up 0.5 dB per window), so
-    a long utterance does not raise it much and a noisy room raises it over a few seconds.
+    The floor follows quiet hops at once (down) and louder ones slowly (up 0.5 dB per hop), so a long utterance
+    does not raise it much. `steady_hops`: when that many hops in a row lie within `steady_db` of each other (a
+    fan, a hum, music at one level: speech goes up and down by more), the floor jumps up to their minimum, so a
+    steady sound closes the gate after those hops however far above the floor it started (0: off, the slow
+    rise only, which took 40 s to climb from -90 to a fan at -50 dBFS).
     """
 
-    def __init__(self, vad_db: float = -45.0, margin_db: float = 10.0) -> None:
+    def __init__(
+        self, vad_db: float = -45.0, margin_db: float = 10.0, *, steady_hops: int = 0, steady_db: float = 3.0
+    ) -> None:
         self.vad_db, self.margin_db = vad_db, margin_db
+        self.steady_db = steady_db
         self.floor = -90.0
+        self._recent: deque[float] = deque(maxlen=max(1, steady_hops))
+        self._steady = steady_hops > 0
 
     def __call__(self, db: float) -> bool:
-        if not math.isfinite(
-            db
-        ):  # digital silence (a file's pause, a muted input): the floor is as low as it gets
+        # digital silence (a file's pause, a muted input): the floor is as low as it gets
+        if not math.isfinite(db):
             self.floor = -90.0
+            self._recent.clear()
             return False
         self.floor = db if db < self.floor else min(db, self.floor + 0.5)
+        if self._steady:
+            self._recent.append(db)
+            full = len(self._recent) == self._recent.maxlen
+            if full and max(self._recent) - min(self._recent) <= self.steady_db:
+                self.floor = max(self.floor, min(self._recent))
         return db >= self.vad_db and db >= self.floor + self.margin_db
 
 
