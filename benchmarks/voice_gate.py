@@ -53,12 +53,12 @@ def hop_levels(y, hop: int) -> list[float]:
     return [level_db(y[i : i + hop]) for i in range(0, y.size - hop + 1, hop)]
 
 
-def gate_opens(levels: list[float], vad_db: float, steady: tuple[int, float] = (0, 3.0)) -> list[bool]:
+def gate_opens(levels: list[float], vad_db: float, **floor) -> list[bool]:
     """The live gate's decision on each hop of one session (a fresh gate, as at the start of `edge-ser run`);
-    `steady`: (hops, dB) of `VadGate`'s steady-sound floor, (0, _) off."""
+    `floor`: `VadGate`'s floor options (steady_hops, steady_db, start_at_gate)."""
     from edge_ser.live.pipeline import PipelineConfig, VadGate
 
-    gate = VadGate(vad_db, PipelineConfig().vad_margin_db, steady_hops=steady[0], steady_db=steady[1])
+    gate = VadGate(vad_db, PipelineConfig().vad_margin_db, **floor)
     return [gate(db) for db in levels]
 
 
@@ -74,9 +74,7 @@ def sessions(name: str) -> dict[str, list]:
     return out
 
 
-def clips_heard(
-    per_speaker: dict[str, list], vad_db: float, steady: tuple[int, float] = (0, 3.0)
-) -> tuple[int, int]:
+def clips_heard(per_speaker: dict[str, list], vad_db: float, **floor) -> tuple[int, int]:
     """(clips on which the gate opened at least once, clips), each speaker's clips as one session."""
     import numpy as np
 
@@ -84,7 +82,7 @@ def clips_heard(
     heard = total = 0
     for clips in per_speaker.values():
         stream = np.concatenate(clips)
-        opens = gate_opens(hop_levels(stream, hop), vad_db, steady)
+        opens = gate_opens(hop_levels(stream, hop), vad_db, **floor)
         ends = np.cumsum([c.size for c in clips])
         owner = np.searchsorted(ends, np.arange(len(opens)) * hop + hop // 2, side="right")
         hit = np.zeros(len(clips), bool)
@@ -115,12 +113,12 @@ def pink_noise(dbfs: float, seconds: float, seed: int = 0):
     return (y * (10 ** (dbfs / 20) / np.sqrt(np.mean(y**2)))).astype(np.float32)
 
 
-def hops_open(streams: list, vad_db: float, steady: tuple[int, float] = (0, 3.0)) -> tuple[int, int]:
+def hops_open(streams: list, vad_db: float, **floor) -> tuple[int, int]:
     """(hops the gate opened on, hops), each stream a fresh session."""
     hop = int(HOP_SECONDS * SR)
     opened = total = 0
     for y in streams:
-        opens = gate_opens(hop_levels(y, hop), vad_db, steady)
+        opens = gate_opens(hop_levels(y, hop), vad_db, **floor)
         opened += sum(opens)
         total += len(opens)
     return opened, total
@@ -157,16 +155,17 @@ def in_noise(per_speaker: dict[str, list], dbfs: float) -> dict[str, list]:
     return out
 
 
-def measure(sets: dict, vad_db: float, steady: tuple[int, float] = (0, 3.0)) -> dict:
+def measure(sets: dict, vad_db: float, **floor) -> dict:
     """One gate's row: the share of clips heard of each speech set, of hops open of each not-speech set."""
-    rh, rn = clips_heard(sets["ravdess"], vad_db, steady)
-    eh, en = clips_heard(sets["emodb"], vad_db, steady)
-    nh, nn = clips_heard(sets["ravdess_noisy"], vad_db, steady)
-    to, tn = hops_open(sets["tone"], vad_db, steady)
+    rh, rn = clips_heard(sets["ravdess"], vad_db, **floor)
+    eh, en = clips_heard(sets["emodb"], vad_db, **floor)
+    nh, nn = clips_heard(sets["ravdess_noisy"], vad_db, **floor)
+    to, tn = hops_open(sets["tone"], vad_db, **floor)
     return {
         "vad_db": vad_db,
-        "steady_hops": steady[0],
-        "steady_db": steady[1],
+        "steady_hops": floor.get("steady_hops", 0),
+        "steady_db": floor.get("steady_db", 3.0),
+        "start_at_gate": floor.get("start_at_gate", False),
         "ravdess_heard": rh / rn,
         "ravdess_clips": rn,
         "emodb_heard": eh / en,
@@ -175,7 +174,7 @@ def measure(sets: dict, vad_db: float, steady: tuple[int, float] = (0, 3.0)) -> 
         "room_tone_open": to / tn,
         "room_tone_hops": tn,
         "pink_noise_open": {
-            f"{db:g}": _share(hops_open([y], vad_db, steady)) for db, y in sets["noise"].items()
+            f"{db:g}": _share(hops_open([y], vad_db, **floor)) for db, y in sets["noise"].items()
         },
     }
 
@@ -198,6 +197,19 @@ def choose_tracker(rows: list[dict], steady_db: float) -> int:
     return min(ok, default=0)
 
 
+def start_passes(rows: list[dict]) -> bool:
+    """The start rule (docs/live.md): the floor starting at vad_db - margin (rows[1]) against -90 (rows[0]):
+    steady pink noise opens <= 10 % of hops at every level, each speech set's clips heard fall by <= 0.5 point,
+    the room tone opens no more hops."""
+    base, new = rows
+    speech = ("ravdess_heard", "emodb_heard", "ravdess_noisy_heard")
+    return (
+        all(v <= 0.10 for v in new["pink_noise_open"].values())
+        and all(new[k] >= base[k] - 0.005 for k in speech)
+        and new["room_tone_open"] <= base["room_tone_open"]
+    )
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument(
@@ -217,7 +229,12 @@ def main() -> int:
     }
     levels = [measure(sets, v) for v in tqdm(args.levels, desc="levels", disable=None)]
     candidates = [(0, 3.0), *STEADY_CANDIDATES]
-    trackers = [measure(sets, SILENCE_DB, c) for c in tqdm(candidates, desc="floors", disable=None)]
+    trackers = [
+        measure(sets, SILENCE_DB, steady_hops=n, steady_db=d)
+        for n, d in tqdm(candidates, desc="floors", disable=None)
+    ]
+    starts = [measure(sets, SILENCE_DB, start_at_gate=a) for a in (False, True)]
+    start_ok = start_passes(starts)
     chosen = choose(levels)
     picks = {db: choose_tracker(trackers, db) for db in dict.fromkeys(d for _, d in STEADY_CANDIDATES)}
     pct = lambda v: f"{100 * v:.1f} %"  # noqa: E731
@@ -270,6 +287,19 @@ def main() -> int:
             for db, n in picks.items()
         ),
         "",
+        "",
+        f"## Where the floor starts, at {SILENCE_DB:g} dBFS",
+        "",
+        f"| floor starts at | {head}",
+        rule,
+        row(starts[0], "-90 dBFS (current)"),
+        row(starts[1], f"the gate minus the margin ({SILENCE_DB - 10:g} dBFS)"),
+        "",
+        "The start rule's choice: "
+        + ("**the gate minus the margin**" if start_ok else "the current start (-90 dBFS) stays")
+        + " (steady pink noise <= 10 % of hops at every level; each speech set's clips heard at most 0.5 point "
+        "below; room tone no more hops open).",
+        "",
         f"Room tone: {levels[0]['room_tone_hops']} hops; pink noise: {int(NOISE_SECONDS / HOP_SECONDS)} hops per "
         "level.",
     ]
@@ -280,6 +310,8 @@ def main() -> int:
             "chosen": chosen,
             "floors": trackers,
             "floor_chosen": {f"{db:g}": n for db, n in picks.items()},
+            "starts": starts,
+            "start_at_gate": start_ok,
         },
         "\n".join(lines),
     )

@@ -46,6 +46,35 @@ def test_level_and_gate():
     assert not gate(-30.0) and gate(-15.0)
 
 
+def test_gate_floor_climbs_half_a_db_per_hop_from_minus_90():
+    """The shipped floor (benchmarks/voice_gate.py measured the alternatives below and kept it): a steady sound
+    above the gate keeps it open until the floor has climbed to within the margin, 0.5 dB per hop from -90."""
+    gate = VadGate(-45, 10)
+    opens = [gate(-40.0) for _ in range(120)]
+    # the floor rises before each decision: -89.5, ..., -50 at hop 80
+    assert opens == [True] * 80 + [False] * 40
+    assert gate(-20.0)  # louder speech over it still opens
+
+
+def test_gate_steady_sound_raises_the_floor_at_once():
+    gate = VadGate(-45, 10, steady_hops=4, steady_db=1.0)
+    opens = [gate(-40.0) for _ in range(10)]
+    assert opens == [True] * 3 + [False] * 7  # closed from the 4th steady hop
+    assert gate(-25.0)  # speech over the steady sound
+    varied = VadGate(-45, 10, steady_hops=4, steady_db=1.0)
+    assert all(varied(db) for db in [-30.0, -35.0, -28.0, -33.0] * 5)  # varies by more than 1 dB: speech
+    assert not varied(-math.inf) and varied.floor == -90.0 and not varied._recent  # digital silence resets
+
+
+def test_gate_floor_can_start_at_the_gate_minus_the_margin():
+    gate = VadGate(-45, 10, start_at_gate=True)
+    assert gate.floor == -55.0
+    assert sum(gate(-40.0) for _ in range(120)) == 10  # -55 -> -50 in 10 hops
+    assert not gate(-math.inf) and gate.floor == -55.0
+    # below the gate never opens; a hop above it over a quiet floor does
+    assert not gate(-50.0) and gate(-44.0)
+
+
 def test_smoothers():
     p1, p2 = np.array([0.9, 0.1]), np.array([0.1, 0.9])
     ema = Smoother("ema", 2, alpha=0.5)

@@ -104,22 +104,31 @@ class VadGate:
     does not raise it much. `steady_hops`: when that many hops in a row lie within `steady_db` of each other (a
     fan, a hum, music at one level: speech goes up and down by more), the floor jumps up to their minimum, so a
     steady sound closes the gate after those hops however far above the floor it started (0: off, the slow
-    rise only, which took 40 s to climb from -90 to a fan at -50 dBFS).
+    rise only, which took 40 s to climb from -90 to a fan at -50 dBFS). `start_at_gate`: the floor starts (and
+    restarts after digital silence) at `vad_db - margin_db` instead of -90 dBFS: no hop below `vad_db` opens the
+    gate anyway, so a lower start changes no decision but lengthens the climb to a loud steady sound.
     """
 
     def __init__(
-        self, vad_db: float = -45.0, margin_db: float = 10.0, *, steady_hops: int = 0, steady_db: float = 3.0
+        self,
+        vad_db: float = -45.0,
+        margin_db: float = 10.0,
+        *,
+        steady_hops: int = 0,
+        steady_db: float = 3.0,
+        start_at_gate: bool = False,
     ) -> None:
         self.vad_db, self.margin_db = vad_db, margin_db
         self.steady_db = steady_db
-        self.floor = -90.0
+        self.start = vad_db - margin_db if start_at_gate else -90.0
+        self.floor = self.start
         self._recent: deque[float] = deque(maxlen=max(1, steady_hops))
         self._steady = steady_hops > 0
 
     def __call__(self, db: float) -> bool:
         # digital silence (a file's pause, a muted input): the floor is as low as it gets
         if not math.isfinite(db):
-            self.floor = -90.0
+            self.floor = self.start
             self._recent.clear()
             return False
         self.floor = db if db < self.floor else min(db, self.floor + 0.5)
