@@ -42,6 +42,8 @@ ship_ser_reverb_<data>.md); ser_ravdess is built with it (docs/protocol.md, "Rev
 `--reverb member` ships two members instead (logits averaged): the chosen variant as without the copies (seed 0),
 and the same variant trained with the reverberant copies (seed 1), each with its own stage 1 and refit; no seed
 ensemble is asked for (docs/protocol.md, "A close-talk and a reverberant member, nested").
+`--early-views member` ships two members the same way: the chosen variant as it is (seed 0) and the same variant
+trained with early views (seed 1) (docs/protocol.md, "A member with early views beside one without").
 The bundle records the training prior (`speaker_norm`, edge_ser.speaker): on the device each clip of
 the user joins the running statistics and is standardised by them. Its speaker-independent accuracy is the
 si_table's leave-one-speaker-out figure (online-20 row); the validation figures here are for the record.
@@ -243,6 +245,10 @@ def checked(
         ap.error("--val-speakers: --paired-fold's validation actors are its fold's")
     if args.reverb == "member" and args.members != "auto":
         ap.error("--reverb member ships its own two members: leave --members out")
+    if args.early_views == "member" and args.members != "auto":
+        ap.error("--early-views member ships its own two members: leave --members out")
+    if args.early_views == "member" and args.reverb == "member":
+        ap.error("--early-views member and --reverb member each ship two members: choose one")
     n_val = data.val_speakers if args.val_speakers is None else args.val_speakers
     if n_val < 1:
         ap.error(f"--val-speakers {n_val}: at least 1")
@@ -339,11 +345,12 @@ def main() -> None:
     )
     ap.add_argument(
         "--early-views",
-        choices=("on", "off"),
+        choices=("on", "off", "member"),
         default="off",
         help=f"on: the clean training clips also standardised as the device does after {', '.join(map(str, EARLY_VIEWS))} "
         "clips of their speaker (the training prior updated with them), so a new speaker's first clips are not a "
-        "distribution the model never saw (docs/protocol.md)",
+        "distribution the model never saw (docs/protocol.md); member: two members, logits averaged, one trained "
+        "without them and one with them",
     )
     ap.add_argument(
         "--reverb",
@@ -443,6 +450,12 @@ def main() -> None:
             f"{', '.join(map(str, early))} of their speaker's clips"
             if early
             else ""
+        )
+        + (
+            f"; member 2 of 2 also trained on early views (the clean training clips standardised by the training "
+            f"prior updated with {', '.join(map(str, EARLY_VIEWS))} of their speaker's clips)"
+            if args.early_views == "member"
+            else ""
         ),
         "loss": ("class-balanced " if balanced else "") + "cross-entropy (chosen on validation)",
     }
@@ -501,7 +514,7 @@ def main() -> None:
             "so the manifest has no speaker-independent figure"
         )
     elif mirrored and not args.no_refit and not unseen:  # the procedure ship_ser_nested.py evaluates
-        nested = nested_figures(nested_name(data.name, args.choose_by, bool(early), args.reverb), tables)
+        nested = nested_figures(nested_name(data.name, args.choose_by, args.early_views, args.reverb), tables)
         if nested is not None:
             accuracy["speaker_independent"] = nested
         else:
@@ -510,7 +523,7 @@ def main() -> None:
                 f"(python benchmarks/ship_ser_nested.py --data {shlex.quote(args.data)} "
                 f"--choose-by {args.choose_by}"
                 + (f" --tables {shlex.quote(str(tables))}" if tables is not None else "")
-                + (" --early-views" if early else "")
+                + {"off": "", "on": " --early-views", "member": " --early-views member"}[args.early_views]
                 + (f" --reverb {args.reverb}" if args.reverb != "off" else "")
                 + ")"
             )
@@ -537,12 +550,15 @@ def main() -> None:
                 + (
                     ", per member of the close-talk + reverberant pair"
                     if args.reverb == "member"
+                    else ", per member of the plain + early-views pair"
+                    if args.early_views == "member"
                     else f", per member of a {members}-seed ensemble"
                     if members > 1
                     else ""
                 ),
                 "members": members,
                 "early_views": list(early),
+                "early_member": args.early_views == "member",
                 "reverb_copies": REVERB_COPIES if rows.reverb or args.reverb == "member" else 0,
                 "reverb_member": args.reverb == "member",
                 "loss": "class-balanced cross-entropy" if balanced else "cross-entropy",
@@ -558,14 +574,15 @@ def main() -> None:
                 + (" --choose holdout" if args.choose != "pairs" and not unseen else "")
                 + (f" --choose-by {args.choose_by}" if args.choose_by != "transductive" else "")
                 + (f" --members {args.members}" if args.members != "auto" else "")
-                + (" --early-views on" if early else "")
+                + (f" --early-views {args.early_views}" if args.early_views != "off" else "")
                 + (f" --reverb {args.reverb}" if args.reverb != "off" else "")
                 + (" --no-refit" if args.no_refit and not unseen else ""),
             },
         },
     )
     print(
-        f"{out}: functionals_mlp{ensemble_label(members, args.reverb == 'member')} {plan.average_bits:.2f} bits, "
+        f"{out}: functionals_mlp{ensemble_label(members, args.reverb == 'member', args.early_views == 'member')} "
+        f"{plan.average_bits:.2f} bits, "
         f"{(out / 'weights.esq').stat().st_size / 1000:.1f} KB packed; "
         f"validation speakers {val_spk}: UAR {100 * figures['val_uar']:.1f} % "
         f"(float {100 * figures['val_float_uar']:.1f} %; noisy copies {100 * figures['val_uar_noisy']:.1f} %; "
@@ -716,6 +733,7 @@ def stage1(
         "epochs": epochs,
         "figures": figures,
         "reverb": rows.reverb,
+        "early_views": rows.early_views,
         "norm": norm,
     }
 
@@ -919,14 +937,15 @@ def refit_members(
     """Each stage-1 member (`runs`, member k at seed k) refit on the rows `fit` at its plan and epoch counts:
     [(model, plan, codes)] for `ensemble_of`. A member whose stage 1 trained with the reverberant copies
     (`--reverb member`'s second) is refit with those of the speakers in `fit` too, and one trained without them,
-    without them. Every member standardises its input as member 0 does (`FunctionalsEnsemble` standardises once)."""
+    without them; likewise with the early views of its stage 1 (`--early-views member`'s second). Every member
+    standardises its input as member 0 does (`FunctionalsEnsemble` standardises once)."""
     fitted = []
     speakers = np.isin(rows.spk, np.unique(rows.spk[fit]))
     norm = None
     for k, r in enumerate(runs):
         with_rooms = r.get("reverb", rows.reverb)
         mine = (fit & ~rows.reverb_rows) | (rows.reverb_rows & speakers & with_rooms)
-        Z, y = rows.training(mine)
+        Z, y = replace(rows, early_views=r.get("early_views", rows.early_views)).training(mine)
         norm = (Z.mean(0), Z.std(0)) if norm is None else norm
         plan = r["c"].plan
         model, codes = refit(
@@ -953,6 +972,8 @@ def members_of(
     written as `data`'s (default `args.data`) to `tables` (`write_members`)."""
     if args.reverb == "member":
         return [best, reverberant_member(rows, variant, val_spk, args.recipe, best)], None
+    if args.early_views == "member":
+        return [best, early_member(rows, variant, val_spk, args.recipe, best)], None
     members, choice = (1 if args.members == "auto" else int(args.members)), None
     if args.members == "auto" and args.choose == "pairs" and not paired:
         choice = choose_members(rows, variant, args.recipe, progress=True)
@@ -961,10 +982,13 @@ def members_of(
     return [best] + [stage1(rows, variant, val_spk, args.recipe, seed=k) for k in range(1, members)], choice
 
 
-def ensemble_label(members: int, reverb_member: bool) -> str:
-    """What the shipped model is, after its name: '' for one MLP, ' x N seeds' or the two `--reverb member` ones."""
+def ensemble_label(members: int, reverb_member: bool, early_member: bool = False) -> str:
+    """What the shipped model is, after its name: '' for one MLP, ' x N seeds' or the two `--reverb member` (or
+    `--early-views member`) ones."""
     if reverb_member:
         return " x 2 members (close-talk + reverberant)"
+    if early_member:
+        return " x 2 members (plain + early views)"
     return f" x {members} seeds" if members > 1 else ""
 
 
@@ -987,6 +1011,27 @@ def reverberant_member(
         recipe,
         log=False,
         seed=REVERB_MEMBER_SEED,
+        norm=first["norm"],
+    )
+
+
+EARLY_MEMBER_SEED = 1
+"""`--early-views member`'s second member trains at seed 1 (member k at seed k, as a seed ensemble's)."""
+
+
+def early_member(
+    rows: Rows, variant: tuple[int, bool, bool], val_spk: list[str], recipe: str, first: dict
+) -> dict:
+    """Stage 1 of `--early-views member`'s second member: `variant` with the early views (EARLY_VIEWS) of the
+    clean training clips, its own epochs and bit plan chosen on `val_spk`, its input standardised as the first
+    member's (`first`, its stage 1, trained without them)."""
+    return stage1(
+        replace(rows, early_views=EARLY_VIEWS),
+        variant,
+        val_spk,
+        recipe,
+        log=False,
+        seed=EARLY_MEMBER_SEED,
         norm=first["norm"],
     )
 
@@ -1098,12 +1143,14 @@ def write_members(
     )
 
 
-def nested_name(data: str, choose_by: str, early: bool, reverb: str = "off") -> str:
-    """The name benchmarks/ship_ser_nested.py gives the nested run of this procedure (its results and records)."""
+def nested_name(data: str, choose_by: str, early: bool | str, reverb: str = "off") -> str:
+    """The name benchmarks/ship_ser_nested.py gives the nested run of this procedure (its results and records).
+    `early`: `--early-views` (off, on, member; a bool is off / on)."""
+    mode = ("on" if early else "off") if isinstance(early, bool) else early
     return (
         data
         + ("" if choose_by == "transductive" else f"_{choose_by}")
-        + ("_early" if early else "")
+        + {"off": "", "on": "_early", "member": "_early_member"}[mode]
         + ("" if reverb == "off" else f"_reverb_{reverb}")
     )
 

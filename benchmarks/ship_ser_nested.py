@@ -59,6 +59,7 @@ from ship_ser import (  # noqa: E402
     choose_reverb,
     choose_variant,
     data_speakers,
+    early_member,
     ensemble_of,
     nested_name,
     refit_members,
@@ -102,6 +103,7 @@ def outer_fold(
     by: str = "transductive",
     reverb: str = "off",
     rooms: dict[str, np.ndarray] | None = None,
+    early_pair: bool = False,
 ) -> dict:
     """ship_ser's procedure on every speaker but `test` (stage 1 validated by the last `val_speakers` of
     them), then `test` scored once. `cached`: an earlier record of this fold whose stage-0 variant choice is
@@ -111,7 +113,9 @@ def outer_fold(
     procedure, deterministic). `reverb="member"`: ship_ser's `--reverb member` (two members, the second
     trained with the copies; its first member alone, refit, is scored too as `member0`: the procedure without
     the reverberant member, paired). `rooms`: test rooms, each [clips, dim] in the clean rows' order, where
-    the held-out speaker is also scored (transductive and online-20) when the copies were used."""
+    the held-out speaker is also scored (transductive and online-20) when the copies were used. `early_pair`:
+    ship_ser's `--early-views member` (two members, the second trained with early views; its first member alone,
+    refit, is scored too as `member0`)."""
     t0 = time.perf_counter()
     r = rows.subset(rows.spk != test)
     if cached is None:
@@ -134,10 +138,11 @@ def outer_fold(
     elif reverb == "on":
         r = replace(r, reverb=True)
     val_spk = r.speakers()[-val_speakers:]
-    if reverb == "member":
+    if reverb == "member" or early_pair:
         member_choice = None
         first = stage1(r, chosen, val_spk, RECIPE, log=False)
-        seeds = [first, reverberant_member(r, chosen, val_spk, RECIPE, first)]
+        second = early_member if early_pair else reverberant_member
+        seeds = [first, second(r, chosen, val_spk, RECIPE, first)]
         members = len(seeds)
     else:
         member_choice = choose_members(r, chosen, RECIPE)
@@ -166,6 +171,7 @@ def outer_fold(
             else {k: round(member_choice[k], 6) for k in ("seed0", "single", "ensemble")}
         ),
         "reverb_member": reverb == "member",
+        "early_member": early_pair,
         "val_speakers": val_spk,
         "epochs": [s["epochs"] for s in seeds],
         "bits": float(plan.average_bits),
@@ -173,7 +179,7 @@ def outer_fold(
         "n": len(test_rows),
     }
     scored = {"refit": model, "stage1": staged}
-    if reverb == "member":
+    if reverb == "member" or early_pair:
         scored["member0"] = fitted[0][0]
     for name, m in scored.items():
         norms = {"transductive": figures(y, [predict(m, rows.Z[test_rows]).argmax(1)], rows.classes)}
@@ -242,12 +248,15 @@ def summary(
         counts[label] = counts.get(label, 0) + 1
     if protocol is None:
         protocol = "leave one actor out" if data == "ravdess" else "leave one speaker out"
+    pair = all(f.get("early_member") for f in folds)  # --early-views member
     lines = [
         f"# The ser_{data} shipping procedure, nested: {protocol} ({len(folds)} of {total} folds)"
         + ("" if by == "transductive" else f", stage 0 by `--choose-by {by}`")
         + (f", early views ({', '.join(map(str, early))} clips)" if early else "")
         + (
-            ", a close-talk and a reverberant member"
+            ", a plain and an early-views member"
+            if pair
+            else ", a close-talk and a reverberant member"
             if "member0" in models
             else ", reverberant copies when the inner folds choose them"
             if any("reverb" in f for f in folds)
@@ -282,7 +291,7 @@ def summary(
     labels = {
         "refit": "shipped procedure (refit)",
         "stage1": "stage 1's model (no refit)",
-        "member0": "its close-talk member alone (refit)",
+        "member0": "its plain member alone (refit)" if pair else "its close-talk member alone (refit)",
     }
     for model in models:
         t, label = table[model], labels[model]
@@ -299,7 +308,11 @@ def summary(
         + ".",
         "",
         (
-            "Two members in every fold (ship_ser.py --reverb member): the close-talk member (seed 0) and the "
+            "Two members in every fold (ship_ser.py --early-views member): the plain member (seed 0) and the "
+            f"early-views member (seed 1, trained with early views after {', '.join(map(str, EARLY_VIEWS))} clips), "
+            "each with its own stage 1 and refit, logits averaged; no seed ensemble asked for."
+            if pair
+            else "Two members in every fold (ship_ser.py --reverb member): the close-talk member (seed 0) and the "
             "reverberant member (seed 1), each with its own stage 1 and refit; no seed ensemble asked for."
             if "member0" in models
             else f"A {MEMBERS}-seed ensemble chosen by the inner folds (ship_ser.choose_members) in "
@@ -427,8 +440,13 @@ def main() -> None:
     )
     ap.add_argument(
         "--early-views",
-        action="store_true",
-        help="ship_ser.py --early-views on (stages 1 and 2 and the member choice); writes ..._early",
+        nargs="?",
+        const="on",
+        default="off",
+        choices=("off", "on", "member"),
+        help="ship_ser.py --early-views: on (the flag alone) = early views in stages 1 and 2 and the member choice, "
+        "writes ..._early; member = two members, the second trained with early views (its first member alone "
+        "scored beside it), writes ..._early_member",
     )
     ap.add_argument(
         "--stage0-from",
@@ -464,7 +482,7 @@ def main() -> None:
     torch.set_num_threads(1)
     name = nested_name(data.name, args.choose_by, args.early_views, args.reverb)
     d, X, Z, y, spk, copy_of, groups = training_matrix(data.arg, reverb=args.reverb != "off")
-    early = EARLY_VIEWS if args.early_views else ()
+    early = EARLY_VIEWS if args.early_views == "on" else ()
     rows = Rows(X, Z, y, spk.astype(str), copy_of, groups, list(d.classes), early)
     speakers = rows.speakers()
     todo = speakers[: args.limit_folds]
@@ -495,7 +513,7 @@ def main() -> None:
             continue
         rec = outer_fold(
             rows, test, data.val_speakers, cached=done.get(test) or stage0.get(test), by=args.choose_by,
-            reverb=args.reverb, rooms=rooms,
+            reverb=args.reverb, rooms=rooms, early_pair=args.early_views == "member",
         )  # fmt: skip
         done[test] = rec
         atomic_write(runs, "".join(json.dumps(done[s]) + "\n" for s in speakers if s in done))

@@ -270,7 +270,8 @@ def test_shipped_ser_bundles_carry_their_nested_figure_and_info_prints_it(name, 
     made_by = m["recipe"]["made_by"]
     choose_by = made_by.split("--choose-by ")[1].split()[0] if "--choose-by" in made_by else "transductive"
     reverb = made_by.split("--reverb ")[1].split()[0] if "--reverb" in made_by else "off"
-    nested = ship.nested_name(m["accuracy"]["dataset"], choose_by, bool(m["recipe"]["early_views"]), reverb)
+    early = "member" if m["recipe"].get("early_member") else bool(m["recipe"]["early_views"])
+    nested = ship.nested_name(m["accuracy"]["dataset"], choose_by, early, reverb)
     assert m["accuracy"]["speaker_independent"] == ship.nested_figures(
         nested
     )  # the table it was shipped with
@@ -373,6 +374,43 @@ def test_reverb_member_trains_a_second_member_with_the_copies_and_refits_each_on
     ship.refit_members(held, fit, [{"c": SimpleNamespace(plan="plan"), "epochs": {}}], balanced=False)
     np.testing.assert_array_equal(trained[0][0], held.Z[fit])
     assert ship.nested_name("emodb", "device", False, "member") == "emodb_device_reverb_member"
+
+
+def test_early_member_trains_the_same_variant_with_early_views_and_refits_with_them(monkeypatch):
+    """`--early-views member`: member 0 is the variant as shipped (no early views), member 1 the same variant with
+    the early views at seed 1, its input standardised as member 0's; the refit gives member 1 the early views of
+    the rows it refits on and member 0 none."""
+    from types import SimpleNamespace
+
+    rows = _rows(clips=12)
+    seen: list = []
+
+    def fake_stage1(r, variant, val_spk, recipe, log=True, *, seed=0, norm=None):
+        seen.append((r.early_views, seed, tuple(val_spk), norm))
+        return {"c": SimpleNamespace(plan="plan"), "epochs": {}, "early_views": r.early_views}
+
+    monkeypatch.setattr(ship, "stage1", fake_stage1)
+    args = SimpleNamespace(
+        reverb="off", early_views="member", members="auto", choose="pairs", recipe="sensitivity@2.0", data="x"
+    )
+    best = {"early_views": (), "c": SimpleNamespace(plan="plan"), "epochs": {}, "norm": "norm0"}
+    members, choice = ship.members_of(args, rows, (2, True, False), ["03"], best)
+    assert choice is None and members[0] is best and seen == [(ship.EARLY_VIEWS, 1, ("03",), "norm0")]
+
+    trained: list = []
+    monkeypatch.setattr(
+        ship, "refit", lambda dim, n, Z, y, plan, epochs, **kw: trained.append((Z, kw["seed"])) or (None, {})
+    )
+    held = rows.subset(rows.spk != "03")
+    fit = held.trained_on((2, True, False))
+    ship.refit_members(held, fit, members, balanced=False)
+    np.testing.assert_array_equal(trained[0][0], held.Z[fit])  # member 0: the rows as they are
+    with_views, _ = replace(held, early_views=ship.EARLY_VIEWS).training(fit)
+    np.testing.assert_array_equal(trained[1][0], with_views)  # member 1: with the early views of those rows
+    assert [seed for _, seed in trained] == [0, 1] and len(with_views) > fit.sum()
+    assert ship.nested_name("emodb", "device", "member") == "emodb_device_early_member"
+    assert ship.nested_name("emodb", "device", "on") == ship.nested_name("emodb", "device", True)
+    assert ship.ensemble_label(2, False, True) == " x 2 members (plain + early views)"
 
 
 def test_info_and_banners_lead_with_the_unseen_speaker_figure(capsys):
