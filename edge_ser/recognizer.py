@@ -640,8 +640,9 @@ class Recognizer:
                 else Recognizer(fallback, self.engine.name, threads)
             )
         pipeline = LivePipeline(
-            self.bundle, self.engine, config, fallback=None if fb is None else fb.engine, speaker=self.speaker
-        )
+            self.bundle, self.engine, config, speaker=self.speaker,
+            fallback=None if fb is None else fb.engine, fallback_speaker=None if fb is None else fb.speaker,
+        )  # fmt: skip
         audio, frames, tracker = open_capture(capture or CaptureSettings(), self.kind)
         return LiveRunner(
             pipeline, audio, frames, outputs, tracker, stop=stop, max_seconds=seconds, keep=keep

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import threading
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
@@ -59,6 +60,14 @@ class SpeakerAdapter:
             None if block is None else SpeakerNorm.from_dict({k: v for k, v in block.items() if k != "input"})
         )
         self.enabled = bool(enabled)
+        """The user's setting: clips classified join the statistics (outside a `held` block of the same thread)."""
+        self._lock = threading.Lock()  # the running sums are shared by every thread that classifies
+        self._local = threading.local()  # `held` blocks count per thread: one thread's hold is not another's
+
+    @property
+    def learning(self) -> bool:
+        """True when a clip classified now, in this thread, would join the statistics."""
+        return self.enabled and self.norm is not None and not getattr(self._local, "holds", 0)
 
     @property
     def active(self) -> bool:
@@ -73,7 +82,8 @@ class SpeakerAdapter:
     def reset(self) -> None:
         """A new speaker or session: back to the training prior."""
         if self.norm is not None:
-            self.norm.reset()
+            with self._lock:
+                self.norm.reset()
 
     def enroll(self, inputs: Mapping[str, np.ndarray]) -> None:
         """Add a clip's model inputs (from `InputKind.audio_inputs` / `file_inputs`) to the statistics (a clip
@@ -81,7 +91,8 @@ class SpeakerAdapter:
         if self.norm is not None:
             rows = self._rows(inputs)
             if np.all(np.isfinite(rows)):
-                self.norm.update(rows)
+                with self._lock:
+                    self.norm.update(rows)
 
     def __call__(self, inputs: Mapping[str, np.ndarray], *, update: bool = True) -> dict[str, np.ndarray]:
         """One clip's model inputs with the speaker input standardised; with `update` (and adaptation on) the
@@ -89,9 +100,11 @@ class SpeakerAdapter:
         if self.norm is None:
             return dict(inputs)
         rows = self._rows(inputs)
-        if update and self.enabled and np.all(np.isfinite(rows)):
-            self.norm.update(rows)
-        return {**inputs, self.input: self.norm.apply(rows).reshape(np.shape(inputs[self.input]))}
+        with self._lock:  # the update and the statistics it standardises with, as one step
+            if update and self.learning and np.all(np.isfinite(rows)):
+                self.norm.update(rows)
+            out = self.norm.apply(rows)
+        return {**inputs, self.input: out.reshape(np.shape(inputs[self.input]))}
 
     def _rows(self, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
         if self.input not in inputs:
@@ -113,7 +126,8 @@ class SpeakerAdapter:
         """The session's speaker statistics with the prior's fingerprint (None for a bundle without the block)."""
         if self.norm is None:
             return None
-        return {"input": self.input, "prior": self.prior_id, **self.norm.state()}
+        with self._lock:
+            return {"input": self.input, "prior": self.prior_id, **self.norm.state()}
 
     def set_state(self, state: Mapping[str, Any], where: str = "speaker state") -> None:
         """Restore statistics saved by `state`; ConfigError when they were made with another prior."""
@@ -124,7 +138,8 @@ class SpeakerAdapter:
                 f"{where}: saved with another bundle's speaker prior (input {state.get('input')!r}, prior "
                 f"{state.get('prior')!r}; this bundle: {self.input!r}, {self.prior_id!r})"
             )
-        self.norm.set_state({k: v for k, v in state.items() if k not in ("input", "prior")}, where)
+        with self._lock:
+            self.norm.set_state({k: v for k, v in state.items() if k not in ("input", "prior")}, where)
 
     def describe(self) -> str:
         if self.norm is None:
@@ -150,16 +165,17 @@ def clips_held(adapters: Mapping[str, SpeakerAdapter]) -> int | None:
 
 @contextlib.contextmanager
 def held(adapters: Iterable[SpeakerAdapter]) -> Iterator[None]:
-    """Inside the block the adapters' statistics are used as they are, not updated by the clips classified."""
+    """Inside the block the adapters' statistics are used as they are, not updated by the clips this thread
+    classifies. The hold is counted per thread and never touches `enabled`: it used to switch `enabled` off and
+    restore it, so two threads' overlapping blocks restored each other's False and left adaptation off for good."""
     adapters = list(adapters)
-    before = [a.enabled for a in adapters]
     for a in adapters:
-        a.enabled = False
+        a._local.holds = getattr(a._local, "holds", 0) + 1
     try:
         yield
     finally:
-        for a, on in zip(adapters, before, strict=True):
-            a.enabled = on
+        for a in adapters:
+            a._local.holds -= 1
 
 
 def learn_inputs(speaker: SpeakerAdapter, engine: Any, x: Mapping[str, np.ndarray]) -> None:

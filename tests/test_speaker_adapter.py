@@ -416,3 +416,71 @@ def test_speaker_file_keeps_the_speaker_across_sessions(tmp_path: Path, capsys) 
     assert Recognizer(b, "numpy").load_speaker(me) >= 5
     assert main(["predict", str(SHIPPED), str(clip), "--speaker-file", str(me)]) != 0
     assert "no speaker normalisation, nothing to keep" in capsys.readouterr().err
+
+
+def test_an_audio_fallback_standardises_by_its_own_speaker_statistics() -> None:
+    """A faces bundle's audio-only fallback that learns its speaker (av_fn_audio) got its raw inputs: out of range,
+    it answered "angry 1.00" on every window without a face. Its windows now go through its own statistics."""
+    from edge_ser.engines import load_engine
+    from edge_ser.live.pipeline import PipelineConfig
+    from edge_ser.speaker import SpeakerAdapter
+
+    main, fb = load_bundle(ROOT / "bundles" / "av_cnn"), load_bundle(ROOT / "bundles" / "av_fn_audio")
+    fb_engine = load_engine(fb, "numpy")
+    config = PipelineConfig(smoothing="none", learn="windows", learn_every=0.0)
+    pipe = LivePipeline(main, load_engine(main, "numpy"), config, fallback=fb_engine)
+    ref = SpeakerAdapter(fb.manifest)
+    n = int(config.window * fb.input_kind.sample_rate)
+    for i in range(3):
+        w = _voice(i, config.window)[:n]
+        r = pipe.step(1.0 + i, w, faces=[])
+        want = fb.input_kind.combine(fb_engine.predict(ref(fb.input_kind.window_inputs(w))))
+        assert r.fallback == "no face: audio-only model"
+        np.testing.assert_allclose(r.probs, want, atol=1e-6)
+    assert pipe.fallback_speaker.clips == 3
+    raw = fb.input_kind.combine(fb_engine.predict(fb.input_kind.window_inputs(_voice(0, config.window)[:n])))
+    assert not np.allclose(raw, want, atol=1e-3)  # the raw inputs would give another answer
+
+
+def test_speaker_holds_are_per_thread_and_never_switch_adaptation_off(tmp_path: Path) -> None:
+    """`held` switched `enabled` off and restored it: two threads' overlapping holds restored each other's False and
+    left adaptation off for good (a Recognizer used from two threads). Holds are now counted per thread."""
+    import threading
+
+    from edge_ser.speaker import held
+
+    rec = Recognizer(_with_block(tmp_path), "numpy")
+    a, x = rec.speaker, rec.kind.audio_inputs(_voice(0), SR, None)
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with held([a]):
+            holding.set()
+            release.wait(10)
+
+    t = threading.Thread(target=hold)
+    t.start()
+    holding.wait(10)
+    a(x)  # another thread's hold does not stop this one learning
+    assert a.clips == 1
+    with held([a]):
+        a(x)
+        assert a.clips == 1 and not a.learning
+    release.set()
+    t.join()
+    assert a.enabled and a.learning
+
+    silence = np.zeros(SR, np.float32)  # classified held (it does not join the statistics)
+
+    def busy() -> None:
+        for _ in range(100):
+            rec.predict_audio(silence, SR)
+
+    threads = [threading.Thread(target=busy) for _ in range(2)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    before = rec.speaker_clips
+    rec.predict_audio(_voice(1), SR)
+    assert rec.adapting and rec.speaker_clips == before + 1

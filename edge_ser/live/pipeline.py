@@ -170,10 +170,19 @@ class LivePipeline:
     """
 
     def __init__(
-        self, bundle, engine, config: PipelineConfig | None = None, *, fallback=None, speaker=None
+        self,
+        bundle,
+        engine,
+        config: PipelineConfig | None = None,
+        *,
+        fallback=None,
+        speaker=None,
+        fallback_speaker=None,
     ) -> None:
         """`speaker`: the session's `edge_ser.speaker.SpeakerAdapter` (default: a new one from the bundle);
-        windows with speech update it, one per `config.learn_every` seconds of speech."""
+        windows with speech update it, one per `config.learn_every` seconds of speech. `fallback_speaker`: the
+        fallback bundle's (default: a new one from it), which standardises and learns from the windows the
+        fallback answers, as the bundle's own does for its windows."""
         from edge_ser.speaker import SpeakerAdapter
 
         self.bundle, self.engine, self.fallback = bundle, engine, fallback
@@ -200,6 +209,11 @@ class LivePipeline:
                     f"fallback bundle {fallback.bundle.source} analyses {fallback.bundle.input_kind.sample_rate} "
                     f"Hz audio, the main bundle {self.sr} Hz: they must be the same"
                 )
+        self.fallback_speaker = None
+        if fallback is not None:
+            self.fallback_speaker = (
+                fallback_speaker if fallback_speaker is not None else SpeakerAdapter(fallback.bundle.manifest)
+            )
         self.front = self.kind.live(c.window)
         self._speech_since_learn = 0.0
         self._utterance: list[np.ndarray] = []  # "utterances": the open run of speech, hop by hop
@@ -330,11 +344,16 @@ class LivePipeline:
             # fallback bundle is involved: the fusion degrades by itself)
             mode = "audio"
         learn = self._learn_now()
-        with contextlib.nullcontext() if learn else held(active_adapters(self.speaker, self.engine).values()):
+        frozen = [*active_adapters(self.speaker, self.engine).values()]
+        if self.fallback_speaker is not None:
+            frozen.append(self.fallback_speaker)
+        with contextlib.nullcontext() if learn else held(frozen):
+            # the fallback's inputs through its own speaker statistics: it was trained on standardised inputs, and
+            # raw ones put it out of range (every window "angry 1.00" on av_fn_audio until 2026-12-05)
             x = (
                 self.speaker(self.front.inputs(window, faces))
                 if kind is self.kind
-                else kind.window_inputs(window)
+                else self.fallback_speaker(kind.window_inputs(window))
             )
             features_ms = (time.perf_counter() - tf) * 1e3
             ti = time.perf_counter()
