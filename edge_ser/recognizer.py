@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from edge_ser.live.pipeline import PipelineConfig
     from edge_ser.live.result import LiveResult
     from edge_ser.live.run import LiveRunner
+    from edge_ser.live.session import AudioSession
 
 
 BATCH_ROWS = 32
@@ -152,13 +153,21 @@ def float_samples(y: Any, sr: Any, where: str) -> tuple[np.ndarray, int]:
     """(y, sr) checked as the API takes audio in memory: float samples scaled to [-1, 1] (more than
     MAX_FLOAT_PEAK means integer samples stored as floats, as the WAV reader refuses them) and a positive integer
     rate; ConfigError naming `where` otherwise."""
-    from edge_ser.audio.wav import MAX_FLOAT_PEAK
+    from edge_ser.audio.wav import MAX_FLOAT_PEAK, MAX_SR, MIN_SR
 
     y = np.asarray(y)
     if y.dtype.kind not in "f":
         raise ConfigError(f"{where}: y must be float samples in [-1, 1], got dtype {y.dtype}")
-    if isinstance(sr, bool) or not isinstance(sr, (int, np.integer, float)) or not sr > 0 or sr != int(sr):
-        raise ConfigError(f"{where}: sr must be the sample rate in Hz (a positive integer), got {sr!r}")
+    if (
+        isinstance(sr, bool)
+        or not isinstance(sr, (int, np.integer, float))
+        or not MIN_SR <= sr <= MAX_SR  # also refuses nan and inf
+        or sr != int(sr)
+    ):
+        raise ConfigError(
+            f"{where}: sr must be the sample rate in Hz, an integer in {MIN_SR}..{MAX_SR}, got {sr!r}"
+            + (" (a rate in kHz?)" if isinstance(sr, (int, float)) and 0 < sr < MIN_SR else "")
+        )
     finite = y[np.isfinite(y)] if y.size else y
     peak = float(np.max(np.abs(finite))) if finite.size else 0.0
     if peak > MAX_FLOAT_PEAK:
@@ -631,14 +640,7 @@ class Recognizer:
 
         if seconds is not None and not (isinstance(seconds, (int, float)) and seconds > 0):
             raise ConfigError(f"seconds: the stream time to stop after must be > 0, got {seconds!r}")
-        fb = None
-        if fallback is not None:
-            threads = getattr(self.engine, "threads", 1)
-            fb = (
-                fallback
-                if isinstance(fallback, Recognizer)
-                else Recognizer(fallback, self.engine.name, threads)
-            )
+        fb = self._fallback(fallback)
         pipeline = LivePipeline(
             self.bundle, self.engine, config, speaker=self.speaker,
             fallback=None if fb is None else fb.engine, fallback_speaker=None if fb is None else fb.speaker,
@@ -647,6 +649,34 @@ class Recognizer:
         return LiveRunner(
             pipeline, audio, frames, outputs, tracker, stop=stop, max_seconds=seconds, keep=keep
         )
+
+    def session(
+        self,
+        sample_rate: int,
+        config: PipelineConfig | None = None,
+        *,
+        fallback: Recognizer | Bundle | str | os.PathLike[str] | None = None,
+    ) -> AudioSession:
+        """The live pipeline fed by your own capture: `session.push(chunk)` (int16 or float, mono or
+        [frames, channels], at `sample_rate` Hz, any chunk size) returns a `LiveResult` per completed hop, as
+        `stream` would on the same audio (the voice gate, smoothing and speaker learning of `config`). Use it, not
+        `predict_audio` on each chunk, for a stream: silence between utterances then neither gets an emotion nor
+        joins the speaker statistics (`edge_ser.live.session`)."""
+        from edge_ser.live.pipeline import LivePipeline
+        from edge_ser.live.session import AudioSession
+
+        fb = self._fallback(fallback)
+        pipeline = LivePipeline(
+            self.bundle, self.engine, config, speaker=self.speaker,
+            fallback=None if fb is None else fb.engine, fallback_speaker=None if fb is None else fb.speaker,
+        )  # fmt: skip
+        return AudioSession(pipeline, sample_rate)
+
+    def _fallback(self, fallback: Recognizer | Bundle | str | os.PathLike[str] | None) -> Recognizer | None:
+        """The audio-only fallback as a Recognizer (a bundle or path is loaded on this one's engine)."""
+        if fallback is None or isinstance(fallback, Recognizer):
+            return fallback
+        return Recognizer(fallback, self.engine.name, getattr(self.engine, "threads", 1))
 
     def stream(
         self,

@@ -129,6 +129,56 @@ def test_stream_is_the_live_loop(clips: list[Path], tmp_path: Path) -> None:
     assert first.t == results[0].t
 
 
+@pytest.mark.parametrize("name", ["ser_emodb", "tiny_transformer_emodb", "av_fusion"])
+def test_a_session_fed_by_your_own_capture_is_the_live_loop(name: str, tmp_path: Path) -> None:
+    """`session(sr).push(chunk)`: 20 ms int16 stereo chunks at 48 kHz (a capture callback's) give the results
+    `stream` gives on the same audio as a file: the same hops, gate, labels and speaker learning."""
+    import soundfile as sf
+
+    from edge_ser.live.pipeline import PipelineConfig
+
+    y = np.concatenate(
+        [_voiced(2.0), np.zeros(16000, np.float32), _voiced(2.5, 1), np.zeros(8000, np.float32)]
+    )
+    y48 = resample(y, 16000, 48000)
+    pcm = np.round(np.clip(y48, -1, 1) * 32767).astype(np.int16)
+    stereo = np.stack([pcm, pcm // 2], axis=1)  # a capture callback's 16-bit stereo frames
+    wav = tmp_path / "s.wav"
+    sf.write(wav, stereo, 48000, subtype="PCM_16")  # the same 16-bit frames in a file
+    config = PipelineConfig(window=1.5, hop=0.5, smoothing="ema")
+    bundle = REPO / "bundles" / name
+    ref = edge_ser.Recognizer(bundle, "numpy")
+    want = list(ref.stream(audio_file=wav, realtime=False, config=config))
+    rec = edge_ser.Recognizer(bundle, "numpy")
+    session = rec.session(48000, config)
+    got = [r for i in range(0, len(stereo), 960) for r in session.push(stereo[i : i + 960])]
+    got += session.finish()  # the resampler's last samples complete the last hop
+    assert [(r.t, r.label, r.speech) for r in got] == [(r.t, r.label, r.speech) for r in want]
+    for a, b in zip(got, want, strict=True):
+        np.testing.assert_allclose(a.smoothed, b.smoothed, atol=1e-4)
+    assert any(r.speech for r in got) and any(not r.speech for r in got)
+    assert rec.speaker_clips == ref.speaker_clips  # the same utterances joined the speaker statistics
+
+
+def test_a_session_refuses_what_it_cannot_hear() -> None:
+    rec = edge_ser.Recognizer(REPO / "bundles" / "ser_emodb", "numpy")
+    for rate in (48, 0, 10**7, 16000.5, "16000"):
+        with pytest.raises(ConfigError, match="sample_rate"):
+            rec.session(rate)
+    session = rec.session(16000)
+    from edge_ser.errors import AudioFormatError
+
+    for bad, why in [
+        (np.zeros((2, 2, 2)), "shape"),
+        (np.zeros(4, np.uint8), "dtype"),
+        (np.full(4, np.nan), "non-finite"),
+    ]:
+        with pytest.raises(AudioFormatError, match=why):
+            session.push(bad)
+    with pytest.raises(ConfigError, match="faces only"):
+        edge_ser.Recognizer(REPO / "bundles" / "face_fer", "numpy").session(16000)
+
+
 def _voiced(seconds: float, seed: int = 0) -> np.ndarray:
     from tests._signals import voiced
 
@@ -158,6 +208,9 @@ def test_api_misuse_is_a_one_line_config_error(tmp_path: Path) -> None:
     cases = {
         "more than 64": lambda: rec.predict_audio(y * 32767, 16000),
         "sample rate in Hz": lambda: rec.predict_audio(y, None),
+        "a rate in kHz": lambda: rec.predict_audio(y, 48),  # allocated GBs in the resampler
+        "1000..768000, got inf": lambda: rec.predict_audio(y, float("inf")),
+        "1000..768000, got 1": lambda: rec.enroll(y, 1),
         "must be a Bundle": lambda: edge_ser.Recognizer(None),
         "is a folder": lambda: rec.save_speaker(tmp_path),
         "must be > 0": lambda: rec.stream(audio_file=tmp_path / "x.wav", realtime=False, seconds=-1),

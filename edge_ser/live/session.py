@@ -1,0 +1,129 @@
+"""Your own capture into the live pipeline: push audio chunks, get a result per hop.
+
+`Recognizer.stream` reads a microphone or a file itself. An app that already captures audio (its own PortAudio
+callback, a WebRTC track, a socket) pushes what it has instead:
+
+    session = rec.session(sr=48000)               # the rate of the chunks you push
+    for chunk in my_capture():                    # any size: 20 ms, 0.5 s, ...; int16 or float; [n] or [n, ch]
+        for r in session.push(chunk):             # 0 or more LiveResults: one per completed hop
+            print(r.t, r.label, r.confidence)
+    session.finish()                              # at the end: the resampler's last few ms
+
+The results are those `edge-ser run` would give on the same audio (the same window, hop, voice gate, smoothing and
+speaker learning: `LivePipeline`), so silence between utterances neither gets an emotion nor joins the speaker
+statistics, as it would if each chunk went through `predict_audio`. Channels are averaged to mono and the
+audio is resampled to the bundle's rate by the streaming filter the microphone path uses.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from edge_ser.audio.polyphase import Resampler
+from edge_ser.audio.wav import MAX_SR, MIN_SR
+from edge_ser.errors import AudioFormatError, ConfigError
+
+if TYPE_CHECKING:
+    from edge_ser.live.pipeline import LivePipeline
+    from edge_ser.live.result import LiveResult
+
+INT_SCALE = {np.dtype(np.int16): 32768.0, np.dtype(np.int32): 2147483648.0}
+"""Integer sample types a chunk may have, and the value of full scale."""
+
+
+def mono_float(chunk: Any, where: str = "push") -> np.ndarray:
+    """A chunk as mono float32 in [-1, 1]: float samples as they are, int16 / int32 scaled by full scale, a
+    [frames, channels] block averaged over its channels. AudioFormatError for anything else."""
+    x = np.asarray(chunk)
+    if x.ndim not in (1, 2):
+        raise AudioFormatError(f"{where}: a chunk is [frames] or [frames, channels], got shape {x.shape}")
+    if x.dtype in INT_SCALE:
+        x = x.astype(np.float32) / np.float32(INT_SCALE[x.dtype])
+    elif x.dtype.kind != "f":
+        raise AudioFormatError(
+            f"{where}: samples must be float (in [-1, 1]), int16 or int32, got dtype {x.dtype}"
+        )
+    x = x.astype(np.float32, copy=False)
+    if x.ndim == 2:
+        x = x.mean(axis=1, dtype=np.float32)
+    bad = int(np.count_nonzero(~np.isfinite(x)))
+    if bad:
+        raise AudioFormatError(f"{where}: the chunk has {bad} non-finite sample(s) (NaN or inf)")
+    return x
+
+
+class AudioSession:
+    """The live pipeline fed by pushed audio: `push(chunk)` returns the results of the hops it completes.
+
+    Args:
+        pipeline: the `LivePipeline` (its bundle, engine, config, speaker statistics and smoothing).
+        sample_rate: the rate of the pushed chunks, Hz (resampled to the bundle's).
+    """
+
+    def __init__(self, pipeline: LivePipeline, sample_rate: int) -> None:
+        if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)):
+            raise ConfigError(f"session: sample_rate must be an integer in Hz, got {sample_rate!r}")
+        if not MIN_SR <= int(sample_rate) <= MAX_SR:
+            raise ConfigError(
+                f"session: sample_rate {sample_rate} Hz is outside {MIN_SR}..{MAX_SR} Hz (a rate in kHz?)"
+            )
+        if not pipeline.kind.hears:
+            raise ConfigError(
+                f"{pipeline.bundle.root}: this bundle reads faces only; a session takes audio "
+                "(use Recognizer.stream with a camera, or predict_audio with faces=...)"
+            )
+        self.pipeline = pipeline
+        self.sample_rate = int(sample_rate)
+        self._resampler = (
+            None if self.sample_rate == pipeline.sr else Resampler(self.sample_rate, pipeline.sr)
+        )
+        config = pipeline.config
+        self.win_n = int(round(config.window * pipeline.sr))
+        self.hop_n = max(1, int(round(config.hop * pipeline.sr)))
+        self._window = np.zeros(self.win_n, np.float32)
+        self._filled = 0
+        self._pending = np.zeros(0, np.float32)
+        self._samples = 0  # samples at the bundle's rate that went into hops: the stream time
+
+    @property
+    def t(self) -> float:
+        """Stream time in seconds: the audio at the bundle's rate that has gone into hops."""
+        return self._samples / self.pipeline.sr
+
+    def push(self, chunk: Any) -> list[LiveResult]:
+        """Add a chunk of audio (any length; float in [-1, 1], int16 or int32; [frames] or [frames, channels]) and
+        return the results of the hops it completes, in time order (none until the first window is full)."""
+        x = mono_float(chunk)
+        if self._resampler is not None:
+            x = self._resampler.feed(x)
+        return self._hops(x)
+
+    def finish(self) -> list[LiveResult]:
+        """The end of the audio: the resampler's last samples (the filter holds back a few ms), and the results of
+        the hops they complete. A part of a hop left over is dropped, as at the end of a file; push() after
+        finish() starts the filter again."""
+        if self._resampler is None:
+            return []
+        tail = self._resampler.finish()
+        self._resampler = Resampler(self.sample_rate, self.pipeline.sr)
+        return self._hops(tail)
+
+    def _hops(self, x: np.ndarray) -> list[LiveResult]:
+        """Append samples at the bundle's rate; step the pipeline on every hop they complete."""
+        self._pending = np.concatenate([self._pending, x]) if self._pending.size else x
+        out = []
+        while self._pending.size >= self.hop_n:
+            hop, self._pending = self._pending[: self.hop_n], self._pending[self.hop_n :]
+            self.pipeline.feed(hop)
+            self._window = np.roll(self._window, -hop.size)
+            self._window[-hop.size :] = hop
+            self._filled = min(self.win_n, self._filled + hop.size)
+            self._samples += hop.size
+            if self._filled == self.win_n:
+                out.append(self.pipeline.step(self.t, self._window))
+        return out
+
+
+__all__ = ["AudioSession", "mono_float"]
