@@ -232,7 +232,10 @@ class Recognizer:
             self.bundle, engine, threads=threads, providers=providers, delegate=delegate
         )
         self.kind = self.bundle.input_kind
+        if not isinstance(adapt, (bool, np.bool_)):  # "no" or "off" would be truthy: adapting
+            raise ConfigError(f"Recognizer: adapt must be True or False, got {adapt!r}")
         self.speaker = SpeakerAdapter(self.bundle.manifest, enabled=adapt)
+        self._enrolled: set[str] = set()  # fingerprints of the files enroll_file added: none is added twice
         if hasattr(self.engine, "set_adapt"):  # a fusion bundle: its branches keep their own statistics
             self.engine.set_adapt(adapt)
 
@@ -240,6 +243,7 @@ class Recognizer:
         """A new speaker (or session): the speaker statistics go back to the training prior (a fusion bundle's
         branches' too)."""
         self.speaker.reset()
+        self._enrolled.clear()
         if hasattr(self.engine, "reset_speakers"):
             self.engine.reset_speakers()
 
@@ -249,6 +253,9 @@ class Recognizer:
         was added. ConfigError when the bundle has no speaker normalisation (as `enroll_file`)."""
         self._need_adapters("enrol")
         y, sr = float_samples(y, sr, "enroll")
+        bad = int(np.count_nonzero(~np.isfinite(y)))
+        if bad:  # as predict_audio: a glitch is an error, not silence
+            raise AudioFormatError(f"enroll: audio has {bad} non-finite sample(s) (NaN or inf)")
         if not speech_enough(level_db(y), True):
             return False
         learn_clip(self.kind, self.speaker, self.engine, y, sr)
@@ -265,16 +272,33 @@ class Recognizer:
         """Add a recording of the user to the speaker statistics: the whole file as one clip up to 30 s (as the
         bundle's training speakers were measured: every clip), else each 3 s window
         (`edge_ser.audio.stream.file_windows`) whose loudest half second reaches `vad_db` dBFS, the live voice
-        gate's level (`loudest_db`, as `learn_files` decides), so the pauses of a long recording are left out. A silent file adds nothing. Returns the clips added."""
+        gate's level (`loudest_db`, as `learn_files` decides), so the pauses of a long recording are left out. A
+        silent file adds nothing. A folder enrols every audio file in it (searched recursively, sorted), as
+        `edge-ser run --enroll DIR`. A file already enrolled into the current statistics (the same bytes: in this
+        session, or in a speaker file they were loaded from) is not added again. Returns the clips added."""
         from edge_ser.audio.stream import file_windows
 
         self._need_adapters("enrol")
+        if Path(path).is_dir():
+            from edge_ser.fileio import find_files
+            from edge_ser.inputs.base import AUDIO_EXTENSIONS
+
+            files = find_files([Path(path)], AUDIO_EXTENSIONS, error=AudioFormatError, what="media files")
+            return sum(self.enroll_file(f, vad_db=vad_db) for f in files)
+        mark = _fingerprint(path)
+        if mark in self._enrolled:
+            return 0
         added = 0
         for w in file_windows(path, self.sample_rate):
             if speech_enough(loudest_db(w.samples, self.sample_rate), w.whole, vad_db):
                 learn_clip(self.kind, self.speaker, self.engine, w.samples, self.sample_rate)
                 added += 1
+        self._enrolled.add(mark)
         return added
+
+    def enrolled(self, path: str | os.PathLike[str]) -> bool:
+        """Whether the file (by its bytes) is among those enrolled into the current statistics."""
+        return _fingerprint(path) in self._enrolled
 
     def _adapters(self) -> dict[str, Any]:
         """The speaker statistics this recognizer keeps, by name: "bundle", and a fusion bundle's branches."""
@@ -301,6 +325,7 @@ class Recognizer:
             "version": SPEAKER_VERSION,
             "bundle": self.bundle.name,
             "statistics": {name: a.state() for name, a in adapters.items()},
+            "enrolled": sorted(self._enrolled),  # so a restart with the same --enroll adds nothing twice
         }
         atomic_write(path, json.dumps(doc, indent=1) + "\n")
         return Path(path)
@@ -328,10 +353,16 @@ class Recognizer:
         if not isinstance(saved, dict) or set(saved) != set(adapters):
             have = sorted(saved) if isinstance(saved, dict) else saved
             raise ConfigError(f"{where}: holds statistics for {have}, this bundle keeps {sorted(adapters)}")
+        enrolled = doc.get("enrolled", [])  # absent in files written before 2026-12-05
+        if not isinstance(enrolled, list) or not all(
+            isinstance(m, str) and len(m) == FINGERPRINT_CHARS for m in enrolled
+        ):
+            raise ConfigError(f"{where}: enrolled must be a list of file fingerprints")
         for name, a in adapters.items():
             if not isinstance(saved[name], dict):
                 raise ConfigError(f"{where}: statistics.{name} must be a mapping")
             a.set_state(saved[name], f"{where}: statistics.{name}")
+        self._enrolled = set(enrolled)
         return self.speaker_clips or 0
 
     @property
@@ -711,6 +742,25 @@ class Recognizer:
 
     def __repr__(self) -> str:
         return f"<Recognizer {self.describe()}>"
+
+
+FINGERPRINT_CHARS = 32
+"""Hex characters of an enrolled file's fingerprint (SHA-256 of its bytes, truncated)."""
+
+
+def _fingerprint(path: str | os.PathLike[str]) -> str:
+    """A file's content fingerprint, read in blocks (an enrolment file can be long); AudioFormatError when it
+    cannot be read (as `file_windows` would say)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+    except OSError as e:
+        raise AudioFormatError(f"{path}: cannot read ({e.strerror or e})") from None
+    return h.hexdigest()[:FINGERPRINT_CHARS]
 
 
 def _learns(w: FileWindow) -> bool:

@@ -212,3 +212,43 @@ def test_fallback_labels_must_match(bundles, tmp_path):
 
     with pytest.raises(ConfigError, match="labels"):
         LivePipeline(b, _engine(b), fallback=_E())
+
+
+def test_the_gate_hears_no_dc_offset(bundles):
+    """A quiet microphone's DC offset (0.02) read as a -34 dBFS hop, so its pauses opened the gate and got
+    emotions; the features remove DC, and now so does the gate's level."""
+    b = bundles["audio"]
+    pipe = LivePipeline(b, _engine(b))
+    r = pipe.step(3.0, np.full(48000, 0.02, np.float32))
+    assert not r.speech and r.level_db == -math.inf
+    r = pipe.step(3.5, _speech() + np.float32(0.02))
+    assert r.speech and r.level_db == pytest.approx(level_db(_speech()[-8000:]), abs=0.3)
+
+
+def test_a_gate_open_for_long_notes_a_likely_steady_sound(bundles):
+    """Steady noise louder than the gate keeps it open for up to a minute (docs/live.md); after 30 s open without a
+    pause the results say so once, with a --vad-db that keeps the sound out."""
+    from edge_ser.live.pipeline import OPEN_NOTE_SECONDS
+
+    b = bundles["audio"]
+    pipe = LivePipeline(b, _engine(b), PipelineConfig(smoothing="none"))
+    rng = np.random.default_rng(0)
+    noise = lambda: (0.02 * rng.standard_normal(48000)).astype(np.float32)  # noqa: E731  -34 dBFS
+    notes = [pipe.step(3.0 + 0.5 * i, noise()).notes for i in range(int(2 * OPEN_NOTE_SECONDS) + 10)]
+    said = [n for ns in notes for n in ns if "voice gate has been open" in n]
+    assert len(said) == 1 and "a steady sound" in said[0] and "--vad-db -30" in said[0]
+    assert notes.index(next(ns for ns in notes if ns)) == 2 * OPEN_NOTE_SECONDS  # at the 30 s mark
+
+
+def test_a_fusion_bundle_refuses_a_fallback_it_would_never_use_and_says_audio_without_a_face():
+    from pathlib import Path
+
+    from edge_ser.bundle import load_bundle
+
+    bundles_dir = Path(__file__).resolve().parents[1] / "bundles"
+    av, audio = load_bundle(bundles_dir / "av_fusion"), load_bundle(bundles_dir / "av_fn_audio")
+    with pytest.raises(ConfigError, match="would never be used"):
+        LivePipeline(av, _engine(av), fallback=_engine(audio))
+    pipe = LivePipeline(av, _engine(av))
+    r = pipe.step(3.0, np.zeros(48000, np.float32), [])
+    assert not r.speech and r.mode == "audio"  # it said "fused" with no face in view

@@ -268,7 +268,9 @@ def test_a_quiet_recording_says_the_gate_never_opened_and_how_to_open_it(media, 
     ser = str(ROOT / "bundles" / "ser_emodb")
     assert main(["run", ser, "--audio-file", str(quiet), "--fast", "--no-console"]) == 0
     err = capsys.readouterr().err
-    said = re.search(r"the voice gate never opened: the loudest hop was (-\d+) dBFS.*--vad-db (-\d+)\)", err)
+    said = re.search(
+        r"the voice gate never opened: .* its loudest hop was (-\d+\.\d) dBFS, .*--vad-db (-\d+)\)", err
+    )
     assert said, err
     out = tmp_path / "opened.jsonl"
     args = ["run", ser, "--audio-file", str(quiet), "--fast", "--no-console", "--json", str(out)]
@@ -300,3 +302,100 @@ def test_a_video_shorter_than_the_audio_stops_giving_faces(media, tmp_path):
     after = rows[ended[0] :]
     assert all(r.face_box is None for r in after)
     assert all(r.mode == "audio" for r in after if r.speech) and any(r.speech for r in after)
+
+
+class _Set:
+    """A stop flag that is already set (Ctrl-C before the first window, or during --enroll)."""
+
+    def is_set(self) -> bool:
+        return True
+
+
+def test_a_run_stopped_before_its_first_window_is_not_a_file_too_short(media, tmp_path, capsys):
+    """Ctrl-C 2 s into a 24 s file said "holds 2.0 s of audio, less than one window" and exited 1; during --enroll it
+    went on enrolling every file. A stopped run is a stopped run: no such error, and enrolment stops too."""
+    from edge_ser.cli import build_parser
+    from edge_ser.cli.common import enroll_files
+    from edge_ser.live.command import build, too_short
+    from edge_ser.recognizer import Recognizer
+
+    wav, _ = media
+    ser = str(ROOT / "bundles" / "ser_emodb")
+    args = build_parser().parse_args(["run", ser, "--audio-file", str(wav), "--fast", "--engine", "numpy"])
+    _, runner = build(args, stop=_Set())
+    stats = runner.run()
+    assert stats.updates == 0 and stats.stopped and too_short(args, stats) is None
+    rec = Recognizer(ser, "numpy")
+    line = enroll_files(rec, [wav, wav], stop=_Set())
+    assert "stopped after 0 of 2 files" in line and rec.speaker_clips == 0
+
+
+def test_the_overlay_windows_q_stops_the_run(media, monkeypatch):
+    """Pressing q or Esc (or closing the window) set `quit_requested`, which nothing read: the run went on."""
+    from edge_ser.live.outputs import Outputs
+    from edge_ser.recognizer import Recognizer
+
+    class _Quits:
+        quit_requested = False
+
+        def emit(self, r) -> None:
+            self.quit_requested = True  # the user pressed q on the first update
+
+        def close(self) -> None:
+            pass
+
+    wav, _ = media
+    rec = Recognizer(ROOT / "bundles" / "ser_emodb", "numpy")
+    from edge_ser.live.capture import CaptureSettings
+    from edge_ser.live.pipeline import PipelineConfig
+
+    runner = rec.runner(CaptureSettings(audio_file=wav, realtime=False), PipelineConfig(window=1.0),
+                        outputs=[Outputs([_Quits()])])  # fmt: skip
+    stats = runner.run()
+    assert stats.updates == 1 and stats.stopped
+
+
+@pytest.mark.parametrize(
+    ("make", "said"),
+    [
+        (lambda n: np.zeros(n, np.float32), "every hop was digital silence"),
+        (
+            lambda n: (1e-5 * np.random.default_rng(0).standard_normal(n)).astype(np.float32),
+            "no sound rose 10 dB",
+        ),
+    ],
+)
+def test_a_run_that_heard_nothing_says_what_the_input_was(tmp_path, capsys, make, said):
+    """An all-zero input (a muted or wrong device) ended with no note; a muted 16-bit input's hiss was given a
+    --vad-db that would classify hiss."""
+    from edge_ser.audio import write_wav
+    from edge_ser.cli import main
+
+    wav = write_wav(tmp_path / "in.wav", make(16000 * 6), 16000)
+    assert (
+        main(["run", str(ROOT / "bundles" / "ser_emodb"), "--audio-file", str(wav), "--fast", "--no-console"])
+        == 0
+    )
+    err = capsys.readouterr().err
+    assert said in err and "--vad-db -" not in err
+
+
+def test_a_quiet_speaker_among_loud_ones_is_noted(tmp_path, capsys):
+    """Only the loud utterances of a quiet speaker opened the gate and nothing said why (the note came only when
+    the gate never opened at all)."""
+    from edge_ser.audio import write_wav
+    from edge_ser.cli import main
+
+    sr, rng = 16000, np.random.default_rng(1)
+    t = np.arange(2 * sr) / sr
+    voice = (np.sin(2 * np.pi * 150 * t) * (0.5 + 0.5 * np.sin(2 * np.pi * 3 * t) ** 2)).astype(np.float32)
+    gap = (1e-4 * rng.standard_normal(sr)).astype(np.float32)
+    # 3 s of room, one loud utterance, five at about -51 dBFS
+    parts = [gap] * 3 + [voice * 0.2, gap] + [voice * 0.005, gap] * 5
+    wav = write_wav(tmp_path / "quiet.wav", np.concatenate(parts), sr)
+    assert (
+        main(["run", str(ROOT / "bundles" / "ser_emodb"), "--audio-file", str(wav), "--fast", "--no-console"])
+        == 0
+    )
+    err = capsys.readouterr().err
+    assert "a quiet speaker is being called silence" in err and re.search(r"--vad-db -(55|60)\)", err)

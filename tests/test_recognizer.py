@@ -3,6 +3,7 @@ bundle's input kind by hand, audio in memory at any rate, and the live loop as a
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -257,3 +258,50 @@ def test_stream_of_a_file_shorter_than_the_window_says_so(tmp_path: Path) -> Non
     wav = write_wav(tmp_path / "short.wav", _voiced(2.0), 16000)
     with pytest.raises(ConfigError, match="less than one 3 s window"):
         list(rec.stream(audio_file=wav, realtime=False))
+
+
+def test_enrolment_takes_a_folder_never_counts_a_file_twice_and_refuses_nan(tmp_path: Path) -> None:
+    """The README names `rec.enroll_file` as the Python form of `--enroll my_voice/`, but a folder was refused; the
+    same recording enrolled again (a restart with --enroll and --speaker-file) was counted again, 18 -> 36 -> 54
+    clips; a NaN glitch passed as silence while predict_audio refuses it."""
+    from edge_ser.errors import AudioFormatError
+
+    folder = tmp_path / "voice"
+    (folder / "more").mkdir(parents=True)
+    for i, where in enumerate([folder, folder, folder / "more"]):
+        write_wav(where / f"take{i}.wav", _voiced(1.5, i), 16000)
+    rec = edge_ser.Recognizer(REPO / "bundles" / "ser_emodb", "numpy")
+    assert rec.enroll_file(folder) == 3 and rec.speaker_clips == 3
+    assert rec.enroll_file(folder / "take0.wav") == 0 and rec.speaker_clips == 3  # the same bytes: not again
+    saved = rec.save_speaker(tmp_path / "me.json")
+    again = edge_ser.Recognizer(REPO / "bundles" / "ser_emodb", "numpy")
+    assert again.load_speaker(saved) == 3 and again.enroll_file(folder) == 0 and again.speaker_clips == 3
+    again.reset_speaker()
+    assert again.enroll_file(folder) == 3  # a new speaker: enrolled afresh
+    with pytest.raises(AudioFormatError, match="non-finite"):
+        rec.enroll(np.full(16000, np.nan, np.float32), 16000)
+    with pytest.raises(ConfigError, match="adapt must be True or False"):
+        edge_ser.Recognizer(REPO / "bundles" / "ser_emodb", "numpy", adapt="no")
+
+
+def test_run_checks_the_speaker_file_can_be_written_before_the_session(tmp_path: Path, capsys) -> None:
+    """An unwritable --speaker-file was found after the session, whose statistics were then lost."""
+    from edge_ser.cli import main
+
+    wav = write_wav(tmp_path / "a.wav", _voiced(4.0), 16000)
+    ser = str(REPO / "bundles" / "ser_emodb")
+    code = main(["run", ser, "--audio-file", str(wav), "--fast", "--no-console",
+                 "--speaker-file", str(tmp_path / "missing" / "me.json")])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and "missing does not exist" in err and "--speaker-file" in err
+    enrol = tmp_path / "enrol"
+    enrol.mkdir()
+    write_wav(enrol / "e.wav", _voiced(1.5, 3), 16000)
+    args = ["run", ser, "--audio-file", str(wav), "--fast", "--no-console", "--enroll", str(enrol),
+            "--speaker-file", str(tmp_path / "me.json")]  # fmt: skip
+    counts = []
+    for _ in range(2):
+        assert main(args) == 0
+        counts.append(json.loads((tmp_path / "me.json").read_text())["enrolled"])
+    assert counts[0] == counts[1] and len(counts[0]) == 1
+    assert "were enrolled before" in capsys.readouterr().err

@@ -118,11 +118,27 @@ def load_speaker_file(rec, path: Path | None) -> str | None:
         return None
     if rec.speaker_clips is None:  # said now, not after the session
         raise ConfigError(f"--speaker-file: {rec.bundle.root} has no speaker normalisation, nothing to keep")
+    writable(path)  # said now: the session's statistics are written there at its end
     if not path.exists():
         return (
             f"speaker file {path} not there yet: starting from the training prior; it is written at the end"
         )
     return f"speaker file {path}: starting from {rec.load_speaker(path)} clip(s) of the speaker"
+
+
+def writable(path: Path) -> None:
+    """ConfigError now, naming `path`, when the speaker file could not be written at the end of the session
+    (its folder is missing or not writable: the atomic write makes a temporary file beside it)."""
+    import os
+
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise ConfigError(f"--speaker-file {path}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise ConfigError(
+            f"--speaker-file {path}: cannot be written (no write permission in {folder}); the session's speaker "
+            "statistics would be lost at its end"
+        )
 
 
 def save_speaker_file(rec, path: Path | None) -> str | None:
@@ -133,16 +149,30 @@ def save_speaker_file(rec, path: Path | None) -> str | None:
     return f"speaker file {path}: saved {rec.speaker_clips} clip(s) of the speaker"
 
 
-def enroll_files(rec, paths: Iterable[Path]) -> str:
-    """Feed the audio files among `paths` to `rec.enroll_file`; a line saying how many clips were added."""
+def enroll_files(rec, paths: Iterable[Path], stop=None) -> str:
+    """Feed the audio files among `paths` to `rec.enroll_file`; a line saying how many clips were added. `stop`
+    (an object with `is_set()`, the run's Ctrl-C flag) ends the enrolment between two files."""
     paths = list(paths)
     files = media_files(paths)
     if not files:
         raise AudioFormatError(
             f"--enroll: no {'/'.join(AUDIO_EXTENSIONS)} files in {', '.join(map(str, paths))}"
         )
-    clips = sum(rec.enroll_file(f) for f in files)
-    return f"enrolled {clips} clip(s) of speech from {len(files)} file(s)"
+    clips = done = known = 0
+    for f in files:
+        if stop is not None and stop.is_set():
+            break
+        done += 1
+        if rec.enrolled(f):
+            known += 1
+            continue
+        clips += rec.enroll_file(f)
+    line = f"enrolled {clips} clip(s) of speech from {done} file(s)"
+    if known:
+        line += f"; {known} file(s) were enrolled before (in the speaker file) and are not added twice"
+    if done < len(files):
+        line += f"; stopped after {done} of {len(files)} files"
+    return line
 
 
 __all__ = [

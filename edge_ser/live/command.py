@@ -26,7 +26,7 @@ from edge_ser.cli.common import (
 from edge_ser.errors import ConfigError
 from edge_ser.live.capture import CaptureSettings
 from edge_ser.live.pipeline import LEARN_DEFAULT, LEARN_MODES
-from edge_ser.live.run import gate_never_opened
+from edge_ser.live.run import gate_note
 from edge_ser.live.run import too_short as run_too_short
 from edge_ser.text import printable
 
@@ -173,7 +173,7 @@ def build(args: argparse.Namespace, *, stop=None, outputs=(), keep: int = 10_000
     if loaded:
         print(f"edge-ser run: {loaded}", file=sys.stderr)
     if getattr(args, "enroll", None):
-        print(f"edge-ser run: {enroll_files(rec, args.enroll)}", file=sys.stderr)
+        print(f"edge-ser run: {enroll_files(rec, args.enroll, stop)}", file=sys.stderr)
     config = PipelineConfig(
         window=args.window,
         hop=args.hop,
@@ -260,7 +260,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     short = too_short(args, s)
     if short:
         print(f"edge-ser run: error: {short}", file=sys.stderr)
-    quiet = gate_never_opened(s, args.vad_db) if rec.kind.hears else None
+    quiet = gate_note(s, runner.pipeline.gate) if rec.kind.hears else None
     if quiet:
         print(f"edge-ser run: note: {quiet}", file=sys.stderr)
     blind = no_frames(rec, runner, s)

@@ -38,6 +38,8 @@ LEARN_DEFAULT = "utterances"
 """`PipelineConfig.learn`'s default."""
 UTTERANCE_MIN_S = 1.0
 """Shortest run of speech (seconds of open gate) that joins the statistics as an utterance: shorter is a click."""
+OPEN_NOTE_SECONDS = 30.0
+"""Seconds of voice gate open without a pause after which the results note a likely steady sound."""
 UTTERANCE_MAX_S = 10.0
 """A longer run of speech joins the statistics every this many seconds (the training clips are 1.5-8 s)."""
 
@@ -122,6 +124,12 @@ class VadGate:
         self.steady_db = steady_db
         self.start = vad_db - margin_db if start_at_gate else -90.0
         self.floor = self.start
+        self.quiet_hops = 0
+        """Hops that rose `margin_db` above the floor but stayed under `vad_db` (quiet speech, or a quiet mic)."""
+        self.quiet_loudest = -math.inf
+        """The loudest of those hops (dBFS)."""
+        self.stood_out = False
+        """Some hop rose `margin_db` above the floor (something other than the steady background was heard)."""
         self._recent: deque[float] = deque(maxlen=max(1, steady_hops))
         self._steady = steady_hops > 0
 
@@ -137,7 +145,12 @@ class VadGate:
             full = len(self._recent) == self._recent.maxlen
             if full and max(self._recent) - min(self._recent) <= self.steady_db:
                 self.floor = max(self.floor, min(self._recent))
-        return db >= self.vad_db and db >= self.floor + self.margin_db
+        above_floor = db >= self.floor + self.margin_db
+        self.stood_out |= above_floor
+        if above_floor and db < self.vad_db:
+            self.quiet_hops += 1
+            self.quiet_loudest = max(self.quiet_loudest, db)
+        return db >= self.vad_db and above_floor
 
 
 class Smoother:
@@ -204,6 +217,11 @@ class LivePipeline:
                 raise ConfigError(
                     f"fallback bundle {fallback.bundle.source} needs faces; it must be audio-only"
                 )
+            if self.kind.faces and self.kind.hears and self.kind.enough_faces(None, self.config.min_faces):
+                raise ConfigError(
+                    f"fallback bundle {fallback.bundle.source} would never be used: {bundle.source} answers on its "
+                    "audio branch alone when no face is in view; leave the fallback out"
+                )
             if fallback.bundle.input_kind.sample_rate != self.sr:
                 raise ConfigError(
                     f"fallback bundle {fallback.bundle.source} analyses {fallback.bundle.input_kind.sample_rate} "
@@ -215,6 +233,8 @@ class LivePipeline:
                 fallback_speaker if fallback_speaker is not None else SpeakerAdapter(fallback.bundle.manifest)
             )
         self.front = self.kind.live(c.window)
+        self._open_since: float | None = None  # the open voice gate's stretch (`_open_too_long`)
+        self._open_quietest, self._open_noted = math.inf, False
         self._speech_since_learn = 0.0
         self._utterance: list[np.ndarray] = []  # "utterances": the open run of speech, hop by hop
         self._utterance_hops = 0
@@ -241,10 +261,13 @@ class LivePipeline:
     ) -> LiveResult:
         """Classify the window ending at stream time `t` (seconds); `faces` are the window's FaceCrops."""
         t0 = time.perf_counter()
-        # the gate looks at the newest hop: "is someone speaking now", not "was there speech in the window"
-        db = level_db(window[-max(1, int(round(self.config.hop * self.sr))) :])
+        # the gate looks at the newest hop: "is someone speaking now", not "was there speech in the window"; its
+        # DC offset is no sound (the features remove it too: a quiet mic's offset read as a -34 dBFS voice)
+        hop = window[-max(1, int(round(self.config.hop * self.sr))) :]
+        db = level_db(hop - np.float32(hop.mean(dtype=np.float64))) if hop.size else level_db(hop)
         # a face-only model (no audio) asks for a face in view instead of speech
         speech = self.gate(db) if self.kind.hears else self.kind.enough_faces(faces, self.config.min_faces)
+        notes = (*notes, *self._open_too_long(t, speech, db))
         learn_ms = 0.0  # the features of an utterance that joins the statistics, on the update that ends it
         if self.config.learn == "utterances" and self._follow_utterance(window, speech):
             learn_ms = (time.perf_counter() - t0) * 1e3
@@ -252,6 +275,8 @@ class LivePipeline:
         if faces and getattr(faces[-1], "found", False) and faces[-1].box is not None:
             box = tuple(int(v) for v in faces[-1].box)  # the newest crop's face, if it has one
         mode = self.kind.mode
+        if self._degrades(faces):
+            mode = "audio"  # a fusion bundle without a face in view answers (or stays silent) on audio alone
         common = {"t": t, "labels": self.labels, "level_db": db, "face_box": box, "frame_size": frame_size,
                   "overflows": overflows, "notes": notes}  # fmt: skip
         # no estimate (silence, no face, a window skipped): `probs` and `smoothed` stay empty, as a vector of zeros
@@ -279,6 +304,37 @@ class LivePipeline:
                 fallback=None, times=StageTimes(capture_ms, 0.0, face_ms, 0.0, total),
                 speaker_clips=self.speaker_clips(),
             )  # fmt: skip
+
+    def _degrades(self, faces: Sequence | None) -> bool:
+        """A bundle that takes faces but answers on audio alone when none is in view (late fusion: a window
+        without a face is enough for it), and none is in view now."""
+        return (
+            self.needs_faces
+            and self.kind.hears
+            and self.kind.enough_faces(None, self.config.min_faces)
+            and not faces_in_view(faces)
+        )
+
+    def _open_too_long(self, t: float, speech: bool, db: float) -> tuple[str, ...]:
+        """A note, once per stretch, when the voice gate has stayed open for OPEN_NOTE_SECONDS without a pause:
+        people pause within that, so it is most likely a steady sound louder than the gate (a fan, music) being
+        classified as speech and learnt as the speaker (the floor climbs to it only 0.5 dB per hop,
+        docs/live.md). Says what --vad-db would keep it out."""
+        if not (self.kind.hears and speech):
+            self._open_since, self._open_quietest, self._open_noted = None, math.inf, False
+            return ()
+        if self._open_since is None:
+            self._open_since = t
+        self._open_quietest = min(self._open_quietest, db)
+        if self._open_noted or t - self._open_since < OPEN_NOTE_SECONDS:
+            return ()
+        self._open_noted = True
+        above = min(0.0, 5 * math.ceil((self._open_quietest + 3) / 5))
+        return (
+            f"the voice gate has been open for {t - self._open_since:.0f} s without a pause (its quietest hop "
+            f"{self._open_quietest:.1f} dBFS): if nobody is speaking, a steady sound (a fan, music) is being "
+            f"classified and learnt as the speaker; --vad-db {above:g} keeps it out",
+        )
 
     def speaker_clips(self) -> int | None:
         """Clips the speaker statistics hold (a fusion bundle: its adapting branches'), None if none adapt."""
@@ -339,7 +395,7 @@ class LivePipeline:
                 mode, fallback = kind.mode, "no face: audio-only model"
             else:
                 fallback = "no face: fused model on the centre crop (no audio-only fallback bundle)"
-        elif self.needs_faces and self.kind.hears and not faces_in_view(faces):
+        elif self._degrades(faces):
             # a fusion bundle without a face in view: its face term is left out, so the answer is the audio's (no
             # fallback bundle is involved: the fusion degrades by itself)
             mode = "audio"

@@ -48,6 +48,8 @@ class RunStats:
     cpu_seconds: float = 0.0
     loudest_db: float = float("-inf")
     """The loudest hop of the run (dBFS): what the voice gate saw at best."""
+    stopped: bool = False
+    """The run was stopped (Ctrl-C, SIGTERM, the overlay's q) before its sources ended."""
 
     def __post_init__(self) -> None:
         self.stages = {k: deque(maxlen=self.keep) for k in STAGES}
@@ -64,23 +66,57 @@ class RunStats:
             self.stages[k].append(getattr(r.times, k))
 
 
-def gate_never_opened(stats: RunStats, vad_db: float) -> str | None:
-    """Why a run that listened gave only "silence" (else None): the voice gate never opened, with the loudest
-    hop it saw, so a quiet recording or a low microphone gain is not mistaken for a model that hears nothing."""
-    if not stats.updates or stats.speech_updates or stats.loudest_db == float("-inf"):
+def gate_note(stats: RunStats, gate: Any) -> str | None:
+    """Why a run that listened gave "silence" where there may have been speech (else None), from the run's
+    statistics and its voice gate (`VadGate`): an input that was digital silence throughout (a muted or wrong
+    device), one where nothing rose above the noise floor (no speech reached the microphone), a gate that never
+    opened on sound that did rise above it, or one that opened on some speech while much of it stayed under
+    `--vad-db` (a quiet speaker). Each says the level it saw, to one decimal, and a `--vad-db` in -120..0 that would
+    open the gate on it; a plain "silence" run used to end with no word, and the advice could be out of range."""
+    if not stats.updates:
         return None
-    return (
-        f"the voice gate never opened: the loudest hop was {stats.loudest_db:.0f} dBFS, below the gate "
-        f"(--vad-db {vad_db:g}, and a margin over the noise floor); if that was speech, raise the microphone's "
-        f"gain or lower the gate (--vad-db {5 * math.floor((stats.loudest_db - 5) / 5):g})"
-    )
+    vad_db = float(gate.vad_db)
+    if stats.loudest_db == -math.inf:
+        return (
+            "every hop was digital silence (all zeros): the input is muted, or it is the wrong device "
+            "(--mic; `python -m sounddevice` lists the devices)"
+        )
+    if not gate.stood_out:
+        return (
+            f"no sound rose {gate.margin_db:g} dB above the noise floor (the loudest hop {stats.loudest_db:.1f} dBFS): "
+            "no speech reached the microphone; is it muted, the wrong device (--mic), or too far?"
+        )
+    if gate.quiet_hops == 0:
+        return None
+    lower = max(-120.0, 5 * math.floor((gate.quiet_loudest - 5) / 5))
+    if not stats.speech_updates:
+        return (
+            f"the voice gate never opened: sound rose above the noise floor, but its loudest hop was "
+            f"{gate.quiet_loudest:.1f} dBFS, under --vad-db {vad_db:g}; if that was speech, raise the microphone's "
+            f"gain or lower the gate (--vad-db {lower:g})"
+        )
+    if gate.quiet_hops >= QUIET_NOTE_HOPS and gate.quiet_hops >= QUIET_NOTE_SHARE * (
+        gate.quiet_hops + stats.speech_updates
+    ):
+        return (
+            f"{gate.quiet_hops} hops rose above the noise floor but stayed under --vad-db {vad_db:g} (the loudest "
+            f"{gate.quiet_loudest:.1f} dBFS), against {stats.speech_updates} that opened the gate: if they were speech, "
+            f"a quiet speaker is being called silence; raise the microphone's gain or lower the gate (--vad-db {lower:g})"
+        )
+    return None
+
+
+QUIET_NOTE_HOPS = 4
+"""`gate_note` speaks of quiet speech when at least this many hops rose above the floor under the gate ..."""
+QUIET_NOTE_SHARE = 0.25
+"""... and they were at least this share of all the hops that rose above it."""
 
 
 def too_short(audio_file: Any, window: float, stats: RunStats) -> str | None:
     """Why a run over an audio file gave no decision at all, when the file was shorter than one window (else
     None): `edge-ser run` and `Recognizer.stream` say so instead of ending without a result."""
-    if stats.updates or audio_file is None or stats.stream_seconds >= window:
-        return None
+    if stats.updates or audio_file is None or stats.stream_seconds >= window or stats.stopped:
+        return None  # a run stopped before its first window is not a file too short for one
     return (
         f"{audio_file} holds {stats.stream_seconds:.1f} s of audio, less than one {window:g} s window, so no decision "
         "was made"
@@ -128,7 +164,13 @@ class LiveRunner:
         """Called with every camera frame the loop reads (e.g. the overlay window's update_frame)."""
 
     def _stopped(self) -> bool:
-        return self.stop is not None and self.stop.is_set()
+        """The stop flag is set, or an output asks to quit (the overlay window's q / Esc / close): the loop ends,
+        and the statistics say it was stopped."""
+        if (self.stop is not None and self.stop.is_set()) or any(
+            getattr(out, "quit_requested", False) for out in self.outputs
+        ):
+            self.stats.stopped = True
+        return self.stats.stopped
 
     def run(self) -> RunStats:
         """The loop, each result to every output; returns the run's statistics."""

@@ -103,6 +103,11 @@ class Outputs:
     def __iter__(self) -> Iterator[Output]:
         return iter(self._outputs)
 
+    @property
+    def quit_requested(self) -> bool:
+        """True when an output asks the loop to end (the overlay window: q, Esc, or the window closed)."""
+        return any(getattr(o, "quit_requested", False) for o in self._outputs)
+
     def emit(self, result: LiveResult) -> None:
         if self._closed:
             raise OutputError("outputs are closed")
