@@ -41,11 +41,13 @@ def test_input_range_is_set_and_the_bias_follows(ser: ot.Traced) -> None:
     s, z = m8.input_quant["functionals"]
     assert s == pytest.approx(20.0 / 255, rel=1e-6)
     assert (-128 - z) * s == pytest.approx(-8.0, abs=s)
-    f, bt = _tensor(m8, "features.0.bias")
-    _, wt = _tensor(m8, "features.0.weight")
+    first = ser.layers[0].name  # the first Gemm on the input: features.0, or branches.0.features.0 of a pair
+    assert first.endswith("features.0")
+    f, bt = _tensor(m8, f"{first}.bias")
+    _, wt = _tensor(m8, f"{first}.weight")
     ws = np.asarray(wt.quantization.scale, np.float64)
     np.testing.assert_allclose(np.asarray(bt.quantization.scale, np.float64), s * ws, rtol=1e-6)
-    la = {la.name: la for la in ser.layers}["features.0"]
+    la = {la.name: la for la in ser.layers}[first]
     b = np.frombuffer(bytes(f.obj.buffers[bt.buffer].data), "<i4").astype(np.float64) * s * ws
     assert np.abs(b - la.bias).max() <= (s * ws).max()
     x = _rows(64, 1)
