@@ -10,20 +10,33 @@ that need them, and torch, tensorflow, librosa and the host package `converters`
 enforce both).
 """
 
+from typing import TYPE_CHECKING
+
 from edge_ser.errors import (
     AudioFormatError,
     BundleError,
     ConfigError,
     DatasetError,
+    DelegateError,
     EdgeSerError,
+    InferenceError,
+    InputWarning,
     MissingDependencyError,
     PackedFormatError,
+    ProviderWarning,
     VideoFormatError,
 )
 
+if TYPE_CHECKING:  # a type checker sees the lazy names' real types (they are Any through __getattr__)
+    from edge_ser.recognizer import Prediction, Recognizer, WindowPrediction
+
 __version__ = "0.1.0"
 
-_LAZY = {"Recognizer": "edge_ser.recognizer", "Prediction": "edge_ser.recognizer"}
+_LAZY = {
+    "Recognizer": "edge_ser.recognizer",
+    "Prediction": "edge_ser.recognizer",
+    "WindowPrediction": "edge_ser.recognizer",
+}
 
 
 def __getattr__(name: str):  # PEP 562: the API classes import numpy, so they load when first asked for
@@ -39,11 +52,16 @@ __all__ = [
     "BundleError",
     "ConfigError",
     "DatasetError",
+    "DelegateError",
     "EdgeSerError",
+    "InferenceError",
+    "InputWarning",
     "MissingDependencyError",
     "PackedFormatError",
     "Prediction",
+    "ProviderWarning",
     "Recognizer",
     "VideoFormatError",
+    "WindowPrediction",
     "__version__",
 ]

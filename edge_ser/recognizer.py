@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from edge_ser.audio.level import SILENCE_DB, level_db, loudest_db
+from edge_ser.audio.stream import LONG_FILE_SECONDS
 from edge_ser.errors import (
     AudioFormatError,
     ConfigError,
@@ -174,6 +175,17 @@ def float_samples(y: Any, sr: Any, where: str) -> tuple[np.ndarray, int]:
         raise ConfigError(
             f"{where}: float samples up to {peak:.6g}; audio is scaled to [-1, 1] and more than {MAX_FLOAT_PEAK:g} "
             "means wrongly scaled data (integer samples given as floats? divide by 32768)"
+        )
+    if peak > 1.0:  # as the WAV reader says of a float file (predict_file warned, predict_audio did not)
+        import warnings
+
+        from edge_ser.errors import InputWarning
+
+        warnings.warn(
+            f"{where}: float samples beyond full scale (peak {peak:.6g} > 1); they are used as they are, but the "
+            "model was trained on audio in [-1, 1]",
+            InputWarning,
+            stacklevel=3,
         )
     return y, int(sr)
 
@@ -350,6 +362,10 @@ class Recognizer:
             )
         self._need_adapters("load")
         saved, adapters = doc.get("statistics"), self._adapters()
+        if isinstance(saved, dict) and len(saved) == len(adapters) == 1 and set(saved) != set(adapters):
+            # one adapting model on both sides under other names (av_fn_audio's "bundle" is av_fusion's "audio"
+            # branch): the same statistics if the priors match, which set_state checks
+            saved = {next(iter(adapters)): next(iter(saved.values()))}
         if not isinstance(saved, dict) or set(saved) != set(adapters):
             have = sorted(saved) if isinstance(saved, dict) else saved
             raise ConfigError(f"{where}: holds statistics for {have}, this bundle keeps {sorted(adapters)}")
@@ -511,7 +527,7 @@ class Recognizer:
             for p, (_, w, _) in zip(out, batch, strict=True)
         ]
 
-    def _predict_long(self, source: str, windows: Iterable[FileWindow], t0: float) -> Prediction:
+    def _predict_long(self, source: str | None, windows: Iterable[FileWindow], t0: float) -> Prediction:
         """Per-window predictions of a long file, BATCH_ROWS input rows per engine call; the summary is the
         mean of the windows' probabilities."""
         results: list[WindowPrediction] = []
@@ -571,7 +587,12 @@ class Recognizer:
         also wants the clip's face crops (`FaceCrop`s or uint8 [S, S] grey images, a list or one [k, S, S]
         array, any number: they are spread over the model's frames; none means black frames). A face-only model
         ignores the audio and needs the crops. Digital silence does not join the speaker statistics; the result's
-        `level_db` is the clip's loudest half second (`silent` below the voice gate)."""
+        `level_db` is the clip's loudest half second (`silent` below the voice gate).
+
+        Audio longer than the long-file limit (30 s), without faces, is predicted per 3 s window as a file is
+        (`windows`; `probabilities` their mean), so the same samples give `predict_file`'s answer; it used to be
+        one clip of any length (78 s gave another label than the file, for 5x the memory). For a stream of your
+        own capture, use `session`."""
         y, sr = float_samples(y, sr, "predict_audio")
         faces = _face_list(faces)
         if not self.kind.hears and not faces:
@@ -579,6 +600,8 @@ class Recognizer:
                 f"{self.bundle.root}: this bundle reads faces only: give faces=[crop, ...] (the audio is ignored)"
             )
         t0 = time.perf_counter()
+        if faces is None and y.ndim == 1 and y.shape[0] > LONG_FILE_SECONDS * sr:
+            return self._predict_long(None, self._memory_windows(y, sr), t0)
         x = self.kind.audio_inputs(y, sr, faces)
         level = loudest_db(y, sr) if self.kind.hears else None
         learn = level is None or speech_enough(level, True)
@@ -586,6 +609,19 @@ class Recognizer:
         return replace(
             p, duration=y.shape[0] / sr if y.ndim else None, ood=p.ood or self.narrower(sr), level_db=level
         )
+
+    def _memory_windows(self, y: np.ndarray, sr: int) -> Iterator[FileWindow]:
+        """Long audio in memory as a long file's windows (`edge_ser.audio.stream.cut_windows`, at the bundle's
+        rate), each with its inputs and its loudest half second."""
+        from edge_ser.audio import resample
+        from edge_ser.audio.stream import FILE_WINDOW_SECONDS, cut_windows
+
+        rate = self.sample_rate
+        at_rate = y.astype(np.float32) if sr == rate else resample(y.astype(np.float32), sr, rate)
+        for w in cut_windows([at_rate], rate, FILE_WINDOW_SECONDS, sr):
+            self.kind.check_clip(w.samples.size, "predict_audio")
+            inputs = self.kind.window_inputs(w.samples)
+            yield FileWindow(w.start, w.end, inputs, False, sr, loudest_db(w.samples, rate))
 
     def _run(
         self,

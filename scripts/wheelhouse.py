@@ -489,6 +489,7 @@ def device_pyproject(meta: dict) -> str:
         "",
         "[tool.setuptools.package-data]",
         f'"{DEVICE_PACKAGE}.profiles" = {_toml([PROFILES_IN_WHEEL.split("/", 1)[1] + "/*.yaml"])}',
+        f'"{DEVICE_PACKAGE}" = {_toml(["py.typed"])}',  # PEP 561: the type hints reach the users' checkers
     ]
     return "\n".join(lines) + "\n"
 

@@ -53,6 +53,7 @@ def test_the_wheel_holds_edge_ser_only(wheel: Path) -> None:
     assert not any(n.startswith(("converters/", "edge_ser_deploy/")) for n in names)
     assert not any(n.startswith(("edge_ser/deploy", "edge_ser/firstboot")) for n in names)
     assert "edge_ser/recognizer.py" in names and "edge_ser/inputs/patches.py" in names
+    assert "edge_ser/py.typed" in names  # PEP 561: the hints reach the users' type checkers
     profiles = {Path(n).stem for n in names if n.startswith("edge_ser/profiles/firmware/")}
     assert {"pi4", "pi5", "orin-nano-8gb"} <= profiles
     assert "[console_scripts]" in entry_points and "edge_ser.commands" not in entry_points

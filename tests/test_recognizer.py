@@ -260,6 +260,23 @@ def test_stream_of_a_file_shorter_than_the_window_says_so(tmp_path: Path) -> Non
         list(rec.stream(audio_file=wav, realtime=False))
 
 
+def test_long_audio_in_memory_is_predicted_per_window_as_the_file_is(tmp_path: Path) -> None:
+    """78 s of audio given to predict_audio was one clip (another label than predict_file on the same samples, for
+    5x the memory); beyond the long-file limit it is now cut into the file's 3 s windows."""
+    import soundfile as sf
+
+    y = np.concatenate([_voiced(3.0, i) if i % 2 == 0 else np.zeros(8000, np.float32) for i in range(24)])
+    y22 = resample(y, 16000, 22050)
+    wav = tmp_path / "long.wav"
+    sf.write(wav, y22, 22050, subtype="FLOAT")  # the same samples, exactly, in a file
+    rec = edge_ser.Recognizer(REPO / "bundles" / "ser_emodb", "numpy", adapt=False)
+    f, m = rec.predict_file(wav), rec.predict_audio(y22, 22050)
+    assert len(m.windows) == len(f.windows) > 5 and m.source is None
+    assert [(w.start, w.end, w.label) for w in m.windows] == [(w.start, w.end, w.label) for w in f.windows]
+    np.testing.assert_allclose(list(m.probabilities.values()), list(f.probabilities.values()), atol=1e-5)
+    assert m.label == f.label and m.duration == pytest.approx(f.duration, abs=1e-3)
+
+
 def test_enrolment_takes_a_folder_never_counts_a_file_twice_and_refuses_nan(tmp_path: Path) -> None:
     """The README names `rec.enroll_file` as the Python form of `--enroll my_voice/`, but a folder was refused; the
     same recording enrolled again (a restart with --enroll and --speaker-file) was counted again, 18 -> 36 -> 54
@@ -282,6 +299,29 @@ def test_enrolment_takes_a_folder_never_counts_a_file_twice_and_refuses_nan(tmp_
         rec.enroll(np.full(16000, np.nan, np.float32), 16000)
     with pytest.raises(ConfigError, match="adapt must be True or False"):
         edge_ser.Recognizer(REPO / "bundles" / "ser_emodb", "numpy", adapt="no")
+
+
+def test_a_speaker_file_moves_between_a_branch_and_its_own_bundle(tmp_path: Path) -> None:
+    """av_fn_audio's statistics are av_fusion's audio branch's (the same prior), but a file of one was refused by
+    the other ("holds statistics for ['bundle'], this bundle keeps ['audio']")."""
+    alone = edge_ser.Recognizer(REPO / "bundles" / "av_fn_audio", "numpy")
+    for i in range(3):
+        alone.enroll(_voiced(1.5, i), 16000)
+    saved = alone.save_speaker(tmp_path / "me.json")
+    fused = edge_ser.Recognizer(REPO / "bundles" / "av_fusion", "numpy")
+    assert fused.load_speaker(saved) == 3
+    back = edge_ser.Recognizer(REPO / "bundles" / "av_fn_audio", "numpy")
+    assert back.load_speaker(fused.save_speaker(tmp_path / "fused.json")) == 3
+    with pytest.raises(ConfigError, match="another bundle's speaker prior"):
+        edge_ser.Recognizer(REPO / "bundles" / "ser_ravdess", "numpy").load_speaker(saved)
+
+
+def test_audio_in_memory_beyond_full_scale_warns_as_a_file_does() -> None:
+    from edge_ser.errors import InputWarning
+
+    rec = edge_ser.Recognizer(REPO / "bundles" / "ser_emodb", "numpy")
+    with pytest.warns(InputWarning, match="beyond full scale"):
+        rec.predict_audio(_voiced(1.0) * 15, 16000)
 
 
 def test_run_checks_the_speaker_file_can_be_written_before_the_session(tmp_path: Path, capsys) -> None:

@@ -16,7 +16,7 @@ import itertools
 import os
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
@@ -300,17 +300,26 @@ def file_windows(
             y = next(iter(stream))
             yield AudioWindow(0.0, y.size / sr, y, True, src)
             return
-        win = int(round(window_seconds * sr))
-        pending = np.zeros(0, np.float32)
-        t = 0
-        for b in stream:
-            pending = np.concatenate([pending, b])
-            while pending.size >= win:
-                yield AudioWindow(t / sr, (t + win) / sr, pending[:win], False, src)
-                t += win
-                pending = pending[win:]
-        if pending.size >= win / 2:
-            yield AudioWindow(t / sr, (t + pending.size) / sr, pending, False, src)
+        yield from cut_windows(stream, sr, window_seconds, src)
+
+
+def cut_windows(
+    blocks: Iterable[np.ndarray], sr: int, window_seconds: float, source_rate: int | None
+) -> Iterator[AudioWindow]:
+    """Consecutive `window_seconds` windows of a stream of mono blocks at `sr` Hz (a last window shorter than half a
+    window is left out): a long file's windows (`file_windows`), and those of long audio given in memory
+    (`Recognizer.predict_audio`), so both are cut alike."""
+    win = int(round(window_seconds * sr))
+    pending = np.zeros(0, np.float32)
+    t = 0
+    for b in blocks:
+        pending = np.concatenate([pending, b])
+        while pending.size >= win:
+            yield AudioWindow(t / sr, (t + win) / sr, pending[:win], False, source_rate)
+            t += win
+            pending = pending[win:]
+    if pending.size >= win / 2:
+        yield AudioWindow(t / sr, (t + pending.size) / sr, pending, False, source_rate)
 
 
 __all__ = [
@@ -320,6 +329,7 @@ __all__ = [
     "LONG_FILE_SECONDS",
     "WAV_SUFFIXES",
     "BlockStream",
+    "cut_windows",
     "file_windows",
     "open_blocks",
 ]
