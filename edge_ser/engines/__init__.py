@@ -132,7 +132,7 @@ def load_engine(
         if name != "tflite":
             raise ConfigError(
                 f"a delegate ({os.fspath(delegate)}) is for the tflite engine, not {name!r}: "
-                "add --engine tflite (or tflite-int8 / -fp16 / -fp32)"
+                'use the tflite engine (--engine tflite, or tflite-int8 / -fp16 / -fp32; engine="tflite" in Python)'
             )
         return engine_module(name).create(
             bundle, variant, threads=threads, providers=wanted, delegate=delegate
