@@ -710,6 +710,10 @@ def main(argv: list[str] | None = None) -> int:
             if d in g:
                 print(f"  gemm {d}: {g[d]['gflops']:.1f} GFLOP/s on {g[d]['threads']} threads (n={g[d]['n']}), "
                       f"{g[d + '_1thread']['gflops']:.1f} on 1 thread")  # fmt: skip
+            o = g.get(f"onnxruntime_{d}")
+            if o and f"onnxruntime_{d}_1thread" in g:  # the peak is the better of numpy's and this one
+                print(f"  gemm {d}, {o['library']}: {o['gflops']:.1f} GFLOP/s (n={o['n']}), "
+                      f"{g[f'onnxruntime_{d}_1thread']['gflops']:.1f} on 1 thread")  # fmt: skip
         for r in m.get("triad", {}).get("runs", []):
             print(f"  triad: {r['gbps']:.2f} GB/s on {r['threads']} thread(s), {r['array_mib']} MiB arrays")
         cached = "not used" if args.no_cache else str(cache_path())

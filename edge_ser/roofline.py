@@ -155,6 +155,9 @@ class RooflineReport:
     peak_rss_scope: str = ""
     notes: list[str] = field(default_factory=list)
     machine: dict[str, str] = field(default_factory=dict)
+    setup: dict[str, Any] = field(default_factory=dict)
+    """What was measured or projected, to reproduce it: the model file, the timed runs, the library versions, when
+    the report was made and when the host's peaks were measured."""
 
     # ---------------------------------------------------------------------------------------------- Markdown
     @property
@@ -198,6 +201,7 @@ class RooflineReport:
             *self._decision_lines(),
             "",
             *self._layer_table(),
+            *self._setup_line(),
         ]
         lines += ["", *[f"- {n}" for n in self.notes], "", f"Counting convention: {self.convention}"]
         return "\n".join(lines)
@@ -252,10 +256,16 @@ class RooflineReport:
     def _decision_lines(self) -> list[str]:
         if self.rows_per_decision is None or self.decision_ms is None:
             return []
+        face = self.decision_rows.startswith("k=")
+        lead = (
+            "Face bundle: the latency above is per face crop (one model row, batch 1). A live decision runs "
+            f"{self.decision_rows} = {self.rows_per_decision} rows"
+            if face
+            else f"The latency above is per model row (batch 1). A live decision runs {self.decision_rows}"
+        )
         return [
             "",
-            f"Face bundle: the latency above is per face crop (one model row, batch 1). A live decision runs "
-            f"{self.decision_rows} = {self.rows_per_decision} rows: {self.rows_per_decision} x "
+            f"{lead}: {self.rows_per_decision} x "
             f"{self.latency_ms:.4f} = {self.decision_ms:.4f} ms per decision (computed, not timed; the rows go "
             "to the engine as one batch, which reads the weights once and can take less).",
         ]
@@ -288,6 +298,11 @@ class RooflineReport:
                 f"{'' if p.fraction is None else f'{100 * p.fraction:.1f}%'} | {p.limit} |"
             )
         return out
+
+    def _setup_line(self) -> list[str]:
+        if not self.setup:
+            return []
+        return ["", "Setup: " + "; ".join(f"{k} {v}" for k, v in self.setup.items() if v is not None) + "."]
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -438,16 +453,33 @@ def profile_caveats(profile, precision: str) -> list[str]:
 
 
 def decision_rows(bundle) -> tuple[int, str] | None:
-    """Face bundles: (model rows one live decision runs, how: "k=3 crops x 5 views x 2 (mirror)"); else None."""
+    """(model rows one live decision runs, how) when a decision is more than one row, else None: a face bundle's
+    crops, views and mirrors ("k=3 crops x 5 views x 2 (mirror)"), an audio kind's rows per live window (the
+    log-Mel patches of a 3 s window: "a 3 s window = 12 patches"); the report's latency is per row."""
     kind = bundle.input_kind
     spec = getattr(kind, "spec", None)
     if getattr(kind, "name", None) != "face" or spec is None:
-        return None
+        return _window_rows(kind)
     views = 1 + len(spec.views)
     how = f"k={spec.k} crops x {views} view{'s' if views > 1 else ''}" + (
         " x 2 (mirror)" if spec.mirror else ""
     )
     return spec.k * spec.rows_per_crop, how
+
+
+def _window_rows(kind) -> tuple[int, str] | None:
+    """The rows an audio-only kind makes of one default live window (quiet noise: any audio gives the same
+    count), when more than one; None for a kind that takes faces or makes one row."""
+    from edge_ser.live.pipeline import PipelineConfig
+
+    if not kind.hears or kind.faces:
+        return None
+    window = PipelineConfig().window
+    y = np.random.default_rng(0).normal(0, 0.01, int(round(window * kind.sample_rate))).astype(np.float32)
+    rows = len(next(iter(kind.window_inputs(y).values())))
+    if rows <= 1:
+        return None
+    return rows, f"{rows} rows ({kind.name} of a {window:g} s live window)"
 
 
 def _int8_phases(bundle) -> str | None:
@@ -719,7 +751,40 @@ def build_report(
         peak_rss_scope=run.peak_rss_scope if run else "",
         notes=notes,
         machine={"python": platform.python_version(), "machine": platform.machine(), "node": platform.node()},
+        setup=report_setup(bundle, engine_name, profile, runs if measured else None),
     )
+
+
+def model_file(bundle, engine_name: str) -> str:
+    """The bundle file an engine runs: the TFLite variant's for tflite-*, else the ONNX model (numpy reads it too)."""
+    if engine_name.startswith("tflite"):
+        variant = engine_name.split("-", 1)[1] if "-" in engine_name else "fp32"
+        entry = bundle.manifest.get("tflite", {}).get("variants", {}).get(variant)
+        if entry:
+            return str(entry["file"])
+    return str(bundle.manifest.get("model", {}).get("file", "model.onnx"))
+
+
+def report_setup(bundle, engine_name: str, profile, runs: int | None) -> dict[str, Any]:
+    """The report's `setup`: the model file, timed runs (measured reports), library versions, the time it was made
+    (UTC) and, for the host profile, when its peaks were measured."""
+    import datetime as dt
+    from importlib.metadata import PackageNotFoundError, version
+
+    versions = []
+    for dist in ("edge-ser", "numpy", "onnxruntime", "ai-edge-litert", "tflite-runtime"):
+        try:
+            versions.append(f"{dist} {version(dist)}")
+        except PackageNotFoundError:
+            continue
+    measured_at = (profile.measurement or {}).get("measured_at")
+    return {
+        "model file": model_file(bundle, engine_name),
+        "timed runs": runs,
+        "versions": ", ".join(versions),
+        "made at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "host peaks measured at": measured_at,
+    }
 
 
 # ------------------------------------------------------------------------------------------------------ plot

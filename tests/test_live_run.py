@@ -399,3 +399,38 @@ def test_a_quiet_speaker_among_loud_ones_is_noted(tmp_path, capsys):
     )
     err = capsys.readouterr().err
     assert "a quiet speaker is being called silence" in err and re.search(r"--vad-db -(55|60)\)", err)
+
+
+def test_bench_live_writes_the_decisions_it_is_asked_for_and_says_what_it_measured(media, tmp_path, capsys):
+    """`bench --live --json FILE` exited 0 without writing FILE (--json, --web and --overlay were accepted and
+    ignored); the report did not say the threads, window, hop, sources or versions it measured, and a run shorter
+    than the warm-up called its growth "after warm-up"."""
+    from edge_ser.cli import main
+
+    wav, _ = media
+    jsonl, out = tmp_path / "decisions.jsonl", tmp_path / "bench"
+    ser = str(ROOT / "bundles" / "ser_emodb")
+    args = [
+        "bench",
+        "--live",
+        ser,
+        "--audio-file",
+        str(wav),
+        "--fast",
+        "--json",
+        str(jsonl),
+        "--out",
+        str(out),
+    ]
+    assert main(args) == 0
+    decisions = read_jsonl(jsonl)
+    assert len(decisions) == round((6.0 - 3.0) / 0.5) + 1 and any(r.speech for r in decisions)
+    report = json.loads(out.with_suffix(".json").read_text())
+    assert report["setup"]["window_s"] == 3.0 and report["setup"]["audio_file"] == str(wav)
+    assert "numpy" in report["setup"]["versions"] and report["growth_after_warmup"] is False
+    md = out.with_suffix(".md").read_text()
+    assert "warm-up included" in md and "Setup: threads" in md
+    capsys.readouterr()
+    assert main([*args[:-4], "--json", "-"]) == 0  # the decisions on stdout, the report on stderr
+    captured = capsys.readouterr()
+    assert all(line.startswith("{") for line in captured.out.splitlines() if line) and "CPU:" in captured.err

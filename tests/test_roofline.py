@@ -178,6 +178,22 @@ def test_face_bundle_reports_per_crop_and_per_decision():
     assert build_report(load_bundle(SER), load_profile("pi5")).rows_per_decision is None
 
 
+def test_a_patch_bundle_reports_per_decision_too():
+    """tiny_transformer's latency is per log-Mel patch and a 3 s window is 12 patches: the report said nothing of
+    it, as only face bundles had a per-decision line."""
+    r = build_report(load_bundle(ROOT / "bundles" / "tiny_transformer_emodb"), load_profile("pi4"))
+    assert r.rows_per_decision == 12 and r.decision_ms == pytest.approx(12 * r.latency_ms)
+    assert "12 rows (patches of a 3 s live window)" in r.markdown() and "per face crop" not in r.markdown()
+
+
+def test_a_report_says_what_it_measured():
+    """Reports gave no run count, model file, versions or date, and a cached host profile's age was not shown."""
+    r = build_report(load_bundle(FACE), load_profile("pi4"), engine="tflite-int8")
+    assert r.setup["model file"] == "model_int8.tflite" and r.setup["timed runs"] is None  # a projection
+    assert "numpy" in r.setup["versions"] and "Setup: model file model_int8.tflite" in r.markdown()
+    assert build_report(load_bundle(SER), load_profile("pi5")).setup["model file"] == "model.onnx"
+
+
 class _Spiky:
     """A stand-in engine whose first predict() touches ~96 MB and frees it: a peak the current RSS misses."""
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -62,6 +62,12 @@ class LiveBenchReport:
     fallbacks: int
     audio: bool = True
     """Whether the model takes audio (False: a face-only bundle, run on the video's clock)."""
+    warmup_seconds: float = 30.0
+    """Stream time before which memory samples do not count towards the growth."""
+    growth_after_warmup: bool = True
+    """False when the run ended before the warm-up did, so the growth is over every sample (warm-up included)."""
+    setup: dict = field(default_factory=dict)
+    """What was measured, to reproduce it: threads, window, hop, source files, the machine and library versions."""
 
     @property
     def paced(self) -> bool:
@@ -99,13 +105,22 @@ class LiveBenchReport:
                 else "; not paced (--fast), so this is the work per second of a run as fast as it goes, not the "
                 "share a live run takes: drop --fast for that."
             ),
-            f"Resident memory: {first:.1f} MB at the first sample, {last:.1f} MB at the end; growth after warm-up "
-            f"{self.rss_growth_mb:+.2f} MB over {len(self.rss_mb)} samples.",
+            f"Resident memory: {first:.1f} MB at the first sample, {last:.1f} MB at the last "
+            f"(t = {self.rss_mb[-1][0] if self.rss_mb else 0:.0f} s); "
+            + (
+                f"growth after the {self.warmup_seconds:g} s warm-up {self.rss_growth_mb:+.2f} MB over "
+                f"{sum(t >= self.warmup_seconds for t, _ in self.rss_mb)} samples."
+                if self.growth_after_warmup
+                else f"growth {self.rss_growth_mb:+.2f} MB over all {len(self.rss_mb)} samples, warm-up included: the "
+                f"run ended before the {self.warmup_seconds:g} s warm-up did, so this is not a leak figure."
+            ),
         ]
         if self.faces_cropped:
             rows.append(
                 f"Faces found in {self.faces_found} of {self.faces_cropped} crops; {self.fallbacks} updates fell back."
             )
+        if self.setup:
+            rows += ["", "Setup: " + "; ".join(f"{k} {v}" for k, v in self.setup.items()) + "."]
         return "\n".join(rows)
 
 
@@ -121,7 +136,8 @@ def summarize(stats, *, bundle: str, engine: str, rss: RssSampler, warmup: float
             "p99": float(np.percentile(a, 99)) if a.size else 0.0,
             "mean": float(a.mean()) if a.size else 0.0,
         }
-    after = [m for t, m in rss.samples if t >= warmup] or [m for _, m in rss.samples]
+    warmed = [m for t, m in rss.samples if t >= warmup]
+    after = warmed or [m for _, m in rss.samples]
     growth = (after[-1] - after[0]) if after else 0.0
     wall = max(stats.wall_seconds, 1e-9)
     return LiveBenchReport(
@@ -140,6 +156,8 @@ def summarize(stats, *, bundle: str, engine: str, rss: RssSampler, warmup: float
         stats.faces_found,
         stats.faces_cropped,
         stats.fallbacks,
+        warmup_seconds=warmup,
+        growth_after_warmup=bool(warmed) and len(warmed) >= 2,
     )
 
 
@@ -173,20 +191,63 @@ def cmd_bench_live(args) -> int:
         raise ConfigError(
             "--live with a face-only bundle needs --video-file FILE (a video or a folder of images)"
         )
+    from edge_ser.live.outputs import OutputSettings, make_outputs
+
     rss = RssSampler(args.rss_every)
-    _, runner = build(args, outputs=[rss], keep=1_000_000)
-    t0 = time.perf_counter()
-    stats = runner.run()
+    # --json, --web and --overlay as `edge-ser run` has them (they were accepted and ignored); no console table
+    settings = OutputSettings(
+        console=False,
+        jsonl=args.json,
+        overlay=args.overlay,
+        web=args.web is not None,
+        web_host=args.web_host,
+        web_port=args.web or 0,
+        web_max_clients=args.web_max_clients,
+    )
+    with make_outputs(settings) as outputs:
+        _, runner = build(args, outputs=[rss, outputs], keep=1_000_000)
+        if outputs.web is not None:
+            print(f"live page: {outputs.web.url}", file=sys.stderr)
+        t0 = time.perf_counter()
+        stats = runner.run()
     short = too_short(args, stats)
     if short:
         raise ConfigError(short)
     report = summarize(stats, bundle=str(args.bundle), engine=runner.pipeline.engine.name, rss=rss)
-    report = replace(report, audio=hears)
+    report = replace(report, audio=hears, setup=live_setup(args, runner))
     from edge_ser.text import printable
 
-    print(printable(report.markdown(), keep_newlines=True))  # names and labels from the bundle
+    # with --json - the decisions are stdout's, so the report goes to stderr
+    say = sys.stderr if args.json == "-" else sys.stdout
+    print(printable(report.markdown(), keep_newlines=True), file=say)  # names and labels from the bundle
     if args.out is not None:
         command = "edge-ser " + " ".join(shlex.quote(a) for a in sys.argv[1:])
         j, m = write_report(report, Path(args.out), command)
-        print(f"\nwrote {j} and {m} ({time.perf_counter() - t0:.0f} s)")
+        print(f"\nwrote {j} and {m} ({time.perf_counter() - t0:.0f} s)", file=say)
     return 0
+
+
+def live_setup(args, runner) -> dict:
+    """What a live bench measured, for its report: engine threads, window and hop, the source files, the
+    machine and the versions of the libraries that ran."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    c = runner.pipeline.config
+    versions = {}
+    for dist in ("edge-ser", "numpy", "onnxruntime", "opencv-python-headless", "ai-edge-litert"):
+        try:
+            versions[dist] = version(dist)
+        except PackageNotFoundError:
+            continue
+    return {
+        "threads": getattr(runner.pipeline.engine, "threads", None) or "the engine's default",
+        "window_s": c.window,
+        "hop_s": c.hop,
+        "vad_db": c.vad_db,
+        "audio_file": str(args.audio_file) if args.audio_file else None,
+        "video_file": str(args.video_file) if args.video_file else None,
+        "machine": f"{platform.machine()}, {platform.processor() or platform.machine()}, Python "
+        f"{platform.python_version()}",
+        "versions": ", ".join(f"{k} {v}" for k, v in versions.items()),
+    }
