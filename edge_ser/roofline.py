@@ -236,10 +236,10 @@ class RooflineReport:
 
     def _measured_table(self) -> list[str]:
         return [
-            f"| | latency ms (median) | p99 ms | peak RSS MB | attained {self.unit} | attained GB/s | "
-            f"bound {self.unit} | of peak | of bound |",
+            f"| | latency ms (median) | p99 ms | peak RSS MB (over resident before) | attained {self.unit} | "
+            f"attained GB/s | bound {self.unit} | of peak | of bound |",
             "|---|---|---|---|---|---|---|---|---|",
-            f"| model | {self.latency_ms:.4f} | {_f(self.latency_p99_ms, '.4f')} | {_f(self.peak_rss_mb, '.1f')} | "
+            f"| model | {self.latency_ms:.4f} | {_f(self.latency_p99_ms, '.4f')} | {self._rss_cell()} | "
             f"{self.attained_gflops:.3f} | {self.attained_gbps:.3f} | {self.bound_gflops:.2f} | "
             f"{100 * self.fraction_of_peak:.2f}% | {100 * self.fraction_of_bound:.2f}% |",
         ]
@@ -298,6 +298,15 @@ class RooflineReport:
                 f"{'' if p.fraction is None else f'{100 * p.fraction:.1f}%'} | {p.limit} |"
             )
         return out
+
+    def _rss_cell(self) -> str:
+        """ "75.5 (+34.7)": the process's peak while the engine loaded and ran, and what that added to the memory
+        resident before (Python, numpy and whatever this process ran before: an earlier report, a plot)."""
+        if self.peak_rss_mb is None:
+            return ""
+        if not self.rss_before_mb:
+            return f"{self.peak_rss_mb:.1f}"
+        return f"{self.peak_rss_mb:.1f} ({self.peak_rss_mb - self.rss_before_mb:+.1f})"
 
     def _setup_line(self) -> list[str]:
         if not self.setup:
@@ -599,7 +608,9 @@ def _measure(eng, bundle, runs: int, rss_before: float | None, reset: bool) -> _
         )
         notes.append(
             f"Memory: the process's peak resident set is {peak:.1f} MB ({scope}){grew}; the rest is Python, numpy "
-            "and what ran before."
+            "and what this process ran before (an earlier report's engine or plot stays resident, and an engine can "
+            "reuse memory it freed, so the increase is this engine's cost only in a process that runs it first: "
+            "`edge-ser bench` on one bundle, without --out for a fusion bundle's second branch)."
         )
     times = node_times(eng, x, repeats=max(20, runs // 5))
     notes.append(_node_times_note(eng.name, times, lat))
