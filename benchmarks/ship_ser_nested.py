@@ -132,6 +132,7 @@ def outer_fold(
         )
         reverb_choice = {k: rc[k] for k in ("reverb", "on", "off")}
         same = cached is not None and "refit" in cached and not (cached.get("reverb") or {}).get("reverb")
+        same = same and bool(cached.get("early_member")) == early_pair  # a record of the same members
         if not rc["reverb"] and same and cached.get("early_views", []) == list(r.early_views):
             return {**cached, "reverb": reverb_choice, "reused": True}
         r = replace(r, reverb=rc["reverb"])
