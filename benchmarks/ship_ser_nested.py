@@ -127,9 +127,13 @@ def outer_fold(
         chosen, inner_mean = (ch["noise_copies"], ch["speed"], ch["class_balanced"]), cached["inner_mean"]
     reverb_choice = None
     if reverb == "auto":
-        rc = choose_reverb(
-            replace(r, early_views=()), chosen, RECIPE, by=by, off=inner_mean[variant_label(chosen)]
-        )
+        known = (cached or {}).get("reverb")
+        if isinstance(known, dict) and {"reverb", "on", "off"} <= set(known):
+            rc = known  # stage 0c of this fold in an earlier --reverb auto run: deterministic, as stage 0
+        else:
+            rc = choose_reverb(
+                replace(r, early_views=()), chosen, RECIPE, by=by, off=inner_mean[variant_label(chosen)]
+            )
         reverb_choice = {k: rc[k] for k in ("reverb", "on", "off")}
         same = cached is not None and "refit" in cached and not (cached.get("reverb") or {}).get("reverb")
         same = same and bool(cached.get("early_member")) == early_pair  # a record of the same members
@@ -280,8 +284,9 @@ def summary(
             else ""
         )
         + (
-            f" Stage 0's variant choice of each outer fold is reused from ship_ser_nested_runs/{stage0_from}.jsonl "
-            "(made without early views), not rerun."
+            f" Stage 0's variant choice of each outer fold (and, with --reverb auto, its choice of reverberant copies "
+            f"where that run made one) is reused from ship_ser_nested_runs/{stage0_from}.jsonl (made without early "
+            "views), not rerun."
             if stage0_from
             else ""
         ),
