@@ -161,6 +161,25 @@ def test_table_best_rows(tmp_path):
         res.table("loss", agg="median")
 
 
+def _val_objective(point: dict) -> dict:
+    """Test accuracy best at x = 1, validation accuracy best at x = 0: a choice on test would take x = 1."""
+    x = float(point["x"])
+    return {"acc": 0.5 + 0.1 * x, "val_acc": 0.7 - 0.1 * x}
+
+
+def test_the_sweep_report_chooses_on_validation_and_says_when_it_cannot(tmp_path):
+    """A sweep's report printed "best acc (max)" of the test accuracy: a setting chosen on the test parts. It now
+    chooses by the validation figure when the objective gives one, and otherwise says the figure is not a choice."""
+    from converters.sweep_cli import best_line
+
+    g = Grid({"x": [0, 1]})
+    res = Sweep("v", _val_objective, g, tmp_path, backend="serial", progress=False).run()
+    line = best_line(res, "acc", "max", ["x"])
+    assert line.startswith('chosen by val_acc (validation): 0.7 at {"x": 0}') and "its acc: 0.5" in line
+    toy = Sweep("t", toy_objective, Grid({"x": [0, 1]}), tmp_path, backend="serial", progress=False).run()
+    assert "not a choice" in best_line(toy, "score", "max", ["x"])
+
+
 def test_ray_matches_serial(tmp_path):
     from converters.sweep import _ray_available
 
