@@ -13,6 +13,7 @@ import torch
 
 from converters.compress import check_recipe, compress
 from converters.data import SyntheticSpec
+from converters.evaluate import index_metrics
 from converters.export.bundle import build_bundle
 from converters.featurize import FeatureCache, default_cache_dir
 from converters.heldout import missing_classes, speakers_line, split_record
@@ -23,6 +24,10 @@ from converters.train import TrainConfig, accuracy, predict, seed_everything, tr
 from edge_ser.errors import ConfigError
 from edge_ser.features import FeatureSpec
 
+TRAINABLE = ("laq_mlp", "av_cnn")
+"""The models `train` and `laq` have a data path for (`_task`): laq_mlp on clip vectors, av_cnn on audio-visual
+clips. A model registered for "train" without a path here is refused by name, never trained as another."""
+
 
 def _say(args: argparse.Namespace):
     return (lambda *a: None) if args.quiet else print
@@ -32,9 +37,20 @@ def _cache(args: argparse.Namespace) -> FeatureCache | None:
     return None if args.no_cache else FeatureCache(args.cache or default_cache_dir())
 
 
+def _check_model(args: argparse.Namespace, command: str) -> str:
+    """`--model` if this command can train it (`TRAINABLE`); a ConfigError naming it and the ones it can otherwise
+    (a model added to the registry with no data path here was trained as laq_mlp, silently)."""
+    model = getattr(args, "model", "laq_mlp")
+    if model not in TRAINABLE:
+        raise ConfigError(
+            f"--model {model}: edge-ser {command} has no training path for it; it trains {', '.join(TRAINABLE)}"
+        )
+    return model
+
+
 def _task(args: argparse.Namespace, spec: FeatureSpec) -> Task:
     """The data and model the command works on: laq_mlp on feature vectors, or av_cnn on AV clips."""
-    model = getattr(args, "model", "laq_mlp")
+    model = _check_model(args, getattr(args, "command", None) or "train")
     if model == "av_cnn":
         if args.data not in AV_DATA:
             raise ConfigError(
@@ -115,9 +131,12 @@ def _ignored(args: argparse.Namespace, command: str) -> None:
         "--folds": args.split == "random" and getattr(args, "folds", 5) != 5,
         "--budget": bool(recipe) and not recipe.startswith("sensitivity") and args.budget != 1.75,
         "--t-margin": bool(recipe) and not recipe.startswith("laq-") and args.t_margin != 0.05,
+        "--n-per-class": getattr(args, "n_per_class", None) is not None
+        and args.data not in ("synthetic", *AV_DATA),
     }
     why = {"--mode": "av_cnn only", "--fold": "--split speaker only", "--folds": "--split speaker only",
-           "--budget": "the sensitivity recipe only", "--t-margin": "the laq-paper / laq-qat recipes only"}  # fmt: skip
+           "--budget": "the sensitivity recipe only", "--t-margin": "the laq-paper / laq-qat recipes only",
+           "--n-per-class": f"the built-in synthetic data sets only: synthetic, {', '.join(AV_DATA)}"}  # fmt: skip
     for option, idle in unused.items():
         if idle:
             print(
@@ -152,6 +171,7 @@ def _out_dir(args: argparse.Namespace) -> Path:
 def cmd_train(args: argparse.Namespace, spec: FeatureSpec, *, title: str | None = None) -> int:
     say = _say(args)
     t_start = time.perf_counter()
+    _check_model(args, getattr(args, "command", None) or "train")  # before any work, as the output folder
     _ignored(args, getattr(args, "command", None) or "train")
     out = _out_dir(args)  # before any work: a folder that cannot be made is an error now, not after training
     if title:
@@ -175,8 +195,11 @@ def cmd_train(args: argparse.Namespace, spec: FeatureSpec, *, title: str | None 
         f"[3/3] {model_line(res.model, task.model_name)}\n      best epoch {res.best_epoch} of {res.epochs_run}, "
         f"{res.seconds:.1f} s; val acc {res.best_val_acc:.3f}\n"
     )
-    say(f"test accuracy: {test_acc:.3f}  (n={sz['test']}, majority-class baseline {chance:.3f})")
     pred = predict(res.model, Xte).argmax(1)
+    test_uar = index_metrics(yte, pred, task.classes).uar
+    say(
+        f"test accuracy: {test_acc:.3f}, UAR {test_uar:.3f}  (n={sz['test']}, majority-class baseline {chance:.3f})"
+    )
     cm = _print_confusion(say, task.classes, yte, pred)
     torch.save(
         {
@@ -199,6 +222,7 @@ def cmd_train(args: argparse.Namespace, spec: FeatureSpec, *, title: str | None 
             "split_record": made,
             "seed": args.seed,
             "test_accuracy": test_acc,
+            "test_uar": test_uar,
             "val_accuracy": res.best_val_acc,
             "majority_baseline": chance,
             "confusion": cm.tolist(),
@@ -218,7 +242,7 @@ def cmd_train(args: argparse.Namespace, spec: FeatureSpec, *, title: str | None 
         f"({time.perf_counter() - t_start:.1f} s in all)"
     )
     if args.quiet:  # no tables, but the result and where it went
-        print(f"test accuracy {test_acc:.3f} (n={sz['test']}); wrote {out}")
+        print(f"test accuracy {test_acc:.3f}, UAR {test_uar:.3f} (n={sz['test']}); wrote {out}")
     return 0
 
 
@@ -227,6 +251,7 @@ def cmd_laq(args: argparse.Namespace, spec: FeatureSpec, *, title: str | None = 
     say = _say(args)
     t_start = time.perf_counter()
     check_recipe(args.recipe)  # before any work, as the output folder
+    _check_model(args, getattr(args, "command", None) or "laq")
     _ignored(args, getattr(args, "command", None) or "laq")
     out = _out_dir(args)
     if title:
@@ -239,24 +264,29 @@ def cmd_laq(args: argparse.Namespace, spec: FeatureSpec, *, title: str | None = 
     Xtr, ytr, Xva, yva, Xte, yte = task.parts(split)
     res, _ = _train_float(args, task, split)
     fp_acc = accuracy(res.model, Xte, yte)
+    fp_uar = index_metrics(yte, predict(res.model, Xte).argmax(1), task.classes).uar
     say(
-        f"[2/5] float {model_line(res.model, task.model_name)}\n      test accuracy {fp_acc:.3f} (split {args.split}, "
+        f"[2/5] float {model_line(res.model, task.model_name)}\n      test accuracy {fp_acc:.3f}, UAR {fp_uar:.3f} "
+        f"(split {args.split}, "
         f"seed {args.seed}, {len(split.train)}/{len(split.val)}/{len(split.test)}{speakers_line(made)})"
     )
     laq = LaqConfig(t_margin=args.t_margin, budget=args.budget)
     say(f"[3/5] bit allocation: {args.recipe}")
     c = compress(args.recipe, res.model, Xtr, ytr, Xva, yva, laq=laq, seed=args.seed, log=say)
     q_acc = c.accuracy(Xte, yte)
+    q_uar = index_metrics(yte, predict(c.model, Xte).argmax(1), task.classes).uar
     ptq_acc = accuracy(c.info["ptq_model"], Xte, yte) if "ptq_model" in c.info else None
     say(
-        f"[4/5] {c.plan}; test accuracy: QAT {q_acc:.3f}"
+        f"[4/5] {c.plan}; test accuracy: QAT {q_acc:.3f} (UAR {q_uar:.3f})"
         + (f", rounding only {ptq_acc:.3f}" if ptq_acc is not None else "")
         + f" ({c.seconds:.1f} s)"
     )
     bundle_path = out / ("bundle.tar" if args.tar else "bundle")
     acc = {
         "test": q_acc,
+        "test_uar": q_uar,
         "float_test": fp_acc,
+        "float_test_uar": fp_uar,
         "val": accuracy(c.model, Xva, yva),
         "dataset": task.name,
         "split": made,
@@ -326,6 +356,8 @@ def cmd_laq(args: argparse.Namespace, spec: FeatureSpec, *, title: str | None = 
         "plan": c.plan.to_dict() | {"info": None},
         "float_test_accuracy": fp_acc,
         "qat_test_accuracy": q_acc,
+        "float_test_uar": fp_uar,
+        "qat_test_uar": q_uar,
         "ptq_test_accuracy": ptq_acc,
         "bundle": str(bundle_path),
         "file_bytes": sizes,
@@ -340,7 +372,8 @@ def cmd_laq(args: argparse.Namespace, spec: FeatureSpec, *, title: str | None = 
     )
     if args.quiet:  # no tables, but the result and where it went
         print(
-            f"test accuracy: float {fp_acc:.3f}, {c.plan.average_bits:.2f} bits + QAT {q_acc:.3f}; wrote {bundle_path}"
+            f"test accuracy: float {fp_acc:.3f}, {c.plan.average_bits:.2f} bits + QAT {q_acc:.3f} (UAR {q_uar:.3f}); "
+            f"wrote {bundle_path}"
         )
     return summary
 

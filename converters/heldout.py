@@ -34,11 +34,20 @@ def split_record(
 
 
 def speakers_line(record: Mapping[str, Any]) -> str:
-    """The validation and test speakers of a split record, for a command's split line ("" for a random one)."""
+    """The validation and test speakers of a split record, for a command's split line ("" for a random one).
+
+    With too few speakers for a validation speaker (`--folds 2`), validation is a tenth of the training speakers'
+    clips: said so, not listed as if its speakers were held out of training."""
     if "test_speakers" not in record:
         return ""
+    test = f"test speakers {', '.join(record['test_speakers'])}"
+    if set(record["val_speakers"]) & set(record.get("train_speakers") or ()):
+        return (
+            "; validation: a tenth of the training speakers' clips (too few speakers for a validation speaker); "
+            + test
+        )
     val = ", ".join(record["val_speakers"]) or "none (a tenth of the training speakers' clips)"
-    return f"; val speakers {val}; test speakers {', '.join(record['test_speakers'])}"
+    return f"; val speakers {val}; {test}"
 
 
 def seen_note(

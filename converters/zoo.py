@@ -33,8 +33,12 @@ from converters.registry import model_names
 from edge_ser.errors import ConfigError
 
 FEATURE_MODELS = model_names(command="zoo", kind="vector")
-LMS_MODELS = model_names(command="zoo", kind="patches")
-MODELS = model_names(command="zoo")
+"""Clip-vector models (`_run_features`): the scikit-learn baselines, and torch models with `set_normalization`."""
+LMS_MODELS = model_names(command="zoo", kind="patches", family="torch")
+"""Log-Mel patch models (`_run_lms`)."""
+MODELS = tuple(n for n in model_names(command="zoo") if n in FEATURE_MODELS + LMS_MODELS)
+"""The models the zoo can train, in the registry's order (its default list): a model registered for "zoo" whose
+input kind has no data path here is refused by name (docs/input-kinds.md), not fed clip vectors."""
 SPLITS = ("random", "loso")
 
 BEST_LMS: dict[str, Any] = {"M": 128, "L": 255, "H": 32, "n_fft": 1024, "T": 128, "seg_hop": 128, "batch": 32}
@@ -46,6 +50,16 @@ RECOMMENDED: dict[str, dict[str, Any]] = {
 }
 """Per-model point values `edge-ser zoo` and benchmarks/zoo.py start from (the registry's defaults: the laq_mlp
 ones are its TrainConfig defaults and the QAT length its LAQ table used; the LMS ones come from the sweeps)."""
+
+
+def no_path(name: str) -> ConfigError:
+    """The refusal of a registered model the zoo has no data path for (neither clip vectors nor log-Mel patches),
+    naming the ones it trains."""
+    e = MODEL_REGISTRY[name]
+    return ConfigError(
+        f"zoo: {name} ({e.family} model, input kind {e.input_kind!r}) has no training path in the zoo; it trains "
+        f"{', '.join(MODELS)}"
+    )
 
 
 @dataclass(frozen=True)
@@ -94,6 +108,8 @@ class ZooPoint:
     """Scale each clip to this RMS level before analysis; None: as recorded."""
 
     def __post_init__(self) -> None:
+        if self.model in MODEL_REGISTRY and self.model not in MODELS:
+            raise no_path(self.model)
         if self.model not in MODELS:
             raise ConfigError(f"zoo: model {self.model!r} is not one of {', '.join(MODELS)}")
         if self.split not in SPLITS:
@@ -182,9 +198,27 @@ def split_for(p: ZooPoint, y: np.ndarray, speakers) -> tuple[Any, str]:
 
 def build_model(p: ZooPoint, n_classes: int, n_features: int | None = None):
     """The torch model of a point, from the registry (patch models take the point's M, T and width)."""
-    if MODEL_REGISTRY[p.model].input_kind == "vector":
-        return build_registered(p.model, num_classes=n_classes, in_features=n_features)
-    return build_registered(p.model, num_classes=n_classes, n_mels=p.M, segment_frames=p.T, width=p.width)
+    if p.model in FEATURE_MODELS:
+        model = build_registered(p.model, num_classes=n_classes, in_features=n_features)
+        if not hasattr(model, "set_normalization"):  # the clip-vector path standardises in the model
+            raise ConfigError(
+                f"zoo: {p.model} takes clip vectors but has no set_normalization(mean, std), which the zoo's "
+                "clip-vector path sets from the training rows"
+            )
+        return model
+    if p.model in LMS_MODELS:
+        return build_registered(p.model, num_classes=n_classes, n_mels=p.M, segment_frames=p.T, width=p.width)
+    raise no_path(p.model)
+
+
+def voted_uar(model, ps, rows: np.ndarray, vote: str, classes) -> float:
+    """UAR of a patch model over the utterances of patch `rows`, voted as its accuracy is (`utterance_vote`)."""
+    from converters.evaluate import index_metrics
+    from converters.train import predict
+    from edge_ser.inputs.patches import utterance_vote
+
+    ids, scores = utterance_vote(predict(model, ps.X[rows], batch_size=512), ps.utt[rows], vote)
+    return index_metrics(ps.clip_y[ids], scores.argmax(1), classes).uar
 
 
 def model_flops(model) -> int:
@@ -237,7 +271,9 @@ def run_point(p: ZooPoint, *, bundle_out: str | Path | None = None, progress: bo
         raise ConfigError("zoo: writing a bundle needs a laq recipe")
     if p.model in LMS_MODELS:
         return _run_lms(p, bundle_out, progress)
-    return _run_features(p, bundle_out, progress)
+    if p.model in FEATURE_MODELS:
+        return _run_features(p, bundle_out, progress)
+    raise no_path(p.model)
 
 
 def zoo_objective(point: dict) -> dict:
@@ -279,9 +315,10 @@ def _bundle(p: ZooPoint, c, labels, kind, acc: dict, out: str | Path | None, sam
 
 
 def _run_features(p: ZooPoint, bundle_out, progress: bool) -> dict:
+    from converters.evaluate import index_metrics
     from converters.featurize import FeatureCache, default_cache_dir
     from converters.pipeline import prepare
-    from converters.train import accuracy, seed_everything, train_classifier
+    from converters.train import accuracy, predict, seed_everything, train_classifier
     from edge_ser.inputs.vector import VectorKind
 
     spec = p.feature_spec()
@@ -296,6 +333,7 @@ def _run_features(p: ZooPoint, bundle_out, progress: bool) -> dict:
         x1 = Xte[:1]
         return {
             "acc": fit.accuracy(Xte, yte),
+            "uar": index_metrics(yte, fit.predict(Xte), prep.classes).uar,
             "val_acc": max(s["val_acc"] for s in fit.val_scores),
             "params": fit.stored_values,
             "choice": fit.choice,
@@ -311,6 +349,7 @@ def _run_features(p: ZooPoint, bundle_out, progress: bool) -> dict:
     res = train_classifier(model, Xtr, ytr, Xva, yva, p.train_config(), progress=progress)
     out = {
         "acc": accuracy(res.model, Xte, yte),
+        "uar": index_metrics(yte, predict(res.model, Xte).argmax(1), prep.classes).uar,
         "val_acc": res.best_val_acc,
         "params": sum(q.numel() for q in res.model.parameters()),
         "flops": model_flops(res.model),
@@ -319,14 +358,26 @@ def _run_features(p: ZooPoint, bundle_out, progress: bool) -> dict:
     }
     if p.laq:
         c = _compress(p, res.model, Xtr, ytr, Xva, yva)
-        out.update(laq_acc=accuracy(c.model, Xte, yte), bits=c.plan.average_bits, plan=dict(c.plan.bits))
+        out.update(
+            laq_acc=accuracy(c.model, Xte, yte),
+            laq_uar=index_metrics(yte, predict(c.model, Xte).argmax(1), prep.classes).uar,
+            bits=c.plan.average_bits,
+            plan=dict(c.plan.bits),
+        )
         out.update(
             _bundle(
                 p,
                 c,
                 prep.classes,
                 VectorKind(spec),
-                accuracy_block(p, sp, test=out["laq_acc"], test_float=out["acc"]),
+                accuracy_block(
+                    p,
+                    sp,
+                    test=out["laq_acc"],
+                    test_uar=out["laq_uar"],
+                    test_float=out["acc"],
+                    test_float_uar=out["uar"],
+                ),
                 bundle_out,
                 Xte[0].astype(np.float32),
             )
@@ -358,8 +409,10 @@ def _run_lms(p: ZooPoint, bundle_out, progress: bool) -> dict:
     t0 = time.perf_counter()
     run = train_lms(model, ps, sp, p.train_config(), vote=p.vote, augment=aug, progress=progress)
     flops = model_flops(run.model)
+    tr, va, te = split_parts(ps, sp)
     out = {
         "acc": run.test_acc,
+        "uar": voted_uar(run.model, ps, te, p.vote, clips.classes),
         "val_acc": run.val_acc,
         "segment_acc": run.test_segment_acc,
         "params": sum(q.numel() for q in run.model.parameters()),
@@ -371,7 +424,6 @@ def _run_lms(p: ZooPoint, bundle_out, progress: bool) -> dict:
         "split": where,
     }
     if p.laq:
-        tr, va, te = split_parts(ps, sp)
         c = _compress(
             p,
             run.model,
@@ -383,7 +435,13 @@ def _run_lms(p: ZooPoint, bundle_out, progress: bool) -> dict:
             calibration=p.calibration,
         )
         laq_acc, laq_seg = evaluate(c.model, ps, te, p.vote)
-        out.update(laq_acc=laq_acc, laq_segment_acc=laq_seg, bits=c.plan.average_bits, plan=dict(c.plan.bits))
+        out.update(
+            laq_acc=laq_acc,
+            laq_uar=voted_uar(c.model, ps, te, p.vote, clips.classes),
+            laq_segment_acc=laq_seg,
+            bits=c.plan.average_bits,
+            plan=dict(c.plan.bits),
+        )
         first = ps.rows([int(sp.test[0])])
         out.update(
             _bundle(
@@ -391,7 +449,14 @@ def _run_lms(p: ZooPoint, bundle_out, progress: bool) -> dict:
                 c,
                 clips.classes,
                 PatchesKind(spec),
-                accuracy_block(p, sp, test=laq_acc, test_float=run.test_acc),
+                accuracy_block(
+                    p,
+                    sp,
+                    test=laq_acc,
+                    test_uar=out["laq_uar"],
+                    test_float=run.test_acc,
+                    test_float_uar=out["uar"],
+                ),
                 bundle_out,
                 ps.X[first[0]],
                 ps.X[first],
@@ -410,5 +475,6 @@ __all__ = [
     "run_point",
     "accuracy_block",
     "split_for",
+    "voted_uar",
     "zoo_objective",
 ]
