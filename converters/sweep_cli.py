@@ -170,7 +170,7 @@ def best_line(res: Any, metric: str, mode: str, varying: Sequence[str]) -> str:
     if by is None:
         best = res.best(metric, mode)
         return (
-            f"highest {metric} ({mode}): {best[metric]} at {json.dumps({k: best[k] for k in varying})}: a figure on "
+            f"best {metric} ({mode}): {best[metric]} at {json.dumps({k: best[k] for k in varying})}: a figure on "
             "the test parts, not a choice (this objective reports no validation figure to choose by)"
         )
     best = res.best(by, "max" if by == "val_acc" else mode)

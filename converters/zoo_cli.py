@@ -73,15 +73,25 @@ def median_of(rows: list[dict], key: str):
 
 
 def comparison_table(rows: Sequence[dict]) -> str:
-    """Markdown: one row per model (in first-seen order), accuracy mean ± std over its splits, size and cost."""
+    """Markdown: one row per model (in first-seen order), accuracy and UAR mean ± std over its splits, size and
+    cost. UAR is over the points that have it: results stored before the zoo computed it show "-"."""
     by: dict[str, list[dict]] = {}
     for r in rows:
         if not r.get("error"):
             by.setdefault(r["model"], []).append(r)
     has_laq = any("laq_acc" in r for r in rows)
-    head = ["model", "input", "accuracy % (mean ± std)", "n", "params", "FLOPs / input", "FLOPs / utterance"]
+    head = [
+        "model",
+        "input",
+        "accuracy % (mean ± std)",
+        "UAR %",
+        "n",
+        "params",
+        "FLOPs / input",
+        "FLOPs / utterance",
+    ]
     if has_laq:
-        head += ["LAQ accuracy %", "avg bits", "packed KB", "latency ms"]
+        head += ["LAQ accuracy %", "LAQ UAR %", "avg bits", "packed KB", "latency ms"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for model, rs in by.items():
         params, flops, uflops = (
@@ -93,6 +103,7 @@ def comparison_table(rows: Sequence[dict]) -> str:
             model,
             INPUT_LABELS[MODELS[model].input_kind],
             pm([r["acc"] for r in rs]),
+            pm([r["uar"] for r in rs if "uar" in r]),
             str(len(rs)),
             f"{params:,.0f}" if params is not None else "-",
             f"{flops:,.0f}" if flops is not None else "-",
@@ -103,6 +114,7 @@ def comparison_table(rows: Sequence[dict]) -> str:
             bits, kb, lat = median_of(laq, "bits"), median_of(laq, "packed_kb"), median_of(rs, "latency_ms")
             cells += [
                 pm([r["laq_acc"] for r in laq]) if laq else "-",
+                pm([r["laq_uar"] for r in laq if "laq_uar" in r]),
                 f"{bits:.2f}" if bits is not None else "-",
                 f"{kb:.1f}" if kb is not None else "-",
                 f"{lat:.3f}" if lat is not None else "-",

@@ -167,8 +167,12 @@ def test_zoo_points_validate_their_keys() -> None:
 
 def test_comparison_table_aggregates_per_model() -> None:
     rows = [
-        {"model": "svm", "acc": 0.6, "params": 10},
-        {"model": "svm", "acc": 0.8, "params": 10},
+        {"model": "svm", "acc": 0.6, "uar": 0.5, "params": 10},
+        {
+            "model": "svm",
+            "acc": 0.8,
+            "params": 10,
+        },  # stored before the zoo computed UAR: left out of its mean
         {
             "model": "squeezenet_lms",
             "acc": 0.7,
@@ -183,9 +187,10 @@ def test_comparison_table_aggregates_per_model() -> None:
         {"model": "svm", "error": "boom"},
     ]
     t = comparison_table(rows).splitlines()
-    assert t[2].startswith("| svm | features | 70.00 ± 14.14 | 2 | 10 |")
+    assert "| UAR % |" in t[0] and "| LAQ UAR % |" in t[0]
+    assert t[2].startswith("| svm | features | 70.00 ± 14.14 | 50.00 ± 0.00 | 2 | 10 |")
     assert (
-        "| squeezenet_lms | log-Mel | 70.00 ± 0.00 | 1 | 5 | 100 | 1,600 | 65.00 ± 0.00 | 1.70 | 12.5 | 0.200 |"
+        "| squeezenet_lms | log-Mel | 70.00 ± 0.00 | - | 1 | 5 | 100 | 1,600 | 65.00 ± 0.00 | - | 1.70 | 12.5 | 0.200 |"
         in t[3]
     )
 
