@@ -175,6 +175,32 @@ def _fer2013_records(root: Path | None, split: str, strict: bool) -> tuple[list,
     return load_dataset("fer2013", root, strict=strict, split=which), label
 
 
+def _eval_synthetic(args: argparse.Namespace, accuracy: dict):
+    """(spec, note, replaces) for `eval --data synthetic`. With no folder of its own: the synthetic set the
+    bundle was trained on, as its manifest records it (`converters.pipeline.eval_synthetic`; ConfigError when
+    it records none), so the split options pick that set's parts. Given a folder of a synthetic set: a note
+    when the folder's set is not the bundle's (`replaces`: what `seen_note` says of the bundle's own set does
+    not hold; the same generator, so its clips can repeat training clips), or cannot be checked."""
+    from converters.pipeline import eval_synthetic, folder_synthetic, recorded_synthetic, synthetic_difference
+
+    folder = args.root if args.data == "synthetic" else Path(args.data)
+    held = folder_synthetic(folder) if folder is not None else None
+    if args.data == "synthetic" and held is None:
+        return eval_synthetic(accuracy), None, False
+    if held is None or accuracy.get("dataset") != "synthetic":
+        return None, None, False
+    trained = recorded_synthetic(accuracy)
+    if trained is None:
+        unknown = f"the bundle's manifest does not record its synthetic set, so that {folder} holds it is not checked"
+        return None, unknown, False
+    differ = synthetic_difference(held, trained)
+    other = (
+        f"{folder} holds another synthetic set than the bundle was trained on ({differ}): its clips can be "
+        "ones the bundle trained on"
+    )
+    return None, other if differ else None, bool(differ)
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     """A bundle on a labelled data set through the device path (no torch): accuracy, UAR, confusion, OOD."""
     import contextlib
@@ -199,16 +225,23 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.data == "fer2013":
         name, records, fer_split = "fer2013", *_fer2013_records(args.root, args.split, args.strict)
         sel = replace(sel, split="all") if fer_split else sel
-    else:
-        name, records = load_records(args.data, args.root, strict=args.strict)
-    undecodable = getattr(records, "undecodable", [])  # skipped by the loader (all of them: it raises)
-    chosen = select(records, sel)
     adapt = adapt_mode(args)
     rec = Recognizer(
         args.bundle, args.engine, args.threads, adapt=adapt != "off", delegate=getattr(args, "delegate", None)
     )
+    accuracy = rec.bundle.manifest.get("accuracy") or {}
+    synthetic, caveat, replaces = _eval_synthetic(args, accuracy)
+    if args.data != "fer2013":
+        name, records = load_records(args.data, args.root, synthetic=synthetic, strict=args.strict)
+    undecodable = getattr(records, "undecodable", [])  # skipped by the loader (all of them: it raises)
+    chosen = select(records, sel, name=name)
     selection = sel.describe()
-    seen = seen_note(rec.bundle.manifest.get("accuracy") or {}, name, chosen, split=sel.split, seed=sel.seed)
+    if synthetic is not None and accuracy.get("dataset") == "synthetic":
+        selection += (
+            f"; the bundle's synthetic set ({synthetic.n_per_class} clips per class, seed {synthetic.seed})"
+        )
+    seen = None if replaces else seen_note(accuracy, name, chosen, split=sel.split, seed=sel.seed)
+    seen = "; ".join(filter(None, (caveat, seen))) or None
     if seen:  # said on stderr now and kept with the figures (the report's selection line)
         print(f"edge-ser eval: note: {seen}", file=sys.stderr)
         selection += f"; NOTE: {seen}"
@@ -269,7 +302,7 @@ def _add_eval_args(p: argparse.ArgumentParser) -> None:
         "random|speaker` with the same --seed / --fold / --folds",
     )
     p.add_argument("--speakers", default=None, help="keep only these speakers / actors, e.g. 03,08")
-    p.add_argument("--seed", type=int, default=0, help="seed of --split random|speaker (default 0)")
+    p.add_argument("--seed", type=in_range(0), default=0, help="seed of --split random|speaker (default 0)")
     p.add_argument("--fold", type=int, default=0, help="test fold of --split speaker (default 0)")
     p.add_argument("--folds", type=int, default=5, help="folds of --split speaker (default 5, as train)")
     p.add_argument("--limit", type=int, default=None, help="at most N files, spread evenly over the list")
@@ -335,7 +368,7 @@ def cmd_model(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     _need_torch()
     from converters.commands import cmd_laq as run
-    from converters.pipeline import load_records
+    from converters.pipeline import load_records, synthetic_spec
 
     summary = run(
         args,
@@ -351,9 +384,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"\n(--data {args.data}: no sample files, so no device run on a clip or live stream)")
         _demo_roofline(Path(summary["bundle"]), Path(args.out))
         return 0
-    _, records = load_records(args.data, args.root, cache_dir=args.cache)
+    synthetic = synthetic_spec(args.seed, args.n_per_class) if args.data == "synthetic" else None
+    name, records = load_records(args.data, args.root, synthetic=synthetic, cache_dir=args.cache)
     # clips of the split's test part (the model never trained on them), as `edge-ser eval --split` picks them
-    records = select(records, Selection(args.split, seed=args.seed, fold=args.fold, folds=args.folds))
+    records = select(
+        records, Selection(args.split, seed=args.seed, fold=args.fold, folds=args.folds), name=name
+    )
     sample = records[len(records) // 2]
     print(f"\ndevice run on a held-out test clip ({sample.source.name}, true label: {sample.label}):")
     from edge_ser.cli.predict import cmd_predict
@@ -501,7 +537,12 @@ def _add_train_args(p: argparse.ArgumentParser, *, data_default: str | None, out
         "then val is a tenth of the training speaker's clips)",
     )
     p.add_argument("--fold", type=int, default=0, help="which speaker fold is the test set (default 0)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the split, the weights and the batches")
+    p.add_argument(
+        "--seed",
+        type=in_range(0),
+        default=0,
+        help="seed of the split, the weights and the batches (and of the clips of --data synthetic)",
+    )
     p.add_argument("--epochs", type=in_range(1), default=300, help="maximum epochs (default 300)")
     p.add_argument(
         "--patience", type=in_range(1), default=30, help="early-stopping patience in epochs (default 30)"

@@ -62,8 +62,9 @@ class Selection:
         return "; ".join(parts)
 
 
-def select(records: Sequence[Record], sel: Selection) -> list[Record]:
-    """The records `sel` asks for, in their order; ConfigError when the selection is empty or impossible."""
+def select(records: Sequence[Record], sel: Selection, *, name: str | None = None) -> list[Record]:
+    """The records `sel` asks for, in their order; ConfigError when the selection is empty or impossible,
+    naming the data set (`name`; else the records' own data set name when they share one)."""
     if sel.split not in SPLITS:
         raise ConfigError(f"--split {sel.split!r}: choose one of {', '.join(SPLITS)}")
     records = list(records)
@@ -74,7 +75,8 @@ def select(records: Sequence[Record], sel: Selection) -> list[Record]:
                 "--split test: this data set defines no test split; use --speakers or --split speaker"
             )
     elif sel.split in ("random", "speaker"):  # the split training draws (`listed_split`): the same test files
-        part = listed_split(records, None, sel.split, seed=sel.seed, fold=sel.fold, k=sel.folds)
+        name = name or _data_name(records)
+        part = listed_split(records, None, sel.split, seed=sel.seed, fold=sel.fold, k=sel.folds, name=name)
         records = [records[i] for i in part.test]
     if sel.speakers:
         present = {r.speaker for r in records}
@@ -91,6 +93,12 @@ def select(records: Sequence[Record], sel: Selection) -> list[Record]:
             picks = np.unique(np.linspace(0, len(records) - 1, sel.limit).round().astype(int))
             records = [records[i] for i in picks]
     return records
+
+
+def _data_name(records: Sequence[Record]) -> str:
+    """The data set's name the records share (a folder's: the folder's name), else "the data set"."""
+    names = {r.get("root") if r.dataset == "folder" else r.dataset for r in records}
+    return str(names.pop()) if len(names) == 1 and None not in names else "the data set"
 
 
 # --------------------------------------------------------------------------------------------- metrics

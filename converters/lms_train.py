@@ -44,21 +44,25 @@ class ClipSet:
 
 @lru_cache(maxsize=4)
 def load_clips(data: str = "emodb", root: str | None = None, sample_rate: int = 16000) -> ClipSet:
-    """Every clip of a data set (`converters.data.loaders.load_dataset`) as float32 mono at `sample_rate`.
+    """Every clip of a data set as float32 mono at `sample_rate`: `data` is a data set's name, 'synthetic' or a
+    folder of one's own, resolved by `converters.pipeline.load_records` as the feature-vector models' data is
+    (so a zoo of both kinds of model runs on the same files; `load_dataset` took names only, and `zoo --data
+    FOLDER` failed every log-Mel model).
 
     Resampling is `edge_ser.audio.load` (polyphase), as on the device. Cached per process.
     """
     from converters.data.labels import class_order
-    from converters.data.loaders import load_dataset
+    from converters.pipeline import load_records
     from edge_ser.audio import load
 
-    records = list(load_dataset(data, root))
+    name, records = load_records(data, root)
+    records = list(records)
     if not records:
         raise ConfigError(f"load_clips: data set {data!r} has no clips")
     classes = tuple(class_order(r.label for r in records))
     clips = tuple(load(r.source, sr=sample_rate)[0] for r in records)
     y = np.array([classes.index(r.label) for r in records], dtype=np.int64)
-    return ClipSet(data, clips, y, classes, tuple(r.speaker for r in records), sample_rate)
+    return ClipSet(name, clips, y, classes, tuple(r.speaker for r in records), sample_rate)
 
 
 @dataclass(frozen=True)

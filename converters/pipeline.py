@@ -5,8 +5,10 @@ The CLI's `train` and `demo` commands and the tests call these, so there is one 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +29,7 @@ from converters.data import (
 from converters.data import write as write_synthetic
 from converters.data.scan import Loaded, check_decodable
 from converters.data.splits import check_named_speakers
+from converters.data.synthetic import GENERATOR_VERSION
 from converters.data.synthetic import SPEC_FILE as SYNTHETIC_SPEC_FILE
 from converters.featurize import ExtractStats, FeatureCache, default_cache_dir, extract
 from converters.recipe import DEFAULT_SPEC
@@ -52,6 +55,9 @@ class Prepared:
     drawn over these, as `edge-ser eval --split` draws them, so both hold out the same files."""
     kept: np.ndarray | None = None
     """Indices into `listed` of `records`."""
+    synthetic: SyntheticSpec | None = None
+    """The spec of the synthetic set these are (None for any other data): what a bundle trained on them records
+    as `accuracy.synthetic` (`synthetic_record`), so `edge-ser eval --data synthetic` rebuilds the same set."""
 
     def parts(self, split: Split) -> tuple[np.ndarray, ...]:
         """(X_train, y_train, X_val, y_val, X_test, y_test) of a split."""
@@ -75,7 +81,7 @@ def load_records(
         return "synthetic", check_decodable("synthetic", load_synthetic(root), strict=strict)
     if data == "synthetic":
         spec = synthetic or SyntheticSpec()
-        folder = Path(root) if root else (cache_dir or default_cache_dir()) / "synthetic" / f"seed{spec.seed}"
+        folder = Path(root) if root else synthetic_folder(spec, cache_dir or default_cache_dir())
         return "synthetic", Loaded(write_synthetic(spec, folder))
     if data in LOADERS:
         return data, load_dataset(data, root, strict=strict)
@@ -94,13 +100,85 @@ def load_records(
     )
 
 
+def synthetic_spec(seed: int = 0, n_per_class: int | None = None) -> SyntheticSpec:
+    """The synthetic set `edge-ser train / laq / demo --data synthetic --seed S [--n-per-class N]` train on: the
+    default spec with the run's seed (it seeds the clips too) and, when given, N clips per class."""
+    return SyntheticSpec(seed=seed, **({"n_per_class": n_per_class} if n_per_class else {}))
+
+
+def synthetic_record(spec: SyntheticSpec) -> dict:
+    """What a bundle's manifest records of the synthetic set it was trained on (`accuracy.synthetic`): the spec
+    and the generator version, which together fix every clip, so `edge-ser eval --data synthetic` can rebuild
+    exactly that set (`recorded_synthetic`)."""
+    return {"generator_version": GENERATOR_VERSION, "spec": spec.to_dict()}
+
+
+def synthetic_folder(spec: SyntheticSpec, cache_dir: str | os.PathLike) -> Path:
+    """The cache folder of one synthetic set: keyed by every field of the spec and the generator version. Keyed
+    by the seed alone, two specs of one seed (other clips per class) shared a folder and overwrote each other."""
+    key = json.dumps(synthetic_record(spec), sort_keys=True)
+    digest = hashlib.sha256(key.encode()).hexdigest()[:12]
+    return Path(cache_dir) / "synthetic" / f"seed{spec.seed}-n{spec.n_per_class}-{digest}"
+
+
+def folder_synthetic(root: str | os.PathLike) -> SyntheticSpec | None:
+    """The spec of the synthetic set written in folder `root` (its spec.json), or None when it holds none."""
+    path = Path(root) / SYNTHETIC_SPEC_FILE
+    try:
+        state = json.loads(path.read_text())
+        return SyntheticSpec.from_dict(state["spec"])
+    except (OSError, ValueError, KeyError, TypeError, ConfigError):
+        return None
+
+
+def recorded_synthetic(accuracy: Mapping) -> SyntheticSpec | None:
+    """The synthetic set a bundle was trained on, from its manifest's `accuracy` block (`synthetic_record`), or
+    None when the block records none. ConfigError when the record is unreadable or from another generator
+    version (the same spec then makes other clips, so the set cannot be rebuilt)."""
+    made = accuracy.get("synthetic")
+    if made is None:
+        return None
+    try:
+        version, spec = made["generator_version"], SyntheticSpec.from_dict(made["spec"])
+    except (KeyError, TypeError, ValueError, ConfigError) as e:
+        raise ConfigError(f"the bundle's accuracy.synthetic is not a synthetic set's record: {e}") from None
+    if version != GENERATOR_VERSION:
+        raise ConfigError(
+            f"the bundle was trained on synthetic clips of generator version {version}; this edge-ser makes "
+            f"version {GENERATOR_VERSION}, whose clips differ, so that set cannot be rebuilt"
+        )
+    return spec
+
+
+def eval_synthetic(accuracy: Mapping, cache_dir: str | os.PathLike | None = None) -> SyntheticSpec:
+    """The synthetic set `edge-ser eval --data synthetic` rebuilds for a bundle with this `accuracy` block: the
+    one it was trained on (`recorded_synthetic`), or the default set for a bundle trained on another data set
+    (it saw none of them). ConfigError when the bundle was trained on a synthetic set its manifest does not
+    record: rebuilt with the defaults, its "held-out" part held clips the bundle had trained on."""
+    spec = recorded_synthetic(accuracy)
+    if spec is not None:
+        return spec
+    if accuracy.get("dataset") != "synthetic":
+        return SyntheticSpec()
+    made = Path(cache_dir or default_cache_dir()) / "synthetic"
+    raise ConfigError(
+        "the bundle was trained on a synthetic set its manifest does not record (accuracy.synthetic: clips per "
+        "class, seed, ...), so eval cannot rebuild that set: give --root the folder it was trained on (the sets "
+        f"made so far are under {made})"
+    )
+
+
+def synthetic_difference(ours: SyntheticSpec, theirs: SyntheticSpec) -> str:
+    """The fields in which two synthetic specs differ, as "n_per_class 30, not 10; seed 1, not 0" ("" if none)."""
+    a, b = ours.to_dict(), theirs.to_dict()
+    return "; ".join(f"{k} {a[k]}, not {b[k]}" for k in a if a[k] != b[k])
+
+
 def files_fingerprint(records: list[Record]) -> str:
     """A short hash of a data set's files as listed (path, label, speaker, size, modification time): part of a
     zoo or sweep point's id when the data is a folder, so a folder whose files were renamed, relabelled or
     replaced computes again instead of replaying the results of the files that were there (keyed by the
     folder's name alone, a fixed speaker naming replayed its 0 % LOSO rows)."""
-    import hashlib
-
     h = hashlib.sha256()
     for r in sorted(records, key=lambda r: str(r.source)):
         stat = r.source.stat()
@@ -141,15 +219,48 @@ def prepare(
     classes = class_order(r.label for r in records)
     index = {c: i for i, c in enumerate(classes)}
     y = np.array([index[r.label] for r in records], dtype=np.int64)
-    return Prepared(name, records, X, y, classes, stats, undecodable, listed, kept)
+    made = folder_synthetic(records[0].source.parent) if name == "synthetic" else None  # its spec.json
+    return Prepared(name, records, X, y, classes, stats, undecodable, listed, kept, made)
 
 
 def make_split(
     prepared: Prepared, kind: str = "random", *, seed: int = 0, fold: int = 0, k: int = 5
 ) -> Split:
-    """`split_indices` of a prepared data set, drawn over every listed file (`listed_split`)."""
+    """`split_indices` of a prepared data set, drawn over every listed file (`listed_split`), to train on:
+    ConfigError when a part is empty (`check_parts`)."""
     records = prepared.listed if prepared.listed is not None else prepared.records
-    return listed_split(records, prepared.kept, kind, seed=seed, fold=fold, k=k, name=prepared.name)
+    split = listed_split(records, prepared.kept, kind, seed=seed, fold=fold, k=k, name=prepared.name)
+    check_parts(split, kind, k=k, name=prepared.name)
+    return split
+
+
+def check_parts(split: Split, kind: str = "random", *, k: int = 5, name: str = "the data set") -> None:
+    """ConfigError naming the empty part of a split to train on, and what to do: a model cannot train without
+    training clips, early stopping chooses nothing without validation clips (training crashed in torch), and
+    an empty test part leaves no figure. A small data set does it: a stratified split gives a class of fewer
+    than 3 clips no validation or test clip, and with 2 speaker folds validation is a tenth of each class's
+    clips of the training speakers."""
+    empty = [part for part in ("train", "val", "test") if not len(getattr(split, part))]
+    if not empty:
+        return
+    sizes = ", ".join(f"{part} {len(getattr(split, part))}" for part in ("train", "val", "test"))
+    parts = " and ".join({"train": "training", "val": "validation", "test": "test"}[p] for p in empty)
+    if kind == "speaker" and k == 2:
+        how = (
+            "with --folds 2, validation is a tenth of each class's clips of the training speakers, so a class "
+            "needs at least 3 clips there: give each speaker more clips, or use more speakers and --folds 3 or "
+            "more (validation speakers of their own)"
+        )
+    elif kind == "speaker":
+        how = "give each speaker more clips that can be used, or use fewer --folds"
+    else:
+        how = (
+            "the random split gives validation and test each a tenth of every class's clips, so a class needs "
+            "at least 3 clips to reach them: give each class more clips (10 or more for a figure that means "
+            "something)"
+        )
+    are = "parts are" if len(empty) > 1 else "part is"
+    raise ConfigError(f"{name}: the {parts} {are} empty in this {kind} split ({sizes}): {how}")
 
 
 def listed_split(

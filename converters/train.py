@@ -12,6 +12,8 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from edge_ser.errors import ConfigError
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -158,6 +160,16 @@ def _loss_fns(config: TrainConfig, yt: torch.Tensor, distill: Distill | None) ->
     return train, nn.CrossEntropyLoss()
 
 
+def _check_rows(y_train: np.ndarray, y_val: np.ndarray) -> None:
+    """ConfigError naming the training or validation part when it has no rows."""
+    for part, ys in (("training", y_train), ("validation", y_val)):
+        if not len(ys):
+            raise ConfigError(
+                f"train_classifier: no {part} rows; a split of a small data set can leave its {part} part "
+                "empty: give it more clips per class and speaker"
+            )
+
+
 def train_classifier(
     model: nn.Module,
     X_train: Inputs,
@@ -179,7 +191,11 @@ def train_classifier(
     `mixup` > 0 mixes each (augmented) batch with a shuffled copy of itself, x = l * x + (1 - l) * x[perm] with
     l ~ Beta(mixup, mixup), and the loss alike (Zhang et al., ICLR 2018, "mixup"), seeded by `config.seed`;
     `distill` adds the teacher's soft targets to the loss (`Distill`; not with mixup).
+
+    ConfigError when the training or the validation rows are empty: there is nothing to learn from, or nothing
+    to choose the epoch by (torch failed on an empty list, with no word of which part was empty).
     """
+    _check_rows(y_train, y_val)
     seed_everything(config.seed)
     if config.threads:
         torch.set_num_threads(config.threads)
