@@ -17,7 +17,7 @@ from converters.evaluate import index_metrics
 from converters.export.bundle import build_bundle
 from converters.featurize import FeatureCache, default_cache_dir
 from converters.heldout import missing_classes, speakers_line, split_record
-from converters.pipeline import confusion, prepare, write_json
+from converters.pipeline import confusion, prepare, synthetic_record, write_json
 from converters.quant import LaqConfig
 from converters.tasks import AV_DATA, Task, feature_task, model_line, synthetic_av_task
 from converters.train import TrainConfig, accuracy, predict, seed_everything, train_classifier
@@ -291,6 +291,9 @@ def cmd_laq(args: argparse.Namespace, spec: FeatureSpec, *, title: str | None = 
         "dataset": task.name,
         "split": made,
     }
+    prepared = getattr(task, "prepared", None)
+    if prepared is not None and prepared.synthetic is not None:  # so eval --data synthetic rebuilds this set
+        acc["synthetic"] = synthetic_record(prepared.synthetic)
     calibration = None
     if _want_tflite(getattr(args, "tflite", "no"), say):
         calibration = task.engine_inputs(split.train)

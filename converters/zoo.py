@@ -171,7 +171,15 @@ def accuracy_block(p: ZooPoint, sp, **figures: float) -> dict:
     (`converters.export.bundle.build_bundle` refuses figures without them)."""
     kind = "random" if p.split == "random" else "leave-one-speaker-out"
     split = {"kind": kind, "seed": p.seed, **({} if p.split == "random" else {"fold": p.fold})}
-    return {**figures, "dataset": p.data, "split": {**split, "sizes": sp.sizes()}}
+    block = {**figures, "dataset": p.data, "split": {**split, "sizes": sp.sizes()}}
+    if (
+        p.data == "synthetic" and p.root is None
+    ):  # the zoo trains on the default set: eval rebuilds it from this
+        from converters.data.synthetic import SyntheticSpec
+        from converters.pipeline import synthetic_record
+
+        block["synthetic"] = synthetic_record(SyntheticSpec())
+    return block
 
 
 def split_for(p: ZooPoint, y: np.ndarray, speakers) -> tuple[Any, str]:

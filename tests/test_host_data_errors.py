@@ -208,3 +208,22 @@ def test_prepared_synthetic_data_carries_its_spec(_cache: Path) -> None:
     prep = prepare("synthetic", synthetic=spec, cache=FeatureCache(_cache), progress=False)
     assert prep.synthetic == spec  # what a bundle records as accuracy.synthetic
     assert prepare(str(prep.records[0].source.parent), progress=False).synthetic == spec  # the folder itself
+
+
+def test_laq_records_its_synthetic_set_and_eval_scores_the_bundles_own_test_part(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The whole path the reviewer took: `laq --data synthetic --n-per-class 10` then `eval --data synthetic`
+    scored 21 clips of the default set (3 of them training clips) as "never seen"; laq now records its set."""
+    out = tmp_path / "run"
+    args = ["laq", "--data", "synthetic", "--n-per-class", "6", "--epochs", "2", "--recipe", "qat-2"]
+    assert main([*args, "--tflite", "no", "--out", str(out)]) == 0
+    manifest = json.loads((out / "bundle" / "manifest.json").read_text())
+    assert manifest["accuracy"]["synthetic"]["spec"]["n_per_class"] == 6
+    capsys.readouterr()
+    assert main(["eval", str(out / "bundle"), "--data", "synthetic", "--split", "random", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["files"]["listed"] == manifest["accuracy"]["split"]["sizes"]["test"]
+    assert report["accuracy"] == pytest.approx(
+        manifest["accuracy"]["test"], abs=1e-6
+    )  # the report keeps 6 digits
