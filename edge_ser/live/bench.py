@@ -191,20 +191,12 @@ def cmd_bench_live(args) -> int:
         raise ConfigError(
             "--live with a face-only bundle needs --video-file FILE (a video or a folder of images)"
         )
-    from edge_ser.live.outputs import OutputSettings, make_outputs
+    from edge_ser.live.command import output_settings
+    from edge_ser.live.outputs import make_outputs
 
     rss = RssSampler(args.rss_every)
     # --json, --web and --overlay as `edge-ser run` has them (they were accepted and ignored); no console table
-    settings = OutputSettings(
-        console=False,
-        jsonl=args.json,
-        overlay=args.overlay,
-        web=args.web is not None,
-        web_host=args.web_host,
-        web_port=args.web or 0,
-        web_max_clients=args.web_max_clients,
-    )
-    with make_outputs(settings) as outputs:
+    with make_outputs(replace(output_settings(args), console=False)) as outputs:
         _, runner = build(args, outputs=[rss, outputs], keep=1_000_000)
         if outputs.web is not None:
             print(f"live page: {outputs.web.url}", file=sys.stderr)

@@ -222,11 +222,12 @@ def no_frames(rec: Any, runner: Any, stats: Any) -> str | None:
     )
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    from edge_ser.live.outputs import OutputSettings, make_outputs
-    from edge_ser.live.signals import StopFlag
+def output_settings(args: argparse.Namespace):
+    """The outputs the run options ask for (console unless --no-console, --json, --overlay, --web): `edge-ser run`'s
+    and `edge-ser bench --live`'s (whose console is always off)."""
+    from edge_ser.live.outputs import OutputSettings
 
-    settings = OutputSettings(
+    return OutputSettings(
         console=not args.no_console,
         jsonl=args.json,
         overlay=args.overlay,
@@ -235,7 +236,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         web_port=args.web or 0,
         web_max_clients=args.web_max_clients,
     )
-    with StopFlag() as stop, make_outputs(settings) as outputs:
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from edge_ser.live.outputs import make_outputs
+    from edge_ser.live.signals import StopFlag
+
+    with StopFlag() as stop, make_outputs(output_settings(args)) as outputs:
         rec, runner = build(args, stop=stop, outputs=[outputs])
         bundle = rec.bundle
         if outputs.overlay is not None:
