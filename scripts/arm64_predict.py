@@ -10,8 +10,17 @@ same file runs inside the emulated arm64 Debian root and on the x86 host.
 
 The samples are written once (on x86) and copied into the root, so both sides read the same bytes (their
 sha256 is in every result): a synthetic 16 kHz WAV made from integers (no transcendental functions, so it is
-bit-identical wherever it is generated), an EMODB utterance when the data set is present, and 6 video frames
-(a FER-2013 face pasted on a plain background, or a drawn face when FER-2013 is absent) for the AV bundle.
+bit-identical wherever it is generated), an EMODB utterance and a FER-2013 validation image (a 48x48 grey
+JPEG, decoded on each side) when the data sets are present, and 6 video frames (a FER-2013 face pasted on a
+plain background, or a drawn face when FER-2013 is absent).
+
+Each bundle takes every sample its input kind can take (`_cases`): audio alone (`Recognizer.predict_file` on
+a WAV) when it hears and needs no face or is a fusion bundle, a WAV with the frames' face crops
+(`Recognizer.predict_audio(y, sr, faces=...)`, the crops made by `FaceCropper` as the live loop makes them)
+when it takes faces, the frames' crops alone for a face-only bundle, and the image (`predict_file`) when the
+kind reads images. Every prediction goes through `edge_ser.Recognizer` (speaker statistics reset first, so a
+bundle with speaker normalisation standardises with its training prior plus that one clip, as a fresh session
+does); the logits recorded are what the Recognizer's engine returned, and the features the inputs it was given.
 """
 
 from __future__ import annotations
@@ -24,13 +33,16 @@ import platform
 import shutil
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
 SR = 16000
 EMODB_CLIP = "03a01Fa.wav"  # speaker 03, text a01, happiness (F = Freude), version a
-FER_FACE = ("happy", "Training_10070997.jpg")
+FER_FACE = ("happy", "Training_10070997.jpg")  # pasted into the video frames
+FER_IMAGE = ("surprise", "PublicTest_10754294.jpg")  # the face-only image sample (FER-2013 validation)
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 FRAME_SHAPE = (240, 320)
 FORBIDDEN = ("torch", "tensorflow", "librosa", "onnx")  # never imported on the device (`onnx`, the package)
 
@@ -84,6 +96,10 @@ def cmd_samples(args: argparse.Namespace) -> int:
     if emodb is not None and emodb.is_file():
         shutil.copyfile(emodb, out / f"emodb_{EMODB_CLIP}")
         info[f"emodb_{EMODB_CLIP}"] = f"EMODB {EMODB_CLIP} (22.05 kHz: exercises the resampler)"
+    image = data / "fer2013" / "validation" / FER_IMAGE[0] / FER_IMAGE[1] if data else None
+    if image is not None and image.is_file():
+        shutil.copyfile(image, out / f"fer_{FER_IMAGE[1]}")
+        info[f"fer_{FER_IMAGE[1]}"] = f"FER-2013 validation/{FER_IMAGE[0]}/{FER_IMAGE[1]} (48x48 grey JPEG)"
     fer = data / "fer2013" / "train" / FER_FACE[0] / FER_FACE[1] if data else None
     if fer is not None and fer.is_file():
         import cv2
@@ -144,43 +160,92 @@ def _versions() -> dict[str, object]:
     return v
 
 
-def _inputs(bundle, samples: Path, wav: Path) -> tuple[object, dict[str, object]]:
-    """Model inputs for one bundle and one sample (made by the bundle's input kind, as on the device), plus
-    what to record about them: the audio features, and for a model that takes faces the 6 crops' boxes."""
-    from edge_ser.audio import load
+def _cases(kind, samples: Path) -> list[tuple[str, Path | None, Path | None, bool]]:
+    """The samples a bundle's input kind can take, as (row name, audio file, image file, with the frames):
+    audio alone when it hears and needs no face (or fuses, so a face is optional); each WAV with the frames
+    when it takes faces and audio; the frames alone when it takes faces only; the image when it reads images."""
+    wavs = sorted(samples.glob("*.wav"))
+    images = sorted(p for p in samples.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+    frames = (samples / "frames.npy").is_file()
+    out: list[tuple[str, Path | None, Path | None, bool]] = []
+    if kind.hears and (not kind.faces or kind.name == "fusion"):  # a fusion bundle leaves a missing face out
+        out += [(w.name, w, None, False) for w in wavs]
+    if kind.hears and kind.faces and frames:
+        out += [(f"{w.name}+frames.npy", w, None, True) for w in wavs]
+    if not kind.hears and kind.faces and frames:
+        out.append(("frames.npy", None, None, True))
+    out += [(p.name, None, p, False) for p in images if p.suffix.lower() in kind.file_extensions]
+    return out
 
-    kind = bundle.input_kind
-    rec: dict[str, object] = {}
-    crops = None
-    if kind.faces:
-        from edge_ser.vision.face import FaceCropper
 
-        frames = np.load(samples / "frames.npy")
-        cropper = FaceCropper(kind.face_crop)
-        crops = [cropper.crop_or_center(f) for f in frames]
-        rec["faces_found"] = [bool(c.found) for c in crops]
-        rec["face_boxes"] = [list(map(int, c.box)) if c.found else None for c in crops]
-        rec["faces_sha256"] = hashlib.sha256(np.stack([c.image for c in crops]).tobytes()).hexdigest()
-    y, sr = load(wav)
-    x = kind.audio_inputs(y, sr, crops)
-    rec["features"] = np.concatenate([v.ravel() for k, v in x.items() if k != "faces"]).tolist()
-    return x, rec
+def _flat(v: object) -> list[np.ndarray]:
+    """Every number of a model input, in order: arrays, a fusion row's {branch: inputs or None} dicts."""
+    if v is None:
+        return []
+    if isinstance(v, dict):
+        return [a for k in v for a in _flat(v[k])]
+    a = np.asarray(v)
+    if a.dtype == object:
+        return [b for item in a.ravel() for b in _flat(item)]
+    return [a.astype(np.float64).ravel()]
+
+
+def _crop_record(crops: list, size: int) -> dict[str, object]:
+    """What to record about face crops: found, the face and crop boxes, the crop side, the uint8 crops' sha256."""
+    return {
+        "faces_found": [bool(c.found) for c in crops],
+        "face_boxes": [list(map(int, c.box)) if c.found else None for c in crops],
+        "crop_boxes": [list(map(int, c.crop_box)) for c in crops],
+        "crop_size": int(size),
+        "faces_sha256": hashlib.sha256(np.stack([c.image for c in crops]).tobytes()).hexdigest(),
+    }
+
+
+def _crops(kind, samples: Path) -> tuple[list[object], dict[str, object]]:
+    """The frames' face crops by the bundle's face crop (`FaceCropper.crop_or_center`, as the live loop makes
+    them), and what to record about them (`_crop_record`)."""
+    from edge_ser.vision.face import FaceCropper
+
+    frames = np.load(samples / "frames.npy")
+    cropper = FaceCropper(kind.face_crop)
+    crops = [cropper.crop_or_center(f) for f in frames]
+    return crops, _crop_record(crops, kind.face_crop.size)
+
+
+def _image_record(kind, image: Path) -> dict[str, object]:
+    """For an image sample, the same decode and crop `predict_file` makes, recorded: the decoded pixels'
+    sha256 (OpenCV's JPEG decoder), the crop (`_crop_record`), and the crop box resized with
+    `cv2.INTER_LINEAR_EXACT` instead (the bit-exact variant of the upscale `FaceCropper.cut` uses for a face box
+    smaller than the crop), to tell which step a difference comes from."""
+    import cv2
+
+    from edge_ser.vision.face import FaceCropper, to_grey
+
+    pixels = cv2.imread(str(image), cv2.IMREAD_COLOR)
+    crop = FaceCropper(kind.face_crop).crop_or_center(pixels)
+    x, y, w, h = crop.crop_box
+    size = kind.face_crop.size
+    patch = np.ascontiguousarray(to_grey(pixels)[y : y + h, x : x + w])
+    exact = cv2.resize(patch, (size, size), interpolation=cv2.INTER_LINEAR_EXACT)
+    return {
+        "image_sha256": hashlib.sha256(pixels.tobytes()).hexdigest(),
+        "crop_linear_exact_sha256": hashlib.sha256(exact.tobytes()).hexdigest(),
+        **_crop_record([crop], size),
+    }
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from edge_ser.bundle import load_bundle
-    from edge_ser.engines import load_engine
 
     samples = Path(args.samples)
-    wavs = sorted(p for p in samples.glob("*.wav"))
     out: dict[str, object] = {"versions": _versions(), "samples": {}, "results": []}
     for p in sorted(samples.iterdir()):
-        if p.suffix in (".wav", ".npy"):
+        if p.suffix.lower() in (".wav", ".npy", *IMAGE_EXTENSIONS):
             out["samples"][p.name] = sha256(p)  # type: ignore[index]
     out["errors"] = {}
     for bpath in args.bundles:
         try:
-            _run_bundle(bpath, samples, wavs, args, out, load_bundle, load_engine)
+            _run_bundle(bpath, samples, args, out, load_bundle)
         except Exception as e:  # noqa: BLE001 - one bundle failing (e.g. OpenCV) is recorded, not fatal
             out["errors"][Path(bpath).name] = f"{type(e).__name__}: {e}"  # type: ignore[index]
             print(f"{Path(bpath).name}: FAILED {type(e).__name__}: {e}", flush=True)
@@ -193,48 +258,87 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_bundle(bpath, samples, wavs, args, out, load_bundle, load_engine) -> None:
+class _Tap:
+    """Records every call of an engine's `predict` (its inputs, logits and time) and passes it on."""
+
+    def __init__(self, predict) -> None:
+        self.predict = predict
+        self.calls: list[tuple[object, np.ndarray, float]] = []
+
+    def __call__(self, x):
+        t0 = time.perf_counter()
+        logits = self.predict(x)
+        self.calls.append((x, np.asarray(logits), time.perf_counter() - t0))
+        return logits
+
+
+def _run_bundle(bpath, samples, args, out, load_bundle) -> None:
+    from edge_ser import Recognizer
+    from edge_ser.audio import load
+
     t0 = time.perf_counter()
-    bundle = load_bundle(bpath)  # verifies every file's sha256 and the packed weights
+    bundle = load_bundle(
+        bpath
+    )  # verifies every file's sha256 and the packed weights (a fusion's branches too)
     t_load = time.perf_counter() - t0
     name = Path(bpath).name
-    print(f"{name}: {bundle.input_names}, verified in {t_load:.2f} s", flush=True)
-    for wav in wavs:
+    kind = bundle.input_kind
+    cases = _cases(kind, samples)
+    if not cases:
+        raise RuntimeError(f"no sample fits input kind {kind.name} (hears {kind.hears}, faces {kind.faces})")
+    print(f"{name}: {kind.name} {bundle.input_names}, verified in {t_load:.2f} s", flush=True)
+    crops, crop_rec = _crops(kind, samples) if any(c[3] for c in cases) else (None, {})
+    for eng in args.engines:
         t0 = time.perf_counter()
-        x, rec = _inputs(bundle, samples, wav)
-        t_feat = time.perf_counter() - t0
-        for eng in args.engines:
-            t0 = time.perf_counter()
-            engine = load_engine(bundle, eng, threads=args.threads)
-            t_build = time.perf_counter() - t0
-            logits = engine.predict(x)
-            t_run = []
-            for _ in range(args.repeat):
-                t0 = time.perf_counter()
-                again = engine.predict(x)
-                t_run.append(time.perf_counter() - t0)
+        rec = Recognizer(bundle, engine=eng, threads=args.threads)
+        t_build = time.perf_counter() - t0
+        tap = _Tap(rec.engine.predict)
+        rec.engine.predict = tap  # the Recognizer's own engine, watched
+        for sample, wav, image, with_frames in cases:
+            if not with_frames:  # a file, as `edge-ser predict` reads it
+                call = partial(rec.predict_file, image if image is not None else wav)
+            else:  # audio in memory (none for a face-only bundle) with the frames' crops
+                y, sr = load(wav) if wav is not None else (np.zeros(0, np.float32), SR)
+                call = partial(rec.predict_audio, y, sr, faces=crops)
+            runs = []
+            for _ in range(1 + args.repeat):  # the first untimed, then `repeat` timed; each a fresh speaker
+                rec.reset_speaker()
+                tap.calls.clear()
+                p = call()
+                if len(tap.calls) != 1:
+                    raise RuntimeError(f"{sample}: {len(tap.calls)} engine calls for one clip, expected 1")
+                runs.append((p, *tap.calls[0]))
+            p, x, logits, _ = runs[0]
+            for _, _, again, _ in runs[1:]:
                 if not np.array_equal(again, logits):
-                    raise SystemExit(f"{name}/{eng}: predict is not repeatable")
+                    raise SystemExit(f"{name}/{eng}/{sample}: predict is not repeatable")
+            t_run = [r[3] for r in runs[1:]]
             row = np.asarray(logits, dtype=np.float32).ravel()  # every row (a patch model has one per patch)
-            top = int(np.argmax(bundle.input_kind.combine(logits)))
             out["results"].append(  # type: ignore[union-attr]
                 {
                     "bundle": name,
-                    "sample": wav.name,
+                    "kind": kind.name,
+                    "manifest_sha256": sha256(
+                        Path(bpath) / "manifest.json"
+                    ),  # which version of the bundle ran
+                    "sample": sample,
                     "engine": eng,
-                    "describe": engine.describe(),
+                    "describe": rec.engine.describe(),
                     "logits": row.tolist(),
-                    "top1": bundle.labels[top],
+                    "top1": p.label,
+                    "probabilities": list(p.probabilities.values()),
+                    "features": np.concatenate(_flat(x)).tolist(),
                     "bundle_verify_s": round(t_load, 4),
-                    "features_s": round(t_feat, 4),
+                    "features_s": round(float(np.median([r[0].timings["features"] for r in runs])) / 1e3, 4),
                     "engine_build_s": round(t_build, 4),
                     "predict_ms_median": round(float(np.median(t_run)) * 1e3, 3),
-                    **rec,
+                    **(crop_rec if with_frames else {}),
+                    **(_image_record(kind, image) if image is not None and kind.face_crop else {}),
                 }
             )
             print(
-                f"  {wav.name} {eng:12s} top1={bundle.labels[top]:8s} "
-                f"predict {np.median(t_run) * 1e3:.2f} ms  logits {np.round(row, 4).tolist()}",
+                f"  {sample:30s} {eng:12s} top1={p.label:8s} predict {np.median(t_run) * 1e3:.2f} ms  "
+                f"logits {np.round(row[:8].astype(np.float64), 4).tolist()}{' ...' if row.size > 8 else ''}",
                 flush=True,
             )
 
@@ -259,8 +363,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
             continue
         la, lb = np.asarray(ra["logits"]), np.asarray(rb["logits"])
         fa, fb = np.asarray(ra["features"]), np.asarray(rb["features"])
+        if fa.shape != fb.shape:  # e.g. another number of face crops: no element-wise difference
+            fa, fb = np.zeros(1), np.full(1, np.inf)
         row = {
             "bundle": key[0],
+            "kind": ra.get("kind"),
+            "manifest_sha256": ra.get("manifest_sha256"),
+            "same_bundle": ra.get("manifest_sha256") == rb.get("manifest_sha256"),
             "sample": key[1],
             "engine": key[2],
             "top1_x86": ra["top1"],
@@ -280,19 +389,45 @@ def cmd_compare(args: argparse.Namespace) -> int:
         }
         if "faces_sha256" in ra:
             row["face_crops_identical"] = ra["faces_sha256"] == rb["faces_sha256"]
+            row["crop_boxes_x86"] = ra.get("crop_boxes")
+            row["crop_boxes_arm64"] = rb.get("crop_boxes")
+            row["crop_size"] = ra.get("crop_size")
             row["faces_found_x86"] = ra["faces_found"]
             row["faces_found_arm64"] = rb["faces_found"]
+        if "image_sha256" in ra:
+            row["decoded_image_identical"] = ra["image_sha256"] == rb["image_sha256"]
+            row["linear_exact_crop_identical"] = (
+                ra["crop_linear_exact_sha256"] == rb["crop_linear_exact_sha256"]
+            )
         rows.append(row)
     for key in bk:
         rows.append({"bundle": key[0], "sample": key[1], "engine": key[2], "x86": "did not run"})
     ok = [r for r in rows if "top1_agree" in r]
+    per_bundle: dict[str, dict[str, object]] = {}
+    for r in ok:
+        pb = per_bundle.setdefault(
+            r["bundle"],
+            {"kind": r["kind"], "manifest_sha256": r["manifest_sha256"], "rows": 0, "top1_agree": 0,
+             "max_abs_logit_diff": 0.0},
+        )  # fmt: skip
+        if not r["same_bundle"]:
+            pb["manifest_sha256"] = "differs between the two runs"
+        pb["rows"] += 1  # type: ignore[operator]
+        pb["top1_agree"] += int(r["top1_agree"])  # type: ignore[operator]
+        pb["max_abs_logit_diff"] = max(pb["max_abs_logit_diff"], r["max_abs_logit_diff"])  # type: ignore[call-overload]
     summary = {
         "errors_x86": a.get("errors", {}),
         "errors_arm64": b.get("errors", {}),
         "compared": len(ok),
         "top1_agree": sum(r["top1_agree"] for r in ok),
         "max_abs_logit_diff": max((r["max_abs_logit_diff"] for r in ok), default=None),
+        # the runs whose face crops (if any) are byte-identical: model inputs equal up to float rounding
+        "max_abs_logit_diff_same_crops": max(
+            (r["max_abs_logit_diff"] for r in ok if r.get("face_crops_identical", True)), default=None
+        ),
         "missing": [r for r in rows if "top1_agree" not in r],
+        "disagree": [f"{r['bundle']}/{r['sample']}/{r['engine']}" for r in ok if not r["top1_agree"]],
+        "per_bundle": per_bundle,
     }
     result = {
         "what": "shipped bundles run in an emulated arm64 Debian bookworm root (qemu-user) vs x86_64, same "
@@ -313,7 +448,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     )
     for r in ok:
         print(
-            f"  {r['bundle']:14s} {r['sample']:20s} {r['engine']:12s} {r['top1_x86']:8s} "
+            f"  {r['bundle']:22s} {r['sample']:30s} {r['engine']:12s} {r['top1_x86']:8s} "
             f"{r['top1_arm64']:8s} {_fmt(r['max_abs_logit_diff'])}"
         )
     good = ok and summary["top1_agree"] == len(ok) and not summary["missing"]
@@ -334,9 +469,35 @@ def _markdown(res: dict, notes: str | None) -> str:
         "",
         f"**Result: top-1 agrees in {s['top1_agree']}/{s['compared']} bundle x sample x engine runs; largest "
         f"|logit difference| arm64 vs x86 = {_fmt(s['max_abs_logit_diff'] or 0)}.**"
+        + (
+            f" Where the face crops are byte-identical (every run but those on an image whose upscaled crop "
+            f"differs, see 'Face crops' below) it is {_fmt(s['max_abs_logit_diff_same_crops'] or 0)}."
+            if s["max_abs_logit_diff_same_crops"] != s["max_abs_logit_diff"]
+            else ""
+        )
+        + (f" **Top-1 differs in: {', '.join(s['disagree'])}.**" if s["disagree"] else "")
         + (f" Not run: {s['missing']}." if s["missing"] else "")
         + (f" Errors on arm64: {s['errors_arm64']}." if s["errors_arm64"] else "")
         + (f" Errors on x86: {s['errors_x86']}." if s["errors_x86"] else ""),
+        "",
+        "| bundle | input kind | manifest sha256 | runs | top-1 agree | largest abs logit diff |",
+        "|---|---|---|---|---|---|",
+        *(
+            f"| {n} | {b['kind']} | {str(b['manifest_sha256'])[:16]} | {b['rows']} | {b['top1_agree']}/{b['rows']} "
+            f"| {_fmt(b['max_abs_logit_diff'])} |"
+            for n, b in s["per_bundle"].items()
+        ),
+        "",
+        "The manifest sha256 names the version of each bundle that ran (its manifest pins every file's sha256): "
+        "a bundle re-shipped since has a new one, and this proof says nothing about it until it is run again.",
+        "",
+        "Samples per input kind (`arm64_predict.py`, `_cases`): audio kinds take each WAV (`predict_file`); the "
+        "audio-visual kind each WAV with the 6 frames' face crops (`predict_audio(y, sr, faces=...)`); the face "
+        "kind the frames' crops and the FER-2013 image (`predict_file`); the fusion kind each WAV alone (audio "
+        "branch only), each WAV with the crops (both branches) and the image (face branch only). Logits are what "
+        "the `Recognizer`'s engine returned (a fusion bundle: the log fused probabilities); features are the "
+        "inputs it was given (after speaker normalisation, fresh per prediction). 'relative' is the difference over "
+        "the largest abs logit.",
         "",
         "| bundle | sample | engine | top-1 x86 | top-1 arm64 | agree | max abs logit diff | relative to max "
         "abs logit | bit-identical | max abs feature diff | predict ms x86 | predict ms arm64 (emulated) |",
@@ -355,15 +516,71 @@ def _markdown(res: dict, notes: str | None) -> str:
             f"{'yes' if r['logits_bit_identical'] else 'no'} | {_fmt(r['max_abs_feature_diff'])} | "
             f"{r['predict_ms_x86']:.3f} | {r['predict_ms_arm64_emulated']:.3f} |"
         )
-    face = [r for r in res["rows"] if "face_crops_identical" in r]
+    face: dict[tuple[str, str], list[dict]] = {}
+    for r in res["rows"]:
+        if "face_crops_identical" in r:
+            what = "the 6 frames" if "frames.npy" in r["sample"] else f"`{r['sample']}`"
+            face.setdefault((r["bundle"], what), []).append(r)
     if face:
-        r = face[0]
         L += [
             "",
-            f"AV bundle face crops (OpenCV Haar cascade, aarch64 wheel under qemu): faces found x86 "
-            f"{sum(r['faces_found_x86'])}/6, arm64 {sum(r['faces_found_arm64'])}/6; the 6 uint8 crops are "
-            f"{'byte-identical' if r['face_crops_identical'] else 'NOT byte-identical'} across the two.",
+            "Face crops (OpenCV Haar cascade and resize, aarch64 wheel under qemu), per bundle's face crop:",
+            "",
         ]
+        upscaled_differ, downscaled_same = [], []
+        for (n, what), rs in face.items():
+            r, same = rs[0], all(q["face_crops_identical"] for q in rs)
+            size, boxes = r.get("crop_size"), r.get("crop_boxes_x86") or []
+            up = size is not None and any(b[2] < size for b in boxes)
+            decoded = [q["decoded_image_identical"] for q in rs if "decoded_image_identical" in q]
+            L.append(
+                f"- {n}, {what}: faces found x86 {sum(r['faces_found_x86'])}/{len(r['faces_found_x86'])}, arm64 "
+                f"{sum(r['faces_found_arm64'])}/{len(r['faces_found_arm64'])}"
+                + (
+                    f"; crop boxes {'equal' if r.get('crop_boxes_x86') == r.get('crop_boxes_arm64') else 'DIFFERENT'}"
+                    f", {'upscaled' if up else 'downscaled'} to {size}x{size}"
+                    if size
+                    else ""
+                )
+                + (
+                    f"; decoded JPEG pixels {'byte-identical' if all(decoded) else 'NOT byte-identical'}"
+                    if decoded
+                    else ""
+                )
+                + f"; the uint8 crops are {'byte-identical' if same else '**NOT byte-identical**'} across the two"
+                + (
+                    ""
+                    if same
+                    else f" (model inputs differ by up to {max(q['max_abs_feature_diff'] for q in rs) * 255:.2g}/255)"
+                )
+                + "."
+            )
+            if same and size and not up:
+                downscaled_same.append(f"{n} on {what}")
+            exact = [q["linear_exact_crop_identical"] for q in rs if "linear_exact_crop_identical" in q]
+            if not same and up and all(decoded) and r.get("crop_boxes_x86") == r.get("crop_boxes_arm64"):
+                upscaled_differ.append((f"{n} on {what}", bool(exact) and all(exact)))
+        if upscaled_differ:
+            L += [
+                "",
+                f"Where the crops differ ({'; '.join(w for w, _ in upscaled_differ)}), the decoded pixels and the "
+                "face and crop boxes are the same on both sides: the difference is the resize of a face box smaller "
+                "than the crop, which `FaceCropper.cut` upscales with `cv2.INTER_LINEAR`, and OpenCV's x86 and "
+                "aarch64 builds round that upscale differently"
+                + (
+                    " (the same patch resized with the bit-exact `cv2.INTER_LINEAR_EXACT` is byte-identical on both)"
+                    if all(e for _, e in upscaled_differ)
+                    else ""
+                )
+                + "."
+                + (
+                    " The crops downscaled with `cv2.INTER_AREA` (a face box at least as large as the crop, as a camera "
+                    f"frame's face usually is: {'; '.join(downscaled_same)}) are byte-identical."
+                    if downscaled_same
+                    else ""
+                )
+                + " The logits then differ by the amounts in the table.",
+            ]
     L += ["", "## Versions", "", "| | x86 host | arm64 root (emulated) |", "|---|---|---|"]
     for k in ("machine", "uname", "python", "numpy", "onnxruntime", "opencv", "edge_ser"):
         L.append(f"| {k} | {x.get(k, '')} | {a.get(k, '')} |")
@@ -380,7 +597,7 @@ def _markdown(res: dict, notes: str | None) -> str:
             "## Wall times of the proof (seconds)",
             "",
             "'this run' is the run that wrote this file (cached steps are skipped on reruns); 'uncached' is the "
-            "last run that really did the step (first build of the root, venvs, installs), on this 2-core host.",
+            "last run that really did the step (built the root, created the venvs), on this 2-core host.",
             "",
             "| step | this run | uncached |",
             "|---|---|---|",
@@ -398,9 +615,23 @@ def _markdown(res: dict, notes: str | None) -> str:
         "- The pinned device set installs on arm64 Debian bookworm / CPython 3.11 from aarch64 wheels alone "
         "(`pip install --no-index`), with no compiler and no torch / tensorflow / librosa; edge-ser imports none "
         "of them (checked in the run).",
-        "- Bundle verification (sha256, packed sub-byte weights), the numpy feature front end (STFT, mel, MFCC, "
-        "chroma, resampling), the pure-numpy graph engine, onnxruntime's aarch64 CPU kernels and OpenCV's Haar "
-        "face crop give the same decisions on arm64 as on x86, with logits equal to float32 rounding.",
+        "- Bundle verification (sha256, packed sub-byte weights, a fusion bundle's branches), the numpy feature "
+        "front end (STFT, mel, MFCC, chroma, pitch and clip functionals, resampling), per-speaker normalisation, "
+        "the pure-numpy graph engine, onnxruntime's aarch64 CPU kernels, OpenCV's JPEG decoder and Haar face crop "
+        "and the late-fusion rule, all through `edge_ser.Recognizer`, "
+        + (
+            f"give the same decisions on arm64 as on x86 (every one of the {s['compared']} runs), with logits "
+            f"within {_fmt(s['max_abs_logit_diff'] or 0)}"
+            + (
+                f" ({_fmt(s['max_abs_logit_diff_same_crops'] or 0)} where the face crops are byte-identical)."
+                if s["max_abs_logit_diff_same_crops"] != s["max_abs_logit_diff"]
+                else "."
+            )
+            if s["compared"] and not s["disagree"] and not s["missing"]
+            else f"do NOT give the same decisions everywhere: top-1 differs in {', '.join(s['disagree']) or 'none'}"
+            + (f"; not compared: {len(s['missing'])} runs" if s["missing"] else "")
+            + "."
+        ),
         "",
         "## What emulation cannot prove",
         "",

@@ -2,8 +2,10 @@
 # Proof that the device side runs on arm64, without the hardware: an arm64 Debian bookworm root (Python 3.11,
 # as Raspberry Pi OS Bookworm) built with debootstrap and run through qemu-user-static; the pinned device
 # wheels (aarch64) + an edge-ser wheel of this checkout installed offline into a venv inside it; then
-# scripts/arm64_predict.py writes the logits of the shipped bundles on fixed samples with the numpy and
-# onnxruntime engines inside the root and on this x86 host, and the two are compared.
+# scripts/arm64_predict.py writes the logits of every shipped bundle (each folder of bundles/ with a manifest)
+# on the fixed samples its input kind takes (an EMODB and a synthetic WAV for audio kinds, a FER-2013 image and
+# video frames with a face for face kinds, both for audio-visual and fusion bundles), through edge_ser.Recognizer
+# with the numpy and onnxruntime engines, inside the root and on this x86 host, and the two are compared.
 # Result: deploy/arm64_proof.json + deploy/arm64_proof.md. Slow (minutes), so a script, not a unit test.
 #
 #   sudo scripts/arm64_proof.sh            # needs root (debootstrap, chroot, binfmt); idempotent: reruns reuse
@@ -13,6 +15,8 @@
 #   EDGE_SER_WHEELHOUSE   aarch64 wheel dir (default wheelhouse/<target> from scripts/wheelhouse.py if it holds
 #                         an aarch64 numpy wheel, else: pip download into the cache)
 #   EDGE_SER_DATA         data sets root for the EMODB / FER-2013 samples (default ../shared/datasets)
+#   EDGE_SER_BUNDLES      bundle names to run (default: every folder of bundles/ with a manifest.json; a fusion
+#                         bundle needs its branch bundles beside it, so they are copied into the root too)
 #   MIRROR                Debian mirror (default http://deb.debian.org/debian)
 #   ARM64_MODE            auto (default) | binfmt | explicit. explicit: no binfmt_misc; every aarch64 program is
 #                         started as `chroot ROOT qemu-aarch64-static PROG` and the packages of debootstrap's
@@ -28,7 +32,14 @@ DATA=${EDGE_SER_DATA:-$REPO/../shared/datasets}
 HOSTPY=${PYTHON:-$(command -v python3.11 || command -v python3)}
 RFS=$CACHE/root          # the arm64 root
 OPT=/opt/edge-ser        # inside the root
-BUNDLES=(laq_mlp_emodb av_cnn_audio av_cnn)
+if [ -n "${EDGE_SER_BUNDLES:-}" ]; then
+  read -r -a BUNDLES <<<"$EDGE_SER_BUNDLES"
+else
+  BUNDLES=()
+  for m in "$REPO"/bundles/*/manifest.json; do
+    if [ -f "$m" ]; then BUNDLES+=("$(basename "$(dirname "$m")")"); fi
+  done
+fi
 OUTDIR=$REPO/deploy
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
@@ -58,6 +69,8 @@ step() {  # step "name": ends the previous step (recording its wall time) and st
 note() { NOTES+=("$1"); echo "   note: $1"; }
 die() { echo "arm64_proof: $*" >&2; exit 1; }
 
+[ ${#BUNDLES[@]} -gt 0 ] || die "no bundles: no $REPO/bundles/*/manifest.json"
+for b in "${BUNDLES[@]}"; do [ -f "$REPO/bundles/$b/manifest.json" ] || die "no bundle $REPO/bundles/$b"; done
 [ "$(id -u)" = 0 ] || die "run as root (debootstrap, chroot and binfmt_misc need it): sudo $0"
 [ "$(uname -m)" = x86_64 ] || note "host is $(uname -m), not x86_64: the 'x86' side is this machine"
 mkdir -p "$CACHE/cold"
@@ -245,6 +258,8 @@ else
       pipwhl=$(cd "$RFS" && ls usr/share/python-wheels/pip-*.whl | head -1)
       arm_env /opt/venv/bin/python "/$pipwhl/pip" install -q --no-index "/$pipwhl"
     fi
+  else  # an existing venv is updated (a rebuilt edge-ser wheel): 'uncached' stays the run that created it
+    CACHED=1
   fi
   arm_env /opt/venv/bin/python -m pip install -q --no-index --find-links "$OPT/wheels" $HASHES \
     -r "$OPT/wheels/device.txt"
@@ -262,7 +277,7 @@ xwant=$( (cat "$REPO/requirements/device.txt"; sha256sum "$EDGE_WHL" | cut -d' '
 if [ "$(cat "$XV/.stamp" 2>/dev/null || true)" = "$xwant" ]; then
   echo "   cached: $XV"; CACHED=1
 else
-  [ -x "$XV/bin/python" ] || "$HOSTPY" -m venv "$XV"
+  if [ -x "$XV/bin/python" ]; then CACHED=1; else "$HOSTPY" -m venv "$XV"; fi  # as for the arm64 venv
   "$XV/bin/python" -m pip install -q -r "$REPO/requirements/device.txt" 2>&1 \
     | { grep -v "is ignored: it is neither" || true; }
   "$XV/bin/python" -m pip install -q --force-reinstall --no-deps "$EDGE_WHL"
@@ -276,7 +291,10 @@ rm -rf "$SAMPLES"
 "$XV/bin/python" "$REPO/scripts/arm64_predict.py" samples --out "$SAMPLES" --data "$DATA"
 rm -rf "$RFS$OPT/work/samples" && cp -r "$SAMPLES" "$RFS$OPT/work/samples"
 cp "$REPO/scripts/arm64_predict.py" "$RFS$OPT/arm64_predict.py"
-for b in "${BUNDLES[@]}"; do rm -rf "$RFS$OPT/bundles/$b" && cp -r "$REPO/bundles/$b" "$RFS$OPT/bundles/$b"; done
+# every bundle folder, not only those run: a fusion bundle's manifest names its branches as ../<branch>
+rm -rf "$RFS$OPT/bundles" && mkdir -p "$RFS$OPT/bundles"
+for m in "$REPO"/bundles/*/manifest.json; do cp -r "$(dirname "$m")" "$RFS$OPT/bundles/"; done
+echo "   bundles: ${BUNDLES[*]}"
 
 step "predict on arm64 (emulated): numpy + onnxruntime"
 (cd / && arm_env /opt/venv/bin/python "$OPT/arm64_predict.py" run --samples "$OPT/work/samples" \
