@@ -50,7 +50,7 @@ def _check_model(args: argparse.Namespace, command: str) -> str:
 
 def _task(args: argparse.Namespace, spec: FeatureSpec) -> Task:
     """The data and model the command works on: laq_mlp on feature vectors, or av_cnn on AV clips."""
-    model = _check_model(args, getattr(args, "command", None) or "train")
+    model = getattr(args, "model", "laq_mlp")  # one of TRAINABLE: train and laq check it first (_check_model)
     if model == "av_cnn":
         if args.data not in AV_DATA:
             raise ConfigError(

@@ -31,6 +31,8 @@ from converters.data.scan import Loaded, check_decodable
 from converters.data.splits import check_named_speakers
 from converters.data.synthetic import GENERATOR_VERSION
 from converters.data.synthetic import SPEC_FILE as SYNTHETIC_SPEC_FILE
+from converters.data.synthetic import spec_record as synthetic_record  # a bundle's accuracy.synthetic
+from converters.data.synthetic import written_spec as folder_synthetic  # the set in a folder
 from converters.featurize import ExtractStats, FeatureCache, default_cache_dir, extract
 from converters.recipe import DEFAULT_SPEC
 from edge_ser.errors import ConfigError, DatasetError
@@ -106,29 +108,12 @@ def synthetic_spec(seed: int = 0, n_per_class: int | None = None) -> SyntheticSp
     return SyntheticSpec(seed=seed, **({"n_per_class": n_per_class} if n_per_class else {}))
 
 
-def synthetic_record(spec: SyntheticSpec) -> dict:
-    """What a bundle's manifest records of the synthetic set it was trained on (`accuracy.synthetic`): the spec
-    and the generator version, which together fix every clip, so `edge-ser eval --data synthetic` can rebuild
-    exactly that set (`recorded_synthetic`)."""
-    return {"generator_version": GENERATOR_VERSION, "spec": spec.to_dict()}
-
-
 def synthetic_folder(spec: SyntheticSpec, cache_dir: str | os.PathLike) -> Path:
     """The cache folder of one synthetic set: keyed by every field of the spec and the generator version. Keyed
     by the seed alone, two specs of one seed (other clips per class) shared a folder and overwrote each other."""
     key = json.dumps(synthetic_record(spec), sort_keys=True)
     digest = hashlib.sha256(key.encode()).hexdigest()[:12]
     return Path(cache_dir) / "synthetic" / f"seed{spec.seed}-n{spec.n_per_class}-{digest}"
-
-
-def folder_synthetic(root: str | os.PathLike) -> SyntheticSpec | None:
-    """The spec of the synthetic set written in folder `root` (its spec.json), or None when it holds none."""
-    path = Path(root) / SYNTHETIC_SPEC_FILE
-    try:
-        state = json.loads(path.read_text())
-        return SyntheticSpec.from_dict(state["spec"])
-    except (OSError, ValueError, KeyError, TypeError, ConfigError):
-        return None
 
 
 def recorded_synthetic(accuracy: Mapping) -> SyntheticSpec | None:

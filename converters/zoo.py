@@ -54,16 +54,6 @@ RECOMMENDED: dict[str, dict[str, Any]] = {
 ones are its TrainConfig defaults and the QAT length its LAQ table used; the LMS ones come from the sweeps)."""
 
 
-def no_path(name: str) -> ConfigError:
-    """The refusal of a registered model the zoo has no data path for (neither clip vectors nor log-Mel patches),
-    naming the ones it trains."""
-    e = MODEL_REGISTRY[name]
-    return ConfigError(
-        f"zoo: {name} ({e.family} model, input kind {e.input_kind!r}) has no training path in the zoo; it trains "
-        f"{', '.join(MODELS)}"
-    )
-
-
 @dataclass(frozen=True)
 class ZooPoint:
     """One zoo run; every field is a point key (unknown keys are an error, so a typo cannot be silently
@@ -110,8 +100,12 @@ class ZooPoint:
     """Scale each clip to this RMS level before analysis; None: as recorded."""
 
     def __post_init__(self) -> None:
-        if self.model in MODEL_REGISTRY and self.model not in MODELS:
-            raise no_path(self.model)
+        if self.model in MODEL_REGISTRY and self.model not in MODELS:  # registered, but no data path here
+            e = MODEL_REGISTRY[self.model]
+            raise ConfigError(
+                f"zoo: {self.model} ({e.family} model, input kind {e.input_kind!r}) has no training path in the zoo; "
+                f"it trains {', '.join(MODELS)}"
+            )
         if self.model not in MODELS:
             raise ConfigError(f"zoo: model {self.model!r} is not one of {', '.join(MODELS)}")
         if self.split not in SPLITS:
@@ -207,7 +201,8 @@ def split_for(p: ZooPoint, y: np.ndarray, speakers) -> tuple[Any, str]:
 
 
 def build_model(p: ZooPoint, n_classes: int, n_features: int | None = None):
-    """The torch model of a point, from the registry (patch models take the point's M, T and width)."""
+    """The torch model of a point, from the registry (patch models take the point's M, T and width; ZooPoint
+    admits only MODELS, the clip-vector and the patch models)."""
     if p.model in FEATURE_MODELS:
         model = build_registered(p.model, num_classes=n_classes, in_features=n_features)
         if not hasattr(model, "set_normalization"):  # the clip-vector path standardises in the model
@@ -216,9 +211,7 @@ def build_model(p: ZooPoint, n_classes: int, n_features: int | None = None):
                 "clip-vector path sets from the training rows"
             )
         return model
-    if p.model in LMS_MODELS:
-        return build_registered(p.model, num_classes=n_classes, n_mels=p.M, segment_frames=p.T, width=p.width)
-    raise no_path(p.model)
+    return build_registered(p.model, num_classes=n_classes, n_mels=p.M, segment_frames=p.T, width=p.width)
 
 
 def voted_uar(model, ps, rows: np.ndarray, vote: str, classes) -> float:
@@ -279,11 +272,9 @@ def run_point(p: ZooPoint, *, bundle_out: str | Path | None = None, progress: bo
     torch.set_num_threads(1)  # the same arithmetic in every process, so serial and Ray runs agree
     if bundle_out is not None and not p.laq:
         raise ConfigError("zoo: writing a bundle needs a laq recipe")
-    if p.model in LMS_MODELS:
+    if p.model in LMS_MODELS:  # ZooPoint admits only MODELS: these two paths
         return _run_lms(p, bundle_out, progress)
-    if p.model in FEATURE_MODELS:
-        return _run_features(p, bundle_out, progress)
-    raise no_path(p.model)
+    return _run_features(p, bundle_out, progress)
 
 
 def zoo_objective(point: dict) -> dict:

@@ -43,7 +43,7 @@ from edge_ser.speaker import active_adapters, clips_held, held, learn_clip, lear
 if TYPE_CHECKING:
     from edge_ser.bundle import Bundle
     from edge_ser.live.capture import CaptureSettings
-    from edge_ser.live.pipeline import PipelineConfig
+    from edge_ser.live.pipeline import LivePipeline, PipelineConfig
     from edge_ser.live.result import LiveResult
     from edge_ser.live.run import LiveRunner
     from edge_ser.live.session import AudioSession
@@ -265,9 +265,10 @@ class Recognizer:
         was added. ConfigError when the bundle has no speaker normalisation (as `enroll_file`)."""
         self._need_adapters("enrol")
         y, sr = float_samples(y, sr, "enroll")
-        bad = int(np.count_nonzero(~np.isfinite(y)))
-        if bad:  # as predict_audio: a glitch is an error, not silence
-            raise AudioFormatError(f"enroll: audio has {bad} non-finite sample(s) (NaN or inf)")
+        if y.size:  # as predict_audio: a NaN glitch is an error, not silence
+            from edge_ser.features.spectral import check_audio
+
+            check_audio(y, name="enroll: audio")
         if not speech_enough(level_db(y), True):
             return False
         learn_clip(self.kind, self.speaker, self.engine, y, sr)
@@ -618,10 +619,9 @@ class Recognizer:
 
         rate = self.sample_rate
         at_rate = y.astype(np.float32) if sr == rate else resample(y.astype(np.float32), sr, rate)
-        for w in cut_windows([at_rate], rate, FILE_WINDOW_SECONDS, sr):
-            self.kind.check_clip(w.samples.size, "predict_audio")
-            inputs = self.kind.window_inputs(w.samples)
-            yield FileWindow(w.start, w.end, inputs, False, sr, loudest_db(w.samples, rate))
+        yield from self.kind.windows_inputs(
+            cut_windows([at_rate], rate, FILE_WINDOW_SECONDS, sr), "predict_audio"
+        )
 
     def _run(
         self,
@@ -702,16 +702,11 @@ class Recognizer:
             seconds: stop after this much stream time. keep: updates whose stage times the statistics keep.
         """
         from edge_ser.live.capture import CaptureSettings, open_capture
-        from edge_ser.live.pipeline import LivePipeline
         from edge_ser.live.run import LiveRunner
 
         if seconds is not None and not (isinstance(seconds, (int, float)) and seconds > 0):
             raise ConfigError(f"seconds: the stream time to stop after must be > 0, got {seconds!r}")
-        fb = self._fallback(fallback)
-        pipeline = LivePipeline(
-            self.bundle, self.engine, config, speaker=self.speaker,
-            fallback=None if fb is None else fb.engine, fallback_speaker=None if fb is None else fb.speaker,
-        )  # fmt: skip
+        pipeline = self._live_pipeline(config, fallback)
         audio, frames, tracker = open_capture(capture or CaptureSettings(), self.kind)
         return LiveRunner(
             pipeline, audio, frames, outputs, tracker, stop=stop, max_seconds=seconds, keep=keep
@@ -729,21 +724,24 @@ class Recognizer:
         `stream` would on the same audio (the voice gate, smoothing and speaker learning of `config`). Use it, not
         `predict_audio` on each chunk, for a stream: silence between utterances then neither gets an emotion nor
         joins the speaker statistics (`edge_ser.live.session`)."""
-        from edge_ser.live.pipeline import LivePipeline
         from edge_ser.live.session import AudioSession
 
-        fb = self._fallback(fallback)
-        pipeline = LivePipeline(
+        return AudioSession(self._live_pipeline(config, fallback), sample_rate)
+
+    def _live_pipeline(
+        self, config: PipelineConfig | None, fallback: Recognizer | Bundle | str | os.PathLike[str] | None
+    ) -> LivePipeline:
+        """The `LivePipeline` of `runner` and `session`: this recognizer's engine and speaker statistics, and the
+        audio-only fallback's (a bundle or path is loaded on this one's engine)."""
+        from edge_ser.live.pipeline import LivePipeline
+
+        fb = fallback
+        if fb is not None and not isinstance(fb, Recognizer):
+            fb = Recognizer(fb, self.engine.name, getattr(self.engine, "threads", 1))
+        return LivePipeline(
             self.bundle, self.engine, config, speaker=self.speaker,
             fallback=None if fb is None else fb.engine, fallback_speaker=None if fb is None else fb.speaker,
         )  # fmt: skip
-        return AudioSession(pipeline, sample_rate)
-
-    def _fallback(self, fallback: Recognizer | Bundle | str | os.PathLike[str] | None) -> Recognizer | None:
-        """The audio-only fallback as a Recognizer (a bundle or path is loaded on this one's engine)."""
-        if fallback is None or isinstance(fallback, Recognizer):
-            return fallback
-        return Recognizer(fallback, self.engine.name, getattr(self.engine, "threads", 1))
 
     def stream(
         self,

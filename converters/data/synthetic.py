@@ -309,6 +309,20 @@ def _read_state(root: Path) -> dict | None:
         return None
 
 
+def spec_record(spec: SyntheticSpec) -> dict:
+    """What fixes every clip of a set: its spec and the generator version (the head of spec.json, and a bundle's
+    `accuracy.synthetic`, from which `edge-ser eval --data synthetic` rebuilds the set it was trained on)."""
+    return {"generator_version": GENERATOR_VERSION, "spec": spec.to_dict()}
+
+
+def written_spec(root: str | os.PathLike) -> SyntheticSpec | None:
+    """The spec of the set `write` made in folder `root` (its spec.json), or None when it holds none."""
+    try:
+        return SyntheticSpec.from_dict((_read_state(Path(root)) or {})["spec"])
+    except (KeyError, TypeError, ValueError, ConfigError):
+        return None
+
+
 def write(spec: SyntheticSpec | None, root: str | os.PathLike) -> list[Record]:
     """Write the data set as `<root>/<speaker>_<label>_<index>.wav` plus `spec.json`; return its records.
 
@@ -318,7 +332,7 @@ def write(spec: SyntheticSpec | None, root: str | os.PathLike) -> list[Record]:
     spec = spec or SyntheticSpec()
     root = Path(root).expanduser()
     root.mkdir(parents=True, exist_ok=True)
-    wanted = {"generator_version": GENERATOR_VERSION, "spec": spec.to_dict()}
+    wanted = spec_record(spec)
     old = _read_state(root)
     same = old is not None and all(old.get(k) == v for k, v in wanted.items())
     old_files: dict = (old or {}).get("files") or {}

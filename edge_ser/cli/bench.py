@@ -7,7 +7,6 @@ import argparse
 import json
 import shlex
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -84,21 +83,8 @@ def check_mode_options(args: argparse.Namespace) -> None:
         )
 
 
-def check_writable(path: Path, option: str) -> None:
-    """Fail now, with one line naming `option`, when `path`'s folder cannot be created or written to (not
-    after minutes of measuring): the folder is created as writing would, and a temp file tried in it."""
-    from edge_ser.errors import ConfigError
-
-    folder = Path(path).parent
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as e:
-        raise ConfigError(f"{option} {path}: cannot write there ({e.strerror or e})") from None
-
-
 def cmd_bench(args: argparse.Namespace) -> int:
+    from edge_ser.cli.common import check_writable
     from edge_ser.errors import ConfigError
 
     if args.runs < 1:

@@ -118,7 +118,7 @@ def load_speaker_file(rec, path: Path | None) -> str | None:
         return None
     if rec.speaker_clips is None:  # said now, not after the session
         raise ConfigError(f"--speaker-file: {rec.bundle.root} has no speaker normalisation, nothing to keep")
-    writable(path)  # said now: the session's statistics are written there at its end
+    check_writable(path, "--speaker-file", create=False)  # said now: the statistics are written at the end
     if not path.exists():
         return (
             f"speaker file {path} not there yet: starting from the training prior; it is written at the end"
@@ -126,19 +126,22 @@ def load_speaker_file(rec, path: Path | None) -> str | None:
     return f"speaker file {path}: starting from {rec.load_speaker(path)} clip(s) of the speaker"
 
 
-def writable(path: Path) -> None:
-    """ConfigError now, naming `path`, when the speaker file could not be written at the end of the session
-    (its folder is missing or not writable: the atomic write makes a temporary file beside it)."""
-    import os
+def check_writable(path: Path, option: str, *, create: bool = True) -> None:
+    """Fail now, with one line naming `option`, when `path` could not be written later (not after minutes of
+    measuring or a whole live session): its folder is created as writing would (`create`; else it must exist),
+    and a temporary file tried in it, as the atomic write will make one (a permission check alone passes as root
+    in a folder nothing can be written to, such as /proc)."""
+    import tempfile
 
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise ConfigError(f"--speaker-file {path}: the folder {folder} does not exist")
-    if not os.access(folder, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise ConfigError(
-            f"--speaker-file {path}: cannot be written (no write permission in {folder}); the session's speaker "
-            "statistics would be lost at its end"
-        )
+    folder = Path(path).parent
+    if not create and not folder.is_dir():
+        raise ConfigError(f"{option} {path}: the folder {folder} does not exist")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        raise ConfigError(f"{option} {path}: cannot write there ({e.strerror or e})") from None
 
 
 def save_speaker_file(rec, path: Path | None) -> str | None:
@@ -183,6 +186,7 @@ __all__ = [
     "add_engine_args",
     "add_enroll_arg",
     "add_speaker_file_arg",
+    "check_writable",
     "enroll_files",
     "load_speaker_file",
     "media_files",

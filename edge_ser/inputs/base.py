@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -198,14 +198,21 @@ class InputKind(ABC):
         """The model inputs of a file of any length: one clip (`whole`) up to `long_seconds`, else one per
         `window_seconds` window with its start and end times (docs/input-kinds.md, "Long files"). The file is
         streamed: memory holds one window, not the file."""
-        from edge_ser.audio.level import loudest_db
         from edge_ser.audio.stream import file_windows
 
         windows = file_windows(
             path, self.sample_rate, window_seconds=window_seconds, long_seconds=long_seconds
         )
+        yield from self.windows_inputs(windows, str(path))
+
+    def windows_inputs(self, windows: Iterable[Any], where: str) -> Iterator[FileWindow]:
+        """The model inputs of audio windows at the kind's rate (`edge_ser.audio.stream.AudioWindow`s: a file's,
+        or long audio given in memory cut the same way), each with its loudest half second; `where` names the
+        audio in errors."""
+        from edge_ser.audio.level import loudest_db
+
         for w in windows:
-            self.check_clip(w.samples.size, str(path))
+            self.check_clip(w.samples.size, where)
             inputs = self.window_inputs(w.samples)
             level = loudest_db(w.samples, self.sample_rate)
             yield FileWindow(w.start, w.end, inputs, w.whole, w.source_rate, level)

@@ -153,6 +153,23 @@ class VadGate:
         return db >= self.vad_db and above_floor
 
 
+class SlidingWindow:
+    """The live window: the newest `size` samples, shifted along by each hop (zeros before the first); `add` says
+    whether a whole window has arrived. The live loop's and a pushed session's (`edge_ser.live.session`)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.samples = np.zeros(size, np.float32)
+        self._filled = 0
+
+    def add(self, hop: np.ndarray) -> bool:
+        """Shift `hop` in; True once the window holds `size` samples of the stream."""
+        self.samples = np.roll(self.samples, -hop.size)
+        self.samples[-hop.size :] = hop
+        self._filled = min(self.size, self._filled + hop.size)
+        return self._filled == self.size
+
+
 class Smoother:
     """EMA of probabilities, majority vote over the last k arg-maxes (as one-hot shares), or none."""
 

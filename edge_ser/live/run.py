@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from edge_ser.live import sdnotify
-from edge_ser.live.pipeline import LivePipeline
+from edge_ser.live.pipeline import LivePipeline, SlidingWindow
 from edge_ser.live.result import LiveResult
 
 STAGES = ("capture", "features", "face", "inference", "total")
@@ -183,8 +183,7 @@ class LiveRunner:
         """The loop as an iterator of results (`Recognizer.stream`; `run` feeds them to the outputs). Sources
         are started on the first `next` and stopped when the stream ends, is stopped, or the iterator is
         closed (a `break` out of a for loop closes it)."""
-        window = np.zeros(self.win_n, np.float32)
-        filled = 0
+        window = SlidingWindow(self.win_n)
         pending = np.zeros(0, np.float32)
         self.audio.start()
         note = getattr(self.audio, "capture_note", None)
@@ -208,19 +207,17 @@ class LiveRunner:
                     continue
                 hop, pending = pending[: self.hop_n], pending[self.hop_n :]
                 self.pipeline.feed(hop)
-                window = np.roll(window, -hop.size)
-                window[-hop.size :] = hop
-                filled = min(self.win_n, filled + hop.size)
+                full = window.add(hop)
                 capture_ms = (time.perf_counter() - tc) * 1e3
                 t = float(self.audio.stream_time)
                 face_ms = self._faces_until(t)
-                if filled < self.win_n:
+                if not full:
                     continue  # the first window is not complete yet
                 notes = tuple(self._notes)
                 self._notes.clear()
                 r = self.pipeline.step(
                     t,
-                    window,
+                    window.samples,
                     list(self._faces) if self.pipeline.needs_faces else None,
                     capture_ms=capture_ms,
                     face_ms=face_ms,

@@ -24,6 +24,8 @@ import numpy as np
 from edge_ser.audio.polyphase import Resampler
 from edge_ser.audio.wav import MAX_SR, MIN_SR
 from edge_ser.errors import AudioFormatError, ConfigError
+from edge_ser.features.spectral import check_audio
+from edge_ser.live.pipeline import SlidingWindow
 
 if TYPE_CHECKING:
     from edge_ser.live.pipeline import LivePipeline
@@ -48,10 +50,7 @@ def mono_float(chunk: Any, where: str = "push") -> np.ndarray:
     x = x.astype(np.float32, copy=False)
     if x.ndim == 2:
         x = x.mean(axis=1, dtype=np.float32)
-    bad = int(np.count_nonzero(~np.isfinite(x)))
-    if bad:
-        raise AudioFormatError(f"{where}: the chunk has {bad} non-finite sample(s) (NaN or inf)")
-    return x
+    return check_audio(x, name=f"{where}: the chunk") if x.size else x  # NaN or inf: refused
 
 
 class AudioSession:
@@ -80,10 +79,8 @@ class AudioSession:
             None if self.sample_rate == pipeline.sr else Resampler(self.sample_rate, pipeline.sr)
         )
         config = pipeline.config
-        self.win_n = int(round(config.window * pipeline.sr))
         self.hop_n = max(1, int(round(config.hop * pipeline.sr)))
-        self._window = np.zeros(self.win_n, np.float32)
-        self._filled = 0
+        self._window = SlidingWindow(int(round(config.window * pipeline.sr)))
         self._pending = np.zeros(0, np.float32)
         self._samples = 0  # samples at the bundle's rate that went into hops: the stream time
 
@@ -117,12 +114,10 @@ class AudioSession:
         while self._pending.size >= self.hop_n:
             hop, self._pending = self._pending[: self.hop_n], self._pending[self.hop_n :]
             self.pipeline.feed(hop)
-            self._window = np.roll(self._window, -hop.size)
-            self._window[-hop.size :] = hop
-            self._filled = min(self.win_n, self._filled + hop.size)
+            full = self._window.add(hop)
             self._samples += hop.size
-            if self._filled == self.win_n:
-                out.append(self.pipeline.step(self.t, self._window))
+            if full:
+                out.append(self.pipeline.step(self.t, self._window.samples))
         return out
 
 
