@@ -345,3 +345,12 @@ def test_run_checks_the_speaker_file_can_be_written_before_the_session(tmp_path:
         counts.append(json.loads((tmp_path / "me.json").read_text())["enrolled"])
     assert counts[0] == counts[1] and len(counts[0]) == 1
     assert "were enrolled before" in capsys.readouterr().err
+
+
+def test_a_speaker_file_where_nothing_can_be_written_is_refused_before_the_session() -> None:
+    """A permission check alone passed as root for /proc/me.json (the reviewer's case): the session ran, then its
+    statistics were lost. The check now tries a temporary file in the folder, as the atomic write will."""
+    from edge_ser.cli.common import check_writable
+
+    with pytest.raises(ConfigError, match="--speaker-file /proc/me.json: cannot write there"):
+        check_writable(Path("/proc/me.json"), "--speaker-file", create=False)
