@@ -11,8 +11,10 @@ on RAVDESS's 720 clips (16 kHz, recorded quietly) and EMODB's 535. Not speech: t
 one stream, and (2) a minute of steady pink noise (seeded) at each of -70, -60, -50 and -40 dBFS RMS, a fan or a
 ventilated room. Speech in noise: RAVDESS's sessions with steady pink noise at -50 dBFS under them. The first table
 varies the gate's level, the second the way its floor follows sound (`VadGate(steady_hops=N, steady_db=D)`: N hops
-within D dB of each other raise the floor to their minimum). docs/live.md ("The gate's level", "The floor of steady
-sound") gives the rules, fixed before the runs, that chose the defaults from these tables.
+within D dB of each other raise the floor to their minimum), the third where the floor starts, the fourth a gate
+that also tests each hop's voicing (`VadGate(voicing=v, floor=...)`), with labelled speech and noise-only hops in
+loud noise and a hum. docs/live.md ("The gate's level", "The floor of steady sound", "A gate that hears voicing")
+gives the rules, fixed before the runs, that chose the defaults from these tables.
 Writes benchmarks/results/voice_gate.{md,json}.
 """
 
@@ -41,25 +43,45 @@ NOT_SPEECH_MAX = 0.01
 """... and on at most this share of each not-speech set's hops."""
 NOISY_DBFS = -50.0
 """The steady pink noise under RAVDESS's clips for the speech-in-noise set."""
+LABELLED_DBFS = -40.0
+"""The steady pink noise under RAVDESS's clips for the labelled speech-in-noise hops (docs/live.md, "A gate that
+hears voicing")."""
+SPEECH_HOP_DB, NOISE_ONLY_HOP_DB = -45.0, -60.0
+"""A hop of the labelled set is speech where the clean recording's hop reaches the first level, noise only where
+it is under the second."""
+HUM_HZ = 100.0
+VOICING_CANDIDATES = ((0.1, True), (0.2, True), (0.1, False), (0.2, False))
+"""The voicing rule's candidates (docs/live.md): (voiced share of a hop, with the floor test or not)."""
 STEADY_CANDIDATES = ((4, 3.0), (6, 3.0), (4, 1.0), (6, 1.0))
 """The floor rules' candidates (docs/live.md): (N, D), N hops within D dB of each other make a steady sound. The
 first rule chose among the 3 dB pair, the second among the 1 dB pair."""
 
 
 def hop_levels(y, hop: int) -> list[float]:
-    """The level (dBFS) of each whole hop of `y`, as the live pipeline's gate sees them one after another."""
+    """The level (dBFS) of each whole hop of `y` without its DC offset, as the live pipeline's gate sees them."""
     from edge_ser.audio.level import level_db
 
-    return [level_db(y[i : i + hop]) for i in range(0, y.size - hop + 1, hop)]
+    return [level_db(h - h.mean()) for h in hops_of(y, hop)]
 
 
-def gate_opens(levels: list[float], vad_db: float, **floor) -> list[bool]:
-    """The live gate's decision on each hop of one session (a fresh gate, as at the start of `edge-ser run`);
-    `floor`: `VadGate`'s floor options (steady_hops, steady_db, start_at_gate)."""
+def hops_of(y, hop: int) -> list:
+    """The whole hops of `y`, one after another."""
+    return [y[i : i + hop] for i in range(0, y.size - hop + 1, hop)]
+
+
+def gate_opens(y, vad_db: float, **gate) -> list[bool]:
+    """The live gate's decision on each hop of one session `y` (a fresh gate, as at the start of `edge-ser run`;
+    the hop's level and samples without their DC offset, as `LivePipeline.step` gives them); `gate`: `VadGate`'s
+    options (steady_hops, steady_db, start_at_gate, voicing, floor)."""
+    from edge_ser.audio.level import level_db
     from edge_ser.live.pipeline import PipelineConfig, VadGate
 
-    gate = VadGate(vad_db, PipelineConfig().vad_margin_db, **floor)
-    return [gate(db) for db in levels]
+    g = VadGate(vad_db, PipelineConfig().vad_margin_db, **gate)
+    out = []
+    for h in hops_of(y, int(HOP_SECONDS * SR)):
+        h = h - h.mean(dtype="float64").astype(h.dtype)
+        out.append(g(level_db(h), h, SR))
+    return out
 
 
 def sessions(name: str) -> dict[str, list]:
@@ -82,7 +104,7 @@ def clips_heard(per_speaker: dict[str, list], vad_db: float, **floor) -> tuple[i
     heard = total = 0
     for clips in per_speaker.values():
         stream = np.concatenate(clips)
-        opens = gate_opens(hop_levels(stream, hop), vad_db, **floor)
+        opens = gate_opens(stream, vad_db, **floor)
         ends = np.cumsum([c.size for c in clips])
         owner = np.searchsorted(ends, np.arange(len(opens)) * hop + hop // 2, side="right")
         hit = np.zeros(len(clips), bool)
@@ -115,13 +137,46 @@ def pink_noise(dbfs: float, seconds: float, seed: int = 0):
 
 def hops_open(streams: list, vad_db: float, **floor) -> tuple[int, int]:
     """(hops the gate opened on, hops), each stream a fresh session."""
-    hop = int(HOP_SECONDS * SR)
     opened = total = 0
     for y in streams:
-        opens = gate_opens(hop_levels(y, hop), vad_db, **floor)
+        opens = gate_opens(y, vad_db, **floor)
         opened += sum(opens)
         total += len(opens)
     return opened, total
+
+
+def hum(dbfs: float, seconds: float, f0: float = HUM_HZ):
+    """A steady mains-like hum: `f0` and its first harmonics (amplitude 1/k) at `dbfs` RMS; voiced, not speech."""
+    import numpy as np
+
+    t = np.arange(int(seconds * SR)) / SR
+    y = sum(np.sin(2 * np.pi * f0 * k * t) / k for k in range(1, 6))
+    return (y * (10 ** (dbfs / 20) / np.sqrt(np.mean(y**2)))).astype(np.float32)
+
+
+def labelled_in_noise(per_speaker: dict[str, list], dbfs: float) -> list[tuple]:
+    """Per speaker, (stream with steady pink noise at `dbfs` under it, speech hops, noise-only hops): a hop is
+    speech where the clean recording's hop reaches SPEECH_HOP_DB and noise only where it is under
+    NOISE_ONLY_HOP_DB (the recording's pauses); the others are neither."""
+    import numpy as np
+
+    out = []
+    for (_, clean), (_, noisy) in zip(per_speaker.items(), in_noise(per_speaker, dbfs).items(), strict=True):
+        levels = np.asarray(hop_levels(np.concatenate(clean), int(HOP_SECONDS * SR)))
+        out.append((np.concatenate(noisy), levels >= SPEECH_HOP_DB, levels < NOISE_ONLY_HOP_DB))
+    return out
+
+
+def labelled_open(streams: list[tuple], vad_db: float, **gate) -> tuple[float, float]:
+    """(share of the speech hops the gate opens on, share of the noise-only hops), each stream a session."""
+    import numpy as np
+
+    speech = noise = n_speech = n_noise = 0
+    for y, is_speech, is_noise in streams:
+        opens = np.asarray(gate_opens(y, vad_db, **gate), bool)
+        speech, n_speech = speech + int(opens[is_speech].sum()), n_speech + int(is_speech.sum())
+        noise, n_noise = noise + int(opens[is_noise].sum()), n_noise + int(is_noise.sum())
+    return speech / max(n_speech, 1), noise / max(n_noise, 1)
 
 
 def _share(counts: tuple[int, int]) -> float:
@@ -155,17 +210,20 @@ def in_noise(per_speaker: dict[str, list], dbfs: float) -> dict[str, list]:
     return out
 
 
-def measure(sets: dict, vad_db: float, **floor) -> dict:
-    """One gate's row: the share of clips heard of each speech set, of hops open of each not-speech set."""
-    rh, rn = clips_heard(sets["ravdess"], vad_db, **floor)
-    eh, en = clips_heard(sets["emodb"], vad_db, **floor)
-    nh, nn = clips_heard(sets["ravdess_noisy"], vad_db, **floor)
-    to, tn = hops_open(sets["tone"], vad_db, **floor)
-    return {
+def measure(sets: dict, vad_db: float, **gate) -> dict:
+    """One gate's row: the share of clips heard of each speech set, of hops open of each not-speech set, and of
+    the labelled speech and noise-only hops opened in RAVDESS under loud noise (when `sets` has them)."""
+    rh, rn = clips_heard(sets["ravdess"], vad_db, **gate)
+    eh, en = clips_heard(sets["emodb"], vad_db, **gate)
+    nh, nn = clips_heard(sets["ravdess_noisy"], vad_db, **gate)
+    to, tn = hops_open(sets["tone"], vad_db, **gate)
+    row = {
         "vad_db": vad_db,
-        "steady_hops": floor.get("steady_hops", 0),
-        "steady_db": floor.get("steady_db", 3.0),
-        "start_at_gate": floor.get("start_at_gate", False),
+        "steady_hops": gate.get("steady_hops", 0),
+        "steady_db": gate.get("steady_db", 3.0),
+        "start_at_gate": gate.get("start_at_gate", False),
+        "voicing": gate.get("voicing", 0.0),
+        "floor": gate.get("floor", True),
         "ravdess_heard": rh / rn,
         "ravdess_clips": rn,
         "emodb_heard": eh / en,
@@ -174,9 +232,23 @@ def measure(sets: dict, vad_db: float, **floor) -> dict:
         "room_tone_open": to / tn,
         "room_tone_hops": tn,
         "pink_noise_open": {
-            f"{db:g}": _share(hops_open([y], vad_db, **floor)) for db, y in sets["noise"].items()
+            f"{db:g}": _share(hops_open([y], vad_db, **gate)) for db, y in sets["noise"].items()
         },
     }
+    if "labelled" in sets:
+        row["labelled_speech_open"], row["labelled_noise_open"] = labelled_open(
+            sets["labelled"], vad_db, **gate
+        )
+        row["hum_open"] = _share(hops_open([sets["hum"]], vad_db, **gate))
+    return row
+
+
+def voicing_name(r: dict) -> str:
+    """A voicing table row's name."""
+    if not r["voicing"]:
+        return "current (level and floor)"
+    how = "added to the floor" if r["floor"] else "instead of the floor"
+    return f"voiced >= {r['voicing']:g} of the hop, {how}"
 
 
 def choose_tracker(rows: list[dict], steady_db: float) -> int:
@@ -195,6 +267,30 @@ def choose_tracker(rows: list[dict], steady_db: float) -> int:
         and r["room_tone_open"] <= base["room_tone_open"]
     ]
     return min(ok, default=0)
+
+
+def choose_voicing(rows: list[dict]) -> dict | None:
+    """The voicing rule (docs/live.md): among rows[1:] (against the current gate, rows[0]), those with steady pink
+    noise <= 1 % of hops open at every level, room tone no more than the current gate, each speech set's clips
+    heard at most 0.5 point below it and <= 1 % of the labelled noise-only hops open; the highest mean
+    clips-heard share wins, and within 0.5 point of it the floor kept, then the smaller voiced share. None when
+    no candidate passes."""
+    base = rows[0]
+    speech = ("ravdess_heard", "emodb_heard", "ravdess_noisy_heard")
+    ok = [
+        r
+        for r in rows[1:]
+        if all(v <= NOT_SPEECH_MAX for v in r["pink_noise_open"].values())
+        and r["room_tone_open"] <= base["room_tone_open"]
+        and all(r[k] >= base[k] - 0.005 for k in speech)
+        and r["labelled_noise_open"] <= NOT_SPEECH_MAX
+    ]
+    if not ok:
+        return None
+    heard = lambda r: sum(r[k] for k in speech) / len(speech)  # noqa: E731
+    best = max(heard(r) for r in ok)
+    near = [r for r in ok if heard(r) >= best - 0.005]
+    return min(near, key=lambda r: (not r["floor"], r["voicing"]))
 
 
 def start_passes(rows: list[dict]) -> bool:
@@ -227,6 +323,11 @@ def main() -> int:
         "tone": room_tone(ravdess),
         "noise": {db: pink_noise(db, NOISE_SECONDS, seed=i) for i, db in enumerate(NOISE_DBFS)},
     }
+    voiced_sets = {
+        **sets,
+        "labelled": labelled_in_noise(ravdess, LABELLED_DBFS),
+        "hum": hum(-40.0, NOISE_SECONDS),
+    }
     levels = [measure(sets, v) for v in tqdm(args.levels, desc="levels", disable=None)]
     candidates = [(0, 3.0), *STEADY_CANDIDATES]
     trackers = [
@@ -235,6 +336,11 @@ def main() -> int:
     ]
     starts = [measure(sets, SILENCE_DB, start_at_gate=a) for a in (False, True)]
     start_ok = start_passes(starts)
+    voicings = [
+        measure(voiced_sets, SILENCE_DB, voicing=v, floor=f)
+        for v, f in tqdm([(0.0, True), *VOICING_CANDIDATES], desc="voicing", disable=None)
+    ]
+    voicing_pick = choose_voicing(voicings)
     chosen = choose(levels)
     picks = {db: choose_tracker(trackers, db) for db in dict.fromkeys(d for _, d in STEADY_CANDIDATES)}
     pct = lambda v: f"{100 * v:.1f} %"  # noqa: E731
@@ -300,6 +406,32 @@ def main() -> int:
         + " (steady pink noise <= 10 % of hops at every level; each speech set's clips heard at most 0.5 point "
         "below; room tone no more hops open).",
         "",
+        f"## A gate that hears voicing, at {SILENCE_DB:g} dBFS",
+        "",
+        "A hop opens only if at least the given share of its 40 ms frames is voiced (YIN's dip below "
+        "`edge_ser.features.pitch.VOICED_DIP` at 60-500 Hz), with the floor test or instead of it. Labelled hops: "
+        f"RAVDESS's sessions with steady pink noise at {LABELLED_DBFS:g} dBFS under them; speech where the clean hop "
+        f"reaches {SPEECH_HOP_DB:g} dBFS, noise only where it is under {NOISE_ONLY_HOP_DB:g}. Hum: a minute of "
+        f"{HUM_HZ:g} Hz and 4 harmonics at -40 dBFS (voiced, not speech; reported, not in the rule).",
+        "",
+        f"| gate | {head} labelled speech hops open | labelled noise-only hops open | hum: hops open |",
+        rule + "---|---|---|",
+        *(
+            row(r, voicing_name(r))
+            + f" {pct(r['labelled_speech_open'])} | {pct(r['labelled_noise_open'])} | {pct(r['hum_open'])} |"
+            for r in voicings
+        ),
+        "",
+        "The voicing rule's choice: "
+        + (
+            f"**{voicing_name(voicing_pick)}**"
+            if voicing_pick
+            else "no candidate passes: the gate stays as it is"
+        )
+        + " (steady pink noise <= 1 % of hops at every level; room tone no more hops open; each speech set's clips "
+        "heard at most 0.5 point below the current gate's; at most 1 % of the labelled noise-only hops open; the "
+        "highest mean clips heard, within 0.5 point the floor kept, then the smaller share).",
+        "",
         f"Room tone: {levels[0]['room_tone_hops']} hops; pink noise: {int(NOISE_SECONDS / HOP_SECONDS)} hops per "
         "level.",
     ]
@@ -312,6 +444,8 @@ def main() -> int:
             "floor_chosen": {f"{db:g}": n for db, n in picks.items()},
             "starts": starts,
             "start_at_gate": start_ok,
+            "voicing": voicings,
+            "voicing_chosen": voicing_pick,
         },
         "\n".join(lines),
     )

@@ -252,3 +252,22 @@ def test_a_fusion_bundle_refuses_a_fallback_it_would_never_use_and_says_audio_wi
     pipe = LivePipeline(av, _engine(av))
     r = pipe.step(3.0, np.zeros(48000, np.float32), [])
     assert not r.speech and r.mode == "audio"  # it said "fused" with no face in view
+
+
+def test_gate_with_voicing_keeps_broadband_noise_out_and_lets_a_voice_in():
+    """`VadGate(voicing=v)` (docs/live.md, "A gate that hears voicing"): a hop must also be voiced; noise louder than
+    the gate no longer opens it, a voice does, with or without the floor test; the voicing test needs the hop."""
+    sr = 16000
+    noise = (0.02 * np.random.default_rng(0).standard_normal(sr // 2)).astype(np.float32)  # -34 dBFS
+    voice = _speech(0.5)
+    for floor in (True, False):
+        gate = VadGate(-45, 10, voicing=0.1, floor=floor)
+        assert not gate(level_db(noise), noise, sr) and gate.voiced == 0.0
+        assert gate(level_db(voice), voice, sr) and gate.voiced > 0.5
+        assert not gate(-60.0, voice, sr) and gate.voiced is None  # below the level: not tested
+    # without the floor, continuous speech keeps the gate open however long it lasts
+    assert all(VadGate(-45, 10, voicing=0.1, floor=False)(-30.0, voice, sr) for _ in range(100))
+    with pytest.raises(ConfigError, match="hop's samples"):
+        VadGate(-45, 10, voicing=0.1)(-30.0)
+    with pytest.raises(ConfigError, match="voicing"):
+        VadGate(-45, 10, voicing=1.5)

@@ -162,3 +162,33 @@ def test_fft_length_is_the_smallest_fast_one_and_the_difference_is_exact() -> No
             assert abs(d[t, tau] - want) <= 1e-9 * max(1.0, r0)
             assert abs(head[t, tau] - np.sum(x[: n - tau] ** 2)) <= 1e-9 * r0
             assert abs(tail[t, tau] - np.sum(x[tau:] ** 2)) <= 1e-9 * r0
+
+
+def test_voiced_share_tells_a_voice_from_broadband_noise_not_from_a_hum() -> None:
+    """The voice gate's voicing test (docs/live.md, "A gate that hears voicing"): a glide with harmonics is voiced,
+    white and pink-like noise at any level are not, a hum is (it is periodic), and silence, a DC offset and a
+    hop shorter than a frame have no voiced frames."""
+    from edge_ser.features.pitch import voiced_share
+
+    t = np.arange(SR // 2) / SR
+    glide = sum(np.sin(2 * np.pi * k * np.cumsum(120 + 80 * t) / SR) / k for k in range(1, 6))
+    assert voiced_share(0.01 * glide, sr=SR) == 1.0
+    rng = np.random.default_rng(0)
+    white = rng.standard_normal(t.size)
+    brown = np.cumsum(white)  # 1/f^2: as low-pitched as noise gets, the hardest for a period detector
+    spectrum = np.fft.rfft(white)
+    spectrum[1:] /= np.sqrt(np.arange(1, spectrum.size))
+    pink = np.fft.irfft(spectrum, white.size)  # 1/f: a fan, a ventilated room
+    for noise in (white, pink, brown - brown.mean()):
+        assert voiced_share(0.3 * noise / np.abs(noise).max(), sr=SR) < 0.05
+    assert voiced_share(0.05 * np.sin(2 * np.pi * 100 * t) + 0.02 * np.sin(2 * np.pi * 200 * t), sr=SR) == 1.0
+    assert voiced_share(np.zeros(t.size), sr=SR) == 0.0
+    assert voiced_share(np.full(t.size, 0.3), sr=SR) == 0.0
+    assert voiced_share(0.01 * glide[:100], sr=SR) == 0.0
+    # a pause in the middle: only its voiced half counts
+    half = np.concatenate([0.01 * glide[: t.size // 2], np.zeros(t.size // 2)])
+    assert 0.4 < voiced_share(half, sr=SR) < 0.6
+    with pytest.raises(ConfigError, match="mono"):
+        voiced_share(np.zeros((2, SR)), sr=SR)
+    with pytest.raises(ConfigError, match="fmin"):
+        voiced_share(np.zeros(SR), sr=SR, fmin=20.0)

@@ -289,4 +289,47 @@ def pyin(
     )
 
 
-__all__ = ["PitchTrack", "cmnd", "difference", "pyin"]
+VOICED_DIP = 0.25
+"""A frame is voiced for the voice gate when its deepest YIN dip in the F0 range is below this (docs/live.md, "A gate
+that hears voicing"): no frame of steady pink noise reaches it, most frames of speech do."""
+
+
+def voiced_share(
+    y: np.ndarray,
+    *,
+    sr: int,
+    fmin: float = 60.0,
+    fmax: float = 500.0,
+    frame_seconds: float = 0.04,
+    hop_seconds: float = 0.01,
+    dip: float = VOICED_DIP,
+) -> float:
+    """The share of `y`'s frames that are voiced: their cumulative-mean-normalised difference (YIN) dips below
+    `dip` at a period of fmin-fmax Hz. A cheap voicing test for the live voice gate (no decoding, no F0): it
+    tells speech from steady broadband noise (a fan, pink noise) but not from a hum or music, which are voiced.
+    `y` mono at `sr` Hz; its DC offset is removed, and a frame without energy is unvoiced. 0.0 when `y` is
+    shorter than one frame."""
+    check_audio(y)
+    if y.ndim != 1:
+        raise ConfigError(f"voiced_share: expects mono audio [n], got shape {y.shape}")
+    if not 0 < fmin < fmax <= sr / 2:
+        raise ConfigError(
+            f"voiced_share: need 0 < fmin < fmax <= sr/2, got fmin={fmin}, fmax={fmax}, sr={sr}"
+        )
+    n_frame = int(round(frame_seconds * sr))
+    min_lag, max_lag = max(1, int(math.floor(sr / fmax))), int(math.ceil(sr / fmin))
+    if max_lag >= n_frame - 1:
+        raise ConfigError(f"voiced_share: a {frame_seconds} s frame cannot hold the period of fmin={fmin} Hz")
+    if y.size < n_frame:
+        return 0.0
+    x = np.asarray(y, dtype=np.float64)
+    x = x - x.mean()
+    d, head, _ = difference(
+        x, frame_length=n_frame, hop_length=max(1, int(round(hop_seconds * sr))), max_lag=max_lag
+    )
+    deepest = cmnd(d)[:, min_lag:].min(axis=1)
+    voiced = (deepest < dip) & (head[:, 0] > np.finfo(np.float64).tiny * n_frame)
+    return float(voiced.mean())
+
+
+__all__ = ["VOICED_DIP", "PitchTrack", "cmnd", "difference", "pyin", "voiced_share"]

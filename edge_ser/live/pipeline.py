@@ -28,6 +28,7 @@ import numpy as np
 
 from edge_ser.audio.level import SILENCE_DB, level_db
 from edge_ser.errors import AudioFormatError, ConfigError, InferenceError
+from edge_ser.features.pitch import voiced_share
 from edge_ser.inputs.fusion import faces_in_view
 from edge_ser.live.result import NO_FACE, NO_RESULT, SILENCE, LiveResult, StageTimes
 from edge_ser.speaker import active_adapters, clips_held, held, learn_clip
@@ -109,6 +110,9 @@ class VadGate:
     rise only, which took 40 s to climb from -90 to a fan at -50 dBFS). `start_at_gate`: the floor starts (and
     restarts after digital silence) at `vad_db - margin_db` instead of -90 dBFS: no hop below `vad_db` opens the
     gate anyway, so a lower start changes no decision but lengthens the climb to a loud steady sound.
+    `voicing`: a hop must also have at least this share of voiced frames (`edge_ser.features.pitch.voiced_share`,
+    YIN's dip; 0: off), which keeps a fan or other broadband noise out at any level; `floor=False` drops the
+    floor test (the level and the voicing decide). docs/live.md, "A gate that hears voicing".
     """
 
     def __init__(
@@ -119,8 +123,15 @@ class VadGate:
         steady_hops: int = 0,
         steady_db: float = 3.0,
         start_at_gate: bool = False,
+        voicing: float = 0.0,
+        floor: bool = True,
     ) -> None:
+        if not 0 <= voicing <= 1:
+            raise ConfigError(f"voicing {voicing} must be a share of a hop's frames in 0..1 (0: off)")
         self.vad_db, self.margin_db = vad_db, margin_db
+        self.voicing, self.use_floor = voicing, floor
+        self.voiced: float | None = None
+        """The last hop's voiced share, when the voicing test ran on it (None otherwise)."""
         self.steady_db = steady_db
         self.start = vad_db - margin_db if start_at_gate else -90.0
         self.floor = self.start
@@ -133,7 +144,10 @@ class VadGate:
         self._recent: deque[float] = deque(maxlen=max(1, steady_hops))
         self._steady = steady_hops > 0
 
-    def __call__(self, db: float) -> bool:
+    def __call__(self, db: float, hop: np.ndarray | None = None, sr: int | None = None) -> bool:
+        """Whether the hop at level `db` (dBFS) is speech; `hop` (mono samples at `sr` Hz) is needed when the gate
+        tests voicing, which it does only for a hop that passes the level (and the floor)."""
+        self.voiced = None
         # digital silence (a file's pause, a muted input): the floor is as low as it gets
         if not math.isfinite(db):
             self.floor = self.start
@@ -150,7 +164,14 @@ class VadGate:
         if above_floor and db < self.vad_db:
             self.quiet_hops += 1
             self.quiet_loudest = max(self.quiet_loudest, db)
-        return db >= self.vad_db and above_floor
+        if db < self.vad_db or (self.use_floor and not above_floor):
+            return False
+        if self.voicing <= 0:
+            return True
+        if hop is None or sr is None:
+            raise ConfigError("a voice gate that tests voicing needs the hop's samples and rate")
+        self.voiced = voiced_share(hop, sr=sr)
+        return self.voiced >= self.voicing
 
 
 class SlidingWindow:
