@@ -54,16 +54,13 @@ def _voiced(seconds: float, sr: int = SR, f0: float = 150.0, seed: int = 0) -> n
     return (0.1 * y / np.abs(y).max()).astype(np.float32)
 
 
-def _burst(seconds: float, sr: int = SR, seed: int = 1) -> np.ndarray:
-    return (0.05 * np.random.default_rng(seed).standard_normal(int(seconds * sr))).astype(np.float32)
-
-
 @pytest.fixture(scope="module")
 def wav(tmp_path_factory):
-    """5.5 s at 16 kHz: voiced 0-2 s, digital silence 2-3.5 s, a noise burst 3.5-5.5 s."""
+    """5.5 s at 16 kHz: voiced 0-2 s, digital silence 2-3.5 s, a higher voice 3.5-5.5 s (noise would be silence to
+    the voice gate, which tests voicing)."""
     from edge_ser.audio import write_wav
 
-    y = np.concatenate([_voiced(2.0), np.zeros(int(1.5 * SR), np.float32), _burst(2.0)])
+    y = np.concatenate([_voiced(2.0), np.zeros(int(1.5 * SR), np.float32), _voiced(2.0, f0=230.0, seed=1)])
     return write_wav(tmp_path_factory.mktemp("audio") / "a.wav", y, SR)
 
 
@@ -129,7 +126,7 @@ def test_run_on_a_wav_matches_predict_and_gates_silence(bundle, wav, no_camera, 
 
     y, _ = load(wav, sr=SR)
     n_win = int(round(win * SR))
-    speech_at = {1.5, 2.0, 4.0, 4.5, 5.0, 5.5}  # newest hop voiced / noisy; 2.5, 3.0, 3.5: the silent gap
+    speech_at = {1.5, 2.0, 4.0, 4.5, 5.0, 5.5}  # newest hop voiced; 2.5, 3.0, 3.5: the silent gap
     prev = None
     for r in results:
         assert r.labels == tuple(LABELS) and r.mode == "audio" and r.face_box is None and r.frame_size is None
@@ -181,7 +178,11 @@ def test_bench_live_reports_stage_timings(bundle, tmp_path, no_camera, capsys):
 
     sr_file = 22050
     y = np.concatenate(
-        [_voiced(1.5, sr=sr_file), np.zeros(sr_file // 2, np.float32), _burst(1.0, sr=sr_file)]
+        [
+            _voiced(1.5, sr=sr_file),
+            np.zeros(sr_file // 2, np.float32),
+            _voiced(1.0, sr=sr_file, f0=230.0, seed=1),
+        ]
     )
     wav = write_wav(tmp_path / "b.wav", y, sr_file)
     out = tmp_path / "bench"

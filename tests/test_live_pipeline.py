@@ -226,18 +226,31 @@ def test_the_gate_hears_no_dc_offset(bundles):
 
 
 def test_a_gate_open_for_long_notes_a_likely_steady_sound(bundles):
-    """Steady noise louder than the gate keeps it open for up to a minute (docs/live.md); after 30 s open without a
-    pause the results say so once, with a --vad-db that keeps the sound out."""
+    """A steady sound louder than the gate keeps it open (docs/live.md): broadband noise for up to a minute with the
+    level-and-floor gate, not at all with the voicing gate (the default), a hum as long as it lasts. After 30 s open
+    without a pause the results say so once, with a --vad-db that keeps the sound out."""
     from edge_ser.live.pipeline import OPEN_NOTE_SECONDS
 
     b = bundles["audio"]
-    pipe = LivePipeline(b, _engine(b), PipelineConfig(smoothing="none"))
     rng = np.random.default_rng(0)
     noise = lambda: (0.02 * rng.standard_normal(48000)).astype(np.float32)  # noqa: E731  -34 dBFS
-    notes = [pipe.step(3.0 + 0.5 * i, noise()).notes for i in range(int(2 * OPEN_NOTE_SECONDS) + 10)]
-    said = [n for ns in notes for n in ns if "voice gate has been open" in n]
-    assert len(said) == 1 and "a steady sound" in said[0] and "--vad-db -30" in said[0]
-    assert notes.index(next(ns for ns in notes if ns)) == 2 * OPEN_NOTE_SECONDS  # at the 30 s mark
+    t = np.arange(48000) / 16000
+    tone = (0.028 * np.sin(2 * np.pi * 100 * t) + 0.01 * np.sin(2 * np.pi * 200 * t)).astype(np.float32)
+    hum = tone.copy  # a mains hum, -34 dBFS: voiced
+    n = int(2 * OPEN_NOTE_SECONDS) + 10
+    for config, sound, said_as in (
+        (PipelineConfig(smoothing="none", vad_voicing=0.0), noise, "a steady sound (a fan, music)"),
+        (PipelineConfig(smoothing="none"), hum, "a steady voiced sound (music, a hum"),
+    ):
+        pipe = LivePipeline(b, _engine(b), config)
+        notes = [pipe.step(3.0 + 0.5 * i, sound()).notes for i in range(n)]
+        said = [n for ns in notes for n in ns if "voice gate has been open" in n]
+        assert len(said) == 1 and said_as in said[0] and "--vad-db -30" in said[0]
+        assert notes.index(next(ns for ns in notes if ns)) == 2 * OPEN_NOTE_SECONDS  # at the 30 s mark
+    pipe = LivePipeline(b, _engine(b), PipelineConfig(smoothing="none"))
+    assert not any(
+        pipe.step(3.0 + 0.5 * i, noise()).speech for i in range(n)
+    )  # the default: noise is silence
 
 
 def test_a_fusion_bundle_refuses_a_fallback_it_would_never_use_and_says_audio_without_a_face():

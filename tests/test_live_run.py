@@ -401,6 +401,25 @@ def test_a_quiet_speaker_among_loud_ones_is_noted(tmp_path, capsys):
     assert "a quiet speaker is being called silence" in err and re.search(r"--vad-db -(55|60)\)", err)
 
 
+def test_loud_noise_without_a_voice_is_silence_and_the_run_says_why(tmp_path, capsys):
+    """The voice gate tests voicing (docs/live.md, "A gate that hears voicing"): a recording of a fan louder than
+    --vad-db is silence, and the run ends saying the hops were loud but not voiced, and how to let them in."""
+    from edge_ser.audio import write_wav
+    from edge_ser.cli import main
+
+    fan = (0.03 * np.random.default_rng(2).standard_normal(8 * 16000)).astype(np.float32)  # -30 dBFS
+    wav = write_wav(tmp_path / "fan.wav", fan, 16000)
+    out = tmp_path / "fan.jsonl"
+    ser = str(ROOT / "bundles" / "ser_emodb")
+    args = ["run", ser, "--audio-file", str(wav), "--fast", "--no-console", "--json", str(out)]
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    assert not any(r.speech for r in read_jsonl(out))
+    assert re.search(r"never opened: \d+ hops reached --vad-db -45 .* not voiced.*--vad-voicing 0", err), err
+    assert main([*args, "--vad-voicing", "0"]) == 0  # the level and the floor: the fan is speech at first
+    assert any(r.speech for r in read_jsonl(out)) and "not voiced" not in capsys.readouterr().err
+
+
 def test_bench_live_writes_the_decisions_it_is_asked_for_and_says_what_it_measured(media, tmp_path, capsys):
     """`bench --live --json FILE` exited 0 without writing FILE (--json, --web and --overlay were accepted and
     ignored); the report did not say the threads, window, hop, sources or versions it measured, and a run shorter

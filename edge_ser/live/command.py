@@ -25,7 +25,7 @@ from edge_ser.cli.common import (
 )
 from edge_ser.errors import ConfigError
 from edge_ser.live.capture import CaptureSettings
-from edge_ser.live.pipeline import LEARN_DEFAULT, LEARN_MODES
+from edge_ser.live.pipeline import LEARN_DEFAULT, LEARN_MODES, VOICING_DEFAULT
 from edge_ser.live.run import gate_note
 from edge_ser.live.run import too_short as run_too_short
 from edge_ser.text import printable
@@ -95,6 +95,15 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
     m.add_argument("--majority-k", type=int, default=5, help="windows in the majority vote (default 5)")
     m.add_argument(
         "--vad-db", type=float, default=-45.0, help="silence below this RMS level, dBFS (default -45)"
+    )
+    m.add_argument(
+        "--vad-voicing",
+        type=float,
+        default=VOICING_DEFAULT,
+        metavar="SHARE",
+        help="share of each half second's frames that must be voiced for speech, so a fan or steady noise louder "
+        f"than --vad-db is silence (default {VOICING_DEFAULT:g}; 0: the level and its noise floor decide, as before; "
+        "docs/live.md)",
     )
     m.add_argument(
         "--face-every", type=int, default=5, help="full face detection every k-th crop (default 5)"
@@ -181,6 +190,7 @@ def build(args: argparse.Namespace, *, stop=None, outputs=(), keep: int = 10_000
         ema_alpha=args.ema_alpha,
         majority_k=args.majority_k,
         vad_db=args.vad_db,
+        vad_voicing=args.vad_voicing,
         learn=getattr(args, "learn", LEARN_DEFAULT),
     )
     runner = rec.runner(

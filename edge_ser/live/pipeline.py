@@ -41,6 +41,8 @@ UTTERANCE_MIN_S = 1.0
 """Shortest run of speech (seconds of open gate) that joins the statistics as an utterance: shorter is a click."""
 OPEN_NOTE_SECONDS = 30.0
 """Seconds of voice gate open without a pause after which the results note a likely steady sound."""
+VOICING_DEFAULT = 0.1
+"""`PipelineConfig.vad_voicing`'s default, chosen by the rule in docs/live.md (benchmarks/voice_gate.py)."""
 UTTERANCE_MAX_S = 10.0
 """A longer run of speech joins the statistics every this many seconds (the training clips are 1.5-8 s)."""
 
@@ -58,7 +60,11 @@ class PipelineConfig:
     vad_db: float = SILENCE_DB
     """Absolute gate: a window quieter than this (RMS, dBFS) is silence."""
     vad_margin_db: float = 10.0
-    """Relative gate: a window must also be this far above the tracked noise floor."""
+    """Relative gate: a window must also be this far above the tracked noise floor (only when `vad_voicing` is 0)."""
+    vad_voicing: float = VOICING_DEFAULT
+    """Share of the newest hop's frames that must be voiced (`VadGate(voicing=...)`), instead of the floor test: a
+    fan or other steady noise louder than `vad_db` stays out, continuous speech stays in. 0: the level and the
+    floor decide, as before 2026-12-05 (docs/live.md, "A gate that hears voicing")."""
     min_faces: float = 0.5
     """Fraction of a window's face crops that must have found a face to use the video input."""
     learn: str = LEARN_DEFAULT
@@ -86,6 +92,10 @@ class PipelineConfig:
         if not -120 <= self.vad_db <= 0:  # also refuses nan
             raise ConfigError(
                 f"vad_db (--vad-db) {self.vad_db} dBFS must be in -120..0 (a full-scale sine is -3)"
+            )
+        if not 0 <= self.vad_voicing <= 1:  # also refuses nan
+            raise ConfigError(
+                f"vad_voicing (--vad-voicing) {self.vad_voicing} must be a share of a hop's frames in 0..1 (0: off)"
             )
         if not 0 <= self.min_faces <= 1:
             raise ConfigError(f"min_faces={self.min_faces} must be in 0..1")
@@ -139,6 +149,8 @@ class VadGate:
         """Hops that rose `margin_db` above the floor but stayed under `vad_db` (quiet speech, or a quiet mic)."""
         self.quiet_loudest = -math.inf
         """The loudest of those hops (dBFS)."""
+        self.unvoiced_hops = 0
+        """Hops that reached `vad_db` (and the floor test, if on) but were not voiced enough: noise, or a whisper."""
         self.stood_out = False
         """Some hop rose `margin_db` above the floor (something other than the steady background was heard)."""
         self._recent: deque[float] = deque(maxlen=max(1, steady_hops))
@@ -171,6 +183,7 @@ class VadGate:
         if hop is None or sr is None:
             raise ConfigError("a voice gate that tests voicing needs the hop's samples and rate")
         self.voiced = voiced_share(hop, sr=sr)
+        self.unvoiced_hops += self.voiced < self.voicing
         return self.voiced >= self.voicing
 
 
@@ -242,8 +255,8 @@ class LivePipeline:
         self.labels = tuple(bundle.labels)
         self.kind = bundle.input_kind
         self.sr = self.kind.sample_rate
-        self.gate = VadGate(self.config.vad_db, self.config.vad_margin_db)
         c = self.config
+        self.gate = VadGate(c.vad_db, c.vad_margin_db, voicing=c.vad_voicing, floor=c.vad_voicing == 0)
         self.smoother = Smoother(c.smoothing, len(self.labels), c.ema_alpha, c.majority_k)
         if fallback is not None:
             if tuple(fallback.bundle.labels) != self.labels:
@@ -302,9 +315,14 @@ class LivePipeline:
         # the gate looks at the newest hop: "is someone speaking now", not "was there speech in the window"; its
         # DC offset is no sound (the features remove it too: a quiet mic's offset read as a -34 dBFS voice)
         hop = window[-max(1, int(round(self.config.hop * self.sr))) :]
-        db = level_db(hop - np.float32(hop.mean(dtype=np.float64))) if hop.size else level_db(hop)
+        hop = hop - np.float32(hop.mean(dtype=np.float64)) if hop.size else hop
+        db = level_db(hop)
         # a face-only model (no audio) asks for a face in view instead of speech
-        speech = self.gate(db) if self.kind.hears else self.kind.enough_faces(faces, self.config.min_faces)
+        speech = (
+            self.gate(db, hop, self.sr)
+            if self.kind.hears
+            else self.kind.enough_faces(faces, self.config.min_faces)
+        )
         notes = (*notes, *self._open_too_long(t, speech, db))
         learn_ms = 0.0  # the features of an utterance that joins the statistics, on the update that ends it
         if self.config.learn == "utterances" and self._follow_utterance(window, speech):
@@ -355,9 +373,10 @@ class LivePipeline:
 
     def _open_too_long(self, t: float, speech: bool, db: float) -> tuple[str, ...]:
         """A note, once per stretch, when the voice gate has stayed open for OPEN_NOTE_SECONDS without a pause:
-        people pause within that, so it is most likely a steady sound louder than the gate (a fan, music) being
-        classified as speech and learnt as the speaker (the floor climbs to it only 0.5 dB per hop,
-        docs/live.md). Says what --vad-db would keep it out."""
+        people pause within that, so it is most likely a steady sound louder than the gate being classified as
+        speech and learnt as the speaker: a voiced one (music, a hum, a television) when the gate tests voicing,
+        any (a fan too) when the level and the floor decide (it climbs only 0.5 dB per hop; docs/live.md). Says
+        what --vad-db would keep it out."""
         if not (self.kind.hears and speech):
             self._open_since, self._open_quietest, self._open_noted = None, math.inf, False
             return ()
@@ -368,10 +387,15 @@ class LivePipeline:
             return ()
         self._open_noted = True
         above = min(0.0, 5 * math.ceil((self._open_quietest + 3) / 5))
+        sound = (
+            "a steady voiced sound (music, a hum, a television)"
+            if self.gate.voicing
+            else "a steady sound (a fan, music)"
+        )
         return (
             f"the voice gate has been open for {t - self._open_since:.0f} s without a pause (its quietest hop "
-            f"{self._open_quietest:.1f} dBFS): if nobody is speaking, a steady sound (a fan, music) is being "
-            f"classified and learnt as the speaker; --vad-db {above:g} keeps it out",
+            f"{self._open_quietest:.1f} dBFS): if nobody is speaking, {sound} is being classified and learnt as the "
+            f"speaker; --vad-db {above:g} keeps it out",
         )
 
     def speaker_clips(self) -> int | None:

@@ -70,7 +70,8 @@ def gate_note(stats: RunStats, gate: Any) -> str | None:
     """Why a run that listened gave "silence" where there may have been speech (else None), from the run's
     statistics and its voice gate (`VadGate`): an input that was digital silence throughout (a muted or wrong
     device), one where nothing rose above the noise floor (no speech reached the microphone), a gate that never
-    opened on sound that did rise above it, or one that opened on some speech while much of it stayed under
+    opened on sound that did rise above it (too quiet, or loud but not voiced), or one that opened on some speech
+    while much of it stayed under
     `--vad-db` (a quiet speaker). Each says the level it saw, to one decimal, and a `--vad-db` in -120..0 that would
     open the gate on it; a plain "silence" run used to end with no word, and the advice could be out of range."""
     if not stats.updates:
@@ -85,6 +86,13 @@ def gate_note(stats: RunStats, gate: Any) -> str | None:
         return (
             f"no sound rose {gate.margin_db:g} dB above the noise floor (the loudest hop {stats.loudest_db:.1f} dBFS): "
             "no speech reached the microphone; is it muted, the wrong device (--mic), or too far?"
+        )
+    unvoiced = getattr(gate, "unvoiced_hops", 0)
+    if not stats.speech_updates and unvoiced:
+        return (
+            f"the voice gate never opened: {unvoiced} hops reached --vad-db {vad_db:g} (the loudest "
+            f"{stats.loudest_db:.1f} dBFS) but were not voiced, which is noise (a fan, traffic, rustling), not a "
+            "voice; if it was speech (a whisper), --vad-voicing 0 lets the level and the noise floor decide"
         )
     if gate.quiet_hops == 0:
         return None
