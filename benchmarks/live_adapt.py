@@ -44,7 +44,7 @@ from benchmarks._common import doc_body, run_main, write_results  # noqa: E402
 from converters.data import load_dataset  # noqa: E402
 from edge_ser.audio import load  # noqa: E402
 from edge_ser.audio.wav import write_wav  # noqa: E402
-from edge_ser.live.pipeline import PipelineConfig  # noqa: E402
+from edge_ser.live.pipeline import VOICING_DEFAULT, PipelineConfig  # noqa: E402
 from edge_ser.recognizer import Recognizer  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -111,6 +111,12 @@ def main() -> None:
     ap.add_argument("--tag", default="", help="results file suffix")
     ap.add_argument("--orders", type=int, default=3, help="clip orders per speaker of the paired set")
     ap.add_argument("--sets", default="paired,emodb,ravdess", help=f"of {sorted(SETS)}")
+    ap.add_argument(
+        "--vad-voicing",
+        type=float,
+        default=VOICING_DEFAULT,
+        help=f"the voice gate's voiced share (default {VOICING_DEFAULT:g}; 0: the level and floor gate)",
+    )
     args = ap.parse_args()
     everies = args.variants.split(",")
     rows = []
@@ -133,9 +139,11 @@ def main() -> None:
                     for e in everies:
                         rec = Recognizer(ROOT / "bundles" / bundle, "onnxruntime")
                         config = (
-                            PipelineConfig(learn="utterances")
+                            PipelineConfig(learn="utterances", vad_voicing=args.vad_voicing)
                             if e == "utterances"
-                            else PipelineConfig(learn="windows", learn_every=float(e))
+                            else PipelineConfig(
+                                learn="windows", learn_every=float(e), vad_voicing=args.vad_voicing
+                            )
                         )
                         results = list(rec.stream(audio_file=wav, realtime=False, config=config))
                         for k, (t, p) in _score(results, spans, config.hop).items():
@@ -145,7 +153,13 @@ def main() -> None:
                     print(f"{name} {spk} order {o}: {len(spans)} clips", flush=True)
         n_sessions = len(by_speaker) * orders
         for e in everies:
-            row = {"set": name, "bundle": bundle, "learn": e, "sessions": n_sessions}
+            row = {
+                "set": name,
+                "bundle": bundle,
+                "learn": e,
+                "sessions": n_sessions,
+                "vad_voicing": args.vad_voicing,
+            }
             for k, (t, p) in pooled[e].items():
                 row[k] = round(uar(t, p), 1)
                 row[f"{k}_n"] = len(t)
