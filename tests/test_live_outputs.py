@@ -667,6 +667,22 @@ def test_page_in_headless_chromium_shows_the_label(tmp_path: Path) -> None:
                 assert time.monotonic() < end, f"page shows {drv.text('#label')!r}"
                 time.sleep(0.05)
             assert drv.text("#speech") == "speech" and drv.text("#level") == "-21.5 dBFS"
+            # a note comes with one update; it stays on screen over the updates after it (it was gone 0.5 s later)
+            web.emit(make_result(t=2.0, notes=("camera lost: unplugged; audio-only until it is back",)))
+            for k in range(3):
+                web.emit(make_result(t=2.5 + k, label="sad"))
+            while drv.text("#t") != "4.50 s":
+                assert time.monotonic() < end, f"page shows {drv.text('#t')!r}"
+                time.sleep(0.05)
+            assert "camera lost: unplugged" in drv.text("#notes")
+            web.emit(make_result(t=5.0, label="sad", notes=("camera back",)))
+            while "camera back" not in drv.text("#notes"):
+                assert time.monotonic() < end, f"notes show {drv.text('#notes')!r}"
+                time.sleep(0.05)
+            assert drv.text("#notes").splitlines() == [
+                "camera back",
+                "camera lost: unplugged; audio-only until it is back",
+            ]
         finally:
             drv.quit()
     shot = tmp_path / "live_page_angry.png"

@@ -475,6 +475,22 @@ function buildBars(labels) {
   }
 }
 
+// a note comes with one update (camera lost, a steady sound...): it stays on screen NOTE_MS, newest first,
+// so a viewer who looks away for a few seconds still reads it; the same text again refreshes its time
+const NOTE_MS = 15000, NOTE_MAX = 5;
+let shown = [];
+function showNotes(notes, now) {
+  for (const text of notes || []) {
+    shown = shown.filter((x) => x.text !== text);
+    shown.push({ text, at: now });
+  }
+  shown = shown.filter((x) => now - x.at < NOTE_MS).slice(-NOTE_MAX);
+  const box = $("notes"); box.textContent = "";
+  for (const x of shown.slice().reverse()) {
+    const line = document.createElement("div"); line.textContent = x.text; box.appendChild(line);
+  }
+}
+
 function render(r) {
   const key = r.labels.join("\\u0000");
   if (key !== lastLabels) { buildBars(r.labels); lastLabels = key; }
@@ -503,7 +519,7 @@ function render(r) {
   const known = r.speaker_clips !== null && r.speaker_clips !== undefined;
   $("speaker-box").hidden = !known;
   if (known) $("speaker").textContent = r.speaker_clips + (r.speaker_clips === 1 ? " clip" : " clips");
-  $("notes").textContent = (r.notes || []).join(" \\u00b7 ");
+  showNotes(r.notes, Date.now());
   lastUpdate = Date.now();
   $("updated").textContent = new Date(lastUpdate).toLocaleTimeString();
   $("app").classList.remove("stale");
@@ -528,6 +544,7 @@ function connect() {
 connect();
 setInterval(() => {
   if (!lastUpdate) return;
+  showNotes([], Date.now());  // notes expire while no update comes too
   const age = (Date.now() - lastUpdate) / 1000;
   if (age > 3) {
     $("updated").textContent = new Date(lastUpdate).toLocaleTimeString() + " (" + age.toFixed(0) + " s ago)";
