@@ -117,6 +117,7 @@ def main() -> None:
         default=VOICING_DEFAULT,
         help=f"the voice gate's voiced share (default {VOICING_DEFAULT:g}; 0: the level and floor gate)",
     )
+    ap.add_argument("--vad-hangover", type=int, default=0, help="the voice gate's hangover, hops (default 0)")
     args = ap.parse_args()
     everies = args.variants.split(",")
     rows = []
@@ -139,10 +140,17 @@ def main() -> None:
                     for e in everies:
                         rec = Recognizer(ROOT / "bundles" / bundle, "onnxruntime")
                         config = (
-                            PipelineConfig(learn="utterances", vad_voicing=args.vad_voicing)
+                            PipelineConfig(
+                                learn="utterances",
+                                vad_voicing=args.vad_voicing,
+                                vad_hangover=args.vad_hangover,
+                            )
                             if e == "utterances"
                             else PipelineConfig(
-                                learn="windows", learn_every=float(e), vad_voicing=args.vad_voicing
+                                learn="windows",
+                                learn_every=float(e),
+                                vad_voicing=args.vad_voicing,
+                                vad_hangover=args.vad_hangover,
                             )
                         )
                         results = list(rec.stream(audio_file=wav, realtime=False, config=config))
@@ -159,6 +167,7 @@ def main() -> None:
                 "learn": e,
                 "sessions": n_sessions,
                 "vad_voicing": args.vad_voicing,
+                "vad_hangover": args.vad_hangover,
             }
             for k, (t, p) in pooled[e].items():
                 row[k] = round(uar(t, p), 1)

@@ -52,6 +52,11 @@ it is under the second."""
 HUM_HZ = 100.0
 VOICING_CANDIDATES = ((0.1, True), (0.2, True), (0.1, False), (0.2, False))
 """The voicing rule's candidates (docs/live.md): (voiced share of a hop, with the floor test or not)."""
+HANGOVER_CANDIDATES = (1, 2)
+"""The hangover rule's candidates (docs/live.md, "What the voicing gate costs in a quiet room"): hops after a voiced
+one that open the shipped voicing gate (0.1, no floor) without being voiced."""
+HANGOVER_NOISE_MAX = 0.10
+"""The hangover rule: at most this share of the labelled noise-only hops may open."""
 STEADY_CANDIDATES = ((4, 3.0), (6, 3.0), (4, 1.0), (6, 1.0))
 """The floor rules' candidates (docs/live.md): (N, D), N hops within D dB of each other make a steady sound. The
 first rule chose among the 3 dB pair, the second among the 1 dB pair."""
@@ -224,6 +229,7 @@ def measure(sets: dict, vad_db: float, **gate) -> dict:
         "start_at_gate": gate.get("start_at_gate", False),
         "voicing": gate.get("voicing", 0.0),
         "floor": gate.get("floor", True),
+        "hangover": gate.get("hangover", 0),
         "ravdess_heard": rh / rn,
         "ravdess_clips": rn,
         "emodb_heard": eh / en,
@@ -248,7 +254,8 @@ def voicing_name(r: dict) -> str:
     if not r["voicing"]:
         return "current (level and floor)"
     how = "added to the floor" if r["floor"] else "instead of the floor"
-    return f"voiced >= {r['voicing']:g} of the hop, {how}"
+    hang = r.get("hangover", 0)
+    return f"voiced >= {r['voicing']:g} of the hop, {how}" + (f", hangover {hang}" if hang else "")
 
 
 def choose_tracker(rows: list[dict], steady_db: float) -> int:
@@ -291,6 +298,20 @@ def choose_voicing(rows: list[dict]) -> dict | None:
     best = max(heard(r) for r in ok)
     near = [r for r in ok if heard(r) >= best - 0.005]
     return min(near, key=lambda r: (not r["floor"], r["voicing"]))
+
+
+def hangover_passes(before: dict, plain: dict, r: dict) -> bool:
+    """The voice_gate part of the hangover rule (docs/live.md): against the level-and-floor gate (`before`) and the
+    voicing gate without a hangover (`plain`): steady pink noise <= 1 % of hops at every level, the room tone no
+    more hops than `before`, every speech set's clips heard no fewer than `plain`, <= 10 % of the labelled
+    noise-only hops open. (The rule's other part is live_adapt.py's end-of-utterance UAR.)"""
+    speech = ("ravdess_heard", "emodb_heard", "ravdess_noisy_heard")
+    return (
+        all(v <= NOT_SPEECH_MAX for v in r["pink_noise_open"].values())
+        and r["room_tone_open"] <= before["room_tone_open"]
+        and all(r[k] >= plain[k] for k in speech)
+        and r["labelled_noise_open"] <= HANGOVER_NOISE_MAX
+    )
 
 
 def start_passes(rows: list[dict]) -> bool:
@@ -341,6 +362,12 @@ def main() -> int:
         for v, f in tqdm([(0.0, True), *VOICING_CANDIDATES], desc="voicing", disable=None)
     ]
     voicing_pick = choose_voicing(voicings)
+    plain = next(r for r in voicings if r["voicing"] == 0.1 and not r["floor"])
+    hangovers = [
+        measure(voiced_sets, SILENCE_DB, voicing=0.1, floor=False, hangover=h)
+        for h in tqdm(HANGOVER_CANDIDATES, desc="hangover", disable=None)
+    ]
+    hang_ok = {r["hangover"]: hangover_passes(voicings[0], plain, r) for r in hangovers}
     chosen = choose(levels)
     picks = {db: choose_tracker(trackers, db) for db in dict.fromkeys(d for _, d in STEADY_CANDIDATES)}
     pct = lambda v: f"{100 * v:.1f} %"  # noqa: E731
@@ -432,6 +459,24 @@ def main() -> int:
         "heard at most 0.5 point below the current gate's; at most 1 % of the labelled noise-only hops open; the "
         "highest mean clips heard, within 0.5 point the floor kept, then the smaller share).",
         "",
+        "## A hangover for the voicing gate",
+        "",
+        "The shipped voicing gate (0.1, no floor), and after a voiced hop up to H hops at the level that open it "
+        "without being voiced. The rule's voice_gate part (docs/live.md): steady pink noise <= 1 % of hops at every "
+        "level, room tone no more than the level-and-floor gate, each speech set's clips heard no fewer than "
+        f"without a hangover, <= {100 * HANGOVER_NOISE_MAX:g} % of the labelled noise-only hops open; its other part "
+        "is `live_adapt.py`'s end-of-utterance UAR.",
+        "",
+        f"| gate | {head} labelled speech hops open | labelled noise-only hops open | hum: hops open | passes this part |",
+        rule + "---|---|---|---|",
+        *(
+            row(r, voicing_name(r))
+            + f" {pct(r['labelled_speech_open'])} | {pct(r['labelled_noise_open'])} | {pct(r['hum_open'])} | "
+            + ("-" if not r.get("hangover") else ("yes" if hang_ok[r["hangover"]] else "no"))
+            + " |"
+            for r in [plain, *hangovers]
+        ),
+        "",
         f"Room tone: {levels[0]['room_tone_hops']} hops; pink noise: {int(NOISE_SECONDS / HOP_SECONDS)} hops per "
         "level.",
     ]
@@ -446,6 +491,8 @@ def main() -> int:
             "start_at_gate": start_ok,
             "voicing": voicings,
             "voicing_chosen": voicing_pick,
+            "hangover": hangovers,
+            "hangover_passes": {str(k): v for k, v in hang_ok.items()},
         },
         "\n".join(lines),
     )

@@ -284,3 +284,18 @@ def test_gate_with_voicing_keeps_broadband_noise_out_and_lets_a_voice_in():
         VadGate(-45, 10, voicing=0.1)(-30.0)
     with pytest.raises(ConfigError, match="voicing"):
         VadGate(-45, 10, voicing=1.5)
+
+
+def test_gate_hangover_keeps_an_utterance_open_over_its_unvoiced_hops_only_after_a_voiced_one():
+    sr = 16000
+    noise = (0.02 * np.random.default_rng(0).standard_normal(sr // 2)).astype(np.float32)
+    voice = _speech(0.5)
+    gate = VadGate(-45, 10, voicing=0.1, floor=False, hangover=1)
+    assert not gate(level_db(noise), noise, sr)  # unvoiced noise alone never starts it
+    assert gate(level_db(voice), voice, sr)
+    # one hop after a voiced one opens, the next does not
+    assert gate(level_db(noise), noise, sr) and not gate(level_db(noise), noise, sr)
+    assert gate(level_db(voice), voice, sr) and not gate(-math.inf) and not gate(level_db(noise), noise, sr)
+    assert gate.unvoiced_hops == 3
+    with pytest.raises(ConfigError, match="hangover"):
+        VadGate(-45, 10, hangover=-1)

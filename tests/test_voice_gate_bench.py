@@ -82,3 +82,16 @@ def test_labelled_hops_in_noise_and_the_gate_over_them():
     assert vg.labelled_open([(stream, speech, noise)], -45.0) == (1.0, 1.0)  # level alone: opens on the noise
     h = vg.hum(-40.0, 1.0)
     assert level_db(h) == pytest.approx(-40.0, abs=0.01)
+
+
+def test_the_hangover_rule_keeps_noise_out_and_speech_heard():
+    before = _row(room_tone_open=0.006)
+    plain = _row(voicing=0.1, floor=False, emodb_heard=1.0, labelled_noise_open=0.0)
+    good = {**plain, "hangover": 1, "labelled_noise_open": 0.08}
+    assert vg.hangover_passes(before, plain, good)
+    assert not vg.hangover_passes(
+        before, plain, {**good, "labelled_noise_open": 0.12}
+    )  # too many pauses open
+    assert not vg.hangover_passes(before, plain, {**good, "emodb_heard": 0.99})  # hears fewer clips
+    assert not vg.hangover_passes(before, plain, {**good, "pink_noise_open": {"-40": 0.02}})
+    assert vg.voicing_name(good) == "voiced >= 0.1 of the hop, instead of the floor, hangover 1"

@@ -65,6 +65,8 @@ class PipelineConfig:
     """Share of the newest hop's frames that must be voiced (`VadGate(voicing=...)`), instead of the floor test: a
     fan or other steady noise louder than `vad_db` stays out, continuous speech stays in. 0: the level and the
     floor decide, as before 2026-12-05 (docs/live.md, "A gate that hears voicing")."""
+    vad_hangover: int = 0
+    """Hops after a voiced one that open the gate at `vad_db` without being voiced (`VadGate(hangover=...)`)."""
     min_faces: float = 0.5
     """Fraction of a window's face crops that must have found a face to use the video input."""
     learn: str = LEARN_DEFAULT
@@ -97,6 +99,8 @@ class PipelineConfig:
             raise ConfigError(
                 f"vad_voicing (--vad-voicing) {self.vad_voicing} must be a share of a hop's frames in 0..1 (0: off)"
             )
+        if not 0 <= self.vad_hangover <= 20:
+            raise ConfigError(f"vad_hangover {self.vad_hangover} must be 0..20 hops")
         if not 0 <= self.min_faces <= 1:
             raise ConfigError(f"min_faces={self.min_faces} must be in 0..1")
         if self.learn not in LEARN_MODES:
@@ -122,7 +126,9 @@ class VadGate:
     gate anyway, so a lower start changes no decision but lengthens the climb to a loud steady sound.
     `voicing`: a hop must also have at least this share of voiced frames (`edge_ser.features.pitch.voiced_share`,
     YIN's dip; 0: off), which keeps a fan or other broadband noise out at any level; `floor=False` drops the
-    floor test (the level and the voicing decide). docs/live.md, "A gate that hears voicing".
+    floor test (the level and the voicing decide). `hangover`: after a voiced hop, up to this many hops that pass
+    the level but not the voicing still open it (an utterance's unvoiced end or middle; broadband noise alone never
+    starts it). docs/live.md, "A gate that hears voicing".
     """
 
     def __init__(
@@ -135,11 +141,15 @@ class VadGate:
         start_at_gate: bool = False,
         voicing: float = 0.0,
         floor: bool = True,
+        hangover: int = 0,
     ) -> None:
         if not 0 <= voicing <= 1:
             raise ConfigError(f"voicing {voicing} must be a share of a hop's frames in 0..1 (0: off)")
         self.vad_db, self.margin_db = vad_db, margin_db
-        self.voicing, self.use_floor = voicing, floor
+        if hangover < 0:
+            raise ConfigError(f"hangover {hangover} must be >= 0 hops")
+        self.voicing, self.use_floor, self.hangover = voicing, floor, int(hangover)
+        self._hang = 0
         self.voiced: float | None = None
         """The last hop's voiced share, when the voicing test ran on it (None otherwise)."""
         self.steady_db = steady_db
@@ -164,6 +174,7 @@ class VadGate:
         if not math.isfinite(db):
             self.floor = self.start
             self._recent.clear()
+            self._hang = 0
             return False
         self.floor = db if db < self.floor else min(db, self.floor + 0.5)
         if self._steady:
@@ -177,14 +188,21 @@ class VadGate:
             self.quiet_hops += 1
             self.quiet_loudest = max(self.quiet_loudest, db)
         if db < self.vad_db or (self.use_floor and not above_floor):
+            self._hang = 0
             return False
         if self.voicing <= 0:
             return True
         if hop is None or sr is None:
             raise ConfigError("a voice gate that tests voicing needs the hop's samples and rate")
         self.voiced = voiced_share(hop, sr=sr)
-        self.unvoiced_hops += self.voiced < self.voicing
-        return self.voiced >= self.voicing
+        if self.voiced >= self.voicing:
+            self._hang = self.hangover
+            return True
+        if self._hang > 0:  # an unvoiced stretch of the utterance the voiced hops before it opened
+            self._hang -= 1
+            return True
+        self.unvoiced_hops += 1
+        return False
 
 
 class SlidingWindow:
@@ -256,7 +274,13 @@ class LivePipeline:
         self.kind = bundle.input_kind
         self.sr = self.kind.sample_rate
         c = self.config
-        self.gate = VadGate(c.vad_db, c.vad_margin_db, voicing=c.vad_voicing, floor=c.vad_voicing == 0)
+        self.gate = VadGate(
+            c.vad_db,
+            c.vad_margin_db,
+            voicing=c.vad_voicing,
+            floor=c.vad_voicing == 0,
+            hangover=c.vad_hangover,
+        )
         self.smoother = Smoother(c.smoothing, len(self.labels), c.ema_alpha, c.majority_k)
         if fallback is not None:
             if tuple(fallback.bundle.labels) != self.labels:
