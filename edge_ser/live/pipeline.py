@@ -43,6 +43,9 @@ OPEN_NOTE_SECONDS = 30.0
 """Seconds of voice gate open without a pause after which the results note a likely steady sound."""
 VOICING_DEFAULT = 0.1
 """`PipelineConfig.vad_voicing`'s default, chosen by the rule in docs/live.md (benchmarks/voice_gate.py)."""
+HANGOVER_DEFAULT = 1
+"""`PipelineConfig.vad_hangover`'s default, chosen by the rule in docs/live.md ("What the voicing gate costs in a
+quiet room")."""
 UTTERANCE_MAX_S = 10.0
 """A longer run of speech joins the statistics every this many seconds (the training clips are 1.5-8 s)."""
 
@@ -65,8 +68,9 @@ class PipelineConfig:
     """Share of the newest hop's frames that must be voiced (`VadGate(voicing=...)`), instead of the floor test: a
     fan or other steady noise louder than `vad_db` stays out, continuous speech stays in. 0: the level and the
     floor decide, as before 2026-12-05 (docs/live.md, "A gate that hears voicing")."""
-    vad_hangover: int = 0
-    """Hops after a voiced one that open the gate at `vad_db` without being voiced (`VadGate(hangover=...)`)."""
+    vad_hangover: int = HANGOVER_DEFAULT
+    """Hops after a voiced one that open the gate at `vad_db` without being voiced (`VadGate(hangover=...)`): an
+    utterance's unvoiced end still ends its window. Used when `vad_voicing` is on."""
     min_faces: float = 0.5
     """Fraction of a window's face crops that must have found a face to use the video input."""
     learn: str = LEARN_DEFAULT
