@@ -200,6 +200,23 @@ def _viterbi(log_emit: np.ndarray, log_trans: np.ndarray, log_start: np.ndarray)
     return path
 
 
+def _lags(y: np.ndarray, sr: int, fmin: float, fmax: float, frame_length: int, who: str) -> tuple[int, int]:
+    """`who`'s input and F0 range checked (ConfigError naming it); the lags of fmax and fmin in samples."""
+    check_audio(y)
+    if y.ndim != 1:
+        raise ConfigError(f"{who}: expects mono audio [n], got shape {y.shape}")
+    if not 0 < fmin < fmax <= sr / 2:
+        raise ConfigError(f"{who}: need 0 < fmin < fmax <= sr/2, got fmin={fmin}, fmax={fmax}, sr={sr}")
+    min_lag = max(1, int(math.floor(sr / fmax)))
+    max_lag = int(math.ceil(sr / fmin))
+    if max_lag >= frame_length - 1 or min_lag + 2 > max_lag:
+        raise ConfigError(
+            f"{who}: a frame of {frame_length} samples cannot hold the {max_lag}-sample period of fmin={fmin} Hz: "
+            "raise frame_length or fmin"
+        )
+    return min_lag, max_lag
+
+
 def pyin(
     y: np.ndarray,
     *,
@@ -220,21 +237,10 @@ def pyin(
             (Praat's silence threshold, on frame energy): hum or whine in a recording's pauses is periodic, and
             pYIN alone calls it voiced at its own pitch. None: no gate (librosa's `pyin`).
     """
-    check_audio(y)
-    if y.ndim != 1:
-        raise ConfigError(f"pyin: expects mono audio [n], got shape {y.shape}")
-    if not 0 < fmin < fmax <= sr / 2:
-        raise ConfigError(f"pyin: need 0 < fmin < fmax <= sr/2, got fmin={fmin}, fmax={fmax}, sr={sr}")
+    min_lag, max_lag = _lags(y, sr, fmin, fmax, frame_length, "pyin")
     if silence_db is not None and not 0 < silence_db < 200:
         raise ConfigError(
             f"pyin: silence_db must be a positive level difference in dB or None, got {silence_db}"
-        )
-    min_lag = max(1, int(math.floor(sr / fmax)))
-    max_lag = int(math.ceil(sr / fmin))
-    if max_lag >= frame_length - 1 or min_lag + 2 > max_lag:
-        raise ConfigError(
-            f"pyin: a frame of {frame_length} samples cannot hold the {max_lag}-sample period of fmin={fmin} Hz: "
-            "raise frame_length or fmin"
         )
     half = frame_length // 2
     padded = np.zeros(y.size + 2 * half)
@@ -309,17 +315,8 @@ def voiced_share(
     tells speech from steady broadband noise (a fan, pink noise) but not from a hum or music, which are voiced.
     `y` mono at `sr` Hz; its DC offset is removed, and a frame without energy is unvoiced. 0.0 when `y` is
     shorter than one frame."""
-    check_audio(y)
-    if y.ndim != 1:
-        raise ConfigError(f"voiced_share: expects mono audio [n], got shape {y.shape}")
-    if not 0 < fmin < fmax <= sr / 2:
-        raise ConfigError(
-            f"voiced_share: need 0 < fmin < fmax <= sr/2, got fmin={fmin}, fmax={fmax}, sr={sr}"
-        )
     n_frame = int(round(frame_seconds * sr))
-    min_lag, max_lag = max(1, int(math.floor(sr / fmax))), int(math.ceil(sr / fmin))
-    if max_lag >= n_frame - 1:
-        raise ConfigError(f"voiced_share: a {frame_seconds} s frame cannot hold the period of fmin={fmin} Hz")
+    min_lag, max_lag = _lags(y, sr, fmin, fmax, n_frame, "voiced_share")
     if y.size < n_frame:
         return 0.0
     x = np.asarray(y, dtype=np.float64)
