@@ -285,11 +285,14 @@ class Recognizer:
         """Add a recording of the user to the speaker statistics: the whole file as one clip up to 30 s (as the
         bundle's training speakers were measured: every clip), else each 3 s window
         (`edge_ser.audio.stream.file_windows`) whose loudest half second reaches `vad_db` dBFS, the live voice
-        gate's level (`loudest_db`, as `learn_files` decides), so the pauses of a long recording are left out. A
+        gate's level (`loudest_db`, as `learn_files` decides) and is voiced as the live gate asks of a hop
+        (`voiced_share` >= `VOICING_DEFAULT`), so the pauses and the fan noise of a long recording are left out. A
         silent file adds nothing. A folder enrols every audio file in it (searched recursively, sorted), as
         `edge-ser run --enroll DIR`. A file already enrolled into the current statistics (the same bytes: in this
         session, or in a speaker file they were loaded from) is not added again. Returns the clips added."""
         from edge_ser.audio.stream import file_windows
+        from edge_ser.features.pitch import voiced_share
+        from edge_ser.live.pipeline import VOICING_DEFAULT
 
         self._need_adapters("enrol")
         if Path(path).is_dir():
@@ -303,7 +306,9 @@ class Recognizer:
             return 0
         added = 0
         for w in file_windows(path, self.sample_rate):
-            if speech_enough(loudest_db(w.samples, self.sample_rate), w.whole, vad_db):
+            if speech_enough(loudest_db(w.samples, self.sample_rate), w.whole, vad_db) and (
+                w.whole or voiced_share(w.samples, sr=self.sample_rate) >= VOICING_DEFAULT
+            ):
                 learn_clip(self.kind, self.speaker, self.engine, w.samples, self.sample_rate)
                 added += 1
         self._enrolled.add(mark)

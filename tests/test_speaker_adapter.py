@@ -268,9 +268,11 @@ def test_enroll_file_adds_each_clip_with_speech_as_the_live_loop_hears_it(tmp_pa
     rec = Recognizer(b, "numpy")
     short = write_wav(tmp_path / "short.wav", _voice(1), SR)  # up to 30 s: one clip
     assert rec.enroll_file(short) == 1 and rec.speaker.clips == 1
-    # a long recording: 3 s windows; the silent stretch in the middle is left out
-    y = np.concatenate([_voice(2, 12.0), np.zeros(9 * SR, np.float32), _voice(3, 12.0)])
-    assert rec.enroll_file(write_wav(tmp_path / "long.wav", y, SR)) == 8  # 11 windows, 3 silent
+    # a long recording: 3 s windows; the silent stretch in the middle is left out, and so is the stretch of loud
+    # fan noise (-30 dBFS, not voiced), as the live voice gate leaves it out
+    fan = (0.03 * np.random.default_rng(5).standard_normal(6 * SR)).astype(np.float32)
+    y = np.concatenate([_voice(2, 12.0), np.zeros(9 * SR, np.float32), _voice(3, 12.0), fan])
+    assert rec.enroll_file(write_wav(tmp_path / "long.wav", y, SR)) == 8  # 13 windows, 3 silent, 2 fan noise
     assert rec.speaker.clips == 9
     # the statistics are what enrolling the same windows by hand gives
     from edge_ser.audio.wav import read_wav
