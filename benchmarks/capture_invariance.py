@@ -5,7 +5,8 @@
 Each EMODB clip (16 kHz, band-limited at 8 kHz: the corpus as recorded) is re-captured as a microphone or a
 phone would: resampled to 8, 16, 22.05, 44.1 and 48 kHz, with and without full-band white noise at -60 dBFS
 (what a real 48 kHz microphone adds above 8 kHz), 20 dB quieter and louder (float WAV, no clipping), with a
-DC offset of 0.1, and as stereo with one dead channel. Every variant is written as a float WAV and classified
+DC offset of 0.1, as stereo with one dead channel, and with 2 s of quiet (-70 dBFS) or noisy (-50 dBFS) room
+before and after the speech (a recording started early and stopped late). Every variant is written as a float WAV and classified
 through the device path (`Recognizer.predict_files`: file reading, channel mix, resampling, features, engine),
 and compared with the clean 16 kHz mono clip's top-1. The clips are spread over all 10 speakers (every
 13th file), so most are from the bundles' own training data: this measures capture invariance, not accuracy.
@@ -61,9 +62,19 @@ class Capture:
     gain_db: float = 0.0
     dc: float = 0.0
     stereo_dead: bool = False
+    pad_s: float = 0.0
+    """Seconds of white noise at `pad_dbfs` before and after the clip (a recording started early and stopped late)."""
+    pad_dbfs: float = -70.0
 
     def apply(self, y16: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, int]:
         y = resample(y16, 16000, self.rate) if self.rate != 16000 else y16.copy()
+        if (
+            self.pad_s
+        ):  # its own seeded noise: the shared generator's draws, and so the other captures, stay as they were
+            pad = np.random.default_rng(y16.size).normal(
+                0.0, 10 ** (self.pad_dbfs / 20), (2, int(self.pad_s * self.rate))
+            )
+            y = np.concatenate([pad[0].astype(np.float32), y, pad[1].astype(np.float32)])
         y = y * np.float32(10 ** (self.gain_db / 20))
         if self.noise_dbfs is not None:  # white: flat up to rate/2, RMS at noise_dbfs
             y = y + rng.normal(0.0, 10 ** (self.noise_dbfs / 20), y.shape).astype(np.float32)
@@ -81,6 +92,8 @@ def captures() -> list[Capture]:
         Capture("+20 dB", gain_db=20.0),
         Capture("DC offset 0.1", dc=0.1),
         Capture("stereo, one dead channel", stereo_dead=True),
+        Capture("2 s of -70 dBFS noise before and after", pad_s=2.0),
+        Capture("2 s of -50 dBFS noise before and after", pad_s=2.0, pad_dbfs=-50.0),
         Capture(
             "48 kHz + noise, stereo dead, -20 dB",
             rate=48000,
