@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from edge_ser.audio.level import SILENCE_DB, level_db, loudest_db
+from edge_ser.audio.pauses import keep_seconds, trim_pauses
 from edge_ser.audio.stream import LONG_FILE_SECONDS
 from edge_ser.errors import (
     AudioFormatError,
@@ -309,7 +310,8 @@ class Recognizer:
             if speech_enough(loudest_db(w.samples, self.sample_rate), w.whole, vad_db) and (
                 w.whole or voiced_share(w.samples, sr=self.sample_rate) >= VOICING_DEFAULT
             ):
-                learn_clip(self.kind, self.speaker, self.engine, w.samples, self.sample_rate)
+                samples = self._trimmed(w.samples, self.sample_rate) if w.whole else w.samples
+                learn_clip(self.kind, self.speaker, self.engine, samples, self.sample_rate)
                 added += 1
         self._enrolled.add(mark)
         return added
@@ -455,7 +457,7 @@ class Recognizer:
         for i, path in enumerate(map(Path, paths)):
             t0 = time.perf_counter()
             try:
-                for w in self.kind.file_windows(path):
+                for w in self._file_windows(path):
                     if not _learns(w):
                         continue  # silence tells nothing about the speaker (and would drag the statistics)
                     learn_inputs(self.speaker, self.engine, w.inputs)
@@ -494,7 +496,7 @@ class Recognizer:
                     batch = []
                 continue
             try:
-                windows = self.kind.file_windows(path)
+                windows = self._file_windows(path)
                 first = next(windows)
             except (AudioFormatError, VideoFormatError) as e:
                 if on_bad_file is None:
@@ -608,13 +610,41 @@ class Recognizer:
         t0 = time.perf_counter()
         if faces is None and y.ndim == 1 and y.shape[0] > LONG_FILE_SECONDS * sr:
             return self._predict_long(None, self._memory_windows(y, sr), t0)
-        x = self.kind.audio_inputs(y, sr, faces)
         level = loudest_db(y, sr) if self.kind.hears else None
+        y = self._trimmed(y, sr) if faces is None and y.ndim == 1 else y
+        x = self.kind.audio_inputs(y, sr, faces)
         learn = level is None or speech_enough(level, True)
         p = self._run([x], [None], [(time.perf_counter() - t0) * 1e3], learn=[learn])[0]
         return replace(
             p, duration=y.shape[0] / sr if y.ndim else None, ood=p.ood or self.narrower(sr), level_db=level
         )
+
+    @property
+    def keep_pause(self) -> float | None:
+        """Seconds of pause a whole clip keeps before and after its speech (the manifest's `pauses` block,
+        `edge_ser.audio.pauses`); None when the bundle has none or its model takes faces (the faces are timed by
+        the audio)."""
+        if not self.kind.hears or self.kind.faces:
+            return None
+        return keep_seconds(self.bundle.manifest)
+
+    def _trimmed(self, y: np.ndarray, sr: int) -> np.ndarray:
+        """A whole clip with its pauses cut to `keep_pause` (itself without the block)."""
+        keep = self.keep_pause
+        return y if keep is None else trim_pauses(y, sr, keep)
+
+    def _file_windows(self, path: Path) -> Iterator[FileWindow]:
+        """The kind's windows of a file (`InputKind.file_windows`), a whole clip with its pauses cut to
+        `keep_pause`; a long file's windows are gated one by one instead."""
+        if self.keep_pause is None:
+            return self.kind.file_windows(path)
+        from edge_ser.audio.stream import file_windows
+
+        windows = file_windows(path, self.sample_rate)
+        trimmed = (
+            w._replace(samples=self._trimmed(w.samples, self.sample_rate)) if w.whole else w for w in windows
+        )
+        return self.kind.windows_inputs(trimmed, str(path))
 
     def _memory_windows(self, y: np.ndarray, sr: int) -> Iterator[FileWindow]:
         """Long audio in memory as a long file's windows (`edge_ser.audio.stream.cut_windows`, at the bundle's

@@ -6,6 +6,7 @@
      "lms_input" | "av_input" + "face_crop": {...},          # the input kind's block(s), if not a clip vector
      "normalization": {"mean", "std", "in_graph", "input"},  # optional
      "speaker_norm": {"input", "prior_mean", "prior_var", "prior_weight", "var_floor"},  # optional (edge_ser.speaker)
+     "pauses": {"keep_s", "measured_on"},  # optional (edge_ser.audio.pauses)
      "bitplan": {...}, "layers": [...], "flops": {...}, "accuracy": {...},
      "tflite": {"normalization_in_graph", "variants": {...}},   # optional TFLite variants
      "files": {"model.onnx": {"sha256", "bytes"}, "weights.esq": {...}, ...}}
@@ -22,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from edge_ser.audio.pauses import check_block as check_pauses
 from edge_ser.errors import BundleError
 from edge_ser.features.spec import FeatureSpec
 from edge_ser.inputs import kind_of
@@ -115,6 +117,7 @@ def validate_manifest(manifest: Any, *, source: str = "<manifest>") -> FeatureSp
     kind_of(manifest, c).check_manifest(c, manifest, inputs)
     _check_normalization(c, manifest, inputs)
     check_speaker_norm(c, manifest, inputs)
+    check_pauses(c, manifest)
     _check_bitplan_and_layers(c, manifest)
     acc = c.get(manifest, "accuracy", "", dict, required=False)
     for key in ("test", "val"):

@@ -300,7 +300,7 @@ VOICED_DIP = 0.25
 that hears voicing"): no frame of steady pink noise reaches it, most frames of speech do."""
 
 
-def voiced_share(
+def voiced_frames(
     y: np.ndarray,
     *,
     sr: int,
@@ -309,24 +309,30 @@ def voiced_share(
     frame_seconds: float = 0.04,
     hop_seconds: float = 0.01,
     dip: float = VOICED_DIP,
-) -> float:
-    """The share of `y`'s frames that are voiced: their cumulative-mean-normalised difference (YIN) dips below
-    `dip` at a period of fmin-fmax Hz. A cheap voicing test for the live voice gate (no decoding, no F0): it
-    tells speech from steady broadband noise (a fan, pink noise) but not from a hum or music, which are voiced.
-    `y` mono at `sr` Hz; its DC offset is removed, and a frame without energy is unvoiced. 0.0 when `y` is
-    shorter than one frame."""
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """Which of `y`'s frames are voiced: their cumulative-mean-normalised difference (YIN) dips below `dip` at a
+    period of fmin-fmax Hz (no decoding, no F0). `y` mono at `sr` Hz; its DC offset is removed, and a frame
+    without energy is unvoiced. Returns (voiced [T] bool, the frames' first samples [T], samples per frame); no
+    frames when `y` is shorter than one."""
     n_frame = int(round(frame_seconds * sr))
-    min_lag, max_lag = _lags(y, sr, fmin, fmax, n_frame, "voiced_share")
+    min_lag, max_lag = _lags(y, sr, fmin, fmax, n_frame, "voiced_frames")
+    hop = max(1, int(round(hop_seconds * sr)))
     if y.size < n_frame:
-        return 0.0
+        return np.zeros(0, bool), np.zeros(0, np.int64), n_frame
     x = np.asarray(y, dtype=np.float64)
     x = x - x.mean()
-    d, head, _ = difference(
-        x, frame_length=n_frame, hop_length=max(1, int(round(hop_seconds * sr))), max_lag=max_lag
-    )
+    d, head, _ = difference(x, frame_length=n_frame, hop_length=hop, max_lag=max_lag)
     deepest = cmnd(d)[:, min_lag:].min(axis=1)
     voiced = (deepest < dip) & (head[:, 0] > np.finfo(np.float64).tiny * n_frame)
-    return float(voiced.mean())
+    return voiced, np.arange(voiced.size, dtype=np.int64) * hop, n_frame
 
 
-__all__ = ["VOICED_DIP", "PitchTrack", "cmnd", "difference", "pyin", "voiced_share"]
+def voiced_share(y: np.ndarray, *, sr: int, **kw: float) -> float:
+    """The share of `y`'s frames that are voiced (`voiced_frames`, same options): the live voice gate's voicing
+    test. It tells speech from steady broadband noise (a fan, pink noise), not from a hum or music, which are
+    voiced. 0.0 when `y` is shorter than one frame."""
+    voiced, _, _ = voiced_frames(y, sr=sr, **kw)
+    return float(voiced.mean()) if voiced.size else 0.0
+
+
+__all__ = ["VOICED_DIP", "PitchTrack", "cmnd", "difference", "pyin", "voiced_frames", "voiced_share"]

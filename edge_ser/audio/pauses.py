@@ -1,0 +1,70 @@
+"""Pauses around a clip: find its speech, and keep no more pause before and after it than the bundle's training
+clips had (the manifest's optional `pauses` block, docs/protocol.md, "Pauses around the speech").
+
+A clip of up to 30 s is classified whole, pauses included, as every training clip was: its features average over
+the pauses and the level conditioning scales by the whole clip's RMS. A recording started early or stopped late is
+then a different input (2 s of quiet room before and after a clip changed the top-1 of 38-80 % of clips). Trimming
+the pause beyond what the training clips held leaves a clip like them unchanged and brings a padded one back.
+
+    "pauses": {"keep_s": 0.85, "measured_on": "..."}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from edge_ser.features.pitch import voiced_frames
+
+BLOCK = "pauses"
+SPEECH_RANGE_DB = 35.0
+"""A voiced frame counts as speech when its energy is within this many dB of the clip's loudest frame (the hum or
+a voice in the next room is voiced too, but quieter)."""
+MAX_KEEP_S = 30.0
+
+
+def speech_span(y: np.ndarray, sr: int) -> tuple[int, int] | None:
+    """(first, end) sample of `y`'s speech: from the first to the last 40 ms frame that is voiced
+    (`voiced_frames`) and within SPEECH_RANGE_DB of the loudest frame; None when no frame is."""
+    voiced, starts, n_frame = voiced_frames(y, sr=sr)
+    if not voiced.any():
+        return None
+    x = np.asarray(y, dtype=np.float64)
+    x = x - x.mean()
+    power = np.concatenate([[0.0], np.cumsum(x * x)])
+    energy = power[starts + n_frame] - power[starts]
+    speech = voiced & (energy >= energy.max() * 10.0 ** (-SPEECH_RANGE_DB / 10.0))
+    idx = np.flatnonzero(speech)
+    return int(starts[idx[0]]), int(starts[idx[-1]] + n_frame)
+
+
+def trim_pauses(y: np.ndarray, sr: int, keep_s: float) -> np.ndarray:
+    """`y` with at most `keep_s` seconds kept before the first and after the last speech frame (`speech_span`);
+    `y` itself when it has no speech or no longer pause."""
+    span = speech_span(y, sr)
+    if span is None:
+        return y
+    keep = int(round(keep_s * sr))
+    a, b = max(0, span[0] - keep), min(y.shape[0], span[1] + keep)
+    return y if (a, b) == (0, y.shape[0]) else y[a:b]
+
+
+def keep_seconds(manifest: Mapping[str, Any]) -> float | None:
+    """The pause a bundle keeps around a clip's speech (its `pauses.keep_s`), None without the block."""
+    block = manifest.get(BLOCK)
+    return None if block is None else float(block["keep_s"])
+
+
+def check_block(c: Any, manifest: Mapping[str, Any]) -> None:
+    """Check a manifest's optional `pauses` block (problems into the `edge_ser.schema.Checker` `c`)."""
+    block = c.get(manifest, BLOCK, "", dict, required=False)
+    if block is None:
+        return
+    c.mapping(block, BLOCK, required=("keep_s",), optional=("measured_on",))
+    if "keep_s" in block:
+        c.number(block["keep_s"], f"{BLOCK}.keep_s", lo=0, hi=MAX_KEEP_S, unit="s")
+
+
+__all__ = ["BLOCK", "SPEECH_RANGE_DB", "check_block", "keep_seconds", "speech_span", "trim_pauses"]
