@@ -282,12 +282,15 @@ class Recognizer:
                 f"{self.bundle.root}: this bundle has no speaker normalisation, so there is nothing to {what}"
             )
 
-    def enroll_file(self, path: str | os.PathLike[str], *, vad_db: float = SILENCE_DB) -> int:
+    def enroll_file(
+        self, path: str | os.PathLike[str], *, vad_db: float = SILENCE_DB, voicing: float | None = None
+    ) -> int:
         """Add a recording of the user to the speaker statistics: the whole file as one clip up to 30 s (as the
         bundle's training speakers were measured: every clip), else each 3 s window
         (`edge_ser.audio.stream.file_windows`) whose loudest half second reaches `vad_db` dBFS, the live voice
         gate's level (`loudest_db`, as `learn_files` decides) and is voiced as the live gate asks of a hop
-        (`voiced_share` >= `VOICING_DEFAULT`), so the pauses and the fan noise of a long recording are left out. A
+        (`voiced_share` >= `voicing`, default the live gate's `VOICING_DEFAULT`; 0: level only), so the pauses and
+        the fan noise of a long recording are left out. A
         silent file adds nothing. A folder enrols every audio file in it (searched recursively, sorted), as
         `edge-ser run --enroll DIR`. A file already enrolled into the current statistics (the same bytes: in this
         session, or in a speaker file they were loaded from) is not added again. Returns the clips added."""
@@ -295,20 +298,23 @@ class Recognizer:
         from edge_ser.features.pitch import voiced_share
         from edge_ser.live.pipeline import VOICING_DEFAULT
 
+        share = VOICING_DEFAULT if voicing is None else float(voicing)
+        if not 0 <= share <= 1:
+            raise ConfigError(f"voicing {voicing} must be a share of a window's frames in 0..1 (0: off)")
         self._need_adapters("enrol")
         if Path(path).is_dir():
             from edge_ser.fileio import find_files
             from edge_ser.inputs.base import AUDIO_EXTENSIONS
 
             files = find_files([Path(path)], AUDIO_EXTENSIONS, error=AudioFormatError, what="media files")
-            return sum(self.enroll_file(f, vad_db=vad_db) for f in files)
+            return sum(self.enroll_file(f, vad_db=vad_db, voicing=voicing) for f in files)
         mark = _fingerprint(path)
         if mark in self._enrolled:
             return 0
         added = 0
         for w in file_windows(path, self.sample_rate):
             if speech_enough(loudest_db(w.samples, self.sample_rate), w.whole, vad_db) and (
-                w.whole or voiced_share(w.samples, sr=self.sample_rate) >= VOICING_DEFAULT
+                w.whole or not share or voiced_share(w.samples, sr=self.sample_rate) >= share
             ):
                 samples = self._trimmed(w.samples, self.sample_rate) if w.whole else w.samples
                 learn_clip(self.kind, self.speaker, self.engine, samples, self.sample_rate)

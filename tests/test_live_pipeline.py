@@ -299,3 +299,28 @@ def test_gate_hangover_keeps_an_utterance_open_over_its_unvoiced_hops_only_after
     assert gate.unvoiced_hops == 3
     with pytest.raises(ConfigError, match="hangover"):
         VadGate(-45, 10, hangover=-1)
+
+
+def test_short_hops_judge_voicing_over_the_last_half_second_and_hangover_is_checked():
+    """A review found a 0.05 s hop opening the gate on 105 of 281 speech hops (the level-and-floor gate: 186): a
+    hop's own frames are too few to judge voicing. The gate now judges it over the last half second."""
+    from pathlib import Path
+
+    from edge_ser.bundle import load_bundle
+
+    b = load_bundle(Path(__file__).resolve().parents[1] / "bundles" / "ser_emodb")
+    # syllables: 0.25 s voiced, then 0.1 s of a loud fricative (unvoiced noise), as an utterance has them
+    rng = np.random.default_rng(3)
+    fricative = lambda: (0.03 * rng.standard_normal(1600)).astype(np.float32)  # noqa: E731
+    voice = np.concatenate([np.concatenate([_speech(0.25), fricative()]) for _ in range(18)])
+    for hop in (0.05, 0.1, 0.5):
+        pipe = LivePipeline(b, _engine(b), PipelineConfig(hop=hop, window=3.0, smoothing="none"))
+        n, w = int(hop * 16000), 48000
+        ends = range(w, voice.size + 1, n)
+        opened = [pipe.step(e / 16000, voice[e - w : e]).speech for e in ends]
+        assert np.mean(opened) > 0.9, (hop, np.mean(opened))
+    for bad in (1.5, -1, True, "1"):
+        with pytest.raises(ConfigError, match="vad_hangover"):
+            PipelineConfig(vad_hangover=bad)
+    with pytest.raises(ConfigError, match="hangover"):
+        VadGate(-45, 10, hangover=float("nan"))

@@ -453,3 +453,30 @@ def test_bench_live_writes_the_decisions_it_is_asked_for_and_says_what_it_measur
     assert main([*args[:-4], "--json", "-"]) == 0  # the decisions on stdout, the report on stderr
     captured = capsys.readouterr()
     assert all(line.startswith("{") for line in captured.out.splitlines() if line) and "CPU:" in captured.err
+
+
+def test_quiet_speech_with_noise_bursts_gets_the_quiet_note_not_the_unvoiced_one():
+    """A review found the new "not voiced" note hiding the quiet-speaker advice: quiet voiced speech under
+    --vad-db with three loud noise bursts in its pauses was told to switch voicing off, which opened the gate on
+    the bursts only. The unvoiced note is given only when unvoiced hops are not outnumbered by quiet ones."""
+    from edge_ser.live.pipeline import VadGate
+    from edge_ser.live.run import RunStats, gate_note
+
+    sr, rng = 16000, np.random.default_rng(0)
+    t = np.arange(sr // 2) / sr
+    voice = (0.005 * np.sin(2 * np.pi * 150 * t)).astype(np.float32)  # -49 dBFS, voiced
+    burst = (0.03 * rng.standard_normal(sr // 2)).astype(np.float32)  # -30 dBFS, not voiced
+    room = (1e-4 * rng.standard_normal(sr // 2)).astype(np.float32)
+    from edge_ser.audio.level import level_db
+
+    gate = VadGate(-45.0, 10.0, voicing=0.1, floor=False, hangover=1)
+    stats = RunStats()
+    for h in [room] * 4 + ([voice] * 5 + [room]) * 5 + [burst, room] * 3:
+        stats.updates += 1
+        stats.loudest_db = max(stats.loudest_db, level_db(h))
+        assert not gate(level_db(h), h, sr)
+    assert gate.quiet_hops == 25 and gate.unvoiced_hops == 3
+    note = gate_note(stats, gate)
+    assert "stayed" not in note and "under --vad-db -45" in note and "--vad-voicing 0" not in note
+    gate.quiet_hops = 2  # mostly loud noise: the unvoiced note
+    assert "not voiced" in gate_note(stats, gate)

@@ -272,7 +272,14 @@ def test_enroll_file_adds_each_clip_with_speech_as_the_live_loop_hears_it(tmp_pa
     # fan noise (-30 dBFS, not voiced), as the live voice gate leaves it out
     fan = (0.03 * np.random.default_rng(5).standard_normal(6 * SR)).astype(np.float32)
     y = np.concatenate([_voice(2, 12.0), np.zeros(9 * SR, np.float32), _voice(3, 12.0), fan])
-    assert rec.enroll_file(write_wav(tmp_path / "long.wav", y, SR)) == 8  # 13 windows, 3 silent, 2 fan noise
+    long = write_wav(tmp_path / "long.wav", y, SR)
+    level_only = Recognizer(b, "numpy")
+    assert level_only.enroll_file(long, voicing=0) == 10  # voicing off (--vad-voicing 0): the fan joins
+    from edge_ser.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="voicing"):
+        level_only.enroll_file(short, voicing=2.0)
+    assert rec.enroll_file(long) == 8  # 13 windows, 3 silent, 2 fan noise
     assert rec.speaker.clips == 9
     # the statistics are what enrolling the same windows by hand gives
     from edge_ser.audio.wav import read_wav

@@ -152,9 +152,12 @@ def save_speaker_file(rec, path: Path | None) -> str | None:
     return f"speaker file {path}: saved {rec.speaker_clips} clip(s) of the speaker"
 
 
-def enroll_files(rec, paths: Iterable[Path], stop=None) -> str:
-    """Feed the audio files among `paths` to `rec.enroll_file`; a line saying how many clips were added. `stop`
-    (an object with `is_set()`, the run's Ctrl-C flag) ends the enrolment between two files."""
+def enroll_files(
+    rec, paths: Iterable[Path], stop=None, *, vad_db: float | None = None, voicing: float | None = None
+) -> str:
+    """Feed the audio files among `paths` to `rec.enroll_file`, with the run's voice gate (`vad_db`, `voicing`;
+    None: the defaults); a line saying how many clips were added. `stop` (an object with `is_set()`, the run's
+    Ctrl-C flag) ends the enrolment between two files."""
     paths = list(paths)
     files = media_files(paths)
     if not files:
@@ -169,7 +172,8 @@ def enroll_files(rec, paths: Iterable[Path], stop=None) -> str:
         if rec.enrolled(f):
             known += 1
             continue
-        clips += rec.enroll_file(f)
+        gate = {k: v for k, v in (("vad_db", vad_db), ("voicing", voicing)) if v is not None}
+        clips += rec.enroll_file(f, **gate)
     line = f"enrolled {clips} clip(s) of speech from {done} file(s)"
     if known:
         line += f"; {known} file(s) were enrolled before (in the speaker file) and are not added twice"

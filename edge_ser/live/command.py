@@ -182,7 +182,8 @@ def build(args: argparse.Namespace, *, stop=None, outputs=(), keep: int = 10_000
     if loaded:
         print(f"edge-ser run: {loaded}", file=sys.stderr)
     if getattr(args, "enroll", None):
-        print(f"edge-ser run: {enroll_files(rec, args.enroll, stop)}", file=sys.stderr)
+        line = enroll_files(rec, args.enroll, stop, vad_db=args.vad_db, voicing=args.vad_voicing)
+        print(f"edge-ser run: {line}", file=sys.stderr)
     config = PipelineConfig(
         window=args.window,
         hop=args.hop,

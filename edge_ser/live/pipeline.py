@@ -26,7 +26,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from edge_ser.audio.level import SILENCE_DB, level_db
+from edge_ser.audio.level import GATE_SECONDS, SILENCE_DB, level_db
 from edge_ser.errors import AudioFormatError, ConfigError, InferenceError
 from edge_ser.features.pitch import voiced_share
 from edge_ser.inputs.fusion import faces_in_view
@@ -103,8 +103,9 @@ class PipelineConfig:
             raise ConfigError(
                 f"vad_voicing (--vad-voicing) {self.vad_voicing} must be a share of a hop's frames in 0..1 (0: off)"
             )
-        if not 0 <= self.vad_hangover <= 20:
-            raise ConfigError(f"vad_hangover {self.vad_hangover} must be 0..20 hops")
+        h = self.vad_hangover
+        if isinstance(h, bool) or not isinstance(h, int) or not 0 <= h <= 20:
+            raise ConfigError(f"vad_hangover {h!r} must be a whole number of hops in 0..20")
         if not 0 <= self.min_faces <= 1:
             raise ConfigError(f"min_faces={self.min_faces} must be in 0..1")
         if self.learn not in LEARN_MODES:
@@ -150,8 +151,8 @@ class VadGate:
         if not 0 <= voicing <= 1:
             raise ConfigError(f"voicing {voicing} must be a share of a hop's frames in 0..1 (0: off)")
         self.vad_db, self.margin_db = vad_db, margin_db
-        if hangover < 0:
-            raise ConfigError(f"hangover {hangover} must be >= 0 hops")
+        if isinstance(hangover, bool) or not isinstance(hangover, (int, np.integer)) or hangover < 0:
+            raise ConfigError(f"hangover {hangover!r} must be a whole number of hops >= 0")
         self.voicing, self.use_floor, self.hangover = voicing, floor, int(hangover)
         self._hang = 0
         self.voiced: float | None = None
@@ -342,12 +343,17 @@ class LivePipeline:
         t0 = time.perf_counter()
         # the gate looks at the newest hop: "is someone speaking now", not "was there speech in the window"; its
         # DC offset is no sound (the features remove it too: a quiet mic's offset read as a -34 dBFS voice)
-        hop = window[-max(1, int(round(self.config.hop * self.sr))) :]
+        n_hop = max(1, int(round(self.config.hop * self.sr)))
+        hop = window[-n_hop:]
         hop = hop - np.float32(hop.mean(dtype=np.float64)) if hop.size else hop
         db = level_db(hop)
+        # voicing is judged over the last half second at least (what it was chosen on): a shorter hop's own frames
+        # are too few, and an utterance's unvoiced stretches would flicker the gate
+        n_voice = int(GATE_SECONDS * self.sr)
+        voice = hop if n_hop >= n_voice or window.size <= n_hop else window[-n_voice:]
         # a face-only model (no audio) asks for a face in view instead of speech
         speech = (
-            self.gate(db, hop, self.sr)
+            self.gate(db, voice, self.sr)
             if self.kind.hears
             else self.kind.enough_faces(faces, self.config.min_faces)
         )

@@ -88,7 +88,9 @@ def gate_note(stats: RunStats, gate: Any) -> str | None:
             "no speech reached the microphone; is it muted, the wrong device (--mic), or too far?"
         )
     unvoiced = getattr(gate, "unvoiced_hops", 0)
-    if not stats.speech_updates and unvoiced:
+    # loud but unvoiced hops (noise) say so, unless more hops were quiet: then the quiet speaker's note below is
+    # the one to follow (the noise bursts of a quiet room must not hide it)
+    if not stats.speech_updates and unvoiced and unvoiced >= gate.quiet_hops:
         return (
             f"the voice gate never opened: {unvoiced} hops reached --vad-db {vad_db:g} (the loudest "
             f"{stats.loudest_db:.1f} dBFS) but were not voiced, which is noise (a fan, traffic, rustling), not a "
