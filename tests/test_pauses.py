@@ -92,3 +92,13 @@ def test_recognizer_cuts_a_whole_clip_to_its_speech_and_the_block_is_checked(ser
             write_bundle(tmp_path / "bad", manifest={**b.manifest, "pauses": bad}, files=b.files)
     shutil.rmtree(tmp_path / "bad", ignore_errors=True)
     assert json.loads((trimmed / "manifest.json").read_text())["pauses"] == {"keep_s": 0.5}
+
+
+def test_info_says_what_pause_a_bundle_keeps(ser, capsys):
+    from edge_ser.cli import main
+
+    plain, trimmed = ser
+    assert main(["info", str(trimmed)]) == 0
+    assert "pauses: a whole clip keeps at most 0.5 s" in capsys.readouterr().out
+    assert main(["info", str(plain)]) == 0
+    assert "pauses:" not in capsys.readouterr().out

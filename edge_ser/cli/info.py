@@ -53,12 +53,19 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 def _print_model(bundle) -> None:
     """What one model bundle holds: speaker normalisation, accuracy, counts, bit plan, files."""
+    from edge_ser.audio.pauses import keep_seconds
     from edge_ser.speaker import SpeakerAdapter
 
     m = bundle.manifest
     speaker = SpeakerAdapter(m)
     if speaker.active:
         _print(f"speaker normalisation: {speaker.describe()}")
+    keep = keep_seconds(m)
+    if keep is not None:
+        _print(
+            f"pauses: a whole clip keeps at most {keep:g} s before and after its speech, what the training clips "
+            "held (docs/protocol.md, 'Pauses around the speech')"
+        )
     _print_accuracy(m)
     _print_counts(bundle)
     _print(f"bit plan ({m['bitplan'].get('method', '?')}), per layer:")
