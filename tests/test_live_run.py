@@ -414,7 +414,9 @@ def test_loud_noise_without_a_voice_is_silence_and_the_run_says_why(tmp_path, ca
     args = ["run", ser, "--audio-file", str(wav), "--fast", "--no-console", "--json", str(out)]
     assert main(args) == 0
     err = capsys.readouterr().err
-    assert not any(r.speech for r in read_jsonl(out))
+    rows = read_jsonl(out)
+    assert not any(r.speech for r in rows)
+    assert all(r.voiced is not None and r.voiced < 0.1 for r in rows)  # each line says why: loud, not voiced
     assert re.search(r"never opened: \d+ hops reached --vad-db -45 .* not voiced.*--vad-voicing 0", err), err
     assert main([*args, "--vad-voicing", "0"]) == 0  # the level and the floor: the fan is speech at first
     assert any(r.speech for r in read_jsonl(out)) and "not voiced" not in capsys.readouterr().err

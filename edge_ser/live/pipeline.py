@@ -368,7 +368,8 @@ class LivePipeline:
         if self._degrades(faces):
             mode = "audio"  # a fusion bundle without a face in view answers (or stays silent) on audio alone
         common = {"t": t, "labels": self.labels, "level_db": db, "face_box": box, "frame_size": frame_size,
-                  "overflows": overflows, "notes": notes}  # fmt: skip
+                  "overflows": overflows, "notes": notes,
+                  "voiced": self.gate.voiced if self.kind.hears else None}  # fmt: skip
         # no estimate (silence, no face, a window skipped): `probs` and `smoothed` stay empty, as a vector of zeros
         # would read as a distribution over the labels; `label` says why
         if not speech:

@@ -55,6 +55,10 @@ class LiveResult:
     notes: tuple[str, ...] = ()
     ood: bool = False
     """The window's model input was beyond the range the model was trained on (clamped; `Prediction.ood`)."""
+    voiced: float | None = None
+    """The share of the newest half second's frames that were voiced, when the voice gate tested it (a hop that
+    reached the level with the voicing gate on); None otherwise. A hop at -30 dBFS that reads `silence` with a
+    share under the gate's (0.1 by default) was noise, not a voice."""
     speaker_clips: int | None = None
     """Utterances of the current speaker (and enrolled clips; windows with `PipelineConfig.learn` "windows") the
     speaker statistics hold after this update; None when the bundle does not learn its speaker. A new speaker is

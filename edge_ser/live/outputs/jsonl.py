@@ -132,6 +132,7 @@ def result_from_dict(d: dict[str, Any]) -> LiveResult:
         notes=tuple(d.get("notes", ())),
         ood=bool(d.get("ood", False)),
         speaker_clips=None if clips is None else int(clips),
+        voiced=None if d.get("voiced") is None else float(d["voiced"]),
     )
 
 
