@@ -262,8 +262,8 @@ class Recognizer:
 
     def enroll(self, y: np.ndarray, sr: int) -> bool:
         """Add a clip of the user (float samples in [-1, 1] at `sr` Hz) to the speaker statistics without
-        classifying it. Digital silence tells nothing about the speaker and is left out: returns whether the clip
-        was added. ConfigError when the bundle has no speaker normalisation (as `enroll_file`)."""
+        classifying it, its pause cut as `predict_audio` cuts it (`keep_pause`). Digital silence tells nothing about
+        the speaker and is left out: returns whether the clip was added. ConfigError when the bundle has no speaker normalisation (as `enroll_file`)."""
         self._need_adapters("enrol")
         y, sr = float_samples(y, sr, "enroll")
         if y.size:  # as predict_audio: a NaN glitch is an error, not silence
@@ -272,7 +272,8 @@ class Recognizer:
             check_audio(y, name="enroll: audio")
         if not speech_enough(level_db(y), True):
             return False
-        learn_clip(self.kind, self.speaker, self.engine, y, sr)
+        clip = self._trimmed(y, sr) if y.ndim == 1 else y  # as predict_audio classifies it
+        learn_clip(self.kind, self.speaker, self.engine, clip, sr)
         return True
 
     def _need_adapters(self, what: str) -> None:
@@ -617,8 +618,8 @@ class Recognizer:
         if faces is None and y.ndim == 1 and y.shape[0] > LONG_FILE_SECONDS * sr:
             return self._predict_long(None, self._memory_windows(y, sr), t0)
         level = loudest_db(y, sr) if self.kind.hears else None
-        y = self._trimmed(y, sr) if faces is None and y.ndim == 1 else y
-        x = self.kind.audio_inputs(y, sr, faces)
+        clip = self._trimmed(y, sr) if faces is None and y.ndim == 1 else y
+        x = self.kind.audio_inputs(clip, sr, faces)
         learn = level is None or speech_enough(level, True)
         p = self._run([x], [None], [(time.perf_counter() - t0) * 1e3], learn=[learn])[0]
         return replace(

@@ -78,7 +78,11 @@ def test_recognizer_cuts_a_whole_clip_to_its_speech_and_the_block_is_checked(ser
     assert t_rec.predict_audio(padded, SR).probabilities == pytest.approx(
         p_rec.predict_audio(tight, SR).probabilities, abs=1e-6
     )
+    assert t_rec.predict_audio(padded, SR).duration == pytest.approx(
+        padded.size / SR
+    )  # the clip's, not the cut's
     wav = write_wav(tmp_path / "padded.wav", padded, SR, subtype="FLOAT")
+    assert t_rec.predict_file(wav).duration == pytest.approx(padded.size / SR)
     assert t_rec.predict_file(wav).probabilities == pytest.approx(
         t_rec.predict_audio(padded, SR).probabilities, abs=1e-6
     )
@@ -102,3 +106,14 @@ def test_info_says_what_pause_a_bundle_keeps(ser, capsys):
     assert "pauses: a whole clip keeps at most 0.5 s" in capsys.readouterr().out
     assert main(["info", str(plain)]) == 0
     assert "pauses:" not in capsys.readouterr().out
+
+
+def test_enrolment_cuts_the_pause_as_prediction_does(ser):
+    from edge_ser.recognizer import Recognizer
+
+    plain, trimmed = ser
+    padded = np.concatenate([_room(3.0), _voice(2.0), _room(3.0, seed=1)])
+    a, b = Recognizer(trimmed, "numpy"), Recognizer(plain, "numpy")
+    assert a.enroll(padded, SR) and b.enroll(trim_pauses(padded, SR, 0.5), SR)
+    x = np.ones((1, 327), np.float32)
+    assert np.allclose(a.speaker.norm.apply(x), b.speaker.norm.apply(x))
