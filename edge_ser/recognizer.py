@@ -272,8 +272,8 @@ class Recognizer:
             check_audio(y, name="enroll: audio")
         if not speech_enough(level_db(y), True):
             return False
-        clip = self._trimmed(y, sr) if y.ndim == 1 else y  # as predict_audio classifies it
-        learn_clip(self.kind, self.speaker, self.engine, clip, sr)
+        clip, rate = self._trimmed(y, sr) if y.ndim == 1 else (y, sr)  # as predict_audio classifies it
+        learn_clip(self.kind, self.speaker, self.engine, clip, rate)
         return True
 
     def _need_adapters(self, what: str) -> None:
@@ -317,7 +317,7 @@ class Recognizer:
             if speech_enough(loudest_db(w.samples, self.sample_rate), w.whole, vad_db) and (
                 w.whole or not share or voiced_share(w.samples, sr=self.sample_rate) >= share
             ):
-                samples = self._trimmed(w.samples, self.sample_rate) if w.whole else w.samples
+                samples = self._trimmed(w.samples, self.sample_rate)[0] if w.whole else w.samples
                 learn_clip(self.kind, self.speaker, self.engine, samples, self.sample_rate)
                 added += 1
         self._enrolled.add(mark)
@@ -618,8 +618,8 @@ class Recognizer:
         if faces is None and y.ndim == 1 and y.shape[0] > LONG_FILE_SECONDS * sr:
             return self._predict_long(None, self._memory_windows(y, sr), t0)
         level = loudest_db(y, sr) if self.kind.hears else None
-        clip = self._trimmed(y, sr) if faces is None and y.ndim == 1 else y
-        x = self.kind.audio_inputs(clip, sr, faces)
+        clip, rate = self._trimmed(y, sr) if faces is None and y.ndim == 1 else (y, sr)
+        x = self.kind.audio_inputs(clip, rate, faces)
         learn = level is None or speech_enough(level, True)
         p = self._run([x], [None], [(time.perf_counter() - t0) * 1e3], learn=[learn])[0]
         return replace(
@@ -635,23 +635,35 @@ class Recognizer:
             return None
         return keep_seconds(self.bundle.manifest)
 
-    def _trimmed(self, y: np.ndarray, sr: int) -> np.ndarray:
-        """A whole clip with its pauses cut to `keep_pause` (itself without the block)."""
+    def _trimmed(self, y: np.ndarray, sr: int) -> tuple[np.ndarray, int]:
+        """A whole clip (and its rate) with its pauses cut to `keep_pause`, at the model's rate as a file is cut,
+        so that `predict_audio` at any rate gives `predict_file`'s answer; (y, sr) themselves without the block."""
         keep = self.keep_pause
-        return y if keep is None else trim_pauses(y, sr, keep)
+        if keep is None:
+            return y, sr
+        if sr != self.sample_rate:
+            from edge_ser.audio import resample
+
+            y, sr = resample(np.asarray(y, dtype=np.float32), sr, self.sample_rate), self.sample_rate
+        return trim_pauses(y, sr, keep), sr
 
     def _file_windows(self, path: Path) -> Iterator[FileWindow]:
         """The kind's windows of a file (`InputKind.file_windows`), a whole clip with its pauses cut to
-        `keep_pause`; a long file's windows are gated one by one instead."""
+        `keep_pause` (its `level_db` still the whole file's); a long file's windows are not cut."""
         if self.keep_pause is None:
             return self.kind.file_windows(path)
+        return self._cut_windows(path)
+
+    def _cut_windows(self, path: Path) -> Iterator[FileWindow]:
         from edge_ser.audio.stream import file_windows
 
-        windows = file_windows(path, self.sample_rate)
-        trimmed = (
-            w._replace(samples=self._trimmed(w.samples, self.sample_rate)) if w.whole else w for w in windows
-        )
-        return self.kind.windows_inputs(trimmed, str(path))
+        for w in file_windows(path, self.sample_rate):
+            if not w.whole:
+                yield from self.kind.windows_inputs([w], str(path))
+                continue
+            cut = w._replace(samples=self._trimmed(w.samples, self.sample_rate)[0])
+            for fw in self.kind.windows_inputs([cut], str(path)):
+                yield replace(fw, level_db=loudest_db(w.samples, self.sample_rate))
 
     def _memory_windows(self, y: np.ndarray, sr: int) -> Iterator[FileWindow]:
         """Long audio in memory as a long file's windows (`edge_ser.audio.stream.cut_windows`, at the bundle's

@@ -117,3 +117,39 @@ def test_enrolment_cuts_the_pause_as_prediction_does(ser):
     assert a.enroll(padded, SR) and b.enroll(trim_pauses(padded, SR, 0.5), SR)
     x = np.ones((1, 327), np.float32)
     assert np.allclose(a.speaker.norm.apply(x), b.speaker.norm.apply(x))
+
+
+def test_review_findings_loud_unvoiced_frames_rates_levels_and_bad_keep(ser, tmp_path):
+    """A review found: a crash when the loudest frame was not voiced; predict_audio cutting at the caller's rate
+    (22.05 kHz: 6 of 42 top-1s differed from predict_file); level_db of the cut clip on the file path; a shouted
+    vowel missing the voicing threshold cut off. Each is mended here."""
+    from edge_ser.audio import write_wav
+    from edge_ser.audio.polyphase import resample
+    from edge_ser.errors import ConfigError
+    from edge_ser.recognizer import Recognizer
+
+    rng = np.random.default_rng(0)
+    slam = (0.5 * rng.standard_normal(1600)).astype(np.float32)  # loud, unvoiced, 0.1 s
+    quiet_voice = (0.005 * np.sin(2 * np.pi * 150 * np.arange(SR) / SR)).astype(np.float32)
+    y = np.concatenate([_room(1.0), slam, _room(1.0, seed=2), quiet_voice, _room(1.0, seed=3)])
+    a, b = speech_span(y, SR)  # no crash; the voice is the speech, measured against the loudest voiced frame
+    assert abs(a / SR - 2.1) < 0.06 and abs(b / SR - 3.1) < 0.06
+    # a loud unvoiced stretch right after the voiced part (a shouted end of a word) stays in the span
+    shout = (0.3 * rng.standard_normal(int(0.3 * SR))).astype(np.float32)
+    z = np.concatenate([_room(1.0), _voice(1.0), shout, _room(1.0, seed=4)])
+    assert abs(speech_span(z, SR)[1] / SR - 2.3) < 0.06
+    # predict_audio at another rate cuts at the model's rate, as the file is cut
+    plain, trimmed = ser
+    rec = Recognizer(trimmed, "numpy", adapt=False)
+    padded = np.concatenate([_room(2.0), _voice(2.0), _room(2.0, seed=1)])
+    y22 = resample(padded, SR, 22050)
+    wav = write_wav(tmp_path / "p22.wav", y22, 22050, subtype="FLOAT")
+    by_file, in_memory = rec.predict_file(wav), rec.predict_audio(y22, 22050)
+    assert by_file.probabilities == pytest.approx(in_memory.probabilities, abs=1e-5)
+    # level_db is the whole clip's loudest half second on both paths (a tap louder than the speech counts)
+    tap = np.concatenate([_room(1.0), 0.5 * slam, _room(2.0, seed=5), _voice(1.5) * 0.05, _room(1.0, seed=6)])
+    wav2 = write_wav(tmp_path / "tap.wav", tap, SR, subtype="FLOAT")
+    assert rec.predict_file(wav2).level_db == pytest.approx(rec.predict_audio(tap, SR).level_db, abs=1e-6)
+    for bad in (-1.0, float("nan"), 31.0):
+        with pytest.raises(ConfigError, match="keep_s"):
+            trim_pauses(padded, SR, bad)

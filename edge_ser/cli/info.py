@@ -61,11 +61,14 @@ def _print_model(bundle) -> None:
     if speaker.active:
         _print(f"speaker normalisation: {speaker.describe()}")
     keep = keep_seconds(m)
-    if keep is not None:
+    kind = bundle.input_kind
+    if keep is not None and kind.hears and not kind.faces:
         _print(
             f"pauses: a whole clip keeps at most {keep:g} s before and after its speech, what the training clips "
             "held (docs/protocol.md, 'Pauses around the speech')"
         )
+    elif keep is not None:
+        _print("pauses: the manifest's block is not used (the model takes faces, timed by the whole clip)")
     _print_accuracy(m)
     _print_counts(bundle)
     _print(f"bit plan ({m['bitplan'].get('method', '?')}), per layer:")
