@@ -49,19 +49,23 @@ def test_every_file_gets_the_statistics_of_all_of_them_whatever_the_order(tmp_pa
     assert rec.adapting  # adaptation is back on after the classifying pass
 
 
-def test_short_files_are_read_once_and_a_bad_one_is_reported_once(tmp_path: Path) -> None:
+def test_short_files_are_read_once_and_a_bad_one_is_reported_once(tmp_path: Path, monkeypatch) -> None:
+    import edge_ser.audio.stream as stream
+
     rec = Recognizer(_with_block(tmp_path), "numpy")
     paths = _files(tmp_path / "v", 3)
     bad = tmp_path / "v" / "bad.wav"
     bad.write_bytes(b"not a wav")
     reads: list[Path] = []
-    kind_windows = rec.kind.file_windows
+    read_windows = stream.file_windows
 
-    def counting(path):
+    def counting(
+        path, *args, **kw
+    ):  # every reader of a file's windows (the kind's, and the pauses cut's) is here
         reads.append(Path(path))
-        return kind_windows(path)
+        return read_windows(path, *args, **kw)
 
-    rec.kind.file_windows = counting
+    monkeypatch.setattr(stream, "file_windows", counting)
     skipped: list[Path] = []
     out = list(
         rec.iter_predict_files([*paths, bad], on_bad_file=lambda p, e: skipped.append(p), learn_first=True)
