@@ -35,13 +35,9 @@ def speech_span(y: np.ndarray, sr: int) -> tuple[int, int] | None:
     """(first, end) sample of `y`'s speech: from the first to the last 40 ms frame that is voiced
     (`voiced_frames`) and within SPEECH_RANGE_DB of the loudest voiced frame, grown over the neighbouring frames
     within EDGE_RANGE_DB of its loudest; None when no frame is voiced (a whisper, noise: nothing is cut)."""
-    voiced, starts, n_frame = voiced_frames(y, sr=sr)
+    voiced, energy, starts, n_frame = voiced_frames(y, sr=sr)
     if not voiced.any():
         return None
-    x = np.asarray(y, dtype=np.float64)
-    x = x - x.mean()
-    power = np.concatenate([[0.0], np.cumsum(x * x)])
-    energy = power[starts + n_frame] - power[starts]
     loudest = energy[voiced].max()
     idx = np.flatnonzero(voiced & (energy >= loudest * 10.0 ** (-SPEECH_RANGE_DB / 10.0)))
     first, last = int(idx[0]), int(idx[-1])

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -300,6 +301,19 @@ VOICED_DIP = 0.25
 that hears voicing"): no frame of steady pink noise reaches it, most frames of speech do."""
 
 
+class VoicedFrames(NamedTuple):
+    """`voiced_frames`' answer, a value per frame [T] (none when the clip is shorter than one frame)."""
+
+    voiced: np.ndarray
+    """bool: the frame's YIN dip is below the threshold."""
+    energy: np.ndarray
+    """The frame's energy (sum of squares, DC offset removed)."""
+    starts: np.ndarray
+    """The frame's first sample."""
+    size: int
+    """Samples per frame."""
+
+
 def voiced_frames(
     y: np.ndarray,
     *,
@@ -309,30 +323,39 @@ def voiced_frames(
     frame_seconds: float = 0.04,
     hop_seconds: float = 0.01,
     dip: float = VOICED_DIP,
-) -> tuple[np.ndarray, np.ndarray, int]:
+) -> VoicedFrames:
     """Which of `y`'s frames are voiced: their cumulative-mean-normalised difference (YIN) dips below `dip` at a
-    period of fmin-fmax Hz (no decoding, no F0). `y` mono at `sr` Hz; its DC offset is removed, and a frame
-    without energy is unvoiced. Returns (voiced [T] bool, the frames' first samples [T], samples per frame); no
-    frames when `y` is shorter than one."""
+    period of fmin-fmax Hz (no decoding, no F0), with each frame's energy, which the difference function gives.
+    `y` mono at `sr` Hz; its DC offset is removed, and a frame without energy is unvoiced."""
     n_frame = int(round(frame_seconds * sr))
     min_lag, max_lag = _lags(y, sr, fmin, fmax, n_frame, "voiced_frames")
     hop = max(1, int(round(hop_seconds * sr)))
     if y.size < n_frame:
-        return np.zeros(0, bool), np.zeros(0, np.int64), n_frame
+        return VoicedFrames(np.zeros(0, bool), np.zeros(0), np.zeros(0, np.int64), n_frame)
     x = np.asarray(y, dtype=np.float64)
     x = x - x.mean()
     d, head, _ = difference(x, frame_length=n_frame, hop_length=hop, max_lag=max_lag)
     deepest = cmnd(d)[:, min_lag:].min(axis=1)
-    voiced = (deepest < dip) & (head[:, 0] > np.finfo(np.float64).tiny * n_frame)
-    return voiced, np.arange(voiced.size, dtype=np.int64) * hop, n_frame
+    energy = head[:, 0]  # head at lag 0: the whole frame
+    voiced = (deepest < dip) & (energy > np.finfo(np.float64).tiny * n_frame)
+    return VoicedFrames(voiced, energy, np.arange(voiced.size, dtype=np.int64) * hop, n_frame)
 
 
 def voiced_share(y: np.ndarray, *, sr: int, **kw: float) -> float:
     """The share of `y`'s frames that are voiced (`voiced_frames`, same options): the live voice gate's voicing
     test. It tells speech from steady broadband noise (a fan, pink noise), not from a hum or music, which are
     voiced. 0.0 when `y` is shorter than one frame."""
-    voiced, _, _ = voiced_frames(y, sr=sr, **kw)
+    voiced = voiced_frames(y, sr=sr, **kw).voiced
     return float(voiced.mean()) if voiced.size else 0.0
 
 
-__all__ = ["VOICED_DIP", "PitchTrack", "cmnd", "difference", "pyin", "voiced_frames", "voiced_share"]
+__all__ = [
+    "VOICED_DIP",
+    "PitchTrack",
+    "VoicedFrames",
+    "cmnd",
+    "difference",
+    "pyin",
+    "voiced_frames",
+    "voiced_share",
+]
