@@ -1,7 +1,8 @@
 """How often should a live session's speech join the speaker statistics? Sessions of unseen speakers, live.
 
     export EDGE_SER_DATA=/work/shared/datasets
-    python benchmarks/live_adapt.py [--variants 0,1.5,3,utterances] [--orders 3] [--sets paired,emodb,ravdess] [--tag T]
+    python benchmarks/live_adapt.py [--variants 0,1.5,3,utterances] [--orders 3] [--sets paired,emodb,ravdess]
+        [--gap 1] [--cut-pauses on|off] [--tag T]
 
 The live pipeline classifies a 3 s window every 0.5 s hop, and a bundle that learns its speaker (ser_*) lets
 windows with speech join the speaker statistics. Every window with speech did (`learn_every` 0): a 3 s utterance
@@ -11,7 +12,7 @@ estimated from near-copies. `learn_every` S lets one window join per S seconds o
 each run of speech between pauses join once, as one clip, when it ends (`PipelineConfig.learn`).
 
 Each session is one speaker the bundle never trained on: the speaker's clips in a seeded random order, each
-followed by 1 s of quiet room noise (-70 dBFS), written as one 16 kHz WAV and run through the real live loop
+followed by 1 s (`--gap`) of quiet room noise (-70 dBFS), written as one 16 kHz WAV and run through the real live loop
 (`Recognizer.stream(audio_file=..., realtime=False)`, a new session per speaker). Scored per clip, UAR %:
 - `final`: the last window with speech that ends within the clip (up to one hop after it): the decision on the
   utterance, on its last 3 s;
@@ -44,7 +45,7 @@ from benchmarks._common import doc_body, run_main, write_results  # noqa: E402
 from converters.data import load_dataset  # noqa: E402
 from edge_ser.audio import load  # noqa: E402
 from edge_ser.audio.wav import write_wav  # noqa: E402
-from edge_ser.live.pipeline import VOICING_DEFAULT, PipelineConfig  # noqa: E402
+from edge_ser.live.pipeline import CUT_PAUSES_DEFAULT, VOICING_DEFAULT, PipelineConfig  # noqa: E402
 from edge_ser.recognizer import Recognizer  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,8 +64,11 @@ def uar(true: list[str], pred: list[str]) -> float:
     return 100 * float(np.mean([np.mean(p[t == c] == c) for c in classes]))
 
 
-def _session(records, order_seed: int, tmp: Path) -> tuple[Path, list[tuple[float, float, str]]]:
-    """The speaker's clips in a seeded order with quiet gaps, as one WAV; (start, end, label) per clip."""
+def _session(
+    records, order_seed: int, tmp: Path, gap_s: float = GAP_S
+) -> tuple[Path, list[tuple[float, float, str]]]:
+    """The speaker's clips in a seeded order, each followed by `gap_s` of quiet room, as one WAV; (start, end,
+    label) per clip."""
     rng = np.random.default_rng(order_seed)
     order = rng.permutation(len(records))
     parts, spans, t = [], [], 0.0
@@ -74,9 +78,9 @@ def _session(records, order_seed: int, tmp: Path) -> tuple[Path, list[tuple[floa
         parts.append(y.astype(np.float32))
         spans.append((t, t + len(y) / SR, str(records[i].label)))
         t += len(y) / SR
-        quiet = (10 ** (-70 / 20) * np.sqrt(2) * noise.standard_normal(int(GAP_S * SR))).astype(np.float32)
+        quiet = (10 ** (-70 / 20) * np.sqrt(2) * noise.standard_normal(int(gap_s * SR))).astype(np.float32)
         parts.append(quiet)
-        t += GAP_S
+        t += gap_s
     path = tmp / f"session_{order_seed}.wav"
     write_wav(path, np.clip(np.concatenate(parts), -1, 1), SR, subtype="FLOAT")
     return path, spans
@@ -118,7 +122,19 @@ def main() -> None:
         help=f"the voice gate's voiced share (default {VOICING_DEFAULT:g}; 0: the level and floor gate)",
     )
     ap.add_argument("--vad-hangover", type=int, default=0, help="the voice gate's hangover, hops (default 0)")
+    ap.add_argument(
+        "--gap", type=float, default=GAP_S, help=f"seconds of quiet room after each clip (default {GAP_S:g})"
+    )
+    ap.add_argument(
+        "--cut-pauses",
+        choices=("on", "off"),
+        default="on" if CUT_PAUSES_DEFAULT else "off",
+        help="cut each window with speech to its speech plus the bundle's pauses.keep_s (PipelineConfig.cut_pauses)",
+    )
     args = ap.parse_args()
+    if not 0 < args.gap <= 30:
+        raise SystemExit(f"--gap {args.gap}: give 0..30 s of room after each clip")
+    cut = args.cut_pauses == "on"
     everies = args.variants.split(",")
     rows = []
     for name in args.sets.split(","):
@@ -136,7 +152,8 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             for spk, recs in sorted(by_speaker.items()):
                 for o in range(orders):
-                    wav, spans = _session(recs, int(spk) * 100 + o if spk.isdigit() else o, Path(tmp))
+                    seed = int(spk) * 100 + o if spk.isdigit() else o
+                    wav, spans = _session(recs, seed, Path(tmp), args.gap)
                     for e in everies:
                         rec = Recognizer(ROOT / "bundles" / bundle, "onnxruntime")
                         config = (
@@ -144,6 +161,7 @@ def main() -> None:
                                 learn="utterances",
                                 vad_voicing=args.vad_voicing,
                                 vad_hangover=args.vad_hangover,
+                                cut_pauses=cut,
                             )
                             if e == "utterances"
                             else PipelineConfig(
@@ -151,6 +169,7 @@ def main() -> None:
                                 learn_every=float(e),
                                 vad_voicing=args.vad_voicing,
                                 vad_hangover=args.vad_hangover,
+                                cut_pauses=cut,
                             )
                         )
                         results = list(rec.stream(audio_file=wav, realtime=False, config=config))
@@ -168,6 +187,8 @@ def main() -> None:
                 "sessions": n_sessions,
                 "vad_voicing": args.vad_voicing,
                 "vad_hangover": args.vad_hangover,
+                "gap_s": args.gap,
+                "cut_pauses": cut,
             }
             for k, (t, p) in pooled[e].items():
                 row[k] = round(uar(t, p), 1)
@@ -179,6 +200,8 @@ def main() -> None:
         "# Live sessions of unseen speakers: how often speech joins the speaker statistics",
         "",
         doc_body(__doc__),
+        "",
+        f"Room after each clip: {args.gap:g} s; windows cut to their speech (`--cut-pauses`): {args.cut_pauses}.",
         "",
         "| set | bundle | learns from (learn_every s, or utterances) | sessions | final UAR % | windows UAR % | first 10 clips, final UAR % "
         "| clips the statistics hold at the end (mean) |",

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from edge_ser.audio.level import SILENCE_DB, level_db, loudest_db
-from edge_ser.audio.pauses import keep_seconds, trim_pauses
+from edge_ser.audio.pauses import bundle_keep, trim_pauses
 from edge_ser.audio.stream import LONG_FILE_SECONDS
 from edge_ser.errors import (
     AudioFormatError,
@@ -631,9 +631,7 @@ class Recognizer:
         """Seconds of pause a whole clip keeps before and after its speech (the manifest's `pauses` block,
         `edge_ser.audio.pauses`); None when the bundle has none or its model takes faces (the faces are timed by
         the audio)."""
-        if not self.kind.hears or self.kind.faces:
-            return None
-        return keep_seconds(self.bundle.manifest)
+        return bundle_keep(self.bundle.manifest, self.kind)
 
     def _trimmed(self, y: np.ndarray, sr: int) -> tuple[np.ndarray, int]:
         """A whole clip (and its rate) with its pauses cut to `keep_pause`, at the model's rate as a file is cut,

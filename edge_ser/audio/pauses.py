@@ -68,6 +68,14 @@ def keep_seconds(manifest: Mapping[str, Any]) -> float | None:
     return None if block is None else float(block["keep_s"])
 
 
+def bundle_keep(manifest: Mapping[str, Any], kind: Any) -> float | None:
+    """The pause a whole clip keeps for a bundle of input kind `kind` (its `pauses.keep_s`): None without the block,
+    or when the model takes faces (the faces are timed by the audio) or no audio."""
+    if not kind.hears or kind.faces:
+        return None
+    return keep_seconds(manifest)
+
+
 def check_block(c: Any, manifest: Mapping[str, Any]) -> None:
     """Check a manifest's optional `pauses` block (problems into the `edge_ser.schema.Checker` `c`)."""
     block = c.get(manifest, BLOCK, "", dict, required=False)
@@ -82,6 +90,7 @@ __all__ = [
     "BLOCK",
     "EDGE_RANGE_DB",
     "SPEECH_RANGE_DB",
+    "bundle_keep",
     "check_block",
     "keep_seconds",
     "speech_span",

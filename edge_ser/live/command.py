@@ -25,7 +25,7 @@ from edge_ser.cli.common import (
 )
 from edge_ser.errors import ConfigError
 from edge_ser.live.capture import CaptureSettings
-from edge_ser.live.pipeline import LEARN_DEFAULT, LEARN_MODES, VOICING_DEFAULT
+from edge_ser.live.pipeline import CUT_PAUSES_DEFAULT, LEARN_DEFAULT, LEARN_MODES, VOICING_DEFAULT
 from edge_ser.live.run import gate_note
 from edge_ser.live.run import too_short as run_too_short
 from edge_ser.text import printable
@@ -104,6 +104,13 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
         help="share of each half second's frames that must be voiced for speech, so a fan or steady noise louder "
         f"than --vad-db is silence (default {VOICING_DEFAULT:g}; 0: the level and its noise floor decide, as before; "
         "docs/live.md)",
+    )
+    m.add_argument(
+        "--cut-pauses",
+        choices=("on", "off"),
+        default="on" if CUT_PAUSES_DEFAULT else "off",
+        help="cut each window with speech to its speech plus the pause the bundle's training clips held (a bundle "
+        f"with a pauses block; default {'on' if CUT_PAUSES_DEFAULT else 'off'}; docs/live.md)",
     )
     m.add_argument(
         "--face-every", type=int, default=5, help="full face detection every k-th crop (default 5)"
@@ -192,6 +199,7 @@ def build(args: argparse.Namespace, *, stop=None, outputs=(), keep: int = 10_000
         majority_k=args.majority_k,
         vad_db=args.vad_db,
         vad_voicing=args.vad_voicing,
+        cut_pauses=getattr(args, "cut_pauses", "on" if CUT_PAUSES_DEFAULT else "off") == "on",
         learn=getattr(args, "learn", LEARN_DEFAULT),
     )
     runner = rec.runner(

@@ -27,6 +27,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from edge_ser.audio.level import GATE_SECONDS, SILENCE_DB, level_db
+from edge_ser.audio.pauses import bundle_keep, trim_pauses
 from edge_ser.errors import AudioFormatError, ConfigError, InferenceError
 from edge_ser.features.pitch import voiced_share
 from edge_ser.inputs.fusion import faces_in_view
@@ -46,6 +47,8 @@ VOICING_DEFAULT = 0.1
 HANGOVER_DEFAULT = 1
 """`PipelineConfig.vad_hangover`'s default, chosen by the rule in docs/live.md ("What the voicing gate costs in a
 quiet room")."""
+CUT_PAUSES_DEFAULT = False
+"""`PipelineConfig.cut_pauses`' default, decided by the rule in docs/live.md ("Pauses inside the live window")."""
 UTTERANCE_MAX_S = 10.0
 """A longer run of speech joins the statistics every this many seconds (the training clips are 1.5-8 s)."""
 
@@ -71,6 +74,11 @@ class PipelineConfig:
     vad_hangover: int = HANGOVER_DEFAULT
     """Hops after a voiced one that open the gate at `vad_db` without being voiced (`VadGate(hangover=...)`): an
     utterance's unvoiced end still ends its window. Used when `vad_voicing` is on."""
+    cut_pauses: bool = CUT_PAUSES_DEFAULT
+    """Cut each window with speech, and each utterance that joins the speaker statistics, to its speech plus the
+    pause the bundle's training clips held (its manifest's `pauses` block, as a whole clip is cut; no effect on a
+    bundle without one or that takes faces): a short utterance after a pause is then not classified with the
+    room around it (docs/live.md, "Pauses inside the live window")."""
     min_faces: float = 0.5
     """Fraction of a window's face crops that must have found a face to use the video input."""
     learn: str = LEARN_DEFAULT
@@ -108,6 +116,8 @@ class PipelineConfig:
             raise ConfigError(f"vad_hangover {h!r} must be a whole number of hops in 0..20")
         if not 0 <= self.min_faces <= 1:
             raise ConfigError(f"min_faces={self.min_faces} must be in 0..1")
+        if not isinstance(self.cut_pauses, bool):
+            raise ConfigError(f"cut_pauses {self.cut_pauses!r} must be True or False")
         if self.learn not in LEARN_MODES:
             raise ConfigError(f"learn={self.learn!r} must be one of {LEARN_MODES}")
         if self.learn_every is not None and not 0 <= self.learn_every <= 300:
@@ -313,6 +323,8 @@ class LivePipeline:
                 fallback_speaker if fallback_speaker is not None else SpeakerAdapter(fallback.bundle.manifest)
             )
         self.front = self.kind.live(c.window)
+        self.keep_pause = bundle_keep(bundle.manifest, self.kind) if c.cut_pauses else None
+        """Seconds of pause a window with speech keeps around it (`cut_pauses`), None: windows are not cut."""
         self._open_since: float | None = None  # the open voice gate's stretch (`_open_too_long`)
         self._open_quietest, self._open_noted = math.inf, False
         self._speech_since_learn = 0.0
@@ -460,8 +472,12 @@ class LivePipeline:
         long_enough = self._utterance_hops * self.config.hop >= UTTERANCE_MIN_S - 1e-9
         self._utterance, self._utterance_hops = [], 0
         if long_enough:
-            learn_clip(self.kind, self.speaker, self.engine, y, self.sr)
+            learn_clip(self.kind, self.speaker, self.engine, self._cut(y), self.sr)
         return long_enough
+
+    def _cut(self, y: np.ndarray) -> np.ndarray:
+        """`y` cut to its speech plus `keep_pause` seconds before and after it (`y` itself when nothing is cut)."""
+        return y if self.keep_pause is None else trim_pauses(y, self.sr, self.keep_pause)
 
     def _learn_now(self) -> bool:
         """Whether this window with speech joins the speaker statistics: once `learn_seconds` of speech (counted
@@ -503,11 +519,12 @@ class LivePipeline:
         with contextlib.nullcontext() if learn else held(frozen):
             # the fallback's inputs through its own speaker statistics: it was trained on standardised inputs, and
             # raw ones put it out of range (every window "angry 1.00" on av_fn_audio until 2026-12-05)
-            x = (
-                self.speaker(self.front.inputs(window, faces))
-                if kind is self.kind
-                else self.fallback_speaker(kind.window_inputs(window))
-            )
+            if kind is not self.kind:
+                x = self.fallback_speaker(kind.window_inputs(window))
+            elif (cut := self._cut(window)) is window:
+                x = self.speaker(self.front.inputs(window, faces))
+            else:  # a window with its pauses cut is no longer the stream's newest window: framed on its own
+                x = self.speaker(kind.window_inputs(cut, faces))
             features_ms = (time.perf_counter() - tf) * 1e3
             ti = time.perf_counter()
             logits = engine.predict(x)  # a fusion engine updates its branches' statistics here
