@@ -1,6 +1,7 @@
 """Pauses around a whole clip (edge_ser.audio.pauses; docs/protocol.md, "Pauses around the speech"): the speech is
 found by voicing and level, only the pause beyond `keep_s` is cut, the manifest block is checked, and the
-Recognizer cuts a whole clip of a bundle with the block (predict_audio and a file alike), not a live window."""
+Recognizer cuts a whole clip of a bundle with the block (predict_audio and a file alike); a live window only when
+`PipelineConfig.cut_pauses` asks."""
 
 from __future__ import annotations
 
@@ -153,3 +154,51 @@ def test_review_findings_loud_unvoiced_frames_rates_levels_and_bad_keep(ser, tmp
     for bad in (-1.0, float("nan"), 31.0):
         with pytest.raises(ConfigError, match="keep_s"):
             trim_pauses(padded, SR, bad)
+
+
+def test_live_window_is_cut_to_its_speech_when_asked(ser):
+    """`PipelineConfig.cut_pauses`: a window with speech after a long pause is classified as its speech plus the
+    bundle's `keep_s` (as a whole clip is cut), and the utterance that joins the statistics is cut too; off, or
+    without the block, the window is classified as it stands (docs/live.md, "Pauses inside the live window")."""
+    from edge_ser.bundle import load_bundle
+    from edge_ser.engines import load_engine
+    from edge_ser.errors import ConfigError
+    from edge_ser.live.pipeline import LivePipeline, PipelineConfig
+    from edge_ser.speaker import SpeakerAdapter
+
+    plain, trimmed = ser
+    window = np.concatenate([_room(2.0), _voice(1.0)])  # 1 s of speech after a 2 s pause, in a 3 s window
+    cut = trim_pauses(window, SR, 0.5)
+    assert cut.size < window.size
+
+    def probs(path: Path, config: PipelineConfig, y: np.ndarray) -> tuple[float, ...]:
+        b = load_bundle(path)
+        speaker = SpeakerAdapter(b.manifest)
+        speaker.enabled = False  # the training prior: the same statistics for every call
+        pipe = LivePipeline(b, load_engine(b, "numpy"), config, speaker=speaker)
+        r = pipe.step(y.size / SR, y)
+        assert r.speech
+        return r.probs
+
+    on, off = PipelineConfig(smoothing="none", cut_pauses=True), PipelineConfig(smoothing="none")
+    # the window cut is the cut window classified as it stands
+    assert probs(trimmed, on, window) == pytest.approx(probs(trimmed, off, cut), abs=1e-6)
+    assert probs(trimmed, on, window) != pytest.approx(probs(trimmed, off, window), abs=1e-4)
+    # no block, nothing cut
+    assert probs(plain, on, window) == pytest.approx(probs(plain, off, window), abs=1e-6)
+    with pytest.raises(ConfigError, match="cut_pauses"):
+        PipelineConfig(cut_pauses="on")
+
+    # an utterance that joins the statistics goes through the same cut
+    b = load_bundle(trimmed)
+    pipe = LivePipeline(b, load_engine(b, "numpy"), PipelineConfig(cut_pauses=True, learn="utterances"))
+    assert pipe.keep_pause == 0.5
+    seen: list[tuple[int, int]] = []
+    pipe._cut = lambda y, cut=pipe._cut: seen.append((y.size, (c := cut(y)).size)) or c
+    stream = np.concatenate([_room(3.0), _voice(2.0), _room(2.0, seed=1)])
+    hop = SR // 2
+    for end in range(3 * SR, stream.size + 1, hop):
+        pipe.step(end / SR, stream[end - 3 * SR : end])
+    assert pipe.speaker_clips() == 1
+    # the utterance: the hop before, 2 s of speech, the hop after (0.5 s each), nothing beyond keep_s to cut
+    assert (3 * SR, 3 * SR) in seen
