@@ -45,7 +45,7 @@ from benchmarks._common import doc_body, run_main, write_results  # noqa: E402
 from converters.data import load_dataset  # noqa: E402
 from edge_ser.audio import load  # noqa: E402
 from edge_ser.audio.wav import write_wav  # noqa: E402
-from edge_ser.live.pipeline import CUT_PAUSES_DEFAULT, VOICING_DEFAULT, PipelineConfig  # noqa: E402
+from edge_ser.live.pipeline import CUT_PAUSES_DEFAULT, STEADY_DEFAULT, VOICING_DEFAULT, PipelineConfig  # noqa: E402
 from edge_ser.recognizer import Recognizer  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -123,6 +123,12 @@ def main() -> None:
     )
     ap.add_argument("--vad-hangover", type=int, default=0, help="the voice gate's hangover, hops (default 0)")
     ap.add_argument(
+        "--vad-steady",
+        type=float,
+        default=STEADY_DEFAULT,
+        help=f"the voice gate's steady-sound seconds (default {STEADY_DEFAULT:g}; 0: off)",
+    )
+    ap.add_argument(
         "--gap", type=float, default=GAP_S, help=f"seconds of quiet room after each clip (default {GAP_S:g})"
     )
     ap.add_argument(
@@ -161,6 +167,7 @@ def main() -> None:
                                 learn="utterances",
                                 vad_voicing=args.vad_voicing,
                                 vad_hangover=args.vad_hangover,
+                                vad_steady=args.vad_steady,
                                 cut_pauses=cut,
                             )
                             if e == "utterances"
@@ -169,6 +176,7 @@ def main() -> None:
                                 learn_every=float(e),
                                 vad_voicing=args.vad_voicing,
                                 vad_hangover=args.vad_hangover,
+                                vad_steady=args.vad_steady,
                                 cut_pauses=cut,
                             )
                         )
@@ -187,6 +195,7 @@ def main() -> None:
                 "sessions": n_sessions,
                 "vad_voicing": args.vad_voicing,
                 "vad_hangover": args.vad_hangover,
+                "vad_steady": args.vad_steady,
                 "gap_s": args.gap,
                 "cut_pauses": cut,
             }
@@ -201,7 +210,8 @@ def main() -> None:
         "",
         doc_body(__doc__),
         "",
-        f"Room after each clip: {args.gap:g} s; windows cut to their speech (`--cut-pauses`): {args.cut_pauses}.",
+        f"Room after each clip: {args.gap:g} s; windows cut to their speech (`--cut-pauses`): {args.cut_pauses}; "
+        f"the gate's steady-sound test (`--vad-steady`): {args.vad_steady:g} s.",
         "",
         "| set | bundle | learns from (learn_every s, or utterances) | sessions | final UAR % | windows UAR % | first 10 clips, final UAR % "
         "| clips the statistics hold at the end (mean) |",

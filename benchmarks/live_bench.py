@@ -91,6 +91,12 @@ def main() -> None:
         default="synthetic",
         help="the speech played: generated, or a corpus' own clips (needs the data set)",
     )
+    ap.add_argument(
+        "--vad-steady",
+        type=float,
+        default=None,
+        help="passed on to `edge-ser bench --live` (the voice gate's steady-sound seconds; default: its own)",
+    )
     args = ap.parse_args()
     import json
 
@@ -117,6 +123,7 @@ def main() -> None:
             args.engine,
             "--threads",
             "1",
+            *(["--vad-steady", f"{args.vad_steady:g}"] if args.vad_steady is not None else []),
             "--out",
             str(REPO / "benchmarks" / "results" / name),
         ]
@@ -132,6 +139,8 @@ def main() -> None:
         made_by += f" --bundle {args.bundle}"
     if args.speech != "synthetic":
         made_by += f" --speech {args.speech}"
+    if args.vad_steady is not None:
+        made_by += f" --vad-steady {args.vad_steady:g}"
     for suffix in (".md", ".json"):
         path = REPO / "benchmarks" / "results" / f"{name}{suffix}"
         text = path.read_text()

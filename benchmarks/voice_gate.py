@@ -13,7 +13,8 @@ ventilated room. Speech in noise: RAVDESS's sessions with steady pink noise at -
 varies the gate's level, the second the way its floor follows sound (`VadGate(steady_hops=N, steady_db=D)`: N hops
 within D dB of each other raise the floor to their minimum), the third where the floor starts, the fourth a gate
 that also tests each hop's voicing (`VadGate(voicing=v, floor=...)`), with labelled speech and noise-only hops in
-loud noise and a hum. docs/live.md ("The gate's level", "The floor of steady sound", "A gate that hears voicing")
+loud noise and a hum, the fifth a hangover for it, the sixth a test that shuts the gate on a steady voiced sound
+(`VadGate(steady_seconds=...)`), with speech over a hum. docs/live.md ("The gate's level", "The floor of steady sound", "A gate that hears voicing")
 gives the rules, fixed before the runs, that chose the defaults from these tables.
 Writes benchmarks/results/voice_gate.{md,json}.
 """
@@ -55,6 +56,11 @@ VOICING_CANDIDATES = ((0.1, True), (0.2, True), (0.1, False), (0.2, False))
 HANGOVER_CANDIDATES = (1, 2)
 """The hangover rule's candidates (docs/live.md, "What the voicing gate costs in a quiet room"): hops after a voiced
 one that open the shipped voicing gate (0.1, no floor) without being voiced."""
+STEADY_CANDIDATE = 2.0
+"""The steady-sound rule's candidate (docs/live.md, "A steady voiced sound"): seconds of voicing tests whose periods
+and energies hardly moved after which the shipped gate shuts."""
+HUM_DBFS = -40.0
+"""The hum alone, and under RAVDESS's sessions for the labelled speech-over-hum hops."""
 HANGOVER_NOISE_MAX = 0.10
 """The hangover rule: at most this share of the labelled noise-only hops may open."""
 STEADY_CANDIDATES = ((4, 3.0), (6, 3.0), (4, 1.0), (6, 1.0))
@@ -159,14 +165,16 @@ def hum(dbfs: float, seconds: float, f0: float = HUM_HZ):
     return (y * (10 ** (dbfs / 20) / np.sqrt(np.mean(y**2)))).astype(np.float32)
 
 
-def labelled_in_noise(per_speaker: dict[str, list], dbfs: float) -> list[tuple]:
+def labelled_in_noise(per_speaker: dict[str, list], dbfs: float, under=None) -> list[tuple]:
     """Per speaker, (stream with steady pink noise at `dbfs` under it, speech hops, noise-only hops): a hop is
     speech where the clean recording's hop reaches SPEECH_HOP_DB and noise only where it is under
-    NOISE_ONLY_HOP_DB (the recording's pauses); the others are neither."""
+    NOISE_ONLY_HOP_DB (the recording's pauses); the others are neither. `under`: another steady sound (`hum`) in
+    place of the pink noise."""
     import numpy as np
 
     out = []
-    for (_, clean), (_, noisy) in zip(per_speaker.items(), in_noise(per_speaker, dbfs).items(), strict=True):
+    noisy_sets = in_noise(per_speaker, dbfs, under)
+    for (_, clean), (_, noisy) in zip(per_speaker.items(), noisy_sets.items(), strict=True):
         levels = np.asarray(hop_levels(np.concatenate(clean), int(HOP_SECONDS * SR)))
         out.append((np.concatenate(noisy), levels >= SPEECH_HOP_DB, levels < NOISE_ONLY_HOP_DB))
     return out
@@ -203,13 +211,15 @@ def choose(rows: list[dict]) -> float | None:
     return max((r["vad_db"] for r in ok), default=None)
 
 
-def in_noise(per_speaker: dict[str, list], dbfs: float) -> dict[str, list]:
-    """Each speaker's clips with one steady pink noise at `dbfs` RMS running under the whole session."""
+def in_noise(per_speaker: dict[str, list], dbfs: float, under=None) -> dict[str, list]:
+    """Each speaker's clips with one steady pink noise at `dbfs` RMS running under the whole session (`under`:
+    another steady sound made as `under(dbfs, seconds)`, a hum)."""
     import numpy as np
 
     out = {}
     for k, (speaker, clips) in enumerate(per_speaker.items()):
-        noise = pink_noise(dbfs, sum(c.size for c in clips) / SR + 1, seed=100 + k)
+        seconds = sum(c.size for c in clips) / SR + 1
+        noise = pink_noise(dbfs, seconds, seed=100 + k) if under is None else under(dbfs, seconds)
         ends = np.cumsum([0] + [c.size for c in clips])
         out[speaker] = [c + noise[a:b] for c, a, b in zip(clips, ends[:-1], ends[1:], strict=True)]
     return out
@@ -246,6 +256,9 @@ def measure(sets: dict, vad_db: float, **gate) -> dict:
             sets["labelled"], vad_db, **gate
         )
         row["hum_open"] = _share(hops_open([sets["hum"]], vad_db, **gate))
+    if "labelled_hum" in sets:
+        row["hum_speech_open"], row["hum_only_open"] = labelled_open(sets["labelled_hum"], vad_db, **gate)
+        row["steady_seconds"] = gate.get("steady_seconds", 0.0)
     return row
 
 
@@ -314,6 +327,16 @@ def hangover_passes(before: dict, plain: dict, r: dict) -> bool:
     )
 
 
+def steady_passes(shipped: dict, r: dict) -> bool:
+    """The steady-sound rule's voice_gate parts (docs/live.md, "A steady voiced sound")."""
+    speech = ("ravdess_heard", "emodb_heard", "ravdess_noisy_heard", "labelled_speech_open")
+    return (
+        r["hum_open"] <= 0.10
+        and all(r[k] >= shipped[k] - 0.001 for k in speech)
+        and r["hum_speech_open"] >= shipped["hum_speech_open"] - 0.01
+    )
+
+
 def start_passes(rows: list[dict]) -> bool:
     """The start rule (docs/live.md): the floor starting at vad_db - margin (rows[1]) against -90 (rows[0]):
     steady pink noise opens <= 10 % of hops at every level, each speech set's clips heard fall by <= 0.5 point,
@@ -368,6 +391,13 @@ def main() -> int:
         for h in tqdm(HANGOVER_CANDIDATES, desc="hangover", disable=None)
     ]
     hang_ok = {r["hangover"]: hangover_passes(voicings[0], plain, r) for r in hangovers}
+    hum_sets = {**voiced_sets, "labelled_hum": labelled_in_noise(ravdess, HUM_DBFS, hum)}
+    shipped = {"voicing": 0.1, "floor": False, "hangover": 1}
+    steadies = [
+        measure(hum_sets, SILENCE_DB, **shipped, steady_seconds=v)
+        for v in tqdm((0.0, STEADY_CANDIDATE), desc="steady sound", disable=None)
+    ]
+    steady_ok = steady_passes(*steadies)
     chosen = choose(levels)
     picks = {db: choose_tracker(trackers, db) for db in dict.fromkeys(d for _, d in STEADY_CANDIDATES)}
     pct = lambda v: f"{100 * v:.1f} %"  # noqa: E731
@@ -477,6 +507,35 @@ def main() -> int:
             for r in [plain, *hangovers]
         ),
         "",
+        "## A steady voiced sound",
+        "",
+        "The shipped gate (voicing 0.1, no floor, hangover 1), and the same gate that shuts when its voicing tests of "
+        f"the last {STEADY_CANDIDATE:g} s all passed and their voiced frames' periods spread by less than 3 % and "
+        f"their energies by less than 3 dB (`VadGate(steady_seconds=...)`). Over the hum: RAVDESS's sessions with "
+        f"the {HUM_DBFS:g} dBFS hum under them, labelled as the pink-noise set (speech hops, and hum-only hops: "
+        "reported, not ruled on).",
+        "",
+        f"| gate | {head} labelled speech hops open | labelled noise-only hops open | hum: hops open | over the hum: "
+        "speech hops open | over the hum: hum-only hops open |",
+        rule + "---|---|---|---|---|",
+        *(
+            row(
+                r,
+                "shipped"
+                if not r["steady_seconds"]
+                else f"shipped + steady sound after {r['steady_seconds']:g} s",
+            )
+            + f" {pct(r['labelled_speech_open'])} | {pct(r['labelled_noise_open'])} | {pct(r['hum_open'])} | "
+            f"{pct(r['hum_speech_open'])} | {pct(r['hum_only_open'])} |"
+            for r in steadies
+        ),
+        "",
+        "The steady-sound rule's voice_gate parts (docs/live.md: the hum alone <= 10 % of hops open; each speech "
+        "set's clips heard and the labelled speech hops in pink noise at most 0.1 point below the shipped gate's; "
+        "over the hum, speech hops at most 1.0 point below): "
+        + ("**pass**" if steady_ok else "**fail**")
+        + ". Its other parts are `live_adapt.py`'s UARs and the live bench.",
+        "",
         f"Room tone: {levels[0]['room_tone_hops']} hops; pink noise: {int(NOISE_SECONDS / HOP_SECONDS)} hops per "
         "level.",
     ]
@@ -493,6 +552,8 @@ def main() -> int:
             "voicing_chosen": voicing_pick,
             "hangover": hangovers,
             "hangover_passes": {str(k): v for k, v in hang_ok.items()},
+            "steady": steadies,
+            "steady_passes": steady_ok,
         },
         "\n".join(lines),
     )

@@ -35,7 +35,7 @@ def speech_span(y: np.ndarray, sr: int) -> tuple[int, int] | None:
     """(first, end) sample of `y`'s speech: from the first to the last 40 ms frame that is voiced
     (`voiced_frames`) and within SPEECH_RANGE_DB of the loudest voiced frame, grown over the neighbouring frames
     within EDGE_RANGE_DB of its loudest; None when no frame is voiced (a whisper, noise: nothing is cut)."""
-    voiced, energy, starts, n_frame = voiced_frames(y, sr=sr)
+    voiced, energy, starts, n_frame, _ = voiced_frames(y, sr=sr)
     if not voiced.any():
         return None
     loudest = energy[voiced].max()

@@ -312,6 +312,8 @@ class VoicedFrames(NamedTuple):
     """The frame's first sample."""
     size: int
     """Samples per frame."""
+    period: np.ndarray
+    """The lag (samples) of the frame's deepest dip in the F0 range: its period when it is voiced."""
 
 
 def voiced_frames(
@@ -331,14 +333,18 @@ def voiced_frames(
     min_lag, max_lag = _lags(y, sr, fmin, fmax, n_frame, "voiced_frames")
     hop = max(1, int(round(hop_seconds * sr)))
     if y.size < n_frame:
-        return VoicedFrames(np.zeros(0, bool), np.zeros(0), np.zeros(0, np.int64), n_frame)
+        none = np.zeros(0, np.int64)
+        return VoicedFrames(np.zeros(0, bool), np.zeros(0), none, n_frame, none)
     x = np.asarray(y, dtype=np.float64)
     x = x - x.mean()
     d, head, _ = difference(x, frame_length=n_frame, hop_length=hop, max_lag=max_lag)
-    deepest = cmnd(d)[:, min_lag:].min(axis=1)
+    dn = cmnd(d)[:, min_lag:]
+    at = dn.argmin(axis=1)
+    deepest = dn[np.arange(at.size), at]
     energy = head[:, 0]  # head at lag 0: the whole frame
     voiced = (deepest < dip) & (energy > np.finfo(np.float64).tiny * n_frame)
-    return VoicedFrames(voiced, energy, np.arange(voiced.size, dtype=np.int64) * hop, n_frame)
+    starts = np.arange(voiced.size, dtype=np.int64) * hop
+    return VoicedFrames(voiced, energy, starts, n_frame, at + min_lag)
 
 
 def voiced_share(y: np.ndarray, *, sr: int, **kw: float) -> float:

@@ -239,6 +239,7 @@ def live_setup(args, runner) -> dict:
         "vad_db": c.vad_db,
         "vad_voicing": c.vad_voicing,
         "vad_hangover": c.vad_hangover,
+        "vad_steady": c.vad_steady,
         "cut_pauses": c.cut_pauses,
         "audio_file": str(args.audio_file) if args.audio_file else None,
         "video_file": str(args.video_file) if args.video_file else None,

@@ -25,7 +25,13 @@ from edge_ser.cli.common import (
 )
 from edge_ser.errors import ConfigError
 from edge_ser.live.capture import CaptureSettings
-from edge_ser.live.pipeline import CUT_PAUSES_DEFAULT, LEARN_DEFAULT, LEARN_MODES, VOICING_DEFAULT
+from edge_ser.live.pipeline import (
+    CUT_PAUSES_DEFAULT,
+    LEARN_DEFAULT,
+    LEARN_MODES,
+    STEADY_DEFAULT,
+    VOICING_DEFAULT,
+)
 from edge_ser.live.run import gate_note
 from edge_ser.live.run import too_short as run_too_short
 from edge_ser.text import printable
@@ -104,6 +110,14 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
         help="share of each half second's frames that must be voiced for speech, so a fan or steady noise louder "
         f"than --vad-db is silence (default {VOICING_DEFAULT:g}; 0: the level and its noise floor decide, as before; "
         "docs/live.md)",
+    )
+    m.add_argument(
+        "--vad-steady",
+        type=float,
+        default=STEADY_DEFAULT,
+        metavar="SECONDS",
+        help="seconds of a voiced sound whose pitch and level do not move (a hum, a drone) after which the voice "
+        f"gate shuts on it (default {STEADY_DEFAULT:g}; 0: off; docs/live.md)",
     )
     m.add_argument(
         "--cut-pauses",
@@ -199,6 +213,7 @@ def build(args: argparse.Namespace, *, stop=None, outputs=(), keep: int = 10_000
         majority_k=args.majority_k,
         vad_db=args.vad_db,
         vad_voicing=args.vad_voicing,
+        vad_steady=getattr(args, "vad_steady", STEADY_DEFAULT),
         cut_pauses=getattr(args, "cut_pauses", "on" if CUT_PAUSES_DEFAULT else "off") == "on",
         learn=getattr(args, "learn", LEARN_DEFAULT),
     )

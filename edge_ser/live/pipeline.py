@@ -29,7 +29,7 @@ import numpy as np
 from edge_ser.audio.level import GATE_SECONDS, SILENCE_DB, level_db
 from edge_ser.audio.pauses import bundle_keep, trim_pauses
 from edge_ser.errors import AudioFormatError, ConfigError, InferenceError
-from edge_ser.features.pitch import voiced_share
+from edge_ser.features.pitch import VoicedFrames, voiced_frames
 from edge_ser.inputs.fusion import faces_in_view
 from edge_ser.live.result import NO_FACE, NO_RESULT, SILENCE, LiveResult, StageTimes
 from edge_ser.speaker import active_adapters, clips_held, held, learn_clip
@@ -49,6 +49,13 @@ HANGOVER_DEFAULT = 1
 quiet room")."""
 CUT_PAUSES_DEFAULT = False
 """`PipelineConfig.cut_pauses`' default, decided by the rule in docs/live.md ("Pauses inside the live window")."""
+STEADY_DEFAULT = 0.0
+"""`PipelineConfig.vad_steady`'s default (0: off), decided by the rule in docs/live.md ("A steady voiced sound")."""
+STEADY_PERIOD_SPREAD = 0.03
+"""A steady sound's voiced frames' periods spread by less than this (ln of the 90th over the 10th percentile): a
+voice's by 8 % and more over 2 s, a mains hum's by under 1 %."""
+STEADY_ENERGY_DB = 3.0
+"""... and their energies by less than this many dB (90th over 10th percentile): a voice's by 3.6 dB and more."""
 UTTERANCE_MAX_S = 10.0
 """A longer run of speech joins the statistics every this many seconds (the training clips are 1.5-8 s)."""
 
@@ -74,6 +81,9 @@ class PipelineConfig:
     vad_hangover: int = HANGOVER_DEFAULT
     """Hops after a voiced one that open the gate at `vad_db` without being voiced (`VadGate(hangover=...)`): an
     utterance's unvoiced end still ends its window. Used when `vad_voicing` is on."""
+    vad_steady: float = STEADY_DEFAULT
+    """Seconds of voiced sound that does not move (pitch and level) after which the gate shuts on it
+    (`VadGate(steady_seconds=...)`): a hum or a drone, not a voice. 0: off. Used when `vad_voicing` is on."""
     cut_pauses: bool = CUT_PAUSES_DEFAULT
     """Cut each window with speech, and each utterance that joins the speaker statistics, to its speech plus the
     pause the bundle's training clips held (its manifest's `pauses` block, as a whole clip is cut; no effect on a
@@ -116,6 +126,10 @@ class PipelineConfig:
             raise ConfigError(f"vad_hangover {h!r} must be a whole number of hops in 0..20")
         if not 0 <= self.min_faces <= 1:
             raise ConfigError(f"min_faces={self.min_faces} must be in 0..1")
+        if not (self.vad_steady == 0 or 0.5 <= self.vad_steady <= 30):  # also refuses nan
+            raise ConfigError(
+                f"vad_steady (--vad-steady) {self.vad_steady} s must be 0 (off) or in 0.5..30 s"
+            )
         if not isinstance(self.cut_pauses, bool):
             raise ConfigError(f"cut_pauses {self.cut_pauses!r} must be True or False")
         if self.learn not in LEARN_MODES:
@@ -143,7 +157,10 @@ class VadGate:
     YIN's dip; 0: off), which keeps a fan or other broadband noise out at any level; `floor=False` drops the
     floor test (the level and the voicing decide). `hangover`: after a voiced hop, up to this many hops that pass
     the level but not the voicing still open it (an utterance's unvoiced end or middle; broadband noise alone never
-    starts it). docs/live.md, "A gate that hears voicing".
+    starts it). docs/live.md, "A gate that hears voicing". `steady_seconds`: when the voicing tests of the last that
+    many seconds (hops of `hop_seconds`) all passed and their voiced frames' periods and energies hardly moved
+    (STEADY_PERIOD_SPREAD, STEADY_ENERGY_DB), the sound is a hum or a drone, not a voice, and the gate stays shut
+    (0: off; docs/live.md, "A steady voiced sound").
     """
 
     def __init__(
@@ -157,6 +174,8 @@ class VadGate:
         voicing: float = 0.0,
         floor: bool = True,
         hangover: int = 0,
+        steady_seconds: float = 0.0,
+        hop_seconds: float = 0.5,
     ) -> None:
         if not 0 <= voicing <= 1:
             raise ConfigError(f"voicing {voicing} must be a share of a hop's frames in 0..1 (0: off)")
@@ -164,6 +183,18 @@ class VadGate:
         if isinstance(hangover, bool) or not isinstance(hangover, (int, np.integer)) or hangover < 0:
             raise ConfigError(f"hangover {hangover!r} must be a whole number of hops >= 0")
         self.voicing, self.use_floor, self.hangover = voicing, floor, int(hangover)
+        if not (steady_seconds == 0 or 0 < steady_seconds <= 30) or not 0 < hop_seconds <= 30:
+            raise ConfigError(
+                f"steady_seconds {steady_seconds} must be 0 (off) or in (0, 30] s, hop_seconds {hop_seconds} in "
+                "(0, 30] s"
+            )
+        # the voicing tests whose frames span `steady_seconds`: each sees the last max(hop, GATE_SECONDS)
+        span = max(hop_seconds, GATE_SECONDS)
+        n_tests = max(1, math.ceil((steady_seconds - span) / hop_seconds - 1e-9) + 1) if steady_seconds else 0
+        self._tests: deque[VoicedFrames] = deque(maxlen=max(1, n_tests))
+        self._steady_on = n_tests > 0
+        self.steady_hops = 0
+        """Hops whose voicing passed but that the steady-sound test kept shut (a hum, a drone)."""
         self._hang = 0
         self.voiced: float | None = None
         """The last hop's voiced share, when the voicing test ran on it (None otherwise)."""
@@ -189,6 +220,7 @@ class VadGate:
         if not math.isfinite(db):
             self.floor = self.start
             self._recent.clear()
+            self._tests.clear()
             self._hang = 0
             return False
         self.floor = db if db < self.floor else min(db, self.floor + 0.5)
@@ -204,20 +236,45 @@ class VadGate:
             self.quiet_loudest = max(self.quiet_loudest, db)
         if db < self.vad_db or (self.use_floor and not above_floor):
             self._hang = 0
+            self._tests.clear()
             return False
         if self.voicing <= 0:
             return True
         if hop is None or sr is None:
             raise ConfigError("a voice gate that tests voicing needs the hop's samples and rate")
-        self.voiced = voiced_share(hop, sr=sr)
+        frames = voiced_frames(hop, sr=sr)
+        self.voiced = float(frames.voiced.mean()) if frames.voiced.size else 0.0
         if self.voiced >= self.voicing:
+            if self._steady_sound(frames):
+                self.steady_hops += 1
+                self._hang = 0
+                return False
             self._hang = self.hangover
             return True
+        self._tests.clear()
         if self._hang > 0:  # an unvoiced stretch of the utterance the voiced hops before it opened
             self._hang -= 1
             return True
         self.unvoiced_hops += 1
         return False
+
+    def _steady_sound(self, frames: VoicedFrames) -> bool:
+        """Whether the voicing tests of the last `steady_seconds`, this one's `frames` included, all passed and
+        their voiced frames' periods and energies hardly moved: a hum or a drone."""
+        if not self._steady_on:
+            return False
+        self._tests.append(frames)
+        if len(self._tests) < self._tests.maxlen:
+            return False
+        period = np.concatenate([f.period[f.voiced] for f in self._tests])
+        energy = np.concatenate([f.energy[f.voiced] for f in self._tests])
+        if period.size < 8:
+            return False
+        p10, p90 = np.percentile(period, (10, 90))
+        e10, e90 = np.percentile(energy, (10, 90))
+        return bool(
+            math.log(p90 / p10) < STEADY_PERIOD_SPREAD and e90 < e10 * 10.0 ** (STEADY_ENERGY_DB / 10.0)
+        )
 
 
 class SlidingWindow:
@@ -295,6 +352,8 @@ class LivePipeline:
             voicing=c.vad_voicing,
             floor=c.vad_voicing == 0,
             hangover=c.vad_hangover,
+            steady_seconds=c.vad_steady if c.vad_voicing else 0.0,
+            hop_seconds=c.hop,
         )
         self.smoother = Smoother(c.smoothing, len(self.labels), c.ema_alpha, c.majority_k)
         if fallback is not None:
