@@ -324,3 +324,48 @@ def test_short_hops_judge_voicing_over_the_last_half_second_and_hangover_is_chec
             PipelineConfig(vad_hangover=bad)
     with pytest.raises(ConfigError, match="hangover"):
         VadGate(-45, 10, hangover=float("nan"))
+
+
+def _hum(seconds: float, sr: int = 16000, f0: float = 100.0, dbfs: float = -40.0) -> np.ndarray:
+    """A mains-like hum: `f0` and 4 harmonics at `dbfs` RMS (voiced, steady)."""
+    t = np.arange(int(seconds * sr)) / sr
+    y = sum(np.sin(2 * np.pi * f0 * k * t) / k for k in range(1, 6))
+    return (y * (10 ** (dbfs / 20) / np.sqrt(np.mean(y**2)))).astype(np.float32)
+
+
+def test_gate_shuts_on_a_steady_voiced_sound_not_on_a_voice():
+    """`VadGate(steady_seconds=2)` (docs/live.md, "A steady voiced sound"): a hum opens the voicing gate for its
+    first tests, then the gate shuts while its pitch and level stay put; a voice, a voice over the hum, and a hum
+    that changes pitch open it; off (0) a hum keeps it open."""
+    from edge_ser.features.pitch import voiced_frames
+
+    sr, n = 16000, 8000
+
+    def opens(y: np.ndarray, **kw) -> list[bool]:
+        gate = VadGate(-45, 10, voicing=0.1, floor=False, hangover=1, **kw)
+        out = [gate(level_db(h), h, sr) for h in (y[i : i + n] for i in range(0, y.size - n + 1, n))]
+        opens.gate = gate
+        return out
+
+    hum = _hum(10.0)
+    assert opens(hum) == [True] * 20  # the voicing gate alone
+    assert opens(hum, steady_seconds=2.0) == [True] * 3 + [False] * 17  # 4 tests of 0.5 s span 2 s
+    assert opens.gate.steady_hops == 17
+    voice = _speech(10.0)
+    assert all(opens(voice, steady_seconds=2.0))
+    assert all(opens(voice + hum, steady_seconds=2.0))  # a voice over the hum
+    # the hum, then a voice: the gate opens at the voice's first hop
+    assert opens(np.concatenate([hum[: 4 * n], voice[: 4 * n]]), steady_seconds=2.0)[4:] == [True] * 4
+    # a hum that moves to another pitch opens again (for its first tests)
+    moved = opens(np.concatenate([hum[: 6 * n], _hum(3.0, f0=120.0)]), steady_seconds=2.0)
+    assert moved[3:6] == [False] * 3 and moved[6] is True
+    # with a shorter hop, the tests of the last 2 s are more of them
+    assert VadGate(-45, 10, voicing=0.1, steady_seconds=2.0, hop_seconds=0.1)._tests.maxlen == 16
+    # each voiced frame's period is the hum's
+    frames = voiced_frames(hum[:n], sr=sr)
+    assert frames.voiced.all() and np.all(np.abs(frames.period - sr / 100.0) <= 1)
+    for bad in (0.2, -1.0, float("nan"), 31.0):
+        with pytest.raises(ConfigError, match="vad_steady"):
+            PipelineConfig(vad_steady=bad)
+    with pytest.raises(ConfigError, match="steady_seconds"):
+        VadGate(-45, 10, steady_seconds=-1.0)
