@@ -56,6 +56,11 @@ STEADY_PERIOD_SPREAD = 0.03
 voice's by 8 % and more over 2 s, a mains hum's by under 1 %."""
 STEADY_ENERGY_DB = 3.0
 """... and their energies by less than this many dB (90th over 10th percentile): a voice's by 3.6 dB and more."""
+STEADY_NEWEST_MOVED = 0.1
+"""`steady_newest`: a hop matches the steady sound before it when at most this share of its voiced frames' periods
+lie more than STEADY_PERIOD_SPREAD from the sound's median period ..."""
+STEADY_NEWEST_DB = 1.0
+"""... and its frames' 90th-percentile energy is at most this many dB above the sound's."""
 UTTERANCE_MAX_S = 10.0
 """A longer run of speech joins the statistics every this many seconds (the training clips are 1.5-8 s)."""
 
@@ -160,7 +165,10 @@ class VadGate:
     starts it). docs/live.md, "A gate that hears voicing". `steady_seconds`: when the voicing tests of the last that
     many seconds (hops of `hop_seconds`) all passed and their voiced frames' periods and energies hardly moved
     (STEADY_PERIOD_SPREAD, STEADY_ENERGY_DB), the sound is a hum or a drone, not a voice, and the gate stays shut
-    (0: off; docs/live.md, "A steady voiced sound").
+    (0: off; docs/live.md, "A steady voiced sound"). `steady_newest`: the tests before the newest make the steady
+    sound and the newest must match it (STEADY_NEWEST_MOVED, STEADY_NEWEST_DB), so a voice starting over a hum
+    opens the gate at once; False pools all of them (the first candidate, which a voice's first hop could not
+    outvote).
     """
 
     def __init__(
@@ -176,6 +184,7 @@ class VadGate:
         hangover: int = 0,
         steady_seconds: float = 0.0,
         hop_seconds: float = 0.5,
+        steady_newest: bool = True,
     ) -> None:
         if not 0 <= voicing <= 1:
             raise ConfigError(f"voicing {voicing} must be a share of a hop's frames in 0..1 (0: off)")
@@ -193,6 +202,7 @@ class VadGate:
         n_tests = max(1, math.ceil((steady_seconds - span) / hop_seconds - 1e-9) + 1) if steady_seconds else 0
         self._tests: deque[VoicedFrames] = deque(maxlen=max(1, n_tests))
         self._steady_on = n_tests > 0
+        self.steady_newest = steady_newest
         self.steady_hops = 0
         """Hops whose voicing passed but that the steady-sound test kept shut (a hum, a drone)."""
         self._hang = 0
@@ -266,15 +276,24 @@ class VadGate:
         self._tests.append(frames)
         if len(self._tests) < self._tests.maxlen:
             return False
-        period = np.concatenate([f.period[f.voiced] for f in self._tests])
-        energy = np.concatenate([f.energy[f.voiced] for f in self._tests])
+        # steady_newest: the tests before the newest make the steady sound, and the newest must match it (pooled
+        # with them, a voice starting over a hum is outvoted: docs/live.md); else all of them pooled (candidate 1)
+        newest = self.steady_newest and len(self._tests) > 1
+        ref = list(self._tests)[:-1] if newest else list(self._tests)
+        period = np.concatenate([f.period[f.voiced] for f in ref])
+        energy = np.concatenate([f.energy[f.voiced] for f in ref])
         if period.size < 8:
             return False
         p10, p90 = np.percentile(period, (10, 90))
         e10, e90 = np.percentile(energy, (10, 90))
-        return bool(
-            math.log(p90 / p10) < STEADY_PERIOD_SPREAD and e90 < e10 * 10.0 ** (STEADY_ENERGY_DB / 10.0)
-        )
+        if not (math.log(p90 / p10) < STEADY_PERIOD_SPREAD and e90 < e10 * 10.0 ** (STEADY_ENERGY_DB / 10.0)):
+            return False
+        if not newest:
+            return True
+        new = frames.period[frames.voiced]
+        moved = np.abs(np.log(new / np.median(period))) > STEADY_PERIOD_SPREAD
+        louder = np.percentile(frames.energy, 90) > e90 * 10.0 ** (STEADY_NEWEST_DB / 10.0)
+        return bool(moved.mean() <= STEADY_NEWEST_MOVED and not louder)
 
 
 class SlidingWindow:
