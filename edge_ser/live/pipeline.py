@@ -61,6 +61,10 @@ STEADY_NEWEST_MOVED = 0.1
 lie more than STEADY_PERIOD_SPREAD from the sound's median period ..."""
 STEADY_NEWEST_DB = 1.0
 """... and its frames' 90th-percentile energy is at most this many dB above the sound's."""
+NOTE_STEADY_HOPS, NOTE_STEADY_DB = 6, 1.0
+"""With the voicing gate, the floor the notes use jumps to a sound whose last this many hops lie within this many dB
+of each other (`VadGate(steady_hops=..., steady_db=...)`): half-second levels of speech rarely stay within 1 dB
+for 2 s (docs/live.md, "A tighter steady sound"), and a 2 s utterance between pauses never for 3 s."""
 UTTERANCE_MAX_S = 10.0
 """A longer run of speech joins the statistics every this many seconds (the training clips are 1.5-8 s)."""
 
@@ -220,6 +224,8 @@ class VadGate:
         self.stood_out = False
         """Some hop rose `margin_db` above the floor (something other than the steady background was heard)."""
         self._recent: deque[float] = deque(maxlen=max(1, steady_hops))
+        self._recent_quiet: deque[bool] = deque(maxlen=max(1, steady_hops - 1))
+        """Whether each hop before the newest in `_recent` was counted as a quiet hop."""
         self._steady = steady_hops > 0
 
     def __call__(self, db: float, hop: np.ndarray | None = None, sr: int | None = None) -> bool:
@@ -230,6 +236,7 @@ class VadGate:
         if not math.isfinite(db):
             self.floor = self.start
             self._recent.clear()
+            self._recent_quiet.clear()
             self._tests.clear()
             self._hang = 0
             return False
@@ -239,11 +246,19 @@ class VadGate:
             full = len(self._recent) == self._recent.maxlen
             if full and max(self._recent) - min(self._recent) <= self.steady_db:
                 self.floor = max(self.floor, min(self._recent))
+                # the hops of a steady sound were not quiet speech: the ones counted so are taken back
+                self.quiet_hops -= sum(self._recent_quiet)
+                self._recent_quiet = deque(
+                    [False] * len(self._recent_quiet), maxlen=self._recent_quiet.maxlen
+                )
         above_floor = db >= self.floor + self.margin_db
         self.stood_out |= above_floor
-        if above_floor and db < self.vad_db:
+        quiet = above_floor and db < self.vad_db
+        if quiet:
             self.quiet_hops += 1
             self.quiet_loudest = max(self.quiet_loudest, db)
+        if self._steady:
+            self._recent_quiet.append(quiet)
         if db < self.vad_db or (self.use_floor and not above_floor):
             self._hang = 0
             self._tests.clear()
@@ -365,15 +380,7 @@ class LivePipeline:
         self.kind = bundle.input_kind
         self.sr = self.kind.sample_rate
         c = self.config
-        self.gate = VadGate(
-            c.vad_db,
-            c.vad_margin_db,
-            voicing=c.vad_voicing,
-            floor=c.vad_voicing == 0,
-            hangover=c.vad_hangover,
-            steady_seconds=c.vad_steady if c.vad_voicing else 0.0,
-            hop_seconds=c.hop,
-        )
+        self.gate = self.make_gate(c)
         self.smoother = Smoother(c.smoothing, len(self.labels), c.ema_alpha, c.majority_k)
         if fallback is not None:
             if tuple(fallback.bundle.labels) != self.labels:
@@ -408,6 +415,24 @@ class LivePipeline:
         self._speech_since_learn = 0.0
         self._utterance: list[np.ndarray] = []  # "utterances": the open run of speech, hop by hop
         self._utterance_hops = 0
+
+    @staticmethod
+    def make_gate(c: PipelineConfig) -> VadGate:
+        """The voice gate a pipeline with config `c` runs (a fresh one: its floor and counts start anew)."""
+        voicing = c.vad_voicing > 0
+        # with voicing deciding, the floor only serves the notes: it jumps to a steady sound (a hum under a raised
+        # --vad-db is not a quiet speaker; the jump would cut continuous speech if the floor decided: docs/live.md)
+        return VadGate(
+            c.vad_db,
+            c.vad_margin_db,
+            voicing=c.vad_voicing,
+            floor=not voicing,
+            hangover=c.vad_hangover,
+            steady_seconds=c.vad_steady if voicing else 0.0,
+            hop_seconds=c.hop,
+            steady_hops=NOTE_STEADY_HOPS if voicing else 0,
+            steady_db=NOTE_STEADY_DB,
+        )
 
     @property
     def needs_faces(self) -> bool:

@@ -87,6 +87,14 @@ def gate_note(stats: RunStats, gate: Any) -> str | None:
             f"no sound rose {gate.margin_db:g} dB above the noise floor (the loudest hop {stats.loudest_db:.1f} dBFS): "
             "no speech reached the microphone; is it muted, the wrong device (--mic), or too far?"
         )
+    steady = getattr(gate, "steady_hops", 0)
+    # a run that heard mostly a steady voiced sound the gate kept out (--vad-steady) says so, with the way back
+    if steady and steady >= stats.speech_updates and steady >= gate.quiet_hops:
+        return (
+            f"the voice gate kept {steady} hops out: they reached --vad-db {vad_db:g} and were voiced, but their "
+            f"pitch and level did not move, which is a hum or a drone, not a voice (--vad-steady); it opened on "
+            f"{stats.speech_updates}; if that was speech (a held note), --vad-steady 0 lets it through"
+        )
     unvoiced = getattr(gate, "unvoiced_hops", 0)
     # loud but unvoiced hops (noise) say so, unless more hops were quiet: then the quiet speaker's note below is
     # the one to follow (the noise bursts of a quiet room must not hide it)
