@@ -110,7 +110,7 @@ def main() -> int:
     pairs = [p.split(":") for p in args.bundles.split(",")]
     if any(len(p) != 2 for p in pairs):
         ap.error(f"--bundles {args.bundles!r}: give bundle:corpus pairs")
-    require_datasets(*{d for _, d in pairs})
+    require_datasets(*dict.fromkeys(d for _, d in pairs))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # resampled corpus clips a hair beyond full scale are clipped above
         results = [measure(b, d) for b, d in pairs]

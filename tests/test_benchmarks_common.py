@@ -24,7 +24,9 @@ def _results_state() -> dict[str, int]:
     return {str(p.relative_to(RESULTS)): p.stat().st_mtime_ns for p in RESULTS.rglob("*") if p.is_file()}
 
 
-@pytest.mark.parametrize("script", ["emodb_features", "capture_invariance", "tflite_cross_corpus"])
+@pytest.mark.parametrize(
+    "script", ["emodb_features", "capture_invariance", "tflite_cross_corpus", "utterance_length"]
+)
 def test_benchmark_without_data_exits_2_with_one_line(script: str, tmp_path: Path) -> None:
     """An empty data root: the script's DatasetError is one `<script>.py: error: ...` line saying what
     EDGE_SER_DATA should hold, status 2, and nothing is written into the repo's results."""
