@@ -350,7 +350,7 @@ def test_gate_shuts_on_a_steady_voiced_sound_not_on_a_voice():
     hum = _hum(10.0)
     assert opens(hum) == [True] * 20  # the voicing gate alone
     assert opens(hum, steady_seconds=2.0) == [True] * 3 + [False] * 17  # 4 tests of 0.5 s span 2 s
-    assert opens.gate.steady_hops == 17
+    assert opens.gate.steady_shut == 17
     voice = _speech(10.0)
     assert all(opens(voice, steady_seconds=2.0))
     assert all(opens(voice + hum, steady_seconds=2.0))  # a voice over the hum
@@ -369,3 +369,20 @@ def test_gate_shuts_on_a_steady_voiced_sound_not_on_a_voice():
             PipelineConfig(vad_steady=bad)
     with pytest.raises(ConfigError, match="steady_seconds"):
         VadGate(-45, 10, steady_seconds=-1.0)
+
+
+def test_the_30_s_note_offers_the_steady_sound_test_with_the_voicing_gate(bundles):
+    """With the voicing gate and no steady-sound test, a voiced sound open for 30 s is most likely a hum: the note
+    names `--vad-steady 2`, which keeps a voice over it, beside the --vad-db that keeps everything under it out."""
+    sr = 16000
+    t = np.arange(3 * sr) / sr
+    hum = sum(np.sin(2 * np.pi * 100 * k * t) / k for k in range(1, 6))
+    hum = (hum * 0.03 / np.sqrt(np.mean(hum**2))).astype(np.float32)  # about -30 dBFS
+    for steady, named in ((0.0, True), (2.0, False)):
+        b = bundles["audio"]
+        pipe = LivePipeline(b, _engine(b), PipelineConfig(smoothing="none", vad_steady=steady))
+        notes = [n for i in range(70) for n in pipe.step(3.0 + 0.5 * i, hum).notes]
+        said = [n for n in notes if "voice gate has been open" in n]
+        assert len(said) == (1 if named else 0)
+        if named:
+            assert "--vad-steady 2" in said[0] and "--vad-db -25" in said[0]

@@ -502,7 +502,7 @@ def test_a_run_that_heard_only_a_hum_says_so_when_the_steady_test_shut_it():
         stats.updates += 1
         stats.loudest_db = max(stats.loudest_db, level_db(h))
         stats.speech_updates += int(gate(level_db(h), h, sr))
-    assert gate.steady_hops == 17 and stats.speech_updates == 3  # open for the test's first 1.5 s
+    assert gate.steady_shut == 17 and stats.speech_updates == 3  # open for the test's first 1.5 s
     note = gate_note(stats, gate)
     assert "kept 17 hops out" in note and "hum or a drone" in note and "--vad-steady 0" in note
     stats.speech_updates = 40  # mostly speech: no note about the hum
@@ -537,3 +537,49 @@ def test_a_hum_under_a_raised_gate_is_not_called_a_quiet_speaker():
         stats.speech_updates += int(gate(level_db(h), h, sr))
     assert stats.speech_updates >= 18  # the voice opens the gate
     assert gate.quiet_hops == 0 and gate_note(stats, gate) is None
+
+
+def test_review_findings_on_the_steady_sound_test_and_the_notes(tmp_path, capsys):
+    """A review (2026-12-06) found: the quiet-speaker note quoting a hum's level after its hops were taken back;
+    `--vad-steady 0.5` keeping one test (the pooled test the docs rejected); `--vad-steady` ignored with
+    `--vad-voicing 0`; the steady note on a run that was half speech; booleans and strings accepted; the 30 s note
+    not naming --vad-steady; --cut-pauses doing nothing without a word. Each is mended here."""
+    from edge_ser.audio import write_wav
+    from edge_ser.cli import main
+    from edge_ser.errors import ConfigError
+    from edge_ser.live.pipeline import LivePipeline, PipelineConfig, VadGate
+    from edge_ser.live.run import RunStats, gate_note
+
+    # quiet speech at -54..-50 dBFS, then a steady -36 dBFS sound under --vad-db -35: the note quotes the speech
+    gate, stats = LivePipeline.make_gate(PipelineConfig(vad_db=-35.0)), RunStats()
+    for db in [-96, -54, -52, -96, -50, -51, -96, -54, -50] + [-36.0] * 10:
+        stats.updates += 1
+        stats.loudest_db = max(stats.loudest_db, db)
+        stats.speech_updates += gate(db)
+    assert gate.quiet_hops == 6 and gate.quiet_loudest == -50.0
+    assert "-50.0 dBFS" in gate_note(stats, gate) and "--vad-db -55" in gate_note(stats, gate)
+    # at least two tests: the newest is always judged against the ones before it
+    assert VadGate(-45, 10, voicing=0.1, steady_seconds=0.5)._tests.maxlen == 2
+    assert VadGate(-45, 10, voicing=0.1, steady_seconds=1.0, hop_seconds=1.0)._tests.maxlen == 2
+    with pytest.raises(ConfigError, match="needs the voicing gate"):
+        PipelineConfig(vad_steady=2.0, vad_voicing=0.0)
+    for bad in (True, "2", 0.2):
+        with pytest.raises(ConfigError, match="vad_steady"):
+            PipelineConfig(vad_steady=bad)
+    for kw in ({"steady_seconds": 0.2}, {"hop_seconds": True}, {"steady_newest": "no"}):
+        with pytest.raises(ConfigError):
+            VadGate(-45, 10, voicing=0.1, **kw)
+    # a run that was half speech over a hum gets no "kept out" note advising --vad-steady 0
+    gate, stats = VadGate(-45, 10, voicing=0.1, floor=False, steady_seconds=2.0), RunStats(updates=73)
+    gate.steady_shut, stats.speech_updates, stats.loudest_db = 37, 36, -30.0
+    gate.stood_out = True
+    assert gate_note(stats, gate) is None
+    # --cut-pauses with a bundle it cannot cut says so
+    sr = 16000
+    t = np.arange(4 * sr) / sr
+    wav = write_wav(tmp_path / "v.wav", (0.1 * np.sin(2 * np.pi * 150 * t)).astype(np.float32), sr)
+    fn_audio = str(ROOT / "bundles" / "av_fn_audio")
+    assert (
+        main(["run", fn_audio, "--audio-file", str(wav), "--fast", "--no-console", "--cut-pauses", "on"]) == 0
+    )
+    assert "--cut-pauses does nothing here" in capsys.readouterr().err

@@ -226,6 +226,11 @@ def build(args: argparse.Namespace, *, stop=None, outputs=(), keep: int = 10_000
         seconds=args.seconds,
         keep=keep,
     )
+    if config.cut_pauses and runner.pipeline.keep_pause is None:
+        why = "takes faces" if rec.kind.faces else "has no pauses block (`edge-ser info` shows it)"
+        print(
+            f"edge-ser run: note: --cut-pauses does nothing here: {rec.bundle.source} {why}", file=sys.stderr
+        )
     return rec, runner
 
 

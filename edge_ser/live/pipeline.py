@@ -61,10 +61,10 @@ STEADY_NEWEST_MOVED = 0.1
 lie more than STEADY_PERIOD_SPREAD from the sound's median period ..."""
 STEADY_NEWEST_DB = 1.0
 """... and its frames' 90th-percentile energy is at most this many dB above the sound's."""
-NOTE_STEADY_HOPS, NOTE_STEADY_DB = 6, 1.0
-"""With the voicing gate, the floor the notes use jumps to a sound whose last this many hops lie within this many dB
-of each other (`VadGate(steady_hops=..., steady_db=...)`): half-second levels of speech rarely stay within 1 dB
-for 2 s (docs/live.md, "A tighter steady sound"), and a 2 s utterance between pauses never for 3 s."""
+NOTE_STEADY_SECONDS, NOTE_STEADY_DB = 3.0, 2.0
+"""With the voicing gate, the floor the notes use jumps to a sound whose hops of the last this many seconds lie
+within this many dB of each other (`VadGate(steady_hops=..., steady_db=...)`): 0.3 % of EMODB's 3 s stretches of
+speech at the gate (its clips back to back) stay within 2 dB, and a 2 s utterance between pauses never does."""
 UTTERANCE_MAX_S = 10.0
 """A longer run of speech joins the statistics every this many seconds (the training clips are 1.5-8 s)."""
 
@@ -135,9 +135,14 @@ class PipelineConfig:
             raise ConfigError(f"vad_hangover {h!r} must be a whole number of hops in 0..20")
         if not 0 <= self.min_faces <= 1:
             raise ConfigError(f"min_faces={self.min_faces} must be in 0..1")
-        if not (self.vad_steady == 0 or 0.5 <= self.vad_steady <= 30):  # also refuses nan
+        if not _real(self.vad_steady) or not (self.vad_steady == 0 or 0.5 <= self.vad_steady <= 30):
             raise ConfigError(
-                f"vad_steady (--vad-steady) {self.vad_steady} s must be 0 (off) or in 0.5..30 s"
+                f"vad_steady (--vad-steady) {self.vad_steady!r} s must be 0 (off) or in 0.5..30 s"
+            )
+        if self.vad_steady and not self.vad_voicing:
+            raise ConfigError(
+                "vad_steady (--vad-steady) needs the voicing gate: it judges the voiced frames' pitch and level "
+                "(--vad-voicing 0 turns that gate off)"
             )
         if not isinstance(self.cut_pauses, bool):
             raise ConfigError(f"cut_pauses {self.cut_pauses!r} must be True or False")
@@ -150,6 +155,11 @@ class PipelineConfig:
     def learn_seconds(self) -> float:
         """`learn_every` resolved: seconds of speech between two speaker-statistics updates."""
         return self.window if self.learn_every is None else self.learn_every
+
+
+def _real(x: object) -> bool:
+    """A real number (not a bool, not a string); NaN is left to the range checks after it."""
+    return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool)
 
 
 class VadGate:
@@ -196,18 +206,20 @@ class VadGate:
         if isinstance(hangover, bool) or not isinstance(hangover, (int, np.integer)) or hangover < 0:
             raise ConfigError(f"hangover {hangover!r} must be a whole number of hops >= 0")
         self.voicing, self.use_floor, self.hangover = voicing, floor, int(hangover)
-        if not (steady_seconds == 0 or 0 < steady_seconds <= 30) or not 0 < hop_seconds <= 30:
-            raise ConfigError(
-                f"steady_seconds {steady_seconds} must be 0 (off) or in (0, 30] s, hop_seconds {hop_seconds} in "
-                "(0, 30] s"
-            )
-        # the voicing tests whose frames span `steady_seconds`: each sees the last max(hop, GATE_SECONDS)
+        if not _real(steady_seconds) or not (steady_seconds == 0 or 0.5 <= steady_seconds <= 30):
+            raise ConfigError(f"steady_seconds {steady_seconds!r} must be 0 (off) or in 0.5..30 s")
+        if not _real(hop_seconds) or not 0 < hop_seconds <= 30:
+            raise ConfigError(f"hop_seconds {hop_seconds!r} must be in (0, 30] s")
+        if not isinstance(steady_newest, bool):
+            raise ConfigError(f"steady_newest {steady_newest!r} must be True or False")
+        # the voicing tests whose frames span `steady_seconds` (each sees the last max(hop, GATE_SECONDS)), at least
+        # two: the newest is judged against the ones before it
         span = max(hop_seconds, GATE_SECONDS)
-        n_tests = max(1, math.ceil((steady_seconds - span) / hop_seconds - 1e-9) + 1) if steady_seconds else 0
+        n_tests = max(2, math.ceil((steady_seconds - span) / hop_seconds - 1e-9) + 1) if steady_seconds else 0
         self._tests: deque[VoicedFrames] = deque(maxlen=max(1, n_tests))
         self._steady_on = n_tests > 0
         self.steady_newest = steady_newest
-        self.steady_hops = 0
+        self.steady_shut = 0
         """Hops whose voicing passed but that the steady-sound test kept shut (a hum, a drone)."""
         self._hang = 0
         self.voiced: float | None = None
@@ -216,17 +228,28 @@ class VadGate:
         self.start = vad_db - margin_db if start_at_gate else -90.0
         self.floor = self.start
         self.quiet_hops = 0
-        """Hops that rose `margin_db` above the floor but stayed under `vad_db` (quiet speech, or a quiet mic)."""
-        self.quiet_loudest = -math.inf
-        """The loudest of those hops (dBFS)."""
+        """Hops that rose `margin_db` above the floor but stayed under `vad_db` (quiet speech, or a quiet mic), less
+        those of a steady sound the floor then jumped to (`steady_hops`)."""
+        self._quiet_kept = -math.inf  # the loudest quiet hop no steady stretch took back
         self.unvoiced_hops = 0
         """Hops that reached `vad_db` (and the floor test, if on) but were not voiced enough: noise, or a whisper."""
         self.stood_out = False
         """Some hop rose `margin_db` above the floor (something other than the steady background was heard)."""
         self._recent: deque[float] = deque(maxlen=max(1, steady_hops))
-        self._recent_quiet: deque[bool] = deque(maxlen=max(1, steady_hops - 1))
-        """Whether each hop before the newest in `_recent` was counted as a quiet hop."""
+        self._recent_quiet: deque[float | None] = deque(maxlen=max(1, steady_hops - 1))
+        """For each hop before the newest in `_recent`: its level if it was counted as a quiet hop, else None."""
         self._steady = steady_hops > 0
+
+    @property
+    def quiet_loudest(self) -> float:
+        """The loudest of the `quiet_hops` (dBFS; -inf without any)."""
+        pending = [q for q in self._recent_quiet if q is not None]
+        return max([self._quiet_kept, *pending])
+
+    def _keep_quiet(self, quiet: float | None) -> None:
+        """A quiet hop's level (None: not quiet) that no steady stretch can take back any more."""
+        if quiet is not None:
+            self._quiet_kept = max(self._quiet_kept, quiet)
 
     def __call__(self, db: float, hop: np.ndarray | None = None, sr: int | None = None) -> bool:
         """Whether the hop at level `db` (dBFS) is speech; `hop` (mono samples at `sr` Hz) is needed when the gate
@@ -236,6 +259,8 @@ class VadGate:
         if not math.isfinite(db):
             self.floor = self.start
             self._recent.clear()
+            for q in self._recent_quiet:
+                self._keep_quiet(q)
             self._recent_quiet.clear()
             self._tests.clear()
             self._hang = 0
@@ -247,17 +272,18 @@ class VadGate:
             if full and max(self._recent) - min(self._recent) <= self.steady_db:
                 self.floor = max(self.floor, min(self._recent))
                 # the hops of a steady sound were not quiet speech: the ones counted so are taken back
-                self.quiet_hops -= sum(self._recent_quiet)
-                self._recent_quiet = deque(
-                    [False] * len(self._recent_quiet), maxlen=self._recent_quiet.maxlen
-                )
+                self.quiet_hops -= sum(q is not None for q in self._recent_quiet)
+                self._recent_quiet = deque([None] * len(self._recent_quiet), maxlen=self._recent_quiet.maxlen)
         above_floor = db >= self.floor + self.margin_db
         self.stood_out |= above_floor
-        quiet = above_floor and db < self.vad_db
-        if quiet:
+        quiet = db if above_floor and db < self.vad_db else None
+        if quiet is not None:
             self.quiet_hops += 1
-            self.quiet_loudest = max(self.quiet_loudest, db)
-        if self._steady:
+        if not self._steady:
+            self._keep_quiet(quiet)
+        else:
+            if len(self._recent_quiet) == self._recent_quiet.maxlen:
+                self._keep_quiet(self._recent_quiet[0])  # leaves the stretch a jump could take back
             self._recent_quiet.append(quiet)
         if db < self.vad_db or (self.use_floor and not above_floor):
             self._hang = 0
@@ -271,7 +297,7 @@ class VadGate:
         self.voiced = float(frames.voiced.mean()) if frames.voiced.size else 0.0
         if self.voiced >= self.voicing:
             if self._steady_sound(frames):
-                self.steady_hops += 1
+                self.steady_shut += 1
                 self._hang = 0
                 return False
             self._hang = self.hangover
@@ -430,7 +456,7 @@ class LivePipeline:
             hangover=c.vad_hangover,
             steady_seconds=c.vad_steady if voicing else 0.0,
             hop_seconds=c.hop,
-            steady_hops=NOTE_STEADY_HOPS if voicing else 0,
+            steady_hops=max(2, round(NOTE_STEADY_SECONDS / c.hop)) if voicing else 0,
             steady_db=NOTE_STEADY_DB,
         )
 
@@ -542,10 +568,17 @@ class LivePipeline:
             if self.gate.voicing
             else "a steady sound (a fan, music)"
         )
+        # with voicing on and no steady-sound test, a hum is the likeliest: that test keeps a voice over it
+        steady = (
+            "; --vad-steady 2 shuts the gate on a sound whose pitch and level do not move (a hum) and still hears a "
+            "voice over it, or"
+            if self.gate.voicing and not self.config.vad_steady
+            else ";"
+        )
         return (
             f"the voice gate has been open for {t - self._open_since:.0f} s without a pause (its quietest hop "
             f"{self._open_quietest:.1f} dBFS): if nobody is speaking, {sound} is being classified and learnt as the "
-            f"speaker; --vad-db {above:g} keeps it out",
+            f"speaker{steady} --vad-db {above:g} keeps it out",
         )
 
     def speaker_clips(self) -> int | None:

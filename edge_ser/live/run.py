@@ -87,9 +87,9 @@ def gate_note(stats: RunStats, gate: Any) -> str | None:
             f"no sound rose {gate.margin_db:g} dB above the noise floor (the loudest hop {stats.loudest_db:.1f} dBFS): "
             "no speech reached the microphone; is it muted, the wrong device (--mic), or too far?"
         )
-    steady = getattr(gate, "steady_hops", 0)
+    steady = getattr(gate, "steady_shut", 0)
     # a run that heard mostly a steady voiced sound the gate kept out (--vad-steady) says so, with the way back
-    if steady and steady >= stats.speech_updates and steady >= gate.quiet_hops:
+    if steady and steady >= STEADY_NOTE_RATIO * stats.speech_updates and steady >= gate.quiet_hops:
         return (
             f"the voice gate kept {steady} hops out: they reached --vad-db {vad_db:g} and were voiced, but their "
             f"pitch and level did not move, which is a hum or a drone, not a voice (--vad-steady); it opened on "
@@ -124,6 +124,9 @@ def gate_note(stats: RunStats, gate: Any) -> str | None:
     return None
 
 
+STEADY_NOTE_RATIO = 4
+"""`gate_note` speaks of a steady sound kept out when its hops are at least this many times the updates with speech
+(a hum alone opens the gate for its first tests; a run of speech over a hum is not "mostly a hum")."""
 QUIET_NOTE_HOPS = 4
 """`gate_note` speaks of quiet speech when at least this many hops rose above the floor under the gate ..."""
 QUIET_NOTE_SHARE = 0.25
