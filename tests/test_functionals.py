@@ -330,3 +330,32 @@ def test_functionals_baseline_reports_the_sample_std_over_folds(monkeypatch) -> 
     assert r["uar"] == pytest.approx(statistics.fmean(fold))
     assert r["uar_std"] == pytest.approx(statistics.stdev(fold))  # ddof 1: 0.183, not 0.158
     assert r["war_std"] == pytest.approx(statistics.stdev([a / 2 for a in fold]))
+
+
+def test_cropped_copies_cut_to_a_stretch_of_the_speech_seeded_and_cached(tmp_path: Path) -> None:
+    """`cropped_functionals_matrix` (docs/protocol.md, "Utterance length"): fixed lengths give the functionals of the
+    clip cut from `lead` before its speech to that much of it; training copies draw a length from `shortest` to
+    all of it, seeded; both cached; a clip without speech is used whole; bad lengths are refused."""
+    from converters.featurize import FeatureCache, cropped_functionals_matrix
+    from edge_ser.audio import load, write_wav
+    from edge_ser.audio.pauses import speech_span
+
+    room = (1e-4 * np.random.default_rng(1).standard_normal(SR)).astype(np.float32)
+    speech = np.concatenate([room, _vowel(140.0, 2.5), room])
+    paths = [write_wav(tmp_path / "a.wav", speech, SR), write_wav(tmp_path / "quiet.wav", room, SR)]
+    cache = FeatureCache(tmp_path / "cache")
+    fixed = cropped_functionals_matrix(paths, lengths=(1.0,), lead=0.2, cache=cache)
+    y = load(paths[0])[0]
+    a, _ = speech_span(y, SR)
+    assert np.array_equal(fixed[0, 0], functionals(y[a - int(0.2 * SR) : a + SR], sr=SR))
+    assert np.array_equal(fixed[0, 1], functionals(load(paths[1])[0], sr=SR))  # no speech: whole
+    copies = cropped_functionals_matrix(paths, copies=3, cache=cache)
+    assert copies.shape == (3, 2, DIM) and cache.misses == 2 + 6
+    assert (
+        np.array_equal(copies, cropped_functionals_matrix(paths, copies=3, cache=cache)) and cache.hits == 6
+    )
+    assert np.array_equal(copies, cropped_functionals_matrix(paths, copies=3))  # the same without the cache
+    assert not np.allclose(copies[0, 0], copies[1, 0])  # drawn lengths differ
+    assert not np.array_equal(copies, cropped_functionals_matrix(paths, copies=3, seed=1))
+    with pytest.raises(ConfigError, match="lengths"):
+        cropped_functionals_matrix(paths, lengths=(0.0,))
