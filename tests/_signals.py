@@ -34,3 +34,10 @@ def clip(kind: str, sr: int, seed: int = 0) -> np.ndarray:
 
 CLIPS = ("short", "odd", "silence", "noise", "voiced")
 RATES = (8000, 16000, 22050, 44100, 48000)
+
+
+def hum(seconds: float, sr: int = 16000, f0: float = 100.0, dbfs: float = -40.0) -> np.ndarray:
+    """A mains-like hum: `f0` and 4 harmonics (amplitude 1/k) at `dbfs` RMS, float32: voiced and steady."""
+    t = np.arange(int(seconds * sr)) / sr
+    y = sum(np.sin(2 * np.pi * f0 * k * t) / k for k in range(1, 6))
+    return (y * (10 ** (dbfs / 20) / np.sqrt(np.mean(y**2)))).astype(np.float32)

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+from _signals import hum
 
 from edge_ser.errors import ConfigError
 from edge_ser.inputs.av import AVKind
@@ -326,13 +327,6 @@ def test_short_hops_judge_voicing_over_the_last_half_second_and_hangover_is_chec
         VadGate(-45, 10, hangover=float("nan"))
 
 
-def _hum(seconds: float, sr: int = 16000, f0: float = 100.0, dbfs: float = -40.0) -> np.ndarray:
-    """A mains-like hum: `f0` and 4 harmonics at `dbfs` RMS (voiced, steady)."""
-    t = np.arange(int(seconds * sr)) / sr
-    y = sum(np.sin(2 * np.pi * f0 * k * t) / k for k in range(1, 6))
-    return (y * (10 ** (dbfs / 20) / np.sqrt(np.mean(y**2)))).astype(np.float32)
-
-
 def test_gate_shuts_on_a_steady_voiced_sound_not_on_a_voice():
     """`VadGate(steady_seconds=2)` (docs/live.md, "A steady voiced sound"): a hum opens the voicing gate for its
     first tests, then the gate shuts while its pitch and level stay put; a voice, a voice over the hum, and a hum
@@ -347,22 +341,22 @@ def test_gate_shuts_on_a_steady_voiced_sound_not_on_a_voice():
         opens.gate = gate
         return out
 
-    hum = _hum(10.0)
-    assert opens(hum) == [True] * 20  # the voicing gate alone
-    assert opens(hum, steady_seconds=2.0) == [True] * 3 + [False] * 17  # 4 tests of 0.5 s span 2 s
+    mains = hum(10.0)
+    assert opens(mains) == [True] * 20  # the voicing gate alone
+    assert opens(mains, steady_seconds=2.0) == [True] * 3 + [False] * 17  # 4 tests of 0.5 s span 2 s
     assert opens.gate.steady_shut == 17
     voice = _speech(10.0)
     assert all(opens(voice, steady_seconds=2.0))
-    assert all(opens(voice + hum, steady_seconds=2.0))  # a voice over the hum
+    assert all(opens(voice + mains, steady_seconds=2.0))  # a voice over the hum
     # the hum, then a voice: the gate opens at the voice's first hop
-    assert opens(np.concatenate([hum[: 4 * n], voice[: 4 * n]]), steady_seconds=2.0)[4:] == [True] * 4
+    assert opens(np.concatenate([mains[: 4 * n], voice[: 4 * n]]), steady_seconds=2.0)[4:] == [True] * 4
     # a hum that moves to another pitch opens again (for its first tests)
-    moved = opens(np.concatenate([hum[: 6 * n], _hum(3.0, f0=120.0)]), steady_seconds=2.0)
+    moved = opens(np.concatenate([mains[: 6 * n], hum(3.0, f0=120.0)]), steady_seconds=2.0)
     assert moved[3:6] == [False] * 3 and moved[6] is True
     # with a shorter hop, the tests of the last 2 s are more of them
     assert VadGate(-45, 10, voicing=0.1, steady_seconds=2.0, hop_seconds=0.1)._tests.maxlen == 16
     # each voiced frame's period is the hum's
-    frames = voiced_frames(hum[:n], sr=sr)
+    frames = voiced_frames(mains[:n], sr=sr)
     assert frames.voiced.all() and np.all(np.abs(frames.period - sr / 100.0) <= 1)
     for bad in (0.2, -1.0, float("nan"), 31.0):
         with pytest.raises(ConfigError, match="vad_steady"):
@@ -374,14 +368,11 @@ def test_gate_shuts_on_a_steady_voiced_sound_not_on_a_voice():
 def test_the_30_s_note_offers_the_steady_sound_test_with_the_voicing_gate(bundles):
     """With the voicing gate and no steady-sound test, a voiced sound open for 30 s is most likely a hum: the note
     names `--vad-steady 2`, which keeps a voice over it, beside the --vad-db that keeps everything under it out."""
-    sr = 16000
-    t = np.arange(3 * sr) / sr
-    hum = sum(np.sin(2 * np.pi * 100 * k * t) / k for k in range(1, 6))
-    hum = (hum * 0.03 / np.sqrt(np.mean(hum**2))).astype(np.float32)  # about -30 dBFS
+    loud = hum(3.0, dbfs=-30.5)
     for steady, named in ((0.0, True), (2.0, False)):
         b = bundles["audio"]
         pipe = LivePipeline(b, _engine(b), PipelineConfig(smoothing="none", vad_steady=steady))
-        notes = [n for i in range(70) for n in pipe.step(3.0 + 0.5 * i, hum).notes]
+        notes = [n for i in range(70) for n in pipe.step(3.0 + 0.5 * i, loud).notes]
         said = [n for n in notes if "voice gate has been open" in n]
         assert len(said) == (1 if named else 0)
         if named:

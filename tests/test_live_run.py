@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _signals import hum
 
 from edge_ser.live.outputs.jsonl import read_jsonl
 
@@ -484,24 +485,29 @@ def test_quiet_speech_with_noise_bursts_gets_the_quiet_note_not_the_unvoiced_one
     assert "not voiced" in gate_note(stats, gate)
 
 
-def test_a_run_that_heard_only_a_hum_says_so_when_the_steady_test_shut_it():
-    """`--vad-steady` (docs/live.md, "A steady voiced sound"): a run whose loud voiced hops were all a steady hum
-    ends with a note naming it and the flag; a run of mostly speech does not."""
+def _gate_run(gate, y: np.ndarray, sr: int = 16000):
+    """Half-second hops of `y` through `gate` as a run's updates: the run's RunStats (updates, loudest level, updates
+    the gate opened on)."""
     from edge_ser.audio.level import level_db
-    from edge_ser.live.pipeline import VadGate
-    from edge_ser.live.run import RunStats, gate_note
+    from edge_ser.live.run import RunStats
 
-    sr = 16000
-    t = np.arange(10 * sr) / sr
-    hum = sum(np.sin(2 * np.pi * 100 * k * t) / k for k in range(1, 6))
-    hum = (hum * 0.01 / np.sqrt(np.mean(hum**2))).astype(np.float32)  # -40 dBFS
-    gate = VadGate(-45.0, 10.0, voicing=0.1, floor=False, hangover=1, steady_seconds=2.0)
     stats = RunStats()
-    for i in range(0, hum.size, sr // 2):
-        h = hum[i : i + sr // 2]
+    for i in range(0, y.size, sr // 2):
+        h = y[i : i + sr // 2]
         stats.updates += 1
         stats.loudest_db = max(stats.loudest_db, level_db(h))
         stats.speech_updates += int(gate(level_db(h), h, sr))
+    return stats
+
+
+def test_a_run_that_heard_only_a_hum_says_so_when_the_steady_test_shut_it():
+    """`--vad-steady` (docs/live.md, "A steady voiced sound"): a run whose loud voiced hops were all a steady hum
+    ends with a note naming it and the flag; a run of mostly speech does not."""
+    from edge_ser.live.pipeline import VadGate
+    from edge_ser.live.run import gate_note
+
+    gate = VadGate(-45.0, 10.0, voicing=0.1, floor=False, hangover=1, steady_seconds=2.0)
+    stats = _gate_run(gate, hum(10.0))  # -40 dBFS
     assert gate.steady_shut == 17 and stats.speech_updates == 3  # open for the test's first 1.5 s
     note = gate_note(stats, gate)
     assert "kept 17 hops out" in note and "hum or a drone" in note and "--vad-steady 0" in note
@@ -512,29 +518,21 @@ def test_a_run_that_heard_only_a_hum_says_so_when_the_steady_test_shut_it():
 def test_a_hum_under_a_raised_gate_is_not_called_a_quiet_speaker():
     """The 30 s note tells a user to raise --vad-db above a hum; the end-of-run note then called the hum's hops a
     quiet speaker and advised lowering the gate again (the floor climbs 0.5 dB a hop from -90 dBFS, so for ~40 s
-    the hum stood 10 dB above it). Since 2026-12-06 hops whose level stays within 1 dB for 3 s are a steady sound:
+    the hum stood 10 dB above it). Since 2026-12-06 hops whose level stays within 2 dB for 3 s are a steady sound:
     the floor the notes use jumps to it, and those hops are not counted as quiet speech."""
-    from edge_ser.audio.level import level_db
     from edge_ser.live.pipeline import LivePipeline, PipelineConfig
-    from edge_ser.live.run import RunStats, gate_note
+    from edge_ser.live.run import gate_note
 
     sr = 16000
     t = np.arange(40 * sr) / sr
-    hum = sum(np.sin(2 * np.pi * 100 * k * t) / k for k in range(1, 6))
-    hum = (hum * 0.01 / np.sqrt(np.mean(hum**2))).astype(np.float32)  # -40 dBFS
     f0 = 140 + 20 * np.sin(2 * np.pi * 0.7 * t)
     voice = sum(np.sin(k * 2 * np.pi * np.cumsum(f0) / sr) / k for k in range(1, 8))
     voice = voice * (0.5 + 0.5 * np.sin(2 * np.pi * 3 * t) ** 2)
     voice = (0.1 * voice / np.abs(voice).max()).astype(np.float32)
-    y = hum.copy()
+    y = hum(40.0)  # -40 dBFS
     y[30 * sr :] += voice[30 * sr :]  # 30 s of hum, then 10 s of a voice over it
     gate = LivePipeline.make_gate(PipelineConfig(vad_db=-35.0))
-    stats = RunStats()
-    for i in range(0, y.size, sr // 2):
-        h = y[i : i + sr // 2]
-        stats.updates += 1
-        stats.loudest_db = max(stats.loudest_db, level_db(h))
-        stats.speech_updates += int(gate(level_db(h), h, sr))
+    stats = _gate_run(gate, y)
     assert stats.speech_updates >= 18  # the voice opens the gate
     assert gate.quiet_hops == 0 and gate_note(stats, gate) is None
 
