@@ -45,14 +45,10 @@ VARIANTS = (
 )
 
 
-def uar(true: list[str], pred: list[str]) -> float:
-    t, p = np.asarray(true), np.asarray(pred)
-    return 100 * float(np.mean([np.mean(p[t == c] == c) for c in sorted(set(true))]))
-
-
 def measure(bundle: str, data: str) -> dict:
     """One bundle on its corpus: UAR and top-1 agreement with the clip as recorded, per variant."""
     from converters.data import load_dataset
+    from converters.evaluate import metrics
     from edge_ser.audio import load
     from edge_ser.audio.pauses import speech_span
     from edge_ser.recognizer import Recognizer
@@ -92,7 +88,7 @@ def measure(bundle: str, data: str) -> dict:
         "bundle": bundle,
         "data": data,
         "rows": {
-            name: {"clips": len(true[name]), "uar": round(uar(true[name], pred[name]), 1),
+            name: {"clips": len(true[name]), "uar": round(100 * metrics(true[name], pred[name], rec.labels).uar, 1),
                    "same_top1": round(100 * float(np.mean(same[name])), 1)}
             for name in VARIANTS
         },

@@ -158,6 +158,7 @@ def enroll_files(
     """Feed the audio files among `paths` to `rec.enroll_file`, with the run's voice gate (`vad_db`, `voicing`;
     None: the defaults); a line saying how many clips were added. `stop` (an object with `is_set()`, the run's
     Ctrl-C flag) ends the enrolment between two files."""
+    gate = {k: v for k, v in (("vad_db", vad_db), ("voicing", voicing)) if v is not None}
     paths = list(paths)
     files = media_files(paths)
     if not files:
@@ -172,7 +173,6 @@ def enroll_files(
         if rec.enrolled(f):
             known += 1
             continue
-        gate = {k: v for k, v in (("vad_db", vad_db), ("voicing", voicing)) if v is not None}
         clips += rec.enroll_file(f, **gate)
     line = f"enrolled {clips} clip(s) of speech from {done} file(s)"
     if known:

@@ -53,21 +53,20 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 def _print_model(bundle) -> None:
     """What one model bundle holds: speaker normalisation, accuracy, counts, bit plan, files."""
-    from edge_ser.audio.pauses import keep_seconds
+    from edge_ser.audio.pauses import bundle_keep, keep_seconds
     from edge_ser.speaker import SpeakerAdapter
 
     m = bundle.manifest
     speaker = SpeakerAdapter(m)
     if speaker.active:
         _print(f"speaker normalisation: {speaker.describe()}")
-    keep = keep_seconds(m)
-    kind = bundle.input_kind
-    if keep is not None and kind.hears and not kind.faces:
+    keep = bundle_keep(m, bundle.input_kind)
+    if keep is not None:
         _print(
             f"pauses: a whole clip keeps at most {keep:g} s before and after its speech, what the training clips "
             "held (docs/protocol.md, 'Pauses around the speech')"
         )
-    elif keep is not None:
+    elif keep_seconds(m) is not None:
         _print("pauses: the manifest's block is not used (the model takes faces, timed by the whole clip)")
     _print_accuracy(m)
     _print_counts(bundle)

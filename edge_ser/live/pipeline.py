@@ -319,7 +319,7 @@ class VadGate:
             return False
         # steady_newest: the tests before the newest make the steady sound, and the newest must match it (pooled
         # with them, a voice starting over a hum is outvoted: docs/live.md); else all of them pooled (candidate 1)
-        newest = self.steady_newest and len(self._tests) > 1
+        newest = self.steady_newest  # the tests are at least two (__init__)
         ref = list(self._tests)[:-1] if newest else list(self._tests)
         period = np.concatenate([f.period[f.voiced] for f in ref])
         energy = np.concatenate([f.energy[f.voiced] for f in ref])
