@@ -34,29 +34,13 @@ TEST_CUTS = (1.0, 1.5)
 VIEWS = ("as recorded", *(f"first {c:g} s of speech" for c in TEST_CUTS))
 
 
-def standardised_like(X: np.ndarray, views: list[np.ndarray], speakers: np.ndarray) -> list[np.ndarray]:
-    """Each of `views` (other renderings of X's clips) standardised per speaker by the statistics of X's clips."""
-    from converters.speaker_norm import _frames
-    from edge_ser.features.speaker_norm import SpeakerNorm
-
-    pooled = _frames(np.asarray(X, np.float64))
-    base = SpeakerNorm(pooled.mean(0), pooled.var(0), prior_weight=0.0)
-    out = [np.empty(v.shape, np.float32) for v in views]
-    for s in np.unique(speakers):
-        rows = np.flatnonzero(speakers == s)
-        norm = base.reset().update(np.asarray(X[rows], np.float64))
-        for o, v in zip(out, views, strict=True):
-            o[rows] = norm.apply(np.asarray(v[rows], np.float64))
-    return out
-
-
 def run(protocol: str, limit: int | None) -> dict:
     from converters.evaluate import index_metrics
     from converters.featurize import FeatureCache, cropped_functionals_matrix
     from converters.pipeline import load_records
     from converters.protocol import PROTOCOLS, mean_std
     from converters.si_eval import InputData, fold_inputs, functionals_ext_aug_input, functionals_rows
-    from converters.speaker_norm import NormMode
+    from converters.speaker_norm import NormMode, transductive_like
     from edge_ser.features.egemaps import FunctionalsSpec
 
     data_name, balanced = RECIPES[protocol]
@@ -76,7 +60,7 @@ def run(protocol: str, limit: int | None) -> dict:
     norm = NormMode("transductive")
     folds = PROTOCOLS[protocol].folds(aug.speakers, aug.y)[:limit]
     views = [aug.X, *tests]
-    normed = standardised_like(aug.X, views, aug.speakers)
+    normed = transductive_like(aug.X, aug.speakers, views)
     out: dict = {"protocol": protocol, "data": data_name, "model": row.key, "folds": len(folds), "arms": {}}
     for arm, data in (("shipped copies", aug), ("+ length views", with_crops)):
         uars = {v: [] for v in VIEWS}

@@ -42,7 +42,9 @@ ship_ser_reverb_<data>.md); ser_ravdess is built with it (docs/protocol.md, "Rev
 `--reverb member` ships two members instead (logits averaged): the chosen variant as without the copies (seed 0),
 and the same variant trained with the reverberant copies (seed 1), each with its own stage 1 and refit; no seed
 ensemble is asked for (docs/protocol.md, "A close-talk and a reverberant member, nested").
-`--early-views member` ships two members the same way: the chosen variant as it is (seed 0) and the same variant
+`--length-views on` adds 2 length views of every training clip (each cut to a random stretch of its speech) to every
+member's training rows in stages 1 and 2; stage 0 and `--reverb auto` choose without them (docs/protocol.md,
+"Utterance length"). `--early-views member` ships two members the same way: the chosen variant as it is (seed 0) and the same variant
 trained with early views (seed 1) (docs/protocol.md, "A member with early views beside one without").
 The bundle records the training prior (`speaker_norm`, edge_ser.speaker): on the device each clip of
 the user joins the running statistics and is standardised by them. Its speaker-independent accuracy is the
@@ -76,6 +78,7 @@ from converters.featurize import (  # noqa: E402
     NOISY_COPIES,
     SPEED_FACTORS,
     FeatureCache,
+    cropped_functionals_matrix,
     reverb_functionals_matrix,
     training_copies,
 )
@@ -119,6 +122,14 @@ REVERB_COPIES = 2
 """Reverberant copies of every training clip with `--reverb on|auto` (`converters.featurize.
 reverb_functionals_matrix`: each in its own synthetic room, RT60 0.2-1.0 s, DRR -6 to +6 dB, seed 0;
 benchmarks/reverb.py measures them)."""
+LENGTH_COPIES = 2
+"""Length views of every training clip with `--length-views on` (`converters.featurize.cropped_functionals_matrix`:
+each cut from 0.2 s before its speech to a random 0.75 s..all of it, seeded per clip; docs/protocol.md, "Utterance
+length")."""
+SPEED_LAST = NOISY_COPIES + len(SPEED_FACTORS)
+"""The last copy index of the speed copies (`training_matrix`'s layout: clean 0, noisy, speed, reverberant, length)."""
+REVERB_LAST = SPEED_LAST + REVERB_COPIES
+"""The last copy index of the reverberant copies; the length views come after it (whether or not these exist)."""
 SI_POINTER = "the speaker-independent figure: accuracy.speaker_independent"
 """Where a manifest's split text points for the figure on unseen speakers (said otherwise when it has none)."""
 CHOOSE_BY = {
@@ -362,6 +373,14 @@ def main() -> None:
         'them (docs/protocol.md, "Reverberation")',
     )
     ap.add_argument(
+        "--length-views",
+        choices=("on", "off"),
+        default="off",
+        help=f"on: {LENGTH_COPIES} more training copies of every clip, each cut from 0.2 s before its speech to a "
+        "random 0.75 s..all of it, so a short live utterance is not an input the model never saw (stages 1 and 2; "
+        'stage 0 chooses without them; docs/protocol.md, "Utterance length")',
+    )
+    ap.add_argument(
         "--no-refit",
         action="store_true",
         help="ship the validation run's model (trained without the val speakers)",
@@ -378,9 +397,15 @@ def main() -> None:
     data, n_val, tables, variants = checked(ap, args)
     torch.set_num_threads(1)
     spec = FEATURES[args.features]
-    d, X, Z, y, spk, copy_of, groups = training_matrix(data.arg, spec, reverb=args.reverb != "off")
+    lengths = args.length_views == "on"
+    d, X, Z, y, spk, copy_of, groups = training_matrix(
+        data.arg, spec, reverb=args.reverb != "off", lengths=lengths
+    )
     early = EARLY_VIEWS if args.early_views == "on" else ()
-    rows = Rows(X, Z, y, spk.astype(str), copy_of, groups, list(d.classes), early, reverb=args.reverb == "on")
+    rows = Rows(
+        X, Z, y, spk.astype(str), copy_of, groups, list(d.classes), early, reverb=args.reverb == "on",
+        lengths=lengths,
+    )  # fmt: skip
     val_spk = rows.speakers()[-n_val:]
     unseen: list[str] = []
     if args.paired_fold is not None:
@@ -397,7 +422,7 @@ def main() -> None:
     if args.choose == "pairs" and len(variants) > 1 and not unseen:
         # stage 0 compares the variants without early views (they are the same for every variant)
         choice = choose_variant(
-            replace(rows, early_views=(), reverb=False),
+            replace(rows, early_views=(), reverb=False, lengths=False),
             variants,
             args.recipe,
             progress=True,
@@ -413,7 +438,12 @@ def main() -> None:
             )
         off = choice["mean"][choice["chosen"]] if choice is not None else None
         reverb_choice = choose_reverb(  # without early views, as stage 0 (its score of the variant is `off`)
-            replace(rows, early_views=()), variants[0], args.recipe, by=args.choose_by, off=off, progress=True
+            replace(rows, early_views=(), lengths=False),
+            variants[0],
+            args.recipe,
+            by=args.choose_by,
+            off=off,
+            progress=True,
         )
         write_reverb_choice(data.name, variants[0], reverb_choice, tables)
         rows = replace(rows, reverb=reverb_choice["reverb"])
@@ -440,6 +470,11 @@ def main() -> None:
         + (f", speed-perturbed copies at {', '.join(map(str, SPEED_FACTORS))}" if speed else "")
         + " (chosen on validation)"
         + (f"; {REVERB_COPIES} reverberant copies (synthetic rooms)" if rows.reverb else "")
+        + (
+            f"; {LENGTH_COPIES} length views (each cut from 0.2 s before its speech to a random 0.75 s..all of it)"
+            if rows.lengths
+            else ""
+        )
         + (
             f"; member 2 of 2 also trained on {REVERB_COPIES} reverberant copies (synthetic rooms)"
             if args.reverb == "member"
@@ -514,7 +549,9 @@ def main() -> None:
             "so the manifest has no speaker-independent figure"
         )
     elif mirrored and not args.no_refit and not unseen:  # the procedure ship_ser_nested.py evaluates
-        nested = nested_figures(nested_name(data.name, args.choose_by, args.early_views, args.reverb), tables)
+        nested = nested_figures(
+            nested_name(data.name, args.choose_by, args.early_views, args.reverb, lengths), tables
+        )
         if nested is not None:
             accuracy["speaker_independent"] = nested
         else:
@@ -525,6 +562,7 @@ def main() -> None:
                 + (f" --tables {shlex.quote(str(tables))}" if tables is not None else "")
                 + {"off": "", "on": " --early-views", "member": " --early-views member"}[args.early_views]
                 + (f" --reverb {args.reverb}" if args.reverb != "off" else "")
+                + (" --length-views on" if lengths else "")
                 + ")"
             )
     if "speaker_independent" not in accuracy:  # the split's text must not point to a figure that is not there
@@ -561,6 +599,7 @@ def main() -> None:
                 "early_member": args.early_views == "member",
                 "reverb_copies": REVERB_COPIES if rows.reverb or args.reverb == "member" else 0,
                 "reverb_member": args.reverb == "member",
+                "length_views": LENGTH_COPIES if lengths else 0,
                 "loss": "class-balanced cross-entropy" if balanced else "cross-entropy",
                 "made_by": f"python benchmarks/ship_ser.py --data {shlex.quote(args.data)} "
                 f"--out {shlex.quote(str(args.out))}"
@@ -576,6 +615,7 @@ def main() -> None:
                 + (f" --members {args.members}" if args.members != "auto" else "")
                 + (f" --early-views {args.early_views}" if args.early_views != "off" else "")
                 + (f" --reverb {args.reverb}" if args.reverb != "off" else "")
+                + (" --length-views on" if lengths else "")
                 + (" --no-refit" if args.no_refit and not unseen else ""),
             },
         },
@@ -610,16 +650,22 @@ class Rows:
     does after k of its clips (`training`). (): none."""
     reverb: bool = False
     """Train on the reverberant copies (copy indices after the speed copies, when `training_matrix` made them)."""
+    lengths: bool = False
+    """Train on the length views (copy indices after REVERB_LAST, when `training_matrix` made them)."""
 
     @property
     def speed_rows(self) -> np.ndarray:
-        """The training-only views: speed-perturbed and reverberant copies (never validated on, not voices for the
-        prior)."""
+        """The training-only views: speed-perturbed and reverberant copies and length views (never validated on,
+        not voices for the prior)."""
         return self.copy_of > NOISY_COPIES
 
     @property
     def reverb_rows(self) -> np.ndarray:
         return reverb_views(self.copy_of)
+
+    @property
+    def length_rows(self) -> np.ndarray:
+        return length_views(self.copy_of)
 
     def speakers(self) -> list[str]:
         return sorted(set(self.spk.tolist()))
@@ -627,17 +673,19 @@ class Rows:
     def trained_on(self, variant: tuple[int, bool, bool]) -> np.ndarray:
         """Rows a variant (noisy copies, speed copies, balanced loss) trains on, before holding speakers out."""
         copies, speed, _ = variant
+        speed_copies = (self.copy_of > NOISY_COPIES) & (self.copy_of <= SPEED_LAST)
         return (
             (self.copy_of <= copies)
-            | (self.speed_rows & ~self.reverb_rows & speed)
+            | (speed_copies & speed)
             | (self.reverb_rows & self.reverb)
+            | (self.length_rows & self.lengths)
         )
 
     def subset(self, keep: np.ndarray) -> Rows:
         """Only the rows `keep` (whole speakers: Z is per (speaker, copy), so it stays as it is)."""
-        return Rows(
-            self.X[keep], self.Z[keep], self.y[keep], self.spk[keep], self.copy_of[keep], self.groups[keep],
-            self.classes, self.early_views, self.reverb,
+        return replace(
+            self, X=self.X[keep], Z=self.Z[keep], y=self.y[keep], spk=self.spk[keep], copy_of=self.copy_of[keep],
+            groups=self.groups[keep],
         )  # fmt: skip
 
     def training(self, fit: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -665,9 +713,9 @@ class Rows:
         y = np.array([kept.index(self.classes[k]) for k in self.y[keep]])
         X, groups = self.X[keep], self.groups[keep]
         copy_of = self.copy_of[keep]
-        return Rows(
-            X, standardise(X, groups, reverb_views(copy_of)), y, self.spk[keep], copy_of, groups, kept,
-            self.early_views, self.reverb,
+        return replace(
+            self, X=X, Z=standardise(X, groups, view_parts(copy_of)), y=y, spk=self.spk[keep], copy_of=copy_of,
+            groups=groups, classes=kept,
         )  # fmt: skip
 
 
@@ -1143,15 +1191,18 @@ def write_members(
     )
 
 
-def nested_name(data: str, choose_by: str, early: bool | str, reverb: str = "off") -> str:
+def nested_name(
+    data: str, choose_by: str, early: bool | str, reverb: str = "off", lengths: bool = False
+) -> str:
     """The name benchmarks/ship_ser_nested.py gives the nested run of this procedure (its results and records).
-    `early`: `--early-views` (off, on, member; a bool is off / on)."""
+    `early`: `--early-views` (off, on, member; a bool is off / on); `lengths`: `--length-views on`."""
     mode = ("on" if early else "off") if isinstance(early, bool) else early
     return (
         data
         + ("" if choose_by == "transductive" else f"_{choose_by}")
         + {"off": "", "on": "_early", "member": "_early_member"}[mode]
         + ("" if reverb == "off" else f"_reverb_{reverb}")
+        + ("_lengths" if lengths else "")
     )
 
 
@@ -1196,45 +1247,66 @@ def paired_fold_actors(fold: int) -> tuple[list[str], list[str]]:
     )
 
 
-def training_matrix(data: str, spec: FunctionalsSpec = FEATURES["extended"], *, reverb: bool = False):
+def training_matrix(
+    data: str, spec: FunctionalsSpec = FEATURES["extended"], *, reverb: bool = False, lengths: bool = False
+):
     """The recipe's rows (functionals of `spec`): (functionals input, X, Z, y, speaker, copy index, group) over
     the clean clips (copy 0), `NOISY_COPIES` noisy copies of each (1..NOISY_COPIES) and its speed-perturbed
-    copies (after those, one per `SPEED_FACTORS`), then with `reverb` its `REVERB_COPIES` reverberant copies;
-    Z standardises each (speaker, copy) by its own statistics, as a device session adapts to its user and
-    microphone (labels unused)."""
+    copies (after those, one per `SPEED_FACTORS`, up to SPEED_LAST), then with `reverb` its `REVERB_COPIES`
+    reverberant copies (up to REVERB_LAST), then with `lengths` its `LENGTH_COPIES` length views (after
+    REVERB_LAST, whether or not the reverberant copies are there); Z standardises each (speaker, copy) by its own
+    statistics, as a device session adapts to its user and microphone (labels unused)."""
     d = functionals_input(data, spec=spec)
     _, records = load_records(data, None)
     assert len(records) == len(d.y), "functionals_input and load_records list the clips alike"
-    copies = training_copies(records, spec, cache=FeatureCache(), progress=True)
+    copies = list(training_copies(records, spec, cache=FeatureCache(), progress=True))
+    index = list(range(1 + len(copies)))
     if reverb:
         rooms = reverb_functionals_matrix(
             records, spec, copies=REVERB_COPIES, cache=FeatureCache(), progress=True
         )
-        copies = np.concatenate([copies, rooms])
+        copies += list(rooms)
+        index += range(SPEED_LAST + 1, REVERB_LAST + 1)
+    if lengths:
+        cuts = cropped_functionals_matrix(
+            records, spec, copies=LENGTH_COPIES, cache=FeatureCache(), progress=True
+        )
+        copies += list(cuts)
+        index += range(REVERB_LAST + 1, REVERB_LAST + 1 + LENGTH_COPIES)
     X = np.concatenate([d.X, *copies]).astype(np.float32)
     views = 1 + len(copies)
     y = np.tile(d.y, views)
     spk = np.tile(d.speakers, views)
-    copy_of = np.repeat(np.arange(views), len(d.y))
+    copy_of = np.repeat(np.asarray(index), len(d.y))
     groups = np.char.add(np.char.add(spk.astype(str), "#"), copy_of.astype(str))
-    return d, X, standardise(X, groups, reverb_views(copy_of)), y, spk, copy_of, groups
+    return d, X, standardise(X, groups, view_parts(copy_of)), y, spk, copy_of, groups
 
 
 def reverb_views(copy_of: np.ndarray) -> np.ndarray:
     """The rows that are reverberant copies: their copy index comes after the noisy and the speed copies."""
-    return copy_of > NOISY_COPIES + len(SPEED_FACTORS)
+    return (copy_of > SPEED_LAST) & (copy_of <= REVERB_LAST)
 
 
-def standardise(X: np.ndarray, groups: np.ndarray, rooms: np.ndarray) -> np.ndarray:
-    """Each group standardised by its own statistics (`transductive`), the reverberant rows `rooms` apart from
-    the others: `transductive` starts from the pooled statistics of the rows it is given, so standardising them
-    together would move every other row by ~1e-5, which is enough to change a trained model (measured: a stage-0
-    variant's validation UAR by up to 4 points). Apart, the rows without reverberation are exactly what they
-    were."""
+def length_views(copy_of: np.ndarray) -> np.ndarray:
+    """The rows that are length views: their copy index comes after REVERB_LAST."""
+    return copy_of > REVERB_LAST
+
+
+def view_parts(copy_of: np.ndarray) -> np.ndarray:
+    """The part `standardise` keeps each row in: 0 recorded, noisy and speed copies; 1 reverberant; 2 length views."""
+    return reverb_views(copy_of) + 2 * length_views(copy_of)
+
+
+def standardise(X: np.ndarray, groups: np.ndarray, parts: np.ndarray) -> np.ndarray:
+    """Each group standardised by its own statistics (`transductive`), each part of `parts` (`view_parts`: the
+    reverberant copies, the length views) apart from the others: `transductive` starts from the pooled statistics
+    of the rows it is given, so standardising them together would move every other row by ~1e-5, which is enough
+    to change a trained model (measured: a stage-0 variant's validation UAR by up to 4 points). Apart, the rows
+    of the other parts are exactly what they were without them."""
     Z = np.empty(X.shape, np.float32)
-    for part in (~rooms, rooms):
-        if part.any():
-            Z[part] = transductive(X[part], groups[part])
+    parts = np.asarray(parts)
+    for part in np.unique(parts):
+        Z[parts == part] = transductive(X[parts == part], groups[parts == part])
     return Z
 
 

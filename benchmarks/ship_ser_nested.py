@@ -14,7 +14,10 @@ choice of one MLP or a seed ensemble on the same folds, within the bit budget), 
 the last speaker(s), per member), the refit on every remaining speaker, the training prior with the shipped prior
 weight; then the held-out speaker is scored once, transductive and online after 1, 5 and 20 of its clips (3
 seeded clip orders pooled, as si_table's online rows). Nothing of the held-out speaker is seen before that.
-Stage 1's model (before the refit) is scored too, for the record.
+Stage 1's model (before the refit) is scored too, for the record. The shipped model also scores the held-out
+speaker's clips cut to their first 1.0 and 1.5 s of speech (`TEST_CUTS`, from 0.2 s before it), standardised by its
+statistics of the clips as recorded: a device that knows its speaker hearing a short utterance (docs/protocol.md,
+"Utterance length"). `--length-views on` is ship_ser.py's flag (writes ..._lengths).
 
 Every finished fold is one line of benchmarks/results/ship_ser_nested_runs/<data>.jsonl: a re-run trains only
 what is missing (a record from before the ensemble choice keeps its stage-0 variant and redoes the rest).
@@ -51,6 +54,7 @@ from ship_ser import (  # noqa: E402
     BIT_BUDGET,
     CHOOSE_BY,
     DATA_HELP,
+    FEATURES,
     MEMBERS,
     ONLINE_CLIPS,
     PRIOR_WEIGHT,
@@ -78,7 +82,7 @@ from converters.compress import Compressed  # noqa: E402
 from converters.featurize import NOISY_COPIES  # noqa: E402
 from converters.protocol import mean_std  # noqa: E402
 from converters.si_eval import EARLY_VIEWS, pooled  # noqa: E402
-from converters.speaker_norm import ORDERS, online, transductive  # noqa: E402
+from converters.speaker_norm import ORDERS, online, transductive, transductive_like  # noqa: E402
 from converters.train import predict  # noqa: E402
 from edge_ser.fileio import atomic_write  # noqa: E402
 
@@ -86,6 +90,8 @@ VARIANTS = [(k, sp, b) for k in (0, NOISY_COPIES) for sp in (False, True) for b 
 """ship_ser's default candidates (noisy copies, speed copies, class-balanced loss), in its order."""
 ONLINE = (1, 5, 20)
 RECIPE = "sensitivity@2.0"
+TEST_CUTS = (1.0, 1.5)
+"""Seconds of speech the held-out speaker's clips are also scored at (`test_cuts`)."""
 
 
 def figures(y: np.ndarray, predictions: list[np.ndarray], classes: list[str]) -> dict:
@@ -104,6 +110,7 @@ def outer_fold(
     reverb: str = "off",
     rooms: dict[str, np.ndarray] | None = None,
     early_pair: bool = False,
+    cuts: dict[str, np.ndarray] | None = None,
 ) -> dict:
     """ship_ser's procedure on every speaker but `test` (stage 1 validated by the last `val_speakers` of
     them), then `test` scored once. `cached`: an earlier record of this fold whose stage-0 variant choice is
@@ -115,11 +122,14 @@ def outer_fold(
     the reverberant member, paired). `rooms`: test rooms, each [clips, dim] in the clean rows' order, where
     the held-out speaker is also scored (transductive and online-20) when the copies were used. `early_pair`:
     ship_ser's `--early-views member` (two members, the second trained with early views; its first member alone,
-    refit, is scored too as `member0`)."""
+    refit, is scored too as `member0`). `cuts`: the clips cut short (`test_cuts`), where the shipped model and
+    `member0` are also scored (transductive; `rows.lengths`: ship_ser's `--length-views on`)."""
     t0 = time.perf_counter()
     r = rows.subset(rows.spk != test)
     if cached is None:
-        choice = choose_variant(replace(r, early_views=(), reverb=False), VARIANTS, RECIPE, by=by)  # stage 0
+        choice = choose_variant(
+            replace(r, early_views=(), reverb=False, lengths=False), VARIANTS, RECIPE, by=by
+        )
         chosen = choice["chosen"]
         inner_mean = {variant_label(v): round(m, 6) for v, m in choice["mean"].items()}
     else:
@@ -132,11 +142,16 @@ def outer_fold(
             rc = known  # stage 0c of this fold in an earlier --reverb auto run: deterministic, as stage 0
         else:
             rc = choose_reverb(
-                replace(r, early_views=()), chosen, RECIPE, by=by, off=inner_mean[variant_label(chosen)]
+                replace(r, early_views=(), lengths=False),
+                chosen,
+                RECIPE,
+                by=by,
+                off=inner_mean[variant_label(chosen)],
             )
         reverb_choice = {k: rc[k] for k in ("reverb", "on", "off")}
         same = cached is not None and "refit" in cached and not (cached.get("reverb") or {}).get("reverb")
         same = same and bool(cached.get("early_member")) == early_pair  # a record of the same members
+        same = same and bool(cached.get("length_views")) == r.lengths and ("cuts" in cached or not cuts)
         if not rc["reverb"] and same and cached.get("early_views", []) == list(r.early_views):
             return {**cached, "reverb": reverb_choice, "reused": True}
         r = replace(r, reverb=rc["reverb"])
@@ -177,6 +192,7 @@ def outer_fold(
         ),
         "reverb_member": reverb == "member",
         "early_member": early_pair,
+        "length_views": r.lengths,
         "val_speakers": val_spk,
         "epochs": [s["epochs"] for s in seeds],
         "bits": float(plan.average_bits),
@@ -192,6 +208,15 @@ def outer_fold(
             views = online(rows.X, rows.spk, test_rows, base, k, seed=0)
             norms[f"online-{k}"] = figures(y, [predict(m, v).argmax(1) for v in views], rows.classes)
         out[name] = norms
+    if cuts:
+        out["cuts"] = {
+            name: {
+                key: figures(y, [predict(m, C[test_rows]).argmax(1)], rows.classes)
+                for key, m in scored.items()
+                if key != "stage1"
+            }
+            for name, C in cuts.items()
+        }
     if reverb_choice is not None:
         out["reverb"] = reverb_choice
     if (r.reverb or reverb == "member") and rooms:
@@ -221,6 +246,44 @@ def test_rooms(data: str) -> dict[str, np.ndarray]:
     from converters.featurize import FeatureCache
 
     return conditions(data, FeatureCache())
+
+
+def test_cuts(data: str, X: np.ndarray, speakers: np.ndarray) -> dict[str, np.ndarray]:
+    """Every clip of `data` cut to its first TEST_CUTS seconds of speech (from 0.2 s before it; `converters.
+    featurize.cropped_functionals_matrix`), each standardised by its speaker's statistics of the clips as recorded
+    (`X`, `speakers`: the clean rows): {"first 1 s": [clips, dim], ...} in the clean rows' order."""
+    from converters.featurize import FeatureCache, cropped_functionals_matrix
+    from converters.pipeline import load_records
+
+    _, records = load_records(data, None)
+    views = cropped_functionals_matrix(
+        records, FEATURES["extended"], lengths=TEST_CUTS, cache=FeatureCache(), progress=True
+    )
+    normed = transductive_like(X, speakers, list(views))
+    return {f"first {c:g} s": v for c, v in zip(TEST_CUTS, normed, strict=True)}
+
+
+def cuts_table(folds: list[dict]) -> list[str]:
+    """The held-out speakers' clips as recorded and cut short (`test_cuts`), UAR % transductive, mean +- std over
+    folds, per scored model."""
+    names = list(folds[0]["cuts"])
+    keys = [k for k in ("refit", "member0") if all(k in f["cuts"][names[0]] for f in folds)]
+    label = {"refit": "shipped procedure (refit)", "member0": "its first member alone (refit)"}
+    lines = [
+        "The held-out speaker's clips cut to their first seconds of speech (from 0.2 s before it), standardised by "
+        "its statistics of the clips as recorded (a device that knows its speaker hearing a short utterance), "
+        "UAR % transductive, mean +- std over folds:",
+        "",
+        "| model | as recorded | " + " | ".join(f"{n} of speech" for n in names) + " |",
+        "|---|---|" + "---|" * len(names),
+    ]
+    for key in keys:
+        cells = [mean_std([f[key]["transductive"]["uar"] for f in folds])]
+        cells += [mean_std([f["cuts"][n][key]["uar"] for f in folds]) for n in names]
+        lines.append(
+            f"| {label[key]} | " + " | ".join(f"{100 * m:.1f} +- {100 * sd:.1f}" for m, sd in cells) + " |"
+        )
+    return lines
 
 
 def summary(
@@ -258,6 +321,7 @@ def summary(
         f"# The ser_{data} shipping procedure, nested: {protocol} ({len(folds)} of {total} folds)"
         + ("" if by == "transductive" else f", stage 0 by `--choose-by {by}`")
         + (f", early views ({', '.join(map(str, early))} clips)" if early else "")
+        + (", length views" if folds and all(f.get("length_views") for f in folds) else "")
         + (
             ", a plain and an early-views member"
             if pair
@@ -339,6 +403,8 @@ def summary(
             f"{f['members']} | {f['bits']:.2f} | {f['packed_kb']:.1f} | {100 * f['refit']['transductive']['uar']:.1f} | "
             f"{100 * f['refit']['online-20']['uar']:.1f} | {100 * f['stage1']['transductive']['uar']:.1f} |"
         )
+    if all("cuts" in f for f in folds):
+        lines += ["", *cuts_table(folds)]
     if "member0" in models and all("member0_rooms" in f for f in folds):
         lines += ["", *rooms_table(folds)]
     chose = [f for f in folds if (f.get("reverb") or {}).get("reverb") or "rooms" in f]
@@ -455,6 +521,13 @@ def main() -> None:
         "scored beside it), writes ..._early_member",
     )
     ap.add_argument(
+        "--length-views",
+        choices=("on", "off"),
+        default="off",
+        help="ship_ser.py --length-views: on = 2 length views of every training clip in stages 1 and 2 (stage 0 "
+        "and the reverberation choice without them); writes ..._lengths",
+    )
+    ap.add_argument(
         "--stage0-from",
         default=None,
         metavar="NAME",
@@ -486,10 +559,12 @@ def main() -> None:
         if problem:
             ap.error(problem)
     torch.set_num_threads(1)
-    name = nested_name(data.name, args.choose_by, args.early_views, args.reverb)
-    d, X, Z, y, spk, copy_of, groups = training_matrix(data.arg, reverb=args.reverb != "off")
+    lengths = args.length_views == "on"
+    name = nested_name(data.name, args.choose_by, args.early_views, args.reverb, lengths)
+    d, X, Z, y, spk, copy_of, groups = training_matrix(data.arg, reverb=args.reverb != "off", lengths=lengths)
     early = EARLY_VIEWS if args.early_views == "on" else ()
-    rows = Rows(X, Z, y, spk.astype(str), copy_of, groups, list(d.classes), early)
+    rows = Rows(X, Z, y, spk.astype(str), copy_of, groups, list(d.classes), early, lengths=lengths)
+    cuts = test_cuts(data.arg, d.X, np.asarray(d.speakers).astype(str))
     speakers = rows.speakers()
     todo = speakers[: args.limit_folds]
     rooms = test_rooms(data.arg) if args.reverb != "off" else None
@@ -519,7 +594,7 @@ def main() -> None:
             continue
         rec = outer_fold(
             rows, test, data.val_speakers, cached=done.get(test) or stage0.get(test), by=args.choose_by,
-            reverb=args.reverb, rooms=rooms, early_pair=args.early_views == "member",
+            reverb=args.reverb, rooms=rooms, early_pair=args.early_views == "member", cuts=cuts,
         )  # fmt: skip
         done[test] = rec
         atomic_write(runs, "".join(json.dumps(done[s]) + "\n" for s in speakers if s in done))

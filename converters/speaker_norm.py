@@ -90,15 +90,28 @@ def prior(X: np.ndarray, speakers: Sequence[str], rows: np.ndarray, *, prior_wei
 
 def transductive(X: np.ndarray, speakers: Sequence[str]) -> np.ndarray:
     """Every speaker's clips standardised by that speaker's own statistics (labels unused). Same shape, float32."""
+    return transductive_like(X, speakers, [X])[0]
+
+
+def transductive_like(
+    X: np.ndarray, speakers: Sequence[str], views: Sequence[np.ndarray]
+) -> list[np.ndarray]:
+    """Each of `views` (other renderings of X's clips, each X's shape: e.g. cut to their first second of speech)
+    standardised per speaker by that speaker's statistics of X's clips: a device that knows its speaker hearing
+    another utterance of theirs. float32 arrays, in the order of `views`."""
     X = np.asarray(X, dtype=np.float64)
     spk = _speakers(speakers, len(X))
-    out = np.empty(X.shape, dtype=np.float32)
+    views = [np.asarray(v, dtype=np.float64) for v in views]
+    if any(v.shape != X.shape for v in views):
+        raise ConfigError(f"views of shapes {[v.shape for v in views]} for clips of shape {X.shape}")
+    out = [np.empty(X.shape, dtype=np.float32) for _ in views]
     pooled = _frames(X)
     base = SpeakerNorm(pooled.mean(0), pooled.var(0), prior_weight=0.0)
     for s in np.unique(spk):
         rows = np.flatnonzero(spk == s)
         norm = base.reset().update(_frames(X[rows]))
-        out[rows] = norm.apply(_frames(X[rows])).reshape(X[rows].shape)
+        for o, v in zip(out, views, strict=True):
+            o[rows] = norm.apply(_frames(v[rows])).reshape(v[rows].shape)
     return out
 
 

@@ -271,7 +271,9 @@ def test_shipped_ser_bundles_carry_their_nested_figure_and_info_prints_it(name, 
     choose_by = made_by.split("--choose-by ")[1].split()[0] if "--choose-by" in made_by else "transductive"
     reverb = made_by.split("--reverb ")[1].split()[0] if "--reverb" in made_by else "off"
     early = "member" if m["recipe"].get("early_member") else bool(m["recipe"]["early_views"])
-    nested = ship.nested_name(m["accuracy"]["dataset"], choose_by, early, reverb)
+    lengths = bool(m["recipe"].get("length_views"))
+    assert lengths == ("--length-views on" in made_by)
+    nested = ship.nested_name(m["accuracy"]["dataset"], choose_by, early, reverb, lengths)
     assert m["accuracy"]["speaker_independent"] == ship.nested_figures(
         nested
     )  # the table it was shipped with
@@ -630,3 +632,63 @@ def test_nested_tables_give_the_sample_std_over_folds():
         statistics.fmean(uars)
     )
     assert f"{100 * cell['uar']:.1f} +- {100 * cell['uar_std']:.1f}" in md
+
+
+def test_length_views_sit_after_the_reverberant_slots_train_only_when_asked_and_leave_other_rows_as_they_were():
+    """`--length-views on`: the length views' copy indices come after REVERB_LAST whether or not the reverberant
+    copies exist (so they are never taken for reverberant ones); they train only with `lengths`, never validate or
+    join the prior, are standardised apart (every other row's Z is exactly what it is without them), and subsets
+    and dropped classes keep the flag."""
+    base = 1 + ship.NOISY_COPIES + len(ship.SPEED_FACTORS)
+    plain = _rows(views=base)
+    n = len(plain.y) // base
+    rng = np.random.default_rng(1)
+    cuts = rng.normal(size=(ship.LENGTH_COPIES * n, plain.X.shape[1])).astype(np.float32)
+    X = np.concatenate([plain.X, cuts])
+    copy_of = np.concatenate(
+        [plain.copy_of, np.repeat(np.arange(ship.LENGTH_COPIES) + ship.REVERB_LAST + 1, n)]
+    )
+    spk = np.concatenate([plain.spk, np.tile(plain.spk[:n], ship.LENGTH_COPIES)])
+    groups = np.char.add(np.char.add(spk, "#"), copy_of.astype(str))
+    y = np.concatenate([plain.y, np.tile(plain.y[:n], ship.LENGTH_COPIES)])
+    Z = ship.standardise(X, groups, ship.view_parts(copy_of))
+    np.testing.assert_array_equal(Z[: len(plain.y)], plain.Z)  # the other rows exactly as without them
+    rows = ship.Rows(X, Z, y, spk, copy_of, groups, plain.classes)
+    cut = copy_of > ship.REVERB_LAST
+    np.testing.assert_array_equal(rows.length_rows, cut)
+    assert not rows.reverb_rows.any()
+    for variant in ((0, False, False), (2, True, True)):
+        assert not np.any(rows.trained_on(variant) & cut)  # off by default
+        on = replace(rows, lengths=True)
+        np.testing.assert_array_equal(on.trained_on(variant), rows.trained_on(variant) | cut)
+        assert not np.any(replace(on, reverb=True).trained_on(variant) & ~on.trained_on(variant))
+    assert np.all(rows.speed_rows[cut])  # training-only: excluded from validation and from the prior
+    on = replace(rows, lengths=True)
+    voices = on.trained_on((2, True, False)) & ~on.speed_rows
+    assert not np.any(voices & cut)
+    assert on.subset(rows.spk != "00").lengths and on.without_class("b").lengths
+    assert ship.nested_name("ravdess", "device", "member", "auto", True) == (
+        "ravdess_device_early_member_reverb_auto_lengths"
+    )
+
+
+def test_nested_cuts_table_gives_each_model_as_recorded_and_cut_short():
+    """ship_ser_nested's short-utterance table: per model, the clips as recorded and each cut, mean +- sample std
+    over folds, read from the folds' records."""
+    from unittest import mock
+
+    with mock.patch.dict("os.environ"):
+        import benchmarks.ship_ser_nested as nested
+
+    def fold(whole: float, one: float) -> dict:
+        fig = {"uar": whole}
+        return {
+            "refit": {"transductive": fig},
+            "member0": {"transductive": {"uar": whole - 0.1}},
+            "cuts": {"first 1 s": {"refit": {"uar": one}, "member0": {"uar": one - 0.1}}},
+        }
+
+    lines = nested.cuts_table([fold(0.6, 0.3), fold(0.8, 0.5)])
+    assert lines[-2] == "| shipped procedure (refit) | 70.0 +- 14.1 | 40.0 +- 14.1 |"
+    assert lines[-1] == "| its first member alone (refit) | 60.0 +- 14.1 | 30.0 +- 14.1 |"
+    assert "first 1 s of speech" in lines[2]

@@ -150,3 +150,21 @@ def test_norm_modes_parse():
     for bad in ("online-0", "online", "zscore"):
         with pytest.raises(ConfigError):
             NormMode.parse(bad)
+
+
+def test_transductive_like_standardises_other_views_by_the_clips_statistics():
+    """A speaker's short utterances are standardised by the statistics of its clips as recorded: the clips
+    themselves come out as `transductive` gives them, and another view as (view - its speaker's mean) / std."""
+    from converters.speaker_norm import transductive_like
+
+    rng = np.random.default_rng(3)
+    X = rng.normal(2.0, 3.0, size=(12, 4))
+    spk = ["a"] * 5 + ["b"] * 7
+    V = rng.normal(size=X.shape)
+    same, other = transductive_like(X, spk, [X, V])
+    np.testing.assert_array_equal(same, transductive(X, spk))
+    for rows in (slice(0, 5), slice(5, 12)):
+        want = (V[rows] - X[rows].mean(0)) / X[rows].std(0)
+        np.testing.assert_allclose(other[rows], want, rtol=1e-4, atol=1e-4)
+    with pytest.raises(ConfigError, match="views of shapes"):
+        transductive_like(X, spk, [V[:3]])
