@@ -581,3 +581,70 @@ def test_review_findings_on_the_steady_sound_test_and_the_notes(tmp_path, capsys
         main(["run", fn_audio, "--audio-file", str(wav), "--fast", "--no-console", "--cut-pauses", "on"]) == 0
     )
     assert "--cut-pauses does nothing here" in capsys.readouterr().err
+
+
+def _speech_run_stats(flags: list[bool], short_updates: int = 2):
+    """RunStats over results whose voice gate was open (True) or shut (False), in order."""
+    from types import SimpleNamespace
+
+    from edge_ser.live.run import STAGES, RunStats
+
+    stats = RunStats(short_updates=short_updates)
+    times = SimpleNamespace(**dict.fromkeys(STAGES, 0.0))
+    for f in flags:
+        stats.add(SimpleNamespace(speech=f, hears=True, level_db=-30.0, fallback=None, times=times))
+    return stats
+
+
+def test_runs_of_open_updates_count_as_utterances_and_mostly_short_ones_bring_a_note():
+    """docs/live.md, "Short utterances": each run of updates with the gate open is an utterance when it ends; one
+    of at most `short_updates` is short; the note needs 4 utterances and half of them short."""
+    from edge_ser.live.run import utterance_note
+
+    word, sentence, pause = [True], [True] * 5, [False] * 2
+    stats = _speech_run_stats(pause + (word + pause) * 2 + [True, True] + pause + sentence + pause + [True])
+    assert (stats.utterances, stats.short_utterances) == (4, 3)  # the open run at the end has not ended
+    note = utterance_note(stats)
+    assert "3 of 4 utterances were under 1.5 s long" in note and "2 s or more" in note
+    assert utterance_note(_speech_run_stats((word + pause) * 3)) is None  # too few to say
+    assert utterance_note(_speech_run_stats((word + pause + sentence + pause) * 3)) == (
+        utterance_note(_speech_run_stats((word + pause) * 3 + (sentence + pause) * 3))
+    )  # half short: noted (order does not matter)
+    assert utterance_note(_speech_run_stats((word + pause + sentence + pause + sentence + pause) * 2)) is None
+    assert _speech_run_stats(([True] * 3 + pause) * 4, short_updates=3).short_utterances == 4
+
+
+def test_a_run_of_single_words_ends_with_the_short_utterance_note_and_sentences_do_not(tmp_path, capsys):
+    """`edge-ser run` on a file: words of 0.6 s between pauses get the note once in the results (the live page
+    shows it) and at the end; sentences of 2.5 s do not."""
+    from _signals import voiced
+
+    from edge_ser.audio import write_wav
+    from edge_ser.cli import main
+
+    sr, rng = 16000, np.random.default_rng(0)
+
+    def session(seconds: float, n: int) -> Path:
+        room = [10 ** (-70 / 20) * rng.standard_normal(int(1.5 * sr))]
+        parts = room + [p for k in range(n) for p in (voiced(sr, int(seconds * sr), seed=k), *room)]
+        return write_wav(tmp_path / f"talk{seconds:g}.wav", np.concatenate(parts).astype(np.float32), sr)
+
+    ser = str(ROOT / "bundles" / "ser_ravdess")
+    for seconds, noted in ((0.6, True), (2.5, False)):
+        out = tmp_path / f"talk{seconds:g}.jsonl"
+        args = [
+            "run",
+            ser,
+            "--audio-file",
+            str(session(seconds, 6)),
+            "--fast",
+            "--no-console",
+            "--json",
+            str(out),
+        ]
+        assert main(args) == 0
+        err = capsys.readouterr().err
+        results = read_jsonl(out)
+        assert sum(r.speech for r in results) >= 6  # every word or sentence opened the gate
+        notes = [n for r in results for n in r.notes if "utterances were under" in n]
+        assert ("utterances were under 1.5 s long" in err) == noted and len(notes) == int(noted), err

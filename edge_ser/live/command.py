@@ -32,7 +32,7 @@ from edge_ser.live.pipeline import (
     STEADY_DEFAULT,
     VOICING_DEFAULT,
 )
-from edge_ser.live.run import gate_note
+from edge_ser.live.run import gate_note, utterance_note
 from edge_ser.live.run import too_short as run_too_short
 from edge_ser.text import printable
 
@@ -309,6 +309,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     quiet = gate_note(s, runner.pipeline.gate) if rec.kind.hears else None
     if quiet:
         print(f"edge-ser run: note: {quiet}", file=sys.stderr)
+    brief = utterance_note(s) if rec.kind.hears else None
+    if brief:
+        print(f"edge-ser run: note: {brief}", file=sys.stderr)
     blind = no_frames(rec, runner, s)
     if blind:
         print(f"edge-ser run: {'warning' if rec.kind.hears else 'error'}: {blind}", file=sys.stderr)

@@ -50,6 +50,14 @@ class RunStats:
     """The loudest hop of the run (dBFS): what the voice gate saw at best."""
     stopped: bool = False
     """The run was stopped (Ctrl-C, SIGTERM, the overlay's q) before its sources ended."""
+    short_updates: int = 2
+    """A run of at most this many updates with the voice gate open is a short utterance (`LiveRunner` sets it from
+    the hop: `short_run_updates`)."""
+    utterances: int = 0
+    """Runs of updates with the voice gate open that have ended: the utterances heard."""
+    short_utterances: int = 0
+    """Those of at most `short_updates` updates."""
+    _open: int = 0
 
     def __post_init__(self) -> None:
         self.stages = {k: deque(maxlen=self.keep) for k in STAGES}
@@ -60,6 +68,12 @@ class RunStats:
         self.speech_updates += r.speech
         self.fallbacks += r.fallback is not None
         self.speech.append(bool(r.speech))
+        if r.hears and r.speech:
+            self._open += 1
+        elif self._open:  # an utterance ended on this update
+            self.utterances += 1
+            self.short_utterances += self._open <= self.short_updates
+            self._open = 0
         if r.hears and r.level_db is not None and r.level_db > self.loudest_db:
             self.loudest_db = float(r.level_db)
         for k in STAGES:
@@ -124,6 +138,34 @@ def gate_note(stats: RunStats, gate: Any) -> str | None:
     return None
 
 
+def utterance_note(stats: RunStats) -> str | None:
+    """A note when most of a run's utterances were short (at least SHORT_NOTE_UTTERANCES of them, at least
+    SHORT_NOTE_SHARE short, `RunStats.short_updates`), else None: a bundle trained on whole sentences reads a
+    second of speech far less reliably, and the user can act on it (docs/live.md, "Short utterances")."""
+    n, short = stats.utterances, stats.short_utterances
+    if n < SHORT_NOTE_UTTERANCES or short < SHORT_NOTE_SHARE * n:
+        return None
+    return (
+        f"{short} of {n} utterances were under {SHORT_UTTERANCE_S:g} s long: a word or a short phrase reads far less "
+        "reliably than a sentence (the shipped ser_ravdess reads the first second of a new speaker's speech at 28 % "
+        'UAR, against 64 % for whole sentences: docs/protocol.md, "Utterance length"); say a whole sentence of '
+        "2 s or more"
+    )
+
+
+def short_run_updates(hop: float) -> int:
+    """The most updates with the voice gate open that make a short utterance at a hop of `hop` s: those that span
+    less than SHORT_UTTERANCE_S (2 at the default 0.5 s hop), and at least one."""
+    return max(1, math.ceil(SHORT_UTTERANCE_S / hop - 1e-9) - 1)
+
+
+SHORT_UTTERANCE_S = 1.5
+"""An utterance that keeps the voice gate open for less than this is short (`utterance_note`): at the default
+0.5 s hop, 1 or 2 updates, which is what most utterances of 1 s of speech give (docs/live.md, "Short utterances")."""
+SHORT_NOTE_UTTERANCES = 4
+"""`utterance_note` speaks only after this many utterances ..."""
+SHORT_NOTE_SHARE = 0.5
+"""... when at least this share of them were short."""
 STEADY_NOTE_RATIO = 4
 """`gate_note` speaks of a steady sound kept out when its hops are at least this many times the updates with speech
 (a hum alone opens the gate for its first tests; a run of speech over a hum is not "mostly a hum")."""
@@ -164,8 +206,8 @@ class LiveRunner:
         self.tracker = tracker
         self.stop = stop
         self.max_seconds = max_seconds
-        self.stats = RunStats(keep)
         c = pipeline.config
+        self.stats = RunStats(keep, short_updates=short_run_updates(c.hop))
         self.sr = pipeline.sr
         self.hop_n = int(round(c.hop * self.sr))
         self.win_n = int(round(c.window * self.sr))
@@ -175,6 +217,7 @@ class LiveRunner:
         self._next_face = 0.0
         self._frame_size: tuple[int, int] | None = None
         self._notes: list[str] = []
+        self._short_noted = False
         # None until the camera first delivers a frame, or first counts as missing
         self._camera_ok: bool | None = None
         self._camera_seen = False
@@ -247,6 +290,9 @@ class LiveRunner:
                     frame_size=self._frame_size,
                 )
                 self.stats.add(r)
+                if not self._short_noted and (short := utterance_note(self.stats)):
+                    self._notes.append(short)  # once, in the next result's notes (the live page shows them)
+                    self._short_noted = True
                 yield r
                 if self.max_seconds is not None and t >= self.max_seconds:
                     break
