@@ -42,10 +42,11 @@ ship_ser_reverb_<data>.md); ser_ravdess is built with it (docs/protocol.md, "Rev
 `--reverb member` ships two members instead (logits averaged): the chosen variant as without the copies (seed 0),
 and the same variant trained with the reverberant copies (seed 1), each with its own stage 1 and refit; no seed
 ensemble is asked for (docs/protocol.md, "A close-talk and a reverberant member, nested").
-`--length-views on` adds 2 length views of every training clip (each cut to a random stretch of its speech) to every
-member's training rows in stages 1 and 2; stage 0 and `--reverb auto` choose without them (docs/protocol.md,
-"Utterance length"). `--early-views member` ships two members the same way: the chosen variant as it is (seed 0) and the same variant
+`--early-views member` ships two members the same way: the chosen variant as it is (seed 0) and the same variant
 trained with early views (seed 1) (docs/protocol.md, "A member with early views beside one without").
+`--length-views on` adds 2 length views of every training clip (each cut to a random stretch of its speech) to every
+member's training rows: stage 0's variant choice (with `--choose pairs`) and `--reverb auto` are made without them,
+the member choice, stage 1 and the refit with them (docs/protocol.md, "Utterance length").
 The bundle records the training prior (`speaker_norm`, edge_ser.speaker): on the device each clip of
 the user joins the running statistics and is standardised by them. Its speaker-independent accuracy is the
 si_table's leave-one-speaker-out figure (online-20 row); the validation figures here are for the record.
@@ -132,6 +133,9 @@ REVERB_LAST = SPEED_LAST + REVERB_COPIES
 """The last copy index of the reverberant copies; the length views come after it (whether or not these exist)."""
 SI_POINTER = "the speaker-independent figure: accuracy.speaker_independent"
 """Where a manifest's split text points for the figure on unseen speakers (said otherwise when it has none)."""
+VARIANTS = [(k, sp, b) for k in (0, NOISY_COPIES) for sp in (False, True) for b in (False, True)]
+"""Stage 0's candidates when no flag fixes one (noisy copies, speed copies, class-balanced loss), in the order the
+flags give them; ship_ser_nested.py nests exactly these, so only a bundle chosen among all of them gets its figure."""
 CHOOSE_BY = {
     "transductive": ("val_uar", "val_uar_noisy"),
     "device": ("val_uar", "val_uar_noisy", "val_uar_online", "val_uar_noisy_online"),
@@ -377,8 +381,9 @@ def main() -> None:
         choices=("on", "off"),
         default="off",
         help=f"on: {LENGTH_COPIES} more training copies of every clip, each cut from 0.2 s before its speech to a "
-        "random 0.75 s..all of it, so a short live utterance is not an input the model never saw (stages 1 and 2; "
-        'stage 0 chooses without them; docs/protocol.md, "Utterance length")',
+        "random 0.75 s..all of it, so a short live utterance is not an input the model never saw (the member "
+        "choice, stage 1 and the refit; stage 0's variant choice and --reverb auto without them; docs/protocol.md, "
+        '"Utterance length")',
     )
     ap.add_argument(
         "--no-refit",
@@ -395,6 +400,7 @@ def main() -> None:
     )
     args = ap.parse_args()
     data, n_val, tables, variants = checked(ap, args)
+    candidates = list(variants)  # stage 0's candidates (the flags fix some or none)
     torch.set_num_threads(1)
     spec = FEATURES[args.features]
     lengths = args.length_views == "on"
@@ -459,6 +465,11 @@ def main() -> None:
     val = np.isin(rows.spk, val_spk) & ~rows.speed_rows
     copies, speed = figures["noise_copies"], bool(figures["speed_copies"])
     balanced = bool(figures["class_balanced"])
+    how = (
+        " (chosen on validation)"
+        if candidates == VARIANTS
+        else " (given by the flags or chosen on validation)"
+    )
     epochs = [r["epochs"] for r in seeds] if members > 1 else best["epochs"]
     split = {
         "kind": f"speaker holdout (validation only; {SI_POINTER})",
@@ -468,7 +479,7 @@ def main() -> None:
         "validation": f"clean clips and {NOISY_COPIES} noisy copies of each (20-50 dB SNR)",
         "augmentation": f"{copies} noisy copies of every training clip"
         + (f", speed-perturbed copies at {', '.join(map(str, SPEED_FACTORS))}" if speed else "")
-        + " (chosen on validation)"
+        + how
         + (f"; {REVERB_COPIES} reverberant copies (synthetic rooms)" if rows.reverb else "")
         + (
             f"; {LENGTH_COPIES} length views (each cut from 0.2 s before its speech to a random 0.75 s..all of it)"
@@ -492,7 +503,9 @@ def main() -> None:
             if args.early_views == "member"
             else ""
         ),
-        "loss": ("class-balanced " if balanced else "") + "cross-entropy (chosen on validation)",
+        "loss": ("class-balanced " if balanced else "")
+        + "cross-entropy"
+        + (how if args.balanced == "auto" else " (given by --balanced)"),
     }
     if choice is not None:
         split["variant_choice"] = (
@@ -511,7 +524,7 @@ def main() -> None:
             f"{members} member(s): the seed ensemble's mean clean + noisy validation UAR over the inner folds "
             f"{100 * member_choice['ensemble']:.1f} % against seed 0's {100 * member_choice['seed0']:.1f} % and the "
             f"single members' mean {100 * member_choice['single']:.1f} % (it ships when {100 * ENSEMBLE_GAIN:g} point "
-            f"above both), {table_ref(tables, f'ship_ser_members_{data.name}.md')}"
+            f"above both), {table_ref(tables, members_table(data.name, rows) + '.md')}"
             + (
                 f"; the ensemble would store {over_budget:.2f} average bits (over the {BIT_BUDGET:g}-bit budget), so one "
                 "MLP ships"
@@ -542,7 +555,12 @@ def main() -> None:
     model, plan, codes = ensemble_of(fitted)
     prior = rows.prior(fit)
     accuracy = {**figures, "dataset": data.name, "split": split}
-    mirrored = args.features == "extended" and args.choose == "pairs" and args.members == "auto"
+    mirrored = (  # the procedure ship_ser_nested.py evaluates: every choice made on the inner folds
+        args.features == "extended"
+        and args.choose == "pairs"
+        and args.members == "auto"
+        and candidates == VARIANTS
+    )
     if mirrored and not args.no_refit and not unseen and n_val != data.val_speakers:
         print(
             f"--val-speakers {n_val}: ship_ser_nested.py evaluates the procedure with {data.val_speakers}, "
@@ -1025,7 +1043,7 @@ def members_of(
     members, choice = (1 if args.members == "auto" else int(args.members)), None
     if args.members == "auto" and args.choose == "pairs" and not paired:
         choice = choose_members(rows, variant, args.recipe, progress=True)
-        write_members(args.data if data is None else data, variant, choice, tables)
+        write_members(args.data if data is None else data, variant, choice, tables, rows=rows)
         members = choice["members"]
     return [best] + [stage1(rows, variant, val_spk, args.recipe, seed=k) for k in range(1, members)], choice
 
@@ -1156,12 +1174,38 @@ def choose_members(
     }
 
 
+def members_table(data: str, rows: Rows | None = None) -> str:
+    """The name of the member choice's table for `data` trained on `rows`: ship_ser_members_<data>, with _early,
+    _reverb and _lengths when the rows train with early views, the reverberant copies or the length views (each
+    changes the members' training, so each has its own table)."""
+    return (
+        f"ship_ser_members_{data}"
+        + ("_early" if rows is not None and rows.early_views else "")
+        + ("_reverb" if rows is not None and rows.reverb else "")
+        + ("_lengths" if rows is not None and rows.lengths else "")
+    )
+
+
 def write_members(
-    data: str, variant: tuple[int, bool, bool], choice: dict, tables: Path | None = None
+    data: str,
+    variant: tuple[int, bool, bool],
+    choice: dict,
+    tables: Path | None = None,
+    *,
+    rows: Rows | None = None,
 ) -> None:
-    """benchmarks/results/ship_ser_members_<data>.{md,json} (or in `tables`): stage 0b's table."""
+    """benchmarks/results/<members_table>.{md,json} (or in `tables`): stage 0b's table."""
     from _common import write_results
 
+    extra = [
+        name
+        for name, on in (
+            ("early views", rows is not None and rows.early_views),
+            (f"{REVERB_COPIES} reverberant copies", rows is not None and rows.reverb),
+            (f"{LENGTH_COPIES} length views", rows is not None and rows.lengths),
+        )
+        if on
+    ]
     lines = [
         f"# ship_ser: one MLP or a {MEMBERS}-seed ensemble for {data}, chosen on inner folds",
         "",
@@ -1169,7 +1213,8 @@ def write_members(
         "speaker but the pair; stage 1 as shipped, 2 bits), scored on the pair's clean and noisy clips (validation "
         f"UAR %, clean / noisy). The ensemble (its members' logits averaged) ships when its mean over the folds "
         f"beats seed 0's model and the mean single member by {100 * ENSEMBLE_GAIN:g} point each. Rule fixed before "
-        "the first measurement (docs/protocol.md).",
+        "the first measurement (docs/protocol.md)."
+        + (f" The members train with {', '.join(extra)} of every training clip too." if extra else ""),
         "",
         "| inner fold | " + " | ".join(f"seed {k}" for k in range(MEMBERS)) + " | ensemble |",
         "|---|" + "---|" * (MEMBERS + 1),
@@ -1184,7 +1229,7 @@ def write_members(
         f"**{choice['members']} member(s)**.",
     ]
     payload = {"data": data, "variant": list(variant), "members_tried": MEMBERS, **choice}
-    write_results(f"ship_ser_members_{data}", payload, "\n".join(lines), folder=tables)
+    write_results(members_table(data, rows), payload, "\n".join(lines), folder=tables)
     print(
         f"inner folds: ensemble {100 * choice['ensemble']:.1f} % against seed 0 {100 * choice['seed0']:.1f} %: "
         f"{choice['members']} member(s)"

@@ -58,6 +58,7 @@ from ship_ser import (  # noqa: E402
     MEMBERS,
     ONLINE_CLIPS,
     PRIOR_WEIGHT,
+    VARIANTS,
     Rows,
     choose_members,
     choose_reverb,
@@ -75,19 +76,17 @@ from ship_ser import (  # noqa: E402
     tables_folder,
     training_matrix,
     variant_label,
+    view_parts,
     within_budget,
 )
 
 from converters.compress import Compressed  # noqa: E402
-from converters.featurize import NOISY_COPIES  # noqa: E402
 from converters.protocol import mean_std  # noqa: E402
 from converters.si_eval import EARLY_VIEWS, pooled  # noqa: E402
 from converters.speaker_norm import ORDERS, online, transductive, transductive_like  # noqa: E402
 from converters.train import predict  # noqa: E402
 from edge_ser.fileio import atomic_write  # noqa: E402
 
-VARIANTS = [(k, sp, b) for k in (0, NOISY_COPIES) for sp in (False, True) for b in (False, True)]
-"""ship_ser's default candidates (noisy copies, speed copies, class-balanced loss), in its order."""
 ONLINE = (1, 5, 20)
 RECIPE = "sensitivity@2.0"
 TEST_CUTS = (1.0, 1.5)
@@ -150,6 +149,13 @@ def outer_fold(
             )
         reverb_choice = {k: rc[k] for k in ("reverb", "on", "off")}
         same = cached is not None and "refit" in cached and not (cached.get("reverb") or {}).get("reverb")
+        # a record of `--reverb on` or `member` trained with the copies too, though it has no stage-0c choice
+        same = (
+            same
+            and not cached.get("reverb_copies")
+            and not cached.get("reverb_member")
+            and "rooms" not in cached
+        )
         same = same and bool(cached.get("early_member")) == early_pair  # a record of the same members
         same = same and bool(cached.get("length_views")) == r.lengths and ("cuts" in cached or not cuts)
         if not rc["reverb"] and same and cached.get("early_views", []) == list(r.early_views):
@@ -193,6 +199,7 @@ def outer_fold(
         "reverb_member": reverb == "member",
         "early_member": early_pair,
         "length_views": r.lengths,
+        "reverb_copies": bool(r.reverb),
         "val_speakers": val_spk,
         "epochs": [s["epochs"] for s in seeds],
         "bits": float(plan.average_bits),
@@ -248,19 +255,29 @@ def test_rooms(data: str) -> dict[str, np.ndarray]:
     return conditions(data, FeatureCache())
 
 
-def test_cuts(data: str, X: np.ndarray, speakers: np.ndarray) -> dict[str, np.ndarray]:
+def test_cuts(data: str, rows: Rows) -> dict[str, np.ndarray]:
     """Every clip of `data` cut to its first TEST_CUTS seconds of speech (from 0.2 s before it; `converters.
-    featurize.cropped_functionals_matrix`), each standardised by its speaker's statistics of the clips as recorded
-    (`X`, `speakers`: the clean rows): {"first 1 s": [clips, dim], ...} in the clean rows' order."""
+    featurize.cropped_functionals_matrix`), each standardised by its speaker's statistics of the clips as recorded,
+    exactly as `rows.Z` standardises those (the same rows in the same call, `ship_ser.standardise`'s first part,
+    with each clip's row replaced by its cut): {"first 1 s": [clips, dim], ...} in the clean rows' order."""
     from converters.featurize import FeatureCache, cropped_functionals_matrix
     from converters.pipeline import load_records
 
     _, records = load_records(data, None)
-    views = cropped_functionals_matrix(
+    cut = cropped_functionals_matrix(
         records, FEATURES["extended"], lengths=TEST_CUTS, cache=FeatureCache(), progress=True
     )
-    normed = transductive_like(X, speakers, list(views))
-    return {f"first {c:g} s": v for c, v in zip(TEST_CUTS, normed, strict=True)}
+    part = np.flatnonzero(view_parts(rows.copy_of) == 0)
+    clean = np.flatnonzero(rows.copy_of[part] == 0)  # the clean rows come first, in the clips' order
+    assert clean.size == len(records) and np.array_equal(part[clean], np.arange(len(records)))
+    X = rows.X[part]
+    views = []
+    for c in cut:
+        v = X.copy()
+        v[clean] = c
+        views.append(v)
+    normed = transductive_like(X, rows.groups[part], views)
+    return {f"first {c:g} s": v[clean] for c, v in zip(TEST_CUTS, normed, strict=True)}
 
 
 def cuts_table(folds: list[dict]) -> list[str]:
@@ -268,7 +285,11 @@ def cuts_table(folds: list[dict]) -> list[str]:
     folds, per scored model."""
     names = list(folds[0]["cuts"])
     keys = [k for k in ("refit", "member0") if all(k in f["cuts"][names[0]] for f in folds)]
-    label = {"refit": "shipped procedure (refit)", "member0": "its first member alone (refit)"}
+    pair = all(f.get("early_member") for f in folds)
+    label = {
+        "refit": "shipped procedure (refit)",
+        "member0": "its plain member alone (refit)" if pair else "its close-talk member alone (refit)",
+    }
     lines = [
         "The held-out speaker's clips cut to their first seconds of speech (from 0.2 s before it), standardised by "
         "its statistics of the clips as recorded (a device that knows its speaker hearing a short utterance), "
@@ -405,6 +426,12 @@ def summary(
         )
     if all("cuts" in f for f in folds):
         lines += ["", *cuts_table(folds)]
+    elif any("cuts" not in f for f in folds):
+        lines += [
+            "",
+            f"No short-utterance table: {sum('cuts' not in f for f in folds)} of the folds' records predate the "
+            "scores of the cut clips (an empty --runs folder recomputes them).",
+        ]
     if "member0" in models and all("member0_rooms" in f for f in folds):
         lines += ["", *rooms_table(folds)]
     chose = [f for f in folds if (f.get("reverb") or {}).get("reverb") or "rooms" in f]
@@ -564,7 +591,7 @@ def main() -> None:
     d, X, Z, y, spk, copy_of, groups = training_matrix(data.arg, reverb=args.reverb != "off", lengths=lengths)
     early = EARLY_VIEWS if args.early_views == "on" else ()
     rows = Rows(X, Z, y, spk.astype(str), copy_of, groups, list(d.classes), early, lengths=lengths)
-    cuts = test_cuts(data.arg, d.X, np.asarray(d.speakers).astype(str))
+    cuts = test_cuts(data.arg, rows)
     speakers = rows.speakers()
     todo = speakers[: args.limit_folds]
     rooms = test_rooms(data.arg) if args.reverb != "off" else None

@@ -445,8 +445,10 @@ def cropped_functionals_matrix(
     """The functionals [copies or len(lengths), n, spec.dim] of every file cut to a stretch of its speech, from
     `lead` s before its first speech frame (`edge_ser.audio.pauses.speech_span`): `lengths` seconds of speech each
     (fixed views, for testing), or, without `lengths`, `copies` training copies whose length of speech is drawn
-    uniformly from `shortest` to all of it, seeded per file and copy. A file without speech, or with less than
-    `shortest` of it, is used whole. Cached per (file, spec, length).
+    uniformly from `shortest` to all of it: one draw per file and copy from a generator seeded by `seed`, in the
+    order of `records` (the same list gives the same views; a list with a file more or less, other draws). A file
+    with less than `shortest` of speech is cut `shortest` after its speech starts (so all of its speech is kept); a
+    file without speech (`speech_span` finds none) is used whole. Cached per (file, spec, length or draw).
 
     Why: every training clip of a corpus is about as long as the others, and a live user's utterances are not
     (ser_ravdess reads the first 1 s of its own clips' speech at 40 % UAR against 85.7 % whole: docs/protocol.md,

@@ -587,9 +587,8 @@ def test_a_folder_ships_with_its_tables_and_nested_figure_outside_the_repository
     )
 
     nested = _nested()
-    monkeypatch.setattr(
-        nested, "VARIANTS", [(0, False, False)]
-    )  # the one variant ship_ser is given: its procedure
+    for script in (nested, ship):  # the one variant ship_ser is given: both nest and ship that procedure
+        monkeypatch.setattr(script, "VARIANTS", [(0, False, False)])
     tables = tmp_path / "t"
     _main(monkeypatch, nested, "--data", "mydata", "--tables", tables)
     run = json.loads((tables / "ship_ser_nested_mydata.json").read_text())
@@ -690,5 +689,81 @@ def test_nested_cuts_table_gives_each_model_as_recorded_and_cut_short():
 
     lines = nested.cuts_table([fold(0.6, 0.3), fold(0.8, 0.5)])
     assert lines[-2] == "| shipped procedure (refit) | 70.0 +- 14.1 | 40.0 +- 14.1 |"
-    assert lines[-1] == "| its first member alone (refit) | 60.0 +- 14.1 | 30.0 +- 14.1 |"
+    assert lines[-1] == "| its close-talk member alone (refit) | 60.0 +- 14.1 | 30.0 +- 14.1 |"
     assert "first 1 s of speech" in lines[2]
+
+
+def _nested():
+    from unittest import mock
+
+    with mock.patch.dict("os.environ"):  # the script pins BLAS threads in the environment at import
+        import benchmarks.ship_ser_nested as nested
+    return nested
+
+
+def test_nested_cut_clips_are_standardised_exactly_as_the_clips_as_recorded(monkeypatch):
+    """`test_cuts`: a cut that is the clip itself comes out as the clip's own row of Z (the same statistics, the
+    same call), and another cut by the same speaker's statistics."""
+    import converters.featurize as featurize
+    import converters.pipeline as pipeline
+
+    nested = _nested()
+    rows = _rows(views=1 + ship.NOISY_COPIES + len(ship.SPEED_FACTORS))
+    n = int((rows.copy_of == 0).sum())
+    clean = rows.X[:n]
+    monkeypatch.setattr(pipeline, "load_records", lambda data, root: (None, list(range(n))))
+    monkeypatch.setattr(
+        featurize, "cropped_functionals_matrix", lambda records, spec, **kw: np.stack([clean, clean + 1.0])
+    )
+    cuts = nested.test_cuts("x", rows)
+    assert list(cuts) == [f"first {c:g} s" for c in nested.TEST_CUTS]
+    same, shifted = cuts.values()
+    np.testing.assert_array_equal(same, rows.Z[:n])
+    assert not np.allclose(shifted, rows.Z[:n])
+
+
+def test_nested_reuse_takes_only_a_finished_record_of_the_same_procedure(monkeypatch):
+    """`--reverb auto` with `--stage0-from`: a fold whose inner folds say no reuses the earlier record only when it
+    was the procedure without the reverberant copies (not a `--reverb on` or `member` record, which have no stage-0c
+    choice), with the same length views and with the cut clips scored; otherwise the fold is trained."""
+    nested = _nested()
+    rows = _rows(views=1 + ship.NOISY_COPIES + len(ship.SPEED_FACTORS))
+
+    class Trained(Exception):
+        pass
+
+    def trains(*a, **k):
+        raise Trained
+
+    monkeypatch.setattr(nested, "choose_reverb", lambda *a, **k: {"reverb": False, "on": 0.5, "off": 0.6})
+    monkeypatch.setattr(nested, "choose_members", trains)
+    monkeypatch.setattr(nested, "stage1", trains)
+    chosen = (2, True, False)
+    record = {
+        "chosen": {"noise_copies": 2, "speed": True, "class_balanced": False},
+        "inner_mean": {ship.variant_label(chosen): 0.6},
+        "refit": {},
+        "early_member": False,
+        "early_views": [],
+        "length_views": False,
+        "cuts": {},
+    }
+    cuts = {"first 1 s": rows.X[rows.copy_of == 0]}
+    got = nested.outer_fold(rows, "00", 1, cached=record, reverb="auto", cuts=cuts)
+    assert got["reused"] and got["reverb"] == {"reverb": False, "on": 0.5, "off": 0.6}
+    for change in ({"reverb_copies": True}, {"reverb_member": True}, {"rooms": {}}, {"length_views": True}):
+        with pytest.raises(Trained):
+            nested.outer_fold(rows, "00", 1, cached={**record, **change}, reverb="auto", cuts=cuts)
+    with pytest.raises(Trained):  # a record from before the cut clips were scored
+        nested.outer_fold(
+            rows, "00", 1, cached={k: v for k, v in record.items() if k != "cuts"}, reverb="auto", cuts=cuts
+        )
+    with pytest.raises(Trained):  # the procedure with length views never reuses one without
+        nested.outer_fold(replace(rows, lengths=True), "00", 1, cached=record, reverb="auto", cuts=cuts)
+
+
+def test_member_choice_tables_are_named_by_the_copies_the_members_train_with():
+    rows = _rows()
+    assert ship.members_table("mydata", rows) == "ship_ser_members_mydata"
+    both = replace(rows, lengths=True, early_views=(1, 2))
+    assert ship.members_table("mydata", both) == "ship_ser_members_mydata_early_lengths"
