@@ -16,8 +16,9 @@ weight; then the held-out speaker is scored once, transductive and online after 
 seeded clip orders pooled, as si_table's online rows). Nothing of the held-out speaker is seen before that.
 Stage 1's model (before the refit) is scored too, for the record. The shipped model also scores the held-out
 speaker's clips cut to their first 1.0 and 1.5 s of speech (`TEST_CUTS`, from 0.2 s before it), standardised by its
-statistics of the clips as recorded: a device that knows its speaker hearing a short utterance (docs/protocol.md,
-"Utterance length"). `--length-views on` is ship_ser.py's flag (writes ..._lengths).
+statistics of the clips as recorded and the training prior's floors: a device that has learnt its speaker, hearing a
+short utterance (docs/protocol.md, "Utterance length"). `--length-views on` is ship_ser.py's flag (writes
+..._lengths).
 
 Every finished fold is one line of benchmarks/results/ship_ser_nested_runs/<data>.jsonl: a re-run trains only
 what is missing (a record from before the ensemble choice keeps its stage-0 variant and redoes the rest).
@@ -76,15 +77,15 @@ from ship_ser import (  # noqa: E402
     tables_folder,
     training_matrix,
     variant_label,
-    view_parts,
     within_budget,
 )
 
 from converters.compress import Compressed  # noqa: E402
 from converters.protocol import mean_std  # noqa: E402
 from converters.si_eval import EARLY_VIEWS, pooled  # noqa: E402
-from converters.speaker_norm import ORDERS, online, transductive, transductive_like  # noqa: E402
+from converters.speaker_norm import ORDERS, online, transductive  # noqa: E402
 from converters.train import predict  # noqa: E402
+from edge_ser.features.speaker_norm import SpeakerNorm  # noqa: E402
 from edge_ser.fileio import atomic_write  # noqa: E402
 
 ONLINE = (1, 5, 20)
@@ -216,13 +217,15 @@ def outer_fold(
             norms[f"online-{k}"] = figures(y, [predict(m, v).argmax(1) for v in views], rows.classes)
         out[name] = norms
     if cuts:
+        known = known_speaker(base, rows.X[test_rows])
+        views = {"as recorded": rows.X[test_rows], **{name: C[test_rows] for name, C in cuts.items()}}
         out["cuts"] = {
             name: {
-                key: figures(y, [predict(m, C[test_rows]).argmax(1)], rows.classes)
+                key: figures(y, [predict(m, known.apply(V)).argmax(1)], rows.classes)
                 for key, m in scored.items()
                 if key != "stage1"
             }
-            for name, C in cuts.items()
+            for name, V in views.items()
         }
     if reverb_choice is not None:
         out["reverb"] = reverb_choice
@@ -255,11 +258,10 @@ def test_rooms(data: str) -> dict[str, np.ndarray]:
     return conditions(data, FeatureCache())
 
 
-def test_cuts(data: str, rows: Rows) -> dict[str, np.ndarray]:
+def test_cuts(data: str) -> dict[str, np.ndarray]:
     """Every clip of `data` cut to its first TEST_CUTS seconds of speech (from 0.2 s before it; `converters.
-    featurize.cropped_functionals_matrix`), each standardised by its speaker's statistics of the clips as recorded,
-    exactly as `rows.Z` standardises those (the same rows in the same call, `ship_ser.standardise`'s first part,
-    with each clip's row replaced by its cut): {"first 1 s": [clips, dim], ...} in the clean rows' order."""
+    featurize.cropped_functionals_matrix`): {"first 1 s": [clips, dim], ...}, raw functionals in the clean rows'
+    order (`known_speaker` standardises them in each fold)."""
     from converters.featurize import FeatureCache, cropped_functionals_matrix
     from converters.pipeline import load_records
 
@@ -267,23 +269,22 @@ def test_cuts(data: str, rows: Rows) -> dict[str, np.ndarray]:
     cut = cropped_functionals_matrix(
         records, FEATURES["extended"], lengths=TEST_CUTS, cache=FeatureCache(), progress=True
     )
-    part = np.flatnonzero(view_parts(rows.copy_of) == 0)
-    clean = np.flatnonzero(rows.copy_of[part] == 0)  # the clean rows come first, in the clips' order
-    assert clean.size == len(records) and np.array_equal(part[clean], np.arange(len(records)))
-    X = rows.X[part]
-    views = []
-    for c in cut:
-        v = X.copy()
-        v[clean] = c
-        views.append(v)
-    normed = transductive_like(X, rows.groups[part], views)
-    return {f"first {c:g} s": v[clean] for c, v in zip(TEST_CUTS, normed, strict=True)}
+    return {f"first {c:g} s": v for c, v in zip(TEST_CUTS, cut, strict=True)}
+
+
+def known_speaker(base: SpeakerNorm, clips: np.ndarray) -> SpeakerNorm:
+    """A device that has learnt its speaker: the speaker's own statistics of `clips` (its clips as recorded; no
+    prior weight), with the floors of the fold's training prior `base` (a feature the prior says never moves gives 0,
+    as on the device: EMODB's equivalent sound level is the same for every 2.00 s clip, and a cut clip's is not)."""
+    return SpeakerNorm(base.prior_mean, base.prior_var, prior_weight=0.0, var_floor=base.var_floor).update(
+        np.asarray(clips, np.float64)
+    )
 
 
 def cuts_table(folds: list[dict]) -> list[str]:
     """The held-out speakers' clips as recorded and cut short (`test_cuts`), UAR % transductive, mean +- std over
     folds, per scored model."""
-    names = list(folds[0]["cuts"])
+    names = [n for n in folds[0]["cuts"] if n != "as recorded"]
     keys = [k for k in ("refit", "member0") if all(k in f["cuts"][names[0]] for f in folds)]
     pair = all(f.get("early_member") for f in folds)
     label = {
@@ -291,16 +292,16 @@ def cuts_table(folds: list[dict]) -> list[str]:
         "member0": "its plain member alone (refit)" if pair else "its close-talk member alone (refit)",
     }
     lines = [
-        "The held-out speaker's clips cut to their first seconds of speech (from 0.2 s before it), standardised by "
-        "its statistics of the clips as recorded (a device that knows its speaker hearing a short utterance), "
-        "UAR % transductive, mean +- std over folds:",
+        "The held-out speaker's clips as recorded and cut to their first seconds of speech (from 0.2 s before it), "
+        "all standardised by its own statistics of the clips as recorded with the training prior's floors "
+        "(`known_speaker`: a device that has learnt its speaker, hearing a short utterance), UAR %, mean +- std "
+        "over folds:",
         "",
         "| model | as recorded | " + " | ".join(f"{n} of speech" for n in names) + " |",
         "|---|---|" + "---|" * len(names),
     ]
     for key in keys:
-        cells = [mean_std([f[key]["transductive"]["uar"] for f in folds])]
-        cells += [mean_std([f["cuts"][n][key]["uar"] for f in folds]) for n in names]
+        cells = [mean_std([f["cuts"][n][key]["uar"] for f in folds]) for n in ("as recorded", *names)]
         lines.append(
             f"| {label[key]} | " + " | ".join(f"{100 * m:.1f} +- {100 * sd:.1f}" for m, sd in cells) + " |"
         )
@@ -591,7 +592,7 @@ def main() -> None:
     d, X, Z, y, spk, copy_of, groups = training_matrix(data.arg, reverb=args.reverb != "off", lengths=lengths)
     early = EARLY_VIEWS if args.early_views == "on" else ()
     rows = Rows(X, Z, y, spk.astype(str), copy_of, groups, list(d.classes), early, lengths=lengths)
-    cuts = test_cuts(data.arg, rows)
+    cuts = test_cuts(data.arg)
     speakers = rows.speakers()
     todo = speakers[: args.limit_folds]
     rooms = test_rooms(data.arg) if args.reverb != "off" else None

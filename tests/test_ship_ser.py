@@ -684,7 +684,10 @@ def test_nested_cuts_table_gives_each_model_as_recorded_and_cut_short():
         return {
             "refit": {"transductive": fig},
             "member0": {"transductive": {"uar": whole - 0.1}},
-            "cuts": {"first 1 s": {"refit": {"uar": one}, "member0": {"uar": one - 0.1}}},
+            "cuts": {
+                "as recorded": {"refit": fig, "member0": {"uar": whole - 0.1}},
+                "first 1 s": {"refit": {"uar": one}, "member0": {"uar": one - 0.1}},
+            },
         }
 
     lines = nested.cuts_table([fold(0.6, 0.3), fold(0.8, 0.5)])
@@ -701,25 +704,20 @@ def _nested():
     return nested
 
 
-def test_nested_cut_clips_are_standardised_exactly_as_the_clips_as_recorded(monkeypatch):
-    """`test_cuts`: a cut that is the clip itself comes out as the clip's own row of Z (the same statistics, the
-    same call), and another cut by the same speaker's statistics."""
-    import converters.featurize as featurize
-    import converters.pipeline as pipeline
-
+def test_nested_cut_clips_meet_the_speakers_own_statistics_and_the_priors_floors():
+    """`known_speaker`: the held-out speaker's clips standardised by its own statistics (no prior weight), a feature
+    the training prior says never moves (EMODB's equivalent sound level: every clip is 2.00 s and level-set) giving
+    0 for a cut clip too, as on the device, and another feature by the speaker's own mean and std."""
     nested = _nested()
-    rows = _rows(views=1 + ship.NOISY_COPIES + len(ship.SPEED_FACTORS))
-    n = int((rows.copy_of == 0).sum())
-    clean = rows.X[:n]
-    monkeypatch.setattr(pipeline, "load_records", lambda data, root: (None, list(range(n))))
-    monkeypatch.setattr(
-        featurize, "cropped_functionals_matrix", lambda records, spec, **kw: np.stack([clean, clean + 1.0])
-    )
-    cuts = nested.test_cuts("x", rows)
-    assert list(cuts) == [f"first {c:g} s" for c in nested.TEST_CUTS]
-    same, shifted = cuts.values()
-    np.testing.assert_array_equal(same, rows.Z[:n])
-    assert not np.allclose(shifted, rows.Z[:n])
+    rng = np.random.default_rng(2)
+    base = ship.SpeakerNorm(np.array([0.0, 50.0]), np.array([4.0, 0.0]), prior_weight=3.0)
+    clips = np.stack([rng.normal(3.0, 2.0, 12), np.full(12, 50.0)], axis=1)
+    known = nested.known_speaker(base, clips)
+    cut = np.array([[5.0, 47.0]])
+    z = known.apply(cut)[0]
+    assert z[1] == 0.0  # never moves in the prior: 0, not (47 - 50) / a floor
+    assert z[0] == pytest.approx((5.0 - clips[:, 0].mean()) / clips[:, 0].std(), rel=1e-5)
+    assert base.prior_weight == 3.0  # the fold's prior is not changed
 
 
 def test_nested_reuse_takes_only_a_finished_record_of_the_same_procedure(monkeypatch):
