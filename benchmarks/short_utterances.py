@@ -4,13 +4,14 @@
     python benchmarks/short_utterances.py [--clips 40] [--data ravdess]
 
 `edge-ser run` tells a user whose utterances are mostly short that a word or a short phrase reads far less
-reliably than a sentence (`edge_ser.live.run.utterance_note`). It cannot measure the speech in every utterance
-without paying for it, so it counts the updates the voice gate stays open for, which it has for free: a run of
-at most `short_run_updates(hop)` (2 at the default 0.5 s hop) is short. This measures what that count means:
-seeded clips of the corpus, each cut to its first 0.75 / 1.0 / 1.5 / 2.0 s of speech (from 0.2 s before it,
-`edge_ser.audio.pauses.speech_span`) or kept whole, played one after another with 2 s of -70 dBFS room between
-them, through the default live gate (`LivePipeline.make_gate(PipelineConfig())`), hop by hop. Per length: the
-runs of open updates (the utterances the run counts) and the share of them that count as short.
+reliably than a sentence (`edge_ser.live.run.utterance_note`). An utterance is a run of updates with the voice gate
+open; a run short enough to hold little speech (at most `measured_runs(hop)` updates: 3 at the default 0.5 s hop)
+has its speech measured on the hops it spans (`short_speech`: from the first to the last voiced frame), and counts
+as short under `SHORT_SPEECH_S`. This measures what that count means, as `LiveRunner` makes it: seeded clips of the
+corpus, each cut to its first 0.75 / 1.0 / 1.5 / 2.0 s of speech (from 0.2 s before it, `edge_ser.audio.pauses.
+speech_span`) or kept whole, played one after another with 2 s of -70 dBFS room between them, through the default
+live gate (`LivePipeline.make_gate(PipelineConfig())`), hop by hop. Per length: the runs of open updates (the
+utterances the run counts), how many were measured, and the share counted short.
 
 Writes benchmarks/results/short_utterances.{md,json}; docs/live.md, "Short utterances".
 """
@@ -36,13 +37,15 @@ ROOM_S = 2.0
 ROOM_DBFS = -70.0
 
 
-def gate_runs(y: np.ndarray, hop_s: float) -> list[int]:
-    """The lengths (in updates) of the runs of hops the default live gate opens on, over `y` hop by hop."""
+def gate_runs(y: np.ndarray, hop_s: float) -> list[tuple[int, bool | None]]:
+    """Each run of hops the default live gate opens on, over `y` hop by hop, as `LiveRunner` counts it: (its length
+    in updates, whether it counts as short: None when it is too long to be measured)."""
     from edge_ser.audio.level import level_db
     from edge_ser.live.pipeline import GATE_SECONDS, LivePipeline, PipelineConfig
+    from edge_ser.live.run import measured_runs, short_speech
 
     gate = LivePipeline.make_gate(PipelineConfig(hop=hop_s))
-    hop, voice = int(round(hop_s * SR)), int(GATE_SECONDS * SR)
+    hop, voice, most = int(round(hop_s * SR)), int(GATE_SECONDS * SR), measured_runs(hop_s)
     runs, open_ = [], 0
     for end in range(hop, y.size + 1, hop):
         h = y[end - hop : end]
@@ -51,14 +54,17 @@ def gate_runs(y: np.ndarray, hop_s: float) -> list[int]:
         if gate(level_db(h), v, SR):
             open_ += 1
         elif open_:
-            runs.append(open_)
+            tail = y[
+                max(0, end - (open_ + 2) * hop) : end
+            ]  # as LiveRunner: the run, the hop before, the closing hop
+            runs.append((open_, short_speech(tail, SR) if open_ <= most else None))
             open_ = 0
     return runs
 
 
 def main() -> int:
     from edge_ser.live.pipeline import PipelineConfig
-    from edge_ser.live.run import SHORT_UTTERANCE_S, short_run_updates
+    from edge_ser.live.run import SHORT_SPEECH_S, measured_runs
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", default="ravdess", choices=("ravdess", "emodb"))
@@ -72,7 +78,7 @@ def main() -> int:
     from edge_ser.audio.pauses import speech_span
 
     hop_s = PipelineConfig().hop
-    short = short_run_updates(hop_s)
+    most = measured_runs(hop_s)
     _, records = load_records(args.data, None)
     rng = np.random.default_rng(0)
     chosen = rng.choice(len(records), min(args.clips, len(records)), replace=False)
@@ -89,13 +95,14 @@ def main() -> int:
             b = (a + int((length + LEAD_S) * SR)) if length else (span[1] if span else y.size)
             parts += [y[a:b], room()]
         runs = gate_runs(np.concatenate(parts), hop_s)
-        counts = Counter(runs)
+        counts = Counter(k for k, _ in runs)
         rows.append(
             {
                 "speech_s": length,
                 "clips": len(clips),
                 "runs": len(runs),
-                "short": sum(v for k, v in counts.items() if k <= short),
+                "measured": sum(s is not None for _, s in runs),
+                "short": sum(bool(s) for _, s in runs),
                 "lengths": {str(k): counts[k] for k in sorted(counts)},
             }
         )
@@ -104,17 +111,25 @@ def main() -> int:
         "",
         doc_body(__doc__),
         "",
-        f"Hop {hop_s:g} s: a run of at most {short} updates counts as short (under {SHORT_UTTERANCE_S:g} s).",
+        f"Hop {hop_s:g} s: runs of at most {most} updates are measured; short: less than {SHORT_SPEECH_S:g} s of speech.",
         "",
-        "| speech kept | clips | runs of open updates | short | runs by length in updates |",
-        "|---|---|---|---|---|",
+        "| speech kept | clips | runs of open updates | measured | counted short | runs by length in updates |",
+        "|---|---|---|---|---|---|",
     ]
     for r in rows:
         kept = "whole" if r["speech_s"] is None else f"first {r['speech_s']:g} s"
         share = 100 * r["short"] / max(1, r["runs"])
         by_len = ", ".join(f"{k}: {v}" for k, v in r["lengths"].items())
-        lines.append(f"| {kept} | {r['clips']} | {r['runs']} | {r['short']} ({share:.0f} %) | {by_len} |")
-    payload = {"data": args.data, "hop_s": hop_s, "short_updates": short, "rows": rows}
+        lines.append(
+            f"| {kept} | {r['clips']} | {r['runs']} | {r['measured']} | {r['short']} ({share:.0f} %) | {by_len} |"
+        )
+    payload = {
+        "data": args.data,
+        "hop_s": hop_s,
+        "measured_runs": most,
+        "short_speech_s": SHORT_SPEECH_S,
+        "rows": rows,
+    }
     write_results("short_utterances", payload, "\n".join(lines))
     print("\n".join(lines[4:]))
     return 0

@@ -583,40 +583,49 @@ def test_review_findings_on_the_steady_sound_test_and_the_notes(tmp_path, capsys
     assert "--cut-pauses does nothing here" in capsys.readouterr().err
 
 
-def _speech_run_stats(flags: list[bool], short_updates: int = 2):
-    """RunStats over results whose voice gate was open (True) or shut (False), in order."""
+def test_runs_of_open_updates_are_utterances_and_mostly_short_ones_bring_a_note():
+    """docs/live.md, "Short utterances": `RunStats.add` counts a run of updates with the gate open as an utterance
+    when it ends and returns its length (what `LiveRunner` measures the speech of); the note needs 6 utterances and
+    half of them short."""
     from types import SimpleNamespace
 
-    from edge_ser.live.run import STAGES, RunStats
+    from edge_ser.live.run import STAGES, RunStats, measured_runs, utterance_note
 
-    stats = RunStats(short_updates=short_updates)
+    stats, ended = RunStats(), []
     times = SimpleNamespace(**dict.fromkeys(STAGES, 0.0))
-    for f in flags:
-        stats.add(SimpleNamespace(speech=f, hears=True, level_db=-30.0, fallback=None, times=times))
-    return stats
-
-
-def test_runs_of_open_updates_count_as_utterances_and_mostly_short_ones_bring_a_note():
-    """docs/live.md, "Short utterances": each run of updates with the gate open is an utterance when it ends; one
-    of at most `short_updates` is short; the note needs 4 utterances and half of them short."""
-    from edge_ser.live.run import utterance_note
-
-    word, sentence, pause = [True], [True] * 5, [False] * 2
-    stats = _speech_run_stats(pause + (word + pause) * 2 + [True, True] + pause + sentence + pause + [True])
-    assert (stats.utterances, stats.short_utterances) == (4, 3)  # the open run at the end has not ended
+    for f in [False, True, False, True, True, True, False, False, True]:
+        ended.append(
+            stats.add(SimpleNamespace(speech=f, hears=True, level_db=-30.0, fallback=None, times=times))
+        )
+    assert (
+        ended == [0, 0, 1, 0, 0, 0, 3, 0, 0] and stats.utterances == 2
+    )  # the open run at the end has not ended
+    assert (measured_runs(0.5), measured_runs(0.25), measured_runs(1.0), measured_runs(3.0)) == (3, 7, 1, 1)
+    stats.utterances, stats.short_utterances = 6, 3
     note = utterance_note(stats)
-    assert "3 of 4 utterances were under 1.5 s long" in note and "2 s or more" in note
-    assert utterance_note(_speech_run_stats((word + pause) * 3)) is None  # too few to say
-    assert utterance_note(_speech_run_stats((word + pause + sentence + pause) * 3)) == (
-        utterance_note(_speech_run_stats((word + pause) * 3 + (sentence + pause) * 3))
-    )  # half short: noted (order does not matter)
-    assert utterance_note(_speech_run_stats((word + pause + sentence + pause + sentence + pause) * 2)) is None
-    assert _speech_run_stats(([True] * 3 + pause) * 4, short_updates=3).short_utterances == 4
+    assert "3 of 6 utterances had less than 1.2 s of speech" in note and "2 s or more" in note
+    stats.short_utterances = 2
+    assert utterance_note(stats) is None  # a third short
+    stats.utterances, stats.short_utterances = 5, 5
+    assert utterance_note(stats) is None  # too few to say
+
+
+def test_short_speech_measures_the_voiced_stretch_of_a_run():
+    """`short_speech`: 0.6 s of voice in 1.5 s of room is short, 1.6 s is not, and room alone is no utterance."""
+    from _signals import voiced
+
+    from edge_ser.live.run import short_speech
+
+    sr, rng = 16000, np.random.default_rng(1)
+    room = 10 ** (-70 / 20) * rng.standard_normal(int(0.5 * sr))
+    for seconds, short in ((0.6, True), (1.6, False)):
+        assert short_speech(np.concatenate([room, voiced(sr, int(seconds * sr)), room]), sr) is short
+    assert short_speech(room, sr) is False
 
 
 def test_a_run_of_single_words_ends_with_the_short_utterance_note_and_sentences_do_not(tmp_path, capsys):
     """`edge-ser run` on a file: words of 0.6 s between pauses get the note once in the results (the live page
-    shows it) and at the end; sentences of 2.5 s do not."""
+    shows it) and at the end; sentences of 2.5 s (runs too long to be measured) do not."""
     from _signals import voiced
 
     from edge_ser.audio import write_wav
@@ -636,7 +645,7 @@ def test_a_run_of_single_words_ends_with_the_short_utterance_note_and_sentences_
             "run",
             ser,
             "--audio-file",
-            str(session(seconds, 6)),
+            str(session(seconds, 8)),  # the first window ends at 3 s: ~7 utterances are heard
             "--fast",
             "--no-console",
             "--json",
@@ -646,5 +655,5 @@ def test_a_run_of_single_words_ends_with_the_short_utterance_note_and_sentences_
         err = capsys.readouterr().err
         results = read_jsonl(out)
         assert sum(r.speech for r in results) >= 6  # every word or sentence opened the gate
-        notes = [n for r in results for n in r.notes if "utterances were under" in n]
-        assert ("utterances were under 1.5 s long" in err) == noted and len(notes) == int(noted), err
+        notes = [n for r in results for n in r.notes if "utterances had less than" in n]
+        assert ("utterances had less than 1.2 s of speech" in err) == noted and len(notes) == int(noted), err
