@@ -125,8 +125,8 @@ reverb_functionals_matrix`: each in its own synthetic room, RT60 0.2-1.0 s, DRR 
 benchmarks/reverb.py measures them)."""
 LENGTH_COPIES = 2
 """Length views of every training clip with `--length-views on` (`converters.featurize.cropped_functionals_matrix`:
-each cut from 0.2 s before its speech to a random 0.75 s..all of it, seeded per clip; docs/protocol.md, "Utterance
-length")."""
+each cut from 0.2 s before its speech to a random 0.75 s..all of it, one seeded draw per clip and copy;
+docs/protocol.md, "Utterance length")."""
 SPEED_LAST = NOISY_COPIES + len(SPEED_FACTORS)
 """The last copy index of the speed copies (`training_matrix`'s layout: clean 0, noisy, speed, reverberant, length)."""
 REVERB_LAST = SPEED_LAST + REVERB_COPIES
@@ -1174,15 +1174,15 @@ def choose_members(
     }
 
 
-def members_table(data: str, rows: Rows | None = None) -> str:
+def members_table(data: str, rows: Rows) -> str:
     """The name of the member choice's table for `data` trained on `rows`: ship_ser_members_<data>, with _early,
     _reverb and _lengths when the rows train with early views, the reverberant copies or the length views (each
     changes the members' training, so each has its own table)."""
     return (
         f"ship_ser_members_{data}"
-        + ("_early" if rows is not None and rows.early_views else "")
-        + ("_reverb" if rows is not None and rows.reverb else "")
-        + ("_lengths" if rows is not None and rows.lengths else "")
+        + ("_early" if rows.early_views else "")
+        + ("_reverb" if rows.reverb else "")
+        + ("_lengths" if rows.lengths else "")
     )
 
 
@@ -1192,7 +1192,7 @@ def write_members(
     choice: dict,
     tables: Path | None = None,
     *,
-    rows: Rows | None = None,
+    rows: Rows,
 ) -> None:
     """benchmarks/results/<members_table>.{md,json} (or in `tables`): stage 0b's table."""
     from _common import write_results
@@ -1200,9 +1200,9 @@ def write_members(
     extra = [
         name
         for name, on in (
-            ("early views", rows is not None and rows.early_views),
-            (f"{REVERB_COPIES} reverberant copies", rows is not None and rows.reverb),
-            (f"{LENGTH_COPIES} length views", rows is not None and rows.lengths),
+            ("early views", rows.early_views),
+            (f"{REVERB_COPIES} reverberant copies", rows.reverb),
+            (f"{LENGTH_COPIES} length views", rows.lengths),
         )
         if on
     ]

@@ -42,7 +42,7 @@ def gate_runs(y: np.ndarray, hop_s: float) -> list[tuple[int, bool | None]]:
     in updates, whether it counts as short: None when it is too long to be measured)."""
     from edge_ser.audio.level import level_db
     from edge_ser.live.pipeline import GATE_SECONDS, LivePipeline, PipelineConfig
-    from edge_ser.live.run import measured_runs, short_speech
+    from edge_ser.live.run import ended_run_short, measured_runs
 
     gate = LivePipeline.make_gate(PipelineConfig(hop=hop_s))
     hop, voice, most = int(round(hop_s * SR)), int(GATE_SECONDS * SR), measured_runs(hop_s)
@@ -54,10 +54,7 @@ def gate_runs(y: np.ndarray, hop_s: float) -> list[tuple[int, bool | None]]:
         if gate(level_db(h), v, SR):
             open_ += 1
         elif open_:
-            tail = y[
-                max(0, end - (open_ + 2) * hop) : end
-            ]  # as LiveRunner: the run, the hop before, the closing hop
-            runs.append((open_, short_speech(tail, SR) if open_ <= most else None))
+            runs.append((open_, ended_run_short(open_, y[:end], hop, SR, most)))  # as LiveRunner counts it
             open_ = 0
     return runs
 

@@ -309,7 +309,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     quiet = gate_note(s, runner.pipeline.gate) if rec.kind.hears else None
     if quiet:
         print(f"edge-ser run: note: {quiet}", file=sys.stderr)
-    brief = utterance_note(s) if rec.kind.hears else None
+    brief = utterance_note(s)  # None for a model that does not hear: it has no utterances
     if brief:
         print(f"edge-ser run: note: {brief}", file=sys.stderr)
     blind = no_frames(rec, runner, s)

@@ -158,6 +158,15 @@ def measured_runs(hop: float) -> int:
     return max(1, math.ceil(MEASURED_SPAN_S / hop - 1e-9) - 1)
 
 
+def ended_run_short(ended: int, audio: np.ndarray, hop_n: int, sr: int, longest: int) -> bool | None:
+    """Whether the run of `ended` open-gate updates that the newest hop of `audio` closed was a short utterance
+    (`short_speech` on the run's hops, the one before it, an onset, and the closing one, its end); None when the run
+    is longer than `longest` updates (`measured_runs`: too long to be short, not measured)."""
+    if ended > longest:
+        return None
+    return short_speech(audio[-(ended + 2) * hop_n :], sr)
+
+
 def short_speech(tail: np.ndarray, sr: int) -> bool:
     """Whether the audio `tail` (an ended run's hops, the hop before it and the one that closed it) holds less than
     SHORT_SPEECH_S of speech (`edge_ser.audio.pauses.speech_span`: from its first to its last voiced frame); no
@@ -303,11 +312,10 @@ class LiveRunner:
                     overflows=int(getattr(self.audio, "overflows", 0)),
                     frame_size=self._frame_size,
                 )
-                ended = self.stats.add(r)
-                if ended and ended <= self.measured_runs and self.pipeline.kind.hears:
-                    # the run's hops, the one before it (an onset) and the one that closed it (its end)
-                    tail = window.samples[-(ended + 2) * self.hop_n :]
-                    self.stats.short_utterances += short_speech(tail, self.sr)
+                ended = self.stats.add(r)  # only a model that hears has runs of open-gate updates
+                if ended:
+                    short = ended_run_short(ended, window.samples, self.hop_n, self.sr, self.measured_runs)
+                    self.stats.short_utterances += bool(short)
                 if not self._short_noted and (short := utterance_note(self.stats)):
                     self._notes.append(short)  # once, in the next result's notes (the live page shows them)
                     self._short_noted = True
