@@ -27,8 +27,8 @@ import numpy as np
 
 from edge_ser.errors import ConfigError
 from edge_ser.features import filters
-from edge_ser.features.condition import condition
-from edge_ser.features.pitch import PitchTrack, pyin
+from edge_ser.features.condition import conditioned
+from edge_ser.features.pitch import PitchTrack, WindowLags, pyin
 from edge_ser.features.spec import FeatureSpec
 from edge_ser.features.spectral import check_audio, frame, mfcc, power_to_db, stft_frames
 from edge_ser.limits import MAX_HOP, MAX_N_FFT
@@ -254,6 +254,16 @@ class FunctionalsSpec:
             n_chroma=0,
             remove_dc=self.remove_dc,
             level_dbfs=self.level_dbfs,
+        )
+
+    def window_lags(self) -> WindowLags:
+        """A live stream's cache of pYIN's lag products for this spec's frames (see `descriptors`)."""
+        return WindowLags(
+            sr=self.sample_rate,
+            fmin=self.fmin,
+            fmax=self.fmax,
+            frame_length=self.f0_frame_length,
+            hop_length=self.hop_length,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -565,8 +575,12 @@ class Descriptors:
     """Frames that are not pauses (within `FunctionalsSpec.silence_db` of the loudest); None: every frame."""
 
 
-def descriptors(y: np.ndarray, *, sr: int, spec: FunctionalsSpec = FunctionalsSpec()) -> Descriptors:
-    """The low-level descriptors of a mono clip `y [n]` at `sr` Hz (= spec.sample_rate), conditioned first."""
+def descriptors(
+    y: np.ndarray, *, sr: int, spec: FunctionalsSpec = FunctionalsSpec(), lags: WindowLags | None = None
+) -> Descriptors:
+    """The low-level descriptors of a mono clip `y [n]` at `sr` Hz (= spec.sample_rate), conditioned first.
+    `lags`: a live stream's `WindowLags` (built from this spec's pYIN frames), so that the frames `y` shares with
+    the stream's last window are not transformed again (the same values up to rounding)."""
     check_audio(y)
     if y.ndim != 1:
         raise ConfigError(f"functionals: expects mono audio [n], got shape {y.shape}")
@@ -575,7 +589,13 @@ def descriptors(y: np.ndarray, *, sr: int, spec: FunctionalsSpec = FunctionalsSp
             f"functionals: audio is at {sr} Hz, the FunctionalsSpec expects {spec.sample_rate} Hz"
         )
     fs = spec.feature_spec()
-    x = np.asarray(condition(np.asarray(y), fs), dtype=np.float64)
+    if lags is not None and (lags.frame_length, lags.hop_length) != (spec.f0_frame_length, spec.hop_length):
+        raise ConfigError(
+            f"functionals: the WindowLags frame {lags.frame_length} / hop {lags.hop_length} samples are not the "
+            f"spec's {spec.f0_frame_length} / {spec.hop_length}: build it with spec.window_lags()"
+        )
+    c = conditioned(np.asarray(y), fs)
+    x = np.asarray(c.x, dtype=np.float64)
     X = stft_frames(x, **fs.stft_kwargs())
     power = X.real**2 + X.imag**2
     track = pyin(
@@ -586,6 +606,7 @@ def descriptors(y: np.ndarray, *, sr: int, spec: FunctionalsSpec = FunctionalsSp
         frame_length=spec.f0_frame_length,
         hop_length=spec.hop_length,
         silence_db=spec.silence_db,
+        products=None if lags is None else lags.products(np.asarray(y), c.offset, c.gain),
     )
     T = min(power.shape[0], track.f0.size)
     power = power[:T]
@@ -808,10 +829,12 @@ def summarise(d: Descriptors, *, bounded_cv: bool = True, extended: bool = False
     return np.nan_to_num(vec, nan=0.0, posinf=0.0, neginf=0.0)
 
 
-def functionals(y: np.ndarray, *, sr: int, spec: FunctionalsSpec = FunctionalsSpec()) -> np.ndarray:
+def functionals(
+    y: np.ndarray, *, sr: int, spec: FunctionalsSpec = FunctionalsSpec(), lags: WindowLags | None = None
+) -> np.ndarray:
     """The eGeMAPS-layout functionals [spec.dim] float32 (88, or 327 `extended`) of a mono clip `y [n]` at `sr`
-    Hz (= spec.sample_rate)."""
-    d = descriptors(y, sr=sr, spec=spec)
+    Hz (= spec.sample_rate); `lags` as in `descriptors`."""
+    d = descriptors(y, sr=sr, spec=spec, lags=lags)
     return summarise(d, bounded_cv=spec.bounded_cv, extended=spec.extended).astype(np.float32)
 
 

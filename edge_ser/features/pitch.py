@@ -89,8 +89,21 @@ def fast_length(n: int) -> int:
     return three if (three := 3 * (two // 4)) >= n else two
 
 
+def lag_products(frames: np.ndarray, max_lag: int) -> np.ndarray:
+    """r[t, tau] = sum_j frames[t, j] * frames[t, j + tau] over each frame alone (no wrap), tau = 0..max_lag:
+    one FFT pair for all frames [T, N] -> [T, max_lag + 1] float64."""
+    n = fast_length(frames.shape[1] + max_lag + 1)  # >= N + max_lag: no circular wrap into the lags kept
+    spec = np.fft.rfft(frames, n, axis=1)
+    return np.fft.irfft(spec.real**2 + spec.imag**2, n, axis=1)[:, : max_lag + 1]
+
+
 def difference(
-    padded: np.ndarray, *, frame_length: int, hop_length: int, max_lag: int
+    padded: np.ndarray,
+    *,
+    frame_length: int,
+    hop_length: int,
+    max_lag: int,
+    products: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """YIN's difference function of every frame of `padded`, batched: one FFT pair and one cumulative sum.
 
@@ -99,15 +112,22 @@ def difference(
     the frame's overlap with itself shifted by tau plus the energy of the frame's last tau samples (librosa keeps
     that term; keeping it too is what makes our voicing decisions agree with the reference).
 
+    `products`: the frames' `lag_products`, when the caller has them (`WindowLags`); else computed here.
+
     Returns:
         d [T, max_lag + 1]; and the energies of x[:N - tau] and x[tau:] ([T, max_lag + 1] each), which make
         r(tau) / sqrt(head * tail) the normalised autocorrelation.
     """
     frames = frame(padded, frame_length=frame_length, hop_length=hop_length)
     T, N = frames.shape
-    n = fast_length(N + max_lag + 1)  # >= N + max_lag: no circular wrap into the lags kept
-    spec = np.fft.rfft(frames, n, axis=1)
-    r = np.fft.irfft(spec.real**2 + spec.imag**2, n, axis=1)[:, : max_lag + 1]
+    if products is None:
+        r = lag_products(frames, max_lag)
+    elif products.shape != (T, max_lag + 1):
+        raise ConfigError(
+            f"difference: products must be [{T}, {max_lag + 1}] for these frames, got {products.shape}"
+        )
+    else:
+        r = products
     c = np.concatenate([[0.0], np.cumsum(padded * padded)])
     starts = np.arange(T)[:, None] * hop_length
     lags = np.arange(max_lag + 1)[None, :]
@@ -227,6 +247,7 @@ def pyin(
     frame_length: int = 1024,
     hop_length: int = 160,
     silence_db: float | None = None,
+    products: np.ndarray | None = None,
 ) -> PitchTrack:
     """F0, voicing and voicing probability of a mono clip `y [n]` at `sr` Hz (probabilistic YIN).
 
@@ -237,6 +258,8 @@ def pyin(
         silence_db: frames whose energy is more than this many dB below the clip's loudest frame are unvoiced
             (Praat's silence threshold, on frame energy): hum or whine in a recording's pauses is periodic, and
             pYIN alone calls it voiced at its own pitch. None: no gate (librosa's `pyin`).
+        products: the `lag_products` of the clip's frames (zero-padded and centred, as here), when the caller
+            has them (`WindowLags.products`, for a live window); else computed here.
     """
     min_lag, max_lag = _lags(y, sr, fmin, fmax, frame_length, "pyin")
     if silence_db is not None and not 0 < silence_db < 200:
@@ -246,7 +269,9 @@ def pyin(
     half = frame_length // 2
     padded = np.zeros(y.size + 2 * half)
     padded[half : half + y.size] = y
-    d, head, tail = difference(padded, frame_length=frame_length, hop_length=hop_length, max_lag=max_lag)
+    d, head, tail = difference(
+        padded, frame_length=frame_length, hop_length=hop_length, max_lag=max_lag, products=products
+    )
     dn = cmnd(d)[:, min_lag : max_lag + 1]
     idx, prob = _candidates(dn)
     if silence_db is not None:
@@ -294,6 +319,107 @@ def pyin(
         hop_length=hop_length,
         sample_rate=sr,
     )
+
+
+class WindowLags:
+    """pYIN's lag products for the windows of a live stream, each frame transformed once while it stays in view.
+
+    A live window shares all but its newest hop with the window before it, yet pYIN transforms every frame again
+    (its FFT pair is a third of the functionals' time). The frames are of the *conditioned* window,
+    x = (y - offset) * gain, whose offset and gain change from window to window, but a lag product is a
+    quadratic form in the samples: for one frame of raw samples y_0..y_{N-1},
+
+        r_x(tau) = gain^2 [r_y(tau) - offset (sum_{j < N - tau} y_j + sum_{j >= tau} y_j) + offset^2 (N - tau)].
+
+    So the raw frames' r_y are kept, matched to the next window by content (a frame is reused only where the two
+    windows hold the same samples), and mapped to each window's offset and gain. Frames that reach into pyin's
+    zero padding at either end are transformed as pyin would. The products equal pyin's own up to rounding:
+    pyin transforms the float32 conditioned samples, this maps the float64 ones (~1e-7 relative).
+    """
+
+    def __init__(self, *, sr: int, fmin: float, fmax: float, frame_length: int, hop_length: int) -> None:
+        _, self.max_lag = _lags(np.zeros(1), sr, fmin, fmax, frame_length, "WindowLags")
+        if hop_length < 1:
+            raise ConfigError(f"WindowLags: hop_length must be >= 1, got {hop_length}")
+        self.frame_length, self.hop_length = frame_length, hop_length
+        self.reused = 0
+        """Frames whose products came from an earlier window (a count for tests and benches)."""
+        self.computed = 0
+        """Frames transformed."""
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the last window (the next one is transformed whole)."""
+        self._y: np.ndarray = np.zeros(0, np.float32)
+        self._first = 0  # the frame of _y whose raw products are _raw's first row
+        self._raw = np.zeros((0, self.max_lag + 1))
+        self._moved = 0
+
+    def moved(self, n: int) -> None:
+        """The stream moved on by `n` samples: the next window is likely the last one shifted by the total."""
+        self._moved += int(n)
+
+    def _shift(self, y: np.ndarray) -> int | None:
+        """How many samples the window moved since the last one (a multiple of the hop), None if it did not
+        move by one: the hint from `moved` first, then the shifts whose first sample matches, each verified."""
+        prev, hop = self._y, self.hop_length
+        hint, self._moved = self._moved, 0
+        if prev.size == 0 or y.size == 0:
+            return None
+        tried = [hint] if hint % hop == 0 and 0 <= hint < prev.size else []
+        tried += [int(s) for s in np.flatnonzero(prev[::hop] == y[0])[:4] * hop]
+        for s in tried:
+            m = min(y.size, prev.size - s)
+            if np.array_equal(y[:m], prev[s : s + m]):
+                return s
+        return None
+
+    def products(self, y: np.ndarray, offset: float, gain: float) -> np.ndarray:
+        """The lag products [T, max_lag + 1] of pyin's frames of x = (y - offset) * gain (`condition`'s map of
+        the raw window `y`): what `pyin(x, products=...)` would compute itself."""
+        N, hop, half, L = self.frame_length, self.hop_length, self.frame_length // 2, self.max_lag
+        y = np.asarray(y)
+        x = (y.astype(np.float64) - offset) * gain
+        padded = np.zeros(x.size + 2 * half)
+        padded[half : half + x.size] = x
+        frames = frame(padded, frame_length=N, hop_length=hop)
+        T = frames.shape[0]
+        lo = -(-half // hop)  # frames lo..hi lie wholly inside the window (no padding)
+        hi = min(T - 1, (y.size - N + half) // hop) if y.size + half >= N else lo - 1
+        if hi < lo:  # a window shorter than a frame or two: all padding
+            self.computed += T
+            self._y, self._first, self._raw = y.copy(), 0, np.zeros((0, L + 1))
+            return lag_products(frames, L)
+        out = np.empty((T, L + 1))
+        edge = np.r_[0:lo, hi + 1 : T]
+        if edge.size:
+            out[edge] = lag_products(frames[edge], L)
+        # the inner frames' raw products: from the last window where it held the same samples, else transformed
+        inner = np.arange(lo, hi + 1)
+        raw = np.empty((inner.size, L + 1))
+        have = np.zeros(inner.size, bool)
+        shift = self._shift(y)
+        if shift is not None:
+            src = inner + shift // hop - self._first
+            have = (src >= 0) & (src < self._raw.shape[0])
+            raw[have] = self._raw[src[have]]
+        y64 = y.astype(np.float64)
+        if (~have).any():
+            starts = inner[~have] * hop - half
+            raw[~have] = lag_products(y64[starts[:, None] + np.arange(N)], L)
+        self.reused += int(have.sum())
+        self.computed += int((~have).sum()) + edge.size
+        self._y, self._first, self._raw = y.copy(), lo, raw
+        # ... mapped to this window's offset and gain
+        r = raw
+        if offset != 0.0:
+            c = np.concatenate([[0.0], np.cumsum(y64)])
+            starts = (inner * hop - half)[:, None]
+            tau = np.arange(L + 1)[None, :]
+            sums = (c[starts + N - tau] - c[starts]) + (c[starts + N] - c[starts + tau])
+            r = raw - offset * sums + offset * offset * (N - tau)
+        out[lo : hi + 1] = r * (gain * gain)
+        return out
 
 
 VOICED_DIP = 0.25
@@ -359,8 +485,10 @@ __all__ = [
     "VOICED_DIP",
     "PitchTrack",
     "VoicedFrames",
+    "WindowLags",
     "cmnd",
     "difference",
+    "lag_products",
     "pyin",
     "voiced_frames",
     "voiced_share",

@@ -4,8 +4,9 @@ The model input is `functionals` [batch, 88] (`edge_ser.features.egemaps`: F0, l
 spectral balance, formants, MFCC 1-4, voiced/unvoiced segment statistics), or [batch, 327] when the spec is
 `extended` (the 88, then 7 distribution and dynamics statistics of 25 of those descriptors and MFCC 5-12). The manifest block
 `functionals_input` is the FunctionalsSpec; `feature_spec` records its STFT / mel part. Live, each window's
-functionals are computed afresh (they describe the window as a whole: percentiles, segment lengths); long
-files are cut into windows by the base class, as for the clip vector.
+functionals are computed afresh (they describe the window as a whole: percentiles, segment lengths), except
+pYIN's FFTs of the frames a window shares with the one before it, which are reused (`WindowLags`); long files
+are cut into windows by the base class, as for the clip vector.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import numpy as np
 
 from edge_ser.features.egemaps import FunctionalsSpec, functionals
 from edge_ser.features.spec import FeatureSpec
-from edge_ser.inputs.base import InputKind, Inputs, shape_of, softmax_row
+from edge_ser.inputs.base import InputKind, Inputs, LiveFrontEnd, shape_of, softmax_row
 
 if TYPE_CHECKING:
     from edge_ser.schema import Checker
@@ -77,6 +78,9 @@ class FunctionalsKind(InputKind):
         y = np.asarray(window, dtype=np.float32)
         return {INPUT: functionals(y, sr=self.sample_rate, spec=self.spec)[None]}
 
+    def live(self, window_seconds: float) -> LiveFrontEnd:
+        return _SlidingFunctionals(self)
+
     def combine(self, logits: np.ndarray) -> np.ndarray:
         return softmax_row(logits)
 
@@ -85,6 +89,23 @@ class FunctionalsKind(InputKind):
         return [
             f"functionals: {self.spec.dim} {layout} prosodic / voice-quality values per clip, {self.spec}"
         ]
+
+
+class _SlidingFunctionals(LiveFrontEnd):
+    """Each live window's functionals, with pYIN's FFTs of the frames it shares with the last window reused:
+    the values `window_inputs` gives up to rounding (~1e-6 relative), for ~a quarter less work per update."""
+
+    def __init__(self, kind: FunctionalsKind) -> None:
+        super().__init__(kind)
+        self.spec = kind.spec
+        self.lags = kind.spec.window_lags()
+
+    def feed(self, chunk: np.ndarray) -> None:
+        self.lags.moved(chunk.shape[0])
+
+    def inputs(self, window: np.ndarray, faces: Sequence[Any] | None = None) -> Inputs:
+        y = np.asarray(window, dtype=np.float32)
+        return {INPUT: functionals(y, sr=self.spec.sample_rate, spec=self.spec, lags=self.lags)[None]}
 
 
 KIND = FunctionalsKind

@@ -1,0 +1,138 @@
+"""pYIN's lag products reused across a live stream's windows (`WindowLags`): the products and the functionals they
+give equal those computed from scratch, a frame is reused only where two windows hold the same samples, and the
+functionals kind's live front end uses them.
+
+Tolerance: the reused path maps float64 raw products to the window's conditioning, while pyin transforms the
+float32 conditioned samples, so the two agree to float32 rounding: products within 1e-6 of the window's largest
+frame energy, functionals within 1e-4 relative (measured: 1e-6 on RAVDESS speech with a DC offset).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edge_ser.errors import ConfigError
+from edge_ser.features.condition import conditioned
+from edge_ser.features.egemaps import FunctionalsSpec, functionals
+from edge_ser.features.pitch import WindowLags, lag_products, pyin
+from edge_ser.features.spectral import frame
+from edge_ser.inputs.functionals import FunctionalsKind
+from tests._signals import voiced
+
+SR = 16000
+WINDOW, HOP = 3 * SR, SR // 2
+SPEC = FunctionalsSpec(extended=True)
+
+
+def _stream(seconds: float = 7.0, offset: float = 0.02) -> np.ndarray:
+    """Speech-like audio with pauses and a DC offset (so the offset part of the map is exercised), float32."""
+    y = voiced(SR, int(seconds * SR), seed=3)
+    y[int(2.2 * SR) : int(3.1 * SR)] = 0.0  # a pause: the window's loudest frame and pause gate move
+    return (y + offset).astype(np.float32)
+
+
+def _own_products(x: np.ndarray) -> np.ndarray:
+    """The lag products pyin computes itself for the conditioned clip x."""
+    half = SPEC.f0_frame_length // 2
+    padded = np.zeros(x.size + 2 * half)
+    padded[half : half + x.size] = x
+    frames = frame(padded, frame_length=SPEC.f0_frame_length, hop_length=SPEC.hop_length)
+    return lag_products(frames, SPEC.window_lags().max_lag)
+
+
+def _windows(y: np.ndarray) -> list[np.ndarray]:
+    return [y[end - WINDOW : end] for end in range(WINDOW, y.size + 1, HOP)]
+
+
+def test_products_of_a_sliding_window_equal_pyins_own_and_are_reused() -> None:
+    lags = SPEC.window_lags()
+    for i, w in enumerate(_windows(_stream())):
+        lags.moved(HOP)
+        c = conditioned(w, SPEC.feature_spec())
+        got = lags.products(w, c.offset, c.gain)
+        want = _own_products(np.asarray(c.x, np.float64))
+        assert got.shape == want.shape
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-6 * want[:, 0].max())
+        if i == 0:
+            assert lags.reused == 0
+    # every window after the first transforms only its new hop and the frames that reach into the padding
+    n = len(_windows(_stream()))
+    frames_per_window = 1 + WINDOW // SPEC.hop_length
+    new_per_window = HOP // SPEC.hop_length + 2 * (-(-SPEC.f0_frame_length // 2 // SPEC.hop_length))
+    assert lags.computed <= frames_per_window + (n - 1) * (new_per_window + 1)
+    assert lags.reused + lags.computed == n * frames_per_window
+
+
+def test_functionals_with_reused_products_equal_those_from_scratch() -> None:
+    lags = SPEC.window_lags()
+    for w in _windows(_stream()):
+        lags.moved(HOP)
+        fresh = functionals(w, sr=SR, spec=SPEC)
+        reused = functionals(w, sr=SR, spec=SPEC, lags=lags)
+        np.testing.assert_allclose(reused, fresh, rtol=1e-4, atol=1e-4)
+    assert lags.reused > 0
+    # pyin's track is the same, frame by frame
+    c = conditioned(w, SPEC.feature_spec())
+    x = np.asarray(c.x, np.float64)
+    kw = dict(
+        sr=SR, fmin=SPEC.fmin, fmax=SPEC.fmax, frame_length=SPEC.f0_frame_length, silence_db=SPEC.silence_db
+    )
+    a = pyin(x, **kw)
+    b = pyin(x, **kw, products=lags.products(w, c.offset, c.gain))
+    np.testing.assert_array_equal(a.voiced, b.voiced)
+    np.testing.assert_allclose(a.f0, b.f0, rtol=1e-6)
+
+
+def test_a_frame_is_reused_only_where_the_windows_hold_the_same_samples() -> None:
+    y = _stream()
+    other = _stream(offset=0.0) * np.float32(0.5) + np.float32(0.001)
+    lags = SPEC.window_lags()
+    w1, w2 = y[:WINDOW], y[HOP : HOP + WINDOW]
+    lags.products(w1, 0.0, 1.0)
+    # the stream says it moved by a hop, but the window is another stream's: nothing is reused
+    lags.moved(HOP)
+    before = lags.reused
+    z = other[HOP : HOP + WINDOW]
+    np.testing.assert_allclose(lags.products(z, 0.0, 1.0), _own_products(z.astype(np.float64)), atol=1e-9)
+    assert lags.reused == before
+    # a window that moved without a hint (a caller that does not feed) is still matched by its content
+    lags.products(w1, 0.0, 1.0)
+    before = lags.reused
+    np.testing.assert_allclose(lags.products(w2, 0.0, 1.0), _own_products(w2.astype(np.float64)), atol=1e-9)
+    assert lags.reused > before
+    # a hint that is wrong (not a whole number of frames) is ignored, not trusted
+    lags.products(w1, 0.0, 1.0)
+    lags.moved(HOP + 7)
+    np.testing.assert_allclose(lags.products(w2, 0.0, 1.0), _own_products(w2.astype(np.float64)), atol=1e-9)
+
+
+@pytest.mark.parametrize("n", [0, 300, 1100, 1600])
+def test_windows_shorter_than_a_few_frames_are_transformed_whole(n: int) -> None:
+    lags = SPEC.window_lags()
+    y = _stream(1.0)[:n]
+    for _ in range(2):
+        got = lags.products(y, 0.01, 2.0)
+        want = _own_products((y.astype(np.float64) - 0.01) * 2.0)
+        np.testing.assert_allclose(got, want, atol=1e-9)
+
+
+def test_lags_for_other_frames_are_refused() -> None:
+    wrong = WindowLags(sr=SR, fmin=SPEC.fmin, fmax=SPEC.fmax, frame_length=2048, hop_length=SPEC.hop_length)
+    with pytest.raises(ConfigError, match="spec.window_lags"):
+        functionals(_stream(1.0), sr=SR, spec=SPEC, lags=wrong)
+    with pytest.raises(ConfigError, match="WindowLags: a frame of 1024 samples cannot hold"):
+        WindowLags(sr=SR, fmin=5.0, fmax=SPEC.fmax, frame_length=1024, hop_length=160)
+
+
+def test_the_functionals_live_front_end_reuses_and_matches_window_inputs() -> None:
+    kind = FunctionalsKind(SPEC)
+    front = kind.live(WINDOW / SR)
+    y = _stream()
+    for end in range(WINDOW, y.size + 1, HOP):
+        front.feed(y[end - HOP : end])
+        got = front.inputs(y[end - WINDOW : end])["functionals"]
+        want = kind.window_inputs(y[end - WINDOW : end])["functionals"]
+        assert got.shape == want.shape == (1, SPEC.dim) and got.dtype == np.float32
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+    assert front.lags.reused > 0
