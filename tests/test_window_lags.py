@@ -136,3 +136,36 @@ def test_the_functionals_live_front_end_reuses_and_matches_window_inputs() -> No
         assert got.shape == want.shape == (1, SPEC.dim) and got.dtype == np.float32
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
     assert front.lags.reused > 0
+
+
+def test_a_clip_that_ends_now_reuses_the_last_window_and_leaves_it_for_the_next() -> None:
+    y = _stream()
+    lags = SPEC.window_lags()
+    lags.products(y[:WINDOW], 0.0, 1.0)
+    lags.moved(HOP)  # the stream moved on by a hop; an utterance of 2.5 s ends at its newest sample
+    end = WINDOW + HOP
+    clip = y[end - int(2.5 * SR) : end]
+    copy = lags.for_clip()
+    got = copy.products(clip, 0.003, 1.5)
+    np.testing.assert_allclose(got, _own_products((clip.astype(np.float64) - 0.003) * 1.5), rtol=0, atol=1e-6)
+    assert copy.reused > 0 and lags.reused == 0
+    # the next window still finds the last one, not the clip: it reuses as much as without the clip
+    plain = SPEC.window_lags()
+    for w in (y[:WINDOW], y[HOP:end]):
+        plain.products(w, 0.0, 1.0)
+    lags.products(y[HOP:end], 0.0, 1.0)
+    assert lags.reused == plain.reused > 0
+
+
+def test_the_live_front_ends_clip_inputs_match_window_inputs() -> None:
+    kind = FunctionalsKind(SPEC)
+    front = kind.live(WINDOW / SR)
+    y = _stream()
+    for end in range(WINDOW, y.size + 1, HOP):
+        front.feed(y[end - HOP : end])
+        front.inputs(y[end - WINDOW : end])
+    front.feed(y[0:0])
+    clip = y[y.size - y.size % HOP - int(2.0 * SR) : y.size - y.size % HOP]
+    np.testing.assert_allclose(
+        front.clip_inputs(clip)["functionals"], kind.window_inputs(clip)["functionals"], rtol=1e-4, atol=1e-4
+    )

@@ -17,6 +17,7 @@ Frames are centred (frame t is centred on sample t * hop, zero padding), as in l
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -356,14 +357,21 @@ class WindowLags:
         self._moved = 0
 
     def moved(self, n: int) -> None:
-        """The stream moved on by `n` samples: the next window is likely the last one shifted by the total."""
+        """The stream moved on by `n` samples since the last window (`feed`): the next window, or a clip, ends at
+        its newest sample, which tells where it starts in the last window."""
         self._moved += int(n)
 
+    def for_clip(self) -> WindowLags:
+        """A copy for another clip of the stream that ends at its newest sample (an utterance that just ended):
+        it reuses this one's last window where the clip holds the same samples, and this one keeps that window
+        (not the clip) for the next."""
+        return copy.copy(self)
+
     def _shift(self, y: np.ndarray) -> int | None:
-        """How many samples the window moved since the last one (a multiple of the hop), None if it did not
-        move by one: the hint from `moved` first, then the shifts whose first sample matches, each verified."""
+        """Where `y` starts in the last window (a multiple of the hop), None if it does not start in it with the
+        same samples: the place `moved` implies first, then the places whose first sample matches, verified."""
         prev, hop = self._y, self.hop_length
-        hint, self._moved = self._moved, 0
+        hint, self._moved = prev.size + self._moved - y.size, 0
         if prev.size == 0 or y.size == 0:
             return None
         tried = [hint] if hint % hop == 0 and 0 <= hint < prev.size else []
@@ -414,10 +422,11 @@ class WindowLags:
         r = raw
         if offset != 0.0:
             c = np.concatenate([[0.0], np.cumsum(y64)])
-            starts = (inner * hop - half)[:, None]
-            tau = np.arange(L + 1)[None, :]
-            sums = (c[starts + N - tau] - c[starts]) + (c[starts + N] - c[starts + tau])
-            r = raw - offset * sums + offset * offset * (N - tau)
+            runs = np.lib.stride_tricks.sliding_window_view(c, L + 1)  # runs[i] = c[i : i + L + 1]
+            s = inner * hop - half
+            head = runs[s + N - L][:, ::-1] - c[s, None]  # sum of y_j, j < N - tau
+            tail = c[s + N, None] - runs[s]  # sum of y_j, j >= tau
+            r = raw - offset * (head + tail) + offset * offset * (N - np.arange(L + 1))
         out[lo : hi + 1] = r * (gain * gain)
         return out
 

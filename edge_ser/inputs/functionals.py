@@ -107,6 +107,11 @@ class _SlidingFunctionals(LiveFrontEnd):
         y = np.asarray(window, dtype=np.float32)
         return {INPUT: functionals(y, sr=self.spec.sample_rate, spec=self.spec, lags=self.lags)[None]}
 
+    def clip_inputs(self, y: np.ndarray) -> Inputs:
+        y = np.asarray(y, dtype=np.float32)
+        lags = self.lags.for_clip()
+        return {INPUT: functionals(y, sr=self.spec.sample_rate, spec=self.spec, lags=lags)[None]}
+
 
 KIND = FunctionalsKind
 

@@ -32,7 +32,7 @@ from edge_ser.errors import AudioFormatError, ConfigError, InferenceError
 from edge_ser.features.pitch import VoicedFrames, voiced_frames
 from edge_ser.inputs.fusion import faces_in_view
 from edge_ser.live.result import NO_FACE, NO_RESULT, SILENCE, LiveResult, StageTimes
-from edge_ser.speaker import active_adapters, clips_held, held, learn_clip
+from edge_ser.speaker import active_adapters, clips_held, held, learn_inputs
 
 SMOOTHING = ("ema", "majority", "none")
 LEARN_MODES = ("windows", "utterances")
@@ -608,7 +608,9 @@ class LivePipeline:
         long_enough = self._utterance_hops * self.config.hop >= UTTERANCE_MIN_S - 1e-9
         self._utterance, self._utterance_hops = [], 0
         if long_enough:
-            learn_clip(self.kind, self.speaker, self.engine, self._cut(y), self.sr)
+            clip = self._cut(y)
+            self.kind.check_clip(clip.size)
+            learn_inputs(self.speaker, self.engine, self.front.clip_inputs(clip))
         return long_enough
 
     def _cut(self, y: np.ndarray) -> np.ndarray:
