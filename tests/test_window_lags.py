@@ -169,3 +169,12 @@ def test_the_live_front_ends_clip_inputs_match_window_inputs() -> None:
     np.testing.assert_allclose(
         front.clip_inputs(clip)["functionals"], kind.window_inputs(clip)["functionals"], rtol=1e-4, atol=1e-4
     )
+
+
+def test_the_side_by_side_benchmark_replays_a_stream_both_ways() -> None:
+    from benchmarks.window_lags import replay
+
+    r = replay(_stream(4.5))
+    assert r["windows"] == 4 and r["fresh_ms"] > 0 and r["reused_ms"] > 0
+    assert r["max_rel_diff"] < 1e-4 and r["windows_over_1e-5"] == 0
+    assert 0.5 < r["frames_reused"] < 1
