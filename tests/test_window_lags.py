@@ -15,7 +15,7 @@ import pytest
 from edge_ser.errors import ConfigError
 from edge_ser.features.condition import conditioned
 from edge_ser.features.egemaps import FunctionalsSpec, functionals
-from edge_ser.features.pitch import WindowLags, lag_products, pyin
+from edge_ser.features.pitch import WindowLags, centred, lag_products, pyin
 from edge_ser.features.spectral import frame
 from edge_ser.inputs.functionals import FunctionalsKind
 from tests._signals import voiced
@@ -34,10 +34,9 @@ def _stream(seconds: float = 7.0, offset: float = 0.02) -> np.ndarray:
 
 def _own_products(x: np.ndarray) -> np.ndarray:
     """The lag products pyin computes itself for the conditioned clip x."""
-    half = SPEC.f0_frame_length // 2
-    padded = np.zeros(x.size + 2 * half)
-    padded[half : half + x.size] = x
-    frames = frame(padded, frame_length=SPEC.f0_frame_length, hop_length=SPEC.hop_length)
+    frames = frame(
+        centred(x, SPEC.f0_frame_length), frame_length=SPEC.f0_frame_length, hop_length=SPEC.hop_length
+    )
     return lag_products(frames, SPEC.window_lags().max_lag)
 
 
@@ -101,10 +100,28 @@ def test_a_frame_is_reused_only_where_the_windows_hold_the_same_samples() -> Non
     before = lags.reused
     np.testing.assert_allclose(lags.products(w2, 0.0, 1.0), _own_products(w2.astype(np.float64)), atol=1e-9)
     assert lags.reused > before
-    # a hint that is wrong (not a whole number of frames) is ignored, not trusted
+    # a hint that is wrong (not a whole number of frames) is not taken: the window is found by its content
     lags.products(w1, 0.0, 1.0)
     lags.moved(HOP + 7)
-    np.testing.assert_allclose(lags.products(w2, 0.0, 1.0), _own_products(w2.astype(np.float64)), atol=1e-9)
+    assert lags._shift(w2) == HOP
+
+
+def test_the_stream_position_finds_a_window_its_first_sample_cannot() -> None:
+    """A window that starts in digital silence matches the last one at every silent hop; `moved` says where."""
+    y = _stream()
+    y[: 2 * SR] = 0.0
+    w1, w2 = y[:WINDOW], y[HOP : HOP + WINDOW]
+    blind, told = SPEC.window_lags(), SPEC.window_lags()
+    for lags in (blind, told):
+        lags.products(w1, 0.0, 1.0)
+    told.moved(HOP)
+    for lags in (blind, told):
+        np.testing.assert_allclose(
+            lags.products(w2, 0.0, 1.0), _own_products(w2.astype(np.float64)), atol=1e-9
+        )
+    assert (
+        blind.reused == 0 and told.reused == 293 - HOP // SPEC.hop_length
+    )  # the inner frames less the new hop
 
 
 @pytest.mark.parametrize("n", [0, 300, 1100, 1600])
@@ -121,6 +138,11 @@ def test_lags_for_other_frames_are_refused() -> None:
     wrong = WindowLags(sr=SR, fmin=SPEC.fmin, fmax=SPEC.fmax, frame_length=2048, hop_length=SPEC.hop_length)
     with pytest.raises(ConfigError, match="spec.window_lags"):
         functionals(_stream(1.0), sr=SR, spec=SPEC, lags=wrong)
+    other_range = FunctionalsSpec(extended=True, fmin=60.0).window_lags()
+    with pytest.raises(
+        ConfigError, match=r"\(1024, 160, 267\) samples are not the spec's \(1024, 160, 291\)"
+    ):
+        functionals(_stream(1.0), sr=SR, spec=SPEC, lags=other_range)
     with pytest.raises(ConfigError, match="WindowLags: a frame of 1024 samples cannot hold"):
         WindowLags(sr=SR, fmin=5.0, fmax=SPEC.fmax, frame_length=1024, hop_length=160)
 
@@ -145,30 +167,81 @@ def test_a_clip_that_ends_now_reuses_the_last_window_and_leaves_it_for_the_next(
     lags.moved(HOP)  # the stream moved on by a hop; an utterance of 2.5 s ends at its newest sample
     end = WINDOW + HOP
     clip = y[end - int(2.5 * SR) : end]
-    copy = lags.for_clip()
-    got = copy.products(clip, 0.003, 1.5)
+    got = lags.for_clip().products(clip, 0.003, 1.5)
     np.testing.assert_allclose(got, _own_products((clip.astype(np.float64) - 0.003) * 1.5), rtol=0, atol=1e-6)
-    assert copy.reused > 0 and lags.reused == 0
+    assert lags.reused > 150  # the copy's count adds to the stream's
     # the next window still finds the last one, not the clip: it reuses as much as without the clip
     plain = SPEC.window_lags()
     for w in (y[:WINDOW], y[HOP:end]):
         plain.products(w, 0.0, 1.0)
+    before = lags.reused
     lags.products(y[HOP:end], 0.0, 1.0)
-    assert lags.reused == plain.reused > 0
+    assert lags.reused - before == plain.reused > 0
 
 
-def test_the_live_front_ends_clip_inputs_match_window_inputs() -> None:
+def test_a_clip_longer_than_the_window_reuses_the_part_it_shares() -> None:
+    y = _stream()
+    lags = SPEC.window_lags()
+    end = y.size - y.size % HOP
+    lags.products(y[end - WINDOW : end], 0.0, 1.0)
+    clip = y[end - 5 * SR : end]  # an utterance of 5 s ends now: it starts 2 s before the last window
+    np.testing.assert_allclose(
+        lags.for_clip().products(clip, 0.0, 1.0), _own_products(clip.astype(np.float64)), atol=1e-9
+    )
+    assert lags.reused > 250
+
+
+def test_a_constant_window_is_silence_with_the_products_reused_too() -> None:
+    """A muted microphone with a DC offset: every conditioned sample is 0, so pyin hears nothing; the map must not
+    leave rounding noise that pyin's scale-free dips would read as pitch."""
+    y = _stream()
+    y[: 4 * SR] = np.float32(0.02)
+    lags = SPEC.window_lags()
+    for end in range(WINDOW, 5 * SR + 1, HOP):  # constant windows, then speech coming in
+        lags.moved(HOP)
+        w = y[end - WINDOW : end]
+        np.testing.assert_allclose(
+            functionals(w, sr=SR, spec=SPEC, lags=lags),
+            functionals(w, sr=SR, spec=SPEC),
+            rtol=1e-4,
+            atol=1e-4,
+        )
+    assert lags.reused > 0
+
+
+@pytest.mark.parametrize(("offset", "speech_db"), [(0.3, -70.0), (0.9, -64.0), (0.1, -80.0)])
+def test_a_large_dc_offset_over_quiet_speech_keeps_its_precision(offset: float, speech_db: float) -> None:
+    y = _stream(offset=0.0).astype(np.float64)
+    y *= 10 ** (speech_db / 20) / np.sqrt(np.mean(y**2))
+    y = (y + offset).astype(np.float32)
+    lags = SPEC.window_lags()
+    for w in _windows(y):
+        lags.moved(HOP)
+        np.testing.assert_allclose(
+            functionals(w, sr=SR, spec=SPEC, lags=lags),
+            functionals(w, sr=SR, spec=SPEC),
+            rtol=1e-4,
+            atol=1e-4,
+        )
+    assert lags.reused > 0
+
+
+def test_the_live_front_ends_utterance_inputs_match_window_inputs_and_reuse() -> None:
     kind = FunctionalsKind(SPEC)
     front = kind.live(WINDOW / SR)
     y = _stream()
     for end in range(WINDOW, y.size + 1, HOP):
         front.feed(y[end - HOP : end])
         front.inputs(y[end - WINDOW : end])
-    front.feed(y[0:0])
     clip = y[y.size - y.size % HOP - int(2.0 * SR) : y.size - y.size % HOP]
+    before = front.lags.reused
     np.testing.assert_allclose(
-        front.clip_inputs(clip)["functionals"], kind.window_inputs(clip)["functionals"], rtol=1e-4, atol=1e-4
+        front.utterance_inputs(clip)["functionals"],
+        kind.window_inputs(clip)["functionals"],
+        rtol=1e-4,
+        atol=1e-4,
     )
+    assert front.lags.reused - before > 100
 
 
 def test_the_side_by_side_benchmark_replays_a_stream_both_ways() -> None:
@@ -178,3 +251,25 @@ def test_the_side_by_side_benchmark_replays_a_stream_both_ways() -> None:
     assert r["windows"] == 4 and r["fresh_ms"] > 0 and r["reused_ms"] > 0
     assert r["max_rel_diff"] < 1e-4 and r["windows_over_1e-5"] == 0
     assert 0.5 < r["frames_reused"] < 1
+
+
+def test_the_live_pipeline_learns_an_utterance_through_the_front_end() -> None:
+    """The update that closes an utterance computes no window (the gate is shut) but the utterance's features,
+    which reuse the last window's frames."""
+    from pathlib import Path
+
+    from edge_ser.bundle import load_bundle
+    from edge_ser.engines import load_engine
+    from edge_ser.live.pipeline import LivePipeline
+
+    bundle = load_bundle(Path(__file__).resolve().parents[1] / "bundles" / "ser_ravdess")
+    pipeline = LivePipeline(bundle, load_engine(bundle, "numpy"))
+    y = np.concatenate([_stream(4.0), np.zeros(2 * SR, np.float32)])
+    learnt = []
+    for end in range(HOP, y.size + 1, HOP):
+        pipeline.feed(y[end - HOP : end])
+        before = (pipeline.front.lags.reused, pipeline.speaker_clips())
+        r = pipeline.step(end / SR, y[max(0, end - WINDOW) : end])
+        if not r.speech and pipeline.speaker_clips() != before[1]:
+            learnt.append(pipeline.front.lags.reused - before[0])
+    assert learnt and min(learnt) > 100  # each utterance (the stream has a pause) reused frames

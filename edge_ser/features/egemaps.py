@@ -589,10 +589,10 @@ def descriptors(
             f"functionals: audio is at {sr} Hz, the FunctionalsSpec expects {spec.sample_rate} Hz"
         )
     fs = spec.feature_spec()
-    if lags is not None and (lags.frame_length, lags.hop_length) != (spec.f0_frame_length, spec.hop_length):
+    if lags is not None and lags.frames != (want := spec.window_lags().frames):
         raise ConfigError(
-            f"functionals: the WindowLags frame {lags.frame_length} / hop {lags.hop_length} samples are not the "
-            f"spec's {spec.f0_frame_length} / {spec.hop_length}: build it with spec.window_lags()"
+            f"functionals: the WindowLags frames (length, hop, largest lag) {lags.frames} samples are not the "
+            f"spec's {want}: build it with spec.window_lags()"
         )
     c = conditioned(np.asarray(y), fs)
     x = np.asarray(c.x, dtype=np.float64)

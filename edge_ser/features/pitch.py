@@ -98,6 +98,15 @@ def lag_products(frames: np.ndarray, max_lag: int) -> np.ndarray:
     return np.fft.irfft(spec.real**2 + spec.imag**2, n, axis=1)[:, : max_lag + 1]
 
 
+def centred(y: np.ndarray, frame_length: int) -> np.ndarray:
+    """`y` [n] with frame_length // 2 zeros on each side (float64): frame t of it, hop by hop, is centred on sample
+    t * hop of `y`, as pyin frames a clip."""
+    half = frame_length // 2
+    padded = np.zeros(y.size + 2 * half)
+    padded[half : half + y.size] = y
+    return padded
+
+
 def difference(
     padded: np.ndarray,
     *,
@@ -267,11 +276,12 @@ def pyin(
         raise ConfigError(
             f"pyin: silence_db must be a positive level difference in dB or None, got {silence_db}"
         )
-    half = frame_length // 2
-    padded = np.zeros(y.size + 2 * half)
-    padded[half : half + y.size] = y
     d, head, tail = difference(
-        padded, frame_length=frame_length, hop_length=hop_length, max_lag=max_lag, products=products
+        centred(y, frame_length),
+        frame_length=frame_length,
+        hop_length=hop_length,
+        max_lag=max_lag,
+        products=products,
     )
     dn = cmnd(d)[:, min_lag : max_lag + 1]
     idx, prob = _candidates(dn)
@@ -328,106 +338,135 @@ class WindowLags:
     A live window shares all but its newest hop with the window before it, yet pYIN transforms every frame again
     (its FFT pair is a third of the functionals' time). The frames are of the *conditioned* window,
     x = (y - offset) * gain, whose offset and gain change from window to window, but a lag product is a
-    quadratic form in the samples: for one frame of raw samples y_0..y_{N-1},
+    quadratic form in the samples: for one frame of u = y - ref (the frame centred by the offset `ref` of the
+    window that transformed it) and delta = offset - ref,
 
-        r_x(tau) = gain^2 [r_y(tau) - offset (sum_{j < N - tau} y_j + sum_{j >= tau} y_j) + offset^2 (N - tau)].
+        r_x(tau) = gain^2 [r_u(tau) - delta (sum_{j < N - tau} z_j + sum_{j >= tau} z_j) - delta^2 (N - tau)],
 
-    So the raw frames' r_y are kept, matched to the next window by content (a frame is reused only where the two
-    windows hold the same samples), and mapped to each window's offset and gain. Frames that reach into pyin's
-    zero padding at either end are transformed as pyin would. The products equal pyin's own up to rounding:
-    pyin transforms the float32 conditioned samples, this maps the float64 ones (~1e-7 relative).
+    with z = y - offset this window's centred samples. So each frame's r_u and ref are kept, matched to the next
+    window by content (a frame is reused only where the two windows hold the same samples), and mapped. Keeping
+    the products of centred samples (not of y) keeps a large DC offset's m^2 N out of the FFT's rounding; a frame
+    whose energy the map would mostly cancel (one nearly constant about its offset) is transformed again, as are
+    the frames that reach into pyin's zero padding at either end. The products equal pyin's own up to rounding
+    (pyin transforms the float32 conditioned samples, this the float64 ones). Frames line up from window to
+    window only when the stream moves by whole hops: with another hop nothing is reused (still correct).
     """
+
+    CANCELLED = 1e-6
+    """A mapped frame whose energy is below this share of the terms that made it is transformed again."""
 
     def __init__(self, *, sr: int, fmin: float, fmax: float, frame_length: int, hop_length: int) -> None:
         _, self.max_lag = _lags(np.zeros(1), sr, fmin, fmax, frame_length, "WindowLags")
         if hop_length < 1:
             raise ConfigError(f"WindowLags: hop_length must be >= 1, got {hop_length}")
         self.frame_length, self.hop_length = frame_length, hop_length
-        self.reused = 0
-        """Frames whose products came from an earlier window (a count for tests and benches)."""
-        self.computed = 0
-        """Frames transformed."""
+        self._counts = {"reused": 0, "computed": 0}  # shared with the `for_clip` copies
         self.reset()
+
+    @property
+    def frames(self) -> tuple[int, int, int]:
+        """(frame_length, hop_length, max_lag): what a caller's pyin frames must be for these products."""
+        return self.frame_length, self.hop_length, self.max_lag
+
+    @property
+    def reused(self) -> int:
+        """Frames whose products came from an earlier window (this one's and its `for_clip` copies')."""
+        return self._counts["reused"]
+
+    @property
+    def computed(self) -> int:
+        """Frames transformed (this one's and its `for_clip` copies')."""
+        return self._counts["computed"]
 
     def reset(self) -> None:
         """Forget the last window (the next one is transformed whole)."""
         self._y: np.ndarray = np.zeros(0, np.float32)
-        self._first = 0  # the frame of _y whose raw products are _raw's first row
-        self._raw = np.zeros((0, self.max_lag + 1))
+        self._first = 0  # the frame of _y whose products are _raw's first row
+        self._raw = np.zeros((0, self.max_lag + 1))  # products of each frame's u = y - ref
+        self._ref = np.zeros(0)  # ... and its ref
         self._moved = 0
 
     def moved(self, n: int) -> None:
         """The stream moved on by `n` samples since the last window (`feed`): the next window, or a clip, ends at
-        its newest sample, which tells where it starts in the last window."""
+        its newest sample, which tells where it starts relative to the last window."""
         self._moved += int(n)
 
     def for_clip(self) -> WindowLags:
         """A copy for another clip of the stream that ends at its newest sample (an utterance that just ended):
         it reuses this one's last window where the clip holds the same samples, and this one keeps that window
-        (not the clip) for the next."""
+        (not the clip) for the next. Its counts add to this one's."""
         return copy.copy(self)
 
     def _shift(self, y: np.ndarray) -> int | None:
-        """Where `y` starts in the last window (a multiple of the hop), None if it does not start in it with the
-        same samples: the place `moved` implies first, then the places whose first sample matches, verified."""
+        """Where `y` starts relative to the last window (a multiple of the hop; negative when `y` starts before
+        it), None if they do not share samples there: the place `moved` implies first, then the places in the
+        last window whose sample is `y`'s first; each verified over the whole overlap."""
         prev, hop = self._y, self.hop_length
         hint, self._moved = prev.size + self._moved - y.size, 0
         if prev.size == 0 or y.size == 0:
             return None
-        tried = [hint] if hint % hop == 0 and 0 <= hint < prev.size else []
+        tried = [hint] if hint % hop == 0 and -y.size < hint < prev.size else []
         tried += [int(s) for s in np.flatnonzero(prev[::hop] == y[0])[:4] * hop]
         for s in tried:
-            m = min(y.size, prev.size - s)
-            if np.array_equal(y[:m], prev[s : s + m]):
+            a, b = max(0, -s), max(0, s)  # the overlap starts at y[a] and prev[b]
+            m = min(y.size - a, prev.size - b)
+            if np.array_equal(y[a : a + m], prev[b : b + m]):
                 return s
         return None
 
+    def _count(self, reused: int, computed: int) -> None:
+        self._counts["reused"] += reused
+        self._counts["computed"] += computed
+
     def products(self, y: np.ndarray, offset: float, gain: float) -> np.ndarray:
-        """The lag products [T, max_lag + 1] of pyin's frames of x = (y - offset) * gain (`condition`'s map of
+        """The lag products [T, max_lag + 1] of pyin's frames of x = (y - offset) * gain (`conditioned`'s map of
         the raw window `y`): what `pyin(x, products=...)` would compute itself."""
         N, hop, half, L = self.frame_length, self.hop_length, self.frame_length // 2, self.max_lag
         y = np.asarray(y)
-        x = (y.astype(np.float64) - offset) * gain
-        padded = np.zeros(x.size + 2 * half)
-        padded[half : half + x.size] = x
-        frames = frame(padded, frame_length=N, hop_length=hop)
+        z = y.astype(np.float64) - offset
+        frames = frame(centred(z * gain, N), frame_length=N, hop_length=hop)
         T = frames.shape[0]
         lo = -(-half // hop)  # frames lo..hi lie wholly inside the window (no padding)
         hi = min(T - 1, (y.size - N + half) // hop) if y.size + half >= N else lo - 1
         if hi < lo:  # a window shorter than a frame or two: all padding
-            self.computed += T
-            self._y, self._first, self._raw = y.copy(), 0, np.zeros((0, L + 1))
+            self._count(0, T)
+            self._y, self._first, self._raw, self._ref = y.copy(), 0, np.zeros((0, L + 1)), np.zeros(0)
             return lag_products(frames, L)
         out = np.empty((T, L + 1))
         edge = np.r_[0:lo, hi + 1 : T]
         if edge.size:
             out[edge] = lag_products(frames[edge], L)
-        # the inner frames' raw products: from the last window where it held the same samples, else transformed
         inner = np.arange(lo, hi + 1)
-        raw = np.empty((inner.size, L + 1))
+        starts = inner * hop - half
+        raw, ref = np.empty((inner.size, L + 1)), np.full(inner.size, float(offset))
         have = np.zeros(inner.size, bool)
         shift = self._shift(y)
-        if shift is not None:
+        if shift is not None:  # the frames the last window held, mapped to this window's offset
             src = inner + shift // hop - self._first
             have = (src >= 0) & (src < self._raw.shape[0])
-            raw[have] = self._raw[src[have]]
-        y64 = y.astype(np.float64)
-        if (~have).any():
-            starts = inner[~have] * hop - half
-            raw[~have] = lag_products(y64[starts[:, None] + np.arange(N)], L)
-        self.reused += int(have.sum())
-        self.computed += int((~have).sum()) + edge.size
-        self._y, self._first, self._raw = y.copy(), lo, raw
-        # ... mapped to this window's offset and gain
-        r = raw
-        if offset != 0.0:
-            c = np.concatenate([[0.0], np.cumsum(y64)])
-            runs = np.lib.stride_tricks.sliding_window_view(c, L + 1)  # runs[i] = c[i : i + L + 1]
-            s = inner * hop - half
-            head = runs[s + N - L][:, ::-1] - c[s, None]  # sum of y_j, j < N - tau
-            tail = c[s + N, None] - runs[s]  # sum of y_j, j >= tau
-            r = raw - offset * (head + tail) + offset * offset * (N - np.arange(L + 1))
-        out[lo : hi + 1] = r * (gain * gain)
+            raw[have], ref[have] = self._raw[src[have]], self._ref[src[have]]
+            r = raw[have]
+            delta = (offset - ref[have])[:, None]
+            if np.any(delta):
+                c = np.concatenate([[0.0], np.cumsum(z)])
+                runs = np.lib.stride_tricks.sliding_window_view(c, L + 1)  # runs[i] = c[i : i + L + 1]
+                s = starts[have]
+                head = runs[s + N - L][:, ::-1] - c[s, None]  # sum of z_j, j < N - tau
+                tail = c[s + N, None] - runs[s]  # sum of z_j, j >= tau
+                r = raw[have] - delta * (head + tail) - delta * delta * (N - np.arange(L + 1))
+                size = raw[have, 0] + np.abs(delta[:, 0] * (head[:, 0] + tail[:, 0])) + delta[:, 0] ** 2 * N
+                ok = r[:, 0] >= self.CANCELLED * size
+                have[np.flatnonzero(have)[~ok]] = False
+                r = r[ok]
+            out[lo : hi + 1][have] = r
+        fresh = ~have
+        if fresh.any():  # the others: products of this window's centred samples (ref = offset)
+            raw[fresh] = lag_products(z[starts[fresh, None] + np.arange(N)], L)
+            ref[fresh] = offset
+            out[lo : hi + 1][fresh] = raw[fresh]
+        self._count(int(have.sum()), int(fresh.sum()) + edge.size)
+        self._y, self._first, self._raw, self._ref = y.copy(), lo, raw, ref
+        out[lo : hi + 1] *= gain * gain
         return out
 
 
@@ -495,6 +534,7 @@ __all__ = [
     "PitchTrack",
     "VoicedFrames",
     "WindowLags",
+    "centred",
     "cmnd",
     "difference",
     "lag_products",

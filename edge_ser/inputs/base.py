@@ -73,7 +73,7 @@ class LiveFrontEnd:
     def inputs(self, window: np.ndarray, faces: Sequence[Any] | None = None) -> Inputs:
         return self.kind.window_inputs(window, faces)
 
-    def clip_inputs(self, y: np.ndarray) -> Inputs:
+    def utterance_inputs(self, y: np.ndarray) -> Inputs:
         """The model inputs of another clip of the stream that ends at its newest sample (an utterance that just
         ended, no faces): `window_inputs` of it, with whatever the front end keeps reused but not replaced."""
         return self.kind.window_inputs(np.asarray(y, dtype=np.float32))

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from edge_ser.features.egemaps import FunctionalsSpec, functionals
+from edge_ser.features.pitch import WindowLags
 from edge_ser.features.spec import FeatureSpec
 from edge_ser.inputs.base import InputKind, Inputs, LiveFrontEnd, shape_of, softmax_row
 
@@ -75,8 +76,12 @@ class FunctionalsKind(InputKind):
         return {INPUT: (self.spec.dim,)}
 
     def window_inputs(self, window: np.ndarray, faces: Sequence[Any] | None = None) -> Inputs:
-        y = np.asarray(window, dtype=np.float32)
-        return {INPUT: functionals(y, sr=self.sample_rate, spec=self.spec)[None]}
+        return self.inputs_of(window)
+
+    def inputs_of(self, y: np.ndarray, lags: WindowLags | None = None) -> Inputs:
+        """The model inputs of one clip or window [n] at `sample_rate` (`lags`: a live stream's, see `functionals`)."""
+        row = functionals(np.asarray(y, dtype=np.float32), sr=self.sample_rate, spec=self.spec, lags=lags)
+        return {INPUT: row[None]}
 
     def live(self, window_seconds: float) -> LiveFrontEnd:
         return _SlidingFunctionals(self)
@@ -93,24 +98,22 @@ class FunctionalsKind(InputKind):
 
 class _SlidingFunctionals(LiveFrontEnd):
     """Each live window's functionals, with pYIN's FFTs of the frames it shares with the last window reused:
-    the values `window_inputs` gives up to rounding (~1e-6 relative), for ~a quarter less work per update."""
+    the values `window_inputs` gives up to rounding (docs/features.md), for ~a quarter less work per update."""
+
+    kind: FunctionalsKind
 
     def __init__(self, kind: FunctionalsKind) -> None:
         super().__init__(kind)
-        self.spec = kind.spec
         self.lags = kind.spec.window_lags()
 
     def feed(self, chunk: np.ndarray) -> None:
         self.lags.moved(chunk.shape[0])
 
     def inputs(self, window: np.ndarray, faces: Sequence[Any] | None = None) -> Inputs:
-        y = np.asarray(window, dtype=np.float32)
-        return {INPUT: functionals(y, sr=self.spec.sample_rate, spec=self.spec, lags=self.lags)[None]}
+        return self.kind.inputs_of(window, self.lags)
 
-    def clip_inputs(self, y: np.ndarray) -> Inputs:
-        y = np.asarray(y, dtype=np.float32)
-        lags = self.lags.for_clip()
-        return {INPUT: functionals(y, sr=self.spec.sample_rate, spec=self.spec, lags=lags)[None]}
+    def utterance_inputs(self, y: np.ndarray) -> Inputs:
+        return self.kind.inputs_of(y, self.lags.for_clip())
 
 
 KIND = FunctionalsKind

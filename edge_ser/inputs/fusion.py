@@ -210,9 +210,11 @@ class FusionFrontEnd(LiveFrontEnd):
             if not self.kind.branches[n].faces:
                 front.feed(chunk)
 
-    def clip_inputs(self, y: np.ndarray) -> Inputs:
+    def utterance_inputs(self, y: np.ndarray) -> Inputs:
         """Each audio branch's inputs of the clip; a face branch has none (as `FusionKind.window_inputs`)."""
-        parts = {n: None if self.kind.branches[n].faces else f.clip_inputs(y) for n, f in self.fronts.items()}
+        parts = {
+            n: None if self.kind.branches[n].faces else f.utterance_inputs(y) for n, f in self.fronts.items()
+        }
         return clip_row(parts)
 
     def inputs(self, window: np.ndarray, faces: Sequence[Any] | None = None) -> Inputs:

@@ -610,7 +610,7 @@ class LivePipeline:
         if long_enough:
             clip = self._cut(y)
             self.kind.check_clip(clip.size)
-            learn_inputs(self.speaker, self.engine, self.front.clip_inputs(clip))
+            learn_inputs(self.speaker, self.engine, self.front.utterance_inputs(clip))
         return long_enough
 
     def _cut(self, y: np.ndarray) -> np.ndarray:
