@@ -44,6 +44,16 @@ def _windows(y: np.ndarray) -> list[np.ndarray]:
     return [y[end - WINDOW : end] for end in range(WINDOW, y.size + 1, HOP)]
 
 
+def _replay(windows: list[np.ndarray]) -> WindowLags:
+    """Each window of a stream, in order, through one WindowLags: its functionals equal those from scratch."""
+    lags = SPEC.window_lags()
+    for w in windows:
+        lags.moved(HOP)
+        reused = functionals(w, sr=SR, spec=SPEC, lags=lags)
+        np.testing.assert_allclose(reused, functionals(w, sr=SR, spec=SPEC), rtol=1e-4, atol=1e-4)
+    return lags
+
+
 def test_products_of_a_sliding_window_equal_pyins_own_and_are_reused() -> None:
     lags = SPEC.window_lags()
     for i, w in enumerate(_windows(_stream())):
@@ -64,14 +74,11 @@ def test_products_of_a_sliding_window_equal_pyins_own_and_are_reused() -> None:
 
 
 def test_functionals_with_reused_products_equal_those_from_scratch() -> None:
-    lags = SPEC.window_lags()
-    for w in _windows(_stream()):
-        lags.moved(HOP)
-        fresh = functionals(w, sr=SR, spec=SPEC)
-        reused = functionals(w, sr=SR, spec=SPEC, lags=lags)
-        np.testing.assert_allclose(reused, fresh, rtol=1e-4, atol=1e-4)
+    windows = _windows(_stream())
+    lags = _replay(windows)
     assert lags.reused > 0
     # pyin's track is the same, frame by frame
+    w = windows[-1]
     c = conditioned(w, SPEC.feature_spec())
     x = np.asarray(c.x, np.float64)
     kw = dict(
@@ -196,17 +203,7 @@ def test_a_constant_window_is_silence_with_the_products_reused_too() -> None:
     leave rounding noise that pyin's scale-free dips would read as pitch."""
     y = _stream()
     y[: 4 * SR] = np.float32(0.02)
-    lags = SPEC.window_lags()
-    for end in range(WINDOW, 5 * SR + 1, HOP):  # constant windows, then speech coming in
-        lags.moved(HOP)
-        w = y[end - WINDOW : end]
-        np.testing.assert_allclose(
-            functionals(w, sr=SR, spec=SPEC, lags=lags),
-            functionals(w, sr=SR, spec=SPEC),
-            rtol=1e-4,
-            atol=1e-4,
-        )
-    assert lags.reused > 0
+    assert _replay(_windows(y[: 5 * SR])).reused > 0  # constant windows, then speech coming in
 
 
 @pytest.mark.parametrize(("offset", "speech_db"), [(0.3, -70.0), (0.9, -64.0), (0.1, -80.0)])
@@ -214,16 +211,7 @@ def test_a_large_dc_offset_over_quiet_speech_keeps_its_precision(offset: float, 
     y = _stream(offset=0.0).astype(np.float64)
     y *= 10 ** (speech_db / 20) / np.sqrt(np.mean(y**2))
     y = (y + offset).astype(np.float32)
-    lags = SPEC.window_lags()
-    for w in _windows(y):
-        lags.moved(HOP)
-        np.testing.assert_allclose(
-            functionals(w, sr=SR, spec=SPEC, lags=lags),
-            functionals(w, sr=SR, spec=SPEC),
-            rtol=1e-4,
-            atol=1e-4,
-        )
-    assert lags.reused > 0
+    assert _replay(_windows(y)).reused > 0
 
 
 def test_the_live_front_ends_utterance_inputs_match_window_inputs_and_reuse() -> None:
