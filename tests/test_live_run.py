@@ -452,6 +452,8 @@ def test_bench_live_writes_the_decisions_it_is_asked_for_and_says_what_it_measur
     assert "numpy" in report["setup"]["versions"] and report["growth_after_warmup"] is False
     md = out.with_suffix(".md").read_text()
     assert "warm-up included" in md and "Setup: threads" in md
+    reused, computed = report["frames_reused"]  # the functionals' pYIN frames, shared by consecutive windows
+    assert reused > 0 and computed > 0 and "pYIN frames reused from an earlier window" in md
     capsys.readouterr()
     assert main([*args[:-4], "--json", "-"]) == 0  # the decisions on stdout, the report on stderr
     captured = capsys.readouterr()
@@ -657,3 +659,19 @@ def test_a_run_of_single_words_ends_with_the_short_utterance_note_and_sentences_
         assert sum(r.speech for r in results) >= 6  # every word or sentence opened the gate
         notes = [n for r in results for n in r.notes if "utterances had less than" in n]
         assert ("utterances had less than 1.2 s of speech" in err) == noted and len(notes) == int(noted), err
+
+
+def test_the_live_report_says_when_no_pyin_frame_was_reused():
+    from dataclasses import replace
+
+    from edge_ser.live.bench import LiveBenchReport
+
+    stage = {"p50": 1.0, "p99": 2.0, "mean": 1.0}
+    base = LiveBenchReport(
+        "b", "numpy", 10.0, 10.0, 0.1, 0.01, 20, 10, 2.0, {"features": stage}, [], 0.0, 0, 0, 0
+    )
+    assert "pYIN frames" not in base.markdown()  # a bundle without the functionals front end
+    some = replace(base, frames_reused=(80, 20)).markdown()
+    assert "pYIN frames reused from an earlier window: 80 % of 100;" in some
+    none = replace(base, frames_reused=(0, 100)).markdown()
+    assert "0 % of 100 (none: windows share frames only when the hop is a whole number" in none

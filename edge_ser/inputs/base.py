@@ -73,6 +73,11 @@ class LiveFrontEnd:
     def inputs(self, window: np.ndarray, faces: Sequence[Any] | None = None) -> Inputs:
         return self.kind.window_inputs(window, faces)
 
+    def frames_reused(self) -> tuple[int, int] | None:
+        """(frames whose work came from an earlier window, frames computed) so far, for a front end that reuses
+        work between windows (the functionals' pYIN products); None for one that does not."""
+        return None
+
     def utterance_inputs(self, y: np.ndarray) -> Inputs:
         """The model inputs of another clip of the stream that ends at its newest sample (an utterance that just
         ended, no faces): `window_inputs` of it, with whatever the front end keeps reused but not replaced."""

@@ -115,6 +115,9 @@ class _SlidingFunctionals(LiveFrontEnd):
     def utterance_inputs(self, y: np.ndarray) -> Inputs:
         return self.kind.inputs_of(y, self.lags.for_clip())
 
+    def frames_reused(self) -> tuple[int, int] | None:
+        return self.lags.reused, self.lags.computed
+
 
 KIND = FunctionalsKind
 

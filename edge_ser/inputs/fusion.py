@@ -210,6 +210,10 @@ class FusionFrontEnd(LiveFrontEnd):
             if not self.kind.branches[n].faces:
                 front.feed(chunk)
 
+    def frames_reused(self) -> tuple[int, int] | None:
+        counts = [c for f in self.fronts.values() if (c := f.frames_reused()) is not None]
+        return (sum(c[0] for c in counts), sum(c[1] for c in counts)) if counts else None
+
     def utterance_inputs(self, y: np.ndarray) -> Inputs:
         """Each audio branch's inputs of the clip; a face branch has none (as `FusionKind.window_inputs`)."""
         parts = {

@@ -68,6 +68,8 @@ class LiveBenchReport:
     """False when the run ended before the warm-up did, so the growth is over every sample (warm-up included)."""
     setup: dict = field(default_factory=dict)
     """What was measured, to reproduce it: threads, window, hop, source files, the machine and library versions."""
+    frames_reused: tuple[int, int] | None = None
+    """(pYIN frames reused from an earlier window, frames transformed) for a functionals front end, else None."""
 
     @property
     def paced(self) -> bool:
@@ -118,6 +120,18 @@ class LiveBenchReport:
         if self.faces_cropped:
             rows.append(
                 f"Faces found in {self.faces_found} of {self.faces_cropped} crops; {self.fallbacks} updates fell back."
+            )
+        if self.frames_reused is not None and sum(self.frames_reused):
+            reused, computed = self.frames_reused
+            rows.append(
+                f"pYIN frames reused from an earlier window: {100 * reused / (reused + computed):.0f} % of "
+                f"{reused + computed:,}"
+                + (
+                    " (none: windows share frames only when the hop is a whole number of the features' frame hops)"
+                    if reused == 0
+                    else ""
+                )
+                + '; docs/features.md, "Live windows reuse pYIN\'s FFTs".'
             )
         if self.setup:
             rows += ["", "Setup: " + "; ".join(f"{k} {v}" for k, v in self.setup.items()) + "."]
@@ -206,7 +220,12 @@ def cmd_bench_live(args) -> int:
     if short:
         raise ConfigError(short)
     report = summarize(stats, bundle=str(args.bundle), engine=runner.pipeline.engine.name, rss=rss)
-    report = replace(report, audio=hears, setup=live_setup(args, runner))
+    report = replace(
+        report,
+        audio=hears,
+        setup=live_setup(args, runner),
+        frames_reused=runner.pipeline.front.frames_reused(),
+    )
     from edge_ser.text import printable
 
     # with --json - the decisions are stdout's, so the report goes to stderr
