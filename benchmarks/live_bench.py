@@ -10,6 +10,13 @@ pipeline falls back). With --speech emodb / ravdess the speech is the corpus' ow
 n-th clip in sorted order, 1 s pauses between them), and a bundle without a face input gets no video. The
 bench runs `edge-ser bench --live` on them, paced in real time: 2 updates/s. Results: live_bench.{md,json}
 for the default bundle, live_bench_<bundle>.{md,json} for another.
+
+    python benchmarks/live_bench.py --bundle bundles/av_fusion --against 1909f63   # this code vs an older one
+
+`--against REV` runs the same bench at the same time with edge_ser as it was at git revision REV (extracted to
+a temp folder with `git archive`), on the same media and bundle, and the results gain a side-by-side section:
+this host's CPU share swings by about a point from run to run, so a change is read against code that ran
+beside it.
 """
 
 from __future__ import annotations
@@ -24,6 +31,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from benchmarks._common import run_main  # noqa: E402
+from edge_ser.errors import ConfigError  # noqa: E402
+from edge_ser.fileio import atomic_write  # noqa: E402
 
 
 def _corpus_clips(name: str, sr: int, seconds: float) -> list:
@@ -80,6 +89,46 @@ def make_media(
     return wav, out
 
 
+def extract_package(rev: str, folder: Path) -> str:
+    """edge_ser as it was at git revision `rev`, written under `folder` (`git archive`): the full commit id."""
+    import io
+    import tarfile
+
+    sha = subprocess.run(
+        ["git", "-C", str(REPO), "rev-parse", "--verify", f"{rev}^{{commit}}"],
+        capture_output=True,
+        text=True,
+    )
+    if sha.returncode != 0:
+        raise ConfigError(f"--against {rev}: not a revision of {REPO} ({sha.stderr.strip()})")
+    tar = subprocess.run(
+        ["git", "-C", str(REPO), "archive", "--format=tar", sha.stdout.strip(), "edge_ser"],
+        capture_output=True,
+        check=True,
+    ).stdout
+    with tarfile.open(fileobj=io.BytesIO(tar)) as t:
+        t.extractall(folder, filter="data")
+    return sha.stdout.strip()
+
+
+def side_by_side(ours: dict, theirs: dict, rev: str, sha: str) -> tuple[str, dict]:
+    """The markdown section and the JSON block comparing two `edge-ser bench --live` reports of one run."""
+    row = {
+        "cpu_share": (ours["cpu_share"], theirs["cpu_share"]),
+        "features_mean_ms": (ours["stages"]["features"]["mean"], theirs["stages"]["features"]["mean"]),
+        "total_mean_ms": (ours["stages"]["total"]["mean"], theirs["stages"]["total"]["mean"]),
+        "speech_updates": (ours["speech_updates"], theirs["speech_updates"]),
+    }
+    (a, b), (fa, fb), (ta, tb), (sa, sb) = row.values()
+    text = (
+        f"\n\nSide by side, in the same run: edge_ser at {rev} ({sha[:7]}) on the same media and bundle gave "
+        f"**{100 * b:.1f}% of one core** against this code's {100 * a:.1f}% ({100 * (a - b):+.1f} points); "
+        f"features {fb:.2f} against {fa:.2f} ms per update with speech (mean), total {tb:.2f} against {ta:.2f} ms; "
+        f"the gate open on {sb} against {sa} updates."
+    )
+    return text, {"rev": rev, "commit": sha, **{k: v[1] for k, v in row.items()}}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bundle", type=Path, default=REPO / "bundles" / "av_cnn")
@@ -90,6 +139,12 @@ def main() -> None:
         choices=("synthetic", "emodb", "ravdess"),
         default="synthetic",
         help="the speech played: generated, or a corpus' own clips (needs the data set)",
+    )
+    ap.add_argument(
+        "--against",
+        metavar="REV",
+        default=None,
+        help="also run the bench at the same time with edge_ser as it was at git revision REV, and compare",
     )
     ap.add_argument(
         "--vad-steady",
@@ -130,7 +185,31 @@ def main() -> None:
         env = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
         import os
 
-        subprocess.run(cmd, check=True, env={**os.environ, **env})
+        procs = [subprocess.Popen(cmd, env={**os.environ, **env})]
+        if args.against is not None:
+            other = Path(tmp) / "against"
+            sha = extract_package(args.against, other)
+            out = str(Path(tmp) / "against_report")
+            # run from the extracted folder (`-m` puts the working directory first on sys.path), and check it is
+            # that edge_ser which runs, not this one
+            theirs_env = {**os.environ, **env, "PYTHONPATH": str(other)}
+            where = subprocess.run(
+                [sys.executable, "-c", "import edge_ser; print(edge_ser.__file__)"],
+                env=theirs_env, cwd=other, capture_output=True, text=True, check=True,
+            ).stdout.strip()  # fmt: skip
+            if not Path(where).resolve().is_relative_to(other.resolve()):
+                raise RuntimeError(
+                    f"--against {args.against}: edge_ser was imported from {where}, not {other}"
+                )
+            theirs = [*cmd[:-1], out]
+            theirs[theirs.index(str(args.bundle))] = str(args.bundle.resolve())
+            procs.append(subprocess.Popen(theirs, env=theirs_env, cwd=other, stdout=subprocess.DEVNULL))
+        codes = [p.wait() for p in procs]
+        if any(codes):
+            raise RuntimeError(f"edge-ser bench --live exited {codes} (this code, then --against's)")
+        against = None
+        if args.against is not None:
+            against = json.loads(Path(out).with_suffix(".json").read_text())
     # the results name the command that reproduces them, not the temp files it passed on
     made_by = "python benchmarks/live_bench.py" + (
         f" --seconds {args.seconds:g}" if args.seconds != 300 else ""
@@ -141,16 +220,23 @@ def main() -> None:
         made_by += f" --speech {args.speech}"
     if args.vad_steady is not None:
         made_by += f" --vad-steady {args.vad_steady:g}"
+    if args.against is not None:
+        made_by += f" --against {args.against}"
+    ours = json.loads((REPO / "benchmarks" / "results" / f"{name}.json").read_text())
+    section, block = side_by_side(ours, against, args.against, sha) if against is not None else ("", None)
     for suffix in (".md", ".json"):
         path = REPO / "benchmarks" / "results" / f"{name}{suffix}"
         text = path.read_text()
         if suffix == ".md":
-            text = text[: text.rindex("Made by:")] + f"Made by: `{made_by}` (media generated by the script)\n"
+            body = text[: text.rindex("Made by:")].rstrip("\n")
+            text = body + section + f"\n\nMade by: `{made_by}` (media generated by the script)\n"
         else:
             d = json.loads(text)
             d["command"] = made_by
+            if block is not None:
+                d["against"] = block
             text = json.dumps(d, indent=2) + "\n"
-        path.write_text(text)
+        atomic_write(path, text)
 
 
 if __name__ == "__main__":
