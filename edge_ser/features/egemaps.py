@@ -28,7 +28,7 @@ import numpy as np
 from edge_ser.errors import ConfigError
 from edge_ser.features import filters
 from edge_ser.features.condition import conditioned
-from edge_ser.features.pitch import PitchTrack, WindowLags, pyin
+from edge_ser.features.pitch import PitchTrack, WindowLags, lag_range, pyin
 from edge_ser.features.spec import FeatureSpec
 from edge_ser.features.spectral import check_audio, frame, mfcc, power_to_db, stft_frames
 from edge_ser.limits import MAX_HOP, MAX_N_FFT
@@ -589,11 +589,13 @@ def descriptors(
             f"functionals: audio is at {sr} Hz, the FunctionalsSpec expects {spec.sample_rate} Hz"
         )
     fs = spec.feature_spec()
-    if lags is not None and lags.frames != (want := spec.window_lags().frames):
-        raise ConfigError(
-            f"functionals: the WindowLags frames (length, hop, largest lag) {lags.frames} samples are not the "
-            f"spec's {want}: build it with spec.window_lags()"
-        )
+    if lags is not None:
+        max_lag = lag_range(spec.sample_rate, spec.fmin, spec.fmax, spec.f0_frame_length, "functionals")[1]
+        if lags.frames != (want := (spec.f0_frame_length, spec.hop_length, max_lag)):
+            raise ConfigError(
+                f"functionals: the WindowLags frames (length, hop, largest lag) {lags.frames} samples are not the "
+                f"spec's {want}: build it with spec.window_lags()"
+            )
     c = conditioned(np.asarray(y), fs)
     x = np.asarray(c.x, dtype=np.float64)
     X = stft_frames(x, **fs.stft_kwargs())

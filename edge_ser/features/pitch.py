@@ -236,6 +236,12 @@ def _lags(y: np.ndarray, sr: int, fmin: float, fmax: float, frame_length: int, w
     check_audio(y)
     if y.ndim != 1:
         raise ConfigError(f"{who}: expects mono audio [n], got shape {y.shape}")
+    return lag_range(sr, fmin, fmax, frame_length, who)
+
+
+def lag_range(sr: int, fmin: float, fmax: float, frame_length: int, who: str = "pyin") -> tuple[int, int]:
+    """The lags of fmax and fmin in samples, for frames of `frame_length` at `sr` Hz (ConfigError naming `who`
+    when the range is empty or a frame cannot hold fmin's period)."""
     if not 0 < fmin < fmax <= sr / 2:
         raise ConfigError(f"{who}: need 0 < fmin < fmax <= sr/2, got fmin={fmin}, fmax={fmax}, sr={sr}")
     min_lag = max(1, int(math.floor(sr / fmax)))
@@ -356,7 +362,7 @@ class WindowLags:
     """A mapped frame whose energy is below this share of the terms that made it is transformed again."""
 
     def __init__(self, *, sr: int, fmin: float, fmax: float, frame_length: int, hop_length: int) -> None:
-        _, self.max_lag = _lags(np.zeros(1), sr, fmin, fmax, frame_length, "WindowLags")
+        _, self.max_lag = lag_range(sr, fmin, fmax, frame_length, "WindowLags")
         if hop_length < 1:
             raise ConfigError(f"WindowLags: hop_length must be >= 1, got {hop_length}")
         self.frame_length, self.hop_length = frame_length, hop_length
@@ -538,6 +544,7 @@ __all__ = [
     "cmnd",
     "difference",
     "lag_products",
+    "lag_range",
     "pyin",
     "voiced_frames",
     "voiced_share",
