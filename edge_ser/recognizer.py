@@ -112,6 +112,10 @@ class Prediction:
     voice gate judges; -inf: digital silence, null in JSON), None when not known (images, videos, a model that
     takes no audio). It was the whole clip's RMS until 2026-12-05, which counts the pauses: 235 of RAVDESS's
     720 clips were marked silent (105 under this measure: RAVDESS is recorded quietly)."""
+    face_found: bool | None = None
+    """Whether the face search found a face in the image or video (in any of the frames it looked at); None when
+    it searched none (audio, or faces given in memory). False: a face model classified the fallback centre
+    crops, and a fusion bundle heard the audio alone."""
 
     @property
     def silent(self) -> bool:
@@ -126,7 +130,7 @@ class Prediction:
             "file": self.source, "label": self.label, "confidence": self.confidence,
             "probabilities": self.probabilities, "ood": self.ood, "silent": self.silent,
             "level_db": round(self.level_db, 2) if self.level_db is not None and math.isfinite(self.level_db) else None,
-            "duration": self.duration,
+            "duration": self.duration, "face_found": self.face_found,
             "timings": self.timings, "windows": [w.to_dict() for w in self.windows],
         }  # fmt: skip
 
@@ -293,8 +297,10 @@ class Recognizer:
         (`voiced_share` >= `voicing`, default the live gate's `VOICING_DEFAULT`; 0: level only), so the pauses and
         the fan noise of a long recording are left out. A
         silent file adds nothing. A folder enrols every audio file in it (searched recursively, sorted), as
-        `edge-ser run --enroll DIR`. A file already enrolled into the current statistics (the same bytes: in this
-        session, or in a speaker file they were loaded from) is not added again. Returns the clips added."""
+        `edge-ser run --enroll DIR`; a file in it that cannot be read is skipped with an InputWarning naming it. A
+        file already enrolled into the current statistics (the same bytes: in this session, or in a speaker file
+        they were loaded from) is not added again. A file that fails part way (AudioFormatError) adds nothing: the
+        statistics are left as they were. Returns the clips added."""
         from edge_ser.audio.stream import file_windows
         from edge_ser.features.pitch import voiced_share
         from edge_ser.live.pipeline import VOICING_DEFAULT
@@ -308,18 +314,34 @@ class Recognizer:
             from edge_ser.inputs.base import AUDIO_EXTENSIONS
 
             files = find_files([Path(path)], AUDIO_EXTENSIONS, error=AudioFormatError, what="media files")
-            return sum(self.enroll_file(f, vad_db=vad_db, voicing=voicing) for f in files)
+            added = 0
+            for f in files:
+                try:
+                    added += self.enroll_file(f, vad_db=vad_db, voicing=voicing)
+                except AudioFormatError as e:
+                    import warnings
+
+                    from edge_ser.errors import InputWarning
+
+                    warnings.warn(f"enroll_file: skipped {e}", InputWarning, stacklevel=2)
+            return added
         mark = _fingerprint(path)
         if mark in self._enrolled:
             return 0
+        before = {name: a.state() for name, a in self._adapters().items()}
         added = 0
-        for w in file_windows(path, self.sample_rate):
-            if speech_enough(loudest_db(w.samples, self.sample_rate), w.whole, vad_db) and (
-                w.whole or not share or voiced_share(w.samples, sr=self.sample_rate) >= share
-            ):
-                samples = self._trimmed(w.samples, self.sample_rate)[0] if w.whole else w.samples
-                learn_clip(self.kind, self.speaker, self.engine, samples, self.sample_rate)
-                added += 1
+        try:
+            for w in file_windows(path, self.sample_rate):
+                if speech_enough(loudest_db(w.samples, self.sample_rate), w.whole, vad_db) and (
+                    w.whole or not share or voiced_share(w.samples, sr=self.sample_rate) >= share
+                ):
+                    samples = self._trimmed(w.samples, self.sample_rate)[0] if w.whole else w.samples
+                    learn_clip(self.kind, self.speaker, self.engine, samples, self.sample_rate)
+                    added += 1
+        except AudioFormatError:
+            for name, a in self._adapters().items():  # damaged after a good start: none of it counts
+                a.set_state(before[name])
+            raise
         self._enrolled.add(mark)
         return added
 
@@ -538,7 +560,13 @@ class Recognizer:
             learn=[_learns(w) for _, w, _ in batch],
         )
         return [
-            replace(p, duration=w.end, ood=p.ood or self.narrower(w.source_rate), level_db=w.level_db)
+            replace(
+                p,
+                duration=w.end,
+                ood=p.ood or self.narrower(w.source_rate),
+                level_db=w.level_db,
+                face_found=w.face_found,
+            )
             for p, (_, w, _) in zip(out, batch, strict=True)
         ]
 
@@ -568,9 +596,10 @@ class Recognizer:
             )
             pending.clear()
 
-        levels = []
+        levels, found = [], []
         for w in windows:
             levels.append(w.level_db)
+            found.append(w.face_found)
             if pending and sum(_rows(x.inputs) for x in pending) + _rows(w.inputs) > BATCH_ROWS:
                 flush()
             pending.append(w)
@@ -587,6 +616,7 @@ class Recognizer:
             duration=results[-1].end,
             ood=any(w.ood for w in results),
             level_db=None if None in levels else max(levels),
+            face_found=None if all(f is None for f in found) else any(found),
         )
 
     def narrower(self, source_rate: int | None) -> bool:
@@ -766,19 +796,23 @@ class Recognizer:
 
     def session(
         self,
-        sample_rate: int,
+        sr: int | None = None,
         config: PipelineConfig | None = None,
         *,
         fallback: Recognizer | Bundle | str | os.PathLike[str] | None = None,
+        sample_rate: int | None = None,
     ) -> AudioSession:
         """The live pipeline fed by your own capture: `session.push(chunk)` (int16 or float, mono or
-        [frames, channels], at `sample_rate` Hz, any chunk size) returns a `LiveResult` per completed hop, as
+        [frames, channels], at `sr` Hz, any chunk size) returns a `LiveResult` per completed hop, as
         `stream` would on the same audio (the voice gate, smoothing and speaker learning of `config`). Use it, not
         `predict_audio` on each chunk, for a stream: silence between utterances then neither gets an emotion nor
-        joins the speaker statistics (`edge_ser.live.session`)."""
+        joins the speaker statistics (`edge_ser.live.session`). `sample_rate` is the same as `sr` (its first
+        name; `sr` is what `predict_audio` and `enroll` call it)."""
         from edge_ser.live.session import AudioSession
 
-        return AudioSession(self._live_pipeline(config, fallback), sample_rate)
+        if (sr is None) == (sample_rate is None):
+            raise ConfigError("session: give the rate of the chunks you will push, once: session(sr=48000)")
+        return AudioSession(self._live_pipeline(config, fallback), sr if sample_rate is None else sample_rate)
 
     def _live_pipeline(
         self, config: PipelineConfig | None, fallback: Recognizer | Bundle | str | os.PathLike[str] | None

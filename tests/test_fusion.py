@@ -376,3 +376,68 @@ def test_an_image_file_is_the_face_branch_alone(tmp_path) -> None:
     pf = np.array(list(Recognizer(bundles / "face_fer", "numpy").predict_file(image).probabilities.values()))
     want = rec.kind.rule.fuse({"face": pf})
     np.testing.assert_allclose(list(fused.probabilities.values()), want, rtol=1e-4, atol=1e-6)
+
+
+def _shipped(name: str, **kw):
+    from edge_ser.recognizer import Recognizer
+
+    return Recognizer(Path(__file__).resolve().parents[1] / "bundles" / name, "numpy", adapt=False, **kw)
+
+
+def _probs(p) -> np.ndarray:  # noqa: ANN001 - a Prediction
+    return np.array(list(p.probabilities.values()))
+
+
+def test_the_shipped_fusion_hears_a_videos_audio_track(tmp_path) -> None:
+    """av_fusion's audio branch reads audio files only; a video's sound track is now its input (it was ignored,
+    so a video with speech was the face alone), and a video without a face is the audio alone, flagged."""
+    from edge_ser.audio.container import load_container_audio
+    from tests.av_media import ffmpeg_or_skip, mux, write_speech, write_video
+
+    ffmpeg = ffmpeg_or_skip()
+    speech = write_speech(tmp_path / "a.wav")
+    face = write_video(tmp_path / "face.mp4")
+    blank = write_video(tmp_path / "blank.mp4", np.full((30, 120, 160, 3), 128, np.uint8))
+    face_av, blank_av = (mux(ffmpeg, v, speech, tmp_path / f"{v.stem}_av.mp4") for v in (face, blank))
+    fusion, audio, faces = _shipped("av_fusion"), _shipped("av_fn_audio"), _shipped("face_fer")
+    rule = fusion.kind.rule
+    y, sr = load_container_audio(face_av)
+    pa = _probs(audio.predict_audio(y, sr))
+    pf = _probs(faces.predict_file(face))
+
+    both = fusion.predict_file(face_av)
+    assert both.face_found is True and both.level_db is not None
+    np.testing.assert_allclose(_probs(both), rule.fuse({"audio": pa, "face": pf}), rtol=1e-4, atol=1e-6)
+    silent_video = fusion.predict_file(face)  # no audio stream: the face alone, as before
+    np.testing.assert_allclose(_probs(silent_video), rule.fuse({"face": pf}), rtol=1e-4, atol=1e-6)
+    assert silent_video.level_db is None
+
+    no_face = fusion.predict_file(blank_av)
+    assert no_face.face_found is False
+    np.testing.assert_allclose(_probs(no_face), rule.fuse({"audio": pa}), rtol=1e-4, atol=1e-6)
+    # nothing heard and no face: the face branch's fallback centre crop, as face_fer alone answers
+    nothing = fusion.predict_file(blank)
+    centre = _probs(faces.predict_file(blank))
+    np.testing.assert_allclose(_probs(nothing), rule.fuse({"face": centre}), rtol=1e-4, atol=1e-6)
+    assert nothing.face_found is False and faces.predict_file(blank).face_found is False
+
+
+def test_no_face_found_is_reported(tmp_path, capsys) -> None:
+    """An image or video in which the face search finds no face says so (JSON `face_found`, a text mark); the
+    label was a confident 'surprise' about an empty scene, with nothing flagged."""
+    import cv2
+
+    from edge_ser.cli import main
+
+    empty = tmp_path / "empty.png"
+    cv2.imwrite(str(empty), np.full((240, 320), 128, np.uint8))
+    face = tmp_path / "face.png"
+    cv2.imwrite(str(face), __import__("tests.av_media", fromlist=["face_frames"]).face_frames()[0])
+    assert _shipped("face_fer").predict_file(empty).face_found is False
+    assert _shipped("face_fer").predict_file(face).face_found is True
+    bundle = str(Path(__file__).resolve().parents[1] / "bundles" / "face_fer")
+    assert main(["predict", bundle, str(empty), str(face), "--engine", "numpy"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "[no face found: the centre of the frame]" in lines[0] and "no face" not in lines[1]
+    assert main(["predict", bundle, str(empty), "--engine", "numpy", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out.splitlines()[0])["face_found"] is False

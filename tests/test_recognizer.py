@@ -173,9 +173,22 @@ def test_a_session_refuses_what_it_cannot_hear() -> None:
         (np.zeros((2, 2, 2)), "shape"),
         (np.zeros(4, np.uint8), "dtype"),
         (np.full(4, np.nan), "non-finite"),
+        (np.zeros((2, 4800), np.float32), r"transpose a \[channels, frames\]"),  # it gave 2 samples, silently
+        (
+            np.full(4800, 3000.0, np.float32),
+            "wrongly scaled",
+        ),  # int16 values as floats: predict_audio refuses them
     ]:
         with pytest.raises(AudioFormatError, match=why):
             session.push(bad)
+    assert session.push(np.zeros((4800, 2), np.float32)) == [] and session.push(np.zeros((1, 2))) == []
+    with pytest.raises(ConfigError, match="once"):
+        rec.session()
+    with pytest.raises(ConfigError, match="once"):
+        rec.session(16000, sample_rate=16000)
+    assert (
+        rec.session(sr=48000) is not None and rec.session(sample_rate=48000) is not None
+    )  # the README's call
     with pytest.raises(ConfigError, match="faces only"):
         edge_ser.Recognizer(REPO / "bundles" / "face_fer", "numpy").session(16000)
 
@@ -299,6 +312,49 @@ def test_enrolment_takes_a_folder_never_counts_a_file_twice_and_refuses_nan(tmp_
         rec.enroll(np.full(16000, np.nan, np.float32), 16000)
     with pytest.raises(ConfigError, match="adapt must be True or False"):
         edge_ser.Recognizer(REPO / "bundles" / "ser_emodb", "numpy", adapt="no")
+
+
+def test_enrolment_skips_an_unreadable_file_and_never_keeps_half_a_file(
+    tmp_path: Path, monkeypatch, capsys
+) -> None:
+    """An empty file in an enrolment folder stopped `--enroll` and `enroll_file(folder)` after the files before it
+    had joined the statistics; now it is skipped with a warning naming it (as predict skips), and a file that
+    fails part way leaves the statistics as they were."""
+    import edge_ser.audio.stream as stream
+    from edge_ser.cli import main
+    from edge_ser.errors import AudioFormatError, InputWarning
+
+    folder = tmp_path / "voice"
+    folder.mkdir()
+    for i in range(2):
+        write_wav(folder / f"take{i}.wav", _voiced(1.5, i), 16000)
+    (folder / "empty.wav").write_bytes(b"")
+    rec = edge_ser.Recognizer(REPO / "bundles" / "ser_emodb", "numpy")
+    with pytest.warns(InputWarning, match="empty.wav"):
+        assert rec.enroll_file(folder) == 2 and rec.speaker_clips == 2
+    clip = write_wav(tmp_path / "clip.wav", _voiced(1.5, 5), 16000)
+    with pytest.warns(InputWarning, match="--enroll: skipped .*empty.wav"):
+        assert main(["predict", str(REPO / "bundles" / "ser_emodb"), str(clip), "--enroll", str(folder)]) == 0
+    assert (
+        "enrolled 2 clip(s) of speech from 2 file(s); 1 unreadable file(s) skipped" in capsys.readouterr().out
+    )
+    (folder / "take0.wav").unlink(), (folder / "take1.wav").unlink()
+    with pytest.warns(InputWarning, match="empty.wav"):
+        assert main(["predict", str(REPO / "bundles" / "ser_emodb"), str(clip), "--enroll", str(folder)]) != 0
+    assert "--enroll: none of the 1 file(s) could be read" in capsys.readouterr().err
+
+    good = list(stream.file_windows(clip, 16000))
+
+    def damaged(*args, **kwargs):  # two good windows, then the rest of the file cannot be decoded
+        yield from good * 2
+        raise AudioFormatError(f"{clip}: truncated data")
+
+    before = rec.save_speaker(tmp_path / "before.json").read_text()
+    monkeypatch.setattr(stream, "file_windows", damaged)
+    with pytest.raises(AudioFormatError, match="truncated"):
+        rec.enroll_file(clip)
+    assert rec.speaker_clips == 2 and not rec.enrolled(clip)
+    assert rec.save_speaker(tmp_path / "after.json").read_text() == before
 
 
 def test_a_speaker_file_moves_between_a_branch_and_its_own_bundle(tmp_path: Path) -> None:

@@ -88,6 +88,11 @@ def find_ffmpeg() -> str:
     raise FFmpegNotFoundError("ffmpeg not found (no ffmpeg on PATH, no imageio-ffmpeg); " + install_hint())
 
 
+class NoAudioStreamError(AudioFormatError):
+    """A media file that holds no audio stream (a silent video): for a fusion bundle a modality not present,
+    for a model that needs the audio an error."""
+
+
 def _streams(stderr: str) -> list[tuple[str, str]]:
     """(kind, description) of each stream of input #0 that ffmpeg reported, e.g. ('Video', 'h264 ...')."""
     head = stderr.split("Output #0", 1)[0].split("Stream mapping:", 1)[0]
@@ -99,7 +104,7 @@ def ffmpeg_failure(path: Path, code: int, stderr: str) -> AudioFormatError:
     streams = _streams(stderr)
     if "Input #0" in stderr and not any(kind == "Audio" for kind, _ in streams):
         found = "; ".join(f"{kind}: {desc.split(',')[0]}" for kind, desc in streams) or "none"
-        return AudioFormatError(f"{path}: no audio stream in this file (streams: {found})")
+        return NoAudioStreamError(f"{path}: no audio stream in this file (streams: {found})")
     if "Invalid data found when processing input" in stderr or "moov atom not found" in stderr:
         return AudioFormatError(
             f"{path}: ffmpeg cannot read this file: not a media file, or truncated/damaged "

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 
-from edge_ser.errors import AudioFormatError, ConfigError
+from edge_ser.errors import AudioFormatError, ConfigError, InputWarning
 from edge_ser.fileio import find_files
 from edge_ser.inputs.base import AUDIO_EXTENSIONS
+from edge_ser.text import printable
 
 ENGINE_HELP = "auto (default), onnxruntime, numpy, or tflite / tflite-int8 / tflite-fp16 / tflite-fp32"
 
@@ -166,15 +168,24 @@ def enroll_files(
             f"--enroll: no {'/'.join(AUDIO_EXTENSIONS)} files in {', '.join(map(str, paths))}"
         )
     clips = done = known = 0
+    bad: list[str] = []
     for f in files:
         if stop is not None and stop.is_set():
             break
         done += 1
-        if rec.enrolled(f):
-            known += 1
-            continue
-        clips += rec.enroll_file(f, **gate)
-    line = f"enrolled {clips} clip(s) of speech from {done} file(s)"
+        try:
+            if rec.enrolled(f):
+                known += 1
+                continue
+            clips += rec.enroll_file(f, **gate)
+        except AudioFormatError as e:  # as predict skips a file it cannot read (the statistics are unchanged)
+            warnings.warn(f"--enroll: skipped {printable(str(e))}", InputWarning, stacklevel=2)
+            bad.append(str(f))
+    if bad and len(bad) == done:
+        raise AudioFormatError(f"--enroll: none of the {done} file(s) could be read")
+    line = f"enrolled {clips} clip(s) of speech from {done - len(bad)} file(s)"
+    if bad:
+        line += f"; {len(bad)} unreadable file(s) skipped"
     if known:
         line += f"; {known} file(s) were enrolled before (in the speaker file) and are not added twice"
     if done < len(files):

@@ -71,8 +71,13 @@ def _top(probabilities: dict[str, float], k: int) -> str:
 
 
 def _marks(r) -> str:  # noqa: ANN001 - a Prediction
-    """What the label should not be trusted for: no speech in the file, or input beyond the training range."""
+    """What the label should not be trusted for: no speech in the file, no face in view (answered from the audio
+    alone when there was audio, else from the centre of the frame), or input beyond the training range."""
     marks = []
+    if r.face_found is False:
+        marks.append(
+            "no face found: " + ("audio alone" if r.level_db is not None else "the centre of the frame")
+        )
     if r.silent:
         if r.level_db == float("-inf"):
             marks.append("no speech: digital silence")

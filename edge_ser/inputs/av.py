@@ -33,6 +33,7 @@ from edge_ser.inputs.base import (
     FileWindow,
     InputKind,
     Inputs,
+    face_found,
     nested_feature_spec,
     shape_of,
     softmax_row,
@@ -450,7 +451,8 @@ class _FramePicker:
             end = min(t + window_seconds, (self.last + 1) / self.fps)
             if end - t < window_seconds / 2:
                 return
-            yield FileWindow(t, end, kind.window_inputs(np.zeros(0, np.float32), crops))
+            inputs = kind.window_inputs(np.zeros(0, np.float32), crops)
+            yield FileWindow(t, end, inputs, face_found=face_found(crops))
             t += window_seconds
 
 

@@ -57,6 +57,9 @@ class FileWindow:
     level_db: float | None = None
     """The level in dBFS of the audio's loudest half second (`edge_ser.audio.level.loudest_db`, what the live
     voice gate would see; -inf: digital silence); None when the inputs are not made from audio."""
+    face_found: bool | None = None
+    """Whether the face search found a face in any of the frames the inputs were cropped from (False: the model
+    saw the fallback centre crops, or a fusion bundle left its face branch out); None when no frame was searched."""
 
 
 class LiveFrontEnd:
@@ -238,6 +241,12 @@ class InputKind(ABC):
     @abstractmethod
     def describe(self) -> list[str]:
         """Lines for `edge-ser info`: what the model takes and how it is made."""
+
+
+def face_found(crops: Sequence[Any]) -> bool | None:
+    """`FileWindow.face_found` of face crops: whether any found a face (a crop given as a plain image counts as
+    one); None when there are none."""
+    return any(getattr(c, "found", True) for c in crops) if len(crops) else None
 
 
 def check_clip_length(n: int, sample_rate: int, min_samples: int, where: str = "audio") -> None:

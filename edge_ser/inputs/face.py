@@ -24,7 +24,7 @@ from edge_ser.audio.stream import FILE_WINDOW_SECONDS, LONG_FILE_SECONDS
 from edge_ser.engines.base import softmax
 from edge_ser.errors import ConfigError, VideoFormatError
 from edge_ser.features.spec import FeatureSpec
-from edge_ser.inputs.base import FileWindow, InputKind, Inputs, shape_of
+from edge_ser.inputs.base import FileWindow, InputKind, Inputs, face_found, shape_of
 from edge_ser.limits import MAX_FACE_FRAMES, MAX_FACE_SIZE, MIN_FACE_SIZE
 from edge_ser.schema import Checker, config_from_dict
 from edge_ser.vision.video import VIDEO_EXTENSIONS
@@ -250,14 +250,17 @@ class FaceKind(InputKind):
 
     def file_inputs(self, path: str | os.PathLike[str]) -> Inputs:
         """An image (its face crop) or a video (k frames spread over it, each cropped)."""
+        return self.window_inputs(np.zeros(0, np.float32), self.file_crops(path))
+
+    def file_crops(self, path: str | os.PathLike[str]) -> list[Any]:
+        """The face crops `file_inputs` classifies: an image's one, or those of k frames spread over a video
+        (`FaceCrop`s, `found` False where the search fell back to the centre)."""
         path = Path(path)
         if path.suffix.lower() in VIDEO_EXTENSIONS:
             from edge_ser.vision.video import read_sampled
 
             crop = self.cropper()
-            return self.window_inputs(
-                np.zeros(0, np.float32), [crop(f) for f in read_sampled(path, self.spec.k).frames]
-            )
+            return [crop(f) for f in read_sampled(path, self.spec.k).frames]
         from edge_ser.fileio import check_regular_file
         from edge_ser.vision._cv2 import import_cv2
 
@@ -266,7 +269,7 @@ class FaceKind(InputKind):
         image = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if image is None:
             raise VideoFormatError(f"{path}: not a readable image ({', '.join(IMAGE_EXTENSIONS)})")
-        return self.image_inputs(image)
+        return [self.cropper()(image)]
 
     def file_windows(
         self,
@@ -277,15 +280,17 @@ class FaceKind(InputKind):
     ) -> Iterator[FileWindow]:
         """An image or a short video as one decision; a long video as `window_seconds` windows of k crops."""
         path = Path(path)
-        if path.suffix.lower() not in VIDEO_EXTENSIONS:
-            yield FileWindow(0.0, 0.0, self.file_inputs(path), True)
-            return
-        from edge_ser.inputs.av import _FramePicker
-        from edge_ser.vision.video import iter_frames, probe_video
+        video = path.suffix.lower() in VIDEO_EXTENSIONS
+        if video:
+            from edge_ser.inputs.av import _FramePicker
+            from edge_ser.vision.video import iter_frames, probe_video
 
-        info = probe_video(path)
-        if info.frame_count and info.frame_count / info.fps <= long_seconds:
-            yield FileWindow(0.0, info.frame_count / info.fps, self.file_inputs(path), True)
+            info = probe_video(path)
+        if not video or (info.frame_count and info.frame_count / info.fps <= long_seconds):
+            crops = self.file_crops(path)
+            end = info.frame_count / info.fps if video else 0.0
+            inputs = self.window_inputs(np.zeros(0, np.float32), crops)
+            yield FileWindow(0.0, end, inputs, True, face_found=face_found(crops))
             return
         yield from _FramePicker(iter_frames(path), info.fps, self.spec.k, self.cropper()).windows(
             window_seconds, self

@@ -17,10 +17,19 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from edge_ser.audio.level import loudest_db
 from edge_ser.audio.stream import FILE_WINDOW_SECONDS, LONG_FILE_SECONDS
 from edge_ser.errors import ConfigError
 from edge_ser.fusion import FusionRule
-from edge_ser.inputs.base import AUDIO_EXTENSIONS, FileWindow, InputKind, Inputs, LiveFrontEnd, softmax_row
+from edge_ser.inputs.base import (
+    AUDIO_EXTENSIONS,
+    FileWindow,
+    InputKind,
+    Inputs,
+    LiveFrontEnd,
+    face_found,
+    softmax_row,
+)
 from edge_ser.vision.video import VIDEO_EXTENSIONS
 
 if TYPE_CHECKING:
@@ -145,16 +154,71 @@ class FusionKind(InputKind):
         return clip_row(parts)
 
     def file_inputs(self, path: str | os.PathLike[str]) -> Inputs:
-        """Each branch that reads this kind of file (a face branch a video, an audio branch audio) as one clip."""
+        """Each branch that reads this kind of file (a face branch a video, an audio branch audio) as one clip;
+        a video's audio track goes to the audio branches (a video without one leaves them out, as a clip
+        without a face leaves the face branch out)."""
+        return self._file_clip(path).inputs
+
+    def _file_clip(self, path: str | os.PathLike[str]) -> FileWindow:
+        """`file_inputs` as a whole-file window, with the level and rate of the audio the audio branches got and
+        whether a face was found. As in the live loop, a face branch gets only the crops that show a face and is
+        left out without one; with nothing heard either (an image, a silent video), it gets the fallback centre
+        crops, as the face bundle alone would, rather than no answer at all."""
         ext = Path(path).suffix.lower()
-        parts = {
-            n: (k.file_inputs(path) if ext in k.file_extensions else None) for n, k in self.branches.items()
-        }
+        track = self._video_track(path) if ext in VIDEO_EXTENSIONS else None
+        parts: dict[str, Inputs | None] = {}
+        for n, k in self.branches.items():
+            if k.faces:
+                continue
+            if ext in k.file_extensions:
+                parts[n] = k.file_inputs(path)
+            elif track is not None and k.hears:
+                k.check_clip(track[0].size, str(path))
+                parts[n] = k.window_inputs(track[0])
+            else:
+                parts[n] = None
+        heard = any(v is not None for v in parts.values())
+        found: bool | None = None
+        for n, k in self.branches.items():
+            if not k.faces:
+                continue
+            if ext not in k.file_extensions:
+                parts[n] = None
+            elif hasattr(k, "file_crops"):
+                crops = k.file_crops(path)
+                found = bool(found) or bool(face_found(crops)) if crops else found
+                seen = faces_in_view(crops) or ([] if heard else crops)
+                parts[n] = k.window_inputs(np.zeros(0, np.float32), seen) if seen else None
+            else:
+                parts[n] = k.file_inputs(path)
         if all(v is None for v in parts.values()):
             raise ConfigError(
                 f"{path}: no branch of this fusion bundle reads {ext or 'extension-less'} files"
             )
-        return clip_row(parts)
+        end = 0.0
+        if ext in VIDEO_EXTENSIONS:
+            from edge_ser.vision.video import probe_video
+
+            end = probe_video(path).duration
+        level = None if track is None else loudest_db(track[0], self.sample_rate)
+        rate = None if track is None else track[1]
+        parts = {n: parts[n] for n in self.branches}  # the rule's branch order
+        return FileWindow(0.0, end, clip_row(parts), True, rate, level, face_found=found)
+
+    def _video_track(self, path: str | os.PathLike[str]) -> tuple[np.ndarray, int] | None:
+        """A video's audio track at the audio branches' rate and the rate it was recorded at; None when no audio
+        branch needs it or the video has no audio stream."""
+        ext = Path(path).suffix.lower()
+        if not any(k.hears and ext not in k.file_extensions for k in self.branches.values()):
+            return None
+        from edge_ser.audio import resample
+        from edge_ser.audio.container import NoAudioStreamError, load_container_audio
+
+        try:
+            y, rate = load_container_audio(path)
+        except NoAudioStreamError:
+            return None
+        return (y if rate == self.sample_rate else resample(y, rate, self.sample_rate)), rate
 
     def file_windows(
         self,
@@ -163,18 +227,13 @@ class FusionKind(InputKind):
         window_seconds: float = FILE_WINDOW_SECONDS,
         long_seconds: float = LONG_FILE_SECONDS,
     ) -> Iterator[FileWindow]:
-        """An audio file window by window (as every audio kind); a video as one clip (`file_inputs`); an image
-        as one clip of the branches that read images (a face alone: the audio branch's term left out)."""
-        ext = Path(path).suffix.lower()
-        if ext in AUDIO_EXTENSIONS:
+        """An audio file window by window (as every audio kind); a video as one clip (`file_inputs`, its audio
+        track's level and rate with it); an image as one clip of the branches that read images (a face alone:
+        the audio branch's term left out)."""
+        if Path(path).suffix.lower() in AUDIO_EXTENSIONS:
             yield from super().file_windows(path, window_seconds=window_seconds, long_seconds=long_seconds)
             return
-        if ext not in VIDEO_EXTENSIONS:
-            yield FileWindow(0.0, 0.0, self.file_inputs(path), True)
-            return
-        from edge_ser.vision.video import probe_video
-
-        yield FileWindow(0.0, probe_video(path).duration, self.file_inputs(path), True)
+        yield self._file_clip(path)
 
     def live(self, window_seconds: float) -> LiveFrontEnd:
         return FusionFrontEnd(self, window_seconds)

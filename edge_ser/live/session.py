@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from edge_ser.audio.polyphase import Resampler
-from edge_ser.audio.wav import MAX_SR, MIN_SR
+from edge_ser.audio.wav import MAX_FLOAT_PEAK, MAX_SR, MIN_SR
 from edge_ser.errors import AudioFormatError, ConfigError
 from edge_ser.features.spectral import check_audio
 from edge_ser.live.pipeline import SlidingWindow
@@ -33,20 +33,36 @@ if TYPE_CHECKING:
 
 INT_SCALE = {np.dtype(np.int16): 32768.0, np.dtype(np.int32): 2147483648.0}
 """Integer sample types a chunk may have, and the value of full scale."""
+MAX_CHUNK_CHANNELS = 64
+"""More channels than this in a [frames, channels] chunk means a [channels, frames] one (torchaudio's layout)."""
 
 
 def mono_float(chunk: Any, where: str = "push") -> np.ndarray:
     """A chunk as mono float32 in [-1, 1]: float samples as they are, int16 / int32 scaled by full scale, a
-    [frames, channels] block averaged over its channels. AudioFormatError for anything else."""
+    [frames, channels] block averaged over its channels. AudioFormatError for anything else, for a [channels,
+    frames] block (which averaging would have cut to a few samples) and for floats that are not scaled to [-1, 1]
+    (`predict_audio` refuses them too)."""
     x = np.asarray(chunk)
     if x.ndim not in (1, 2):
         raise AudioFormatError(f"{where}: a chunk is [frames] or [frames, channels], got shape {x.shape}")
+    if x.ndim == 2 and x.shape[1] > MAX_CHUNK_CHANNELS:
+        raise AudioFormatError(
+            f"{where}: a chunk of shape {x.shape} would be {x.shape[1]} channels; a chunk is [frames, channels] "
+            "(transpose a [channels, frames] one: chunk.T)"
+        )
     if x.dtype in INT_SCALE:
         x = x.astype(np.float32) / np.float32(INT_SCALE[x.dtype])
     elif x.dtype.kind != "f":
         raise AudioFormatError(
             f"{where}: samples must be float (in [-1, 1]), int16 or int32, got dtype {x.dtype}"
         )
+    else:
+        peak = float(np.max(np.abs(x[np.isfinite(x)]), initial=0.0))
+        if peak > MAX_FLOAT_PEAK:
+            raise AudioFormatError(
+                f"{where}: float samples up to {peak:.6g}; audio is scaled to [-1, 1] and more than "
+                f"{MAX_FLOAT_PEAK:g} means wrongly scaled data (integer samples given as floats? divide by 32768)"
+            )
     x = x.astype(np.float32, copy=False)
     if x.ndim == 2:
         x = x.mean(axis=1, dtype=np.float32)
