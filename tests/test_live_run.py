@@ -140,6 +140,35 @@ def test_a_file_shorter_than_the_window_is_an_error_not_silence(tmp_path, capsys
     assert "less than one 3 s window" in capsys.readouterr().err
     assert main(["run", ser, "--audio-file", str(wav), "--fast", "--no-console", "--window", "2"]) == 0
     assert "1 updates over 2.0 s" in capsys.readouterr().err
+    # shorter than the hop: the advice names the hop too (--window 0.3 alone was refused: the hop exceeded it)
+    short = write_wav(
+        tmp_path / "short03.wav", (0.3 * np.sin(2 * np.pi * 220 * t[:5200])).astype(np.float32), 16000
+    )
+    assert main(["run", ser, "--audio-file", str(short), "--fast", "--no-console"]) == 1
+    assert "give --window 0.3 --hop 0.3 or less" in capsys.readouterr().err
+    assert (
+        main(
+            [
+                "run",
+                ser,
+                "--audio-file",
+                str(short),
+                "--fast",
+                "--no-console",
+                "--window",
+                "0.3",
+                "--hop",
+                "0.3",
+            ]
+        )
+        == 0
+    )
+    tiny = write_wav(
+        tmp_path / "tiny.wav", (0.3 * np.sin(2 * np.pi * 220 * t[:1600])).astype(np.float32), 16000
+    )
+    assert main(["run", ser, "--audio-file", str(tiny), "--fast", "--no-console"]) == 1
+    err = capsys.readouterr().err
+    assert "shorter than the shortest live window (0.2 s)" in err and "--window" not in err.split("holds")[1]
 
 
 def test_updates_without_speech_carry_no_distribution(tmp_path, capsys):

@@ -29,6 +29,7 @@ from edge_ser.live.pipeline import (
     CUT_PAUSES_DEFAULT,
     LEARN_DEFAULT,
     LEARN_MODES,
+    MIN_WINDOW,
     STEADY_DEFAULT,
     VOICING_DEFAULT,
 )
@@ -239,10 +240,14 @@ def too_short(args: argparse.Namespace, stats: Any) -> str | None:
     why = run_too_short(getattr(args, "audio_file", None), args.window, stats)
     if why is None:
         return None
-    return (
-        f"{why}; give --window {max(0.2, math.floor(stats.stream_seconds * 10) / 10):g} or less, "
-        "or classify the clip whole with `edge-ser predict`"
-    )
+    window = math.floor(stats.stream_seconds * 10) / 10
+    if window < MIN_WINDOW:  # no live window fits: --window has a floor
+        return (
+            f"{why}; it is shorter than the shortest live window ({MIN_WINDOW:g} s): classify it whole with "
+            "`edge-ser predict`"
+        )
+    hop = f" --hop {window:g}" if args.hop > window else ""  # the hop may not exceed the window
+    return f"{why}; give --window {window:g}{hop} or less, or classify the clip whole with `edge-ser predict`"
 
 
 def no_frames(rec: Any, runner: Any, stats: Any) -> str | None:

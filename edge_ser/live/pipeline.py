@@ -44,6 +44,8 @@ OPEN_NOTE_SECONDS = 30.0
 """Seconds of voice gate open without a pause after which the results note a likely steady sound."""
 VOICING_DEFAULT = 0.1
 """`PipelineConfig.vad_voicing`'s default, chosen by the rule in docs/live.md (benchmarks/voice_gate.py)."""
+MIN_WINDOW = 0.2
+"""Shortest live window, seconds (`PipelineConfig.window`)."""
 HANGOVER_DEFAULT = 1
 """`PipelineConfig.vad_hangover`'s default, chosen by the rule in docs/live.md ("What the voicing gate costs in a
 quiet room")."""
@@ -110,8 +112,8 @@ class PipelineConfig:
     the 6 overlapping windows a 3 s utterance gives at a 0.5 s hop; 0 = every window with speech."""
 
     def __post_init__(self) -> None:
-        if not 0.2 <= self.window <= 30:
-            raise ConfigError(f"window (--window) {self.window} s must be in 0.2..30 s")
+        if not MIN_WINDOW <= self.window <= 30:
+            raise ConfigError(f"window (--window) {self.window} s must be in {MIN_WINDOW:g}..30 s")
         if not 0.05 <= self.hop <= self.window:
             raise ConfigError(f"hop (--hop) {self.hop} s must be in 0.05 s..the window ({self.window} s)")
         if self.smoothing not in SMOOTHING:
