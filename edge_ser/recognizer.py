@@ -450,6 +450,7 @@ class Recognizer:
         *,
         on_bad_file: Callable[[Path, EdgeSerError], None] | None = None,
         learn_first: bool = False,
+        progress: Callable[[int, int], None] | None = None,
     ) -> Iterator[Prediction]:
         """`predict_files` as an iterator: each file's result as soon as it (or its batch) is done.
 
@@ -462,7 +463,7 @@ class Recognizer:
         on the files' order (a folder sorted by class would otherwise drag the statistics class by class), and
         every file gets the statistics the last one would: the per-speaker normalisation papers report
         (docs/protocol.md, `transductive`). Without it, the statistics learn file by file in order, as in a live
-        session.
+        session. `progress(done, total)` is called after each file of that first pass, which yields nothing.
         """
         # one file: a str would otherwise be iterated letter by letter
         if isinstance(paths, (str, os.PathLike)):
@@ -470,20 +471,28 @@ class Recognizer:
         paths = [Path(p) for p in paths]
         learnt: dict[int, tuple[FileWindow, float]] = {}
         if learn_first and self.adapting:
-            learnt = self.learn_files(paths)
+            learnt = self.learn_files(paths, progress=progress)
             with self.frozen_speaker():
                 yield from self._iter_predict(paths, on_bad_file, learnt)
             return
         yield from self._iter_predict(paths, on_bad_file, learnt)
 
-    def learn_files(self, paths: Iterable[str | os.PathLike[str]]) -> dict[int, tuple[FileWindow, float]]:
+    def learn_files(
+        self,
+        paths: Iterable[str | os.PathLike[str]],
+        *,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> dict[int, tuple[FileWindow, float]]:
         """Add every window of the files (the clips `iter_predict_files` would classify) to the speaker
         statistics without classifying them; unreadable files are left to the classifying pass. Returns the
         whole-file windows by position with their feature time in ms, kept (up to LEARN_CACHE_BYTES of inputs)
-        so that pass need not compute their features again."""
+        so that pass need not compute their features again. `progress(done, total)` after each file."""
         kept: dict[int, tuple[FileWindow, float]] = {}
         cached = 0
+        paths = list(paths)
         for i, path in enumerate(map(Path, paths)):
+            if progress is not None and i:
+                progress(i, len(paths))
             t0 = time.perf_counter()
             try:
                 for w in self._file_windows(path):
@@ -496,6 +505,8 @@ class Recognizer:
                         cached += size
             except (AudioFormatError, VideoFormatError):
                 continue
+        if progress is not None and paths:
+            progress(len(paths), len(paths))
         return kept
 
     @property

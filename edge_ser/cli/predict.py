@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -90,6 +91,36 @@ def _marks(r) -> str:  # noqa: ANN001 - a Prediction
     return "".join(f"  [{m}]" for m in marks)
 
 
+def display_names(files: list[Path]) -> dict[str, str]:
+    """How each file is named in the text output: its name, or, where two files share a name (angry/take1.wav and
+    sad/take1.wav), its path below the files' common folder."""
+    names = [f.name for f in files]
+    if len(set(names)) == len(names):
+        return {str(f): n for f, n in zip(files, names, strict=True)}
+    root = Path(os.path.commonpath([str(f.parent) for f in files]))
+    return {str(f): str(f.relative_to(root)) if f.is_relative_to(root) else str(f) for f in files}
+
+
+class LearnProgress:
+    """`done/total` of predict's first pass (`--adapt all` learns the speaker from every file before any result),
+    redrawn on one line of a terminal; nothing when stderr is not one."""
+
+    def __init__(self, stream=None) -> None:  # noqa: ANN001 - a text stream (default: sys.stderr)
+        stream = sys.stderr if stream is None else stream
+        self.stream = stream if stream.isatty() else None
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.stream is None or total < 2:
+            return
+        end = "\n" if done == total else ""
+        print(
+            f"\r  learning the speaker from every file first: {done}/{total}",
+            end=end,
+            file=self.stream,
+            flush=True,
+        )
+
+
 def _clock(seconds: float) -> str:
     m, s = divmod(seconds, 60)
     h, m = divmod(int(m), 60)
@@ -127,13 +158,17 @@ def cmd_predict(args: argparse.Namespace) -> int:
         warnings.warn(f"skipped {printable(str(error))}", InputWarning, stacklevel=2)
 
     strict = getattr(args, "strict", False)
-    for r in rec.iter_predict_files(files, on_bad_file=None if strict else skip, learn_first=adapt == "all"):
+    names = display_names(files)
+    results = rec.iter_predict_files(
+        files, on_bad_file=None if strict else skip, learn_first=adapt == "all", progress=LearnProgress()
+    )
+    for r in results:
         n += 1
         inference_ms += r.timings.get("inference", 0.0)
         if args.json:
             print(json.dumps(r.to_dict()), flush=True)
             continue
-        name = printable(Path(r.source or "?").name)
+        name = printable(names.get(str(r.source), Path(r.source or "?").name))
         if not r.windows:
             print(f"  {name}: {_top(r.probabilities, args.top)}{_marks(r)}", flush=True)
             continue
