@@ -160,9 +160,17 @@ class Target:
 
 
 def parse_target(text: str, port: int | None = None) -> Target:
-    """`user@host`, `user@host:port`, `user@[v6addr]:port` or `host`; `port` (if given) wins."""
+    """`user@host`, `user@host:port`, `user@[v6addr]:port` or `host`; `port`: the `--port` option.
+
+    ConfigError for an empty user (`@host`: ssh would log in as the local user, not the one written) and for a
+    port in the target that `port` contradicts (which one was meant cannot be known); the same port twice is
+    fine."""
     s = str(text).strip()
-    user, _, hostport = s.rpartition("@")
+    user, at, hostport = s.rpartition("@")
+    if at and not user:
+        raise ConfigError(
+            f"deploy target {text!r}: empty user name before '@' (give user@host, or host alone for ssh's default)"
+        )
     host, p = hostport, None
     if hostport.startswith("["):
         end = hostport.find("]")
@@ -186,6 +194,10 @@ def parse_target(text: str, port: int | None = None) -> Target:
     if port is not None:
         if not 0 < int(port) < 65536:
             raise ConfigError(f"deploy: port {port} is not in 1..65535")
+        if p is not None and p != int(port):
+            raise ConfigError(
+                f"deploy target {text!r} says port {p} but --port says {int(port)}: give the port once"
+            )
         p = int(port)
     return Target(user or None, host, p)
 
@@ -210,6 +222,8 @@ class DeployResult:
     rolled_back: bool = False
     pruned: tuple[str, ...] = ()
     health_output: str = ""
+    """The output of the failed restart when the restart failed (`DeployError.step == "restart"`), else the
+    health check's."""
     failure: str = ""
     """What failed after the switch (empty when nothing did)."""
     marker: str | None = None
@@ -1034,7 +1048,12 @@ def _same_version(link_target: str, version: str) -> bool:
 def add_deploy_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("bundle", type=Path, help="bundle folder or .tar (verified here before anything is sent)")
     p.add_argument("target", help="user@host or user@host:port (the SSH destination)")
-    p.add_argument("--port", type=int, default=None, help="SSH port (default: the target's, else 22)")
+    p.add_argument(
+        "--port",
+        type=int,
+        default=None,
+        help="SSH port (default: the target's, else 22; a different one in the target is refused)",
+    )
     p.add_argument("--identity", "-i", default=None, help="SSH private key file")
     p.add_argument("--ssh-option", "-o", action="append", default=[], metavar="OPTION",
                    help="an ssh -o option, e.g. StrictHostKeyChecking=accept-new (repeatable)")  # fmt: skip
@@ -1113,7 +1132,10 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     except DeployRolledBack as e:
         print(f"edge-ser deploy: ROLLED BACK: {e}", file=sys.stderr)
         if e.result.health_output:
-            print("  health check output:\n    " + _tail(e.result.health_output, 20), file=sys.stderr)
+            # the output of the step that failed: the restart's, or the health check's (which ran only after a
+            # restart that succeeded)
+            what = "restart" if e.step == "restart" else "health check"
+            print(f"  {what} output:\n    " + _tail(e.result.health_output, 20), file=sys.stderr)
         return 130 if e.interrupted else 1
     except DeployStranded as e:
         print(f"edge-ser deploy: NOT ROLLED BACK: {e}", file=sys.stderr)

@@ -400,6 +400,21 @@ def test_parse_target():
             parse_target(bad)
 
 
+def test_parse_target_refuses_a_port_given_twice_differently_and_an_empty_user():
+    """`pi@host:22 --port 23` is refused naming both ports (it used to take 23 without a word); the same port
+    twice is fine. `@host` is refused (it used to drop the empty user and log in as the local one)."""
+    assert parse_target("pi@host:22", port=22) == dep.Target("pi", "host", 22)
+    assert parse_target("pi@[::1]:2222", port=2222).port == 2222
+    for text, port in (("pi@host:22", 23), ("pi@[::1]:22", 2222)):
+        with pytest.raises(ConfigError, match=rf"port {text.rsplit(':', 1)[1]} but --port says {port}"):
+            parse_target(text, port=port)
+    for bad in ("@host", "@host:22", "@[::1]:22"):
+        with pytest.raises(ConfigError, match="empty user name"):
+            parse_target(bad)
+    with pytest.raises(ConfigError, match="empty user name"):
+        parse_target("@host", port=22)
+
+
 # --------------------------------------------------------------------------------------------------------------
 # every failure after the switch rolls back (issue 16): each failure point against the real sshd
 # --------------------------------------------------------------------------------------------------------------
@@ -473,6 +488,27 @@ def test_connection_dropped_mid_restart_rolls_back(sshd, tmp_path):
     assert os.readlink(root / "current") == f"versions/{v1}"
     assert _restarts(root) == [v1, v2, v1]
     _clean(root)
+
+
+def test_a_failed_restarts_output_is_labelled_as_the_restarts(sshd, tmp_path, capsys):
+    """The command line shows what the failed step printed under that step's name: a failed restart's output is
+    the restart's (no health check ran), a failed health check's the health check's."""
+    from edge_ser.cli import main
+
+    root = tmp_path / "bundles"
+    argv = ["deploy", str(BUNDLES / "av_cnn_audio"), sshd.destination, "--root", str(root), "-i", str(sshd.key),
+            "--restart-cmd", "echo unit failed to start >&2; exit 3", "--health-cmd", HEALTH_OK, "-q"]  # fmt: skip
+    for o in sshd.options():
+        argv += ["-o", o]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "ROLLED BACK" in err and "restart output:\n    unit failed to start" in err
+    assert "health check output" not in err
+    argv[argv.index("--restart-cmd") + 1] = "true"
+    argv[argv.index("--health-cmd") + 1] = "echo model will not load >&2; exit 4"
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "health check output:\n    model will not load" in err and "restart output" not in err
 
 
 def test_restart_fails_rolls_back_to_previous(sshd, tmp_path):
