@@ -349,6 +349,28 @@ def test_bad_bundle_is_refused_before_connecting(tmp_path):
         deploy(bad, "nobody@192.0.2.1", root="/tmp/x")
 
 
+def test_a_bundle_without_manifest_sha256_is_refused_with_a_true_account_and_the_fix(tmp_path):
+    """The message says which bundles lack manifest.sha256 without naming a release that does not exist (it
+    said 'before edge-ser 0.2' while edge-ser is 0.1.0), and the fix it gives works."""
+    from edge_ser import __version__
+    from edge_ser.bundle import load_bundle
+    from edge_ser.errors import BundleError
+
+    old = tmp_path / "old"
+    shutil.copytree(BUNDLES / "av_cnn_audio", old)
+    (old / "manifest.sha256").unlink()
+    with pytest.raises(BundleError) as ei:
+        deploy(old, "nobody@192.0.2.1", root="/tmp/x")
+    msg = str(ei.value)
+    assert "manifest.sha256 is missing" in msg and "before 2026-12-02" in msg
+    for named in re.findall(r"edge-ser (\d+\.\d+(?:\.\d+)?)", msg):  # a release it names is one that exists
+        assert tuple(map(int, named.split("."))) <= tuple(map(int, __version__.split(".")[:3]))
+    fix = re.search(r"`(sha256sum manifest\.json > manifest\.sha256)`", msg)
+    assert fix is not None, msg
+    subprocess.run(fix.group(1), shell=True, cwd=old, check=True)
+    assert load_bundle(old).name
+
+
 def test_a_fusion_bundle_ships_self_contained(sshd, tmp_path):
     """av_fusion refers to its branch bundles beside it (../av_fn_audio, ../face_fer): it is shipped with each
     branch in a sub-folder, every file checked on the device, and the deployed copy predicts as the original.

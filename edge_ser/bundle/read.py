@@ -62,7 +62,8 @@ def check_manifest_sum(sum_bytes: bytes, manifest_bytes: bytes, src: str) -> Non
 def missing_sum(src: str) -> BundleError:
     return BundleError(
         f"bundle {src}: {MANIFEST_SUM_NAME} is missing, so nothing covers {MANIFEST_NAME} against damage. "
-        "Bundles made before edge-ser 0.2 lack it: export the bundle again, or, having checked the manifest by "
+        "Bundles exported before edge-ser wrote it (builds before 2026-12-02) lack it: export the bundle again, "
+        "or, having checked the manifest by "
         f"hand, add it in the bundle folder with `sha256sum {MANIFEST_NAME} > {MANIFEST_SUM_NAME}`"
     )
 
