@@ -35,6 +35,7 @@ import numpy as np
 
 from edge_ser.errors import ConfigError
 from edge_ser.fileio import atomic_write, write_png
+from edge_ser.profiles.profile import ProfileError
 
 
 @dataclass
@@ -434,6 +435,10 @@ def _matched_bandwidth(profile, precision: str, used: int) -> tuple[float, str]:
     return fig.value, f"{on}: {used} thread{'s' if used > 1 else ''} attain less (optimistic)"
 
 
+REFERENCE_PRECISION = "fp32"
+"""The roof a measured run is placed against when the profile has none for its precision (int8 on the host)."""
+
+
 def device_roof(profile, precision: str, threads: int | None) -> Roof:
     """The roof a report of `precision` on `threads` engine threads uses (None: all cores)."""
     cores = int(profile.cpu.cores)
@@ -690,12 +695,26 @@ def build_report(
         engine_name = projected_engine(bundle, engine)
     storage = engine_storage(engine_name)
     precision = engine_precision(engine_name)
-    roof = device_roof(profile, precision, threads)
+    notes: list[str] = []
+    roof_precision = precision
+    try:
+        roof = device_roof(profile, precision, threads)
+    except ProfileError as e:
+        if not measured or precision == REFERENCE_PRECISION:
+            raise
+        # the host profile measures no int8 roof (numpy cannot time one): the run is still measured, and placed
+        # against the fp32 roof for reference, so an int8 engine or a delegate can be benched at all
+        roof_precision = REFERENCE_PRECISION
+        roof = device_roof(profile, roof_precision, threads)
+        notes.append(
+            f"No {precision} roof on profile {profile.name!r} ({str(e).split(': ', 2)[-1].split('. A board')[0]}). "
+            f"The latency and memory are measured; the layers are placed against the {roof_precision} roof for "
+            "reference only, so the fractions of peak are not an int8 efficiency."
+        )
     ridge = roof.peak / roof.bandwidth
     counts = count(bundle, held_bytes=storage.weight_bytes, activation_bytes=storage.activation_bytes)
     packed = count(bundle, activation_bytes=storage.activation_bytes)
     rows = [r for r in counts.layers if r.flops or r.bytes]
-    notes: list[str] = []
     run = _measure(eng, bundle, runs, rss_before, reset) if measured else None
     del eng  # the next report (a fusion bundle's next branch) must not count this engine's memory
     points = _layer_points(rows, roof, ridge, run.times if run else None, measured)
@@ -755,7 +774,7 @@ def build_report(
         packed_intensity=packed.intensity,
         packed_latency_ms=packed_lat,
         operating_point=profile.operating_point,
-        caveats=profile_caveats(profile, precision),
+        caveats=profile_caveats(profile, roof_precision),
         rows_per_decision=per[0] if per else None,
         decision_rows=per[1] if per else "",
         decision_ms=per[0] * lat if per else None,
