@@ -6,10 +6,11 @@
 
 writes, on the image's boot partition (mounted at /boot/firmware on the device):
 
-- `user-data` (#cloud-config): hostname, a login user with the SSH key (no password login), the `edge-ser`
-  service user, Debian packages, `/etc/edge-ser/config.env`, the systemd unit and a first-boot script that
-  installs edge-ser into /opt/edge-ser/venv from the wheelhouse (offline: `pip install --no-index --find-links
-  WH -r WH/requirements.lock`) or a wheelhouse URL, puts the bundle in the `edge-ser deploy` layout
+- `user-data` (#cloud-config): hostname, a login user with the SSH key (no password login) who owns the
+  bundle folder (so `edge-ser deploy BUNDLE USER@HOST` works as that user, as after `install.sh --deploy-user`),
+  the `edge-ser` service user, Debian packages, `/etc/edge-ser/config.env`, the systemd unit and a first-boot
+  script that installs edge-ser into /opt/edge-ser/venv from the wheelhouse (offline: `pip install --no-index
+  --find-links WH -r WH/requirements.lock`) or a wheelhouse URL, puts the bundle in the `edge-ser deploy` layout
   (ROOT/versions/<bundle>-<sha12>, named as `edge-ser deploy` names it: `edge_ser_deploy.naming`; `current` link,
   SHA256SUMS checked) and enables + starts the service;
 - `network-config`: netplan v2 with the Wi-Fi network (`wifis`, regulatory domain = `--country`; the WPA
@@ -106,7 +107,8 @@ class FirstBoot:
     ssh_keys: tuple[str, ...]
     """OpenSSH public key lines for the login user."""
     user: str = "edge"
-    """Login user (sudo without password, SSH key only)."""
+    """Login user (sudo without password, SSH key only); owns ROOT (group edge-ser), so `edge-ser deploy` can
+    write there as this user, the only one that logs in (root login is off)."""
     wifi_ssid: str | None = None
     wifi_password: str | None = None
     """WPA passphrase (8..63 characters) or 64-hex PSK; None for an open network."""
@@ -307,8 +309,10 @@ set -euo pipefail
 exec >>/var/log/edge-ser-firstboot.log 2>&1
 echo "edge-ser firstboot: $(date -u +%FT%TZ)"
 BOOT=__BOOT__
+PREFIX=__PREFIX__
 ROOT=__ROOT__
 VENV=__VENV__
+DEPLOY_USER=__USER__
 WH_URL=__WH_URL__
 WH_SHA256=__WH_SHA256__
 BUNDLE_URL=__BUNDLE_URL__
@@ -340,7 +344,16 @@ fetch() {
         return 1
     fi
 }
-install -d -o edge-ser -g edge-ser -m 0755 __PREFIX__ "$ROOT" "$ROOT/versions"
+# The bundles belong to the login user, as `deploy/pi/install.sh --deploy-user` makes them: `edge-ser deploy`
+# logs in as that user (root login is off) and writes ROOT/versions, ROOT/current and the marker ROOT/pending
+# without sudo; the service (group edge-ser) only reads them. PREFIX and PREFIX/bin stay root's: the unit runs
+# PREFIX/bin/edge-ser-activate as root. Run again at the end, for what root wrote meanwhile (version, link).
+bundles_layout() {
+    install -d -m 0755 "$PREFIX" "$PREFIX/bin"
+    install -d -o "$DEPLOY_USER" -g edge-ser -m 0755 "$ROOT" "$ROOT/versions"
+    chown -R "$DEPLOY_USER:edge-ser" "$ROOT"
+}
+bundles_layout
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
 if [ -n "$WH_URL" ]; then
     # the lock pins every wheel (edge-ser's too) by sha256: pip installs those files and nothing else
@@ -381,11 +394,11 @@ V=$(cat "$STAGE.version"); rm -f "$STAGE.version"
 rm -rf -- "$ROOT/versions/$V"; mv -T "$STAGE" "$ROOT/versions/$V"; chmod 0755 "$ROOT/versions/$V"
 # the one switch script (as edge-ser deploy and the Ansible role): checked above, so committed at once
 __PREFIX__/bin/edge-ser-activate --root "$ROOT" --by firstboot activate "$V" --commit
-chown -R edge-ser:edge-ser "$ROOT"
+bundles_layout
 systemctl daemon-reload
 systemctl enable ssh.service 2>/dev/null || true
 systemctl enable --now __SERVICE__.service
-echo "edge-ser firstboot: $V is current, __SERVICE__ started"
+echo "edge-ser firstboot: $V is current, __SERVICE__ started; $DEPLOY_USER may deploy to $ROOT"
 """
 
 
@@ -422,7 +435,8 @@ def user_data(fb: FirstBoot, *, bundle_name: str | None = None) -> dict:
         .replace("__PREFIX__", _q(PREFIX)).replace("__WH_URL__", _q(fb.wheelhouse_url))
         .replace("__WH_SHA256__", _q(fb.wheelhouse_sha256)).replace("__BUNDLE_URL__", _q(fb.bundle_url))
         .replace("__BUNDLE_SHA256__", _q(fb.bundle_sha256)).replace("__SERVICE__", SERVICE)
-        .replace("__BUNDLE_NAME__", _q(bundle_name)).replace("__NAMING_PY__", _naming_source())
+        .replace("__BUNDLE_NAME__", _q(bundle_name)).replace("__USER__", _q(fb.user))
+        .replace("__NAMING_PY__", _naming_source())
     )  # fmt: skip
     doc: dict = {
         "hostname": fb.hostname,

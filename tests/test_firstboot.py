@@ -97,6 +97,51 @@ def test_first_boot_switches_with_the_shared_script(tmp_path, wheelhouse):
     assert "ln -s" not in script and ".current.tmp" not in script
 
 
+def test_first_boot_gives_the_login_user_the_bundles_so_deploy_works(tmp_path, wheelhouse):
+    """`edge-ser deploy` logs in as the login user (root login is off) and writes ROOT/versions, ROOT/current and
+    ROOT/pending without sudo (its probe needs `[ -w ROOT/versions ]`): the first-boot script gives that user the
+    bundle folder, group edge-ser (the service reads it), as `deploy/pi/install.sh --deploy-user` does; it used
+    to give it to edge-ser alone. bundles_layout() as written in the script runs under bash with `install` and
+    `chown` replaced by stubs that log their arguments (changing owners needs root) and do the rest for real."""
+    import shlex
+
+    out = tmp_path / "boot"
+    out.mkdir()
+    generate(_fb(user="lab"), out, wheelhouse=wheelhouse, bundle=BUNDLE)
+    ud = yaml.safe_load((out / "user-data").read_text())
+    assert ud["users"][0]["name"] == "lab" and ud["disable_root"] is True
+    script = _script(out)
+    assert "DEPLOY_USER=lab" in script.splitlines()
+    assert "edge-ser:edge-ser" not in script and "-o edge-ser" not in script
+    # run twice, as the script does: before the install and after root wrote the version and the link
+    assert script.count("\nbundles_layout\n") == 2
+
+    bin_ = tmp_path / "stubs"
+    bin_.mkdir()
+    log = tmp_path / "calls.log"
+    (bin_ / "install").write_text(
+        "#!/bin/bash\n"
+        f'echo "install $*" >> {shlex.quote(str(log))}\n'
+        'args=(); while [ $# -gt 0 ]; do case $1 in -o|-g) shift;; *) args+=("$1");; esac; shift; done\n'
+        'exec /usr/bin/install "${args[@]}"\n'
+    )
+    (bin_ / "chown").write_text(f'#!/bin/sh\necho "chown $*" >> {shlex.quote(str(log))}\n')
+    for f in bin_.iterdir():
+        f.chmod(0o755)
+    prefix = tmp_path / "opt" / "edge-ser"
+    root = prefix / "bundles"
+    fn = _function(script, "bundles_layout")
+    cmd = (f"set -euo pipefail\nPATH={shlex.quote(str(bin_))}:$PATH\nPREFIX={shlex.quote(str(prefix))}\n"
+           f"ROOT={shlex.quote(str(root))}\nDEPLOY_USER=lab\n{fn}bundles_layout\n")  # fmt: skip
+    subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, timeout=60, check=True)
+    calls = log.read_text().splitlines()
+    assert f"install -d -o lab -g edge-ser -m 0755 {root} {root}/versions" in calls
+    assert f"chown -R lab:edge-ser {root}" in calls
+    # PREFIX and PREFIX/bin are root's (the unit runs PREFIX/bin/edge-ser-activate as root): no owner given
+    assert f"install -d -m 0755 {prefix} {prefix}/bin" in calls
+    assert (root / "versions").is_dir() and (root / "versions").stat().st_mode & 0o777 == 0o755
+
+
 def test_no_wifi_no_network_config_and_urls(tmp_path):
     out = tmp_path / "boot"
     out.mkdir()
