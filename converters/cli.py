@@ -227,7 +227,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
         sel = replace(sel, split="all") if fer_split else sel
     adapt = adapt_mode(args)
     rec = Recognizer(
-        args.bundle, args.engine, args.threads, adapt=adapt != "off", delegate=getattr(args, "delegate", None)
+        args.bundle,
+        args.engine,
+        args.threads,
+        adapt=adapt != "off",
+        delegate=getattr(args, "delegate", None),
+        providers=getattr(args, "providers", None),
     )
     accuracy = rec.bundle.manifest.get("accuracy") or {}
     synthetic, caveat, replaces = _eval_synthetic(args, accuracy)

@@ -27,6 +27,7 @@ import math
 import platform
 import statistics
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -622,7 +623,9 @@ def _measure(eng, bundle, runs: int, rss_before: float | None, reset: bool) -> _
     return _Measurement(lat, p99, times, peak, rss_before, scope, notes)
 
 
-def _load_measured(bundle, engine: str, threads: int | None, delegate: str | None):
+def _load_measured(
+    bundle, engine: str, threads: int | None, delegate: str | None, providers: Sequence[str] | None = None
+):
     """Free what earlier reports left, reset the peak-memory mark, then load the engine: (engine, RSS before,
     whether the mark was reset), so the peak read after the runs belongs to this engine only."""
     from edge_ser.engines import load_engine
@@ -630,7 +633,7 @@ def _load_measured(bundle, engine: str, threads: int | None, delegate: str | Non
     gc.collect()
     reset = reset_peak_memory()
     before = process_memory_mb()
-    eng = load_engine(bundle, engine, threads=threads, delegate=delegate)
+    eng = load_engine(bundle, engine, threads=threads, delegate=delegate, providers=providers)
     return eng, before, reset
 
 
@@ -668,6 +671,7 @@ def build_report(
     runs: int = 300,
     measured: bool | None = None,
     delegate: str | None = None,
+    providers: Sequence[str] | None = None,
 ) -> RooflineReport:
     """Count, time (on the host profile) or project (elsewhere), and place every node on the roofline.
 
@@ -689,7 +693,7 @@ def build_report(
     eng = rss_before = None
     reset = False
     if measured:
-        eng, rss_before, reset = _load_measured(bundle, engine, threads, delegate)
+        eng, rss_before, reset = _load_measured(bundle, engine, threads, delegate, providers)
         engine_name = eng.name
     else:
         engine_name = projected_engine(bundle, engine)

@@ -120,3 +120,25 @@ def test_silence_and_out_of_range_files_are_marked(tmp_path, capsys) -> None:
     assert rec.speaker_clips == 0  # nothing to learn about the speaker from digital silence
     rec.learn_files([quiet])
     assert rec.speaker_clips == 1  # a whole recording the user chose counts, as with --enroll
+
+
+def test_providers_reach_the_engine_from_the_flag_or_the_environment(monkeypatch, capsys) -> None:
+    """predict, run, bench and eval had no way to ask onnxruntime for the Jetson's GPU (CPU was hard-wired), so
+    NVIDIA's onnxruntime-gpu was reachable from Python only. `--providers` (or $EDGE_SER_PROVIDERS, for a service)
+    asks for them; one this onnxruntime lacks is named in a warning and the CPU runs."""
+    pytest.importorskip("onnxruntime")
+    from edge_ser.errors import ProviderWarning
+
+    with pytest.warns(ProviderWarning, match="CUDAExecutionProvider"):
+        assert (
+            main(["bench", str(BUNDLE), "--engine", "onnxruntime", "--runs", "2", "--providers", "cuda"]) == 0
+        )
+    monkeypatch.setenv("EDGE_SER_PROVIDERS", "tensorrt,cuda")
+    with pytest.warns(ProviderWarning, match="TensorrtExecutionProvider"):
+        assert main(["bench", str(BUNDLE), "--engine", "onnxruntime", "--runs", "2"]) == 0
+    capsys.readouterr()
+    monkeypatch.setenv("EDGE_SER_PROVIDERS", "gpu")
+    with pytest.raises(SystemExit):
+        main(["bench", str(BUNDLE), "--runs", "2"])
+    err = capsys.readouterr().err
+    assert "provider 'gpu' is not supported" in err and "$EDGE_SER_PROVIDERS" in err

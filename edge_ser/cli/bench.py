@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-SHARED = ("bundle", "engine", "threads", "delegate", "json", "help")
+SHARED = ("bundle", "engine", "threads", "delegate", "providers", "json", "help")
 """Destinations of `edge-ser run`'s options that the roofline report uses too (the rest set up the live pipeline)."""
 ROOFLINE_ONLY = ("profile", "runs", "remeasure")
 """Destinations of the options only the roofline report reads, refused with --live."""
@@ -79,7 +79,7 @@ def check_mode_options(args: argparse.Namespace) -> None:
     if wrong:
         raise ConfigError(
             f"{', '.join(wrong)}: only with --live (they set up the live pipeline); the roofline report takes "
-            "--profile, --engine, --threads, --delegate, --runs, --remeasure, --out and --json"
+            "--profile, --engine, --threads, --delegate, --providers, --runs, --remeasure, --out and --json"
         )
 
 
@@ -129,6 +129,7 @@ def roofline_reports(args: argparse.Namespace) -> int:
             threads=args.threads,
             runs=args.runs,
             delegate=getattr(args, "delegate", None),
+            providers=getattr(args, "providers", None),
         )
         reports[name] = report
         if not quiet:

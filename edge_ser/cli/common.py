@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
@@ -60,6 +61,34 @@ def add_engine_args(p: argparse.ArgumentParser, *, threads_default: int | None =
         help="tflite engine: load this TFLite delegate library (e.g. libedgetpu.so.1 for a Coral); a missing "
         "or unloadable file is an error naming it",
     )
+    p.add_argument(
+        "--providers",
+        metavar="LIST",
+        type=provider_list,
+        default=os.environ.get(PROVIDERS_ENV) or None,  # a string default goes through `type` too
+        help="onnxruntime engine: execution providers in order of preference, e.g. tensorrt,cuda (a Jetson with "
+        f"NVIDIA's onnxruntime-gpu); CPU is always the last resort, and one that cannot load is named in a "
+        f"warning (default: ${PROVIDERS_ENV}, else cpu)",
+    )
+
+
+PROVIDERS_ENV = "EDGE_SER_PROVIDERS"
+"""`--providers`' default, so a service (edge-ser.service's Environment=) can ask for the GPU without a flag."""
+
+
+def provider_list(text: str) -> tuple[str, ...]:
+    """`--providers tensorrt,cuda` -> the canonical onnxruntime provider names (ArgumentTypeError naming unknown
+    ones)."""
+    from edge_ser.engines.base import normalize_providers
+
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    where = f"(from --providers, or ${PROVIDERS_ENV} when it is not given)"
+    if not names:
+        raise argparse.ArgumentTypeError(f"give one or more providers, e.g. cuda or tensorrt,cuda {where}")
+    try:
+        return normalize_providers(names) or ()
+    except ConfigError as e:
+        raise argparse.ArgumentTypeError(f"{e} {where}") from None
 
 
 ADAPT_HELP = {

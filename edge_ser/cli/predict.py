@@ -139,6 +139,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         threads=args.threads,
         adapt=adapt != "off",
         delegate=getattr(args, "delegate", None),
+        providers=getattr(args, "providers", None),
     )
     say = sys.stderr if args.json else sys.stdout  # --json keeps stdout for the results
     loaded = load_speaker_file(rec, getattr(args, "speaker_file", None))

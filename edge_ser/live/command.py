@@ -195,6 +195,7 @@ def build(args: argparse.Namespace, *, stop=None, outputs=(), keep: int = 10_000
         threads=args.threads,
         adapt=not args.no_adapt,
         delegate=getattr(args, "delegate", None),
+        providers=getattr(args, "providers", None),
     )
     if getattr(args, "video_file", None) and not rec.kind.faces:
         print(
