@@ -528,3 +528,28 @@ def test_legal_but_awkward_values_survive_cloud_init_and_netplan(tmp_path, wheel
     validate(out)
     aps = yaml.safe_load((out / "network-config").read_text())["network"]["wifis"]["wlan0"]["access-points"]
     assert aps == {ssid: {"password": pw}}
+
+
+def test_the_deploy_readme_uses_first_boot_where_it_works_and_deploys_as_its_user():
+    """deploy/README.md: every `edge-ser firstboot` it quotes installs a wheelhouse for an OS that runs cloud-init
+    (Raspberry Pi OS Bookworm does not: its steps use install.sh), and the Pi table deploys to ser-01 as the
+    user first boot creates (the README deployed as pi@, a user first boot never makes)."""
+    import re
+    import shlex
+
+    from edge_ser_deploy.deploy import parse_target
+
+    text = (REPO / "deploy" / "README.md").read_text().replace("\\\n", " ")
+    commands = re.findall(r"edge-ser firstboot [^`\n]*", text)
+    assert len(commands) >= 2
+    for cmd in commands:
+        argv = shlex.split(cmd.replace("...", "x"))
+        wh = argv[argv.index("--wheelhouse") + 1]
+        assert "bookworm" not in wh, f"first boot cannot set up Raspberry Pi OS Bookworm: {cmd}"
+    targets = re.findall(r"`edge-ser deploy \S+ (\S+@ser-01\.local)`", text)
+    assert targets and {parse_target(t).user for t in targets} == {
+        FirstBoot.__dataclass_fields__["user"].default
+    }
+    bookworm = [ln for ln in text.splitlines() if ln.startswith("| 4'. Bookworm")]
+    assert bookworm and "deploy/pi/install.sh" in bookworm[0]
+    assert "--deploy-user edge" in bookworm[0]
