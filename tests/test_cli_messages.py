@@ -142,3 +142,19 @@ def test_providers_reach_the_engine_from_the_flag_or_the_environment(monkeypatch
         main(["bench", str(BUNDLE), "--runs", "2"])
     err = capsys.readouterr().err
     assert "provider 'gpu' is not supported" in err and "$EDGE_SER_PROVIDERS" in err
+
+
+def test_info_says_a_face_bundle_cannot_read_faces_without_opencv(monkeypatch, capsys) -> None:
+    """In a venv with numpy only, info said face_fer 'can run here with: numpy' and predict then failed on the
+    first image for want of OpenCV."""
+    face = BUNDLE.parent / "face_fer"
+    assert main(["info", str(face)]) == 0
+    assert "not on images" not in capsys.readouterr().out
+    monkeypatch.setitem(sys.modules, "cv2", None)  # as if opencv-python-headless were not installed
+    assert main(["info", str(face)]) == 0
+    assert (
+        "but not on images, videos or a camera: opencv-python-headless is not installed"
+        in capsys.readouterr().out
+    )
+    assert main(["info", str(BUNDLE)]) == 0  # an audio bundle needs no OpenCV
+    assert "not on images" not in capsys.readouterr().out

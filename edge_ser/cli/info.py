@@ -48,6 +48,14 @@ def cmd_info(args: argparse.Namespace) -> int:
         "this bundle can run here with: "
         + (", ".join(engines_for(bundle)) or "nothing (see the hints above)")
     )
+    if bundle.input_kind.faces:
+        from edge_ser.errors import MissingDependencyError
+        from edge_ser.vision._cv2 import import_cv2
+
+        try:
+            import_cv2("reading faces")
+        except MissingDependencyError as e:  # the engines run, but no image, video or camera can be read
+            _print(f"but not on images, videos or a camera: {e}")
     return 0
 
 
