@@ -651,14 +651,23 @@ def write_report(report: dict, report_dir: Path) -> tuple[Path, Path]:
 # ------------------------------------------------------------------------------------------------ main
 
 
+MIN_PIP = (23, 3)
+"""The oldest pip that resolves for another platform: `install --dry-run --report` with `--platform` / `--abi`
+(pip 23.0-23.2 refuse them: "Can not use any platform or abi specific options unless installing via
+'--target'"; 23.2.1 fails, 23.3.2 works)."""
+
+
 def _pip_version() -> str:
-    """The version of the pip that builds; WheelhouseError below 23 (no `install --dry-run --report`)."""
+    """The version of the pip that builds; WheelhouseError below MIN_PIP, with the upgrade command."""
     pip_version = run_pip(["--version"]).stdout.split()[1:2] or ["?"]
-    major = pip_version[0].split(".")[0]
-    if not major.isdigit() or int(major) < 23:
+    parts = re.match(r"(\d+)(?:\.(\d+))?", pip_version[0])
+    have = (int(parts.group(1)), int(parts.group(2) or 0)) if parts else None
+    if have is None or have < MIN_PIP:
+        need = ".".join(map(str, MIN_PIP))
         raise WheelhouseError(
-            f"needs pip >= 23 (`install --dry-run --report`); {sys.executable} has pip "
-            f"{pip_version[0]}: upgrade it with `{sys.executable} -m pip install -U pip`"
+            f"needs pip >= {need} (`install --dry-run --report` with --platform / --abi; older pip refuses "
+            f"them without --target); {sys.executable} has pip {pip_version[0]}: upgrade it with "
+            f"`{sys.executable} -m pip install -U 'pip>={need}'`"
         )
     return pip_version[0]
 

@@ -5,7 +5,8 @@
 #   scripts/wheelhouse.sh pi-trixie            # just one
 #   scripts/wheelhouse.sh jetpack6 -- --allow-missing 'ai-edge-litert=not used on the Jetson'
 # Arguments after -- go to every run. Every target is tried; the exit status is non-zero if any failed.
-# Env: PYTHON (default: the repo's .venv, else python3); it needs pip >= 23. Network: PyPI only.
+# Env: PYTHON (default: the repo's .venv, else python3); it needs pip >= 23.3 (wheelhouse.py checks and says how
+# to upgrade: older pip refuses --platform / --abi without --target). Network: PyPI only.
 set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PY=${PYTHON:-}

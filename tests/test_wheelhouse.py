@@ -434,3 +434,26 @@ def test_committed_reports_match_the_targets():
             if p["status"] == "ok":
                 assert re.fullmatch(r"[0-9a-f]{64}", p["sha256"]) and p["wheel"].endswith(".whl")
                 assert p["tag"].endswith(("aarch64", "any")) or "aarch64" in p["tag"]
+
+
+@pytest.mark.parametrize(
+    ("version", "ok"),
+    [("22.3.1", False), ("23.0", False), ("23.2.1", False), ("23.3", True), ("23.3.2", True), ("24.0", True),
+     ("26.3", True), ("not-a-version", False)],
+)  # fmt: skip
+def test_pip_older_than_23_3_is_refused_with_the_upgrade_command(monkeypatch, version, ok):
+    """pip 23.2.1 fails the target resolution ("Can not use any platform or abi specific options unless
+    installing via '--target'"), 23.3.2 works: the check asks for 23.3, not 23, and says how to upgrade."""
+    monkeypatch.setattr(
+        wh,
+        "run_pip",
+        lambda args: subprocess.CompletedProcess(args, 0, f"pip {version} from /x (python 3.11)\n", ""),
+    )
+    if ok:
+        assert wh._pip_version() == version
+        return
+    with pytest.raises(wh.WheelhouseError) as ei:
+        wh._pip_version()
+    msg = str(ei.value)
+    assert "needs pip >= 23.3" in msg and f"has pip {version}" in msg
+    assert f"{sys.executable} -m pip install -U 'pip>=23.3'" in msg
