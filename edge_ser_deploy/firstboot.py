@@ -118,8 +118,9 @@ class FirstBoot:
     """Store the passphrase as given instead of its PSK (WPA3-SAE networks need the passphrase)."""
     wheelhouse_url: str | None = None
     """pip --find-links URL to install from on first boot, instead of a wheelhouse copied to the boot partition:
-    a folder with the wheels and requirements.lock (scripts/wheelhouse.py); https, or http with
-    `wheelhouse_sha256`."""
+    a folder with the wheels, requirements.lock and index.html (scripts/wheelhouse.py writes all three; pip reads
+    the links to the wheels from the page the folder's URL serves, which static hosting only has with the
+    index.html); https, or http with `wheelhouse_sha256`."""
     wheelhouse_sha256: str | None = None
     """sha256 of the wheelhouse's requirements.lock, checked on the device before use; the lock pins every
     wheel's sha256, so this one pin covers the whole install (required for a plain-http URL)."""
@@ -359,7 +360,9 @@ if [ -n "$WH_URL" ]; then
     # the lock pins every wheel (edge-ser's too) by sha256: pip installs those files and nothing else
     LOCK=$(mktemp)
     fetch "${WH_URL%/}/requirements.lock" "$LOCK" "$WH_SHA256"
-    "$VENV/bin/pip" install --no-index --find-links "$WH_URL" --require-hashes -r "$LOCK"
+    # the folder's page (its index.html, from scripts/wheelhouse.py, or the server's listing) links the wheels;
+    # the trailing '/' makes pip resolve those relative links inside the folder
+    "$VENV/bin/pip" install --no-index --find-links "${WH_URL%/}/" --require-hashes -r "$LOCK"
     rm -f -- "$LOCK"
     "$VENV/bin/python" -c "import edge_ser" || { echo "edge-ser firstboot: edge-ser is not in the lock" >&2; exit 1; }
 else
@@ -666,7 +669,9 @@ def add_firstboot_args(p: argparse.ArgumentParser) -> None:
         "--wheelhouse", type=Path, help="offline wheelhouse folder (scripts/wheelhouse.py), copied"
     )
     g.add_argument(
-        "--wheelhouse-url", help="https URL of a wheelhouse folder the device installs from instead"
+        "--wheelhouse-url",
+        help="https URL of a wheelhouse folder the device installs from instead (served with the index.html "
+        "scripts/wheelhouse.py writes there, or by a server that lists folders)",
     )
     p.add_argument("--wheelhouse-sha256", default=None, metavar="HEX",
                    help="sha256 of the wheelhouse's requirements.lock, checked on the device (needed for http)")  # fmt: skip

@@ -12,6 +12,8 @@ and the reason is recorded. Writes:
 - the wheels, plus edge-ser itself built from this checkout (pure Python), in OUT (default wheelhouse/<target>);
 - ``OUT/requirements.lock``: ``name==version --hash=sha256:...`` for every wheel, so the device installs with
   ``pip install --no-index --find-links OUT --require-hashes -r OUT/requirements.lock``;
+- ``OUT/index.html``: a link to every wheel, the page pip reads when OUT is served over HTTP(S) and given to
+  ``--find-links`` as a URL (``edge-ser firstboot --wheelhouse-url``) by a server that does not list folders;
 - a report ``deploy/wheelhouse/<target>.md`` + ``.json``: per package the version, wheel file, size, platform
   tag and sha256, or MISSING with the reason.
 
@@ -26,6 +28,7 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import hashlib
+import html
 import json
 import os
 import re
@@ -37,10 +40,14 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from urllib.parse import quote
 
 ROOT = Path(__file__).resolve().parents[1]
 PYPI = "https://pypi.org/simple"
 LOCK_NAME = "requirements.lock"
+INDEX_NAME = "index.html"
+DISTRIBUTIONS = ("*.whl", "*.tar.gz", "*.zip")
+"""What pip installs from a find-links page (wheels, sdists); index.html lists each file of these in OUT."""
 
 
 class WheelhouseError(Exception):
@@ -794,6 +801,28 @@ def _remove_stale_wheels(out: Path, keep: set[str]) -> None:
             stale.unlink()
 
 
+def write_index(out: Path, title: str) -> Path:
+    """OUT/index.html: one `<a href="FILE">FILE</a>` per wheel and sdist in OUT.
+
+    A device given the wheelhouse as a URL (`edge-ser firstboot --wheelhouse-url`) runs `pip install --no-index
+    --find-links URL`, and pip reads a find-links URL as an HTML page of links. A server that lists folders
+    answers with such a page; static hosting (object storage, GitHub Pages, nginx without autoindex) serves
+    the folder's index.html, or nothing: this file is that page. The links are relative, so the folder can be
+    served from any address."""
+    names = sorted({p.name for pattern in DISTRIBUTIONS for p in out.glob(pattern) if p.is_file()})
+    lines = [
+        "<!DOCTYPE html>",
+        f'<html><head><meta charset="utf-8"><title>{html.escape(title)}</title></head><body>',
+        *(f'<a href="{html.escape(quote(n), quote=True)}">{html.escape(n)}</a><br>' for n in names),
+        "</body></html>",
+    ]
+    path = out / INDEX_NAME
+    tmp = out / f".{INDEX_NAME}.tmp"
+    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
 def _display_path(path: Path, root: Path) -> str:
     """`path` relative to the checkout when it is inside it, else absolute: how the report names the lock."""
     try:
@@ -879,6 +908,7 @@ def build(args: argparse.Namespace) -> int:
     _remove_stale_wheels(out, keep)
     lock = out / LOCK_NAME
     lock.write_text(render_lock(entries, target, command))
+    write_index(out, f"edge-ser wheelhouse {target.name}")
     report["lock"] = _display_path(lock, root)
 
     # the lock must install offline, with hashes, from OUT alone

@@ -458,6 +458,8 @@ def test_http_downloads_are_checked_against_their_pins_on_the_device(tmp_path):
     script = _script(out)
     assert f"BUNDLE_SHA256={good}" in script and "WH_SHA256=" + "1" * 64 in script
     assert "--require-hashes -r" in script and "--proto-redir =https" in script
+    # pip resolves the page's relative links (index.html: href="FILE") inside the folder, with or without a '/'
+    assert '--find-links "${WH_URL%/}/" --require-hashes' in script
     subprocess.run(["bash", "-n"], input=script, text=True, check=True)
 
     handler = lambda *a: http.server.SimpleHTTPRequestHandler(*a, directory=str(www))  # noqa: E731
@@ -540,7 +542,7 @@ def test_the_deploy_readme_uses_first_boot_where_it_works_and_deploys_as_its_use
     from edge_ser_deploy.deploy import parse_target
 
     text = (REPO / "deploy" / "README.md").read_text().replace("\\\n", " ")
-    commands = re.findall(r"edge-ser firstboot [^`\n]*", text)
+    commands = [c for c in re.findall(r"edge-ser firstboot [^`\n]*", text) if " --wheelhouse " in c]
     assert len(commands) >= 2
     for cmd in commands:
         argv = shlex.split(cmd.replace("...", "x"))

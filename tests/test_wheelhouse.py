@@ -6,6 +6,7 @@ import hashlib
 import importlib.util
 import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -349,6 +350,9 @@ def test_full_build_writes_wheels_lock_and_report(project, monkeypatch):
     assert "--no-index" in check and opt(check, "--find-links") == str(out) and "--require-hashes" in check
     # the edge-ser wheel was built from a copy, not in the checkout
     assert not (project / "build").exists() and not list(project.glob("*.egg-info"))
+    # index.html links every wheel of the lock and nothing else (the stale wheel went)
+    page = (out / "index.html").read_text()
+    assert sorted(re.findall(r'<a href="([^"]+)">([^<]+)</a>', page)) == [(n, n) for n in sorted(wheels)]
 
     report = json.loads((project / "deploy" / "wheelhouse" / "pi-bookworm.json").read_text())
     assert report["status"] == "ok" and report["target"]["python"] == "3.11"
@@ -457,3 +461,84 @@ def test_pip_older_than_23_3_is_refused_with_the_upgrade_command(monkeypatch, ve
     msg = str(ei.value)
     assert "needs pip >= 23.3" in msg and f"has pip {version}" in msg
     assert f"{sys.executable} -m pip install -U 'pip>=23.3'" in msg
+
+
+def _wheel(folder: Path, name: str, version: str) -> Path:
+    """A minimal pure-Python wheel pip accepts (metadata, WHEEL, RECORD)."""
+    import zipfile
+
+    info = f"{name}-{version}.dist-info"
+    files = {
+        f"{name}/__init__.py": "",
+        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+        f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    path = folder / f"{name}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(path, "w") as z:
+        for n, text in files.items():
+            z.writestr(n, text)
+        z.writestr(f"{info}/RECORD", "".join(f"{n},,\n" for n in files) + f"{info}/RECORD,,\n")
+    return path
+
+
+def test_index_html_lists_every_wheel_and_sdist_and_escapes_names(tmp_path):
+    out = tmp_path / "wh"
+    out.mkdir()
+    names = ["numpy-2.2.6-cp310-cp310-manylinux_2_17_aarch64.whl", "torch-2.5.0+cpu-cp311-none-any.whl",
+             "tiny-1.0.tar.gz", "old-1.0.zip"]  # fmt: skip
+    for n in names:
+        (out / n).write_bytes(b"x")
+    (out / "requirements.lock").write_text("")
+    (out / "notes.txt").write_text("")
+    page = wh.write_index(out, "edge-ser wheelhouse <pi>").read_text()
+    links = re.findall(r'<a href="([^"]+)">([^<]+)</a>', page)
+    assert sorted(t for _, t in links) == sorted(names)  # every distribution, nothing else
+    assert ("torch-2.5.0%2Bcpu-cp311-none-any.whl", "torch-2.5.0+cpu-cp311-none-any.whl") in links
+    assert "<title>edge-ser wheelhouse &lt;pi&gt;</title>" in page and not list(out.glob(".*"))
+
+
+def test_pip_finds_the_wheels_through_index_html_on_a_server_that_lists_no_folders(tmp_path):
+    """Static hosting: a folder URL answers with its index.html or 404, never a listing. pip's --find-links
+    with that URL (what `edge-ser firstboot --wheelhouse-url` runs on the device) finds the wheel through the
+    index.html the wheelhouse writes, and finds nothing without it. Real pip, a local HTTP server."""
+    import http.server
+    import threading
+
+    www = tmp_path / "www"
+    folder = www / "wh" / "pi-trixie"
+    folder.mkdir(parents=True)
+    _wheel(folder, "demo_pkg", "1.0")
+
+    class Static(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *a, **kw):
+            super().__init__(*a, directory=str(www), **kw)
+
+        def list_directory(self, path):
+            self.send_error(404, "no listing")
+            return None
+
+        def log_message(self, *a):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Static)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{httpd.server_address[1]}/wh/pi-trixie/"
+
+    def download() -> subprocess.CompletedProcess:
+        dest = tmp_path / "got"
+        shutil.rmtree(dest, ignore_errors=True)
+        return subprocess.run([sys.executable, "-m", "pip", "download", "--no-index", "--find-links", url,
+                               "--no-deps", "--no-cache-dir", "-d", str(dest), "demo_pkg==1.0"], capture_output=True,
+                              text=True, env={**wh.pip_env(), "NO_PROXY": "127.0.0.1", "no_proxy": "127.0.0.1"},
+                              timeout=120, check=False)  # fmt: skip
+
+    try:
+        r = download()
+        assert r.returncode != 0 and "demo_pkg" in r.stderr  # no listing: pip sees no wheel
+        wh.write_index(folder, "edge-ser wheelhouse pi-trixie")
+        r = download()
+        assert r.returncode == 0, r.stderr
+        assert [p.name for p in (tmp_path / "got").iterdir()] == ["demo_pkg-1.0-py3-none-any.whl"]
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
