@@ -38,7 +38,7 @@ from edge_ser.errors import (
     InferenceError,
     VideoFormatError,
 )
-from edge_ser.inputs.base import FileWindow
+from edge_ser.inputs.base import FileWindow, narrower_band
 from edge_ser.speaker import active_adapters, clips_held, held, learn_clip, learn_inputs
 
 if TYPE_CHECKING:
@@ -57,10 +57,6 @@ engine's activations held at once (a clip or window is never split, so one with 
 
 LEARN_CACHE_BYTES = 256 * 1024 * 1024
 """Model inputs of whole files that `learn_files` keeps for the classifying pass (beyond it: computed again)."""
-
-
-NARROW_BAND = 0.9
-"""A recording whose Nyquist frequency is below this share of the model's top mel edge is flagged (`ood`)."""
 
 
 @dataclass(frozen=True)
@@ -634,9 +630,7 @@ class Recognizer:
         """True when audio recorded at `source_rate` Hz lacks part of the band the model was trained on (an
         8 kHz telephone clip has nothing above 4 kHz; a 16 kHz model's band reaches 8 kHz): its prediction is
         flagged out of range, as the model never saw such a spectrum."""
-        if source_rate is None or not self.kind.hears:
-            return False
-        return source_rate / 2 < NARROW_BAND * self.kind.feature_spec.fmax_hz
+        return narrower_band(self.kind, source_rate)
 
     def predict_audio(self, y: np.ndarray, sr: int, faces: Sequence[Any] | None = None) -> Prediction:
         """Classify a mono clip `y` [n] (float, in [-1, 1]) recorded at `sr` Hz; a model that takes faces

@@ -704,3 +704,25 @@ def test_the_live_report_says_when_no_pyin_frame_was_reused():
     assert "pYIN frames reused from an earlier window: 80 % of 100;" in some
     none = replace(base, frames_reused=(0, 100)).markdown()
     assert "0 % of 100 (none: windows share frames only when the hop is a whole number" in none
+
+
+def test_narrow_band_audio_is_flagged_live_as_predict_flags_it(tmp_path):
+    """An 8 kHz file (or headset) under a 16 kHz model: predict flagged it out of range, the live path never did."""
+    import edge_ser
+    from edge_ser.audio import resample, write_wav
+    from edge_ser.live.pipeline import PipelineConfig
+    from tests._signals import voiced
+
+    y = np.concatenate([voiced(16000, 32000), np.zeros(8000), voiced(16000, 32000, 1)]).astype(np.float32)
+    config = PipelineConfig(window=1.5, hop=0.5)
+    for rate, narrow in ((8000, True), (16000, False)):
+        wav = write_wav(tmp_path / f"{rate}.wav", resample(y, 16000, rate) if rate != 16000 else y, rate)
+        rec = edge_ser.Recognizer(ROOT / "bundles" / "ser_emodb", "numpy")
+        got = list(rec.stream(audio_file=wav, realtime=False, config=config))
+        speech = [r for r in got if r.speech]
+        assert speech and all(r.ood == narrow for r in speech)
+        assert any("recorded at 8000 Hz" in n for r in got for n in r.notes) == narrow
+        assert rec.predict_file(wav).ood == narrow  # the same verdict as the file path
+        session = rec.session(sr=rate, config=config)
+        pushed = [r for r in session.push(resample(y, 16000, rate) if rate != 16000 else y) if r.speech]
+        assert pushed and all(r.ood == narrow for r in pushed)

@@ -243,6 +243,19 @@ class InputKind(ABC):
         """Lines for `edge-ser info`: what the model takes and how it is made."""
 
 
+NARROW_BAND = 0.9
+"""A recording whose Nyquist frequency is below this share of the model's top mel edge is flagged (`ood`)."""
+
+
+def narrower_band(kind: InputKind, source_rate: int | None) -> bool:
+    """True when audio recorded at `source_rate` Hz lacks part of the band `kind`'s model was trained on (an 8 kHz
+    telephone clip or headset has nothing above 4 kHz; a 16 kHz model's band reaches 8 kHz): its predictions are
+    flagged out of range, as the model never saw such a spectrum and resampling cannot restore it."""
+    if source_rate is None or not kind.hears:
+        return False
+    return source_rate / 2 < NARROW_BAND * kind.feature_spec.fmax_hz
+
+
 def face_found(crops: Sequence[Any]) -> bool | None:
     """`FileWindow.face_found` of face crops: whether any found a face (a crop given as a plain image counts as
     one); None when there are none."""

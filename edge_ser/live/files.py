@@ -162,6 +162,11 @@ class WavSource:
         return self._rate
 
     @property
+    def source_rate(self) -> int | None:
+        """The rate the file was recorded at (None when not known): a band narrower than the model's is flagged."""
+        return getattr(self._audio, "source_rate", None)
+
+    @property
     def duration(self) -> float | None:
         """Length of the file in seconds when known before playing it (a file up to 30 s), else None."""
         return self._audio.duration
@@ -242,6 +247,7 @@ class _Samples:
 
         self._stream = Resampled(path, rate)
         self.duration = self._stream.duration
+        self.source_rate = self._stream.source_rate
         self._blocks = iter(self._stream)
         self._buf = np.zeros(0, np.float32)
         self._ended = False

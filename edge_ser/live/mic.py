@@ -593,6 +593,11 @@ class MicSource:
         return self._capture_rate
 
     @property
+    def source_rate(self) -> int:
+        """The rate the audio was recorded at: the capture rate (a band narrower than the model's is flagged)."""
+        return self._capture_rate
+
+    @property
     def capture_note(self) -> str:
         """One line for banners and result notes: the device, its capture rate and the conversion."""
         cfg = self.config

@@ -30,6 +30,7 @@ from edge_ser.audio.level import GATE_SECONDS, SILENCE_DB, level_db
 from edge_ser.audio.pauses import bundle_keep, trim_pauses
 from edge_ser.errors import AudioFormatError, ConfigError, InferenceError
 from edge_ser.features.pitch import VoicedFrames, voiced_frames
+from edge_ser.inputs.base import narrower_band
 from edge_ser.inputs.fusion import faces_in_view
 from edge_ser.live.result import NO_FACE, NO_RESULT, SILENCE, LiveResult, StageTimes
 from edge_ser.speaker import active_adapters, clips_held, held, learn_inputs
@@ -407,6 +408,8 @@ class LivePipeline:
         self.labels = tuple(bundle.labels)
         self.kind = bundle.input_kind
         self.sr = self.kind.sample_rate
+        self.narrow = False
+        """The audio was recorded at a rate whose band is narrower than the model's: every decision is flagged."""
         c = self.config
         self.gate = self.make_gate(c)
         self.smoother = Smoother(c.smoothing, len(self.labels), c.ema_alpha, c.majority_k)
@@ -443,6 +446,20 @@ class LivePipeline:
         self._speech_since_learn = 0.0
         self._utterance: list[np.ndarray] = []  # "utterances": the open run of speech, hop by hop
         self._utterance_hops = 0
+
+    def set_source_rate(self, rate: int | None) -> str | None:
+        """Tell the pipeline the rate its audio was recorded at (a microphone's capture rate, a file's, a pushed
+        session's); when that band is narrower than the model's (`narrower_band`: an 8 kHz headset under a 16 kHz
+        model), every decision is flagged out of range, as `predict` flags such a file, and the note saying so
+        is returned (None otherwise)."""
+        self.narrow = narrower_band(self.kind, rate)
+        if not self.narrow:
+            return None
+        return (
+            f"the audio is recorded at {rate} Hz: nothing above {rate // 2} Hz, while the model was trained on "
+            f"up to {self.kind.feature_spec.fmax_hz:g} Hz; every decision is flagged out of range (a microphone "
+            "or --mic-rate with a higher rate fixes it)"
+        )
 
     @staticmethod
     def make_gate(c: PipelineConfig) -> VadGate:
@@ -677,5 +694,5 @@ class LivePipeline:
             **common, probs=tuple(map(float, p)), smoothed=tuple(map(float, s)), label=self.labels[k],
             confidence=float(s[k]), speech=True, mode=mode, fallback=fallback,
             times=StageTimes(capture_ms, features_ms, face_ms, inference_ms, total),
-            ood=bool(getattr(getattr(engine, "adapt", None), "last_ood", np.zeros(0, bool)).any()),
+            ood=self.narrow or bool(getattr(getattr(engine, "adapt", None), "last_ood", np.zeros(0, bool)).any()),
         )  # fmt: skip

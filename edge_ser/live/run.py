@@ -276,6 +276,9 @@ class LiveRunner:
         note = getattr(self.audio, "capture_note", None)
         if note:  # where the audio comes from and how it is converted, in the first result's notes
             self._notes.append(note)
+        narrow = self.pipeline.set_source_rate(getattr(self.audio, "source_rate", None))
+        if narrow:
+            self._notes.append(narrow)
         if self.frames is not None and self.pipeline.needs_faces:
             self.frames.start()
         wall0, cpu0 = time.perf_counter(), time.process_time()

@@ -90,6 +90,7 @@ class AudioSession:
                 "(use Recognizer.stream with a camera, or predict_audio with faces=...)"
             )
         self.pipeline = pipeline
+        pipeline.set_source_rate(int(sample_rate))
         self.sample_rate = int(sample_rate)
         self._resampler = (
             None if self.sample_rate == pipeline.sr else Resampler(self.sample_rate, pipeline.sr)
