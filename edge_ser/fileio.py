@@ -6,6 +6,7 @@
     data = read_regular_file(path, limit=16 << 20, error=BundleError, label="bundle b: manifest.json")
     with open_regular_file(path, error=AudioFormatError) as fh:   # a FIFO or device is refused, never opened
     files = find_files(["clips/"], (".wav",))   # regular files only; others skipped with an InputWarning
+    paths = walk_files("clips/")                # every non-folder path below, links to folders followed
 
 A reader of the renamed file sees the old contents or the new, never a part (rename(2) is atomic within one
 file system, and the data is fsynced before the rename). A failure, Ctrl-C included, removes the temporary
@@ -210,6 +211,66 @@ def read_regular_file(
     return data
 
 
+def walk_files(root: str | os.PathLike[str], *, warn_loops: bool = True) -> list[Path]:
+    """Every path under the folder `root` that is not a folder (files, links to files, broken links, FIFOs...),
+    recursively and sorted, following symbolic links to folders (`Path.rglob` does not on Python < 3.13, so a
+    class or speaker folder that is a link vanished from a data set without a word).
+
+    A link to a folder that contains it (an ancestor, or the folder itself) would recurse forever, and a link to
+    a folder already listed would list its files twice: each is skipped, and named in one `InputWarning`
+    (`warn_loops`). A folder that cannot be listed is passed over, as `rglob` does.
+    """
+    root = Path(root)
+    out: list[Path] = []
+    loops: list[str] = []
+    twice: list[str] = []
+    seen: dict[tuple[int, int], Path] = {}
+
+    def visit(folder: Path, ancestors: frozenset[tuple[int, int]]) -> None:
+        try:
+            with os.scandir(folder) as it:
+                names = sorted(e.name for e in it)  # sorted: which of two routes to a folder is kept is fixed
+        except OSError:
+            return
+        for name in names:
+            path = folder / name
+            try:
+                st = os.stat(path)
+            except OSError:  # a broken link, a file gone since the listing: the caller says what it is
+                out.append(path)
+                continue
+            if not stat.S_ISDIR(st.st_mode):
+                out.append(path)
+                continue
+            key = (st.st_dev, st.st_ino)
+            if key in ancestors:  # only a link can lead back to a folder above it
+                loops.append(f"{path} -> {os.path.realpath(path)}")
+            elif key in seen:
+                twice.append(f"{path} (the folder listed as {seen[key]})")
+            else:
+                seen[key] = path
+                visit(path, ancestors | {key})
+
+    try:
+        st = os.stat(root)
+    except OSError:
+        return []
+    seen[(st.st_dev, st.st_ino)] = root
+    visit(root, frozenset({(st.st_dev, st.st_ino)}))
+    for found, why in (
+        (loops, "to a folder that contains them (followed, they would loop forever)"),
+        (twice, "to a folder already listed (its files would count twice)"),
+    ):
+        if found and warn_loops:
+            more = f" and {len(found) - 3} more" if len(found) > 3 else ""
+            warnings.warn(
+                f"{root}: skipped {len(found)} link(s) {why}: {'; '.join(found[:3])}{more}",
+                InputWarning,
+                stacklevel=2,
+            )
+    return sorted(out)
+
+
 def find_files(
     roots: Iterable[str | os.PathLike[str]],
     extensions: Iterable[str],
@@ -219,7 +280,7 @@ def find_files(
     what: str = "files",
 ) -> list[Path]:
     """The regular files among `roots` and, inside the folders among them, those with one of `extensions`
-    (recursively, sorted per folder).
+    (recursively, following links to folders, `walk_files`; sorted per folder).
 
     Anything else a folder holds under a wanted name (a FIFO, a device, a socket, a link to one, a broken
     link) is skipped with one `InputWarning` naming a few; a path given directly that is not a regular file or
@@ -230,7 +291,7 @@ def find_files(
     skipped: list[str] = []
     for root in map(Path, roots):
         if root.is_dir():
-            for p in sorted(root.rglob("*")):
+            for p in walk_files(root):  # links to folders are followed (rglob skips them)
                 if p.suffix.lower() not in exts:
                     continue
                 if skip_hidden and any(part.startswith(".") for part in p.relative_to(root).parts):
@@ -265,4 +326,5 @@ __all__ = [
     "find_files",
     "open_regular_file",
     "read_regular_file",
+    "walk_files",
 ]

@@ -11,7 +11,7 @@ from pathlib import Path
 from converters.data.records import Record
 from edge_ser.audio.wav import WavReader
 from edge_ser.errors import AudioFormatError, DatasetError, InputWarning, MissingDependencyError
-from edge_ser.fileio import check_regular_file, find_files
+from edge_ser.fileio import check_regular_file, find_files, walk_files
 from edge_ser.inputs.base import AUDIO_EXTENSIONS
 
 
@@ -49,7 +49,8 @@ class Skipped:
 
 
 def data_files(root: Path, extensions: Iterable[str]) -> list[Path]:
-    """Regular files under `root` (recursively) with one of the extensions, skipping hidden files and folders;
+    """Regular files under `root` (recursively, following links to folders) with one of the extensions, skipping
+    hidden files and folders;
     a FIFO, device or socket under a wanted name is skipped with an InputWarning (`edge_ser.fileio.find_files`)."""
     if not Path(root).is_dir():
         return []  # the loaders report a missing folder themselves, with the data set's name
@@ -72,7 +73,7 @@ def skip_ignored(
     root = Path(skipped.root)
     classes = {Path(k).relative_to(root).parts[0] for k in kept}
     lost, other = [], []
-    for path in sorted(root.rglob("*")):
+    for path in walk_files(root, warn_loops=False):  # links to folders followed; data_files warned of loops
         rel = path.relative_to(root)
         if len(rel.parts) < depth or path.suffix.lower() in exts or any(p.startswith(".") for p in rel.parts):
             continue

@@ -1,0 +1,72 @@
+"""Defects a researcher training on their own data found (review C): each test fails on the code before its fix."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from converters.data import load_folder
+from edge_ser.audio.wav import write_wav
+from edge_ser.fileio import find_files, walk_files
+
+
+def _wav(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return write_wav(path, np.zeros(160, dtype=np.float32), 16000)
+
+
+def _caught(fn, *args, **kwargs):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = fn(*args, **kwargs)
+    return out, [str(w.message) for w in caught]
+
+
+# ------------------------------------------------------------------ 1: links to folders are followed
+@pytest.fixture
+def linked_tree(tmp_path):
+    """data/angry/s03 (real), data/angry/s08 -> elsewhere/angry_s08 (a link), data/sad/s08 (real)."""
+    data, elsewhere = tmp_path / "data", tmp_path / "elsewhere"
+    for i in range(2):
+        _wav(data / "angry" / "s03" / f"a{i}.wav")
+        _wav(data / "sad" / "s08" / f"s{i}.wav")
+        _wav(elsewhere / "angry_s08" / f"a{i}.wav")
+    os.symlink(elsewhere / "angry_s08", data / "angry" / "s08", target_is_directory=True)
+    return data
+
+
+def test_find_files_follows_links_to_folders(linked_tree):
+    files, caught = _caught(find_files, [linked_tree], (".wav",))
+    rel = [str(p.relative_to(linked_tree)) for p in files]
+    assert rel == sorted(rel)
+    assert "angry/s08/a0.wav" in rel and "angry/s08/a1.wav" in rel and len(rel) == 6
+    assert not caught
+
+
+def test_data_set_scan_follows_links_to_folders(linked_tree):
+    records, _ = _caught(load_folder, linked_tree)
+    by = Counter((r.label, r.speaker) for r in records)
+    assert by[("angry", "s08")] == 2 and by[("angry", "s03")] == 2 and by[("sad", "s08")] == 2
+
+
+def test_a_link_back_to_an_ancestor_is_skipped_with_a_warning(linked_tree):
+    os.symlink(linked_tree, linked_tree / "sad" / "s08" / "loop", target_is_directory=True)
+    os.symlink(linked_tree / "angry", linked_tree / "angry" / "s03" / "up", target_is_directory=True)
+    files, caught = _caught(find_files, [linked_tree], (".wav",))
+    assert len(files) == 6
+    loop = [m for m in caught if "loop forever" in m]
+    assert len(loop) == 1 and "sad/s08/loop" in loop[0] and "angry/s03/up" in loop[0]
+    records, caught = _caught(load_folder, linked_tree)
+    assert len(records) == 6 and any("loop forever" in m for m in caught)
+
+
+def test_a_folder_reached_twice_is_listed_once(linked_tree):
+    os.symlink(linked_tree / "angry" / "s03", linked_tree / "angry" / "s03_again", target_is_directory=True)
+    paths, caught = _caught(walk_files, linked_tree)
+    assert [p.name for p in paths].count("a0.wav") == 2  # angry/s03 and angry/s08, not s03_again
+    assert any("s03_again" in m and "count twice" in m for m in caught)
