@@ -153,13 +153,24 @@ def speech_enough(level: float, whole: bool, gate: float = SILENCE_DB) -> bool:
 
 def float_samples(y: Any, sr: Any, where: str) -> tuple[np.ndarray, int]:
     """(y, sr) checked as the API takes audio in memory: float samples scaled to [-1, 1] (more than
-    MAX_FLOAT_PEAK means integer samples stored as floats, as the WAV reader refuses them) and a positive integer
-    rate; ConfigError naming `where` otherwise."""
+    MAX_FLOAT_PEAK means integer samples stored as floats, as the WAV reader refuses them), mono [n] or
+    [n, channels] (averaged to mono, as a file's channels are), and a positive integer rate; ConfigError naming
+    `where` otherwise."""
     from edge_ser.audio.wav import MAX_FLOAT_PEAK, MAX_SR, MIN_SR
+    from edge_ser.live.session import MAX_CHUNK_CHANNELS
 
     y = np.asarray(y)
     if y.dtype.kind not in "f":
         raise ConfigError(f"{where}: y must be float samples in [-1, 1], got dtype {y.dtype}")
+    if y.ndim == 2:
+        if not 1 <= y.shape[1] <= MAX_CHUNK_CHANNELS:
+            raise ConfigError(
+                f"{where}: audio of shape {y.shape} would be {y.shape[1]} channels; give [n] or [n, channels] "
+                "(transpose a [channels, n] array: y.T)"
+            )
+        y = y.mean(axis=1, dtype=y.dtype)  # as a file's channels are averaged
+    elif y.ndim != 1:
+        raise ConfigError(f"{where}: audio must be [n] or [n, channels], got shape {y.shape}")
     if (
         isinstance(sr, bool)
         or not isinstance(sr, (int, np.integer, float))

@@ -726,3 +726,31 @@ def test_narrow_band_audio_is_flagged_live_as_predict_flags_it(tmp_path):
         session = rec.session(sr=rate, config=config)
         pushed = [r for r in session.push(resample(y, 16000, rate) if rate != 16000 else y) if r.speech]
         assert pushed and all(r.ood == narrow for r in pushed)
+
+
+def test_a_video_file_with_sound_is_heard_without_audio_file(tmp_path, capsys):
+    """`run av_fusion --video-file clip.mp4` went to the default microphone (an error on a machine without one)
+    although the clip has a sound track; now the track is the audio, said in a note, unless --mic is given."""
+    import argparse
+
+    from edge_ser.cli import main
+    from edge_ser.live.command import video_sound
+    from tests.av_media import ffmpeg_or_skip, mux, write_speech, write_video
+
+    ffmpeg = ffmpeg_or_skip()
+    silent = write_video(tmp_path / "v.mp4")
+    clip = mux(ffmpeg, silent, write_speech(tmp_path / "a.wav"), tmp_path / "clip.mp4")
+
+    def args(video, **kw):
+        return argparse.Namespace(video_file=str(video), audio_file=None, mic=None, **kw)
+
+    assert video_sound(args(clip), hears=True) == str(clip)
+    assert video_sound(args(clip), hears=False) is None  # a face bundle has no use for it
+    assert video_sound(args(silent), hears=True) is None  # no sound track: the microphone, as before
+    assert (
+        video_sound(argparse.Namespace(video_file=str(clip), audio_file=None, mic="USB"), hears=True) is None
+    )
+    fusion = str(ROOT / "bundles" / "av_fusion")
+    assert main(["run", fusion, "--video-file", str(clip), "--fast", "--no-console", "--window", "1"]) == 0
+    err = capsys.readouterr().err
+    assert "audio from the video's own sound track" in err and "updates over 1.2 s of audio" in err

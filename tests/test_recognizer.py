@@ -88,8 +88,8 @@ def test_predict_audio_at_any_rate_equals_the_file(name: str, clips: list[Path])
         assert a.probabilities == pytest.approx(f.probabilities, rel=1e-5, abs=1e-6)
     with pytest.raises(ConfigError, match="float samples"):
         rec.predict_audio((y * 32767).astype(np.int16), sr)
-    with pytest.raises(ConfigError, match="mono"):
-        rec.predict_audio(np.stack([y, y], 1), sr)
+    stereo = rec.predict_audio(np.stack([y, y], 1), sr).probabilities  # channels averaged, as a file's
+    assert stereo == pytest.approx(rec.predict_audio(y, sr).probabilities, abs=1e-6)
 
 
 def test_predict_audio_with_faces() -> None:
@@ -410,3 +410,22 @@ def test_a_speaker_file_where_nothing_can_be_written_is_refused_before_the_sessi
 
     with pytest.raises(ConfigError, match="--speaker-file /proc/me.json: cannot write there"):
         check_writable(Path("/proc/me.json"), "--speaker-file", create=False)
+
+
+def test_audio_in_memory_takes_channels_as_files_and_sessions_do() -> None:
+    """predict_audio and enroll refused [n, 1] and [n, 2] arrays ('functionals input: audio must be mono') while a
+    stereo file and a session's [n, ch] chunks were averaged; a [channels, n] array is refused, saying so."""
+    rec = edge_ser.Recognizer(REPO / "bundles" / "ser_emodb", "numpy", adapt=False)
+    y = _voiced(1.5)
+    mono = rec.predict_audio(y, 16000).probabilities
+    assert rec.predict_audio(np.stack([y, y], axis=1), 16000).probabilities == mono
+    assert rec.predict_audio(y[:, None], 16000).probabilities == mono
+    with pytest.raises(ConfigError, match=r"predict_audio: .*transpose a \[channels, n\]"):
+        rec.predict_audio(np.stack([y, y]), 16000)
+    with pytest.raises(ConfigError, match=r"enroll: audio must be \[n\] or \[n, channels\]"):
+        edge_ser.Recognizer(REPO / "bundles" / "ser_emodb", "numpy").enroll(
+            np.zeros((2, 2, 2), np.float32), 16000
+        )
+    assert edge_ser.Recognizer(REPO / "bundles" / "ser_emodb", "numpy").enroll(
+        np.stack([y, y], axis=1), 16000
+    )

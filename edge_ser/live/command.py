@@ -164,13 +164,34 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_run)
 
 
-def capture_settings(args: argparse.Namespace) -> CaptureSettings:
-    """The sources the command's arguments name."""
+def video_sound(args: argparse.Namespace, hears: bool) -> str | None:
+    """The --video-file itself as the audio source, when it is a video with a sound track and neither --audio-file
+    nor --mic was given to a bundle that listens (it went to the default microphone, which a machine playing a
+    recording often does not have); None otherwise."""
+    video = getattr(args, "video_file", None)
+    if not hears or video is None or args.audio_file is not None or args.mic is not None:
+        return None
+    from edge_ser.vision.video import VIDEO_EXTENSIONS
+
+    if Path(video).suffix.lower() not in VIDEO_EXTENSIONS or not Path(video).is_file():
+        return None
+    from edge_ser.audio.container import NoAudioStreamError
+    from edge_ser.audio.stream import open_blocks
+
+    try:
+        open_blocks(video, frames=1024).close()
+    except NoAudioStreamError:
+        return None
+    return str(video)
+
+
+def capture_settings(args: argparse.Namespace, audio_file: str | None = None) -> CaptureSettings:
+    """The sources the command's arguments name (`audio_file`: instead of --audio-file, `video_sound`'s)."""
     return CaptureSettings(
         mic=args.mic,
         channels=args.channels,
         mic_rate=getattr(args, "mic_rate", None),
-        audio_file=args.audio_file,
+        audio_file=audio_file or args.audio_file,
         camera=args.camera,
         width=args.width,
         height=args.height,
@@ -219,8 +240,15 @@ def build(args: argparse.Namespace, *, stop=None, outputs=(), keep: int = 10_000
         cut_pauses=getattr(args, "cut_pauses", "on" if CUT_PAUSES_DEFAULT else "off") == "on",
         learn=getattr(args, "learn", LEARN_DEFAULT),
     )
+    sound = video_sound(args, rec.kind.hears)
+    if sound is not None:
+        print(
+            f"edge-ser run: note: audio from the video's own sound track ({sound}); give --mic to listen to a "
+            "microphone instead",
+            file=sys.stderr,
+        )
     runner = rec.runner(
-        capture_settings(args),
+        capture_settings(args, sound),
         config,
         fallback=args.fallback,
         outputs=outputs,
