@@ -217,6 +217,7 @@ BAD_FILES = {
         "not a WAV file (looks like a JPEG",
     ),
     "mp3_id3": (b"ID3\x04\x00\x00\x00\x00\x00\x00" + bytes(64), "not a WAV file (looks like MP3"),
+    "flac": (b"fLaC\x00\x00\x00\x22" + bytes(64), "name it .flac and it is read as such"),
     "mp3_frame": (b"\xff\xfb\x90\x64" + bytes(64), "not a WAV file (looks like MP3"),
     "tiny_text": (b"hi", "not a WAV file"),
     "riff_avi": (riff(chunk(b"avih", bytes(8)), form=b"AVI "), "not a WAV file (looks like a RIFF b'AVI '"),

@@ -426,3 +426,22 @@ def test_device_crops_are_the_device_crop_and_cached(datasets, tmp_path):
     assert np.array_equal(again, crops) and np.array_equal(found_again, found)
     other, _ = device_crops(images, replace(spec, size=32), tmp_path)
     assert other.shape == (len(images), 32, 32) and len(list(tmp_path.glob("device_crops_*.npz"))) == 2
+
+
+def test_predict_and_an_image_folder_take_the_same_image_files(tmp_path) -> None:
+    """`predict` took .pgm but not .tif, `run --video-file DIR` .tif but not .pgm: one list now serves both."""
+    import cv2
+
+    from edge_ser.bundle import load_bundle
+    from edge_ser.live.files import _image_files
+    from edge_ser.vision.video import IMAGE_EXTENSIONS
+
+    kind = load_bundle(Path(__file__).resolve().parents[1] / "bundles" / "face_fer").input_kind
+    assert set(IMAGE_EXTENSIONS) <= set(kind.file_extensions)
+    image = np.full((64, 64), 128, np.uint8)
+    for ext in (".pgm", ".tif"):
+        folder = tmp_path / ext[1:]
+        folder.mkdir()
+        assert cv2.imwrite(str(folder / f"a{ext}"), image)
+        assert _image_files(folder) == [folder / f"a{ext}"]
+        assert kind.file_inputs(folder / f"a{ext}")["face"].shape[-2:] == (kind.spec.size, kind.spec.size)

@@ -208,9 +208,17 @@ def _check_riff(path: Path, buf: bytes) -> None:
             f"{path}: not a WAV file (looks like {_sniff(bytes(buf[:64]))}; starts with {buf[:12]!r})"
         )
     if buf[0:4] != b"RIFF" or buf[8:12] != b"WAVE":
-        raise AudioFormatError(
-            f"{path}: not a WAV file (looks like {_sniff(bytes(buf[:64]))}; starts with {buf[:12]!r})"
+        what = _sniff(bytes(buf[:64]))
+        rename = next(
+            (f"; name it {ext} and it is read as such" for k, ext in _RENAMES if what.startswith(k)), ""
         )
+        raise AudioFormatError(
+            f"{path}: not a WAV file (looks like {what}; starts with {buf[:12]!r}){rename}"
+        )
+
+
+_RENAMES = (("FLAC", ".flac"), ("Ogg", ".ogg"), ("MP3", ".mp3"), ("AIFF", ".aiff"))
+"""Formats the other readers take, by the name `_sniff` gives them: the extension that sends a file to them."""
 
 
 def _data_extent(buf: bytes, body: int, csize: int) -> _Data:

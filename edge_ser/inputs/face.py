@@ -27,13 +27,11 @@ from edge_ser.features.spec import FeatureSpec
 from edge_ser.inputs.base import FileWindow, InputKind, Inputs, face_found, shape_of
 from edge_ser.limits import MAX_FACE_FRAMES, MAX_FACE_SIZE, MIN_FACE_SIZE
 from edge_ser.schema import Checker, config_from_dict
-from edge_ser.vision.video import VIDEO_EXTENSIONS
+from edge_ser.vision.video import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 
 if TYPE_CHECKING:
     from edge_ser.vision.face import FaceCropSpec
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".pgm", ".webp")
-"""Still images `edge-ser predict` takes for a face bundle (one crop each)."""
 VOTES = ("mean_prob", "majority")
 MIN_ZOOM, MAX_ZOOM, MAX_VIEWS = 0.5, 2.0, 4
 """FaceInputSpec.views: the zooms a bundle may ask for, and how many."""

@@ -32,9 +32,8 @@ from edge_ser.errors import ConfigError, EdgeSerError, VideoFormatError
 from edge_ser.live.ring import AudioRing
 from edge_ser.live.sources import Frame, LatestFrame, wait_for_samples
 from edge_ser.vision._cv2 import import_cv2
-from edge_ser.vision.video import iter_frames, probe_video
+from edge_ser.vision.video import IMAGE_EXTENSIONS, iter_frames, probe_video
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 DEFAULT_CHUNK = 512
 """Samples per chunk, the microphone's default block (32 ms at 16 kHz)."""
 

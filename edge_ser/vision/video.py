@@ -38,6 +38,9 @@ from edge_ser.fileio import open_regular_file
 from edge_ser.vision._cv2 import import_cv2
 
 VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".pgm", ".ppm", ".tif", ".tiff", ".webp")
+"""Still images OpenCV reads: a face bundle's files (`predict`) and a folder played as a video (`run --video-file
+DIR`) take the same list (they took two different ones: .tif in one, .pgm in the other)."""
 METHODS = ("skip", "seek")
 COUNT_TOLERANCE = (2, 0.05)
 """(frames, fraction): a decode may fall short of the container's count by max(frames, fraction x count)."""
