@@ -1,7 +1,7 @@
 """First-boot configuration for a freshly written Raspberry Pi OS / Ubuntu image: cloud-init NoCloud files.
 
     edge-ser firstboot --hostname pi-kitchen --ssh-key ~/.ssh/id_ed25519.pub --wifi-ssid Home \\
-        --wifi-password '...' --country GB --wheelhouse dist/wheelhouse-pi-trixie \\
+        --wifi-password '...' --country GB --wheelhouse wheelhouse/pi-trixie \\
         --bundle-path bundles/av_cnn --out /media/$USER/bootfs
 
 writes, on the image's boot partition (mounted at /boot/firmware on the device):

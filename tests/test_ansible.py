@@ -63,6 +63,33 @@ def test_syntax_check(tmp_path):
     assert r.returncode == 0, r.stdout + r.stderr
 
 
+def test_the_example_inventory_gives_each_group_the_wheelhouse_for_its_target(tmp_path):
+    """inventory.example.ini: each device's edge_ser_wheelhouse is the folder scripts/wheelhouse.py writes for its
+    target, wheelhouse/<target> in the repository (it said ../../dist/wheelhouse-pi-bookworm, written nowhere,
+    and gave the Jetson the Pi's cp311 wheels with an edge_ser_target the role never read); every edge_ser_*
+    variable it sets is one the role reads (defaults/main.yml)."""
+    import re
+
+    exe = str(Path(_ansible_playbook()).with_name("ansible"))
+    inv = PLAYBOOK.parent / "inventory.example.ini"
+    r = subprocess.run([exe, "edge_devices", "-i", str(inv), "-m", "ansible.builtin.debug", "-a",
+                        '{"msg": "{{ edge_ser_wheelhouse }}"}'], check=False, capture_output=True, text=True,
+                       env=_env(tmp_path), timeout=60, cwd=tmp_path)  # fmt: skip
+    assert r.returncode == 0, r.stdout + r.stderr
+    got = dict(re.findall(r'^(\S+) \| SUCCESS => \{\s*"msg": "([^"]*)"', r.stdout, re.M))
+    want = {"pi-kitchen": "pi-bookworm", "pi-hall": "pi-bookworm", "jetson-lab": "jetpack6"}
+    assert {h: os.path.normpath(p) for h, p in got.items()} == {
+        h: str(REPO / "wheelhouse" / t) for h, t in want.items()
+    }
+    targets = subprocess.run([sys.executable, str(REPO / "scripts" / "wheelhouse.py"), "--help"], check=True,
+                             capture_output=True, text=True, timeout=60).stdout  # fmt: skip
+    assert all(t in targets for t in want.values())
+    defaults = (PLAYBOOK.parent / "roles" / "edge_ser" / "defaults" / "main.yml").read_text()
+    role_vars = set(re.findall(r"^(edge_ser_\w+):", defaults, re.M))
+    inventory_vars = set(re.findall(r"\b(edge_ser_\w+)=", inv.read_text()))
+    assert inventory_vars and inventory_vars <= role_vars, inventory_vars - role_vars
+
+
 @pytest.fixture(scope="module")
 def sshd(tmp_path_factory):
     _ansible_playbook()
@@ -90,7 +117,10 @@ def _bad_bundle(tmp: Path) -> Path:
     return bad
 
 
-def _play(sshd: SshServer, tmp: Path, bundle: Path) -> subprocess.CompletedProcess:
+def _play(
+    sshd: SshServer, tmp: Path, bundle: Path | str, cwd: Path | None = None
+) -> subprocess.CompletedProcess:
+    """ansible-playbook site.yml on dev-a and dev-b, run in `cwd` (default: this process's folder)."""
     inv = tmp / "inventory.ini"
     inv.write_text(
         "[edge_devices]\n"
@@ -109,7 +139,7 @@ def _play(sshd: SshServer, tmp: Path, bundle: Path) -> subprocess.CompletedProce
     }  # fmt: skip
     (tmp / "vars.json").write_text(json.dumps(extra))
     return subprocess.run([_ansible_playbook(), "-i", str(inv), "-e", f"@{tmp / 'vars.json'}", str(PLAYBOOK)],
-                          check=False, capture_output=True, text=True, env=_env(tmp), timeout=120)  # fmt: skip
+                          check=False, capture_output=True, text=True, env=_env(tmp), timeout=120, cwd=cwd)  # fmt: skip
 
 
 def _current(tmp: Path, host: str) -> str | None:
@@ -171,3 +201,31 @@ def test_good_then_bad_bundle(sshd, tmp_path):
         and not (tmp_path / "a" / "bundles" / "pending").exists()
     )
     assert "Roll back an activation an interrupted roll-out" in out
+
+
+def test_a_relative_bundle_path_is_taken_from_the_folder_ansible_playbook_runs_in(sshd, tmp_path):
+    """`-e edge_ser_bundle=bundles/av_cnn`, as deploy/README.md writes it, from the folder the command runs in
+    (Ansible's file lookup alone looks in the role and playbook folders and failed); `.` is that folder itself,
+    named as `edge-ser deploy .` names it. $PWD points elsewhere: the working folder counts, not the variable."""
+    work = tmp_path / "work"
+    shutil.copytree(GOOD, work / "bundles" / GOOD.name)
+    good = _version(GOOD)
+    env_pwd = os.environ.get("PWD")
+    r = _play(sshd, tmp_path, f"bundles/{GOOD.name}", cwd=work)
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out[-4000:]
+    assert _current(tmp_path, "a") == _current(tmp_path, "b") == f"versions/{good}"
+    assert env_pwd != str(work)
+
+    other = _bad_bundle(tmp_path)  # refused by its health check: what matters here is the name it gets
+    r = _play(sshd, tmp_path, ".", cwd=other)
+    out = " ".join((r.stdout + r.stderr).split())
+    assert f"{_version(other)} failed its health check on dev-a" in out, out[-4000:]
+    assert _version(other).startswith("bad_bundle-")
+
+    r = _play(sshd, tmp_path, "no/such/bundle", cwd=work)
+    out = " ".join((r.stdout + r.stderr).split())
+    assert (
+        r.returncode != 0
+        and "edge_ser_bundle no/such/bundle: no such folder or .tar on the controller" in out
+    )
