@@ -307,7 +307,13 @@ def _add_eval_args(p: argparse.ArgumentParser) -> None:
         "random|speaker` with the same --seed / --fold / --folds",
     )
     p.add_argument("--speakers", default=None, help="keep only these speakers / actors, e.g. 03,08")
-    p.add_argument("--seed", type=in_range(0), default=0, help="seed of --split random|speaker (default 0)")
+    p.add_argument(
+        "--seed",
+        type=in_range(0),
+        default=0,
+        help="seed of --split random|speaker (default 0); speaker folds are balanced by clip count and the seed "
+        "only orders speakers with equal counts (EMO-DB: every seed gives the same folds)",
+    )
     p.add_argument("--fold", type=int, default=0, help="test fold of --split speaker (default 0)")
     p.add_argument("--folds", type=int, default=5, help="folds of --split speaker (default 5, as train)")
     p.add_argument("--limit", type=int, default=None, help="at most N files, spread evenly over the list")
@@ -546,7 +552,9 @@ def _add_train_args(p: argparse.ArgumentParser, *, data_default: str | None, out
         "--seed",
         type=in_range(0),
         default=0,
-        help="seed of the split, the weights and the batches (and of the clips of --data synthetic)",
+        help="seed of the split, the weights and the batches (and of the clips of --data synthetic); --split "
+        "speaker folds are balanced by clip count, so the seed only orders speakers with equal counts (EMO-DB: "
+        "every seed gives the same folds; RAVDESS: each seed others)",
     )
     p.add_argument("--epochs", type=in_range(1), default=300, help="maximum epochs (default 300)")
     p.add_argument(

@@ -151,6 +151,19 @@ def _split_record(args: argparse.Namespace, task, split) -> dict:
     return split_record(args.split, args.seed, args.fold, getattr(args, "folds", 5), split, task.speakers)
 
 
+def _seed_text(args: argparse.Namespace, task) -> str:
+    """The split line's seed: "seed 0", and for a speaker split what the seed changes in its folds
+    (`speaker_seed_note`: balanced by clip count, the seed only orders speakers of equal counts)."""
+    if args.split != "speaker":
+        return f"seed {args.seed}"
+    from converters.data.splits import speaker_seed_note
+
+    prepared = getattr(task, "prepared", None)
+    listed = prepared.listed if prepared is not None and prepared.listed is not None else None
+    speakers = [r.speaker for r in listed] if listed is not None else task.speakers
+    return f"seed {args.seed}; {speaker_seed_note(speakers, getattr(args, 'folds', 5))}"
+
+
 def _warn_missing_classes(task, split) -> None:
     """Say on stderr when the split leaves a class out of training or validation (`missing_classes`)."""
     gap = missing_classes(task.y, task.classes, split)
@@ -183,7 +196,7 @@ def cmd_train(args: argparse.Namespace, spec: FeatureSpec, *, title: str | None 
     _warn_missing_classes(task, split)
     sz = split.sizes()
     say(
-        f"[2/3] split: {args.split}, train {sz['train']} / val {sz['val']} / test {sz['test']} (seed {args.seed})"
+        f"[2/3] split: {args.split}, train {sz['train']} / val {sz['val']} / test {sz['test']} ({_seed_text(args, task)})"
         + speakers_line(made)
     )
     res, cfg = _train_float(args, task, split)
@@ -268,7 +281,7 @@ def cmd_laq(args: argparse.Namespace, spec: FeatureSpec, *, title: str | None = 
     say(
         f"[2/5] float {model_line(res.model, task.model_name)}\n      test accuracy {fp_acc:.3f}, UAR {fp_uar:.3f} "
         f"(split {args.split}, "
-        f"seed {args.seed}, {len(split.train)}/{len(split.val)}/{len(split.test)}{speakers_line(made)})"
+        f"{_seed_text(args, task)}, {len(split.train)}/{len(split.val)}/{len(split.test)}{speakers_line(made)})"
     )
     laq = LaqConfig(t_margin=args.t_margin, budget=args.budget)
     say(f"[3/5] bit allocation: {args.recipe}")

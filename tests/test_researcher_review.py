@@ -70,3 +70,31 @@ def test_a_folder_reached_twice_is_listed_once(linked_tree):
     paths, caught = _caught(walk_files, linked_tree)
     assert [p.name for p in paths].count("a0.wav") == 2  # angry/s03 and angry/s08, not s03_again
     assert any("s03_again" in m and "count twice" in m for m in caught)
+
+
+# ------------------------------------------------------------------ 2: what --seed does to speaker folds
+def test_speaker_seed_note_says_when_the_seed_changes_no_fold():
+    from converters.data.splits import group_kfold, speaker_seed_note
+
+    distinct = [s for s, n in zip("abcde", (5, 6, 7, 8, 9), strict=True) for _ in range(n)]  # as EMO-DB
+    folds = [[tuple(s.test) for s in group_kfold(distinct, k=3, seed=seed)] for seed in range(4)]
+    assert all(f == folds[0] for f in folds)  # so the note must not promise other folds
+    assert "does not change" in speaker_seed_note(distinct, 3)
+    equal = [s for s in "abcdef" for _ in range(4)]  # as RAVDESS
+    assert "the seed decides" in speaker_seed_note(equal, 3)
+    mixed = [s for s, n in zip("abcd", (4, 4, 5, 6), strict=True) for _ in range(n)]
+    assert "only the 2 of 4 speakers" in speaker_seed_note(mixed, 3)
+    assert "validation" in speaker_seed_note(mixed, 2)
+
+
+def test_train_split_line_and_help_say_what_the_seed_does(tmp_path, capsys):
+    from edge_ser.cli import main
+
+    out = tmp_path / "run"
+    assert main(["train", "--data", "synthetic", "--n-per-class", "6", "--split", "speaker", "--folds", "3",
+                 "--epochs", "1", "--out", str(out), "--cache", str(tmp_path / "c")]) == 0  # fmt: skip
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("[2/3] split"))
+    assert "balanced by clip count" in line and "seed" in line
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    assert "only orders speakers with equal counts" in " ".join(capsys.readouterr().out.split())

@@ -181,7 +181,8 @@ def group_kfold(groups: Sequence, *, k: int = 5, seed: int = 0, with_val: bool =
     """k speaker-independent folds: groups assigned largest-first to the currently smallest fold.
 
     Fold i: test = fold i, val = fold (i + 1) % k (when `with_val`), train = the rest. Ties between equal
-    sized groups are broken by a seeded shuffle, so the seed changes which groups share a fold.
+    sized groups are broken by a seeded shuffle, so the seed changes which groups share a fold only when some
+    groups have the same size (RAVDESS: every actor; EMO-DB: none, so every seed gives the same folds).
     """
     names, inverse = _groups(groups, "groups")
     least = 3 if with_val else 2
@@ -211,6 +212,31 @@ def group_kfold(groups: Sequence, *, k: int = 5, seed: int = 0, with_val: bool =
             )
         )
     return splits
+
+
+SPEAKER_SEED_RULE = (
+    "speaker folds are balanced by clip count (largest speaker first, into the smallest fold); the seed only "
+    "orders speakers with equal clip counts"
+)
+"""What --seed does to `group_kfold`'s folds, for help texts and docs (EMO-DB: no two speakers have the same
+count, so no seed changes its folds; RAVDESS: every actor has 60 clips, so every seed does)."""
+
+
+def speaker_seed_note(groups: Sequence, k: int = 5) -> str:
+    """What the seed changes in the speaker folds of these groups (one per clip), for a split line: nothing
+    when no two groups have the same clip count, else the order of the tied ones. With k = 2 the seed also draws
+    the validation tenth of the training speakers' clips (`converters.pipeline.split_indices`)."""
+    _, counts = np.unique(np.asarray([str(g) for g in groups]), return_counts=True)
+    _, per_count = np.unique(counts, return_counts=True)
+    tied = int(per_count[per_count > 1].sum())
+    if tied == counts.size:
+        note = f"all {tied} speakers share clip counts, so the seed decides which share a fold"
+    elif tied:
+        note = f"the seed orders only the {tied} of {counts.size} speakers that share a clip count"
+    else:
+        note = "no two speakers have the same clip count, so the seed does not change them"
+    also = "; it also draws validation's tenth of the training clips" if k == 2 else ""
+    return f"speaker folds balanced by clip count: {note}{also}"
 
 
 def stratified_kfold(
