@@ -179,8 +179,21 @@ def test_jsonl_stdout_append_and_errors(tmp_path: Path) -> None:
         out.emit(make_result(t=5.0))
     lines = path.read_text().splitlines()
     assert lines[0] == '{"t": 1.0, "lab' and json.loads(lines[1])["t"] == 5.0
+    # a missing folder is made, as the other outputs make theirs (it was an error); a file in its place is not
+    with JsonlOutput(tmp_path / "no" / "such" / "dir.jsonl") as out:
+        out.emit(make_result())
+    assert (tmp_path / "no" / "such" / "dir.jsonl").read_text().count("\n") == 1
+    (tmp_path / "a_file").write_text("x")
     with pytest.raises(OutputError, match="cannot open"):
-        JsonlOutput(tmp_path / "no" / "such" / "dir.jsonl")
+        JsonlOutput(tmp_path / "a_file" / "o.jsonl")
+    # a run that fails before its first result leaves no empty file (it left a 0-byte one); a file it was
+    # asked to replace stays, empty, as asked
+    JsonlOutput(tmp_path / "never.jsonl").close()
+    assert not (tmp_path / "never.jsonl").exists()
+    old = tmp_path / "old.jsonl"
+    old.write_text("{}\n")
+    JsonlOutput(old).close()
+    assert old.exists() and old.read_text() == ""
 
 
 def test_jsonl_never_leaves_half_a_line_when_killed(tmp_path: Path) -> None:

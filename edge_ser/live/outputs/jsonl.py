@@ -19,8 +19,10 @@ from edge_ser.live.result import LiveResult, StageTimes
 
 
 class JsonlOutput:
-    """Writes one JSON object per result to `target`: a path (created or replaced; appended to with
-    `append=True`) or an open text stream such as sys.stdout (flushed per line, never closed here).
+    """Writes one JSON object per result to `target`: a path (created or replaced, its folder made if missing, as
+    the other outputs' files are; appended to with `append=True`; a file this output created and never wrote a
+    line to is removed on close, so a run that fails before its first result leaves no empty results file) or an
+    open text stream such as sys.stdout (flushed per line, never closed here).
 
     fsync: on close, fsync a file target (default True). Raises OutputError when the file cannot be opened
     or a write fails (disk full, closed pipe).
@@ -36,7 +38,9 @@ class JsonlOutput:
         if isinstance(target, (str, Path)):
             self.path: Path | None = Path(target)
             flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC)
+            self._created = not self.path.exists()
             try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
                 self._fd = os.open(self.path, flags, 0o644)
             except OSError as e:
                 raise OutputError(f"{self.path}: cannot open for JSON lines: {e.strerror}") from e
@@ -94,6 +98,8 @@ class JsonlOutput:
             finally:
                 os.close(self._fd)
                 self._fd = None
+            if self._created and not self.lines and self.path is not None:
+                self.path.unlink(missing_ok=True)  # nothing was written: no empty file left behind
         elif self._stream is not None:
             try:
                 self._stream.flush()
