@@ -508,6 +508,13 @@ def _int8_phases(bundle) -> str | None:
     return ", ".join(f"{n} x{k}" for n, k in ks) if any(k > 1 for _, k in ks) else None
 
 
+def _int8_file_bytes(bundle) -> int | None:
+    """The size of the bundle's int8 TFLite file (its weights, as the interpreter holds them), None without one."""
+    v = bundle.manifest.get("tflite", {}).get("variants", {}).get("int8")
+    path = None if v is None else Path(bundle.root) / v["file"]
+    return path.stat().st_size if path is not None and path.is_file() else None
+
+
 def sample_inputs(bundle, seed: int = 0) -> dict[str, np.ndarray]:
     """One realistic-range sample per model input (batch 1): faces in [0, 1], MFCC-like audio, raw features."""
     rng = np.random.default_rng(seed)
@@ -733,10 +740,23 @@ def build_report(
     notes += _roof_notes(measured, points, attained, total_bound, counts.intensity, ridge)
     phased = _int8_phases(bundle) if precision == "int8" else None
     if phased:
+        held = _int8_file_bytes(bundle)
+        factor = held / counts.bytes if held else 0.0
+        effect = (
+            "projection may be up to that factor low"
+            if not measured
+            else "intensity is up to that factor lower"
+        )
+        weights = (
+            f" Its weights are held as copies too: the file is {held:,} bytes against the {counts.bytes:,} counted "
+            f"here ({factor:.1f}x), so for a memory-bound model the {effect}."
+            if factor > 1
+            else ""
+        )
         notes.append(
             f"The int8 variant is phased int8 ({phased}): each layer runs on several shifted int8 copies of its "
             "input and output, so its kernels do several times the multiply-adds counted here (the model's "
-            'useful work; docs/tflite.md, "phased int8") and move that many copies of those activations.'
+            f'useful work; docs/tflite.md, "phased int8") and move that many copies of those activations.{weights}'
         )
     if not measured and engine == "auto":
         notes.append(
