@@ -98,3 +98,36 @@ def test_train_split_line_and_help_say_what_the_seed_does(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["train", "--help"])
     assert "only orders speakers with equal counts" in " ".join(capsys.readouterr().out.split())
+
+
+# ------------------------------------------------------------------ 3: laq's engine check and the engine's own figure
+def test_laq_engine_check_counts_out_of_range_rows_and_records_the_engine_figure(
+    tmp_path, capsys, monkeypatch
+):
+    import json
+
+    import edge_ser.engines.base as engines_base
+    from edge_ser.cli import main
+
+    monkeypatch.setattr(engines_base, "OOD_Z", 2.0)  # some test rows beyond the clamp: the engine differs
+    out = tmp_path / "run"
+    args = ["laq", "--data", "synthetic", "--n-per-class", "6", "--epochs", "2", "--recipe", "qat-2"]
+    assert main([*args, "--tflite", "no", "--out", str(out), "--cache", str(tmp_path / "c")]) == 0
+    printed = capsys.readouterr().out
+    summary = json.loads((out / "summary.json").read_text())
+    n_test = summary["accuracy"]["split"]["sizes"]["test"]
+    assert summary["engine_checks"], "no engine ran"
+    for name, check in summary["engine_checks"].items():
+        assert (
+            0 < check["out_of_range_rows"] < n_test
+            and check["compared_rows"] + check["out_of_range_rows"] == n_test
+        )
+        line = next(x for x in printed.splitlines() if f"engine {name}: same class" in x)
+        assert f"of the {check['compared_rows']} in-range test rows" in line
+        assert f"{check['out_of_range_rows']} test row(s) out of range" in line
+        assert summary["engine_test_accuracy"][name] == check["test_accuracy"]
+    name = next(iter(summary["engine_checks"]))
+    bundle = str(out / "bundle")
+    assert main(["eval", bundle, "--data", "synthetic", "--split", "random", "--engine", name, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["accuracy"] == pytest.approx(summary["engine_test_accuracy"][name], abs=1e-6)
