@@ -316,7 +316,11 @@ class RooflineReport:
         return ["", "Setup: " + "; ".join(f"{k} {v}" for k, v in self.setup.items() if v is not None) + "."]
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The report as JSON-ready values; the *_gflops fields are in `units.compute` (GOP/s for int8)."""
+        return {
+            **asdict(self),
+            "units": {"compute": self.unit, "intensity": f"{self.op}/byte", "latency": "ms"},
+        }
 
 
 def _f(v: float | None, fmt: str) -> str:

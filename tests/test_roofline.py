@@ -315,3 +315,14 @@ def test_a_phased_int8_projection_says_its_weights_are_held_as_copies():
     r = build_report(load_bundle(SER), load_profile("pi5"), engine="tflite-int8")
     note = next(n for n in r.notes if "phased int8" in n)
     assert "weights are held as copies too" in note and "projection may be up to that factor low" in note
+
+
+def test_reports_name_their_units():
+    """An int8 report's *_gflops fields hold GOP/s, and the profile's summary said 'FLOP/byte' for the int8 ridge."""
+    pi5 = load_profile("pi5")
+    d = build_report(load_bundle(SER), pi5, engine="tflite-int8").to_dict()
+    assert d["units"] == {"compute": "GOP/s", "intensity": "OP/byte", "latency": "ms"}
+    assert (
+        build_report(load_bundle(SER), pi5, engine="onnxruntime").to_dict()["units"]["compute"] == "GFLOP/s"
+    )
+    assert "roofline[cpu, int8]: ridge 76.80 OP/byte" in str(pi5)

@@ -43,6 +43,10 @@ class RssSampler:
         pass
 
 
+LIVE_UNITS = {"stages": "ms", "rss_mb": "[s, MB]", "cpu_share": "share of one core", "seconds": "s"}
+"""The units of the live report's JSON fields (the stages' p50 / p99 / mean carried none)."""
+
+
 @dataclass
 class LiveBenchReport:
     bundle: str
@@ -180,7 +184,7 @@ def write_report(report: LiveBenchReport, out: Path, command: str) -> tuple[Path
     out.parent.mkdir(parents=True, exist_ok=True)
     paths = (out.with_suffix(".json"), out.with_suffix(".md"))
     texts = (
-        json.dumps({"command": command, **asdict(report)}, indent=2) + "\n",
+        json.dumps({"command": command, **asdict(report), "units": LIVE_UNITS}, indent=2) + "\n",
         report.markdown() + f"\n\nMade by: `{command}`\n",
     )
     for path, text in zip(paths, texts, strict=True):

@@ -405,7 +405,8 @@ class Profile:
         target = self.roofline.default
         for precision in self.roofline.targets[target]:
             lines.append(
-                f"  roofline[{target}, {precision}]: ridge {ridge_point(self, precision):.2f} FLOP/byte "
+                f"  roofline[{target}, {precision}]: ridge {ridge_point(self, precision):.2f} "
+                f"{'OP' if precision.startswith('int') else 'FLOP'}/byte "
                 f"({self.roofline.targets[target][precision].compute} / "
                 f"{self.roofline.targets[target][precision].bandwidth})"
             )
