@@ -38,6 +38,10 @@ from tqdm.auto import tqdm
 from edge_ser.errors import ConfigError, MissingDependencyError
 
 BACKENDS = ("auto", "serial", "ray")
+REPLICATE_AXES = ("fold", "seed")
+"""Point keys that repeat one setting on other data or another draw, not settings to choose: the report's table
+groups over them by default, and a choice between points averages its validation figure over them (choosing
+the best point would choose the luckiest fold or seed)."""
 Objective = Callable[[dict], Mapping[str, Any]]
 
 
@@ -241,12 +245,13 @@ class SweepResults:
     def table(
         self, metric: str | Sequence[str], by: Sequence[str] | None = None, agg: str = "mean", digits: int = 4
     ) -> str:
-        """Markdown table: one row per distinct value of `by` (default: the varying axes except "seed"),
-        each metric aggregated over the rest ("mean" or "mean+-std", sample std), plus n and errors."""
+        """Markdown table: one row per distinct value of `by` (default: the varying axes except "seed" and
+        "fold", REPLICATE_AXES), each metric aggregated over the rest ("mean" or "mean+-std", sample std), plus n
+        and errors."""
         metrics = [metric] if isinstance(metric, str) else list(metric)
         if agg not in ("mean", "mean+-std"):
             raise ConfigError(f"agg must be 'mean' or 'mean+-std', got {agg!r}")
-        by = [a for a in self.axes if a != "seed"] if by is None else list(by)
+        by = [a for a in self.axes if a not in REPLICATE_AXES] if by is None else list(by)
         groups: dict[str, tuple[list, list[dict]]] = {}
         for r in self.to_rows():
             key = [r.get(a) for a in by]

@@ -12,7 +12,9 @@ A spec (YAML or JSON):
       axes: {wP: [0.11, 0.33], wE: [0.01], wV: [0.88, 0.66], seed: [0, 1, 2]}
       fixed: {data: synthetic}
     report: {metric: [acc, bits], by: [wP, wV], agg: mean+-std, mode: max}
-                                   # optional; `best` is the first metric's max (mode: min for a loss)
+                                   # optional; the choice is the setting with the best val_<metric> (or
+                                   # val_acc), averaged over fold and seed (mode: min for a loss); by defaults
+                                   # to the varying axes but fold and seed
     reuse: [other-sweep.jsonl]     # optional: finished identical points of other sweeps are copied, not re-run
                                    # (paths relative to the spec's folder)
 
@@ -161,22 +163,62 @@ def laq_weights_objective(point: dict) -> dict:
 def best_line(res: Any, metric: str, mode: str, varying: Sequence[str]) -> str:
     """The sweep report's choice, made on validation: by `val_<metric>` (or `val_acc`) when the objective reports
     one, with `metric` beside it; else the point with the best `metric`, said to be a test figure and not a
-    choice (the line said "best acc" of the test accuracy, which picks a setting on the test parts)."""
+    choice (the line said "best acc" of the test accuracy, which picks a setting on the test parts).
+
+    When fold and/or seed vary (`converters.sweep.REPLICATE_AXES`), the choice is between the settings of the
+    other varying axes, each by its figure averaged over its folds and seeds, and the line prints those means
+    (it chose the best single point, i.e. the luckiest fold or seed, and printed that point's figure)."""
+    from converters.sweep import REPLICATE_AXES
+
     rows = res.to_rows()
     by = next(
         (k for k in (f"val_{metric}", "val_acc") if any(isinstance(r.get(k), (int, float)) for r in rows)),
         None,
     )
-    if by is None:
-        best = res.best(metric, mode)
+    replicates = [k for k in varying if k in REPLICATE_AXES]
+    not_a_choice = (
+        "a figure on the test parts, not a choice (this objective reports no validation figure to choose by)"
+    )
+    if not replicates:
+        if by is None:
+            best = res.best(metric, mode)
+            return f"best {metric} ({mode}): {best[metric]} at {json.dumps({k: best[k] for k in varying})}: {not_a_choice}"
+        best = res.best(by, "max" if by == "val_acc" else mode)
         return (
-            f"best {metric} ({mode}): {best[metric]} at {json.dumps({k: best[k] for k in varying})}: a figure on "
-            "the test parts, not a choice (this objective reports no validation figure to choose by)"
+            f"chosen by {by} (validation): {best[by]} at {json.dumps({k: best[k] for k in varying})}; its "
+            f"{metric}: {best.get(metric)}"
         )
-    best = res.best(by, "max" if by == "val_acc" else mode)
+    key_metric = by or metric
+    want = "max" if by == "val_acc" else mode
+    settings = [k for k in varying if k not in REPLICATE_AXES]
+    groups: dict[str, tuple[dict, list[dict]]] = {}
+    for r in rows:
+        if r["error"] or not isinstance(r.get(key_metric), (int, float)):
+            continue
+        key = {k: r.get(k) for k in settings}
+        groups.setdefault(json.dumps(key, sort_keys=True, default=str), (key, []))[1].append(r)
+    if not groups:
+        raise ConfigError(f"no finished point has a numeric metric {key_metric!r}")
+
+    def mean(group: list[dict], name: str) -> float | None:
+        vals = [float(r[name]) for r in group if isinstance(r.get(name), (int, float))]
+        return sum(vals) / len(vals) if vals else None
+
+    pick = max if want == "max" else min
+    key, group = pick(groups.values(), key=lambda g: mean(g[1], key_metric))  # first in grid order on ties
+    over = " x ".join(replicates)
+    sizes = sorted({len(g) for _, g in groups.values()})
+    runs = f"{sizes[0]}" if len(sizes) == 1 else f"{sizes[0]}-{sizes[-1]}"
+    at = f"at {json.dumps(key)}" if settings else f"(only the {over} vary: one setting, nothing to choose)"
+    figure = f"mean {mean(group, key_metric):.4g} {at}"
+    if by is None:
+        return (
+            f"best {metric} ({mode}) averaged over {over} ({runs} runs per setting): {figure}: {not_a_choice}"
+        )
+    m = mean(group, metric)
     return (
-        f"chosen by {by} (validation): {best[by]} at {json.dumps({k: best[k] for k in varying})}; its {metric}: "
-        f"{best.get(metric)}"
+        f"chosen by {by} (validation) averaged over {over} ({runs} runs per setting): {figure}; its mean "
+        f"{metric}: {'-' if m is None else f'{m:.4g}'}"
     )
 
 

@@ -131,3 +131,26 @@ def test_laq_engine_check_counts_out_of_range_rows_and_records_the_engine_figure
     assert main(["eval", bundle, "--data", "synthetic", "--split", "random", "--engine", name, "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["accuracy"] == pytest.approx(summary["engine_test_accuracy"][name], abs=1e-6)
+
+
+# ------------------------------------------------------------------ 4: a sweep does not choose the luckiest fold
+def _fold_objective(point: dict) -> dict:
+    """x = 1 has the single best validation point (fold 0), x = 0 the best mean over the folds."""
+    val = {(0, 0): 0.80, (0, 1): 0.80, (1, 0): 0.90, (1, 1): 0.50}[(point["x"], point["fold"])]
+    return {"acc": val - 0.1, "val_acc": val}
+
+
+def test_sweep_chooses_a_setting_by_validation_averaged_over_folds_and_seeds(tmp_path):
+    from converters.sweep import Grid, Sweep
+    from converters.sweep_cli import best_line
+
+    g = Grid({"x": [0, 1], "fold": [0, 1], "seed": [0, 1]})
+    res = Sweep("f", _fold_objective, g, tmp_path, backend="serial", progress=False).run()
+    line = best_line(res, "acc", "max", g.varying)
+    assert 'at {"x": 0}' in line and "fold" not in line.split(" at ")[-1]
+    assert "averaged over fold x seed (4 runs per setting): mean 0.8 " in line and "its mean acc: 0.7" in line
+    table = res.table("acc")  # one row per setting, folds and seeds averaged
+    assert table.splitlines()[0].startswith("| x | acc") and len(table.splitlines()) == 4
+    one = Sweep("o", _fold_objective, Grid({"fold": [0, 1]}, fixed={"x": 1}), tmp_path, backend="serial",
+                progress=False).run()  # fmt: skip
+    assert "mean 0.7 (only the fold vary: one setting" in best_line(one, "acc", "max", ["fold"])
