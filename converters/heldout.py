@@ -10,6 +10,7 @@ bundle was made with.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -111,3 +112,59 @@ def missing_classes(y: np.ndarray, classes: Sequence[str], split: Split) -> str 
         "errors), and early stopping does not see a class validation lacks; choose another --fold or --seed, or "
         "gather more clips of the class"
     )
+
+
+FEW_CLIPS = 5
+"""A speaker, a class or a split's validation or test part with fewer clips than this is warned about
+(`few_clips`, `small_parts`; docs/data.md): a fold testing a speaker of n clips scores in steps of 1/n (one clip:
+0 or 1) yet counts as much as any other in a mean over folds, and a validation part of n clips chooses the
+early-stopping epoch on n clips."""
+
+
+def _listed(counts: Counter, limit: int = 8) -> str:
+    few = sorted((n, str(k)) for k, n in counts.items())
+    more = f" and {len(few) - limit} more" if len(few) > limit else ""
+    return ", ".join(f"{k} ({n} clip{'s' if n != 1 else ''})" for n, k in few[:limit]) + more
+
+
+def few_clips(records: Sequence[Record]) -> list[str]:
+    """Warnings (none when all is well) for the speakers and the classes of `records` with fewer than FEW_CLIPS
+    clips, each named with its count. Speakers are left out when every one has a single clip (FER-2013: an id
+    per image, no speakers) or when the files name none."""
+    out = []
+    speakers = Counter(str(r.speaker) for r in records)
+    if speakers and max(speakers.values()) > 1:
+        few = Counter({k: n for k, n in speakers.items() if n < FEW_CLIPS and k != "unknown"})
+        if few:
+            out.append(
+                f"{len(few)} speaker(s) with fewer than {FEW_CLIPS} clips: {_listed(few)}. A speaker split or "
+                "LOSO fold that tests such a speaker scores in steps of 1/n (one clip: 0 or 1) and counts as much "
+                "as any other fold in a mean over folds; as the validation speaker it chooses the early-stopping "
+                "epoch on n clips"
+            )
+    classes = Counter(str(r.label) for r in records)
+    few = Counter({k: n for k, n in classes.items() if n < FEW_CLIPS})
+    if few:
+        out.append(
+            f"{len(few)} class(es) with fewer than {FEW_CLIPS} clips: {_listed(few)}. Too few to train, validate "
+            "and test on (a random split needs 3 to give such a class one clip of each; a speaker split may give "
+            "it none), and its recall moves in steps of 1/n of its test clips"
+        )
+    return out
+
+
+def small_parts(split: Split, advice: str = "use more clips, fewer --folds or another --fold") -> str | None:
+    """A warning when the validation or test part of `split` has fewer than FEW_CLIPS clips (an empty part is
+    `converters.pipeline.check_parts`' error), ending with `advice`; else None."""
+    said = []
+    for part, name, why in (
+        ("val", "validation", "early stopping chooses the epoch on it"),
+        ("test", "test", "the test figure moves by {step} per clip"),
+    ):
+        n = len(getattr(split, part))
+        if 0 < n < FEW_CLIPS:
+            step = f"{100 / n:.0f} %"
+            said.append(f"the {name} part has {n} clip{'s' if n != 1 else ''}: {why.format(step=step)}")
+    if not said:
+        return None
+    return "; ".join(said) + f" (fewer than {FEW_CLIPS}" + (f": {advice})" if advice else ")")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -154,6 +155,7 @@ def cmd_zoo(args: argparse.Namespace) -> int:
         if args.folds > speakers:  # found now, not after the first folds have run
             raise ConfigError(f"--folds {args.folds}: {args.data} has {speakers} speakers to leave out")
         indices = list(range(args.folds))
+        _warn_small_folds(records, indices)
     extra = {
         "data": args.data,
         **({"root": str(args.root)} if args.root else {}),
@@ -185,6 +187,27 @@ def cmd_zoo(args: argparse.Namespace) -> int:
     md = Path(args.out) / f"{name}.md"
     atomic_write(md, text + f"\n\nResults: `{res.path}`\n")
     return 1 if res.errors else 0
+
+
+def _warn_small_folds(records, indices: list[int]) -> None:
+    """Say on stderr, once, which LOSO folds to run test or validate on fewer than FEW_CLIPS clips (a fold
+    testing a one-clip speaker scores 0 or 1 and counts as much as any other in the mean)."""
+    from converters.data.splits import leave_one_speaker_out
+    from converters.heldout import small_parts
+
+    folds = list(leave_one_speaker_out([r.speaker for r in records], [str(r.label) for r in records]))
+    said = [
+        f"fold {i} (speaker {folds[i][0]} left out): {note}"
+        for i in indices
+        if i < len(folds) and (note := small_parts(folds[i][1], advice=""))
+    ]
+    if said:
+        print(
+            "edge-ser zoo: warning: "
+            + "; ".join(said)
+            + ". Each fold counts as much as any other in the mean over folds",
+            file=sys.stderr,
+        )
 
 
 def add_zoo_args(p: argparse.ArgumentParser) -> None:

@@ -154,3 +154,43 @@ def test_sweep_chooses_a_setting_by_validation_averaged_over_folds_and_seeds(tmp
     one = Sweep("o", _fold_objective, Grid({"fold": [0, 1]}, fixed={"x": 1}), tmp_path, backend="serial",
                 progress=False).run()  # fmt: skip
     assert "mean 0.7 (only the fold vary: one setting" in best_line(one, "acc", "max", ["fold"])
+
+
+# ------------------------------------------------------------------ 5: speakers, classes and split parts with few clips
+def _few_clip_folder(root: Path) -> Path:
+    """angry and sad: 6 clips of each of s01-s03; calm: 1 clip; speaker s09: 1 clip (angry)."""
+    for cls in ("angry", "sad"):
+        for spk in ("s01", "s02", "s03"):
+            for i in range(6):
+                _wav(root / cls / f"{spk}_{i}.wav")
+    _wav(root / "calm" / "s01_0.wav")
+    _wav(root / "angry" / "s09_0.wav")
+    return root
+
+
+def test_data_warns_of_speakers_and_classes_with_few_clips(tmp_path, capsys):
+    from edge_ser.cli import main
+
+    assert main(["data", str(_few_clip_folder(tmp_path / "mine"))]) == 0
+    err = capsys.readouterr().err
+    assert "1 speaker(s) with fewer than 5 clips: s09 (1 clip)" in err
+    assert "1 class(es) with fewer than 5 clips: calm (1 clip)" in err
+    assert "s01" not in err.split("speaker(s)")[1].split(".")[0]
+
+
+def test_small_validation_and_test_parts_are_warned_about(tmp_path, capsys):
+    from converters.data.splits import Split
+    from converters.heldout import FEW_CLIPS, few_clips, small_parts
+    from converters.zoo_cli import _warn_small_folds
+
+    n = FEW_CLIPS
+    assert small_parts(Split(np.arange(n), np.arange(n, 2 * n), np.arange(2 * n, 3 * n))) is None
+    note = small_parts(Split(np.arange(n), np.arange(n, n + 1), np.arange(n + 1, n + 4)))
+    assert "validation part has 1 clip" in note and "test part has 3 clips" in note and "33 %" in note
+    records, _ = _caught(load_folder, _few_clip_folder(tmp_path / "mine"))
+    assert len(few_clips(records)) == 2
+    speakers = sorted({r.speaker for r in records})
+    _warn_small_folds(records, list(range(len(speakers))))  # zoo --split loso, before any fold runs
+    err = capsys.readouterr().err
+    assert f"fold {speakers.index('s09')} (speaker s09 left out): the test part has 1 clip" in err
+    assert "speaker s01 left out" not in err
