@@ -95,23 +95,39 @@ def seen_note(
 def missing_classes(y: np.ndarray, classes: Sequence[str], split: Split) -> str | None:
     """Which classes a split leaves without a training (or validation) clip, said as a warning (None if none):
     a class never trained on is a dead output whose test clips all count as errors, which a small data set's
-    speaker fold can do without anyone noticing."""
+    speaker fold can do without anyone noticing; a class only missing from validation is learnt, but early
+    stopping and the validation figure never see it. Each case is said as what it is (a class trained on but
+    missing from validation was said to be one "the model cannot learn")."""
     y = np.asarray(y)
-    gaps = []
-    for part in ("train", "val"):
-        idx = getattr(split, part)
-        if part == "val" and not len(idx):
-            continue
-        absent = [c for i, c in enumerate(classes) if not np.any(y[idx] == i)]
-        if absent:
-            gaps.append(f"no {part} clip of {', '.join(absent)}")
+
+    def absent(idx: np.ndarray) -> list[str]:
+        return [c for i, c in enumerate(classes) if not np.any(y[idx] == i)]
+
+    untrained = absent(split.train)
+    no_val = absent(split.val) if len(split.val) else []
+    gaps = [
+        f"no {part} clip of {', '.join(names)}"
+        for part, names in (("train", untrained), ("val", no_val))
+        if names
+    ]
     if not gaps:
         return None
-    return (
-        "; ".join(gaps) + ": the model cannot learn a class it never trains on (its test clips all count as "
-        "errors), and early stopping does not see a class validation lacks; choose another --fold or --seed, or "
-        "gather more clips of the class"
-    )
+    why = []
+    if untrained:
+        why.append(
+            "the model cannot learn a class it never trains on (its test clips all count as errors)"
+            + (f": {', '.join(untrained)}" if no_val and set(no_val) - set(untrained) else "")
+        )
+    learnt = [c for c in no_val if c not in untrained]
+    if learnt:
+        why.append(
+            f"{', '.join(learnt)} {'is' if len(learnt) == 1 else 'are'} trained on, but early stopping and the "
+            "validation figure never see "
+            + ("it" if len(learnt) == 1 else "them")
+            + ", so the epoch kept is chosen without "
+            + ("it" if len(learnt) == 1 else "them")
+        )
+    return "; ".join(gaps) + ": " + "; ".join(why) + "; choose another --fold or --seed, or gather more clips"
 
 
 FEW_CLIPS = 5

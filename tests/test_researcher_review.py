@@ -194,3 +194,21 @@ def test_small_validation_and_test_parts_are_warned_about(tmp_path, capsys):
     err = capsys.readouterr().err
     assert f"fold {speakers.index('s09')} (speaker s09 left out): the test part has 1 clip" in err
     assert "speaker s01 left out" not in err
+
+
+# ------------------------------------------------------------------ 13: a class missing from validation only
+def test_a_class_missing_only_from_validation_is_not_said_to_be_unlearnable():
+    from converters.data.splits import Split
+    from converters.heldout import missing_classes
+
+    y = np.array([0, 1, 1, 0, 2, 2])
+    only_val = missing_classes(
+        y, ("neutral", "sad", "Ekel"), Split(np.array([0, 1, 4]), np.array([2, 3]), [5])
+    )
+    assert only_val.startswith("no val clip of Ekel:") and "cannot learn" not in only_val
+    assert "Ekel is trained on, but early stopping" in only_val
+    only_train = missing_classes(
+        y, ("neutral", "sad", "Ekel"), Split(np.array([0, 1]), np.array([2, 3]), [5])
+    )
+    assert only_train.startswith("no train clip of Ekel") and "cannot learn" in only_train
+    assert "early stopping" not in only_train
