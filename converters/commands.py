@@ -290,8 +290,12 @@ def cmd_laq(args: argparse.Namespace, spec: FeatureSpec, *, title: str | None = 
     q_acc = c.accuracy(Xte, yte)
     q_uar = index_metrics(yte, predict(c.model, Xte).argmax(1), task.classes).uar
     ptq_acc = accuracy(c.info["ptq_model"], Xte, yte) if "ptq_model" in c.info else None
+    from converters.compress import parse_recipe
+
+    # what made the bundle's weights: the recipe's own step, not always QAT (ptq-N rounds, fp32 keeps floats)
+    made_by = {"fp32": "float", "ptq": "PTQ"}.get(parse_recipe(args.recipe)[0], "QAT")
     say(
-        f"[4/5] {c.plan}; test accuracy: QAT {q_acc:.3f} (UAR {q_uar:.3f})"
+        f"[4/5] {c.plan}; test accuracy: {made_by} {q_acc:.3f} (UAR {q_uar:.3f})"
         + (f", rounding only {ptq_acc:.3f}" if ptq_acc is not None else "")
         + f" ({c.seconds:.1f} s)"
     )
@@ -389,7 +393,10 @@ def cmd_laq(args: argparse.Namespace, spec: FeatureSpec, *, title: str | None = 
         "recipe": args.recipe,
         "plan": c.plan.to_dict() | {"info": None},
         "float_test_accuracy": fp_acc,
-        "qat_test_accuracy": q_acc,
+        "qat_test_accuracy": q_acc,  # kept for readers of older summaries: the bundle's, QAT or not
+        "compressed_by": made_by,  # "QAT", "PTQ" (ptq-N: rounding only) or "float" (fp32)
+        "compressed_test_accuracy": q_acc,
+        "compressed_test_uar": q_uar,
         "float_test_uar": fp_uar,
         "qat_test_uar": q_uar,
         "ptq_test_accuracy": ptq_acc,
@@ -409,7 +416,8 @@ def cmd_laq(args: argparse.Namespace, spec: FeatureSpec, *, title: str | None = 
     )
     if args.quiet:  # no tables, but the result and where it went
         print(
-            f"test accuracy: float {fp_acc:.3f}, {c.plan.average_bits:.2f} bits + QAT {q_acc:.3f} (UAR {q_uar:.3f}); "
+            f"test accuracy: float {fp_acc:.3f}, {c.plan.average_bits:.2f} bits + {made_by} {q_acc:.3f} "
+            f"(UAR {q_uar:.3f}); "
             f"wrote {bundle_path}"
         )
     return summary
