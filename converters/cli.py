@@ -211,8 +211,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
     import json
     import tempfile
 
-    from converters.evaluate import Selection, evaluate, plot_confusion_png, select, write_outputs
-    from converters.heldout import seen_note
+    from converters.evaluate import (
+        Selection,
+        evaluate,
+        plot_confusion_png,
+        select,
+        split_speakers,
+        write_outputs,
+    )
+    from converters.heldout import seen_note, speakers_line
     from converters.pipeline import load_records
     from edge_ser.recognizer import Recognizer
 
@@ -245,6 +252,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     undecodable = getattr(records, "undecodable", [])  # skipped by the loader (all of them: it raises)
     chosen = select(records, sel, name=name)
     selection = sel.describe()
+    split = split_speakers(records, sel, name=name)  # --split speaker: the held-out speakers, named
+    if split is not None:  # after "speaker K-fold, test fold F, seed S", before --speakers / --limit
+        head, sep, rest = selection.partition("; ")
+        selection = f"{head} ({split['seed_note']}){speakers_line(split)}{sep}{rest}"
     if synthetic is not None and accuracy.get("dataset") == "synthetic":
         selection += (
             f"; the bundle's synthetic set ({synthetic.n_per_class} clips per class, seed {synthetic.seed})"
@@ -256,6 +267,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
         selection += f"; NOTE: {seen}"
     if fer_split:
         selection = selection.replace("all", f"test: FER-2013's {fer_split}", 1)
+    given = getattr(args, "no_adapt", False) or not isinstance(getattr(args, "adapt", None), _DefaultMode)
+    if rec.speaker_clips is None and given:  # it was ignored without a word
+        print(
+            f"edge-ser eval: note: --adapt {adapt} changes nothing: {args.bundle} has no speaker normalisation "
+            "(it applies to bundles made with one; docs/eval.md)",
+            file=sys.stderr,
+        )
     if rec.speaker_clips is not None:  # a bundle with speaker normalisation: how it met each speaker
         selection += {
             "online": f"; speaker normalisation online, a session per speaker (its files in an order seeded {args.seed})",
@@ -280,6 +298,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             adapt=adapt,
             seed=args.seed,
             progress=None if not args.json else False,
+            split=split,
         )
     print(json.dumps(report.to_dict(), indent=2) if args.json else report.text())
     if args.png:
@@ -294,6 +313,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
         if not args.json:
             print("wrote " + ", ".join(map(str, paths)))
     return 0
+
+
+class _DefaultMode(str):
+    """eval's --adapt default: the same text as the mode, marked as not given, so cmd_eval says that a given
+    --adapt / --no-adapt does nothing to a bundle without speaker normalisation, and stays quiet otherwise."""
 
 
 def _add_eval_args(p: argparse.ArgumentParser) -> None:
@@ -338,6 +362,7 @@ def _add_eval_args(p: argparse.ArgumentParser) -> None:
         "visits the speaker's files in a random order seeded by --seed (a device meets emotions in no order; "
         "data sets often sort their files by emotion)",
     )
+    p.set_defaults(adapt=_DefaultMode("online"))  # so cmd_eval knows whether --adapt was given
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the tables")
     p.add_argument("--png", type=Path, default=None, help="write the confusion matrix as a PNG")
     p.add_argument(

@@ -95,6 +95,25 @@ def select(records: Sequence[Record], sel: Selection, *, name: str | None = None
     return records
 
 
+def split_speakers(
+    records: Sequence[Record], sel: Selection, *, name: str | None = None
+) -> dict[str, Any] | None:
+    """For `--split speaker`: the split as training records it (`converters.heldout.split_record`: folds and the
+    train / val / test speakers), so a report names the held-out speakers; None for any other split."""
+    if sel.split != "speaker":
+        return None
+    from converters.data.splits import speaker_seed_note
+    from converters.heldout import split_record
+
+    records = list(records)
+    name = name or _data_name(records)
+    part = listed_split(records, None, "speaker", seed=sel.seed, fold=sel.fold, k=sel.folds, name=name)
+    speakers = [r.speaker for r in records]
+    made = split_record("speaker", sel.seed, sel.fold, sel.folds, part, speakers)
+    made["seed_note"] = speaker_seed_note(speakers, sel.folds)
+    return made
+
+
 def _data_name(records: Sequence[Record]) -> str:
     """The data set's name the records share (a folder's: the folder's name), else "the data set"."""
     names = {r.get("root") if r.dataset == "folder" else r.dataset for r in records}
@@ -168,6 +187,8 @@ class EvalReport:
     seconds: float = 0.0
     features_ms: float = 0.0
     engine: str = ""
+    split: dict[str, Any] | None = None
+    """For --split speaker: the split's folds and train / val / test speakers (`split_speakers`)."""
 
     @property
     def predicted(self) -> int:
@@ -191,6 +212,7 @@ class EvalReport:
                     "fraction": _num(self.ood / self.predicted) if self.predicted else None},
             "time": {"seconds": round(self.seconds, 3), "ms_per_clip": _num(self.ms_per_clip),
                      "features_ms_per_clip": round(self.features_ms, 3)},
+            **({"split": self.split} if self.split is not None else {}),
         }  # fmt: skip
 
     def text(self) -> str:
@@ -330,6 +352,7 @@ def evaluate(
     adapt: str = "online",
     seed: int | None = 0,
     progress: bool | None = None,
+    split: dict[str, Any] | None = None,
 ) -> EvalReport:
     """Run every record through `recognizer` (an `edge_ser.recognizer.Recognizer`) and score it;
     `undecodable`: files the data-set loader already skipped (counted with the ones skipped here); `adapt`, `seed`:
@@ -386,6 +409,7 @@ def evaluate(
         seconds=seconds,
         features_ms=features_ms / n if n else 0.0,
         engine=recognizer.engine.describe(),
+        split=split,
     )
 
 
@@ -450,5 +474,6 @@ __all__ = [
     "metrics",
     "plot_confusion_png",
     "select",
+    "split_speakers",
     "write_outputs",
 ]

@@ -34,20 +34,30 @@ def split_record(
     return record
 
 
+def _names(speakers: Sequence[str], limit: int = 30) -> str:
+    """Speaker ids for a line, at most `limit` of them (FER-2013 has an id per image)."""
+    more = f" and {len(speakers) - limit} more" if len(speakers) > limit else ""
+    return ", ".join(map(str, speakers[:limit])) + more
+
+
 def speakers_line(record: Mapping[str, Any]) -> str:
     """The validation and test speakers of a split record, for a command's split line ("" for a random one).
 
-    With too few speakers for a validation speaker (`--folds 2`), validation is a tenth of the training speakers'
-    clips: said so, not listed as if its speakers were held out of training."""
+    With 2 folds there is no fold left for validation speakers, so validation is a tenth of the training
+    speakers' clips: said so, with why (`--folds 2`, or a data set of only 2 speakers), not listed as if its
+    speakers were held out of training."""
     if "test_speakers" not in record:
         return ""
-    test = f"test speakers {', '.join(record['test_speakers'])}"
+    test = f"test speakers {_names(record['test_speakers'])}"
     if set(record["val_speakers"]) & set(record.get("train_speakers") or ()):
-        return (
-            "; validation: a tenth of the training speakers' clips (too few speakers for a validation speaker); "
-            + test
+        n = len({str(s) for part in ("train", "val", "test") for s in record.get(f"{part}_speakers") or ()})
+        why = (
+            f"--folds {record.get('folds', 2)} leaves no fold for validation speakers; --folds 3 or more gives them"
+            if n >= 3
+            else "too few speakers for a validation speaker"
         )
-    val = ", ".join(record["val_speakers"]) or "none (a tenth of the training speakers' clips)"
+        return f"; validation: a tenth of the training speakers' clips ({why}); " + test
+    val = _names(record["val_speakers"]) or "none (a tenth of the training speakers' clips)"
     return f"; val speakers {val}; {test}"
 
 

@@ -212,3 +212,84 @@ def test_a_class_missing_only_from_validation_is_not_said_to_be_unlearnable():
     )
     assert only_train.startswith("no train clip of Ekel") and "cannot learn" in only_train
     assert "early stopping" not in only_train
+
+
+# ------------------------------------------------------------------ 6-9: laq labels, eval's speakers and --adapt
+@pytest.fixture(scope="module")
+def ptq_run(tmp_path_factory):
+    """`edge-ser laq --recipe ptq-3` on a small synthetic set (6 speakers): the run folder and what it printed."""
+    import contextlib
+    import io
+
+    from edge_ser.cli import main
+
+    tmp = tmp_path_factory.mktemp("ptq")
+    out = tmp / "run"
+    args = [
+        "laq",
+        "--data",
+        "synthetic",
+        "--n-per-class",
+        "6",
+        "--epochs",
+        "2",
+        "--recipe",
+        "ptq-3",
+        "--tflite",
+    ]
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert main([*args, "no", "--out", str(out), "--cache", str(tmp / "c"), "--threads", "1"]) == 0
+    return out, printed.getvalue()
+
+
+def test_laq_labels_its_result_by_the_recipe_that_ran(ptq_run):
+    import json
+
+    out, printed = ptq_run
+    summary = json.loads((out / "summary.json").read_text())
+    line = next(x for x in printed.splitlines() if x.startswith("[4/5]"))
+    assert f"test accuracy: PTQ {summary['compressed_test_accuracy']:.3f}" in line and "QAT" not in line
+    assert summary["compressed_by"] == "PTQ"
+    assert summary["qat_test_accuracy"] == summary["compressed_test_accuracy"]  # the old key kept
+
+
+def test_eval_split_speaker_names_the_held_out_speakers(ptq_run, tmp_path, capsys):
+    import json
+
+    from edge_ser.cli import main
+
+    bundle = str(ptq_run[0] / "bundle")
+    common = [bundle, "--data", "synthetic", "--split", "speaker", "--folds", "3", "--fold", "1"]
+    assert main(["eval", *common, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    split = report["split"]
+    assert split["test_speakers"] and split["val_speakers"] and split["folds"] == 3
+    assert not set(split["test_speakers"]) & set(split["train_speakers"] + split["val_speakers"])
+    said = (
+        f"val speakers {', '.join(split['val_speakers'])}; test speakers {', '.join(split['test_speakers'])}"
+    )
+    assert said in report["selection"]
+    assert main(["eval", *common, "--out", str(tmp_path / "rep")]) == 0
+    assert said in capsys.readouterr().out and said in (tmp_path / "rep.md").read_text()
+    assert json.loads((tmp_path / "rep.json").read_text())["split"]["test_speakers"] == split["test_speakers"]
+
+
+def test_eval_says_adapt_does_nothing_without_speaker_normalisation(ptq_run, capsys):
+    from edge_ser.cli import main
+
+    bundle = str(ptq_run[0] / "bundle")
+    for given in (["--adapt", "all"], ["--no-adapt"], []):
+        assert main(["eval", bundle, "--data", "synthetic", "--split", "random", "--json", *given]) == 0
+        err = capsys.readouterr().err
+        assert ("has no speaker normalisation" in err) == bool(given), given
+
+
+def test_two_speaker_folds_say_why_validation_has_no_speaker_of_its_own():
+    from converters.heldout import speakers_line
+
+    three = {"folds": 2, "train_speakers": ["a", "b"], "val_speakers": ["a", "b"], "test_speakers": ["c"]}
+    line = speakers_line(three)
+    assert "--folds 2 leaves no fold for validation speakers" in line and "too few speakers" not in line
+    two = {"folds": 2, "train_speakers": ["a"], "val_speakers": ["a"], "test_speakers": ["c"]}
+    assert "too few speakers for a validation speaker" in speakers_line(two)
