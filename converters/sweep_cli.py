@@ -302,7 +302,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         log=say,
     )
-    res = sweep.run()
+    from converters.zoo_cli import each_warning_once
+
+    with each_warning_once():  # each point loads the data set again: its warnings once, not once per point
+        res = sweep.run()
     report = dict(spec.get("report") or {})
     unknown = set(report) - {"metric", "by", "agg", "mode"}
     if unknown:

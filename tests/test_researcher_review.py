@@ -293,3 +293,21 @@ def test_two_speaker_folds_say_why_validation_has_no_speaker_of_its_own():
     assert "--folds 2 leaves no fold for validation speakers" in line and "too few speakers" not in line
     two = {"folds": 2, "train_speakers": ["a"], "val_speakers": ["a"], "test_speakers": ["c"]}
     assert "too few speakers for a validation speaker" in speakers_line(two)
+
+
+# ------------------------------------------------------------------ 11: a data set's warning once per zoo / sweep run
+def test_zoo_and_sweep_say_each_data_set_warning_once(tmp_path):
+    from converters.zoo_cli import each_warning_once
+
+    data = tmp_path / "mine"
+    for cls in ("Wut", "sad"):
+        for i in range(2):
+            _wav(data / cls / f"s0{i}_0.wav")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        with each_warning_once():
+            for _ in range(3):  # as three zoo points, each loading the folder and exporting (catch_warnings)
+                load_folder(data)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", DeprecationWarning)
+    assert sum("name no known emotion" in str(w.message) for w in caught) == 1
