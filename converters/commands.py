@@ -6,6 +6,7 @@ import argparse
 import shutil
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -87,7 +88,14 @@ def _train_float(args, task: Task, split):
     Xtr, ytr, Xva, yva, _, _ = task.parts(split)
     cfg = TrainConfig(epochs=args.epochs, seed=args.seed, patience=args.patience, threads=args.threads)
     res = train_classifier(model, Xtr, ytr, Xva, yva, cfg, progress=not args.quiet)
-    return res, cfg
+    # the threads torch trained with (results depend on it): recorded as a number even when --threads left
+    # torch's own choice (it was recorded as null); set again to the same count, it changes nothing
+    return res, replace(cfg, threads=_torch_threads())
+
+
+def _torch_threads() -> int:
+    """The intra-op thread count torch runs with now (training and QAT results depend on it)."""
+    return int(torch.get_num_threads())
 
 
 def _print_confusion(say, classes, y_true, y_pred) -> np.ndarray:
@@ -407,6 +415,7 @@ def cmd_laq(args: argparse.Namespace, spec: FeatureSpec, *, title: str | None = 
         # same rows, out-of-range ones included (engine_checks), is what `edge-ser eval` reproduces
         "engine_test_accuracy": {n: v["test_accuracy"] for n, v in checks.items()},
         "accuracy": acc,
+        "threads": _torch_threads(),  # torch's intra-op threads: --threads, else torch's choice
         "total_seconds": time.perf_counter() - t_start,
     }
     write_json(out / "summary.json", summary)

@@ -311,3 +311,21 @@ def test_zoo_and_sweep_say_each_data_set_warning_once(tmp_path):
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", DeprecationWarning)
     assert sum("name no known emotion" in str(w.message) for w in caught) == 1
+
+
+# ------------------------------------------------------------------ 12: the thread count results depend on
+def test_train_and_laq_record_the_torch_threads_used(ptq_run, tmp_path):
+    import json
+
+    import torch
+
+    from edge_ser.cli import main
+
+    out = tmp_path / "run"
+    args = ["train", "--data", "synthetic", "--n-per-class", "6", "--epochs", "1", "-q"]
+    assert (
+        main([*args, "--out", str(out), "--cache", str(tmp_path / "c")]) == 0
+    )  # no --threads: torch's choice
+    threads = json.loads((out / "summary.json").read_text())["train_config"]["threads"]
+    assert isinstance(threads, int) and threads == torch.get_num_threads()
+    assert json.loads((ptq_run[0] / "summary.json").read_text())["threads"] == 1  # laq --threads 1
