@@ -531,6 +531,34 @@ def _gate_run(gate, y: np.ndarray, sr: int = 16000):
     return stats
 
 
+def test_room_noise_in_the_pauses_is_not_a_quiet_speaker():
+    """Loud sentences with 1.5-2.5 s pauses of -60 dBFS room noise ended with 'a quiet speaker is being called
+    silence ... lower the gate (--vad-db -65)': the floor, still climbing from -90 dBFS, read the room's unvoiced
+    noise as quiet hops. A quiet hop must now be voiced; a quiet voice still is one."""
+    from edge_ser.live.pipeline import LivePipeline, PipelineConfig
+    from edge_ser.live.run import gate_note
+    from tests._signals import voiced
+
+    sr, rng = 16000, np.random.default_rng(0)
+    parts = []
+    for i in range(7):
+        parts += [
+            1e-3 * rng.standard_normal(int(2.0 * sr)),
+            voiced(sr, 2 * sr, i),
+        ]  # -60 dBFS, then a sentence
+    y = np.concatenate(parts).astype(np.float32)
+    gate = LivePipeline.make_gate(PipelineConfig())
+    stats = _gate_run(gate, y)
+    assert stats.speech_updates >= 20 and gate.quiet_hops == 0 and gate_note(stats, gate) is None
+    # the same sentences 35 dB quieter (under the -45 dBFS gate) are a quiet speaker, and said to be one
+    quiet = LivePipeline.make_gate(PipelineConfig())
+    mixed = np.concatenate([np.concatenate(parts[:6]), 0.018 * np.concatenate(parts[6:])]).astype(np.float32)
+    stats = _gate_run(quiet, mixed)
+    assert quiet.quiet_hops >= 2 and "a quiet speaker is being called silence" in (
+        gate_note(stats, quiet) or ""
+    )
+
+
 def test_a_run_that_heard_only_a_hum_says_so_when_the_steady_test_shut_it():
     """`--vad-steady` (docs/live.md, "A steady voiced sound"): a run whose loud voiced hops were all a steady hum
     ends with a note naming it and the flag; a run of mostly speech does not."""

@@ -232,7 +232,8 @@ class VadGate:
         self.floor = self.start
         self.quiet_hops = 0
         """Hops that rose `margin_db` above the floor but stayed under `vad_db` (quiet speech, or a quiet mic), less
-        those of a steady sound the floor then jumped to (`steady_hops`)."""
+        those of a steady sound the floor then jumped to (`steady_hops`); with `voicing`, only hops voiced as much
+        as the gate asks (a quiet voice, not the room's noise in a pause)."""
         self._quiet_kept = -math.inf  # the loudest quiet hop no steady stretch took back
         self.unvoiced_hops = 0
         """Hops that reached `vad_db` (and the floor test, if on) but were not voiced enough: noise, or a whisper."""
@@ -253,6 +254,19 @@ class VadGate:
         """A quiet hop's level (None: not quiet) that no steady stretch can take back any more."""
         if quiet is not None:
             self._quiet_kept = max(self._quiet_kept, quiet)
+
+    def _quiet(self, db: float, above_floor: bool, hop: np.ndarray | None, sr: int | None) -> float | None:
+        """The hop's level if it counts as a quiet hop (above the floor, under `vad_db`, and, with `voicing`, voiced
+        as much as the gate asks), else None. A quiet *speaker* has a voice: an unvoiced hop (room noise in a
+        pause, which the floor, still climbing from -90 dBFS, reads as above it for tens of seconds) is no sign of
+        one, and it advised a gate below the room's own noise."""
+        if not above_floor or db >= self.vad_db:
+            return None
+        if self.voicing > 0 and hop is not None and sr is not None:
+            frames = voiced_frames(hop, sr=sr)
+            if (float(frames.voiced.mean()) if frames.voiced.size else 0.0) < self.voicing:
+                return None
+        return db
 
     def __call__(self, db: float, hop: np.ndarray | None = None, sr: int | None = None) -> bool:
         """Whether the hop at level `db` (dBFS) is speech; `hop` (mono samples at `sr` Hz) is needed when the gate
@@ -279,7 +293,7 @@ class VadGate:
                 self._recent_quiet = deque([None] * len(self._recent_quiet), maxlen=self._recent_quiet.maxlen)
         above_floor = db >= self.floor + self.margin_db
         self.stood_out |= above_floor
-        quiet = db if above_floor and db < self.vad_db else None
+        quiet = self._quiet(db, above_floor, hop, sr)
         if quiet is not None:
             self.quiet_hops += 1
         if not self._steady:
