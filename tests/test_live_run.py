@@ -782,3 +782,30 @@ def test_a_video_file_with_sound_is_heard_without_audio_file(tmp_path, capsys):
     assert main(["run", fusion, "--video-file", str(clip), "--fast", "--no-console", "--window", "1"]) == 0
     err = capsys.readouterr().err
     assert "audio from the video's own sound track" in err and "updates over 1.2 s of audio" in err
+
+
+def test_a_short_hop_does_not_cut_sentences_into_utterances(tmp_path):
+    """At --hop 0.05 a 50 ms hop between two syllables dipped under --vad-db and the one-hop hangover lasted 50 ms:
+    8 sentences became 17 'utterances', a false short-utterance note, and fewer clips learnt (8 at a 0.5 s hop, 3 at
+    0.05 s). The gate's level is now judged over the last half second, as its voicing is, and the hangover lasts
+    half a second whatever the hop."""
+    import edge_ser
+    from edge_ser.audio import write_wav
+    from edge_ser.live.pipeline import PipelineConfig
+    from tests._signals import voiced
+
+    sr, rng = 16000, np.random.default_rng(0)
+    parts = []
+    for i in range(5):
+        gap = 3e-4 * rng.standard_normal(int(1.5 * sr))
+        syllables = voiced(sr, int(2.5 * sr), i) * (
+            np.sin(2 * np.pi * 2.5 * np.arange(int(2.5 * sr)) / sr) > -0.6
+        )
+        parts += [gap, syllables]
+    wav = write_wav(tmp_path / "s.wav", np.concatenate([*parts, np.zeros(2 * sr)]).astype(np.float32), sr)
+    clips = {}
+    for hop in (0.5, 0.05):
+        rec = edge_ser.Recognizer(ROOT / "bundles" / "ser_emodb", "numpy")
+        list(rec.stream(audio_file=wav, realtime=False, config=PipelineConfig(hop=hop)))
+        clips[hop] = rec.speaker_clips
+    assert clips[0.5] == 5 and clips[0.05] == clips[0.5]

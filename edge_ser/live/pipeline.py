@@ -486,7 +486,7 @@ class LivePipeline:
             c.vad_margin_db,
             voicing=c.vad_voicing,
             floor=not voicing,
-            hangover=c.vad_hangover,
+            hangover=c.vad_hangover * max(1, round(GATE_SECONDS / c.hop)),  # in half seconds at a shorter hop
             steady_seconds=c.vad_steady if voicing else 0.0,
             hop_seconds=c.hop,
             steady_hops=max(2, round(NOTE_STEADY_SECONDS / c.hop)) if voicing else 0,
@@ -525,9 +525,12 @@ class LivePipeline:
         # are too few, and an utterance's unvoiced stretches would flicker the gate
         n_voice = int(GATE_SECONDS * self.sr)
         voice = hop if n_hop >= n_voice or window.size <= n_hop else window[-n_voice:]
+        # and so is the level it opens at: a 50 ms hop between two syllables dips under --vad-db, which cut one
+        # sentence into several utterances (the hop's own level is still the one reported)
+        gate_db = db if voice is hop else level_db(voice - np.float32(voice.mean(dtype=np.float64)))
         # a face-only model (no audio) asks for a face in view instead of speech
         speech = (
-            self.gate(db, voice, self.sr)
+            self.gate(gate_db, voice, self.sr)
             if self.kind.hears
             else self.kind.enough_faces(faces, self.config.min_faces)
         )
