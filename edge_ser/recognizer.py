@@ -55,6 +55,10 @@ BATCH_ROWS = 32
 engine's activations held at once (a clip or window is never split, so one with more rows runs alone)."""
 
 
+WHOLE_CLIP_VOICING = 0.01
+"""Share of voiced frames a whole enrolment file (up to 30 s) needs to be taken as speech: it accepted any sound
+that was not digital silence, so 20 s of -30 dBFS noise or -75 dBFS hiss joined the statistics as a clip of the
+speaker. Every EMODB and RAVDESS clip has at least 1.9 % voiced frames (with its pauses), white noise 0 %."""
 LEARN_CACHE_BYTES = 256 * 1024 * 1024
 """Model inputs of whole files that `learn_files` keeps for the classifying pass (beyond it: computed again)."""
 
@@ -339,8 +343,11 @@ class Recognizer:
         added = 0
         try:
             for w in file_windows(path, self.sample_rate):
+                # a whole clip (a recording the user chose) needs some voice in it, not the live gate's share: its
+                # pauses count too (RAVDESS's clips: 1.9-77 % of frames voiced); noise and hiss have none
+                need = (WHOLE_CLIP_VOICING if w.whole else share) if share else 0.0
                 if speech_enough(loudest_db(w.samples, self.sample_rate), w.whole, vad_db) and (
-                    w.whole or not share or voiced_share(w.samples, sr=self.sample_rate) >= share
+                    not need or voiced_share(w.samples, sr=self.sample_rate) >= need
                 ):
                     samples = self._trimmed(w.samples, self.sample_rate)[0] if w.whole else w.samples
                     learn_clip(self.kind, self.speaker, self.engine, samples, self.sample_rate)

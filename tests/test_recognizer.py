@@ -429,3 +429,23 @@ def test_audio_in_memory_takes_channels_as_files_and_sessions_do() -> None:
     assert edge_ser.Recognizer(REPO / "bundles" / "ser_emodb", "numpy").enroll(
         np.stack([y, y], axis=1), 16000
     )
+
+
+def test_an_enrolment_file_of_noise_is_not_speech(tmp_path: Path, capsys) -> None:
+    """A file up to 30 s was taken as a clip of the speaker whatever it held but digital silence: 20 s of -30 dBFS
+    noise or 10 s of -75 dBFS hiss joined the statistics. A whole file now needs some voice (WHOLE_CLIP_VOICING)."""
+    from edge_ser.cli import main
+
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "voice"
+    folder.mkdir()
+    write_wav(folder / "noise.wav", (0.03 * rng.standard_normal(20 * 16000)).astype(np.float32), 16000)
+    write_wav(folder / "hiss.wav", (2e-4 * rng.standard_normal(10 * 16000)).astype(np.float32), 16000)
+    rec = edge_ser.Recognizer(REPO / "bundles" / "ser_emodb", "numpy")
+    assert rec.enroll_file(folder) == 0 and rec.speaker_clips == 0
+    write_wav(folder / "take.wav", _voiced(1.5), 16000)
+    assert edge_ser.Recognizer(REPO / "bundles" / "ser_emodb", "numpy").enroll_file(folder) == 1
+    clip = write_wav(tmp_path / "clip.wav", _voiced(1.5, 3), 16000)
+    assert main(["predict", str(REPO / "bundles" / "ser_emodb"), str(clip), "--enroll", str(folder)]) == 0
+    out = capsys.readouterr().out
+    assert "enrolled 1 clip(s) of speech from 3 file(s); 2 file(s) held no speech" in out

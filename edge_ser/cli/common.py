@@ -196,7 +196,7 @@ def enroll_files(
         raise AudioFormatError(
             f"--enroll: no {'/'.join(AUDIO_EXTENSIONS)} files in {', '.join(map(str, paths))}"
         )
-    clips = done = known = 0
+    clips = done = known = empty = 0
     bad: list[str] = []
     for f in files:
         if stop is not None and stop.is_set():
@@ -206,13 +206,17 @@ def enroll_files(
             if rec.enrolled(f):
                 known += 1
                 continue
-            clips += rec.enroll_file(f, **gate)
+            added = rec.enroll_file(f, **gate)
+            clips += added
+            empty += not added
         except AudioFormatError as e:  # as predict skips a file it cannot read (the statistics are unchanged)
             warnings.warn(f"--enroll: skipped {printable(str(e))}", InputWarning, stacklevel=2)
             bad.append(str(f))
     if bad and len(bad) == done:
         raise AudioFormatError(f"--enroll: none of the {done} file(s) could be read")
     line = f"enrolled {clips} clip(s) of speech from {done - len(bad)} file(s)"
+    if empty:
+        line += f"; {empty} file(s) held no speech (silence, noise or too quiet) and added nothing"
     if bad:
         line += f"; {len(bad)} unreadable file(s) skipped"
     if known:
