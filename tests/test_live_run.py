@@ -809,3 +809,24 @@ def test_a_short_hop_does_not_cut_sentences_into_utterances(tmp_path):
         list(rec.stream(audio_file=wav, realtime=False, config=PipelineConfig(hop=hop)))
         clips[hop] = rec.speaker_clips
     assert clips[0.5] == 5 and clips[0.05] == clips[0.5]
+
+
+def test_a_face_only_run_on_a_video_shorter_than_its_window_says_so(tmp_path, capsys):
+    """face_fer on 20 images (0.8 s at 25 fps) ended '0 updates' with exit 0 and no word; it is an error now, as for a
+    short audio file, and the advice given works."""
+    import cv2
+
+    from edge_ser.cli import main
+    from tests.av_media import face_frames
+
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for i in range(20):
+        cv2.imwrite(str(folder / f"{i:03d}.png"), face_frames()[i])
+    face = str(ROOT / "bundles" / "face_fer")
+    assert main(["run", face, "--video-file", str(folder), "--fast", "--no-console"]) == 1
+    err = capsys.readouterr().err
+    assert "holds 0.8 s of video, less than one 3 s window" in err and "--image-fps" in err
+    advice = re.search(r"give (--window \S+(?: --hop \S+)?) or less", err).group(1).split()
+    assert main(["run", face, "--video-file", str(folder), "--fast", "--no-console", *advice]) == 0
+    assert re.search(r"\b[1-9]\d* updates over 0.8 s of video", capsys.readouterr().err)

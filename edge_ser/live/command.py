@@ -265,18 +265,30 @@ def build(args: argparse.Namespace, *, stop=None, outputs=(), keep: int = 10_000
 
 
 def too_short(args: argparse.Namespace, stats: Any) -> str | None:
-    """Why a file run gave no decision at all, when the file was shorter than one window (else None)."""
-    why = run_too_short(getattr(args, "audio_file", None), args.window, stats)
+    """Why a file run gave no decision at all, when the file was shorter than one window (else None): the audio
+    file's, or the video's a face-only bundle ran on (it ended with 0 updates and exit 0, without a word)."""
+    audio = getattr(args, "audio_file", None)
+    video = None if audio is not None else getattr(args, "video_file", None)  # a face-only run's clock
+    # a video's last frame starts its last frame period before its end, so a window as long as the video ends
+    # past the last frame: no update either (0.8 s of images and --window 0.8 ended with 0 updates, silently)
+    step = 0.1 if video is not None else 0.0
+    why = run_too_short(audio or video, args.window + step, stats, "audio" if audio else "video")
     if why is None:
         return None
-    window = math.floor(stats.stream_seconds * 10) / 10
+    why = why.replace(f"one {args.window + step:g} s window", f"one {args.window:g} s window")
+    other = (
+        "play the images slower (--image-fps)"
+        if video is not None and Path(video).is_dir()
+        else "classify the clip whole with `edge-ser predict`"
+    )
+    window = round(math.floor(stats.stream_seconds * 10) / 10 - step, 1)
     if window < MIN_WINDOW:  # no live window fits: --window has a floor
-        return (
-            f"{why}; it is shorter than the shortest live window ({MIN_WINDOW:g} s): classify it whole with "
-            "`edge-ser predict`"
-        )
-    hop = f" --hop {window:g}" if args.hop > window else ""  # the hop may not exceed the window
-    return f"{why}; give --window {window:g}{hop} or less, or classify the clip whole with `edge-ser predict`"
+        return f"{why}; it is shorter than the shortest live window ({MIN_WINDOW:g} s): {other}"
+    # updates come at whole hops: the first at the first multiple of the hop that fills a window, which must fall
+    # within the file (and the hop may not exceed the window)
+    first = math.ceil(window / args.hop - 1e-9) * args.hop
+    hop = f" --hop {window:g}" if args.hop > window or first > window + 1e-9 else ""
+    return f"{why}; give --window {window:g}{hop} or less, or {other}"
 
 
 def no_frames(rec: Any, runner: Any, stats: Any) -> str | None:

@@ -197,14 +197,15 @@ QUIET_NOTE_SHARE = 0.25
 """... and they were at least this share of all the hops that rose above it."""
 
 
-def too_short(audio_file: Any, window: float, stats: RunStats) -> str | None:
-    """Why a run over an audio file gave no decision at all, when the file was shorter than one window (else
-    None): `edge-ser run` and `Recognizer.stream` say so instead of ending without a result."""
+def too_short(audio_file: Any, window: float, stats: RunStats, what: str = "audio") -> str | None:
+    """Why a run over a file (`what`: audio, or the video a face-only bundle runs on) gave no decision at all, when
+    the file was shorter than one window (else None): `edge-ser run` and `Recognizer.stream` say so instead of
+    ending without a result."""
     if stats.updates or audio_file is None or stats.stream_seconds >= window or stats.stopped:
         return None  # a run stopped before its first window is not a file too short for one
     return (
-        f"{audio_file} holds {stats.stream_seconds:.1f} s of audio, less than one {window:g} s window, so no decision "
-        "was made"
+        f"{audio_file} holds {stats.stream_seconds:.1f} s of {what}, less than one {window:g} s window, so no "
+        "decision was made"
     )
 
 
