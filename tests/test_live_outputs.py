@@ -854,3 +854,38 @@ def test_second_ctrl_c_forces_exit(tmp_path: Path) -> None:
     _, err = proc.communicate(timeout=HANG_S)
     assert proc.returncode == 130 and "forced exit" in err
     assert all(json.loads(x) for x in path.read_text().splitlines())  # whole lines only
+
+
+def test_json_on_the_terminal_keeps_the_table_from_redrawing_over_it() -> None:
+    """`run --json -` in a terminal: the table moved to stderr, the same screen, and its in-place redraw erased
+    the JSON lines printed between two draws. With both on one terminal the table prints one line per update."""
+    from edge_ser.live.outputs import OutputSettings, make_outputs
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    outs = make_outputs(OutputSettings(console=True, jsonl="-"), stdout=Tty(), stderr=Tty())
+    assert outs.console is not None and outs.console.tty is False
+    alone = make_outputs(OutputSettings(console=True), stdout=Tty(), stderr=Tty())
+    assert (
+        alone.console is not None and alone.console.tty is True
+    )  # the table, when nothing shares its screen
+    piped = make_outputs(OutputSettings(console=True, jsonl="-"), stdout=io.StringIO(), stderr=Tty())
+    assert piped.console is not None and piped.console.tty is True  # JSON piped away: the table stays
+
+
+def test_run_json_append_keeps_every_session(tmp_path: Path) -> None:
+    """`--json FILE` replaced the file on every start, so a service's restart wiped the last session's results."""
+    from edge_ser.audio import write_wav
+    from edge_ser.cli import main
+    from tests._signals import voiced
+
+    wav = write_wav(tmp_path / "a.wav", voiced(16000, 4 * 16000).astype(np.float32), 16000)
+    out = tmp_path / "r.jsonl"
+    bundle = str(Path(__file__).resolve().parents[1] / "bundles" / "ser_emodb")
+    run = ["run", bundle, "--audio-file", str(wav), "--fast", "--no-console", "--json", str(out)]
+    assert main(run) == 0
+    first = out.read_text().count("\n")
+    assert main([*run, "--json-append"]) == 0 and out.read_text().count("\n") == 2 * first > 0
+    assert main(run) == 0 and out.read_text().count("\n") == first  # without it: replaced, as before

@@ -133,7 +133,15 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
     m.add_argument("--seconds", type=float, default=None, help="stop after this much stream time")
     o = p.add_argument_group("outputs")
     o.add_argument("--no-console", action="store_true", help="no live table on the terminal")
-    o.add_argument("--json", default=None, help="JSON lines to this file, or - for stdout")
+    o.add_argument(
+        "--json", default=None, help="JSON lines to this file (replaced; see --json-append), or - for stdout"
+    )
+    o.add_argument(
+        "--json-append",
+        action="store_true",
+        help="append to the --json file instead of replacing it (a service that restarts keeps every session's "
+        "results; a line a crash cut short is ended first)",
+    )
     o.add_argument("--overlay", action="store_true", help="an OpenCV window with face box, label and bars")
     o.add_argument(
         "--web",
@@ -315,6 +323,7 @@ def output_settings(args: argparse.Namespace):
     return OutputSettings(
         console=not args.no_console,
         jsonl=args.json,
+        jsonl_append=getattr(args, "json_append", False),
         overlay=args.overlay,
         web=args.web is not None,
         web_host=args.web_host,
