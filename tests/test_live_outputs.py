@@ -889,3 +889,31 @@ def test_run_json_append_keeps_every_session(tmp_path: Path) -> None:
     first = out.read_text().count("\n")
     assert main([*run, "--json-append"]) == 0 and out.read_text().count("\n") == 2 * first > 0
     assert main(run) == 0 and out.read_text().count("\n") == first  # without it: replaced, as before
+
+
+def test_the_console_shows_out_of_range_and_keeps_notes_readable() -> None:
+    """`ood` was in the JSON only, and on a terminal a note (the 8 kHz one, with its advice) was cut to the width
+    inside the table and erased by the next redraw half a second later."""
+    from edge_ser.live.outputs.console import ConsoleOutput, format_line
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+        def fileno(self) -> int:
+            raise OSError("no terminal size")  # width unknown: lines are not cut
+
+    note = "the audio is recorded at 8000 Hz: nothing above 4000 Hz ... (a microphone with a higher rate fixes it)"
+    flagged = make_result(ood=True, notes=(note,))
+    assert "OUT_OF_RANGE" in format_line(flagged) and "OUT_OF_RANGE" not in format_line(make_result())
+    stream = Tty()
+    console = ConsoleOutput(stream, tty=True)
+    console.emit(flagged)
+    first = stream.getvalue()
+    assert "OUT OF RANGE" in first.splitlines()[1] and first.startswith(f"note: {note}\n")
+    console.emit(make_result(t=6.0))
+    redraw = stream.getvalue()[len(first) :]
+    table_lines = (
+        first.count("\n") - 1
+    )  # the note's line stays on screen: the redraw moves up over the table only
+    assert redraw.startswith(f"\x1b[{table_lines}F")

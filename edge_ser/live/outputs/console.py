@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import os
 import sys
+import textwrap
 from typing import TextIO
 
 from edge_ser.live.outputs.base import OutputError
@@ -56,7 +57,7 @@ def _speaker(result: LiveResult) -> str:
 
 
 def format_table(
-    result: LiveResult, *, bar_width: int = 24, chars: tuple[str, str] = ASCII_BARS
+    result: LiveResult, *, bar_width: int = 24, chars: tuple[str, str] = ASCII_BARS, notes: bool = True
 ) -> list[str]:
     """The TTY view of `result` as lines (no newlines): header, one row per class, the reported label,
     stage times and overflows, then fallback and notes when present.
@@ -69,6 +70,7 @@ def format_table(
     mode = result.mode + (f" (fallback: {result.fallback})" if result.fallback else "")
     lines = [
         f"edge-ser live  t={result.t:8.2f}s  mode={mode}  {_gate(result)}"
+        + ("  OUT OF RANGE" if result.ood else "")  # early in the line: a narrow terminal cuts the end
         + (f"  {_level(result.level_db)} dBFS" if result.hears else "")
         + _speaker(result)
     ]
@@ -91,7 +93,7 @@ def format_table(
         f"  ms: capture {_ms(tm.capture)}  features {_ms(tm.features)}  face {_ms(tm.face)}  "
         f"inference {_ms(tm.inference)}  total {_ms(tm.total)}   overflows {result.overflows}"
     )
-    if result.notes:
+    if result.notes and notes:
         lines.append("  notes: " + "; ".join(result.notes))
     return [printable(ln) for ln in lines]
 
@@ -113,6 +115,8 @@ def format_line(result: LiveResult) -> str:
         parts[0] += f" fallback={result.fallback!r}"
     if result.speaker_clips is not None:
         parts[0] += f" speaker_clips={result.speaker_clips}"
+    if result.ood:
+        parts[0] += " OUT_OF_RANGE"
     if result.smoothed:
         parts.append(" ".join(f"{n}={p:.2f}" for n, p in zip(result.labels, result.smoothed, strict=True)))
     tm = result.times
@@ -173,27 +177,38 @@ class ConsoleOutput:
 
     def render(self, result: LiveResult) -> str:
         """The exact text `emit` writes for `result` (including the ANSI redraw prefix on a TTY)."""
+        return self._text(result)[0]
+
+    def _text(self, result: LiveResult) -> tuple[str, int]:
+        """(the text for `result`, the lines of it the next update redraws: the table's, on a TTY)."""
         if not self.tty:
-            return format_line(result) + "\n"
+            return format_line(result) + "\n", 0
         cols = self._columns()
         # lines are cut to the terminal width: a wrapped line would make the cursor-up count wrong
         lines = [
-            ln[: max(cols - 1, 1)] for ln in format_table(result, bar_width=self.bar_width, chars=self.chars)
+            ln[: max(cols - 1, 1)]
+            for ln in format_table(result, bar_width=self.bar_width, chars=self.chars, notes=False)
         ]
         prefix = _UP_AND_CLEAR.format(n=self._drawn) if self._drawn else ""
-        return prefix + "\n".join(lines) + "\n"
+        # notes go above the table, whole and wrapped, and stay: in the table they were cut to the width and
+        # erased by the next redraw half a second later (the 8 kHz note lost its advice)
+        kept = [
+            part
+            for note in result.notes
+            for part in textwrap.wrap(printable(f"note: {note}"), max(cols - 1, 20), subsequent_indent="  ")
+        ]
+        return prefix + "".join(f"{ln}\n" for ln in kept) + "\n".join(lines) + "\n", len(lines)
 
     def emit(self, result: LiveResult) -> None:
         if self._closed:
             raise OutputError("console output is closed")
-        text = self.render(result)
+        text, table = self._text(result)
         try:
             self.stream.write(text)  # one write per update: no half-drawn table, no flicker
             self.stream.flush()
         except (OSError, ValueError) as e:
             raise OutputError(f"console: cannot write: {e}") from e
-        if self.tty:
-            self._drawn = text.count("\n")
+        self._drawn = table
 
     def close(self) -> None:
         if self._closed:
