@@ -696,6 +696,18 @@ def test_page_in_headless_chromium_shows_the_label(tmp_path: Path) -> None:
                 "camera back",
                 "camera lost: unplugged; audio-only until it is back",
             ]
+            # an out-of-range decision is said on the page (it was in the JSON only)
+            assert drv.text("#ood") == ""
+            web.emit(make_result(t=6.0, label="sad", ood=True))
+            while not drv.text("#ood").startswith("out of range"):
+                assert time.monotonic() < end, f"ood shows {drv.text('#ood')!r}"
+                time.sleep(0.05)
+            # the end of the run: said, with its closing notes, and no endless "reconnecting"
+            web.end(["a quiet speaker is being called silence"])
+            while drv.text("#status") != "run ended":
+                assert time.monotonic() < end, f"status shows {drv.text('#status')!r}"
+                time.sleep(0.05)
+            assert drv.text("#notes") == "a quiet speaker is being called silence"
         finally:
             drv.quit()
     shot = tmp_path / "live_page_angry.png"
@@ -917,3 +929,22 @@ def test_the_console_shows_out_of_range_and_keeps_notes_readable() -> None:
         first.count("\n") - 1
     )  # the note's line stays on screen: the redraw moves up over the table only
     assert redraw.startswith(f"\x1b[{table_lines}F")
+
+
+def test_web_page_is_told_the_run_ended_with_its_notes() -> None:
+    """After the last update the page showed 'reconnecting...' for ever, and the closing notes (a quiet speaker, a
+    file too short) went to stderr only: the server now sends an `end` event with them, to open pages and to pages
+    opened before it closes, and the page stops reconnecting on it."""
+    with WebServer() as web:
+        r = SSEReader(web.url)
+        _wait_clients(web, 1)
+        web.emit(make_result(label="happy"))
+        assert r.next()["label"] == "happy"
+        web.end(["a quiet speaker is being called silence", "12 updates over 6.0 s of audio"])
+        assert r.next() == {
+            "notes": ["a quiet speaker is being called silence", "12 updates over 6.0 s of audio"]
+        }
+        late = SSEReader(web.url)
+        assert late.next()["label"] == "happy" and late.next()["notes"][0].startswith("a quiet speaker")
+        html = _get(web.url)[2].decode()
+        assert 'addEventListener("end"' in html and "run ended" in html and 'id="ood"' in html

@@ -332,6 +332,36 @@ def output_settings(args: argparse.Namespace):
     )
 
 
+def closing_lines(
+    args: argparse.Namespace, rec: Any, runner: Any, s: Any
+) -> tuple[list[tuple[str, str]], bool]:
+    """The end-of-run lines as (level prefix, text): why a file gave no decision, the gate's and utterances'
+    notes, a frame source that delivered nothing, the summary; and whether the run failed."""
+    out: list[tuple[str, str]] = []
+    short = too_short(args, s)
+    if short:
+        out.append(("error: ", short))
+    quiet = gate_note(s, runner.pipeline.gate) if rec.kind.hears else None
+    if quiet:
+        out.append(("note: ", quiet))
+    brief = utterance_note(s)  # None for a model that does not hear: it has no utterances
+    if brief:
+        out.append(("note: ", brief))
+    blind = no_frames(rec, runner, s)
+    if blind:
+        out.append(("warning: " if rec.kind.hears else "error: ", blind))
+        short = short or (None if rec.kind.hears else blind)
+    out.append(
+        (
+            "",
+            f"{s.updates} updates over {s.stream_seconds:.1f} s of {'audio' if rec.kind.hears else 'video'} "
+            f"in {s.wall_seconds:.1f} s ({s.cpu_seconds:.1f} s CPU)"
+            + (f"; faces found in {s.faces_found} of {s.faces_cropped} crops" if rec.kind.faces else ""),
+        )
+    )
+    return out, bool(short)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from edge_ser.live.outputs import make_outputs
     from edge_ser.live.signals import StopFlag
@@ -357,27 +387,12 @@ def cmd_run(args: argparse.Namespace) -> int:
             runner.audio.stop()
             raise
         stats = runner.run()
-    s = stats
-    short = too_short(args, s)
-    if short:
-        print(f"edge-ser run: error: {short}", file=sys.stderr)
-    quiet = gate_note(s, runner.pipeline.gate) if rec.kind.hears else None
-    if quiet:
-        print(f"edge-ser run: note: {quiet}", file=sys.stderr)
-    brief = utterance_note(s)  # None for a model that does not hear: it has no utterances
-    if brief:
-        print(f"edge-ser run: note: {brief}", file=sys.stderr)
-    blind = no_frames(rec, runner, s)
-    if blind:
-        print(f"edge-ser run: {'warning' if rec.kind.hears else 'error'}: {blind}", file=sys.stderr)
-        short = short or (None if rec.kind.hears else blind)
-    print(
-        f"edge-ser run: {s.updates} updates over {s.stream_seconds:.1f} s of {'audio' if rec.kind.hears else 'video'} "
-        f"in {s.wall_seconds:.1f} s ({s.cpu_seconds:.1f} s CPU)"
-        + (f"; faces found in {s.faces_found} of {s.faces_cropped} crops" if rec.kind.faces else ""),
-        file=sys.stderr,
-    )
+        lines, failed = closing_lines(args, rec, runner, stats)
+        if outputs.web is not None:  # the page says the run has ended, with these notes, before it closes
+            outputs.web.end([text for _, text in lines])
+    for level, text in lines:
+        print(f"edge-ser run: {level}{text}", file=sys.stderr)
     saved = save_speaker_file(rec, getattr(args, "speaker_file", None))  # also after Ctrl-C: run() returned
     if saved:
         print(f"edge-ser run: {saved}", file=sys.stderr)
-    return 1 if short else 0
+    return 1 if failed else 0

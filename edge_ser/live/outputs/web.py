@@ -28,6 +28,7 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -254,6 +255,7 @@ class WebServer:
         self._lock = threading.Lock()
         self._clients: set[_Client] = set()
         self._latest: str | None = None
+        self._ended: bytes | None = None  # the "end" event once the run has ended (`end`)
         self._seq = 0
         self._closing = False
         self._closed = False
@@ -336,6 +338,8 @@ class WebServer:
             client = _Client(sock, self.queue_size)
             self._clients.add(client)
             first = _event(self._seq, self._latest) if self._latest is not None else None
+            if self._ended is not None:  # a tab opened after the run: its last result, then that it ended
+                first = (first or b"") + self._ended
             return client, first
 
     def _unregister(self, client: _Client) -> None:
@@ -356,6 +360,17 @@ class WebServer:
             clients = list(self._clients)
         for c in clients:
             c.put(event)
+
+    def end(self, notes: Sequence[str] = ()) -> None:
+        """Tell every open page the run has ended, with its closing notes (the page showed "reconnecting" for ever,
+        and the notes went to stderr only); pages opened until `close` get it too."""
+        data = json.dumps({"notes": [str(n) for n in notes]}, ensure_ascii=True)
+        with self._lock:
+            self._seq += 1
+            self._ended = f"id: {self._seq}\nevent: end\ndata: {data}\n\n".encode("ascii")
+            clients = list(self._clients)
+        for c in clients:
+            c.put(self._ended)
 
     def close(self, timeout: float = 1.0) -> None:
         """End every stream, stop serving and release the port; waits at most about `timeout` seconds for
@@ -428,6 +443,8 @@ _PAGE = """<!doctype html>
   #meta { display: flex; flex-wrap: wrap; gap: 8px 18px; color: #aaa; font-size: 14px; }
   #meta b { color: #ddd; font-weight: 600; }
   #notes { color: #e9b44c; font-size: 14px; margin-top: 8px; }
+  #ood { text-align: center; color: #e9b44c; font-size: 14px; }
+  #status.ended { color: #999; }
   .stale #label, .stale #bars { opacity: .45; }
 </style>
 </head>
@@ -436,6 +453,7 @@ _PAGE = """<!doctype html>
   <header><span>__TITLE__</span><span id="status">connecting&hellip;</span></header>
   <div id="label">waiting&hellip;</div>
   <div id="conf"></div>
+  <div id="ood" hidden>out of range: unlike the training audio, the label is a guess</div>
   <div id="bars"></div>
   <div id="meta">
     <span>mode <b id="mode">-</b></span>
@@ -459,7 +477,7 @@ function color(label) {
   return "hsl(" + (h % 360) + ", 55%, 55%)";
 }
 const $ = (id) => document.getElementById(id);
-let rows = [], lastLabels = "", lastUpdate = 0;
+let rows = [], lastLabels = "", lastUpdate = 0, ended = false;
 
 function buildBars(labels) {
   const box = $("bars"); box.textContent = ""; rows = [];
@@ -507,6 +525,7 @@ function render(r) {
   $("label").textContent = r.label;
   document.body.dataset.label = r.label;
   $("conf").textContent = estimate ? (r.confidence * 100).toFixed(0) + " %" : "";
+  $("ood").hidden = !(estimate && r.ood);
   $("mode").textContent = r.mode + (r.fallback ? " (" + r.fallback + ")" : "");
   const hears = r.mode !== "video";  // a face-only bundle has no voice gate and no level
   $("speech-box").hidden = !hears;
@@ -540,10 +559,21 @@ function connect() {
     }
   };
   es.onmessage = (e) => { try { render(JSON.parse(e.data)); } catch (err) { setStatus("bad data", "down"); } };
+  // the run has ended: say so and stop reconnecting; its closing notes stay on the page
+  es.addEventListener("end", (e) => {
+    es.close();
+    ended = true;
+    setStatus("run ended", "ended");
+    let notes = [];
+    try { notes = JSON.parse(e.data).notes || []; } catch (err) { /* no notes */ }
+    const box = $("notes"); box.textContent = "";
+    for (const text of notes) { const line = document.createElement("div"); line.textContent = text; box.appendChild(line); }
+    $("app").classList.add("stale");
+  });
 }
 connect();
 setInterval(() => {
-  if (!lastUpdate) return;
+  if (!lastUpdate || ended) return;
   showNotes([], Date.now());  // notes expire while no update comes too
   const age = (Date.now() - lastUpdate) / 1000;
   if (age > 3) {
