@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -377,3 +378,22 @@ def test_the_30_s_note_offers_the_steady_sound_test_with_the_voicing_gate(bundle
         assert len(said) == (1 if named else 0)
         if named:
             assert "--vad-steady 2" in said[0] and "--vad-db -25" in said[0]
+
+
+def test_a_face_only_no_face_decision_carries_no_box() -> None:
+    """face_fer said 'no face' (fewer than half the window's crops found one) with the newest crop's face box beside
+    it, which the overlay drew captioned 'no face'."""
+    from edge_ser.bundle import load_bundle
+    from edge_ser.engines import load_engine
+    from edge_ser.live.pipeline import LivePipeline
+    from edge_ser.vision.face import FaceCrop
+
+    b = load_bundle(Path(__file__).resolve().parents[1] / "bundles" / "face_fer")
+    pipe = LivePipeline(b, load_engine(b, "numpy"))
+    img = np.full((48, 48), 128, np.uint8)
+    blind = [FaceCrop(img, None, (0, 0, 48, 48), None, False) for _ in range(3)]
+    seen = FaceCrop(img, (10, 10, 30, 30), (0, 0, 48, 48), 5, True)
+    r = pipe.step(3.0, np.zeros(48000, np.float32), [*blind, seen])
+    assert not r.speech and r.face_box is None
+    r = pipe.step(3.5, np.zeros(48000, np.float32), [seen, seen, seen])
+    assert r.speech and r.face_box == (10, 10, 30, 30)

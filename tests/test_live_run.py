@@ -272,10 +272,9 @@ def test_a_camera_that_never_delivers_is_named_with_its_reason(media, tmp_path, 
     assert noted[0].t >= CAMERA_GRACE and noted[0].notes[0].endswith("(audio-only meanwhile)")
     assert all(r.mode != "fused" for r in rows if r.speech)  # every estimate was the audio's
     err = capsys.readouterr().err
-    assert (
-        f"warning: no frame came from camera '{missing}' in 6.0 s (cannot open), so the run was audio-only"
-        in err
-    )
+    assert f"warning: no frame came from camera '{missing}' in 6.0 s of stream (" in err
+    assert "s of wall time with --fast) (cannot open), so the run was audio-only" in err
+    assert "note: --fast runs the audio file faster than real time, which a live camera cannot follow" in err
     face = str(ROOT / "bundles" / "face_fer")
     assert main(["run", face, "--camera", missing, "--seconds", "2.5", "--window", "1", "--no-console"]) == 1
     err = capsys.readouterr().err
@@ -752,8 +751,10 @@ def test_narrow_band_audio_is_flagged_live_as_predict_flags_it(tmp_path):
         assert any("recorded at 8000 Hz" in n for r in got for n in r.notes) == narrow
         assert rec.predict_file(wav).ood == narrow  # the same verdict as the file path
         session = rec.session(sr=rate, config=config)
-        pushed = [r for r in session.push(resample(y, 16000, rate) if rate != 16000 else y) if r.speech]
+        results = session.push(resample(y, 16000, rate) if rate != 16000 else y)
+        pushed = [r for r in results if r.speech]
         assert pushed and all(r.ood == narrow for r in pushed)
+        assert any("recorded at 8000 Hz" in n for n in results[0].notes) == narrow  # as stream says why
 
 
 def test_a_video_file_with_sound_is_heard_without_audio_file(tmp_path, capsys):

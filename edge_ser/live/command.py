@@ -230,6 +230,13 @@ def build(args: argparse.Namespace, *, stop=None, outputs=(), keep: int = 10_000
         print(
             f"edge-ser run: note: --video-file is not used: {rec.bundle.name} takes no faces", file=sys.stderr
         )
+    if getattr(args, "fast", False) and rec.kind.faces and not getattr(args, "video_file", None):
+        # the faces come from a live camera, which delivers in real time while the file runs ahead of it
+        print(
+            "edge-ser run: note: --fast runs the audio file faster than real time, which a live camera cannot "
+            "follow: few or no frames will arrive (give the faces as --video-file, or leave --fast out)",
+            file=sys.stderr,
+        )
     loaded = load_speaker_file(rec, getattr(args, "speaker_file", None))
     if loaded:
         print(f"edge-ser run: {loaded}", file=sys.stderr)
@@ -309,8 +316,13 @@ def no_frames(rec: Any, runner: Any, stats: Any) -> str | None:
     name = f"camera {source!r}" if source is not None else "the video source"
     why = getattr(frames, "last_reason", None)
     outcome = "the run was audio-only" if rec.kind.hears else "no decision was made"
+    # with --fast the stream ran ahead of the camera's clock: say how long the camera really had
+    fast = getattr(runner.audio, "realtime", True) is False
+    wall = f" of stream ({stats.wall_seconds:.1f} s of wall time with --fast)" if fast else ""
     return (
-        f"no frame came from {name} in {stats.stream_seconds:.1f} s" + (f" ({why})" if why else "") + f", so "
+        f"no frame came from {name} in {stats.stream_seconds:.1f} s{wall}"
+        + (f" ({why})" if why else "")
+        + f", so "
         f"{outcome}; check --camera (a USB camera is usually 0 or /dev/video0; `ls /dev/video*` lists them)"
     )
 

@@ -551,6 +551,10 @@ class LivePipeline:
         # would read as a distribution over the labels; `label` says why
         if not speech:
             self.smoother.reset()
+            if not self.kind.hears:
+                common["face_box"] = (
+                    None  # "no face" (too few of the window's crops had one): no box under it
+                )
             total = capture_ms + face_ms + (time.perf_counter() - t0) * 1e3
             return LiveResult(
                 **common, probs=(), smoothed=(), label=SILENCE if self.kind.hears else NO_FACE,

@@ -90,7 +90,9 @@ class AudioSession:
                 "(use Recognizer.stream with a camera, or predict_audio with faces=...)"
             )
         self.pipeline = pipeline
-        pipeline.set_source_rate(int(sample_rate))
+        narrow = pipeline.set_source_rate(int(sample_rate))
+        self._notes: tuple[str, ...] = (narrow,) if narrow else ()
+        """Notes for the first result (as `stream` gives them): a band narrower than the model's."""
         self.sample_rate = int(sample_rate)
         self._resampler = (
             None if self.sample_rate == pipeline.sr else Resampler(self.sample_rate, pipeline.sr)
@@ -134,7 +136,8 @@ class AudioSession:
             full = self._window.add(hop)
             self._samples += hop.size
             if full:
-                out.append(self.pipeline.step(self.t, self._window.samples))
+                out.append(self.pipeline.step(self.t, self._window.samples, notes=self._notes))
+                self._notes = ()
         return out
 
 
