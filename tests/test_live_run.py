@@ -831,3 +831,26 @@ def test_a_face_only_run_on_a_video_shorter_than_its_window_says_so(tmp_path, ca
     advice = re.search(r"give (--window \S+(?: --hop \S+)?) or less", err).group(1).split()
     assert main(["run", face, "--video-file", str(folder), "--fast", "--no-console", *advice]) == 0
     assert re.search(r"\b[1-9]\d* updates over 0.8 s of video", capsys.readouterr().err)
+
+
+def test_a_stop_mid_sentence_keeps_the_sentence_in_the_speaker_statistics(tmp_path):
+    """A run stopped (or a file ending) while someone speaks dropped the open utterance, so the speaker file lacked
+    it: 9.0-10.0 s was speech, and the file was saved with 2 clips."""
+    import edge_ser
+    from edge_ser.audio import write_wav
+    from tests._signals import voiced
+
+    sr = 16000
+    y = np.concatenate([np.zeros(sr), voiced(sr, 3 * sr), np.zeros(sr), voiced(sr, 3 * sr, 1)]).astype(
+        np.float32
+    )
+    wav = write_wav(tmp_path / "cut.wav", y, sr)  # ends in the middle of the second sentence
+    rec = edge_ser.Recognizer(ROOT / "bundles" / "ser_emodb", "numpy")
+    list(rec.stream(audio_file=wav, realtime=False))
+    assert rec.speaker_clips == 2
+    pushed = edge_ser.Recognizer(ROOT / "bundles" / "ser_emodb", "numpy")
+    session = pushed.session(sr=sr)
+    session.push(y)
+    assert pushed.speaker_clips == 1  # the second sentence is still going ...
+    session.finish()
+    assert pushed.speaker_clips == 2  # ... and joins at the end of the audio

@@ -653,6 +653,22 @@ class LivePipeline:
             learn_inputs(self.speaker, self.engine, self.front.utterance_inputs(clip))
         return long_enough
 
+    def finish_utterance(self) -> bool:
+        """The end of the stream (a file's end, a stop, Ctrl-C) with an utterance still open: it joins the speaker
+        statistics as one that ended, if it is long enough (a stop while someone spoke dropped it, so the speaker
+        file lacked it). True when it joined."""
+        if self.config.learn != "utterances" or not self._utterance:
+            return False
+        y = np.concatenate(self._utterance)
+        long_enough = self._utterance_hops * self.config.hop >= UTTERANCE_MIN_S - 1e-9
+        self._utterance, self._utterance_hops = [], 0
+        if long_enough and any(a.enabled for a in active_adapters(self.speaker, self.engine).values()):
+            clip = self._cut(y)
+            if clip.size >= self.kind.min_samples:
+                learn_inputs(self.speaker, self.engine, self.front.utterance_inputs(clip))
+                return True
+        return False
+
     def _cut(self, y: np.ndarray) -> np.ndarray:
         """`y` cut to its speech plus `keep_pause` seconds before and after it (`y` itself when nothing is cut)."""
         return y if self.keep_pause is None else trim_pauses(y, self.sr, self.keep_pause)

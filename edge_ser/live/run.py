@@ -330,6 +330,7 @@ class LiveRunner:
             self.stats.wall_seconds = time.perf_counter() - wall0
             self.stats.cpu_seconds = time.process_time() - cpu0
             self.stats.stream_seconds = float(self.audio.stream_time)
+            self.pipeline.finish_utterance()  # a stop mid-sentence: the sentence still joins the speaker file
             self.audio.stop()
             if self.frames is not None:
                 self.frames.stop()

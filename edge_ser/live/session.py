@@ -118,13 +118,16 @@ class AudioSession:
 
     def finish(self) -> list[LiveResult]:
         """The end of the audio: the resampler's last samples (the filter holds back a few ms), and the results of
-        the hops they complete. A part of a hop left over is dropped, as at the end of a file; push() after
-        finish() starts the filter again."""
+        the hops they complete. A part of a hop left over is dropped, as at the end of a file; an utterance still
+        open joins the speaker statistics, as at the end of a run; push() after finish() starts the filter again."""
         if self._resampler is None:
-            return []
-        tail = self._resampler.finish()
-        self._resampler = Resampler(self.sample_rate, self.pipeline.sr)
-        return self._hops(tail)
+            out: list[LiveResult] = []
+        else:
+            tail = self._resampler.finish()
+            self._resampler = Resampler(self.sample_rate, self.pipeline.sr)
+            out = self._hops(tail)
+        self.pipeline.finish_utterance()  # a sentence still going at the end joins the speaker statistics
+        return out
 
     def _hops(self, x: np.ndarray) -> list[LiveResult]:
         """Append samples at the bundle's rate; step the pipeline on every hop they complete."""
