@@ -948,3 +948,33 @@ def test_web_page_is_told_the_run_ended_with_its_notes() -> None:
         assert late.next()["label"] == "happy" and late.next()["notes"][0].startswith("a quiet speaker")
         html = _get(web.url)[2].decode()
         assert 'addEventListener("end"' in html and "run ended" in html and 'id="ood"' in html
+
+
+def test_a_json_file_another_run_writes_is_refused(tmp_path: Path) -> None:
+    """Two runs with the same --json file: the second truncated the first's lines and the two tore a line between
+    them. The file is locked while written; a second writer is refused, naming it, and the first's lines stay."""
+    import multiprocessing
+
+    path = tmp_path / "r.jsonl"
+    with JsonlOutput(path) as first:
+        first.emit(make_result())
+        ctx = multiprocessing.get_context("spawn")  # another process, as another run is
+        with ctx.Pool(1) as pool:
+            error = pool.apply(_open_jsonl_elsewhere, (str(path),))
+        assert "another run is writing JSON lines to this file" in error
+        first.emit(make_result(t=2.0))
+    assert path.read_text().count("\n") == 2
+    with JsonlOutput(path) as again:  # free once the first run has closed it: replaced, as asked
+        again.emit(make_result(t=3.0))
+    assert path.read_text().count("\n") == 1
+
+
+def _open_jsonl_elsewhere(path: str) -> str:
+    from edge_ser.live.outputs.base import OutputError
+    from edge_ser.live.outputs.jsonl import JsonlOutput
+
+    try:
+        JsonlOutput(path).close()
+    except OutputError as e:
+        return str(e)
+    return "opened"

@@ -18,6 +18,22 @@ from edge_ser.live.outputs.base import OutputError
 from edge_ser.live.result import LiveResult, StageTimes
 
 
+def _lock(fd: int) -> bool:
+    """An exclusive advisory lock on the open file `fd`, held until it is closed; False when another process holds
+    it. Where there is no flock (Windows), True: no lock, as before."""
+    try:
+        import fcntl
+    except ImportError:
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True  # a file system without locks (some network mounts): write as before
+    return True
+
+
 class JsonlOutput:
     """Writes one JSON object per result to `target`: a path (created or replaced, its folder made if missing, as
     the other outputs' files are; appended to with `append=True`; a file this output created and never wrote a
@@ -37,13 +53,23 @@ class JsonlOutput:
         """Lines written so far."""
         if isinstance(target, (str, Path)):
             self.path: Path | None = Path(target)
-            flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC)
+            # truncated only once locked: a second run on the same file wiped the first's lines and tore one
+            flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else 0)
             self._created = not self.path.exists()
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 self._fd = os.open(self.path, flags, 0o644)
             except OSError as e:
                 raise OutputError(f"{self.path}: cannot open for JSON lines: {e.strerror}") from e
+            if not _lock(self._fd):
+                os.close(self._fd)
+                self._fd = None
+                raise OutputError(
+                    f"{self.path}: another run is writing JSON lines to this file (it is locked); give each run its "
+                    "own --json file"
+                )
+            if not append:
+                os.ftruncate(self._fd, 0)
             if append:
                 self._end_torn_line()
         else:
