@@ -854,3 +854,23 @@ def test_a_stop_mid_sentence_keeps_the_sentence_in_the_speaker_statistics(tmp_pa
     assert pushed.speaker_clips == 1  # the second sentence is still going ...
     session.finish()
     assert pushed.speaker_clips == 2  # ... and joins at the end of the audio
+
+
+def test_options_this_run_does_not_use_are_named(tmp_path, capsys):
+    """--mic / --channels beside --audio-file, --web-host without --web, --vad-db for a face-only bundle and a
+    --fallback for an audio-only one were accepted and ignored without a word (av_fusion already refused a
+    fallback it would never use)."""
+    from edge_ser.audio import write_wav
+    from edge_ser.cli import main
+    from tests._signals import voiced
+
+    wav = write_wav(tmp_path / "a.wav", voiced(16000, 32000).astype(np.float32), 16000)
+    ser = str(ROOT / "bundles" / "ser_emodb")
+    base = ["run", ser, "--audio-file", str(wav), "--fast", "--no-console", "--window", "1"]
+    assert main([*base, "--mic", "USB", "--channels", "2", "--web-host", "0.0.0.0"]) == 0
+    err = capsys.readouterr().err
+    assert "note: --mic, --channels not used: the audio comes from --audio-file" in err
+    assert "note: --web-host not used without --web" in err
+    assert main(base) == 0 and "not used" not in capsys.readouterr().err  # nothing given in vain: no note
+    assert main([*base, "--fallback", str(ROOT / "bundles" / "laq_mlp_emodb")]) == 2
+    assert "would never be used" in capsys.readouterr().err

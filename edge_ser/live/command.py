@@ -170,6 +170,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     add_run_args(p)
     p.set_defaults(func=cmd_run)
+    # every option's default, to tell which ones the user gave (`unused_options`)
+    p.set_defaults(run_defaults={a.dest: a.default for a in p._actions if a.option_strings})  # noqa: SLF001
 
 
 def video_sound(args: argparse.Namespace, hears: bool) -> str | None:
@@ -191,6 +193,44 @@ def video_sound(args: argparse.Namespace, hears: bool) -> str | None:
     except NoAudioStreamError:
         return None
     return str(video)
+
+
+def unused_options(args: argparse.Namespace, kind: Any) -> list[str]:
+    """Options given that this run does not use (they were accepted without a word): microphone settings beside an
+    audio file, a camera beside a video file, the live page's settings without --web, audio settings for a
+    bundle that takes faces only."""
+    out = []
+    if getattr(args, "audio_file", None) is not None:
+        mic = [
+            o
+            for o, v in (("--mic", args.mic), ("--mic-rate", getattr(args, "mic_rate", None)))
+            if v is not None
+        ]
+        mic += ["--channels"] if getattr(args, "channels", 1) != 1 else []
+        if mic:
+            out.append(f"{', '.join(mic)} not used: the audio comes from --audio-file")
+    if getattr(args, "video_file", None) is not None and getattr(args, "camera", None) is not None:
+        out.append("--camera not used: the faces come from --video-file")
+    if getattr(args, "web", None) is None:
+        web = [
+            o
+            for o, d in (("--web-host", "web_host"), ("--web-max-clients", "web_max_clients"))
+            if _given(args, d)
+        ]
+        if web:
+            out.append(f"{', '.join(web)} not used without --web")
+    if not kind.hears:
+        audio = [o for o, d in (("--vad-db", "vad_db"), ("--learn", "learn")) if _given(args, d)]
+        audio += ["--no-adapt"] if getattr(args, "no_adapt", False) else []
+        if audio:
+            out.append(f"{', '.join(audio)} not used: this bundle takes faces only")
+    return out
+
+
+def _given(args: argparse.Namespace, dest: str) -> bool:
+    """Whether the option `dest` was given a value other than its default (`run_defaults`, set by `register`)."""
+    defaults = getattr(args, "run_defaults", {})
+    return dest in defaults and getattr(args, dest, None) != defaults[dest]
 
 
 def capture_settings(args: argparse.Namespace, audio_file: str | None = None) -> CaptureSettings:
@@ -230,6 +270,8 @@ def build(args: argparse.Namespace, *, stop=None, outputs=(), keep: int = 10_000
         print(
             f"edge-ser run: note: --video-file is not used: {rec.bundle.name} takes no faces", file=sys.stderr
         )
+    for unused in unused_options(args, rec.kind):
+        print(f"edge-ser run: note: {unused}", file=sys.stderr)
     if getattr(args, "fast", False) and rec.kind.faces and not getattr(args, "video_file", None):
         # the faces come from a live camera, which delivers in real time while the file runs ahead of it
         print(
