@@ -94,6 +94,7 @@ def test_sigterm_stops_cleanly_and_flushes(media, tmp_path):
     p.send_signal(signal.SIGTERM)
     _, err = p.communicate(timeout=60)  # hang guard: SIGTERM stops it
     assert p.returncode == 0, err
+    assert "stopping (send SIGTERM again to force)" in str(err)  # not "press Ctrl-C", to a service
     text = out.read_text()
     assert text.endswith("\n")
     assert all(json.loads(line)["labels"] for line in text.splitlines())

@@ -149,7 +149,7 @@ def load_speaker_file(rec, path: Path | None) -> str | None:
         return None
     if rec.speaker_clips is None:  # said now, not after the session
         raise ConfigError(f"--speaker-file: {rec.bundle.root} has no speaker normalisation, nothing to keep")
-    check_writable(path, "--speaker-file", create=False)  # said now: the statistics are written at the end
+    check_writable(path, "--speaker-file")  # said now (its folder made, as --json's): written at the end
     if not path.exists():
         return (
             f"speaker file {path} not there yet: starting from the training prior; it is written at the end"

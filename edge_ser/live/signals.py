@@ -92,8 +92,11 @@ class StopFlag:
         self.signum = signum
         self._stop = True
         if self.message:
+            text = self.message
+            if signum != signal.SIGINT:  # a service's SIGTERM: "Ctrl-C" means nothing there
+                text = text.replace("press Ctrl-C again", f"send {signal.Signals(signum).name} again")
             try:
-                os.write(2, (self.message + "\n").encode())  # raw fd write: no buffered-stream reentrancy
+                os.write(2, (text + "\n").encode())  # raw fd write: no buffered-stream reentrancy
             except OSError:
                 pass
 

@@ -42,6 +42,11 @@ def _level(x: float) -> str:
     return f"{x:.1f}" if math.isfinite(x) else "-inf"
 
 
+def _db(x: float) -> str:
+    """dBFS for the log line: "-23.4dB", or "-inf" for digital silence (it read "-infdB")."""
+    return f"{x:.1f}dB" if math.isfinite(x) else "-inf"
+
+
 def _gate(result: LiveResult) -> str:
     if not result.hears:
         return "FACE" if result.speech else "no face"
@@ -107,7 +112,7 @@ def format_line(result: LiveResult) -> str:
     """
     head = (
         f"t={result.t:.2f} label={result.label} conf={result.confidence:.2f} "
-        + (f"{'speech' if result.speech else 'silence'} {result.mode} level={_level(result.level_db)}dB"
+        + (f"{'speech' if result.speech else 'silence'} {result.mode} level={_db(result.level_db)}"
            if result.hears else result.mode)
     )  # fmt: skip
     parts = [head]
