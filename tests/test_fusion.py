@@ -441,3 +441,47 @@ def test_no_face_found_is_reported(tmp_path, capsys) -> None:
     assert "[no face found: the centre of the frame]" in lines[0] and "no face" not in lines[1]
     assert main(["predict", bundle, str(empty), "--engine", "numpy", "--json"]) == 0
     assert json.loads(capsys.readouterr().out.splitlines()[0])["face_found"] is False
+
+
+def test_a_long_video_is_windowed_a_silent_track_is_no_audio_and_no_ffmpeg_is_the_face(
+    tmp_path, monkeypatch
+) -> None:
+    """Review of the video path: a 20-minute video held its whole sound track in memory (6.4 GB) as one clip; a track
+    of digital silence was 'heard' (the answer came from silence); without ffmpeg every fusion video failed."""
+    import edge_ser.audio.container as container
+    from edge_ser.audio import write_wav
+    from edge_ser.errors import InputWarning
+    from tests._signals import voiced
+    from tests.av_media import face_frames, ffmpeg_or_skip, mux, write_speech, write_video
+
+    ffmpeg = ffmpeg_or_skip()
+    fusion, faces = _shipped("av_fusion"), _shipped("face_fer")
+    frames = np.concatenate([face_frames()] * 14)  # 420 frames at 10 fps: 42 s
+    video = write_video(tmp_path / "long.mp4", frames, fps=10.0)
+    speech = write_wav(tmp_path / "a.wav", voiced(16000, 42 * 16000).astype(np.float32), 16000)
+    long_av = mux(ffmpeg, video, speech, tmp_path / "long_av.mp4")
+    p = fusion.predict_file(long_av)
+    assert (
+        len(p.windows) >= 13 and p.face_found is True and p.level_db is not None
+    )  # 3 s windows, both branches
+    blank = write_video(tmp_path / "blank.mp4", np.full((30, 120, 160, 3), 128, np.uint8))
+    hush = mux(
+        ffmpeg, blank, write_speech(tmp_path / "z.wav", np.zeros(48000, np.float32)), tmp_path / "hush.mp4"
+    )
+    silent = fusion.predict_file(
+        hush
+    )  # digital silence is no audio: the centre crop, as face_fer alone answers
+    centre = _probs(faces.predict_file(blank))
+    np.testing.assert_allclose(_probs(silent), fusion.kind.rule.fuse({"face": centre}), rtol=1e-4, atol=1e-6)
+
+    def no_ffmpeg(*args, **kwargs):
+        raise container.FFmpegNotFoundError("ffmpeg not found")
+
+    monkeypatch.setattr(container, "load_container_audio", no_ffmpeg)
+    with_face = mux(
+        ffmpeg, write_video(tmp_path / "f.mp4"), write_speech(tmp_path / "s.wav"), tmp_path / "fs.mp4"
+    )
+    with pytest.warns(InputWarning, match="the sound track is not used: ffmpeg not found"):
+        alone = fusion.predict_file(with_face)
+    pf = _probs(faces.predict_file(with_face))
+    np.testing.assert_allclose(_probs(alone), fusion.kind.rule.fuse({"face": pf}), rtol=1e-4, atol=1e-6)

@@ -10,7 +10,9 @@ probabilities, so `combine` is a softmax.
 
 from __future__ import annotations
 
+import math
 import os
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,7 +21,7 @@ import numpy as np
 
 from edge_ser.audio.level import loudest_db
 from edge_ser.audio.stream import FILE_WINDOW_SECONDS, LONG_FILE_SECONDS
-from edge_ser.errors import ConfigError
+from edge_ser.errors import ConfigError, InputWarning
 from edge_ser.fusion import FusionRule
 from edge_ser.inputs.base import (
     AUDIO_EXTENSIONS,
@@ -51,6 +53,12 @@ def clip_row(parts: Mapping[str, Inputs | None]) -> Inputs:
     row = np.empty(1, dtype=object)
     row[0] = dict(parts)
     return {CLIP_INPUT: row}
+
+
+def _reads_video_itself(kind: InputKind, path: Any) -> bool:
+    """An audio-visual branch (av_cnn's kind) that reads a video file whole, sound and frames, by its own rules
+    (a face kind reads videos too, but gives its crops to the fusion: `file_crops`)."""
+    return Path(path).suffix.lower() in kind.file_extensions and not hasattr(kind, "file_crops")
 
 
 class FusionKind(InputKind):
@@ -160,63 +168,94 @@ class FusionKind(InputKind):
         return self._file_clip(path).inputs
 
     def _file_clip(self, path: str | os.PathLike[str]) -> FileWindow:
-        """`file_inputs` as a whole-file window, with the level and rate of the audio the audio branches got and
-        whether a face was found. As in the live loop, a face branch gets only the crops that show a face and is
-        left out without one; with nothing heard either (an image, a silent video), it gets the fallback centre
-        crops, as the face bundle alone would, rather than no answer at all."""
+        """`file_inputs` as a whole-file window: an audio file or an image for the branches that read it; a video
+        through `_video_clip`."""
         ext = Path(path).suffix.lower()
-        track = self._video_track(path) if ext in VIDEO_EXTENSIONS else None
-        parts: dict[str, Inputs | None] = {}
-        for n, k in self.branches.items():
-            if k.faces:
-                continue
-            if ext in k.file_extensions:
-                parts[n] = k.file_inputs(path)
-            elif track is not None and k.hears:
-                k.check_clip(track[0].size, str(path))
-                parts[n] = k.window_inputs(track[0])
-            else:
-                parts[n] = None
-        heard = any(v is not None for v in parts.values())
-        found: bool | None = None
-        for n, k in self.branches.items():
-            if not k.faces:
-                continue
-            if ext not in k.file_extensions:
-                parts[n] = None
-            elif hasattr(k, "file_crops"):
-                crops = k.file_crops(path)
-                found = bool(found) or bool(face_found(crops)) if crops else found
-                seen = faces_in_view(crops) or ([] if heard else crops)
-                parts[n] = k.window_inputs(np.zeros(0, np.float32), seen) if seen else None
-            else:
-                parts[n] = k.file_inputs(path)
+        if ext in VIDEO_EXTENSIONS:
+            return self._video_clip(path)
+        parts = {
+            n: (k.file_inputs(path) if ext in k.file_extensions else None) for n, k in self.branches.items()
+        }
         if all(v is None for v in parts.values()):
             raise ConfigError(
                 f"{path}: no branch of this fusion bundle reads {ext or 'extension-less'} files"
             )
-        end = 0.0
-        if ext in VIDEO_EXTENSIONS:
-            from edge_ser.vision.video import probe_video
+        found = None
+        if ext not in AUDIO_EXTENSIONS:  # an image: the face branch's crop, found or the centre
+            crops = self._file_crops(path)
+            found = face_found(crops) if crops is not None else None
+        return FileWindow(0.0, 0.0, clip_row(parts), True, face_found=found)
 
-            end = probe_video(path).duration
+    def _video_clip(self, path: str | os.PathLike[str]) -> FileWindow:
+        """A short video as one clip: its sound track for the audio branches (when there is one with sound in it)
+        and its sampled frames' face crops for the face branch (`_row`)."""
+        from edge_ser.vision.video import probe_video
+
+        track = self._video_track(path)
         level = None if track is None else loudest_db(track[0], self.sample_rate)
+        heard = track is not None and level > -math.inf  # a track of digital silence is no audio
+        if heard:
+            for k in self.branches.values():
+                if k.hears and not k.faces:
+                    k.check_clip(track[0].size, str(path))
+        own = {n for n, k in self.branches.items() if _reads_video_itself(k, path)}
+        parts, found = self._row(track[0] if heard else None, self._file_crops(path), skip=own)
+        parts |= {
+            n: self.branches[n].file_inputs(path) for n in own
+        }  # an audio-visual kind reads the video itself
         rate = None if track is None else track[1]
-        parts = {n: parts[n] for n in self.branches}  # the rule's branch order
-        return FileWindow(0.0, end, clip_row(parts), True, rate, level, face_found=found)
+        inputs = clip_row({n: parts[n] for n in self.branches})
+        return FileWindow(0.0, probe_video(path).duration, inputs, True, rate, level, face_found=found)
+
+    def _row(
+        self, samples: np.ndarray | None, crops: Sequence[Any] | None, skip: set[str] = frozenset()
+    ) -> tuple[dict[str, Inputs | None], bool | None]:
+        """One clip's branch inputs from audio at the kind's rate (None: nothing heard) and face crops (None: no
+        frame), and whether a face was found; the branches in `skip` are left to the caller. As in the live loop, a
+        face branch gets only the crops that show a face and is left out without one; with nothing heard either,
+        it gets the fallback centre crops, as the face bundle alone would, rather than no answer at all."""
+        parts: dict[str, Inputs | None] = {
+            n: (k.window_inputs(samples) if samples is not None and k.hears else None)
+            for n, k in self.branches.items()
+            if not k.faces and n not in skip
+        }
+        heard = any(v is not None for v in parts.values()) or bool(skip)
+        crops = list(crops or [])
+        seen = faces_in_view(crops) or ([] if heard else crops)
+        empty = np.zeros(0, np.float32)
+        for n, k in self.branches.items():
+            if k.faces and n not in skip:
+                window = samples if k.hears and samples is not None else empty
+                parts[n] = k.window_inputs(window, seen) if seen else None
+        if not skip and all(v is None for v in parts.values()):
+            raise ConfigError("a fusion clip with no audio and no frame: nothing to classify")
+        return parts, face_found(crops)
+
+    def _file_crops(self, path: str | os.PathLike[str]) -> list[Any] | None:
+        """The face crops a face branch takes from an image or a short video (its sampled frames); None when no face
+        branch reads this file."""
+        ext = Path(path).suffix.lower()
+        for k in self.branches.values():
+            if k.faces and hasattr(k, "file_crops") and ext in k.file_extensions:
+                return k.file_crops(path)
+        return None
 
     def _video_track(self, path: str | os.PathLike[str]) -> tuple[np.ndarray, int] | None:
-        """A video's audio track at the audio branches' rate and the rate it was recorded at; None when no audio
-        branch needs it or the video has no audio stream."""
-        ext = Path(path).suffix.lower()
-        if not any(k.hears and ext not in k.file_extensions for k in self.branches.values()):
+        """A short video's sound track at the audio branches' rate and the rate it was recorded at; None when no
+        audio branch needs it, the video has no sound track, or there is no ffmpeg to read one (said in a warning:
+        the face alone answers, as before the track was read)."""
+        if not any(k.hears and not k.faces for k in self.branches.values()):
             return None
         from edge_ser.audio import resample
         from edge_ser.audio.container import NoAudioStreamError, load_container_audio
+        from edge_ser.errors import MissingDependencyError
 
         try:
             y, rate = load_container_audio(path)
         except NoAudioStreamError:
+            return None
+        except MissingDependencyError as e:
+            warnings.warn(f"{path}: the sound track is not used: {e}", InputWarning, stacklevel=3)
             return None
         return (y if rate == self.sample_rate else resample(y, rate, self.sample_rate)), rate
 
@@ -227,13 +266,79 @@ class FusionKind(InputKind):
         window_seconds: float = FILE_WINDOW_SECONDS,
         long_seconds: float = LONG_FILE_SECONDS,
     ) -> Iterator[FileWindow]:
-        """An audio file window by window (as every audio kind); a video as one clip (`file_inputs`, its audio
-        track's level and rate with it); an image as one clip of the branches that read images (a face alone:
-        the audio branch's term left out)."""
-        if Path(path).suffix.lower() in AUDIO_EXTENSIONS:
+        """An audio file window by window (as every audio kind); a video up to `long_seconds` as one clip, a longer
+        one as `window_seconds` windows, each its stretch of the sound track (streamed, as an audio file's: a
+        20-minute video held its whole track in memory, 6.4 GB) with the faces of the frames shown then; an image
+        as one clip of the branches that read images."""
+        ext = Path(path).suffix.lower()
+        if ext in AUDIO_EXTENSIONS:
             yield from super().file_windows(path, window_seconds=window_seconds, long_seconds=long_seconds)
             return
-        yield self._file_clip(path)
+        if ext not in VIDEO_EXTENSIONS:
+            yield self._file_clip(path)
+            return
+        from edge_ser.vision.video import probe_video
+
+        info = probe_video(path)
+        if info.duration <= long_seconds:
+            yield self._video_clip(path)
+            return
+        yield from self._long_video(path, info, window_seconds, long_seconds)
+
+    def _long_video(
+        self, path: Any, info: Any, window_seconds: float, long_seconds: float
+    ) -> Iterator[FileWindow]:
+        """A long video's windows: the sound track streamed window by window, the face crops of each window's
+        frames (decoded once, in order); a video without a sound track (or without ffmpeg) by its frames alone."""
+        from edge_ser.audio.stream import file_windows
+        from edge_ser.inputs.av import _FramePicker
+        from edge_ser.vision.video import iter_frames
+
+        face = next((k for k in self.branches.values() if k.faces and hasattr(k, "cropper")), None)
+        frames = (
+            None if face is None else _FramePicker(iter_frames(path), info.fps, face.faces, face.cropper())
+        )
+        stretches: Iterator[Any] = iter(())
+        if self._video_track_reader(path):
+            stretches = file_windows(
+                path, self.sample_rate, window_seconds=window_seconds, long_seconds=long_seconds
+            )
+        else:  # faces only: the frames make the windows
+            n = math.ceil(info.duration / window_seconds - 1e-9)
+            stretches = iter(
+                [(i * window_seconds, min((i + 1) * window_seconds, info.duration), None) for i in range(n)]
+            )
+        for w in stretches:
+            start, end, samples = (w.start, w.end, w.samples) if hasattr(w, "samples") else w
+            level = None if samples is None else loudest_db(samples, self.sample_rate)
+            heard = samples is not None and level > -math.inf
+            crops = None if frames is None else frames.crops(start, end)
+            try:
+                parts, found = self._row(samples if heard else None, crops)
+            except ConfigError:
+                continue  # nothing heard and no frame in this stretch (past the video's last frame)
+            inputs = clip_row({n: parts[n] for n in self.branches})
+            yield FileWindow(
+                start, end, inputs, False, getattr(w, "source_rate", None), level, face_found=found
+            )
+
+    def _video_track_reader(self, path: Any) -> bool:
+        """Whether the long video's sound track can be streamed to an audio branch (one needs it, the video has one
+        and ffmpeg is there; a warning says so when ffmpeg is missing)."""
+        if not any(k.hears and not k.faces for k in self.branches.values()):
+            return False
+        from edge_ser.audio.container import NoAudioStreamError
+        from edge_ser.audio.stream import open_blocks
+        from edge_ser.errors import MissingDependencyError
+
+        try:
+            open_blocks(path, frames=1024).close()
+        except NoAudioStreamError:
+            return False
+        except MissingDependencyError as e:
+            warnings.warn(f"{path}: the sound track is not used: {e}", InputWarning, stacklevel=3)
+            return False
+        return True
 
     def live(self, window_seconds: float) -> LiveFrontEnd:
         return FusionFrontEnd(self, window_seconds)

@@ -187,10 +187,11 @@ def video_sound(args: argparse.Namespace, hears: bool) -> str | None:
         return None
     from edge_ser.audio.container import NoAudioStreamError
     from edge_ser.audio.stream import open_blocks
+    from edge_ser.errors import MissingDependencyError
 
     try:
         open_blocks(video, frames=1024).close()
-    except NoAudioStreamError:
+    except (NoAudioStreamError, MissingDependencyError):  # no track, or no ffmpeg to read one: as before
         return None
     return str(video)
 
@@ -266,7 +267,8 @@ def build(args: argparse.Namespace, *, stop=None, outputs=(), keep: int = 10_000
         delegate=getattr(args, "delegate", None),
         providers=getattr(args, "providers", None),
     )
-    if getattr(args, "video_file", None) and not rec.kind.faces:
+    sound = video_sound(args, rec.kind.hears)
+    if getattr(args, "video_file", None) and not rec.kind.faces and sound is None:
         print(
             f"edge-ser run: note: --video-file is not used: {rec.bundle.name} takes no faces", file=sys.stderr
         )
@@ -297,7 +299,6 @@ def build(args: argparse.Namespace, *, stop=None, outputs=(), keep: int = 10_000
         cut_pauses=getattr(args, "cut_pauses", "on" if CUT_PAUSES_DEFAULT else "off") == "on",
         learn=getattr(args, "learn", LEARN_DEFAULT),
     )
-    sound = video_sound(args, rec.kind.hears)
     if sound is not None:
         print(
             f"edge-ser run: note: audio from the video's own sound track ({sound}); give --mic to listen to a "
