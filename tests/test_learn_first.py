@@ -203,3 +203,15 @@ def test_the_first_pass_reports_progress_and_predict_names_files_apart(
     out, err = capsys.readouterr()
     assert "angry/0.wav:" in out and "sad/0.wav:" in out
     assert "learning the speaker from every file first: 3/3\n" in err
+
+
+def test_names_apart_with_a_relative_and_an_absolute_path(tmp_path: Path, monkeypatch) -> None:
+    """Two take1.wav, one given relative and one absolute: os.path.commonpath raised ValueError (a traceback)."""
+    from edge_ser.cli.predict import display_names
+
+    for d in ("d1", "d2"):
+        (tmp_path / d).mkdir()
+        (tmp_path / d / "take1.wav").write_bytes(b"")
+    monkeypatch.chdir(tmp_path)
+    names = display_names([Path("d1/take1.wav"), tmp_path / "d2" / "take1.wav"])
+    assert sorted(names.values()) == ["d1/take1.wav", "d2/take1.wav"]

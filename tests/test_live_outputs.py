@@ -978,3 +978,12 @@ def _open_jsonl_elsewhere(path: str) -> str:
     except OutputError as e:
         return str(e)
     return "opened"
+
+
+def test_json_lines_to_a_device_file_are_neither_locked_nor_truncated() -> None:
+    """`--json /dev/stdout | cat` and `--json /dev/null` crashed once the file was truncated after locking
+    (ftruncate: Invalid argument); two runs writing to /dev/null locked each other out."""
+    with JsonlOutput("/dev/null") as a, JsonlOutput("/dev/null") as b:
+        a.emit(make_result())
+        b.emit(make_result())
+    assert Path("/dev/null").exists()  # and not unlinked as an empty file of this output's own

@@ -97,8 +97,9 @@ def display_names(files: list[Path]) -> dict[str, str]:
     names = [f.name for f in files]
     if len(set(names)) == len(names):
         return {str(f): n for f, n in zip(files, names, strict=True)}
-    root = Path(os.path.commonpath([str(f.parent) for f in files]))
-    return {str(f): str(f.relative_to(root)) if f.is_relative_to(root) else str(f) for f in files}
+    absolute = [f.resolve() for f in files]  # one relative and one absolute path cannot share a common path
+    root = Path(os.path.commonpath([str(f.parent) for f in absolute]))
+    return {str(f): str(a.relative_to(root)) for f, a in zip(files, absolute, strict=True)}
 
 
 class LearnProgress:

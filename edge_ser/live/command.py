@@ -220,6 +220,10 @@ def unused_options(args: argparse.Namespace, kind: Any) -> list[str]:
         ]
         if web:
             out.append(f"{', '.join(web)} not used without --web")
+    if getattr(args, "fallback", None) is not None and not kind.faces:
+        # a note, not an error: a service's config.env may name a fallback for an audio-visual bundle and later
+        # be deployed an audio-only one, which must still start
+        out.append("--fallback not used: this bundle takes no faces, so it never lacks one")
     if not kind.hears:
         audio = [o for o, d in (("--vad-db", "vad_db"), ("--learn", "learn")) if _given(args, d)]
         audio += ["--no-adapt"] if getattr(args, "no_adapt", False) else []

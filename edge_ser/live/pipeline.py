@@ -437,11 +437,6 @@ class LivePipeline:
                 raise ConfigError(
                     f"fallback bundle {fallback.bundle.source} needs faces; it must be audio-only"
                 )
-            if not self.kind.faces:
-                raise ConfigError(
-                    f"fallback bundle {fallback.bundle.source} would never be used: {bundle.source} takes no faces, "
-                    "so it never lacks one; leave the fallback out"
-                )
             if self.kind.faces and self.kind.hears and self.kind.enough_faces(None, self.config.min_faces):
                 raise ConfigError(
                     f"fallback bundle {fallback.bundle.source} would never be used: {bundle.source} answers on its "

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from edge_ser.errors import EdgeSerError
 from edge_ser.live import sdnotify
 from edge_ser.live.pipeline import LivePipeline, SlidingWindow
 from edge_ser.live.result import LiveResult
@@ -330,10 +331,13 @@ class LiveRunner:
             self.stats.wall_seconds = time.perf_counter() - wall0
             self.stats.cpu_seconds = time.process_time() - cpu0
             self.stats.stream_seconds = float(self.audio.stream_time)
-            self.pipeline.finish_utterance()  # a stop mid-sentence: the sentence still joins the speaker file
             self.audio.stop()
             if self.frames is not None:
                 self.frames.stop()
+            try:  # a stop mid-sentence: the sentence still joins the speaker file (after the devices are stopped)
+                self.pipeline.finish_utterance()
+            except EdgeSerError:
+                pass  # a clip the model cannot take (too short): it is not learnt, as a live one would not be
         return self.stats
 
     def _read_hop(self, n: int) -> np.ndarray | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -61,14 +62,18 @@ class JsonlOutput:
                 self._fd = os.open(self.path, flags, 0o644)
             except OSError as e:
                 raise OutputError(f"{self.path}: cannot open for JSON lines: {e.strerror}") from e
-            if not _lock(self._fd):
+            regular = stat.S_ISREG(
+                os.fstat(self._fd).st_mode
+            )  # /dev/stdout, /dev/null, a FIFO: no lock, no truncate
+            self._created = self._created and regular
+            if regular and not _lock(self._fd):
                 os.close(self._fd)
                 self._fd = None
                 raise OutputError(
                     f"{self.path}: another run is writing JSON lines to this file (it is locked); give each run its "
                     "own --json file"
                 )
-            if not append:
+            if regular and not append:
                 os.ftruncate(self._fd, 0)
             if append:
                 self._end_torn_line()
@@ -116,6 +121,10 @@ class JsonlOutput:
             return
         self._closed = True
         if self._fd is not None:
+            if self._created and not self.lines and self.path is not None:
+                # nothing was written: no empty file left behind, removed while still locked (after the unlock
+                # another run could lock it and write to a file no longer there)
+                self.path.unlink(missing_ok=True)
             try:
                 if self._fsync:
                     os.fsync(self._fd)
@@ -124,8 +133,6 @@ class JsonlOutput:
             finally:
                 os.close(self._fd)
                 self._fd = None
-            if self._created and not self.lines and self.path is not None:
-                self.path.unlink(missing_ok=True)  # nothing was written: no empty file left behind
         elif self._stream is not None:
             try:
                 self._stream.flush()
