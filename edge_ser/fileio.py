@@ -243,18 +243,26 @@ def walk_files(root: str | os.PathLike[str], *, warn_loops: bool = True) -> list
                 out.append(path)
                 continue
             key = (st.st_dev, st.st_ino)
+            link = path.is_symlink()
             if key in ancestors:  # only a link can lead back to a folder above it
                 loops.append(f"{path} -> {os.path.realpath(path)}")
-            elif key in seen:
+            elif link and key in seen:  # the real folder is listed under its own name, whichever sorts first
                 twice.append(f"{path} (the folder listed as {seen[key]})")
             else:
-                seen[key] = path
+                seen.setdefault(key, path)
                 visit(path, ancestors | {key})
 
     try:
         st = os.stat(root)
     except OSError:
         return []
+    # every real folder under the root first (links not followed), so a link to one of them is the one skipped
+    for dirpath, _dirs, _files in os.walk(root):
+        try:
+            d = os.stat(dirpath)
+        except OSError:
+            continue
+        seen.setdefault((d.st_dev, d.st_ino), Path(dirpath))
     seen[(st.st_dev, st.st_ino)] = root
     visit(root, frozenset({(st.st_dev, st.st_ino)}))
     for found, why in (

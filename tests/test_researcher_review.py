@@ -70,6 +70,12 @@ def test_a_folder_reached_twice_is_listed_once(linked_tree):
     paths, caught = _caught(walk_files, linked_tree)
     assert [p.name for p in paths].count("a0.wav") == 2  # angry/s03 and angry/s08, not s03_again
     assert any("s03_again" in m and "count twice" in m for m in caught)
+    # a link that sorts before the real folder it points to: the real one is kept (the link won, and its name
+    # became the speaker's)
+    os.symlink(linked_tree / "angry" / "s03", linked_tree / "angry" / "a_s03", target_is_directory=True)
+    paths, caught = _caught(walk_files, linked_tree)
+    assert not any(p.parent.name == "a_s03" for p in paths) and any(p.parent.name == "s03" for p in paths)
+    assert any("a_s03" in m for m in caught)
 
 
 # ------------------------------------------------------------------ 2: what --seed does to speaker folds
