@@ -148,6 +148,9 @@ class RooflineReport:
     """Projection with packed_bytes (projections only)."""
     operating_point: str = ""
     caveats: list[str] = field(default_factory=list)
+    roof_precision: str = ""
+    """The precision of the roof the points are placed against ("" = `precision`; fp32 for an int8 engine
+    measured on a host profile without an int8 roof)."""
     """The profile's caveats on the figures this report uses (unverified figures, notes)."""
     rows_per_decision: int | None = None
     """Face bundles: model rows one live decision runs (k crops x views x mirror); None otherwise."""
@@ -316,10 +319,17 @@ class RooflineReport:
         return ["", "Setup: " + "; ".join(f"{k} {v}" for k, v in self.setup.items() if v is not None) + "."]
 
     def to_dict(self) -> dict[str, Any]:
-        """The report as JSON-ready values; the *_gflops fields are in `units.compute` (GOP/s for int8)."""
+        """The report as JSON-ready values; the model's *_gflops figures are in `units.compute` (GOP/s for int8), the
+        roof's (peak_gflops, bound_gflops) in `units.roof` (the fp32 roof's GFLOP/s when an int8 run had none)."""
+        roof = self.roof_precision or self.precision
         return {
             **asdict(self),
-            "units": {"compute": self.unit, "intensity": f"{self.op}/byte", "latency": "ms"},
+            "units": {
+                "compute": self.unit,
+                "roof": "GOP/s" if roof.startswith("int") else "GFLOP/s",
+                "intensity": f"{self.op}/byte",
+                "latency": "ms",
+            },
         }
 
 
@@ -803,6 +813,7 @@ def build_report(
         packed_latency_ms=packed_lat,
         operating_point=profile.operating_point,
         caveats=profile_caveats(profile, roof_precision),
+        roof_precision=roof_precision,
         rows_per_decision=per[0] if per else None,
         decision_rows=per[1] if per else "",
         decision_ms=per[0] * lat if per else None,

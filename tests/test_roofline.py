@@ -85,6 +85,7 @@ def test_a_measured_int8_run_without_an_int8_roof_is_still_measured():
         == build_report(load_bundle(SER), _no_int8(), engine="tflite-fp32", runs=5, measured=True).peak_gflops
     )
     assert any("No int8 roof" in n and "for reference only" in n for n in r.notes)
+    assert r.to_dict()["units"]["roof"] == "GFLOP/s" and r.to_dict()["units"]["compute"] == "GOP/s"
 
 
 def _no_int8():
@@ -321,7 +322,7 @@ def test_reports_name_their_units():
     """An int8 report's *_gflops fields hold GOP/s, and the profile's summary said 'FLOP/byte' for the int8 ridge."""
     pi5 = load_profile("pi5")
     d = build_report(load_bundle(SER), pi5, engine="tflite-int8").to_dict()
-    assert d["units"] == {"compute": "GOP/s", "intensity": "OP/byte", "latency": "ms"}
+    assert d["units"] == {"compute": "GOP/s", "roof": "GOP/s", "intensity": "OP/byte", "latency": "ms"}
     assert (
         build_report(load_bundle(SER), pi5, engine="onnxruntime").to_dict()["units"]["compute"] == "GFLOP/s"
     )

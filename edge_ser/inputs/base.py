@@ -256,10 +256,15 @@ def narrower_band(kind: InputKind, source_rate: int | None) -> bool:
     return source_rate / 2 < NARROW_BAND * kind.feature_spec.fmax_hz
 
 
+def faces_in_view(faces: Sequence[Any] | None) -> list[Any]:
+    """The crops that show a face: FaceCrops with `found`, or images given as they are (a caller's own crops)."""
+    return [f for f in (faces or []) if getattr(f, "found", True)]
+
+
 def face_found(crops: Sequence[Any]) -> bool | None:
-    """`FileWindow.face_found` of face crops: whether any found a face (a crop given as a plain image counts as
-    one); None when there are none."""
-    return any(getattr(c, "found", True) for c in crops) if len(crops) else None
+    """`FileWindow.face_found` of face crops: whether any shows a face (`faces_in_view`); None when there are
+    none."""
+    return bool(faces_in_view(crops)) if len(crops) else None
 
 
 def check_clip_length(n: int, sample_rate: int, min_samples: int, where: str = "audio") -> None:

@@ -30,6 +30,7 @@ from edge_ser.inputs.base import (
     Inputs,
     LiveFrontEnd,
     face_found,
+    faces_in_view,
     softmax_row,
 )
 from edge_ser.vision.video import VIDEO_EXTENSIONS
@@ -41,11 +42,6 @@ if TYPE_CHECKING:
 
 BLOCK = "fusion"
 CLIP_INPUT = "clip"
-
-
-def faces_in_view(faces: Sequence[Any] | None) -> list[Any]:
-    """The crops that show a face: FaceCrops with `found`, or images given as they are (a caller's own crops)."""
-    return [f for f in (faces or []) if getattr(f, "found", True)]
 
 
 def clip_row(parts: Mapping[str, Inputs | None]) -> Inputs:

@@ -29,9 +29,8 @@ import numpy as np
 from edge_ser.audio.level import GATE_SECONDS, SILENCE_DB, level_db
 from edge_ser.audio.pauses import bundle_keep, trim_pauses
 from edge_ser.errors import AudioFormatError, ConfigError, InferenceError
-from edge_ser.features.pitch import VoicedFrames, voiced_frames
-from edge_ser.inputs.base import narrower_band
-from edge_ser.inputs.fusion import faces_in_view
+from edge_ser.features.pitch import VoicedFrames, voiced_frames, voiced_share
+from edge_ser.inputs.base import faces_in_view, narrower_band
 from edge_ser.live.result import NO_FACE, NO_RESULT, SILENCE, LiveResult, StageTimes
 from edge_ser.speaker import active_adapters, clips_held, held, learn_inputs
 
@@ -262,15 +261,19 @@ class VadGate:
         one, and it advised a gate below the room's own noise."""
         if not above_floor or db >= self.vad_db:
             return None
-        if self.voicing > 0 and hop is not None and sr is not None:
-            frames = voiced_frames(hop, sr=sr)
-            if (float(frames.voiced.mean()) if frames.voiced.size else 0.0) < self.voicing:
-                return None
+        if (
+            self.voicing > 0
+            and hop is not None
+            and sr is not None
+            and voiced_share(hop, sr=sr) < self.voicing
+        ):
+            return None
         return db
 
     def __call__(self, db: float, hop: np.ndarray | None = None, sr: int | None = None) -> bool:
         """Whether the hop at level `db` (dBFS) is speech; `hop` (mono samples at `sr` Hz) is needed when the gate
-        tests voicing, which it does only for a hop that passes the level (and the floor)."""
+        tests voicing, which it does for a hop that passes the level (and the floor), and, for the notes, for a
+        quiet hop under `vad_db` (`_quiet`)."""
         self.voiced = None
         # digital silence (a file's pause, a muted input): the floor is as low as it gets
         if not math.isfinite(db):
@@ -486,7 +489,8 @@ class LivePipeline:
             c.vad_margin_db,
             voicing=c.vad_voicing,
             floor=not voicing,
-            hangover=c.vad_hangover * max(1, round(GATE_SECONDS / c.hop)),  # in half seconds at a shorter hop
+            # at least half a second a hop of hangover at a shorter hop (what the default was chosen on)
+            hangover=c.vad_hangover * max(1, math.ceil(GATE_SECONDS / c.hop - 1e-9)),
             steady_seconds=c.vad_steady if voicing else 0.0,
             hop_seconds=c.hop,
             steady_hops=max(2, round(NOTE_STEADY_SECONDS / c.hop)) if voicing else 0,
@@ -644,6 +648,11 @@ class LivePipeline:
             return False
         else:
             self._utterance.append(window[-hop:])  # the decaying end
+        return self._close_utterance()
+
+    def _close_utterance(self) -> bool:
+        """The gathered utterance joins the speaker statistics if it is long enough (UTTERANCE_MIN_S of speech);
+        the gathering starts anew either way. True when it joined."""
         y = np.concatenate(self._utterance)
         long_enough = self._utterance_hops * self.config.hop >= UTTERANCE_MIN_S - 1e-9
         self._utterance, self._utterance_hops = [], 0
@@ -659,15 +668,10 @@ class LivePipeline:
         file lacked it). True when it joined."""
         if self.config.learn != "utterances" or not self._utterance:
             return False
-        y = np.concatenate(self._utterance)
-        long_enough = self._utterance_hops * self.config.hop >= UTTERANCE_MIN_S - 1e-9
-        self._utterance, self._utterance_hops = [], 0
-        if long_enough and any(a.enabled for a in active_adapters(self.speaker, self.engine).values()):
-            clip = self._cut(y)
-            if clip.size >= self.kind.min_samples:
-                learn_inputs(self.speaker, self.engine, self.front.utterance_inputs(clip))
-                return True
-        return False
+        if not any(a.enabled for a in active_adapters(self.speaker, self.engine).values()):
+            self._utterance, self._utterance_hops = [], 0
+            return False
+        return self._close_utterance()
 
     def _cut(self, y: np.ndarray) -> np.ndarray:
         """`y` cut to its speech plus `keep_pause` seconds before and after it (`y` itself when nothing is cut)."""
