@@ -160,21 +160,14 @@ def float_samples(y: Any, sr: Any, where: str) -> tuple[np.ndarray, int]:
     MAX_FLOAT_PEAK means integer samples stored as floats, as the WAV reader refuses them), mono [n] or
     [n, channels] (averaged to mono, as a file's channels are), and a positive integer rate; ConfigError naming
     `where` otherwise."""
-    from edge_ser.audio.wav import MAX_FLOAT_PEAK, MAX_SR, MIN_SR
-    from edge_ser.live.session import MAX_CHUNK_CHANNELS
+    from edge_ser.audio.wav import MAX_SR, MIN_SR
+    from edge_ser.live.session import mono_samples
 
     y = np.asarray(y)
     if y.dtype.kind not in "f":
         raise ConfigError(f"{where}: y must be float samples in [-1, 1], got dtype {y.dtype}")
-    if y.ndim == 2:
-        if not 1 <= y.shape[1] <= MAX_CHUNK_CHANNELS:
-            raise ConfigError(
-                f"{where}: audio of shape {y.shape} would be {y.shape[1]} channels; give [n] or [n, channels] "
-                "(transpose a [channels, n] array: y.T)"
-            )
-        y = y.mean(axis=1, dtype=y.dtype)  # as a file's channels are averaged
-    elif y.ndim != 1:
-        raise ConfigError(f"{where}: audio must be [n] or [n, channels], got shape {y.shape}")
+    raw_peak = float(np.max(np.abs(y[np.isfinite(y)]), initial=0.0))
+    y = mono_samples(y, where, ConfigError)  # as a pushed chunk: channels averaged, scale and layout checked
     if (
         isinstance(sr, bool)
         or not isinstance(sr, (int, np.integer, float))
@@ -185,13 +178,7 @@ def float_samples(y: Any, sr: Any, where: str) -> tuple[np.ndarray, int]:
             f"{where}: sr must be the sample rate in Hz, an integer in {MIN_SR}..{MAX_SR}, got {sr!r}"
             + (" (a rate in kHz?)" if isinstance(sr, (int, float)) and 0 < sr < MIN_SR else "")
         )
-    finite = y[np.isfinite(y)] if y.size else y
-    peak = float(np.max(np.abs(finite))) if finite.size else 0.0
-    if peak > MAX_FLOAT_PEAK:
-        raise ConfigError(
-            f"{where}: float samples up to {peak:.6g}; audio is scaled to [-1, 1] and more than {MAX_FLOAT_PEAK:g} "
-            "means wrongly scaled data (integer samples given as floats? divide by 32768)"
-        )
+    peak = raw_peak
     if peak > 1.0:  # as the WAV reader says of a float file (predict_file warned, predict_audio did not)
         import warnings
 

@@ -426,9 +426,14 @@ def test_audio_in_memory_takes_channels_as_files_and_sessions_do() -> None:
     mono = rec.predict_audio(y, 16000).probabilities
     assert rec.predict_audio(np.stack([y, y], axis=1), 16000).probabilities == mono
     assert rec.predict_audio(y[:, None], 16000).probabilities == mono
-    with pytest.raises(ConfigError, match=r"predict_audio: .*transpose a \[channels, n\]"):
+    with pytest.raises(ConfigError, match=r"predict_audio: .*transpose a \[channels, frames\]"):
         rec.predict_audio(np.stack([y, y]), 16000)
-    with pytest.raises(ConfigError, match=r"enroll: audio must be \[n\] or \[n, channels\]"):
+    # one check for audio in memory (a pushed chunk's): int16 values as floats in anti-phase channels average to ~0
+    # and passed predict_audio while push refused them
+    loud = np.stack([y * 16383, -y * 16383], axis=1)
+    with pytest.raises(ConfigError, match="wrongly scaled"):
+        rec.predict_audio(loud, 16000)
+    with pytest.raises(ConfigError, match=r"enroll: audio is \[frames\] or \[frames, channels\]"):
         edge_ser.Recognizer(REPO / "bundles" / "ser_emodb", "numpy").enroll(
             np.zeros((2, 2, 2), np.float32), 16000
         )

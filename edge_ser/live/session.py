@@ -37,35 +37,38 @@ MAX_CHUNK_CHANNELS = 64
 """More channels than this in a [frames, channels] chunk means a [channels, frames] one (torchaudio's layout)."""
 
 
+def mono_samples(x: np.ndarray, where: str, error: type[Exception] = AudioFormatError) -> np.ndarray:
+    """Float samples [frames] or [frames, channels] as mono float32, channels averaged: the one check of audio given
+    in memory (a pushed chunk, `predict_audio`, `enroll`). `error` naming `where` for another shape, a [channels,
+    frames] block (which averaging would have cut to a few samples) and floats not scaled to [-1, 1]."""
+    if x.ndim not in (1, 2):
+        raise error(f"{where}: audio is [frames] or [frames, channels], got shape {x.shape}")
+    if x.ndim == 2 and not 1 <= x.shape[1] <= MAX_CHUNK_CHANNELS:
+        raise error(
+            f"{where}: audio of shape {x.shape} would be {x.shape[1]} channels; give [frames] or [frames, channels] "
+            "(transpose a [channels, frames] array: .T)"
+        )
+    peak = float(np.max(np.abs(x[np.isfinite(x)]), initial=0.0)) if x.dtype.kind == "f" else 0.0
+    if peak > MAX_FLOAT_PEAK:
+        raise error(
+            f"{where}: float samples up to {peak:.6g}; audio is scaled to [-1, 1] and more than "
+            f"{MAX_FLOAT_PEAK:g} means wrongly scaled data (integer samples given as floats? divide by 32768)"
+        )
+    x = x.astype(np.float32, copy=False)
+    return x.mean(axis=1, dtype=np.float32) if x.ndim == 2 else x
+
+
 def mono_float(chunk: Any, where: str = "push") -> np.ndarray:
     """A chunk as mono float32 in [-1, 1]: float samples as they are, int16 / int32 scaled by full scale, a
-    [frames, channels] block averaged over its channels. AudioFormatError for anything else, for a [channels,
-    frames] block (which averaging would have cut to a few samples) and for floats that are not scaled to [-1, 1]
-    (`predict_audio` refuses them too)."""
+    [frames, channels] block averaged over its channels (`mono_samples`). AudioFormatError for anything else."""
     x = np.asarray(chunk)
-    if x.ndim not in (1, 2):
-        raise AudioFormatError(f"{where}: a chunk is [frames] or [frames, channels], got shape {x.shape}")
-    if x.ndim == 2 and x.shape[1] > MAX_CHUNK_CHANNELS:
-        raise AudioFormatError(
-            f"{where}: a chunk of shape {x.shape} would be {x.shape[1]} channels; a chunk is [frames, channels] "
-            "(transpose a [channels, frames] one: chunk.T)"
-        )
     if x.dtype in INT_SCALE:
         x = x.astype(np.float32) / np.float32(INT_SCALE[x.dtype])
     elif x.dtype.kind != "f":
         raise AudioFormatError(
             f"{where}: samples must be float (in [-1, 1]), int16 or int32, got dtype {x.dtype}"
         )
-    else:
-        peak = float(np.max(np.abs(x[np.isfinite(x)]), initial=0.0))
-        if peak > MAX_FLOAT_PEAK:
-            raise AudioFormatError(
-                f"{where}: float samples up to {peak:.6g}; audio is scaled to [-1, 1] and more than "
-                f"{MAX_FLOAT_PEAK:g} means wrongly scaled data (integer samples given as floats? divide by 32768)"
-            )
-    x = x.astype(np.float32, copy=False)
-    if x.ndim == 2:
-        x = x.mean(axis=1, dtype=np.float32)
+    x = mono_samples(x, where)
     return check_audio(x, name=f"{where}: the chunk") if x.size else x  # NaN or inf: refused
 
 
