@@ -14,6 +14,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from converters.data.splits import SPEAKER_SEED_RULE
 from converters.registry import MODELS, model_names
 from edge_ser.cli.common import adapt_mode, add_adapt_arg, add_engine_args, in_range, media_files
 from edge_ser.errors import AudioFormatError, MissingDependencyError
@@ -343,8 +344,7 @@ def _add_eval_args(p: argparse.ArgumentParser) -> None:
         "--seed",
         type=in_range(0),
         default=0,
-        help="seed of --split random|speaker (default 0); speaker folds are balanced by clip count and the seed "
-        "only orders speakers with equal counts (EMO-DB: every seed gives the same folds)",
+        help=f"seed of --split random|speaker (default 0); {SPEAKER_SEED_RULE}",
     )
     p.add_argument("--fold", type=int, default=0, help="test fold of --split speaker (default 0)")
     p.add_argument("--folds", type=int, default=5, help="folds of --split speaker (default 5, as train)")
@@ -586,8 +586,7 @@ def _add_train_args(p: argparse.ArgumentParser, *, data_default: str | None, out
         type=in_range(0),
         default=0,
         help="seed of the split, the weights and the batches (and of the clips of --data synthetic); --split "
-        "speaker folds are balanced by clip count, so the seed only orders speakers with equal counts (EMO-DB: "
-        "every seed gives the same folds; RAVDESS: each seed others)",
+        f"speaker: {SPEAKER_SEED_RULE}",
     )
     p.add_argument("--epochs", type=in_range(1), default=300, help="maximum epochs (default 300)")
     p.add_argument(

@@ -215,8 +215,8 @@ def group_kfold(groups: Sequence, *, k: int = 5, seed: int = 0, with_val: bool =
 
 
 SPEAKER_SEED_RULE = (
-    "speaker folds are balanced by clip count (largest speaker first, into the smallest fold); the seed only "
-    "orders speakers with equal clip counts"
+    "speaker folds are balanced by clip count, so the seed only orders speakers with equal counts (EMO-DB: every "
+    "seed gives the same folds; RAVDESS: each seed others)"
 )
 """What --seed does to `group_kfold`'s folds, for help texts and docs (EMO-DB: no two speakers have the same
 count, so no seed changes its folds; RAVDESS: every actor has 60 clips, so every seed does)."""
