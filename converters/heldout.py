@@ -148,9 +148,9 @@ early-stopping epoch on n clips."""
 
 
 def _listed(counts: Counter, limit: int = 8) -> str:
+    """The names in `counts` with their clip counts, fewest first, at most `limit` of them (`_names`)."""
     few = sorted((n, str(k)) for k, n in counts.items())
-    more = f" and {len(few) - limit} more" if len(few) > limit else ""
-    return ", ".join(f"{k} ({n} clip{'s' if n != 1 else ''})" for n, k in few[:limit]) + more
+    return _names([f"{k} ({n} clip{'s' if n != 1 else ''})" for n, k in few], limit)
 
 
 def few_clips(records: Sequence[Record]) -> list[str]:

@@ -157,11 +157,10 @@ def test_lags_for_other_frames_are_refused() -> None:
 def test_the_functionals_live_front_end_reuses_and_matches_window_inputs() -> None:
     kind = FunctionalsKind(SPEC)
     front = kind.live(WINDOW / SR)
-    y = _stream()
-    for end in range(WINDOW, y.size + 1, HOP):
-        front.feed(y[end - HOP : end])
-        got = front.inputs(y[end - WINDOW : end])["functionals"]
-        want = kind.window_inputs(y[end - WINDOW : end])["functionals"]
+    for w in _windows(_stream()):
+        front.feed(w[-HOP:])
+        got = front.inputs(w)["functionals"]
+        want = kind.window_inputs(w)["functionals"]
         assert got.shape == want.shape == (1, SPEC.dim) and got.dtype == np.float32
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
     assert front.lags.reused > 0
@@ -218,9 +217,9 @@ def test_the_live_front_ends_utterance_inputs_match_window_inputs_and_reuse() ->
     kind = FunctionalsKind(SPEC)
     front = kind.live(WINDOW / SR)
     y = _stream()
-    for end in range(WINDOW, y.size + 1, HOP):
-        front.feed(y[end - HOP : end])
-        front.inputs(y[end - WINDOW : end])
+    for w in _windows(y):
+        front.feed(w[-HOP:])
+        front.inputs(w)
     clip = y[y.size - y.size % HOP - int(2.0 * SR) : y.size - y.size % HOP]
     before = front.lags.reused
     np.testing.assert_allclose(

@@ -197,6 +197,19 @@ def open_blocks(path: str | os.PathLike, *, frames: int = BLOCK_FRAMES) -> Block
     return _SoundFileBlocks(path, frames)
 
 
+def has_sound_track(path: str | os.PathLike) -> bool:
+    """Whether the media file `path` has an audio track to read (its first block decodes); False for a video
+    without one. MissingDependencyError when a video needs ffmpeg and there is none (the caller decides whether
+    that is an error)."""
+    from edge_ser.audio.container import NoAudioStreamError
+
+    try:
+        open_blocks(path, frames=1024).close()
+    except NoAudioStreamError:
+        return False
+    return True
+
+
 LONG_FILE_SECONDS = 30.0
 """A file up to this long is one clip; a longer one is cut into windows (`file_windows`)."""
 FILE_WINDOW_SECONDS = 3.0
@@ -331,5 +344,6 @@ __all__ = [
     "BlockStream",
     "cut_windows",
     "file_windows",
+    "has_sound_track",
     "open_blocks",
 ]

@@ -107,10 +107,10 @@ class LearnProgress:
     redrawn on one line of a terminal; nothing when stderr is not one."""
 
     def __init__(self, stream=None) -> None:  # noqa: ANN001 - a text stream (default: sys.stderr)
-        from edge_ser.live.outputs import _is_terminal
+        from edge_ser.live.outputs.console import is_tty
 
         stream = sys.stderr if stream is None else stream
-        self.stream = stream if _is_terminal(stream) else None
+        self.stream = stream if is_tty(stream) else None
 
     def __call__(self, done: int, total: int) -> None:
         if self.stream is None or total < 2:

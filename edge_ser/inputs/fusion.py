@@ -323,18 +323,14 @@ class FusionKind(InputKind):
         and ffmpeg is there; a warning says so when ffmpeg is missing)."""
         if not any(k.hears and not k.faces for k in self.branches.values()):
             return False
-        from edge_ser.audio.container import NoAudioStreamError
-        from edge_ser.audio.stream import open_blocks
+        from edge_ser.audio.stream import has_sound_track
         from edge_ser.errors import MissingDependencyError
 
         try:
-            open_blocks(path, frames=1024).close()
-        except NoAudioStreamError:
-            return False
+            return has_sound_track(path)
         except MissingDependencyError as e:
             warnings.warn(f"{path}: the sound track is not used: {e}", InputWarning, stacklevel=3)
             return False
-        return True
 
     def live(self, window_seconds: float) -> LiveFrontEnd:
         return FusionFrontEnd(self, window_seconds)

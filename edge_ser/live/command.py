@@ -185,15 +185,13 @@ def video_sound(args: argparse.Namespace, hears: bool) -> str | None:
 
     if Path(video).suffix.lower() not in VIDEO_EXTENSIONS or not Path(video).is_file():
         return None
-    from edge_ser.audio.container import NoAudioStreamError
-    from edge_ser.audio.stream import open_blocks
+    from edge_ser.audio.stream import has_sound_track
     from edge_ser.errors import MissingDependencyError
 
     try:
-        open_blocks(video, frames=1024).close()
-    except (NoAudioStreamError, MissingDependencyError):  # no track, or no ffmpeg to read one: as before
+        return str(video) if has_sound_track(video) else None
+    except MissingDependencyError:  # no ffmpeg to read the track: the microphone, as before
         return None
-    return str(video)
 
 
 def unused_options(args: argparse.Namespace, kind: Any) -> list[str]:

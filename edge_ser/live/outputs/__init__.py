@@ -148,13 +148,6 @@ def _as_output_error(e: BaseException) -> OutputError:
     return err
 
 
-def _is_terminal(stream: TextIO) -> bool:
-    try:
-        return bool(stream.isatty())
-    except (AttributeError, ValueError, OSError):
-        return False
-
-
 def make_outputs(
     settings: OutputSettings | None = None, *, stdout: TextIO | None = None, stderr: TextIO | None = None
 ) -> Outputs:
@@ -176,13 +169,13 @@ def make_outputs(
             outs.jsonl = JsonlOutput(target, append=s.jsonl_append)
             outs.add(outs.jsonl)
         if s.console:
-            from edge_ser.live.outputs.console import ConsoleOutput
+            from edge_ser.live.outputs.console import ConsoleOutput, is_tty
 
             # JSON lines own stdout when they go there: the table moves to stderr, stdout stays parseable; on one
             # terminal for both, the table's in-place redraw would erase the JSON lines printed between its draws,
             # so it prints one line per update instead
             stream = err_stream if s.jsonl == "-" else out_stream
-            shared = s.jsonl == "-" and _is_terminal(out_stream) and _is_terminal(err_stream)
+            shared = s.jsonl == "-" and is_tty(out_stream) and is_tty(err_stream)
             outs.console = ConsoleOutput(stream, ascii_bars=s.console_ascii, tty=False if shared else None)
             outs.add(outs.console)
         if s.overlay:

@@ -135,7 +135,8 @@ def format_line(result: LiveResult) -> str:
     return printable(" | ".join(parts))
 
 
-def _is_tty(stream: TextIO) -> bool:
+def is_tty(stream: TextIO) -> bool:
+    """Whether `stream` is a terminal (False for a stream without `isatty`, or a closed one)."""
     try:
         return bool(stream.isatty())
     except (AttributeError, ValueError, OSError):
@@ -164,7 +165,7 @@ class ConsoleOutput:
         bar_width: int = 24,
     ) -> None:
         self.stream = stream if stream is not None else sys.stdout
-        self.tty = _is_tty(self.stream) if tty is None else tty
+        self.tty = is_tty(self.stream) if tty is None else tty
         use_ascii = _wants_ascii(self.stream) if ascii_bars is None else ascii_bars
         self.chars = ASCII_BARS if use_ascii else BLOCK_BARS
         self.bar_width = bar_width
@@ -225,4 +226,4 @@ class ConsoleOutput:
             pass  # stdout already gone (closed pipe): nothing left to flush
 
 
-__all__ = ["ASCII_BARS", "BLOCK_BARS", "ConsoleOutput", "bar", "format_line", "format_table"]
+__all__ = ["ASCII_BARS", "BLOCK_BARS", "ConsoleOutput", "bar", "format_line", "format_table", "is_tty"]
