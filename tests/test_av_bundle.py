@@ -280,3 +280,26 @@ def test_file_inputs_errors(tmp_path):
     with pytest.raises(ConfigError, match="video file"):
         file_inputs(wav, AVInputSpec())
     assert file_inputs(wav, AVInputSpec(), names=("audio",))["audio"].shape == (6, 40)
+
+
+def test_the_seed_bundle_says_whether_a_video_showed_a_face(tmp_path):
+    """av_cnn (early fusion) answers for a video with no face from the centre crops, as face_fer does; it now
+    says so (`face_found`), short and long videos alike (it said nothing before)."""
+    from pathlib import Path
+
+    from edge_ser.recognizer import Recognizer
+    from tests.av_media import face_frames, ffmpeg_or_skip, mux, speech, write_speech, write_video
+
+    ffmpeg = ffmpeg_or_skip()
+    rec = Recognizer(Path(__file__).resolve().parents[1] / "bundles" / "av_cnn", "numpy", adapt=False)
+    track = write_speech(tmp_path / "a.wav")
+    face = mux(ffmpeg, write_video(tmp_path / "f.mp4"), track, tmp_path / "face.mp4")
+    blank_frames = np.full((30, 120, 160, 3), 128, np.uint8)
+    blank = mux(ffmpeg, write_video(tmp_path / "b.mp4", blank_frames), track, tmp_path / "blank.mp4")
+    assert rec.predict_file(face).face_found is True
+    assert rec.predict_file(blank).face_found is False
+    long_blank = write_video(tmp_path / "long.mp4", np.concatenate([blank_frames] * 11), fps=10.0)  # 33 s
+    long_face = write_video(tmp_path / "long_face.mp4", np.concatenate([face_frames()] * 11), fps=10.0)
+    long_speech = write_speech(tmp_path / "l.wav", np.tile(speech(), 28))  # 33.6 s
+    assert rec.predict_file(mux(ffmpeg, long_blank, long_speech, tmp_path / "lb.mp4")).face_found is False
+    assert rec.predict_file(mux(ffmpeg, long_face, long_speech, tmp_path / "lf.mp4")).face_found is True

@@ -180,16 +180,17 @@ def file_inputs(
     *,
     audio: str | os.PathLike | None = None,
     names: Sequence[str] = ("faces", "audio"),
+    crops: Sequence[Any] | None = None,
 ) -> dict[str, np.ndarray]:
     """A clip file -> the model inputs `names` asks for, {"faces": [frames, S, S], "audio": [segments, n_mfcc]}.
 
     `path` is a video (its `spec.frames` sampled frames are decoded; its audio track is read through ffmpeg
     unless `audio` names a separate audio file) or, when only "audio" is wanted, an audio file. Video and
     audio decoding live in `edge_ser.vision.video` and `edge_ser.audio`; the pre-processing is `clip_inputs`.
+    `crops`: the video's face crops when the caller has them already (`file_crops`).
     """
     from edge_ser.audio import load
     from edge_ser.audio.container import load_container_audio
-    from edge_ser.vision.video import read_sampled
 
     spec = spec or AVInputSpec()
     path = Path(path)
@@ -205,17 +206,27 @@ def file_inputs(
             y, _ = load(path, sr=sr)
         out["audio"] = audio_segments(y, sr, spec.feature_spec, spec.segments)
     if "faces" in names:
-        if not is_video:
-            raise ConfigError(
-                f"{path}: the model needs face frames, so a video file ({', '.join(VIDEO_EXTENSIONS)})"
-            )
-        frames = read_sampled(path, spec.frames).frames  # sample_frame_indices(k, k) keeps them all
-        crop = crop_fn or default_cropper(spec.face_size)
-        faces = np.empty((spec.frames, spec.face_size, spec.face_size), dtype=np.float32)
-        for j, frame in enumerate(frames):
-            faces[j] = face_pixels(crop(frame), spec)
-        out["faces"] = faces
+        crops = file_crops(path, spec, crop_fn) if crops is None else crops
+        out["faces"] = np.stack([face_pixels(c, spec) for c in crops])
     return out
+
+
+def file_crops(
+    path: str | os.PathLike, spec: AVInputSpec | None = None, crop_fn: CropFn | None = None
+) -> list:
+    """A video's `spec.frames` sampled frames through the face crop (FaceCrops, which say whether a face was
+    found, with the default crop): the faces input of `file_inputs` before it is scaled."""
+    from edge_ser.vision.video import read_sampled
+
+    spec = spec or AVInputSpec()
+    path = Path(path)
+    if path.suffix.lower() not in VIDEO_EXTENSIONS:
+        raise ConfigError(
+            f"{path}: the model needs face frames, so a video file ({', '.join(VIDEO_EXTENSIONS)})"
+        )
+    frames = read_sampled(path, spec.frames).frames  # sample_frame_indices(k, k) keeps them all
+    crop = crop_fn or default_cropper(spec.face_size)
+    return [crop(frame) for frame in frames]
 
 
 class AVKind(InputKind):
@@ -350,9 +361,13 @@ class AVKind(InputKind):
     def file_inputs(self, path: str | os.PathLike[str]) -> Inputs:
         """A video (its sampled frames through the bundle's face crop, its audio track) or, for an audio-only
         model, an audio file too."""
-        crop = self.cropper() if self.faces else None
-        clip = file_inputs(path, self.spec, crop, names=self.input_names)
-        return {n: clip[n][None] for n in self.input_names}
+        return self._file_clip(path)[0]
+
+    def _file_clip(self, path: str | os.PathLike[str]) -> tuple[Inputs, bool | None]:
+        """`file_inputs` and whether the crops found a face (`face_found`; None without a faces input)."""
+        crops = file_crops(path, self.spec, self.cropper()) if self.faces else None
+        clip = file_inputs(path, self.spec, names=self.input_names, crops=crops)
+        return {n: clip[n][None] for n in self.input_names}, None if crops is None else face_found(crops)
 
     def file_windows(
         self,
@@ -370,7 +385,8 @@ class AVKind(InputKind):
 
         info = probe_video(path)
         if info.frame_count and info.frame_count / info.fps <= long_seconds:
-            yield FileWindow(0.0, info.frame_count / info.fps, self.file_inputs(path), True)
+            inputs, found = self._file_clip(path)
+            yield FileWindow(0.0, info.frame_count / info.fps, inputs, True, face_found=found)
             return
         frames = _FramePicker(iter_frames(path), info.fps, self.spec.frames, self.cropper())
         if "audio" not in self.input_names:  # faces only: the video's frames make the windows
@@ -382,10 +398,12 @@ class AVKind(InputKind):
         for w in file_windows(path, sr, window_seconds=window_seconds, long_seconds=long_seconds):
             self.check_clip(w.samples.size, str(path))
             if w.whole:  # the audio track is short although the video is not: one clip
-                yield FileWindow(0.0, w.end, self.file_inputs(path), True, w.source_rate)
+                inputs, found = self._file_clip(path)
+                yield FileWindow(0.0, w.end, inputs, True, w.source_rate, face_found=found)
                 return
-            inputs = self.window_inputs(w.samples, frames.crops(w.start, w.end))
-            yield FileWindow(w.start, w.end, inputs, False, w.source_rate)
+            crops = frames.crops(w.start, w.end)
+            inputs = self.window_inputs(w.samples, crops)
+            yield FileWindow(w.start, w.end, inputs, False, w.source_rate, face_found=face_found(crops))
 
     def combine(self, logits: np.ndarray) -> np.ndarray:
         return softmax_row(logits)
@@ -467,5 +485,6 @@ __all__ = [
     "clip_inputs",
     "default_cropper",
     "face_pixels",
+    "file_crops",
     "file_inputs",
 ]
