@@ -68,6 +68,24 @@ def atomic_writer(
         raise
 
 
+@contextmanager
+def folder_lock(folder: str | os.PathLike[str]) -> Iterator[None]:
+    """An exclusive lock on `folder` (flock on the folder itself, so no lock file is left behind) for a
+    read-modify-write of a file in it that other processes may do at the same time. Where there is no flock
+    (Windows), no lock."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
 def atomic_write(
     path: str | os.PathLike[str],
     data: bytes | bytearray | memoryview | str,
@@ -332,6 +350,7 @@ __all__ = [
     "check_regular_file",
     "file_type",
     "find_files",
+    "folder_lock",
     "open_regular_file",
     "read_regular_file",
     "walk_files",

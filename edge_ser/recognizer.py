@@ -253,6 +253,7 @@ class Recognizer:
         self._enrolled: set[str] = set()  # fingerprints of the files enroll_file added: none is added twice
         if hasattr(self.engine, "set_adapt"):  # a fusion bundle: its branches keep their own statistics
             self.engine.set_adapt(adapt)
+        self._mark_speaker_base(None)
 
     def reset_speaker(self) -> None:
         """A new speaker (or session): the speaker statistics go back to the training prior (a fusion bundle's
@@ -261,6 +262,12 @@ class Recognizer:
         self._enrolled.clear()
         if hasattr(self.engine, "reset_speakers"):
             self.engine.reset_speakers()
+        self._mark_speaker_base(None)
+
+    def _mark_speaker_base(self, source: str | None) -> None:
+        """Remember the statistics the session grows from (the prior, or a speaker file whose bytes have digest
+        `source`), so that `save_speaker(merge=True)` can tell this session's clips from the file's."""
+        self._speaker_base = (source, {name: a.state() for name, a in self._adapters().items()})
 
     def enroll(self, y: np.ndarray, sr: int) -> bool:
         """Add a clip of the user (float samples in [-1, 1] at `sr` Hz) to the speaker statistics without
@@ -359,26 +366,63 @@ class Recognizer:
         """Clips the speaker statistics hold (a fusion bundle: its adapting branches'), None if none adapt."""
         return clips_held(self._adapters())
 
-    def save_speaker(self, path: str | os.PathLike[str]) -> Path:
+    def save_speaker(self, path: str | os.PathLike[str], *, merge: bool = False) -> Path:
         """Write the current speaker's statistics to `path` (JSON, written atomically), so a later session can
-        start from them (`load_speaker`) instead of the training prior."""
-        from edge_ser.fileio import atomic_write
+        start from them (`load_speaker`) instead of the training prior.
+
+        `merge`: when `path` has changed since this recognizer loaded it (another session saved the same speaker
+        meanwhile; or it was made after this session started from the prior), the clips this session learnt
+        since it loaded the file (or since `reset_speaker`) are added to what the file holds now, instead of
+        replacing it; the folder is locked while the file is read and written. The statistics here become the
+        merged ones. Without it, the last session to save wins."""
+        from edge_ser.fileio import atomic_write, folder_lock
 
         self._need_adapters("save")
-        adapters = self._adapters()
         if Path(path).is_dir():
             raise ConfigError(
                 f"{path}: is a folder; give the speaker file's name, e.g. {Path(path) / 'speaker.json'}"
             )
+        if not merge:
+            atomic_write(path, self._speaker_json())
+            return Path(path)
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        with folder_lock(Path(path).parent):
+            raw = Path(path).read_bytes() if Path(path).is_file() else None
+            source, base = self._speaker_base
+            if raw is not None and _digest(raw) != source:
+                self._absorb_into(raw, f"speaker file {path}", base)
+            text = self._speaker_json()
+            atomic_write(path, text)
+        self._mark_speaker_base(_digest(text.encode()))
+        return Path(path)
+
+    def _absorb_into(self, raw: bytes, where: str, base: dict[str, Any]) -> None:
+        """Replace the statistics here by those of the speaker file `raw` plus the clips this session learnt
+        beyond `base`; the enrolled files of both are kept. ConfigError (nothing changed) when `raw` is not a
+        speaker file of this bundle's prior."""
+        adapters = self._adapters()
+        ours = {name: a.state() for name, a in adapters.items()}
+        saved, enrolled = self._speaker_doc(raw, where)
+        try:
+            for name, a in adapters.items():
+                a.set_state(saved[name], f"{where}: statistics.{name}")
+                a.absorb(base[name], ours[name])
+        except Exception:
+            for name, a in adapters.items():
+                a.set_state(ours[name])
+            raise
+        self._enrolled |= set(enrolled)
+
+    def _speaker_json(self) -> str:
+        """The speaker file's text for the current statistics."""
         doc = {
             "schema": SPEAKER_SCHEMA,
             "version": SPEAKER_VERSION,
             "bundle": self.bundle.name,
-            "statistics": {name: a.state() for name, a in adapters.items()},
+            "statistics": {name: a.state() for name, a in self._adapters().items()},
             "enrolled": sorted(self._enrolled),  # so a restart with the same --enroll adds nothing twice
         }
-        atomic_write(path, json.dumps(doc, indent=1) + "\n")
-        return Path(path)
+        return json.dumps(doc, indent=1) + "\n"
 
     def load_speaker(self, path: str | os.PathLike[str]) -> int:
         """Restore the speaker statistics saved by `save_speaker`; the clips they hold. ConfigError naming the
@@ -387,6 +431,17 @@ class Recognizer:
 
         where = f"speaker file {path}"
         raw = read_regular_file(path, limit=SPEAKER_FILE_LIMIT, error=ConfigError)
+        saved, enrolled = self._speaker_doc(raw, where)
+        for name, a in self._adapters().items():
+            a.set_state(saved[name], f"{where}: statistics.{name}")
+        self._enrolled = set(enrolled)
+        self._mark_speaker_base(_digest(raw))
+        return self.speaker_clips or 0
+
+    def _speaker_doc(self, raw: bytes, where: str) -> tuple[dict[str, Any], list[str]]:
+        """A speaker file's statistics by this recognizer's adapter names, and its enrolled fingerprints;
+        ConfigError naming `where` when it is not a speaker file for these adapters (the priors are checked
+        by `set_state`)."""
         try:
             doc = json.loads(raw)
         except (ValueError, UnicodeDecodeError) as e:
@@ -412,12 +467,10 @@ class Recognizer:
             isinstance(m, str) and len(m) == FINGERPRINT_CHARS for m in enrolled
         ):
             raise ConfigError(f"{where}: enrolled must be a list of file fingerprints")
-        for name, a in adapters.items():
+        for name in adapters:
             if not isinstance(saved[name], dict):
                 raise ConfigError(f"{where}: statistics.{name} must be a mapping")
-            a.set_state(saved[name], f"{where}: statistics.{name}")
-        self._enrolled = set(enrolled)
-        return self.speaker_clips or 0
+        return saved, enrolled
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -876,6 +929,13 @@ class Recognizer:
 
 FINGERPRINT_CHARS = 32
 """Hex characters of an enrolled file's fingerprint (SHA-256 of its bytes, truncated)."""
+
+
+def _digest(raw: bytes) -> str:
+    """A speaker file's contents, for telling whether another session has saved it since it was read."""
+    import hashlib
+
+    return hashlib.sha256(raw).hexdigest()
 
 
 def _fingerprint(path: str | os.PathLike[str]) -> str:

@@ -141,6 +141,16 @@ class SpeakerAdapter:
         with self._lock:
             self.norm.set_state({k: v for k, v in state.items() if k not in ("input", "prior")}, where)
 
+    def absorb(self, base: Mapping[str, Any], grown: Mapping[str, Any]) -> int:
+        """`SpeakerNorm.absorb` on two saved states of this prior (`state()`): the clips added."""
+        assert self.norm is not None
+        strip = ("input", "prior")
+        with self._lock:
+            return self.norm.absorb(
+                {k: v for k, v in base.items() if k not in strip},
+                {k: v for k, v in grown.items() if k not in strip},
+            )
+
     def describe(self) -> str:
         if self.norm is None:
             return "none"

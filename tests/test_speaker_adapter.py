@@ -427,6 +427,48 @@ def test_speaker_file_keeps_the_speaker_across_sessions(tmp_path: Path, capsys) 
     assert "no speaker normalisation, nothing to keep" in capsys.readouterr().err
 
 
+def test_two_sessions_saving_one_speaker_file_both_count(tmp_path: Path, capsys) -> None:
+    """Two runs sharing a --speaker-file: the last to save replaced the other's clips. With `merge` the clips each
+    learnt since it loaded the file are added to what the file holds then: the same statistics as one session
+    that heard every clip (up to rounding), and the enrolled files of both."""
+    from edge_ser.cli.common import save_speaker_file
+
+    b = _with_block(tmp_path)
+    me = tmp_path / "me.json"
+    start = Recognizer(b, "numpy")
+    for i in range(3):
+        start.enroll(_voice(i), SR)
+    start.save_speaker(me)
+    one, two, whole = Recognizer(b, "numpy"), Recognizer(b, "numpy"), Recognizer(b, "numpy")
+    one.load_speaker(me), two.load_speaker(me), whole.load_speaker(me)
+    for i in (3, 4):
+        one.enroll(_voice(i), SR)
+    for i in (5, 6, 7):
+        two.enroll(_voice(i), SR)
+    for i in (3, 4, 5, 6, 7):
+        whole.enroll(_voice(i), SR)
+    assert "saved 5 clip(s) of the speaker" in save_speaker_file(one, me)
+    assert "saved 8 clip(s) of the speaker (2 of them saved there by another run meanwhile)" in (
+        save_speaker_file(two, me)
+    )
+    merged, expected = Recognizer(b, "numpy"), whole.speaker.state()
+    assert merged.load_speaker(me) == 8
+    got = merged.speaker.state()
+    assert got["count"] == 8 and got["weight"] == expected["weight"]
+    np.testing.assert_allclose(got["mean"], expected["mean"], rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(got["m2"], expected["m2"], rtol=1e-7, atol=1e-9)
+    # a second save of the same session adds nothing twice; without merge the last writer still wins
+    save_speaker_file(two, me)
+    assert Recognizer(b, "numpy").load_speaker(me) == 8
+    one.save_speaker(me)
+    assert Recognizer(b, "numpy").load_speaker(me) == 5
+    # a session that started from the prior (no file yet) and finds one at the end adds to it too
+    fresh = Recognizer(b, "numpy")
+    fresh.enroll(_voice(8), SR)
+    assert "(5 of them saved there" in save_speaker_file(fresh, me)
+    assert Recognizer(b, "numpy").load_speaker(me) == 6
+
+
 def test_an_audio_fallback_standardises_by_its_own_speaker_statistics() -> None:
     """A faces bundle's audio-only fallback that learns its speaker (av_fn_audio) got its raw inputs: out of range,
     it answered "angry 1.00" on every window without a face. Its windows now go through its own statistics."""

@@ -139,7 +139,8 @@ def add_speaker_file_arg(p: argparse.ArgumentParser) -> None:
         default=None,
         metavar="FILE",
         help="keep the speaker across sessions: start from the statistics in FILE when it exists (before any "
-        "--enroll), and write the session's statistics there at the end (a bundle with speaker normalisation)",
+        "--enroll), and write the session's statistics there at the end (a bundle with speaker normalisation; "
+        "when another run saved the same file meanwhile, the clips of both are kept)",
     )
 
 
@@ -179,8 +180,13 @@ def save_speaker_file(rec, path: Path | None) -> str | None:
     """`--speaker-file`: write the session's statistics; a line saying so (None: no file asked for)."""
     if path is None:
         return None
-    rec.save_speaker(path)
-    return f"speaker file {path}: saved {rec.speaker_clips} clip(s) of the speaker"
+    ours = rec.speaker_clips
+    rec.save_speaker(
+        path, merge=True
+    )  # another run saving the same speaker meanwhile: both runs' clips count
+    merged = (rec.speaker_clips or 0) - (ours or 0)
+    also = f" ({merged} of them saved there by another run meanwhile)" if merged > 0 else ""
+    return f"speaker file {path}: saved {rec.speaker_clips} clip(s) of the speaker{also}"
 
 
 def enroll_files(

@@ -143,7 +143,10 @@ class SpeakerNorm:
         if n == 0:
             return self
         mean_b = rows.mean(0)
-        m2_b = ((rows - mean_b) ** 2).sum(0)
+        return self._merge(n, mean_b, ((rows - mean_b) ** 2).sum(0))
+
+    def _merge(self, n: int, mean_b: np.ndarray, m2_b: np.ndarray) -> SpeakerNorm:
+        """Add a batch of `n` clips given by its mean and sum of squared deviations (Chan et al.'s merge)."""
         total = self.weight + n
         delta = mean_b - self._mean
         self._mean = self._mean + delta * (n / total)
@@ -151,6 +154,21 @@ class SpeakerNorm:
         self.weight = total
         self.count += n
         return self
+
+    def absorb(self, base: Mapping[str, Any], grown: Mapping[str, Any]) -> int:
+        """Add the clips that statistics `grown` hold beyond `base` (states of `state()`, `grown` made from `base`
+        by `update`) to these statistics: two sessions that started from one saved speaker both count. The
+        clips added (0 when `grown` holds none beyond `base`)."""
+        n = int(grown["count"]) - int(base["count"])
+        if n <= 0:
+            return 0
+        w0, w1 = float(base["weight"]), float(grown["weight"])
+        m0, m1 = np.asarray(base["mean"], np.float64), np.asarray(grown["mean"], np.float64)
+        mean_b = m0 + (m1 - m0) * (w1 / n)  # the merge above, solved for the batch
+        m2_b = np.asarray(grown["m2"], np.float64) - np.asarray(base["m2"], np.float64)
+        m2_b = np.maximum(m2_b - (mean_b - m0) ** 2 * (w0 * n / w1), 0.0)
+        self._merge(n, mean_b, m2_b)
+        return n
 
     @property
     def constant(self) -> np.ndarray:
