@@ -2,6 +2,7 @@
 Orin Nano 8GB, all on one engine thread.
 
     python benchmarks/roofline.py [--runs 300] [--bundles NAME ...]
+    python benchmarks/roofline.py --replot     # the PNGs drawn again from the stored reports, nothing measured
 
 Per bundle in bundles/ (per branch of a fusion bundle, as `edge-ser bench` reports it): `edge-ser bench BUNDLE
 --profile host --engine onnxruntime --threads 1` (measured) and the same report projected from counts on pi4,
@@ -88,14 +89,36 @@ def summary(rows: list[tuple[str, str | None, RooflineReport]]) -> str:
     return "\n".join(md)
 
 
+def replot(folder: Path) -> int:
+    """Draw each report's PNG again from its JSON (the figures unchanged); the number drawn."""
+    import json
+
+    from edge_ser.roofline import plot_png
+
+    reports = sorted(folder.glob("*.json"))
+    for j in reports:
+        plot_png(RooflineReport.from_dict(json.loads(j.read_text())), j.with_suffix(".png"))
+    return len(reports)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument(
         "--runs", type=int, default=300, help="timed predict() calls per host report (default 300)"
     )
     ap.add_argument("--bundles", nargs="+", default=None, help="only these bundles (names in bundles/)")
+    ap.add_argument(
+        "--replot",
+        action="store_true",
+        help="measure nothing: draw every report's PNG in benchmarks/results/roofline/ again from its JSON "
+        "(after a change to the plot)",
+    )
     args = ap.parse_args()
     out = _common.RESULTS / "roofline"
+    if args.replot:
+        done = replot(out)
+        print(f"{done} plot(s) drawn again from their reports in {out}")
+        return
     paths = sorted(p for p in (REPO / "bundles").iterdir() if (p / "manifest.json").is_file())
     if args.bundles:
         unknown = sorted(set(args.bundles) - {p.name for p in paths})

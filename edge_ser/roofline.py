@@ -27,8 +27,8 @@ import math
 import platform
 import statistics
 import time
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -331,6 +331,15 @@ class RooflineReport:
                 "latency": "ms",
             },
         }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> RooflineReport:
+        """A report from `to_dict()` output (a report's JSON), to draw it again; derived keys (`units`) are
+        left out, and keys of a newer edge-ser are ignored."""
+        names = {f.name for f in fields(cls)}
+        kept = {k: v for k, v in d.items() if k in names}
+        kept["layers"] = [LayerPoint(**p) for p in d.get("layers", [])]
+        return cls(**kept)
 
 
 def _f(v: float | None, fmt: str) -> str:
@@ -860,6 +869,24 @@ def report_setup(bundle, engine_name: str, profile, runs: int | None) -> dict[st
 
 W, H = 1000, 700
 MARGIN = (90, 40, 60, 80)  # left, top, right, bottom
+PANEL = 340
+"""Width of the key to the right of the plot: the labelled layers' names, which no longer overlap the dots."""
+LABELLED = 12
+"""At most this many layers are numbered: those with >= 2 % of the FLOPs, largest first."""
+
+
+def short_name(name: str) -> str:
+    """An ONNX node name without the scope levels its next level repeats: '/blocks/blocks.0/main/main.0/Conv'
+    -> 'blocks.0/main.0/Conv'."""
+    parts = [q for q in name.strip("/").split("/") if q]
+    keep = [q for i, q in enumerate(parts) if not (i + 1 < len(parts) and parts[i + 1].startswith(q + "."))]
+    return "/".join(keep) or name
+
+
+def _place(box: tuple[int, int, int, int], taken: list[tuple[int, int, int, int]]) -> bool:
+    """Whether the text box (x0, y0, x1, y1) misses every box already drawn."""
+    x0, y0, x1, y1 = box
+    return all(x1 <= a0 or x0 >= a1 or y1 <= b0 or y0 >= b1 for a0, b0, a1, b1 in taken)
 
 
 def plot_png(report: RooflineReport, path: Path) -> Path:
@@ -867,7 +894,7 @@ def plot_png(report: RooflineReport, path: Path) -> Path:
     from edge_ser.vision._cv2 import import_cv2
 
     cv2 = import_cv2("drawing the roofline plot")
-    img = np.full((H, W, 3), 255, np.uint8)
+    img = np.full((H, W + PANEL, 3), 255, np.uint8)
     left, top, right, bottom = MARGIN
     xs = [p.intensity for p in report.layers if p.intensity > 0] + [report.intensity, report.ridge]
     ys = [p.gflops for p in report.layers if p.gflops] + [report.attained_gflops, report.peak_gflops]
@@ -900,36 +927,57 @@ def plot_png(report: RooflineReport, path: Path) -> Path:
     for yy in range(ry, H - bottom, 12):
         cv2.line(img, (rx, yy), (rx, min(yy + 6, H - bottom)), (40, 40, 200), 1)
     unit, op = report.unit, report.op
-    cv2.putText(
-        img, f"ridge {ridge:.2f} {op}/B", (rx + 6, H - bottom - 10), font, 0.5, (40, 40, 200), 1, cv2.LINE_AA
-    )
+    taken: list[
+        tuple[int, int, int, int]
+    ] = []  # boxes of the text drawn so far, which a layer's number avoids
+
+    def label(
+        text: str, org: tuple[int, int], scale: float, colour: tuple[int, int, int], thick: int = 1
+    ) -> None:
+        cv2.putText(img, text, org, font, scale, colour, thick, cv2.LINE_AA)
+        (tw, th), _ = cv2.getTextSize(text, font, scale, thick)
+        taken.append((org[0], org[1] - th, org[0] + tw, org[1] + 3))
+
+    red = (40, 40, 200)
+    label(f"ridge {ridge:.2f} {op}/B", (rx + 6, H - bottom - 10), 0.5, red)
     tx, _ = px(x1, peak)
-    cv2.putText(img, f"peak {peak:.4g} {unit}", (tx - 170, ry - 10), font, 0.5, (40, 40, 200), 1, cv2.LINE_AA)
-    cv2.putText(
-        img, f"{bw:.4g} GB/s", px(xa * 1.3, bw * xa * 1.3 * 1.6), font, 0.5, (40, 40, 200), 1, cv2.LINE_AA
-    )
-    # points
-    labelled = 0
-    for p in sorted(report.layers, key=lambda q: q.intensity):
-        if p.gflops and p.intensity > 0:
-            c = px(p.intensity, p.gflops)
-            cv2.circle(img, c, 5, (200, 120, 30), -1, cv2.LINE_AA)
-            if p.flops >= 0.02 * report.flops:  # label the layers that matter, alternately below and above
-                dy = 18 if labelled % 2 == 0 else -9
-                labelled += 1
-                cv2.putText(
-                    img,
-                    p.name.strip("/")[:24],
-                    (c[0] - 10, c[1] + dy),
-                    font,
-                    0.4,
-                    (120, 70, 20),
-                    1,
-                    cv2.LINE_AA,
-                )
+    label(f"peak {peak:.4g} {unit}", (tx - 170, ry - 10), 0.5, red)
+    label(f"{bw:.4g} GB/s", px(xa * 2, bw * xa * 2 / 3.5), 0.5, red)  # under the rising roof, clear of it
+    # points; the layers that matter are numbered, with their names in the key to the right
+    shown = [p for p in report.layers if p.gflops and p.intensity > 0]
+    for p in shown:
+        cv2.circle(img, px(p.intensity, p.gflops), 5, (200, 120, 30), -1, cv2.LINE_AA)
     mc = px(report.intensity, report.attained_gflops)
     cv2.circle(img, mc, 9, (30, 160, 30), -1, cv2.LINE_AA)
-    cv2.putText(img, "model", (mc[0] + 11, mc[1] + 5), font, 0.55, (20, 110, 20), 2, cv2.LINE_AA)
+    label("model", (mc[0] + 11, mc[1] + 5), 0.55, (20, 110, 20), 2)
+    taken.append((mc[0] - 9, mc[1] - 9, mc[0] + 9, mc[1] + 9))
+    big = sorted((p for p in shown if p.flops >= 0.02 * report.flops), key=lambda q: -q.flops)[:LABELLED]
+    blue = (120, 70, 20)
+    for i, p in enumerate(big, 1):
+        c, tag = px(p.intensity, p.gflops), str(i)
+        (tw, th), _ = cv2.getTextSize(tag, font, 0.45, 1)
+        for dx, dy in (
+            (7, -6),
+            (7, th + 6),
+            (-7 - tw, -6),
+            (-7 - tw, th + 6),
+            (-tw // 2, -9),
+            (-tw // 2, th + 10),
+        ):
+            box = (c[0] + dx, c[1] + dy - th, c[0] + dx + tw, c[1] + dy + 2)
+            if _place(box, taken):
+                break  # else the last place, overlapping: the key still names it
+        taken.append(box)
+        cv2.putText(img, tag, (box[0], box[3] - 2), font, 0.45, blue, 1, cv2.LINE_AA)
+    kx, ky = W + 5, top + 14
+    cv2.putText(img, f"layers (>= 2 % of the {op}s)", (kx, ky), font, 0.45, black, 1, cv2.LINE_AA)
+    for i, p in enumerate(big, 1):
+        ky += 20
+        share = 100 * p.flops / report.flops
+        cv2.putText(img, f"{i:>2} {short_name(p.name)[:31]}", (kx, ky), font, 0.4, blue, 1, cv2.LINE_AA)
+        cv2.putText(img, f"{share:4.1f}%", (kx + 285, ky), font, 0.4, blue, 1, cv2.LINE_AA)
+    if not big:
+        cv2.putText(img, "(none)", (kx, ky + 20), font, 0.4, blue, 1, cv2.LINE_AA)
     title = (
         f"{report.model} on {report.profile} ({report.engine}, {report.precision}, {report.threads_text()})"
         + ("" if report.measured else " - PROJECTION (lower bound)")

@@ -38,7 +38,8 @@ def test_projection_on_a_pi4_is_labelled_and_follows_the_roof(tmp_path):
     j, m, png = write_report(r, tmp_path / "pi4", "edge-ser bench ...")
     assert json.loads(j.read_text())["profile"] == "pi4"
     img = cv2.imread(str(png))
-    assert img is not None and img.shape == (700, 1000, 3) and (img < 250).mean() > 0.02  # something drawn
+    assert img is not None and img.shape == (700, 1340, 3) and (img < 250).mean() > 0.02  # something drawn
+    assert (img[:, 1000:] < 250).any()  # the key of the numbered layers
 
 
 def test_measured_on_the_host_from_the_cli(tmp_path, capsys, monkeypatch):
@@ -327,3 +328,26 @@ def test_reports_name_their_units():
         build_report(load_bundle(SER), pi5, engine="onnxruntime").to_dict()["units"]["compute"] == "GFLOP/s"
     )
     assert "roofline[cpu, int8]: ridge 76.80 OP/byte" in str(pi5)
+
+
+def test_the_plot_numbers_layers_and_names_them_in_a_key():
+    """The plot's layer labels were the first 24 characters of each ONNX name ('blocks/blocks.0/main/mai'), drawn
+    on top of each other; the layers are now numbered, clear of other text where there is room, and named in full
+    (less the repeated scope levels) in a key beside the plot."""
+    from edge_ser.roofline import _place, short_name
+
+    assert short_name("/blocks/blocks.0/main/main.0/main.0.0/Conv") == "blocks.0/main.0.0/Conv"
+    assert short_name("/video/video.3/Conv") == "video.3/Conv" and short_name("Identity_0") == "Identity_0"
+    assert short_name("/classifier/Gemm") == "classifier/Gemm"
+    assert _place((0, 0, 10, 10), [(10, 0, 20, 10)]) and not _place((0, 0, 10, 10), [(5, 5, 20, 20)])
+
+
+def test_a_report_is_read_back_from_its_json_and_drawn_again(tmp_path):
+    """`benchmarks/roofline.py --replot` draws the stored reports again after a change to the plot, measuring
+    nothing: `RooflineReport.from_dict` is the inverse of `to_dict`."""
+    from edge_ser.roofline import RooflineReport, plot_png
+
+    r = build_report(load_bundle(SER), load_profile("pi5"), engine="onnxruntime", threads=1)
+    d = json.loads(json.dumps(r.to_dict()))
+    assert RooflineReport.from_dict(d).to_dict() == d
+    assert cv2.imread(str(plot_png(RooflineReport.from_dict(d), tmp_path / "r.png"))).shape == (700, 1340, 3)
