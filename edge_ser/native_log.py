@@ -1,6 +1,7 @@
-"""Quiet TensorFlow Lite's native log: the converter's "fully_quantize: 0, inference_type: 6, ..." and the
-interpreter's "INFO: Created TensorFlow Lite XNNPACK delegate for CPU.", which C++ code writes straight to file
-descriptor 2, where Python's warnings and logging filters cannot reach it."""
+"""What native code writes straight to file descriptor 2, where Python's warnings and logging filters cannot
+reach it: TensorFlow Lite's log ("INFO: Created TensorFlow Lite XNNPACK delegate for CPU.") is held back
+(`native_stderr_held`), and a decoder's complaint about a file ("Premature end of JPEG file", mpg123's notes) is
+shown with the file's name (`native_messages_named`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import contextlib
 import os
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator
 
 
@@ -32,4 +34,40 @@ def native_stderr_held() -> Iterator[None]:
             os.close(saved)
 
 
-__all__ = ["native_stderr_held"]
+_naming = False
+"""Whether a `native_messages_named` block is open (in the main thread, the only one that opens them)."""
+
+
+@contextlib.contextmanager
+def native_messages_named(label: object) -> Iterator[None]:
+    """Inside the block, what native code writes to stderr is held, then written after it with each line
+    prefixed by `label` (a file's path), so that among hundreds of files the one a decoder complained about is
+    named. Only in the main thread (fd 2 is the process's: another thread's output would be delayed and named
+    wrongly); elsewhere a no-op. Keep the block to one decoder call, not a loop that writes progress."""
+    global _naming
+    if _naming or threading.current_thread() is not threading.main_thread():
+        yield  # inside an outer block (which names the file already), or another thread
+        return
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no fd 2 (a service without stderr), or a closed sys.stderr
+        yield
+        return
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        _naming = True
+        try:
+            yield
+        finally:
+            _naming = False
+            os.dup2(saved, 2)
+            os.close(saved)
+            held.seek(0)
+            lines = [ln for ln in held.read().decode(errors="replace").splitlines() if ln.strip()]
+            if lines:
+                sys.stderr.write("".join(f"{label}: {ln}\n" for ln in lines))
+                sys.stderr.flush()
+
+
+__all__ = ["native_messages_named", "native_stderr_held"]

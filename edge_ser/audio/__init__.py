@@ -15,6 +15,7 @@ from edge_ser.audio.polyphase import resample
 from edge_ser.audio.wav import MAX_SR, MIN_SR, read_wav, write_wav
 from edge_ser.errors import AudioFormatError, ConfigError, MissingDependencyError
 from edge_ser.fileio import check_regular_file
+from edge_ser.native_log import native_messages_named
 
 __all__ = ["load", "read_wav", "resample", "write_wav"]
 
@@ -29,7 +30,8 @@ def _read_other(path: Path) -> tuple[np.ndarray, int]:
         raise MissingDependencyError("soundfile", "device", "non-WAV audio") from None
     check_regular_file(path, error=AudioFormatError)  # libsndfile would block on a FIFO
     try:
-        y, sr = soundfile.read(str(path), dtype="float32", always_2d=True)
+        with native_messages_named(path):  # libsndfile's mpg123 notes name the file
+            y, sr = soundfile.read(str(path), dtype="float32", always_2d=True)
     except (RuntimeError, OSError, ValueError, TypeError) as e:  # LibsndfileError is a RuntimeError
         raise AudioFormatError(f"{path}: cannot decode audio: {e}") from None
     if not (MIN_SR <= sr <= MAX_SR):

@@ -25,6 +25,7 @@ import numpy as np
 from edge_ser.audio.wav import BLOCK_FRAMES, MAX_SR, MIN_SR, WavReader
 from edge_ser.errors import AudioFormatError, ConfigError, MissingDependencyError
 from edge_ser.fileio import check_regular_file
+from edge_ser.native_log import native_messages_named
 
 WAV_SUFFIXES = (".wav", ".wave")
 
@@ -78,7 +79,8 @@ class _SoundFileBlocks(BlockStream):
         check_regular_file(path, error=AudioFormatError)  # libsndfile would block on a FIFO
         self.path, self._frames = path, frames
         try:
-            self._f = soundfile.SoundFile(str(path))
+            with native_messages_named(path):
+                self._f = soundfile.SoundFile(str(path))
         except (RuntimeError, OSError, ValueError, TypeError) as e:  # LibsndfileError is a RuntimeError
             raise AudioFormatError(f"{path}: cannot decode audio: {e}") from None
         self.sample_rate = int(self._f.samplerate)
@@ -92,7 +94,8 @@ class _SoundFileBlocks(BlockStream):
         done = 0
         while True:
             try:
-                y = self._f.read(self._frames, dtype="float32", always_2d=True)
+                with native_messages_named(self.path):
+                    y = self._f.read(self._frames, dtype="float32", always_2d=True)
             except (RuntimeError, OSError, ValueError) as e:
                 raise AudioFormatError(f"{self.path}: cannot decode audio at frame {done}: {e}") from None
             if y.shape[0] == 0:

@@ -260,11 +260,13 @@ class FaceKind(InputKind):
             crop = self.cropper()
             return [crop(f) for f in read_sampled(path, self.spec.k).frames]
         from edge_ser.fileio import check_regular_file
+        from edge_ser.native_log import native_messages_named
         from edge_ser.vision._cv2 import import_cv2
 
         cv2 = import_cv2("reading an image")
         check_regular_file(path, error=VideoFormatError)
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        with native_messages_named(path):  # "Premature end of JPEG file" names the file
+            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if image is None:
             raise VideoFormatError(f"{path}: not a readable image ({', '.join(IMAGE_EXTENSIONS)})")
         return [self.cropper()(image)]

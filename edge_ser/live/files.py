@@ -289,10 +289,13 @@ def _image_files(folder: Path) -> list[Path]:
 
 
 def _iter_images(files: list[Path], grey: bool) -> Iterator[np.ndarray]:
+    from edge_ser.native_log import native_messages_named
+
     cv2 = import_cv2("reading an image folder")
     flag = cv2.IMREAD_GRAYSCALE if grey else cv2.IMREAD_COLOR
     for p in files:
-        image = cv2.imread(str(p), flag)
+        with native_messages_named(p):
+            image = cv2.imread(str(p), flag)
         if image is None:
             raise VideoFormatError(f"{p}: cannot be read as an image (damaged, or not an image)")
         yield image

@@ -35,6 +35,7 @@ import numpy as np
 
 from edge_ser.errors import ConfigError, VideoFormatError
 from edge_ser.fileio import open_regular_file
+from edge_ser.native_log import native_messages_named
 from edge_ser.vision._cv2 import import_cv2
 
 VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm")
@@ -139,7 +140,8 @@ def _open(path: Path) -> tuple[Any, VideoInfo]:
     cv2 = _cv2()
     registry = getattr(cv2, "videoio_registry", None)
     ffmpeg = registry is not None and registry.hasBackend(cv2.CAP_FFMPEG)
-    cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG if ffmpeg else cv2.CAP_ANY)
+    with native_messages_named(path):  # FFmpeg's "[mov,mp4 @ 0x...] moov atom not found" names the file
+        cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG if ffmpeg else cv2.CAP_ANY)
     if not cap.isOpened():
         cap.release()
         kind = _kind(head)
@@ -207,7 +209,8 @@ def _read_all(cap: Any, info: VideoInfo, grey: bool) -> Iterator[np.ndarray]:
     n = 0
     try:
         while True:
-            ok, frame = cap.read()
+            with native_messages_named(info.path):
+                ok, frame = cap.read()
             if not ok or frame is None:
                 break
             n += 1
@@ -322,4 +325,5 @@ def read_sampled(
     if method not in METHODS:
         raise ConfigError(f"read_sampled: method must be one of {METHODS}, got {method!r}")
     path = Path(path)
-    return _decode_skip(path, int(k), grey) if method == "skip" else _seek(path, int(k), grey)
+    with native_messages_named(path):  # the decoder's complaints about a damaged file name it
+        return _decode_skip(path, int(k), grey) if method == "skip" else _seek(path, int(k), grey)

@@ -1,0 +1,61 @@
+"""A decoder's own complaint about a damaged file ("Premature end of JPEG file", mpg123's "Illegal Audio-MPEG-Header")
+is written by native code straight to file descriptor 2; among hundreds of files it did not say which. It now
+comes out prefixed with the file's path (`edge_ser.native_log.native_messages_named`)."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge_ser.native_log import native_messages_named
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _native_write(text: str) -> None:
+    os.write(2, text.encode())  # what C code does: no Python stream in between
+
+
+def test_native_lines_are_named_once_and_nested_blocks_do_not_name_twice(capfd) -> None:
+    with native_messages_named("clip.mp3"):
+        _native_write("Note: Trying to resync...\n\nerror: giving up\n")
+        with native_messages_named("inner"):
+            _native_write("again\n")
+    assert capfd.readouterr().err.splitlines() == [
+        "clip.mp3: Note: Trying to resync...",
+        "clip.mp3: error: giving up",
+        "clip.mp3: again",
+    ]
+    with pytest.raises(ValueError), native_messages_named("x.jpg"):  # held lines are shown on an error too
+        _native_write("Corrupt JPEG data\n")
+        raise ValueError
+    assert capfd.readouterr().err == "x.jpg: Corrupt JPEG data\n"
+    seen: list[str] = []
+
+    def elsewhere() -> None:  # another thread does not touch the process's fd 2
+        with native_messages_named("t.wav"):
+            _native_write("from a thread\n")
+        seen.append("done")
+
+    t = threading.Thread(target=elsewhere)
+    t.start()
+    t.join()
+    assert seen == ["done"] and capfd.readouterr().err == "from a thread\n"
+
+
+def test_a_truncated_jpeg_is_named_by_predict(tmp_path, capfd) -> None:
+    cv2 = pytest.importorskip("cv2")
+    from edge_ser.cli import main
+
+    rng = np.random.default_rng(0)
+    ok, jpg = cv2.imencode(".jpg", rng.integers(0, 255, (96, 96, 3), dtype=np.uint8))
+    assert ok
+    bad = tmp_path / "cut.jpg"
+    bad.write_bytes(jpg.tobytes()[: len(jpg) // 2])
+    assert main(["predict", str(ROOT / "bundles" / "face_fer"), str(bad), "--engine", "numpy"]) == 0
+    err = capfd.readouterr().err
+    assert f"{bad}: Premature end of JPEG file" in err
