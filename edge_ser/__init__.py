@@ -28,6 +28,9 @@ from edge_ser.errors import (
 )
 
 if TYPE_CHECKING:  # a type checker sees the lazy names' real types (they are Any through __getattr__)
+    from edge_ser.live.pipeline import PipelineConfig
+    from edge_ser.live.result import LiveResult
+    from edge_ser.live.session import AudioSession
     from edge_ser.recognizer import Prediction, Recognizer, WindowPrediction
 
 __version__ = "0.1.0"
@@ -36,6 +39,9 @@ _LAZY = {
     "Recognizer": "edge_ser.recognizer",
     "Prediction": "edge_ser.recognizer",
     "WindowPrediction": "edge_ser.recognizer",
+    "LiveResult": "edge_ser.live.result",
+    "PipelineConfig": "edge_ser.live.pipeline",
+    "AudioSession": "edge_ser.live.session",
 }
 
 
@@ -49,6 +55,7 @@ def __getattr__(name: str):  # PEP 562: the API classes import numpy, so they lo
 
 __all__ = [
     "AudioFormatError",
+    "AudioSession",
     "BundleError",
     "ConfigError",
     "DatasetError",
@@ -56,8 +63,10 @@ __all__ = [
     "EdgeSerError",
     "InferenceError",
     "InputWarning",
+    "LiveResult",
     "MissingDependencyError",
     "PackedFormatError",
+    "PipelineConfig",
     "Prediction",
     "ProviderWarning",
     "Recognizer",

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from edge_ser.audio.level import SILENCE_DB, level_db, loudest_db
+from edge_ser.audio.level import SILENCE_DB, loudest_db
 from edge_ser.audio.pauses import bundle_keep, trim_pauses
 from edge_ser.audio.stream import LONG_FILE_SECONDS
 from edge_ser.errors import (
@@ -155,17 +155,32 @@ def speech_enough(level: float, whole: bool, gate: float = SILENCE_DB) -> bool:
     return level >= gate or (whole and level > -math.inf)
 
 
+def clip_teaches(y: np.ndarray, sr: int, level: float | None = None) -> bool:
+    """Whether a whole clip (a file up to 30 s, audio given in memory) joins the speaker statistics: not digital
+    silence, and at least WHOLE_CLIP_VOICING of its frames voiced, so noise and hiss teach nothing. The one rule
+    for `enroll`, `enroll_file`, `predict_audio` and files classified or learnt (`level`: its `loudest_db` when
+    known)."""
+    from edge_ser.features.pitch import voiced_at_least
+
+    level = loudest_db(y, sr) if level is None else level
+    return speech_enough(level, True) and voiced_at_least(y, sr=sr, share=WHOLE_CLIP_VOICING)
+
+
 def float_samples(y: Any, sr: Any, where: str) -> tuple[np.ndarray, int]:
     """(y, sr) checked as the API takes audio in memory: float samples scaled to [-1, 1] (more than
     MAX_FLOAT_PEAK means integer samples stored as floats, as the WAV reader refuses them), mono [n] or
     [n, channels] (averaged to mono, as a file's channels are), and a positive integer rate; ConfigError naming
     `where` otherwise."""
     from edge_ser.audio.wav import MAX_SR, MIN_SR
-    from edge_ser.live.session import mono_samples
+    from edge_ser.live.session import INT_SCALE, mono_samples
 
     y = np.asarray(y)
-    if y.dtype.kind not in "f":
-        raise ConfigError(f"{where}: y must be float samples in [-1, 1], got dtype {y.dtype}")
+    if y.dtype in INT_SCALE:  # int16 / int32 samples scaled by full scale, as `push` takes them
+        y = y.astype(np.float32) / np.float32(INT_SCALE[y.dtype])
+    elif y.dtype.kind not in "f":
+        raise ConfigError(
+            f"{where}: y must be float samples in [-1, 1] (or int16 / int32), got dtype {y.dtype}"
+        )
     raw_peak = float(np.max(np.abs(y[np.isfinite(y)]), initial=0.0))
     y = mono_samples(y, where, ConfigError)  # as a pushed chunk: channels averaged, scale and layout checked
     if (
@@ -270,18 +285,22 @@ class Recognizer:
         self._speaker_base = (source, {name: a.state() for name, a in self._adapters().items()})
 
     def enroll(self, y: np.ndarray, sr: int) -> bool:
-        """Add a clip of the user (float samples in [-1, 1] at `sr` Hz) to the speaker statistics without
-        classifying it, its pause cut as `predict_audio` cuts it (`keep_pause`). Digital silence tells nothing about
-        the speaker and is left out: returns whether the clip was added. ConfigError when the bundle has no speaker normalisation (as `enroll_file`)."""
+        """Add a clip of the user (as `predict_audio` takes it: float samples in [-1, 1] or int16 / int32, at `sr`
+        Hz) to the speaker statistics without classifying it, its pause cut as `predict_audio` cuts it
+        (`keep_pause`). Audio longer than 30 s is taken as a file is (`enroll_file`: its voiced 3 s windows).
+        Silence, noise and hiss tell nothing about the speaker and are left out (`clip_teaches`): returns whether
+        anything was added. ConfigError when the bundle has no speaker normalisation (as `enroll_file`)."""
         self._need_adapters("enrol")
         y, sr = float_samples(y, sr, "enroll")
         if y.size:  # as predict_audio: a NaN glitch is an error, not silence
             from edge_ser.features.spectral import check_audio
 
             check_audio(y, name="enroll: audio")
-        if not speech_enough(level_db(y), True):
+        if y.shape[0] > LONG_FILE_SECONDS * sr:  # as enroll_file: each voiced 3 s window (it was one clip)
+            return self._enroll_windows(self._memory_audio_windows(y, sr), vad_db=SILENCE_DB, share=None) > 0
+        if not clip_teaches(y, sr):
             return False
-        clip, rate = self._trimmed(y, sr) if y.ndim == 1 else (y, sr)  # as predict_audio classifies it
+        clip, rate = self._trimmed(y, sr)  # as predict_audio classifies it
         learn_clip(self.kind, self.speaker, self.engine, clip, rate)
         return True
 
@@ -307,11 +326,9 @@ class Recognizer:
         they were loaded from) is not added again. A file that fails part way (AudioFormatError) adds nothing: the
         statistics are left as they were. Returns the clips added."""
         from edge_ser.audio.stream import file_windows
-        from edge_ser.features.pitch import voiced_share
-        from edge_ser.live.pipeline import VOICING_DEFAULT
 
-        share = VOICING_DEFAULT if voicing is None else float(voicing)
-        if not 0 <= share <= 1:
+        share = None if voicing is None else float(voicing)
+        if share is not None and not 0 <= share <= 1:
             raise ConfigError(f"voicing {voicing} must be a share of a window's frames in 0..1 (0: off)")
         self._need_adapters("enrol")
         if Path(path).is_dir():
@@ -333,24 +350,40 @@ class Recognizer:
         mark = _fingerprint(path)
         if mark in self._enrolled:
             return 0
+        added = self._enroll_windows(file_windows(path, self.sample_rate), vad_db=vad_db, share=share)
+        self._enrolled.add(mark)
+        return added
+
+    def _enroll_windows(self, windows: Iterable[Any], *, vad_db: float, share: float | None) -> int:
+        """Add the voiced ones of a recording's windows (`edge_ser.audio.stream.AudioWindow`s at the model's
+        rate: a whole clip, or a long recording's 3 s windows) to the speaker statistics; the clips added. A whole
+        clip needs `clip_teaches`; a window the live gate's level `vad_db` and voicing `share` (None: the gate's
+        default; 0: level only). A recording that fails part way (AudioFormatError) adds nothing."""
+        from edge_ser.features.pitch import voiced_at_least
+        from edge_ser.live.pipeline import VOICING_DEFAULT
+
+        share = VOICING_DEFAULT if share is None else share
         before = {name: a.state() for name, a in self._adapters().items()}
         added = 0
         try:
-            for w in file_windows(path, self.sample_rate):
-                # a whole clip (a recording the user chose) needs some voice in it, not the live gate's share: its
-                # pauses count too (RAVDESS's clips: 1.9-77 % of frames voiced); noise and hiss have none
-                need = (WHOLE_CLIP_VOICING if w.whole else share) if share else 0.0
-                if speech_enough(loudest_db(w.samples, self.sample_rate), w.whole, vad_db) and (
-                    not need or voiced_share(w.samples, sr=self.sample_rate) >= need
+            for w in windows:
+                rate = self.sample_rate
+                if w.whole:
+                    # a whole clip (a recording the user chose) needs some voice in it, not the live gate's share:
+                    # its pauses count too (RAVDESS's clips: 1.9-77 % of frames voiced); noise and hiss have none
+                    if not clip_teaches(w.samples, rate):
+                        continue
+                elif not speech_enough(loudest_db(w.samples, rate), False, vad_db) or not (
+                    share <= 0 or voiced_at_least(w.samples, sr=rate, share=share)
                 ):
-                    samples = self._trimmed(w.samples, self.sample_rate)[0] if w.whole else w.samples
-                    learn_clip(self.kind, self.speaker, self.engine, samples, self.sample_rate)
-                    added += 1
+                    continue
+                samples = self._trimmed(w.samples, rate)[0] if w.whole else w.samples
+                learn_clip(self.kind, self.speaker, self.engine, samples, rate)
+                added += 1
         except AudioFormatError:
             for name, a in self._adapters().items():  # damaged after a good start: none of it counts
                 a.set_state(before[name])
             raise
-        self._enrolled.add(mark)
         return added
 
     def enrolled(self, path: str | os.PathLike[str]) -> bool:
@@ -419,6 +452,9 @@ class Recognizer:
             "schema": SPEAKER_SCHEMA,
             "version": SPEAKER_VERSION,
             "bundle": self.bundle.name,
+            "bundle_folder": Path(
+                self.bundle.root
+            ).name,  # the model's name is shared by bundles of other priors
             "statistics": {name: a.state() for name, a in self._adapters().items()},
             "enrolled": sorted(self._enrolled),  # so a restart with the same --enroll adds nothing twice
         }
@@ -433,7 +469,18 @@ class Recognizer:
         raw = read_regular_file(path, limit=SPEAKER_FILE_LIMIT, error=ConfigError)
         saved, enrolled = self._speaker_doc(raw, where)
         for name, a in self._adapters().items():
-            a.set_state(saved[name], f"{where}: statistics.{name}")
+            try:
+                a.set_state(saved[name], f"{where}: statistics.{name}")
+            except ConfigError as e:
+                folder = json.loads(raw).get("bundle_folder")
+                raise ConfigError(
+                    f"{e}"
+                    + (
+                        f"; it was saved with bundle {folder}, this is {Path(self.bundle.root).name}"
+                        if folder
+                        else ""
+                    )
+                ) from None
         self._enrolled = set(enrolled)
         self._mark_speaker_base(_digest(raw))
         return self.speaker_clips or 0
@@ -526,8 +573,8 @@ class Recognizer:
         learnt: dict[int, tuple[FileWindow, float]] = {}
         if learn_first and self.adapting:
             learnt = self.learn_files(paths, progress=progress)
-            with self.frozen_speaker():
-                yield from self._iter_predict(paths, on_bad_file, learnt)
+            # held per engine call, never across a yield: the iterator may be resumed on another thread
+            yield from self._iter_predict(paths, on_bad_file, learnt, frozen=True)
             return
         yield from self._iter_predict(paths, on_bad_file, learnt)
 
@@ -579,14 +626,17 @@ class Recognizer:
         paths: list[Path],
         on_bad_file: Callable[[Path, EdgeSerError], None] | None,
         learnt: dict[int, tuple[FileWindow, float]],
+        *,
+        frozen: bool = False,
     ) -> Iterator[Prediction]:
+        """Each file's result in order; `frozen`: no clip joins the speaker statistics."""
         batch: list[tuple[str, FileWindow, float]] = []
         for i, path in enumerate(paths):
             t0 = time.perf_counter()
             if i in learnt:  # its features were computed by learn_files
                 batch.append((str(path), *learnt.pop(i)))
                 if sum(_rows(w.inputs) for _, w, _ in batch) >= BATCH_ROWS:
-                    yield from self._run_clips(batch)
+                    yield from self._run_clips(batch, frozen)
                     batch = []
                 continue
             try:
@@ -600,29 +650,31 @@ class Recognizer:
             if first.whole:
                 batch.append((str(path), first, (time.perf_counter() - t0) * 1e3))
                 if sum(_rows(w.inputs) for _, w, _ in batch) >= BATCH_ROWS:
-                    yield from self._run_clips(batch)
+                    yield from self._run_clips(batch, frozen)
                     batch = []
                 continue
-            yield from self._run_clips(batch)
+            yield from self._run_clips(batch, frozen)
             batch = []
             try:
-                long = self._predict_long(str(path), itertools.chain([first], windows), t0)
+                long = self._predict_long(str(path), itertools.chain([first], windows), t0, frozen)
             except (AudioFormatError, VideoFormatError) as e:  # damaged after a good start
                 if on_bad_file is None:
                     raise
                 on_bad_file(path, e)
                 continue
             yield long
-        yield from self._run_clips(batch)
+        yield from self._run_clips(batch, frozen)
 
-    def _run_clips(self, batch: list[tuple[str, FileWindow, float]]) -> list[Prediction]:
+    def _run_clips(
+        self, batch: list[tuple[str, FileWindow, float]], frozen: bool = False
+    ) -> list[Prediction]:
         if not batch:
             return []
         out = self._run(
             [w.inputs for _, w, _ in batch],
             [src for src, _, _ in batch],
             [ms for _, _, ms in batch],
-            learn=[_learns(w) for _, w, _ in batch],
+            learn=[_learns(w) and not frozen for _, w, _ in batch],
         )
         return [
             replace(
@@ -635,9 +687,11 @@ class Recognizer:
             for p, (_, w, _) in zip(out, batch, strict=True)
         ]
 
-    def _predict_long(self, source: str | None, windows: Iterable[FileWindow], t0: float) -> Prediction:
+    def _predict_long(
+        self, source: str | None, windows: Iterable[FileWindow], t0: float, frozen: bool = False
+    ) -> Prediction:
         """Per-window predictions of a long file, BATCH_ROWS input rows per engine call; the summary is the
-        mean of the windows' probabilities."""
+        mean of the windows' probabilities. `frozen`: no window joins the speaker statistics."""
         results: list[WindowPrediction] = []
         inference_ms = 0.0
         pending: list[FileWindow] = []
@@ -650,7 +704,7 @@ class Recognizer:
                 [w.inputs for w in pending],
                 [source] * len(pending),
                 [0.0] * len(pending),
-                learn=[_learns(w) for w in pending],
+                learn=[_learns(w) and not frozen for w in pending],
             )
             inference_ms += sum(p.timings["inference"] for p in preds)
             results.extend(
@@ -691,10 +745,12 @@ class Recognizer:
         return narrower_band(self.kind, source_rate)
 
     def predict_audio(self, y: np.ndarray, sr: int, faces: Sequence[Any] | None = None) -> Prediction:
-        """Classify a mono clip `y` [n] (float, in [-1, 1]) recorded at `sr` Hz; a model that takes faces
+        """Classify a clip `y` [n] or [n, channels] (float in [-1, 1], or int16 / int32) recorded at `sr` Hz; a
+        model that takes faces
         also wants the clip's face crops (`FaceCrop`s or uint8 [S, S] grey images, a list or one [k, S, S]
         array, any number: they are spread over the model's frames; none means black frames). A face-only model
-        ignores the audio and needs the crops. Digital silence does not join the speaker statistics; the result's
+        ignores the audio and needs the crops; faces given to a model that takes none are ignored with a
+        warning. Silence, noise and hiss do not join the speaker statistics (`clip_teaches`); the result's
         `level_db` is the clip's loudest half second (`silent` below the voice gate).
 
         Audio longer than the long-file limit (30 s), without faces, is predicted per 3 s window as a file is
@@ -702,18 +758,33 @@ class Recognizer:
         one clip of any length (78 s gave another label than the file, for 5x the memory). For a stream of your
         own capture, use `session`."""
         y, sr = float_samples(y, sr, "predict_audio")
+        if y.size:  # before resampling, which would spread one NaN over many samples
+            from edge_ser.features.spectral import check_audio
+
+            check_audio(y, name="predict_audio: audio")
         faces = _face_list(faces)
+        if faces is not None and self.kind.face_crop is None:
+            import warnings
+
+            from edge_ser.errors import InputWarning
+
+            warnings.warn(
+                f"predict_audio: {self.bundle.root.name} takes no faces; the {len(faces)} given are ignored",
+                InputWarning,
+                stacklevel=2,
+            )
+            faces = None
         if not self.kind.hears and not faces:
             raise ConfigError(
                 f"{self.bundle.root}: this bundle reads faces only: give faces=[crop, ...] (the audio is ignored)"
             )
         t0 = time.perf_counter()
-        if faces is None and y.ndim == 1 and y.shape[0] > LONG_FILE_SECONDS * sr:
+        if faces is None and y.shape[0] > LONG_FILE_SECONDS * sr:
             return self._predict_long(None, self._memory_windows(y, sr), t0)
         level = loudest_db(y, sr) if self.kind.hears else None
-        clip, rate = self._trimmed(y, sr) if faces is None and y.ndim == 1 else (y, sr)
+        clip, rate = self._trimmed(y, sr) if faces is None else (y, sr)
         x = self.kind.audio_inputs(clip, rate, faces)
-        learn = level is None or speech_enough(level, True)
+        learn = level is None or not self.adapting or clip_teaches(y, sr, level)
         p = self._run([x], [None], [(time.perf_counter() - t0) * 1e3], learn=[learn])[0]
         return replace(
             p, duration=y.shape[0] / sr if y.ndim else None, ood=p.ood or self.narrower(sr), level_db=level
@@ -753,20 +824,26 @@ class Recognizer:
                 yield from self.kind.windows_inputs([w], str(path))
                 continue
             cut = w._replace(samples=self._trimmed(w.samples, self.sample_rate)[0])
+            level = loudest_db(w.samples, self.sample_rate)
+            # whether it may teach the speaker statistics, asked only when they learn (voicing costs a few ms)
+            teaches = clip_teaches(w.samples, self.sample_rate, level) if self.adapting else None
             for fw in self.kind.windows_inputs([cut], str(path)):
-                yield replace(fw, level_db=loudest_db(w.samples, self.sample_rate))
+                yield replace(fw, level_db=level, teaches=teaches)
 
     def _memory_windows(self, y: np.ndarray, sr: int) -> Iterator[FileWindow]:
-        """Long audio in memory as a long file's windows (`edge_ser.audio.stream.cut_windows`, at the bundle's
-        rate), each with its inputs and its loudest half second."""
+        """Long audio in memory as a long file's windows, each with its inputs and its loudest half second."""
+        yield from self.kind.windows_inputs(self._memory_audio_windows(y, sr), "predict_audio")
+
+    def _memory_audio_windows(self, y: np.ndarray, sr: int) -> Iterator[Any]:
+        """Long audio in memory cut as a long file is (`edge_ser.audio.stream.cut_windows`, at the bundle's
+        rate)."""
         from edge_ser.audio import resample
         from edge_ser.audio.stream import FILE_WINDOW_SECONDS, cut_windows
 
         rate = self.sample_rate
-        at_rate = y.astype(np.float32) if sr == rate else resample(y.astype(np.float32), sr, rate)
-        yield from self.kind.windows_inputs(
-            cut_windows([at_rate], rate, FILE_WINDOW_SECONDS, sr), "predict_audio"
-        )
+        y = np.asarray(y, dtype=np.float32)
+        at_rate = y if sr == rate else resample(y, sr, rate)
+        yield from cut_windows([at_rate], rate, FILE_WINDOW_SECONDS, sr)
 
     def _run(
         self,
@@ -957,6 +1034,8 @@ def _learns(w: FileWindow) -> bool:
     """Whether a file's window joins the speaker statistics (`learn_files`, and classifying file by file): not
     silence (a whole file of digital silence, a window of a long file below the voice gate), which tells nothing
     about the speaker."""
+    if w.teaches is not None:
+        return w.teaches
     return w.level_db is None or speech_enough(w.level_db, w.whole)
 
 

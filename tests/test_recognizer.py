@@ -87,7 +87,9 @@ def test_predict_audio_at_any_rate_equals_the_file(name: str, clips: list[Path])
         assert a.label == f.label and a.source is None
         assert a.probabilities == pytest.approx(f.probabilities, rel=1e-5, abs=1e-6)
     with pytest.raises(ConfigError, match="float samples"):
-        rec.predict_audio((y * 32767).astype(np.int16), sr)
+        rec.predict_audio((y * 255).astype(np.uint8), sr)
+    as_int = rec.predict_audio((y * 32767).astype(np.int16), sr)  # scaled by full scale, as `push` takes it
+    assert as_int.label == a.label
     stereo = rec.predict_audio(np.stack([y, y], 1), sr).probabilities  # channels averaged, as a file's
     assert stereo == pytest.approx(rec.predict_audio(y, sr).probabilities, abs=1e-6)
 

@@ -535,6 +535,27 @@ def voiced_share(y: np.ndarray, *, sr: int, **kw: float) -> float:
     return float(voiced.mean()) if voiced.size else 0.0
 
 
+def voiced_at_least(y: np.ndarray, *, sr: int, share: float, chunk_seconds: float = 1.0, **kw: float) -> bool:
+    """Whether at least `share` of `y`'s frames are voiced (`voiced_share(y) >= share`, each chunk's DC removed
+    on its own), found a chunk of frames at a time and stopping once it is known: a clip of speech is usually
+    settled within its first second, at a quarter of `voiced_share`'s cost on a 4 s clip."""
+    frame = int(round(kw.get("frame_seconds", 0.04) * sr))
+    hop = max(1, int(round(kw.get("hop_seconds", 0.01) * sr)))
+    total = 1 + (y.size - frame) // hop if y.size >= frame else 0
+    need = share * total
+    if need <= 0:
+        return True
+    per = max(1, int(round(chunk_seconds * sr / hop)))  # frames per chunk
+    count = 0
+    for first in range(0, total, per):
+        start = first * hop
+        seg = y[start : start + (min(per, total - first) - 1) * hop + frame]
+        count += int(voiced_frames(seg, sr=sr, **kw).voiced.sum())
+        if count >= need:
+            return True
+    return False
+
+
 __all__ = [
     "VOICED_DIP",
     "PitchTrack",
@@ -546,6 +567,7 @@ __all__ = [
     "lag_products",
     "lag_range",
     "pyin",
+    "voiced_at_least",
     "voiced_frames",
     "voiced_share",
 ]

@@ -60,6 +60,9 @@ class FileWindow:
     face_found: bool | None = None
     """Whether the face search found a face in any of the frames the inputs were cropped from (False: the model
     saw the fallback centre crops, or a fusion bundle left its face branch out); None when no frame was searched."""
+    teaches: bool | None = None
+    """Whether the window may join the speaker statistics (`edge_ser.recognizer.clip_teaches`: voiced, not noise),
+    when the caller asked; None: decided by `level_db` alone."""
 
 
 class LiveFrontEnd:

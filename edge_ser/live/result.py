@@ -3,6 +3,7 @@ JSON lines, web page). Plain data, JSON-ready through `to_dict()`."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -70,8 +71,20 @@ class LiveResult:
         return self.mode != "video"
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict (tuples become lists)."""
-        return asdict(self)
+        """JSON-ready dict: tuples become lists, and non-finite floats None (the level of digital silence is -inf,
+        which strict JSON parsers, browsers' JSON.parse and `json.dumps(allow_nan=False)` refuse)."""
+        return finite_values(asdict(self))
+
+
+def finite_values(x: Any) -> Any:
+    """`x` with every non-finite float replaced by None, through dicts, lists and tuples (which become lists)."""
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    if isinstance(x, dict):
+        return {k: finite_values(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [finite_values(v) for v in x]
+    return x
 
 
 SILENCE = "silence"

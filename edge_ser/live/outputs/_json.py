@@ -3,23 +3,8 @@
 from __future__ import annotations
 
 import json
-import math
-from typing import Any
 
 from edge_ser.live.result import LiveResult
-
-
-def _finite(x: Any) -> Any:
-    """`x` with every non-finite float replaced by None: JSON has no NaN/Infinity (level_db of digital
-    silence is -inf), and strict parsers (browsers' JSON.parse, jq) reject Python's `-Infinity`."""
-    if isinstance(x, float):
-        return x if math.isfinite(x) else None
-    if isinstance(x, dict):
-        return {k: _finite(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_finite(v) for v in x]
-    return x
-
 
 _last: tuple[LiveResult | None, str] = (None, "")
 """One-slot cache: the JSON-lines file and the web page both encode the same result object per update."""
@@ -32,6 +17,6 @@ def result_json(result: LiveResult) -> str:
     cached, text = _last  # one tuple read: consistent even if another thread replaces it meanwhile
     if cached is result:
         return text
-    text = json.dumps(_finite(result.to_dict()), separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+    text = json.dumps(result.to_dict(), separators=(",", ":"), ensure_ascii=True, allow_nan=False)
     _last = (result, text)
     return text

@@ -1,0 +1,117 @@
+"""The Python API as an app embeds it (review of 2026-12-06): audio in memory takes the same rules as files, results
+encode as strict JSON, and an iterator may be resumed on another thread."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+from _speaker import SR, _voice, _with_block
+
+from edge_ser.audio.wav import write_wav
+from edge_ser.errors import AudioFormatError, ConfigError, InputWarning
+from edge_ser.recognizer import Recognizer
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _hiss(seconds: float, dbfs: float, seed: int = 0) -> np.ndarray:
+    y = np.random.default_rng(seed).normal(size=int(seconds * SR))
+    return (y / np.sqrt(np.mean(y**2)) * 10 ** (dbfs / 20)).astype(np.float32)
+
+
+def test_noise_teaches_the_speaker_nothing_by_any_path(tmp_path) -> None:
+    """`enroll_file` left noise out (no voiced frames); `enroll(y)`, `predict_audio` and `predict_file` took it in
+    as a clip of the speaker, even a result the API itself marked silent."""
+    rec = Recognizer(_with_block(tmp_path), "numpy")
+    noise = _hiss(5, -30)
+    assert rec.enroll(noise, SR) is False and rec.speaker_clips == 0
+    for seed in range(3):
+        assert rec.predict_audio(_hiss(3, -70, seed), SR).silent
+    noisy = write_wav(tmp_path / "noise.wav", noise, SR)
+    rec.predict_file(noisy)
+    rec.predict_files([noisy], learn_first=True)
+    assert rec.enroll_file(noisy) == 0 and rec.speaker_clips == 0
+    assert rec.enroll(_voice(1), SR) is True and rec.speaker_clips == 1  # a voice still counts
+    rec.predict_audio(_voice(2), SR)
+    assert rec.speaker_clips == 2
+
+
+def test_long_audio_in_memory_enrols_as_a_file_does(tmp_path) -> None:
+    """`enroll(y)` of a minute of audio was one clip (and held the whole minute's features at once); it is now cut
+    into the voiced 3 s windows `enroll_file` takes from the same samples."""
+    b = _with_block(tmp_path)
+    y = np.concatenate([_voice(i, 3.0) for i in range(12)] + [np.zeros(SR * 3, np.float32)])  # 39 s
+    from_file, from_memory = Recognizer(b, "numpy"), Recognizer(b, "numpy")
+    n = from_file.enroll_file(write_wav(tmp_path / "long.wav", y, SR))
+    assert n == 12 and from_memory.enroll(y, SR) is True and from_memory.speaker_clips == 12
+    np.testing.assert_allclose(
+        from_memory.speaker.state()["mean"], from_file.speaker.state()["mean"], rtol=5e-3, atol=1e-2
+    )
+
+
+def test_faces_given_to_a_model_without_faces_are_ignored_with_a_warning(tmp_path) -> None:
+    rec = Recognizer(ROOT / "bundles" / "ser_emodb", "numpy", adapt=False)
+    y = _voice(3, 2.0)
+    plain = rec.predict_audio(y, SR)
+    with pytest.warns(InputWarning, match="takes no faces; the 1 given are ignored"):
+        with_faces = rec.predict_audio(y, SR, [np.zeros((7, 3), np.uint8)])
+    assert with_faces.probabilities == plain.probabilities
+
+
+def test_audio_checks_before_resampling_and_integer_samples(tmp_path) -> None:
+    rec = Recognizer(_with_block(tmp_path), "numpy", adapt=False)
+    y = _voice(4, 2.0)
+    bad = np.repeat(y, 3)
+    bad[300] = np.nan
+    with pytest.raises(AudioFormatError, match="1 non-finite"):  # it counted the resampler's spread (160)
+        rec.predict_audio(bad, 48000)
+    as_int = np.round(y * 32767).astype(np.int16)
+    assert rec.predict_audio(as_int, SR).label == rec.predict_audio(as_int / 32768.0, SR).label
+    with pytest.raises(ConfigError, match="int16 / int32"):
+        rec.predict_audio(y.astype(np.uint8), SR)
+
+
+def test_live_results_are_strict_json() -> None:
+    """`LiveResult.to_dict()` said JSON-ready and held -inf (the level of digital silence)."""
+    rec = Recognizer(ROOT / "bundles" / "ser_emodb", "numpy")
+    results = rec.session(sr=16000).push(np.zeros(48000, np.int16))
+    assert results and json.loads(json.dumps(results[0].to_dict(), allow_nan=False))["level_db"] is None
+
+
+def test_learn_first_results_may_be_taken_on_another_thread(tmp_path) -> None:
+    """`iter_predict_files(learn_first=True)` held the statistics per thread across its yields: resumed on another
+    thread it raised AttributeError, and the first thread never learnt again."""
+    b = _with_block(tmp_path)
+    files = [write_wav(tmp_path / f"{i}.wav", _voice(20 + i), SR) for i in range(4)]
+    rec = Recognizer(b, "numpy")
+    it = rec.iter_predict_files(files, learn_first=True)
+    with ThreadPoolExecutor(1) as a, ThreadPoolExecutor(1) as other:
+        first = a.submit(next, it).result()
+        rest = other.submit(list, it).result()
+        assert len(rest) == 3 and rec.speaker_clips == 4  # learnt once, not again while classifying
+        a.submit(rec.predict_audio, _voice(30), SR).result()
+    assert rec.speaker_clips == 5  # that thread learns again
+    expected = Recognizer(b, "numpy").predict_files(files, learn_first=True)
+    assert [p.probabilities for p in [first, *rest]] == [p.probabilities for p in expected]
+
+
+def test_a_speaker_file_of_another_bundle_names_the_bundle(tmp_path) -> None:
+    emodb, ravdess = Recognizer(ROOT / "bundles" / "ser_emodb"), Recognizer(ROOT / "bundles" / "ser_ravdess")
+    emodb.enroll(_voice(5, 2.0), SR)
+    path = emodb.save_speaker(tmp_path / "me.json")
+    with pytest.raises(ConfigError, match="saved with bundle ser_emodb, this is ser_ravdess"):
+        ravdess.load_speaker(path)
+
+
+def test_the_api_types_are_exported() -> None:
+    import edge_ser
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert {"LiveResult", "PipelineConfig", "AudioSession"} <= set(edge_ser.__all__)
+        assert edge_ser.PipelineConfig().__class__.__name__ == "PipelineConfig"
