@@ -115,3 +115,21 @@ def test_the_api_types_are_exported() -> None:
         warnings.simplefilter("error")
         assert {"LiveResult", "PipelineConfig", "AudioSession"} <= set(edge_ser.__all__)
         assert edge_ser.PipelineConfig().__class__.__name__ == "PipelineConfig"
+
+
+def test_a_sentence_that_ends_within_the_first_window_is_heard(tmp_path) -> None:
+    """No decision is made before the first window is full, and the gate judged only its newest hop: a file holding
+    one short sentence followed by a pause (11 of 20 RAVDESS clips) gave nothing but "silence". The first window's
+    earlier hops are now gated with it, so its first decision hears the sentence; a pause alone is still silence."""
+    y = np.concatenate([_hiss(0.3, -70, 1), _voice(6, 1.4), _hiss(2.3, -70, 2)])  # 4 s, speech at 0.3-1.7 s
+    path = write_wav(tmp_path / "one.wav", y, SR)
+    rec = Recognizer(_with_block(tmp_path), "numpy")
+    streamed = list(rec.stream(audio_file=path, realtime=False))
+    assert streamed[0].speech and streamed[0].label != "silence"
+    assert not streamed[-1].speech  # the pause after it is silence again
+    assert rec.speaker_clips == 1  # the sentence joined the statistics as an utterance
+    pushed = Recognizer(_with_block(tmp_path / "s"), "numpy").session(sr=SR)
+    results = pushed.push(y) + pushed.finish()
+    assert [r.label for r in results] == [r.label for r in streamed]
+    quiet = list(rec.stream(audio_file=write_wav(tmp_path / "q.wav", _hiss(4, -70, 3), SR), realtime=False))
+    assert not any(r.speech for r in quiet)

@@ -463,6 +463,9 @@ class LivePipeline:
         self._speech_since_learn = 0.0
         self._utterance: list[np.ndarray] = []  # "utterances": the open run of speech, hop by hop
         self._utterance_hops = 0
+        self._gated_once = (
+            False  # the first full window's earlier hops are gated with it (`_gate_earlier_hops`)
+        )
 
     def set_source_rate(self, rate: int | None) -> str | None:
         """Tell the pipeline the rate its audio was recorded at (a microphone's capture rate, a file's, a pushed
@@ -519,28 +522,23 @@ class LivePipeline:
     ) -> LiveResult:
         """Classify the window ending at stream time `t` (seconds); `faces` are the window's FaceCrops."""
         t0 = time.perf_counter()
-        # the gate looks at the newest hop: "is someone speaking now", not "was there speech in the window"; its
-        # DC offset is no sound (the features remove it too: a quiet mic's offset read as a -34 dBFS voice)
-        n_hop = max(1, int(round(self.config.hop * self.sr)))
-        hop = window[-n_hop:]
-        hop = hop - np.float32(hop.mean(dtype=np.float64)) if hop.size else hop
-        db = level_db(hop)
-        # voicing is judged over the last half second at least (what it was chosen on): a shorter hop's own frames
-        # are too few, and an utterance's unvoiced stretches would flicker the gate
-        n_voice = int(GATE_SECONDS * self.sr)
-        voice = hop if n_hop >= n_voice or window.size <= n_hop else window[-n_voice:]
-        # and so is the level it opens at: a 50 ms hop between two syllables dips under --vad-db, which cut one
-        # sentence into several utterances (the hop's own level is still the one reported)
-        gate_db = db if voice is hop else level_db(voice - np.float32(voice.mean(dtype=np.float64)))
+        earlier = False
+        if self.kind.hears and not self._gated_once:
+            earlier = self._gate_earlier_hops(window)
+        self._gated_once = True
         # a face-only model (no audio) asks for a face in view instead of speech
+        if self.kind.hears:
+            db, open_now = self._gate_hop(window)
+        else:
+            db, open_now = level_db(window[-max(1, int(round(self.config.hop * self.sr))) :]), False
         speech = (
-            self.gate(gate_db, voice, self.sr)
-            if self.kind.hears
-            else self.kind.enough_faces(faces, self.config.min_faces)
+            open_now or earlier if self.kind.hears else self.kind.enough_faces(faces, self.config.min_faces)
         )
         notes = (*notes, *self._open_too_long(t, speech, db))
         learn_ms = 0.0  # the features of an utterance that joins the statistics, on the update that ends it
-        if self.config.learn == "utterances" and self._follow_utterance(window, speech):
+        if self.config.learn == "utterances" and self._follow_utterance(
+            window, open_now or not self.kind.hears and speech
+        ):
             learn_ms = (time.perf_counter() - t0) * 1e3
         box = None
         if faces and getattr(faces[-1], "found", False) and faces[-1].box is not None:
@@ -580,6 +578,37 @@ class LivePipeline:
                 fallback=None, times=StageTimes(capture_ms, 0.0, face_ms, 0.0, total),
                 speaker_clips=self.speaker_clips(),
             )  # fmt: skip
+
+    def _gate_hop(self, window: np.ndarray) -> tuple[float, bool]:
+        """The newest hop of `window` through the voice gate: (its level in dBFS, whether the gate is open). The gate
+        looks at the newest hop: "is someone speaking now", not "was there speech in the window"."""
+        n_hop = max(1, int(round(self.config.hop * self.sr)))
+        hop = window[-n_hop:]
+        # its DC offset is no sound (the features remove it too: a quiet mic's offset read as a -34 dBFS voice)
+        hop = hop - np.float32(hop.mean(dtype=np.float64)) if hop.size else hop
+        db = level_db(hop)
+        # voicing is judged over the last half second at least (what it was chosen on): a shorter hop's own frames
+        # are too few, and an utterance's unvoiced stretches would flicker the gate
+        n_voice = int(GATE_SECONDS * self.sr)
+        voice = hop if n_hop >= n_voice or window.size <= n_hop else window[-n_voice:]
+        # and so is the level it opens at: a 50 ms hop between two syllables dips under --vad-db, which cut one
+        # sentence into several utterances (the hop's own level is still the one reported)
+        gate_db = db if voice is hop else level_db(voice - np.float32(voice.mean(dtype=np.float64)))
+        return db, self.gate(gate_db, voice, self.sr)
+
+    def _gate_earlier_hops(self, window: np.ndarray) -> bool:
+        """The first full window's hops before the newest, gated now in order, as they would have been had a
+        decision been made on each (none is before the window is full): an utterance that ended within the first
+        window was never heard, so a file holding one short sentence gave nothing but "silence". They also warm the
+        gate's floor and gather the utterance for the speaker statistics. Whether any opened the gate."""
+        n_hop = max(1, int(round(self.config.hop * self.sr)))
+        opened = False
+        for end in range(window.size - (window.size // n_hop - 1) * n_hop, window.size, n_hop):
+            _, o = self._gate_hop(window[:end])
+            opened |= o
+            if self.config.learn == "utterances":
+                self._follow_utterance(window[:end], o)
+        return opened
 
     def _degrades(self, faces: Sequence | None) -> bool:
         """A bundle that takes faces but answers on audio alone when none is in view (late fusion: a window
