@@ -268,6 +268,25 @@ def cmd_train(args: argparse.Namespace, spec: FeatureSpec, *, title: str | None 
     return 0
 
 
+def _earlier_bundle(path: Path) -> bool:
+    """Whether `path` is a bundle an earlier run wrote in the other form (a folder holding manifest.json, or a tar
+    whose members include it), which this run's bundle replaces; anything else there is the user's and is kept
+    (it was deleted, a folder recursively)."""
+    import tarfile
+
+    if path.is_symlink():
+        return False
+    if path.is_dir():
+        return (path / "manifest.json").is_file()
+    if not path.is_file() or not tarfile.is_tarfile(path):
+        return False
+    try:
+        with tarfile.open(path) as tf:
+            return "manifest.json" in tf.getnames()
+    except (tarfile.TarError, OSError):
+        return False
+
+
 def cmd_laq(args: argparse.Namespace, spec: FeatureSpec, *, title: str | None = None) -> dict:
     """Train -> allocate bits -> QAT -> export a bundle; returns the summary it writes."""
     say = _say(args)
@@ -339,10 +358,13 @@ def cmd_laq(args: argparse.Namespace, spec: FeatureSpec, *, title: str | None = 
     # after the bundle: a run that fails there leaves the last run's files as one set
     c.plan.save(out / "bitplan.json")
     other = out / ("bundle" if args.tar else "bundle.tar")  # the other form, from an earlier run
-    if other.is_dir():
-        shutil.rmtree(other)
-    elif other.exists():
-        other.unlink()
+    if _earlier_bundle(other):
+        shutil.rmtree(other) if other.is_dir() else other.unlink()
+    elif other.exists() or other.is_symlink():
+        print(
+            f"note: {other} is not a bundle of an earlier run (no manifest.json); left as it is",
+            file=sys.stderr,
+        )
     from edge_ser.bundle import load_bundle
 
     bundle = load_bundle(bundle_path)

@@ -190,3 +190,22 @@ def test_options_that_do_not_apply_are_named(tmp_path: Path, capsys) -> None:
     assert main([*args, "--out", str(tmp_path / "run"), "-q", "--tflite", "no"]) == 0
     err = capsys.readouterr().err
     assert "--fold is ignored here" in err and "--budget is ignored here" in err and "--mode" not in err
+
+
+def test_laq_replaces_only_its_own_bundle_in_the_other_form(tmp_path, capsys):
+    """`laq --tar` removed OUT/bundle recursively whatever it held (and the folder form any OUT/bundle.tar); only a
+    bundle of an earlier run is replaced now."""
+    from edge_ser.cli import main
+
+    args = ["laq", "--data", "synthetic", "--n-per-class", "3", "--recipe", "ptq-2", "--epochs", "1", "-q"]
+    mine = tmp_path / "p" / "bundle" / "src"
+    mine.mkdir(parents=True)
+    (mine / "important.py").write_text("code\n")
+    assert main([*args, "--out", str(tmp_path / "p"), "--tar", "--tflite", "no"]) == 0
+    assert (mine / "important.py").is_file() and (tmp_path / "p" / "bundle.tar").is_file()
+    assert "is not a bundle of an earlier run" in capsys.readouterr().err
+    assert main([*args, "--out", str(tmp_path / "p2"), "--tflite", "no"]) == 0  # a folder bundle...
+    assert (
+        main([*args, "--out", str(tmp_path / "p2"), "--tar", "--tflite", "no"]) == 0
+    )  # ...replaced by a tar
+    assert not (tmp_path / "p2" / "bundle").exists() and (tmp_path / "p2" / "bundle.tar").is_file()
