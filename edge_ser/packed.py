@@ -123,11 +123,13 @@ _SCALE_RULE = "scales must be finite, > 0, and small enough that scale * max|cod
 
 
 def _bad_scales(scales: np.ndarray, bits: int) -> np.ndarray:
-    """Mask of scales that are not finite, not positive, or would dequantize a code to inf."""
+    """Mask of scales that are not finite, not positive, or would dequantize a code to inf: the product qmax x
+    scale is taken in float32 and must be finite (a limit FLT_MAX / qmax rounds up in float32 for qmax 31 and 127,
+    so a scale at that limit gave infinite 6- and 8-bit weights)."""
     qmax = 1 if bits == 1 else 2 ** (bits - 1) - 1
-    limit = np.float32(np.finfo(np.float32).max) / np.float32(qmax)
-    with np.errstate(invalid="ignore"):
-        return ~(np.isfinite(scales) & (scales > 0) & (scales <= limit))
+    s = np.asarray(scales, dtype=np.float32)
+    with np.errstate(invalid="ignore", over="ignore"):
+        return ~(np.isfinite(s) & (s > 0) & np.isfinite(s * np.float32(qmax)))
 
 
 @dataclass(frozen=True)

@@ -886,3 +886,22 @@ def test_doc_c_sketch_reads_float16_scales(tmp_path: Path) -> None:
     finite = np.isfinite(np.arange(65536, dtype=np.uint16).view(np.float16))
     np.testing.assert_array_equal(got[finite], want[finite].astype(np.uint64))
     assert np.array_equal(np.isinf(got.astype(np.uint32).view(np.float32)), np.isinf(want.view(np.float32)))
+
+
+@pytest.mark.parametrize("bits", [1, 2, 6, 8])
+def test_no_scale_gives_an_infinite_weight(bits: int) -> None:
+    """The limit FLT_MAX / qmax rounds up in float32 for qmax 31 and 127: a scale at it passed and dequantized to
+    inf at 6 and 8 bits. The rule is now that qmax x scale in float32 is finite."""
+    qmax = 1 if bits == 1 else 2 ** (bits - 1) - 1
+    edge = np.float32(np.finfo(np.float32).max) / np.float32(qmax)
+    codes = [[qmax, -qmax]] if bits > 1 else [[1, -1]]
+    with np.errstate(over="ignore"):  # the products may overflow: that is what is tested
+        if np.isfinite(edge * np.float32(qmax)):
+            assert np.all(np.isfinite(Tensor.quantized("w", codes, [edge], bits).dequantize()))
+        else:
+            with pytest.raises(ConfigError, match="scale of output channel 0"):
+                Tensor.quantized("w", codes, [edge], bits)
+        below = np.nextafter(edge, np.float32(0))
+        while not np.isfinite(below * np.float32(qmax)):
+            below = np.nextafter(below, np.float32(0))
+    assert np.all(np.isfinite(Tensor.quantized("w", codes, [below], bits).dequantize()))
