@@ -147,7 +147,13 @@ class Kit:
             "model": {"name": "test_model", "inputs": self.inputs, "outputs": self.outputs},
             "labels": self.labels,
             "feature_spec": self.spec.to_dict(),
-            "bitplan": {"method": "laq-paper", "bits": dict(self.bits), "average_bits": 3.0, "weights": {}},
+            "bitplan": {
+                "method": "laq-paper",
+                "bits": dict(self.bits),
+                "average_bits": sum(b * self.tensors[f"{n}.weight"].size for n, b in self.bits.items())
+                / max(sum(self.tensors[f"{n}.weight"].size for n in self.bits), 1),
+                "weights": {},
+            },
             "layers": [
                 {
                     "name": n,
@@ -858,3 +864,29 @@ def test_a_deployed_bundle_says_which_version_runs(tmp_path):
     (tmp_path / "current").symlink_to(Path("versions") / version.name)
     assert "current (version ser_emodb-17cf583947a8)," in load_bundle(tmp_path / "current").describe()
     assert "(version" not in load_bundle(version).describe()
+
+
+@pytest.mark.parametrize(
+    ("edit", "fragment"),
+    [
+        (lambda m: m["layers"][0].update(bits=8), "layers[0] ('features.0') says 8 bits (2 stored)"),
+        (lambda m: m["bitplan"].update(average_bits=1.0), "bitplan.average_bits is 1"),
+        (
+            lambda m: m["bitplan"]["params"].update({"features.0": 5}),
+            "bitplan.params gives layer 'features.0' 5",
+        ),
+    ],
+)
+def test_the_manifests_description_of_the_weights_must_match_them(
+    tmp_path: Path, edit, fragment: str
+) -> None:
+    """`info` printed a layer's bits and the average from manifest fields nothing checked against weights.esq: an
+    edited manifest said 8 bits of a layer stored at 2."""
+    import shutil
+
+    b = tmp_path / "b"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "bundles" / "laq_mlp_emodb", b)
+    m = json.loads((b / "manifest.json").read_text())
+    edit(m)
+    reseal(b, json.dumps(m))
+    refused(b, "manifest.json: " + fragment, "weights.esq stores otherwise")

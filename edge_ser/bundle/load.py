@@ -381,7 +381,8 @@ def _verify_contents(bundle: Bundle) -> None:
             f"bundle {src}: {WEIGHTS_NAME}: tensor(s) {short(extra, 200)} are not initializers of the graph "
             f"({MODEL_NAME})"
         )
-    plan_bits = (bundle.manifest.get("bitplan") or {}).get("bits") or {}
+    plan = bundle.manifest.get("bitplan") or {}
+    plan_bits = plan.get("bits") or {}
     for layer, b in plan_bits.items():
         t = esq.tensors.get(f"{layer}.weight")
         if t is not None and int(t.bits) != b:
@@ -389,7 +390,37 @@ def _verify_contents(bundle: Bundle) -> None:
                 f"bundle {src}: {WEIGHTS_NAME}: tensor '{layer}.weight' is stored at {t.bits} bits but the "
                 f"bit plan gives layer {layer!r} {b} bits"
             )
+    _check_described_bits(bundle, esq, plan)
     _check_onnx(bundle, g, {k: tuple(t.shape) for k, t in esq.tensors.items()})
+
+
+def _check_described_bits(bundle: Bundle, esq: Any, plan: Mapping[str, Any]) -> None:
+    """The manifest's descriptions of the weights (`bitplan.params`, `bitplan.average_bits`, `layers[].bits`, which
+    `info` prints) agree with what weights.esq stores: an edited manifest said 8 bits of a layer stored at 2."""
+
+    def fail(what: str) -> BundleError:
+        return BundleError(
+            f"bundle {bundle.source}: {MANIFEST_NAME}: {what}, but {WEIGHTS_NAME} stores otherwise"
+        )
+
+    stored = {}
+    for layer in plan.get("bits") or {}:
+        t = esq.tensors.get(f"{layer}.weight")
+        if t is not None:
+            stored[layer] = (int(t.bits), int(np.prod(t.shape)))
+    for layer, n in (plan.get("params") or {}).items():
+        if layer in stored and stored[layer][1] != n:
+            raise fail(f"bitplan.params gives layer {layer!r} {n:,} weights ({stored[layer][1]:,} stored)")
+    avg = plan.get("average_bits")
+    if avg is not None and stored and set(stored) == set(plan.get("bits") or {}):
+        total = sum(n for _, n in stored.values())
+        true = sum(b * n for b, n in stored.values()) / max(total, 1)
+        if not math.isclose(float(avg), true, rel_tol=1e-6, abs_tol=1e-9):
+            raise fail(f"bitplan.average_bits is {avg:g} ({true:.4g} stored)")
+    for i, layer in enumerate(bundle.manifest.get("layers") or []):
+        t = esq.tensors.get(f"{layer.get('name')}.weight")
+        if t is not None and layer.get("bits") is not None and int(layer["bits"]) != int(t.bits):
+            raise fail(f"layers[{i}] ({layer['name']!r}) says {layer['bits']} bits ({t.bits} stored)")
 
 
 def _check_onnx(bundle: Bundle, g: Mapping[str, Any], shapes: Mapping[str, tuple[int, ...]]) -> None:
