@@ -890,3 +890,28 @@ def test_the_manifests_description_of_the_weights_must_match_them(
     edit(m)
     reseal(b, json.dumps(m))
     refused(b, "manifest.json: " + fragment, "weights.esq stores otherwise")
+
+
+def test_info_runs_the_model_before_saying_it_can_run(tmp_path: Path, capsys) -> None:
+    """A graph whose shapes do not fit (a Gemm's transB flipped) passed every check; `info` said 'can run here with:
+    onnxruntime, numpy, ...' and exited 0, then every engine failed on it. Each engine now runs it once first."""
+    import hashlib
+    import shutil
+
+    onnx = pytest.importorskip("onnx")
+    from edge_ser.cli import main
+
+    b = tmp_path / "b"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "bundles" / "laq_mlp_emodb", b)
+    model = onnx.load(str(b / "model.onnx"), load_external_data=False)
+    gemm = next(n for n in model.graph.node if n.op_type == "Gemm")
+    next(a for a in gemm.attribute if a.name == "transB").i = 0
+    data = model.SerializeToString()
+    (b / "model.onnx").write_bytes(data)
+    m = json.loads((b / "manifest.json").read_text())
+    m["files"]["model.onnx"] = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+    reseal(b, json.dumps(m))
+    assert main(["info", str(b)]) == 0  # the TFLite variants are separate files, made before the edit
+    out = capsys.readouterr().out
+    assert "onnxruntime  cannot run this bundle" in out and "numpy        cannot run this bundle" in out
+    assert "can run here with: tflite-fp32, tflite-fp16, tflite-int8 (each ran" in out

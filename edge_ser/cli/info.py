@@ -44,10 +44,16 @@ def cmd_info(args: argparse.Namespace) -> int:
     _print("engines on this machine:")
     for name, hint in available_engines().items():
         _print(f"  {name:12s} " + ("available" if hint is None else f"missing: {hint}"))
+    usable, failed = _smoke_run(parts, engines_for(bundle))
+    for name, err in failed.items():
+        _print(f"  {name:12s} cannot run this bundle: {err}")
     _print(
         "this bundle can run here with: "
-        + (", ".join(engines_for(bundle)) or "nothing (see the hints above)")
+        + (", ".join(usable) or "nothing (see the hints above)")
+        + (" (each ran the model once on a sample input)" if usable else "")
     )
+    if failed and not usable:
+        return 1
     if bundle.input_kind.faces:
         from edge_ser.errors import MissingDependencyError
         from edge_ser.vision._cv2 import import_cv2
@@ -57,6 +63,25 @@ def cmd_info(args: argparse.Namespace) -> int:
         except MissingDependencyError as e:  # the engines run, but no image, video or camera can be read
             _print(f"but not on images, videos or a camera: {e}")
     return 0
+
+
+def _smoke_run(parts: list, engines: list[str]) -> tuple[list[str], dict[str, str]]:
+    """Run each model (a fusion bundle: each branch) once on a sample input with each engine that says it can:
+    a graph whose shapes do not fit passed every check and was listed as runnable, then failed on every engine.
+    The engines that ran it, and the error of each that did not."""
+    from edge_ser.engines import load_engine
+    from edge_ser.roofline import sample_inputs
+
+    usable, failed = [], {}
+    for name in engines:
+        try:
+            for _, b in parts:
+                load_engine(b, name).predict(sample_inputs(b))
+        except (EdgeSerError, RuntimeError, ValueError) as e:  # an engine's own error types too
+            failed[name] = str(e).splitlines()[0][:300]
+        else:
+            usable.append(name)
+    return usable, failed
 
 
 def _print_model(bundle) -> None:
