@@ -137,13 +137,17 @@ def _ignored(args: argparse.Namespace, command: str) -> None:
         "--mode": getattr(args, "model", "laq_mlp") != "av_cnn" and getattr(args, "mode", "fused") != "fused",
         "--fold": args.split == "random" and args.fold != 0,
         "--folds": args.split == "random" and getattr(args, "folds", 5) != 5,
-        "--budget": bool(recipe) and not recipe.startswith("sensitivity") and args.budget != 1.75,
-        "--t-margin": bool(recipe) and not recipe.startswith("laq-") and args.t_margin != 0.05,
+        "--budget": bool(recipe)
+        and (not recipe.startswith("sensitivity") or "@" in recipe)
+        and args.budget != 1.75,
+        "--t-margin": bool(recipe)
+        and (not recipe.startswith("laq-") or "@" in recipe)
+        and args.t_margin != 0.05,
         "--n-per-class": getattr(args, "n_per_class", None) is not None
         and args.data not in ("synthetic", *AV_DATA),
     }
     why = {"--mode": "av_cnn only", "--fold": "--split speaker only", "--folds": "--split speaker only",
-           "--budget": "the sensitivity recipe only", "--t-margin": "the laq-paper / laq-qat recipes only",
+           "--budget": "the sensitivity recipe only, without a budget after '@'", "--t-margin": "the laq-paper / laq-qat recipes only, without a margin after '@'",
            "--n-per-class": f"the built-in synthetic data sets only: synthetic, {', '.join(AV_DATA)}"}  # fmt: skip
     for option, idle in unused.items():
         if idle:

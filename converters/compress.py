@@ -125,7 +125,7 @@ def compress(
         frozen, codes = freeze(model, plan)
         return Compressed(recipe, plan, frozen, codes, time.perf_counter() - t0)
     if kind in ("ptq", "qat"):
-        plan = BitPlan.uniform(model, int(value))
+        plan = BitPlan.uniform(model, int(value), recipe)  # "ptq-3" or "qat-2": rounding only, or trained
         if kind == "ptq":
             frozen, codes = freeze(model, plan)
             return Compressed(recipe, plan, frozen, codes, time.perf_counter() - t0)

@@ -209,3 +209,34 @@ def test_laq_replaces_only_its_own_bundle_in_the_other_form(tmp_path, capsys):
         main([*args, "--out", str(tmp_path / "p2"), "--tar", "--tflite", "no"]) == 0
     )  # ...replaced by a tar
     assert not (tmp_path / "p2" / "bundle").exists() and (tmp_path / "p2" / "bundle.tar").is_file()
+    # the manifest says how the weights were made: rounding only (ptq-2), not "fixed-2bit" as a QAT run's
+    from edge_ser.bundle import load_bundle
+
+    assert load_bundle(tmp_path / "p2" / "bundle.tar").manifest["bitplan"]["method"] == "ptq-2"
+
+
+def test_budgets_are_checked_in_the_api_and_a_recipe_budget_wins_aloud(tmp_path, capsys):
+    """`LaqConfig(budget=0.5)` gave a 1-bit plan over budget and nan an 8-bit one, silently; `--recipe
+    sensitivity@1.2 --budget 3` used 1.2 without a word."""
+    from converters.quant import LaqConfig
+    from edge_ser.cli import main
+    from edge_ser.errors import ConfigError
+
+    for bad in (0.5, 9.0, float("nan")):
+        with pytest.raises(ConfigError, match="budget"):
+            LaqConfig(budget=bad)
+    with pytest.raises(ConfigError, match="t_margin"):
+        LaqConfig(t_margin=-0.1)
+    args = [
+        "laq",
+        "--data",
+        "synthetic",
+        "--n-per-class",
+        "3",
+        "--recipe",
+        "sensitivity@1.5",
+        "--budget",
+        "3",
+    ]
+    assert main([*args, "--epochs", "1", "--out", str(tmp_path / "r"), "-q", "--tflite", "no"]) == 0
+    assert "--budget is ignored here" in capsys.readouterr().err

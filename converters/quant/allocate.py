@@ -50,6 +50,11 @@ class LaqConfig:
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise ConfigError(f"LAQ method must be one of {METHODS}, got {self.method!r}")
+        # as the recipes' '@' values are checked: 0.5 bits gave a 1-bit plan over budget, nan an 8-bit one, silently
+        if not (isinstance(self.budget, (int, float)) and 1.0 <= self.budget <= 8.0):
+            raise ConfigError(f"LaqConfig: budget {self.budget!r} must be an average of 1..8 bits")
+        if not (isinstance(self.t_margin, (int, float)) and 0.0 <= self.t_margin <= 1.0):
+            raise ConfigError(f"LaqConfig: t_margin {self.t_margin!r} must be a fraction in 0..1")
 
     def to_dict(self) -> dict:
         return asdict(self)

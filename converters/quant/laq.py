@@ -15,7 +15,7 @@ Beyond the paper, each by name next to the faithful one:
                (QAT inside the search), so a layer is judged by what training can recover, not by rounding.
   "sensitivity" measured sensitivity instead of NP/NE/NV: every layer starts at 8 bits; repeatedly lower
                by one bit the layer whose loss on the training set rises least per bit saved, until the
-               average reaches a budget (default 2.0 bits); then spend any budget left over where one more
+               average reaches a budget (default 1.75 bits, `LaqConfig.budget`); then spend any budget left over where one more
                bit lowers the loss most. Sweeping the budget gives a Pareto curve.
 """
 
