@@ -575,9 +575,16 @@ def _node_times_note(engine_name: str, times: dict[int, float] | None, lat: floa
         if total <= lat
         else "profiling costs time of its own and the profiler rounds small nodes up to its resolution"
     )
+    unfused = (
+        " The numpy engine's profiler runs the graph node by node; the timed predict() runs it with Conv +"
+        " BatchNormalization folded and activations fused into the node before them (docs/bundle.md), so"
+        " those nodes have times of their own here and none in the timed run."
+        if engine_name == "numpy"
+        else ""
+    )
     return (
         f"Per-node times from {engine_name}'s profiler (median of runs); their sum is {total:.4f} ms "
-        f"against a predict() median of {lat:.4f} ms ({why})."
+        f"against a predict() median of {lat:.4f} ms ({why}).{unfused}"
     )
 
 
@@ -682,12 +689,13 @@ def _roof_notes(
             "measured here, a lower bound on the silicon's peak; an engine's own kernels can beat it."
         )
     if measured and over_m:
+        kb = sum(p.bytes for p in points if p.name in set(over_m)) / 1024
         notes.append(
             "Above the memory roof: "
             + ", ".join(over_m)
-            + ". Their data (a few hundred KB of activations) stays "
-            "in the caches between nodes, so DRAM bandwidth does not bound them; the roof assumes every byte "
-            "comes from DRAM."
+            + f". The bytes they move ({kb:,.0f} KB of weights and activations in all) stay in the caches "
+            "between the timed runs, so DRAM bandwidth does not bound them; the roof assumes every byte comes "
+            "from DRAM."
         )
     return notes
 
