@@ -38,7 +38,7 @@ from edge_ser.errors import (
     InferenceError,
     VideoFormatError,
 )
-from edge_ser.inputs.base import FileWindow, narrower_band
+from edge_ser.inputs.base import FileWindow, has_voice, narrower_band
 from edge_ser.speaker import active_adapters, clips_held, held, learn_clip, learn_inputs
 
 if TYPE_CHECKING:
@@ -55,10 +55,6 @@ BATCH_ROWS = 32
 engine's activations held at once (a clip or window is never split, so one with more rows runs alone)."""
 
 
-WHOLE_CLIP_VOICING = 0.01
-"""Share of voiced frames a whole enrolment file (up to 30 s) needs to be taken as speech: it accepted any sound
-that was not digital silence, so 20 s of -30 dBFS noise or -75 dBFS hiss joined the statistics as a clip of the
-speaker. Every EMODB and RAVDESS clip has at least 1.9 % voiced frames (with its pauses), white noise 0 %."""
 LEARN_CACHE_BYTES = 256 * 1024 * 1024
 """Model inputs of whole files that `learn_files` keeps for the classifying pass (beyond it: computed again)."""
 
@@ -160,10 +156,8 @@ def clip_teaches(y: np.ndarray, sr: int, level: float | None = None) -> bool:
     silence, and at least WHOLE_CLIP_VOICING of its frames voiced, so noise and hiss teach nothing. The one rule
     for `enroll`, `enroll_file`, `predict_audio` and files classified or learnt (`level`: its `loudest_db` when
     known)."""
-    from edge_ser.features.pitch import voiced_at_least
-
     level = loudest_db(y, sr) if level is None else level
-    return speech_enough(level, True) and voiced_at_least(y, sr=sr, share=WHOLE_CLIP_VOICING)
+    return speech_enough(level, True) and has_voice(y, sr)
 
 
 def float_samples(y: Any, sr: Any, where: str) -> tuple[np.ndarray, int]:

@@ -485,3 +485,31 @@ def test_a_long_video_is_windowed_a_silent_track_is_no_audio_and_no_ffmpeg_is_th
         alone = fusion.predict_file(with_face)
     pf = _probs(faces.predict_file(with_face))
     np.testing.assert_allclose(_probs(alone), fusion.kind.rule.fuse({"face": pf}), rtol=1e-4, atol=1e-6)
+
+
+def test_room_noise_on_the_track_is_not_speech_and_a_short_track_keeps_the_rest_of_the_video(
+    tmp_path,
+) -> None:
+    """Review: a happy face over -71 dBFS pink noise read 'sad 0.99', the noise fused at the audio branch's weight;
+    a track with no voice in it is now no audio (`has_voice`). And a 52 s video with a 4 s track was one 4 s window:
+    the frames after the track now make windows of their own."""
+    from tests.av_media import face_frames, ffmpeg_or_skip, mux, speech, write_speech, write_video
+
+    ffmpeg = ffmpeg_or_skip()
+    fusion, faces = _shipped("av_fusion"), _shipped("face_fer")
+    rule = fusion.kind.rule
+    video = write_video(tmp_path / "face.mp4")
+    rng = np.random.default_rng(0)
+    noise = (rng.normal(size=48000 * 2) * 10 ** (-75 / 20)).astype(np.float32)
+    noisy = mux(ffmpeg, video, write_speech(tmp_path / "n.wav", noise), tmp_path / "noisy.mp4")
+    p = fusion.predict_file(noisy)
+    np.testing.assert_allclose(
+        _probs(p), rule.fuse({"face": _probs(faces.predict_file(video))}), rtol=1e-4, atol=1e-6
+    )
+    long_video = write_video(tmp_path / "long.mp4", np.concatenate([face_frames()] * 12), fps=10.0)  # 36 s
+    short = mux(
+        ffmpeg, long_video, write_speech(tmp_path / "s.wav", np.tile(speech(), 3)), tmp_path / "short.mp4"
+    )
+    windows = fusion.predict_file(short).windows
+    assert windows[0].end == pytest.approx(3.6, abs=0.1) and windows[-1].end == pytest.approx(36.0, abs=0.2)
+    assert len(windows) >= 11
