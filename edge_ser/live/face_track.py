@@ -6,7 +6,8 @@ keep it cheap here, each on top of `FaceCropper` (the crop training used, so cro
 - between full detections (every `every`-th frame), the cascade runs only on a region around the last face
   (`search` x its size), which is a fraction of the frame;
 - when that fails too, the last face box is held for up to `hold` frames, and no longer than `hold_seconds`
-  of stream time when the caller gives frame times (a blink, a turned head), then the tracker reports no face
+  of stream time when the caller gives frame times (a blink, a turned head), while what it shows still looks
+  like the face last found there (`HOLD_MIN_CORRELATION`), then the tracker reports no face
   and the pipeline falls back. The time limit matters at low crop rates: av_fusion crops one frame a second, so
   3 held frames would feed the face model an empty box for 3 s after the face left; now at most 1 s.
 The crop itself is `FaceCropper`'s: the same margin, resize and equalisation as in training.
@@ -20,6 +21,9 @@ import numpy as np
 
 from edge_ser.errors import ConfigError
 from edge_ser.vision.face import FaceCrop, FaceCropper, FaceCropSpec, center_box, grow_box, to_grey
+
+HOLD_MIN_CORRELATION = 0.5
+"""How alike (normalised correlation of the grey crops) a held box must stay to the face last found in it."""
 
 
 @dataclass(frozen=True)
@@ -65,10 +69,12 @@ class FaceTracker:
         self._since_full = 0
         self._missed = 0
         self._seen_at: float | None = None
+        self._last: np.ndarray | None = None
 
     def reset(self) -> None:
         """Forget the last face (e.g. after the camera reconnects)."""
         self._box, self._since_full, self._missed, self._seen_at = None, 0, 0, None
+        self._last: np.ndarray | None = None
 
     def _may_hold(self, t: float | None) -> bool:
         """Whether the last box may stand for a face not found now: `hold` frames, and with frame times no longer
@@ -92,7 +98,7 @@ class FaceTracker:
             box = self._largest(grey, self._region(grey.shape))
         if box is not None:
             self._box, self._missed, self._seen_at = box, 0, t
-        elif self._may_hold(t):
+        elif self._may_hold(t) and self._still_there(grey):
             self._missed += 1
             self.stats.held += 1
             box = self._box
@@ -102,7 +108,24 @@ class FaceTracker:
             crop_box = center_box(*grey.shape)
             return FaceCrop(self.cropper.cut(grey, crop_box), None, crop_box, None, False)
         crop_box = grow_box(box, float(self.cropper.spec.margin), *grey.shape)
-        return FaceCrop(self.cropper.cut(grey, crop_box), box, crop_box, None, True)
+        image = self.cropper.cut(grey, crop_box)
+        if self._missed == 0:
+            self._last = image  # the face as last found, which a held box must still look like
+        return FaceCrop(image, box, crop_box, None, True)
+
+    def _still_there(self, grey: np.ndarray) -> bool:
+        """Whether the last box still shows the face last found there (normalised correlation of the two crops of
+        at least HOLD_MIN_CORRELATION): a blink or a turned head keeps it, an empty scene does not. A held box was
+        taken as a face whatever it showed, so for up to a second after a face left, the background was classified
+        as one."""
+        if self._last is None:
+            return False
+        box = grow_box(self._box, float(self.cropper.spec.margin), *grey.shape)
+        a = self.cropper.cut(grey, box).astype(np.float64).ravel()
+        b = self._last.astype(np.float64).ravel()
+        a, b = a - a.mean(), b - b.mean()
+        norm = float(np.sqrt((a @ a) * (b @ b)))
+        return norm > 0 and float(a @ b) / norm >= HOLD_MIN_CORRELATION
 
     __call__ = track
 
