@@ -39,33 +39,36 @@ _naming = False
 
 
 @contextlib.contextmanager
-def native_messages_named(label: object) -> Iterator[None]:
+def native_messages_named(label: object, *, show: bool = True) -> Iterator[list[str]]:
     """Inside the block, what native code writes to stderr is held, then written after it with each line
     prefixed by `label` (a file's path), so that among hundreds of files the one a decoder complained about is
-    named. Only in the main thread (fd 2 is the process's: another thread's output would be delayed and named
-    wrongly); elsewhere a no-op. Keep the block to one decoder call, not a loop that writes progress."""
+    named. The block gets a list that holds the lines after it (`show=False`: they are not written, the caller
+    says what they mean). Only in the main thread (fd 2 is the process's: another thread's output would be delayed
+    and named wrongly); elsewhere, and inside an outer block, the list stays empty and nothing is held. Keep the
+    block to one decoder call, not a loop that writes progress."""
     global _naming
+    lines: list[str] = []
     if _naming or threading.current_thread() is not threading.main_thread():
-        yield  # inside an outer block (which names the file already), or another thread
+        yield lines  # inside an outer block (which names the file already), or another thread
         return
     try:
         sys.stderr.flush()
         saved = os.dup(2)
     except (OSError, ValueError):  # no fd 2 (a service without stderr), or a closed sys.stderr
-        yield
+        yield lines
         return
     with tempfile.TemporaryFile() as held:
         os.dup2(held.fileno(), 2)
         _naming = True
         try:
-            yield
+            yield lines
         finally:
             _naming = False
             os.dup2(saved, 2)
             os.close(saved)
             held.seek(0)
-            lines = [ln for ln in held.read().decode(errors="replace").splitlines() if ln.strip()]
-            if lines:
+            lines += [ln for ln in held.read().decode(errors="replace").splitlines() if ln.strip()]
+            if lines and show:
                 sys.stderr.write("".join(f"{label}: {ln}\n" for ln in lines))
                 sys.stderr.flush()
 

@@ -47,7 +47,8 @@ def test_native_lines_are_named_once_and_nested_blocks_do_not_name_twice(capfd) 
     assert seen == ["done"] and capfd.readouterr().err == "from a thread\n"
 
 
-def test_a_truncated_jpeg_is_named_by_predict(tmp_path, capfd) -> None:
+def test_a_truncated_jpeg_is_skipped_by_predict_and_named(tmp_path, capfd) -> None:
+    """It was classified, the decoded top rows over grey, even as a found face, with only libjpeg's unnamed note."""
     cv2 = pytest.importorskip("cv2")
     from edge_ser.cli import main
 
@@ -56,6 +57,14 @@ def test_a_truncated_jpeg_is_named_by_predict(tmp_path, capfd) -> None:
     assert ok
     bad = tmp_path / "cut.jpg"
     bad.write_bytes(jpg.tobytes()[: len(jpg) // 2])
-    assert main(["predict", str(ROOT / "bundles" / "face_fer"), str(bad), "--engine", "numpy"]) == 0
-    err = capfd.readouterr().err
-    assert f"{bad}: Premature end of JPEG file" in err
+    assert (
+        main(["predict", str(ROOT / "bundles" / "face_fer"), str(bad), "--engine", "numpy"]) == 2
+    )  # nothing read
+    assert "none of the 1 file(s) could be read" in capfd.readouterr().err
+    from edge_ser.errors import VideoFormatError
+    from edge_ser.recognizer import Recognizer
+
+    with pytest.raises(
+        VideoFormatError, match=r"cut.jpg: the image is truncated \(the decoder says: Premature end"
+    ):
+        Recognizer(ROOT / "bundles" / "face_fer", "numpy").predict_file(bad)

@@ -22,7 +22,7 @@ import numpy as np
 
 from edge_ser.audio.stream import FILE_WINDOW_SECONDS, LONG_FILE_SECONDS
 from edge_ser.engines.base import softmax
-from edge_ser.errors import ConfigError, VideoFormatError
+from edge_ser.errors import ConfigError
 from edge_ser.features.spec import FeatureSpec
 from edge_ser.inputs.base import FileWindow, InputKind, Inputs, face_found, shape_of
 from edge_ser.limits import MAX_FACE_FRAMES, MAX_FACE_SIZE, MIN_FACE_SIZE
@@ -259,16 +259,9 @@ class FaceKind(InputKind):
 
             crop = self.cropper()
             return [crop(f) for f in read_sampled(path, self.spec.k).frames]
-        from edge_ser.fileio import check_regular_file
-        from edge_ser.native_log import native_messages_named
-        from edge_ser.vision._cv2 import import_cv2
+        from edge_ser.vision.image import read_image
 
-        cv2 = import_cv2("reading an image")
-        check_regular_file(path, error=VideoFormatError)
-        with native_messages_named(path):  # "Premature end of JPEG file" names the file
-            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if image is None:
-            raise VideoFormatError(f"{path}: not a readable image ({', '.join(IMAGE_EXTENSIONS)})")
+        image = read_image(path, what=f"an image ({', '.join(IMAGE_EXTENSIONS)})")
         return [self.cropper()(image)]
 
     def file_windows(

@@ -31,7 +31,6 @@ import numpy as np
 from edge_ser.errors import ConfigError, EdgeSerError, VideoFormatError
 from edge_ser.live.ring import AudioRing
 from edge_ser.live.sources import Frame, LatestFrame, wait_for_samples
-from edge_ser.vision._cv2 import import_cv2
 from edge_ser.vision.video import IMAGE_EXTENSIONS, iter_frames, probe_video
 
 DEFAULT_CHUNK = 512
@@ -289,16 +288,10 @@ def _image_files(folder: Path) -> list[Path]:
 
 
 def _iter_images(files: list[Path], grey: bool) -> Iterator[np.ndarray]:
-    from edge_ser.native_log import native_messages_named
+    from edge_ser.vision.image import read_image
 
-    cv2 = import_cv2("reading an image folder")
-    flag = cv2.IMREAD_GRAYSCALE if grey else cv2.IMREAD_COLOR
     for p in files:
-        with native_messages_named(p):
-            image = cv2.imread(str(p), flag)
-        if image is None:
-            raise VideoFormatError(f"{p}: cannot be read as an image (damaged, or not an image)")
-        yield image
+        yield read_image(p, grey=grey)
 
 
 class VideoFileSource:
