@@ -69,14 +69,21 @@ class WindowPrediction:
     probabilities: dict[str, float]
     ood: bool = False
     """Some model input was beyond the range the model was trained on (clamped; see `Prediction.ood`)."""
+    face_found: bool | None = None
+    """Whether a face was found in the window's frames (None: no frame searched), as `Prediction.face_found`."""
+    level_db: float | None = None
+    """The window's loudest half second in dBFS (None: no audio), as `Prediction.level_db`."""
 
     @property
     def confidence(self) -> float:
         return self.probabilities[self.label]
 
     def to_dict(self) -> dict[str, Any]:
+        level = self.level_db
         return {"start": round(self.start, 3), "end": round(self.end, 3), "label": self.label,
-                "confidence": self.confidence, "probabilities": self.probabilities, "ood": self.ood}  # fmt: skip
+                "confidence": self.confidence, "probabilities": self.probabilities, "ood": self.ood,
+                "face_found": self.face_found,
+                "level_db": round(level, 2) if level is not None and math.isfinite(level) else None}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -703,7 +710,13 @@ class Recognizer:
             inference_ms += sum(p.timings["inference"] for p in preds)
             results.extend(
                 WindowPrediction(
-                    w.start, w.end, p.label, p.probabilities, p.ood or self.narrower(w.source_rate)
+                    w.start,
+                    w.end,
+                    p.label,
+                    p.probabilities,
+                    p.ood or self.narrower(w.source_rate),
+                    w.face_found,
+                    w.level_db,
                 )
                 for w, p in zip(pending, preds, strict=True)
             )
@@ -717,7 +730,12 @@ class Recognizer:
                 flush()
             pending.append(w)
         flush()
-        mean = np.mean([list(w.probabilities.values()) for w in results], axis=0)
+        counted = results
+        if not self.kind.hears and any(w.face_found for w in results):
+            # a face model's windows without a face are guesses about the centre of an empty frame: the file's
+            # answer is its faces' (a video with faces 20 of 40 s read "surprise" from its empty windows)
+            counted = [w for w in results if w.face_found]
+        mean = np.mean([list(w.probabilities.values()) for w in counted], axis=0)
         k = int(np.argmax(mean))
         total_ms = (time.perf_counter() - t0) * 1e3
         return Prediction(

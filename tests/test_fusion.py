@@ -513,3 +513,19 @@ def test_room_noise_on_the_track_is_not_speech_and_a_short_track_keeps_the_rest_
     windows = fusion.predict_file(short).windows
     assert windows[0].end == pytest.approx(3.6, abs=0.1) and windows[-1].end == pytest.approx(36.0, abs=0.2)
     assert len(windows) >= 11
+
+
+def test_a_face_models_long_video_is_the_mean_of_its_windows_with_a_face(tmp_path) -> None:
+    """Review: face_fer's answer for a 40 s video with a face in half of it counted the empty windows (the centre of
+    an empty frame, read as 'surprise'); and no window said whether it had a face."""
+    from tests.av_media import face_frames, write_video
+
+    faces = _shipped("face_fer")
+    blank = np.full((30, 120, 160, 3), 128, np.uint8)
+    frames = np.concatenate([face_frames()] * 6 + [blank] * 6)  # 36 s at 10 fps: a face for 18 s, then none
+    p = faces.predict_file(write_video(tmp_path / "half.mp4", frames, fps=10.0))
+    seen = [w for w in p.windows if w.face_found]
+    assert 0 < len(seen) < len(p.windows) and any(w.face_found is False for w in p.windows)
+    mean = np.mean([list(w.probabilities.values()) for w in seen], axis=0)
+    np.testing.assert_allclose(_probs(p), mean, rtol=1e-6)
+    assert p.to_dict()["windows"][-1]["face_found"] is False

@@ -91,6 +91,16 @@ def _marks(r) -> str:  # noqa: ANN001 - a Prediction
     return "".join(f"  [{m}]" for m in marks)
 
 
+def _window_marks(w) -> str:  # noqa: ANN001 - a WindowPrediction
+    """A window's marks: no face in its frames, no speech in it, out of range."""
+    marks = ["no face"] if w.face_found is False else []
+    if w.level_db is not None and w.level_db < SILENCE_DB:
+        marks.append("no speech")
+    if w.ood:
+        marks.append("out of range")
+    return "".join(f"  [{m}]" for m in marks)
+
+
 def display_names(files: list[Path]) -> dict[str, str]:
     """How each file is named in the text output: its name, or, where two files share a name (angry/take1.wav and
     sad/take1.wav), its path below the files' common folder."""
@@ -177,14 +187,22 @@ def cmd_predict(args: argparse.Namespace) -> int:
             print(f"  {name}: {_top(r.probabilities, args.top)}{_marks(r)}", flush=True)
             continue
         w = r.windows
+        with_face = sum(bool(x.face_found) for x in w)
+        of = (
+            f"{with_face} of {len(w)} (those with a face)"
+            if not rec.kind.hears and 0 < with_face < len(w)
+            else len(w)
+        )
         print(
-            f"  {name}: {_top(r.probabilities, args.top)}  (mean of {len(w)} windows of "
+            f"  {name}: {_top(r.probabilities, args.top)}  (mean of {of} windows of "
             f"{w[0].end - w[0].start:g} s covering 0:00-{_clock(r.duration or 0.0)}){_marks(r)}",
             flush=True,
         )
         if args.windows:
             for x in w:
-                print(f"    {_clock(x.start)}-{_clock(x.end)}  {_top(x.probabilities, args.top)}")
+                print(
+                    f"    {_clock(x.start)}-{_clock(x.end)}  {_top(x.probabilities, args.top)}{_window_marks(x)}"
+                )
     if not args.json:
         skipped = f", {len(bad)} unreadable file(s) skipped" if bad else ""
         print(f"  ({rec.engine.name}: {n} file(s), inference {inference_ms:.2f} ms{skipped})")
