@@ -529,3 +529,21 @@ def test_a_face_models_long_video_is_the_mean_of_its_windows_with_a_face(tmp_pat
     mean = np.mean([list(w.probabilities.values()) for w in seen], axis=0)
     np.testing.assert_allclose(_probs(p), mean, rtol=1e-6)
     assert p.to_dict()["windows"][-1]["face_found"] is False
+
+
+def test_a_file_no_branch_reads_is_skipped_not_fatal(tmp_path, capsys) -> None:
+    """Review: one .txt among the files stopped av_fusion's whole batch (exit 2, no prediction for the good files);
+    face_fer skipped it with a warning. It is now skipped alike."""
+    import cv2
+
+    from edge_ser.cli import main
+    from tests.av_media import face_frames
+
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a clip\n")
+    face = tmp_path / "face.png"
+    cv2.imwrite(str(face), face_frames()[0])
+    bundle = str(Path(__file__).resolve().parents[1] / "bundles" / "av_fusion")
+    with pytest.warns(Warning, match="no branch of this fusion bundle reads .txt files"):
+        assert main(["predict", bundle, str(notes), str(face), "--engine", "numpy", "--adapt", "off"]) == 0
+    assert "face.png:" in capsys.readouterr().out

@@ -21,7 +21,7 @@ import numpy as np
 
 from edge_ser.audio.level import loudest_db
 from edge_ser.audio.stream import FILE_WINDOW_SECONDS, LONG_FILE_SECONDS
-from edge_ser.errors import ConfigError, InputWarning
+from edge_ser.errors import ConfigError, InputWarning, VideoFormatError
 from edge_ser.fusion import FusionRule
 from edge_ser.inputs.base import (
     AUDIO_EXTENSIONS,
@@ -173,8 +173,8 @@ class FusionKind(InputKind):
         parts = {
             n: (k.file_inputs(path) if ext in k.file_extensions else None) for n, k in self.branches.items()
         }
-        if all(v is None for v in parts.values()):
-            raise ConfigError(
+        if all(v is None for v in parts.values()):  # a file of the batch predict skips, as the face bundle does
+            raise VideoFormatError(
                 f"{path}: no branch of this fusion bundle reads {ext or 'extension-less'} files"
             )
         found = None
