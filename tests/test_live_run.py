@@ -784,6 +784,11 @@ def test_a_video_file_with_sound_is_heard_without_audio_file(tmp_path, capsys):
     assert main(["run", fusion, "--video-file", str(clip), "--fast", "--no-console", "--window", "1"]) == 0
     err = capsys.readouterr().err
     assert "audio from the video's own sound track" in err and "updates over 1.2 s of audio" in err
+    # no sound track: the default microphone, now said (there is none here, so the run fails after the note)
+    main(["run", fusion, "--video-file", str(silent), "--fast", "--no-console", "--window", "1"])
+    assert "v.mp4 has no sound track (or it cannot be read): listening to the default microphone" in (
+        capsys.readouterr().err
+    )
 
 
 def test_a_short_hop_does_not_cut_sentences_into_utterances(tmp_path):

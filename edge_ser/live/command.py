@@ -270,6 +270,19 @@ def build(args: argparse.Namespace, *, stop=None, outputs=(), keep: int = 10_000
         providers=getattr(args, "providers", None),
     )
     sound = video_sound(args, rec.kind.hears)
+    if (
+        sound is None
+        and rec.kind.hears
+        and rec.kind.faces
+        and getattr(args, "video_file", None) is not None
+        and args.audio_file is None
+        and args.mic is None
+    ):  # it went to the microphone without a word, and a machine playing a recording often has none
+        print(
+            f"edge-ser run: note: {args.video_file} has no sound track (or it cannot be read): listening to the "
+            "default microphone instead (--mic DEVICE to choose one, --audio-file FILE for a recording)",
+            file=sys.stderr,
+        )
     if getattr(args, "video_file", None) and not rec.kind.faces and sound is None:
         print(
             f"edge-ser run: note: --video-file is not used: {rec.bundle.name} takes no faces", file=sys.stderr
