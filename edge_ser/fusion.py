@@ -145,12 +145,14 @@ class FusionRule:
         labels (already projected), each [classes] or [rows, classes], or None when the branch is missing."""
         log_prior = np.log(np.asarray(self.prior, dtype=np.float64))
         total: Any = log_prior
-        for b in self.branches:
-            p = posteriors.get(b.name)
-            if p is None or b.weight == 0:
-                continue
+        present = [b for b in self.branches if posteriors.get(b.name) is not None and b.weight != 0]
+        for b in present:
             own = log_prior if b.prior is None else np.log(np.asarray(b.prior, dtype=np.float64))
-            total = total + b.weight * (calibrated_log(p, b.temperature) - own)
+            # a branch alone is its calibrated posterior (weight 1: marginalising the missing cue out leaves it);
+            # the weights temper evidence that two cues share, and with one cue there is none to temper (at the
+            # shipped weight 2, audio alone read 'sad 0.998' for a calibrated 0.953)
+            w = 1.0 if len(present) == 1 else b.weight
+            total = total + w * (calibrated_log(posteriors[b.name], b.temperature) - own)
         return softmax_log(total)
 
     def to_dict(self) -> dict[str, Any]:

@@ -547,3 +547,17 @@ def test_a_file_no_branch_reads_is_skipped_not_fatal(tmp_path, capsys) -> None:
     with pytest.warns(Warning, match="no branch of this fusion bundle reads .txt files"):
         assert main(["predict", bundle, str(notes), str(face), "--engine", "numpy", "--adapt", "off"]) == 0
     assert "face.png:" in capsys.readouterr().out
+
+
+def test_a_lone_branch_is_its_calibrated_posterior() -> None:
+    """docs/fusion.md says audio alone gives exactly the calibrated audio posterior; at the shipped weight 2 it was that
+    posterior squared ('sad 0.998' for a calibrated 0.953). A branch alone now counts at weight 1."""
+    rule = _shipped("av_fusion").kind.rule
+    audio = next(b for b in rule.branches if b.name == "audio")
+    assert audio.weight == 2.0 and audio.prior is None
+    p = np.array([0.05, 0.1, 0.6, 0.1, 0.05, 0.05, 0.05])
+    logits = np.log(p) / audio.temperature
+    calibrated = np.exp(logits - logits.max())
+    np.testing.assert_allclose(rule.fuse({"audio": p}), calibrated / calibrated.sum(), rtol=1e-9)
+    both = rule.fuse({"audio": p, "face": p})  # two cues: the shipped weights still apply
+    assert both.max() > rule.fuse({"audio": p}).max()
