@@ -133,3 +133,14 @@ def test_a_sentence_that_ends_within_the_first_window_is_heard(tmp_path) -> None
     assert [r.label for r in results] == [r.label for r in streamed]
     quiet = list(rec.stream(audio_file=write_wav(tmp_path / "q.wav", _hiss(4, -70, 3), SR), realtime=False))
     assert not any(r.speech for r in quiet)
+
+
+def test_a_thread_count_beyond_any_board_is_refused(capsys) -> None:
+    """`--threads 100000` (a typo) made onnxruntime start 9,238 threads and take 16 GB before it answered."""
+    from edge_ser.cli import main
+
+    with pytest.raises(ConfigError, match=r"1\.\.256 or None \(this machine has"):
+        Recognizer(ROOT / "bundles" / "ser_emodb", threads=100000)
+    with pytest.raises(SystemExit):
+        main(["predict", "--threads", "100000", str(ROOT / "bundles" / "ser_emodb"), "x.wav"])
+    assert "--threads: 100000 must be in 1..256" in capsys.readouterr().err

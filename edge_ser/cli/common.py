@@ -8,6 +8,7 @@ import warnings
 from collections.abc import Iterable
 from pathlib import Path
 
+from edge_ser.engines import MAX_THREADS
 from edge_ser.errors import AudioFormatError, ConfigError, InputWarning
 from edge_ser.fileio import find_files
 from edge_ser.inputs.base import AUDIO_EXTENSIONS
@@ -50,7 +51,7 @@ def add_engine_args(p: argparse.ArgumentParser, *, threads_default: int | None =
     default = threads_default if threads_default is not None else "the engine's choice"
     p.add_argument(
         "--threads",
-        type=in_range(1),
+        type=in_range(1, MAX_THREADS),
         default=threads_default,
         help=f"inference threads (default: {default})",
     )

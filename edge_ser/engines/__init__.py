@@ -42,6 +42,10 @@ AUTO = ("onnxruntime", "numpy")
 """What "auto" tries, in order: the first engine installed here."""
 
 
+MAX_THREADS = 256
+"""The most inference threads an engine is asked for: more than any board's cores many times over."""
+
+
 def engine_module(name: str) -> ModuleType:
     """The module of a registered engine (imported on first use; it does not import its runtime)."""
     return importlib.import_module(REGISTRY[name])
@@ -114,8 +118,13 @@ def load_engine(
             TFLite variants or not the one asked for (the message lists what it has).
     """
     name, variant = parse_engine(engine, variant)
-    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
-        raise ConfigError(f"threads={threads!r}: must be a positive integer or None")
+    if threads is not None and (
+        isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= MAX_THREADS
+    ):  # 100000 made onnxruntime start 9,238 threads and take 16 GB before it answered anything
+        raise ConfigError(
+            f"threads={threads!r}: must be an integer in 1..{MAX_THREADS} or None (this machine has "
+            f"{os.cpu_count() or '?'} cores)"
+        )
     wanted = normalize_providers(providers)
     if not hasattr(bundle, "manifest"):
         from edge_ser.bundle import load_bundle
