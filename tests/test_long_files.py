@@ -45,7 +45,7 @@ def test_windows_of_a_long_file_are_the_streamed_file(long_wav: Path) -> None:
     assert all(w[2].size == int(FILE_WINDOW_SECONDS * 16000) for w in wins[:-1])
     whole, _ = load(long_wav, sr=16000)
     streamed = np.concatenate([w[2] for w in wins])
-    assert whole.size - streamed.size < FILE_WINDOW_SECONDS * 16000 / 2  # only a short tail is left out
+    assert whole.size == streamed.size  # nothing is left out: a short tail joins the last window
     np.testing.assert_allclose(streamed, whole[: streamed.size], atol=4e-6)
 
 
@@ -60,12 +60,13 @@ def test_a_short_file_is_one_clip_exactly_as_load(tmp_path: Path) -> None:
 def test_long_file_prediction_is_per_window_plus_mean(name: str, long_wav: Path) -> None:
     rec = edge_ser.Recognizer(load_bundle(REPO / "bundles" / name), "numpy")
     p = rec.predict_file(long_wav)
-    assert len(p.windows) == 13  # 40 s: 13 windows of 3 s, the 1 s tail is under half a window
-    assert p.windows[0].start == 0.0 and p.windows[-1].end == pytest.approx(39.0)
+    assert len(p.windows) == 13  # 40 s: 13 windows of 3 s, the 1 s tail (under half a window) joins the last
+    assert p.windows[0].start == 0.0 and p.windows[-1].end == pytest.approx(40.0)
+    assert p.windows[-1].start == pytest.approx(36.0)  # it was left out: 39 s of 40 classified
     mean = np.mean([list(w.probabilities.values()) for w in p.windows], axis=0)
     np.testing.assert_allclose(list(p.probabilities.values()), mean)
     assert p.label == rec.labels[int(np.argmax(mean))]
-    assert p.duration == pytest.approx(39.0)
+    assert p.duration == pytest.approx(40.0)
     # each window is the kind's prediction of that stretch of audio, as predict_audio gives it
     whole, _ = load(long_wav, sr=rec.sample_rate)
     w = p.windows[4]
@@ -131,7 +132,9 @@ def test_predict_json_and_windows_of_a_long_file(long_wav: Path, tmp_path: Path)
         "predict", str(REPO / "bundles" / "laq_mlp_emodb"), str(long_wav), "--windows", "--engine", "numpy"
     )
     assert r.returncode == 0, r.stderr
-    assert "mean of 13 windows of 3 s covering 0:00-0:39.000" in r.stdout  # the 1 s tail is left out
+    assert (
+        "mean of 13 windows of 3 s covering 0:00-0:40.000" in r.stdout
+    )  # the 1 s tail joins the last window
     assert "0:03.000-0:06.000" in r.stdout
 
 

@@ -322,18 +322,37 @@ def file_windows(
 def cut_windows(
     blocks: Iterable[np.ndarray], sr: int, window_seconds: float, source_rate: int | None
 ) -> Iterator[AudioWindow]:
-    """Consecutive `window_seconds` windows of a stream of mono blocks at `sr` Hz (a last window shorter than half a
-    window is left out): a long file's windows (`file_windows`), and those of long audio given in memory
-    (`Recognizer.predict_audio`), so both are cut alike."""
+    """Consecutive `window_seconds` windows of a stream of mono blocks at `sr` Hz: a long file's windows
+    (`file_windows`), and those of long audio given in memory (`Recognizer.predict_audio`), so both are cut alike.
+    A last stretch of at least half a window is a window of its own; a shorter one joins the window before it (it
+    was left out: the last second of a 40 s file was never classified, and the file's duration read 39 s)."""
     win = int(round(window_seconds * sr))
     pending = np.zeros(0, np.float32)
+    held: AudioWindow | None = (
+        None  # the newest full window, kept until it is known whether a short tail follows
+    )
     t = 0
     for b in blocks:
         pending = np.concatenate([pending, b])
         while pending.size >= win:
-            yield AudioWindow(t / sr, (t + win) / sr, pending[:win], False, source_rate)
+            if held is not None:
+                yield held
+            held = AudioWindow(t / sr, (t + win) / sr, pending[:win], False, source_rate)
             t += win
             pending = pending[win:]
+    if held is not None and pending.size < win / 2:
+        if pending.size:
+            held = AudioWindow(
+                held.start,
+                (t + pending.size) / sr,
+                np.concatenate([held.samples, pending]),
+                False,
+                source_rate,
+            )
+        yield held
+        return
+    if held is not None:
+        yield held
     if pending.size >= win / 2:
         yield AudioWindow(t / sr, (t + pending.size) / sr, pending, False, source_rate)
 

@@ -173,7 +173,9 @@ class FusionKind(InputKind):
         parts = {
             n: (k.file_inputs(path) if ext in k.file_extensions else None) for n, k in self.branches.items()
         }
-        if all(v is None for v in parts.values()):  # a file of the batch predict skips, as the face bundle does
+        if all(
+            v is None for v in parts.values()
+        ):  # a file of the batch predict skips, as the face bundle does
             raise VideoFormatError(
                 f"{path}: no branch of this fusion bundle reads {ext or 'extension-less'} files"
             )
