@@ -16,7 +16,14 @@ from pathlib import Path
 
 from converters.data.splits import SPEAKER_SEED_RULE
 from converters.registry import MODELS, model_names
-from edge_ser.cli.common import adapt_mode, add_adapt_arg, add_engine_args, in_range, media_files
+from edge_ser.cli.common import (
+    adapt_mode,
+    add_adapt_arg,
+    add_engine_args,
+    check_writable,
+    in_range,
+    media_files,
+)
 from edge_ser.errors import AudioFormatError, MissingDependencyError
 
 FER_SPLITS = ("train", "validation", "test")
@@ -82,6 +89,8 @@ def cmd_features(args: argparse.Namespace) -> int:
     from converters.featurize import extract
 
     spec = _load_spec(args)
+    if args.out:  # said now, not after the extraction
+        check_writable(args.out, "--out")
     files = media_files(args.paths)
     if not files:
         print("edge-ser features: no audio files found", file=sys.stderr)
@@ -206,6 +215,14 @@ def _eval_synthetic(args: argparse.Namespace, accuracy: dict):
     return None, other if differ else None, bool(differ)
 
 
+def _check_outputs(args: argparse.Namespace, *options: tuple[str, str]) -> None:
+    """Each output path given (option, attribute) can be written, or a ConfigError naming the option now."""
+    for option, attr in options:
+        path = getattr(args, attr, None)
+        if path:
+            check_writable(Path(path), option)
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     """A bundle on a labelled data set through the device path (no torch): accuracy, UAR, confusion, OOD."""
     import contextlib
@@ -224,6 +241,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from converters.pipeline import load_records
     from edge_ser.recognizer import Recognizer
 
+    _check_outputs(args, ("--png", "png"), ("--out", "out"))  # said now, not after the evaluation
     sel = Selection(
         split=args.split,
         speakers=tuple(s.strip() for s in (args.speakers or "").split(",") if s.strip()),

@@ -240,3 +240,21 @@ def test_budgets_are_checked_in_the_api_and_a_recipe_budget_wins_aloud(tmp_path,
     ]
     assert main([*args, "--epochs", "1", "--out", str(tmp_path / "r"), "-q", "--tflite", "no"]) == 0
     assert "--budget is ignored here" in capsys.readouterr().err
+
+
+def test_output_paths_are_checked_before_the_work(tmp_path, capsys):
+    """`eval --png afile/cm.png` ran the whole evaluation, printed its tables, then failed with '[Errno 17] File
+    exists'; the paths are now checked first and the message says what is wrong."""
+    from edge_ser.cli import main
+
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    bundle = str(Path(__file__).resolve().parents[1] / "bundles" / "laq_mlp_emodb")
+    for option in ("--png", "--out"):
+        assert main(["eval", bundle, "--data", "synthetic", option, str(afile / "x.png")]) == 2
+        err = capsys.readouterr()
+        assert (
+            f"{option} {afile / 'x.png'}: {afile} is a file, not a folder" in err.err and "UAR" not in err.out
+        )
+    assert main(["features", str(afile), "--out", str(afile / "f")]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err

@@ -169,6 +169,13 @@ def check_writable(path: Path, option: str, *, create: bool = True) -> None:
     folder = Path(path).parent
     if not create and not folder.is_dir():
         raise ConfigError(f"{option} {path}: the folder {folder} does not exist")
+    above = folder
+    while not above.exists() and above != above.parent:
+        above = above.parent
+    if above.exists() and not above.is_dir():  # said as it is, not as "[Errno 17] File exists"
+        raise ConfigError(f"{option} {path}: {above} is a file, not a folder")
+    if Path(path).is_dir():
+        raise ConfigError(f"{option} {path}: is a folder; give a file name in it")
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=folder):
