@@ -417,6 +417,12 @@ def cmd_laq(args: argparse.Namespace, spec: FeatureSpec, *, title: str | None = 
             f"      engine {name}: same class as torch on {same:.1%} {rows}, logits within {rel:.1e} relative; "
             f"its own test accuracy {engine_acc:.3f} on all {len(logits)} (torch {q_acc:.3f})"
         )
+    if checks:  # the bundle's own figure on each engine, beside torch's, in the manifest `info` prints
+        from edge_ser.bundle.write import write_bundle
+
+        engines = {n: v["test_accuracy"] for n, v in checks.items()}
+        m = {**bundle.manifest, "accuracy": {**bundle.manifest["accuracy"], "test_engines": engines}}
+        write_bundle(bundle_path, manifest=m, files=bundle.files, as_tar=args.tar)
     summary = {
         "data": task.name,
         "model": task.model_name,

@@ -137,6 +137,10 @@ def test_laq_engine_check_counts_out_of_range_rows_and_records_the_engine_figure
     assert main(["eval", bundle, "--data", "synthetic", "--split", "random", "--engine", name, "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["accuracy"] == pytest.approx(summary["engine_test_accuracy"][name], abs=1e-6)
+    # and the manifest `info` prints holds each engine's own figure beside torch's (it held torch's alone)
+    assert main(["info", bundle]) == 0
+    own = summary["engine_test_accuracy"][name]
+    assert f"(the torch model; the bundle on its engines: {name} {own:.3f}" in capsys.readouterr().out
 
 
 # ------------------------------------------------------------------ 4: a sweep does not choose the luckiest fold

@@ -143,6 +143,10 @@ def _print_accuracy(m: dict) -> None:
             about[0] += " (speakers shared with training: not a speaker-independent figure)"
         about += [f"seed {split['seed']}"] if "seed" in split else []
         about += [f"sizes {split['sizes']}"] if "sizes" in split else []
+        engines = acc.get("test_engines")
+        if isinstance(engines, dict) and "test" in nums:  # accuracy.test is the torch model's
+            own = ", ".join(f"{n} {v:.3f}" for n, v in engines.items() if isinstance(v, (int, float)))
+            shown += f" (the torch model; the bundle on its engines: {own})"
         _print(f"accuracy: {shown} on {acc.get('dataset', '?')} ({', '.join(about)})")
     si = acc.get("speaker_independent")
     if si:
