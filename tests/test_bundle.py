@@ -915,3 +915,11 @@ def test_info_runs_the_model_before_saying_it_can_run(tmp_path: Path, capsys) ->
     out = capsys.readouterr().out
     assert "onnxruntime  cannot run this bundle" in out and "numpy        cannot run this bundle" in out
     assert "can run here with: tflite-fp32, tflite-fp16, tflite-int8 (each ran" in out
+
+
+def test_a_media_file_given_as_the_bundle_is_named_as_such(tmp_path: Path) -> None:
+    """`info clip.wav` (or predict with the bundle and the file swapped) said 'not a readable .tar archive (invalid
+    header)'."""
+    wav = tmp_path / "clip.wav"
+    wav.write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt " + bytes(40))
+    refused(wav, "is an audio file, not a bundle", "did you give the file where the bundle goes?")

@@ -190,6 +190,12 @@ class TarSource(BundleSource):
         try:
             self.tf = tarfile.open(path, mode="r:")
         except (tarfile.TarError, OSError, ValueError, EOFError) as e:
+            media = _media_kind(Path(path))
+            if media:  # `info clip.wav`, or the bundle and the files swapped in predict
+                raise BundleError(
+                    f"bundle {src}: is {media}, not a bundle (a bundle is a folder or a .tar holding "
+                    "manifest.json); did you give the file where the bundle goes?"
+                ) from None
             raise BundleError(f"bundle {src}: not a readable .tar archive ({e})") from e
         try:
             self._scan(max_file, max_total)
@@ -319,3 +325,19 @@ __all__ = [
     "missing_sum",
     "open_source",
 ]
+
+
+def _media_kind(path: Path) -> str | None:
+    """'an audio file' / 'a video' / 'an image' by the file's extension, None for anything else."""
+    from edge_ser.inputs.base import AUDIO_EXTENSIONS
+    from edge_ser.vision.video import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
+
+    ext = path.suffix.lower()
+    for kinds, name in (
+        (AUDIO_EXTENSIONS, "an audio file"),
+        (VIDEO_EXTENSIONS, "a video"),
+        (IMAGE_EXTENSIONS, "an image"),
+    ):
+        if ext in kinds:
+            return name
+    return None
