@@ -731,7 +731,10 @@ def test_the_live_report_says_when_no_pyin_frame_was_reused():
     some = replace(base, frames_reused=(80, 20)).markdown()
     assert "pYIN frames reused from an earlier window: 80 % of 100;" in some
     none = replace(base, frames_reused=(0, 100)).markdown()
-    assert "0 % of 100 (none: windows share frames only when the hop is a whole number" in none
+    assert (
+        "0 % of 100 (none in this run: a window shares frames only with an earlier one that overlaps it"
+        in none
+    )
 
 
 def test_narrow_band_audio_is_flagged_live_as_predict_flags_it(tmp_path):

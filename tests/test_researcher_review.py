@@ -339,3 +339,19 @@ def test_train_and_laq_record_the_torch_threads_used(ptq_run, tmp_path):
     threads = json.loads((out / "summary.json").read_text())["train_config"]["threads"]
     assert isinstance(threads, int) and threads == torch.get_num_threads()
     assert json.loads((ptq_run[0] / "summary.json").read_text())["threads"] == 1  # laq --threads 1
+
+
+def test_image_ids_are_not_warned_of_as_speakers():
+    """FER-2013 names an id per image; two of its ids repeat, so `data fer2013` warned of 28,707 speakers with
+    fewer than 5 clips."""
+    from types import SimpleNamespace
+
+    from converters.heldout import few_clips
+
+    images = [SimpleNamespace(speaker=f"Training_{i}", label="happy") for i in range(98)]
+    images += [
+        SimpleNamespace(speaker="Training_0", label="happy"),
+        SimpleNamespace(speaker="Training_1", label="sad"),
+    ]
+    warned = few_clips(images)
+    assert not any("speaker(s)" in w for w in warned) and any("class(es)" in w for w in warned)

@@ -131,7 +131,8 @@ class LiveBenchReport:
                 f"pYIN frames reused from an earlier window: {100 * reused / (reused + computed):.0f} % of "
                 f"{reused + computed:,}"
                 + (
-                    " (none: windows share frames only when the hop is a whole number of the features' frame hops)"
+                    " (none in this run: a window shares frames only with an earlier one that overlaps it, and only"
+                    " when the hop is a whole number of the features' frame hops)"
                     if reused == 0
                     else ""
                 )
