@@ -119,7 +119,11 @@ def test_silence_and_out_of_range_files_are_marked(tmp_path, capsys) -> None:
     rec.learn_files([silence])
     assert rec.speaker_clips == 0  # nothing to learn about the speaker from digital silence
     rec.learn_files([quiet])
-    assert rec.speaker_clips == 1  # a whole recording the user chose counts, as with --enroll
+    assert rec.speaker_clips == 0  # nor from noise with no voice in it (clip_teaches, as --enroll decides)
+    t = np.arange(32000) / 16000
+    voice = write_wav(tmp_path / "voice.wav", (0.003 * np.sin(2 * np.pi * 150 * t)).astype(np.float32), 16000)
+    rec.learn_files([voice])
+    assert rec.speaker_clips == 1  # a quiet voice counts: a whole recording the user chose
 
 
 def test_providers_reach_the_engine_from_the_flag_or_the_environment(monkeypatch, capsys) -> None:
