@@ -392,7 +392,7 @@ def test_run_checks_the_speaker_file_can_be_written_before_the_session(tmp_path:
     code = main(["run", ser, "--audio-file", str(wav), "--fast", "--no-console",
                  "--speaker-file", str(tmp_path / "a_file" / "me.json")])  # fmt: skip
     err = capsys.readouterr().err
-    assert code == 2 and "cannot write there" in err and "--speaker-file" in err
+    assert code == 2 and "a_file is a file, not a folder" in err and "--speaker-file" in err
     # a missing folder is made, as --json makes its (it was refused: the two options disagreed)
     code = main(["run", ser, "--audio-file", str(wav), "--fast", "--no-console",
                  "--speaker-file", str(tmp_path / "missing" / "me.json")])  # fmt: skip
