@@ -105,9 +105,15 @@ def choose_weights(
         raise ConfigError(f"the weight grid must contain 0 and 1 (each branch alone), got {list(grid)}")
     best: tuple[float, float] | None = None
     chosen, scores = rule, {}
+    tried = set()
     for ws in itertools.product(grid, repeat=len(names)):
         if not any(ws):
             continue
+        if sum(w != 0 for w in ws) == 1:  # a branch alone counts at weight 1 (FusionRule.fuse): one candidate
+            ws = tuple(1.0 if w else 0.0 for w in ws)
+        if ws in tried:
+            continue
+        tried.add(ws)
         r = rule.with_params({}, dict(zip(names, ws, strict=True)))
         q = r.fuse(posteriors)
         key = (uar(q, y, rule.labels), -nll(q, y))

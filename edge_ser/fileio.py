@@ -78,12 +78,27 @@ def folder_lock(folder: str | os.PathLike[str]) -> Iterator[None]:
     except ImportError:  # pragma: no cover - Windows
         yield
         return
-    fd = os.open(folder, os.O_RDONLY)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        fd = None
+    if fd is not None:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError:  # NFS emulates flock with write locks (EBADF on a folder); some FUSE mounts refuse it
+            os.close(fd)
+            fd = None
+    if fd is None:
+        warnings.warn(
+            f"{folder}: cannot lock this folder (its file system does not allow it); written without a lock",
+            InputWarning,
+            stacklevel=3,
+        )
+    try:
         yield
     finally:
-        os.close(fd)  # releases the lock
+        if fd is not None:
+            os.close(fd)  # releases the lock
 
 
 def atomic_write(

@@ -51,13 +51,19 @@ def native_messages_named(label: object, *, show: bool = True) -> Iterator[list[
     if _naming or threading.current_thread() is not threading.main_thread():
         yield lines  # inside an outer block (which names the file already), or another thread
         return
+    held = saved = None
     try:
+        if sys.stderr is None:  # pythonw, a daemon started without stderr: nothing to name, nothing held
+            raise ValueError("no stderr")
         sys.stderr.flush()
+        held = tempfile.TemporaryFile()
         saved = os.dup(2)
-    except (OSError, ValueError):  # no fd 2 (a service without stderr), or a closed sys.stderr
+    except (OSError, ValueError, AttributeError):  # no fd 2, a closed stderr, or no temporary space
+        if held is not None:
+            held.close()
         yield lines
         return
-    with tempfile.TemporaryFile() as held:
+    with held:
         os.dup2(held.fileno(), 2)
         _naming = True
         try:
@@ -68,7 +74,7 @@ def native_messages_named(label: object, *, show: bool = True) -> Iterator[list[
             os.close(saved)
             held.seek(0)
             lines += [ln for ln in held.read().decode(errors="replace").splitlines() if ln.strip()]
-            if lines and show:
+            if lines and show and sys.stderr is not None:
                 sys.stderr.write("".join(f"{label}: {ln}\n" for ln in lines))
                 sys.stderr.flush()
 

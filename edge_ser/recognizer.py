@@ -371,8 +371,12 @@ class Recognizer:
                 rate = self.sample_rate
                 if w.whole:
                     # a whole clip (a recording the user chose) needs some voice in it, not the live gate's share:
-                    # its pauses count too (RAVDESS's clips: 1.9-77 % of frames voiced); noise and hiss have none
-                    if not clip_teaches(w.samples, rate):
+                    # its pauses count too (RAVDESS's clips: 1.9-77 % of frames voiced); noise and hiss have none.
+                    # voicing 0 (a whisperer's --vad-voicing 0): the level alone, not digital silence
+                    level = loudest_db(w.samples, rate)
+                    if not (
+                        clip_teaches(w.samples, rate, level) if share > 0 else speech_enough(level, True)
+                    ):
                         continue
                 elif not speech_enough(loudest_db(w.samples, rate), False, vad_db) or not (
                     share <= 0 or voiced_at_least(w.samples, sr=rate, share=share)

@@ -144,3 +144,11 @@ def test_a_thread_count_beyond_any_board_is_refused(capsys) -> None:
     with pytest.raises(SystemExit):
         main(["predict", "--threads", "100000", str(ROOT / "bundles" / "ser_emodb"), "x.wav"])
     assert "--threads: 100000 must be in 1..256" in capsys.readouterr().err
+
+
+def test_voicing_0_enrols_a_whole_clip_on_its_level_alone(tmp_path) -> None:
+    """Review: `enroll_file(voicing=0)` (a whisperer's --vad-voicing 0, "level only") stopped enrolling whole clips
+    without voiced frames once the whole-clip voicing rule came in."""
+    rec = Recognizer(_with_block(tmp_path), "numpy")
+    assert rec.enroll_file(write_wav(tmp_path / "w.wav", _hiss(4, -30), SR)) == 0  # the default: no voice
+    assert rec.enroll_file(write_wav(tmp_path / "w2.wav", _hiss(4, -30, 1), SR), voicing=0) == 1

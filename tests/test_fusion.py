@@ -561,3 +561,21 @@ def test_a_lone_branch_is_its_calibrated_posterior() -> None:
     np.testing.assert_allclose(rule.fuse({"audio": p}), calibrated / calibrated.sum(), rtol=1e-9)
     both = rule.fuse({"audio": p, "face": p})  # two cues: the shipped weights still apply
     assert both.max() > rule.fuse({"audio": p}).max()
+
+
+def test_a_branch_alone_is_chosen_at_weight_1() -> None:
+    """Review: with a lone branch at weight 1, every (w, 0) candidate gave the same posterior and the first kept
+    (the grid's smallest w) was recorded: 'functionals 0.25'. A branch alone is one candidate, at weight 1."""
+    from converters.calibrate import choose_weights
+
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 4, 300)
+    z = rng.normal(0, 1, (len(y), 4))
+    z[np.arange(len(y)), y] += 2.0
+    good = np.exp(z) / np.exp(z).sum(1, keepdims=True)
+    wrong = np.full((len(y), 4), 0.1)
+    wrong[np.arange(len(y)), (y + 1) % 4] = (
+        0.7  # a branch that points at the wrong class: any weight on it hurts
+    )
+    rule, _ = choose_weights(_rule(prior=(0.25,) * 4), {"audio": good, "face": wrong}, y)
+    assert {b.name: b.weight for b in rule.branches} == {"audio": 1.0, "face": 0.0}

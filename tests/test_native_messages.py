@@ -68,3 +68,42 @@ def test_a_truncated_jpeg_is_skipped_by_predict_and_named(tmp_path, capfd) -> No
         VideoFormatError, match=r"cut.jpg: the image is truncated \(the decoder says: Premature end"
     ):
         Recognizer(ROOT / "bundles" / "face_fer", "numpy").predict_file(bad)
+
+
+def test_the_native_log_is_safe_without_stderr_or_temp_space_and_jpegs_are_checked_in_threads(
+    tmp_path, monkeypatch
+) -> None:
+    """Review of the above: with sys.stderr None (pythonw, a daemon) every image read raised AttributeError; with no
+    temporary space it raised and leaked fds; and off the main thread a truncated JPEG was still accepted."""
+    import sys
+    import tempfile
+
+    cv2 = pytest.importorskip("cv2")
+    from edge_ser.errors import VideoFormatError
+    from edge_ser.vision.image import read_image
+
+    ok, jpg = cv2.imencode(".jpg", np.random.default_rng(1).integers(0, 255, (64, 64, 3), dtype=np.uint8))
+    good, bad = tmp_path / "good.jpg", tmp_path / "cut.jpg"
+    good.write_bytes(jpg.tobytes())
+    bad.write_bytes(jpg.tobytes()[: len(jpg) // 2])
+    with monkeypatch.context() as m:
+        m.setattr(sys, "stderr", None)
+        assert read_image(good).shape == (64, 64, 3)
+    with monkeypatch.context() as m:
+        m.setattr(tempfile, "tempdir", str(tmp_path / "missing"))
+        before = len(os.listdir("/proc/self/fd"))
+        for _ in range(3):
+            assert read_image(good).shape == (64, 64, 3)
+        assert len(os.listdir("/proc/self/fd")) == before
+    seen: list[str] = []
+
+    def worker() -> None:
+        try:
+            read_image(bad)
+        except VideoFormatError as e:
+            seen.append(str(e))
+
+    t = threading.Thread(target=worker)
+    t.start()
+    t.join()
+    assert seen and "truncated" in seen[0]

@@ -535,3 +535,23 @@ def test_speaker_holds_are_per_thread_and_never_switch_adaptation_off(tmp_path: 
     before = rec.speaker_clips
     rec.predict_audio(_voice(1), SR)
     assert rec.adapting and rec.speaker_clips == before + 1
+
+
+def test_a_speaker_file_is_saved_where_folders_cannot_be_locked(tmp_path: Path, monkeypatch) -> None:
+    """Review: on NFS (flock on a folder: EBADF) or a FUSE mount the merge's folder lock raised, and the session's
+    speaker file was never written; it is now written without the lock, with a warning."""
+    import errno
+    import fcntl
+
+    from edge_ser.cli.common import save_speaker_file
+    from edge_ser.errors import InputWarning
+
+    def refuse(fd, op):  # noqa: ANN001, ANN202
+        raise OSError(errno.EBADF, "Bad file descriptor")
+
+    monkeypatch.setattr(fcntl, "flock", refuse)
+    rec = Recognizer(_with_block(tmp_path), "numpy")
+    rec.enroll(_voice(1), SR)
+    with pytest.warns(InputWarning, match="cannot lock this folder"):
+        assert "saved 1 clip(s)" in save_speaker_file(rec, tmp_path / "me.json")
+    assert Recognizer(_with_block(tmp_path / "x"), "numpy").load_speaker(tmp_path / "me.json") == 1

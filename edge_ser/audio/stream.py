@@ -305,8 +305,9 @@ def file_windows(
 ) -> Iterator[AudioWindow]:
     """(start s, end s, mono float32 samples at `sr`, whole, the file's own rate) of a file: the whole file as
     one clip (whole True) when it lasts at most `long_seconds` (exactly as `edge_ser.audio.load`), else
-    consecutive windows of `window_seconds` (streamed through `Resampled`); a last window shorter than half a
-    window is left out. Memory: one window plus a block, whatever the file's length.
+    consecutive windows of `window_seconds` (streamed through `Resampled`); a last stretch shorter than half a
+    window joins the window before it (`cut_windows`). Memory: two windows plus a block, whatever the file's
+    length.
     """
     if not 0 < window_seconds <= long_seconds:
         raise ConfigError(f"window_seconds={window_seconds} must be in (0, long_seconds={long_seconds}]")

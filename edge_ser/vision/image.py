@@ -28,11 +28,24 @@ def read_image(path: str | os.PathLike[str], *, grey: bool = False, what: str = 
     cut = [ln for ln in said if "premature end" in ln.lower()]
     if cut:
         raise VideoFormatError(f"{path}: the image is truncated (the decoder says: {cut[0].strip()})")
+    if image is not None and _jpeg_cut_short(path):  # off the main thread the decoder's words are not caught
+        raise VideoFormatError(f"{path}: the image is truncated (a JPEG without its end marker)")
     for ln in said:
         print(f"{path}: {ln}", file=sys.stderr)
     if image is None:
         raise VideoFormatError(f"{path}: cannot be read as {what} (damaged, or not an image)")
     return image
+
+
+def _jpeg_cut_short(path: Path) -> bool:
+    """Whether `path` is a JPEG (it starts with FF D8) whose last 4 KB hold no end-of-image marker (FF D9): a file
+    cut short. Trailing bytes after the marker (some cameras add them) are allowed within those 4 KB."""
+    with open(path, "rb") as fh:
+        if fh.read(2) != b"\xff\xd8":
+            return False
+        size = fh.seek(0, os.SEEK_END)
+        fh.seek(max(0, size - 4096))
+        return b"\xff\xd9" not in fh.read()
 
 
 __all__ = ["read_image"]
