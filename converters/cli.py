@@ -25,6 +25,7 @@ from edge_ser.cli.common import (
     media_files,
 )
 from edge_ser.errors import AudioFormatError, MissingDependencyError
+from edge_ser.inputs.base import AUDIO_EXTENSIONS
 
 FER_SPLITS = ("train", "validation", "test")
 """converters.data.loaders.FER_SPLITS (repeated: registering the commands imports no loader)."""
@@ -93,8 +94,9 @@ def cmd_features(args: argparse.Namespace) -> int:
         check_writable(args.out, "--out")
     files = media_files(args.paths)
     if not files:
-        print("edge-ser features: no audio files found", file=sys.stderr)
-        return 2
+        raise AudioFormatError(
+            f"no audio files ({', '.join(AUDIO_EXTENSIONS)}) in {', '.join(map(str, args.paths))}"
+        )
     X, stats = extract(files, spec, cache=_cache(args), progress=not args.quiet, strict=args.strict)
     if stats.kept is not None:
         files = [files[i] for i in stats.kept]

@@ -88,6 +88,8 @@ def load_records(
     if data in LOADERS:
         return data, load_dataset(data, root, strict=strict)
     path = Path(data)
+    if not path.exists() and data.lower() in LOADERS:  # "EMODB": the names are lower case
+        return data.lower(), load_dataset(data.lower(), root, strict=strict)
     if path.is_dir() and (path / SYNTHETIC_SPEC_FILE).is_file():
         return "synthetic", check_decodable("synthetic", load_synthetic(path), strict=strict)
     if path.is_dir():
@@ -97,8 +99,12 @@ def load_records(
             "data set 'synthetic-av' is made in memory, with no files to list or read: train on it with "
             "`edge-ser train --model av_cnn --data synthetic-av`"
         )
+    import difflib
+
+    near = difflib.get_close_matches(data.lower(), sorted(LOADERS), n=1)
     raise ConfigError(
         f"data set {data!r} is neither a data set name ({', '.join(sorted(LOADERS))}) nor a folder"
+        + (f"; did you mean {near[0]}?" if near else "")
     )
 
 

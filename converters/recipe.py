@@ -56,6 +56,10 @@ def load_spec(path: str | os.PathLike | None) -> FeatureSpec:
     if path is None:
         return DEFAULT_SPEC
     try:
-        return FeatureSpec.from_json(Path(path).read_text())
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot read FeatureSpec file: {e.strerror}") from e
+        text = Path(path).read_text()
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: cannot read FeatureSpec file: {getattr(e, 'strerror', None) or e}") from e
+    try:
+        return FeatureSpec.from_json(text)
+    except ConfigError as e:  # the message names the file: "FeatureSpec JSON is not valid" said which not
+        raise ConfigError(f"{path}: {e}") from None

@@ -162,3 +162,23 @@ def test_info_says_a_face_bundle_cannot_read_faces_without_opencv(monkeypatch, c
     )
     assert main(["info", str(BUNDLE)]) == 0  # an audio bundle needs no OpenCV
     assert "not on images" not in capsys.readouterr().out
+
+
+def test_newcomer_mistakes_get_messages_that_say_what_to_do(tmp_path, capsys) -> None:
+    """Review (a newcomer's first hour): 'EMODB' was refused with no hint; a bad --spec file and an empty folder
+    were not named; --face-every 0 did not name the flag."""
+    from converters.pipeline import load_records
+    from edge_ser.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="did you mean emodb"):
+        load_records("emdob")
+    bad = tmp_path / "bad.json"
+    bad.write_text("{")
+    assert main(["features", "--spec", str(bad), str(tmp_path)]) == 2
+    assert f"{bad}: FeatureSpec JSON is not valid" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main(["features", str(tmp_path / "empty")]) == 2
+    assert "no audio files (.wav" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["run", str(BUNDLE), "--face-every", "0"])
+    assert "argument --face-every: 0 must be >= 1" in capsys.readouterr().err

@@ -600,9 +600,10 @@ def find_dataset(name: str) -> Path:
         )
     root = default_data_root()
     if root is None:
+        shared = Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
         raise DatasetError(
-            f"{name}: no data root: set {ENV_VAR} to the folder that holds "
-            f"{DATASET_FOLDERS[name][0]}/{ROOT_FLAG_HINT}"
+            f"{name}: no data root ({ENV_VAR} is not set, and {shared} does not exist): set {ENV_VAR} to the "
+            f"folder that holds {DATASET_FOLDERS[name][0]}/{ROOT_FLAG_HINT}"
         )
     for folder in DATASET_FOLDERS[name]:
         if (root / folder).is_dir():

@@ -20,6 +20,7 @@ from edge_ser.cli.common import (
     add_enroll_arg,
     add_speaker_file_arg,
     enroll_files,
+    in_range,
     load_speaker_file,
     save_speaker_file,
 )
@@ -51,7 +52,12 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
         help="open the microphone at this rate (default: the model's rate if the device takes it, else its "
         "default rate, else 48000, 44100, ...); the audio is resampled to the model's rate",
     )
-    src.add_argument("--audio-file", type=Path, default=None, help="a WAV file instead of the microphone")
+    src.add_argument(
+        "--audio-file",
+        type=Path,
+        default=None,
+        help="an audio file (WAV, FLAC, Ogg, MP3, ...) instead of the microphone",
+    )
     src.add_argument(
         "--camera",
         default=None,
@@ -128,9 +134,14 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
         f"with a pauses block; default {'on' if CUT_PAUSES_DEFAULT else 'off'}; docs/live.md)",
     )
     m.add_argument(
-        "--face-every", type=int, default=5, help="full face detection every k-th crop (default 5)"
+        "--face-every", type=in_range(1), default=5, help="full face detection every k-th crop (default 5)"
     )
-    m.add_argument("--seconds", type=float, default=None, help="stop after this much stream time")
+    m.add_argument(
+        "--seconds",
+        type=float,
+        default=None,
+        help="stop after this much stream time (the first update comes when the first --window is full)",
+    )
     o = p.add_argument_group("outputs")
     o.add_argument("--no-console", action="store_true", help="no live table on the terminal")
     o.add_argument(
