@@ -480,6 +480,20 @@ def cmd_model(args: argparse.Namespace) -> int:
         "sequence": {},  # the sequence kind's default window (150 frames x 39 MFCCs)
         "face": {},  # one 48x48 grey crop
     }.get(kind, {})
+    flags = {  # the options of each kind, and their defaults: one given to another kind did nothing, silently
+        "--in-features": ("vector", 180, args.in_features),
+        "--mels": ("patches", 128, args.mels),
+        "--frames": ("patches", 64, args.frames),
+        "--width": ("patches", 1.0, args.width),
+        "--mode": ("av", "fused", args.mode),
+        "--frame-fusion": ("av", "channels", args.frame_fusion),
+        "--same": ("av", False, args.same),
+    }
+    for flag, (owner, default, value) in flags.items():
+        if value != default and owner != kind:
+            print(
+                f"edge-ser model: note: {flag} is ignored: {args.name} takes {kind} inputs", file=sys.stderr
+            )
     model = build(args.name, num_classes=args.classes, **options)
     counts = count_model(model)
     rows, total = dense_rows(model, counts), counts.dense_flops

@@ -182,3 +182,11 @@ def test_newcomer_mistakes_get_messages_that_say_what_to_do(tmp_path, capsys) ->
     with pytest.raises(SystemExit):
         main(["run", str(BUNDLE), "--face-every", "0"])
     assert "argument --face-every: 0 must be >= 1" in capsys.readouterr().err
+
+
+def test_model_says_which_options_it_ignores(capsys) -> None:
+    """`edge-ser model functionals_mlp --in-features 327` printed the 88-input model without a word."""
+    assert main(["model", "functionals_mlp", "--in-features", "327"]) == 0
+    assert "--in-features is ignored: functionals_mlp takes functionals inputs" in capsys.readouterr().err
+    assert main(["model", "laq_mlp", "--in-features", "327"]) == 0
+    assert "ignored" not in capsys.readouterr().err
