@@ -24,7 +24,7 @@ from edge_ser.cli.common import (
     in_range,
     media_files,
 )
-from edge_ser.errors import AudioFormatError, MissingDependencyError
+from edge_ser.errors import AudioFormatError, ConfigError, MissingDependencyError
 from edge_ser.inputs.base import AUDIO_EXTENSIONS
 
 FER_SPLITS = ("train", "validation", "test")
@@ -168,8 +168,18 @@ def cmd_synth(args: argparse.Namespace) -> int:
         n_speakers=args.speakers,
         seed=args.seed,
     )
+    from converters.data.synthetic import SPEC_FILE
+
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"{out}: is a file; give a folder for the data set")
+    if out.is_dir() and any(out.iterdir()) and not (out / SPEC_FILE).is_file():
+        # it mixed the synthetic clips into a folder of the user's own recordings
+        raise ConfigError(
+            f"{out}: holds other files and no synthetic data set ({SPEC_FILE}); give an empty or new folder"
+        )
     t0 = time.perf_counter()
-    records = write_synthetic(spec, args.out)
+    records = write_synthetic(spec, out)
     print(
         f"wrote {len(records)} clips ({len(spec.labels)} classes x {spec.n_per_class}, {spec.sr} Hz, "
         f"{spec.duration} s) to {args.out} in {time.perf_counter() - t0:.1f} s"

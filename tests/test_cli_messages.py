@@ -190,3 +190,15 @@ def test_model_says_which_options_it_ignores(capsys) -> None:
     assert "--in-features is ignored: functionals_mlp takes functionals inputs" in capsys.readouterr().err
     assert main(["model", "laq_mlp", "--in-features", "327"]) == 0
     assert "ignored" not in capsys.readouterr().err
+
+
+def test_synth_does_not_write_into_a_folder_of_other_files(tmp_path, capsys) -> None:
+    """`edge-ser synth mine/` mixed 7 synthetic clips into a folder of the user's own recordings."""
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "03a01Wa.wav").write_bytes(b"RIFF")
+    assert main(["synth", str(mine), "--n-per-class", "1"]) == 2
+    assert "holds other files and no synthetic data set" in capsys.readouterr().err
+    assert sorted(p.name for p in mine.iterdir()) == ["03a01Wa.wav"]
+    assert main(["synth", str(tmp_path / "syn"), "--n-per-class", "1"]) == 0
+    assert main(["synth", str(tmp_path / "syn"), "--n-per-class", "1"]) == 0  # its own folder again: fine
