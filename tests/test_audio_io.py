@@ -471,3 +471,19 @@ def test_real_ravdess_stereo_file_downmixes(datasets):
     mono, _ = load(p)
     assert mono.shape == (both.shape[0],)
     np.testing.assert_allclose(mono, both.mean(axis=1), atol=1e-7)
+
+
+def test_a_mu_law_wav_is_decoded_by_soundfile(tmp_path):
+    """Review: telephone audio is often mu-law WAV; the WAV reader refused it ('unsupported WAV format tag 0x0007')
+    although soundfile, a device dependency, decodes it. load and the block stream now hand it over."""
+    sf = pytest.importorskip("soundfile")
+    from edge_ser.audio import load
+    from edge_ser.audio.stream import open_blocks
+
+    t = np.arange(8000) / 8000
+    y = (0.3 * np.sin(2 * np.pi * 300 * t)).astype(np.float32)
+    path = tmp_path / "tel.wav"
+    sf.write(str(path), y, 8000, subtype="ULAW")
+    got, sr = load(path)
+    assert sr == 8000 and np.corrcoef(got, y)[0, 1] > 0.999
+    assert sum(b.size for b in open_blocks(path)) == y.size

@@ -12,7 +12,7 @@ import numpy as np
 from numpy.typing import DTypeLike
 
 from edge_ser.audio.polyphase import resample
-from edge_ser.audio.wav import MAX_SR, MIN_SR, read_wav, write_wav
+from edge_ser.audio.wav import MAX_SR, MIN_SR, WavCodecError, read_wav, write_wav
 from edge_ser.errors import AudioFormatError, ConfigError, MissingDependencyError
 from edge_ser.fileio import check_regular_file
 from edge_ser.native_log import native_messages_named
@@ -69,7 +69,10 @@ def load(
         raise ConfigError(f"load: dtype must be a float type, got {out_dtype}")
     path = Path(path)
     if path.suffix.lower() in _WAV_SUFFIXES:
-        y, file_sr = read_wav(path)
+        try:
+            y, file_sr = read_wav(path)
+        except WavCodecError:  # mu-law (telephone), A-law, ADPCM: libsndfile decodes them
+            y, file_sr = _read_other(path)
     else:
         y, file_sr = _read_other(path)
     if out_dtype != y.dtype:

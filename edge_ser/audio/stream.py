@@ -22,7 +22,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from edge_ser.audio.wav import BLOCK_FRAMES, MAX_SR, MIN_SR, WavReader
+from edge_ser.audio.wav import BLOCK_FRAMES, MAX_SR, MIN_SR, WavCodecError, WavReader
 from edge_ser.errors import AudioFormatError, ConfigError, MissingDependencyError
 from edge_ser.fileio import check_regular_file
 from edge_ser.native_log import native_messages_named
@@ -194,7 +194,10 @@ def open_blocks(path: str | os.PathLike, *, frames: int = BLOCK_FRAMES) -> Block
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix in WAV_SUFFIXES:
-        return _WavBlocks(path, frames)
+        try:
+            return _WavBlocks(path, frames)
+        except WavCodecError:  # mu-law, A-law, ADPCM: libsndfile decodes them
+            return _SoundFileBlocks(path, frames)
     if suffix in VIDEO_EXTENSIONS:
         return _FFmpegBlocks(path, frames)
     return _SoundFileBlocks(path, frames)

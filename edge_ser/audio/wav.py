@@ -16,6 +16,12 @@ import numpy as np
 from edge_ser.errors import AudioFormatError, InputWarning
 from edge_ser.fileio import atomic_write, open_regular_file
 
+
+class WavCodecError(AudioFormatError):
+    """A WAV file whose samples are coded other than as PCM or IEEE float (mu-law, A-law, ADPCM...): this reader
+    does not decode them, soundfile (libsndfile) does, and `edge_ser.audio.load` and `open_blocks` hand them to it."""
+
+
 # subtype -> (WAVE format tag, bits per sample)
 _SUBTYPES = {
     "PCM_U8": (1, 8),
@@ -133,13 +139,13 @@ def _parse_fmt(path: Path, body: bytes) -> tuple[int, int, int, int]:
         sub = int.from_bytes(guid[0:2], "little")
         if guid[2:] != _GUID_TAIL or sub not in (_TAG_PCM, _TAG_FLOAT):
             what = _tag_name(sub) if guid[2:] == _GUID_TAIL else f"GUID {guid.hex()}"
-            raise AudioFormatError(
+            raise WavCodecError(
                 f"{path}: unsupported WAVE_FORMAT_EXTENSIBLE sub-format {what}; "
                 "only PCM and IEEE float are supported"
             )
         tag = sub
     elif tag not in (_TAG_PCM, _TAG_FLOAT):
-        raise AudioFormatError(
+        raise WavCodecError(
             f"{path}: unsupported WAV format tag {_tag_name(tag)}; only PCM (0x0001), IEEE float (0x0003) "
             "and WAVE_FORMAT_EXTENSIBLE (0xFFFE) with a PCM or float sub-format are supported"
         )
