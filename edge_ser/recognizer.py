@@ -228,7 +228,9 @@ class Recognizer:
     Args:
         bundle: a loaded `Bundle`, or the path of a bundle folder or `.tar` (loaded and verified).
         engine: "auto" (onnxruntime if installed, else numpy), "onnxruntime", "numpy", "tflite", "tflite-int8"...
-        threads: inference threads (1 by default: predictable latency beside capture and features).
+        threads: inference threads (1 by default: predictable latency beside capture and features); onnxruntime
+            and TFLite take it, the numpy engine does not (its matrix products use numpy's BLAS threads: set
+            OPENBLAS_NUM_THREADS=1, or OMP_NUM_THREADS, before Python starts for one).
         providers: onnxruntime execution providers to ask for ("cuda", "tensorrt"); CPU runs otherwise.
         adapt: a bundle that records a speaker normalisation (`speaker_norm`) keeps running statistics of the
             speaker over the clips it classifies (files, arrays, live windows with speech); False keeps the

@@ -214,7 +214,7 @@ class NumpyEngine:
     def describe(self) -> str:
         s = (
             f"numpy engine: {self.bundle.name} ({self.bundle.source}); {len(self.steps)} nodes, opset {self.opset}; "
-            "threads: numpy/BLAS default"
+            "threads: numpy/BLAS default (threads= is not applied: OPENBLAS_NUM_THREADS sets them)"
         )
         if self.missing_providers:
             s += f"; requested but not available with this engine: {list(self.missing_providers)} (running on CPU)"
