@@ -579,3 +579,14 @@ def test_a_branch_alone_is_chosen_at_weight_1() -> None:
     )
     rule, _ = choose_weights(_rule(prior=(0.25,) * 4), {"audio": good, "face": wrong}, y)
     assert {b.name: b.weight for b in rule.branches} == {"audio": 1.0, "face": 0.0}
+
+
+def test_an_audio_file_given_to_the_face_bundle_says_what_it_reads(tmp_path) -> None:
+    from edge_ser.audio import write_wav
+    from edge_ser.errors import VideoFormatError
+
+    wav = write_wav(tmp_path / "a.wav", np.zeros(16000, np.float32), 16000)
+    with pytest.raises(
+        VideoFormatError, match=r"an audio file; this bundle reads faces: images .* or videos"
+    ):
+        _shipped("face_fer").predict_file(wav)

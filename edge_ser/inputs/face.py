@@ -22,9 +22,9 @@ import numpy as np
 
 from edge_ser.audio.stream import FILE_WINDOW_SECONDS, LONG_FILE_SECONDS
 from edge_ser.engines.base import softmax
-from edge_ser.errors import ConfigError
+from edge_ser.errors import ConfigError, VideoFormatError
 from edge_ser.features.spec import FeatureSpec
-from edge_ser.inputs.base import FileWindow, InputKind, Inputs, face_found, shape_of
+from edge_ser.inputs.base import AUDIO_EXTENSIONS, FileWindow, InputKind, Inputs, face_found, shape_of
 from edge_ser.limits import MAX_FACE_FRAMES, MAX_FACE_SIZE, MIN_FACE_SIZE
 from edge_ser.schema import Checker, config_from_dict
 from edge_ser.vision.video import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
@@ -261,6 +261,13 @@ class FaceKind(InputKind):
             return [crop(f) for f in read_sampled(path, self.spec.k).frames]
         from edge_ser.vision.image import read_image
 
+        if (
+            path.suffix.lower() in AUDIO_EXTENSIONS
+        ):  # it said "not a readable image", leaving videos unmentioned
+            raise VideoFormatError(
+                f"{path}: an audio file; this bundle reads faces: images ({', '.join(IMAGE_EXTENSIONS)}) or "
+                f"videos ({', '.join(VIDEO_EXTENSIONS)})"
+            )
         image = read_image(path, what=f"an image ({', '.join(IMAGE_EXTENSIONS)})")
         return [self.cropper()(image)]
 
