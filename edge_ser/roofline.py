@@ -324,6 +324,10 @@ class RooflineReport:
         roof = self.roof_precision or self.precision
         return {
             **asdict(self),
+            # a projection's attained_* and per-layer gflops are the roof itself, not a measurement
+            "attained": "measured"
+            if self.measured
+            else "projected: every node on its roof (a lower-bound latency)",
             "units": {
                 "compute": self.unit,
                 "roof": "GOP/s" if roof.startswith("int") else "GFLOP/s",
