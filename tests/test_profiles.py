@@ -97,9 +97,11 @@ def test_every_figure_has_a_source(name: str) -> None:
 @pytest.mark.parametrize("name", SHIPPED)
 def test_cpu_peaks_agree_with_their_derivation(name: str) -> None:
     """'cores x GHz x N FLOP/cycle' in a derivation must give the stated value (catches edit slips)."""
+    from edge_ser.profiles.profile import PEAK_DERIVATION
+
     p = load_profile(name)
     for precision, peak in p.peaks["cpu"].items():
-        m = re.match(r"(\d+) cores x ([\d.]+) GHz x (\d+) (?:FLOP|ops)/cycle", peak.derivation)
+        m = PEAK_DERIVATION.match(peak.derivation)
         assert m, f"peaks.cpu.{precision}: derivation does not state cores x GHz x ops/cycle"
         cores, ghz, per = int(m.group(1)), float(m.group(2)), int(m.group(3))
         assert cores == p.cpu.cores and ghz == pytest.approx(p.cpu.clock_ghz.value)
@@ -463,3 +465,14 @@ def test_ort_gemm_is_measured_when_onnxruntime_is_there():
 
     r = hostbench.ort_gemm_gflops(1, hostbench.QUICK, n=256)
     assert r is not None and r["gflops"] > 0 and r["threads"] == 1
+
+
+def test_a_peak_edited_without_its_derivation_is_refused(tmp_path) -> None:
+    """Review: a copy of pi5.yaml with fp32 1536 (its derivation still '4 cores x 2.4 GHz x 16' = 153.6) loaded, and
+    its reports used a roof ten times too high. The loader now checks a peak against a derivation of that form."""
+    text = (PROFILES_DIR / "pi5.yaml").read_text()
+    assert "value: 153.6" in text
+    bad = tmp_path / "pi5x.yaml"
+    bad.write_text(text.replace("value: 153.6", "value: 1536.0", 1))
+    with pytest.raises(ProfileError, match="1536 but its derivation .* gives 153.6"):
+        load_profile(bad)

@@ -18,6 +18,7 @@ This module needs numpy and the standard library; reading files is `edge_ser.pro
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -443,6 +444,18 @@ def roofline_bound(
 # Validation
 # ------------------------------------------------------------------------------------------------------------
 
+PEAK_DERIVATION = re.compile(r"(\d+) cores x ([\d.]+) GHz x (\d+) (?:FLOP|ops)/cycle")
+"""The form of a CPU peak's derivation: 'cores x GHz x FLOP (or ops) per cycle'."""
+
+
+def derived_peak(derivation: str) -> float | None:
+    """The peak a derivation of the form 'N cores x G GHz x F FLOP/cycle' gives, in G(FL)OP/s; None for another
+    form. The loader checks the stated value against it (a profile's 1536 beside '4 cores x 2.4 GHz x 16' loaded,
+    and its reports used a roof ten times too high)."""
+    m = PEAK_DERIVATION.match(derivation or "")
+    return None if m is None else int(m.group(1)) * float(m.group(2)) * int(m.group(3))
+
+
 _FIGURE_KEYS = {"value", "source", "derivation", "verified", "note", "method", "threads"}
 _PEAK_KEYS = _FIGURE_KEYS | {"unit", "single_thread", "sparse"}
 _TOP_REQUIRED = ("schema_version", "name", "description", "operating_point", "cpu", "memory", "caches", "peaks",
@@ -513,6 +526,11 @@ class _Parser(Checker):
             self.bad(join(path, "note"), "missing: a figure with `verified: false` must say why in `note`")
         if v is None or source is None:
             return None
+        stated = derived_peak(derivation)
+        if (
+            peak and stated is not None and abs(v - stated) > 2e-3 * stated
+        ):  # an edit of one without the other
+            self.bad(join(path, "value"), f"{v:g} but its derivation ({derivation!r}) gives {stated:g}")
         common = {"value": v, "source": source, "derivation": derivation, "verified": verified, "note": note,
                   "method": method, "threads": threads}  # fmt: skip
         if not peak:
