@@ -152,3 +152,14 @@ def test_voicing_0_enrols_a_whole_clip_on_its_level_alone(tmp_path) -> None:
     rec = Recognizer(_with_block(tmp_path), "numpy")
     assert rec.enroll_file(write_wav(tmp_path / "w.wav", _hiss(4, -30), SR)) == 0  # the default: no voice
     assert rec.enroll_file(write_wav(tmp_path / "w2.wav", _hiss(4, -30, 1), SR), voicing=0) == 1
+
+
+def test_a_session_shorter_than_one_window_is_classified_at_finish(tmp_path) -> None:
+    """Review: a push-to-talk app sending one 2.6 s sentence per session got no result, no warning, and nothing
+    learnt (no decision before the first window is full)."""
+    rec = Recognizer(_with_block(tmp_path), "numpy")
+    session = rec.session(sr=SR)
+    assert session.push(_voice(7, 2.0)) == []
+    (r,) = session.finish()
+    assert r.speech and r.label != "silence" and "less than one 3 s window" in r.notes[0]
+    assert rec.speaker_clips == 1

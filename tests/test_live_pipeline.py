@@ -414,3 +414,14 @@ def test_a_face_only_no_face_decision_carries_no_box() -> None:
     assert not r.speech and r.face_box is None
     r = pipe.step(3.5, np.zeros(48000, np.float32), [seen, seen, seen])
     assert r.speech and r.face_box == (10, 10, 30, 30)
+
+
+def test_a_face_that_moved_beyond_the_region_is_found_again(astronaut):
+    """Review: a face that moved 120 px between crops a second apart fell outside the region search and was reported
+    missing (the held box no longer looked like it); the tracker now searches the whole frame once more first."""
+    frame = np.full((480, 640, 3), 100, np.uint8)
+    frame[:, 64:576] = astronaut[:480]
+    tracker = FaceTracker(track=TrackSpec(every=5))
+    first = tracker(frame, 0.0)
+    moved = tracker(np.roll(frame, 150, axis=1), 1.0)
+    assert first.found and moved.found and moved.box[0] > first.box[0] + 100

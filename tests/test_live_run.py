@@ -885,3 +885,53 @@ def test_options_this_run_does_not_use_are_named(tmp_path, capsys):
     # audio-visual bundle it ran before, and the audio-only one deployed since must still start
     assert main([*base, "--fallback", str(ROOT / "bundles" / "laq_mlp_emodb")]) == 0
     assert "--fallback not used: this bundle takes no faces" in capsys.readouterr().err
+
+
+def test_the_audio_fallback_of_av_cnn_learns_the_speaker_and_av_fusion_drops_a_face_that_left(tmp_path):
+    """Review of the live loop: (1) av_cnn has no speaker statistics of its own, so with learn='utterances' (the
+    default) no utterance was gathered and its audio-only fallback never learnt the speaker (0 clips after 30
+    windows it answered); (2) av_fusion fused a face that had left a second ago from the window's earlier crops."""
+    import edge_ser
+    from edge_ser.audio import write_wav
+    from edge_ser.live.pipeline import LivePipeline, PipelineConfig
+    from tests._signals import voiced
+    from tests.av_media import write_video
+
+    sr = 16000
+    gap = np.zeros(sr, np.float32)
+    y = np.concatenate([voiced(sr, 2 * sr, 1), gap, voiced(sr, 2 * sr, 2), gap, gap]).astype(np.float32)
+    audio = write_wav(tmp_path / "a.wav", y, sr)
+    blank = write_video(tmp_path / "blank.mp4", np.full((80, 120, 160, 3), 128, np.uint8), fps=10.0)
+    rec, fb = (
+        edge_ser.Recognizer(ROOT / "bundles" / "av_cnn", "numpy"),
+        edge_ser.Recognizer(ROOT / "bundles" / "av_fn_audio", "numpy"),
+    )
+    results = list(rec.stream(audio_file=audio, video_file=blank, realtime=False, fallback=fb))
+    assert any(r.fallback for r in results) and fb.speaker.clips >= 2
+
+    class Crop:  # a crop as the tracker gives it
+        def __init__(self, found: bool) -> None:
+            self.found, self.box = found, (0, 0, 10, 10) if found else None
+
+    fusion_rec = edge_ser.Recognizer(ROOT / "bundles" / "av_fusion", "numpy")
+    fpipe = LivePipeline(fusion_rec.bundle, fusion_rec.engine, PipelineConfig())
+    assert fpipe._degrades([Crop(True), Crop(True), Crop(False)])  # the newest crop: no face in view now
+    assert not fpipe._degrades([Crop(False), Crop(True)])
+
+
+def test_bench_memory_growth_with_one_sample_after_the_warm_up_is_said_plainly() -> None:
+    """Review: a 33.6 s run with one memory sample after the 30 s warm-up reported 'growth +0.00 MB over all 7
+    samples ... the run ended before the warm-up did' (the growth of that one sample, and a wrong reason)."""
+    from types import SimpleNamespace
+
+    from edge_ser.live.bench import summarize
+
+    stats = SimpleNamespace(speech=[True], stages={"total": [1.0]}, stream_seconds=33.6, wall_seconds=33.6,
+                            cpu_seconds=3.0, updates=1, speech_updates=1, faces_found=0, faces_cropped=0,
+                            fallbacks=0)  # fmt: skip
+    rss = SimpleNamespace(samples=[(0.0, 138.9), (10.0, 142.0), (20.0, 145.0), (33.0, 149.1)])
+    report = summarize(stats, bundle="b", engine="numpy", rss=rss)
+    assert report.rss_growth_mb == pytest.approx(10.2)
+    assert "growth +10.20 MB over all 4 samples, warm-up included: fewer than two samples came after" in (
+        report.markdown() if hasattr(report, "markdown") else report.text()
+    )

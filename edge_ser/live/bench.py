@@ -117,8 +117,9 @@ class LiveBenchReport:
                 f"growth after the {self.warmup_seconds:g} s warm-up {self.rss_growth_mb:+.2f} MB over "
                 f"{sum(t >= self.warmup_seconds for t, _ in self.rss_mb)} samples."
                 if self.growth_after_warmup
-                else f"growth {self.rss_growth_mb:+.2f} MB over all {len(self.rss_mb)} samples, warm-up included: the "
-                f"run ended before the {self.warmup_seconds:g} s warm-up did, so this is not a leak figure."
+                else f"growth {self.rss_growth_mb:+.2f} MB over all {len(self.rss_mb)} samples, warm-up included: "
+                f"fewer than two samples came after the {self.warmup_seconds:g} s warm-up, so this is not a leak "
+                "figure (a run of several minutes gives one)."
             ),
         ]
         if self.faces_cropped:
@@ -156,7 +157,8 @@ def summarize(stats, *, bundle: str, engine: str, rss: RssSampler, warmup: float
             "mean": float(a.mean()) if a.size else 0.0,
         }
     warmed = [m for t, m in rss.samples if t >= warmup]
-    after = warmed or [m for _, m in rss.samples]
+    # fewer than two samples after the warm-up give no growth to speak of: all samples then, said so in the report
+    after = warmed if len(warmed) >= 2 else [m for _, m in rss.samples]
     growth = (after[-1] - after[0]) if after else 0.0
     wall = max(stats.wall_seconds, 1e-9)
     return LiveBenchReport(

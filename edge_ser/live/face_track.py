@@ -22,7 +22,7 @@ import numpy as np
 from edge_ser.errors import ConfigError
 from edge_ser.vision.face import FaceCrop, FaceCropper, FaceCropSpec, center_box, grow_box, to_grey
 
-HOLD_MIN_CORRELATION = 0.5
+HOLD_MIN_CORRELATION = 0.4
 """How alike (normalised correlation of the grey crops) a held box must stay to the face last found in it."""
 
 
@@ -96,6 +96,10 @@ class FaceTracker:
             self._since_full += 1
             self.stats.region += 1
             box = self._largest(grey, self._region(grey.shape))
+            if box is None:  # moved beyond the region (120 px between crops a second apart): look everywhere
+                self._since_full = 0
+                self.stats.full += 1
+                box = self._largest(grey, (0, 0, grey.shape[1], grey.shape[0]))
         if box is not None:
             self._box, self._missed, self._seen_at = box, 0, t
         elif self._may_hold(t) and self._still_there(grey):
@@ -115,7 +119,8 @@ class FaceTracker:
 
     def _still_there(self, grey: np.ndarray) -> bool:
         """Whether the last box still shows the face last found there (normalised correlation of the two crops of
-        at least HOLD_MIN_CORRELATION): a blink or a turned head keeps it, an empty scene does not. A held box was
+        at least HOLD_MIN_CORRELATION): a blink or a turned head keeps it, an empty scene does not (docs/vision.md,
+        "Holding a face the cascade misses"), an empty scene does not. A held box was
         taken as a face whatever it showed, so for up to a second after a face left, the background was classified
         as one."""
         if self._last is None:

@@ -32,7 +32,7 @@ from edge_ser.errors import AudioFormatError, ConfigError, InferenceError
 from edge_ser.features.pitch import VoicedFrames, voiced_frames, voiced_share
 from edge_ser.inputs.base import faces_in_view, narrower_band
 from edge_ser.live.result import NO_FACE, NO_RESULT, SILENCE, LiveResult, StageTimes
-from edge_ser.speaker import active_adapters, clips_held, held, learn_inputs
+from edge_ser.speaker import active_adapters, clips_held, held, learn_clip, learn_inputs
 
 SMOOTHING = ("ema", "majority", "none")
 LEARN_MODES = ("windows", "utterances")
@@ -373,6 +373,11 @@ class SlidingWindow:
         self._filled = min(self.size, self._filled + hop.size)
         return self._filled == self.size
 
+    @property
+    def filled(self) -> np.ndarray:
+        """The samples of the stream the window holds so far (all of it once full)."""
+        return self.samples[self.size - self._filled :]
+
 
 class Smoother:
     """EMA of probabilities, majority vote over the last k arg-maxes (as one-hot shares), or none."""
@@ -612,12 +617,14 @@ class LivePipeline:
 
     def _degrades(self, faces: Sequence | None) -> bool:
         """A bundle that takes faces but answers on audio alone when none is in view (late fusion: a window
-        without a face is enough for it), and none is in view now."""
+        without a face is enough for it), and none is in view now: the newest crop shows none (a face that left
+        a second ago was still fused from the window's earlier crops, against 'audio alone whenever no face is
+        in view')."""
         return (
             self.needs_faces
             and self.kind.hears
             and self.kind.enough_faces(None, self.config.min_faces)
-            and not faces_in_view(faces)
+            and not faces_in_view(list(faces or [])[-1:])
         )
 
     def _open_too_long(self, t: float, speech: bool, db: float) -> tuple[str, ...]:
@@ -661,8 +668,7 @@ class LivePipeline:
     def _follow_utterance(self, window: np.ndarray, speech: bool) -> bool:
         """ "utterances": gather the run of speech, from the hop before the gate opened to the hop that closes it,
         and let it join the statistics when it ends (or every UTTERANCE_MAX_S). True when one joined now."""
-        adapters = active_adapters(self.speaker, self.engine)
-        if not any(a.enabled for a in adapters.values()):
+        if not self._learns_speaker():
             self._utterance, self._utterance_hops = [], 0
             return False
         hop = max(1, int(round(self.config.hop * self.sr)))
@@ -687,9 +693,26 @@ class LivePipeline:
         self._utterance, self._utterance_hops = [], 0
         if long_enough:
             clip = self._cut(y)
-            self.kind.check_clip(clip.size)
-            learn_inputs(self.speaker, self.engine, self.front.utterance_inputs(clip))
+            if any(a.enabled for a in active_adapters(self.speaker, self.engine).values()):
+                self.kind.check_clip(clip.size)
+                learn_inputs(self.speaker, self.engine, self.front.utterance_inputs(clip))
+            if (
+                self._fallback_learns()
+            ):  # the audio-only fallback knows the same speaker, from the same speech
+                kind = self.fallback.bundle.input_kind
+                kind.check_clip(clip.size)
+                learn_clip(kind, self.fallback_speaker, self.fallback, clip, self.sr)
         return long_enough
+
+    def _fallback_learns(self) -> bool:
+        fb = self.fallback_speaker
+        return fb is not None and fb.active and fb.enabled
+
+    def _learns_speaker(self) -> bool:
+        """Whether any speaker statistics learn from the utterances: the bundle's (a fusion's branches') or its
+        audio-only fallback's (av_cnn has none of its own, so its fallback's utterances were never gathered)."""
+        adapters = active_adapters(self.speaker, self.engine)
+        return any(a.enabled for a in adapters.values()) or self._fallback_learns()
 
     def finish_utterance(self) -> bool:
         """The end of the stream (a file's end, a stop, Ctrl-C) with an utterance still open: it joins the speaker
@@ -697,7 +720,7 @@ class LivePipeline:
         file lacked it). True when it joined."""
         if self.config.learn != "utterances" or not self._utterance:
             return False
-        if not any(a.enabled for a in active_adapters(self.speaker, self.engine).values()):
+        if not self._learns_speaker():
             self._utterance, self._utterance_hops = [], 0
             return False
         return self._close_utterance()
@@ -738,7 +761,7 @@ class LivePipeline:
         elif self._degrades(faces):
             # a fusion bundle without a face in view: its face term is left out, so the answer is the audio's (no
             # fallback bundle is involved: the fusion degrades by itself)
-            mode = "audio"
+            mode, faces = "audio", []
         learn = self._learn_now()
         frozen = [*active_adapters(self.speaker, self.engine).values()]
         if self.fallback_speaker is not None:

@@ -122,13 +122,25 @@ class AudioSession:
     def finish(self) -> list[LiveResult]:
         """The end of the audio: the resampler's last samples (the filter holds back a few ms), and the results of
         the hops they complete. A part of a hop left over is dropped, as at the end of a file; an utterance still
-        open joins the speaker statistics, as at the end of a run; push() after finish() starts the filter again."""
+        open joins the speaker statistics, as at the end of a run; audio shorter than one window (no result yet)
+        is classified once as it is, with a note; push() after finish() starts the filter again."""
         if self._resampler is None:
             out: list[LiveResult] = []
         else:
             tail = self._resampler.finish()
             self._resampler = Resampler(self.sample_rate, self.pipeline.sr)
             out = self._hops(tail)
+        part = self._window.filled
+        if part.size < self._window.size and part.size >= self.hop_n:
+            # the audio ended before the first window was full: no decision had been made, and the sentence was
+            # neither classified nor learnt (a push-to-talk app sending one short sentence got nothing); it is
+            # classified as it is, once, and its sentence learnt
+            note = (
+                f"the session held {part.size / self.pipeline.sr:.1f} s of audio, less than one "
+                f"{self._window.size / self.pipeline.sr:g} s window: classified as it is"
+            )
+            out.append(self.pipeline.step(self.t, part, notes=(*self._notes, note)))
+            self._notes = ()
         self.pipeline.finish_utterance()  # a sentence still going at the end joins the speaker statistics
         return out
 
