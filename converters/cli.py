@@ -17,6 +17,8 @@ from pathlib import Path
 from converters.data.splits import SPEAKER_SEED_RULE
 from converters.registry import MODELS, model_names
 from edge_ser.cli.common import (
+    DefaultMode,
+    adapt_ignored,
     adapt_mode,
     add_adapt_arg,
     add_engine_args,
@@ -302,13 +304,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
         selection += f"; NOTE: {seen}"
     if fer_split:
         selection = selection.replace("all", f"test: FER-2013's {fer_split}", 1)
-    given = getattr(args, "no_adapt", False) or not isinstance(getattr(args, "adapt", None), _DefaultMode)
-    if rec.speaker_clips is None and given:  # it was ignored without a word
-        print(
-            f"edge-ser eval: note: --adapt {adapt} changes nothing: {args.bundle} has no speaker normalisation "
-            "(it applies to bundles made with one; docs/eval.md)",
-            file=sys.stderr,
-        )
+    ignored = adapt_ignored(args, rec, "eval")
+    if ignored:
+        print(ignored, file=sys.stderr)
     if rec.speaker_clips is not None:  # a bundle with speaker normalisation: how it met each speaker
         selection += {
             "online": f"; speaker normalisation online, a session per speaker (its files in an order seeded {args.seed})",
@@ -347,12 +345,28 @@ def cmd_eval(args: argparse.Namespace) -> int:
         paths = write_outputs(report, args.out, command)
         if not args.json:
             print("wrote " + ", ".join(map(str, paths)))
-    return 0
+    return _nothing_scored(report, args)
 
 
-class _DefaultMode(str):
-    """eval's --adapt default: the same text as the mode, marked as not given, so cmd_eval says that a given
-    --adapt / --no-adapt does nothing to a bundle without speaker normalisation, and stays quiet otherwise."""
+def _nothing_scored(report, args: argparse.Namespace) -> int:  # noqa: ANN001 - an EvalReport
+    """2, with a line saying why, when no file was scored (every label unknown to the bundle, or none read): the
+    report said 'chance UAR 100.0%' and the command exited 0; else 0."""
+    if report.metrics.n:
+        return 0
+    hint = ""
+    if Path(str(args.data)).is_dir() and Path(str(args.data)).name.lower() in {
+        "tess",
+        "savee",
+        "cremad",
+        "crema-d",
+    }:
+        hint = f" ({args.data} looks like a corpus: --data {Path(str(args.data)).name.lower()} --root {args.data})"
+    print(
+        f"edge-ser eval: error: no file was scored: none has a label {Path(str(args.bundle)).name} knows "
+        f"({', '.join(report.metrics.classes)}){hint}",
+        file=sys.stderr,
+    )
+    return 2
 
 
 def _add_eval_args(p: argparse.ArgumentParser) -> None:
@@ -396,7 +410,7 @@ def _add_eval_args(p: argparse.ArgumentParser) -> None:
         "visits the speaker's files in a random order seeded by --seed (a device meets emotions in no order; "
         "data sets often sort their files by emotion)",
     )
-    p.set_defaults(adapt=_DefaultMode("online"))  # so cmd_eval knows whether --adapt was given
+    p.set_defaults(adapt=DefaultMode("online"))  # so cmd_eval knows whether --adapt was given
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the tables")
     p.add_argument("--png", type=Path, default=None, help="write the confusion matrix as a PNG")
     p.add_argument(

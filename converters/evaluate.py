@@ -184,6 +184,9 @@ class EvalReport:
     unknown: dict[str, int] = field(default_factory=dict)
     ood: int = 0
     ood_available: bool = False
+    silent: int = 0
+    """Scored files with no speech the live voice gate would hear (digital silence, or below -45 dBFS at their
+    loudest: `Prediction.silent`): scored as the model answered, and counted so the figures say so."""
     seconds: float = 0.0
     features_ms: float = 0.0
     engine: str = ""
@@ -208,6 +211,7 @@ class EvalReport:
             "accuracy": _num(m.accuracy), "uar": _num(m.uar), "recall": m.recall, "support": m.support,
             "labels": list(m.classes), "confusion": m.matrix.tolist(),
             "unknown_classes": self.unknown, "skipped": [{"file": f, "error": e} for f, e in self.skipped],
+            "silent": self.silent,
             "ood": {"available": self.ood_available, "count": self.ood,
                     "fraction": _num(self.ood / self.predicted) if self.predicted else None},
             "time": {"seconds": round(self.seconds, 3), "ms_per_clip": _num(self.ms_per_clip),
@@ -225,6 +229,14 @@ class EvalReport:
             f"  accuracy {_pct(m.accuracy)}, UAR {_pct(m.uar)} over {sum(v is not None for v in m.recall.values())}"
             f" classes present (chance UAR {_pct(1 / max(1, sum(v is not None for v in m.recall.values())))})",
             f"  OOD-flagged: {self._ood_text()}",
+            *(
+                [
+                    f"  no speech: {self.silent} scored file(s) are silent or below the live voice gate (-45 dBFS at "
+                    "their loudest), scored as the model answered (predict marks them)"
+                ]
+                if self.silent
+                else []
+            ),  # fmt: skip
             f"  time: {self.ms_per_clip:.1f} ms per clip wall clock ({self.features_ms:.1f} ms features), "
             f"{self.seconds:.1f} s in all",
             "",
@@ -367,7 +379,7 @@ def evaluate(
     pred: list[str] = []
     unknown: Counter[str] = Counter()
     skipped: list[tuple[str, str]] = [(str(f), str(e)) for f, e in undecodable]
-    ood, ood_available, features_ms = 0, False, 0.0
+    ood, ood_available, features_ms, silent = 0, False, 0.0, 0
     t0 = time.perf_counter()
     if progress is None:
         progress = bool(getattr(sys.stdout, "isatty", lambda: False)())
@@ -383,6 +395,7 @@ def evaluate(
             flag = getattr(p, "ood", None)
             ood_available = ood_available or flag is not None
             ood += bool(flag)
+            silent += bool(getattr(p, "silent", False)) and r.label in known
             features_ms += p.timings.get("features", 0.0)
             if r.label in known:
                 true.append(r.label)
@@ -406,6 +419,7 @@ def evaluate(
         unknown={k: unknown[k] for k in class_order(unknown)},
         ood=ood,
         ood_available=ood_available,
+        silent=silent,
         seconds=seconds,
         features_ms=features_ms / n if n else 0.0,
         engine=recognizer.engine.describe(),
@@ -454,11 +468,14 @@ def draw_confusion_png(m: Metrics, title: str, path: Path) -> Path:
 def write_outputs(report: EvalReport, out: Path, command: str | None = None) -> tuple[Path, Path, Path]:
     """OUT.json, OUT.md and OUT.png, each with the command that made them (temp file + rename)."""
     out = Path(out)
+    if out.suffix.lower() in (".json", ".md", ".png"):  # OUT given as one of the three files: its stem
+        out = out.with_suffix("")
     out.parent.mkdir(parents=True, exist_ok=True)
     made = f"Made by: `{command}`\n" if command else ""
-    json_path, md_path = out.with_suffix(".json"), out.with_suffix(".md")
+    # STEM + suffix, not with_suffix: "ser_emodb.tess" and "ser_emodb.cremad" both became ser_emodb.json
+    json_path, md_path = out.with_name(out.name + ".json"), out.with_name(out.name + ".md")
     atomic_write(json_path, json.dumps({"command": command, **report.to_dict()}, indent=2) + "\n")
-    png = plot_confusion_png(report, out.with_suffix(".png"))
+    png = plot_confusion_png(report, out.with_name(out.name + ".png"))
     md = f"# edge-ser eval: {Path(report.bundle).name} on {report.data}\n\n{made}\n```\n{report.text()}\n```\n\n"
     atomic_write(md_path, md + f"![confusion matrix]({png.name})\n")
     return json_path, md_path, png

@@ -198,7 +198,9 @@ def load_ravdess(
 
 
 # ----------------------------------------------------------------------------------------------- TESS
-_TESS_NAME = re.compile(r"^(OAF|YAF)_([A-Za-z]+)_([A-Za-z_]+)\.wav$", re.IGNORECASE)
+_TESS_NAME = re.compile(
+    r"^(OAF|YAF)_([A-Za-z]+)_([A-Za-z_]+)\.(wav|wave|flac|ogg|mp3|aif|aiff|aifc)$", re.IGNORECASE
+)
 
 
 def load_tess(root: str | os.PathLike) -> list[Record]:
@@ -206,7 +208,7 @@ def load_tess(root: str | os.PathLike) -> list[Record]:
     root = _root(root, "tess")
     skipped = Skipped("tess", root, "names like OAF_back_angry.wav (OAF|YAF, word, emotion)")
     records = []
-    for path in data_files(root, (".wav",)):
+    for path in data_files(root, AUDIO_EXTENSIONS):
         m = _TESS_NAME.match(path.name)
         if m is None:
             skipped.add(path, "bad name")
@@ -291,7 +293,9 @@ def load_savee(root: str | os.PathLike, *, modalities: Iterable[str] | None = No
 
 
 # -------------------------------------------------------------------------------------------- CREMA-D
-_CREMAD_NAME = re.compile(r"^(\d{4})_([A-Z]{3})_([A-Z]{3})_(LO|MD|HI|XX)\.(?i:wav)$")
+_CREMAD_NAME = re.compile(
+    r"^(\d{4})_([A-Z]{3})_([A-Z]{3})_(LO|MD|HI|XX)\.(?i:wav|wave|flac|ogg|mp3|aif|aiff|aifc)$"
+)
 CREMAD_SENTENCES = ("IEO", "TIE", "IOM", "IWW", "TAI", "MTI", "IWL", "ITH", "DFA", "ITS", "TSI", "WSI")
 
 
@@ -300,7 +304,7 @@ def load_cremad(root: str | os.PathLike) -> list[Record]:
     root = _root(root, "cremad")
     skipped = Skipped("cremad", root, "names like 1001_DFA_ANG_XX.wav (speaker, sentence, emotion, level)")
     records = []
-    for path in data_files(root, (".wav",)):
+    for path in data_files(root, AUDIO_EXTENSIONS):
         m = _CREMAD_NAME.match(path.name)
         if m is None:
             skipped.add(path, "bad name")

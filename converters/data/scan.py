@@ -9,7 +9,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from converters.data.records import Record
-from edge_ser.audio.wav import WavReader
+from edge_ser.audio.wav import WavCodecError, WavReader
 from edge_ser.errors import AudioFormatError, DatasetError, InputWarning, MissingDependencyError
 from edge_ser.fileio import check_regular_file, find_files, walk_files
 from edge_ser.inputs.base import AUDIO_EXTENSIONS
@@ -114,8 +114,11 @@ def audio_problem(path: Path) -> str | None:
     """
     try:
         if path.suffix.lower() in (".wav", ".wave"):
-            with WavReader(path):
-                return None
+            try:
+                with WavReader(path):
+                    return None
+            except WavCodecError:  # mu-law, A-law, ADPCM: soundfile decodes them, as on the device
+                pass
         check_regular_file(path, error=AudioFormatError)
         try:
             import soundfile

@@ -416,9 +416,13 @@ class WavReader:
             )
         if peak > 1.0 and not self._warned:
             self._warned = True
+            first = (
+                int(np.argmax(np.abs(y).reshape(-1) > 1.0)) // self.channels
+            )  # the block's first sample over 1
             warnings.warn(
-                f"{self.path}: float samples beyond full scale (peak {peak:.6g} > 1, near frame "
-                f"{self.position}); they are used as they are, but the model was trained on audio in [-1, 1]",
+                f"{self.path}: float samples beyond full scale (peak {peak:.6g} > 1 in the block from frame "
+                f"{self.position}, the first at frame {self.position + first}); they are used as they are, but the "
+                "model was trained on audio in [-1, 1]",
                 InputWarning,
                 stacklevel=3,
             )

@@ -107,15 +107,32 @@ def add_adapt_arg(p: argparse.ArgumentParser, default: str, order: tuple[str, ..
     p.add_argument(
         "--adapt",
         choices=order,
-        default=default,
+        default=DefaultMode(default),
         help=f"{lead} (default {default}): " + "; ".join(ADAPT_HELP[m] for m in order),
     )
     p.add_argument("--no-adapt", action="store_true", help="the same as --adapt off")
 
 
+class DefaultMode(str):
+    """An `--adapt` default: the same text as the mode, marked as not given, so a command can say that a given
+    --adapt / --no-adapt does nothing to a bundle without speaker normalisation, and stay quiet otherwise."""
+
+
 def adapt_mode(args: argparse.Namespace, default: str = "online") -> str:
     """The `--adapt` mode asked for (`--no-adapt` wins: it says off)."""
     return "off" if getattr(args, "no_adapt", False) else str(getattr(args, "adapt", default))
+
+
+def adapt_ignored(args: argparse.Namespace, rec, command: str) -> str | None:
+    """The note for a given --adapt / --no-adapt that changes nothing (the bundle has no speaker normalisation):
+    it was ignored without a word; None otherwise."""
+    given = getattr(args, "no_adapt", False) or not isinstance(getattr(args, "adapt", None), DefaultMode)
+    if rec.speaker_clips is not None or not given:
+        return None
+    return (
+        f"edge-ser {command}: note: --adapt {adapt_mode(args)} changes nothing: {args.bundle} has no speaker "
+        "normalisation (it applies to bundles made with one; docs/eval.md)"
+    )
 
 
 def add_enroll_arg(p: argparse.ArgumentParser) -> None:

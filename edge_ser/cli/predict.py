@@ -11,6 +11,7 @@ from pathlib import Path
 
 from edge_ser.audio.level import SILENCE_DB
 from edge_ser.cli.common import (
+    adapt_ignored,
     adapt_mode,
     add_adapt_arg,
     add_engine_args,
@@ -155,6 +156,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
         providers=getattr(args, "providers", None),
     )
     say = sys.stderr if args.json else sys.stdout  # --json keeps stdout for the results
+    ignored = adapt_ignored(args, rec, "predict")
+    if ignored:
+        print(ignored, file=sys.stderr)
     loaded = load_speaker_file(rec, getattr(args, "speaker_file", None))
     if loaded:
         print(f"  ({loaded})", file=say)
