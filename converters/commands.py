@@ -326,7 +326,7 @@ def cmd_laq(args: argparse.Namespace, spec: FeatureSpec, *, title: str | None = 
     # what made the bundle's weights: the recipe's own step, not always QAT (ptq-N rounds, fp32 keeps floats)
     made_by = {"fp32": "float", "ptq": "PTQ"}.get(parse_recipe(args.recipe)[0], "QAT")
     say(
-        f"[4/5] {made_by} at {c.plan.average_bits:.2f} average bits: test accuracy {q_acc:.3f} (UAR {q_uar:.3f})"
+        f"[4/5] {c.plan.average_bits:.2f} average bits; test accuracy: {made_by} {q_acc:.3f} (UAR {q_uar:.3f})"
         + (f", rounding only {ptq_acc:.3f}" if ptq_acc is not None else "")
         + f" ({c.seconds:.1f} s)"
     )
