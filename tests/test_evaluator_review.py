@@ -10,21 +10,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _speaker import SR, _voice
 
 from edge_ser.audio import write_wav
 from edge_ser.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 SER = str(ROOT / "bundles" / "ser_emodb")
-SR = 16000
-
-
-def _voice(seed: int, seconds: float = 1.5) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * SR)) / SR
-    f0 = 130 + 100 * rng.random()
-    y = sum(np.sin(2 * np.pi * k * f0 * t) / k for k in range(1, 8)) + 0.05 * rng.normal(size=t.size)
-    return (0.1 * y / np.abs(y).max()).astype(np.float32)
 
 
 def test_telephone_wavs_are_scored_by_eval(tmp_path, capsys) -> None:
