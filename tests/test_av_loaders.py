@@ -137,7 +137,9 @@ def test_ravdess_clips_through_each_audio_path(tmp_path, media, with_audio):
     # AV clip without a WAV: the mp4's AAC track through ffmpeg, resampled by edge_ser
     _, y, _ = record_clip(by_video["01-01-05-02-01-01-01.mp4"], SPEC)
     ref = resample(speech(), AUDIO_SR, SR)
-    assert abs(len(y) - len(ref)) <= 0.005 * SR
+    # AAC codes whole frames of 1024 samples: Debian's ffmpeg 5.1 keeps the last frame's padding (silence at
+    # the end; 19,456 samples for 19,200), newer builds trim it by the mp4's edit list
+    assert -0.005 * SR <= len(y) - len(ref) <= 1024 * SR / AUDIO_SR + 0.005 * SR
     n = min(len(y), len(ref))
     assert np.corrcoef(y[:n], ref[:n])[0, 1] > 0.995
     # video-only without a WAV: a clear error naming the file and the WAV it lacks

@@ -443,3 +443,47 @@ def test_fer2013_generated(tmp_path):
         assert len(load_fer2013(tmp_path, split=None)) == 3
     with pytest.raises(DatasetError, match="validation"):
         load_fer2013(tmp_path, split="validation")
+
+
+def test_repeated_clips_are_counted_once_and_said(tmp_path):
+    """TESS's Kaggle zip holds its tree twice and SAVEE ships a flat and a per-speaker copy: every clip was
+    counted twice (double weight, and one recording on both sides of a split)."""
+    tess = tmp_path / "TESS"
+    for copy in ("", "TESS Toronto emotional speech set data/"):
+        _wav(tess / f"{copy}OAF_angry/OAF_back_angry.wav")
+        _wav(tess / f"{copy}YAF_sad/YAF_dog_sad.wav")
+    records, warned = _load(load_tess, tess)
+    assert len(records) == 2 and {r.source.parent.name for r in records} == {"OAF_angry", "YAF_sad"}
+    (said,) = warned
+    assert "2 file(s)" in said and "same speaker, word and emotion" in said and "counted once" in said
+    savee = tmp_path / "SAVEE"
+    for speaker in ("DC", "JE"):
+        _wav(savee / "AudioData" / speaker / "a01.wav")
+        _wav(savee / "ALL" / f"{speaker}_a01.wav")
+    records, warned = _load(load_savee, savee, modalities=["audio"])
+    assert sorted(r.speaker for r in records) == ["DC", "JE"]
+    assert any("2 file(s)" in w and "same speaker, emotion and number" in w for w in warned)
+
+
+def test_savee_reads_converted_audio(tmp_path):
+    """SAVEE in FLAC was 'no valid files' while TESS and CREMA-D in FLAC were found."""
+    sf = pytest.importorskip("soundfile")
+    y = (0.1 * np.sin(np.arange(16000) / 5)).astype(np.float32)
+    for speaker, name in (("DC", "a01"), ("KL", "sa02")):
+        path = tmp_path / "AudioData" / speaker / f"{name}.flac"
+        path.parent.mkdir(parents=True)
+        sf.write(str(path), y, 16000, format="FLAC")
+    records, _ = _load(load_savee, tmp_path)
+    assert sorted((r.speaker, r.label) for r in records) == [("DC", "angry"), ("KL", "sad")]
+
+
+def test_folder_warns_when_every_file_gives_one_speaker(tmp_path):
+    """A recording prefix shared by every file (rec_spk01_take1.wav) made every file speaker 'rec', silently."""
+    for cls in ("angry", "sad"):
+        for spk in ("spk01", "spk02"):
+            _wav(tmp_path / cls / f"rec_{spk}_take1.wav")
+    records, warned = _load(load_folder, tmp_path)
+    assert {r.speaker for r in records} == {"rec"}
+    assert any(
+        "all 4 files give the same speaker id 'rec'" in w and "angry/spk03_take1.wav" in w for w in warned
+    )

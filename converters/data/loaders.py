@@ -35,6 +35,9 @@ library calls without one, so the environment variable is the way that always wo
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 FER_SPLITS = ("train", "validation", "test")
 RAVDESS_MODALITIES = {"01": "audio-video", "02": "video", "03": "audio"}
+_AUDIO_END = r"(?i:" + "|".join(re.escape(ext) for ext in AUDIO_EXTENSIONS) + ")$"
+"""A file name's end in any of AUDIO_EXTENSIONS, any case: the corpora whose files may be converted (TESS,
+SAVEE and CREMA-D stand-ins in FLAC, Ogg or MP3) end their name patterns with it."""
 
 # Folder names under the data root where find_dataset looks for each data set, first match wins.
 DATASET_FOLDERS: dict[str, tuple[str, ...]] = {
@@ -81,6 +84,8 @@ def load_emodb(root: str | os.PathLike) -> list[Record]:
         speaker, text, letter, version = m.groups()
         if speaker not in EMODB_SPEAKERS:
             skipped.add(path, f"speaker {speaker} is not an EMODB speaker")
+            continue
+        if skipped.repeated(path.name, path):
             continue
         records.append(
             Record(path, L.EMODB[letter], speaker, "emodb", letter, meta={"text": text, "version": version})
@@ -160,6 +165,8 @@ def load_ravdess(
         if problem:
             skipped.add(path, problem)
             continue
+        if skipped.repeated((fields, ext), path):
+            continue
         valid.append((path, fields, ext))
     # the 03 WAV of each performance, by its other six fields; the first one found wins
     wavs: dict[tuple[str, ...], Path] = {}
@@ -198,15 +205,18 @@ def load_ravdess(
 
 
 # ----------------------------------------------------------------------------------------------- TESS
-_TESS_NAME = re.compile(
-    r"^(OAF|YAF)_([A-Za-z]+)_([A-Za-z_]+)\.(wav|wave|flac|ogg|mp3|aif|aiff|aifc)$", re.IGNORECASE
-)
+_TESS_NAME = re.compile(r"^(?i:(OAF|YAF)_([A-Za-z]+)_([A-Za-z_]+))" + _AUDIO_END)
 
 
 def load_tess(root: str | os.PathLike) -> list[Record]:
     """TESS: `OAF_angry/OAF_back_angry.wav` = speaker OAF/YAF, word, emotion (`ps` = pleasant surprise)."""
     root = _root(root, "tess")
-    skipped = Skipped("tess", root, "names like OAF_back_angry.wav (OAF|YAF, word, emotion)")
+    skipped = Skipped(
+        "tess",
+        root,
+        "names like OAF_back_angry.wav (OAF|YAF, word, emotion)",
+        identity="speaker, word and emotion",
+    )
     records = []
     for path in data_files(root, AUDIO_EXTENSIONS):
         m = _TESS_NAME.match(path.name)
@@ -217,6 +227,8 @@ def load_tess(root: str | os.PathLike) -> list[Record]:
         if emotion not in L.TESS:
             skipped.add(path, f"emotion {emotion!r} unknown")
             continue
+        if skipped.repeated((speaker, word, emotion), path):
+            continue
         records.append(Record(path, L.TESS[emotion], speaker, "tess", emotion, meta={"word": word}))
     return skipped.finish(records)
 
@@ -224,8 +236,8 @@ def load_tess(root: str | os.PathLike) -> list[Record]:
 # ---------------------------------------------------------------------------------------------- SAVEE
 SAVEE_SPEAKERS = ("DC", "JE", "JK", "KL")
 SAVEE_MODALITIES = ("audio", "audio-video")
-_SAVEE_FLAT = re.compile(r"^(DC|JE|JK|KL)_(sa|su|a|d|f|h|n)(\d{2})\.(?i:wav)$")
-_SAVEE_NESTED = re.compile(r"^(sa|su|a|d|f|h|n)(\d{2})\.(?i:wav)$")
+_SAVEE_FLAT = re.compile(r"^(DC|JE|JK|KL)_(sa|su|a|d|f|h|n)(\d{2})" + _AUDIO_END)
+_SAVEE_NESTED = re.compile(r"^(sa|su|a|d|f|h|n)(\d{2})" + _AUDIO_END)
 # video clips: AudioVisualClips/<speaker>/<code><n>.avi; whether the real distribution zero-pads n (its
 # AudioData does: d03.wav) could not be confirmed from public sources, so a1.avi and a01.avi both match
 _SAVEE_VIDEO_FLAT = re.compile(r"^(DC|JE|JK|KL)_(sa|su|a|d|f|h|n)(\d{1,2})\.(?i:avi)$")
@@ -262,15 +274,18 @@ def load_savee(root: str | os.PathLike, *, modalities: Iterable[str] | None = No
         "savee",
         root,
         "names like DC_a01.wav or DC/a01.wav (speaker, emotion a/d/f/h/n/sa/su, nn), DC/a01.avi for video",
+        identity="speaker, emotion and number",
     )
     records = []
     wavs: dict[tuple[str, str, str], Path] = {}
-    for path in data_files(root, (".wav",)):
+    for path in data_files(root, AUDIO_EXTENSIONS):
         parsed = _savee_name(path, _SAVEE_FLAT, _SAVEE_NESTED)
         if isinstance(parsed, str):
             skipped.add(path, parsed)
             continue
-        wavs.setdefault(parsed, path)
+        if skipped.repeated(("audio", *parsed), path):
+            continue
+        wavs[parsed] = path
         speaker, code, number = parsed
         if "audio" in wanted:
             records.append(
@@ -283,7 +298,7 @@ def load_savee(root: str | os.PathLike, *, modalities: Iterable[str] | None = No
         if isinstance(parsed, str):
             skipped.add(path, parsed)
             continue
-        if "audio-video" not in wanted:
+        if "audio-video" not in wanted or skipped.repeated(("video", *parsed), path):
             continue
         speaker, code, number = parsed
         wav = wavs.get(parsed)
@@ -293,16 +308,19 @@ def load_savee(root: str | os.PathLike, *, modalities: Iterable[str] | None = No
 
 
 # -------------------------------------------------------------------------------------------- CREMA-D
-_CREMAD_NAME = re.compile(
-    r"^(\d{4})_([A-Z]{3})_([A-Z]{3})_(LO|MD|HI|XX)\.(?i:wav|wave|flac|ogg|mp3|aif|aiff|aifc)$"
-)
+_CREMAD_NAME = re.compile(r"^(\d{4})_([A-Z]{3})_([A-Z]{3})_(LO|MD|HI|XX)" + _AUDIO_END)
 CREMAD_SENTENCES = ("IEO", "TIE", "IOM", "IWW", "TAI", "MTI", "IWL", "ITH", "DFA", "ITS", "TSI", "WSI")
 
 
 def load_cremad(root: str | os.PathLike) -> list[Record]:
     """CREMA-D: `1001_DFA_ANG_XX.wav` = speaker 1001..1091, sentence, emotion, level (LO/MD/HI/XX)."""
     root = _root(root, "cremad")
-    skipped = Skipped("cremad", root, "names like 1001_DFA_ANG_XX.wav (speaker, sentence, emotion, level)")
+    skipped = Skipped(
+        "cremad",
+        root,
+        "names like 1001_DFA_ANG_XX.wav (speaker, sentence, emotion, level)",
+        identity="name, in any audio format",
+    )
     records = []
     for path in data_files(root, AUDIO_EXTENSIONS):
         m = _CREMAD_NAME.match(path.name)
@@ -320,6 +338,8 @@ def load_cremad(root: str | os.PathLike) -> list[Record]:
             problem = None
         if problem:
             skipped.add(path, problem)
+            continue
+        if skipped.repeated(path.stem, path):
             continue
         records.append(
             Record(
@@ -437,6 +457,15 @@ def check_speakers(loader: str, root: Path, records: Sequence[Record]) -> None:
             f"{loader} {root}: {len(unknown)} of {len(records)} file(s) name no speaker (e.g. "
             f"{os.path.relpath(unknown[0].source, root)}) and are pooled as one speaker {UNKNOWN_SPEAKER!r}; "
             f"{SPEAKER_RULE}",
+            DatasetWarning,
+            stacklevel=3,
+        )
+    ids = {r.speaker for r in records}
+    if len(records) >= 2 and len(ids) == 1 and UNKNOWN_SPEAKER not in ids:
+        warnings.warn(
+            f"{loader} {root}: all {len(records)} files give the same speaker id {next(iter(ids))!r} (e.g. "
+            f"{os.path.relpath(records[0].source, root)}), so a speaker split has nothing to hold out; if they are "
+            f"not one person, {SPEAKER_RULE}",
             DatasetWarning,
             stacklevel=3,
         )

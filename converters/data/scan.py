@@ -22,12 +22,24 @@ class DatasetWarning(UserWarning):
 class Skipped:
     """Collects skipped files so a loader emits one warning with a count and a few examples."""
 
-    def __init__(self, dataset: str, root: Path, scheme: str) -> None:
-        self.dataset, self.root, self.scheme = dataset, root, scheme
+    def __init__(self, dataset: str, root: Path, scheme: str, *, identity: str = "file name") -> None:
+        self.dataset, self.root, self.scheme, self.identity = dataset, root, scheme, identity
         self.items: list[tuple[Path, str]] = []
+        self.repeats: list[tuple[Path, Path]] = []
+        self._first: dict[object, Path] = {}
 
     def add(self, path: Path, why: str) -> None:
         self.items.append((path, why))
+
+    def repeated(self, key: object, path: Path) -> bool:
+        """True, and counted, when a file with the same clip identity `key` was taken already. Distributions
+        repeat folders (TESS's Kaggle zip holds its tree twice, SAVEE's both a flat and a per-speaker copy):
+        counting a clip twice would weigh it double and can put one recording on both sides of a split."""
+        first = self._first.setdefault(key, path)
+        if first == path:
+            return False
+        self.repeats.append((path, first))
+        return True
 
     def finish(self, records: list[Record]) -> list[Record]:
         """Warn about skipped files, refuse an empty result, and sort the records by file path."""
@@ -42,6 +54,17 @@ class Skipped:
             warnings.warn(
                 f"{self.dataset}: skipped {len(self.items)} file(s) in {self.root} that do not follow "
                 f"{self.scheme}: {examples}{more}",
+                DatasetWarning,
+                stacklevel=3,
+            )
+        if self.repeats:
+            shown = "; ".join(
+                f"{p.relative_to(self.root)} = {q.relative_to(self.root)}" for p, q in self.repeats[:3]
+            )
+            more = f" and {len(self.repeats) - 3} more" if len(self.repeats) > 3 else ""
+            warnings.warn(
+                f"{self.dataset}: {len(self.repeats)} file(s) in {self.root} repeat a clip found already (same "
+                f"{self.identity}) and were counted once: {shown}{more}",
                 DatasetWarning,
                 stacklevel=3,
             )
