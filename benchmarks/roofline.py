@@ -2,7 +2,7 @@
 Orin Nano 8GB, all on one engine thread.
 
     python benchmarks/roofline.py [--runs 300] [--bundles NAME ...]
-    python benchmarks/roofline.py --replot     # the PNGs drawn again from the stored reports, nothing measured
+    python benchmarks/roofline.py --replot     # Markdown and PNGs again from the stored reports, nothing measured
 
 Per bundle in bundles/ (per branch of a fusion bundle, as `edge-ser bench` reports it): `edge-ser bench BUNDLE
 --profile host --engine onnxruntime --threads 1` (measured) and the same report projected from counts on pi4,
@@ -90,14 +90,17 @@ def summary(rows: list[tuple[str, str | None, RooflineReport]]) -> str:
 
 
 def replot(folder: Path) -> int:
-    """Draw each report's PNG again from its JSON (the figures unchanged); the number drawn."""
+    """Write each report's Markdown and PNG again from its JSON, with its above-a-roof notes in today's
+    wording (`refresh_roof_notes`; the figures unchanged, nothing measured); the number written."""
     import json
 
-    from edge_ser.roofline import plot_png
+    from edge_ser.roofline import refresh_roof_notes
 
     reports = sorted(folder.glob("*.json"))
     for j in reports:
-        plot_png(RooflineReport.from_dict(json.loads(j.read_text())), j.with_suffix(".png"))
+        stored = json.loads(j.read_text())
+        report = refresh_roof_notes(RooflineReport.from_dict(stored))
+        write_report(report, j.with_suffix(""), stored.get("command"))
     return len(reports)
 
 
@@ -110,14 +113,14 @@ def main() -> None:
     ap.add_argument(
         "--replot",
         action="store_true",
-        help="measure nothing: draw every report's PNG in benchmarks/results/roofline/ again from its JSON "
-        "(after a change to the plot)",
+        help="measure nothing: write every report's Markdown and PNG in benchmarks/results/roofline/ again from "
+        "its JSON, the notes on layers above a roof in today's wording (after a change to the plot or notes)",
     )
     args = ap.parse_args()
     out = _common.RESULTS / "roofline"
     if args.replot:
         done = replot(out)
-        print(f"{done} plot(s) drawn again from their reports in {out}")
+        print(f"{done} report(s) written again (Markdown and PNG) from their JSON in {out}")
         return
     paths = sorted(p for p in (REPO / "bundles").iterdir() if (p / "manifest.json").is_file())
     if args.bundles:

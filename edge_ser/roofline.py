@@ -28,7 +28,7 @@ import platform
 import statistics
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -676,6 +676,27 @@ def _load_measured(
     before = process_memory_mb()
     eng = load_engine(bundle, engine, threads=threads, delegate=delegate, providers=providers)
     return eng, before, reset
+
+
+ROOF_NOTE_STARTS = ("Above the compute roof: ", "Above the memory roof: ")
+
+
+def refresh_roof_notes(report: RooflineReport) -> RooflineReport:
+    """The report with its above-a-roof notes written again from its own points in today's wording: the notes
+    are stored as text, the figures they come from are in the report, so a stored report can say what a new
+    one would without measuring again (`benchmarks/roofline.py --replot`)."""
+    old = [i for i, n in enumerate(report.notes) if n.startswith(ROOF_NOTE_STARTS)]
+    kept = [n for n in report.notes if not n.startswith(ROOF_NOTE_STARTS)]
+    at = old[0] if old else len(kept)
+    new = _roof_notes(
+        report.measured,
+        report.layers,
+        report.attained_gflops,
+        report.bound_gflops,
+        report.intensity,
+        report.ridge,
+    )
+    return replace(report, notes=kept[:at] + new + kept[at:])
 
 
 def _roof_notes(

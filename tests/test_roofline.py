@@ -351,3 +351,28 @@ def test_a_report_is_read_back_from_its_json_and_drawn_again(tmp_path):
     d = json.loads(json.dumps(r.to_dict()))
     assert RooflineReport.from_dict(d).to_dict() == d
     assert cv2.imread(str(plot_png(RooflineReport.from_dict(d), tmp_path / "r.png"))).shape == (700, 1340, 3)
+
+
+def test_stored_notes_on_layers_above_a_roof_are_written_again_in_todays_wording():
+    """The committed reports kept 'a few hundred KB of activations' after the note came to name the bytes those
+    layers move: `refresh_roof_notes` writes the note again from the report's own points, in place, and leaves
+    every other note and figure alone."""
+    from dataclasses import replace
+
+    from edge_ser.roofline import RooflineReport, refresh_roof_notes
+
+    r = build_report(load_bundle(SER), load_profile("pi5"), engine="onnxruntime", threads=1)
+    # a stored measured report with one layer above the memory roof and an old note between two others
+    layers = [replace(p, fraction=1.5, limit="memory") if i == 0 else p for i, p in enumerate(r.layers)]
+    old = "Above the memory roof: x. Their data (a few hundred KB of activations) stays in the caches."
+    stored = RooflineReport.from_dict({**r.to_dict(), "measured": True, "notes": ["first", old, "last"]})
+    stored = replace(stored, layers=layers)
+    fresh = refresh_roof_notes(stored)
+    kb = layers[0].bytes / 1024
+    assert fresh.notes[0] == "first" and fresh.notes[-1] == "last" and len(fresh.notes) == 3
+    assert fresh.notes[1].startswith(
+        f"Above the memory roof: {layers[0].name}. The bytes they move ({kb:,.0f} KB"
+    )
+    assert replace(fresh, notes=stored.notes) == stored  # nothing else moved
+    # a projection has no attained figures above its roofs: the note goes
+    assert refresh_roof_notes(replace(stored, measured=False)).notes == ["first", "last"]
