@@ -229,3 +229,25 @@ def test_a_relative_bundle_path_is_taken_from_the_folder_ansible_playbook_runs_i
         r.returncode != 0
         and "edge_ser_bundle no/such/bundle: no such folder or .tar on the controller" in out
     )
+
+
+def test_the_bundle_folders_belong_to_the_login_user_when_the_inventory_names_none(sshd, tmp_path):
+    """edge_ser_deploy_user defaulted to ansible_user, else root: a fleet reached without ansible_user (the
+    controller's user name, ~/.ssh/config) got root-owned bundle folders, and every later `edge-ser deploy` by the
+    login user was refused. The role now asks the device, without become."""
+    play = tmp_path / "who.yml"
+    play.write_text(
+        "- hosts: all\n  gather_facts: false\n  tasks:\n"
+        "    - ansible.builtin.include_role: {name: edge_ser, tasks_from: login_user}\n"
+        "    - ansible.builtin.debug: {msg: 'owner={{ edge_ser_deploy_user }}'}\n"
+    )
+    inv = tmp_path / "inventory.ini"
+    inv.write_text("[edge_devices]\ndev-a ansible_host=127.0.0.1\n")
+    extra = {"ansible_port": sshd.port, "ansible_ssh_private_key_file": str(sshd.key),
+             "ansible_ssh_common_args": " ".join(sshd.options()), "ansible_python_interpreter": sys.executable}  # fmt: skip
+    (tmp_path / "vars.json").write_text(json.dumps(extra))
+    env = {**_env(tmp_path), "ANSIBLE_ROLES_PATH": str(PLAYBOOK.parent / "roles")}
+    for more, owner in (([], sshd.user), (["-e", "edge_ser_deploy_user=edge"], "edge")):
+        r = subprocess.run([_ansible_playbook(), "-i", str(inv), "-e", f"@{tmp_path / 'vars.json'}", *more, str(play)],
+                           check=False, capture_output=True, text=True, env=env, timeout=120)  # fmt: skip
+        assert r.returncode == 0 and f"owner={owner}" in r.stdout, (r.stdout + r.stderr)[-3000:]
