@@ -212,7 +212,7 @@ def test_bench_live_reports_stage_timings(bundle, tmp_path, no_camera, capsys):
     assert report["updates"] == 5  # windows ending 1.0, 1.5, ..., 3.0 s
     assert 0 < report["speech_updates"] < report["updates"]  # the 0.5 s pause is gated
     st = report["stages"]
-    assert set(st) == {"capture", "features", "face", "inference", "total"}
+    assert set(st) == {"capture", "features", "face", "inference", "learn", "total"}
     assert st["features"]["p50"] > 0 and st["inference"]["p50"] > 0 and st["total"]["p50"] > 0
     assert st["face"]["p50"] == 0 and report["faces_cropped"] == 0
     assert abs(report["stream_seconds"] - 3.0) < 0.01

@@ -935,3 +935,37 @@ def test_bench_memory_growth_with_one_sample_after_the_warm_up_is_said_plainly()
     assert "growth +10.20 MB over all 4 samples, warm-up included: fewer than two samples came after" in (
         report.markdown() if hasattr(report, "markdown") else report.text()
     )
+
+
+def test_the_utterance_learning_pass_is_its_own_stage_and_the_live_bench_reports_it(tmp_path) -> None:
+    """Review: the features of an utterance that joins the speaker statistics were timed into the `features` stage
+    of the (silent) update that ends it, which the bench leaves out (features count on updates with speech), so its
+    cost appeared nowhere; and its time started before the voice gate ran. It is now the `learn` stage."""
+    from types import SimpleNamespace
+
+    import edge_ser
+    from edge_ser.audio import write_wav
+    from edge_ser.live.bench import summarize
+    from edge_ser.live.run import STAGES, RunStats
+    from tests._signals import voiced
+
+    sr = 16000
+    gap = np.zeros(sr, np.float32)
+    y = np.concatenate([voiced(sr, 2 * sr, 1), gap, gap, voiced(sr, 2 * sr, 2), gap, gap]).astype(np.float32)
+    audio = write_wav(tmp_path / "a.wav", y, sr)
+    rec = edge_ser.Recognizer(ROOT / "bundles" / "ser_emodb", "numpy")
+    results = list(rec.stream(audio_file=audio, realtime=False))
+    learnt = [r for r in results if r.times.learn > 0]
+    assert len(learnt) == rec.speaker.clips == 2
+    # the first ended inside the first window, learnt on its update (which classifies it); the second on a pause
+    assert learnt[0].speech and learnt[0].times.features > 0
+    assert not learnt[1].speech and learnt[1].times.features == 0
+    assert all(r.times.total >= r.times.learn + r.times.features for r in learnt)
+    stats = RunStats()
+    for r in results:
+        stats.add(r)
+    assert "learn" in STAGES and list(stats.stages["learn"]).count(0.0) == len(results) - 2
+    rss = SimpleNamespace(samples=[(0.0, 100.0)])
+    report = summarize(stats, bundle="ser_emodb", engine="numpy", rss=rss)
+    assert report.utterances_learnt == 2 and report.stages["learn"]["p50"] > 0
+    assert "| learn |" in report.markdown() and "over the updates that ended one (2)" in report.markdown()

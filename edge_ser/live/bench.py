@@ -1,6 +1,6 @@
 """`edge-ser bench --live`: the live pipeline over file sources, paced in real time, measured.
 
-Per update: stage latencies (capture, features, face, inference, total) with p50 / p99; over the run: the
+Per update: stage latencies (capture, features, face, inference, learn, total) with p50 / p99; over the run: the
 process's CPU time as a share of one core (CPU seconds / wall seconds, every thread of the process
 counted), and resident memory sampled every `rss_every` seconds, with growth measured from the end of a
 warm-up to the end of the run. Real-time pacing matters: the CPU share is what the device would spend.
@@ -74,6 +74,8 @@ class LiveBenchReport:
     """What was measured, to reproduce it: threads, window, hop, source files, the machine and library versions."""
     frames_reused: tuple[int, int] | None = None
     """(pYIN frames reused from an earlier window, frames transformed) for a functionals front end, else None."""
+    utterances_learnt: int = 0
+    """Updates that ended an utterance the speaker statistics learnt from: the `learn` stage's count."""
 
     @property
     def paced(self) -> bool:
@@ -89,7 +91,9 @@ class LiveBenchReport:
             f"({self.wall_seconds:.0f} s wall), {self.updates} updates ({self.updates_per_second:.2f}/s).",
             "",
             f"Features and inference over the updates that ran them ({'voice gate open' if self.audio else 'a face in view'}: "
-            f"{self.speech_updates} of {self.updates}); the other stages over every update.",
+            f"{self.speech_updates} of {self.updates}); learn (the features of an utterance that joins the speaker "
+            f"statistics) over the updates that ended one ({self.utterances_learnt}); the other stages over every "
+            "update.",
             "",
             "| stage | p50 ms | p99 ms | mean ms |",
             "|---|---|---|---|",
@@ -97,7 +101,7 @@ class LiveBenchReport:
         rows += [
             f"| {k} | {v['p50']:.2f} | {v['p99']:.2f} | {v['mean']:.2f} |"
             for k, v in self.stages.items()
-            if k != "face" or self.faces_cropped
+            if (k != "face" or self.faces_cropped) and (k != "learn" or self.utterances_learnt)
         ]
         first = self.rss_mb[0][1] if self.rss_mb else 0.0
         last = self.rss_mb[-1][1] if self.rss_mb else 0.0
@@ -146,11 +150,15 @@ class LiveBenchReport:
 
 def summarize(stats, *, bundle: str, engine: str, rss: RssSampler, warmup: float = 30.0) -> LiveBenchReport:
     stages = {}
+    learnt = 0
     speech = np.asarray(stats.speech, dtype=bool)
     for k, v in stats.stages.items():
         a = np.asarray(v, dtype=np.float64)
         if k in ("features", "inference"):  # these run only when the voice gate is open
             a = a[speech]
+        elif k == "learn":  # on the updates that end an utterance the speaker statistics learn from
+            a = a[a > 0]
+            learnt = int(a.size)
         stages[k] = {
             "p50": float(np.percentile(a, 50)) if a.size else 0.0,
             "p99": float(np.percentile(a, 99)) if a.size else 0.0,
@@ -179,6 +187,7 @@ def summarize(stats, *, bundle: str, engine: str, rss: RssSampler, warmup: float
         stats.fallbacks,
         warmup_seconds=warmup,
         growth_after_warmup=bool(warmed) and len(warmed) >= 2,
+        utterances_learnt=learnt,
     )
 
 

@@ -527,9 +527,12 @@ class LivePipeline:
     ) -> LiveResult:
         """Classify the window ending at stream time `t` (seconds); `faces` are the window's FaceCrops."""
         t0 = time.perf_counter()
-        earlier = False
+        earlier, learn_ms = (
+            False,
+            0.0,
+        )  # learn: the features of utterances that join the statistics, ended here
         if self.kind.hears and not self._gated_once:
-            earlier = self._gate_earlier_hops(window)
+            earlier, learn_ms = self._gate_earlier_hops(window)
         self._gated_once = True
         # a face-only model (no audio) asks for a face in view instead of speech
         if self.kind.hears:
@@ -540,11 +543,11 @@ class LivePipeline:
             open_now or earlier if self.kind.hears else self.kind.enough_faces(faces, self.config.min_faces)
         )
         notes = (*notes, *self._open_too_long(t, speech, db))
-        learn_ms = 0.0  # the features of an utterance that joins the statistics, on the update that ends it
+        tl = time.perf_counter()
         if self.config.learn == "utterances" and self._follow_utterance(
             window, open_now or not self.kind.hears and speech
         ):
-            learn_ms = (time.perf_counter() - t0) * 1e3
+            learn_ms += (time.perf_counter() - tl) * 1e3
         box = None
         if faces and getattr(faces[-1], "found", False) and faces[-1].box is not None:
             box = tuple(int(v) for v in faces[-1].box)  # the newest crop's face, if it has one
@@ -566,21 +569,19 @@ class LivePipeline:
             return LiveResult(
                 **common, probs=(), smoothed=(), label=SILENCE if self.kind.hears else NO_FACE,
                 confidence=0.0, speech=False, mode=mode,
-                fallback=None, times=StageTimes(capture_ms, learn_ms, face_ms, 0.0, total),
+                fallback=None, times=StageTimes(capture_ms, 0.0, face_ms, 0.0, total, learn_ms),
                 speaker_clips=self.speaker_clips(),
             )  # fmt: skip
         try:
-            return replace(
-                self._classify(t0, window, faces, common, capture_ms, face_ms),
-                speaker_clips=self.speaker_clips(),
-            )
+            r = self._classify(t0, window, faces, common, capture_ms, face_ms)
+            return replace(r, times=replace(r.times, learn=learn_ms), speaker_clips=self.speaker_clips())
         except (InferenceError, AudioFormatError) as e:  # a window the model cannot answer: reported, skipped
             self.smoother.reset()
             common["notes"] = (*notes, f"window skipped: {e}")
             total = capture_ms + face_ms + (time.perf_counter() - t0) * 1e3
             return LiveResult(
                 **common, probs=(), smoothed=(), label=NO_RESULT, confidence=0.0, speech=True, mode=mode,
-                fallback=None, times=StageTimes(capture_ms, 0.0, face_ms, 0.0, total),
+                fallback=None, times=StageTimes(capture_ms, 0.0, face_ms, 0.0, total, learn_ms),
                 speaker_clips=self.speaker_clips(),
             )  # fmt: skip
 
@@ -601,19 +602,21 @@ class LivePipeline:
         gate_db = db if voice is hop else level_db(voice - np.float32(voice.mean(dtype=np.float64)))
         return db, self.gate(gate_db, voice, self.sr)
 
-    def _gate_earlier_hops(self, window: np.ndarray) -> bool:
+    def _gate_earlier_hops(self, window: np.ndarray) -> tuple[bool, float]:
         """The first full window's hops before the newest, gated now in order, as they would have been had a
         decision been made on each (none is before the window is full): an utterance that ended within the first
         window was never heard, so a file holding one short sentence gave nothing but "silence". They also warm the
-        gate's floor and gather the utterance for the speaker statistics. Whether any opened the gate."""
+        gate's floor and gather the utterance for the speaker statistics. (Whether any opened the gate, the ms
+        spent learning an utterance that ended among them.)"""
         n_hop = max(1, int(round(self.config.hop * self.sr)))
-        opened = False
+        opened, learn_ms = False, 0.0
         for end in range(window.size - (window.size // n_hop - 1) * n_hop, window.size, n_hop):
             _, o = self._gate_hop(window[:end])
             opened |= o
-            if self.config.learn == "utterances":
-                self._follow_utterance(window[:end], o)
-        return opened
+            tl = time.perf_counter()
+            if self.config.learn == "utterances" and self._follow_utterance(window[:end], o):
+                learn_ms += (time.perf_counter() - tl) * 1e3
+        return opened, learn_ms
 
     def _degrades(self, faces: Sequence | None) -> bool:
         """A bundle that takes faces but answers on audio alone when none is in view (late fusion: a window

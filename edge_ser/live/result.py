@@ -17,6 +17,9 @@ class StageTimes:
     face: float = 0.0
     inference: float = 0.0
     total: float = 0.0
+    learn: float = 0.0
+    """The features of an utterance that joins the speaker statistics (`PipelineConfig.learn` "utterances"), on
+    the update that ends it (0 on the others); part of `total`, not of `features`."""
 
 
 @dataclass(frozen=True)

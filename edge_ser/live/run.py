@@ -26,7 +26,7 @@ from edge_ser.live import sdnotify
 from edge_ser.live.pipeline import LivePipeline, SlidingWindow
 from edge_ser.live.result import LiveResult
 
-STAGES = ("capture", "features", "face", "inference", "total")
+STAGES = ("capture", "features", "face", "inference", "learn", "total")
 CAMERA_GRACE = 2.0
 """Seconds of stream time a camera has to deliver its first frame before the results note it as missing."""
 
