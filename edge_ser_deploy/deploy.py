@@ -23,7 +23,8 @@ Steps (each failure is a `DeployError` naming the host and the step):
 7. **restart** the service (`systemctl restart SERVICE`, through `sudo -n` when the SSH user is not root; or
    `restart_cmd`; or nothing with `restart=False`), bounded by `restart_timeout`.
 8. **health** check (default: `edge-ser info ROOT/current` on the device, then after `health_wait` seconds
-   `systemctl is-active SERVICE` when the service was restarted with systemctl; or `health_cmd`), bounded by
+   `systemctl is-active SERVICE`, with its NRestarts and ActiveEnterTimestampMonotonic unchanged since the
+   check began (it stayed up), when the service was restarted with systemctl; or `health_cmd`), bounded by
    `health_timeout`.
 9. **commit**: `edge-ser-activate commit` removes the marker and prunes: only the `keep` most recently deployed
    versions stay (never the current or the previous one).
@@ -560,13 +561,28 @@ def _default_health(root: str, service: str | None, wait: float) -> str:
     s = _vars(R=root, E=DEVICE_EDGE_SER)
     s += '[ -x "$E" ] || E=edge-ser\n'
     s += '"$E" info "$R/current" || { echo "edge-ser info $R/current failed" >&2; exit 1; }\n'
-    if service is not None:
-        s += _vars(S=service)
-        if wait > 0:
-            s += f"sleep {wait:g}\n"
-        s += 'state=$(systemctl is-active "$S" 2>&1)\n'
-        s += '[ "$state" = active ] || { echo "service $S is $state" >&2; systemctl status --no-pager -n 20 "$S" >&2; exit 1; }\n'
-    return s
+    if service is None:
+        return s
+    return _vars(S=service) + _SERVICE_STATE + s + (f"sleep {wait:g}\n" if wait > 0 else "") + _STAYED_UP
+
+
+# the service must stay up through the health window, not just be active once: a crash-looping unit
+# (Restart=on-failure) is `active` for a moment in every cycle. systemd counts its automatic restarts (NRestarts)
+# and stamps each activation (ActiveEnterTimestampMonotonic): both are read as the health check starts (right
+# after the restart) and must be unchanged, and the unit active, at the end of the window
+_SERVICE_STATE = """st() { systemctl show -p NRestarts -p ActiveEnterTimestampMonotonic "$S" 2>/dev/null | sort | tr '\\n' ' '; }
+st0=$(st)
+"""
+_STAYED_UP = """state=$(systemctl is-active "$S" 2>&1)
+if [ "$state" != active ]; then
+    echo "service $S is $state" >&2; systemctl status --no-pager -n 20 "$S" >&2; exit 1
+fi
+st1=$(st)
+if [ "$st0" != "$st1" ]; then
+    echo "service $S restarted during the health check (it is not staying up: crash loop?): $st0-> $st1" >&2
+    systemctl status --no-pager -n 20 "$S" >&2; exit 1
+fi
+"""
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -1075,7 +1091,7 @@ def add_deploy_args(p: argparse.ArgumentParser) -> None:
         "--health-cmd",
         default=None,
         help="device shell command whose exit status is the health check (default: `edge-ser info "
-        "ROOT/current` and, after --health-wait, `systemctl is-active SERVICE`); sees $EDGE_SER_CURRENT",
+        "ROOT/current` and, after --health-wait, `systemctl is-active SERVICE` and no restart since); sees $EDGE_SER_CURRENT",
     )
     p.add_argument(
         "--health-wait",

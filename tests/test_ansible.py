@@ -118,7 +118,7 @@ def _bad_bundle(tmp: Path) -> Path:
 
 
 def _play(
-    sshd: SshServer, tmp: Path, bundle: Path | str, cwd: Path | None = None
+    sshd: SshServer, tmp: Path, bundle: Path | str, cwd: Path | None = None, more: dict | None = None
 ) -> subprocess.CompletedProcess:
     """ansible-playbook site.yml on dev-a and dev-b, run in `cwd` (default: this process's folder)."""
     inv = tmp / "inventory.ini"
@@ -137,6 +137,7 @@ def _play(
         "edge_ser_health_cmd": f'PYTHONPATH={REPO} {py} -m edge_ser info "$EDGE_SER_CURRENT" >/dev/null',
         "edge_ser_config": {"EDGE_SER_ARGS": "--engine numpy"},
     }  # fmt: skip
+    extra.update(more or {})
     (tmp / "vars.json").write_text(json.dumps(extra))
     return subprocess.run([_ansible_playbook(), "-i", str(inv), "-e", f"@{tmp / 'vars.json'}", str(PLAYBOOK)],
                           check=False, capture_output=True, text=True, env=_env(tmp), timeout=120, cwd=cwd)  # fmt: skip
@@ -251,3 +252,26 @@ def test_the_bundle_folders_belong_to_the_login_user_when_the_inventory_names_no
         r = subprocess.run([_ansible_playbook(), "-i", str(inv), "-e", f"@{tmp_path / 'vars.json'}", *more, str(play)],
                            check=False, capture_output=True, text=True, env=env, timeout=120)  # fmt: skip
         assert r.returncode == 0 and f"owner={owner}" in r.stdout, (r.stdout + r.stderr)[-3000:]
+
+
+def test_a_service_that_does_not_stay_up_is_rolled_back(sshd, tmp_path):
+    """`systemctl is-active` retried until it passed let a crash-looping unit through (active for a moment in
+    every Restart=on-failure cycle). The role reads the unit's restart count and activation time right after the
+    restart and again after the health window: here a state command that reports the unit active with one more
+    restart at each look (a crash loop) fails the canary, which is rolled back; a steady one passes."""
+    good = _version(GOOD)
+    looping = (
+        'n=$(cat "$EDGE_SER_ROOT/n" 2>/dev/null || echo 0); n=$((n + 1)); echo "$n" > "$EDGE_SER_ROOT/n"; '
+        'echo ActiveState=active; echo "NRestarts=$n"; echo ActiveEnterTimestampMonotonic=$((1000 + n))'
+    )
+    r = _play(sshd, tmp_path, GOOD, more={"edge_ser_state_cmd": looping, "edge_ser_stable_wait": 0})
+    out = " ".join((r.stdout + r.stderr).split())
+    assert r.returncode != 0, out[-4000:]
+    assert f"{good} failed its health check on dev-a; rolled back to no version" in out, out[-4000:]
+    assert "did not stay up through the health window" in out and "NRestarts=1" in out, out[-4000:]
+    assert _current(tmp_path, "a") is None and not (tmp_path / "b" / "bundles" / "versions").exists()
+
+    steady = "echo ActiveState=active; echo NRestarts=0; echo ActiveEnterTimestampMonotonic=1000"
+    r = _play(sshd, tmp_path, GOOD, more={"edge_ser_state_cmd": steady, "edge_ser_stable_wait": 0})
+    assert r.returncode == 0, (r.stdout + r.stderr)[-4000:]
+    assert _current(tmp_path, "a") == _current(tmp_path, "b") == f"versions/{good}"

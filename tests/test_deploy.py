@@ -790,3 +790,45 @@ def test_timeout_options(tmp_path, sshd):
     argv[argv.index("--restart-cmd") + 1] += "; " + _only_for(v2, "sleep 979")
     assert main(argv) == 1
     assert os.readlink(root / "current") == f"versions/{v1}" and _no_process("sleep 979")
+
+
+def _fake_systemd(tmp: Path, restarts_per_show: int) -> dict[str, str]:
+    """A PATH with a `systemctl` that reports the unit active and, on each `show`, NRestarts grown by
+    `restarts_per_show` (a unit crash-looping under Restart=on-failure: active for a moment in every cycle), and
+    an `edge-ser` whose `info` passes."""
+    bin_ = tmp / "bin"
+    bin_.mkdir()
+    n = tmp / "nrestarts"
+    (bin_ / "systemctl").write_text(
+        "#!/bin/sh\n"
+        f"N={shlex.quote(str(n))}\n"
+        "case $1 in\n"
+        "  is-active) echo active ;;\n"
+        '  show) c=$(cat "$N" 2>/dev/null || echo 0); c=$((c + '
+        + str(restarts_per_show)
+        + ')); echo "$c" >"$N"\n'
+        '        echo "NRestarts=$c"; echo "ActiveEnterTimestampMonotonic=$((1000 + c))" ;;\n'
+        "  status) echo 'edge-ser.service: activating (auto-restart)' ;;\n"
+        "esac\n"
+    )
+    (bin_ / "edge-ser").write_text("#!/bin/sh\necho ok\n")
+    for f in bin_.iterdir():
+        f.chmod(0o755)
+    return {**os.environ, "PATH": f"{bin_}:{os.environ['PATH']}"}
+
+
+@pytest.mark.parametrize("restarts", [0, 1])
+def test_the_default_health_check_requires_the_service_to_stay_up(tmp_path, restarts):
+    """`systemctl is-active` once passed a crash-looping unit that happened to be up at that moment; the default
+    health check now also needs systemd's restart count and activation time unchanged over the window."""
+    if Path(dep.DEVICE_EDGE_SER).exists():
+        pytest.skip(f"{dep.DEVICE_EDGE_SER} exists here: the fake edge-ser would not run")
+    env = _fake_systemd(tmp_path, restarts)
+    r = subprocess.run(["sh", "-c", dep._default_health(str(tmp_path), "edge-ser", 0)], env=env,
+                       capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    if restarts == 0:
+        assert r.returncode == 0, r.stderr
+    else:
+        assert r.returncode == 1 and "service edge-ser restarted during the health check" in r.stderr, (
+            r.stderr
+        )
