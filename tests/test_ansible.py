@@ -275,3 +275,42 @@ def test_a_service_that_does_not_stay_up_is_rolled_back(sshd, tmp_path):
     r = _play(sshd, tmp_path, GOOD, more={"edge_ser_state_cmd": steady, "edge_ser_stable_wait": 0})
     assert r.returncode == 0, (r.stdout + r.stderr)[-4000:]
     assert _current(tmp_path, "a") == _current(tmp_path, "b") == f"versions/{good}"
+
+
+def test_the_role_lets_the_deploy_user_restart_the_service_as_install_sh_does(sshd, tmp_path):
+    """`edge-ser deploy` restarts with `sudo -n systemctl restart edge-ser`: install.sh writes a sudoers rule for
+    it, the role wrote none, so every deploy to a role-installed device failed at its restart. The role now writes
+    the same rule (here into a temp file, and checked by a stand-in for `visudo -cf`, which logs what it checked),
+    only when it manages the system."""
+    import re
+
+    visudo = tmp_path / "visudo"
+    checked = tmp_path / "visudo.log"
+    visudo.write_text(f'#!/bin/sh\n[ "$1" = -cf ] && cat "$2" >> {checked} && grep -q NOPASSWD "$2"\n')
+    visudo.chmod(0o755)
+    rule = tmp_path / "sudoers.d" / "edge-ser-deploy"
+    rule.parent.mkdir()
+    play = tmp_path / "sudo.yml"
+    play.write_text(
+        "- hosts: all\n  gather_facts: false\n  tasks:\n"
+        "    - ansible.builtin.include_role: {name: edge_ser, tasks_from: sudoers}\n"
+    )
+    inv = tmp_path / "inventory.ini"
+    inv.write_text("[edge_devices]\ndev-a ansible_host=127.0.0.1\n")
+    extra = {"ansible_port": sshd.port, "ansible_user": sshd.user, "ansible_ssh_private_key_file": str(sshd.key),
+             "ansible_ssh_common_args": " ".join(sshd.options()), "ansible_python_interpreter": sys.executable,
+             "edge_ser_deploy_user": "dev", "edge_ser_sudoers_file": str(rule),
+             "edge_ser_sudoers_validate": f"{visudo} -cf %s"}  # fmt: skip
+    (tmp_path / "vars.json").write_text(json.dumps(extra))
+    env = {**_env(tmp_path), "ANSIBLE_ROLES_PATH": str(PLAYBOOK.parent / "roles")}
+    r = subprocess.run([_ansible_playbook(), "-i", str(inv), "-e", f"@{tmp_path / 'vars.json'}", str(play)],
+                       check=False, capture_output=True, text=True, env=env, timeout=120)  # fmt: skip
+    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+    dry = subprocess.run(["bash", str(REPO / "deploy" / "pi" / "install.sh"), str(tmp_path), "--deploy-user", "dev",
+                          "--dry-run"], capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    want = re.search(r"WRITE /etc/sudoers.d/edge-ser-deploy \(mode 0440\)\n    \| (.*)\n", dry.stdout)
+    assert want, dry.stdout + dry.stderr
+    assert rule.read_text() == want.group(1) + "\n" == checked.read_text()
+    assert oct(rule.stat().st_mode & 0o777) == "0o440"
+    config = (PLAYBOOK.parent / "roles" / "edge_ser" / "tasks" / "config.yml").read_text()
+    assert re.search(r"import_tasks: sudoers.yml\n\s+when: edge_ser_manage_system \| bool", config)
