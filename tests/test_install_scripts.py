@@ -133,3 +133,62 @@ def test_sdnotify_ready_and_watchdog(tmp_path, monkeypatch):
     sdnotify.ping()  # outside systemd: a no-op
     assert sdnotify.notify("READY=1") is False
     sdnotify.reset()
+
+
+def _functions(tmp: Path, script: str) -> subprocess.CompletedProcess:
+    """Run `script` in bash with deploy/lib/common.sh sourced, for real (no --dry-run), under PREFIX/ETC in `tmp`."""
+    env = dict(os.environ, EDGE_SER_PREFIX=str(tmp / "opt"), EDGE_SER_ETC=str(tmp / "etc"))
+    return subprocess.run(["bash", "-c", f'set -euo pipefail; . "$0"; {script}', str(DEPLOY / "lib" / "common.sh")],
+                          capture_output=True, text=True, env=env, timeout=120, check=False)  # fmt: skip
+
+
+def _sees_system_packages(venv: Path) -> bool:
+    """Whether the venv's Python has its base installation's site-packages on sys.path."""
+    code = (
+        "import sys; print(any(p.startswith(sys.base_prefix) and p.endswith(('site-packages', 'dist-packages'))"
+        " for p in sys.path))"
+    )
+    r = subprocess.run([str(venv / "bin" / "python"), "-c", code], capture_output=True, text=True, check=True)
+    return r.stdout.strip() == "True"
+
+
+def test_a_rerun_with_another_camera_converges_the_venv_and_config_env(tmp_path):
+    """install.sh run again with --pi-camera left the venv without system site packages (ensure_venv kept an
+    existing venv as it was) after system_opencv had removed pip's OpenCV: no OpenCV at all; and config.env kept
+    its old camera. Now the venv's include-system-site-packages follows the camera each run, and config.env's
+    EDGE_SER_CAMERA follows a camera option (the rest of the file kept); without one, the configured camera stays."""
+    import sys
+
+    venv = tmp_path / "opt" / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    cfg = venv / "pyvenv.cfg"
+    assert "include-system-site-packages = false" in cfg.read_text()
+    r = _functions(tmp_path, "VENV_ARGS=(--system-site-packages); PYTHON=false ensure_venv")
+    assert r.returncode == 0, r.stderr
+    assert "include-system-site-packages false -> true" in r.stderr
+    assert "include-system-site-packages = true" in cfg.read_text() and _sees_system_packages(venv)
+    r = _functions(tmp_path, "VENV_ARGS=(); ensure_venv")  # the camera dropped again: pip's OpenCV comes back
+    assert r.returncode == 0 and "include-system-site-packages = false" in cfg.read_text(), r.stderr
+    assert cfg.read_text().count("include-system-site-packages") == 1 and not _sees_system_packages(venv)
+
+    etc = tmp_path / "etc"
+    r = _functions(tmp_path, "write_config /b 0")
+    assert r.returncode == 0 and "EDGE_SER_CAMERA=0\n" in (etc / "config.env").read_text(), r.stderr
+    (etc / "config.env").write_text((etc / "config.env").read_text() + "EDGE_SER_MINE=kept\n")  # an edit
+    pipe = "libcamerasrc ! video/x-raw,width=640 ! videoconvert ! appsink"
+    r = _functions(tmp_path, f"CAMERA_GIVEN=1; write_config /b '{pipe}'")
+    text = (etc / "config.env").read_text()
+    assert r.returncode == 0 and f"EDGE_SER_CAMERA={pipe}\n" in text and "EDGE_SER_MINE=kept\n" in text, (
+        r.stderr
+    )
+    assert text.count("EDGE_SER_CAMERA=") == 1 and "EDGE_SER_CAMERA '0' -> 'libcamerasrc" in r.stderr
+    r = _functions(tmp_path, "configured_camera")
+    assert r.stdout.strip() == pipe
+
+    # a re-run of install.sh without a camera option: the configured camera, and the venv made for it
+    wh = tmp_path / "wh"
+    wh.mkdir()
+    r = _dry(DEPLOY / "pi" / "install.sh", str(wh), "--deploy-user", "dev", env={"EDGE_SER_ETC": str(etc)})
+    assert r.returncode == 0, r.stderr
+    assert f"EDGE_SER_CAMERA={pipe} from {etc}/config.env" in r.stderr
+    assert "pip uninstall -y opencv-python-headless" in r.stdout

@@ -28,8 +28,8 @@ while [ $# -gt 0 ]; do
         --dry-run) DRY_RUN=1 ;;
         --deploy-user) DEPLOY_USER=${2:?--deploy-user needs a user name}; shift ;;
         --bundle) BUNDLE=${2:?--bundle needs a path}; shift ;;
-        --camera) CAMERA=${2:?--camera needs a source}; shift ;;
-        --csi-camera) CAMERA="nvarguscamerasrc ! video/x-raw(memory:NVMM),width=1280,height=720,framerate=30/1 ! nvvidconv ! video/x-raw,format=BGRx ! videoconvert ! video/x-raw,format=BGR ! appsink" ;;
+        --camera) CAMERA=${2:?--camera needs a source}; CAMERA_GIVEN=1; shift ;;
+        --csi-camera) CAMERA="nvarguscamerasrc ! video/x-raw(memory:NVMM),width=1280,height=720,framerate=30/1 ! nvvidconv ! video/x-raw,format=BGRx ! videoconvert ! video/x-raw,format=BGR ! appsink"; CAMERA_GIVEN=1 ;;
         --ort-wheel) ORT_WHEEL=${2:?--ort-wheel needs a .whl path}; shift ;;
         --no-enable) ENABLE=0 ;;
         -h|--help) usage; exit 0 ;;
@@ -55,6 +55,10 @@ esac
 py=$(${PYTHON:-python3} -c 'import sys; print(f"cp{sys.version_info[0]}{sys.version_info[1]}")' 2>/dev/null || echo cp3)
 say "L4T ${L4T:-?} (JetPack $JETPACK), python $py; wheelhouse: $WHEELHOUSE$([ "$DRY_RUN" = 1 ] && echo ' (dry run)')"
 
+if [ "$CAMERA_GIVEN" != 1 ] && c=$(configured_camera); then
+    CAMERA=$c  # a re-run without a camera option: the configured camera
+    say "camera: EDGE_SER_CAMERA=$c from $ETC/config.env (--camera / --csi-camera change it)"
+fi
 PACKAGES=(python3-venv python3-pip libportaudio2 libopenblas0 libgomp1 v4l-utils alsa-utils
           gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good)
 if is_gstreamer "$CAMERA"; then PACKAGES+=(python3-opencv); fi  # OpenCV with GStreamer (system_opencv)

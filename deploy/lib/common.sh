@@ -9,6 +9,7 @@ DRY_RUN=0
 WHEELHOUSE=""
 DEPLOY_USER=${SUDO_USER:-}
 ENABLE=1
+CAMERA_GIVEN=0
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 say() { printf 'edge-ser install: %s\n' "$*" >&2; }
@@ -72,13 +73,31 @@ ensure_layout() {
     run install -d -m 0755 -o "$owner" -g "$SERVICE_USER" "$PREFIX/bundles" "$PREFIX/bundles/versions"
 }
 
+# ensure_venv: the venv, made with VENV_ARGS; an existing one is brought in line with them: its pyvenv.cfg's
+# include-system-site-packages follows --system-site-packages (a GStreamer camera needs the system's OpenCV, and
+# without one pip's OpenCV must be the one seen), so a re-run with a different camera converges
 ensure_venv() {
-    local py=${PYTHON:-python3}
+    local py=${PYTHON:-python3} cfg=$PREFIX/venv/pyvenv.cfg want=false have a
+    for a in "${VENV_ARGS[@]}"; do [ "$a" = --system-site-packages ] && want=true; done
     if [ -x "$PREFIX/venv/bin/python" ]; then
-        say "virtual environment $PREFIX/venv exists"
+        have=$(sed -n 's/^include-system-site-packages *= *//p' "$cfg" 2>/dev/null | tail -n 1)
+        if [ -f "$cfg" ] && [ "$have" != "$want" ]; then
+            say "virtual environment $PREFIX/venv exists: include-system-site-packages ${have:-unset} -> $want"
+            W=$want awk '!/^include-system-site-packages *=/ { print }
+                END { print "include-system-site-packages = " ENVIRON["W"] }' "$cfg" | write_file "$cfg" 0644
+        else
+            say "virtual environment $PREFIX/venv exists"
+        fi
     else
         run "$py" -m venv "${VENV_ARGS[@]}" "$PREFIX/venv"
     fi
+}
+
+# configured_camera: the EDGE_SER_CAMERA of an existing config.env (fails when there is none): a re-run without a
+# camera option keeps the camera the device is configured with, and sets the venv up for it
+configured_camera() {
+    [ -f "$ETC/config.env" ] && grep -q '^EDGE_SER_CAMERA=' "$ETC/config.env" &&
+        sed -n 's/^EDGE_SER_CAMERA=//p' "$ETC/config.env" | tail -n 1
 }
 
 # is_gstreamer CAMERA: whether a camera source is a GStreamer pipeline (edge-ser's rule: it contains '!')
@@ -114,10 +133,20 @@ pip_install_wheelhouse() {
     run "$PREFIX/venv/bin/pip" install --no-index --find-links "$WHEELHOUSE" --no-deps edge-ser
 }
 
+# write_config BUNDLE CAMERA: a new config.env; an existing one is kept as it is (edits included) except its
+# EDGE_SER_CAMERA line, set to CAMERA when that differs (a camera option given on this run: --camera,
+# --pi-camera, --csi-camera; without one CAMERA is the configured camera, see configured_camera)
 write_config() {
-    local bundle=$1 camera=$2
-    if [ -f "$ETC/config.env" ] && [ "$DRY_RUN" != 1 ]; then
-        say "$ETC/config.env exists: kept (edit it, then: systemctl restart edge-ser)"
+    local bundle=$1 camera=$2 cfg=$ETC/config.env old
+    if [ -f "$cfg" ]; then
+        old=$(configured_camera) || old=""
+        if grep -q '^EDGE_SER_CAMERA=' "$cfg" && [ "$old" = "$camera" ]; then
+            say "$cfg exists: kept (edit it, then: systemctl restart edge-ser)"
+            return 0
+        fi
+        say "$cfg exists: kept, but EDGE_SER_CAMERA '$old' -> '$camera' (the camera option given)"
+        C=$camera awk '/^EDGE_SER_CAMERA=/ { if (!done) print "EDGE_SER_CAMERA=" ENVIRON["C"]; done = 1; next }
+            { print } END { if (!done) print "EDGE_SER_CAMERA=" ENVIRON["C"] }' "$cfg" | write_file "$cfg" 0644
         return 0
     fi
     write_file "$ETC/config.env" 0644 <<CONF

@@ -24,8 +24,8 @@ while [ $# -gt 0 ]; do
         --dry-run) DRY_RUN=1 ;;
         --deploy-user) DEPLOY_USER=${2:?--deploy-user needs a user name}; shift ;;
         --bundle) BUNDLE=${2:?--bundle needs a path}; shift ;;
-        --camera) CAMERA=${2:?--camera needs a source}; shift ;;
-        --pi-camera) PI_CAMERA=1 ;;
+        --camera) CAMERA=${2:?--camera needs a source}; CAMERA_GIVEN=1; shift ;;
+        --pi-camera) PI_CAMERA=1; CAMERA_GIVEN=1 ;;
         --no-enable) ENABLE=0 ;;
         -h|--help) usage; exit 0 ;;
         -*) usage >&2; die "unknown option $1" ;;
@@ -49,6 +49,10 @@ PACKAGES=(python3-venv python3-pip libportaudio2 libopenblas0 libgomp1 v4l-utils
 if [ "$PI_CAMERA" = 1 ]; then
     PACKAGES+=(rpicam-apps-lite gstreamer1.0-libcamera gstreamer1.0-plugins-base gstreamer1.0-plugins-good)
     CAMERA="libcamerasrc ! video/x-raw,width=640,height=480,framerate=30/1 ! videoconvert ! appsink"
+elif [ "$CAMERA_GIVEN" != 1 ] && c=$(configured_camera); then
+    CAMERA=$c  # a re-run without a camera option: the configured camera, and the venv set up for it
+    say "camera: EDGE_SER_CAMERA=$c from $ETC/config.env (--camera / --pi-camera change it)"
+    case $c in *libcamerasrc*) PACKAGES+=(gstreamer1.0-libcamera gstreamer1.0-plugins-base gstreamer1.0-plugins-good) ;; esac
 fi
 if is_gstreamer "$CAMERA"; then  # OpenCV with GStreamer: the distribution's (system_opencv)
     PACKAGES+=(python3-opencv)
