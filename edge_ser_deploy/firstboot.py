@@ -40,6 +40,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,15 +87,27 @@ WantedBy=multi-user.target
 """
 
 
-_REPO_SYSTEMD = Path(__file__).resolve().parents[1] / "deploy" / "systemd"
+UNIT_NAME, START_NAME = "edge-ser.service", "edge-ser-start"
+"""The full unit and its /opt/edge-ser/bin/edge-ser-start, shipped inside this package (deploy/systemd/ links to
+them), so `edge-ser firstboot` writes the same unit from an installed edge-ser as from a checkout."""
+
+LOST_WITHOUT_THE_UNIT = (
+    "the config.env settings EDGE_SER_MIC, EDGE_SER_CAMERA, EDGE_SER_FALLBACK, EDGE_SER_WEB_PORT / _HOST, "
+    "EDGE_SER_ENGINE and EDGE_SER_EXTRA_ARGS (and any --env of them) are ignored, and there is no watchdog "
+    "(WatchdogSec), start limit, `edge-ser info` check before each start or hardening"
+)
 
 
 def repo_unit() -> tuple[str, str | None]:
-    """The unit (and its /opt/edge-ser/bin/edge-ser-start helper) from deploy/systemd in a source checkout, else
-    the built-in unit, which runs `edge-ser run $EDGE_SER_BUNDLE` directly."""
-    unit, start = _REPO_SYSTEMD / "edge-ser.service", _REPO_SYSTEMD / "edge-ser-start"
+    """The full unit and its edge-ser-start helper (package data of edge_ser_deploy); when this install of
+    edge-ser lacks them (a wheel built without them), the built-in DEFAULT_UNIT and None, which runs
+    `edge-ser run $EDGE_SER_BUNDLE` directly and loses LOST_WITHOUT_THE_UNIT: cmd_firstboot says so loudly."""
+    from importlib import resources
+
+    pkg = resources.files("edge_ser_deploy")
+    unit, start = pkg.joinpath(UNIT_NAME), pkg.joinpath(START_NAME)
     if unit.is_file() and start.is_file():
-        return unit.read_text(), start.read_text()
+        return unit.read_text(encoding="utf-8"), start.read_text(encoding="utf-8")
     return DEFAULT_UNIT, None
 
 
@@ -703,13 +716,19 @@ def cmd_firstboot(args: argparse.Namespace) -> int:
             raise ConfigError(f"--env {item!r}: must be KEY=VALUE")
         k, v = item.split("=", 1)
         env.append((k, v))
+    unit, start = repo_unit()
+    if start is None:
+        print(f"WARNING: this edge-ser install has no {UNIT_NAME} / {START_NAME} in its edge_ser_deploy package "
+              f"(a wheel built without them): the device gets a basic unit that runs `edge-ser run` directly, so "
+              f"{LOST_WITHOUT_THE_UNIT}. Run `edge-ser firstboot` from a source checkout (pip install -e .) to "
+              "get the full unit.", file=sys.stderr)  # fmt: skip
     fb = FirstBoot(
         hostname=args.hostname, ssh_keys=read_ssh_keys(args.ssh_key), user=args.user, wifi_ssid=args.wifi_ssid,
         wifi_password=password if args.wifi_ssid else None,
         country=args.country.upper() if args.country else None, wifi_plaintext=args.wifi_plaintext,
         wheelhouse_url=args.wheelhouse_url, wheelhouse_sha256=_lower(args.wheelhouse_sha256), bundle_url=args.bundle_url,
         bundle_sha256=_lower(args.bundle_sha256), timezone=args.timezone, env=tuple(env),
-        unit=repo_unit()[0], start_script=repo_unit()[1],
+        unit=unit, start_script=start,
     )  # fmt: skip
     written = generate(fb, args.out, wheelhouse=args.wheelhouse, bundle=args.bundle_path)
     for path in written.values():

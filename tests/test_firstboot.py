@@ -555,3 +555,57 @@ def test_the_deploy_readme_uses_first_boot_where_it_works_and_deploys_as_its_use
     bookworm = [ln for ln in text.splitlines() if ln.startswith("| 4'. Bookworm")]
     assert bookworm and "deploy/pi/install.sh" in bookworm[0]
     assert "--deploy-user edge" in bookworm[0]
+
+
+_RUN_FIRSTBOOT = """
+import argparse, sys
+import edge_ser_deploy.firstboot as fb
+assert fb.__file__.startswith(sys.argv[1]), fb.__file__
+p = argparse.ArgumentParser()
+fb.add_firstboot_args(p)
+sys.exit(fb.cmd_firstboot(p.parse_args(sys.argv[2:])))
+"""
+
+
+@pytest.mark.parametrize("packaged", [True, False], ids=["package-data", "stripped"])
+def test_firstboot_from_an_installed_package_writes_the_full_unit_or_says_what_is_lost(
+    tmp_path, wheelhouse, packaged
+):
+    """edge-ser installed as a package (no deploy/ beside it) wrote a cut-down unit without a word: no
+    edge-ser-start, so the --env MIC / CAMERA / WEB_PORT / ENGINE / EXTRA_ARGS settings were ignored, and no
+    watchdog. The unit and edge-ser-start now ship inside edge_ser_deploy; an install without them warns, naming
+    what the device loses."""
+    import os
+    import sys
+
+    site = tmp_path / "site"
+    shutil.copytree(
+        REPO / "edge_ser_deploy", site / "edge_ser_deploy", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    if not packaged:
+        (site / "edge_ser_deploy" / "edge-ser.service").unlink()
+    key = tmp_path / "id.pub"
+    key.write_text(KEY + "\n")
+    out = tmp_path / "boot"
+    out.mkdir()
+    argv = ["--hostname", "pi-hall", "--ssh-key", str(key), "--wheelhouse", str(wheelhouse), "--bundle-path",
+            str(BUNDLE), "--out", str(out), "--no-validate", "--env", "EDGE_SER_MIC=USB"]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": f"{site}{os.pathsep}{REPO}"}
+    r = subprocess.run([sys.executable, "-c", _RUN_FIRSTBOOT, str(site), *argv], capture_output=True, text=True,
+                       env=env, timeout=120, check=False, cwd=tmp_path)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    files = {f["path"]: f["content"] for f in yaml.safe_load((out / "user-data").read_text())["write_files"]}
+    unit = files["/etc/systemd/system/edge-ser.service"]
+    if packaged:
+        assert unit == (REPO / "deploy" / "systemd" / "edge-ser.service").read_text()
+        assert "WatchdogSec=" in unit and "ExecStart=/opt/edge-ser/bin/edge-ser-start" in unit
+        assert (
+            files["/opt/edge-ser/bin/edge-ser-start"]
+            == (REPO / "deploy" / "systemd" / "edge-ser-start").read_text()
+        )
+        assert "WARNING" not in r.stderr
+    else:
+        assert "/opt/edge-ser/bin/edge-ser-start" not in files
+        said = " ".join(r.stderr.split())
+        assert "WARNING" in said and "EDGE_SER_MIC" in said and "EDGE_SER_EXTRA_ARGS" in said, said
+        assert "no watchdog" in said
