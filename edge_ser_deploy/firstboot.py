@@ -531,6 +531,40 @@ def _copy_tree_atomic(src: Path, dest: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+IMAGE_TARGET = "pi-trixie"
+"""The wheelhouse target (scripts/wheelhouse.py --target) of the images these files are for: Raspberry Pi OS
+Trixie 64-bit, the Raspberry Pi OS that runs cloud-init (Bookworm ignores the files)."""
+
+_LOCK_HEADER = re.compile(r"# edge-ser wheelhouse lock for ([A-Za-z0-9._-]+):")
+
+
+def check_wheelhouse(wheelhouse: str | os.PathLike[str], target: str = IMAGE_TARGET) -> None:
+    """ConfigError unless `wheelhouse` is a scripts/wheelhouse.py folder for `target`: its requirements.lock
+    starts with `# edge-ser wheelhouse lock for TARGET:` and pins at least one wheel. A wheelhouse for another
+    target (another Python, another glibc) fails on the device's first boot, with no one watching."""
+    lock = Path(wheelhouse) / "requirements.lock"
+    if not lock.is_file():
+        raise ConfigError(
+            f"--wheelhouse {wheelhouse}: no requirements.lock (make it with scripts/wheelhouse.py)"
+        )
+    text = lock.read_text(encoding="utf-8", errors="replace")
+    m = _LOCK_HEADER.match(text)
+    make = f"scripts/wheelhouse.py --target {target} writes wheelhouse/{target}"
+    if m is None:
+        raise ConfigError(
+            f"--wheelhouse {wheelhouse}: {lock.name} does not start with '# edge-ser wheelhouse lock for "
+            f"{target}:', so it is not known to be built for this image ({target}); {make}"
+        )
+    if m.group(1) != target:
+        raise ConfigError(
+            f"--wheelhouse {wheelhouse}: built for {m.group(1)} ({lock.name}'s header), but these first-boot files "
+            f"are for {target} images (Raspberry Pi OS Trixie 64-bit, Python 3.13): its wheels would not install "
+            f"there; {make}"
+        )
+    if not any(ln.strip() and not ln.lstrip().startswith("#") for ln in text.splitlines()):
+        raise ConfigError(f"--wheelhouse {wheelhouse}: {lock.name} pins no packages (an empty lock); {make}")
+
+
 def generate(fb: FirstBoot, out: str | os.PathLike[str], *, wheelhouse: str | os.PathLike[str] | None = None,
              bundle: str | os.PathLike[str] | None = None) -> dict[str, Path]:  # fmt: skip
     """Write user-data, network-config (with Wi-Fi) and meta-data into `out` (the mounted boot partition).
@@ -552,10 +586,8 @@ def generate(fb: FirstBoot, out: str | os.PathLike[str], *, wheelhouse: str | os
         raise ConfigError(
             "give exactly one of --bundle-path (a bundle folder) or --bundle-url (a bundle .tar)"
         )
-    if wheelhouse is not None and not (Path(wheelhouse) / "requirements.lock").is_file():
-        raise ConfigError(
-            f"--wheelhouse {wheelhouse}: no requirements.lock (make it with scripts/wheelhouse.py)"
-        )
+    if wheelhouse is not None:
+        check_wheelhouse(wheelhouse)
     if bundle is not None:
         from edge_ser.bundle import load_bundle
 
