@@ -487,3 +487,46 @@ def test_folder_warns_when_every_file_gives_one_speaker(tmp_path):
     assert any(
         "all 4 files give the same speaker id 'rec'" in w and "angry/spk03_take1.wav" in w for w in warned
     )
+
+
+def test_one_speaker_or_class_written_two_ways_is_one(tmp_path):
+    """Review: 'Zoë' written composed (NFC) and decomposed (NFD, as macOS names files), and SPK08 beside spk08,
+    were two speakers each, so a speaker split put one person on both sides; `Contempt/` and `contempt/` were two
+    classes. Names are NFC now, and spellings that differ only in case are one, with a warning."""
+    nfc, nfd = "Zo\u00eb", "Zoe\u0308"
+    for cls, name in (
+        ("angry", f"{nfc}_a.wav"),
+        ("sad", f"{nfd}_b.wav"),
+        ("sad", f"{nfd}_c.wav"),
+        ("angry", "spk08_a.wav"),
+        ("sad", "spk08_b.wav"),
+        ("happy", "SPK08_c.wav"),
+        ("Contempt", "spk08_d.wav"),
+        ("contempt", f"{nfc}_d.wav"),
+        ("contempt", "spk08_e.wav"),
+    ):
+        _wav(tmp_path / cls / name)
+    records, warned = _load(load_folder, tmp_path)
+    assert Counter(r.speaker for r in records) == {nfc: 4, "spk08": 5}
+    assert Counter(r.label for r in records)["contempt"] == 3 and "Contempt" not in {r.label for r in records}
+    assert any(
+        "speaker ids that differ only in upper and lower case" in w and "SPK08 / spk08 -> spk08" in w
+        for w in warned
+    )
+    assert any(
+        "class folders that differ only" in w and "Contempt / contempt -> contempt" in w for w in warned
+    )
+
+
+def test_a_speaker_folder_whose_files_name_another_id_is_said(tmp_path):
+    """Review: T/spk10/take1.wav gives spk10 (the folder), W/spk10/2024-05-01.wav gives 2024 (the name): one person
+    as two speakers, and no warning (the check needed more folders than ids)."""
+    _wav(tmp_path / "angry" / "spk10" / "take1.wav")
+    _wav(tmp_path / "sad" / "spk10" / "2024-05-01.wav")
+    _wav(tmp_path / "sad" / "spk11" / "take1.wav")
+    _wav(tmp_path / "angry" / "spk11" / "take2.wav")
+    records, warned = _load(load_folder, tmp_path)
+    assert {r.speaker for r in records} == {"spk10", "2024", "spk11"}
+    assert any(
+        "folder(s) spk10 give the speaker to some files" in w and "spk10/ -> 2024" in w for w in warned
+    )

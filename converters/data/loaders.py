@@ -16,8 +16,11 @@ from __future__ import annotations
 import csv
 import os
 import re
+import unicodedata
 import warnings
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from converters.data import labels as L
@@ -427,6 +430,7 @@ def load_folder(root: str | os.PathLike) -> list[Record]:
             DatasetWarning,
             stacklevel=2,
         )
+    records = same_names("folder", root, records)
     check_speakers("folder", root, records)
     return skipped.finish(records)
 
@@ -445,6 +449,50 @@ def speaker_of(rel: Path) -> str:
     if len(head) == 2 and head[0]:
         return head[0]
     return rel.parts[1] if len(rel.parts) >= 3 else UNKNOWN_SPEAKER
+
+
+def _nfc(name: str) -> str:
+    return unicodedata.normalize("NFC", name)
+
+
+def same_names(loader: str, root: Path, records: Sequence[Record]) -> list[Record]:
+    """Records whose speaker ids, and class names of their own, are one string per person and per class: Unicode
+    NFC (macOS writes names decomposed: "Zoe" + U+0308 against "Zo" + U+00EB, which look the same) and one
+    spelling per case-insensitive name ("SPK08" and "spk08": the most frequent spelling, then the first). Two
+    spellings of one person were two speakers, so a speaker split put that person on both sides; said in a warning."""
+
+    def unify(values: list[str], what: str, keep: Callable[[str], bool]) -> dict[str, str]:
+        groups: dict[str, Counter] = {}
+        for v in values:
+            if keep(v):
+                groups.setdefault(_nfc(v).casefold(), Counter())[_nfc(v)] += 1
+        merged = {}
+        for spellings in groups.values():
+            first = sorted(spellings, key=lambda v: (-spellings[v], v))[0]
+            merged.update({v: first for v in spellings})
+        renamed = {v: merged[_nfc(v)] for v in set(values) if keep(v) and merged[_nfc(v)] != v}
+        cased = sorted({merged[_nfc(v)] for v in renamed if _nfc(v) != merged[_nfc(v)]})
+        if cased:
+            shown = "; ".join(
+                f"{' / '.join(sorted({_nfc(v) for v in values if keep(v) and merged[_nfc(v)] == c}))} -> {c}"
+                for c in cased[:4]
+            )
+            warnings.warn(
+                f"{loader} {root}: {what} that differ only in upper and lower case are taken as one ({shown}); "
+                "name them the same way, or differently if they are not the same",
+                DatasetWarning,
+                stacklevel=3,
+            )
+        return {v: merged[_nfc(v)] for v in set(values) if keep(v)}
+
+    speakers = unify([r.speaker for r in records], "speaker ids", lambda v: v != UNKNOWN_SPEAKER)
+    classes = unify([r.label for r in records], "class folders", lambda v: v not in L.LABELS)
+    return [
+        r
+        if speakers.get(r.speaker, r.speaker) == r.speaker and classes.get(r.label, r.label) == r.label
+        else replace(r, speaker=speakers.get(r.speaker, r.speaker), label=classes.get(r.label, r.label))
+        for r in records
+    ]
 
 
 def check_speakers(loader: str, root: Path, records: Sequence[Record]) -> None:
@@ -471,9 +519,25 @@ def check_speakers(loader: str, root: Path, records: Sequence[Record]) -> None:
         )
     # <class>/<folder>/<name> files whose names give the speaker: if the folders are the speakers and the names
     # hold a '_' or '-' (2024-05-01.wav), every folder's files get the same few ids ("2024")
-    nested = [(Path(os.path.relpath(r.source, root)).parts, r.speaker) for r in records]
-    nested = [(parts[1], spk) for parts, spk in nested if len(parts) >= 3 and spk != parts[1]]
+    inner = [(Path(os.path.relpath(r.source, root)).parts, r.speaker) for r in records]
+    inner = [
+        (_nfc(parts[1]), spk) for parts, spk in inner if len(parts) >= 3
+    ]  # (the folder under the class, id)
+    nested = [(f, spk) for f, spk in inner if spk.casefold() != f.casefold()]
     folders, named = {f for f, _ in nested}, {spk for _, spk in nested}
+    # and one folder name that is a speaker (a file named without '_' or '-' took it) while other files in a folder
+    # of that name took another id from their names (spk10/take1.wav and spk10/2024-05-01.wav: two "speakers")
+    by_folder = {f.casefold() for f, spk in inner if spk.casefold() == f.casefold()}
+    split = sorted({(f, spk) for f, spk in nested if f.casefold() in by_folder})
+    if split:
+        shown = ", ".join(f"{f}/ -> {spk}" for f, spk in split[:4])
+        warnings.warn(
+            f"{loader} {root}: folder(s) {', '.join(sorted({f for f, _ in split})[:4])} give the speaker to some "
+            f"files, while others in folders of the same name take an id from their name ({shown}): one person "
+            "may be counted as two speakers; name the files without '_' or '-' (the folder is used then)",
+            DatasetWarning,
+            stacklevel=3,
+        )
     if len(folders) > len(named):
         warnings.warn(
             f"{loader} {root}: {len(nested)} file(s) in {len(folders)} folders under the class folders take their "
@@ -559,6 +623,7 @@ def _video_csv(root: Path, table: Path) -> list[Record]:
         raise DatasetError(f"video_folder: {table}: {'; '.join(problems[:5])}{more}")
     if not records:
         raise DatasetError(f"video_folder: {table} lists no videos")
+    records = same_names("video_folder", root, records)
     check_speakers("video_folder", root, records)
     return sorted(records, key=lambda r: str(r.video))
 
@@ -595,6 +660,7 @@ def load_video_folder(root: str | os.PathLike) -> list[Record]:
             continue
         folder = rel.parts[0]
         records.append(_video_record(root, path, L.to_label(folder) or folder, folder, speaker_of(rel), None))
+    records = same_names("video_folder", root, records)
     check_speakers("video_folder", root, records)
     records = skipped.finish(records)
     return sorted(records, key=lambda r: str(r.video))
