@@ -160,9 +160,10 @@ def _cmd_zoo(args: argparse.Namespace) -> int:
 
         check_named_speakers([r.speaker for r in records], f"zoo: {args.data}")  # now, not once per fold
         speakers = len({r.speaker for r in records})
-        if args.folds > speakers:  # found now, not after the first folds have run
-            raise ConfigError(f"--folds {args.folds}: {args.data} has {speakers} speakers to leave out")
-        indices = list(range(args.folds))
+        folds = speakers if args.folds is None else args.folds
+        if folds > speakers:  # found now, not after the first folds have run
+            raise ConfigError(f"--folds {folds}: {args.data} has {speakers} speakers to leave out")
+        indices = list(range(folds))
         _warn_small_folds(records, indices)
     extra = {
         "data": args.data,
@@ -260,7 +261,10 @@ def add_zoo_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--split", choices=("random", "loso"), default="random", help="default random (80/10/10)")
     p.add_argument("--seeds", type=in_range(1), default=10, help="random splits: seeds 0..N-1 (default 10)")
     p.add_argument(
-        "--folds", type=in_range(1), default=10, help="loso: the first N speakers left out (default 10)"
+        "--folds",
+        type=in_range(1),
+        default=None,
+        help="loso: the first N speakers left out (default: every speaker, 10 on EMODB)",
     )
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="a ZooPoint field for every point")
     p.add_argument(

@@ -328,3 +328,20 @@ def test_zoo_on_a_folder_refuses_unnamed_speakers_first_and_recomputes_when_the_
     (data / "sad" / next(p.name for p in (data / "sad").iterdir())).unlink()  # the data set changed
     assert main(args) == 0
     assert len(runs.read_text().splitlines()) == 6  # computed again, not replayed
+
+
+def test_zoo_loso_on_a_folder_leaves_out_every_speaker_by_default(tmp_path) -> None:
+    """Review: `zoo --split loso` on a folder of 8 speakers stopped with '--folds 10: ... has 8 speakers'; the
+    default is now every speaker."""
+    from converters.data.synthetic import SyntheticSpec, generate
+    from edge_ser.audio import write_wav
+    from edge_ser.cli import main
+
+    data = tmp_path / "mine"
+    spec = SyntheticSpec(n_per_class=3, n_speakers=3, labels=("neutral", "sad"), duration=1.0)
+    for i, (wave, label, speaker) in enumerate(generate(spec)):
+        write_wav(data / label / f"{speaker}_{i:03d}.wav", wave, spec.sr)
+    out = tmp_path / "runs"
+    args = ["zoo", "--data", str(data), "--split", "loso", "--models", "rf", "--out", str(out), "-q"]
+    assert main(args) == 0
+    assert len((out / "zoo-mine-loso.jsonl").read_text().splitlines()) == 3
