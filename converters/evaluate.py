@@ -225,7 +225,7 @@ class EvalReport:
         lines = [
             f"{self.bundle} on {self.data} ({self.selection}; {self.engine})",
             f"  files: {self.listed} listed, {m.n} scored, {sum(self.unknown.values())} of a class the bundle "
-            f"does not know, {len(self.skipped)} skipped (could not decode)",
+            f"does not know, {len(self.skipped)} skipped (unreadable or too short for the model)",
             f"  accuracy {_pct(m.accuracy)}, UAR {_pct(m.uar)} over {sum(v is not None for v in m.recall.values())}"
             f" classes present (chance UAR {_pct(1 / max(1, sum(v is not None for v in m.recall.values())))})",
             f"  OOD-flagged: {self._ood_text()}",
@@ -246,7 +246,9 @@ class EvalReport:
             lines += ["", "not scored (label not among the bundle's): "
                       + ", ".join(f"{k} {v}" for k, v in self.unknown.items())]  # fmt: skip
         if self.skipped:
-            lines += ["", "skipped (could not decode):"] + [f"  {f}: {e}" for f, e in self.skipped]
+            lines += ["", "skipped (unreadable or too short for the model):"] + [
+                f"  {f}: {e}" for f, e in self.skipped
+            ]
         return "\n".join(lines)
 
     def _ood_text(self) -> str:
@@ -389,7 +391,7 @@ def evaluate(
         for r, p, error in _stream(recognizer, list(records), strict, adapt, seed):
             bar.update()
             if p is None:
-                warnings.warn(InputWarning(f"{r.source}: skipped, cannot decode: {error}"), stacklevel=2)
+                warnings.warn(InputWarning(f"{r.source}: skipped: {error}"), stacklevel=2)
                 skipped.append((str(r.source), str(error)))
                 continue
             flag = getattr(p, "ood", None)

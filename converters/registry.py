@@ -60,7 +60,7 @@ MODELS: dict[str, ModelEntry] = {
         ),
         ModelEntry(
             "laq_mlp", "converters.models.laq_mlp:laq_mlp", "vector",
-            "the LAQ paper's MLP 180-512-128-64-7 on the clip vector", commands=("train", "zoo", "model"),
+            "the LAQ paper's MLP 180-512-128-64-N (N classes) on the clip vector", commands=("train", "zoo", "model"),
             defaults={"epochs": 300, "patience": 30, "batch": 32, "qat_epochs": 60},
         ),
         ModelEntry(

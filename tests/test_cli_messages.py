@@ -202,3 +202,14 @@ def test_synth_does_not_write_into_a_folder_of_other_files(tmp_path, capsys) -> 
     assert sorted(p.name for p in mine.iterdir()) == ["03a01Wa.wav"]
     assert main(["synth", str(tmp_path / "syn"), "--n-per-class", "1"]) == 0
     assert main(["synth", str(tmp_path / "syn"), "--n-per-class", "1"]) == 0  # its own folder again: fine
+
+
+def test_info_says_which_fold_and_speakers_a_speaker_split_figure_is_on(capsys) -> None:
+    """Review: `info` printed 'test UAR 0.611' of a speaker split without saying it was one fold's one speaker
+    (26 clips); the manifest records them."""
+    from edge_ser.cli.info import _print_accuracy
+
+    split = {"kind": "speaker", "fold": 0, "folds": 8, "test_speakers": ["spk03"], "val_speakers": ["spk08"]}
+    _print_accuracy({"accuracy": {"test": 0.654, "test_uar": 0.611, "dataset": "mine", "split": split}})
+    out = capsys.readouterr().out
+    assert "test UAR 0.611" in out and "fold 0, test speakers spk03" in out

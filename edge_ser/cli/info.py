@@ -142,6 +142,10 @@ def _print_accuracy(m: dict) -> None:
         if split.get("kind") == "random":
             about[0] += " (speakers shared with training: not a speaker-independent figure)"
         about += [f"seed {split['seed']}"] if "seed" in split else []
+        if split.get("test_speakers"):  # which speakers the figure is on: one fold's few, not every speaker
+            held = [str(x) for x in split["test_speakers"]]
+            more = f" and {len(held) - 4} more" if len(held) > 4 else ""
+            about += [f"fold {split.get('fold', '?')}, test speakers {', '.join(held[:4])}{more}"]
         about += [f"sizes {split['sizes']}"] if "sizes" in split else []
         engines = acc.get("test_engines")
         if isinstance(engines, dict) and "test" in nums:  # accuracy.test is the torch model's
