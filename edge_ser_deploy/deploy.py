@@ -79,6 +79,7 @@ from pathlib import Path
 from edge_ser.errors import ConfigError, EdgeSerError
 from edge_ser_deploy.naming import source_name, version_name
 from edge_ser_deploy.self_contained import fusion_files
+from edge_ser_deploy.sums import sha256sums
 
 DEFAULT_ROOT = "/opt/edge-ser/bundles"
 DEFAULT_SERVICE = "edge-ser"
@@ -292,9 +293,8 @@ def _payload(bundle_path: str | os.PathLike[str]) -> _Payload:
     if json.loads(raw) != bundle.manifest:
         raise ConfigError(f"bundle {path}: manifest.json changed while it was being read")
     extra: dict[str, bytes] = {}
-    extra_sums: list[str] = []
     if isinstance(bundle, FusionBundle):  # shipped self-contained: its branches in sub-folders
-        raw, extra, extra_sums = fusion_files(bundle)
+        raw, extra, _ = fusion_files(bundle)
     version = version_name(source_name(path), raw, bundle.name)
     files: dict[str, bytes] = {"manifest.json": raw, MANIFEST_SUM_NAME: manifest_sum_line(raw)}
     for name in bundle.manifest["files"]:
@@ -302,12 +302,8 @@ def _payload(bundle_path: str | os.PathLike[str]) -> _Payload:
             raise ConfigError(f"bundle {path}: file name {name!r} cannot be deployed")
         files[name] = bundle.files[name]
     files.update(extra)
-    # the sums come from the (verified) manifests, not from the bytes about to be sent
-    lines = [f"{hashlib.sha256(raw).hexdigest()}  manifest.json"]
-    lines += [f"{hashlib.sha256(files[MANIFEST_SUM_NAME]).hexdigest()}  {MANIFEST_SUM_NAME}"]
-    lines += [f"{e['sha256']}  {n}" for n, e in bundle.manifest["files"].items()]
-    lines += extra_sums
-    sums = ("\n".join(lines) + "\n").encode()
+    # the sums come from the (verified) manifests, not from the bytes about to be sent; first boot writes the same
+    sums = sha256sums(raw, files.get)
     files[SUMS_NAME] = sums
     return _Payload(bundle.name, version, files, hashlib.sha256(sums).hexdigest())
 

@@ -391,17 +391,15 @@ if [ -n "$BUNDLE_URL" ]; then
 else
     cp -r "$BOOT/edge-ser/bundle/." "$STAGE/"
 fi
-# SHA256SUMS from the manifest (as edge-ser deploy writes it), then checked by coreutils; the version name by
+# SHA256SUMS by edge_ser_deploy/sums.py, as edge-ser deploy writes it (a fusion bundle's branches too), then checked
+# by coreutils; the version name by
 # edge_ser_deploy/naming.py, which follows as it is (the device's wheel has no edge_ser_deploy)
 "$VENV/bin/python" - "$STAGE" "$STAGE.version" "$BUNDLE_NAME" <<'PY'
 __NAMING_PY__
-import hashlib, json, pathlib, sys
+__SUMS_PY__
+import json, pathlib, sys
 d = pathlib.Path(sys.argv[1]); raw = (d / "manifest.json").read_bytes(); m = json.loads(raw)
-lines = [f"{hashlib.sha256(raw).hexdigest()}  manifest.json"]
-if (d / "manifest.sha256").is_file():  # the manifest's own checksum: edge-ser info checks it
-    lines.append(f"{hashlib.sha256((d / 'manifest.sha256').read_bytes()).hexdigest()}  manifest.sha256")
-lines += [f"{e['sha256']}  {n}" for n, e in m["files"].items() if "/" not in n]
-(d / "SHA256SUMS").write_text("\n".join(lines) + "\n")
+(d / "SHA256SUMS").write_bytes(sha256sums(raw, lambda n: (d / n).read_bytes() if (d / n).is_file() else None))
 pathlib.Path(sys.argv[2]).write_text(version_name(sys.argv[3], raw, str(m["model"]["name"])))
 PY
 (cd "$STAGE" && sha256sum -c --quiet SHA256SUMS)
@@ -430,6 +428,14 @@ def _q(s: str | None) -> str:
     return shlex.quote(s or "")
 
 
+def _sums_source() -> str:
+    """edge_ser_deploy/sums.py as text: the first-boot script runs it on the device to write SHA256SUMS exactly as
+    `edge-ser deploy` does (a fusion bundle's branch files included)."""
+    from importlib import resources
+
+    return resources.files("edge_ser_deploy").joinpath("sums.py").read_text(encoding="utf-8")
+
+
 def _naming_source() -> str:
     """edge_ser_deploy/naming.py as text: the first-boot script runs it on the device to name the version."""
     from importlib import resources
@@ -453,6 +459,7 @@ def user_data(fb: FirstBoot, *, bundle_name: str | None = None) -> dict:
         .replace("__BUNDLE_SHA256__", _q(fb.bundle_sha256)).replace("__SERVICE__", SERVICE)
         .replace("__BUNDLE_NAME__", _q(bundle_name)).replace("__USER__", _q(fb.user))
         .replace("__NAMING_PY__", _naming_source())
+        .replace("__SUMS_PY__", _sums_source())
     )  # fmt: skip
     doc: dict = {
         "hostname": fb.hostname,

@@ -663,3 +663,29 @@ def test_the_lock_header_firstboot_reads_is_the_one_scripts_wheelhouse_writes(tm
                     check_wheelhouse(tmp_path)
     finally:
         sys.modules.pop(spec.name, None)
+
+
+@pytest.mark.parametrize("bundle", ["av_cnn_audio", "av_fusion"])
+def test_first_boot_writes_the_sha256sums_deploy_writes(tmp_path, wheelhouse, bundle):
+    """The first-boot script built SHA256SUMS from the manifest's own files: for a fusion bundle ({} there) it left
+    out every branch file, so the first `edge-ser deploy` of the same bundle found a different SHA256SUMS and said
+    the version 'was damaged on the device: repaired'. Both now write it with edge_ser_deploy/sums.py: byte for
+    byte the same, and every shipped file passes `sha256sum -c`."""
+    from edge_ser_deploy.deploy import _payload
+
+    out = tmp_path / "boot"
+    out.mkdir()
+    generate(_fb(), out, wheelhouse=wheelhouse, bundle=REPO / "bundles" / bundle)
+    payload = _payload(REPO / "bundles" / bundle)
+    assert _name_on_device(_script(out), out / "edge-ser" / "bundle", tmp_path) == payload.version
+    stage = tmp_path / "stage"
+    assert (stage / "SHA256SUMS").read_bytes() == payload.files["SHA256SUMS"]
+    r = subprocess.run(
+        ["sha256sum", "-c", "SHA256SUMS"], cwd=stage, capture_output=True, text=True, check=False
+    )
+    shipped = sorted(
+        str(p.relative_to(stage)) for p in stage.rglob("*") if p.is_file() and p.name != "SHA256SUMS"
+    )
+    assert r.returncode == 0 and sorted(ln.rsplit(": ", 1)[0] for ln in r.stdout.splitlines()) == shipped, (
+        r.stdout
+    )
