@@ -268,7 +268,10 @@ class Recognizer:
         if not isinstance(adapt, (bool, np.bool_)):  # "no" or "off" would be truthy: adapting
             raise ConfigError(f"Recognizer: adapt must be True or False, got {adapt!r}")
         self.speaker = SpeakerAdapter(self.bundle.manifest, enabled=adapt)
-        self._enrolled: set[str] = set()  # fingerprints of the files enroll_file added: none is added twice
+        # fingerprints of the files whose clips joined the statistics (enroll_file, predict_files): none twice
+        self._enrolled: set[str] = set()
+        self.files_known = 0
+        """Files the last `predict_files` / `learn_files` did not learn again: their bytes were in the statistics."""
         if hasattr(self.engine, "set_adapt"):  # a fusion bundle: its branches keep their own statistics
             self.engine.set_adapt(adapt)
         self._mark_speaker_base(None)
@@ -396,6 +399,22 @@ class Recognizer:
     def enrolled(self, path: str | os.PathLike[str]) -> bool:
         """Whether the file (by its bytes) is among those enrolled into the current statistics."""
         return _fingerprint(path) in self._enrolled
+
+    def _first_time(self, path: str | os.PathLike[str] | None) -> bool:
+        """Whether a file's clips may join the speaker statistics: not when its bytes are there already (enrolled,
+        or learnt by an earlier run whose speaker file was loaded: the same files predicted again had piled up
+        4, 12, 16, 20 clips); counted in `files_known`. The file is recorded as learnt when it may."""
+        if path is None:
+            return True
+        try:
+            mark = _fingerprint(path)
+        except AudioFormatError:
+            return True  # the reader says why when it opens the file
+        if mark in self._enrolled:
+            self.files_known += 1
+            return False
+        self._enrolled.add(mark)
+        return True
 
     def _adapters(self) -> dict[str, Any]:
         """The speaker statistics this recognizer keeps, by name: "bundle", and a fusion bundle's branches."""
@@ -578,6 +597,7 @@ class Recognizer:
             paths = [paths]
         paths = [Path(p) for p in paths]
         learnt: dict[int, tuple[FileWindow, float]] = {}
+        self.files_known = 0
         if learn_first and self.adapting:
             learnt = self.learn_files(paths, progress=progress)
             # held per engine call, never across a yield: the iterator may be resumed on another thread
@@ -598,9 +618,12 @@ class Recognizer:
         kept: dict[int, tuple[FileWindow, float]] = {}
         cached = 0
         paths = list(paths)
+        self.files_known = 0
         for i, path in enumerate(map(Path, paths)):
             if progress is not None and i:
                 progress(i, len(paths))
+            if not self._first_time(path):
+                continue  # its clips are in the statistics already (a speaker file of an earlier run)
             t0 = time.perf_counter()
             try:
                 for w in self._file_windows(path):
@@ -663,7 +686,8 @@ class Recognizer:
             yield from self._run_clips(batch, frozen)
             batch = []
             try:
-                long = self._predict_long(str(path), itertools.chain([first], windows), t0, frozen)
+                hold = frozen or (self.adapting and not self._first_time(path))  # learnt once, not again
+                long = self._predict_long(str(path), itertools.chain([first], windows), t0, hold)
             except (AudioFormatError, VideoFormatError) as e:  # damaged after a good start
                 if on_bad_file is None:
                     raise
@@ -681,7 +705,7 @@ class Recognizer:
             [w.inputs for _, w, _ in batch],
             [src for src, _, _ in batch],
             [ms for _, _, ms in batch],
-            learn=[_learns(w) and not frozen for _, w, _ in batch],
+            learn=[_learns(w) and not frozen and self._first_time(src) for src, w, _ in batch],
         )
         return [
             replace(

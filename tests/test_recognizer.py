@@ -462,3 +462,48 @@ def test_an_enrolment_file_of_noise_is_not_speech(tmp_path: Path, capsys) -> Non
     assert main(["predict", str(REPO / "bundles" / "ser_emodb"), str(clip), "--enroll", str(folder)]) == 0
     out = capsys.readouterr().out
     assert "enrolled 1 clip(s) of speech from 3 file(s); 2 file(s) held no speech" in out
+
+
+def test_predicting_the_same_files_again_does_not_learn_them_again(tmp_path: Path, capsys) -> None:
+    """Review: `predict B DIR --speaker-file s.json` three times grew the saved statistics 4 -> 12 -> 16 -> 20
+    clips from the same 4 files; files learnt by predict are now remembered by their bytes, as enrolled ones are,
+    in both adapt modes and through the speaker file."""
+    from edge_ser.cli import main
+
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    for i in range(3):
+        write_wav(folder / f"c{i}.wav", _voiced(1.5, i), 16000)
+    ser = str(REPO / "bundles" / "ser_emodb")
+    me = tmp_path / "me.json"
+    held = []
+    for adapt in ("all", "all", "online"):
+        assert (
+            main(
+                [
+                    "predict",
+                    ser,
+                    str(folder),
+                    "--engine",
+                    "numpy",
+                    "--adapt",
+                    adapt,
+                    "--speaker-file",
+                    str(me),
+                ]
+            )
+            == 0
+        )
+        held.append(json.loads(me.read_text())["statistics"]["bundle"]["count"])
+    assert held == [3, 3, 3]
+    assert (
+        "3 file(s) were learnt before (in the speaker file) and are not added twice"
+        in capsys.readouterr().out
+    )
+    rec = edge_ser.Recognizer(ser, "numpy")
+    rec.predict_file(folder / "c0.wav")
+    rec.predict_file(folder / "c0.wav")  # online, the same clip again: one clip
+    assert rec.speaker_clips == 1 and rec.files_known == 1
+    rec.reset_speaker()
+    rec.predict_file(folder / "c0.wav")
+    assert rec.speaker_clips == 1 and rec.files_known == 0  # a new speaker learns it afresh

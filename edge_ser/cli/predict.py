@@ -141,6 +141,18 @@ def _clock(seconds: float) -> str:
     return f"{h}:{m:02d}:{s:06.3f}" if h else f"{m}:{s:06.3f}"
 
 
+def _summary(rec, args: argparse.Namespace, say, n: int, inference_ms: float, bad: list) -> None:
+    """The closing lines: files and inference time (not with --json), and files not learnt twice."""
+    if not args.json:
+        skipped = f", {len(bad)} unreadable file(s) skipped" if bad else ""
+        print(f"  ({rec.engine.name}: {n} file(s), inference {inference_ms:.2f} ms{skipped})")
+    if rec.files_known:
+        print(
+            f"  ({rec.files_known} file(s) were learnt before (in the speaker file) and are not added twice)",
+            file=say,
+        )
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     from edge_ser.recognizer import Recognizer
 
@@ -207,9 +219,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
                 print(
                     f"    {_clock(x.start)}-{_clock(x.end)}  {_top(x.probabilities, args.top)}{_window_marks(x)}"
                 )
-    if not args.json:
-        skipped = f", {len(bad)} unreadable file(s) skipped" if bad else ""
-        print(f"  ({rec.engine.name}: {n} file(s), inference {inference_ms:.2f} ms{skipped})")
+    _summary(rec, args, say, n, inference_ms, bad)
     if not n:
         raise AudioFormatError(f"none of the {len(files)} file(s) could be read ({len(bad)} skipped)")
     saved = save_speaker_file(rec, getattr(args, "speaker_file", None))
