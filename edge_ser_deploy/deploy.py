@@ -112,11 +112,13 @@ _ROLLBACK_ATTEMPTS = 3
 class DeployError(EdgeSerError):
     """A deploy step failed; the message names the target, the step and what went wrong."""
 
-    def __init__(self, target: str, step: str, message: str) -> None:
+    def __init__(self, target: str, step: str, message: str, *, exit_status: int | None = None) -> None:
         super().__init__(f"deploy to {target}: {step}: {message}")
         self.target = target
         self.step = step
         self.detail = message
+        self.exit_status = exit_status
+        """The device command's exit status when it ran and failed; None when SSH itself failed or timed out."""
 
 
 class DeployRolledBack(DeployError):
@@ -442,7 +444,10 @@ class _Ssh:
         if check and cp.returncode != 0:
             out = _tail(cp.stderr + "\n" + cp.stdout)
             raise DeployError(
-                self.name, step, f"failed on the device (exit {cp.returncode}): {out or 'no output'}"
+                self.name,
+                step,
+                f"failed on the device (exit {cp.returncode}): {out or 'no output'}",
+                exit_status=cp.returncode,
             )
         return cp
 
@@ -796,6 +801,10 @@ class _Rollout:
         if isinstance(exc, KeyboardInterrupt):
             sig = f" ({exc.args[0]})" if exc.args else " (Ctrl-C)"
             return f"interrupted{sig} during the {what}"
+        if isinstance(exc, DeployError) and exc.exit_status == _EXIT_BUSY:
+            return f"another deploy (or the device's boot check) took the device over before the {what}: {exc.detail}"
+        if isinstance(exc, DeployError) and exc.exit_status is not None:  # the connection was fine
+            return f"the {what} failed: {exc.detail}"
         if isinstance(exc, DeployError):
             return f"connection lost during the {what}: {exc.detail}"
         return f"{type(exc).__name__} during the {what}: {exc}"
@@ -929,11 +938,18 @@ def _resolve_pending(ssh: _Ssh, root: str, rollout: _Rollout, say: Callable[[str
                           f"({st.get('current') or 'absent'}) is unverified and the version before it unknown. "
                           f"On the device: {DEVICE_ACTIVATE} --root {root} rollback --to VERSION (or commit "
                           "--force to keep current), then deploy again")  # fmt: skip
-    age = st.get("pending_age", "?")
+    age, ttl = st.get("pending_age", "?"), st.get("pending_ttl", "")
     when = "before the device restarted" if age == "reboot" else f"{age} s ago"
     by, back = st.get("pending_by") or "?", st.get("pending_previous") or "nothing"
-    say(f"{name}: {marker}: {st.get('pending_new')} was switched to {when} by {by} and never verified (an "
-        f"interrupted deploy): rolling it back to {back}")  # fmt: skip
+    if age.isdigit() and ttl.isdigit() and int(age) <= int(ttl):  # its deploy may well be running right now
+        say(f"{name}: {marker}: {st.get('pending_new')} was switched to {when} by {by} and is not verified yet, "
+            f"within the {ttl} s its deploy allowed itself: another deploy is probably still running on this device. "
+            f"Taking the device over: rolling it back to {back} (that deploy's commit will find its activation gone "
+            "and leave this one alone)")  # fmt: skip
+    else:
+        said = f"its deploy allowed itself {ttl} s" if ttl.isdigit() else "its deploy never came back"
+        say(f"{name}: {marker}: {st.get('pending_new')} was switched to {when} by {by} and never verified (an "
+            f"interrupted deploy: {said}): rolling it back to {back}")  # fmt: skip
     cur = _facts(_activate(ssh, root, "probe", "rollback").stdout).get("current") or None
     if cur is not None:
         cp = rollout.run_restart(cur.rstrip("/").rsplit("/", 1)[-1], "probe restart")

@@ -373,3 +373,25 @@ def test_no_other_file_switches_current():
             continue
         offenders += [f"{name}: {m.group(0)}" for m in pattern.finditer(text)]
     assert offenders == []
+
+
+def test_a_refused_activation_says_whether_another_deploy_is_running(shell, tmp_path):
+    """A pending activation made moments ago, within its time-to-live, is most likely another deploy that is
+    still running: the refusal said 'resolve it first (rollback or commit)', which would undo that deploy. It now
+    says to wait; a marker past its time-to-live (or from before a reboot) is an interrupted deploy's, and the
+    advice names the rollback."""
+    root = _root(tmp_path, "a", "b")
+    assert (
+        _run(shell, root, "activate", "a", "--token", "t1", "--ttl", "600", "--by", "alice").returncode == 0
+    )
+    cp = _run(shell, root, "activate", "b", "--by", "bob")
+    msg = " ".join(cp.stderr.split())
+    assert cp.returncode == BUSY and _current(root) == "versions/a", msg
+    assert "another deploy is probably still running" in msg and "Wait for it to finish" in msg, msg
+    assert "rolling it back now would undo that deploy" in msg and "resolve it first" not in msg
+    assert _facts(_run(shell, root, "status"))["pending_ttl"] == "600"
+    _edit_marker(root, uptime="0", ttl="1")  # switched long ago, past the 1 s it allowed itself
+    cp = _run(shell, root, "activate", "b")
+    msg = " ".join(cp.stderr.split())
+    assert cp.returncode == BUSY and "left by an interrupted deploy" in msg and "rollback" in msg, msg
+    assert "probably still running" not in msg
