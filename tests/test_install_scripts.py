@@ -22,7 +22,7 @@ SCRIPTS = [DEPLOY / "pi" / "install.sh", DEPLOY / "jetson" / "install.sh", DEPLO
 
 
 def _dry(script: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    e = dict(os.environ, EDGE_SER_PREFIX="/opt/edge-ser", **(env or {}))
+    e = {**os.environ, "EDGE_SER_PREFIX": "/opt/edge-ser", **(env or {})}
     return subprocess.run(["bash", str(script), *args, "--dry-run"], capture_output=True, text=True, env=e,
                           timeout=60, check=False)  # fmt: skip
 
@@ -192,3 +192,26 @@ def test_a_rerun_with_another_camera_converges_the_venv_and_config_env(tmp_path)
     assert r.returncode == 0, r.stderr
     assert f"EDGE_SER_CAMERA={pipe} from {etc}/config.env" in r.stderr
     assert "pip uninstall -y opencv-python-headless" in r.stdout
+
+
+def test_the_dry_run_prints_the_plan_a_real_run_would_follow(tmp_path):
+    """--dry-run printed `WRITE .../config.env` and `RUN systemctl restart` always, where a real run keeps an
+    existing config.env and restarts nothing until a bundle is deployed: it now prints what a run would do."""
+    wh = tmp_path / "wh"
+    wh.mkdir()
+    prefix, etc = tmp_path / "opt", tmp_path / "etc"
+    env = {"EDGE_SER_PREFIX": str(prefix), "EDGE_SER_ETC": str(etc)}
+    fresh = _dry(DEPLOY / "pi" / "install.sh", str(wh), "--deploy-user", "dev", env=env)
+    assert fresh.returncode == 0, fresh.stderr
+    assert f"WRITE {etc}/config.env" in fresh.stdout and "RUN systemctl restart" not in fresh.stdout
+    assert "no bundle yet: the service starts after the first `edge-ser deploy" in fresh.stderr
+
+    etc.mkdir()
+    (etc / "config.env").write_text("EDGE_SER_BUNDLE=/x\nEDGE_SER_CAMERA=0\n")
+    (prefix / "bundles" / "versions" / "v1").mkdir(parents=True)
+    (prefix / "bundles" / "current").symlink_to("versions/v1")
+    again = _dry(DEPLOY / "pi" / "install.sh", str(wh), "--deploy-user", "dev", env=env)
+    assert again.returncode == 0, again.stderr
+    assert f"WRITE {etc}/config.env" not in again.stdout and f"{etc}/config.env exists: kept" in again.stderr
+    assert "RUN systemctl restart edge-ser.service" in again.stdout
+    assert (etc / "config.env").read_text() == "EDGE_SER_BUNDLE=/x\nEDGE_SER_CAMERA=0\n"  # a dry run

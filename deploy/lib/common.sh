@@ -186,7 +186,8 @@ SUDO
     run systemctl daemon-reload
     if [ "$ENABLE" = 1 ]; then
         run systemctl enable edge-ser.service
-        if [ -e "$PREFIX/bundles/current" ] || [ "$DRY_RUN" = 1 ]; then
+        # a dry run prints the real plan: no restart without a deployed bundle there either
+        if [ -e "$PREFIX/bundles/current" ]; then
             run systemctl restart edge-ser.service
         else
             say "no bundle yet: the service starts after the first \`edge-ser deploy BUNDLE $DEPLOY_USER@$(hostname)\`"
