@@ -542,3 +542,25 @@ def test_pip_finds_the_wheels_through_index_html_on_a_server_that_lists_no_folde
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+def test_the_deploy_readme_builds_the_wheelhouses_as_wheelhouse_sh_does():
+    """deploy/README.md's `scripts/wheelhouse.py --target T` commands left out the `--extras device,tflite` that
+    scripts/wheelhouse.sh passes: following them gave a wheelhouse without TFLite and overwrote the committed
+    deploy/wheelhouse/T reports with it. Every such command in the README names the script's extras and pins."""
+    import re
+    import shlex
+
+    repo = Path(__file__).resolve().parents[1]
+    sh = (repo / "scripts" / "wheelhouse.sh").read_text()
+    extras = re.search(r"--extras (\S+)", sh).group(1)
+    pins = {t: p.split() for t, p in re.findall(r'\[(\S+)\]="([^"]*)"', sh)}
+    readme = (repo / "deploy" / "README.md").read_text()
+    commands = re.findall(r"python scripts/wheelhouse\.py --target [^`\n]*", readme)
+    assert len(commands) >= 4, commands
+    for cmd in commands:
+        words = shlex.split(cmd.replace("[", " ").replace("]", " "))
+        target = words[words.index("--target") + 1]
+        assert "--extras" in words and words[words.index("--extras") + 1] == extras, cmd
+        for i in range(0, len(pins.get(target, [])), 2):
+            assert " ".join(pins[target][i : i + 2]) in cmd, (cmd, pins[target])
