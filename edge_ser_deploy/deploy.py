@@ -467,6 +467,8 @@ for c in sha256sum tar ln mv readlink timeout; do
 done
 mkdir -p "$R/versions" || { echo "cannot create $R/versions as $(id -un)" >&2; exit 90; }
 [ -w "$R/versions" ] || { echo "$R/versions is not writable by $(id -un) (install.sh --deploy-user)" >&2; exit 90; }
+# the switch writes ROOT itself (its lock file, the marker, the current link): checked before any upload
+[ -w "$R" ] || { echo "$R is not writable by $(id -un): the switch writes its lock file, the marker and the current link there (owner $(stat -c %U "$R" 2>/dev/null || echo ?); install.sh --deploy-user USER makes it USER's)" >&2; exit 90; }
 if [ -e "$R/current" ] && [ ! -L "$R/current" ]; then
     echo "$R/current exists and is not a symbolic link: move it away first" >&2; exit 90
 fi

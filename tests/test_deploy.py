@@ -18,6 +18,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -839,3 +840,40 @@ def test_the_default_health_check_requires_the_service_to_stay_up(tmp_path, rest
         assert r.returncode == 1 and "service edge-ser restarted during the health check" in r.stderr, (
             r.stderr
         )
+
+
+def test_the_probe_checks_root_itself_is_writable_before_anything_is_uploaded(tmp_path):
+    """A ROOT owned by root with versions/ writable by the SSH user passed the probe: 1.5 MB were uploaded, then
+    the switch failed with 'cannot create or read the lock file' and left the upload behind. The probe (run here
+    for real, as an unprivileged user) now refuses such a ROOT, naming it and the user."""
+    import pwd
+
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("needs root and setpriv to run the probe as another user")
+    nobody = pwd.getpwnam("nobody")
+    base = Path(
+        tempfile.mkdtemp(prefix="edge-ser-probe-", dir="/tmp")
+    )  # pytest's tmp is 0700: not for nobody
+    try:
+        _probe_as(nobody, base)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _probe_as(nobody, base: Path) -> None:
+    base.chmod(0o755)
+    root = base / "bundles"
+    (root / "versions").mkdir(parents=True)
+    root.chmod(0o755)  # root's
+    os.chown(root / "versions", nobody.pw_uid, nobody.pw_gid)
+    script = dep._vars(R=str(root), V="v-0123456789ab", SUMS="0" * 64, A="/nonexistent") + dep._PROBE
+    r = subprocess.run(["setpriv", f"--reuid={nobody.pw_uid}", f"--regid={nobody.pw_gid}", "--clear-groups",
+                        "sh", "-c", script], capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    assert r.returncode == 90 and f"{root} is not writable by nobody" in r.stderr, r.stderr
+    assert "lock file" in r.stderr and "--deploy-user" in r.stderr
+    os.chown(
+        root, nobody.pw_uid, nobody.pw_gid
+    )  # the deploy user's, as install.sh makes it: the probe passes
+    r = subprocess.run(["setpriv", f"--reuid={nobody.pw_uid}", f"--regid={nobody.pw_gid}", "--clear-groups",
+                        "sh", "-c", script], capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    assert r.returncode == 0 and "have=0" in r.stdout, r.stderr
