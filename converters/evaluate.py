@@ -186,7 +186,8 @@ class EvalReport:
     ood_available: bool = False
     silent: int = 0
     """Scored files with no speech the live voice gate would hear (digital silence, or below -45 dBFS at their
-    loudest: `Prediction.silent`): scored as the model answered, and counted so the figures say so."""
+    loudest: `Prediction.silent`) or no voice at all (noise: `Prediction.voiced` False): scored as the model
+    answered, and counted so the figures say so."""
     seconds: float = 0.0
     features_ms: float = 0.0
     engine: str = ""
@@ -231,8 +232,8 @@ class EvalReport:
             f"  OOD-flagged: {self._ood_text()}",
             *(
                 [
-                    f"  no speech: {self.silent} scored file(s) are silent or below the live voice gate (-45 dBFS at "
-                    "their loudest), scored as the model answered (predict marks them)"
+                    f"  no speech: {self.silent} scored file(s) are silent, below the live voice gate (-45 dBFS at "
+                    "their loudest) or without voice, scored as the model answered (predict marks them)"
                 ]
                 if self.silent
                 else []
@@ -397,7 +398,9 @@ def evaluate(
             flag = getattr(p, "ood", None)
             ood_available = ood_available or flag is not None
             ood += bool(flag)
-            silent += bool(getattr(p, "silent", False)) and r.label in known
+            silent += (
+                bool(getattr(p, "silent", False)) or getattr(p, "voiced", None) is False
+            ) and r.label in known
             features_ms += p.timings.get("features", 0.0)
             if r.label in known:
                 true.append(r.label)

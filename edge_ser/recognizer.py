@@ -38,7 +38,7 @@ from edge_ser.errors import (
     InferenceError,
     VideoFormatError,
 )
-from edge_ser.inputs.base import FileWindow, has_voice, narrower_band
+from edge_ser.inputs.base import FileWindow, clip_voiced, has_voice, narrower_band
 from edge_ser.speaker import active_adapters, clips_held, held, learn_clip, learn_inputs
 
 if TYPE_CHECKING:
@@ -120,6 +120,12 @@ class Prediction:
     it searched none (audio, or faces given in memory). False: a face model classified the fallback centre
     crops, and a fusion bundle heard the audio alone."""
 
+    voiced: bool | None = None
+    """Whether the clip holds some voice (at least 1 % of its frames voiced, `edge_ser.inputs.base.clip_voiced`);
+    False: noise, hiss, clicks or silence, answered as the model would answer anything (marked "no speech" by
+    `predict`); None when not tested (a long file, images, a model that takes no audio). Until 2026-12-06 only
+    the level was said, and white noise at -20 dBFS read "fear 1.00" unmarked. A steady tone is voiced."""
+
     @property
     def silent(self) -> bool:
         """No speech loud enough for the live voice gate: even the loudest half second is below its default
@@ -131,7 +137,7 @@ class Prediction:
         """The prediction as JSON-ready values (`edge-ser predict --json`)."""
         return {
             "file": self.source, "label": self.label, "confidence": self.confidence,
-            "probabilities": self.probabilities, "ood": self.ood, "silent": self.silent,
+            "probabilities": self.probabilities, "ood": self.ood, "silent": self.silent, "voiced": self.voiced,
             "level_db": round(self.level_db, 2) if self.level_db is not None and math.isfinite(self.level_db) else None,
             "duration": self.duration, "face_found": self.face_found,
             "timings": self.timings, "windows": [w.to_dict() for w in self.windows],
@@ -714,6 +720,7 @@ class Recognizer:
                 ood=p.ood or self.narrower(w.source_rate),
                 level_db=w.level_db,
                 face_found=w.face_found,
+                voiced=w.voiced,
             )
             for p, (_, w, _) in zip(out, batch, strict=True)
         ]
@@ -826,10 +833,15 @@ class Recognizer:
         level = loudest_db(y, sr) if self.kind.hears else None
         clip, rate = self._trimmed(y, sr) if faces is None else (y, sr)
         x = self.kind.audio_inputs(clip, rate, faces)
-        learn = level is None or not self.adapting or clip_teaches(y, sr, level)
+        voiced = None if level is None else clip_voiced(y, sr, level)  # clip_teaches, and said in the result
+        learn = level is None or not self.adapting or (speech_enough(level, True) and bool(voiced))
         p = self._run([x], [None], [(time.perf_counter() - t0) * 1e3], learn=[learn])[0]
         return replace(
-            p, duration=y.shape[0] / sr if y.ndim else None, ood=p.ood or self.narrower(sr), level_db=level
+            p,
+            duration=y.shape[0] / sr if y.ndim else None,
+            ood=p.ood or self.narrower(sr),
+            level_db=level,
+            voiced=voiced,
         )
 
     @property
@@ -867,10 +879,11 @@ class Recognizer:
                 continue
             cut = w._replace(samples=self._trimmed(w.samples, self.sample_rate)[0])
             level = loudest_db(w.samples, self.sample_rate)
-            # whether it may teach the speaker statistics, asked only when they learn (voicing costs a few ms)
-            teaches = clip_teaches(w.samples, self.sample_rate, level) if self.adapting else None
+            # whether it holds voice (the result says so), and so may teach the speaker statistics: clip_teaches
+            voiced = clip_voiced(w.samples, self.sample_rate, level)
+            teaches = (speech_enough(level, True) and voiced) if self.adapting else None
             for fw in self.kind.windows_inputs([cut], str(path)):
-                yield replace(fw, level_db=level, teaches=teaches)
+                yield replace(fw, level_db=level, teaches=teaches, voiced=voiced)
 
     def _memory_windows(self, y: np.ndarray, sr: int) -> Iterator[FileWindow]:
         """Long audio in memory as a long file's windows, each with its inputs and its loudest half second."""

@@ -111,10 +111,13 @@ def test_silence_and_out_of_range_files_are_marked(tmp_path, capsys) -> None:
     assert "[no speech: digital silence]" in lines[0]
     assert "[too quiet: -60.0 dBFS at its loudest, below the live voice gate's -45 dBFS]" in lines[1]
     assert "[out of range" in lines[2] and "quiet" not in lines[2]
+    # loud noise (no voice): answered, and marked so (it read "fear 1.00" with no mark)
+    assert "[no speech: no voiced sound (noise, hiss or clicks)]" in lines[2]
     assert main(["predict", str(BUNDLE), str(silence), str(tel), "--json"]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert rows[0]["silent"] is True and rows[0]["level_db"] is None  # -inf dBFS: strict JSON has no infinity
     assert rows[1]["silent"] is False and rows[1]["level_db"] == pytest.approx(-20.0, abs=0.5)
+    assert rows[1]["voiced"] is False
     rec = Recognizer(BUNDLE)
     rec.learn_files([silence])
     assert rec.speaker_clips == 0  # nothing to learn about the speaker from digital silence
@@ -124,6 +127,9 @@ def test_silence_and_out_of_range_files_are_marked(tmp_path, capsys) -> None:
     voice = write_wav(tmp_path / "voice.wav", (0.003 * np.sin(2 * np.pi * 150 * t)).astype(np.float32), 16000)
     rec.learn_files([voice])
     assert rec.speaker_clips == 1  # a quiet voice counts: a whole recording the user chose
+    assert (
+        rec.predict_file(voice).voiced is True and rec.predict_audio(np.zeros(16000), 16000).voiced is False
+    )
 
 
 def test_providers_reach_the_engine_from_the_flag_or_the_environment(monkeypatch, capsys) -> None:

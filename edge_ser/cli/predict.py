@@ -87,6 +87,8 @@ def _marks(r) -> str:  # noqa: ANN001 - a Prediction
             marks.append(
                 f"too quiet: {r.level_db:.1f} dBFS at its loudest, below the live voice gate's {SILENCE_DB:g} dBFS"
             )
+    elif getattr(r, "voiced", None) is False:  # loud enough, but no voice in it: the label is about noise
+        marks.append("no speech: no voiced sound (noise, hiss or clicks)")
     if r.ood:
         marks.append("out of range: unlike the training audio, the label is a guess")
     return "".join(f"  [{m}]" for m in marks)

@@ -63,6 +63,9 @@ class FileWindow:
     teaches: bool | None = None
     """Whether the window may join the speaker statistics (`edge_ser.recognizer.clip_teaches`: voiced, not noise),
     when the caller asked; None: decided by `level_db` alone."""
+    voiced: bool | None = None
+    """Whether a whole clip holds some voice (`has_voice`: at least WHOLE_CLIP_VOICING of its frames voiced; False
+    for noise, hiss, clicks and digital silence); None when not tested (a long file's window, no audio)."""
 
 
 class LiveFrontEnd:
@@ -231,7 +234,8 @@ class InputKind(ABC):
             self.check_clip(w.samples.size, where)
             inputs = self.window_inputs(w.samples)
             level = loudest_db(w.samples, self.sample_rate)
-            yield FileWindow(w.start, w.end, inputs, w.whole, w.source_rate, level)
+            voiced = clip_voiced(w.samples, self.sample_rate, level) if w.whole else None
+            yield FileWindow(w.start, w.end, inputs, w.whole, w.source_rate, level, voiced=voiced)
 
     def live(self, window_seconds: float) -> LiveFrontEnd:
         """A front end for one live stream of `window_seconds` windows."""
@@ -272,6 +276,12 @@ def has_voice(y: np.ndarray, sr: int) -> bool:
     from edge_ser.features.pitch import voiced_at_least
 
     return voiced_at_least(y, sr=sr, share=WHOLE_CLIP_VOICING)
+
+
+def clip_voiced(y: np.ndarray, sr: int, level: float) -> bool:
+    """Whether a whole clip at loudest level `level` dBFS holds some voice: not digital silence, and `has_voice`
+    (a few ms per clip). Predictions carry it, so noise is not answered as if it were speech without a word."""
+    return level > float("-inf") and has_voice(y, sr)
 
 
 def faces_in_view(faces: Sequence[Any] | None) -> list[Any]:
