@@ -53,3 +53,28 @@ def test_cli_reports_a_missing_delegate(tmp_path: Path, capsys, command: str) ->
     assert main([*args, "--engine", "tflite-int8", "--delegate", str(missing)]) == 2
     err = capsys.readouterr().err
     assert f"TFLite delegate {missing}: no such file" in err
+
+
+@needs_tflite
+def test_a_relative_delegate_path_is_the_working_folders_and_a_library_that_is_no_delegate_is_said_once(
+    tmp_path: Path, monkeypatch, capfd
+) -> None:
+    """Review: `--delegate libx.so` (a file in the working folder) was 'No such file' (dlopen searched the
+    library path), and a library that is no delegate printed, after the clear error, an 'Exception ignored in
+    Delegate.__del__' traceback from the loader."""
+    import ctypes.util
+    import gc
+    import shutil
+
+    lib = ctypes.util.find_library("z") or ctypes.util.find_library("m")
+    found = next((p for d in ("/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib64", "/usr/lib")
+                  if lib and (p := Path(d) / lib).is_file()), None)  # fmt: skip
+    if found is None:
+        pytest.skip("no system library to stand in for a delegate")
+    shutil.copyfile(found, tmp_path / "libnotadelegate.so")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(DelegateError, match="cannot be loaded by") as e:
+        load_delegate("libnotadelegate.so")
+    assert "cannot open shared object" not in str(e.value)
+    gc.collect()
+    assert "Exception ignored" not in capfd.readouterr().err

@@ -107,6 +107,26 @@ DELEGATE_LOADERS = (
 """Where `load_delegate` is looked for, in order (the same packages as INTERPRETERS)."""
 
 
+def _construct(loader: Any, path: str, options: dict[str, str]) -> Any:
+    """`loader(path, options)`, or why it failed (a str). The loaders' Delegate fails a second time in its
+    `__del__` when its constructor failed (an 'Exception ignored in Delegate.__del__' traceback after the clear
+    error): the half-made object is freed here, with that second report silenced."""
+    import gc
+    import sys
+
+    hook = sys.unraisablehook
+    sys.unraisablehook = lambda _: None
+    try:
+        try:
+            return loader(path, options)
+        except Exception as e:  # noqa: BLE001 - ValueError / RuntimeError / OSError from dlopen
+            why = f"{type(e).__name__}: {e}"
+        gc.collect()  # the traceback that held the half-made delegate is gone: free it while silenced
+        return why
+    finally:
+        sys.unraisablehook = hook
+
+
 def load_delegate(path: str | Path, options: Mapping[str, str] | None = None) -> Any:
     """A TFLite delegate from its shared library (`--delegate PATH`: e.g. libedgetpu.so.1 for a Coral,
     libhexagon_interface.so, an external XNNPACK / GPU delegate build).
@@ -121,6 +141,7 @@ def load_delegate(path: str | Path, options: Mapping[str, str] | None = None) ->
             "no such file; give the delegate's shared library (.so), or leave --delegate out to run "
             "on the CPU (XNNPACK)",
         )
+    p = p.resolve()  # dlopen searches the library path for a name without '/', not the working folder
     try:  # dlopen first: a file that is no library fails here, with the loader's own reason
         ctypes.CDLL(str(p))
     except OSError as e:
@@ -134,10 +155,10 @@ def load_delegate(path: str | Path, options: Mapping[str, str] | None = None) ->
         except Exception as e:  # noqa: BLE001 - not installed or a broken wheel: try the next one
             errors.append(f"{module}: {type(e).__name__}: {e}")
             continue
-        try:
-            return obj(str(p), dict(options or {}))
-        except Exception as e:  # noqa: BLE001 - ValueError / RuntimeError / OSError from dlopen
-            raise DelegateError(str(path), f"cannot be loaded by {module}: {type(e).__name__}: {e}") from e
+        failed = _construct(obj, str(p), dict(options or {}))
+        if not isinstance(failed, str):
+            return failed
+        raise DelegateError(str(path), f"cannot be loaded by {module}: {failed}")
     raise DelegateError(str(path), "no TFLite runtime with load_delegate is installed: " + "; ".join(errors))
 
 
