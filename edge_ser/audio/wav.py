@@ -71,8 +71,8 @@ def _sniff(head: bytes) -> str:
         (b"fLaC", "FLAC audio"),
         (b"OggS", "Ogg audio"),
         (b"RIFX", "a big-endian RIFX file, which is not supported"),
-        (b"RF64", "an RF64 file, which is not supported"),
-        (b"BW64", "a BW64 file, which is not supported"),
+        (b"RF64", "an RF64 file with a damaged header"),
+        (b"BW64", "a BW64 file with a damaged header"),
         (b"FORM", "AIFF audio"),
         (b".snd", "Sun/NeXT AU audio"),
         (b"%PDF", "a PDF document"),
@@ -93,7 +93,11 @@ def _sniff(head: bytes) -> str:
 _KNOWN_CHUNKS = {
     b"fmt ", b"data", b"fact", b"LIST", b"cue ", b"PEAK", b"bext", b"id3 ", b"ID3 ", b"smpl", b"inst",
     b"JUNK", b"junk", b"PAD ", b"iXML", b"acid", b"plst", b"DISP", b"axml", b"cart", b"_PMX", b"wavl",
+    b"ds64",
 }  # fmt: skip
+_FORMS_64 = (b"RF64", b"BW64")
+"""The WAV with 64-bit sizes (EBU Tech 3306 RF64, ITU-R BS.2088 BW64): the 32-bit sizes read 0xFFFFFFFF and
+the real ones are in a 'ds64' chunk. Recorders switch to it past 4 GB, `ffmpeg -rf64 always` writes it."""
 
 
 def _missed_pad_byte(buf: bytes, pos: int) -> bool:
@@ -213,7 +217,7 @@ def _check_riff(path: Path, buf: bytes) -> None:
         raise AudioFormatError(
             f"{path}: not a WAV file (looks like {_sniff(bytes(buf[:64]))}; starts with {buf[:12]!r})"
         )
-    if buf[0:4] != b"RIFF" or buf[8:12] != b"WAVE":
+    if buf[0:4] not in (b"RIFF", *_FORMS_64) or buf[8:12] != b"WAVE":
         what = _sniff(bytes(buf[:64]))
         rename = next(
             (f"; name it {ext} and it is read as such" for k, ext in _RENAMES if what.startswith(k)), ""
@@ -227,9 +231,12 @@ _RENAMES = (("FLAC", ".flac"), ("Ogg", ".ogg"), ("MP3", ".mp3"), ("AIFF", ".aiff
 """Formats the other readers take, by the name `_sniff` gives them: the extension that sends a file to them."""
 
 
-def _data_extent(buf: bytes, body: int, csize: int) -> _Data:
-    """Where a 'data' chunk's samples lie; declared -1 marks a streamed header, whose data runs to the end."""
+def _data_extent(buf: bytes, body: int, csize: int, ds64: int | None = None) -> _Data:
+    """Where a 'data' chunk's samples lie; declared -1 marks a streamed header, whose data runs to the end.
+    `ds64`: the data size an RF64 / BW64 file's 'ds64' chunk gives, which stands for a 32-bit size of 0xFFFFFFFF."""
     size = len(buf)
+    if ds64 is not None and csize == 0xFFFFFFFF:
+        return (body, min(ds64, size - body), ds64)
     riff_size = int.from_bytes(buf[4:8], "little")
     # 0xFFFFFFFF always means "streamed". A 0 is only believed to be an unfinished header when
     # the RIFF size is unfinished too (0, 0xFFFFFFFF, or covering nothing past this header);
@@ -248,6 +255,7 @@ def _scan_chunks(path: Path, buf: bytes) -> tuple[_Fmt | None, _Data | None, lis
     seen: list[str] = []
     pos = 12
     odd = False  # the previous chunk had an odd size, so a pad byte should have followed it
+    ds64: int | None = None  # an RF64 / BW64 file's 64-bit data size
     while pos + 8 <= size and (fmt is None or data is None):
         if odd and _missed_pad_byte(buf, pos):
             pos -= 1  # the writer forgot the pad byte: the next chunk starts right after the odd body
@@ -258,9 +266,11 @@ def _scan_chunks(path: Path, buf: bytes) -> tuple[_Fmt | None, _Data | None, lis
         seen.append(name)
         if cid == b"data":
             if data is None:
-                data = _data_extent(buf, body, csize)
+                data = _data_extent(buf, body, csize, ds64)
                 if data[2] == -1:
                     break  # runs to the end of the file: nothing can follow
+        elif cid == b"ds64" and buf[0:4] in _FORMS_64 and csize >= 16 and body + 16 <= size:
+            ds64 = int.from_bytes(buf[body + 8 : body + 16], "little")  # riffSize, dataSize, sampleCount...
         elif cid == b"fmt ":
             if body + csize > size:
                 raise AudioFormatError(
