@@ -319,13 +319,15 @@ def find_files(
     skip_hidden: bool = False,
     error: type[Exception] = EdgeSerError,
     what: str = "files",
+    strict: bool = True,
 ) -> list[Path]:
     """The regular files among `roots` and, inside the folders among them, those with one of `extensions`
     (recursively, following links to folders, `walk_files`; sorted per folder).
 
     Anything else a folder holds under a wanted name (a FIFO, a device, a socket, a link to one, a broken
     link) is skipped with one `InputWarning` naming a few; a path given directly that is not a regular file or
-    a folder is `error`. `skip_hidden`: also skip names starting with "." (inside the folders).
+    a folder is `error`, or (`strict` False: a batch of files) skipped with the others. `skip_hidden`: also skip
+    names starting with "." (inside the folders).
     """
     exts = tuple(e.lower() for e in extensions)
     out: list[Path] = []
@@ -347,7 +349,13 @@ def find_files(
                 elif not stat.S_ISDIR(mode):
                     skipped.append(f"{p} ({file_type(mode)})")
         else:
-            check_regular_file(root, error=error, label=f"{root}")
+            try:
+                check_regular_file(root, error=error, label=f"{root}")
+            except error as e:
+                if strict:
+                    raise
+                skipped.append(str(e))
+                continue
             out.append(root)
     if skipped:
         more = f" and {len(skipped) - 3} more" if len(skipped) > 3 else ""

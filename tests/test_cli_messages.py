@@ -219,3 +219,21 @@ def test_info_says_which_fold_and_speakers_a_speaker_split_figure_is_on(capsys) 
     _print_accuracy({"accuracy": {"test": 0.654, "test_uar": 0.611, "dataset": "mine", "split": split}})
     out = capsys.readouterr().out
     assert "test UAR 0.611" in out and "fold 0, test speakers spk03" in out
+
+
+def test_a_missing_file_among_those_given_is_skipped_unless_strict(tmp_path, capsys) -> None:
+    """Review: `predict B ok.wav nope.wav` stopped with 'nope.wav: no such file' and classified nothing, while
+    --strict's help promises a skip with a warning by default (as inside folders)."""
+    import numpy as np
+
+    from edge_ser.audio import write_wav
+    from edge_ser.errors import InputWarning
+
+    t = np.arange(24000) / 16000
+    ok = write_wav(tmp_path / "ok.wav", (0.1 * np.sin(2 * np.pi * 150 * t)).astype(np.float32), 16000)
+    with pytest.warns(InputWarning, match="nope.wav"):
+        assert main(["predict", str(BUNDLE), str(ok), str(tmp_path / "nope.wav")]) == 0
+    out = capsys.readouterr().out
+    assert "ok.wav:" in out and "1 file(s)" in out
+    assert main(["predict", str(BUNDLE), str(ok), str(tmp_path / "nope.wav"), "--strict"]) == 2
+    assert "nope.wav" in capsys.readouterr().err

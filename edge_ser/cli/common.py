@@ -37,13 +37,16 @@ def in_range(low: float, high: float | None = None, kind: type = int):  # noqa: 
     return read
 
 
-def media_files(paths: Iterable[Path], extensions: tuple[str, ...] = AUDIO_EXTENSIONS) -> list[Path]:
+def media_files(
+    paths: Iterable[Path], extensions: tuple[str, ...] = AUDIO_EXTENSIONS, *, strict: bool = True
+) -> list[Path]:
     """The files given, and those with one of `extensions` inside the folders given (recursively, sorted).
 
     Only regular files: a FIFO, device or socket inside a folder is skipped with an InputWarning, one given
-    directly is an AudioFormatError (it would block or never end), as is a path that does not exist.
+    directly is an AudioFormatError (it would block or never end), as is a path that does not exist; with
+    `strict` False (predict without --strict) those are skipped with the warning too, as a folder's are.
     """
-    return find_files(paths, extensions, error=AudioFormatError, what="media files")
+    return find_files(paths, extensions, error=AudioFormatError, what="media files", strict=strict)
 
 
 def add_engine_args(p: argparse.ArgumentParser, *, threads_default: int | None = None) -> None:

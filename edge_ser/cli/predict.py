@@ -178,7 +178,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         print(f"  ({loaded})", file=say)
     if getattr(args, "enroll", None):
         print(f"  ({enroll_files(rec, args.enroll)})", file=say)
-    files = media_files(args.files, rec.kind.file_extensions)
+    files = media_files(args.files, rec.kind.file_extensions, strict=getattr(args, "strict", False))
     if not files:
         raise AudioFormatError(
             f"no {'/'.join(rec.kind.file_extensions)} files in {', '.join(str(f) for f in args.files)}"
