@@ -63,3 +63,12 @@ MIN_FACE_SIZE, MAX_FACE_SIZE = 8, 256
 def spectrum_rate(sample_rate: float, hop_length: int, n_fft: int) -> float:
     """STFT values per second of audio for a front end (compared with MAX_SPECTRUM_RATE)."""
     return sample_rate / hop_length * (n_fft // 2 + 1)
+
+
+# -- images and video frames ------------------------------------------------------------------------------------
+MAX_IMAGE_PIXELS = 50_000_000
+"""Pixels (width x height) of an image file or a video frame that a face bundle decodes: 50 MP, an 8160x6120
+full-resolution phone photo, 6x a 4K frame. The size is read from the file's header before decoding
+(`edge_ser.vision.image.image_size`), because a decoded image takes 3 bytes a pixel and the decoder's buffers
+more: a 394 KB PNG of 20000x20000 (400 MP) took 2.4 GB and a 10000x10000 JPEG 680 MB, past a 1-2 GB Pi, or
+crashed with OpenCV's "Insufficient memory". At this limit a BGR image is 150 MB."""

@@ -7,7 +7,8 @@ audio-visual model consumes. Frames are BGR uint8 [h, w, 3] as OpenCV decodes th
 (`grey=True`, converted with `cv2.COLOR_BGR2GRAY`, the conversion `edge_ser.vision.face.to_grey` uses).
 
 Validation before trust: a missing file, a directory, an empty file, an image, a file that is not a video,
-one OpenCV cannot open (truncated MP4 whose index is gone, unknown codec), a non-positive frame rate, zero
+one OpenCV cannot open (truncated MP4 whose index is gone, unknown codec), frames larger than
+`edge_ser.limits.MAX_IMAGE_PIXELS` (checked on opening, before a frame is decoded), a non-positive frame rate, zero
 decodable frames, or a file that decodes to clearly fewer frames than its container declares (truncated)
 raise VideoFormatError naming the file and what was wrong. Images are refused by their first bytes (the
 FFmpeg backend would open a JPEG as a one-frame video). OpenCV's FFmpeg backend is asked for by name when
@@ -35,6 +36,7 @@ import numpy as np
 
 from edge_ser.errors import ConfigError, VideoFormatError
 from edge_ser.fileio import open_regular_file
+from edge_ser.limits import MAX_IMAGE_PIXELS
 from edge_ser.native_log import native_messages_named
 from edge_ser.vision._cv2 import import_cv2
 
@@ -162,6 +164,11 @@ def _open(path: Path) -> tuple[Any, VideoInfo]:
     problem = None
     if width < 1 or height < 1:
         problem = f"has no picture (frame size {width}x{height})"
+    elif width * height > MAX_IMAGE_PIXELS:  # one decoded frame would take 3 bytes a pixel, and more
+        problem = (
+            f"has frames of {width}x{height} ({width * height / 1e6:.0f} megapixels); at most "
+            f"{MAX_IMAGE_PIXELS / 1e6:g} megapixels a frame are decoded (edge_ser.limits.MAX_IMAGE_PIXELS)"
+        )
     elif not (np.isfinite(fps) and fps > 0):
         problem = f"declares a frame rate of {fps} fps; a video needs a positive frame rate"
     if problem:

@@ -1,0 +1,136 @@
+"""A user review that fed the face and audio-visual bundles real-world files: an image bomb (a small file that
+decodes to gigabytes), a video with only a sound track, av_cnn without faces, and face crops of the wrong shape."""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge_ser.errors import VideoFormatError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _png_header_only(path: Path, width: int, height: int) -> Path:
+    """A PNG whose IHDR declares width x height, with one tiny IDAT: what the decoder would allocate is the
+    header's size (a real 20000x20000 bomb is a 394 KB file that takes seconds to write)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit grey
+    data = zlib.compress(b"\0" * (width + 1))  # the first row only
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", data) + chunk(b"IEND", b""))
+    return path
+
+
+def _jpeg_declaring(path: Path, width: int, height: int) -> Path:
+    """A real small JPEG (with an EXIF-like APP1 segment before its frame header) whose SOF0 is patched to
+    declare width x height."""
+    import cv2
+
+    ok, buf = cv2.imencode(".jpg", np.full((16, 16), 100, np.uint8))
+    assert ok
+    data = bytearray(buf.tobytes())
+    app1 = b"\xff\xe1" + struct.pack(">H", 2 + 300) + b"Exif\0\0" + b"\xff\xc0" * 147  # SOF-like bytes inside
+    data[2:2] = app1
+    sof = data.index(b"\xff\xc0", 2 + len(app1))
+    data[sof + 5 : sof + 9] = struct.pack(">HH", height, width)
+    path.write_bytes(bytes(data))
+    return path
+
+
+# -- 1. image bombs ----------------------------------------------------------------------------------------------
+
+
+def test_an_image_bomb_is_refused_from_its_header_naming_the_file_and_size(tmp_path) -> None:
+    """A 20000x20000 PNG made `predict` take 2.4 GB (or die with cv2.error "Insufficient memory"); a 10000x10000
+    JPEG 680 MB. The header says the size: refused before decoding."""
+    from edge_ser.vision.image import read_image
+
+    bomb = _png_header_only(tmp_path / "bomb.png", 20000, 20000)
+    with pytest.raises(VideoFormatError, match=r"bomb\.png: the image is 20000x20000 \(400 megapixels\)"):
+        read_image(bomb)
+    jpeg = _jpeg_declaring(tmp_path / "big.jpg", 10000, 10000)
+    with pytest.raises(VideoFormatError, match=r"big\.jpg: the image is 10000x10000 .*MAX_IMAGE_PIXELS"):
+        read_image(jpeg, grey=True)
+
+
+def test_the_header_sizes_of_every_image_format_read(tmp_path) -> None:
+    """image_size reads the size each format's header declares, without decoding (None where it cannot)."""
+    import cv2
+
+    from edge_ser.vision.image import image_size
+
+    img = np.random.default_rng(0).integers(0, 255, (37, 53, 3), dtype=np.uint8)
+    for ext in ("png", "jpg", "bmp", "ppm", "pgm", "pbm", "pam", "tif", "webp"):
+        path = tmp_path / f"x.{ext}"
+        assert cv2.imwrite(str(path), img[..., 0] if ext in ("pgm", "pbm") else img), ext
+        assert image_size(path) == (53, 37), ext
+    progressive = tmp_path / "p.jpg"
+    cv2.imwrite(str(progressive), img, [cv2.IMWRITE_JPEG_PROGRESSIVE, 1])
+    lossless = tmp_path / "l.webp"
+    cv2.imwrite(str(lossless), img, [cv2.IMWRITE_WEBP_QUALITY, 101])
+    assert image_size(progressive) == image_size(lossless) == (53, 37)
+    assert image_size(_jpeg_declaring(tmp_path / "exif.jpg", 300, 200)) == (300, 200)
+    (tmp_path / "junk.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    assert image_size(tmp_path / "junk.png") is None
+
+
+def test_an_image_at_the_limit_still_decodes_and_the_limit_is_one_constant(tmp_path, monkeypatch) -> None:
+    import cv2
+
+    import edge_ser.vision.image as image
+    from edge_ser import limits
+
+    assert 20_000_000 <= limits.MAX_IMAGE_PIXELS <= 100_000_000  # tens of megapixels: above any camera frame
+    path = tmp_path / "small.png"
+    cv2.imwrite(str(path), np.zeros((40, 50), np.uint8))
+    monkeypatch.setattr(image, "MAX_IMAGE_PIXELS", 2000)
+    assert image.read_image(path).shape == (40, 50, 3)
+    monkeypatch.setattr(image, "MAX_IMAGE_PIXELS", 1999)
+    with pytest.raises(VideoFormatError, match=r"small\.png: the image is 50x40"):
+        image.read_image(path)
+
+
+def test_a_decoder_error_is_a_video_format_error_naming_the_file(tmp_path, monkeypatch) -> None:
+    """Under `ulimit -v` the decoder's cv2.error "Insufficient memory" escaped as a traceback."""
+    import cv2
+
+    from edge_ser.vision.image import read_image
+
+    path = tmp_path / "photo.png"
+    cv2.imwrite(str(path), np.zeros((8, 8), np.uint8))
+
+    def fail(*a, **k):  # noqa: ANN002, ANN003
+        raise cv2.error("OpenCV(4.14.0) alloc.cpp:73: error: (-4:Insufficient memory) Failed to allocate")
+
+    monkeypatch.setattr(cv2, "imread", fail)
+    with pytest.raises(VideoFormatError, match=r"photo\.png: cannot be decoded .*Insufficient memory"):
+        read_image(path)
+
+
+def test_a_video_of_absurd_frames_is_refused_before_decoding(tmp_path) -> None:
+    """A video's frame size is held to the same limit, on opening (a one-frame MJPEG AVI of 7500x7500)."""
+    import subprocess
+
+    import cv2
+
+    from tests.av_media import ffmpeg_or_skip
+
+    ffmpeg = ffmpeg_or_skip()
+    frame = tmp_path / "frame.jpg"
+    cv2.imwrite(str(frame), np.zeros((7500, 7500), np.uint8))
+    video = tmp_path / "huge.avi"
+    subprocess.run(
+        [ffmpeg, "-v", "error", "-i", str(frame), "-c:v", "copy", "-f", "avi", str(video)], check=True
+    )
+    from edge_ser.vision.video import probe_video, read_sampled
+
+    for read in (probe_video, read_sampled):
+        with pytest.raises(VideoFormatError, match=r"huge\.avi: has frames of 7500x7500 \(56 megapixels\)"):
+            read(video)
