@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import struct
 import subprocess
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,8 @@ import pytest
 
 from converters.data.scan import audio_problem
 from edge_ser.audio import load, write_wav
-from edge_ser.audio.stream import open_blocks
+from edge_ser.audio.stream import file_windows, open_blocks
+from edge_ser.errors import AudioFormatError, InputWarning
 from tests.av_media import ffmpeg_or_skip
 
 SR = 16000
@@ -76,3 +78,85 @@ def test_an_rf64_file_written_by_ffmpeg(tmp_path):
     assert sr == SR and np.array_equal(y, ref)
     np.testing.assert_array_equal(_streamed(path), load(path)[0])
     assert audio_problem(path) is None
+
+
+# ------------------------------------------------------------------------------- 2. WAVs cut short or unfinished
+def _review_warnings(caught: list[warnings.WarningMessage]) -> list[str]:
+    return [str(w.message) for w in caught if issubclass(w.category, InputWarning)]
+
+
+def _pcm_wav(channels: int, data: bytes, declared: int | None = None, riff_size: int | None = None) -> bytes:
+    block = 2 * channels
+    fmt = struct.pack("<HHIIHH", 1, channels, 44100, 44100 * block, block, 16)
+    size = len(data) if declared is None else declared
+    body = b"WAVE" + b"fmt " + struct.pack("<I", 16) + fmt + b"data" + struct.pack("<I", size) + data
+    return b"RIFF" + struct.pack("<I", len(body) if riff_size is None else riff_size) + body
+
+
+_SAMPLES = (np.sin(np.arange(44100 * 2) * 0.03) * 12000).astype(
+    "<i2"
+)  # 1 s of stereo (or 2 s of mono) 16-bit
+CUT = {
+    # arecord killed before it wrote the sizes: 88200 bytes of audio under a 0x7FFFFFFF / 0x80000000 placeholder
+    "arecord 0x7FFFFFFF": (
+        1,
+        _SAMPLES[:44100].tobytes(),
+        0x7FFFFFFF,
+        0x7FFFFFFF + 36,
+        "unfinished header",
+        44100,
+    ),
+    "placeholder 0x80000000": (1, _SAMPLES[:44100].tobytes(), 0x80000000, None, "0x80000000", 44100),
+    "cut by one byte mid-frame": (
+        2,
+        _SAMPLES.tobytes()[:-1],
+        len(_SAMPLES) * 2,
+        None,
+        "partial trailing",
+        44099,
+    ),
+    "odd trailing byte": (1, _SAMPLES[:30000].tobytes() + b"\x01", None, None, "1 of 2 bytes", 30000),
+    "cut in half": (1, _SAMPLES[:22050].tobytes(), 88200, None, "declares 88200 bytes but only 44100", 22050),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CUT))
+def test_a_wav_cut_short_gives_its_complete_frames_with_one_warning(tmp_path, case):
+    """Refused before ('truncated data ... declares 2147483647 bytes but only 88200 are present'); libsndfile reads
+    the complete frames, and so does every path now: load, the block stream (long files, `run --audio-file`) and
+    the data set scan, with one InputWarning naming the file and what was wrong."""
+    channels, data, declared, riff_size, phrase, frames = CUT[case]
+    path = tmp_path / "rec.wav"
+    path.write_bytes(_pcm_wav(channels, data, declared, riff_size))
+    whole = _SAMPLES[: frames * channels].reshape(frames, channels).astype(np.float32) / 32768
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        y, sr = load(path, mono=False)
+    said = _review_warnings(caught)
+    assert len(said) == 1 and str(path) in said[0] and phrase in said[0], said
+    assert f"read the {frames} complete frames" in said[0]
+    assert sr == 44100 and np.array_equal(y, whole)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        streamed = _streamed(path)
+        long = list(file_windows(path, 44100, window_seconds=0.1, long_seconds=0.2))  # the long-file reader
+    assert len(_review_warnings(caught)) == 2  # one per opening
+    np.testing.assert_array_equal(streamed, y.mean(axis=1, dtype=np.float32) if channels > 1 else y[:, 0])
+    assert not long[0].whole and sum(w.samples.size for w in long) == frames
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", InputWarning)  # the scan opens the file quietly: decoding warns
+        assert audio_problem(path) is None
+    sf = pytest.importorskip("soundfile")
+    np.testing.assert_array_equal(y, sf.read(str(path), dtype="float32", always_2d=True)[0])
+
+
+def test_a_wav_with_no_complete_frame_is_still_refused(tmp_path):
+    path = tmp_path / "stub.wav"
+    path.write_bytes(_pcm_wav(2, b"\0\0\0", 0x7FFFFFFF))
+    with pytest.raises(
+        AudioFormatError, match=r"stub.wav: unfinished header.*partial trailing frame.*no complete"
+    ):
+        load(path)
+    with pytest.raises(AudioFormatError, match="stub.wav: unfinished header"):
+        open_blocks(path)
+    assert "no complete frame" in audio_problem(path)

@@ -226,12 +226,12 @@ BAD_FILES = {
     "no_data": (riff(fmt_chunk(), chunk(b"LIST", b"INFO")), "no 'data' chunk"),
     "cut_in_data_header": (GOOD[:40], "the file ends inside a chunk header (4 bytes left)"),
     "truncated_data": (
-        riff(fmt_chunk(), data_chunk(RAW[:100], declared=1000)),
-        "declares 1000 bytes but only 100",
+        riff(fmt_chunk(), data_chunk(RAW[:1], declared=1000)),
+        "declares 1000 bytes but only 1 are present; 1 data bytes",
     ),
-    "partial_frame": (riff(fmt_chunk(channels=2), data_chunk(RAW[:10])), "partial trailing frame"),
+    "partial_frame": (riff(fmt_chunk(channels=2), data_chunk(RAW[:3])), "partial trailing frame: 3 of 4"),
     "streamed_partial": (
-        riff(fmt_chunk(bits=24), data_chunk(RAW[:10], declared=0xFFFFFFFF)),
+        riff(fmt_chunk(bits=24), data_chunk(RAW[:2], declared=0xFFFFFFFF)),
         "partial trailing frame",
     ),
     "truncated_list": (

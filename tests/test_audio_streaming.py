@@ -108,15 +108,15 @@ def _header(*, tag=1, channels=1, sr=16000, bits=16, data_size=None, data=b"\0\0
 
 
 LIARS = {
-    "4 GB of data declared": (_header(data_size=0xFFFFFFF0), "truncated data"),
-    "10 hours declared on 200 bytes": (_header(data_size=10 * 3600 * 32000), "truncated data"),
+    "4 GB of data declared on 1 byte": (_header(data_size=0xFFFFFFF0, data=b"\0"), "truncated data"),
+    "10 hours declared on no byte": (_header(data_size=10 * 3600 * 32000, data=b""), "truncated data"),
     "0 Hz": (_header(sr=0), "sample rate 0 Hz"),
     "4 GHz": (_header(sr=4_000_000_000), "outside the allowed range"),
     "65535 channels": (_header(channels=65535), "block align|truncated|frames"),
     "0 channels": (_header(channels=0), "zero channels"),
     "12-bit": (_header(bits=12), "unsupported bit depth"),
     "A-law": (_header(tag=6, bits=8), "A-law"),
-    "partial frame": (_header(channels=3, data=b"\0" * 7), "partial trailing frame"),
+    "partial frame": (_header(channels=3, data=b"\0" * 5), "partial trailing frame"),
     "0 samples": (_header(data=b""), "0 frames"),
     "empty file": (b"", "empty file"),
     "header only": (b"RIFF\x04\0\0\0WAVE", "no 'fmt ' chunk|truncated header"),

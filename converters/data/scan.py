@@ -138,8 +138,12 @@ def audio_problem(path: Path) -> str | None:
     try:
         if path.suffix.lower() in (".wav", ".wave"):
             try:
-                with WavReader(path):
-                    return None
+                with (
+                    warnings.catch_warnings()
+                ):  # a file cut short is read (its complete frames); decoding says so
+                    warnings.simplefilter("ignore", InputWarning)
+                    with WavReader(path):
+                        return None
             except WavCodecError:  # mu-law, A-law, ADPCM: soundfile decodes them, as on the device
                 pass
         check_regular_file(path, error=AudioFormatError)

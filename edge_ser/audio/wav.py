@@ -1,6 +1,8 @@
 """WAV files: a strict reader and an atomic writer, numpy only.
 
-The reader validates before it trusts: every malformed input raises AudioFormatError naming the file.
+The reader validates before it trusts: every malformed input raises AudioFormatError naming the file, but for data
+cut short of its declared size or ending in a partial frame, whose complete frames are read with one InputWarning
+(as libsndfile reads them). RF64 / BW64 files are read too (their sizes from the 'ds64' chunk).
 """
 
 from __future__ import annotations
@@ -307,19 +309,48 @@ def _require_chunks(
     return fmt, data
 
 
-def _check_data_size(path: Path, present: int, declared: int, block: int) -> None:
-    """Reject data cut short of its declared size, ending in a partial frame, or holding no frames."""
-    if declared > present:
-        raise AudioFormatError(
-            f"{path}: truncated data: the data chunk declares {declared} bytes but only {present} are present"
+_PLACEHOLDER_SIZES = (0x7FFFFFFF, 0x80000000)
+"""Data sizes a recorder writes until it knows the real one (arecord's, when it is killed before it ends)."""
+
+
+def _data_problems(present: int, declared: int, block: int) -> list[str]:
+    """What is wrong with a data chunk of `present` bytes that declares `declared` (-1: streamed): cut short of its
+    declared size, or ending in a partial frame; [] when nothing is."""
+    problems = []
+    if declared in _PLACEHOLDER_SIZES and declared > present:
+        problems.append(
+            f"unfinished header: the data chunk declares {declared} bytes (0x{declared:X}, the placeholder a "
+            "recorder writes until it stops: the recording was cut off)"
+        )
+    elif declared > present:
+        problems.append(
+            f"truncated data: the data chunk declares {declared} bytes but only {present} are present"
         )
     if present % block:
-        raise AudioFormatError(
-            f"{path}: truncated data: {present} data bytes is not a whole number of {block}-byte frames "
-            f"(a partial trailing frame: {present % block} of {block} bytes)"
+        problems.append(
+            f"{'' if problems else 'truncated data: '}{present} data bytes is not a whole number of {block}-byte "
+            f"frames (a partial trailing frame: {present % block} of {block} bytes)"
         )
-    if present == 0:
+    return problems
+
+
+def _data_frames(path: Path, present: int, declared: int, block: int) -> int:
+    """The complete frames of a data chunk (`_data_problems`): data cut short, or ending in a partial frame, gives
+    the complete frames present with one InputWarning naming the file and what was wrong (libsndfile reads them
+    too); no complete frame at all is an AudioFormatError."""
+    frames = present // block
+    problems = _data_problems(present, declared, block)
+    if frames == 0:
+        if problems:
+            raise AudioFormatError(f"{path}: {'; '.join(problems)}: no complete frame")
         raise AudioFormatError(f"{path}: no audio: the data chunk holds 0 frames")
+    if problems:
+        warnings.warn(
+            f"{path}: {'; '.join(problems)}: read the {frames} complete frames present",
+            InputWarning,
+            stacklevel=4,
+        )
+    return frames
 
 
 def _check_finite(path: Path, y: np.ndarray, channels: int, frame0: int = 0) -> None:
@@ -379,11 +410,11 @@ class WavReader:
             (tag, channels, sr, bits), (offset, present, declared) = _require_chunks(
                 self.path, size, fmt, data, seen, pos
             )
-        _check_data_size(self.path, present, declared, channels * bits // 8)
         self.tag, self.channels, self.sample_rate, self.bits = tag, channels, sr, bits
         self.block_align = channels * bits // 8
-        self.frames = present // self.block_align
-        """Frames in the data chunk."""
+        self.frames = _data_frames(self.path, present, declared, self.block_align)
+        """Complete frames in the data chunk (a data chunk cut short or ending in a partial frame: those present,
+        with an InputWarning)."""
         self._offset = offset
 
     @property
