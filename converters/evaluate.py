@@ -255,7 +255,8 @@ class EvalReport:
     def _ood_text(self) -> str:
         if not self.ood_available:
             return "0 (not available: this edge_ser's predictions carry no `ood` flag)"
-        return f"{self.ood} of {self.predicted} ({_pct(self.ood / self.predicted if self.predicted else math.nan)})"
+        rate = _pct(self.ood / self.predicted if self.predicted else math.nan)
+        return f"{self.ood} of the {self.predicted} files classified ({rate}; scored or not)"
 
 
 def _num(x: float) -> float | None:

@@ -348,6 +348,16 @@ class Recognizer:
             from edge_ser.inputs.base import AUDIO_EXTENSIONS
 
             files = find_files([Path(path)], AUDIO_EXTENSIONS, error=AudioFormatError, what="media files")
+            if not files:
+                import warnings
+
+                from edge_ser.errors import InputWarning
+
+                warnings.warn(
+                    f"enroll_file: {path} holds no audio file ({'/'.join(AUDIO_EXTENSIONS)}): nothing enrolled",
+                    InputWarning,
+                    stacklevel=2,
+                )
             added = 0
             for f in files:
                 try:
@@ -447,10 +457,13 @@ class Recognizer:
             raise ConfigError(
                 f"{path}: is a folder; give the speaker file's name, e.g. {Path(path) / 'speaker.json'}"
             )
+        try:  # a folder that does not exist yet is made, as the CLI's --speaker-file does
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise ConfigError(f"{path}: cannot make its folder ({e.strerror or e})") from None
         if not merge:
             atomic_write(path, self._speaker_json())
             return Path(path)
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
         with folder_lock(Path(path).parent):
             raw = Path(path).read_bytes() if Path(path).is_file() else None
             source, base = self._speaker_base
@@ -598,10 +611,10 @@ class Recognizer:
         (docs/protocol.md, `transductive`). Without it, the statistics learn file by file in order, as in a live
         session. `progress(done, total)` is called after each file of that first pass, which yields nothing.
         """
-        # one file: a str would otherwise be iterated letter by letter
-        if isinstance(paths, (str, os.PathLike)):
+        # one file: a str would otherwise be iterated letter by letter (bytes: a file name as the OS gives it)
+        if isinstance(paths, (str, bytes, os.PathLike)):
             paths = [paths]
-        paths = [Path(p) for p in paths]
+        paths = [Path(os.fsdecode(p)) for p in paths]
         learnt: dict[int, tuple[FileWindow, float]] = {}
         self.files_known = 0
         if learn_first and self.adapting:

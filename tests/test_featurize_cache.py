@@ -100,7 +100,10 @@ def test_silent_and_short_clips_are_skipped_naming_each(tmp_path) -> None:
         assert all(issubclass(w.category, InputWarning) for w in caught), said  # no bare n_fft warning
         assert len(said) == 2
         assert f"skipped {clips['silent']}: digital silence" in said[0]
-        assert f"skipped {clips['short']}: 726 samples (45.4 ms at 16000 Hz) is too short" in said[1]
+        assert (
+            f"skipped {clips['short']}: 45.4 ms of audio (726 samples at the model's 16000 Hz) is too short"
+            in said[1]
+        )
         assert stats.kept == (0, 2, 4) and [p for p, _ in stats.skipped] == [clips["silent"], clips["short"]]
         assert (stats.hits, stats.misses) == ((0, 3) if run == 0 else (3, 0))
         np.testing.assert_array_equal(X[1], file_vector(clips["good1"], DEFAULT_SPEC))

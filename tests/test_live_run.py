@@ -136,7 +136,7 @@ def test_a_file_shorter_than_the_window_is_an_error_not_silence(tmp_path, capsys
     ser = str(ROOT / "bundles" / "ser_emodb")
     assert main(["run", ser, "--audio-file", str(wav), "--fast", "--no-console"]) == 1
     err = capsys.readouterr().err
-    assert "short.wav holds 2.0 s of audio, less than one 3 s window" in err and "--window 2" in err
+    assert "short.wav holds 2.00 s of audio, less than one 3 s window" in err and "--window 2" in err
     assert main(["bench", ser, "--live", "--audio-file", str(wav), "--fast"]) == 2
     assert "less than one 3 s window" in capsys.readouterr().err
     assert main(["run", ser, "--audio-file", str(wav), "--fast", "--no-console", "--window", "2"]) == 0
@@ -836,7 +836,7 @@ def test_a_face_only_run_on_a_video_shorter_than_its_window_says_so(tmp_path, ca
     face = str(ROOT / "bundles" / "face_fer")
     assert main(["run", face, "--video-file", str(folder), "--fast", "--no-console"]) == 1
     err = capsys.readouterr().err
-    assert "holds 0.8 s of video, less than one 3 s window" in err and "--image-fps" in err
+    assert "holds 0.80 s of video, less than one 3 s window" in err and "--image-fps" in err
     advice = re.search(r"give (--window \S+(?: --hop \S+)?) or less", err).group(1).split()
     assert main(["run", face, "--video-file", str(folder), "--fast", "--no-console", *advice]) == 0
     assert re.search(r"\b[1-9]\d* updates over 0.8 s of video", capsys.readouterr().err)

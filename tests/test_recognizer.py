@@ -507,3 +507,21 @@ def test_predicting_the_same_files_again_does_not_learn_them_again(tmp_path: Pat
     rec.reset_speaker()
     rec.predict_file(folder / "c0.wav")
     assert rec.speaker_clips == 1 and rec.files_known == 0  # a new speaker learns it afresh
+
+
+def test_api_small_gaps_a_bytes_path_a_new_folder_and_an_empty_enrolment_folder(tmp_path: Path) -> None:
+    """Review: predict_file(b'caf\\xe9.wav') raised a bare TypeError; save_speaker into a folder that does not exist
+    raised FileNotFoundError (the CLI makes it); enroll_file of a folder with no audio returned 0 silently."""
+    import os
+
+    from edge_ser.errors import InputWarning
+
+    name = os.fsencode(str(tmp_path)) + b"/caf\xe9.wav"
+    write_wav(os.fsdecode(name), _voiced(1.5), 16000)
+    rec = edge_ser.Recognizer(REPO / "bundles" / "ser_emodb", "numpy")
+    assert rec.predict_file(name).label in rec.labels
+    saved = rec.save_speaker(tmp_path / "new" / "folder" / "me.json")
+    assert saved.is_file()
+    (tmp_path / "empty").mkdir()
+    with pytest.warns(InputWarning, match="holds no audio file"):
+        assert rec.enroll_file(tmp_path / "empty") == 0

@@ -303,8 +303,8 @@ def check_clip_length(n: int, sample_rate: int, min_samples: int, where: str = "
     if n < min_samples:
         sr = sample_rate
         raise AudioFormatError(
-            f"{where}: {n} samples ({n / sr * 1e3:.1f} ms at {sr} Hz) is too short: the model needs at least "
-            f"{min_samples} samples ({min_samples / sr * 1e3:.1f} ms, one analysis frame)"
+            f"{where}: {n / sr * 1e3:.1f} ms of audio ({n} samples at the model's {sr} Hz) is too short: the model "
+            f"needs at least {min_samples / sr * 1e3:.1f} ms ({min_samples} samples, one analysis frame)"
         )
 
 

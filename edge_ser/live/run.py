@@ -205,7 +205,7 @@ def too_short(audio_file: Any, window: float, stats: RunStats, what: str = "audi
     if stats.updates or audio_file is None or stats.stream_seconds >= window or stats.stopped:
         return None  # a run stopped before its first window is not a file too short for one
     return (
-        f"{audio_file} holds {stats.stream_seconds:.1f} s of {what}, less than one {window:g} s window, so no "
+        f"{audio_file} holds {stats.stream_seconds:.2f} s of {what}, less than one {window:g} s window, so no "
         "decision was made"
     )
 
