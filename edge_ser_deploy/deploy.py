@@ -387,10 +387,22 @@ class _Ssh:
                 shutil.rmtree(self._dir, ignore_errors=True)
                 self._dir = None
                 raise DeployError(
-                    self.name, "connect", f"ssh failed (exit {rc}): {_tail(msg) or 'no message'}"
+                    self.name,
+                    "connect",
+                    f"ssh failed (exit {rc}): {_tail(msg) or 'no message'}{self._hint(msg)}",
                 )
             self._control = control
         return self
+
+    def _hint(self, stderr: str) -> str:
+        """What to do about an ssh failure whose cause has a known fix (an unknown host key)."""
+        if "Host key verification failed" not in stderr:
+            return ""
+        return (
+            f"\n  {self.target.host}'s host key is not in your known_hosts (ssh runs with BatchMode=yes, so it "
+            "cannot ask): log in once by hand to accept it, or add -o StrictHostKeyChecking=accept-new "
+            "(deploy/README.md); a key that changed needs `ssh-keygen -R HOST` first"
+        )
 
     def __exit__(self, *exc) -> None:
         if self._control is not None:
@@ -439,7 +451,9 @@ class _Ssh:
         cp.stderr = cp.stderr.decode(errors="replace")
         if cp.returncode == 255:
             raise DeployError(
-                self.name, step, f"ssh failed (exit 255): {_tail(cp.stderr) or 'connection lost'}"
+                self.name,
+                step,
+                f"ssh failed (exit 255): {_tail(cp.stderr) or 'connection lost'}{self._hint(cp.stderr)}",
             )
         if check and cp.returncode != 0:
             out = _tail(cp.stderr + "\n" + cp.stdout)

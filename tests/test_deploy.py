@@ -877,3 +877,18 @@ def _probe_as(nobody, base: Path) -> None:
     r = subprocess.run(["setpriv", f"--reuid={nobody.pw_uid}", f"--regid={nobody.pw_gid}", "--clear-groups",
                         "sh", "-c", script], capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
     assert r.returncode == 0 and "have=0" in r.stdout, r.stderr
+
+
+def test_an_unknown_host_key_says_how_to_accept_it(sshd, tmp_path):
+    """`Host key verification failed` (BatchMode=yes cannot ask) came as ssh's bare words: the error now names the
+    README's way, -o StrictHostKeyChecking=accept-new, or a first login by hand."""
+    known = tmp_path / "known_hosts"
+    known.write_text("")
+    opts = ["StrictHostKeyChecking=yes", f"UserKnownHostsFile={known}", "LogLevel=ERROR"]
+    with pytest.raises(DeployError) as ei:
+        deploy(BUNDLES / "av_cnn_audio", sshd.destination, root=str(tmp_path / "bundles"), identity=str(sshd.key),
+               ssh_options=opts, connect_timeout=10)  # fmt: skip
+    msg = str(ei.value)
+    assert "Host key verification failed" in msg and "-o StrictHostKeyChecking=accept-new" in msg, msg
+    assert "127.0.0.1's host key is not in your known_hosts" in msg
+    assert not (tmp_path / "bundles").exists()
