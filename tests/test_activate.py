@@ -395,3 +395,18 @@ def test_a_refused_activation_says_whether_another_deploy_is_running(shell, tmp_
     msg = " ".join(cp.stderr.split())
     assert cp.returncode == BUSY and "left by an interrupted deploy" in msg and "rollback" in msg, msg
     assert "probably still running" not in msg
+
+
+def test_a_version_given_with_a_trailing_slash_is_accepted(shell, tmp_path):
+    """Shell completion of `versions/NAME` adds a slash: `activate versions/NAME/` was refused as 'not a version
+    name'. Trailing slashes are dropped (activate and rollback --to); a name with a slash inside still is not one."""
+    root = _root(tmp_path, "a", "b")
+    cp = _run(shell, root, "activate", "versions/a/", "--commit")
+    assert cp.returncode == 0 and _current(root) == "versions/a", cp.stderr
+    cp = _run(shell, root, "activate", "b//", "--token", "t")
+    assert cp.returncode == 0 and _current(root) == "versions/b", cp.stderr
+    cp = _run(shell, root, "rollback", "--to", "versions/a/")
+    assert cp.returncode == 0 and _current(root) == "versions/a", cp.stderr
+    for bad in ("versions/a/b", "/", "a b/"):
+        cp = _run(shell, root, "activate", bad)
+        assert cp.returncode == 2 and "not a version name" in cp.stderr, (bad, cp.stderr)
