@@ -215,3 +215,25 @@ def test_the_dry_run_prints_the_plan_a_real_run_would_follow(tmp_path):
     assert f"WRITE {etc}/config.env" not in again.stdout and f"{etc}/config.env exists: kept" in again.stderr
     assert "RUN systemctl restart edge-ser.service" in again.stdout
     assert (etc / "config.env").read_text() == "EDGE_SER_BUNDLE=/x\nEDGE_SER_CAMERA=0\n"  # a dry run
+
+
+def test_a_deploy_user_that_does_not_exist_is_refused_before_anything_changes(tmp_path):
+    """`install.sh --deploy-user nosuchuser` went through apt, the service user and the venv and then failed with
+    a bare `install: invalid user`. Both scripts now check the user first (a dry run warns and goes on)."""
+    import re
+
+    r = _functions(tmp_path, "DEPLOY_USER=nosuchuser-edge; check_deploy_user")
+    assert r.returncode == 1 and "--deploy-user nosuchuser-edge: no such user on this machine" in r.stderr
+    assert "nothing was changed" in r.stderr
+    r = _functions(tmp_path, "DEPLOY_USER=root; check_deploy_user")
+    assert r.returncode == 0, r.stderr
+    for script in (DEPLOY / "pi" / "install.sh", DEPLOY / "jetson" / "install.sh"):
+        text = script.read_text()
+        first_change = min(text.index(c) for c in ("\napt_install", "\nensure_user", "\nensure_layout"))
+        assert re.search(r"\ncheck_deploy_user\n", text[:first_change]), script
+    wh = tmp_path / "wh"
+    wh.mkdir()
+    dry = _dry(DEPLOY / "pi" / "install.sh", str(wh), "--deploy-user", "nosuchuser-edge")
+    assert (
+        dry.returncode == 0 and "no such user here (a real run stops before changing anything)" in dry.stderr
+    )

@@ -40,6 +40,7 @@ while [ $# -gt 0 ]; do
 done
 [ -n "$WHEELHOUSE" ] || { usage >&2; exit 2; }
 [ "$DRY_RUN" = 1 ] || [ "$(id -u)" = 0 ] || die "run as root (sudo), or with --dry-run"
+check_deploy_user
 
 # L4T / JetPack: /etc/nv_tegra_release says e.g. "# R36 (release), REVISION: 3.0, ..." (R36 = JetPack 6.x, R35 = 5.x)
 L4T=""

@@ -43,6 +43,19 @@ write_file() {
     say "wrote $path"
 }
 
+# check_deploy_user: before any change, the --deploy-user (default $SUDO_USER) must exist here: it owns the
+# bundle folders and gets the sudoers rule (a typo failed only after apt, the user and the venv, with a bare
+# "install: invalid user"). A dry run says so and goes on.
+check_deploy_user() {
+    [ -n "$DEPLOY_USER" ] || return 0
+    id -u -- "$DEPLOY_USER" >/dev/null 2>&1 && return 0
+    if [ "$DRY_RUN" = 1 ]; then
+        say "warning: --deploy-user $DEPLOY_USER: no such user here (a real run stops before changing anything)"
+        return 0
+    fi
+    die "--deploy-user $DEPLOY_USER: no such user on this machine (the SSH login that runs \`edge-ser deploy\`; create it first, e.g. adduser $DEPLOY_USER); nothing was changed"
+}
+
 apt_install() {
     local missing=() p
     for p in "$@"; do

@@ -35,6 +35,7 @@ while [ $# -gt 0 ]; do
 done
 [ -n "$WHEELHOUSE" ] || { usage >&2; exit 2; }
 [ "$DRY_RUN" = 1 ] || [ "$(id -u)" = 0 ] || die "run as root (sudo), or with --dry-run"
+check_deploy_user
 
 model=$(tr -d '\0' 2>/dev/null </proc/device-tree/model || echo unknown)
 say "device: $model; wheelhouse: $WHEELHOUSE${DRY_RUN:+ }$([ "$DRY_RUN" = 1 ] && echo '(dry run)')"
