@@ -572,6 +572,28 @@ def check_wheelhouse(wheelhouse: str | os.PathLike[str], target: str = IMAGE_TAR
         raise ConfigError(f"--wheelhouse {wheelhouse}: {lock.name} pins no packages (an empty lock); {make}")
 
 
+def _copy_failure(out: Path, what: str, src: Path, exc: BaseException, removed: list[str]) -> str:
+    """One sentence for a copy onto the boot partition that failed: what, why (the first distinct reason), how
+    much it needs and how much is free."""
+    if isinstance(exc, shutil.Error) and exc.args and isinstance(exc.args[0], list):
+        reasons = [str(why) for *_, why in exc.args[0]]
+        why = reasons[0] if reasons else str(exc)
+        more = f" (and {len(reasons) - 1} more files)" if len(reasons) > 1 else ""
+    else:
+        why, more = (exc.strerror or str(exc)) if isinstance(exc, OSError) else str(exc), ""
+    need = sum(p.stat().st_size for p in src.rglob("*") if p.is_file()) if src.is_dir() else 0
+    try:
+        free = f"{shutil.disk_usage(out).free / 1e6:.1f} MB free"
+    except OSError:
+        free = "free space unknown"
+    took = f"; removed what this run had copied ({', '.join(removed)})" if removed else ""
+    return (
+        f"--out {out}: could not copy the {what} ({src}, {need / 1e6:.1f} MB) there: {why}{more}; {free}{took}. "
+        "Nothing else was written: free space on the partition (or use --wheelhouse-url / --bundle-url) and run "
+        "again"
+    )
+
+
 def generate(fb: FirstBoot, out: str | os.PathLike[str], *, wheelhouse: str | os.PathLike[str] | None = None,
              bundle: str | os.PathLike[str] | None = None) -> dict[str, Path]:  # fmt: skip
     """Write user-data, network-config (with Wi-Fi) and meta-data into `out` (the mounted boot partition).
@@ -606,22 +628,36 @@ def generate(fb: FirstBoot, out: str | os.PathLike[str], *, wheelhouse: str | os
         user_data(fb, bundle_name=source_name(bundle) if bundle is not None else None)
     )
     written: dict[str, Path] = {}
-    if wheelhouse is not None or bundle is not None:
-        (out_p / "edge-ser").mkdir(exist_ok=True)
-    if wheelhouse is not None:
-        _copy_tree_atomic(Path(wheelhouse), out_p / "edge-ser" / "wheelhouse")
-        written["wheelhouse"] = out_p / "edge-ser" / "wheelhouse"
-    if bundle is not None:
-        from edge_ser.bundle.fusion import FusionBundle
+    made_dir = wheelhouse is not None or bundle is not None
+    made_dir = made_dir and not (out_p / "edge-ser").exists()
+    what, src = "", Path()
+    try:
+        if wheelhouse is not None or bundle is not None:
+            (out_p / "edge-ser").mkdir(exist_ok=True)
+        if wheelhouse is not None:
+            what, src = "wheelhouse", Path(wheelhouse)
+            _copy_tree_atomic(src, out_p / "edge-ser" / "wheelhouse")
+            written["wheelhouse"] = out_p / "edge-ser" / "wheelhouse"
+        if bundle is not None:
+            from edge_ser.bundle.fusion import FusionBundle
 
-        if isinstance(loaded, FusionBundle):  # its branches are folders beside it: ship them inside it
-            with tempfile.TemporaryDirectory() as tmp:
-                _copy_tree_atomic(
-                    write_self_contained(loaded, Path(tmp) / "b"), out_p / "edge-ser" / "bundle"
-                )
-        else:
-            _copy_tree_atomic(Path(bundle), out_p / "edge-ser" / "bundle")
-        written["bundle"] = out_p / "edge-ser" / "bundle"
+            what, src = "bundle", Path(bundle)
+            if isinstance(loaded, FusionBundle):  # its branches are folders beside it: ship them inside it
+                with tempfile.TemporaryDirectory() as tmp:
+                    _copy_tree_atomic(
+                        write_self_contained(loaded, Path(tmp) / "b"), out_p / "edge-ser" / "bundle"
+                    )
+            else:
+                _copy_tree_atomic(src, out_p / "edge-ser" / "bundle")
+            written["bundle"] = out_p / "edge-ser" / "bundle"
+    except (shutil.Error, OSError) as e:
+        # a full (or read-only) boot partition: shutil.Error carries one (src, dst, why) per file; say it once,
+        # and take back what this run copied, so the card is not left with a wheelhouse and no user-data
+        for path in written.values():
+            shutil.rmtree(path, ignore_errors=True)
+        if made_dir:
+            shutil.rmtree(out_p / "edge-ser", ignore_errors=True)
+        raise ConfigError(_copy_failure(out_p, what, src, e, list(written))) from None
     net = network_config(fb)
     nc = _yaml(net) if net is not None else None
     iid = hashlib.sha256((ud + (nc or "")).encode()).hexdigest()[:12]

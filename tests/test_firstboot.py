@@ -689,3 +689,28 @@ def test_first_boot_writes_the_sha256sums_deploy_writes(tmp_path, wheelhouse, bu
     assert r.returncode == 0 and sorted(ln.rsplit(": ", 1)[0] for ln in r.stdout.splitlines()) == shipped, (
         r.stdout
     )
+
+
+def test_a_full_boot_partition_gives_one_clear_message_and_leaves_nothing(tmp_path, wheelhouse):
+    """On a boot partition too small for the bundle, firstboot printed shutil.Error's raw list of (src, dst,
+    why) tuples and left the wheelhouse it had copied. A real small tmpfs here: one message (what, why, how much
+    is needed and free) and nothing of this run left on it."""
+    import os
+
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("needs root to mount a small tmpfs")
+    boot = tmp_path / "boot"
+    boot.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(boot)], capture_output=True,
+                      check=False).returncode != 0:  # fmt: skip
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        with pytest.raises(ConfigError) as ei:
+            generate(_fb(), boot, wheelhouse=wheelhouse, bundle=BUNDLE)
+        msg = str(ei.value)
+        assert msg.startswith(f"--out {boot}: could not copy the bundle ({BUNDLE}") and "MB free" in msg, msg
+        assert "No space left on device" in msg and "removed what this run had copied (wheelhouse)" in msg
+        assert "[(" not in msg and "\n" not in msg  # no list of tuples
+        assert list(boot.iterdir()) == []
+    finally:
+        subprocess.run(["umount", str(boot)], check=False)
