@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge_ser.errors import VideoFormatError
+from edge_ser.errors import InputWarning, VideoFormatError
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -134,3 +134,86 @@ def test_a_video_of_absurd_frames_is_refused_before_decoding(tmp_path) -> None:
     for read in (probe_video, read_sampled):
         with pytest.raises(VideoFormatError, match=r"huge\.avi: has frames of 7500x7500 \(56 megapixels\)"):
             read(video)
+
+
+# -- 2. a "video" of a sound track alone -------------------------------------------------------------------------
+
+
+def _shipped(name: str):
+    from edge_ser.recognizer import Recognizer
+
+    return Recognizer(REPO / "bundles" / name, "numpy", adapt=False)
+
+
+@pytest.fixture(scope="module")
+def sound_only(tmp_path_factory) -> Path:
+    """`ffmpeg -i face.mp4 -vn -c:a copy a.mp4`: an MP4 holding one AAC stream and no video."""
+    import subprocess
+
+    from tests.av_media import ffmpeg_or_skip, mux, write_speech, write_video
+
+    ffmpeg = ffmpeg_or_skip()
+    d = tmp_path_factory.mktemp("sound_only")
+    both = mux(ffmpeg, write_video(d / "face.mp4"), write_speech(d / "a.wav"), d / "face_av.mp4")
+    out = d / "a.mp4"
+    subprocess.run([ffmpeg, "-v", "error", "-i", str(both), "-vn", "-c:a", "copy", str(out)], check=True)
+    return out
+
+
+def test_a_sound_track_alone_is_named_as_such(sound_only) -> None:
+    """It read "looks like MP4/QuickTime but OpenCV cannot open it: the file is truncated or damaged"."""
+    from edge_ser.vision.video import NoVideoStreamError, media_streams, probe_video, read_sampled
+
+    assert media_streams(sound_only) == ["Audio: aac"]
+    for read in (probe_video, read_sampled):
+        with pytest.raises(NoVideoStreamError, match=r"a\.mp4: no video stream \(streams: Audio: aac\)") as e:
+            read(sound_only)
+        assert "truncated" not in str(e.value) and isinstance(e.value, VideoFormatError)
+
+
+def test_the_face_bundle_refuses_it_with_that_message(sound_only, capsys) -> None:
+    from edge_ser.cli import main
+
+    with pytest.raises(VideoFormatError, match=r"no video stream \(streams: Audio: aac\)"):
+        _shipped("face_fer").predict_file(sound_only)
+    with pytest.warns(InputWarning, match=r"skipped .*a\.mp4: no video stream \(streams: Audio: aac\)"):
+        assert (
+            main(["predict", str(REPO / "bundles" / "face_fer"), str(sound_only), "--engine", "numpy"]) == 2
+        )
+    assert "none of the 1 file(s) could be read" in capsys.readouterr().err
+
+
+def test_the_fusion_bundle_answers_it_from_its_audio_alone_with_no_face(sound_only, capsys) -> None:
+    """av_fusion answers on audio alone when no face is in view; a file with no picture at all is that case."""
+    import json
+
+    from edge_ser.audio.container import load_container_audio
+    from edge_ser.cli import main
+
+    fusion, audio = _shipped("av_fusion"), _shipped("av_fn_audio")
+    pa = np.array(list(audio.predict_audio(*load_container_audio(sound_only)).probabilities.values()))
+    p = fusion.predict_file(sound_only)
+    assert p.face_found is False and p.level_db is not None
+    expected = fusion.kind.rule.fuse({"audio": pa})
+    np.testing.assert_allclose(list(p.probabilities.values()), expected, rtol=1e-4, atol=1e-6)
+    clip = fusion.kind.file_inputs(sound_only)["clip"][0]
+    assert clip["face"] is None and clip["audio"] is not None
+    bundle = str(REPO / "bundles" / "av_fusion")
+    assert main(["predict", bundle, str(sound_only), "--engine", "numpy"]) == 0
+    assert "[no face found: audio alone]" in capsys.readouterr().out
+    assert main(["predict", bundle, str(sound_only), "--engine", "numpy", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out.splitlines()[0])["face_found"] is False
+
+
+def test_a_long_sound_track_alone_is_windowed_with_no_face(tmp_path) -> None:
+    import subprocess
+
+    from tests.av_media import ffmpeg_or_skip
+
+    ffmpeg = ffmpeg_or_skip()
+    path = tmp_path / "long.m4a.mp4"
+    tone = "sine=frequency=220:duration=34:sample_rate=16000"
+    subprocess.run([ffmpeg, "-v", "error", "-f", "lavfi", "-i", tone, "-c:a", "aac", str(path)], check=True)
+    p = _shipped("av_fusion").predict_file(path)
+    assert len(p.windows) == 11 and p.face_found is False
+    assert all(w.face_found is False for w in p.windows)

@@ -14,6 +14,7 @@ import math
 import os
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,7 +35,7 @@ from edge_ser.inputs.base import (
     has_voice,
     softmax_row,
 )
-from edge_ser.vision.video import VIDEO_EXTENSIONS
+from edge_ser.vision.video import VIDEO_EXTENSIONS, NoVideoStreamError
 
 if TYPE_CHECKING:
     from edge_ser.features.spec import FeatureSpec
@@ -190,6 +191,10 @@ class FusionKind(InputKind):
         and its sampled frames' face crops for the face branch (`_row`)."""
         from edge_ser.vision.video import probe_video
 
+        try:
+            info = probe_video(path)
+        except NoVideoStreamError as e:  # a sound track alone: the audio branches answer, no face found
+            return self._sound_only_clip(path, e)
         track = self._video_track(path)
         level = None if track is None else loudest_db(track[0], self.sample_rate)
         # a track of digital silence, or of room noise with no voice in it, is no audio: faint noise outvoted a
@@ -206,7 +211,28 @@ class FusionKind(InputKind):
         }  # an audio-visual kind reads the video itself
         rate = None if track is None else track[1]
         inputs = clip_row({n: parts[n] for n in self.branches})
-        return FileWindow(0.0, probe_video(path).duration, inputs, True, rate, level, face_found=found)
+        return FileWindow(0.0, info.duration, inputs, True, rate, level, face_found=found)
+
+    def _sound_only(
+        self, path: str | os.PathLike[str], error: NoVideoStreamError, **windows: float
+    ) -> Iterator[FileWindow]:
+        """A "video" file of a sound track alone (no video stream) as the audio branches hear an audio file, window
+        by window, with no face found (as a video in which no face is in view); `error` when no branch hears."""
+        if not any(k.hears and not k.faces for k in self.branches.values()):
+            raise error
+        for w in super().file_windows(path, **windows):
+            yield replace(w, face_found=False)
+
+    def _sound_only_clip(self, path: str | os.PathLike[str], error: NoVideoStreamError) -> FileWindow:
+        """`_sound_only` as one clip of the whole track (`file_inputs`)."""
+        from edge_ser.audio.stream import AudioWindow
+
+        track = self._video_track(path)
+        if track is None:
+            raise error
+        y, rate = track
+        whole = AudioWindow(0.0, y.size / self.sample_rate, y, True, rate)
+        return replace(next(self.windows_inputs([whole], str(path))), face_found=False)
 
     def _row(
         self, samples: np.ndarray | None, crops: Sequence[Any] | None, skip: set[str] = frozenset()
@@ -280,7 +306,11 @@ class FusionKind(InputKind):
             return
         from edge_ser.vision.video import probe_video
 
-        info = probe_video(path)
+        try:
+            info = probe_video(path)
+        except NoVideoStreamError as e:  # a sound track alone: the audio branches answer, no face found
+            yield from self._sound_only(path, e, window_seconds=window_seconds, long_seconds=long_seconds)
+            return
         if info.duration <= long_seconds:
             yield self._video_clip(path)
             return

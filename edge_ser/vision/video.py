@@ -7,7 +7,8 @@ audio-visual model consumes. Frames are BGR uint8 [h, w, 3] as OpenCV decodes th
 (`grey=True`, converted with `cv2.COLOR_BGR2GRAY`, the conversion `edge_ser.vision.face.to_grey` uses).
 
 Validation before trust: a missing file, a directory, an empty file, an image, a file that is not a video,
-one OpenCV cannot open (truncated MP4 whose index is gone, unknown codec), frames larger than
+one OpenCV cannot open (truncated MP4 whose index is gone, unknown codec; a file of a sound track alone is
+`NoVideoStreamError`, its streams listed when ffmpeg is there to list them), frames larger than
 `edge_ser.limits.MAX_IMAGE_PIXELS` (checked on opening, before a frame is decoded), a non-positive frame rate, zero
 decodable frames, or a file that decodes to clearly fewer frames than its container declares (truncated)
 raise VideoFormatError naming the file and what was wrong. Images are refused by their first bytes (the
@@ -27,6 +28,8 @@ frequent key frames, and it trusts the container's count (measured in docs/visio
 from __future__ import annotations
 
 import os
+import re
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +53,45 @@ COUNT_TOLERANCE = (2, 0.05)
 
 # First bytes of single-image files, which OpenCV's FFmpeg backend would open as a one-frame "video".
 _IMAGE_MAGIC = ((b"\xff\xd8\xff", "a JPEG image"), (b"\x89PNG", "a PNG image"), (b"BM", "a BMP image"))
+
+
+class NoVideoStreamError(VideoFormatError):
+    """A media file that holds no video stream (a sound track alone, e.g. `ffmpeg -i face.mp4 -vn a.mp4`): no
+    frame to read a face from. A face bundle refuses it; a fusion bundle answers from its audio alone."""
+
+
+_STREAM = re.compile(r"^\s*Stream #0:\d+\S*: (\w+): ([^,\n]*)(.*)$", re.MULTILINE)
+
+
+def media_streams(path: str | os.PathLike[str], timeout: float = 20.0) -> list[str] | None:
+    """The streams of a media file as ffmpeg lists them ('Audio: aac (LC)', 'Video: h264 ...'; a cover picture is
+    not a video stream and is left out), or None when there is no ffmpeg to ask or it cannot say."""
+    from edge_ser.audio.container import FFmpegNotFoundError, find_ffmpeg
+
+    try:
+        cmd = [find_ffmpeg(), "-hide_banner", "-nostdin", "-i", str(path)]
+        said = subprocess.run(cmd, capture_output=True, timeout=timeout, check=False).stderr
+    except (FFmpegNotFoundError, OSError, subprocess.TimeoutExpired):
+        return None
+    text = said.decode("utf-8", "replace")
+    if "Input #0" not in text:
+        return None
+    return [
+        f"{kind}: {codec.split()[0] if codec.split() else '?'}"
+        for kind, codec, rest in _STREAM.findall(text)
+        if "(attached pic)" not in rest
+    ]
+
+
+def _no_video_stream(path: Path) -> NoVideoStreamError | None:
+    """NoVideoStreamError listing the file's streams when ffmpeg says it has no video stream, else None."""
+    streams = media_streams(path)
+    if streams is None or any(s.startswith("Video:") for s in streams):
+        return None
+    return NoVideoStreamError(
+        f"{path}: no video stream (streams: {', '.join(streams) or 'none'}): there is no picture to read a "
+        "face from"
+    )
 
 
 def sample_frame_indices(n_frames: int, k: int = 6) -> np.ndarray:
@@ -148,6 +190,8 @@ def _open(path: Path) -> tuple[Any, VideoInfo]:
         cap.release()
         kind = _kind(head)
         backend = "" if ffmpeg else " (this OpenCV has no FFmpeg video backend)"
+        if kind and (sound_only := _no_video_stream(path)):
+            raise sound_only
         if kind:
             raise VideoFormatError(
                 f"{path}: looks like {kind} but OpenCV cannot open it{backend}: the file is truncated or "
@@ -173,6 +217,10 @@ def _open(path: Path) -> tuple[Any, VideoInfo]:
         problem = f"declares a frame rate of {fps} fps; a video needs a positive frame rate"
     if problem:
         cap.release()
+        if width < 1 or height < 1:
+            sound_only = _no_video_stream(path)
+            if sound_only:
+                raise sound_only
         raise VideoFormatError(f"{path}: {problem}")
     return cap, VideoInfo(path, width, height, fps, count, codec)
 
