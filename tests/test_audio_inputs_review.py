@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import struct
 import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -160,3 +161,70 @@ def test_a_wav_with_no_complete_frame_is_still_refused(tmp_path):
     with pytest.raises(AudioFormatError, match="stub.wav: unfinished header"):
         open_blocks(path)
     assert "no complete frame" in audio_problem(path)
+
+
+# ------------------------------------------------------------------------ 3. audio-only containers (M4A, AAC...)
+CONTAINERS = {  # extension: ffmpeg output options
+    ".m4a": [],  # AAC in MP4: the default of phone voice recorders
+    ".aac": ["-f", "adts"],
+    ".mka": [],
+    ".weba": ["-c:a", "libopus", "-f", "webm"],  # a browser's MediaRecorder
+}
+
+
+def _encode(ffmpeg: str, src: Path, out: Path, options: list[str]) -> Path:
+    r = subprocess.run(
+        [ffmpeg, "-v", "error", "-i", str(src), *options, str(out)], capture_output=True, check=False
+    )
+    if r.returncode != 0:
+        pytest.skip(f"this ffmpeg cannot write {out.suffix}: {r.stderr.decode()[-300:]}")
+    return out
+
+
+@pytest.mark.parametrize("ext", sorted(CONTAINERS))
+def test_audio_only_containers_are_read_through_ffmpeg(tmp_path, ext):
+    """'Format not recognised' from soundfile before, though the same bytes named .mp4 were read: load, the block
+    stream and the data set scan read them through ffmpeg, and a folder or data set lists them."""
+    from edge_ser.cli.common import media_files
+    from edge_ser.inputs.base import AUDIO_EXTENSIONS
+
+    ffmpeg = ffmpeg_or_skip()
+    src, _ = _stereo_wav(tmp_path / "ok.wav")
+    path = _encode(ffmpeg, src, tmp_path / f"voice{ext}", CONTAINERS[ext])
+    assert ext in AUDIO_EXTENSIONS and media_files([tmp_path]) == sorted([src, path])
+    ref, _ = load(src, sr=16000)
+    y, sr = load(path, sr=16000)
+    assert sr == 16000 and abs(y.size - ref.size) < 2500  # the codec pads its frames
+    assert 0.05 < float(np.sqrt(np.mean(y**2))) < 0.5  # the tone, not silence
+    assert load(path, mono=False)[0].ndim == 2
+    with open_blocks(path) as s:
+        assert sum(b.size for b in s) == load(path)[0].size
+    assert audio_problem(path) is None
+
+
+def test_an_m4a_without_ffmpeg_says_to_install_it(tmp_path, monkeypatch):
+    from edge_ser.audio import container
+
+    path = tmp_path / "memo.m4a"
+    path.write_bytes(b"\0\0\0\x20ftypM4A " + bytes(64))
+    monkeypatch.delenv(container.FFMPEG_ENV, raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
+    monkeypatch.setitem(sys.modules, "imageio_ffmpeg", None)
+    for read in (load, open_blocks):
+        with pytest.raises(container.FFmpegNotFoundError, match=r"memo.m4a: .*apt-get install ffmpeg"):
+            read(path)
+
+
+def test_ogg_opus_voice_notes_are_listed_and_read(tmp_path):
+    """WhatsApp / Telegram voice notes (.opus, .oga: Opus in Ogg) are read by soundfile, and listed now."""
+    from edge_ser.inputs.base import AUDIO_EXTENSIONS
+
+    sf = pytest.importorskip("soundfile")
+    path = tmp_path / "note.opus"
+    try:
+        sf.write(str(path), _tone(), SR, format="OGG", subtype="OPUS")
+    except (RuntimeError, ValueError, TypeError) as e:  # a libsndfile without Opus
+        pytest.skip(f"this libsndfile cannot write Opus: {e}")
+    assert {".opus", ".oga"} <= set(AUDIO_EXTENSIONS)
+    y, sr = load(path)
+    assert y.size > 0 and audio_problem(path) is None

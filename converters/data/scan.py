@@ -9,6 +9,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from converters.data.records import Record
+from edge_ser.audio.stream import open_blocks, uses_ffmpeg
 from edge_ser.audio.wav import WavCodecError, WavReader
 from edge_ser.errors import AudioFormatError, DatasetError, InputWarning, MissingDependencyError
 from edge_ser.fileio import check_regular_file, find_files, walk_files
@@ -131,11 +132,15 @@ def audio_problem(path: Path) -> str | None:
     """Why an audio file cannot be decoded, from its header alone, or None when it can be opened.
 
     WAV: the strict reader's header parse (`edge_ser.audio.wav.WavReader`), which finds an empty, foreign
-    (AIFF, MP3, text...), cut-short or malformed file without decoding a sample; other formats: soundfile's
+    (AIFF, MP3, text...) or malformed file without decoding a sample; M4A, AAC and the other files read through
+    ffmpeg (`edge_ser.audio.stream.uses_ffmpeg`): their first block decoded; other formats: soundfile's
     header read. What a header cannot show (NaN samples in a float WAV, a damaged frame inside a FLAC) is
     found when the features are computed, which skips such a file the same way (`converters.featurize`).
     """
     try:
+        if uses_ffmpeg(path):  # M4A, AAC... and video sound tracks: ffmpeg decodes the first block
+            open_blocks(path, frames=1024).close()
+            return None
         if path.suffix.lower() in (".wav", ".wave"):
             try:
                 with (

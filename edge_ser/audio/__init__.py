@@ -60,15 +60,23 @@ def load(
     """Read an audio file as float samples in [-1, 1] and its sample rate in Hz.
 
     Shape [n] when `mono` (channels averaged), else [n, channels]; resampled to `sr` Hz when given.
-    WAV goes through `read_wav`; other formats need soundfile. Bad files raise AudioFormatError.
+    WAV goes through `read_wav`; a video's sound track and audio-only containers (M4A, AAC, MKA, WebM audio...:
+    `edge_ser.audio.stream.uses_ffmpeg`) through ffmpeg, which gives them mono ([n, 1]); other formats need
+    soundfile. Bad files raise AudioFormatError; no ffmpeg for a file that needs it, FFmpegNotFoundError.
     """
     if sr is not None and (isinstance(sr, bool) or not isinstance(sr, (int, np.integer)) or sr <= 0):
         raise ConfigError(f"load: sr must be a positive int or None, got {sr!r}")
     out_dtype = np.dtype(dtype)
     if not np.issubdtype(out_dtype, np.floating):
         raise ConfigError(f"load: dtype must be a float type, got {out_dtype}")
+    from edge_ser.audio.container import load_container_audio
+    from edge_ser.audio.stream import uses_ffmpeg
+
     path = Path(path)
-    if path.suffix.lower() in _WAV_SUFFIXES:
+    if uses_ffmpeg(path):
+        y, file_sr = load_container_audio(path)
+        y = y[:, None]
+    elif path.suffix.lower() in _WAV_SUFFIXES:
         try:
             y, file_sr = read_wav(path)
         except WavCodecError:  # mu-law (telephone), A-law, ADPCM: libsndfile decodes them

@@ -1,4 +1,5 @@
-"""The audio track of a video container (MP4, MOV, AVI, MKV, WebM...) through an ffmpeg subprocess.
+"""The audio track of a video container (MP4, MOV, AVI, MKV, WebM...), or of an audio-only one (M4A, AAC, MKA, WebM
+audio, 3GP/AMR, WMA: `AUDIO_CONTAINER_EXTENSIONS`), through an ffmpeg subprocess.
 
 `load_container_audio(path, sr=...)` runs
 
@@ -36,6 +37,11 @@ from edge_ser.errors import AudioFormatError, ConfigError, MissingDependencyErro
 from edge_ser.fileio import check_regular_file
 
 FFMPEG_ENV = "EDGE_SER_FFMPEG"
+AUDIO_CONTAINER_EXTENSIONS = (".m4a", ".m4b", ".aac", ".mka", ".weba", ".3gp", ".amr", ".wma")
+"""Audio-only files libsndfile does not read and ffmpeg does: phone voice recorders' M4A (AAC in MP4; .m4b an
+audiobook's), raw AAC (ADTS), Matroska audio, WebM audio (Opus or Vorbis from a browser's MediaRecorder), 3GP / AMR
+voice notes, Windows Media Audio. `edge_ser.audio.load` and `open_blocks` read them as a video's sound track
+(`edge_ser.audio.stream.uses_ffmpeg`)."""
 DEFAULT_TIMEOUT = 120.0  # seconds; a 4 s clip decodes in ~30 ms
 _STDERR_TAIL = 1200  # characters of ffmpeg's stderr quoted in an error
 

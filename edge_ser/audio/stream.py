@@ -111,7 +111,7 @@ class _SoundFileBlocks(BlockStream):
 
 
 class _FFmpegBlocks(BlockStream):
-    """The first audio track of a video container, decoded by an ffmpeg process to mono f32le on a pipe
+    """The first audio track of a video or an audio-only container (M4A, AAC...), decoded by an ffmpeg process to mono f32le on a pipe
     (the command and its choices: `edge_ser.audio.container`)."""
 
     def __init__(self, path: Path, frames: int) -> None:
@@ -186,11 +186,19 @@ def _check_finite(path: Path, y: np.ndarray, first_index: int) -> None:
         )
 
 
-def open_blocks(path: str | os.PathLike, *, frames: int = BLOCK_FRAMES) -> BlockStream:
-    """The audio of `path` as mono float32 blocks of up to `frames` samples at its own rate: a WAV through
-    `WavReader`, a video container's first audio track through ffmpeg, anything else through soundfile."""
+def uses_ffmpeg(path: str | os.PathLike) -> bool:
+    """Whether `path` is read through ffmpeg, by its extension: a video's sound track or an audio-only container
+    (M4A, AAC...: `edge_ser.audio.container.AUDIO_CONTAINER_EXTENSIONS`)."""
+    from edge_ser.audio.container import AUDIO_CONTAINER_EXTENSIONS
     from edge_ser.vision.video import VIDEO_EXTENSIONS
 
+    return Path(path).suffix.lower() in AUDIO_CONTAINER_EXTENSIONS + VIDEO_EXTENSIONS
+
+
+def open_blocks(path: str | os.PathLike, *, frames: int = BLOCK_FRAMES) -> BlockStream:
+    """The audio of `path` as mono float32 blocks of up to `frames` samples at its own rate: a WAV through
+    `WavReader`, the first audio track of a video or an audio-only container (M4A, AAC...) through ffmpeg
+    (`uses_ffmpeg`), anything else through soundfile."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix in WAV_SUFFIXES:
@@ -198,7 +206,7 @@ def open_blocks(path: str | os.PathLike, *, frames: int = BLOCK_FRAMES) -> Block
             return _WavBlocks(path, frames)
         except WavCodecError:  # mu-law, A-law, ADPCM: libsndfile decodes them
             return _SoundFileBlocks(path, frames)
-    if suffix in VIDEO_EXTENSIONS:
+    if uses_ffmpeg(path):
         return _FFmpegBlocks(path, frames)
     return _SoundFileBlocks(path, frames)
 
@@ -372,4 +380,5 @@ __all__ = [
     "file_windows",
     "has_sound_track",
     "open_blocks",
+    "uses_ffmpeg",
 ]

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from edge_ser.audio.container import AUDIO_CONTAINER_EXTENSIONS
 from edge_ser.audio.stream import FILE_WINDOW_SECONDS, LONG_FILE_SECONDS
 from edge_ser.engines.base import softmax
 from edge_ser.errors import AudioFormatError, ConfigError
@@ -32,11 +33,14 @@ if TYPE_CHECKING:
     from edge_ser.schema import Checker
     from edge_ser.vision.face import FaceCropSpec
 
-AUDIO_EXTENSIONS = (".wav", ".wave", ".flac", ".ogg", ".mp3", ".aif", ".aiff", ".aifc")
+AUDIO_EXTENSIONS = (
+    ".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc", *AUDIO_CONTAINER_EXTENSIONS,
+)  # fmt: skip
 """Audio files `edge-ser predict` picks from a folder and the data set loaders read: WAV through edge-ser's own
-reader (`edge_ser.audio.wav`), the others through soundfile (libsndfile 1.1+ decodes MP3; AIFF and AIFF-C
-are Apple's PCM formats). A folder-per-class data set counts the files it ignores for their extension
-(`converters.data.scan.skip_ignored`)."""
+reader (`edge_ser.audio.wav`); FLAC, Ogg (Vorbis or Opus: .oga, .opus), MP3 and AIFF through soundfile (libsndfile
+1.1+ decodes MP3; AIFF and AIFF-C are Apple's PCM formats); the audio-only containers libsndfile does not read (M4A,
+AAC, MKA, WebM audio...: `edge_ser.audio.container.AUDIO_CONTAINER_EXTENSIONS`) through ffmpeg. A folder-per-class
+data set counts the files it ignores for their extension (`converters.data.scan.skip_ignored`)."""
 
 Inputs = dict[str, np.ndarray]
 """Model inputs by name, each with its rows axis first."""
