@@ -923,3 +923,14 @@ def test_a_media_file_given_as_the_bundle_is_named_as_such(tmp_path: Path) -> No
     wav = tmp_path / "clip.wav"
     wav.write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt " + bytes(40))
     refused(wav, "is an audio file, not a bundle", "did you give the file where the bundle goes?")
+
+
+def test_a_functionals_bundle_whose_two_spec_blocks_disagree_is_refused(tmp_path: Path) -> None:
+    """Review: functionals_input.sample_rate edited to 22050 (feature_spec still 16000, the checksum recomputed)
+    loaded and quietly changed every prediction."""
+    b = tmp_path / "ser"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "bundles" / "ser_emodb", b)
+    m = json.loads((b / "manifest.json").read_text())
+    m["functionals_input"]["sample_rate"] = 22050
+    reseal(b, json.dumps(m))
+    refused(b, "feature_spec", "does not match functionals_input", "sample_rate 16000 against 22050")

@@ -47,6 +47,13 @@ class FunctionalsKind(InputKind):
         spec = c.build(BLOCK, FunctionalsSpec.from_dict, dict(block))
         if spec is None:
             return
+        # feature_spec records the STFT / mel part of this block: an edit of one alone (sample_rate 22050 here,
+        # 16000 there) loaded and quietly moved every prediction
+        recorded, derived = manifest.get("feature_spec"), spec.feature_spec().to_dict()
+        if isinstance(recorded, Mapping) and dict(recorded) != derived:
+            diff = sorted(k for k in set(recorded) | set(derived) if recorded.get(k) != derived.get(k))
+            shown = ", ".join(f"{k} {recorded.get(k)!r} against {derived.get(k)!r}" for k in diff[:3])
+            c.problem("feature_spec", f"does not match {BLOCK} ({shown}): one of them was edited")
         got = shape_of(inputs, INPUT)
         if got is None:
             c.problem(BLOCK, f"the model has no {INPUT!r} input (inputs: {[x['name'] for x in inputs]})")
