@@ -181,8 +181,16 @@ def resolve_data(value: str) -> Data:
 
 
 def data_speakers(data: Data) -> list[str]:
-    """The sorted speakers of `data`'s clips (`load_records`: the folder is scanned, no features are made)."""
+    """The sorted speakers of `data`'s clips (`load_records`: the folder is scanned, no features are made); a
+    folder's speakers and classes with too few clips are said on stderr (`converters.heldout.few_clips`, as
+    `edge-ser data` says them): a speaker of one clip, standardised by its own statistics, always gives the same
+    vector, and its fold counts as much as any other in the unseen-speaker figure."""
+    from converters.heldout import few_clips
+
     _, records = load_records(data.arg, None)
+    if not data.corpus:
+        for line in few_clips(records):
+            print(f"warning: {data.name}: {line}", file=sys.stderr)
     return sorted({str(r.speaker) for r in records})
 
 

@@ -765,3 +765,19 @@ def test_member_choice_tables_are_named_by_the_copies_the_members_train_with():
     assert ship.members_table("mydata", rows) == "ship_ser_members_mydata"
     both = replace(rows, lengths=True, early_views=(1, 2))
     assert ship.members_table("mydata", both) == "ship_ser_members_mydata_early_lengths"
+
+
+def test_a_folder_with_speakers_of_few_clips_is_warned_about_before_shipping(tmp_path, capsys):
+    """Review: ship_ser_nested.py on a folder with a speaker of 1 clip scored its fold 0.0 (a speaker standardised
+    by its own one clip) in the mean that went into the manifest, without the few-clips warning `edge-ser data`
+    gives."""
+    from edge_ser.audio import write_wav
+
+    y = (0.1 * np.sin(np.arange(16000) / 5)).astype(np.float32)
+    for cls in ("angry", "sad"):
+        for spk, n in (("spk01", 5), ("spk02", 5), ("solo", 1 if cls == "sad" else 0)):
+            for i in range(n):
+                write_wav(tmp_path / "mine" / cls / f"{spk}_{i}.wav", y, 16000)
+    data = ship.resolve_data(str(tmp_path / "mine"))
+    assert ship.data_speakers(data) == ["solo", "spk01", "spk02"]
+    assert "1 speaker(s) with fewer than 5 clips: solo (1 clip)" in capsys.readouterr().err
