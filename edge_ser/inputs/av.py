@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,6 +40,7 @@ from edge_ser.inputs.base import (
 )
 from edge_ser.limits import MAX_AUDIO_SEGMENTS, MAX_FACE_FRAMES, MAX_FACE_SIZE, MIN_FACE_SIZE
 from edge_ser.schema import Checker, config_from_dict
+from edge_ser.vision.face import crop_pixels_checked
 from edge_ser.vision.video import VIDEO_EXTENSIONS, sample_frame_indices
 
 if TYPE_CHECKING:
@@ -161,15 +162,11 @@ def clip_inputs(
     return faces, audio
 
 
-def face_pixels(face: Any, spec: AVInputSpec) -> np.ndarray:
-    """A crop_fn result (a FaceCrop or a uint8 [S, S] array) as float32 pixels in [0, 1], checked."""
-    face = np.asarray(getattr(face, "image", face))  # FaceCrop (edge_ser.vision.face) or an array
-    if face.shape != (spec.face_size, spec.face_size):
-        raise ConfigError(
-            f"crop_fn returned shape {face.shape}; expected ({spec.face_size}, {spec.face_size}) grey"
-        )
-    if face.dtype != np.uint8:
-        raise ConfigError(f"crop_fn must return uint8 pixels, got {face.dtype}")
+def face_pixels(face: Any, spec: AVInputSpec, source: str = "crop_fn") -> np.ndarray:
+    """A crop (a FaceCrop or a uint8 [S, S] array) as float32 pixels in [0, 1], checked; `source` names where it
+    came from in the error ("crop_fn", or "face crops" the caller gave: the message said "crop_fn returned shape"
+    for crops given to `predict_audio`, whose caller had passed no crop_fn)."""
+    face = crop_pixels_checked(face, spec.face_size, source)
     return face.astype(np.float32) / np.float32(255.0)
 
 
@@ -353,10 +350,23 @@ class AVKind(InputKind):
             k, size = self.spec.frames, self.spec.face_size
             if faces:
                 idx = np.linspace(0, len(faces) - 1, k).round().astype(int) if len(faces) != k else range(k)
-                out["faces"] = np.stack([face_pixels(faces[i], self.spec) for i in idx])[None]
+                crops = [face_pixels(faces[i], self.spec, "face crops") for i in idx]
+                out["faces"] = np.stack(crops)[None]
             else:
                 out["faces"] = np.zeros((1, k, size, size), np.float32)
         return {n: out[n] for n in self.input_names}
+
+    def given_face_found(self, faces: Sequence[Any] | None) -> bool | None:
+        """`face_found` of a clip given in memory with `faces`: False when the model takes faces and none are given
+        (`window_inputs` fills black frames: the answer is the audio's, over no face); else None, as for crops the
+        caller made (whether they show a face is theirs to say)."""
+        return False if self.faces and not faces else None
+
+    def windows_inputs(self, windows: Iterable[Any], where: str) -> Iterator[FileWindow]:
+        """As `InputKind.windows_inputs` (audio windows, no frames: long audio given to `predict_audio`); with a
+        faces input, each window's black frames are marked `face_found=False`."""
+        for w in super().windows_inputs(windows, where):
+            yield dataclasses.replace(w, face_found=False) if self.faces else w
 
     def file_inputs(self, path: str | os.PathLike[str]) -> Inputs:
         """A video (its sampled frames through the bundle's face crop, its audio track) or, for an audio-only

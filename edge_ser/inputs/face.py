@@ -27,6 +27,7 @@ from edge_ser.features.spec import FeatureSpec
 from edge_ser.inputs.base import AUDIO_EXTENSIONS, FileWindow, InputKind, Inputs, face_found, shape_of
 from edge_ser.limits import MAX_FACE_FRAMES, MAX_FACE_SIZE, MIN_FACE_SIZE
 from edge_ser.schema import Checker, config_from_dict
+from edge_ser.vision.face import crop_pixels_checked
 from edge_ser.vision.video import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 
 if TYPE_CHECKING:
@@ -101,11 +102,7 @@ def zoomed(x: np.ndarray, zoom: float) -> np.ndarray:
 
 def crop_pixels(face: Any, size: int) -> np.ndarray:
     """A FaceCrop (or a uint8 [S, S] grey crop) as float32 [1, S, S] in [0, 1], checked."""
-    img = np.asarray(getattr(face, "image", face))
-    if img.shape != (size, size) or img.dtype != np.uint8:
-        raise ConfigError(
-            f"face crop: expected uint8 [{size}, {size}] grey, got {img.dtype} {list(img.shape)}"
-        )
+    img = crop_pixels_checked(face, size)
     return (img.astype(np.float32) / np.float32(255.0))[None]
 
 

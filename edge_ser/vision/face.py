@@ -308,3 +308,19 @@ class FaceCropper:
             return FaceCrop(self.cut(grey, crop_box), box, crop_box, neighbors, True)
         crop_box = center_box(*grey.shape)
         return FaceCrop(self.cut(grey, crop_box), None, crop_box, None, False)
+
+
+def crop_pixels_checked(face: Any, size: int, source: str = "face crops") -> np.ndarray:
+    """A FaceCrop, or a uint8 [size, size] grey crop, as its uint8 image; ConfigError saying what is expected and
+    how to make it otherwise. `source` names where the crops came from ("face crops" given by the caller, or
+    "crop_fn" when the caller gave the function)."""
+    img = np.asarray(getattr(face, "image", face))
+    if img.shape == (size, size) and img.dtype == np.uint8:
+        return img
+    return_or_are = "must return" if source == "crop_fn" else "must be"
+    raise ConfigError(
+        f"{source} {return_or_are} uint8 [{size}, {size}] grey images (or FaceCrops), got {img.dtype} "
+        f"{list(img.shape)}: make them from video frames with the bundle's own crop, "
+        f"edge_ser.vision.face.FaceCropper(kind.face_crop).crop_or_center(frame) (`recognizer.kind.cropper()` "
+        "is that function)"
+    )
