@@ -637,6 +637,14 @@ def _add_train_args(p: argparse.ArgumentParser, *, data_default: str | None, out
         "--patience", type=in_range(1), default=30, help="early-stopping patience in epochs (default 30)"
     )
     p.add_argument(
+        "--select",
+        choices=("accuracy", "uar"),
+        default="accuracy",
+        help="the validation figure early stopping (and QAT) keeps the best epoch of: accuracy (default), or UAR "
+        "(mean per-class recall: the figure to choose by when the classes are unbalanced; the speaker-"
+        "independent recipes in benchmarks/ choose by it). LAQ's bit ranking measures accuracy either way",
+    )
+    p.add_argument(
         "--threads", type=in_range(1), default=None, help="torch threads (default: torch's choice)"
     )
     p.add_argument("--out", default=out_default, help=f"output folder (default {out_default})")

@@ -82,12 +82,22 @@ def _task(args: argparse.Namespace, spec: FeatureSpec) -> Task:
     return feature_task(prep, spec)
 
 
+def _val_score(args, task: Task, y_val: np.ndarray) -> dict:
+    """The `train_classifier` keyword that makes early stopping (and QAT's epoch choice) keep the epoch of the best
+    validation UAR (`--select uar`); {} for accuracy, the default."""
+    if getattr(args, "select", "accuracy") != "uar":
+        return {}
+    return {"val_accuracy": lambda logits: index_metrics(y_val, logits.argmax(1), task.classes).uar}
+
+
 def _train_float(args, task: Task, split):
     seed_everything(args.seed)  # before construction: the initial weights come from torch's global RNG
     model = task.make_model(split.train)
     Xtr, ytr, Xva, yva, _, _ = task.parts(split)
     cfg = TrainConfig(epochs=args.epochs, seed=args.seed, patience=args.patience, threads=args.threads)
-    res = train_classifier(model, Xtr, ytr, Xva, yva, cfg, progress=not args.quiet)
+    res = train_classifier(
+        model, Xtr, ytr, Xva, yva, cfg, progress=not args.quiet, **_val_score(args, task, yva)
+    )
     # the threads torch trained with (results depend on it): recorded as a number even when --threads left
     # torch's own choice (it was recorded as null); set again to the same count, it changes nothing
     return res, replace(cfg, threads=_torch_threads())
@@ -219,7 +229,8 @@ def cmd_train(args: argparse.Namespace, spec: FeatureSpec, *, title: str | None 
     chance = float(np.mean(yte == majority))
     say(
         f"[3/3] {model_line(res.model, task.model_name)}\n      best epoch {res.best_epoch} of {res.epochs_run}, "
-        f"{res.seconds:.1f} s; val acc {res.best_val_acc:.3f}\n"
+        f"{res.seconds:.1f} s; val {'UAR' if getattr(args, 'select', 'accuracy') == 'uar' else 'acc'} "
+        f"{res.best_val_acc:.3f}\n"
     )
     pred = predict(res.model, Xte).argmax(1)
     test_uar = index_metrics(yte, pred, task.classes).uar
@@ -317,7 +328,18 @@ def cmd_laq(args: argparse.Namespace, spec: FeatureSpec, *, title: str | None = 
     )
     laq = LaqConfig(t_margin=args.t_margin, budget=args.budget)
     say(f"[3/5] bit allocation: {args.recipe}")
-    c = compress(args.recipe, res.model, Xtr, ytr, Xva, yva, laq=laq, seed=args.seed, log=say)
+    c = compress(
+        args.recipe,
+        res.model,
+        Xtr,
+        ytr,
+        Xva,
+        yva,
+        laq=laq,
+        seed=args.seed,
+        log=say,
+        train_kwargs=_val_score(args, task, yva),
+    )
     q_acc = c.accuracy(Xte, yte)
     q_uar = index_metrics(yte, predict(c.model, Xte).argmax(1), task.classes).uar
     ptq_acc = accuracy(c.info["ptq_model"], Xte, yte) if "ptq_model" in c.info else None

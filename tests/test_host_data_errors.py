@@ -227,3 +227,32 @@ def test_laq_records_its_synthetic_set_and_eval_scores_the_bundles_own_test_part
     assert report["accuracy"] == pytest.approx(
         manifest["accuracy"]["test"], abs=1e-6
     )  # the report keeps 6 digits
+
+
+def test_train_and_laq_can_choose_their_epoch_by_validation_uar(tmp_path: Path, capsys, monkeypatch) -> None:
+    """Review: train and laq kept the epoch of the best validation accuracy, with no way to choose by UAR, the
+    figure every table leads with (an unbalanced corpus: angry 51 clips, sarcasm 4). `--select uar` does."""
+    pytest.importorskip("torch", reason="training needs the host extra (torch)")
+    import converters.commands as commands
+
+    scored = []
+    real = commands.train_classifier
+
+    def spy(*a, **kw):
+        scored.append("val_accuracy" in kw)
+        return real(*a, **kw)
+
+    monkeypatch.setattr(commands, "train_classifier", spy)
+    real_compress = commands.compress
+
+    def spy_compress(*a, **kw):
+        scored.append("val_accuracy" in (kw.get("train_kwargs") or {}))
+        return real_compress(*a, **kw)
+
+    monkeypatch.setattr(commands, "compress", spy_compress)  # QAT runs take the scorer through train_kwargs
+    data = _class_folders(tmp_path / "mine", n_per_class=4, speakers=4)
+    common = ["--data", str(data), "--epochs", "2", "--select", "uar"]
+    assert main(["train", *common, "--out", str(tmp_path / "t")]) == 0
+    assert "val UAR" in capsys.readouterr().out
+    assert main(["laq", *common, "-q", "--out", str(tmp_path / "l"), "--recipe", "ptq-8"]) == 0
+    assert scored == [True, True, True]
