@@ -855,6 +855,7 @@ class Recognizer:
             ood=p.ood or self.narrower(sr),
             level_db=level,
             voiced=voiced,
+            face_found=self.kind.given_face_found(faces),
         )
 
     @property

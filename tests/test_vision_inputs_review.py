@@ -242,11 +242,6 @@ def test_av_cnn_without_faces_marks_its_black_frames_as_no_face() -> None:
     assert p.windows and all(w.face_found is False for w in p.windows) and p.face_found is False
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs edge_ser/recognizer.py: predict_audio's result takes face_found=self.kind.given_face_found(faces)"
-    " (and InputKind a default given_face_found returning None)",
-)
 def test_av_cnn_predict_audio_of_a_short_clip_without_faces_says_no_face() -> None:
     from tests.av_media import AUDIO_SR
 

@@ -186,6 +186,11 @@ class InputKind(ABC):
         frame (`feature_spec.n_fft`). Shorter clips are refused (`check_clip`), not padded into a guess."""
         return self.feature_spec.n_fft
 
+    def given_face_found(self, faces: Sequence[Any] | None) -> bool | None:
+        """`face_found` of a clip given in memory with `faces`: None here (a kind without faces, or crops the caller
+        made); a kind that fills black frames when given none says False (`AVKind`)."""
+        return None
+
     def check_clip(self, n: int, where: str = "audio") -> None:
         """AudioFormatError when a clip of `n` samples at `sample_rate` is too short for the model (or empty)."""
         check_clip_length(n, self.sample_rate, self.min_samples, where)
