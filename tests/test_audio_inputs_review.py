@@ -228,3 +228,60 @@ def test_ogg_opus_voice_notes_are_listed_and_read(tmp_path):
     assert {".opus", ".oga"} <= set(AUDIO_EXTENSIONS)
     y, sr = load(path)
     assert y.size > 0 and audio_problem(path) is None
+
+
+# ----------------------------------------------------------------------------------------- 4. anti-phase stereo
+def _anti_phase(seconds: float = 2.0) -> np.ndarray:
+    y = np.tile(_tone(0.5), int(seconds * 2))
+    return np.stack([y, -y], axis=1)
+
+
+def test_anti_phase_stereo_takes_the_loudest_channel_with_one_warning(tmp_path):
+    """Averaged to zeros before ('every hop was digital silence: the input is muted'): load and the block stream
+    take the loudest channel and warn once, naming the file; channels that do not cancel are still averaged."""
+    st = _anti_phase()
+    path = write_wav(tmp_path / "wired.wav", st, SR, "FLOAT")
+    flac = tmp_path / "wired.flac"
+    sf = pytest.importorskip("soundfile")
+    sf.write(str(flac), st, SR, subtype="PCM_24")
+    for p in (path, flac):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            y, _ = load(p)
+            with open_blocks(p, frames=1000) as s:  # 32 blocks, one warning
+                blocks = np.concatenate(list(s))
+        said = _review_warnings(caught)
+        assert len(said) == 2 and all(str(p) in m and "channels cancel" in m for m in said), said
+        assert "wiring or phase fault" in said[0]
+        assert np.sqrt(np.mean(y**2)) > 0.1 and np.array_equal(blocks, y)
+        np.testing.assert_allclose(y, load(p, mono=False)[0][:, 0], atol=1e-6)
+    # a quieter right channel, or a one-sided recording: the mean as before, no warning
+    normal = write_wav(tmp_path / "normal.wav", np.stack([st[:, 0], 0.5 * st[:, 0]], axis=1), SR, "FLOAT")
+    one_sided = write_wav(tmp_path / "left.wav", np.stack([st[:, 0], 0 * st[:, 0]], axis=1), SR, "FLOAT")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", InputWarning)
+        for p in (normal, one_sided):
+            both = load(p, mono=False)[0]
+            assert np.array_equal(load(p)[0], both.mean(axis=1, dtype=np.float32))
+            assert np.array_equal(_streamed(p), load(p)[0])
+
+
+def test_a_session_pushed_anti_phase_chunks_hears_the_voice():
+    """The session's pushed [n, 2] chunks go through the same down-mix: one warning for the session (not one a
+    chunk) naming the input, and the voice is heard rather than digital silence."""
+    import edge_ser
+    from edge_ser.live.session import mono_float
+
+    voice = 0.3 * _anti_phase(3.0)
+    with pytest.warns(InputWarning, match="predict: the 2 channels cancel"):
+        assert np.array_equal(mono_float(voice, "predict"), voice[:, 0])
+    rec = edge_ser.Recognizer(
+        Path(__file__).resolve().parents[1] / "bundles" / "ser_emodb", "numpy", adapt=False
+    )
+    session = rec.session(sr=SR)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        results = [r for i in range(0, len(voice), 1600) for r in session.push(voice[i : i + 1600])]
+    said = _review_warnings(caught)
+    assert len(said) == 1 and "the input" in said[0] and "channels cancel" in said[0], said
+    assert results and all(r.level_db > -40 for r in results)

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import DTypeLike
 
+from edge_ser.audio.channels import to_mono
 from edge_ser.audio.polyphase import resample
 from edge_ser.audio.wav import MAX_SR, MIN_SR, WavCodecError, read_wav, write_wav
 from edge_ser.errors import AudioFormatError, ConfigError, MissingDependencyError
@@ -59,7 +60,8 @@ def load(
 ) -> tuple[np.ndarray, int]:
     """Read an audio file as float samples in [-1, 1] and its sample rate in Hz.
 
-    Shape [n] when `mono` (channels averaged), else [n, channels]; resampled to `sr` Hz when given.
+    Shape [n] when `mono` (the channel mean, or the loudest channel when the channels cancel:
+    `edge_ser.audio.channels`), else [n, channels]; resampled to `sr` Hz when given.
     WAV goes through `read_wav`; a video's sound track and audio-only containers (M4A, AAC, MKA, WebM audio...:
     `edge_ser.audio.stream.uses_ffmpeg`) through ffmpeg, which gives them mono ([n, 1]); other formats need
     soundfile. Bad files raise AudioFormatError; no ffmpeg for a file that needs it, FFmpegNotFoundError.
@@ -86,7 +88,7 @@ def load(
     if out_dtype != y.dtype:
         y = y.astype(out_dtype)
     if mono:
-        y = y[:, 0] if y.shape[1] == 1 else y.mean(axis=1, dtype=out_dtype)
+        y = to_mono(y, path)
     if sr is not None and sr != file_sr:
         y = resample(y, file_sr, sr, axis=0)
         file_sr = int(sr)

@@ -5,7 +5,8 @@
         for block in s:                         # mono float32 [k] at s.sample_rate
             ...
 
-Mono is the channel mean (as `edge_ser.audio.load` takes it); the rate change is the caller's
+Mono is the channel mean (as `edge_ser.audio.load` takes it; the loudest channel when the channels cancel:
+`edge_ser.audio.channels.Downmix`); the rate change is the caller's
 (`edge_ser.audio.polyphase.Resampler` streams it with the same filter as `resample`). Only regular files are
 opened: a FIFO or a device is refused before anything waits on it.
 """
@@ -22,17 +23,13 @@ from typing import NamedTuple
 
 import numpy as np
 
+from edge_ser.audio.channels import Downmix
 from edge_ser.audio.wav import BLOCK_FRAMES, MAX_SR, MIN_SR, WavCodecError, WavReader
 from edge_ser.errors import AudioFormatError, ConfigError, MissingDependencyError
 from edge_ser.fileio import check_regular_file
 from edge_ser.native_log import native_messages_named
 
 WAV_SUFFIXES = (".wav", ".wave")
-
-
-def _mono(y: np.ndarray) -> np.ndarray:
-    """[k, channels] -> [k], the channel mean in float32 (as `load`)."""
-    return np.ascontiguousarray(y[:, 0] if y.shape[1] == 1 else y.mean(axis=1, dtype=np.float32))
 
 
 class BlockStream:
@@ -59,10 +56,11 @@ class _WavBlocks(BlockStream):
         self.path, self._frames = path, frames
         self._r = WavReader(path)
         self.sample_rate = self._r.sample_rate
+        self._mono = Downmix(path)
 
     def __iter__(self) -> Iterator[np.ndarray]:
         for y in self._r.blocks(self._frames):
-            yield _mono(y)
+            yield self._mono(y)
 
     def close(self) -> None:
         self._r.close()
@@ -84,6 +82,7 @@ class _SoundFileBlocks(BlockStream):
         except (RuntimeError, OSError, ValueError, TypeError) as e:  # LibsndfileError is a RuntimeError
             raise AudioFormatError(f"{path}: cannot decode audio: {e}") from None
         self.sample_rate = int(self._f.samplerate)
+        self._mono = Downmix(path)
         if not (MIN_SR <= self.sample_rate <= MAX_SR):
             self._f.close()
             raise AudioFormatError(
@@ -102,7 +101,7 @@ class _SoundFileBlocks(BlockStream):
                 break
             _check_finite(self.path, y.reshape(-1), done * y.shape[1])
             done += y.shape[0]
-            yield _mono(y)
+            yield self._mono(y)
         if done == 0:
             raise AudioFormatError(f"{self.path}: no audio: the file holds 0 frames")
 

@@ -11,8 +11,8 @@ callback, a WebRTC track, a socket) pushes what it has instead:
 
 The results are those `edge-ser run` would give on the same audio (the same window, hop, voice gate, smoothing and
 speaker learning: `LivePipeline`), so silence between utterances neither gets an emotion nor joins the speaker
-statistics, as it would if each chunk went through `predict_audio`. Channels are averaged to mono and the
-audio is resampled to the bundle's rate by the streaming filter the microphone path uses.
+statistics, as it would if each chunk went through `predict_audio`. Channels are averaged to mono (the loudest
+channel when they cancel, with one InputWarning: `edge_ser.audio.channels.Downmix`) and the audio is resampled to the bundle's rate by the streaming filter the microphone path uses.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from edge_ser.audio.channels import Downmix
 from edge_ser.audio.polyphase import Resampler
 from edge_ser.audio.wav import MAX_FLOAT_PEAK, MAX_SR, MIN_SR
 from edge_ser.errors import AudioFormatError, ConfigError
@@ -37,10 +38,13 @@ MAX_CHUNK_CHANNELS = 64
 """More channels than this in a [frames, channels] chunk means a [channels, frames] one (torchaudio's layout)."""
 
 
-def mono_samples(x: np.ndarray, where: str, error: type[Exception] = AudioFormatError) -> np.ndarray:
-    """Float samples [frames] or [frames, channels] as mono float32, channels averaged: the one check of audio given
-    in memory (a pushed chunk, `predict_audio`, `enroll`). `error` naming `where` for another shape, a [channels,
-    frames] block (which averaging would have cut to a few samples) and floats not scaled to [-1, 1]."""
+def mono_samples(
+    x: np.ndarray, where: str, error: type[Exception] = AudioFormatError, downmix: Downmix | None = None
+) -> np.ndarray:
+    """Float samples [frames] or [frames, channels] as mono float32, channels averaged (`downmix`, default a new
+    `Downmix(where)`: the loudest channel when they cancel): the one check of audio given in memory (a pushed chunk,
+    `predict_audio`, `enroll`). `error` naming `where` for another shape, a [channels, frames] block (which averaging
+    would have cut to a few samples) and floats not scaled to [-1, 1]."""
     if x.ndim not in (1, 2):
         raise error(f"{where}: audio is [frames] or [frames, channels], got shape {x.shape}")
     if x.ndim == 2 and not 1 <= x.shape[1] <= MAX_CHUNK_CHANNELS:
@@ -55,12 +59,13 @@ def mono_samples(x: np.ndarray, where: str, error: type[Exception] = AudioFormat
             f"{MAX_FLOAT_PEAK:g} means wrongly scaled data (integer samples given as floats? divide by 32768)"
         )
     x = x.astype(np.float32, copy=False)
-    return x.mean(axis=1, dtype=np.float32) if x.ndim == 2 else x
+    return (downmix or Downmix(where))(x) if x.ndim == 2 else x
 
 
-def mono_float(chunk: Any, where: str = "push") -> np.ndarray:
+def mono_float(chunk: Any, where: str = "push", downmix: Downmix | None = None) -> np.ndarray:
     """A chunk as mono float32 in [-1, 1]: float samples as they are, int16 / int32 scaled by full scale, a
-    [frames, channels] block averaged over its channels (`mono_samples`). AudioFormatError for anything else."""
+    [frames, channels] block averaged over its channels (`mono_samples`, with `downmix`: a session's, which warns
+    once). AudioFormatError for anything else."""
     x = np.asarray(chunk)
     if x.dtype in INT_SCALE:
         x = x.astype(np.float32) / np.float32(INT_SCALE[x.dtype])
@@ -68,7 +73,7 @@ def mono_float(chunk: Any, where: str = "push") -> np.ndarray:
         raise AudioFormatError(
             f"{where}: samples must be float (in [-1, 1]), int16 or int32, got dtype {x.dtype}"
         )
-    x = mono_samples(x, where)
+    x = mono_samples(x, where, downmix=downmix)
     return check_audio(x, name=f"{where}: the chunk") if x.size else x  # NaN or inf: refused
 
 
@@ -104,6 +109,7 @@ class AudioSession:
         self.hop_n = max(1, int(round(config.hop * pipeline.sr)))
         self._window = SlidingWindow(int(round(config.window * pipeline.sr)))
         self._pending = np.zeros(0, np.float32)
+        self._downmix = Downmix("the input (pushed chunks)")  # one warning a session when the channels cancel
         self._samples = 0  # samples at the bundle's rate that went into hops: the stream time
 
     @property
@@ -114,7 +120,7 @@ class AudioSession:
     def push(self, chunk: Any) -> list[LiveResult]:
         """Add a chunk of audio (any length; float in [-1, 1], int16 or int32; [frames] or [frames, channels]) and
         return the results of the hops it completes, in time order (none until the first window is full)."""
-        x = mono_float(chunk)
+        x = mono_float(chunk, downmix=self._downmix)
         if self._resampler is not None:
             x = self._resampler.feed(x)
         return self._hops(x)
