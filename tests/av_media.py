@@ -19,6 +19,9 @@ FPS = 25.0
 N_FRAMES = 30  # 1.2 s at 25 fps
 SIZE = (160, 120)  # width, height
 AUDIO_SR = 48000  # RAVDESS's rate
+AAC_FRAME = 1024
+"""Samples per AAC frame: an encoder pads the last one. Debian's ffmpeg 5.1 keeps that padding (silence at the
+end of the decoded track, up to one frame), newer builds trim it by the mp4's edit list."""
 DURATION = N_FRAMES / FPS
 
 

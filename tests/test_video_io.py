@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 import pytest
 from av_media import (
+    AAC_FRAME,
     AUDIO_SR,
     FPS,
     N_FRAMES,
@@ -157,13 +158,14 @@ def test_container_audio_matches_the_source(tmp_path, mp4, wav, ffmpeg, suffix, 
     src = speech()
     y, sr = load_container_audio(path)
     assert sr == AUDIO_SR and y.dtype == np.float32 and y.ndim == 1
-    assert abs(len(y) - len(src)) <= 0.005 * sr  # within 5 ms
+    pad = AAC_FRAME if codec == "aac" else 0  # the last frame's padding, kept by some ffmpeg builds
+    assert -0.005 * sr <= len(y) - len(src) <= pad + 0.005 * sr  # within 5 ms
     n = min(len(y), len(src))
     assert np.corrcoef(y[:n], src[:n])[0, 1] > min_corr
     # the rate change is edge_ser's resampler, as for a WAV
     y16, sr16 = load_container_audio(path, sr=16000)
     ref = resample(src, AUDIO_SR, 16000)
-    assert sr16 == 16000 and abs(len(y16) - len(ref)) <= 80
+    assert sr16 == 16000 and -80 <= len(y16) - len(ref) <= pad * 16000 // AUDIO_SR + 80
     n = min(len(y16), len(ref))
     assert np.corrcoef(y16[:n], ref[:n])[0, 1] > min_corr
     if codec == "pcm_s16le":  # lossless: the samples themselves (16-bit quantisation)
