@@ -273,7 +273,7 @@ def cmd_train(args: argparse.Namespace, spec: FeatureSpec, *, title: str | None 
             "total_seconds": time.perf_counter() - t_start,
         },
     )
-    write_json(out / "split.json", split.to_dict())
+    write_json(out / "split.json", _split_file(task, split))
     say(
         f"\nwrote {out / 'model.pt'}, {out / 'summary.json'} and {out / 'split.json'} "
         f"({time.perf_counter() - t_start:.1f} s in all)"
@@ -281,6 +281,20 @@ def cmd_train(args: argparse.Namespace, spec: FeatureSpec, *, title: str | None 
     if args.quiet:  # no tables, but the result and where it went
         print(f"test accuracy {test_acc:.3f}, UAR {test_uar:.3f} (n={sz['test']}); wrote {out}")
     return 0
+
+
+def _split_file(task: Task, split) -> dict:
+    """split.json: the parts as row indices (`Split.to_dict`, read back by `Split.from_dict`) and, so they can be
+    checked against `edge-ser data`, the file, speaker and label of every row; the rows are the clips trained on,
+    after the unreadable or too-short ones were left out, not the loader's list."""
+    doc: dict = dict(split.to_dict())
+    records = task.prepared.records if task.prepared is not None else None
+    if records is not None and len(records) == len(task.y):
+        doc["rows"] = "indices into files: the clips trained on (unreadable or too-short files left out)"
+        doc["files"] = [
+            {"file": str(r.source), "speaker": str(r.speaker), "label": str(r.label)} for r in records
+        ]
+    return doc
 
 
 def _earlier_bundle(path: Path) -> bool:

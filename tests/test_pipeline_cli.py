@@ -55,6 +55,10 @@ def test_train_command(tmp_path: Path) -> None:
     assert summary["test_accuracy"] >= 0.4 and (out / "model.pt").stat().st_size > 100_000
     split = json.loads((out / "split.json").read_text())
     assert len(split["train"]) + len(split["val"]) + len(split["test"]) == 210
+    # the rows' files and speakers, so the split can be checked against `edge-ser data` (it held indices only)
+    assert len(split["files"]) == 210 and set(split["files"][0]) == {"file", "speaker", "label"}
+    test_speakers = {split["files"][i]["speaker"] for i in split["test"]}
+    assert test_speakers and all(split["files"][i]["label"] for i in split["train"])
 
 
 def test_features_and_data_commands(tmp_path: Path, capsys) -> None:
