@@ -26,6 +26,7 @@ from converters.data import Record, class_order
 from converters.pipeline import confusion, listed_split
 from edge_ser.errors import AudioFormatError, ConfigError, DatasetError, InputWarning, VideoFormatError
 from edge_ser.fileio import atomic_write, write_png
+from edge_ser.text import drawable
 
 DECODE_ERRORS = (AudioFormatError, VideoFormatError, OSError)
 """What a file that cannot be read raises: skipped (or fatal with --strict). Anything else is a real error."""
@@ -446,7 +447,7 @@ def draw_confusion_png(m: Metrics, title: str, path: Path) -> Path:
     from edge_ser.vision._cv2 import import_cv2
 
     cv2 = import_cv2("drawing the confusion matrix")
-    k, cell, left, top = len(m.classes), 70, 130, 110
+    k, cell, left, top = len(m.classes), 70, 130, 120
     w, h = left + k * cell + 110, top + k * cell + 40
     img = np.full((h, w, 3), 255, np.uint8)
     font, black = cv2.FONT_HERSHEY_SIMPLEX, (0, 0, 0)
@@ -463,9 +464,12 @@ def draw_confusion_png(m: Metrics, title: str, path: Path) -> Path:
         r = m.recall[m.classes[i]]
         rec = "-" if r is None else f"{100 * r:.0f}%"
         cv2.putText(img, rec, (left + k * cell + 10, top + i * cell + 42), font, 0.5, black, 1, cv2.LINE_AA)
-        cv2.putText(img, m.classes[i][:10], (8, top + i * cell + 42), font, 0.5, black, 1, cv2.LINE_AA)
-        cv2.putText(img, m.classes[i][:8], (left + i * cell + 4, top - 10), font, 0.45, black, 1, cv2.LINE_AA)
-    cv2.putText(img, title[:90], (8, 28), font, 0.55, black, 1, cv2.LINE_AA)
+        name = drawable(m.classes[i])
+        cv2.putText(img, name[:10], (8, top + i * cell + 42), font, 0.5, black, 1, cv2.LINE_AA)
+        # column heads take turns at two heights: adjacent long names ran into each other ("contempt sarcasm")
+        head = (left + i * cell + 4, top - 10 - 16 * (i % 2))
+        cv2.putText(img, name[:8], head, font, 0.45, black, 1, cv2.LINE_AA)
+    cv2.putText(img, drawable(title)[:90], (8, 28), font, 0.55, black, 1, cv2.LINE_AA)
     cv2.putText(img, "rows: true, columns: predicted", (8, 56), font, 0.45, black, 1, cv2.LINE_AA)
     cv2.putText(img, "recall", (left + k * cell + 10, top - 10), font, 0.45, black, 1, cv2.LINE_AA)
     return write_png(path, img)

@@ -86,3 +86,14 @@ def _replace_controls(text: str) -> str:
 
 
 __all__ = ["BIDI_CONTROLS", "REPLACEMENT", "control_chars", "describe_controls", "is_control", "printable"]
+
+
+def drawable(s: object) -> str:
+    """`s` in the characters OpenCV's Hershey fonts draw (printable ASCII): accents dropped ("Fröhlich" ->
+    "Frohlich", a decomposed "ä" -> "a"), others as "?"; `cv2.putText` drew every non-ASCII byte as "?"
+    ("Fr??hlich") in plots of labels of one's own."""
+    import unicodedata
+
+    text = unicodedata.normalize("NFKD", str(s))
+    text = "".join(ch for ch in text if not unicodedata.combining(ch))
+    return "".join(ch if " " <= ch <= "~" else "?" for ch in text)

@@ -270,3 +270,18 @@ def test_a_fusion_bundle_says_when_its_branch_saw_the_speakers(tmp_path: Path, c
     assert main(["eval", fusion, "--data", "ravdess", "--root", str(root), "--engine", "numpy"]) == 0
     err = capsys.readouterr().err
     assert "its audio branch: 4 of 4 files are of speakers the bundle was trained or validated on (03)" in err
+
+
+def test_labels_of_ones_own_are_drawn_without_question_marks(tmp_path: Path) -> None:
+    """Review: eval --png drew 'Fröhlich' and a decomposed 'ärger' as 'Fr??hlich' and 'a??rger' (OpenCV's fonts are
+    ASCII)."""
+    from edge_ser.text import drawable
+
+    assert drawable("Fröhlich") == "Frohlich" and drawable("a\u0308rger") == "arger" and drawable("怒") == "?"
+    import numpy as np
+
+    from converters.evaluate import draw_confusion_png, index_metrics
+
+    m = index_metrics(np.array([0, 1, 1]), np.array([0, 1, 0]), ("Fröhlich", "contempt"))
+    cv2 = pytest.importorskip("cv2")
+    assert cv2.imread(str(draw_confusion_png(m, "Zoë's files", tmp_path / "c.png"))) is not None
