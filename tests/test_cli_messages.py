@@ -237,3 +237,21 @@ def test_a_missing_file_among_those_given_is_skipped_unless_strict(tmp_path, cap
     assert "ok.wav:" in out and "1 file(s)" in out
     assert main(["predict", str(BUNDLE), str(ok), str(tmp_path / "nope.wav"), "--strict"]) == 2
     assert "nope.wav" in capsys.readouterr().err
+
+
+def test_macos_resource_forks_in_a_folder_are_passed_over(tmp_path, capsys) -> None:
+    """Review: predict and features read the `._take1.wav` files macOS leaves beside each recording and warned
+    'not a WAV file', while data and train passed them over."""
+    import warnings
+
+    import numpy as np
+
+    from edge_ser.audio import write_wav
+
+    t = np.arange(24000) / 16000
+    write_wav(tmp_path / "take1.wav", (0.1 * np.sin(2 * np.pi * 150 * t)).astype(np.float32), 16000)
+    (tmp_path / "._take1.wav").write_bytes(b"\x00\x05\x16\x07" + bytes(200))  # AppleDouble header
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert main(["predict", str(BUNDLE), str(tmp_path)]) == 0
+    assert "1 file(s)" in capsys.readouterr().out

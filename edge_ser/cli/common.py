@@ -44,9 +44,12 @@ def media_files(
 
     Only regular files: a FIFO, device or socket inside a folder is skipped with an InputWarning, one given
     directly is an AudioFormatError (it would block or never end), as is a path that does not exist; with
-    `strict` False (predict without --strict) those are skipped with the warning too, as a folder's are.
+    `strict` False (predict without --strict) those are skipped with the warning too, as a folder's are. Hidden
+    files inside the folders (macOS's `._take1.wav` resource forks) are passed over, as the data set loaders do.
     """
-    return find_files(paths, extensions, error=AudioFormatError, what="media files", strict=strict)
+    return find_files(
+        paths, extensions, error=AudioFormatError, what="media files", strict=strict, skip_hidden=True
+    )
 
 
 def add_engine_args(p: argparse.ArgumentParser, *, threads_default: int | None = None) -> None:
