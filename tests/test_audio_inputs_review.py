@@ -266,6 +266,25 @@ def test_anti_phase_stereo_takes_the_loudest_channel_with_one_warning(tmp_path):
             assert np.array_equal(_streamed(p), load(p)[0])
 
 
+def test_anti_phase_stereo_in_a_container_takes_the_same_down_mix(tmp_path):
+    """ffmpeg down-mixed a container's channels itself (`-ac 1`), to zeros for anti-phase stereo: it now hands
+    every channel over, and load and the stream use the one down-mix; ordinary stereo still gives the mean."""
+    ffmpeg = ffmpeg_or_skip()
+    src = write_wav(tmp_path / "wired.wav", _anti_phase(), SR)
+    path = _encode(ffmpeg, src, tmp_path / "wired.mka", ["-c:a", "flac"])  # lossless: the samples themselves
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        y, sr = load(path)
+        streamed = _streamed(path)
+    said = _review_warnings(caught)
+    assert len(said) == 2 and all(str(path) in m and "channels cancel" in m for m in said), said
+    assert sr == SR and np.array_equal(y, load(src, mono=False)[0][:, 0]) and np.array_equal(streamed, y)
+    normal, ref = _stereo_wav(tmp_path / "normal.wav")
+    mka = _encode(ffmpeg, normal, tmp_path / "normal.mka", ["-c:a", "flac"])
+    assert load(mka, mono=False)[0].shape == ref.shape
+    np.testing.assert_array_equal(load(mka)[0], ref.mean(axis=1, dtype=np.float32))
+
+
 def test_a_session_pushed_anti_phase_chunks_hears_the_voice():
     """The session's pushed [n, 2] chunks go through the same down-mix: one warning for the session (not one a
     chunk) naming the input, and the voice is heard rather than digital silence."""

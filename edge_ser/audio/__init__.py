@@ -63,7 +63,7 @@ def load(
     Shape [n] when `mono` (the channel mean, or the loudest channel when the channels cancel:
     `edge_ser.audio.channels`), else [n, channels]; resampled to `sr` Hz when given.
     WAV goes through `read_wav`; a video's sound track and audio-only containers (M4A, AAC, MKA, WebM audio...:
-    `edge_ser.audio.stream.uses_ffmpeg`) through ffmpeg, which gives them mono ([n, 1]); other formats need
+    `edge_ser.audio.stream.uses_ffmpeg`) through ffmpeg; other formats need
     soundfile. Bad files raise AudioFormatError; no ffmpeg for a file that needs it, FFmpegNotFoundError.
     """
     if sr is not None and (isinstance(sr, bool) or not isinstance(sr, (int, np.integer)) or sr <= 0):
@@ -76,8 +76,7 @@ def load(
 
     path = Path(path)
     if uses_ffmpeg(path):
-        y, file_sr = load_container_audio(path)
-        y = y[:, None]
+        y, file_sr = load_container_audio(path, mono=False)
     elif path.suffix.lower() in _WAV_SUFFIXES:
         try:
             y, file_sr = read_wav(path)

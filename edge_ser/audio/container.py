@@ -3,16 +3,16 @@ audio, 3GP/AMR, WMA: `AUDIO_CONTAINER_EXTENSIONS`), through an ffmpeg subprocess
 
 `load_container_audio(path, sr=...)` runs
 
-    ffmpeg -i <path> -map 0:a:0 -vn -sn -dn -rematrix_maxval 1 -ac 1 -c:a pcm_f32le -f f32le pipe:1
+    ffmpeg -i <path> -map 0:a:0 -vn -sn -dn -c:a pcm_f32le -f f32le pipe:1
 
-and reads mono float32 samples from the pipe, at the track's own sample rate (read from ffmpeg's report
-of its output stream). Choices, and why:
+and reads interleaved float32 samples from the pipe, at the track's own sample rate and channel count (read from
+ffmpeg's report of its output stream). Choices, and why:
 
 - The first audio stream (`0:a:0`) only; a file without one raises AudioFormatError naming the file and the
   streams it does have.
-- Down-mix to mono in ffmpeg with `-rematrix_maxval 1`: ffmpeg's default stereo->mono matrix is
-  (L + R) / sqrt(2), which is 3 dB louder than the channel mean `edge_ser.audio.load` takes for a WAV;
-  capping the matrix at 1 makes it the mean, so a clip's level does not depend on where its audio came from.
+- Down-mix to mono in edge-ser, not ffmpeg: `edge_ser.audio.channels.Downmix`, the one down-mix of a WAV, a FLAC
+  and pushed chunks (the channel mean; the loudest channel when the channels cancel, anti-phase stereo that
+  ffmpeg's `-ac 1` averaged to silence), so a clip's level does not depend on where its audio came from.
 - The rate change, when `sr` is given, is `edge_ser.audio.resample` (not ffmpeg's swresample), the same
   resampler a WAV goes through, so the features of one clip do not depend on its container either.
 
@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edge_ser.audio.channels import to_mono
 from edge_ser.audio.polyphase import resample
 from edge_ser.audio.wav import MAX_SR, MIN_SR
 from edge_ser.errors import AudioFormatError, ConfigError, MissingDependencyError
@@ -45,7 +46,10 @@ voice notes, Windows Media Audio. `edge_ser.audio.load` and `open_blocks` read t
 DEFAULT_TIMEOUT = 120.0  # seconds; a 4 s clip decodes in ~30 ms
 _STDERR_TAIL = 1200  # characters of ffmpeg's stderr quoted in an error
 
-_OUTPUT_RATE = re.compile(r"Output #0.*?Stream #\d+:\d+.*?Audio: pcm_f32le[^\n]*?(\d+) Hz", re.DOTALL)
+_OUTPUT_RATE = re.compile(
+    r"Output #0.*?Stream #\d+:\d+.*?Audio: pcm_f32le[^\n]*?(\d+) Hz, ([^,\n]+),[^\n]*?(\d+) kb/s", re.DOTALL
+)
+_LAYOUT_CHANNELS = re.compile(r"(\d+) channels")
 _STREAM = re.compile(r"^\s*Stream #0:\d+\S*: (\w+): (.*)$", re.MULTILINE)
 
 
@@ -137,11 +141,12 @@ def resolve_ffmpeg(path: Path, ffmpeg: str | os.PathLike | None) -> str | os.Pat
 
 
 def ffmpeg_command(ffmpeg: str | os.PathLike, path: Path) -> list[str]:
-    """The ffmpeg command that writes the first audio track of `path` to stdout as mono f32le."""
+    """The ffmpeg command that writes the first audio track of `path` to stdout as interleaved f32le, every channel
+    (`output_format` reads how many from ffmpeg's report)."""
     return [
         os.fspath(ffmpeg), "-hide_banner", "-nostdin", "-nostats", "-loglevel", "info",
         "-i", str(path), "-map", "0:a:0", "-vn", "-sn", "-dn",
-        "-rematrix_maxval", "1", "-ac", "1", "-c:a", "pcm_f32le", "-f", "f32le", "pipe:1",
+        "-c:a", "pcm_f32le", "-f", "f32le", "pipe:1",
     ]  # fmt: skip
 
 
@@ -164,24 +169,40 @@ def _run_ffmpeg(path: Path, ffmpeg: str | os.PathLike, timeout: float) -> subpro
         ) from None
 
 
-def output_rate(path: Path, stderr: str) -> int:
-    """The sample rate ffmpeg reports for its output stream, checked against the range a WAV may have."""
-    rate = _OUTPUT_RATE.search(stderr)
-    if rate is None:
+def output_format(path: Path, stderr: str) -> tuple[int, int]:
+    """The sample rate and channel count ffmpeg reports for its output stream, the rate checked against the range a
+    WAV may have. The channels: from the layout's name ('mono', 'stereo', '6 channels'), else from the bit rate
+    (32 bits a sample: '5.1, flt, 8467 kb/s' at 44100 Hz is 6)."""
+    found = _OUTPUT_RATE.search(stderr)
+    if found is None:
         raise AudioFormatError(
-            f"{path}: could not read the sample rate from ffmpeg's report: {stderr.strip()[-_STDERR_TAIL:]}"
+            f"{path}: could not read the sample rate and channels from ffmpeg's report: "
+            f"{stderr.strip()[-_STDERR_TAIL:]}"
         )
-    file_sr = int(rate.group(1))
+    file_sr, layout, kbps = int(found.group(1)), found.group(2).strip(), int(found.group(3))
     if not MIN_SR <= file_sr <= MAX_SR:
         raise AudioFormatError(f"{path}: audio sample rate {file_sr} Hz is outside {MIN_SR}..{MAX_SR} Hz")
-    return file_sr
-
-
-def _samples(path: Path, raw: bytes) -> np.ndarray:
-    """ffmpeg's raw f32le output as float32 [n], rejecting partial, empty or non-finite audio."""
-    if len(raw) % 4:
+    named = {"mono": 1, "stereo": 2}.get(layout)
+    n = _LAYOUT_CHANNELS.fullmatch(layout)
+    by_rate = kbps * 1000 / (32 * file_sr)
+    channels = named or (int(n.group(1)) if n else round(by_rate))
+    if channels < 1 or (named is None and n is None and abs(by_rate - channels) > 0.05):
         raise AudioFormatError(
-            f"{path}: ffmpeg wrote {len(raw)} bytes, not a whole number of float32 samples"
+            f"{path}: could not tell the channel count of ffmpeg's output ({layout}, {kbps} kb/s at {file_sr} Hz)"
+        )
+    return file_sr, channels
+
+
+def output_rate(path: Path, stderr: str) -> int:
+    """The sample rate ffmpeg reports for its output stream (`output_format`)."""
+    return output_format(path, stderr)[0]
+
+
+def _samples(path: Path, raw: bytes, channels: int = 1) -> np.ndarray:
+    """ffmpeg's raw f32le output as float32 [n, channels], rejecting partial, empty or non-finite audio."""
+    if len(raw) % (4 * channels):
+        raise AudioFormatError(
+            f"{path}: ffmpeg wrote {len(raw)} bytes, not a whole number of {channels}-channel float32 frames"
         )
     y = np.frombuffer(raw, dtype="<f4").astype(np.float32)
     if y.size == 0:
@@ -192,7 +213,7 @@ def _samples(path: Path, raw: bytes) -> np.ndarray:
             f"{path}: {int(bad.sum())} non-finite samples (NaN or inf) in the decoded audio; "
             f"first at sample index {int(np.flatnonzero(bad)[0])}"
         )
-    return y
+    return y.reshape(-1, channels)
 
 
 def load_container_audio(
@@ -201,8 +222,10 @@ def load_container_audio(
     sr: int | None = None,
     ffmpeg: str | os.PathLike | None = None,
     timeout: float = DEFAULT_TIMEOUT,
+    mono: bool = True,
 ) -> tuple[np.ndarray, int]:
-    """The first audio track of a media file as mono float32 [n] in [-1, 1] and its sample rate in Hz.
+    """The first audio track of a media file as mono float32 [n] in [-1, 1] (`edge_ser.audio.channels.Downmix`;
+    [n, channels] with mono=False) and its sample rate in Hz.
 
     `sr`: resample to this rate with `edge_ser.audio.resample` (None keeps the track's rate). `ffmpeg`: the
     binary to run (default `find_ffmpeg()`). Raises AudioFormatError naming the file (missing, no audio
@@ -218,9 +241,11 @@ def load_container_audio(
     stderr = proc.stderr.decode("utf-8", "replace")
     if proc.returncode != 0:
         raise ffmpeg_failure(path, proc.returncode, stderr)
-    file_sr = output_rate(path, stderr)
-    y = _samples(path, proc.stdout)
+    file_sr, channels = output_format(path, stderr)
+    y = _samples(path, proc.stdout, channels)
+    if mono:
+        y = to_mono(y, path)
     if sr is not None and int(sr) != file_sr:
-        y = resample(y, file_sr, int(sr))
+        y = resample(y, file_sr, int(sr), axis=0)
         file_sr = int(sr)
     return np.ascontiguousarray(y), file_sr

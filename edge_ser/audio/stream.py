@@ -110,8 +110,8 @@ class _SoundFileBlocks(BlockStream):
 
 
 class _FFmpegBlocks(BlockStream):
-    """The first audio track of a video or an audio-only container (M4A, AAC...), decoded by an ffmpeg process to mono f32le on a pipe
-    (the command and its choices: `edge_ser.audio.container`)."""
+    """The first audio track of a video or an audio-only container (M4A, AAC...), decoded by an ffmpeg process to
+    f32le on a pipe, every channel, made mono by `Downmix` (the command and its choices: `edge_ser.audio.container`)."""
 
     def __init__(self, path: Path, frames: int) -> None:
         from edge_ser.audio import container
@@ -138,32 +138,36 @@ class _FFmpegBlocks(BlockStream):
                 self.close()
                 raise container.ffmpeg_failure(path, code, err)
         try:
-            self.sample_rate = container.output_rate(path, self._stderr())
+            self.sample_rate, self._channels = container.output_format(path, self._stderr())
         except AudioFormatError:
             self.close()
             raise
-        self._first = first
+        self._first, self._bytes = first, self._bytes * self._channels
+        self._mono = Downmix(path)
 
     def _stderr(self) -> str:
         self._err.seek(0)
         return self._err.read(1 << 20).decode("utf-8", "replace")
 
     def __iter__(self) -> Iterator[np.ndarray]:
-        raw, done, carry = self._first, 0, b""
+        raw, done, carry, frame = self._first, 0, b"", 4 * self._channels
         while raw:
             raw = carry + raw
-            cut = len(raw) - len(raw) % 4
+            cut = len(raw) - len(raw) % frame
             y = np.frombuffer(raw[:cut], dtype="<f4").astype(np.float32)
             carry = raw[cut:]
             _check_finite(self.path, y, done)
             done += y.size
-            yield y
+            if y.size:
+                yield self._mono(y.reshape(-1, self._channels))
             raw = self._proc.stdout.read(self._bytes)
         code = self._proc.wait()
         if code != 0:
             raise AudioFormatError(f"{self.path}: ffmpeg failed (exit code {code}): {self._stderr()[-1200:]}")
         if carry:
-            raise AudioFormatError(f"{self.path}: ffmpeg wrote a partial float32 sample at the end")
+            raise AudioFormatError(
+                f"{self.path}: ffmpeg wrote a partial {self._channels}-channel frame at the end"
+            )
         if done == 0:
             raise AudioFormatError(f"{self.path}: the audio stream decodes to 0 samples")
 
