@@ -24,12 +24,20 @@ def run_main(main: Callable[[], int | None]) -> NoReturn:
     """Run a benchmark's `main` and exit with its status (None = 0). An edge-ser error (EdgeSerError: a data set
     that is absent, a bad bundle) is the user's to fix, not a bug: it is printed as one line
     `<script>: error: <message>` on stderr, as argparse prints a usage error, and exits 2. Any other exception
-    is a bug and keeps its full traceback."""
+    is a bug and keeps its full traceback. Our own warnings (a skipped file, a data set's) are one line each,
+    `<script>: warning: ...`, as the CLI prints them (edge_ser.cli's format), not Python's with a source line."""
+    import warnings
+
+    from edge_ser.cli import short_warnings
+
+    default, warnings.formatwarning = warnings.formatwarning, short_warnings(os.path.basename(sys.argv[0]))
     try:
         status = main()
     except EdgeSerError as e:
         print(f"{os.path.basename(sys.argv[0])}: error: {e}", file=sys.stderr)
         raise SystemExit(2) from None
+    finally:
+        warnings.formatwarning = default
     raise SystemExit(status)
 
 

@@ -16,6 +16,7 @@ functionals) and a `Row` whose fit takes that input's X (e.g. a temporal model o
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -231,10 +232,16 @@ def si_vector_spec() -> Any:
 
 
 def functionals_input(
-    dataset: str, root: str | None = None, *, cache: Any = None, spec: Any = None
+    dataset: str,
+    root: str | None = None,
+    *,
+    cache: Any = None,
+    spec: Any = None,
+    progress: bool | None = None,
 ) -> InputData:
     """The 88 eGeMAPS-layout functionals (`edge_ser.features.egemaps`, `FunctionalsSpec()`: 16 kHz, DC
-    removed, -26 dBFS; or `spec`) of every clip, through the feature cache."""
+    removed, -26 dBFS; or `spec`) of every clip, through the feature cache. `progress`: a progress bar (None:
+    when stderr is a terminal; a cold cache of a few hundred clips takes minutes)."""
     from converters.data import class_order
     from converters.featurize import FeatureCache, functionals_matrix
     from converters.pipeline import load_records
@@ -242,7 +249,9 @@ def functionals_input(
 
     name, records = load_records(dataset, root)
     spec = FunctionalsSpec() if spec is None else spec
-    X = functionals_matrix(records, spec, cache=cache or FeatureCache())
+    if progress is None:
+        progress = sys.stderr.isatty()
+    X = functionals_matrix(records, spec, cache=cache or FeatureCache(), progress=progress)
     classes = tuple(class_order(r.label for r in records))
     index = {c: i for i, c in enumerate(classes)}
     y = np.array([index[r.label] for r in records], dtype=np.int64)

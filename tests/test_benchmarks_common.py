@@ -119,3 +119,22 @@ def test_write_results_into_a_folder_of_the_users(monkeypatch, tmp_path: Path) -
     assert (jpath, mpath) == (folder / "ship_ser_choice_mydata.json", folder / "ship_ser_choice_mydata.md")
     assert mpath.read_text().endswith("Made by: `python benchmarks/ship_ser.py --data mydata --out b`\n")
     assert _results_state() == before
+
+
+def test_run_main_prints_our_warnings_as_one_line(monkeypatch) -> None:
+    """Review: ship_ser.py printed a data set's warnings in Python's format, with the source line
+    ('converters/pipeline.py:96: DatasetWarning ... return path.name, check_decodable(...)')."""
+    import warnings
+
+    from edge_ser.errors import InputWarning
+
+    monkeypatch.setattr(sys, "argv", ["benchmarks/some_bench.py"])
+    said = []
+
+    def warns() -> None:
+        said.append(warnings.formatwarning(InputWarning("x.wav: skipped"), InputWarning, "p.py", 9, "src"))
+
+    before = warnings.formatwarning
+    with pytest.raises(SystemExit):
+        run_main(warns)
+    assert said == ["some_bench.py: warning: x.wav: skipped\n"] and warnings.formatwarning is before

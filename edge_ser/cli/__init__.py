@@ -66,17 +66,18 @@ def build_parser(*, plugins: bool = True) -> argparse.ArgumentParser:
     return parser
 
 
-def _short_warnings(command: str) -> Callable[..., str]:
+def short_warnings(who: str) -> Callable[..., str]:
     """A warnings format for the user: our own warnings (a skipped file, an engine provider, a data set's skipped
     record: converters' DatasetWarning, named here as the device package may not have converters) as one line
-    `edge-ser CMD: warning: ...`, without the source file and line that Python's format adds; others as usual."""
+    `WHO: warning: ...` (`edge-ser CMD`, or a benchmark script's name), without the source file and line that
+    Python's format adds; others as usual."""
     from edge_ser.errors import InputWarning, ProviderWarning
 
     default = warnings.formatwarning
 
     def fmt(message, category, filename, lineno, line=None) -> str:  # noqa: ANN001 - warnings' signature
         if issubclass(category, (InputWarning, ProviderWarning)) or category.__name__ == "DatasetWarning":
-            return f"edge-ser {command}: warning: {message}\n"
+            return f"{who}: warning: {message}\n"
         return default(message, category, filename, lineno, line)
 
     return fmt
@@ -92,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     # asked to open as a video) repeats what our errors say; a user who wants it sets OPENCV_LOG_LEVEL.
     os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
     formatwarning = warnings.formatwarning
-    warnings.formatwarning = _short_warnings(args.command)
+    warnings.formatwarning = short_warnings(f"edge-ser {args.command}")
     try:
         return int(args.func(args) or 0)
     except EdgeSerError as e:
