@@ -38,7 +38,7 @@ from edge_ser.errors import (
     InferenceError,
     VideoFormatError,
 )
-from edge_ser.inputs.base import FileWindow, clip_voiced, has_voice, narrower_band
+from edge_ser.inputs.base import FileWindow, clip_voiced, clipped_share, has_voice, narrower_band
 from edge_ser.speaker import active_adapters, clips_held, held, learn_clip, learn_inputs
 
 if TYPE_CHECKING:
@@ -120,6 +120,10 @@ class Prediction:
     it searched none (audio, or faces given in memory). False: a face model classified the fallback centre
     crops, and a fusion bundle heard the audio alone."""
 
+    clipped: float | None = None
+    """The share of the clip's samples at full scale (`edge_ser.inputs.base.clipped_share`): above CLIPPED_NOTE
+    (1 %) the audio was driven into clipping (marked by `predict`: a distorted clip the model never heard the like
+    of); None when not measured (a long file, images)."""
     voiced: bool | None = None
     """Whether the clip holds some voice (at least 1 % of its frames voiced, `edge_ser.inputs.base.clip_voiced`);
     False: noise, hiss, clicks or silence, answered as the model would answer anything (marked "no speech" by
@@ -138,6 +142,7 @@ class Prediction:
         return {
             "file": self.source, "label": self.label, "confidence": self.confidence,
             "probabilities": self.probabilities, "ood": self.ood, "silent": self.silent, "voiced": self.voiced,
+            "clipped": None if self.clipped is None else round(self.clipped, 4),
             "level_db": round(self.level_db, 2) if self.level_db is not None and math.isfinite(self.level_db) else None,
             "duration": self.duration, "face_found": self.face_found,
             "timings": self.timings, "windows": [w.to_dict() for w in self.windows],
@@ -734,6 +739,7 @@ class Recognizer:
                 level_db=w.level_db,
                 face_found=w.face_found,
                 voiced=w.voiced,
+                clipped=w.clipped,
             )
             for p, (_, w, _) in zip(out, batch, strict=True)
         ]
@@ -855,6 +861,7 @@ class Recognizer:
             ood=p.ood or self.narrower(sr),
             level_db=level,
             voiced=voiced,
+            clipped=None if level is None else clipped_share(y),
             face_found=self.kind.given_face_found(faces),
         )
 
@@ -896,8 +903,9 @@ class Recognizer:
             # whether it holds voice (the result says so), and so may teach the speaker statistics: clip_teaches
             voiced = clip_voiced(w.samples, self.sample_rate, level)
             teaches = (speech_enough(level, True) and voiced) if self.adapting else None
+            clipped = clipped_share(w.samples)
             for fw in self.kind.windows_inputs([cut], str(path)):
-                yield replace(fw, level_db=level, teaches=teaches, voiced=voiced)
+                yield replace(fw, level_db=level, teaches=teaches, voiced=voiced, clipped=clipped)
 
     def _memory_windows(self, y: np.ndarray, sr: int) -> Iterator[FileWindow]:
         """Long audio in memory as a long file's windows, each with its inputs and its loudest half second."""

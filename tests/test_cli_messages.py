@@ -255,3 +255,18 @@ def test_macos_resource_forks_in_a_folder_are_passed_over(tmp_path, capsys) -> N
         warnings.simplefilter("error")
         assert main(["predict", str(BUNDLE), str(tmp_path)]) == 0
     assert "1 file(s)" in capsys.readouterr().out
+
+
+def test_a_clipped_clip_is_marked(tmp_path, capsys) -> None:
+    """Review: speech driven 50x into clipping (45 % of its samples at full scale) read 'fear 1.00' with no note."""
+    import numpy as np
+
+    from edge_ser.audio import write_wav
+    from tests._signals import voiced
+
+    y = voiced(16000, 32000, 1).astype(np.float32)
+    clean = write_wav(tmp_path / "clean.wav", 0.5 * y / np.abs(y).max(), 16000)
+    hot = write_wav(tmp_path / "hot.wav", np.clip(50 * y, -1, 1), 16000)
+    assert main(["predict", str(BUNDLE), str(clean), str(hot)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "clipped" not in lines[0] and "% of its samples at full scale, distorted audio]" in lines[1]

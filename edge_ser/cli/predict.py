@@ -23,6 +23,7 @@ from edge_ser.cli.common import (
     save_speaker_file,
 )
 from edge_ser.errors import AudioFormatError, ConfigError, InputWarning
+from edge_ser.inputs.base import CLIPPED_NOTE
 from edge_ser.text import printable
 
 
@@ -89,6 +90,8 @@ def _marks(r) -> str:  # noqa: ANN001 - a Prediction
             )
     elif getattr(r, "voiced", None) is False:  # loud enough, but no voice in it: the label is about noise
         marks.append("no speech: no voiced sound (noise, hiss or clicks)")
+    if (getattr(r, "clipped", None) or 0.0) > CLIPPED_NOTE:
+        marks.append(f"clipped: {100 * r.clipped:.0f} % of its samples at full scale, distorted audio")
     if r.ood:
         marks.append("out of range: unlike the training audio, the label is a guess")
     return "".join(f"  [{m}]" for m in marks)

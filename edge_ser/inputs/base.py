@@ -67,6 +67,8 @@ class FileWindow:
     teaches: bool | None = None
     """Whether the window may join the speaker statistics (`edge_ser.recognizer.clip_teaches`: voiced, not noise),
     when the caller asked; None: decided by `level_db` alone."""
+    clipped: float | None = None
+    """The share of a whole clip's samples at full scale (`clipped_share`); None when not measured."""
     voiced: bool | None = None
     """Whether a whole clip holds some voice (`has_voice`: at least WHOLE_CLIP_VOICING of its frames voiced; False
     for noise, hiss, clicks and digital silence); None when not tested (a long file's window, no audio)."""
@@ -244,7 +246,10 @@ class InputKind(ABC):
             inputs = self.window_inputs(w.samples)
             level = loudest_db(w.samples, self.sample_rate)
             voiced = clip_voiced(w.samples, self.sample_rate, level) if w.whole else None
-            yield FileWindow(w.start, w.end, inputs, w.whole, w.source_rate, level, voiced=voiced)
+            clipped = clipped_share(w.samples) if w.whole else None
+            yield FileWindow(
+                w.start, w.end, inputs, w.whole, w.source_rate, level, clipped=clipped, voiced=voiced
+            )
 
     def live(self, window_seconds: float) -> LiveFrontEnd:
         """A front end for one live stream of `window_seconds` windows."""
@@ -285,6 +290,20 @@ def has_voice(y: np.ndarray, sr: int) -> bool:
     from edge_ser.features.pitch import voiced_at_least
 
     return voiced_at_least(y, sr=sr, share=WHOLE_CLIP_VOICING)
+
+
+CLIPPED_LEVEL = 0.95
+"""|sample| at or above this is taken as at full scale (`clipped_share`): a clipped stretch's flat top, a little
+rounded by resampling to the model's rate."""
+CLIPPED_NOTE = 0.01
+"""A clip with more than this share of its samples at full scale is marked clipped (`predict`): speech peaks
+touch it for a sample or two, clipping holds it (speech driven 50x into clipping: 45 % of its samples)."""
+
+
+def clipped_share(y: np.ndarray) -> float:
+    """The share of the samples of `y` (float, full scale 1) at or above CLIPPED_LEVEL in magnitude."""
+    y = np.asarray(y)
+    return float(np.count_nonzero(np.abs(y) >= CLIPPED_LEVEL)) / y.size if y.size else 0.0
 
 
 def clip_voiced(y: np.ndarray, sr: int, level: float) -> bool:
