@@ -60,7 +60,7 @@ def _spoil(path: Path, how: str, seed: int = 0) -> Path:
         return _aiff(path)
     if how == "truncated":
         data = _tone(path, seed).read_bytes()
-        path.write_bytes(data[: len(data) // 2])  # the data chunk declares twice what is left
+        path.write_bytes(data[:45])  # the header and one byte: no complete frame (half a WAV is read now)
     elif how == "empty":
         path.write_bytes(b"")
     elif how == "random":

@@ -147,6 +147,19 @@ def test_ring_multichannel_reads_mono_and_checks_shapes() -> None:
             AudioRing(bad)  # type: ignore[arg-type]
 
 
+def test_ring_of_a_microphone_whose_channels_cancel_hears_one_of_them() -> None:
+    """A stereo microphone with one channel's polarity inverted averaged to zeros ('every hop was digital
+    silence'); the ring takes the loudest channel then, with one warning, as files and sessions do."""
+    from edge_ser.errors import InputWarning
+
+    ring = AudioRing(8000, channels=2)
+    y = (0.2 * np.sin(np.arange(4000) / 3)).astype(np.float32)
+    ring.write(np.stack([y, -y], 1))
+    with pytest.warns(InputWarning, match="the microphone: the 2 channels cancel"):
+        out = ring.read_new()
+    assert np.allclose(np.abs(out), np.abs(y))
+
+
 def test_ring_write_allocates_no_arrays() -> None:
     """tracemalloc around write(): the peak stays tiny (view objects) while the block is 16 kB."""
     ring = AudioRing(16000)

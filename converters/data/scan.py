@@ -90,9 +90,9 @@ def skip_ignored(
     files the loader kept; a class folder none of them is in has vanished from the data set, which its files'
     reason says (and they are named first).
 
-    Why: `data_files` lists only the extensions asked for, so a class folder of .m4a recordings vanished from
+    Why: `data_files` lists only the extensions asked for, so a class folder of .caf recordings vanished from
     the data set without a word; now its files are counted and named in the loader's one DatasetWarning (or
-    in its DatasetError when nothing is left), each as "extension .m4a is not read"."""
+    in its DatasetError when nothing is left), each as "extension .caf is not read"."""
     exts = {e.lower() for e in extensions}
     root = Path(skipped.root)
     classes = {Path(k).relative_to(root).parts[0] for k in kept}

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from edge_ser.audio.channels import Downmix
 from edge_ser.errors import AudioFormatError, ConfigError
 
 
@@ -58,6 +59,9 @@ class AudioRing:
         # Consumer-owned (only `read_new` / `skip_to_end` store them):
         self._read = 0  # the consumer's cursor
         self._lost = 0  # samples the cursor skipped because they were overwritten
+        self._downmix = Downmix(
+            "the microphone"
+        )  # the channel mean, or the loudest when they cancel (warned)
 
     # ------------------------------------------------------------------ producer
     def write(self, block: np.ndarray) -> None:
@@ -150,7 +154,7 @@ class AudioRing:
             out[:first] = self._buf[pos : pos + first]
             if first < n:
                 out[first:] = self._buf[: n - first]
-        return out if self.channels == 1 else out.mean(axis=1, dtype=np.float32)
+        return out if self.channels == 1 else self._downmix(out)
 
     # ------------------------------------------------------------------ state
     @property
