@@ -792,6 +792,11 @@ def test_a_video_file_with_sound_is_heard_without_audio_file(tmp_path, capsys):
     assert "v.mp4 has no sound track (or it cannot be read): listening to the default microphone" in (
         capsys.readouterr().err
     )
+    # not before the error of a file that is nothing to play (an empty one here)
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    main(["run", fusion, "--video-file", str(empty), "--fast", "--no-console", "--window", "1"])
+    assert "listening to the default microphone" not in capsys.readouterr().err
 
 
 def test_a_short_hop_does_not_cut_sentences_into_utterances(tmp_path):

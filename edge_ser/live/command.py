@@ -205,6 +205,18 @@ def video_sound(args: argparse.Namespace, hears: bool) -> str | None:
         return None
 
 
+def _plays(video: str | Path) -> bool:
+    """Whether --video-file looks like something to play (a folder of images, a non-empty file with a video
+    extension): the note that its sound track is missing is for those, not before the error an empty file, a
+    FIFO or an image gets."""
+    from edge_ser.vision.video import VIDEO_EXTENSIONS
+
+    p = Path(video)
+    if p.is_dir():
+        return True
+    return p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file() and p.stat().st_size > 0
+
+
 def unused_options(args: argparse.Namespace, kind: Any) -> list[str]:
     """Options given that this run does not use (they were accepted without a word): microphone settings beside an
     audio file, a camera beside a video file, the live page's settings without --web, audio settings for a
@@ -288,6 +300,7 @@ def build(args: argparse.Namespace, *, stop=None, outputs=(), keep: int = 10_000
         and getattr(args, "video_file", None) is not None
         and args.audio_file is None
         and args.mic is None
+        and _plays(args.video_file)
     ):  # it went to the microphone without a word, and a machine playing a recording often has none
         print(
             f"edge-ser run: note: {args.video_file} has no sound track (or it cannot be read): listening to the "
