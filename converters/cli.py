@@ -152,11 +152,45 @@ def cmd_data(args: argparse.Namespace) -> int:
             print(f"  {key}: {counts}")
     if skipped:
         print("  skipped: " + "; ".join(f"{p} ({why})" for p, why in skipped[:5]))
+    rates = _sample_rates(records)
+    if rates:
+        print("  sample rates: " + ", ".join(f"{r} Hz {n}" for r, n in sorted(rates.items(), reverse=True)))
+        narrow = sum(n for r, n in rates.items() if r < NARROW_RATE)
+        if narrow and narrow < len(records):
+            print(
+                f"edge-ser data: warning: {narrow} of {len(records)} files are recorded below {NARROW_RATE} Hz: their "
+                f"band is narrower than the others' (an 8 kHz file has nothing above 4 kHz), which a model learns "
+                "as a difference between clips; predict marks such files out of range",
+                file=sys.stderr,
+            )
     from converters.heldout import few_clips
 
     for line in few_clips(records):  # said before anyone trains on them (converters.heldout.FEW_CLIPS)
         print(f"edge-ser data: warning: {line}", file=sys.stderr)
     return 0
+
+
+NARROW_RATE = 16000
+"""Recordings below this rate have a narrower band than the shipped models' (16 kHz: 0-8 kHz)."""
+
+
+def _sample_rates(records) -> dict[int, int]:
+    """Files per sample rate of the audio records, read from their headers ({} for images)."""
+    from collections import Counter
+
+    from edge_ser.audio.stream import open_blocks
+    from edge_ser.errors import EdgeSerError
+
+    rates: Counter = Counter()
+    for r in records:
+        if getattr(r, "image", None) is not None:
+            return {}
+        try:
+            with open_blocks(r.source, frames=1) as blocks:
+                rates[int(blocks.sample_rate)] += 1
+        except (EdgeSerError, OSError):
+            continue  # the loader has said why already
+    return dict(rates)
 
 
 def cmd_synth(args: argparse.Namespace) -> int:

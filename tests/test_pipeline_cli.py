@@ -262,3 +262,22 @@ def test_output_paths_are_checked_before_the_work(tmp_path, capsys):
         )
     assert main(["features", str(afile), "--out", str(afile / "f")]) == 2
     assert "is a file, not a folder" in capsys.readouterr().err
+
+
+def test_data_lists_the_sample_rates_and_warns_of_narrow_band_files(tmp_path: Path, capsys) -> None:
+    """Review: 8 kHz files were upsampled and trained beside full-band clips without a word (a model learns the
+    band as a difference between clips)."""
+    import numpy as np
+
+    from edge_ser.audio import write_wav
+
+    t = np.arange(16000) / 16000
+    y = (0.1 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+    for cls in ("angry", "sad"):
+        for spk in ("s1", "s2"):
+            write_wav(tmp_path / "mine" / cls / f"{spk}_a.wav", y, 16000)
+    write_wav(tmp_path / "mine" / "sad" / "s3_a.wav", y[::2], 8000)
+    assert main(["data", str(tmp_path / "mine")]) == 0
+    out = capsys.readouterr()
+    assert "sample rates: 16000 Hz 4, 8000 Hz 1" in out.out
+    assert "1 of 5 files are recorded below 16000 Hz" in out.err
