@@ -314,3 +314,37 @@ def test_the_role_lets_the_deploy_user_restart_the_service_as_install_sh_does(ss
     assert oct(rule.stat().st_mode & 0o777) == "0o440"
     config = (PLAYBOOK.parent / "roles" / "edge_ser" / "tasks" / "config.yml").read_text()
     assert re.search(r"import_tasks: sudoers.yml\n\s+when: edge_ser_manage_system \| bool", config)
+
+
+def _role_temp() -> set[Path]:
+    """The role's controller temp folders in /tmp (the unpacked .tar, the upload staging)."""
+    return set(Path("/tmp").glob("edge-ser-bundle-*")) | set(Path("/tmp").glob("edge-ser-upload-*"))
+
+
+def test_temporary_folders_go_and_the_same_version_again_restarts_nothing(sshd, tmp_path, monkeypatch):
+    """A .tar bundle was unpacked into /tmp/edge-ser-bundle-* on the controller and never removed, the upload's
+    staging /tmp/edge-ser-upload-* stayed when the roll-out failed, and rolling out the version a device already
+    runs restarted every device (edge-ser deploy restarts nothing then). The controller's temp folder is this
+    test's own (TMPDIR), so what is left there is what the role left."""
+    import tarfile
+
+    ctl = tmp_path / "ctl-tmp"
+    ctl.mkdir()
+    tar = tmp_path / "av_cnn_audio.tar"
+    with tarfile.open(tar, "w") as tf:
+        for f in sorted(GOOD.iterdir()):
+            tf.add(f, arcname=f.name)
+    good = _version(GOOD)  # av_cnn_audio.tar is named as its folder is
+    monkeypatch.setenv("TMPDIR", str(ctl))  # _play's environment: the controller's temp folder
+    before = _role_temp()  # and in case anything ignores TMPDIR
+    for _ in range(2):
+        r = _play(sshd, tmp_path, tar)
+        assert r.returncode == 0, (r.stdout + r.stderr)[-4000:]
+        assert list(ctl.iterdir()) == [] and _role_temp() <= before, list(ctl.iterdir())
+    for host in ("a", "b"):
+        assert _current(tmp_path, host) == f"versions/{good}"
+        assert (tmp_path / host / "bundles" / "restarts.log").read_text().split() == [good]  # once
+    # a roll-out that fails after the staging was made (a version name the device cannot move the upload to)
+    r = _play(sshd, tmp_path, tar, more={"edge_ser_bundle_version": "no/such"})
+    assert r.returncode != 0 and "Unpack, sha256sum -c and move" in r.stdout, (r.stdout + r.stderr)[-4000:]
+    assert list(ctl.iterdir()) == [] and _role_temp() <= before, list(ctl.iterdir())
