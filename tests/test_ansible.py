@@ -348,3 +348,18 @@ def test_temporary_folders_go_and_the_same_version_again_restarts_nothing(sshd, 
     r = _play(sshd, tmp_path, tar, more={"edge_ser_bundle_version": "no/such"})
     assert r.returncode != 0 and "Unpack, sha256sum -c and move" in r.stdout, (r.stdout + r.stderr)[-4000:]
     assert list(ctl.iterdir()) == [] and _role_temp() <= before, list(ctl.iterdir())
+
+
+def test_an_unwritable_config_dir_is_named_before_anything_else(sshd, tmp_path):
+    """With edge_ser_manage_system false the role still writes edge_ser_config_dir/config.env (default
+    /etc/edge-ser), which a non-root SSH user cannot: it failed with the file module's words. The role checks
+    first and names the variable (here a folder under a regular file, which no user can create)."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    r = _play(sshd, tmp_path, GOOD, more={"edge_ser_config_dir": str(blocker / "etc")})
+    out = " ".join((r.stdout + r.stderr).split())
+    assert r.returncode != 0, out[-4000:]
+    assert (
+        f"edge_ser_config_dir {blocker / 'etc'} (or its config.env) on dev-a cannot be written by" in out
+    ), out[-4000:]
+    assert not (tmp_path / "a" / "bundles").exists()  # nothing rolled out
