@@ -518,7 +518,7 @@ def project_source(root: Path, dest: Path) -> Path:
     profiles = sorted((root / "firmware_profiles").glob("*.yaml"))
     if profiles:
         target = dest / DEVICE_PACKAGE / PROFILES_IN_WHEEL
-        target.mkdir(parents=True)
+        target.mkdir(parents=True, exist_ok=True)  # a checkout links it to firmware_profiles/
         for f in profiles:
             shutil.copy2(f, target / f.name)
     (dest / "pyproject.toml").write_text(device_pyproject(meta))

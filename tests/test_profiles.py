@@ -476,3 +476,21 @@ def test_a_peak_edited_without_its_derivation_is_refused(tmp_path) -> None:
     bad.write_text(text.replace("value: 153.6", "value: 1536.0", 1))
     with pytest.raises(ProfileError, match="1536 but its derivation .* gives 153.6"):
         load_profile(bad)
+
+
+def test_the_firmware_profiles_are_package_data_and_listed_once() -> None:
+    """Review: a plain `pip install .` had no profile but "host" (bench --profile pi5: 'no such profile'): they
+    were only copied into the device wheel. edge_ser/profiles/firmware now links to firmware_profiles/ and is
+    package data; a checkout finds each folder once."""
+    import tomllib
+    from pathlib import Path
+
+    from edge_ser.profiles import profile_dirs
+
+    root = Path(__file__).resolve().parents[1]
+    data = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    assert "profiles/firmware/*.yaml" in data["edge_ser"]
+    assert {"edge-ser.service", "edge-ser-start"} <= set(data["edge_ser_deploy"])
+    assert (root / "edge_ser" / "profiles" / "firmware" / "pi5.yaml").is_file()
+    dirs = [d.resolve() for d in profile_dirs()]
+    assert len(dirs) == len(set(dirs))

@@ -44,7 +44,12 @@ def profile_dirs() -> list[Path]:
     dirs = [Path(p) for p in os.environ.get("EDGE_SER_PROFILES", "").split(os.pathsep) if p]
     here = Path(__file__).resolve().parent
     dirs += [d for d in (here / "firmware", here.parents[1] / "firmware_profiles") if d.is_dir()]
-    return dirs
+    # a checkout's edge_ser/profiles/firmware links to firmware_profiles/ (so `pip install .` carries them): once
+    out: list[Path] = []
+    for d in dirs:
+        if all(d.resolve() != o.resolve() for o in out):
+            out.append(d)
+    return out
 
 
 def available_profiles() -> list[str]:
