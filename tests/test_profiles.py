@@ -482,10 +482,11 @@ def test_the_firmware_profiles_are_package_data_and_listed_once() -> None:
     """Review: a plain `pip install .` had no profile but "host" (bench --profile pi5: 'no such profile'): they
     were only copied into the device wheel. edge_ser/profiles/firmware now links to firmware_profiles/ and is
     package data; a checkout finds each folder once."""
-    import tomllib
     from pathlib import Path
 
     from edge_ser.profiles import profile_dirs
+
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
 
     root = Path(__file__).resolve().parents[1]
     data = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
