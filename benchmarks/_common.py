@@ -81,11 +81,16 @@ def interleaved(fns: dict[str, Callable[[], object]], *, repeats: int, inner: in
 
 
 def machine() -> dict[str, str]:
+    """The machine and the versions of the libraries a result was made with (`versions`, since 2026-12-06: a
+    nested run that did not reproduce here could not be traced to a library)."""
+    from edge_ser.versions import HOST, library_versions
+
     return {
         "python": platform.python_version(),
         "machine": platform.machine(),
         "processor": platform.processor() or platform.machine(),
         "cpus": str(os.cpu_count()),
+        "versions": ", ".join(f"{k} {v}" for k, v in library_versions(HOST).items()),
     }
 
 

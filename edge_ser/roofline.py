@@ -880,14 +880,11 @@ def report_setup(bundle, engine_name: str, profile, runs: int | None) -> dict[st
     """The report's `setup`: the model file, timed runs (measured reports), library versions, the time it was made
     (UTC) and, for the host profile, when its peaks were measured."""
     import datetime as dt
-    from importlib.metadata import PackageNotFoundError, version
 
-    versions = []
-    for dist in ("edge-ser", "numpy", "onnxruntime", "ai-edge-litert", "tflite-runtime"):
-        try:
-            versions.append(f"{dist} {version(dist)}")
-        except PackageNotFoundError:
-            continue
+    from edge_ser.versions import library_versions
+
+    found = library_versions(("edge-ser", "numpy", "onnxruntime", "ai-edge-litert", "tflite-runtime"))
+    versions = [f"{dist} {v}" for dist, v in found.items()]
     measured_at = (profile.measurement or {}).get("measured_at")
     return {
         "model file": model_file(bundle, engine_name),

@@ -138,3 +138,12 @@ def test_run_main_prints_our_warnings_as_one_line(monkeypatch) -> None:
     with pytest.raises(SystemExit):
         run_main(warns)
     assert said == ["some_bench.py: warning: x.wav: skipped\n"] and warnings.formatwarning is before
+
+
+def test_results_record_the_library_versions() -> None:
+    """Audit: a nested run that did not reproduce here could not be traced to a library: the results files
+    recorded the Python version and CPU only."""
+    from benchmarks._common import machine
+
+    said = machine()["versions"]
+    assert "numpy " in said and "edge-ser " in said

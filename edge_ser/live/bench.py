@@ -258,15 +258,13 @@ def live_setup(args, runner) -> dict:
     """What a live bench measured, for its report: engine threads, window and hop, the source files, the
     machine and the versions of the libraries that ran."""
     import platform
-    from importlib.metadata import PackageNotFoundError, version
+
+    from edge_ser.versions import library_versions
 
     c = runner.pipeline.config
-    versions = {}
-    for dist in ("edge-ser", "numpy", "onnxruntime", "opencv-python-headless", "ai-edge-litert"):
-        try:
-            versions[dist] = version(dist)
-        except PackageNotFoundError:
-            continue
+    versions = library_versions(
+        ("edge-ser", "numpy", "onnxruntime", "opencv-python-headless", "ai-edge-litert")
+    )
     return {
         "threads": getattr(runner.pipeline.engine, "threads", None) or "the engine's default",
         "window_s": c.window,
