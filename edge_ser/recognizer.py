@@ -169,13 +169,13 @@ def speech_enough(level: float, whole: bool, gate: float = SILENCE_DB) -> bool:
     return level >= gate or (whole and level > -math.inf)
 
 
-def clip_teaches(y: np.ndarray, sr: int, level: float | None = None) -> bool:
+def clip_teaches(y: np.ndarray, sr: int, level: float | None = None, voiced: bool | None = None) -> bool:
     """Whether a whole clip (a file up to 30 s, audio given in memory) joins the speaker statistics: not digital
     silence, and at least WHOLE_CLIP_VOICING of its frames voiced, so noise and hiss teach nothing. The one rule
     for `enroll`, `enroll_file`, `predict_audio` and files classified or learnt (`level`: its `loudest_db` when
     known)."""
     level = loudest_db(y, sr) if level is None else level
-    return speech_enough(level, True) and has_voice(y, sr)
+    return speech_enough(level, True) and (has_voice(y, sr) if voiced is None else voiced)
 
 
 def float_samples(y: Any, sr: Any, where: str) -> tuple[np.ndarray, int]:
@@ -421,21 +421,28 @@ class Recognizer:
         """Whether the file (by its bytes) is among those enrolled into the current statistics."""
         return _fingerprint(path) in self._enrolled
 
-    def _first_time(self, path: str | os.PathLike[str] | None) -> bool:
-        """Whether a file's clips may join the speaker statistics: not when its bytes are there already (enrolled,
-        or learnt by an earlier run whose speaker file was loaded: the same files predicted again had piled up
-        4, 12, 16, 20 clips); counted in `files_known`. The file is recorded as learnt when it may."""
+    def _file_mark(self, path: str | os.PathLike[str] | None) -> str | None:
+        """A file's fingerprint when its clips may join the speaker statistics (None: in-memory audio, or a file
+        the reader will say it cannot read), or "" when its bytes are there already (enrolled, or learnt by an
+        earlier run whose speaker file was loaded: the same files predicted again had piled up 4, 12, 16, 20
+        clips), counted in `files_known`. Only a recognizer that adapts asks."""
         if path is None:
-            return True
+            return None
         try:
             mark = _fingerprint(path)
         except AudioFormatError:
-            return True  # the reader says why when it opens the file
+            return None  # the reader says why when it opens the file
         if mark in self._enrolled:
             self.files_known += 1
-            return False
-        self._enrolled.add(mark)
-        return True
+            return ""
+        return mark
+
+    def _first_time(self, path: str | os.PathLike[str] | None) -> bool:
+        """`_file_mark` for a file about to be learnt: whether it may be, recorded as learnt when it may."""
+        mark = self._file_mark(path)
+        if mark:
+            self._enrolled.add(mark)
+        return mark != ""
 
     def _adapters(self) -> dict[str, Any]:
         """The speaker statistics this recognizer keeps, by name: "bundle", and a fusion bundle's branches."""
@@ -646,7 +653,8 @@ class Recognizer:
         for i, path in enumerate(map(Path, paths)):
             if progress is not None and i:
                 progress(i, len(paths))
-            if not self._first_time(path):
+            mark = self._file_mark(path)
+            if mark == "":
                 continue  # its clips are in the statistics already (a speaker file of an earlier run)
             t0 = time.perf_counter()
             try:
@@ -654,6 +662,8 @@ class Recognizer:
                     if not _learns(w):
                         continue  # silence tells nothing about the speaker (and would drag the statistics)
                     learn_inputs(self.speaker, self.engine, w.inputs)
+                    if mark:  # recorded once a clip of it has joined the statistics
+                        self._enrolled.add(mark)
                     size = sum(np.asarray(v).nbytes for v in w.inputs.values())
                     if w.whole and cached + size <= LEARN_CACHE_BYTES:
                         kept[i] = (w, (time.perf_counter() - t0) * 1e3)
@@ -729,7 +739,9 @@ class Recognizer:
             [w.inputs for _, w, _ in batch],
             [src for src, _, _ in batch],
             [ms for _, _, ms in batch],
-            learn=[_learns(w) and not frozen and self._first_time(src) for src, w, _ in batch],
+            learn=[
+                not frozen and self.adapting and _learns(w) and self._first_time(src) for src, w, _ in batch
+            ],
         )
         return [
             replace(
@@ -853,7 +865,7 @@ class Recognizer:
         clip, rate = self._trimmed(y, sr) if faces is None else (y, sr)
         x = self.kind.audio_inputs(clip, rate, faces)
         voiced = None if level is None else clip_voiced(y, sr, level)  # clip_teaches, and said in the result
-        learn = level is None or not self.adapting or (speech_enough(level, True) and bool(voiced))
+        learn = level is None or not self.adapting or clip_teaches(y, sr, level, voiced)
         p = self._run([x], [None], [(time.perf_counter() - t0) * 1e3], learn=[learn])[0]
         return replace(
             p,
@@ -902,9 +914,9 @@ class Recognizer:
             level = loudest_db(w.samples, self.sample_rate)
             # whether it holds voice (the result says so), and so may teach the speaker statistics: clip_teaches
             voiced = clip_voiced(w.samples, self.sample_rate, level)
-            teaches = (speech_enough(level, True) and voiced) if self.adapting else None
+            teaches = clip_teaches(w.samples, self.sample_rate, level, voiced) if self.adapting else None
             clipped = clipped_share(w.samples)
-            for fw in self.kind.windows_inputs([cut], str(path)):
+            for fw in self.kind.windows_inputs([cut], str(path), measure=False):
                 yield replace(fw, level_db=level, teaches=teaches, voiced=voiced, clipped=clipped)
 
     def _memory_windows(self, y: np.ndarray, sr: int) -> Iterator[FileWindow]:

@@ -25,7 +25,15 @@ from pathlib import Path
 
 from converters.data import labels as L
 from converters.data.records import UNKNOWN_SPEAKER, Record
-from converters.data.scan import DatasetWarning, Loaded, Skipped, check_decodable, data_files, skip_ignored
+from converters.data.scan import (
+    DatasetWarning,
+    Loaded,
+    Skipped,
+    check_decodable,
+    data_files,
+    lossless_first,
+    skip_ignored,
+)
 from converters.data.synthetic import load_synthetic
 from edge_ser.errors import ConfigError, DatasetError
 from edge_ser.inputs.base import AUDIO_EXTENSIONS
@@ -221,7 +229,7 @@ def load_tess(root: str | os.PathLike) -> list[Record]:
         identity="speaker, word and emotion",
     )
     records = []
-    for path in data_files(root, AUDIO_EXTENSIONS):
+    for path in lossless_first(data_files(root, AUDIO_EXTENSIONS)):
         m = _TESS_NAME.match(path.name)
         if m is None:
             skipped.add(path, "bad name")
@@ -281,7 +289,7 @@ def load_savee(root: str | os.PathLike, *, modalities: Iterable[str] | None = No
     )
     records = []
     wavs: dict[tuple[str, str, str], Path] = {}
-    for path in data_files(root, AUDIO_EXTENSIONS):
+    for path in lossless_first(data_files(root, AUDIO_EXTENSIONS)):
         parsed = _savee_name(path, _SAVEE_FLAT, _SAVEE_NESTED)
         if isinstance(parsed, str):
             skipped.add(path, parsed)
@@ -325,7 +333,7 @@ def load_cremad(root: str | os.PathLike) -> list[Record]:
         identity="name, in any audio format",
     )
     records = []
-    for path in data_files(root, AUDIO_EXTENSIONS):
+    for path in lossless_first(data_files(root, AUDIO_EXTENSIONS)):
         m = _CREMAD_NAME.match(path.name)
         if m is None:
             skipped.add(path, "bad name")
@@ -405,7 +413,7 @@ def load_folder(root: str | os.PathLike) -> list[Record]:
     root = _root(root, "folder", real=False)
     skipped = Skipped("folder", root, "<class>/<file> with audio extension " + "/".join(AUDIO_EXTENSIONS))
     records = []
-    for path in data_files(root, AUDIO_EXTENSIONS):
+    for path in lossless_first(data_files(root, AUDIO_EXTENSIONS)):
         rel = path.relative_to(root)
         if len(rel.parts) < 2:
             skipped.add(path, "not inside a class folder")
@@ -458,8 +466,9 @@ def _nfc(name: str) -> str:
 def same_names(loader: str, root: Path, records: Sequence[Record]) -> list[Record]:
     """Records whose speaker ids, and class names of their own, are one string per person and per class: Unicode
     NFC (macOS writes names decomposed: "Zoe" + U+0308 against "Zo" + U+00EB, which look the same) and one
-    spelling per case-insensitive name ("SPK08" and "spk08": the most frequent spelling, then the first). Two
-    spellings of one person were two speakers, so a speaker split put that person on both sides; said in a warning."""
+    spelling per case-insensitive name ("SPK08" and "spk08": the most frequent spelling, then the first in
+    sorted order). Two spellings of one person were two speakers, so a speaker split put that person on both
+    sides; every merge is said in a warning (the spellings shown with escapes, as they would look the same)."""
 
     def unify(values: list[str], what: str, keep: Callable[[str], bool]) -> dict[str, str]:
         groups: dict[str, Counter] = {}
@@ -471,15 +480,16 @@ def same_names(loader: str, root: Path, records: Sequence[Record]) -> list[Recor
             first = sorted(spellings, key=lambda v: (-spellings[v], v))[0]
             merged.update({v: first for v in spellings})
         renamed = {v: merged[_nfc(v)] for v in set(values) if keep(v) and merged[_nfc(v)] != v}
-        cased = sorted({merged[_nfc(v)] for v in renamed if _nfc(v) != merged[_nfc(v)]})
-        if cased:
+        kept = sorted({merged[_nfc(v)] for v in renamed})
+        if kept:
             shown = "; ".join(
-                f"{' / '.join(sorted({_nfc(v) for v in values if keep(v) and merged[_nfc(v)] == c}))} -> {c}"
-                for c in cased[:4]
+                f"{' / '.join(sorted({ascii(v)[1:-1] for v in values if keep(v) and merged[_nfc(v)] == c}))} -> {c}"
+                for c in kept[:4]
             )
             warnings.warn(
-                f"{loader} {root}: {what} that differ only in upper and lower case are taken as one ({shown}); "
-                "name them the same way, or differently if they are not the same",
+                f"{loader} {root}: {what} written two ways (upper and lower case, or an accent composed and "
+                f"decomposed) are taken as one ({shown}); name them the same way, or differently if they are not "
+                "the same",
                 DatasetWarning,
                 stacklevel=3,
             )

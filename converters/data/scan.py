@@ -60,16 +60,26 @@ class Skipped:
             )
         if self.repeats:
             shown = "; ".join(
-                f"{p.relative_to(self.root)} = {q.relative_to(self.root)}" for p, q in self.repeats[:3]
+                f"{p.relative_to(self.root)} (kept {q.relative_to(self.root)})" for p, q in self.repeats[:3]
             )
             more = f" and {len(self.repeats) - 3} more" if len(self.repeats) > 3 else ""
             warnings.warn(
                 f"{self.dataset}: {len(self.repeats)} file(s) in {self.root} repeat a clip found already (same "
-                f"{self.identity}) and were counted once: {shown}{more}",
+                f"{self.identity}) and were counted once, the lossless copy kept: {shown}{more}",
                 DatasetWarning,
                 stacklevel=3,
             )
         return sorted(records, key=lambda r: str(r.source))
+
+
+LOSSLESS = (".wav", ".wave", ".flac", ".aif", ".aiff", ".aifc")
+"""Audio formats that keep every sample: when a data set holds one clip in two formats, this copy is kept."""
+
+
+def lossless_first(paths: Iterable[Path]) -> list[Path]:
+    """`paths` with the lossless files first (then by path): the order a loader meets them in, so that of a clip
+    found twice (CREMA-D's AudioMP3/ beside AudioWAV/) the copy `Skipped.repeated` keeps is the WAV."""
+    return sorted(paths, key=lambda p: (p.suffix.lower() not in LOSSLESS, str(p)))
 
 
 def data_files(root: Path, extensions: Iterable[str]) -> list[Path]:
@@ -139,7 +149,10 @@ def audio_problem(path: Path) -> str | None:
     """
     try:
         if uses_ffmpeg(path):  # M4A, AAC... and video sound tracks: ffmpeg decodes the first block
-            open_blocks(path, frames=1024).close()
+            try:
+                open_blocks(path, frames=1024).close()
+            except MissingDependencyError as e:  # one M4A among WAVs: that file is skipped, not the data set
+                return str(e)
             return None
         if path.suffix.lower() in (".wav", ".wave"):
             try:

@@ -362,10 +362,12 @@ class AVKind(InputKind):
         caller made (whether they show a face is theirs to say)."""
         return False if self.faces and not faces else None
 
-    def windows_inputs(self, windows: Iterable[Any], where: str) -> Iterator[FileWindow]:
+    def windows_inputs(
+        self, windows: Iterable[Any], where: str, *, measure: bool = True
+    ) -> Iterator[FileWindow]:
         """As `InputKind.windows_inputs` (audio windows, no frames: long audio given to `predict_audio`); with a
         faces input, each window's black frames are marked `face_found=False`."""
-        for w in super().windows_inputs(windows, where):
+        for w in super().windows_inputs(windows, where, measure=measure):
             yield dataclasses.replace(w, face_found=False) if self.faces else w
 
     def file_inputs(self, path: str | os.PathLike[str]) -> Inputs:

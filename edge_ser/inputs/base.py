@@ -235,18 +235,22 @@ class InputKind(ABC):
         )
         yield from self.windows_inputs(windows, str(path))
 
-    def windows_inputs(self, windows: Iterable[Any], where: str) -> Iterator[FileWindow]:
+    def windows_inputs(
+        self, windows: Iterable[Any], where: str, *, measure: bool = True
+    ) -> Iterator[FileWindow]:
         """The model inputs of audio windows at the kind's rate (`edge_ser.audio.stream.AudioWindow`s: a file's,
         or long audio given in memory cut the same way), each with its loudest half second; `where` names the
-        audio in errors."""
+        audio in errors. `measure`: a whole clip's voicing and clipping too (False: the caller measures them on
+        the clip as recorded, before its pauses were cut)."""
         from edge_ser.audio.level import loudest_db
 
         for w in windows:
             self.check_clip(w.samples.size, where)
             inputs = self.window_inputs(w.samples)
             level = loudest_db(w.samples, self.sample_rate)
-            voiced = clip_voiced(w.samples, self.sample_rate, level) if w.whole else None
-            clipped = clipped_share(w.samples) if w.whole else None
+            whole = w.whole and measure
+            voiced = clip_voiced(w.samples, self.sample_rate, level) if whole else None
+            clipped = clipped_share(w.samples) if whole else None
             yield FileWindow(
                 w.start, w.end, inputs, w.whole, w.source_rate, level, clipped=clipped, voiced=voiced
             )
