@@ -269,3 +269,18 @@ def test_crops_of_the_wrong_shape_say_what_is_expected_and_how_to_make_them(bund
         assert "crop_fn" not in said and "FaceCropper(kind.face_crop).crop_or_center(frame)" in said
     ok = r.kind.cropper()(np.full((120, 160, 3), 128, np.uint8))  # the helper named makes crops that fit
     assert r.predict_audio(y, AUDIO_SR, faces=[ok] * 6).label in r.bundle.labels
+
+
+def test_an_image_whose_header_gives_no_size_is_not_decoded(tmp_path) -> None:
+    """Diff review: OpenCV decodes by content, so a Sun-raster image named big.png skipped the size check (its
+    header is no PNG's) and was decoded to 51.8 megapixels."""
+    import struct
+
+    from edge_ser.errors import VideoFormatError
+    from edge_ser.vision.image import read_image
+
+    raster = tmp_path / "big.png"
+    w = h = 64
+    raster.write_bytes(struct.pack(">8I", 0x59A66A95, w, h, 8, w * h, 1, 0, 0) + bytes(w * h))
+    with pytest.raises(VideoFormatError, match="not a PNG, JPEG, BMP, PNM, WebP or TIFF image by its header"):
+        read_image(raster)

@@ -27,7 +27,13 @@ def read_image(path: str | os.PathLike[str], *, grey: bool = False, what: str = 
     cv2 = import_cv2(f"reading {what}")
     path = Path(path)
     check_regular_file(path, error=VideoFormatError)
-    check_image_size(path)
+    if check_image_size(path) is None:
+        # OpenCV picks its decoder by content: a Sun raster, BigTIFF or JPEG 2000 named .png was decoded to 52
+        # megapixels past the size check; a file whose size cannot be read first is not decoded
+        raise VideoFormatError(
+            f"{path}: not a PNG, JPEG, BMP, PNM, WebP or TIFF image by its header (starts with "
+            f"{_head(path)!r}); only those are decoded, their size checked first"
+        )
     try:
         with native_messages_named(path, show=False) as said:
             image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE if grey else cv2.IMREAD_COLOR)
@@ -58,6 +64,11 @@ def check_image_size(path: str | os.PathLike[str], limit: int | None = None) -> 
             f"are decoded (edge_ser.limits.MAX_IMAGE_PIXELS: it would take {3 * w * h / 2**20:,.0f} MB or more)"
         )
     return size
+
+
+def _head(path: Path, n: int = 12) -> bytes:
+    with open(path, "rb") as fh:
+        return fh.read(n)
 
 
 _HEAD = 64 << 10
