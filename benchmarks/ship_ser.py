@@ -58,6 +58,7 @@ import argparse
 import json
 import shlex
 import sys
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -185,12 +186,13 @@ def data_speakers(data: Data) -> list[str]:
     folder's speakers and classes with too few clips are said on stderr (`converters.heldout.few_clips`, as
     `edge-ser data` says them): a speaker of one clip, standardised by its own statistics, always gives the same
     vector, and its fold counts as much as any other in the unseen-speaker figure."""
+    from converters.data.scan import DatasetWarning
     from converters.heldout import few_clips
 
     _, records = load_records(data.arg, None)
     if not data.corpus:
-        for line in few_clips(records):
-            print(f"warning: {data.name}: {line}", file=sys.stderr)
+        for line in few_clips(records):  # one line each, '<script>: warning: ...' (run_main's format)
+            warnings.warn(f"{data.name}: {line}", DatasetWarning, stacklevel=2)
     return sorted({str(r.speaker) for r in records})
 
 

@@ -260,7 +260,9 @@ def cmd_train(args: argparse.Namespace, spec: FeatureSpec, *, title: str | None 
             "seed": args.seed,
             "test_accuracy": test_acc,
             "test_uar": test_uar,
-            "val_accuracy": res.best_val_acc,
+            # the validation figure the kept epoch was chosen by (--select): accuracy, or UAR under its own name
+            "select": getattr(args, "select", "accuracy"),
+            ("val_uar" if getattr(args, "select", "accuracy") == "uar" else "val_accuracy"): res.best_val_acc,
             "majority_baseline": chance,
             "confusion": cm.tolist(),
             "best_epoch": res.best_epoch,

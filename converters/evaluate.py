@@ -187,7 +187,7 @@ class EvalReport:
     ood_available: bool = False
     silent: int = 0
     """Scored files with no speech the live voice gate would hear (digital silence, or below -45 dBFS at their
-    loudest: `Prediction.silent`) or no voice at all (noise: `Prediction.voiced` False): scored as the model
+    loudest: `Prediction.silent`) or no voice at all (noise: `Prediction.has_voice` False): scored as the model
     answered, and counted so the figures say so."""
     seconds: float = 0.0
     features_ms: float = 0.0
@@ -401,7 +401,7 @@ def evaluate(
             ood_available = ood_available or flag is not None
             ood += bool(flag)
             silent += (
-                bool(getattr(p, "silent", False)) or getattr(p, "voiced", None) is False
+                bool(getattr(p, "silent", False)) or getattr(p, "has_voice", None) is False
             ) and r.label in known
             features_ms += p.timings.get("features", 0.0)
             if r.label in known:

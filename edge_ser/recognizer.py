@@ -124,7 +124,7 @@ class Prediction:
     """The share of the clip's samples at full scale (`edge_ser.inputs.base.clipped_share`): above CLIPPED_NOTE
     (1 %) the audio was driven into clipping (marked by `predict`: a distorted clip the model never heard the like
     of); None when not measured (a long file, images)."""
-    voiced: bool | None = None
+    has_voice: bool | None = None
     """Whether the clip holds some voice (at least 1 % of its frames voiced, `edge_ser.inputs.base.clip_voiced`);
     False: noise, hiss, clicks or silence, answered as the model would answer anything (marked "no speech" by
     `predict`); None when not tested (a long file, images, a model that takes no audio). Until 2026-12-06 only
@@ -141,7 +141,7 @@ class Prediction:
         """The prediction as JSON-ready values (`edge-ser predict --json`)."""
         return {
             "file": self.source, "label": self.label, "confidence": self.confidence,
-            "probabilities": self.probabilities, "ood": self.ood, "silent": self.silent, "voiced": self.voiced,
+            "probabilities": self.probabilities, "ood": self.ood, "silent": self.silent, "has_voice": self.has_voice,
             "clipped": None if self.clipped is None else round(self.clipped, 4),
             "level_db": round(self.level_db, 2) if self.level_db is not None and math.isfinite(self.level_db) else None,
             "duration": self.duration, "face_found": self.face_found,
@@ -169,13 +169,13 @@ def speech_enough(level: float, whole: bool, gate: float = SILENCE_DB) -> bool:
     return level >= gate or (whole and level > -math.inf)
 
 
-def clip_teaches(y: np.ndarray, sr: int, level: float | None = None, voiced: bool | None = None) -> bool:
+def clip_teaches(y: np.ndarray, sr: int, level: float | None = None, voice: bool | None = None) -> bool:
     """Whether a whole clip (a file up to 30 s, audio given in memory) joins the speaker statistics: not digital
     silence, and at least WHOLE_CLIP_VOICING of its frames voiced, so noise and hiss teach nothing. The one rule
     for `enroll`, `enroll_file`, `predict_audio` and files classified or learnt (`level`: its `loudest_db` when
     known)."""
     level = loudest_db(y, sr) if level is None else level
-    return speech_enough(level, True) and (has_voice(y, sr) if voiced is None else voiced)
+    return speech_enough(level, True) and (has_voice(y, sr) if voice is None else voice)
 
 
 def float_samples(y: Any, sr: Any, where: str) -> tuple[np.ndarray, int]:
@@ -352,7 +352,9 @@ class Recognizer:
             from edge_ser.fileio import find_files
             from edge_ser.inputs.base import AUDIO_EXTENSIONS
 
-            files = find_files([Path(path)], AUDIO_EXTENSIONS, error=AudioFormatError, what="media files")
+            files = find_files(
+                [Path(path)], AUDIO_EXTENSIONS, error=AudioFormatError, what="media files", skip_hidden=True
+            )
             if not files:
                 import warnings
 
@@ -750,7 +752,7 @@ class Recognizer:
                 ood=p.ood or self.narrower(w.source_rate),
                 level_db=w.level_db,
                 face_found=w.face_found,
-                voiced=w.voiced,
+                has_voice=w.has_voice,
                 clipped=w.clipped,
             )
             for p, (_, w, _) in zip(out, batch, strict=True)
@@ -864,15 +866,15 @@ class Recognizer:
         level = loudest_db(y, sr) if self.kind.hears else None
         clip, rate = self._trimmed(y, sr) if faces is None else (y, sr)
         x = self.kind.audio_inputs(clip, rate, faces)
-        voiced = None if level is None else clip_voiced(y, sr, level)  # clip_teaches, and said in the result
-        learn = level is None or not self.adapting or clip_teaches(y, sr, level, voiced)
+        voice = None if level is None else clip_voiced(y, sr, level)  # clip_teaches, and said in the result
+        learn = level is None or not self.adapting or clip_teaches(y, sr, level, voice)
         p = self._run([x], [None], [(time.perf_counter() - t0) * 1e3], learn=[learn])[0]
         return replace(
             p,
             duration=y.shape[0] / sr if y.ndim else None,
             ood=p.ood or self.narrower(sr),
             level_db=level,
-            voiced=voiced,
+            has_voice=voice,
             clipped=None if level is None else clipped_share(y),
             face_found=self.kind.given_face_found(faces),
         )
@@ -913,11 +915,11 @@ class Recognizer:
             cut = w._replace(samples=self._trimmed(w.samples, self.sample_rate)[0])
             level = loudest_db(w.samples, self.sample_rate)
             # whether it holds voice (the result says so), and so may teach the speaker statistics: clip_teaches
-            voiced = clip_voiced(w.samples, self.sample_rate, level)
-            teaches = clip_teaches(w.samples, self.sample_rate, level, voiced) if self.adapting else None
+            voice = clip_voiced(w.samples, self.sample_rate, level)
+            teaches = clip_teaches(w.samples, self.sample_rate, level, voice) if self.adapting else None
             clipped = clipped_share(w.samples)
             for fw in self.kind.windows_inputs([cut], str(path), measure=False):
-                yield replace(fw, level_db=level, teaches=teaches, voiced=voiced, clipped=clipped)
+                yield replace(fw, level_db=level, teaches=teaches, has_voice=voice, clipped=clipped)
 
     def _memory_windows(self, y: np.ndarray, sr: int) -> Iterator[FileWindow]:
         """Long audio in memory as a long file's windows, each with its inputs and its loudest half second."""

@@ -117,7 +117,7 @@ def test_silence_and_out_of_range_files_are_marked(tmp_path, capsys) -> None:
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert rows[0]["silent"] is True and rows[0]["level_db"] is None  # -inf dBFS: strict JSON has no infinity
     assert rows[1]["silent"] is False and rows[1]["level_db"] == pytest.approx(-20.0, abs=0.5)
-    assert rows[1]["voiced"] is False
+    assert rows[1]["has_voice"] is False
     rec = Recognizer(BUNDLE)
     rec.learn_files([silence])
     assert rec.speaker_clips == 0  # nothing to learn about the speaker from digital silence
@@ -128,7 +128,8 @@ def test_silence_and_out_of_range_files_are_marked(tmp_path, capsys) -> None:
     rec.learn_files([voice])
     assert rec.speaker_clips == 1  # a quiet voice counts: a whole recording the user chose
     assert (
-        rec.predict_file(voice).voiced is True and rec.predict_audio(np.zeros(16000), 16000).voiced is False
+        rec.predict_file(voice).has_voice is True
+        and rec.predict_audio(np.zeros(16000), 16000).has_voice is False
     )
 
 
@@ -270,3 +271,11 @@ def test_a_clipped_clip_is_marked(tmp_path, capsys) -> None:
     assert main(["predict", str(BUNDLE), str(clean), str(hot)]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert "clipped" not in lines[0] and "% of its samples at full scale, distorted audio]" in lines[1]
+
+
+def test_a_single_missing_file_is_named_as_missing(tmp_path, capsys) -> None:
+    """Diff review: `predict B nonexist.wav` said 'no .wav/... files in nonexist.wav' after a warning, where it
+    said 'no such file'."""
+    assert main(["predict", str(BUNDLE), str(tmp_path / "nonexist.wav")]) == 2
+    err = capsys.readouterr().err
+    assert "nonexist.wav" in err and "no such file" in err and "files in" not in err

@@ -254,5 +254,7 @@ def test_train_and_laq_can_choose_their_epoch_by_validation_uar(tmp_path: Path, 
     common = ["--data", str(data), "--epochs", "2", "--select", "uar"]
     assert main(["train", *common, "--out", str(tmp_path / "t")]) == 0
     assert "val UAR" in capsys.readouterr().out
+    summary = json.loads((tmp_path / "t" / "summary.json").read_text())
+    assert summary["select"] == "uar" and "val_uar" in summary and "val_accuracy" not in summary
     assert main(["laq", *common, "-q", "--out", str(tmp_path / "l"), "--recipe", "ptq-8"]) == 0
     assert scored == [True, True, True]

@@ -497,7 +497,7 @@ def test_predicting_the_same_files_again_does_not_learn_them_again(tmp_path: Pat
         held.append(json.loads(me.read_text())["statistics"]["bundle"]["count"])
     assert held == [3, 3, 3]
     assert (
-        "3 file(s) were learnt before (in the speaker file) and are not added twice"
+        "3 file(s) were learnt before (enrolled, in the speaker file, or given twice) and are not added twice"
         in capsys.readouterr().out
     )
     rec = edge_ser.Recognizer(ser, "numpy")

@@ -284,3 +284,11 @@ def test_an_image_whose_header_gives_no_size_is_not_decoded(tmp_path) -> None:
     raster.write_bytes(struct.pack(">8I", 0x59A66A95, w, h, 8, w * h, 1, 0, 0) + bytes(w * h))
     with pytest.raises(VideoFormatError, match="not a PNG, JPEG, BMP, PNM, WebP or TIFF image by its header"):
         read_image(raster)
+
+
+def test_av_fusion_predict_audio_without_faces_says_no_face() -> None:
+    """Diff review: av_fusion's predict_audio without faces gave face_found None where an audio-only video gave
+    False with '[no face found: audio alone]'."""
+    from tests.av_media import AUDIO_SR
+
+    assert _shipped("av_fusion").predict_audio(_speech(1.2), AUDIO_SR).face_found is False

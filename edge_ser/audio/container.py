@@ -193,11 +193,6 @@ def output_format(path: Path, stderr: str) -> tuple[int, int]:
     return file_sr, channels
 
 
-def output_rate(path: Path, stderr: str) -> int:
-    """The sample rate ffmpeg reports for its output stream (`output_format`)."""
-    return output_format(path, stderr)[0]
-
-
 def _samples(path: Path, raw: bytes, channels: int = 1) -> np.ndarray:
     """ffmpeg's raw f32le output as float32 [n, channels], rejecting partial, empty or non-finite audio."""
     if len(raw) % (4 * channels):

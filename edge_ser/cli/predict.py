@@ -88,7 +88,7 @@ def _marks(r) -> str:  # noqa: ANN001 - a Prediction
             marks.append(
                 f"too quiet: {r.level_db:.1f} dBFS at its loudest, below the live voice gate's {SILENCE_DB:g} dBFS"
             )
-    elif getattr(r, "voiced", None) is False:  # loud enough, but no voice in it: the label is about noise
+    elif getattr(r, "has_voice", None) is False:  # loud enough, but no voice in it: the label is about noise
         marks.append("no speech: no voiced sound (noise, hiss or clicks)")
     if (getattr(r, "clipped", None) or 0.0) > CLIPPED_NOTE:
         marks.append(f"clipped: {100 * r.clipped:.0f} % of its samples at full scale, distorted audio")
@@ -153,7 +153,8 @@ def _summary(rec, args: argparse.Namespace, say, n: int, inference_ms: float, ba
         print(f"  ({rec.engine.name}: {n} file(s), inference {inference_ms:.2f} ms{skipped})")
     if rec.files_known:
         print(
-            f"  ({rec.files_known} file(s) were learnt before (in the speaker file) and are not added twice)",
+            f"  ({rec.files_known} file(s) were learnt before (enrolled, in the speaker file, or given twice) and "
+            "are not added twice)",
             file=say,
         )
 
@@ -181,7 +182,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
         print(f"  ({loaded})", file=say)
     if getattr(args, "enroll", None):
         print(f"  ({enroll_files(rec, args.enroll)})", file=say)
-    files = media_files(args.files, rec.kind.file_extensions, strict=getattr(args, "strict", False))
+    # several paths: one that is missing is skipped with a warning; a single one that is missing is the error
+    files = media_files(
+        args.files, rec.kind.file_extensions, strict=getattr(args, "strict", False) or len(args.files) == 1
+    )
     if not files:
         raise AudioFormatError(
             f"no {'/'.join(rec.kind.file_extensions)} files in {', '.join(str(f) for f in args.files)}"

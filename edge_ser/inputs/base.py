@@ -69,7 +69,7 @@ class FileWindow:
     when the caller asked; None: decided by `level_db` alone."""
     clipped: float | None = None
     """The share of a whole clip's samples at full scale (`clipped_share`); None when not measured."""
-    voiced: bool | None = None
+    has_voice: bool | None = None
     """Whether a whole clip holds some voice (`has_voice`: at least WHOLE_CLIP_VOICING of its frames voiced; False
     for noise, hiss, clicks and digital silence); None when not tested (a long file's window, no audio)."""
 
@@ -249,10 +249,10 @@ class InputKind(ABC):
             inputs = self.window_inputs(w.samples)
             level = loudest_db(w.samples, self.sample_rate)
             whole = w.whole and measure
-            voiced = clip_voiced(w.samples, self.sample_rate, level) if whole else None
+            voice = clip_voiced(w.samples, self.sample_rate, level) if whole else None
             clipped = clipped_share(w.samples) if whole else None
             yield FileWindow(
-                w.start, w.end, inputs, w.whole, w.source_rate, level, clipped=clipped, voiced=voiced
+                w.start, w.end, inputs, w.whole, w.source_rate, level, clipped=clipped, has_voice=voice
             )
 
     def live(self, window_seconds: float) -> LiveFrontEnd:

@@ -50,6 +50,11 @@ class FunctionalsKind(InputKind):
         # feature_spec records the STFT / mel part of this block: an edit of one alone (sample_rate 22050 here,
         # 16000 there) loaded and quietly moved every prediction
         recorded, derived = manifest.get("feature_spec"), spec.feature_spec().to_dict()
+        if isinstance(recorded, Mapping):
+            try:  # as the spec reads it: a default written out or left out is the same spec
+                recorded = FeatureSpec.from_dict(dict(recorded)).to_dict()
+            except Exception:  # noqa: BLE001 - a malformed block is the feature_spec check's to report
+                recorded = None
         if isinstance(recorded, Mapping) and dict(recorded) != derived:
             diff = sorted(k for k in set(recorded) | set(derived) if recorded.get(k) != derived.get(k))
             shown = ", ".join(f"{k} {recorded.get(k)!r} against {derived.get(k)!r}" for k in diff[:3])

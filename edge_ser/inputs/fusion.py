@@ -137,6 +137,11 @@ class FusionKind(InputKind):
     def face_crop(self) -> FaceCropSpec | None:
         return next((k.face_crop for k in self.branches.values() if k.faces), None)
 
+    def given_face_found(self, faces: Sequence[Any] | None) -> bool | None:
+        """No faces given with audio in memory: the fusion answers on the audio alone, as for a file where none was
+        found (False); the caller's own crops: theirs to say (None)."""
+        return False if self.faces and not faces else None
+
     @property
     def mode(self) -> str:
         return "fused"
