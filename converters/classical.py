@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from edge_ser.errors import ConfigError, MissingDependencyError
+from edge_ser.errors import ConfigError, MissingDependencyError, install_hint
 
 KINDS = ("rf", "svm", "logreg")
 SVM_C = (1.0, 3.0, 10.0, 30.0, 100.0)
@@ -38,7 +38,7 @@ def _sklearn():
         import sklearn  # noqa: F401
     except ImportError as e:
         raise MissingDependencyError(
-            "the random forest / SVM baselines need scikit-learn: pip install 'edge-ser[host]'"
+            "the random forest / SVM baselines need scikit-learn: " + install_hint("scikit-learn", "host")
         ) from e
 
 

@@ -87,6 +87,7 @@ def _skipped_line(skipped, what: str = "file(s)") -> str:
 
 
 def cmd_features(args: argparse.Namespace) -> int:
+    _need_bars()
     import numpy as np
 
     from converters.featurize import extract
@@ -127,6 +128,7 @@ MAX_LISTED = 100
 
 
 def cmd_data(args: argparse.Namespace) -> int:
+    _need_bars()
     from converters.data import summarize
     from converters.data.loaders import load_dataset
     from converters.pipeline import load_records
@@ -194,6 +196,7 @@ def _sample_rates(records) -> dict[int, int]:
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
+    _need_bars()
     from converters.data import SyntheticSpec
     from converters.data import write as write_synthetic
 
@@ -273,6 +276,7 @@ def _check_outputs(args: argparse.Namespace, *options: tuple[str, str]) -> None:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     """A bundle on a labelled data set through the device path (no torch): accuracy, UAR, confusion, OOD."""
+    _need_bars()
     import contextlib
     import json
     import tempfile
@@ -453,16 +457,26 @@ def _add_eval_args(p: argparse.ArgumentParser) -> None:
     add_engine_args(p, threads_default=1)
 
 
-def _need_torch() -> None:
-    """Host commands need torch: say how to install it, without importing it here (the device side never does)."""
+def _need(module: str, package: str, purpose: str) -> None:
+    """A host command's package, said with how to install it when missing, without importing it here (the device
+    side never does): torch for training, tqdm (the host extra's progress bars) for eval, features and data, which
+    a checkout installed with the device extra only ran into as a ModuleNotFoundError traceback."""
     import importlib.util
 
     try:
-        found = importlib.util.find_spec("torch") is not None
+        found = importlib.util.find_spec(module) is not None
     except (ImportError, ValueError):  # a broken or blocked installation
         found = False
     if not found:
-        raise MissingDependencyError("torch", "host", "training")
+        raise MissingDependencyError(package, "host", purpose)
+
+
+def _need_torch() -> None:
+    _need("torch", "torch", "training")
+
+
+def _need_bars() -> None:
+    _need("tqdm", "tqdm", "the host commands' progress bars")
 
 
 def cmd_train(args: argparse.Namespace) -> int:

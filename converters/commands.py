@@ -22,7 +22,7 @@ from converters.pipeline import confusion, prepare, synthetic_record, write_json
 from converters.quant import LaqConfig
 from converters.tasks import AV_DATA, Task, feature_task, model_line, synthetic_av_task
 from converters.train import TrainConfig, accuracy, predict, seed_everything, train_classifier
-from edge_ser.errors import ConfigError
+from edge_ser.errors import ConfigError, install_hint
 from edge_ser.features import FeatureSpec
 
 TRAINABLE = ("laq_mlp", "av_cnn")
@@ -131,7 +131,7 @@ def _want_tflite(choice: str, say) -> bool:
             from edge_ser.errors import MissingDependencyError
 
             raise MissingDependencyError("tensorflow", "tf-export", "TFLite export") from None
-        say("      (TFLite variants skipped: pip install 'edge-ser[tf-export]' to add them)")
+        say(f"      (TFLite variants skipped: {install_hint('tensorflow-cpu', 'tf-export')} to add them)")
         return False
     return True
 

@@ -35,7 +35,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from edge_ser.errors import ConfigError, MissingDependencyError
+from edge_ser.errors import ConfigError, MissingDependencyError, install_hint
 
 BACKENDS = ("auto", "serial", "ray")
 REPLICATE_AXES = ("fold", "seed")
@@ -390,7 +390,7 @@ class Sweep:
             f"sweep {self.name}: {len(self.grid)} points, {done} already in {self.path}, "
             f"{len(todo)} to run on {backend}"
             + (
-                " (ray not installed: pip install 'edge-ser[sweep]')"
+                f" (ray not installed: {install_hint('ray', 'sweep')})"
                 if self.backend == "auto" and backend == "serial"
                 else ""
             )

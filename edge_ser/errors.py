@@ -44,12 +44,21 @@ class DelegateError(EdgeSerError):
         self.path = path
 
 
+def install_hint(package: str, extra: str) -> str:
+    """How to install a missing optional package: the package itself (edge-ser is not on PyPI, so a hint of
+    `pip install 'edge-ser[extra]'` could not work, or could install someone else's package), or its extra from a
+    checkout; a device installs from its offline wheelhouse (deploy/README.md)."""
+    return (
+        f"pip install {package} (or the '{extra}' extra from an edge-ser checkout: pip install '.[{extra}]')"
+    )
+
+
 class MissingDependencyError(EdgeSerError, ImportError):
-    """An optional package is not installed; the message says which extra installs it."""
+    """An optional package is not installed; the message says how to install it (`install_hint`)."""
 
     def __init__(self, package: str, extra: str, purpose: str = "") -> None:
         what = f" (needed for {purpose})" if purpose else ""
-        super().__init__(f"{package} is not installed{what}: pip install 'edge-ser[{extra}]'")
+        super().__init__(f"{package} is not installed{what}: {install_hint(package, extra)}")
         self.package = package
         self.extra = extra
 

@@ -105,4 +105,20 @@ def test_cli_help_works_without_host_packages(tmp_path: Path) -> None:
         timeout=60,
     )
     assert proc.returncode == 2
-    assert "pip install 'edge-ser[host]'" in proc.stderr and "Traceback" not in proc.stderr
+    assert "pip install '.[host]'" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_host_commands_without_tqdm_say_how_to_install_it(monkeypatch, capsys) -> None:
+    """Device review: a checkout installed with the device extra only (no tqdm) ran eval, features and data into a
+    ModuleNotFoundError traceback; they now say what is missing and how to install it, as train says torch."""
+    import importlib.util
+
+    from edge_ser.cli import main
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "tqdm" else real(name, *a)
+    )
+    assert main(["data", "emodb"]) == 2
+    err = capsys.readouterr().err
+    assert "tqdm is not installed" in err and "pip install tqdm" in err and "Traceback" not in err

@@ -565,13 +565,15 @@ def test_missing_portaudio_gives_the_install_hint(monkeypatch: pytest.MonkeyPatc
     with pytest.raises(PortAudioMissingError) as info:
         MicSource(MicConfig()).start()
     msg = str(info.value)
-    assert "sudo apt-get install libportaudio2" in msg and "pip install 'edge-ser[device]'" in msg
+    assert "sudo apt-get install libportaudio2" in msg and "pip install sounddevice" in msg
     assert isinstance(info.value, MissingDependencyError) and info.value.package == "libportaudio2"
 
 
 def test_missing_sounddevice_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "sounddevice", None)  # import raises ImportError
-    with pytest.raises(MissingDependencyError, match=r"sounddevice is not installed.*edge-ser\[device\]"):
+    with pytest.raises(
+        MissingDependencyError, match=r"sounddevice is not installed.*pip install sounddevice"
+    ):
         import_sounddevice()
 
 

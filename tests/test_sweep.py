@@ -215,7 +215,7 @@ def test_auto_backend_and_missing_ray(tmp_path, monkeypatch):
     logs: list[str] = []
     res = Sweep("a", toy_objective, Grid({"x": [0]}), tmp_path, progress=False, log=logs.append).run()
     assert res.backend == "serial" and "ray not installed" in logs[0]
-    with pytest.raises(ImportError, match="edge-ser\\[sweep\\]"):
+    with pytest.raises(ImportError, match="pip install ray"):
         Sweep("a", toy_objective, Grid({"x": [0]}), tmp_path, backend="ray").run()
     with pytest.raises(ConfigError):
         Sweep("a", toy_objective, Grid({"x": [0]}), tmp_path, backend="dask")

@@ -374,13 +374,17 @@ def test_interpreter_missing(
 ) -> None:
     assert available_engines()["tflite"] is None
     _hide(monkeypatch, *INTERPRETER_MODULES, "tensorflow")
-    assert available_engines()["tflite"] == HINT == "pip install 'edge-ser[tflite]' (ai-edge-litert)"
+    assert (
+        available_engines()["tflite"]
+        == HINT
+        == "pip install ai-edge-litert (or the 'tflite' extra from an edge-ser checkout: pip install '.[tflite]')"
+    )
     assert available_engines()["onnxruntime"] is None and available_engines()["numpy"] is None
     for call in (lambda: load_engine(bundle, "tflite"), lambda: TFLiteEngine(bundle, "fp32")):
         with pytest.raises(MissingDependencyError) as ei:
             call()
         msg = str(ei.value)
-        assert "pip install 'edge-ser[tflite]'" in msg and "ai-edge-litert" in msg, msg
+        assert "pip install ai-edge-litert" in msg and "ai-edge-litert" in msg, msg
         assert "ai_edge_litert.interpreter" in msg and "tensorflow" in msg, msg  # what was tried
         assert ei.value.extra == "tflite"
     assert engines_for(bundle) == ["onnxruntime", "numpy"]

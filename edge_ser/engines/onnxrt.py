@@ -20,13 +20,13 @@ import numpy as np
 
 from edge_ser.bundle.manifest import MODEL_NAME
 from edge_ser.engines.base import PROVIDERS, InputAdapter, finish_logits
-from edge_ser.errors import BundleError, MissingDependencyError, ProviderWarning
+from edge_ser.errors import BundleError, MissingDependencyError, ProviderWarning, install_hint
 
 if TYPE_CHECKING:
     from edge_ser.bundle import Bundle
 
 NAME = "onnxruntime"
-HINT = "pip install 'edge-ser[device]' (onnxruntime)"
+HINT = install_hint("onnxruntime", "device")
 VARIANTS: tuple[str, ...] = ()
 
 

@@ -49,7 +49,7 @@ import numpy as np
 
 from edge_ser.bundle.manifest import TFLITE_VARIANTS, phase_offsets, tflite_io_entry
 from edge_ser.engines.base import InputAdapter, cpu_only, finish_logits
-from edge_ser.errors import BundleError, ConfigError, DelegateError, MissingDependencyError
+from edge_ser.errors import BundleError, ConfigError, DelegateError, MissingDependencyError, install_hint
 from edge_ser.native_log import native_stderr_held
 
 if TYPE_CHECKING:
@@ -66,7 +66,7 @@ INTERPRETERS = (
     ("tensorflow", "lite.Interpreter"),
 )
 """Where the interpreter class is looked for, in order: (module, attribute path)."""
-HINT = "pip install 'edge-ser[tflite]' (ai-edge-litert)"
+HINT = install_hint("ai-edge-litert", "tflite")
 
 _QMIN, _QMAX = -128, 127
 SATURATED_SHARE = 0.01

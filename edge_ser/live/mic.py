@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 
 from edge_ser.audio.polyphase import Resampler
-from edge_ser.errors import ConfigError, EdgeSerError, MissingDependencyError
+from edge_ser.errors import ConfigError, EdgeSerError, MissingDependencyError, install_hint
 from edge_ser.live.backoff import Backoff, RetryTimer
 from edge_ser.live.ring import AudioRing
 from edge_ser.live.sources import wait_for_samples
@@ -75,7 +75,7 @@ class PortAudioMissingError(MissingDependencyError):
         msg = (
             "the PortAudio library is not installed (needed by sounddevice for the microphone"
             + (f"; {detail}" if detail else "")
-            + f"): {PORTAUDIO_HINT}; sounddevice itself comes with pip install 'edge-ser[device]'"
+            + f"): {PORTAUDIO_HINT}; sounddevice itself: {install_hint('sounddevice', 'device')}"
         )
         super(MissingDependencyError, self).__init__(msg)  # skip the parent: its text is about pip only
         self.package = "libportaudio2"
