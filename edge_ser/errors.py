@@ -63,6 +63,11 @@ class MissingDependencyError(EdgeSerError, ImportError):
         self.extra = extra
 
 
+class CacheWarning(UserWarning):
+    """A cache (the host profile's measured peaks, the feature cache) cannot be read or written: the work is done
+    again, or not kept. Said with the cache file's name."""
+
+
 class InputWarning(UserWarning):
     """Suspicious but usable input: files skipped in a folder, audio beyond full scale, a long file cut into
     windows. Said once per file, with its name."""

@@ -46,7 +46,7 @@ from typing import Any
 
 import numpy as np
 
-from edge_ser.errors import ConfigError
+from edge_ser.errors import CacheWarning, ConfigError
 from edge_ser.fileio import atomic_write
 from edge_ser.profiles.profile import HOST, Profile, ProfileError
 
@@ -670,12 +670,18 @@ def host_profile(*, remeasure: bool = False, quick: bool = False, cache: Path | 
             if doc.get("schema") == CACHE_SCHEMA and isinstance(doc.get("entries"), dict):
                 entries = doc["entries"]
         except (OSError, ValueError) as e:
-            warnings.warn(f"{path}: unreadable host-profile cache ({e}); measuring again", stacklevel=2)
+            warnings.warn(
+                f"{path}: unreadable host-profile cache ({e}); measuring again", CacheWarning, stacklevel=2
+            )
         if not remeasure and key in entries:
             try:
                 return Profile.from_dict(entries[key]["profile"], origin=str(path))
             except (ProfileError, KeyError, TypeError) as e:
-                warnings.warn(f"{path}: cached host profile is invalid ({e}); measuring again", stacklevel=2)
+                warnings.warn(
+                    f"{path}: cached host profile is invalid ({e}); measuring again",
+                    CacheWarning,
+                    stacklevel=2,
+                )
     profile = profile_from_measurement(measure(quick=quick))
     if use_cache:
         entries[key] = {"fields": fields, "profile": profile.to_dict()}
@@ -687,8 +693,11 @@ def _write_cache(path: Path, doc: dict[str, Any]) -> None:
     try:
         atomic_write(path, json.dumps(doc, indent=1))
     except OSError as e:
-        warnings.warn(f"{path}: cannot write the host-profile cache ({e}); the measurement is not kept",
-                      stacklevel=3)  # fmt: skip
+        warnings.warn(
+            f"{path}: cannot write the host-profile cache ({e}); the measurement is not kept",
+            CacheWarning,
+            stacklevel=3,
+        )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -279,3 +279,15 @@ def test_a_single_missing_file_is_named_as_missing(tmp_path, capsys) -> None:
     assert main(["predict", str(BUNDLE), str(tmp_path / "nonexist.wav")]) == 2
     err = capsys.readouterr().err
     assert "nonexist.wav" in err and "no such file" in err and "files in" not in err
+
+
+def test_a_cache_warning_is_one_line() -> None:
+    """Device review: a host-profile cache that could not be written was said in Python's format, with the source
+    line, while every other warning of the CLI is one line."""
+    from edge_ser.cli import short_warnings
+    from edge_ser.errors import CacheWarning
+
+    fmt = short_warnings("edge-ser bench")
+    assert fmt(CacheWarning("/proc/x: cannot write"), CacheWarning, "f.py", 3, "src") == (
+        "edge-ser bench: warning: /proc/x: cannot write\n"
+    )

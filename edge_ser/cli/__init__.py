@@ -71,12 +71,15 @@ def short_warnings(who: str) -> Callable[..., str]:
     record: converters' DatasetWarning, named here as the device package may not have converters) as one line
     `WHO: warning: ...` (`edge-ser CMD`, or a benchmark script's name), without the source file and line that
     Python's format adds; others as usual."""
-    from edge_ser.errors import InputWarning, ProviderWarning
+    from edge_ser.errors import CacheWarning, InputWarning, ProviderWarning
 
     default = warnings.formatwarning
 
     def fmt(message, category, filename, lineno, line=None) -> str:  # noqa: ANN001 - warnings' signature
-        if issubclass(category, (InputWarning, ProviderWarning)) or category.__name__ == "DatasetWarning":
+        if (
+            issubclass(category, (InputWarning, ProviderWarning, CacheWarning))
+            or category.__name__ == "DatasetWarning"
+        ):
             return f"{who}: warning: {message}\n"
         return default(message, category, filename, lineno, line)
 
