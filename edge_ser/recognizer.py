@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from edge_ser.audio.container import FFmpegNotFoundError
 from edge_ser.audio.level import SILENCE_DB, loudest_db
 from edge_ser.audio.pauses import bundle_keep, trim_pauses
 from edge_ser.audio.stream import LONG_FILE_SECONDS
@@ -48,6 +49,11 @@ if TYPE_CHECKING:
     from edge_ser.live.result import LiveResult
     from edge_ser.live.run import LiveRunner
     from edge_ser.live.session import AudioSession
+
+
+UNREADABLE = (AudioFormatError, VideoFormatError, FFmpegNotFoundError)
+"""What makes one file of a batch unreadable here (skipped with `on_bad_file`, the others classified): a damaged
+or foreign file, and an M4A or a video's sound track on a machine without ffmpeg (it stopped the whole batch)."""
 
 
 BATCH_ROWS = 32
@@ -670,7 +676,7 @@ class Recognizer:
                     if w.whole and cached + size <= LEARN_CACHE_BYTES:
                         kept[i] = (w, (time.perf_counter() - t0) * 1e3)
                         cached += size
-            except (AudioFormatError, VideoFormatError):
+            except UNREADABLE:
                 continue
         if progress is not None and paths:
             progress(len(paths), len(paths))
@@ -708,7 +714,7 @@ class Recognizer:
             try:
                 windows = self._file_windows(path)
                 first = next(windows)
-            except (AudioFormatError, VideoFormatError) as e:
+            except UNREADABLE as e:
                 if on_bad_file is None:
                     raise
                 on_bad_file(path, e)
@@ -724,7 +730,7 @@ class Recognizer:
             try:
                 hold = frozen or (self.adapting and not self._first_time(path))  # learnt once, not again
                 long = self._predict_long(str(path), itertools.chain([first], windows), t0, hold)
-            except (AudioFormatError, VideoFormatError) as e:  # damaged after a good start
+            except UNREADABLE as e:  # damaged after a good start
                 if on_bad_file is None:
                     raise
                 on_bad_file(path, e)

@@ -220,6 +220,16 @@ def test_info_says_which_fold_and_speakers_a_speaker_split_figure_is_on(capsys) 
     _print_accuracy({"accuracy": {"test": 0.654, "test_uar": 0.611, "dataset": "mine", "split": split}})
     out = capsys.readouterr().out
     assert "test UAR 0.611" in out and "fold 0, test speakers spk03" in out
+    _print_accuracy(
+        {
+            "accuracy": {
+                "test": 0.7,
+                "dataset": "d",
+                "split": {"kind": "random", "sizes": {"train": 8, "val": 1, "test": 1}},
+            }
+        }
+    )
+    assert "sizes train 8 / val 1 / test 1" in capsys.readouterr().out  # it printed the dict's repr
 
 
 def test_a_missing_file_among_those_given_is_skipped_unless_strict(tmp_path, capsys) -> None:
@@ -291,3 +301,20 @@ def test_a_cache_warning_is_one_line() -> None:
     assert fmt(CacheWarning("/proc/x: cannot write"), CacheWarning, "f.py", 3, "src") == (
         "edge-ser bench: warning: /proc/x: cannot write\n"
     )
+
+
+def test_a_file_that_needs_ffmpeg_is_skipped_when_there_is_none(tmp_path, capsys, monkeypatch) -> None:
+    """Device review: `predict B x.m4a x.wav` without ffmpeg stopped the whole batch on the M4A."""
+    import numpy as np
+
+    from edge_ser.audio import write_wav
+
+    t = np.arange(24000) / 16000
+    ok = write_wav(tmp_path / "ok.wav", (0.1 * np.sin(2 * np.pi * 150 * t)).astype(np.float32), 16000)
+    (tmp_path / "phone.m4a").write_bytes(b"\x00\x00\x00\x20ftypM4A " + bytes(64))
+    monkeypatch.setenv("EDGE_SER_FFMPEG", str(tmp_path / "no-ffmpeg"))
+    from edge_ser.errors import InputWarning
+
+    with pytest.warns(InputWarning, match=r"phone\.m4a.*ffmpeg"):
+        assert main(["predict", str(BUNDLE), str(tmp_path / "phone.m4a"), str(ok)]) == 0
+    assert "ok.wav:" in capsys.readouterr().out

@@ -292,3 +292,17 @@ def test_av_fusion_predict_audio_without_faces_says_no_face() -> None:
     from tests.av_media import AUDIO_SR
 
     assert _shipped("av_fusion").predict_audio(_speech(1.2), AUDIO_SR).face_found is False
+
+
+def test_av_cnn_given_an_audio_file_says_what_it_reads(tmp_path) -> None:
+    """Device review: av_cnn skipped a WAV as 'not a video file OpenCV can open (starts with b'RIFF...')'."""
+    import numpy as np
+
+    from edge_ser.audio import write_wav
+    from edge_ser.errors import VideoFormatError
+
+    wav = write_wav(tmp_path / "a.wav", (0.1 * np.sin(np.arange(16000) / 5)).astype(np.float32), 16000)
+    with pytest.raises(
+        VideoFormatError, match="an audio file; this bundle fuses faces with the sound of videos"
+    ):
+        _shipped("av_cnn").predict_file(wav)

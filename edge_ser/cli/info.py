@@ -146,7 +146,9 @@ def _print_accuracy(m: dict) -> None:
             held = [str(x) for x in split["test_speakers"]]
             more = f" and {len(held) - 4} more" if len(held) > 4 else ""
             about += [f"fold {split.get('fold', '?')}, test speakers {', '.join(held[:4])}{more}"]
-        about += [f"sizes {split['sizes']}"] if "sizes" in split else []
+        sizes = split.get("sizes")
+        if isinstance(sizes, dict):  # it printed the dict's repr: sizes {'train': 2675, ...}
+            about += ["sizes " + " / ".join(f"{part} {n}" for part, n in sizes.items())]
         engines = acc.get("test_engines")
         if isinstance(engines, dict) and "test" in nums:  # accuracy.test is the torch model's
             own = ", ".join(f"{n} {v:.3f}" for n, v in engines.items() if isinstance(v, (int, float)))

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from edge_ser.audio.stream import FILE_WINDOW_SECONDS, LONG_FILE_SECONDS
-from edge_ser.errors import ConfigError
+from edge_ser.errors import ConfigError, VideoFormatError
 from edge_ser.features.condition import condition
 from edge_ser.features.spec import FeatureSpec
 from edge_ser.features.vector import feature_frames, vector_from_frames
@@ -393,7 +393,17 @@ class AVKind(InputKind):
         if not self.faces:
             yield from super().file_windows(path, window_seconds=window_seconds, long_seconds=long_seconds)
             return
-        from edge_ser.vision.video import iter_frames, probe_video
+        from edge_ser.inputs.base import AUDIO_EXTENSIONS
+        from edge_ser.vision.video import VIDEO_EXTENSIONS, iter_frames, probe_video
+
+        if (
+            Path(path).suffix.lower() in AUDIO_EXTENSIONS
+        ):  # it said "not a video file OpenCV can open (RIFF...)"
+            raise VideoFormatError(
+                f"{path}: an audio file; this bundle fuses faces with the sound of videos "
+                f"({', '.join(VIDEO_EXTENSIONS)}): for audio alone use its audio branch (bundles/av_cnn_audio) or a "
+                "late-fusion bundle (bundles/av_fusion answers on audio alone)"
+            )
 
         info = probe_video(path)
         if info.frame_count and info.frame_count / info.fps <= long_seconds:
