@@ -710,10 +710,13 @@ class Rows:
         )
 
     def subset(self, keep: np.ndarray) -> Rows:
-        """Only the rows `keep` (whole speakers: Z is per (speaker, copy), so it stays as it is)."""
+        """Only the rows `keep` (whole speakers), Z standardised again from them alone: each (speaker, copy) keeps
+        its own statistics, but the variance floors came from every row, a held-out speaker's too (docs/protocol.md,
+        "Audit"; until 2026-12-06 Z was kept as it was)."""
+        X, groups, copy_of = self.X[keep], self.groups[keep], self.copy_of[keep]
         return replace(
-            self, X=self.X[keep], Z=self.Z[keep], y=self.y[keep], spk=self.spk[keep], copy_of=self.copy_of[keep],
-            groups=self.groups[keep],
+            self, X=X, Z=standardise(X, groups, view_parts(copy_of)), y=self.y[keep], spk=self.spk[keep],
+            copy_of=copy_of, groups=groups,
         )  # fmt: skip
 
     def training(self, fit: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -210,8 +210,11 @@ def outer_fold(
     scored = {"refit": model, "stage1": staged}
     if reverb == "member" or early_pair:
         scored["member0"] = fitted[0][0]
+    # the held-out speaker standardised by its own clips, its floors from the training rows (not from every row)
+    clean = r.copy_of == 0
+    Zt = transductive(rows.X[test_rows], rows.groups[test_rows], floor_from=r.X[clean])
     for name, m in scored.items():
-        norms = {"transductive": figures(y, [predict(m, rows.Z[test_rows]).argmax(1)], rows.classes)}
+        norms = {"transductive": figures(y, [predict(m, Zt).argmax(1)], rows.classes)}
         for k in ONLINE:
             views = online(rows.X, rows.spk, test_rows, base, k, seed=0)
             norms[f"online-{k}"] = figures(y, [predict(m, v).argmax(1) for v in views], rows.classes)

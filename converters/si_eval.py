@@ -158,17 +158,24 @@ def fold_inputs(
     norm: NormMode,
     *,
     seed: int = 0,
-    speaker_norm: Callable[[np.ndarray, np.ndarray], np.ndarray] = transductive,
+    speaker_norm: Callable[..., np.ndarray] = transductive,
 ) -> tuple[FoldData, np.ndarray]:
     """What a fit sees of a fold (training rows with their augmented copies, validation rows), and every
     clip's row normalised by `norm` (index it with `fold.split.test` for the test part)."""
     s = fold.split
-    X = speaker_norm(data.X, data.speakers) if norm.per_speaker else np.asarray(data.X, dtype=np.float32)
+    seen = np.concatenate([s.train, s.val])  # the floors come from these, never from a test speaker's clips
+    X = (
+        speaker_norm(data.X, data.speakers, floor_from=np.asarray(data.X)[seen])
+        if norm.per_speaker
+        else np.asarray(data.X, dtype=np.float32)
+    )
     spk = data.speakers
     X_train, y_train = X[s.train], data.y[s.train]
     if data.copies is not None:  # augmented training views: each (speaker, copy) its own normalisation group
         views = [
-            speaker_norm(c, np.char.add(spk.astype(str), f"#{k + 1}")) if norm.per_speaker else c
+            speaker_norm(c, np.char.add(spk.astype(str), f"#{k + 1}"), floor_from=c[seen])
+            if norm.per_speaker
+            else c
             for k, c in enumerate(np.asarray(data.copies, dtype=np.float32))
         ]
         X_train = np.concatenate([X_train, *(v[s.train] for v in views)])
@@ -192,7 +199,7 @@ def run_fold(
     *,
     seed: int = 0,
     online_clips: Sequence[int] = (),
-    speaker_norm: Callable[[np.ndarray, np.ndarray], np.ndarray] = transductive,
+    speaker_norm: Callable[..., np.ndarray] = transductive,
 ) -> dict[str, Any]:
     """Fit `row` on the fold's train/val parts (normalised by `norm`) and score it on its test part.
 

@@ -88,24 +88,35 @@ def prior(X: np.ndarray, speakers: Sequence[str], rows: np.ndarray, *, prior_wei
     return SpeakerNorm.from_speakers(frames, np.repeat(spk, per_clip), prior_weight=prior_weight)
 
 
-def transductive(X: np.ndarray, speakers: Sequence[str]) -> np.ndarray:
-    """Every speaker's clips standardised by that speaker's own statistics (labels unused). Same shape, float32."""
-    return transductive_like(X, speakers, [X])[0]
+def transductive(
+    X: np.ndarray, speakers: Sequence[str], *, floor_from: np.ndarray | None = None
+) -> np.ndarray:
+    """Every speaker's clips standardised by that speaker's own statistics (labels unused). Same shape, float32.
+    `floor_from`: see `transductive_like`."""
+    return transductive_like(X, speakers, [X], floor_from=floor_from)[0]
 
 
 def transductive_like(
-    X: np.ndarray, speakers: Sequence[str], views: Sequence[np.ndarray]
+    X: np.ndarray,
+    speakers: Sequence[str],
+    views: Sequence[np.ndarray],
+    *,
+    floor_from: np.ndarray | None = None,
 ) -> list[np.ndarray]:
     """Each of `views` (other renderings of X's clips, each X's shape: e.g. cut to their first second of speech)
     standardised per speaker by that speaker's statistics of X's clips: a device that knows its speaker hearing
-    another utterance of theirs. float32 arrays, in the order of `views`."""
+    another utterance of theirs. float32 arrays, in the order of `views`.
+
+    The variance floors and the constant-feature mask come from the pooled rows `floor_from` (default: X itself).
+    An evaluation passes its training rows: pooled over X, they held the test speaker too (a small leak the
+    protocol audit of 2026-12-06 measured: docs/protocol.md, "Audit")."""
     X = np.asarray(X, dtype=np.float64)
     spk = _speakers(speakers, len(X))
     views = [np.asarray(v, dtype=np.float64) for v in views]
     if any(v.shape != X.shape for v in views):
         raise ConfigError(f"views of shapes {[v.shape for v in views]} for clips of shape {X.shape}")
     out = [np.empty(X.shape, dtype=np.float32) for _ in views]
-    pooled = _frames(X)
+    pooled = _frames(X if floor_from is None else np.asarray(floor_from, dtype=np.float64))
     base = SpeakerNorm(pooled.mean(0), pooled.var(0), prior_weight=0.0)
     for s in np.unique(spk):
         rows = np.flatnonzero(spk == s)

@@ -459,3 +459,24 @@ def test_functionals_mfcc_input_is_the_functionals_then_the_mfcc_means_of_the_sa
     np.testing.assert_array_equal(both.X[:, f.X.shape[1] :], v.X[:, :40])
     assert list(both.speakers) == list(f.speakers) and list(both.y) == list(f.y)
     assert "functionals_mfcc" in INPUTS
+
+
+def test_what_a_fit_sees_does_not_depend_on_the_test_speakers_audio():
+    """Audit: the variance floors and constant-feature mask of the per-speaker standardisation came from every row,
+    the test speaker's included, so the test speaker's audio moved training features (up to 2 standard deviations
+    on a RAVDESS fold). The floors now come from the fold's training and validation rows."""
+    from dataclasses import replace as dc_replace
+
+    data = _blobs()
+    rng = np.random.default_rng(1)
+    # a feature each speaker holds nearly still (its variance is floored, the floor relative to the pooled one)
+    still = np.array([3.0 * int(s[1:]) for s in data.speakers]) + rng.normal(0, 1e-3, len(data.X))
+    data = dc_replace(data, X=np.concatenate([data.X, still[:, None].astype(np.float32)], axis=1))
+    fold = Protocol("p", "blobs", "loso").folds(data.speakers, data.y)[0]
+    test = fold.split.test
+    X2 = data.X.copy()
+    X2[test, -1] = rng.normal(0, 50, len(test))  # the test speaker moves it a lot: the pooled variance grows
+    a, _ = fold_inputs(data, fold, NormMode.parse("transductive"))
+    b, _ = fold_inputs(dc_replace(data, X=X2), fold, NormMode.parse("transductive"))
+    np.testing.assert_array_equal(a.X_train, b.X_train)
+    np.testing.assert_array_equal(a.X_val, b.X_val)

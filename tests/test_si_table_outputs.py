@@ -31,8 +31,8 @@ def test_a_named_run_writes_its_own_plots_and_falls_back_to_a_row_with_a_confusi
     assert all(p.stat().st_size > 0 for p in made)
     assert not list(tmp_path.glob("si_table_*"))  # the main table's plots are not touched
     text = si.markdown(rows, 1.0, 1.0, "si_enrolment")
-    best = next(line for line in text.splitlines() if line.startswith("Best:"))
-    assert best.startswith("Best: late_fusion(mlp + timnet) on")
+    best = next(line for line in text.splitlines() if line.startswith("Highest of the"))
+    assert "optimistic as the figure of any one recipe): late_fusion(mlp + timnet) on" in best
     assert (
         "![confusion (of mlp on functionals_ext_aug, transductive)](si_enrolment_confusion_emodb-loso.png)"
         in best
@@ -42,7 +42,7 @@ def test_a_named_run_writes_its_own_plots_and_falls_back_to_a_row_with_a_confusi
 def test_no_row_with_a_confusion_writes_the_pareto_plot_only(tmp_path: Path) -> None:
     rows = [_row("timnet", 0.6, confusion=False)]
     assert [p.name for p in si.write_plots(rows, tmp_path)] == ["si_table_pareto_emodb-loso.png"]
-    best = next(line for line in si.markdown(rows, 1.0, 1.0).splitlines() if line.startswith("Best:"))
+    best = next(line for line in si.markdown(rows, 1.0, 1.0).splitlines() if line.startswith("Highest of the"))
     assert "confusion" not in best
 
 
@@ -58,4 +58,4 @@ def test_a_subset_run_is_named_apart_and_a_partial_one_links_no_plots(monkeypatc
             si.main(argv)
     assert names == ["si_table"] + ["si_table_subset"] * 4
     text = si.markdown([_row("mlp", 0.7)], 1.0, 1.0, "si_table_partial", plots=False)
-    assert "![" not in text and "Best: mlp on functionals_ext_aug" in text
+    assert "![" not in text and "recipe): mlp on functionals_ext_aug" in text
