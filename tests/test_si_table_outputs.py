@@ -42,7 +42,9 @@ def test_a_named_run_writes_its_own_plots_and_falls_back_to_a_row_with_a_confusi
 def test_no_row_with_a_confusion_writes_the_pareto_plot_only(tmp_path: Path) -> None:
     rows = [_row("timnet", 0.6, confusion=False)]
     assert [p.name for p in si.write_plots(rows, tmp_path)] == ["si_table_pareto_emodb-loso.png"]
-    best = next(line for line in si.markdown(rows, 1.0, 1.0).splitlines() if line.startswith("Highest of the"))
+    best = next(
+        line for line in si.markdown(rows, 1.0, 1.0).splitlines() if line.startswith("Highest of the")
+    )
     assert "confusion" not in best
 
 
