@@ -103,15 +103,16 @@ class NoAudioStreamError(AudioFormatError):
     for a model that needs the audio an error."""
 
 
-def _streams(stderr: str) -> list[tuple[str, str]]:
-    """(kind, description) of each stream of input #0 that ffmpeg reported, e.g. ('Video', 'h264 ...')."""
+def input_streams(stderr: str) -> list[tuple[str, str]]:
+    """(kind, description) of each stream of input #0 that ffmpeg reported, e.g. ('Video', 'h264 ...'): the one
+    reading of ffmpeg's stream list (`edge_ser.vision.video.media_streams` too)."""
     head = stderr.split("Output #0", 1)[0].split("Stream mapping:", 1)[0]
     return [(kind, desc.strip()) for kind, desc in _STREAM.findall(head)]
 
 
 def ffmpeg_failure(path: Path, code: int, stderr: str) -> AudioFormatError:
     """The most specific AudioFormatError for an ffmpeg run that failed."""
-    streams = _streams(stderr)
+    streams = input_streams(stderr)
     if "Input #0" in stderr and not any(kind == "Audio" for kind, _ in streams):
         found = "; ".join(f"{kind}: {desc.split(',')[0]}" for kind, desc in streams) or "none"
         return NoAudioStreamError(f"{path}: no audio stream in this file (streams: {found})")

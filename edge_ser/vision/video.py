@@ -28,7 +28,6 @@ frequent key frames, and it trusts the container's count (measured in docs/visio
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -60,13 +59,10 @@ class NoVideoStreamError(VideoFormatError):
     frame to read a face from. A face bundle refuses it; a fusion bundle answers from its audio alone."""
 
 
-_STREAM = re.compile(r"^\s*Stream #0:\d+\S*: (\w+): ([^,\n]*)(.*)$", re.MULTILINE)
-
-
 def media_streams(path: str | os.PathLike[str], timeout: float = 20.0) -> list[str] | None:
     """The streams of a media file as ffmpeg lists them ('Audio: aac (LC)', 'Video: h264 ...'; a cover picture is
     not a video stream and is left out), or None when there is no ffmpeg to ask or it cannot say."""
-    from edge_ser.audio.container import FFmpegNotFoundError, find_ffmpeg
+    from edge_ser.audio.container import FFmpegNotFoundError, find_ffmpeg, input_streams
 
     try:
         cmd = [find_ffmpeg(), "-hide_banner", "-nostdin", "-i", str(path)]
@@ -77,9 +73,9 @@ def media_streams(path: str | os.PathLike[str], timeout: float = 20.0) -> list[s
     if "Input #0" not in text:
         return None
     return [
-        f"{kind}: {codec.split()[0] if codec.split() else '?'}"
-        for kind, codec, rest in _STREAM.findall(text)
-        if "(attached pic)" not in rest
+        f"{kind}: {(desc.split(',')[0].split() or ['?'])[0]}"
+        for kind, desc in input_streams(text)
+        if "(attached pic)" not in desc
     ]
 
 
