@@ -245,16 +245,24 @@ def train_av(mode: str, d, idx: dict, config: TrainConfig) -> tuple[np.ndarray, 
     return softmax(predict(res.model, inputs("val"))), softmax(predict(res.model, inputs("test"))), info
 
 
-def functionals_rows(speech) -> tuple[np.ndarray, dict[str, int]]:
-    """The 88 functionals of every RAVDESS clip, each actor standardised by its own clips (labels unused), and
-    the row of each clip's path (through the feature cache: the first run extracts, later ones read)."""
+def functionals_rows(speech):
+    """The 88 functionals of every RAVDESS clip (`InputData`) and the row of each clip's path (through the
+    feature cache: the first run extracts, later ones read). `functionals_normed` standardises them per fold."""
     from converters.si_eval import functionals_input
-    from converters.speaker_norm import transductive
 
     d = functionals_input("ravdess")
     if len(d.y) != len(speech):
         raise RuntimeError(f"functionals_input lists {len(d.y)} RAVDESS clips, load_dataset {len(speech)}")
-    return transductive(d.X, d.speakers), {str(r.source): k for k, r in enumerate(speech)}
+    return d, {str(r.source): k for k, r in enumerate(speech)}
+
+
+def functionals_normed(d, rows: dict) -> np.ndarray:
+    """Every actor standardised by its own clips (labels unused), the variance floors from the fold's training
+    and validation rows only (never the test actor's: the protocol audit of 2026-12-06)."""
+    from converters.speaker_norm import transductive
+
+    seen = np.concatenate([rows["train"], rows["val"]]).astype(int)
+    return transductive(d.X, d.speakers, floor_from=np.asarray(d.X)[seen])
 
 
 def train_functionals(Z: np.ndarray, rows: dict, y: dict) -> tuple[np.ndarray, np.ndarray, dict]:
@@ -362,8 +370,8 @@ def run(args) -> tuple[dict, str]:
         crops_path = args.cache / f"face_crops_{digest(face.kind.face_crop, pspec, scene)}.pkl"
         if crops_path.exists():
             crops.cache = pickle.loads(crops_path.read_bytes())
-    Zf, fn_row = functionals_rows(speech)
-    log("RAVDESS functionals ready (per-actor standardised)")
+    fn_data, fn_row = functionals_rows(speech)
+    log("RAVDESS functionals ready")
     audio = BundleBranch(args.audio_bundle, args.engine) if args.audio_bundle else None
     audio_id = None if audio is None else manifest_sha(args.audio_bundle)
     folds = group_kfold([r.speaker for r in speech], k=args.folds, seed=0)[: args.max_folds]
@@ -408,9 +416,12 @@ def run(args) -> tuple[dict, str]:
         free = cached(free_path, face_free)
         rows = {p: [fn_row[str(pairs[j].audio)] for j in idx[p]] for p in idx}
         yfn = {**y, "train": d.y[idx["train"]]}
-        fn_key = digest(i, args.folds, pspec, config.to_dict(), "functionals_mlp", CLASSES)
+        fn_key = digest(i, args.folds, pspec, config.to_dict(), "functionals_mlp", "fold floors", CLASSES)
         fn_path = None if args.cache is None else args.cache / f"fold{i}_functionals_{fn_key}.pkl"
-        fn = cached(fn_path, lambda rows=rows, yfn=yfn: train_functionals(Zf, rows, yfn))
+        fn = cached(
+            fn_path,
+            lambda rows=rows, yfn=yfn: train_functionals(functionals_normed(fn_data, rows), rows, yfn),
+        )
         post: dict = {"audio": free["audio"], "face": {}, "audio_fn": {"val": fn[0], "test": fn[1]}}
         info: dict = {**free["info"], "audio_fn": fn[2]}
         for p in ("val", "test"):

@@ -60,7 +60,6 @@ def run(protocol: str, limit: int | None) -> dict:
     norm = NormMode("transductive")
     folds = PROTOCOLS[protocol].folds(aug.speakers, aug.y)[:limit]
     views = [aug.X, *tests]
-    normed = transductive_like(aug.X, aug.speakers, views)
     out: dict = {"protocol": protocol, "data": data_name, "model": row.key, "folds": len(folds), "arms": {}}
     for arm, data in (("shipped copies", aug), ("+ length views", with_crops)):
         uars = {v: [] for v in VIEWS}
@@ -68,6 +67,8 @@ def run(protocol: str, limit: int | None) -> dict:
             fd, _ = fold_inputs(data, fold, norm)
             fitted = row.fit(fd)
             t = fold.split.test
+            # the floors come from the fold's training and validation rows, never from the test speaker's
+            normed = transductive_like(aug.X, aug.speakers, views, floor_from=aug.X[fold.split.seen])
             for name, X in zip(VIEWS, normed, strict=True):
                 uars[name].append(index_metrics(aug.y[t], fitted.predict(X[t]), aug.classes).uar)
         out["arms"][arm] = {v: mean_std(u) for v, u in uars.items()}

@@ -108,7 +108,8 @@ def conditions(dataset: str, cache: FeatureCache) -> dict[str, np.ndarray]:
 def score(fitted, X: np.ndarray, data, fold) -> dict[str, float]:
     """Transductive and online-20 UAR of the fold's test speakers on one capture X of every clip."""
     s = fold.split
-    trans = transductive(X, data.speakers)
+    # the floors are the fit's: from the clean training and validation rows, as the bundle ships them
+    trans = transductive(X, data.speakers, floor_from=np.asarray(data.X)[s.seen])
     out = {"transductive": pooled(data.y[s.test], [fitted.predict(trans[s.test])], data.classes).uar}
     # the prior is the clean training speakers' (what the bundle ships); the test speaker's clips are X
     base = prior(data.X, data.speakers, s.train, prior_weight=PRIOR_WEIGHT)

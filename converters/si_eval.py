@@ -163,7 +163,7 @@ def fold_inputs(
     """What a fit sees of a fold (training rows with their augmented copies, validation rows), and every
     clip's row normalised by `norm` (index it with `fold.split.test` for the test part)."""
     s = fold.split
-    seen = np.concatenate([s.train, s.val])  # the floors come from these, never from a test speaker's clips
+    seen = s.seen  # the floors come from these, never from a test speaker's clips
     X = (
         speaker_norm(data.X, data.speakers, floor_from=np.asarray(data.X)[seen])
         if norm.per_speaker

@@ -83,3 +83,21 @@ def test_the_full_run_keeps_the_names_the_committed_table_links(tmp_path, monkey
         ]
     )
     assert all((RESULTS.parents[1] / p).is_file() for p in committed)
+
+
+def test_the_functionals_rows_of_a_fold_do_not_depend_on_the_test_actors_audio() -> None:
+    """The functionals row's per-actor standardisation took its variance floors from every clip, the test
+    actor's included; they now come from the fold's training and validation rows (the 2026-12-06 audit)."""
+    from types import SimpleNamespace
+
+    rng = np.random.default_rng(0)
+    speakers = np.repeat(["01", "02", "03"], 8)
+    X = rng.normal(0, 1, (24, 4))
+    X[:, -1] = np.repeat([1.0, 2.0, 3.0], 8) + rng.normal(0, 1e-3, 24)  # each actor holds it nearly still
+    rows = {"train": np.arange(8), "val": np.arange(8, 16), "test": np.arange(16, 24)}
+    moved = X.copy()
+    moved[16:, -1] = rng.normal(0, 50, 8)  # the test actor moves it a lot: a pooled floor would grow
+    a = av.functionals_normed(SimpleNamespace(X=X, speakers=speakers), rows)
+    b = av.functionals_normed(SimpleNamespace(X=moved, speakers=speakers), rows)
+    np.testing.assert_array_equal(a[:16], b[:16])
+    assert not np.array_equal(a[16:], b[16:])

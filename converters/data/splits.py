@@ -69,6 +69,12 @@ class Split:
 
     __hash__ = object.__hash__
 
+    @property
+    def seen(self) -> np.ndarray:
+        """The rows a fit may see (train and val): the pooled statistics of a speaker normalisation come from
+        these, never from a test speaker's clips."""
+        return np.concatenate([self.train, self.val])
+
     def sizes(self) -> dict[str, int]:
         """Number of items per part."""
         return {p: int(getattr(self, p).size) for p in PARTS}
