@@ -274,15 +274,16 @@ class _Payload:
 
 
 def _manifest_bytes(path: Path) -> bytes:
-    if path.is_dir():
-        return (path / "manifest.json").read_bytes()
-    with tarfile.open(path, mode="r:*") as tf:
-        for m in tf:
-            if m.name.removeprefix("./") == "manifest.json" and m.isfile():
-                f = tf.extractfile(m)
-                if f is not None:
-                    return f.read()
-    raise ConfigError(f"bundle {path}: manifest.json not found")
+    """manifest.json's bytes, read as `load_bundle` reads them (a folder, a tar of its files or of the folder)."""
+    from edge_ser.bundle.load import MAX_FILE_BYTES, MAX_TOTAL_BYTES
+    from edge_ser.bundle.manifest import MANIFEST_NAME
+    from edge_ser.bundle.read import open_source
+    from edge_ser.limits import MAX_MANIFEST_BYTES
+
+    with open_source(path, str(path), MAX_FILE_BYTES, MAX_TOTAL_BYTES) as source:
+        if MANIFEST_NAME not in source.names():
+            raise ConfigError(f"bundle {path}: manifest.json not found")
+        return source.read(MANIFEST_NAME, MAX_MANIFEST_BYTES)
 
 
 def _payload(bundle_path: str | os.PathLike[str]) -> _Payload:

@@ -349,6 +349,29 @@ def test_tar_made_with_dot_prefix_loads(tmp_path: Path, good: Path) -> None:
     assert load_bundle(p).labels == tuple(LABELS)
 
 
+@pytest.mark.parametrize("how", ["folder", "folder/*"])
+def test_tar_of_the_bundle_folder_loads(tmp_path: Path, good: Path, how: str) -> None:
+    """`tar -cf b.tar ser_emodb` (a folder entry first) and `tar -cf b.tar ser_emodb/*` (no folder entry) are how
+    most people archive a folder: both load as the folder does (they were refused)."""
+    p = tmp_path / "b.tar"
+    with tarfile.open(p, "w") as tf:
+        if how == "folder":
+            tf.add(good, arcname="ser_x")
+        else:
+            for f in sorted(good.iterdir()):
+                tf.add(f, arcname=f"ser_x/{f.name}")
+    assert load_bundle(p).labels == tuple(LABELS)
+    assert load_bundle(p).manifest == load_bundle(good).manifest
+
+
+def test_tar_of_a_folder_refuses_what_is_outside_it_or_deeper(tmp_path: Path, members: Any) -> None:
+    moved = [(file_info(f"ser_x/{i.name}", d)[0], d) for i, d in members]
+    info, data = file_info("other/notes.txt", b"x")
+    refused(_write_tar(tmp_path, [*moved, (info, data)]), "'other/notes.txt': is outside the folder 'ser_x'")
+    info, data = file_info("ser_x/sub/weights.esq", b"x")
+    refused(_write_tar(tmp_path, [*moved, (info, data)]), "has a folder, absolute or parent path")
+
+
 def test_write_bundle_replaces_a_bundle_but_nothing_else(tmp_path: Path, parts: Any, good: Path) -> None:
     manifest, files = parts
     m2 = copy.deepcopy(manifest)
@@ -657,9 +680,9 @@ def test_tar_other_member_types(tmp_path: Path, members: Any) -> None:
     d = tarfile.TarInfo("sub")
     d.type = tarfile.DIRTYPE
     refused(_write_tar(tmp_path, [*members, (d, None)]), "archive member 'sub': is a folder")
-    refused(
-        _write_tar(tmp_path, [(d, None), *members]), "tar -C BUNDLE_FOLDER -cf bundle.tar ."
-    )  # tar of a folder
+    refused(  # a folder, then files beside it
+        _write_tar(tmp_path, [(d, None), *members]), "is outside the folder 'sub'", "tar -C BUNDLE_FOLDER"
+    )
     fifo = tarfile.TarInfo("pipe")
     fifo.type = tarfile.FIFOTYPE
     refused(_write_tar(tmp_path, [*members, (fifo, None)]), "archive member 'pipe': is not a regular file")

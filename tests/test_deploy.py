@@ -213,6 +213,10 @@ def test_version_names_say_which_bundle(tmp_path, monkeypatch):
         for f in sorted((BUNDLES / "ser_emodb").iterdir()):
             tf.add(f, arcname=f.name)
     assert dep._payload(packed).version == emodb
+    of_folder = tmp_path / "ser_emodb_folder.tar"  # `tar -cf b.tar ser_emodb`: the files in one folder
+    with tarfile.open(of_folder, "w") as tf:
+        tf.add(BUNDLES / "ser_emodb", arcname="ser_emodb")
+    assert dep._payload(of_folder).version == f"ser_emodb_folder-{sha}"
     renamed = {
         "bundle": f"functionals_mlp-{sha}",
         "-my ser (v2)!": f"my_ser_v2-{sha}",

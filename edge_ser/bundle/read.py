@@ -205,11 +205,17 @@ class TarSource(BundleSource):
 
     def _scan(self, max_file: int, max_total: int) -> None:
         total = 0
+        folder: str | None = (
+            None  # the one top-level folder of `tar -cf b.tar BUNDLE_FOLDER`, if the first member is in it
+        )
+        first = True
         try:
             while (m := self.tf.next()) is not None:
                 if len(self.members) >= MAX_TAR_MEMBERS:
                     raise BundleError(f"bundle {self.src}: more than {MAX_TAR_MEMBERS} archive members")
-                name = member_name(m, self.src)
+                if first:
+                    folder, first = archive_folder(m), False
+                name = member_name(m, self.src, folder)
                 if name is None:
                     continue  # the "." entry of `tar -C dir -cf b.tar .`
                 if name in self.members:
@@ -271,16 +277,38 @@ class TarSource(BundleSource):
 
 
 TAR_HINT = (  # how to make an archive the reader takes, for its errors
-    " (a bundle archive holds the bundle's files at its root: make it with `tar -C BUNDLE_FOLDER -cf bundle.tar .`, "
-    "or `edge-ser laq --tar`)"
+    " (a bundle archive holds the bundle's files at its root or in one folder: make it with "
+    "`tar -C BUNDLE_FOLDER -cf bundle.tar .` or `tar -cf bundle.tar BUNDLE_FOLDER`, or `edge-ser laq --tar`)"
 )
 
 
-def member_name(m: tarfile.TarInfo, src: str) -> str | None:
-    """The file name of a tar member that may be in a bundle (None for the archive's own "." entry): a regular
-    file at the top level, under a valid name; a folder, a path, a link, a device or a sparse file is refused."""
+def archive_folder(first: tarfile.TarInfo) -> str | None:
+    """The folder every member of an archive is in, read from its first member (`tar -cf b.tar ser_emodb` writes
+    "ser_emodb/" first, `tar -cf b.tar ser_emodb/*` "ser_emodb/manifest.json"); None for files at the root."""
+    name = first.name.removeprefix("./")
+    head, sep, rest = name.partition("/")
+    if head in ("", ".", "..") or "\\" in head:
+        return None
+    if first.isdir() and rest.strip("/") == "":
+        return head
+    return head if sep and rest and "/" not in rest else None
+
+
+def member_name(m: tarfile.TarInfo, src: str, folder: str | None = None) -> str | None:
+    """The file name of a tar member that may be in a bundle (None for the archive's own "." entry, or its one
+    top-level `folder`'s entry): a regular file at the top level (or directly in `folder`, the whole archive's),
+    under a valid name; a folder, a path, a link, a device or a sparse file is refused."""
     raw = m.name
     name = raw.removeprefix("./")
+    if folder is not None:
+        if m.isdir() and name.rstrip("/") == folder:
+            return None
+        if not name.startswith(folder + "/"):
+            raise BundleError(
+                f"bundle {src}: archive member {short(raw)}: is outside the folder {short(folder)} the archive "
+                f"starts with; a bundle archive holds one bundle's files{TAR_HINT}"
+            )
+        name = name[len(folder) + 1 :]
     if m.isdir() and name.rstrip("/") in ("", "."):
         return None
     if not name or name.startswith("/") or "/" in name or "\\" in name or name in (".", ".."):
