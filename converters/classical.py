@@ -77,13 +77,12 @@ class ClassicalFit:
 
 
 def make_pipeline(kind: str, seed: int = 0, **knob):
-    """StandardScaler -> RandomForestClassifier / SVC(rbf) / LogisticRegression, seeded, one thread (fair against
+    """FlooredScaler -> RandomForestClassifier / SVC(rbf) / LogisticRegression, seeded, one thread (fair against
     1-thread nets)."""
     _sklearn()
     from sklearn.ensemble import RandomForestClassifier
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import StandardScaler
     from sklearn.svm import SVC
 
     if kind == "rf":
@@ -96,7 +95,9 @@ def make_pipeline(kind: str, seed: int = 0, **knob):
         est = LogisticRegression(C=float(knob.get("C", 1.0)), max_iter=5000, random_state=seed)
     else:
         raise ConfigError(f"classical baseline must be one of {KINDS}, got {kind!r}")
-    return Pipeline([("scale", StandardScaler()), (kind, est)])
+    from converters.scaler import FlooredScaler
+
+    return Pipeline([("scale", FlooredScaler()), (kind, est)])
 
 
 def fit_classical(

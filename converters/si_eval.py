@@ -564,8 +564,10 @@ INPUTS: dict[str, Callable[..., InputData]] = {
 
 
 # ------------------------------------------------------------------------------------------------ table
-TABLE_VERSION = 1
-"""Part of every point's id: bump when the runner changes what a point means, so old lines are not reused."""
+TABLE_VERSION = 2
+"""Part of every point's id: bump when the runner changes what a point means, so old lines are not reused.
+2 (2026-12-06): the protocol audit's two defects mended (variance floors from the fold's seen rows; the `none`
+rows' scalers floored), so every row is recomputed."""
 INPUT_VERSIONS = {"vector": 2, "functionals": 2, "functionals_mfcc": 2}
 """Inputs whose points are versioned apart from TABLE_VERSION (the point's `v`): bump one when the code under it
 changes its figures, so its rows are recomputed and the rest reused. 2 (2026-12-05): the clip-vector, 88-

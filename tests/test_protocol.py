@@ -480,3 +480,42 @@ def test_what_a_fit_sees_does_not_depend_on_the_test_speakers_audio():
     b, _ = fold_inputs(dc_replace(data, X=X2), fold, NormMode.parse("transductive"))
     np.testing.assert_array_equal(a.X_train, b.X_train)
     np.testing.assert_array_equal(a.X_val, b.X_val)
+
+
+def _with_level(data: InputData, seed: int) -> InputData:
+    """`data` with a feature constant by construction: a level of -26 dB that varies only by float rounding
+    (each draw of the rounding is another rerun's features)."""
+    level = -26.0 * (1 + np.random.default_rng(seed).normal(0, 3e-8, len(data.X)))
+    return replace(data, X=np.concatenate([data.X, level[:, None]], axis=1).astype(np.float32))
+
+
+def test_a_none_row_does_not_hang_on_the_float_rounding_of_a_constant_feature():
+    """Audit, defect 2: the `none` rows' scalers blew a constant feature's rounding noise up to unit variance,
+    so a rerun moved a row by 0.6 points. The scale is now floored at a fraction of |mean|, as `SpeakerNorm`'s is."""
+    fit = fit_laq_mlp("fp32")
+    fold = Protocol("p", "blobs", "loso").folds(_blobs().speakers, _blobs().y)[0]
+    outs = []
+    for seed in (0, 1):
+        data = _with_level(_blobs(), seed)
+        fd, X = fold_inputs(data, fold, NormMode.parse("none"))
+        outs.append(fit(fd).predict(X[fold.split.test]))
+    np.testing.assert_array_equal(outs[0], outs[1])
+
+
+def test_floored_std_keeps_real_spread_and_floors_rounding():
+    from edge_ser.features.speaker_norm import RESOLUTION, floored_std
+
+    std = floored_std([-26.0, 5.0, 0.0], [8e-7, 0.5, 0.0])
+    np.testing.assert_allclose(std, [26 * RESOLUTION, 0.5, 1e-6])
+
+
+def test_the_baselines_scaler_leaves_a_constant_feature_near_zero():
+    """The same floor in the scikit-learn rows' scaler (they had StandardScaler: the rounding at unit variance)."""
+    pytest.importorskip("sklearn")
+    from converters.classical import make_pipeline
+
+    X = _with_level(_blobs(), 0).X
+    scale = make_pipeline("logreg").fit(X, _blobs().y).named_steps["scale"]
+    z = scale.transform(X)
+    assert np.abs(z[:, -1]).max() < 1e-2
+    np.testing.assert_allclose(z[:, 1:-1].std(0), 1.0, rtol=1e-5)

@@ -34,9 +34,14 @@ class LaqMLP(nn.Module):
         self.classifier = nn.Linear(width, num_classes)
 
     def set_normalization(self, mean: torch.Tensor, std: torch.Tensor, eps: float = 1e-6) -> None:
-        """Store the training split's per-feature statistics (std floored at eps)."""
-        self.mean.copy_(torch.as_tensor(mean, dtype=self.mean.dtype))
-        self.std.copy_(torch.as_tensor(std, dtype=self.std.dtype).clamp_min(eps))
+        """Store the training split's per-feature statistics (std floored at eps and at a fraction of |mean|:
+        `edge_ser.features.speaker_norm.floored_std`)."""
+        from edge_ser.features.speaker_norm import floored_std
+
+        mean = torch.as_tensor(mean, dtype=self.mean.dtype)
+        self.mean.copy_(mean)
+        std = floored_std(mean.detach().cpu().numpy(), torch.as_tensor(std).detach().cpu().numpy(), eps)
+        self.std.copy_(torch.as_tensor(std, dtype=self.std.dtype))
 
     def input_shapes(self) -> dict[str, tuple[int, ...]]:
         """Per-sample input shape by input name: the clip vector."""

@@ -40,6 +40,15 @@ by construction (the equivalent sound level of a level-normalised clip) varies o
 its value), and standardising that noise turned a 20 dB gain change into a 2.4-sigma input change."""
 
 
+def floored_std(mean: Any, std: Any, eps: float = 1e-6) -> np.ndarray:
+    """A model's input standard deviation, at least `eps` and RESOLUTION x |mean|: the same floor as
+    `SpeakerNorm.var`, for the models that standardise raw features themselves (norm `none`). Without it a
+    feature constant by construction had its float rounding scaled to unit variance, and a rerun moved a table
+    row by 0.6 points (docs/protocol.md, "Audit", defect 2)."""
+    m, s = np.asarray(mean, dtype=np.float64), np.asarray(std, dtype=np.float64)
+    return np.maximum(np.maximum(s, eps), RESOLUTION * np.abs(m))
+
+
 def _vector(v: Any, what: str) -> np.ndarray:
     a = np.asarray(v, dtype=np.float64)
     if a.ndim != 1 or not 1 <= a.size <= MAX_NORMALIZATION_VALUES:
