@@ -387,6 +387,33 @@ def test_write_bundle_replaces_a_bundle_but_nothing_else(tmp_path: Path, parts: 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b", "photos"], "no temp files left"
 
 
+def test_a_ctrl_c_between_the_renames_keeps_the_old_bundle(
+    tmp_path: Path, parts: Any, good: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """write_bundle moves the old bundle aside, then the new one in: a KeyboardInterrupt between the two
+    renames deleted both (the restore caught OSError only)."""
+    import edge_ser.bundle.write as w
+
+    manifest, files = parts
+    before = load_bundle(good).manifest
+    real, calls = os.rename, []
+
+    def rename(a, b):
+        calls.append(a)
+        if len(calls) == 2:  # the new folder into place
+            raise KeyboardInterrupt
+        real(a, b)
+
+    monkeypatch.setattr(w.os, "rename", rename)
+    m2 = copy.deepcopy(manifest)
+    m2["accuracy"]["test"] = 0.5
+    with pytest.raises(KeyboardInterrupt):
+        write_bundle(good, manifest=m2, files=files)
+    monkeypatch.setattr(w.os, "rename", real)
+    assert load_bundle(good).manifest == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b"], "no temp files left"
+
+
 def test_write_bundle_refuses_what_the_device_would_refuse(tmp_path: Path, parts: Any) -> None:
     manifest, files = parts
     bad = copy.deepcopy(manifest)

@@ -102,7 +102,7 @@ def write_bundle(
             os.rename(p, old)
         try:
             os.rename(tmp, p)
-        except OSError:
+        except BaseException:  # an OSError, or a Ctrl-C between the two renames: the old bundle goes back
             if old.exists() and not p.exists():
                 os.rename(old, p)
             raise
