@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import time
@@ -326,6 +327,10 @@ def cmd_laq(args: argparse.Namespace, spec: FeatureSpec, *, title: str | None = 
     _check_model(args, getattr(args, "command", None) or "laq")
     _ignored(args, getattr(args, "command", None) or "laq")
     out = _out_dir(args)
+    bundle_path = out / ("bundle.tar" if args.tar else "bundle")
+    from edge_ser.bundle.write import check_replaceable
+
+    check_replaceable(bundle_path, as_tar=args.tar)  # before the training, not after it
     if title:
         say(title)
     task = _task(args, spec)
@@ -368,7 +373,6 @@ def cmd_laq(args: argparse.Namespace, spec: FeatureSpec, *, title: str | None = 
         + (f", rounding only {ptq_acc:.3f}" if ptq_acc is not None else "")
         + f" ({c.seconds:.1f} s)"
     )
-    bundle_path = out / ("bundle.tar" if args.tar else "bundle")
     acc = {
         "test": q_acc,
         "test_uar": q_uar,
@@ -385,121 +389,134 @@ def cmd_laq(args: argparse.Namespace, spec: FeatureSpec, *, title: str | None = 
     if _want_tflite(getattr(args, "tflite", "no"), say):
         calibration = task.engine_inputs(split.train)
         calibration = calibration["features"] if task.input_names == ("features",) else calibration
-    build_bundle(
-        bundle_path,
-        c.model,
-        c.plan,
-        c.codes,
-        name=task.model_name.split("[")[0],
-        labels=list(task.classes),
-        kind=task.kind,
-        accuracy=acc,
-        as_tar=args.tar,
-        tflite_calibration=calibration,
-    )
-    # after the bundle: a run that fails there leaves the last run's files as one set
-    c.plan.save(out / "bitplan.json")
-    other = out / ("bundle" if args.tar else "bundle.tar")  # the other form, from an earlier run
-    if _earlier_bundle(other):
-        shutil.rmtree(other) if other.is_dir() else other.unlink()
-    elif other.exists() or other.is_symlink():
-        print(
-            f"note: {other} is not a bundle of an earlier run (no manifest.json); left as it is",
-            file=sys.stderr,
+    # built beside its place and checked on every engine there, then published with bitplan.json and summary.json
+    # as one set while SIGINT / SIGTERM wait: a failure or Ctrl-C before that leaves the last run's files as they were
+    staged = out / f".{bundle_path.name}.build-{os.getpid()}"
+    try:
+        build_bundle(
+            staged,
+            c.model,
+            c.plan,
+            c.codes,
+            name=task.model_name.split("[")[0],
+            labels=list(task.classes),
+            kind=task.kind,
+            accuracy=acc,
+            as_tar=args.tar,
+            tflite_calibration=calibration,
         )
-    from edge_ser.bundle import load_bundle
+        from edge_ser.bundle import load_bundle
 
-    bundle = load_bundle(bundle_path)
-    sizes = {n: len(bundle.read(n)) for n in ("model.onnx", "weights.esq")}
-    say(
-        f"[5/5] bundle {bundle_path}: weights.esq {sizes['weights.esq'] / 1000:.1f} KB, model.onnx "
-        f"{sizes['model.onnx'] / 1000:.1f} KB (graph only), verified"
-    )
-    torch_logits = predict(c.model, Xte)
-    checks = {}
-    from edge_ser.engines import available_engines, engines_for, load_engine
-
-    for name, hint in available_engines().items():
-        if hint:
-            say(f"      engine {name}: not installed ({hint})")
-    for name in engines_for(bundle):
-        engine = load_engine(bundle, name)
-        logits = engine.predict(task.engine_inputs(split.test))
-        # rows beyond +-OOD_Z training std are clamped by the engine (not by torch): compared on the others
-        ood = np.asarray(engine.adapt.last_ood, dtype=bool)
-        ood = ood if ood.shape == (len(logits),) else np.zeros(len(logits), dtype=bool)
-        out_rows = int(ood.sum())
-        keep = ~ood if (~ood).any() else np.ones(len(logits), dtype=bool)  # all out of range: compare all
-        ref = torch_logits[keep]
-        rel = float(np.abs(logits[keep] - ref).max() / np.abs(ref).max())
-        same = float((logits[keep].argmax(1) == ref.argmax(1)).mean())
-        # the engine's own figure on every test row (clamped ones included): what `edge-ser eval` measures
-        engine_acc = float((np.asarray(logits).argmax(1) == yte).mean())
-        checks[name] = {
-            "max_rel_diff": rel,
-            "same_class": same,
-            "out_of_range_rows": out_rows,
-            "compared_rows": int(keep.sum()),
-            "test_accuracy": engine_acc,
-        }
-        if not out_rows:
-            rows = f"of the {int(keep.sum())} test rows"
-        elif (~ood).any():
-            rows = (
-                f"of the {int(keep.sum())} in-range test rows ({out_rows} test row(s) out of range: the engine "
-                "clamps them, torch does not, so they are left out)"
-            )
-        else:
-            rows = f"of the {out_rows} test rows, all out of range (the engine clamps them, torch does not)"
+        bundle = load_bundle(staged)
+        sizes = {n: len(bundle.read(n)) for n in ("model.onnx", "weights.esq")}
         say(
-            f"      engine {name}: same class as torch on {same:.1%} {rows}, logits within {rel:.1e} relative; "
-            f"its own test accuracy {engine_acc:.3f} on all {len(logits)} (torch {q_acc:.3f})"
+            f"[5/5] bundle {bundle_path}: weights.esq {sizes['weights.esq'] / 1000:.1f} KB, model.onnx "
+            f"{sizes['model.onnx'] / 1000:.1f} KB (graph only), verified"
         )
-    if checks:  # the bundle's own figure on each engine, beside torch's, in the manifest `info` prints
-        from edge_ser.bundle.write import write_bundle
+        torch_logits = predict(c.model, Xte)
+        checks = {}
+        from edge_ser.engines import available_engines, engines_for, load_engine
 
-        engines = {n: v["test_accuracy"] for n, v in checks.items()}
-        m = {**bundle.manifest, "accuracy": {**bundle.manifest["accuracy"], "test_engines": engines}}
-        write_bundle(bundle_path, manifest=m, files=bundle.files, as_tar=args.tar)
-    summary = {
-        "data": task.name,
-        "model": task.model_name,
-        "n_clips": len(task.y),
-        "classes": list(task.classes),
-        "data_line": task.data_line,
-        **task.info,
-        "recipe": args.recipe,
-        "plan": c.plan.to_dict() | {"info": None},
-        "float_test_accuracy": fp_acc,
-        "qat_test_accuracy": q_acc,  # kept for readers of older summaries: the bundle's, QAT or not
-        "compressed_by": made_by,  # "QAT", "PTQ" (ptq-N: rounding only) or "float" (fp32)
-        "compressed_test_accuracy": q_acc,
-        "compressed_test_uar": q_uar,
-        "float_test_uar": fp_uar,
-        "qat_test_uar": q_uar,
-        "ptq_test_accuracy": ptq_acc,
-        "bundle": str(bundle_path),
-        "file_bytes": sizes,
-        "engine_checks": checks,
-        # accuracy.test (the manifest's) is torch's, on the fake-quantised model; each engine's own on the
-        # same rows, out-of-range ones included (engine_checks), is what `edge-ser eval` reproduces
-        "engine_test_accuracy": {n: v["test_accuracy"] for n, v in checks.items()},
-        "accuracy": acc,
-        "threads": _torch_threads(),  # torch's intra-op threads: --threads, else torch's choice
-        "total_seconds": time.perf_counter() - t_start,
-    }
-    write_json(out / "summary.json", summary)
-    say(
-        f"\nwrote {bundle_path}, {out / 'bitplan.json'} and {out / 'summary.json'} "
-        f"({time.perf_counter() - t_start:.1f} s in all)"
-    )
-    if args.quiet:  # no tables, but the result and where it went
-        print(
-            f"test accuracy: float {fp_acc:.3f}, {c.plan.average_bits:.2f} bits + {made_by} {q_acc:.3f} "
-            f"(UAR {q_uar:.3f}); "
-            f"wrote {bundle_path}"
+        for name, hint in available_engines().items():
+            if hint:
+                say(f"      engine {name}: not installed ({hint})")
+        for name in engines_for(bundle):
+            engine = load_engine(bundle, name)
+            logits = engine.predict(task.engine_inputs(split.test))
+            # rows beyond +-OOD_Z training std are clamped by the engine (not by torch): compared on the others
+            ood = np.asarray(engine.adapt.last_ood, dtype=bool)
+            ood = ood if ood.shape == (len(logits),) else np.zeros(len(logits), dtype=bool)
+            out_rows = int(ood.sum())
+            keep = ~ood if (~ood).any() else np.ones(len(logits), dtype=bool)  # all out of range: compare all
+            ref = torch_logits[keep]
+            rel = float(np.abs(logits[keep] - ref).max() / np.abs(ref).max())
+            same = float((logits[keep].argmax(1) == ref.argmax(1)).mean())
+            # the engine's own figure on every test row (clamped ones included): what `edge-ser eval` measures
+            engine_acc = float((np.asarray(logits).argmax(1) == yte).mean())
+            checks[name] = {
+                "max_rel_diff": rel,
+                "same_class": same,
+                "out_of_range_rows": out_rows,
+                "compared_rows": int(keep.sum()),
+                "test_accuracy": engine_acc,
+            }
+            if not out_rows:
+                rows = f"of the {int(keep.sum())} test rows"
+            elif (~ood).any():
+                rows = (
+                    f"of the {int(keep.sum())} in-range test rows ({out_rows} test row(s) out of range: the engine "
+                    "clamps them, torch does not, so they are left out)"
+                )
+            else:
+                rows = (
+                    f"of the {out_rows} test rows, all out of range (the engine clamps them, torch does not)"
+                )
+            say(
+                f"      engine {name}: same class as torch on {same:.1%} {rows}, logits within {rel:.1e} relative; "
+                f"its own test accuracy {engine_acc:.3f} on all {len(logits)} (torch {q_acc:.3f})"
+            )
+        m = bundle.manifest
+        if checks:  # the bundle's own figure on each engine, beside torch's, in the manifest `info` prints
+            engines = {n: v["test_accuracy"] for n, v in checks.items()}
+            m = {**m, "accuracy": {**m["accuracy"], "test_engines": engines}}
+        summary = {
+            "data": task.name,
+            "model": task.model_name,
+            "n_clips": len(task.y),
+            "classes": list(task.classes),
+            "data_line": task.data_line,
+            **task.info,
+            "recipe": args.recipe,
+            "plan": c.plan.to_dict() | {"info": None},
+            "float_test_accuracy": fp_acc,
+            "qat_test_accuracy": q_acc,  # kept for readers of older summaries: the bundle's, QAT or not
+            "compressed_by": made_by,  # "QAT", "PTQ" (ptq-N: rounding only) or "float" (fp32)
+            "compressed_test_accuracy": q_acc,
+            "compressed_test_uar": q_uar,
+            "float_test_uar": fp_uar,
+            "qat_test_uar": q_uar,
+            "ptq_test_accuracy": ptq_acc,
+            "bundle": str(bundle_path),
+            "file_bytes": sizes,
+            "engine_checks": checks,
+            # accuracy.test (the manifest's) is torch's, on the fake-quantised model; each engine's own on the
+            # same rows, out-of-range ones included (engine_checks), is what `edge-ser eval` reproduces
+            "engine_test_accuracy": {n: v["test_accuracy"] for n, v in checks.items()},
+            "accuracy": acc,
+            "threads": _torch_threads(),  # torch's intra-op threads: --threads, else torch's choice
+            "total_seconds": time.perf_counter() - t_start,
+        }
+        from edge_ser.bundle.write import write_bundle
+        from edge_ser.fileio import signals_deferred
+
+        other = out / ("bundle" if args.tar else "bundle.tar")  # the other form, from an earlier run
+        replaced = _earlier_bundle(bundle_path)
+        with signals_deferred():  # the bundle, its plan and its summary: all new, or all as they were
+            write_bundle(bundle_path, manifest=m, files=bundle.files, as_tar=args.tar)
+            c.plan.save(out / "bitplan.json")
+            write_json(out / "summary.json", summary)
+            if _earlier_bundle(other):
+                shutil.rmtree(other) if other.is_dir() else other.unlink()
+        if replaced:
+            say(f"      replaced the bundle of an earlier run at {bundle_path} (every file in it)")
+        if other.exists() or other.is_symlink():
+            print(
+                f"note: {other} is not a bundle of an earlier run (no manifest.json); left as it is",
+                file=sys.stderr,
+            )
+        say(
+            f"\nwrote {bundle_path}, {out / 'bitplan.json'} and {out / 'summary.json'} "
+            f"({time.perf_counter() - t_start:.1f} s in all)"
         )
-    return summary
+        if args.quiet:  # no tables, but the result and where it went
+            print(
+                f"test accuracy: float {fp_acc:.3f}, {c.plan.average_bits:.2f} bits + {made_by} {q_acc:.3f} "
+                f"(UAR {q_uar:.3f}); "
+                f"wrote {bundle_path}"
+            )
+        return summary
+    finally:
+        shutil.rmtree(staged, ignore_errors=True) if staged.is_dir() else staged.unlink(missing_ok=True)
 
 
 def cmd_model(args: argparse.Namespace) -> int:

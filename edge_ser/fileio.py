@@ -115,6 +115,28 @@ def atomic_write(
     return Path(path)
 
 
+@contextmanager
+def signals_deferred() -> Iterator[None]:
+    """SIGINT and SIGTERM held until the block ends, then delivered: files written together in it (a bundle and
+    the summary that describes it) are all new or all old. Outside the main thread it does nothing."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    got: list[int] = []
+    kinds = (signal.SIGINT, signal.SIGTERM)
+    before = {k: signal.signal(k, lambda signum, frame: got.append(signum)) for k in kinds}
+    try:
+        yield
+    finally:
+        for k, h in before.items():
+            signal.signal(k, signal.SIG_DFL if h is None else h)
+        if got:
+            signal.raise_signal(got[0])
+
+
 def write_png(path: str | os.PathLike[str], img: Any) -> Path:
     """Encode the BGR / grey image `img` as PNG and write it to `path` (parents made, temp file + rename)."""
     import cv2  # a device dependency, imported here so that fileio stays light

@@ -281,3 +281,37 @@ def test_data_lists_the_sample_rates_and_warns_of_narrow_band_files(tmp_path: Pa
     out = capsys.readouterr()
     assert "sample rates: 16000 Hz 4, 8000 Hz 1" in out.out
     assert "1 of 5 files are recorded below 16000 Hz" in out.err
+
+
+def test_an_interrupted_laq_leaves_the_last_runs_files_as_one_set(tmp_path, capsys, monkeypatch):
+    """An interrupt during the engine checks left the new bundle beside the old summary.json (and could leave a
+    hidden .bundle.old-* folder): the bundle is now checked where it was built and published with its plan and
+    summary at the end."""
+    import edge_ser.engines as engines
+    from edge_ser.bundle import load_bundle
+
+    out = tmp_path / "run"
+    args = ["laq", "--data", "synthetic", "--n-per-class", "3", "--epochs", "1", "-q", "--tflite", "no"]
+    assert main([*args, "--recipe", "ptq-2", "--out", str(out)]) == 0
+    before = {n: (out / n).read_bytes() for n in ("summary.json", "bitplan.json")}
+    manifest = load_bundle(out / "bundle").manifest
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(engines, "load_engine", interrupted)
+    assert main([*args, "--recipe", "ptq-4", "--out", str(out)]) == 130  # "interrupted"
+    assert {n: (out / n).read_bytes() for n in before} == before
+    assert load_bundle(out / "bundle").manifest == manifest
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == [], "no staged bundle left"
+
+
+def test_laq_refuses_a_folder_that_is_not_a_bundle_before_training(tmp_path, capsys):
+    mine = tmp_path / "run" / "bundle"
+    mine.mkdir(parents=True)
+    (mine / "important.txt").write_text("x")
+    args = ["laq", "--data", "synthetic", "--n-per-class", "3", "--epochs", "1", "--recipe", "ptq-2"]
+    assert main([*args, "--out", str(tmp_path / "run")]) == 2
+    out = capsys.readouterr()
+    assert "exists and is not a bundle" in out.err and "[1/5]" not in out.out
+    assert (mine / "important.txt").read_text() == "x"

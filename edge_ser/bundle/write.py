@@ -77,20 +77,9 @@ def write_bundle(
     }
 
     p.parent.mkdir(parents=True, exist_ok=True)
+    check_replaceable(p, as_tar=tar)
     if tar:
-        if p.exists() and not p.is_file():
-            raise BundleError(f"bundle {src}: exists and is not a file; refusing to replace it")
         return atomic_write(p, _tar_bytes(everything))
-
-    if p.exists() or p.is_symlink():
-        if p.is_symlink():
-            raise BundleError(f"bundle {src}: is a symbolic link; write to the directory it points to")
-        if not p.is_dir():
-            raise BundleError(f"bundle {src}: exists and is not a directory; refusing to replace it")
-        if any(p.iterdir()) and not (p / MANIFEST_NAME).is_file():
-            raise BundleError(
-                f"bundle {src}: exists and is not a bundle (no {MANIFEST_NAME}); refusing to replace it"
-            )
     tag = uuid.uuid4().hex[:8]
     tmp = p.parent / f".{p.name}.tmp-{tag}"  # the whole folder is built beside it, then renamed in one step
     old = p.parent / f".{p.name}.old-{tag}"
@@ -110,6 +99,26 @@ def write_bundle(
         shutil.rmtree(tmp, ignore_errors=True)
         shutil.rmtree(old, ignore_errors=True)
     return p
+
+
+def check_replaceable(path: str | os.PathLike[str], *, as_tar: bool = False) -> None:
+    """BundleError unless `write_bundle` may write at `path`: nothing there, an empty folder, or a bundle (a folder
+    holding manifest.json; with `as_tar`, a file). A command checks this before its work, not after it."""
+    p, src = Path(path), str(path)
+    if as_tar or p.suffix == ".tar":
+        if p.exists() and not p.is_file():
+            raise BundleError(f"bundle {src}: exists and is not a file; refusing to replace it")
+        return
+    if p.is_symlink():
+        raise BundleError(f"bundle {src}: is a symbolic link; write to the directory it points to")
+    if not p.exists():
+        return
+    if not p.is_dir():
+        raise BundleError(f"bundle {src}: exists and is not a directory; refusing to replace it")
+    if any(p.iterdir()) and not (p / MANIFEST_NAME).is_file():
+        raise BundleError(
+            f"bundle {src}: exists and is not a bundle (no {MANIFEST_NAME}); refusing to replace it"
+        )
 
 
 def _tar_bytes(files: Mapping[str, bytes]) -> bytes:
