@@ -17,7 +17,13 @@ import warnings
 from collections.abc import Callable
 from importlib.metadata import entry_points
 
-from edge_ser import __version__
+# numpy's BLAS (OpenBLAS) starts a thread per core even for one clip's mel frames: `edge-ser features` on 150
+# EMODB clips took 2.5x the CPU and 1.7x the wall time of one thread here (docs/live.md, "Threads"), and on a
+# device those threads take the cores the live pipeline needs. Set before numpy is imported; a value the user
+# set is kept.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+from edge_ser import __version__  # noqa: E402
 from edge_ser.errors import EdgeSerError
 from edge_ser.text import printable
 
