@@ -974,3 +974,61 @@ def test_the_utterance_learning_pass_is_its_own_stage_and_the_live_bench_reports
     report = summarize(stats, bundle="ser_emodb", engine="numpy", rss=rss)
     assert report.utterances_learnt == 2 and report.stages["learn"]["p50"] > 0
     assert "| learn |" in report.markdown() and "over the updates that ended one (2)" in report.markdown()
+
+
+class _Flaky:
+    """An audio source whose microphone is gone for `lost` reads after `after` reads (as a USB mic pulled out
+    and put back): `healthy` False and no samples meanwhile."""
+
+    def __init__(self, inner, after: int, lost: int) -> None:
+        self.inner, self.after, self.lost, self.reads = inner, after, lost, 0
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    @property
+    def healthy(self) -> bool:
+        return not (self.after <= self.reads < self.after + self.lost)
+
+    def read(self, n, **kw):
+        gone = not self.healthy
+        self.reads += 1
+        return np.zeros(0, np.float32) if gone else self.inner.read(n, **kw)
+
+
+def test_a_lost_microphone_is_an_update_at_once_and_a_warning_at_the_end(media, monkeypatch, capsys):
+    """A microphone that went away sent nothing until it was back: the page and the JSON kept the last label
+    standing, and a run that ended without it did not say so."""
+    import edge_ser.live.run as live_run
+    from edge_ser.live.capture import CaptureSettings
+    from edge_ser.live.command import closing_lines
+    from edge_ser.live.pipeline import PipelineConfig
+    from edge_ser.live.result import NO_AUDIO
+    from edge_ser.recognizer import Recognizer
+
+    monkeypatch.setattr(live_run, "LOST_EVERY", 0.0)
+    wav, _ = media
+    rec = Recognizer(ROOT / "bundles" / "ser_emodb", "numpy")
+    runner = rec.runner(CaptureSettings(audio_file=wav, realtime=False), PipelineConfig(window=1.0))
+    runner.audio = _Flaky(runner.audio, after=4, lost=3)
+    results = list(runner.results())
+    lost = [r for r in results if r.label == NO_AUDIO]
+    assert len(lost) == 3 and "microphone lost: retrying" in lost[0].notes
+    assert all(r.probs == () and not r.speech for r in lost)
+    back = next(r for r in results[results.index(lost[-1]) + 1 :] if r.notes)
+    assert any(n.startswith("microphone back after") for n in back.notes)
+    assert runner.stats.mic_losses == 1 and not runner.stats.mic_lost_at_end
+
+    runner = rec.runner(CaptureSettings(audio_file=wav, realtime=False), PipelineConfig(window=1.0))
+    runner.audio = _Flaky(runner.audio, after=4, lost=10**9)  # never back: the run is stopped meanwhile
+    stream = runner.results()
+    for r in stream:
+        if r.label == NO_AUDIO:
+            break
+    stream.close()
+    assert runner.stats.mic_lost_at_end
+    args = type("A", (), {"audio_file": None, "video_file": None, "fast": False, "window": 1.0, "hop": 0.5})()
+    lines = [text for _, text in closing_lines(args, rec, runner, runner.stats)[0]]
+    assert any(
+        "the microphone was lost 1 time(s)" in t and "still lost when the run ended" in t for t in lines
+    )

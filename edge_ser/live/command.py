@@ -435,6 +435,14 @@ def closing_lines(
     short = too_short(args, s)
     if short:
         out.append(("error: ", short))
+    if getattr(s, "mic_losses", 0):
+        out.append(
+            (
+                "warning: ",
+                f"the microphone was lost {s.mic_losses} time(s), {s.mic_lost_seconds:.1f} s in all"
+                + ("; it was still lost when the run ended" if s.mic_lost_at_end else ""),
+            )
+        )
     quiet = gate_note(s, runner.pipeline.gate) if rec.kind.hears else None
     if quiet:
         out.append(("note: ", quiet))

@@ -31,7 +31,7 @@ from edge_ser.audio.pauses import bundle_keep, trim_pauses
 from edge_ser.errors import AudioFormatError, ConfigError, InferenceError
 from edge_ser.features.pitch import VoicedFrames, voiced_frames, voiced_share
 from edge_ser.inputs.base import faces_in_view, narrower_band
-from edge_ser.live.result import NO_FACE, NO_RESULT, SILENCE, LiveResult, StageTimes
+from edge_ser.live.result import NO_AUDIO, NO_FACE, NO_RESULT, SILENCE, LiveResult, StageTimes
 from edge_ser.speaker import active_adapters, clips_held, held, learn_clip, learn_inputs
 
 SMOOTHING = ("ema", "majority", "none")
@@ -584,6 +584,14 @@ class LivePipeline:
                 fallback=None, times=StageTimes(capture_ms, 0.0, face_ms, 0.0, total, learn_ms),
                 speaker_clips=self.speaker_clips(),
             )  # fmt: skip
+
+    def no_audio(self, t: float, notes: tuple[str, ...] = ()) -> LiveResult:
+        """The update sent while the microphone is lost (`NO_AUDIO`): no estimate, the smoother started again."""
+        self.smoother.reset()
+        return LiveResult(
+            t=t, labels=self.labels, probs=(), smoothed=(), label=NO_AUDIO, confidence=0.0, speech=False,
+            level_db=float("-inf"), mode=self.kind.mode, notes=notes, speaker_clips=self.speaker_clips(),
+        )  # fmt: skip
 
     def _gate_hop(self, window: np.ndarray) -> tuple[float, bool]:
         """The newest hop of `window` through the voice gate: (its level in dBFS, whether the gate is open). The gate

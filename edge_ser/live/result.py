@@ -93,5 +93,8 @@ def finite_values(x: Any) -> Any:
 SILENCE = "silence"
 NO_FACE = "no face"
 """The label of a window in which a face-only model saw no face (its `speech` is False: nothing to classify)."""
+NO_AUDIO = "no audio"
+"""The label of an update while the microphone is lost (`notes` says so): sent every `LOST_EVERY` s of wall time
+until it is back, so a page or a JSON reader sees the loss instead of the last label standing."""
 NO_RESULT = "no result"
 """The label of a window the model could not answer (NaN or infinite input or logits; `notes` says why)."""

@@ -27,6 +27,10 @@ from edge_ser.live.pipeline import LivePipeline, SlidingWindow
 from edge_ser.live.result import LiveResult
 
 STAGES = ("capture", "features", "face", "inference", "learn", "total")
+LOST_EVERY = 1.0
+"""Seconds of wall time between the updates sent while the microphone is lost (`result.NO_AUDIO`)."""
+LOST = object()
+"""What `LiveRunner._read_hop` returns when an update should say the microphone is lost."""
 CAMERA_GRACE = 2.0
 """Seconds of stream time a camera has to deliver its first frame before the results note it as missing."""
 
@@ -55,6 +59,12 @@ class RunStats:
     """Runs of updates with the voice gate open that have ended: the utterances heard."""
     short_utterances: int = 0
     """Those with less than SHORT_SPEECH_S of speech (`LiveRunner` measures the runs that can be: `short_speech`)."""
+    mic_losses: int = 0
+    """Times the microphone was lost during the run."""
+    mic_lost_seconds: float = 0.0
+    """Wall seconds without a microphone, in all."""
+    mic_lost_at_end: bool = False
+    """The run ended with the microphone lost."""
     _open: int = 0
 
     def __post_init__(self) -> None:
@@ -247,6 +257,8 @@ class LiveRunner:
         self._camera_ok: bool | None = None
         self._camera_seen = False
         self._mic_ok = True
+        self._lost_since: float | None = None  # wall time the microphone was lost at, while it is
+        self._lost_sent: float | None = None  # wall time of the last update that said so
         self._last_frame_t: float | None = None  # media time of the newest frame read (a video file's end)
         self._video_over = False
         self.frame_hook = None
@@ -289,6 +301,11 @@ class LiveRunner:
                 chunk = self._read_hop(self.hop_n - pending.size)
                 if chunk is None:
                     break
+                if chunk is LOST:  # an update that says so, not the last label standing
+                    notes = tuple(self._notes)
+                    self._notes.clear()
+                    yield self.pipeline.no_audio(float(self.audio.stream_time), notes)
+                    continue
                 # capture = putting the hop into the window (and the streamed frames); the wait for the audio
                 # to arrive is not work and is not counted
                 tc = time.perf_counter()
@@ -328,39 +345,58 @@ class LiveRunner:
                 if self.max_seconds is not None and t >= self.max_seconds:
                     break
         finally:
-            self.stats.wall_seconds = time.perf_counter() - wall0
-            self.stats.cpu_seconds = time.process_time() - cpu0
-            self.stats.stream_seconds = float(self.audio.stream_time)
-            self.audio.stop()
-            if self.frames is not None:
-                self.frames.stop()
-            try:  # a stop mid-sentence: the sentence still joins the speaker file (after the devices are stopped)
-                self.pipeline.finish_utterance()
-            except EdgeSerError:
-                pass  # a clip the model cannot take (too short): it is not learnt, as a live one would not be
+            self._finish(wall0, cpu0)
         return self.stats
 
-    def _read_hop(self, n: int) -> np.ndarray | None:
-        """Up to `n` new samples (waiting for them in real time); None when the source is done."""
+    def _finish(self, wall0: float, cpu0: float) -> None:
+        """The end of `results`: the run's times, the sources stopped, an unfinished sentence learnt."""
+        if self._lost_since is not None:
+            self.stats.mic_lost_seconds += time.perf_counter() - self._lost_since
+            self.stats.mic_lost_at_end = True
+        self.stats.wall_seconds = time.perf_counter() - wall0
+        self.stats.cpu_seconds = time.process_time() - cpu0
+        self.stats.stream_seconds = float(self.audio.stream_time)
+        self.audio.stop()
+        if self.frames is not None:
+            self.frames.stop()
+        try:  # a stop mid-sentence: the sentence still joins the speaker file (after the devices are stopped)
+            self.pipeline.finish_utterance()
+        except EdgeSerError:
+            pass  # a clip the model cannot take (too short): it is not learnt, as a live one would not be
+
+    def _read_hop(self, n: int) -> np.ndarray | object | None:
+        """Up to `n` new samples (waiting for them in real time); None when the source is done; `LOST` when the
+        microphone is lost and an update should say so (at once, then every `LOST_EVERY` s until it is back)."""
         maintain = getattr(self.audio, "maintain", None)
         while not self._stopped():
             sdnotify.ping()  # systemd's watchdog: the loop is alive (a no-op outside systemd)
             if maintain is not None:
                 maintain()
             healthy = bool(getattr(self.audio, "healthy", True))
+            now = time.perf_counter()
             if healthy != self._mic_ok:
                 self._mic_ok = healthy
                 note = getattr(self.audio, "capture_note", None) if healthy else None
-                self._notes.append(
-                    ("microphone back" + (f": {note}" if note else ""))
-                    if healthy
-                    else "microphone lost: retrying"
-                )
+                if healthy:
+                    gone = now - (self._lost_since if self._lost_since is not None else now)
+                    self.stats.mic_lost_seconds += gone
+                    self._lost_since = None
+                    self._notes.append(f"microphone back after {gone:.1f} s" + (f": {note}" if note else ""))
+                else:
+                    self.stats.mic_losses += 1
+                    self._lost_since = now
+                    self._lost_sent = None
+                    self._notes.append("microphone lost: retrying")
             chunk = self.audio.read(n, min_samples=n, timeout=0.5)
             if chunk.size:
                 return np.asarray(chunk, dtype=np.float32)
             if getattr(self.audio, "finished", False):
                 return None
+            if self._lost_since is not None and (
+                self._lost_sent is None or time.perf_counter() - self._lost_sent >= LOST_EVERY
+            ):
+                self._lost_sent = time.perf_counter()
+                return LOST
         return None
 
     def _faces_until(self, t: float) -> float:

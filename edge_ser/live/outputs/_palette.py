@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import zlib
 
-from edge_ser.live.result import NO_FACE, SILENCE
+from edge_ser.live.result import NO_AUDIO, NO_FACE, SILENCE
 
 BGR = tuple[int, int, int]
 
@@ -26,6 +26,7 @@ LABEL_COLORS: dict[str, BGR] = {
     "boredom": (140, 110, 90),
     SILENCE: (110, 110, 110),
     NO_FACE: (110, 110, 110),
+    NO_AUDIO: (60, 60, 200),
 }
 """BGR colour per common emotion label (EMODB, RAVDESS, CREMA-D names); others get a stable hashed colour."""
 
