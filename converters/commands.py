@@ -171,7 +171,13 @@ def _ignored(args: argparse.Namespace, command: str) -> None:
 def _split_record(args: argparse.Namespace, task, split) -> dict:
     """The split as the bundle and summary record it (for a speaker split, its folds and each part's speakers:
     `edge-ser eval` checks them)."""
-    return split_record(args.split, args.seed, args.fold, getattr(args, "folds", 5), split, task.speakers)
+    prepared = getattr(task, "prepared", None)
+    skipped: list[int] = []
+    if prepared is not None and prepared.kept is not None:  # files extraction skipped, by listing position
+        skipped = sorted(set(range(len(prepared.listed))) - {int(i) for i in prepared.kept})
+    return split_record(
+        args.split, args.seed, args.fold, getattr(args, "folds", 5), split, task.speakers, skipped
+    )
 
 
 def _seed_text(args: argparse.Namespace, task) -> str:
@@ -319,6 +325,40 @@ def _earlier_bundle(path: Path) -> bool:
         return False
 
 
+def _add_tflite(staged: Path, args: argparse.Namespace, task, split, say) -> None:
+    """Add the TFLite variants to the bundle at `staged` as `python -m converters.export.tflite_bundle BUNDLE
+    --data DATA` adds them (one implementation, docs/tflite.md): calibration on the training clips read through
+    the device path, quantile-clipped, the int8 input range widened with held-out-like copies of them, phased
+    int8. The clips are those its manifest's split record names (`tflite_bundle.training_paths`), checked here
+    to be exactly the ones this run trained on."""
+    from converters.export import tflite_bundle as tb
+    from edge_ser.bundle import load_bundle
+
+    prepared = task.prepared
+    root = args.root
+    if prepared.name == "synthetic":  # the folder of the set trained on (the cache it was written to)
+        root = str(Path(prepared.records[0].source).parent)
+    b = load_bundle(staged)
+    paths = tb.training_paths(b, args.data, root)
+    mine = sorted(str(prepared.records[int(i)].source) for i in split.train)
+    if sorted(map(str, paths)) != mine:  # the record must name the clips trained on
+        raise RuntimeError(
+            f"the bundle's split record names {len(paths)} training clips, not the {len(mine)} this run trained on"
+        )
+    phasing = tb.default_phasing(b)
+    c = tb.calibration_set(b, args.data, root, quantile=tb.augment_quantile(phasing), paths=paths)
+    models = tb.convert_bundle(b, c.calibration, input_ranges=c.input_ranges, phasing=phasing, strict=False)
+    tb.add_to_bundle(staged, models, as_tar=args.tar)
+    m = models["int8"]
+    sat = max(tb.saturation(c.rows[n], *m.input_quant[n], (m.input_phases or {}).get(n, 1)) for n in m.inputs)
+    say(
+        f"      TFLite fp32 / fp16 / int8: calibrated on the {len(paths)} training clips"
+        + (f" and {len(next(iter(c.augmented.values())))} held-out-like copies" if c.augmented else "")
+        + f" (int8 {(m.input_phases or {}).get(m.inputs[0], 1)}-phase input; {sat:.2%} of the training values "
+        "saturate)"
+    )
+
+
 def cmd_laq(args: argparse.Namespace, spec: FeatureSpec, *, title: str | None = None) -> dict:
     """Train -> allocate bits -> QAT -> export a bundle; returns the summary it writes."""
     say = _say(args)
@@ -386,7 +426,12 @@ def cmd_laq(args: argparse.Namespace, spec: FeatureSpec, *, title: str | None = 
     if prepared is not None and prepared.synthetic is not None:  # so eval --data synthetic rebuilds this set
         acc["synthetic"] = synthetic_record(prepared.synthetic)
     calibration = None
-    if _want_tflite(getattr(args, "tflite", "no"), say):
+    want_tflite = _want_tflite(getattr(args, "tflite", "no"), say)
+    from_clips = getattr(task, "prepared", None) is not None  # laq_mlp on feature vectors of audio files
+    if want_tflite and not from_clips:
+        # av_cnn on synthetic-av: made in memory (no files to read through the device path) and with face
+        # inputs, which tflite_bundle's audio calibration cannot make, so its variants stay calibrated on the
+        # raw training inputs (build_bundle -> tflite_variants, min / max)
         calibration = task.engine_inputs(split.train)
         calibration = calibration["features"] if task.input_names == ("features",) else calibration
     # built beside its place and checked on every engine there, then published with bitplan.json and summary.json
@@ -405,6 +450,8 @@ def cmd_laq(args: argparse.Namespace, spec: FeatureSpec, *, title: str | None = 
             as_tar=args.tar,
             tflite_calibration=calibration,
         )
+        if want_tflite and from_clips:
+            _add_tflite(staged, args, task, split, say)
         from edge_ser.bundle import load_bundle
 
         bundle = load_bundle(staged)

@@ -21,16 +21,28 @@ from converters.data.splits import Split
 
 
 def split_record(
-    kind: str, seed: int, fold: int, folds: int, split: Split, speakers: Sequence[str]
+    kind: str,
+    seed: int,
+    fold: int,
+    folds: int,
+    split: Split,
+    speakers: Sequence[str],
+    skipped: Sequence[int] = (),
 ) -> dict[str, Any]:
     """The manifest's `accuracy.split` for a split of a data set whose files' speakers are `speakers`: kind, seed,
-    sizes, and for a speaker split the fold, the fold count and each part's speakers (sorted)."""
+    sizes, and for a speaker split the fold, the fold count and each part's speakers (sorted). `skipped`: the
+    positions, in the data set's file listing, of the files training skipped (silent, too short, undecodable
+    samples), recorded as `skipped_listed` when there are any: the split is drawn over every listed file
+    (`converters.pipeline.listed_split`), so with them the record names exactly the clips trained on
+    (`converters.export.tflite_bundle.training_paths` calibrates on those)."""
     record: dict[str, Any] = {"kind": kind, "seed": seed, "fold": fold, "sizes": split.sizes()}
     if kind == "speaker":
         spk = np.asarray([str(s) for s in speakers])
         record["folds"] = folds
         for part in ("train", "val", "test"):
             record[f"{part}_speakers"] = sorted(set(spk[getattr(split, part)]))
+    if len(skipped):
+        record["skipped_listed"] = sorted(int(i) for i in skipped)
     return record
 
 

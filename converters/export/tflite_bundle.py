@@ -12,9 +12,11 @@ Calibration rows are what the device feeds the TFLite engine: each training clip
 bundle's input kind (`Bundle.input_kind.file_inputs`: resampling, `edge_ser.features.condition`'s DC removal
 and level / band conditioning, the features), its speaker normalisation with the training prior
 (`SpeakerAdapter(enabled=False)`), then the engine's own standardisation and OOD clamp (`InputAdapter`). The
-training clips are the manifest's: `accuracy.split.train_speakers` when the bundle records them (the ser_*
-bundles: every speaker), else the random split (`accuracy.split.kind == "random"`, its `seed`) re-made with
-`stratified_split`, as the training pipeline made it.
+training clips are the manifest's (`training_paths`): the split of `edge-ser train / laq` re-made as training
+made it (`listed_split`; its skipped files left out; a synthetic set as `accuracy.synthetic` records it), else
+`accuracy.split.train_speakers` (the ser_* bundles: every speaker), else a random split (`kind == "random"`,
+its `seed`) re-made with `stratified_split`. `edge-ser laq` adds its laq_mlp bundles' variants through this
+module (`converters.commands._add_tflite`).
 
 Audio bundles get their int8 variant as phased int8 where the graph allows it (`tflite_phases`,
 `default_phasing`; `--phases`).
@@ -46,28 +48,66 @@ VARIANTS = ("fp32", "fp16", "int8")
 
 
 def training_paths(bundle, dataset: str, root: str | None = None) -> list[Path]:
-    """The audio files of the bundle's training clips (module doc)."""
-    from converters.data.splits import stratified_split
-    from converters.pipeline import load_records
+    """The audio files of the bundle's training clips (module doc).
 
-    _, records = load_records(dataset, root)  # a data set's name, or a folder of the user's own recordings
-    records = list(records)
+    A split record of `edge-ser train / laq` (`converters.heldout.split_record`: kind "random" or "speaker", its
+    seed and fold, a speaker split's fold count, the files training skipped) is re-made with the split function
+    training used (`converters.pipeline.listed_split`, over every file listed), so the clips are exactly those
+    it trained on: not its validation clips (a 2-fold speaker split draws them from the training speakers),
+    nor the files it skipped. A synthetic set is the one the manifest records (`accuracy.synthetic`). Other
+    records: the files of `train_speakers` (the ser_* bundles: every speaker), or a random split (kind
+    "random", no fold) re-made with `stratified_split` over the file labels."""
+    from converters.data.splits import stratified_split
+    from converters.pipeline import listed_split, load_records, recorded_synthetic
+
     accuracy = bundle.manifest.get("accuracy") or {}
     split = accuracy.get("split") or {}
+    synthetic = recorded_synthetic(accuracy) if accuracy.get("dataset") == "synthetic" else None
+    # a data set's name, or a folder of the user's own recordings
+    _, records = load_records(dataset, root, synthetic=synthetic)
+    records = list(records)
     speakers = split.get("train_speakers")
-    if speakers:
+    kind = split.get("kind")
+    want = (split.get("sizes") or {}).get("train")
+    if (
+        kind in ("random", "speaker")
+        and "seed" in split
+        and "fold" in split
+        and (kind == "random" or "folds" in split)
+    ):
+        skipped = sorted(int(i) for i in split.get("skipped_listed") or ())
+        if skipped and skipped[-1] >= len(records):
+            raise ConfigError(
+                f"{bundle.source}: training skipped file {skipped[-1]} of the listing; {dataset!r} lists "
+                f"{len(records)}: give --data the data set it was trained on"
+            )
+        kept = np.setdiff1d(np.arange(len(records)), skipped) if skipped else None
+        part = listed_split(
+            records,
+            kept,
+            kind,
+            seed=int(split["seed"]),
+            fold=int(split["fold"]),
+            k=int(split.get("folds", 5)),
+        )
+        used = [records[int(i)] for i in kept] if kept is not None else records
+        chosen = [used[int(i)] for i in part.train]
+        if speakers and not {str(r.speaker) for r in chosen} <= {str(s) for s in speakers}:
+            chosen = []  # another data set's speakers: said below
+    elif speakers:
         keep = {str(s) for s in speakers}
         chosen = [r for r in records if str(r.speaker) in keep]
-    elif split.get("kind") == "random":
+        want = None
+    elif kind == "random":
         idx = stratified_split([r.label for r in records], seed=int(split.get("seed", 0))).train
         chosen = [records[int(i)] for i in idx]
-        want = (split.get("sizes") or {}).get("train")
-        if want is not None and int(want) != len(chosen):
-            raise ConfigError(
-                f"{bundle.source}: the random split gives {len(chosen)} training clips, the manifest says {want}"
-            )
     else:
         chosen = records
+        want = None
+    if chosen and want is not None and int(want) != len(chosen):
+        raise ConfigError(
+            f"{bundle.source}: the {kind} split gives {len(chosen)} training clips, the manifest says {want}"
+        )
     if not chosen:
         trained = accuracy.get("dataset")
         raise ConfigError(
@@ -236,15 +276,16 @@ def calibration_set(
     max_rows: int | None = None,
     augment: bool | None = None,
     quantile: float = AUGMENT_QUANTILE,
+    paths: Sequence[str | Path] | None = None,
 ) -> Calibration:
     """The bundle's int8 calibration (module doc): face bundles from FER-2013 train images; audio bundles
     from their training clips through the device path, clipped to `QUANTILE`; with `augment` (default
     `default_augment`) the input range from the training rows plus `augmented_clips` at `quantile`
-    (`augment_quantile`)."""
+    (`augment_quantile`). `paths`: the training clips when already found (`training_paths`)."""
     if is_face(bundle):
         rows, _ = face_rows(data, root, "train", max_rows or FACE_ROWS)
         return Calibration(rows, rows)
-    paths = training_paths(bundle, data, root)
+    paths = training_paths(bundle, data, root) if paths is None else list(paths)
     rows = device_rows(bundle, paths)
     cal = calibration_rows(rows, max_rows)
     if not (default_augment(bundle) if augment is None else augment):
@@ -361,9 +402,10 @@ def phased(m, phasing: Phasing):
     )
 
 
-def add_to_bundle(path: str | Path, models: Mapping[str, Any]) -> Path:
+def add_to_bundle(path: str | Path, models: Mapping[str, Any], as_tar: bool | None = None) -> Path:
     """Rewrite the bundle at `path` with the TFLite files and `tflite` block added; every other file is
-    kept byte for byte (the manifest's `files` and manifest.sha256 are recomputed by write_bundle)."""
+    kept byte for byte (the manifest's `files` and manifest.sha256 are recomputed by write_bundle). `as_tar`:
+    written as a .tar (None: as it is, a .tar when `path` is a file)."""
     from edge_ser.bundle import load_bundle
     from edge_ser.bundle.write import write_bundle
 
@@ -372,7 +414,8 @@ def add_to_bundle(path: str | Path, models: Mapping[str, Any]) -> Path:
     manifest = dict(b.manifest)
     manifest["tflite"] = block
     kept = {n: d for n, d in b.files.items() if not n.endswith(".tflite")}
-    return write_bundle(path, manifest=manifest, files={**kept, **files})
+    tar = Path(path).is_file() if as_tar is None else as_tar
+    return write_bundle(path, manifest=manifest, files={**kept, **files}, as_tar=tar)
 
 
 def parse_phases(text: str) -> Phasing | None:
