@@ -104,6 +104,17 @@ def training_paths(bundle, dataset: str, root: str | None = None) -> list[Path]:
     else:
         chosen = records
         want = None
+        if chosen:  # nothing says which clips trained it: held-out clips set the int8 range too
+            import warnings
+
+            from edge_ser.errors import InputWarning
+
+            warnings.warn(
+                f"{bundle.source}: its manifest records no training split (accuracy.split), so every clip of "
+                f"{dataset!r} ({len(chosen)}) calibrates the int8 variant, the clips it is tested on included",
+                InputWarning,
+                stacklevel=2,
+            )
     if chosen and want is not None and int(want) != len(chosen):
         raise ConfigError(
             f"{bundle.source}: the {kind} split gives {len(chosen)} training clips, the manifest says {want}"
