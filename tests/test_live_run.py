@@ -1032,3 +1032,30 @@ def test_a_lost_microphone_is_an_update_at_once_and_a_warning_at_the_end(media, 
     assert any(
         "the microphone was lost 1 time(s)" in t and "still lost when the run ended" in t for t in lines
     )
+
+
+def test_clipped_audio_is_marked_live_as_predict_marks_it(media, tmp_path):
+    """An overdriven microphone (26 % of samples at full scale) gave labels with no mark live, where `predict`
+    marks such a file "[clipped ...]"."""
+    from edge_ser.audio import load, write_wav
+    from edge_ser.live.capture import CaptureSettings
+    from edge_ser.live.command import closing_lines
+    from edge_ser.live.pipeline import PipelineConfig
+    from edge_ser.recognizer import Recognizer
+
+    wav, _ = media
+    y, sr = load(wav)
+    loud = tmp_path / "loud.wav"
+    write_wav(loud, np.clip(30 * y, -1, 1), sr)
+    rec = Recognizer(ROOT / "bundles" / "ser_emodb", "numpy")
+    for path, clipped in ((wav, False), (loud, True)):
+        runner = rec.runner(CaptureSettings(audio_file=path, realtime=False), PipelineConfig(window=1.0))
+        results = list(runner.results())
+        notes = [n for r in results for n in r.notes if n.startswith("clipped:")]
+        assert bool(notes) == clipped and (runner.stats.clipped_updates > 0) == clipped
+        assert len(notes) <= 1 + results[-1].t // 10  # not on every update
+        args = type(
+            "A", (), {"audio_file": path, "video_file": None, "fast": True, "window": 1.0, "hop": 0.5}
+        )()
+        lines = [text for _, text in closing_lines(args, rec, runner, runner.stats)[0]]
+        assert any("turn the microphone's gain down" in t for t in lines) == clipped

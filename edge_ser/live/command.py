@@ -435,6 +435,14 @@ def closing_lines(
     short = too_short(args, s)
     if short:
         out.append(("error: ", short))
+    if getattr(s, "clipped_updates", 0):
+        out.append(
+            (
+                "warning: ",
+                f"{s.clipped_updates} of {s.updates} updates were clipped (more than 1 % of a hop's samples at "
+                "full scale): distorted audio the model never trained on; turn the microphone's gain down",
+            )
+        )
     if getattr(s, "mic_losses", 0):
         out.append(
             (

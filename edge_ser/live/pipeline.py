@@ -30,7 +30,7 @@ from edge_ser.audio.level import GATE_SECONDS, SILENCE_DB, level_db
 from edge_ser.audio.pauses import bundle_keep, trim_pauses
 from edge_ser.errors import AudioFormatError, ConfigError, InferenceError
 from edge_ser.features.pitch import VoicedFrames, voiced_frames, voiced_share
-from edge_ser.inputs.base import faces_in_view, narrower_band
+from edge_ser.inputs.base import CLIPPED_NOTE, clipped_share, faces_in_view, narrower_band
 from edge_ser.live.result import NO_AUDIO, NO_FACE, NO_RESULT, SILENCE, LiveResult, StageTimes
 from edge_ser.speaker import active_adapters, clips_held, held, learn_clip, learn_inputs
 
@@ -38,6 +38,8 @@ SMOOTHING = ("ema", "majority", "none")
 LEARN_MODES = ("windows", "utterances")
 LEARN_DEFAULT = "utterances"
 """`PipelineConfig.learn`'s default."""
+CLIP_NOTE_EVERY = 10.0
+"""Seconds of stream time between two "clipped" notes while the input stays clipped (the first comes at once)."""
 UTTERANCE_MIN_S = 1.0
 """Shortest run of speech (seconds of open gate) that joins the statistics as an utterance: shorter is a click."""
 OPEN_NOTE_SECONDS = 30.0
@@ -471,6 +473,7 @@ class LivePipeline:
         self._gated_once = (
             False  # the first full window's earlier hops are gated with it (`_gate_earlier_hops`)
         )
+        self._clip_noted = -math.inf  # stream time of the last "clipped" note
 
     def set_source_rate(self, rate: int | None) -> str | None:
         """Tell the pipeline the rate its audio was recorded at (a microphone's capture rate, a file's, a pushed
@@ -543,6 +546,16 @@ class LivePipeline:
             open_now or earlier if self.kind.hears else self.kind.enough_faces(faces, self.config.min_faces)
         )
         notes = (*notes, *self._open_too_long(t, speech, db))
+        clipped = None
+        if self.kind.hears:
+            clipped = clipped_share(window[-max(1, int(round(self.config.hop * self.sr))) :])
+            if clipped > CLIPPED_NOTE and t - self._clip_noted >= CLIP_NOTE_EVERY:
+                self._clip_noted = t
+                notes = (
+                    *notes,
+                    f"clipped: {100 * clipped:.0f} % of the newest hop's samples at full scale: distorted audio, "
+                    "turn the microphone's gain down",
+                )
         tl = time.perf_counter()
         if self.config.learn == "utterances" and self._follow_utterance(
             window, open_now or not self.kind.hears and speech
@@ -555,7 +568,7 @@ class LivePipeline:
         if self._degrades(faces):
             mode = "audio"  # a fusion bundle without a face in view answers (or stays silent) on audio alone
         common = {"t": t, "labels": self.labels, "level_db": db, "face_box": box, "frame_size": frame_size,
-                  "overflows": overflows, "notes": notes,
+                  "overflows": overflows, "notes": notes, "clipped": clipped,
                   "voiced": self.gate.voiced if self.kind.hears else None}  # fmt: skip
         # no estimate (silence, no face, a window skipped): `probs` and `smoothed` stay empty, as a vector of zeros
         # would read as a distribution over the labels; `label` says why

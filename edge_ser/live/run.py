@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from edge_ser.errors import EdgeSerError
+from edge_ser.inputs.base import CLIPPED_NOTE
 from edge_ser.live import sdnotify
 from edge_ser.live.pipeline import LivePipeline, SlidingWindow
 from edge_ser.live.result import LiveResult
@@ -59,6 +60,8 @@ class RunStats:
     """Runs of updates with the voice gate open that have ended: the utterances heard."""
     short_utterances: int = 0
     """Those with less than SHORT_SPEECH_S of speech (`LiveRunner` measures the runs that can be: `short_speech`)."""
+    clipped_updates: int = 0
+    """Updates whose newest hop was clipped (more than `CLIPPED_NOTE` of its samples at full scale)."""
     mic_losses: int = 0
     """Times the microphone was lost during the run."""
     mic_lost_seconds: float = 0.0
@@ -83,6 +86,7 @@ class RunStats:
         elif self._open:  # an utterance ended on this update
             self.utterances += 1
             ended, self._open = self._open, 0
+        self.clipped_updates += (r.clipped or 0.0) > CLIPPED_NOTE
         if r.hears and r.level_db is not None and r.level_db > self.loudest_db:
             self.loudest_db = float(r.level_db)
         for k in STAGES:
