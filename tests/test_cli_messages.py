@@ -318,3 +318,15 @@ def test_a_file_that_needs_ffmpeg_is_skipped_when_there_is_none(tmp_path, capsys
     with pytest.warns(InputWarning, match=r"phone\.m4a.*ffmpeg"):
         assert main(["predict", str(BUNDLE), str(tmp_path / "phone.m4a"), str(ok)]) == 0
     assert "ok.wav:" in capsys.readouterr().out
+
+
+def test_a_ctrl_c_while_the_commands_load_is_a_stop_not_a_traceback(monkeypatch, capsys):
+    """`edge-ser run`, Ctrl-C in its first half second (the host commands' modules loading): a raw traceback."""
+    import edge_ser.cli as cli
+
+    def slow_parser():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "build_parser", slow_parser)
+    assert cli.main(["run", "bundles/ser_emodb"]) == 130
+    assert capsys.readouterr().err == "edge-ser: interrupted\n"

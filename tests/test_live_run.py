@@ -213,6 +213,8 @@ def test_bench_refuses_bad_runs_and_a_live_run_without_a_file(capsys):
         assert f"--runs {runs}" in capsys.readouterr().err
     assert main(["bench", ser, "--live"]) == 2
     assert "--live needs --audio-file" in capsys.readouterr().err
+    assert main(["bench", ser, "--live", "--mic", "USB"]) == 2  # its help lists --mic: say it cannot drive it
+    assert "--mic cannot drive it" in capsys.readouterr().err
 
 
 def test_a_face_only_bundle_runs_on_the_video_clock(media, tmp_path, capsys):
@@ -1059,3 +1061,19 @@ def test_clipped_audio_is_marked_live_as_predict_marks_it(media, tmp_path):
         )()
         lines = [text for _, text in closing_lines(args, rec, runner, runner.stats)[0]]
         assert any("turn the microphone's gain down" in t for t in lines) == clipped
+
+
+def test_fast_with_a_microphone_is_named_not_silently_dropped():
+    """`run --mic X --fast` ran in real time without a word (--mic beside --audio-file had a note)."""
+    import argparse
+
+    from edge_ser.live.command import unused_options
+    from edge_ser.recognizer import Recognizer
+
+    kind = Recognizer(ROOT / "bundles" / "ser_emodb", "numpy").kind
+    args = argparse.Namespace(fast=True, mic="USB", audio_file=None, video_file=None, camera=None, web=None)
+    assert any(
+        n.startswith("--fast not used: a microphone runs in real time") for n in unused_options(args, kind)
+    )
+    args.fast = False
+    assert not any(n.startswith("--fast") for n in unused_options(args, kind))

@@ -93,7 +93,11 @@ def short_warnings(who: str) -> Callable[..., str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    try:  # building the parser imports every installed command's module: a Ctrl-C there is a stop, not a bug
+        parser = build_parser()
+    except KeyboardInterrupt:
+        print("edge-ser: interrupted", file=sys.stderr)
+        return 130
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()

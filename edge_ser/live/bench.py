@@ -213,9 +213,18 @@ def cmd_bench_live(args) -> int:
 
     hears = load_bundle(args.bundle, verify=False).input_kind.hears  # build() loads and verifies it
     if hears and args.audio_file is None:
+        live_only = [
+            o for o, d in (("--mic", "mic"), ("--camera", "camera")) if getattr(args, d, None) is not None
+        ]
         raise ConfigError(
             "--live needs --audio-file FILE (a WAV it plays in real time; and --video-file for an audio-visual "
             "bundle to see faces)"
+            + (
+                f"; {' and '.join(live_only)} cannot drive it: the bench replays a file so its figures repeat "
+                "(`edge-ser run --mic ...` for the live view)"
+                if live_only
+                else ""
+            )
         )
     if not hears and args.video_file is None:
         raise ConfigError(

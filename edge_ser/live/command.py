@@ -233,6 +233,10 @@ def unused_options(args: argparse.Namespace, kind: Any) -> list[str]:
             out.append(f"{', '.join(mic)} not used: the audio comes from --audio-file")
     if getattr(args, "video_file", None) is not None and getattr(args, "camera", None) is not None:
         out.append("--camera not used: the faces come from --video-file")
+    if getattr(args, "fast", False) and getattr(args, "audio_file", None) is None and args.mic is not None:
+        out.append(
+            "--fast not used: a microphone runs in real time (--fast plays --audio-file as fast as it can)"
+        )
     if getattr(args, "web", None) is None:
         web = [
             o
