@@ -1001,3 +1001,14 @@ def test_silence_source_is_a_clock_of_the_given_length() -> None:
     assert endless.read(100_000).size == 100_000 and not endless.finished
     with pytest.raises(ConfigError):
         SilenceSource(-1.0)
+
+
+def test_a_missing_device_is_said_in_our_words():
+    """`--mic 7` said PortAudio's bare "Error querying device 7"; a name matching several devices printed
+    sounddevice's list of them above our own list of input devices."""
+    from edge_ser.live.mic import _not_found
+
+    assert _not_found(7, Exception("Error querying device 7")) == "there is no device 7"
+    assert _not_found(-1, Exception("Error querying device -1")).endswith("(indices start at 0)")
+    several = Exception("Multiple input devices found for 'USB':\n[1] USB A\n[2] USB B")
+    assert _not_found("USB", several) == "Multiple input devices found for 'USB'"

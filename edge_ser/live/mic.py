@@ -288,6 +288,15 @@ class _DeviceNotFound(Exception):
     pass
 
 
+def _not_found(device: int | str | None, exc: Exception) -> str:
+    """Why `device` was not found, in our words: PortAudio says "Error querying device 7", and sounddevice's
+    message for a name lists every device (which our error lists again, below it)."""
+    if isinstance(device, int):
+        return f"there is no device {device}" + (" (indices start at 0)" if device < 0 else "")
+    text = str(exc).split("\n", 1)[0].rstrip(":")
+    return text or "not found"
+
+
 class MicSource:
     """Live microphone audio as an `AudioSource`: mono float32 at `config.rate` Hz through an `AudioRing`.
 
@@ -351,7 +360,7 @@ class MicSource:
         try:
             info = sd.query_devices(self.config.device, "input")
         except (ValueError, sd.PortAudioError) as exc:
-            raise _DeviceNotFound(str(exc)) from None
+            raise _DeviceNotFound(_not_found(self.config.device, exc)) from None
         if not info or info.get("max_input_channels", 0) < 1:
             raise _DeviceNotFound(f"device {self.config.device!r} has no input channels")
         return info
