@@ -101,9 +101,14 @@ def load_records(
         )
     import difflib
 
-    near = difflib.get_close_matches(data.lower(), sorted(LOADERS), n=1)
+    from converters.data.loaders import DATASET_FOLDERS
+
+    # the names a bare --data takes: the corpora with a usual folder, and the built-in synthetic set ("folder" and
+    # "video_folder" are the loaders of a path given as --data, not names)
+    names = sorted({*DATASET_FOLDERS, "synthetic"} & set(LOADERS))
+    near = difflib.get_close_matches(data.lower(), names, n=1)
     raise ConfigError(
-        f"data set {data!r} is neither a data set name ({', '.join(sorted(LOADERS))}) nor a folder"
+        f"data set {data!r} is neither a data set name ({', '.join(names)}) nor a folder of your own recordings"
         + (f"; did you mean {near[0]}?" if near else "")
     )
 

@@ -179,6 +179,11 @@ def test_newcomer_mistakes_get_messages_that_say_what_to_do(tmp_path, capsys) ->
 
     with pytest.raises(ConfigError, match="did you mean emodb"):
         load_records("emdob")
+    with pytest.raises(ConfigError) as e:  # the names it lists all work as --data ("folder" did not)
+        load_records("nope")
+    assert "(cremad, emodb, fer2013, ravdess, savee, synthetic, tess)" in str(
+        e.value
+    ) and "folder," not in str(e.value)
     bad = tmp_path / "bad.json"
     bad.write_text("{")
     assert main(["features", "--spec", str(bad), str(tmp_path)]) == 2
