@@ -88,7 +88,7 @@ class LiveBenchReport:
             f"# edge-ser bench --live: {Path(self.bundle).name} on {self.engine}",
             "",
             f"{self.stream_seconds:.0f} s of {media} {'in real time' if self.paced else 'as fast as it runs (not paced)'} "
-            f"({self.wall_seconds:.0f} s wall), {self.updates} updates ({self.updates_per_second:.2f}/s).",
+            f"({_seconds(self.wall_seconds)} wall), {self.updates} updates ({self.updates_per_second:.2f}/s).",
             "",
             f"Features and inference over the updates that ran them ({'voice gate open' if self.audio else 'a face in view'}: "
             f"{self.speech_updates} of {self.updates}); learn (the features of an utterance that joins the speaker "
@@ -116,7 +116,7 @@ class LiveBenchReport:
                 "share a live run takes: drop --fast for that."
             ),
             f"Resident memory: {first:.1f} MB at the first sample, {last:.1f} MB at the last "
-            f"(t = {self.rss_mb[-1][0] if self.rss_mb else 0:.0f} s); "
+            f"(t = {self.rss_mb[-1][0] if self.rss_mb else 0:.0f} s of stream time); "
             + (
                 f"growth after the {self.warmup_seconds:g} s warm-up {self.rss_growth_mb:+.2f} MB over "
                 f"{sum(t >= self.warmup_seconds for t, _ in self.rss_mb)} samples."
@@ -204,6 +204,11 @@ def write_report(report: LiveBenchReport, out: Path, command: str) -> tuple[Path
     return paths
 
 
+def _seconds(s: float) -> str:
+    """A duration for the report: whole seconds, or tenths under 10 s (a --fast run of 0.4 s read "0 s")."""
+    return f"{s:.0f} s" if s >= 10 else f"{s:.1f} s"
+
+
 def cmd_bench_live(args) -> int:
     import shlex
     import sys
@@ -259,7 +264,7 @@ def cmd_bench_live(args) -> int:
     if args.out is not None:
         command = "edge-ser " + " ".join(shlex.quote(a) for a in sys.argv[1:])
         j, m = write_report(report, Path(args.out), command)
-        print(f"\nwrote {j} and {m} ({time.perf_counter() - t0:.0f} s)", file=say)
+        print(f"\nwrote {j} and {m} ({_seconds(time.perf_counter() - t0)})", file=say)
     return 0
 
 
