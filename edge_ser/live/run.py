@@ -133,6 +133,12 @@ def gate_note(stats: RunStats, gate: Any) -> str | None:
             "voice; if it was speech (a whisper), --vad-voicing 0 lets the level and the noise floor decide"
         )
     if gate.quiet_hops == 0:
+        if not stats.speech_updates:  # sound under the gate, never voiced: a room's noise (a fan at -52 dBFS)
+            return (
+                f"the voice gate never opened: nothing voiced was heard (the loudest hop {stats.loudest_db:.1f} "
+                f"dBFS; the gate opens at {vad_db:g} dBFS), only the room's noise: no speech reached the "
+                "microphone; is it muted, the wrong device (--mic), or too far?"
+            )
         return None
     lower = max(-120.0, 5 * math.floor((gate.quiet_loudest - 5) / 5))
     if not stats.speech_updates:
