@@ -118,6 +118,9 @@ def test_silence_and_out_of_range_files_are_marked(tmp_path, capsys) -> None:
     assert rows[0]["silent"] is True and rows[0]["level_db"] is None  # -inf dBFS: strict JSON has no infinity
     assert rows[1]["silent"] is False and rows[1]["level_db"] == pytest.approx(-20.0, abs=0.5)
     assert rows[1]["has_voice"] is False
+    # the text's marks are in the JSON too: a reader of "label" saw "happy" for digital silence, and no mark
+    assert rows[0]["marks"][0] == "no speech: digital silence"
+    assert "no speech: no voiced sound (noise, hiss or clicks)" in rows[1]["marks"]
     rec = Recognizer(BUNDLE)
     rec.learn_files([silence])
     assert rec.speaker_clips == 0  # nothing to learn about the speaker from digital silence

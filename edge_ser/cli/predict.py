@@ -74,8 +74,14 @@ def _top(probabilities: dict[str, float], k: int) -> str:
 
 
 def _marks(r) -> str:  # noqa: ANN001 - a Prediction
+    """`mark_list` as the text view prints it after the label: `  [mark]` each."""
+    return "".join(f"  [{m}]" for m in mark_list(r))
+
+
+def mark_list(r) -> list[str]:  # noqa: ANN001 - a Prediction
     """What the label should not be trusted for: no speech in the file, no face in view (answered from the audio
-    alone when there was audio, else from the centre of the frame), or input beyond the training range."""
+    alone when there was audio, else from the centre of the frame), clipping, or input beyond the training range.
+    `predict --json` carries them as "marks", so a reader of `label` is told as a reader of the text is."""
     marks = []
     if r.face_found is False:
         marks.append(
@@ -94,7 +100,7 @@ def _marks(r) -> str:  # noqa: ANN001 - a Prediction
         marks.append(f"clipped: {100 * r.clipped:.0f} % of its samples at full scale, distorted audio")
     if r.ood:
         marks.append("out of range: unlike the training audio, the label is a guess")
-    return "".join(f"  [{m}]" for m in marks)
+    return marks
 
 
 def _window_marks(w) -> str:  # noqa: ANN001 - a WindowPrediction
@@ -205,7 +211,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         n += 1
         inference_ms += r.timings.get("inference", 0.0)
         if args.json:
-            print(json.dumps(r.to_dict()), flush=True)
+            print(json.dumps({**r.to_dict(), "marks": mark_list(r)}), flush=True)
             continue
         name = printable(names.get(str(r.source), Path(r.source or "?").name))
         if not r.windows:
