@@ -274,6 +274,29 @@ def _check_outputs(args: argparse.Namespace, *options: tuple[str, str]) -> None:
             check_writable(Path(path), option)
 
 
+def _check_media(rec, name: str, records) -> None:  # noqa: ANN001 - a Recognizer and its records
+    """ConfigError when every clip of the data set is an image and the bundle hears audio only (or every clip is
+    audio and it sees faces only): `eval bundles/ser_emodb --data fer2013` warned once per JPEG that it could
+    not decode audio."""
+    from edge_ser.inputs.base import AUDIO_EXTENSIONS
+    from edge_ser.vision.video import IMAGE_EXTENSIONS
+
+    suffixes = {Path(str(r.source)).suffix.lower() for r in records}
+    if not suffixes:
+        return
+    kind = rec.kind
+    if kind.hears and not kind.faces and suffixes <= set(IMAGE_EXTENSIONS):
+        raise ConfigError(
+            f"data set {name} holds images ({', '.join(sorted(suffixes))}) and {rec.bundle.name} takes audio: "
+            "evaluate a face bundle on it, or give an audio data set"
+        )
+    if kind.faces and not kind.hears and suffixes <= set(AUDIO_EXTENSIONS):
+        raise ConfigError(
+            f"data set {name} holds audio ({', '.join(sorted(suffixes))}) and {rec.bundle.name} takes faces "
+            "only: evaluate an audio bundle on it, or give a data set of face images or videos"
+        )
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     """A bundle on a labelled data set through the device path (no torch): accuracy, UAR, confusion, OOD."""
     _need_bars()
@@ -321,6 +344,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.data != "fer2013":
         name, records = load_records(args.data, args.root, synthetic=synthetic, strict=args.strict)
     undecodable = getattr(records, "undecodable", [])  # skipped by the loader (all of them: it raises)
+    _check_media(rec, name, records)
     chosen = select(records, sel, name=name)
     selection = sel.describe()
     split = split_speakers(records, sel, name=name)  # --split speaker: the held-out speakers, named

@@ -285,3 +285,22 @@ def test_labels_of_ones_own_are_drawn_without_question_marks(tmp_path: Path) -> 
     m = index_metrics(np.array([0, 1, 1]), np.array([0, 1, 0]), ("Fröhlich", "contempt"))
     cv2 = pytest.importorskip("cv2")
     assert cv2.imread(str(draw_confusion_png(m, "Zoë's files", tmp_path / "c.png"))) is not None
+
+
+def test_an_audio_bundle_on_face_images_is_refused_up_front(tmp_path, capsys):
+    """`eval bundles/ser_emodb --data fer2013` warned once per JPEG that it could not decode audio."""
+    import cv2
+
+    from edge_ser.cli import main
+
+    for split in ("train", "validation"):
+        for cls in ("happy", "sad"):
+            folder = tmp_path / split / cls
+            folder.mkdir(parents=True)
+            for i in range(2):
+                cv2.imwrite(str(folder / f"{i}.png"), np.full((48, 48), 100 + i, np.uint8))
+    bundle = Path(__file__).resolve().parents[1] / "bundles" / "ser_emodb"
+    assert main(["eval", str(bundle), "--data", "fer2013", "--root", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "data set fer2013 holds images (.png)" in err and "takes audio" in err
+    assert "cannot decode" not in err
