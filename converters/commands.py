@@ -399,7 +399,7 @@ def cmd_laq(args: argparse.Namespace, spec: FeatureSpec, *, title: str | None = 
         laq=laq,
         seed=args.seed,
         log=say,
-        train_kwargs=_val_score(args, task, yva),
+        train_kwargs={**_val_score(args, task, yva), "progress": not args.quiet},  # QAT's bar, as training's
     )
     q_acc = c.accuracy(Xte, yte)
     q_uar = index_metrics(yte, predict(c.model, Xte).argmax(1), task.classes).uar
