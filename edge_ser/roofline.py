@@ -290,7 +290,8 @@ class RooflineReport:
                 )
             return out
         out = [
-            "Per node (nodes with FLOPs or bytes; time from the engine's profiler):",
+            "Per node (nodes with FLOPs or bytes; time from the engine's profiler: onnxruntime's counts whole "
+            "microseconds, averaged over the middle half of the runs, so a node under ~5 us is a few-percent figure):",
             "",
             f"| # | op | name | {self.op}s | bytes | {self.op}/B | ms | attained {self.unit} | GB/s | bound | "
             "of bound | bound by |",
