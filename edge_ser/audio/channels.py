@@ -34,6 +34,8 @@ class Downmix:
     def __init__(self, where: str | os.PathLike) -> None:
         self.where = os.fspath(where)
         self.warned = False
+        self.message: str | None = None
+        """The warning's text once given (the live runner shows it in a result's notes too)."""
 
     def __call__(self, y: np.ndarray) -> np.ndarray:
         if y.ndim == 1:
@@ -47,14 +49,17 @@ class Downmix:
         if top > 10 ** (LOUD_DBFS / 10) and float(_power(mean)) < top * 10 ** (-CANCEL_DB / 10):
             if not self.warned:
                 self.warned = True
-                drop = 10 * np.log10(top / max(float(_power(mean)), 1e-30))
-                warnings.warn(
-                    f"{self.where}: the {y.shape[1]} channels cancel when averaged (their mean is {drop:.0f} dB below "
-                    f"the loudest channel: one channel's polarity is inverted, a wiring or phase fault); channel "
-                    f"{loudest} alone is used instead",
-                    InputWarning,
-                    stacklevel=3,
+                rest = float(_power(mean))
+                below = (  # exact anti-phase leaves nothing: "282 dB below" said nothing useful
+                    "silent"
+                    if rest < top * 1e-12
+                    else f"{10 * np.log10(top / rest):.0f} dB below the loudest channel"
                 )
+                self.message = (
+                    f"{self.where}: the {y.shape[1]} channels cancel when averaged (their mean is {below}: one "
+                    f"channel's polarity is inverted, a wiring or phase fault); channel {loudest} alone is used instead"
+                )
+                warnings.warn(self.message, InputWarning, stacklevel=3)
             return np.ascontiguousarray(y[:, loudest])
         return mean
 

@@ -625,6 +625,11 @@ class MicSource:
         )
 
     @property
+    def channel_note(self) -> str | None:
+        """The ring's note on channels that cancel (`AudioRing.channel_note`), once they did."""
+        return self.ring.channel_note
+
+    @property
     def healthy(self) -> bool:
         """True while the stream runs and delivers audio."""
         return self._healthy

@@ -63,6 +63,11 @@ class AudioRing:
             "the microphone"
         )  # the channel mean, or the loudest when they cancel (warned)
 
+    @property
+    def channel_note(self) -> str | None:
+        """Why the channels are not averaged (they cancel: the loudest alone is used), once that happened."""
+        return self._downmix.message
+
     # ------------------------------------------------------------------ producer
     def write(self, block: np.ndarray) -> None:
         """Append `block` (float [n] or [n, channels]; [n, 1] is accepted for one channel). Never blocks.

@@ -267,6 +267,7 @@ class LiveRunner:
         self._camera_ok: bool | None = None
         self._camera_seen = False
         self._mic_ok = True
+        self._channel_noted = False
         self._lost_since: float | None = None  # wall time the microphone was lost at, while it is
         self._lost_sent: float | None = None  # wall time of the last update that said so
         self._last_frame_t: float | None = None  # media time of the newest frame read (a video file's end)
@@ -311,6 +312,11 @@ class LiveRunner:
                 chunk = self._read_hop(self.hop_n - pending.size)
                 if chunk is None:
                     break
+                if not self._channel_noted and (cn := getattr(self.audio, "channel_note", None)):
+                    self._notes.append(
+                        cn
+                    )  # the channels cancel: on the page and in the JSON, not stderr only
+                    self._channel_noted = True
                 if chunk is LOST:  # an update that says so, not the last label standing
                     notes = tuple(self._notes)
                     self._notes.clear()
