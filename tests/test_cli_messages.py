@@ -338,3 +338,26 @@ def test_a_ctrl_c_while_the_commands_load_is_a_stop_not_a_traceback(monkeypatch,
     monkeypatch.setattr(cli, "build_parser", slow_parser)
     assert cli.main(["run", "bundles/ser_emodb"]) == 130
     assert capsys.readouterr().err == "edge-ser: interrupted\n"
+
+
+def test_info_prints_the_layers_flops_it_counts_not_the_manifests(tmp_path, capsys):
+    """A manifest edited to say 1 FLOP for a layer (and re-sealed) was printed as it was, beside a recomputed
+    total: the per-layer FLOPs now come from the graph, and a manifest that disagrees is named."""
+    import json
+    import shutil
+
+    from edge_ser.bundle import manifest_sum_line
+
+    b = tmp_path / "b"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "bundles" / "laq_mlp_emodb", b)
+    m = json.loads((b / "manifest.json").read_text())
+    true = m["layers"][0]["flops"]
+    m["layers"][0]["flops"] = 1
+    data = json.dumps(m).encode()
+    (b / "manifest.json").write_bytes(data)
+    (b / "manifest.sha256").write_bytes(manifest_sum_line(data))
+    assert main(["info", str(b)]) == 0
+    line = next(
+        x for x in capsys.readouterr().out.splitlines() if x.strip().startswith(m["layers"][0]["name"])
+    )
+    assert f"{true:,} FLOPs (the manifest says 1)" in line

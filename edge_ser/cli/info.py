@@ -102,13 +102,19 @@ def _print_model(bundle) -> None:
     elif keep_seconds(m) is not None:
         _print("pauses: the manifest's block is not used (the model takes faces, timed by the whole clip)")
     _print_accuracy(m)
-    _print_counts(bundle)
+    counted = _print_counts(bundle)
+    by_layer = counted.by_layer() if counted is not None else {}
     _print(f"bit plan ({m['bitplan'].get('method', '?')}), per layer:")
     for r in m.get("layers", []):
-        flops = f"{r['flops']:,}" if r.get("flops") is not None else "?"
+        # the FLOPs counted on the graph (as the total above), not the manifest's own figure, which nothing checks
+        c = by_layer.get(r["name"])
+        said = r.get("flops")
+        flops = f"{c.flops:,}" if c is not None else (f"{said:,}" if said is not None else "?")
+        differs = c is not None and said is not None and said != c.flops
         _print(
             f"  {r['name']:12s} {r['op']:8s} {r['params']:>8,} params  {r['bits']:>2} bits  "
             f"{r['bytes']:>8,} bytes  {flops:>9} FLOPs"
+            + (f" (the manifest says {said:,})" if differs else "")
         )
     _print("files:")
     for name, entry in m["files"].items():
@@ -174,16 +180,18 @@ def _print_accuracy(m: dict) -> None:
         )
 
 
-def _print_counts(bundle) -> None:
+def _print_counts(bundle):  # noqa: ANN202 - a GraphCount, or None
+    """The per-input totals, counted on the graph; returns the count (None when the graph cannot be counted)."""
     from edge_ser.flops import count
 
     try:
         c = count(bundle)
     except EdgeSerError as e:
         _print(f"per input: cannot count this graph ({e})")
-        return
+        return None
     _print(
         f"per input: {c.flops:,} FLOPs ({c.dense_flops:,} in conv/dense), {c.weight_bytes:,} weight bytes at "
         f"their stored bits + {c.activation_bytes:,} activation bytes; {c.intensity:.2f} FLOP/byte "
         "(edge-ser bench for the roofline)"
     )
+    return c
