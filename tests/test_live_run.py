@@ -1081,3 +1081,29 @@ def test_fast_with_a_microphone_is_named_not_silently_dropped():
     )
     args.fast = False
     assert not any(n.startswith("--fast") for n in unused_options(args, kind))
+
+
+def test_a_quiet_voice_is_noted_during_the_run(tmp_path):
+    """Actor 01's sad clips at -42 to -56 dBFS read "silence" throughout a live run, with the advice at the end of
+    the run only (and not at all when louder speech came first): a result's notes now say it after 3 s."""
+    from _signals import voiced
+
+    from edge_ser.audio import write_wav
+    from edge_ser.audio.level import level_db
+    from edge_ser.recognizer import Recognizer
+
+    sr, rng = 16000, np.random.default_rng(1)
+    voice = voiced(sr, 8 * sr).astype(np.float32)  # a gliding pitch under syllables: not a steady hum
+    # about -52 dBFS, moving by a few dB from one syllable to the next as a voice does (a level that holds still
+    # is a hum to the gate's steady-sound rule)
+    steps = np.repeat(rng.uniform(-56, -48, 32), sr // 4)
+    quiet = voice * (10 ** (steps / 20) / 10 ** (level_db(voice) / 20)).astype(np.float32)
+    gap = (1e-4 * rng.standard_normal(2 * sr)).astype(np.float32)
+    loud = voice[: 2 * sr] * np.float32(10 ** (-20 / 20) / 10 ** (level_db(voice) / 20))
+    wav = write_wav(tmp_path / "quiet.wav", np.concatenate([gap, loud, gap, quiet, gap]), sr)
+    rec = Recognizer(ROOT / "bundles" / "ser_emodb", "numpy")
+    results = list(rec.stream(audio_file=wav, realtime=False))
+    noted = [(r.t, n) for r in results for n in r.notes if n.startswith("a voice under the gate")]
+    assert len(noted) == 1, noted
+    t_note, note = noted[0]
+    assert 9.0 <= t_note <= 12.5 and re.search(r"--vad-db -(55|60)$", note), noted

@@ -38,6 +38,10 @@ SMOOTHING = ("ema", "majority", "none")
 LEARN_MODES = ("windows", "utterances")
 LEARN_DEFAULT = "utterances"
 """`PipelineConfig.learn`'s default."""
+QUIET_LIVE_S = 3.0
+"""Seconds of voiced sound under the gate in a row before a result's notes say so (`LivePipeline._quiet_voice`)."""
+QUIET_NOTE_EVERY = 30.0
+"""Seconds of stream time between two such notes."""
 CLIP_NOTE_EVERY = 10.0
 """Seconds of stream time between two "clipped" notes while the input stays clipped (the first comes at once)."""
 UTTERANCE_MIN_S = 1.0
@@ -474,6 +478,10 @@ class LivePipeline:
             False  # the first full window's earlier hops are gated with it (`_gate_earlier_hops`)
         )
         self._clip_noted = -math.inf  # stream time of the last "clipped" note
+        self._quiet_run, self._quiet_noted = (
+            0,
+            -math.inf,
+        )  # voiced hops under the gate in a row; the last note
 
     def set_source_rate(self, rate: int | None) -> str | None:
         """Tell the pipeline the rate its audio was recorded at (a microphone's capture rate, a file's, a pushed
@@ -539,7 +547,9 @@ class LivePipeline:
         self._gated_once = True
         # a face-only model (no audio) asks for a face in view instead of speech
         if self.kind.hears:
+            quiet_before = self.gate.quiet_hops
             db, open_now = self._gate_hop(window)
+            notes = (*notes, *self._quiet_voice(t, db, self.gate.quiet_hops > quiet_before))
         else:
             db, open_now = level_db(window[-max(1, int(round(self.config.hop * self.sr))) :]), False
         speech = (
@@ -597,6 +607,22 @@ class LivePipeline:
                 fallback=None, times=StageTimes(capture_ms, 0.0, face_ms, 0.0, total, learn_ms),
                 speaker_clips=self.speaker_clips(),
             )  # fmt: skip
+
+    def _quiet_voice(self, t: float, db: float, quiet: bool) -> tuple[str, ...]:
+        """A note while a voice stays under the gate (`QUIET_LIVE_S` of voiced hops in a row above the noise floor
+        and under --vad-db): a quiet speaker saw only "silence", and the advice came at the end of the run, if at
+        all. At most once every `QUIET_NOTE_EVERY` s."""
+        self._quiet_run = self._quiet_run + 1 if quiet else 0
+        hops = math.ceil(QUIET_LIVE_S / self.config.hop)
+        if self._quiet_run < hops or t - self._quiet_noted < QUIET_NOTE_EVERY:
+            return ()
+        self._quiet_noted = t
+        lower = max(-120.0, 5 * math.floor((db - 5) / 5))
+        return (
+            f"a voice under the gate: {self._quiet_run * self.config.hop:g} s of voiced sound at about {db:.0f} dBFS, "
+            f"under --vad-db {self.gate.vad_db:g}; a quiet speaker? raise the microphone's gain, or --vad-db "
+            f"{lower:g}",
+        )
 
     def no_audio(self, t: float, notes: tuple[str, ...] = ()) -> LiveResult:
         """The update sent while the microphone is lost (`NO_AUDIO`): no estimate, the smoother started again."""

@@ -86,7 +86,7 @@ class RunStats:
         elif self._open:  # an utterance ended on this update
             self.utterances += 1
             ended, self._open = self._open, 0
-        self.clipped_updates += (r.clipped or 0.0) > CLIPPED_NOTE
+        self.clipped_updates += (getattr(r, "clipped", None) or 0.0) > CLIPPED_NOTE
         if r.hears and r.level_db is not None and r.level_db > self.loudest_db:
             self.loudest_db = float(r.level_db)
         for k in STAGES:
