@@ -359,6 +359,23 @@ def _add_tflite(staged: Path, args: argparse.Namespace, task, split, say) -> Non
     )
 
 
+def _remove_dead_stages(out: Path, name: str) -> None:
+    """Remove `.NAME.build-PID` bundles in `out` whose process is gone: a run killed before its cleanup (a SIGTERM
+    takes its default action, which runs no `finally`) left a whole bundle there, hidden."""
+    for p in out.glob(f".{name}.build-*"):
+        pid = p.name.rsplit("-", 1)[-1]
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+            continue  # still running (another laq into the same folder)
+        except ProcessLookupError:
+            pass
+        except OSError:
+            continue  # someone else's process: leave it
+        shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+
+
 def cmd_laq(args: argparse.Namespace, spec: FeatureSpec, *, title: str | None = None) -> dict:
     """Train -> allocate bits -> QAT -> export a bundle; returns the summary it writes."""
     say = _say(args)
@@ -436,6 +453,7 @@ def cmd_laq(args: argparse.Namespace, spec: FeatureSpec, *, title: str | None = 
         calibration = calibration["features"] if task.input_names == ("features",) else calibration
     # built beside its place and checked on every engine there, then published with bitplan.json and summary.json
     # as one set while SIGINT / SIGTERM wait: a failure or Ctrl-C before that leaves the last run's files as they were
+    _remove_dead_stages(out, bundle_path.name)  # a run killed (SIGTERM, SIGKILL) before its cleanup left one
     staged = out / f".{bundle_path.name}.build-{os.getpid()}"
     try:
         build_bundle(

@@ -387,11 +387,12 @@ def test_write_bundle_replaces_a_bundle_but_nothing_else(tmp_path: Path, parts: 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b", "photos"], "no temp files left"
 
 
+@pytest.mark.parametrize("at", [1, 2])
 def test_a_ctrl_c_between_the_renames_keeps_the_old_bundle(
-    tmp_path: Path, parts: Any, good: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, parts: Any, good: Path, monkeypatch: pytest.MonkeyPatch, at: int
 ) -> None:
     """write_bundle moves the old bundle aside, then the new one in: a KeyboardInterrupt between the two
-    renames deleted both (the restore caught OSError only)."""
+    renames deleted both (the restore caught OSError only, and only around the second rename)."""
     import edge_ser.bundle.write as w
 
     manifest, files = parts
@@ -400,9 +401,11 @@ def test_a_ctrl_c_between_the_renames_keeps_the_old_bundle(
 
     def rename(a, b):
         calls.append(a)
-        if len(calls) == 2:  # the new folder into place
+        if len(calls) == at == 2:  # the new folder into place
             raise KeyboardInterrupt
         real(a, b)
+        if len(calls) == at == 1:  # as the old bundle's move aside returns
+            raise KeyboardInterrupt
 
     monkeypatch.setattr(w.os, "rename", rename)
     m2 = copy.deepcopy(manifest)

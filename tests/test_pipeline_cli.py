@@ -315,3 +315,21 @@ def test_laq_refuses_a_folder_that_is_not_a_bundle_before_training(tmp_path, cap
     out = capsys.readouterr()
     assert "exists and is not a bundle" in out.err and "[1/5]" not in out.out
     assert (mine / "important.txt").read_text() == "x"
+
+
+def test_a_killed_laqs_staged_bundle_is_removed_by_the_next_run(tmp_path):
+    """A SIGTERM takes its default action, which runs no `finally`: a killed laq left `.bundle.build-PID`, a whole
+    hidden bundle no later run removed. Stages of processes that are gone are removed; a live one's is kept."""
+    import os
+
+    from converters.commands import _remove_dead_stages
+
+    dead = tmp_path / ".bundle.build-999999999"
+    (dead / "sub").mkdir(parents=True)
+    tar = tmp_path / ".bundle.tar.build-999999998"
+    tar.write_bytes(b"x")
+    mine = tmp_path / f".bundle.build-{os.getpid()}"
+    mine.mkdir()
+    _remove_dead_stages(tmp_path, "bundle")
+    _remove_dead_stages(tmp_path, "bundle.tar")
+    assert not dead.exists() and not tar.exists() and mine.is_dir()

@@ -25,7 +25,7 @@ from edge_ser.bundle.manifest import (
 )
 from edge_ser.bundle.read import manifest_sum_line
 from edge_ser.errors import BundleError
-from edge_ser.fileio import atomic_write
+from edge_ser.fileio import atomic_write, signals_deferred
 
 if TYPE_CHECKING:
     from edge_ser.fusion import FusionRule
@@ -87,14 +87,17 @@ def write_bundle(
         tmp.mkdir()
         for name, data in everything.items():
             atomic_write(tmp / name, data)
-        if p.exists():
-            os.rename(p, old)
-        try:
-            os.rename(tmp, p)
-        except BaseException:  # an OSError, or a Ctrl-C between the two renames: the old bundle goes back
-            if old.exists() and not p.exists():
-                os.rename(old, p)
-            raise
+        with signals_deferred():  # the two renames are one step: a Ctrl-C waits for both
+            try:
+                if p.exists():
+                    os.rename(p, old)
+                os.rename(tmp, p)
+            except (
+                BaseException
+            ):  # an OSError (or an interrupt outside the main thread): the old bundle goes back
+                if old.exists() and not p.exists():
+                    os.rename(old, p)
+                raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
         shutil.rmtree(old, ignore_errors=True)
