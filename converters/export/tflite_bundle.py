@@ -496,7 +496,14 @@ def run(argv: list[str] | None = None) -> int:
     from edge_ser.errors import EdgeSerError
 
     try:
-        return main(argv)
+        # the features on one BLAS thread, as `edge-ser laq` computes them (edge_ser.cli sets OPENBLAS_NUM_THREADS=1):
+        # with a thread per core their float rounding differs, and so did the int8 scales (by 2e-9)
+        try:
+            from threadpoolctl import threadpool_limits
+        except ImportError:  # scikit-learn's dependency, so on every host with the host extra
+            return main(argv)
+        with threadpool_limits(1, user_api="blas"):
+            return main(argv)
     except EdgeSerError as e:
         print(f"python -m converters.export.tflite_bundle: error: {e}", file=sys.stderr)
         return 2
