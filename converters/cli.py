@@ -694,8 +694,8 @@ def _add_train_args(p: argparse.ArgumentParser, *, data_default: str | None, out
         type=in_range(2),
         default=5,
         help="speaker folds of --split speaker (default 5; at most the data set's speakers, e.g. 2 for TESS: "
-        "then val is a tenth of the training speaker's clips): one fold tests, the next validates, the other K-2 "
-        "train, so few folds train on little (docs/data.md)",
+        "then val is a tenth of the training speaker's clips): with K >= 3 one fold tests, the next validates, "
+        "the other K-2 train, so few folds train on little (docs/data.md)",
     )
     p.add_argument("--fold", type=int, default=0, help="which speaker fold is the test set (default 0)")
     p.add_argument(

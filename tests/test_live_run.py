@@ -1021,6 +1021,9 @@ def test_a_lost_microphone_is_an_update_at_once_and_a_warning_at_the_end(media, 
     lost = [r for r in results if r.label == NO_AUDIO]
     assert len(lost) == 3 and "microphone lost: retrying" in lost[0].notes
     assert all(r.probs == () and not r.speech for r in lost)
+    from edge_ser.live.outputs.console import _gate
+
+    assert _gate(lost[0]) == "no audio"  # the console's speech field, not "silence"
     back = next(r for r in results[results.index(lost[-1]) + 1 :] if r.notes)
     assert any(n.startswith("microphone back after") for n in back.notes)
     assert runner.stats.mic_losses == 1 and not runner.stats.mic_lost_at_end
@@ -1064,7 +1067,7 @@ def test_clipped_audio_is_marked_live_as_predict_marks_it(media, tmp_path):
             "A", (), {"audio_file": path, "video_file": None, "fast": True, "window": 1.0, "hop": 0.5}
         )()
         lines = [text for _, text in closing_lines(args, rec, runner, runner.stats)[0]]
-        assert any("turn the microphone's gain down" in t for t in lines) == clipped
+        assert any("turn the input's gain down" in t for t in lines) == clipped
 
 
 def test_fast_with_a_microphone_is_named_not_silently_dropped():
@@ -1075,12 +1078,11 @@ def test_fast_with_a_microphone_is_named_not_silently_dropped():
     from edge_ser.recognizer import Recognizer
 
     kind = Recognizer(ROOT / "bundles" / "ser_emodb", "numpy").kind
-    args = argparse.Namespace(fast=True, mic="USB", audio_file=None, video_file=None, camera=None, web=None)
-    assert any(
-        n.startswith("--fast not used: a microphone runs in real time") for n in unused_options(args, kind)
-    )
-    args.fast = False
-    assert not any(n.startswith("--fast") for n in unused_options(args, kind))
+    for mic in ("USB", None):  # a named microphone, or the default one (--mic not given)
+        args = argparse.Namespace(fast=True, mic=mic, audio_file=None, video_file=None, camera=None, web=None)
+        assert any(n.startswith("--fast not used: a microphone runs") for n in unused_options(args, kind))
+        args.fast = False
+        assert not any(n.startswith("--fast") for n in unused_options(args, kind))
 
 
 def test_a_quiet_voice_is_noted_during_the_run(tmp_path):
@@ -1106,4 +1108,6 @@ def test_a_quiet_voice_is_noted_during_the_run(tmp_path):
     noted = [(r.t, n) for r in results for n in r.notes if n.startswith("a voice under the gate")]
     assert len(noted) == 1, noted
     t_note, note = noted[0]
-    assert 9.0 <= t_note <= 12.5 and re.search(r"--vad-db -(55|60)$", note), noted
+    assert 9.0 <= t_note <= 12.5 and re.search(
+        r"--vad-db -(55|60) \(PipelineConfig\(vad_db=-(55|60)\) in Python\)$", note
+    ), noted

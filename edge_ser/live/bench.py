@@ -87,7 +87,7 @@ class LiveBenchReport:
         rows = [
             f"# edge-ser bench --live: {Path(self.bundle).name} on {self.engine}",
             "",
-            f"{self.stream_seconds:.0f} s of {media} {'in real time' if self.paced else 'as fast as it runs (not paced)'} "
+            f"{_seconds(self.stream_seconds)} of {media} {'in real time' if self.paced else 'as fast as it runs (not paced)'} "
             f"({_seconds(self.wall_seconds)} wall), {self.updates} updates ({self.updates_per_second:.2f}/s).",
             "",
             f"Features and inference over the updates that ran them ({'voice gate open' if self.audio else 'a face in view'}: "

@@ -233,7 +233,12 @@ def unused_options(args: argparse.Namespace, kind: Any) -> list[str]:
             out.append(f"{', '.join(mic)} not used: the audio comes from --audio-file")
     if getattr(args, "video_file", None) is not None and getattr(args, "camera", None) is not None:
         out.append("--camera not used: the faces come from --video-file")
-    if getattr(args, "fast", False) and getattr(args, "audio_file", None) is None and args.mic is not None:
+    if (
+        getattr(args, "fast", False)
+        and getattr(args, "audio_file", None) is None
+        and getattr(args, "video_file", None) is None
+        and kind.hears
+    ):
         out.append(
             "--fast not used: a microphone runs in real time (--fast plays --audio-file as fast as it can)"
         )
@@ -444,7 +449,8 @@ def closing_lines(
             (
                 "warning: ",
                 f"{s.clipped_updates} of {s.updates} updates were clipped (more than 1 % of a hop's samples at "
-                "full scale): distorted audio the model never trained on; turn the microphone's gain down",
+                "full scale): distorted audio the model never trained on; turn the input's gain down (the microphone's, or "
+                "the recording's)",
             )
         )
     if getattr(s, "mic_losses", 0):

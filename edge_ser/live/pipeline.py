@@ -564,7 +564,7 @@ class LivePipeline:
                 notes = (
                     *notes,
                     f"clipped: {100 * clipped:.0f} % of the newest hop's samples at full scale: distorted audio, "
-                    "turn the microphone's gain down",
+                    "turn the input's gain down",
                 )
         tl = time.perf_counter()
         if self.config.learn == "utterances" and self._follow_utterance(
@@ -621,7 +621,7 @@ class LivePipeline:
         return (
             f"a voice under the gate: {self._quiet_run * self.config.hop:g} s of voiced sound at about {db:.0f} dBFS, "
             f"under --vad-db {self.gate.vad_db:g}; a quiet speaker? raise the microphone's gain, or --vad-db "
-            f"{lower:g}",
+            f"{lower:g} (PipelineConfig(vad_db={lower:g}) in Python)",
         )
 
     def no_audio(self, t: float, notes: tuple[str, ...] = ()) -> LiveResult:

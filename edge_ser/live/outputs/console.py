@@ -14,7 +14,7 @@ import textwrap
 from typing import TextIO
 
 from edge_ser.live.outputs.base import OutputError
-from edge_ser.live.result import LiveResult
+from edge_ser.live.result import NO_AUDIO, LiveResult
 from edge_ser.text import printable
 
 BLOCK_BARS = ("\u2588", "\u2591")
@@ -50,6 +50,8 @@ def _db(x: float) -> str:
 def _gate(result: LiveResult) -> str:
     if not result.hears:
         return "FACE" if result.speech else "no face"
+    if result.label == NO_AUDIO:
+        return "no audio"
     return "SPEECH" if result.speech else "silence"
 
 

@@ -530,7 +530,7 @@ function render(r) {
   const hears = r.mode !== "video";  // a face-only bundle has no voice gate and no level
   $("speech-box").hidden = !hears;
   $("level-box").hidden = !hears;
-  $("speech").textContent = r.speech ? "speech" : "silence";
+  $("speech").textContent = r.label === "no audio" ? "no audio" : (r.speech ? "speech" : "silence");
   $("level").textContent = (r.level_db === null ? "-inf" : r.level_db.toFixed(1)) + " dBFS";
   $("t").textContent = r.t.toFixed(2) + " s";
   $("total").textContent = r.times ? r.times.total.toFixed(1) + " ms" : "-";
