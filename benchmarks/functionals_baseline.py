@@ -8,10 +8,12 @@ seed 0), train = the other 8; each classifier's C is chosen on the validation sp
 UAR (mean per-class recall) and WAR (accuracy) are averaged over the folds: mean and sample std
 (`converters.protocol.mean_std`, as every other table; docs/protocol.md "Metrics").
 
-Normalisation (`norm`): `none` standardises with the training split's statistics only; `speaker` first
-z-normalises every speaker's functionals by that speaker's own mean and std over all of its clips (for the
-test speaker: its unlabelled test clips, i.e. transductive), as Schuller et al. 2009 and Gjoreski et al. 2014
-do. The functionals are computed once and cached (`converters.featurize.functionals_matrix`).
+Normalisation (`norm`): `none` standardises with the training split's statistics only (`FlooredScaler`, as
+every table's scikit-learn rows); `speaker` first standardises every speaker's functionals by that speaker's own
+mean and variance over all of its clips (for the test speaker: its unlabelled test clips, i.e. transductive), as
+Schuller et al. 2009 and Gjoreski et al. 2014 do, with the project's one implementation
+(`converters.speaker_norm.transductive`, its floors from each fold's training and validation rows; this script had
+its own z-normalisation with another floor until 2026-12-06). The functionals are computed once and cached (`converters.featurize.functionals_matrix`).
 """
 
 from __future__ import annotations
@@ -41,34 +43,31 @@ from edge_ser.features.egemaps import FunctionalsSpec  # noqa: E402
 C_GRID = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0)
 
 
-def speaker_znorm(X: np.ndarray, speakers: np.ndarray) -> np.ndarray:
-    """Each speaker's rows standardised by that speaker's own mean and std (std floored)."""
-    out = np.empty_like(X, dtype=np.float64)
-    for s in np.unique(speakers):
-        m = speakers == s
-        mu, sd = X[m].mean(0), X[m].std(0)
-        out[m] = (X[m] - mu) / np.maximum(sd, 1e-6 * (np.abs(mu) + 1.0))
-    return out
-
-
 def make(kind: str, c: float):
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import StandardScaler
     from sklearn.svm import SVC
+
+    from converters.scaler import FlooredScaler
 
     est = (
         LogisticRegression(C=c, max_iter=5000)
         if kind == "logreg"
         else SVC(C=c, kernel="rbf", gamma="scale", random_state=0)
     )
-    return Pipeline([("scale", StandardScaler()), (kind, est)])
+    return Pipeline([("scale", FlooredScaler()), (kind, est)])
 
 
-def loso(X: np.ndarray, y: np.ndarray, speakers: np.ndarray, kind: str, classes) -> dict:
-    """Per-fold UAR / WAR of `kind` with C chosen on the validation speaker's UAR."""
+def loso(X: np.ndarray, y: np.ndarray, speakers: np.ndarray, kind: str, classes, per_speaker: bool) -> dict:
+    """Per-fold UAR / WAR of `kind` with C chosen on the validation speaker's UAR; `per_speaker`: every speaker
+    standardised by its own clips (`converters.speaker_norm.transductive`), the variance floors from the fold's
+    training and validation rows."""
+    from converters.speaker_norm import transductive
+
     uars, wars, chosen = [], [], []
+    X0 = X
     for _, split in leave_one_speaker_out(speakers, y, val_speakers=1, seed=0):
+        X = transductive(X0, speakers, floor_from=X0[split.seen]) if per_speaker else X0
         best, best_uar = None, -1.0
         for c in C_GRID:
             pipe = make(kind, c).fit(X[split.train], y[split.train])
@@ -109,9 +108,9 @@ def main() -> None:
     speakers = np.array([r.speaker for r in records])
     classes = class_order(y)
     rows = []
-    for norm, Xn in (("none", X), ("speaker", speaker_znorm(X, speakers))):
+    for norm in ("none", "speaker"):
         for kind in ("logreg", "svm"):
-            r = loso(Xn, y, speakers, kind, classes)
+            r = loso(X, y, speakers, kind, classes, per_speaker=norm == "speaker")
             rows.append(
                 {
                     "model": kind,
