@@ -58,7 +58,9 @@ def make(kind: str, c: float):
     return Pipeline([("scale", FlooredScaler()), (kind, est)])
 
 
-def loso(X: np.ndarray, y: np.ndarray, speakers: np.ndarray, kind: str, classes, per_speaker: bool) -> dict:
+def loso(
+    X: np.ndarray, y: np.ndarray, speakers: np.ndarray, kind: str, classes, per_speaker: bool = False
+) -> dict:
     """Per-fold UAR / WAR of `kind` with C chosen on the validation speaker's UAR; `per_speaker`: every speaker
     standardised by its own clips (`converters.speaker_norm.transductive`), the variance floors from the fold's
     training and validation rows."""
