@@ -370,6 +370,16 @@ def test_tar_of_a_folder_refuses_what_is_outside_it_or_deeper(tmp_path: Path, me
     refused(_write_tar(tmp_path, [*moved, (info, data)]), "'other/notes.txt': is outside the folder 'ser_x'")
     info, data = file_info("ser_x/sub/weights.esq", b"x")
     refused(_write_tar(tmp_path, [*moved, (info, data)]), "has a folder, absolute or parent path")
+    sub = tarfile.TarInfo("nest/b1")  # `tar -cf t.tar nest/b1`: the bundle one level deeper than one folder
+    sub.type = tarfile.DIRTYPE
+    top = tarfile.TarInfo("nest")
+    top.type = tarfile.DIRTYPE
+    deeper = [(file_info(f"nest/b1/{i.name}", d)[0], d) for i, d in members]
+    refused(
+        _write_tar(tmp_path, [(top, None), (sub, None), *deeper]),
+        "is a folder inside 'nest'",
+        "tar -C 'nest'",
+    )
 
 
 def test_write_bundle_replaces_a_bundle_but_nothing_else(tmp_path: Path, parts: Any, good: Path) -> None:

@@ -323,6 +323,14 @@ def member_name(m: tarfile.TarInfo, src: str, folder: str | None = None) -> str 
             f"bundle {src}: archive member {short(raw)}: is a link (to {short(m.linkname)}); "
             "a bundle archive holds regular files only"
         )
+    if (
+        m.isdir() and folder is not None
+    ):  # `tar -cf b.tar nest/b1`: the files are a level deeper than one folder
+        raise BundleError(
+            f"bundle {src}: archive member {short(raw)}: is a folder inside {short(folder)}; the bundle's files must "
+            f"be directly in the archive's one folder: make it from the bundle folder itself "
+            f"(`tar -C {short(folder)} -cf bundle.tar {short(name)}`){TAR_HINT}"
+        )
     if m.isdir():
         raise BundleError(f"bundle {src}: archive member {short(raw)}: is a folder{TAR_HINT}")
     if not m.isreg() or m.issparse():
