@@ -60,16 +60,19 @@ def run(protocol: str, limit: int | None) -> dict:
     norm = NormMode("transductive")
     folds = PROTOCOLS[protocol].folds(aug.speakers, aug.y)[:limit]
     views = [aug.X, *tests]
+    # every view standardised per speaker, the floors from each fold's training and validation rows (never the test
+    # speaker's): one per fold, for both arms
+    normed = [transductive_like(aug.X, aug.speakers, views, floor_from=aug.X[f.split.seen]) for f in folds]
     out: dict = {"protocol": protocol, "data": data_name, "model": row.key, "folds": len(folds), "arms": {}}
     for arm, data in (("shipped copies", aug), ("+ length views", with_crops)):
         uars = {v: [] for v in VIEWS}
-        for fold in tqdm(folds, desc=f"{protocol}, {arm}", disable=None):
+        for fold, fold_views in zip(
+            tqdm(folds, desc=f"{protocol}, {arm}", disable=None), normed, strict=True
+        ):
             fd, _ = fold_inputs(data, fold, norm)
             fitted = row.fit(fd)
             t = fold.split.test
-            # the floors come from the fold's training and validation rows, never from the test speaker's
-            normed = transductive_like(aug.X, aug.speakers, views, floor_from=aug.X[fold.split.seen])
-            for name, X in zip(VIEWS, normed, strict=True):
+            for name, X in zip(VIEWS, fold_views, strict=True):
                 uars[name].append(index_metrics(aug.y[t], fitted.predict(X[t]), aug.classes).uar)
         out["arms"][arm] = {v: mean_std(u) for v, u in uars.items()}
         out["arms"][arm]["per_fold"] = {v: [round(100 * x, 2) for x in u] for v, u in uars.items()}

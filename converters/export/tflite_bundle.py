@@ -491,6 +491,18 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _one_blas_thread():
+    """threadpoolctl's limit of numpy's BLAS to one thread (scikit-learn's dependency, so on every host with the
+    host extra), or nothing without it."""
+    import contextlib
+
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return contextlib.nullcontext()
+    return threadpool_limits(1, user_api="blas")
+
+
 def run(argv: list[str] | None = None) -> int:
     """`main`, with an edge-ser error (a bad bundle, a data set not found) printed as one line and exit 2."""
     from edge_ser.errors import EdgeSerError
@@ -498,11 +510,7 @@ def run(argv: list[str] | None = None) -> int:
     try:
         # the features on one BLAS thread, as `edge-ser laq` computes them (edge_ser.cli sets OPENBLAS_NUM_THREADS=1):
         # with a thread per core their float rounding differs, and so did the int8 scales (by 2e-9)
-        try:
-            from threadpoolctl import threadpool_limits
-        except ImportError:  # scikit-learn's dependency, so on every host with the host extra
-            return main(argv)
-        with threadpool_limits(1, user_api="blas"):
+        with _one_blas_thread():
             return main(argv)
     except EdgeSerError as e:
         print(f"python -m converters.export.tflite_bundle: error: {e}", file=sys.stderr)

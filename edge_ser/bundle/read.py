@@ -205,9 +205,8 @@ class TarSource(BundleSource):
 
     def _scan(self, max_file: int, max_total: int) -> None:
         total = 0
-        folder: str | None = (
-            None  # the one top-level folder of `tar -cf b.tar BUNDLE_FOLDER`, if the first member is in it
-        )
+        # the one top-level folder of `tar -cf b.tar BUNDLE_FOLDER`, if the first member is in it
+        folder: str | None = None
         first = True
         try:
             while (m := self.tf.next()) is not None:
@@ -323,9 +322,8 @@ def member_name(m: tarfile.TarInfo, src: str, folder: str | None = None) -> str 
             f"bundle {src}: archive member {short(raw)}: is a link (to {short(m.linkname)}); "
             "a bundle archive holds regular files only"
         )
-    if (
-        m.isdir() and folder is not None
-    ):  # `tar -cf b.tar nest/b1`: the files are a level deeper than one folder
+    if m.isdir() and folder is not None:
+        # `tar -cf b.tar nest/b1`: the files are a level deeper than one folder
         raise BundleError(
             f"bundle {src}: archive member {short(raw)}: is a folder inside {short(folder)}; the bundle's files must "
             f"be directly in the archive's one folder: make it from the bundle folder itself "

@@ -92,9 +92,8 @@ def write_bundle(
                 if p.exists():
                     os.rename(p, old)
                 os.rename(tmp, p)
-            except (
-                BaseException
-            ):  # an OSError (or an interrupt outside the main thread): the old bundle goes back
+            except BaseException:
+                # an OSError (or an interrupt outside the main thread): the old bundle goes back
                 if old.exists() and not p.exists():
                     os.rename(old, p)
                 raise

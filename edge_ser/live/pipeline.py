@@ -478,10 +478,8 @@ class LivePipeline:
             False  # the first full window's earlier hops are gated with it (`_gate_earlier_hops`)
         )
         self._clip_noted = -math.inf  # stream time of the last "clipped" note
-        self._quiet_run, self._quiet_noted = (
-            0,
-            -math.inf,
-        )  # voiced hops under the gate in a row; the last note
+        self._quiet_run = 0  # voiced hops under the gate in a row (`_quiet_voice`)
+        self._quiet_noted = -math.inf  # stream time of the last "a voice under the gate" note
 
     def set_source_rate(self, rate: int | None) -> str | None:
         """Tell the pipeline the rate its audio was recorded at (a microphone's capture rate, a file's, a pushed
@@ -545,20 +543,21 @@ class LivePipeline:
         if self.kind.hears and not self._gated_once:
             earlier, learn_ms = self._gate_earlier_hops(window)
         self._gated_once = True
+        newest = window[-max(1, int(round(self.config.hop * self.sr))) :]  # the hop this update adds
         # a face-only model (no audio) asks for a face in view instead of speech
         if self.kind.hears:
             quiet_before = self.gate.quiet_hops
             db, open_now = self._gate_hop(window)
             notes = (*notes, *self._quiet_voice(t, db, self.gate.quiet_hops > quiet_before))
         else:
-            db, open_now = level_db(window[-max(1, int(round(self.config.hop * self.sr))) :]), False
+            db, open_now = level_db(newest), False
         speech = (
             open_now or earlier if self.kind.hears else self.kind.enough_faces(faces, self.config.min_faces)
         )
         notes = (*notes, *self._open_too_long(t, speech, db))
         clipped = None
         if self.kind.hears:
-            clipped = clipped_share(window[-max(1, int(round(self.config.hop * self.sr))) :])
+            clipped = clipped_share(newest)
             if clipped > CLIPPED_NOTE and t - self._clip_noted >= CLIP_NOTE_EVERY:
                 self._clip_noted = t
                 notes = (

@@ -313,9 +313,8 @@ class LiveRunner:
                 if chunk is None:
                     break
                 if not self._channel_noted and (cn := getattr(self.audio, "channel_note", None)):
-                    self._notes.append(
-                        cn
-                    )  # the channels cancel: on the page and in the JSON, not stderr only
+                    # the channels cancel: on the page and in the JSON, not on stderr only
+                    self._notes.append(cn)
                     self._channel_noted = True
                 if chunk is LOST:  # an update that says so, not the last label standing
                     notes = tuple(self._notes)
