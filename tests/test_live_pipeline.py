@@ -206,6 +206,10 @@ def test_step_fused_fallback_and_silence(bundles, astronaut):
     with_fallback = LivePipeline(b, _engine(b), fallback=_engine(bundles["audio"]))
     r = with_fallback.step(4.0, _speech(seed=2), no_faces)
     assert r.mode == "audio" and r.fallback == "no face: audio-only model"
+    r = with_fallback.step(4.5, np.zeros(48000, np.float32), no_faces)
+    assert not r.speech and r.mode == "audio"  # what would answer; it said "fused" with no face in view
+    r = with_fallback.step(5.0, np.zeros(48000, np.float32), faces)
+    assert not r.speech and r.mode == "fused"
 
     r = pipe.step(4.5, np.zeros(48000, np.float32), faces)
     assert r.label == SILENCE and not r.speech and r.probs == () and r.smoothed == ()  # no estimate: no zeros

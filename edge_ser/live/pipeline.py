@@ -576,6 +576,14 @@ class LivePipeline:
         mode = self.kind.mode
         if self._degrades(faces):
             mode = "audio"  # a fusion bundle without a face in view answers (or stays silent) on audio alone
+        elif (
+            self.fallback is not None
+            and self.needs_faces
+            and not self.kind.enough_faces(faces, self.config.min_faces)
+        ):
+            mode = (
+                self.fallback.bundle.input_kind.mode
+            )  # the fallback would answer: a silent update says so too
         common = {"t": t, "labels": self.labels, "level_db": db, "face_box": box, "frame_size": frame_size,
                   "overflows": overflows, "notes": notes, "clipped": clipped,
                   "voiced": self.gate.voiced if self.kind.hears else None}  # fmt: skip
