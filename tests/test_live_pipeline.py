@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -429,3 +430,20 @@ def test_a_face_that_moved_beyond_the_region_is_found_again(astronaut):
     first = tracker(frame, 0.0)
     moved = tracker(np.roll(frame, 150, axis=1), 1.0)
     assert first.found and moved.found and moved.box[0] > first.box[0] + 100
+
+
+def test_a_session_on_a_fused_bundle_warns_it_has_no_frames_and_says_black_frames(bundles):
+    """A session pushes audio only: av_cnn then answers on black frames. It said "the centre crop" (of no frame)
+    and nothing at the start; now the session warns once, naming the audio-only fallback, and each answer says
+    "no frames"."""
+    from edge_ser.errors import InputWarning
+    from edge_ser.live.session import AudioSession
+
+    b = bundles["fused"]
+    with pytest.warns(InputWarning, match="fallback= an audio-only bundle"):
+        session = AudioSession(LivePipeline(b, _engine(b), PipelineConfig(smoothing="none")), 16000)
+    r = [r for r in session.push(_speech()) if r.speech][0]
+    assert r.mode == "fused" and r.fallback.startswith("no frames") and "black frames" in r.fallback
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", InputWarning)  # with a fallback: nothing to warn about
+        AudioSession(LivePipeline(b, _engine(b), fallback=_engine(bundles["audio"])), 16000)

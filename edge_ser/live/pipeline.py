@@ -813,6 +813,8 @@ class LivePipeline:
             if self.fallback is not None:
                 engine, kind = self.fallback, self.fallback.bundle.input_kind
                 mode, fallback = kind.mode, "no face: audio-only model"
+            elif not faces:  # no frame at all (a session fed audio only): `window_inputs` gives black frames
+                fallback = "no frames: fused model on black frames (no audio-only fallback bundle)"
             else:
                 fallback = "no face: fused model on the centre crop (no audio-only fallback bundle)"
         elif self._degrades(faces):

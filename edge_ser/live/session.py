@@ -17,6 +17,7 @@ channel when they cancel, with one InputWarning: `edge_ser.audio.channels.Downmi
 
 from __future__ import annotations
 
+import warnings
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -24,7 +25,7 @@ import numpy as np
 from edge_ser.audio.channels import Downmix
 from edge_ser.audio.polyphase import Resampler
 from edge_ser.audio.wav import MAX_FLOAT_PEAK, MAX_SR, MIN_SR
-from edge_ser.errors import AudioFormatError, ConfigError
+from edge_ser.errors import AudioFormatError, ConfigError, InputWarning
 from edge_ser.features.spectral import check_audio
 from edge_ser.live.pipeline import SlidingWindow
 
@@ -96,6 +97,18 @@ class AudioSession:
             raise ConfigError(
                 f"{pipeline.bundle.root}: this bundle reads faces only; a session takes audio "
                 "(use Recognizer.stream with a camera, or predict_audio with faces=...)"
+            )
+        if (
+            pipeline.needs_faces
+            and pipeline.fallback is None
+            and not pipeline.kind.enough_faces(None, pipeline.config.min_faces)
+        ):  # early fusion (av_cnn); a late-fusion bundle answers on audio alone by itself
+            warnings.warn(
+                f"{pipeline.bundle.root}: this bundle fuses faces with the audio and a session pushes audio only: "
+                "every answer is the fused model on black frames; give fallback= an audio-only bundle (av_cnn's is "
+                "bundles/av_cnn_audio), or use a late-fusion bundle (bundles/av_fusion answers on audio alone)",
+                InputWarning,
+                stacklevel=3,
             )
         self.pipeline = pipeline
         narrow = pipeline.set_source_rate(int(sample_rate))
