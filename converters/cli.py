@@ -843,6 +843,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     _add_train_args(p, data_default=None, out_default="out/laq")
     _add_laq_args(p, recipe="laq-paper")
+    p.add_argument(
+        "--from-model",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="start from the float model `edge-ser train` saved (its --out folder or model.pt) instead of training "
+        "one: the same --data, --model, --split, --seed, --fold and --folds as that run (checked against its "
+        "summary.json), so QAT and the test figures see its split",
+    )
     p.set_defaults(func=cmd_laq)
 
     p = sub.add_parser(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import sys
@@ -156,10 +157,14 @@ def _ignored(args: argparse.Namespace, command: str) -> None:
         and args.t_margin != 0.05,
         "--n-per-class": getattr(args, "n_per_class", None) is not None
         and args.data not in ("synthetic", *AV_DATA),
+        "--epochs": getattr(args, "from_model", None) is not None and args.epochs != 300,
+        "--patience": getattr(args, "from_model", None) is not None and args.patience != 30,
     }
     why = {"--mode": "av_cnn only", "--fold": "--split speaker only", "--folds": "--split speaker only",
            "--budget": "the sensitivity recipe only, without a budget after '@'", "--t-margin": "the laq-paper / laq-qat recipes only, without a margin after '@'",
-           "--n-per-class": f"the built-in synthetic data sets only: synthetic, {', '.join(AV_DATA)}"}  # fmt: skip
+           "--n-per-class": f"the built-in synthetic data sets only: synthetic, {', '.join(AV_DATA)}",
+           "--epochs": "training the float model, which --from-model skips",
+           "--patience": "training the float model, which --from-model skips"}  # fmt: skip
     for option, idle in unused.items():
         if idle:
             print(
@@ -292,6 +297,75 @@ def cmd_train(args: argparse.Namespace, spec: FeatureSpec, *, title: str | None 
     return 0
 
 
+def _float_model(args: argparse.Namespace, task: Task, split, made: dict) -> torch.nn.Module:
+    """laq's float model: `train`'s (--from-model), or one trained now."""
+    if getattr(args, "from_model", None) is not None:
+        return trained_model(args.from_model, task, split, made)
+    return _train_float(args, task, split)[0].model
+
+
+def model_file(path: Path | None) -> Path | None:
+    """`--from-model`'s model.pt (the path, or model.pt in it when it is a folder; None without one); ConfigError
+    when it is not there, before any data is read."""
+    if path is None:
+        return None
+    path = Path(path)
+    file = path / "model.pt" if path.is_dir() else path
+    if not file.is_file():
+        where = f"no {file.name} in that folder" if path.is_dir() else "no such file or folder"
+        raise ConfigError(f"--from-model {path}: {where} (give the folder `edge-ser train --out` wrote)")
+    return file
+
+
+def trained_model(path: Path, task: Task, split, made: dict) -> torch.nn.Module:
+    """The float model `edge-ser train` saved at `path` (its --out folder or model.pt), for `laq --from-model`:
+    ConfigError unless it was trained on this data set, model, feature spec and classes, and on this very split
+    (its summary.json's split record), so the QAT, validation and test rows laq uses are the ones it held out."""
+    file = model_file(Path(path))
+    assert file is not None
+    summary_file = file.parent / "summary.json"
+    try:
+        saved = torch.load(file, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001  (a zip, pickle or tensor error: all mean "not train's model.pt")
+        raise ConfigError(
+            f"--from-model {file}: not a model `edge-ser train` saved ({type(e).__name__}: {e})"
+        ) from None
+    if not isinstance(saved, dict) or "state_dict" not in saved:
+        raise ConfigError(f"--from-model {file}: not a model `edge-ser train` saved (no state_dict)")
+    differ = [
+        f"{what}: it has {have!r}, this run {want!r}"
+        for what, have, want in (
+            ("model", saved.get("model"), task.model_name),
+            ("classes", saved.get("classes"), list(task.classes)),
+            ("feature spec", saved.get("spec"), _spec_dict(task)),
+        )
+        if have != want
+    ]
+    try:
+        summary = json.loads(summary_file.read_text())
+    except (OSError, ValueError) as e:
+        raise ConfigError(
+            f"--from-model {file}: cannot read {summary_file} ({e}), which says which clips the model trained on: "
+            "without it laq could quantize and test it on its own training clips"
+        ) from None
+    theirs, made = summary.get("split_record"), json.loads(json.dumps(made))  # as summary.json holds it
+    if theirs != made:
+        keys = sorted(set(theirs or {}) | set(made))
+        changed = [k for k in keys if (theirs or {}).get(k) != made.get(k)]
+        differ.append(
+            f"split ({', '.join(changed) or 'not recorded'}): give the --split, --seed, --fold and --folds of that "
+            "run, so the validation and test clips are the ones it held out"
+        )
+    if differ:
+        raise ConfigError(f"--from-model {file}: not trained as this run asks: " + "; ".join(differ))
+    model = task.make_model(split.train)
+    try:
+        model.load_state_dict(saved["state_dict"])
+    except RuntimeError as e:
+        raise ConfigError(f"--from-model {file}: its weights do not fit {task.model_name}: {e}") from None
+    return model.eval()
+
+
 def _split_file(task: Task, split) -> dict:
     """split.json: the parts as row indices (`Split.to_dict`, read back by `Split.from_dict`) and, so they can be
     checked against `edge-ser data`, the file, speaker and label of every row; the rows are the clips trained on,
@@ -388,6 +462,7 @@ def cmd_laq(args: argparse.Namespace, spec: FeatureSpec, *, title: str | None = 
     from edge_ser.bundle.write import check_replaceable
 
     check_replaceable(bundle_path, as_tar=args.tar)  # before the training, not after it
+    model_file(getattr(args, "from_model", None))  # --from-model's file is there: before the data
     if title:
         say(title)
     task = _task(args, spec)
@@ -396,11 +471,14 @@ def cmd_laq(args: argparse.Namespace, spec: FeatureSpec, *, title: str | None = 
     made = _split_record(args, task, split)
     _warn_missing_classes(task, split)
     Xtr, ytr, Xva, yva, Xte, yte = task.parts(split)
-    res, _ = _train_float(args, task, split)
-    fp_acc = accuracy(res.model, Xte, yte)
-    fp_uar = index_metrics(yte, predict(res.model, Xte).argmax(1), task.classes).uar
+    from_model = getattr(args, "from_model", None)
+    float_model = _float_model(args, task, split, made)
+    fp_acc = accuracy(float_model, Xte, yte)
+    fp_uar = index_metrics(yte, predict(float_model, Xte).argmax(1), task.classes).uar
     say(
-        f"[2/5] float {model_line(res.model, task.model_name)}\n      test accuracy {fp_acc:.3f}, UAR {fp_uar:.3f} "
+        f"[2/5] float {model_line(float_model, task.model_name)}"
+        + (f" (from {from_model})" if from_model is not None else "")
+        + f"\n      test accuracy {fp_acc:.3f}, UAR {fp_uar:.3f} "
         f"(split {args.split}, "
         f"{_seed_text(args, task)}, {len(split.train)}/{len(split.val)}/{len(split.test)}{speakers_line(made)})"
     )
@@ -408,7 +486,7 @@ def cmd_laq(args: argparse.Namespace, spec: FeatureSpec, *, title: str | None = 
     say(f"[3/5] bit allocation: {args.recipe}")
     c = compress(
         args.recipe,
-        res.model,
+        float_model,
         Xtr,
         ytr,
         Xva,

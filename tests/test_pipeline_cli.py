@@ -333,3 +333,37 @@ def test_a_killed_laqs_staged_bundle_is_removed_by_the_next_run(tmp_path):
     _remove_dead_stages(tmp_path, "bundle")
     _remove_dead_stages(tmp_path, "bundle.tar")
     assert not dead.exists() and not tar.exists() and mine.is_dir()
+
+
+def test_laq_starts_from_the_model_train_saved_and_refuses_one_trained_otherwise(tmp_path, capsys):
+    """`laq --from-model` compresses `train`'s float model (laq could only train its own): the float figures are
+    train's, and a model of another split, data set or model is refused before any bit is allocated."""
+    common = ["--data", "synthetic", "--n-per-class", "4", "--cache", str(tmp_path / "c"), "-q"]
+    assert main(["train", *common, "--epochs", "3", "--out", str(tmp_path / "t")]) == 0
+    trained = json.loads((tmp_path / "t" / "summary.json").read_text())
+    capsys.readouterr()
+    laq = ["laq", *common, "--recipe", "ptq-2", "--tflite", "no", "--from-model", str(tmp_path / "t")]
+    assert main([*laq, "--out", str(tmp_path / "q")]) == 0
+    summary = json.loads((tmp_path / "q" / "summary.json").read_text())
+    assert summary["float_test_accuracy"] == pytest.approx(trained["test_accuracy"])
+    assert (tmp_path / "q" / "bundle" / "weights.esq").is_file()
+    capsys.readouterr()
+    for wrong, says in (
+        (["--seed", "1"], "split (seed"),
+        (["--split", "speaker", "--folds", "3"], "split ("),
+        (["--n-per-class", "5"], "split ("),
+    ):
+        assert main([*laq, *wrong, "--out", str(tmp_path / "x")]) == 2
+        err = capsys.readouterr().err
+        assert "not trained as this run asks" in err and says in err, err
+        assert not (tmp_path / "x" / "bundle").exists()
+    assert main([*laq[:-1], str(tmp_path / "nothing"), "--out", str(tmp_path / "x")]) == 2
+    assert "nothing: no such file or folder" in capsys.readouterr().err
+    assert main([*laq[:-1], str(tmp_path), "--out", str(tmp_path / "x")]) == 2
+    assert "no model.pt in that folder" in capsys.readouterr().err
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "model.pt").write_bytes(b"not a model")
+    assert main([*laq[:-1], str(tmp_path / "bad"), "--out", str(tmp_path / "x")]) == 2
+    assert "not a model `edge-ser train` saved" in capsys.readouterr().err
+    assert main([*laq, "--epochs", "5", "--out", str(tmp_path / "q")]) == 0
+    assert "--epochs is ignored here" in capsys.readouterr().err
