@@ -19,7 +19,7 @@ wh = importlib.util.module_from_spec(_spec)
 sys.modules[_spec.name] = wh  # its dataclasses look their module up
 _spec.loader.exec_module(wh)
 
-DEVICE_COMMANDS = {"info", "predict", "run", "bench"}
+DEVICE_COMMANDS = {"info", "predict", "run", "bench", "slim"}
 HOST_COMMANDS = {
     "train",
     "laq",

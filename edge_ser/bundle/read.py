@@ -118,6 +118,16 @@ class BundleSource:
             )
 
 
+def _hint(name: str) -> str:
+    """What to do about a listed file that is missing: a TFLite variant deleted by hand has a command that does it."""
+    if name.endswith(".tflite"):
+        return (
+            " (a TFLite variant cannot be deleted by hand: the manifest lists and signs it; put it back, or make a "
+            "copy without the variants: edge-ser slim BUNDLE OUT)"
+        )
+    return ""
+
+
 class DirSource(BundleSource):
     """A bundle folder: regular files only (no links, FIFOs or sub-folders among the listed names)."""
 
@@ -144,7 +154,9 @@ class DirSource(BundleSource):
         try:
             st = p.lstat()
         except FileNotFoundError:
-            raise BundleError(f"bundle {self.src}: {name}: listed in {MANIFEST_NAME} but missing") from None
+            raise BundleError(
+                f"bundle {self.src}: {name}: listed in {MANIFEST_NAME} but missing" + _hint(name)
+            ) from None
         except OSError as e:
             raise BundleError(f"bundle {self.src}: {name}: cannot be read ({e.strerror})") from e
         if stat.S_ISLNK(st.st_mode):
@@ -253,6 +265,7 @@ class TarSource(BundleSource):
         if name not in self.members:
             raise BundleError(
                 f"bundle {self.src}: {name}: listed in {MANIFEST_NAME} but missing from the archive"
+                + _hint(name)
             )
         return self.members[name].size
 

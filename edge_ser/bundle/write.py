@@ -180,3 +180,45 @@ def write_fusion_bundle(
 
 
 __all__ = ["write_bundle", "write_fusion_bundle"]
+
+
+def without_tflite(
+    src: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    keep: tuple[str, ...] = (),
+    as_tar: bool = False,
+) -> tuple[Path, list[str]]:
+    """Write a copy of the bundle at `src` to `out` without its TFLite variants (but those named in `keep`), re-signed
+    and verified as `write_bundle` writes any bundle: a device that runs onnxruntime or numpy only needs none of
+    them, and a variant deleted by hand makes the bundle unloadable (the manifest lists and signs it). Every other
+    file is kept byte for byte. Returns (the path written, the files left out). BundleError for a fusion bundle
+    (its branches are separate bundles: slim those; their manifests' sha256 are pinned, so the fusion is then made
+    again), a bundle with no variants, or a `keep` it does not have."""
+    bundle = load_bundle(src)
+    if BLOCK in bundle.manifest:
+        raise BundleError(
+            f"bundle {src}: a fusion bundle holds no model files; its branches are bundles of their own, and their "
+            "manifests' sha256 are pinned in it, so a slimmed branch needs the fusion bundle made again"
+        )
+    manifest = copy.deepcopy(dict(bundle.manifest))
+    variants = (manifest.get("tflite") or {}).get("variants") or {}
+    if not variants:
+        raise BundleError(f"bundle {src}: has no TFLite variants to leave out")
+    unknown = sorted(set(keep) - set(variants))
+    if unknown:
+        raise BundleError(
+            f"bundle {src}: no TFLite variant {', '.join(unknown)} to keep (it has {', '.join(variants)})"
+        )
+    dropped = sorted(v["file"] for name, v in variants.items() if name not in keep)
+    if keep:
+        manifest["tflite"]["variants"] = {name: v for name, v in variants.items() if name in keep}
+    else:
+        del manifest["tflite"]
+    files = {name: bundle.read(name) for name in manifest["files"] if name not in dropped}
+    manifest["files"] = {}
+    if Path(out).resolve() == Path(src).resolve():
+        raise BundleError(
+            f"bundle {src}: write the slimmed copy elsewhere (a fusion bundle may pin this one)"
+        )
+    return write_bundle(out, manifest=manifest, files=files, as_tar=as_tar), dropped

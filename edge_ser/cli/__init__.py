@@ -35,10 +35,10 @@ Register = Callable[[argparse._SubParsersAction], None]
 
 def device_commands() -> list[Register]:
     """The register functions of the commands every install has, in help order."""
-    from edge_ser.cli import bench, info, predict
+    from edge_ser.cli import bench, info, predict, slim
     from edge_ser.live import command
 
-    return [info.register, predict.register, command.register, bench.register]
+    return [info.register, predict.register, command.register, bench.register, slim.register]
 
 
 def installed_commands() -> list[tuple[str, Register]]:
