@@ -304,6 +304,17 @@ def _float_model(args: argparse.Namespace, task: Task, split, made: dict) -> tor
     return _train_float(args, task, split)[0].model
 
 
+def _check_from_model(path: Path | None, out: Path) -> None:
+    """--from-model's model.pt is there, and --out is not its folder (laq's summary.json would replace train's,
+    which records the split the model was trained on)."""
+    file = model_file(path)
+    if file is not None and file.parent.resolve() == out.resolve():
+        raise ConfigError(
+            f"--out {out}: the folder of --from-model {path}; laq's files would replace train's summary.json, which "
+            "records the clips the model trained on: give another --out"
+        )
+
+
 def model_file(path: Path | None) -> Path | None:
     """`--from-model`'s model.pt (the path, or model.pt in it when it is a folder; None without one); ConfigError
     when it is not there, before any data is read."""
@@ -315,6 +326,24 @@ def model_file(path: Path | None) -> Path | None:
         where = f"no {file.name} in that folder" if path.is_dir() else "no such file or folder"
         raise ConfigError(f"--from-model {path}: {where} (give the folder `edge-ser train --out` wrote)")
     return file
+
+
+def _train_summary(file: Path, summary_file: Path) -> dict:
+    """The summary.json `edge-ser train` wrote beside `file` (it says which clips the model trained on), or
+    ConfigError naming it: unreadable, not a JSON object, or another command's (no split record)."""
+    try:
+        summary = json.loads(summary_file.read_text())
+    except (OSError, ValueError) as e:
+        raise ConfigError(
+            f"--from-model {file}: cannot read {summary_file} ({e}), which says which clips the model trained on: "
+            "without it laq could quantize and test it on its own training clips"
+        ) from None
+    if not isinstance(summary, dict) or "split_record" not in summary:
+        raise ConfigError(
+            f"--from-model {file}: {summary_file} is not the summary `edge-ser train` writes (no split record; "
+            "did another command write its --out there?), so which clips the model trained on is not known"
+        )
+    return summary
 
 
 def trained_model(path: Path, task: Task, split, made: dict) -> torch.nn.Module:
@@ -332,22 +361,17 @@ def trained_model(path: Path, task: Task, split, made: dict) -> torch.nn.Module:
         ) from None
     if not isinstance(saved, dict) or "state_dict" not in saved:
         raise ConfigError(f"--from-model {file}: not a model `edge-ser train` saved (no state_dict)")
+    summary = _train_summary(file, summary_file)
     differ = [
         f"{what}: it has {have!r}, this run {want!r}"
         for what, have, want in (
+            ("data set", summary.get("data"), task.name),
             ("model", saved.get("model"), task.model_name),
             ("classes", saved.get("classes"), list(task.classes)),
             ("feature spec", saved.get("spec"), _spec_dict(task)),
         )
         if have != want
     ]
-    try:
-        summary = json.loads(summary_file.read_text())
-    except (OSError, ValueError) as e:
-        raise ConfigError(
-            f"--from-model {file}: cannot read {summary_file} ({e}), which says which clips the model trained on: "
-            "without it laq could quantize and test it on its own training clips"
-        ) from None
     theirs, made = summary.get("split_record"), json.loads(json.dumps(made))  # as summary.json holds it
     if theirs != made:
         keys = sorted(set(theirs or {}) | set(made))
@@ -462,7 +486,7 @@ def cmd_laq(args: argparse.Namespace, spec: FeatureSpec, *, title: str | None = 
     from edge_ser.bundle.write import check_replaceable
 
     check_replaceable(bundle_path, as_tar=args.tar)  # before the training, not after it
-    model_file(getattr(args, "from_model", None))  # --from-model's file is there: before the data
+    _check_from_model(getattr(args, "from_model", None), out)  # before the data
     if title:
         say(title)
     task = _task(args, spec)

@@ -45,6 +45,20 @@ def test_slim_refuses_what_it_cannot_do(tmp_path, capsys):
         main(["slim", str(BUNDLES / "ser_emodb"), str(tmp_path / "a")]) == 0
     )  # replaces its own earlier copy
     assert not (tmp_path / "b").exists()
+    src = tmp_path / "src"
+    shutil.copytree(BUNDLES / "ser_emodb", src)
+    for out in (src / "inner", src / "slim.tar", src):  # inside the bundle: it would no longer load (review)
+        assert main(["slim", str(src), str(out)]) == 2
+        assert "write the copy outside it" in capsys.readouterr().err
+    load_bundle(src)
+    every = ["--keep", "fp32", "--keep", "fp16", "--keep", "int8"]
+    assert main(["slim", str(src), str(tmp_path / "all"), *every]) == 2
+    assert "leaves nothing out" in capsys.readouterr().err
+    (tmp_path / "file").write_text("x")
+    assert main(["slim", str(src), str(tmp_path / "file" / "sub")]) == 2
+    assert "cannot make its folder" in capsys.readouterr().err
+    assert main(["slim", str(src), str(tmp_path / "o.TAR")]) == 0
+    assert (tmp_path / "o.TAR").is_file() and load_bundle(tmp_path / "o.TAR").files
 
 
 def test_a_variant_deleted_by_hand_names_the_command_that_does_it(tmp_path):

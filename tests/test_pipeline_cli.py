@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -367,3 +368,16 @@ def test_laq_starts_from_the_model_train_saved_and_refuses_one_trained_otherwise
     assert "not a model `edge-ser train` saved" in capsys.readouterr().err
     assert main([*laq, "--epochs", "5", "--out", str(tmp_path / "q")]) == 0
     assert "--epochs is ignored here" in capsys.readouterr().err
+    # laq's files over train's: refused, as train's summary.json records the split (review finding)
+    assert main([*laq, "--out", str(tmp_path / "t")]) == 2
+    assert "the folder of --from-model" in capsys.readouterr().err
+    shutil.copytree(tmp_path / "t", tmp_path / "t2")
+    summary_file = tmp_path / "t2" / "summary.json"
+    for summary, says in (
+        ({**trained, "data": "emodb"}, "data set: it has 'emodb'"),
+        ([], "is not the summary `edge-ser train` writes"),
+        ({k: v for k, v in trained.items() if k != "split_record"}, "no split record"),
+    ):
+        summary_file.write_text(json.dumps(summary))
+        assert main([*laq[:-1], str(tmp_path / "t2"), "--out", str(tmp_path / "x")]) == 2
+        assert says in capsys.readouterr().err

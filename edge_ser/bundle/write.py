@@ -76,7 +76,10 @@ def write_bundle(
         **contents,
     }
 
-    p.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:  # a file where a folder of the path should be, no permission, ...
+        raise BundleError(f"bundle {src}: cannot make its folder {p.parent}: {e.strerror or e}") from None
     check_replaceable(p, as_tar=tar)
     if tar:
         return atomic_write(p, _tar_bytes(everything))
@@ -195,6 +198,12 @@ def without_tflite(
     file is kept byte for byte. Returns (the path written, the files left out). BundleError for a fusion bundle
     (its branches are separate bundles: slim those; their manifests' sha256 are pinned, so the fusion is then made
     again), a bundle with no variants, or a `keep` it does not have."""
+    source, target = Path(src).resolve(), Path(out).resolve()
+    if target == source or (source.is_dir() and source in target.parents):
+        raise BundleError(
+            f"bundle {src}: write the copy outside it ({out} is {'the bundle' if target == source else 'inside it'}: "
+            "a bundle holds only the files its manifest lists, and a fusion bundle may pin this one)"
+        )
     bundle = load_bundle(src)
     if BLOCK in bundle.manifest:
         raise BundleError(
@@ -206,6 +215,10 @@ def without_tflite(
     if not variants:
         raise BundleError(f"bundle {src}: has no TFLite variants to leave out")
     unknown = sorted(set(keep) - set(variants))
+    if not unknown and set(keep) >= set(variants):
+        raise BundleError(
+            f"bundle {src}: keeping every TFLite variant ({', '.join(variants)}) leaves nothing out"
+        )
     if unknown:
         raise BundleError(
             f"bundle {src}: no TFLite variant {', '.join(unknown)} to keep (it has {', '.join(variants)})"
@@ -217,8 +230,4 @@ def without_tflite(
         del manifest["tflite"]
     files = {name: bundle.read(name) for name in manifest["files"] if name not in dropped}
     manifest["files"] = {}
-    if Path(out).resolve() == Path(src).resolve():
-        raise BundleError(
-            f"bundle {src}: write the slimmed copy elsewhere (a fusion bundle may pin this one)"
-        )
     return write_bundle(out, manifest=manifest, files=files, as_tar=as_tar), dropped

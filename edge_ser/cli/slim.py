@@ -32,7 +32,7 @@ def cmd_slim(args: argparse.Namespace) -> int:
     from edge_ser.bundle.write import without_tflite
 
     path, dropped = without_tflite(
-        args.bundle, args.out, keep=tuple(args.keep), as_tar=args.out.suffix == ".tar"
+        args.bundle, args.out, keep=tuple(args.keep), as_tar=args.out.suffix.lower() == ".tar"
     )
     size = sum(f.stat().st_size for f in path.iterdir()) if path.is_dir() else path.stat().st_size
     print(printable(f"wrote {path} ({size:,} bytes) without {', '.join(dropped)}"))

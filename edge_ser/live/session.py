@@ -105,8 +105,9 @@ class AudioSession:
         ):  # early fusion (av_cnn); a late-fusion bundle answers on audio alone by itself
             warnings.warn(
                 f"{pipeline.bundle.root}: this bundle fuses faces with the audio and a session pushes audio only: "
-                "every answer is the fused model on black frames; give fallback= an audio-only bundle (av_cnn's is "
-                "bundles/av_cnn_audio), or use a late-fusion bundle (bundles/av_fusion answers on audio alone)",
+                "every answer is the fused model on black frames; give fallback= an audio-only bundle with the same "
+                "labels (for av_cnn: its audio branch, av_cnn_audio), or use a late-fusion bundle, which answers on "
+                "audio alone (av_fusion)",
                 InputWarning,
                 stacklevel=3,
             )
