@@ -28,6 +28,7 @@ def empty_cache(tmp_path, monkeypatch) -> Path:
         "CFG",
         "DEVICE_VIEWS",
         "FLOAT",
+        "HOLDOUT",
         "PACKING",
         "PLAIN",
         "QAT",
@@ -113,3 +114,29 @@ def test_the_results_file_says_its_bundle_is_the_one_before_the_views() -> None:
     views = (RESULTS / "face_views.md").read_text()
     shipped = json.loads((ff.REPO / "bundles" / "face_fer" / "manifest.json").read_text())["accuracy"]
     assert f"{100 * shipped['test']:.1f} % | {100 * shipped['uar']:.1f} %" in views  # 62.9 % | 56.7 %
+
+
+def test_a_trial_held_out_of_training_is_a_fixed_disjoint_draw_and_keeps_its_own_checkpoints(
+    empty_cache, monkeypatch, capsys
+) -> None:
+    """`--holdout N` (a trial's validation set, never PublicTest): N Training images moved out of training by a fixed
+    draw, their teacher logits with them; the trial's checkpoints, and the full-resolution stem's, sit in folders of
+    their own; ship refuses it (it writes the bundle from the model trained on all)."""
+    import numpy as np
+
+    n = 40
+    X = np.arange(n, dtype=np.float32)[:, None, None, None] * np.ones((1, 1, 2, 2), np.float32)
+    d = {"X": X, "y": np.arange(n) % 7, "zt": np.arange(n)[:, None] * np.ones((1, 7)), "n_images": n}
+    a, b = ff.held_out(d, 10), ff.held_out(d, 10)
+    rows = lambda part: set(part[:, 0, 0, 0].astype(int))  # noqa: E731
+    assert rows(a["Xv"]) == rows(b["Xv"]) and len(rows(a["Xv"])) == 10 and a["n_images"] == 30
+    assert rows(a["X"]).isdisjoint(rows(a["Xv"])) and rows(a["X"]) | rows(a["Xv"]) == set(range(n))
+    assert (a["zt"][:, 0] == a["X"][:, 0, 0, 0]).all() and (a["zv"][:, 0] == a["Xv"][:, 0, 0, 0]).all()
+    assert a["val"] is None
+    with pytest.raises(ConfigError, match="--holdout 30"):
+        ff.held_out(d, 30)
+
+    code, err = _main(monkeypatch, capsys, "compress", "--holdout", "10", "--stem-stride", "1")
+    assert code == 2 and str(empty_cache / "holdout10" / "stem1" / "float.pt") in err, err
+    code, err = _main(monkeypatch, capsys, "ship", "--holdout", "10")
+    assert code == 2 and "--holdout is a trial's validation" in err, err
