@@ -307,19 +307,19 @@ def _float_model(args: argparse.Namespace, task: Task, split, made: dict) -> tor
 def _check_from_model(path: Path | None, out: Path) -> None:
     """--from-model's model.pt is there, and --out is not its folder (laq's summary.json would replace train's,
     which records the split the model was trained on)."""
+    if path is None:
+        return
     file = model_file(path)
-    if file is not None and file.parent.resolve() == out.resolve():
+    if file.parent.resolve() == out.resolve():
         raise ConfigError(
             f"--out {out}: the folder of --from-model {path}; laq's files would replace train's summary.json, which "
             "records the clips the model trained on: give another --out"
         )
 
 
-def model_file(path: Path | None) -> Path | None:
-    """`--from-model`'s model.pt (the path, or model.pt in it when it is a folder; None without one); ConfigError
-    when it is not there, before any data is read."""
-    if path is None:
-        return None
+def model_file(path: Path) -> Path:
+    """`--from-model`'s model.pt (the path, or model.pt in it when it is a folder); ConfigError when it is not
+    there."""
     path = Path(path)
     file = path / "model.pt" if path.is_dir() else path
     if not file.is_file():
@@ -350,8 +350,7 @@ def trained_model(path: Path, task: Task, split, made: dict) -> torch.nn.Module:
     """The float model `edge-ser train` saved at `path` (its --out folder or model.pt), for `laq --from-model`:
     ConfigError unless it was trained on this data set, model, feature spec and classes, and on this very split
     (its summary.json's split record), so the QAT, validation and test rows laq uses are the ones it held out."""
-    file = model_file(Path(path))
-    assert file is not None
+    file = model_file(path)
     summary_file = file.parent / "summary.json"
     try:
         saved = torch.load(file, map_location="cpu", weights_only=True)

@@ -182,9 +182,6 @@ def write_fusion_bundle(
     return out
 
 
-__all__ = ["write_bundle", "write_fusion_bundle"]
-
-
 def without_tflite(
     src: str | os.PathLike[str],
     out: str | os.PathLike[str],
@@ -231,3 +228,6 @@ def without_tflite(
     files = {name: bundle.read(name) for name in manifest["files"] if name not in dropped}
     manifest["files"] = {}
     return write_bundle(out, manifest=manifest, files=files, as_tar=as_tar), dropped
+
+
+__all__ = ["without_tflite", "write_bundle", "write_fusion_bundle"]

@@ -581,9 +581,8 @@ class LivePipeline:
             and self.needs_faces
             and not self.kind.enough_faces(faces, self.config.min_faces)
         ):
-            mode = (
-                self.fallback.bundle.input_kind.mode
-            )  # the fallback would answer: a silent update says so too
+            # the fallback would answer: a silent update says so too
+            mode = self.fallback.bundle.input_kind.mode
         common = {"t": t, "labels": self.labels, "level_db": db, "face_box": box, "frame_size": frame_size,
                   "overflows": overflows, "notes": notes, "clipped": clipped,
                   "voiced": self.gate.voiced if self.kind.hears else None}  # fmt: skip
