@@ -203,6 +203,24 @@ def test_good_then_bad_bundle(sshd, tmp_path):
     )
     assert "Roll back an activation an interrupted roll-out" in out
 
+    # the rescue said "failed its health check; rolled back" and restarted the service even when nothing had been
+    # switched (review finding): the current version, damaged on the device, is uploaded again (one restart) and
+    # then fails its check; current stays where it was and the rescue adds no restart
+    restarts = (tmp_path / "a" / "bundles" / "restarts.log").read_text().split()
+    (tmp_path / "a" / "bundles" / "versions" / good / "weights.esq").write_bytes(b"damaged")
+    r = _play(sshd, tmp_path, GOOD, more={"edge_ser_health_cmd": "false"})
+    out = " ".join((r.stdout + r.stderr).split())
+    assert r.returncode != 0, out[-4000:]
+    assert f"{good} failed on dev-a; nothing was switched: current is still versions/{good}" in out, out[
+        -4000:
+    ]
+    assert "rolled back" not in out.split("Stop the roll-out")[-1]
+    assert _current(tmp_path, "a") == f"versions/{good}"
+    assert (tmp_path / "a" / "bundles" / "restarts.log").read_text().split() == [
+        *restarts,
+        good,
+    ]  # the repair's
+
 
 def test_a_relative_bundle_path_is_taken_from_the_folder_ansible_playbook_runs_in(sshd, tmp_path):
     """`-e edge_ser_bundle=bundles/av_cnn`, as deploy/README.md writes it, from the folder the command runs in
@@ -363,24 +381,3 @@ def test_an_unwritable_config_dir_is_named_before_anything_else(sshd, tmp_path):
         f"edge_ser_config_dir {blocker / 'etc'} (or its config.env) on dev-a cannot be written by" in out
     ), out[-4000:]
     assert not (tmp_path / "a" / "bundles").exists()  # nothing rolled out
-
-
-def test_a_failure_with_nothing_switched_says_so_and_restarts_nothing_more(sshd, tmp_path):
-    """The rescue said "failed its health check; rolled back" and restarted the service even when nothing had been
-    switched (review finding): here the current version, damaged on the device, is uploaded again (one restart)
-    and then fails its check; current stays where it was and the rescue adds no restart."""
-    good = _version(GOOD)
-    assert _play(sshd, tmp_path, GOOD).returncode == 0
-    (tmp_path / "a" / "bundles" / "versions" / good / "weights.esq").write_bytes(b"damaged")
-    r = _play(sshd, tmp_path, GOOD, more={"edge_ser_health_cmd": "false"})
-    out = " ".join((r.stdout + r.stderr).split())
-    assert r.returncode != 0, out[-4000:]
-    assert f"{good} failed on dev-a; nothing was switched: current is still versions/{good}" in out, out[
-        -4000:
-    ]
-    assert "rolled back" not in out.split("Stop the roll-out")[-1]
-    assert _current(tmp_path, "a") == f"versions/{good}"
-    assert (tmp_path / "a" / "bundles" / "restarts.log").read_text().split() == [
-        good,
-        good,
-    ]  # the repair's only
