@@ -30,6 +30,9 @@ Trials (not the shipped recipe; each keeps its own checkpoints unless said):
     python benchmarks/face_fer.py train --holdout 3000 --epochs 12 --stem-stride 1  # ... the full-resolution stem
 
 Stages keep their checkpoints in $EDGE_SER_CACHE/face (default /work/cache/face), so each can be rerun.
+train and compress save their state after every epoch (float.partial.pt, compressed.partial.pt next to the
+checkpoint): a run that is killed, or stopped at the end of a working session, continues from its last epoch
+when the same command is given again, to the weights an unbroken run makes (`train_classifier(resume=...)`).
 Protocol: the student trains on all 28,709 FER-2013 Training images with a fixed schedule (cosine, last
 epoch kept: no checkpoint chosen on PublicTest); LAQ's sensitivity allocation scores candidates by cross-entropy
 on 1,024 training rows; QAT keeps its last epoch. No checkpoint is chosen on PublicTest (3,589), but the adoption
@@ -172,6 +175,8 @@ def compressed_name() -> str:
 
 
 STAGE_TIMES = {"train": "~34 min on two cores", "compress": "~10 min"}
+STEM1_TIMES = {"train": "~2.8 h on two cores", "compress": "~45 min"}
+"""The same with `--stem-stride 1` (its 12-epoch trial took 30 + 40 min on 25,709 images, docs/face.md)."""
 """How long the stages that make a checkpoint take (docs/face.md): what a missing one costs."""
 
 
@@ -180,12 +185,13 @@ def require_checkpoints(stage: str, more: int = 0) -> None:
     stage to run first: compress and `train --more` read train's float.pt; ship reads compress's checkpoint (and
     float.pt, for the runs it records)."""
     needs = {"train": ["train"] if more else [], "compress": ["train"], "ship": ["train", "compress"]}[stage]
+    times = STEM1_TIMES if CFG.stem_stride == 1 else STAGE_TIMES
     for maker in needs:
         path = ckpt("float.pt" if maker == "train" else compressed_name())
         if not path.is_file():
             raise ConfigError(
                 f"face_fer.py {stage} reads {path}, which is not there: run `python benchmarks/face_fer.py "
-                f"{maker}` first, with the same trial flags ({STAGE_TIMES[maker]}; the chain that makes "
+                f"{maker}` first, with the same trial flags ({times[maker]}; the chain that makes "
                 "bundles/face_fer: train -> compress -> ship -> face_views.py --write -> face_detect.py --write)"
             )
 
@@ -282,6 +288,7 @@ def stage_train(d: dict, more: int = 0, epochs: int = FLOAT.epochs) -> None:
         progress=True,
         augment=AUGMENT,
         distill=Distill(d["zt"], **KD),
+        resume=ckpt("float_more.partial.pt" if more else "float.partial.pt"),  # a killed run continues
     )
     for h in r.history:
         print(h, flush=True)
@@ -336,7 +343,8 @@ def stage_compress(d: dict) -> None:
     c = compress(
         f"sensitivity@{BUDGET}", folded, d["X"], d["y"], d["Xv"], d["yv"], laq=LaqConfig(calibration=1024, lazy=True),
         qat_config=QAT, seed=0, log=print,
-        train_kwargs={"augment": AUGMENT, "distill": Distill(targets, **KD)},
+        train_kwargs={"augment": AUGMENT, "distill": Distill(targets, **KD),
+                      "resume": ckpt(compressed_name().replace(".pt", ".partial.pt"))},
     )  # fmt: skip
     qat_acc = c.accuracy(d["Xv"], d["yv"])
     round_raw_to_fp16(c.model, c.codes)  # what PACKING stores: biases as float16

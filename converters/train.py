@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import copy
+import hashlib
+import os
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -13,6 +17,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from edge_ser.errors import ConfigError
+from edge_ser.fileio import atomic_writer
 
 
 @dataclass(frozen=True)
@@ -170,6 +175,130 @@ def _check_rows(y_train: np.ndarray, y_val: np.ndarray) -> None:
             )
 
 
+def _digest(*arrays: torch.Tensor) -> str:
+    """A hash of the tensors' bytes (blake2b: ~1 GB/s, so the training images take well under a second)."""
+    h = hashlib.blake2b(digest_size=16)
+    for a in arrays:
+        h.update(str(tuple(a.shape)).encode())
+        h.update(a.detach().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def _fingerprint(
+    config: TrainConfig, model: nn.Module, Xt: tuple[torch.Tensor, ...], yt: torch.Tensor, teacher
+) -> dict:
+    """What a resume file must match: the config, the model's starting weights (a QAT run from another float
+    model is another run), the training rows, labels and teacher logits."""
+    data = (*Xt, yt) if teacher is None else (*Xt, yt, teacher)
+    return {
+        "config": config.to_dict(),
+        "start": _digest(*model.state_dict().values()),
+        "data": _digest(*data),
+    }
+
+
+def _save_resume(path: Path, state: dict) -> None:
+    """The run's state after an epoch, written whole or not at all (a kill mid-write keeps the last one)."""
+    with atomic_writer(path, fsync=False) as fh:
+        torch.save(state, fh)
+
+
+def _load_resume(path: Path, fingerprint: dict) -> dict:
+    """The state `_save_resume` wrote, or ConfigError naming the file when it is from another run."""
+    try:
+        state = torch.load(path, weights_only=False)
+    except Exception as e:  # a truncated or foreign file: torch raises several kinds
+        raise ConfigError(f"{path}: not a training resume file ({e}); delete it to start again") from e
+    if not isinstance(state, dict) or state.get("fingerprint") != fingerprint:
+        raise ConfigError(
+            f"{path}: a resume file from another run (other training settings, starting weights or training "
+            "data); delete it to start again, or rerun with what made it"
+        )
+    return state
+
+
+@dataclass
+class _Step:
+    """What one optimisation step uses: the model, optimiser and schedule, the loss and its extras."""
+
+    model: nn.Module
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LRScheduler | None
+    loss_fn: nn.Module
+    augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None
+    mixup: float
+    distill: Distill | None
+    teacher: torch.Tensor | None
+    channels_last: bool
+
+
+def _epoch(
+    step: _Step,
+    Xt: tuple[torch.Tensor, ...],
+    yt: torch.Tensor,
+    config: TrainConfig,
+    gen: torch.Generator,
+    mix_rng: np.random.Generator,
+) -> float:
+    """One pass over the training rows in a random order; returns the summed loss."""
+    step.model.train()
+    order = torch.randperm(len(yt), generator=gen)
+    total = 0.0
+    for i in range(0, len(order), config.batch_size):
+        idx = order[i : i + config.batch_size]
+        step.opt.zero_grad(set_to_none=True)
+        xb = [x[idx] for x in Xt]
+        if step.augment is not None:
+            xb[0] = step.augment(xb[0], gen)
+        if step.channels_last:
+            xb[0] = xb[0].contiguous(memory_format=torch.channels_last)
+        if step.mixup > 0:
+            lam = float(mix_rng.beta(step.mixup, step.mixup))
+            loss = _mixup_loss(step.model, step.loss_fn, xb, yt[idx], lam, gen)
+        else:
+            out = step.model(*xb)
+            if step.distill is None:
+                loss = step.loss_fn(out, yt[idx])
+            else:
+                loss = step.distill.loss(out, yt[idx], step.teacher[idx])
+        loss.backward()
+        step.opt.step()
+        if step.sched is not None:
+            step.sched.step()
+        total += loss.item() * len(idx)
+    return total
+
+
+def _generators(model, opt, sched, gen: torch.Generator, mix_rng: np.random.Generator) -> dict:
+    """The state that makes the next epoch: weights, optimiser, schedule and every random generator."""
+    return {
+        "model": model.state_dict(),
+        "opt": opt.state_dict(),
+        "sched": sched.state_dict() if sched is not None else None,
+        "gen": gen.get_state(),
+        "mix_rng": mix_rng.bit_generator.state,
+        "torch_rng": torch.get_rng_state(),
+        "np_rng": np.random.get_state(),
+    }
+
+
+def _restore(path: Path, fingerprint: dict, model, opt, sched, gen: torch.Generator, mix_rng) -> dict:
+    """Load the resume file `path` into the run's objects (`_generators` in reverse); returns the whole state."""
+    s = _load_resume(path, fingerprint)
+    try:
+        model.load_state_dict(s["model"])
+    except RuntimeError as e:
+        raise ConfigError(f"{path}: its weights are not this model's; delete it to start again") from e
+    opt.load_state_dict(s["opt"])
+    if sched is not None:
+        sched.load_state_dict(s["sched"])
+    gen.set_state(s["gen"])
+    mix_rng.bit_generator.state = s["mix_rng"]
+    torch.set_rng_state(s["torch_rng"])
+    np.random.set_state(s["np_rng"])
+    return s
+
+
 def train_classifier(
     model: nn.Module,
     X_train: Inputs,
@@ -183,6 +312,7 @@ def train_classifier(
     augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
     mixup: float = 0.0,
     distill: Distill | None = None,
+    resume: str | os.PathLike[str] | None = None,
 ) -> TrainResult:
     """Train with cross-entropy; keep the weights of the epoch with the best validation accuracy.
 
@@ -190,7 +320,10 @@ def train_classifier(
     `augment(x, generator)` transforms each training batch of the first input (e.g. SpecAugment masks);
     `mixup` > 0 mixes each (augmented) batch with a shuffled copy of itself, x = l * x + (1 - l) * x[perm] with
     l ~ Beta(mixup, mixup), and the loss alike (Zhang et al., ICLR 2018, "mixup"), seeded by `config.seed`;
-    `distill` adds the teacher's soft targets to the loss (`Distill`; not with mixup).
+    `distill` adds the teacher's soft targets to the loss (`Distill`; not with mixup);
+    `resume` names a file where the run's state (weights, optimiser, schedule, random generators, curve) is
+    saved after every epoch: a run killed part way continues from its last epoch when called again with the
+    same arguments, to the same weights as a run never stopped. The file is removed when the run ends.
 
     ConfigError when the training or the validation rows are empty: there is nothing to learn from, or nothing
     to choose the epoch by (torch failed on an empty list, with no word of which part was empty).
@@ -214,37 +347,34 @@ def train_classifier(
     best = (-1.0, float("inf"))
     best_state, best_epoch, stale = copy.deepcopy(model.state_dict()), 0, 0
     history: list[dict] = []
-    t0 = time.perf_counter()
+    done, before = 0, 0.0
+    resume = Path(resume) if resume is not None else None
+    fingerprint = _fingerprint(config, model, Xt, yt, teacher) if resume is not None else {}
+    if resume is not None and resume.is_file():
+        s = _restore(resume, fingerprint, model, opt, sched, gen, mix_rng)
+        best, best_state, best_epoch, stale = s["best"], s["best_state"], s["best_epoch"], s["stale"]
+        history, done, before = s["history"], s["epoch"], s["seconds"]
+        print(f"train: resuming {resume} after epoch {done} of {config.epochs}", file=sys.stderr, flush=True)
+    t0 = time.perf_counter() - before
     bar = tqdm(
-        range(1, config.epochs + 1),
+        range(done + 1, config.epochs + 1),
         desc="train",
         unit="epoch",
+        initial=done,
+        total=config.epochs,
         disable=None if progress else True,
         leave=False,
     )
-    epoch = 0
+    epoch = done
     for epoch in bar:
-        model.train()
-        order = torch.randperm(len(yt), generator=gen)
-        total = 0.0
-        for i in range(0, len(order), config.batch_size):
-            idx = order[i : i + config.batch_size]
-            opt.zero_grad(set_to_none=True)
-            xb = [x[idx] for x in Xt]
-            if augment is not None:
-                xb[0] = augment(xb[0], gen)
-            if cl:
-                xb[0] = xb[0].contiguous(memory_format=torch.channels_last)
-            if mixup > 0:
-                loss = _mixup_loss(model, loss_fn, xb, yt[idx], float(mix_rng.beta(mixup, mixup)), gen)
-            else:
-                out = model(*xb)
-                loss = loss_fn(out, yt[idx]) if distill is None else distill.loss(out, yt[idx], teacher[idx])
-            loss.backward()
-            opt.step()
-            if sched is not None:
-                sched.step()
-            total += loss.item() * len(idx)
+        total = _epoch(
+            _Step(model, opt, sched, loss_fn, augment, mixup, distill, teacher, cl),
+            Xt,
+            yt,
+            config,
+            gen,
+            mix_rng,
+        )
         logits = predict(model, X_val)
         val_loss = float(
             val_loss_fn(torch.as_tensor(logits), torch.as_tensor(np.asarray(y_val, dtype=np.int64)))
@@ -266,8 +396,25 @@ def train_classifier(
             best_state = copy.deepcopy(model.state_dict())
         else:
             stale += 1
-            if stale >= config.patience:
-                break
+        if resume is not None:
+            _save_resume(
+                resume,
+                {
+                    "fingerprint": fingerprint,
+                    "epoch": epoch,
+                    "seconds": time.perf_counter() - t0,
+                    **_generators(model, opt, sched, gen, mix_rng),
+                    "best": best,
+                    "best_state": best_state,
+                    "best_epoch": best_epoch,
+                    "stale": stale,
+                    "history": history,
+                },
+            )
+        if not config.keep_last and stale >= config.patience:
+            break
+    if resume is not None:
+        resume.unlink(missing_ok=True)
     if not config.keep_last:
         model.load_state_dict(best_state)
     if cl:

@@ -80,3 +80,95 @@ def test_class_balanced_training_lifts_the_minority_class_recall() -> None:
             progress=False,
             distill=Distill(np.zeros((300, 2), np.float32)),
         )
+
+
+def _resumable_net() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return torch.nn.Sequential(
+        torch.nn.Linear(8, 16), torch.nn.Dropout(0.3), torch.nn.ReLU(), torch.nn.Linear(16, 3)
+    )
+
+
+def _noise(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    return x + 0.1 * torch.randn(x.shape, generator=gen)
+
+
+def test_a_killed_run_resumes_to_the_weights_of_a_run_never_stopped(tmp_path) -> None:
+    X, y = _data(96)
+    config = TrainConfig(epochs=4, batch_size=16, cosine=True, patience=2)  # selection and early stopping too
+    kw = {"progress": False, "mixup": 0.2}
+    whole = train_classifier(_resumable_net(), X, y, X[:32], y[:32], config, augment=_noise, **kw)
+
+    state, calls = tmp_path / "run.partial.pt", []
+
+    def killed_in_epoch_3(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        calls.append(1)
+        if len(calls) == 2 * 6 + 3:  # 6 batches an epoch: part way through the third
+            raise KeyboardInterrupt
+        return _noise(x, gen)
+
+    with pytest.raises(KeyboardInterrupt):
+        train_classifier(
+            _resumable_net(), X, y, X[:32], y[:32], config, augment=killed_in_epoch_3, resume=state, **kw
+        )
+    assert state.is_file()
+    again = train_classifier(
+        _resumable_net(), X, y, X[:32], y[:32], config, augment=_noise, resume=state, **kw
+    )
+    assert not state.exists()  # removed once the run ends: the next call starts afresh
+    assert again.history == whole.history and again.best_epoch == whole.best_epoch
+    for a, b in zip(whole.model.state_dict().values(), again.model.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_a_resume_file_from_another_run_is_refused_by_name(tmp_path) -> None:
+    from edge_ser.errors import ConfigError
+
+    X, y = _data(48)
+    state = tmp_path / "run.partial.pt"
+    calls = []
+
+    def killed(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        calls.append(1)
+        if len(calls) == 5:
+            raise KeyboardInterrupt
+        return x
+
+    with pytest.raises(KeyboardInterrupt):
+        train_classifier(
+            _resumable_net(),
+            X,
+            y,
+            X,
+            y,
+            TrainConfig(epochs=3, batch_size=16),
+            progress=False,
+            augment=killed,
+            resume=state,
+        )
+    with pytest.raises(ConfigError, match="run.partial.pt: a resume file from another run"):
+        train_classifier(
+            _resumable_net(), X, y, X, y, TrainConfig(epochs=5, batch_size=16), progress=False, resume=state
+        )
+    other_start = _resumable_net()
+    torch.nn.init.zeros_(other_start[0].bias)  # e.g. QAT from another float model
+    with pytest.raises(ConfigError, match="another run"):
+        train_classifier(
+            other_start, X, y, X, y, TrainConfig(epochs=3, batch_size=16), progress=False, resume=state
+        )
+    with pytest.raises(ConfigError, match="another run"):
+        train_classifier(
+            _resumable_net(),
+            X + 1,
+            y,
+            X,
+            y,
+            TrainConfig(epochs=3, batch_size=16),
+            progress=False,
+            resume=state,
+        )
+    state.write_bytes(b"not torch")
+    with pytest.raises(ConfigError, match="run.partial.pt: not a training resume file"):
+        train_classifier(
+            _resumable_net(), X, y, X, y, TrainConfig(epochs=3, batch_size=16), progress=False, resume=state
+        )
