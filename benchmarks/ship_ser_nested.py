@@ -235,17 +235,23 @@ def outer_fold(
     if (r.reverb or reverb == "member") and rooms:
         room_models = {"rooms": model, **({"member0_rooms": fitted[0][0]} if reverb == "member" else {})}
         for key, m in room_models.items():
-            out[key] = {room: room_figures(m, R, rows, test_rows, base) for room, R in rooms.items()}
+            out[key] = {
+                room: room_figures(m, R, rows, test_rows, base, r.X[clean]) for room, R in rooms.items()
+            }
     out["seconds"] = time.perf_counter() - t0
     return out
 
 
-def room_figures(model, R: np.ndarray, rows: Rows, test_rows: np.ndarray, base) -> dict:
+def room_figures(
+    model, R: np.ndarray, rows: Rows, test_rows: np.ndarray, base, floor_from: np.ndarray
+) -> dict:
     """The held-out speaker in one test room (R: [clips, dim], clean rows' order): the figures of its clips
-    standardised by all of them in the room (transductive, the keys `figures` gives) and after 20 of them from the
-    training prior `base` (`online-20`)."""
+    standardised by all of them in the room (transductive, the keys `figures` gives; the variance floors from the
+    fold's clean training rows `floor_from`, as the clean figures) and after 20 of them from the training prior
+    `base` (`online-20`)."""
     y, spk = rows.y[test_rows], rows.spk[: len(R)]
-    out = figures(y, [predict(model, transductive(R[test_rows], spk[test_rows])).argmax(1)], rows.classes)
+    Zt = transductive(R[test_rows], spk[test_rows], floor_from=floor_from)
+    out = figures(y, [predict(model, Zt).argmax(1)], rows.classes)
     views = online(R, spk, test_rows, base, ONLINE_CLIPS, seed=0)
     out[f"online-{ONLINE_CLIPS}"] = figures(y, [predict(model, v).argmax(1) for v in views], rows.classes)
     return out

@@ -783,3 +783,22 @@ def test_a_folder_with_speakers_of_few_clips_is_warned_about_before_shipping(tmp
     data = ship.resolve_data(str(tmp_path / "mine"))
     with pytest.warns(DatasetWarning, match=r"1 speaker\(s\) with fewer than 5 clips: solo \(1 clip\)"):
         assert ship.data_speakers(data) == ["solo", "spk01", "spk02"]
+
+
+def test_room_figures_standardise_the_held_out_speaker_with_the_training_rows_floors(monkeypatch):
+    """The test room's transductive figure takes its variance floors from the fold's clean training rows, as the
+    clean figure does, not from the held-out speaker's own clips (docs/protocol.md, "Audit")."""
+    nested = _nested()
+    rng = np.random.default_rng(0)
+    R = rng.normal(size=(12, 4))
+    R[6:, 0] = 1 + 1e-5 * rng.normal(size=6)  # barely moves for the held-out speaker in this room
+    train = 5 * rng.normal(size=(40, 4))  # it moves in training: the floor there is above its spread
+    rows = SimpleNamespace(y=np.arange(12) % 2, spk=np.array(["a"] * 6 + ["b"] * 6), classes=["x", "y"])
+    test_rows = np.arange(6, 12)
+    seen = []
+    monkeypatch.setattr(nested, "predict", lambda model, Z: seen.append(Z) or np.zeros((len(Z), 2)))
+    monkeypatch.setattr(nested, "online", lambda *a, **k: [R[test_rows]])
+    nested.room_figures(None, R, rows, test_rows, None, train)
+    want = transductive(R[test_rows], rows.spk[test_rows], floor_from=train)
+    np.testing.assert_array_equal(seen[0], want)
+    assert not np.allclose(want, transductive(R[test_rows], rows.spk[test_rows]))  # the old floors differ
