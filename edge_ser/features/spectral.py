@@ -62,8 +62,10 @@ def check_audio(y: np.ndarray, *, name: str = "audio") -> np.ndarray:
     return y
 
 
-def _work_dtype(y: np.ndarray) -> type:
-    return np.float64 if y.dtype == np.float64 else np.float32
+def work_dtype(a: np.ndarray) -> type:
+    """The dtype features of `a` are computed in: float64 for float64 input, else float32 (the device
+    default)."""
+    return np.float64 if a.dtype == np.float64 else np.float32
 
 
 def frame(y: np.ndarray, *, frame_length: int, hop_length: int) -> np.ndarray:
@@ -189,7 +191,7 @@ def _spectrogram(
         pad_mode=pad_mode,
         scratch=True,
     )
-    dtype = np.float64 if y.dtype == np.float64 else np.float32
+    dtype = work_dtype(y)
     # S only lives until the caller's filter-bank product, so it can sit in scratch space too
     mag = abs_power(spec, power, out=WORKSPACE.get("spectrogram", spec.shape, dtype))
     return np.swapaxes(mag, -1, -2), n_fft
@@ -281,7 +283,7 @@ def melspectrogram(
         pad_mode=pad_mode,
         power=power,
     )
-    dtype = np.float64 if S.dtype == np.float64 else np.float32
+    dtype = work_dtype(S)
     bank = filters.mel_banded(
         sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax, htk=htk, norm=norm, dtype=dtype
     )
@@ -328,7 +330,7 @@ def mfcc(
     # The DCT is small (n_mfcc x n_mels per frame), so it runs in float64 even for float32 input: a float32
     # sum of 128 bands at -100 dB (silence) is off by ~1e-3 in c0, ten times librosa's own float32 error.
     basis = filters.dct_matrix(n_mfcc, S.shape[-2], norm=norm, dtype=np.float64)
-    out_dtype = np.float64 if S.dtype == np.float64 else np.float32
+    out_dtype = work_dtype(S)
     M = np.matmul(basis, S.astype(np.float64, copy=False)).astype(out_dtype, copy=False)
     if lifter > 0:
         li = np.sin(np.pi * np.arange(1, 1 + n_mfcc, dtype=M.dtype) / lifter)
@@ -370,7 +372,7 @@ def chroma_stft(
         pad_mode=pad_mode,
         power=2.0,
     )
-    dtype = np.float64 if S.dtype == np.float64 else np.float32
+    dtype = work_dtype(S)
     fb = filters.chroma(
         sr=sr,
         n_fft=n_fft,

@@ -17,7 +17,7 @@ from edge_ser.errors import ConfigError
 from edge_ser.features import filters
 from edge_ser.features.condition import condition
 from edge_ser.features.spec import FeatureSpec
-from edge_ser.features.spectral import WORKSPACE, abs_power, check_audio, power_to_db, stft_frames
+from edge_ser.features.spectral import WORKSPACE, abs_power, check_audio, power_to_db, stft_frames, work_dtype
 
 
 @dataclass(frozen=True)
@@ -95,7 +95,7 @@ def feature_frames(
             "resample with edge_ser.audio.resample (or load with edge_ser.audio.load(path, sr=...))"
         )
     X = stft_frames(y, **spec.stft_kwargs(), scratch=True)
-    return frame_features(X, spec, dtype=np.float64 if y.dtype == np.float64 else np.float32)
+    return frame_features(X, spec, dtype=work_dtype(y))
 
 
 def feature_vector(y: np.ndarray, *, sr: int, spec: FeatureSpec = FeatureSpec()) -> np.ndarray:
