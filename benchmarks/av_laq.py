@@ -32,7 +32,7 @@ sys.path.insert(0, str(REPO))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from converters.compress import compress  # noqa: E402
+from converters.compress import Compressed, compress  # noqa: E402
 from converters.data import find_dataset, group_kfold, load_dataset, load_fer2013  # noqa: E402
 from converters.data.av_dataset import ClipCache, SceneSpec, paired_av_arrays  # noqa: E402
 from converters.data.paired_av import PairedAVSpec, pair_ravdess_fer  # noqa: E402
@@ -61,6 +61,47 @@ def packed_kb(c, spec: AVInputSpec) -> float:
             accuracy={},
         )
         return len(load_bundle(b).read("weights.esq")) / 1000
+
+
+def ship_fold0(
+    out: Path,
+    c: Compressed,
+    spec: AVInputSpec,
+    *,
+    name: str,
+    dataset: str,
+    test: float,
+    float_test: float,
+    idx: dict[str, np.ndarray],
+    calibration: dict[str, np.ndarray] | None,
+) -> None:
+    """Write fold 0's compressed av_cnn `c` as the bundle `out`, with TFLite variants (calibrated on
+    `calibration`) when tensorflow is installed; shared with ship_av_audio.py so their manifests agree."""
+    try:
+        import tensorflow  # noqa: F401
+    except ImportError:
+        calibration = None
+    build_bundle(
+        out,
+        c.model,
+        c.plan,
+        c.codes,
+        name=name,
+        labels=list(PAIRED_CLASSES),
+        kind=AVKind(spec, c.model.input_names),
+        accuracy={
+            "test": test,
+            "float_test": float_test,
+            "dataset": dataset,
+            "split": {
+                "kind": "actor group 6-fold",
+                "fold": 0,
+                "seed": 0,
+                "sizes": {p: int(v.size) for p, v in idx.items()},
+            },
+        },
+        tflite_calibration=calibration,
+    )
 
 
 def main() -> None:
@@ -112,33 +153,16 @@ def main() -> None:
             )
             line += f", {recipe} {100 * acc:.1f} @ {c.plan.average_bits:.2f} bits"
             if args.ship and i == 0 and recipe.startswith("sensitivity"):
-                calib = None
-                try:
-                    import tensorflow  # noqa: F401
-
-                    calib = {"faces": X["train"][0], "audio": X["train"][1]}
-                except ImportError:
-                    pass
-                build_bundle(
+                ship_fold0(
                     args.ship,
-                    c.model,
-                    c.plan,
-                    c.codes,
+                    c,
+                    spec,
                     name="av_cnn",
-                    labels=list(PAIRED_CLASSES),
-                    kind=AVKind(spec, c.model.input_names),
-                    accuracy={
-                        "test": acc,
-                        "float_test": fp_acc,
-                        "dataset": "paired RAVDESS speech + FER-2013 faces (SYNTHETIC pairs)",
-                        "split": {
-                            "kind": "actor group 6-fold",
-                            "fold": 0,
-                            "seed": 0,
-                            "sizes": {p: int(v.size) for p, v in idx.items()},
-                        },
-                    },
-                    tflite_calibration=calib,
+                    dataset="paired RAVDESS speech + FER-2013 faces (SYNTHETIC pairs)",
+                    test=acc,
+                    float_test=fp_acc,
+                    idx=idx,
+                    calibration={"faces": X["train"][0], "audio": X["train"][1]},
                 )
         print(f"{line}  [{time.perf_counter() - t0:.0f} s]", flush=True)
 

@@ -23,17 +23,15 @@ sys.path.insert(0, str(REPO))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from av_laq import PAIRED_CLASSES  # noqa: E402
+from av_laq import PAIRED_CLASSES, ship_fold0  # noqa: E402
 
 from converters.compress import compress  # noqa: E402
 from converters.data import group_kfold, load_dataset  # noqa: E402
 from converters.data.av_dataset import audio_arrays  # noqa: E402
-from converters.export.bundle import build_bundle  # noqa: E402
 from converters.models import av_cnn  # noqa: E402
 from converters.recipe import default_av_spec  # noqa: E402
 from converters.train import TrainConfig, accuracy, seed_everything, train_classifier  # noqa: E402
 from edge_ser.bundle import load_bundle  # noqa: E402
-from edge_ser.inputs.av import AVKind  # noqa: E402
 
 
 def main() -> None:
@@ -59,32 +57,16 @@ def main() -> None:
     fp_acc = accuracy(fp, X["test"], Y["test"])
     c = compress("sensitivity@1.75", fp, X["train"], Y["train"], X["val"], Y["val"], seed=0)
     acc = c.accuracy(X["test"], Y["test"])
-    try:
-        import tensorflow  # noqa: F401
-
-        calib = {"audio": X["train"]}
-    except ImportError:
-        calib = None
-    build_bundle(
+    ship_fold0(
         args.out,
-        c.model,
-        c.plan,
-        c.codes,
+        c,
+        spec,
         name="av_cnn_audio",
-        labels=list(PAIRED_CLASSES),
-        kind=AVKind(spec, c.model.input_names),
-        accuracy={
-            "test": acc,
-            "float_test": fp_acc,
-            "dataset": "RAVDESS speech (calm dropped), the audio side of the paired AV set",
-            "split": {
-                "kind": "actor group 6-fold",
-                "fold": 0,
-                "seed": 0,
-                "sizes": {p: int(v.size) for p, v in idx.items()},
-            },
-        },
-        tflite_calibration=calib,
+        dataset="RAVDESS speech (calm dropped), the audio side of the paired AV set",
+        test=acc,
+        float_test=fp_acc,
+        idx=idx,
+        calibration={"audio": X["train"]},
     )
     fused = load_bundle(REPO / "bundles" / "av_cnn").manifest["accuracy"]["test"]
     b = load_bundle(args.out)
