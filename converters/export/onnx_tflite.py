@@ -48,7 +48,6 @@ import numpy as np
 
 from converters.export import tflite_export as tfx
 from edge_ser.errors import ConfigError
-from edge_ser.native_log import native_stderr_held
 
 OUTPUT = "logits"
 _PARITY = 1e-4
@@ -826,7 +825,7 @@ def convert(
     elif calibration is not None:
         raise ConfigError(f"TFLite export: calibration is for the int8 variant, not {variant!r}")
     tf = tfx._tf()
-    data = _convert(tf, t, variant, cal)
+    data = tfx.convert(tf, t.fn, t.concrete, variant, cal, batch=16)
     floor = ceiling = None
     if cal is not None and (output_margin is not None or ceiling_margin is not None):
         y = np.concatenate(
@@ -862,33 +861,6 @@ def _check_calibration(g: Graph, calibration: Mapping[str, np.ndarray]) -> dict[
     if len({len(a) for a in out.values()}) != 1:
         raise ConfigError("TFLite export: calibration inputs have different numbers of rows")
     return out
-
-
-def _convert(tf, t: Traced, variant: str, cal: dict[str, np.ndarray] | None, batch: int = 16) -> bytes:
-    import warnings
-
-    holder = tf.Module()
-    holder.logits = t.fn
-    conv = tf.lite.TFLiteConverter.from_concrete_functions([t.concrete], holder)
-    if variant == "fp16":
-        conv.optimizations = [tf.lite.Optimize.DEFAULT]
-        conv.target_spec.supported_types = [tf.float16]
-    elif variant == "int8":
-        n = len(next(iter(cal.values())))
-
-        def representative():  # by input name, a few rows at a time (min/max over all of them)
-            for i in range(0, n, batch):
-                yield {name: a[i : i + batch] for name, a in cal.items()}
-
-        conv.optimizations = [tf.lite.Optimize.DEFAULT]
-        conv.representative_dataset = representative
-        conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        conv.inference_input_type = tf.int8
-        conv.inference_output_type = tf.int8
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        with native_stderr_held():  # the converter's C++ log on fd 2; shown if it fails
-            return bytes(conv.convert())
 
 
 _WEIGHT_OPS = ("FULLY_CONNECTED", "CONV_2D", "DEPTHWISE_CONV_2D")

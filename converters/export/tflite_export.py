@@ -630,8 +630,11 @@ def _tf_function(tf, net: _Net):
     return logits
 
 
-def _convert(tf, fn, graph, variant: str, cal: dict[str, np.ndarray] | None) -> bytes:
-    """The .tflite bytes of the tf.function `fn` (its concrete function `graph`) as `variant`."""
+def convert(
+    tf: Any, fn: Any, graph: Any, variant: str, cal: dict[str, np.ndarray] | None, *, batch: int = 1
+) -> bytes:
+    """The .tflite bytes of the tf.function `fn` (its concrete function `graph`) as `variant`; int8 calibrates
+    on `cal` `batch` rows at a time. Shared by this exporter and `converters.export.onnx_tflite`."""
     holder = tf.Module()
     holder.logits = fn
     conv = tf.lite.TFLiteConverter.from_concrete_functions([graph], holder)
@@ -639,11 +642,11 @@ def _convert(tf, fn, graph, variant: str, cal: dict[str, np.ndarray] | None) -> 
         conv.optimizations = [tf.lite.Optimize.DEFAULT]
         conv.target_spec.supported_types = [tf.float16]
     elif variant == "int8":
-        n = next(iter(cal.values())).shape[0]
+        n = len(next(iter(cal.values())))
 
-        def representative():  # by input name (the signature's keys), one row at a time
-            for i in range(n):
-                yield {name: a[i : i + 1] for name, a in cal.items()}
+        def representative():  # by input name (the signature's keys), `batch` rows at a time
+            for i in range(0, n, batch):
+                yield {name: a[i : i + batch] for name, a in cal.items()}
 
         conv.optimizations = [tf.lite.Optimize.DEFAULT]
         conv.representative_dataset = representative
@@ -708,7 +711,7 @@ def export_tflite(
     fn = _tf_function(tf, net)
     graph = fn.get_concrete_function()  # traced once; called directly (no retracing) by the check
     _check_tf_graph(model, net, graph)
-    data = _convert(tf, fn, graph, variant, cal)
+    data = convert(tf, fn, graph, variant, cal)
     data, in_q, out_q = _finish(data, net, codes if variant == "int8" else None, variant)
     return TFLiteModel(variant, data, tuple(net.inputs), in_q, out_q)
 
