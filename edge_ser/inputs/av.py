@@ -293,10 +293,6 @@ class AVKind(InputKind):
         return out
 
     @property
-    def sample_rate(self) -> int:
-        return self.spec.feature_spec.sample_rate
-
-    @property
     def feature_spec(self) -> FeatureSpec:
         return self.spec.feature_spec
 

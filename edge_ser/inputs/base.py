@@ -132,9 +132,9 @@ class InputKind(ABC):
     # -- what the device needs ---------------------------------------------------------------------------------
 
     @property
-    @abstractmethod
     def sample_rate(self) -> int:
-        """The rate (Hz) every audio input is resampled to before features."""
+        """The rate (Hz) every audio input is resampled to before features: the feature spec's."""
+        return self.feature_spec.sample_rate
 
     @property
     @abstractmethod

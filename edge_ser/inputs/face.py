@@ -165,10 +165,6 @@ class FaceKind(InputKind):
 
     # -- what the device needs ---------------------------------------------------------------------------------
     @property
-    def sample_rate(self) -> int:
-        return self.feature_spec.sample_rate
-
-    @property
     def feature_spec(self) -> FeatureSpec:
         """No audio feature: the default spec, recorded because every manifest has one."""
         return FeatureSpec()

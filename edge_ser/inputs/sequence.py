@@ -205,10 +205,6 @@ class SequenceKind(InputKind):
         return {"sequence_input": self.spec.to_dict()}
 
     @property
-    def sample_rate(self) -> int:
-        return self.spec.feature_spec.sample_rate
-
-    @property
     def feature_spec(self) -> FeatureSpec:
         return self.spec.feature_spec
 

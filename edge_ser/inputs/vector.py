@@ -54,10 +54,6 @@ class VectorKind(InputKind):
         return {}
 
     @property
-    def sample_rate(self) -> int:
-        return self.spec.sample_rate
-
-    @property
     def feature_spec(self) -> FeatureSpec:
         return self.spec
 
