@@ -175,11 +175,20 @@ def speech_enough(level: float, whole: bool, gate: float = SILENCE_DB) -> bool:
     return level >= gate or (whole and level > -math.inf)
 
 
+TEACH_MIN_S = 1.0
+"""A whole clip shorter than this teaches nothing about its speaker (`clip_teaches`), as the live loop's utterances
+(`edge_ser.live.pipeline.UTTERANCE_MIN_S`): the functionals of a word or a click are far from any sentence's, and
+one 0.2 s file pooled with 10 sentences moved their probabilities by up to 0.22 (a user review, 2026-12-06).
+Every EMODB clip here is 2.0 s, every RAVDESS clip 3.0-5.0 s."""
+
+
 def clip_teaches(y: np.ndarray, sr: int, level: float | None = None, voice: bool | None = None) -> bool:
-    """Whether a whole clip (a file up to 30 s, audio given in memory) joins the speaker statistics: not digital
-    silence, and at least WHOLE_CLIP_VOICING of its frames voiced, so noise and hiss teach nothing. The one rule
-    for `enroll`, `enroll_file`, `predict_audio` and files classified or learnt (`level`: its `loudest_db` when
-    known)."""
+    """Whether a whole clip (a file up to 30 s, audio given in memory) joins the speaker statistics: at least
+    TEACH_MIN_S long, not digital silence, and at least WHOLE_CLIP_VOICING of its frames voiced, so noise and hiss
+    teach nothing. The one rule for `enroll`, `enroll_file`, `predict_audio` and files classified or learnt
+    (`level`: its `loudest_db` when known)."""
+    if np.shape(y)[0] < TEACH_MIN_S * sr:
+        return False
     level = loudest_db(y, sr) if level is None else level
     return speech_enough(level, True) and (has_voice(y, sr) if voice is None else voice)
 
@@ -1133,6 +1142,8 @@ def _learns(w: FileWindow) -> bool:
     about the speaker."""
     if w.teaches is not None:
         return w.teaches
+    if w.whole and (w.end - w.start < TEACH_MIN_S or w.has_voice is False):  # clip_teaches' rule
+        return False
     return w.level_db is None or speech_enough(w.level_db, w.whole)
 
 

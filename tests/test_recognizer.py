@@ -217,6 +217,41 @@ def test_silence_never_joins_the_speaker_statistics(tmp_path: Path) -> None:
     assert not rec.predict_audio(_voiced(1.0, 2), 16000).silent and rec.speaker_clips == 3
 
 
+def test_a_clip_too_short_to_be_a_sentence_never_teaches_the_speaker_and_is_marked(
+    tmp_path: Path, capsys
+) -> None:
+    """A 0.2 s file pooled with sentences moved their probabilities by up to 0.22 (a user review): a whole clip under
+    TEACH_MIN_S joins no speaker statistics, file, memory or enrolment, and `predict` marks a clip under
+    SHORT_SPEECH_S; a folder gives its sentences the same answers with the short file in it as without."""
+    from edge_ser.cli import main
+    from edge_ser.cli.predict import mark_list
+
+    rec = edge_ser.Recognizer(REPO / "bundles" / "ser_emodb", "numpy")
+    short = write_wav(tmp_path / "short" / "word.wav", _voiced(0.2, 3), 16000)
+    p = rec.predict_file(short)
+    assert rec.speaker_clips == 0 and any(m.startswith("short: 0.20 s, under 1.2 s") for m in mark_list(p))
+    assert rec.enroll(_voiced(0.6, 4), 16000) is False and rec.speaker_clips == 0
+    rec.predict_audio(_voiced(0.6, 5), 16000)
+    assert rec.speaker_clips == 0
+    assert not any(m.startswith("short") for m in mark_list(rec.predict_audio(_voiced(2.0, 6), 16000)))
+
+    folder = tmp_path / "sentences"
+    for i in range(3):
+        write_wav(folder / f"s{i}.wav", _voiced(2.0, 10 + i), 16000)
+
+    def answers(*paths: Path) -> dict[str, dict]:
+        main(
+            ["predict", str(REPO / "bundles" / "ser_emodb"), *map(str, paths), "--engine", "numpy", "--json"]
+        )
+        rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+        return {Path(r["file"]).name: r["probabilities"] for r in rows}
+
+    alone, with_word = answers(folder), answers(folder, short)
+    assert set(with_word) == {"s0.wav", "s1.wav", "s2.wav", "word.wav"}
+    for name, probabilities in alone.items():
+        assert with_word[name] == pytest.approx(probabilities, abs=1e-6)
+
+
 def test_api_misuse_is_a_one_line_config_error(tmp_path: Path) -> None:
     """Wrong arguments name what was wrong instead of failing inside numpy, pathlib or the engine."""
     rec = edge_ser.Recognizer(REPO / "bundles" / "ser_emodb", "numpy")

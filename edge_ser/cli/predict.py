@@ -24,6 +24,7 @@ from edge_ser.cli.common import (
 )
 from edge_ser.errors import AudioFormatError, ConfigError, InputWarning
 from edge_ser.inputs.base import CLIPPED_NOTE
+from edge_ser.live.run import SHORT_SPEECH_S
 from edge_ser.text import printable
 
 
@@ -80,7 +81,8 @@ def _marks(r) -> str:  # noqa: ANN001 - a Prediction
 
 def mark_list(r) -> list[str]:  # noqa: ANN001 - a Prediction
     """What the label should not be trusted for: no speech in the file, no face in view (answered from the audio
-    alone when there was audio, else from the centre of the frame), clipping, or input beyond the training range.
+    alone when there was audio, else from the centre of the frame), a clip too short for the model, clipping, or
+    input beyond the training range.
     `predict --json` carries them as "marks", so a reader of `label` is told as a reader of the text is."""
     marks = []
     if r.face_found is False:
@@ -96,6 +98,12 @@ def mark_list(r) -> list[str]:  # noqa: ANN001 - a Prediction
             )
     elif getattr(r, "has_voice", None) is False:  # loud enough, but no voice in it: the label is about noise
         marks.append("no speech: no voiced sound (noise, hiss or clicks)")
+    duration = getattr(r, "duration", None)
+    if duration is not None and duration < SHORT_SPEECH_S and r.level_db is not None and not r.silent:
+        marks.append(
+            f"short: {duration:.2f} s, under {SHORT_SPEECH_S:g} s: a word or a short phrase reads far less reliably "
+            "than a sentence (docs/live.md)"
+        )
     if (getattr(r, "clipped", None) or 0.0) > CLIPPED_NOTE:
         marks.append(f"clipped: {100 * r.clipped:.0f} % of its samples at full scale, distorted audio")
     if r.ood:
