@@ -570,3 +570,19 @@ def test_api_small_gaps_a_bytes_path_a_new_folder_and_an_empty_enrolment_folder(
     (tmp_path / "empty").mkdir()
     with pytest.warns(InputWarning, match="holds no audio file"):
         assert rec.enroll_file(tmp_path / "empty") == 0
+
+
+def test_predict_says_when_several_files_are_learnt_as_one_speaker(tmp_path: Path, capsys) -> None:
+    """A folder of several speakers is the usual case for a researcher: predict says the files are learnt as one
+    speaker when they are (--adapt all / online, a bundle that learns its speaker), and not with --adapt off."""
+    from edge_ser.cli import main
+
+    for i in range(2):
+        write_wav(tmp_path / f"s{i}.wav", _voiced(2.0, 20 + i), 16000)
+    ser = str(REPO / "bundles" / "ser_emodb")
+    for adapt in ("all", "online"):
+        main(["predict", ser, str(tmp_path), "--engine", "numpy", "--adapt", adapt])
+        assert f"the 2 files are learnt as one speaker (--adapt {adapt})" in capsys.readouterr().out
+    main(["predict", ser, str(tmp_path), "--engine", "numpy", "--adapt", "off"])
+    main(["predict", ser, str(tmp_path / "s0.wav"), "--engine", "numpy"])
+    assert "one speaker" not in capsys.readouterr().out

@@ -204,6 +204,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise AudioFormatError(
             f"no {'/'.join(rec.kind.file_extensions)} files in {', '.join(str(f) for f in args.files)}"
         )
+    if rec.adapting and len(files) > 1:  # documented in --help; said when it applies (a user review)
+        print(
+            f"  (the {len(files)} files are learnt as one speaker (--adapt {adapt}): for files of several speakers, "
+            "predict each speaker's files in a call of their own, or give --adapt off)",
+            file=say,
+        )
     n, inference_ms, bad = 0, 0.0, []
 
     def skip(path: Path, error: Exception) -> None:  # one bad file in a folder does not stop the others
