@@ -362,3 +362,25 @@ def test_info_prints_the_layers_flops_it_counts_not_the_manifests(tmp_path, caps
         x for x in capsys.readouterr().out.splitlines() if x.strip().startswith(m["layers"][0]["name"])
     )
     assert f"{true:,} FLOPs (the manifest says 1)" in line
+
+
+def test_a_float_file_beyond_full_scale_is_not_called_clipped_unless_it_is(tmp_path, capsys) -> None:
+    """Review: a clean float WAV with peaks of 8.0 (used as it is, with a warning) was marked "clipped: 9 %": its
+    samples between 0.95 and 1 are not flat tops. Measured against its own peak, it is clean; the same speech
+    clipped at 8.0 is still marked."""
+    import json
+
+    import numpy as np
+    import soundfile as sf
+
+    from tests._signals import voiced
+
+    y = voiced(16000, 32000, 1).astype(np.float32)
+    loud, flat = tmp_path / "loud.wav", tmp_path / "flat.wav"
+    sf.write(loud, 8 * y / np.abs(y).max(), 16000, subtype="FLOAT")
+    sf.write(flat, np.clip(400 * y / np.abs(y).max(), -8, 8), 16000, subtype="FLOAT")
+    with pytest.warns(Warning):
+        assert main(["predict", str(BUNDLE), str(loud), str(flat), "--json", "--adapt", "off"]) == 0
+    rows = {Path(r["file"]).name: r for r in map(json.loads, capsys.readouterr().out.splitlines())}
+    assert not any(m.startswith("clipped") for m in rows["loud.wav"]["marks"])
+    assert any(m.startswith("clipped") for m in rows["flat.wav"]["marks"])
