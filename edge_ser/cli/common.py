@@ -141,7 +141,8 @@ def adapt_ignored(args: argparse.Namespace, rec, command: str) -> str | None:
     )
 
 
-def add_enroll_arg(p: argparse.ArgumentParser) -> None:
+def add_enroll_arg(p: argparse.ArgumentParser, no_adapt: str = "--adapt off") -> None:
+    """`--enroll PATH`; `no_adapt` is how this command says keep the statistics (run: --no-adapt)."""
     p.add_argument(
         "--enroll",
         action="append",
@@ -152,7 +153,7 @@ def add_enroll_arg(p: argparse.ArgumentParser) -> None:
         "before anything is "
         "classified: a bundle with speaker normalisation then starts from the speaker instead of the training "
         "prior (about 30 clips bring it within ~2 points of knowing the speaker; docs/protocol.md); with "
-        "--adapt off (run: --no-adapt) the statistics then stay those of the enrolment",
+        f"{no_adapt} the statistics then stay those of the enrolment",
     )
 
 

@@ -32,9 +32,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "predict",
         help="classify audio (or, with an audio-visual bundle, video) files with a bundle",
-        description="Each file through the bundle's own input pipeline (the clip vector, log-Mel patches voted "
-        "per clip, or for an audio-visual bundle 6 sampled video frames through its Haar face crop and the "
-        "audio track as MFCC segments), then the bundle on an engine. Folders are searched recursively.",
+        description="Each file through the bundle's own input pipeline (`edge-ser info BUNDLE` says which: the "
+        "clip's functionals or feature vector, log-Mel patches voted per clip; a face bundle, face crops of the "
+        "video's frames through its Haar search; av_cnn, 6 sampled frames and the audio track as MFCC segments; "
+        "a fusion bundle, each branch's own), then the bundle on an engine. Folders are searched recursively.",
     )
     p.add_argument("bundle", type=Path, help="bundle folder or .tar")
     p.add_argument(

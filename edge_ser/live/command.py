@@ -102,7 +102,7 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
         "between pauses, as one clip, when it ends) or windows (every window with speech); default "
         f"{LEARN_DEFAULT} (docs/live.md)",
     )
-    add_enroll_arg(m)
+    add_enroll_arg(m, "--no-adapt")
     add_speaker_file_arg(m)
     m.add_argument("--ema-alpha", type=float, default=0.5, help="weight of the newest window (default 0.5)")
     m.add_argument("--majority-k", type=int, default=5, help="windows in the majority vote (default 5)")
