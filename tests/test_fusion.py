@@ -422,6 +422,22 @@ def test_the_shipped_fusion_hears_a_videos_audio_track(tmp_path) -> None:
     assert nothing.face_found is False and faces.predict_file(blank).face_found is False
 
 
+def test_predict_marks_a_video_without_a_sound_track_as_the_face_alone(tmp_path, capsys) -> None:
+    """av_fusion answers a video without a sound track from its face branch alone: predict now says so (a user
+    review found a confident label with no mark); a video with a sound track is not marked."""
+    from edge_ser.cli import main
+    from tests.av_media import ffmpeg_or_skip, mux, write_speech, write_video
+
+    ffmpeg = ffmpeg_or_skip()
+    face = write_video(tmp_path / "face.mp4")
+    face_av = mux(ffmpeg, face, write_speech(tmp_path / "a.wav"), tmp_path / "face_av.mp4")
+    bundle = str(Path(__file__).resolve().parents[1] / "bundles" / "av_fusion")
+    assert main(["predict", bundle, str(face), str(face_av), "--engine", "numpy", "--json"]) == 0
+    rows = {Path(r["file"]).name: r for r in map(json.loads, capsys.readouterr().out.splitlines())}
+    assert "no sound track: the face alone" in rows["face.mp4"]["marks"]
+    assert not any(m.startswith("no sound") for m in rows["face_av.mp4"]["marks"])
+
+
 def test_no_face_found_is_reported(tmp_path, capsys) -> None:
     """An image or video in which the face search finds no face says so (JSON `face_found`, a text mark); the
     label was a confident 'surprise' about an empty scene, with nothing flagged."""

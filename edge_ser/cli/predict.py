@@ -75,17 +75,26 @@ def _top(probabilities: dict[str, float], k: int) -> str:
     return printable(", ".join(f"{lab} {p:.2f}" for lab, p in best))
 
 
-def _marks(r) -> str:  # noqa: ANN001 - a Prediction
+def _marks(r, hears: bool = False) -> str:  # noqa: ANN001 - a Prediction
     """`mark_list` as the text view prints it after the label: `  [mark]` each."""
-    return "".join(f"  [{m}]" for m in mark_list(r))
+    return "".join(f"  [{m}]" for m in mark_list(r, hears))
 
 
-def mark_list(r) -> list[str]:  # noqa: ANN001 - a Prediction
+def _no_sound(r) -> bool:  # noqa: ANN001 - a Prediction
+    """Whether a prediction heard no audio at all: no level for the clip, nor for any of its windows."""
+    return r.level_db is None and all(w.level_db is None for w in r.windows or ())
+
+
+def mark_list(r, hears: bool = False) -> list[str]:  # noqa: ANN001 - a Prediction
     """What the label should not be trusted for: no speech in the file, no face in view (answered from the audio
     alone when there was audio, else from the centre of the frame), a clip too short for the model, clipping, or
     input beyond the training range.
-    `predict --json` carries them as "marks", so a reader of `label` is told as a reader of the text is."""
+    `predict --json` carries them as "marks", so a reader of `label` is told as a reader of the text is.
+    `hears`: the bundle takes audio, so a video without a sound track (a fusion bundle answers from the face
+    branch alone) is said too."""
     marks = []
+    if hears and _no_sound(r):
+        marks.append("no sound track: " + ("nothing heard" if r.face_found is False else "the face alone"))
     if r.face_found is False:
         marks.append(
             "no face found: " + ("audio alone" if r.level_db is not None else "the centre of the frame")
@@ -226,11 +235,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
         n += 1
         inference_ms += r.timings.get("inference", 0.0)
         if args.json:
-            print(json.dumps({**r.to_dict(), "marks": mark_list(r)}), flush=True)
+            print(json.dumps({**r.to_dict(), "marks": mark_list(r, rec.kind.hears)}), flush=True)
             continue
         name = printable(names.get(str(r.source), Path(r.source or "?").name))
         if not r.windows:
-            print(f"  {name}: {_top(r.probabilities, args.top)}{_marks(r)}", flush=True)
+            print(f"  {name}: {_top(r.probabilities, args.top)}{_marks(r, rec.kind.hears)}", flush=True)
             continue
         w = r.windows
         with_face = sum(bool(x.face_found) for x in w)
@@ -241,7 +250,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         )
         print(
             f"  {name}: {_top(r.probabilities, args.top)}  (mean of {of} windows of "
-            f"{w[0].end - w[0].start:g} s covering 0:00-{_clock(r.duration or 0.0)}){_marks(r)}",
+            f"{w[0].end - w[0].start:g} s covering 0:00-{_clock(r.duration or 0.0)}){_marks(r, rec.kind.hears)}",
             flush=True,
         )
         if args.windows:
