@@ -27,7 +27,13 @@ from av_media import (
 
 from edge_ser.audio import container, resample, write_wav
 from edge_ser.audio.container import FFmpegNotFoundError, find_ffmpeg, load_container_audio
-from edge_ser.errors import AudioFormatError, ConfigError, MissingDependencyError, VideoFormatError
+from edge_ser.errors import (
+    AudioFormatError,
+    ConfigError,
+    InputWarning,
+    MissingDependencyError,
+    VideoFormatError,
+)
 from edge_ser.vision.face import FaceCropper
 from edge_ser.vision.video import iter_frames, probe_video, read_sampled, read_video, sample_frame_indices
 
@@ -137,10 +143,16 @@ def test_zero_frames_and_truncated_stream(tmp_path, mp4, ffmpeg):
     cut = tmp_path / "cut.mp4"
     cut.write_bytes(fast.read_bytes()[: fast.stat().st_size // 2])
     assert probe_video(cut).frame_count == N_FRAMES
+    # the frames that decode are used, with a warning naming the file (it was refused: a user review)
+    full = read_video(cut.with_name("fast.mp4")).frames
     for read in (read_video, read_sampled, lambda p: list(iter_frames(p))):
-        with pytest.raises(VideoFormatError, match=f"declares {N_FRAMES} frames but only") as err:
-            read(cut)
-        assert str(cut) in str(err.value)
+        with pytest.warns(InputWarning, match=f"declares {N_FRAMES} frames but only") as got:
+            out = read(cut)
+        assert str(cut) in str(got[0].message) and "are used" in str(got[0].message)
+        frames = out if isinstance(out, list) else out.frames
+        assert 0 < len(frames) < N_FRAMES
+        if read is read_video:  # the file's first frames (the last, cut part way, may be partly decoded)
+            np.testing.assert_array_equal(np.stack(frames)[:-1], full[: len(frames) - 1])
 
 
 # ------------------------------------------------------------------------------------ container audio

@@ -18,7 +18,9 @@ this OpenCV has it, so every file goes through the same decoder whatever other b
 Frame count: `read_sampled` decodes to the end of the file and uses the number of frames that actually
 decode, so it picks exactly the frames a full decode + `sample_frame_indices` would pick even when the
 container's count is an estimate (Matroska/WebM derive it from duration x fps). A container count that is
-off by at most `COUNT_TOLERANCE` is accepted; a larger shortfall is a truncated file.
+off by at most `COUNT_TOLERANCE` is accepted; a larger shortfall is a truncated file, whose frames that decode are
+used with an InputWarning naming it (it was refused: a user review's AVI made with `ffmpeg -shortest` declared 107
+frames and decoded 89, and a face bundle skipped it while a speech bundle read its sound track).
 
 Seek or decode-and-skip (`method`): `method="skip"` (decode every frame, `grab()` without `retrieve()` for
 the ones not wanted) is the default; `method="seek"` only pays off for a few frames of a long file with
@@ -243,14 +245,21 @@ def _no_frames(info: VideoInfo) -> VideoFormatError:
 
 
 def _check_count(info: VideoInfo, decoded: int) -> None:
-    """Zero frames, or clearly fewer than declared (a truncated file), is an error; small misses are not."""
+    """Zero frames is an error; clearly fewer than declared (a truncated file) a warning, the frames that decode
+    being used; small misses nothing."""
     if decoded == 0:
         raise _no_frames(info)
     frames, fraction = COUNT_TOLERANCE
     if info.frame_count and info.frame_count - decoded > max(frames, fraction * info.frame_count):
-        raise VideoFormatError(
+        import warnings
+
+        from edge_ser.errors import InputWarning
+
+        warnings.warn(
             f"{info.path}: truncated or damaged: the container declares {info.frame_count} frames but only "
-            f"{decoded} decode"
+            f"{decoded} decode; those {decoded} are used",
+            InputWarning,
+            stacklevel=3,
         )
 
 
@@ -376,5 +385,12 @@ def read_sampled(
     if method not in METHODS:
         raise ConfigError(f"read_sampled: method must be one of {METHODS}, got {method!r}")
     path = Path(path)
-    with native_messages_named(path):  # the decoder's complaints about a damaged file name it
-        return _decode_skip(path, int(k), grey) if method == "skip" else _seek(path, int(k), grey)
+    import warnings
+
+    with warnings.catch_warnings(record=True) as said:  # ours, said after the block: it would prefix them too
+        warnings.simplefilter("always")
+        with native_messages_named(path):  # the decoder's complaints about a damaged file name it
+            out = _decode_skip(path, int(k), grey) if method == "skip" else _seek(path, int(k), grey)
+    for w in said:
+        warnings.warn(w.message, w.category, stacklevel=2)
+    return out
