@@ -586,3 +586,18 @@ def test_predict_says_when_several_files_are_learnt_as_one_speaker(tmp_path: Pat
     main(["predict", ser, str(tmp_path), "--engine", "numpy", "--adapt", "off"])
     main(["predict", ser, str(tmp_path / "s0.wav"), "--engine", "numpy"])
     assert "one speaker" not in capsys.readouterr().out
+
+
+def test_a_long_file_read_as_one_clip_is_marked(tmp_path: Path) -> None:
+    """A user review's 29.9 s file of nine utterances read "disgust 0.98" with no mark (windowed past 30 s, the same
+    audio read "calm 0.39"): a file over 10 s read as one clip is marked `long`; a 2 s one and a windowed 31 s one
+    are not."""
+    from edge_ser.cli.predict import mark_list
+
+    rec = edge_ser.Recognizer(REPO / "bundles" / "ser_emodb", "numpy", adapt=False)
+    marked = {}
+    for seconds in (2.0, 12.0, 31.0):
+        f = write_wav(tmp_path / f"{seconds:g}.wav", _voiced(seconds, 30), 16000)
+        marked[seconds] = [m for m in mark_list(rec.predict_file(f)) if m.startswith("long")]
+    assert marked[12.0] and marked[12.0][0].startswith("long: 12.0 s read as one clip")
+    assert not marked[2.0] and not marked[31.0]

@@ -10,6 +10,7 @@ import warnings
 from pathlib import Path
 
 from edge_ser.audio.level import SILENCE_DB
+from edge_ser.audio.stream import FILE_WINDOW_SECONDS, LONG_FILE_SECONDS
 from edge_ser.cli.common import (
     adapt_ignored,
     adapt_mode,
@@ -80,6 +81,12 @@ def _marks(r, hears: bool = False) -> str:  # noqa: ANN001 - a Prediction
     return "".join(f"  [{m}]" for m in mark_list(r, hears))
 
 
+LONG_CLIP_NOTE_S = 10.0
+"""A file read as one clip (up to LONG_FILE_SECONDS) longer than this is marked `long`: the shipped bundles' training
+clips are 2-5 s, and a user review's 29.9 s file of nine utterances read "disgust 0.98" unmarked, while the same
+audio past 30 s, windowed, read "calm 0.39"."""
+
+
 def _no_sound(r) -> bool:  # noqa: ANN001 - a Prediction
     """Whether a prediction heard no audio at all: no level for the clip, nor for any of its windows."""
     return r.level_db is None and all(w.level_db is None for w in r.windows or ())
@@ -113,6 +120,12 @@ def mark_list(r, hears: bool = False) -> list[str]:  # noqa: ANN001 - a Predicti
         marks.append(
             f"short: {duration:.2f} s, under {SHORT_SPEECH_S:g} s: a word or a short phrase reads far less reliably "
             "than a sentence (docs/live.md)"
+        )
+    if duration is not None and duration > LONG_CLIP_NOTE_S and not r.windows and r.level_db is not None:
+        marks.append(
+            f"long: {duration:.1f} s read as one clip (training clips are a few seconds): a file of several "
+            f"utterances blurs them, cut it into utterances (past {LONG_FILE_SECONDS:g} s a file is read in "
+            f"{FILE_WINDOW_SECONDS:g} s windows)"
         )
     if (getattr(r, "clipped", None) or 0.0) > CLIPPED_NOTE:
         marks.append(f"clipped: {100 * r.clipped:.0f} % of its samples at full scale, distorted audio")
