@@ -8,8 +8,9 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, is_dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -180,20 +181,30 @@ def _digest(*arrays: torch.Tensor) -> str:
     h = hashlib.blake2b(digest_size=16)
     for a in arrays:
         h.update(str(tuple(a.shape)).encode())
-        h.update(a.detach().contiguous().numpy().tobytes())
+        h.update(memoryview(np.ascontiguousarray(a.detach().numpy())).cast("B"))  # no copy when contiguous
     return h.hexdigest()
 
 
-def _fingerprint(
-    config: TrainConfig, model: nn.Module, Xt: tuple[torch.Tensor, ...], yt: torch.Tensor, teacher
-) -> dict:
-    """What a resume file must match: the config, the model's starting weights (a QAT run from another float
-    model is another run), the training rows, labels and teacher logits."""
-    data = (*Xt, yt) if teacher is None else (*Xt, yt, teacher)
+def _callable_name(f: Any) -> str | None:
+    """How a resume file names a callable: a dataclass by its fields (e.g. `FaceAugment(rotation=10.0, ...)`), a
+    function by its qualified name (its repr holds an address that changes from run to run)."""
+    if f is None:
+        return None
+    if is_dataclass(f):
+        return repr(f)
+    return f"{getattr(f, '__module__', '?')}.{getattr(f, '__qualname__', type(f).__qualname__)}"
+
+
+def _fingerprint(config: TrainConfig, model: nn.Module, train: tuple, val: tuple, recipe: dict) -> dict:
+    """What a resume file must match: the config, the loss and augmentation (`recipe`), the model's starting
+    weights (a QAT run from another float model is another run), the training rows with their labels and teacher
+    logits, and the validation rows (they choose the epoch kept and stop the run)."""
     return {
         "config": config.to_dict(),
+        "recipe": recipe,
         "start": _digest(*model.state_dict().values()),
-        "data": _digest(*data),
+        "data": _digest(*train),
+        "val": _digest(*val),
     }
 
 
@@ -349,15 +360,27 @@ def train_classifier(
     history: list[dict] = []
     done, before = 0, 0.0
     resume = Path(resume) if resume is not None else None
-    fingerprint = _fingerprint(config, model, Xt, yt, teacher) if resume is not None else {}
+    fingerprint = {}
+    if resume is not None:
+        recipe = {
+            "augment": _callable_name(augment),
+            "mixup": mixup,
+            "distill": None if distill is None else [distill.temperature, distill.alpha],
+            "val_accuracy": _callable_name(val_accuracy),
+        }
+        train = (*Xt, yt) if teacher is None else (*Xt, yt, teacher)
+        val = (*_tensors(X_val), torch.as_tensor(np.asarray(y_val)))
+        fingerprint = _fingerprint(config, model, train, val, recipe)
     if resume is not None and resume.is_file():
         s = _restore(resume, fingerprint, model, opt, sched, gen, mix_rng)
         best, best_state, best_epoch, stale = s["best"], s["best_state"], s["best_epoch"], s["stale"]
         history, done, before = s["history"], s["epoch"], s["seconds"]
         print(f"train: resuming {resume} after epoch {done} of {config.epochs}", file=sys.stderr, flush=True)
     t0 = time.perf_counter() - before
+    # a run killed between its last save and its end had stopped: nothing more to train
+    stopped = not config.keep_last and stale >= config.patience
     bar = tqdm(
-        range(done + 1, config.epochs + 1),
+        range(done + 1, (done if stopped else config.epochs) + 1),
         desc="train",
         unit="epoch",
         initial=done,

@@ -373,6 +373,7 @@ def test_a_float_file_beyond_full_scale_is_not_called_clipped_unless_it_is(tmp_p
     import numpy as np
     import soundfile as sf
 
+    from edge_ser.audio import resample
     from tests._signals import voiced
 
     y = voiced(16000, 32000, 1).astype(np.float32)
@@ -384,3 +385,14 @@ def test_a_float_file_beyond_full_scale_is_not_called_clipped_unless_it_is(tmp_p
     rows = {Path(r["file"]).name: r for r in map(json.loads, capsys.readouterr().out.splitlines())}
     assert not any(m.startswith("clipped") for m in rows["loud.wav"]["marks"])
     assert any(m.startswith("clipped") for m in rows["flat.wav"]["marks"])
+    # hard-clipped PCM at 44.1 / 48 kHz peaks at ~1.2 once resampled to the model's rate: still clipped (a review
+    # found the first version of this rule lost it)
+    pcm = np.clip(20 * y / np.abs(y).max(), -1, 1)
+    for sr in (44100, 48000):
+        sf.write(tmp_path / f"pcm_{sr}.wav", resample(pcm, 16000, sr), sr, subtype="PCM_16")
+    assert (
+        main(["predict", str(BUNDLE), *(str(tmp_path / f"pcm_{sr}.wav") for sr in (44100, 48000)), "--json"])
+        == 0
+    )
+    for r in map(json.loads, capsys.readouterr().out.splitlines()):
+        assert any(m.startswith("clipped") for m in r["marks"]), r["file"]

@@ -436,6 +436,11 @@ def test_predict_marks_a_video_without_a_sound_track_as_the_face_alone(tmp_path,
     rows = {Path(r["file"]).name: r for r in map(json.loads, capsys.readouterr().out.splitlines())}
     assert "no sound track: the face alone" in rows["face.mp4"]["marks"]
     assert not any(m.startswith("no sound") for m in rows["face_av.mp4"]["marks"])
+    # av_cnn sets no level for the video it reads: not marked (a review found every av_cnn video marked)
+    av_cnn = str(Path(__file__).resolve().parents[1] / "bundles" / "av_cnn")
+    assert main(["predict", av_cnn, str(face_av), "--engine", "numpy", "--json"]) == 0
+    (row,) = map(json.loads, capsys.readouterr().out.splitlines())
+    assert not any(m.startswith("no sound") for m in row["marks"])
 
 
 def test_no_face_found_is_reported(tmp_path, capsys) -> None:

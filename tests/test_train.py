@@ -101,19 +101,17 @@ def test_a_killed_run_resumes_to_the_weights_of_a_run_never_stopped(tmp_path) ->
 
     state, calls = tmp_path / "run.partial.pt", []
 
-    def killed_in_epoch_3(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    def noise(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:  # the same augmentation, killed once
         calls.append(1)
         if len(calls) == 2 * 6 + 3:  # 6 batches an epoch: part way through the third
             raise KeyboardInterrupt
         return _noise(x, gen)
 
     with pytest.raises(KeyboardInterrupt):
-        train_classifier(
-            _resumable_net(), X, y, X[:32], y[:32], config, augment=killed_in_epoch_3, resume=state, **kw
-        )
+        train_classifier(_resumable_net(), X, y, X[:32], y[:32], config, augment=noise, resume=state, **kw)
     assert state.is_file()
     again = train_classifier(
-        _resumable_net(), X, y, X[:32], y[:32], config, augment=_noise, resume=state, **kw
+        _resumable_net(), X, y, X[:32], y[:32], config, augment=noise, resume=state, **kw
     )
     assert not state.exists()  # removed once the run ends: the next call starts afresh
     assert again.history == whole.history and again.best_epoch == whole.best_epoch
@@ -122,53 +120,68 @@ def test_a_killed_run_resumes_to_the_weights_of_a_run_never_stopped(tmp_path) ->
 
 
 def test_a_resume_file_from_another_run_is_refused_by_name(tmp_path) -> None:
+    """Each thing that makes another run is refused alone: the config, the starting weights (QAT from another float
+    model), the training rows, the validation rows, the augmentation, mixup; a file that is not torch's too."""
     from edge_ser.errors import ConfigError
 
     X, y = _data(48)
-    state = tmp_path / "run.partial.pt"
-    calls = []
+    state, calls, kill = tmp_path / "run.partial.pt", [], [True]
 
-    def killed(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    def shift(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         calls.append(1)
-        if len(calls) == 5:
+        if kill[0] and len(calls) == 5:
             raise KeyboardInterrupt
         return x
 
+    def run(**change) -> None:
+        args = {"model": _resumable_net(), "X_train": X, "X_val": X, "y_val": y, "augment": shift, **change}
+        config = args.pop("config", TrainConfig(epochs=3, batch_size=16))
+        train_classifier(y_train=y, config=config, progress=False, resume=state, **args)
+
     with pytest.raises(KeyboardInterrupt):
-        train_classifier(
-            _resumable_net(),
-            X,
-            y,
-            X,
-            y,
-            TrainConfig(epochs=3, batch_size=16),
-            progress=False,
-            augment=killed,
-            resume=state,
-        )
-    with pytest.raises(ConfigError, match="run.partial.pt: a resume file from another run"):
-        train_classifier(
-            _resumable_net(), X, y, X, y, TrainConfig(epochs=5, batch_size=16), progress=False, resume=state
-        )
+        run()
+    kill[0] = False
     other_start = _resumable_net()
     torch.nn.init.zeros_(other_start[0].bias)  # e.g. QAT from another float model
-    with pytest.raises(ConfigError, match="another run"):
-        train_classifier(
-            other_start, X, y, X, y, TrainConfig(epochs=3, batch_size=16), progress=False, resume=state
-        )
-    with pytest.raises(ConfigError, match="another run"):
-        train_classifier(
-            _resumable_net(),
-            X + 1,
-            y,
-            X,
-            y,
-            TrainConfig(epochs=3, batch_size=16),
-            progress=False,
-            resume=state,
-        )
+    for change in (
+        {"config": TrainConfig(epochs=5, batch_size=16)},
+        {"model": other_start},
+        {"X_train": X + 1},
+        {"X_val": X[:8], "y_val": y[:8]},
+        {"augment": _noise},
+        {"augment": None},
+        {"mixup": 0.4},
+    ):
+        with pytest.raises(ConfigError, match="run.partial.pt: a resume file from another run"):
+            run(**change)
+    run()  # the same run resumes, and ends
+    assert not state.exists()
     state.write_bytes(b"not torch")
     with pytest.raises(ConfigError, match="run.partial.pt: not a training resume file"):
-        train_classifier(
-            _resumable_net(), X, y, X, y, TrainConfig(epochs=3, batch_size=16), progress=False, resume=state
-        )
+        run()
+
+
+def test_a_run_killed_after_its_patience_ran_out_ends_where_it_stopped(tmp_path, monkeypatch) -> None:
+    """Killed between its last save and the removal of the file, a run that early stopping had ended resumed for
+    one more epoch (a review): it now returns what the unbroken run returned."""
+    from pathlib import Path
+
+    X, y = _data(64)
+    config = TrainConfig(epochs=60, batch_size=16, patience=1, lr=0.05)
+    whole = train_classifier(_resumable_net(), X, y, X[:16], y[:16], config, progress=False)
+    assert whole.epochs_run < 60  # patience stopped it
+    state = tmp_path / "run.partial.pt"
+    unlink = Path.unlink
+
+    def killed(self, *a, **k):  # the kill lands after the last save, before the file is removed
+        if self == state:
+            raise KeyboardInterrupt
+        return unlink(self, *a, **k)
+
+    monkeypatch.setattr(Path, "unlink", killed)
+    with pytest.raises(KeyboardInterrupt):
+        train_classifier(_resumable_net(), X, y, X[:16], y[:16], config, progress=False, resume=state)
+    monkeypatch.setattr(Path, "unlink", unlink)
+    again = train_classifier(_resumable_net(), X, y, X[:16], y[:16], config, progress=False, resume=state)
+    assert again.history == whole.history and again.epochs_run == whole.epochs_run
+    assert not state.exists()

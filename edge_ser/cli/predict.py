@@ -25,6 +25,7 @@ from edge_ser.cli.common import (
 )
 from edge_ser.errors import AudioFormatError, ConfigError, InputWarning
 from edge_ser.inputs.base import CLIPPED_NOTE
+from edge_ser.inputs.fusion import FusionKind
 from edge_ser.live.run import SHORT_SPEECH_S
 from edge_ser.text import printable
 
@@ -76,9 +77,9 @@ def _top(probabilities: dict[str, float], k: int) -> str:
     return printable(", ".join(f"{lab} {p:.2f}" for lab, p in best))
 
 
-def _marks(r, hears: bool = False) -> str:  # noqa: ANN001 - a Prediction
+def _marks(r, fused: bool = False) -> str:  # noqa: ANN001 - a Prediction
     """`mark_list` as the text view prints it after the label: `  [mark]` each."""
-    return "".join(f"  [{m}]" for m in mark_list(r, hears))
+    return "".join(f"  [{m}]" for m in mark_list(r, fused))
 
 
 LONG_CLIP_NOTE_S = 10.0
@@ -92,15 +93,15 @@ def _no_sound(r) -> bool:  # noqa: ANN001 - a Prediction
     return r.level_db is None and all(w.level_db is None for w in r.windows or ())
 
 
-def mark_list(r, hears: bool = False) -> list[str]:  # noqa: ANN001 - a Prediction
+def mark_list(r, fused: bool = False) -> list[str]:  # noqa: ANN001 - a Prediction
     """What the label should not be trusted for: no speech in the file, no face in view (answered from the audio
     alone when there was audio, else from the centre of the frame), a clip too short for the model, clipping, or
     input beyond the training range.
     `predict --json` carries them as "marks", so a reader of `label` is told as a reader of the text is.
-    `hears`: the bundle takes audio, so a video without a sound track (a fusion bundle answers from the face
-    branch alone) is said too."""
+    `fused`: a fusion bundle (`FusionKind`), which answers a video without a sound track from its face branch
+    alone; that is said too (av_cnn refuses such a video, and sets no level for one it reads)."""
     marks = []
-    if hears and _no_sound(r):
+    if fused and _no_sound(r):
         marks.append("no sound track: " + ("nothing heard" if r.face_found is False else "the face alone"))
     if r.face_found is False:
         marks.append(
@@ -233,6 +234,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
             "predict each speaker's files in a call of their own, or give --adapt off)",
             file=say,
         )
+    fused = isinstance(rec.kind, FusionKind)
     n, inference_ms, bad = 0, 0.0, []
 
     def skip(path: Path, error: Exception) -> None:  # one bad file in a folder does not stop the others
@@ -248,11 +250,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
         n += 1
         inference_ms += r.timings.get("inference", 0.0)
         if args.json:
-            print(json.dumps({**r.to_dict(), "marks": mark_list(r, rec.kind.hears)}), flush=True)
+            print(json.dumps({**r.to_dict(), "marks": mark_list(r, fused)}), flush=True)
             continue
         name = printable(names.get(str(r.source), Path(r.source or "?").name))
         if not r.windows:
-            print(f"  {name}: {_top(r.probabilities, args.top)}{_marks(r, rec.kind.hears)}", flush=True)
+            print(f"  {name}: {_top(r.probabilities, args.top)}{_marks(r, fused)}", flush=True)
             continue
         w = r.windows
         with_face = sum(bool(x.face_found) for x in w)
@@ -263,7 +265,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         )
         print(
             f"  {name}: {_top(r.probabilities, args.top)}  (mean of {of} windows of "
-            f"{w[0].end - w[0].start:g} s covering 0:00-{_clock(r.duration or 0.0)}){_marks(r, rec.kind.hears)}",
+            f"{w[0].end - w[0].start:g} s covering 0:00-{_clock(r.duration or 0.0)}){_marks(r, fused)}",
             flush=True,
         )
         if args.windows:
