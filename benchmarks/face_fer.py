@@ -175,9 +175,9 @@ def compressed_name() -> str:
 
 
 STAGE_TIMES = {"train": "~34 min on two cores", "compress": "~10 min"}
+"""How long the stages that make a checkpoint take (docs/face.md): what a missing one costs."""
 STEM1_TIMES = {"train": "~2.8 h on two cores", "compress": "~45 min"}
 """The same with `--stem-stride 1` (its 12-epoch trial took 30 + 40 min on 25,709 images, docs/face.md)."""
-"""How long the stages that make a checkpoint take (docs/face.md): what a missing one costs."""
 
 
 def require_checkpoints(stage: str, more: int = 0) -> None:

@@ -360,8 +360,9 @@ class VideoFileSource:
 
     def read(self, timeout: float | None = None) -> Frame | None:
         """Realtime: the newest frame due and not yet returned, waiting up to `timeout` s; None when none
-        came or the file has ended. Fast: the next frame, at once; None at the end. A file that turns out
-        damaged raises its VideoFormatError here, once, after the frames that did decode."""
+        came or the file has ended. Fast: the next frame, at once; None at the end. A file with no frame that
+        decodes raises its VideoFormatError here, once; one that stops short of its declared count plays the frames
+        that decode (the reader warns)."""
         self.start()
         if self.realtime:
             frame = self._holder.get(timeout)
@@ -411,7 +412,7 @@ class VideoFileSource:
     # ------------------------------------------------------------------ state
     @property
     def healthy(self) -> bool:
-        """False only after the file turned out damaged."""
+        """False only after the file turned out unreadable (no frame decodes, or the decoder failed)."""
         return not self._failed
 
     @property

@@ -10,8 +10,8 @@ Validation before trust: a missing file, a directory, an empty file, an image, a
 one OpenCV cannot open (truncated MP4 whose index is gone, unknown codec; a file of a sound track alone is
 `NoVideoStreamError`, its streams listed when ffmpeg is there to list them), frames larger than
 `edge_ser.limits.MAX_IMAGE_PIXELS` (checked on opening, before a frame is decoded), a non-positive frame rate, zero
-decodable frames, or a file that decodes to clearly fewer frames than its container declares (truncated)
-raise VideoFormatError naming the file and what was wrong. Images are refused by their first bytes (the
+decodable frames raise VideoFormatError naming the file and what was wrong; a file that decodes to clearly fewer
+frames than its container declares (truncated) is read with the frames that decode and an InputWarning. Images are refused by their first bytes (the
 FFmpeg backend would open a JPEG as a one-frame video). OpenCV's FFmpeg backend is asked for by name when
 this OpenCV has it, so every file goes through the same decoder whatever other backends are built in.
 
@@ -283,8 +283,8 @@ def _read_all(cap: Any, info: VideoInfo, grey: bool) -> Iterator[np.ndarray]:
 def iter_frames(path: str | os.PathLike, *, grey: bool = False) -> Iterator[np.ndarray]:
     """Yield every frame of a video file in order (BGR uint8 [h, w, 3], or grey [h, w]).
 
-    The file is opened and checked on the first `next()`; zero frames, or a decode that ends clearly short
-    of the container's count, raises VideoFormatError at the end of the iteration.
+    The file is opened and checked on the first `next()`; zero frames raises VideoFormatError at the end of the
+    iteration, a decode that ends clearly short of the container's count an InputWarning.
     """
     yield from _read_all(*_open(Path(path)), grey)
 
