@@ -8,7 +8,9 @@ What is measured, and the conventions:
 
 - **Compute**: `numpy.matmul` on n x n float32 and float64 matrices (BLAS sgemm/dgemm), 2 n^3 FLOP per call, best
   of several runs, n grown (up to 2048) until one call takes long enough to time. Once with the thread count
-  numpy's BLAS uses by default (recorded as `threads`) and once on one thread. One-thread runs limit OpenBLAS
+  OpenBLAS set to one thread per usable CPU in-process (else the count numpy's BLAS uses by default; recorded as
+  `threads`: `edge-ser` starts it on one thread, and a "2 threads" roof timed on one was below the one-thread
+  roof) and once on one thread. One-thread runs limit OpenBLAS
   in-process (its `*_set_num_threads`), else run in a child process with OPENBLAS/OMP/MKL/... _NUM_THREADS=1.
   This is what a tuned BLAS attains, close to (not equal to) the silicon's peak.
 - **Not measured**: fp16 and int8. numpy has no fp16 or int8 GEMM kernel (float16 matmul is emulated element by
@@ -469,9 +471,10 @@ def measure(*, quick: bool = False) -> dict[str, Any]:
     t_start = time.perf_counter()
     info = cpu_info()
     blas = blas_info()
-    gemm_all = {d: gemm_gflops(d, mode) for d in ("float32", "float64")}
+    with _blas_threads(info["cpus"]) as grown:  # the CLI starts numpy's BLAS on one thread (edge_ser.cli)
+        gemm_all = {d: gemm_gflops(d, mode) for d in ("float32", "float64")}
     for r in gemm_all.values():
-        r["threads"] = blas["threads"]
+        r["threads"] = info["cpus"] if grown else blas["threads"]
     gemm_one, one_method = _gemm_one_thread(mode)
     for r in gemm_one.values():
         r["threads"] = 1
@@ -647,7 +650,8 @@ def machine_key(quick: bool = False) -> tuple[str, dict[str, Any]]:
     blas = blas_info()
     fields = {"host": platform.node(), "machine": info["machine"], "cpu": info["model"], "cpus": info["cpus"],
               "clock_ghz": info["clock_ghz"] if info["clock_source"].startswith("/sys") else None,
-              "numpy": np.__version__, "blas": f"{blas['name']} {blas['version']}", "blas_threads": blas["threads"],
+              "numpy": np.__version__, "blas": f"{blas['name']} {blas['version']}",
+              "blas_threads": info["cpus"] if _openblas() is not None else blas["threads"],  # as `measure` times
               "mode": "quick" if quick else "full"}  # fmt: skip
     key = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
     return key, fields

@@ -495,3 +495,17 @@ def test_the_firmware_profiles_are_package_data_and_listed_once() -> None:
     assert (root / "edge_ser" / "profiles" / "firmware" / "pi5.yaml").is_file()
     dirs = [d.resolve() for d in profile_dirs()]
     assert len(dirs) == len(set(dirs))
+
+
+def test_the_all_core_gemm_is_timed_on_every_core_when_blas_starts_on_one() -> None:
+    """`edge-ser` starts numpy's OpenBLAS on one thread; the host profile's all-core GEMM was then timed on one
+    thread and labelled all cores (a "2 threads" roof below the one-thread roof, a review). It now sets OpenBLAS
+    to every usable CPU for that run, and the cache key no longer depends on the starting count."""
+    if hostbench._openblas() is None:
+        pytest.skip("numpy's BLAS is not an OpenBLAS this process can set the threads of")
+    cpus = hostbench.cpu_info()["cpus"]
+    with hostbench._blas_threads(1):
+        record = hostbench.measure(quick=True)
+        key_one = hostbench.machine_key(quick=True)[0]
+    assert record["gemm"]["float32"]["threads"] == cpus and record["gemm"]["float32_1thread"]["threads"] == 1
+    assert key_one == hostbench.machine_key(quick=True)[0]
