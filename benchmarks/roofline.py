@@ -8,7 +8,7 @@ Per bundle in bundles/ (per branch of a fusion bundle, as `edge-ser bench` repor
 --profile host --engine onnxruntime --threads 1` (measured) and the same report projected from counts on pi4,
 pi5 and orin-nano-8gb (CPU roof for one core, fp32: the engines run on the CPU; weights counted as float32, as
 onnxruntime holds them), plus the TFLite int8 variant projected on the int8 roof of the Pi 5 and Orin Nano (SDOT;
-int8 weights and activations). A projection is a lower bound on the latency (no per-node dispatch). Reports
+int8 weights and activations). A projection is an estimate of the latency, not a bound (no per-node dispatch; every byte from DRAM). Reports
 (JSON, Markdown, PNG) go to benchmarks/results/roofline/, named as `edge-ser bench --out` names them, and a
 summary table to benchmarks/results/roofline.md (not with --bundles: the summary covers every bundle).
 """
@@ -66,7 +66,8 @@ def summary(rows: list[tuple[str, str | None, RooflineReport]]) -> str:
         f"{THREADS} engine thread: every roof is the profile's peak for one core and the bandwidth measured on one "
         "thread. host = measured here (latency = median of batch-1 predict() calls, per-node times from "
         "onnxruntime's profiler); every other row is a PROJECTION from the counts (each node at max(FLOPs / peak, "
-        "bytes / bandwidth)): a lower bound on the latency that leaves out per-node dispatch, not a measurement. "
+        "bytes / bandwidth)): an estimate of the latency, not a bound (it leaves out per-node dispatch and reads every "
+        "byte from DRAM), not a measurement. "
         "Bytes count the weights as the engine holds them (float32 for onnxruntime, int8 for TFLite int8), not at "
         "the packed bits (each report gives that figure too). A fusion bundle has a row per branch. Face models: "
         "the latency is per crop; `per decision` = rows a live decision runs x that. Counting convention, peaks, "
@@ -80,7 +81,7 @@ def summary(rows: list[tuple[str, str | None, RooflineReport]]) -> str:
         s = stem(name, r.profile, r.engine, branch)
         md.append(
             f"| {name} | {branch or ''} | {r.profile} | {r.engine} | {r.precision} | "
-            f"{'measured' if r.measured else 'projected (lower bound)'} | {r.flops:,} | {r.bytes:,} | "
+            f"{'measured' if r.measured else 'projected (estimate)'} | {r.flops:,} | {r.bytes:,} | "
             f"{r.intensity:.2f} | {r.ridge:.2f} | {r.latency_ms:.4f} | "
             f"{'' if r.decision_ms is None else f'{r.decision_ms:.4f}'} | {r.attained_gflops:.2f} {r.unit} | "
             f"{100 * r.fraction_of_peak:.1f}% | {'compute' if r.intensity >= r.ridge else 'memory'} | "

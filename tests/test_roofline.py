@@ -183,7 +183,7 @@ def test_a_delegate_is_refused_when_projecting(capsys):
 def test_projection_labels_say_projected_lower_bound():
     md = build_report(load_bundle(SER), load_profile("pi4"), engine="onnxruntime").markdown()
     assert "attained" not in md and "of bound" not in md
-    assert "projected ms (lower bound, excl. per-node dispatch)" in md and "| projected ms |" in md
+    assert "projected ms (estimate, excl. per-node dispatch)" in md and "| projected ms |" in md
 
 
 def test_face_bundle_reports_per_crop_and_per_decision():

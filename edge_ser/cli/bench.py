@@ -24,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="roofline report of a bundle on a device profile, or (--live) the live pipeline's costs",
         description="Default: the roofline report: FLOPs and bytes per layer (edge_ser.flops), latency and "
         "peak memory measured with --engine on the host profile (measured here by micro-benchmarks) or a "
-        "projected lower bound from counts for another --profile (pi4, pi5, orin-nano-8gb, ...), on --threads "
+        "projected estimate from counts for another --profile (pi4, pi5, orin-nano-8gb, ...), on --threads "
         "threads (default 1: the roof is the profile's peak for that many cores); prints it as Markdown, writes "
         "OUT.json, OUT.md and OUT.png with --out, and the report as JSON with --json FILE (- for stdout, "
         "instead of the Markdown). --live: the live pipeline over a WAV (+ video) file paced in real time, "
