@@ -825,6 +825,8 @@ def build_report(
         notes.append(
             "--engine auto is projected as onnxruntime, what auto runs where onnxruntime is installed."
         )
+    if not measured and engine == "tflite":
+        notes.append(f"--engine tflite is projected as {engine_name}, the bundle's default TFLite variant.")
     per = decision_rows(bundle)
     return RooflineReport(
         bundle=str(bundle.source),

@@ -166,6 +166,19 @@ def test_unknown_engine_is_refused_when_projecting(capsys):
     assert "engine 'bogus' is not known" in capsys.readouterr().err
     tflite = build_report(load_bundle(SER), load_profile("pi4"), engine="tflite")
     assert tflite.engine == "tflite-int8"  # what "tflite" loads: the bundle's int8 variant
+    assert any("--engine tflite is projected as tflite-int8" in n for n in tflite.notes)  # said (a review)
+
+
+def test_options_a_projection_does_not_use_are_named_as_ignored(capsys):
+    """`--profile pi5 --runs 20 --remeasure` was accepted and ignored without a word (a review)."""
+    from edge_ser.cli import main
+
+    assert main(["bench", str(SER), "--profile", "pi5", "--runs", "20", "--remeasure", "--json", "-"]) == 0
+    assert (
+        "--runs and --remeasure time the host; a projection for pi5 runs nothing" in capsys.readouterr().err
+    )
+    assert main(["bench", str(SER), "--profile", "pi5", "--json", "-"]) == 0
+    assert "ignored" not in capsys.readouterr().err
 
 
 def test_a_delegate_is_refused_when_projecting(capsys):

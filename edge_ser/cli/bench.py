@@ -42,7 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="device profile: host (measured here, default) or a firmware profile (projected)",
     )
     p.add_argument(
-        "--runs", type=int, default=300, help="timed predict() calls for the latency (default 300)"
+        "--runs", type=int, default=RUNS, help=f"timed predict() calls for the latency (default {RUNS})"
     )
     p.add_argument(
         "--remeasure", action="store_true", help="measure the host profile again instead of using its cache"
@@ -83,12 +83,16 @@ def check_mode_options(args: argparse.Namespace) -> None:
         )
 
 
+RUNS = 300
+"""--runs' default."""
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from edge_ser.cli.common import check_writable
     from edge_ser.errors import ConfigError
 
     if args.runs < 1:
-        raise ConfigError(f"--runs {args.runs}: time at least 1 predict() call (default 300)")
+        raise ConfigError(f"--runs {args.runs}: time at least 1 predict() call (default {RUNS})")
     check_mode_options(args)
     if args.out is not None:
         check_writable(args.out, "--out")
@@ -117,6 +121,15 @@ def roofline_reports(args: argparse.Namespace) -> int:
         profile = host_profile(remeasure=True)
     else:
         profile = load_profile(args.profile)
+    if args.profile != "host":  # a projection times nothing: say what was given for nothing (a review)
+        unused = [o for o, given in (("--runs", args.runs != RUNS), ("--remeasure", args.remeasure)) if given]
+        if unused:
+            print(
+                f"edge-ser bench: {' and '.join(unused)} time{'s' if len(unused) == 1 else ''} the host; a "
+                f"projection for {args.profile} runs nothing, so {'it is' if len(unused) == 1 else 'they are'} "
+                "ignored",
+                file=sys.stderr,
+            )
     command = "edge-ser " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     quiet = args.json == "-"  # stdout carries the JSON alone
     branches = getattr(bundle, "branches", None)  # a fusion bundle: one report per branch bundle
