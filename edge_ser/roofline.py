@@ -886,8 +886,9 @@ def model_file(bundle, engine_name: str) -> str:
 
 
 def report_setup(bundle, engine_name: str, profile, runs: int | None) -> dict[str, Any]:
-    """The report's `setup`: the model file, timed runs (measured reports), library versions, the time it was made
-    (UTC) and, for the host profile, when its peaks were measured."""
+    """The report's `setup`: which build of the bundle (its manifest's sha256), the model file, timed runs (measured
+    reports), library versions, the time it was made (UTC) and, for the host profile, when its peaks were
+    measured."""
     import datetime as dt
 
     from edge_ser.versions import library_versions
@@ -897,6 +898,7 @@ def report_setup(bundle, engine_name: str, profile, runs: int | None) -> dict[st
     measured_at = (profile.measurement or {}).get("measured_at")
     return {
         "model file": model_file(bundle, engine_name),
+        "bundle manifest sha256": bundle.manifest_sha256,
         "timed runs": runs,
         "versions": ", ".join(versions),
         "made at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),

@@ -389,3 +389,12 @@ def test_stored_notes_on_layers_above_a_roof_are_written_again_in_todays_wording
     assert replace(fresh, notes=stored.notes) == stored  # nothing else moved
     # a projection has no attained figures above its roofs: the note goes
     assert refresh_roof_notes(replace(stored, measured=False)).notes == ["first", "last"]
+
+
+def test_a_report_names_the_build_of_the_bundle_it_is_of() -> None:
+    """A report said which model file and versions, not which build of the bundle (a review): its setup now holds
+    the manifest's sha256, the one `manifest.sha256` holds and a fusion bundle pins."""
+    report = build_report(load_bundle(SER), load_profile("pi5"))
+    want = (SER / "manifest.sha256").read_text().split()[0]
+    assert report.setup["bundle manifest sha256"] == want
+    assert f"bundle manifest sha256 {want}" in report.markdown()

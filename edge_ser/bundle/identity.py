@@ -26,3 +26,20 @@ class BundleIdentity:
     @property
     def num_classes(self) -> int:
         return len(self.labels)
+
+    @property
+    def manifest_sha256(self) -> str | None:
+        """The sha256 of the manifest file as stored (what `manifest.sha256` holds and a fusion bundle pins): which
+        build of the bundle a report is of. None when the file cannot be read again."""
+        import hashlib
+
+        from edge_ser.bundle.manifest import MANIFEST_NAME
+        from edge_ser.bundle.read import open_source
+        from edge_ser.errors import EdgeSerError
+        from edge_ser.limits import MAX_MANIFEST_BYTES
+
+        try:
+            with open_source(Path(self.root), str(self.root), MAX_MANIFEST_BYTES, MAX_MANIFEST_BYTES) as s:
+                return hashlib.sha256(s.read(MANIFEST_NAME, MAX_MANIFEST_BYTES)).hexdigest()
+        except (OSError, EdgeSerError):
+            return None
