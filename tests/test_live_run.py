@@ -943,9 +943,13 @@ def test_bench_memory_growth_with_one_sample_after_the_warm_up_is_said_plainly()
     rss = SimpleNamespace(samples=[(0.0, 138.9), (10.0, 142.0), (20.0, 145.0), (33.0, 149.1)])
     report = summarize(stats, bundle="b", engine="numpy", rss=rss)
     assert report.rss_growth_mb == pytest.approx(10.2)
-    assert "growth +10.20 MB over all 4 samples, warm-up included: fewer than two samples came after" in (
-        report.markdown() if hasattr(report, "markdown") else report.text()
-    )
+    md = report.markdown()
+    assert "growth +10.20 MB over all 4 samples, warm-up included: fewer than two samples came after" in md
+    assert (
+        "A short run: p99 over 1 update is close to the largest" in md
+    )  # a review: p99 of 5 updates, unsaid
+    one = summarize(stats, bundle="b", engine="numpy", rss=SimpleNamespace(samples=[(0.0, 138.9)]))
+    assert "over its only sample, warm-up included" in one.markdown()  # it read "over all 1 samples"
 
 
 def test_the_utterance_learning_pass_is_its_own_stage_and_the_live_bench_reports_it(tmp_path) -> None:

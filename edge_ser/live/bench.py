@@ -88,7 +88,15 @@ class LiveBenchReport:
             f"# edge-ser bench --live: {Path(self.bundle).name} on {self.engine}",
             "",
             f"{_seconds(self.stream_seconds)} of {media} {'in real time' if self.paced else 'as fast as it runs (not paced)'} "
-            f"({_seconds(self.wall_seconds)} wall), {self.updates} updates ({self.updates_per_second:.2f}/s).",
+            f"({_seconds(self.wall_seconds)} wall), {self.updates} updates ({self.updates_per_second:.2f}/s over "
+            "the whole run, the first window's fill included)."
+            + (
+                f" A short run: p99 over {self.updates} update{'s' if self.updates != 1 else ''} is close to the "
+                "largest; a run of minutes gives a "
+                "real tail."
+                if self.updates < SHORT_RUN_UPDATES
+                else ""
+            ),
             "",
             f"Features and inference over the updates that ran them ({'voice gate open' if self.audio else 'a face in view'}: "
             f"{self.speech_updates} of {self.updates}); learn (the features of an utterance that joins the speaker "
@@ -121,7 +129,7 @@ class LiveBenchReport:
                 f"growth after the {self.warmup_seconds:g} s warm-up {self.rss_growth_mb:+.2f} MB over "
                 f"{sum(t >= self.warmup_seconds for t, _ in self.rss_mb)} samples."
                 if self.growth_after_warmup
-                else f"growth {self.rss_growth_mb:+.2f} MB over all {len(self.rss_mb)} samples, warm-up included: "
+                else f"growth {self.rss_growth_mb:+.2f} MB over {_samples(len(self.rss_mb))}, warm-up included: "
                 f"fewer than two samples came after the {self.warmup_seconds:g} s warm-up, so this is not a leak "
                 "figure (a run of several minutes gives one)."
             ),
@@ -202,6 +210,14 @@ def write_report(report: LiveBenchReport, out: Path, command: str) -> tuple[Path
     for path, text in zip(paths, texts, strict=True):
         atomic_write(path, text)
     return paths
+
+
+SHORT_RUN_UPDATES = 100
+"""Fewer updates than this: the report says its p99 is close to the largest (a review: p99 of 5 updates)."""
+
+
+def _samples(n: int) -> str:
+    return "its only sample" if n == 1 else f"all {n} samples"
 
 
 def _seconds(s: float) -> str:
