@@ -282,6 +282,14 @@ def test_a_camera_that_never_delivers_is_named_with_its_reason(media, tmp_path, 
     assert main(["run", face, "--camera", missing, "--seconds", "2.5", "--window", "1", "--no-console"]) == 1
     err = capsys.readouterr().err
     assert f"error: no frame came from camera '{missing}'" in err and "so no decision was made" in err
+    # av_cnn without a fallback answers on black frames: its notes said "audio-only" (a review)
+    av_cnn = str(ROOT / "bundles" / "av_cnn")
+    out = tmp_path / "cnn.jsonl"
+    assert main(["run", av_cnn, "--audio-file", str(wav), "--camera", missing, "--fast", "--no-console",
+                 "--json", str(out)]) == 0  # fmt: skip
+    notes = [n for r in read_jsonl(out) for n in r.notes if "camera" in n]
+    assert notes and notes[0].endswith("(the fused model on black frames meanwhile)")
+    assert "so every answer was the fused model on black frames (give --fallback" in capsys.readouterr().err
 
 
 def test_a_quiet_recording_says_the_gate_never_opened_and_how_to_open_it(media, tmp_path, capsys):

@@ -406,7 +406,11 @@ def no_frames(rec: Any, runner: Any, stats: Any) -> str | None:
     source = getattr(getattr(frames, "config", None), "source", None)
     name = f"camera {source!r}" if source is not None else "the video source"
     why = getattr(frames, "last_reason", None)
-    outcome = "the run was audio-only" if rec.kind.hears else "no decision was made"
+    outcome = {"audio-only": "the run was audio-only", "no face": "no decision was made"}.get(
+        runner.pipeline.without_faces,
+        "every answer was the fused model on black frames (give --fallback an audio-only bundle to answer from the "
+        "audio alone)",
+    )
     # with --fast the stream ran ahead of the camera's clock: say how long the camera really had
     fast = getattr(runner.audio, "realtime", True) is False
     wall = f" of stream ({stats.wall_seconds:.1f} s of wall time with --fast)" if fast else ""

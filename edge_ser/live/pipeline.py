@@ -518,6 +518,17 @@ class LivePipeline:
     def needs_faces(self) -> bool:
         return self.kind.faces > 0
 
+    @property
+    def without_faces(self) -> str:
+        """What answers while no frame comes, for the run's notes: "audio-only" (an audio-only fallback bundle, or
+        a fusion bundle that degrades to its audio branch), "the fused model on black frames" (an audio-visual
+        bundle without a fallback: a review found the notes saying audio-only for it), or "no face" (face-only)."""
+        if not self.kind.hears:
+            return "no face"
+        if self.fallback is not None or self.kind.enough_faces(None, self.config.min_faces):
+            return "audio-only"
+        return "the fused model on black frames"
+
     def feed(self, chunk: np.ndarray) -> None:
         """New mono samples at the bundle's rate (a kind that streams its features reads them here)."""
         self.front.feed(chunk)

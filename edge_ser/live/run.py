@@ -469,7 +469,7 @@ class LiveRunner:
         if self._camera_ok is False or (not self._camera_seen and t < CAMERA_GRACE):
             return
         self._camera_ok = False
-        meanwhile = "audio-only meanwhile" if self.pipeline.kind.hears else "no face meanwhile"
+        meanwhile = f"{self.pipeline.without_faces} meanwhile"
         why = getattr(self.frames, "last_error", None) or "retrying"
         self._notes.append(f"{'camera lost' if self._camera_seen else 'no camera yet'}: {why} ({meanwhile})")
         self._faces.clear()
