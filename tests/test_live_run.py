@@ -1123,3 +1123,29 @@ def test_a_quiet_voice_is_noted_during_the_run(tmp_path):
     assert 9.0 <= t_note <= 12.5 and re.search(
         r"--vad-db -(55|60) \(PipelineConfig\(vad_db=-(55|60)\) in Python\)$", note
     ), noted
+
+
+def test_a_new_speaker_after_a_long_silence_starts_from_the_runs_statistics():
+    """A booth: visitors take turns and one visitor's statistics shaped the next one's labels (a review). With
+    new_speaker_after, the first speech after that long without any brings the statistics back to the run's
+    start and says so; without it, one speaker all run."""
+    import edge_ser
+    from edge_ser.errors import ConfigError
+    from edge_ser.live.pipeline import PipelineConfig
+    from tests._signals import voiced
+
+    sr = 16000
+    y = np.concatenate([voiced(sr, 3 * sr), np.zeros(7 * sr), voiced(sr, 3 * sr, 1), np.zeros(sr)])
+    y = y.astype(np.float32)
+    counts = {}
+    for after in (None, 5.0):
+        rec = edge_ser.Recognizer(ROOT / "bundles" / "ser_emodb", "numpy")
+        session = rec.session(sr=sr, config=PipelineConfig(new_speaker_after=after))
+        results = session.push(y) + session.finish()
+        notes = [n for r in results for n in r.notes if n.startswith("new speaker")]
+        counts[after] = (rec.speaker_clips, notes)
+    assert counts[None] == (2, [])
+    clips, notes = counts[5.0]
+    assert clips == 1 and len(notes) == 1 and "s without speech (--new-speaker-after 5)" in notes[0]
+    with pytest.raises(ConfigError, match="new_speaker_after"):
+        PipelineConfig(new_speaker_after=1.0)

@@ -102,6 +102,15 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
         "between pauses, as one clip, when it ends) or windows (every window with speech); default "
         f"{LEARN_DEFAULT} (docs/live.md)",
     )
+    m.add_argument(
+        "--new-speaker-after",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="take the next speech after this many seconds without any as a new speaker: the speaker statistics go "
+        "back to where the run started (the training prior, or --enroll / --speaker-file), as at a booth where "
+        "visitors take turns; 5..3600 s (default: one speaker all run)",
+    )
     add_enroll_arg(m, "--no-adapt")
     add_speaker_file_arg(m)
     m.add_argument("--ema-alpha", type=float, default=0.5, help="weight of the newest window (default 0.5)")
@@ -255,7 +264,15 @@ def unused_options(args: argparse.Namespace, kind: Any) -> list[str]:
         # be deployed an audio-only one, which must still start
         out.append("--fallback not used: this bundle takes no faces, so it never lacks one")
     if not kind.hears:
-        audio = [o for o, d in (("--vad-db", "vad_db"), ("--learn", "learn")) if _given(args, d)]
+        audio = [
+            o
+            for o, d in (
+                ("--vad-db", "vad_db"),
+                ("--learn", "learn"),
+                ("--new-speaker-after", "new_speaker_after"),
+            )
+            if _given(args, d)
+        ]
         audio += ["--no-adapt"] if getattr(args, "no_adapt", False) else []
         if audio:
             out.append(f"{', '.join(audio)} not used: this bundle takes faces only")
@@ -346,6 +363,7 @@ def build(args: argparse.Namespace, *, stop=None, outputs=(), keep: int = 10_000
         vad_steady=getattr(args, "vad_steady", STEADY_DEFAULT),
         cut_pauses=getattr(args, "cut_pauses", "on" if CUT_PAUSES_DEFAULT else "off") == "on",
         learn=getattr(args, "learn", LEARN_DEFAULT),
+        new_speaker_after=getattr(args, "new_speaker_after", None),
     )
     if sound is not None:
         print(

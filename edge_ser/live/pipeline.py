@@ -116,6 +116,10 @@ class PipelineConfig:
     """Seconds of speech between two updates of the speaker statistics (a bundle that learns its speaker): None =
     one window, so the statistics count stretches of speech as long as the clips the prior was fitted on, not
     the 6 overlapping windows a 3 s utterance gives at a 0.5 s hop; 0 = every window with speech."""
+    new_speaker_after: float | None = None
+    """Seconds without speech after which the next speech is taken as a new speaker: the speaker statistics go back
+    to where the run started (the training prior, or the enrolment / speaker file), as at a booth where visitors
+    take turns (a review: one visitor's statistics shaped the next one's labels). None: one speaker all run."""
 
     def __post_init__(self) -> None:
         if not MIN_WINDOW <= self.window <= 30:
@@ -154,10 +158,19 @@ class PipelineConfig:
             )
         if not isinstance(self.cut_pauses, bool):
             raise ConfigError(f"cut_pauses {self.cut_pauses!r} must be True or False")
+        self._check_learning()
+
+    def _check_learning(self) -> None:
+        """ConfigError for a learning setting out of range: `learn`, `learn_every`, `new_speaker_after`."""
         if self.learn not in LEARN_MODES:
             raise ConfigError(f"learn={self.learn!r} must be one of {LEARN_MODES}")
         if self.learn_every is not None and not 0 <= self.learn_every <= 300:
             raise ConfigError(f"learn_every={self.learn_every} s must be in 0..300 (or None: one window)")
+        after = self.new_speaker_after
+        if after is not None and (not _real(after) or not 5 <= after <= 3600):
+            raise ConfigError(
+                f"new_speaker_after (--new-speaker-after) {after!r} s must be in 5..3600 s (None: one speaker)"
+            )
 
     @property
     def learn_seconds(self) -> float:
@@ -478,6 +491,8 @@ class LivePipeline:
             False  # the first full window's earlier hops are gated with it (`_gate_earlier_hops`)
         )
         self._clip_noted = -math.inf  # stream time of the last "clipped" note
+        self._last_speech: float | None = None  # stream time of the last update with speech (`_new_speaker`)
+        self._start_states: list | None = None  # the speaker statistics at the run's start (`_new_speaker`)
         self._quiet_run = 0  # voiced hops under the gate in a row (`_quiet_voice`)
         self._quiet_noted = -math.inf  # stream time of the last "a voice under the gate" note
 
@@ -566,6 +581,8 @@ class LivePipeline:
             open_now or earlier if self.kind.hears else self.kind.enough_faces(faces, self.config.min_faces)
         )
         notes = (*notes, *self._open_too_long(t, speech, db))
+        if self.kind.hears:
+            notes = (*notes, *self._new_speaker(t, speech))
         clipped = None
         if self.kind.hears:
             clipped = clipped_share(newest)
@@ -624,6 +641,35 @@ class LivePipeline:
                 fallback=None, times=StageTimes(capture_ms, 0.0, face_ms, 0.0, total, learn_ms),
                 speaker_clips=self.speaker_clips(),
             )  # fmt: skip
+
+    def _adapters(self) -> list:
+        """Every speaker-statistics adapter this pipeline learns: the bundle's, a fusion engine's branches', the
+        fallback's."""
+        found = list(active_adapters(self.speaker, self.engine).values())
+        if self.fallback_speaker is not None and self.fallback_speaker.active:
+            found.append(self.fallback_speaker)
+        return found
+
+    def _new_speaker(self, t: float, speech: bool) -> tuple[str, ...]:
+        """With `new_speaker_after`: the first speech after that many seconds without any brings the speaker
+        statistics back to the run's start (captured at its first update), with a note saying so."""
+        after = self.config.new_speaker_after
+        if after is None:
+            return ()
+        if self._start_states is None:
+            self._start_states = [(a, a.state()) for a in self._adapters()]
+        if not speech:
+            return ()
+        last, self._last_speech = self._last_speech, t
+        if last is None or t - last < after:
+            return ()
+        for adapter, state in self._start_states:
+            adapter.set_state(state, "the run's starting speaker statistics")
+        self.smoother.reset()
+        return (
+            f"new speaker: {t - last:.0f} s without speech (--new-speaker-after {after:g}), so the speaker "
+            "statistics are back where the run started",
+        )
 
     def _quiet_voice(self, t: float, db: float, quiet: bool) -> tuple[str, ...]:
         """A note while a voice stays under the gate (`QUIET_LIVE_S` of voiced hops in a row above the noise floor
