@@ -186,11 +186,20 @@ def data_speakers(data: Data) -> list[str]:
     folder's speakers and classes with too few clips are said on stderr (`converters.heldout.few_clips`, as
     `edge-ser data` says them): a speaker of one clip, standardised by its own statistics, always gives the same
     vector, and its fold counts as much as any other in the unseen-speaker figure."""
+    from converters.data.loaders import swapped_layout
     from converters.data.scan import DatasetWarning
+    from converters.data.splits import check_named_speakers
     from converters.heldout import few_clips
+    from edge_ser.errors import ConfigError
 
     _, records = load_records(data.arg, None)
     if not data.corpus:
+        # refused as `edge-ser train --split speaker` refuses them (a review: unnamed files became a "speaker"
+        # 'unknown' and a swapped layout a speaker classifier, each with a figure written)
+        check_named_speakers([r.speaker for r in records], data.name)
+        swapped = swapped_layout(records)
+        if swapped:
+            raise ConfigError(f"{data.name}: {swapped}")
         for line in few_clips(records):  # one line each, '<script>: warning: ...' (run_main's format)
             warnings.warn(f"{data.name}: {line}", DatasetWarning, stacklevel=2)
     return sorted({str(r.speaker) for r in records})

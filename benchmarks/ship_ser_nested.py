@@ -578,6 +578,8 @@ def main() -> None:
         help="stage 0's score of a variant (ship_ser.py --choose-by); device writes ..._<data>_device",
     )
     args = ap.parse_args()
+    if args.limit_folds is not None and args.limit_folds < 1:  # 0 ran no fold, then failed on the empty table
+        ap.error(f"--limit-folds {args.limit_folds}: at least 1 outer fold")
     try:
         data = resolve_data(args.data)
     except ValueError as e:

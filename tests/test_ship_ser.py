@@ -802,3 +802,28 @@ def test_room_figures_standardise_the_held_out_speaker_with_the_training_rows_fl
     want = transductive(R[test_rows], rows.spk[test_rows], floor_from=train)
     np.testing.assert_array_equal(seen[0], want)
     assert not np.allclose(want, transductive(R[test_rows], rows.spk[test_rows]))  # the old floors differ
+
+
+def test_unnamed_speakers_and_a_swapped_layout_are_refused_before_any_features(folders, tmp_path):
+    """A review: files naming no speaker became a speaker 'unknown' (and the stage-1 validation speaker), and a
+    <speaker>/<emotion>_N.wav folder a speaker classifier validated on "speaker" sad, each with a figure written;
+    `edge-ser train --split speaker` refuses the first. The shipping scripts now refuse both, by name."""
+    import shutil
+
+    from edge_ser.errors import ConfigError
+
+    unnamed = shutil.copytree(folders[5], tmp_path / "unnamed")
+    shutil.copy(next((unnamed / "angry").iterdir()), unnamed / "angry" / "take1.wav")
+    with (
+        pytest.warns(Warning, match="name no speaker"),
+        pytest.raises(ConfigError, match="1 of 31 files name no"),
+    ):
+        ship.data_speakers(ship.resolve_data(str(unnamed)))
+    swapped = tmp_path / "swapped"
+    for f in sorted(folders[5].rglob("*.wav")):
+        speaker = f.stem.split("_")[0]
+        (swapped / f"spk{speaker}").mkdir(parents=True, exist_ok=True)
+        shutil.copy(f, swapped / f"spk{speaker}" / f"{f.parent.name}_{f.stem.split('_')[1]}.wav")
+    with pytest.warns(Warning), pytest.raises(ConfigError, match="speakers and classes look swapped"):
+        ship.data_speakers(ship.resolve_data(str(swapped)))
+    assert len(ship.data_speakers(ship.resolve_data(str(folders[5])))) == 5

@@ -505,6 +505,20 @@ def same_names(loader: str, root: Path, records: Sequence[Record]) -> list[Recor
     ]
 
 
+def swapped_layout(records: Sequence[Record]) -> str | None:
+    """What is wrong when a folder's speakers and classes look swapped (`<speaker>/<emotion>_N.wav`: every speaker
+    id is an emotion's name and no class folder is), else None: the data would train a speaker classifier and call
+    an emotion a validation speaker (a review: "validation speakers ['sad']")."""
+    ids = sorted({str(r.speaker) for r in records})
+    folders = sorted({str(r.native_label) for r in records})
+    if len(ids) < 2 or any(L.to_label(i) is None for i in ids) or any(L.to_label(f) for f in folders):
+        return None
+    return (
+        f"the speaker ids ({', '.join(ids[:4])}) are emotions and the class folders ({', '.join(folders[:4])}) "
+        f"are not: speakers and classes look swapped; the layout is <class>/<speaker>_<anything>.wav, {SPEAKER_RULE}"
+    )
+
+
 def check_speakers(loader: str, root: Path, records: Sequence[Record]) -> None:
     """Warn about speaker ids that a speaker split would misread: files with none (pooled as one "speaker",
     UNKNOWN_SPEAKER, which can hold the same people as the named ones), and ids that each hold one class only
@@ -518,6 +532,9 @@ def check_speakers(loader: str, root: Path, records: Sequence[Record]) -> None:
             DatasetWarning,
             stacklevel=3,
         )
+    swapped = swapped_layout(records)
+    if swapped:
+        warnings.warn(f"{loader} {root}: {swapped}", DatasetWarning, stacklevel=3)
     ids = {r.speaker for r in records}
     if len(records) >= 2 and len(ids) == 1 and UNKNOWN_SPEAKER not in ids:
         warnings.warn(
