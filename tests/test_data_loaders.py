@@ -562,3 +562,15 @@ def test_one_m4a_without_ffmpeg_skips_that_file_not_the_data_set(tmp_path, monke
         kept = check_decodable("folder", records)
     assert len(kept) == 4 and len(kept.undecodable) == 1 and "ffmpeg" in kept.undecodable[0][1]
     assert any("s3_phone.m4a" in str(w.message) for w in caught)
+
+
+def test_folder_says_when_speakers_and_classes_look_swapped_and_that_labels_csv_is_not_read(tmp_path):
+    """A review: `<speaker>/<emotion>_N.wav` loaded as classes spk01.. with speakers 'sad'.. without a word beyond
+    "name no known emotion", and a labels.csv beside audio was ignored unsaid."""
+    for spk in ("spk01", "spk02"):
+        for emo in ("angry", "sad"):
+            _wav(tmp_path / spk / f"{emo}_1.wav")
+    (tmp_path / "labels.csv").write_text("file,label,speaker\n")
+    _, warned = _load(load_folder, tmp_path)
+    assert any("speakers and classes look swapped" in w and "(angry, sad)" in w for w in warned)
+    assert any("labels.csv is not read for audio" in w for w in warned)

@@ -827,3 +827,17 @@ def test_unnamed_speakers_and_a_swapped_layout_are_refused_before_any_features(f
     with pytest.warns(Warning), pytest.raises(ConfigError, match="speakers and classes look swapped"):
         ship.data_speakers(ship.resolve_data(str(swapped)))
     assert len(ship.data_speakers(ship.resolve_data(str(folders[5])))) == 5
+
+
+def test_a_fold_whose_training_speakers_lack_a_class_is_said():
+    """A class only the held-out speaker has counts recall 0 in that fold's UAR; `edge-ser train` says so and the
+    nested run did not (a review)."""
+    nested = _nested()
+    rows = SimpleNamespace(
+        spk=np.array(["a", "a", "b", "b", "c"]),
+        y=np.array([0, 1, 0, 1, 2]),
+        copy_of=np.zeros(5, int),
+        classes=["angry", "sad", "disgust"],
+    )
+    (line,) = nested.missing_classes(rows, ["a", "b", "c"])
+    assert line.startswith("fold c: no training clip of disgust (only c has it)")

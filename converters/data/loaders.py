@@ -430,6 +430,13 @@ def load_folder(root: str | os.PathLike) -> list[Record]:
             )
         )
     skip_ignored(skipped, AUDIO_EXTENSIONS, [r.source for r in records])  # said, not dropped unsaid
+    if (root / VIDEO_LABELS_CSV).is_file():  # read for video folders only; it was ignored without a word
+        warnings.warn(
+            f"folder {root}: {VIDEO_LABELS_CSV} is not read for audio (it labels video folders); audio clips take "
+            "their class from their class folder and their speaker from their name (docs/data.md)",
+            DatasetWarning,
+            stacklevel=2,
+        )
     own = sorted({r.native_label for r in records if L.to_label(r.native_label) is None})
     if own:  # kept as classes of their own: say so, a typo ("hapy") would otherwise become a new emotion
         warnings.warn(
