@@ -599,12 +599,14 @@ def cmd_laq(args: argparse.Namespace, spec: FeatureSpec, *, title: str | None = 
             same = float((logits[keep].argmax(1) == ref.argmax(1)).mean())
             # the engine's own figure on every test row (clamped ones included): what `edge-ser eval` measures
             engine_acc = float((np.asarray(logits).argmax(1) == yte).mean())
+            engine_uar = index_metrics(yte, np.asarray(logits).argmax(1), task.classes).uar
             checks[name] = {
                 "max_rel_diff": rel,
                 "same_class": same,
                 "out_of_range_rows": out_rows,
                 "compared_rows": int(keep.sum()),
                 "test_accuracy": engine_acc,
+                "test_uar": engine_uar,
             }
             if not out_rows:
                 rows = f"of the {int(keep.sum())} test rows"
@@ -619,12 +621,16 @@ def cmd_laq(args: argparse.Namespace, spec: FeatureSpec, *, title: str | None = 
                 )
             say(
                 f"      engine {name}: same class as torch on {same:.1%} {rows}, logits within {rel:.1e} relative; "
-                f"its own test accuracy {engine_acc:.3f} on all {len(logits)} (torch {q_acc:.3f})"
+                f"its own test accuracy {engine_acc:.3f}, UAR {engine_uar:.3f} on all {len(logits)} (torch {q_acc:.3f}, "
+                f"UAR {q_uar:.3f})"
             )
         m = bundle.manifest
         if checks:  # the bundle's own figure on each engine, beside torch's, in the manifest `info` prints
             engines = {n: v["test_accuracy"] for n, v in checks.items()}
-            m = {**m, "accuracy": {**m["accuracy"], "test_engines": engines}}
+            engines_uar = {
+                n: v["test_uar"] for n, v in checks.items()
+            }  # the device's UAR (a review: unstored)
+            m = {**m, "accuracy": {**m["accuracy"], "test_engines": engines, "test_engines_uar": engines_uar}}
         summary = {
             "data": task.name,
             "model": task.model_name,

@@ -137,10 +137,14 @@ def test_laq_engine_check_counts_out_of_range_rows_and_records_the_engine_figure
     assert main(["eval", bundle, "--data", "synthetic", "--split", "random", "--engine", name, "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["accuracy"] == pytest.approx(summary["engine_test_accuracy"][name], abs=1e-6)
+    # the device's UAR is stored too, and is what eval measures (a review: only its accuracy was)
+    assert report["uar"] == pytest.approx(summary["engine_checks"][name]["test_uar"], abs=1e-6)
     # and the manifest `info` prints holds each engine's own figure beside torch's (it held torch's alone)
     assert main(["info", bundle]) == 0
-    own = summary["engine_test_accuracy"][name]
-    assert f"(the torch model; the bundle on its engines: {name} {own:.3f}" in capsys.readouterr().out
+    own, own_uar = summary["engine_test_accuracy"][name], summary["engine_checks"][name]["test_uar"]
+    assert f"(the torch model; the bundle on its engines: {name} {own:.3f} (UAR {own_uar:.3f})" in (
+        capsys.readouterr().out
+    )
 
 
 # ------------------------------------------------------------------ 4: a sweep does not choose the luckiest fold

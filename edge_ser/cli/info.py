@@ -157,7 +157,12 @@ def _print_accuracy(m: dict) -> None:
             about += ["sizes " + " / ".join(f"{part} {n}" for part, n in sizes.items())]
         engines = acc.get("test_engines")
         if isinstance(engines, dict) and "test" in nums:  # accuracy.test is the torch model's
-            own = ", ".join(f"{n} {v:.3f}" for n, v in engines.items() if isinstance(v, (int, float)))
+            uars = acc.get("test_engines_uar") if isinstance(acc.get("test_engines_uar"), dict) else {}
+            own = ", ".join(
+                f"{n} {v:.3f}" + (f" (UAR {uars[n]:.3f})" if isinstance(uars.get(n), (int, float)) else "")
+                for n, v in engines.items()
+                if isinstance(v, (int, float))
+            )
             shown += f" (the torch model; the bundle on its engines: {own})"
         _print(f"accuracy: {shown} on {acc.get('dataset', '?')} ({', '.join(about)})")
     si = acc.get("speaker_independent")
