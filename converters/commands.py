@@ -113,9 +113,14 @@ def _torch_threads() -> int:
 def _print_confusion(say, classes, y_true, y_pred) -> np.ndarray:
     cm = confusion(y_true, y_pred, len(classes))
     width = max(len(c) for c in classes)
-    say("confusion (rows true, columns predicted): " + " ".join(c[:4] for c in classes))
+    heads = [c[:4] for c in classes]
+    if len(set(heads)) < len(heads):  # spk01, spk02: four letters name no column (a review); whole names do
+        heads = list(classes)
+    col = max(4, *(len(h) for h in heads))
+    say("confusion (rows true, columns predicted):")
+    say(f"  {'':>{width}} " + " ".join(f"{h:>{col}}" for h in heads))
     for c, row in zip(classes, cm, strict=True):
-        say(f"  {c:>{width}} " + " ".join(f"{v:4d}" for v in row))
+        say(f"  {c:>{width}} " + " ".join(f"{v:{col}d}" for v in row))
     return cm
 
 

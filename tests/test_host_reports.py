@@ -224,3 +224,19 @@ def test_n_per_class_on_a_real_data_set_is_noted_as_ignored(tmp_path: Path, caps
     assert main([*common, "--data", "synthetic", "--out", str(tmp_path / "synth")]) == 0
     assert "--n-per-class" not in capsys.readouterr().err  # used there
     assert json.loads((tmp_path / "synth" / "summary.json").read_text())["n_clips"] == 21
+
+
+def test_the_printed_confusion_names_every_column() -> None:
+    """Class names cut to four letters (spk01, spk02: 'spk0 spk0') named no column (a review): when the cut names
+    collide, the whole names head the columns; otherwise four letters, over aligned counts."""
+    import numpy as np
+
+    from converters.commands import _print_confusion
+
+    for classes, head in (
+        (["angry", "neutral", "sad"], "angr neut  sad"),
+        (["spk01", "spk02"], "spk01 spk02"),
+    ):
+        lines = []
+        _print_confusion(lines.append, classes, np.array([0, 1]), np.array([0, 1]))
+        assert lines[1].strip() == head and len(lines) == 2 + len(classes)
