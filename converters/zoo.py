@@ -197,7 +197,8 @@ def split_for(p: ZooPoint, y: np.ndarray, speakers) -> tuple[Any, str]:
             f"(--folds {n_speakers} or fewer)"
         )
     speaker, sp = folds[p.fold]
-    return sp, f"speaker {speaker} left out"
+    val = sorted({str(speakers[i]) for i in sp.val})  # which speaker chose the epoch (a review: unsaid)
+    return sp, f"speaker {speaker} left out, validation speaker(s) {', '.join(val) or 'none'}"
 
 
 def build_model(p: ZooPoint, n_classes: int, n_features: int | None = None):

@@ -203,8 +203,11 @@ def test_loso_split_leaves_one_speaker_out(emodb_dir: Path) -> None:
     spk = np.array(clips.speakers)
     for fold in (0, 9):
         sp, where = split_for(ZooPoint("svm", split="loso", fold=fold), clips.y, clips.speakers)
-        left = set(spk[sp.test])
-        assert len(left) == 1 and where == f"speaker {left.pop()} left out"
+        left, val = set(spk[sp.test]), sorted(set(spk[sp.val]))
+        assert (
+            len(left) == 1
+            and where == f"speaker {left.pop()} left out, validation speaker(s) {', '.join(val)}"
+        )
         assert not set(spk[sp.test]) & set(spk[sp.train]) and not set(spk[sp.val]) & set(spk[sp.train])
     with pytest.raises(ConfigError, match="has 10 speakers; loso fold 10 needs at least 11"):
         split_for(ZooPoint("svm", split="loso", fold=10), clips.y, clips.speakers)
