@@ -396,3 +396,34 @@ def test_a_float_file_beyond_full_scale_is_not_called_clipped_unless_it_is(tmp_p
     )
     for r in map(json.loads, capsys.readouterr().out.splitlines()):
         assert any(m.startswith("clipped") for m in r["marks"]), r["file"]
+
+
+def test_info_fails_a_variant_whose_model_is_not_the_bundles(tmp_path, capsys):
+    """A review put av_fn_audio's model_fp32.tflite (the same shapes) into ser_emodb and re-sealed the manifest:
+    info said every engine runs it and predict answered 'boredom 0.62' for onnxruntime's 'happy 0.99'. info now
+    compares each engine's probabilities with the numpy engine's on sample inputs, names the one that differs and
+    exits 1; the shipped bundle passes."""
+    import hashlib
+    import json
+    import shutil
+
+    from edge_ser.bundle import manifest_sum_line
+
+    pytest.importorskip("ai_edge_litert", reason="the TFLite engine runs the variant")
+    root = Path(__file__).resolve().parents[1] / "bundles"
+    assert main(["info", str(root / "ser_emodb")]) == 0
+    capsys.readouterr()
+    b = tmp_path / "b"
+    shutil.copytree(root / "ser_emodb", b)
+    other = (root / "av_fn_audio" / "model_fp32.tflite").read_bytes()
+    (b / "model_fp32.tflite").write_bytes(other)
+    m = json.loads((b / "manifest.json").read_text())
+    m["files"]["model_fp32.tflite"] = {"sha256": hashlib.sha256(other).hexdigest(), "bytes": len(other)}
+    data = json.dumps(m).encode()
+    (b / "manifest.json").write_bytes(data)
+    (b / "manifest.sha256").write_bytes(manifest_sum_line(data))
+    assert main(["info", str(b)]) == 1
+    out = capsys.readouterr().out
+    line = next(x for x in out.splitlines() if x.strip().startswith("tflite-fp32"))
+    assert "cannot run this bundle: its class probabilities differ from the numpy engine's" in line
+    assert "its model file is not this bundle's model" in out
