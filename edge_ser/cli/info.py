@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_ser.errors import EdgeSerError
+from edge_ser.errors import BundleError, EdgeSerError
 from edge_ser.text import printable
 
 
@@ -46,7 +46,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     _print("engines on this machine:")
     for name, hint in available_engines().items():
         _print(f"  {name:12s} " + ("available" if hint is None else f"missing: {hint}"))
-    usable, failed = _smoke_run(parts, engines_for(bundle))
+    usable, failed, defects = _smoke_run(parts, engines_for(bundle))
     for name, err in failed.items():
         _print(f"  {name:12s} cannot run this bundle: {err}")
     _print(
@@ -58,7 +58,9 @@ def cmd_info(args: argparse.Namespace) -> int:
             else ""
         )
     )
-    if failed:  # a variant the bundle lists that fails here fails the check (a health check notices)
+    # fails the check: nothing runs here, or a file of the bundle is not its model (a health check notices; an
+    # engine that cannot run on this machine, with others that can, does not stop a service)
+    if (failed and not usable) or defects:
         return 1
     if bundle.input_kind.faces:
         from edge_ser.errors import MissingDependencyError
@@ -85,15 +87,17 @@ def _softmax(z: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
-def _smoke_run(parts: list, engines: list[str]) -> tuple[list[str], dict[str, str]]:
+def _smoke_run(parts: list, engines: list[str]) -> tuple[list[str], dict[str, str], set[str]]:
     """Run each model (a fusion bundle: each branch) on SMOKE_SAMPLES sample inputs with each engine that says it
     can, and compare each engine's class probabilities with the numpy engine's: a graph whose shapes do not fit
     passed every check and was listed as runnable, then failed on every engine; a variant file from another model
-    ran without a word. The engines that ran it and agree, and the error of each that did not."""
+    ran without a word. The engines that ran it and agree, the error of each that did not, and those whose error
+    is the bundle's (a BundleError, or probabilities that differ), not this machine's."""
     from edge_ser.engines import load_engine
     from edge_ser.roofline import engine_precision, sample_inputs
 
     usable, failed, probs = [], {}, {}
+    defects: set[str] = set()
     for name in engines:
         try:
             probs[name] = [
@@ -103,6 +107,8 @@ def _smoke_run(parts: list, engines: list[str]) -> tuple[list[str], dict[str, st
             ]
         except (EdgeSerError, RuntimeError, ValueError) as e:  # an engine's own error types too
             failed[name] = str(e).splitlines()[0][:300]
+            if isinstance(e, BundleError):  # the bundle's files disagree with each other (not this machine)
+                defects.add(name)
     ref = "numpy" if "numpy" in probs else next(iter(probs), None)
     for name, got in probs.items():
         precision = engine_precision(name) if not name.startswith("tflite-fp16") else "fp16"
@@ -113,9 +119,10 @@ def _smoke_run(parts: list, engines: list[str]) -> tuple[list[str], dict[str, st
                 f"inputs (at most {SMOKE_TOLERANCE[precision]:g} for {precision}): its model file is not this "
                 "bundle's model"
             )
+            defects.add(name)
         else:
             usable.append(name)
-    return usable, failed
+    return usable, failed, defects
 
 
 def _print_model(bundle) -> None:
