@@ -179,8 +179,9 @@ def _print_accuracy(m: dict) -> None:
     split = acc.get("split", {})
     if acc:
         nums = {k: v for k, v in acc.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-        if "test_uar" in nums and "test" in nums:
-            shown = f"test UAR {nums['test_uar']:.3f}, accuracy {nums['test']:.3f}"
+        uar = nums.get("test_uar", nums.get("uar"))  # face_fer's manifest names it `uar` (a review: left out)
+        if uar is not None and "test" in nums:
+            shown = f"test UAR {uar:.3f}, accuracy {nums['test']:.3f}"
         elif "test" in nums:
             shown = f"test {nums['test']:.3f}"
         else:
@@ -206,6 +207,10 @@ def _print_accuracy(m: dict) -> None:
             )
             shown += f" (the torch model; the bundle on its engines: {own})"
         _print(f"accuracy: {shown} on {acc.get('dataset', '?')} ({', '.join(about)})")
+        if isinstance(
+            acc.get("note"), str
+        ):  # the manifest's caveat on that figure (face_fer's teacher selection)
+            _print(f"  note: {acc['note']}")
     si = acc.get("speaker_independent")
     if si:
         online = [k for k in si if k.startswith("online-")]
