@@ -95,8 +95,8 @@ def _no_sound(r) -> bool:  # noqa: ANN001 - a Prediction
 
 def mark_list(r, fused: bool = False) -> list[str]:  # noqa: ANN001 - a Prediction
     """What the label should not be trusted for: no speech in the file, no face in view (answered from the audio
-    alone when there was audio, else from the centre of the frame), a clip too short for the model, clipping, or
-    input beyond the training range.
+    alone when there was audio, else from the centre of the frame), no sound track (a fusion bundle), a clip too
+    short or too long to read as one utterance, clipping, or input beyond the training range.
     `predict --json` carries them as "marks", so a reader of `label` is told as a reader of the text is.
     `fused`: a fusion bundle (`FusionKind`), which answers a video without a sound track from its face branch
     alone; that is said too (av_cnn refuses such a video, and sets no level for one it reads)."""
