@@ -1149,3 +1149,27 @@ def test_a_new_speaker_after_a_long_silence_starts_from_the_runs_statistics():
     assert clips == 1 and len(notes) == 1 and "s without speech (--new-speaker-after 5)" in notes[0]
     with pytest.raises(ConfigError, match="new_speaker_after"):
         PipelineConfig(new_speaker_after=1.0)
+
+
+def test_a_silent_file_is_said_to_hold_no_sound_not_a_muted_microphone(tmp_path, capsys):
+    """A run of an all-zeros --audio-file ended "the input is muted, or it is the wrong device (--mic ...)" (a
+    review): a file's advice is about the file."""
+    from edge_ser.audio import write_wav
+    from edge_ser.cli import main
+
+    quiet = write_wav(tmp_path / "zeros.wav", np.zeros(5 * 16000, np.float32), 16000)
+    assert (
+        main(
+            [
+                "run",
+                str(ROOT / "bundles" / "ser_ravdess"),
+                "--audio-file",
+                str(quiet),
+                "--fast",
+                "--no-console",
+            ]
+        )
+        == 0
+    )
+    err = capsys.readouterr().err
+    assert "every hop was digital silence (all zeros): zeros.wav holds no sound" in err and "--mic" not in err

@@ -483,7 +483,9 @@ def closing_lines(
                 + ("; it was still lost when the run ended" if s.mic_lost_at_end else ""),
             )
         )
-    quiet = gate_note(s, runner.pipeline.gate) if rec.kind.hears else None
+    quiet = (
+        gate_note(s, runner.pipeline.gate, getattr(runner.audio, "path", None)) if rec.kind.hears else None
+    )
     if quiet:
         out.append(("note: ", quiet))
     brief = utterance_note(s)  # None for a model that does not hear: it has no utterances

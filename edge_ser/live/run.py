@@ -17,6 +17,7 @@ import time
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -94,26 +95,34 @@ class RunStats:
         return ended
 
 
-def gate_note(stats: RunStats, gate: Any) -> str | None:
+def gate_note(stats: RunStats, gate: Any, source: Any = None) -> str | None:
     """Why a run that listened gave "silence" where there may have been speech (else None), from the run's
     statistics and its voice gate (`VadGate`): an input that was digital silence throughout (a muted or wrong
     device), one where nothing rose above the noise floor (no speech reached the microphone), a gate that never
     opened on sound that did rise above it (too quiet, or loud but not voiced), or one that opened on some speech
     while much of it stayed under
     `--vad-db` (a quiet speaker). Each says the level it saw, to one decimal, and a `--vad-db` in -120..0 that would
-    open the gate on it; a plain "silence" run used to end with no word, and the advice could be out of range."""
+    open the gate on it; a plain "silence" run used to end with no word, and the advice could be out of range.
+    `source`: the file the audio came from (None: a microphone), which the first two name instead of a device."""
     if not stats.updates:
         return None
     vad_db = float(gate.vad_db)
     if stats.loudest_db == -math.inf:
+        if source is not None:  # a file's advice is about the file, not a device (a review)
+            return f"every hop was digital silence (all zeros): {Path(source).name} holds no sound"
         return (
             "every hop was digital silence (all zeros): the input is muted, or it is the wrong device "
             "(--mic; `python -m sounddevice` lists the devices)"
         )
     if not gate.stood_out:
+        where = (
+            f"{Path(source).name} holds no speech, or only speech too quiet to stand out"
+            if source is not None
+            else "no speech reached the microphone; is it muted, the wrong device (--mic), or too far?"
+        )
         return (
             f"no sound rose {gate.margin_db:g} dB above the noise floor (the loudest hop {stats.loudest_db:.1f} dBFS): "
-            "no speech reached the microphone; is it muted, the wrong device (--mic), or too far?"
+            + where
         )
     steady = getattr(gate, "steady_shut", 0)
     # a run that heard mostly a steady voiced sound the gate kept out (--vad-steady) says so, with the way back
