@@ -81,12 +81,6 @@ samples, by the engine's precision. The shipped bundles differ by at most 0.0007
 another bundle's .tflite put in a re-sealed manifest answered boredom 0.62 for happy 0.99 (a review)."""
 
 
-def _softmax(z: np.ndarray) -> np.ndarray:
-    z = np.asarray(z, np.float64)
-    e = np.exp(z - z.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
-
-
 def _smoke_run(parts: list, engines: list[str]) -> tuple[list[str], dict[str, str], set[str]]:
     """Run each model (a fusion bundle: each branch) on SMOKE_SAMPLES sample inputs with each engine that says it
     can, and compare each engine's class probabilities with the numpy engine's: a graph whose shapes do not fit
@@ -94,6 +88,7 @@ def _smoke_run(parts: list, engines: list[str]) -> tuple[list[str], dict[str, st
     ran without a word. The engines that ran it and agree, the error of each that did not, and those whose error
     is the bundle's (a BundleError, or probabilities that differ), not this machine's."""
     from edge_ser.engines import load_engine
+    from edge_ser.engines.base import softmax
     from edge_ser.roofline import engine_precision, sample_inputs
 
     usable, failed, probs = [], {}, {}
@@ -101,7 +96,7 @@ def _smoke_run(parts: list, engines: list[str]) -> tuple[list[str], dict[str, st
     for name in engines:
         try:
             probs[name] = [
-                _softmax(load_engine(b, name).predict(sample_inputs(b, seed)))
+                softmax(np.asarray(load_engine(b, name).predict(sample_inputs(b, seed)), np.float64))
                 for _, b in parts
                 for seed in range(SMOKE_SAMPLES)
             ]
