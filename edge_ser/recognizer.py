@@ -40,7 +40,7 @@ from edge_ser.errors import (
     VideoFormatError,
 )
 from edge_ser.inputs.base import FileWindow, clip_voiced, clipped_share, has_voice, narrower_band
-from edge_ser.speaker import active_adapters, clips_held, held, learn_clip, learn_inputs
+from edge_ser.speaker import MIN_SPEECH_S, active_adapters, clips_held, held, learn_clip, learn_inputs
 
 if TYPE_CHECKING:
     from edge_ser.bundle import Bundle
@@ -175,11 +175,8 @@ def speech_enough(level: float, whole: bool, gate: float = SILENCE_DB) -> bool:
     return level >= gate or (whole and level > -math.inf)
 
 
-TEACH_MIN_S = 1.0
-"""A whole clip shorter than this teaches nothing about its speaker (`clip_teaches`), as the live loop's utterances
-(`edge_ser.live.pipeline.UTTERANCE_MIN_S`): the functionals of a word or a click are far from any sentence's, and
-one 0.2 s file pooled with 10 sentences moved their probabilities by up to 0.22 (a user review, 2026-12-06).
-Every EMODB clip here is 2.0 s, every RAVDESS clip 3.0-5.0 s."""
+TEACH_MIN_S = MIN_SPEECH_S
+"""A whole clip shorter than this teaches nothing about its speaker (`clip_teaches`; the one rule, `MIN_SPEECH_S`)."""
 
 
 def clip_teaches(y: np.ndarray, sr: int, level: float | None = None, voice: bool | None = None) -> bool:

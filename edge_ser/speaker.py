@@ -26,6 +26,11 @@ from edge_ser.features.speaker_norm import SpeakerNorm
 from edge_ser.schema import Checker
 
 BLOCK = "speaker_norm"
+MIN_SPEECH_S = 1.0
+"""Shortest speech that teaches a speaker's statistics: a whole clip (`edge_ser.recognizer.clip_teaches`) or a live
+utterance (seconds of open gate, `edge_ser.live.pipeline`). The functionals of a word or a click are far from any
+sentence's: one 0.2 s file pooled with 10 sentences moved their probabilities by up to 0.22 (a user review,
+2026-12-06). Every EMODB clip here is 2.0 s, every RAVDESS clip 3.0-5.0 s."""
 
 
 def check_block(c: Checker, manifest: Mapping[str, Any], inputs: list[dict[str, Any]]) -> None:

@@ -32,7 +32,7 @@ from edge_ser.errors import AudioFormatError, ConfigError, InferenceError
 from edge_ser.features.pitch import VoicedFrames, voiced_frames, voiced_share
 from edge_ser.inputs.base import CLIPPED_NOTE, clipped_share, faces_in_view, narrower_band
 from edge_ser.live.result import NO_AUDIO, NO_FACE, NO_RESULT, SILENCE, LiveResult, StageTimes
-from edge_ser.speaker import active_adapters, clips_held, held, learn_clip, learn_inputs
+from edge_ser.speaker import MIN_SPEECH_S, active_adapters, clips_held, held, learn_clip, learn_inputs
 
 SMOOTHING = ("ema", "majority", "none")
 LEARN_MODES = ("windows", "utterances")
@@ -44,8 +44,8 @@ QUIET_NOTE_EVERY = 30.0
 """Seconds of stream time between two such notes."""
 CLIP_NOTE_EVERY = 10.0
 """Seconds of stream time between two "clipped" notes while the input stays clipped (the first comes at once)."""
-UTTERANCE_MIN_S = 1.0
-"""Shortest run of speech (seconds of open gate) that joins the statistics as an utterance: shorter is a click."""
+UTTERANCE_MIN_S = MIN_SPEECH_S
+"""Shortest run of speech (seconds of open gate) that joins the statistics as an utterance (`MIN_SPEECH_S`)."""
 OPEN_NOTE_SECONDS = 30.0
 """Seconds of voice gate open without a pause after which the results note a likely steady sound."""
 VOICING_DEFAULT = 0.1
