@@ -2,7 +2,7 @@
 Orin Nano 8GB, all on one engine thread.
 
     python benchmarks/roofline.py [--runs 300] [--bundles NAME ...]
-    python benchmarks/roofline.py --replot     # Markdown and PNGs again from the stored reports, nothing measured
+    python benchmarks/roofline.py --replot     # Markdown, PNGs and the summary again from the stored reports
 
 Per bundle in bundles/ (per branch of a fusion bundle, as `edge-ser bench` reports it): `edge-ser bench BUNDLE
 --profile host --engine onnxruntime --threads 1` (measured) and the same report projected from counts on pi4,
@@ -10,7 +10,8 @@ pi5 and orin-nano-8gb (CPU roof for one core, fp32: the engines run on the CPU; 
 onnxruntime holds them), plus the TFLite int8 variant projected on the int8 roof of the Pi 5 and Orin Nano (SDOT;
 int8 weights and activations). A projection is an estimate of the latency, not a bound (no per-node dispatch; every byte from DRAM). Reports
 (JSON, Markdown, PNG) go to benchmarks/results/roofline/, named as `edge-ser bench --out` names them, and a
-summary table to benchmarks/results/roofline.md (not with --bundles: the summary covers every bundle).
+summary table to benchmarks/results/roofline.md (not with --bundles: the summary covers every bundle; `--replot`
+after it writes the summary again from every stored report, the new ones included).
 """
 
 from __future__ import annotations
@@ -105,6 +106,27 @@ def replot(folder: Path) -> int:
     return len(reports)
 
 
+def stored_rows(summary_json: Path, folder: Path) -> list[tuple[str, str | None, RooflineReport]]:
+    """The summary's rows read back: each row of `summary_json` (roofline.json) as its report in `folder` holds it
+    now (so a `--bundles` rerun's reports replace the old ones), else as the summary stored it."""
+    import json
+
+    if not summary_json.is_file():
+        return []
+    rows = []
+    for row in json.loads(summary_json.read_text())["rows"]:
+        name, branch = Path(row["bundle"]).name, row.get("branch")
+        report = folder / f"{stem(name, row['profile'], row['engine'], branch)}.json"
+        rows.append(
+            (
+                name,
+                branch,
+                RooflineReport.from_dict(json.loads(report.read_text()) if report.is_file() else row),
+            )
+        )
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument(
@@ -122,6 +144,12 @@ def main() -> None:
     if args.replot:
         done = replot(out)
         print(f"{done} report(s) written again (Markdown and PNG) from their JSON in {out}")
+        rows = stored_rows(_common.RESULTS / "roofline.json", out)
+        if rows:  # the summary in today's wording, from the reports as they are now (measuring nothing)
+            write_results(
+                "roofline", {"rows": [{"branch": b, **r.to_dict()} for _, b, r in rows]}, summary(rows)
+            )
+            print(f"benchmarks/results/roofline.md and .json written again from {len(rows)} stored report(s)")
         return
     paths = sorted(p for p in (REPO / "bundles").iterdir() if (p / "manifest.json").is_file())
     if args.bundles:
@@ -154,7 +182,8 @@ def main() -> None:
     if args.bundles:  # the summary covers every bundle: a subset would replace it with a partial table
         print(
             "benchmarks/results/roofline.md and .json not rewritten (--bundles: they cover every bundle); the "
-            "reports above are in benchmarks/results/roofline/",
+            "reports above are in benchmarks/results/roofline/, and `--replot` writes the summary again from "
+            "every stored report (these new ones included)",
             file=sys.stderr,
         )
         return

@@ -331,7 +331,7 @@ class RooflineReport:
             # a projection's attained_* and per-layer gflops are the roof itself, not a measurement
             "attained": "measured"
             if self.measured
-            else "projected: every node on its roof (a lower-bound latency)",
+            else "projected: every node on its roof (an estimate of the latency, not a bound)",
             "units": {
                 "compute": self.unit,
                 "roof": "GOP/s" if roof.startswith("int") else "GFLOP/s",

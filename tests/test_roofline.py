@@ -398,3 +398,29 @@ def test_a_report_names_the_build_of_the_bundle_it_is_of() -> None:
     want = (SER / "manifest.sha256").read_text().split()[0]
     assert report.setup["bundle manifest sha256"] == want
     assert f"bundle manifest sha256 {want}" in report.markdown()
+
+
+def test_replot_writes_the_summary_again_from_the_stored_reports(tmp_path):
+    """The summary table kept 'projected (lower bound)' after the reports' wording changed, since `--replot`
+    redrew the reports alone: the summary is now read back from roofline.json's rows, each from its report as
+    stored now (a `--bundles` rerun's report replaces the old figures), and written in today's wording."""
+    from unittest import mock
+
+    with mock.patch.dict("os.environ"):  # the script pins BLAS threads in the environment at import
+        from benchmarks import roofline as script
+
+    r = build_report(load_bundle(SER), load_profile("pi5"), engine="onnxruntime", threads=1)
+    row = {"branch": None, **r.to_dict(), "bundle": "/elsewhere/bundles/ser_emodb", "latency_ms": 9.0}
+    (tmp_path / "roofline.json").write_text(json.dumps({"rows": [row]}))
+    folder = tmp_path / "roofline"
+    folder.mkdir()
+    assert (
+        script.stored_rows(tmp_path / "roofline.json", folder)[0][2].latency_ms == 9.0
+    )  # no report: the row
+    (folder / "ser_emodb_pi5.json").write_text(json.dumps(r.to_dict()))
+    [(name, branch, back)] = script.stored_rows(tmp_path / "roofline.json", folder)
+    assert (name, branch, back.latency_ms) == ("ser_emodb", None, r.latency_ms)
+    text = script.summary([(name, branch, back)])
+    assert "| ser_emodb |  | pi5 | onnxruntime |" in text and "projected (estimate)" in text
+    assert "lower bound" not in text
+    assert script.stored_rows(tmp_path / "absent.json", folder) == []
