@@ -28,6 +28,8 @@ Trials (not the shipped recipe; each keeps its own checkpoints unless said):
     python benchmarks/face_fer.py compress --qat-teacher float   # QAT distils from the float student (own checkpoint)
     python benchmarks/face_fer.py train --holdout 3000 --epochs 12                  # validate on held-out Training images
     python benchmarks/face_fer.py train --holdout 3000 --epochs 12 --stem-stride 1  # ... the full-resolution stem
+    python benchmarks/face_fer.py train --stem-stride 1   # its full run, then compress/ship with the flag (not
+                                                          # adopted: benchmarks/results/face_fer_stem1.md)
 
 Stages keep their checkpoints in $EDGE_SER_CACHE/face (default /work/cache/face), so each can be rerun.
 train and compress save their state after every epoch (float.partial.pt, compressed.partial.pt next to the
@@ -177,7 +179,8 @@ def compressed_name() -> str:
 STAGE_TIMES = {"train": "~34 min on two cores", "compress": "~10 min"}
 """How long the stages that make a checkpoint take (docs/face.md): what a missing one costs."""
 STEM1_TIMES = {"train": "~2.8 h on two cores", "compress": "~45 min"}
-"""The same with `--stem-stride 1` (its 12-epoch trial took 30 + 40 min on 25,709 images, docs/face.md)."""
+"""The same with `--stem-stride 1` (its 12-epoch trial took 30 + 40 min on 25,709 images; the full run 198 min with
+pauses for other work, and 41 min, benchmarks/results/face_fer_stem1.md)."""
 
 
 def require_checkpoints(stage: str, more: int = 0) -> None:
