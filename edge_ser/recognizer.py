@@ -929,7 +929,7 @@ class Recognizer:
             # whether it holds voice (the result says so), and so may teach the speaker statistics: clip_teaches
             voice = clip_voiced(w.samples, self.sample_rate, level)
             teaches = clip_teaches(w.samples, self.sample_rate, level, voice) if self.adapting else None
-            clipped = clipped_share(w.samples)
+            clipped = w.clipped if w.clipped is not None else clipped_share(w.samples)  # as recorded
             for fw in self.kind.windows_inputs([cut], str(path), measure=False):
                 yield replace(fw, level_db=level, teaches=teaches, has_voice=voice, clipped=clipped)
 

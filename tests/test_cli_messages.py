@@ -437,3 +437,30 @@ def test_info_gives_face_fers_uar_and_its_caveat(capsys):
     out = capsys.readouterr().out
     assert "accuracy: test UAR 0.567, accuracy 0.629 on fer2013" in out
     assert "note: the fer teacher was selected by its author on FER-2013 PublicTest" in out
+
+
+def test_a_hard_clipped_file_is_marked_however_hard_it_is_clipped(tmp_path, capsys) -> None:
+    """Review: EMODB speech at 22.05 kHz clipped at x10 and x30 was marked at x3 and x5 but not there (angry read as
+    'fear 0.87', no mark): resampled to the model's rate its square tops overshoot past BEYOND_FULL_SCALE, so the
+    share was taken against that peak. A file's share is now counted on its samples as recorded."""
+    import json
+
+    import numpy as np
+    import soundfile as sf
+
+    from edge_ser.audio import load, resample
+    from edge_ser.inputs.base import CLIPPED_NOTE, clipped_share
+    from tests._signals import voiced
+
+    y = voiced(16000, 32000, 1).astype(np.float32)
+    y = resample(y / np.abs(y).max(), 16000, 22050)
+    y = y + 0.1 * np.random.default_rng(0).standard_normal(y.size).astype(np.float32)  # breath and fricatives
+    names = []
+    for gain in (3, 10, 30):
+        names.append(tmp_path / f"gain{gain}.wav")
+        sf.write(names[-1], np.clip(gain * y, -1, 1), 22050, subtype="PCM_16")
+    at_model_rate = load(names[-1], sr=16000)[0]
+    assert np.abs(at_model_rate).max() > 1.5 and clipped_share(at_model_rate) < CLIPPED_NOTE  # the old count
+    assert main(["predict", str(BUNDLE), *map(str, names), "--json", "--adapt", "off"]) == 0
+    for r in map(json.loads, capsys.readouterr().out.splitlines()):
+        assert r["clipped"] > CLIPPED_NOTE and any(m.startswith("clipped") for m in r["marks"]), r["file"]

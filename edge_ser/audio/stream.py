@@ -246,6 +246,7 @@ class Resampled:
         frames: int = BLOCK_FRAMES,
     ) -> None:  # fmt: skip
         from edge_ser.audio.polyphase import Resampler, resample
+        from edge_ser.inputs.base import clipped_share
 
         self.path, self.sample_rate = Path(path), int(sr)
         self._s = open_blocks(path, frames=frames)
@@ -261,6 +262,9 @@ class Resampled:
                     break
             else:
                 y = np.concatenate(self._head) if self._head else np.zeros(0, np.float32)
+                self.source_clipped: float | None = clipped_share(
+                    y
+                )  # as recorded: resampling rounds flat tops
                 self._head = [resample(y, src, self.sample_rate) if src != self.sample_rate else y]
                 self.whole = True
                 self.duration: float | None = self._head[0].size / self.sample_rate
@@ -270,6 +274,7 @@ class Resampled:
             self._s.close()
             raise
         self.whole = False
+        self.source_clipped = None
         self.duration = None  # not known until the end of a long file (its header may be all there is)
         self._rs = Resampler(src, self.sample_rate)
 
@@ -301,13 +306,16 @@ class Resampled:
 
 
 class AudioWindow(NamedTuple):
-    """One stretch of a file's audio at the analysis rate, and the rate the file was recorded at."""
+    """One stretch of a file's audio at the analysis rate, and the rate the file was recorded at; a whole file's
+    share of samples at full scale as recorded (`clipped`, None when not measured: resampling overshoots a clipped
+    file's flat tops, so they are counted before it)."""
 
     start: float
     end: float
     samples: np.ndarray
     whole: bool
     source_rate: int
+    clipped: float | None = None
 
 
 def file_windows(
@@ -329,7 +337,7 @@ def file_windows(
         src = int(stream.source_rate)
         if stream.whole:
             y = next(iter(stream))
-            yield AudioWindow(0.0, y.size / sr, y, True, src)
+            yield AudioWindow(0.0, y.size / sr, y, True, src, stream.source_clipped)
             return
         yield from cut_windows(stream, sr, window_seconds, src)
 
