@@ -339,6 +339,8 @@ def test_a_video_shorter_than_the_audio_stops_giving_faces(media, tmp_path):
     rows = read_jsonl(out)
     ended = [i for i, r in enumerate(rows) if any("video ended" in n for n in r.notes)]
     assert len(ended) == 1 and rows[ended[0]].t >= 2.0  # the last frame (0.96 s) a window back
+    # the last frame is shown until 1.0 s (a one-image folder at --image-fps 0.5 said "ended at 0.0 s"; a review)
+    assert any("video ended at 1.0 s" in n for n in rows[ended[0]].notes)
     after = rows[ended[0] :]
     assert all(r.face_box is None for r in after)
     assert all(r.mode == "audio" for r in after if r.speech) and any(r.speech for r in after)

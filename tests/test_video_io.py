@@ -115,7 +115,10 @@ def test_video_errors_name_the_file_and_the_problem(tmp_path, mp4):
             data[: len(data) // 2],
             "looks like MP4.*truncated",
         ),  # its 'moov' index is at the end
-        "photo.mp4": (cv2.imencode(".jpg", face_frames()[0])[1].tobytes(), "JPEG image, not a video"),
+        "photo.mp4": (  # and what to do with a still image instead (a review)
+            cv2.imencode(".jpg", face_frames()[0])[1].tobytes(),
+            "JPEG image, not a video .a folder of images plays as a video.*predict. classifies one image",
+        ),
     }
     for name, (content, message) in cases.items():
         path = tmp_path / name

@@ -494,8 +494,10 @@ class LiveRunner:
         (they would stand for a face long gone) and the bundle goes on as without a camera; said once."""
         if self._video_over or not getattr(self.frames, "finished", False) or self._last_frame_t is None:
             return
-        if t - self._last_frame_t > self.pipeline.config.window:
+        fps = getattr(self.frames, "fps", None)
+        end = self._last_frame_t + (1 / fps if fps else 0.0)  # the last frame is shown for one frame's time
+        if t - end > self.pipeline.config.window:
             self._video_over = True
             self._faces.clear()
             self.tracker.reset()
-            self._notes.append(f"video ended at {self._last_frame_t:.1f} s: no faces from here")
+            self._notes.append(f"video ended at {end:.1f} s: no faces from here")

@@ -172,7 +172,10 @@ def _check_file(path: Path) -> bytes:
         raise VideoFormatError(f"{path}: empty file (0 bytes)")
     for magic, what in _IMAGE_MAGIC:
         if head.startswith(magic):
-            raise VideoFormatError(f"{path}: is {what}, not a video")
+            raise VideoFormatError(
+                f"{path}: is {what}, not a video (a folder of images plays as a video, at `edge-ser run "
+                "--image-fps`; `edge-ser predict` classifies one image)"
+            )
     return head
 
 
