@@ -237,3 +237,38 @@ def test_a_deploy_user_that_does_not_exist_is_refused_before_anything_changes(tm
     assert (
         dry.returncode == 0 and "no such user here (a real run stops before changing anything)" in dry.stderr
     )
+
+
+def test_jetson_gpu_wheel_without_a_usable_lock_is_refused_before_anything_changes(tmp_path):
+    """With NVIDIA's onnxruntime-gpu wheel, a wheelhouse without requirements.lock gave an empty filtered lock:
+    pip installed nothing, exited 0, and the install said done without numpy, OpenCV or sounddevice. Now a
+    missing lock (real run) or one listing nothing besides onnxruntime (any run) stops before any change."""
+    py = subprocess.run(["python3", "-c", "import sys; print(f'cp{sys.version_info[0]}{sys.version_info[1]}')"],
+                        capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    wh = tmp_path / "wheelhouse"
+    wh.mkdir()
+    (wh / f"onnxruntime_gpu-1.23.0-{py}-{py}-linux_aarch64.whl").write_bytes(b"")
+    rel = tmp_path / "nv_tegra_release"
+    rel.write_text("# R36 (release), REVISION: 4.3, GCID: 1, BOARD: generic, EABI: aarch64, DATE: x\n")
+    env = {"L4T_RELEASE_FILE": str(rel), "EDGE_SER_ETC": str(tmp_path / "etc")}
+    (wh / "requirements.lock").write_text("# pinned\nonnxruntime==1.22.0\n")
+    r = _dry(DEPLOY / "jetson" / "install.sh", str(wh), "--deploy-user", "dev", env=env)
+    assert r.returncode == 1 and "requirements.lock lists nothing besides onnxruntime" in r.stderr
+    assert "RUN" not in r.stdout
+    # a real run (as "root": a stub `id`) without the lock stops before apt, the user or the venv
+    (wh / "requirements.lock").unlink()
+    stub = tmp_path / "bin"
+    stub.mkdir()
+    (stub / "id").write_text('#!/bin/sh\n[ "$*" = -u ] && { echo 0; exit 0; }\nexec /usr/bin/id "$@"\n')
+    (stub / "id").chmod(0o755)
+    e = {
+        **os.environ,
+        **env,
+        "EDGE_SER_PREFIX": str(tmp_path / "opt"),
+        "PATH": f"{stub}:{os.environ['PATH']}",
+    }
+    r = subprocess.run(["bash", str(DEPLOY / "jetson" / "install.sh"), str(wh), "--deploy-user", "root"],
+                       capture_output=True, text=True, env=e, timeout=60, check=False)  # fmt: skip
+    assert r.returncode == 1, r.stderr
+    assert f"{wh}/requirements.lock not found" in r.stderr and "nothing was changed" in r.stderr
+    assert not (tmp_path / "opt").exists()

@@ -60,6 +60,26 @@ if [ "$CAMERA_GIVEN" != 1 ] && c=$(configured_camera); then
     CAMERA=$c  # a re-run without a camera option: the configured camera
     say "camera: EDGE_SER_CAMERA=$c from $ETC/config.env (--camera / --csi-camera change it)"
 fi
+# NVIDIA's onnxruntime-gpu: --ort-wheel, else one in the wheelhouse matching this Python
+if [ -z "$ORT_WHEEL" ]; then
+    for w in "$WHEELHOUSE"/onnxruntime_gpu-*-"$py"-*linux_aarch64.whl; do
+        [ -f "$w" ] && ORT_WHEEL=$w
+    done
+fi
+# with it, the lock is installed without its CPU onnxruntime: checked before any change (a missing or empty lock
+# made pip install nothing and exit 0: a "successful" install without numpy, OpenCV or sounddevice)
+lock=""
+if [ -n "$ORT_WHEEL" ]; then
+    lock=$(mktemp)
+    if [ -f "$WHEELHOUSE/requirements.lock" ]; then
+        grep -v -i -E '^onnxruntime([=<>~ ;]|$)' "$WHEELHOUSE/requirements.lock" >"$lock" || true
+        grep -q -E '^[[:space:]]*[^#[:space:]]' "$lock" || { rm -f "$lock"
+            die "$WHEELHOUSE/requirements.lock lists nothing besides onnxruntime: is $WHEELHOUSE a complete wheelhouse?"; }
+    elif [ "$DRY_RUN" != 1 ]; then
+        rm -f "$lock"
+        die "$WHEELHOUSE/requirements.lock not found: is $WHEELHOUSE a wheelhouse? (with the GPU onnxruntime the lock is still needed); nothing was changed"
+    fi
+fi
 PACKAGES=(python3-venv python3-pip libportaudio2 libopenblas0 libgomp1 v4l-utils alsa-utils
           gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good)
 if is_gstreamer "$CAMERA"; then PACKAGES+=(python3-opencv); fi  # OpenCV with GStreamer (system_opencv)
@@ -68,20 +88,10 @@ ensure_user
 ensure_layout
 ensure_venv
 
-# NVIDIA's onnxruntime-gpu: --ort-wheel, else one in the wheelhouse matching this Python
-if [ -z "$ORT_WHEEL" ]; then
-    for w in "$WHEELHOUSE"/onnxruntime_gpu-*-"$py"-*linux_aarch64.whl; do
-        [ -f "$w" ] && ORT_WHEEL=$w
-    done
-fi
 if [ -n "$ORT_WHEEL" ]; then
     [ -f "$ORT_WHEEL" ] || [ "$DRY_RUN" = 1 ] || die "--ort-wheel $ORT_WHEEL: no such file"
     say "onnxruntime: NVIDIA GPU build $(basename "$ORT_WHEEL")"
     # the lock's CPU onnxruntime must not shadow the GPU build: install the lock without it, then the GPU wheel
-    lock=$(mktemp)
-    if [ -f "$WHEELHOUSE/requirements.lock" ]; then
-        grep -v -i -E '^onnxruntime([=<>~ ;]|$)' "$WHEELHOUSE/requirements.lock" >"$lock" || true
-    fi
     run "$PREFIX/venv/bin/pip" install --no-index --find-links "$WHEELHOUSE" -r "$lock"
     run "$PREFIX/venv/bin/pip" uninstall -y onnxruntime
     run "$PREFIX/venv/bin/pip" install --no-index --find-links "$WHEELHOUSE" --no-deps "$ORT_WHEEL"
