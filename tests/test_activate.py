@@ -410,3 +410,31 @@ def test_a_version_given_with_a_trailing_slash_is_accepted(shell, tmp_path):
     for bad in ("versions/a/b", "/", "a b/"):
         cp = _run(shell, root, "activate", bad)
         assert cp.returncode == 2 and "not a version name" in cp.stderr, (bad, cp.stderr)
+
+
+def test_a_symlink_planted_in_root_is_never_written_through(shell, tmp_path):
+    """ROOT belongs to the unprivileged deploy user, and boot-check runs as root (ExecStartPre=+): it did
+    `touch ROOT/.activate.lock`, so a link planted there made root create a file anywhere. Now a link where the
+    script creates a file is removed (the link itself) and logged, and the file is made in ROOT."""
+    root = _root(tmp_path, "a", "b")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    assert _run(shell, root, "activate", "a", "--commit").returncode == 0
+    assert _run(shell, root, "activate", "b").returncode == 0
+    _edit_marker(root, boot="00000000-0000-0000-0000-000000000000")
+    (root / ".activate.lock").unlink()
+    (root / ".activate.lock").symlink_to(outside / "created-by-root")
+    cp = _run(shell, root, "boot-check")
+    assert cp.returncode == 0, cp.stderr
+    assert "removed the symbolic link" in cp.stderr and ".activate.lock" in cp.stderr
+    assert not (outside / "created-by-root").exists() and list(outside.iterdir()) == []
+    lk = root / ".activate.lock"
+    assert lk.is_file() and not lk.is_symlink()
+    assert _current(root) == "versions/a" and (root / "rolled-back").is_file()
+    # a version folder replaced by a link: activate's touch does not create or touch its target
+    (root / "versions" / "c").symlink_to(outside / "c")
+    (outside / "c").mkdir()
+    before = (outside / "c").stat().st_mtime_ns
+    os.utime(outside / "c", ns=(before - 10**10, before - 10**10))
+    assert _run(shell, root, "activate", "c", "--commit").returncode == 0
+    assert (outside / "c").stat().st_mtime_ns == before - 10**10
