@@ -272,3 +272,34 @@ def test_jetson_gpu_wheel_without_a_usable_lock_is_refused_before_anything_chang
     assert r.returncode == 1, r.stderr
     assert f"{wh}/requirements.lock not found" in r.stderr and "nothing was changed" in r.stderr
     assert not (tmp_path / "opt").exists()
+
+
+def test_the_sudoers_rule_is_validated_and_renamed_into_place(tmp_path):
+    """The sudoers rule was written with `install -D` (not atomic) and never checked: a bad rule breaks every sudo
+    on the device. Now: a temp file (mode 0440) in the same folder, `visudo -cf` when there is one, then mv."""
+    stub = tmp_path / "bin"
+    stub.mkdir()
+    visudo = stub / "visudo"
+    visudo.write_text('#!/bin/sh\necho "visudo $*" >>"$VISUDO_LOG"\ngrep -q NOPASSWD "$2"\n')
+    visudo.chmod(0o755)
+    sd = tmp_path / "sudoers.d"
+    sd.mkdir()
+    log = tmp_path / "visudo.log"
+    path = os.environ["PATH"]
+    rule = "dev ALL=(root) NOPASSWD: /usr/bin/systemctl restart edge-ser"
+    r = _functions(
+        tmp_path,
+        f'export PATH={stub}:{path} VISUDO_LOG={log}; echo "{rule}" | write_sudoers {sd}/edge-ser-deploy',
+    )
+    assert r.returncode == 0, r.stderr
+    f = sd / "edge-ser-deploy"
+    assert f.read_text() == rule + "\n" and (f.stat().st_mode & 0o777) == 0o440
+    assert f"visudo -cf {sd}/.edge-ser-deploy." in log.read_text()
+    assert sorted(p.name for p in sd.iterdir()) == ["edge-ser-deploy"]
+    # an invalid rule: refused, the temp file removed, the installed rule left as it was
+    r = _functions(
+        tmp_path,
+        f"export PATH={stub}:{path} VISUDO_LOG={log}; echo 'garbage' | write_sudoers {sd}/edge-ser-deploy",
+    )
+    assert r.returncode == 1 and "is invalid (visudo -cf failed" in r.stderr
+    assert f.read_text() == rule + "\n" and sorted(p.name for p in sd.iterdir()) == ["edge-ser-deploy"]

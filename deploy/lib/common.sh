@@ -43,6 +43,32 @@ write_file() {
     say "wrote $path"
 }
 
+# write_sudoers PATH: like write_file (mode 0440), but never a half-written or invalid sudoers file (one breaks
+# every sudo on the device): a temp file in PATH's folder (its name has a '.', which sudo's #includedir skips),
+# checked with `visudo -cf` when visudo is here, then renamed into place
+write_sudoers() {
+    local path=$1 dir tmp
+    dir=$(dirname "$path")
+    if [ "$DRY_RUN" = 1 ]; then
+        write_file "$path" 0440
+        return 0
+    fi
+    [ -d "$dir" ] || install -d -m 0755 "$dir"
+    tmp=$(mktemp "$dir/.$(basename "$path").XXXXXX")
+    cat >"$tmp"
+    chmod 0440 "$tmp"
+    if [ -f "$path" ] && cmp -s "$tmp" "$path"; then
+        rm -f "$tmp"
+        return 0
+    fi
+    if command -v visudo >/dev/null 2>&1 && ! visudo -cf "$tmp" >&2; then
+        rm -f "$tmp"
+        die "the sudoers rule for $path is invalid (visudo -cf failed, see above): not installed; is --deploy-user a valid user name?"
+    fi
+    mv -f "$tmp" "$path"
+    say "wrote $path"
+}
+
 # check_deploy_user: before any change, the --deploy-user (default $SUDO_USER) must exist here: it owns the
 # bundle folders and gets the sudoers rule (a typo failed only after apt, the user and the venv, with a bare
 # "install: invalid user"). A dry run says so and goes on.
@@ -192,7 +218,7 @@ install_service() {
         # lets `edge-ser deploy` restart the service through `sudo -n` (nothing else)
         local sc
         sc=$(command -v systemctl || echo /usr/bin/systemctl)
-        write_file /etc/sudoers.d/edge-ser-deploy 0440 <<SUDO
+        write_sudoers /etc/sudoers.d/edge-ser-deploy <<SUDO
 $DEPLOY_USER ALL=(root) NOPASSWD: $sc restart edge-ser, $sc start edge-ser, $sc stop edge-ser
 SUDO
     fi
