@@ -303,3 +303,19 @@ def test_the_sudoers_rule_is_validated_and_renamed_into_place(tmp_path):
     )
     assert r.returncode == 1 and "is invalid (visudo -cf failed" in r.stderr
     assert f.read_text() == rule + "\n" and sorted(p.name for p in sd.iterdir()) == ["edge-ser-deploy"]
+
+
+def test_no_deploy_user_at_all_is_refused_before_anything_changes(tmp_path):
+    """Run as root (not through sudo) without --deploy-user: root-owned bundles, no sudoers rule and a hint
+    naming an empty user. Now a clear error before any change (a dry run warns and goes on)."""
+    r = _functions(tmp_path, "DEPLOY_USER=; check_deploy_user")
+    assert (
+        r.returncode == 1 and "run with --deploy-user NAME" in r.stderr and "nothing was changed" in r.stderr
+    )
+    assert not (tmp_path / "opt").exists()
+    wh = tmp_path / "wh"
+    wh.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "SUDO_USER"}
+    dry = subprocess.run(["bash", str(DEPLOY / "pi" / "install.sh"), str(wh), "--dry-run"], capture_output=True,
+                         text=True, env={**env, "EDGE_SER_PREFIX": "/opt/edge-ser"}, timeout=60, check=False)  # fmt: skip
+    assert dry.returncode == 0 and "warning: run with --deploy-user NAME" in dry.stderr

@@ -71,9 +71,16 @@ write_sudoers() {
 
 # check_deploy_user: before any change, the --deploy-user (default $SUDO_USER) must exist here: it owns the
 # bundle folders and gets the sudoers rule (a typo failed only after apt, the user and the venv, with a bare
-# "install: invalid user"). A dry run says so and goes on.
+# "install: invalid user"). None at all (run as root, not through sudo, without --deploy-user) is refused too: it
+# made root-owned bundles, no sudoers rule and a hint naming an empty user (--deploy-user root: deploys log in
+# as root). A dry run says so and goes on.
 check_deploy_user() {
-    [ -n "$DEPLOY_USER" ] || return 0
+    if [ -z "$DEPLOY_USER" ]; then
+        local msg="run with --deploy-user NAME: the SSH login that runs \`edge-ser deploy\` (it owns $PREFIX/bundles and may restart the service; \$SUDO_USER, the default, is empty when not run through sudo; --deploy-user root if deploys log in as root)"
+        [ "$DRY_RUN" = 1 ] || die "$msg; nothing was changed"
+        say "warning: $msg (a real run stops before changing anything)"
+        return 0
+    fi
     id -u -- "$DEPLOY_USER" >/dev/null 2>&1 && return 0
     if [ "$DRY_RUN" = 1 ]; then
         say "warning: --deploy-user $DEPLOY_USER: no such user here (a real run stops before changing anything)"
