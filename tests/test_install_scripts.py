@@ -319,3 +319,23 @@ def test_no_deploy_user_at_all_is_refused_before_anything_changes(tmp_path):
     dry = subprocess.run(["bash", str(DEPLOY / "pi" / "install.sh"), str(wh), "--dry-run"], capture_output=True,
                          text=True, env={**env, "EDGE_SER_PREFIX": "/opt/edge-ser"}, timeout=60, check=False)  # fmt: skip
     assert dry.returncode == 0 and "warning: run with --deploy-user NAME" in dry.stderr
+
+
+def test_jetson_refuses_jetpack_5(tmp_path):
+    """L4T R35 (JetPack 5) was accepted, but its Python 3.8 cannot run edge-ser (Python >= 3.10, numpy >= 2) and
+    no jetpack5 wheelhouse exists: now refused, naming JetPack 6 (R36), before any change."""
+    wh = tmp_path / "wheelhouse"
+    wh.mkdir()
+    (wh / "requirements.lock").write_text("numpy==2.2.6\n")
+    rel = tmp_path / "nv_tegra_release"
+    rel.write_text("# R35 (release), REVISION: 6.0, GCID: 1, BOARD: generic, EABI: aarch64, DATE: x\n")
+    r = _dry(
+        DEPLOY / "jetson" / "install.sh", str(wh), "--deploy-user", "dev", env={"L4T_RELEASE_FILE": str(rel)}
+    )
+    assert (
+        r.returncode == 1
+        and "L4T R35.6.0 is JetPack 5" in r.stderr
+        and "needs JetPack 6 (L4T R36" in r.stderr
+    )
+    assert "RUN" not in r.stdout and "WRITE" not in r.stdout
+    assert "JetPack 5 / 6" not in (DEPLOY / "README.md").read_text()

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install edge-ser on a Jetson (Orin Nano / NX, JetPack 5 or 6) from an offline wheelhouse, as a systemd service
+# Install edge-ser on a Jetson (Orin Nano / NX, JetPack 6) from an offline wheelhouse, as a systemd service
 # that runs `edge-ser run` on boot. Uses NVIDIA's onnxruntime-gpu wheel (CUDA / TensorRT) when one is in the
 # wheelhouse or given with --ort-wheel; otherwise says where to get it and installs the CPU onnxruntime.
 # Idempotent: run it again after an upgrade of the wheelhouse.
@@ -43,15 +43,16 @@ done
 check_deploy_user
 
 # L4T / JetPack: /etc/nv_tegra_release says e.g. "# R36 (release), REVISION: 3.0, ..." (R36 = JetPack 6.x, R35 = 5.x)
+# JetPack 5 is refused: its Python 3.8 cannot run edge-ser (Python >= 3.10, numpy >= 2) and no wheelhouse is built for it
 L4T=""
 if [ -r "$L4T_RELEASE_FILE" ]; then
     L4T=$(sed -n 's/^# R\([0-9]*\) (release), REVISION: \([0-9.]*\).*/\1.\2/p' "$L4T_RELEASE_FILE" | head -n 1)
 fi
 case ${L4T%%.*} in
     36) JETPACK=6 ;;
-    35) JETPACK=5 ;;
+    35) die "L4T R$L4T is JetPack 5: edge-ser needs JetPack 6 (L4T R36; Python >= 3.10 and numpy >= 2, and the jetpack6 wheelhouse). Flash JetPack 6 first; nothing was changed" ;;
     "") JETPACK=unknown; say "warning: $L4T_RELEASE_FILE not found: not a Jetson? continuing with CPU packages" ;;
-    *) JETPACK=unknown; say "warning: L4T R$L4T is not JetPack 5 or 6; continuing" ;;
+    *) JETPACK=unknown; say "warning: L4T R$L4T is not JetPack 6 (R36); continuing" ;;
 esac
 py=$(${PYTHON:-python3} -c 'import sys; print(f"cp{sys.version_info[0]}{sys.version_info[1]}")' 2>/dev/null || echo cp3)
 say "L4T ${L4T:-?} (JetPack $JETPACK), python $py; wheelhouse: $WHEELHOUSE$([ "$DRY_RUN" = 1 ] && echo ' (dry run)')"
@@ -104,7 +105,6 @@ edge-ser install: NVIDIA's onnxruntime-gpu wheel was not found (in $WHEELHOUSE o
   - JetPack 6 (L4T R36): the Jetson AI Lab index, https://pypi.jetson-ai-lab.dev/jp6/cu126 (JetPack 6.2; cu122
     for 6.0/6.1), e.g. on a connected machine:
       pip download --no-deps --index-url https://pypi.jetson-ai-lab.dev/jp6/cu126 onnxruntime-gpu -d WHEELHOUSE
-  - JetPack 5 (L4T R35): the wheels listed at https://elinux.org/Jetson_Zoo#ONNX_Runtime
   then run this script again (or pass --ort-wheel PATH/onnxruntime_gpu-*.whl).
 HINT
     pip_install_wheelhouse
