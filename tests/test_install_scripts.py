@@ -339,3 +339,31 @@ def test_jetson_refuses_jetpack_5(tmp_path):
     )
     assert "RUN" not in r.stdout and "WRITE" not in r.stdout
     assert "JetPack 5 / 6" not in (DEPLOY / "README.md").read_text()
+
+
+def test_a_gstreamer_camera_without_a_working_system_opencv_says_how_to_get_pip_opencv_back(tmp_path):
+    """system_opencv uninstalls pip's OpenCV; when the system's does not import (bookworm: built against numpy 1)
+    the warning said to set EDGE_SER_CAMERA=0 in config.env, which leaves the venv without cv2. It now says to
+    run the install again with --camera 0 (pip_install_wheelhouse then reinstalls the lock's OpenCV)."""
+    venv_bin = tmp_path / "opt" / "venv" / "bin"
+    venv_bin.mkdir(parents=True)
+    for name, code in (("pip", 0), ("python", 1)):
+        (venv_bin / name).write_text(f"#!/bin/sh\nexit {code}\n")
+        (venv_bin / name).chmod(0o755)
+    r = _functions(tmp_path, "system_opencv")
+    assert r.returncode == 0, r.stderr
+    assert (
+        "run the install again with --camera 0" in r.stderr and "reinstalled from the wheelhouse" in r.stderr
+    )
+    assert "EDGE_SER_CAMERA=0 in" not in r.stderr
+    # and that re-run does reinstall it: the lock from the wheelhouse, no OpenCV uninstall, no system packages
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    (etc / "config.env").write_text("EDGE_SER_CAMERA=libcamerasrc ! videoconvert ! appsink\n")
+    wh = tmp_path / "wh"
+    wh.mkdir()
+    env = {"EDGE_SER_ETC": str(etc)}
+    again = _dry(DEPLOY / "pi" / "install.sh", str(wh), "--deploy-user", "dev", "--camera", "0", env=env)
+    assert again.returncode == 0, again.stderr
+    assert f"-r {wh}/requirements.lock" in again.stdout and "uninstall" not in again.stdout
+    assert "--system-site-packages" not in again.stdout

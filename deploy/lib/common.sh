@@ -165,7 +165,9 @@ system_opencv() {
     else
         say "warning: the camera is a GStreamer pipeline, but the venv's OpenCV does not import or has no GStreamer"
         say "  (python3-opencv built against numpy 1, e.g. Debian bookworm?); the service will refuse the camera."
-        say "  Use a USB camera (EDGE_SER_CAMERA=0 in $ETC/config.env), or see deploy/README.md, 'A CSI camera'."
+        say "  Use a USB camera: run the install again with --camera 0 (sudo $0 WHEELHOUSE --camera 0 ...): pip's"
+        say "  OpenCV is then reinstalled from the wheelhouse (setting EDGE_SER_CAMERA=0 alone does not bring cv2 back,"
+        say "  and a re-run without a camera option keeps this camera); or see deploy/README.md, 'A CSI camera'."
     fi
 }
 
