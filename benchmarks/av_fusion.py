@@ -125,13 +125,13 @@ class BundleBranch:
         self.adapts = SpeakerAdapter(self.bundle.manifest).active
         """The bundle records a speaker normalisation (`speaker_norm`): `run` needs the clips' speakers."""
 
-    def run(self, clips: list[dict], speakers: list[str] | None = None) -> np.ndarray:
+    def run(self, clips: list[dict], speakers: list[str] | None = None, order: int = 0) -> np.ndarray:
         """Posteriors over CLASSES. A bundle with a speaker normalisation (`speaker_norm`) needs `speakers`: each
-        speaker's clips are then standardised as a device session does it (`session_order`)."""
+        speaker's clips are then standardised as a device session does it (`session_order`, seed `order`)."""
         if self.adapts:
             if speakers is None:
                 raise ValueError(f"{self.bundle.root}: a speaker-normalised bundle needs each clip's speaker")
-            clips = self.online(clips, speakers)
+            clips = self.online(clips, speakers, order)
         out = []
         for i in range(0, len(clips), 64):
             p, _ = branch_posteriors(self.engine, self.kind, clips[i : i + 64])
@@ -139,12 +139,12 @@ class BundleBranch:
         q = np.concatenate(out) @ self.projection
         return q / q.sum(1, keepdims=True)
 
-    def online(self, clips: list[dict], speakers: list[str]) -> list[dict]:
+    def online(self, clips: list[dict], speakers: list[str], order: int = 0) -> list[dict]:
         """The clips standardised online: per speaker a new session (the training prior), its clips in
-        `session_order`, each joining the running statistics before it is standardised by them."""
+        `session_order` (seed `order`), each joining the running statistics before it is standardised by them."""
         out: list[dict] = [{}] * len(clips)
         adapter, current = None, None
-        for i in session_order(speakers):
+        for i in session_order(speakers, order):
             if speakers[i] != current:
                 adapter, current = SpeakerAdapter(self.bundle.manifest), speakers[i]
             out[i] = adapter(clips[i])
