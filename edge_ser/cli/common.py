@@ -14,7 +14,9 @@ from edge_ser.fileio import find_files
 from edge_ser.inputs.base import AUDIO_EXTENSIONS
 from edge_ser.text import printable
 
-ENGINE_HELP = "auto (default), onnxruntime, numpy, or tflite / tflite-int8 / tflite-fp16 / tflite-fp32"
+ENGINE_HELP = (
+    "auto (default), onnxruntime, numpy, or tflite (= tflite-int8) / tflite-int8 / tflite-fp16 / tflite-fp32"
+)
 
 
 def in_range(low: float, high: float | None = None, kind: type = int):  # noqa: ANN201 - an argparse type
