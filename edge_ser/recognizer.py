@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from edge_ser.audio.container import FFmpegNotFoundError
-from edge_ser.audio.level import SILENCE_DB, loudest_db
+from edge_ser.audio.level import SILENCE_DB, clipped_share, loudest_db
 from edge_ser.audio.pauses import bundle_keep, trim_pauses
 from edge_ser.audio.stream import LONG_FILE_SECONDS
 from edge_ser.errors import (
@@ -39,7 +39,7 @@ from edge_ser.errors import (
     InferenceError,
     VideoFormatError,
 )
-from edge_ser.inputs.base import FileWindow, clip_voiced, clipped_share, has_voice, narrower_band
+from edge_ser.inputs.base import FileWindow, clip_voiced, has_voice, narrower_band
 from edge_ser.speaker import MIN_SPEECH_S, active_adapters, clips_held, held, learn_clip, learn_inputs
 
 if TYPE_CHECKING:
@@ -127,7 +127,7 @@ class Prediction:
     crops, and a fusion bundle heard the audio alone."""
 
     clipped: float | None = None
-    """The share of the clip's samples at full scale (`edge_ser.inputs.base.clipped_share`): above CLIPPED_NOTE
+    """The share of the clip's samples at full scale (`edge_ser.audio.level.clipped_share`): above CLIPPED_NOTE
     (1 %) the audio was driven into clipping (marked by `predict`: a distorted clip the model never heard the like
     of); None when not measured (a long file, images)."""
     has_voice: bool | None = None

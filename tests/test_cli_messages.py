@@ -449,7 +449,8 @@ def test_a_hard_clipped_file_is_marked_however_hard_it_is_clipped(tmp_path, caps
     import soundfile as sf
 
     from edge_ser.audio import load, resample
-    from edge_ser.inputs.base import CLIPPED_NOTE, clipped_share
+    from edge_ser.audio.level import clipped_share
+    from edge_ser.inputs.base import CLIPPED_NOTE
     from tests._signals import voiced
 
     y = voiced(16000, 32000, 1).astype(np.float32)

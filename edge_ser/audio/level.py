@@ -40,4 +40,26 @@ def loudest_db(x: np.ndarray, sr: int, seconds: float = GATE_SECONDS) -> float:
     return 20 * math.log10(math.sqrt(mean)) if mean > 0 else -math.inf
 
 
-__all__ = ["GATE_SECONDS", "SILENCE_DB", "level_db", "loudest_db"]
+CLIPPED_LEVEL = 0.95
+"""|sample| at or above this is taken as at full scale (`clipped_share`): a clipped stretch's flat top, a little
+rounded by resampling to the model's rate."""
+BEYOND_FULL_SCALE = 1.5
+"""A clip peaking above this is float audio beyond full scale (used as it is, with a warning), not clipped PCM whose
+flat tops resampling rounded over 1 (a hard-clipped 44.1 or 48 kHz file peaks at ~1.2 at the model's rate)."""
+
+
+def clipped_share(y: np.ndarray) -> float:
+    """The share of the samples of `y` (float, full scale 1) at or above CLIPPED_LEVEL of full scale in magnitude.
+    Audio beyond BEYOND_FULL_SCALE is measured against its own peak: a clean float file with peaks of 8.0 has many
+    samples between 0.95 and 1 that are not flat tops (a review found it marked "clipped: 9 %")."""
+    y = np.abs(np.asarray(y))
+    if not y.size:
+        return 0.0
+    peak = float(np.max(y[np.isfinite(y)], initial=0.0))
+    full = peak if peak > BEYOND_FULL_SCALE else 1.0
+    return float(np.count_nonzero(y >= CLIPPED_LEVEL * full)) / y.size
+
+
+__all__ = [
+    "BEYOND_FULL_SCALE", "CLIPPED_LEVEL", "GATE_SECONDS", "SILENCE_DB", "clipped_share", "level_db", "loudest_db",
+]  # fmt: skip

@@ -24,6 +24,7 @@ from typing import NamedTuple
 import numpy as np
 
 from edge_ser.audio.channels import Downmix
+from edge_ser.audio.level import clipped_share
 from edge_ser.audio.wav import BLOCK_FRAMES, MAX_SR, MIN_SR, WavCodecError, WavReader
 from edge_ser.errors import AudioFormatError, ConfigError, MissingDependencyError
 from edge_ser.fileio import check_regular_file
@@ -246,7 +247,6 @@ class Resampled:
         frames: int = BLOCK_FRAMES,
     ) -> None:  # fmt: skip
         from edge_ser.audio.polyphase import Resampler, resample
-        from edge_ser.inputs.base import clipped_share
 
         self.path, self.sample_rate = Path(path), int(sr)
         self._s = open_blocks(path, frames=frames)

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from edge_ser.audio.container import AUDIO_CONTAINER_EXTENSIONS
+from edge_ser.audio.level import clipped_share
 from edge_ser.audio.stream import FILE_WINDOW_SECONDS, LONG_FILE_SECONDS
 from edge_ser.engines.base import softmax
 from edge_ser.errors import AudioFormatError, ConfigError
@@ -298,29 +299,9 @@ def has_voice(y: np.ndarray, sr: int) -> bool:
     return voiced_at_least(y, sr=sr, share=WHOLE_CLIP_VOICING)
 
 
-CLIPPED_LEVEL = 0.95
-"""|sample| at or above this is taken as at full scale (`clipped_share`): a clipped stretch's flat top, a little
-rounded by resampling to the model's rate."""
 CLIPPED_NOTE = 0.01
 """A clip with more than this share of its samples at full scale is marked clipped (`predict`): speech peaks
 touch it for a sample or two, clipping holds it (speech driven 50x into clipping: 45 % of its samples)."""
-
-
-BEYOND_FULL_SCALE = 1.5
-"""A clip peaking above this is float audio beyond full scale (used as it is, with a warning), not clipped PCM whose
-flat tops resampling rounded over 1 (a hard-clipped 44.1 or 48 kHz file peaks at ~1.2 at the model's rate)."""
-
-
-def clipped_share(y: np.ndarray) -> float:
-    """The share of the samples of `y` (float, full scale 1) at or above CLIPPED_LEVEL of full scale in magnitude.
-    Audio beyond BEYOND_FULL_SCALE is measured against its own peak: a clean float file with peaks of 8.0 has many
-    samples between 0.95 and 1 that are not flat tops (a review found it marked "clipped: 9 %")."""
-    y = np.abs(np.asarray(y))
-    if not y.size:
-        return 0.0
-    peak = float(np.max(y[np.isfinite(y)], initial=0.0))
-    full = peak if peak > BEYOND_FULL_SCALE else 1.0
-    return float(np.count_nonzero(y >= CLIPPED_LEVEL * full)) / y.size
 
 
 def clip_voiced(y: np.ndarray, sr: int, level: float) -> bool:

@@ -26,11 +26,11 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from edge_ser.audio.level import GATE_SECONDS, SILENCE_DB, level_db
+from edge_ser.audio.level import GATE_SECONDS, SILENCE_DB, clipped_share, level_db
 from edge_ser.audio.pauses import bundle_keep, trim_pauses
 from edge_ser.errors import AudioFormatError, ConfigError, InferenceError
 from edge_ser.features.pitch import VoicedFrames, voiced_frames, voiced_share
-from edge_ser.inputs.base import CLIPPED_NOTE, clipped_share, faces_in_view, narrower_band
+from edge_ser.inputs.base import CLIPPED_NOTE, faces_in_view, narrower_band
 from edge_ser.live.result import NO_AUDIO, NO_FACE, NO_RESULT, SILENCE, LiveResult, StageTimes
 from edge_ser.speaker import MIN_SPEECH_S, active_adapters, clips_held, held, learn_clip, learn_inputs
 

@@ -64,7 +64,7 @@ class LiveResult:
     reached the level with the voicing gate on); None otherwise. A hop at -30 dBFS that reads `silence` with a
     share under the gate's (0.1 by default) was noise, not a voice."""
     clipped: float | None = None
-    """The share of the newest hop's samples at full scale (`edge_ser.inputs.base.clipped_share`), for a bundle
+    """The share of the newest hop's samples at full scale (`edge_ser.audio.level.clipped_share`), for a bundle
     that hears; above `CLIPPED_NOTE` (1 %) the input is distorted and `notes` says so (every `CLIP_NOTE_EVERY` s)."""
     speaker_clips: int | None = None
     """Utterances of the current speaker (and enrolled clips; windows with `PipelineConfig.learn` "windows") the
