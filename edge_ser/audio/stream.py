@@ -239,12 +239,14 @@ class Resampled:
     resampled in one go (exactly `edge_ser.audio.load(path, sr=sr)`; `whole` is True), a longer one block by
     block with the streaming `Resampler` (the same samples up to float32 rounding), holding a block at a time.
 
-    The header is read and checked, and the first `long_seconds` decoded, when it is built.
+    The header is read and checked, and the first `long_seconds` decoded, when it is built. `measure_clipping`: a
+    whole file's share of samples at full scale is counted as recorded (`source_clipped`), before resampling
+    rounds its flat tops; only `file_windows` asks (feature extraction and live playback do not pay for it).
     """
 
     def __init__(
         self, path: str | os.PathLike, sr: int, *, long_seconds: float = LONG_FILE_SECONDS,
-        frames: int = BLOCK_FRAMES,
+        frames: int = BLOCK_FRAMES, measure_clipping: bool = False,
     ) -> None:  # fmt: skip
         from edge_ser.audio.polyphase import Resampler, resample
 
@@ -262,9 +264,7 @@ class Resampled:
                     break
             else:
                 y = np.concatenate(self._head) if self._head else np.zeros(0, np.float32)
-                self.source_clipped: float | None = clipped_share(
-                    y
-                )  # as recorded: resampling rounds flat tops
+                self.source_clipped: float | None = clipped_share(y) if measure_clipping else None
                 self._head = [resample(y, src, self.sample_rate) if src != self.sample_rate else y]
                 self.whole = True
                 self.duration: float | None = self._head[0].size / self.sample_rate
@@ -333,7 +333,7 @@ def file_windows(
     """
     if not 0 < window_seconds <= long_seconds:
         raise ConfigError(f"window_seconds={window_seconds} must be in (0, long_seconds={long_seconds}]")
-    with Resampled(path, sr, long_seconds=long_seconds) as stream:
+    with Resampled(path, sr, long_seconds=long_seconds, measure_clipping=True) as stream:
         src = int(stream.source_rate)
         if stream.whole:
             y = next(iter(stream))

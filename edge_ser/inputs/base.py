@@ -253,7 +253,7 @@ class InputKind(ABC):
             voice = clip_voiced(w.samples, self.sample_rate, level) if whole else None
             clipped = None
             if whole:  # as recorded when the file's own samples were measured (AudioWindow.clipped)
-                clipped = w.clipped if getattr(w, "clipped", None) is not None else clipped_share(w.samples)
+                clipped = w.clipped if w.clipped is not None else clipped_share(w.samples)
             yield FileWindow(
                 w.start, w.end, inputs, w.whole, w.source_rate, level, clipped=clipped, has_voice=voice
             )
