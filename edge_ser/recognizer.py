@@ -20,6 +20,7 @@ import itertools
 import json
 import math
 import os
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -260,6 +261,10 @@ class Recognizer:
             training prior. `reset_speaker()` starts a new speaker, `enroll()` adds known clips first.
         delegate: a TFLite delegate library for the tflite engine (`edge_ser.engines.tflite.load_delegate`).
 
+    Threads: one recognizer may classify from several threads at once (`predict_*`, `enroll*`); their features
+    are computed in parallel and their engine calls made one at a time (a TFLite interpreter is not thread-safe).
+    A live `stream` / `session` calls the engine outside that lock: give it a recognizer of its own.
+
     Raises:
         BundleError: the bundle does not load or verify. MissingDependencyError: the engine is not installed.
         DelegateError: the delegate is missing or cannot be loaded.
@@ -297,6 +302,9 @@ class Recognizer:
         """Files the last `predict_files` / `learn_files` did not learn again: their bytes were in the statistics."""
         if hasattr(self.engine, "set_adapt"):  # a fusion bundle: its branches keep their own statistics
             self.engine.set_adapt(adapt)
+        # one engine call at a time, with the out-of-range flags it leaves on the engine: a TFLite interpreter is
+        # not thread-safe (two threads raised its RuntimeError), and another thread's call replaced the flags
+        self._engine_lock = threading.Lock()
         self._mark_speaker_base(None)
 
     def reset_speaker(self) -> None:
@@ -980,13 +988,14 @@ class Recognizer:
         ]  # per clip, in order: each joins the statistics, then uses them
         rows = [len(next(iter(c.values()))) for c in clips]
         x = {n: np.concatenate([c[n] for c in clips]) for n in self.kind.input_names}
-        t0 = time.perf_counter()
-        try:
-            logits = self.engine.predict(x)
-        except InferenceError as e:
-            raise InferenceError(f"{_culprits(self.engine, clips, sources)}: {e}") from None
-        inference_ms = (time.perf_counter() - t0) * 1e3
-        flagged = _last_ood(self.engine, len(logits))
+        with self._engine_lock:
+            t0 = time.perf_counter()
+            try:
+                logits = self.engine.predict(x)
+            except InferenceError as e:
+                raise InferenceError(f"{_culprits(self.engine, clips, sources)}: {e}") from None
+            inference_ms = (time.perf_counter() - t0) * 1e3
+            flagged = _last_ood(self.engine, len(logits))
         out, start = [], 0
         for n, src, feat_ms in zip(rows, sources, features_ms, strict=True):
             p = self.kind.combine(logits[start : start + n])
