@@ -860,7 +860,9 @@ class Recognizer:
         one clip of any length (78 s gave another label than the file, for 5x the memory). For a stream of your
         own capture, use `session`."""
         y, sr = float_samples(y, sr, "predict_audio")
-        if y.size:  # before resampling, which would spread one NaN over many samples
+        # before resampling, which would spread one NaN over many samples; empty audio is refused here, by name
+        # (it failed deep in the features, or said "0.0 ms is too short"); a face-only model takes none
+        if y.size or self.kind.hears:
             from edge_ser.features.spectral import check_audio
 
             check_audio(y, name="predict_audio: audio")

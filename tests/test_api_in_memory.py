@@ -163,3 +163,18 @@ def test_a_session_shorter_than_one_window_is_classified_at_finish(tmp_path) -> 
     (r,) = session.finish()
     assert r.speech and r.label != "silence" and "less than one 3 s window" in r.notes[0]
     assert rec.speaker_clips == 1
+
+
+@pytest.mark.parametrize("name", ["ser_emodb", "av_fn_audio", "tiny_transformer_emodb", "av_fusion"])
+def test_empty_audio_is_refused_by_name(name: str) -> None:
+    rec = Recognizer(ROOT / "bundles" / name, "numpy", adapt=False)
+    # was "audio is empty" from inside the pause trimmer, or "audio: 0.0 ms of audio ... is too short"
+    with pytest.raises(AudioFormatError, match=r"^predict_audio: audio is empty"):
+        rec.predict_audio(np.zeros(0, np.float32), 16000)
+
+
+def test_a_face_only_model_still_takes_no_audio_with_its_faces() -> None:
+    rec = Recognizer(ROOT / "bundles" / "face_fer", "numpy")
+    face = np.full((48, 48), 128, np.uint8)
+    p = rec.predict_audio(np.zeros(0, np.float32), 16000, faces=[face])
+    assert p.label in rec.labels
