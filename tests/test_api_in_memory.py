@@ -178,3 +178,15 @@ def test_a_face_only_model_still_takes_no_audio_with_its_faces() -> None:
     face = np.full((48, 48), 128, np.uint8)
     p = rec.predict_audio(np.zeros(0, np.float32), 16000, faces=[face])
     assert p.label in rec.labels
+
+
+def test_fusion_faces_over_silence_or_hiss_are_the_faces_alone() -> None:
+    """As a video's sound track without voice (`FusionKind._video_clip`): a clear happy face over a second of
+    digital silence read "fear 0.86", the audio branch's answer to silence, where the video gets the face's."""
+    rec = Recognizer(ROOT / "bundles" / "av_fusion", "numpy", adapt=False)
+    face = (np.add.outer(np.arange(48), np.arange(48)) * 2).astype(np.uint8)
+    silent = rec.predict_audio(np.zeros(SR, np.float32), SR, faces=[face])
+    hiss = rec.predict_audio(_hiss(1.0, -60), SR, faces=[face])
+    assert silent.probabilities == pytest.approx(hiss.probabilities, abs=1e-6)
+    voiced = rec.predict_audio(_voice(4, 2.0), SR, faces=[face])
+    assert voiced.probabilities != pytest.approx(silent.probabilities, abs=1e-3)  # speech is still fused
