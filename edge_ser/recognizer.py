@@ -495,16 +495,19 @@ class Recognizer:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise ConfigError(f"{path}: cannot make its folder ({e.strerror or e})") from None
-        if not merge:
-            atomic_write(path, self._speaker_json())
-            return Path(path)
-        with folder_lock(Path(path).parent):
-            raw = Path(path).read_bytes() if Path(path).is_file() else None
-            source, base = self._speaker_base
-            if raw is not None and _digest(raw) != source:
-                self._absorb_into(raw, f"speaker file {path}", base)
-            text = self._speaker_json()
-            atomic_write(path, text)
+        try:  # a read-only folder or a full disk: said with the path given, not the temporary file's
+            if not merge:
+                atomic_write(path, self._speaker_json())
+                return Path(path)
+            with folder_lock(Path(path).parent):
+                raw = Path(path).read_bytes() if Path(path).is_file() else None
+                source, base = self._speaker_base
+                if raw is not None and _digest(raw) != source:
+                    self._absorb_into(raw, f"speaker file {path}", base)
+                text = self._speaker_json()
+                atomic_write(path, text)
+        except OSError as e:
+            raise ConfigError(f"{path}: cannot save the speaker file ({e.strerror or e})") from None
         self._mark_speaker_base(_digest(text.encode()))
         return Path(path)
 

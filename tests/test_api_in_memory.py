@@ -190,3 +190,23 @@ def test_fusion_faces_over_silence_or_hiss_are_the_faces_alone() -> None:
     assert silent.probabilities == pytest.approx(hiss.probabilities, abs=1e-6)
     voiced = rec.predict_audio(_voice(4, 2.0), SR, faces=[face])
     assert voiced.probabilities != pytest.approx(silent.probabilities, abs=1e-3)  # speech is still fused
+
+
+def test_a_speaker_file_that_cannot_be_written_is_a_typed_error_naming_it(tmp_path, monkeypatch) -> None:
+    """save_speaker to a full disk or a read-only folder raised a bare FileNotFoundError / OSError naming only
+    its temporary file ('/proc/.x.json.18s0hlhg.tmp')."""
+    import errno
+
+    import edge_ser.fileio
+
+    rec = Recognizer(_with_block(tmp_path), "numpy")
+
+    def full(path, data, **kw):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / ".me.json.x.tmp"))
+
+    monkeypatch.setattr(edge_ser.fileio, "atomic_write", full)
+    for merge in (False, True):
+        with pytest.raises(
+            ConfigError, match=r"me\.json: cannot save the speaker file \(No space left on device\)"
+        ):
+            rec.save_speaker(tmp_path / "me.json", merge=merge)
