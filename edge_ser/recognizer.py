@@ -1108,6 +1108,9 @@ class Recognizer:
         """
         from edge_ser.live.capture import CaptureSettings
 
+        # "no" or "off" would be truthy: paced in real time (adapt= is checked the same way)
+        if not isinstance(realtime, (bool, np.bool_)):
+            raise ConfigError(f"stream: realtime must be True or False, got {realtime!r}")
         given = {"mic": mic, "camera": camera, "audio_file": audio_file, "video_file": video_file}
         settings = replace(
             capture or CaptureSettings(),

@@ -210,3 +210,11 @@ def test_a_speaker_file_that_cannot_be_written_is_a_typed_error_naming_it(tmp_pa
             ConfigError, match=r"me\.json: cannot save the speaker file \(No space left on device\)"
         ):
             rec.save_speaker(tmp_path / "me.json", merge=merge)
+
+
+def test_stream_realtime_must_be_a_bool(tmp_path) -> None:
+    """realtime="no" was truthy: the file was paced in real time, silently (adapt= was already checked so)."""
+    rec = Recognizer(_with_block(tmp_path), "numpy")
+    clip = write_wav(tmp_path / "v.wav", _voice(4, 4.0), SR)
+    with pytest.raises(ConfigError, match=r"stream: realtime must be True or False, got 'no'"):
+        rec.stream(audio_file=clip, realtime="no")
