@@ -367,3 +367,15 @@ def test_a_gstreamer_camera_without_a_working_system_opencv_says_how_to_get_pip_
     assert again.returncode == 0, again.stderr
     assert f"-r {wh}/requirements.lock" in again.stdout and "uninstall" not in again.stdout
     assert "--system-site-packages" not in again.stdout
+
+
+def test_the_docs_never_tell_a_user_to_deploy_as_pi():
+    """deploy/README.md said `--deploy-user pi`; current Raspberry Pi OS images have no `pi` user, so the install
+    stopped at check_deploy_user. Every install example now passes the reader's own login ("$USER")."""
+    import re
+
+    docs = [REPO / "README.md", DEPLOY / "README.md", *SCRIPTS, *(REPO / "docs").glob("**/*.md")]
+    for doc in docs:
+        for line in doc.read_text().splitlines():
+            if re.search(r"install\.sh .*--deploy-user \S", line):
+                assert re.search(r'--deploy-user (USER|"\$USER"|\$USER)(\s|\]|$)', line), f"{doc}: {line}"

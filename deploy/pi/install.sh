@@ -2,7 +2,7 @@
 # Install edge-ser on Raspberry Pi OS (Bookworm, 64-bit; Pi 4 / Pi 5) from an offline wheelhouse, as a systemd
 # service that runs `edge-ser run` on boot. Idempotent: run it again after an upgrade of the wheelhouse.
 #
-#   sudo deploy/pi/install.sh WHEELHOUSE [--deploy-user pi] [--pi-camera] [--dry-run]
+#   sudo deploy/pi/install.sh WHEELHOUSE [--deploy-user USER] [--pi-camera] [--dry-run]
 set -euo pipefail
 # shellcheck source=SCRIPTDIR/../lib/common.sh
 . "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../lib/common.sh"
