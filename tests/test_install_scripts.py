@@ -379,3 +379,76 @@ def test_the_docs_never_tell_a_user_to_deploy_as_pi():
         for line in doc.read_text().splitlines():
             if re.search(r"install\.sh .*--deploy-user \S", line):
                 assert re.search(r'--deploy-user (USER|"\$USER"|\$USER)(\s|\]|$)', line), f"{doc}: {line}"
+
+
+def _fake_venv(venv: Path, pip: str) -> None:
+    """A venv stand-in: bin/python imports edge_ser when lib/edge_ser exists; bin/pip is the shell code `pip`."""
+    (venv / "bin").mkdir(parents=True)
+    (venv / "lib").mkdir()
+    (venv / "lib" / "runtime").write_text("old\n")
+    (venv / "lib" / "edge_ser").write_text("")
+    py = '#!/bin/sh\nd=$(dirname "$0")/../lib\ncase "$*" in *"import edge_ser"*) [ -f "$d/edge_ser" ] ;; esac\n'
+    for name, code in (("python", py), ("pip", f'#!/bin/sh\nd=$(dirname "$0")/../lib\n{pip}\n')):
+        (venv / "bin" / name).write_text(code)
+        (venv / "bin" / name).chmod(0o755)
+
+
+def test_a_failed_runtime_upgrade_puts_the_previous_runtime_back(tmp_path):
+    """install.sh pip-installed the wheelhouse into the live venv: a pip failing half way (a missing wheel, a full
+    disk) left the device with a half-upgraded runtime and the service unable to start. The venv is now
+    snapshotted first and restored when a step fails or the result cannot import edge_ser."""
+    venv = tmp_path / "opt" / "venv"
+    wh = tmp_path / "wh"
+    wh.mkdir()
+    (wh / "requirements.lock").write_text("numpy==2.2.6\n")
+    # pip replaces part of the runtime, then fails (the second call, `--no-deps edge-ser`, never comes)
+    _fake_venv(venv, 'echo half >"$d/runtime"; rm -f "$d/edge_ser"; exit 1')
+    r = _functions(tmp_path, f"WHEELHOUSE={wh}; runtime_upgrade pip_install_wheelhouse; echo NOT-REACHED")
+    assert r.returncode == 1 and "NOT-REACHED" not in r.stdout, r.stderr
+    assert f"{venv} was restored to the runtime it had before this run" in r.stderr
+    assert (venv / "lib" / "runtime").read_text() == "old\n" and (venv / "lib" / "edge_ser").exists()
+    assert sorted(p.name for p in venv.parent.iterdir()) == ["venv"]  # no snapshot or broken copy left
+
+    # pip "succeeds" but the runtime no longer imports edge_ser: put back too
+    shutil.rmtree(venv)
+    _fake_venv(venv, 'echo new >"$d/runtime"; rm -f "$d/edge_ser"')
+    r = _functions(tmp_path, f"WHEELHOUSE={wh}; runtime_upgrade pip_install_wheelhouse")
+    assert r.returncode == 1 and "cannot import edge_ser" in r.stderr and "was restored" in r.stderr
+    assert (venv / "lib" / "runtime").read_text() == "old\n"
+
+    # a good upgrade: kept, the snapshot removed
+    shutil.rmtree(venv)
+    _fake_venv(venv, 'echo new >"$d/runtime"')
+    r = _functions(tmp_path, f"WHEELHOUSE={wh}; runtime_upgrade pip_install_wheelhouse")
+    assert r.returncode == 0, r.stderr
+    assert (venv / "lib" / "runtime").read_text() == "new\n"
+    assert sorted(p.name for p in venv.parent.iterdir()) == ["venv"]
+
+    # a run cut off during pip left its snapshot: the next run restores it before upgrading again
+    snap = venv.parent / ".venv-previous"
+    shutil.copytree(venv, snap, symlinks=True)
+    (venv / "lib" / "runtime").write_text("half\n")
+    shutil.rmtree(venv / "bin")
+    _fake_venv(tmp_path / "v2", 'cat "$d/runtime" >>"$PIP_SAW"')
+    shutil.copytree(tmp_path / "v2" / "bin", snap / "bin", dirs_exist_ok=True)
+    saw = tmp_path / "saw"
+    r = _functions(tmp_path, f"export PIP_SAW={saw}; WHEELHOUSE={wh}; runtime_upgrade pip_install_wheelhouse")
+    assert r.returncode == 0 and "an earlier upgrade of" in r.stderr, r.stderr
+    assert saw.read_text() == "new\nnew\n" and not snap.exists()
+
+
+def test_both_install_scripts_change_the_venv_only_through_runtime_upgrade():
+    """Every pip call of the install scripts runs inside the function they hand to runtime_upgrade."""
+    import re
+
+    for script, fn in (
+        (DEPLOY / "pi" / "install.sh", "pi_runtime"),
+        (DEPLOY / "jetson" / "install.sh", "jetson_runtime"),
+    ):
+        text = script.read_text()
+        body = re.search(rf"\n{fn}\(\) \{{\n(.*?)\n\}}\n", text, re.S)
+        assert body and f"\nruntime_upgrade {fn}\n" in text, script
+        outside = text.replace(body.group(1), "")
+        code = re.sub(r"#.*", "", outside).replace("python3-pip", "")
+        assert not re.search(r"\bpip\b|pip_install|system_opencv\b", code), script
+        assert "pip_install_wheelhouse" in body.group(1) and "system_opencv" in body.group(1)

@@ -89,17 +89,18 @@ ensure_user
 ensure_layout
 ensure_venv
 
-if [ -n "$ORT_WHEEL" ]; then
-    [ -f "$ORT_WHEEL" ] || [ "$DRY_RUN" = 1 ] || die "--ort-wheel $ORT_WHEEL: no such file"
-    say "onnxruntime: NVIDIA GPU build $(basename "$ORT_WHEEL")"
-    # the lock's CPU onnxruntime must not shadow the GPU build: install the lock without it, then the GPU wheel
-    run "$PREFIX/venv/bin/pip" install --no-index --find-links "$WHEELHOUSE" -r "$lock"
-    run "$PREFIX/venv/bin/pip" uninstall -y onnxruntime
-    run "$PREFIX/venv/bin/pip" install --no-index --find-links "$WHEELHOUSE" --no-deps "$ORT_WHEEL"
-    run "$PREFIX/venv/bin/pip" install --no-index --find-links "$WHEELHOUSE" --no-deps edge-ser
-    rm -f "$lock"
-else
-    cat >&2 <<HINT
+# the venv's packages, changed as one step: a pip failure puts the previous runtime back (runtime_upgrade)
+jetson_runtime() {
+    if [ -n "$ORT_WHEEL" ]; then
+        [ -f "$ORT_WHEEL" ] || [ "$DRY_RUN" = 1 ] || die "--ort-wheel $ORT_WHEEL: no such file"
+        say "onnxruntime: NVIDIA GPU build $(basename "$ORT_WHEEL")"
+        # the lock's CPU onnxruntime must not shadow the GPU build: install the lock without it, then the GPU wheel
+        run "$PREFIX/venv/bin/pip" install --no-index --find-links "$WHEELHOUSE" -r "$lock"
+        run "$PREFIX/venv/bin/pip" uninstall -y onnxruntime
+        run "$PREFIX/venv/bin/pip" install --no-index --find-links "$WHEELHOUSE" --no-deps "$ORT_WHEEL"
+        run "$PREFIX/venv/bin/pip" install --no-index --find-links "$WHEELHOUSE" --no-deps edge-ser
+    else
+        cat >&2 <<HINT
 edge-ser install: NVIDIA's onnxruntime-gpu wheel was not found (in $WHEELHOUSE or --ort-wheel): installing the
   CPU onnxruntime from the lock file instead (correct, but without CUDA / TensorRT). To get the GPU build:
   - JetPack 6 (L4T R36): the Jetson AI Lab index, https://pypi.jetson-ai-lab.dev/jp6/cu126 (JetPack 6.2; cu122
@@ -107,9 +108,12 @@ edge-ser install: NVIDIA's onnxruntime-gpu wheel was not found (in $WHEELHOUSE o
       pip download --no-deps --index-url https://pypi.jetson-ai-lab.dev/jp6/cu126 onnxruntime-gpu -d WHEELHOUSE
   then run this script again (or pass --ort-wheel PATH/onnxruntime_gpu-*.whl).
 HINT
-    pip_install_wheelhouse
-fi
-if is_gstreamer "$CAMERA"; then system_opencv; fi
+        pip_install_wheelhouse
+    fi
+    if is_gstreamer "$CAMERA"; then system_opencv; fi
+}
+if [ -n "$lock" ]; then trap 'rm -f "$lock"' EXIT; fi
+runtime_upgrade jetson_runtime
 write_config "$BUNDLE" "$CAMERA"
 install_service
 say "done. status: systemctl status edge-ser; logs: journalctl -u edge-ser -f"

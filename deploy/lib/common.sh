@@ -181,6 +181,59 @@ pip_install_wheelhouse() {
     run "$PREFIX/venv/bin/pip" install --no-index --find-links "$WHEELHOUSE" --no-deps edge-ser
 }
 
+# runtime_upgrade STEP...: run the commands that change the venv (pip install / uninstall) so that a failure
+# cannot leave the device with a half-upgraded runtime. The venv is copied to PREFIX/.venv-previous first (cp -a
+# to a temp name, then renamed: the snapshot exists only when complete), the STEPs run in a subshell with errexit,
+# and the result must import edge_ser; on any failure the half-upgraded venv is moved aside and the snapshot
+# renamed back into PREFIX/venv (the same path, so its scripts' #! lines still hold), and the run stops with the
+# reason. On success the snapshot is removed. A snapshot left by a run that was cut off (power, SSH) is restored
+# before anything else: the venv it left may be the half-upgraded one. A first install (no venv before) has
+# nothing to go back to: the half-filled venv stays for the next run to complete.
+runtime_upgrade() {
+    local venv=$PREFIX/venv snap=$PREFIX/.venv-previous rc=0
+    if [ "$DRY_RUN" = 1 ]; then
+        [ ! -x "$venv/bin/python" ] || printf 'RUN cp -a %s %s (snapshot; restored if pip fails)\n' "$venv" "$snap"
+        "$@"
+        printf 'CHECK %s/bin/python: import edge_ser\n' "$venv"
+        return 0
+    fi
+    if [ -d "$snap" ]; then
+        say "an earlier upgrade of $venv was interrupted: restoring the runtime it had saved in $snap first"
+        venv_restore "$venv" "$snap" || die "could not restore $snap to $venv; move it back by hand (mv -T $snap $venv)"
+    fi
+    if [ -x "$venv/bin/python" ]; then
+        rm -rf "$snap.tmp"
+        cp -a "$venv" "$snap.tmp" && mv -T "$snap.tmp" "$snap" || { rm -rf "$snap.tmp"
+            die "could not copy $venv to $snap (disk full?): the runtime was not upgraded, $venv is as it was"; }
+    else
+        snap=""
+    fi
+    set +e
+    (set -e; "$@"; "$venv/bin/python" -c 'import edge_ser' ||
+        { say "the upgraded $venv/bin/python cannot import edge_ser (see above)"; exit 1; })
+    rc=$?
+    set -e
+    if [ "$rc" = 0 ]; then
+        [ -z "$snap" ] || rm -rf "$snap"
+        return 0
+    fi
+    if [ -z "$snap" ]; then
+        die "installing the runtime into the new $venv failed (exit $rc, see above): there was no runtime before to go back to; fix the wheelhouse and run this script again"
+    fi
+    venv_restore "$venv" "$snap" || die "installing the runtime failed (exit $rc) and restoring $snap to $venv failed too: move it back by hand (mv -T $snap $venv)"
+    die "installing the runtime from $WHEELHOUSE failed (exit $rc, see above): $venv was restored to the runtime it had before this run; config.env and the service were not changed. Fix the wheelhouse and run this script again"
+}
+
+# venv_restore VENV SNAPSHOT: the snapshot back in VENV's place (the broken venv renamed aside, then removed)
+venv_restore() {
+    local venv=$1 snap=$2 aside=$1.failed
+    rm -rf "$aside"
+    if [ -e "$venv" ]; then mv -T "$venv" "$aside" || return 1; fi
+    mv -T "$snap" "$venv" || return 1
+    rm -rf "$aside"
+    say "restored $venv from $snap"
+}
+
 # write_config BUNDLE CAMERA: a new config.env; an existing one is kept as it is (edits included) except its
 # EDGE_SER_CAMERA line, set to CAMERA when that differs (a camera option given on this run: --camera,
 # --pi-camera, --csi-camera; without one CAMERA is the configured camera, see configured_camera)

@@ -63,8 +63,12 @@ apt_install "${PACKAGES[@]}"
 ensure_user
 ensure_layout
 ensure_venv
-pip_install_wheelhouse
-if is_gstreamer "$CAMERA"; then system_opencv; fi
+# the venv's packages, changed as one step: a pip failure puts the previous runtime back (runtime_upgrade)
+pi_runtime() {
+    pip_install_wheelhouse
+    if is_gstreamer "$CAMERA"; then system_opencv; fi
+}
+runtime_upgrade pi_runtime
 write_config "$BUNDLE" "$CAMERA"
 install_service
 say "done. status: systemctl status edge-ser; logs: journalctl -u edge-ser -f"
