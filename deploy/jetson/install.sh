@@ -81,8 +81,9 @@ if [ -n "$ORT_WHEEL" ]; then
         die "$WHEELHOUSE/requirements.lock not found: is $WHEELHOUSE a wheelhouse? (with the GPU onnxruntime the lock is still needed); nothing was changed"
     fi
 fi
-PACKAGES=(python3-venv python3-pip libportaudio2 libopenblas0 libgomp1 v4l-utils alsa-utils
-          gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good)
+# deploy/lib/apt-packages.txt and apt-packages-jetson.txt (GStreamer): the Ansible role's lists too
+pkgs=$(apt_packages apt-packages.txt apt-packages-jetson.txt)  # (a missing list stops the run here)
+mapfile -t PACKAGES <<<"$pkgs"
 if is_gstreamer "$CAMERA"; then PACKAGES+=(python3-opencv); fi  # OpenCV with GStreamer (system_opencv)
 apt_install "${PACKAGES[@]}"
 ensure_user

@@ -89,6 +89,16 @@ check_deploy_user() {
     die "--deploy-user $DEPLOY_USER: no such user on this machine (the SSH login that runs \`edge-ser deploy\`; create it first, e.g. adduser $DEPLOY_USER); nothing was changed"
 }
 
+# apt_packages LIST...: the package names in deploy/lib/LIST (one a line, '#' comments), the one list the
+# Ansible role reads too
+apt_packages() {
+    local f
+    for f in "$@"; do
+        [ -r "$HERE/lib/$f" ] || die "$HERE/lib/$f not found: the package list of the install scripts (a partial copy of deploy/?)"
+        sed -e 's/#.*//' -e 's/[[:space:]]//g' -e '/^$/d' "$HERE/lib/$f"
+    done
+}
+
 apt_install() {
     local missing=() p
     for p in "$@"; do

@@ -45,8 +45,9 @@ case $model in
 esac
 [ "$(uname -m)" = aarch64 ] || say "warning: $(uname -m): wheels for aarch64 (64-bit Raspberry Pi OS) are expected"
 
-# PortAudio (sounddevice), OpenBLAS / OpenMP (numpy, onnxruntime), V4L tools (USB cameras)
-PACKAGES=(python3-venv python3-pip libportaudio2 libopenblas0 libgomp1 v4l-utils alsa-utils)
+# deploy/lib/apt-packages.txt: PortAudio, OpenBLAS / OpenMP, V4L and ALSA tools (the Ansible role's list too)
+pkgs=$(apt_packages apt-packages.txt)  # (a missing list stops the run here)
+mapfile -t PACKAGES <<<"$pkgs"
 if [ "$PI_CAMERA" = 1 ]; then
     PACKAGES+=(rpicam-apps-lite gstreamer1.0-libcamera gstreamer1.0-plugins-base gstreamer1.0-plugins-good)
     CAMERA="libcamerasrc ! video/x-raw,width=640,height=480,framerate=30/1 ! videoconvert ! appsink"
