@@ -381,3 +381,74 @@ def test_an_unwritable_config_dir_is_named_before_anything_else(sshd, tmp_path):
         f"edge_ser_config_dir {blocker / 'etc'} (or its config.env) on dev-a cannot be written by" in out
     ), out[-4000:]
     assert not (tmp_path / "a" / "bundles").exists()  # nothing rolled out
+
+
+def test_the_role_installs_the_apt_packages_the_install_scripts_install(tmp_path):
+    """The role's apt list was its own, shorter one (no OpenBLAS, OpenMP, V4L or ALSA tools; no GStreamer on a
+    Jetson). It now reads the scripts' lists (deploy/lib/apt-packages*.txt): evaluated here as the role does, for a
+    Pi and a Jetson, and compared with what deploy/lib/common.sh's apt_packages gives the scripts."""
+    exe = _ansible_playbook()
+    role = PLAYBOOK.parent / "roles" / "edge_ser"
+    play = tmp_path / "apt.yml"
+    play.write_text(
+        "- hosts: localhost\n  connection: local\n  gather_facts: false\n  tasks:\n"
+        f"    - ansible.builtin.include_vars: {role / 'defaults' / 'main.yml'}\n"
+        "    - ansible.builtin.debug:\n        msg: \"APT {{ edge_ser_apt_packages | join(' ') }}\"\n"
+    )
+    lib = REPO / "deploy" / "lib"
+
+    def scripts(*lists: str) -> list[str]:
+        cmd = f'set -e; . "$0"; apt_packages {" ".join(lists)}'
+        r = subprocess.run(
+            ["bash", "-c", cmd, str(lib / "common.sh")], capture_output=True, text=True, check=True
+        )
+        return r.stdout.split()
+
+    for jetson, lists in (
+        (False, ["apt-packages.txt"]),
+        (True, ["apt-packages.txt", "apt-packages-jetson.txt"]),
+    ):
+        extra = json.dumps({"edge_ser_apt_list_dir": str(lib), "_es_jetson": jetson})
+        r = subprocess.run([exe, "-i", "localhost,", "-e", extra, str(play)], check=False, capture_output=True,
+                           text=True, env=_env(tmp_path), timeout=60)  # fmt: skip
+        assert r.returncode == 0, r.stdout + r.stderr
+        role_list = next(line for line in r.stdout.splitlines() if '"msg": "APT ' in line).split('"APT ')[1]
+        got = role_list.rstrip('"').split()
+        want = scripts(*lists)
+        assert got[: len(want)] == want and {"libopenblas0", "alsa-utils"} <= set(got), (got, want)
+        assert ("gstreamer1.0-tools" in got) is jetson
+    for script, lists in (
+        ("pi", "apt-packages.txt"),
+        ("jetson", "apt-packages-jetson.txt"),
+    ):  # no list of their own
+        text = (REPO / "deploy" / script / "install.sh").read_text()
+        assert "apt_packages apt-packages.txt" in text and lists in text and "libportaudio2" not in text
+
+
+def test_config_env_keeps_edits_and_changes_only_the_keys_the_role_sets(sshd, tmp_path):
+    """The role wrote config.env from its template on every run: an edit made on the device (a microphone, the
+    web port) was lost at the next play. As the install scripts do, an existing file is now kept and only the
+    edge_ser_config keys are set, each line only when its value differs (a run with nothing new changes nothing)."""
+    more = {"edge_ser_bundle": ""}
+    r = _play(sshd, tmp_path, "", more=more)
+    assert r.returncode == 0, (r.stdout + r.stderr)[-4000:]
+    cfg = tmp_path / "a" / "etc" / "config.env"
+    first = cfg.read_text()
+    assert (
+        "EDGE_SER_ARGS=--engine numpy\n" in first and f"EDGE_SER_ROOT={tmp_path / 'a' / 'bundles'}\n" in first
+    )
+    cfg.write_text(first + "EDGE_SER_MIC=USB Audio\n")  # the user's edit on the device
+
+    def config_tasks(out: str) -> str:
+        return "\n".join(block for block in out.split("TASK [") if block.startswith("edge_ser : config.env"))
+
+    r = _play(sshd, tmp_path, "", more=more)  # the same settings again
+    assert r.returncode == 0, (r.stdout + r.stderr)[-4000:]
+    assert cfg.read_text() == first + "EDGE_SER_MIC=USB Audio\n"
+    assert "changed: [dev-a]" not in config_tasks(r.stdout) and "ok: [dev-a]" in config_tasks(r.stdout)
+
+    r = _play(sshd, tmp_path, "", more={**more, "edge_ser_config": {"EDGE_SER_ARGS": "--engine onnxruntime"}})
+    assert r.returncode == 0, (r.stdout + r.stderr)[-4000:]
+    text = cfg.read_text()
+    assert "EDGE_SER_ARGS=--engine onnxruntime\n" in text and text.count("EDGE_SER_ARGS=") == 1
+    assert "EDGE_SER_MIC=USB Audio\n" in text and "changed: [dev-a]" in config_tasks(r.stdout)
