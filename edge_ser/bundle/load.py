@@ -190,10 +190,13 @@ class Bundle(BundleIdentity):
 def accuracy_summary(acc: Mapping[str, Any]) -> list[str]:
     """The manifest's headline figures, speaker-independent first: the nested unseen-speaker UAR where the
     manifest has one, then the test figure (UAR beside accuracy where recorded), said to be on speakers the
-    model trained on when its split was random."""
+    model trained on when its split was random (and then that the manifest has no speaker-independent figure,
+    ahead of it). A manifest with validation figures only says that they were read on the speakers its recipe
+    was chosen on, so they are no test figure."""
     parts = []
     si = acc.get("speaker_independent")
-    if isinstance(si, Mapping) and isinstance(si.get("transductive"), Mapping):
+    has_si = isinstance(si, Mapping) and isinstance(si.get("transductive"), Mapping)
+    if has_si:
         parts.append(
             f"UAR {si['transductive'].get('uar', float('nan')):.3f} on unseen speakers of {acc.get('dataset', '?')} "
             f"({si.get('n_folds', '?')} folds nested)"
@@ -202,11 +205,18 @@ def accuracy_summary(acc: Mapping[str, Any]) -> list[str]:
         uar = acc.get("test_uar")
         split = acc.get("split")
         shared = isinstance(split, Mapping) and split.get("kind") == "random"
+        if shared and not has_si:
+            parts.append("no speaker-independent figure in its manifest (bundles/README.md has the recipe's)")
         parts.append(
             "test "
             + (f"UAR {uar:.3f}, accuracy" if isinstance(uar, (int, float)) else "accuracy")
             + f" {acc['test']:.3f} on {acc.get('dataset', '?')}"
             + (" (a random split: speakers it trained on)" if shared else "")
+        )
+    elif not has_si and isinstance(acc.get("val_uar"), (int, float)):
+        parts.append(
+            f"validation UAR {acc['val_uar']:.3f} on {acc.get('dataset', '?')} (the speakers its recipe was chosen "
+            "on: optimistic; no test figure in its manifest)"
         )
     return parts
 
