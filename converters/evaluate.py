@@ -185,6 +185,10 @@ class EvalReport:
     unknown: dict[str, int] = field(default_factory=dict)
     ood: int = 0
     ood_available: bool = False
+    unknown_learnt: bool = False
+    """Whether the files of an unknown class joined the speaker statistics (a bundle that learns its speaker, adapt
+    not "off"), as a device session hears whatever is said: they move the scored files' figures (RAVDESS's 16 calm
+    clips of actors 01 and 10 cost av_fn_audio ~1.2 points of UAR, docs/fusion.md)."""
     silent: int = 0
     """Scored files with no speech the live voice gate would hear (digital silence, or below -45 dBFS at their
     loudest: `Prediction.silent`) or no voice at all (noise: `Prediction.has_voice` False): scored as the model
@@ -212,7 +216,7 @@ class EvalReport:
                       "skipped": len(self.skipped), "unknown_class": sum(self.unknown.values())},
             "accuracy": _num(m.accuracy), "uar": _num(m.uar), "recall": m.recall, "support": m.support,
             "labels": list(m.classes), "confusion": m.matrix.tolist(),
-            "unknown_classes": self.unknown, "skipped": [{"file": f, "error": e} for f, e in self.skipped],
+            "unknown_classes": self.unknown, "unknown_learnt": self.unknown_learnt, "skipped": [{"file": f, "error": e} for f, e in self.skipped],
             "silent": self.silent,
             "ood": {"available": self.ood_available, "count": self.ood,
                     "fraction": _num(self.ood / self.predicted) if self.predicted else None},
@@ -247,6 +251,11 @@ class EvalReport:
         if self.unknown:
             lines += ["", "not scored (label not among the bundle's): "
                       + ", ".join(f"{k} {v}" for k, v in self.unknown.items())]  # fmt: skip
+            if self.unknown_learnt:
+                lines.append(
+                    "  they joined the speaker statistics all the same, as a device session hears whatever is said "
+                    "(leave them out of the files to score the known classes alone)"
+                )
         if self.skipped:
             lines += ["", "skipped (unreadable or too short for the model):"] + [
                 f"  {f}: {e}" for f, e in self.skipped
@@ -424,6 +433,7 @@ def evaluate(
         listed=len(records) + len(undecodable),
         skipped=skipped,
         unknown={k: unknown[k] for k in class_order(unknown)},
+        unknown_learnt=bool(unknown) and adapt != "off" and bool(getattr(recognizer, "adapting", False)),
         ood=ood,
         ood_available=ood_available,
         silent=silent,

@@ -304,3 +304,21 @@ def test_an_audio_bundle_on_face_images_is_refused_up_front(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "data set fer2013 holds images (.png)" in err and "takes audio" in err
     assert "cannot decode" not in err
+
+
+def test_unknown_classes_joining_the_speaker_statistics_are_said(
+    synth: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A bundle that learns its speaker hears the unknown class's clips in each session (a device hears whatever is
+    said): the report says they moved the statistics; with --adapt off, or a bundle that does not learn, it does not."""
+    adapting = REPO / "bundles" / "ser_emodb"
+    out = _eval_json([str(adapting), "--data", "synthetic", "--root", str(synth)], capsys)
+    assert out["unknown_classes"] == {"calm": 3} and out["unknown_learnt"] is True
+    assert main(["eval", str(adapting), "--data", "synthetic", "--root", str(synth)]) == 0
+    assert "they joined the speaker statistics all the same" in capsys.readouterr().out
+    off = _eval_json([str(adapting), "--data", "synthetic", "--root", str(synth), "--adapt", "off"], capsys)
+    assert off["unknown_learnt"] is False
+    assert (
+        _eval_json([str(BUNDLE), "--data", "synthetic", "--root", str(synth)], capsys)["unknown_learnt"]
+        is False
+    )
