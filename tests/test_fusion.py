@@ -219,6 +219,28 @@ def test_fusion_bundle_round_trip(branches, fusion, engine) -> None:
     assert at_44k.label in LABELS and abs(sum(at_44k.probabilities.values()) - 1) < 1e-6
 
 
+def test_branches_are_named_where_the_file_system_finds_them(fusion, tmp_path, monkeypatch) -> None:
+    """A branch `../audio` of a fusion bundle reached through a symbolic link (a device's current -> versions/v)
+    is beside the link's target, as opening it is; `info` names it there, without `..` (it said
+    `bundles/av_fusion/../av_fn_audio`)."""
+    from edge_ser.bundle import load_bundle
+
+    store = tmp_path / "store"
+    shutil.copytree(fusion.parent, store, symlinks=True)
+    (tmp_path / "link").symlink_to(store / fusion.name, target_is_directory=True)
+    monkeypatch.chdir(tmp_path)
+    b = load_bundle(
+        Path("link")
+    )  # text normalisation of link/../audio would give ./audio, which is not there
+    assert {n: str(br.source) for n, br in b.branches.items()} == {
+        "audio": "store/audio",
+        "face": "store/face",
+    }
+    assert ".." not in b.describe() and "(store/audio)" in b.describe()
+    absolute = load_bundle(tmp_path / "link")
+    assert str(absolute.branches["audio"].source) == str((store / "audio").resolve())
+
+
 def test_numpy_and_onnxruntime_agree(fusion) -> None:
     pytest.importorskip("onnxruntime")
     from edge_ser.recognizer import Recognizer

@@ -152,6 +152,20 @@ class FusionBundle(BundleIdentity):
         return f"FusionBundle({self.describe()})"
 
 
+def _branch_path(root: Path, rel: str) -> Path:
+    """Where a branch is, as the file system resolves `root/rel` (symbolic links followed, as opening the files
+    does: on a device `current/../av_fn_audio` is beside the version `current` points to, which a text
+    normalisation would get wrong), and said the way `root` was given: relative to the working folder when root
+    was and the branch is under it (`bundles/av_fn_audio`, not `bundles/av_fusion/../av_fn_audio`)."""
+    path = (root / rel).resolve()
+    if not root.is_absolute():
+        try:
+            return path.relative_to(Path.cwd().resolve())
+        except ValueError:
+            pass
+    return path
+
+
 def load_fusion_bundle(
     root: Path,
     src: str,
@@ -174,7 +188,7 @@ def load_fusion_bundle(
     branches: dict[str, Bundle] = {}
     for i, entry in enumerate(entries):
         where = f"bundle {src}: {BLOCK}.branches[{i}] ({entry['name']}, {entry['path']})"
-        path = root / entry["path"]
+        path = _branch_path(root, entry["path"])
         if path.resolve() == root.resolve():
             raise BundleError(f"{where}: is the fusion bundle itself")
         try:
