@@ -440,7 +440,7 @@ def test_info_and_banners_lead_with_the_unseen_speaker_figure(capsys):
     assert main(["info", str(bundles / "av_fusion")]) == 0
     acc = json.loads((bundles / "av_fusion" / "manifest.json").read_text())["accuracy"]
     want = f"accuracy: test UAR {acc['test_uar']:.3f}, accuracy {acc['test']:.3f} on paired RAVDESS"
-    assert want in capsys.readouterr().out and acc["test_uar"] == pytest.approx(0.696, abs=5e-4)
+    assert want in capsys.readouterr().out and acc["test_uar"] == pytest.approx(0.692, abs=5e-4)
 
 
 # --data FOLDER: the recipe on the user's own recordings (docs/data.md, "The recommended recipe on your own data")
