@@ -135,6 +135,23 @@ def write_results(
     return jpath, mpath
 
 
+def write_replot(name: str, markdown: str, command: str, *, folder: Path | None = None) -> Path:
+    """Write `<name>.md` again from a stored `<name>.json` (a script's `--replot`: no experiment is rerun, the
+    JSON is left as it is). The "Made by" line keeps `command`, the run that made the figures, and a second
+    line says which command re-rendered the Markdown, and on which date."""
+    import datetime
+
+    folder = RESULTS if folder is None else Path(folder)
+    now = "python " + " ".join(shlex.quote(a) for a in [os.path.relpath(sys.argv[0])] + sys.argv[1:])
+    mpath = folder / f"{name}.md"
+    atomic_write(
+        mpath,
+        f"{markdown}\n\nMade by: `{command}`\n\nRe-rendered from {name}.json (no rerun) by `{now}` on "
+        f"{datetime.date.today().isoformat()}.\n",
+    )
+    return mpath
+
+
 def doc_body(doc: str) -> str:
     """A benchmark module's docstring without its title and usage block (its first two paragraphs) and without
     its closing "Writes ..." line: the description its results file repeats above the table."""
