@@ -263,7 +263,9 @@ class Recognizer:
 
     Threads: one recognizer may classify from several threads at once (`predict_*`, `enroll*`); their features
     are computed in parallel and their engine calls made one at a time (a TFLite interpreter is not thread-safe).
-    A live `stream` / `session` calls the engine outside that lock: give it a recognizer of its own.
+    A live `stream` / `runner` / `session` makes its engine calls under the same lock (a fallback Recognizer's
+    under that one's), so it may run beside `predict_*` on the same recognizer: its windows and the other
+    threads' calls then take turns on the engine, and they share the speaker statistics.
 
     Raises:
         BundleError: the bundle does not load or verify. MissingDependencyError: the engine is not installed.
@@ -1084,6 +1086,7 @@ class Recognizer:
         return LivePipeline(
             self.bundle, self.engine, config, speaker=self.speaker,
             fallback=None if fb is None else fb.engine, fallback_speaker=None if fb is None else fb.speaker,
+            engine_lock=self._engine_lock, fallback_lock=None if fb is None else fb._engine_lock,
         )  # fmt: skip
 
     def stream(

@@ -61,7 +61,7 @@ def _together(work, n: int = THREADS) -> list[BaseException]:
         except BaseException as e:  # noqa: BLE001 - collected for the assertion
             errors.append(e)
 
-    threads = [threading.Thread(target=run) for _ in range(n)]
+    threads = [threading.Thread(target=run, name=f"t{i}") for i in range(n)]
     for t in threads:
         t.start()
     for t in threads:
@@ -102,3 +102,29 @@ def test_a_tflite_recognizer_shared_by_threads_answers_every_call() -> None:
 
     assert _together(work) == []  # was: RuntimeError "There is at least 1 reference to internal data ..."
     assert got == [want] * (3 * THREADS)
+
+
+def test_a_live_session_takes_turns_on_the_engine_with_predict_calls() -> None:
+    """`session()` / `stream()` called the engine outside the recognizer's lock: a live session beside `predict_*`
+    on the same recognizer could enter a TFLite interpreter twice at once."""
+    from tests._signals import voiced
+
+    rec = edge_ser.Recognizer(REPO / "bundles" / "ser_emodb", "numpy", adapt=False)
+    counting = _Counting(rec.engine)
+    rec.engine = counting
+    session = rec.session(sr=16000)
+    y = (voiced(16000, 8 * 16000) * 32767 * 0.8).astype(np.int16)
+    clips = _clips()
+    live: list[object] = []
+
+    def work() -> None:
+        if threading.current_thread().name == "t0":  # the live session, beside THREADS - 1 predict threads
+            for i in range(0, len(y), 4000):  # quarter-second chunks, as a capture callback would push them
+                live.extend(session.push(y[i : i + 4000]))
+        else:
+            for c in clips:
+                rec.predict_audio(c, 16000)
+
+    assert _together(work) == []
+    assert sum(r.speech for r in live) >= 5  # the session did classify windows on the engine
+    assert counting.most == 1

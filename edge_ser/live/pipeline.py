@@ -436,14 +436,20 @@ class LivePipeline:
         fallback=None,
         speaker=None,
         fallback_speaker=None,
+        engine_lock=None,
+        fallback_lock=None,
     ) -> None:
         """`speaker`: the session's `edge_ser.speaker.SpeakerAdapter` (default: a new one from the bundle);
         windows with speech update it, one per `config.learn_every` seconds of speech. `fallback_speaker`: the
         fallback bundle's (default: a new one from it), which standardises and learns from the windows the
-        fallback answers, as the bundle's own does for its windows."""
+        fallback answers, as the bundle's own does for its windows. `engine_lock` / `fallback_lock`: held around
+        each call of that engine and the out-of-range flags it leaves (a `Recognizer`'s, whose other threads
+        call the same engine; default: none, the engine is this pipeline's alone)."""
         from edge_ser.speaker import SpeakerAdapter
 
         self.bundle, self.engine, self.fallback = bundle, engine, fallback
+        self.engine_lock = engine_lock if engine_lock is not None else contextlib.nullcontext()
+        self.fallback_lock = fallback_lock if fallback_lock is not None else contextlib.nullcontext()
         self.speaker = speaker if speaker is not None else SpeakerAdapter(bundle.manifest)
         self.config = config or PipelineConfig()
         self.labels = tuple(bundle.labels)
@@ -891,9 +897,11 @@ class LivePipeline:
             else:  # a window with its pauses cut is no longer the stream's newest window: framed on its own
                 x = self.speaker(kind.window_inputs(cut, faces))
             features_ms = (time.perf_counter() - tf) * 1e3
-            ti = time.perf_counter()
-            logits = engine.predict(x)  # a fusion engine updates its branches' statistics here
-            inference_ms = (time.perf_counter() - ti) * 1e3
+            with self.fallback_lock if engine is self.fallback else self.engine_lock:
+                ti = time.perf_counter()
+                logits = engine.predict(x)  # a fusion engine updates its branches' statistics here
+                inference_ms = (time.perf_counter() - ti) * 1e3
+                ood = bool(getattr(getattr(engine, "adapt", None), "last_ood", np.zeros(0, bool)).any())
         p = kind.combine(logits)
         s = self.smoother(p)
         k = int(np.argmax(s))
@@ -902,5 +910,5 @@ class LivePipeline:
             **common, probs=tuple(map(float, p)), smoothed=tuple(map(float, s)), label=self.labels[k],
             confidence=float(s[k]), speech=True, mode=mode, fallback=fallback,
             times=StageTimes(capture_ms, features_ms, face_ms, inference_ms, total),
-            ood=self.narrow or bool(getattr(getattr(engine, "adapt", None), "last_ood", np.zeros(0, bool)).any()),
+            ood=self.narrow or ood,
         )  # fmt: skip
