@@ -97,3 +97,18 @@ def drawable(s: object) -> str:
     text = unicodedata.normalize("NFKD", str(s))
     text = "".join(ch for ch in text if not unicodedata.combining(ch))
     return "".join(ch if " " <= ch <= "~" else "?" for ch in text)
+
+
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """ "1 update", "2 updates" (`plural`: an irregular plural form, default `noun` + "s")."""
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"
+
+
+_AN_SOUND = re.compile(r"[aeio]|u(?!ni|se|sb|tf)|[fhlmnrsx](?![a-z])", re.IGNORECASE)
+"""Words said with a vowel sound first: a vowel (not "uni...", "use", "USB", "UTF"), or a letter said as a
+name ("an f16", "an x86 host", "an M2"; an acronym said letter by letter otherwise is not told apart)."""
+
+
+def with_article(word: str) -> str:
+    """ "a pi4", "an orin-nano-8gb", "an x86 host": `word` after the indefinite article its sound takes."""
+    return f"{'an' if _AN_SOUND.match(word) else 'a'} {word}"

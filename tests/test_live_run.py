@@ -140,7 +140,7 @@ def test_a_file_shorter_than_the_window_is_an_error_not_silence(tmp_path, capsys
     assert main(["bench", ser, "--live", "--audio-file", str(wav), "--fast"]) == 2
     assert "less than one 3 s window" in capsys.readouterr().err
     assert main(["run", ser, "--audio-file", str(wav), "--fast", "--no-console", "--window", "2"]) == 0
-    assert "1 updates over 2.0 s" in capsys.readouterr().err
+    assert "1 update over 2.0 s" in capsys.readouterr().err  # was "1 updates"
     # shorter than the hop: the advice names the hop too (--window 0.3 alone was refused: the hop exceeded it)
     short = write_wav(
         tmp_path / "short03.wav", (0.3 * np.sin(2 * np.pi * 220 * t[:5200])).astype(np.float32), 16000

@@ -19,6 +19,7 @@ from edge_ser.errors import ConfigError
 from edge_ser.fileio import atomic_write
 from edge_ser.live.result import LiveResult
 from edge_ser.roofline import process_memory_mb
+from edge_ser.text import counted
 
 
 def rss_mb() -> float:
@@ -88,10 +89,10 @@ class LiveBenchReport:
             f"# edge-ser bench --live: {Path(self.bundle).name} on {self.engine}",
             "",
             f"{_seconds(self.stream_seconds)} of {media} {'in real time' if self.paced else 'as fast as it runs (not paced)'} "
-            f"({_seconds(self.wall_seconds)} wall), {self.updates} updates ({self.updates_per_second:.2f}/s over "
+            f"({_seconds(self.wall_seconds)} wall), {counted(self.updates, 'update')} ({self.updates_per_second:.2f}/s over "
             "the whole run, the first window's fill included)."
             + (
-                f" A short run: p99 over {self.updates} update{'s' if self.updates != 1 else ''} is close to the "
+                f" A short run: p99 over {counted(self.updates, 'update')} is close to the "
                 "largest; a run of minutes gives a "
                 "real tail."
                 if self.updates < SHORT_RUN_UPDATES
@@ -136,7 +137,7 @@ class LiveBenchReport:
         ]
         if self.faces_cropped:
             rows.append(
-                f"Faces found in {self.faces_found} of {self.faces_cropped} crops; {self.fallbacks} updates fell back."
+                f"Faces found in {self.faces_found} of {self.faces_cropped} crops; {counted(self.fallbacks, 'update')} fell back."
             )
         if self.frames_reused is not None and sum(self.frames_reused):
             reused, computed = self.frames_reused

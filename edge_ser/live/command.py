@@ -36,7 +36,7 @@ from edge_ser.live.pipeline import (
 )
 from edge_ser.live.run import gate_note, utterance_note
 from edge_ser.live.run import too_short as run_too_short
-from edge_ser.text import printable
+from edge_ser.text import counted, printable
 
 
 def add_run_args(p: argparse.ArgumentParser) -> None:
@@ -470,7 +470,7 @@ def closing_lines(
         out.append(
             (
                 "warning: ",
-                f"{s.clipped_updates} of {s.updates} updates were clipped (more than 1 % of a hop's samples at "
+                f"{s.clipped_updates} of {counted(s.updates, 'update')} {'was' if s.clipped_updates == 1 else 'were'} clipped (more than 1 % of a hop's samples at "
                 "full scale): distorted audio the model never trained on; turn the input's gain down (the microphone's, or "
                 "the recording's)",
             )
@@ -498,7 +498,7 @@ def closing_lines(
     out.append(
         (
             "",
-            f"{s.updates} updates over {s.stream_seconds:.1f} s of {'audio' if rec.kind.hears else 'video'} "
+            f"{counted(s.updates, 'update')} over {s.stream_seconds:.1f} s of {'audio' if rec.kind.hears else 'video'} "
             f"in {s.wall_seconds:.1f} s ({s.cpu_seconds:.1f} s CPU)"
             + (f"; faces found in {s.faces_found} of {s.faces_cropped} crops" if rec.kind.faces else ""),
         )
