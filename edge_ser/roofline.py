@@ -39,6 +39,7 @@ import numpy as np
 from edge_ser.errors import ConfigError
 from edge_ser.fileio import atomic_write, write_png
 from edge_ser.profiles.profile import ProfileError
+from edge_ser.text import counted, with_article
 
 
 @dataclass
@@ -181,13 +182,13 @@ class RooflineReport:
         """ "1 thread", "4 threads" or "the engine's default threads"."""
         if self.threads is None:
             return "the engine's default threads"
-        return f"{self.threads} thread" + ("s" if self.threads > 1 else "")
+        return counted(self.threads, "thread")
 
     def markdown(self) -> str:
         kind = (
             "**Measured on this machine.**"
             if self.measured
-            else f"**Projection from counts, not a measurement**: nothing ran on a {self.profile}; each node is "
+            else f"**Projection from counts, not a measurement**: nothing ran on {with_article(self.profile)}; each node is "
             "assumed to take max(FLOPs / peak, bytes / DRAM bandwidth), so every time below is an estimate, not a "
             "bound: it leaves out the engine's per-node dispatch and call overhead (a real run is slower by them) "
             "and reads every byte from DRAM (weights that stay in the caches make a real run faster)."
@@ -215,11 +216,15 @@ class RooflineReport:
         return "\n".join(lines)
 
     def _device_lines(self) -> list[str]:
-        share = (
-            f"all {self.cores} cores"
-            if self.roof_threads >= self.cores
-            else f"{self.roof_threads} of {self.cores} cores"
-        )
+        cores = counted(self.cores, "core")
+        if (
+            self.threads is not None and self.threads > self.cores
+        ):  # oversubscribed: not "99 threads (all 2 cores)"
+            share = f"oversubscribed: more threads than the {cores} they share; the roof is the {cores}'"
+        elif self.roof_threads >= self.cores:
+            share = f"all {cores}" if self.cores > 1 else cores
+        else:
+            share = f"{self.roof_threads} of {cores}"
         out = [
             f"Device: {self.profile_description}; {self.operating_point}. Roof for {self.threads_text()} "
             f"({share}): peak {self.peak_gflops:.4g} {self.unit} ({self.compute_source}); bandwidth "

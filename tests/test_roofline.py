@@ -424,3 +424,91 @@ def test_replot_writes_the_summary_again_from_the_stored_reports(tmp_path):
     assert "| ser_emodb |  | pi5 | onnxruntime |" in text and "projected (estimate)" in text
     assert "lower bound" not in text
     assert script.stored_rows(tmp_path / "absent.json", folder) == []
+
+
+@pytest.mark.parametrize(
+    ("out", "json_name", "mode"),
+    [
+        ("rep", "rep.json", ["--profile", "pi4"]),
+        ("rep.json", "rep.json", ["--profile", "pi4"]),
+        ("rep", "./rep.md", ["--profile", "pi4"]),
+        ("rep", "rep.json", ["--live", "--audio-file", "x.wav"]),
+    ],
+)
+def test_bench_refuses_json_and_out_writing_the_same_file(
+    tmp_path, capsys, monkeypatch, out, json_name, mode
+):
+    """`--out rep --json rep.json` wrote rep.json twice, the last write replacing the first."""
+    from edge_ser.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["bench", str(SER), *mode, "--out", out, "--json", json_name]) == 2
+    err = capsys.readouterr().err
+    assert f"--json {json_name} and --out {out}: both would write" in err and "another file name" in err
+    assert not list(tmp_path.iterdir())  # refused before anything was written
+
+
+def test_bench_json_beside_out_of_a_fusion_branch_is_refused(tmp_path, capsys):
+    from edge_ser.cli import main
+
+    out = tmp_path / "rep"
+    assert (
+        main(["bench", str(FUSION), "--profile", "pi4", "--out", str(out), "--json", f"{out}_audio.json"])
+        == 2
+    )
+    assert f"both would write {out}_audio.json" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
+
+
+def test_bench_json_and_out_apart_are_both_written(tmp_path, capsys):
+    from edge_ser.cli import main
+
+    assert (
+        main(
+            [
+                "bench",
+                str(SER),
+                "--profile",
+                "pi4",
+                "--out",
+                str(tmp_path / "rep"),
+                "--json",
+                str(tmp_path / "all.json"),
+            ]
+        )
+        == 0
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["all.json", "rep.json", "rep.md", "rep.png"]
+
+
+def test_more_threads_than_cores_is_called_oversubscribed_in_the_report():
+    """`--threads 99` on a 2-core machine read "Roof for 99 threads (all 2 cores)"."""
+    b = load_bundle(SER)
+    md = build_report(b, load_profile("pi4"), engine="onnxruntime", threads=99).markdown()
+    assert "Roof for 99 threads (oversubscribed: more threads than the 4 cores they share" in md
+    assert "(all 4 cores)" not in md
+    assert "(all 4 cores)" in build_report(b, load_profile("pi4"), engine="onnxruntime", threads=4).markdown()
+
+
+def test_bench_warns_when_threads_exceed_the_cpus_it_runs_on(tmp_path, capsys, monkeypatch):
+    from edge_ser.cli import main
+
+    monkeypatch.setattr("edge_ser.hostbench.usable_cpus", lambda: 2)
+    missing = str(tmp_path / "missing.wav")
+    assert main(["bench", str(SER), "--live", "--audio-file", missing, "--threads", "3"]) == 2
+    assert "warning: --threads 3 on 2 CPUs this process may run on" in capsys.readouterr().err
+    main(["bench", str(SER), "--live", "--audio-file", missing, "--threads", "2"])
+    assert "warning" not in capsys.readouterr().err
+    # a projection for another board runs nothing here: no warning about this machine
+    assert main(["bench", str(SER), "--profile", "pi4", "--threads", "3", "--json", "-"]) == 0
+    assert "warning" not in capsys.readouterr().err
+
+
+def test_a_projection_names_its_board_with_the_right_article():
+    md = build_report(
+        load_bundle(SER), load_profile("orin-nano-8gb"), engine="onnxruntime", threads=1
+    ).markdown()
+    assert "nothing ran on an orin-nano-8gb;" in md  # was "a orin-nano-8gb"
+    assert (
+        "nothing ran on a pi4;" in build_report(load_bundle(SER), load_profile("pi4"), threads=1).markdown()
+    )

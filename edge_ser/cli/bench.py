@@ -7,6 +7,7 @@ import argparse
 import json
 import shlex
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,10 @@ SHARED = ("bundle", "engine", "threads", "delegate", "providers", "json", "help"
 """Destinations of `edge-ser run`'s options that the roofline report uses too (the rest set up the live pipeline)."""
 ROOFLINE_ONLY = ("profile", "runs", "remeasure")
 """Destinations of the options only the roofline report reads, refused with --live."""
+SUFFIXES = (".json", ".md", ".png")
+"""The files --out OUT names for the roofline report (`edge_ser.roofline.write_report`)."""
+LIVE_SUFFIXES = (".json", ".md")
+"""The files --out OUT names with --live (`edge_ser.live.bench.write_report`)."""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -87,6 +92,39 @@ RUNS = 300
 """--runs' default."""
 
 
+def check_json_apart(args: argparse.Namespace, outs: Sequence[Path], suffixes: Sequence[str]) -> None:
+    """Refuse a --json FILE that is one of the files --out writes (`outs` with each of `suffixes`): one would
+    overwrite the other."""
+    from edge_ser.errors import ConfigError
+
+    if args.json in (None, "-") or args.out is None:
+        return
+    target = Path(args.json).resolve()
+    for out in outs:
+        for suffix in suffixes:
+            if out.with_suffix(suffix).resolve() == target:
+                raise ConfigError(
+                    f"--json {args.json} and --out {args.out}: both would write {out.with_suffix(suffix)} (--out "
+                    f"writes OUT{', OUT'.join(suffixes)}), one over the other; give --json another file name"
+                )
+
+
+def warn_oversubscribed(threads: int | None) -> None:
+    """Say on stderr when --threads asks for more engine threads than this process may run on: they then
+    share the cores, and latency measures the contention, not the model."""
+    from edge_ser.hostbench import usable_cpus
+    from edge_ser.text import counted
+
+    cpus = usable_cpus()
+    if threads is not None and threads > cpus:
+        print(
+            f"edge-ser bench: warning: --threads {threads} on {counted(cpus, 'CPU')} this process may run on: the "
+            f"threads share them (oversubscribed), so the times include their contention; --threads {cpus} or "
+            "fewer measures the model",
+            file=sys.stderr,
+        )
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from edge_ser.cli.common import check_writable
     from edge_ser.errors import ConfigError
@@ -96,6 +134,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
     check_mode_options(args)
     if args.out is not None:
         check_writable(args.out, "--out")
+    check_json_apart(
+        args, [args.out] if args.out is not None else [], LIVE_SUFFIXES if args.live else SUFFIXES
+    )
+    if args.live or args.profile == "host":  # runs here (a projection for another profile runs nothing)
+        warn_oversubscribed(args.threads)
     if args.live:
         from edge_ser.live.bench import cmd_bench_live
 
@@ -103,6 +146,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.json not in (None, "-"):
         check_writable(Path(args.json), "--json")
     return roofline_reports(args)
+
+
+def branch_out(out: Path, name: str | None) -> Path:
+    """The --out stem of one report: OUT itself, or OUT_branch for a branch of a fusion bundle."""
+    return out if name is None else out.with_name(f"{out.name}_{name}")
 
 
 def roofline_reports(args: argparse.Namespace) -> int:
@@ -133,6 +181,8 @@ def roofline_reports(args: argparse.Namespace) -> int:
     command = "edge-ser " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     quiet = args.json == "-"  # stdout carries the JSON alone
     branches = getattr(bundle, "branches", None)  # a fusion bundle: one report per branch bundle
+    outs = {name: branch_out(args.out, name) for name in branches or [None]} if args.out is not None else {}
+    check_json_apart(args, list(outs.values()), SUFFIXES)  # a branch's OUT_name.json too
     reports = {}
     for name, b in branches.items() if branches else [(None, bundle)]:
         report = build_report(
@@ -150,8 +200,7 @@ def roofline_reports(args: argparse.Namespace) -> int:
                 print(f"## branch {name}\n")
             print(printable(report.markdown(), keep_newlines=True))  # names and labels from the bundle
         if args.out is not None:
-            out = args.out if name is None else args.out.with_name(f"{args.out.name}_{name}")
-            paths = write_report(report, out, command)
+            paths = write_report(report, outs[name], command)
             print("\nwrote " + ", ".join(str(p) for p in paths), file=sys.stderr if quiet else sys.stdout)
     if args.json is not None:
         doc = (
