@@ -633,3 +633,16 @@ def test_an_audio_file_given_to_the_face_bundle_says_what_it_reads(tmp_path) -> 
         VideoFormatError, match=r"an audio file; this bundle reads faces: images .* or videos"
     ):
         _shipped("face_fer").predict_file(wav)
+
+
+@pytest.mark.parametrize(
+    ("bundle", "name"), [("face_fer", "gone.wav"), ("av_fusion", "gone"), ("av_fusion", "x.wav")]
+)
+def test_a_missing_file_says_so_first_whatever_the_bundle(tmp_path, bundle: str, name: str) -> None:
+    """face_fer said "an audio file; this bundle reads faces" of a missing .wav, av_fusion "no branch ... reads
+    extension-less files" of a missing extension-less file: that they do not exist comes first."""
+    from edge_ser.errors import EdgeSerError
+
+    missing = tmp_path / name
+    with pytest.raises(EdgeSerError, match=rf"^{missing}: no such file$"):
+        _shipped(bundle).predict_file(missing)

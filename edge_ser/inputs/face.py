@@ -24,6 +24,7 @@ from edge_ser.audio.stream import FILE_WINDOW_SECONDS, LONG_FILE_SECONDS
 from edge_ser.engines.base import softmax
 from edge_ser.errors import ConfigError, VideoFormatError
 from edge_ser.features.spec import FeatureSpec
+from edge_ser.fileio import check_regular_file
 from edge_ser.inputs.base import AUDIO_EXTENSIONS, FileWindow, InputKind, Inputs, face_found, shape_of
 from edge_ser.limits import MAX_FACE_FRAMES, MAX_FACE_SIZE, MIN_FACE_SIZE
 from edge_ser.schema import Checker, config_from_dict
@@ -254,6 +255,9 @@ class FaceKind(InputKind):
             return [crop(f) for f in read_sampled(path, self.spec.k).frames]
         from edge_ser.vision.image import read_image
 
+        check_regular_file(
+            path, error=VideoFormatError
+        )  # a missing file is that first, whatever its extension
         if (
             path.suffix.lower() in AUDIO_EXTENSIONS
         ):  # it said "not a readable image", leaving videos unmentioned

@@ -23,6 +23,7 @@ import numpy as np
 from edge_ser.audio.level import loudest_db
 from edge_ser.audio.stream import FILE_WINDOW_SECONDS, LONG_FILE_SECONDS
 from edge_ser.errors import ConfigError, InputWarning, VideoFormatError
+from edge_ser.fileio import check_regular_file
 from edge_ser.fusion import FusionRule
 from edge_ser.inputs.base import (
     AUDIO_EXTENSIONS,
@@ -200,6 +201,9 @@ class FusionKind(InputKind):
         if all(
             v is None for v in parts.values()
         ):  # a file of the batch predict skips, as the face bundle does
+            check_regular_file(
+                path, error=VideoFormatError
+            )  # a missing file is that first, whatever its extension
             raise VideoFormatError(
                 f"{path}: no branch of this fusion bundle reads {ext or 'extension-less'} files"
             )
