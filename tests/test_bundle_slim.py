@@ -41,6 +41,9 @@ def test_slim_refuses_what_it_cannot_do(tmp_path, capsys):
     assert main(["slim", str(BUNDLES / "ser_emodb"), str(tmp_path / "a")]) == 0
     assert main(["slim", str(tmp_path / "a"), str(tmp_path / "b")]) == 2
     assert "has no TFLite variants" in capsys.readouterr().err
+    assert main(["slim", str(tmp_path / "a"), str(tmp_path / "b"), "--keep", "int8"]) == 2
+    # was "has no TFLite variants to leave out": what was asked is a variant to keep
+    assert "no TFLite variant int8 to keep (it has no TFLite variants" in capsys.readouterr().err
     assert (
         main(["slim", str(BUNDLES / "ser_emodb"), str(tmp_path / "a")]) == 0
     )  # replaces its own earlier copy

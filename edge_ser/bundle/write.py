@@ -209,6 +209,11 @@ def without_tflite(
         )
     manifest = copy.deepcopy(dict(bundle.manifest))
     variants = (manifest.get("tflite") or {}).get("variants") or {}
+    if not variants and keep:  # slimmed already: there is nothing to keep, rather than nothing to leave out
+        raise BundleError(
+            f"bundle {src}: no TFLite variant {', '.join(sorted(keep))} to keep (it has no TFLite variants: "
+            "slimmed already, or never converted)"
+        )
     if not variants:
         raise BundleError(f"bundle {src}: has no TFLite variants to leave out")
     unknown = sorted(set(keep) - set(variants))
