@@ -148,3 +148,14 @@ def test_error_messages_are_clean(tmp_path: Path) -> None:
     r = _cli("info", str(missing))
     assert r.returncode == 2 and "error" in r.stderr
     assert _clean(r.stderr) and "such" in r.stderr  # the message stays, the sequence does not act
+
+
+def test_counted_and_with_article_say_one_and_an_as_english_does() -> None:
+    from edge_ser.text import counted, with_article
+
+    assert [counted(n, "update") for n in (0, 1, 2)] == ["0 updates", "1 update", "2 updates"]
+    assert counted(2, "branch", "branches") == "2 branches"
+    said = [
+        with_article(w) for w in ("pi4", "orin-nano-8gb", "host", "x86 host", "USB microphone", "int8 model")
+    ]
+    assert said == ["a pi4", "an orin-nano-8gb", "a host", "an x86 host", "a USB microphone", "an int8 model"]
