@@ -217,10 +217,8 @@ class RooflineReport:
 
     def _device_lines(self) -> list[str]:
         cores = counted(self.cores, "core")
-        if (
-            self.threads is not None and self.threads > self.cores
-        ):  # oversubscribed: not "99 threads (all 2 cores)"
-            share = f"oversubscribed: more threads than the {cores} they share; the roof is the {cores}'"
+        if self.threads is not None and self.threads > self.cores:  # not "99 threads (all 2 cores)"
+            share = f"oversubscribed: more threads than the {cores}, which they share; the roof counts the {cores}"
         elif self.roof_threads >= self.cores:
             share = f"all {cores}" if self.cores > 1 else cores
         else:

@@ -485,7 +485,8 @@ def test_more_threads_than_cores_is_called_oversubscribed_in_the_report():
     """`--threads 99` on a 2-core machine read "Roof for 99 threads (all 2 cores)"."""
     b = load_bundle(SER)
     md = build_report(b, load_profile("pi4"), engine="onnxruntime", threads=99).markdown()
-    assert "Roof for 99 threads (oversubscribed: more threads than the 4 cores they share" in md
+    want = "Roof for 99 threads (oversubscribed: more threads than the 4 cores, which they share; the roof counts the 4 cores):"
+    assert want in md
     assert "(all 4 cores)" not in md
     assert "(all 4 cores)" in build_report(b, load_profile("pi4"), engine="onnxruntime", threads=4).markdown()
 
