@@ -133,8 +133,8 @@ def test_predict_json_and_windows_of_a_long_file(long_wav: Path, tmp_path: Path)
     )
     assert r.returncode == 0, r.stderr
     assert (
-        "mean of 13 windows of 3 s covering 0:00-0:40.000" in r.stdout
-    )  # the 1 s tail joins the last window
+        "mean of 13 windows of 3 s (the last 4 s) covering 0:00-0:40.000" in r.stdout
+    )  # the 1 s tail joins the last window, and the wording says so
     assert "0:03.000-0:06.000" in r.stdout
 
 
@@ -192,3 +192,19 @@ def test_long_video_is_predicted_per_window_with_faces(tmp_path: Path) -> None:
     kind = load_bundle(REPO / "bundles" / "av_cnn").input_kind
     w = next(kind.file_windows(clip))
     assert w.inputs["faces"].shape == (1, 6, 64, 64) and w.inputs["faces"].max() > 0  # real crops, not black
+
+
+def test_the_window_wording_says_a_last_window_of_another_length() -> None:
+    """`predict` said "13 windows of 3 s" when the last was 4 s (a short tail joins it) or 1.6 s (a tail of its
+    own); it now says the last one's length."""
+    from types import SimpleNamespace
+
+    from edge_ser.cli.predict import _window_span
+
+    def spans(*edges: float) -> list[SimpleNamespace]:
+        return [SimpleNamespace(start=a, end=b) for a, b in zip(edges, edges[1:])]
+
+    assert _window_span(spans(0, 3, 6, 9)) == "3 s"
+    assert _window_span(spans(0, 3, 6, 7.6)) == "3 s (the last 1.6 s)"
+    assert _window_span(spans(0, 3, 7)) == "3 s (the last 4 s)"
+    assert _window_span(spans(0, 2.5)) == "2.5 s"

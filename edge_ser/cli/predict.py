@@ -178,6 +178,15 @@ class LearnProgress:
         )
 
 
+def _window_span(windows) -> str:  # noqa: ANN001 - WindowPredictions
+    """How long a long file's windows are: "3 s", or "3 s (the last 4 s)" when the file's tail made the last one
+    longer (a tail under half a window joins it) or shorter (a tail of its own)."""
+    size, last = windows[0].end - windows[0].start, windows[-1].end - windows[-1].start
+    if len(windows) == 1 or abs(last - size) < 5e-3:
+        return f"{size:g} s"
+    return f"{size:g} s (the last {last:.3g} s)"
+
+
 def _clock(seconds: float) -> str:
     m, s = divmod(seconds, 60)
     h, m = divmod(int(m), 60)
@@ -264,8 +273,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
             else len(w)
         )
         print(
-            f"  {name}: {_top(r.probabilities, args.top)}  (mean of {of} windows of "
-            f"{w[0].end - w[0].start:g} s covering 0:00-{_clock(r.duration or 0.0)}){_marks(r, fused)}",
+            f"  {name}: {_top(r.probabilities, args.top)}  (mean of {of} windows of {_window_span(w)} covering "
+            f"0:00-{_clock(r.duration or 0.0)}){_marks(r, fused)}",
             flush=True,
         )
         if args.windows:
