@@ -4,6 +4,7 @@ summary, streamed; a short file is one clip exactly as before; too-short and emp
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -202,7 +203,7 @@ def test_the_window_wording_says_a_last_window_of_another_length() -> None:
     from edge_ser.cli.predict import _window_span
 
     def spans(*edges: float) -> list[SimpleNamespace]:
-        return [SimpleNamespace(start=a, end=b) for a, b in zip(edges, edges[1:])]
+        return [SimpleNamespace(start=a, end=b) for a, b in itertools.pairwise(edges)]
 
     assert _window_span(spans(0, 3, 6, 9)) == "3 s"
     assert _window_span(spans(0, 3, 6, 7.6)) == "3 s (the last 1.6 s)"
