@@ -452,3 +452,75 @@ def test_config_env_keeps_edits_and_changes_only_the_keys_the_role_sets(sshd, tm
     text = cfg.read_text()
     assert "EDGE_SER_ARGS=--engine onnxruntime\n" in text and text.count("EDGE_SER_ARGS=") == 1
     assert "EDGE_SER_MIC=USB Audio\n" in text and "changed: [dev-a]" in config_tasks(r.stdout)
+
+
+def _runtime_play(tmp: Path, venv_files: dict[str, str], pip_does: str) -> subprocess.CompletedProcess:
+    """The role's runtime.yml (its pip steps) on localhost, against a fake venv in `tmp`: bin/pip runs `pip_does`
+    (shell) with the venv in $V; bin/python's `import edge_ser` succeeds while lib/edge_ser exists and lib/BROKEN
+    does not."""
+    venv = tmp / "venv"
+    (venv / "bin").mkdir(parents=True, exist_ok=True)
+    (venv / "lib").mkdir(exist_ok=True)
+    for name, text in venv_files.items():
+        (venv / "lib" / name).write_text(text)
+    (venv / "bin" / "pip").write_text(
+        f'#!/bin/sh\nV=$(dirname "$0")/..\necho "pip $*" >>"$V/../pip.log"\n{pip_does}\n'
+    )
+    (venv / "bin" / "python").write_text(
+        '#!/bin/sh\nV=$(dirname "$0")/..\n[ -e "$V/lib/edge_ser" ] && [ ! -e "$V/lib/BROKEN" ]\n'
+    )
+    for exe in ("pip", "python"):
+        (venv / "bin" / exe).chmod(0o755)
+    role = PLAYBOOK.parent / "roles" / "edge_ser"
+    play = tmp / "runtime.yml"
+    play.write_text(
+        "- hosts: localhost\n  connection: local\n  gather_facts: false\n  tasks:\n"
+        f"    - ansible.builtin.include_role:\n        name: {role}\n        tasks_from: runtime.yml\n"
+    )
+    extra = {"edge_ser_venv": str(venv), "edge_ser_prefix": str(tmp), "edge_ser_wheelhouse_dest": str(tmp / "wh"),
+             "_es_pip_needed": True, "_es_ort_wheel": "", "edge_ser_pip_packages": ["edge-ser"],
+             "edge_ser_manage_system": False, "ansible_python_interpreter": sys.executable}  # fmt: skip
+    (tmp / "vars.json").write_text(json.dumps(extra))
+    return subprocess.run([_ansible_playbook(), "-i", "localhost,", "-e", f"@{tmp / 'vars.json'}", str(play)],
+                          check=False, capture_output=True, text=True, env=_env(tmp), timeout=120)  # fmt: skip
+
+
+def _lib(tmp: Path) -> dict[str, str]:
+    return {p.name: p.read_text() for p in sorted((tmp / "venv" / "lib").iterdir())}
+
+
+@pytest.mark.parametrize(
+    ("case", "pip_does"),
+    [
+        ("pip fails half way", 'case "$*" in *edge-ser*) echo half >"$V/lib/half"; exit 1;; esac'),
+        ("pip succeeds, edge_ser no longer imports", 'echo x >"$V/lib/BROKEN"'),
+    ],
+)
+def test_the_role_puts_the_previous_runtime_back_when_an_upgrade_fails(tmp_path, case, pip_does):
+    """The role's pip changed the live venv with nothing to go back to (the install scripts restore a snapshot,
+    runtime_upgrade): a failed upgrade now restores the venv as it was, fails the device naming it, and leaves no
+    snapshot or half-upgraded copy behind."""
+    before = {"edge_ser": "old"}
+    r = _runtime_play(tmp_path, before, pip_does)
+    out = " ".join((r.stdout + r.stderr).split())
+    assert r.returncode != 0, out[-3000:]
+    assert "was restored to the runtime it had before this run" in out, out[-3000:]
+    assert _lib(tmp_path) == before
+    assert not (tmp_path / ".venv-previous").exists() and not (tmp_path / "venv.failed").exists()
+
+
+def test_the_role_keeps_a_good_upgrade_and_restores_an_interrupted_one_first(tmp_path):
+    """A good upgrade is kept and its snapshot dropped; a snapshot left by a run that was cut off is restored
+    before pip runs (the venv it left may be the half-upgraded one)."""
+    r = _runtime_play(
+        tmp_path, {"edge_ser": "old"}, 'case "$*" in *edge-ser*) echo new >"$V/lib/edge_ser";; esac'
+    )
+    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+    assert _lib(tmp_path) == {"edge_ser": "new\n"} and not (tmp_path / ".venv-previous").exists()
+    snap = tmp_path / ".venv-previous"
+    shutil.copytree(tmp_path / "venv", snap, symlinks=True)
+    (tmp_path / "venv" / "lib" / "half").write_text("left by a cut-off run")
+    r = _runtime_play(tmp_path, {}, "true")
+    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+    assert "was interrupted: restoring" in r.stdout and _lib(tmp_path) == {"edge_ser": "new\n"}
+    assert not snap.exists()
