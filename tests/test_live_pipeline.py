@@ -90,6 +90,24 @@ def test_smoothers():
     np.testing.assert_allclose(Smoother("none", 2)(p2), p2)
 
 
+def test_majority_tie_keeps_the_label_shown_not_the_first_listed():
+    """A 1-1 tie used to go to the class listed first (arg-max of equal shares), so one window of `neutral` after
+    an `angry` one turned the label over: the label shown keeps a tie, and a class must out-vote it."""
+    angry, neutral, sad = (np.eye(3)[i] * 0.8 + 0.2 / 3 for i in (2, 0, 1))  # labels: neutral, sad, angry
+    maj = Smoother("majority", 3, k=5)
+    assert maj.winner(maj(angry)) == 2
+    s = maj(neutral)
+    np.testing.assert_allclose(s, [0.5, 0, 0.5])
+    assert maj.winner(s) == 2  # tie: the label shown stays
+    assert maj.winner(maj(neutral)) == 0  # out-voted: it changes
+    assert maj.winner(maj(angry)) == 0  # 2-2: neutral, now shown, stays
+    two = Smoother("majority", 3, k=2)
+    two.winner(two(sad))
+    assert two.winner(two(angry)) == 1  # sad shown, sad-angry tie: sad stays
+    assert two.winner(two(neutral)) == 0  # angry-neutral, sad not among them: the tied class voted last
+    assert Smoother("ema", 3).winner(np.array([0.4, 0.4, 0.2])) == 0  # EMA and none: the arg-max
+
+
 def test_config_is_checked():
     with pytest.raises(ConfigError, match="hop"):
         PipelineConfig(window=1.0, hop=2.0)

@@ -399,16 +399,35 @@ class SlidingWindow:
 
 
 class Smoother:
-    """EMA of probabilities, majority vote over the last k arg-maxes (as one-hot shares), or none."""
+    """EMA of probabilities, majority vote over the last k arg-maxes (as one-hot shares), or none.
+
+    `winner(s)` is the label index of what `__call__` returned: its arg-max, except for a majority tie, which the
+    label shown before keeps (a class changes the label only by out-voting it), else the tied class voted most
+    recently. A plain arg-max gave a tie to the class listed first (`neutral`, `happy`, ...), whatever the windows
+    said: one window of it after a pause turned the label over."""
 
     def __init__(self, kind: str, n: int, alpha: float = 0.5, k: int = 5) -> None:
         self.kind, self.n, self.alpha = kind, n, alpha
         self._ema: np.ndarray | None = None
         self._votes: deque[int] = deque(maxlen=k)
+        self._shown: int | None = None
 
     def reset(self) -> None:
         self._ema = None
         self._votes.clear()
+        self._shown = None
+
+    def winner(self, s: np.ndarray) -> int:
+        """The label index for `s`, the newest output of `__call__` (see the class docstring for ties)."""
+        k = int(np.argmax(s))
+        if self.kind == "majority" and self._votes:
+            tied = {int(i) for i in np.flatnonzero(s == s[k])}
+            if self._shown in tied:
+                k = self._shown
+            elif len(tied) > 1:
+                k = next(v for v in reversed(self._votes) if v in tied)
+            self._shown = k
+        return k
 
     def __call__(self, p: np.ndarray) -> np.ndarray:
         if self.kind == "none":
@@ -904,7 +923,7 @@ class LivePipeline:
                 ood = bool(getattr(getattr(engine, "adapt", None), "last_ood", np.zeros(0, bool)).any())
         p = kind.combine(logits)
         s = self.smoother(p)
-        k = int(np.argmax(s))
+        k = self.smoother.winner(s)
         total = capture_ms + face_ms + (time.perf_counter() - t0) * 1e3
         return LiveResult(
             **common, probs=tuple(map(float, p)), smoothed=tuple(map(float, s)), label=self.labels[k],
