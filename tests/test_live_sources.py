@@ -1014,5 +1014,9 @@ def test_a_missing_device_is_said_in_our_words():
 
     assert _not_found(7, Exception("Error querying device 7")) == "there is no device 7"
     assert _not_found(-1, Exception("Error querying device -1")).endswith("(indices start at 0)")
+    # no device asked for and no default one: PortAudio's "-1" is its index for none, not something the user gave
+    assert _not_found(None, Exception("Error querying device -1")).startswith(
+        "there is no default input device"
+    )
     several = Exception("Multiple input devices found for 'USB':\n[1] USB A\n[2] USB B")
     assert _not_found("USB", several) == "Multiple input devices found for 'USB'"

@@ -290,9 +290,15 @@ class _DeviceNotFound(Exception):
 
 def _not_found(device: int | str | None, exc: Exception) -> str:
     """Why `device` was not found, in our words: PortAudio says "Error querying device 7", and sounddevice's
-    message for a name lists every device (which our error lists again, below it)."""
+    message for a name lists every device (which our error lists again, below it), and "Error querying device -1"
+    when there is no default input device."""
     if isinstance(device, int):
         return f"there is no device {device}" + (" (indices start at 0)" if device < 0 else "")
+    if device is None:  # PortAudio: "Error querying device -1", its index for "no default input device"
+        return (
+            "there is no default input device (connect a microphone, or check that the sound server, PulseAudio "
+            "or PipeWire, runs and this user may use it)"
+        )
     text = str(exc).split("\n", 1)[0].rstrip(":")
     return text or "not found"
 
