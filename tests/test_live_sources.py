@@ -439,6 +439,8 @@ def test_camera_source_kinds_and_backends() -> None:
     for bad in ({"source": ""}, {"width": 0}, {"fps": -1}, {"fourcc": "MJPEG"}, {"backend": "dshow"}):
         with pytest.raises(ConfigError):
             CameraConfig(**bad)
+    with pytest.raises(ConfigError, match=r"\(--height\)"):  # the option to change, as --fps's message says
+        CameraConfig(height=0)
     assert CameraConfig.from_dict(CameraConfig(source=2, fps=15).to_dict()) == CameraConfig(source=2, fps=15)
 
 

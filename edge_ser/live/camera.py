@@ -84,7 +84,7 @@ class CameraConfig:
         for name in ("width", "height"):
             v = getattr(self, name)
             if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1):
-                raise ConfigError(f"CameraConfig.{name} must be a positive int or None, got {v!r}")
+                raise ConfigError(f"CameraConfig.{name} (--{name}) must be a positive int or None, got {v!r}")
         if self.fps is not None and (
             isinstance(self.fps, bool) or not isinstance(self.fps, (int, float)) or not self.fps > 0
         ):
