@@ -655,6 +655,62 @@ def test_capture_rate_choice_order() -> None:
         choose_capture_rate(fake, info, MicConfig(rate=16000))
 
 
+class _CountingSD(_FakeSD):
+    """_FakeSD that counts its probes (each failed one is ~3 lines PortAudio's ALSA layer writes to stderr) and
+    opens streams."""
+
+    def __init__(self) -> None:
+        self.probes = 0
+        self.rates = (44100, 48000)
+
+    def check_input_settings(self, device=None, channels=None, dtype=None, samplerate=None):
+        self.probes += 1
+        if self.gone:
+            raise self.PortAudioError("Illegal combination of I/O devices [PaErrorCode -9993]")
+        if samplerate not in self.rates:
+            raise self.PortAudioError("Invalid sample rate [PaErrorCode -9997]")
+
+    class InputStream:
+        def __init__(self, **kwargs) -> None:
+            self.samplerate, self.active = kwargs["samplerate"], False
+
+        def start(self) -> None:
+            self.active = True
+
+        def abort(self) -> None:
+            self.active = False
+
+        close = abort
+
+
+def test_a_lost_microphone_is_retried_at_its_rate_not_by_probing_every_rate(monkeypatch) -> None:
+    """While the sound server was down, each retry probed ~22 rates and PortAudio wrote 3 lines for each (320 lines
+    in a 7 s outage). A retry now probes the rate the device was captured at; the whole search runs every
+    FULL_SEARCH_EVERY failed retries, and at once when the device refuses that rate as a rate (another
+    microphone came back)."""
+    from edge_ser.live import mic as mic_module
+
+    fake = _CountingSD()
+    monkeypatch.setitem(sys.modules, "sounddevice", fake)
+    mic = MicSource(MicConfig(device="USB", rate=16000)).start()
+    assert mic.capture_rate == 48000 and mic.healthy  # the device's default
+    fake.gone, fake.probes = True, 0
+    for _ in range(mic_module.FULL_SEARCH_EVERY - 1):
+        with pytest.raises(DeviceUnavailableError, match="cannot be opened at 48000 Hz again"):
+            mic._reconnect()
+    assert fake.probes == mic_module.FULL_SEARCH_EVERY - 1  # one probe a retry
+    with pytest.raises(DeviceUnavailableError, match="cannot be opened at any common rate"):
+        mic._reconnect()  # the periodic whole search
+    assert fake.probes > mic_module.FULL_SEARCH_EVERY + 5
+    fake.gone, fake.rates, fake.probes = False, (44100,), 0  # another microphone: 44.1 kHz only
+    mic._reconnect()
+    assert mic.capture_rate == 44100 and mic._stream.samplerate == 44100 and mic._failed_reopens == 0
+    fake.probes = 0
+    mic._reconnect()  # back at the rate it had: one probe
+    assert fake.probes == 1 and mic.capture_rate == 44100
+    mic.stop()
+
+
 @pytest.mark.parametrize("capture_rate", [48000, 44100, 8000])
 def test_mic_consumer_resamples_random_blocks_like_whole_resample(capture_rate: int) -> None:
     """Stereo blocks of random sizes through the real callback -> ring -> read (random sizes): the channel

@@ -29,7 +29,11 @@ finished callback, an inactive stream or `stall_timeout` seconds without a callb
 and `maintain()` (called by every `read()`) restarts the stream on an exponential back-off
 (`edge_ser.live.backoff`). When the device cannot be found on a retry, PortAudio is re-initialised so a
 re-plugged device is seen again (sounddevice caches the device list at import; this uses its private
-`_terminate`/`_initialize`, and would also close any other PortAudio stream of this process).
+`_terminate`/`_initialize`, and would also close any other PortAudio stream of this process). A retry first
+tries only the rate the device was captured at (`reopen_rate`): while the device or its sound server is gone,
+probing every rate made each retry ~22 failed opens, and PortAudio's ALSA layer writes ~3 lines to stderr for
+each (320 lines in a 7 s PulseAudio outage, a review); the whole search runs again when the device refuses that
+rate as a rate (another microphone came back) and every FULL_SEARCH_EVERY failed retries.
 
 sounddevice is imported only when a microphone is started, so the rest of the device runtime works
 without PortAudio.
@@ -288,6 +292,32 @@ class _DeviceNotFound(Exception):
     pass
 
 
+FULL_SEARCH_EVERY = 8
+"""A retry after a loss tries only the rate the device was captured at; every this many failed retries it runs the
+whole rate search (`choose_capture_rate`) anyway, in case the device came back refusing that rate in a way
+PortAudio does not call a rate error."""
+
+
+def _rate_refused(err: Exception) -> bool:
+    """Whether PortAudio refused a setting as a sample rate (paInvalidSampleRate, -9997): the device is there and
+    takes other rates; any other refusal (-9985 device unavailable, -9993 illegal device combination while the
+    sound server is down) means it is not there."""
+    return "-9997" in str(err) or "Invalid sample rate" in str(err)
+
+
+def reopen_rate(sd: Any, info: dict[str, Any], config: MicConfig, rate: int) -> bool:
+    """Whether a lost device may be opened again at `rate`, the rate it was captured at, with one probe
+    (`_refusal`). False when it refuses `rate` as a rate: the caller runs the whole search. Raises
+    DeviceUnavailableError for any other refusal: it is still gone, and probing other rates would only repeat
+    that (each failed probe writes PortAudio's lines to stderr)."""
+    err = _refusal(sd, info, config.channels, rate)
+    if err is None:
+        return True
+    if _rate_refused(err):
+        return False
+    raise DeviceUnavailableError(f"microphone {_describe(info)}: cannot be opened at {rate} Hz again ({err})")
+
+
 def _not_found(device: int | str | None, exc: Exception) -> str:
     """Why `device` was not found, in our words: PortAudio says "Error querying device 7", and sounddevice's
     message for a name lists every device (which our error lists again, below it), and "Error querying device -1"
@@ -337,6 +367,7 @@ class MicSource:
         self._seen_blocks = 0
         self._seen_at = 0.0
         self.restarts = 0
+        self._failed_reopens = 0  # retries since the last open that worked (_reconnect)
         self.device_name: str | None = None
         self.last_error: str | None = None
 
@@ -411,8 +442,9 @@ class MicSource:
             if want is None:
                 return
 
-    def _open(self) -> None:
-        """Find the device, check the settings, open and start the stream (raises on failure)."""
+    def _open(self, keep_rate: int | None = None) -> None:
+        """Find the device, check the settings, open and start the stream (raises on failure). `keep_rate`: the
+        rate it was captured at before a loss, tried alone first (`reopen_rate`)."""
         sd = import_sounddevice()
         cfg = self.config
         try:
@@ -420,7 +452,10 @@ class MicSource:
         except _DeviceNotFound:
             self._reinit_portaudio(sd)  # a re-plugged USB device only shows up after a rescan
             info = self._resolve(sd)
-        rate, self.capture_reason = choose_capture_rate(sd, info, cfg)
+        if keep_rate is not None and reopen_rate(sd, info, cfg, keep_rate):
+            rate = keep_rate  # capture_reason stays as it was
+        else:
+            rate, self.capture_reason = choose_capture_rate(sd, info, cfg)
         self._use_rate(rate)
         self.device_name = str(info["name"])
         self._generation += 1
@@ -512,6 +547,20 @@ class MicSource:
             self._open()
             self.restarts += 1
 
+    def _reconnect(self) -> None:
+        """`restart` after a loss: the rate it was captured at alone first, the whole search every
+        FULL_SEARCH_EVERY failed retries (module docstring)."""
+        full = self._failed_reopens % FULL_SEARCH_EVERY == FULL_SEARCH_EVERY - 1 or self.device_name is None
+        with self._lock:
+            self._close()
+            try:
+                self._open(None if full else self._capture_rate)
+            except Exception:
+                self._failed_reopens += 1
+                raise
+            self._failed_reopens = 0
+            self.restarts += 1
+
     def _lost(self, why: str) -> None:
         self._healthy = False
         self.last_error = why
@@ -539,7 +588,7 @@ class MicSource:
                 )
         elif self._retry.due():
             try:
-                self.restart()
+                self._reconnect()
             except Exception as exc:  # noqa: BLE001 (any failure: stay unhealthy and retry later)
                 delay = self._retry.failed()
                 self.last_error = f"{exc if str(exc) else type(exc).__name__}; retrying in {delay:.1f} s"
