@@ -987,3 +987,14 @@ def test_json_lines_to_a_device_file_are_neither_locked_nor_truncated() -> None:
         a.emit(make_result())
         b.emit(make_result())
     assert Path("/dev/null").exists()  # and not unlinked as an empty file of this output's own
+
+
+def test_a_json_path_under_a_file_names_the_file(tmp_path: Path) -> None:
+    """`--json prep.py/x.jsonl` said only "File exists" (mkdir's words); it now names the file in the way."""
+    from edge_ser.live.outputs.base import OutputError
+
+    (tmp_path / "prep.py").write_text("")
+    with pytest.raises(
+        OutputError, match=r"x\.jsonl: cannot open for JSON lines: .*prep\.py is a file, not a folder"
+    ):
+        JsonlOutput(tmp_path / "prep.py" / "x.jsonl")

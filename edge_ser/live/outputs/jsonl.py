@@ -61,7 +61,11 @@ class JsonlOutput:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 self._fd = os.open(self.path, flags, 0o644)
             except OSError as e:
-                raise OutputError(f"{self.path}: cannot open for JSON lines: {e.strerror}") from e
+                why = e.strerror
+                blocking = next((p for p in self.path.parents if p.exists() and not p.is_dir()), None)
+                if blocking is not None:  # mkdir's bare "File exists"
+                    why = f"{blocking} is a file, not a folder"
+                raise OutputError(f"{self.path}: cannot open for JSON lines: {why}") from e
             regular = stat.S_ISREG(
                 os.fstat(self._fd).st_mode
             )  # /dev/stdout, /dev/null, a FIFO: no lock, no truncate
