@@ -424,7 +424,7 @@ def no_frames(rec: Any, runner: Any, stats: Any) -> str | None:
     source = getattr(getattr(frames, "config", None), "source", None)
     name = f"camera {source!r}" if source is not None else "the video source"
     why = getattr(frames, "last_reason", None)
-    outcome = {"audio-only": "the run was audio-only", "no face": "no decision was made"}.get(
+    outcome = {"audio-only": "the run was audio-only", "no face": "every update said no face (no label was given)"}.get(
         runner.pipeline.without_faces,
         "every answer was the fused model on black frames (give --fallback an audio-only bundle to answer from the "
         "audio alone)",
