@@ -309,6 +309,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         evaluate,
         plot_confusion_png,
         select,
+        select_undecodable,
         split_speakers,
         write_outputs,
     )
@@ -343,11 +344,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
     synthetic, caveat, replaces = _eval_synthetic(args, accuracy)
     if args.data != "fer2013":
         name, records = load_records(args.data, args.root, synthetic=synthetic, strict=args.strict)
-    undecodable = getattr(records, "undecodable", [])  # skipped by the loader (all of them: it raises)
     _check_media(rec, name, records)
     chosen = select(records, sel, name=name)
     selection = sel.describe()
     split = split_speakers(records, sel, name=name)  # --split speaker: the held-out speakers, named
+    undecodable = select_undecodable(records, sel, split)  # skipped by the loader, in the selection
     if split is not None:  # after "speaker K-fold, test fold F, seed S", before --speakers / --limit
         head, sep, rest = selection.partition("; ")
         selection = f"{head} ({split['seed_note']}){speakers_line(split)}{sep}{rest}"

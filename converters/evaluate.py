@@ -96,6 +96,31 @@ def select(records: Sequence[Record], sel: Selection, *, name: str | None = None
     return records
 
 
+def select_undecodable(
+    records: Sequence[Record], sel: Selection, split: dict[str, Any] | None = None
+) -> list[tuple[Any, str]]:
+    """The files the data-set loader skipped as undecodable (`records.undecodable`) that `sel` would have
+    chosen: all of them for the whole data set; for --speakers those of the speakers named, for --split speaker
+    those of the test speakers (`split`: `split_speakers`), for --split test those of the test split. A random
+    draw or --limit picks among the files that open, so none. Before 2026-12-07 every skipped file of the data set
+    was counted as listed and skipped in the report of any selection (`--speakers X`: "3 listed, 2 skipped",
+    the two of other speakers)."""
+    bad = list(getattr(records, "undecodable", []))
+    if sel.split == "all" and not sel.speakers and sel.limit is None:
+        return bad
+    who = list(getattr(records, "undecodable_records", []))
+    if len(who) != len(bad) or sel.split == "random" or sel.limit is not None:
+        return []
+    test = set((split or {}).get("test_speakers") or ())
+    return [
+        b
+        for b, r in zip(bad, who, strict=True)
+        if (sel.split != "test" or r.get("split") == "test")
+        and (sel.split != "speaker" or r.speaker in test)
+        and (not sel.speakers or r.speaker in sel.speakers)
+    ]
+
+
 def split_speakers(
     records: Sequence[Record], sel: Selection, *, name: str | None = None
 ) -> dict[str, Any] | None:
@@ -511,6 +536,7 @@ __all__ = [
     "metrics",
     "plot_confusion_png",
     "select",
+    "select_undecodable",
     "split_speakers",
     "write_outputs",
 ]

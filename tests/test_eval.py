@@ -92,6 +92,37 @@ def test_broken_files_are_skipped_and_counted_strict_fails(
     assert aiff.name in err and "error" in err
 
 
+def test_a_selection_counts_only_its_own_undecodable_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--speakers / --split speaker report the files of the selection: a broken file of another speaker was
+    counted as listed and skipped ("3 listed, 1 scored, 2 skipped" for a speaker of one clip)."""
+    root = tmp_path / "synth"
+    records = write_synthetic(SyntheticSpec(n_per_class=4, n_speakers=3), root)
+    broken = records[0]
+    broken.source.write_bytes(b"garbage\n")
+    others = sorted({r.speaker for r in records} - {broken.speaker})
+    args = [str(BUNDLE), "--data", "synthetic", "--root", str(root)]
+    with pytest.warns(InputWarning):
+        out = _eval_json([*args, "--speakers", others[0]], capsys)
+    n_other = sum(r.speaker == others[0] for r in records)
+    assert out["files"]["skipped"] == 0 and out["skipped"] == []
+    assert out["files"]["listed"] == n_other == out["files"]["predicted"]
+    with pytest.warns(InputWarning):
+        out = _eval_json([*args, "--speakers", broken.speaker], capsys)
+    assert [Path(s["file"]).name for s in out["skipped"]] == [broken.source.name]
+    assert out["files"]["listed"] == sum(r.speaker == broken.speaker for r in records)
+    for fold in range(3):  # a speaker split: the broken file counts in the fold that tests its speaker only
+        with pytest.warns(InputWarning):
+            out = _eval_json([*args, "--split", "speaker", "--folds", "3", "--fold", str(fold)], capsys)
+        tested = set(out["split"]["test_speakers"])
+        assert out["files"]["skipped"] == (broken.speaker in tested)
+        assert out["files"]["listed"] == sum(r.speaker in tested for r in records)
+    with pytest.warns(InputWarning):  # the whole data set: every broken file
+        out = _eval_json(args, capsys)
+    assert out["files"]["skipped"] == 1 and out["files"]["listed"] == len(records)
+
+
 def test_nothing_readable_is_an_error_not_an_empty_report(tmp_path: Path, capsys) -> None:
     for name in ("happy/s1_a.wav", "sad/s1_b.wav"):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)

@@ -131,11 +131,19 @@ def skip_ignored(
 
 class Loaded(list):
     """The records a data set loader kept (a plain list of Record), plus `undecodable`: the (path, reason) of
-    each file whose name fits the data set but whose audio cannot be read, which it skipped."""
+    each file whose name fits the data set but whose audio cannot be read, which it skipped, and
+    `undecodable_records`: their records (speaker, label, split), in the same order, when the loader gave them
+    (empty otherwise), so a selection of the data set (`edge-ser eval --speakers`) counts only its own."""
 
-    def __init__(self, records: Iterable[Record] = (), undecodable: Sequence[tuple[Path, str]] = ()) -> None:
+    def __init__(
+        self,
+        records: Iterable[Record] = (),
+        undecodable: Sequence[tuple[Path, str]] = (),
+        undecodable_records: Sequence[Record] = (),
+    ) -> None:
         super().__init__(records)
         self.undecodable: list[tuple[Path, str]] = list(undecodable)
+        self.undecodable_records: list[Record] = list(undecodable_records)
 
 
 def audio_problem(path: Path) -> str | None:
@@ -182,7 +190,7 @@ def check_decodable(dataset: str, records: Sequence[Record], *, strict: bool = F
     """The records whose audio file opens (`audio_problem`); each other one is skipped with an InputWarning
     naming the file and why, or, with `strict`, the first one raises DatasetError. Images and video clips are
     kept as they are (only audio sources are checked)."""
-    kept, bad = [], []
+    kept, bad, bad_records = [], [], []
     checked: dict[Path, str | None] = {}
     for r in records:
         if r.image is not None or r.source.suffix.lower() not in AUDIO_EXTENSIONS:
@@ -198,10 +206,11 @@ def check_decodable(dataset: str, records: Sequence[Record], *, strict: bool = F
             raise DatasetError(f"{dataset}: {r.source}: {problem} (without --strict it would be skipped)")
         elif first:
             bad.append((r.source, problem))
+            bad_records.append(r)
             warnings.warn(f"{dataset}: skipped {r.source}: {problem}", InputWarning, stacklevel=2)
     if not kept:
         raise DatasetError(f"{dataset}: none of its {len(records)} files can be decoded (first: {bad[0][0]})")
-    return Loaded(kept, bad)
+    return Loaded(kept, bad, bad_records)
 
 
 __all__ = [
