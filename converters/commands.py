@@ -19,7 +19,7 @@ from converters.data import SyntheticSpec
 from converters.evaluate import index_metrics
 from converters.export.bundle import build_bundle
 from converters.featurize import FeatureCache, default_cache_dir
-from converters.heldout import missing_classes, small_parts, speakers_line, split_record
+from converters.heldout import missing_classes, small_parts, speakers_line, split_record, untested_classes
 from converters.pipeline import confusion, prepare, synthetic_record, write_json
 from converters.quant import LaqConfig
 from converters.tasks import AV_DATA, Task, feature_task, model_line, synthetic_av_task
@@ -204,9 +204,14 @@ def _seed_text(args: argparse.Namespace, task) -> str:
 
 
 def _warn_missing_classes(task, split) -> None:
-    """Say on stderr when the split leaves a class out of training or validation (`missing_classes`), and when
-    its validation or test part has fewer than FEW_CLIPS clips (`small_parts`)."""
-    for gap in (missing_classes(task.y, task.classes, split), small_parts(split)):
+    """Say on stderr when the split leaves a class out of training or validation (`missing_classes`) or out of
+    its test part (`untested_classes`: the UAR is then over fewer classes), and when its validation or test part has
+    fewer than FEW_CLIPS clips (`small_parts`)."""
+    for gap in (
+        missing_classes(task.y, task.classes, split),
+        untested_classes(task.y, task.classes, split),
+        small_parts(split),
+    ):
         if gap:
             print(f"edge-ser: warning: {gap}", file=sys.stderr)
 

@@ -152,6 +152,30 @@ def missing_classes(y: np.ndarray, classes: Sequence[str], split: Split) -> str 
     return "; ".join(gaps) + ": " + "; ".join(why) + "; choose another --fold or --seed, or gather more clips"
 
 
+def untested_classes(y: np.ndarray, classes: Sequence[str], split: Split) -> str | None:
+    """A warning when the test part of `split` holds clips of only some of the classes (None when it holds all,
+    or none): its UAR is the mean recall over the classes it holds, so a test speaker who recorded one class
+    scores UAR = that class's recall = accuracy, printed beside accuracy as if it were a UAR over every class
+    (a speaker of angry clips only: "test accuracy 1.000, UAR 1.000", unsaid until 2026-12-07)."""
+    y = np.asarray(y)
+    test = y[np.asarray(split.test, dtype=np.int64)]
+    if not len(test):
+        return None
+    absent = [c for i, c in enumerate(classes) if not np.any(test == i)]
+    if not absent:
+        return None
+    held = len(classes) - len(absent)
+    what = (
+        "its UAR is that class's recall, the same figure as its accuracy"
+        if held == 1
+        else f"its UAR is the mean recall over those {held} classes"
+    )
+    return (
+        f"no test clip of {', '.join(absent)}: the test part holds {held} of the {len(classes)} classes, so "
+        f"{what}, not a figure over every class; choose another --fold or fewer --folds"
+    )
+
+
 FEW_CLIPS = 5
 """A speaker, a class or a split's validation or test part with fewer clips than this is warned about
 (`few_clips`, `small_parts`; docs/data.md): a fold testing a speaker of n clips scores in steps of 1/n (one clip:

@@ -12,7 +12,7 @@ import pytest
 
 from converters.data.records import Record
 from converters.data.splits import Split
-from converters.heldout import missing_classes, seen_note, speakers_line, split_record
+from converters.heldout import missing_classes, seen_note, speakers_line, split_record, untested_classes
 
 pytest.importorskip("torch", reason="training needs the host extra (torch)")
 
@@ -52,6 +52,37 @@ def test_missing_classes_names_the_gaps():
         )
         is None
     )
+
+
+def test_a_test_part_without_some_classes_says_its_uar_is_over_fewer():
+    """A test speaker who recorded one class: "test accuracy 1.000, UAR 1.000" read as a UAR over every class."""
+    classes = ("neutral", "sad", "angry")
+    y = np.array([0, 1, 2, 2, 2, 0, 1])
+    one = untested_classes(y, classes, Split(np.array([0, 1, 2]), np.array([5, 6]), np.array([3, 4])))
+    assert one.startswith("no test clip of neutral, sad: the test part holds 1 of the 3 classes")
+    assert "that class's recall, the same figure as its accuracy" in one
+    two = untested_classes(y, classes, Split(np.array([0, 1]), np.array([2]), np.array([3, 5])))
+    assert "no test clip of sad:" in two and "mean recall over those 2 classes" in two
+    assert untested_classes(y, classes, Split(np.array([0]), np.array([1]), np.array([4, 5, 6]))) is None
+    assert untested_classes(y, classes, Split(np.array([0]), np.array([1]), np.array([], dtype=int))) is None
+
+
+def test_train_warns_when_its_test_speaker_holds_one_class(tmp_path, capsys):
+    from converters.data.synthetic import SyntheticSpec, generate
+    from edge_ser.audio import write_wav
+    from edge_ser.cli import main
+
+    data = tmp_path / "mine"
+    spec = SyntheticSpec(n_per_class=4, n_speakers=3, labels=("neutral", "sad", "angry"), duration=1.0)
+    for i, (wave, label, speaker) in enumerate(generate(spec)):
+        write_wav(data / label / f"{speaker}_{i:03d}.wav", wave, spec.sr)
+    solo = SyntheticSpec(n_per_class=12, n_speakers=1, labels=("angry",), seed=7, duration=1.0)
+    for i, (wave, _, _) in enumerate(generate(solo)):  # a fourth speaker, of angry clips only, the largest:
+        write_wav(data / "angry" / f"solo_{i:03d}.wav", wave, spec.sr)  # the test speaker of fold 0
+    args = ["train", "--data", str(data), "--split", "speaker", "--folds", "4", "--fold", "0"]
+    assert main([*args, "--epochs", "2", "-q", "--out", str(tmp_path / "run"), "--no-cache"]) == 0
+    err = capsys.readouterr().err
+    assert "no test clip of neutral, sad: the test part holds 1 of the 3 classes" in err
 
 
 def test_laq_records_its_speakers_and_eval_says_when_it_scores_them(tmp_path, capsys):
