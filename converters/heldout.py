@@ -152,11 +152,17 @@ def missing_classes(y: np.ndarray, classes: Sequence[str], split: Split) -> str 
     return "; ".join(gaps) + ": " + "; ".join(why) + "; choose another --fold or --seed, or gather more clips"
 
 
-def untested_classes(y: np.ndarray, classes: Sequence[str], split: Split) -> str | None:
+def untested_classes(
+    y: np.ndarray,
+    classes: Sequence[str],
+    split: Split,
+    advice: str = "choose another --fold or fewer --folds",
+) -> str | None:
     """A warning when the test part of `split` holds clips of only some of the classes (None when it holds all,
     or none): its UAR is the mean recall over the classes it holds, so a test speaker who recorded one class
     scores UAR = that class's recall = accuracy, printed beside accuracy as if it were a UAR over every class
-    (a speaker of angry clips only: "test accuracy 1.000, UAR 1.000", unsaid until 2026-12-07)."""
+    (a speaker of angry clips only: "test accuracy 1.000, UAR 1.000", unsaid until 2026-12-07). Ends with
+    `advice` when it is given."""
     y = np.asarray(y)
     test = y[np.asarray(split.test, dtype=np.int64)]
     if not len(test):
@@ -172,7 +178,7 @@ def untested_classes(y: np.ndarray, classes: Sequence[str], split: Split) -> str
     )
     return (
         f"no test clip of {', '.join(absent)}: the test part holds {held} of the {len(classes)} classes, so "
-        f"{what}, not a figure over every class; choose another --fold or fewer --folds"
+        f"{what}, not a figure over every class" + (f"; {advice}" if advice else "")
     )
 
 

@@ -226,15 +226,27 @@ def each_warning_once():
 
 def _warn_small_folds(records, indices: list[int]) -> None:
     """Say on stderr, once, which LOSO folds to run test or validate on fewer than FEW_CLIPS clips (a fold
-    testing a one-clip speaker scores 0 or 1 and counts as much as any other in the mean)."""
-    from converters.data.splits import leave_one_speaker_out
-    from converters.heldout import small_parts
+    testing a one-clip speaker scores 0 or 1 and counts as much as any other in the mean), and which test a
+    speaker who holds one class (its UAR is that class's recall: its accuracy)."""
+    import numpy as np
 
-    folds = list(leave_one_speaker_out([r.speaker for r in records], [str(r.label) for r in records]))
+    from converters.data.splits import leave_one_speaker_out
+    from converters.heldout import small_parts, untested_classes
+
+    labels = [str(r.label) for r in records]
+    folds = list(leave_one_speaker_out([r.speaker for r in records], labels))
+    classes = sorted(set(labels))
+    y = np.array([classes.index(label) for label in labels])
+
+    def note(split) -> str:  # noqa: ANN001 - a Split
+        one = len(set(y[split.test].tolist())) == 1  # only then: a speaker lacking a class or two is common
+        gap = untested_classes(y, classes, split, "") if one else None
+        return "; ".join(filter(None, (small_parts(split, advice=""), gap)))
+
     said = [
-        f"fold {i} (speaker {folds[i][0]} left out): {note}"
+        f"fold {i} (speaker {folds[i][0]} left out): {n}"
         for i in indices
-        if i < len(folds) and (note := small_parts(folds[i][1], advice=""))
+        if i < len(folds) and (n := note(folds[i][1]))
     ]
     if said:
         print(

@@ -85,6 +85,27 @@ def test_train_warns_when_its_test_speaker_holds_one_class(tmp_path, capsys):
     assert "no test clip of neutral, sad: the test part holds 1 of the 3 classes" in err
 
 
+def test_zoo_loso_names_the_folds_whose_speaker_holds_one_class(capsys):
+    from converters.zoo_cli import _warn_small_folds
+
+    records = [
+        Record(Path(f"/d/{c}/{s}_{i}.wav"), c, s, "folder", c)
+        for s, classes in (
+            ("a", ("sad", "angry")),
+            ("b", ("sad", "angry")),
+            ("c", ("angry",)),
+            ("d", ("sad",)),
+        )
+        for c in classes
+        for i in range(6)
+    ]
+    _warn_small_folds(records, [0, 1, 2, 3])
+    err = capsys.readouterr().err
+    assert "fold 2 (speaker c left out): no test clip of sad: the test part holds 1 of the 2 classes" in err
+    assert "fold 3 (speaker d left out): no test clip of angry" in err
+    assert "speaker a left out" not in err and "speaker b left out" not in err
+
+
 def test_laq_records_its_speakers_and_eval_says_when_it_scores_them(tmp_path, capsys):
     """A bundle made on fold 0 of 3 speaker folds, evaluated with the default 5 folds: the selection holds
     speakers it trained on, which the figures used to report as held out."""
