@@ -20,7 +20,7 @@ from converters.evaluate import index_metrics
 from converters.export.bundle import build_bundle
 from converters.featurize import FeatureCache, default_cache_dir
 from converters.heldout import missing_classes, small_parts, speakers_line, split_record, untested_classes
-from converters.pipeline import confusion, prepare, synthetic_record, write_json
+from converters.pipeline import check_speaker_folds, confusion, prepare, synthetic_record, write_json
 from converters.quant import LaqConfig
 from converters.tasks import AV_DATA, Task, feature_task, model_line, synthetic_av_task
 from converters.train import TrainConfig, accuracy, predict, seed_everything, train_classifier
@@ -80,8 +80,18 @@ def _task(args: argparse.Namespace, spec: FeatureSpec) -> Task:
         synthetic=synth,
         progress=not args.quiet,
         strict=getattr(args, "strict", False),
+        check=_speaker_folds_check(args),
     )
     return feature_task(prep, spec)
+
+
+def _speaker_folds_check(args: argparse.Namespace):  # noqa: ANN202 - prepare's `check`, or None
+    """For --split speaker: `check_speaker_folds` on the listed files, before their features are made (a
+    wrong --folds or a file naming no speaker was said only after them)."""
+    if getattr(args, "split", None) != "speaker":
+        return None
+    k, fold = getattr(args, "folds", 5), getattr(args, "fold", 0)
+    return lambda name, records: check_speaker_folds([r.speaker for r in records], k, fold, name)
 
 
 def _val_score(args, task: Task, y_val: np.ndarray) -> dict:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -191,8 +191,10 @@ def prepare(
     synthetic: SyntheticSpec | None = None,
     progress: bool = True,
     strict: bool = False,
+    check: Callable[[str, Sequence[Record]], None] | None = None,
 ) -> Prepared:
-    """Load records and their feature vectors (through the cache when given).
+    """Load records and their feature vectors (through the cache when given). `check(name, records)` runs on
+    the listed records before any feature is made (`check_speaker_folds`: a split they cannot give).
 
     A file that cannot be decoded (at loading: its header; at extraction: its samples), or that extraction
     refuses (digital silence, shorter than one analysis frame: `converters.featurize.clip_refusal`), is skipped
@@ -201,6 +203,8 @@ def prepare(
     name, records = load_records(
         data, root, synthetic=synthetic, cache_dir=cache.root if cache else None, strict=strict
     )
+    if check is not None:
+        check(name, records)
     undecodable = list(getattr(records, "undecodable", ()))
     listed, kept = None, None
     X, stats = extract(records, spec, cache=cache, progress=progress, desc=f"features {name}", strict=strict)
@@ -309,6 +313,19 @@ def split_indices(
         return stratified_split(y, seed=seed)
     if kind != "speaker":
         raise ConfigError(f"split must be 'random' or 'speaker', got {kind!r}")
+    check_speaker_folds(speakers, k, fold, name)
+    if k >= 3:
+        return group_kfold(speakers, k=k, seed=seed)[fold]
+    two = group_kfold(speakers, k=2, seed=seed, with_val=False)[fold]
+    inner = stratified_split(np.asarray(y)[two.train], fractions=(0.9, 0.1, 0.0), seed=seed)
+    return Split(two.train[inner.train], two.train[inner.val], two.test)
+
+
+def check_speaker_folds(speakers: Sequence[str], k: int, fold: int, name: str = "the data set") -> None:
+    """ConfigError when fold `fold` of `k` speaker folds cannot be drawn over files of these `speakers` (a file
+    naming no speaker, k < 2 or above the speaker count, a fold out of range). `split_indices` checks it, and
+    `prepare(check=...)` before the features are made: a new folder's features take minutes, and these errors
+    came only after them."""
     check_named_speakers(speakers, name)
     n_speakers = len(set(map(str, speakers)))
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 2:
@@ -323,11 +340,6 @@ def split_indices(
         )
     if not 0 <= fold < k:
         raise ConfigError(f"--fold {fold} is out of range for {k} folds (0..{k - 1})")
-    if k >= 3:
-        return group_kfold(speakers, k=k, seed=seed)[fold]
-    two = group_kfold(speakers, k=2, seed=seed, with_val=False)[fold]
-    inner = stratified_split(np.asarray(y)[two.train], fractions=(0.9, 0.1, 0.0), seed=seed)
-    return Split(two.train[inner.train], two.train[inner.val], two.test)
 
 
 def confusion(y_true: np.ndarray, y_pred: np.ndarray, n: int) -> np.ndarray:

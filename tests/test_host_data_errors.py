@@ -200,6 +200,27 @@ def test_too_many_speaker_folds_name_the_data_set(tmp_path: Path, capsys: pytest
         select(records, Selection(split="speaker", folds=4))
 
 
+@pytest.mark.parametrize("command", ["train", "laq"])
+def test_a_speaker_split_it_cannot_give_is_refused_before_any_feature(
+    command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--folds above the speakers, --fold out of range: said before the features are made (a new folder's take
+    minutes), not after them."""
+    import converters.pipeline
+
+    def no_features(*args, **kwargs):  # noqa: ANN002, ANN003
+        raise AssertionError("features made before the split was checked")
+
+    monkeypatch.setattr(converters.pipeline, "extract", no_features)
+    data = _class_folders(tmp_path / "mydata")
+    head = [command, "--data", str(data), "--split", "speaker", "--out", str(tmp_path / "out"), "--no-cache"]
+    assert main([*head, "--folds", "5"]) == 2
+    said = capsys.readouterr()
+    assert "error: mydata has 3 speakers; --folds 5 needs at least 5" in said.err and "[1/" not in said.out
+    assert main([*head, "--folds", "3", "--fold", "3"]) == 2
+    assert "error: --fold 3 is out of range for 3 folds (0..2)" in capsys.readouterr().err
+
+
 def test_prepared_synthetic_data_carries_its_spec(_cache: Path) -> None:
     from converters.featurize import FeatureCache
     from converters.pipeline import prepare
