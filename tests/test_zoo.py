@@ -348,3 +348,18 @@ def test_zoo_loso_on_a_folder_leaves_out_every_speaker_by_default(tmp_path) -> N
     args = ["zoo", "--data", str(data), "--split", "loso", "--models", "rf", "--out", str(out), "-q"]
     assert main(args) == 0
     assert len((out / "zoo-mine-loso.jsonl").read_text().splitlines()) == 3
+
+
+def test_the_default_output_folders_are_not_in_the_repository() -> None:
+    """`edge-ser zoo` run from the repository's root wrote runs/zoo/ there, untracked and unignored (out/, the
+    default of train, laq and demo, is ignored): a user's runs on their own data showed in `git status`."""
+    import argparse
+
+    from converters.zoo_cli import add_zoo_args
+
+    repo = Path(__file__).resolve().parents[1]
+    ignored = {line.strip() for line in (repo / ".gitignore").read_text().splitlines()}
+    p = argparse.ArgumentParser()
+    add_zoo_args(p)
+    defaults = [p.parse_args([]).out, Path("out/train"), Path("out/laq"), Path("out/demo")]
+    assert all(f"/{Path(d).parts[0]}/" in ignored for d in defaults), defaults
