@@ -308,6 +308,12 @@ def known_speaker(base: SpeakerNorm, clips: np.ndarray) -> SpeakerNorm:
     )
 
 
+def pm(mean: float, std: float, n_folds: int) -> str:
+    """A fraction as "mean +- std" in %, or "mean (one fold)" when there is one fold (its spread is not 0, it is
+    not known: a `--limit-folds 1` run printed "77.5 +- 0.0")."""
+    return f"{100 * mean:.1f} +- {100 * std:.1f}" if n_folds > 1 else f"{100 * mean:.1f} (one fold)"
+
+
 def cuts_table(folds: list[dict]) -> list[str]:
     """The held-out speakers' clips as recorded and cut short (`test_cuts`), UAR % transductive, mean +- std over
     folds, per scored model."""
@@ -329,9 +335,7 @@ def cuts_table(folds: list[dict]) -> list[str]:
     ]
     for key in keys:
         cells = [mean_std([f["cuts"][n][key]["uar"] for f in folds]) for n in ("as recorded", *names)]
-        lines.append(
-            f"| {label[key]} | " + " | ".join(f"{100 * m:.1f} +- {100 * sd:.1f}" for m, sd in cells) + " |"
-        )
+        lines.append(f"| {label[key]} | " + " | ".join(pm(m, sd, len(folds)) for m, sd in cells) + " |")
     return lines
 
 
@@ -414,9 +418,9 @@ def summary(
     }
     for model in models:
         t, label = table[model], labels[model]
-        cells = " | ".join(f"{100 * t[n]['uar']:.1f} +- {100 * t[n]['uar_std']:.1f}" for n in norms)
+        cells = " | ".join(pm(t[n]["uar"], t[n]["uar_std"], len(folds)) for n in norms)
         war = t["transductive"]
-        lines.append(f"| {label} | {cells} | {100 * war['war']:.1f} +- {100 * war['war_std']:.1f} |")
+        lines.append(f"| {label} | {cells} | {pm(war['war'], war['war_std'], len(folds))} |")
     gap = table["refit"]["transductive"]["uar"] - table["refit"]["online-20"]["uar"]
     lines += [
         "",

@@ -844,3 +844,11 @@ def test_a_fold_whose_training_speakers_lack_a_class_is_said():
     )
     (line,) = nested.missing_classes(rows, ["a", "b", "c"])
     assert line.startswith("fold c: no training clip of disgust (only c has it)")
+
+
+def test_a_one_fold_nested_table_says_one_fold_not_a_spread_of_zero() -> None:
+    """`ship_ser_nested.py --limit-folds 1` printed "77.5 +- 0.0" in every cell: one fold has no known spread."""
+    import benchmarks.ship_ser_nested as nested
+
+    assert nested.pm(0.775, 0.0, 1) == "77.5 (one fold)"
+    assert nested.pm(0.775, 0.052, 5) == "77.5 +- 5.2"
