@@ -497,7 +497,7 @@ def test_bench_warns_when_threads_exceed_the_cpus_it_runs_on(tmp_path, capsys, m
     monkeypatch.setattr("edge_ser.hostbench.usable_cpus", lambda: 2)
     missing = str(tmp_path / "missing.wav")
     assert main(["bench", str(SER), "--live", "--audio-file", missing, "--threads", "3"]) == 2
-    assert "warning: --threads 3 on 2 CPUs this process may run on" in capsys.readouterr().err
+    assert "edge-ser bench: warning: --threads 3 on 2 CPUs this process may run on" in capsys.readouterr().err
     main(["bench", str(SER), "--live", "--audio-file", missing, "--threads", "2"])
     assert "warning" not in capsys.readouterr().err
     # a projection for another board runs nothing here: no warning about this machine
@@ -513,3 +513,15 @@ def test_a_projection_names_its_board_with_the_right_article():
     assert (
         "nothing ran on a pi4;" in build_report(load_bundle(SER), load_profile("pi4"), threads=1).markdown()
     )
+
+
+def test_run_warns_when_threads_exceed_the_cpus_it_runs_on(tmp_path, capsys, monkeypatch):
+    """`edge-ser run --threads N` above the CPUs said nothing, as bench did before it warned."""
+    from edge_ser.cli import main
+
+    monkeypatch.setattr("edge_ser.hostbench.usable_cpus", lambda: 2)
+    missing = str(tmp_path / "missing.wav")
+    assert main(["run", str(SER), "--audio-file", missing, "--threads", "3"]) == 2
+    assert "edge-ser run: warning: --threads 3 on 2 CPUs this process may run on" in capsys.readouterr().err
+    main(["run", str(SER), "--audio-file", missing, "--threads", "2"])
+    assert "warning: --threads" not in capsys.readouterr().err

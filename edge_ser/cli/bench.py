@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from edge_ser.cli.common import warn_oversubscribed
+
 SHARED = ("bundle", "engine", "threads", "delegate", "providers", "json", "help")
 """Destinations of `edge-ser run`'s options that the roofline report uses too (the rest set up the live pipeline)."""
 ROOFLINE_ONLY = ("profile", "runs", "remeasure")
@@ -109,22 +111,6 @@ def check_json_apart(args: argparse.Namespace, outs: Sequence[Path], suffixes: S
                 )
 
 
-def warn_oversubscribed(threads: int | None) -> None:
-    """Say on stderr when --threads asks for more engine threads than this process may run on: they then
-    share the cores, and latency measures the contention, not the model."""
-    from edge_ser.hostbench import usable_cpus
-    from edge_ser.text import counted
-
-    cpus = usable_cpus()
-    if threads is not None and threads > cpus:
-        print(
-            f"edge-ser bench: warning: --threads {threads} on {counted(cpus, 'CPU')} this process may run on: the "
-            f"threads share them (oversubscribed), so the times include their contention; --threads {cpus} or "
-            "fewer measures the model",
-            file=sys.stderr,
-        )
-
-
 def cmd_bench(args: argparse.Namespace) -> int:
     from edge_ser.cli.common import check_writable
     from edge_ser.errors import ConfigError
@@ -138,7 +124,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         args, [args.out] if args.out is not None else [], LIVE_SUFFIXES if args.live else SUFFIXES
     )
     if args.live or args.profile == "host":  # runs here (a projection for another profile runs nothing)
-        warn_oversubscribed(args.threads)
+        warn_oversubscribed(args.threads, "bench", "the times include their contention")
     if args.live:
         from edge_ser.live.bench import cmd_bench_live
 

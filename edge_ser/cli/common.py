@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
@@ -107,6 +108,21 @@ ADAPT_HELP = {
     "online": "online: the statistics learn file by file in order, as a live session does",
     "off": "off: every file standardised by the training prior alone",
 }
+
+
+def warn_oversubscribed(threads: int | None, command: str, cost: str) -> None:
+    """Say on stderr when --threads asks for more engine threads than this process may run on: they then share
+    the cores (`cost`: what that does to the command's figures), and fewer threads would do better."""
+    from edge_ser.hostbench import usable_cpus
+    from edge_ser.text import counted
+
+    cpus = usable_cpus()
+    if threads is not None and threads > cpus:
+        print(
+            f"edge-ser {command}: warning: --threads {threads} on {counted(cpus, 'CPU')} this process may run on: "
+            f"the threads share them (oversubscribed), so {cost}; use --threads {cpus} or fewer",
+            file=sys.stderr,
+        )
 
 
 def add_adapt_arg(p: argparse.ArgumentParser, default: str, order: tuple[str, ...], lead: str) -> None:

@@ -23,6 +23,7 @@ from edge_ser.cli.common import (
     in_range,
     load_speaker_file,
     save_speaker_file,
+    warn_oversubscribed,
 )
 from edge_ser.errors import ConfigError
 from edge_ser.live.capture import CaptureSettings
@@ -424,7 +425,10 @@ def no_frames(rec: Any, runner: Any, stats: Any) -> str | None:
     source = getattr(getattr(frames, "config", None), "source", None)
     name = f"camera {source!r}" if source is not None else "the video source"
     why = getattr(frames, "last_reason", None)
-    outcome = {"audio-only": "the run was audio-only", "no face": "every update said no face (no label was given)"}.get(
+    outcome = {
+        "audio-only": "the run was audio-only",
+        "no face": "every update said no face (no label was given)",
+    }.get(
         runner.pipeline.without_faces,
         "every answer was the fused model on black frames (give --fallback an audio-only bundle to answer from the "
         "audio alone)",
@@ -510,6 +514,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from edge_ser.live.outputs import make_outputs
     from edge_ser.live.signals import StopFlag
 
+    warn_oversubscribed(args.threads, "run", "each update waits on the others and may fall behind real time")
     with StopFlag() as stop, make_outputs(output_settings(args)) as outputs:
         rec, runner = build(args, stop=stop, outputs=[outputs])
         bundle = rec.bundle
