@@ -559,7 +559,9 @@ def test_the_deploy_readme_uses_first_boot_where_it_works_and_deploys_as_its_use
     }
     bookworm = [ln for ln in text.splitlines() if ln.startswith("| 4'. Bookworm")]
     assert bookworm and "deploy/pi/install.sh" in bookworm[0]
-    assert "--deploy-user edge" in bookworm[0]
+    # the login that runs it (Bookworm's user is the one set in Imager; no image has `pi` any more), which step 5
+    # deploys as
+    assert '--deploy-user "$USER"' in bookworm[0]
 
 
 _RUN_FIRSTBOOT = """
