@@ -13,12 +13,18 @@ def test_signals_deferred_delivers_a_ctrl_c_after_the_block():
     from edge_ser.fileio import signals_deferred
 
     done = []
-    with pytest.raises(KeyboardInterrupt):
-        with signals_deferred():
-            os.kill(os.getpid(), signal.SIGINT)
-            done.append("after the signal")
-    assert done == ["after the signal"]
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    # a test run started in the background by a non-interactive shell inherits SIGINT ignored (Python then installs
+    # no handler): the block restores what it found, so the Ctrl-C is what this test installs
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with signals_deferred():
+                os.kill(os.getpid(), signal.SIGINT)
+                done.append("after the signal")
+        assert done == ["after the signal"]
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, inherited)
 
 
 def test_the_cli_runs_numpys_blas_on_one_thread():
