@@ -646,3 +646,19 @@ def test_a_missing_file_says_so_first_whatever_the_bundle(tmp_path, bundle: str,
     missing = tmp_path / name
     with pytest.raises(EdgeSerError, match=rf"^{missing}: no such file$"):
         _shipped(bundle).predict_file(missing)
+
+
+def test_manifest_sha256_is_the_build_that_was_loaded(fusion, tmp_path) -> None:
+    """A report names the build it measured: `manifest_sha256` is the digest of the manifest bytes `load_bundle`
+    read, not of whatever the file holds later (a deploy switching `current` during a long bench)."""
+    from edge_ser.bundle import load_bundle
+
+    copy = tmp_path / "copy"
+    shutil.copytree(fusion.parent, copy, symlinks=True)
+    root = copy / fusion.name
+    want = hashlib.sha256((root / "manifest.json").read_bytes()).hexdigest()
+    b = load_bundle(root)
+    audio_want = hashlib.sha256((copy / "audio" / "manifest.json").read_bytes()).hexdigest()
+    for path in (root / "manifest.json", copy / "audio" / "manifest.json"):
+        path.write_bytes(path.read_bytes() + b"\n")  # a later build on disk
+    assert b.manifest_sha256 == want and b.branches["audio"].manifest_sha256 == audio_want

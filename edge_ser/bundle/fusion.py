@@ -17,7 +17,6 @@ fusion bundle when its manifest has a `fusion` block; nothing else in edge-ser n
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -27,11 +26,11 @@ from typing import TYPE_CHECKING, Any
 
 from edge_ser.bundle.identity import BundleIdentity
 from edge_ser.bundle.manifest import MANIFEST_NAME, check_schema
-from edge_ser.bundle.read import BundleSource, DirSource, open_source
+from edge_ser.bundle.read import BundleSource, DirSource
 from edge_ser.errors import BundleError, ConfigError
 from edge_ser.fusion import FusionRule
 from edge_ser.inputs.fusion import BLOCK, CLIP_INPUT, FusionKind
-from edge_ser.limits import MAX_LABEL_CHARS, MAX_LABELS, MAX_MANIFEST_BYTES, MAX_NAME_CHARS
+from edge_ser.limits import MAX_LABEL_CHARS, MAX_LABELS, MAX_NAME_CHARS
 from edge_ser.schema import Checker
 
 if TYPE_CHECKING:
@@ -198,8 +197,7 @@ def load_fusion_bundle(
         if isinstance(b, FusionBundle):
             raise BundleError(f"{where}: is itself a fusion bundle; a branch must be a model bundle")
         if verify:
-            with open_source(path, str(path), MAX_MANIFEST_BYTES, MAX_MANIFEST_BYTES) as s:
-                sha = hashlib.sha256(s.read(MANIFEST_NAME, MAX_MANIFEST_BYTES)).hexdigest()
+            sha = b.manifest_sha256  # of the manifest bytes the branch was loaded from
             if sha != entry["manifest_sha256"]:
                 raise BundleError(
                     f"{where}: its manifest's sha256 is {sha[:12]}..., the fusion manifest pins "

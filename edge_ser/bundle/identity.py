@@ -30,7 +30,12 @@ class BundleIdentity:
     @property
     def manifest_sha256(self) -> str | None:
         """The sha256 of the manifest file as stored (what `manifest.sha256` holds and a fusion bundle pins): which
-        build of the bundle a report is of. None when the file cannot be read again."""
+        build of the bundle a report is of. `load_bundle` records it from the bytes it loaded (read again later, a
+        device's `current` switched by a deploy during a long bench would have named the new build); a bundle made
+        in memory reads its file. None when the file cannot be read."""
+        cached = getattr(self, "_cache", {}).get("manifest_sha256")
+        if cached is not None:
+            return cached
         import hashlib
 
         from edge_ser.bundle.manifest import MANIFEST_NAME

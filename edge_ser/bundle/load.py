@@ -254,10 +254,13 @@ def load_bundle(
                 raise missing_sum(src)
             check_manifest_sum(source.read(MANIFEST_SUM_NAME, MAX_SUM_BYTES), manifest_bytes, src)
         manifest = parse_manifest(manifest_bytes, src)
+        digest = hashlib.sha256(manifest_bytes).hexdigest()  # the build loaded (`manifest_sha256`)
         if is_fusion(manifest):  # a composition of branch bundles (edge_ser.bundle.fusion)
-            return load_fusion_bundle(
+            fused = load_fusion_bundle(
                 Path(path), src, manifest, source, verify=verify, load_bundle=load_bundle
             )
+            fused._cache["manifest_sha256"] = digest
+            return fused
         names = _listed_names(manifest, src)
         spec = validate_manifest(manifest, source=src)  # every field, before any listed file is read
         source.refuse_unlisted(names)
@@ -269,7 +272,9 @@ def load_bundle(
                 raise BundleError(f"bundle {src}: {name}: beyond the size limits ({max_file_bytes:,} bytes per "
                                   f"file, {max_total_bytes:,} in all); not read")  # fmt: skip
             files[name] = source.read_exact(name, size)
-    return make_bundle(Path(path), src, manifest, files, verify=verify, spec=spec)
+    bundle = make_bundle(Path(path), src, manifest, files, verify=verify, spec=spec)
+    bundle._cache["manifest_sha256"] = digest
+    return bundle
 
 
 def make_bundle(
