@@ -9,7 +9,7 @@ model's exported graph with it (`converters.models.counts`).
     >>> from edge_ser.bundle import load_bundle
     >>> c = count(load_bundle("bundles/av_cnn"))
     >>> c.flops, c.dense_flops, c.weight_bytes, c.activation_bytes, round(c.intensity, 2)
-    (20142887, 19948663, 16774, 1903580, 10.49)
+    (20142887, 19948663, 16160, 1903580, 10.49)
     >>> print(c.report())           # per-node table + totals + CONVENTION
 
 Convention (the AV seed's; `CONVENTION` says it in words and every report prints it):

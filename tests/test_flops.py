@@ -370,6 +370,74 @@ def test_shipped_av_bundle_bytes_at_stored_bits():
     assert c.intensity == pytest.approx(20_142_887 / (16_160 + 1_903_580))
 
 
+@pytest.mark.skipif(not AV_BUNDLE.is_dir(), reason="bundles/av_cnn is not in this checkout")
+def test_module_docstring_example_is_av_cnns_count():
+    """The example at the top of edge_ser.flops shows av_cnn's totals; it said 16,774 weight bytes after the
+    bundle's count had become 16,160 (a review): it must print what count() gives."""
+    import re
+
+    import edge_ser.flops as flops_module
+
+    shown = re.search(r"round\(c\.intensity, 2\)\n\s+\(([^)]*)\)", flops_module.__doc__)
+    assert shown, "the docstring's example output is missing"
+    c = count(load_bundle(AV_BUNDLE))
+    got = (c.flops, c.dense_flops, c.weight_bytes, c.activation_bytes, round(c.intensity, 2))
+    assert tuple(float(v) for v in shown.group(1).split(",")) == got
+
+
+SHIPPED = sorted(p.parent for p in (REPO / "bundles").glob("*/model.onnx"))
+
+
+def _independent_recount(path: Path) -> list[tuple[str, int]]:
+    """(op, FLOPs) per node from the ONNX file itself: onnx's own shape inference (batch 1) and the convention
+    written out again here, not edge_ser.flops's rules: an independent check of the shipped bundles."""
+    onnx = pytest.importorskip("onnx")
+    m = onnx.load(str(path), load_external_data=False)
+    for i in m.graph.input:
+        for d in i.type.tensor_type.shape.dim:
+            if not d.HasField("dim_value"):
+                d.dim_value = 1
+    m = onnx.shape_inference.infer_shapes(m)
+    shape = {t.name: list(t.dims) for t in m.graph.initializer}
+    for vi in [*m.graph.input, *m.graph.value_info, *m.graph.output]:
+        shape[vi.name] = [d.dim_value for d in vi.type.tensor_type.shape.dim]
+    copies = {"Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze", "Concat", "Identity", "Dropout"}
+    per_element = {"BatchNormalization": 2, "LayerNormalization": 7, "Softmax": 3, "LogSoftmax": 3}
+    out = []
+    for n in m.graph.node:
+        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in n.attribute}
+        y = math.prod(shape[n.output[0]])
+        bias = y if len(n.input) > 2 and n.input[2] else 0
+        if n.op_type == "Conv":  # Ci / groups from the input, kernel from the weight
+            x, w = shape[n.input[0]], shape[n.input[1]]
+            f = 2 * y * (x[1] // attrs.get("group", 1)) * math.prod(w[2:]) + bias
+        elif n.op_type == "Gemm":
+            a = shape[n.input[0]]
+            f = 2 * y * (a[0] if attrs.get("transA", 0) else a[1]) + bias
+        elif n.op_type == "MatMul":
+            f = 2 * y * shape[n.input[0]][-1]
+        elif n.op_type in ("MaxPool", "AveragePool"):
+            f = y * math.prod(attrs["kernel_shape"])
+        elif n.op_type.startswith(("Global", "Reduce")):
+            f = math.prod(shape[n.input[0]])
+        elif n.op_type in per_element:
+            f = per_element[n.op_type] * y
+        else:
+            f = 0 if n.op_type in copies else y
+        out.append((n.op_type, f))
+    return out
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
+def test_shipped_bundles_per_node_flops_match_an_independent_recount(path):
+    """Every shipped bundle (grouped and depthwise convs in face_fer, LayerNorm / attention MatMul / Softmax /
+    ReduceMean in the tiny transformer, pools, MLPs), node by node, and the manifest's totals."""
+    b = load_bundle(path)
+    c = count(b)
+    assert [(r.op, r.flops) for r in c.layers] == _independent_recount(path / "model.onnx")
+    assert b.manifest["flops"]["flops"] == c.flops and b.manifest["flops"]["weight_bytes"] == c.weight_bytes
+
+
 def test_convention_states_the_scale_bytes_the_counter_uses():
     """The counter takes a packed tensor's scales as stored (float16: 2 bytes), and the text must say so."""
     assert "4 bytes per output-channel scale" not in CONVENTION
