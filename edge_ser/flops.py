@@ -242,8 +242,23 @@ def held_weight_infos(infos: Mapping[str, WeightInfo], held_bytes: int) -> dict[
 Shape = tuple[int, ...]
 
 
+class _Traffic:
+    """`bytes` and `intensity` of a count that has `flops`, `weight_bytes` and `activation_bytes`: one node's
+    (`LayerCount`) or the whole inference's (`GraphCount`)."""
+
+    @property
+    def bytes(self) -> int:
+        """Bytes moved: weights plus activations."""
+        return self.weight_bytes + self.activation_bytes
+
+    @property
+    def intensity(self) -> float:
+        """FLOP per byte moved."""
+        return self.flops / self.bytes if self.bytes else 0.0
+
+
 @dataclass(frozen=True)
-class LayerCount:
+class LayerCount(_Traffic):
     """One graph node: its FLOPs, the weight and activation bytes it moves, and its shapes."""
 
     index: int
@@ -264,15 +279,6 @@ class LayerCount:
     bits: int | None
     """Stored bit width of its main weight (a Conv / Gemm / MatMul's second input); None without."""
 
-    @property
-    def bytes(self) -> int:
-        return self.weight_bytes + self.activation_bytes
-
-    @property
-    def intensity(self) -> float:
-        """FLOP per byte moved."""
-        return self.flops / self.bytes if self.bytes else 0.0
-
     def to_dict(self) -> dict[str, Any]:
         return {
             "index": self.index,
@@ -291,7 +297,7 @@ class LayerCount:
 
 
 @dataclass(frozen=True)
-class GraphCount:
+class GraphCount(_Traffic):
     """Per-node counts of a graph and their totals, by `CONVENTION`."""
 
     layers: tuple[LayerCount, ...]
@@ -314,15 +320,6 @@ class GraphCount:
     @property
     def activation_bytes(self) -> int:
         return sum(r.activation_bytes for r in self.layers)
-
-    @property
-    def bytes(self) -> int:
-        return self.weight_bytes + self.activation_bytes
-
-    @property
-    def intensity(self) -> float:
-        """FLOP per byte for the whole inference."""
-        return self.flops / self.bytes if self.bytes else 0.0
 
     def by_layer(self) -> dict[str, LayerCount]:
         """The nodes that carry a `<layer>.weight`, by layer name (e.g. {"video.0": Conv row, ...})."""
