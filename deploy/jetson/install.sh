@@ -25,21 +25,13 @@ usage() {
 
 while [ $# -gt 0 ]; do
     case $1 in
-        --dry-run) DRY_RUN=1 ;;
-        --deploy-user) DEPLOY_USER=${2:?--deploy-user needs a user name}; shift ;;
-        --bundle) BUNDLE=${2:?--bundle needs a path}; shift ;;
-        --camera) CAMERA=${2:?--camera needs a source}; CAMERA_GIVEN=1; shift ;;
         --csi-camera) CAMERA="nvarguscamerasrc ! video/x-raw(memory:NVMM),width=1280,height=720,framerate=30/1 ! nvvidconv ! video/x-raw,format=BGRx ! videoconvert ! video/x-raw,format=BGR ! appsink"; CAMERA_GIVEN=1 ;;
         --ort-wheel) ORT_WHEEL=${2:?--ort-wheel needs a .whl path}; shift ;;
-        --no-enable) ENABLE=0 ;;
-        -h|--help) usage; exit 0 ;;
-        -*) usage >&2; die "unknown option $1" ;;
-        *) [ -z "$WHEELHOUSE" ] || die "one wheelhouse only"; WHEELHOUSE=$1 ;;
+        *) common_option "$@"; shift "$OPTION_VALUES" ;;
     esac
     shift
 done
-[ -n "$WHEELHOUSE" ] || { usage >&2; exit 2; }
-[ "$DRY_RUN" = 1 ] || [ "$(id -u)" = 0 ] || die "run as root (sudo), or with --dry-run"
+check_common_options
 check_deploy_user
 
 # L4T / JetPack: /etc/nv_tegra_release says e.g. "# R36 (release), REVISION: 3.0, ..." (R36 = JetPack 6.x, R35 = 5.x)

@@ -317,3 +317,28 @@ common_usage() {
   --no-enable          install but do not enable / start the service
 USAGE
 }
+
+# common_option "$@": the argument in $1 when it is one that both scripts take (common_usage lists them), after
+# the script's own options; sets OPTION_VALUES to the values it took after $1 (0 or 1: the caller shifts them).
+# An unknown option or a second WHEELHOUSE stops the run (with the script's `usage`).
+# shellcheck disable=SC2034  # BUNDLE, CAMERA, ENABLE: read by the scripts
+common_option() {
+    OPTION_VALUES=0
+    case $1 in
+        --dry-run) DRY_RUN=1 ;;
+        --deploy-user) DEPLOY_USER=${2:?--deploy-user needs a user name}; OPTION_VALUES=1 ;;
+        --bundle) BUNDLE=${2:?--bundle needs a path}; OPTION_VALUES=1 ;;
+        --camera) CAMERA=${2:?--camera needs a source}; CAMERA_GIVEN=1; OPTION_VALUES=1 ;;
+        --no-enable) ENABLE=0 ;;
+        -h|--help) usage; exit 0 ;;
+        -*) usage >&2; die "unknown option $1" ;;
+        *) [ -z "$WHEELHOUSE" ] || die "one wheelhouse only"; WHEELHOUSE=$1 ;;
+    esac
+}
+
+# check_common_options: once the options are read, before any change: a WHEELHOUSE was given, and root (or
+# --dry-run); the scripts then call check_deploy_user
+check_common_options() {
+    [ -n "$WHEELHOUSE" ] || { usage >&2; exit 2; }
+    [ "$DRY_RUN" = 1 ] || [ "$(id -u)" = 0 ] || die "run as root (sudo), or with --dry-run"
+}

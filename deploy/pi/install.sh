@@ -21,20 +21,12 @@ usage() {
 
 while [ $# -gt 0 ]; do
     case $1 in
-        --dry-run) DRY_RUN=1 ;;
-        --deploy-user) DEPLOY_USER=${2:?--deploy-user needs a user name}; shift ;;
-        --bundle) BUNDLE=${2:?--bundle needs a path}; shift ;;
-        --camera) CAMERA=${2:?--camera needs a source}; CAMERA_GIVEN=1; shift ;;
         --pi-camera) PI_CAMERA=1; CAMERA_GIVEN=1 ;;
-        --no-enable) ENABLE=0 ;;
-        -h|--help) usage; exit 0 ;;
-        -*) usage >&2; die "unknown option $1" ;;
-        *) [ -z "$WHEELHOUSE" ] || die "one wheelhouse only"; WHEELHOUSE=$1 ;;
+        *) common_option "$@"; shift "$OPTION_VALUES" ;;
     esac
     shift
 done
-[ -n "$WHEELHOUSE" ] || { usage >&2; exit 2; }
-[ "$DRY_RUN" = 1 ] || [ "$(id -u)" = 0 ] || die "run as root (sudo), or with --dry-run"
+check_common_options
 check_deploy_user
 
 model=$(tr -d '\0' 2>/dev/null </proc/device-tree/model || echo unknown)
