@@ -607,6 +607,35 @@ def test_reader_errors_name_the_source_and_the_problem(tmp_path: Path) -> None:
         read_esq_bytes(good, expected_sha256="0" * 64)
 
 
+def test_reader_errors_for_the_doc_promised_cases_name_the_file(tmp_path: Path) -> None:
+    """docs/packed-format.md, "What a reader must check" (rules 2, 5, 6, 7, 9): wrong magic, a bit width out of
+    range, a table / metadata / block pointing past the end and truncation each raise PackedFormatError whose
+    message starts with the path of the file."""
+    good = encode(tiny_tensors(), {"model": "tiny"})
+    scales_at = field_at(good, 0, "scales_offset")
+    cases = [
+        (b"EDGESERX" + good[8:], "not an .esq file: it starts with b'EDGESERX'"),
+        (good[:7], "truncated"),
+        (good[:95], "truncated: the header needs 96 bytes but the file has 95"),
+        (good[:-1], "truncated: the header says the file has 392 bytes but it has 391"),
+        (mutate(good, 40, struct.pack("<Q", 10**6)), "truncated: tensor table ends at byte 1000096"),
+        (mutate(good, 56, struct.pack("<Q", 10**5)), "truncated: metadata ends at byte 100216"),
+        (mutate(good, scales_at, struct.pack("<Q", 9000)), "truncated: tensor 'w' scales ends at byte 9008"),
+        (mutate(good, scales_at, struct.pack("<Q", 2**64 - 64)), "tensor 'w' scales ends at byte"),
+    ]
+    cases += [
+        (mutate(good, field_at(good, 0, "bits"), bytes([b])), f"tensor 'w': bits {b} is not one of 1..8")
+        for b in (0, 12, 17, 33, 255)
+    ]
+    path = tmp_path / "bad.esq"
+    for data, match in cases:
+        path.write_bytes(data)
+        with pytest.raises(PackedFormatError) as err:
+            read_esq(path)
+        assert str(err.value).startswith(f"{path}: "), str(err.value)
+        assert match in str(err.value), (match, str(err.value))
+
+
 def test_nonzero_padding_bits_after_the_last_code() -> None:
     data = encode([Tensor.quantized("w", np.array([1, -1, 1]), np.ones(3), 2)])
     at = struct.unpack_from("<Q", data, field_at(data, 0, "payload_offset"))[0]
