@@ -467,7 +467,28 @@ def _metadata_bytes(metadata: dict | None) -> bytes:
         raise ConfigError(f"metadata cannot be encoded as UTF-8: {e}") from None
     if len(raw) > MAX_METADATA_BYTES:
         raise ConfigError(f"metadata is {len(raw)} bytes of JSON; at most {MAX_METADATA_BYTES} are allowed")
+    _check_binary64_ints(metadata)
     return raw
+
+
+def _check_binary64_ints(metadata: dict) -> None:
+    """ConfigError for an integer that rounds past the largest binary64 (a C reader's strtod gives inf for it,
+    as for 1e999, which json.dumps already refuses). Iterative: json.dumps has bounded the depth already."""
+    stack: list[object] = [metadata]
+    while stack:
+        x = stack.pop()
+        if isinstance(x, dict):
+            stack.extend(x.values())
+        elif isinstance(x, (list, tuple)):
+            stack.extend(x)
+        elif isinstance(x, int) and not isinstance(x, bool):
+            try:
+                float(x)
+            except OverflowError:
+                raise ConfigError(
+                    f"metadata cannot be stored as JSON: an integer of {len(str(abs(x)))} digits does not fit "
+                    "in a binary64 (readers would see inf)"
+                ) from None
 
 
 def _entry_bytes(t: Tensor, scales_at: int, payload_at: int, payload_len: int) -> bytes:

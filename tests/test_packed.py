@@ -636,6 +636,27 @@ def test_reader_errors_for_the_doc_promised_cases_name_the_file(tmp_path: Path) 
         assert match in str(err.value), (match, str(err.value))
 
 
+def test_integers_that_do_not_fit_a_binary64_are_refused(tmp_path: Path) -> None:
+    """docs/packed-format.md, Metadata: a reader rejects, and the writer never writes, numbers that do not fit in
+    a binary64. An integer literal without an exponent is such a number once it rounds past DBL_MAX (a C reader's
+    strtod gives inf), so 10**400 must be refused on both sides, not only 1e999."""
+    big = 10**400
+    for meta in ({"a": big}, {"a": [1, -big]}, {"a": {"b": big}}):
+        with pytest.raises(ConfigError, match="binary64"):
+            write_esq(tmp_path / "m.esq", [], metadata=meta)
+    assert not (tmp_path / "m.esq").exists()
+    good = encode([], {})
+    for literal in (str(big), str(-big), str(2**1024)):
+        meta = b'{"a":[0,' + literal.encode() + b"]}"
+        data = bytearray(good[:96]) + meta  # no tensors: the metadata follows the header
+        struct.pack_into("<QI", data, 16, len(data), 0)  # file_size, tensor_count
+        struct.pack_into("<QQQ", data, 40, 0, 96, len(meta))  # table_length, metadata_offset, metadata_length
+        with pytest.raises(PackedFormatError, match="^m.esq: metadata .*binary64"):
+            read_esq_bytes(refix_digest(data), source="m.esq")
+    fits = {"a": 2**1023, "b": -(2**1000), "c": 2**53 + 1}  # finite as a binary64 (rounded, like any number)
+    assert read_esq(write_esq(tmp_path / "ok.esq", [], metadata=fits)).metadata == fits
+
+
 def test_nonzero_padding_bits_after_the_last_code() -> None:
     data = encode([Tensor.quantized("w", np.array([1, -1, 1]), np.ones(3), 2)])
     at = struct.unpack_from("<Q", data, field_at(data, 0, "payload_offset"))[0]
