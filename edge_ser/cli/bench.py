@@ -46,16 +46,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--profile",
         default="host",
-        help="device profile: host (measured here, default) or a firmware profile (projected)",
+        metavar="NAME",
+        help="device profile: host (measured here, default), or a firmware profile by name (projected; e.g. "
+        "pi4, pi5, orin-nano-8gb: an unknown name is an error listing them) or path to a profile .yaml file",
     )
     p.add_argument(
-        "--runs", type=int, default=RUNS, help=f"timed predict() calls for the latency (default {RUNS})"
+        "--runs",
+        type=int,
+        default=RUNS,
+        metavar="N",
+        help=f"timed predict() calls for the latency (default {RUNS})",
     )
     p.add_argument(
         "--remeasure", action="store_true", help="measure the host profile again instead of using its cache"
     )
     p.add_argument(
-        "--rss-every", type=float, default=5.0, help="--live: seconds between memory samples (default 5)"
+        "--rss-every",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="--live: seconds between memory samples (default 5)",
     )
     p.add_argument(
         "--out", type=Path, default=None, help="write OUT.json and OUT.md (and the roofline plot OUT.png)"

@@ -33,18 +33,21 @@ from edge_ser.text import printable
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "predict",
-        help="classify audio (or, with an audio-visual bundle, video) files with a bundle",
+        help="classify audio files (video with an audio-visual bundle, images or video with a face bundle)",
         description="Each file through the bundle's own input pipeline (`edge-ser info BUNDLE` says which: the "
-        "clip's functionals or feature vector, log-Mel patches voted per clip; a face bundle, face crops of the "
-        "video's frames through its Haar search; av_cnn, 6 sampled frames and the audio track as MFCC segments; "
+        "clip's functionals or feature vector, log-Mel patches voted per clip; a face bundle, face crops of an image or "
+        "a video's frames through its Haar search; av_cnn, 6 sampled frames and the audio track as MFCC segments; "
         "a fusion bundle, each branch's own), then the bundle on an engine. Folders are searched recursively.",
     )
     p.add_argument("bundle", type=Path, help="bundle folder or .tar")
     p.add_argument(
-        "files", nargs="+", type=Path, help="audio files or folders (audio-visual bundles: video files)"
+        "files",
+        nargs="+",
+        type=Path,
+        help="audio files or folders (audio-visual bundles: video files; face bundles: images or video files)",
     )
     add_engine_args(p)
-    p.add_argument("--top", type=int, default=3, help="labels to show per file (default 3)")
+    p.add_argument("--top", type=int, default=3, metavar="N", help="labels to show per file (default 3)")
     p.add_argument(
         "--windows",
         action="store_true",

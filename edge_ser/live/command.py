@@ -57,21 +57,35 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
         "--audio-file",
         type=Path,
         default=None,
+        metavar="FILE",
         help="an audio file (WAV, FLAC, Ogg, MP3, ...) instead of the microphone",
     )
     src.add_argument(
         "--camera",
         default=None,
+        metavar="SOURCE",
         help="camera: index, /dev/videoN, a GStreamer pipeline (Pi camera / Jetson CSI) or an RTSP URL",
     )
-    src.add_argument("--width", type=int, default=640, help="camera frame width (default 640)")
-    src.add_argument("--height", type=int, default=480, help="camera frame height (default 480)")
-    src.add_argument("--fps", type=float, default=None, help="camera frame rate (default: the camera's)")
     src.add_argument(
-        "--video-file", type=Path, default=None, help="a video file or an image folder instead of the camera"
+        "--width", type=int, default=640, metavar="PIXELS", help="camera frame width (default 640)"
     )
     src.add_argument(
-        "--image-fps", type=float, default=25.0, help="frame rate of an image folder (default 25)"
+        "--height", type=int, default=480, metavar="PIXELS", help="camera frame height (default 480)"
+    )
+    src.add_argument("--fps", type=float, default=None, help="camera frame rate (default: the camera's)")
+    src.add_argument(
+        "--video-file",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="a video file or an image folder instead of the camera",
+    )
+    src.add_argument(
+        "--image-fps",
+        type=float,
+        default=25.0,
+        metavar="FPS",
+        help="frame rate of an image folder (default 25)",
     )
     src.add_argument(
         "--fast",
@@ -84,11 +98,26 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
         "--fallback",
         type=Path,
         default=None,
+        metavar="BUNDLE",
         help="an audio-only bundle used when no face is seen (AV bundles)",
     )
-    m.add_argument("--window", type=float, default=3.0, help="seconds of audio per decision (default 3)")
-    m.add_argument("--hop", type=float, default=0.5, help="seconds between decisions (default 0.5)")
-    m.add_argument("--smoothing", choices=("ema", "majority", "none"), default="ema", help="default ema")
+    m.add_argument(
+        "--window",
+        type=float,
+        default=3.0,
+        metavar="SECONDS",
+        help="seconds of audio per decision (default 3)",
+    )
+    m.add_argument(
+        "--hop", type=float, default=0.5, metavar="SECONDS", help="seconds between decisions (default 0.5)"
+    )
+    m.add_argument(
+        "--smoothing",
+        choices=("ema", "majority", "none"),
+        default="ema",
+        help="how successive windows' probabilities are combined: ema (an exponential moving average, see "
+        "--ema-alpha), majority (a vote of the top labels of the last --majority-k windows) or none (default ema)",
+    )
     m.add_argument(
         "--no-adapt",
         action="store_true",
@@ -114,10 +143,22 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
     )
     add_enroll_arg(m, "--no-adapt")
     add_speaker_file_arg(m)
-    m.add_argument("--ema-alpha", type=float, default=0.5, help="weight of the newest window (default 0.5)")
-    m.add_argument("--majority-k", type=int, default=5, help="windows in the majority vote (default 5)")
     m.add_argument(
-        "--vad-db", type=float, default=-45.0, help="silence below this RMS level, dBFS (default -45)"
+        "--ema-alpha",
+        type=float,
+        default=0.5,
+        metavar="ALPHA",
+        help="weight of the newest window (default 0.5)",
+    )
+    m.add_argument(
+        "--majority-k", type=int, default=5, metavar="K", help="windows in the majority vote (default 5)"
+    )
+    m.add_argument(
+        "--vad-db",
+        type=float,
+        default=-45.0,
+        metavar="DBFS",
+        help="silence below this RMS level, dBFS (default -45)",
     )
     m.add_argument(
         "--vad-voicing",
@@ -144,18 +185,26 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
         f"with a pauses block; default {'on' if CUT_PAUSES_DEFAULT else 'off'}; docs/live.md)",
     )
     m.add_argument(
-        "--face-every", type=in_range(1), default=5, help="full face detection every k-th crop (default 5)"
+        "--face-every",
+        type=in_range(1),
+        default=5,
+        metavar="K",
+        help="full face detection every k-th crop (default 5)",
     )
     m.add_argument(
         "--seconds",
         type=float,
         default=None,
+        metavar="SECONDS",
         help="stop after this much stream time (the first update comes when the first --window is full)",
     )
     o = p.add_argument_group("outputs")
     o.add_argument("--no-console", action="store_true", help="no live table on the terminal")
     o.add_argument(
-        "--json", default=None, help="JSON lines to this file (replaced; see --json-append), or - for stdout"
+        "--json",
+        default=None,
+        metavar="FILE",
+        help="JSON lines to this file (replaced; see --json-append), or - for stdout",
     )
     o.add_argument(
         "--json-append",
@@ -170,13 +219,17 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
         nargs="?",
         const=0,
         default=None,
-        help="serve the live page (optional port; 0: any)",
+        metavar="PORT",
+        help="serve the live page on this port (optional; 0 or none: any free port)",
     )
-    o.add_argument("--web-host", default="127.0.0.1", help="interface of the page (default 127.0.0.1)")
+    o.add_argument(
+        "--web-host", default="127.0.0.1", metavar="HOST", help="interface of the page (default 127.0.0.1)"
+    )
     o.add_argument(
         "--web-max-clients",
         type=int,
         default=16,
+        metavar="N",
         help="open page streams at most; one more gets HTTP 503 and retries (default 16)",
     )
 
