@@ -35,6 +35,8 @@ DATASETS = (
     "emodb, ravdess, tess, savee, cremad, fer2013, synthetic, or a folder of your own: <class>/<speaker>_<name>.wav "
     "or <class>/<speaker>/<name>.wav (docs/data.md)"
 )
+ROOT_HELP = "data set folder (default: found under $EDGE_SER_DATA, else the checkout's ../shared/datasets)"
+"""--root's help: where converters.data.loaders looks for a named data set (`default_data_root`, `find_dataset`)."""
 AV_DATASETS = ("synthetic-av",)
 """Audio-visual data sets for --model av_cnn (as converters.tasks.AV_DATA)."""
 
@@ -435,9 +437,7 @@ def _nothing_scored(report, args: argparse.Namespace) -> int:  # noqa: ANN001 - 
 def _add_eval_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("bundle", type=Path, help="bundle folder or .tar")
     p.add_argument("--data", required=True, help=f"data set: {DATASETS}")
-    p.add_argument(
-        "--root", type=Path, default=None, help="data set folder (default: found under $EDGE_SER_DATA)"
-    )
+    p.add_argument("--root", type=Path, default=None, metavar="DIR", help=ROOT_HELP)
     p.add_argument(
         "--split",
         choices=("all", "test", "random", "speaker"),
@@ -455,7 +455,9 @@ def _add_eval_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--fold", type=int, default=0, help="test fold of --split speaker (default 0)")
     p.add_argument("--folds", type=int, default=5, help="folds of --split speaker (default 5, as train)")
-    p.add_argument("--limit", type=int, default=None, help="at most N files, spread evenly over the list")
+    p.add_argument(
+        "--limit", type=int, default=None, metavar="N", help="at most N files, spread evenly over the list"
+    )
     p.add_argument("--strict", action="store_true", help="stop at the first file that cannot be decoded")
     p.add_argument(
         "--room",
@@ -475,7 +477,9 @@ def _add_eval_args(p: argparse.ArgumentParser) -> None:
     )
     p.set_defaults(adapt=DefaultMode("online"))  # so cmd_eval knows whether --adapt was given
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the tables")
-    p.add_argument("--png", type=Path, default=None, help="write the confusion matrix as a PNG")
+    p.add_argument(
+        "--png", type=Path, default=None, metavar="FILE", help="write the confusion matrix as a PNG"
+    )
     p.add_argument(
         "--out", type=Path, default=None, help="write OUT.json, OUT.md and OUT.png (with the command)"
     )
@@ -676,7 +680,8 @@ def _add_train_args(p: argparse.ArgumentParser, *, data_default: str | None, out
         "--root",
         type=Path,
         default=None,
-        help="data set folder (default: $EDGE_SER_DATA/<name> or ../shared/datasets/<name>)",
+        metavar="DIR",
+        help=ROOT_HELP,
     )
     p.add_argument(
         "--split",
@@ -780,9 +785,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "counted as skipped.",
     )
     p.add_argument("data", help=f"data set: {DATASETS}")
-    p.add_argument(
-        "--root", type=Path, default=None, help="data set folder (default: found under $EDGE_SER_DATA)"
-    )
+    p.add_argument("--root", type=Path, default=None, metavar="DIR", help=ROOT_HELP)
     p.add_argument(
         "--split",
         choices=(*FER_SPLITS, "all"),
@@ -911,12 +914,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         + spec_help(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("spec", type=Path, help="sweep spec (YAML): name, objective, grid, out, report")
+    p.add_argument("spec", type=Path, help="sweep spec (YAML or JSON): name, objective, grid, out, report")
     p.add_argument("--out", type=Path, default=None, help="results folder (default: the spec's `out`)")
     p.add_argument(
         "--backend", choices=("auto", "serial", "ray"), default=None, help="default: the spec's, else auto"
     )
-    p.add_argument("--max-concurrent", type=int, default=None, help="points run at once on Ray")
+    p.add_argument("--max-concurrent", type=int, default=None, metavar="N", help="points run at once on Ray")
     p.add_argument("--retry-errors", action="store_true", help="run again the points that failed")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_sweep)

@@ -268,14 +268,19 @@ def add_zoo_args(p: argparse.ArgumentParser) -> None:
         "--root",
         type=Path,
         default=None,
-        help="the named data set's folder (default: found under $EDGE_SER_DATA)",
+        metavar="DIR",
+        help="the named data set's folder (default: found under $EDGE_SER_DATA, else the checkout's "
+        "../shared/datasets)",
     )
     p.add_argument("--split", choices=("random", "loso"), default="random", help="default random (80/10/10)")
-    p.add_argument("--seeds", type=in_range(1), default=10, help="random splits: seeds 0..N-1 (default 10)")
+    p.add_argument(
+        "--seeds", type=in_range(1), default=10, metavar="N", help="random splits: seeds 0..N-1 (default 10)"
+    )
     p.add_argument(
         "--folds",
         type=in_range(1),
         default=None,
+        metavar="N",
         help="loso: the first N speakers left out (default: every speaker, 10 on EMODB)",
     )
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="a ZooPoint field for every point")
@@ -284,8 +289,14 @@ def add_zoo_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--out", type=Path, default=Path("runs/zoo"), help="results folder (default runs/zoo)")
     p.add_argument("--name", default=None, help="results file name (default zoo-DATA-SPLIT)")
-    p.add_argument("--backend", choices=("auto", "serial", "ray"), default="auto")
-    p.add_argument("--max-concurrent", type=int, default=None, help="points run at once on Ray")
+    p.add_argument(
+        "--backend",
+        choices=("auto", "serial", "ray"),
+        default="auto",
+        help="where the points run: serial (one after another here), ray, or auto: Ray when installed "
+        "(default auto)",
+    )
+    p.add_argument("--max-concurrent", type=int, default=None, metavar="N", help="points run at once on Ray")
     p.add_argument(
         "--retry-errors",
         action="store_true",
