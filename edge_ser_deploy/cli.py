@@ -15,7 +15,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "file's sha256 on the device, switch ROOT/current atomically, restart the service and run a health "
         "check; any failure after the switch (a failed or timed-out step, a lost connection, Ctrl-C) switches back "
         "to the previous version. Exit codes: 1 rolled back (130 when interrupted), 3 NOT rolled back (device "
-        "unreachable: it rolls back at its next start), 2 other errors (nothing switched).",
+        "unreachable: it rolls back at its next start), 2 other errors (nothing switched). Example: "
+        "edge-ser deploy bundles/ser_emodb pi@pi-kitchen.local",
     )
     from edge_ser_deploy.deploy import add_deploy_args, cmd_deploy
 
@@ -27,7 +28,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="write cloud-init first-boot files (user, SSH key, Wi-Fi, hostname, edge-ser install) for an image",
         description="Generate user-data, network-config and meta-data for the boot partition of a freshly "
         "written Raspberry Pi OS / Ubuntu image, so the device installs edge-ser from a wheelhouse and starts "
-        "the demo on its first boot. The files are checked with cloud-init's own schema when it is installed.",
+        "the demo on its first boot. The files are checked with cloud-init's own schema when it is installed. "
+        "Example: EDGE_SER_WIFI_PASSWORD=... edge-ser firstboot --hostname pi-kitchen --ssh-key "
+        "~/.ssh/id_ed25519.pub --wifi-ssid Home --country GB --wheelhouse wheelhouse/pi-trixie --bundle-path "
+        "bundles/ser_emodb --out /media/$USER/bootfs",
     )
     from edge_ser_deploy.firstboot import add_firstboot_args, cmd_firstboot
 

@@ -1099,11 +1099,14 @@ def add_deploy_args(p: argparse.ArgumentParser) -> None:
         default=None,
         help="SSH port (default: the target's, else 22; a different one in the target is refused)",
     )
-    p.add_argument("--identity", "-i", default=None, help="SSH private key file")
+    p.add_argument("--identity", "-i", default=None, metavar="FILE", help="SSH private key file")
     p.add_argument("--ssh-option", "-o", action="append", default=[], metavar="OPTION",
                    help="an ssh -o option, e.g. StrictHostKeyChecking=accept-new (repeatable)")  # fmt: skip
     p.add_argument(
-        "--root", default=DEFAULT_ROOT, help=f"bundle folder on the device (default {DEFAULT_ROOT})"
+        "--root",
+        default=DEFAULT_ROOT,
+        metavar="DIR",
+        help=f"bundle folder on the device (default {DEFAULT_ROOT})",
     )
     p.add_argument("--service", default=DEFAULT_SERVICE, help=f"systemd service (default {DEFAULT_SERVICE})")
     p.add_argument("--no-restart", action="store_true", help="switch the link but do not restart the service")
@@ -1113,6 +1116,7 @@ def add_deploy_args(p: argparse.ArgumentParser) -> None:
         "--restart-timeout",
         type=float,
         default=DEFAULT_RESTART_TIMEOUT,
+        metavar="SECONDS",
         help=f"seconds the restart may take before it counts as failed and is rolled back "
         f"(default {DEFAULT_RESTART_TIMEOUT:g})",
     )
@@ -1126,16 +1130,18 @@ def add_deploy_args(p: argparse.ArgumentParser) -> None:
         "--health-wait",
         type=float,
         default=DEFAULT_HEALTH_WAIT,
+        metavar="SECONDS",
         help=f"seconds the restarted service must stay up before the check (default {DEFAULT_HEALTH_WAIT:g})",
     )
     p.add_argument(
         "--health-timeout",
         type=float,
         default=DEFAULT_HEALTH_TIMEOUT,
+        metavar="SECONDS",
         help=f"seconds the health check (with --health-wait) may take before it counts as failed and is rolled "
         f"back (default {DEFAULT_HEALTH_TIMEOUT:g})",
     )
-    p.add_argument("--keep", type=int, default=DEFAULT_KEEP,
+    p.add_argument("--keep", type=int, default=DEFAULT_KEEP, metavar="N",
                    help=f"versions kept on the device (default {DEFAULT_KEEP}; 0: never prune)")  # fmt: skip
     p.add_argument(
         "--no-multiplex", action="store_true", help="one SSH connection per step (no ControlMaster)"

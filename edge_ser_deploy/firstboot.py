@@ -740,8 +740,9 @@ def add_firstboot_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ssh-key", action="append", required=True, metavar="FILE.pub",
                    help="OpenSSH public key file for the login user (repeatable)")  # fmt: skip
     p.add_argument("--user", default="edge", help="login user (sudo, SSH key only; default: edge)")
-    p.add_argument("--wifi-ssid", default=None)
-    p.add_argument("--wifi-password", default=None,
+    p.add_argument("--wifi-ssid", default=None, metavar="SSID",
+                   help="Wi-Fi network to join (1..32 bytes; needs --country and --wifi-password or --wifi-open)")  # fmt: skip
+    p.add_argument("--wifi-password", default=None, metavar="PASSPHRASE",
                    help="WPA passphrase; stored as its PSK unless --wifi-plaintext (default: $EDGE_SER_WIFI_PASSWORD)")  # fmt: skip
     p.add_argument(
         "--wifi-plaintext", action="store_true", help="store the passphrase itself (WPA3 needs it)"
@@ -754,24 +755,34 @@ def add_firstboot_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--country", default=None, help="Wi-Fi regulatory domain, e.g. GB (required with Wi-Fi)")
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument(
-        "--wheelhouse", type=Path, help="offline wheelhouse folder (scripts/wheelhouse.py), copied"
+        "--wheelhouse",
+        type=Path,
+        metavar="DIR",
+        help="offline wheelhouse folder (scripts/wheelhouse.py), copied",
     )
     g.add_argument(
         "--wheelhouse-url",
+        metavar="URL",
         help="https URL of a wheelhouse folder the device installs from instead (served with the index.html "
         "scripts/wheelhouse.py writes there, or by a server that lists folders)",
     )
     p.add_argument("--wheelhouse-sha256", default=None, metavar="HEX",
                    help="sha256 of the wheelhouse's requirements.lock, checked on the device (needed for http)")  # fmt: skip
     b = p.add_mutually_exclusive_group(required=True)
-    b.add_argument("--bundle-path", type=Path, help="bundle folder, copied to the boot partition")
-    b.add_argument("--bundle-url", help="https URL of a bundle .tar the device downloads on first boot")
+    b.add_argument(
+        "--bundle-path", type=Path, metavar="DIR", help="bundle folder, copied to the boot partition"
+    )
+    b.add_argument(
+        "--bundle-url", metavar="URL", help="https URL of a bundle .tar the device downloads on first boot"
+    )
     p.add_argument("--bundle-sha256", default=None, metavar="HEX",
                    help="sha256 of the bundle .tar, checked on the device (needed for http)")  # fmt: skip
-    p.add_argument("--timezone", default=None, help="e.g. Europe/London")
+    p.add_argument("--timezone", default=None, metavar="TZ", help="time zone, e.g. Europe/London")
     p.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="extra config.env line")
     p.add_argument("--no-validate", action="store_true", help="skip cloud-init's schema check")
-    p.add_argument("--out", type=Path, required=True, help="the mounted boot partition (or any folder)")
+    p.add_argument(
+        "--out", type=Path, required=True, metavar="DIR", help="the mounted boot partition (or any folder)"
+    )
 
 
 def cmd_firstboot(args: argparse.Namespace) -> int:
