@@ -3,6 +3,8 @@ source file and line), and a usage error when no command is given."""
 
 from __future__ import annotations
 
+import argparse
+import re
 import sys
 import warnings
 from pathlib import Path
@@ -47,6 +49,33 @@ def test_version_still_exits_cleanly(args, capsys) -> None:
     with pytest.raises(SystemExit) as e:
         main(args)
     assert e.value.code == 0 and "edge-ser" in capsys.readouterr().out
+
+
+def _commands() -> dict[str, argparse.ArgumentParser]:
+    from edge_ser.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))  # noqa: SLF001
+    return dict(sub.choices)
+
+
+def test_help_breaks_no_option_or_name_at_a_hyphen(monkeypatch) -> None:
+    """`--speaker-file` or `synthetic-av` split over two lines of --help cannot be copied (argparse's wrap did it)."""
+    monkeypatch.setenv("COLUMNS", "80")
+    for name, parser in _commands().items():
+        text = parser.format_help()
+        assert not re.search(r"[A-Za-z0-9]-\n", text), (name, re.findall(r".*[A-Za-z0-9]-\n.*", text))
+
+
+def test_every_command_and_option_says_what_it_is() -> None:
+    """A summary in `edge-ser --help`, a description in `edge-ser CMD --help`, a help text for each option."""
+    from edge_ser.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))  # noqa: SLF001
+    summaries = {c.dest: c.help for c in sub._choices_actions}  # noqa: SLF001
+    for name, parser in sub.choices.items():
+        assert summaries.get(name) and parser.description, name
+        for action in parser._actions:  # noqa: SLF001
+            assert action.help, (name, action.option_strings or action.dest)
 
 
 @pytest.mark.parametrize(

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import textwrap
 import warnings
 from collections.abc import Callable
 from importlib.metadata import entry_points
@@ -55,15 +56,40 @@ def installed_commands() -> list[tuple[str, Register]]:
     return out
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """argparse's formatter, but a line is never broken at a hyphen: an option named in a help text
+    (`--speaker-file`), a data set (`synthetic-av`) or a path stays whole, so it can be copied."""
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        text = self._whitespace_matcher.sub(" ", text).strip()
+        return textwrap.wrap(text, width, break_on_hyphens=False)
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        text = self._whitespace_matcher.sub(" ", text).strip()
+        return textwrap.fill(
+            text, width, initial_indent=indent, subsequent_indent=indent, break_on_hyphens=False
+        )
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """The parser of `edge-ser` and of each command (`add_subparsers(parser_class=...)`): `HelpFormatter` unless
+    a command asks for another."""
+
+    def __init__(
+        self, *args, formatter_class: type[argparse.HelpFormatter] = HelpFormatter, **kwargs
+    ) -> None:  # noqa: ANN002, ANN003 - argparse's signature
+        super().__init__(*args, formatter_class=formatter_class, **kwargs)
+
+
 def build_parser(*, plugins: bool = True) -> argparse.ArgumentParser:
     """The `edge-ser` parser: the device commands, then (with `plugins`) every installed provider's."""
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="edge-ser",
         description="Speech and audio-visual emotion recognition on the edge: run a bundle on files or live, "
         "describe and benchmark it (and, on a workstation, train, compress, export and deploy).",
     )
     parser.add_argument("--version", action="version", version=f"edge-ser {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=ArgumentParser)
     for register in device_commands():
         register(sub)
     if plugins:
