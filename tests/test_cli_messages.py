@@ -58,6 +58,23 @@ def _commands() -> dict[str, argparse.ArgumentParser]:
     return dict(sub.choices)
 
 
+def test_an_unknown_option_is_the_commands_error(capsys) -> None:
+    """argparse leaves a command's unknown option to the top parser: `edge-ser: error` with edge-ser's usage,
+    which does not say which command did not know it."""
+    with pytest.raises(SystemExit) as e:
+        main(["info", str(BUNDLE), "--no-such-option", "1"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "Traceback" not in err
+    assert "usage: edge-ser info" in err
+    assert err.strip().splitlines()[-1] == "edge-ser info: error: unrecognized arguments: --no-such-option 1"
+    with pytest.raises(SystemExit) as e:
+        main(["--no-such-option"])
+    assert (
+        e.value.code == 2
+        and "edge-ser: error: unrecognized arguments: --no-such-option" in capsys.readouterr().err
+    )
+
+
 def test_help_breaks_no_option_or_name_at_a_hyphen(monkeypatch) -> None:
     """`--speaker-file` or `synthetic-av` split over two lines of --help cannot be copied (argparse's wrap did it)."""
     monkeypatch.setenv("COLUMNS", "80")

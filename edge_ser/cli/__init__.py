@@ -124,7 +124,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("edge-ser: interrupted", file=sys.stderr)
         return 130
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # said by the command's own parser (its usage, `edge-ser CMD: error: ...`), not by edge-ser's
+        sub = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)  # noqa: SLF001
+        command = sub.choices.get(args.command) if sub is not None and args.command else None
+        (command or parser).error(f"unrecognized arguments: {' '.join(unknown)}")
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
