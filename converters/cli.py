@@ -44,6 +44,7 @@ AV_DATASETS = ("synthetic-av",)
 def _add_cache(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--cache",
+        metavar="DIR",
         type=Path,
         default=None,
         help="feature cache folder (default: $EDGE_SER_CACHE or ~/.cache/edge-ser)",
@@ -62,6 +63,7 @@ def _add_strict(p: argparse.ArgumentParser) -> None:
 def _add_spec(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--spec",
+        metavar="FILE",
         type=Path,
         default=None,
         help="FeatureSpec JSON file (default: converters.recipe.DEFAULT_SPEC, 180-d at 16 kHz / mel 0-7.2 kHz, "
@@ -446,7 +448,9 @@ def _add_eval_args(p: argparse.ArgumentParser) -> None:
         "test/, else validation/ = PublicTest); random / speaker: the test part of `edge-ser train --split "
         "random|speaker` with the same --seed / --fold / --folds",
     )
-    p.add_argument("--speakers", default=None, help="keep only these speakers / actors, e.g. 03,08")
+    p.add_argument(
+        "--speakers", default=None, metavar="IDS", help="keep only these speakers / actors, e.g. 03,08"
+    )
     p.add_argument(
         "--seed",
         type=in_range(0),
@@ -454,7 +458,9 @@ def _add_eval_args(p: argparse.ArgumentParser) -> None:
         help=f"seed of --split random|speaker (default 0); {SPEAKER_SEED_RULE}",
     )
     p.add_argument("--fold", type=int, default=0, help="test fold of --split speaker (default 0)")
-    p.add_argument("--folds", type=int, default=5, help="folds of --split speaker (default 5, as train)")
+    p.add_argument(
+        "--folds", metavar="K", type=int, default=5, help="folds of --split speaker (default 5, as train)"
+    )
     p.add_argument(
         "--limit", type=int, default=None, metavar="N", help="at most N files, spread evenly over the list"
     )
@@ -691,12 +697,14 @@ def _add_train_args(p: argparse.ArgumentParser, *, data_default: str | None, out
     )
     p.add_argument(
         "--n-per-class",
+        metavar="N",
         type=in_range(1),
         default=None,
         help="clips per class of the built-in synthetic sets (default: 30 for synthetic, 40 for synthetic-av)",
     )
     p.add_argument(
         "--folds",
+        metavar="K",
         type=in_range(2),
         default=5,
         help="speaker folds of --split speaker (default 5; at most the data set's speakers, e.g. 2 for TESS: "
@@ -711,9 +719,15 @@ def _add_train_args(p: argparse.ArgumentParser, *, data_default: str | None, out
         help="seed of the split, the weights and the batches (and of the clips of --data synthetic); --split "
         f"speaker: {SPEAKER_SEED_RULE}",
     )
-    p.add_argument("--epochs", type=in_range(1), default=300, help="maximum epochs (default 300)")
     p.add_argument(
-        "--patience", type=in_range(1), default=30, help="early-stopping patience in epochs (default 30)"
+        "--epochs", metavar="N", type=in_range(1), default=300, help="maximum epochs (default 300)"
+    )
+    p.add_argument(
+        "--patience",
+        metavar="N",
+        type=in_range(1),
+        default=30,
+        help="early-stopping patience in epochs (default 30)",
     )
     p.add_argument(
         "--select",
@@ -724,7 +738,11 @@ def _add_train_args(p: argparse.ArgumentParser, *, data_default: str | None, out
         "independent recipes in benchmarks/ choose by it). LAQ's bit ranking measures accuracy either way",
     )
     p.add_argument(
-        "--threads", type=in_range(1), default=None, help="torch threads (default: torch's choice)"
+        "--threads",
+        metavar="N",
+        type=in_range(1),
+        default=None,
+        help="torch threads (default: torch's choice)",
     )
     p.add_argument("--out", default=out_default, help=f"output folder (default {out_default})")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars or tables")
@@ -742,12 +760,14 @@ def _add_laq_args(p: argparse.ArgumentParser, *, recipe: str) -> None:
     )
     p.add_argument(
         "--t-margin",
+        metavar="DROP",
         type=in_range(0.0, 1.0, float),
         default=0.05,
         help="LAQ T_margin: accuracy drop the top-ranked layer may cost (default 0.05 = 5 points)",
     )
     p.add_argument(
         "--budget",
+        metavar="BITS",
         type=in_range(1.0, 8.0, float),
         default=1.75,
         help="average-bits budget of 'sensitivity' (default 1.75)",
@@ -802,18 +822,29 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Generate the deterministic synthetic data set as WAV files.",
     )
     p.add_argument("out", type=Path, help="output folder")
-    p.add_argument("--n-per-class", type=in_range(1), default=30, help="clips per class (default 30)")
     p.add_argument(
-        "--sr", type=in_range(8000, 96000), default=16000, help="sample rate in Hz (default 16000)"
+        "--n-per-class", metavar="N", type=in_range(1), default=30, help="clips per class (default 30)"
+    )
+    p.add_argument(
+        "--sr",
+        metavar="HZ",
+        type=in_range(8000, 96000),
+        default=16000,
+        help="sample rate in Hz (default 16000)",
     )
     p.add_argument(
         "--duration",
+        metavar="SECONDS",
         type=in_range(0.5, 30.0, float),
         default=1.5,
         help="clip length in seconds (default 1.5)",
     )
     p.add_argument(
-        "--speakers", type=in_range(1, 99), default=6, help="number of synthetic speakers (default 6)"
+        "--speakers",
+        type=in_range(1, 99),
+        default=6,
+        metavar="N",
+        help="number of synthetic speakers (default 6)",
     )
     p.add_argument("--seed", type=in_range(0), default=0, help="generator seed (default 0)")
     p.set_defaults(func=cmd_synth)
@@ -875,7 +906,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "totals; for av_cnn, the seed paper's reported figures and why ours differ.",
     )
     p.add_argument("name", choices=model_names(command="model"), help="model")
-    p.add_argument("--mode", choices=("fused", "audio", "video"), default="fused", help="av_cnn branches")
+    p.add_argument(
+        "--mode", choices=("fused", "audio", "video"), default="fused", help="av_cnn branches (default fused)"
+    )
     p.add_argument(
         "--frame-fusion",
         choices=("channels", "shared"),
@@ -883,19 +916,30 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="av_cnn: the 6 frames as conv1's channels (default) or one shared per-frame CNN",
     )
     p.add_argument("--same", action="store_true", help="av_cnn: 'same' 3x3 padding instead of valid")
-    p.add_argument("--classes", type=in_range(2), default=7, help="output classes (default 7)")
-    p.add_argument("--in-features", type=in_range(1), default=180, help="laq_mlp input size (default 180)")
+    p.add_argument("--classes", metavar="N", type=in_range(2), default=7, help="output classes (default 7)")
+    p.add_argument(
+        "--in-features", metavar="N", type=in_range(1), default=180, help="laq_mlp input size (default 180)"
+    )
     p.add_argument(
         "--width",
+        metavar="MULT",
         type=in_range(0.125, 8.0, float),
         default=1.0,
-        help="log-Mel models: channel width multiplier",
+        help="log-Mel models: channel width multiplier (default 1)",
     )
     p.add_argument(
-        "--mels", type=in_range(16), default=128, help="log-Mel models: patch height M (default 128)"
+        "--mels",
+        metavar="M",
+        type=in_range(16),
+        default=128,
+        help="log-Mel models: patch height M (default 128)",
     )
     p.add_argument(
-        "--frames", type=in_range(16), default=64, help="log-Mel models: patch width T (default 64)"
+        "--frames",
+        metavar="T",
+        type=in_range(16),
+        default=64,
+        help="log-Mel models: patch width T (default 64)",
     )
     p.set_defaults(func=cmd_model)
 

@@ -56,12 +56,13 @@ def media_files(
 
 
 def add_engine_args(p: argparse.ArgumentParser, *, threads_default: int | None = None) -> None:
-    p.add_argument("--engine", default="auto", help=ENGINE_HELP)
+    p.add_argument("--engine", default="auto", metavar="NAME", help=ENGINE_HELP)
     default = threads_default if threads_default is not None else "the engine's choice"
     p.add_argument(
         "--threads",
         type=in_range(1, MAX_THREADS),
         default=threads_default,
+        metavar="N",
         help=f"inference threads (default: {default})",
     )
     p.add_argument(
