@@ -744,7 +744,7 @@ def _add_train_args(p: argparse.ArgumentParser, *, data_default: str | None, out
         default=None,
         help="torch threads (default: torch's choice)",
     )
-    p.add_argument("--out", default=out_default, help=f"output folder (default {out_default})")
+    p.add_argument("--out", default=out_default, metavar="DIR", help=f"output folder (default {out_default})")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars or tables")
     _add_strict(p)
     _add_spec(p)
@@ -790,7 +790,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "recursively), through the feature cache.",
     )
     p.add_argument("paths", nargs="+", type=Path, help="audio files or folders")
-    p.add_argument("--out", type=Path, default=None, help="save the matrix as .npy (and the paths as .txt)")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="save the matrix as .npy (and the paths as .txt)",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     _add_strict(p)
     _add_spec(p)

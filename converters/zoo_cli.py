@@ -258,7 +258,12 @@ def _warn_small_folds(records, indices: list[int]) -> None:
 
 
 def add_zoo_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--models", default=DEFAULT_MODELS, help=f"comma-separated (default {DEFAULT_MODELS})")
+    p.add_argument(
+        "--models",
+        default=DEFAULT_MODELS,
+        metavar="LIST",
+        help=f"the models to compare, comma-separated (default {DEFAULT_MODELS})",
+    )
     p.add_argument(
         "--data",
         default="emodb",
@@ -285,9 +290,14 @@ def add_zoo_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="a ZooPoint field for every point")
     p.add_argument(
-        "--laq", default="", help="also compress, bundle and time (a recipe, e.g. sensitivity@1.75)"
+        "--laq",
+        default="",
+        metavar="RECIPE",
+        help="also compress, bundle and time (a recipe, e.g. sensitivity@1.75)",
     )
-    p.add_argument("--out", type=Path, default=Path("runs/zoo"), help="results folder (default runs/zoo)")
+    p.add_argument(
+        "--out", type=Path, default=Path("runs/zoo"), metavar="DIR", help="results folder (default runs/zoo)"
+    )
     p.add_argument("--name", default=None, help="results file name (default zoo-DATA-SPLIT)")
     p.add_argument(
         "--backend",
