@@ -301,11 +301,12 @@ def _get(url: str) -> tuple[int, dict[str, str], bytes]:
 
 
 class SSEReader:
-    """Reads an /events stream on a thread: `events` gets each data payload (parsed), `comments` each
-    comment line; `ended` is set at end of stream."""
+    """Reads an /events stream on a thread: `events` gets each data payload (parsed) but the `run` event's,
+    `runs` the run ids those name, `comments` each comment line; `ended` is set at end of stream."""
 
     def __init__(self, url: str) -> None:
         self.events: queue.Queue = queue.Queue()
+        self.runs: queue.Queue = queue.Queue()
         self.comments: queue.Queue = queue.Queue()
         self.ended = threading.Event()
         self.resp = urllib.request.urlopen(url + "events", timeout=HANG_S)
@@ -315,10 +316,17 @@ class SSEReader:
 
     def _run(self) -> None:
         try:
+            kind = None
             for raw in self.resp:
                 line = raw.decode().rstrip("\n")
-                if line.startswith("data: "):
+                if line.startswith("event: "):
+                    kind = line[7:]
+                elif line.startswith("data: ") and kind == "run":
+                    self.runs.put(json.loads(line[6:])["run"])
+                elif line.startswith("data: "):
                     self.events.put(json.loads(line[6:]))
+                if not line:
+                    kind = None
                 elif line.startswith(":"):
                     self.comments.put(line)
         except OSError:
@@ -751,6 +759,56 @@ def test_page_beyond_the_viewer_cap_says_busy_then_joins_when_a_slot_frees() -> 
             drv.quit()
 
 
+@pytest.mark.skipif(
+    CHROMIUM is None or CHROMEDRIVER is None,
+    reason="headless page test needs Chromium and its driver: apt-get install chromium chromium-driver",
+)
+def test_page_finds_the_next_run_after_the_end() -> None:
+    """`edge-ser run` ends every run with the `end` event (file done, Ctrl-C, SIGTERM of a service restart): the page
+    said "run ended" and never connected again, so a tab on a restarted service showed the old run until reloaded.
+    It now keeps looking for a new run on the same address and takes it up; the ended run, while it still serves,
+    does not bring it back."""
+    web = WebServer()
+    drv = WebDriver(CHROMEDRIVER, CHROMIUM)
+    try:
+        drv.get(web.url)
+        _wait_clients(web, 1)
+        web.emit(make_result(label="angry"))
+        end = time.monotonic() + HANG_S
+        while drv.text("#label") != "angry":
+            assert time.monotonic() < end, drv.text("#label")
+            time.sleep(0.05)
+        web.end(["bye"])
+        while drv.text("#status") != "run ended":
+            assert time.monotonic() < end, drv.text("#status")
+            time.sleep(0.05)
+        opened = web.streams
+        while web.streams < opened + 2:  # the page looked again, twice, while the ended run still serves
+            assert time.monotonic() < end, web.streams
+            time.sleep(0.05)
+        assert (
+            drv.text("#status") == "run ended"
+            and drv.text("#label") == "angry"
+            and drv.text("#notes") == "bye"
+        )
+        port = web.port
+        web.close()
+        web = WebServer(port=port)  # the service restarted on the same port
+        _wait_clients(web, 1)
+        while drv.text("#status") != "live":
+            assert time.monotonic() < end, drv.text("#status")
+            time.sleep(0.05)
+        assert drv.text("#label") == "waiting\u2026" and drv.text("#notes") == "" and drv.text("#bars") == ""
+        web.emit(make_result(label="sad"))
+        while drv.text("#label") != "sad":
+            assert time.monotonic() < end, drv.text("#label")
+            time.sleep(0.05)
+        assert drv.text("#status") == "live"
+    finally:
+        drv.quit()
+        web.close()
+
+
 # -- outputs factory ---------------------------------------------------------------------------------------
 def test_make_outputs_routes_streams() -> None:
     out, err = io.StringIO(), io.StringIO()
@@ -934,10 +992,12 @@ def test_the_console_shows_out_of_range_and_keeps_notes_readable() -> None:
 def test_web_page_is_told_the_run_ended_with_its_notes() -> None:
     """After the last update the page showed 'reconnecting...' for ever, and the closing notes (a quiet speaker, a
     file too short) went to stderr only: the server now sends an `end` event with them, to open pages and to pages
-    opened before it closes, and the page stops reconnecting on it."""
+    opened before it closes; the page then looks for a new run only (each stream opens with a `run` event naming
+    its server's run, test_page_finds_the_next_run_after_the_end)."""
     with WebServer() as web:
         r = SSEReader(web.url)
         _wait_clients(web, 1)
+        assert r.runs.get(timeout=HANG_S) == web.run_id
         web.emit(make_result(label="happy"))
         assert r.next()["label"] == "happy"
         web.end(["a quiet speaker is being called silence", "12 updates over 6.0 s of audio"])
@@ -945,7 +1005,10 @@ def test_web_page_is_told_the_run_ended_with_its_notes() -> None:
             "notes": ["a quiet speaker is being called silence", "12 updates over 6.0 s of audio"]
         }
         late = SSEReader(web.url)
+        assert late.runs.get(timeout=HANG_S) == web.run_id  # the same run, ended
         assert late.next()["label"] == "happy" and late.next()["notes"][0].startswith("a quiet speaker")
+        with WebServer() as other:
+            assert other.run_id != web.run_id
         html = _get(web.url)[2].decode()
         assert 'addEventListener("end"' in html and "run ended" in html and 'id="ood"' in html
 

@@ -3,7 +3,9 @@
 Routes: `/` one self-contained HTML page (inline CSS and JS, no external URL, so it works on a Pi with no
 internet and leaks nothing); `/events` a Server-Sent Events stream (`data: <json>\\n\\n` per result, a
 `: keep-alive` comment every few seconds so proxies and NATs keep the connection, `retry:` so the browser's
-EventSource reconnects by itself); `/latest` the last result as JSON (204 before the first).
+EventSource reconnects by itself; each stream opens with a `run` event naming this server's run, so a page
+whose run ended finds the next run served on the same address, e.g. after a service restart, and not the ended
+one again); `/latest` the last result as JSON (204 before the first).
 
 Never blocking the pipeline: `emit` encodes the result once and appends the bytes to each client's bounded
 queue (a deque that drops its oldest entry when full); each client's own handler thread writes to its
@@ -24,6 +26,7 @@ from __future__ import annotations
 import collections
 import io
 import json
+import secrets
 import socket
 import sys
 import threading
@@ -172,8 +175,9 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Cache-Control", "no-store")
             self.send_header("X-Accel-Buffering", "no")  # nginx in front: do not buffer the stream
             self.end_headers()
-            # retry: reconnect after 1 s; then the current state, so a new tab shows a result at once
-            self.wfile.write(b"retry: 1000\n\n" + (first or b""))
+            # retry: reconnect after 1 s; which run this is; then the current state, so a new tab shows a
+            # result at once
+            self.wfile.write(b"retry: 1000\n\n" + owner._hello + (first or b""))
             while True:
                 item = client.get(owner.keepalive_s)
                 if item is _CLOSE:
@@ -250,6 +254,8 @@ class WebServer:
         """`/events` requests answered 503 because `max_clients` streams were open."""
         self.evicted = 0
         """Idle connections closed to make room for a new one (`max_idle`)."""
+        self.streams = 0
+        """`/events` streams opened so far (a page reconnecting, or looking for a new run, opens another)."""
         self._idle: dict[Any, None] = {}  # connections still waiting for their request, oldest first
         self.page = render_page(title).encode("utf-8")
         self._lock = threading.Lock()
@@ -260,6 +266,10 @@ class WebServer:
         self._closing = False
         self._closed = False
         self._dropped_gone = 0  # drops of clients that have disconnected
+        self.run_id = secrets.token_hex(8)
+        """Names this server's run in the `run` event that opens each stream: a page whose run ended keeps looking
+        for a new one at the same address (a restarted service) and tells it from the ended one by this."""
+        self._hello = f"event: run\ndata: {json.dumps({'run': self.run_id})}\n\n".encode("ascii")
         server_cls = (
             type("_Server6", (_Server,), {"address_family": socket.AF_INET6}) if ":" in host else _Server
         )
@@ -337,6 +347,7 @@ class WebServer:
                 return None, msg.encode("ascii")
             client = _Client(sock, self.queue_size)
             self._clients.add(client)
+            self.streams += 1
             first = _event(self._seq, self._latest) if self._latest is not None else None
             if self._ended is not None:  # a tab opened after the run: its last result, then that it ended
                 first = (first or b"") + self._ended
@@ -477,7 +488,7 @@ function color(label) {
   return "hsl(" + (h % 360) + ", 55%, 55%)";
 }
 const $ = (id) => document.getElementById(id);
-let rows = [], lastLabels = "", lastUpdate = 0, ended = false;
+let rows = [], lastLabels = "", lastUpdate = 0, ended = false, run = null, endedRun = null;
 
 function buildBars(labels) {
   const box = $("bars"); box.textContent = ""; rows = [];
@@ -545,10 +556,31 @@ function render(r) {
 }
 
 function setStatus(text, cls) { const s = $("status"); s.textContent = text; s.className = cls; }
+// after the run ended the page keeps looking, every LOOK_MS, for a new run on this address (a service restarted,
+// the same command run again): the `run` event opening each stream says which run it is, so the ended one,
+// still serving until it closes, is left alone
+const LOOK_MS = 5000;
 function connect() {
   const es = new EventSource("events");
-  es.onopen = () => setStatus("live", "live");
+  let probe = ended;  // a stream opened after the end: it counts only if it is a new run
+  const look = () => { es.close(); setTimeout(connect, LOOK_MS); };
+  es.addEventListener("run", (e) => {
+    let id = null;
+    try { id = JSON.parse(e.data).run; } catch (err) { /* an older server: no id */ }
+    if (ended && (id === null || id === endedRun)) { look(); return; }
+    if (ended) {  // a new run: live again; the ended run's label, bars, notes and dimming go
+      ended = false; shown = []; lastUpdate = 0; lastLabels = ""; rows = [];
+      for (const k of ["notes", "bars", "conf"]) $(k).textContent = "";
+      $("label").textContent = "waiting\u2026";
+      $("app").classList.remove("stale");
+      setStatus("live", "live");
+    }
+    probe = false;
+    run = id;
+  });
+  es.onopen = () => { if (!ended) setStatus("live", "live"); };
   es.onerror = () => {
+    if (probe || ended) { look(); return; }  // still no new run: quietly try again later
     // the browser reconnects by itself after a dropped stream, but not after an HTTP error such as the 503
     // beyond the viewer limit: then the stream is CLOSED and we try again in a few seconds
     if (es.readyState === EventSource.CLOSED) {
@@ -558,11 +590,16 @@ function connect() {
       setStatus("reconnecting\\u2026", "down");
     }
   };
-  es.onmessage = (e) => { try { render(JSON.parse(e.data)); } catch (err) { setStatus("bad data", "down"); } };
-  // the run has ended: say so and stop reconnecting; its closing notes stay on the page
+  es.onmessage = (e) => {
+    if (probe) return;
+    try { render(JSON.parse(e.data)); } catch (err) { setStatus("bad data", "down"); }
+  };
+  // the run has ended: say so, and look for a new run now and then; its closing notes stay on the page
   es.addEventListener("end", (e) => {
-    es.close();
+    if (probe) return;
+    look();
     ended = true;
+    endedRun = run;
     setStatus("run ended", "ended");
     let notes = [];
     try { notes = JSON.parse(e.data).notes || []; } catch (err) { /* no notes */ }
