@@ -446,6 +446,17 @@ def test_web_emit_cost_scales_with_clients() -> None:
                 last = reader.next()
 
 
+def test_web_on_every_interface_says_where_other_machines_point_a_browser() -> None:
+    """`--web-host 0.0.0.0` (the installed service) printed only http://127.0.0.1:PORT/, the device itself, as the
+    page's address: `elsewhere` names the device and the port for the other machines; a specific interface needs
+    no such line."""
+    with WebServer("0.0.0.0") as web:
+        assert web.url == f"http://127.0.0.1:{web.port}/"
+        assert web.elsewhere == f"http://{socket.gethostname()}:{web.port}/ (or this device's address)"
+    with WebServer() as web:
+        assert web.elsewhere is None
+
+
 def test_web_port_taken_is_an_output_error() -> None:
     with WebServer() as web, pytest.raises(OutputError, match="cannot listen"):
         WebServer(port=web.port)

@@ -261,6 +261,8 @@ def cmd_bench_live(args) -> int:
         _, runner = build(args, outputs=[rss, outputs], keep=1_000_000)
         if outputs.web is not None:
             print(f"live page: {outputs.web.url}", file=sys.stderr)
+            if outputs.web.elsewhere:
+                print(f"  from other machines: {outputs.web.elsewhere}", file=sys.stderr)
         t0 = time.perf_counter()
         stats = runner.run()
     short = too_short(args, stats)

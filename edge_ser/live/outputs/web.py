@@ -293,6 +293,15 @@ class WebServer:
         return f"http://[{host}]:{self.port}/" if ":" in host else f"http://{host}:{self.port}/"
 
     @property
+    def elsewhere(self) -> str | None:
+        """Where other machines point a browser when the page listens on every interface (0.0.0.0, ::, ""):
+        `url` names 127.0.0.1 then, which is this device itself; e.g. "http://raspberrypi:8000/ (or this
+        device's address)". None for a specific interface, whose `url` already works from elsewhere."""
+        if self.host not in ("", "0.0.0.0", "::"):
+            return None
+        return f"http://{socket.gethostname() or 'DEVICE'}:{self.port}/ (or this device's address)"
+
+    @property
     def clients(self) -> int:
         """Open `/events` streams right now."""
         with self._lock:
