@@ -535,6 +535,24 @@ def test_quiet_speech_with_noise_bursts_gets_the_quiet_note_not_the_unvoiced_one
     assert "not voiced" in gate_note(stats, gate)
 
 
+def test_a_run_that_heard_speech_is_not_called_digital_silence():
+    """`--seconds 4` on a file whose first clip ends at 2.5 s, then zeros: its one speech update (t = 3 s, "happy")
+    measured only its newest hop, all zeros, and the run ended with "every hop was digital silence (all zeros):
+    mix.wav holds no sound" (on the console and the live page). An update with speech means there was sound."""
+    from edge_ser.live.pipeline import VadGate
+    from edge_ser.live.run import RunStats, gate_note
+
+    gate = VadGate(-45.0, 10.0, voicing=0.1, floor=False, hangover=1)
+    stats = RunStats()
+    stats.updates, stats.speech_updates = 3, 1  # loudest_db stays -inf: every measured hop was zeros
+    assert gate_note(stats, gate, "mix.wav") is None
+    stats.speech_updates = 0  # no speech either: the file does hold no sound
+    assert (
+        gate_note(stats, gate, "mix.wav")
+        == "every hop was digital silence (all zeros): mix.wav holds no sound"
+    )
+
+
 def _gate_run(gate, y: np.ndarray, sr: int = 16000):
     """Half-second hops of `y` through `gate` as a run's updates: the run's RunStats (updates, loudest level, updates
     the gate opened on)."""

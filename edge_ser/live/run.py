@@ -108,6 +108,10 @@ def gate_note(stats: RunStats, gate: Any, source: Any = None) -> str | None:
         return None
     vad_db = float(gate.vad_db)
     if stats.loudest_db == -math.inf:
+        # heard speech: only the newest hop of each update, the one measured, was zeros (a short file whose one
+        # speech window ends in digital silence was said to "hold no sound")
+        if stats.speech_updates:
+            return None
         if source is not None:  # a file's advice is about the file, not a device (a review)
             return f"every hop was digital silence (all zeros): {Path(source).name} holds no sound"
         return (
