@@ -1072,3 +1072,16 @@ def test_a_json_path_under_a_file_names_the_file(tmp_path: Path) -> None:
         OutputError, match=r"x\.jsonl: cannot open for JSON lines: .*prep\.py is a file, not a folder"
     ):
         JsonlOutput(tmp_path / "prep.py" / "x.jsonl")
+
+
+def test_an_old_label_keeps_its_contrast() -> None:
+    """The page marked an ended or stalled run by fading the label and bars to 45 %, which took every palette
+    colour below 3:1 contrast on the dark background; it now drains their colour (luminance kept) and frames the
+    label instead."""
+    import re
+
+    from edge_ser.live.outputs import web
+
+    css = re.search(r"<style>(.*?)</style>", web._PAGE, re.S).group(1)
+    stale = " ".join(re.findall(r"\.stale[^{]*\{([^}]*)\}", css))
+    assert "opacity" not in stale and "saturate" in stale and "outline" in stale
