@@ -438,3 +438,69 @@ def test_a_symlink_planted_in_root_is_never_written_through(shell, tmp_path):
     os.utime(outside / "c", ns=(before - 10**10, before - 10**10))
     assert _run(shell, root, "activate", "c", "--commit").returncode == 0
     assert (outside / "c").stat().st_mtime_ns == before - 10**10
+
+
+def _fake_ln_swapping_marker(tmp: Path, root: Path, secret: Path) -> dict[str, str]:
+    """PATH with an `ln` that, as the owner of ROOT could at any moment, replaces ROOT/pending by a link to
+    `secret` after the script has read and checked the marker (the switch runs `ln`), then does the real ln."""
+    bin_dir = tmp / "fakebin"
+    bin_dir.mkdir()
+    real_ln = shutil.which("ln")
+    fake = bin_dir / "ln"
+    fake.write_text(
+        f'#!/bin/sh\nrm -f "{root}/pending"; {real_ln} -s "{secret}" "{root}/pending"\nexec {real_ln} "$@"\n'
+    )
+    fake.chmod(0o755)
+    return {"PATH": f"{bin_dir}:{os.environ['PATH']}"}
+
+
+def test_boot_check_record_never_copies_a_file_swapped_in_for_the_marker(tmp_path):
+    """The rolled-back record holds the checked marker's fields, not whatever ROOT/pending is by then: the
+    boot check runs as root in a folder the deploy user owns, who could swap in a link to /etc/shadow."""
+    root = _root(tmp_path, "a", "b")
+    secret = tmp_path / "secret"
+    secret.write_text("root:SECRET-HASH:19000:0:99999:7:::\n")
+    assert _run(["sh"], root, "activate", "a", "--commit").returncode == 0
+    assert _run(["sh"], root, "activate", "b", "--by", "deploy X").returncode == 0
+    _edit_marker(root, boot="another-boot")
+    cp = _run(["sh"], root, "boot-check", env=_fake_ln_swapping_marker(tmp_path, root, secret))
+    assert cp.returncode == 0, cp.stderr
+    assert _current(root) == "versions/a"
+    record = (root / "rolled-back").read_text()
+    assert "SECRET" not in record
+    assert "new=versions/b" in record and "previous=versions/a" in record and "by=deploy X" in record
+    assert "reason=the device restarted" in record
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not (shutil.which("setpriv") or shutil.which("runuser")),
+                    reason="needs root (the unit's boot check runs as root)")  # fmt: skip
+def test_root_acts_as_the_owner_of_root(tmp_path):
+    """Run as root (the unit's `+` ExecStartPre, first boot) in a ROOT another user owns, the script does its
+    work as that user: whatever it creates is the owner's, and no link the owner plants can make root write
+    (a device, a system file) or read outside ROOT."""
+    import tempfile
+
+    base = Path(tempfile.mkdtemp(prefix="edge-ser-activate-"))
+    try:
+        base.chmod(0o755)
+        root = _root(base, "a", "b")
+        uid = gid = 54321
+        for p in [root, *root.rglob("*")]:
+            os.lchown(p, uid, gid)
+        assert _run(["sh"], root, "activate", "a", "--commit").returncode == 0
+        assert _run(["sh"], root, "activate", "b").returncode == 0
+        assert (root / "pending").stat().st_uid == uid and (root / "current").lstat().st_uid == uid
+        _edit_marker(root, boot="another-boot")
+        os.chown(root / "pending", uid, gid)
+        cp = _run(["sh"], root, "boot-check")
+        assert cp.returncode == 0, cp.stderr
+        assert _current(root) == "versions/a"
+        for name in ("rolled-back", "current", ".activate.lock"):
+            assert (root / name).lstat().st_uid == uid, name
+        # a script piped to `sh -s` cannot start itself again as the owner: refused, nothing done
+        cp = subprocess.run(["sh", "-s", "--", "--root", str(root), "activate", "b"], input=SCRIPT.read_text(),
+                            capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+        assert cp.returncode == 1 and "owned by uid 54321" in cp.stderr
+        assert _current(root) == "versions/a"
+    finally:
+        shutil.rmtree(base)
