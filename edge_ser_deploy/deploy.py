@@ -329,8 +329,22 @@ def _tar_bundle(files: dict[str, bytes]) -> bytes:
 # --------------------------------------------------------------------------------------------------------------
 
 
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+"""Characters of a device's output that would act on the local terminal rather than show (escape sequences,
+carriage return, bidirectional overrides); newline and tab stay."""
+
+
+def _printable(text: str) -> str:
+    """`text` (a device's output, or ssh's) with the characters of `_CONTROL` shown as \\xNN / \\uNNNN: what a
+    device prints cannot clear the operator's screen or rewrite the lines of a report."""
+    return _CONTROL.sub(
+        lambda m: f"\\x{ord(m[0]):02x}" if ord(m[0]) < 0x100 else f"\\u{ord(m[0]):04x}",
+        text.replace("\r\n", "\n"),
+    )
+
+
 def _tail(text: str, n: int = 12) -> str:
-    lines = [ln for ln in text.strip().splitlines() if ln.strip()]
+    lines = [ln for ln in _printable(text).strip().splitlines() if ln.strip()]
     return "\n    ".join(lines[-n:])
 
 
@@ -448,8 +462,8 @@ class _Ssh:
             )
         except subprocess.TimeoutExpired:
             raise DeployError(self.name, step, f"no answer within {timeout:g} s") from None
-        cp.stdout = cp.stdout.decode(errors="replace")
-        cp.stderr = cp.stderr.decode(errors="replace")
+        cp.stdout = _printable(cp.stdout.decode(errors="replace"))
+        cp.stderr = _printable(cp.stderr.decode(errors="replace"))
         if cp.returncode == 255:
             raise DeployError(
                 self.name,

@@ -896,3 +896,26 @@ def test_an_unknown_host_key_says_how_to_accept_it(sshd, tmp_path):
     assert "Host key verification failed" in msg and "-o StrictHostKeyChecking=accept-new" in msg, msg
     assert "127.0.0.1's host key is not in your known_hosts" in msg
     assert not (tmp_path / "bundles").exists()
+
+
+def test_device_output_cannot_drive_the_local_terminal(tmp_path, monkeypatch):
+    """What a device prints (its stderr in an error, its key=value facts, a health check's output) reaches the
+    operator's terminal with its control characters escaped: a compromised or hostile device cannot clear the
+    screen, retitle the window or rewrite lines to make a failed deploy read as a success."""
+    fake = tmp_path / "ssh"
+    fake.write_text(
+        "#!/bin/sh\n"
+        "printf 'current=versions/a\\033[2J\\033]0;owned\\007\\n'\n"
+        "printf 'boom\\033[1A\\r\\033[Khealth check passed\\342\\200\\256\\n' >&2\n"
+        "exit 7\n"
+    )
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    ssh = dep._Ssh(parse_target("pi@host"), identity=None, options=(), connect_timeout=5, multiplex=False)
+    cp = ssh.run("true", "probe", check=False)
+    assert dep._facts(cp.stdout)["current"] == "versions/a\\x1b[2J\\x1b]0;owned\\x07"
+    with pytest.raises(DeployError) as e:
+        ssh.run("true", "probe")
+    text = str(e.value)
+    assert "boom\\x1b[1A\\x0d\\x1b[Khealth check passed\\u202e" in text
+    assert not any(c in text for c in "\x1b\r\x07\u202e")
