@@ -955,6 +955,20 @@ def test_the_manifests_description_of_the_weights_must_match_them(
     refused(b, "manifest.json: " + fragment, "weights.esq stores otherwise")
 
 
+@pytest.mark.parametrize("value", ["224", [], {}, 2.5, True, -1])
+def test_bitplan_params_must_be_counts(tmp_path: Path, value) -> None:
+    """`bitplan.params` values reached a `{n:,}` format unchecked: a string, list or object there was a ValueError /
+    TypeError out of load_bundle instead of a BundleError naming the field."""
+    import shutil
+
+    b = tmp_path / "b"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "bundles" / "laq_mlp_emodb", b)
+    m = json.loads((b / "manifest.json").read_text())
+    m["bitplan"]["params"]["features.0"] = value
+    reseal(b, json.dumps(m))
+    refused(b, "manifest.json", "bitplan.params['features.0']")
+
+
 def test_info_runs_the_model_before_saying_it_can_run(tmp_path: Path, capsys) -> None:
     """A graph whose shapes do not fit (a Gemm's transB flipped) passed every check; `info` said 'can run here with:
     onnxruntime, numpy, ...' and exited 0, then every engine failed on it. Each engine now runs it once first."""

@@ -243,6 +243,11 @@ def _check_bitplan_and_layers(c: Checker, manifest: dict[str, Any]) -> None:
             c.problem("bitplan.bits", f"{len(bits):,} layers; at most {MAX_LAYERS:,}")
         for k, b in bits.items():
             c.integer(b, f"bitplan.bits[{k!r}]", 1, 32)
+        params = c.get(plan, "params", "bitplan", dict, required=False) or {}
+        if len(params) > MAX_LAYERS:
+            c.problem("bitplan.params", f"{len(params):,} layers; at most {MAX_LAYERS:,}")
+        for k, n in params.items():  # weights per layer (compared with weights.esq, printed by `info`)
+            c.integer(n, f"bitplan.params[{k!r}]", 0, 1 << 62)
         if "average_bits" in plan:
             c.number(plan["average_bits"], "bitplan.average_bits", lo=0)
     layers = c.get(manifest, "layers", "", list, required=False) or []
