@@ -31,9 +31,12 @@ def fusion_files(bundle: Any) -> tuple[bytes, dict[str, bytes], list[str]]:
         if not _BRANCH_DIR.fullmatch(name) or name in ("manifest.json", MANIFEST_SUM_NAME, "SHA256SUMS"):
             raise ConfigError(f"bundle {bundle.root}: branch name {name!r} cannot be a folder name")
         branch = bundle.branches[name]
-        raw = (bundle.root / entry["path"] / "manifest.json").read_bytes()
-        if hashlib.sha256(raw).hexdigest() != entry["manifest_sha256"]:  # changed since it was loaded
-            raise ConfigError(f"bundle {bundle.root}: branch {name} changed while it was being read")
+        raw = branch.manifest_bytes  # as loaded and checked against the pin: never read again from the folder
+        if raw is None or hashlib.sha256(raw).hexdigest() != entry["manifest_sha256"]:
+            raise ConfigError(
+                f"bundle {bundle.root}: branch {name}: its manifest as loaded is not the one the fusion pins "
+                "(load the fusion bundle with edge_ser.bundle.load_bundle)"
+            )
         files[f"{name}/manifest.json"] = raw
         files[f"{name}/{MANIFEST_SUM_NAME}"] = manifest_sum_line(raw)
         sums.append(f"{entry['manifest_sha256']}  {name}/manifest.json")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import tarfile
 from pathlib import Path
@@ -662,3 +663,20 @@ def test_manifest_sha256_is_the_build_that_was_loaded(fusion, tmp_path) -> None:
     for path in (root / "manifest.json", copy / "audio" / "manifest.json"):
         path.write_bytes(path.read_bytes() + b"\n")  # a later build on disk
     assert b.manifest_sha256 == want and b.branches["audio"].manifest_sha256 == audio_want
+
+
+def test_a_self_contained_copy_carries_the_manifests_as_loaded(fusion, tmp_path) -> None:
+    """`fusion_files` (deploy, firstboot) read each branch's manifest.json again from the folder, without a size
+    limit and following links: a file swapped in after loading could make it hang or take any memory. It now
+    carries the bytes `load_bundle` read (`Bundle.manifest_bytes`), whatever the folder holds later."""
+    from edge_ser.bundle import load_bundle
+    from edge_ser_deploy.self_contained import fusion_files
+
+    copy = tmp_path / "copy"
+    shutil.copytree(fusion.parent, copy, symlinks=True)
+    b = load_bundle(copy / fusion.name)
+    loaded = (copy / "audio" / "manifest.json").read_bytes()
+    (copy / "audio" / "manifest.json").unlink()
+    os.mkfifo(copy / "audio" / "manifest.json")  # reading it again would block
+    _, files, _ = fusion_files(b)
+    assert files["audio/manifest.json"] == loaded == b.branches["audio"].manifest_bytes

@@ -28,6 +28,12 @@ class BundleIdentity:
         return len(self.labels)
 
     @property
+    def manifest_bytes(self) -> bytes | None:
+        """The manifest file's bytes as `load_bundle` read them (None for a bundle made in memory): what a copy
+        of the bundle must carry to keep its `manifest.sha256` and a fusion bundle's pin true."""
+        return getattr(self, "_cache", {}).get("manifest_bytes")
+
+    @property
     def manifest_sha256(self) -> str | None:
         """The sha256 of the manifest file as stored (what `manifest.sha256` holds and a fusion bundle pins): which
         build of the bundle a report is of. `load_bundle` records it from the bytes it loaded (read again later, a

@@ -259,7 +259,7 @@ def load_bundle(
             fused = load_fusion_bundle(
                 Path(path), src, manifest, source, verify=verify, load_bundle=load_bundle
             )
-            fused._cache["manifest_sha256"] = digest
+            fused._cache.update(manifest_sha256=digest, manifest_bytes=manifest_bytes)
             return fused
         names = _listed_names(manifest, src)
         spec = validate_manifest(manifest, source=src)  # every field, before any listed file is read
@@ -273,7 +273,7 @@ def load_bundle(
                                   f"file, {max_total_bytes:,} in all); not read")  # fmt: skip
             files[name] = source.read_exact(name, size)
     bundle = make_bundle(Path(path), src, manifest, files, verify=verify, spec=spec)
-    bundle._cache["manifest_sha256"] = digest
+    bundle._cache.update(manifest_sha256=digest, manifest_bytes=manifest_bytes)
     return bundle
 
 
