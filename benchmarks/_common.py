@@ -100,6 +100,11 @@ def results_name(name: str, *, synthetic: bool) -> str:
     return name + SYNTHETIC_SUFFIX if synthetic else name
 
 
+def this_command() -> str:
+    """The command line this script was run with, as a results file records it ("python benchmarks/x.py ...")."""
+    return "python " + " ".join(shlex.quote(a) for a in [os.path.relpath(sys.argv[0])] + sys.argv[1:])
+
+
 def write_results(
     name: str,
     payload: dict,
@@ -124,7 +129,7 @@ def write_results(
         name = synthetic_name
     folder = RESULTS if folder is None else Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    command = "python " + " ".join(shlex.quote(a) for a in [os.path.relpath(sys.argv[0])] + sys.argv[1:])
+    command = this_command()
     payload = {"command": command, "machine": machine(), **payload}
     jpath, mpath = folder / f"{name}.json", folder / f"{name}.md"
     for path, text in (
@@ -142,7 +147,7 @@ def write_replot(name: str, markdown: str, command: str, *, folder: Path | None 
     import datetime
 
     folder = RESULTS if folder is None else Path(folder)
-    now = "python " + " ".join(shlex.quote(a) for a in [os.path.relpath(sys.argv[0])] + sys.argv[1:])
+    now = this_command()
     mpath = folder / f"{name}.md"
     atomic_write(
         mpath,
