@@ -48,7 +48,14 @@ import numpy as np  # noqa: E402
 
 from converters.evaluate import Metrics, draw_confusion_png  # noqa: E402
 from converters.protocol import PROTOCOLS, mean_std  # noqa: E402
-from converters.si_eval import ROW_FIELDS, TABLE_VERSION, SITable, ablation_rows, standard_rows  # noqa: E402
+from converters.si_eval import (  # noqa: E402
+    ROW_FIELDS,
+    TABLE_VERSION,
+    SITable,
+    ablation_rows,
+    corpus_rows,
+    standard_rows,
+)
 from converters.speaker_norm import NormMode  # noqa: E402
 from converters.sweep import Grid, Sweep  # noqa: E402
 from edge_ser.errors import ConfigError  # noqa: E402
@@ -396,7 +403,7 @@ def default_name(args: argparse.Namespace, ap: argparse.ArgumentParser) -> str:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--protocols", default=",".join(PROTOCOLS), help="comma-separated protocol names")
-    rows = {r.key: r for r in standard_rows() + ablation_rows()}
+    rows = {r.key: r for r in standard_rows() + ablation_rows() + corpus_rows()}
     standard = ",".join(r.key for r in standard_rows())
     ap.add_argument("--rows", default=standard, help=f"comma-separated rows ({', '.join(rows)})")
     ap.add_argument(

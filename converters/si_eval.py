@@ -46,6 +46,11 @@ class InputData:
     """Under a per-speaker norm, for each k the training clips once more, each speaker standardised as the
     device does after k of its clips (the training prior, weight `EARLY_PRIOR_WEIGHT`, updated with k clips in
     a seeded order): training rows only. (): none."""
+    extra: InputData | None = None
+    """Another corpus's clips added to every fold's training rows only (never validation or test), already
+    limited to this data's classes and indexed by them; its speakers carry their corpus in their name. Under a
+    per-speaker norm each of its speakers (and each (speaker, copy)) is standardised by its own statistics, as
+    a training speaker is. None: this corpus alone."""
 
     def __post_init__(self) -> None:
         n = len(self.X)
@@ -55,6 +60,16 @@ class InputData:
             raise ConfigError(
                 f"{self.name}: copies {self.copies.shape} must be [k, *X.shape] ({self.X.shape})"
             )
+        if self.extra is not None:
+            e = self.extra
+            if e.classes != self.classes or tuple(e.X.shape[1:]) != tuple(self.X.shape[1:]):
+                raise ConfigError(
+                    f"{self.name}: the extra corpus {e.name} must have the same classes and row shape "
+                    f"({self.classes}, {self.X.shape[1:]}), not ({e.classes}, {e.X.shape[1:]})"
+                )
+            shared = sorted(set(e.speakers.tolist()) & set(self.speakers.tolist()))
+            if shared:
+                raise ConfigError(f"{self.name}: speaker(s) {', '.join(shared[:5])} in both corpora")
 
 
 @dataclass
@@ -184,11 +199,31 @@ def fold_inputs(
         early = early_views(data, s.train, seed)
         X_train = np.concatenate([X_train, *early])
         y_train = np.concatenate([y_train, *([data.y[s.train]] * len(early))])
+    train_spk = set(spk[s.train].tolist())
+    if data.extra is not None:  # another corpus: training rows only, in every fold
+        X_extra, y_extra = extra_rows(data.extra, norm, speaker_norm)
+        X_train, y_train = np.concatenate([X_train, X_extra]), np.concatenate([y_train, y_extra])
+        train_spk |= set(data.extra.speakers.tolist())
     fd = FoldData(
         X_train, y_train, X[s.val], data.y[s.val], data.classes, seed,
-        tuple(sorted(set(spk[s.train].tolist()))), tuple(sorted(set(spk[s.val].tolist()))),
+        tuple(sorted(train_spk)), tuple(sorted(set(spk[s.val].tolist()))),
     )  # fmt: skip
     return fd, X
+
+
+def extra_rows(
+    extra: InputData, norm: NormMode, speaker_norm: Callable[..., np.ndarray] = transductive
+) -> tuple[np.ndarray, np.ndarray]:
+    """An extra corpus's training rows: its clips and their copies, each (speaker, copy) standardised by its
+    own statistics under a per-speaker norm (floors from its own rows: none of them is ever tested)."""
+    spk = extra.speakers.astype(str)
+    groups = [(np.asarray(extra.X, dtype=np.float32), spk)]
+    if extra.copies is not None:
+        groups += [
+            (c, np.char.add(spk, f"#{k + 1}")) for k, c in enumerate(np.asarray(extra.copies, np.float32))
+        ]
+    rows = [speaker_norm(x, g, floor_from=x) if norm.per_speaker else x for x, g in groups]
+    return np.concatenate(rows), np.tile(extra.y, len(rows))
 
 
 def run_fold(
@@ -311,6 +346,44 @@ def functionals_ext_aug_input(dataset: str, root: str | None = None, *, cache: A
 EARLY_VIEWS = (1, 2, 5, 10)
 """The clip counts of `functionals_ext_aug_early`'s early views (docs/protocol.md, "Training on the device's
 early statistics")."""
+
+
+OTHER_CORPUS = {"emodb": "ravdess", "ravdess": "emodb"}
+"""The corpus `functionals_ext_aug_both` adds to each data set's training rows."""
+
+
+def with_corpus(data: InputData, other: InputData, corpus: str, name: str) -> InputData:
+    """`data` with `other`'s clips of `data`'s classes as extra training rows (`InputData.extra`), its labels
+    re-indexed to `data.classes` and its speakers named "<corpus>:<speaker>"; a class of `data` the other
+    corpus lacks is simply rarer in training (EMODB's boredom: no RAVDESS clip)."""
+    index = {c: i for i, c in enumerate(data.classes)}
+    keep = np.flatnonzero([other.classes[v] in index for v in other.y])
+    if not len(keep):
+        raise ConfigError(f"{name}: {corpus} has no clip of the classes {', '.join(data.classes)}")
+    extra = InputData(
+        f"{other.name}:{corpus}",
+        other.X[keep],
+        np.array([index[other.classes[v]] for v in other.y[keep]], dtype=np.int64),
+        np.char.add(f"{corpus}:", other.speakers[keep].astype(str)),
+        data.classes,
+        {"corpus": corpus, "clips": int(len(keep)), "of": int(len(other.y))},
+        None if other.copies is None else other.copies[:, keep],
+    )
+    return replace(data, name=name, extra=extra, info={**data.info, "extra": extra.info})
+
+
+def functionals_ext_aug_both_input(dataset: str, root: str | None = None, *, cache: Any = None) -> InputData:
+    """`functionals_ext_aug` with the other corpus (`OTHER_CORPUS`: EMODB <-> RAVDESS actors 01-12) as extra
+    training rows in every fold: its clips of the shared classes and their copies, each of its speakers
+    standardised by its own statistics. Validation and test stay this corpus's speakers; the other corpus is
+    read from its default root (`EDGE_SER_DATA`)."""
+    if dataset not in OTHER_CORPUS:
+        raise ConfigError(
+            f"functionals_ext_aug_both: no other corpus for {dataset!r} ({', '.join(OTHER_CORPUS)})"
+        )
+    d = functionals_ext_aug_input(dataset, root, cache=cache)
+    other = functionals_ext_aug_input(OTHER_CORPUS[dataset], None, cache=cache)
+    return with_corpus(d, other, OTHER_CORPUS[dataset], "functionals_ext_aug_both")
 
 
 def functionals_ext_aug_early_input(dataset: str, root: str | None = None, *, cache: Any = None) -> InputData:
@@ -538,6 +611,21 @@ def ablation_rows() -> list[Row]:
     return functionals_rows("functionals_mfcc")
 
 
+def corpus_rows() -> list[Row]:
+    """Rows run on request (`si_table.py --rows`): both 2-bit MLPs (ser_emodb's and ser_ravdess's recipes)
+    with the other corpus as extra training rows (`functionals_ext_aug_both`); speaker-normalised only."""
+    return [
+        Row(
+            name,
+            "functionals_ext_aug_both",
+            fit_laq_mlp("sensitivity@2.0", model="functionals_mlp", balanced=name.endswith("_bal")),
+            "sensitivity@2.0",
+            norms=("transductive",),
+        )
+        for name in ("functionals_mlp", "functionals_mlp_bal")
+    ]
+
+
 def functionals_mfcc_input(dataset: str, root: str | None = None, *, cache: Any = None) -> InputData:
     """An ablation input (host only, no device kind yet): the 88 functionals followed by the clip vector's
     `n_mfcc` MFCC means (MFCC 0..39 of the mean dB mel spectrum, `vector_input`), the same clips in the same
@@ -558,6 +646,7 @@ INPUTS: dict[str, Callable[..., InputData]] = {
     "functionals_ext_speed": functionals_ext_speed_input,
     "functionals_ext_aug": functionals_ext_aug_input,
     "functionals_ext_aug_early": functionals_ext_aug_early_input,
+    "functionals_ext_aug_both": functionals_ext_aug_both_input,
     "functionals_mfcc": functionals_mfcc_input,
 }
 """Input name -> loader (data set name, root) -> InputData. A new input kind is one entry."""
@@ -722,6 +811,9 @@ __all__ = [
     "fit_sklearn",
     "pooled",
     "run_fold",
+    "corpus_rows",
+    "extra_rows",
+    "with_corpus",
     "standard_rows",
     "uar",
     "vector_input",

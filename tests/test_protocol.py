@@ -32,6 +32,7 @@ from converters.si_eval import (
     functionals_mfcc_input,
     run_fold,
     vector_input,
+    with_corpus,
 )
 from converters.speaker_norm import NormMode, online, prior
 from converters.sweep import Grid, Sweep
@@ -256,6 +257,52 @@ def test_early_views_are_the_training_rows_as_the_device_standardises_them_after
 
     run_fold(Row("spy", "blobs", spy_fit), data, fold, NormMode.parse("none"))
     assert len(seen[-1].X_train) == n_train
+
+
+def test_another_corpus_joins_every_folds_training_rows_only_in_this_corpus_classes():
+    """`with_corpus`: the other corpus's clips of this corpus's classes (re-indexed, speakers named by corpus)
+    and their copies are training rows in every fold, never validation or test; under a per-speaker norm each
+    of its speakers is standardised by its own statistics, so a corpus offset as a whole arrives as if absent."""
+    data = _blobs()
+    rng = np.random.default_rng(1)
+    X = data.X.copy()
+    X[:, 1:] += 7.0  # another recording set-up: every feature moved
+    X[:, 0] += 1000  # row ids apart from this corpus's
+    other = InputData(
+        "blobs2", X, data.y[::-1].copy(), data.speakers, ("c", "b", "x"),
+        copies=np.stack([X + rng.normal(0, 0.01, X.shape).astype(np.float32)]),
+    )  # fmt: skip
+    both = with_corpus(data, other, "other", "blobs_both")
+    e = both.extra
+    keep = np.isin(np.array(other.classes)[other.y], data.classes)  # "x" is not one of ours
+    assert len(e.y) == int(keep.sum()) and e.classes == data.classes and e.copies.shape[1] == len(e.y)
+    assert [data.classes[v] for v in e.y] == [other.classes[v] for v in other.y[keep]]
+    assert all(s.startswith("other:") for s in e.speakers)
+    seen: list[FoldData] = []
+
+    def spy_fit(fd: FoldData) -> Fitted:
+        seen.append(fd)
+        return Fitted(lambda X: np.zeros(len(X), dtype=np.int64), 32.0, None, 0)
+
+    for fold in Protocol("p", "blobs", "loso").folds(both.speakers, both.y):
+        n_train = len(fold.split.train)
+        run_fold(Row("spy", "blobs", spy_fit), both, fold, NormMode.parse("none"))
+        fd = seen[-1]
+        assert len(fd.X_train) == n_train + 2 * len(e.y) and len(fd.X_val) == len(fold.split.val)
+        np.testing.assert_array_equal(fd.y_train[n_train:], np.tile(e.y, 2))
+        assert set(np.rint(fd.X_train[n_train:, 0]).astype(int)) == {int(i) for i in e.X[:, 0]}
+        assert set(e.speakers) <= set(fd.train_speakers)
+        assert not set(fd.val_speakers) & set(e.speakers)
+    fold = Protocol("p", "blobs", "loso").folds(both.speakers, both.y)[0]
+    run_fold(Row("spy", "blobs", spy_fit), both, fold, NormMode.parse("transductive"))
+    fd, n_train = seen[-1], len(fold.split.train)
+    mine = fd.X_train[:n_train, 1:]
+    theirs = fd.X_train[n_train : n_train + len(e.y), 1:]
+    assert abs(theirs.mean() - mine.mean()) < 0.1  # the +7 offset is gone with each speaker's own statistics
+    with pytest.raises(ConfigError, match="no clip"):
+        with_corpus(data, replace(other, classes=("x", "y", "z")), "other", "none_shared")
+    with pytest.raises(ConfigError, match="both corpora"):
+        replace(data, extra=InputData("same", data.X, data.y, data.speakers, data.classes))
 
 
 def test_speaker_norm_lifts_uar_and_online_prior_is_chosen_on_validation():
