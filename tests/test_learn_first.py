@@ -159,7 +159,10 @@ def test_the_commands_take_adapt(tmp_path: Path, capsys) -> None:
     assert np.allclose(default, probs("--adapt", "all")) and np.allclose(default[-1], online[-1], atol=1e-4)
     assert np.allclose(default[::-1], probs(files=paths[::-1]), atol=1e-4)  # the order does not matter
     assert not np.allclose(default[0], online[0])
-    assert np.allclose(probs("--no-adapt"), probs("--adapt", "off"))
+    off = probs("--adapt", "off")
+    assert np.allclose(probs("--no-adapt"), off) and np.allclose(probs("--no-adapt", "--adapt", "off"), off)
+    assert main(["predict", str(b), str(paths[0]), "--engine", "numpy", "--no-adapt", "--adapt", "all"]) != 0
+    assert "--adapt all and --no-adapt ask for opposite things" in capsys.readouterr().err
     # eval on a folder-per-class tree: the selection line says how the speakers were met
     for i, p in enumerate(paths):
         (tmp_path / "set" / "happy").mkdir(parents=True, exist_ok=True)

@@ -144,8 +144,16 @@ class DefaultMode(str):
 
 
 def adapt_mode(args: argparse.Namespace, default: str = "online") -> str:
-    """The `--adapt` mode asked for (`--no-adapt` wins: it says off)."""
-    return "off" if getattr(args, "no_adapt", False) else str(getattr(args, "adapt", default))
+    """The `--adapt` mode asked for (`--no-adapt` says off). A given `--adapt` other than off beside `--no-adapt`
+    is a ConfigError: the two ask for opposite things, and quietly obeying one of them hides the other."""
+    adapt = getattr(args, "adapt", default)
+    if getattr(args, "no_adapt", False):
+        if not isinstance(adapt, DefaultMode) and str(adapt) != "off":
+            from edge_ser.errors import ConfigError
+
+            raise ConfigError(f"--adapt {adapt} and --no-adapt ask for opposite things: give one of them")
+        return "off"
+    return str(adapt)
 
 
 def adapt_ignored(args: argparse.Namespace, rec, command: str) -> str | None:
