@@ -399,7 +399,7 @@ def write_plots(rows: list[dict], out_dir: Path, name: str = "si_table") -> list
 def default_name(args: argparse.Namespace, ap: argparse.ArgumentParser) -> str:
     """si_table for the whole table (every option that picks rows, protocols, norms or online counts at its
     default), else si_table_subset: a subset run used to replace the committed table and its plots."""
-    picks = ("rows", "protocols", "norms", "online", "ablation")
+    picks = ("rows", "protocols", "norms", "online", "ablation", "seed")
     return "si_table" if all(getattr(args, k) == ap.get_default(k) for k in picks) else "si_table_subset"
 
 
@@ -417,6 +417,13 @@ def main(argv: list[str] | None = None) -> None:
         "--online", default="1,5,20", help="online-N clip counts scored with every transductive row"
     )
     ap.add_argument("--limit-folds", type=int, default=None, help="only the first N folds (a smoke run)")
+    ap.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="the training seed of every fold (and of the online rows' clip orders); default 0, the table's. "
+        "Another seed measures how far a figure moves without any change of recipe (docs/protocol.md)",
+    )
     ap.add_argument(
         "--runs", type=Path, default=RUNS, help="folder of the resumable JSONL of finished points"
     )
@@ -447,7 +454,9 @@ def main(argv: list[str] | None = None) -> None:
         raise ConfigError(f"--protocols: unknown {', '.join(unknown)}; known: {', '.join(PROTOCOLS)}")
     table = SITable(chosen, [PROTOCOLS[p] for p in table_protocols])
     online = [int(n) for n in args.online.split(",") if n]
-    g = Grid(points=table.points(norms, online, args.limit_folds), fixed={"v": TABLE_VERSION, "seed": 0})
+    g = Grid(
+        points=table.points(norms, online, args.limit_folds), fixed={"v": TABLE_VERSION, "seed": args.seed}
+    )
     sweep = Sweep(args.name, table.objective, g, args.runs, backend="serial", log=print)
     res = sweep.run()
     for r in res.errors:

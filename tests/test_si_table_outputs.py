@@ -55,9 +55,16 @@ def test_a_subset_run_is_named_apart_and_a_partial_one_links_no_plots(monkeypatc
     monkeypatch.setattr(si, "SITable", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("stop")))
     real = si.default_name
     monkeypatch.setattr(si, "default_name", lambda args, ap: names.append(real(args, ap)) or names[-1])
-    for argv in ([], ["--protocols", "emodb-loso"], ["--rows", "logreg"], ["--online", ""], ["--ablation"]):
+    subsets = (
+        ["--protocols", "emodb-loso"],
+        ["--rows", "logreg"],
+        ["--online", ""],
+        ["--ablation"],
+        ["--seed", "1"],
+    )
+    for argv in ([], *subsets):
         with pytest.raises(RuntimeError, match="stop"):  # named before any data is read
             si.main(argv)
-    assert names == ["si_table"] + ["si_table_subset"] * 4
+    assert names == ["si_table"] + ["si_table_subset"] * len(subsets)
     text = si.markdown([_row("mlp", 0.7)], 1.0, 1.0, "si_table_partial", plots=False)
     assert "![" not in text and "recipe): mlp on functionals_ext_aug" in text
