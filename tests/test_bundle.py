@@ -505,6 +505,13 @@ def test_missing_manifest(good: Path) -> None:
     refused(good, "manifest.json is missing")
 
 
+def test_folder_of_bundles_names_them(tmp_path: Path, good: Path) -> None:
+    """`edge-ser info out/demo` (the folder around the bundle) says which folder to give."""
+    refused(tmp_path, "manifest.json is missing", f"it is not a bundle but holds one: give {good}")
+    (good / "manifest.json").unlink()  # no bundle inside: no suggestion
+    assert "give" not in refused(tmp_path, "manifest.json is missing")
+
+
 def test_sha_mismatch(good: Path) -> None:
     data = bytearray((good / "model.onnx").read_bytes())
     data[len(data) // 2] ^= 0x10

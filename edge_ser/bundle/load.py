@@ -221,6 +221,18 @@ def accuracy_summary(acc: Mapping[str, Any]) -> list[str]:
     return parts
 
 
+def _bundles_inside(path: str | os.PathLike[str]) -> str:
+    """For a folder that holds bundles rather than being one (`bundles/`, `out/demo/`): the folders to give."""
+    folder = Path(path)
+    if not folder.is_dir():
+        return ""
+    inside = sorted(str(d) for d in folder.iterdir() if (d / MANIFEST_NAME).is_file())
+    if not inside:
+        return ""
+    more = f" (and {len(inside) - 5} more)" if len(inside) > 5 else ""
+    return f"; it is not a bundle but holds {'one' if len(inside) == 1 else 'some'}: give {', '.join(inside[:5])}{more}"
+
+
 def load_bundle(
     path: str | os.PathLike[str],
     *,
@@ -248,7 +260,9 @@ def load_bundle(
         present = set(source.names())
         manifest_bytes = source.read(MANIFEST_NAME, MAX_MANIFEST_BYTES) if MANIFEST_NAME in present else None
         if manifest_bytes is None:
-            raise BundleError(f"bundle {src}: {MANIFEST_NAME} is missing (present: {sorted(present)[:20]})")
+            raise BundleError(
+                f"bundle {src}: {MANIFEST_NAME} is missing (present: {sorted(present)[:20]}){_bundles_inside(path)}"
+            )
         if verify:
             if MANIFEST_SUM_NAME not in present:
                 raise missing_sum(src)
