@@ -563,6 +563,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     )
     sample = records[len(records) // 2]
     print(f"\ndevice run on a held-out test clip ({sample.source.name}, true label: {sample.label}):")
+    from edge_ser.cli.common import DefaultMode
     from edge_ser.cli.predict import cmd_predict
     from edge_ser.engines import engines_for
 
@@ -573,7 +574,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         top=3,
         json=False,
         windows=False,
-        adapt="all",
+        # predict's default, not a given --adapt (which would draw its "changes nothing" note)
+        adapt=DefaultMode("all"),
     )
     for engine in engines_for(predict.bundle):
         predict.engine = engine

@@ -27,8 +27,11 @@ def test_demo_runs_the_pipeline_and_leaves_a_bundle(tmp_path: Path, capsys) -> N
         check = summary["engine_checks"][engine]
         assert check["same_class"] == 1.0 and check["max_rel_diff"] < 1e-4, (engine, check)
     assert (out / "bundle" / "manifest.json").is_file() and (out / "bitplan.json").is_file()
-    printed = capsys.readouterr().out
+    captured = capsys.readouterr()
+    printed = captured.out
     assert "device run on a held-out test clip" in printed and "(numpy: 1 file(s)" in printed
+    # predict runs with its default --adapt: no note about an option the user never gave
+    assert "changes nothing" not in captured.err
     # the live pipeline on the sample stream: 4 clips with pauses -> decisions and "silence" in the pauses
     from edge_ser.live.outputs.jsonl import read_jsonl
 
