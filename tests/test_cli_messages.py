@@ -246,6 +246,16 @@ def test_newcomer_mistakes_get_messages_that_say_what_to_do(tmp_path, capsys) ->
     assert "argument --face-every: 0 must be >= 1" in capsys.readouterr().err
 
 
+def test_an_image_given_to_an_audio_bundle_is_named_as_one(tmp_path, capsys) -> None:
+    """`edge-ser predict bundles/ser_emodb photo.jpg` said only libsndfile's "Format not recognised"."""
+    photo = tmp_path / "photo.jpg"
+    photo.write_bytes(b"\xff\xd8\xff\xe0" + bytes(64))
+    for adapt in ("all", "off"):  # learnt first, or read once
+        with pytest.warns(Warning, match=r"photo.jpg: cannot decode audio: it is an image.*bundles/face_fer"):
+            assert main(["predict", str(BUNDLE), str(photo), "--adapt", adapt]) == 2
+        assert "none of the 1 file(s) could be read" in capsys.readouterr().err
+
+
 def test_model_says_which_options_it_ignores(capsys) -> None:
     """`edge-ser model functionals_mlp --in-features 327` printed the 88-input model without a word."""
     assert main(["model", "functionals_mlp", "--in-features", "327"]) == 0

@@ -23,6 +23,15 @@ __all__ = ["load", "read_wav", "resample", "write_wav"]
 _WAV_SUFFIXES = (".wav", ".wave")
 
 
+def not_audio(path: Path) -> str | None:
+    """What to say of an image given where audio is read (libsndfile says only "Format not recognised")."""
+    from edge_ser.vision.video import IMAGE_EXTENSIONS
+
+    if path.suffix.lower() not in IMAGE_EXTENSIONS:
+        return None
+    return "it is an image; a model that reads audio needs a recording, and a face bundle (bundles/face_fer) reads images"
+
+
 def _read_other(path: Path) -> tuple[np.ndarray, int]:
     """Non-WAV audio (FLAC, Ogg, MP3...) via soundfile, as float32 [n, channels]; its errors become ours."""
     try:
@@ -34,7 +43,7 @@ def _read_other(path: Path) -> tuple[np.ndarray, int]:
         with native_messages_named(path):  # libsndfile's mpg123 notes name the file
             y, sr = soundfile.read(str(path), dtype="float32", always_2d=True)
     except (RuntimeError, OSError, ValueError, TypeError) as e:  # LibsndfileError is a RuntimeError
-        raise AudioFormatError(f"{path}: cannot decode audio: {e}") from None
+        raise AudioFormatError(f"{path}: cannot decode audio: {not_audio(path) or e}") from None
     if not (MIN_SR <= sr <= MAX_SR):
         raise AudioFormatError(
             f"{path}: sample rate {sr} Hz is outside the allowed range {MIN_SR}..{MAX_SR} Hz"

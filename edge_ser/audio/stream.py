@@ -23,6 +23,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from edge_ser.audio import not_audio
 from edge_ser.audio.channels import Downmix
 from edge_ser.audio.level import clipped_share
 from edge_ser.audio.wav import BLOCK_FRAMES, MAX_SR, MIN_SR, WavCodecError, WavReader
@@ -81,7 +82,7 @@ class _SoundFileBlocks(BlockStream):
             with native_messages_named(path):
                 self._f = soundfile.SoundFile(str(path))
         except (RuntimeError, OSError, ValueError, TypeError) as e:  # LibsndfileError is a RuntimeError
-            raise AudioFormatError(f"{path}: cannot decode audio: {e}") from None
+            raise AudioFormatError(f"{path}: cannot decode audio: {not_audio(path) or e}") from None
         self.sample_rate = int(self._f.samplerate)
         self._mono = Downmix(path)
         if not (MIN_SR <= self.sample_rate <= MAX_SR):
