@@ -1,7 +1,7 @@
 """`edge-ser` command line (also `python -m edge_ser`): the device's commands, plus whatever is installed.
 
-The device commands (`info`, `predict`, `run`, `bench`) are this package's. Other packages add theirs through
-the entry-point group `edge_ser.commands`: each entry is a function `register(subparsers)` that adds its
+The device commands (`info`, `predict`, `run`, `bench`, `slim`) are this package's. Other packages add theirs
+through the entry-point group `edge_ser.commands`: each entry is a function `register(subparsers)` that adds its
 commands, as the host package (`converters.cli`: train, laq, zoo, ...) and the workstation tools
 (`edge_ser_deploy.cli`: deploy, firstboot) do. So `edge-ser --help` on a device lists what the device can run,
 and on a workstation all of it. A command's handler gets the parsed arguments and returns an exit code;
