@@ -12,6 +12,7 @@ import numpy as np
 from numpy.typing import DTypeLike
 
 from edge_ser.audio.channels import to_mono
+from edge_ser.audio.not_audio import not_audio
 from edge_ser.audio.polyphase import resample
 from edge_ser.audio.wav import MAX_SR, MIN_SR, WavCodecError, read_wav, write_wav
 from edge_ser.errors import AudioFormatError, ConfigError, MissingDependencyError
@@ -21,15 +22,6 @@ from edge_ser.native_log import native_messages_named
 __all__ = ["load", "read_wav", "resample", "write_wav"]
 
 _WAV_SUFFIXES = (".wav", ".wave")
-
-
-def not_audio(path: Path) -> str | None:
-    """What to say of an image given where audio is read (libsndfile says only "Format not recognised")."""
-    from edge_ser.vision.video import IMAGE_EXTENSIONS
-
-    if path.suffix.lower() not in IMAGE_EXTENSIONS:
-        return None
-    return "it is an image; a model that reads audio needs a recording, and a face bundle (bundles/face_fer) reads images"
 
 
 def _read_other(path: Path) -> tuple[np.ndarray, int]:

@@ -23,9 +23,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from edge_ser.audio import not_audio
 from edge_ser.audio.channels import Downmix
 from edge_ser.audio.level import clipped_share
+from edge_ser.audio.not_audio import not_audio
 from edge_ser.audio.wav import BLOCK_FRAMES, MAX_SR, MIN_SR, WavCodecError, WavReader
 from edge_ser.errors import AudioFormatError, ConfigError, MissingDependencyError
 from edge_ser.fileio import check_regular_file
