@@ -81,3 +81,19 @@ def test_a_fold_trains_and_compresses(tmp_path):
     res = train_timnet_fold(train, val, test, cfg)
     assert res.quant is not None and res.bits <= 2.0 and res.packed_kb > 0
     assert res.float.n == len(test) and 0.0 <= res.quant.uar <= 1.0
+    # compressed: every planned layer of the quantized model holds at most 2**bits values per output channel,
+    # and the plan's weighted mean is the reported bit width
+    layers = dict(res.compressed.model.named_modules())
+    sizes = {name: layers[name].weight.numel() for name in res.plan}
+    for name, bits in res.plan.items():
+        rows = layers[name].weight.detach().numpy().reshape(layers[name].weight.shape[0], -1)
+        assert max(np.unique(r).size for r in rows) <= 2**bits, (name, bits)
+    assert res.bits == pytest.approx(sum(res.plan[n] * sizes[n] for n in sizes) / sum(sizes.values()))
+    # the figures are those of the models' own test probabilities (record order), recounted here
+    truth = np.array([res.classes.index(r.label) for r in test])
+    for metrics, probs in ((res.float, res.probabilities["test"]), (res.quant, res.probabilities["q_test"])):
+        pred = probs.argmax(1)
+        recall = [np.mean(pred[truth == c] == c) for c in range(len(res.classes)) if np.any(truth == c)]
+        assert metrics.uar == pytest.approx(np.mean(recall)) and metrics.accuracy == pytest.approx(
+            np.mean(pred == truth)
+        )
