@@ -307,6 +307,12 @@ def test_laq_weights_objective_smoke(tmp_path, monkeypatch):
     for r in res.ok:
         m = r["metrics"]
         assert 0.0 <= m["acc"] <= 1.0 and 1.0 <= m["bits"] <= 8.0 and set(m["plan"]) and "ptq_acc" in m
+        assert min(m["plan"].values()) <= m["bits"] <= max(m["plan"].values())  # a mean of the layers' bits
+    # one float model for the grid (the weights only steer the allocation), and the weights do steer it
+    assert sorted(r["point"]["wP"] for r in res.ok) == [0.11, 0.5]
+    first, second = (r["metrics"] for r in res.ok)
+    assert first["float_acc"] == second["float_acc"] and set(first["plan"]) == set(second["plan"])
+    assert first["plan"] != second["plan"]
     bad = Sweep("bad", laq_weights_objective, Grid({"wX": [1]}), tmp_path, backend="serial", progress=False)
     assert "unknown point keys" in bad.run().errors[0]["error"]
 
