@@ -417,9 +417,12 @@ def test_cpu_info_reads_the_machine() -> None:
 
 def test_micro_benchmarks_directly() -> None:
     r = hostbench.triad_gbps(1, hostbench.QUICK, array_bytes=8 << 20)
-    assert r["gbps"] > 0 and r["threads"] == 1
+    assert r["gbps"] > 0 and r["threads"] == 1 and r["runs"] >= hostbench.QUICK.min_runs
+    # STREAM's count: read b and c, write a, 8 bytes each, over the fastest pass of 1 Mi elements
+    assert r["array_mib"] == 8.0 and r["gbps"] == pytest.approx(3 * (8 << 20) / r["best_s"] / 1e9)
     g = hostbench.gemm_gflops("float32", hostbench.QUICK)
-    assert g["gflops"] > 0 and g["n"] >= 256
+    assert g["gflops"] > 0 and g["n"] >= 256 and g["runs"] >= hostbench.QUICK.min_runs
+    assert g["gflops"] == pytest.approx(2 * g["n"] ** 3 / g["best_s"] / 1e9)  # n^3 multiply-adds
     with pytest.raises(ConfigError, match="not BLAS-backed"):
         hostbench.gemm_gflops("float16")
     both = hostbench.triad_gbps([1, 2], hostbench.QUICK, array_bytes=8 << 20)
@@ -465,6 +468,9 @@ def test_ort_gemm_is_measured_when_onnxruntime_is_there():
 
     r = hostbench.ort_gemm_gflops(1, hostbench.QUICK, n=256)
     assert r is not None and r["gflops"] > 0 and r["threads"] == 1
+    assert r["n"] == 256 and r["runs"] >= hostbench.QUICK.min_runs and "onnxruntime" in r["library"]
+    # the rate is the fastest call's 256^3 multiply-adds
+    assert r["gflops"] == pytest.approx(2 * 256**3 / r["best_s"] / 1e9)
 
 
 def test_a_peak_edited_without_its_derivation_is_refused(tmp_path) -> None:
