@@ -850,7 +850,8 @@ def test_fuzz_manifest(fuzz_dir: tuple[Path, dict[str, Any]], data: Any) -> None
     (path / "manifest.json").write_text(json.dumps(m))
     try:
         b = load_bundle(path)
-    except BundleError:
+    except BundleError as e:
+        assert str(e).startswith(f"bundle {path}"), e  # refused with a message naming the bundle
         return
     # it verified, so the graph still matches model.onnx: the numpy engine must run it
     y = load_engine(b, "numpy").predict(np.zeros((2, b.feature_spec.dim), np.float32))
@@ -884,8 +885,8 @@ def test_fuzz_tar_bytes(
     p.write_bytes(bytes(buf))
     try:
         load_bundle(p)
-    except BundleError:
-        pass
+    except BundleError as e:
+        assert str(e).startswith(f"bundle {p}"), e
 
 
 @fuzz(600)
@@ -903,17 +904,17 @@ def test_fuzz_onnx_reader(kit: Kit, data: Any) -> None:
             break
     try:
         read_onnx_graph(bytes(buf))
-    except BundleError:
-        pass
+    except BundleError as e:
+        assert str(e).startswith("model.onnx"), e  # the message names the source
 
 
 @fuzz(200)
 @given(blob=st.binary(max_size=300))
 def test_fuzz_onnx_reader_random_bytes(blob: bytes) -> None:
     try:
-        read_onnx_graph(blob)
-    except BundleError:
-        pass
+        read_onnx_graph(blob, source="blob.onnx")
+    except BundleError as e:
+        assert str(e).startswith("blob.onnx"), e
 
 
 def test_esq_roundtrip_used_by_kit(kit: Kit) -> None:
