@@ -303,7 +303,9 @@ def test_a_fusion_bundle_says_when_its_branch_saw_the_speakers(tmp_path: Path, c
     assert "its audio branch: 4 of 4 files are of speakers the bundle was trained or validated on (03)" in err
 
 
-def test_labels_of_ones_own_are_drawn_without_question_marks(tmp_path: Path) -> None:
+def test_labels_of_ones_own_are_drawn_without_question_marks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Review: eval --png drew 'Fröhlich' and a decomposed 'ärger' as 'Fr??hlich' and 'a??rger' (OpenCV's fonts are
     ASCII)."""
     from edge_ser.text import drawable
@@ -315,7 +317,16 @@ def test_labels_of_ones_own_are_drawn_without_question_marks(tmp_path: Path) -> 
 
     m = index_metrics(np.array([0, 1, 1]), np.array([0, 1, 0]), ("Fröhlich", "contempt"))
     cv2 = pytest.importorskip("cv2")
-    assert cv2.imread(str(draw_confusion_png(m, "Zoë's files", tmp_path / "c.png"))) is not None
+    drawn: list[str] = []
+    put_text = cv2.putText
+    monkeypatch.setattr(
+        cv2, "putText", lambda img, text, *a, **k: drawn.append(text) or put_text(img, text, *a, **k)
+    )
+    png = cv2.imread(str(draw_confusion_png(m, "Zoë's files", tmp_path / "c.png")))
+    assert png is not None and (png < 255).any()  # a picture, with something drawn on it
+    # every text drawn is one OpenCV's ASCII fonts can draw, the labels and the title folded, not "??"
+    assert all(t.isascii() for t in drawn) and "?" not in "".join(drawn), drawn
+    assert "Frohlich" in drawn and "contempt" in drawn and any(t.startswith("Zoe's files") for t in drawn)
 
 
 def test_an_audio_bundle_on_face_images_is_refused_up_front(tmp_path, capsys):
