@@ -202,7 +202,14 @@ def test_a_constant_window_is_silence_with_the_products_reused_too() -> None:
     leave rounding noise that pyin's scale-free dips would read as pitch."""
     y = _stream()
     y[: 4 * SR] = np.float32(0.02)
-    assert _replay(_windows(y[: 5 * SR])).reused > 0  # constant windows, then speech coming in
+    windows = _windows(y[: 5 * SR])
+    assert _replay(windows).reused > 0  # constant windows, then speech coming in
+    f0 = [i for i, n in enumerate(SPEC.names()) if n.startswith("F0semitone")]
+    lags = SPEC.window_lags()
+    for w in windows[:3]:  # wholly constant: no pitch from the reused products either
+        lags.moved(HOP)
+        assert not functionals(w, sr=SR, spec=SPEC, lags=lags)[f0].any()
+    assert functionals(windows[-1], sr=SR, spec=SPEC)[f0[0]] > 0  # the speech that comes in has a pitch
 
 
 @pytest.mark.parametrize(("offset", "speech_db"), [(0.3, -70.0), (0.9, -64.0), (0.1, -80.0)])
