@@ -342,10 +342,19 @@ def test_non_finite_input_is_refused(engine: str) -> None:
 def test_inputs_near_float32_max_are_clamped_not_overflowed(engine: str) -> None:
     """Finite but huge inputs would overflow float32 inside the model; they are clamped to +-OOD_Z training
     standard deviations first (and flagged), so the logits stay finite."""
-    e = load_engine(load_bundle(LAQ), engine)
+    b = load_bundle(LAQ)
+    e = load_engine(b, engine)
     x = np.full((2, 180), 3e37, np.float32)
-    assert np.isfinite(e.predict(x)).all()
+    x[1] = -x[1]
+    got = e.predict(x)
+    assert np.isfinite(got).all()
     assert e.adapt.last_ood.all()
+    # clamped means: the answer for the training mean +-20 standard deviations (from the manifest), which is
+    # itself in range
+    mean, std = (np.asarray(b.manifest["normalization"][k], np.float32) for k in ("mean", "std"))
+    edge = np.stack([mean + np.float32(20) * std, mean - np.float32(20) * std])
+    np.testing.assert_allclose(got, e.predict(edge), rtol=1e-6, atol=1e-6)
+    assert not e.adapt.last_ood.any()
 
 
 def test_weights_that_overflow_are_reported(tmp_path: Path) -> None:
