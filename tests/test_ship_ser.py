@@ -426,21 +426,27 @@ def test_info_and_banners_lead_with_the_unseen_speaker_figure(capsys):
     from edge_ser.cli import main
 
     bundles = Path(ship.__file__).resolve().parents[1] / "bundles"
+
+    def accuracy(name: str) -> dict:
+        return json.loads((bundles / name / "manifest.json").read_text())["accuracy"]
+
+    si = accuracy("ser_emodb")["speaker_independent"]
     assert (
-        "UAR 0.827 on unseen speakers of emodb (10 folds nested)"
+        f"UAR {si['transductive']['uar']:.3f} on unseen speakers of emodb ({si['n_folds']} folds nested)"
         in load_bundle(bundles / "ser_emodb").describe()
     )
     laq = load_bundle(bundles / "laq_mlp_emodb").describe()
-    assert laq.endswith("test accuracy 0.736 on emodb (a random split: speakers it trained on)")
+    test = accuracy("laq_mlp_emodb")["test"]
+    assert laq.endswith(f"test accuracy {test:.3f} on emodb (a random split: speakers it trained on)")
     assert main(["info", str(bundles / "laq_mlp_emodb")]) == 0
     assert (
         "split: random (speakers shared with training: not a speaker-independent figure)"
         in capsys.readouterr().out
     )
     assert main(["info", str(bundles / "av_fusion")]) == 0
-    acc = json.loads((bundles / "av_fusion" / "manifest.json").read_text())["accuracy"]
+    acc = accuracy("av_fusion")
     want = f"accuracy: test UAR {acc['test_uar']:.3f}, accuracy {acc['test']:.3f} on paired RAVDESS"
-    assert want in capsys.readouterr().out and acc["test_uar"] == pytest.approx(0.692, abs=5e-4)
+    assert want in capsys.readouterr().out and acc["test_uar"] != acc["test"]  # so the UAR is the one printed
 
 
 # --data FOLDER: the recipe on the user's own recordings (docs/data.md, "The recommended recipe on your own data")
