@@ -49,9 +49,11 @@ def test_reverberate_is_a_linear_convolution_at_the_input_level() -> None:
 
 
 def test_room_spec_checks_its_ranges() -> None:
-    assert RoomSpec().draw(np.random.default_rng(0))[0] == pytest.approx(
-        RoomSpec().draw(np.random.default_rng(0))[0]
-    )
+    assert RoomSpec().draw(np.random.default_rng(0)) == RoomSpec().draw(np.random.default_rng(0))  # seeded
+    rng = np.random.default_rng(0)
+    rt60, drr = np.array([RoomSpec(rt60=(0.3, 0.5), drr_db=(-2.0, 4.0)).draw(rng) for _ in range(200)]).T
+    assert 0.3 <= rt60.min() < 0.31 and 0.49 < rt60.max() <= 0.5  # uniform over the ranges asked for
+    assert -2.0 <= drr.min() < -1.9 and 3.9 < drr.max() <= 4.0 and abs(np.corrcoef(rt60, drr)[0, 1]) < 0.2
     with pytest.raises(ConfigError, match="rt60"):
         RoomSpec(rt60=(1.0, 0.5))
     with pytest.raises(ConfigError, match="drr_db"):
