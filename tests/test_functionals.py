@@ -252,6 +252,30 @@ def test_extended_layout_appends_to_the_88_and_reads_its_own_descriptors() -> No
     lo, hi = value(v, "loudness_sma3_percentile10.0"), value(v, "loudness_sma3_percentile90.0")
     assert lo <= hi and value(v, "loudness_sma3_stddev") >= 0
     assert value(v, "mfcc5_sma3_amean") != 0 and value(v, "mfcc12_sma3_stddev") > 0
+    # the statistics of the non-pause frames' smoothed contours of speech-like audio, by numpy and scipy here
+    from _signals import voiced
+    from scipy import stats
+
+    y = voiced(SR, 2 * SR, seed=3).astype(np.float32)
+    v, d = functionals(y, sr=SR, spec=ext), descriptors(y, sr=SR, spec=ext)
+    act = np.ones(d.voiced.size, bool) if d.active is None else d.active
+    for n in ("loudness", "spectralFlux", "mfcc5", "mfcc12"):
+        x = np.asarray(d.lld[n], np.float64)
+        c = np.convolve(x, np.ones(3), "same") / np.r_[2, np.full(x.size - 2, 3), 2]  # openSMILE's sma3
+        c = c[act]
+        want = {
+            "stddev": c.std(),
+            "percentile10.0": np.percentile(c, 10),
+            "percentile90.0": np.percentile(c, 90),
+            "skewness": stats.skew(c),
+            "kurtosis": stats.kurtosis(c, fisher=False),
+            "meanAbsDelta": np.abs(np.diff(c)).mean(),
+            "stddevDelta": np.diff(c).std(),
+        }
+        if n.startswith("mfcc"):
+            want["amean"] = c.mean()
+        for f, w in want.items():
+            assert value(v, f"{n}_sma3_{f}") == pytest.approx(w, rel=1e-5, abs=1e-5), (n, f)
     for y in (np.zeros(SR, np.float32), np.zeros(600, np.float32)):  # no voiced frame: zeros, not NaN
         assert np.all(np.isfinite(functionals(y, sr=SR, spec=ext)))
     with pytest.raises(ConfigError, match="mfcc5"):  # descriptors of the 88's spec lack MFCC 5-12
