@@ -117,7 +117,11 @@ def markdown(
             "|---|---|---|---|---|---|---|---|---|",
         ]
         for r in sorted(mine, key=lambda r: (r["model"], _norm_order(r["norm"]))):
-            folds = f"{r['n_folds']}" + ("" if r["complete"] else " (partial)")
+            folds = (
+                f"{r['n_folds']}"
+                + (f" x seeds {','.join(map(str, r['seeds']))}" if r.get("seeds") else "")
+                + ("" if r["complete"] else " (partial)")
+            )
             kb = "-" if r["packed_kb"] is None else f"{r['packed_kb']:.1f}"
             lines.append(
                 f"| {r['model']} | {r['input']} | {r['norm']} | {_pct(r['uar'], r['uar_std'])} "
@@ -396,6 +400,17 @@ def write_plots(rows: list[dict], out_dir: Path, name: str = "si_table") -> list
 
 
 # --------------------------------------------------------------------------------------------------- main
+def parse_seeds(text: str) -> list[int]:
+    """`--seed` "0" or "0,1,2": distinct non-negative training seeds, in the order given."""
+    try:
+        seeds = [int(x) for x in text.split(",")]
+    except ValueError:
+        raise ConfigError(f"--seed {text}: give seeds as N or N,N,... (e.g. 0,1,2)") from None
+    if any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
+        raise ConfigError(f"--seed {text}: seeds must be distinct and >= 0")
+    return seeds
+
+
 def default_name(args: argparse.Namespace, ap: argparse.ArgumentParser) -> str:
     """si_table for the whole table (every option that picks rows, protocols, norms or online counts at its
     default), else si_table_subset: a subset run used to replace the committed table and its plots."""
@@ -419,10 +434,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--limit-folds", type=int, default=None, help="only the first N folds (a smoke run)")
     ap.add_argument(
         "--seed",
-        type=int,
-        default=0,
+        default="0",
+        metavar="N[,N...]",
         help="the training seed of every fold (and of the online rows' clip orders); default 0, the table's. "
-        "Another seed measures how far a figure moves without any change of recipe (docs/protocol.md)",
+        "Another seed measures how far a figure moves without any change of recipe (docs/protocol.md); "
+        "several (0,1,2) train each fold once per seed and pool its seeds' confusions into the fold's figure",
     )
     ap.add_argument(
         "--runs", type=Path, default=RUNS, help="folder of the resumable JSONL of finished points"
@@ -454,9 +470,9 @@ def main(argv: list[str] | None = None) -> None:
         raise ConfigError(f"--protocols: unknown {', '.join(unknown)}; known: {', '.join(PROTOCOLS)}")
     table = SITable(chosen, [PROTOCOLS[p] for p in table_protocols])
     online = [int(n) for n in args.online.split(",") if n]
-    g = Grid(
-        points=table.points(norms, online, args.limit_folds), fixed={"v": TABLE_VERSION, "seed": args.seed}
-    )
+    seeds = parse_seeds(args.seed)
+    points = [{**p, "seed": s} for p in table.points(norms, online, args.limit_folds) for s in seeds]
+    g = Grid(points=points, fixed={"v": TABLE_VERSION})
     sweep = Sweep(args.name, table.objective, g, args.runs, backend="serial", log=print)
     res = sweep.run()
     for r in res.errors:

@@ -764,8 +764,17 @@ class SITable:
     def _row(self, key: str, proto: str, norm: str, figs: list[dict]) -> dict:
         row, p = self.rows[key], self.protocols[proto]
         data = self.data(row.input, p.dataset)
-        figs = sorted(figs, key=lambda f: f["point"]["fold"])
-        s = summarise([Metrics(data.classes, np.asarray(f["confusion"], dtype=np.int64)) for f in figs])
+        figs = sorted(figs, key=lambda f: (f["point"]["fold"], int(f["point"].get("seed", 0))))
+        by_fold: dict[int, list[dict]] = {}
+        for f in figs:
+            by_fold.setdefault(f["point"]["fold"], []).append(f)
+        seeds = sorted({int(f["point"].get("seed", 0)) for f in figs})
+        # several training seeds: a fold's figure is its seeds' confusions pooled (as online orders are)
+        fold_metrics = [
+            Metrics(data.classes, np.sum([np.asarray(f["confusion"], dtype=np.int64) for f in fs], axis=0))
+            for fs in by_fold.values()
+        ]
+        s = summarise(fold_metrics)
         kb = [f["packed_kb"] for f in figs if f["packed_kb"] is not None]
         out = {
             "model": row.model if row.recipe == "fp32" else f"{row.model}@{row.recipe}",
@@ -779,19 +788,30 @@ class SITable:
             "norm": norm,
         }
         extra = ("prior_weight",)
+        every_seed = all(len(fs) == len(seeds) for fs in by_fold.values())
         return {
             **{k: out[k] for k in ROW_FIELDS},
-            "complete": s.n_folds == len(self.folds(proto, row.input)),
+            "complete": s.n_folds == len(self.folds(proto, row.input)) and every_seed,
+            **({"seeds": seeds} if len(seeds) > 1 else {}),
             "labels": list(data.classes),
             "recall": s.to_dict()["recall"],
             "confusion": s.pooled.matrix.tolist(),
             "folds": [
-                {
-                    "fold": f["fold_name"],
-                    **{k: f[k] for k in ("uar", "war", "n", "recall", "confusion")},
-                    **{k: f[k] for k in extra if k in f},
-                }
-                for f in figs
+                (
+                    {
+                        "fold": fs[0]["fold_name"],
+                        **{k: fs[0][k] for k in ("uar", "war", "n", "recall", "confusion")},
+                        **{k: fs[0][k] for k in extra if k in fs[0]},
+                    }
+                    if len(seeds) == 1
+                    else {
+                        "fold": fs[0]["fold_name"],
+                        **fold_figures(m),
+                        "seeds": [int(f["point"].get("seed", 0)) for f in fs],
+                        "seed_uar": [f["uar"] for f in fs],
+                    }
+                )
+                for fs, m in zip(by_fold.values(), fold_metrics, strict=True)
             ],
         }
 

@@ -396,6 +396,43 @@ def test_si_table_rows_on_synthetic_data_resume_without_retraining(tmp_path: Pat
     assert calls == {"logreg": 6, "svm": 6}  # nothing retrained
 
 
+def test_several_training_seeds_pool_into_each_folds_figure(tmp_path: Path):
+    """si_table --seed 0,1,2: each fold trained once per seed, and the fold's figure is its seeds' confusions
+    pooled (the mean of their UARs, the test rows being the same); a fold missing a seed leaves the row partial,
+    and one seed gives the row exactly as before (no `seeds` key)."""
+
+    def fit(fd: FoldData) -> Fitted:  # seed 0 predicts the label (row id % 3), any other seed class 0
+        return Fitted(
+            lambda X: np.asarray(X[:, 0] % 3, np.int64) if fd.seed == 0 else np.zeros(len(X), np.int64),
+            32.0,
+            None,
+            0,
+        )
+
+    data = replace(_blobs(), y=np.arange(len(_blobs().y)) % 3)  # column 0 (the row id) % 3 is the label
+    table = SITable(
+        [Row("m", "blobs", fit)], [Protocol("p", "blobs", "loso")], inputs={"blobs": lambda d, r=None: data}
+    )
+    points = [{**p, "seed": s} for p in table.points(["none"]) for s in (0, 1)]
+    res = Sweep("seeds", table.objective, Grid(points=points, fixed={"v": 1}), tmp_path, backend="serial",
+                progress=False).run()  # fmt: skip
+    (row,) = table.assemble(res.records)
+    assert row["seeds"] == [0, 1] and row["complete"] and row["n_folds"] == 5
+    for f in row["folds"]:
+        assert f["seeds"] == [0, 1] and f["seed_uar"][0] == 1.0 and f["seed_uar"][1] == pytest.approx(1 / 3)
+        assert (
+            f["uar"] == pytest.approx(np.mean(f["seed_uar"]), abs=1e-6)
+            and np.sum(f["confusion"]) == f["n"] == 2 * 24
+        )
+    assert row["uar"] == pytest.approx(2 / 3)
+    partial = table.assemble(
+        [r for r in res.records if not (r["point"]["fold"] == 0 and r["point"]["seed"] == 1)]
+    )
+    assert not partial[0]["complete"]
+    (one,) = table.assemble([r for r in res.records if r["point"]["seed"] == 0])
+    assert "seeds" not in one and one["uar"] == 1.0 and "seeds" not in one["folds"][0]
+
+
 def test_laq_mlp_rows_report_bits_and_the_real_packed_size(tmp_path: Path):
     data = _synthetic(tmp_path)["vector"]("synthetic")
     fold = Protocol("p", "synthetic", "loso").folds(data.speakers, data.y)[0]
