@@ -479,7 +479,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"FAILED {r['point']}: {r['error']}", file=sys.stderr)
     # the temporal and fusion rows come from their own runs: beside the whole table, not a chosen few rows
     extra = temporal_rows() if args.rows == standard else []
-    result_rows = table.assemble(res.records) + [r for r in extra if r["protocol"] in table_protocols]
+    result_rows = table.assemble(res.records, seeds) + [r for r in extra if r["protocol"] in table_protocols]
     seconds = time.perf_counter() - t0
     compute = sum(float(r.get("seconds") or 0) for r in res.records)
     name = args.name if args.limit_folds is None else f"{args.name}_partial"

@@ -747,9 +747,10 @@ class SITable:
         )
         return {"fold_name": fold.name, **out}
 
-    def assemble(self, records: Sequence[dict]) -> list[dict]:
+    def assemble(self, records: Sequence[dict], seeds: Sequence[int] | None = None) -> list[dict]:
         """Table rows (ROW_FIELDS, `complete`, pooled recall / confusion, per-fold figures) of every
-        (row, protocol, norm) with finished folds, from sweep records of this table."""
+        (row, protocol, norm) with finished folds, from sweep records of this table. `seeds`: the training seeds
+        the run asked for (a row is complete only with every one of them in every fold; None: the seeds found)."""
         groups: dict[tuple[str, str, str], list[dict]] = {}
         for r in records:
             p = r["point"]
@@ -759,9 +760,11 @@ class SITable:
                 groups.setdefault((p["row"], p["protocol"], norm), []).append(
                     {**r["metrics"], **fig, "point": p}
                 )
-        return [self._row(key, proto, norm, figs) for (key, proto, norm), figs in groups.items()]
+        return [self._row(key, proto, norm, figs, seeds) for (key, proto, norm), figs in groups.items()]
 
-    def _row(self, key: str, proto: str, norm: str, figs: list[dict]) -> dict:
+    def _row(
+        self, key: str, proto: str, norm: str, figs: list[dict], asked: Sequence[int] | None = None
+    ) -> dict:
         row, p = self.rows[key], self.protocols[proto]
         data = self.data(row.input, p.dataset)
         figs = sorted(figs, key=lambda f: (f["point"]["fold"], int(f["point"].get("seed", 0))))
@@ -788,7 +791,11 @@ class SITable:
             "norm": norm,
         }
         extra = ("prior_weight",)
-        every_seed = all(len(fs) == len(seeds) for fs in by_fold.values())
+        # every fold holds every seed asked for, once (a seed whose points all failed, or a point given twice, must
+        # not leave a complete row)
+        want = set(seeds if asked is None else (int(s) for s in asked))
+        fold_seeds = [[int(f["point"].get("seed", 0)) for f in fs] for fs in by_fold.values()]
+        every_seed = all(len(set(got)) == len(got) and set(got) >= want for got in fold_seeds)
         return {
             **{k: out[k] for k in ROW_FIELDS},
             "complete": s.n_folds == len(self.folds(proto, row.input)) and every_seed,

@@ -433,6 +433,32 @@ def test_several_training_seeds_pool_into_each_folds_figure(tmp_path: Path):
     assert "seeds" not in one and one["uar"] == 1.0 and "seeds" not in one["folds"][0]
 
 
+def test_a_seed_asked_for_but_missing_everywhere_leaves_the_row_partial(tmp_path: Path):
+    """si_table --seed 0,1 whose seed-1 points all failed: the records hold seed 0 in every fold, which alone looks
+    like a complete one-seed row; against the seeds asked for it is partial. A point given twice is partial too
+    (its confusion would count twice in the pooled fold)."""
+
+    def fit(fd: FoldData) -> Fitted:
+        return Fitted(lambda X: np.asarray(X[:, 0] % 3, np.int64), 32.0, None, 0)
+
+    data = replace(_blobs(), y=np.arange(len(_blobs().y)) % 3)
+    table = SITable(
+        [Row("m", "blobs", fit)], [Protocol("p", "blobs", "loso")], inputs={"blobs": lambda d, r=None: data}
+    )
+    points = [{**p, "seed": s} for p in table.points(["none"]) for s in (0, 1)]
+    res = Sweep("seeds", table.objective, Grid(points=points, fixed={"v": 1}), tmp_path, backend="serial",
+                progress=False).run()  # fmt: skip
+    seed0 = [r for r in res.records if r["point"]["seed"] == 0]
+    (found,) = table.assemble(seed0)  # no seeds asked: the seeds found decide, as before
+    assert found["complete"] and "seeds" not in found
+    (asked,) = table.assemble(seed0, seeds=[0, 1])
+    assert not asked["complete"] and asked["uar"] == found["uar"]
+    (both,) = table.assemble(res.records, seeds=[0, 1])
+    assert both["complete"] and both["seeds"] == [0, 1]
+    (twice,) = table.assemble(res.records + [res.records[0]], seeds=[0, 1])
+    assert not twice["complete"]
+
+
 def test_laq_mlp_rows_report_bits_and_the_real_packed_size(tmp_path: Path):
     data = _synthetic(tmp_path)["vector"]("synthetic")
     fold = Protocol("p", "synthetic", "loso").folds(data.speakers, data.y)[0]
