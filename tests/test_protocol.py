@@ -592,6 +592,40 @@ def test_what_a_fit_sees_does_not_depend_on_the_test_speakers_audio():
     np.testing.assert_array_equal(a.X_val, b.X_val)
 
 
+def test_the_other_corpus_rows_do_not_depend_on_the_fold_or_its_test_speaker():
+    """`functionals_ext_aug_both`: the other corpus's rows are the same in every fold (floors from its own rows), the
+    corpus's own rows are what they are without it, and the test speaker's audio (clips and copies) moves no
+    training row, the other corpus's included (as `test_what_a_fit_sees_does_not_depend_on_the_test_speakers_audio`
+    checks for the corpus alone)."""
+    rng = np.random.default_rng(2)
+    base = _blobs()
+    still = np.array([3.0 * int(s[1:]) for s in base.speakers]) + rng.normal(0, 1e-3, len(base.X))
+    X = np.concatenate([base.X, still[:, None]], axis=1).astype(np.float32)
+    data = replace(base, X=X, copies=np.stack([X + rng.normal(0, 0.1, X.shape).astype(np.float32)]))
+    other = replace(data, X=data.X + 5.0, copies=data.copies + 5.0)
+    both = with_corpus(data, other, "other", "blobs_both")
+    n_extra = 2 * len(both.extra.y)
+    norm = NormMode.parse("transductive")
+    extra_rows = []
+    for fold in Protocol("p", "blobs", "loso").folds(data.speakers, data.y):
+        alone, X_alone = fold_inputs(data, fold, norm)
+        fd, X_both = fold_inputs(both, fold, norm)
+        np.testing.assert_array_equal(fd.X_train[:-n_extra], alone.X_train)
+        np.testing.assert_array_equal(fd.X_val, alone.X_val)
+        np.testing.assert_array_equal(X_both, X_alone)  # the test rows too
+        extra_rows.append(fd.X_train[-n_extra:])
+        test = fold.split.test
+        X2, C2 = data.X.copy(), data.copies.copy()
+        X2[test, -1] = rng.normal(0, 50, len(test))
+        C2[:, test, -1] = rng.normal(0, 50, len(test))
+        moved = replace(both, X=X2, copies=C2)
+        fd2, _ = fold_inputs(moved, fold, norm)
+        np.testing.assert_array_equal(fd2.X_train, fd.X_train)
+        np.testing.assert_array_equal(fd2.X_val, fd.X_val)
+    for rows in extra_rows[1:]:
+        np.testing.assert_array_equal(rows, extra_rows[0])
+
+
 def _with_level(data: InputData, seed: int) -> InputData:
     """`data` with a feature constant by construction: a level of -26 dB that varies only by float rounding
     (each draw of the rounding is another rerun's features)."""
