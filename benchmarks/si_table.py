@@ -411,6 +411,15 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
+def sweep_grid(
+    table: SITable, norms: list[str], online: list[int], limit_folds: int | None, seeds: list[int]
+) -> Grid:
+    """The run's points: every table point once per seed, "seed" in the point. A seed-0 point has the id it had
+    when the seed was a fixed value (`{"v": TABLE_VERSION, "seed": 0}`), so the committed runs are reused."""
+    points = [{**p, "seed": s} for p in table.points(norms, online, limit_folds) for s in seeds]
+    return Grid(points=points, fixed={"v": TABLE_VERSION})
+
+
 def default_name(args: argparse.Namespace, ap: argparse.ArgumentParser) -> str:
     """si_table for the whole table (every option that picks rows, protocols, norms or online counts at its
     default), else si_table_subset: a subset run used to replace the committed table and its plots."""
@@ -471,8 +480,7 @@ def main(argv: list[str] | None = None) -> None:
     table = SITable(chosen, [PROTOCOLS[p] for p in table_protocols])
     online = [int(n) for n in args.online.split(",") if n]
     seeds = parse_seeds(args.seed)
-    points = [{**p, "seed": s} for p in table.points(norms, online, args.limit_folds) for s in seeds]
-    g = Grid(points=points, fixed={"v": TABLE_VERSION})
+    g = sweep_grid(table, norms, online, args.limit_folds, seeds)
     sweep = Sweep(args.name, table.objective, g, args.runs, backend="serial", log=print)
     res = sweep.run()
     for r in res.errors:

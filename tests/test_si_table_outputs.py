@@ -68,3 +68,25 @@ def test_a_subset_run_is_named_apart_and_a_partial_one_links_no_plots(monkeypatc
     assert names == ["si_table"] + ["si_table_subset"] * len(subsets)
     text = si.markdown([_row("mlp", 0.7)], 1.0, 1.0, "si_table_partial", plots=False)
     assert "![" not in text and "recipe): mlp on functionals_ext_aug" in text
+
+
+def test_seed_0_points_keep_the_ids_they_had_when_the_seed_was_fixed() -> None:
+    """--seed put "seed" into each point instead of the grid's fixed values: seed 0's ids must not change, or every
+    committed point (benchmarks/results/si_table_runs) would be retrained; other seeds get ids of their own."""
+    import numpy as np
+
+    from converters.protocol import Protocol
+    from converters.si_eval import TABLE_VERSION, Fitted, InputData, Row, SITable
+    from converters.sweep import Grid
+
+    spk = np.repeat([f"s{i}" for i in range(4)], 6)
+    data = InputData("blobs", np.zeros((24, 2), np.float32), np.tile(np.arange(3), 8), spk, ("a", "b", "c"))
+    row = Row("m", "blobs", lambda fd: Fitted(lambda X: np.zeros(len(X), np.int64), 32.0, None, 0))
+    table = SITable([row], [Protocol("p", "blobs", "loso")], inputs={"blobs": lambda d, r=None: data})
+    before = Grid(
+        points=table.points(["none", "transductive"], [1, 5]), fixed={"v": TABLE_VERSION, "seed": 0}
+    )
+    assert si.sweep_grid(table, ["none", "transductive"], [1, 5], None, [0]).ids == before.ids
+    three = si.sweep_grid(table, ["none", "transductive"], [1, 5], None, [0, 1, 2])
+    assert len(three.ids) == 3 * len(before.ids) == len(set(three.ids))
+    assert set(before.ids) <= set(three.ids)
