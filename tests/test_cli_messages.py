@@ -16,6 +16,24 @@ from edge_ser.cli import main
 BUNDLE = Path(__file__).resolve().parents[1] / "bundles" / "ser_emodb"
 
 
+def _api_line(path: Path) -> str:
+    """The line `predict BUNDLE ... path` should print for `path`, the only file it reads: the Python API's top 3
+    labels (the speaker learnt from that file alone, as predict's default --adapt all does)."""
+    from edge_ser.recognizer import Recognizer
+
+    (r,) = Recognizer(BUNDLE).predict_files([path], learn_first=True)
+    return f"  {path.name}: " + ", ".join(f"{lab} {p:.2f}" for lab, p in r.top(3))
+
+
+def _result_lines(out: str) -> list[str]:
+    """predict's per-file lines (not its closing `(engine: n file(s), ...)` line)."""
+    return [line for line in out.splitlines() if line.startswith("  ") and not line.startswith("  (")]
+
+
+def _files_counted(out: str) -> int:
+    return int(re.search(r"\((?:numpy|onnxruntime|tflite)[^:]*: (\d+) file\(s\)", out).group(1))
+
+
 def shown(message, category, filename, lineno, file=None, line=None) -> None:
     sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
 
@@ -310,7 +328,7 @@ def test_a_missing_file_among_those_given_is_skipped_unless_strict(tmp_path, cap
     with pytest.warns(InputWarning, match="nope.wav"):
         assert main(["predict", str(BUNDLE), str(ok), str(tmp_path / "nope.wav")]) == 0
     out = capsys.readouterr().out
-    assert "ok.wav:" in out and "1 file(s)" in out
+    assert _result_lines(out) == [_api_line(ok)] and _files_counted(out) == 1, out
     assert main(["predict", str(BUNDLE), str(ok), str(tmp_path / "nope.wav"), "--strict"]) == 2
     assert "nope.wav" in capsys.readouterr().err
 
@@ -330,7 +348,8 @@ def test_macos_resource_forks_in_a_folder_are_passed_over(tmp_path, capsys) -> N
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert main(["predict", str(BUNDLE), str(tmp_path)]) == 0
-    assert "1 file(s)" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert _result_lines(out) == [_api_line(tmp_path / "take1.wav")] and _files_counted(out) == 1, out
 
 
 def test_a_clipped_clip_is_marked(tmp_path, capsys) -> None:
@@ -382,7 +401,9 @@ def test_a_file_that_needs_ffmpeg_is_skipped_when_there_is_none(tmp_path, capsys
 
     with pytest.warns(InputWarning, match=r"phone\.m4a.*ffmpeg"):
         assert main(["predict", str(BUNDLE), str(tmp_path / "phone.m4a"), str(ok)]) == 0
-    assert "ok.wav:" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert _result_lines(out) == [_api_line(ok)] and _files_counted(out) == 1, out
+    assert "1 unreadable file(s) skipped" in out
 
 
 def test_a_ctrl_c_while_the_commands_load_is_a_stop_not_a_traceback(monkeypatch, capsys):
