@@ -204,7 +204,13 @@ def test_the_first_pass_reports_progress_and_predict_names_files_apart(
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
     assert main(["predict", str(b), str(tmp_path / "angry"), str(tmp_path / "sad"), "--engine", "numpy"]) == 0
     out, err = capsys.readouterr()
-    assert "angry/0.wav:" in out and "sad/0.wav:" in out
+    # one line per file, named apart, with the top 3 the API's learn-first pass gave it
+    expected = [
+        f"  {p.parent.name}/{p.name}: " + ", ".join(f"{lab} {q:.2f}" for lab, q in r.top(3))
+        for p, r in zip(paths, got, strict=True)
+    ]
+    lines = [line for line in out.splitlines() if line.startswith("  ") and not line.startswith("  (")]
+    assert [line.split("  [")[0] for line in lines] == expected, out
     assert "learning the speaker from every file first: 3/3\n" in err
 
 
