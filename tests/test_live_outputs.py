@@ -956,10 +956,11 @@ def test_json_on_the_terminal_keeps_the_table_from_redrawing_over_it() -> None:
     assert piped.console is not None and piped.console.tty is True  # JSON piped away: the table stays
 
 
-def test_run_json_append_keeps_every_session(tmp_path: Path) -> None:
+def test_run_json_append_keeps_every_session(tmp_path: Path, capsys) -> None:
     """`--json FILE` replaced the file on every start, so a service's restart wiped the last session's results."""
     from edge_ser.audio import write_wav
     from edge_ser.cli import main
+    from edge_ser.live.outputs.jsonl import read_jsonl
     from tests._signals import voiced
 
     wav = write_wav(tmp_path / "a.wav", voiced(16000, 4 * 16000).astype(np.float32), 16000)
@@ -967,9 +968,19 @@ def test_run_json_append_keeps_every_session(tmp_path: Path) -> None:
     bundle = str(Path(__file__).resolve().parents[1] / "bundles" / "ser_emodb")
     run = ["run", bundle, "--audio-file", str(wav), "--fast", "--no-console", "--json", str(out)]
     assert main(run) == 0
-    first = out.read_text().count("\n")
+    session, results = out.read_text(), read_jsonl(out)
+    first = session.count("\n")
+    # a 3 s window every 0.5 s over 4 s of audio: updates at 3.0, 3.5 and 4.0 s, a line each, as the run says
+    assert [r.t for r in results] == [3.0, 3.5, 4.0] and first == 3
+    assert "3 updates over 4.0 s of audio" in capsys.readouterr().err
     assert main([*run, "--json-append"]) == 0 and out.read_text().count("\n") == 2 * first > 0
+    # the first session is kept as it was written, and the second follows it with the same decisions
+    assert out.read_text().startswith(session)
+    again = read_jsonl(out)[first:]
+    assert [(r.t, r.label) for r in again] == [(r.t, r.label) for r in results]
+    assert all(np.allclose(a.probs, b.probs) for a, b in zip(again, results, strict=True))
     assert main(run) == 0 and out.read_text().count("\n") == first  # without it: replaced, as before
+    assert [r.t for r in read_jsonl(out)] == [3.0, 3.5, 4.0]
 
 
 def test_the_console_shows_out_of_range_and_keeps_notes_readable() -> None:
