@@ -274,8 +274,17 @@ def test_train_and_laq_can_choose_their_epoch_by_validation_uar(tmp_path: Path, 
     data = _class_folders(tmp_path / "mine", n_per_class=4, speakers=4)
     common = ["--data", str(data), "--epochs", "2", "--select", "uar"]
     assert main(["train", *common, "--out", str(tmp_path / "t")]) == 0
-    assert "val UAR" in capsys.readouterr().out
+    out = capsys.readouterr().out
     summary = json.loads((tmp_path / "t" / "summary.json").read_text())
     assert summary["select"] == "uar" and "val_uar" in summary and "val_accuracy" not in summary
+    # the figures printed are the summary's, and its test UAR and accuracy are those of its confusion matrix
+    assert f"best epoch {summary['best_epoch']} of" in out and f"val UAR {summary['val_uar']:.3f}\n" in out, (
+        out
+    )
+    cm = np.array(summary["confusion"])
+    rows = cm.sum(1) > 0
+    assert summary["test_uar"] == pytest.approx(np.mean(np.diag(cm)[rows] / cm.sum(1)[rows]))
+    assert summary["test_accuracy"] == pytest.approx(np.trace(cm) / cm.sum())
+    assert f"test accuracy: {summary['test_accuracy']:.3f}, UAR {summary['test_uar']:.3f}" in out, out
     assert main(["laq", *common, "-q", "--out", str(tmp_path / "l"), "--recipe", "ptq-8"]) == 0
     assert scored == [True, True, True]
