@@ -137,6 +137,17 @@ def test_predict_json_and_windows_of_a_long_file(long_wav: Path, tmp_path: Path)
         "mean of 13 windows of 3 s (the last 4 s) covering 0:00-0:40.000" in r.stdout
     )  # the 1 s tail joins the last window, and the wording says so
     assert "0:03.000-0:06.000" in r.stdout
+    # a line per window, in order, each led by the label the --json run gave that window, and the file's line
+    # by the file's label
+    spans = [line.split()[:2] for line in r.stdout.splitlines() if line.startswith("    ")]
+    assert [(span, label) for span, label in spans] == [
+        (
+            f"{int(x['start'] // 60)}:{x['start'] % 60:06.3f}-{int(x['end'] // 60)}:{x['end'] % 60:06.3f}",
+            x["label"],
+        )
+        for x in w
+    ]
+    assert f"long.wav: {rows[1]['label']} " in r.stdout
 
 
 def test_predict_no_files_found_is_an_error(tmp_path: Path) -> None:
