@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -127,7 +128,17 @@ def test_output_and_data_mistakes_are_found_first(tmp_path: Path, capsys) -> Non
     assert main(["synth", str(tmp_path / "afile" / "x")]) == 2  # an OSError: one line, the path named
     assert "afile" in capsys.readouterr().err
     assert main(["model", "face_cnn"]) == 0
-    assert "per face crop" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "per face crop" in out
+    # its figures are the model's: parameters and dense FLOPs counted on it, the layer rows' FLOPs summing to them
+    from converters.models.counts import count_model, count_params
+    from converters.registry import build
+
+    m = build("face_cnn", num_classes=7)
+    assert f"total: {count_params(m):,} parameters" in out, out
+    assert f"{count_model(m).dense_flops / 1e9:.4f} GFLOPs" in out, out
+    rows = [line.split() for line in out.splitlines() if re.match(r"  \S+ +(Conv|Gemm|MatMul) ", line)]
+    assert sum(int(r[-1].replace(",", "")) for r in rows) == count_model(m).dense_flops, out
     from converters.data import SyntheticSpec, write
 
     clip = write(SyntheticSpec(n_per_class=1, labels=("happy",)), tmp_path / "synth")[0].source
