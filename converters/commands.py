@@ -758,8 +758,14 @@ def cmd_model(args: argparse.Namespace) -> int:
             f"  {r['name']:18s} {r['op']:7s} {'x'.join(map(str, r['in_shape'])):>14s} "
             f"{'x'.join(map(str, r['out_shape'])):>14s} {r['params']:>8,} {r['flops']:>12,}"
         )
+    unlisted = params - sum(r["params"] for r in rows)  # normalisation layers' scales and shifts, ...
+    aside = (
+        f"; {unlisted:,} of them in layers the table leaves out: normalisation, embeddings"
+        if unlisted > 0
+        else ""
+    )
     print(
-        f"  total: {params:,} parameters ({params * 4 / 1e6:.2f} MB as float32), {total / 1e9:.4f} GFLOPs "
+        f"  total: {params:,} parameters ({params * 4 / 1e6:.2f} MB as float32{aside}), {total / 1e9:.4f} GFLOPs "
         f"({total / 2e9:.4f} G multiply-accumulates) in conv / dense / matmul; {counts.flops / 1e9:.4f} GFLOPs "
         "with every op"
     )

@@ -139,6 +139,9 @@ def test_output_and_data_mistakes_are_found_first(tmp_path: Path, capsys) -> Non
     assert f"{count_model(m).dense_flops / 1e9:.4f} GFLOPs" in out, out
     rows = [line.split() for line in out.splitlines() if re.match(r"  \S+ +(Conv|Gemm|MatMul) ", line)]
     assert sum(int(r[-1].replace(",", "")) for r in rows) == count_model(m).dense_flops, out
+    # the parameters no row lists (its batch norms') are said, so the column adds up to the total with them
+    unlisted = count_params(m) - sum(int(r[-2].replace(",", "")) for r in rows)
+    assert unlisted > 0 and f"; {unlisted:,} of them in layers the table leaves out" in out, out
     from converters.data import SyntheticSpec, write
 
     clip = write(SyntheticSpec(n_per_class=1, labels=("happy",)), tmp_path / "synth")[0].source
