@@ -1,7 +1,10 @@
 """A real OpenSSH server on 127.0.0.1 for tests (Debian openssh-server), run as the current user.
 
 `SshServer(tmp).start()` writes a host key, a client key and an sshd_config under `tmp`, starts `sshd -D` on a
-free port and checks a login works; every failure is a pytest skip with the reason (sshd missing, rejected
+free port and checks a login works. The sessions' HOME is an empty folder under `tmp` (sshd_config SetEnv),
+as on a fresh device: the login shell (bash -c, which sshd runs for every command) then sources none of this
+user's dotfiles -- a ~/.bashrc that runs e.g. `pyenv init` cost ~0.1 s of CPU per SSH command, several seconds
+per ansible-playbook run. Every failure is a pytest skip with the reason (sshd missing, rejected
 config, cannot start or log in). `stop()` ends only the sshd it started.
 """
 
@@ -43,6 +46,7 @@ class SshServer:
         for name in ("host_key", "client_key"):
             subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(t / name)], check=True)
         (t / "authorized_keys").write_text((t / "client_key.pub").read_text())
+        (t / "home").mkdir(exist_ok=True)
         os.chmod(t / "authorized_keys", 0o600)
         if os.geteuid() == 0 and not os.path.isdir("/run/sshd"):
             os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # privilege separation directory
@@ -52,7 +56,7 @@ class SshServer:
             f"AuthorizedKeysFile {t / 'authorized_keys'}\nPasswordAuthentication no\n"
             "KbdInteractiveAuthentication no\nPubkeyAuthentication yes\nPermitRootLogin prohibit-password\n"
             f"StrictModes no\nUsePAM no\nPidFile {t / 'sshd.pid'}\nLogLevel ERROR\nMaxStartups 50\nMaxSessions 50\n"
-            "Subsystem sftp internal-sftp\n"
+            f"Subsystem sftp internal-sftp\nSetEnv HOME={t / 'home'}\n"
         )
         chk = subprocess.run([SSHD, "-t", "-f", str(cfg)], check=False, capture_output=True, text=True)
         if chk.returncode != 0:
