@@ -118,9 +118,15 @@ def _bad_bundle(tmp: Path) -> Path:
 
 
 def _play(
-    sshd: SshServer, tmp: Path, bundle: Path | str, cwd: Path | None = None, more: dict | None = None
+    sshd: SshServer,
+    tmp: Path,
+    bundle: Path | str,
+    cwd: Path | None = None,
+    more: dict | None = None,
+    limit: str | None = None,
 ) -> subprocess.CompletedProcess:
-    """ansible-playbook site.yml on dev-a and dev-b, run in `cwd` (default: this process's folder)."""
+    """ansible-playbook site.yml on dev-a and dev-b (or only the hosts `limit` names), run in `cwd` (default: this
+    process's folder)."""
     inv = tmp / "inventory.ini"
     inv.write_text(
         "[edge_devices]\n"
@@ -139,7 +145,8 @@ def _play(
     }  # fmt: skip
     extra.update(more or {})
     (tmp / "vars.json").write_text(json.dumps(extra))
-    return subprocess.run([_ansible_playbook(), "-i", str(inv), "-e", f"@{tmp / 'vars.json'}", str(PLAYBOOK)],
+    lim = ["--limit", limit] if limit else []
+    return subprocess.run([_ansible_playbook(), "-i", str(inv), "-e", f"@{tmp / 'vars.json'}", *lim, str(PLAYBOOK)],
                           check=False, capture_output=True, text=True, env=_env(tmp), timeout=120, cwd=cwd)  # fmt: skip
 
 
@@ -428,11 +435,13 @@ def test_the_role_installs_the_apt_packages_the_install_scripts_install(tmp_path
 def test_config_env_keeps_edits_and_changes_only_the_keys_the_role_sets(sshd, tmp_path):
     """The role wrote config.env from its template on every run: an edit made on the device (a microphone, the
     web port) was lost at the next play. As the install scripts do, an existing file is now kept and only the
-    edge_ser_config keys are set, each line only when its value differs (a run with nothing new changes nothing)."""
+    edge_ser_config keys are set, each line only when its value differs (a run with nothing new changes nothing).
+    Only dev-a is checked, so only dev-a is played (--limit): dev-b's batch would repeat the same tasks."""
     more = {"edge_ser_bundle": ""}
-    r = _play(sshd, tmp_path, "", more=more)
+    r = _play(sshd, tmp_path, "", more=more, limit="dev-a")
     assert r.returncode == 0, (r.stdout + r.stderr)[-4000:]
     cfg = tmp_path / "a" / "etc" / "config.env"
+    assert not (tmp_path / "b").exists()  # the --limit held
     first = cfg.read_text()
     assert (
         "EDGE_SER_ARGS=--engine numpy\n" in first and f"EDGE_SER_ROOT={tmp_path / 'a' / 'bundles'}\n" in first
@@ -442,12 +451,18 @@ def test_config_env_keeps_edits_and_changes_only_the_keys_the_role_sets(sshd, tm
     def config_tasks(out: str) -> str:
         return "\n".join(block for block in out.split("TASK [") if block.startswith("edge_ser : config.env"))
 
-    r = _play(sshd, tmp_path, "", more=more)  # the same settings again
+    r = _play(sshd, tmp_path, "", more=more, limit="dev-a")  # the same settings again
     assert r.returncode == 0, (r.stdout + r.stderr)[-4000:]
     assert cfg.read_text() == first + "EDGE_SER_MIC=USB Audio\n"
     assert "changed: [dev-a]" not in config_tasks(r.stdout) and "ok: [dev-a]" in config_tasks(r.stdout)
 
-    r = _play(sshd, tmp_path, "", more={**more, "edge_ser_config": {"EDGE_SER_ARGS": "--engine onnxruntime"}})
+    r = _play(
+        sshd,
+        tmp_path,
+        "",
+        more={**more, "edge_ser_config": {"EDGE_SER_ARGS": "--engine onnxruntime"}},
+        limit="dev-a",
+    )
     assert r.returncode == 0, (r.stdout + r.stderr)[-4000:]
     text = cfg.read_text()
     assert "EDGE_SER_ARGS=--engine onnxruntime\n" in text and text.count("EDGE_SER_ARGS=") == 1
