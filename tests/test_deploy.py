@@ -56,6 +56,7 @@ class SshServer:
         subprocess.run([kg, "-q", "-t", "ed25519", "-N", "", "-f", str(t / "host_ed25519")], check=True)
         subprocess.run([kg, "-q", "-t", "ed25519", "-N", "", "-f", str(self.key)], check=True)
         shutil.copy(str(self.key) + ".pub", t / "authorized_keys")
+        (t / "home").mkdir(exist_ok=True)
         if os.geteuid() == 0 and not os.path.isdir("/run/sshd"):
             os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # sshd's privilege separation directory
         log = t / "sshd.log"
@@ -67,6 +68,7 @@ class SshServer:
                 f"AuthorizedKeysFile {t / 'authorized_keys'}\nStrictModes no\nPermitRootLogin prohibit-password\n"
                 "PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n"
                 f"PidFile {t / 'sshd.pid'}\nLogLevel ERROR\nMaxStartups 50\nMaxSessions 50\n"
+                f"SetEnv HOME={t / 'home'}\n"  # no dotfiles of this user in each command's shell (tests/_sshd.py)
             )
             chk = subprocess.run([SSHD, "-t", "-f", str(cfg)], capture_output=True, text=True, check=False)
             if chk.returncode != 0:
