@@ -1,21 +1,19 @@
 """`edge-ser deploy` for real: a throw-away OpenSSH server on 127.0.0.1, deploys to a temporary ROOT.
 
 The fixture starts Debian's `sshd` (openssh-server; scripts/system-packages.sh installs it) as the current user on
-a free port with its own host key, a fresh client key in its AuthorizedKeysFile and `StrictModes no`, so the
-deploy runs the real ssh client, the real remote shell, tar and `sha256sum -c`. A fake restart command (appends
-to a log) and a health command that runs this repo's `edge-ser info` stand in for systemd. Skips with the
-reason when sshd or ssh-keygen is missing, or sshd cannot start.
+a free port with its own host key, a fresh client key in its AuthorizedKeysFile and `StrictModes no` (tests/_sshd.py,
+the same server as test_ansible.py's), so the deploy runs the real ssh client, the real remote shell, tar and
+`sha256sum -c`. A fake restart command (appends to a log) and a health command that runs this repo's `edge-ser info`
+stand in for systemd. Skips with the reason when sshd or ssh-keygen is missing, or sshd cannot start.
 """
 
 from __future__ import annotations
 
-import getpass
 import os
 import re
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _sshd import SshServer, free_port
 
 from edge_ser.errors import ConfigError
 from edge_ser_deploy import deploy as dep
@@ -31,101 +30,11 @@ from edge_ser_deploy.deploy import DeployError, DeployRolledBack, DeployStranded
 
 REPO = Path(__file__).resolve().parents[1]
 BUNDLES = REPO / "bundles"
-SSHD = shutil.which("sshd") or ("/usr/sbin/sshd" if os.path.exists("/usr/sbin/sshd") else None)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class SshServer:
-    def __init__(self, tmp: Path) -> None:
-        self.tmp = tmp
-        self.user = getpass.getuser()
-        self.key = tmp / "id_ed25519"
-        self.proc: subprocess.Popen | None = None
-        self.port = 0
-
-    def start(self) -> None:
-        t = self.tmp
-        kg = shutil.which("ssh-keygen")
-        if kg is None or shutil.which("ssh") is None:
-            pytest.skip("OpenSSH client (ssh, ssh-keygen) not installed: apt-get install openssh-client")
-        subprocess.run([kg, "-q", "-t", "ed25519", "-N", "", "-f", str(t / "host_ed25519")], check=True)
-        subprocess.run([kg, "-q", "-t", "ed25519", "-N", "", "-f", str(self.key)], check=True)
-        shutil.copy(str(self.key) + ".pub", t / "authorized_keys")
-        (t / "home").mkdir(exist_ok=True)
-        if os.geteuid() == 0 and not os.path.isdir("/run/sshd"):
-            os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # sshd's privilege separation directory
-        log = t / "sshd.log"
-        for _ in range(3):
-            self.port = _free_port()
-            cfg = t / "sshd_config"
-            cfg.write_text(
-                f"Port {self.port}\nListenAddress 127.0.0.1\nHostKey {t / 'host_ed25519'}\n"
-                f"AuthorizedKeysFile {t / 'authorized_keys'}\nStrictModes no\nPermitRootLogin prohibit-password\n"
-                "PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n"
-                f"PidFile {t / 'sshd.pid'}\nLogLevel ERROR\nMaxStartups 50\nMaxSessions 50\n"
-                f"SetEnv HOME={t / 'home'}\n"  # no dotfiles of this user in each command's shell (tests/_sshd.py)
-            )
-            chk = subprocess.run([SSHD, "-t", "-f", str(cfg)], capture_output=True, text=True, check=False)
-            if chk.returncode != 0:
-                pytest.skip(f"sshd rejects the test configuration: {chk.stderr.strip()}")
-            with open(log, "wb") as err:
-                self.proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(cfg)], stdout=subprocess.DEVNULL,
-                                             stderr=err)  # fmt: skip
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline and self.proc.poll() is None:
-                try:
-                    socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                    break
-                except OSError:
-                    time.sleep(0.05)
-            if self.proc.poll() is None:
-                break
-        if self.proc is None or self.proc.poll() is not None:
-            pytest.skip(f"sshd could not start: {log.read_text(errors='replace').strip()[-500:]}")
-        r = subprocess.run(["ssh", *self.args(), "--", f"{self.user}@127.0.0.1", "true"], capture_output=True, text=True,
-                           timeout=30, check=False)  # fmt: skip
-        if r.returncode != 0:
-            self.stop()
-            pytest.skip(f"cannot log in to the test sshd as {self.user}: {r.stderr.strip()[-500:]}")
-
-    @property
-    def destination(self) -> str:
-        return f"{self.user}@127.0.0.1:{self.port}"
-
-    def options(self) -> list[str]:
-        return [
-            "StrictHostKeyChecking=no",
-            f"UserKnownHostsFile={self.tmp / 'known_hosts'}",
-            "LogLevel=ERROR",
-        ]
-
-    def args(self) -> list[str]:
-        a = ["-p", str(self.port), "-i", str(self.key), "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes"]
-        for o in self.options():
-            a += ["-o", o]
-        return a
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
 
 
 @pytest.fixture(scope="module")
 def sshd(tmp_path_factory):
-    if SSHD is None:
-        pytest.skip("sshd (Debian openssh-server) not installed: scripts/system-packages.sh installs it")
-    server = SshServer(tmp_path_factory.mktemp("sshd"))
-    server.start()
+    server = SshServer(tmp_path_factory.mktemp("sshd")).start()
     yield server
     server.stop()
 
@@ -139,7 +48,7 @@ def _deploy(sshd: SshServer, root: Path, bundle: str, **kw):
     kw.setdefault("restart_cmd", f'echo "$EDGE_SER_VERSION" >> {shlex.quote(str(root))}.restarts')
     kw.setdefault("health_cmd", HEALTH_OK)
     return deploy(BUNDLES / bundle, sshd.destination, root=str(root), identity=str(sshd.key),
-                  ssh_options=sshd.options(), **kw)  # fmt: skip
+                  ssh_options=sshd.ssh_options(), **kw)  # fmt: skip
 
 
 def _restarts(root: Path) -> list[str]:
@@ -284,7 +193,7 @@ def test_failed_health_check_rolls_back(sshd, tmp_path):
 
     argv = ["deploy", str(BUNDLES / "av_cnn"), sshd.destination, "--root", str(root), "-i", str(sshd.key),
             "--restart-cmd", "true", "--health-cmd", "false", "-q"]  # fmt: skip
-    for o in sshd.options():
+    for o in sshd.ssh_options():
         argv += ["-o", o]
     assert main(argv) == 1
     assert os.readlink(root / "current") == f"versions/{v1}"
@@ -339,7 +248,7 @@ def test_corrupted_upload_is_caught_on_the_device(sshd, tmp_path, monkeypatch):
 def test_unreachable_host_names_host_and_step(tmp_path):
     if shutil.which("ssh") is None:
         pytest.skip("OpenSSH client not installed")
-    port = _free_port()  # nothing listens there
+    port = free_port()  # nothing listens there
     with pytest.raises(DeployError) as ei:
         deploy(BUNDLES / "av_cnn_audio", f"nobody@127.0.0.1:{port}", root=str(tmp_path), connect_timeout=5,
                ssh_options=["StrictHostKeyChecking=no", "UserKnownHostsFile=/dev/null"])  # fmt: skip
@@ -527,7 +436,7 @@ def test_a_failed_restarts_output_is_labelled_as_the_restarts(sshd, tmp_path, ca
     root = tmp_path / "bundles"
     argv = ["deploy", str(BUNDLES / "av_cnn_audio"), sshd.destination, "--root", str(root), "-i", str(sshd.key),
             "--restart-cmd", "echo unit failed to start >&2; exit 3", "--health-cmd", HEALTH_OK, "-q"]  # fmt: skip
-    for o in sshd.options():
+    for o in sshd.ssh_options():
         argv += ["-o", o]
     assert main(argv) == 1
     err = capsys.readouterr().err
@@ -614,7 +523,7 @@ def test_previous_version_deleted_meanwhile(sshd, tmp_path):
 def _cli_argv(sshd: SshServer, root: Path, bundle: str, *extra: str) -> list[str]:
     argv = ["deploy", str(BUNDLES / bundle), sshd.destination, "--root", str(root), "-i", str(sshd.key),
             "--restart-cmd", f'echo "$EDGE_SER_VERSION" >> {shlex.quote(str(root))}.restarts', *extra]  # fmt: skip
-    for o in sshd.options():
+    for o in sshd.ssh_options():
         argv += ["-o", o]
     return argv
 
@@ -686,8 +595,6 @@ def _strand(tmp: Path, root: Path, logs: list[str]) -> tuple[str, str, DeployStr
 
 
 def test_rollback_unreachable_leaves_marker_that_the_boot_check_acts_on(tmp_path):
-    if SSHD is None:
-        pytest.skip("sshd (Debian openssh-server) not installed")
     root = tmp_path / "bundles"
     logs: list[str] = []
     v1, v2, e = _strand(tmp_path, root, logs)
@@ -711,8 +618,6 @@ def test_rollback_unreachable_leaves_marker_that_the_boot_check_acts_on(tmp_path
 
 
 def test_next_deploy_resolves_an_interrupted_one(tmp_path):
-    if SSHD is None:
-        pytest.skip("sshd (Debian openssh-server) not installed")
     root = tmp_path / "bundles"
     v1, v2, _ = _strand(tmp_path, root, [])
     assert (root / "pending").exists() and os.readlink(root / "current") == f"versions/{v2}"
