@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -124,9 +125,10 @@ def _play(
     cwd: Path | None = None,
     more: dict | None = None,
     limit: str | None = None,
+    verbose: bool = False,
 ) -> subprocess.CompletedProcess:
     """ansible-playbook site.yml on dev-a and dev-b (or only the hosts `limit` names), run in `cwd` (default: this
-    process's folder)."""
+    process's folder); `verbose`: with -v (each task's result in the output)."""
     inv = tmp / "inventory.ini"
     inv.write_text(
         "[edge_devices]\n"
@@ -145,7 +147,7 @@ def _play(
     }  # fmt: skip
     extra.update(more or {})
     (tmp / "vars.json").write_text(json.dumps(extra))
-    lim = ["--limit", limit] if limit else []
+    lim = (["--limit", limit] if limit else []) + (["-v"] if verbose else [])
     return subprocess.run([_ansible_playbook(), "-i", str(inv), "-e", f"@{tmp / 'vars.json'}", *lim, str(PLAYBOOK)],
                           check=False, capture_output=True, text=True, env=_env(tmp), timeout=120, cwd=cwd)  # fmt: skip
 
@@ -341,9 +343,10 @@ def test_the_role_lets_the_deploy_user_restart_the_service_as_install_sh_does(ss
     assert re.search(r"import_tasks: sudoers.yml\n\s+when: edge_ser_manage_system \| bool", config)
 
 
-def _role_temp() -> set[Path]:
-    """The role's controller temp folders in /tmp (the unpacked .tar, the upload staging)."""
-    return set(Path("/tmp").glob("edge-ser-bundle-*")) | set(Path("/tmp").glob("edge-ser-upload-*"))
+def _role_temp(out: str) -> list[Path]:
+    """The controller temp folders a verbose play says the role made (the unpacked .tar, the upload staging), read
+    from its tempfile tasks' results: not a listing of /tmp, which another run on the machine writes to as well."""
+    return [Path(p) for p in re.findall(r'"path": "([^"]*/edge-ser-(?:bundle|upload)-[^"/]*)"', out)]
 
 
 def test_temporary_folders_go_and_the_same_version_again_restarts_nothing(sshd, tmp_path, monkeypatch):
@@ -361,18 +364,25 @@ def test_temporary_folders_go_and_the_same_version_again_restarts_nothing(sshd, 
             tf.add(f, arcname=f.name)
     good = _version(GOOD)  # av_cnn_audio.tar is named as its folder is
     monkeypatch.setenv("TMPDIR", str(ctl))  # _play's environment: the controller's temp folder
-    before = _role_temp()  # and in case anything ignores TMPDIR
     for _ in range(2):
-        r = _play(sshd, tmp_path, tar)
+        r = _play(sshd, tmp_path, tar, verbose=True)
         assert r.returncode == 0, (r.stdout + r.stderr)[-4000:]
-        assert list(ctl.iterdir()) == [] and _role_temp() <= before, list(ctl.iterdir())
+        made = _role_temp(r.stdout)  # the unpacked .tar and the staging, in TMPDIR, and gone
+        assert {p.name.rsplit("-", 1)[0] for p in made} == {"edge-ser-bundle", "edge-ser-upload"}, r.stdout[
+            -4000:
+        ]
+        assert all(p.parent == ctl and not p.exists() for p in made) and list(ctl.iterdir()) == [], made
     for host in ("a", "b"):
         assert _current(tmp_path, host) == f"versions/{good}"
         assert (tmp_path / host / "bundles" / "restarts.log").read_text().split() == [good]  # once
     # a roll-out that fails after the staging was made (a version name the device cannot move the upload to)
-    r = _play(sshd, tmp_path, tar, more={"edge_ser_bundle_version": "no/such"})
+    r = _play(sshd, tmp_path, tar, more={"edge_ser_bundle_version": "no/such"}, verbose=True)
     assert r.returncode != 0 and "Unpack, sha256sum -c and move" in r.stdout, (r.stdout + r.stderr)[-4000:]
-    assert list(ctl.iterdir()) == [] and _role_temp() <= before, list(ctl.iterdir())
+    made = _role_temp(r.stdout)
+    assert any(p.name.startswith("edge-ser-upload-") for p in made), r.stdout[
+        -4000:
+    ]  # made before the failure
+    assert all(p.parent == ctl and not p.exists() for p in made) and list(ctl.iterdir()) == [], made
 
 
 def test_an_unwritable_config_dir_is_named_before_anything_else(sshd, tmp_path):
