@@ -4,6 +4,8 @@ normalisation; UAR and WAR, mean and std over folds.
     python benchmarks/si_table.py                                   # all protocols, rows and norms
     python benchmarks/si_table.py --protocols emodb-loso --rows svm,laq_mlp --norms transductive  # si_table_subset
     python benchmarks/si_table.py --ablation --name si_table_ablation  # + the functionals + MFCC rows
+    python benchmarks/si_table.py --protocols emodb-loso --rows functionals_mlp_bal@sensitivity@2.0+functionals_ext_aug \
+        --norms transductive --seed 0,1,2 --name si_seeds   # each fold trained per seed, the seeds pooled
 
 Protocols (converters.protocol.PROTOCOLS): EMODB leave-one-speaker-out (the headline), EMODB stratified
 10-fold x 3 seeds, RAVDESS actors 01-12 in 6 folds of 2 actors and leave-one-actor-out (8 classes).
