@@ -178,23 +178,13 @@ def fold_inputs(
     """What a fit sees of a fold (training rows with their augmented copies, validation rows), and every
     clip's row normalised by `norm` (index it with `fold.split.test` for the test part)."""
     s = fold.split
-    seen = s.seen  # the floors come from these, never from a test speaker's clips
-    X = (
-        speaker_norm(data.X, data.speakers, floor_from=np.asarray(data.X)[seen])
-        if norm.per_speaker
-        else np.asarray(data.X, dtype=np.float32)
-    )
+    # the floors come from the seen rows, never from a test speaker's clips
+    X, *copies = normalised_views(data, norm, s.seen, speaker_norm)
     spk = data.speakers
     X_train, y_train = X[s.train], data.y[s.train]
-    if data.copies is not None:  # augmented training views: each (speaker, copy) its own normalisation group
-        views = [
-            speaker_norm(c, np.char.add(spk.astype(str), f"#{k + 1}"), floor_from=c[seen])
-            if norm.per_speaker
-            else c
-            for k, c in enumerate(np.asarray(data.copies, dtype=np.float32))
-        ]
-        X_train = np.concatenate([X_train, *(v[s.train] for v in views)])
-        y_train = np.tile(y_train, len(views) + 1)
+    if copies:  # augmented training views: training rows only
+        X_train = np.concatenate([X_train, *(v[s.train] for v in copies)])
+        y_train = np.tile(y_train, len(copies) + 1)
     if norm.per_speaker and data.early_views:
         early = early_views(data, s.train, seed)
         X_train = np.concatenate([X_train, *early])
@@ -211,18 +201,33 @@ def fold_inputs(
     return fd, X
 
 
+def normalised_views(
+    data: InputData,
+    norm: NormMode,
+    floor_rows: np.ndarray | slice,
+    speaker_norm: Callable[..., np.ndarray] = transductive,
+) -> list[np.ndarray]:
+    """`data.X`, then each of its copies, normalised by `norm`: under a per-speaker norm each speaker, and each
+    (speaker, copy), is standardised by its own statistics, with the variance floors from the rows `floor_rows`."""
+    copies = [] if data.copies is None else list(np.asarray(data.copies, dtype=np.float32))
+    if not norm.per_speaker:
+        return [np.asarray(data.X, dtype=np.float32), *copies]
+    X, spk = np.asarray(data.X), data.speakers
+    return [
+        speaker_norm(X, spk, floor_from=X[floor_rows]),
+        *(
+            speaker_norm(c, np.char.add(spk.astype(str), f"#{k + 1}"), floor_from=c[floor_rows])
+            for k, c in enumerate(copies)
+        ),
+    ]
+
+
 def extra_rows(
     extra: InputData, norm: NormMode, speaker_norm: Callable[..., np.ndarray] = transductive
 ) -> tuple[np.ndarray, np.ndarray]:
-    """An extra corpus's training rows: its clips and their copies, each (speaker, copy) standardised by its
-    own statistics under a per-speaker norm (floors from its own rows: none of them is ever tested)."""
-    spk = extra.speakers.astype(str)
-    groups = [(np.asarray(extra.X, dtype=np.float32), spk)]
-    if extra.copies is not None:
-        groups += [
-            (c, np.char.add(spk, f"#{k + 1}")) for k, c in enumerate(np.asarray(extra.copies, np.float32))
-        ]
-    rows = [speaker_norm(x, g, floor_from=x) if norm.per_speaker else x for x, g in groups]
+    """An extra corpus's training rows: its clips and their copies (`normalised_views`, the floors from all of
+    its own rows: none of them is ever tested)."""
+    rows = normalised_views(extra, norm, slice(None), speaker_norm)
     return np.concatenate(rows), np.tile(extra.y, len(rows))
 
 
@@ -840,6 +845,7 @@ __all__ = [
     "run_fold",
     "corpus_rows",
     "extra_rows",
+    "normalised_views",
     "with_corpus",
     "standard_rows",
     "uar",
