@@ -77,6 +77,7 @@ from importlib import resources
 from pathlib import Path
 
 from edge_ser.errors import ConfigError, EdgeSerError
+from edge_ser.text import is_control
 from edge_ser_deploy.naming import source_name, version_name
 from edge_ser_deploy.self_contained import fusion_files
 from edge_ser_deploy.sums import sha256sums
@@ -329,17 +330,15 @@ def _tar_bundle(files: dict[str, bytes]) -> bytes:
 # --------------------------------------------------------------------------------------------------------------
 
 
-_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-"""Characters of a device's output that would act on the local terminal rather than show (escape sequences,
-carriage return, bidirectional overrides); newline and tab stay."""
-
-
 def _printable(text: str) -> str:
-    """`text` (a device's output, or ssh's) with the characters of `_CONTROL` shown as \\xNN / \\uNNNN: what a
-    device prints cannot clear the operator's screen or rewrite the lines of a report."""
-    return _CONTROL.sub(
-        lambda m: f"\\x{ord(m[0]):02x}" if ord(m[0]) < 0x100 else f"\\u{ord(m[0]):04x}",
-        text.replace("\r\n", "\n"),
+    """`text` (a device's output, or ssh's) with each control character (`edge_ser.text.is_control`: escape, carriage
+    return, bidirectional overrides, ...) but newline and tab shown as \\xNN / \\uNNNN: what a device prints cannot
+    clear the operator's screen or rewrite the lines of a report, and stays readable as what it was."""
+    return "".join(
+        (f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}")
+        if ch not in "\n\t" and is_control(ch)
+        else ch
+        for ch in text.replace("\r\n", "\n")
     )
 
 
