@@ -149,8 +149,6 @@ def adapt_mode(args: argparse.Namespace, default: str = "online") -> str:
     adapt = getattr(args, "adapt", default)
     if getattr(args, "no_adapt", False):
         if not isinstance(adapt, DefaultMode) and str(adapt) != "off":
-            from edge_ser.errors import ConfigError
-
             raise ConfigError(f"--adapt {adapt} and --no-adapt ask for opposite things: give one of them")
         return "off"
     return str(adapt)

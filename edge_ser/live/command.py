@@ -585,9 +585,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                 print(f"  audio: {printable(note)}", file=err)
             if outputs.web is not None:
                 print(f"  live page: {outputs.web.url}", file=err)
-                if (
-                    outputs.web.elsewhere
-                ):  # every interface: 127.0.0.1 is no address for the phone in the room
+                # on every interface, 127.0.0.1 is no address for the phone in the room
+                if outputs.web.elsewhere:
                     print(f"  from other machines: {outputs.web.elsewhere}", file=err)
         except BaseException:
             runner.audio.stop()
