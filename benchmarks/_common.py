@@ -41,6 +41,20 @@ def run_main(main: Callable[[], int | None]) -> NoReturn:
     raise SystemExit(status)
 
 
+def parse_seeds(text: str) -> list[int]:
+    """`--seed` "0" or "0,1,2": distinct non-negative training seeds, in the order given (si_table.py,
+    ship_ser_nested.py)."""
+    from edge_ser.errors import ConfigError
+
+    try:
+        seeds = [int(x) for x in text.split(",")]
+    except ValueError:
+        raise ConfigError(f"--seed {text}: give seeds as N or N,N,... (e.g. 0,1,2)") from None
+    if any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
+        raise ConfigError(f"--seed {text}: seeds must be distinct and >= 0")
+    return seeds
+
+
 def require_datasets(*names: str) -> None:
     """Check, before any work, that each data set a run reads is under the default data root ($EDGE_SER_DATA,
     else ../shared/datasets beside the repo: `converters.data.default_data_root`): `find_dataset`'s DatasetError

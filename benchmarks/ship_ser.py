@@ -863,10 +863,12 @@ def choose_variant(
     *,
     progress: bool = False,
     by: str = "transductive",
+    seed: int = 0,
 ) -> dict:
-    """Stage 0: every training variant on every inner fold (`inner_folds` of the rows' speakers); the best mean
-    of the validation figures `CHOOSE_BY[by]` wins (exact ties: the earlier variant). Returns the choice, the
-    folds and each variant's validation figures per fold (in `CHOOSE_BY["device"]`'s order)."""
+    """Stage 0: every training variant on every inner fold (`inner_folds` of the rows' speakers), trained at
+    `seed`; the best mean of the validation figures `CHOOSE_BY[by]` wins (exact ties: the earlier variant).
+    Returns the choice, the folds and each variant's validation figures per fold (in `CHOOSE_BY["device"]`'s
+    order)."""
     from tqdm.auto import tqdm
 
     folds = inner_folds(rows.speakers())
@@ -880,7 +882,7 @@ def choose_variant(
     )
     for fold in folds:
         for v in variants:
-            f = stage1(rows, v, fold, recipe, log=False)["figures"]
+            f = stage1(rows, v, fold, recipe, log=False, seed=seed)["figures"]
             scores[v].append(tuple(f[k] for k in keys))
             bar.update()
     bar.close()
@@ -942,8 +944,9 @@ def choose_reverb(
     by: str = "transductive",
     off: float | None = None,
     progress: bool = False,
+    seed: int = 0,
 ) -> dict:
-    """Stage 0c: `variant` with the reverberant copies on every inner fold, scored as stage 0 scores
+    """Stage 0c: `variant` with the reverberant copies on every inner fold (trained at `seed`), scored as stage 0 scores
     (`CHOOSE_BY[by]` on the clips as recorded and their noisy copies). The copies are kept when that mean is higher
     than without them (`off`: stage 0's mean for `variant`, which is exactly that score; None: computed here).
     Returns reverb (bool), the two means and the per-fold figures."""
@@ -961,7 +964,7 @@ def choose_reverb(
     scores: dict[str, list[list[float]]] = {k: [] for k in settings}
     for fold in folds:
         for name, on in settings.items():
-            f = stage1(replace(rows, reverb=on), variant, fold, recipe, log=False)["figures"]
+            f = stage1(replace(rows, reverb=on), variant, fold, recipe, log=False, seed=seed)["figures"]
             scores[name].append([float(f[k]) for k in used])
             bar.update()
     bar.close()
@@ -1020,9 +1023,9 @@ def stage1_ensemble(runs: list[dict]) -> tuple[torch.nn.Module, BitPlan, dict]:
 
 
 def refit_members(
-    rows: Rows, fit: np.ndarray, runs: list[dict], balanced: bool
+    rows: Rows, fit: np.ndarray, runs: list[dict], balanced: bool, *, seed: int = 0
 ) -> list[tuple[torch.nn.Module, BitPlan, dict]]:
-    """Each stage-1 member (`runs`, member k at seed k) refit on the rows `fit` at its plan and epoch counts:
+    """Each stage-1 member (`runs`, member k at seed `seed` + k) refit on the rows `fit` at its plan and epoch counts:
     [(model, plan, codes)] for `ensemble_of`. A member whose stage 1 trained with the reverberant copies
     (`--reverb member`'s second) is refit with those of the speakers in `fit` too, and one trained without them,
     without them; likewise with the early views of its stage 1 (`--early-views member`'s second). Every member
@@ -1037,7 +1040,15 @@ def refit_members(
         norm = (Z.mean(0), Z.std(0)) if norm is None else norm
         plan = r["c"].plan
         model, codes = refit(
-            rows.Z.shape[1], len(rows.classes), Z, y, plan, r["epochs"], seed=k, balanced=balanced, norm=norm
+            rows.Z.shape[1],
+            len(rows.classes),
+            Z,
+            y,
+            plan,
+            r["epochs"],
+            seed=seed + k,
+            balanced=balanced,
+            norm=norm,
         )
         fitted.append((model, plan, codes))
     return fitted
@@ -1085,7 +1096,13 @@ REVERB_MEMBER_SEED = 1
 
 
 def reverberant_member(
-    rows: Rows, variant: tuple[int, bool, bool], val_spk: list[str], recipe: str, first: dict
+    rows: Rows,
+    variant: tuple[int, bool, bool],
+    val_spk: list[str],
+    recipe: str,
+    first: dict,
+    *,
+    seed: int = 0,
 ) -> dict:
     """Stage 1 of `--reverb member`'s second member: `variant` with the reverberant copies of every training clip
     (`rows` must hold them: `training_matrix(..., reverb=True)`), its own epochs and bit plan chosen on `val_spk`,
@@ -1098,7 +1115,7 @@ def reverberant_member(
         val_spk,
         recipe,
         log=False,
-        seed=REVERB_MEMBER_SEED,
+        seed=seed + REVERB_MEMBER_SEED,
         norm=first["norm"],
     )
 
@@ -1108,7 +1125,13 @@ EARLY_MEMBER_SEED = 1
 
 
 def early_member(
-    rows: Rows, variant: tuple[int, bool, bool], val_spk: list[str], recipe: str, first: dict
+    rows: Rows,
+    variant: tuple[int, bool, bool],
+    val_spk: list[str],
+    recipe: str,
+    first: dict,
+    *,
+    seed: int = 0,
 ) -> dict:
     """Stage 1 of `--early-views member`'s second member: `variant` with the early views (EARLY_VIEWS) of the
     clean training clips, its own epochs and bit plan chosen on `val_spk`, its input standardised as the first
@@ -1119,7 +1142,7 @@ def early_member(
         val_spk,
         recipe,
         log=False,
-        seed=EARLY_MEMBER_SEED,
+        seed=seed + EARLY_MEMBER_SEED,
         norm=first["norm"],
     )
 
@@ -1153,9 +1176,9 @@ def ensemble_figures(rows: Rows, runs: list[dict], val_spk: list[str]) -> dict:
 
 
 def choose_members(
-    rows: Rows, variant: tuple[int, bool, bool], recipe: str, *, progress: bool = False
+    rows: Rows, variant: tuple[int, bool, bool], recipe: str, *, progress: bool = False, seed: int = 0
 ) -> dict:
-    """Stage 0b: `variant` trained at seeds 0..MEMBERS-1 on every inner fold. The seed ensemble (logits averaged)
+    """Stage 0b: `variant` trained at seeds `seed`..`seed`+MEMBERS-1 on every inner fold. The seed ensemble (logits averaged)
     ships when its mean clean + noisy validation UAR over the folds beats both seed 0's model and the mean of the
     single members by ENSEMBLE_GAIN. Returns members (MEMBERS or 1), the mean figures and the per-fold table."""
     from tqdm.auto import tqdm
@@ -1172,7 +1195,7 @@ def choose_members(
         held = np.isin(rows.spk, fold) & ~rows.speed_rows
         runs = []
         for k in range(MEMBERS):
-            runs.append(stage1(rows, variant, fold, recipe, log=False, seed=k))
+            runs.append(stage1(rows, variant, fold, recipe, log=False, seed=seed + k))
             bar.update()
         ensemble = stage1_ensemble(runs)[0]
         table.append(

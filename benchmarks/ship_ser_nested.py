@@ -44,7 +44,7 @@ from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, pin_single_thread, run_main, write_results  # noqa: E402
+from _common import RESULTS, parse_seeds, pin_single_thread, run_main, write_results  # noqa: E402
 
 pin_single_thread()
 REPO = Path(__file__).resolve().parents[1]
@@ -83,15 +83,20 @@ from ship_ser import (  # noqa: E402
 
 from converters.compress import Compressed  # noqa: E402
 from converters.data.scan import DatasetWarning  # noqa: E402
+from converters.evaluate import Metrics  # noqa: E402
 from converters.protocol import mean_std  # noqa: E402
 from converters.si_eval import EARLY_VIEWS, pooled  # noqa: E402
 from converters.speaker_norm import ORDERS, online, transductive  # noqa: E402
 from converters.train import predict  # noqa: E402
+from edge_ser.errors import ConfigError  # noqa: E402
 from edge_ser.features.speaker_norm import SpeakerNorm  # noqa: E402
 from edge_ser.fileio import atomic_write  # noqa: E402
 
 ONLINE = (1, 5, 20)
 RECIPE = "sensitivity@2.0"
+SEED_STRIDE = 10
+"""`--seed S` trains member k of every model at seed SEED_STRIDE * S + k (S = 0: the seeds ship_ser.py ships), so
+the repeats share no training seed."""
 TEST_CUTS = (1.0, 1.5)
 """Seconds of speech the held-out speaker's clips are also scored at (`test_cuts`)."""
 
@@ -113,6 +118,7 @@ def outer_fold(
     rooms: dict[str, np.ndarray] | None = None,
     early_pair: bool = False,
     cuts: dict[str, np.ndarray] | None = None,
+    seed: int = 0,
 ) -> dict:
     """ship_ser's procedure on every speaker but `test` (stage 1 validated by the last `val_speakers` of
     them), then `test` scored once. `cached`: an earlier record of this fold whose stage-0 variant choice is
@@ -125,12 +131,14 @@ def outer_fold(
     the held-out speaker is also scored (transductive and online-20) when the copies were used. `early_pair`:
     ship_ser's `--early-views member` (two members, the second trained with early views; its first member alone,
     refit, is scored too as `member0`). `cuts`: the clips cut short (`test_cuts`), where the shipped model and
-    `member0` are also scored (transductive; `rows.lengths`: ship_ser's `--length-views on`)."""
+    `member0` are also scored (transductive; `rows.lengths`: ship_ser's `--length-views on`). `seed`: the
+    procedure's training seed (`SEED_STRIDE`); a stage-0 choice reused from `cached` is the one made at its seed."""
     t0 = time.perf_counter()
+    base_seed = SEED_STRIDE * seed
     r = rows.subset(rows.spk != test)
     if cached is None:
         choice = choose_variant(
-            replace(r, early_views=(), reverb=False, lengths=False), VARIANTS, RECIPE, by=by
+            replace(r, early_views=(), reverb=False, lengths=False), VARIANTS, RECIPE, by=by, seed=base_seed
         )
         chosen = choice["chosen"]
         inner_mean = {variant_label(v): round(m, 6) for v, m in choice["mean"].items()}
@@ -149,6 +157,7 @@ def outer_fold(
                 RECIPE,
                 by=by,
                 off=inner_mean[variant_label(chosen)],
+                seed=base_seed,
             )
         reverb_choice = {k: rc[k] for k in ("reverb", "on", "off")}
         same = cached is not None and "refit" in cached and not (cached.get("reverb") or {}).get("reverb")
@@ -160,6 +169,7 @@ def outer_fold(
             and "rooms" not in cached
         )
         same = same and bool(cached.get("early_member")) == early_pair  # a record of the same members
+        same = same and cached.get("seed", 0) == seed  # ... trained at the same seeds
         same = same and bool(cached.get("length_views")) == r.lengths and ("cuts" in cached or not cuts)
         if not rc["reverb"] and same and cached.get("early_views", []) == list(r.early_views):
             return {**cached, "reverb": reverb_choice, "reused": True}
@@ -169,17 +179,17 @@ def outer_fold(
     val_spk = r.speakers()[-val_speakers:]
     if reverb == "member" or early_pair:
         member_choice = None
-        first = stage1(r, chosen, val_spk, RECIPE, log=False)
+        first = stage1(r, chosen, val_spk, RECIPE, log=False, seed=base_seed)
         second = early_member if early_pair else reverberant_member
-        seeds = [first, second(r, chosen, val_spk, RECIPE, first)]
+        seeds = [first, second(r, chosen, val_spk, RECIPE, first, seed=base_seed)]
         members = len(seeds)
     else:
-        member_choice = choose_members(r, chosen, RECIPE)
+        member_choice = choose_members(r, chosen, RECIPE, seed=base_seed)
         members = member_choice["members"]
-        seeds = [stage1(r, chosen, val_spk, RECIPE, log=False, seed=k) for k in range(members)]
+        seeds = [stage1(r, chosen, val_spk, RECIPE, log=False, seed=base_seed + k) for k in range(members)]
     seeds, over_budget = within_budget(seeds)
     fit = r.trained_on(chosen)
-    fitted = refit_members(r, fit, seeds, chosen[2])
+    fitted = refit_members(r, fit, seeds, chosen[2], seed=base_seed)
     model = ensemble_of(fitted)[0]
     staged, plan, codes = stage1_ensemble(seeds)
     base = r.prior(fit)
@@ -187,6 +197,7 @@ def outer_fold(
     y = rows.y[test_rows]
     out: dict = {
         "test": test,
+        "seed": seed,
         "chosen": {"noise_copies": chosen[0], "speed": chosen[1], "class_balanced": chosen[2]},
         "inner_mean": inner_mean,
         "choose_by": by,
@@ -348,9 +359,11 @@ def summary(
     early: tuple[int, ...] = (),
     stage0_from: str | None = None,
     protocol: str | None = None,
+    seed: int = 0,
 ) -> tuple[dict, str]:
     """The nested run's payload and table over `folds`. `protocol`: what the outer folds are (default: leave
-    one actor out for RAVDESS, else leave one speaker out)."""
+    one actor out for RAVDESS, else leave one speaker out); `seed`: the procedure's training seed (`--seed`)."""
+    s0 = SEED_STRIDE * seed
     norms = ["transductive", *(f"online-{k}" for k in ONLINE)]
 
     def stats(model: str, norm: str) -> dict:
@@ -406,6 +419,12 @@ def summary(
             "views), not rerun."
             if stage0_from
             else ""
+        )
+        + (
+            f" Training seed {seed} (`--seed {seed}`): member k of every model trains at seed {s0} + k"
+            + (", the stage-0 choice reused as made (at its own seeds)." if stage0_from else ".")
+            if seed
+            else ""
         ),
         "",
         "| model | " + " | ".join(f"{n} UAR" for n in norms) + " | transductive WAR |",
@@ -431,17 +450,17 @@ def summary(
         + ".",
         "",
         (
-            "Two members in every fold (ship_ser.py --early-views member): the plain member (seed 0) and the "
-            f"early-views member (seed 1, trained with early views after {', '.join(map(str, EARLY_VIEWS))} clips), "
+            f"Two members in every fold (ship_ser.py --early-views member): the plain member (seed {s0}) and the "
+            f"early-views member (seed {s0 + 1}, trained with early views after {', '.join(map(str, EARLY_VIEWS))} clips), "
             "each with its own stage 1 and refit, logits averaged; no seed ensemble asked for."
             if pair
-            else "Two members in every fold (ship_ser.py --reverb member): the close-talk member (seed 0) and the "
-            "reverberant member (seed 1), each with its own stage 1 and refit; no seed ensemble asked for."
+            else f"Two members in every fold (ship_ser.py --reverb member): the close-talk member (seed {s0}) and the "
+            f"reverberant member (seed {s0 + 1}), each with its own stage 1 and refit; no seed ensemble asked for."
             if "member0" in models
             else f"A {MEMBERS}-seed ensemble chosen by the inner folds (ship_ser.choose_members) in "
             f"{sum(f.get('members_chosen', f['members']) > 1 for f in folds)} of {len(folds)} folds; it would have "
             f"stored more than {BIT_BUDGET:g} average bits in "
-            f"{sum(f.get('over_budget_bits') is not None for f in folds)} of them, which then shipped seed 0's MLP "
+            f"{sum(f.get('over_budget_bits') is not None for f in folds)} of them, which then shipped seed {s0}'s MLP "
             "alone (ship_ser.within_budget)."
         ),
         "",
@@ -490,6 +509,7 @@ def summary(
         "data": data,
         "protocol": protocol,
         "choose_by": by,
+        "seed": seed,
         "classes": classes,
         "n_folds": len(folds),
         "complete": len(folds) == total,
@@ -532,6 +552,154 @@ def rooms_table(folds: list[dict]) -> list[str]:
         row = " | ".join(f"{100 * t:.1f} / {100 * o:.1f}" for t, o in zip(*cells.values(), strict=True))
         lines.append(f"| {label} | {row} |")
     return lines
+
+
+def run_folds(
+    rows: Rows,
+    todo: list[str],
+    runs: Path,
+    stage0: dict[str, dict],
+    *,
+    seed: int,
+    val_speakers: int,
+    **fold_args,
+) -> list[dict]:
+    """`outer_fold` for every held-out speaker in `todo` at training seed `seed`, resuming from and appending to
+    the records in `runs` (one JSON line per finished fold); `stage0`: earlier records whose stage-0 choice a
+    fold reuses. Returns the folds' records in `todo`'s order."""
+    runs.parent.mkdir(parents=True, exist_ok=True)
+    done = {}
+    if runs.is_file():
+        for line in runs.read_text().splitlines():
+            rec = json.loads(line)
+            if rec.get("seed", 0) != seed:  # a runs file of another seed, copied or renamed by hand
+                raise SystemExit(
+                    f"{runs}: fold {rec['test']} was trained at seed {rec.get('seed', 0)}, not {seed}"
+                )
+            done[rec["test"]] = rec
+    speakers = rows.speakers()
+    for i, test in enumerate(todo):
+        if test in done and "members" in done[test]:
+            continue
+        rec = outer_fold(
+            rows, test, val_speakers, cached=done.get(test) or stage0.get(test), seed=seed, **fold_args
+        )
+        done[test] = rec
+        atomic_write(runs, "".join(json.dumps(done[s]) + "\n" for s in speakers if s in done))
+        ch = rec["chosen"]
+        print(
+            f"seed {seed}, fold {i + 1}/{len(todo)} (test {test}): "
+            f"{variant_label((ch['noise_copies'], ch['speed'], ch['class_balanced']))}; UAR transductive "
+            f"{100 * rec['refit']['transductive']['uar']:.1f} %, online-20 {100 * rec['refit']['online-20']['uar']:.1f} % "
+            f"({rec['seconds']:.0f} s)",
+            flush=True,
+        )
+    return [done[s] for s in todo]
+
+
+def seeds_summary(
+    data: str, name: str, per_seed: dict[int, list[dict]], classes: list[str], total: int
+) -> tuple[dict, str]:
+    """The nested procedure over several training seeds (`--seed 0,1,2`): every seed's mean +- std over folds and
+    the seeds pooled, each fold's figure then being the UAR of its seeds' confusions summed (as si_table.py pools
+    seeds and online orders), per scored model and norm."""
+    seeds = sorted(per_seed)
+    folds0 = per_seed[seeds[0]]
+    tests = [f["test"] for f in folds0]
+    if any([f["test"] for f in per_seed[s]] != tests for s in seeds):
+        raise ValueError("seeds_summary: every seed must have the same outer folds")
+    norms = ["transductive", *(f"online-{k}" for k in ONLINE)]
+    models = [m for m in ("refit", "member0") if all(m in f for fs in per_seed.values() for f in fs)]
+    pair = all(f.get("early_member") for f in folds0)
+    labels = {
+        "refit": "shipped procedure (refit)",
+        "member0": "its plain member alone (refit)" if pair else "its close-talk member alone (refit)",
+    }
+
+    def pooled_fold(model: str, norm: str, i: int) -> Metrics:
+        return Metrics(
+            tuple(classes), np.sum([per_seed[s][i][model][norm]["confusion"] for s in seeds], axis=0)
+        )
+
+    table: dict = {}
+    for model in models:
+        table[model] = {}
+        for norm in norms:
+            by_seed = {
+                str(s): dict(
+                    zip(
+                        ("uar", "uar_std"),
+                        mean_std([f[model][norm]["uar"] for f in per_seed[s]]),
+                        strict=True,
+                    )
+                )
+                for s in seeds
+            }
+            pooled_uar = [pooled_fold(model, norm, i).uar for i in range(len(tests))]
+            pooled_war = [pooled_fold(model, norm, i).accuracy for i in range(len(tests))]
+            u, us = mean_std(pooled_uar)
+            w, ws = mean_std(pooled_war)
+            table[model][norm] = {
+                "seeds": by_seed,
+                "pooled": {"uar": u, "uar_std": us, "war": w, "war_std": ws, "per_fold_uar": pooled_uar},
+            }
+    n = len(tests)
+    lines = [
+        f"# The ser_{data} shipping procedure, nested ({name}), over training seeds {', '.join(map(str, seeds))}"
+        f" ({n} of {total} folds)",
+        "",
+        f"Each seed's run is ship_ser_nested_{name}[_seedN].md (member k of every model at seed {SEED_STRIDE}N + k). "
+        "UAR %, mean +- std over folds; 'seeds pooled': each fold's confusions summed over the seeds, then its UAR, "
+        "as si_table.py pools seeds. The std of the per-seed means says how far one run's headline moves with the "
+        "seed alone.",
+        "",
+    ]
+    for model in models:
+        lines += [
+            f"**{labels[model]}**",
+            "",
+            "| training seed | " + " | ".join(f"{nm} UAR" for nm in norms) + " | transductive - online-20 |",
+            "|---|" + "---|" * (len(norms) + 1),
+        ]
+        for s in seeds:
+            cells = [table[model][nm]["seeds"][str(s)] for nm in norms]
+            gap = cells[0]["uar"] - cells[-1]["uar"]
+            lines.append(
+                f"| {s} | "
+                + " | ".join(pm(c["uar"], c["uar_std"], n) for c in cells)
+                + f" | {100 * gap:.1f} |"
+            )
+        means = [[table[model][nm]["seeds"][str(s)]["uar"] for s in seeds] for nm in norms]
+        spread = " | ".join(f"{100 * np.std(m, ddof=1):.1f}" for m in means)
+        lines.append(f"| std of the {len(seeds)} seeds' means | {spread} | |")
+        cells = [table[model][nm]["pooled"] for nm in norms]
+        gap = cells[0]["uar"] - cells[-1]["uar"]
+        lines.append(
+            "| **seeds pooled** | "
+            + " | ".join(f"**{pm(c['uar'], c['uar_std'], n)}**" for c in cells)
+            + f" | **{100 * gap:.1f}** |"
+        )
+        lines.append("")
+    lines += [
+        "Per held-out speaker, shipped procedure, transductive UAR %:",
+        "",
+        "| held-out speaker | " + " | ".join(f"seed {s}" for s in seeds) + " | seeds pooled |",
+        "|---|" + "---|" * (len(seeds) + 1),
+    ]
+    pooled_t = table["refit"]["transductive"]["pooled"]["per_fold_uar"]
+    for i, t in enumerate(tests):
+        cells = " | ".join(f"{100 * per_seed[s][i]['refit']['transductive']['uar']:.1f}" for s in seeds)
+        lines.append(f"| {t} | {cells} | {100 * pooled_t[i]:.1f} |")
+    payload = {
+        "data": data,
+        "name": name,
+        "seeds": seeds,
+        "folds": tests,
+        "n_folds": n,
+        "complete": n == total,
+        "table": table,
+    }
+    return payload, "\n".join(lines)
 
 
 def main() -> None:
@@ -599,7 +767,21 @@ def main() -> None:
         default="transductive",
         help="stage 0's score of a variant (ship_ser.py --choose-by); device writes ..._<data>_device",
     )
+    ap.add_argument(
+        "--seed",
+        default="0",
+        metavar="N[,N...]",
+        help=f"the procedure's training seed: member k of every model trains at seed {SEED_STRIDE}N + k (0, the "
+        "default, is what ship_ser.py ships); N > 0 writes ..._seedN with its own runs file. Several (0,1,2) run "
+        "each seed, then write ..._seeds0-1-2: every seed's figures and each fold's seeds pooled (docs/protocol.md, "
+        '"The nested procedure over training seeds"). With --stage0-from, the reused stage-0 choice is the one made '
+        "at that run's seed",
+    )
     args = ap.parse_args()
+    try:
+        seeds = parse_seeds(args.seed)
+    except ConfigError as e:
+        ap.error(str(e))
     if args.limit_folds is not None and args.limit_folds < 1:  # 0 ran no fold, then failed on the empty table
         ap.error(f"--limit-folds {args.limit_folds}: at least 1 outer fold")
     try:
@@ -629,8 +811,7 @@ def main() -> None:
     speakers = rows.speakers()
     todo = speakers[: args.limit_folds]
     rooms = test_rooms(data.arg) if args.reverb != "off" else None
-    runs = (args.runs or results / "ship_ser_nested_runs") / f"{name}.jsonl"
-    runs.parent.mkdir(parents=True, exist_ok=True)
+    partial = len(todo) < len(speakers)  # a quick look never replaces the whole run's table
     stage0 = {}
     if args.stage0_from:
         source = results / "ship_ser_nested_runs" / f"{args.stage0_from}.jsonl"
@@ -645,40 +826,30 @@ def main() -> None:
             stage0[rec["test"]] = (
                 rec if args.reverb != "off" else {"chosen": rec["chosen"], "inner_mean": rec["inner_mean"]}
             )
-    done = {}
-    if runs.is_file():
-        for line in runs.read_text().splitlines():
-            rec = json.loads(line)
-            done[rec["test"]] = rec
     for line in missing_classes(rows, todo):  # said as `edge-ser train` says it (a review: unsaid here)
         warnings.warn(line, DatasetWarning, stacklevel=1)
-    for i, test in enumerate(todo):
-        if test in done and "members" in done[test]:
-            continue
-        rec = outer_fold(
-            rows, test, data.val_speakers, cached=done.get(test) or stage0.get(test), by=args.choose_by,
+    per_seed = {}
+    for seed in seeds:
+        named = name + (f"_seed{seed}" if seed else "")
+        runs = (args.runs or results / "ship_ser_nested_runs") / f"{named}.jsonl"
+        folds = run_folds(
+            rows, todo, runs, stage0, seed=seed, val_speakers=data.val_speakers, by=args.choose_by,
             reverb=args.reverb, rooms=rooms, early_pair=args.early_views == "member", cuts=cuts,
         )  # fmt: skip
-        done[test] = rec
-        atomic_write(runs, "".join(json.dumps(done[s]) + "\n" for s in speakers if s in done))
-        ch = rec["chosen"]
-        print(
-            f"fold {i + 1}/{len(todo)} (test {test}): "
-            f"{variant_label((ch['noise_copies'], ch['speed'], ch['class_balanced']))}; UAR transductive "
-            f"{100 * rec['refit']['transductive']['uar']:.1f} %, online-20 {100 * rec['refit']['online-20']['uar']:.1f} % "
-            f"({rec['seconds']:.0f} s)",
-            flush=True,
+        payload, md = summary(
+            data.name, folds, rows.classes, len(speakers), args.choose_by, early, args.stage0_from,
+            protocol=None if data.corpus else "leave one speaker out", seed=seed,
+        )  # fmt: skip
+        write_results(
+            f"ship_ser_nested_{named}{'_partial' if partial else ''}", payload, md, indent=None, folder=tables
         )
-    folds = [done[s] for s in todo]
-    payload, md = summary(
-        data.name, folds, rows.classes, len(speakers), args.choose_by, early, args.stage0_from,
-        protocol=None if data.corpus else "leave one speaker out",
-    )  # fmt: skip
-    partial = len(todo) < len(speakers)  # a quick look never replaces the whole run's table
-    write_results(
-        f"ship_ser_nested_{name}{'_partial' if partial else ''}", payload, md, indent=None, folder=tables
-    )
-    print(md)
+        print(md)
+        per_seed[seed] = folds
+    if len(seeds) > 1:
+        payload, md = seeds_summary(data.name, name, per_seed, rows.classes, len(speakers))
+        named = f"ship_ser_nested_{name}_seeds{'-'.join(map(str, seeds))}"
+        write_results(f"{named}{'_partial' if partial else ''}", payload, md, indent=None, folder=tables)
+        print(md)
 
 
 if __name__ == "__main__":

@@ -40,7 +40,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, pin_single_thread, run_main, write_results  # noqa: E402
+from _common import RESULTS, parse_seeds, pin_single_thread, run_main, write_results  # noqa: E402
 
 pin_single_thread()
 REPO = Path(__file__).resolve().parents[1]
@@ -402,17 +402,6 @@ def write_plots(rows: list[dict], out_dir: Path, name: str = "si_table") -> list
 
 
 # --------------------------------------------------------------------------------------------------- main
-def parse_seeds(text: str) -> list[int]:
-    """`--seed` "0" or "0,1,2": distinct non-negative training seeds, in the order given."""
-    try:
-        seeds = [int(x) for x in text.split(",")]
-    except ValueError:
-        raise ConfigError(f"--seed {text}: give seeds as N or N,N,... (e.g. 0,1,2)") from None
-    if any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
-        raise ConfigError(f"--seed {text}: seeds must be distinct and >= 0")
-    return seeds
-
-
 def sweep_grid(
     table: SITable, norms: list[str], online: list[int], limit_folds: int | None, seeds: list[int]
 ) -> Grid:

@@ -45,8 +45,11 @@ def test_choose_variant_takes_the_best_mean_of_clean_and_noisy_and_the_earlier_o
 
     online = {(0, False, False): 0.5, (2, True, False): 0.2, (2, True, True): 0.6}  # after 20 clips
 
-    def fake_stage1(r, variant, val_spk, recipe, log=True):
+    trained_at: set[int] = set()
+
+    def fake_stage1(r, variant, val_spk, recipe, log=True, *, seed=0):
         seen.append((variant, tuple(val_spk)))
+        trained_at.add(seed)
         clean, noisy = table[variant]
         o = online[variant]
         return {
@@ -70,6 +73,9 @@ def test_choose_variant_takes_the_best_mean_of_clean_and_noisy_and_the_earlier_o
     assert device["chosen"] == (2, True, True)
     assert device["mean"][(2, True, True)] == pytest.approx((0.7 + 0.5 + 0.6 + 0.6) / 4)
     assert device["scores"][(2, True, False)][0] == (0.6, 0.6, 0.2, 0.2)
+    assert trained_at == {0}  # the seed ship_ser.py ships with; ship_ser_nested.py --seed moves it
+    ship.choose_variant(rows, list(table), "sensitivity@2.0", seed=20)
+    assert trained_at == {0, 20}
 
 
 def test_online_uar_with_every_clip_and_no_prior_is_the_transductive_uar():
@@ -858,3 +864,125 @@ def test_a_one_fold_nested_table_says_one_fold_not_a_spread_of_zero() -> None:
 
     assert nested.pm(0.775, 0.0, 1) == "77.5 (one fold)"
     assert nested.pm(0.775, 0.052, 5) == "77.5 +- 5.2"
+
+
+def test_a_procedure_seed_moves_every_training_seed_of_a_fold_and_never_reuses_another_seeds_record(
+    monkeypatch,
+):
+    """`ship_ser_nested.py --seed S`: stage 1 of the plain member, the early-views member and the refit all train
+    at SEED_STRIDE * S (+ k for member k), stage 0 and its reverberation choice too; and with `--reverb auto`, a
+    finished record made at another seed is never returned as this seed's fold."""
+    nested = _nested()
+    rows = _rows(views=1 + ship.NOISY_COPIES + len(ship.SPEED_FACTORS))
+    seen: dict[str, int] = {}
+
+    class Stop(Exception):
+        pass
+
+    def fake_stage1(r, variant, val_spk, recipe, log=True, *, seed=0, norm=None):
+        seen["stage1"] = seed
+        return {"c": SimpleNamespace(plan="plan"), "epochs": {}, "norm": None}
+
+    def fake_member(r, variant, val_spk, recipe, first, *, seed=0):
+        seen["member"] = seed
+        return first
+
+    def trains(*a, **k):
+        raise Stop
+
+    def fake_refit(r, fit, runs, balanced, *, seed=0):
+        seen["refit"] = seed
+        raise Stop
+
+    def fake_variant(r, variants, recipe, *, by="transductive", seed=0, progress=False):
+        seen["stage0"] = seed
+        return {"chosen": (2, True, False), "mean": {v: 0.5 for v in variants}}
+
+    def fake_reverb(r, variant, recipe, *, by="transductive", off=None, seed=0, progress=False):
+        seen["stage0c"] = seed
+        return {"reverb": False, "on": 0.5, "off": 0.6}
+
+    for name, fake in (("stage1", fake_stage1), ("early_member", fake_member), ("refit_members", fake_refit)):
+        monkeypatch.setattr(nested, name, fake)
+    monkeypatch.setattr(nested, "choose_variant", fake_variant)
+    monkeypatch.setattr(nested, "choose_reverb", fake_reverb)
+    monkeypatch.setattr(nested, "within_budget", lambda runs: (runs, None))
+    monkeypatch.setattr(nested, "choose_members", trains)  # a reused record never trains
+    with pytest.raises(Stop):
+        nested.outer_fold(rows, "00", 1, early_pair=True, reverb="auto", seed=2)
+    stride = nested.SEED_STRIDE
+    assert seen == {"stage0": 2 * stride, "stage0c": 2 * stride, "stage1": 2 * stride, "member": 2 * stride,
+                    "refit": 2 * stride}  # fmt: skip
+    # the same finished record, reused at its own seed, trained again at another
+    record = {
+        "chosen": {"noise_copies": 2, "speed": True, "class_balanced": False},
+        "inner_mean": {ship.variant_label((2, True, False)): 0.6},
+        "refit": {},
+        "early_member": False,
+        "early_views": [],
+        "length_views": False,
+        "seed": 1,
+    }
+    assert nested.outer_fold(rows, "00", 1, cached=record, reverb="auto", seed=1)["reused"]
+    with pytest.raises(Stop):
+        nested.outer_fold(rows, "00", 1, cached=record, reverb="auto", seed=0)
+    with pytest.raises(Stop):  # a record from before --seed is seed 0's
+        nested.outer_fold(rows, "00", 1, cached={k: v for k, v in record.items() if k != "seed"}, reverb="auto",
+                          seed=1)  # fmt: skip
+
+
+def test_ship_ser_members_train_at_the_procedure_seed_plus_their_index(monkeypatch):
+    """ship_ser's early-views and reverberant members train at `seed` + 1 and the refit of member k at `seed` + k
+    (`seed` 0: the seeds the bundles ship with)."""
+    rows = _rows(clips=12)
+    seen: list[int] = []
+    monkeypatch.setattr(ship, "stage1", lambda *a, seed=0, **k: seen.append(seed) or {"seed": seed})
+    best = {"norm": None}
+    ship.early_member(rows, (2, True, False), ["03"], "sensitivity@2.0", best, seed=20)
+    assert seen == [21]
+    trained: list[int] = []
+    monkeypatch.setattr(ship, "refit", lambda *a, **kw: trained.append(kw["seed"]) or (None, {}))
+    runs = [{"c": SimpleNamespace(plan="p"), "epochs": {}} for _ in range(3)]
+    ship.refit_members(rows, rows.copy_of == 0, runs, balanced=False, seed=20)
+    assert trained == [20, 21, 22]
+
+
+def _fold_record(test: str, confusion: list[list[int]]) -> dict:
+    """A nested fold record whose every model and norm has `confusion` (and the UAR it gives)."""
+    from converters.evaluate import Metrics
+
+    m = Metrics(("a", "b"), np.asarray(confusion))
+    fig = {"uar": m.uar, "war": m.accuracy, "confusion": confusion}
+    return {"test": test, **{k: {n: fig for n in ("transductive", "online-1", "online-5", "online-20")}
+                             for k in ("refit", "stage1")}}  # fmt: skip
+
+
+def test_nested_seeds_pool_each_folds_confusions_and_give_each_seeds_mean():
+    """`--seed 0,1`: each seed's row is its mean over folds; the pooled row is the mean over folds of the UAR of
+    the fold's confusions summed over the seeds (not the mean of the seeds' UARs)."""
+    nested = _nested()
+    per_seed = {
+        0: [_fold_record("01", [[4, 0], [2, 2]]), _fold_record("02", [[3, 1], [0, 4]])],
+        1: [_fold_record("01", [[2, 0], [0, 6]]), _fold_record("02", [[4, 0], [4, 0]])],
+    }
+    payload, md = nested.seeds_summary("emodb", "emodb_device", per_seed, ["a", "b"], 2)
+    t = payload["table"]["refit"]["transductive"]
+    assert t["seeds"]["0"]["uar"] == pytest.approx(np.mean([0.75, 0.875]))
+    assert t["seeds"]["1"]["uar"] == pytest.approx(np.mean([1.0, 0.5]))
+    # fold 01 pooled: [[6, 0], [2, 8]] -> (1 + 0.8) / 2; fold 02: [[7, 1], [4, 4]] -> (7/8 + 0.5) / 2
+    pooled = [(1 + 0.8) / 2, (7 / 8 + 0.5) / 2]
+    assert t["pooled"]["per_fold_uar"] == pytest.approx(pooled)
+    assert t["pooled"]["uar"] == pytest.approx(np.mean(pooled))
+    assert t["pooled"]["uar_std"] == pytest.approx(np.std(pooled, ddof=1))
+    assert f"**{100 * np.mean(pooled):.1f} +- {100 * np.std(pooled, ddof=1):.1f}**" in md
+    assert payload["seeds"] == [0, 1] and payload["complete"]
+    with pytest.raises(ValueError, match="same outer folds"):
+        nested.seeds_summary("emodb", "x", {0: per_seed[0], 1: per_seed[1][:1]}, ["a", "b"], 2)
+
+
+def test_a_runs_file_of_another_seed_is_refused(tmp_path):
+    nested = _nested()
+    runs = tmp_path / "emodb_seed1.jsonl"
+    runs.write_text(json.dumps({"test": "01", "seed": 0, "members": 1}) + "\n")
+    with pytest.raises(SystemExit, match="trained at seed 0, not 1"):
+        nested.run_folds(_rows(), ["00"], runs, {}, seed=1, val_speakers=1)
