@@ -4,6 +4,7 @@
     python benchmarks/ship_ser_nested.py --data emodb      # leave one speaker out, 10 folds
     python benchmarks/ship_ser_nested.py --data ravdess    # leave one actor out, 12 folds
     python benchmarks/ship_ser_nested.py --data emodb --choose-by device   # stage 0 scored as ship_ser's flag
+    python benchmarks/ship_ser_nested.py --data emodb --seed 0,1,2   # the procedure at 3 training seeds, pooled
     python benchmarks/ship_ser_nested.py --data path/to/mydata --tables mytables   # your own recordings
 
 The si_table's rows are fixed recipes; the shipped bundles also *choose* their recipe (noisy copies, speed copies,
