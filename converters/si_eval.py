@@ -459,6 +459,7 @@ def fit_laq_mlp(
     *,
     balanced: bool = False,
     members: int = 1,
+    mixup: float = 0.0,
 ) -> Fit:
     """The LAQ paper's MLP, early-stopped on validation UAR; then `converters.compress` `recipe` (LAQ + QAT,
     QAT also early-stopped on validation UAR). Size: the real packed .esq file of the result.
@@ -471,9 +472,13 @@ def fit_laq_mlp(
     is a ConfigError naming it, raised before any training. `balanced`: class-balanced cross-entropy in float
     training and QAT (`TrainConfig.class_balanced`). `members` > 1: a seed ensemble of that many models
     (`FunctionalsEnsemble`: the members side by side on one input, logits averaged), member k at seed (the
-    fold's, or `config`'s) + 100 k, each chosen and compressed on its own."""
+    fold's, or `config`'s) + 100 k, each chosen and compressed on its own. `mixup` > 0: mixup of that alpha in
+    float training and QAT (`train_classifier(mixup=...)`; the epoch is still chosen on the unmixed validation
+    rows)."""
     if members < 1:
         raise ConfigError(f"fit_laq_mlp: members must be >= 1, got {members}")
+    if mixup < 0:
+        raise ConfigError(f"fit_laq_mlp: mixup must be >= 0, got {mixup}")
 
     def fit(fd: FoldData) -> Fitted:
         from dataclasses import replace
@@ -488,6 +493,8 @@ def fit_laq_mlp(
 
         n = len(fd.classes)
         by_uar = {"val_accuracy": lambda logits: fd.val_uar(logits.argmax(1))}
+        if mixup > 0:
+            by_uar["mixup"] = mixup
         runs = []
         for k in range(members):
             seed = fd.seed + 100 * k
@@ -625,6 +632,28 @@ def corpus_rows() -> list[Row]:
             "functionals_ext_aug_both",
             fit_laq_mlp("sensitivity@2.0", model="functionals_mlp", balanced=name.endswith("_bal")),
             "sensitivity@2.0",
+            norms=("transductive",),
+        )
+        for name in ("functionals_mlp", "functionals_mlp_bal")
+    ]
+
+
+MIXUP_ALPHA = 0.2
+"""Mixup's alpha in `mixup_rows` (the temporal recipe's, `converters.seq_train`; fixed, not tuned)."""
+
+
+def mixup_rows() -> list[Row]:
+    """Rows run on request (`si_table.py --rows`): both 2-bit MLPs (ser_emodb's and ser_ravdess's recipes) on the
+    shipped training set with mixup (alpha `MIXUP_ALPHA`) in float training and QAT; speaker-normalised only."""
+    return [
+        Row(
+            f"{name}_mix",
+            "functionals_ext_aug",
+            fit_laq_mlp(
+                "sensitivity@2.0", model="functionals_mlp", balanced=name.endswith("_bal"), mixup=MIXUP_ALPHA
+            ),
+            "sensitivity@2.0",
+            protocols=SPEAKER_INDEPENDENT,
             norms=("transductive",),
         )
         for name in ("functionals_mlp", "functionals_mlp_bal")
@@ -844,6 +873,7 @@ __all__ = [
     "pooled",
     "run_fold",
     "corpus_rows",
+    "mixup_rows",
     "extra_rows",
     "normalised_views",
     "with_corpus",

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -663,3 +664,48 @@ def test_the_baselines_scaler_leaves_a_constant_feature_near_zero():
     z = scale.transform(X)
     assert np.abs(z[:, -1]).max() < 1e-2
     np.testing.assert_allclose(z[:, 1:-1].std(0), 1.0, rtol=1e-5)
+
+
+def test_mixup_rows_mix_in_float_training_and_qat_and_choose_the_epoch_on_unmixed_validation(monkeypatch):
+    """`mixup_rows`: ser_emodb's and ser_ravdess's 2-bit recipes with mixup (alpha MIXUP_ALPHA) given to the float
+    training and to every QAT run, the validation UAR (on the unmixed rows) still choosing the epoch; the rows
+    without it give no mixup."""
+    import converters.compress as compress_mod
+    import converters.train as train_mod
+    from converters.si_eval import MIXUP_ALPHA, mixup_rows
+
+    seen: dict[str, dict] = {}
+
+    class Stop(Exception):
+        pass
+
+    def fake_train(net, Xt, yt, Xv, yv, cfg, *, progress=True, **kw):
+        seen["float"] = {**kw, "balanced": cfg.class_balanced}
+        return SimpleNamespace(model=net, best_epoch=1)
+
+    def fake_compress(recipe, model, *a, train_kwargs=None, **kw):
+        seen["qat"] = dict(train_kwargs or {})
+        raise Stop
+
+    monkeypatch.setattr(train_mod, "train_classifier", fake_train)
+    monkeypatch.setattr(compress_mod, "compress", fake_compress)
+    data = _blobs()
+    fold = Protocol("p", "blobs", "loso").folds(data.speakers, data.y)[0]
+    fd, _ = fold_inputs(data, fold, NormMode.parse("transductive"))
+    rows = {r.key: r for r in mixup_rows()}
+    assert set(rows) == {
+        "functionals_mlp_mix@sensitivity@2.0+functionals_ext_aug",
+        "functionals_mlp_bal_mix@sensitivity@2.0+functionals_ext_aug",
+    }
+    for key, row in rows.items():
+        with pytest.raises(Stop):
+            row.fit(replace(fd, X_train=fd.X_train.astype(np.float32)))
+        assert seen["float"]["mixup"] == MIXUP_ALPHA and seen["qat"]["mixup"] == MIXUP_ALPHA
+        assert seen["float"]["balanced"] == ("_bal_" in key)
+        logits = np.eye(len(fd.classes))[fd.y_val]  # the validation rows, classified exactly
+        assert seen["float"]["val_accuracy"](logits) == seen["qat"]["val_accuracy"](logits) == 1.0
+    with pytest.raises(Stop):
+        fit_laq_mlp("sensitivity@2.0", model="functionals_mlp")(fd)
+    assert "mixup" not in seen["float"] and "mixup" not in seen["qat"]
+    with pytest.raises(ConfigError, match="mixup must be >= 0"):
+        fit_laq_mlp(mixup=-0.1)
