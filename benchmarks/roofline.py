@@ -106,6 +106,22 @@ def replot(folder: Path) -> int:
     return len(reports)
 
 
+def bundle_name(path: str, branch: str | None) -> str:
+    """The name of the bundle a stored row was measured for, from its report's `bundle` path (summaries written
+    before rows held `name`): a fusion bundle's branch row holds the branch's path, `<fusion>/../<branch bundle>`, so
+    its name is the fusion bundle's folder (it read as the branch bundle, and the row linked to reports that do not
+    exist)."""
+    p = Path(path)
+    if branch and p.parent.name == "..":
+        return p.parent.parent.name
+    return p.name
+
+
+def summary_rows(rows: list[tuple[str, str | None, RooflineReport]]) -> list[dict]:
+    """roofline.json's rows: each report with the bundle's name and the branch it was measured for."""
+    return [{"name": n, "branch": b, **r.to_dict()} for n, b, r in rows]
+
+
 def stored_rows(summary_json: Path, folder: Path) -> list[tuple[str, str | None, RooflineReport]]:
     """The summary's rows read back: each row of `summary_json` (roofline.json) as its report in `folder` holds it
     now (so a `--bundles` rerun's reports replace the old ones), else as the summary stored it."""
@@ -115,7 +131,7 @@ def stored_rows(summary_json: Path, folder: Path) -> list[tuple[str, str | None,
         return []
     rows = []
     for row in json.loads(summary_json.read_text())["rows"]:
-        name, branch = Path(row["bundle"]).name, row.get("branch")
+        name, branch = row.get("name") or bundle_name(row["bundle"], row.get("branch")), row.get("branch")
         report = folder / f"{stem(name, row['profile'], row['engine'], branch)}.json"
         rows.append(
             (
@@ -146,9 +162,7 @@ def main() -> None:
         print(f"{done} report(s) written again (Markdown and PNG) from their JSON in {out}")
         rows = stored_rows(_common.RESULTS / "roofline.json", out)
         if rows:  # the summary in today's wording, from the reports as they are now (measuring nothing)
-            write_results(
-                "roofline", {"rows": [{"branch": b, **r.to_dict()} for _, b, r in rows]}, summary(rows)
-            )
+            write_results("roofline", {"rows": summary_rows(rows)}, summary(rows))
             print(f"benchmarks/results/roofline.md and .json written again from {len(rows)} stored report(s)")
         return
     paths = sorted(p for p in (REPO / "bundles").iterdir() if (p / "manifest.json").is_file())
@@ -187,7 +201,7 @@ def main() -> None:
             file=sys.stderr,
         )
         return
-    write_results("roofline", {"rows": [{"branch": b, **r.to_dict()} for _, b, r in rows]}, text)
+    write_results("roofline", {"rows": summary_rows(rows)}, text)
 
 
 if __name__ == "__main__":

@@ -426,6 +426,35 @@ def test_replot_writes_the_summary_again_from_the_stored_reports(tmp_path):
     assert script.stored_rows(tmp_path / "absent.json", folder) == []
 
 
+def test_a_fusion_bundles_branch_rows_keep_its_name_when_read_back(tmp_path):
+    """`--replot` named av_fusion's branch rows after the branch bundles (av_fn_audio | audio) and linked them to
+    reports that do not exist (av_fn_audio_host_audio.md): a branch's report holds the branch's path,
+    `bundles/av_fusion/../av_fn_audio`. Rows now store the bundle's name; an older summary's is derived."""
+    from unittest import mock
+
+    with mock.patch.dict("os.environ"):
+        from benchmarks import roofline as script
+
+    r = build_report(load_bundle(SER), load_profile("pi5"), engine="onnxruntime", threads=1)
+    old = {"branch": "audio", **r.to_dict(), "bundle": "/w/bundles/av_fusion/../av_fn_audio"}
+    plain = {"branch": None, **r.to_dict(), "bundle": "/w/bundles/av_fn_audio"}
+    (tmp_path / "roofline.json").write_text(json.dumps({"rows": [old, plain]}))
+    folder = tmp_path / "roofline"
+    folder.mkdir()
+    (folder / "av_fusion_pi5_audio.json").write_text(json.dumps({**r.to_dict(), "latency_ms": 7.0}))
+    rows = script.stored_rows(tmp_path / "roofline.json", folder)
+    assert [(n, b) for n, b, _ in rows] == [("av_fusion", "audio"), ("av_fn_audio", None)]
+    assert rows[0][2].latency_ms == 7.0  # its own report was found
+    text = script.summary(rows)
+    assert "| av_fusion | audio | pi5 |" in text and "(roofline/av_fusion_pi5_audio.md)" in text
+    assert [row["name"] for row in script.summary_rows(rows)] == ["av_fusion", "av_fn_audio"]
+    (tmp_path / "roofline.json").write_text(json.dumps({"rows": script.summary_rows(rows)}))
+    assert [(n, b) for n, b, _ in script.stored_rows(tmp_path / "roofline.json", folder)] == [
+        ("av_fusion", "audio"),
+        ("av_fn_audio", None),
+    ]
+
+
 @pytest.mark.parametrize(
     ("out", "json_name", "mode"),
     [
