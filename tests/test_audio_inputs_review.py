@@ -304,3 +304,20 @@ def test_a_session_pushed_anti_phase_chunks_hears_the_voice():
     said = _review_warnings(caught)
     assert len(said) == 1 and "the input" in said[0] and "channels cancel" in said[0], said
     assert results and all(r.level_db > -40 for r in results)
+
+
+def test_a_text_file_named_mp3_is_said_to_hold_no_mp3_audio(tmp_path):
+    """libsndfile says "File does not exist or is not a regular file (possibly a pipe?)" of any MP3 it cannot
+    parse; a text file named .mp3 in a folder of recordings was reported that way by `edge-ser data`, `predict`
+    and the block stream, though the file is there."""
+    pytest.importorskip("soundfile")
+    path = tmp_path / "spk08_take1.mp3"
+    path.write_text("not a recording\n" * 50)
+    problem = audio_problem(path)
+    assert problem is not None and "does not exist" not in problem and "not MP3 audio" in problem
+    for read in (load, open_blocks):
+        with pytest.raises(
+            AudioFormatError, match=r"spk08_take1.mp3: cannot decode audio: .*not MP3 audio"
+        ) as e:
+            read(path)
+        assert "does not exist" not in str(e.value)

@@ -9,11 +9,13 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from converters.data.records import Record
+from edge_ser.audio.not_audio import decode_problem
 from edge_ser.audio.stream import open_blocks, uses_ffmpeg
 from edge_ser.audio.wav import WavCodecError, WavReader
 from edge_ser.errors import AudioFormatError, DatasetError, InputWarning, MissingDependencyError
 from edge_ser.fileio import check_regular_file, find_files, walk_files
 from edge_ser.inputs.base import AUDIO_EXTENSIONS
+from edge_ser.native_log import native_messages_named
 
 
 class DatasetWarning(UserWarning):
@@ -178,9 +180,10 @@ def audio_problem(path: Path) -> str | None:
         except ImportError:
             raise MissingDependencyError("soundfile", "device", "non-WAV audio") from None
         try:
-            info = soundfile.info(str(path))
+            with native_messages_named(path):  # libsndfile's mpg123 notes name the file
+                info = soundfile.info(str(path))
         except (RuntimeError, OSError, ValueError, TypeError) as e:  # LibsndfileError is a RuntimeError
-            return f"cannot decode audio: {e}"
+            return f"cannot decode audio: {decode_problem(path, e)}"
         return None if info.frames > 0 else "no audio: the file holds 0 frames"
     except AudioFormatError as e:
         return str(e).removeprefix(f"{path}: ")

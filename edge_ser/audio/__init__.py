@@ -12,7 +12,7 @@ import numpy as np
 from numpy.typing import DTypeLike
 
 from edge_ser.audio.channels import to_mono
-from edge_ser.audio.not_audio import not_audio
+from edge_ser.audio.not_audio import decode_problem
 from edge_ser.audio.polyphase import resample
 from edge_ser.audio.wav import MAX_SR, MIN_SR, WavCodecError, read_wav, write_wav
 from edge_ser.errors import AudioFormatError, ConfigError, MissingDependencyError
@@ -35,7 +35,7 @@ def _read_other(path: Path) -> tuple[np.ndarray, int]:
         with native_messages_named(path):  # libsndfile's mpg123 notes name the file
             y, sr = soundfile.read(str(path), dtype="float32", always_2d=True)
     except (RuntimeError, OSError, ValueError, TypeError) as e:  # LibsndfileError is a RuntimeError
-        raise AudioFormatError(f"{path}: cannot decode audio: {not_audio(path) or e}") from None
+        raise AudioFormatError(f"{path}: cannot decode audio: {decode_problem(path, e)}") from None
     if not (MIN_SR <= sr <= MAX_SR):
         raise AudioFormatError(
             f"{path}: sample rate {sr} Hz is outside the allowed range {MIN_SR}..{MAX_SR} Hz"

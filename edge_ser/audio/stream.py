@@ -25,7 +25,7 @@ import numpy as np
 
 from edge_ser.audio.channels import Downmix
 from edge_ser.audio.level import clipped_share
-from edge_ser.audio.not_audio import not_audio
+from edge_ser.audio.not_audio import decode_problem
 from edge_ser.audio.wav import BLOCK_FRAMES, MAX_SR, MIN_SR, WavCodecError, WavReader
 from edge_ser.errors import AudioFormatError, ConfigError, MissingDependencyError
 from edge_ser.fileio import check_regular_file
@@ -82,7 +82,7 @@ class _SoundFileBlocks(BlockStream):
             with native_messages_named(path):
                 self._f = soundfile.SoundFile(str(path))
         except (RuntimeError, OSError, ValueError, TypeError) as e:  # LibsndfileError is a RuntimeError
-            raise AudioFormatError(f"{path}: cannot decode audio: {not_audio(path) or e}") from None
+            raise AudioFormatError(f"{path}: cannot decode audio: {decode_problem(path, e)}") from None
         self.sample_rate = int(self._f.samplerate)
         self._mono = Downmix(path)
         if not (MIN_SR <= self.sample_rate <= MAX_SR):
