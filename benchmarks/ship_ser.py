@@ -56,6 +56,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import sys
 import warnings
@@ -200,9 +201,31 @@ def data_speakers(data: Data) -> list[str]:
         swapped = swapped_layout(records)
         if swapped:
             raise ConfigError(f"{data.name}: {swapped}")
+        classes = sorted({str(r.label) for r in records})
+        if (
+            len(classes) < 2
+        ):  # a review: a folder one level too deep shipped a one-class "recogniser" at UAR 100 %
+            raise ConfigError(f"{data.name}: {one_class(Path(data.arg), records)}")
         for line in few_clips(records):  # one line each, '<script>: warning: ...' (run_main's format)
             warnings.warn(f"{data.name}: {line}", DatasetWarning, stacklevel=2)
     return sorted({str(r.speaker) for r in records})
+
+
+def one_class(root: Path, records: list) -> str:
+    """What to say of a folder whose clips are all of one class (or none): the class, and when the folders under
+    it are emotions' names, that the folder is one level too deep (`mydata/all/angry/...`)."""
+    from converters.data import labels as L
+
+    classes = sorted({str(r.label) for r in records})
+    found = f"its {len(records)} clips are all of class {classes[0]}" if classes else "it holds no clip"
+    parts = [Path(os.path.relpath(r.source, root)).parts for r in records]
+    deeper = sorted({p[1] for p in parts if len(p) > 2 and L.to_label(p[1]) is not None})
+    hint = (
+        f"; the folders under it ({', '.join(deeper[:4])}) are emotions: give --data {root / classes[0]}"
+        if deeper and classes
+        else ""
+    )
+    return f"{found}: a recogniser needs at least 2 class folders (<class>/<speaker>_<name>.wav){hint}"
 
 
 def speaker_problem(

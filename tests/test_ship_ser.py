@@ -986,3 +986,22 @@ def test_a_runs_file_of_another_seed_is_refused(tmp_path):
     runs.write_text(json.dumps({"test": "01", "seed": 0, "members": 1}) + "\n")
     with pytest.raises(SystemExit, match="trained at seed 0, not 1"):
         nested.run_folds(_rows(), ["00"], runs, {}, seed=1, val_speakers=1)
+
+
+def test_a_folder_of_one_class_is_refused_and_one_level_too_deep_is_said(folders, tmp_path):
+    """A review: `ship_ser.py --data mydata` with the class folders one level down (mydata/all/<class>/...) found
+    one class, 'all', and shipped a one-class "recogniser" at validation UAR 100 %, with two warnings that did
+    not say what was wrong."""
+    import shutil
+
+    from edge_ser.errors import ConfigError
+
+    deep = tmp_path / "deep"
+    shutil.copytree(folders[5], deep / "all")
+    with (
+        pytest.warns(Warning),
+        pytest.raises(ConfigError, match=r"all of class all: .*at least 2 class folders"),
+    ):
+        ship.data_speakers(ship.resolve_data(str(deep)))
+    with pytest.warns(Warning), pytest.raises(ConfigError, match=r"are emotions: give --data \S*deep/all$"):
+        ship.data_speakers(ship.resolve_data(str(deep)))
