@@ -272,16 +272,15 @@ def tables_folder(
     """Where a run's tables go: `tables` (`--tables`) when given, else the repository's benchmarks/results/
     (None) for a corpus and `default` for a folder (ap.error when there is none). A folder's tables never go
     into benchmarks/results/ (the corpora's records)."""
+    given = f"--tables {tables}"
     if tables is None and not data.corpus:
         if default is None:
             ap.error(f"--data {data.arg}: a folder's tables need --tables DIR (never benchmarks/results/)")
-        tables = default
+        tables, given = default, f"the tables' default folder {default} (--out's, no --tables given)"
     if tables is not None and not data.corpus:
         where = Path(tables).resolve()
         if where == RESULTS.resolve() or RESULTS.resolve() in where.parents:
-            ap.error(
-                f"--tables {tables}: benchmarks/results/ holds the corpora's records; give your own folder"
-            )
+            ap.error(f"{given}: benchmarks/results/ holds the corpora's records; give your own folder")
     return tables
 
 

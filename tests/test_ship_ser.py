@@ -562,6 +562,11 @@ def test_val_speakers_and_too_few_speakers_are_refused_before_any_features(
         monkeypatch, capsys, ship, "--data", folders[4], "--out", out, "--tables", RESULTS / "mine"
     )
     assert "benchmarks/results/ holds the corpora's records" in line
+    # an --out in benchmarks/results/ without --tables named a --tables the user never gave (a review)
+    line = _usage_error(monkeypatch, capsys, ship, "--data", folders[4], "--out", RESULTS / "mine")
+    assert (
+        "the tables' default folder" in line and "no --tables given" in line and "error: --tables" not in line
+    )
     line = _usage_error(monkeypatch, capsys, nested, "--data", folders[4], "--tables", tmp_path / "t")
     assert "mydata has 4 speaker(s), 3 after the 1 an outer fold holds out" in line and "at least 5" in line
     line = _usage_error(monkeypatch, capsys, nested, "--data", folders[5])
