@@ -971,7 +971,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--backend", choices=("auto", "serial", "ray"), default=None, help="default: the spec's, else auto"
     )
-    p.add_argument("--max-concurrent", type=int, default=None, metavar="N", help="points run at once on Ray")
+    p.add_argument(
+        "--max-concurrent",
+        type=in_range(1),
+        default=None,
+        metavar="N",
+        help="points run at once on Ray (default: the spec's max_concurrent, else as many as the CPUs allow)",
+    )
     p.add_argument("--retry-errors", action="store_true", help="run again the points that failed")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_sweep)

@@ -306,7 +306,13 @@ def add_zoo_args(p: argparse.ArgumentParser) -> None:
         help="where the points run: serial (one after another here), ray, or auto: Ray when installed "
         "(default auto)",
     )
-    p.add_argument("--max-concurrent", type=int, default=None, metavar="N", help="points run at once on Ray")
+    p.add_argument(
+        "--max-concurrent",
+        type=in_range(1),
+        default=None,
+        metavar="N",
+        help="points run at once on Ray (default: as many as the CPUs allow)",
+    )
     p.add_argument(
         "--retry-errors",
         action="store_true",

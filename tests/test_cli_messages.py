@@ -545,3 +545,14 @@ def test_a_hard_clipped_file_is_marked_however_hard_it_is_clipped(tmp_path, caps
     assert main(["predict", str(BUNDLE), *map(str, names), "--json", "--adapt", "off"]) == 0
     for r in map(json.loads, capsys.readouterr().out.splitlines()):
         assert r["clipped"] > CLIPPED_NOTE and any(m.startswith("clipped") for m in r["marks"]), r["file"]
+
+
+@pytest.mark.parametrize("command", [["sweep", "spec.yaml"], ["zoo"]])
+@pytest.mark.parametrize("value", ["0", "-3"])
+def test_max_concurrent_below_one_is_refused_by_its_option_name(command, value, capsys) -> None:
+    """`--max-concurrent 0` was taken as "not given" by sweep (it ran with the spec's) and refused by zoo only
+    once its data was read, in a message without the option's name; now both refuse it before any work."""
+    with pytest.raises(SystemExit) as stop:
+        main([*command, "--max-concurrent", value])
+    assert stop.value.code == 2
+    assert f"argument --max-concurrent: {value} must be >= 1" in capsys.readouterr().err
