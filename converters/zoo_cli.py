@@ -152,7 +152,8 @@ def _cmd_zoo(args: argparse.Namespace) -> int:
     from converters.pipeline import files_fingerprint, load_records
 
     folder = Path(args.data).is_dir()
-    records = load_records(args.data, args.root)[1] if folder or args.split != "random" else []
+    # listed now for every split: a --data or --root mistake is one error here, not a failed (and kept) point each
+    records = load_records(args.data, args.root)[1]
     if args.split == "random":
         indices = list(range(args.seeds))
     else:

@@ -363,3 +363,18 @@ def test_the_default_output_folders_are_not_in_the_repository() -> None:
     add_zoo_args(p)
     defaults = [p.parse_args([]).out, Path("out/train"), Path("out/laq"), Path("out/demo")]
     assert all(f"/{Path(d).parts[0]}/" in ignored for d in defaults), defaults
+
+
+@pytest.mark.parametrize("data", ["emodb-typo", "nowhere/mine"])
+def test_zoo_refuses_a_data_set_it_cannot_find_before_any_point(data, tmp_path, capsys) -> None:
+    """Review: `zoo --data <typo>` (random split) ran every point, each failing on the data and stored as a failed
+    point that later runs kept, then exited 1; now the data set is listed first, one error, nothing written."""
+    from edge_ser.cli import main
+
+    out = tmp_path / "runs"
+    assert (
+        main(["zoo", "--data", str(tmp_path / data), "--models", "rf", "--seeds", "2", "--out", str(out)])
+        == 2
+    )
+    err = capsys.readouterr().err
+    assert "neither a data set name" in err and err.count("\n") == 1 and not out.exists()
