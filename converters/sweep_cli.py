@@ -281,6 +281,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     spec = load_spec(args.spec)
     if not isinstance(spec["grid"], dict):
         raise ConfigError(f"{args.spec}: grid must be a mapping with axes / points / fixed")
+    report = dict(spec.get("report") or {})
+    unknown = set(report) - {"metric", "by", "agg", "mode"}
+    if unknown:  # before any point runs: found after the sweep, a typo cost its whole run
+        raise ConfigError(f"{args.spec}: report has unknown keys {sorted(unknown)}")
     say = (lambda s: None) if args.quiet else print
     grid = Grid.from_dict(spec["grid"])
     if fingerprint_folders(grid.points):
@@ -306,10 +310,6 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     with each_warning_once():  # each point loads the data set again: its warnings once, not once per point
         res = sweep.run()
-    report = dict(spec.get("report") or {})
-    unknown = set(report) - {"metric", "by", "agg", "mode"}
-    if unknown:
-        raise ConfigError(f"{args.spec}: report has unknown keys {sorted(unknown)}")
     metric = report.get("metric")
     if metric is None and res.ok:
         metric = sorted(k for k, v in res.ok[0]["metrics"].items() if isinstance(v, (int, float)))

@@ -339,3 +339,16 @@ def test_a_sweep_on_a_folder_computes_again_when_its_files_change(tmp_path, caps
     assert cmd_sweep(args) == 0 and len(read_records(runs)) == 1  # the same files: reused
     next((data / "sad").iterdir()).unlink()
     assert cmd_sweep(args) == 0 and len(read_records(runs)) == 2  # other files: computed again
+
+
+def test_a_report_key_typo_is_refused_before_any_point_runs(tmp_path):
+    """Review: the report block was checked after the sweep had run every point; a typo (`metrics:`) cost the
+    whole run before its error. Now it is refused first and nothing is written."""
+    from edge_ser.cli import build_parser
+
+    spec = tmp_path / "toy.yaml"
+    spec.write_text("objective: toy\ngrid: {axes: {x: [0, 1]}}\nreport: {metrics: loss}\n")
+    args = build_parser().parse_args(["sweep", str(spec), "--out", str(tmp_path / "out"), "-q"])
+    with pytest.raises(ConfigError, match=r"report has unknown keys \['metrics'\]"):
+        cmd_sweep(args)
+    assert not (tmp_path / "out").exists()
