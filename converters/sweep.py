@@ -164,9 +164,16 @@ class _Writer:
     """Appends one record per call as a single write() on an O_APPEND descriptor, then fsyncs."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        _repair(path)
-        self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        """Open `path` for appending; a results folder that cannot be made or written (under a file, no
+        permission) is a ConfigError naming it, not a bare errno."""
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _repair(path)
+            self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise ConfigError(
+                f"results folder {path.parent} (--out): cannot write {path.name} there: {e.strerror or e}"
+            ) from None
 
     def write(self, record: dict) -> None:
         data = (canonical_json(record) + "\n").encode()

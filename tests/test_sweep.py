@@ -352,3 +352,20 @@ def test_a_report_key_typo_is_refused_before_any_point_runs(tmp_path):
     with pytest.raises(ConfigError, match=r"report has unknown keys \['metrics'\]"):
         cmd_sweep(args)
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("under", ["", "sub"])
+def test_a_results_folder_that_is_a_file_is_a_config_error_naming_it(tmp_path, under, capsys):
+    """Review: `sweep --out FILE` (and zoo's) ended in "[Errno 17] File exists: ..." naming no option; now a
+    ConfigError names the results folder and --out."""
+    from edge_ser.cli import main
+
+    spec = tmp_path / "toy.yaml"
+    spec.write_text("objective: toy\nbackend: serial\ngrid: {axes: {x: [0, 1]}}\n")
+    blocker = tmp_path / "taken"
+    blocker.write_text("a file\n")
+    out = blocker / under if under else blocker
+    assert main(["sweep", str(spec), "--out", str(out), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert f"results folder {out} (--out): cannot write" in err and "Errno" not in err
+    assert blocker.read_text() == "a file\n"
