@@ -54,6 +54,22 @@ RECOMMENDED: dict[str, dict[str, Any]] = {
 ones are its TrainConfig defaults and the QAT length its LAQ table used; the LMS ones come from the sweeps)."""
 
 
+_TYPES: dict[str, tuple[type, ...]] = {"str": (str,), "int": (int,), "float": (int, float), "bool": (bool,)}
+
+
+def _check_type(key: str, value: Any, annotation: str) -> None:
+    """ConfigError unless `value` fits the field's annotation ("int", "float | None", ...): a value of the wrong
+    kind (`--set epochs=abc`) failed every point alone, each failure stored and kept; now it stops the run first."""
+    names = [part.strip() for part in annotation.split("|")]
+    if (value is None and "None" in names) or not set(names) <= {*_TYPES, "None"}:
+        return  # None where allowed; or a kind this check does not know (left to the field's own use)
+    kinds = tuple(k for n in names for k in _TYPES.get(n, ()))
+    if isinstance(value, bool) and bool not in kinds:  # True is an int to Python, not to a point
+        kinds = ()
+    if not isinstance(value, kinds):
+        raise ConfigError(f"zoo: point key {key}={value!r} must be {' or '.join(names)}")
+
+
 @dataclass(frozen=True)
 class ZooPoint:
     """One zoo run; every field is a point key (unknown keys are an error, so a typo cannot be silently
@@ -121,6 +137,9 @@ class ZooPoint:
             raise ConfigError(f"zoo: unknown point keys {unknown}; known: {sorted(names)}")
         if "model" not in point:
             raise ConfigError("zoo: a point needs a model")
+        for f in dataclasses.fields(cls):
+            if f.name in point:
+                _check_type(f.name, point[f.name], str(f.type))
         return cls(**point)
 
     def feature_spec(self):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -163,6 +164,12 @@ def test_zoo_points_validate_their_keys() -> None:
     }
     with pytest.raises(ConfigError, match="KEY=VALUE"):
         parse_sets(["width"])
+    # review: `--set epochs=abc` failed every point alone (TypeError), each failure stored and kept
+    for bad, says in [("epochs=abc", "epochs='abc' must be int"), ("augment=1", "augment=1 must be bool"),
+                      ("lr=true", "lr=True must be float"), ("root=3", "root=3 must be str or None")]:  # fmt: skip
+        with pytest.raises(ConfigError, match=re.escape(says)):
+            zoo_points(["laq_mlp"], "random", [0], parse_sets([bad]))
+    assert zoo_points(["laq_mlp"], "random", [0], parse_sets(["lr=1", "level_dbfs=-26", "sample_rate=null"]))
 
 
 def test_comparison_table_aggregates_per_model() -> None:
