@@ -201,10 +201,8 @@ def data_speakers(data: Data) -> list[str]:
         swapped = swapped_layout(records)
         if swapped:
             raise ConfigError(f"{data.name}: {swapped}")
-        classes = sorted({str(r.label) for r in records})
-        if (
-            len(classes) < 2
-        ):  # a review: a folder one level too deep shipped a one-class "recogniser" at UAR 100 %
+        # a review: a folder one level too deep shipped a one-class "recogniser" at UAR 100 %
+        if len({str(r.label) for r in records}) < 2:
             raise ConfigError(f"{data.name}: {one_class(Path(data.arg), records)}")
         for line in few_clips(records):  # one line each, '<script>: warning: ...' (run_main's format)
             warnings.warn(f"{data.name}: {line}", DatasetWarning, stacklevel=2)
