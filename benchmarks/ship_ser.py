@@ -226,6 +226,14 @@ def one_class(root: Path, records: list) -> str:
     return f"{found}: a recogniser needs at least 2 class folders (<class>/<speaker>_<name>.wav){hint}"
 
 
+def variant_source(choose: str, candidates: int) -> str:
+    """Where a refit bundle's training variant came from, for its manifest's split text: stage 0's inner folds
+    (`--choose pairs`), the validation speakers (`--choose holdout`), or the flags (one candidate)."""
+    if candidates < 2:
+        return "as given"
+    return "on inner folds of speaker pairs" if choose == "pairs" else "on the validation speakers"
+
+
 def speaker_problem(
     name: str, speakers: int, val: int, *, inner: bool, outer: int = 0, flag: str = "--val-speakers"
 ) -> str | None:
@@ -585,8 +593,9 @@ def main() -> None:
         fitted = refit_members(rows, fit, seeds, balanced)
         split = {
             **split,
-            "kind": "refit on every speaker; epochs, bits and noisy copies chosen on the validation speakers in "
-            f"stage 1 (validation figures are stage 1's; {SI_POINTER})",
+            "kind": "refit on every speaker; epochs and bits chosen on the validation speakers in stage 1, the "
+            f"training variant (noisy and speed copies, loss) {variant_source(args.choose, len(candidates))} "
+            f"(validation figures are stage 1's; {SI_POINTER})",
             "train_speakers": [str(s) for s in speakers],
             "chosen_epochs": epochs,
             "sizes": {"train": int(fit.sum()), "stage1_train": int(tr.sum()), "val": int(val.sum())},

@@ -599,6 +599,7 @@ def test_a_folder_ships_with_its_tables_and_nested_figure_outside_the_repository
     assert (
         "accuracy.speaker_independent" not in m["accuracy"]["split"]["kind"]
     )  # no pointer to a missing field
+    assert "the training variant (noisy and speed copies, loss) as given" in m["accuracy"]["split"]["kind"]
     assert m["recipe"][
         "made_by"
     ] == f"python benchmarks/ship_ser.py --data mydata --out {tmp_path / 'b'} " + " ".join(cheap)
@@ -1010,3 +1011,11 @@ def test_a_folder_of_one_class_is_refused_and_one_level_too_deep_is_said(folders
         ship.data_speakers(ship.resolve_data(str(deep)))
     with pytest.warns(Warning), pytest.raises(ConfigError, match=r"are emotions: give --data \S*deep/all$"):
         ship.data_speakers(ship.resolve_data(str(deep)))
+
+
+def test_the_manifest_says_where_the_training_variant_was_chosen():
+    """The split text said 'noisy copies chosen on the validation speakers in stage 1' of every refit bundle,
+    though stage 0's inner folds choose them (`--choose pairs`, the default; a review)."""
+    assert ship.variant_source("pairs", 8) == "on inner folds of speaker pairs"
+    assert ship.variant_source("holdout", 8) == "on the validation speakers"
+    assert ship.variant_source("pairs", 1) == ship.variant_source("holdout", 1) == "as given"
