@@ -216,6 +216,11 @@ def cmd_synth(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"{out}: is a file; give a folder for the data set")
+    above = out.parent
+    while not above.exists() and above != above.parent:
+        above = above.parent
+    if above.exists() and not above.is_dir():  # said as it is, not as "[Errno 20] Not a directory"
+        raise ConfigError(f"{out}: {above} is a file, not a folder; give a folder for the data set")
     if out.is_dir() and any(out.iterdir()) and not (out / SPEC_FILE).is_file():
         # it mixed the synthetic clips into a folder of the user's own recordings
         raise ConfigError(

@@ -294,6 +294,14 @@ def test_synth_does_not_write_into_a_folder_of_other_files(tmp_path, capsys) -> 
     assert main(["synth", str(tmp_path / "syn"), "--n-per-class", "1"]) == 0  # its own folder again: fine
 
 
+def test_synth_under_a_file_names_the_file(tmp_path, capsys) -> None:
+    """`edge-ser synth notes.txt/syn` said only "[Errno 20] Not a directory" (a review)."""
+    (tmp_path / "notes.txt").write_text("x")
+    assert main(["synth", str(tmp_path / "notes.txt" / "a" / "syn"), "--n-per-class", "1"]) == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'notes.txt'} is a file, not a folder" in err and "Errno" not in err
+
+
 def test_info_says_which_fold_and_speakers_a_speaker_split_figure_is_on(capsys) -> None:
     """Review: `info` printed 'test UAR 0.611' of a speaker split without saying it was one fold's one speaker
     (26 clips); the manifest records them."""
