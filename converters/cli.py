@@ -41,11 +41,24 @@ AV_DATASETS = ("synthetic-av",)
 """Audio-visual data sets for --model av_cnn (as converters.tasks.AV_DATA)."""
 
 
+def cache_folder(text: str) -> Path:
+    """`--cache`'s type: a folder, or one to be made; a file there or above it is refused now, by name (it was a
+    bare "[Errno 20] Not a directory" when the first feature or synthetic clip was written; a review)."""
+    path = Path(text)
+    above = path
+    while not above.exists() and above != above.parent:
+        above = above.parent
+    if above.exists() and not above.is_dir():
+        where = "is a file" if above == path else f"sits under {above}, a file"
+        raise argparse.ArgumentTypeError(f"{text} {where}; give a folder for the feature cache")
+    return path
+
+
 def _add_cache(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--cache",
         metavar="DIR",
-        type=Path,
+        type=cache_folder,
         default=None,
         help="feature cache folder (default: $EDGE_SER_CACHE or ~/.cache/edge-ser)",
     )

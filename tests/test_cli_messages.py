@@ -564,3 +564,15 @@ def test_max_concurrent_below_one_is_refused_by_its_option_name(command, value, 
         main([*command, "--max-concurrent", value])
     assert stop.value.code == 2
     assert f"argument --max-concurrent: {value} must be >= 1" in capsys.readouterr().err
+
+
+def test_a_cache_that_is_or_sits_under_a_file_is_a_usage_error(tmp_path, capsys) -> None:
+    """`train --data synthetic --cache notes.txt` failed with "[Errno 20] Not a directory" naming a folder inside
+    the cache, not `--cache` (a review)."""
+    (tmp_path / "notes.txt").write_text("x")
+    for cache, said in ((tmp_path / "notes.txt", "is a file"), (tmp_path / "notes.txt" / "c", "sits under")):
+        with pytest.raises(SystemExit) as e:
+            main(["train", "--data", "synthetic", "--cache", str(cache)])
+        assert e.value.code == 2
+        err = capsys.readouterr().err
+        assert "argument --cache" in err and said in err and "Errno" not in err
