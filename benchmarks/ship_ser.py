@@ -328,6 +328,15 @@ def checked(
 
 
 def main() -> None:
+    """The script (`_main`), each data-set warning said once: the folder is listed more than once on the way (its
+    speakers, its functionals, its copies), and a warning printed twice reads as two problems (a review)."""
+    from converters.zoo_cli import each_warning_once
+
+    with each_warning_once():
+        _main()
+
+
+def _main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default="emodb", metavar="{emodb,ravdess} or FOLDER", help=DATA_HELP)
     ap.add_argument("--out", type=Path, required=True)

@@ -1019,3 +1019,30 @@ def test_the_manifest_says_where_the_training_variant_was_chosen():
     assert ship.variant_source("pairs", 8) == "on inner folds of speaker pairs"
     assert ship.variant_source("holdout", 8) == "on the validation speakers"
     assert ship.variant_source("pairs", 1) == ship.variant_source("holdout", 1) == "as given"
+
+
+@pytest.mark.parametrize("nested_script", [False, True])
+def test_each_data_set_warning_is_said_once_per_run(monkeypatch, nested_script):
+    """ship_ser.py listed a folder three times on the way (its speakers, functionals and copies) and printed the
+    loader's warnings for each (a review): `main` says each once."""
+    import warnings
+
+    from converters.data.scan import DatasetWarning
+
+    module = _nested() if nested_script else ship
+
+    def listed_twice():
+        for _ in range(2):
+            warnings.warn(
+                "mine: files in 7 folders take their speaker from their name", DatasetWarning, stacklevel=1
+            )
+        warnings.warn("mine: another warning", DatasetWarning, stacklevel=1)
+
+    monkeypatch.setattr(module, "_main", listed_twice)
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        module.main()
+    assert [str(w.message) for w in said] == [
+        "mine: files in 7 folders take their speaker from their name",
+        "mine: another warning",
+    ]
