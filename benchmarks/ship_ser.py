@@ -75,6 +75,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from converters.compress import compress  # noqa: E402
+from converters.data.scan import DatasetWarning  # noqa: E402
 from converters.evaluate import index_metrics  # noqa: E402
 from converters.export.bundle import build_bundle  # noqa: E402
 from converters.featurize import (  # noqa: E402
@@ -232,6 +233,30 @@ def variant_source(choose: str, candidates: int) -> str:
     if candidates < 2:
         return "as given"
     return "on inner folds of speaker pairs" if choose == "pairs" else "on the validation speakers"
+
+
+def thin_validation(rows: Rows, val_spk: list[str]) -> list[str]:
+    """A line for each of stage 1's validation speakers (the last by name) with fewer than FEW_CLIPS clips as
+    recorded: it alone chooses the epochs and bit plan on that few clips (a review: a one-clip speaker named last
+    became the only validation speaker, and only the general few-clips warning hinted at it)."""
+    from converters.heldout import FEW_CLIPS
+
+    out = []
+    for s in val_spk:
+        n = int(((rows.spk == s) & (rows.copy_of == 0)).sum())
+        if n < FEW_CLIPS:
+            out.append(
+                f"speaker {s} validates stage 1 (the last by name) with {n} clip(s): the epochs and bit plan are "
+                f"chosen on {n} clip(s); give --val-speakers 2 or more, or rename it so that a speaker with more "
+                "clips sorts last"
+            )
+    return out
+
+
+def warn_thin_validation(name: str, rows: Rows, val_spk: list[str]) -> None:
+    """`thin_validation`'s lines as DatasetWarnings (one line each on stderr, run_main's format)."""
+    for line in thin_validation(rows, val_spk):
+        warnings.warn(f"{name}: {line}", DatasetWarning, stacklevel=2)
 
 
 def speaker_problem(
@@ -469,6 +494,7 @@ def _main() -> None:
         lengths=lengths,
     )  # fmt: skip
     val_spk = rows.speakers()[-n_val:]
+    warn_thin_validation(data.name, rows, val_spk)
     unseen: list[str] = []
     if args.paired_fold is not None:
         val_spk, unseen = paired_fold_actors(args.paired_fold)

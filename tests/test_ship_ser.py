@@ -1046,3 +1046,14 @@ def test_each_data_set_warning_is_said_once_per_run(monkeypatch, nested_script):
         "mine: files in 7 folders take their speaker from their name",
         "mine: another warning",
     ]
+
+
+def test_a_validation_speaker_of_few_clips_is_said():
+    """A one-clip speaker named last became stage 1's only validation speaker with no word of it (a review)."""
+    rows = _rows(n_speakers=4, clips=6)
+    keep = (rows.spk != "03") | (np.arange(len(rows.spk)) % 6 == 0)  # speaker 03: 1 clip per view
+    thin = rows.subset(keep)
+    [line] = ship.thin_validation(thin, ["03"])
+    assert line.startswith("speaker 03 validates stage 1 (the last by name) with 1 clip(s)")
+    assert "--val-speakers" in line
+    assert ship.thin_validation(thin, ["02"]) == [] and ship.thin_validation(rows, ["03"]) == []
