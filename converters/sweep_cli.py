@@ -232,6 +232,14 @@ def resolve_objective(name: str) -> Callable[[dict], Mapping[str, Any]]:
     return getattr(importlib.import_module(module), attr)
 
 
+def yaml_problem(error: Exception) -> str:
+    """PyYAML's error on one line: where and what ("line 3, column 5: mapping values are not allowed here"); its
+    own text spans several lines with the source quoted."""
+    mark = getattr(error, "problem_mark", None)
+    problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+    return f"line {mark.line + 1}, column {mark.column + 1}: {problem}" if mark is not None else problem
+
+
 def load_spec(path: Path) -> dict:
     """The sweep spec at `path` (YAML, or JSON which YAML reads too), checked for unknown keys."""
     try:
@@ -240,12 +248,21 @@ def load_spec(path: Path) -> dict:
         raise ConfigError(f"{path}: cannot read sweep spec: {e.strerror}") from e
     try:
         import yaml
-
-        spec = yaml.safe_load(text)
     except ImportError:
-        spec = json.loads(text)
-    except Exception as e:  # yaml.YAMLError
-        raise ConfigError(f"{path}: not valid YAML: {e}") from e
+        yaml = None
+    if yaml is None:
+        try:
+            spec = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ConfigError(
+                f"{path}: not valid JSON (line {e.lineno}, column {e.colno}: {e.msg}; PyYAML, not installed, "
+                "reads YAML)"
+            ) from None
+    else:
+        try:
+            spec = yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{path}: not valid YAML ({yaml_problem(e)})") from None
     if not isinstance(spec, dict):
         raise ConfigError(f"{path}: a sweep spec is a mapping, got {type(spec).__name__}")
     unknown = set(spec) - SPEC_KEYS

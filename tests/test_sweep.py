@@ -369,3 +369,28 @@ def test_a_results_folder_that_is_a_file_is_a_config_error_naming_it(tmp_path, u
     err = capsys.readouterr().err
     assert f"results folder {out} (--out): cannot write" in err and "Errno" not in err
     assert blocker.read_text() == "a file\n"
+
+
+def test_an_invalid_spec_is_one_line_saying_where(tmp_path, monkeypatch):
+    """PyYAML's error spans several lines quoting the source (a review); without PyYAML a JSON spec's error was a
+    traceback. Both are now one line naming the file, the line and the column."""
+    import builtins
+
+    from converters.sweep_cli import load_spec
+
+    spec = tmp_path / "bad.yaml"
+    spec.write_text("objective: toy\ngrid:\n  axes: {x: [0, 1]\n")
+    with pytest.raises(ConfigError) as e:
+        load_spec(spec)
+    assert "\n" not in str(e.value) and str(e.value).startswith(f"{spec}: not valid YAML (line ")
+    real_import = builtins.__import__
+
+    def no_yaml(name, *a, **k):
+        if name == "yaml":
+            raise ImportError(name)
+        return real_import(name, *a, **k)
+
+    monkeypatch.setattr(builtins, "__import__", no_yaml)
+    spec.write_text('{"objective": "toy", "grid": }')
+    with pytest.raises(ConfigError, match=r"not valid JSON \(line 1, column \d+: .*PyYAML, not installed"):
+        load_spec(spec)
