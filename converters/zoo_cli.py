@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import statistics
 import sys
@@ -289,7 +290,15 @@ def add_zoo_args(p: argparse.ArgumentParser) -> None:
         metavar="N",
         help="loso: the first N speakers left out (default: every speaker, 10 on EMODB)",
     )
-    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="a ZooPoint field for every point")
+    from converters.zoo import ZooPoint
+
+    keys = ", ".join(f.name for f in dataclasses.fields(ZooPoint) if f.name not in ("model", "data", "root"))
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help=f"a point field for every point (repeatable), one of: {keys}",
+    )
     p.add_argument(
         "--laq",
         default="",

@@ -385,3 +385,17 @@ def test_zoo_refuses_a_data_set_it_cannot_find_before_any_point(data, tmp_path, 
     )
     err = capsys.readouterr().err
     assert "neither a data set name" in err and err.count("\n") == 1 and not out.exists()
+
+
+def test_zoo_set_help_lists_the_point_keys(capsys):
+    """`--set`'s help said only "a ZooPoint field"; the keys were in no help (a review)."""
+    import dataclasses
+
+    from converters.zoo import ZooPoint
+    from edge_ser.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["zoo", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    keys = [f.name for f in dataclasses.fields(ZooPoint) if f.name not in ("model", "data", "root")]
+    assert f"one of: {', '.join(keys)}" in text
