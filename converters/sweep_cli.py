@@ -291,6 +291,20 @@ def fingerprint_folders(points: list[dict]) -> bool:
     return bool(seen)
 
 
+def check_points(objective: str, points: list[dict], spec: Path) -> None:
+    """Before any point runs: every point of a zoo (or lms) sweep is a valid `ZooPoint` (its keys and the kinds of
+    their values). A bad one failed alone inside the sweep, its failure stored for every point (a review)."""
+    if OBJECTIVES.get(objective) != "converters.zoo:zoo_objective":
+        return
+    from converters.zoo import ZooPoint
+
+    for point in points:
+        try:
+            ZooPoint.from_point(point)
+        except ConfigError as e:
+            raise ConfigError(f"{spec}: {e}") from None
+
+
 def cmd_sweep(args: argparse.Namespace) -> int:
     """Run (or resume) the sweep of args.spec; print and write `<name>.md`. Exit 1 if any point failed."""
     from converters.sweep import Grid, Sweep
@@ -306,6 +320,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     grid = Grid.from_dict(spec["grid"])
     if fingerprint_folders(grid.points):
         grid = Grid(points=grid.points)  # the ids again, with each folder's fingerprint in them
+    check_points(str(spec["objective"]), grid.points, args.spec)
     name = str(spec.get("name") or Path(args.spec).stem)
     out = Path(args.out or spec.get("out") or "runs/sweeps")
     sweep = Sweep(

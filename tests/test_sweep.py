@@ -394,3 +394,19 @@ def test_an_invalid_spec_is_one_line_saying_where(tmp_path, monkeypatch):
     spec.write_text('{"objective": "toy", "grid": }')
     with pytest.raises(ConfigError, match=r"not valid JSON \(line 1, column \d+: .*PyYAML, not installed"):
         load_spec(spec)
+
+
+def test_a_zoo_sweep_point_of_the_wrong_kind_is_refused_before_any_point_runs(tmp_path):
+    """A zoo sweep's `epochs: abc` failed inside every point, each failure stored (a review): the points are
+    checked as ZooPoints first, and nothing is written."""
+    from converters.sweep_cli import cmd_sweep
+    from edge_ser.cli import build_parser
+
+    spec = tmp_path / "z.yaml"
+    spec.write_text(
+        "objective: zoo\ngrid: {axes: {model: [rf, svm]}, fixed: {data: synthetic, epochs: abc}}\n"
+    )
+    args = build_parser().parse_args(["sweep", str(spec), "--out", str(tmp_path / "out"), "-q"])
+    with pytest.raises(ConfigError, match=r"z\.yaml: zoo: point key epochs='abc' must be int"):
+        cmd_sweep(args)
+    assert not (tmp_path / "out").exists()
