@@ -240,7 +240,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
             f"{out}: holds other files and no synthetic data set ({SPEC_FILE}); give an empty or new folder"
         )
     t0 = time.perf_counter()
-    records = write_synthetic(spec, out)
+    records = write_synthetic(spec, out, progress=True)
     print(
         f"wrote {len(records)} clips ({len(spec.labels)} classes x {spec.n_per_class}, {spec.sr} Hz, "
         f"{spec.duration} s) to {args.out} in {time.perf_counter() - t0:.1f} s"

@@ -576,3 +576,21 @@ def test_a_cache_that_is_or_sits_under_a_file_is_a_usage_error(tmp_path, capsys)
         assert e.value.code == 2
         err = capsys.readouterr().err
         assert "argument --cache" in err and said in err and "Errno" not in err
+
+
+def test_synth_shows_progress_on_a_terminal(tmp_path, monkeypatch) -> None:
+    """`edge-ser synth --n-per-class 1000` wrote 7,000 clips (~30 s) with no progress (a review): a bar over the
+    clips on a terminal's stderr, none elsewhere."""
+    import io
+
+    from converters.data.synthetic import SyntheticSpec, write
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    for tty, progress, shown in ((True, True, True), (False, True, False), (True, False, False)):
+        err = Terminal() if tty else io.StringIO()
+        monkeypatch.setattr(sys, "stderr", err)
+        write(SyntheticSpec(n_per_class=1), tmp_path / f"s{tty}{progress}", progress=progress)
+        assert ("synthetic clips" in err.getvalue() and "7/7" in err.getvalue()) == shown, (tty, progress)
