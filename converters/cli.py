@@ -23,6 +23,7 @@ from edge_ser.cli.common import (
     add_adapt_arg,
     add_engine_args,
     check_writable,
+    file_above,
     in_range,
     media_files,
 )
@@ -45,10 +46,8 @@ def cache_folder(text: str) -> Path:
     """`--cache`'s type: a folder, or one to be made; a file there or above it is refused now, by name (it was a
     bare "[Errno 20] Not a directory" when the first feature or synthetic clip was written; a review)."""
     path = Path(text)
-    above = path
-    while not above.exists() and above != above.parent:
-        above = above.parent
-    if above.exists() and not above.is_dir():
+    above = file_above(path)
+    if above is not None:
         where = "is a file" if above == path else f"sits under {above}, a file"
         raise argparse.ArgumentTypeError(f"{text} {where}; give a folder for the feature cache")
     return path
@@ -229,10 +228,8 @@ def cmd_synth(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"{out}: is a file; give a folder for the data set")
-    above = out.parent
-    while not above.exists() and above != above.parent:
-        above = above.parent
-    if above.exists() and not above.is_dir():  # said as it is, not as "[Errno 20] Not a directory"
+    above = file_above(out.parent)
+    if above is not None:  # said as it is, not as "[Errno 20] Not a directory"
         raise ConfigError(f"{out}: {above} is a file, not a folder; give a folder for the data set")
     if out.is_dir() and any(out.iterdir()) and not (out / SPEC_FILE).is_file():
         # it mixed the synthetic clips into a folder of the user's own recordings

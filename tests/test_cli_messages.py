@@ -578,6 +578,25 @@ def test_a_cache_that_is_or_sits_under_a_file_is_a_usage_error(tmp_path, capsys)
         assert "argument --cache" in err and said in err and "Errno" not in err
 
 
+def test_one_helper_finds_the_file_a_folder_would_sit_under(tmp_path) -> None:
+    """`--cache`, `synth`'s folder and `check_writable` each walked up to the nearest existing path on their own
+    (three copies of one loop; a review): `file_above` is that walk, once."""
+    from edge_ser.cli.common import file_above
+
+    (tmp_path / "notes.txt").write_text("x")
+    assert file_above(tmp_path / "notes.txt") == tmp_path / "notes.txt"
+    assert file_above(tmp_path / "notes.txt" / "a" / "b") == tmp_path / "notes.txt"
+    assert file_above(tmp_path / "new" / "folder") is None and file_above(tmp_path) is None
+    repo = Path(__file__).resolve().parents[1]
+    walks = [
+        p.relative_to(repo).as_posix()
+        for folder in ("converters", "edge_ser", "benchmarks")
+        for p in (repo / folder).rglob("*.py")
+        if "while not above.exists()" in p.read_text()
+    ]
+    assert walks == ["edge_ser/cli/common.py"]
+
+
 def test_synth_shows_progress_on_a_terminal(tmp_path, monkeypatch) -> None:
     """`edge-ser synth --n-per-class 1000` wrote 7,000 clips (~30 s) with no progress (a review): a bar over the
     clips on a terminal's stderr, none elsewhere."""

@@ -208,6 +208,16 @@ def load_speaker_file(rec, path: Path | None) -> str | None:
     return f"speaker file {path}: starting from {rec.load_speaker(path)} clip(s) of the speaker"
 
 
+def file_above(folder: Path) -> Path | None:
+    """The file that stops `folder` being made or written in: `folder` itself or the nearest of its parents that
+    exists, when that is a file and not a folder; None when nothing there is a file (writing would say only
+    "[Errno 20] Not a directory" or "[Errno 17] File exists")."""
+    above = Path(folder)
+    while not above.exists() and above != above.parent:
+        above = above.parent
+    return above if above.exists() and not above.is_dir() else None
+
+
 def check_writable(path: Path, option: str, *, create: bool = True) -> None:
     """Fail now, with one line naming `option`, when `path` could not be written later (not after minutes of
     measuring or a whole live session): its folder is created as writing would (`create`; else it must exist),
@@ -218,10 +228,8 @@ def check_writable(path: Path, option: str, *, create: bool = True) -> None:
     folder = Path(path).parent
     if not create and not folder.is_dir():
         raise ConfigError(f"{option} {path}: the folder {folder} does not exist")
-    above = folder
-    while not above.exists() and above != above.parent:
-        above = above.parent
-    if above.exists() and not above.is_dir():  # said as it is, not as "[Errno 17] File exists"
+    above = file_above(folder)
+    if above is not None:  # said as it is, not as "[Errno 17] File exists"
         raise ConfigError(f"{option} {path}: {above} is a file, not a folder")
     if Path(path).is_dir():
         raise ConfigError(f"{option} {path}: is a folder; give a file name in it")
@@ -299,6 +307,7 @@ __all__ = [
     "add_speaker_file_arg",
     "check_writable",
     "enroll_files",
+    "file_above",
     "load_speaker_file",
     "media_files",
     "save_speaker_file",
