@@ -857,7 +857,7 @@ def _main() -> None:
         per_seed[seed] = folds
     if len(seeds) > 1:
         payload, md = seeds_summary(data.name, name, per_seed, rows.classes, len(speakers))
-        named = f"ship_ser_nested_{name}_seeds{'-'.join(map(str, seeds))}"
+        named = f"ship_ser_nested_{name}_seeds{'-'.join(map(str, sorted(seeds)))}"  # as the table sorts them
         write_results(f"{named}{'_partial' if partial else ''}", payload, md, indent=None, folder=tables)
         print(md)
 
