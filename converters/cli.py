@@ -49,7 +49,9 @@ def cache_folder(text: str) -> Path:
     above = file_above(path)
     if above is not None:
         where = "is a file" if above == path else f"sits under {above}, a file"
-        raise argparse.ArgumentTypeError(f"{text} {where}; give a folder for the feature cache")
+        raise argparse.ArgumentTypeError(
+            f"{text} {where}; give a folder for the feature cache, or --no-cache"
+        )
     return path
 
 

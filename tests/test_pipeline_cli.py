@@ -145,8 +145,10 @@ def test_output_and_data_mistakes_are_found_first(tmp_path: Path, capsys) -> Non
     from converters.data import SyntheticSpec, write
 
     clip = write(SyntheticSpec(n_per_class=1, labels=("happy",)), tmp_path / "synth")[0].source
-    assert main(["features", str(clip), "--cache", str(tmp_path / "afile")]) == 2  # not "undecodable audio"
+    with pytest.raises(SystemExit) as e:  # refused as the options are read: not "undecodable audio" later
+        main(["features", str(clip), "--cache", str(tmp_path / "afile")])
     err = capsys.readouterr().err
+    assert e.value.code == 2 and "argument --cache" in err
     assert "feature cache" in err and "--no-cache" in err and "skipped" not in err
 
 
