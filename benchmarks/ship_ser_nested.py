@@ -102,6 +102,17 @@ TEST_CUTS = (1.0, 1.5)
 """Seconds of speech the held-out speaker's clips are also scored at (`test_cuts`)."""
 
 
+def model_labels(folds: list[dict]) -> dict[str, str]:
+    """How the tables name each scored model of `folds`' records: the shipped pair, stage 1's model, and the pair's
+    first member alone (the plain one with `--early-views member`, the close-talk one with `--reverb member`)."""
+    pair = all(f.get("early_member") for f in folds)
+    return {
+        "refit": "shipped procedure (refit)",
+        "stage1": "stage 1's model (no refit)",
+        "member0": "its plain member alone (refit)" if pair else "its close-talk member alone (refit)",
+    }
+
+
 def figures(y: np.ndarray, predictions: list[np.ndarray], classes: list[str]) -> dict:
     """UAR, WAR and the summed confusion of one or more passes over the same clips."""
     m = pooled(y, predictions, classes)
@@ -331,11 +342,7 @@ def cuts_table(folds: list[dict]) -> list[str]:
     folds, per scored model."""
     names = [n for n in folds[0]["cuts"] if n != "as recorded"]
     keys = [k for k in ("refit", "member0") if all(k in f["cuts"][names[0]] for f in folds)]
-    pair = all(f.get("early_member") for f in folds)
-    label = {
-        "refit": "shipped procedure (refit)",
-        "member0": "its plain member alone (refit)" if pair else "its close-talk member alone (refit)",
-    }
+    label = model_labels(folds)
     lines = [
         "The held-out speaker's clips as recorded and cut to their first seconds of speech (from 0.2 s before it), "
         "all standardised by its own statistics of the clips as recorded with the training prior's floors "
@@ -431,11 +438,7 @@ def summary(
         "| model | " + " | ".join(f"{n} UAR" for n in norms) + " | transductive WAR |",
         "|---|" + "---|" * (len(norms) + 1),
     ]
-    labels = {
-        "refit": "shipped procedure (refit)",
-        "stage1": "stage 1's model (no refit)",
-        "member0": "its plain member alone (refit)" if pair else "its close-talk member alone (refit)",
-    }
+    labels = model_labels(folds)
     for model in models:
         t, label = table[model], labels[model]
         cells = " | ".join(pm(t[n]["uar"], t[n]["uar_std"], len(folds)) for n in norms)
@@ -611,11 +614,7 @@ def seeds_summary(
         raise ValueError("seeds_summary: every seed must have the same outer folds")
     norms = ["transductive", *(f"online-{k}" for k in ONLINE)]
     models = [m for m in ("refit", "member0") if all(m in f for fs in per_seed.values() for f in fs)]
-    pair = all(f.get("early_member") for f in folds0)
-    labels = {
-        "refit": "shipped procedure (refit)",
-        "member0": "its plain member alone (refit)" if pair else "its close-talk member alone (refit)",
-    }
+    labels = model_labels(folds0)
 
     def pooled_fold(model: str, norm: str, i: int) -> Metrics:
         return Metrics(
@@ -636,10 +635,10 @@ def seeds_summary(
                 )
                 for s in seeds
             }
-            pooled_uar = [pooled_fold(model, norm, i).uar for i in range(len(tests))]
-            pooled_war = [pooled_fold(model, norm, i).accuracy for i in range(len(tests))]
+            pooled = [pooled_fold(model, norm, i) for i in range(len(tests))]
+            pooled_uar = [m.uar for m in pooled]
             u, us = mean_std(pooled_uar)
-            w, ws = mean_std(pooled_war)
+            w, ws = mean_std([m.accuracy for m in pooled])
             table[model][norm] = {
                 "seeds": by_seed,
                 "pooled": {"uar": u, "uar_std": us, "war": w, "war_std": ws, "per_fold_uar": pooled_uar},
