@@ -135,6 +135,7 @@ SPEED_LAST = NOISY_COPIES + len(SPEED_FACTORS)
 REVERB_LAST = SPEED_LAST + REVERB_COPIES
 """The last copy index of the reverberant copies; the length views come after it (whether or not these exist)."""
 SI_POINTER = "the speaker-independent figure: accuracy.speaker_independent"
+SEED_TABLES = RESULTS / "nested_full_stage0"  # the repository procedures nested at other training seeds
 """Where a manifest's split text points for the figure on unseen speakers (said otherwise when it has none)."""
 VARIANTS = [(k, sp, b) for k in (0, NOISY_COPIES) for sp in (False, True) for b in (False, True)]
 """Stage 0's candidates when no flag fixes one (noisy copies, speed copies, class-balanced loss), in the order the
@@ -1365,7 +1366,8 @@ def nested_figures(name: str, tables: Path | None = None) -> dict | None:
     """What a speaker this procedure never heard can expect: the complete nested run `name`'s refit figures
     (UAR, WAR, mean and std over outer folds; transductive and online-N), or None when there is none. The
     run's table is read from benchmarks/results/, or from `tables` (where ship_ser_nested.py --tables wrote
-    it)."""
+    it). Where the whole procedure was also nested at other training seeds (`seeds_figures`), those figures
+    are `over_seeds`."""
     path = (RESULTS if tables is None else Path(tables)) / f"ship_ser_nested_{name}.json"
     if not path.is_file():
         return None
@@ -1373,18 +1375,47 @@ def nested_figures(name: str, tables: Path | None = None) -> dict | None:
     if not run.get("complete"):
         return None
     table = run["table"]["refit"]
-    return {
+    out = {
         "protocol": f"{run['protocol']}, the whole shipping procedure nested in each fold",
         "n_folds": run["n_folds"],
-        **{
-            norm: {
-                k: round(float(v), 6)
-                for k, v in table[norm].items()
-                if k in ("uar", "uar_std", "war", "war_std")
-            }
-            for norm in table
-        },
+        **{norm: _figures(table[norm]) for norm in table},
         "source": table_ref(tables, f"ship_ser_nested_{name}.md"),
+        "made_by": run["command"],
+    }
+    over_seeds = seeds_figures(name, tables)
+    if over_seeds is not None:
+        out["over_seeds"] = over_seeds
+    return out
+
+
+def _figures(cell: dict) -> dict:
+    """A table cell's UAR and WAR, mean and std over folds, rounded for a manifest."""
+    return {k: round(float(v), 6) for k, v in cell.items() if k in ("uar", "uar_std", "war", "war_std")}
+
+
+def seeds_figures(name: str, tables: Path | None = None) -> dict | None:
+    """The whole procedure `name` nested at several training seeds, stage 0 rerun at each (`ship_ser_nested.py
+    --seed 0,1,2` without --stage0-from): the seeds pooled (each fold's confusions summed over the seeds) and
+    each seed's UAR, or None when no such complete run exists. Read from `tables`, or for the repository's data
+    sets from SEED_TABLES; a run that reused one seed's stage 0 does not count (it repeats only the training
+    after the choice; docs/protocol.md, "The nested procedure over training seeds")."""
+    folder = SEED_TABLES if tables is None else Path(tables)
+    runs = []
+    for path in sorted(folder.glob(f"ship_ser_nested_{name}_seeds*.json")):
+        run = json.loads(path.read_text())
+        if run.get("complete") and run.get("name") == name and "--stage0-from" not in run.get("command", ""):
+            runs.append((len(run["seeds"]), path, run))
+    if not runs:
+        return None
+    _, path, run = max(runs, key=lambda r: r[0])  # the most seeds
+    table = run["table"]["refit"]
+    return {
+        "seeds": run["seeds"],
+        **{norm: _figures(table[norm]["pooled"]) for norm in table},
+        "per_seed_uar": {s: round(float(v["uar"]), 6) for s, v in table["transductive"]["seeds"].items()},
+        "source": table_ref(
+            tables, path.with_suffix(".md").name if tables else f"{folder.name}/{path.stem}.md"
+        ),
         "made_by": run["command"],
     }
 

@@ -197,9 +197,15 @@ def accuracy_summary(acc: Mapping[str, Any]) -> list[str]:
     si = acc.get("speaker_independent")
     has_si = isinstance(si, Mapping) and isinstance(si.get("transductive"), Mapping)
     if has_si:
+        seeds = si.get("over_seeds")
+        pooled = (
+            f"; {seeds['transductive']['uar']:.3f} over training seeds {', '.join(map(str, seeds['seeds']))}"
+            if isinstance(seeds, Mapping) and isinstance(seeds.get("transductive"), Mapping)
+            else ""
+        )
         parts.append(
             f"UAR {si['transductive'].get('uar', float('nan')):.3f} on unseen speakers of {acc.get('dataset', '?')} "
-            f"({si.get('n_folds', '?')} folds nested)"
+            f"({si.get('n_folds', '?')} folds nested{pooled})"
         )
     if isinstance(acc.get("test"), (int, float)):
         uar = acc.get("test_uar")

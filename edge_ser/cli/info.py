@@ -224,6 +224,24 @@ def _print_accuracy(m: dict) -> None:
             )
             + f" ({si.get('source', '')})"
         )
+        _print_over_seeds(si.get("over_seeds"))
+
+
+def _print_over_seeds(seeds: object) -> None:
+    """The nested figure's repeat at other training seeds, where the manifest has one (ship_ser.py's
+    `over_seeds`): the seeds pooled, then each seed's UAR, so a one-seed headline is read beside its spread."""
+    if not isinstance(seeds, dict) or not isinstance(seeds.get("transductive"), dict):
+        return
+    t, online, per_seed = seeds["transductive"], seeds.get("online-20"), seeds.get("per_seed_uar") or {}
+    text = (
+        f"  the same procedure at training seeds {', '.join(map(str, seeds.get('seeds', [])))} (each fold's seeds "
+        f"pooled): UAR {100 * t['uar']:.1f} +- {100 * t['uar_std']:.1f} %"
+    )
+    if isinstance(online, dict):
+        text += f"; after 20 of their clips {100 * online['uar']:.1f} %"
+    if per_seed:
+        text += f"; by seed {' / '.join(f'{100 * v:.1f}' for v in per_seed.values())} %"
+    _print(text + f" ({seeds.get('source', '')})")
 
 
 def _print_counts(bundle):  # noqa: ANN202 - a GraphCount, or None
