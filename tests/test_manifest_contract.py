@@ -1,0 +1,77 @@
+"""docs/bundle.md's manifest contract, pinned on the shipped manifests: which keys are required, that other
+keys are optional or ignored, the form of `files` entries and the `manifest.sha256` line a reader accepts."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from edge_ser.bundle.manifest import validate_manifest
+from edge_ser.bundle.read import check_manifest_sum
+from edge_ser.errors import BundleError
+
+ROOT = Path(__file__).resolve().parent.parent
+MODEL_BUNDLES = sorted(p.parent for p in (ROOT / "bundles").glob("*/weights.esq"))
+REQUIRED = ("schema", "schema_version", "model", "labels", "feature_spec", "files")
+KIND_BLOCKS = ("lms_input", "av_input", "functionals_input", "sequence_input", "face_input", "face_crop")
+
+
+def manifest_of(bundle: Path) -> dict:
+    return json.loads((bundle / "manifest.json").read_text())
+
+
+def test_the_model_bundles_are_found() -> None:
+    assert len(MODEL_BUNDLES) >= 8, MODEL_BUNDLES
+
+
+@pytest.mark.parametrize("bundle", MODEL_BUNDLES, ids=lambda p: p.name)
+def test_required_keys_are_refused_when_missing_and_the_others_are_optional(bundle: Path) -> None:
+    manifest = manifest_of(bundle)
+    validate_manifest(manifest, source=bundle.name)
+    for key in manifest:
+        m = copy.deepcopy(manifest)
+        del m[key]
+        if key in REQUIRED:
+            with pytest.raises(BundleError, match=rf"{bundle.name}: manifest\.json: {key}"):
+                validate_manifest(m, source=bundle.name)
+        elif key not in KIND_BLOCKS:  # a kind's block makes it another kind: tested by each kind
+            validate_manifest(m, source=bundle.name)
+    validate_manifest({**manifest, "a_note_of_its_own": {"any": [1, "thing"]}}, source=bundle.name)
+
+
+@pytest.mark.parametrize("bundle", MODEL_BUNDLES, ids=lambda p: p.name)
+def test_files_entries_hold_lower_case_sha256_and_bytes(bundle: Path) -> None:
+    manifest = manifest_of(bundle)
+    assert {"model.onnx", "weights.esq"} <= set(manifest["files"])
+    for name, entry in manifest["files"].items():
+        data = (bundle / name).read_bytes()
+        assert entry == {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}, name
+    for required in ("model.onnx", "weights.esq"):
+        m = copy.deepcopy(manifest)
+        del m["files"][required]
+        with pytest.raises(BundleError, match=f"does not list '{required}'"):
+            validate_manifest(m, source=bundle.name)
+    m = copy.deepcopy(manifest)
+    m["files"]["weights.esq"]["sha256"] = m["files"]["weights.esq"]["sha256"].upper()
+    with pytest.raises(BundleError, match=r"files\['weights.esq'\]\.sha256: must be 64 lower-case hex"):
+        validate_manifest(m, source=bundle.name)
+
+
+def test_the_manifest_sum_line_forms() -> None:
+    data = (MODEL_BUNDLES[0] / "manifest.json").read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    assert (MODEL_BUNDLES[0] / "manifest.sha256").read_bytes() == f"{digest}  manifest.json\n".encode()
+    for line in (f"{digest}  manifest.json\n", f"{digest} *manifest.json", f"{digest}\tmanifest.json\r\n"):
+        check_manifest_sum(line.encode(), data, "b")
+    for line in (
+        f"{digest.upper()}  manifest.json\n",
+        f"{digest}  manifest.json\n\n",
+        f"{digest}  ./manifest.json\n",
+        f"{digest}manifest.json\n",
+    ):
+        with pytest.raises(BundleError, match="manifest.sha256: not one line"):
+            check_manifest_sum(line.encode(), data, "b")
