@@ -75,3 +75,11 @@ def test_the_manifest_sum_line_forms() -> None:
     ):
         with pytest.raises(BundleError, match="manifest.sha256: not one line"):
             check_manifest_sum(line.encode(), data, "b")
+
+
+def test_a_stray_face_crop_names_every_kind_it_belongs_to() -> None:
+    """face_fer without its face_input block: face_crop belongs to face and av bundles (the message named av only)."""
+    manifest = manifest_of(ROOT / "bundles" / "face_fer")
+    del manifest["face_input"]
+    with pytest.raises(BundleError, match=r"face_crop: belongs to av bundles \(av_input\) or face bundles"):
+        validate_manifest(manifest, source="face_fer")

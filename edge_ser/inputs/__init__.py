@@ -59,12 +59,14 @@ def kind_of(manifest: Mapping[str, Any], c: Checker | None = None) -> type[Input
                 f"a bundle has one input kind, but this manifest has {found[0].blocks[0]} and {found[1].blocks[0]}",
             )
         chosen = found[0] if found else kind_class(DEFAULT)
+        owners: dict[str, list[type[InputKind]]] = {}
         for k in kinds().values():
             for key in k.blocks[1:]:
-                if key in manifest and key not in chosen.blocks:  # face_crop: av's and face's
-                    c.problem(
-                        key, f"belongs to {k.name} bundles ({k.blocks[0]}); this is a {chosen.name} bundle"
-                    )
+                owners.setdefault(key, []).append(k)
+        for key, ks in owners.items():
+            if key in manifest and key not in chosen.blocks:  # face_crop: av's and face's
+                whose = " or ".join(f"{k.name} bundles ({k.blocks[0]})" for k in ks)
+                c.problem(key, f"belongs to {whose}; this is a {chosen.name} bundle")
     return found[0] if found else kind_class(DEFAULT)
 
 
