@@ -358,12 +358,14 @@ def _f(v: float | None, fmt: str) -> str:
 
 
 def process_memory_mb(field: str = "VmRSS") -> float | None:
-    """This process's resident memory (VmRSS) or its high-water mark (VmHWM) in MB; None off Linux."""
+    """This process's resident memory (VmRSS) or its high-water mark (VmHWM) in MB (1e6 bytes, as GB/s is 1e9
+    bytes/s in the reports; /proc/self/status gives KiB, which the reports once printed /1024 as "MB"); None off
+    Linux."""
     try:
         with open("/proc/self/status", encoding="ascii") as fh:
             for line in fh:
                 if line.startswith(field + ":"):
-                    return int(line.split()[1]) / 1024
+                    return int(line.split()[1]) * 1024 / 1e6
     except OSError:
         pass
     return None
@@ -381,7 +383,8 @@ def reset_peak_memory() -> bool:
 
 
 def peak_memory_mb() -> float | None:
-    """This process's peak resident set in MB: VmHWM on Linux, else getrusage's ru_maxrss; None without either."""
+    """This process's peak resident set in MB (1e6 bytes): VmHWM on Linux, else getrusage's ru_maxrss; None without
+    either."""
     peak = process_memory_mb("VmHWM")
     if peak is not None:
         return peak
@@ -392,7 +395,7 @@ def peak_memory_mb() -> float | None:
         maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     except (ImportError, OSError):
         return None
-    return maxrss / 2**20 if sys.platform == "darwin" else maxrss / 1024  # bytes on macOS, KiB elsewhere
+    return maxrss / 1e6 if sys.platform == "darwin" else maxrss * 1024 / 1e6  # bytes on macOS, KiB elsewhere
 
 
 def engine_precision(engine_name: str) -> str:
@@ -724,7 +727,7 @@ def _roof_notes(
             "measured here, a lower bound on the silicon's peak; an engine's own kernels can beat it."
         )
     if measured and over_m:
-        kb = sum(p.bytes for p in points if p.name in set(over_m)) / 1024
+        kb = sum(p.bytes for p in points if p.name in set(over_m)) / 1000  # KB: 1e3 bytes, as MB and GB/s
         notes.append(
             "Above the memory roof: "
             + ", ".join(over_m)
