@@ -178,6 +178,17 @@ class RooflineReport:
         """What the counts count: OP (integer precisions) or FLOP."""
         return "OP" if self.precision.startswith("int") else "FLOP"
 
+    @property
+    def roof_unit(self) -> str:
+        """The unit of the roof's figures (peak_gflops, bound_gflops, the ridge's ops): the roof precision's, which is
+        fp32's GFLOP/s for an int8 engine measured on a profile with no int8 roof (`units.roof` in the JSON)."""
+        return "GOP/s" if (self.roof_precision or self.precision).startswith("int") else "GFLOP/s"
+
+    @property
+    def roof_op(self) -> str:
+        """What the roof's ridge point counts per byte: OP or FLOP, as `roof_unit`."""
+        return "OP" if self.roof_unit == "GOP/s" else "FLOP"
+
     def threads_text(self) -> str:
         """ "1 thread", "4 threads" or "the engine's default threads"."""
         if self.threads is None:
@@ -225,8 +236,9 @@ class RooflineReport:
             share = f"{self.roof_threads} of {cores}"
         out = [
             f"Device: {self.profile_description}; {self.operating_point}. Roof for {self.threads_text()} "
-            f"({share}): peak {self.peak_gflops:.4g} {self.unit} ({self.compute_source}); bandwidth "
-            f"{self.bandwidth_gbps:.4g} GB/s ({self.bandwidth_source}); ridge point {self.ridge:.2f} {self.op}/byte."
+            f"({share}): peak {self.peak_gflops:.4g} {self.roof_unit} ({self.compute_source}); bandwidth "
+            f"{self.bandwidth_gbps:.4g} GB/s ({self.bandwidth_source}); ridge point {self.ridge:.2f} "
+            f"{self.roof_op}/byte."
         ]
         if self.caveats:
             out += [
@@ -248,7 +260,7 @@ class RooflineReport:
     def _measured_table(self) -> list[str]:
         return [
             f"| | latency ms (median) | p99 ms | peak RSS MB (over resident before) | attained {self.unit} | "
-            f"attained GB/s | bound {self.unit} | of peak | of bound |",
+            f"attained GB/s | bound {self.roof_unit} | of peak | of bound |",
             "|---|---|---|---|---|---|---|---|---|",
             f"| model | {self.latency_ms:.4f} | {_f(self.latency_p99_ms, '.4f')} | {self._rss_cell()} | "
             f"{self.attained_gflops:.3f} | {self.attained_gbps:.3f} | {self.bound_gflops:.2f} | "
@@ -258,7 +270,7 @@ class RooflineReport:
     def _projected_table(self) -> list[str]:
         return [
             f"| | projected ms (estimate, excl. per-node dispatch) | {self.unit} at that time | GB/s at that "
-            f"time | bound {self.unit} | of peak |",
+            f"time | bound {self.roof_unit} | of peak |",
             "|---|---|---|---|---|---|",
             f"| model | {self.latency_ms:.4f} | {self.attained_gflops:.3f} | {self.attained_gbps:.3f} | "
             f"{self.bound_gflops:.2f} | {100 * self.fraction_of_peak:.2f}% |",
@@ -286,7 +298,7 @@ class RooflineReport:
             out = [
                 "Per node (nodes with FLOPs or bytes), each projected onto its roof:",
                 "",
-                f"| # | op | name | {self.op}s | bytes | {self.op}/B | projected ms | bound {self.unit} | bound by |",
+                f"| # | op | name | {self.op}s | bytes | {self.op}/B | projected ms | bound {self.roof_unit} | bound by |",
                 "|---|---|---|---|---|---|---|---|---|",
             ]
             for p in self.layers:
@@ -328,7 +340,6 @@ class RooflineReport:
     def to_dict(self) -> dict[str, Any]:
         """The report as JSON-ready values; the model's *_gflops figures are in `units.compute` (GOP/s for int8), the
         roof's (peak_gflops, bound_gflops) in `units.roof` (the fp32 roof's GFLOP/s when an int8 run had none)."""
-        roof = self.roof_precision or self.precision
         return {
             **asdict(self),
             # a projection's attained_* and per-layer gflops are the roof itself, not a measurement
@@ -337,7 +348,7 @@ class RooflineReport:
             else "projected: every node on its roof (an estimate of the latency, not a bound)",
             "units": {
                 "compute": self.unit,
-                "roof": "GOP/s" if roof.startswith("int") else "GFLOP/s",
+                "roof": self.roof_unit,
                 "intensity": f"{self.op}/byte",
                 "latency": "ms",
             },
@@ -986,9 +997,9 @@ def plot_png(report: RooflineReport, path: Path) -> Path:
         taken.append((org[0], org[1] - th, org[0] + tw, org[1] + 3))
 
     red = (40, 40, 200)
-    label(f"ridge {ridge:.2f} {op}/B", (rx + 6, H - bottom - 10), 0.5, red)
+    label(f"ridge {ridge:.2f} {report.roof_op}/B", (rx + 6, H - bottom - 10), 0.5, red)
     tx, _ = px(x1, peak)
-    label(f"peak {peak:.4g} {unit}", (tx - 170, ry - 10), 0.5, red)
+    label(f"peak {peak:.4g} {report.roof_unit}", (tx - 170, ry - 10), 0.5, red)
     label(f"{bw:.4g} GB/s", px(xa * 2, bw * xa * 2 / 3.5), 0.5, red)  # under the rising roof, clear of it
     # points; the layers that matter are numbered, with their names in the key to the right
     shown = [p for p in report.layers if p.gflops and p.intensity > 0]

@@ -89,6 +89,19 @@ def test_a_measured_int8_run_without_an_int8_roof_is_still_measured():
     assert r.to_dict()["units"]["roof"] == "GFLOP/s" and r.to_dict()["units"]["compute"] == "GOP/s"
 
 
+@pytest.mark.skipif(tflite.unavailable() is not None, reason="no TFLite interpreter")
+def test_the_markdown_labels_an_fp32_roof_under_an_int8_run_as_its_json_does():
+    """A review: the JSON said `units.roof` GFLOP/s, but the Markdown printed the same fp32 roof as "peak 12 GOP/s",
+    "ridge point ... OP/byte" and "bound GOP/s". The roof's figures carry the roof's unit; the run's, the run's."""
+    r = build_report(load_bundle(SER), _no_int8(), engine="tflite-int8", runs=5, measured=True)
+    md = r.markdown()
+    assert f"peak {r.peak_gflops:.4g} GFLOP/s (" in md and f"ridge point {r.ridge:.2f} FLOP/byte" in md
+    assert "| attained GOP/s | attained GB/s | bound GFLOP/s |" in md and "| OPs |" in md
+    assert r.roof_unit == r.to_dict()["units"]["roof"] == "GFLOP/s"
+    own = build_report(load_bundle(SER), load_profile("pi4"), engine="tflite-int8").markdown()
+    assert "GOP/s (peaks.cpu.int8" in own and " OP/byte." in own and "| bound GOP/s |" in own
+
+
 def _no_int8():
     """The pi4 profile without its int8 roofline choice."""
     from edge_ser.profiles import Profile
