@@ -22,7 +22,8 @@ sys.path.insert(0, str(REPO))
 
 
 def rss_mb() -> float:
-    """Peak resident set size of this process so far, MB.
+    """Peak resident set size of this process so far, MB of 1e6 bytes (as edge_ser.roofline.peak_memory_mb, which
+    is not imported here so that the baseline holds numpy alone; both read KiB from the kernel).
 
     VmHWM (Linux) belongs to this address space; getrusage's ru_maxrss survives fork+exec and would report
     the parent's peak (the benchmark's parent holds torch and tensorflow, ~950 MB).
@@ -30,10 +31,10 @@ def rss_mb() -> float:
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
             if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
+                return int(line.split()[1]) * 1024 / 1e6
     except OSError:
         pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6
 
 
 def main() -> None:
