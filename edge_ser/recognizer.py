@@ -44,7 +44,7 @@ from edge_ser.inputs.base import FileWindow, clip_voiced, has_voice, narrower_ba
 from edge_ser.speaker import MIN_SPEECH_S, active_adapters, clips_held, held, learn_clip, learn_inputs
 
 if TYPE_CHECKING:
-    from edge_ser.bundle import Bundle
+    from edge_ser.bundle import Bundle, FusionBundle
     from edge_ser.live.capture import CaptureSettings
     from edge_ser.live.pipeline import LivePipeline, PipelineConfig
     from edge_ser.live.result import LiveResult
@@ -250,7 +250,8 @@ class Recognizer:
     """A bundle on an engine, ready to classify files, audio arrays and live streams.
 
     Args:
-        bundle: a loaded `Bundle`, or the path of a bundle folder or `.tar` (loaded and verified).
+        bundle: a loaded `Bundle` (or `FusionBundle`), or the path of a bundle folder or `.tar` (loaded and
+            verified).
         engine: "auto" (onnxruntime if installed, else numpy), "onnxruntime", "numpy", "tflite", "tflite-int8"...
         threads: inference threads (1 by default: predictable latency beside capture and features); onnxruntime
             and TFLite take it, the numpy engine does not (its matrix products use numpy's BLAS threads: set
@@ -274,7 +275,7 @@ class Recognizer:
 
     def __init__(
         self,
-        bundle: Bundle | str | os.PathLike[str],
+        bundle: Bundle | FusionBundle | str | os.PathLike[str],
         engine: str = "auto",
         threads: int | None = 1,
         *,
@@ -290,7 +291,10 @@ class Recognizer:
             raise ConfigError(
                 f"Recognizer: bundle must be a Bundle or the path of a bundle folder or .tar, got {type(bundle).__name__}"
             )
-        self.bundle = bundle if hasattr(bundle, "manifest") else load_bundle(bundle)
+        self.bundle: Bundle | FusionBundle = (
+            load_bundle(bundle) if isinstance(bundle, (str, os.PathLike)) else bundle
+        )
+        """The loaded bundle (a `FusionBundle` for a fusion bundle's folder)."""
         self.engine = load_engine(
             self.bundle, engine, threads=threads, providers=providers, delegate=delegate
         )

@@ -28,7 +28,7 @@ from edge_ser.engines.base import PROVIDERS, Engine, normalize_providers, softma
 from edge_ser.errors import ConfigError
 
 if TYPE_CHECKING:
-    from edge_ser.bundle import Bundle
+    from edge_ser.bundle import Bundle, FusionBundle
 
 REGISTRY: dict[str, str] = {
     "onnxruntime": "edge_ser.engines.onnxrt",
@@ -89,7 +89,7 @@ def parse_engine(engine: str, variant: str | None = None) -> tuple[str, str | No
 
 
 def load_engine(
-    bundle: Bundle | str | os.PathLike[str],
+    bundle: Bundle | FusionBundle | str | os.PathLike[str],
     engine: str = "auto",
     *,
     threads: int | None = None,
@@ -149,7 +149,7 @@ def load_engine(
     return engine_module(name).create(bundle, variant, threads=threads, providers=wanted)
 
 
-def bundle_engines(bundle: Bundle) -> list[str]:
+def bundle_engines(bundle: Bundle | FusionBundle) -> list[str]:
     """Every engine name the bundle itself supports, installed here or not: "onnxruntime", "numpy" when the
     numpy engine has every op of its graph, and "tflite-<variant>" for each TFLite variant it carries."""
     if getattr(bundle, "branches", None):  # a fusion bundle: what every branch supports
@@ -158,7 +158,7 @@ def bundle_engines(bundle: Bundle) -> list[str]:
     return [n for name in REGISTRY for n in engine_module(name).names_for(bundle)]
 
 
-def engines_for(bundle: Bundle | str | os.PathLike[str]) -> list[str]:
+def engines_for(bundle: Bundle | FusionBundle | str | os.PathLike[str]) -> list[str]:
     """Every engine name this bundle can run on this machine, for `load_engine`.
 
     "onnxruntime" when it is installed, "numpy" when the numpy engine supports every op of the graph, and
