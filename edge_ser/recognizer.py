@@ -83,9 +83,11 @@ class WindowPrediction:
 
     @property
     def confidence(self) -> float:
+        """The probability of `label`."""
         return self.probabilities[self.label]
 
     def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (times rounded to ms, `level_db` None when not finite)."""
         level = self.level_db
         return {"start": round(self.start, 3), "end": round(self.end, 3), "label": self.label,
                 "confidence": self.confidence, "probabilities": self.probabilities, "ood": self.ood,
@@ -609,6 +611,7 @@ class Recognizer:
 
     @property
     def labels(self) -> tuple[str, ...]:
+        """The bundle's labels, in the order of `Prediction.probabilities`."""
         return tuple(self.bundle.labels)
 
     @property
@@ -617,6 +620,7 @@ class Recognizer:
         return self.kind.sample_rate
 
     def describe(self) -> str:
+        """One line: the bundle (name, source, labels, inputs, headline accuracy) and the engine it runs on."""
         return f"{self.bundle.describe()}; {self.engine.describe()}"
 
     # -- clips ---------------------------------------------------------------------------------------------

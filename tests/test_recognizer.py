@@ -40,6 +40,17 @@ def test_the_api_is_lazy_and_at_the_top() -> None:
         edge_ser.NoSuchThing  # noqa: B018
 
 
+def test_help_documents_every_public_member() -> None:
+    """`help(edge_ser.Recognizer)` (and the results it returns) gives every public method and property a line."""
+    for cls in (edge_ser.Recognizer, edge_ser.Prediction, edge_ser.WindowPrediction):
+        for name, member in vars(cls).items():
+            if name.startswith("_"):
+                continue
+            f = member.fget if isinstance(member, property) else member
+            if callable(f):
+                assert (f.__doc__ or "").strip(), f"{cls.__name__}.{name} has no docstring"
+
+
 @pytest.mark.parametrize("name", AUDIO_BUNDLES)
 def test_predict_files_is_the_kind_and_the_engine(name: str, clips: list[Path]) -> None:
     bundle = load_bundle(REPO / "bundles" / name)
