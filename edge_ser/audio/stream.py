@@ -344,7 +344,7 @@ def file_windows(
 
 
 def cut_windows(
-    blocks: Iterable[np.ndarray], sr: int, window_seconds: float, source_rate: int | None
+    blocks: Iterable[np.ndarray], sr: int, window_seconds: float, source_rate: int
 ) -> Iterator[AudioWindow]:
     """Consecutive `window_seconds` windows of a stream of mono blocks at `sr` Hz: a long file's windows
     (`file_windows`), and those of long audio given in memory (`Recognizer.predict_audio`), so both are cut alike.

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -304,7 +304,7 @@ class LiveRunner:
                 out.emit(r)
         return self.stats
 
-    def results(self) -> Iterator[LiveResult]:
+    def results(self) -> Generator[LiveResult, None, RunStats]:
         """The loop as an iterator of results (`Recognizer.stream`; `run` feeds them to the outputs). Sources
         are started on the first `next` and stopped when the stream ends, is stopped, or the iterator is
         closed (a `break` out of a for loop closes it)."""
