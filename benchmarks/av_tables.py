@@ -56,6 +56,7 @@ from converters.data.av_dataset import (  # noqa: E402
 from converters.data.paired_av import PairedAVSpec, pair_ravdess_fer  # noqa: E402
 from converters.models import av_cnn  # noqa: E402
 from converters.pipeline import confusion  # noqa: E402
+from converters.protocol import mean_std  # noqa: E402
 from converters.train import TrainConfig, predict, seed_everything, train_classifier  # noqa: E402
 from edge_ser.inputs.av import AVInputSpec  # noqa: E402
 
@@ -104,10 +105,6 @@ def train_eval(
         "seconds": res.seconds,
         "pred": pred.tolist(),
     }
-
-
-def mean_std(values: list[float]) -> tuple[float, float]:
-    return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 
 def pm(values: list[float]) -> str:

@@ -26,7 +26,6 @@ Writes benchmarks/results/timnet_loso[_TAG].{md,json}.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -34,12 +33,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._common import pin_single_thread, run_main, write_results  # noqa: E402
+from converters.protocol import mean_std  # noqa: E402
 
 pin_single_thread()
-
-
-def _mean_std(values: list[float]) -> tuple[float, float]:
-    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
 def _markdown(
@@ -84,7 +80,7 @@ def _markdown(
     ):
         vals = [r[key] for r in rows if key in r]
         if vals:
-            m, s = _mean_std(vals)
+            m, s = mean_std(vals)
             lines.append(f"- {name}: **{100 * m:.1f} +- {100 * s:.1f} %** over {len(vals)} folds")
     return "\n".join(lines)
 
@@ -193,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
         summary = {
-            k2: dict(zip(("mean", "std"), _mean_std([r[k2] for r in rows]), strict=True))
+            k2: dict(zip(("mean", "std"), mean_std([r[k2] for r in rows]), strict=True))
             for k2 in ("uar", "war", "q_uar", "q_war")
             if all(k2 in r for r in rows)
         }
