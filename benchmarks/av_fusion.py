@@ -68,7 +68,7 @@ from converters.models import av_cnn  # noqa: E402
 from converters.recipe import default_av_spec  # noqa: E402
 from converters.train import TrainConfig, predict, seed_everything, train_classifier  # noqa: E402
 from edge_ser.bundle import load_bundle  # noqa: E402
-from edge_ser.engines import load_engine  # noqa: E402
+from edge_ser.engines import load_engine, softmax  # noqa: E402
 from edge_ser.engines.fusion import branch_posteriors  # noqa: E402
 from edge_ser.fileio import atomic_write  # noqa: E402
 from edge_ser.fusion import BranchRule, FusionRule  # noqa: E402
@@ -100,11 +100,6 @@ FACE_BUNDLE = REPO / "bundles" / "face_fer"
 
 def log(msg: str) -> None:
     print(f"[{time.perf_counter() - T0:6.0f} s] {msg}", flush=True)
-
-
-def softmax(z: np.ndarray) -> np.ndarray:
-    e = np.exp(z - z.max(1, keepdims=True))
-    return e / e.sum(1, keepdims=True)
 
 
 def scores(p: np.ndarray, y: np.ndarray) -> dict[str, float]:

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from edge_ser.engines.base import softmax
 from edge_ser.errors import ConfigError
 from edge_ser.limits import MAX_NAME_CHARS
 from edge_ser.schema import Checker
@@ -191,9 +192,7 @@ def calibrated_log(p: np.ndarray, temperature: float) -> np.ndarray:
 
 def softmax_log(z: np.ndarray) -> np.ndarray:
     """Probabilities from unnormalised log probabilities [.., classes]."""
-    z = np.asarray(z, dtype=np.float64)
-    e = np.exp(z - z.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
+    return softmax(np.asarray(z, dtype=np.float64))
 
 
 def _logsumexp(z: np.ndarray) -> np.ndarray:
