@@ -269,7 +269,10 @@ def held_out(d: dict, n: int) -> dict:
 
 
 def uar(pred: np.ndarray, y: np.ndarray) -> float:
-    return float(np.mean([(pred[y == c] == c).mean() for c in np.unique(y)]))
+    """UAR of FER class indices (`converters.evaluate.Metrics.uar`: mean recall of the classes in `y`)."""
+    from converters.evaluate import index_metrics
+
+    return index_metrics(y, pred, FER_LABELS).uar
 
 
 def stage_train(d: dict, more: int = 0, epochs: int = FLOAT.epochs) -> None:

@@ -43,6 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._common import doc_body, run_main, write_results  # noqa: E402
 from converters.data import load_dataset  # noqa: E402
+from converters.evaluate import metrics  # noqa: E402
 from edge_ser.audio import load  # noqa: E402
 from edge_ser.audio.wav import write_wav  # noqa: E402
 from edge_ser.live.pipeline import CUT_PAUSES_DEFAULT, STEADY_DEFAULT, VOICING_DEFAULT, PipelineConfig  # noqa: E402
@@ -59,9 +60,8 @@ SETS = {
 
 
 def uar(true: list[str], pred: list[str]) -> float:
-    classes = sorted(set(true))
-    t, p = np.asarray(true), np.asarray(pred)
-    return 100 * float(np.mean([np.mean(p[t == c] == c) for c in classes]))
+    """UAR in % (`converters.evaluate.Metrics.uar`: mean recall of the labels in `true`)."""
+    return 100 * metrics(true, pred, sorted(set(true) | set(pred))).uar
 
 
 def _session(

@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from converters.data.records import Record
-from converters.evaluate import Metrics, metrics
+from converters.evaluate import Metrics, index_metrics, metrics
 from converters.lms_train import SpecAugment
 from converters.recipe import DEFAULT_CONDITIONING
 from converters.train import TrainConfig, predict, seed_everything, train_classifier
@@ -252,8 +252,7 @@ def uar_of(ws: WindowSet, n_classes: int) -> Callable[[np.ndarray], float]:
 
     def uar(logits: np.ndarray) -> float:
         ids, pred = voted(logits, ws)
-        true = ws.clip_y[ids]
-        return float(np.mean([np.mean(pred[true == c] == c) for c in range(n_classes) if np.any(true == c)]))
+        return index_metrics(ws.clip_y[ids], pred, [str(c) for c in range(n_classes)]).uar
 
     return uar
 
