@@ -17,7 +17,15 @@ from edge_ser.errors import ConfigError
 from edge_ser.features import filters
 from edge_ser.features.condition import condition
 from edge_ser.features.spec import FeatureSpec
-from edge_ser.features.spectral import WORKSPACE, abs_power, check_audio, power_to_db, stft_frames, work_dtype
+from edge_ser.features.spectral import (
+    WORKSPACE,
+    abs_power,
+    check_audio,
+    melspectrogram,
+    power_to_db,
+    stft_frames,
+    work_dtype,
+)
 
 
 @dataclass(frozen=True)
@@ -104,3 +112,21 @@ def feature_vector(y: np.ndarray, *, sr: int, spec: FeatureSpec = FeatureSpec())
     check_audio(y)
     mel, chroma = feature_frames(condition(np.asarray(y), spec), sr=sr, spec=spec)
     return vector_from_frames(mel, chroma, spec)
+
+
+def conditioned_log_mel_db(y: np.ndarray, spec: FeatureSpec) -> np.ndarray:
+    """The log-Mel spectrogram in dB [shape=(n_mels, frames)] of a mono clip `y [n]` at spec.sample_rate,
+    conditioned first as the spec says (DC, level), clipped spec.top_db below its maximum: what the sequence
+    (`edge_ser.inputs.sequence.log_mel_db`) and patch (`edge_ser.inputs.patches.lms_frames`) kinds are made of.
+    The callers check the rate and shape."""
+    S = melspectrogram(
+        y=condition(y, spec),
+        sr=spec.sample_rate,
+        **spec.stft_kwargs(),
+        n_mels=spec.n_mels,
+        fmin=spec.fmin,
+        fmax=spec.fmax,
+        htk=spec.htk,
+        norm=spec.mel_norm,
+    )
+    return power_to_db(S, top_db=spec.top_db)

@@ -11,7 +11,8 @@ Device side (numpy only): a bundle's `lms_input` block is an `LMSSpec` plus the 
 
 The log-mel itself is `edge_ser.features` (the one numpy front end shared by host and device):
 `FeatureSpec` expresses win_length < n_fft directly (the window is zero-padded to n_fft, as in librosa), so
-`lms_frames` is `power_to_db(melspectrogram(y, **FeatureSpec.stft_kwargs(), ...))` with nothing reimplemented.
+`lms_frames` is `power_to_db(melspectrogram(y, **FeatureSpec.stft_kwargs(), ...))` with nothing reimplemented
+(`edge_ser.features.vector.conditioned_log_mel_db`, which the sequence kind's frames share).
 """
 
 from __future__ import annotations
@@ -25,9 +26,9 @@ import numpy as np
 
 from edge_ser.engines.base import softmax
 from edge_ser.errors import ConfigError
-from edge_ser.features import FeatureSpec, melspectrogram, power_to_db
-from edge_ser.features.condition import condition
+from edge_ser.features import FeatureSpec
 from edge_ser.features.spec import without_conditioning_off
+from edge_ser.features.vector import conditioned_log_mel_db
 from edge_ser.inputs.base import InputKind, Inputs, shape_of
 from edge_ser.limits import MAX_N_FFT, MAX_N_MELS, MAX_PATCH_VALUES, MAX_SEGMENT_FRAMES
 from edge_ser.schema import Checker, config_from_dict
@@ -159,19 +160,8 @@ def lms_frames(y: np.ndarray, sr: int, spec: LMSSpec) -> np.ndarray:
     y = np.asarray(y, dtype=np.float32)
     if y.ndim != 1:
         raise ConfigError(f"lms_frames: expects mono audio [n], got shape {y.shape}")
-    fs = spec.feature_spec()
-    y = condition(y, fs)  # DC and level, when the spec asks for them
-    S = melspectrogram(
-        y=y,
-        sr=fs.sample_rate,
-        **fs.stft_kwargs(),
-        n_mels=fs.n_mels,
-        fmin=fs.fmin,
-        fmax=fs.fmax,
-        htk=fs.htk,
-        norm=fs.mel_norm,
-    )
-    return np.ascontiguousarray(power_to_db(S, top_db=spec.top_db).T, dtype=np.float32)
+    # DC and level when the spec asks for them; the feature spec's top_db is the LMSSpec's
+    return np.ascontiguousarray(conditioned_log_mel_db(y, spec.feature_spec()).T, dtype=np.float32)
 
 
 def segments(lms: np.ndarray, spec: LMSSpec, *, pad_value: float | None = None) -> np.ndarray:

@@ -29,8 +29,8 @@ from typing import Any
 import numpy as np
 
 from edge_ser.errors import ConfigError
-from edge_ser.features import FeatureSpec, melspectrogram, mfcc, power_to_db
-from edge_ser.features.condition import condition
+from edge_ser.features import FeatureSpec, mfcc
+from edge_ser.features.vector import conditioned_log_mel_db
 from edge_ser.inputs.base import InputKind, Inputs, nested_feature_spec, shape_of
 from edge_ser.inputs.patches import VOTES, utterance_vote
 from edge_ser.limits import MAX_PATCH_VALUES, MAX_SEGMENT_FRAMES
@@ -119,18 +119,7 @@ def log_mel_db(y: np.ndarray, sr: int, spec: FeatureSpec) -> np.ndarray:
     y = np.asarray(y, dtype=np.float32)
     if y.ndim != 1:
         raise ConfigError(f"audio must be mono [n], got shape {y.shape}")
-    y = condition(y, spec)
-    S = melspectrogram(
-        y=y,
-        sr=spec.sample_rate,
-        **spec.stft_kwargs(),
-        n_mels=spec.n_mels,
-        fmin=spec.fmin,
-        fmax=spec.fmax,
-        htk=spec.htk,
-        norm=spec.mel_norm,
-    )
-    return power_to_db(S, top_db=spec.top_db)
+    return conditioned_log_mel_db(y, spec)
 
 
 def window_starts(n: int, spec: SequenceSpec) -> list[int]:
