@@ -34,7 +34,8 @@ def rss_mb() -> float:
                 return int(line.split()[1]) * 1024 / 1e6
     except OSError:
         pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6
+    maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return maxrss / 1e6 if sys.platform == "darwin" else maxrss * 1024 / 1e6  # bytes on macOS, KiB elsewhere
 
 
 def main() -> None:
