@@ -20,7 +20,14 @@ from converters.evaluate import index_metrics
 from converters.export.bundle import build_bundle
 from converters.featurize import FeatureCache, default_cache_dir
 from converters.heldout import missing_classes, small_parts, speakers_line, split_record, untested_classes
-from converters.pipeline import check_speaker_folds, confusion, prepare, synthetic_record, write_json
+from converters.pipeline import (
+    check_data,
+    check_speaker_folds,
+    confusion,
+    prepare,
+    synthetic_record,
+    write_json,
+)
 from converters.quant import LaqConfig
 from converters.tasks import AV_DATA, Task, feature_task, model_line, synthetic_av_task
 from converters.train import TrainConfig, accuracy, predict, seed_everything, train_classifier
@@ -83,6 +90,13 @@ def _task(args: argparse.Namespace, spec: FeatureSpec) -> Task:
         check=_speaker_folds_check(args),
     )
     return feature_task(prep, spec)
+
+
+def _check_data(args: argparse.Namespace) -> None:
+    """A --data that names nothing, refused before the title and the output folder (`_task` said so only after
+    the title had named it as the data of the run)."""
+    if args.data not in AV_DATA:
+        check_data(args.data)
 
 
 def _speaker_folds_check(args: argparse.Namespace):  # noqa: ANN202 - prepare's `check`, or None
@@ -241,6 +255,7 @@ def cmd_train(args: argparse.Namespace, spec: FeatureSpec, *, title: str | None 
     t_start = time.perf_counter()
     _check_model(args, getattr(args, "command", None) or "train")  # before any work, as the output folder
     _ignored(args, getattr(args, "command", None) or "train")
+    _check_data(args)
     out = _out_dir(args)  # before any work: a folder that cannot be made is an error now, not after training
     if title:
         say(title)
@@ -500,6 +515,7 @@ def cmd_laq(args: argparse.Namespace, spec: FeatureSpec, *, title: str | None = 
     check_recipe(args.recipe)  # before any work, as the output folder
     _check_model(args, getattr(args, "command", None) or "laq")
     _ignored(args, getattr(args, "command", None) or "laq")
+    _check_data(args)
     out = _out_dir(args)
     bundle_path = out / ("bundle.tar" if args.tar else "bundle")
     from edge_ser.bundle.write import check_replaceable

@@ -99,6 +99,18 @@ def load_records(
             "data set 'synthetic-av' is made in memory, with no files to list or read: train on it with "
             "`edge-ser train --model av_cnn --data synthetic-av`"
         )
+    raise _unknown_data(data)
+
+
+def check_data(data: str) -> None:
+    """ConfigError unless `data` is what `load_records` resolves (a data set name, 'synthetic' or a folder), said
+    before any work: `edge-ser demo --data nosuch` printed its title naming 'nosuch', then refused it."""
+    if data == "synthetic" or data.lower() in LOADERS or Path(data).is_dir():
+        return
+    raise _unknown_data(data)
+
+
+def _unknown_data(data: str) -> ConfigError:
     import difflib
 
     from converters.data.loaders import DATASET_FOLDERS
@@ -107,7 +119,7 @@ def load_records(
     # "video_folder" are the loaders of a path given as --data, not names)
     names = sorted({*DATASET_FOLDERS, "synthetic"} & set(LOADERS))
     near = difflib.get_close_matches(data.lower(), names, n=1)
-    raise ConfigError(
+    return ConfigError(
         f"data set {data!r} is neither a data set name ({', '.join(names)}) nor a folder of your own recordings"
         + (f"; did you mean {near[0]}?" if near else "")
     )

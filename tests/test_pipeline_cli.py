@@ -400,3 +400,13 @@ def test_laq_starts_from_the_model_train_saved_and_refuses_one_trained_otherwise
         summary_file.write_text(json.dumps(summary))
         assert main([*laq[:-1], str(tmp_path / "t2"), "--out", str(tmp_path / "x")]) == 2
         assert says in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["demo", "train", "laq"])
+def test_an_unknown_data_set_is_refused_before_the_title(command, tmp_path: Path, capsys) -> None:
+    """Review: `edge-ser demo --data nosuch` printed its title, "the main job on nosuch: ...", then refused the
+    data set; now the refusal comes first, alone, and no output folder is made."""
+    out = tmp_path / "out"
+    assert main([command, "--data", "nosuch", "--out", str(out), "--cache", str(tmp_path / "c"), "-q"]) == 2
+    captured = capsys.readouterr()
+    assert "neither a data set name" in captured.err and captured.out == "" and not out.exists()
