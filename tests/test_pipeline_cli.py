@@ -410,3 +410,16 @@ def test_an_unknown_data_set_is_refused_before_the_title(command, tmp_path: Path
     assert main([command, "--data", "nosuch", "--out", str(out), "--cache", str(tmp_path / "c"), "-q"]) == 2
     captured = capsys.readouterr()
     assert "neither a data set name" in captured.err and captured.out == "" and not out.exists()
+
+
+def test_model_line_gives_a_small_model_its_whole_flops() -> None:
+    """Review: the demo's "[2/5] float laq_mlp: ..., 0.0003 GFLOPs per input" rounded 333,383 FLOPs a tenth down,
+    beside the roofline line's "334,447 FLOPs"; a model under 0.01 GFLOPs now gets its count in whole FLOPs."""
+    from converters.models.counts import count_model
+    from converters.models.laq_mlp import laq_mlp
+    from converters.tasks import model_line
+
+    model = laq_mlp()
+    dense = count_model(model).dense_flops
+    line = model_line(model, "laq_mlp")
+    assert dense < 1e7 and f"{dense:,} FLOPs (dense layers) per input" in line and "GFLOPs" not in line, line
