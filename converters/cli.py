@@ -617,7 +617,9 @@ def _demo_roofline(bundle_path: Path, out: Path) -> None:
     paths = write_report(r, out / "roofline", f"edge-ser bench {bundle_path} --profile host --threads 1")
     print(
         f"  {r.flops:,} FLOPs, {r.bytes:,} bytes ({r.intensity:.2f} FLOP/byte; ridge {r.ridge:.2f}); "
-        f"{r.latency_ms * 1e3:.1f} us per clip = {r.attained_gflops:.2f} GFLOP/s, "
+        # per inference, not "per clip": the device run's "inference 0.43 ms" is one cold call, this a median
+        f"{r.latency_ms * 1e3:.1f} us per inference (onnxruntime, 1 thread, median of 200 runs) = "
+        f"{r.attained_gflops:.2f} GFLOP/s, "
         f"{100 * r.fraction_of_peak:.1f}% of this machine's one-thread peak ({r.peak_gflops:.0f} GFLOP/s)"
     )
     print("  wrote " + ", ".join(str(p) for p in paths))

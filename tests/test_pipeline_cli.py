@@ -42,6 +42,8 @@ def test_demo_runs_the_pipeline_and_leaves_a_bundle(tmp_path: Path, capsys) -> N
     roof = json.loads((out / "roofline.json").read_text())
     assert roof["measured"] and roof["profile"] == "host" and roof["flops"] > 300_000
     assert (out / "roofline.png").stat().st_size > 10_000
+    # its latency is a median of the model's runs, said so: "per clip" read as the clip's whole cost (a review)
+    assert "us per inference (onnxruntime, 1 thread, median of 200 runs)" in printed, printed
     assert main(["info", str(out / "bundle")]) == 0
     assert "onnxruntime" in capsys.readouterr().out
     # second run: every feature comes from the cache
