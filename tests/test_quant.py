@@ -99,8 +99,11 @@ def test_sensitivity_allocation_meets_the_budget() -> None:
     plan = BitPlan({"big": 32, "small": 32}, {"big": 900, "small": 100})
     # the small layer hurts 10x more per bit lost
     loss = lambda p: sum((8 - b) * (0.01 if n == "big" else 0.1) for n, b in p.bits.items())  # noqa: E731
-    out, _ = sensitivity_allocation(plan, loss, budget=2.0)
+    said: list[str] = []
+    out, _ = sensitivity_allocation(plan, loss, budget=2.0, log=said.append)
     assert out.average_bits <= 2.0 and out.bits["big"] < out.bits["small"]
+    # under the demo's "[3/5] bit allocation: ..." as its other steps' second lines, 6 columns in (it stood at 2)
+    assert len(said) == 1 and said[0].startswith("      allocation at budget 2.0: big:"), said
 
 
 def test_bitplan_json_and_freeze_is_exact(tmp_path) -> None:

@@ -102,7 +102,9 @@ def greedy_margin_search(
                 break
         plan = plan.with_bits(name, chosen)
         if log:
-            log(f"  {name}: {chosen} bits (score {acc:.3f}, drop {baseline - acc:+.3f}, margin {margin:.3f})")
+            log(
+                f"      {name}: {chosen} bits (score {acc:.3f}, drop {baseline - acc:+.3f}, margin {margin:.3f})"
+            )
         prev = name
     return plan, trace
 
@@ -217,7 +219,7 @@ def sensitivity_allocation(
         )
     if log:
         bits = ", ".join(f"{n}:{b}" for n, b in plan.bits.items())
-        log(f"  allocation at budget {budget}: {bits} (avg {plan.average_bits:.3f} bits)")
+        log(f"      allocation at budget {budget}: {bits} (avg {plan.average_bits:.3f} bits)")
     return plan, trace
 
 
