@@ -1088,17 +1088,26 @@ def stage1_ensemble(runs: list[dict]) -> tuple[torch.nn.Module, BitPlan, dict]:
 
 
 def refit_members(
-    rows: Rows, fit: np.ndarray, runs: list[dict], balanced: bool, *, seed: int = 0
+    rows: Rows,
+    fit: np.ndarray | list[np.ndarray],
+    runs: list[dict],
+    balanced: bool | list[bool],
+    *,
+    seed: int = 0,
 ) -> list[tuple[torch.nn.Module, BitPlan, dict]]:
     """Each stage-1 member (`runs`, member k at seed `seed` + k) refit on the rows `fit` at its plan and epoch counts:
     [(model, plan, codes)] for `ensemble_of`. A member whose stage 1 trained with the reverberant copies
     (`--reverb member`'s second) is refit with those of the speakers in `fit` too, and one trained without them,
     without them; likewise with the early views of its stage 1 (`--early-views member`'s second). Every member
-    standardises its input as member 0 does (`FunctionalsEnsemble` standardises once)."""
+    standardises its input as member 0 does (`FunctionalsEnsemble` standardises once). `fit` and `balanced` may
+    be given per member (members of different training variants: ship_ser_nested.py --variant-members 2)."""
+    fits = fit if isinstance(fit, list) else [fit] * len(runs)
+    losses = balanced if isinstance(balanced, list) else [balanced] * len(runs)
     fitted = []
-    speakers = np.isin(rows.spk, np.unique(rows.spk[fit]))
     norm = None
     for k, r in enumerate(runs):
+        fit, balanced = fits[k], losses[k]
+        speakers = np.isin(rows.spk, np.unique(rows.spk[fit]))
         with_rooms = r.get("reverb", rows.reverb)
         mine = (fit & ~rows.reverb_rows) | (rows.reverb_rows & speakers & with_rooms)
         Z, y = replace(rows, early_views=r.get("early_views", rows.early_views)).training(mine)

@@ -131,6 +131,7 @@ def outer_fold(
     early_pair: bool = False,
     cuts: dict[str, np.ndarray] | None = None,
     seed: int = 0,
+    variant_members: int = 1,
 ) -> dict:
     """ship_ser's procedure on every speaker but `test` (stage 1 validated by the last `val_speakers` of
     them), then `test` scored once. `cached`: an earlier record of this fold whose stage-0 variant choice is
@@ -144,7 +145,9 @@ def outer_fold(
     ship_ser's `--early-views member` (two members, the second trained with early views; its first member alone,
     refit, is scored too as `member0`). `cuts`: the clips cut short (`test_cuts`), where the shipped model and
     `member0` are also scored (transductive; `rows.lengths`: ship_ser's `--length-views on`). `seed`: the
-    procedure's training seed (`SEED_STRIDE`); a stage-0 choice reused from `cached` is the one made at its seed."""
+    procedure's training seed (`SEED_STRIDE`); a stage-0 choice reused from `cached` is the one made at its seed.
+    `variant_members=2` (with `early_pair`): the pair is trained for stage 0's runner-up variant too, at seeds +2
+    and +3, and the four members are averaged (docs/protocol.md, "Members over stage 0's two best variants")."""
     t0 = time.perf_counter()
     base_seed = SEED_STRIDE * seed
     r = rows.subset(rows.spk != test)
@@ -182,6 +185,7 @@ def outer_fold(
         )
         same = same and bool(cached.get("early_member")) == early_pair  # a record of the same members
         same = same and cached.get("seed", 0) == seed  # ... trained at the same seeds
+        same = same and cached.get("variant_members", 1) == variant_members  # ... of the same variants
         same = same and bool(cached.get("length_views")) == r.lengths and ("cuts" in cached or not cuts)
         if not rc["reverb"] and same and cached.get("early_views", []) == list(r.early_views):
             return {**cached, "reverb": reverb_choice, "reused": True}
@@ -189,11 +193,18 @@ def outer_fold(
     elif reverb == "on":
         r = replace(r, reverb=True)
     val_spk = r.speakers()[-val_speakers:]
+    runner_up = None
     if reverb == "member" or early_pair:
         member_choice = None
         first = stage1(r, chosen, val_spk, RECIPE, log=False, seed=base_seed)
         second = early_member if early_pair else reverberant_member
         seeds = [first, second(r, chosen, val_spk, RECIPE, first, seed=base_seed)]
+        if variant_members == 2:
+            runner_up = second_variant(inner_mean, chosen)
+            seeds += [
+                stage1(r, runner_up, val_spk, RECIPE, log=False, seed=base_seed + 2, norm=first["norm"]),
+                early_member(r, runner_up, val_spk, RECIPE, first, seed=base_seed + 2),
+            ]
         members = len(seeds)
     else:
         member_choice = choose_members(r, chosen, RECIPE, seed=base_seed)
@@ -201,7 +212,7 @@ def outer_fold(
         seeds = [stage1(r, chosen, val_spk, RECIPE, log=False, seed=base_seed + k) for k in range(members)]
     seeds, over_budget = within_budget(seeds)
     fit = r.trained_on(chosen)
-    fitted = refit_members(r, fit, seeds, chosen[2], seed=base_seed)
+    fitted = refit_fold(r, chosen, runner_up, seeds, base_seed)
     model = ensemble_of(fitted)[0]
     staged, plan, codes = stage1_ensemble(seeds)
     base = r.prior(fit)
@@ -224,6 +235,18 @@ def outer_fold(
         ),
         "reverb_member": reverb == "member",
         "early_member": early_pair,
+        **(
+            {}
+            if runner_up is None
+            else {
+                "variant_members": variant_members,
+                "runner_up": {
+                    "noise_copies": runner_up[0],
+                    "speed": runner_up[1],
+                    "class_balanced": runner_up[2],
+                },
+            }
+        ),
         "length_views": r.lengths,
         "reverb_copies": bool(r.reverb),
         "val_speakers": val_spk,
@@ -265,6 +288,30 @@ def outer_fold(
             }
     out["seconds"] = time.perf_counter() - t0
     return out
+
+
+def refit_fold(
+    rows: Rows,
+    chosen: tuple[int, bool, bool],
+    runner_up: tuple[int, bool, bool] | None,
+    runs: list[dict],
+    seed: int,
+) -> list:
+    """The members refit on every training speaker: all on `chosen`'s rows and loss, or, with a runner-up
+    (`--variant-members 2`), each pair on its own variant's."""
+    variants = (
+        [chosen] * len(runs) if runner_up is None else [chosen, chosen, runner_up, runner_up][: len(runs)]
+    )
+    return refit_members(
+        rows, [rows.trained_on(v) for v in variants], runs, [v[2] for v in variants], seed=seed
+    )
+
+
+def second_variant(inner_mean: dict[str, float], chosen: tuple[int, bool, bool]) -> tuple[int, bool, bool]:
+    """Stage 0's runner-up: the best mean inner-fold score after `chosen` (exact ties: the earlier variant, as
+    `choose_variant` breaks them)."""
+    rest = [v for v in VARIANTS if v != chosen]
+    return max(rest, key=lambda v: (inner_mean[variant_label(v)], -VARIANTS.index(v)))
 
 
 def missing_classes(rows: Rows, tests: list[str]) -> list[str]:
@@ -702,6 +749,23 @@ def seeds_summary(
     return payload, "\n".join(lines)
 
 
+def load_stage0(results: Path, name: str, choose_by: str, reverb: str) -> dict[str, dict]:
+    """The records of ship_ser_nested_runs/<name>.jsonl (under `results`) whose stage-0 choice `--stage0-from`
+    reuses, by held-out speaker (whole records where stage 0c's reverberation answer is reused too)."""
+    source = results / "ship_ser_nested_runs" / f"{name}.jsonl"
+    if not source.is_file():
+        raise SystemExit(f"--stage0-from: {source} not found")
+    stage0 = {}
+    for line in source.read_text().splitlines():
+        rec = json.loads(line)
+        if rec.get("choose_by", "transductive") != choose_by:
+            raise SystemExit(f"--stage0-from: {source} chose by {rec.get('choose_by')}, not {choose_by}")
+        stage0[rec["test"]] = (
+            rec if reverb != "off" else {"chosen": rec["chosen"], "inner_mean": rec["inner_mean"]}
+        )
+    return stage0
+
+
 def main() -> None:
     """The script (`_main`), each data-set warning said once: the folder is listed more than once on the way (its
     speakers, its functionals, its copies), and a warning printed twice reads as two problems (a review)."""
@@ -771,6 +835,20 @@ def _main() -> None:
         "emodb_device) instead of running stage 0",
     )
     ap.add_argument(
+        "--stage0-per-seed",
+        action="store_true",
+        help="with --stage0-from NAME and --seed: seed N > 0 reuses the choices of NAME_seedN.jsonl, the whole "
+        "procedure's own stage 0 at that seed, instead of NAME's (seed 0's) at every seed",
+    )
+    ap.add_argument(
+        "--variant-members",
+        type=int,
+        choices=(1, 2),
+        default=1,
+        help="with --early-views member: 2 = the pair of members for stage 0's two best variants, four averaged "
+        '(docs/protocol.md, "Members over stage 0\'s two best variants"); writes ..._top2',
+    )
+    ap.add_argument(
         "--choose-by",
         choices=sorted(CHOOSE_BY),
         default="transductive",
@@ -791,6 +869,12 @@ def _main() -> None:
         seeds = parse_seeds(args.seed)
     except ConfigError as e:
         ap.error(str(e))
+    if args.variant_members == 2 and args.early_views != "member":
+        ap.error(
+            "--variant-members 2 trains the plain + early-views pair per variant: give --early-views member"
+        )
+    if args.stage0_per_seed and not args.stage0_from:
+        ap.error("--stage0-per-seed reads the runs of --stage0-from NAME at each seed: give --stage0-from")
     if args.limit_folds is not None and args.limit_folds < 1:  # 0 ran no fold, then failed on the empty table
         ap.error(f"--limit-folds {args.limit_folds}: at least 1 outer fold")
     try:
@@ -813,6 +897,7 @@ def _main() -> None:
     torch.set_num_threads(1)
     lengths = args.length_views == "on"
     name = nested_name(data.name, args.choose_by, args.early_views, args.reverb, lengths)
+    name += "_top2" if args.variant_members == 2 else ""
     d, X, Z, y, spk, copy_of, groups = training_matrix(data.arg, reverb=args.reverb != "off", lengths=lengths)
     early = EARLY_VIEWS if args.early_views == "on" else ()
     rows = Rows(X, Z, y, spk.astype(str), copy_of, groups, list(d.classes), early, lengths=lengths)
@@ -821,29 +906,19 @@ def _main() -> None:
     todo = speakers[: args.limit_folds]
     rooms = test_rooms(data.arg) if args.reverb != "off" else None
     partial = len(todo) < len(speakers)  # a quick look never replaces the whole run's table
-    stage0 = {}
-    if args.stage0_from:
-        source = results / "ship_ser_nested_runs" / f"{args.stage0_from}.jsonl"
-        if not source.is_file():
-            raise SystemExit(f"--stage0-from: {source} not found")
-        for line in source.read_text().splitlines():
-            rec = json.loads(line)
-            if rec.get("choose_by", "transductive") != args.choose_by:
-                raise SystemExit(
-                    f"--stage0-from: {source} chose by {rec.get('choose_by')}, not {args.choose_by}"
-                )
-            stage0[rec["test"]] = (
-                rec if args.reverb != "off" else {"chosen": rec["chosen"], "inner_mean": rec["inner_mean"]}
-            )
+    stage0 = load_stage0(results, args.stage0_from, args.choose_by, args.reverb) if args.stage0_from else {}
     for line in missing_classes(rows, todo):  # said as `edge-ser train` says it (a review: unsaid here)
         warnings.warn(line, DatasetWarning, stacklevel=1)
     per_seed = {}
     for seed in seeds:
         named = name + (f"_seed{seed}" if seed else "")
         runs = (args.runs or results / "ship_ser_nested_runs") / f"{named}.jsonl"
+        if args.stage0_per_seed and seed:
+            stage0 = load_stage0(results, f"{args.stage0_from}_seed{seed}", args.choose_by, args.reverb)
         folds = run_folds(
             rows, todo, runs, stage0, seed=seed, val_speakers=data.val_speakers, by=args.choose_by,
             reverb=args.reverb, rooms=rooms, early_pair=args.early_views == "member", cuts=cuts,
+            variant_members=args.variant_members,
         )  # fmt: skip
         payload, md = summary(
             data.name, folds, rows.classes, len(speakers), args.choose_by, early, args.stage0_from,
