@@ -199,9 +199,16 @@ def float_samples(y: Any, sr: Any, where: str) -> tuple[np.ndarray, int]:
     [n, channels] (averaged to mono, as a file's channels are), and a positive integer rate; ConfigError naming
     `where` otherwise."""
     from edge_ser.audio.wav import MAX_SR, MIN_SR
-    from edge_ser.live.session import INT_SCALE, mono_samples
+    from edge_ser.live.session import INT_SCALE, int16_in_int32, mono_samples
 
     y = np.asarray(y)
+    note = int16_in_int32(y, where)
+    if note:
+        import warnings
+
+        from edge_ser.errors import InputWarning
+
+        warnings.warn(note, InputWarning, stacklevel=3)
     if y.dtype in INT_SCALE:  # int16 / int32 samples scaled by full scale, as `push` takes them
         y = y.astype(np.float32) / np.float32(INT_SCALE[y.dtype])
     elif y.dtype.kind not in "f":

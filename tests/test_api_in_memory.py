@@ -76,6 +76,28 @@ def test_audio_checks_before_resampling_and_integer_samples(tmp_path) -> None:
         rec.predict_audio(y.astype(np.uint8), SR)
 
 
+def test_int16_samples_given_as_int32_are_said(tmp_path) -> None:
+    """int32 holding 16-bit values was scaled by 2**31, 96 dB down, and classified as near silence without a word
+    (by predict_audio, enroll and a session's push)."""
+    rec = Recognizer(_with_block(tmp_path), "numpy", adapt=False)
+    as_int32 = np.round(_voice(4, 2.0) * 32767).astype(np.int32)
+    with pytest.warns(InputWarning, match=r"predict_audio: int32 samples all within the int16 range"):
+        assert rec.predict_audio(as_int32, SR).silent
+    with pytest.warns(InputWarning, match=r"enroll: int32 samples all within the int16 range"):
+        rec.enroll(as_int32, SR)
+    session = rec.session(sr=SR)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        session.push(as_int32)
+        session.push(as_int32)
+    assert [str(w.message)[:50] for w in seen] == ["push: int32 samples all within the int16 range (pe"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # real 32-bit audio, and int32 digital silence, are quiet
+        rec.predict_audio(as_int32 << 16, SR)
+        rec.predict_audio(np.zeros(SR, np.int32), SR)
+        rec.session(sr=SR).push(as_int32 << 16)
+
+
 def test_live_results_are_strict_json() -> None:
     """`LiveResult.to_dict()` said JSON-ready and held -inf (the level of digital silence)."""
     rec = Recognizer(ROOT / "bundles" / "ser_emodb", "numpy")

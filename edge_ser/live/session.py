@@ -39,6 +39,22 @@ MAX_CHUNK_CHANNELS = 64
 """More channels than this in a [frames, channels] chunk means a [channels, frames] one (torchaudio's layout)."""
 
 
+def int16_in_int32(x: np.ndarray, where: str) -> str | None:
+    """A warning when int32 samples all fit int16 (`np.frombuffer(..., np.int16).astype(np.int32)`, a capture
+    API's int32 of 16-bit audio): scaled by int32's full scale they sit 96 dB down, under every gate, and were
+    classified (or gated) as near silence without a word. None for other samples, and for digital silence."""
+    if x.dtype != np.int32 or not x.size:
+        return None
+    peak = int(np.max(np.abs(x.astype(np.int64))))
+    if not 0 < peak <= 32768:
+        return None
+    return (
+        f"{where}: int32 samples all within the int16 range (peak {peak}, {20 * np.log10(peak / 2**31):.0f} dBFS "
+        "at int32's full scale): int16 samples stored as int32? give them as int16 (.astype(np.int16)) or as "
+        "floats / 32768"
+    )
+
+
 def mono_samples(
     x: np.ndarray, where: str, error: type[Exception] = AudioFormatError, downmix: Downmix | None = None
 ) -> np.ndarray:
@@ -125,6 +141,7 @@ class AudioSession:
         self._pending = np.zeros(0, np.float32)
         self._downmix = Downmix("the input (pushed chunks)")  # one warning a session when the channels cancel
         self._samples = 0  # samples at the bundle's rate that went into hops: the stream time
+        self._int_warned = False  # int16 samples given as int32 (`int16_in_int32`), said once
 
     @property
     def t(self) -> float:
@@ -134,6 +151,11 @@ class AudioSession:
     def push(self, chunk: Any) -> list[LiveResult]:
         """Add a chunk of audio (any length; float in [-1, 1], int16 or int32; [frames] or [frames, channels]) and
         return the results of the hops it completes, in time order (none until the first window is full)."""
+        if not self._int_warned:  # once a session, as the downmix warns
+            note = int16_in_int32(np.asarray(chunk), "push")
+            if note:
+                warnings.warn(note, InputWarning, stacklevel=2)
+                self._int_warned = True
         x = mono_float(chunk, downmix=self._downmix)
         if self._resampler is not None:
             x = self._resampler.feed(x)
@@ -179,4 +201,4 @@ class AudioSession:
         return out
 
 
-__all__ = ["AudioSession", "mono_float"]
+__all__ = ["AudioSession", "int16_in_int32", "mono_float"]
