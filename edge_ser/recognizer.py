@@ -1185,6 +1185,12 @@ def _face_list(faces: Any) -> list[Any] | None:
         return None if faces is None else list(faces)
     if faces.ndim == 2:
         return [faces]
+    if faces.ndim == 3 and faces.shape[1] != faces.shape[2] and faces.shape[2] in (3, 4):
+        # one colour crop [S, S, 3] was taken as S crops of [S, 3], and the error named that shape
+        raise ConfigError(
+            f"faces: an array of shape {faces.shape} is one colour image, not [k, S, S] grey crops; give it "
+            "as grey (cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY))"
+        )
     if faces.ndim == 3:
         return list(faces)
     raise ConfigError(f"faces: expected [S, S] or [k, S, S] grey crops, got an array of shape {faces.shape}")

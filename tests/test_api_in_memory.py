@@ -202,6 +202,15 @@ def test_a_face_only_model_still_takes_no_audio_with_its_faces() -> None:
     assert p.label in rec.labels
 
 
+def test_a_colour_face_crop_is_named_as_one() -> None:
+    """A [48, 48, 3] crop was read as 48 crops of [48, 3], and the error named that shape."""
+    rec = Recognizer(ROOT / "bundles" / "face_fer", "numpy")
+    with pytest.raises(ConfigError, match=r"shape \(48, 48, 3\) is one colour image.*COLOR_BGR2GRAY"):
+        rec.predict_audio(np.zeros(0, np.float32), 16000, faces=np.full((48, 48, 3), 128, np.uint8))
+    grey = rec.predict_audio(np.zeros(0, np.float32), 16000, faces=np.full((3, 48, 48), 128, np.uint8))
+    assert grey.label in rec.labels  # a stack of three grey crops is still [k, S, S]
+
+
 def test_fusion_faces_over_silence_or_hiss_are_the_faces_alone() -> None:
     """As a video's sound track without voice (`FusionKind._video_clip`): a clear happy face over a second of
     digital silence read "fear 0.86", the audio branch's answer to silence, where the video gets the face's."""
