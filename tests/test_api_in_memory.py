@@ -187,6 +187,17 @@ def test_a_session_shorter_than_one_window_is_classified_at_finish(tmp_path) -> 
     assert rec.speaker_clips == 1
 
 
+def test_a_session_takes_a_whole_float_rate_as_predict_audio_does(tmp_path) -> None:
+    """`predict_audio(y, 48000.0)` and `enroll` took a whole float rate (sounddevice's `default_samplerate` is
+    one); `session(sr=48000.0)` refused it."""
+    rec = Recognizer(_with_block(tmp_path), "numpy", adapt=False)
+    assert rec.session(sr=48000.0).sample_rate == 48000
+    assert rec.session(sr=np.float32(16000)).sample_rate == 16000
+    for bad in (44100.5, float("nan"), "48000", True):
+        with pytest.raises(ConfigError, match="session: sample_rate"):
+            rec.session(sr=bad)
+
+
 @pytest.mark.parametrize("name", ["ser_emodb", "av_fn_audio", "tiny_transformer_emodb", "av_fusion"])
 def test_empty_audio_is_refused_by_name(name: str) -> None:
     rec = Recognizer(ROOT / "bundles" / name, "numpy", adapt=False)

@@ -103,6 +103,12 @@ class AudioSession:
     """
 
     def __init__(self, pipeline: LivePipeline, sample_rate: int) -> None:
+        if (  # a whole float (48e3, a rate from a device's float info) as predict_audio and enroll take it
+            isinstance(sample_rate, (float, np.floating))
+            and np.isfinite(sample_rate)
+            and sample_rate == int(sample_rate)
+        ):
+            sample_rate = int(sample_rate)
         if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)):
             raise ConfigError(f"session: sample_rate must be an integer in Hz, got {sample_rate!r}")
         if not MIN_SR <= int(sample_rate) <= MAX_SR:
