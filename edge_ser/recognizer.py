@@ -866,7 +866,9 @@ class Recognizer:
         flagged out of range, as the model never saw such a spectrum."""
         return narrower_band(self.kind, source_rate)
 
-    def predict_audio(self, y: np.ndarray, sr: int, faces: Sequence[Any] | None = None) -> Prediction:
+    def predict_audio(
+        self, y: np.ndarray | None, sr: int | None, faces: Sequence[Any] | None = None
+    ) -> Prediction:
         """Classify a clip `y` [n] or [n, channels] (float in [-1, 1], or int16 / int32) recorded at `sr` Hz; a
         model that takes faces
         also wants the clip's face crops (`FaceCrop`s or uint8 [S, S] grey images, a list or one [k, S, S]
@@ -878,7 +880,9 @@ class Recognizer:
         Audio longer than the long-file limit (30 s), without faces, is predicted per 3 s window as a file is
         (`windows`; `probabilities` their mean), so the same samples give `predict_file`'s answer; it used to be
         one clip of any length (78 s gave another label than the file, for 5x the memory). For a stream of your
-        own capture, use `session`."""
+        own capture, use `session`. A face-only model also takes `y` and `sr` None."""
+        if y is None and not self.kind.hears:  # "the audio is ignored": it was refused as "dtype object"
+            y, sr = np.zeros(0, np.float32), self.sample_rate if sr is None else sr
         y, sr = float_samples(y, sr, "predict_audio")
         # before resampling, which would spread one NaN over many samples; empty audio is refused here, by name
         # (it failed deep in the features, or said "0.0 ms is too short"); a face-only model takes none
@@ -900,7 +904,8 @@ class Recognizer:
             faces = None
         if not self.kind.hears and not faces:
             raise ConfigError(
-                f"{self.bundle.root}: this bundle reads faces only: give faces=[crop, ...] (the audio is ignored)"
+                f"{self.bundle.root}: this bundle reads faces only: give faces=[crop, ...] (the audio is ignored: "
+                "predict_audio(None, None, faces))"
             )
         t0 = time.perf_counter()
         if faces is None and y.shape[0] > LONG_FILE_SECONDS * sr:

@@ -211,6 +211,10 @@ def test_a_face_only_model_still_takes_no_audio_with_its_faces() -> None:
     face = np.full((48, 48), 128, np.uint8)
     p = rec.predict_audio(np.zeros(0, np.float32), 16000, faces=[face])
     assert p.label in rec.labels
+    # the audio is ignored, so it may be left out (None was refused as "y must be float samples, got dtype object")
+    assert rec.predict_audio(None, None, faces=[face]).probabilities == p.probabilities
+    with pytest.raises(ConfigError, match=r"reads faces only.*predict_audio\(None, None, faces\)"):
+        rec.predict_audio(None, None)
 
 
 def test_a_colour_face_crop_is_named_as_one() -> None:
