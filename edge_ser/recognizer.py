@@ -699,6 +699,7 @@ class Recognizer:
             if mark == "":
                 continue  # its clips are in the statistics already (a speaker file of an earlier run)
             t0 = time.perf_counter()
+            before = {name: a.state() for name, a in self._adapters().items()}
             try:
                 for w in self._file_windows(path):
                     if not _learns(w):
@@ -711,6 +712,13 @@ class Recognizer:
                         kept[i] = (w, (time.perf_counter() - t0) * 1e3)
                         cached += size
             except UNREADABLE:
+                # damaged after a good start (a NaN at minute 5): none of it counts, as in enroll_file; its first
+                # windows stayed in the statistics of a file then reported as skipped
+                for name, a in self._adapters().items():
+                    a.set_state(before[name])
+                if mark:
+                    self._enrolled.discard(mark)
+                kept.pop(i, None)
                 continue
         if progress is not None and paths:
             progress(len(paths), len(paths))

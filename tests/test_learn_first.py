@@ -76,6 +76,25 @@ def test_short_files_are_read_once_and_a_bad_one_is_reported_once(tmp_path: Path
         list(rec.iter_predict_files([bad], learn_first=True))
 
 
+def test_a_long_file_damaged_part_way_teaches_nothing(tmp_path: Path) -> None:
+    """The first pass kept the windows read before a NaN at 35 s (11 clips) of a file then reported as skipped:
+    the other files were classified with them, and a speaker file saved them (enroll_file already rolled back)."""
+    b = _with_block(tmp_path)
+    good = _files(tmp_path / "v", 2)
+    y = np.concatenate([_voice(i, 3.0) for i in range(12)]).astype(np.float32)  # 36 s: read in 3 s windows
+    y[SR * 35] = np.nan
+    bad = write_wav(tmp_path / "long.wav", y, SR, subtype="FLOAT")
+    rec = Recognizer(b, "numpy")
+    skipped = []
+    got = list(
+        rec.iter_predict_files([bad, *good], learn_first=True, on_bad_file=lambda p, e: skipped.append(p))
+    )
+    assert skipped == [bad] and rec.speaker_clips == 2 and not rec.enrolled(bad)
+    alone = Recognizer(b, "numpy").predict_files(good, learn_first=True)
+    for a, z in zip(got, alone, strict=True):
+        assert a.probabilities == pytest.approx(z.probabilities, abs=1e-9)
+
+
 def test_a_bundle_that_does_not_adapt_is_unchanged(tmp_path: Path) -> None:
     paths = _files(tmp_path / "v", 2)
     plain = Recognizer(SHIPPED, "numpy")
