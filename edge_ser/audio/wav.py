@@ -366,6 +366,22 @@ def _check_finite(path: Path, y: np.ndarray, channels: int, frame0: int = 0) -> 
         )
 
 
+FLOAT_BITS_MIN = 1000
+"""Nonzero samples a 32-bit PCM block needs before `_looks_like_float_bits` judges it."""
+
+
+def _looks_like_float_bits(y: np.ndarray) -> bool | None:
+    """Whether 32-bit PCM samples (as decoded, scaled by 2**31) are IEEE float bit patterns read as integers (a
+    float file whose header says PCM): a float x in +-[1e-9, 1] reads as 0.379..0.496 of full scale when positive
+    and -0.621..-0.504 when negative, a pair of bands no recording keeps to (a square wave at half scale sits
+    on 0.5 exactly). None when the block has too few nonzero samples to tell."""
+    v = y[y != 0]
+    if v.size < FLOAT_BITS_MIN:
+        return None
+    banded = ((v > 0.37) & (v < 0.4961)) | ((v < -0.5039) & (v > -0.63))
+    return bool(np.count_nonzero(banded) >= 0.99 * v.size)
+
+
 MAX_FLOAT_PEAK = 64.0
 """Largest |sample| a float WAV may hold (+36 dBFS). Float audio is scaled to [-1, 1]; a little beyond is
 headroom some editors leave (a warning), but 1e3 or 1e6 means wrongly scaled data (integer samples stored
@@ -398,6 +414,7 @@ class WavReader:
         self.position = 0
         """Frames read so far."""
         self._warned = False
+        self._bits_unjudged = True  # 32-bit PCM: whether the samples are float bit patterns is not yet known
 
     def _parse(self) -> None:
         size = os.fstat(self._fh.fileno()).st_size
@@ -442,6 +459,16 @@ class WavReader:
         if self.tag == _TAG_FLOAT and y.size:
             _check_finite(self.path, y, self.channels, self.position)
             self._check_peak(y)
+        elif self.bits == 32 and self._bits_unjudged:  # until a block has enough sound to tell
+            verdict = _looks_like_float_bits(y)
+            self._bits_unjudged = verdict is None
+            if verdict:  # it read as a loud distorted noise, classified without a mark ("sad 0.97")
+                raise AudioFormatError(
+                    f"{self.path}: the header says 32-bit PCM (format tag 1) but the samples are IEEE float bit "
+                    "patterns (from frame "
+                    f"{self.position}, 99 % of them at 0.38-0.50 and -0.62..-0.50 of full scale, as floats read as "
+                    "integers are): a float file with a wrong header; rewrite it as float (format tag 3)"
+                )
         self.position += n
         return y
 
