@@ -613,3 +613,24 @@ def test_synth_shows_progress_on_a_terminal(tmp_path, monkeypatch) -> None:
         monkeypatch.setattr(sys, "stderr", err)
         write(SyntheticSpec(n_per_class=1), tmp_path / f"s{tty}{progress}", progress=progress)
         assert ("synthetic clips" in err.getvalue() and "7/7" in err.getvalue()) == shown, (tty, progress)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["predict", str(BUNDLE), ""],
+        ["predict", str(BUNDLE), "--enroll", "", "x.wav"],
+        ["predict", "", "x.wav"],
+        ["info", ""],
+        ["run", str(BUNDLE), "--audio-file", ""],
+    ],
+)
+def test_an_empty_path_is_refused_not_read_as_the_working_folder(argv, tmp_path, monkeypatch, capsys) -> None:
+    """`edge-ser predict B "$f"` with $f unset classified every audio file under the working folder (Path("") is
+    "."), and `--enroll ""` enrolled them all as the speaker."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "x.wav").write_bytes(b"")
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 2
+    assert "an empty path (an unset shell variable?)" in capsys.readouterr().err

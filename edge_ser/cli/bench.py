@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from edge_ser.cli.common import warn_oversubscribed
+from edge_ser.cli.common import given_path, warn_oversubscribed
 
 SHARED = ("bundle", "engine", "threads", "delegate", "providers", "json", "help")
 """Destinations of `edge-ser run`'s options that the roofline report uses too (the rest set up the live pipeline)."""
@@ -68,7 +68,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="--live: seconds between memory samples (default 5)",
     )
     p.add_argument(
-        "--out", type=Path, default=None, help="write OUT.json and OUT.md (and the roofline plot OUT.png)"
+        "--out",
+        type=given_path,
+        default=None,
+        help="write OUT.json and OUT.md (and the roofline plot OUT.png)",
     )
     p.set_defaults(func=cmd_bench, no_console=True)
     # every option with its default (after set_defaults), to tell later which ones the user gave

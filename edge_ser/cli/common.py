@@ -20,6 +20,18 @@ ENGINE_HELP = (
 )
 
 
+def given_path(text: str) -> Path:
+    """An argparse `type` for a path: an empty one (an unset shell variable, `edge-ser predict B "$f"`) is refused;
+    it was Path("") == ".", and predict classified, or --enroll enrolled, every audio file under the working
+    folder."""
+    if not text:
+        raise argparse.ArgumentTypeError("an empty path (an unset shell variable?)")
+    return Path(text)
+
+
+given_path.__name__ = "path"  # argparse names the type in its messages
+
+
 def in_range(low: float, high: float | None = None, kind: type = int):  # noqa: ANN201 - an argparse type
     """An argparse `type` that reads a number of `kind` and refuses one outside [low, high] (high None: no upper
     bound, and nan always), so a bad value stops the command before any work, with the option named by argparse."""
@@ -171,7 +183,7 @@ def add_enroll_arg(p: argparse.ArgumentParser, no_adapt: str = "--adapt off") ->
     p.add_argument(
         "--enroll",
         action="append",
-        type=Path,
+        type=given_path,
         default=None,
         metavar="PATH",
         help="a recording of the speaker, or a folder of them (repeat for more), added to the speaker statistics "
@@ -185,7 +197,7 @@ def add_enroll_arg(p: argparse.ArgumentParser, no_adapt: str = "--adapt off") ->
 def add_speaker_file_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--speaker-file",
-        type=Path,
+        type=given_path,
         default=None,
         metavar="FILE",
         help="keep the speaker across sessions: start from the statistics in FILE when it exists (before any "

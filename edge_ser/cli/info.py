@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import numpy as np
 
+from edge_ser.cli.common import given_path
 from edge_ser.errors import BundleError, EdgeSerError
 from edge_ser.text import printable
 
@@ -22,7 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="what a bundle holds and which engines this machine can run",
         description="Verify a bundle and describe it: labels, inputs, bits, layers, accuracy, files, engines.",
     )
-    p.add_argument("bundle", type=Path, help="bundle folder or .tar")
+    p.add_argument("bundle", type=given_path, help="bundle folder or .tar")
     p.set_defaults(func=cmd_info)
 
 

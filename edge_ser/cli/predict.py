@@ -19,6 +19,7 @@ from edge_ser.cli.common import (
     add_enroll_arg,
     add_speaker_file_arg,
     enroll_files,
+    given_path,
     load_speaker_file,
     media_files,
     save_speaker_file,
@@ -39,11 +40,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "a video's frames through its Haar search; av_cnn, 6 sampled frames and the audio track as MFCC segments; "
         "a fusion bundle, each branch's own), then the bundle on an engine. Folders are searched recursively.",
     )
-    p.add_argument("bundle", type=Path, help="bundle folder or .tar")
+    p.add_argument("bundle", type=given_path, help="bundle folder or .tar")
     p.add_argument(
         "files",
         nargs="+",
-        type=Path,
+        type=given_path,
         help="audio files or folders (audio-visual bundles: video files; face bundles: images or video files)",
     )
     add_engine_args(p)

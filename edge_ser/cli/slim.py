@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
+from edge_ser.cli.common import given_path
 from edge_ser.text import printable
 
 
@@ -16,8 +16,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--keep names, re-signed and verified: for a device that runs onnxruntime or numpy. A variant cannot be "
         "deleted by hand: the manifest lists and signs every file. Every other file is kept byte for byte.",
     )
-    p.add_argument("bundle", type=Path, help="bundle folder or .tar")
-    p.add_argument("out", type=Path, help="where the copy goes (a folder, or a .tar)")
+    p.add_argument("bundle", type=given_path, help="bundle folder or .tar")
+    p.add_argument("out", type=given_path, help="where the copy goes (a folder, or a .tar)")
     p.add_argument(
         "--keep",
         action="append",

@@ -20,6 +20,7 @@ from edge_ser.cli.common import (
     add_enroll_arg,
     add_speaker_file_arg,
     enroll_files,
+    given_path,
     in_range,
     load_speaker_file,
     save_speaker_file,
@@ -41,7 +42,7 @@ from edge_ser.text import counted, printable
 
 
 def add_run_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("bundle", type=Path, help="bundle folder or .tar")
+    p.add_argument("bundle", type=given_path, help="bundle folder or .tar")
     src = p.add_argument_group("sources (default: the default microphone, and camera 0 for an AV bundle)")
     src.add_argument("--mic", default=None, help="microphone: PortAudio index or part of its name")
     src.add_argument("--channels", type=int, default=1, help="microphone channels captured (default 1)")
@@ -55,7 +56,7 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
     )
     src.add_argument(
         "--audio-file",
-        type=Path,
+        type=given_path,
         default=None,
         metavar="FILE",
         help="an audio file (WAV, FLAC, Ogg, MP3, ...) instead of the microphone",
@@ -75,7 +76,7 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
     src.add_argument("--fps", type=float, default=None, help="camera frame rate (default: the camera's)")
     src.add_argument(
         "--video-file",
-        type=Path,
+        type=given_path,
         default=None,
         metavar="PATH",
         help="a video file or an image folder instead of the camera",
@@ -96,7 +97,7 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
     add_engine_args(m, threads_default=1)
     m.add_argument(
         "--fallback",
-        type=Path,
+        type=given_path,
         default=None,
         metavar="BUNDLE",
         help="an audio-only bundle used when no face is seen (AV bundles)",
