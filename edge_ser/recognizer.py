@@ -383,7 +383,8 @@ class Recognizer:
         if share is not None and not 0 <= share <= 1:
             raise ConfigError(f"voicing {voicing} must be a share of a window's frames in 0..1 (0: off)")
         self._need_adapters("enrol")
-        if Path(path).is_dir():
+        path = _given(path, "enroll_file")  # "" is ".": it enrolled every audio file under the working folder
+        if path.is_dir():
             from edge_ser.fileio import find_files
             from edge_ser.inputs.base import AUDIO_EXTENSIONS
 
@@ -668,7 +669,7 @@ class Recognizer:
         # one file: a str would otherwise be iterated letter by letter (bytes: a file name as the OS gives it)
         if isinstance(paths, (str, bytes, os.PathLike)):
             paths = [paths]
-        paths = [Path(os.fsdecode(p)) for p in paths]
+        paths = [_given(p, "predict_files") for p in paths]
         learnt: dict[int, tuple[FileWindow, float]] = {}
         self.files_known = 0
         if learn_first and self.adapting:
@@ -1164,6 +1165,15 @@ def _digest(raw: bytes) -> str:
     import hashlib
 
     return hashlib.sha256(raw).hexdigest()
+
+
+def _given(path: str | bytes | os.PathLike[str], where: str) -> Path:
+    """A path the caller gave, as a Path; ConfigError for an empty one (an unset variable), which Path reads as
+    the working folder "."."""
+    text = os.fsdecode(path)
+    if not text:
+        raise ConfigError(f"{where}: an empty path (an unset variable?)")
+    return Path(text)
 
 
 def _fingerprint(path: str | os.PathLike[str]) -> str:

@@ -264,3 +264,15 @@ def test_stream_realtime_must_be_a_bool(tmp_path) -> None:
     clip = write_wav(tmp_path / "v.wav", _voice(4, 4.0), SR)
     with pytest.raises(ConfigError, match=r"stream: realtime must be True or False, got 'no'"):
         rec.stream(audio_file=clip, realtime="no")
+
+
+def test_an_empty_path_is_refused_not_read_as_the_working_folder(tmp_path, monkeypatch) -> None:
+    """`enroll_file("")` (an unset variable) enrolled every audio file under the working folder: Path("") is "."."""
+    monkeypatch.chdir(tmp_path)
+    write_wav(tmp_path / "a.wav", _voice(1), SR)
+    rec = Recognizer(_with_block(tmp_path), "numpy")
+    for call in (rec.enroll_file, rec.predict_file, lambda p: rec.predict_files([p], learn_first=True)):
+        with pytest.raises(ConfigError, match="an empty path"):
+            call("")
+    assert rec.speaker_clips == 0
+    assert rec.enroll_file(".") == 1  # the folder named as one still enrols
