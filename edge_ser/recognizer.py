@@ -1143,6 +1143,9 @@ class Recognizer:
         # "no" or "off" would be truthy: paced in real time (adapt= is checked the same way)
         if not isinstance(realtime, (bool, np.bool_)):
             raise ConfigError(f"stream: realtime must be True or False, got {realtime!r}")
+        for name, path in (("audio_file", audio_file), ("video_file", video_file)):
+            if path is not None:
+                _given(path, f"stream: {name}")  # "" was the working folder: ".: is a directory"
         given = {"mic": mic, "camera": camera, "audio_file": audio_file, "video_file": video_file}
         settings = replace(
             capture or CaptureSettings(),
@@ -1169,7 +1172,10 @@ def _digest(raw: bytes) -> str:
 
 def _given(path: str | bytes | os.PathLike[str], where: str) -> Path:
     """A path the caller gave, as a Path; ConfigError for an empty one (an unset variable), which Path reads as
-    the working folder "."."""
+    the working folder "."; ConfigError naming the type for anything that is no path (None: os.fsdecode's bare
+    TypeError)."""
+    if not isinstance(path, (str, bytes, os.PathLike)):
+        raise ConfigError(f"{where}: a path must be a str or os.PathLike, got {type(path).__name__}")
     text = os.fsdecode(path)
     if not text:
         raise ConfigError(f"{where}: an empty path (an unset variable?)")

@@ -276,3 +276,9 @@ def test_an_empty_path_is_refused_not_read_as_the_working_folder(tmp_path, monke
             call("")
     assert rec.speaker_clips == 0
     assert rec.enroll_file(".") == 1  # the folder named as one still enrols
+    with pytest.raises(ConfigError, match=r"stream: audio_file: an empty path"):
+        rec.stream(audio_file="")  # it read as the working folder: ".: is a directory"
+    with pytest.raises(
+        ConfigError, match=r"predict_files: a path must be a str or os.PathLike, got NoneType"
+    ):
+        rec.predict_file(None)  # os.fsdecode's bare TypeError
