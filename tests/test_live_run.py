@@ -929,6 +929,10 @@ def test_options_this_run_does_not_use_are_named(tmp_path, capsys):
     # audio-visual bundle it ran before, and the audio-only one deployed since must still start
     assert main([*base, "--fallback", str(ROOT / "bundles" / "laq_mlp_emodb")]) == 0
     assert "--fallback not used: this bundle takes no faces" in capsys.readouterr().err
+    # ... whatever it holds: one with other labels was named as unused and then refused for its labels
+    assert main([*base, "--fallback", str(ROOT / "bundles" / "ser_ravdess")]) == 0
+    err = capsys.readouterr().err
+    assert "--fallback not used: this bundle takes no faces" in err and "error" not in err
 
 
 def test_the_audio_fallback_of_av_cnn_learns_the_speaker_and_av_fusion_drops_a_face_that_left(tmp_path):

@@ -429,7 +429,9 @@ def build(args: argparse.Namespace, *, stop=None, outputs=(), keep: int = 10_000
     runner = rec.runner(
         capture_settings(args, sound),
         config,
-        fallback=args.fallback,
+        # a bundle that takes no faces never falls back: the note above says so, and the fallback is not loaded
+        # (its labels or rate need not match; a config.env naming one for an AV bundle was refused on them)
+        fallback=args.fallback if rec.kind.faces else None,
         outputs=outputs,
         stop=stop,
         seconds=args.seconds,
