@@ -909,6 +909,28 @@ def test_a_stop_mid_sentence_keeps_the_sentence_in_the_speaker_statistics(tmp_pa
     assert pushed.speaker_clips == 2  # ... and joins at the end of the audio
 
 
+def test_a_bad_microphone_rate_or_channel_count_is_refused_by_the_option_name(tmp_path, capsys):
+    """`--mic-rate 0` beside --audio-file was named as unused and then refused as `mic_rate=0` (the dataclass
+    field, not the option) once the bundle had loaded; --channels 0 the same. Both are now refused as they are
+    read, with the option named, before any work."""
+    from edge_ser.cli import main
+
+    for opt in ("--mic-rate", "--channels"):
+        with pytest.raises(SystemExit):
+            main(
+                [
+                    "run",
+                    str(ROOT / "bundles" / "ser_emodb"),
+                    opt,
+                    "0",
+                    "--audio-file",
+                    str(tmp_path / "a.wav"),
+                ]
+            )
+        err = capsys.readouterr().err
+        assert f"argument {opt}: 0 must be >= 1" in err and "not used" not in err
+
+
 def test_options_this_run_does_not_use_are_named(tmp_path, capsys):
     """--mic / --channels beside --audio-file, --web-host without --web, --vad-db for a face-only bundle and a
     --fallback for an audio-only one were accepted and ignored without a word (av_fusion already refused a

@@ -45,10 +45,12 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("bundle", type=given_path, help="bundle folder or .tar")
     src = p.add_argument_group("sources (default: the default microphone, and camera 0 for an AV bundle)")
     src.add_argument("--mic", default=None, help="microphone: PortAudio index or part of its name")
-    src.add_argument("--channels", type=int, default=1, help="microphone channels captured (default 1)")
+    src.add_argument(
+        "--channels", type=in_range(1), default=1, help="microphone channels captured (default 1)"
+    )
     src.add_argument(
         "--mic-rate",
-        type=int,
+        type=in_range(1),
         default=None,
         metavar="HZ",
         help="open the microphone at this rate (default: the model's rate if the device takes it, else its "
