@@ -955,6 +955,11 @@ def test_options_this_run_does_not_use_are_named(tmp_path, capsys):
     assert main([*base, "--fallback", str(ROOT / "bundles" / "ser_ravdess")]) == 0
     err = capsys.readouterr().err
     assert "--fallback not used: this bundle takes no faces" in err and "error" not in err
+    # camera settings for a bundle that takes no faces were accepted without a word (--video-file had its note)
+    assert main([*base, "--camera", "1", "--fps", "15", "--face-every", "2"]) == 0
+    assert (
+        "note: --camera, --fps, --face-every not used: this bundle takes no faces" in capsys.readouterr().err
+    )
 
 
 def test_the_audio_fallback_of_av_cnn_learns_the_speaker_and_av_fusion_drops_a_face_that_left(tmp_path):

@@ -320,6 +320,20 @@ def unused_options(args: argparse.Namespace, kind: Any) -> list[str]:
         # a note, not an error: a service's config.env may name a fallback for an audio-visual bundle and later
         # be deployed an audio-only one, which must still start
         out.append("--fallback not used: this bundle takes no faces, so it never lacks one")
+    if not kind.faces:  # the camera is never opened: --camera 1 for ser_emodb was accepted without a word
+        camera = [
+            o
+            for o, d in (
+                ("--camera", "camera"),
+                ("--width", "width"),
+                ("--height", "height"),
+                ("--fps", "fps"),
+                ("--face-every", "face_every"),
+            )
+            if _given(args, d)
+        ]
+        if camera:
+            out.append(f"{', '.join(camera)} not used: this bundle takes no faces")
     if not kind.hears:
         audio = [
             o
