@@ -199,8 +199,8 @@ def outer_fold(
         first = stage1(r, chosen, val_spk, RECIPE, log=False, seed=base_seed)
         second = early_member if early_pair else reverberant_member
         seeds = [first, second(r, chosen, val_spk, RECIPE, first, seed=base_seed)]
-        if variant_members == 2:
-            runner_up = second_variant(inner_mean, chosen)
+        runner_up = second_variant(inner_mean, chosen) if variant_members == 2 else None
+        if runner_up is not None:  # one candidate (a variant given, not chosen): the pair alone
             seeds += [
                 stage1(r, runner_up, val_spk, RECIPE, log=False, seed=base_seed + 2, norm=first["norm"]),
                 early_member(r, runner_up, val_spk, RECIPE, first, seed=base_seed + 2),
@@ -307,11 +307,13 @@ def refit_fold(
     )
 
 
-def second_variant(inner_mean: dict[str, float], chosen: tuple[int, bool, bool]) -> tuple[int, bool, bool]:
+def second_variant(
+    inner_mean: dict[str, float], chosen: tuple[int, bool, bool]
+) -> tuple[int, bool, bool] | None:
     """Stage 0's runner-up: the best mean inner-fold score after `chosen` (exact ties: the earlier variant, as
-    `choose_variant` breaks them)."""
-    rest = [v for v in VARIANTS if v != chosen]
-    return max(rest, key=lambda v: (inner_mean[variant_label(v)], -VARIANTS.index(v)))
+    `choose_variant` breaks them); None when stage 0 had no other candidate."""
+    rest = [v for v in VARIANTS if v != chosen and variant_label(v) in inner_mean]
+    return max(rest, key=lambda v: (inner_mean[variant_label(v)], -VARIANTS.index(v))) if rest else None
 
 
 def missing_classes(rows: Rows, tests: list[str]) -> list[str]:

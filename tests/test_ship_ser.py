@@ -1059,3 +1059,32 @@ def test_a_validation_speaker_of_few_clips_is_said():
     assert line.startswith("speaker 03 validates stage 1 (the last by name) with 1 clip(s)")
     assert "--val-speakers" in line
     assert ship.thin_validation(thin, ["02"]) == [] and ship.thin_validation(rows, ["03"]) == []
+
+
+def test_the_runner_up_variant_is_stage_0s_second_best():
+    """`--variant-members 2` trains the pair for stage 0's two best variants: the runner-up is the best inner-fold
+    mean after the chosen one, an exact tie going to the earlier variant as `choose_variant` breaks it; a stage 0
+    of one candidate (a variant given, not chosen) has none, and the pair stays a pair."""
+    nested = _nested()
+    labels = {v: nested.variant_label(v) for v in nested.VARIANTS}
+    chosen, second, third = nested.VARIANTS[5], nested.VARIANTS[6], nested.VARIANTS[2]
+    inner = {labels[v]: 0.5 for v in nested.VARIANTS}
+    inner.update({labels[chosen]: 0.62, labels[second]: 0.61, labels[third]: 0.61})
+    assert nested.second_variant(inner, chosen) == third  # tied with `second`, and earlier
+    inner[labels[second]] = 0.615
+    assert nested.second_variant(inner, chosen) == second
+    assert nested.second_variant({labels[chosen]: 0.6}, chosen) is None
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (("--variant-members", "2"), "give --early-views member"),
+        (("--stage0-per-seed",), "give --stage0-from"),
+    ],
+)
+def test_nested_refuses_options_that_need_another(argv, said, monkeypatch, capsys):
+    """Refused as the options are read, before any features are made."""
+    with pytest.raises(SystemExit) as e:
+        _main(monkeypatch, _nested(), "--data", "emodb", *argv)
+    assert e.value.code == 2 and said in capsys.readouterr().err
