@@ -634,3 +634,14 @@ def test_an_empty_path_is_refused_not_read_as_the_working_folder(argv, tmp_path,
         main(argv)
     assert e.value.code == 2
     assert "an empty path (an unset shell variable?)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("cmd", ["predict", "run"])
+def test_a_speaker_file_ending_in_a_separator_is_refused(cmd, tmp_path, capsys) -> None:
+    """`--speaker-file me/` (a folder meant, not there yet) wrote a file named `me`: Path drops the slash."""
+    source = ["x.wav"] if cmd == "predict" else ["--audio-file", "x.wav"]
+    with pytest.raises(SystemExit) as e:
+        main([cmd, str(BUNDLE), *source, "--speaker-file", f"{tmp_path}/me/"])
+    assert e.value.code == 2
+    assert "ends in a separator, so it names a folder: give a file name" in capsys.readouterr().err
+    assert not (tmp_path / "me").exists()

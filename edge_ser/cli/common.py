@@ -32,6 +32,20 @@ def given_path(text: str) -> Path:
 given_path.__name__ = "path"  # argparse names the type in its messages
 
 
+def given_file(text: str) -> Path:
+    """`given_path` for a file to write: a path ending in a separator names a folder (`--speaker-file me/` wrote a
+    file named `me`, Path dropping the slash), so it is refused."""
+    path = given_path(text)
+    if text.endswith(("/", os.sep)):
+        raise argparse.ArgumentTypeError(
+            f"{text} ends in a separator, so it names a folder: give a file name"
+        )
+    return path
+
+
+given_file.__name__ = "file"
+
+
 def in_range(low: float, high: float | None = None, kind: type = int):  # noqa: ANN201 - an argparse type
     """An argparse `type` that reads a number of `kind` and refuses one outside [low, high] (high None: no upper
     bound, and nan always), so a bad value stops the command before any work, with the option named by argparse."""
@@ -197,7 +211,7 @@ def add_enroll_arg(p: argparse.ArgumentParser, no_adapt: str = "--adapt off") ->
 def add_speaker_file_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--speaker-file",
-        type=given_path,
+        type=given_file,
         default=None,
         metavar="FILE",
         help="keep the speaker across sessions: start from the statistics in FILE when it exists (before any "
