@@ -1097,3 +1097,18 @@ def test_an_old_label_keeps_its_contrast() -> None:
     css = re.search(r"<style>(.*?)</style>", web._PAGE, re.S).group(1)
     stale = " ".join(re.findall(r"\.stale[^{]*\{([^}]*)\}", css))
     assert "opacity" not in stale and "saturate" in stale and "outline" in stale
+
+
+def test_a_taken_port_says_how_to_get_a_free_one() -> None:
+    """A port another run holds is refused at once, and the message offers --web 0 (any free port)."""
+    from edge_ser.live.outputs.base import OutputError
+    from edge_ser.live.outputs.web import WebServer
+
+    first = WebServer(port=0)
+    try:
+        with pytest.raises(
+            OutputError, match=r"cannot listen on 127\.0\.0\.1:\d+: .*--web 0 for any free one"
+        ):
+            WebServer(port=first.port)
+    finally:
+        first.close()

@@ -24,6 +24,7 @@ Bounded, whoever connects (docs/live.md, "The live page under load"):
 from __future__ import annotations
 
 import collections
+import errno
 import io
 import json
 import secrets
@@ -276,7 +277,13 @@ class WebServer:
         try:
             self._httpd = server_cls((host, port), _Handler)
         except OSError as e:
-            raise OutputError(f"web page: cannot listen on {host}:{port}: {e.strerror or e}") from e
+            hint = (
+                " (another program, or another edge-ser run, holds the port: give another, or --web 0 for any "
+                "free one)"
+                if e.errno == errno.EADDRINUSE
+                else ""
+            )
+            raise OutputError(f"web page: cannot listen on {host}:{port}: {e.strerror or e}{hint}") from e
         self._httpd.owner = self
         self.host = host
         self.port = int(self._httpd.server_address[1])
