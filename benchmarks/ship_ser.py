@@ -135,8 +135,9 @@ SPEED_LAST = NOISY_COPIES + len(SPEED_FACTORS)
 REVERB_LAST = SPEED_LAST + REVERB_COPIES
 """The last copy index of the reverberant copies; the length views come after it (whether or not these exist)."""
 SI_POINTER = "the speaker-independent figure: accuracy.speaker_independent"
-SEED_TABLES = RESULTS / "nested_full_stage0"  # the repository procedures nested at other training seeds
 """Where a manifest's split text points for the figure on unseen speakers (said otherwise when it has none)."""
+SEED_TABLES = RESULTS / "nested_full_stage0"
+"""Where the repository's procedures nested at several training seeds are (`seeds_figures`)."""
 VARIANTS = [(k, sp, b) for k in (0, NOISY_COPIES) for sp in (False, True) for b in (False, True)]
 """Stage 0's candidates when no flag fixes one (noisy copies, speed copies, class-balanced loss), in the order the
 flags give them; ship_ser_nested.py nests exactly these, so only a bundle chosen among all of them gets its figure."""
