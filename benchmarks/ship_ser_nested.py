@@ -908,15 +908,18 @@ def _main() -> None:
     todo = speakers[: args.limit_folds]
     rooms = test_rooms(data.arg) if args.reverb != "off" else None
     partial = len(todo) < len(speakers)  # a quick look never replaces the whole run's table
-    stage0 = load_stage0(results, args.stage0_from, args.choose_by, args.reverb) if args.stage0_from else {}
+    base0 = load_stage0(results, args.stage0_from, args.choose_by, args.reverb) if args.stage0_from else {}
     for line in missing_classes(rows, todo):  # said as `edge-ser train` says it (a review: unsaid here)
         warnings.warn(line, DatasetWarning, stacklevel=1)
     per_seed = {}
     for seed in seeds:
         named = name + (f"_seed{seed}" if seed else "")
         runs = (args.runs or results / "ship_ser_nested_runs") / f"{named}.jsonl"
-        if args.stage0_per_seed and seed:
-            stage0 = load_stage0(results, f"{args.stage0_from}_seed{seed}", args.choose_by, args.reverb)
+        stage0 = (  # each seed its own run's choices, whatever the order of --seed (2,1,0 gave 0 seed 1's)
+            load_stage0(results, f"{args.stage0_from}_seed{seed}", args.choose_by, args.reverb)
+            if args.stage0_per_seed and seed
+            else base0
+        )
         folds = run_folds(
             rows, todo, runs, stage0, seed=seed, val_speakers=data.val_speakers, by=args.choose_by,
             reverb=args.reverb, rooms=rooms, early_pair=args.early_views == "member", cuts=cuts,
