@@ -26,6 +26,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS, run_main, write_results  # noqa: E402
+from ship_ser import variant_label  # noqa: E402
 
 PROCEDURES = {
     "ser_emodb (EMODB, leave one speaker out)": "emodb_device_early_member",
@@ -49,9 +50,7 @@ def load_runs(path: Path) -> dict[str, dict]:
 def variant_of(rec: dict) -> str:
     """The record's stage-0 variant, labelled as its `inner_mean` keys are."""
     c = rec["chosen"]
-    speed = "on" if c["speed"] else "off"
-    loss = "balanced" if c["class_balanced"] else "plain"
-    return f"{c['noise_copies']} noisy, speed {speed}, {loss} loss"
+    return variant_label((c["noise_copies"], c["speed"], c["class_balanced"]))
 
 
 def reverb_of(rec: dict) -> bool:
