@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import sys
 from pathlib import Path
 
@@ -46,8 +45,7 @@ def nested_source(path: Path, manifest: dict) -> tuple[str, Path | None]:
 
 def refreshed(path: Path) -> tuple[dict, dict]:
     """The bundle's manifest and the same manifest with the figures its tables give now."""
-    load_bundle(path)  # a bundle the device would refuse is not rewritten
-    manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
+    manifest = load_bundle(path).manifest  # verified: a bundle the device would refuse is not rewritten
     name, tables = nested_source(path, manifest)
     figures = nested_figures(name, tables)
     if figures is None:
