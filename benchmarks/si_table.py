@@ -56,6 +56,7 @@ from converters.si_eval import (  # noqa: E402
     SITable,
     ablation_rows,
     corpus_rows,
+    linear_rows,
     mixup_rows,
     standard_rows,
 )
@@ -422,7 +423,9 @@ def default_name(args: argparse.Namespace, ap: argparse.ArgumentParser) -> str:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--protocols", default=",".join(PROTOCOLS), help="comma-separated protocol names")
-    rows = {r.key: r for r in standard_rows() + ablation_rows() + corpus_rows() + mixup_rows()}
+    rows = {
+        r.key: r for r in standard_rows() + ablation_rows() + corpus_rows() + mixup_rows() + linear_rows()
+    }
     standard = ",".join(r.key for r in standard_rows())
     ap.add_argument("--rows", default=standard, help=f"comma-separated rows ({', '.join(rows)})")
     ap.add_argument(

@@ -85,6 +85,10 @@ MODELS: dict[str, ModelEntry] = {
             "an MLP 88-64-32 on the eGeMAPS-layout functionals", commands=("model",),
         ),
         ModelEntry(
+            "functionals_linear", "converters.models.functionals_mlp:functionals_linear", "functionals",
+            "a linear classifier on the functionals (the 2-bit logistic regression)", commands=("model",),
+        ),
+        ModelEntry(
             "timnet", "converters.models.timnet:timnet", "sequence",
             "TIM-Net-like bidirectional dilated convs with multi-scale fusion on MFCC frames",
             commands=("model",),

@@ -660,6 +660,23 @@ def mixup_rows() -> list[Row]:
     ]
 
 
+def linear_rows() -> list[Row]:
+    """Rows run on request (`si_table.py --rows`): a linear classifier (`functionals_linear`, no hidden layer) in
+    place of the MLP, with the loss of each ser_* recipe (class-balanced as ser_emodb's, plain as ser_ravdess's),
+    on the shipped training set, float and at <= 2 bits; speaker-normalised only (docs/protocol.md, "A 2-bit linear model")."""
+    return [
+        Row(
+            name,
+            "functionals_ext_aug",
+            fit_laq_mlp(recipe, model="functionals_linear", balanced=name.endswith("_bal")),
+            recipe,
+            norms=("transductive",),
+        )
+        for name in ("functionals_linear", "functionals_linear_bal")
+        for recipe in ("fp32", "sensitivity@2.0")
+    ]
+
+
 def functionals_mfcc_input(dataset: str, root: str | None = None, *, cache: Any = None) -> InputData:
     """An ablation input (host only, no device kind yet): the 88 functionals followed by the clip vector's
     `n_mfcc` MFCC means (MFCC 0..39 of the mean dB mel spectrum, `vector_input`), the same clips in the same

@@ -39,6 +39,14 @@ def functionals_mlp(
     return FunctionalsMLP(in_features, num_classes, hidden=hidden, dropout=dropout, **kwargs)
 
 
+def functionals_linear(num_classes: int = 7, in_features: int = 88, **kwargs) -> FunctionalsMLP:
+    """A linear classifier on the standardised functionals (no hidden layer): the 2-bit counterpart of the
+    logistic-regression baseline, which is 1-2 points above the 2-bit MLP on the 327 extended functionals
+    (docs/protocol.md, "A 2-bit linear model"). 327 x 7 weights + 7 biases."""
+    kwargs.pop("hidden", None)
+    return FunctionalsMLP(in_features, num_classes, hidden=(), **kwargs)
+
+
 class _Branch(nn.Module):
     """One ensemble member without its standardisation (the ensemble standardises once for all members)."""
 
