@@ -1089,18 +1089,23 @@ class Recognizer:
         *,
         fallback: Recognizer | Bundle | str | os.PathLike[str] | None = None,
         sample_rate: int | None = None,
+        channels: int | None = None,
     ) -> AudioSession:
         """The live pipeline fed by your own capture: `session.push(chunk)` (int16 or float, mono or
         [frames, channels], at `sr` Hz, any chunk size) returns a `LiveResult` per completed hop, as
         `stream` would on the same audio (the voice gate, smoothing and speaker learning of `config`). Use it, not
         `predict_audio` on each chunk, for a stream: silence between utterances then neither gets an emotion nor
         joins the speaker statistics (`edge_ser.live.session`). `sample_rate` is the same as `sr` (its first
-        name; `sr` is what `predict_audio` and `enroll` call it)."""
+        name; `sr` is what `predict_audio` and `enroll` call it). `channels`, the channel count of the chunks if
+        known (else the first 2-D chunk sets it), lets `push` refuse a [channels, frames] chunk from the first one
+        on (AudioFormatError: transpose it) instead of reading [2, 32] as 32 channels of 2 frames."""
         from edge_ser.live.session import AudioSession
 
         if (sr is None) == (sample_rate is None):
             raise ConfigError("session: give the rate of the chunks you will push, once: session(sr=48000)")
-        return AudioSession(self._live_pipeline(config, fallback), sr if sample_rate is None else sample_rate)
+        return AudioSession(
+            self._live_pipeline(config, fallback), sr if sample_rate is None else sample_rate, channels
+        )
 
     def _live_pipeline(
         self, config: PipelineConfig | None, fallback: Recognizer | Bundle | str | os.PathLike[str] | None

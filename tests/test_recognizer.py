@@ -612,3 +612,25 @@ def test_a_long_file_read_as_one_clip_is_marked(tmp_path: Path) -> None:
         marked[seconds] = [m for m in mark_list(rec.predict_file(f)) if m.startswith("long")]
     assert marked[12.0] and marked[12.0][0].startswith("long: 12.0 s read as one clip")
     assert not marked[2.0] and not marked[31.0]
+
+
+def test_a_session_refuses_a_channels_first_chunk_once_it_knows_the_channels() -> None:
+    """[2, 32] (channels-first, torchaudio's layout) was read as 32 channels of 2 frames: once the session knows
+    its channels (given, or from the first 2-D chunk) such a chunk is refused with the transpose to make."""
+    from edge_ser.errors import AudioFormatError
+
+    rec = edge_ser.Recognizer(REPO / "bundles" / "ser_emodb", "numpy")
+    given = rec.session(16000, channels=2)
+    with pytest.raises(AudioFormatError, match=r"\[channels, frames\].*transpose"):
+        given.push(np.zeros((2, 32), np.float32))
+    with pytest.raises(AudioFormatError, match="channels=2"):
+        given.push(np.zeros((5, 3), np.float32))
+    assert given.push(np.zeros((32, 2), np.float32)) == [] and given.push(np.zeros((2, 2), np.float32)) == []
+    learnt = rec.session(16000)
+    assert learnt.push(np.zeros((480, 2), np.int16)) == [] and learnt.channels == 2
+    with pytest.raises(AudioFormatError, match="transpose"):
+        learnt.push(np.zeros((2, 32), np.int16))
+    assert learnt.push(np.zeros(32, np.float32)) == []  # mono [frames] is never ambiguous
+    for bad in (0, 65, 2.0, True):
+        with pytest.raises(ConfigError, match="channels"):
+            rec.session(16000, channels=bad)

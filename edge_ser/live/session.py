@@ -100,9 +100,20 @@ class AudioSession:
     Args:
         pipeline: the `LivePipeline` (its bundle, engine, config, speaker statistics and smoothing).
         sample_rate: the rate of the pushed chunks, Hz (resampled to the bundle's).
+        channels: the channel count of the [frames, channels] chunks to come, if known; without it the first 2-D
+            chunk pushed sets it. A later 2-D chunk whose first axis is that count and whose second is not is a
+            [channels, frames] one and is refused (AudioFormatError: transpose it), not read as many channels.
     """
 
-    def __init__(self, pipeline: LivePipeline, sample_rate: int) -> None:
+    def __init__(self, pipeline: LivePipeline, sample_rate: int, channels: int | None = None) -> None:
+        if channels is not None and (
+            isinstance(channels, bool)
+            or not isinstance(channels, (int, np.integer))
+            or not 1 <= channels <= MAX_CHUNK_CHANNELS
+        ):
+            raise ConfigError(
+                f"session: channels must be an integer in 1..{MAX_CHUNK_CHANNELS}, got {channels!r}"
+            )
         if (  # a whole float (48e3, a rate from a device's float info) as predict_audio and enroll take it
             isinstance(sample_rate, (float, np.floating))
             and np.isfinite(sample_rate)
@@ -148,6 +159,9 @@ class AudioSession:
         self._downmix = Downmix("the input (pushed chunks)")  # one warning a session when the channels cancel
         self._samples = 0  # samples at the bundle's rate that went into hops: the stream time
         self._int_warned = False  # int16 samples given as int32 (`int16_in_int32`), said once
+        self._declared = channels is not None  # given by the caller: any other count is refused
+        self.channels: int | None = None if channels is None else int(channels)
+        """Channels of the [frames, channels] chunks: given, or set by the first 2-D chunk that was read."""
 
     @property
     def t(self) -> float:
@@ -156,13 +170,32 @@ class AudioSession:
 
     def push(self, chunk: Any) -> list[LiveResult]:
         """Add a chunk of audio (any length; float in [-1, 1], int16 or int32; [frames] or [frames, channels]) and
-        return the results of the hops it completes, in time order (none until the first window is full)."""
+        return the results of the hops it completes, in time order (none until the first window is full).
+
+        Raises:
+            AudioFormatError: a chunk that is not audio (`mono_float`), or a 2-D chunk laid out [channels, frames]:
+                its second axis is not the session's channel count (`channels`) and its first is.
+        """
+        shape = np.shape(chunk)
+        if len(shape) == 2 and self.channels is not None and shape[1] != self.channels:
+            if shape[0] == self.channels:
+                raise AudioFormatError(
+                    f"push: a chunk of shape {shape} in a session of {self.channels} channels is [channels, frames]; "
+                    "give [frames, channels] (transpose it: .T)"
+                )
+            if self._declared:
+                raise AudioFormatError(
+                    f"push: a chunk of shape {shape} has {shape[1]} channels; the session was given channels="
+                    f"{self.channels} (chunks are [frames, channels])"
+                )
         if not self._int_warned:  # once a session, as the downmix warns
             note = int16_in_int32(np.asarray(chunk), "push")
             if note:
                 warnings.warn(note, InputWarning, stacklevel=2)
                 self._int_warned = True
         x = mono_float(chunk, downmix=self._downmix)
+        if len(shape) == 2 and self.channels is None:
+            self.channels = int(shape[1])  # the first 2-D chunk read sets the layout of the ones to come
         if self._resampler is not None:
             x = self._resampler.feed(x)
         return self._hops(x)
