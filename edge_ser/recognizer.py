@@ -1142,6 +1142,9 @@ class Recognizer:
 
         `mic`, `camera`, `audio_file`, `video_file` and `realtime` (files paced in real time, or as fast as
         possible) override the same fields of `capture` (`edge_ser.live.capture.CaptureSettings`).
+
+        An audio file shorter than one window gives one result on the audio it holds, with a note, as
+        `predict_file` and `session(...).finish()` decide on a short clip; one shorter than a hop raises ConfigError.
         """
         from edge_ser.live.capture import CaptureSettings
 
@@ -1158,6 +1161,7 @@ class Recognizer:
             **{k: v for k, v in given.items() if v is not None},
         )
         runner = self.runner(settings, config, fallback=fallback, stop=stop, seconds=seconds)
+        runner.classify_short = True  # a file shorter than one window: one result on what it held
         return _whole_file_checked(runner, settings.audio_file)
 
     def __repr__(self) -> str:
@@ -1231,8 +1235,9 @@ def _face_list(faces: Any) -> list[Any] | None:
 
 
 def _whole_file_checked(runner: LiveRunner, audio_file: Any) -> Iterator[LiveResult]:
-    """The runner's results; when an audio file ended before it filled one window (so no result came),
-    ConfigError saying so, instead of an empty stream."""
+    """The runner's results; when an audio file ended before it gave any result (shorter than one hop: a file
+    shorter than one window is classified as it is, `LiveRunner.classify_short`), ConfigError saying so, instead
+    of an empty stream."""
     from edge_ser.live.run import too_short
 
     yield from runner.results()

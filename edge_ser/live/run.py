@@ -287,6 +287,10 @@ class LiveRunner:
         self._video_over = False
         self.frame_hook = None
         """Called with every camera frame the loop reads (e.g. the overlay window's update_frame)."""
+        self.classify_short = False
+        """When an audio file ends before the first window is full (no decision yet), classify what it held once,
+        with a note, as `AudioSession.finish` and `predict_file` do (`Recognizer.stream`); False: no result, and
+        `too_short` says why (`edge-ser run`, which points to `edge-ser predict`)."""
 
     def _stopped(self) -> bool:
         """The stop flag is set, or an output asks to quit (the overlay window's q / Esc / close): the loop ends,
@@ -320,10 +324,12 @@ class LiveRunner:
         if self.frames is not None and self.pipeline.needs_faces:
             self.frames.start()
         wall0, cpu0 = time.perf_counter(), time.process_time()
+        ended = False  # the source ran out (not stopped, not --seconds)
         try:
             while not self._stopped():
                 chunk = self._read_hop(self.hop_n - pending.size)
                 if chunk is None:
+                    ended = True
                     break
                 if not self._channel_noted and (cn := getattr(self.audio, "channel_note", None)):
                     # the channels cancel: on the page and in the JSON, not on stderr only
@@ -340,6 +346,7 @@ class LiveRunner:
                 pending = np.concatenate([pending, chunk]) if pending.size else chunk
                 if pending.size < self.hop_n:
                     if getattr(self.audio, "finished", False):
+                        ended = True
                         break
                     continue
                 hop, pending = pending[: self.hop_n], pending[self.hop_n :]
@@ -372,6 +379,30 @@ class LiveRunner:
                 yield r
                 if self.max_seconds is not None and t >= self.max_seconds:
                     break
+            part = window.filled
+            if (
+                ended
+                and self.classify_short
+                and not self.stats.updates
+                and self.hop_n <= part.size < window.size
+            ):
+                # the file ended before the first window was full: its audio is classified as it is, once (the
+                # session's rule; the last part of a hop is dropped, as at the end of any file)
+                notes = (
+                    *self._notes,
+                    f"the file held {part.size / self.sr:.1f} s of audio, less than one {window.size / self.sr:g} s "
+                    "window: classified as it is",
+                )
+                self._notes.clear()
+                r = self.pipeline.step(
+                    float(self.audio.stream_time),
+                    part,
+                    list(self._faces) if self.pipeline.needs_faces else None,
+                    notes=notes,
+                    frame_size=self._frame_size,
+                )
+                self.stats.add(r)
+                yield r
         finally:
             self._finish(wall0, cpu0)
         return self.stats
