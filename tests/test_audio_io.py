@@ -506,3 +506,47 @@ def test_float_samples_under_a_pcm_header_are_refused(tmp_path: Path) -> None:
     square = np.where(np.sin(2 * np.pi * 100 * t) >= 0, 0.5, -0.5)
     for i, x in enumerate([y, y * 1e-3, noise, square, np.zeros(32000)]):
         read_wav(write_wav(tmp_path / f"{i}.wav", x, 16000, subtype="PCM_32"))
+
+
+@pytest.mark.parametrize("bits", [24, 32])
+@pytest.mark.parametrize("channels", [1, 2])
+def test_pcm_wider_than_the_header_says_is_refused(tmp_path: Path, bits: int, channels: int) -> None:
+    """A header saying 16-bit on 24- or 32-bit data (hand-built: sizes and block align all consistent with the
+    lie) decoded as noise and was classified; the samples read at the header's depth are noise while at the wider
+    depth they are audio, so it is refused naming that depth. Real 16-bit files (speech, white noise, silence,
+    a quiet start) still read."""
+    t = np.arange(32000) / 16000
+    tone = 0.3 * np.sin(2 * np.pi * 220 * t) * np.exp(-t)
+    y = np.stack([tone, tone * 0.5][:channels], axis=1)
+    q = np.round(y * (2 ** (bits - 1) - 1)).astype("<i4")
+    payload = (
+        q.tobytes()
+        if bits == 32
+        else np.stack([(q >> k) & 255 for k in (0, 8, 16)], -1).astype(np.uint8).tobytes()
+    )
+    lie = write_bytes(tmp_path, "lie.wav", riff(fmt_chunk(channels=channels, bits=16), data_chunk(payload)))
+    with pytest.raises(
+        AudioFormatError, match=rf"lie\.wav: the header says 16-bit PCM but the data reads as {bits}-bit"
+    ):
+        read_wav(lie)
+    late = write_bytes(  # silence first: judged in a later block, whose offset is no whole wide frame
+        tmp_path,
+        "late.wav",
+        riff(fmt_chunk(channels=channels, bits=16), data_chunk(bytes(100_008 * channels * 2) + payload)),
+    )
+    from edge_ser.audio.wav import WavReader
+
+    with (
+        WavReader(late) as r,
+        pytest.raises(AudioFormatError, match=f"reads as {bits}-bit PCM .from frame 65536"),
+    ):
+        list(r.blocks())
+    true = write_bytes(
+        tmp_path, "true.wav", riff(fmt_chunk(channels=channels, bits=bits), data_chunk(payload))
+    )
+    np.testing.assert_allclose(read_wav(true)[0], y, atol=1e-4)
+    noise = np.clip(np.random.default_rng(0).normal(0, 0.3, (32000, channels)), -1, 1)
+    quiet_start = np.concatenate([np.zeros((70000, channels)), y])  # judged on the first block with sound
+    for i, x in enumerate([y, noise, np.zeros((32000, channels)), quiet_start]):
+        got, _ = read_wav(write_wav(tmp_path / f"{i}.wav", x, 16000, subtype="PCM_16"))
+        assert got.shape == x.shape

@@ -382,6 +382,47 @@ def _looks_like_float_bits(y: np.ndarray) -> bool | None:
     return bool(np.count_nonzero(banded) >= 0.99 * v.size)
 
 
+WIDER_PCM_BITS = {16: (24, 32), 24: (32,)}
+"""The wider PCM depths `wider_pcm_bits` tries on samples whose header gives the key: a header that says 16-bit on
+24- or 32-bit data (a tool that rewrote the depth, or wrote a constant header) decodes to noise."""
+SMOOTH_MIN = 0.5
+"""Adjacent-sample correlation a wider reading needs to count as audio (speech at 8-48 kHz: about 0.6-0.99)."""
+NOISE_MAX = 0.2
+"""Adjacent-sample correlation under which the declared reading counts as noise: wrong-depth data read as 16-bit
+interleaves bytes of different samples (a random low byte in the high half), about 0."""
+
+
+def _smoothness(y: np.ndarray) -> float | None:
+    """Correlation of adjacent samples of the first channel of `y` [frames, channels] (near 1 for audio, near 0
+    for noise); None when it has fewer than FLOAT_BITS_MIN nonzero samples or no variance."""
+    x = y[:, 0].astype(np.float64)
+    if np.count_nonzero(x) < FLOAT_BITS_MIN:
+        return None
+    a, b = x[:-1] - x.mean(), x[1:] - x.mean()
+    den = float(np.sqrt(np.dot(a, a) * np.dot(b, b)))
+    return float(np.dot(a, b) / den) if den > 0 else None
+
+
+def wider_pcm_bits(raw: bytes, skip: int, bits: int, channels: int, here: float) -> tuple[int, float] | None:
+    """Whether PCM bytes `raw` are audio of a wider depth than the header's `bits`: their reading at `bits` is
+    noise (`here`, its `_smoothness`, under NOISE_MAX) and their reading at a wider depth (`WIDER_PCM_BITS`) is
+    smooth audio (at least SMOOTH_MIN). `skip`: bytes to a frame boundary of the wider depth, modulo its frame size
+    (minus the block's byte offset in the data chunk). Returns (wider bits, its smoothness), or None: no evidence
+    (noise at every depth, or audio as declared, is never refused)."""
+    if here >= NOISE_MAX:
+        return None
+    for wide in WIDER_PCM_BITS.get(bits, ()):
+        block = channels * wide // 8
+        start = skip % block
+        n = (len(raw) - start) // block * block
+        if n <= 0:
+            continue
+        there = _smoothness(_decode(raw, start, n, _TAG_PCM, wide, channels))
+        if there is not None and there >= SMOOTH_MIN:
+            return wide, there
+    return None
+
+
 MAX_FLOAT_PEAK = 64.0
 """Largest |sample| a float WAV may hold (+36 dBFS). Float audio is scaled to [-1, 1]; a little beyond is
 headroom some editors leave (a warning), but 1e3 or 1e6 means wrongly scaled data (integer samples stored
@@ -415,6 +456,7 @@ class WavReader:
         """Frames read so far."""
         self._warned = False
         self._bits_unjudged = True  # 32-bit PCM: whether the samples are float bit patterns is not yet known
+        self._depth_unjudged = self.tag == _TAG_PCM and self.bits in WIDER_PCM_BITS  # wrong-depth header?
 
     def _parse(self) -> None:
         size = os.fstat(self._fh.fileno()).st_size
@@ -469,8 +511,27 @@ class WavReader:
                     f"{self.position}, 99 % of them at 0.38-0.50 and -0.62..-0.50 of full scale, as floats read as "
                     "integers are): a float file with a wrong header; rewrite it as float (format tag 3)"
                 )
+        if self._depth_unjudged and y.size:
+            self._check_depth(raw, y)
         self.position += n
         return y
+
+    def _check_depth(self, raw: bytes, y: np.ndarray) -> None:
+        """Refuse PCM data of a wider depth than the header says (`wider_pcm_bits`), judged once, on the first
+        block with enough sound: it decoded to loud noise, which was classified without a mark."""
+        here = _smoothness(y)
+        if here is None:
+            return  # too little sound yet: the next block is judged
+        self._depth_unjudged = False
+        found = wider_pcm_bits(raw, -self.position * self.block_align, self.bits, self.channels, here)
+        if found is not None:
+            bits, there = found
+            raise AudioFormatError(
+                f"{self.path}: the header says {self.bits}-bit PCM but the data reads as {bits}-bit PCM (from frame "
+                f"{self.position}: adjacent samples correlate {there:.2f} at {bits} bits, as audio does, and "
+                f"{here:.2f} at {self.bits} bits, as noise does): a file with a wrong header; rewrite it with "
+                f"{bits} bits per sample (block align {self.channels * bits // 8})"
+            )
 
     def _check_peak(self, y: np.ndarray) -> None:
         """Refuse float samples beyond MAX_FLOAT_PEAK; warn once about samples beyond +-1."""
