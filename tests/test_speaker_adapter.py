@@ -556,3 +556,23 @@ def test_a_speaker_file_is_saved_where_folders_cannot_be_locked(tmp_path: Path, 
     with pytest.warns(InputWarning, match="cannot lock this folder"):
         assert "saved 1 clip(s)" in save_speaker_file(rec, tmp_path / "me.json")
     assert Recognizer(_with_block(tmp_path / "x"), "numpy").load_speaker(tmp_path / "me.json") == 1
+
+
+@pytest.mark.parametrize("off", [["--no-adapt"], ["--adapt", "off"]])
+def test_a_speaker_file_of_no_clip_is_not_written(tmp_path: Path, capsys, off: list[str]) -> None:
+    """`predict --speaker-file F --no-adapt` with nothing enrolled wrote F holding 0 clips (the training prior,
+    as if a speaker were stored); nothing is written and a line says why. With --enroll the clips are stored."""
+    from edge_ser.cli import main
+
+    b = _with_block(tmp_path)
+    voice, clip = _recordings(tmp_path, 2)
+    me = tmp_path / "me.json"
+    base = ["predict", str(b), str(clip), "--engine", "numpy", "--speaker-file", str(me), *off]
+    assert main(base) == 0
+    out = capsys.readouterr().out
+    assert not me.exists()
+    assert (
+        f"speaker file {me}: not written: no clip of the speaker was learnt (--adapt off / --no-adapt" in out
+    )
+    assert main([*base, "--enroll", str(voice)]) == 0
+    assert "saved 2 clip(s)" in capsys.readouterr().out and Recognizer(b, "numpy").load_speaker(me) == 2

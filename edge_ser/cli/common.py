@@ -216,7 +216,9 @@ def add_speaker_file_arg(p: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="keep the speaker across sessions: start from the statistics in FILE when it exists (before any "
         "--enroll), and write the session's statistics there at the end (a bundle with speaker normalisation; "
-        "when another run saved the same file meanwhile, the clips of both are kept)",
+        "when another run saved the same file meanwhile, the clips of both are kept). Nothing is written, and a "
+        "line says so, while it would hold no clip: --adapt off / --no-adapt learns none from the audio, so "
+        "give --enroll beside it to store a speaker",
     )
 
 
@@ -268,10 +270,20 @@ def check_writable(path: Path, option: str, *, create: bool = True) -> None:
 
 
 def save_speaker_file(rec, path: Path | None) -> str | None:
-    """`--speaker-file`: write the session's statistics; a line saying so (None: no file asked for)."""
+    """`--speaker-file`: write the session's statistics; a line saying so (None: no file asked for). Nothing is
+    written while the statistics hold no clip (nothing enrolled, loaded or learnt), and the line says why."""
     if path is None:
         return None
     ours = rec.speaker_clips
+    if (
+        ours == 0
+    ):  # a file of 0 clips is only the training prior: the next session would start from nothing learnt
+        why = (
+            "--adapt off / --no-adapt learns none from the audio; --enroll FILES adds some"
+            if not rec.adapting
+            else "none of the audio was speech the speaker statistics take"
+        )
+        return f"speaker file {path}: not written: no clip of the speaker was learnt ({why})"
     rec.save_speaker(
         path, merge=True
     )  # another run saving the same speaker meanwhile: both runs' clips count
