@@ -19,6 +19,10 @@ ENGINE_HELP = (
     "auto (default), onnxruntime, numpy, or tflite (= tflite-int8) / tflite-int8 / tflite-fp16 / tflite-fp32"
 )
 
+ArgumentTarget = argparse.ArgumentParser | argparse._ArgumentGroup
+"""Where the `add_*_arg` helpers add their options: a command's parser, or one of its argument groups
+(`parser.add_argument_group`, which `edge-ser run --help` uses; argparse names its type only privately)."""
+
 
 def given_path(text: str) -> Path:
     """An argparse `type` for a path: an empty one (an unset shell variable, `edge-ser predict B "$f"`) is refused;
@@ -81,7 +85,7 @@ def media_files(
     )
 
 
-def add_engine_args(p: argparse.ArgumentParser, *, threads_default: int | None = None) -> None:
+def add_engine_args(p: ArgumentTarget, *, threads_default: int | None = None) -> None:
     p.add_argument("--engine", default="auto", metavar="NAME", help=ENGINE_HELP)
     default = threads_default if threads_default is not None else "the engine's choice"
     p.add_argument(
@@ -192,7 +196,7 @@ def adapt_ignored(args: argparse.Namespace, rec, command: str) -> str | None:
     )
 
 
-def add_enroll_arg(p: argparse.ArgumentParser, no_adapt: str = "--adapt off") -> None:
+def add_enroll_arg(p: ArgumentTarget, no_adapt: str = "--adapt off") -> None:
     """`--enroll PATH`; `no_adapt` is how this command says keep the statistics (run: --no-adapt)."""
     p.add_argument(
         "--enroll",
@@ -208,7 +212,7 @@ def add_enroll_arg(p: argparse.ArgumentParser, no_adapt: str = "--adapt off") ->
     )
 
 
-def add_speaker_file_arg(p: argparse.ArgumentParser) -> None:
+def add_speaker_file_arg(p: ArgumentTarget) -> None:
     p.add_argument(
         "--speaker-file",
         type=given_file,

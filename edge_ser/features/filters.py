@@ -10,6 +10,7 @@ import functools
 import warnings
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 from edge_ser.errors import ConfigError
 
@@ -94,7 +95,7 @@ def mel(
     fmax: float | None = None,
     htk: bool = False,
     norm: str | float | None = "slaney",
-    dtype: np.dtype = np.float32,
+    dtype: DTypeLike = np.float32,
 ) -> np.ndarray:
     """Mel filter bank [shape=(n_mels, 1 + n_fft//2)] mapping an rFFT power spectrum onto mel bands."""
     _check_fft(sr, n_fft)
@@ -144,7 +145,7 @@ def chroma(
     octwidth: float | None = 2,
     norm: float | None = 2,
     base_c: bool = True,
-    dtype: np.dtype = np.float32,
+    dtype: DTypeLike = np.float32,
 ) -> np.ndarray:
     """Chroma filter bank [shape=(n_chroma, 1 + n_fft//2)] folding rFFT bins onto pitch classes (C first)."""
     _check_fft(sr, n_fft)
@@ -174,7 +175,7 @@ def _dct_cached(n_out: int, n_in: int, norm) -> np.ndarray:
 
 
 def dct_matrix(
-    n_out: int, n_in: int, *, norm: str | None = "ortho", dtype: np.dtype = np.float32
+    n_out: int, n_in: int, *, norm: str | None = "ortho", dtype: DTypeLike = np.float32
 ) -> np.ndarray:
     """The first `n_out` rows of the DCT-II matrix [shape=(n_out, n_in)], equal to scipy.fft.dct(type=2)."""
     if norm not in ("ortho", None):
@@ -206,7 +207,7 @@ def _window_cached(name: str, win_length: int, n_fft: int) -> np.ndarray:
     return out
 
 
-def window(name: str, win_length: int, n_fft: int, *, dtype: np.dtype = np.float32) -> np.ndarray:
+def window(name: str, win_length: int, n_fft: int, *, dtype: DTypeLike = np.float32) -> np.ndarray:
     """A periodic analysis window of `win_length` samples, zero-padded (centred) to `n_fft`."""
     if name not in WINDOWS:
         raise ConfigError(f"window must be one of {WINDOWS}, got {name!r}")

@@ -40,7 +40,7 @@ from edge_ser.inputs.base import (
 )
 from edge_ser.limits import MAX_AUDIO_SEGMENTS, MAX_FACE_FRAMES, MAX_FACE_SIZE, MIN_FACE_SIZE
 from edge_ser.schema import Checker, config_from_dict
-from edge_ser.vision.face import crop_pixels_checked
+from edge_ser.vision.face import FaceCrop, crop_pixels_checked
 from edge_ser.vision.video import VIDEO_EXTENSIONS, sample_frame_indices
 
 if TYPE_CHECKING:
@@ -48,7 +48,8 @@ if TYPE_CHECKING:
 
 SCHEMA_VERSION = 1
 
-CropFn = Callable[[np.ndarray], np.ndarray]
+CropFn = Callable[[np.ndarray], FaceCrop | np.ndarray]
+"""A face crop: a BGR or grey frame to a `FaceCrop` (`FaceCropper.crop_or_center`) or a uint8 [S, S] array."""
 
 
 def av_feature_spec() -> FeatureSpec:
