@@ -279,9 +279,8 @@ def save_speaker_file(rec, path: Path | None) -> str | None:
     if path is None:
         return None
     ours = rec.speaker_clips
-    if (
-        ours == 0
-    ):  # a file of 0 clips is only the training prior: the next session would start from nothing learnt
+    # a file of 0 clips is only the training prior: the next session would start from nothing learnt
+    if ours == 0:
         why = (
             "--adapt off / --no-adapt learns none from the audio; --enroll FILES adds some"
             if not rec.adapting
