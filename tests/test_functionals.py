@@ -139,10 +139,12 @@ def test_stddevnorm_is_bounded_where_descriptors_cross_zero() -> None:
     assert small and np.allclose(new[small], old[small] / np.sqrt(1 + old[small] ** 2), rtol=0.05, atol=1e-3)
 
 
-@pytest.mark.parametrize("members", [1, 2])
-def test_bundle_runs_on_every_engine_like_torch(tmp_path: Path, members: int) -> None:
-    """Train functionals_mlp on synthetic clips, LAQ + QAT, bundle it (one model, or a seed ensemble as one
-    graph, `FunctionalsEnsemble`); Recognizer at 44.1 kHz == torch."""
+@pytest.mark.parametrize(
+    ("model_name", "members"), [("functionals_mlp", 1), ("functionals_mlp", 2), ("functionals_linear", 1)]
+)
+def test_bundle_runs_on_every_engine_like_torch(tmp_path: Path, model_name: str, members: int) -> None:
+    """Train functionals_mlp (or the linear functionals_linear) on synthetic clips, LAQ + QAT, bundle it (one
+    model, or a seed ensemble as one graph, `FunctionalsEnsemble`); Recognizer at 44.1 kHz == torch."""
     torch = pytest.importorskip("torch", reason="the host pipeline needs torch")
     pytest.importorskip("onnxruntime", reason="the onnxruntime engine")
     import edge_ser
@@ -170,7 +172,7 @@ def test_bundle_runs_on_every_engine_like_torch(tmp_path: Path, members: int) ->
     fitted = []
     for seed in range(members):
         seed_everything(seed)
-        model = build("functionals_mlp", num_classes=len(labels))
+        model = build(model_name, num_classes=len(labels))
         model.set_normalization(torch.as_tensor(X[~val].mean(0)), torch.as_tensor(X[~val].std(0)))
         fp = train_classifier(
             model, X[~val], y[~val], X[val], y[val], TrainConfig(seed=seed, epochs=30), progress=False
@@ -193,7 +195,8 @@ def test_bundle_runs_on_every_engine_like_torch(tmp_path: Path, members: int) ->
     manifest = json.loads((path / "manifest.json").read_text())
     assert manifest["functionals_input"] == kind.spec.to_dict()
     assert len(manifest["normalization"]["mean"]) == DIM and manifest["bitplan"]["average_bits"] < 8
-    assert len(manifest["layers"]) == 3 * members  # an ensemble: every member's own three layers
+    per_member = 1 if model_name == "functionals_linear" else 3  # the linear model: its classifier only
+    assert len(manifest["layers"]) == per_member * members  # an ensemble: every member's own layers
     bundle = load_bundle(path)  # verifies the manifest, the files and the kind's block
     assert isinstance(bundle.input_kind, FunctionalsKind) and isinstance(
         input_kind(manifest), FunctionalsKind
