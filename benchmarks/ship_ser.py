@@ -284,6 +284,30 @@ def speaker_problem(
     return None
 
 
+def no_nested_run(
+    args: argparse.Namespace, data: Data, n_speakers: int, tables: Path | None, lengths: bool
+) -> str:
+    """The line said when the manifest gets no speaker-independent figure because no complete nested run of this
+    procedure is in `tables`: the ship_ser_nested.py command that makes it, or, when `data` has too
+    few speakers for that run (its outer fold holds one out before the inner folds), why there can be none (a
+    review found the command suggested for a folder of 4 speakers, which ship_ser_nested.py then refused)."""
+    head = "no complete nested run of this procedure: the manifest has no speaker-independent figure"
+    problem = speaker_problem(
+        data.name, n_speakers, data.val_speakers, inner=True, outer=1, flag="validation speakers"
+    )
+    if problem:
+        return f"{head}, and ship_ser_nested.py cannot make one: {problem}"
+    return (
+        f"{head} (python benchmarks/ship_ser_nested.py --data {shlex.quote(args.data)} "
+        f"--choose-by {args.choose_by}"
+        + (f" --tables {shlex.quote(str(tables))}" if tables is not None else "")
+        + {"off": "", "on": " --early-views", "member": " --early-views member"}[args.early_views]
+        + (f" --reverb {args.reverb}" if args.reverb != "off" else "")
+        + (" --length-views on" if lengths else "")
+        + ")"
+    )
+
+
 def uses_inner_folds(args: argparse.Namespace, variants: int) -> bool:
     """Whether ship_ser's options run anything on the inner folds: stage 0 (`variants` > 1), the member choice
     (`--members auto`) or the reverb choice (`--reverb auto`), all with `--choose pairs`."""
@@ -658,16 +682,7 @@ def _main() -> None:
         if nested is not None:
             accuracy["speaker_independent"] = nested
         else:
-            print(
-                "no complete nested run of this procedure: the manifest has no speaker-independent figure "
-                f"(python benchmarks/ship_ser_nested.py --data {shlex.quote(args.data)} "
-                f"--choose-by {args.choose_by}"
-                + (f" --tables {shlex.quote(str(tables))}" if tables is not None else "")
-                + {"off": "", "on": " --early-views", "member": " --early-views member"}[args.early_views]
-                + (f" --reverb {args.reverb}" if args.reverb != "off" else "")
-                + (" --length-views on" if lengths else "")
-                + ")"
-            )
+            print(no_nested_run(args, data, len(speakers), tables, lengths))
     if "speaker_independent" not in accuracy:  # the split's text must not point to a figure that is not there
         split["kind"] = split["kind"].replace(
             SI_POINTER, "no speaker-independent figure: ship_ser_nested.py makes it"

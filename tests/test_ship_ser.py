@@ -1088,3 +1088,15 @@ def test_nested_refuses_options_that_need_another(argv, said, monkeypatch, capsy
     with pytest.raises(SystemExit) as e:
         _main(monkeypatch, _nested(), "--data", "emodb", *argv)
     assert e.value.code == 2 and said in capsys.readouterr().err
+
+
+def test_no_nested_run_names_the_command_only_when_the_nested_run_can_be_made():
+    """A folder of 4 speakers can ship (ship_ser.py needs 4) but not be nested (ship_ser_nested.py needs 5): the
+    line says why there is no figure instead of suggesting a command that is then refused (a review)."""
+    args = SimpleNamespace(data="mydata", choose_by="transductive", early_views="off", reverb="off")
+    data = ship.Data("mydata", "mydata", False)
+    four = ship.no_nested_run(args, data, 4, Path("t"), False)
+    assert "ship_ser_nested.py cannot make one: mydata has 4 speaker(s)" in four and "at least 5" in four
+    assert "--data" not in four
+    five = ship.no_nested_run(args, data, 5, Path("t"), False)
+    assert "python benchmarks/ship_ser_nested.py --data mydata --choose-by transductive --tables t" in five
