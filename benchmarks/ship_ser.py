@@ -74,7 +74,7 @@ sys.path.insert(0, str(REPO))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from converters.compress import compress  # noqa: E402
+from converters.compress import RECIPES, compress, parse_recipe  # noqa: E402
 from converters.data.scan import DatasetWarning  # noqa: E402
 from converters.evaluate import index_metrics  # noqa: E402
 from converters.export.bundle import build_bundle  # noqa: E402
@@ -348,6 +348,10 @@ def checked(
     wrong): (the data set, its count of validation speakers, where its tables go (`tables_folder`), the
     training variants stage 0 compares). A folder's speakers are counted (`data_speakers`, a scan), and so are
     a corpus's when `--val-speakers` is given."""
+    try:  # compress reads it only after the features and a float model are made (a review)
+        parse_recipe(args.recipe)
+    except ValueError as e:
+        ap.error(f"--recipe: {e}")
     try:
         data = resolve_data(args.data)
     except ValueError as e:
@@ -390,7 +394,7 @@ def main() -> None:
 def _main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default="emodb", metavar="{emodb,ravdess} or FOLDER", help=DATA_HELP)
-    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--out", type=Path, required=True, help="the bundle folder to write")
     ap.add_argument(
         "--val-speakers",
         type=int,
@@ -410,7 +414,12 @@ def _main() -> None:
         "the nested run's (ship_ser_nested.py --tables) is read from; default: benchmarks/results/ for a "
         "corpus, <out>.tables beside the bundle for a folder (never the repository's)",
     )
-    ap.add_argument("--recipe", default="sensitivity@2.0")
+    ap.add_argument(
+        "--recipe",
+        default="sensitivity@2.0",
+        help=f"the compression of every model ({', '.join(RECIPES)}; 'sensitivity@B': measured LAQ at an "
+        "average-bits budget of B; default sensitivity@2.0, the budget the shipped bundles keep)",
+    )
     ap.add_argument(
         "--features",
         choices=sorted(FEATURES),

@@ -1100,3 +1100,17 @@ def test_no_nested_run_names_the_command_only_when_the_nested_run_can_be_made():
     assert "--data" not in four
     five = ship.no_nested_run(args, data, 5, Path("t"), False)
     assert "python benchmarks/ship_ser_nested.py --data mydata --choose-by transductive --tables t" in five
+
+
+def test_a_bad_recipe_is_refused_before_any_features(folders, tmp_path, monkeypatch, capsys):
+    """--recipe was read first by compress, after the features and a float model were made (a review): a typo
+    cost a corpus's feature run before its one-line error."""
+
+    def no_features(*a, **k):
+        raise AssertionError("features were made before the arguments were checked")
+
+    monkeypatch.setattr(ship, "training_matrix", no_features)
+    argv = ("--data", folders[4], "--out", tmp_path / "b", "--recipe")
+    line = _usage_error(monkeypatch, capsys, ship, *argv, "sensitivity@9")
+    assert "--recipe: recipe 'sensitivity@9': the average-bits budget after '@' must be in 1..8" in line
+    assert "unknown recipe 'sensitivty'" in _usage_error(monkeypatch, capsys, ship, *argv, "sensitivty")
