@@ -539,7 +539,8 @@ def cmd_laq(args: argparse.Namespace, spec: FeatureSpec, *, title: str | None = 
         + (f" (from {from_model})" if from_model is not None else "")
         + f"\n      test accuracy {fp_acc:.3f}, UAR {fp_uar:.3f} "
         f"(split {args.split}, "
-        f"{_seed_text(args, task)}, {len(split.train)}/{len(split.val)}/{len(split.test)}{speakers_line(made)})"
+        f"{_seed_text(args, task)}; train {len(split.train)} / val {len(split.val)} / test {len(split.test)} clips"
+        f"{speakers_line(made)})"
     )
     laq = LaqConfig(t_margin=args.t_margin, budget=args.budget)
     say(f"[3/5] bit allocation: {args.recipe}")

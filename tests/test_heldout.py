@@ -136,6 +136,8 @@ def test_laq_records_its_speakers_and_eval_says_when_it_scores_them(tmp_path, ca
     made = json.loads((out / "bundle" / "manifest.json").read_text())["accuracy"]["split"]
     assert made["folds"] == 3 and len(made["test_speakers"]) == 2 and len(made["train_speakers"]) == 2
     assert f"test speakers {', '.join(made['test_speakers'])}" in printed
+    sizes = made["sizes"]  # named parts: a bare "37/19/19" after the seed note read as clip counts it tied
+    assert f"; train {sizes['train']} / val {sizes['val']} / test {sizes['test']} clips" in printed
     bundle = str(out / "bundle")
     assert main(["eval", bundle, "--data", str(data), "--split", "speaker", "--folds", "3"]) == 0
     assert "note:" not in capsys.readouterr().err  # its own test fold
