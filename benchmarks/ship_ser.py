@@ -94,6 +94,8 @@ from converters.registry import build  # noqa: E402
 from converters.si_eval import EARLY_VIEWS, functionals_input, pooled  # noqa: E402
 from converters.speaker_norm import device_views, online, transductive  # noqa: E402
 from converters.train import TrainConfig, predict, seed_everything, train_classifier  # noqa: E402
+from edge_ser.bundle.write import check_replaceable  # noqa: E402
+from edge_ser.errors import BundleError  # noqa: E402
 from edge_ser.features.egemaps import FunctionalsSpec  # noqa: E402
 from edge_ser.features.speaker_norm import SpeakerNorm  # noqa: E402
 from edge_ser.inputs.functionals import FunctionalsKind  # noqa: E402
@@ -352,6 +354,10 @@ def checked(
         parse_recipe(args.recipe)
     except ValueError as e:
         ap.error(f"--recipe: {e}")
+    try:  # build_bundle checks it too, but only after the training (a review)
+        check_replaceable(args.out)
+    except BundleError as e:
+        ap.error(f"--out: {e}")
     try:
         data = resolve_data(args.data)
     except ValueError as e:

@@ -1114,3 +1114,22 @@ def test_a_bad_recipe_is_refused_before_any_features(folders, tmp_path, monkeypa
     line = _usage_error(monkeypatch, capsys, ship, *argv, "sensitivity@9")
     assert "--recipe: recipe 'sensitivity@9': the average-bits budget after '@' must be in 1..8" in line
     assert "unknown recipe 'sensitivty'" in _usage_error(monkeypatch, capsys, ship, *argv, "sensitivty")
+
+
+def test_an_out_that_is_not_a_bundle_is_refused_before_any_features(folders, tmp_path, monkeypatch, capsys):
+    """build_bundle refuses to replace a folder that is not a bundle, but ship_ser reached it only after the
+    features and every stage's training (a review): the check is made with the other arguments now."""
+
+    def no_features(*a, **k):
+        raise AssertionError("features were made before the arguments were checked")
+
+    monkeypatch.setattr(ship, "training_matrix", no_features)
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "notes.txt").write_text("keep")
+    line = _usage_error(monkeypatch, capsys, ship, "--data", folders[4], "--out", precious)
+    assert (
+        f"--out: bundle {precious}: exists and is not a bundle (no manifest.json); refusing to replace it"
+        in line
+    )
+    assert (precious / "notes.txt").read_text() == "keep"
