@@ -52,3 +52,27 @@ def test_a_data_set_it_was_not_trained_on_is_one_line(tmp_path, capsys):
     assert json.loads((bundle / "manifest.json").read_text()) == json.loads(
         (REPO / "bundles" / "ser_emodb" / "manifest.json").read_text()
     )  # nothing rewritten
+
+
+def test_calibration_shows_a_bar_per_pass_over_the_clips(tmp_path, monkeypatch):
+    """Calibration computes every training clip's inputs (and the held-out-like copies') through the device path,
+    minutes on a corpus, and said nothing meanwhile (a review): the command's calibration has a bar per pass (on a
+    terminal: tqdm's disable=None), and device_rows alone stays quiet."""
+    import tqdm.auto
+
+    from edge_ser.bundle import load_bundle
+
+    seen: list[tuple] = []
+
+    def bar(iterable, **kw):
+        seen.append((kw.get("desc"), kw.get("disable"), kw.get("unit")))
+        return iterable
+
+    monkeypatch.setattr(tqdm.auto, "tqdm", bar)
+    b = load_bundle(REPO / "bundles" / "ser_emodb")
+    paths = sorted(_folder(tmp_path / "mydata").rglob("*.wav"))
+    tb.device_rows(b, paths[:1])
+    assert seen == [(None, True, "clip")]
+    seen.clear()
+    tb.calibration_set(b, str(tmp_path / "mydata"), paths=paths, augment=True, progress=True)
+    assert seen == [("training clips", None, "clip"), ("held-out-like copies", None, "clip")]

@@ -130,9 +130,12 @@ def training_paths(bundle, dataset: str, root: str | None = None) -> list[Path]:
     return [Path(r.source) for r in chosen]
 
 
-def device_rows(bundle, clips: Sequence[Any]) -> dict[str, np.ndarray]:
+def device_rows(bundle, clips: Sequence[Any], *, progress: str | None = None) -> dict[str, np.ndarray]:
     """The standardised, clamped model inputs the TFLite engine would get for `clips` (paths, or (y, sr)
-    pairs), stacked per input name."""
+    pairs), stacked per input name. `progress`: a bar with this description on a terminal (a corpus of
+    thousands of clips takes minutes, and `python -m converters.export.tflite_bundle` said nothing meanwhile)."""
+    from tqdm.auto import tqdm
+
     from edge_ser.engines.base import InputAdapter
     from edge_ser.speaker import SpeakerAdapter
 
@@ -142,7 +145,7 @@ def device_rows(bundle, clips: Sequence[Any]) -> dict[str, np.ndarray]:
     speaker = SpeakerAdapter(bundle.manifest, enabled=False)
     adapt = InputAdapter(bundle, normalize=True)
     parts: dict[str, list[np.ndarray]] = {n: [] for n in bundle.input_names}
-    for c in clips:
+    for c in tqdm(clips, desc=progress, unit="clip", disable=None if progress else True, leave=False):
         x = kind.file_inputs(c) if isinstance(c, (str, Path)) else kind.audio_inputs(*c)
         x = adapt(speaker(x, update=False))
         for n in parts:
@@ -288,20 +291,22 @@ def calibration_set(
     augment: bool | None = None,
     quantile: float = AUGMENT_QUANTILE,
     paths: Sequence[str | Path] | None = None,
+    progress: bool = False,
 ) -> Calibration:
     """The bundle's int8 calibration (module doc): face bundles from FER-2013 train images; audio bundles
     from their training clips through the device path, clipped to `QUANTILE`; with `augment` (default
     `default_augment`) the input range from the training rows plus `augmented_clips` at `quantile`
-    (`augment_quantile`). `paths`: the training clips when already found (`training_paths`)."""
+    (`augment_quantile`). `paths`: the training clips when already found (`training_paths`). `progress`: a bar
+    per pass over the clips on a terminal (`device_rows`)."""
     if is_face(bundle):
         rows, _ = face_rows(data, root, "train", max_rows or FACE_ROWS)
         return Calibration(rows, rows)
     paths = training_paths(bundle, data, root) if paths is None else list(paths)
-    rows = device_rows(bundle, paths)
+    rows = device_rows(bundle, paths, progress="training clips" if progress else None)
     cal = calibration_rows(rows, max_rows)
     if not (default_augment(bundle) if augment is None else augment):
         return Calibration(rows, cal)
-    aug = device_rows(bundle, augmented_clips(paths))
+    aug = device_rows(bundle, augmented_clips(paths), progress="held-out-like copies" if progress else None)
     ranges = {}
     for n, a in rows.items():
         both = np.concatenate([a, aug[n]])
@@ -477,7 +482,9 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     b = load_bundle(a.bundle)
     phasing = default_phasing(b) if a.phases is None else parse_phases(a.phases)
-    c = calibration_set(b, a.data, a.data_root, a.max_rows, a.augment, augment_quantile(phasing))
+    c = calibration_set(
+        b, a.data, a.data_root, a.max_rows, a.augment, augment_quantile(phasing), progress=True
+    )
     rows = c.rows
     models = convert_bundle(
         b, c.calibration, input_ranges=c.input_ranges, phasing=phasing, strict=a.phases is not None
