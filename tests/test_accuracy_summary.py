@@ -45,3 +45,4 @@ def test_shipped_bundles_headlines():
     assert laq.endswith("test accuracy 0.736 on emodb (a random split: speakers it trained on)")
     ser = load_bundle(BUNDLES / "ser_emodb").describe()
     assert "validation UAR" not in ser and "no speaker-independent" not in ser
+    assert ", 1.40 bits/weight on average," in ser  # two decimals, as README gives it (was "1.39655")

@@ -179,7 +179,7 @@ class Bundle(BundleIdentity):
             + " + ".join(f"{io_['name']} {list(io_['shape'])}" for io_ in self.manifest["model"]["inputs"]),
         ]
         if bits is not None:
-            parts.append(f"{bits:g} bits/weight on average")
+            parts.append(f"{bits:.2f} bits/weight on average")  # as README and ship_ser say it (was 1.39655)
         parts += accuracy_summary(acc)
         return ", ".join(parts)
 
