@@ -119,9 +119,16 @@ def _unknown_data(data: str) -> ConfigError:
     # "video_folder" are the loaders of a path given as --data, not names)
     names = sorted({*DATASET_FOLDERS, "synthetic"} & set(LOADERS))
     near = difflib.get_close_matches(data.lower(), names, n=1)
+    file = (  # a labels CSV or a single clip given as the data set (a review)
+        "; it is a file: give the folder that holds one folder per class (<class>/<speaker>_<name>.wav; a "
+        "labels CSV is read only beside videos, docs/data.md)"
+        if Path(data).is_file()
+        else ""
+    )
     return ConfigError(
         f"data set {data!r} is neither a data set name ({', '.join(names)}) nor a folder of your own recordings"
         + (f"; did you mean {near[0]}?" if near else "")
+        + file
     )
 
 
