@@ -140,6 +140,8 @@ SI_POINTER = "the speaker-independent figure: accuracy.speaker_independent"
 """Where a manifest's split text points for the figure on unseen speakers (said otherwise when it has none)."""
 SEED_TABLES = RESULTS / "nested_full_stage0"
 """Where the repository's procedures nested at several training seeds are (`seeds_figures`)."""
+RECIPE = "sensitivity@2.0"
+"""`--recipe`'s default, the compression ship_ser_nested.py nests (so a bundle compressed otherwise gets no figure)."""
 VARIANTS = [(k, sp, b) for k in (0, NOISY_COPIES) for sp in (False, True) for b in (False, True)]
 """Stage 0's candidates when no flag fixes one (noisy copies, speed copies, class-balanced loss), in the order the
 flags give them; ship_ser_nested.py nests exactly these, so only a bundle chosen among all of them gets its figure."""
@@ -310,6 +312,35 @@ def no_nested_run(
     )
 
 
+def nested_mismatch(
+    args: argparse.Namespace, candidates: list[tuple[int, bool, bool]], *, say: bool = False
+) -> list[str]:
+    """The options of this run that ship_ser_nested.py's procedure does not have (it makes every choice on the
+    inner folds, compresses with `RECIPE`): empty when its figure describes this run's bundle. `--recipe` was
+    missing from the check, so a bundle at another budget got the 2-bit procedure's figure (a review). `say`:
+    print why the bundle gets no figure when there are any (a run with the variant fixed said nothing)."""
+    given = [
+        f"--features {args.features}" if args.features != "extended" else "",
+        f"--choose {args.choose}" if args.choose != "pairs" else "",
+        f"--members {args.members}" if args.members != "auto" else "",
+        f"--recipe {args.recipe}" if args.recipe != RECIPE else "",
+    ]
+    if candidates != VARIANTS:  # stage 0's variant fixed (or narrowed) by the flags
+        given += [
+            f"--noise-copies {args.noise_copies}" if args.noise_copies is not None else "",
+            f"--speed {args.speed}" if args.speed != "auto" else "",
+            f"--balanced {args.balanced}" if args.balanced != "auto" else "",
+        ]
+    given = [g for g in given if g]
+    if given and say:
+        print(
+            f"no speaker-independent figure for this bundle: {', '.join(given)} "
+            f"{'fixes' if len(given) == 1 else 'fix'} what ship_ser_nested.py's procedure chooses on the inner "
+            "folds (or compresses with its own recipe), so its figure would not describe this bundle"
+        )
+    return given
+
+
 def uses_inner_folds(args: argparse.Namespace, variants: int) -> bool:
     """Whether ship_ser's options run anything on the inner folds: stage 0 (`variants` > 1), the member choice
     (`--members auto`) or the reverb choice (`--reverb auto`), all with `--choose pairs`."""
@@ -422,7 +453,7 @@ def _main() -> None:
     )
     ap.add_argument(
         "--recipe",
-        default="sensitivity@2.0",
+        default=RECIPE,
         help=f"the compression of every model ({', '.join(RECIPES)}; 'sensitivity@B': measured LAQ at an "
         "average-bits budget of B; default sensitivity@2.0, the budget the shipped bundles keep)",
     )
@@ -679,12 +710,9 @@ def _main() -> None:
     model, plan, codes = ensemble_of(fitted)
     prior = rows.prior(fit)
     accuracy = {**figures, "dataset": data.name, "split": split}
-    mirrored = (  # the procedure ship_ser_nested.py evaluates: every choice made on the inner folds
-        args.features == "extended"
-        and args.choose == "pairs"
-        and args.members == "auto"
-        and candidates == VARIANTS
-    )
+    # the procedure ship_ser_nested.py evaluates: every choice made on the inner folds
+    mismatch = nested_mismatch(args, candidates, say=not args.no_refit and not unseen)
+    mirrored = not mismatch
     if mirrored and not args.no_refit and not unseen and n_val != data.val_speakers:
         print(
             f"--val-speakers {n_val}: ship_ser_nested.py evaluates the procedure with {data.val_speakers}, "
@@ -700,7 +728,10 @@ def _main() -> None:
             print(no_nested_run(args, data, len(speakers), tables, lengths))
     if "speaker_independent" not in accuracy:  # the split's text must not point to a figure that is not there
         split["kind"] = split["kind"].replace(
-            SI_POINTER, "no speaker-independent figure: ship_ser_nested.py makes it"
+            SI_POINTER,
+            "no speaker-independent figure: ship_ser_nested.py makes it"
+            if mirrored
+            else f"no speaker-independent figure: ship_ser_nested.py does not run {', '.join(mismatch)}",
         )
     out = build_bundle(
         args.out,

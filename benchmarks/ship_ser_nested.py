@@ -61,6 +61,7 @@ from ship_ser import (  # noqa: E402
     MEMBERS,
     ONLINE_CLIPS,
     PRIOR_WEIGHT,
+    RECIPE,
     VARIANTS,
     Rows,
     choose_members,
@@ -94,7 +95,6 @@ from edge_ser.features.speaker_norm import SpeakerNorm  # noqa: E402
 from edge_ser.fileio import atomic_write  # noqa: E402
 
 ONLINE = (1, 5, 20)
-RECIPE = "sensitivity@2.0"
 SEED_STRIDE = 10
 """`--seed S` trains member k of every model at seed SEED_STRIDE * S + k (S = 0: the seeds ship_ser.py ships), so
 the repeats share no training seed."""

@@ -1133,3 +1133,21 @@ def test_an_out_that_is_not_a_bundle_is_refused_before_any_features(folders, tmp
         in line
     )
     assert (precious / "notes.txt").read_text() == "keep"
+
+
+def test_nested_mismatch_names_every_option_the_nested_procedure_does_not_have():
+    """Only a bundle made as ship_ser_nested.py's procedure (every choice on the inner folds, RECIPE) gets its
+    figure; --recipe was not checked, so a bundle at another bit budget got the 2-bit procedure's figure, and a run
+    with the variant fixed said nothing about why it had none (a review)."""
+    base = dict(features="extended", choose="pairs", members="auto", recipe=ship.RECIPE)
+    base.update(noise_copies=None, speed="auto", balanced="auto")
+    assert ship.nested_mismatch(SimpleNamespace(**base), list(ship.VARIANTS)) == []
+    other = SimpleNamespace(**{**base, "recipe": "sensitivity@1.5"})
+    assert ship.nested_mismatch(other, list(ship.VARIANTS)) == ["--recipe sensitivity@1.5"]
+    fixed = SimpleNamespace(**{**base, "noise_copies": 0, "speed": "off", "members": "1"})
+    assert ship.nested_mismatch(fixed, [(0, False, False), (0, False, True)]) == [
+        "--members 1",
+        "--noise-copies 0",
+        "--speed off",
+    ]
+    assert _nested().RECIPE == ship.RECIPE  # one constant: the nested run compresses as the default does
