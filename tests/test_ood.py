@@ -117,3 +117,37 @@ def test_a_narrower_band_than_the_models_is_flagged(tmp_path: Path) -> None:
     p_short, p_wide, p_long = rec.predict_files([short, wide, long])
     assert p_short.ood and not p_wide.ood
     assert p_long.windows and all(w.ood for w in p_long.windows) and p_long.ood
+
+
+def test_clamp_to_training_range_leaves_a_bundle_without_normalization_alone() -> None:
+    """A bundle that records no normalisation (face_fer) has no training range: no engine clamps its input, so
+    `clamp_to_training_range` gives it back as it came (it raised "input(s) ['face'] missing; the model takes
+    ['face']", the None of `normalized_input` having been used as the input's name)."""
+    from edge_ser.engines.base import clamp_to_training_range
+
+    b = load_bundle(ROOT / "bundles" / "face_fer")
+    assert b.normalized_input is None
+    x = np.random.default_rng(0).uniform(-5, 300, (2, 1, 48, 48)).astype(np.float32)
+    np.testing.assert_array_equal(clamp_to_training_range(b, x), x)
+    e = load_engine(b, "numpy")
+    np.testing.assert_allclose(e.predict(clamp_to_training_range(b, x)), e.predict(x), rtol=0, atol=0)
+
+
+def test_clamp_to_training_range_clamps_the_normalized_input(laq) -> None:
+    from edge_ser.engines.base import clamp_to_training_range
+
+    b, mean, std = laq
+    got = clamp_to_training_range(b, np.stack([mean, mean + 1000 * std]))
+    np.testing.assert_allclose(got, np.stack([mean, mean + OOD_Z * std]), rtol=1e-6)
+
+
+def test_clamp_to_training_range_of_a_model_with_two_inputs() -> None:
+    """av_cnn takes faces and audio and normalises the audio: its audio rows alone are clamped (it raised
+    "input(s) ['faces'] missing", the other input being asked for)."""
+    from edge_ser.engines.base import clamp_to_training_range
+
+    b = load_bundle(ROOT / "bundles" / "av_cnn")
+    norm = b.manifest["normalization"]
+    mean, std = (np.broadcast_to(np.asarray(norm[k], np.float32), (6, 40)) for k in ("mean", "std"))
+    got = clamp_to_training_range(b, np.stack([mean, mean + 1000 * std]))
+    np.testing.assert_allclose(got, np.stack([mean, mean + OOD_Z * std]), rtol=1e-6)

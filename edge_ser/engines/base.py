@@ -166,8 +166,17 @@ class InputAdapter:
 
 def clamp_to_training_range(bundle: Bundle, x: np.ndarray) -> np.ndarray:
     """`x` (raw rows of the bundle's normalised input) clamped as every engine clamps it (+-OOD_Z training
-    standard deviations): what a reference model must be given to match an engine on out-of-range rows."""
-    return InputAdapter(bundle, normalize=False)({bundle.normalized_input: x})[bundle.normalized_input]
+    standard deviations): what a reference model must be given to match an engine on out-of-range rows. A bundle
+    that records no normalisation has no training range and no engine clamps its input: `x` is returned as is.
+    Of a model with several inputs (av_cnn: faces and audio) only the normalised one is given and clamped."""
+    name = bundle.normalized_input
+    if name is None:
+        return x
+    adapter = InputAdapter(bundle, normalize=False)
+    i = adapter.names.index(name)
+    # that input alone: a model's other inputs (av_cnn's faces) have no training range and are not given here
+    adapter.names, adapter.shapes = (name,), (adapter.shapes[i],)
+    return adapter({name: x})[name]
 
 
 def _clamp(a: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
