@@ -22,6 +22,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import NamedTuple
 
 from converters.data import labels as L
 from converters.data.records import UNKNOWN_SPEAKER, Record
@@ -430,10 +431,11 @@ def load_folder(root: str | os.PathLike) -> list[Record]:
             )
         )
     skip_ignored(skipped, AUDIO_EXTENSIONS, [r.source for r in records])  # said, not dropped unsaid
-    if (root / VIDEO_LABELS_CSV).is_file():  # read for video folders only; it was ignored without a word
+    if (root / VIDEO_LABELS_CSV).is_file():  # given the folder, its labels.csv was ignored without a word
         warnings.warn(
-            f"folder {root}: {VIDEO_LABELS_CSV} is not read for audio (it labels video folders); audio clips take "
-            "their class from their class folder and their speaker from their name (docs/data.md)",
+            f"folder {root}: {VIDEO_LABELS_CSV} is not read when the folder is given (the clips take their class "
+            "from their class folder and their speaker from their name); to take them from the CSV give the file "
+            f"itself: --data {root / VIDEO_LABELS_CSV} (columns {LABELS_CSV_COLUMNS}, docs/data.md)",
             DatasetWarning,
             stacklevel=2,
         )
@@ -526,20 +528,25 @@ def swapped_layout(records: Sequence[Record]) -> str | None:
     )
 
 
-def check_speakers(loader: str, root: Path, records: Sequence[Record]) -> None:
+def check_speakers(
+    loader: str, root: Path, records: Sequence[Record], *, rule: str = SPEAKER_RULE, paths: bool = True
+) -> None:
     """Warn about speaker ids that a speaker split would misread: files with none (pooled as one "speaker",
     UNKNOWN_SPEAKER, which can hold the same people as the named ones), and ids that each hold one class only
-    (names like angry_spk03.wav give the class as the speaker, so a speaker split holds out whole classes)."""
+    (names like angry_spk03.wav give the class as the speaker, so a speaker split holds out whole classes).
+
+    `rule`: how to name the speakers, said in each warning. `paths`: whether the ids were read from the files'
+    paths (`speaker_of`); False (a labels CSV's speaker column) leaves out the checks of folder layouts."""
     unknown = [r for r in records if r.speaker == UNKNOWN_SPEAKER]
     if unknown:
         warnings.warn(
             f"{loader} {root}: {len(unknown)} of {len(records)} file(s) name no speaker (e.g. "
             f"{os.path.relpath(unknown[0].source, root)}) and are pooled as one speaker {UNKNOWN_SPEAKER!r}; "
-            f"{SPEAKER_RULE}",
+            f"{rule}",
             DatasetWarning,
             stacklevel=3,
         )
-    swapped = swapped_layout(records)
+    swapped = swapped_layout(records) if paths else None
     if swapped:
         warnings.warn(f"{loader} {root}: {swapped}", DatasetWarning, stacklevel=3)
     ids = {r.speaker for r in records}
@@ -547,13 +554,13 @@ def check_speakers(loader: str, root: Path, records: Sequence[Record]) -> None:
         warnings.warn(
             f"{loader} {root}: all {len(records)} files give the same speaker id {next(iter(ids))!r} (e.g. "
             f"{os.path.relpath(records[0].source, root)}), so a speaker split has nothing to hold out; if they are "
-            f"not one person, {SPEAKER_RULE}",
+            f"not one person, {rule}",
             DatasetWarning,
             stacklevel=3,
         )
     # <class>/<folder>/<name> files whose names give the speaker: if the folders are the speakers and the names
     # hold a '_' or '-' (2024-05-01.wav), every folder's files get the same few ids ("2024")
-    inner = [(Path(os.path.relpath(r.source, root)).parts, r.speaker) for r in records]
+    inner = [(Path(os.path.relpath(r.source, root)).parts, r.speaker) for r in records if paths]
     inner = [
         (_nfc(parts[1]), spk) for parts, spk in inner if len(parts) >= 3
     ]  # (the folder under the class, id)
@@ -589,10 +596,175 @@ def check_speakers(loader: str, root: Path, records: Sequence[Record]) -> None:
         warnings.warn(
             f"{loader} {root}: every speaker id holds one class only ({shown}, ...): the ids are probably not "
             f"speakers (a name like angry_spk03.wav gives 'angry'), and a speaker split would hold out whole "
-            f"classes; {SPEAKER_RULE}",
+            f"classes; {rule}",
             DatasetWarning,
             stacklevel=3,
         )
+
+
+# ------------------------------------------------------------------------------------------ labels CSV
+class LabelsRow(NamedTuple):
+    """One data row of a labels CSV (`read_labels_csv`)."""
+
+    line: int
+    """Its line number in the file (the header is line 1)."""
+    path: Path
+    """The file its path column names: relative to the CSV's folder, or absolute."""
+    label: str
+    """The shared label its label means (`labels.to_label`), or the label as written when it means none and
+    unknown labels are kept."""
+    native: str
+    """The label as written."""
+    cells: dict[str, str]
+    """Every column read (the path column, label and the optional ones present), stripped."""
+
+
+def read_labels_csv(
+    table: Path,
+    loader: str,
+    *,
+    path_column: str,
+    optional: Sequence[str] = (),
+    what: str = "files",
+    keep_unknown: bool = False,
+    check: Callable[[LabelsRow], str | None] | None = None,
+) -> list[LabelsRow]:
+    """The rows of a labels CSV: a header row naming `path_column`, `label` and any of `optional` (any case, in
+    any order; other columns ignored; a UTF-8 byte order mark allowed), then one row per file; blank rows skipped.
+
+    Paths are relative to the CSV's folder (or absolute). A label is mapped to the shared LABELS as class folders
+    are (`labels.to_label`: "Joy" -> happy); one that means none is kept as written with `keep_unknown`, else
+    refused. DatasetError (prefixed with `loader` and naming `table`) for an unreadable file, a missing column,
+    and for rows whose file does not exist, whose label is empty (or unknown), whose file is listed twice, or
+    that `check` (the loader's own test of a row, e.g. its file type) finds wrong: each such row by its line, the
+    first five said; and when no row is left (`what`: what the rows list, "videos").
+    """
+    root = table.parent
+    try:
+        with table.open(newline="", encoding="utf-8-sig") as fh:
+            rows = list(csv.reader(fh))
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise DatasetError(f"{loader}: cannot read {table}: {e}") from None
+    header = [h.strip().lower() for h in rows[0]] if rows else []
+    columns = ",".join([path_column, "label"]) + "".join(f"[,{name}]" for name in optional)
+    if path_column not in header or "label" not in header:
+        missing = " and ".join(repr(c) for c in (path_column, "label") if c not in header)
+        got = f"its header is {','.join(rows[0])!r}" if rows else "it is empty"
+        raise DatasetError(
+            f"{loader}: {table} needs a header row with columns {columns}; no column {missing}: {got}"
+        )
+    col = {name: header.index(name) for name in (path_column, "label", *optional) if name in header}
+    problems: list[str] = []
+    kept: list[LabelsRow] = []
+    seen: dict[str, int] = {}
+    for line, row in enumerate(rows[1:], start=2):
+        if not any(cell.strip() for cell in row):
+            continue
+        cells = {name: (row[i].strip() if i < len(row) else "") for name, i in col.items()}
+        given, native = cells[path_column], cells["label"]
+        path = root / given
+        label = L.to_label(native) if native else None
+        parsed = LabelsRow(line, path, label or native, native, cells)
+        key = os.path.normpath(path)
+        if not given:
+            problems.append(f"line {line}: empty {path_column}")
+        elif not path.is_file():
+            problems.append(f"line {line}: {path_column} {given!r} not found in {root}")
+        elif check is not None and (problem := check(parsed)):
+            problems.append(f"line {line}: {problem}")
+        elif not native:
+            problems.append(f"line {line}: empty label for {given!r}")
+        elif label is None and not keep_unknown:
+            problems.append(f"line {line}: label {native!r} is not one of {'/'.join(L.LABELS)}")
+        elif key in seen:
+            problems.append(f"line {line}: {path_column} {given!r} already listed on line {seen[key]}")
+        else:
+            seen[key] = line
+            kept.append(parsed)
+    if problems:
+        more = f" and {len(problems) - 5} more" if len(problems) > 5 else ""
+        raise DatasetError(f"{loader}: {table}: {'; '.join(problems[:5])}{more}")
+    if not kept:
+        raise DatasetError(f"{loader}: {table} lists no {what}")
+    return kept
+
+
+LABELS_CSV_COLUMNS = "path,label[,speaker]"
+"""The columns of an audio labels CSV (`load_labels_csv`); others are ignored."""
+
+
+def labels_csv_name(table: str | os.PathLike) -> str:
+    """The data set name of a labels CSV: its folder's name (`mycorpus/labels.csv` -> mycorpus), joined with the
+    file's stem when that is not "labels" (`mycorpus/train.csv` -> mycorpus_train), so two lists of one folder
+    are two data sets."""
+    path = Path(table).expanduser().resolve()
+    folder = path.parent.name or "data"
+    return folder if path.stem.lower() == "labels" else f"{folder}_{path.stem}"
+
+
+def is_labels_csv(data: str | os.PathLike) -> bool:
+    """Whether `--data` names an audio labels CSV: an existing file whose name ends in .csv (any case)."""
+    path = Path(data).expanduser()
+    return path.suffix.lower() == ".csv" and path.is_file()
+
+
+def load_labels_csv(table: str | os.PathLike) -> list[Record]:
+    """Audio clips listed in a labels CSV (`--data corpus/labels.csv`): a header row with columns path,label and
+    optionally speaker (any case, any order, other columns ignored), then one row per clip. The usual shape of an
+    IEMOCAP, CREMA-D or MSP-Podcast export: no symlink tree of class folders needed.
+
+    - path: the audio file, relative to the CSV's folder, or absolute. A file that does not exist, or is listed
+      twice, is refused (DatasetError naming the CSV and its line); one with an extension edge_ser does not read
+      as audio (AUDIO_EXTENSIONS) is skipped with the loaders' one DatasetWarning.
+    - label: mapped to the shared LABELS as class folders are ("Joy" -> happy, "anger" -> angry); a label that
+      means none is kept as a class of its own (said in a DatasetWarning); an empty one is refused.
+    - speaker: the speaker id; an empty cell, or no speaker column at all, pools the clip into one speaker
+      UNKNOWN_SPEAKER (a DatasetWarning says so): the speaker-independent commands (`--split speaker`, the zoo's
+      speaker splits, benchmarks/ship_ser.py) need the column filled in. Speaker ids are never read from paths.
+
+    The records are as `load_folder` makes them of the same clips in class folders (dataset "folder", native_label
+    the label as written, meta root = `labels_csv_name`), only their source paths differ.
+    """
+    table = Path(table).expanduser()
+    if table.is_dir() or not table.exists():
+        what = "is a folder" if table.is_dir() else "does not exist"
+        raise DatasetError(f"labels_csv: {table} {what}; give the labels CSV file ({LABELS_CSV_COLUMNS})")
+    name = labels_csv_name(table)
+    root = table.parent
+    rows = read_labels_csv(table, "labels_csv", path_column="path", optional=("speaker",), keep_unknown=True)
+    skipped = Skipped(
+        "labels_csv", root, f"{table.name} rows naming audio files ({'/'.join(AUDIO_EXTENSIONS)})"
+    )
+    records = []
+    for row in rows:
+        if row.path.suffix.lower() not in AUDIO_EXTENSIONS:
+            skipped.add(row.path, f"line {row.line}: extension {row.path.suffix or '(none)'} is not read")
+            continue
+        speaker = row.cells.get("speaker") or UNKNOWN_SPEAKER
+        records.append(Record(row.path, row.label, speaker, "folder", row.native, meta={"root": name}))
+    if "speaker" not in rows[0].cells:
+        warnings.warn(
+            f"labels_csv {table}: no speaker column, so its {len(rows)} clips are pooled as one speaker "
+            f"{UNKNOWN_SPEAKER!r}: --split random works, the speaker-independent commands (--split speaker, the "
+            "zoo's speaker splits, benchmarks/ship_ser.py) need a speaker column (path,label,speaker)",
+            DatasetWarning,
+            stacklevel=2,
+        )
+    own = sorted({r.native_label for r in records if L.to_label(r.native_label) is None})
+    if own:  # as load_folder says of class folders: a typo ("hapy") would otherwise become a new emotion
+        warnings.warn(
+            f"labels_csv {table}: label(s) {', '.join(own)} name no known emotion ({', '.join(L.LABELS)}); kept "
+            "as classes of their own",
+            DatasetWarning,
+            stacklevel=2,
+        )
+    records = same_names("labels_csv", table, records)
+    if "speaker" in rows[0].cells:
+        check_speakers("labels_csv", root, records, rule=CSV_SPEAKER_RULE, paths=False)
+    return skipped.finish(records)
+
+
+CSV_SPEAKER_RULE = "fill in the speaker column of the labels CSV with each clip's speaker id"
 
 
 # ----------------------------------------------------------------------------- folder of (video, label)
@@ -618,45 +790,33 @@ def _video_record(
 
 def _video_csv(root: Path, table: Path) -> list[Record]:
     """Records from `labels.csv`: header video,label[,speaker][,audio]; paths relative to `root`."""
-    try:
-        with table.open(newline="", encoding="utf-8-sig") as fh:
-            rows = list(csv.reader(fh))
-    except (OSError, UnicodeDecodeError) as e:
-        raise DatasetError(f"video_folder: cannot read {table}: {e}") from None
-    header = [h.strip().lower() for h in rows[0]] if rows else []
-    if "video" not in header or "label" not in header:
-        raise DatasetError(
-            f"video_folder: {table} needs a header row with columns video,label[,speaker][,audio]; "
-            f"got {rows[0] if rows else 'an empty file'}"
+
+    def problem(row: LabelsRow) -> str | None:
+        if row.path.suffix.lower() not in VIDEO_EXTENSIONS:
+            return f"{row.cells['video']!r} is not a video ({'/'.join(VIDEO_EXTENSIONS)})"
+        if row.cells.get("audio") and not (root / row.cells["audio"]).is_file():
+            return f"audio {row.cells['audio']!r} not found in {root}"
+        return None
+
+    rows = read_labels_csv(
+        table,
+        "video_folder",
+        path_column="video",
+        optional=("speaker", "audio"),
+        what="videos",
+        check=problem,
+    )
+    records = [
+        _video_record(
+            root,
+            row.path,
+            row.label,
+            row.native,
+            row.cells.get("speaker") or speaker_of(Path(row.path.name)),
+            root / row.cells["audio"] if row.cells.get("audio") else None,
         )
-    col = {name: header.index(name) for name in ("video", "label", "speaker", "audio") if name in header}
-    problems, records, seen = [], [], {}
-    for line, row in enumerate(rows[1:], start=2):
-        if not any(cell.strip() for cell in row):
-            continue
-        cells = {name: (row[i].strip() if i < len(row) else "") for name, i in col.items()}
-        video = root / cells["video"]
-        label = L.to_label(cells["label"])
-        audio = root / cells["audio"] if cells.get("audio") else None
-        if not cells["video"] or not video.is_file():
-            problems.append(f"line {line}: video {cells['video']!r} not found in {root}")
-        elif video.suffix.lower() not in VIDEO_EXTENSIONS:
-            problems.append(f"line {line}: {cells['video']!r} is not a video ({'/'.join(VIDEO_EXTENSIONS)})")
-        elif label is None:
-            problems.append(f"line {line}: label {cells['label']!r} is not one of {'/'.join(L.LABELS)}")
-        elif audio is not None and not audio.is_file():
-            problems.append(f"line {line}: audio {cells['audio']!r} not found in {root}")
-        elif video in seen:
-            problems.append(f"line {line}: video {cells['video']!r} already listed on line {seen[video]}")
-        else:
-            seen[video] = line
-            speaker = cells.get("speaker") or speaker_of(Path(video.name))
-            records.append(_video_record(root, video, label, cells["label"], speaker, audio))
-    if problems:
-        more = f" and {len(problems) - 5} more" if len(problems) > 5 else ""
-        raise DatasetError(f"video_folder: {table}: {'; '.join(problems[:5])}{more}")
-    if not records:
-        raise DatasetError(f"video_folder: {table} lists no videos")
+        for row in rows
+    ]
     records = same_names("video_folder", root, records)
     check_speakers("video_folder", root, records)
     return sorted(records, key=lambda r: str(r.video))
@@ -709,6 +869,7 @@ LOADERS: dict[str, Callable[..., list[Record]]] = {
     "cremad": load_cremad,
     "fer2013": load_fer2013,
     "folder": load_folder,
+    "labels_csv": load_labels_csv,
     "video_folder": load_video_folder,
     "synthetic": load_synthetic,
 }

@@ -4,6 +4,7 @@ scheme (or, in a folder-per-class tree, have an extension it does not read). Sha
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -46,7 +47,7 @@ class Skipped:
 
     def finish(self, records: list[Record]) -> list[Record]:
         """Warn about skipped files, refuse an empty result, and sort the records by file path."""
-        examples = "; ".join(f"{p.relative_to(self.root)} ({why})" for p, why in self.items[:3])
+        examples = "; ".join(f"{os.path.relpath(p, self.root)} ({why})" for p, why in self.items[:3])
         more = f" and {len(self.items) - 3} more" if len(self.items) > 3 else ""
         if not records:
             found = f" ({len(self.items)} skipped: {examples}{more})" if self.items else ""
@@ -62,7 +63,8 @@ class Skipped:
             )
         if self.repeats:
             shown = "; ".join(
-                f"{p.relative_to(self.root)} (kept {q.relative_to(self.root)})" for p, q in self.repeats[:3]
+                f"{os.path.relpath(p, self.root)} (kept {os.path.relpath(q, self.root)})"
+                for p, q in self.repeats[:3]
             )
             more = f" and {len(self.repeats) - 3} more" if len(self.repeats) > 3 else ""
             warnings.warn(
