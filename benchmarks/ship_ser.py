@@ -8,8 +8,9 @@ with online speaker normalisation in the bundle.
     python benchmarks/ship_ser.py --data path/to/mydata --out mybundle   # your own recordings (docs/data.md)
 
 `--data FOLDER` runs the same recipe on a folder of your own labelled recordings (<class>/<speaker>_<name>.wav
-or <class>/<speaker>/<name>.wav; docs/data.md, "The recommended recipe on your own data"): the folder's name
-stands for the data set's in file names and the manifest, the last `--val-speakers` speakers (default 1)
+or <class>/<speaker>/<name>.wav, or a labels CSV FILE.csv of path,label,speaker; docs/data.md, "The recommended
+recipe on your own data"): the folder's name (a CSV's: its folder's) stands for the data set's in file names and
+the manifest, the last `--val-speakers` speakers (default 1)
 validate stage 1, and the inner folds need at least 4 speakers. Its tables go to `--tables DIR` (default
 `<out>.tables` beside the bundle), never into the repository; the corpora's go to benchmarks/results/ (the
 shipped bundles' records).
@@ -154,12 +155,14 @@ CHOOSE_BY = {
 
 @dataclass(frozen=True)
 class Data:
-    """What `--data` names: one of the corpora (`VAL_SPEAKERS`) or a folder of the user's own recordings."""
+    """What `--data` names: one of the corpora (`VAL_SPEAKERS`) or a folder (or labels CSV) of the user's own
+    recordings."""
 
     arg: str
-    """As given: what `converters.pipeline.load_records` reads (a corpus name or the folder's path)."""
+    """As given: what `converters.pipeline.load_records` reads (a corpus name, the folder's or the CSV's path)."""
     name: str
-    """The short name in file names, the manifest's 'dataset' and `nested_name`: the corpus's or folder's."""
+    """The short name in file names, the manifest's 'dataset' and `nested_name`: the corpus's or folder's (a
+    labels CSV's: `converters.data.loaders.labels_csv_name`)."""
     corpus: bool
 
     @property
@@ -170,21 +173,27 @@ class Data:
 
 DATA_HELP = (
     f"a corpus ({', '.join(sorted(VAL_SPEAKERS))}) or a folder of your own recordings, "
-    "<class>/<speaker>_<name>.wav or <class>/<speaker>/<name>.wav (docs/data.md)"
+    "<class>/<speaker>_<name>.wav or <class>/<speaker>/<name>.wav, or a labels CSV of them (FILE.csv with columns "
+    "path,label,speaker; docs/data.md)"
 )
 
 
 def resolve_data(value: str) -> Data:
-    """`--data`: a corpus name, else an existing folder (its name is the short name); else ValueError whose
-    message is the one-line usage error naming both options."""
+    """`--data`: a corpus name, else an existing folder (its name is the short name) or labels CSV (a file
+    whose name ends in .csv: `labels_csv_name`); else ValueError whose message is the one-line usage error naming
+    the options."""
+    from converters.data.loaders import is_labels_csv, labels_csv_name
+
     if value in VAL_SPEAKERS:
         return Data(value, value, True)
     path = Path(value)
+    if is_labels_csv(path):
+        return Data(value, labels_csv_name(path), False)
     if not path.is_dir():
         corpora = ", ".join(sorted(VAL_SPEAKERS))
         raise ValueError(
             f"--data {value!r}: neither a corpus ({corpora}) nor an existing folder of recordings "
-            "(<class>/<speaker>_<name>.wav, docs/data.md)"
+            "(<class>/<speaker>_<name>.wav) nor a labels CSV (FILE.csv: path,label,speaker; docs/data.md)"
         )
     return Data(value, path.resolve().name, False)
 
@@ -195,6 +204,7 @@ def data_speakers(data: Data) -> list[str]:
     `edge-ser data` says them): a speaker of one clip, standardised by its own statistics, always gives the same
     vector, and its fold counts as much as any other in the unseen-speaker figure."""
     from converters.data.loaders import swapped_layout
+    from converters.data.records import UNKNOWN_SPEAKER
     from converters.data.scan import DatasetWarning
     from converters.data.splits import check_named_speakers
     from converters.heldout import few_clips
@@ -205,6 +215,14 @@ def data_speakers(data: Data) -> list[str]:
         # refused as `edge-ser train --split speaker` refuses them (a review: unnamed files became a "speaker"
         # 'unknown' and a swapped layout a speaker classifier, each with a figure written)
         check_named_speakers([r.speaker for r in records], data.name)
+        if records and {str(r.speaker) for r in records} == {
+            UNKNOWN_SPEAKER
+        }:  # a labels CSV without speakers
+            raise ConfigError(
+                f"{data.name}: none of its {len(records)} clips names a speaker, and this procedure holds speakers "
+                "out: give a labels CSV a speaker column (path,label,speaker), name folder files "
+                "<class>/<speaker>_<name>.wav"
+            )
         swapped = swapped_layout(records)
         if swapped:
             raise ConfigError(f"{data.name}: {swapped}")
@@ -230,6 +248,8 @@ def one_class(root: Path, records: list) -> str:
         if deeper and classes
         else ""
     )
+    if root.is_file():  # a labels CSV
+        return f"{found}: a recogniser needs at least 2 labels in {root.name}"
     return f"{found}: a recogniser needs at least 2 class folders (<class>/<speaker>_<name>.wav){hint}"
 
 

@@ -34,7 +34,8 @@ FER_SPLITS = ("train", "validation", "test")
 """converters.data.loaders.FER_SPLITS (repeated: registering the commands imports no loader)."""
 DATASETS = (
     "emodb, ravdess, tess, savee, cremad, fer2013, synthetic, or a folder of your own: <class>/<speaker>_<name>.wav "
-    "or <class>/<speaker>/<name>.wav (docs/data.md)"
+    "or <class>/<speaker>/<name>.wav, or a labels CSV of your own: FILE.csv with columns path,label[,speaker] "
+    "(docs/data.md)"
 )
 ROOT_HELP = "data set folder (default: found under $EDGE_SER_DATA, else the checkout's ../shared/datasets)"
 """--root's help: where converters.data.loaders looks for a named data set (`default_data_root`, `find_dataset`)."""

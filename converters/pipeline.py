@@ -27,6 +27,7 @@ from converters.data import (
     stratified_split,
 )
 from converters.data import write as write_synthetic
+from converters.data.loaders import LABELS_CSV_COLUMNS, is_labels_csv, labels_csv_name, load_labels_csv
 from converters.data.scan import Loaded, check_decodable
 from converters.data.splits import check_named_speakers
 from converters.data.synthetic import GENERATOR_VERSION
@@ -74,7 +75,8 @@ def load_records(
     cache_dir: Path | None = None,
     strict: bool = False,
 ) -> tuple[str, list[Record]]:
-    """Resolve `data` (a data set name, 'synthetic', or a folder-per-class path) to its records.
+    """Resolve `data` (a data set name, 'synthetic', a folder-per-class path, or a labels CSV: a file whose
+    name ends in .csv, `converters.data.loaders.load_labels_csv`) to its records.
 
     Files whose audio does not open are skipped with an InputWarning naming each (the list's `undecodable`,
     see `converters.data.scan.Loaded`), or with `strict` the first raises DatasetError.
@@ -94,6 +96,9 @@ def load_records(
         return "synthetic", check_decodable("synthetic", load_synthetic(path), strict=strict)
     if path.is_dir():
         return path.name, check_decodable(path.name, load_folder(path), strict=strict)
+    if is_labels_csv(path):
+        name = labels_csv_name(path)
+        return name, check_decodable(name, load_labels_csv(path), strict=strict)
     if data == "synthetic-av":
         raise ConfigError(
             "data set 'synthetic-av' is made in memory, with no files to list or read: train on it with "
@@ -103,9 +108,10 @@ def load_records(
 
 
 def check_data(data: str) -> None:
-    """ConfigError unless `data` is what `load_records` resolves (a data set name, 'synthetic' or a folder), said
-    before any work: `edge-ser demo --data nosuch` printed its title naming 'nosuch', then refused it."""
-    if data == "synthetic" or data.lower() in LOADERS or Path(data).is_dir():
+    """ConfigError unless `data` is what `load_records` resolves (a data set name, 'synthetic', a folder or a
+    labels CSV), said before any work: `edge-ser demo --data nosuch` printed its title naming 'nosuch', then
+    refused it."""
+    if data == "synthetic" or data.lower() in LOADERS or Path(data).is_dir() or is_labels_csv(data):
         return
     raise _unknown_data(data)
 
@@ -115,20 +121,19 @@ def _unknown_data(data: str) -> ConfigError:
 
     from converters.data.loaders import DATASET_FOLDERS
 
-    # the names a bare --data takes: the corpora with a usual folder, and the built-in synthetic set ("folder" and
-    # "video_folder" are the loaders of a path given as --data, not names)
+    # the names a bare --data takes: the corpora with a usual folder, and the built-in synthetic set ("folder",
+    # "labels_csv" and "video_folder" are the loaders of a path given as --data, not names)
     names = sorted({*DATASET_FOLDERS, "synthetic"} & set(LOADERS))
     near = difflib.get_close_matches(data.lower(), names, n=1)
-    file = (  # a labels CSV or a single clip given as the data set (a review)
-        "; it is a file: give the folder that holds one folder per class (<class>/<speaker>_<name>.wav; a "
-        "labels CSV is read only beside videos, docs/data.md)"
+    file = (  # a single clip, or a list not named .csv, given as the data set (a review)
+        "; it is a file: give the folder that holds one folder per class (<class>/<speaker>_<name>.wav) or a "
+        f"labels CSV whose name ends in .csv ({LABELS_CSV_COLUMNS}, docs/data.md)"
         if Path(data).is_file()
         else ""
     )
     return ConfigError(
-        f"data set {data!r} is neither a data set name ({', '.join(names)}) nor a folder of your own recordings"
-        + (f"; did you mean {near[0]}?" if near else "")
-        + file
+        f"data set {data!r} is neither a data set name ({', '.join(names)}) nor a folder or labels CSV of your own "
+        "recordings" + (f"; did you mean {near[0]}?" if near else "") + file
     )
 
 
@@ -355,7 +360,8 @@ def check_speaker_folds(speakers: Sequence[str], k: int, fold: int, name: str = 
             f"(use --folds {n_speakers} or fewer, or --split random)"
             if n_speakers >= 2
             else f"{name} has {n_speakers} speaker: a speaker split needs at least 2 (files name their speaker "
-            "as <speaker>_<anything> or sit in <class>/<speaker>/; or use --split random)"
+            "as <speaker>_<anything> or sit in <class>/<speaker>/, a labels CSV names them in its speaker column; "
+            "or use --split random)"
         )
     if not 0 <= fold < k:
         raise ConfigError(f"--fold {fold} is out of range for {k} folds (0..{k - 1})")

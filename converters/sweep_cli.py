@@ -278,12 +278,13 @@ def fingerprint_folders(points: list[dict]) -> bool:
     """Give each point whose data is a folder the fingerprint of its files (`files`; part of the point's id),
     so a sweep over a folder whose files changed computes again instead of replaying the old files' results.
     Returns whether any point got one."""
+    from converters.data.loaders import is_labels_csv
     from converters.pipeline import files_fingerprint, load_records
 
     seen: dict[tuple, str] = {}
     for p in points:
         data, root = str(p.get("data", "")), p.get("root")
-        if data and Path(data).is_dir() and "files" not in p:
+        if data and (Path(data).is_dir() or is_labels_csv(data)) and "files" not in p:
             key = (data, root)
             if key not in seen:
                 seen[key] = files_fingerprint(load_records(data, root)[1])

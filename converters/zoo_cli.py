@@ -150,9 +150,10 @@ def _cmd_zoo(args: argparse.Namespace) -> int:
         check_recipe(args.laq)
         if not any(MODELS[m].family == "torch" for m in models):
             raise ConfigError(f"--laq {args.laq}: none of {', '.join(models)} has weights to quantize")
+    from converters.data.loaders import is_labels_csv
     from converters.pipeline import files_fingerprint, load_records
 
-    folder = Path(args.data).is_dir()
+    folder = Path(args.data).is_dir() or is_labels_csv(args.data)  # the user's own files: fingerprinted
     # listed now for every split: a --data or --root mistake is one error here, not a failed (and kept) point each
     records = load_records(args.data, args.root)[1]
     if args.split == "random":
@@ -269,7 +270,7 @@ def add_zoo_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--data",
         default="emodb",
-        help="data set: a name (emodb, ravdess, ...) or a folder of your own (docs/data.md); default emodb",
+        help="data set: a name (emodb, ravdess, ...), a folder or a labels CSV of your own (docs/data.md); default emodb",
     )
     p.add_argument(
         "--root",

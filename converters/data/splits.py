@@ -28,7 +28,8 @@ def check_named_speakers(speakers: Sequence, name: str = "the data set") -> None
         raise ConfigError(
             f"{name}: {n} of {len(names)} files name no speaker (pooled as {UNKNOWN_SPEAKER!r}), so a speaker "
             "split could put one person on both sides; name each file <speaker>_<anything> or put it in "
-            "<class>/<speaker>/ (`edge-ser data` lists the speakers found), or use --split random"
+            "<class>/<speaker>/, or in a labels CSV fill in its speaker column (`edge-ser data` lists the speakers "
+            "found), or use --split random"
         )
 
 

@@ -453,8 +453,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--data",
         required=True,
-        help="the data set the bundle was trained on: a name (emodb, ravdess, ...) or the folder of your own "
-        "recordings it was made from (docs/data.md)",
+        help="the data set the bundle was trained on: a name (emodb, ravdess, ...) or the folder (or labels "
+        "CSV) of your own recordings it was made from (docs/data.md)",
     )
     p.add_argument(
         "--data-root",
