@@ -573,4 +573,4 @@ def test_folder_says_when_speakers_and_classes_look_swapped_and_that_labels_csv_
     (tmp_path / "labels.csv").write_text("file,label,speaker\n")
     _, warned = _load(load_folder, tmp_path)
     assert any("speakers and classes look swapped" in w and "(angry, sad)" in w for w in warned)
-    assert any("labels.csv is not read for audio" in w for w in warned)
+    assert any("labels.csv is not read when the folder is given" in w and "--data" in w for w in warned)

@@ -91,11 +91,15 @@ def test_cli_errors_are_one_line(tmp_path: Path, capsys) -> None:
     assert "bad.wav" in capsys.readouterr().err
     assert main(["train", "--data", "nonesuch"]) == 2
     assert "nonesuch" in capsys.readouterr().err
-    labels = tmp_path / "labels.csv"  # a CSV of file, label, speaker: not read for audio (a review)
+    labels = tmp_path / "labels.txt"  # a list not named .csv: said to be a file (a review)
     labels.write_text("file,label,speaker\na.wav,angry,p1\n")
     assert main(["data", str(labels)]) == 2
     err = capsys.readouterr().err
     assert "it is a file: give the folder that holds one folder per class" in err and err.count("\n") == 1
+    labels = labels.rename(tmp_path / "labels.csv")  # a labels CSV is read: its wrong column is said
+    assert main(["data", str(labels)]) == 2
+    err = capsys.readouterr().err
+    assert f"{labels} needs a header row with columns path,label[,speaker]; no column 'path'" in err
     assert main(["train", "--data", "nonesuch"]) == 2
     assert "it is a file" not in capsys.readouterr().err
     spec = tmp_path / "spec.json"

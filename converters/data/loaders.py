@@ -431,6 +431,13 @@ def load_folder(root: str | os.PathLike) -> list[Record]:
             )
         )
     skip_ignored(skipped, AUDIO_EXTENSIONS, [r.source for r in records])  # said, not dropped unsaid
+    if (
+        root / VIDEO_LABELS_CSV
+    ).is_file() and not records:  # a flat folder and its list: the list is the corpus
+        raise DatasetError(
+            f"folder {root}: holds no class folder of audio, and a {VIDEO_LABELS_CSV}: to read the clips it lists, "
+            f"give the file itself: --data {root / VIDEO_LABELS_CSV} (columns {LABELS_CSV_COLUMNS}, docs/data.md)"
+        )
     if (root / VIDEO_LABELS_CSV).is_file():  # given the folder, its labels.csv was ignored without a word
         warnings.warn(
             f"folder {root}: {VIDEO_LABELS_CSV} is not read when the folder is given (the clips take their class "

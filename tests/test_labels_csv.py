@@ -1,0 +1,195 @@
+"""A corpus given as a labels CSV (`--data corpus/labels.csv`): converters.data.loaders.load_labels_csv, the
+shared reader `read_labels_csv`, and the commands that take it wherever they take a folder of recordings."""
+
+from __future__ import annotations
+
+import shutil
+import warnings
+from pathlib import Path
+
+import pytest
+
+from converters.data import SyntheticSpec, load_folder, load_labels_csv
+from converters.data import write as write_synthetic
+from converters.data.loaders import LOADERS, labels_csv_name
+from converters.data.records import UNKNOWN_SPEAKER, Record
+from converters.data.scan import DatasetWarning
+from converters.pipeline import check_data, check_speaker_folds, load_records
+from edge_ser.errors import ConfigError, DatasetError
+
+NATIVE = {"happy": "Joy", "sad": "sadness", "angry": "ANGRY"}
+"""The labels as the CSV writes them: each means its shared label (`labels.to_label`)."""
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory) -> list[Record]:
+    """A tiny synthetic corpus: 3 classes x 2 speakers x 2 clips of 0.5 s (`converters.data.synthetic`)."""
+    spec = SyntheticSpec(n_per_class=4, n_speakers=2, duration=0.5, labels=tuple(NATIVE))
+    return write_synthetic(spec, tmp_path_factory.mktemp("synthetic"))
+
+
+def _flat(clips: list[Record], root: Path, *, speaker: bool = True) -> Path:
+    """The clips copied flat into `root/wav/` and listed in `root/labels.csv` (path,label[,speaker])."""
+    (root / "wav").mkdir(parents=True)
+    lines = ["path,label,speaker" if speaker else "path,label"]
+    for r in clips:
+        shutil.copy(r.source, root / "wav" / r.source.name)
+        lines.append(f"wav/{r.source.name},{NATIVE[r.label]}" + (f",{r.speaker}" if speaker else ""))
+    (root / "labels.csv").write_text("\n".join(lines) + "\n")
+    return root / "labels.csv"
+
+
+def _load(table: Path) -> tuple[list[Record], list[str]]:
+    """Records of a labels CSV and the texts of the DatasetWarnings said."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        records = load_labels_csv(table)
+    return records, [str(w.message) for w in caught if issubclass(w.category, DatasetWarning)]
+
+
+def test_reads_clips_labels_and_speakers(tmp_path, clips):
+    table = _flat(clips, tmp_path / "mycorpus")
+    records, warned = _load(table)
+    assert not warned
+    got = [(r.source, r.label, r.native_label, r.speaker) for r in records]
+    want = sorted((table.parent / "wav" / r.source.name, r.label, NATIVE[r.label], r.speaker) for r in clips)
+    assert got == want
+    assert {r.dataset for r in records} == {"folder"} and {r.get("root") for r in records} == {"mycorpus"}
+    assert "labels_csv" in LOADERS and LOADERS["labels_csv"](table) == records
+
+
+def test_same_records_as_class_folders(tmp_path, clips):
+    """The corpus as a CSV and as class folders (<class>/<speaker>_<name>.wav) give the same records, but for
+    where the files are."""
+    table = _flat(clips, tmp_path / "mycorpus")
+    tree = tmp_path / "tree" / "mycorpus"
+    for r in clips:
+        (tree / NATIVE[r.label]).mkdir(parents=True, exist_ok=True)
+        shutil.copy(r.source, tree / NATIVE[r.label] / r.source.name)
+    from_csv, _ = _load(table)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DatasetWarning)
+        from_folders = load_folder(tree)
+
+    def key(r: Record) -> tuple:
+        return r.source.name, r.label, r.native_label, r.speaker, r.dataset, r.meta
+
+    assert sorted(map(key, from_csv)) == sorted(map(key, from_folders))
+
+
+def test_paths_may_be_absolute_and_other_columns_are_ignored(tmp_path, clips):
+    elsewhere = tmp_path / "audio"
+    elsewhere.mkdir()
+    shutil.copy(clips[0].source, elsewhere / "a.wav")
+    table = tmp_path / "lists" / "train.csv"
+    table.parent.mkdir()
+    table.write_text(f"\ufeffSpeaker,Notes,Label,Path\nspk1,x,anger,{elsewhere / 'a.wav'}\n\n")
+    records, _ = _load(table)
+    assert [(r.source, r.label, r.native_label, r.speaker) for r in records] == [
+        (elsewhere / "a.wav", "angry", "anger", "spk1")
+    ]
+    assert labels_csv_name(table) == "lists_train" and labels_csv_name(tmp_path / "x" / "labels.csv") == "x"
+
+
+def test_unknown_labels_are_kept_and_said_and_unread_files_skipped(tmp_path, clips):
+    shutil.copy(clips[0].source, tmp_path / "a.wav")
+    shutil.copy(clips[1].source, tmp_path / "b.wav")
+    (tmp_path / "notes.txt").write_text("not audio")
+    table = tmp_path / "labels.csv"
+    table.write_text("path,label,speaker\na.wav,frustrated,s1\nb.wav,happy,s2\nnotes.txt,sad,s2\n")
+    records, warned = _load(table)
+    assert [(r.label, r.speaker) for r in records] == [("frustrated", "s1"), ("happy", "s2")]
+    assert any(
+        "frustrated name no known emotion" in w and "kept as classes of their own" in w for w in warned
+    )
+    assert any(
+        "skipped 1 file(s)" in w and "notes.txt (line 4: extension .txt is not read)" in w for w in warned
+    )
+
+
+def test_without_a_speaker_column_the_speaker_commands_say_so(tmp_path, clips):
+    table = _flat(clips, tmp_path / "mycorpus", speaker=False)
+    records, warned = _load(table)
+    assert {r.speaker for r in records} == {UNKNOWN_SPEAKER}
+    assert any("no speaker column" in w and "need a speaker column (path,label,speaker)" in w for w in warned)
+    with pytest.raises(ConfigError, match="a labels CSV names them in its speaker column"):
+        check_speaker_folds([r.speaker for r in records], 2, 0, "mycorpus")
+
+
+def test_empty_speaker_cells_are_refused_by_a_speaker_split(tmp_path, clips):
+    table = _flat(clips, tmp_path / "mycorpus")
+    lines = table.read_text().splitlines()
+    lines[1] = lines[1].rsplit(",", 1)[0] + ","
+    table.write_text("\n".join(lines) + "\n")
+    records, warned = _load(table)
+    assert any("name no speaker" in w and "speaker column of the labels CSV" in w for w in warned)
+    with pytest.raises(ConfigError, match="in a labels CSV fill in its speaker column"):
+        check_speaker_folds([r.speaker for r in records], 2, 0, "mycorpus")
+
+
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        (
+            "file,label\na.wav,happy\n",
+            "needs a header row with columns path,label\\[,speaker\\]; no column 'path'",
+        ),
+        ("path,emotion\na.wav,happy\n", "no column 'label': its header is 'path,emotion'"),
+        ("", "needs a header row .* it is empty"),
+        ("path,label\na.wav,happy\nmissing.wav,sad\n", "line 3: path 'missing.wav' not found in"),
+        ("path,label\na.wav,happy\n,sad\n", "line 3: empty path"),
+        ("path,label\na.wav, \n", "line 2: empty label for 'a.wav'"),
+        ("path,label\na.wav,happy\n./a.wav,sad\n", "line 3: path './a.wav' already listed on line 2"),
+        ("path,label\n", "lists no files"),
+    ],
+)
+def test_errors_name_the_csv_and_the_line(tmp_path, clips, rows, message):
+    shutil.copy(clips[0].source, tmp_path / "a.wav")
+    (tmp_path / "labels.csv").write_text(rows)
+    with pytest.raises(DatasetError, match=message) as err:
+        load_labels_csv(tmp_path / "labels.csv")
+    assert str(tmp_path / "labels.csv") in str(err.value)
+
+
+def test_video_labels_csv_is_read_by_the_same_reader(tmp_path):
+    """One reader of labels CSVs: the video folder's errors read as the audio CSV's."""
+    from converters.data import load_video_folder
+
+    (tmp_path / "labels.csv").write_text("video,label\nnone.mp4,happy\n")
+    with pytest.raises(DatasetError, match="video_folder: .*labels.csv: line 2: video 'none.mp4' not found"):
+        load_video_folder(tmp_path)
+
+
+def test_data_takes_the_csv_wherever_it_takes_a_folder(tmp_path, clips, capsys):
+    """load_records, check_data, `edge-ser data` and ship_ser's --data take a .csv file; a folder holding a
+    labels.csv beside class folders is still read by its folders, and says how to read the CSV instead."""
+    from benchmarks.ship_ser import resolve_data
+    from edge_ser.cli import main
+
+    table = _flat(clips, tmp_path / "mycorpus")
+    check_data(str(table))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DatasetWarning)
+        name, records = load_records(str(table))
+        assert main(["data", str(table)]) == 0
+    assert name == "mycorpus" and len(records) == len(clips)
+    assert capsys.readouterr().out.startswith(f"mycorpus: {len(clips)} records")
+    data = resolve_data(str(table))
+    assert (data.name, data.corpus, data.arg) == ("mycorpus", False, str(table))
+    other = tmp_path / "notes.txt"
+    other.write_text("x")
+    with pytest.raises(ConfigError, match="it is a file: .* or a labels CSV whose name ends in .csv"):
+        check_data(str(other))
+    flat = tmp_path / "flat"
+    shutil.copytree(table.parent / "wav", flat)
+    shutil.copy(table, flat / "labels.csv")
+    with pytest.raises(
+        DatasetError, match=f"holds no class folder of audio, .*: --data {flat / 'labels.csv'}"
+    ):
+        load_folder(flat)
+    (table.parent / "happy").mkdir()
+    shutil.copy(clips[0].source, table.parent / "happy" / "s1_a.wav")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        load_folder(table.parent)
+    assert any(f"give the file itself: --data {table}" in str(w.message) for w in caught)
