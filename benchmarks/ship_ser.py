@@ -215,9 +215,8 @@ def data_speakers(data: Data) -> list[str]:
         # refused as `edge-ser train --split speaker` refuses them (a review: unnamed files became a "speaker"
         # 'unknown' and a swapped layout a speaker classifier, each with a figure written)
         check_named_speakers([r.speaker for r in records], data.name)
-        if records and {str(r.speaker) for r in records} == {
-            UNKNOWN_SPEAKER
-        }:  # a labels CSV without speakers
+        # a labels CSV without speakers
+        if records and {str(r.speaker) for r in records} == {UNKNOWN_SPEAKER}:
             raise ConfigError(
                 f"{data.name}: none of its {len(records)} clips names a speaker, and this procedure holds speakers "
                 "out: give a labels CSV a speaker column (path,label,speaker), name folder files "

@@ -431,9 +431,8 @@ def load_folder(root: str | os.PathLike) -> list[Record]:
             )
         )
     skip_ignored(skipped, AUDIO_EXTENSIONS, [r.source for r in records])  # said, not dropped unsaid
-    if (
-        root / VIDEO_LABELS_CSV
-    ).is_file() and not records:  # a flat folder and its list: the list is the corpus
+    # a flat folder and its list: the list is the corpus
+    if (root / VIDEO_LABELS_CSV).is_file() and not records:
         raise DatasetError(
             f"folder {root}: holds no class folder of audio, and a {VIDEO_LABELS_CSV}: to read the clips it lists, "
             f"give the file itself: --data {root / VIDEO_LABELS_CSV} (columns {LABELS_CSV_COLUMNS}, docs/data.md)"
