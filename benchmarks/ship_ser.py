@@ -532,9 +532,11 @@ def _main() -> None:
     )
     ap.add_argument(
         "--early-views",
+        nargs="?",
+        const="on",
         choices=("on", "off", "member"),
         default="off",
-        help=f"on: the clean training clips also standardised as the device does after {', '.join(map(str, EARLY_VIEWS))} "
+        help=f"on (the flag alone, as ship_ser_nested.py takes it): the clean training clips also standardised as the device does after {', '.join(map(str, EARLY_VIEWS))} "
         "clips of their speaker (the training prior updated with them), so a new speaker's first clips are not a "
         "distribution the model never saw (docs/protocol.md); member: two members, logits averaged, one trained "
         "without them and one with them",

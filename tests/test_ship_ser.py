@@ -576,6 +576,20 @@ def test_val_speakers_and_too_few_speakers_are_refused_before_any_features(
     assert not out.exists() and not (tmp_path / "t").exists()
 
 
+def test_early_views_alone_means_on_in_both_scripts(folders, tmp_path, monkeypatch, capsys):
+    """`--early-views` with no value is `on` in ship_ser.py as in ship_ser_nested.py (docs/protocol.md gives the
+    flag alone; ship_ser.py refused it: "expected one argument"). Checked through the speaker check that follows
+    parsing, so no feature is made."""
+    out = ("--out", tmp_path / "b")
+    for module, extra in ((ship, out), (_nested(), ("--tables", tmp_path / "t"))):
+        line = _usage_error(monkeypatch, capsys, module, "--data", folders[3], *extra, "--early-views")
+        assert "expected one argument" not in line and "mydata has 3 speaker(s)" in line
+        line = _usage_error(
+            monkeypatch, capsys, module, "--data", folders[3], *extra, "--early-views", "sometimes"
+        )
+        assert "invalid choice: 'sometimes'" in line
+
+
 def test_a_folder_ships_with_its_tables_and_nested_figure_outside_the_repository(
     folders, tmp_path, monkeypatch
 ):
