@@ -478,7 +478,9 @@ def _add_tflite(staged: Path, args: argparse.Namespace, task, split, say) -> Non
             f"the bundle's split record names {len(paths)} training clips, not the {len(mine)} this run trained on"
         )
     phasing = tb.default_phasing(b)
-    c = tb.calibration_set(b, args.data, root, quantile=tb.augment_quantile(phasing), paths=paths)
+    c = tb.calibration_set(
+        b, args.data, root, quantile=tb.augment_quantile(phasing), paths=paths, progress=not args.quiet
+    )  # a bar per pass over the clips, as training's (a corpus took minutes with no sign of life)
     models = tb.convert_bundle(b, c.calibration, input_ranges=c.input_ranges, phasing=phasing, strict=False)
     tb.add_to_bundle(staged, models, as_tar=args.tar)
     m = models["int8"]

@@ -76,3 +76,34 @@ def test_calibration_shows_a_bar_per_pass_over_the_clips(tmp_path, monkeypatch):
     seen.clear()
     tb.calibration_set(b, str(tmp_path / "mydata"), paths=paths, augment=True, progress=True)
     assert seen == [("training clips", None, "clip"), ("held-out-like copies", None, "clip")]
+
+
+def test_laq_calibration_shows_a_bar_unless_quiet(monkeypatch, tmp_path):
+    """`edge-ser laq`'s TFLite step calibrates with a bar per pass over the training clips, as its training shows
+    one (it passed no `progress`: minutes over a corpus with no sign of life); --quiet has none."""
+    import pytest
+
+    import edge_ser.bundle
+    from converters import commands
+
+    class Stop(Exception):
+        pass
+
+    seen = []
+
+    def calibration_set(*a, progress=False, **k):
+        seen.append(progress)
+        raise Stop
+
+    clip = tmp_path / "a.wav"
+    monkeypatch.setattr(edge_ser.bundle, "load_bundle", lambda path: SimpleNamespace())
+    monkeypatch.setattr(tb, "training_paths", lambda b, data, root: [clip])
+    monkeypatch.setattr(tb, "default_phasing", lambda b: None)
+    monkeypatch.setattr(tb, "augment_quantile", lambda phasing: 0.999)
+    monkeypatch.setattr(tb, "calibration_set", calibration_set)
+    task = SimpleNamespace(prepared=SimpleNamespace(name="mine", records=[SimpleNamespace(source=clip)]))
+    for quiet in (False, True):
+        args = SimpleNamespace(root=None, data="mine", quiet=quiet, tar=False)
+        with pytest.raises(Stop):
+            commands._add_tflite(tmp_path, args, task, SimpleNamespace(train=[0]), print)
+    assert seen == [True, False]
