@@ -813,7 +813,7 @@ def _main() -> None:
         f"(float {100 * figures['val_float_uar']:.1f} %; noisy copies {100 * figures['val_uar_noisy']:.1f} %; "
         f"trained with {copies} noisy copies, speed copies {'on' if speed else 'off'}, class-balanced loss "
         f"{'on' if balanced else 'off'})"
-        + ("" if args.no_refit else f"; refit on all {len(speakers)} speakers at epochs {epochs}")
+        + ("" if args.no_refit else f"; refit on all {len(speakers)} speakers at {epochs_words(epochs)}")
     )
 
 
@@ -1246,6 +1246,18 @@ def ensemble_label(members: int, reverb_member: bool, early_member: bool = False
     if early_member:
         return " x 2 members (plain + early views)"
     return f" x {members} seeds" if members > 1 else ""
+
+
+def epochs_words(epochs: dict[str, int] | list[dict[str, int]]) -> str:
+    """The refit's epochs (stage 1's `{"float": F, "qat": Q}`, or one per member) as words: 'float epoch 44, QAT
+    epoch 19', a member's followed by '(member k)' (the last line printed the dicts: "{'float': 44, 'qat': 19}")."""
+
+    def one(e: dict[str, int]) -> str:
+        return f"float epoch {e['float']}, QAT epoch {e['qat']}"
+
+    if isinstance(epochs, dict):
+        return one(epochs)
+    return " and ".join(f"{one(e)} (member {k})" for k, e in enumerate(epochs, 1))
 
 
 REVERB_MEMBER_SEED = 1

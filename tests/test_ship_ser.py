@@ -1165,3 +1165,10 @@ def test_nested_mismatch_names_every_option_the_nested_procedure_does_not_have()
         "--speed off",
     ]
     assert _nested().RECIPE == ship.RECIPE  # one constant: the nested run compresses as the default does
+
+
+def test_the_refit_epochs_are_said_in_words():
+    """ship_ser's last line gave the refit's epochs as Python dicts ("at epochs {'float': 44, 'qat': 19}")."""
+    assert ship.epochs_words({"float": 44, "qat": 19}) == "float epoch 44, QAT epoch 19"
+    pair = ship.epochs_words([{"float": 5, "qat": 21}, {"float": 6, "qat": 2}])
+    assert pair == "float epoch 5, QAT epoch 21 (member 1) and float epoch 6, QAT epoch 2 (member 2)"
