@@ -107,3 +107,29 @@ def test_laq_calibration_shows_a_bar_unless_quiet(monkeypatch, tmp_path):
         with pytest.raises(Stop):
             commands._add_tflite(tmp_path, args, task, SimpleNamespace(train=[0]), print)
     assert seen == [True, False]
+
+
+def test_the_summary_is_in_words_and_says_why_int8_can_outweigh_fp16():
+    """The command's last line printed Python dicts and tuples ("sizes {'fp32': 189312, ...}; int8 input
+    {'functionals': (0.0123, -3)}"), and an int8 file larger than fp16 (phased copies) went unexplained."""
+    int8 = SimpleNamespace(
+        data=b"x" * 187064, input_quant={"functionals": (0.01234, -3)}, input_phases={"functionals": 4}
+    )
+    models = {
+        "fp32": SimpleNamespace(data=b"x" * 189312),
+        "fp16": SimpleNamespace(data=b"x" * 97480),
+        "int8": int8,
+    }
+    line = tb.summary("b", 535, models, {"functionals": 0.0012})
+    assert line.startswith(
+        "b: 535 calibration rows; files fp32 189.3 KB, fp16 97.5 KB, int8 187.1 KB (the int8"
+    )
+    assert "phased int8 stores each weight once per copy" in line
+    assert line.endswith("int8 input functionals: scale 0.01234, zero point -3, 4 phased copies, 0.12 % of its "
+                         "calibration values saturate")  # fmt: skip
+    assert "{" not in line and "(0.0" not in line
+    models["int8"] = SimpleNamespace(data=b"x" * 50000, input_quant={"features": (0.5, 0)}, input_phases=None)
+    line = tb.summary("b", 10, models, {"features": 0.0})
+    assert "larger than fp16" not in line and line.endswith(
+        "scale 0.5, zero point 0, 0.00 % of its calibration values saturate"
+    )

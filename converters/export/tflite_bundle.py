@@ -492,10 +492,36 @@ def main(argv: list[str] | None = None) -> int:
     add_to_bundle(a.bundle, models)
     m = models["int8"]
     sat = {n: saturation(rows[n], *m.input_quant[n], (m.input_phases or {}).get(n, 1)) for n in m.inputs}
-    sizes = {v: len(mm.data) for v, mm in models.items()}
-    print(f"{a.bundle}: {len(next(iter(rows.values())))} calibration rows; sizes {sizes}; int8 input "
-          f"{m.input_quant}, saturated on the calibration rows {sat}")  # fmt: skip
+    print(summary(a.bundle, len(next(iter(rows.values()))), models, sat))
     return 0
+
+
+def summary(
+    bundle: str | Path, n_rows: int, models: Mapping[str, Any], saturated: Mapping[str, float]
+) -> str:
+    """The command's last line, in words: the calibration rows, each variant's file size, each int8 input's
+    scale, zero point and copies and the share of its calibration values that saturate, and, when the int8 file
+    is larger than the fp16 one, why (it printed the dicts and tuples: "sizes {'fp32': 189312, ...}")."""
+    sizes = {v: len(mm.data) for v, mm in models.items()}
+    files = ", ".join(f"{v} {n / 1000:.1f} KB" for v, n in sizes.items())
+    m = models["int8"]
+    inputs = "; ".join(
+        f"int8 input {n}: scale {scale:.4g}, zero point {zero}"
+        + (
+            f", {(m.input_phases or {}).get(n, 1)} phased copies"
+            if (m.input_phases or {}).get(n, 1) > 1
+            else ""
+        )
+        + f", {100 * saturated[n]:.2f} % of its calibration values saturate"
+        for n, (scale, zero) in (m.input_quant or {}).items()
+    )
+    why = (
+        " (the int8 file is larger than fp16: phased int8 stores each weight once per copy of its input and of "
+        "its output, int8 codes tiled k_in x k_out times where fp16 stores one float16; docs/tflite.md)"
+        if "fp16" in sizes and sizes["int8"] > sizes["fp16"]
+        else ""
+    )
+    return f"{bundle}: {n_rows} calibration rows; files {files}{why}; {inputs}"
 
 
 def _one_blas_thread():
