@@ -650,7 +650,7 @@ def _main() -> None:
         "kind": f"speaker holdout (validation only; {SI_POINTER})",
         "val_speakers": val_spk,
         "train_speakers": [s for s in speakers if s not in val_spk],
-        "sizes": {"train": int(tr.sum()), "val": int(val.sum())},
+        **part_sizes(rows, train=tr, val=val),
         "validation": f"clean clips and {NOISY_COPIES} noisy copies of each (20-50 dB SNR)",
         "augmentation": f"{copies} noisy copies of every training clip"
         + (f", speed-perturbed copies at {', '.join(map(str, SPEED_FACTORS))}" if speed else "")
@@ -726,7 +726,7 @@ def _main() -> None:
             f"(validation figures are stage 1's; {SI_POINTER})",
             "train_speakers": [str(s) for s in speakers],
             "chosen_epochs": epochs,
-            "sizes": {"train": int(fit.sum()), "stage1_train": int(tr.sum()), "val": int(val.sum())},
+            **part_sizes(rows, train=fit, stage1_train=tr, val=val),
         }
     model, plan, codes = ensemble_of(fitted)
     prior = rows.prior(fit)
@@ -1246,6 +1246,17 @@ def ensemble_label(members: int, reverb_member: bool, early_member: bool = False
     if early_member:
         return " x 2 members (plain + early views)"
     return f" x {members} seeds" if members > 1 else ""
+
+
+def part_sizes(rows: Rows, **parts: np.ndarray) -> dict[str, dict[str, int]]:
+    """The split record's `sizes`, each part's clips (its recordings: clean rows), and `rows`, the rows it
+    trained or was scored on, its noisy, speed, reverberant and length copies counted (docs/bundle.md). `sizes`
+    counted the rows: 57 for a validation speaker of 19 clips (each clean and 2 noisy)."""
+    clean = rows.copy_of == 0
+    return {
+        "sizes": {part: int((mask & clean).sum()) for part, mask in parts.items()},
+        "rows": {part: int(mask.sum()) for part, mask in parts.items()},
+    }
 
 
 def epochs_words(epochs: dict[str, int] | list[dict[str, int]]) -> str:

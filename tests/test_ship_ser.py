@@ -612,6 +612,11 @@ def test_a_folder_ships_with_its_tables_and_nested_figure_outside_the_repository
     ]
     m = json.loads((tmp_path / "b" / "manifest.json").read_text())
     assert m["accuracy"]["dataset"] == "mydata" and "speaker_independent" not in m["accuracy"]
+    # sizes are clips; rows count the copies (validation: each clip clean and with 2 noisy copies), apart
+    clips = len(list(folders[5].rglob("*.wav")))
+    sizes, counted = m["accuracy"]["split"]["sizes"], m["accuracy"]["split"]["rows"]
+    assert sizes["train"] == clips == sizes["stage1_train"] + sizes["val"] and 0 < sizes["val"] < clips
+    assert counted["val"] == (1 + ship.NOISY_COPIES) * sizes["val"] and counted["train"] == clips  # no copies
     assert (
         "accuracy.speaker_independent" not in m["accuracy"]["split"]["kind"]
     )  # no pointer to a missing field
