@@ -412,6 +412,10 @@ def checked(
         data = resolve_data(args.data)
     except ValueError as e:
         ap.error(str(e))
+    if args.name is not None and data.corpus:
+        ap.error(f"--name is for a folder of your own recordings: the corpus {data.name} keeps its name")
+    if args.name is not None and (not args.name.strip() or not args.name.isprintable()):
+        ap.error(f"--name {args.name!r}: give the data set's name as printable text, not blank")
     if args.paired_fold is not None and args.data != "ravdess":
         ap.error("--paired-fold is for --data ravdess (the paired set's speech)")
     if args.paired_fold is not None and args.val_speakers is not None:
@@ -451,6 +455,14 @@ def _main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default="emodb", metavar="{emodb,ravdess} or FOLDER", help=DATA_HELP)
     ap.add_argument("--out", type=Path, required=True, help="the bundle folder to write")
+    ap.add_argument(
+        "--name",
+        default=None,
+        metavar="NAME",
+        help="the data set's name in the manifest (accuracy.dataset: what `edge-ser info` and `edge-ser eval` "
+        "call it), for a folder of your own recordings; default: the folder's name, which for a folder called "
+        "data is 'data'. The tables' file names keep the folder's name (ship_ser_nested.py's)",
+    )
     ap.add_argument(
         "--val-speakers",
         type=int,
@@ -730,7 +742,7 @@ def _main() -> None:
         }
     model, plan, codes = ensemble_of(fitted)
     prior = rows.prior(fit)
-    accuracy = {**figures, "dataset": data.name, "split": split}
+    accuracy = {**figures, "dataset": args.name or data.name, "split": split}
     # the procedure ship_ser_nested.py evaluates: every choice made on the inner folds
     mismatch = nested_mismatch(args, candidates, say=not args.no_refit and not unseen)
     mirrored = not mismatch
@@ -788,6 +800,7 @@ def _main() -> None:
                 "loss": "class-balanced cross-entropy" if balanced else "cross-entropy",
                 "made_by": f"python benchmarks/ship_ser.py --data {shlex.quote(args.data)} "
                 f"--out {shlex.quote(str(args.out))}"
+                + (f" --name {shlex.quote(args.name)}" if args.name is not None else "")
                 + (f" --val-speakers {args.val_speakers}" if args.val_speakers is not None else "")
                 + (f" --tables {shlex.quote(str(args.tables))}" if args.tables is not None else "")
                 + (f" --features {args.features}" if args.features != "extended" else "")

@@ -576,6 +576,17 @@ def test_val_speakers_and_too_few_speakers_are_refused_before_any_features(
     assert not out.exists() and not (tmp_path / "t").exists()
 
 
+def test_name_is_a_folder_s_printable_name(folders, tmp_path, monkeypatch, capsys):
+    """--name (the manifest's name for a folder; a folder called data was 'data') is refused, before any
+    feature, for a corpus and when blank."""
+    out = ("--out", tmp_path / "b")
+    line = _usage_error(monkeypatch, capsys, ship, "--data", "emodb", *out, "--name", "mine")
+    assert "--name is for a folder of your own recordings: the corpus emodb keeps its name" in line
+    for bad in (" ", "a\nb"):
+        line = _usage_error(monkeypatch, capsys, ship, "--data", folders[3], *out, "--name", bad)
+        assert "give the data set's name as printable text, not blank" in line
+
+
 def test_early_views_alone_means_on_in_both_scripts(folders, tmp_path, monkeypatch, capsys):
     """`--early-views` with no value is `on` in ship_ser.py as in ship_ser_nested.py (docs/protocol.md gives the
     flag alone; ship_ser.py refused it: "expected one argument"). Checked through the speaker check that follows
@@ -591,7 +602,7 @@ def test_early_views_alone_means_on_in_both_scripts(folders, tmp_path, monkeypat
 
 
 def test_a_folder_ships_with_its_tables_and_nested_figure_outside_the_repository(
-    folders, tmp_path, monkeypatch
+    folders, tmp_path, monkeypatch, capsys
 ):
     """ship_ser.py --data FOLDER end to end on 5 generated speakers (cheap: one training variant, 90 clips): its
     tables go to <out>.tables, or --tables; ship_ser_nested.py --data FOLDER --tables T writes the nested table
@@ -640,8 +651,12 @@ def test_a_folder_ships_with_its_tables_and_nested_figure_outside_the_repository
         (tables / "ship_ser_nested_mydata.md").read_text().startswith("# The ser_mydata shipping procedure")
     )
 
-    _main(monkeypatch, ship, "--data", "mydata", "--out", tmp_path / "b2", "--tables", tables, *cheap)
+    named = ("--name", "lab recordings")  # the manifest's name for the folder; the tables keep the folder's
+    _main(monkeypatch, ship, "--data", "mydata", "--out", tmp_path / "b2", "--tables", tables, *named, *cheap)
     m = json.loads((tmp_path / "b2" / "manifest.json").read_text())
+    assert (
+        m["accuracy"]["dataset"] == "lab recordings" and "--name 'lab recordings'" in m["recipe"]["made_by"]
+    )
     si = m["accuracy"]["speaker_independent"]
     assert si == ship.nested_figures("mydata", tables) and si["n_folds"] == 5
     assert si["source"] == str(tables / "ship_ser_nested_mydata.md")
@@ -650,6 +665,7 @@ def test_a_folder_ships_with_its_tables_and_nested_figure_outside_the_repository
     )
     assert not (tmp_path / "b2.tables").exists()
     assert cli(["info", str(tmp_path / "b2")]) == 0
+    assert " on lab recordings (" in capsys.readouterr().out
     assert cli(["predict", str(tmp_path / "b2"), str(next((folders[5] / "sad").glob("*.wav")))]) == 0
     assert _results_state() == before
 
