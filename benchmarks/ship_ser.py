@@ -87,6 +87,7 @@ from converters.featurize import (  # noqa: E402
     reverb_functionals_matrix,
     training_copies,
 )
+from converters.heldout import clip_probes  # noqa: E402
 from converters.models.functionals_mlp import FunctionalsEnsemble  # noqa: E402
 from converters.pipeline import load_records  # noqa: E402
 from converters.quant.bitplan import BitPlan  # noqa: E402
@@ -742,6 +743,8 @@ def _main() -> None:
         }
     model, plan, codes = ensemble_of(fitted)
     prior = rows.prior(fit)
+    seen = [*split.get("train_speakers", ()), *split.get("val_speakers", ())]  # eval knows the files renamed
+    split["clip_probes"] = clip_probes(load_records(data.arg, None)[1], seen)
     accuracy = {**figures, "dataset": args.name or data.name, "split": split}
     # the procedure ship_ser_nested.py evaluates: every choice made on the inner folds
     mismatch = nested_mismatch(args, candidates, say=not args.no_refit and not unseen)

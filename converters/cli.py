@@ -378,10 +378,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
         selection += (
             f"; the bundle's synthetic set ({synthetic.n_per_class} clips per class, seed {synthetic.seed})"
         )
-    seen = None if replaces else seen_note(accuracy, name, chosen, split=sel.split, seed=sel.seed)
+    seen = (
+        None
+        if replaces
+        else seen_note(accuracy, name, chosen, split=sel.split, seed=sel.seed, listed=records)
+    )
     for branch, b in ({} if seen or replaces else getattr(rec.bundle, "branches", None) or {}).items():
         # a fusion bundle records its paired set, not which speakers each branch saw: ask the branches
-        note = seen_note(b.manifest.get("accuracy") or {}, name, chosen, split=sel.split, seed=sel.seed)
+        note = seen_note(
+            b.manifest.get("accuracy") or {}, name, chosen, split=sel.split, seed=sel.seed, listed=records
+        )
         seen = "; ".join(filter(None, (seen, note and f"its {branch} branch: {note}"))) or None
     seen = "; ".join(filter(None, (caveat, seen))) or None
     if seen:  # said on stderr now and kept with the figures (the report's selection line)

@@ -209,8 +209,11 @@ def _split_record(args: argparse.Namespace, task, split) -> dict:
     skipped: list[int] = []
     if prepared is not None and prepared.kept is not None:  # files extraction skipped, by listing position
         skipped = sorted(set(range(len(prepared.listed))) - {int(i) for i in prepared.kept})
+    records = None
+    if prepared is not None and len(prepared.records) == len(task.speakers):  # the files, for clip_probes
+        records = prepared.records
     return split_record(
-        args.split, args.seed, args.fold, getattr(args, "folds", 5), split, task.speakers, skipped
+        args.split, args.seed, args.fold, getattr(args, "folds", 5), split, task.speakers, skipped, records
     )
 
 

@@ -6,18 +6,41 @@ speakers of each part) into the manifest's `accuracy.split`; `seen_note` reads i
 scores the bundle on the same data set and says when the scored files include speakers (or, after a random
 split, clips) the bundle was trained or validated on, as happens when eval is given other `--folds` than the
 bundle was made with.
+
+The same recordings can come under another name (a copy of the folder, renamed), which a comparison of names
+misses (it reported 100 % UAR without a word). So the record also holds `clip_probes` (`clip_probes`): for each
+speaker the bundle trained or validated on (at most `PROBED_SPEAKERS`), the size and a short hash of the bytes
+of its first `PROBES_PER_SPEAKER` clips (EMODB's 10 speakers: 0.85 KB of manifest, RAVDESS's 12 actors here
+1.0 KB; one hash per clip would be ~18 KB for EMODB's 535). A data set of another name holding any of those files
+is the bundle's data set under that name (`probe_matches`, which hashes only the files of a probe's size); the
+same recordings re-encoded are not known. A record without probes
+(bundles made before them) is compared by speaker ids: overlapping ids give a note that says they may be other
+people, unless both names are corpora the loaders know (ser_emodb on RAVDESS shares ids 03-16, not people).
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
+from converters.data import LOADERS
 from converters.data.records import Record
 from converters.data.splits import Split
+
+PROBES_PER_SPEAKER = 2
+"""Clips per seen speaker whose size and hash the split record keeps (`clip_probes`)."""
+
+PROBED_SPEAKERS = 32
+"""At most this many speakers are probed, spread evenly over them in sorted order (RAVDESS's 24 all are;
+FER-2013 has an id per image): the probes stay under ~2.5 KB of manifest, and a copy is known by any of them."""
+
+_PROBE_HEX = 16
+"""Hex digits of a probe's SHA-256 (64 bits; with the file size beside it, a false match is not a concern)."""
 
 
 def split_record(
@@ -28,22 +51,86 @@ def split_record(
     split: Split,
     speakers: Sequence[str],
     skipped: Sequence[int] = (),
+    records: Sequence[Record] | None = None,
 ) -> dict[str, Any]:
     """The manifest's `accuracy.split` for a split of a data set whose files' speakers are `speakers`: kind, seed,
     sizes, and for a speaker split the fold, the fold count and each part's speakers (sorted). `skipped`: the
     positions, in the data set's file listing, of the files training skipped (silent, too short, undecodable
     samples), recorded as `skipped_listed` when there are any: the split is drawn over every listed file
     (`converters.pipeline.listed_split`), so with them the record names exactly the clips trained on
-    (`converters.export.tflite_bundle.training_paths` calibrates on those)."""
+    (`converters.export.tflite_bundle.training_paths` calibrates on those). `records`: the files, in the order
+    of `speakers`; given, `clip_probes` of the speakers trained or validated on (every speaker of a random
+    split) are recorded too, so eval knows the files under another name (module doc)."""
     record: dict[str, Any] = {"kind": kind, "seed": seed, "fold": fold, "sizes": split.sizes()}
+    spk = np.asarray([str(s) for s in speakers])
     if kind == "speaker":
-        spk = np.asarray([str(s) for s in speakers])
         record["folds"] = folds
         for part in ("train", "val", "test"):
             record[f"{part}_speakers"] = sorted(set(spk[getattr(split, part)]))
     if len(skipped):
         record["skipped_listed"] = sorted(int(i) for i in skipped)
+    if records is not None:
+        seen = (
+            [*record.get("train_speakers", ()), *record.get("val_speakers", ())] if kind == "speaker" else spk
+        )
+        probes = clip_probes(records, seen)
+        if probes:
+            record["clip_probes"] = probes
     return record
+
+
+def _probe(path: str | os.PathLike[str]) -> str | None:
+    """A file's probe, '<bytes>:<first hex digits of the SHA-256 of its bytes>', or None when it is not a
+    readable file (an in-memory or vanished clip: nothing to compare)."""
+    h, size = hashlib.sha256(), 0
+    try:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+                size += len(block)
+    except (OSError, TypeError):
+        return None
+    return f"{size}:{h.hexdigest()[:_PROBE_HEX]}"
+
+
+def clip_probes(
+    records: Sequence[Record], speakers: Iterable[str], per_speaker: int = PROBES_PER_SPEAKER
+) -> dict[str, list[str]]:
+    """For each of `speakers` (those a bundle trained or validated on), the probes (`_probe`) of its first
+    `per_speaker` readable clips in path order: {speaker: [probe, ...]}, speakers sorted, none for a speaker
+    without a readable clip; of more than `PROBED_SPEAKERS` speakers, that many spread evenly over them."""
+    every = sorted({str(s) for s in speakers})
+    if len(every) > PROBED_SPEAKERS:
+        every = [every[int(i)] for i in np.linspace(0, len(every) - 1, PROBED_SPEAKERS).round()]
+    wanted = set(every)
+    by_speaker: dict[str, list[str]] = {}
+    for r in sorted(records, key=lambda r: str(r.source)):
+        spk = str(r.speaker)
+        mine = by_speaker.setdefault(spk, []) if spk in wanted else None
+        if mine is not None and len(mine) < per_speaker:
+            probe = _probe(r.source)
+            if probe is not None:
+                mine.append(probe)
+    return {s: by_speaker[s] for s in sorted(by_speaker) if by_speaker[s]}
+
+
+def probe_matches(probes: Mapping[str, Sequence[str]], records: Sequence[Record]) -> dict[str, list[str]]:
+    """Which of `records`' speakers hold a file with one of `probes` (a split record's `clip_probes`): {the
+    bundle's speaker: [the ids its files have here, sorted]}. Only files of a probe's byte size are hashed (a
+    stat each otherwise), so a data set of other recordings costs no reading."""
+    owner = {str(p): str(s) for s, ps in probes.items() for p in ps or ()}
+    sizes = {p.split(":", 1)[0] for p in owner}
+    found: dict[str, set[str]] = {}
+    for r in records:
+        try:
+            size = str(os.stat(r.source).st_size)
+        except (OSError, TypeError, ValueError):
+            continue
+        if size in sizes:
+            spk = owner.get(_probe(r.source) or "")
+            if spk is not None:
+                found.setdefault(spk, set()).add(str(r.speaker))
+    return {s: sorted(ids) for s, ids in sorted(found.items())}
 
 
 def _names(speakers: Sequence[str], limit: int = 30) -> str:
@@ -73,15 +160,77 @@ def speakers_line(record: Mapping[str, Any]) -> str:
     return f"; val speakers {val}; {test}"
 
 
+def _ids_note(
+    accuracy: Mapping[str, Any], made: Mapping[str, Any], data: str, chosen: Sequence[Record]
+) -> str | None:
+    """`seen_note` for a data set `data` of another name than the bundle's, when its record has no `clip_probes`:
+    the `chosen` files whose speaker ids the bundle trained or validated on, said as a possibility (they can be
+    other people), and nothing when both names are corpora the loaders know (module doc)."""
+    trained = str(accuracy.get("dataset"))
+    seen = {str(s) for part in ("train_speakers", "val_speakers") for s in made.get(part) or ()}
+    if not seen or (data in LOADERS and trained in LOADERS):  # two corpora: other people
+        return None
+    hit = [r for r in chosen if str(r.speaker) in seen]
+    if not hit:
+        return None
+    names = sorted({str(r.speaker) for r in hit})
+    return (
+        f"{len(hit)} of {len(chosen)} files have speaker ids the bundle was trained or validated on in {trained} "
+        f"({', '.join(names[:8])}{', ...' if len(names) > 8 else ''}): if these are the same people ({data} "
+        f"is {trained}, or holds its recordings), this is not a speaker-independent figure (the manifest records "
+        "no clips to compare by content)"
+    )
+
+
 def seen_note(
-    accuracy: Mapping[str, Any], data: str, chosen: Sequence[Record], *, split: str, seed: int
+    accuracy: Mapping[str, Any],
+    data: str,
+    chosen: Sequence[Record],
+    *,
+    split: str,
+    seed: int,
+    listed: Sequence[Record] | None = None,
 ) -> str | None:
     """Why a figure of the bundle whose manifest `accuracy` this is, on files `chosen` of data set `data`, is not
-    on unseen data (None when it is, or when the manifest does not say what the bundle saw)."""
+    on unseen data (None when it is, or when the manifest does not say what the bundle saw). A data set of
+    another name is the bundle's when it holds files of its `clip_probes` (looked for in `listed`, every file of
+    the data set; default `chosen`): then said as for the same name, after saying so, with the speakers whose
+    files matched counted as seen whatever their ids are here; without probes, by speaker ids (`_ids_note`)."""
     made = accuracy.get("split")
-    if accuracy.get("dataset") != data or not chosen or not isinstance(made, Mapping):
+    if not chosen or not isinstance(made, Mapping):
         return None
     seen = {str(s) for part in ("train_speakers", "val_speakers") for s in made.get(part) or ()}
+    same = ""
+    trained = accuracy.get("dataset")
+    if trained != data:
+        probes = made.get("clip_probes")
+        if not isinstance(probes, Mapping) or not probes:
+            return _ids_note(accuracy, made, data, chosen)
+        matched = probe_matches(probes, chosen if listed is None else listed)
+        if not matched:
+            return None
+        same = (
+            f"{data} holds recordings the bundle was made from ({trained} under another name: the same files, by "
+            f"content, of {len(matched)} of its speakers); "
+        )
+        if seen:  # a copy keeps its speaker ids; the matched ones are seen whatever they are called here
+            seen |= {s for ids in matched.values() for s in ids}
+        data = str(trained)
+    note = _same_set_note(accuracy, made, data, chosen, seen, split=split, seed=seed)
+    return same + note if note else None
+
+
+def _same_set_note(
+    accuracy: Mapping[str, Any],
+    made: Mapping[str, Any],
+    data: str,
+    chosen: Sequence[Record],
+    seen: set[str],
+    *,
+    split: str,
+    seed: int,
+) -> str | None:
+    """`seen_note` on the bundle's own data set `data`, whose speakers `seen` it trained or validated on."""
     if seen:
         hit = [r for r in chosen if str(r.speaker) in seen]
         if not hit:

@@ -34,11 +34,75 @@ def test_split_record_and_the_note_on_seen_speakers():
     note = seen_note(acc, "mine", _records(["b", "c"]), split="speaker", seed=0)
     assert note.startswith("1 of 2 files are of speakers the bundle was trained or validated on (b)")
     assert note.endswith("the speakers it never saw: c (--speakers c)")
-    assert seen_note(acc, "other", _records(["b"]), split="all", seed=0) is None  # another data set
+    # another data set: other speaker ids say nothing; the same ids may be the same people (no clips recorded
+    # to compare by content), unless both are corpora (ser_emodb on RAVDESS shares ids 03-16, not people)
+    assert seen_note(acc, "other", _records(["z"]), split="all", seed=0) is None
+    maybe = seen_note(acc, "other", _records(["b", "z"]), split="all", seed=0)
+    assert maybe.startswith(
+        "1 of 2 files have speaker ids the bundle was trained or validated on in mine (b)"
+    )
+    assert "if these are the same people (other is mine, or holds its recordings)" in maybe
+    corpus = {"dataset": "emodb", "split": made}
+    assert seen_note(corpus, "ravdess", _records(["b"]), split="all", seed=0) is None
     rand = {"dataset": "mine", "split": split_record("random", 3, 0, 5, split, ["a"] * 5)}
     assert "test_speakers" not in rand["split"] and speakers_line(rand["split"]) == ""
     assert "include clips it was trained on" in seen_note(rand, "mine", _records(["a"]), split="all", seed=0)
     assert "random test part" in seen_note(rand, "mine", _records(["a"]), split="random", seed=3)
+
+
+def test_the_same_recordings_under_another_name_are_known_by_their_content(tmp_path):
+    """`edge-ser eval` decided whether it scored the bundle's speakers by the data set's name: a renamed copy of
+    the training folder gave 100 % UAR without a word. The split record keeps probes (size and hash) of two
+    clips per seen speaker; a data set of another name holding them is said to be the bundle's."""
+    import shutil
+
+    from converters.heldout import clip_probes, probe_matches
+
+    mine = tmp_path / "mine"
+    for spk, n in (("a", 3), ("b", 2), ("c", 2)):
+        for i in range(n):
+            path = mine / "angry" / f"{spk}_{i}.wav"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(f"{spk}{i}".encode() * (40 + i))
+    shutil.copytree(mine, tmp_path / "copy")
+
+    def records(folder, rename=lambda s: s):
+        files = sorted((tmp_path / folder / "angry").glob("*.wav"))
+        return [Record(f, "angry", rename(f.name[0]), folder, "angry") for f in files]
+
+    split = Split(np.array([0, 1, 2]), np.array([3, 4]), np.array([5, 6]))  # a: train, b: val, c: test
+    ours = records("mine")
+    made = split_record("speaker", 0, 1, 3, split, [r.speaker for r in ours], records=ours)
+    probes = made["clip_probes"]
+    assert sorted(probes) == ["a", "b"] and len(probes["a"]) == 2 and len(probes["b"]) == 2  # not c: unseen
+    assert probes == clip_probes(ours, ["a", "b"]) and len(json.dumps(probes)) < 200
+    acc = {"dataset": "mine", "split": made}
+    copy = records("copy", str.upper)  # its speakers renamed too: matched by the files' bytes
+    assert probe_matches(probes, copy) == {"a": ["A"], "b": ["B"]}
+    note = seen_note(acc, "copy", copy, split="all", seed=0)
+    assert note.startswith(
+        "copy holds recordings the bundle was made from (mine under another name: the same"
+    )
+    assert "by content, of 2 of its speakers); 5 of 7 files are of speakers the bundle was trained" in note
+    assert "(A, B): not a speaker-independent figure; the speakers it never saw: c (--speakers c)" in note
+    held = [r for r in copy if r.speaker == "C"]  # its test speaker alone: nothing seen
+    assert seen_note(acc, "copy", held, split="all", seed=0, listed=copy) is None
+    some = [r for r in copy if r.speaker == "A"][-1:]  # one clip, not a probe: found through the listing
+    assert "1 of 1 files" in seen_note(acc, "copy", some, split="all", seed=0, listed=copy)
+    (tmp_path / "copy" / "angry" / "a_0.wav").write_bytes(b"re-recorded")
+    (tmp_path / "copy" / "angry" / "a_1.wav").write_bytes(b"re-recorded too")
+    assert "(B)" in seen_note(acc, "copy", copy, split="all", seed=0)  # speaker a's probes gone: b's remain
+    for f in (tmp_path / "copy" / "angry").glob("b_*"):
+        f.write_bytes(b"other")
+    assert (
+        seen_note(acc, "copy", copy, split="all", seed=0) is None
+    )  # other recordings, same ids: said nothing
+    rand = split_record("random", 3, 0, 5, split, [r.speaker for r in ours], records=ours)
+    assert sorted(rand["clip_probes"]) == ["a", "b", "c"]  # a random split trains on every speaker
+    note = seen_note({"dataset": "mine", "split": rand}, "copy2", records("mine"), split="all", seed=0)
+    assert "the bundle was trained on a random split of mine (seed 3), so these files include clips" in note
+    many = [Record(mine / "angry" / "a_0.wav", "angry", f"s{i:03d}", "mine", "angry") for i in range(1000)]
+    assert len(clip_probes(many, [r.speaker for r in many])) == 32  # an id per file: 32 spread over them
 
 
 def test_missing_classes_names_the_gaps():
@@ -109,6 +173,8 @@ def test_zoo_loso_names_the_folds_whose_speaker_holds_one_class(capsys):
 def test_laq_records_its_speakers_and_eval_says_when_it_scores_them(tmp_path, capsys):
     """A bundle made on fold 0 of 3 speaker folds, evaluated with the default 5 folds: the selection holds
     speakers it trained on, which the figures used to report as held out."""
+    import shutil
+
     from converters.data.synthetic import SyntheticSpec, generate
     from edge_ser.audio import write_wav
     from edge_ser.cli import main
@@ -147,6 +213,11 @@ def test_laq_records_its_speakers_and_eval_says_when_it_scores_them(tmp_path, ca
     assert (
         note in got.err and "NOTE: " in got.out and f"--speakers {','.join(made['test_speakers'])}" in got.err
     )
+    shutil.copytree(data, tmp_path / "renamed")  # the same recordings under another name: known by content
+    assert main(["eval", bundle, "--data", str(tmp_path / "renamed")]) == 0
+    got = capsys.readouterr()
+    assert "renamed holds recordings the bundle was made from (mine under another name" in got.err
+    assert "not a speaker-independent figure" in got.out
 
 
 @pytest.mark.parametrize("kind", ["speaker", "random"])

@@ -628,6 +628,8 @@ def test_a_folder_ships_with_its_tables_and_nested_figure_outside_the_repository
     sizes, counted = m["accuracy"]["split"]["sizes"], m["accuracy"]["split"]["rows"]
     assert sizes["train"] == clips == sizes["stage1_train"] + sizes["val"] and 0 < sizes["val"] < clips
     assert counted["val"] == (1 + ship.NOISY_COPIES) * sizes["val"] and counted["train"] == clips  # no copies
+    probes = m["accuracy"]["split"]["clip_probes"]  # eval knows these files under another name (test_heldout)
+    assert len(probes) == 5 and all(len(p) == 2 for p in probes.values())
     assert (
         "accuracy.speaker_independent" not in m["accuracy"]["split"]["kind"]
     )  # no pointer to a missing field
