@@ -413,6 +413,8 @@ def trained_model(path: Path, task: Task, split, made: dict) -> torch.nn.Module:
     if theirs != made:
         keys = sorted(set(theirs or {}) | set(made))
         changed = [k for k in keys if (theirs or {}).get(k) != made.get(k)]
+        # clip_probes follow from the split (the seen speakers' files): name the keys that define it when any differ
+        changed = [k for k in changed if k != "clip_probes"] or changed
         differ.append(
             f"split ({', '.join(changed) or 'not recorded'}): give the --split, --seed, --fold and --folds of that "
             "run, so the validation and test clips are the ones it held out"
