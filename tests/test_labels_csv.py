@@ -193,3 +193,19 @@ def test_data_takes_the_csv_wherever_it_takes_a_folder(tmp_path, clips, capsys):
         warnings.simplefilter("always")
         load_folder(table.parent)
     assert any(f"give the file itself: --data {table}" in str(w.message) for w in caught)
+
+
+@pytest.mark.parametrize("delimiter", [";", "\t"])
+def test_a_semicolon_or_tab_separated_csv_is_read_by_its_header(tmp_path, clips, delimiter):
+    """A spreadsheet's export in a European locale separates cells with ';' (and 'Unicode text' with tabs): the
+    header row decides the delimiter, so the file reads as the comma-separated one does; a ';' inside a quoted
+    cell of a comma-separated file stays in its cell."""
+    table = _flat(clips, tmp_path / "mycorpus")
+    other = tmp_path / "mycorpus" / "semi.csv"
+    other.write_text(table.read_text().replace(",", delimiter), encoding="utf-8")
+    want, _ = _load(table)
+    got, _ = _load(other)
+    assert [(r.source, r.label, r.speaker) for r in got] == [(r.source, r.label, r.speaker) for r in want]
+    shutil.copy(clips[0].source, tmp_path / "a;b.wav")
+    (tmp_path / "labels.csv").write_text('path,label,speaker\n"a;b.wav",happy,s1\n')
+    assert [r.source.name for r in _load(tmp_path / "labels.csv")[0]] == ["a;b.wav"]

@@ -14,6 +14,7 @@ from: "wav"/"file" (its `source`), "container" (the video itself, decoded by ffm
 from __future__ import annotations
 
 import csv
+import io
 import os
 import re
 import unicodedata
@@ -625,6 +626,22 @@ class LabelsRow(NamedTuple):
     """Every column read (the path column, label and the optional ones present), stripped."""
 
 
+CSV_DELIMITERS = (",", ";", "\t")
+"""The cell separators a labels CSV may use: ',' and what spreadsheets write in other locales (';' where the
+decimal mark is a comma, as in most of Europe; a tab in "Unicode text")."""
+
+
+def csv_delimiter(text: str, path_column: str) -> str:
+    """The delimiter of a labels CSV's `text`: the first of CSV_DELIMITERS that splits its header row into cells
+    naming `path_column` and label (any case), else ','. The header decides, so a ';' in a quoted path of a
+    comma-separated file stays in its cell."""
+    for delimiter in CSV_DELIMITERS:
+        header = next(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter), [])
+        if {path_column, "label"} <= {cell.strip().lower() for cell in header}:
+            return delimiter
+    return ","
+
+
 def read_labels_csv(
     table: Path,
     loader: str,
@@ -637,6 +654,7 @@ def read_labels_csv(
 ) -> list[LabelsRow]:
     """The rows of a labels CSV: a header row naming `path_column`, `label` and any of `optional` (any case, in
     any order; other columns ignored; a UTF-8 byte order mark allowed), then one row per file; blank rows skipped.
+    Cells are separated by ',', or by ';' or a tab when the header row is (`csv_delimiter`).
 
     Paths are relative to the CSV's folder (or absolute). A label is mapped to the shared LABELS as class folders
     are (`labels.to_label`: "Joy" -> happy); one that means none is kept as written with `keep_unknown`, else
@@ -648,7 +666,8 @@ def read_labels_csv(
     root = table.parent
     try:
         with table.open(newline="", encoding="utf-8-sig") as fh:
-            rows = list(csv.reader(fh))
+            text = fh.read()
+        rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=csv_delimiter(text, path_column)))
     except (OSError, UnicodeDecodeError, csv.Error) as e:
         raise DatasetError(f"{loader}: cannot read {table}: {e}") from None
     header = [h.strip().lower() for h in rows[0]] if rows else []
