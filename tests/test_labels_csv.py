@@ -209,3 +209,15 @@ def test_a_semicolon_or_tab_separated_csv_is_read_by_its_header(tmp_path, clips,
     shutil.copy(clips[0].source, tmp_path / "a;b.wav")
     (tmp_path / "labels.csv").write_text('path,label,speaker\n"a;b.wav",happy,s1\n')
     assert [r.source.name for r in _load(tmp_path / "labels.csv")[0]] == ["a;b.wav"]
+
+
+def test_a_csv_not_in_utf8_is_refused_naming_its_line(tmp_path, clips):
+    """A spreadsheet's plain 'CSV' export on Windows is in its code page (cp1252: 'Ä' is one byte 0xC4): refused
+    with the file, the line of the first byte that is not UTF-8 and how to save it, not a codec message."""
+    shutil.copy(clips[0].source, tmp_path / "a.wav")
+    shutil.copy(clips[1].source, tmp_path / "b.wav")
+    table = tmp_path / "labels.csv"
+    table.write_bytes("path,label,speaker\r\na.wav,happy,s1\r\nb.wav,Ärger,s2\r\n".encode("cp1252"))
+    with pytest.raises(DatasetError, match="line 3: byte 0xc4 is not UTF-8.*save it as UTF-8") as err:
+        load_labels_csv(table)
+    assert str(table) in str(err.value) and "codec" not in str(err.value)

@@ -654,7 +654,8 @@ def read_labels_csv(
 ) -> list[LabelsRow]:
     """The rows of a labels CSV: a header row naming `path_column`, `label` and any of `optional` (any case, in
     any order; other columns ignored; a UTF-8 byte order mark allowed), then one row per file; blank rows skipped.
-    Cells are separated by ',', or by ';' or a tab when the header row is (`csv_delimiter`).
+    Cells are separated by ',', or by ';' or a tab when the header row is (`csv_delimiter`). Text that is not UTF-8
+    is refused naming the line of its first such byte.
 
     Paths are relative to the CSV's folder (or absolute). A label is mapped to the shared LABELS as class folders
     are (`labels.to_label`: "Joy" -> happy); one that means none is kept as written with `keep_unknown`, else
@@ -665,10 +666,15 @@ def read_labels_csv(
     """
     root = table.parent
     try:
-        with table.open(newline="", encoding="utf-8-sig") as fh:
-            text = fh.read()
+        text = table.read_bytes().decode("utf-8-sig")
         rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=csv_delimiter(text, path_column)))
-    except (OSError, UnicodeDecodeError, csv.Error) as e:
+    except UnicodeDecodeError as e:  # a spreadsheet's plain "CSV" is in its code page (cp1252: Ä is 0xC4)
+        line = e.object[: e.start].count(b"\n") + 1
+        raise DatasetError(
+            f"{loader}: {table}: line {line}: byte 0x{e.object[e.start]:02x} is not UTF-8 (a spreadsheet's plain CSV "
+            "export is in its local code page, e.g. cp1252): save it as UTF-8 (the spreadsheet's 'CSV UTF-8')"
+        ) from None
+    except (OSError, csv.Error) as e:
         raise DatasetError(f"{loader}: cannot read {table}: {e}") from None
     header = [h.strip().lower() for h in rows[0]] if rows else []
     columns = ",".join([path_column, "label"]) + "".join(f"[,{name}]" for name in optional)
