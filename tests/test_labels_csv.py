@@ -221,3 +221,26 @@ def test_a_csv_not_in_utf8_is_refused_naming_its_line(tmp_path, clips):
     with pytest.raises(DatasetError, match="line 3: byte 0xc4 is not UTF-8.*save it as UTF-8") as err:
         load_labels_csv(table)
     assert str(table) in str(err.value) and "codec" not in str(err.value)
+
+
+def test_speaker_warnings_name_the_csv_and_show_files_outside_its_folder_as_listed(tmp_path, clips):
+    """Two lists in one folder (train.csv, test.csv) are told apart: the speaker warnings name the CSV, not its
+    folder, and a file listed by an absolute path elsewhere is shown as that path, not as ../../.. from the CSV."""
+    elsewhere = tmp_path / "audio" / "wav"
+    elsewhere.mkdir(parents=True)
+    for name, r in zip(("a.wav", "b.wav"), clips, strict=False):
+        shutil.copy(r.source, elsewhere / name)
+    table = tmp_path / "lists" / "train.csv"
+    table.parent.mkdir()
+    table.write_text(f"path,label,speaker\n{elsewhere / 'a.wav'},happy,s1\n{elsewhere / 'b.wav'},sad,s1\n")
+    _, warned = _load(table)
+    same = [w for w in warned if "give the same speaker id 's1'" in w]
+    assert same and same[0].startswith(f"labels_csv {table}: ") and f"(e.g. {elsewhere / 'a.wav'})" in same[0]
+    table.write_text(f"path,label,speaker\n{elsewhere / 'a.wav'},happy,\n{elsewhere / 'b.wav'},sad,s2\n")
+    _, warned = _load(table)
+    unnamed = [w for w in warned if "name no speaker" in w]
+    assert (
+        unnamed
+        and unnamed[0].startswith(f"labels_csv {table}: ")
+        and f"(e.g. {elsewhere / 'a.wav'})" in unnamed[0]
+    )

@@ -535,6 +535,14 @@ def swapped_layout(records: Sequence[Record]) -> str | None:
     )
 
 
+def shown_path(source: str | os.PathLike, root: Path) -> str:
+    """A file as a warning shows it: relative to `root` (a folder, or a labels CSV: its folder) when inside it,
+    else as it is (a CSV may list files anywhere, which ../../.. would hide)."""
+    base = root.parent if root.suffix.lower() == ".csv" and not root.is_dir() else root
+    rel = os.path.relpath(source, base)
+    return str(source) if rel == os.pardir or rel.startswith(os.pardir + os.sep) else rel
+
+
 def check_speakers(
     loader: str, root: Path, records: Sequence[Record], *, rule: str = SPEAKER_RULE, paths: bool = True
 ) -> None:
@@ -542,13 +550,14 @@ def check_speakers(
     UNKNOWN_SPEAKER, which can hold the same people as the named ones), and ids that each hold one class only
     (names like angry_spk03.wav give the class as the speaker, so a speaker split holds out whole classes).
 
-    `rule`: how to name the speakers, said in each warning. `paths`: whether the ids were read from the files'
-    paths (`speaker_of`); False (a labels CSV's speaker column) leaves out the checks of folder layouts."""
+    `root`: the folder, or the labels CSV, the warnings name (files are shown by `shown_path`). `rule`: how to
+    name the speakers, said in each warning. `paths`: whether the ids were read from the files' paths
+    (`speaker_of`); False (a labels CSV's speaker column) leaves out the checks of folder layouts."""
     unknown = [r for r in records if r.speaker == UNKNOWN_SPEAKER]
     if unknown:
         warnings.warn(
             f"{loader} {root}: {len(unknown)} of {len(records)} file(s) name no speaker (e.g. "
-            f"{os.path.relpath(unknown[0].source, root)}) and are pooled as one speaker {UNKNOWN_SPEAKER!r}; "
+            f"{shown_path(unknown[0].source, root)}) and are pooled as one speaker {UNKNOWN_SPEAKER!r}; "
             f"{rule}",
             DatasetWarning,
             stacklevel=3,
@@ -560,7 +569,7 @@ def check_speakers(
     if len(records) >= 2 and len(ids) == 1 and UNKNOWN_SPEAKER not in ids:
         warnings.warn(
             f"{loader} {root}: all {len(records)} files give the same speaker id {next(iter(ids))!r} (e.g. "
-            f"{os.path.relpath(records[0].source, root)}), so a speaker split has nothing to hold out; if they are "
+            f"{shown_path(records[0].source, root)}), so a speaker split has nothing to hold out; if they are "
             f"not one person, {rule}",
             DatasetWarning,
             stacklevel=3,
@@ -791,7 +800,7 @@ def load_labels_csv(table: str | os.PathLike) -> list[Record]:
         )
     records = same_names("labels_csv", table, records)
     if "speaker" in rows[0].cells:
-        check_speakers("labels_csv", root, records, rule=CSV_SPEAKER_RULE, paths=False)
+        check_speakers("labels_csv", table, records, rule=CSV_SPEAKER_RULE, paths=False)
     return skipped.finish(records)
 
 
