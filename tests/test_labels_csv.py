@@ -244,3 +244,12 @@ def test_speaker_warnings_name_the_csv_and_show_files_outside_its_folder_as_list
         and unnamed[0].startswith(f"labels_csv {table}: ")
         and f"(e.g. {elsewhere / 'a.wav'})" in unnamed[0]
     )
+
+
+def test_records_are_in_the_order_of_their_paths_not_of_the_rows(tmp_path, clips):
+    """The order a seeded split follows (docs/data.md, Order): the listed paths', whatever the rows' order."""
+    table = _flat(clips, tmp_path / "mycorpus")
+    header, *rows = table.read_text().splitlines()
+    table.write_text("\n".join([header, *reversed(rows)]) + "\n")
+    records, _ = _load(table)
+    assert [r.source for r in records] == sorted(r.source for r in records)

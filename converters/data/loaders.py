@@ -763,7 +763,8 @@ def load_labels_csv(table: str | os.PathLike) -> list[Record]:
       speaker splits, benchmarks/ship_ser.py) need the column filled in. Speaker ids are never read from paths.
 
     The records are as `load_folder` makes them of the same clips in class folders (dataset "folder", native_label
-    the label as written, meta root = `labels_csv_name`), only their source paths differ.
+    the label as written, meta root = `labels_csv_name`), only their source paths differ, and so their order:
+    both are sorted by path (not by the CSV's rows), and a seeded split or shuffle follows that order.
     """
     table = Path(table).expanduser()
     if table.is_dir() or not table.exists():
