@@ -253,3 +253,20 @@ def test_records_are_in_the_order_of_their_paths_not_of_the_rows(tmp_path, clips
     table.write_text("\n".join([header, *reversed(rows)]) + "\n")
     records, _ = _load(table)
     assert [r.source for r in records] == sorted(r.source for r in records)
+
+
+def test_windows_separators_in_relative_paths_are_read(tmp_path, clips):
+    """A CSV written on Windows lists wav\\a.wav: read as wav/a.wav where that file exists; a Windows drive path
+    that does not exist here is refused with its line and what was wrong."""
+    (tmp_path / "wav").mkdir()
+    shutil.copy(clips[0].source, tmp_path / "wav" / "a.wav")
+    table = tmp_path / "labels.csv"
+    table.write_text("path,label,speaker\r\nwav\\a.wav,happy,s1\r\n")
+    records, _ = _load(table)
+    assert [r.source for r in records] == [tmp_path / "wav" / "a.wav"]
+    table.write_text("path,label,speaker\r\nwav\\a.wav,happy,s1\r\nC:\\corpus\\b.wav,sad,s2\r\n")
+    with pytest.raises(
+        DatasetError, match=r"line 3: path 'C:\\\\corpus\\\\b.wav' not found .*Windows"
+    ) as err:
+        load_labels_csv(table)
+    assert "line 2" not in str(err.value)

@@ -651,6 +651,18 @@ def csv_delimiter(text: str, path_column: str) -> str:
     return ","
 
 
+def windows_path(root: Path, given: str) -> Path:
+    """The file a labels CSV's path cell names, from the CSV's folder `root`: `given` as it is, or, when that is
+    no file and `given` holds a backslash (a CSV written on Windows: wav\\a.wav), with '/' for each backslash
+    where that is a file (a backslash in a file name here is rare; both spellings existing keeps `given`)."""
+    path = root / given
+    if "\\" in given and not path.is_file():
+        posix = root / given.replace("\\", "/")
+        if posix.is_file():
+            return posix
+    return path
+
+
 def read_labels_csv(
     table: Path,
     loader: str,
@@ -666,7 +678,7 @@ def read_labels_csv(
     Cells are separated by ',', or by ';' or a tab when the header row is (`csv_delimiter`). Text that is not UTF-8
     is refused naming the line of its first such byte.
 
-    Paths are relative to the CSV's folder (or absolute). A label is mapped to the shared LABELS as class folders
+    Paths are relative to the CSV's folder (or absolute), with '/' or Windows' '\\' (`windows_path`). A label is mapped to the shared LABELS as class folders
     are (`labels.to_label`: "Joy" -> happy); one that means none is kept as written with `keep_unknown`, else
     refused. DatasetError (prefixed with `loader` and naming `table`) for an unreadable file, a missing column,
     and for rows whose file does not exist, whose label is empty (or unknown), whose file is listed twice, or
@@ -702,14 +714,20 @@ def read_labels_csv(
             continue
         cells = {name: (row[i].strip() if i < len(row) else "") for name, i in col.items()}
         given, native = cells[path_column], cells["label"]
-        path = root / given
+        path = windows_path(root, given)
         label = L.to_label(native) if native else None
         parsed = LabelsRow(line, path, label or native, native, cells)
         key = os.path.normpath(path)
         if not given:
             problems.append(f"line {line}: empty {path_column}")
         elif not path.is_file():
-            problems.append(f"line {line}: {path_column} {given!r} not found in {root}")
+            windows = (
+                " (a Windows path: one relative to the CSV's folder is read with '\\' or '/', a drive path "
+                "such as C:\\corpus\\a.wav is no path here: list the files relative to the CSV)"
+                if "\\" in given
+                else ""
+            )
+            problems.append(f"line {line}: {path_column} {given!r} not found in {root}{windows}")
         elif check is not None and (problem := check(parsed)):
             problems.append(f"line {line}: {problem}")
         elif not native:
