@@ -87,6 +87,20 @@ def test_label_mappings_land_in_the_shared_label_set():
     assert to_label("Anger") == "angry" and to_label("SADNESS") == "sad" and to_label("whisper") is None
 
 
+def test_class_names_of_national_corpora_map_in_either_unicode_form() -> None:
+    """German (EMODB's own words), French, Italian and Spanish class names map; a folder named on macOS (NFD:
+    A + combining diaeresis) means what the composed name does."""
+    import unicodedata
+
+    words = {"Ärger": "angry", "Wut": "angry", "Langeweile": "boredom", "Ekel": "disgust", "Angst": "fear"}
+    words |= {"Freude": "happy", "Trauer": "sad", "tristesse": "sad", "paura": "fear", "asco": "disgust"}
+    words |= {"dégoût": "disgust", "Überraschung": "surprise", "Ruhe": "calm", "neutre": "neutral"}
+    for word, label in words.items():
+        assert to_label(word) == label, word
+        assert to_label(unicodedata.normalize("NFD", word)) == label, f"{word} (NFD)"
+    assert to_label("Glücksspiel") is None
+
+
 def test_class_order_follows_labels_then_extras():
     assert class_order(["sad", "angry", "neutral", "sad"]) == ("neutral", "sad", "angry")
     assert class_order(["zzz", "happy", "aaa"]) == ("happy", "aaa", "zzz")

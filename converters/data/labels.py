@@ -16,10 +16,13 @@ Every loader maps into `LABELS`, so models trained on different corpora speak th
 
 (1) TESS "ps" = pleasant surprise; the folder spellings `Pleasant_surprise` / `pleasant_surprised` map too.
 EMODB letters are German: W Wut, L Langeweile, E Ekel, A Angst, F Freude, T Trauer, N neutral.
+A free-form class name (a folder's, a labels CSV's) is mapped by `ALIASES`: the English names and their common
+forms, and the words of German, French, Italian and Spanish corpora (Ärger, tristesse, paura, asco, ...).
 """
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterable, Mapping
 
 LABELS: tuple[str, ...] = (
@@ -105,12 +108,25 @@ ALIASES: Mapping[str, str] = {
     "ps": "surprise",
     "pleasant_surprise": "surprise",
     "pleasant_surprised": "surprise",
-}
+    # the class names of national corpora, in German (EMODB's own words), French, Italian and Spanish: a
+    # researcher's folders or labels CSV often name them so (Ärger/ärger and aerger both; NFC, `to_label`)
+    **{name: "angry" for name in ("wut", "ärger", "aerger", "zorn", "colère", "colere", "rabbia", "ira", "enojo", "enfado")},
+    **{name: "happy" for name in ("freude", "glück", "fröhlich", "joie", "gioia", "felicità", "alegría", "alegria", "felicidad")},
+    **{name: "sad" for name in ("trauer", "traurig", "traurigkeit", "tristesse", "tristezza", "tristeza")},
+    **{name: "fear" for name in ("angst", "furcht", "peur", "paura", "miedo")},
+    **{name: "disgust" for name in ("ekel", "dégoût", "degout", "disgusto", "asco")},
+    **{name: "boredom" for name in ("langeweile", "ennui", "noia", "aburrimiento")},
+    **{name: "surprise" for name in ("überraschung", "ueberraschung", "sorpresa")},
+    **{name: "calm" for name in ("ruhe", "ruhig", "calme", "calma")},
+    **{name: "neutral" for name in ("neutre", "neutro")},
+}  # fmt: skip
 
 
 def to_label(name: str) -> str | None:
     """The shared label a free-form class name means (case-insensitive), or None if it means none."""
-    return ALIASES.get(name.strip().lower().replace("-", "_").replace(" ", "_"))
+    key = unicodedata.normalize("NFC", name.strip().lower()).replace("-", "_").replace(" ", "_")
+    # NFC: a folder named on macOS (Ärger as A + combining diaeresis) means what Ärger does
+    return ALIASES.get(key)
 
 
 def class_order(labels: Iterable[str]) -> tuple[str, ...]:
