@@ -151,6 +151,21 @@ def test_errors_name_the_csv_and_the_line(tmp_path, clips, rows, message):
     assert str(tmp_path / "labels.csv") in str(err.value)
 
 
+def test_a_link_to_a_listed_file_and_a_folder_are_refused_by_line(tmp_path, clips):
+    """One file under two names (a link and its target) would be two clips, maybe on both sides of a split; a
+    path naming a folder is said to be one, not "not found"."""
+    shutil.copy(clips[0].source, tmp_path / "a.wav")
+    (tmp_path / "b.wav").symlink_to(tmp_path / "a.wav")
+    (tmp_path / "sub").mkdir()
+    table = tmp_path / "labels.csv"
+    table.write_text("path,label\na.wav,happy\nb.wav,sad\n")
+    with pytest.raises(DatasetError, match=r"line 3: path 'b.wav' already listed on line 2 \(the same file"):
+        load_labels_csv(table)
+    table.write_text("path,label\na.wav,happy\nsub,sad\n")
+    with pytest.raises(DatasetError, match="line 3: path 'sub' is a folder; list each file in it"):
+        load_labels_csv(table)
+
+
 def test_video_labels_csv_is_read_by_the_same_reader(tmp_path):
     """One reader of labels CSVs: the video folder's errors read as the audio CSV's."""
     from converters.data import load_video_folder

@@ -708,7 +708,7 @@ def read_labels_csv(
     col = {name: header.index(name) for name in (path_column, "label", *optional) if name in header}
     problems: list[str] = []
     kept: list[LabelsRow] = []
-    seen: dict[str, int] = {}
+    seen: dict[str, tuple[int, str]] = {}  # real path -> (its line, the path as listed)
     for line, row in enumerate(rows[1:], start=2):
         if not any(cell.strip() for cell in row):
             continue
@@ -717,9 +717,11 @@ def read_labels_csv(
         path = windows_path(root, given)
         label = L.to_label(native) if native else None
         parsed = LabelsRow(line, path, label or native, native, cells)
-        key = os.path.normpath(path)
+        key = os.path.realpath(path)  # one file under two names (a link and its target) is listed twice
         if not given:
             problems.append(f"line {line}: empty {path_column}")
+        elif path.is_dir():
+            problems.append(f"line {line}: {path_column} {given!r} is a folder; list each file in it")
         elif not path.is_file():
             windows = (
                 " (a Windows path: one relative to the CSV's folder is read with '\\' or '/', a drive path "
@@ -735,9 +737,13 @@ def read_labels_csv(
         elif label is None and not keep_unknown:
             problems.append(f"line {line}: label {native!r} is not one of {'/'.join(L.LABELS)}")
         elif key in seen:
-            problems.append(f"line {line}: {path_column} {given!r} already listed on line {seen[key]}")
+            first, spelt = seen[key]
+            problems.append(
+                f"line {line}: {path_column} {given!r} already listed on line {first}"
+                + (" (the same file under another name: a link)" if os.path.normpath(path) != spelt else "")
+            )
         else:
-            seen[key] = line
+            seen[key] = (line, os.path.normpath(path))
             kept.append(parsed)
     if problems:
         more = f" and {len(problems) - 5} more" if len(problems) > 5 else ""
