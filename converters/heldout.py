@@ -10,8 +10,8 @@ bundle was made with.
 The same recordings can come under another name (a copy of the folder, renamed), which a comparison of names
 misses (it reported 100 % UAR without a word). So the record also holds `clip_probes` (`clip_probes`): for each
 speaker the bundle trained or validated on (at most `PROBED_SPEAKERS`), the size and a short hash of the bytes
-of its first `PROBES_PER_SPEAKER` clips (EMODB's 10 speakers: 0.85 KB of manifest, RAVDESS's 12 actors here
-1.0 KB; one hash per clip would be ~18 KB for EMODB's 535). A data set of another name holding any of those files
+of its first `PROBES_PER_SPEAKER` clips (EMODB's 10 speakers: 1.0 KB of manifest as written, indented, RAVDESS's
+12 actors here 1.2 KB; one hash per clip would be ~18 KB for EMODB's 535). A data set of another name holding any of those files
 is the bundle's data set under that name (`probe_matches`, which hashes only the files of a probe's size); the
 same recordings re-encoded are not known. A record without probes
 (bundles made before them) is compared by speaker ids: overlapping ids give a note that says they may be other
@@ -37,7 +37,8 @@ PROBES_PER_SPEAKER = 2
 
 PROBED_SPEAKERS = 32
 """At most this many speakers are probed, spread evenly over them in sorted order (RAVDESS's 24 all are;
-FER-2013 has an id per image): the probes stay under ~2.5 KB of manifest, and a copy is known by any of them."""
+FER-2013 has an id per image): the probes stay near 3 KB of manifest (32 two-character ids: 3.2 KB as written),
+and a copy is known by any of them."""
 
 _PROBE_HEX = 16
 """Hex digits of a probe's SHA-256 (64 bits; with the file size beside it, a false match is not a concern)."""
