@@ -373,6 +373,19 @@ def test_avgpool_matches_onnxruntime_on_every_window(nd: int) -> None:
             np.testing.assert_allclose(pool(x), sess.run(None, {"x": x})[0], atol=1e-6, err_msg=str(attrs))
 
 
+def test_a_batchnorm_of_too_few_inputs_after_a_conv_is_a_node_error_not_a_type_error() -> None:
+    """A Conv + BatchNormalization pair is folded only when the BN has its 5 inputs; one with 4 (a malformed
+    graph) is left to `_batchnorm`, which names what is wrong (the fold called `_bn_affine` with 3 of 4 stats)."""
+    from edge_ser.engines.numpy_engine import _batchnorm, _fold_batchnorm, _Node, _NodeError
+
+    params = {n: np.ones(2, np.float32) for n in ("s", "b", "m")} | {"w": np.ones((2, 1, 1, 1), np.float32)}
+    conv = {"op": "Conv", "inputs": ["x", "w"], "outputs": ["c"], "attrs": {}}
+    bn = {"op": "BatchNormalization", "inputs": ["c", "s", "b", "m"], "outputs": ["y"], "attrs": {}}
+    assert _fold_batchnorm(conv, bn, 17, params) is None
+    with pytest.raises(_NodeError):
+        _batchnorm(_Node(bn, 17, params))
+
+
 def test_supported_ops_listed() -> None:
     required = {"Sub", "Add", "Mul", "Div", "Gemm", "MatMul", "Relu", "Sigmoid", "Tanh", "Softmax", "Flatten",
                 "Reshape", "Identity", "Concat", "Conv", "MaxPool", "AveragePool", "GlobalAveragePool",

@@ -688,3 +688,13 @@ def test_a_self_contained_copy_carries_the_manifests_as_loaded(fusion, tmp_path)
     os.mkfifo(copy / "audio" / "manifest.json")  # reading it again would block
     _, files, _ = fusion_files(b)
     assert files["audio/manifest.json"] == loaded == b.branches["audio"].manifest_bytes
+
+
+@pytest.mark.parametrize("manifest", [[], "fusion", None, 3])
+def test_check_fusion_manifest_refuses_what_is_not_an_object(manifest) -> None:
+    """A direct call with a manifest that is not a JSON object is a BundleError naming the file, not an
+    AttributeError (load_bundle reaches it only through is_fusion, which checks first)."""
+    from edge_ser.bundle.fusion import check_fusion_manifest
+
+    with pytest.raises(BundleError, match="bundle b: manifest.json must be a JSON object"):
+        check_fusion_manifest(manifest, "b")

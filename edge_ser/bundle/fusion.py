@@ -49,6 +49,12 @@ def is_fusion(manifest: Any) -> bool:
 
 def check_fusion_manifest(manifest: Mapping[str, Any], src: str) -> FusionRule:
     """A fusion manifest checked field by field (BundleError naming the field); its rule."""
+    if not isinstance(
+        manifest, Mapping
+    ):  # a direct call with a list or text (load_bundle checks is_fusion first)
+        raise BundleError(
+            f"bundle {src}: {MANIFEST_NAME} must be a JSON object, got {type(manifest).__name__}"
+        )
     c = Checker(f"bundle {src}: {MANIFEST_NAME}", error=BundleError)
     check_schema(c, manifest)
     model = c.get(manifest, "model", "", dict)

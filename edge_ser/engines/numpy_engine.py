@@ -399,6 +399,8 @@ def _fold_batchnorm(
 ) -> tuple[Op, tuple[str, ...]] | None:
     """Conv then BatchNormalization as one Conv: weight * k per output channel, bias (b - mean) * k + beta
     (k = scale / sqrt(var + eps)); None unless the weight, bias and BN inputs are all constants."""
+    if len(bn["inputs"]) != 5:  # not folded: `_batchnorm` refuses the node by name (here it was a TypeError)
+        return None
     w = params.get(conv["inputs"][1])
     b_name = conv["inputs"][2] if len(conv["inputs"]) > 2 else ""
     stats = [params.get(nm) for nm in bn["inputs"][1:5]]
