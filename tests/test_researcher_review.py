@@ -314,7 +314,7 @@ def test_zoo_and_sweep_say_each_data_set_warning_once(tmp_path):
     from converters.zoo_cli import each_warning_once
 
     data = tmp_path / "mine"
-    for cls in ("Wut", "sad"):
+    for cls in ("Whisper", "sad"):  # a class name that means no known emotion
         for i in range(2):
             _wav(data / cls / f"s0{i}_0.wav")
     with warnings.catch_warnings(record=True) as caught:
