@@ -779,7 +779,7 @@ def main() -> None:
 
 def _main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", default="emodb", metavar="{emodb,ravdess} or FOLDER", help=DATA_HELP)
+    ap.add_argument("--data", default="emodb", metavar="{emodb,ravdess}, FOLDER or FILE.csv", help=DATA_HELP)
     ap.add_argument(
         "--tables",
         type=Path,
