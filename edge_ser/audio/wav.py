@@ -418,9 +418,32 @@ def wider_pcm_bits(raw: bytes, skip: int, bits: int, channels: int, here: float)
         if n <= 0:
             continue
         there = _smoothness(_decode(raw, start, n, _TAG_PCM, wide, channels))
-        if there is not None and there >= SMOOTH_MIN:
+        if there is not None and there >= SMOOTH_MIN and _low_bits_fit(raw, start, n, bits, wide, channels):
             return wide, there
     return None
+
+
+LOW_SPREAD_MIN = 0.25
+"""Standard deviation, as a share of half their range, the bits under the header's depth need in a wider reading
+to count as that depth's low bits (uniform bits: 0.58)."""
+
+
+def _low_bits_fit(raw: bytes, start: int, n: int, bits: int, wide: int, channels: int) -> bool:
+    """Whether the bits a `wide`-bit reading of `raw` has below the declared `bits` (first channel, as signed
+    integers) are what a wider depth's low bits are: all zero (narrower audio padded) or loud, unsmooth noise.
+    A real `bits`-bit file can read as smooth at a wider depth too (32 bits on 16-bit data picks every other
+    sample: a noise floor alternating 0, -1, or a tone near half the rate, correlates at lag 2); its low bits are
+    then its own quiet or smooth samples, and it is not refused."""
+    k = (wide - bits) // 8
+    frames = np.frombuffer(raw, dtype=np.uint8, count=n, offset=start).reshape(-1, channels, wide // 8)
+    low = frames[:, 0, :k].copy().view("<i1" if k == 1 else "<i2").reshape(-1).astype(np.float64)
+    if not np.any(low):
+        return True
+    if low.std() < LOW_SPREAD_MIN * 2.0 ** (8 * k - 1):
+        return False
+    a, b = low[:-1] - low.mean(), low[1:] - low.mean()
+    den = float(np.sqrt(np.dot(a, a) * np.dot(b, b)))
+    return den > 0 and float(np.dot(a, b)) / den < NOISE_MAX
 
 
 MAX_FLOAT_PEAK = 64.0
