@@ -576,3 +576,21 @@ def test_real_16_bit_audio_smooth_at_32_bits_is_not_refused_as_wider(tmp_path: P
         with WavReader(path) as r:
             got = np.concatenate(list(r.blocks(block))) if block else r.read()
         assert got.shape[0] == len(y), name
+
+
+def test_whole_file_read_judges_its_depth_a_block_at_a_time(tmp_path: Path) -> None:
+    """read_wav on a long 16-bit file judged the wrong-depth check on all of it in float64 (an hour at 16 kHz: 1.3
+    GB more memory than the read, 9x its time); it is judged on a block, so the read's peak stays near its output
+    and its bytes."""
+    import tracemalloc
+
+    t = np.arange(2_000_000) / 16000
+    y = 0.3 * np.sin(2 * np.pi * 180 * t) * np.sin(2 * np.pi * 2 * t)
+    path = write_wav(tmp_path / "long.wav", y, 16000, subtype="PCM_16")
+    tracemalloc.start()
+    try:
+        got, _ = read_wav(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2 * got.nbytes, peak  # float32 output + its int16 bytes: 1.5x
