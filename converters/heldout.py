@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -115,11 +116,28 @@ def clip_probes(
     return {s: by_speaker[s] for s in sorted(by_speaker) if by_speaker[s]}
 
 
+_PROBE_RE = re.compile(rf"[0-9]+:[0-9a-f]{{{_PROBE_HEX}}}")
+
+
+def _well_formed(probes: Any) -> dict[str, list[str]]:
+    """The probes of a manifest's `clip_probes` that are what `clip_probes` writes ({speaker: ['<bytes>:<hex>',
+    ...]}); anything else in it (a hand-edited or damaged manifest: a number, one string, a list for a map) is
+    left out, so eval neither crashes on it nor reads characters of a string as probes."""
+    if not isinstance(probes, Mapping):
+        return {}
+    good = {
+        str(s): [p for p in ps if isinstance(p, str) and _PROBE_RE.fullmatch(p)]
+        for s, ps in probes.items()
+        if isinstance(ps, (list, tuple))
+    }
+    return {s: ps for s, ps in good.items() if ps}
+
+
 def probe_matches(probes: Mapping[str, Sequence[str]], records: Sequence[Record]) -> dict[str, list[str]]:
     """Which of `records`' speakers hold a file with one of `probes` (a split record's `clip_probes`): {the
     bundle's speaker: [the ids its files have here, sorted]}. Only files of a probe's byte size are hashed (a
     stat each otherwise), so a data set of other recordings costs no reading."""
-    owner = {str(p): str(s) for s, ps in probes.items() for p in ps or ()}
+    owner = {p: str(s) for s, ps in _well_formed(probes).items() for p in ps}
     sizes = {p.split(":", 1)[0] for p in owner}
     found: dict[str, set[str]] = {}
     for r in records:
@@ -204,8 +222,8 @@ def seen_note(
     same = ""
     trained = accuracy.get("dataset")
     if trained != data:
-        probes = made.get("clip_probes")
-        if not isinstance(probes, Mapping) or not probes:
+        probes = _well_formed(made.get("clip_probes"))
+        if not probes:
             return _ids_note(accuracy, made, data, chosen)
         matched = probe_matches(probes, chosen if listed is None else listed)
         if not matched:

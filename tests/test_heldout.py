@@ -105,6 +105,32 @@ def test_the_same_recordings_under_another_name_are_known_by_their_content(tmp_p
     assert len(clip_probes(many, [r.speaker for r in many])) == 32  # an id per file: 32 spread over them
 
 
+def test_malformed_clip_probes_are_left_out_not_a_crash(tmp_path):
+    """A hand-edited or damaged manifest's clip_probes (no manifest check covers them) crashed edge-ser eval with
+    TypeError ({'a': 5}: 'int' object is not iterable), and a string of one probe was read as its characters: the
+    probes that are not '<bytes>:<16 hex>' in a list are left out; with none left, eval says what it says of a
+    manifest without probes (by speaker ids)."""
+    clip = tmp_path / "copy" / "a_0.wav"
+    clip.parent.mkdir()
+    clip.write_bytes(b"a0" * 40)
+    from converters.heldout import clip_probes
+
+    mine = [Record(clip, "angry", "a", "mine", "angry")]
+    good = clip_probes(mine, ["a"])["a"][0]
+    made = {"kind": "speaker", "train_speakers": ["a"], "val_speakers": []}
+    copy = [Record(clip, "angry", "a", "copy", "angry")]
+    for bad in (5, {"a": 5}, {"a": 1.5}, {"a": good}, {"a": [1, None, ["x"]]}, ["a"], {"a": {"x": 1}}):
+        note = seen_note(
+            {"dataset": "mine", "split": {**made, "clip_probes": bad}}, "copy", copy, split="all", seed=0
+        )
+        assert note.startswith("1 of 1 files have speaker ids the bundle was trained or validated on"), bad
+    mixed = {"a": [7, good, "junk"]}  # the well-formed probe among others still finds the copy
+    note = seen_note(
+        {"dataset": "mine", "split": {**made, "clip_probes": mixed}}, "copy", copy, split="all", seed=0
+    )
+    assert note.startswith("copy holds recordings the bundle was made from")
+
+
 def test_missing_classes_names_the_gaps():
     split = Split(np.array([0, 1]), np.array([2]), np.array([3]))
     y = np.array([0, 0, 1, 2])
