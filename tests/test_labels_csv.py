@@ -141,6 +141,12 @@ def test_empty_speaker_cells_are_refused_by_a_speaker_split(tmp_path, clips):
         ("path,label\na.wav, \n", "line 2: empty label for 'a.wav'"),
         ("path,label\na.wav,happy\n./a.wav,sad\n", "line 3: path './a.wav' already listed on line 2"),
         ("path,label\n", "lists no files"),
+        (  # two annotators' labels, or a second path column: the first was read without a word
+            "path,label,Label\na.wav,happy,sad\n",
+            "its header names column\\(s\\) 'label' more than once \\('path,label,Label'\\)",
+        ),
+        ("path,label,speaker,Path\na.wav,happy,s1,b.wav\n", "column\\(s\\) 'path' more than once"),
+        ("path,label,speaker, speaker\na.wav,happy,s1,s2\n", "column\\(s\\) 'speaker' more than once"),
     ],
 )
 def test_errors_name_the_csv_and_the_line(tmp_path, clips, rows, message):

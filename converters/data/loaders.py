@@ -663,6 +663,28 @@ def windows_path(root: Path, given: str) -> Path:
     return path
 
 
+def _labels_columns(
+    table: Path, loader: str, rows: list[list[str]], path_column: str, optional: Sequence[str]
+) -> dict[str, int]:
+    """The cell index of each column `read_labels_csv` reads, from the header row `rows[0]`; DatasetError for a
+    missing `path_column` or label, and for one of them named twice."""
+    header = [h.strip().lower() for h in rows[0]] if rows else []
+    columns = ",".join([path_column, "label"]) + "".join(f"[,{name}]" for name in optional)
+    if path_column not in header or "label" not in header:
+        missing = " and ".join(repr(c) for c in (path_column, "label") if c not in header)
+        got = f"its header is {','.join(rows[0])!r}" if rows else "it is empty"
+        raise DatasetError(
+            f"{loader}: {table} needs a header row with columns {columns}; no column {missing}: {got}"
+        )
+    twice = [name for name in (path_column, "label", *optional) if header.count(name) > 1]
+    if twice:  # which one is meant is not for the reader to guess (two annotators' labels: it took the first)
+        raise DatasetError(
+            f"{loader}: {table}: its header names column(s) {', '.join(repr(c) for c in twice)} more than once "
+            f"({','.join(rows[0])!r}); keep one of each (or rename the others) so it is clear which is read"
+        )
+    return {name: header.index(name) for name in (path_column, "label", *optional) if name in header}
+
+
 def read_labels_csv(
     table: Path,
     loader: str,
@@ -697,15 +719,7 @@ def read_labels_csv(
         ) from None
     except (OSError, csv.Error) as e:
         raise DatasetError(f"{loader}: cannot read {table}: {e}") from None
-    header = [h.strip().lower() for h in rows[0]] if rows else []
-    columns = ",".join([path_column, "label"]) + "".join(f"[,{name}]" for name in optional)
-    if path_column not in header or "label" not in header:
-        missing = " and ".join(repr(c) for c in (path_column, "label") if c not in header)
-        got = f"its header is {','.join(rows[0])!r}" if rows else "it is empty"
-        raise DatasetError(
-            f"{loader}: {table} needs a header row with columns {columns}; no column {missing}: {got}"
-        )
-    col = {name: header.index(name) for name in (path_column, "label", *optional) if name in header}
+    col = _labels_columns(table, loader, rows, path_column, optional)
     problems: list[str] = []
     kept: list[LabelsRow] = []
     seen: dict[str, tuple[int, str]] = {}  # real path -> (its line, the path as listed)
