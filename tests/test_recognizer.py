@@ -647,3 +647,15 @@ def test_a_session_refuses_a_channels_first_chunk_once_it_knows_the_channels() -
     for bad in (0, 65, 2.0, True):
         with pytest.raises(ConfigError, match="channels"):
             rec.session(16000, channels=bad)
+
+
+def test_a_ragged_list_chunk_is_an_audio_format_error() -> None:
+    """A list of frames of unequal lengths raised numpy's ValueError from push instead of the
+    AudioFormatError mono_float promises for anything that is not audio."""
+    from edge_ser.errors import AudioFormatError
+
+    rec = edge_ser.Recognizer(REPO / "bundles" / "ser_emodb", "numpy")
+    for kw in ({}, {"channels": 2}):
+        with pytest.raises(AudioFormatError, match="push: the chunk is not an array of samples .list"):
+            rec.session(16000, **kw).push([[0.0, 0.0], [0.0]])
+    assert rec.session(16000).push([[0.0, 0.0]] * 480) == []  # a list of equal frames is read

@@ -79,11 +79,22 @@ def mono_samples(
     return (downmix or Downmix(where))(x) if x.ndim == 2 else x
 
 
+def _array(chunk: Any, where: str) -> np.ndarray:
+    """`chunk` as an array; AudioFormatError for what numpy cannot make one of (a ragged list of frames: its
+    ValueError reached the caller)."""
+    try:
+        return np.asarray(chunk)
+    except (ValueError, TypeError) as e:
+        raise AudioFormatError(
+            f"{where}: the chunk is not an array of samples ({type(chunk).__name__} numpy cannot read as one: {e})"
+        ) from None
+
+
 def mono_float(chunk: Any, where: str = "push", downmix: Downmix | None = None) -> np.ndarray:
     """A chunk as mono float32 in [-1, 1]: float samples as they are, int16 / int32 scaled by full scale, a
     [frames, channels] block averaged over its channels (`mono_samples`, with `downmix`: a session's, which warns
     once). AudioFormatError for anything else."""
-    x = np.asarray(chunk)
+    x = _array(chunk, where)
     if x.dtype in INT_SCALE:
         x = x.astype(np.float32) / np.float32(INT_SCALE[x.dtype])
     elif x.dtype.kind != "f":
@@ -176,7 +187,8 @@ class AudioSession:
             AudioFormatError: a chunk that is not audio (`mono_float`), or a 2-D chunk laid out [channels, frames]:
                 its second axis is not the session's channel count (`channels`) and its first is.
         """
-        shape = np.shape(chunk)
+        chunk = _array(chunk, "push")
+        shape = chunk.shape
         if len(shape) == 2 and self.channels is not None and shape[1] != self.channels:
             if shape[0] == self.channels:
                 raise AudioFormatError(
@@ -189,7 +201,7 @@ class AudioSession:
                     f"{self.channels} (chunks are [frames, channels])"
                 )
         if not self._int_warned:  # once a session, as the downmix warns
-            note = int16_in_int32(np.asarray(chunk), "push")
+            note = int16_in_int32(chunk, "push")
             if note:
                 warnings.warn(note, InputWarning, stacklevel=2)
                 self._int_warned = True
