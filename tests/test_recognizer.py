@@ -333,6 +333,23 @@ def test_stream_of_a_file_shorter_than_the_window_is_classified_as_it_is(tmp_pat
         )
 
 
+def test_stream_of_a_short_file_classifies_all_of_it(tmp_path: Path) -> None:
+    """A file shorter than one window was classified on its whole hops only: the last part of a hop was dropped
+    (a 2.9 s file classified on 2.5 s, and its note said it held 2.5 s). All its audio is classified, and said."""
+    y = _voiced(2.9)
+
+    def one(audio: np.ndarray, name: str):
+        wav = write_wav(tmp_path / name, audio, 16000)
+        rec = edge_ser.Recognizer(REPO / "bundles" / "ser_emodb", "numpy")
+        (r,) = list(rec.stream(audio_file=wav, realtime=False))
+        return r
+
+    whole, cut = one(y, "whole.wav"), one(y[:40000], "cut.wav")
+    assert "the file held 2.90 s of audio, less than one 3 s window" in whole.notes[-1]
+    assert "the file held 2.50 s of audio" in cut.notes[-1]
+    assert whole.probs != cut.probs  # the last 0.4 s took part
+
+
 def test_long_audio_in_memory_is_predicted_per_window_as_the_file_is(tmp_path: Path) -> None:
     """78 s of audio given to predict_audio was one clip (another label than predict_file on the same samples, for
     5x the memory); beyond the long-file limit it is now cut into the file's 3 s windows."""

@@ -379,33 +379,40 @@ class LiveRunner:
                 yield r
                 if self.max_seconds is not None and t >= self.max_seconds:
                     break
-            part = window.filled
-            if (
-                ended
-                and self.classify_short
-                and not self.stats.updates
-                and self.hop_n <= part.size < window.size
-            ):
-                # the file ended before the first window was full: its audio is classified as it is, once (the
-                # session's rule; the last part of a hop is dropped, as at the end of any file)
-                notes = (
-                    *self._notes,
-                    f"the file held {part.size / self.sr:.1f} s of audio, less than one {window.size / self.sr:g} s "
-                    "window: classified as it is",
-                )
-                self._notes.clear()
-                r = self.pipeline.step(
-                    float(self.audio.stream_time),
-                    part,
-                    list(self._faces) if self.pipeline.needs_faces else None,
-                    notes=notes,
-                    frame_size=self._frame_size,
-                )
-                self.stats.add(r)
-                yield r
+            short = self._short_file(window, pending) if ended and self.classify_short else None
+            if short is not None:
+                self.stats.add(short)
+                yield short
         finally:
             self._finish(wall0, cpu0)
         return self.stats
+
+    def _short_file(self, window: SlidingWindow, pending: np.ndarray) -> LiveResult | None:
+        """The one result of a file that ended before the first window was full (`classify_short`): all its
+        audio classified as it is (the session's rule), the last part of a hop too (it was dropped: a 2.9 s file
+        was classified on 2.5 s and said to hold 2.5 s); None when a window was full or it held less than a hop."""
+        part = window.filled
+        if self.stats.updates or not self.hop_n <= part.size < window.size:
+            return None
+        if pending.size:
+            self.pipeline.feed(pending)
+            part = np.concatenate([part, pending])[-window.size :]
+        held = (
+            part.size * 100 // self.sr / 100
+        )  # rounded down: 2.9999 s is not '3.0 s, less than one 3 s window'
+        notes = (
+            *self._notes,
+            f"the file held {held:.2f} s of audio, less than one {window.size / self.sr:g} s window: classified "
+            "as it is",
+        )
+        self._notes.clear()
+        return self.pipeline.step(
+            float(self.audio.stream_time),
+            part,
+            list(self._faces) if self.pipeline.needs_faces else None,
+            notes=notes,
+            frame_size=self._frame_size,
+        )
 
     def _finish(self, wall0: float, cpu0: float) -> None:
         """The end of `results`: the run's times, the sources stopped, an unfinished sentence learnt."""
