@@ -349,6 +349,13 @@ def test_stream_of_a_short_file_classifies_all_of_it(tmp_path: Path) -> None:
     assert "the file held 2.50 s of audio" in cut.notes[-1]
     assert whole.probs != cut.probs  # the last 0.4 s took part
 
+    from tests.av_media import write_video  # a face-only bundle's short video: its note said "of audio"
+
+    video = write_video(tmp_path / "faces.mp4")  # 1.2 s
+    rec = edge_ser.Recognizer(REPO / "bundles" / "face_fer", "numpy")
+    (r,) = list(rec.stream(video_file=video, realtime=False))
+    assert "s of video, less than one 3 s window: classified as it is" in r.notes[-1]
+
 
 def test_long_audio_in_memory_is_predicted_per_window_as_the_file_is(tmp_path: Path) -> None:
     """78 s of audio given to predict_audio was one clip (another label than predict_file on the same samples, for

@@ -397,12 +397,11 @@ class LiveRunner:
         if pending.size:
             self.pipeline.feed(pending)
             part = np.concatenate([part, pending])[-window.size :]
-        held = (
-            part.size * 100 // self.sr / 100
-        )  # rounded down: 2.9999 s is not '3.0 s, less than one 3 s window'
+        # rounded down: 2.9999 s is not '3.0 s, less than one 3 s window'; a face-only bundle runs on a video
+        held, what = part.size * 100 // self.sr / 100, "audio" if self.pipeline.kind.hears else "video"
         notes = (
             *self._notes,
-            f"the file held {held:.2f} s of audio, less than one {window.size / self.sr:g} s window: classified "
+            f"the file held {held:.2f} s of {what}, less than one {window.size / self.sr:g} s window: classified "
             "as it is",
         )
         self._notes.clear()
