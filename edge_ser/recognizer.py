@@ -1241,10 +1241,10 @@ def _whole_file_checked(runner: LiveRunner, audio_file: Any) -> Iterator[LiveRes
     from edge_ser.live.run import too_short
 
     yield from runner.results()
-    why = too_short(audio_file, runner.pipeline.config.window, runner.stats)
+    why = too_short(audio_file, runner.pipeline.config.hop, runner.stats, unit="hop")
     if why is not None:
         raise ConfigError(
-            f"{why}; give a shorter PipelineConfig(window=...) or classify it whole with predict_file"
+            f"{why}; give a shorter PipelineConfig(hop=...) or classify it whole with predict_file"
         )
 
 

@@ -325,7 +325,10 @@ def test_stream_of_a_file_shorter_than_the_window_is_classified_as_it_is(tmp_pat
     whole = edge_ser.Recognizer(REPO / "bundles" / "ser_emodb", "numpy").predict_file(wav)
     assert r.label == whole.label
     tiny = write_wav(tmp_path / "tiny.wav", _voiced(0.3), 16000)
-    with pytest.raises(ConfigError, match="less than one 3 s window"):
+    # the limit is one hop now, and the message says so (it said "less than one 3 s window")
+    with pytest.raises(
+        ConfigError, match=r"holds 0.30 s of audio, less than one 0.5 s hop.*PipelineConfig\(hop="
+    ):
         list(
             edge_ser.Recognizer(REPO / "bundles" / "ser_emodb", "numpy").stream(
                 audio_file=tiny, realtime=False

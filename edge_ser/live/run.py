@@ -231,16 +231,18 @@ QUIET_NOTE_SHARE = 0.25
 """... and they were at least this share of all the hops that rose above it."""
 
 
-def too_short(audio_file: Any, window: float, stats: RunStats, what: str = "audio") -> str | None:
+def too_short(
+    audio_file: Any, window: float, stats: RunStats, what: str = "audio", unit: str = "window"
+) -> str | None:
     """Why a run over a file (`what`: audio, or the video a face-only bundle runs on) gave no decision at all, when
-    the file was shorter than one window (else None): `edge-ser run` and `Recognizer.stream` say so instead of
-    ending without a result."""
+    the file was shorter than one `window` seconds (else None): `edge-ser run` and `Recognizer.stream` say so
+    instead of ending without a result. `unit`: what that length is (`Recognizer.stream` classifies a file
+    shorter than a window, so its limit is one hop). The length is rounded down: 0.49994 s is not '0.50 s, less
+    than one 0.5 s hop'."""
     if stats.updates or audio_file is None or stats.stream_seconds >= window or stats.stopped:
         return None  # a run stopped before its first window is not a file too short for one
-    return (
-        f"{audio_file} holds {stats.stream_seconds:.2f} s of {what}, less than one {window:g} s window, so no "
-        "decision was made"
-    )
+    held = math.floor(stats.stream_seconds * 100) / 100
+    return f"{audio_file} holds {held:.2f} s of {what}, less than one {window:g} s {unit}, so no decision was made"
 
 
 class LiveRunner:
