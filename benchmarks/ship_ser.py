@@ -421,6 +421,10 @@ def checked(
         ap.error("--paired-fold is for --data ravdess (the paired set's speech)")
     if args.paired_fold is not None and args.val_speakers is not None:
         ap.error("--val-speakers: --paired-fold's validation actors are its fold's")
+    if args.reverb == "auto" and (args.paired_fold is not None or args.choose != "pairs"):
+        # it was refused after the features were made (a review)
+        why = "--paired-fold has none" if args.paired_fold is not None else f"not --choose {args.choose}"
+        ap.error(f"--reverb auto chooses on the inner folds of speaker pairs: give --choose pairs ({why})")
     if args.reverb == "member" and args.members != "auto":
         ap.error("--reverb member ships its own two members: leave --members out")
     if args.early_views == "member" and args.members != "auto":
@@ -625,11 +629,7 @@ def _main() -> None:
         write_choice(data.name, choice, tables)
         variants = [choice["chosen"]]
     reverb_choice: dict | None = None
-    if args.reverb == "auto":
-        if unseen or args.choose != "pairs":
-            raise SystemExit(
-                "--reverb auto chooses on the inner folds: use --choose pairs (not --paired-fold)"
-            )
+    if args.reverb == "auto":  # with --choose pairs, not --paired-fold (`checked`)
         off = choice["mean"][choice["chosen"]] if choice is not None else None
         reverb_choice = choose_reverb(  # without early views, as stage 0 (its score of the variant is `off`)
             replace(rows, early_views=(), lengths=False),

@@ -1195,3 +1195,21 @@ def test_the_refit_epochs_are_said_in_words():
     assert ship.epochs_words({"float": 44, "qat": 19}) == "float epoch 44, QAT epoch 19"
     pair = ship.epochs_words([{"float": 5, "qat": 21}, {"float": 6, "qat": 2}])
     assert pair == "float epoch 5, QAT epoch 21 (member 1) and float epoch 6, QAT epoch 2 (member 2)"
+
+
+def test_reverb_auto_without_inner_folds_is_refused_before_any_features(
+    folders, tmp_path, monkeypatch, capsys
+):
+    """--reverb auto chooses on the inner folds, so --choose holdout or --paired-fold cannot run it; the refusal
+    came after the features were made (minutes on a corpus), as a bare exit without the script's usage line."""
+
+    def no_features(*a, **k):
+        raise AssertionError("features were made before the arguments were checked")
+
+    monkeypatch.setattr(ship, "training_matrix", no_features)
+    argv = ("--data", folders[4], "--out", tmp_path / "b", "--reverb", "auto")
+    line = _usage_error(monkeypatch, capsys, ship, *argv, "--choose", "holdout")
+    assert "--reverb auto chooses on the inner folds of speaker pairs: give --choose pairs" in line
+    line = _usage_error(monkeypatch, capsys, ship, *argv[2:], "--data", "ravdess", "--paired-fold", "0")
+    assert "give --choose pairs (--paired-fold has none)" in line
+    assert not (tmp_path / "b").exists()
