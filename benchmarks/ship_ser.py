@@ -333,17 +333,29 @@ def no_nested_run(
 
 
 def nested_mismatch(
-    args: argparse.Namespace, candidates: list[tuple[int, bool, bool]], *, say: bool = False
+    args: argparse.Namespace,
+    candidates: list[tuple[int, bool, bool]],
+    *,
+    say: bool = False,
+    val_speakers: int | None = None,
+    default_val: int | None = None,
 ) -> list[str]:
     """The options of this run that ship_ser_nested.py's procedure does not have (it makes every choice on the
-    inner folds, compresses with `RECIPE`): empty when its figure describes this run's bundle. `--recipe` was
-    missing from the check, so a bundle at another budget got the 2-bit procedure's figure (a review). `say`:
-    print why the bundle gets no figure when there are any (a run with the variant fixed said nothing)."""
+    inner folds, compresses with `RECIPE`, validates stage 1 with the data set's default count of speakers
+    `default_val` and scores the refit): empty when its figure describes this run's bundle. `val_speakers`: this
+    run's count. `--recipe` was missing from the check, so a bundle at another budget got the 2-bit procedure's
+    figure; with `--val-speakers` or `--no-refit` the manifest said "ship_ser_nested.py makes it" of a figure no
+    nested run gives it (reviews). `say`: print why the bundle gets no figure when there are any (a run with the
+    variant fixed said nothing)."""
     given = [
         f"--features {args.features}" if args.features != "extended" else "",
         f"--choose {args.choose}" if args.choose != "pairs" else "",
         f"--members {args.members}" if args.members != "auto" else "",
         f"--recipe {args.recipe}" if args.recipe != RECIPE else "",
+        f"--val-speakers {val_speakers}"
+        if val_speakers is not None and default_val is not None and val_speakers != default_val
+        else "",
+        "--no-refit" if getattr(args, "no_refit", False) else "",
     ]
     if candidates != VARIANTS:  # stage 0's variant fixed (or narrowed) by the flags
         given += [
@@ -354,9 +366,10 @@ def nested_mismatch(
     given = [g for g in given if g]
     if given and say:
         print(
-            f"no speaker-independent figure for this bundle: {', '.join(given)} "
-            f"{'fixes' if len(given) == 1 else 'fix'} what ship_ser_nested.py's procedure chooses on the inner "
-            "folds (or compresses with its own recipe), so its figure would not describe this bundle"
+            f"no speaker-independent figure for this bundle: ship_ser_nested.py's procedure does not run "
+            f"{', '.join(given)} (it chooses on the inner folds, compresses with {RECIPE}, validates stage 1 "
+            f"with {default_val or 'the default'} speaker(s) and refits), so its figure would not describe this "
+            "bundle"
         )
     return given
 
@@ -747,14 +760,11 @@ def _main() -> None:
     split["clip_probes"] = clip_probes(load_records(data.arg, None)[1], seen)
     accuracy = {**figures, "dataset": args.name or data.name, "split": split}
     # the procedure ship_ser_nested.py evaluates: every choice made on the inner folds
-    mismatch = nested_mismatch(args, candidates, say=not args.no_refit and not unseen)
+    mismatch = nested_mismatch(
+        args, candidates, say=not unseen, val_speakers=n_val, default_val=data.val_speakers
+    )
     mirrored = not mismatch
-    if mirrored and not args.no_refit and not unseen and n_val != data.val_speakers:
-        print(
-            f"--val-speakers {n_val}: ship_ser_nested.py evaluates the procedure with {data.val_speakers}, "
-            "so the manifest has no speaker-independent figure"
-        )
-    elif mirrored and not args.no_refit and not unseen:  # the procedure ship_ser_nested.py evaluates
+    if mirrored and not unseen:  # the procedure ship_ser_nested.py evaluates
         nested = nested_figures(
             nested_name(data.name, args.choose_by, args.early_views, args.reverb, lengths), tables
         )
@@ -766,7 +776,7 @@ def _main() -> None:
         split["kind"] = split["kind"].replace(
             SI_POINTER,
             "no speaker-independent figure: ship_ser_nested.py makes it"
-            if mirrored
+            if mirrored and not unseen
             else f"no speaker-independent figure: ship_ser_nested.py does not run {', '.join(mismatch)}",
         )
     out = build_bundle(

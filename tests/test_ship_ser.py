@@ -1190,6 +1190,25 @@ def test_nested_mismatch_names_every_option_the_nested_procedure_does_not_have()
     assert _nested().RECIPE == ship.RECIPE  # one constant: the nested run compresses as the default does
 
 
+def test_val_speakers_and_no_refit_keep_the_figure_out_and_say_so(capsys):
+    """ship_ser_nested.py validates stage 1 with the data set's default count of speakers and scores the refit:
+    a bundle made with another --val-speakers or with --no-refit got no figure, but its manifest said
+    "no speaker-independent figure: ship_ser_nested.py makes it", which no nested run does (a review)."""
+    base = dict(features="extended", choose="pairs", members="auto", recipe=ship.RECIPE, no_refit=False)
+    base.update(noise_copies=None, speed="auto", balanced="auto")
+    same = ship.nested_mismatch(SimpleNamespace(**base), list(ship.VARIANTS), val_speakers=1, default_val=1)
+    assert same == []
+    more = ship.nested_mismatch(
+        SimpleNamespace(**base), list(ship.VARIANTS), say=True, val_speakers=2, default_val=1
+    )
+    assert more == ["--val-speakers 2"]
+    said = capsys.readouterr().out
+    assert "ship_ser_nested.py's procedure does not run --val-speakers 2" in said
+    assert "validates stage 1 with 1 speaker(s)" in said
+    stage1 = SimpleNamespace(**{**base, "no_refit": True})
+    assert ship.nested_mismatch(stage1, list(ship.VARIANTS), val_speakers=1, default_val=1) == ["--no-refit"]
+
+
 def test_the_refit_epochs_are_said_in_words():
     """ship_ser's last line gave the refit's epochs as Python dicts ("at epochs {'float': 44, 'qat': 19}")."""
     assert ship.epochs_words({"float": 44, "qat": 19}) == "float epoch 44, QAT epoch 19"
