@@ -759,6 +759,8 @@ def _main() -> None:
     seen = [*split.get("train_speakers", ()), *split.get("val_speakers", ())]  # eval knows the files renamed
     split["clip_probes"] = clip_probes(load_records(data.arg, None)[1], seen)
     accuracy = {**figures, "dataset": args.name or data.name, "split": split}
+    if args.name is not None and args.name != data.name:  # eval knows the data set by its own name too
+        accuracy["data_name"] = data.name
     # the procedure ship_ser_nested.py evaluates: every choice made on the inner folds
     mismatch = nested_mismatch(
         args, candidates, say=not unseen, val_speakers=n_val, default_val=data.val_speakers

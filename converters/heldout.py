@@ -214,14 +214,19 @@ def seen_note(
     on unseen data (None when it is, or when the manifest does not say what the bundle saw). A data set of
     another name is the bundle's when it holds files of its `clip_probes` (looked for in `listed`, every file of
     the data set; default `chosen`): then said as for the same name, after saying so, with the speakers whose
-    files matched counted as seen whatever their ids are here; without probes, by speaker ids (`_ids_note`)."""
+    files matched counted as seen whatever their ids are here; without probes, by speaker ids (`_ids_note`). The
+    manifest's `data_name` (the data set's own name, kept when `dataset` is another: ship_ser.py --name) is the
+    same name too."""
     made = accuracy.get("split")
     if not chosen or not isinstance(made, Mapping):
         return None
     seen = {str(s) for part in ("train_speakers", "val_speakers") for s in made.get(part) or ()}
     same = ""
     trained = accuracy.get("dataset")
-    if trained != data:
+    # `data_name`: the data set's own name when `dataset` is one given to it (ship_ser.py --name); eval gives it
+    # that name, and without it the renamed bundle's own folder, re-encoded, was said to be other recordings
+    own = accuracy.get("data_name")
+    if trained != data and not (isinstance(own, str) and own == data):
         probes = _well_formed(made.get("clip_probes"))
         if not probes:
             return _ids_note(accuracy, made, data, chosen)

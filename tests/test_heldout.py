@@ -271,3 +271,19 @@ def test_training_and_eval_hold_out_the_same_files_when_some_are_skipped(tmp_pat
         _, listed = load_records(str(data))
         chosen = select(listed, Selection(split=kind, seed=seed, fold=1, folds=3))
         assert trained == {r.source for r in chosen} - silent
+
+
+def test_a_bundle_given_another_name_still_knows_its_own_data_set_by_name():
+    """ship_ser.py --name puts another name in accuracy.dataset: `edge-ser eval` on the bundle's own data set
+    (re-encoded, so no clip probe matches) then took it for another data set whose files are other recordings and
+    said nothing at 100 % UAR, where the folder's own name said the speakers were seen. The data set's own name
+    (`data_name`) is kept beside the given one and counts as the same name."""
+    made = {"kind": "refit", "train_speakers": ["a", "b"], "val_speakers": ["b"]}
+    made["clip_probes"] = {"a": ["10:0123456789abcdef"]}  # files no longer there byte for byte
+    renamed = {"dataset": "Lab 2026", "data_name": "lab", "split": made}
+    note = seen_note(renamed, "lab", _records(["a", "b", "z"]), split="all", seed=0)
+    assert note.startswith("2 of 3 files are of speakers the bundle was trained or validated on (a, b)")
+    assert (
+        seen_note(renamed, "other", _records(["a"]), split="all", seed=0) is None
+    )  # as before: probes differ
+    assert seen_note({**renamed, "data_name": 5}, "5", _records(["a"]), split="all", seed=0) is None

@@ -659,6 +659,7 @@ def test_a_folder_ships_with_its_tables_and_nested_figure_outside_the_repository
     assert (
         m["accuracy"]["dataset"] == "lab recordings" and "--name 'lab recordings'" in m["recipe"]["made_by"]
     )
+    assert m["accuracy"]["data_name"] == "mydata"  # edge-ser eval still knows the folder as the bundle's own
     si = m["accuracy"]["speaker_independent"]
     assert si == ship.nested_figures("mydata", tables) and si["n_folds"] == 5
     assert si["source"] == str(tables / "ship_ser_nested_mydata.md")
