@@ -1278,12 +1278,18 @@ def ensemble_label(members: int, reverb_member: bool, early_member: bool = False
 
 def part_sizes(rows: Rows, **parts: np.ndarray) -> dict[str, dict[str, int]]:
     """The split record's `sizes`, each part's clips (its recordings: clean rows), and `rows`, the rows it
-    trained or was scored on, its noisy, speed, reverberant and length copies counted (docs/bundle.md). `sizes`
-    counted the rows: 57 for a validation speaker of 19 clips (each clean and 2 noisy)."""
+    trained or was scored on, its noisy, speed, reverberant and length copies counted, and for a training part
+    (every part but `val`) the early views of its clean clips (`Rows.training`: one more row per clip and view;
+    `--early-views member`: member 1's rows, without them) (docs/bundle.md). `sizes` counted the rows: 57 for a
+    validation speaker of 19 clips (each clean and 2 noisy); `rows` left the early views out (a review)."""
     clean = rows.copy_of == 0
+    views = len(rows.early_views)
     return {
         "sizes": {part: int((mask & clean).sum()) for part, mask in parts.items()},
-        "rows": {part: int(mask.sum()) for part, mask in parts.items()},
+        "rows": {
+            part: int(mask.sum()) + (0 if part == "val" else views * int((mask & clean).sum()))
+            for part, mask in parts.items()
+        },
     }
 
 

@@ -1233,3 +1233,21 @@ def test_reverb_auto_without_inner_folds_is_refused_before_any_features(
     line = _usage_error(monkeypatch, capsys, ship, *argv[2:], "--data", "ravdess", "--paired-fold", "0")
     assert "give --choose pairs (--paired-fold has none)" in line
     assert not (tmp_path / "b").exists()
+
+
+def test_the_rows_block_counts_the_early_views_a_model_trains_on():
+    """The split's `rows` gives the rows each part trained or was scored on; with --early-views on every clean
+    training clip is trained on once more per early view (`Rows.training`), which `rows` left out (EMODB's
+    train count was short by 4 x its clean clips). Validation is scored without them."""
+    rows = replace(_rows(clips=12), early_views=(1, 8))
+    fit = ~np.isin(rows.spk, ["03"])
+    val = ~fit & (rows.copy_of <= ship.NOISY_COPIES)
+    parts = ship.part_sizes(rows, train=fit, val=val)
+    assert parts["rows"]["train"] == len(rows.training(fit)[0])
+    assert parts["rows"]["val"] == int(val.sum())
+    assert parts["sizes"] == {
+        "train": int((fit & (rows.copy_of == 0)).sum()),
+        "val": int((val & (rows.copy_of == 0)).sum()),
+    }
+    plain = ship.part_sizes(replace(rows, early_views=()), train=fit, val=val)
+    assert plain["rows"]["train"] == int(fit.sum())
