@@ -770,7 +770,18 @@ def _main() -> None:
         nested = nested_figures(
             nested_name(data.name, args.choose_by, args.early_views, args.reverb, lengths), tables
         )
-        if nested is not None:
+        clean = rows.spk[rows.copy_of == 0]
+        other = nested_data_problem(
+            nested_name(data.name, args.choose_by, args.early_views, args.reverb, lengths),
+            tables,
+            rows.classes,
+            {str(s): int((clean == s).sum()) for s in speakers},
+        )
+        if nested is not None and other:
+            print(
+                f"no speaker-independent figure for this bundle: the nested run of its name is of other data: {other}"
+            )
+        elif nested is not None:
             accuracy["speaker_independent"] = nested
         else:
             print(no_nested_run(args, data, len(speakers), tables, lengths))
@@ -1535,6 +1546,33 @@ def nested_figures(name: str, tables: Path | None = None) -> dict | None:
     if over_seeds is not None:
         out["over_seeds"] = over_seeds
     return out
+
+
+def nested_data_problem(
+    name: str, tables: Path | None, classes: list[str], clips: dict[str, int]
+) -> str | None:
+    """Why the nested run `name` in `tables` (`nested_figures`' file) is not of this bundle's data, or None when
+    its classes (in order) and its outer folds' held-out speakers with their clip counts are this data's
+    (`clips`: clean clips per speaker). The tables are found by the data set's short name alone, which a folder
+    and a labels CSV in it share (lab/ and lab/labels.csv), as do two folders called data: a review found a
+    nested run of one put into the bundle of another. Checked on what every nested table records, so the
+    repository's tables need no rewrite."""
+    path = (RESULTS if tables is None else Path(tables)) / f"ship_ser_nested_{name}.json"
+    try:
+        run = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None  # nested_figures says there is none
+    if "classes" in run and [str(c) for c in run["classes"]] != [str(c) for c in classes]:
+        return f"{path} is of classes {', '.join(map(str, run['classes']))}, this data's are {', '.join(classes)}"
+    folds = run.get("folds")
+    if isinstance(folds, list) and folds and all(isinstance(f, dict) and "test" in f for f in folds):
+        theirs = {str(f["test"]): f.get("n") for f in folds}
+        if theirs != {str(s): int(n) for s, n in clips.items()}:
+            return (
+                f"{path} holds out {len(theirs)} speakers of {sum(int(n or 0) for n in theirs.values())} clips, "
+                f"this data has {len(clips)} speakers of {sum(clips.values())} clips (not the same recordings)"
+            )
+    return None
 
 
 def _figures(cell: dict) -> dict:

@@ -1251,3 +1251,20 @@ def test_the_rows_block_counts_the_early_views_a_model_trains_on():
     }
     plain = ship.part_sizes(replace(rows, early_views=()), train=fit, val=val)
     assert plain["rows"]["train"] == int(fit.sum())
+
+
+def test_a_nested_run_of_other_data_of_the_same_name_is_not_taken(tmp_path):
+    """The nested tables are found by the data set's short name, which lab/ and lab/labels.csv share (and two
+    folders called data): a nested run of one went into the bundle of the other. Its classes and its outer folds'
+    speakers and clip counts must be this data's; the repository's tables pass as they are."""
+    run = {"classes": ["neutral", "angry"], "folds": [{"test": "a", "n": 3}, {"test": "b", "n": 4}]}
+    (tmp_path / "ship_ser_nested_lab.json").write_text(json.dumps(run))
+    mine = {"a": 3, "b": 4}
+    assert ship.nested_data_problem("lab", tmp_path, ["neutral", "angry"], mine) is None
+    fewer = ship.nested_data_problem("lab", tmp_path, ["neutral", "angry"], {"a": 3, "b": 2})
+    assert "holds out 2 speakers of 7 clips, this data has 2 speakers of 5 clips" in fewer
+    assert "classes neutral, angry" in ship.nested_data_problem("lab", tmp_path, ["angry", "sad"], mine)
+    assert ship.nested_data_problem("absent", tmp_path, ["neutral"], mine) is None  # nested_figures: none
+    emodb = json.loads((ship.RESULTS / "ship_ser_nested_emodb.json").read_text())
+    clips = {f["test"]: f["n"] for f in emodb["folds"]}
+    assert ship.nested_data_problem("emodb", None, emodb["classes"], clips) is None
