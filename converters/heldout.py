@@ -180,11 +180,16 @@ def speakers_line(record: Mapping[str, Any]) -> str:
 
 
 def _ids_note(
-    accuracy: Mapping[str, Any], made: Mapping[str, Any], data: str, chosen: Sequence[Record]
+    accuracy: Mapping[str, Any],
+    made: Mapping[str, Any],
+    data: str,
+    chosen: Sequence[Record],
+    why: str = "the manifest records no clips to compare by content",
 ) -> str | None:
-    """`seen_note` for a data set `data` of another name than the bundle's, when its record has no `clip_probes`:
-    the `chosen` files whose speaker ids the bundle trained or validated on, said as a possibility (they can be
-    other people), and nothing when both names are corpora the loaders know (module doc)."""
+    """`seen_note` for a data set `data` of another name than the bundle's, when its record has no `clip_probes`
+    or none of them is among the files (`why` says which): the `chosen` files whose speaker ids the bundle trained
+    or validated on, said as a possibility (they can be other people, or other recordings of the same people: a
+    new session of one lab's speakers), and nothing when both names are corpora the loaders know (module doc)."""
     trained = str(accuracy.get("dataset"))
     seen = {str(s) for part in ("train_speakers", "val_speakers") for s in made.get(part) or ()}
     if not seen or (data in LOADERS and trained in LOADERS):  # two corpora: other people
@@ -196,8 +201,7 @@ def _ids_note(
     return (
         f"{len(hit)} of {len(chosen)} files have speaker ids the bundle was trained or validated on in {trained} "
         f"({', '.join(names[:8])}{', ...' if len(names) > 8 else ''}): if these are the same people ({data} "
-        f"is {trained}, or holds its recordings), this is not a speaker-independent figure (the manifest records "
-        "no clips to compare by content)"
+        f"is {trained}, or holds its recordings), this is not a speaker-independent figure ({why})"
     )
 
 
@@ -231,8 +235,12 @@ def seen_note(
         if not probes:
             return _ids_note(accuracy, made, data, chosen)
         matched = probe_matches(probes, chosen if listed is None else listed)
-        if not matched:
-            return None
+        if (
+            not matched
+        ):  # other files; with the same speaker ids they may be other recordings of the same people
+            return _ids_note(
+                accuracy, made, data, chosen, "none of the clips the manifest records is among these files"
+            )
         same = (
             f"{data} holds recordings the bundle was made from ({trained} under another name: the same files, by "
             f"content, of {len(matched)} of its speakers); "

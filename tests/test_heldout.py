@@ -94,9 +94,13 @@ def test_the_same_recordings_under_another_name_are_known_by_their_content(tmp_p
     assert "(B)" in seen_note(acc, "copy", copy, split="all", seed=0)  # speaker a's probes gone: b's remain
     for f in (tmp_path / "copy" / "angry").glob("b_*"):
         f.write_bytes(b"other")
-    assert (
-        seen_note(acc, "copy", copy, split="all", seed=0) is None
-    )  # other recordings, same ids: said nothing
+    # other files under other ids (A, B here): nothing to say
+    assert seen_note(acc, "copy", copy, split="all", seed=0) is None
+    # other files under the same ids (a new session of the same lab's speakers): said as a possibility
+    same_ids = records("copy")
+    note = seen_note(acc, "copy", same_ids, split="all", seed=0)
+    assert note is not None and "speaker ids the bundle was trained or validated on in mine (a, b)" in note
+    assert "none of the clips the manifest records is among these files" in note
     rand = split_record("random", 3, 0, 5, split, [r.speaker for r in ours], records=ours)
     assert sorted(rand["clip_probes"]) == ["a", "b", "c"]  # a random split trains on every speaker
     note = seen_note({"dataset": "mine", "split": rand}, "copy2", records("mine"), split="all", seed=0)
@@ -283,7 +287,8 @@ def test_a_bundle_given_another_name_still_knows_its_own_data_set_by_name():
     renamed = {"dataset": "Lab 2026", "data_name": "lab", "split": made}
     note = seen_note(renamed, "lab", _records(["a", "b", "z"]), split="all", seed=0)
     assert note.startswith("2 of 3 files are of speakers the bundle was trained or validated on (a, b)")
-    assert (
-        seen_note(renamed, "other", _records(["a"]), split="all", seed=0) is None
-    )  # as before: probes differ
-    assert seen_note({**renamed, "data_name": 5}, "5", _records(["a"]), split="all", seed=0) is None
+    # another name, probes differ, the same ids: said as a possibility, not as the bundle's own data set
+    other = seen_note(renamed, "other", _records(["a"]), split="all", seed=0)
+    assert other is not None and "if these are the same people" in other
+    malformed = seen_note({**renamed, "data_name": 5}, "5", _records(["a"]), split="all", seed=0)
+    assert malformed is not None and "if these are the same people" in malformed  # data_name 5: not a name
