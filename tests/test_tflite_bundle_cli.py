@@ -113,7 +113,10 @@ def test_the_summary_is_in_words_and_says_why_int8_can_outweigh_fp16():
     """The command's last line printed Python dicts and tuples ("sizes {'fp32': 189312, ...}; int8 input
     {'functionals': (0.0123, -3)}"), and an int8 file larger than fp16 (phased copies) went unexplained."""
     int8 = SimpleNamespace(
-        data=b"x" * 187064, input_quant={"functionals": (0.01234, -3)}, input_phases={"functionals": 4}
+        data=b"x" * 187064,
+        input_quant={"functionals": (0.01234, -3)},
+        input_phases={"functionals": 4},
+        output_phases=1,
     )
     models = {
         "fp32": SimpleNamespace(data=b"x" * 189312),
@@ -128,8 +131,16 @@ def test_the_summary_is_in_words_and_says_why_int8_can_outweigh_fp16():
     assert line.endswith("int8 input functionals: scale 0.01234, zero point -3, 4 phased copies, 0.12 % of its "
                          "calibration values saturate")  # fmt: skip
     assert "{" not in line and "(0.0" not in line
-    models["int8"] = SimpleNamespace(data=b"x" * 50000, input_quant={"features": (0.5, 0)}, input_phases=None)
+    models["int8"] = SimpleNamespace(
+        data=b"x" * 50000, input_quant={"features": (0.5, 0)}, input_phases=None, output_phases=1
+    )
     line = tb.summary("b", 10, models, {"features": 0.0})
     assert "larger than fp16" not in line and line.endswith(
         "scale 0.5, zero point 0, 0.00 % of its calibration values saturate"
     )
+    # larger than fp16 without phasing: not blamed on phased copies (a review)
+    models["int8"] = SimpleNamespace(
+        data=b"x" * 99000, input_quant={"features": (0.5, 0)}, input_phases=None, output_phases=1
+    )
+    line = tb.summary("b", 10, models, {"features": 0.0})
+    assert "larger than fp16: a small model's per-channel scales" in line and "phased" not in line

@@ -515,9 +515,15 @@ def summary(
         + f", {100 * saturated[n]:.2f} % of its calibration values saturate"
         for n, (scale, zero) in (m.input_quant or {}).items()
     )
+    is_phased = m.output_phases > 1 or any(k > 1 for k in (m.input_phases or {}).values())
     why = (
-        " (the int8 file is larger than fp16: phased int8 stores each weight once per copy of its input and of "
-        "its output, int8 codes tiled k_in x k_out times where fp16 stores one float16; docs/tflite.md)"
+        (
+            " (the int8 file is larger than fp16: phased int8 stores each weight once per copy of its input and "
+            "of its output, int8 codes tiled k_in x k_out times where fp16 stores one float16; docs/tflite.md)"
+            if is_phased
+            else " (the int8 file is larger than fp16: a small model's per-channel scales and zero points, a "
+            "float32 and an int64 per channel, and int32 biases outweigh the byte its codes save per weight)"
+        )
         if "fp16" in sizes and sizes["int8"] > sizes["fp16"]
         else ""
     )
