@@ -8,6 +8,7 @@ torch is missing, so `edge-ser --help` works on any workstation.
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 import textwrap
 import time
@@ -648,25 +649,27 @@ def _demo_live(bundle_path: Path, records, out: Path, *, quiet: bool = False) ->
         parts += [y, np.zeros(bundle_sr // 2, np.float32)]
     wav = write_wav(out / "live_sample.wav", np.concatenate(parts).astype(np.float32), bundle_sr)
     truth = ", ".join(r.label for r in picks)
-    print(f"\nlive pipeline (edge-ser run, files, fast) on {wav.name}: 4 clips ({truth}) with 0.5 s pauses")
+    # a 1.5 s window (not run's 3 s) and no smoothing, so each clip of ~1.5 s gets a decision of its own; said as
+    # the command that reproduces it: "edge-ser run, files, fast" alone ran run's defaults, other decisions
+    run_args = [
+        str(bundle_path),
+        "--audio-file",
+        str(wav),
+        "--fast",
+        "--window",
+        "1.5",
+        "--hop",
+        "0.5",
+        "--smoothing",
+        "none",
+    ]
+    print(
+        f"\nlive pipeline on {wav.name}: 4 clips ({truth}) with 0.5 s pauses, a 1.5 s window, no smoothing; "
+        f"the same as:\n  edge-ser run {shlex.join(run_args)}"
+    )
     p = argparse.ArgumentParser()
     add_run_args(p)
-    args = p.parse_args(
-        [
-            str(bundle_path),
-            "--audio-file",
-            str(wav),
-            "--fast",
-            "--window",
-            "1.5",
-            "--hop",
-            "0.5",
-            "--smoothing",
-            "none",
-            "--json",
-            str(out / "live_sample.jsonl"),
-        ]
-    )
+    args = p.parse_args([*run_args, "--json", str(out / "live_sample.jsonl")])
     with make_outputs(OutputSettings(console=not quiet, console_ascii=True, jsonl=args.json)) as outputs:
         _, runner = build(args, outputs=[outputs])
         stats = runner.run()

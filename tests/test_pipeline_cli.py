@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import shutil
 from pathlib import Path
 
@@ -38,6 +39,13 @@ def test_demo_runs_the_pipeline_and_leaves_a_bundle(tmp_path: Path, capsys) -> N
 
     live = read_jsonl(out / "live_sample.jsonl")
     assert len(live) >= 10 and any(r.label == "silence" for r in live) and any(r.speech for r in live)
+    # the command it prints reproduces the stream's decisions: "(edge-ser run, files, fast)" alone ran run's 3 s
+    # window and smoothing, 11 other decisions than the demo's 14 (a review)
+    said = re.search(r"the same as:\n  (edge-ser run .*)\n", printed)
+    assert said, printed
+    again = tmp_path / "again.jsonl"
+    assert main([*shlex.split(said.group(1))[1:], "--json", str(again)]) == 0
+    assert [(r.t, r.label) for r in read_jsonl(again)] == [(r.t, r.label) for r in live]
     # and the roofline report of the demo bundle on this machine
     roof = json.loads((out / "roofline.json").read_text())
     assert roof["measured"] and roof["profile"] == "host" and roof["flops"] > 300_000
