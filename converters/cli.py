@@ -930,7 +930,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "demo",
         help="[host] the main job end to end on built-in synthetic data",
         description="The main job on the built-in synthetic data set (or --data): train, LAQ, QAT, export a "
-        "bundle, run it on the device engines.",
+        "bundle, run it on the device engines, classify a held-out clip with each and stream four held-out clips "
+        "through the live pipeline (edge-ser run; data sets of audio files only), and measure the roofline report "
+        "on this machine. Writes in --out: bundle/, bitplan.json, summary.json, live_sample.wav and .jsonl, "
+        "roofline.json, .md and .png.",
     )
     _add_train_args(p, data_default="synthetic", out_default="out/demo")
     _add_laq_args(p, recipe="sensitivity")
