@@ -563,6 +563,7 @@ def cmd_model(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     _need_torch()
+    t_start = time.perf_counter()
     from converters.commands import cmd_laq as run
     from converters.pipeline import load_records, synthetic_spec
 
@@ -579,6 +580,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if args.data in AV_DATA:  # its clips are made in memory: there is no file to run through the device path
         print(f"\n(--data {args.data}: no sample files, so no device run on a clip or live stream)")
         _demo_roofline(Path(summary["bundle"]), Path(args.out))
+        print(
+            f"\nedge-ser demo: done in {time.perf_counter() - t_start:.1f} s; its outputs are in {args.out}"
+        )
         return 0
     synthetic = synthetic_spec(args.seed, args.n_per_class) if args.data == "synthetic" else None
     name, records = load_records(args.data, args.root, synthetic=synthetic, cache_dir=args.cache)
@@ -607,6 +611,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         cmd_predict(predict)
     _demo_live(Path(summary["bundle"]), records, Path(args.out), quiet=args.quiet)
     _demo_roofline(Path(summary["bundle"]), Path(args.out))
+    print(f"\nedge-ser demo: done in {time.perf_counter() - t_start:.1f} s; its outputs are in {args.out}")
     return 0
 
 

@@ -722,7 +722,8 @@ def cmd_laq(args: argparse.Namespace, spec: FeatureSpec, *, title: str | None = 
             )
         say(
             f"\nwrote {bundle_path}, {out / 'bitplan.json'} and {out / 'summary.json'} "
-            f"({time.perf_counter() - t_start:.1f} s in all)"
+            # the demo goes on (device run, live stream, roofline) and says its own total at the end
+            f"({time.perf_counter() - t_start:.1f} s{' so far' if title else ' in all'})"
         )
         if args.quiet:  # no tables, but the result and where it went
             print(

@@ -52,11 +52,16 @@ def test_demo_runs_the_pipeline_and_leaves_a_bundle(tmp_path: Path, capsys) -> N
     assert (out / "roofline.png").stat().st_size > 10_000
     # its latency is a median of the model's runs, said so: "per clip" read as the clip's whole cost (a review)
     assert "us per inference (onnxruntime, 1 thread, median of 200 runs)" in printed, printed
+    # the training part's time is not the job's: "(6.5 s in all)" came before three more stages (a review)
+    assert re.search(r"\nedge-ser demo: done in \d+\.\d s; its outputs are in ", printed), printed
     assert main(["info", str(out / "bundle")]) == 0
     assert "onnxruntime" in capsys.readouterr().out
-    # second run: every feature comes from the cache
-    rc = main(["demo", "--out", str(out), "--cache", str(tmp_path / "cache"), "--quiet", "--epochs", "2"])
+    # second run, not quiet: every feature comes from the cache
+    rc = main(["demo", "--out", str(out), "--cache", str(tmp_path / "cache"), "--epochs", "2"])
     assert rc == 0
+    printed = capsys.readouterr().out
+    assert re.search(r"summary\.json \(\d+\.\d s so far\)", printed), printed
+    assert " s in all)" not in printed and "edge-ser demo: done in " in printed, printed
     again = json.loads((out / "summary.json").read_text())
     assert (again["cache_hits"], again["cache_misses"]) == (210, 0)
 
