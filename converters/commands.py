@@ -626,6 +626,7 @@ def cmd_laq(args: argparse.Namespace, spec: FeatureSpec, *, title: str | None = 
         torch_logits = predict(c.model, Xte)
         checks = {}
         from edge_ser.engines import available_engines, engines_for, load_engine
+        from edge_ser.engines.base import OOD_Z
 
         for name, hint in available_engines().items():
             if hint:
@@ -655,13 +656,16 @@ def cmd_laq(args: argparse.Namespace, spec: FeatureSpec, *, title: str | None = 
             if not out_rows:
                 rows = f"of the {int(keep.sum())} test rows"
             elif (~ood).any():
+                # "out of range" said of what: a feature beyond +-OOD_Z training std (a review asked)
                 rows = (
-                    f"of the {int(keep.sum())} in-range test rows ({out_rows} test row(s) out of range: the engine "
-                    "clamps them, torch does not, so they are left out)"
+                    f"of the {int(keep.sum())} in-range test rows ({out_rows} test row(s) out of range, a feature "
+                    f"beyond +-{OOD_Z:g} training standard deviations: the engine clamps them, torch does not, so "
+                    "they are left out)"
                 )
             else:
                 rows = (
-                    f"of the {out_rows} test rows, all out of range (the engine clamps them, torch does not)"
+                    f"of the {out_rows} test rows, all out of range (a feature beyond +-{OOD_Z:g} training "
+                    "standard deviations: the engine clamps them, torch does not)"
                 )
             say(
                 f"      engine {name}: same class as torch on {same:.1%} {rows}, logits within {rel:.1e} relative; "

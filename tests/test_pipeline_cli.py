@@ -62,6 +62,8 @@ def test_demo_runs_the_pipeline_and_leaves_a_bundle(tmp_path: Path, capsys) -> N
     printed = capsys.readouterr().out
     assert re.search(r"summary\.json \(\d+\.\d s so far\)", printed), printed
     assert " s in all)" not in printed and "edge-ser demo: done in " in printed, printed
+    # the engine checks leave out rows "out of range" and say of what (2 of seed 0's 21 test rows are)
+    assert "out of range, a feature beyond +-20 training standard deviations" in printed, printed
     again = json.loads((out / "summary.json").read_text())
     assert (again["cache_hits"], again["cache_misses"]) == (210, 0)
 
