@@ -591,7 +591,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         records, Selection(args.split, seed=args.seed, fold=args.fold, folds=args.folds), name=name
     )
     sample = records[len(records) // 2]
-    print(f"\ndevice run on a held-out test clip ({sample.source.name}, true label: {sample.label}):")
+    # the clip's whole path, so `edge-ser predict` can be tried on it (the synthetic clips live in the cache)
+    print(f"\ndevice run on a held-out test clip (true label: {sample.label}; {sample.source}):")
     from edge_ser.cli.common import DefaultMode
     from edge_ser.cli.predict import cmd_predict
     from edge_ser.engines import engines_for

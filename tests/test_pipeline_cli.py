@@ -32,6 +32,9 @@ def test_demo_runs_the_pipeline_and_leaves_a_bundle(tmp_path: Path, capsys) -> N
     captured = capsys.readouterr()
     printed = captured.out
     assert "device run on a held-out test clip" in printed and "(numpy: 1 file(s)" in printed
+    # the clip is named by its whole path, one a user can give `edge-ser predict` (its name alone was in the cache)
+    clip = re.search(r"device run on a held-out test clip \(true label: \w+; (.+\.wav)\):", printed)
+    assert clip and Path(clip.group(1)).is_file(), printed
     # predict runs with its default --adapt: no note about an option the user never gave
     assert "changes nothing" not in captured.err
     # the live pipeline on the sample stream: 4 clips with pauses -> decisions and "silence" in the pauses
