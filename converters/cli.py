@@ -625,14 +625,17 @@ def _demo_roofline(bundle_path: Path, out: Path) -> None:
     print(
         "\nroofline on this machine (edge-ser bench --profile host; the host's peaks are measured once, cached):"
     )
+    runs = 200
     r = build_report(
-        load_bundle(bundle_path), load_profile("host"), engine="onnxruntime", threads=1, runs=200
+        load_bundle(bundle_path), load_profile("host"), engine="onnxruntime", threads=1, runs=runs
     )
-    paths = write_report(r, out / "roofline", f"edge-ser bench {bundle_path} --profile host --threads 1")
+    # the command that makes this report: bench's own default is 300 runs, so --runs is said (it was left out)
+    made_by = f"edge-ser bench {bundle_path} --profile host --threads 1 --runs {runs}"
+    paths = write_report(r, out / "roofline", made_by)
     print(
         f"  {r.flops:,} FLOPs, {r.bytes:,} bytes ({r.intensity:.2f} FLOP/byte; ridge {r.ridge:.2f}); "
         # per inference, not "per clip": the device run's "inference 0.43 ms" is one cold call, this a median
-        f"{r.latency_ms * 1e3:.1f} us per inference (onnxruntime, 1 thread, median of 200 runs) = "
+        f"{r.latency_ms * 1e3:.1f} us per inference (onnxruntime, 1 thread, median of {runs} runs) = "
         f"{r.attained_gflops:.2f} GFLOP/s, "
         f"{100 * r.fraction_of_peak:.1f}% of this machine's one-thread peak ({r.peak_gflops:.0f} GFLOP/s)"
     )

@@ -52,6 +52,11 @@ def test_demo_runs_the_pipeline_and_leaves_a_bundle(tmp_path: Path, capsys) -> N
     # and the roofline report of the demo bundle on this machine
     roof = json.loads((out / "roofline.json").read_text())
     assert roof["measured"] and roof["profile"] == "host" and roof["flops"] > 300_000
+    # its "Made by" command makes this report: bench's default --runs is 300, the demo times 200 (it said no --runs)
+    from edge_ser.cli import build_parser
+
+    made = build_parser().parse_args(shlex.split(roof["command"])[1:])
+    assert made.runs == roof["setup"]["timed runs"] == 200 and made.threads == 1, roof["command"]
     assert (out / "roofline.png").stat().st_size > 10_000
     # its latency is a median of the model's runs, said so: "per clip" read as the clip's whole cost (a review)
     assert "us per inference (onnxruntime, 1 thread, median of 200 runs)" in printed, printed
