@@ -392,15 +392,20 @@ NOISE_MAX = 0.2
 interleaves bytes of different samples (a random low byte in the high half), about 0."""
 
 
+def _lag1(x: np.ndarray) -> float | None:
+    """Correlation of adjacent values of a float64 series (about its mean); None when it has no variance."""
+    a, b = x[:-1] - x.mean(), x[1:] - x.mean()
+    den = float(np.sqrt(np.dot(a, a) * np.dot(b, b)))
+    return float(np.dot(a, b) / den) if den > 0 else None
+
+
 def _smoothness(y: np.ndarray) -> float | None:
     """Correlation of adjacent samples of the first channel of `y` [frames, channels] (near 1 for audio, near 0
     for noise); None when it has fewer than FLOAT_BITS_MIN nonzero samples or no variance."""
     x = y[:, 0].astype(np.float64)
     if np.count_nonzero(x) < FLOAT_BITS_MIN:
         return None
-    a, b = x[:-1] - x.mean(), x[1:] - x.mean()
-    den = float(np.sqrt(np.dot(a, a) * np.dot(b, b)))
-    return float(np.dot(a, b) / den) if den > 0 else None
+    return _lag1(x)
 
 
 def wider_pcm_bits(raw: bytes, skip: int, bits: int, channels: int, here: float) -> tuple[int, float] | None:
@@ -441,9 +446,8 @@ def _low_bits_fit(raw: bytes, start: int, n: int, bits: int, wide: int, channels
         return True
     if low.std() < LOW_SPREAD_MIN * 2.0 ** (8 * k - 1):
         return False
-    a, b = low[:-1] - low.mean(), low[1:] - low.mean()
-    den = float(np.sqrt(np.dot(a, a) * np.dot(b, b)))
-    return den > 0 and float(np.dot(a, b)) / den < NOISE_MAX
+    r = _lag1(low)
+    return r is not None and r < NOISE_MAX
 
 
 MAX_FLOAT_PEAK = 64.0
