@@ -20,7 +20,6 @@ people, unless both names are corpora the loaders know (ser_emodb on RAVDESS sha
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 from collections import Counter
@@ -82,17 +81,15 @@ def split_record(
 
 
 def _probe(path: str | os.PathLike[str]) -> str | None:
-    """A file's probe, '<bytes>:<first hex digits of the SHA-256 of its bytes>', or None when it is not a
-    readable file (an in-memory or vanished clip: nothing to compare)."""
-    h, size = hashlib.sha256(), 0
+    """A file's probe, '<bytes>:<first hex digits of the SHA-256 of its bytes>' (`converters.featurize.file_digest`,
+    the feature cache's key), or None when it is not a readable file (an in-memory or vanished clip: nothing to
+    compare)."""
+    from converters.featurize import file_digest
+
     try:
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-                size += len(block)
+        return f"{os.path.getsize(path)}:{file_digest(path)[:_PROBE_HEX]}"
     except (OSError, TypeError):
         return None
-    return f"{size}:{h.hexdigest()[:_PROBE_HEX]}"
 
 
 def clip_probes(
@@ -235,9 +232,8 @@ def seen_note(
         if not probes:
             return _ids_note(accuracy, made, data, chosen)
         matched = probe_matches(probes, chosen if listed is None else listed)
-        if (
-            not matched
-        ):  # other files; with the same speaker ids they may be other recordings of the same people
+        # other files; with the same speaker ids they may be other recordings of the same people
+        if not matched:
             return _ids_note(
                 accuracy, made, data, chosen, "none of the clips the manifest records is among these files"
             )
