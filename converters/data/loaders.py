@@ -446,14 +446,7 @@ def load_folder(root: str | os.PathLike) -> list[Record]:
             DatasetWarning,
             stacklevel=2,
         )
-    own = sorted({r.native_label for r in records if L.to_label(r.native_label) is None})
-    if own:  # kept as classes of their own: say so, a typo ("hapy") would otherwise become a new emotion
-        warnings.warn(
-            f"folder {root}: class folder(s) {', '.join(own)} name no known emotion "
-            f"({', '.join(L.LABELS)}); kept as classes of their own",
-            DatasetWarning,
-            stacklevel=2,
-        )
+    warn_own_classes(f"folder {root}: class folder(s)", records)
     records = same_names("folder", root, records)
     check_speakers("folder", root, records)
     return skipped.finish(records)
@@ -473,6 +466,19 @@ def speaker_of(rel: Path) -> str:
     if len(head) == 2 and head[0]:
         return head[0]
     return rel.parts[1] if len(rel.parts) >= 3 else UNKNOWN_SPEAKER
+
+
+def warn_own_classes(where: str, records: Sequence[Record]) -> None:
+    """Say which class names of `records` mean no known emotion (kept as classes of their own): a typo ("hapy")
+    would otherwise become a new emotion without a word. `where`: the warning's start, naming the folder's class
+    folders or the CSV's labels."""
+    own = sorted({r.native_label for r in records if L.to_label(r.native_label) is None})
+    if own:
+        warnings.warn(
+            f"{where} {', '.join(own)} name no known emotion ({', '.join(L.LABELS)}); kept as classes of their own",
+            DatasetWarning,
+            stacklevel=3,
+        )
 
 
 def _nfc(name: str) -> str:
@@ -829,14 +835,7 @@ def load_labels_csv(table: str | os.PathLike) -> list[Record]:
             DatasetWarning,
             stacklevel=2,
         )
-    own = sorted({r.native_label for r in records if L.to_label(r.native_label) is None})
-    if own:  # as load_folder says of class folders: a typo ("hapy") would otherwise become a new emotion
-        warnings.warn(
-            f"labels_csv {table}: label(s) {', '.join(own)} name no known emotion ({', '.join(L.LABELS)}); kept "
-            "as classes of their own",
-            DatasetWarning,
-            stacklevel=2,
-        )
+    warn_own_classes(f"labels_csv {table}: label(s)", records)
     records = same_names("labels_csv", table, records)
     if "speaker" in rows[0].cells:
         check_speakers("labels_csv", table, records, rule=CSV_SPEAKER_RULE, paths=False)
