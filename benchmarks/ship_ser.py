@@ -767,15 +767,11 @@ def _main() -> None:
     )
     mirrored = not mismatch
     if mirrored and not unseen:  # the procedure ship_ser_nested.py evaluates
-        nested = nested_figures(
-            nested_name(data.name, args.choose_by, args.early_views, args.reverb, lengths), tables
-        )
+        run_name = nested_name(data.name, args.choose_by, args.early_views, args.reverb, lengths)
+        nested = nested_figures(run_name, tables)
         clean = rows.spk[rows.copy_of == 0]
         other = nested_data_problem(
-            nested_name(data.name, args.choose_by, args.early_views, args.reverb, lengths),
-            tables,
-            rows.classes,
-            {str(s): int((clean == s).sum()) for s in speakers},
+            run_name, tables, rows.classes, {str(s): int((clean == s).sum()) for s in speakers}
         )
         if nested is not None and other:
             print(
