@@ -1229,3 +1229,17 @@ def test_a_silent_file_is_said_to_hold_no_sound_not_a_muted_microphone(tmp_path,
     )
     err = capsys.readouterr().err
     assert "every hop was digital silence (all zeros): zeros.wav holds no sound" in err and "--mic" not in err
+
+
+def test_seconds_down_rounds_down_without_binary_artefacts() -> None:
+    """One rounding for both short-file notes: down to two decimals (2.9999 s is 2.99), and 0.29 s is 0.29 (the
+    plain floor of 0.29 * 100 gave 0.28)."""
+    from edge_ser.live.run import seconds_down
+
+    assert [seconds_down(x) for x in (0.29, 2.3, 2.9999, 0.49994, 2.0)] == [
+        "0.29",
+        "2.30",
+        "2.99",
+        "0.49",
+        "2.00",
+    ]

@@ -231,6 +231,12 @@ QUIET_NOTE_SHARE = 0.25
 """... and they were at least this share of all the hops that rose above it."""
 
 
+def seconds_down(seconds: float) -> str:
+    """A file's length for a note, to two decimals rounded down (2.9999 s is not '3.00 s, less than one 3 s
+    window'); rounded to 1e-6 first, so 0.29 s (28.999999... hundredths in binary) is 0.29, not 0.28."""
+    return f"{math.floor(round(seconds * 100, 6)) / 100:.2f}"
+
+
 def too_short(
     audio_file: Any, window: float, stats: RunStats, what: str = "audio", unit: str = "window"
 ) -> str | None:
@@ -241,8 +247,10 @@ def too_short(
     than one 0.5 s hop'."""
     if stats.updates or audio_file is None or stats.stream_seconds >= window or stats.stopped:
         return None  # a run stopped before its first window is not a file too short for one
-    held = math.floor(stats.stream_seconds * 100) / 100
-    return f"{audio_file} holds {held:.2f} s of {what}, less than one {window:g} s {unit}, so no decision was made"
+    held = seconds_down(stats.stream_seconds)
+    return (
+        f"{audio_file} holds {held} s of {what}, less than one {window:g} s {unit}, so no decision was made"
+    )
 
 
 class LiveRunner:
@@ -399,11 +407,11 @@ class LiveRunner:
         if pending.size:
             self.pipeline.feed(pending)
             part = np.concatenate([part, pending])[-window.size :]
-        # rounded down: 2.9999 s is not '3.0 s, less than one 3 s window'; a face-only bundle runs on a video
-        held, what = part.size * 100 // self.sr / 100, "audio" if self.pipeline.kind.hears else "video"
+        # rounded down (`seconds_down`); a face-only bundle runs on a video
+        held, what = seconds_down(part.size / self.sr), "audio" if self.pipeline.kind.hears else "video"
         notes = (
             *self._notes,
-            f"the file held {held:.2f} s of {what}, less than one {window.size / self.sr:g} s window: classified "
+            f"the file held {held} s of {what}, less than one {window.size / self.sr:g} s window: classified "
             "as it is",
         )
         self._notes.clear()
