@@ -698,3 +698,17 @@ def test_check_fusion_manifest_refuses_what_is_not_an_object(manifest) -> None:
 
     with pytest.raises(BundleError, match="bundle b: manifest.json must be a JSON object"):
         check_fusion_manifest(manifest, "b")
+
+
+def test_the_fusion_kind_gives_its_face_crop_for_faces_in_memory() -> None:
+    """`predict_audio`'s error on a wrong crop, and docs/vision.md, point to `recognizer.kind.cropper()`; a fusion
+    bundle's kind had none (AttributeError), so its user could not make the crops the message asked for. It is the
+    face branch's crop."""
+    from tests.av_media import face_frames, speech
+
+    rec = _shipped("av_fusion")
+    crop = rec.kind.cropper()(np.ascontiguousarray(face_frames()[0]))
+    assert crop.found and crop.image.shape == (48, 48)
+    assert rec.predict_audio(speech(), 48000, faces=[crop]).label in rec.labels
+    with pytest.raises(ConfigError, match=r"cropper\(\)"):
+        rec.predict_audio(speech(), 48000, faces=[np.ascontiguousarray(face_frames()[0])])

@@ -139,6 +139,16 @@ class FusionKind(InputKind):
     def face_crop(self) -> FaceCropSpec | None:
         return next((k.face_crop for k in self.branches.values() if k.faces), None)
 
+    def cropper(self) -> Any:
+        """The face branch's crop (`FaceCropper.crop_or_center` with the one `face_crop` the face branches share):
+        what the crops given to `predict_audio(y, sr, faces)` are made with, as for a face or AV bundle. Its
+        error on a wrong crop names `recognizer.kind.cropper()`, which a fusion kind did not have. ConfigError
+        when no branch takes faces."""
+        face = next((k for k in self.branches.values() if k.faces), None)
+        if face is None:
+            raise ConfigError("fusion: no branch of this bundle takes faces, so it has no face crop")
+        return face.cropper()
+
     def given_face_found(self, faces: Sequence[Any] | None) -> bool | None:
         """No faces given with audio in memory: the fusion answers on the audio alone, as for a file where none was
         found (False); the caller's own crops: theirs to say (None)."""
