@@ -1218,9 +1218,21 @@ def _learns(w: FileWindow) -> bool:
 
 
 def _face_list(faces: Any) -> list[Any] | None:
-    """`faces` as a list: one [S, S] image or a [k, S, S] array of them become a list of crops."""
-    if faces is None or not isinstance(faces, np.ndarray):
-        return None if faces is None else list(faces)
+    """`faces` as a list: one [S, S] image or a [k, S, S] array of them become a list of crops, and so does one
+    FaceCrop (what `kind.cropper()(frame)` returns: it was a bare TypeError "'FaceCrop' object is not iterable");
+    anything else that is not a sequence is a ConfigError saying what is taken."""
+    if faces is None:
+        return None
+    if hasattr(faces, "image") and hasattr(faces, "found"):  # one FaceCrop
+        return [faces]
+    if not isinstance(faces, np.ndarray):
+        try:
+            return list(faces)
+        except TypeError:
+            raise ConfigError(
+                f"faces: expected FaceCrops or uint8 [S, S] grey crops (one, a list, or a [k, S, S] array), got "
+                f"{type(faces).__name__}"
+            ) from None
     if faces.ndim == 2:
         return [faces]
     if faces.ndim == 3 and faces.shape[1] != faces.shape[2] and faces.shape[2] in (3, 4):

@@ -282,3 +282,17 @@ def test_an_empty_path_is_refused_not_read_as_the_working_folder(tmp_path, monke
         ConfigError, match=r"predict_files: a path must be a str or os.PathLike, got NoneType"
     ):
         rec.predict_file(None)  # os.fsdecode's bare TypeError
+
+
+def test_one_face_crop_given_alone_is_one_crop() -> None:
+    """`faces=crop` (one FaceCrop, as `kind.cropper()(frame)` returns it) was a bare TypeError "'FaceCrop' object is
+    not iterable", where one [S, S] image is taken as one crop; it is one crop too."""
+    from tests.av_media import face_frames
+
+    rec = Recognizer(ROOT / "bundles" / "face_fer", "numpy")
+    crop = rec.kind.cropper()(np.ascontiguousarray(face_frames()[0]))
+    assert rec.predict_audio(None, None, faces=crop).probabilities == (
+        rec.predict_audio(None, None, faces=[crop]).probabilities
+    )
+    with pytest.raises(ConfigError, match="faces"):
+        rec.predict_audio(None, None, faces=3)
