@@ -296,3 +296,21 @@ def test_one_face_crop_given_alone_is_one_crop() -> None:
     )
     with pytest.raises(ConfigError, match="faces"):
         rec.predict_audio(None, None, faces=3)
+
+
+def test_crops_that_found_no_face_say_face_found_false() -> None:
+    """Crops the bundle's own cropper made of a frame without a face (`found` False: its centre fallback) were
+    reported `face_found` None, "the caller's to say", though the crop says it: av_fusion then answered from the
+    audio alone and face_fer from the centre of the frame, unmarked. Both now say False; images stay None."""
+    from tests.av_media import speech
+
+    empty = np.full((120, 160, 3), 128, np.uint8)
+    fusion = Recognizer(ROOT / "bundles" / "av_fusion", "numpy", adapt=False)
+    miss = fusion.kind.cropper()(empty)
+    assert not miss.found
+    p = fusion.predict_audio(speech(), 48000, faces=[miss])
+    assert p.face_found is False
+    assert p.probabilities == fusion.predict_audio(speech(), 48000).probabilities  # the audio alone
+    faces = Recognizer(ROOT / "bundles" / "face_fer", "numpy")
+    assert faces.predict_audio(None, None, faces=[miss]).face_found is False
+    assert faces.predict_audio(None, None, faces=[miss.image]).face_found is None

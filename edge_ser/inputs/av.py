@@ -353,12 +353,6 @@ class AVKind(InputKind):
                 out["faces"] = np.zeros((1, k, size, size), np.float32)
         return {n: out[n] for n in self.input_names}
 
-    def given_face_found(self, faces: Sequence[Any] | None) -> bool | None:
-        """`face_found` of a clip given in memory with `faces`: False when the model takes faces and none are given
-        (`window_inputs` fills black frames: the answer is the audio's, over no face); else None, as for crops the
-        caller made (whether they show a face is theirs to say)."""
-        return False if self.faces and not faces else None
-
     def windows_inputs(
         self, windows: Iterable[Any], where: str, *, measure: bool = True
     ) -> Iterator[FileWindow]:

@@ -190,9 +190,12 @@ class InputKind(ABC):
         return self.feature_spec.n_fft
 
     def given_face_found(self, faces: Sequence[Any] | None) -> bool | None:
-        """`face_found` of a clip given in memory with `faces`: None here (a kind without faces, or crops the caller
-        made); a kind that fills black frames when given none says False (`AVKind`)."""
-        return None
+        """`face_found` of a clip given in memory with `faces`: False when the model takes faces and no crop given
+        shows one: none given (an AV model then sees black frames, a fusion answers from the audio alone), or only
+        FaceCrops with `found` False (the cropper's centre fallback: a fusion leaves its face branch out, a face
+        model reads the centre of the frame; they were reported None, though the crop says it); else None (a kind
+        without faces, or crops the caller made as images: whether they show a face is theirs to say)."""
+        return False if self.faces and not faces_in_view(faces) else None
 
     def check_clip(self, n: int, where: str = "audio") -> None:
         """AudioFormatError when a clip of `n` samples at `sample_rate` is too short for the model (or empty)."""

@@ -149,11 +149,6 @@ class FusionKind(InputKind):
             raise ConfigError("fusion: no branch of this bundle takes faces, so it has no face crop")
         return face.cropper()
 
-    def given_face_found(self, faces: Sequence[Any] | None) -> bool | None:
-        """No faces given with audio in memory: the fusion answers on the audio alone, as for a file where none was
-        found (False); the caller's own crops: theirs to say (None)."""
-        return False if self.faces and not faces else None
-
     @property
     def mode(self) -> str:
         return "fused"
