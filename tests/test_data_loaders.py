@@ -588,3 +588,17 @@ def test_folder_says_when_speakers_and_classes_look_swapped_and_that_labels_csv_
     _, warned = _load(load_folder, tmp_path)
     assert any("speakers and classes look swapped" in w and "(angry, sad)" in w for w in warned)
     assert any("labels.csv is not read when the folder is given" in w and "--data" in w for w in warned)
+
+
+def test_a_folder_of_face_images_says_how_images_are_scored(tmp_path):
+    """Class folders of face images (`edge-ser eval bundles/face_fer --data DIR`) were refused as "no valid files,
+    expected <class>/<file> with audio extension ..." with every .jpg "not read": nothing said that images are
+    scored in FER-2013's layout. The error now says so."""
+    for cls in ("happy", "sad"):
+        (tmp_path / cls).mkdir()
+        for i in range(2):
+            (tmp_path / cls / f"img{i}.jpg").write_bytes(b"\xff\xd8\xff\xd9")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(DatasetError, match=r"4 image\(s\).*--data fer2013 --root .*test/<class>/"):
+            load_folder(tmp_path)

@@ -432,6 +432,19 @@ def load_folder(root: str | os.PathLike) -> list[Record]:
             )
         )
     skip_ignored(skipped, AUDIO_EXTENSIONS, [r.source for r in records])  # said, not dropped unsaid
+    images = (
+        []
+        if records
+        else [p for p in data_files(root, IMAGE_EXTENSIONS) if len(p.relative_to(root).parts) >= 2]
+    )
+    if (
+        images
+    ):  # a face bundle's user's class folders: "no valid files ... audio extension" said nothing of them
+        raise DatasetError(
+            f"folder {root}: holds {len(images)} image(s) in class folders and no audio; a folder data set is audio "
+            "clips. To score a face bundle on images give them in FER-2013's layout: --data fer2013 --root DIR, with "
+            f"DIR/test/<class>/*.jpg (or .png), class one of {', '.join(L.FER2013)} (docs/eval.md)"
+        )
     # a flat folder and its list: the list is the corpus
     if (root / VIDEO_LABELS_CSV).is_file() and not records:
         raise DatasetError(
