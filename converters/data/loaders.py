@@ -437,9 +437,8 @@ def load_folder(root: str | os.PathLike) -> list[Record]:
         if records
         else [p for p in data_files(root, IMAGE_EXTENSIONS) if len(p.relative_to(root).parts) >= 2]
     )
-    if (
-        images
-    ):  # a face bundle's user's class folders: "no valid files ... audio extension" said nothing of them
+    # a face bundle's user's class folders: "no valid files ... audio extension" said nothing of them
+    if images:
         raise DatasetError(
             f"folder {root}: holds {len(images)} image(s) in class folders and no audio; a folder data set is audio "
             "clips. To score a face bundle on images give them in FER-2013's layout: --data fer2013 --root DIR, with "
