@@ -89,7 +89,7 @@ from converters.featurize import (  # noqa: E402
 )
 from converters.heldout import clip_probes  # noqa: E402
 from converters.models.functionals_mlp import FunctionalsEnsemble  # noqa: E402
-from converters.pipeline import load_records  # noqa: E402
+from converters.pipeline import load_records, whitespace_error  # noqa: E402
 from converters.quant.bitplan import BitPlan  # noqa: E402
 from converters.quant.qat import QAT_DEFAULTS, qat  # noqa: E402
 from converters.registry import build  # noqa: E402
@@ -191,6 +191,9 @@ def resolve_data(value: str) -> Data:
     if is_labels_csv(path):
         return Data(value, labels_csv_name(path), False)
     if not path.is_dir():
+        bare = value.strip()  # what `whitespace_error` says, for what this command takes
+        if bare != value and (bare in VAL_SPEAKERS or Path(bare).is_dir() or is_labels_csv(bare)):
+            raise ValueError(f"--data: {whitespace_error(value)}")
         corpora = ", ".join(sorted(VAL_SPEAKERS))
         raise ValueError(
             f"--data {value!r}: neither a corpus ({corpora}) nor an existing folder of recordings "

@@ -111,9 +111,28 @@ def check_data(data: str) -> None:
     """ConfigError unless `data` is what `load_records` resolves (a data set name, 'synthetic', a folder or a
     labels CSV), said before any work: `edge-ser demo --data nosuch` printed its title naming 'nosuch', then
     refused it."""
-    if data == "synthetic" or data.lower() in LOADERS or Path(data).is_dir() or is_labels_csv(data):
+    if _resolves(data):
         return
     raise _unknown_data(data)
+
+
+def _resolves(data: str) -> bool:
+    """Whether `load_records` takes `data` as it is: 'synthetic', a data set name, a folder or a labels CSV."""
+    return data == "synthetic" or data.lower() in LOADERS or Path(data).is_dir() or is_labels_csv(data)
+
+
+def whitespace_error(data: str) -> str | None:
+    """Why `data` is refused when it is nothing as given but is something without the whitespace around it
+    (`--data "x.csv "`, a shell copy-paste's space), else None. Said, not dropped: whitespace is part of a file
+    name, and the commands that read --data themselves (zoo, sweep, ship_ser) would not see a cleaned one."""
+    bare = data.strip()
+    if bare == data or not bare or not _resolves(bare):
+        return None
+    what = "a labels CSV" if is_labels_csv(bare) else "a folder" if Path(bare).is_dir() else "a data set name"
+    return (
+        f"data set {data!r} has whitespace around it, and is no file, folder or data set name as given; "
+        f"{bare!r} is {what}: give it without the whitespace"
+    )
 
 
 def _unknown_data(data: str) -> ConfigError:
@@ -121,6 +140,9 @@ def _unknown_data(data: str) -> ConfigError:
 
     from converters.data.loaders import DATASET_FOLDERS
 
+    spaced = whitespace_error(data)
+    if spaced:
+        return ConfigError(spaced)
     # the names a bare --data takes: the corpora with a usual folder, and the built-in synthetic set ("folder",
     # "labels_csv" and "video_folder" are the loaders of a path given as --data, not names)
     names = sorted({*DATASET_FOLDERS, "synthetic"} & set(LOADERS))

@@ -291,3 +291,23 @@ def test_windows_separators_in_relative_paths_are_read(tmp_path, clips):
     ) as err:
         load_labels_csv(table)
     assert "line 2" not in str(err.value)
+
+
+@pytest.mark.parametrize("pad", ["{} ", " {}", "{}\n", "\t{}"])
+def test_a_data_path_with_whitespace_around_it_is_refused_saying_so(tmp_path, clips, pad):
+    """`--data "x.csv "` (a shell copy-paste's space): the generic "neither a data set name nor a folder" hid why;
+    the error names the path as given and the one without the whitespace, before any work (check_data)."""
+    from benchmarks.ship_ser import resolve_data
+
+    table = _flat(clips, tmp_path / "mycorpus")
+    for given in (str(table), str(table.parent)):
+        padded = pad.format(given)
+        for read in (check_data, load_records):
+            with pytest.raises(ConfigError, match="whitespace around it") as err:
+                read(padded)
+            assert repr(padded) in str(err.value) and repr(given) in str(err.value)
+        with pytest.raises(ValueError, match="whitespace around it"):
+            resolve_data(padded)
+    with pytest.raises(ConfigError, match="whitespace around it") as err:  # a name too: the message says it
+        check_data("emodb ")
+    assert "'emodb' is a data set name" in str(err.value)
