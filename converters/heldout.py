@@ -130,6 +130,22 @@ def _well_formed(probes: Any) -> dict[str, list[str]]:
     return {s: ps for s, ps in good.items() if ps}
 
 
+def speaker_ids(made: Mapping[str, Any], part: str) -> list[str]:
+    """The ids of a split record's `part` ("train_speakers", ...) as `split_record` writes them, a list of ids;
+    anything else there (a hand-edited or damaged manifest: a number, one string such as "03,08", null, a map) is
+    none, as if absent, so eval neither crashes on it nor reads a string's characters as ids (as `_well_formed`
+    does with clip_probes). In a list, ids other than a string or a whole number are left out."""
+    ids = made.get(part)
+    if not isinstance(ids, (list, tuple)):
+        return []
+    return [str(s) for s in ids if isinstance(s, (str, int)) and not isinstance(s, bool)]
+
+
+def _seen_ids(made: Mapping[str, Any]) -> set[str]:
+    """The speakers a split record says the bundle trained or validated on (`speaker_ids`)."""
+    return {*speaker_ids(made, "train_speakers"), *speaker_ids(made, "val_speakers")}
+
+
 def probe_matches(probes: Mapping[str, Sequence[str]], records: Sequence[Record]) -> dict[str, list[str]]:
     """Which of `records`' speakers hold a file with one of `probes` (a split record's `clip_probes`): {the
     bundle's speaker: [the ids its files have here, sorted]}. Only files of a probe's byte size are hashed (a
@@ -188,7 +204,7 @@ def _ids_note(
     or validated on, said as a possibility (they can be other people, or other recordings of the same people: a
     new session of one lab's speakers), and nothing when both names are corpora the loaders know (module doc)."""
     trained = str(accuracy.get("dataset"))
-    seen = {str(s) for part in ("train_speakers", "val_speakers") for s in made.get(part) or ()}
+    seen = _seen_ids(made)
     if not seen or (data in LOADERS and trained in LOADERS):  # two corpora: other people
         return None
     hit = [r for r in chosen if str(r.speaker) in seen]
@@ -221,7 +237,7 @@ def seen_note(
     made = accuracy.get("split")
     if not chosen or not isinstance(made, Mapping):
         return None
-    seen = {str(s) for part in ("train_speakers", "val_speakers") for s in made.get(part) or ()}
+    seen = _seen_ids(made)
     same = ""
     trained = accuracy.get("dataset")
     # `data_name`: the data set's own name when `dataset` is one given to it (ship_ser.py --name); eval gives it
@@ -264,7 +280,7 @@ def _same_set_note(
         if not hit:
             return None
         names = sorted({str(r.speaker) for r in hit})
-        held = made.get("test_speakers") or []
+        held = speaker_ids(made, "test_speakers")
         return (
             f"{len(hit)} of {len(chosen)} files are of speakers the bundle was trained or validated on "
             f"({', '.join(names[:8])}{', ...' if len(names) > 8 else ''}): not a speaker-independent figure"

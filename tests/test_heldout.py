@@ -292,3 +292,25 @@ def test_a_bundle_given_another_name_still_knows_its_own_data_set_by_name():
     assert other is not None and "if these are the same people" in other
     malformed = seen_note({**renamed, "data_name": 5}, "5", _records(["a"]), split="all", seed=0)
     assert malformed is not None and "if these are the same people" in malformed  # data_name 5: not a name
+
+
+@pytest.mark.parametrize("bad", [5, "03,08", None, {"03": 1}, 2.5, True])
+def test_speaker_lists_that_are_not_lists_are_left_out_as_if_absent(bad):
+    """A hand-edited manifest whose train/val/test speakers are not a list: a number crashed `edge-ser eval`
+    (TypeError: not iterable), and a string such as "03,08" was read character by character, counting files of
+    speakers 0, 3 and 8 as seen. Such a part is left out as if absent (as `_well_formed` leaves malformed
+    clip_probes out); ids in a list that are not a string or a whole number are left out too."""
+    good = {"kind": "speaker", "train_speakers": ["a"], "val_speakers": ["b"], "test_speakers": ["c"]}
+    files = _records(["0", "3", "8", ",", "a", "b", "c"])
+    for part in ("train_speakers", "val_speakers", "test_speakers"):
+        made = {**good, part: bad}
+        for data in ("mine", "other"):
+            note = seen_note({"dataset": "mine", "split": made}, data, files, split="all", seed=0)
+            named = {"train_speakers": "(b)", "val_speakers": "(a)", "test_speakers": "(a, b)"}[part]
+            assert note is not None and named in note, note
+            assert ("--speakers c" in note) == (part != "test_speakers" and data == "mine")
+    mixed = {**good, "train_speakers": ["a", None, [1], 3], "test_speakers": [3.5, "c", 7]}
+    note = seen_note(
+        {"dataset": "mine", "split": mixed}, "mine", _records(["3", "a", "b"]), split="all", seed=0
+    )
+    assert note.startswith("3 of 3 files are of speakers") and note.endswith("(--speakers c,7)")
