@@ -311,3 +311,17 @@ def test_a_data_path_with_whitespace_around_it_is_refused_saying_so(tmp_path, cl
     with pytest.raises(ConfigError, match="whitespace around it") as err:  # a name too: the message says it
         check_data("emodb ")
     assert "'emodb' is a data set name" in str(err.value)
+
+
+def test_a_path_with_spaces_around_it_is_read_as_written_when_only_that_is_a_file(tmp_path, clips):
+    """Cells are stripped ("b.wav , angry"), but a file whose name has a space around it (" a.wav", quoted by its
+    writer to keep it) was then not found: the path as written is taken when only it names a file."""
+    shutil.copy(clips[0].source, tmp_path / " a.wav")
+    shutil.copy(clips[1].source, tmp_path / "b.wav")
+    table = tmp_path / "labels.csv"
+    table.write_text('path,label,speaker\n" a.wav",happy,s1\nb.wav , angry ," s1 "\n')
+    records, _ = _load(table)
+    assert [(r.source.name, r.label, r.speaker) for r in records] == [
+        (" a.wav", "happy", "s1"),
+        ("b.wav", "angry", "s1"),
+    ]

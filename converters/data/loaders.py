@@ -715,8 +715,9 @@ def read_labels_csv(
 ) -> list[LabelsRow]:
     """The rows of a labels CSV: a header row naming `path_column`, `label` and any of `optional` (any case, in
     any order; other columns ignored; a UTF-8 byte order mark allowed), then one row per file; blank rows skipped.
-    Cells are separated by ',', or by ';' or a tab when the header row is (`csv_delimiter`). Text that is not UTF-8
-    is refused naming the line of its first such byte.
+    Cells are separated by ',', or by ';' or a tab when the header row is (`csv_delimiter`), and stripped; a path
+    is read as written when only that names a file (" a.wav"). Text that is not UTF-8 is refused naming the line of
+    its first such byte.
 
     Paths are relative to the CSV's folder (or absolute), with '/' or Windows' '\\' (`windows_path`). A label is mapped to the shared LABELS as class folders
     are (`labels.to_label`: "Joy" -> happy); one that means none is kept as written with `keep_unknown`, else
@@ -747,6 +748,10 @@ def read_labels_csv(
         cells = {name: (row[i].strip() if i < len(row) else "") for name, i in col.items()}
         given, native = cells[path_column], cells["label"]
         path = windows_path(root, given)
+        raw = row[col[path_column]] if col[path_column] < len(row) else ""
+        if raw != given and given and not path.exists() and (root / raw).is_file():
+            given = cells[path_column] = raw  # a file whose name has spaces around it (" a.wav"): as written
+            path = root / raw
         label = L.to_label(native) if native else None
         parsed = LabelsRow(line, path, label or native, native, cells)
         key = os.path.realpath(path)  # one file under two names (a link and its target) is listed twice
