@@ -561,15 +561,27 @@ def cmd_model(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def demo_steps(data: str) -> int:
+    """How many numbered stages `edge-ser demo` runs on `data`: laq's five, then a device run on a clip and a live
+    stream (data sets of audio files only), then the roofline."""
+    from converters.commands import LAQ_STEPS
+    from converters.tasks import AV_DATA
+
+    return LAQ_STEPS + (1 if data in AV_DATA else 3)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     _need_torch()
     t_start = time.perf_counter()
+    from converters.commands import LAQ_STEPS, step
     from converters.commands import cmd_laq as run
     from converters.pipeline import load_records, synthetic_spec
 
+    total = demo_steps(args.data)
     summary = run(
         args,
         _load_spec(args),
+        steps=total,
         title=f"edge-ser demo, the main job on {'built-in synthetic speech' if args.data == 'synthetic' else args.data}: "
         "180-d features (cached) -> laq_mlp -> LAQ bits -> QAT -> ONNX + packed bundle -> device engines -> live "
         "pipeline -> roofline.",
@@ -579,7 +591,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     if args.data in AV_DATA:  # its clips are made in memory: there is no file to run through the device path
         print(f"\n(--data {args.data}: no sample files, so no device run on a clip or live stream)")
-        _demo_roofline(Path(summary["bundle"]), Path(args.out))
+        _demo_roofline(Path(summary["bundle"]), Path(args.out), step(LAQ_STEPS + 1, total))
         print(
             f"\nedge-ser demo: done in {time.perf_counter() - t_start:.1f} s; its outputs are in {args.out}"
         )
@@ -592,7 +604,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     )
     sample = records[len(records) // 2]
     # the clip's whole path, so `edge-ser predict` can be tried on it (the synthetic clips live in the cache)
-    print(f"\ndevice run on a held-out test clip (true label: {sample.label}; {sample.source}):")
+    print(
+        f"\n{step(LAQ_STEPS + 1, total)} device run on a held-out test clip (true label: {sample.label}; "
+        f"{sample.source}):"
+    )
     from edge_ser.cli.common import DefaultMode
     from edge_ser.cli.predict import cmd_predict
     from edge_ser.engines import engines_for
@@ -610,20 +625,21 @@ def cmd_demo(args: argparse.Namespace) -> int:
     for engine in engines_for(predict.bundle):
         predict.engine = engine
         cmd_predict(predict)
-    _demo_live(Path(summary["bundle"]), records, Path(args.out), quiet=args.quiet)
-    _demo_roofline(Path(summary["bundle"]), Path(args.out))
+    _demo_live(Path(summary["bundle"]), records, Path(args.out), step(LAQ_STEPS + 2, total), quiet=args.quiet)
+    _demo_roofline(Path(summary["bundle"]), Path(args.out), step(LAQ_STEPS + 3, total))
     print(f"\nedge-ser demo: done in {time.perf_counter() - t_start:.1f} s; its outputs are in {args.out}")
     return 0
 
 
-def _demo_roofline(bundle_path: Path, out: Path) -> None:
-    """The roofline report of the demo bundle on this machine (host profile measured, then cached)."""
+def _demo_roofline(bundle_path: Path, out: Path, number: str) -> None:
+    """The roofline report of the demo bundle on this machine (host profile measured, then cached); `number` is
+    its stage's "[n/total]"."""
     from edge_ser.bundle import load_bundle
     from edge_ser.profiles import load_profile
     from edge_ser.roofline import build_report, write_report
 
     print(
-        "\nroofline on this machine (edge-ser bench --profile host; the host's peaks are measured once, cached):"
+        f"\n{number} roofline on this machine (edge-ser bench --profile host; the host's peaks are measured once, cached):"
     )
     runs = 200
     r = build_report(
@@ -642,8 +658,9 @@ def _demo_roofline(bundle_path: Path, out: Path) -> None:
     print("  wrote " + ", ".join(str(p) for p in paths))
 
 
-def _demo_live(bundle_path: Path, records, out: Path, *, quiet: bool = False) -> None:
-    """The live pipeline (`edge-ser run`, fast file mode) on a stream of four held-out clips with pauses."""
+def _demo_live(bundle_path: Path, records, out: Path, number: str, *, quiet: bool = False) -> None:
+    """The live pipeline (`edge-ser run`, fast file mode) on a stream of four held-out clips with pauses; `number`
+    is its stage's "[n/total]"."""
     import numpy as np
 
     from edge_ser.audio import load, write_wav
@@ -673,7 +690,7 @@ def _demo_live(bundle_path: Path, records, out: Path, *, quiet: bool = False) ->
         "none",
     ]
     print(
-        f"\nlive pipeline on {wav.name}: 4 clips ({truth}) with 0.5 s pauses, a 1.5 s window, no smoothing; "
+        f"\n{number} live pipeline on {wav.name}: 4 clips ({truth}) with 0.5 s pauses, a 1.5 s window, no smoothing; "
         f"the same as:\n  edge-ser run {shlex.join(run_args)}"
     )
     p = argparse.ArgumentParser()

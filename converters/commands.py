@@ -515,8 +515,23 @@ def _remove_dead_stages(out: Path, name: str) -> None:
         shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
 
 
-def cmd_laq(args: argparse.Namespace, spec: FeatureSpec, *, title: str | None = None) -> dict:
-    """Train -> allocate bits -> QAT -> export a bundle; returns the summary it writes."""
+LAQ_STEPS = 5
+"""The steps `cmd_laq` numbers: data, float model, bit allocation, compressed model, bundle."""
+
+
+def step(n: int, total: int) -> str:
+    """The "[n/total]" a numbered stage's line starts with, so a caller that runs more stages after these
+    (`edge-ser demo`) numbers them all out of one total."""
+    if not 1 <= n <= total:
+        raise ValueError(f"step {n} of {total}")
+    return f"[{n}/{total}]"
+
+
+def cmd_laq(
+    args: argparse.Namespace, spec: FeatureSpec, *, title: str | None = None, steps: int = LAQ_STEPS
+) -> dict:
+    """Train -> allocate bits -> QAT -> export a bundle; returns the summary it writes. `steps` is the total its
+    five steps are numbered out of: more than LAQ_STEPS when the caller goes on to stages of its own."""
     say = _say(args)
     t_start = time.perf_counter()
     check_recipe(args.recipe)  # before any work, as the output folder
@@ -532,7 +547,7 @@ def cmd_laq(args: argparse.Namespace, spec: FeatureSpec, *, title: str | None = 
     if title:
         say(title)
     task = _task(args, spec)
-    say(f"[1/5] data: {task.data_line}")
+    say(f"{step(1, steps)} data: {task.data_line}")
     split = task.split(args.split, seed=args.seed, fold=args.fold, k=getattr(args, "folds", 5))
     made = _split_record(args, task, split)
     _warn_missing_classes(task, split)
@@ -542,7 +557,7 @@ def cmd_laq(args: argparse.Namespace, spec: FeatureSpec, *, title: str | None = 
     fp_acc = accuracy(float_model, Xte, yte)
     fp_uar = index_metrics(yte, predict(float_model, Xte).argmax(1), task.classes).uar
     say(
-        f"[2/5] float {model_line(float_model, task.model_name)}"
+        f"{step(2, steps)} float {model_line(float_model, task.model_name)}"
         + (f" (from {from_model})" if from_model is not None else "")
         + f"\n      test accuracy {fp_acc:.3f}, UAR {fp_uar:.3f} "
         f"(split {args.split}, "
@@ -550,7 +565,7 @@ def cmd_laq(args: argparse.Namespace, spec: FeatureSpec, *, title: str | None = 
         f"{speakers_line(made)})"
     )
     laq = LaqConfig(t_margin=args.t_margin, budget=args.budget)
-    say(f"[3/5] bit allocation: {args.recipe}")
+    say(f"{step(3, steps)} bit allocation: {args.recipe}")
     c = compress(
         args.recipe,
         float_model,
@@ -571,7 +586,7 @@ def cmd_laq(args: argparse.Namespace, spec: FeatureSpec, *, title: str | None = 
     # what made the bundle's weights: the recipe's own step, not always QAT (ptq-N rounds, fp32 keeps floats)
     made_by = {"fp32": "float", "ptq": "PTQ"}.get(parse_recipe(args.recipe)[0], "QAT")
     say(
-        f"[4/5] {c.plan.average_bits:.2f} average bits; test accuracy: {made_by} {q_acc:.3f} (UAR {q_uar:.3f})"
+        f"{step(4, steps)} {c.plan.average_bits:.2f} average bits; test accuracy: {made_by} {q_acc:.3f} (UAR {q_uar:.3f})"
         + (f", rounding only {ptq_acc:.3f}" if ptq_acc is not None else "")
         + f" ({c.seconds:.1f} s)"
     )
@@ -620,7 +635,7 @@ def cmd_laq(args: argparse.Namespace, spec: FeatureSpec, *, title: str | None = 
         bundle = load_bundle(staged)
         sizes = {n: len(bundle.read(n)) for n in ("model.onnx", "weights.esq")}
         say(
-            f"[5/5] bundle {bundle_path}: weights.esq {sizes['weights.esq'] / 1000:.1f} KB, model.onnx "
+            f"{step(5, steps)} bundle {bundle_path}: weights.esq {sizes['weights.esq'] / 1000:.1f} KB, model.onnx "
             f"{sizes['model.onnx'] / 1000:.1f} KB (graph only), verified"
         )
         torch_logits = predict(c.model, Xte)

@@ -102,7 +102,8 @@ def test_sensitivity_allocation_meets_the_budget() -> None:
     said: list[str] = []
     out, _ = sensitivity_allocation(plan, loss, budget=2.0, log=said.append)
     assert out.average_bits <= 2.0 and out.bits["big"] < out.bits["small"]
-    # under the demo's "[3/5] bit allocation: ..." as its other steps' second lines, 6 columns in (it stood at 2)
+    # under laq's "[3/5] bit allocation: ..." (the demo's "[3/8]") as its other steps' second lines, 6 columns in
+    # (it stood at 2)
     assert len(said) == 1 and said[0].startswith("      allocation at budget 2.0: big:"), said
 
 
