@@ -74,7 +74,8 @@ def test_console_log_format_is_one_line_per_update() -> None:
     con.close()
     lines = buf.getvalue().splitlines()
     assert len(lines) == 4 and "\x1b" not in buf.getvalue()
-    assert lines[1].startswith("t=0.50 label=angry conf=0.80 speech fused level=-21.5dB")
+    # a digital full-scale level, said dBFS as everywhere else (it read "level=-21.5dB")
+    assert lines[1].startswith("t=0.50 label=angry conf=0.80 speech fused level=-21.5dBFS | ")
     assert "angry=0.80 happy=0.07" in lines[1]
     assert "total=10.0" in lines[1] and "overflows=0" in lines[1]
     assert "label=silence" in lines[3] and "level=-inf " in lines[3] and "notes=camera lost" in lines[3]

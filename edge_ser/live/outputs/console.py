@@ -43,8 +43,9 @@ def _level(x: float) -> str:
 
 
 def _db(x: float) -> str:
-    """dBFS for the log line: "-23.4dB", or "-inf" for digital silence (it read "-infdB")."""
-    return f"{x:.1f}dB" if math.isfinite(x) else "-inf"
+    """dBFS for the log line: "-23.4dBFS", the unit the table, the web page and `run`'s notes say (it read
+    "-23.4dB"), or "-inf" for digital silence (it read "-infdB")."""
+    return f"{x:.1f}dBFS" if math.isfinite(x) else "-inf"
 
 
 def _gate(result: LiveResult) -> str:
@@ -108,7 +109,7 @@ def format_table(
 def format_line(result: LiveResult) -> str:
     """The log view of `result`: one line, `key=value` fields then `label=prob` pairs (smoothed).
 
-    Example: ``t=12.50 label=angry conf=0.81 speech fused level=-23.4dB | angry=0.81 calm=0.10 |
+    Example: ``t=12.50 label=angry conf=0.81 speech fused level=-23.4dBFS | angry=0.81 calm=0.10 |
     ms capture=1.2 features=3.4 face=2.0 inference=5.6 total=12.3 | overflows=0``. Passed through
     `edge_ser.text.printable`: one line, whatever the bundle's labels hold.
     """
