@@ -679,7 +679,7 @@ def _main() -> None:
         "kind": f"speaker holdout (validation only; {SI_POINTER})",
         "val_speakers": val_spk,
         "train_speakers": [s for s in speakers if s not in val_spk],
-        **part_sizes(rows, train=tr, val=val),
+        **part_sizes(rows, seeds, train=tr, val=val),
         "validation": f"clean clips and {NOISY_COPIES} noisy copies of each (20-50 dB SNR)",
         "augmentation": f"{copies} noisy copies of every training clip"
         + (f", speed-perturbed copies at {', '.join(map(str, SPEED_FACTORS))}" if speed else "")
@@ -755,7 +755,7 @@ def _main() -> None:
             f"(validation figures are stage 1's; {SI_POINTER})",
             "train_speakers": [str(s) for s in speakers],
             "chosen_epochs": epochs,
-            **part_sizes(rows, train=fit, stage1_train=tr, val=val),
+            **part_sizes(rows, seeds, train=fit, stage1_train=tr, val=val),
         }
     model, plan, codes = ensemble_of(fitted)
     prior = rows.prior(fit)
@@ -1228,10 +1228,8 @@ def refit_members(
     norm = None
     for k, r in enumerate(runs):
         fit, balanced = fits[k], losses[k]
-        speakers = np.isin(rows.spk, np.unique(rows.spk[fit]))
-        with_rooms = r.get("reverb", rows.reverb)
-        mine = (fit & ~rows.reverb_rows) | (rows.reverb_rows & speakers & with_rooms)
-        Z, y = replace(rows, early_views=r.get("early_views", rows.early_views)).training(mine)
+        mine, member = member_rows(rows, fit, r)
+        Z, y = member.training(mine)
         norm = (Z.mean(0), Z.std(0)) if norm is None else norm
         plan = r["c"].plan
         model, codes = refit(
@@ -1286,20 +1284,44 @@ def ensemble_label(members: int, reverb_member: bool, early_member: bool = False
     return f" x {members} seeds" if members > 1 else ""
 
 
-def part_sizes(rows: Rows, **parts: np.ndarray) -> dict[str, dict[str, int]]:
+def member_rows(rows: Rows, fit: np.ndarray, run: dict) -> tuple[np.ndarray, Rows]:
+    """The rows a member (`run`, its stage 1) trains on out of the rows `fit`, and the `Rows` whose `training`
+    adds its early views: `--reverb member`'s second member also has the reverberant copies of `fit`'s speakers,
+    `--early-views member`'s second the early views; any other member the rows `fit` as they are."""
+    speakers = np.isin(rows.spk, np.unique(rows.spk[fit]))
+    with_rooms = run.get("reverb", rows.reverb)
+    mine = (fit & ~rows.reverb_rows) | (rows.reverb_rows & speakers & with_rooms)
+    return mine, replace(rows, early_views=run.get("early_views", rows.early_views))
+
+
+def trained_rows(rows: Rows, fit: np.ndarray) -> int:
+    """How many rows `rows.training(fit)` trains on, without making them: the rows `fit`, then one more per clean
+    clip among them and early view."""
+    return int(fit.sum()) + len(rows.early_views) * int((fit & (rows.copy_of == 0)).sum())
+
+
+def part_sizes(rows: Rows, members: list[dict] | None = None, **parts: np.ndarray) -> dict[str, dict]:
     """The split record's `sizes`, each part's clips (its recordings: clean rows), and `rows`, the rows it
     trained or was scored on, its noisy, speed, reverberant and length copies counted, and for a training part
-    (every part but `val`) the early views of its clean clips (`Rows.training`: one more row per clip and view;
-    `--early-views member`: member 1's rows, without them) (docs/bundle.md). `sizes` counted the rows: 57 for a
-    validation speaker of 19 clips (each clean and 2 noisy); `rows` left the early views out (a review)."""
+    (every part but `val`) the early views of its clean clips (`Rows.training`: one more row per clip and view)
+    (docs/bundle.md). With `members` (each member's stage 1) that train on rows of their own (`--reverb member`,
+    `--early-views member`), a training part's `rows` is a list, one count per member: it gave member 1's alone.
+    `sizes` counted the rows: 57 for a validation speaker of 19 clips (each clean and 2 noisy) (a review)."""
     clean = rows.copy_of == 0
-    views = len(rows.early_views)
+    runs = members or [{}]
+    own = (
+        len({(r.get("reverb", rows.reverb), tuple(r.get("early_views", rows.early_views))) for r in runs}) > 1
+    )
+
+    def counted(part: str, mask: np.ndarray) -> int | list[int]:
+        if part == "val":  # scored as it is, every member on the same rows
+            return int(mask.sum())
+        each = [trained_rows(member, mine) for mine, member in (member_rows(rows, mask, r) for r in runs)]
+        return each if own else each[0]
+
     return {
         "sizes": {part: int((mask & clean).sum()) for part, mask in parts.items()},
-        "rows": {
-            part: int(mask.sum()) + (0 if part == "val" else views * int((mask & clean).sum()))
-            for part, mask in parts.items()
-        },
+        "rows": {part: counted(part, mask) for part, mask in parts.items()},
     }
 
 

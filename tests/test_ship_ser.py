@@ -1253,6 +1253,33 @@ def test_the_rows_block_counts_the_early_views_a_model_trains_on():
     assert plain["rows"]["train"] == int(fit.sum())
 
 
+@pytest.mark.parametrize("member", ["early", "reverb"])
+def test_the_rows_block_counts_each_members_rows(monkeypatch, member):
+    """`--early-views member` and `--reverb member` ship two members that train on rows of their own; the split's
+    `rows` gave member 1's alone. A training part's `rows` is now one count per member, each the rows its refit
+    trains on (`refit_members`); validation, scored on the same rows, stays one count; a seed ensemble, whose
+    members share their rows, one count as before."""
+    views = 1 + ship.NOISY_COPIES + len(ship.SPEED_FACTORS) + ship.REVERB_COPIES
+    rows = _rows(clips=12, views=views) if member == "reverb" else _rows(clips=12)
+    key, other = ("reverb", True) if member == "reverb" else ("early_views", ship.EARLY_VIEWS)
+    plain = {"reverb": False, "early_views": (), "c": SimpleNamespace(plan="plan"), "epochs": {}}
+    members = [plain, {**plain, key: other}]
+    fit = rows.trained_on((2, True, False)) & ~np.isin(rows.spk, ["03"])
+    val = np.isin(rows.spk, ["03"]) & ~rows.speed_rows
+    trained: list[int] = []
+    monkeypatch.setattr(
+        ship, "refit", lambda dim, n, Z, y, plan, epochs, **kw: trained.append(len(Z)) or (None, {})
+    )
+    ship.refit_members(rows, fit, members, balanced=False)
+    parts = ship.part_sizes(rows, members, train=fit, val=val)
+    assert parts["rows"] == {"train": trained, "val": int(val.sum())}
+    assert trained[0] == int(fit.sum()) < trained[1]
+    assert parts["sizes"]["train"] == int((fit & (rows.copy_of == 0)).sum())  # clips: the members share them
+    seeds = ship.part_sizes(rows, [plain, plain], train=fit, val=val)
+    assert seeds["rows"] == {"train": trained[0], "val": int(val.sum())}
+    assert seeds == ship.part_sizes(rows, train=fit, val=val)
+
+
 def test_a_nested_run_of_other_data_of_the_same_name_is_not_taken(tmp_path):
     """The nested tables are found by the data set's short name, which lab/ and lab/labels.csv share (and two
     folders called data): a nested run of one went into the bundle of the other. Its classes and its outer folds'
