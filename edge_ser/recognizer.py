@@ -1097,7 +1097,8 @@ class Recognizer:
         `predict_audio` on each chunk, for a stream: silence between utterances then neither gets an emotion nor
         joins the speaker statistics (`edge_ser.live.session`). `sample_rate` is the same as `sr` (its first
         name; `sr` is what `predict_audio` and `enroll` call it). `channels`, the channel count of the chunks if
-        known (else the first 2-D chunk sets it), lets `push` refuse a [channels, frames] chunk from the first one
+        known (else the first 2-D chunk with more frames than channels sets it, and a first one with fewer, or
+        square, is refused as ambiguous), lets `push` refuse a [channels, frames] chunk from the first one
         on (AudioFormatError: transpose it) instead of reading [2, 32] as 32 channels of 2 frames."""
         from edge_ser.live.session import AudioSession
 

@@ -676,6 +676,29 @@ def test_a_session_refuses_a_channels_first_chunk_once_it_knows_the_channels() -
             rec.session(16000, channels=bad)
 
 
+def test_a_first_chunk_that_does_not_tell_its_layout_is_refused() -> None:
+    """Without channels=, the first 2-D chunk set the layout by guess: 1 ms chunks of stereo laid out
+    [channels, frames] ([2, 48] at 48 kHz) or mono [1, 48] made a session of 48 channels that read each chunk as 2
+    (or 1) samples, with nothing but a 'channels cancel' warning; a first [2, 2] was read as [frames, channels]. A
+    first 2-D chunk with no more frames than channels is now refused, naming channels=; with it, it is read."""
+    from edge_ser.errors import AudioFormatError
+
+    rec = edge_ser.Recognizer(REPO / "bundles" / "ser_emodb", "numpy")
+    for shape in ((2, 48), (1, 48), (2, 2), (1, 2)):
+        session = rec.session(48000)
+        with pytest.raises(AudioFormatError, match=r"does not tell its layout.*channels=N"):
+            session.push(np.zeros(shape, np.float32))
+        assert session.channels is None
+    assert rec.session(48000, channels=2).push(np.zeros((2, 2), np.float32)) == []
+    one = rec.session(48000)
+    assert one.push(np.zeros((1, 1), np.float32)) == [] and one.channels == 1  # one sample: no layout to tell
+    stereo = rec.session(48000)
+    assert stereo.push(np.zeros((3, 2), np.float32)) == [] and stereo.channels == 2
+    with pytest.raises(AudioFormatError, match="transpose"):
+        stereo.push(np.zeros((2, 48), np.float32))
+    assert stereo.push(np.zeros((2, 2), np.float32)) == []  # the layout is known now
+
+
 def test_a_ragged_list_chunk_is_an_audio_format_error() -> None:
     """A list of frames of unequal lengths raised numpy's ValueError from push instead of the
     AudioFormatError mono_float promises for anything that is not audio."""

@@ -112,8 +112,12 @@ class AudioSession:
         pipeline: the `LivePipeline` (its bundle, engine, config, speaker statistics and smoothing).
         sample_rate: the rate of the pushed chunks, Hz (resampled to the bundle's).
         channels: the channel count of the [frames, channels] chunks to come, if known; without it the first 2-D
-            chunk pushed sets it. A later 2-D chunk whose first axis is that count and whose second is not is a
-            [channels, frames] one and is refused (AudioFormatError: transpose it), not read as many channels.
+            chunk pushed sets it, when it has more frames than channels. A first 2-D chunk that does not (`[2, 2]`,
+            `[2, 48]`, `[1, 2]`) is refused (AudioFormatError: give channels=): `[2, 48]` is as likely 48 frames of
+            stereo laid out [channels, frames] (torchaudio's layout, 1 ms chunks) as 2 frames of 48 channels, and
+            read as the latter it set a session of 48 channels that took every such chunk as 2 samples, silently.
+            A later 2-D chunk whose first axis is that count and whose second is not is a [channels, frames] one and
+            is refused (AudioFormatError: transpose it), not read as many channels.
     """
 
     def __init__(self, pipeline: LivePipeline, sample_rate: int, channels: int | None = None) -> None:
@@ -184,11 +188,23 @@ class AudioSession:
         return the results of the hops it completes, in time order (none until the first window is full).
 
         Raises:
-            AudioFormatError: a chunk that is not audio (`mono_float`), or a 2-D chunk laid out [channels, frames]:
-                its second axis is not the session's channel count (`channels`) and its first is.
+            AudioFormatError: a chunk that is not audio (`mono_float`), a 2-D chunk laid out [channels, frames]:
+                its second axis is not the session's channel count (`channels`) and its first is, or a first 2-D
+                chunk, without `channels`, with no more frames than channels (its layout cannot be told).
         """
         chunk = _array(chunk, "push")
         shape = chunk.shape
+        if (
+            len(shape) == 2
+            and self.channels is None
+            and 2 <= shape[1] <= MAX_CHUNK_CHANNELS
+            and shape[0] <= shape[1]
+        ):
+            raise AudioFormatError(
+                f"push: a first chunk of shape {shape} does not tell its layout: {shape[0]} frame(s) of {shape[1]} "
+                f"channels, or {shape[1]} frames of {shape[0]} channel(s) laid out [channels, frames]; give the "
+                "session its channel count (rec.session(sr, channels=N)) or push [frames] / [frames, channels]"
+            )
         if len(shape) == 2 and self.channels is not None and shape[1] != self.channels:
             if shape[0] == self.channels:
                 raise AudioFormatError(
