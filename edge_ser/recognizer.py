@@ -199,9 +199,9 @@ def float_samples(y: Any, sr: Any, where: str) -> tuple[np.ndarray, int]:
     [n, channels] (averaged to mono, as a file's channels are), and a positive integer rate; ConfigError naming
     `where` otherwise."""
     from edge_ser.audio.wav import MAX_SR, MIN_SR
-    from edge_ser.live.session import INT_SCALE, int16_in_int32, mono_samples
+    from edge_ser.live.session import INT_SCALE, int16_in_int32, mono_samples, samples_array
 
-    y = np.asarray(y)
+    y = samples_array(y, where, ConfigError, "y")  # a ragged list raised numpy's bare ValueError
     note = int16_in_int32(y, where)
     if note:
         import warnings

@@ -701,7 +701,8 @@ def test_a_first_chunk_that_does_not_tell_its_layout_is_refused() -> None:
 
 def test_a_ragged_list_chunk_is_an_audio_format_error() -> None:
     """A list of frames of unequal lengths raised numpy's ValueError from push instead of the
-    AudioFormatError mono_float promises for anything that is not audio."""
+    AudioFormatError mono_float promises for anything that is not audio (and from predict_audio and enroll
+    instead of their ConfigError)."""
     from edge_ser.errors import AudioFormatError
 
     rec = edge_ser.Recognizer(REPO / "bundles" / "ser_emodb", "numpy")
@@ -709,3 +710,7 @@ def test_a_ragged_list_chunk_is_an_audio_format_error() -> None:
         with pytest.raises(AudioFormatError, match="push: the chunk is not an array of samples .list"):
             rec.session(16000, **kw).push([[0.0, 0.0], [0.0]])
     assert rec.session(16000).push([[0.0, 0.0]] * 480) == []  # a list of equal frames is read
+    # predict_audio and enroll raised numpy's bare ValueError for the same list
+    for call in (rec.predict_audio, rec.enroll):
+        with pytest.raises(ConfigError, match=r"(predict_audio|enroll): y is not an array of samples .list"):
+            call([[0.0, 0.0], [0.0]], 16000)

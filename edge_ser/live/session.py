@@ -79,14 +79,17 @@ def mono_samples(
     return (downmix or Downmix(where))(x) if x.ndim == 2 else x
 
 
-def _array(chunk: Any, where: str) -> np.ndarray:
-    """`chunk` as an array; AudioFormatError for what numpy cannot make one of (a ragged list of frames: its
-    ValueError reached the caller)."""
+def samples_array(
+    chunk: Any, where: str, error: type[Exception] = AudioFormatError, what: str = "the chunk"
+) -> np.ndarray:
+    """`chunk` (`what`: a pushed chunk, or `y` of `predict_audio` and `enroll`) as an array; `error` for what
+    numpy cannot make one of (a ragged list of frames: its ValueError reached the caller, of push and of
+    predict_audio / enroll)."""
     try:
         return np.asarray(chunk)
     except (ValueError, TypeError) as e:
-        raise AudioFormatError(
-            f"{where}: the chunk is not an array of samples ({type(chunk).__name__} numpy cannot read as one: {e})"
+        raise error(
+            f"{where}: {what} is not an array of samples ({type(chunk).__name__} numpy cannot read as one: {e})"
         ) from None
 
 
@@ -94,7 +97,7 @@ def mono_float(chunk: Any, where: str = "push", downmix: Downmix | None = None) 
     """A chunk as mono float32 in [-1, 1]: float samples as they are, int16 / int32 scaled by full scale, a
     [frames, channels] block averaged over its channels (`mono_samples`, with `downmix`: a session's, which warns
     once). AudioFormatError for anything else."""
-    x = _array(chunk, where)
+    x = samples_array(chunk, where)
     if x.dtype in INT_SCALE:
         x = x.astype(np.float32) / np.float32(INT_SCALE[x.dtype])
     elif x.dtype.kind != "f":
@@ -192,7 +195,7 @@ class AudioSession:
                 its second axis is not the session's channel count (`channels`) and its first is, or a first 2-D
                 chunk, without `channels`, with no more frames than channels (its layout cannot be told).
         """
-        chunk = _array(chunk, "push")
+        chunk = samples_array(chunk, "push")
         shape = chunk.shape
         if (
             len(shape) == 2
@@ -268,4 +271,4 @@ class AudioSession:
         return out
 
 
-__all__ = ["AudioSession", "int16_in_int32", "mono_float"]
+__all__ = ["AudioSession", "int16_in_int32", "mono_float", "samples_array"]
