@@ -699,6 +699,20 @@ def test_a_first_chunk_that_does_not_tell_its_layout_is_refused() -> None:
     assert stereo.push(np.zeros((2, 2), np.float32)) == []  # the layout is known now
 
 
+def test_int16_in_the_other_byte_order_is_read() -> None:
+    """Big-endian int16 (RTP's L16 payload, np.frombuffer(payload, ">i2")) was refused by push, predict_audio and
+    enroll as "int16 or int32, got dtype >i2": it is int16, and is now read as the native samples are."""
+    rec = edge_ser.Recognizer(REPO / "bundles" / "ser_emodb", "numpy", adapt=False)
+    y = (_voiced(1.5) * 20000).astype(np.int16)
+    swapped = y.astype(">i2" if np.little_endian else "<i2")
+    assert rec.predict_audio(swapped, 16000).probabilities == rec.predict_audio(y, 16000).probabilities
+    wide = (y.astype(np.int32) << 16).astype(">i4" if np.little_endian else "<i4")
+    assert rec.predict_audio(wide, 16000).label == rec.predict_audio(y, 16000).label
+    assert edge_ser.Recognizer(REPO / "bundles" / "ser_emodb", "numpy").enroll(swapped, 16000)
+    session = rec.session(16000)
+    assert session.push(swapped) == [] and session.t == 1.5
+
+
 def test_a_ragged_list_chunk_is_an_audio_format_error() -> None:
     """A list of frames of unequal lengths raised numpy's ValueError from push instead of the
     AudioFormatError mono_float promises for anything that is not audio (and from predict_audio and enroll

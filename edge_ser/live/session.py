@@ -84,13 +84,15 @@ def samples_array(
 ) -> np.ndarray:
     """`chunk` (`what`: a pushed chunk, or `y` of `predict_audio` and `enroll`) as an array; `error` for what
     numpy cannot make one of (a ragged list of frames: its ValueError reached the caller, of push and of
-    predict_audio / enroll)."""
+    predict_audio / enroll). Samples in the other byte order come back in this machine's: big-endian int16 (RTP's
+    L16, `np.frombuffer(payload, ">i2")`) was refused as "int16 or int32, got dtype >i2"."""
     try:
-        return np.asarray(chunk)
+        x = np.asarray(chunk)
     except (ValueError, TypeError) as e:
         raise error(
             f"{where}: {what} is not an array of samples ({type(chunk).__name__} numpy cannot read as one: {e})"
         ) from None
+    return x if x.dtype.isnative else x.astype(x.dtype.newbyteorder("="))
 
 
 def mono_float(chunk: Any, where: str = "push", downmix: Downmix | None = None) -> np.ndarray:
