@@ -713,6 +713,23 @@ def test_int16_in_the_other_byte_order_is_read() -> None:
     assert session.push(swapped) == [] and session.t == 1.5
 
 
+def test_raw_bytes_are_refused_saying_how_to_read_them() -> None:
+    """PyAudio's stream.read gives bytes: push refused them as "got dtype |S1920" and a bytearray as "got dtype
+    uint8", which did not say the bytes were the problem; the refusal now says how to read them (frombuffer)."""
+    from edge_ser.errors import AudioFormatError
+
+    rec = edge_ser.Recognizer(REPO / "bundles" / "ser_emodb", "numpy", adapt=False)
+    raw = (_voiced(1.5) * 20000).astype(np.int16).tobytes()
+    for data in (raw, bytearray(raw), memoryview(raw)):
+        with pytest.raises(
+            AudioFormatError, match=r"push: the chunk is .*bytes.*np\.frombuffer\(data, np\.int16\)"
+        ):
+            rec.session(16000).push(data)
+        with pytest.raises(ConfigError, match=r"predict_audio: y is .*bytes.*np\.frombuffer"):
+            rec.predict_audio(data, 16000)
+    assert rec.session(16000).push(np.frombuffer(raw, np.int16)) == []
+
+
 def test_a_ragged_list_chunk_is_an_audio_format_error() -> None:
     """A list of frames of unequal lengths raised numpy's ValueError from push instead of the
     AudioFormatError mono_float promises for anything that is not audio (and from predict_audio and enroll

@@ -85,7 +85,15 @@ def samples_array(
     """`chunk` (`what`: a pushed chunk, or `y` of `predict_audio` and `enroll`) as an array; `error` for what
     numpy cannot make one of (a ragged list of frames: its ValueError reached the caller, of push and of
     predict_audio / enroll). Samples in the other byte order come back in this machine's: big-endian int16 (RTP's
-    L16, `np.frombuffer(payload, ">i2")`) was refused as "int16 or int32, got dtype >i2"."""
+    L16, `np.frombuffer(payload, ">i2")`) was refused as "int16 or int32, got dtype >i2". Raw bytes (PyAudio's
+    `stream.read`, a socket's payload) are refused saying how to read them: they were refused as "got dtype
+    |S1920" (bytes) or "uint8" (bytearray), which did not say that the bytes were the problem."""
+    if isinstance(chunk, (bytes, bytearray)) or (isinstance(chunk, memoryview) and chunk.itemsize == 1):
+        raise error(
+            f"{where}: {what} is {type(chunk).__name__} ({len(chunk)} bytes), not samples: read them as the "
+            "samples they hold first, e.g. np.frombuffer(data, np.int16) for 16-bit PCM (and .reshape(-1, "
+            "channels) for interleaved channels)"
+        )
     try:
         x = np.asarray(chunk)
     except (ValueError, TypeError) as e:
