@@ -3,7 +3,7 @@
     from edge_ser import Recognizer
 
     rec = Recognizer("bundles/laq_mlp_emodb")               # engine="auto", threads=1
-    print(rec.predict_file("clip.wav"))                      # "happy 0.61 (neutral 0.22, sad 0.09)"
+    print(rec.predict_file("clip.wav"))                      # "happy 0.61 (neutral 0.22, sad 0.09)" + its marks
     result = rec.predict_audio(y, sr=44100)                  # any rate: resampled to the bundle's
     for live in rec.stream(mic="USB", seconds=60):           # the same pipeline as `edge-ser run`
         print(live.t, live.label, live.confidence)
@@ -32,7 +32,7 @@ import numpy as np
 from edge_ser.audio.container import FFmpegNotFoundError
 from edge_ser.audio.level import SILENCE_DB, clipped_share, loudest_db
 from edge_ser.audio.pauses import bundle_keep, trim_pauses
-from edge_ser.audio.stream import LONG_FILE_SECONDS
+from edge_ser.audio.stream import FILE_WINDOW_SECONDS, LONG_FILE_SECONDS
 from edge_ser.errors import (
     AudioFormatError,
     ConfigError,
@@ -40,7 +40,7 @@ from edge_ser.errors import (
     InferenceError,
     VideoFormatError,
 )
-from edge_ser.inputs.base import FileWindow, clip_voiced, has_voice, narrower_band
+from edge_ser.inputs.base import CLIPPED_NOTE, FileWindow, clip_voiced, has_voice, narrower_band
 from edge_ser.speaker import MIN_SPEECH_S, active_adapters, clips_held, held, learn_clip, learn_inputs
 
 if TYPE_CHECKING:
@@ -166,10 +166,77 @@ class Prediction:
         """The k most probable labels with their probabilities, most probable first."""
         return sorted(self.probabilities.items(), key=lambda kv: -kv[1])[:k]
 
+    def marks(self, fused: bool = False) -> list[str]:
+        """What the label should not be trusted for (`prediction_marks`): what `edge-ser predict` prints after it,
+        `predict --json` carries as "marks" and str() ends with. `fused`: the prediction of a fusion bundle."""
+        return prediction_marks(self, fused)
+
     def __str__(self) -> str:
+        """ "happy 0.61 (neutral 0.22, sad 0.09)", then each mark as `predict` prints it: `  [no speech: ...]`."""
         (first, p), *rest = self.top(3)
         others = ", ".join(f"{lab} {q:.2f}" for lab, q in rest)
-        return f"{first} {p:.2f}" + (f" ({others})" if others else "")
+        return f"{first} {p:.2f}" + (f" ({others})" if others else "") + marks_text(self.marks())
+
+
+LONG_CLIP_NOTE_S = 10.0
+"""A file read as one clip (up to LONG_FILE_SECONDS) longer than this is marked `long`: the shipped bundles' training
+clips are 2-5 s, and a user review's 29.9 s file of nine utterances read "disgust 0.98" unmarked, while the same
+audio past 30 s, windowed, read "calm 0.39"."""
+
+
+def marks_text(marks: Iterable[str]) -> str:
+    """Marks as the text view prints them after the label: `  [mark]` each (str(Prediction), `edge-ser predict`)."""
+    return "".join(f"  [{m}]" for m in marks)
+
+
+def _no_sound(r: Prediction) -> bool:
+    """Whether a prediction heard no audio at all: no level for the clip, nor for any of its windows."""
+    return r.level_db is None and all(w.level_db is None for w in r.windows or ())
+
+
+def prediction_marks(r: Prediction, fused: bool = False) -> list[str]:
+    """What the label should not be trusted for: no speech in the file, no face in view (answered from the audio
+    alone when there was audio, else from the centre of the frame), no sound track (a fusion bundle), a clip too
+    short or too long to read as one utterance, clipping, or input beyond the training range.
+    The one rule for str(Prediction), `edge-ser predict`'s text and `predict --json`'s "marks", so a reader of
+    `label` is told as a reader of the text is. `fused`: a fusion bundle (`FusionKind`), which answers a video
+    without a sound track from its face branch alone; that is said too (av_cnn refuses such a video, and sets no
+    level for one it reads)."""
+    from edge_ser.live.run import SHORT_SPEECH_S  # the live package is not loaded for files and arrays
+
+    marks = []
+    if fused and _no_sound(r):
+        marks.append("no sound track: " + ("nothing heard" if r.face_found is False else "the face alone"))
+    if r.face_found is False:
+        marks.append(
+            "no face found: " + ("audio alone" if r.level_db is not None else "the centre of the frame")
+        )
+    if r.silent:
+        if r.level_db == float("-inf"):
+            marks.append("no speech: digital silence")
+        else:  # silence, noise or very quiet speech: the live gate would stay closed
+            marks.append(
+                f"too quiet: {r.level_db:.1f} dBFS at its loudest, below the live voice gate's {SILENCE_DB:g} dBFS"
+            )
+    elif getattr(r, "has_voice", None) is False:  # loud enough, but no voice in it: the label is about noise
+        marks.append("no speech: no voiced sound (noise, hiss or clicks)")
+    duration = getattr(r, "duration", None)
+    if duration is not None and duration < SHORT_SPEECH_S and r.level_db is not None and not r.silent:
+        marks.append(
+            f"short: {duration:.2f} s, under {SHORT_SPEECH_S:g} s: a word or a short phrase reads far less reliably "
+            "than a sentence (docs/live.md)"
+        )
+    if duration is not None and duration > LONG_CLIP_NOTE_S and not r.windows and r.level_db is not None:
+        marks.append(
+            f"long: {duration:.1f} s read as one clip (training clips are a few seconds): a file of several "
+            f"utterances blurs them, cut it into utterances (past {LONG_FILE_SECONDS:g} s a file is read in "
+            f"{FILE_WINDOW_SECONDS:g} s windows)"
+        )
+    if (getattr(r, "clipped", None) or 0.0) > CLIPPED_NOTE:
+        marks.append(f"clipped: {100 * r.clipped:.0f} % of its samples at full scale, distorted audio")
+    if r.ood:
+        marks.append("out of range: unlike the training audio, the label is a guess")
+    return marks
 
 
 def speech_enough(level: float, whole: bool, gate: float = SILENCE_DB) -> bool:

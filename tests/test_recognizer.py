@@ -235,16 +235,15 @@ def test_a_clip_too_short_to_be_a_sentence_never_teaches_the_speaker_and_is_mark
     TEACH_MIN_S joins no speaker statistics, file, memory or enrolment, and `predict` marks a clip under
     SHORT_SPEECH_S; a folder gives its sentences the same answers with the short file in it as without."""
     from edge_ser.cli import main
-    from edge_ser.cli.predict import mark_list
 
     rec = edge_ser.Recognizer(REPO / "bundles" / "ser_emodb", "numpy")
     short = write_wav(tmp_path / "short" / "word.wav", _voiced(0.2, 3), 16000)
     p = rec.predict_file(short)
-    assert rec.speaker_clips == 0 and any(m.startswith("short: 0.20 s, under 1.2 s") for m in mark_list(p))
+    assert rec.speaker_clips == 0 and any(m.startswith("short: 0.20 s, under 1.2 s") for m in p.marks())
     assert rec.enroll(_voiced(0.6, 4), 16000) is False and rec.speaker_clips == 0
     rec.predict_audio(_voiced(0.6, 5), 16000)
     assert rec.speaker_clips == 0
-    assert not any(m.startswith("short") for m in mark_list(rec.predict_audio(_voiced(2.0, 6), 16000)))
+    assert not any(m.startswith("short") for m in rec.predict_audio(_voiced(2.0, 6), 16000).marks())
 
     folder = tmp_path / "sentences"
     for i in range(3):
@@ -643,13 +642,12 @@ def test_a_long_file_read_as_one_clip_is_marked(tmp_path: Path) -> None:
     """A user review's 29.9 s file of nine utterances read "disgust 0.98" with no mark (windowed past 30 s, the same
     audio read "calm 0.39"): a file over 10 s read as one clip is marked `long`; a 2 s one and a windowed 31 s one
     are not."""
-    from edge_ser.cli.predict import mark_list
 
     rec = edge_ser.Recognizer(REPO / "bundles" / "ser_emodb", "numpy", adapt=False)
     marked = {}
     for seconds in (2.0, 12.0, 31.0):
         f = write_wav(tmp_path / f"{seconds:g}.wav", _voiced(seconds, 30), 16000)
-        marked[seconds] = [m for m in mark_list(rec.predict_file(f)) if m.startswith("long")]
+        marked[seconds] = [m for m in rec.predict_file(f).marks() if m.startswith("long")]
     assert marked[12.0] and marked[12.0][0].startswith("long: 12.0 s read as one clip")
     assert not marked[2.0] and not marked[31.0]
 
@@ -745,3 +743,27 @@ def test_a_ragged_list_chunk_is_an_audio_format_error() -> None:
     for call in (rec.predict_audio, rec.enroll):
         with pytest.raises(ConfigError, match=r"(predict_audio|enroll): y is not an array of samples .list"):
             call([[0.0, 0.0], [0.0]], 16000)
+
+
+def test_str_of_a_prediction_carries_the_marks_predict_prints(tmp_path: Path, capsys) -> None:
+    """`print(rec.predict_audio(np.zeros(32000), 16000))` read "sad 0.73 (calm 0.27, ...)" with `.silent` True, while
+    `edge-ser predict` marked the same audio "no speech: digital silence": str(Prediction) ends with the marks the
+    text view prints (silence, noise, clipping), from the one implementation, `Prediction.marks`."""
+    from edge_ser.cli import main
+
+    rec = edge_ser.Recognizer(REPO / "bundles" / "ser_emodb", "numpy", adapt=False)
+    silent = rec.predict_audio(np.zeros(32000), 16000)
+    assert silent.silent and "sad" in str(silent) and "  [no speech: digital silence]" in str(silent)
+    noise = np.random.default_rng(0).normal(0.0, 0.1, 32000).astype(np.float32)
+    assert "  [no speech: no voiced sound" in str(rec.predict_audio(noise, 16000))
+    clipped = np.clip(_voiced(2.0, 7) * 20.0, -1.0, 1.0)
+    assert "  [clipped: " in str(rec.predict_audio(clipped, 16000))
+    speech = rec.predict_audio(_voiced(2.0, 6), 16000)
+    assert not any(m.startswith(("no speech", "clipped")) for m in speech.marks())
+    assert str(speech).count("  [") == len(speech.marks())
+
+    f = write_wav(tmp_path / "quiet.wav", np.zeros(32000, np.float32), 16000)
+    main(["predict", str(REPO / "bundles" / "ser_emodb"), str(f), "--engine", "numpy", "--adapt", "off"])
+    line = next(x for x in capsys.readouterr().out.splitlines() if "quiet.wav" in x)
+    marks = str(rec.predict_file(f)).partition("  [")[2]
+    assert marks and line.endswith("  [" + marks)

@@ -10,7 +10,6 @@ import warnings
 from pathlib import Path
 
 from edge_ser.audio.level import SILENCE_DB
-from edge_ser.audio.stream import FILE_WINDOW_SECONDS, LONG_FILE_SECONDS
 from edge_ser.cli.common import (
     adapt_ignored,
     adapt_mode,
@@ -25,9 +24,8 @@ from edge_ser.cli.common import (
     save_speaker_file,
 )
 from edge_ser.errors import AudioFormatError, ConfigError, InputWarning
-from edge_ser.inputs.base import CLIPPED_NOTE
 from edge_ser.inputs.fusion import FusionKind
-from edge_ser.live.run import SHORT_SPEECH_S
+from edge_ser.recognizer import marks_text
 from edge_ser.text import printable
 
 
@@ -82,61 +80,8 @@ def _top(probabilities: dict[str, float], k: int) -> str:
 
 
 def _marks(r, fused: bool = False) -> str:  # noqa: ANN001 - a Prediction
-    """`mark_list` as the text view prints it after the label: `  [mark]` each."""
-    return "".join(f"  [{m}]" for m in mark_list(r, fused))
-
-
-LONG_CLIP_NOTE_S = 10.0
-"""A file read as one clip (up to LONG_FILE_SECONDS) longer than this is marked `long`: the shipped bundles' training
-clips are 2-5 s, and a user review's 29.9 s file of nine utterances read "disgust 0.98" unmarked, while the same
-audio past 30 s, windowed, read "calm 0.39"."""
-
-
-def _no_sound(r) -> bool:  # noqa: ANN001 - a Prediction
-    """Whether a prediction heard no audio at all: no level for the clip, nor for any of its windows."""
-    return r.level_db is None and all(w.level_db is None for w in r.windows or ())
-
-
-def mark_list(r, fused: bool = False) -> list[str]:  # noqa: ANN001 - a Prediction
-    """What the label should not be trusted for: no speech in the file, no face in view (answered from the audio
-    alone when there was audio, else from the centre of the frame), no sound track (a fusion bundle), a clip too
-    short or too long to read as one utterance, clipping, or input beyond the training range.
-    `predict --json` carries them as "marks", so a reader of `label` is told as a reader of the text is.
-    `fused`: a fusion bundle (`FusionKind`), which answers a video without a sound track from its face branch
-    alone; that is said too (av_cnn refuses such a video, and sets no level for one it reads)."""
-    marks = []
-    if fused and _no_sound(r):
-        marks.append("no sound track: " + ("nothing heard" if r.face_found is False else "the face alone"))
-    if r.face_found is False:
-        marks.append(
-            "no face found: " + ("audio alone" if r.level_db is not None else "the centre of the frame")
-        )
-    if r.silent:
-        if r.level_db == float("-inf"):
-            marks.append("no speech: digital silence")
-        else:  # silence, noise or very quiet speech: the live gate would stay closed
-            marks.append(
-                f"too quiet: {r.level_db:.1f} dBFS at its loudest, below the live voice gate's {SILENCE_DB:g} dBFS"
-            )
-    elif getattr(r, "has_voice", None) is False:  # loud enough, but no voice in it: the label is about noise
-        marks.append("no speech: no voiced sound (noise, hiss or clicks)")
-    duration = getattr(r, "duration", None)
-    if duration is not None and duration < SHORT_SPEECH_S and r.level_db is not None and not r.silent:
-        marks.append(
-            f"short: {duration:.2f} s, under {SHORT_SPEECH_S:g} s: a word or a short phrase reads far less reliably "
-            "than a sentence (docs/live.md)"
-        )
-    if duration is not None and duration > LONG_CLIP_NOTE_S and not r.windows and r.level_db is not None:
-        marks.append(
-            f"long: {duration:.1f} s read as one clip (training clips are a few seconds): a file of several "
-            f"utterances blurs them, cut it into utterances (past {LONG_FILE_SECONDS:g} s a file is read in "
-            f"{FILE_WINDOW_SECONDS:g} s windows)"
-        )
-    if (getattr(r, "clipped", None) or 0.0) > CLIPPED_NOTE:
-        marks.append(f"clipped: {100 * r.clipped:.0f} % of its samples at full scale, distorted audio")
-    if r.ood:
-        marks.append("out of range: unlike the training audio, the label is a guess")
-    return marks
+    """The prediction's marks (`Prediction.marks`, the one rule) as the text view prints them after the label."""
+    return marks_text(r.marks(fused))
 
 
 def _window_marks(w) -> str:  # noqa: ANN001 - a WindowPrediction
@@ -263,7 +208,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         n += 1
         inference_ms += r.timings.get("inference", 0.0)
         if args.json:
-            print(json.dumps({**r.to_dict(), "marks": mark_list(r, fused)}), flush=True)
+            print(json.dumps({**r.to_dict(), "marks": r.marks(fused)}), flush=True)
             continue
         name = printable(names.get(str(r.source), Path(r.source or "?").name))
         if not r.windows:
