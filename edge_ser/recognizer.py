@@ -702,7 +702,7 @@ class Recognizer:
 
     def predict_file(self, path: str | os.PathLike[str]) -> Prediction:
         """Classify one file (audio; a video for a model that takes faces)."""
-        return self.predict_files([path])[0]
+        return self.predict_files([_given(path, "predict_file")])[0]
 
     def predict_files(
         self, paths: Iterable[str | os.PathLike[str]], *, learn_first: bool = False
@@ -710,7 +710,7 @@ class Recognizer:
         """Classify files of any length, in order: short files up to BATCH_ROWS input rows per engine call (each
         file's inference time is its share of the batch's), a long file window by window (streamed: memory holds
         a batch of windows, not the file). `learn_first`: see `iter_predict_files`."""
-        return list(self.iter_predict_files(paths, learn_first=learn_first))
+        return list(self._predict_paths(_path_list(paths, "predict_files"), None, learn_first, None))
 
     def iter_predict_files(
         self,
@@ -733,10 +733,18 @@ class Recognizer:
         (docs/protocol.md, `transductive`). Without it, the statistics learn file by file in order, as in a live
         session. `progress(done, total)` is called after each file of that first pass, which yields nothing.
         """
-        # one file: a str would otherwise be iterated letter by letter (bytes: a file name as the OS gives it)
-        if isinstance(paths, (str, bytes, os.PathLike)):
-            paths = [paths]
-        paths = [_given(p, "predict_files") for p in paths]
+        yield from self._predict_paths(
+            _path_list(paths, "iter_predict_files"), on_bad_file, learn_first, progress
+        )
+
+    def _predict_paths(
+        self,
+        paths: list[Path],
+        on_bad_file: Callable[[Path, EdgeSerError], None] | None,
+        learn_first: bool,
+        progress: Callable[[int, int], None] | None,
+    ) -> Iterator[Prediction]:
+        """`iter_predict_files` on paths already checked (`_path_list`, naming the method the caller called)."""
         learnt: dict[int, tuple[FileWindow, float]] = {}
         self.files_known = 0
         if learn_first and self.adapting:
@@ -758,9 +766,9 @@ class Recognizer:
         so that pass need not compute their features again. `progress(done, total)` after each file."""
         kept: dict[int, tuple[FileWindow, float]] = {}
         cached = 0
-        paths = list(paths)
+        paths = _path_list(paths, "learn_files")
         self.files_known = 0
-        for i, path in enumerate(map(Path, paths)):
+        for i, path in enumerate(paths):
             if progress is not None and i:
                 progress(i, len(paths))
             mark = self._file_mark(path)
@@ -1257,6 +1265,21 @@ def _given(path: str | bytes | os.PathLike[str], where: str) -> Path:
     if not text:
         raise ConfigError(f"{where}: an empty path (an unset variable?)")
     return Path(text)
+
+
+def _path_list(paths: Any, where: str) -> list[Path]:
+    """The files a file method was given, as Paths checked by `_given` (errors naming `where`, the method called);
+    one path alone is one file (a str would otherwise be iterated letter by letter; bytes: a name as the OS gives
+    it)."""
+    if isinstance(paths, (str, bytes, os.PathLike)):
+        paths = [paths]
+    elif not isinstance(
+        paths, Iterable
+    ):  # predict_files(3): "'int' object is not iterable", naming no method
+        raise ConfigError(
+            f"{where}: paths must be a path or an iterable of paths, got {type(paths).__name__}"
+        )
+    return [_given(p, where) for p in paths]
 
 
 def _fingerprint(path: str | os.PathLike[str]) -> str:

@@ -278,10 +278,27 @@ def test_an_empty_path_is_refused_not_read_as_the_working_folder(tmp_path, monke
     assert rec.enroll_file(".") == 1  # the folder named as one still enrols
     with pytest.raises(ConfigError, match=r"stream: audio_file: an empty path"):
         rec.stream(audio_file="")  # it read as the working folder: ".: is a directory"
-    with pytest.raises(
-        ConfigError, match=r"predict_files: a path must be a str or os.PathLike, got NoneType"
-    ):
+    with pytest.raises(ConfigError, match=r"predict_file: a path must be a str or os.PathLike, got NoneType"):
         rec.predict_file(None)  # os.fsdecode's bare TypeError
+
+
+def test_a_path_that_is_no_path_is_refused_naming_the_function_called(tmp_path) -> None:
+    """`rec.predict_file(3)` said "predict_files: a path must be ...", naming the plural function the caller never
+    called: each of the file methods names itself."""
+    rec = Recognizer(_with_block(tmp_path), "numpy")
+    calls = {
+        "predict_file": lambda: rec.predict_file(3),
+        "predict_files": lambda: rec.predict_files([3]),
+        "iter_predict_files": lambda: list(rec.iter_predict_files([3])),
+        "learn_files": lambda: rec.learn_files([3]),
+    }
+    for name, call in calls.items():
+        with pytest.raises(ConfigError, match=rf"^{name}: a path must be a str or os.PathLike, got int$"):
+            call()
+    with pytest.raises(
+        ConfigError, match=r"^predict_files: paths must be a path or an iterable of paths, got int$"
+    ):
+        rec.predict_files(3)
 
 
 def test_one_face_crop_given_alone_is_one_crop() -> None:
