@@ -31,6 +31,7 @@ import numpy as np
 from converters.data import LOADERS
 from converters.data.records import Record
 from converters.data.splits import Split
+from edge_ser.schema import speaker_ids  # the one rule for a split record's speaker lists (edge-ser info too)
 
 PROBES_PER_SPEAKER = 2
 """Clips per seen speaker whose size and hash the split record keeps (`clip_probes`)."""
@@ -128,17 +129,6 @@ def _well_formed(probes: Any) -> dict[str, list[str]]:
         if isinstance(ps, (list, tuple))
     }
     return {s: ps for s, ps in good.items() if ps}
-
-
-def speaker_ids(made: Mapping[str, Any], part: str) -> list[str]:
-    """The ids of a split record's `part` ("train_speakers", ...) as `split_record` writes them, a list of ids;
-    anything else there (a hand-edited or damaged manifest: a number, one string such as "03,08", null, a map) is
-    none, as if absent, so eval neither crashes on it nor reads a string's characters as ids (as `_well_formed`
-    does with clip_probes). In a list, ids other than a string or a whole number are left out."""
-    ids = made.get(part)
-    if not isinstance(ids, (list, tuple)):
-        return []
-    return [str(s) for s in ids if isinstance(s, (str, int)) and not isinstance(s, bool)]
 
 
 def _seen_ids(made: Mapping[str, Any]) -> set[str]:

@@ -65,6 +65,18 @@ def describe(v: Any) -> str:
     return text
 
 
+def speaker_ids(split: Any, part: str) -> list[str]:
+    """The ids of a manifest split record's `part` ("train_speakers", "test_speakers", ...), a list of ids as
+    training writes it. Anything else there (a hand-edited or damaged manifest: a number, one string such as
+    "03,08", null, a map) is none, as if absent, so a reader neither crashes on it nor reads a string's characters
+    as ids; in a list, ids other than a string or a whole number are left out. The one rule for `edge-ser info`
+    and the converters (`converters.heldout`, the TFLite export's training clips)."""
+    ids = split.get(part) if isinstance(split, Mapping) else None
+    if not isinstance(ids, (list, tuple)):
+        return []
+    return [str(s) for s in ids if isinstance(s, (str, int)) and not isinstance(s, bool)]
+
+
 def join(path: str, key: str | int) -> str:
     """The path of a member: join("model", "inputs") -> "model.inputs", join("files", 0) -> "files[0]"."""
     if isinstance(key, int):

@@ -323,6 +323,22 @@ def test_info_says_which_fold_and_speakers_a_speaker_split_figure_is_on(capsys) 
     assert "sizes train 8 / val 1 / test 1" in capsys.readouterr().out  # it printed the dict's repr
 
 
+def test_info_reads_test_speakers_that_are_no_list_as_absent(capsys) -> None:
+    """A hand-edited manifest's `test_speakers` of "03,08" was printed character by character ("test speakers 0, 3,
+    ,, 8 and 1 more") and a number crashed `edge-ser info` (not iterable): a part that is no list is as if absent
+    (`edge_ser.schema.speaker_ids`, the rule `converters.heldout` reads it by); ids that are no id are left out."""
+    from edge_ser.cli.info import _print_accuracy
+
+    for bad in ("03,08", 3, None, {"03": 1}):
+        split = {"kind": "speaker", "fold": 0, "test_speakers": bad}
+        _print_accuracy({"accuracy": {"test": 0.7, "dataset": "d", "split": split}})
+        out = capsys.readouterr().out
+        assert "test UAR" not in out and "test 0.700" in out and "test speakers" not in out, out
+    split = {"kind": "speaker", "fold": 1, "test_speakers": ["03", None, 8, 2.5, True]}
+    _print_accuracy({"accuracy": {"test": 0.7, "dataset": "d", "split": split}})
+    assert "fold 1, test speakers 03, 8)" in capsys.readouterr().out
+
+
 def test_a_missing_file_among_those_given_is_skipped_unless_strict(tmp_path, capsys) -> None:
     """Review: `predict B ok.wav nope.wav` stopped with 'nope.wav: no such file' and classified nothing, while
     --strict's help promises a skip with a warning by default (as inside folders)."""

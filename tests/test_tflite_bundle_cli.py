@@ -38,6 +38,22 @@ def test_training_clips_come_from_a_folder_of_your_own(tmp_path):
     ]
 
 
+def test_train_speakers_that_are_no_list_are_read_as_absent(tmp_path):
+    """`train_speakers` of "spk03,spk09" (a hand-edited manifest) was read character by character and a number
+    crashed (not iterable): such a part is as if absent (`edge_ser.schema.speaker_ids`), so every clip calibrates,
+    with the warning that no training split is recorded."""
+    import pytest
+
+    from edge_ser.errors import InputWarning
+
+    data = _folder(tmp_path / "mydata")
+    for bad in ("spk03,spk09", 3):
+        split = {"kind": "refit on every speaker", "train_speakers": bad}
+        bundle = SimpleNamespace(source="b", manifest={"accuracy": {"dataset": "mydata", "split": split}})
+        with pytest.warns(InputWarning, match="records no training split"):
+            assert len(tb.training_paths(bundle, str(data))) == 6
+
+
 def test_a_data_set_it_was_not_trained_on_is_one_line(tmp_path, capsys):
     data = _folder(tmp_path / "other")
     bundle = tmp_path / "ser"

@@ -43,6 +43,7 @@ from converters.export.tflite_phases import FUNCTIONALS, Phasing, phase
 from edge_ser.bundle.manifest import phase_offsets, tflite_io_entry
 from edge_ser.engines.tflite import int8_codes
 from edge_ser.errors import ConfigError
+from edge_ser.schema import speaker_ids
 
 VARIANTS = ("fp32", "fp16", "int8")
 
@@ -66,7 +67,7 @@ def training_paths(bundle, dataset: str, root: str | None = None) -> list[Path]:
     # a data set's name, or a folder of the user's own recordings
     _, records = load_records(dataset, root, synthetic=synthetic)
     records = list(records)
-    speakers = split.get("train_speakers")
+    speakers = speaker_ids(split, "train_speakers")  # "03,08" was read letter by letter, a number crashed
     kind = split.get("kind")
     want = (split.get("sizes") or {}).get("train")
     if (
@@ -92,10 +93,10 @@ def training_paths(bundle, dataset: str, root: str | None = None) -> list[Path]:
         )
         used = [records[int(i)] for i in kept] if kept is not None else records
         chosen = [used[int(i)] for i in part.train]
-        if speakers and not {str(r.speaker) for r in chosen} <= {str(s) for s in speakers}:
+        if speakers and not {str(r.speaker) for r in chosen} <= set(speakers):
             chosen = []  # another data set's speakers: said below
     elif speakers:
-        keep = {str(s) for s in speakers}
+        keep = set(speakers)
         chosen = [r for r in records if str(r.speaker) in keep]
         want = None
     elif kind == "random":
@@ -124,7 +125,7 @@ def training_paths(bundle, dataset: str, root: str | None = None) -> list[Path]:
         raise ConfigError(
             f"{bundle.source}: no training clips of {dataset!r} found"
             + (f": the bundle was trained on {trained!r}" if trained else "")
-            + (f" (speakers {', '.join(map(str, speakers))})" if speakers else "")
+            + (f" (speakers {', '.join(speakers)})" if speakers else "")
             + "; give --data that data set's name or folder"
         )
     return [Path(r.source) for r in chosen]

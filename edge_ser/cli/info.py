@@ -8,6 +8,7 @@ import numpy as np
 
 from edge_ser.cli.common import given_path
 from edge_ser.errors import BundleError, EdgeSerError
+from edge_ser.schema import speaker_ids
 from edge_ser.text import printable
 
 
@@ -185,8 +186,8 @@ def _print_accuracy(m: dict) -> None:
         if split.get("kind") == "random":
             about[0] += " (speakers shared with training: not a speaker-independent figure)"
         about += [f"seed {split['seed']}"] if "seed" in split else []
-        if split.get("test_speakers"):  # which speakers the figure is on: one fold's few, not every speaker
-            held = [str(x) for x in split["test_speakers"]]
+        held = speaker_ids(split, "test_speakers")  # "03,08" was read letter by letter, a number crashed
+        if held:  # which speakers the figure is on: one fold's few, not every speaker
             more = f" and {len(held) - 4} more" if len(held) > 4 else ""
             about += [f"fold {split.get('fold', '?')}, test speakers {', '.join(held[:4])}{more}"]
         sizes = split.get("sizes")
