@@ -325,3 +325,27 @@ def test_a_path_with_spaces_around_it_is_read_as_written_when_only_that_is_a_fil
         (" a.wav", "happy", "s1"),
         ("b.wav", "angry", "s1"),
     ]
+
+
+def test_a_quoted_cell_after_a_delimiter_and_a_space_is_read_as_quoted(tmp_path, clips):
+    """`a.wav, "happy"` (a space after the comma, as many writers put it): Python's csv took the cell as unquoted,
+    so the label was `"happy"` with its quotes (an unknown class, warned) and `"angry, loud"` split in two. Spaces
+    after a delimiter are skipped before a quote is looked for (csv's skipinitialspace), in the header too; a quoted
+    path keeps its spaces (the test above)."""
+    shutil.copy(clips[0].source, tmp_path / "a.wav")
+    shutil.copy(clips[1].source, tmp_path / "b c.wav")
+    shutil.copy(clips[2].source, tmp_path / "d.wav")
+    table = tmp_path / "labels.csv"
+    table.write_text(
+        'path, "label", speaker, note\na.wav, "happy", "s1", "loud, clear"\n'
+        'b c.wav , "angry" , s1\n"d.wav",  "Joy"  ,s2, "a ""quote"""\n'
+    )
+    records, said = _load(table)
+    assert not said, said
+    assert [(r.source.name, r.label, r.speaker) for r in records] == [
+        ("a.wav", "happy", "s1"),
+        ("b c.wav", "angry", "s1"),
+        ("d.wav", "happy", "s2"),
+    ]
+    (tmp_path / "semi.csv").write_text('label; path\n "sadness"; "a.wav"\n')
+    assert [(r.source.name, r.label) for r in _load(tmp_path / "semi.csv")[0]] == [("a.wav", "sad")]

@@ -20,7 +20,7 @@ import re
 import unicodedata
 import warnings
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import NamedTuple
@@ -658,12 +658,19 @@ CSV_DELIMITERS = (",", ";", "\t")
 decimal mark is a comma, as in most of Europe; a tab in "Unicode text")."""
 
 
+def csv_cells(text: str, delimiter: str) -> Iterator[list[str]]:
+    """The rows of CSV `text` as labels CSVs are read: spaces after a delimiter are skipped before a quote is looked
+    for (skipinitialspace), so `a.wav, "happy"` is the label happy, not `"happy"` with its quotes (an unknown
+    class), and `, "loud, clear"` one cell; a quoted cell keeps its spaces (`" a.wav"`)."""
+    return csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, skipinitialspace=True)
+
+
 def csv_delimiter(text: str, path_column: str) -> str:
     """The delimiter of a labels CSV's `text`: the first of CSV_DELIMITERS that splits its header row into cells
     naming `path_column` and label (any case), else ','. The header decides, so a ';' in a quoted path of a
     comma-separated file stays in its cell."""
     for delimiter in CSV_DELIMITERS:
-        header = next(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter), [])
+        header = next(csv_cells(text, delimiter), [])
         if {path_column, "label"} <= {cell.strip().lower() for cell in header}:
             return delimiter
     return ","
@@ -715,8 +722,9 @@ def read_labels_csv(
 ) -> list[LabelsRow]:
     """The rows of a labels CSV: a header row naming `path_column`, `label` and any of `optional` (any case, in
     any order; other columns ignored; a UTF-8 byte order mark allowed), then one row per file; blank rows skipped.
-    Cells are separated by ',', or by ';' or a tab when the header row is (`csv_delimiter`), and stripped; a path
-    is read as written when only that names a file (" a.wav"). Text that is not UTF-8 is refused naming the line of
+    Cells are separated by ',', or by ';' or a tab when the header row is (`csv_delimiter`), spaces after a separator
+    skipped before a quote (`csv_cells`), and stripped; a path is read as written when only that names a file
+    (" a.wav" quoted, "a.wav " at its end). Text that is not UTF-8 is refused naming the line of
     its first such byte.
 
     Paths are relative to the CSV's folder (or absolute), with '/' or Windows' '\\' (`windows_path`). A label is mapped to the shared LABELS as class folders
@@ -729,7 +737,7 @@ def read_labels_csv(
     root = table.parent
     try:
         text = table.read_bytes().decode("utf-8-sig")
-        rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=csv_delimiter(text, path_column)))
+        rows = list(csv_cells(text, csv_delimiter(text, path_column)))
     except UnicodeDecodeError as e:  # a spreadsheet's plain "CSV" is in its code page (cp1252: Ä is 0xC4)
         line = e.object[: e.start].count(b"\n") + 1
         raise DatasetError(
