@@ -1273,9 +1273,8 @@ def _path_list(paths: Any, where: str) -> list[Path]:
     it)."""
     if isinstance(paths, (str, bytes, os.PathLike)):
         paths = [paths]
-    elif not isinstance(
-        paths, Iterable
-    ):  # predict_files(3): "'int' object is not iterable", naming no method
+    # predict_files(3): "'int' object is not iterable", naming no method
+    elif not isinstance(paths, Iterable):
         raise ConfigError(
             f"{where}: paths must be a path or an iterable of paths, got {type(paths).__name__}"
         )
