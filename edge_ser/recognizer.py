@@ -41,7 +41,15 @@ from edge_ser.errors import (
     VideoFormatError,
 )
 from edge_ser.inputs.base import CLIPPED_NOTE, FileWindow, clip_voiced, has_voice, narrower_band
-from edge_ser.speaker import MIN_SPEECH_S, active_adapters, clips_held, held, learn_clip, learn_inputs
+from edge_ser.speaker import (
+    MIN_SPEECH_S,
+    active_adapters,
+    clips_held,
+    held,
+    joins_statistics,
+    learn_clip,
+    learn_inputs,
+)
 
 if TYPE_CHECKING:
     from edge_ser.bundle import Bundle, FusionBundle
@@ -382,6 +390,9 @@ class Recognizer:
         self._enrolled: set[str] = set()
         self.files_known = 0
         """Files the last `predict_files` / `learn_files` did not learn again: their bytes were in the statistics."""
+        self.files_learnt = 0
+        """Files the last `predict_files` / `learn_files` added to the speaker statistics: some clip of theirs joined
+        them (not an image or a silent video, whose model inputs reach no statistics; not a file skipped)."""
         if hasattr(self.engine, "set_adapt"):  # a fusion bundle: its branches keep their own statistics
             self.engine.set_adapt(adapt)
         # one engine call at a time, with the out-of-range flags it leaves on the engine: a TFLite interpreter is
@@ -746,7 +757,7 @@ class Recognizer:
     ) -> Iterator[Prediction]:
         """`iter_predict_files` on paths already checked (`_path_list`, naming the method the caller called)."""
         learnt: dict[int, tuple[FileWindow, float]] = {}
-        self.files_known = 0
+        self.files_known = self.files_learnt = 0
         if learn_first and self.adapting:
             learnt = self.learn_files(paths, progress=progress)
             # held per engine call, never across a yield: the iterator may be resumed on another thread
@@ -767,7 +778,7 @@ class Recognizer:
         kept: dict[int, tuple[FileWindow, float]] = {}
         cached = 0
         paths = _path_list(paths, "learn_files")
-        self.files_known = 0
+        self.files_known = self.files_learnt = 0
         for i, path in enumerate(paths):
             if progress is not None and i:
                 progress(i, len(paths))
@@ -776,10 +787,12 @@ class Recognizer:
                 continue  # its clips are in the statistics already (a speaker file of an earlier run)
             t0 = time.perf_counter()
             before = {name: a.state() for name, a in self._adapters().items()}
+            joined = False
             try:
                 for w in self._file_windows(path):
                     if not _learns(w):
                         continue  # silence tells nothing about the speaker (and would drag the statistics)
+                    joined = joined or self._joins(w)
                     learn_inputs(self.speaker, self.engine, w.inputs)
                     if mark:  # recorded once a clip of it has joined the statistics
                         self._enrolled.add(mark)
@@ -796,6 +809,7 @@ class Recognizer:
                     self._enrolled.discard(mark)
                 kept.pop(i, None)
                 continue
+            self.files_learnt += joined
         if progress is not None and paths:
             progress(len(paths), len(paths))
         return kept
@@ -847,27 +861,41 @@ class Recognizer:
             batch = []
             try:
                 hold = frozen or (self.adapting and not self._first_time(path))  # learnt once, not again
-                long = self._predict_long(str(path), itertools.chain([first], windows), t0, hold)
+                joined: list[bool] = []
+                watched = self._watch_joins(itertools.chain([first], windows), joined)
+                long = self._predict_long(str(path), watched, t0, hold)
             except UNREADABLE as e:  # damaged after a good start
                 if on_bad_file is None:
                     raise
                 on_bad_file(path, e)
                 continue
+            self.files_learnt += self.adapting and not hold and any(joined)
             yield long
         yield from self._run_clips(batch, frozen)
+
+    def _joins(self, w: FileWindow) -> bool:
+        """Whether a file's window, if it teaches (`_learns`), reaches some speaker statistics (`joins_statistics`)."""
+        return joins_statistics(self.speaker, self.engine, w.inputs)
+
+    def _watch_joins(self, windows: Iterable[FileWindow], joined: list[bool]) -> Iterator[FileWindow]:
+        """`windows` as they are, appending to `joined` whether each one would join the speaker statistics (a long
+        file's: its windows are not kept, so they are looked at as they pass)."""
+        for w in windows:
+            joined.append(_learns(w) and self._joins(w))
+            yield w
 
     def _run_clips(
         self, batch: list[tuple[str, FileWindow, float]], frozen: bool = False
     ) -> list[Prediction]:
         if not batch:
             return []
+        learn = [not frozen and self.adapting and _learns(w) and self._first_time(src) for src, w, _ in batch]
+        self.files_learnt += sum(ok and self._joins(w) for ok, (_, w, _) in zip(learn, batch, strict=True))
         out = self._run(
             [w.inputs for _, w, _ in batch],
             [src for src, _, _ in batch],
             [ms for _, _, ms in batch],
-            learn=[
-                not frozen and self.adapting and _learns(w) and self._first_time(src) for src, w, _ in batch
-            ],
+            learn=learn,
         )
         return [
             replace(

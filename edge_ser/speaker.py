@@ -201,6 +201,16 @@ def learn_inputs(speaker: SpeakerAdapter, engine: Any, x: Mapping[str, np.ndarra
         engine.enroll(x)
 
 
+def joins_statistics(speaker: SpeakerAdapter, engine: Any, x: Mapping[str, np.ndarray]) -> bool:
+    """Whether a clip's model inputs reach some speaker statistics that `learn_inputs` would add them to: the
+    bundle's, or a fusion branch's that has input in the clip (an image gives a fusion bundle's audio branch
+    none), so that a file is said to be learnt only when it is."""
+    if speaker.active:
+        return True
+    reaches = getattr(engine, "reaches_statistics", None)
+    return bool(reaches is not None and reaches(x))
+
+
 def learn_clip(kind: Any, speaker: SpeakerAdapter, engine: Any, y: np.ndarray, sr: int) -> None:
     """Add one clip of the speaker (float samples at `sr` Hz) to the statistics, through the bundle's input kind."""
     learn_inputs(speaker, engine, kind.audio_inputs(np.asarray(y), int(sr), None))
@@ -214,5 +224,6 @@ __all__ = [
     "clips_held",
     "held",
     "learn_clip",
+    "joins_statistics",
     "learn_inputs",
 ]

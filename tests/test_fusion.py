@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge_ser.errors import BundleError, ConfigError
+from edge_ser.errors import BundleError, ConfigError, InputWarning
 from edge_ser.fusion import BranchRule, FusionRule, calibrated_log
 
 LABELS = ("neutral", "happy", "sad", "angry")
@@ -464,6 +464,35 @@ def test_predict_marks_a_video_without_a_sound_track_as_the_face_alone(tmp_path,
     assert main(["predict", av_cnn, str(face_av), "--engine", "numpy", "--json"]) == 0
     (row,) = map(json.loads, capsys.readouterr().out.splitlines())
     assert not any(m.startswith("no sound") for m in row["marks"])
+
+
+def test_predict_counts_the_files_whose_speech_is_learnt_as_one_speaker(tmp_path, capsys) -> None:
+    """av_fusion over images, videos without sound, one WAV and a corrupt file said "the 7 files are learnt as one
+    speaker", though only the WAV's audio joined the speaker statistics (and the corrupt file was skipped): the
+    note counts the files whose speech was learnt, and is not said when fewer than two were."""
+    import cv2
+
+    from edge_ser.cli import main
+    from tests.av_media import face_frames, speech, write_speech, write_video
+
+    for i in range(3):
+        cv2.imwrite(str(tmp_path / f"img{i}.png"), face_frames()[i * 5])
+    write_video(tmp_path / "v1.mp4")
+    write_video(tmp_path / "v2.mp4", np.ascontiguousarray(face_frames()[::-1]))
+    write_speech(tmp_path / "speech.wav")
+    (tmp_path / "bad.png").write_text("not an image")
+    bundle = str(Path(__file__).resolve().parents[1] / "bundles" / "av_fusion")
+    with pytest.warns(InputWarning, match="bad.png"):
+        assert main(["predict", bundle, str(tmp_path), "--engine", "numpy"]) == 0
+    out = capsys.readouterr().out
+    assert "one speaker" not in out and "7 files" not in out  # one file's speech: nothing pooled
+    write_speech(tmp_path / "speech2.wav", speech("sad", 3))
+    for adapt in ("all", "online"):
+        with pytest.warns(InputWarning, match="bad.png"):
+            assert main(["predict", bundle, str(tmp_path), "--engine", "numpy", "--adapt", adapt]) == 0
+        out = capsys.readouterr().out
+        assert "the speech in 2 of the 8 files (those with speech) was learnt as one speaker's voice" in out
+        assert f"(--adapt {adapt})" in out
 
 
 def test_no_face_found_is_reported(tmp_path, capsys) -> None:

@@ -142,11 +142,29 @@ def _clock(seconds: float) -> str:
     return f"{h}:{m:02d}:{s:06.3f}" if h else f"{m}:{s:06.3f}"
 
 
+def one_speaker_note(learnt: int, total: int, adapt: str) -> str | None:
+    """The note that the speech of several files was learnt as one person's voice (documented in --help, said when
+    it applies: a user review), counting the files whose audio joined the speaker statistics, not the files given
+    (images, silent videos, silence and unreadable files teach nothing); None when fewer than two did."""
+    if learnt < 2:
+        return None
+    which = f"the {learnt} files" if learnt == total else f"{learnt} of the {total} files (those with speech)"
+    return (
+        f"  (the speech in {which} was learnt as one speaker's voice, which the results are adjusted to "
+        f"(--adapt {adapt}): for files of several speakers, predict each speaker's files in a call of their own, "
+        "or give --adapt off)"
+    )
+
+
 def _summary(rec, args: argparse.Namespace, say, n: int, inference_ms: float, bad: list) -> None:
-    """The closing lines: files and inference time (not with --json), and files not learnt twice."""
+    """The closing lines: files and inference time (not with --json), the files learnt as one speaker, and files
+    not learnt twice."""
     if not args.json:
         skipped = f", {len(bad)} unreadable file(s) skipped" if bad else ""
         print(f"  ({rec.engine.name}: {n} file(s), inference {inference_ms:.2f} ms{skipped})")
+    note = one_speaker_note(rec.files_learnt, n + len(bad), adapt_mode(args, "all"))
+    if note:
+        print(note, file=say)
     if rec.files_known:
         print(
             f"  ({rec.files_known} file(s) were learnt before (enrolled, in the speaker file, or given twice) and "
@@ -185,12 +203,6 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if not files:
         raise AudioFormatError(
             f"no {'/'.join(rec.kind.file_extensions)} files in {', '.join(str(f) for f in args.files)}"
-        )
-    if rec.adapting and len(files) > 1:  # documented in --help; said when it applies (a user review)
-        print(
-            f"  (the {len(files)} files are learnt as one speaker (--adapt {adapt}): for files of several speakers, "
-            "predict each speaker's files in a call of their own, or give --adapt off)",
-            file=say,
         )
     fused = isinstance(rec.kind, FusionKind)
     n, inference_ms, bad = 0, 0.0, []

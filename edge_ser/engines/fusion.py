@@ -112,6 +112,11 @@ class FusionEngine:
                 if c.get(name) is not None:
                     adapter.enroll(c[name])
 
+    def reaches_statistics(self, x: np.ndarray | Mapping[str, np.ndarray]) -> bool:
+        """Whether some clip of `x` has input for a branch that keeps speaker statistics (`enroll` would add it)."""
+        adapting = [name for name, a in self.speakers.items() if a.active]
+        return any(c.get(name) is not None for c in self._clips(x) for name in adapting)
+
     @staticmethod
     def _clips(x: np.ndarray | Mapping[str, np.ndarray]) -> list[Mapping[str, Inputs | None]]:
         rows = x[CLIP_INPUT] if isinstance(x, Mapping) else x
