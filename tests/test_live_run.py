@@ -349,6 +349,36 @@ def test_a_video_shorter_than_the_audio_stops_giving_faces(media, tmp_path):
     assert all(r.mode == "audio" for r in after if r.speech) and any(r.speech for r in after)
 
 
+def test_audio_shorter_than_the_video_says_the_rest_of_the_video_was_not_classified(media, tmp_path, capsys):
+    """The opposite of the test above: 3 s of audio beside 8 s of frames ended with the audio without a word, while a
+    shorter video says "video ended at 1.0 s"; the run now ends saying where the audio ended and the video did."""
+    from edge_ser.audio import read_wav, write_wav
+    from edge_ser.cli import main
+
+    wav, _ = media
+    y, sr = read_wav(wav)
+    short = write_wav(tmp_path / "short.wav", y[: 3 * sr], sr)
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for i in range(16):  # 8 s at --image-fps 2
+        cv2.imwrite(str(frames / f"{i:03d}.png"), np.full((120, 160, 3), 80, np.uint8))
+    fusion = str(ROOT / "bundles" / "av_fusion")
+
+    def run(audio: Path, fps: str) -> str:
+        args = ["run", fusion, "--video-file", str(frames), "--image-fps", fps, "--audio-file", str(audio)]
+        assert main([*args, "--fast", "--no-console", "--window", "1"]) == 0
+        return capsys.readouterr().err
+
+    err = run(short, "2")
+    assert "note: audio ended at 3.0 s, 5.0 s before the video (8.0 s)" in err and "not classified" in err, (
+        err
+    )
+    assert "audio ended at 6.0 s, 2.0 s before the video (8.0 s)" in run(wav, "2")  # still 2 s of video left
+    assert "audio ended" not in run(
+        wav, "4"
+    )  # 4 s of frames: the video ends first (and says so in the results)
+
+
 class _Set:
     """A stop flag that is already set (Ctrl-C before the first window, or during --enroll)."""
 

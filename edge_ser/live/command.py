@@ -36,7 +36,7 @@ from edge_ser.live.pipeline import (
     STEADY_DEFAULT,
     VOICING_DEFAULT,
 )
-from edge_ser.live.run import gate_note, utterance_note
+from edge_ser.live.run import audio_ended_note, gate_note, utterance_note
 from edge_ser.live.run import too_short as run_too_short
 from edge_ser.text import counted, printable
 
@@ -537,7 +537,8 @@ def closing_lines(
     args: argparse.Namespace, rec: Any, runner: Any, s: Any
 ) -> tuple[list[tuple[str, str]], bool]:
     """The end-of-run lines as (level prefix, text): why a file gave no decision, the gate's and utterances'
-    notes, a frame source that delivered nothing, the summary; and whether the run failed."""
+    notes, audio that ended before the video, a frame source that delivered nothing, the summary; and whether the
+    run failed."""
     out: list[tuple[str, str]] = []
     short = too_short(args, s)
     if short:
@@ -567,6 +568,11 @@ def closing_lines(
     brief = utterance_note(s)  # None for a model that does not hear: it has no utterances
     if brief:
         out.append(("note: ", brief))
+    # a face-only run's clock is the video itself: its audio never ends first
+    if rec.kind.hears and rec.kind.faces and runner.frames is not None:
+        early = audio_ended_note(s, runner.frames, runner.pipeline.config.hop)
+        if early:
+            out.append(("note: ", early))
     blind = no_frames(rec, runner, s)
     if blind:
         out.append(("warning: " if rec.kind.hears else "error: ", blind))

@@ -69,6 +69,8 @@ class RunStats:
     """Wall seconds without a microphone, in all."""
     mic_lost_at_end: bool = False
     """The run ended with the microphone lost."""
+    audio_ended: bool = False
+    """The run ended because its audio ran out (a file's end), not stopped nor at --seconds."""
     _open: int = 0
 
     def __post_init__(self) -> None:
@@ -169,6 +171,26 @@ def gate_note(stats: RunStats, gate: Any, source: Any = None) -> str | None:
             f"a quiet speaker is being called silence; raise the microphone's gain or lower the gate (--vad-db {lower:g})"
         )
     return None
+
+
+def video_end(frames: Any) -> float | None:
+    """Where a video file or image folder ends (its last frame shown for one frame's time), in media seconds;
+    None for a camera or a video that does not declare its frame count."""
+    count, fps = getattr(frames, "frame_count", 0), getattr(frames, "fps", None)
+    return count / fps if count and fps else None
+
+
+def audio_ended_note(stats: RunStats, frames: Any, hop: float) -> str | None:
+    """The note for a run whose audio ran out before its video (`video ended at ...` says the opposite): the run
+    follows the audio, so the rest of the video was not classified, which it used to leave unsaid. None when the
+    video ends within a hop of the audio (updates come a hop apart), or the run was stopped."""
+    end = video_end(frames)
+    if not stats.audio_ended or end is None or end - stats.stream_seconds < hop:
+        return None
+    return (
+        f"audio ended at {stats.stream_seconds:.1f} s, {end - stats.stream_seconds:.1f} s before the video "
+        f"({end:.1f} s): the run follows the audio, so the rest of the video was not classified"
+    )
 
 
 def utterance_note(stats: RunStats) -> str | None:
@@ -340,6 +362,7 @@ class LiveRunner:
                 chunk = self._read_hop(self.hop_n - pending.size)
                 if chunk is None:
                     ended = True
+                    self.stats.audio_ended = not self._stopped()
                     break
                 if not self._channel_noted and (cn := getattr(self.audio, "channel_note", None)):
                     # the channels cancel: on the page and in the JSON, not on stderr only
@@ -356,7 +379,7 @@ class LiveRunner:
                 pending = np.concatenate([pending, chunk]) if pending.size else chunk
                 if pending.size < self.hop_n:
                     if getattr(self.audio, "finished", False):
-                        ended = True
+                        ended = self.stats.audio_ended = True
                         break
                     continue
                 hop, pending = pending[: self.hop_n], pending[self.hop_n :]
