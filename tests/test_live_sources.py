@@ -403,6 +403,62 @@ def test_image_folder_source(tmp_path: Path) -> None:
         VideoFileSource(tmp_path / "nope.mp4")
 
 
+def test_an_unreadable_image_in_a_frame_folder_is_a_blank_frame_in_its_place(tmp_path: Path) -> None:
+    """One unreadable image (a text file named .png, a truncated PNG) stopped a whole `edge-ser run --video-file
+    FOLDER` with an error, while `predict DIR` skips it: it is now a blank frame (no face) in its own slot, so the
+    frames after it keep their times, with a warning naming it; a folder with no readable image is still refused."""
+    from edge_ser.errors import InputWarning
+
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    (folder / "f000.png").write_text(
+        "not an image"
+    )  # before any readable frame: blank at the next one's size
+    for i in (1, 3):
+        cv2.imwrite(str(folder / f"f{i:03d}.png"), indexed_image(i, (40, 30)))
+    whole = cv2.imencode(".png", indexed_image(2, (40, 30)))[1].tobytes()
+    (folder / "f002.png").write_bytes(whole[: len(whole) // 2])  # truncated
+    with pytest.warns(InputWarning) as said, VideoFileSource(folder, fps=10, realtime=False) as src:
+        frames = [src.read() for _ in range(5)]
+    assert frames[4] is None
+    assert [f.t for f in frames[:4]] == pytest.approx([0.0, 0.1, 0.2, 0.3])
+    assert [f.seq for f in frames[:4]] == [1, 2, 3, 4]
+    assert not frames[0].image.any() and not frames[2].image.any()
+    assert frames[0].image.shape == frames[1].image.shape == (30, 40, 3)
+    assert [index_of(frames[i].image) for i in (1, 3)] == [1, 3]
+    text = [str(w.message) for w in said.list if issubclass(w.category, InputWarning)]
+    assert len(text) == 2 and "f000.png" in text[0] and "f002.png" in text[1], text
+    assert "frame 3 (at 0.20 s)" in text[1] and "without a face" in text[1]
+    for name in ("f001.png", "f003.png"):
+        (folder / name).write_text("nor this")
+    with (
+        pytest.warns(InputWarning),
+        pytest.raises(VideoFormatError, match="none of its 4 images can be read"),
+    ):
+        with VideoFileSource(folder, fps=10, realtime=False) as src:
+            while src.read() is not None:
+                pass
+
+
+def test_a_live_run_over_a_frame_folder_goes_past_an_unreadable_image(tmp_path: Path, capsys) -> None:
+    """`edge-ser run --video-file FOLDER` with a text file named .png among the frames: the run ends as without
+    it (exit 0, every update made), the warning naming the file."""
+    from edge_ser.cli import main
+    from edge_ser.errors import InputWarning
+
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i in range(8):
+        cv2.imwrite(str(folder / f"{i:03d}.png"), np.full((120, 160, 3), 80, np.uint8))
+    (folder / "003.png").write_text("not an image")
+    wav = write_wav(tmp_path / "a.wav", 0.1 * np.sin(np.arange(32000) * 0.1).astype(np.float32), 16000)
+    bundle = str(Path(__file__).resolve().parents[1] / "bundles" / "av_fusion")
+    args = ["run", bundle, "--audio-file", str(wav), "--video-file", str(folder), "--image-fps", "4"]
+    with pytest.warns(InputWarning, match="003.png"):
+        assert main([*args, "--fast", "--no-console", "--window", "1"]) == 0
+    assert "3 updates over 2.0 s of audio" in capsys.readouterr().err
+
+
 def test_latest_frame_holder_newest_wins() -> None:
     h = LatestFrame()
     assert h.get(timeout=0.01) is None

@@ -12,7 +12,8 @@ Two modes, chosen by `realtime`:
   reproducible: the pipeline decides the pace, and the same calls give the same data.
 
 Timestamps are media time: audio `stream_time` = samples consumed / rate, a frame's `t` = index / fps.
-Bad files raise the readers' typed errors (AudioFormatError, VideoFormatError) naming the file; audio is
+Bad files raise the readers' typed errors (AudioFormatError, VideoFormatError) naming the file, except an image of a
+folder played as frames that cannot be read: a blank frame (no face) in its place and an InputWarning; audio is
 resampled to the wanted rate with `edge_ser.audio` (the same resampler training used).
 """
 
@@ -22,15 +23,17 @@ import math
 import os
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from edge_ser.errors import ConfigError, EdgeSerError, VideoFormatError
+from edge_ser.errors import ConfigError, EdgeSerError, InputWarning, VideoFormatError
 from edge_ser.live.ring import AudioRing
 from edge_ser.live.sources import Frame, LatestFrame, wait_for_samples
+from edge_ser.text import printable
 from edge_ser.vision.video import IMAGE_EXTENSIONS, iter_frames, probe_video
 
 DEFAULT_CHUNK = 512
@@ -287,11 +290,42 @@ def _image_files(folder: Path) -> list[Path]:
     return files
 
 
-def _iter_images(files: list[Path], grey: bool) -> Iterator[np.ndarray]:
+def _iter_images(files: list[Path], grey: bool, fps: float) -> Iterator[np.ndarray]:
+    """The frames of an image folder in order. An image that cannot be read (damaged, truncated, not an image) is
+    a blank frame in its place, which shows no face, with an InputWarning naming it: one bad file stopped the whole
+    run, while `edge-ser predict` skips it; dropping it instead would move every later frame 1 / fps earlier. The
+    folder is a VideoFormatError only when none of its images can be read."""
     from edge_ser.vision.image import read_image
 
-    for p in files:
-        yield read_image(p, grey=grey)
+    shape: tuple[int, ...] | None = None
+    waiting = 0  # unreadable images before the first one that reads: their blank frames take its size
+    for i, p in enumerate(files):
+        try:
+            image = read_image(p, grey=grey)
+        except VideoFormatError as e:
+            _unreadable_frame(e, i, fps)
+            if shape is None:
+                waiting += 1
+                continue
+            yield np.zeros(shape, np.uint8)
+            continue
+        shape = image.shape
+        for _ in range(waiting):
+            yield np.zeros(shape, np.uint8)
+        waiting = 0
+        yield image
+    if shape is None:
+        raise VideoFormatError(f"{files[0].parent}: none of its {len(files)} images can be read")
+
+
+def _unreadable_frame(error: VideoFormatError, index: int, fps: float) -> None:
+    """Warn once for an image of a frame folder that cannot be read, saying when it would have been shown."""
+    warnings.warn(
+        f"frame {index + 1} (at {index / fps:.2f} s) is played as a blank frame, without a face: "
+        f"{printable(str(error))}",
+        InputWarning,
+        stacklevel=3,
+    )
 
 
 class VideoFileSource:
@@ -300,7 +334,8 @@ class VideoFileSource:
     fps: frames per second; for a video None means the file's own rate, for an image folder it is required.
     realtime: pace by the wall clock (newest frame wins, as with a camera) or hand out every frame as fast
     as read() is called. grey: grey uint8 [h, w] frames instead of BGR [h, w, 3].
-    Frames carry `t` = index / fps and `seq` = index + 1.
+    Frames carry `t` = index / fps and `seq` = index + 1. An image of the folder that cannot be read is a blank
+    frame in its place (no face; an InputWarning names it), so the frames after it keep their times.
     """
 
     def __init__(
@@ -336,7 +371,7 @@ class VideoFileSource:
 
     def _iter(self) -> Iterator[np.ndarray]:
         if self._files is not None:
-            return _iter_images(self._files, self.grey)
+            return _iter_images(self._files, self.grey, self.fps)
         return iter_frames(self.path, grey=self.grey)
 
     # ------------------------------------------------------------------ public
