@@ -137,6 +137,21 @@ def signals_deferred() -> Iterator[None]:
             signal.raise_signal(got[0])
 
 
+def report_stem(out: str | os.PathLike[str], suffixes: Iterable[str]) -> Path:
+    """The stem of a report's files named by an --out OUT: OUT without its extension only when it is one of the
+    `suffixes` the report writes (`rep.md` -> `rep`), else OUT whole, dots and all (`pi4_1.5ghz`, `run.2026.12`:
+    Path.with_suffix cut those at their last dot, so `--out pi4_1.5ghz` wrote pi4_1.json and a fusion bundle's
+    branches, pi4_1.5ghz_audio and pi4_1.5ghz_face, wrote one pi4_1.json over the other)."""
+    out = Path(out)
+    return out.with_suffix("") if out.suffix in tuple(suffixes) else out
+
+
+def report_file(out: str | os.PathLike[str], suffix: str, suffixes: Iterable[str]) -> Path:
+    """The file of a report with extension `suffix` that --out OUT names: `report_stem` + `suffix`."""
+    stem = report_stem(out, suffixes)
+    return stem.with_name(stem.name + suffix)
+
+
 def write_png(path: str | os.PathLike[str], img: Any) -> Path:
     """Encode the BGR / grey image `img` as PNG and write it to `path` (parents made, temp file + rename)."""
     import cv2  # a device dependency, imported here so that fileio stays light

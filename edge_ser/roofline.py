@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from edge_ser.errors import ConfigError
-from edge_ser.fileio import atomic_write, write_png
+from edge_ser.fileio import atomic_write, report_file, write_png
 from edge_ser.profiles.profile import ProfileError
 from edge_ser.text import counted, with_article
 
@@ -1052,14 +1052,19 @@ def plot_png(report: RooflineReport, path: Path) -> Path:
     return write_png(path, img)
 
 
+REPORT_SUFFIXES = (".json", ".md", ".png")
+"""The files a roofline report's OUT names: OUT.json, OUT.md, OUT.png (`--out rep.md` names the same three)."""
+
+
 def write_report(report: RooflineReport, out: Path, command: str | None = None) -> tuple[Path, Path, Path]:
-    """OUT.json, OUT.md and OUT.png (each written to a temp file, then renamed)."""
+    """OUT.json, OUT.md and OUT.png (each written to a temp file, then renamed); OUT keeps a dot in its name
+    (`pi4_1.5ghz`), and loses an extension only when it is one of these three (`fileio.report_file`)."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     md = report.markdown() + (f"\n\nMade by: `{command}`\n" if command else "\n")
     data = {"command": command, **report.to_dict()}
-    paths = (out.with_suffix(".json"), out.with_suffix(".md"))
+    paths = (report_file(out, ".json", REPORT_SUFFIXES), report_file(out, ".md", REPORT_SUFFIXES))
     for path, text in zip(paths, (json.dumps(data, indent=2) + "\n", md), strict=True):
         atomic_write(path, text)
-    png = plot_png(report, out.with_suffix(".png"))
+    png = plot_png(report, report_file(out, ".png", REPORT_SUFFIXES))
     return paths[0], paths[1], png

@@ -585,3 +585,50 @@ def test_resident_memory_is_in_mb_of_1e6_bytes(tmp_path, monkeypatch):
     assert roofline.process_memory_mb() == pytest.approx(102.4)
     assert roofline.process_memory_mb("VmHWM") == pytest.approx(204.8)
     assert roofline.peak_memory_mb() == pytest.approx(204.8)
+
+
+def test_bench_out_with_a_dot_in_its_name_keeps_it_and_each_fusion_branch_its_files(tmp_path, capsys):
+    """`--out rep/pi4_1.5ghz` wrote pi4_1.json (Path.with_suffix cut the name at its dot), and both branches of a
+    fusion bundle (pi4_1.5ghz_audio, pi4_1.5ghz_face) the same pi4_1.json / .md / .png, the face branch's over the
+    audio one's; an extension --out writes itself (`--out rep.md`) is still the one replaced."""
+    from edge_ser.cli import main
+
+    assert main(["bench", str(FUSION), "--profile", "pi4", "--out", str(tmp_path / "pi4_1.5ghz")]) == 0
+    names = {p.name for p in tmp_path.iterdir()}
+    assert names == {f"pi4_1.5ghz_{b}{s}" for b in ("audio", "face") for s in (".json", ".md", ".png")}
+    assert json.loads((tmp_path / "pi4_1.5ghz_audio.json").read_text())["model"] == "functionals_mlp"
+    capsys.readouterr()
+    assert main(["bench", str(SER), "--profile", "pi4", "--out", str(tmp_path / "sub" / "rep.md")]) == 0
+    assert {p.name for p in (tmp_path / "sub").iterdir()} == {"rep.json", "rep.md", "rep.png"}
+    assert "wrote " + str(tmp_path / "sub" / "rep.json") in capsys.readouterr().out
+    # --json beside --out is checked against the files --out really writes
+    assert (
+        main(
+            [
+                "bench",
+                str(SER),
+                "--profile",
+                "pi4",
+                "--out",
+                str(tmp_path / "v1.2"),
+                "--json",
+                str(tmp_path / "v1.json"),
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "bench",
+                str(SER),
+                "--profile",
+                "pi4",
+                "--out",
+                str(tmp_path / "v1.2"),
+                "--json",
+                str(tmp_path / "v1.2.json"),
+            ]
+        )
+        == 2
+    )

@@ -114,12 +114,15 @@ def check_json_apart(args: argparse.Namespace, outs: Sequence[Path], suffixes: S
 
     if args.json in (None, "-") or args.out is None:
         return
+    from edge_ser.fileio import report_file
+
     target = Path(args.json).resolve()
     for out in outs:
         for suffix in suffixes:
-            if out.with_suffix(suffix).resolve() == target:
+            clash = report_file(out, suffix, suffixes)
+            if clash.resolve() == target:
                 raise ConfigError(
-                    f"--json {args.json} and --out {args.out}: both would write {out.with_suffix(suffix)} (--out "
+                    f"--json {args.json} and --out {args.out}: both would write {clash} (--out "
                     f"writes OUT{', OUT'.join(suffixes)}), one over the other; give --json another file name"
                 )
 
@@ -148,8 +151,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def branch_out(out: Path, name: str | None) -> Path:
-    """The --out stem of one report: OUT itself, or OUT_branch for a branch of a fusion bundle."""
-    return out if name is None else out.with_name(f"{out.name}_{name}")
+    """The --out stem of one report: OUT itself, or OUT_branch for a branch of a fusion bundle (`--out rep.md`:
+    rep_audio, not rep.md_audio)."""
+    from edge_ser.fileio import report_stem
+
+    if name is None:
+        return out
+    stem = report_stem(out, SUFFIXES)
+    return stem.with_name(f"{stem.name}_{name}")
 
 
 def roofline_reports(args: argparse.Namespace) -> int:

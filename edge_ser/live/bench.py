@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_ser.errors import ConfigError
-from edge_ser.fileio import atomic_write
+from edge_ser.fileio import atomic_write, report_file
 from edge_ser.live.result import LiveResult
 from edge_ser.roofline import process_memory_mb
 from edge_ser.text import counted
@@ -203,7 +203,7 @@ def summarize(stats, *, bundle: str, engine: str, rss: RssSampler, warmup: float
 def write_report(report: LiveBenchReport, out: Path, command: str) -> tuple[Path, Path]:
     """`out`.json and `out`.md, each written to a temp file and renamed."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    paths = (out.with_suffix(".json"), out.with_suffix(".md"))
+    paths = (report_file(out, ".json", (".json", ".md")), report_file(out, ".md", (".json", ".md")))
     texts = (
         json.dumps({"command": command, **asdict(report), "units": LIVE_UNITS}, indent=2) + "\n",
         report.markdown() + f"\n\nMade by: `{command}`\n",
