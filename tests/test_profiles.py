@@ -260,6 +260,11 @@ BAD = [
     ("roofline.targets.cpu.fp32.compute", "memory.measured_gbps",
      r"roofline\.targets\.cpu\.fp32\.compute: 'memory\.measured_gbps' names no peak of this profile"),
     ("memory", _DELETE, r"pi4\.yaml: memory: missing \(required\)"),
+    # a fp32 roof on the int8 peak was accepted, and the report printed "peak 24 GFLOP/s (peaks.cpu.int8 96 GOP/s"
+    ("roofline.targets.cpu.fp32.compute", "peaks.cpu.int8",
+     r"roofline\.targets\.cpu\.fp32\.compute: 'peaks\.cpu\.int8' is in GOP/s; a roof for fp32 needs a peak in GFLOP/s"),
+    ("roofline.targets.cpu.int8.compute", "peaks.cpu.fp32",
+     r"roofline\.targets\.cpu\.int8\.compute: 'peaks\.cpu\.fp32' is in GFLOP/s; a roof for int8 needs a peak in GOP/s"),
 ]  # fmt: skip
 
 

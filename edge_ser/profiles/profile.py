@@ -828,6 +828,15 @@ class _Parser(Checker):
         note = self.text_at(c, "note", path, required=False) or ""
         if compute is not None:
             compute = self.compute_ref(compute, path, peaks)
+        if compute is not None:
+            _, unit, peak_precision = compute.split(".")
+            held = peaks[unit][peak_precision].unit
+            if held != _unit_of(precision):  # fp16 on the fp32 peak is fine, fp32 on the int8 one is not
+                self.bad(
+                    f"{path}.compute",
+                    f"{compute!r} is in {held}; a roof for {precision} needs a peak in {_unit_of(precision)}",
+                )
+                compute = None
         if bandwidth is not None:
             bandwidth = self.bandwidth_ref(bandwidth, path, memory)
         if compute and bandwidth:
