@@ -844,6 +844,15 @@ def build_report(
         )
     if not measured and engine == "tflite":
         notes.append(f"--engine tflite is projected as {engine_name}, the bundle's default TFLite variant.")
+    from edge_ser.engines.base import normalize_providers
+
+    gpu = [q for q in normalize_providers(providers) or () if q != "CPUExecutionProvider"]
+    if not measured and gpu:  # not refused as a delegate is: EDGE_SER_PROVIDERS sets it on a Jetson's service
+        notes.append(
+            f"--providers {', '.join(gpu)}: not projected: a projection places the model on {profile.name}'s CPU "
+            "roof (edge-ser bench projects no GPU), so these figures are the CPU's; --profile host on the device "
+            "measures the providers."
+        )
     per = decision_rows(bundle)
     return RooflineReport(
         bundle=str(bundle.source),

@@ -206,6 +206,28 @@ def test_a_delegate_is_refused_when_projecting(capsys):
     assert "--profile host there" in capsys.readouterr().err
 
 
+def test_gpu_providers_on_a_projection_are_said_to_be_left_out(capsys):
+    """`--profile orin-nano-8gb --providers tensorrt,cuda` printed a CPU projection and said nothing of the
+    providers: a reader took it for the GPU's figure. (Not refused as --delegate is: EDGE_SER_PROVIDERS, a Jetson
+    service's default, would then refuse every projection made there.)"""
+    from edge_ser.cli import main
+
+    gpu = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
+    r = build_report(load_bundle(SER), load_profile("orin-nano-8gb"), engine="onnxruntime", providers=gpu)
+    said = [n for n in r.notes if n.startswith("--providers")]
+    assert len(said) == 1 and "TensorrtExecutionProvider, CUDAExecutionProvider" in said[0]
+    assert "CPU roof" in said[0] and "--profile host" in said[0]
+    cpu = build_report(
+        load_bundle(SER), load_profile("pi4"), engine="onnxruntime", providers=("CPUExecutionProvider",)
+    )
+    assert not [n for n in cpu.notes if n.startswith("--providers")]
+    assert main(["bench", str(SER), "--profile", "orin-nano-8gb", "--providers", "tensorrt,cuda"]) == 0
+    assert (
+        "- --providers TensorrtExecutionProvider, CUDAExecutionProvider: not projected"
+        in capsys.readouterr().out
+    )
+
+
 def test_projection_labels_say_projected_lower_bound():
     md = build_report(load_bundle(SER), load_profile("pi4"), engine="onnxruntime").markdown()
     assert "attained" not in md and "of bound" not in md
