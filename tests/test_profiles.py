@@ -347,8 +347,14 @@ def test_roofline_errors_name_what_is_missing() -> None:
         ProfileError, match=r"pi4\.yaml: roofline\.targets\.gpu: .*no roofline for target 'gpu'"
     ):
         ridge_point(pi4, "fp32", target="gpu")
-    with pytest.raises(ProfileError, match=r"roofline\.targets\.cpu\.int4: .*no roofline for int4 on cpu"):
+    with pytest.raises(
+        ProfileError, match=r"roofline\.targets\.cpu\.int4: .*no roofline for int4 on cpu"
+    ) as info:
         ridge_point(pi4, "int4")
+    # a board's profile is told how to add the roof, not sent to "a board's profile (e.g. --profile pi5)" and to
+    # "bench a fp32/fp16/int8 engine" (the host's advice; no engine computes in fp16)
+    assert "A board's profile" not in str(info.value) and "fp16/" not in str(info.value)
+    assert "add roofline.targets.cpu.int4 to the profile" in str(info.value)
     with pytest.raises(ConfigError, match="intensity must be finite and >= 0"):
         roofline_bound(pi4, "fp32", -1.0)
     with pytest.raises(ConfigError, match="intensity must be finite and >= 0"):

@@ -37,6 +37,8 @@ PRECISIONS = ("fp64", "fp32", "tf32", "fp16", "bf16", "int8", "int4")
 """Precisions a peak or a roofline entry may name."""
 UNITS = ("cpu", "gpu", "dla")
 """Compute units a profile may give peaks for: the CPU cores, the GPU, a deep-learning accelerator."""
+ENGINE_PRECISIONS = ("fp32", "int8")
+"""The precisions edge-ser's engines compute in (`edge_ser.roofline.engine_precision`): fp16 files run in fp32."""
 CACHE_KINDS = ("data", "instruction", "unified", "system")
 CACHE_SCOPES = ("per-core", "per-cluster", "shared")
 BANDWIDTH_REFS = ("memory.theoretical_gbps", "memory.measured_gbps")
@@ -322,11 +324,17 @@ class Profile:
             why = ""
             if self.measurement and precision in self.measurement.get("not_measured", {}):
                 why = f"; not measured: {self.measurement['not_measured'][precision]}"
-            others = [p for p in choices if p != precision]
-            why += (
-                f". A board's profile projects it from counts (e.g. --profile pi5); on this profile, bench a "
-                f"{'/'.join(others)} engine (benchmarks/backends.py times the int8 engines here side by side)"
-            )
+            if self.measurement:  # the host: what it measures is fixed, so send the reader elsewhere
+                others = [p for p in choices if p != precision and p in ENGINE_PRECISIONS]
+                why += (
+                    f". A board's profile projects it from counts (e.g. --profile pi5); on this profile, bench a "
+                    f"{'/'.join(others)} engine (benchmarks/backends.py times the int8 engines here side by side)"
+                )
+            else:  # a board's file: the roof can be added to it
+                why += (
+                    f"; add roofline.targets.{target}.{precision} to the profile (firmware_profiles/README.md, "
+                    '"The default roofline choice")'
+                )
             raise ProfileError(
                 f"{self._label}: roofline.targets.{target}.{precision}: profile {self.name!r} gives no roofline "
                 f"for {precision} on {target} (has: {', '.join(choices)}){why}"
