@@ -307,12 +307,17 @@ class RooflineReport:
                     f"{_f(p.ms, '.4f')} | {p.bound_gflops:.2f} | {p.limit} |"
                 )
             return out
+        timed = (
+            "time from the engine's profiler: onnxruntime's counts whole microseconds, averaged over the middle "
+            "half of the runs, so a node under ~5 us is a few-percent figure"
+            if any(p.ms is not None for p in self.layers)
+            else f"{self.engine} has no per-node profiler, so no node is timed: their counts and bounds only"
+        )
         out = [
-            "Per node (nodes with FLOPs or bytes; time from the engine's profiler: onnxruntime's counts whole "
-            "microseconds, averaged over the middle half of the runs, so a node under ~5 us is a few-percent figure):",
+            f"Per node (nodes with FLOPs or bytes; {timed}):",
             "",
-            f"| # | op | name | {self.op}s | bytes | {self.op}/B | ms | attained {self.unit} | GB/s | bound | "
-            "of bound | bound by |",
+            f"| # | op | name | {self.op}s | bytes | {self.op}/B | ms | attained {self.unit} | GB/s | "
+            f"bound {self.roof_unit} | of bound | bound by |",
             "|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for p in self.layers:

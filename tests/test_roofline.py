@@ -102,6 +102,18 @@ def test_the_markdown_labels_an_fp32_roof_under_an_int8_run_as_its_json_does():
     assert "GOP/s (peaks.cpu.int8" in own and " OP/byte." in own and "| bound GOP/s |" in own
 
 
+@pytest.mark.skipif(tflite.unavailable() is not None, reason="no TFLite interpreter")
+def test_a_measured_engine_without_a_profiler_is_not_said_to_have_timed_the_nodes():
+    """TFLite has no per-node profiler, yet its per-node table began "time from the engine's profiler: onnxruntime's
+    counts whole microseconds, averaged over the middle half of the runs", over a column of empty cells; and the
+    measured table's "bound" column had no unit where the projected one says "bound GFLOP/s"."""
+    r = build_report(load_bundle(SER), load_profile("pi4"), engine="tflite-fp32", runs=5, measured=True)
+    md = r.markdown()
+    assert all(p.ms is None for p in r.layers)
+    assert "time from the engine's profiler" not in md and "tflite-fp32 has no per-node profiler" in md
+    assert "| attained GFLOP/s | GB/s | bound GFLOP/s | of bound |" in md
+
+
 def _no_int8():
     """The pi4 profile without its int8 roofline choice."""
     from edge_ser.profiles import Profile
