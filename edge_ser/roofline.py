@@ -1014,7 +1014,10 @@ def plot_png(report: RooflineReport, path: Path) -> Path:
     label(f"ridge {ridge:.2f} {report.roof_op}/B", (rx + 6, H - bottom - 10), 0.5, red)
     tx, _ = px(x1, peak)
     label(f"peak {peak:.4g} {report.roof_unit}", (tx - 170, ry - 10), 0.5, red)
-    label(f"{bw:.4g} GB/s", px(xa * 2, bw * xa * 2 / 3.5), 0.5, red)  # under the rising roof, clear of it
+    # under the rising roof, clear of it, and at least a factor 2 above the frame's bottom: where the roof enters
+    # at the bottom edge (xa = y0 / bw), xa x 2 put the label under the frame, over the x axis's title
+    xl = max(xa * 2, 7 * y0 / bw)
+    label(f"{bw:.4g} GB/s", px(xl, bw * xl / 3.5), 0.5, red)
     # points; the layers that matter are numbered, with their names in the key to the right
     shown = [p for p in report.layers if p.gflops and p.intensity > 0]
     for p in shown:

@@ -114,6 +114,19 @@ def test_a_measured_engine_without_a_profiler_is_not_said_to_have_timed_the_node
     assert "| attained GFLOP/s | GB/s | bound GFLOP/s | of bound |" in md
 
 
+def test_the_plots_bandwidth_label_stays_inside_the_frame(tmp_path):
+    """Where the memory roof enters the plot at its bottom edge, its "4.84 GB/s" label was drawn under the frame,
+    among the x axis's ticks and over its title ("4.84 GB/sarithmetic intensity"): nothing red belongs there."""
+    from edge_ser.roofline import MARGIN, H, W, plot_png
+
+    for bundle, engine in ((SER, "tflite-int8"), (AV, "onnxruntime"), (FACE, "onnxruntime")):
+        r = build_report(load_bundle(bundle), load_profile("pi4"), engine=engine)
+        img = cv2.imread(str(plot_png(r, tmp_path / f"{bundle.name}.png")))
+        below = img[H - MARGIN[3] + 3 :, :W].astype(int)
+        red = (below[..., 2] > 150) & (below[..., 0] < 120) & (below[..., 1] < 120)
+        assert not red.any(), bundle.name
+
+
 def _no_int8():
     """The pi4 profile without its int8 roofline choice."""
     from edge_ser.profiles import Profile
