@@ -1012,6 +1012,15 @@ def test_a_media_file_given_as_the_bundle_is_named_as_such(tmp_path: Path) -> No
     refused(wav, "is an audio file, not a bundle", "did you give the file where the bundle goes?")
 
 
+def test_a_file_of_a_bundle_folder_given_as_the_bundle_names_the_folder() -> None:
+    """`edge-ser bench bundles/av_cnn/manifest.json` (or model.onnx) said 'not a readable .tar archive (invalid
+    header)': the file is one of a bundle folder's, and the folder is what to give."""
+    folder = Path(__file__).resolve().parents[1] / "bundles" / "av_cnn"
+    for name in ("manifest.json", "model.onnx"):
+        msg = refused(folder / name, f"is a file of the bundle folder {folder}", f"give the folder: {folder}")
+        assert "not a readable .tar archive" not in msg
+
+
 def test_a_functionals_bundle_whose_two_spec_blocks_disagree_is_refused(tmp_path: Path) -> None:
     """Review: functionals_input.sample_rate edited to 22050 (feature_spec still 16000, the checksum recomputed)
     loaded and quietly changed every prediction."""

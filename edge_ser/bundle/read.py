@@ -208,6 +208,12 @@ class TarSource(BundleSource):
                     f"bundle {src}: is {media}, not a bundle (a bundle is a folder or a .tar holding "
                     "manifest.json); did you give the file where the bundle goes?"
                 ) from None
+            folder = Path(path).resolve().parent
+            if (folder / MANIFEST_NAME).is_file():  # `bench bundles/av_cnn/manifest.json`, or its model.onnx
+                raise BundleError(
+                    f"bundle {src}: is a file of the bundle folder {folder}, not a bundle (a bundle is a folder or a "
+                    f".tar holding manifest.json); give the folder: {folder}"
+                ) from None
             raise BundleError(f"bundle {src}: not a readable .tar archive ({e})") from e
         try:
             self._scan(max_file, max_total)
