@@ -553,12 +553,25 @@ class Recognizer:
             return ""
         return mark
 
-    def _first_time(self, path: str | os.PathLike[str] | None) -> bool:
-        """`_file_mark` for a file about to be learnt: whether it may be, recorded as learnt when it may."""
-        mark = self._file_mark(path)
-        if mark:
+    def _remember(self, mark: str | None, joined: bool) -> None:
+        """Record a file's fingerprint (`_file_mark`) as learnt when some clip of it joined the speaker statistics:
+        an image or a video without sound teaches a fusion bundle's audio branch nothing, and was recorded all the
+        same (then counted in `files_known` when given again, and saved as enrolled)."""
+        if mark and joined:
             self._enrolled.add(mark)
-        return mark != ""
+
+    def _learns_clip(self, src: str | None, w: FileWindow) -> bool:
+        """Whether a file's whole clip, classified, updates the speaker statistics: it teaches (`_learns`) and its
+        bytes are not there yet; counted in `files_learnt` and recorded only when it reaches some (`_joins`)."""
+        if not (self.adapting and _learns(w)):
+            return False
+        mark = self._file_mark(src)
+        if mark == "":
+            return False
+        joined = self._joins(w)
+        self.files_learnt += joined
+        self._remember(mark, joined)
+        return True
 
     def _adapters(self) -> dict[str, Any]:
         """The speaker statistics this recognizer keeps, by name: "bundle", and a fusion bundle's branches."""
@@ -792,10 +805,10 @@ class Recognizer:
                 for w in self._file_windows(path):
                     if not _learns(w):
                         continue  # silence tells nothing about the speaker (and would drag the statistics)
-                    joined = joined or self._joins(w)
+                    joins = self._joins(w)
+                    joined = joined or joins
                     learn_inputs(self.speaker, self.engine, w.inputs)
-                    if mark:  # recorded once a clip of it has joined the statistics
-                        self._enrolled.add(mark)
+                    self._remember(mark, joins)  # once a clip of it has joined the statistics
                     size = sum(np.asarray(v).nbytes for v in w.inputs.values())
                     if w.whole and cached + size <= LEARN_CACHE_BYTES:
                         kept[i] = (w, (time.perf_counter() - t0) * 1e3)
@@ -859,17 +872,21 @@ class Recognizer:
                 continue
             yield from self._run_clips(batch, frozen)
             batch = []
+            mark = None if frozen or not self.adapting else self._file_mark(path)
+            hold = frozen or (self.adapting and mark == "")  # learnt once, not again
+            joined: list[bool] = []
             try:
-                hold = frozen or (self.adapting and not self._first_time(path))  # learnt once, not again
-                joined: list[bool] = []
                 watched = self._watch_joins(itertools.chain([first], windows), joined)
                 long = self._predict_long(str(path), watched, t0, hold)
-            except UNREADABLE as e:  # damaged after a good start
+            except UNREADABLE as e:  # damaged after a good start: its first windows stay in the statistics
+                self._remember(mark, not hold and any(joined))
                 if on_bad_file is None:
                     raise
                 on_bad_file(path, e)
                 continue
-            self.files_learnt += self.adapting and not hold and any(joined)
+            joins = self.adapting and not hold and any(joined)
+            self.files_learnt += joins
+            self._remember(mark, joins)
             yield long
         yield from self._run_clips(batch, frozen)
 
@@ -889,8 +906,7 @@ class Recognizer:
     ) -> list[Prediction]:
         if not batch:
             return []
-        learn = [not frozen and self.adapting and _learns(w) and self._first_time(src) for src, w, _ in batch]
-        self.files_learnt += sum(ok and self._joins(w) for ok, (_, w, _) in zip(learn, batch, strict=True))
+        learn = [not frozen and self._learns_clip(src, w) for src, w, _ in batch]
         out = self._run(
             [w.inputs for _, w, _ in batch],
             [src for src, _, _ in batch],

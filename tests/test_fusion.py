@@ -741,3 +741,30 @@ def test_the_fusion_kind_gives_its_face_crop_for_faces_in_memory() -> None:
     assert rec.predict_audio(speech(), 48000, faces=[crop]).label in rec.labels
     with pytest.raises(ConfigError, match=r"cropper\(\)"):
         rec.predict_audio(speech(), 48000, faces=[np.ascontiguousarray(face_frames()[0])])
+
+
+@pytest.mark.parametrize("learn_first", [False, True])
+def test_an_image_or_silent_video_is_not_recorded_as_learnt(tmp_path, learn_first) -> None:
+    """av_fusion's speaker statistics are its audio branch's, which an image or a video without sound (short or
+    long) gives no input: a silent video's fingerprint was recorded as learnt all the same, so giving it again counted it in "N
+    file(s) were learnt before" and a speaker file saved it as enrolled. Only a file some clip of which joined the
+    statistics is recorded, in the classifying pass (short and long files) and in learn_files."""
+    import cv2
+
+    from edge_ser.recognizer import Recognizer
+    from tests.av_media import face_frames, write_speech, write_video
+
+    image = tmp_path / "img.png"
+    cv2.imwrite(str(image), face_frames()[0])
+    long_video = write_video(tmp_path / "long.mp4", np.concatenate([face_frames()] * 11), fps=10.0)  # 33 s
+    video = write_video(tmp_path / "short.mp4")
+    wav = write_speech(tmp_path / "speech.wav")
+    rec = Recognizer(Path(__file__).resolve().parents[1] / "bundles" / "av_fusion", "numpy")
+    files = [image, video, long_video, wav]
+    rec.predict_files(files, learn_first=learn_first)
+    assert (rec.files_learnt, rec.files_known) == (1, 0)
+    assert [rec.enrolled(f) for f in files] == [False, False, False, True]
+    rec.predict_files(files, learn_first=learn_first)
+    assert (rec.files_learnt, rec.files_known) == (0, 1)  # the WAV alone was learnt before
+    saved = json.loads(rec.save_speaker(tmp_path / "speaker.json").read_text())
+    assert saved["enrolled"] == sorted(rec._enrolled) and len(saved["enrolled"]) == 1
