@@ -77,6 +77,14 @@ def speaker_ids(split: Any, part: str) -> list[str]:
     return [str(s) for s in ids if isinstance(s, (str, int)) and not isinstance(s, bool)]
 
 
+def sub_record(doc: Any, key: str) -> Mapping[str, Any]:
+    """A manifest record's sub-record `key` (a manifest's "accuracy", its "split", a split's "sizes"), {} when absent
+    or not a mapping (a hand-edited manifest: a string, a list, null), so a reader neither crashes on `.get` nor
+    reads it. The one rule for `edge-ser info` and the converters (the TFLite export's training clips)."""
+    value = doc.get(key) if isinstance(doc, Mapping) else None
+    return value if isinstance(value, Mapping) else {}
+
+
 def join(path: str, key: str | int) -> str:
     """The path of a member: join("model", "inputs") -> "model.inputs", join("files", 0) -> "files[0]"."""
     if isinstance(key, int):

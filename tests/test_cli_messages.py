@@ -341,6 +341,18 @@ def test_info_reads_test_speakers_that_are_no_list_as_absent(capsys) -> None:
     assert "fold 1, test speakers 03, 8)" in capsys.readouterr().out
 
 
+def test_info_reads_a_split_or_accuracy_that_is_no_mapping_as_absent(capsys) -> None:
+    """A hand-edited manifest whose whole `accuracy.split` (or `accuracy`) is a string or a list crashed
+    `edge-ser info` ('str' object has no attribute 'get'): it is as if absent (`edge_ser.schema.sub_record`)."""
+    from edge_ser.cli.info import _print_accuracy
+
+    for bad in ("speaker fold 0", ["speaker", 0]):
+        _print_accuracy({"accuracy": {"test": 0.7, "dataset": "d", "split": bad}})
+        assert "test 0.700 on d (split: ?)" in capsys.readouterr().out
+        _print_accuracy({"accuracy": bad})
+        assert capsys.readouterr().out == ""
+
+
 def test_a_missing_file_among_those_given_is_skipped_unless_strict(tmp_path, capsys) -> None:
     """Review: `predict B ok.wav nope.wav` stopped with 'nope.wav: no such file' and classified nothing, while
     --strict's help promises a skip with a warning by default (as inside folders)."""

@@ -54,6 +54,29 @@ def test_train_speakers_that_are_no_list_are_read_as_absent(tmp_path):
             assert len(tb.training_paths(bundle, str(data))) == 6
 
 
+def test_a_split_or_accuracy_that_is_no_mapping_is_read_as_absent(tmp_path):
+    """A hand-edited manifest whose whole `accuracy.split` (or `accuracy`, or `split.sizes`) is a string or a list
+    crashed ('str' object has no attribute 'get'): it is as if absent (`edge_ser.schema.sub_record`, the rule
+    `edge-ser info` reads it by), so every clip calibrates, with the warning that no training split is recorded."""
+    import pytest
+
+    from edge_ser.errors import InputWarning
+
+    data = _folder(tmp_path / "mydata")
+    manifests = [{"accuracy": {"dataset": "mydata", "split": bad}} for bad in ("speaker", ["speaker", 0])]
+    manifests += [{"accuracy": "mydata"}, {"accuracy": ["mydata"]}]
+    manifests += [
+        {"accuracy": {"dataset": "mydata", "split": {"kind": "random", "seed": 0, "sizes": "4/1/1"}}}
+    ]
+    for manifest in manifests:
+        bundle = SimpleNamespace(source="b", manifest=manifest)
+        if "sizes" in str(manifest):  # a random split is re-made; its sizes only check the count
+            assert len(tb.training_paths(bundle, str(data))) > 0
+            continue
+        with pytest.warns(InputWarning, match="records no training split"):
+            assert len(tb.training_paths(bundle, str(data))) == 6
+
+
 def test_a_data_set_it_was_not_trained_on_is_one_line(tmp_path, capsys):
     data = _folder(tmp_path / "other")
     bundle = tmp_path / "ser"

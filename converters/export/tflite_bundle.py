@@ -43,7 +43,7 @@ from converters.export.tflite_phases import FUNCTIONALS, Phasing, phase
 from edge_ser.bundle.manifest import phase_offsets, tflite_io_entry
 from edge_ser.engines.tflite import int8_codes
 from edge_ser.errors import ConfigError
-from edge_ser.schema import speaker_ids
+from edge_ser.schema import speaker_ids, sub_record
 
 VARIANTS = ("fp32", "fp16", "int8")
 
@@ -61,15 +61,15 @@ def training_paths(bundle, dataset: str, root: str | None = None) -> list[Path]:
     from converters.data.splits import stratified_split
     from converters.pipeline import listed_split, load_records, recorded_synthetic
 
-    accuracy = bundle.manifest.get("accuracy") or {}
-    split = accuracy.get("split") or {}
+    accuracy = sub_record(bundle.manifest, "accuracy")  # a string or a list there crashed: as if absent
+    split = sub_record(accuracy, "split")
     synthetic = recorded_synthetic(accuracy) if accuracy.get("dataset") == "synthetic" else None
     # a data set's name, or a folder of the user's own recordings
     _, records = load_records(dataset, root, synthetic=synthetic)
     records = list(records)
     speakers = speaker_ids(split, "train_speakers")  # "03,08" was read letter by letter, a number crashed
     kind = split.get("kind")
-    want = (split.get("sizes") or {}).get("train")
+    want = sub_record(split, "sizes").get("train")
     if (
         kind in ("random", "speaker")
         and "seed" in split

@@ -8,7 +8,7 @@ import numpy as np
 
 from edge_ser.cli.common import given_path
 from edge_ser.errors import BundleError, EdgeSerError
-from edge_ser.schema import speaker_ids
+from edge_ser.schema import speaker_ids, sub_record
 from edge_ser.text import printable
 
 
@@ -171,8 +171,8 @@ def _print_model(bundle) -> None:
 
 def _print_accuracy(m: dict) -> None:
     """The manifest's `accuracy` line: the figures, the data set and the split they are on."""
-    acc = m.get("accuracy", {})
-    split = acc.get("split", {})
+    acc = sub_record(m, "accuracy")  # a string or a list there crashed: as if absent
+    split = sub_record(acc, "split")
     if acc:
         nums = {k: v for k, v in acc.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
         uar = nums.get("test_uar", nums.get("uar"))  # face_fer's manifest names it `uar` (a review: left out)
