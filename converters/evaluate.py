@@ -25,12 +25,15 @@ from tqdm.auto import tqdm
 from converters.data import Record, class_order
 from converters.pipeline import confusion, listed_split
 from edge_ser.errors import AudioFormatError, ConfigError, DatasetError, InputWarning, VideoFormatError
-from edge_ser.fileio import atomic_write, write_png
+from edge_ser.fileio import atomic_write, report_file, write_png
 from edge_ser.text import drawable
 
 DECODE_ERRORS = (AudioFormatError, VideoFormatError, OSError)
 """What a file that cannot be read raises: skipped (or fatal with --strict). Anything else is a real error."""
 SPLITS = ("all", "test", "random", "speaker")
+
+REPORT_SUFFIXES = (".json", ".md", ".png")
+"""The files `write_outputs` writes for --out OUT (OUT.json, OUT.md, OUT.png; OUT may name one of them)."""
 
 
 # ------------------------------------------------------------------------------------------- selection
@@ -512,15 +515,13 @@ def draw_confusion_png(m: Metrics, title: str, path: Path) -> Path:
 
 def write_outputs(report: EvalReport, out: Path, command: str | None = None) -> tuple[Path, Path, Path]:
     """OUT.json, OUT.md and OUT.png, each with the command that made them (temp file + rename)."""
-    out = Path(out)
-    if out.suffix.lower() in (".json", ".md", ".png"):  # OUT given as one of the three files: its stem
-        out = out.with_suffix("")
-    out.parent.mkdir(parents=True, exist_ok=True)
+    # OUT given as one of the three files, any case: its stem (`report_file`, the rule of bench's reports); STEM +
+    # suffix, not with_suffix: "ser_emodb.tess" and "ser_emodb.cremad" both became ser_emodb.json
+    json_path, md_path, png_path = (report_file(out, s, REPORT_SUFFIXES) for s in REPORT_SUFFIXES)
+    json_path.parent.mkdir(parents=True, exist_ok=True)
     made = f"Made by: `{command}`\n" if command else ""
-    # STEM + suffix, not with_suffix: "ser_emodb.tess" and "ser_emodb.cremad" both became ser_emodb.json
-    json_path, md_path = out.with_name(out.name + ".json"), out.with_name(out.name + ".md")
     atomic_write(json_path, json.dumps({"command": command, **report.to_dict()}, indent=2) + "\n")
-    png = plot_confusion_png(report, out.with_name(out.name + ".png"))
+    png = plot_confusion_png(report, png_path)
     md = f"# edge-ser eval: {Path(report.bundle).name} on {report.data}\n\n{made}\n```\n{report.text()}\n```\n\n"
     atomic_write(md_path, md + f"![confusion matrix]({png.name})\n")
     return json_path, md_path, png

@@ -141,9 +141,10 @@ def report_stem(out: str | os.PathLike[str], suffixes: Iterable[str]) -> Path:
     """The stem of a report's files named by an --out OUT: OUT without its extension only when it is one of the
     `suffixes` the report writes (`rep.md` -> `rep`), else OUT whole, dots and all (`pi4_1.5ghz`, `run.2026.12`:
     Path.with_suffix cut those at their last dot, so `--out pi4_1.5ghz` wrote pi4_1.json and a fusion bundle's
-    branches, pi4_1.5ghz_audio and pi4_1.5ghz_face, wrote one pi4_1.json over the other)."""
+    branches, pi4_1.5ghz_audio and pi4_1.5ghz_face, wrote one pi4_1.json over the other). The extension matches
+    whatever its case (`rep.MD` -> `rep`: it wrote rep.MD.json), as `edge-ser eval` cut it."""
     out = Path(out)
-    return out.with_suffix("") if out.suffix in tuple(suffixes) else out
+    return out.with_suffix("") if out.suffix.lower() in {s.lower() for s in suffixes} else out
 
 
 def report_file(out: str | os.PathLike[str], suffix: str, suffixes: Iterable[str]) -> Path:

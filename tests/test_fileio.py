@@ -41,3 +41,29 @@ def test_the_cli_runs_numpys_blas_on_one_thread():
     env = {k: v for k, v in __import__("os").environ.items() if k != "OPENBLAS_NUM_THREADS"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     assert out.stdout.strip() == "[1]", out
+
+
+@pytest.mark.parametrize(
+    ("name", "stem"),
+    [
+        ("rep.MD", "rep"),
+        ("rep.Json", "rep"),
+        ("rep.PNG", "rep"),
+        ("rep.md", "rep"),
+        ("pi4_1.5ghz", "pi4_1.5ghz"),
+    ],
+)
+def test_an_out_extension_is_cut_whatever_its_case_as_eval_cuts_it(tmp_path, name, stem):
+    """`--out rep.MD` wrote bench's rep.MD.json and rep.MD.md (the extension matched case-sensitively), while
+    `edge-ser eval` wrote rep.json: one rule (`report_stem`), which eval's writer uses too."""
+    import numpy as np
+
+    from converters.evaluate import EvalReport, Metrics, write_outputs
+    from edge_ser.fileio import report_file, report_stem
+
+    suffixes = (".json", ".md", ".png")
+    assert report_stem(tmp_path / name, suffixes) == tmp_path / stem
+    assert report_file(tmp_path / name, ".json", suffixes) == tmp_path / f"{stem}.json"
+    report = EvalReport("b", "d", "all", Metrics(("x", "y"), np.eye(2, dtype=int)))
+    written = write_outputs(report, tmp_path / name)
+    assert written == tuple(report_file(tmp_path / name, s, suffixes) for s in suffixes)
