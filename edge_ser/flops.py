@@ -77,6 +77,7 @@ __all__ = [
     "GraphCount",
     "GraphCountError",
     "LayerCount",
+    "OP_NAMES",
     "WeightInfo",
     "count",
     "convention",
@@ -109,8 +110,8 @@ SCALE_BYTES = 4
 DENSE_OPS = ("Conv", "Gemm", "MatMul")
 """The ops the AV seed's figures count (its 0.014 GFLOPs): `GraphCount.dense_flops` sums them."""
 
-_FLOP_CONVENTION = (
-    "FLOPs per inference at batch 1, AV seed convention: Conv/Gemm/MatMul = 2 FLOPs per multiply-accumulate "
+_OP_CONVENTION = (
+    "{op}s per inference at batch 1, AV seed convention: Conv/Gemm/MatMul = 2 {op}s per multiply-accumulate "
     "+ 1 per output element for a bias (conv = 2*Yh*Yw*(Ci/groups)*Co*Kh*Kw + Yh*Yw*Co; dense = 2*in*out + out); "
     "element-wise ops and activations (Add, Sub, Mul, Div, Relu, Sigmoid, Clip, ...) 1 per output element; "
     "MaxPool/AveragePool 1 per window element per output (prod(kernel) per output), global pools and "
@@ -131,21 +132,30 @@ _HELD_WEIGHTS = {
 _ACTIVATIONS = {4: "float32", 2: "float16", 1: "int8"}
 
 
-def convention(held_bytes: int | None = None, activation_bytes: int = ACTIVATION_BYTES) -> str:
+OP_NAMES = ("FLOP", "OP")
+"""What the counts are called: FLOPs, or OPs in an integer engine's report (`edge_ser.roofline`'s `op`)."""
+
+
+def convention(
+    held_bytes: int | None = None, activation_bytes: int = ACTIVATION_BYTES, op: str = "FLOP"
+) -> str:
     """The counting convention in words: weights as stored (`held_bytes` None) or as an engine holds them at run
-    time (`held_bytes` bytes a value, see `held_weight_infos`), activations `activation_bytes` bytes a value."""
+    time (`held_bytes` bytes a value, see `held_weight_infos`), activations `activation_bytes` bytes a value; the
+    counts called `op`s (one of OP_NAMES), so an int8 report's convention says OPs as the rest of it does."""
     if held_bytes not in (None, *_HELD_WEIGHTS) or activation_bytes not in _ACTIVATIONS:
         raise ConfigError(
             f"held_bytes={held_bytes!r}, activation_bytes={activation_bytes!r}: each must be one of 4, 2, 1 "
             "(held_bytes also None: as stored)"
         )
+    if op not in OP_NAMES:
+        raise ConfigError(f"op={op!r}: the counts are called one of {', '.join(OP_NAMES)}")
     weights = _STORED_WEIGHTS if held_bytes is None else _HELD_WEIGHTS[held_bytes]
     return (
-        _FLOP_CONVENTION
+        _OP_CONVENTION.format(op=op)
         + f"Bytes: {weights}, read once by each node that uses them; activations {_ACTIVATIONS[activation_bytes]} "
         f"({activation_bytes} byte{'s' if activation_bytes > 1 else ''} a value), each node reading its activation "
         "inputs and writing its outputs (shape-only ops counted as a copy); inline shape constants not counted. "
-        "Intensity = FLOPs / (weight + activation bytes)."
+        f"Intensity = {op}s / (weight + activation bytes)."
     )
 
 
@@ -392,13 +402,14 @@ def count(
     batch: int = 1,
     held_bytes: int | None = None,
     activation_bytes: int = ACTIVATION_BYTES,
+    op: str = "FLOP",
 ) -> GraphCount:
     """Count a loaded bundle: its graph, its packed weights at their stored bits, batch `batch`.
 
     `input_shapes` ({input name: full shape}) overrides the manifest's input shapes (whose dynamic batch axis
     is otherwise set to `batch`). `held_bytes` (4, 2 or 1) counts the weights as an engine holds them at run time
     instead of as stored (`held_weight_infos`), and `activation_bytes` the activations at that width (1: int8);
-    the result's `convention` says which.
+    the result's `convention` says which, calling the counts `op`s (`convention`).
     """
     infos = weight_infos(bundle.weights())
     if held_bytes is not None:
@@ -411,7 +422,7 @@ def count(
         batch=batch,
         activation_bytes=activation_bytes,
     )
-    return replace(counted, convention=convention(held_bytes, activation_bytes))
+    return replace(counted, convention=convention(held_bytes, activation_bytes, op))
 
 
 def count_graph(

@@ -175,8 +175,8 @@ class RooflineReport:
 
     @property
     def op(self) -> str:
-        """What the counts count: OP (integer precisions) or FLOP."""
-        return "OP" if self.precision.startswith("int") else "FLOP"
+        """What the counts count: OP (integer precisions) or FLOP (`op_name`)."""
+        return op_name(self.precision)
 
     @property
     def roof_unit(self) -> str:
@@ -200,7 +200,7 @@ class RooflineReport:
             "**Measured on this machine.**"
             if self.measured
             else f"**Projection from counts, not a measurement**: nothing ran on {with_article(self.profile)}; each node is "
-            "assumed to take max(FLOPs / peak, bytes / DRAM bandwidth), so every time below is an estimate, not a "
+            f"assumed to take max({self.op}s / peak, bytes / DRAM bandwidth), so every time below is an estimate, not a "
             "bound: it leaves out the engine's per-node dispatch and call overhead (a real run is slower by them) "
             "and reads every byte from DRAM (weights that stay in the caches make a real run faster)."
         )
@@ -296,7 +296,7 @@ class RooflineReport:
     def _layer_table(self) -> list[str]:
         if not self.measured:
             out = [
-                "Per node (nodes with FLOPs or bytes), each projected onto its roof:",
+                f"Per node (nodes with {self.op}s or bytes), each projected onto its roof:",
                 "",
                 f"| # | op | name | {self.op}s | bytes | {self.op}/B | projected ms | bound {self.roof_unit} | bound by |",
                 "|---|---|---|---|---|---|---|---|---|",
@@ -314,7 +314,7 @@ class RooflineReport:
             else f"{self.engine} has no per-node profiler, so no node is timed: their counts and bounds only"
         )
         out = [
-            f"Per node (nodes with FLOPs or bytes; {timed}):",
+            f"Per node (nodes with {self.op}s or bytes; {timed}):",
             "",
             f"| # | op | name | {self.op}s | bytes | {self.op}/B | ms | attained {self.unit} | GB/s | "
             f"bound {self.roof_unit} | of bound | bound by |",
@@ -412,6 +412,12 @@ def peak_memory_mb() -> float | None:
     except (ImportError, OSError):
         return None
     return maxrss / 1e6 if sys.platform == "darwin" else maxrss * 1024 / 1e6  # bytes on macOS, KiB elsewhere
+
+
+def op_name(precision: str) -> str:
+    """What a report at `precision` calls its counts: OP for an integer precision (int8), else FLOP; its tables,
+    units and counting convention all say it."""
+    return "OP" if precision.startswith("int") else "FLOP"
 
 
 def engine_precision(engine_name: str) -> str:
@@ -808,7 +814,12 @@ def build_report(
             "reference only, so the fractions of peak are not an int8 efficiency."
         )
     ridge = roof.peak / roof.bandwidth
-    counts = count(bundle, held_bytes=storage.weight_bytes, activation_bytes=storage.activation_bytes)
+    counts = count(
+        bundle,
+        held_bytes=storage.weight_bytes,
+        activation_bytes=storage.activation_bytes,
+        op=op_name(precision),
+    )
     packed = count(bundle, activation_bytes=storage.activation_bytes)
     rows = [r for r in counts.layers if r.flops or r.bytes]
     run = _measure(eng, bundle, runs, rss_before, reset) if measured else None

@@ -685,3 +685,15 @@ def test_bench_out_with_a_dot_in_its_name_keeps_it_and_each_fusion_branch_its_fi
         )
         == 2
     )
+
+
+def test_an_int8_reports_wording_counts_ops_as_the_rest_of_it_does():
+    """The int8 report counts OPs (its tables, units, intensity), but its counting convention said "Intensity =
+    FLOPs / ..." and "2 FLOPs per multiply-accumulate", and its projection "max(FLOPs / peak, ...)": the wording
+    follows the report's op name (`op`); a float report keeps FLOPs."""
+    b, pi5 = load_bundle(SER), load_profile("pi5")
+    i8, f32 = build_report(b, pi5, engine="tflite-int8"), build_report(b, pi5, engine="onnxruntime")
+    assert i8.op == "OP" and "FLOP" not in i8.markdown() and "FLOP" not in i8.to_dict()["convention"]
+    assert "Intensity = OPs / (weight + activation bytes)" in i8.markdown()
+    assert "Intensity = FLOPs / (weight + activation bytes)" in f32.markdown()
+    assert "max(FLOPs / peak" in f32.markdown() and "2 FLOPs per multiply-accumulate" in f32.convention
