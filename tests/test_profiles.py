@@ -294,6 +294,25 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
     assert len(info.value.problems) == 3
 
 
+def test_a_copied_profiles_name_is_reported_after_its_other_problems(tmp_path: Path) -> None:
+    """A profile copied to a new file name failed first with "name: 'pi4' does not match the file name", above the
+    problems of its figures: the mismatch is listed with them, after them, and is still an error on its own."""
+    data = raw("pi4")
+    data["cpu"]["cores"] = -4
+    data["peaks"]["cpu"]["fp32"]["value"] = -1
+    with pytest.raises(ProfileError) as info:
+        load_profile(write(tmp_path, data, "mine"))
+    problems = info.value.problems
+    assert len(problems) == 3 and "cpu.cores: must be > 0" in problems[0], problems
+    assert problems[-1].startswith("mine.yaml: name: 'pi4' does not match the file name mine.yaml"), problems
+    with pytest.raises(ProfileError) as info:
+        load_profile(write(tmp_path, raw("pi4"), "alone"))
+    assert info.value.problems == [
+        "alone.yaml: name: 'pi4' does not match the file name alone.yaml; set `name: alone` (a profile is "
+        "loaded by its file's name)"
+    ]
+
+
 def test_yaml_level_errors(tmp_path: Path) -> None:
     f = tmp_path / "pi4.yaml"
     f.write_text("name: pi4\nname: pi5\n")

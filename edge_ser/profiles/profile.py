@@ -560,8 +560,6 @@ class _Parser(Checker):
         if "schema_version" in top and version != SCHEMA_VERSION:
             self.bad("schema_version", f"{version!r} is not supported (this edge-ser reads {SCHEMA_VERSION})")
         name = self.text_at(top, "name", "")
-        if name is not None and self.expect_name is not None and name != self.expect_name:
-            self.bad("name", f"{name!r} does not match the file name {self.expect_name}.yaml")
         description = self.text_at(top, "description", "")
         operating_point = self.text_at(top, "operating_point", "")
         cpu = self.cpu(top.get("cpu", MISSING))
@@ -577,12 +575,23 @@ class _Parser(Checker):
             self.bad("measurement", f"must be a mapping, got {describe(measurement)}")
             measurement = None
         roofline = self.roofline(top.get("roofline", MISSING), peaks, memory)
+        self.check_name(name)
         self.raise_problems()
         return Profile(
             name=name, description=description, operating_point=operating_point, cpu=cpu, gpu=gpu, memory=memory,
             caches=caches, peaks=peaks, roofline=roofline, power_modes=power_modes, notes=notes,
             measurement=measurement, schema_version=SCHEMA_VERSION, origin=self.origin,
         )  # fmt: skip
+
+    def check_name(self, name: str | None) -> None:
+        """A `name` other than the file's is an error, reported after the rest of the file's problems: a profile
+        copied to a new name listed it first, above the problems of the figures the user came to edit."""
+        if name is not None and self.expect_name is not None and name != self.expect_name:
+            self.bad(
+                "name",
+                f"{name!r} does not match the file name {self.expect_name}.yaml; set `name: {self.expect_name}` "
+                "(a profile is loaded by its file's name)",
+            )
 
     def cpu(self, value: Any) -> Cpu | None:
         if value is MISSING:
