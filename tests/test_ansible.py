@@ -549,3 +549,51 @@ def test_the_role_keeps_a_good_upgrade_and_restores_an_interrupted_one_first(tmp
     assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
     assert "was interrupted: restoring" in r.stdout and _lib(tmp_path) == {"edge_ser": "new\n"}
     assert not snap.exists()
+
+
+def test_the_restart_handler_waits_for_the_first_bundle(tmp_path):
+    """The install notifies `Restart edge-ser` (pip, a new config.env, the unit), and the roll-out flushes the
+    handlers before its switch: on a fresh device there is no ROOT/current yet, the unit's ExecStartPre
+    (`edge-ser info ROOT/current`) fails, and `systemctl restart` failed the device before its first bundle was
+    switched (an install without a bundle failed at the end of the play). As install.sh, the role now restarts only
+    once a bundle is deployed. systemctl is a stand-in that fails a start without ROOT/current, as the unit does."""
+    root = tmp_path / "bundles"
+    root.mkdir()
+    log = tmp_path / "systemctl.log"
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "systemctl").write_text(
+        '#!/bin/sh\necho "$*" >> "$LOG"\ncase $1 in\n'
+        "  show) echo LoadState=loaded; echo ActiveState=inactive ;;\n"
+        '  start|restart) [ -e "$ROOT/current" ] || { echo "Job for edge-ser.service failed" >&2; exit 1; } ;;\n'
+        "esac\n"
+    )
+    (fake / "systemctl").chmod(0o755)
+    handlers = PLAYBOOK.parent / "roles" / "edge_ser" / "handlers" / "main.yml"
+    play = tmp_path / "handlers.yml"
+    play.write_text(
+        "- hosts: localhost\n  connection: local\n  gather_facts: false\n"
+        f'  environment: {{PATH: "{fake}:{{{{ lookup(\'env\', \'PATH\') }}}}", LOG: "{log}", ROOT: "{root}"}}\n'
+        "  tasks:\n"
+        "    - name: an install step that changed something\n"
+        "      ansible.builtin.command: 'true'\n      changed_when: true\n      notify: Restart edge-ser\n"
+        f"  handlers:\n    - ansible.builtin.import_tasks: {handlers}\n"
+    )
+    extra = {"edge_ser_manage_system": True, "edge_ser_service": "edge-ser", "edge_ser_root": str(root),
+             "ansible_python_interpreter": sys.executable}  # fmt: skip
+    (tmp_path / "vars.json").write_text(json.dumps(extra))
+
+    def run() -> subprocess.CompletedProcess:
+        return subprocess.run([_ansible_playbook(), "-i", "localhost,", "-e", f"@{tmp_path / 'vars.json'}",
+                               str(play)], check=False, capture_output=True, text=True, env=_env(tmp_path),
+                              timeout=120)  # fmt: skip
+
+    r = run()  # a fresh device: installed and enabled, nothing to start yet
+    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+    assert "it starts with the first roll-out" in r.stdout
+    assert not log.exists() or not re.search(r"^(re)?start ", log.read_text(), re.M)
+    (root / "versions" / "v1").mkdir(parents=True)
+    (root / "current").symlink_to("versions/v1")
+    r = run()  # a bundle is deployed: the change restarts the service
+    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+    assert re.search(r"^(re)?start edge-ser$", log.read_text(), re.M), log.read_text()
