@@ -452,3 +452,57 @@ def test_both_install_scripts_change_the_venv_only_through_runtime_upgrade():
         code = re.sub(r"#.*", "", outside).replace("python3-pip", "")
         assert not re.search(r"\bpip\b|pip_install|system_opencv\b", code), script
         assert "pip_install_wheelhouse" in body.group(1) and "system_opencv" in body.group(1)
+
+
+def _as_root(tmp: Path) -> dict[str, str]:
+    """The environment of a real (not --dry-run) install.sh run as "root" under tmp: a stub `id -u` says 0, and
+    stubs of the commands that change the system (apt-get, useradd, usermod, systemctl) log and fail, so a check
+    that did not stop the run shows in the log instead of touching this machine (the tests may run as root)."""
+    stub = tmp / "bin"
+    stub.mkdir(exist_ok=True)
+    (stub / "id").write_text('#!/bin/sh\n[ "$*" = -u ] && { echo 0; exit 0; }\nexec /usr/bin/id "$@"\n')
+    for cmd in ("apt-get", "useradd", "usermod", "systemctl"):
+        (stub / cmd).write_text(f'#!/bin/sh\necho "{cmd} $*" >>"{tmp}/changes.log"\nexit 1\n')
+    for f in stub.iterdir():
+        f.chmod(0o755)
+    return {**os.environ, "EDGE_SER_PREFIX": str(tmp / "opt"), "EDGE_SER_ETC": str(tmp / "etc"),
+            "PATH": f"{stub}:{os.environ['PATH']}", "L4T_RELEASE_FILE": str(tmp / "no-l4t")}  # fmt: skip
+
+
+def test_a_wheelhouse_without_a_lock_or_for_another_python_is_refused_before_anything_changes(tmp_path):
+    """A mistyped wheelhouse folder (the README copies it to ~/pi-bookworm in one place and names ~/wheelhouse in
+    another), or the pi-trixie wheelhouse (cp313) on a Bookworm Pi (Python 3.11), went through apt, the service
+    user, the bundle folders and a new venv, and failed only at pip ("there was no runtime before to go back
+    to"). Both scripts now check the lock, and the Python its first line names, before any change."""
+    import sys
+
+    env = _as_root(tmp_path)
+    wh = tmp_path / "wh"
+    wh.mkdir()
+    here = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    other = "3.13" if here != "3.13" else "3.11"
+    for script in (DEPLOY / "pi" / "install.sh", DEPLOY / "jetson" / "install.sh"):
+        r = subprocess.run(["bash", str(script), str(wh), "--deploy-user", "root"], capture_output=True, text=True,
+                           env={**env, "PYTHON": sys.executable}, timeout=60, check=False)  # fmt: skip
+        assert r.returncode == 1, r.stderr
+        assert f"{wh}/requirements.lock not found: is {wh} a wheelhouse?" in r.stderr, r.stderr
+        assert "scripts/wheelhouse.py --target TARGET" in r.stderr and "nothing was changed" in r.stderr
+        assert not (tmp_path / "opt").exists() and not (tmp_path / "changes.log").exists()
+    head = (
+        "# edge-ser wheelhouse lock for {t}: Some OS (Debian, x), Python {v}, cp3 / manylinux_2_36_aarch64\n"
+    )
+    (wh / "requirements.lock").write_text(head.format(t="pi-trixie", v=other) + "numpy==2.4.6\n")
+    for script in (DEPLOY / "pi" / "install.sh", DEPLOY / "jetson" / "install.sh"):
+        r = subprocess.run(["bash", str(script), str(wh), "--deploy-user", "root"], capture_output=True, text=True,
+                           env={**env, "PYTHON": sys.executable}, timeout=60, check=False)  # fmt: skip
+        assert r.returncode == 1, r.stderr
+        assert f"is for Python {other} (pi-trixie), this device's {sys.executable} is {here}" in r.stderr, (
+            r.stderr
+        )
+        assert not (tmp_path / "opt").exists() and not (tmp_path / "changes.log").exists()
+        dry = _dry(script, str(wh), "--deploy-user", "root", env={"PYTHON": sys.executable})
+        assert dry.returncode == 0 and "a real run stops before changing anything" in dry.stderr, dry.stderr
+    # the lock for this Python passes the check (the dry run plans the install)
+    (wh / "requirements.lock").write_text(head.format(t="pi-bookworm", v=here) + "numpy==2.4.6\n")
+    dry = _dry(DEPLOY / "pi" / "install.sh", str(wh), "--deploy-user", "root", env={"PYTHON": sys.executable})
+    assert dry.returncode == 0 and "is for Python" not in dry.stderr and "warning: /" not in dry.stderr

@@ -341,4 +341,25 @@ common_option() {
 check_common_options() {
     [ -n "$WHEELHOUSE" ] || { usage >&2; exit 2; }
     [ "$DRY_RUN" = 1 ] || [ "$(id -u)" = 0 ] || die "run as root (sudo), or with --dry-run"
+    check_wheelhouse
+}
+
+# check_wheelhouse: before any change, WHEELHOUSE has a requirements.lock built for this Python (the lock's first
+# line, written by scripts/wheelhouse.py, names it: "... Python 3.11, cp311 / ..."). A mistyped folder, or the
+# pi-trixie wheelhouse (cp313) on a Bookworm Pi (3.11), went through apt, the service user and a new venv first,
+# and failed only at pip. A dry run warns and goes on.
+check_wheelhouse() {
+    local lock=$WHEELHOUSE/requirements.lock want have msg=""
+    if [ ! -f "$lock" ]; then
+        msg="$lock not found: is $WHEELHOUSE a wheelhouse? (build it on a workstation with scripts/wheelhouse.py --target TARGET and copy wheelhouse/TARGET over: deploy/README.md, 'Offline wheelhouse')"
+    else
+        want=$(sed -n '1s/^# edge-ser wheelhouse lock for .*, Python \([0-9][0-9]*\.[0-9][0-9]*\), .*/\1/p' "$lock")
+        have=$("${PYTHON:-python3}" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null) || have=""
+        if [ -n "$want" ] && [ -n "$have" ] && [ "$want" != "$have" ]; then
+            msg="$lock is for Python $want ($(sed -n '1s/^# edge-ser wheelhouse lock for \([^:]*\):.*/\1/p' "$lock")), this device's ${PYTHON:-python3} is $have: copy over the wheelhouse built for this OS (pi-bookworm: 3.11, pi-trixie: 3.13, jetpack6: 3.10)"
+        fi
+    fi
+    [ -n "$msg" ] || return 0
+    [ "$DRY_RUN" = 1 ] || die "$msg; nothing was changed"
+    say "warning: $msg (a real run stops before changing anything)"
 }
