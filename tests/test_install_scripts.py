@@ -506,3 +506,22 @@ def test_a_wheelhouse_without_a_lock_or_for_another_python_is_refused_before_any
     (wh / "requirements.lock").write_text(head.format(t="pi-bookworm", v=here) + "numpy==2.4.6\n")
     dry = _dry(DEPLOY / "pi" / "install.sh", str(wh), "--deploy-user", "root", env={"PYTHON": sys.executable})
     assert dry.returncode == 0 and "is for Python" not in dry.stderr and "warning: /" not in dry.stderr
+
+
+def test_a_missing_ort_wheel_is_refused_before_anything_changes(tmp_path):
+    """`jetson/install.sh --ort-wheel PATH` with a mistyped PATH went through apt, the service user and the venv
+    and failed only inside the pip step; it is now refused first, naming the file (a dry run warns)."""
+    import sys
+
+    env = {**_as_root(tmp_path), "PYTHON": sys.executable}
+    wh = tmp_path / "wh"
+    wh.mkdir()
+    (wh / "requirements.lock").write_text("numpy==2.2.6\nonnxruntime==1.23.2\n")
+    gone = tmp_path / "onnxruntime_gpu-1.23.0-cp310-cp310-linux_aarch64.whl"
+    r = subprocess.run(["bash", str(DEPLOY / "jetson" / "install.sh"), str(wh), "--deploy-user", "root",
+                        "--ort-wheel", str(gone)], capture_output=True, text=True, env=env, timeout=60, check=False)  # fmt: skip
+    assert r.returncode == 1 and f"--ort-wheel {gone}: no such file" in r.stderr, r.stderr
+    assert "nothing was changed" in r.stderr
+    assert not (tmp_path / "opt").exists() and not (tmp_path / "changes.log").exists()
+    dry = _dry(DEPLOY / "jetson" / "install.sh", str(wh), "--deploy-user", "root", "--ort-wheel", str(gone))
+    assert dry.returncode == 0 and "a real run stops before changing anything" in dry.stderr, dry.stderr

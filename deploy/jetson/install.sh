@@ -53,7 +53,13 @@ if [ "$CAMERA_GIVEN" != 1 ] && c=$(configured_camera); then
     CAMERA=$c  # a re-run without a camera option: the configured camera
     say "camera: EDGE_SER_CAMERA=$c from $ETC/config.env (--camera / --csi-camera change it)"
 fi
-# NVIDIA's onnxruntime-gpu: --ort-wheel, else one in the wheelhouse matching this Python
+# NVIDIA's onnxruntime-gpu: --ort-wheel (checked before any change: a mistyped path failed only at pip, after apt,
+# the service user and the venv), else one in the wheelhouse matching this Python
+if [ -n "$ORT_WHEEL" ] && [ ! -f "$ORT_WHEEL" ]; then
+    msg="--ort-wheel $ORT_WHEEL: no such file (NVIDIA's onnxruntime_gpu-*-$py-*linux_aarch64.whl; or put it into $WHEELHOUSE and leave --ort-wheel out)"
+    [ "$DRY_RUN" = 1 ] || die "$msg; nothing was changed"
+    say "warning: $msg (a real run stops before changing anything)"
+fi
 if [ -z "$ORT_WHEEL" ]; then
     for w in "$WHEELHOUSE"/onnxruntime_gpu-*-"$py"-*linux_aarch64.whl; do
         [ -f "$w" ] && ORT_WHEEL=$w
@@ -85,7 +91,6 @@ ensure_venv
 # the venv's packages, changed as one step: a pip failure puts the previous runtime back (runtime_upgrade)
 jetson_runtime() {
     if [ -n "$ORT_WHEEL" ]; then
-        [ -f "$ORT_WHEEL" ] || [ "$DRY_RUN" = 1 ] || die "--ort-wheel $ORT_WHEEL: no such file"
         say "onnxruntime: NVIDIA GPU build $(basename "$ORT_WHEEL")"
         # the lock's CPU onnxruntime must not shadow the GPU build: install the lock without it, then the GPU wheel
         run "$PREFIX/venv/bin/pip" install --no-index --find-links "$WHEELHOUSE" -r "$lock"
