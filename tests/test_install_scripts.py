@@ -525,3 +525,27 @@ def test_a_missing_ort_wheel_is_refused_before_anything_changes(tmp_path):
     assert not (tmp_path / "opt").exists() and not (tmp_path / "changes.log").exists()
     dry = _dry(DEPLOY / "jetson" / "install.sh", str(wh), "--deploy-user", "root", "--ort-wheel", str(gone))
     assert dry.returncode == 0 and "a real run stops before changing anything" in dry.stderr, dry.stderr
+
+
+def test_a_package_removed_with_its_configuration_left_is_installed_again(tmp_path):
+    """apt_install took `dpkg -s` succeeding for "installed", which it also does for a package removed with its
+    configuration files left (status "deinstall ok config-files": alsa-utils or v4l-utils after `apt remove`):
+    such a package was never installed again. Stubs of dpkg-query and dpkg answer as dpkg does."""
+    stub = tmp_path / "bin"
+    stub.mkdir()
+    status = {"libportaudio2": "install ok installed", "libgomp1": "hold ok installed",
+              "alsa-utils": "deinstall ok config-files"}  # fmt: skip
+    cases = "".join(f'    *" {p}") printf "%s" "{s}" ;;\n' for p, s in status.items())
+    (stub / "dpkg-query").write_text(f'#!/bin/sh\ncase "$*" in\n{cases}    *) exit 1 ;;\nesac\n')
+    known = "|".join(status)  # dpkg -s knows every package in its database, removed ones included
+    (stub / "dpkg").write_text(f"#!/bin/sh\ncase $2 in {known}) exit 0 ;; *) exit 1 ;; esac\n")
+    for f in stub.iterdir():
+        f.chmod(0o755)
+    r = _functions(
+        tmp_path,
+        f"export PATH={stub}:$PATH; DRY_RUN=1; apt_install libportaudio2 libgomp1 alsa-utils v4l-utils",
+    )
+    assert r.returncode == 0, r.stderr
+    assert "apt-get install -y -qq --no-install-recommends alsa-utils v4l-utils\n" in r.stdout, r.stdout
+    r = _functions(tmp_path, f"export PATH={stub}:$PATH; DRY_RUN=1; apt_install libportaudio2 libgomp1")
+    assert r.returncode == 0 and "apt-get" not in r.stdout and "already installed" in r.stderr, r.stdout

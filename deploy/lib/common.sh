@@ -99,10 +99,16 @@ apt_packages() {
     done
 }
 
+# apt_install PACKAGE...: apt-get install of those not installed. Installed means dpkg's status "... ok installed":
+# `dpkg -s` also succeeds for a package removed with its configuration files left ("deinstall ok config-files",
+# e.g. alsa-utils or v4l-utils after `apt remove`), which was then never installed again
 apt_install() {
     local missing=() p
     for p in "$@"; do
-        dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+        case $(dpkg-query -W -f='${Status}' "$p" 2>/dev/null) in
+            *" ok installed") ;;
+            *) missing+=("$p") ;;
+        esac
     done
     if [ "${#missing[@]}" -eq 0 ]; then
         say "system packages already installed: $*"
