@@ -597,3 +597,41 @@ def test_the_restart_handler_waits_for_the_first_bundle(tmp_path):
     r = run()  # a bundle is deployed: the change restarts the service
     assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
     assert re.search(r"^(re)?start edge-ser$", log.read_text(), re.M), log.read_text()
+
+
+def test_a_play_whose_paths_the_unit_file_does_not_use_is_refused(tmp_path):
+    """deploy/systemd/edge-ser.service is copied as it is (/opt/edge-ser, /etc/edge-ser/config.env, User=edge-ser):
+    a play setting edge_ser_config_dir, edge_ser_prefix or edge_ser_user otherwise wrote config.env and the venv
+    where the unit never looks, and the service failed at its first start. The role now checks the unit against
+    them before the install (main.yml imports unit_check.yml) and says what to do; the built-in template follows them."""
+    role = PLAYBOOK.parent / "roles" / "edge_ser"
+    main = (role / "tasks" / "main.yml").read_text()
+    assert re.search(r"import_tasks: unit_check.yml\n  when: edge_ser_manage_system \| bool\n", main)
+    assert (
+        main.index("unit_check.yml") < main.index("install.yml") < main.index("config.yml")
+    )  # before any write
+    play = tmp_path / "unit.yml"
+    play.write_text(
+        "- hosts: localhost\n  connection: local\n  gather_facts: false\n  tasks:\n"
+        f"    - ansible.builtin.include_role: {{name: {role}, tasks_from: unit_check}}\n"
+    )
+    unit = str(REPO / "deploy" / "systemd" / "edge-ser.service")
+
+    def run(**more: str) -> subprocess.CompletedProcess:
+        extra = {"edge_ser_unit_src": unit, "ansible_python_interpreter": sys.executable, **more}
+        (tmp_path / "vars.json").write_text(json.dumps(extra))
+        return subprocess.run([_ansible_playbook(), "-i", "localhost,", "-e", f"@{tmp_path / 'vars.json'}", str(play)],
+                              check=False, capture_output=True, text=True, env=_env(tmp_path), timeout=120)  # fmt: skip
+
+    r = run()  # the defaults are the unit's
+    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+    for var, value in (("edge_ser_config_dir", "/srv/edge-ser/etc"), ("edge_ser_prefix", "/srv/edge-ser"),
+                       ("edge_ser_user", "ser"), ("edge_ser_venv", "/srv/venv")):  # fmt: skip
+        r = run(**{var: value})
+        out = " ".join((r.stdout + r.stderr).split())
+        assert r.returncode != 0 and f"{unit} does not match this play's" in out, out[-3000:]
+        assert f"({value}" in out and "edge_ser_unit_src='' uses the role's built-in template" in out, out[
+            -3000:
+        ]
+    r = run(edge_ser_unit_src="", edge_ser_config_dir="/srv/edge-ser/etc")  # the template: nothing to check
+    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
