@@ -17,13 +17,17 @@ while [ $# -gt 0 ] && [ "$1" != "--" ]; do targets+=("$1"); shift; done
 [ ${#targets[@]} -gt 0 ] || targets=(pi-bookworm pi-trixie jetpack6)
 
 # Per-target pins where the requirement files' pin has no wheel for that Python (the report records both):
-# JetPack 6 is Python 3.10, which numpy >= 2.3 and onnxruntime >= 1.24 dropped.
-declare -A PINS=(
-  [jetpack6]="--pin numpy==2.2.6 --pin onnxruntime==1.23.2"
-)
+# JetPack 6 is Python 3.10, which numpy >= 2.3 and onnxruntime >= 1.24 dropped. A case, not an associative array:
+# macOS's /bin/bash 3.2 has no `declare -A`, and there ${PINS[jetpack6]} read as ${PINS[0]}, empty, so jetpack6
+# was built without its pins and failed on numpy's missing cp310 wheel.
+pins() {
+  case $1 in
+    jetpack6) echo "--pin numpy==2.2.6 --pin onnxruntime==1.23.2" ;;
+  esac
+}
 status=0
 for t in "${targets[@]}"; do
-  # shellcheck disable=SC2086  # PINS entries are word lists on purpose
-  "$PY" "$ROOT/scripts/wheelhouse.py" --target "$t" --extras device,tflite ${PINS[$t]:-} "$@" || status=1
+  # shellcheck disable=SC2046  # pins gives a word list on purpose
+  "$PY" "$ROOT/scripts/wheelhouse.py" --target "$t" --extras device,tflite $(pins "$t") "$@" || status=1
 done
 exit $status

@@ -554,7 +554,8 @@ def test_the_deploy_readme_builds_the_wheelhouses_as_wheelhouse_sh_does():
     repo = Path(__file__).resolve().parents[1]
     sh = (repo / "scripts" / "wheelhouse.sh").read_text()
     extras = re.search(r"--extras (\S+)", sh).group(1)
-    pins = {t: p.split() for t, p in re.findall(r'\[(\S+)\]="([^"]*)"', sh)}
+    pins = {t: p.split() for t, p in re.findall(r'^\s*(\S+)\) echo "([^"]*)" ;;$', sh, re.M)}
+    assert pins.get("jetpack6"), sh
     readme = (repo / "deploy" / "README.md").read_text()
     commands = re.findall(r"python scripts/wheelhouse\.py --target [^`\n]*", readme)
     assert len(commands) >= 4, commands
@@ -564,3 +565,26 @@ def test_the_deploy_readme_builds_the_wheelhouses_as_wheelhouse_sh_does():
         assert "--extras" in words and words[words.index("--extras") + 1] == extras, cmd
         for i in range(0, len(pins.get(target, [])), 2):
             assert " ".join(pins[target][i : i + 2]) in cmd, (cmd, pins[target])
+
+
+def test_wheelhouse_sh_passes_each_target_its_pins(tmp_path):
+    """scripts/wheelhouse.sh kept its per-target pins in an associative array (`declare -A`), which macOS's
+    /bin/bash 3.2 lacks: there `${PINS[jetpack6]}` read as `${PINS[0]}`, empty, and jetpack6 was built without
+    numpy==2.2.6 / onnxruntime==1.23.2. A case now; PYTHON is a stand-in that logs the arguments it gets."""
+    import os
+
+    repo = Path(__file__).resolve().parents[1]
+    log = tmp_path / "args.log"
+    py = tmp_path / "python"
+    py.write_text(f'#!/bin/sh\nshift\necho "$*" >> {log}\n')
+    py.chmod(0o755)
+    r = subprocess.run(["bash", str(repo / "scripts" / "wheelhouse.sh"), "pi-bookworm", "jetpack6", "--", "--x", "y"],
+                       env={**os.environ, "PYTHON": str(py)}, capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert log.read_text().splitlines() == [
+        "--target pi-bookworm --extras device,tflite --x y",
+        "--target jetpack6 --extras device,tflite --pin numpy==2.2.6 --pin onnxruntime==1.23.2 --x y",
+    ]
+    assert not re.search(
+        r"^\s*(declare|local|typeset) -A", (repo / "scripts" / "wheelhouse.sh").read_text(), re.M
+    )
