@@ -453,7 +453,7 @@ class Recognizer:
         silent file adds nothing. A folder enrols every audio file in it (searched recursively, sorted), as
         `edge-ser run --enroll DIR`; a file in it that cannot be read is skipped with an InputWarning naming it. A
         file already enrolled into the current statistics (the same bytes: in this session, or in a speaker file
-        they were loaded from) is not added again. A file that fails part way (AudioFormatError) adds nothing: the
+        they were loaded from) is not added again; one that added no clip is not recorded as enrolled. A file that fails part way (AudioFormatError) adds nothing: the
         statistics are left as they were. Returns the clips added."""
         from edge_ser.audio.stream import file_windows
 
@@ -494,7 +494,7 @@ class Recognizer:
         if mark in self._enrolled:
             return 0
         added = self._enroll_windows(file_windows(path, self.sample_rate), vad_db=vad_db, share=share)
-        self._enrolled.add(mark)
+        self._remember(mark, added > 0)  # a silent file joined nothing: enrolling it again may (voicing=0)
         return added
 
     def _enroll_windows(self, windows: Iterable[Any], *, vad_db: float, share: float | None) -> int:

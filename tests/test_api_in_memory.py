@@ -331,3 +331,17 @@ def test_crops_that_found_no_face_say_face_found_false() -> None:
     faces = Recognizer(ROOT / "bundles" / "face_fer", "numpy")
     assert faces.predict_audio(None, None, faces=[miss]).face_found is False
     assert faces.predict_audio(None, None, faces=[miss.image]).face_found is None
+
+
+def test_a_file_that_enrolled_nothing_is_not_recorded_as_enrolled(tmp_path) -> None:
+    """Review: `enroll_file` recorded a file's bytes as enrolled even when no clip of it was added (hiss without
+    voice), so a later `enroll_file(voicing=0)` of it added nothing and a speaker file saved it as enrolled."""
+    bundle = _with_block(tmp_path)
+    rec = Recognizer(bundle, "numpy")
+    hiss = write_wav(tmp_path / "w.wav", _hiss(4, -30), SR)
+    assert rec.enroll_file(hiss) == 0 and not rec.enrolled(hiss)
+    saved = rec.save_speaker(tmp_path / "speaker.json")
+    again = Recognizer(bundle, "numpy")
+    again.load_speaker(saved)
+    assert not again.enrolled(hiss)
+    assert rec.enroll_file(hiss, voicing=0) == 1 and rec.enrolled(hiss)
