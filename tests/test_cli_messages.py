@@ -353,6 +353,35 @@ def test_info_reads_a_split_or_accuracy_that_is_no_mapping_as_absent(capsys) -> 
         assert capsys.readouterr().out == ""
 
 
+def test_info_prints_what_a_malformed_speaker_independent_block_holds(capsys) -> None:
+    """Review: a hand-edited manifest's `accuracy.speaker_independent` that is a string or a list, or a mapping
+    without `transductive` (or its `uar_std`), crashed `edge-ser info`: what is there is printed, the rest left out,
+    and a block that is no mapping is named in one line."""
+    from edge_ser.cli.info import _print_accuracy
+
+    def shown(si: object) -> str:
+        _print_accuracy({"accuracy": {"test": 0.7, "dataset": "d", "speaker_independent": si}})
+        return capsys.readouterr().out
+
+    for bad in ("82 %", ["transductive", 0.8]):
+        out = shown(bad)
+        assert "test 0.700 on d" in out and "accuracy.speaker_independent is no mapping" in out, out
+    out = shown({"n_folds": 10, "online-5": {"uar": 0.7}, "online-1": "x", "source": "s.md"})
+    assert "never heard (?, 10 folds): UAR after 5 of their clips 70.0 % (s.md)" in out, out
+    out = shown({"transductive": {"uar": 0.8}, "over_seeds": {"seeds": 3, "transductive": {"uar": "x"}}})
+    assert "UAR 80.0 % once it knows the speaker" in out and "training seeds" not in out, out
+    out = shown({"transductive": "0.8", "online-20": {"uar": None}})
+    assert "no UAR there" in out, out
+    seeds = {
+        "seeds": [0, 1],
+        "transductive": {"uar": 0.8},
+        "online-20": {},
+        "per_seed_uar": {"0": 0.8, "1": "?"},
+    }
+    out = shown({"transductive": {"uar": 0.8, "uar_std": 0.05}, "over_seeds": seeds})
+    assert "training seeds 0, 1 (each fold's seeds pooled): UAR 80.0 %; by seed 80.0 % ()" in out, out
+
+
 def test_a_missing_file_among_those_given_is_skipped_unless_strict(tmp_path, capsys) -> None:
     """Review: `predict B ok.wav nope.wav` stopped with 'nope.wav: no such file' and classified nothing, while
     --strict's help promises a skip with a warning by default (as inside folders)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -207,41 +208,67 @@ def _print_accuracy(m: dict) -> None:
             acc.get("note"), str
         ):  # the manifest's caveat on that figure (face_fer's teacher selection)
             _print(f"  note: {acc['note']}")
-    si = acc.get("speaker_independent")
-    if si:
-        online = [k for k in si if k.startswith("online-")]
-        _print(
-            f"on speakers it never heard ({si.get('protocol', '?')}, {si.get('n_folds', '?')} folds): UAR "
-            f"{100 * si['transductive']['uar']:.1f} +- {100 * si['transductive']['uar_std']:.1f} % once it knows "
-            "the speaker"
-            + (
-                "; after "
-                + " / ".join(k.removeprefix("online-") for k in online)
-                + " of their clips "
-                + " / ".join(f"{100 * si[k]['uar']:.1f}" for k in online)
-                + " %"
-                if online
-                else ""
-            )
-            + f" ({si.get('source', '')})"
-        )
-        _print_over_seeds(si.get("over_seeds"))
+    _print_speaker_independent(acc.get("speaker_independent"))
+
+
+def _uar(record: object) -> float | None:
+    """A figure record's `uar` ({"uar": 0.83, ...}), None when the record is no mapping or its `uar` no number."""
+    return _number(record.get("uar")) if isinstance(record, Mapping) else None
+
+
+def _number(value: object) -> float | None:
+    """`value` when it is a number (not a bool), else None: a hand-edited manifest's "82 %" or null is left out."""
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _print_speaker_independent(si: object) -> None:
+    """The nested speaker-independent figure (`accuracy.speaker_independent`), what of it is there: a
+    hand-edited block that is no mapping, or lacks `transductive`, crashed `edge-ser info`."""
+    if not si:
+        return
+    if not isinstance(si, Mapping):
+        _print(f"  accuracy.speaker_independent is no mapping (a {type(si).__name__}): left out")
+        return
+    head = f"on speakers it never heard ({si.get('protocol', '?')}, {si.get('n_folds', '?')} folds): "
+    uar = _uar(si.get("transductive"))
+    online = {str(k).removeprefix("online-"): _uar(v) for k, v in si.items() if str(k).startswith("online-")}
+    online = {n: v for n, v in online.items() if v is not None}
+    if uar is None and not online:
+        _print(head + f"no UAR there ({si.get('source', '')})")
+        return
+    parts = []
+    if uar is not None:
+        std = _number(sub_record(si, "transductive").get("uar_std"))
+        spread = f" +- {100 * std:.1f}" if std is not None else ""
+        parts.append(f"UAR {100 * uar:.1f}{spread} % once it knows the speaker")
+    if online:
+        after = f"after {' / '.join(online)} of their clips {' / '.join(f'{100 * v:.1f}' for v in online.values())} %"
+        parts.append(after if parts else "UAR " + after)
+    _print(head + "; ".join(parts) + f" ({si.get('source', '')})")
+    _print_over_seeds(si.get("over_seeds"))
 
 
 def _print_over_seeds(seeds: object) -> None:
     """The nested figure's repeat at other training seeds, where the manifest has one (ship_ser.py's
     `over_seeds`): the seeds pooled, then each seed's UAR, so a one-seed headline is read beside its spread."""
-    if not isinstance(seeds, dict) or not isinstance(seeds.get("transductive"), dict):
+    t = sub_record(seeds, "transductive")
+    uar = _uar(t)
+    if uar is None or not isinstance(seeds, Mapping):
         return
-    t, online, per_seed = seeds["transductive"], seeds.get("online-20"), seeds.get("per_seed_uar") or {}
+    std = _number(t.get("uar_std"))
+    listed = seeds.get("seeds", [])
+    names = ", ".join(map(str, listed)) if isinstance(listed, list) else ""  # a number was not iterable
     text = (
-        f"  the same procedure at training seeds {', '.join(map(str, seeds.get('seeds', [])))} (each fold's seeds "
-        f"pooled): UAR {100 * t['uar']:.1f} +- {100 * t['uar_std']:.1f} %"
+        f"  the same procedure at training seeds {names} (each fold's seeds pooled): UAR {100 * uar:.1f}"
+        + (f" +- {100 * std:.1f}" if std is not None else "")
+        + " %"
     )
-    if isinstance(online, dict):
-        text += f"; after 20 of their clips {100 * online['uar']:.1f} %"
+    online = _uar(seeds.get("online-20"))
+    if online is not None:
+        text += f"; after 20 of their clips {100 * online:.1f} %"
+    per_seed = [v for v in sub_record(seeds, "per_seed_uar").values() if _number(v) is not None]
     if per_seed:
-        text += f"; by seed {' / '.join(f'{100 * v:.1f}' for v in per_seed.values())} %"
+        text += f"; by seed {' / '.join(f'{100 * v:.1f}' for v in per_seed)} %"
     _print(text + f" ({seeds.get('source', '')})")
 
 
