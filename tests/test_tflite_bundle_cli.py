@@ -77,6 +77,29 @@ def test_a_split_or_accuracy_that_is_no_mapping_is_read_as_absent(tmp_path):
             assert len(tb.training_paths(bundle, str(data))) == 6
 
 
+def test_a_training_size_that_is_no_count_is_read_as_absent(tmp_path):
+    """Review: a hand-edited `split.sizes.train` of "four" (or a list, or a bool) failed with a bare ValueError
+    from int(); like the other malformed parts it is as if absent, so the re-made split is not checked against it.
+    A whole number (or its digits) still checks the count."""
+    import pytest
+
+    from edge_ser.errors import ConfigError
+
+    data = _folder(tmp_path / "mydata")
+
+    def paths(train: object) -> list[Path]:
+        split = {"kind": "random", "seed": 0, "sizes": {"train": train}}
+        bundle = SimpleNamespace(source="b", manifest={"accuracy": {"dataset": "mydata", "split": split}})
+        return tb.training_paths(bundle, str(data))
+
+    n = len(paths(None))
+    for bad in ("four", [4], True, 4.5):
+        assert len(paths(bad)) == n
+    assert len(paths(n)) == len(paths(str(n))) == len(paths(float(n))) == n
+    with pytest.raises(ConfigError, match=f"gives {n} training clips, the manifest says 99"):
+        paths(99)
+
+
 def test_a_data_set_it_was_not_trained_on_is_one_line(tmp_path, capsys):
     data = _folder(tmp_path / "other")
     bundle = tmp_path / "ser"

@@ -69,7 +69,8 @@ def training_paths(bundle, dataset: str, root: str | None = None) -> list[Path]:
     records = list(records)
     speakers = speaker_ids(split, "train_speakers")  # "03,08" was read letter by letter, a number crashed
     kind = split.get("kind")
-    want = sub_record(split, "sizes").get("train")
+    # a hand-edited "four" failed with a bare ValueError from int(): as if absent, as the other malformed parts
+    want = _count(sub_record(split, "sizes").get("train"))
     if (
         kind in ("random", "speaker")
         and "seed" in split
@@ -116,7 +117,7 @@ def training_paths(bundle, dataset: str, root: str | None = None) -> list[Path]:
                 InputWarning,
                 stacklevel=2,
             )
-    if chosen and want is not None and int(want) != len(chosen):
+    if chosen and want is not None and want != len(chosen):
         raise ConfigError(
             f"{bundle.source}: the {kind} split gives {len(chosen)} training clips, the manifest says {want}"
         )
@@ -129,6 +130,20 @@ def training_paths(bundle, dataset: str, root: str | None = None) -> list[Path]:
             + "; give --data that data set's name or folder"
         )
     return [Path(r.source) for r in chosen]
+
+
+def _count(value: object) -> int | None:
+    """A manifest's clip count as a whole number (an int, an integral float, or its digits as a string), None
+    for anything else (a hand-edited "four", a list, a bool, 4.5): as if absent, not checked against."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else None
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    return None
 
 
 def device_rows(bundle, clips: Sequence[Any], *, progress: str | None = None) -> dict[str, np.ndarray]:
