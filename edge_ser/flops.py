@@ -83,6 +83,8 @@ __all__ = [
     "convention",
     "count_graph",
     "held_weight_infos",
+    "op_name",
+    "rate_unit",
     "stored_bytes",
     "weight_infos",
 ]
@@ -134,6 +136,17 @@ _ACTIVATIONS = {4: "float32", 2: "float16", 1: "int8"}
 
 OP_NAMES = ("FLOP", "OP")
 """What the counts are called: FLOPs, or OPs in an integer engine's report (`edge_ser.roofline`'s `op`)."""
+
+
+def op_name(precision: str) -> str:
+    """What a report at `precision` calls its counts: OP for an integer precision (int8), else FLOP; its tables,
+    units and counting convention all say it. The one rule for the profiles' peaks and the roofline reports."""
+    return "OP" if precision.startswith("int") else "FLOP"
+
+
+def rate_unit(precision: str) -> str:
+    """The unit of a compute rate at `precision`: GOP/s for an integer one, GFLOP/s for a float one (`op_name`)."""
+    return f"G{op_name(precision)}/s"
 
 
 def convention(

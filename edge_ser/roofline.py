@@ -38,6 +38,7 @@ import numpy as np
 
 from edge_ser.errors import ConfigError
 from edge_ser.fileio import atomic_write, report_file, write_png
+from edge_ser.flops import op_name, rate_unit
 from edge_ser.profiles.profile import ProfileError
 from edge_ser.text import counted, with_article
 
@@ -171,7 +172,7 @@ class RooflineReport:
     @property
     def unit(self) -> str:
         """GOP/s for integer precisions, GFLOP/s for floating point."""
-        return "GOP/s" if self.precision.startswith("int") else "GFLOP/s"
+        return rate_unit(self.precision)
 
     @property
     def op(self) -> str:
@@ -182,12 +183,12 @@ class RooflineReport:
     def roof_unit(self) -> str:
         """The unit of the roof's figures (peak_gflops, bound_gflops, the ridge's ops): the roof precision's, which is
         fp32's GFLOP/s for an int8 engine measured on a profile with no int8 roof (`units.roof` in the JSON)."""
-        return "GOP/s" if (self.roof_precision or self.precision).startswith("int") else "GFLOP/s"
+        return rate_unit(self.roof_precision or self.precision)
 
     @property
     def roof_op(self) -> str:
         """What the roof's ridge point counts per byte: OP or FLOP, as `roof_unit`."""
-        return "OP" if self.roof_unit == "GOP/s" else "FLOP"
+        return op_name(self.roof_precision or self.precision)
 
     def threads_text(self) -> str:
         """ "1 thread", "4 threads" or "the engine's default threads"."""
@@ -412,12 +413,6 @@ def peak_memory_mb() -> float | None:
     except (ImportError, OSError):
         return None
     return maxrss / 1e6 if sys.platform == "darwin" else maxrss * 1024 / 1e6  # bytes on macOS, KiB elsewhere
-
-
-def op_name(precision: str) -> str:
-    """What a report at `precision` calls its counts: OP for an integer precision (int8), else FLOP; its tables,
-    units and counting convention all say it."""
-    return "OP" if precision.startswith("int") else "FLOP"
 
 
 def engine_precision(engine_name: str) -> str:

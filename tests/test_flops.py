@@ -637,3 +637,20 @@ def test_cross_check_with_onnx_tool(which):
     written = 4 * sum(math.prod(s) for r in c.layers for s in r.out_shapes)
     assert ot_memory == c.weight_bytes + written
     assert c.activation_bytes > written
+
+
+def test_one_rule_says_ops_or_flops_by_precision() -> None:
+    """Review: edge_ser/profiles/profile.py (`_unit_of`, `Profile.__str__`) and edge_ser/roofline.py each kept a copy
+    of "an integer precision counts OPs, a float one FLOPs"; the rule is `op_name` here (its rate `rate_unit`), the
+    one both use."""
+    import re
+
+    from edge_ser import flops, roofline
+    from edge_ser.profiles import profile
+
+    assert roofline.op_name is flops.op_name
+    for precision, op in (("int8", "OP"), ("int4", "OP"), ("fp32", "FLOP"), ("fp16", "FLOP")):
+        assert flops.op_name(precision) == op and flops.rate_unit(precision) == f"G{op}/s"
+    for module in (profile, roofline):
+        source = Path(module.__file__).read_text()
+        assert not re.search(r"startswith\(.int.\)", source), module.__name__

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from edge_ser.errors import ConfigError
+from edge_ser.flops import op_name, rate_unit
 from edge_ser.schema import MISSING, Checker, describe, join
 
 SCHEMA_VERSION = 1
@@ -64,10 +65,6 @@ class ProfileError(ConfigError):
     def __init__(self, problems: list[str] | str) -> None:
         self.problems = [problems] if isinstance(problems, str) else list(problems)
         super().__init__("\n".join(self.problems))
-
-
-def _unit_of(precision: str) -> str:
-    return "GOP/s" if precision.startswith("int") else "GFLOP/s"
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -415,7 +412,7 @@ class Profile:
         for precision in self.roofline.targets[target]:
             lines.append(
                 f"  roofline[{target}, {precision}]: ridge {ridge_point(self, precision):.2f} "
-                f"{'OP' if precision.startswith('int') else 'FLOP'}/byte "
+                f"{op_name(precision)}/byte "
                 f"({self.roofline.targets[target][precision].compute} / "
                 f"{self.roofline.targets[target][precision].bandwidth})"
             )
@@ -708,11 +705,11 @@ class _Parser(Checker):
                     continue
                 path = f"peaks.{unit}.{precision}"
                 self.given.add(path)
-                pk = self.figure(raw, path, limit=MAX_GOPS, unit=_unit_of(precision), peak=True)
+                pk = self.figure(raw, path, limit=MAX_GOPS, unit=rate_unit(precision), peak=True)
                 if pk is None:
                     continue
-                if pk.unit != _unit_of(precision):
-                    self.bad(f"{path}.unit", f"{pk.unit!r} must be {_unit_of(precision)!r} for {precision}")
+                if pk.unit != rate_unit(precision):
+                    self.bad(f"{path}.unit", f"{pk.unit!r} must be {rate_unit(precision)!r} for {precision}")
                     continue
                 self.check_per_cycle(pk, path, unit, cpu, gpu)
                 out[unit][precision] = pk
@@ -848,10 +845,10 @@ class _Parser(Checker):
         if compute is not None:
             _, unit, peak_precision = compute.split(".")
             held = peaks[unit][peak_precision].unit
-            if held != _unit_of(precision):  # fp16 on the fp32 peak is fine, fp32 on the int8 one is not
+            if held != rate_unit(precision):  # fp16 on the fp32 peak is fine, fp32 on the int8 one is not
                 self.bad(
                     f"{path}.compute",
-                    f"{compute!r} is in {held}; a roof for {precision} needs a peak in {_unit_of(precision)}",
+                    f"{compute!r} is in {held}; a roof for {precision} needs a peak in {rate_unit(precision)}",
                 )
                 compute = None
         if bandwidth is not None:
