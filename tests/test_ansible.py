@@ -479,6 +479,41 @@ def test_config_env_keeps_edits_and_changes_only_the_keys_the_role_sets(sshd, tm
     assert "EDGE_SER_MIC=USB Audio\n" in text and "changed: [dev-a]" in config_tasks(r.stdout)
 
 
+def test_a_new_config_env_has_the_keys_and_defaults_the_install_scripts_write(sshd, tmp_path):
+    """The role's config.env had only EDGE_SER_ROOT, EDGE_SER_BUNDLE and edge_ser_config's keys: no
+    EDGE_SER_WEB_PORT, EDGE_SER_ENGINE or EDGE_SER_EXTRA_ARGS (what edge-ser-start reads), so a device the role
+    installed started without the web page and the scripts' --threads 2, unlike one deploy/pi/install.sh installed.
+    A new one now has every key the scripts write, with their defaults (role variables, defaults/main.yml); a key
+    edge_ser_config sets too is written once, with its value. Compared with the Pi script's --dry-run plan."""
+    from test_install_scripts import DEPLOY, _dry
+
+    wh = tmp_path / "wheelhouse"
+    wh.mkdir()
+    plan = _dry(DEPLOY / "pi" / "install.sh", str(wh), "--deploy-user", "dev",
+                env={"EDGE_SER_ETC": str(tmp_path / "script-etc")})  # fmt: skip
+    assert plan.returncode == 0, plan.stderr
+    block = plan.stdout.split(f"WRITE {tmp_path / 'script-etc'}/config.env (mode 0644)\n", 1)[1]
+    script = {}
+    for line in block.splitlines():
+        if not line.startswith("    | "):
+            break
+        if re.match(r"    \| EDGE_SER_\w+=", line):
+            key, value = line[6:].split("=", 1)
+            script[key] = value
+    assert {"EDGE_SER_WEB_PORT", "EDGE_SER_ENGINE", "EDGE_SER_EXTRA_ARGS"} <= set(script), script
+
+    more = {"edge_ser_bundle": "", "edge_ser_config": {"EDGE_SER_ENGINE": "numpy", "EDGE_SER_ARGS": "x"}}
+    r = _play(sshd, tmp_path, "", more=more, limit="dev-a")
+    assert r.returncode == 0, (r.stdout + r.stderr)[-4000:]
+    text = (tmp_path / "a" / "etc" / "config.env").read_text()
+    role = dict(line.split("=", 1) for line in text.splitlines() if line and not line.startswith("#"))
+    root = tmp_path / "a" / "bundles"
+    assert role == {**script, "EDGE_SER_BUNDLE": f"{root}/current", "EDGE_SER_ENGINE": "numpy",
+                    "EDGE_SER_ROOT": str(root), "EDGE_SER_ARGS": "x"}  # fmt: skip
+    assert text.count("EDGE_SER_ENGINE=") == 1
+    assert script["EDGE_SER_WEB_PORT"] == "8000" and script["EDGE_SER_EXTRA_ARGS"] == "--threads 2"
+
+
 def _runtime_play(tmp: Path, venv_files: dict[str, str], pip_does: str) -> subprocess.CompletedProcess:
     """The role's runtime.yml (its pip steps) on localhost, against a fake venv in `tmp`: bin/pip runs `pip_does`
     (shell) with the venv in $V; bin/python's `import edge_ser` succeeds while lib/edge_ser exists and lib/BROKEN
