@@ -479,7 +479,9 @@ def user_data(fb: FirstBoot, *, bundle_name: str | None = None) -> dict:
                 "system": True,
                 "groups": "audio,video",
                 "shell": "/usr/sbin/nologin",
-                "homedir": f"/var/lib/{SERVICE}",
+                # as the install scripts and the Ansible role: the prefix, not made by useradd (it is root's)
+                "homedir": PREFIX,
+                "no_create_home": True,
                 "lock_passwd": True,
             },
         ],

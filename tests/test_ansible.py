@@ -442,6 +442,46 @@ def test_the_role_installs_the_apt_packages_the_install_scripts_install(tmp_path
         assert "apt_packages apt-packages.txt" in text and lists in text and "libportaudio2" not in text
 
 
+def test_the_service_user_gets_the_home_the_install_scripts_give_it(tmp_path):
+    """The scripts made the service user with home /opt/edge-ser (the prefix, not made by useradd), the role and
+    first boot with /var/lib/edge-ser (the role created it). All three now use the prefix. The role sets it only
+    when it creates the user, as the scripts: `usermod -d` on an existing user fails while the service runs as it,
+    so a device the role installed before (home /var/lib/edge-ser) would have failed every later play."""
+    from test_firstboot import _fb
+
+    from edge_ser_deploy.firstboot import user_data
+
+    exe = _ansible_playbook()
+    role = PLAYBOOK.parent / "roles" / "edge_ser"
+    play = tmp_path / "home.yml"
+    play.write_text(
+        "- hosts: localhost\n  connection: local\n  gather_facts: false\n  tasks:\n"
+        f"    - ansible.builtin.include_vars: {role / 'defaults' / 'main.yml'}\n"
+        '    - ansible.builtin.debug:\n        msg: "HOME {{ edge_ser_home }}"\n'
+        # the user task's home, for a user that exists here (root) and one that does not
+        "    - ansible.builtin.getent: {database: passwd, key: '{{ edge_ser_user }}', fail_key: false}\n"
+        "    - ansible.builtin.debug:\n"
+        '        msg: "{{ omit if ansible_facts.getent_passwd[edge_ser_user] else edge_ser_home }}"\n'
+    )
+    # debug's msg omitted: its default, "Hello world!"
+    for user, want in (("root", "Hello world!"), ("edge-ser-no-such-user", "/opt/edge-ser")):
+        r = subprocess.run([exe, "-i", "localhost,", "-e", json.dumps({"edge_ser_user": user, "ansible_python_interpreter": sys.executable}), str(play)],
+                           check=False, capture_output=True, text=True, env=_env(tmp_path), timeout=60)  # fmt: skip
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert '"msg": "HOME /opt/edge-ser"' in r.stdout, r.stdout
+        assert f'"msg": "{want}"' in r.stdout, r.stdout
+    common = (REPO / "deploy" / "lib" / "common.sh").read_text()
+    assert "PREFIX=${EDGE_SER_PREFIX:-/opt/edge-ser}" in common
+    assert 'useradd --system --home-dir "$PREFIX" --no-create-home' in common
+    (svc,) = (u for u in user_data(_fb())["users"] if u["name"] == "edge-ser")
+    assert svc["homedir"] == "/opt/edge-ser" and svc["no_create_home"] is True
+    install = (role / "tasks" / "install.yml").read_text()
+    user_task = install.split("- name: Service user")[1].split("\n- name:")[0]
+    assert "ansible.builtin.getent:" in install.split("- name: Service user")[0]
+    assert 'home: "{{ omit if ansible_facts.getent_passwd[edge_ser_user] else edge_ser_home }}"' in user_task
+    assert "create_home: false" in user_task
+
+
 def test_config_env_keeps_edits_and_changes_only_the_keys_the_role_sets(sshd, tmp_path):
     """The role wrote config.env from its template on every run: an edit made on the device (a microphone, the
     web port) was lost at the next play. As the install scripts do, an existing file is now kept and only the
