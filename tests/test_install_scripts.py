@@ -274,6 +274,35 @@ def test_jetson_gpu_wheel_without_a_usable_lock_is_refused_before_anything_chang
     assert not (tmp_path / "opt").exists()
 
 
+def test_the_jetson_scripts_temp_lock_is_removed_however_the_run_ends(tmp_path):
+    """jetson/install.sh made its filtered lock with mktemp but set the trap that removes it only before the pip
+    step: a run that stopped in between (a missing package list, apt, the service user) left it in /tmp. The trap
+    is now set where the file is made. Here the package list step fails (a stub `sed` that fails on it)."""
+    py = subprocess.run(["python3", "-c", "import sys; print(f'cp{sys.version_info[0]}{sys.version_info[1]}')"],
+                        capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    wh = tmp_path / "wheelhouse"
+    wh.mkdir()
+    (wh / f"onnxruntime_gpu-1.23.0-{py}-{py}-linux_aarch64.whl").write_bytes(b"")
+    (wh / "requirements.lock").write_text("numpy==2.2.6\nonnxruntime==1.22.0\n")
+    rel = tmp_path / "nv_tegra_release"
+    rel.write_text("# R36 (release), REVISION: 4.3, GCID: 1, BOARD: generic, EABI: aarch64, DATE: x\n")
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    stub = tmp_path / "bin"
+    stub.mkdir()
+    sed = shutil.which("sed")
+    (stub / "sed").write_text(f'#!/bin/sh\ncase "$*" in *apt-packages*) exit 3;; esac\nexec {sed} "$@"\n')
+    (stub / "sed").chmod(0o755)
+    env = {"L4T_RELEASE_FILE": str(rel), "EDGE_SER_ETC": str(tmp_path / "etc"), "TMPDIR": str(tmp)}
+    r = _dry(DEPLOY / "jetson" / "install.sh", str(wh), "--deploy-user", "dev", env=env)
+    assert r.returncode == 0 and "NVIDIA GPU build" in r.stderr, r.stderr
+    assert list(tmp.iterdir()) == []
+    r = _dry(DEPLOY / "jetson" / "install.sh", str(wh), "--deploy-user", "dev",
+             env={**env, "PATH": f"{stub}:{os.environ['PATH']}"})  # fmt: skip
+    assert r.returncode != 0 and "apt-get" not in r.stdout, r.stdout + r.stderr
+    assert list(tmp.iterdir()) == []
+
+
 def test_the_sudoers_rule_is_validated_and_renamed_into_place(tmp_path):
     """The sudoers rule was written with `install -D` (not atomic) and never checked: a bad rule breaks every sudo
     on the device. Now: a temp file (mode 0440) in the same folder, `visudo -cf` when there is one, then mv."""

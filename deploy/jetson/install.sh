@@ -70,12 +70,12 @@ fi
 lock=""
 if [ -n "$ORT_WHEEL" ]; then
     lock=$(mktemp)
+    trap 'rm -f "$lock"' EXIT  # set here: a run that stops before the install (die below, apt) leaked it
     if [ -f "$WHEELHOUSE/requirements.lock" ]; then
         grep -v -i -E '^onnxruntime([=<>~ ;]|$)' "$WHEELHOUSE/requirements.lock" >"$lock" || true
-        grep -q -E '^[[:space:]]*[^#[:space:]]' "$lock" || { rm -f "$lock"
-            die "$WHEELHOUSE/requirements.lock lists nothing besides onnxruntime: is $WHEELHOUSE a complete wheelhouse?"; }
+        grep -q -E '^[[:space:]]*[^#[:space:]]' "$lock" ||
+            die "$WHEELHOUSE/requirements.lock lists nothing besides onnxruntime: is $WHEELHOUSE a complete wheelhouse?"
     elif [ "$DRY_RUN" != 1 ]; then
-        rm -f "$lock"
         die "$WHEELHOUSE/requirements.lock not found: is $WHEELHOUSE a wheelhouse? (with the GPU onnxruntime the lock is still needed); nothing was changed"
     fi
 fi
@@ -110,7 +110,6 @@ HINT
     fi
     if is_gstreamer "$CAMERA"; then system_opencv; fi
 }
-if [ -n "$lock" ]; then trap 'rm -f "$lock"' EXIT; fi
 runtime_upgrade jetson_runtime
 write_config "$BUNDLE" "$CAMERA"
 install_service
