@@ -303,6 +303,24 @@ def test_the_jetson_scripts_temp_lock_is_removed_however_the_run_ends(tmp_path):
     assert list(tmp.iterdir()) == []
 
 
+def test_the_pi_script_names_a_dry_run_once_and_a_real_run_not_at_all(tmp_path):
+    """pi/install.sh's `${DRY_RUN:+ }` added a space on every run (DRY_RUN is always set, 0 or 1): the device line
+    of a real run ended in a stray space. It now tests the value, as jetson/install.sh does."""
+    wh = tmp_path / "wh"
+    wh.mkdir()
+    r = _dry(
+        DEPLOY / "pi" / "install.sh", str(wh), "--deploy-user", "dev", env={"EDGE_SER_ETC": str(tmp_path)}
+    )
+    assert r.returncode == 0, r.stderr
+    assert f"; wheelhouse: {wh} (dry run)\n" in r.stderr, r.stderr
+    for script in ("pi", "jetson"):
+        text = (DEPLOY / script / "install.sh").read_text()
+        assert "${DRY_RUN:+" not in text and """$([ "$DRY_RUN" = 1 ] && echo ' (dry run)')""" in text
+    assert "Raspberry Pi OS (Bookworm or Trixie" in (DEPLOY / "pi" / "install.sh").read_text()
+    readme = (DEPLOY / "README.md").read_text()  # the Jetson table had `--deploy-user $USER`, unquoted
+    assert "--deploy-user $USER" not in readme and "scp -r deploy wheelhouse/jetpack6 " in readme
+
+
 def test_the_sudoers_rule_is_validated_and_renamed_into_place(tmp_path):
     """The sudoers rule was written with `install -D` (not atomic) and never checked: a bad rule breaks every sudo
     on the device. Now: a temp file (mode 0440) in the same folder, `visudo -cf` when there is one, then mv."""

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install edge-ser on Raspberry Pi OS (Bookworm, 64-bit; Pi 4 / Pi 5) from an offline wheelhouse, as a systemd
+# Install edge-ser on Raspberry Pi OS (Bookworm or Trixie, 64-bit; Pi 4 / Pi 5) from an offline wheelhouse, as a systemd
 # service that runs `edge-ser run` on boot. Idempotent: run it again after an upgrade of the wheelhouse.
 #
 #   sudo deploy/pi/install.sh WHEELHOUSE [--deploy-user USER] [--pi-camera] [--dry-run]
@@ -30,7 +30,7 @@ check_common_options
 check_deploy_user
 
 model=$(tr -d '\0' 2>/dev/null </proc/device-tree/model || echo unknown)
-say "device: $model; wheelhouse: $WHEELHOUSE${DRY_RUN:+ }$([ "$DRY_RUN" = 1 ] && echo '(dry run)')"
+say "device: $model; wheelhouse: $WHEELHOUSE$([ "$DRY_RUN" = 1 ] && echo ' (dry run)')"
 case $model in
     *"Raspberry Pi"*) ;;
     *) say "warning: this does not look like a Raspberry Pi; continuing" ;;
