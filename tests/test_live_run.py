@@ -1273,3 +1273,39 @@ def test_seconds_down_rounds_down_without_binary_artefacts() -> None:
         "0.49",
         "2.00",
     ]
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (a device that is always full)")
+def test_a_run_that_fails_tells_the_live_page_why(media, monkeypatch, capsys):
+    """A run that stops on an error (here the --json file's disk is full) ended the page's stream without the `end`
+    event: the page showed "reconnecting..." for ever, the error on stderr only. It is now told the run ended, and
+    why."""
+    from edge_ser.cli import main
+    from edge_ser.live.outputs.web import WebServer
+
+    wav, _ = media
+    ended: list[list[str]] = []
+    end = WebServer.end
+
+    def record(self, notes=()):
+        ended.append(list(notes))
+        end(self, notes)
+
+    monkeypatch.setattr(WebServer, "end", record)
+    ser = str(ROOT / "bundles" / "ser_emodb")
+    args = [
+        "run",
+        ser,
+        "--audio-file",
+        str(wav),
+        "--fast",
+        "--no-console",
+        "--json",
+        "/dev/full",
+        "--web",
+        "0",
+    ]
+    assert main(args) == 2
+    assert "No space left on device" in capsys.readouterr().err
+    assert len(ended) == 1 and len(ended[0]) == 1
+    assert ended[0][0].startswith("error: /dev/full") and "No space left on device" in ended[0][0]

@@ -616,7 +616,19 @@ def cmd_run(args: argparse.Namespace) -> int:
         except BaseException:
             runner.audio.stop()
             raise
-        stats = runner.run()
+        try:
+            stats = runner.run()
+        except BaseException as e:
+            # an error (a full disk under --json, a model that fails) or a forced stop: the page is told the run
+            # ended, and why; its stream used to just close, and the page said "reconnecting..." for ever
+            if outputs.web is not None:
+                why = (
+                    "interrupted"
+                    if isinstance(e, KeyboardInterrupt)
+                    else f"error: {str(e) or type(e).__name__}"
+                )
+                outputs.web.end([why])
+            raise
         lines, failed = closing_lines(args, rec, runner, stats)
         if outputs.web is not None:  # the page says the run has ended, with these notes, before it closes
             outputs.web.end([text for _, text in lines])
