@@ -644,6 +644,10 @@ class WebDriver:
         el = self._call("POST", self.session + "/element", {"using": "css selector", "value": css})
         return self._call("GET", f"{self.session}/element/{next(iter(el.values()))}/text")
 
+    def script(self, js: str):
+        """The value `js` (a function body) returns in the page."""
+        return self._call("POST", self.session + "/execute/sync", {"script": js, "args": []})
+
     def screenshot(self) -> bytes:
         return base64.b64decode(self._call("GET", self.session + "/screenshot"))
 
@@ -743,6 +747,43 @@ def test_page_in_headless_chromium_shows_the_label(tmp_path: Path) -> None:
     # the big label is drawn in angry's colour: thousands of pixels of it in the upper half
     near = np.abs(img.astype(int) - np.array(label_color("angry"))).sum(axis=-1) < 60
     assert near[: img.shape[0] // 2].sum() > 2000
+
+
+@pytest.mark.skipif(
+    CHROMIUM is None or CHROMEDRIVER is None,
+    reason="headless page test needs Chromium and its driver: apt-get install chromium chromium-driver",
+)
+def test_page_labels_named_like_javascript_properties_keep_their_colour() -> None:
+    """A bundle's labels are any text: markup is shown as text, and a label named like a property every JavaScript
+    object has ("constructor", "__proto__", "toString") was looked up in the palette as that property, so its colour
+    was a function's source: the label drawn grey and its bar's fill transparent (the winning bar vanished)."""
+    labels = ("constructor", "__proto__", "toString", "<img src=x onerror=document.title='pwned'>")
+    js = (
+        "const fill = document.querySelector('.row.on .fill');"
+        "return [document.title, getComputedStyle(fill).backgroundColor,"
+        " getComputedStyle(document.documentElement).getPropertyValue('--c')];"
+    )
+    with WebServer() as web:
+        drv = WebDriver(CHROMEDRIVER, CHROMIUM)
+        try:
+            drv.get(web.url)
+            _wait_clients(web, 1)
+            end = time.monotonic() + HANG_S
+            for label in labels:
+                sm = tuple(0.7 if x == label else 0.1 for x in labels)
+                web.emit(make_result(label=label, labels=labels, probs=sm, smoothed=sm))
+                while drv.text("#label") != label:
+                    assert time.monotonic() < end, drv.text("#label")
+                    time.sleep(0.05)
+                title, fill, var = drv.script(js)
+                assert title == "edge-ser live"  # the markup was not run
+                assert var.strip().startswith("hsl(") and fill not in ("rgba(0, 0, 0, 0)", "transparent"), (
+                    label,
+                    var,
+                    fill,
+                )
+        finally:
+            drv.quit()
 
 
 @pytest.mark.skipif(

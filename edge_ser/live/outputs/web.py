@@ -502,7 +502,8 @@ _PAGE = """<!doctype html>
 const COLORS = __COLORS__;
 function color(label) {
   const k = String(label).toLowerCase();
-  if (COLORS[k]) return COLORS[k];
+  // own keys only: a label named "constructor" or "__proto__" is no palette entry (it got a function's source)
+  if (Object.prototype.hasOwnProperty.call(COLORS, k)) return COLORS[k];
   let h = 0; for (const ch of k) h = (h * 31 + ch.charCodeAt(0)) >>> 0;
   return "hsl(" + (h % 360) + ", 55%, 55%)";
 }
