@@ -790,6 +790,36 @@ def test_page_labels_named_like_javascript_properties_keep_their_colour() -> Non
     CHROMIUM is None or CHROMEDRIVER is None,
     reason="headless page test needs Chromium and its driver: apt-get install chromium chromium-driver",
 )
+def test_page_does_not_call_a_label_old_within_a_long_hop() -> None:
+    """A label was framed as old (dashed, drained, "(3 s ago)") after 3 s without an update, whatever the hop: a run
+    with --hop 4, on time, showed every label as old for the last second of its hop. The page learns the hop from
+    the updates' stream times and calls a label old a hop and 2 s after it came."""
+    stale = "return document.getElementById('app').classList.contains('stale')"
+    with WebServer() as web:
+        drv = WebDriver(CHROMEDRIVER, CHROMIUM)
+        try:
+            drv.get(web.url)
+            _wait_clients(web, 1)
+            end = time.monotonic() + HANG_S
+            web.emit(make_result(t=4.0))
+            web.emit(make_result(t=8.0, label="sad"))  # a 4 s hop
+            while drv.text("#t") != "8.00 s":
+                assert time.monotonic() < end, drv.text("#t")
+                time.sleep(0.05)
+            time.sleep(4.2)  # past the fixed 3 s (and its once-a-second check), within the hop and its 2 s
+            assert not drv.script(stale), drv.text("#updated")
+            while not drv.script(stale):  # an update late by more than 2 s: old
+                assert time.monotonic() < end + 10, drv.text("#updated")
+                time.sleep(0.2)
+            assert "s ago)" in drv.text("#updated")
+        finally:
+            drv.quit()
+
+
+@pytest.mark.skipif(
+    CHROMIUM is None or CHROMEDRIVER is None,
+    reason="headless page test needs Chromium and its driver: apt-get install chromium chromium-driver",
+)
 def test_page_beyond_the_viewer_cap_says_busy_then_joins_when_a_slot_frees() -> None:
     with WebServer(max_clients=1) as web:
         holder = SSEReader(web.url)

@@ -509,6 +509,10 @@ function color(label) {
 }
 const $ = (id) => document.getElementById(id);
 let rows = [], lastLabels = "", lastUpdate = 0, ended = false, run = null, endedRun = null;
+// a label is old when no update came for STALE_S, or a hop and 2 s more when the run's hop is longer (--hop 4: every
+// label was framed as old for the last second of each hop); the hop is learnt from the stream times of updates
+const STALE_S = 3;
+let lastT = null, staleS = STALE_S;
 
 function buildBars(labels) {
   const box = $("bars"); box.textContent = ""; rows = [];
@@ -570,6 +574,8 @@ function render(r) {
   $("speaker-box").hidden = !known;
   if (known) $("speaker").textContent = r.speaker_clips + (r.speaker_clips === 1 ? " clip" : " clips");
   showNotes(r.notes, Date.now());
+  if (lastT !== null && r.t > lastT) staleS = Math.max(STALE_S, r.t - lastT + 2);
+  lastT = r.t;
   lastUpdate = Date.now();
   $("updated").textContent = new Date(lastUpdate).toLocaleTimeString();
   $("app").classList.remove("stale");
@@ -589,7 +595,7 @@ function connect() {
     try { id = JSON.parse(e.data).run; } catch (err) { /* an older server: no id */ }
     if (ended && (id === null || id === endedRun)) { look(); return; }
     if (ended) {  // a new run: live again; the ended run's label, bars, notes and dimming go
-      ended = false; shown = []; lastUpdate = 0; lastLabels = ""; rows = [];
+      ended = false; shown = []; lastUpdate = 0; lastLabels = ""; rows = []; lastT = null; staleS = STALE_S;
       for (const k of ["notes", "bars", "conf"]) $(k).textContent = "";
       $("label").textContent = "waiting\u2026";
       $("app").classList.remove("stale");
@@ -633,7 +639,7 @@ setInterval(() => {
   if (!lastUpdate || ended) return;
   showNotes([], Date.now());  // notes expire while no update comes too
   const age = (Date.now() - lastUpdate) / 1000;
-  if (age > 3) {
+  if (age > staleS) {
     $("updated").textContent = new Date(lastUpdate).toLocaleTimeString() + " (" + age.toFixed(0) + " s ago)";
     $("app").classList.add("stale");
   }
