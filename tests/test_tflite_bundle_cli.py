@@ -206,3 +206,16 @@ def test_the_summary_is_in_words_and_says_why_int8_can_outweigh_fp16():
     )
     line = tb.summary("b", 10, models, {"features": 0.0})
     assert "larger than fp16: a small model's per-channel scales" in line and "phased" not in line
+
+
+def test_max_rows_below_one_is_refused_naming_the_option(tmp_path, capsys):
+    """`--max-rows -3` ended in numpy's "negative dimensions are not allowed" traceback and `--max-rows 0` quietly
+    calibrated on the extremes alone: both are an argparse error naming the option, before the bundle is read."""
+    import pytest
+
+    for bad in ("0", "-3"):
+        with pytest.raises(SystemExit) as e:
+            tb.run([str(tmp_path / "no_bundle"), "--data", "synthetic", "--max-rows", bad])
+        assert e.value.code == 2
+        err = capsys.readouterr().err
+        assert "--max-rows" in err and "must be >= 1" in err

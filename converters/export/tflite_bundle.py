@@ -463,6 +463,7 @@ def parse_phases(text: str) -> Phasing | None:
 
 def main(argv: list[str] | None = None) -> int:
     from edge_ser.bundle import load_bundle
+    from edge_ser.cli.common import in_range
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("bundle", help="bundle folder (rewritten in place with its TFLite variants)")
@@ -478,7 +479,10 @@ def main(argv: list[str] | None = None) -> int:
         help="a named data set's folder (default: EDGE_SER_DATA / the usual places)",
     )
     p.add_argument(
-        "--max-rows", type=int, default=None, help="calibrate on at most this many rows (+ extremes)"
+        "--max-rows",
+        type=in_range(1),
+        default=None,
+        help="calibrate on at most this many rows (+ extremes; at least 1)",
     )
     p.add_argument(
         "--augment",
