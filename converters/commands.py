@@ -244,8 +244,15 @@ def _warn_missing_classes(task, split) -> None:
 
 
 def _out_dir(args: argparse.Namespace) -> Path:
-    """`--out`, created now (ConfigError naming it when it cannot be: under a file, no permission, ...)."""
+    """`--out`, created now (ConfigError naming it when it cannot be: under a file, no permission, ...). A folder
+    that is a bundle (holds manifest.json) is refused: the command's own files (summary.json, model.pt, a bundle/
+    inside it) would sit among the bundle's, which then no longer loads (files its manifest does not list)."""
     out = Path(args.out)
+    if (out / "manifest.json").is_file():
+        raise ConfigError(
+            f"--out {out}: this folder is a bundle (it holds manifest.json); the command's files written into it "
+            "would break it: give the folder the bundle's parent or a new one (the bundle is written to OUT/bundle)"
+        )
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
