@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import pickle
 import shutil
 import sys
 import time
@@ -400,9 +401,13 @@ def trained_model(path: Path, task: Task, split, made: dict) -> torch.nn.Module:
     try:
         saved = torch.load(file, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001  (a zip, pickle or tensor error: all mean "not train's model.pt")
-        raise ConfigError(
-            f"--from-model {file}: not a model `edge-ser train` saved ({type(e).__name__}: {e})"
-        ) from None
+        # torch's unpickling error is a page of advice (re-load with weights_only=False, file an issue): one line
+        why = (
+            "it does not unpickle as a torch file of tensors"
+            if isinstance(e, pickle.UnpicklingError)
+            else f"{type(e).__name__}: {(str(e).strip().splitlines() or [''])[0]}"
+        )
+        raise ConfigError(f"--from-model {file}: not a model `edge-ser train` saved ({why})") from None
     if not isinstance(saved, dict) or "state_dict" not in saved:
         raise ConfigError(f"--from-model {file}: not a model `edge-ser train` saved (no state_dict)")
     summary = _train_summary(file, summary_file)

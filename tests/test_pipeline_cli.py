@@ -497,3 +497,18 @@ def test_model_line_gives_a_small_model_its_whole_flops() -> None:
     dense = count_model(model).dense_flops
     line = model_line(model, "laq_mlp")
     assert dense < 1e7 and f"{dense:,} FLOPs (dense layers) per input" in line and "GFLOPs" not in line, line
+
+
+def test_a_from_model_file_that_is_no_checkpoint_is_one_line(tmp_path: Path) -> None:
+    """`laq --from-model out/train/summary.json` (a JSON file) printed torch's page of advice, telling the user to
+    re-load with weights_only=False and to file an issue with PyTorch: one line naming the file, no such advice."""
+    from converters.commands import trained_model
+    from edge_ser.errors import ConfigError
+
+    bad = tmp_path / "summary.json"
+    bad.write_text('{"split_record": {}}')
+    with pytest.raises(ConfigError) as e:
+        trained_model(bad, None, None, {})
+    msg = str(e.value)
+    assert msg.startswith(f"--from-model {bad}: not a model `edge-ser train` saved")
+    assert "\n" not in msg and "weights_only" not in msg
