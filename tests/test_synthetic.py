@@ -198,3 +198,31 @@ def test_a_tiny_model_learns_it_well_above_chance(default_set):
     print(f"synthetic: logistic regression test accuracy {accuracy:.3f} (chance {chance:.3f})")
     assert accuracy >= 2.5 * chance
     assert accuracy < 0.98, "the classes should overlap a little, not be trivially separable"
+
+
+def test_a_synth_stopped_while_writing_clips_can_be_run_again(tmp_path, monkeypatch, capsys):
+    """`edge-ser synth DIR` stopped (Ctrl-C) after some clips were written and before spec.json left a folder that
+    the same command then refused ("holds other files and no synthetic data set"): spec.json is written first, so
+    the rerun finishes the set, and a rerun with another spec removes the stopped run's clips."""
+    import pytest
+
+    import converters.data.synthetic as synthetic
+    from edge_ser.cli import main
+
+    real, calls = synthetic.write_wav, []
+
+    def stop_at_third(*a, **k):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(synthetic, "write_wav", stop_at_third)
+    out = tmp_path / "s"
+    with pytest.raises(KeyboardInterrupt):
+        synthetic.write(synthetic.SyntheticSpec(n_per_class=3), out)
+    assert len(list(out.glob("*.wav"))) == 2
+    monkeypatch.setattr(synthetic, "write_wav", real)
+    assert main(["synth", str(out), "--n-per-class", "2"]) == 0, capsys.readouterr().err
+    assert len(list(out.glob("*.wav"))) == 14  # 7 classes x 2, none of the stopped run's left over
+    assert len(synthetic.load_synthetic(out)) == 14

@@ -347,6 +347,13 @@ def write(spec: SyntheticSpec | None, root: str | os.PathLike, *, progress: bool
 
     from tqdm.auto import tqdm
 
+    if not same:
+        # spec.json first, listing every clip this spec and the previous one name (none verified yet), so a run
+        # stopped while writing clips leaves a folder the next `write` recognises as its own (it was refused as
+        # "holds other files and no synthetic data set") and whose stale clips it removes
+        pending = dict.fromkeys(sorted(set(names) | {str(n) for n in old_files if _NAME.match(str(n))}), "")
+        atomic_write(root / SPEC_FILE, json.dumps({**wanted, "files": pending}, indent=1, sort_keys=True))
+        old_files = pending
     files = {}
     clips = zip(names, generate(spec), strict=True)
     bar = tqdm(
