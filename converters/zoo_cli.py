@@ -144,6 +144,9 @@ def _cmd_zoo(args: argparse.Namespace) -> int:
     bad = [m for m in models if m not in known]
     if bad:
         raise ConfigError(f"--models: unknown {bad}; choose from {', '.join(known)}")
+    twice = sorted({m for m in models if models.count(m) > 1})
+    if twice:  # the sweep's grid refused it only after listing the data, as "grid point {...} appears twice"
+        raise ConfigError(f"--models: {', '.join(twice)} listed twice; name each model once")
     if args.laq:  # the options first: a mistake there is said before any data is read
         from converters.compress import check_recipe
 

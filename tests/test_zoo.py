@@ -399,3 +399,16 @@ def test_zoo_set_help_lists_the_point_keys(capsys):
     text = " ".join(capsys.readouterr().out.split())
     keys = [f.name for f in dataclasses.fields(ZooPoint) if f.name not in ("model", "data", "root")]
     assert f"one of: {', '.join(keys)}" in text
+
+
+def test_zoo_refuses_a_model_listed_twice_before_any_work(tmp_path, capsys) -> None:
+    """Review: `zoo --models rf,rf` failed after listing the data with "grid point {...} appears twice"; now one
+    line naming --models and the repeated model, before the data set is read."""
+    from edge_ser.cli import main
+
+    out = tmp_path / "runs"
+    args = ["zoo", "--data", str(tmp_path / "nowhere"), "--models", "rf,svm, rf", "--out", str(out)]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "--models" in err and "rf listed twice" in err and "grid point" not in err
+    assert err.count("\n") == 1 and not out.exists()
