@@ -320,6 +320,15 @@ def _check_media(rec, name: str, records) -> None:  # noqa: ANN001 - a Recognize
         )
 
 
+def _room(args: argparse.Namespace) -> tuple[float, float] | None:
+    """--room read and checked (`converters.reverb.parse_room`): (RT60 s, DRR dB), or None without it."""
+    if not args.room:
+        return None
+    from converters.reverb import parse_room
+
+    return parse_room(args.room)
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     """A bundle on a labelled data set through the device path (no torch): accuracy, UAR, confusion, OOD."""
     _need_bars()
@@ -341,6 +350,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from edge_ser.recognizer import Recognizer
 
     _check_outputs(args, ("--png", "png"), ("--out", "out"))  # said now, not after the evaluation
+    room = _room(args)  # said now, not after the bundle and the data set are loaded (and their notes said)
     sel = Selection(
         split=args.split,
         speakers=tuple(s.strip() for s in (args.speakers or "").split(",") if s.strip()),
@@ -405,12 +415,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
             "all": "; speaker normalisation from all of each speaker's files (unlabelled), then each classified",
             "off": "; speaker normalisation off: the training prior",
         }[adapt]
-    room_dir = tempfile.TemporaryDirectory(prefix="edge-ser-room-") if args.room else contextlib.nullcontext()
+    room_dir = tempfile.TemporaryDirectory(prefix="edge-ser-room-") if room else contextlib.nullcontext()
     with room_dir as tmp:
-        if args.room:  # every file heard in one synthetic room (converters.reverb), then scored as usual
-            from converters.reverb import parse_room, reverberant_records
+        if room:  # every file heard in one synthetic room (converters.reverb), then scored as usual
+            from converters.reverb import reverberant_records
 
-            rt60, drr = parse_room(args.room)
+            rt60, drr = room
             chosen = reverberant_records(chosen, rt60, drr, Path(tmp), seed=args.seed, progress=not args.json)
             selection += f"; in a synthetic room (RT60 {rt60:g} s, DRR {drr:g} dB, impulse responses seeded {args.seed})"
         report = evaluate(

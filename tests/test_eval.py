@@ -213,6 +213,16 @@ def test_room_hears_every_file_in_a_synthetic_room(synth: Path, capsys: pytest.C
         assert f"--room {bad!r}" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("bad", ["two", "-1"])
+def test_room_is_checked_before_the_data_set_is_loaded(bad: str, tmp_path: Path, capsys) -> None:
+    """Review: a bad --room was refused only after the data set was loaded (a speaker note said first); now it is
+    checked with the other options, so a missing data set is not even looked at."""
+    args = [str(BUNDLE), "--data", str(tmp_path / "nowhere"), "--room", bad]
+    assert main(["eval", *args]) == 2
+    err = capsys.readouterr().err
+    assert f"--room {bad!r}" in err and "note" not in err and err.count("\n") == 1
+
+
 def test_parse_room_reads_rt60_and_an_optional_drr() -> None:
     from converters.reverb import parse_room
 
