@@ -100,6 +100,32 @@ def test_a_training_size_that_is_no_count_is_read_as_absent(tmp_path):
         paths(99)
 
 
+def test_a_split_number_that_is_no_number_is_a_config_error_naming_the_field(tmp_path):
+    """Review: a hand-edited seed / fold / folds or skipped_listed entry that is no number failed with a bare
+    ValueError or TypeError from int(); the split is re-made from them, so it is a ConfigError naming the field
+    and the value."""
+    import pytest
+
+    from edge_ser.errors import ConfigError
+
+    data = _folder(tmp_path / "mydata")
+    base = {"kind": "speaker", "seed": 0, "fold": 0, "folds": 3}
+    for key, bad, extra in (
+        ("seed", "zero", {}),
+        ("fold", [0], {}),
+        ("folds", "three", {}),
+        ("skipped_listed", ["a"], {}),
+        ("skipped_listed", "12", {}),
+        ("seed", None, {"kind": "random"}),
+        ("seed", "x", {"kind": "random", "fold": None}),
+    ):
+        split = {**base, **extra, key: bad}
+        split = {k: v for k, v in split.items() if v is not None or k == key}
+        bundle = SimpleNamespace(source="b", manifest={"accuracy": {"dataset": "mydata", "split": split}})
+        with pytest.raises(ConfigError, match=f"accuracy.split.{key} is {bad!r}".replace("[", r"\[")):
+            tb.training_paths(bundle, str(data))
+
+
 def test_a_data_set_it_was_not_trained_on_is_one_line(tmp_path, capsys):
     data = _folder(tmp_path / "other")
     bundle = tmp_path / "ser"

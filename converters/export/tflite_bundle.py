@@ -77,7 +77,7 @@ def training_paths(bundle, dataset: str, root: str | None = None) -> list[Path]:
         and "fold" in split
         and (kind == "random" or "folds" in split)
     ):
-        skipped = sorted(int(i) for i in split.get("skipped_listed") or ())
+        skipped = sorted(_listed(bundle, split))
         if skipped and skipped[-1] >= len(records):
             raise ConfigError(
                 f"{bundle.source}: training skipped file {skipped[-1]} of the listing; {dataset!r} lists "
@@ -88,9 +88,9 @@ def training_paths(bundle, dataset: str, root: str | None = None) -> list[Path]:
             records,
             kept,
             kind,
-            seed=int(split["seed"]),
-            fold=int(split["fold"]),
-            k=int(split.get("folds", 5)),
+            seed=_split_number(bundle, split, "seed"),
+            fold=_split_number(bundle, split, "fold"),
+            k=_split_number(bundle, split, "folds", 5),
         )
         used = [records[int(i)] for i in kept] if kept is not None else records
         chosen = [used[int(i)] for i in part.train]
@@ -101,7 +101,7 @@ def training_paths(bundle, dataset: str, root: str | None = None) -> list[Path]:
         chosen = [r for r in records if str(r.speaker) in keep]
         want = None
     elif kind == "random":
-        idx = stratified_split([r.label for r in records], seed=int(split.get("seed", 0))).train
+        idx = stratified_split([r.label for r in records], seed=_split_number(bundle, split, "seed", 0)).train
         chosen = [records[int(i)] for i in idx]
     else:
         chosen = records
@@ -130,6 +130,32 @@ def training_paths(bundle, dataset: str, root: str | None = None) -> list[Path]:
             + "; give --data that data set's name or folder"
         )
     return [Path(r.source) for r in chosen]
+
+
+def _split_number(bundle, split: Mapping[str, Any], key: str, default: int | None = None) -> int:
+    """`accuracy.split[key]` as a whole number (`_count`): the split is re-made from it, so a hand-edited value
+    that is none ("three", a list) is a ConfigError naming the field, not a bare ValueError from int()."""
+    value = split.get(key, default)
+    n = _count(value)
+    if n is None:
+        raise ConfigError(
+            f"{bundle.source}: the manifest's accuracy.split.{key} is {value!r}, not a whole number; the "
+            "training split is re-made from it"
+        )
+    return n
+
+
+def _listed(bundle, split: Mapping[str, Any]) -> list[int]:
+    """`accuracy.split.skipped_listed`: the listing positions training skipped, each a whole number (`_count`),
+    else a ConfigError naming the field and the value (the split is re-made without them)."""
+    value = split.get("skipped_listed") or []
+    out = [_count(i) for i in value] if isinstance(value, (list, tuple)) else [None]
+    if any(i is None or i < 0 for i in out):
+        raise ConfigError(
+            f"{bundle.source}: the manifest's accuracy.split.skipped_listed is {value!r}, not a list of file "
+            "positions (whole numbers); the training split is re-made without them"
+        )
+    return out  # type: ignore[return-value]
 
 
 def _count(value: object) -> int | None:
