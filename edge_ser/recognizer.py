@@ -453,8 +453,9 @@ class Recognizer:
         silent file adds nothing. A folder enrols every audio file in it (searched recursively, sorted), as
         `edge-ser run --enroll DIR`; a file in it that cannot be read is skipped with an InputWarning naming it. A
         file already enrolled into the current statistics (the same bytes: in this session, or in a speaker file
-        they were loaded from) is not added again; one that added no clip is not recorded as enrolled. A file that fails part way (AudioFormatError) adds nothing: the
-        statistics are left as they were. Returns the clips added."""
+        they were loaded from) is not added again; one that added no clip is not recorded as enrolled. A file that
+        fails part way (AudioFormatError) adds nothing: the statistics are left as they were. Returns the clips
+        added."""
         from edge_ser.audio.stream import file_windows
 
         share = None if voicing is None else float(voicing)
@@ -726,7 +727,7 @@ class Recognizer:
 
     def predict_file(self, path: str | os.PathLike[str]) -> Prediction:
         """Classify one file (audio; a video for a model that takes faces)."""
-        return self.predict_files([_given(path, "predict_file")])[0]
+        return list(self._predict_paths([_given(path, "predict_file")], None, False, None))[0]
 
     def predict_files(
         self, paths: Iterable[str | os.PathLike[str]], *, learn_first: bool = False
