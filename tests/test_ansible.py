@@ -554,10 +554,12 @@ def test_a_new_config_env_has_the_keys_and_defaults_the_install_scripts_write(ss
     assert script["EDGE_SER_WEB_PORT"] == "8000" and script["EDGE_SER_EXTRA_ARGS"] == "--threads 2"
 
 
-def _runtime_play(tmp: Path, venv_files: dict[str, str], pip_does: str) -> subprocess.CompletedProcess:
+def _runtime_play(
+    tmp: Path, venv_files: dict[str, str], pip_does: str, more: dict | None = None
+) -> subprocess.CompletedProcess:
     """The role's runtime.yml (its pip steps) on localhost, against a fake venv in `tmp`: bin/pip runs `pip_does`
     (shell) with the venv in $V; bin/python's `import edge_ser` succeeds while lib/edge_ser exists and lib/BROKEN
-    does not."""
+    does not, and its OpenCV check (`-c` naming cv2) while lib/cv2_gstreamer exists. `more`: extra variables."""
     venv = tmp / "venv"
     (venv / "bin").mkdir(parents=True, exist_ok=True)
     (venv / "lib").mkdir(exist_ok=True)
@@ -567,7 +569,8 @@ def _runtime_play(tmp: Path, venv_files: dict[str, str], pip_does: str) -> subpr
         f'#!/bin/sh\nV=$(dirname "$0")/..\necho "pip $*" >>"$V/../pip.log"\n{pip_does}\n'
     )
     (venv / "bin" / "python").write_text(
-        '#!/bin/sh\nV=$(dirname "$0")/..\n[ -e "$V/lib/edge_ser" ] && [ ! -e "$V/lib/BROKEN" ]\n'
+        '#!/bin/sh\nV=$(dirname "$0")/..\ncase "$*" in *cv2*) exec test -e "$V/lib/cv2_gstreamer";; esac\n'
+        '[ -e "$V/lib/edge_ser" ] && [ ! -e "$V/lib/BROKEN" ]\n'
     )
     for exe in ("pip", "python"):
         (venv / "bin" / exe).chmod(0o755)
@@ -579,7 +582,7 @@ def _runtime_play(tmp: Path, venv_files: dict[str, str], pip_does: str) -> subpr
     )
     extra = {"edge_ser_venv": str(venv), "edge_ser_prefix": str(tmp), "edge_ser_wheelhouse_dest": str(tmp / "wh"),
              "_es_pip_needed": True, "_es_ort_wheel": "", "edge_ser_pip_packages": ["edge-ser"],
-             "edge_ser_manage_system": False, "ansible_python_interpreter": sys.executable}  # fmt: skip
+             "edge_ser_manage_system": False, "ansible_python_interpreter": sys.executable, **(more or {})}  # fmt: skip
     (tmp / "vars.json").write_text(json.dumps(extra))
     return subprocess.run([_ansible_playbook(), "-i", "localhost,", "-e", f"@{tmp / 'vars.json'}", str(play)],
                           check=False, capture_output=True, text=True, env=_env(tmp), timeout=120)  # fmt: skip
@@ -624,6 +627,90 @@ def test_the_role_keeps_a_good_upgrade_and_restores_an_interrupted_one_first(tmp
     assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
     assert "was interrupted: restoring" in r.stdout and _lib(tmp_path) == {"edge_ser": "new\n"}
     assert not snap.exists()
+
+
+PI_CAMERA = "libcamerasrc ! video/x-raw,width=640,height=480,framerate=30/1 ! videoconvert ! appsink"
+
+
+def _camera_facts(tmp: Path, config_env: str | None, more: dict) -> dict:
+    """The role's camera.yml on localhost with config.env in tmp/etc (None: no file): its facts, as JSON."""
+    etc = tmp / "etc"
+    etc.mkdir(exist_ok=True)
+    (etc / "config.env").unlink(missing_ok=True)
+    if config_env is not None:
+        (etc / "config.env").write_text(config_env)
+    play = tmp / "camera.yml"
+    play.write_text(
+        "- hosts: localhost\n  connection: local\n  gather_facts: false\n  tasks:\n"
+        f"    - ansible.builtin.include_role:\n        name: {PLAYBOOK.parent / 'roles' / 'edge_ser'}\n"
+        "        tasks_from: camera.yml\n"
+        "    - ansible.builtin.debug:\n"
+        "        msg: \"FACTS {{ {'camera': _es_camera, 'gst': _es_gst_camera | bool,"
+        " 'packages': _es_camera_packages} | to_json }}\"\n"
+    )
+    (tmp / "vars.json").write_text(
+        json.dumps({"edge_ser_config_dir": str(etc), "ansible_python_interpreter": sys.executable, **more})
+    )
+    r = subprocess.run([_ansible_playbook(), "-i", "localhost,", "-e", f"@{tmp / 'vars.json'}", str(play)],
+                       check=False, capture_output=True, text=True, env=_env(tmp), timeout=60)  # fmt: skip
+    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+    line = next(x for x in r.stdout.splitlines() if '"msg": "FACTS ' in x)
+    return json.loads(json.loads(line.split('"msg": ', 1)[1])[len("FACTS ") :])
+
+
+def test_the_role_gives_a_gstreamer_camera_the_system_opencv_as_the_install_scripts_do(tmp_path):
+    """The role installed pip's OpenCV (no GStreamer) whatever the camera, so a fleet of Pi camera modules
+    (`edge_ser_camera` a libcamerasrc pipeline) got a service that refused its camera; install.sh --pi-camera
+    installs the libcamera plugins and python3-opencv, makes the venv with --system-site-packages and drops pip's
+    wheel. The role now decides the camera as the scripts do (edge_ser_config's, else the existing config.env's,
+    else edge_ser_camera) and installs what a pipeline needs."""
+    lib = [
+        "rpicam-apps-lite",
+        "gstreamer1.0-libcamera",
+        "gstreamer1.0-plugins-base",
+        "gstreamer1.0-plugins-good",
+    ]
+    assert _camera_facts(tmp_path, None, {}) == {"camera": "0", "gst": False, "packages": []}
+    assert _camera_facts(tmp_path, None, {"edge_ser_camera": PI_CAMERA}) == {
+        "camera": PI_CAMERA, "gst": True, "packages": ["python3-opencv", *lib]
+    }  # fmt: skip
+    # a device configured with a Jetson CSI camera keeps it (a play that does not set one), as a script re-run
+    jetson = "nvarguscamerasrc ! video/x-raw(memory:NVMM),width=1280,height=720 ! nvvidconv ! appsink"
+    got = _camera_facts(tmp_path, f"EDGE_SER_BUNDLE=x\nEDGE_SER_CAMERA={jetson}\n", {})
+    assert got == {"camera": jetson, "gst": True, "packages": ["python3-opencv"]}
+    # ... unless edge_ser_config sets the camera (that line is what config.yml writes)
+    more = {"edge_ser_config": {"EDGE_SER_CAMERA": "0"}}
+    assert _camera_facts(tmp_path, f"EDGE_SER_CAMERA={jetson}\n", more)["gst"] is False
+    # a config.env without a camera line: the role's default
+    assert (
+        _camera_facts(tmp_path, "EDGE_SER_BUNDLE=x\n", {"edge_ser_camera": "/dev/video2"})["camera"]
+        == "/dev/video2"
+    )
+    # the scripts' own list for --pi-camera is the role's default
+    assert " ".join(lib) in (REPO / "deploy" / "pi" / "install.sh").read_text()
+    install = (PLAYBOOK.parent / "roles" / "edge_ser" / "tasks" / "install.yml").read_text()
+    assert "edge_ser_apt_packages + _es_camera_packages" in install
+    assert "_es_jetson | bool or _es_gst_camera | bool" in install
+
+
+def test_the_role_drops_pips_opencv_for_a_gstreamer_camera_and_warns_when_the_system_one_lacks_it(tmp_path):
+    """With a GStreamer camera the runtime step uninstalls pip's opencv wheels (as common.sh's system_opencv) and
+    warns, without failing, when the venv's OpenCV then has no GStreamer; with a USB camera it leaves OpenCV
+    alone."""
+    gst = {"_es_gst_camera": True, "_es_camera": PI_CAMERA}
+    r = _runtime_play(tmp_path, {"edge_ser": "old"}, "true", more=gst)
+    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+    log = (tmp_path / "pip.log").read_text()
+    assert "pip uninstall -y opencv-python-headless opencv-python" in log, log
+    assert "the service will refuse the camera" in " ".join(r.stdout.split())
+    (tmp_path / "pip.log").unlink()
+    (tmp_path / "venv" / "lib" / "cv2_gstreamer").write_text("")
+    r = _runtime_play(tmp_path, {"edge_ser": "old", "cv2_gstreamer": ""}, "true", more=gst)
+    assert r.returncode == 0 and "refuse the camera" not in r.stdout, (r.stdout + r.stderr)[-3000:]
+    (tmp_path / "pip.log").unlink()
+    r = _runtime_play(tmp_path, {"edge_ser": "old"}, "true", more={"_es_gst_camera": False})
+    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+    assert "opencv" not in (tmp_path / "pip.log").read_text()
 
 
 def test_the_restart_handler_waits_for_the_first_bundle(tmp_path):
