@@ -245,3 +245,25 @@ def test_max_rows_below_one_is_refused_naming_the_option(tmp_path, capsys):
         assert e.value.code == 2
         err = capsys.readouterr().err
         assert "--max-rows" in err and "must be >= 1" in err
+
+
+def test_warnings_are_one_line_each(monkeypatch):
+    """The command's own warnings (a skipped file, a data set's class folder) came in Python's format, each with the
+    source file and line that raised it ("/.../converters/pipeline.py:98: DatasetWarning: ...\\n  return path.name,
+    ..."): they are one line `python -m converters.export.tflite_bundle: warning: ...`, as the CLI's, while it
+    runs, and Python's format is back after it."""
+    import warnings
+
+    from edge_ser.errors import InputWarning
+
+    said = []
+
+    def main(argv):
+        said.append(warnings.formatwarning(InputWarning("x.wav: skipped"), InputWarning, "p.py", 98, "src"))
+        return 0
+
+    monkeypatch.setattr(tb, "main", main)
+    before = warnings.formatwarning
+    assert tb.run([]) == 0
+    assert said == ["python -m converters.export.tflite_bundle: warning: x.wav: skipped\n"]
+    assert warnings.formatwarning is before

@@ -589,17 +589,26 @@ def _one_blas_thread():
 
 
 def run(argv: list[str] | None = None) -> int:
-    """`main`, with an edge-ser error (a bad bundle, a data set not found) printed as one line and exit 2."""
+    """`main`, with an edge-ser error (a bad bundle, a data set not found) printed as one line and exit 2, and our
+    own warnings (a skipped file, a data set's) one line each, as the CLI prints them (they came in Python's format,
+    each with the source file and line that raised it)."""
+    import warnings
+
+    from edge_ser.cli import short_warnings
     from edge_ser.errors import EdgeSerError
 
+    who = "python -m converters.export.tflite_bundle"
+    default, warnings.formatwarning = warnings.formatwarning, short_warnings(who)
     try:
         # the features on one BLAS thread, as `edge-ser laq` computes them (edge_ser.cli sets OPENBLAS_NUM_THREADS=1):
         # with a thread per core their float rounding differs, and so did the int8 scales (by 2e-9)
         with _one_blas_thread():
             return main(argv)
     except EdgeSerError as e:
-        print(f"python -m converters.export.tflite_bundle: error: {e}", file=sys.stderr)
+        print(f"{who}: error: {e}", file=sys.stderr)
         return 2
+    finally:
+        warnings.formatwarning = default
 
 
 if __name__ == "__main__":
