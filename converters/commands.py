@@ -231,15 +231,22 @@ def _seed_text(args: argparse.Namespace, task) -> str:
     return f"seed {args.seed}; {speaker_seed_note(speakers, getattr(args, 'folds', 5))}"
 
 
-def _warn_missing_classes(task, split) -> None:
+def _warn_missing_classes(task, split, kind: str = "speaker") -> None:
     """Say on stderr when the split leaves a class out of training or validation (`missing_classes`) or out of
     its test part (`untested_classes`: the UAR is then over fewer classes), and when its validation or test part has
-    fewer than FEW_CLIPS clips (`small_parts`)."""
-    for gap in (
-        missing_classes(task.y, task.classes, split),
-        untested_classes(task.y, task.classes, split),
-        small_parts(split),
-    ):
+    fewer than FEW_CLIPS clips (`small_parts`). A `kind` "random" split's advice names no --fold / --folds (they
+    are ignored there, and said so, yet the advice was to change them)."""
+    if kind == "random":
+        advice = "choose another --seed, or gather more clips"
+        gaps = (
+            missing_classes(task.y, task.classes, split, advice),
+            untested_classes(task.y, task.classes, split, advice),
+        )
+        parts = small_parts(split, "use more clips")
+    else:
+        gaps = (missing_classes(task.y, task.classes, split), untested_classes(task.y, task.classes, split))
+        parts = small_parts(split)
+    for gap in (*gaps, parts):
         if gap:
             print(f"edge-ser: warning: {gap}", file=sys.stderr)
 
@@ -274,7 +281,7 @@ def cmd_train(args: argparse.Namespace, spec: FeatureSpec, *, title: str | None 
     say(f"[1/3] data: {task.data_line}")
     split = task.split(args.split, seed=args.seed, fold=args.fold, k=getattr(args, "folds", 5))
     made = _split_record(args, task, split)
-    _warn_missing_classes(task, split)
+    _warn_missing_classes(task, split, args.split)
     sz = split.sizes()
     say(
         f"[2/3] split: {args.split}, train {sz['train']} / val {sz['val']} / test {sz['test']} ({_seed_text(args, task)})"
@@ -562,7 +569,7 @@ def cmd_laq(
     say(f"{step(1, steps)} data: {task.data_line}")
     split = task.split(args.split, seed=args.seed, fold=args.fold, k=getattr(args, "folds", 5))
     made = _split_record(args, task, split)
-    _warn_missing_classes(task, split)
+    _warn_missing_classes(task, split, args.split)
     Xtr, ytr, Xva, yva, Xte, yte = task.parts(split)
     from_model = getattr(args, "from_model", None)
     float_model = _float_model(args, task, split, made)

@@ -297,12 +297,17 @@ def _same_set_note(
     return None
 
 
-def missing_classes(y: np.ndarray, classes: Sequence[str], split: Split) -> str | None:
+def missing_classes(
+    y: np.ndarray,
+    classes: Sequence[str],
+    split: Split,
+    advice: str = "choose another --fold or --seed, or gather more clips",
+) -> str | None:
     """Which classes a split leaves without a training (or validation) clip, said as a warning (None if none):
     a class never trained on is a dead output whose test clips all count as errors, which a small data set's
     speaker fold can do without anyone noticing; a class only missing from validation is learnt, but early
     stopping and the validation figure never see it. Each case is said as what it is (a class trained on but
-    missing from validation was said to be one "the model cannot learn")."""
+    missing from validation was said to be one "the model cannot learn"). Ends with `advice`."""
     y = np.asarray(y)
 
     def absent(idx: np.ndarray) -> list[str]:
@@ -332,7 +337,7 @@ def missing_classes(y: np.ndarray, classes: Sequence[str], split: Split) -> str 
             + ", so the epoch kept is chosen without "
             + ("it" if len(learnt) == 1 else "them")
         )
-    return "; ".join(gaps) + ": " + "; ".join(why) + "; choose another --fold or --seed, or gather more clips"
+    return "; ".join(gaps) + ": " + "; ".join(why) + (f"; {advice}" if advice else "")
 
 
 def untested_classes(

@@ -179,6 +179,28 @@ def test_train_warns_when_its_test_speaker_holds_one_class(tmp_path, capsys):
     assert "no test clip of neutral, sad: the test part holds 1 of the 3 classes" in err
 
 
+def test_a_random_split_advises_no_fold_option(tmp_path, capsys):
+    """A random split of a folder whose class has 2 clips warned "no val clip of ...; choose another --fold or
+    --seed" and "no test clip of ...; choose another --fold or fewer --folds" right after "--fold is ignored here":
+    its advice names --seed and more clips only."""
+    from converters.data.synthetic import SyntheticSpec, generate
+    from edge_ser.audio import write_wav
+    from edge_ser.cli import main
+
+    data = tmp_path / "mine"
+    spec = SyntheticSpec(n_per_class=8, n_speakers=2, labels=("neutral", "sad"), duration=1.0)
+    for i, (wave, label, speaker) in enumerate(generate(spec)):
+        write_wav(data / label / f"{speaker}_{i:03d}.wav", wave, spec.sr)
+    few = SyntheticSpec(n_per_class=2, n_speakers=2, labels=("angry",), seed=7, duration=1.0)
+    for i, (wave, label, speaker) in enumerate(generate(few)):
+        write_wav(data / label / f"{speaker}_{i:03d}.wav", wave, spec.sr)
+    args = ["train", "--data", str(data), "--split", "random", "--epochs", "2", "-q", "--no-cache"]
+    assert main([*args, "--out", str(tmp_path / "run")]) == 0
+    err = capsys.readouterr().err
+    assert "no test clip of angry" in err and "no val clip of angry" in err
+    assert "--fold" not in err and "choose another --seed, or gather more clips" in err
+
+
 def test_zoo_loso_names_the_folds_whose_speaker_holds_one_class(capsys):
     from converters.zoo_cli import _warn_small_folds
 
