@@ -28,7 +28,7 @@ from converters.data import (
 )
 from converters.data import write as write_synthetic
 from converters.data.loaders import LABELS_CSV_COLUMNS, is_labels_csv, labels_csv_name, load_labels_csv
-from converters.data.scan import Loaded, check_decodable
+from converters.data.scan import Loaded, check_decodable, warn_lost_classes
 from converters.data.splits import check_named_speakers
 from converters.data.synthetic import GENERATOR_VERSION
 from converters.data.synthetic import SPEC_FILE as SYNTHETIC_SPEC_FILE
@@ -262,6 +262,7 @@ def prepare(
             raise DatasetError(
                 f"{name}: no file could be used ({len(undecodable)} skipped: see the warnings)"
             )
+        warn_lost_classes(name, listed, records)
     classes = class_order(r.label for r in records)
     index = {c: i for i, c in enumerate(classes)}
     y = np.array([index[r.label] for r in records], dtype=np.int64)

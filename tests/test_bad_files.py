@@ -269,3 +269,28 @@ def test_every_shipped_bundle_names_its_data_and_split(name: str, capsys) -> Non
     assert main(["info", str(REPO / "bundles" / name)]) == 0
     out = capsys.readouterr().out
     assert " on ?" not in out and f"on {acc['dataset']}" in out
+
+
+def test_a_class_whose_files_are_all_skipped_is_said_to_be_gone(tmp_path: Path) -> None:
+    """A class folder whose every file was skipped (an undecodable header, or samples the feature step refuses)
+    vanished from the class list, each file warned about but not the class, so a model was trained without it
+    unsaid: a DatasetWarning names the class, from the loader and from the feature step alike."""
+    from converters.data.scan import DatasetWarning
+
+    root = tmp_path / "mydata"
+    for i in range(3):
+        for cls in ("angry", "sad"):
+            _tone(root / cls / f"spk{i}_{cls}.wav", i)
+    (root / "Bored Stiff").mkdir()
+    _spoil(root / "Bored Stiff" / "spk0_a.wav", "random")
+    _spoil(root / "Bored Stiff" / "spk1_b.wav", "empty")
+    with pytest.warns(DatasetWarning, match="class Bored Stiff: no file of it can be used \\(2 skipped"):
+        with pytest.warns(InputWarning):
+            assert main(["data", str(root)]) == 0
+    (root / "Bored Stiff" / "spk0_a.wav").unlink()
+    (root / "Bored Stiff" / "spk1_b.wav").unlink()
+    _nan_float_wav(root / "Bored Stiff" / "spk2_c.wav")  # the header is fine: the feature step skips it
+    with pytest.warns(DatasetWarning, match="class Bored Stiff: no file of it can be used \\(1 skipped"):
+        with pytest.warns(InputWarning):
+            prep = prepare(str(root), progress=False)
+    assert set(prep.classes) == {"sad", "angry"}

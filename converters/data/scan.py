@@ -215,7 +215,27 @@ def check_decodable(dataset: str, records: Sequence[Record], *, strict: bool = F
             warnings.warn(f"{dataset}: skipped {r.source}: {problem}", InputWarning, stacklevel=2)
     if not kept:
         raise DatasetError(f"{dataset}: none of its {len(records)} files can be decoded (first: {bad[0][0]})")
+    warn_lost_classes(dataset, records, kept)
     return Loaded(kept, bad, bad_records)
+
+
+def warn_lost_classes(dataset: str, listed: Sequence[Record], kept: Sequence[Record]) -> list[str]:
+    """Warn (DatasetWarning) about each class of `listed` none of whose files is in `kept`, and return them: every
+    file of such a class was skipped (each named in its own warning), so the class is gone from the data set, and
+    a model trained on it has no output for it. Before 2026-12-07 the class just vanished from the class list."""
+    have = {r.label for r in kept}
+    counts: dict[str, int] = {}
+    for r in listed:
+        if r.label not in have:
+            counts[r.label] = counts.get(r.label, 0) + 1
+    for label, n in counts.items():
+        warnings.warn(
+            f"{dataset}: class {label}: no file of it can be used ({n} skipped: see the warnings above), so it is "
+            "not a class of this data set and a model trained on it has no output for it",
+            DatasetWarning,
+            stacklevel=3,
+        )
+    return list(counts)
 
 
 __all__ = [
@@ -226,4 +246,5 @@ __all__ = [
     "check_decodable",
     "data_files",
     "skip_ignored",
+    "warn_lost_classes",
 ]
