@@ -294,3 +294,18 @@ def test_a_class_whose_files_are_all_skipped_is_said_to_be_gone(tmp_path: Path) 
         with pytest.warns(InputWarning):
             prep = prepare(str(root), progress=False)
     assert set(prep.classes) == {"sad", "angry"}
+
+
+def test_features_listing_is_named_after_its_matrix(tmp_path: Path, capsys) -> None:
+    """`features --out X.v1` wrote X.v1.npy and X.txt, so `--out X.v2` (other files) overwrote the first run's
+    listing without a word: each matrix's listing is its own name with .txt."""
+    a = [_tone(tmp_path / "a" / f"a{i}.wav", i) for i in range(2)]
+    b = [_tone(tmp_path / "b" / f"b{i}.wav", i + 5) for i in range(3)]
+    for folder, name in (("a", "X.v1"), ("b", "X.v2")):
+        assert (
+            main(["features", str(tmp_path / folder), "--no-cache", "-q", "--out", str(tmp_path / name)]) == 0
+        )
+    assert "X.v2.npy and " + str(tmp_path / "X.v2.txt") in capsys.readouterr().out
+    assert (tmp_path / "X.v1.txt").read_text().split() == [str(p) for p in a]
+    assert (tmp_path / "X.v2.txt").read_text().split() == [str(p) for p in b]
+    assert np.load(tmp_path / "X.v1.npy").shape == (2, 180) and not (tmp_path / "X.txt").exists()
