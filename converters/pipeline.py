@@ -94,8 +94,9 @@ def load_records(
         return data.lower(), load_dataset(data.lower(), root, strict=strict)
     if path.is_dir() and (path / SYNTHETIC_SPEC_FILE).is_file():
         return "synthetic", check_decodable("synthetic", load_synthetic(path), strict=strict)
-    if path.is_dir():
-        return path.name, check_decodable(path.name, load_folder(path), strict=strict)
+    if path.is_dir():  # resolved: `--data .` (or `..`) is the folder's own name, not "" (a bundle refused it)
+        name = path.resolve().name or "data"
+        return name, check_decodable(name, load_folder(path), strict=strict)
     if is_labels_csv(path):
         name = labels_csv_name(path)
         return name, check_decodable(name, load_labels_csv(path), strict=strict)

@@ -602,3 +602,20 @@ def test_a_folder_of_face_images_says_how_images_are_scored(tmp_path):
         warnings.simplefilter("ignore")
         with pytest.raises(DatasetError, match=r"4 image\(s\).*--data fer2013 --root .*test/<class>/"):
             load_folder(tmp_path)
+
+
+def test_a_folder_given_as_dot_is_named_by_its_own_name(tmp_path, monkeypatch):
+    """`--data .` from inside one's data folder named the data set "" (and `..` ".."): `edge-ser laq` trained for
+    the whole run, then the bundle was refused ("must say what it was measured on: add 'dataset'"). The name is the
+    resolved folder's, as ship_ser.py and a labels CSV already took it."""
+    from converters.pipeline import load_records
+    from edge_ser.audio import write_wav
+
+    y = (0.1 * np.sin(np.arange(8000) / 7)).astype(np.float32)
+    for cls in ("angry", "sad"):
+        write_wav(tmp_path / "mydata" / cls / f"spk1_{cls}.wav", y, 16000)
+    monkeypatch.chdir(tmp_path / "mydata")
+    name, records = load_records(".")
+    assert name == "mydata" and {r.get("root") for r in records} == {"mydata"}
+    monkeypatch.chdir(tmp_path / "mydata" / "sad")
+    assert load_records("..")[0] == "mydata"

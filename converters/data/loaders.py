@@ -428,7 +428,7 @@ def load_folder(root: str | os.PathLike) -> list[Record]:
                 speaker_of(rel),
                 "folder",
                 folder,
-                meta={"root": root.name},
+                meta={"root": root.resolve().name},  # `--data .` is the folder's name, not ""
             )
         )
     skip_ignored(skipped, AUDIO_EXTENSIONS, [r.source for r in records])  # said, not dropped unsaid
