@@ -303,15 +303,20 @@ def cmd_train(args: argparse.Namespace, spec: FeatureSpec, *, title: str | None 
         f"test accuracy: {test_acc:.3f}, UAR {test_uar:.3f}  (n={sz['test']}, majority-class baseline {chance:.3f})"
     )
     cm = _print_confusion(say, task.classes, yte, pred)
-    torch.save(
-        {
-            "state_dict": res.model.state_dict(),
-            "classes": list(task.classes),
-            "spec": _spec_dict(task),
-            "model": task.model_name,
-        },
-        out / "model.pt",
-    )
+    from edge_ser.fileio import atomic_writer
+
+    with atomic_writer(
+        out / "model.pt"
+    ) as fh:  # whole or not at all: a Ctrl-C mid-write left a torn model.pt
+        torch.save(
+            {
+                "state_dict": res.model.state_dict(),
+                "classes": list(task.classes),
+                "spec": _spec_dict(task),
+                "model": task.model_name,
+            },
+            fh,
+        )
     write_json(
         out / "summary.json",
         {
