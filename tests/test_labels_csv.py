@@ -349,3 +349,29 @@ def test_a_quoted_cell_after_a_delimiter_and_a_space_is_read_as_quoted(tmp_path,
     ]
     (tmp_path / "semi.csv").write_text('label; path\n "sadness"; "a.wav"\n')
     assert [(r.source.name, r.label) for r in _load(tmp_path / "semi.csv")[0]] == [("a.wav", "sad")]
+
+
+def test_a_path_in_the_other_unicode_form_names_its_file(tmp_path):
+    """A CSV written on macOS spells "Fröhlich/" decomposed (o + a combining diaeresis) where the folder copied to
+    Linux is composed, or the other way round: the same name to the eye, refused as "not found in ...". The file is
+    found in either form."""
+    import unicodedata
+
+    import numpy as np
+
+    from edge_ser.audio import write_wav
+
+    y = (0.1 * np.sin(np.arange(8000) / 7)).astype(np.float32)
+    composed = unicodedata.normalize("NFC", "Fröhlich")
+    decomposed = unicodedata.normalize("NFD", "Fröhlich")
+    write_wav(tmp_path / "mine" / composed / "spk1_a.wav", y, 16000)
+    write_wav(tmp_path / "mine" / "sad" / f"{decomposed}_b.wav", y, 16000)
+    table = tmp_path / "mine" / "labels.csv"
+    table.write_text(
+        f"path,label,speaker\n{decomposed}/spk1_a.wav,happy,spk1\nsad/{composed}_b.wav,sad,spk2\n"
+    )
+    records = load_labels_csv(table)
+    assert sorted(r.source for r in records) == sorted(
+        [tmp_path / "mine" / composed / "spk1_a.wav", tmp_path / "mine" / "sad" / f"{decomposed}_b.wav"]
+    )
+    assert all(r.source.is_file() for r in records)

@@ -710,6 +710,18 @@ def _labels_columns(
     return {name: header.index(name) for name in (path_column, "label", *optional) if name in header}
 
 
+def _unicode_twin(root: Path, given: str, path: Path) -> Path:
+    """`path`, or, when it does not exist, the file `given` names in the other Unicode form (macOS writes "ö" as
+    o + a combining diaeresis): the same name to the eye, which "not found" left unexplained."""
+    if not given or path.exists():
+        return path
+    for form in ("NFC", "NFD"):
+        other = windows_path(root, unicodedata.normalize(form, given))
+        if other.is_file():
+            return other
+    return path
+
+
 def read_labels_csv(
     table: Path,
     loader: str,
@@ -760,6 +772,7 @@ def read_labels_csv(
         if raw != given and given and not path.exists() and (root / raw).is_file():
             given = cells[path_column] = raw  # a file whose name has spaces around it (" a.wav"): as written
             path = root / raw
+        path = _unicode_twin(root, given, path)
         label = L.to_label(native) if native else None
         parsed = LabelsRow(line, path, label or native, native, cells)
         key = os.path.realpath(path)  # one file under two names (a link and its target) is listed twice
