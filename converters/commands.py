@@ -305,9 +305,8 @@ def cmd_train(args: argparse.Namespace, spec: FeatureSpec, *, title: str | None 
     cm = _print_confusion(say, task.classes, yte, pred)
     from edge_ser.fileio import atomic_writer
 
-    with atomic_writer(
-        out / "model.pt"
-    ) as fh:  # whole or not at all: a Ctrl-C mid-write left a torn model.pt
+    # whole or not at all: a Ctrl-C mid-write left a torn model.pt
+    with atomic_writer(out / "model.pt") as fh:
         torch.save(
             {
                 "state_dict": res.model.state_dict(),
