@@ -576,3 +576,22 @@ def test_a_speaker_file_of_no_clip_is_not_written(tmp_path: Path, capsys, off: l
     )
     assert main([*base, "--enroll", str(voice)]) == 0
     assert "saved 2 clip(s)" in capsys.readouterr().out and Recognizer(b, "numpy").load_speaker(me) == 2
+
+
+def test_run_speaker_file_names_runs_own_option_to_keep_the_prior(tmp_path: Path, capsys) -> None:
+    """`edge-ser run` has --no-adapt and no --adapt, but its --speaker-file help and its "not written" line told
+    the user of "--adapt off / --no-adapt" (predict's wording): `run --adapt off` is an unrecognised argument."""
+    from edge_ser.cli import build_parser, main
+
+    run = build_parser()._subparsers._group_actions[0].choices["run"]  # noqa: SLF001
+    text = next(a.help for a in run._actions if "--speaker-file" in a.option_strings)  # noqa: SLF001
+    assert "--no-adapt learns none" in text and "--adapt off" not in text
+    b = _with_block(tmp_path)
+    _, clip = _recordings(tmp_path, 0)
+    me = tmp_path / "me.json"
+    args = ["run", str(b), "--audio-file", str(clip), "--fast", "--no-console", "--engine", "numpy"]
+    assert main([*args, "--window", "1", "--no-adapt", "--speaker-file", str(me)]) == 0
+    err = capsys.readouterr().err
+    assert not me.exists()
+    assert f"speaker file {me}: not written: no clip of the speaker was learnt (--no-adapt learns none" in err
+    assert "--adapt off" not in err

@@ -212,7 +212,9 @@ def add_enroll_arg(p: ArgumentTarget, no_adapt: str = "--adapt off") -> None:
     )
 
 
-def add_speaker_file_arg(p: ArgumentTarget) -> None:
+def add_speaker_file_arg(p: ArgumentTarget, no_adapt: str = "--adapt off / --no-adapt") -> None:
+    """`--speaker-file FILE`; `no_adapt` is how this command says keep the statistics (run: --no-adapt, as it has
+    no --adapt)."""
     p.add_argument(
         "--speaker-file",
         type=given_file,
@@ -221,7 +223,7 @@ def add_speaker_file_arg(p: ArgumentTarget) -> None:
         help="keep the speaker across sessions: start from the statistics in FILE when it exists (before any "
         "--enroll), and write the session's statistics there at the end (a bundle with speaker normalisation; "
         "when another run saved the same file meanwhile, the clips of both are kept). Nothing is written, and a "
-        "line says so, while it would hold no clip: --adapt off / --no-adapt learns none from the audio, so "
+        f"line says so, while it would hold no clip: {no_adapt} learns none from the audio, so "
         "give --enroll beside it to store a speaker",
     )
 
@@ -273,16 +275,17 @@ def check_writable(path: Path, option: str, *, create: bool = True) -> None:
         raise ConfigError(f"{option} {path}: cannot write there ({e.strerror or e})") from None
 
 
-def save_speaker_file(rec, path: Path | None) -> str | None:
+def save_speaker_file(rec, path: Path | None, no_adapt: str = "--adapt off / --no-adapt") -> str | None:
     """`--speaker-file`: write the session's statistics; a line saying so (None: no file asked for). Nothing is
-    written while the statistics hold no clip (nothing enrolled, loaded or learnt), and the line says why."""
+    written while the statistics hold no clip (nothing enrolled, loaded or learnt), and the line says why
+    (`no_adapt`: the command's option that keeps the prior, as in `add_speaker_file_arg`)."""
     if path is None:
         return None
     ours = rec.speaker_clips
     # a file of 0 clips is only the training prior: the next session would start from nothing learnt
     if ours == 0:
         why = (
-            "--adapt off / --no-adapt learns none from the audio; --enroll FILES adds some"
+            f"{no_adapt} learns none from the audio; --enroll FILES adds some"
             if not rec.adapting
             else "none of the audio was speech the speaker statistics take"
         )

@@ -145,7 +145,7 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
         "visitors take turns; 5..3600 s (default: one speaker all run)",
     )
     add_enroll_arg(m, "--no-adapt")
-    add_speaker_file_arg(m)
+    add_speaker_file_arg(m, "--no-adapt")
     m.add_argument(
         "--ema-alpha",
         type=float,
@@ -634,7 +634,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             outputs.web.end([text for _, text in lines])
     for level, text in lines:
         print(f"edge-ser run: {level}{text}", file=sys.stderr)
-    saved = save_speaker_file(rec, getattr(args, "speaker_file", None))  # also after Ctrl-C: run() returned
+    # also after Ctrl-C: run() returned; run has --no-adapt, not --adapt off
+    saved = save_speaker_file(rec, getattr(args, "speaker_file", None), "--no-adapt")
     if saved:
         print(f"edge-ser run: {saved}", file=sys.stderr)
     return 1 if failed else 0
