@@ -595,3 +595,29 @@ def test_run_speaker_file_names_runs_own_option_to_keep_the_prior(tmp_path: Path
     assert not me.exists()
     assert f"speaker file {me}: not written: no clip of the speaker was learnt (--no-adapt learns none" in err
     assert "--adapt off" not in err
+
+
+def test_bench_live_writes_the_speaker_file_it_says_it_writes(tmp_path: Path, capsys) -> None:
+    """`edge-ser bench --live --speaker-file F` read F and said "it is written at the end" (its help, shared with
+    run, says so too), but never wrote it: the session's speaker was lost without a word."""
+    from edge_ser.cli import main
+
+    b = _with_block(tmp_path)
+    voice, clip = _recordings(tmp_path, 2)
+    me = tmp_path / "me.json"
+    args = [
+        "bench",
+        str(b),
+        "--live",
+        "--audio-file",
+        str(clip),
+        "--fast",
+        "--engine",
+        "numpy",
+        "--window",
+        "1",
+    ]
+    assert main([*args, "--enroll", str(voice), "--speaker-file", str(me)]) == 0
+    err = capsys.readouterr().err
+    assert "it is written at the end" in err and f"speaker file {me}: saved" in err
+    assert Recognizer(b, "numpy").load_speaker(me) >= 2

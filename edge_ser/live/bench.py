@@ -231,6 +231,7 @@ def cmd_bench_live(args) -> int:
     import sys
 
     from edge_ser.bundle import load_bundle
+    from edge_ser.cli.common import save_speaker_file
     from edge_ser.live.command import build, too_short
 
     hears = load_bundle(args.bundle, verify=False).input_kind.hears  # build() loads and verifies it
@@ -258,13 +259,17 @@ def cmd_bench_live(args) -> int:
     rss = RssSampler(args.rss_every)
     # --json, --web and --overlay as `edge-ser run` has them (they were accepted and ignored); no console table
     with make_outputs(replace(output_settings(args), console=False)) as outputs:
-        _, runner = build(args, outputs=[rss, outputs], keep=1_000_000)
+        rec, runner = build(args, outputs=[rss, outputs], keep=1_000_000)
         if outputs.web is not None:
             print(f"live page: {outputs.web.url}", file=sys.stderr)
             if outputs.web.elsewhere:
                 print(f"  from other machines: {outputs.web.elsewhere}", file=sys.stderr)
         t0 = time.perf_counter()
         stats = runner.run()
+    # --speaker-file: build() read it and said "it is written at the end", as `edge-ser run` does; it was not
+    saved = save_speaker_file(rec, getattr(args, "speaker_file", None), "--no-adapt")
+    if saved:
+        print(f"edge-ser bench: {saved}", file=sys.stderr)
     short = too_short(args, stats)
     if short:
         raise ConfigError(short)
