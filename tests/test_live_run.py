@@ -1309,3 +1309,20 @@ def test_a_run_that_fails_tells_the_live_page_why(media, monkeypatch, capsys):
     assert "No space left on device" in capsys.readouterr().err
     assert len(ended) == 1 and len(ended[0]) == 1
     assert ended[0][0].startswith("error: /dev/full") and "No space left on device" in ended[0][0]
+
+
+def test_speaker_options_for_a_bundle_that_learns_no_speaker_are_named(tmp_path, capsys):
+    """`run bundles/laq_mlp_emodb --no-adapt` (or `--learn windows`) was accepted without a word, though the
+    bundle has no speaker normalisation; `predict` and `eval` say their --adapt / --no-adapt changes nothing
+    there, and run names the same options for a face-only bundle."""
+    from edge_ser.audio import write_wav
+    from edge_ser.cli import main
+
+    wav = write_wav(tmp_path / "a.wav", (0.1 * np.sin(np.arange(32000) / 5)).astype(np.float32), 16000)
+    run = ["run", str(ROOT / "bundles" / "laq_mlp_emodb"), "--audio-file", str(wav), "--fast", "--no-console"]
+    assert main([*run, "--engine", "numpy", "--window", "1", "--no-adapt", "--learn", "windows"]) == 0
+    err = capsys.readouterr().err
+    assert "--learn, --no-adapt not used: this bundle has no speaker normalisation" in err
+    ser = ["run", str(ROOT / "bundles" / "ser_emodb"), "--audio-file", str(wav), "--fast", "--no-console"]
+    assert main([*ser, "--engine", "numpy", "--window", "1", "--no-adapt"]) == 0
+    assert "not used" not in capsys.readouterr().err

@@ -283,10 +283,11 @@ def _plays(video: str | Path) -> bool:
     return p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file() and p.stat().st_size > 0
 
 
-def unused_options(args: argparse.Namespace, kind: Any) -> list[str]:
+def unused_options(args: argparse.Namespace, kind: Any, learns_speaker: bool = True) -> list[str]:
     """Options given that this run does not use (they were accepted without a word): microphone settings beside an
     audio file, a camera beside a video file, the live page's settings without --web, audio settings for a
-    bundle that takes faces only."""
+    bundle that takes faces only, and the speaker-learning settings for a bundle without speaker normalisation
+    (`learns_speaker` False; `predict` and `eval` name their --adapt / --no-adapt there too)."""
     out = []
     if getattr(args, "audio_file", None) is not None:
         mic = [
@@ -347,6 +348,13 @@ def unused_options(args: argparse.Namespace, kind: Any) -> list[str]:
         audio += ["--no-adapt"] if getattr(args, "no_adapt", False) else []
         if audio:
             out.append(f"{', '.join(audio)} not used: this bundle takes faces only")
+    elif not learns_speaker:
+        speaker = ["--learn"] if _given(args, "learn") else []
+        speaker += ["--no-adapt"] if getattr(args, "no_adapt", False) else []
+        if speaker:
+            out.append(
+                f"{', '.join(speaker)} not used: this bundle has no speaker normalisation, so it learns no speaker"
+            )
     return out
 
 
@@ -408,7 +416,7 @@ def build(args: argparse.Namespace, *, stop=None, outputs=(), keep: int = 10_000
         print(
             f"edge-ser run: note: --video-file is not used: {rec.bundle.name} takes no faces", file=sys.stderr
         )
-    for unused in unused_options(args, rec.kind):
+    for unused in unused_options(args, rec.kind, learns_speaker=rec.speaker_clips is not None):
         print(f"edge-ser run: note: {unused}", file=sys.stderr)
     if getattr(args, "fast", False) and rec.kind.faces and not getattr(args, "video_file", None):
         # the faces come from a live camera, which delivers in real time while the file runs ahead of it
