@@ -1326,3 +1326,32 @@ def test_speaker_options_for_a_bundle_that_learns_no_speaker_are_named(tmp_path,
     ser = ["run", str(ROOT / "bundles" / "ser_emodb"), "--audio-file", str(wav), "--fast", "--no-console"]
     assert main([*ser, "--engine", "numpy", "--window", "1", "--no-adapt"]) == 0
     assert "not used" not in capsys.readouterr().err
+
+
+def test_microphone_and_voice_gate_options_for_a_face_only_bundle_are_named(tmp_path, capsys):
+    """`run bundles/face_fer` opens no microphone, but --mic, --mic-rate, --channels, --vad-voicing and
+    --vad-steady were accepted without a word (--vad-db was named)."""
+    import cv2
+
+    from edge_ser.cli import main
+
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "0.png"), np.full((120, 160, 3), 128, np.uint8))
+    run = ["run", str(ROOT / "bundles" / "face_fer"), "--video-file", str(folder), "--fast", "--no-console"]
+    given = [
+        "--mic",
+        "USB",
+        "--mic-rate",
+        "48000",
+        "--channels",
+        "2",
+        "--vad-voicing",
+        "0.2",
+        "--vad-steady",
+        "2",
+    ]
+    assert main([*run, "--engine", "numpy", "--window", "1", "--image-fps", "1", *given]) == 0
+    err = capsys.readouterr().err
+    want = "--mic, --mic-rate, --channels, --vad-voicing, --vad-steady not used: this bundle takes faces only"
+    assert want in err

@@ -335,11 +335,18 @@ def unused_options(args: argparse.Namespace, kind: Any, learns_speaker: bool = T
         ]
         if camera:
             out.append(f"{', '.join(camera)} not used: this bundle takes no faces")
-    if not kind.hears:
+    if (
+        not kind.hears
+    ):  # no microphone is opened: its settings and the voice gate's were accepted without a word
         audio = [
             o
             for o, d in (
+                ("--mic", "mic"),
+                ("--mic-rate", "mic_rate"),
+                ("--channels", "channels"),
                 ("--vad-db", "vad_db"),
+                ("--vad-voicing", "vad_voicing"),
+                ("--vad-steady", "vad_steady"),
                 ("--learn", "learn"),
                 ("--new-speaker-after", "new_speaker_after"),
             )
