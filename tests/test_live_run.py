@@ -1355,3 +1355,26 @@ def test_microphone_and_voice_gate_options_for_a_face_only_bundle_are_named(tmp_
     err = capsys.readouterr().err
     want = "--mic, --mic-rate, --channels, --vad-voicing, --vad-steady not used: this bundle takes faces only"
     assert want in err
+
+
+def test_json_append_without_a_json_file_is_named():
+    """`run --json-append` without `--json FILE` (or with `--json -`) was accepted without a word, as --web-host
+    without --web was before it was named."""
+    import argparse
+
+    from edge_ser.live.command import unused_options
+    from edge_ser.recognizer import Recognizer
+
+    kind = Recognizer(ROOT / "bundles" / "ser_emodb", "numpy").kind
+    base = {
+        "fast": False,
+        "mic": None,
+        "audio_file": "a.wav",
+        "video_file": None,
+        "camera": None,
+        "web": None,
+    }
+    for json_out, said in ((None, "without --json FILE"), ("-", "with --json -"), ("r.jsonl", None)):
+        notes = unused_options(argparse.Namespace(**base, json=json_out, json_append=True), kind)
+        named = [n for n in notes if n.startswith("--json-append not used")]
+        assert (said in named[0]) if said else not named

@@ -317,6 +317,13 @@ def unused_options(args: argparse.Namespace, kind: Any, learns_speaker: bool = T
         ]
         if web:
             out.append(f"{', '.join(web)} not used without --web")
+    if getattr(args, "json_append", False) and getattr(args, "json", None) in (None, "-"):
+        # it was accepted without a word, so a service's results went nowhere it could keep
+        out.append(
+            "--json-append not used without --json FILE"
+            if getattr(args, "json", None) is None
+            else "--json-append not used with --json - (stdout is written, not replaced)"
+        )
     if getattr(args, "fallback", None) is not None and not kind.faces:
         # a note, not an error: a service's config.env may name a fallback for an audio-visual bundle and later
         # be deployed an audio-only one, which must still start
