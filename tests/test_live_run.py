@@ -1378,3 +1378,24 @@ def test_json_append_without_a_json_file_is_named():
         notes = unused_options(argparse.Namespace(**base, json=json_out, json_append=True), kind)
         named = [n for n in notes if n.startswith("--json-append not used")]
         assert (said in named[0]) if said else not named
+
+
+def test_smoothing_and_image_options_that_do_nothing_are_named(tmp_path, capsys):
+    """`run --majority-k 3` (smoothing ema), `--smoothing none --ema-alpha 0.2` and `--image-fps 10` without a
+    --video-file were accepted without a word."""
+    from edge_ser.audio import write_wav
+    from edge_ser.cli import main
+
+    wav = write_wav(tmp_path / "a.wav", (0.1 * np.sin(np.arange(32000) / 5)).astype(np.float32), 16000)
+    base = ["run", str(ROOT / "bundles" / "ser_emodb"), "--audio-file", str(wav), "--fast", "--no-console"]
+    base += ["--engine", "numpy", "--window", "1"]
+    for extra, note in (
+        (["--majority-k", "3"], "--majority-k not used with --smoothing ema"),
+        (["--smoothing", "none", "--ema-alpha", "0.2"], "--ema-alpha not used with --smoothing none"),
+        (["--image-fps", "10"], "--image-fps not used: this bundle takes no faces"),
+        (["--smoothing", "majority", "--majority-k", "3"], None),
+        (["--ema-alpha", "0.3"], None),
+    ):
+        assert main([*base, *extra]) == 0
+        err = capsys.readouterr().err
+        assert (note in err) if note else "not used" not in err

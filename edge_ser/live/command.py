@@ -285,7 +285,8 @@ def _plays(video: str | Path) -> bool:
 
 def unused_options(args: argparse.Namespace, kind: Any, learns_speaker: bool = True) -> list[str]:
     """Options given that this run does not use (they were accepted without a word): microphone settings beside an
-    audio file, a camera beside a video file, the live page's settings without --web, audio settings for a
+    audio file, a camera beside a video file, the live page's settings without --web, --json-append without a
+    --json file, a smoothing's setting beside another --smoothing, --image-fps without images, audio settings for a
     bundle that takes faces only, and the speaker-learning settings for a bundle without speaker normalisation
     (`learns_speaker` False; `predict` and `eval` name their --adapt / --no-adapt there too)."""
     out = []
@@ -309,21 +310,7 @@ def unused_options(args: argparse.Namespace, kind: Any, learns_speaker: bool = T
         out.append(
             "--fast not used: a microphone runs in real time (--fast plays --audio-file as fast as it can)"
         )
-    if getattr(args, "web", None) is None:
-        web = [
-            o
-            for o, d in (("--web-host", "web_host"), ("--web-max-clients", "web_max_clients"))
-            if _given(args, d)
-        ]
-        if web:
-            out.append(f"{', '.join(web)} not used without --web")
-    if getattr(args, "json_append", False) and getattr(args, "json", None) in (None, "-"):
-        # it was accepted without a word, so a service's results went nowhere it could keep
-        out.append(
-            "--json-append not used without --json FILE"
-            if getattr(args, "json", None) is None
-            else "--json-append not used with --json - (stdout is written, not replaced)"
-        )
+    out += _unused_outputs(args)
     if getattr(args, "fallback", None) is not None and not kind.faces:
         # a note, not an error: a service's config.env may name a fallback for an audio-visual bundle and later
         # be deployed an audio-only one, which must still start
@@ -337,14 +324,16 @@ def unused_options(args: argparse.Namespace, kind: Any, learns_speaker: bool = T
                 ("--height", "height"),
                 ("--fps", "fps"),
                 ("--face-every", "face_every"),
+                ("--image-fps", "image_fps"),
             )
             if _given(args, d)
         ]
         if camera:
             out.append(f"{', '.join(camera)} not used: this bundle takes no faces")
-    if (
-        not kind.hears
-    ):  # no microphone is opened: its settings and the voice gate's were accepted without a word
+    elif getattr(args, "video_file", None) is None and _given(args, "image_fps"):
+        out.append("--image-fps not used without --video-file (a folder of images)")
+    # no microphone is opened: its settings and the voice gate's were accepted without a word
+    if not kind.hears:
         audio = [
             o
             for o, d in (
@@ -369,6 +358,37 @@ def unused_options(args: argparse.Namespace, kind: Any, learns_speaker: bool = T
             out.append(
                 f"{', '.join(speaker)} not used: this bundle has no speaker normalisation, so it learns no speaker"
             )
+    return out
+
+
+def _unused_outputs(args: argparse.Namespace) -> list[str]:
+    """`unused_options`' part for the outputs and the smoothing: the live page's settings without --web,
+    --json-append without a --json file, a smoothing's setting beside another --smoothing."""
+    out = []
+    if getattr(args, "web", None) is None:
+        web = [
+            o
+            for o, d in (("--web-host", "web_host"), ("--web-max-clients", "web_max_clients"))
+            if _given(args, d)
+        ]
+        if web:
+            out.append(f"{', '.join(web)} not used without --web")
+    smoothing = getattr(args, "smoothing", "ema")
+    for option, dest, mode in (
+        ("--ema-alpha", "ema_alpha", "ema"),
+        ("--majority-k", "majority_k", "majority"),
+    ):
+        if smoothing != mode and _given(args, dest):
+            out.append(
+                f"{option} not used with --smoothing {smoothing} (it applies to --smoothing {mode} only)"
+            )
+    if getattr(args, "json_append", False) and getattr(args, "json", None) in (None, "-"):
+        # it was accepted without a word, so a service's results went nowhere it could keep
+        out.append(
+            "--json-append not used without --json FILE"
+            if getattr(args, "json", None) is None
+            else "--json-append not used with --json - (stdout is written, not replaced)"
+        )
     return out
 
 
