@@ -65,6 +65,19 @@ def require_datasets(*names: str) -> None:
         find_dataset(name)
 
 
+def folder_problem(path: Path) -> str | None:
+    """Why `path` cannot be a results folder, or None: it is a file, or a file stands where one of its parents
+    would be made. A script checks its output folder options with this before any work: write_results' mkdir
+    refused them only after the run (a review: ship_ser.py --tables FILE trained stage 0, then a traceback)."""
+    path = Path(path)
+    for p in (path, *path.parents):
+        if p.exists():
+            if p.is_dir():
+                return None
+            return "exists and is not a folder" if p == path else f"{p} is a file, not a folder"
+    return None
+
+
 def pin_single_thread() -> None:
     """Pin BLAS/OpenMP to one thread; must run before numpy is imported to take effect."""
     for var in (

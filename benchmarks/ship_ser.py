@@ -66,7 +66,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, pin_single_thread, run_main  # noqa: E402
+from _common import RESULTS, folder_problem, pin_single_thread, run_main  # noqa: E402
 
 pin_single_thread()
 REPO = Path(__file__).resolve().parents[1]
@@ -397,7 +397,8 @@ def tables_folder(
 ) -> Path | None:
     """Where a run's tables go: `tables` (`--tables`) when given, else the repository's benchmarks/results/
     (None) for a corpus and `default` for a folder (ap.error when there is none). A folder's tables never go
-    into benchmarks/results/ (the corpora's records)."""
+    into benchmarks/results/ (the corpora's records); a file where the folder would be is refused here, not by
+    the first table's write after stage 0's training (`folder_problem`)."""
     given = f"--tables {tables}"
     if tables is None and not data.corpus:
         if default is None:
@@ -407,6 +408,8 @@ def tables_folder(
         where = Path(tables).resolve()
         if where == RESULTS.resolve() or RESULTS.resolve() in where.parents:
             ap.error(f"{given}: benchmarks/results/ holds the corpora's records; give your own folder")
+    if tables is not None and (problem := folder_problem(tables)):
+        ap.error(f"{given}: {problem}")
     return tables
 
 

@@ -45,7 +45,7 @@ from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, parse_seeds, pin_single_thread, run_main, write_results  # noqa: E402
+from _common import RESULTS, folder_problem, parse_seeds, pin_single_thread, run_main, write_results  # noqa: E402
 
 pin_single_thread()
 REPO = Path(__file__).resolve().parents[1]
@@ -884,6 +884,8 @@ def _main() -> None:
     except ValueError as e:
         ap.error(str(e))
     tables = tables_folder(ap, data, args.tables, None)
+    if args.runs is not None and (problem := folder_problem(args.runs)):  # was a traceback after the features
+        ap.error(f"--runs {args.runs}: {problem}")
     results = RESULTS if tables is None else tables
     if not data.corpus:  # before any features are made: a folder scans in seconds
         problem = speaker_problem(

@@ -147,3 +147,15 @@ def test_results_record_the_library_versions() -> None:
 
     said = machine()["versions"]
     assert "numpy " in said and "edge-ser " in said
+
+
+def test_folder_problem_names_a_file_where_a_results_folder_would_be(tmp_path: Path) -> None:
+    """An output folder option that is a file (or under one) is said before the run, not by write_results'
+    mkdir after it."""
+    from benchmarks._common import folder_problem
+
+    a_file = tmp_path / "a_file"
+    a_file.write_text("")
+    assert folder_problem(tmp_path) is None and folder_problem(tmp_path / "new" / "deeper") is None
+    assert folder_problem(a_file) == "exists and is not a folder"
+    assert folder_problem(a_file / "sub" / "t") == f"{a_file} is a file, not a folder"

@@ -1173,6 +1173,33 @@ def test_an_out_that_is_not_a_bundle_is_refused_before_any_features(folders, tmp
     assert (precious / "notes.txt").read_text() == "keep"
 
 
+def test_tables_or_runs_that_are_a_file_are_refused_before_any_features(tmp_path, monkeypatch, capsys):
+    """--tables FILE (or --runs FILE) was found out by the first table's write: ship_ser.py trained stage 0 and
+    ship_ser_nested.py made the features (or ran every fold, with --runs elsewhere) before a traceback
+    (FileExistsError, NotADirectoryError) (a review). Both are one-line usage errors now, before any features."""
+    nested = _nested()
+
+    def no_features(*a, **k):
+        raise AssertionError("features were made before the arguments were checked")
+
+    monkeypatch.setattr(ship, "training_matrix", no_features)
+    monkeypatch.setattr(nested, "training_matrix", no_features)
+    a_file = tmp_path / "a_file"
+    a_file.write_text("keep")
+    out = ("--out", tmp_path / "b")
+    line = _usage_error(monkeypatch, capsys, ship, "--data", "emodb", *out, "--tables", a_file)
+    assert f"--tables {a_file}: exists and is not a folder" in line
+    line = _usage_error(monkeypatch, capsys, ship, "--data", "emodb", *out, "--tables", a_file / "t")
+    assert f"--tables {a_file / 't'}: {a_file} is a file, not a folder" in line
+    line = _usage_error(monkeypatch, capsys, nested, "--data", "emodb", "--tables", a_file)
+    assert f"--tables {a_file}: exists and is not a folder" in line
+    line = _usage_error(
+        monkeypatch, capsys, nested, "--data", "emodb", "--tables", tmp_path / "t", "--runs", a_file
+    )
+    assert f"--runs {a_file}: exists and is not a folder" in line
+    assert a_file.read_text() == "keep" and not (tmp_path / "b").exists() and not (tmp_path / "t").exists()
+
+
 def test_nested_mismatch_names_every_option_the_nested_procedure_does_not_have():
     """Only a bundle made as ship_ser_nested.py's procedure (every choice on the inner folds, RECIPE) gets its
     figure; --recipe was not checked, so a bundle at another bit budget got the 2-bit procedure's figure, and a run
