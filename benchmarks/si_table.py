@@ -40,7 +40,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, parse_seeds, pin_single_thread, run_main, write_results  # noqa: E402
+from _common import RESULTS, folder_problem, parse_seeds, pin_single_thread, run_main, write_results  # noqa: E402
 
 pin_single_thread()
 REPO = Path(__file__).resolve().parents[1]
@@ -413,6 +413,19 @@ def sweep_grid(
     return Grid(points=points, fixed={"v": TABLE_VERSION})
 
 
+def parse_online(text: str) -> list[int]:
+    """`--online` "1,5,20" (or "" for none): the online-N clip counts, each a whole number >= 1. A word was a
+    ValueError traceback; a count below 1 was found by every transductive point after its training, and recorded
+    as that point's error (a review)."""
+    try:
+        counts = [int(n) for n in text.split(",") if n]
+    except ValueError:
+        raise ConfigError(f"--online {text}: give clip counts as N or N,N,... (e.g. 1,5,20)") from None
+    if any(n < 1 for n in counts):
+        raise ConfigError(f"--online {text}: each clip count must be at least 1")
+    return counts
+
+
 def default_name(args: argparse.Namespace, ap: argparse.ArgumentParser) -> str:
     """si_table for the whole table (every option that picks rows, protocols, norms or online counts at its
     default), else si_table_subset: a subset run used to replace the committed table and its plots."""
@@ -455,6 +468,11 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = ap.parse_args(argv)
     args.name = args.name or default_name(args, ap)
+    online = parse_online(args.online)  # these three before the data are read (they failed after, or mid-run)
+    if args.limit_folds is not None and args.limit_folds < 1:  # 0 was 'a grid needs at least one axis ...'
+        raise ConfigError(f"--limit-folds {args.limit_folds}: at least 1 fold")
+    if problem := folder_problem(args.runs):  # was the sweep's '(--out): cannot write', after the data
+        raise ConfigError(f"--runs {args.runs}: {problem}")
     import torch
 
     torch.set_num_threads(1)
@@ -473,7 +491,6 @@ def main(argv: list[str] | None = None) -> None:
     if unknown:
         raise ConfigError(f"--protocols: unknown {', '.join(unknown)}; known: {', '.join(PROTOCOLS)}")
     table = SITable(chosen, [PROTOCOLS[p] for p in table_protocols])
-    online = [int(n) for n in args.online.split(",") if n]
     seeds = parse_seeds(args.seed)
     g = sweep_grid(table, norms, online, args.limit_folds, seeds)
     sweep = Sweep(args.name, table.objective, g, args.runs, backend="serial", log=print)

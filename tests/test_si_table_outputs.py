@@ -3,6 +3,7 @@ no confusion matrix (the temporal and fusion rows read from their own runs) show
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -68,6 +69,30 @@ def test_a_subset_run_is_named_apart_and_a_partial_one_links_no_plots(monkeypatc
     assert names == ["si_table"] + ["si_table_subset"] * len(subsets)
     text = si.markdown([_row("mlp", 0.7)], 1.0, 1.0, "si_table_partial", plots=False)
     assert "![" not in text and "recipe): mlp on functionals_ext_aug" in text
+
+
+def test_bad_online_limit_folds_or_runs_are_config_errors_before_any_data(
+    monkeypatch, tmp_path: Path
+) -> None:
+    """A review: `--online x` was a ValueError traceback; `--online -3` ran every transductive point's training,
+    then recorded 'needs clips >= 1' as its error; `--limit-folds 0` was 'a grid needs at least one axis' after
+    the data were read; `--runs FILE` named '--out' after the data were read."""
+    from edge_ser.errors import ConfigError
+
+    monkeypatch.setattr(si, "SITable", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("stop")))
+    a_file = tmp_path / "a_file"
+    a_file.write_text("")
+    runs = ["--runs", str(tmp_path / "runs")]
+    for argv, said in (
+        (["--online", "x", *runs], "--online x: give clip counts as N or N,N,..."),
+        (["--online", "1,-3", *runs], "--online 1,-3: each clip count must be at least 1"),
+        (["--limit-folds", "0", *runs], "--limit-folds 0: at least 1 fold"),
+        (["--runs", str(a_file)], f"--runs {a_file}: exists and is not a folder"),
+    ):
+        with pytest.raises(ConfigError, match=re.escape(said)):
+            si.main(argv)
+    assert si.parse_online("") == [] and si.parse_online("1,5,20") == [1, 5, 20]
+    assert not (tmp_path / "runs").exists()
 
 
 def test_seed_0_points_keep_the_ids_they_had_when_the_seed_was_fixed() -> None:
