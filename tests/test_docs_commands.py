@@ -1,7 +1,7 @@
 """Every command the docs quote still parses: an option renamed in code must be renamed in the docs too.
 
-The commands are taken from code spans and code blocks of README.md, docs/, deploy/README.md and the
-"Made by" lines of benchmarks/results/. Each `edge-ser ...` is parsed by the real `edge-ser` parser and each
+The commands are taken from code spans and code blocks of README.md, docs/, deploy/README.md, the "Made by"
+lines of benchmarks/results/ (its sub-folders too) and the "command" its JSON and JSONL results record. Each `edge-ser ...` is parsed by the real `edge-ser` parser and each
 `python benchmarks/X.py ...` by its script's own parser, stopped right after parsing (nothing runs). A span
 that names a command without its required arguments (`edge-ser run`) is a mention, not a command, and passes;
 an unknown option, an unknown subcommand or a missing script fails.
@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import json
 import re
 import runpy
 import shlex
@@ -25,7 +26,7 @@ DOCS = [
     ROOT / "README.md",
     *sorted((ROOT / "docs").glob("*.md")),
     ROOT / "deploy" / "README.md",
-    *sorted((ROOT / "benchmarks" / "results").glob("*.md")),
+    *sorted((ROOT / "benchmarks" / "results").rglob("*.md")),  # roofline/, nested_*/ ... too
 ]
 COMMAND = re.compile(
     r"(?:\$ )?((?:python3? benchmarks/\S+\.py|edge-ser)(?:\s.*)?)$"
@@ -59,7 +60,32 @@ def quoted_commands() -> list[tuple[str, str]]:
     return found
 
 
-COMMANDS = quoted_commands()
+def recorded_commands() -> list[tuple[str, str]]:
+    """(file name, command) for the command every JSON or JSONL results file records (its "command", or a
+    sweep's "made_by", at any depth): a researcher reruns it to reproduce the figures beside it."""
+    found = []
+
+    def walk(value: object, where: str) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if key in ("command", "made_by") and isinstance(item, str):
+                    found.append((where, item))
+                else:
+                    walk(item, where)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item, where)
+
+    results = ROOT / "benchmarks" / "results"
+    for path in sorted([*results.rglob("*.json"), *results.rglob("*.jsonl")]):
+        where = str(path.relative_to(ROOT))
+        text = path.read_text(encoding="utf-8")
+        for record in [json.loads(text)] if path.suffix == ".json" else map(json.loads, text.splitlines()):
+            walk(record, where)
+    return found
+
+
+COMMANDS = quoted_commands() + recorded_commands()
 
 
 def test_the_docs_quote_commands():
@@ -68,6 +94,8 @@ def test_the_docs_quote_commands():
     assert len(COMMANDS) > 300
     assert {"benchmarks/si_table.py", "benchmarks/ship_ser_nested.py", "benchmarks/live_bench.py"} <= scripts
     assert sum(c.startswith("edge-ser eval ") for _, c in COMMANDS) > 10
+    assert sum(w.endswith(".json") for w, _ in COMMANDS) > 100  # the results' JSON commands are read
+    assert any(w.startswith("benchmarks/results/roofline/") for w, _ in COMMANDS)  # and their sub-folders'
 
 
 def _parse(tokens: list[str], monkeypatch: pytest.MonkeyPatch) -> str:
@@ -118,9 +146,13 @@ def test_quoted_commands_parse(scripts, monkeypatch):
     """Every quoted command parses, or is a mention missing only its required arguments or placeholders."""
     monkeypatch.chdir(ROOT)
     failures = []
+    seen = set()
     for where, command in COMMANDS:
-        if command.startswith("python") != scripts:
+        if (
+            command.startswith("python") != scripts or command in seen
+        ):  # a command quoted twice is parsed once
             continue
+        seen.add(command)
         error = _parse(shlex.split(command), monkeypatch)
         if error and not any(m in error for m in MENTION) and not PLACEHOLDER.search(error):
             failures.append(f"{where}: {command}\n    {error}")
