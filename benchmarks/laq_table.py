@@ -30,7 +30,7 @@ sys.path.insert(0, str(REPO))
 import torch  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
-from converters.compress import compress  # noqa: E402
+from converters.compress import compress, parse_recipe  # noqa: E402
 from converters.data import leave_one_speaker_out  # noqa: E402
 from converters.export.onnx_export import qdq, to_onnx  # noqa: E402
 from converters.featurize import FeatureCache  # noqa: E402
@@ -39,6 +39,7 @@ from converters.pipeline import make_split, prepare  # noqa: E402
 from converters.quant import LaqConfig  # noqa: E402
 from converters.recipe import load_spec  # noqa: E402
 from converters.train import TrainConfig, accuracy, seed_everything, train_classifier  # noqa: E402
+from edge_ser.errors import ConfigError  # noqa: E402
 from edge_ser.inputs.vector import VectorKind  # noqa: E402
 
 RECIPES = [
@@ -208,6 +209,13 @@ def main() -> int:
     if args.replot:
         return replot(f"laq_table_{args.data}")
     recipes = args.recipes.split(",")
+    for recipe in recipes:  # before the features: a typo was refused by the first split's compress
+        parse_recipe(recipe)
+    if args.seeds < 1:  # 0 made the features, then a StatisticsError traceback
+        raise ConfigError(f"--seeds {args.seeds}: at least 1 random split")
+    # --loso 0 trained every random split, then a StatisticsError traceback
+    if args.loso is not None and args.loso < 1:
+        raise ConfigError(f"--loso {args.loso}: at least 1 fold (--no-loso leaves the LOSO table out)")
     laq = LaqConfig(t_margin=args.t_margin, budget=args.budget)
     t0 = time.perf_counter()
     spec = load_spec(args.spec)

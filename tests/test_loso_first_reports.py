@@ -6,6 +6,7 @@ stored JSON with the same render() and keeps the original "Made by" command."""
 from __future__ import annotations
 
 import json
+import re
 import sys
 
 import pytest
@@ -139,3 +140,22 @@ def test_run_and_replot_share_one_renderer(module) -> None:
 
     src = inspect.getsource(module.main)
     assert "render(payload)" in src and "### " not in src and "Best model" not in src
+
+
+def test_laq_table_refuses_bad_recipes_seeds_and_loso_before_the_features(monkeypatch) -> None:
+    """A review: `--seeds 0` made the features and `--loso 0` trained every random split before a StatisticsError
+    traceback ('mean requires at least one data point'); a misspelt --recipes was refused after the features."""
+    from edge_ser.errors import ConfigError
+
+    def no_features(*a, **k):
+        raise AssertionError("the features were made before the arguments were checked")
+
+    monkeypatch.setattr(laq_table, "prepare", no_features)
+    for argv, said in (
+        (["--recipes", "fp32,sensitivty"], "unknown recipe 'sensitivty'"),
+        (["--seeds", "0"], "--seeds 0: at least 1 random split"),
+        (["--loso", "0"], "--loso 0: at least 1 fold (--no-loso leaves the LOSO table out)"),
+    ):
+        monkeypatch.setattr(sys, "argv", ["benchmarks/laq_table.py", *argv])
+        with pytest.raises(ConfigError, match=re.escape(said)):
+            laq_table.main()
