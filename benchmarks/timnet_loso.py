@@ -116,6 +116,19 @@ def main(argv: list[str] | None = None) -> int:
         "--speeds", default="", help="speed factors, e.g. 0.9,1.0,1.1 (default: timnet 3, serct 1.0)"
     )
     args = ap.parse_args(argv)
+    from converters.compress import parse_recipe
+    from edge_ser.errors import ConfigError
+
+    if args.laq:  # a misspelt recipe was refused only after the first fold's float training
+        parse_recipe(args.laq)
+    speeds = args.speeds or ("1.0" if args.model == "serct_lite" else "0.9,1.0,1.1")
+    try:  # a word was a ValueError traceback
+        wanted = [int(f) for f in args.folds.split(",")] if args.folds else None
+        speed_factors = tuple(float(v) for v in speeds.split(","))
+    except ValueError:
+        raise ConfigError(
+            f"--folds {args.folds!r} / --speeds {speeds!r}: give numbers separated by commas"
+        ) from None
 
     import numpy as np
     import torch
@@ -139,15 +152,17 @@ def main(argv: list[str] | None = None) -> int:
         what = "EMODB stratified 10-fold x 3 seeds"
         y = np.array([classes.index(label) for label in labels])  # as the table: label names give other folds
         folds = [(f.name, f.split, "") for f in PROTOCOLS[args.protocol].folds(np.array(speakers), y)]
-    chosen = [int(f) for f in args.folds.split(",")] if args.folds else list(range(len(folds)))
+    chosen = list(range(len(folds))) if wanted is None else wanted
+    # --folds 10 trained the folds listed before it, then an IndexError; -1 ran the last fold as 'fold -1'
+    if bad := [k for k in chosen if not 0 <= k < len(folds)]:
+        raise ConfigError(f"--folds: {', '.join(map(str, bad))} not among the folds 0..{len(folds) - 1}")
     import dataclasses
 
     spec = dataclasses.replace(default_sequence_spec(), frames=args.frames)
-    speeds = args.speeds or ("1.0" if args.model == "serct_lite" else "0.9,1.0,1.1")
     cfg = TimNetTrainConfig(
         spec=spec,
         model=args.model,
-        speeds=tuple(float(v) for v in speeds.split(",")),
+        speeds=speed_factors,
         epochs=args.epochs,
         patience=args.patience,
         qat_epochs=args.qat_epochs,

@@ -5,6 +5,7 @@ never the committed tables made on real data."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -159,3 +160,30 @@ def test_folder_problem_names_a_file_where_a_results_folder_would_be(tmp_path: P
     assert folder_problem(tmp_path) is None and folder_problem(tmp_path / "new" / "deeper") is None
     assert folder_problem(a_file) == "exists and is not a folder"
     assert folder_problem(a_file / "sub" / "t") == f"{a_file} is a file, not a folder"
+
+
+def test_timnet_loso_refuses_bad_folds_speeds_and_laq_before_training(monkeypatch) -> None:
+    """A review: `--laq foo` trained the first fold before compress refused it; `--folds 10` trained the folds
+    listed before it, then an IndexError; a word in --folds or --speeds was a ValueError traceback."""
+    from types import SimpleNamespace
+
+    import converters.data.loaders as loaders
+    import converters.seq_train as seq_train
+    from benchmarks import timnet_loso
+
+    records = [SimpleNamespace(speaker=f"s{i}", label=lab) for i in range(10) for lab in ("a", "b") * 2]
+    monkeypatch.setattr(loaders, "load_dataset", lambda name: records)
+
+    def no_training(*a, **k):
+        raise AssertionError("a fold was trained before the arguments were checked")
+
+    monkeypatch.setattr(seq_train, "train_timnet_fold", no_training)
+    for argv, said in (
+        (["--laq", "sensitivty@2.0"], "unknown recipe 'sensitivty@2.0'"),
+        (["--folds", "0,x"], "--folds '0,x' / --speeds '0.9,1.0,1.1': give numbers separated by commas"),
+        (["--speeds", "0.9,fast"], "give numbers separated by commas"),
+        (["--folds", "0,10"], "--folds: 10 not among the folds 0..9"),
+        (["--folds", "-1"], "--folds: -1 not among the folds 0..9"),
+    ):
+        with pytest.raises(ConfigError, match=re.escape(said)):
+            timnet_loso.main(argv)
