@@ -153,6 +153,8 @@ def main() -> None:
         help="passed on to `edge-ser bench --live` (the voice gate's steady-sound seconds; default: its own)",
     )
     args = ap.parse_args()
+    if not args.seconds > 0:  # 0 or less was a ValueError traceback from the media maker
+        ap.error(f"--seconds {args.seconds:g}: give the length of the media played, more than 0")
     import json
 
     from edge_ser.bundle import load_bundle

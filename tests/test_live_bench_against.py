@@ -46,3 +46,18 @@ def test_the_comparison_says_both_figures_and_the_difference() -> None:
         and block["commit"].startswith("1909f63")
         and block["speech_updates"] == 377
     )
+
+
+@pytest.mark.parametrize("seconds", ["0", "-1", "nan"])
+def test_seconds_of_none_or_less_is_a_usage_error(seconds, monkeypatch, capsys) -> None:
+    """A review: `--seconds -1` (or 0) was a ValueError traceback from the media maker
+    ('need at least one array to concatenate')."""
+    import sys
+
+    from benchmarks import live_bench
+
+    monkeypatch.setattr(sys, "argv", ["benchmarks/live_bench.py", "--seconds", seconds])
+    with pytest.raises(SystemExit) as exit_:
+        live_bench.main()
+    assert exit_.value.code == 2
+    assert f"--seconds {seconds}: give the length of the media played" in capsys.readouterr().err
