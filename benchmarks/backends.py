@@ -219,8 +219,10 @@ def markdown(rows: list[dict], source: str, args: argparse.Namespace, before: di
     if before:
         head += " numpy before: median (us), / onnxruntime |"
         cols += 1
+    # a --bundles run said 'every shipped bundle' over its one or two bundles (backends_ser.md, a review)
+    which = ", ".join(Path(b).name for b in args.bundles) if args.bundles else "every shipped bundle"
     md = [
-        f"# Engines side by side: every shipped bundle, {args.threads} thread(s), batch 1, {args.runs} calls",
+        f"# Engines side by side: {which}, {args.threads} thread(s), batch 1, {args.runs} calls",
         "",
         f"Inputs: {source}, through each bundle's input kind.",
         "",
@@ -279,6 +281,10 @@ def main() -> None:
         help="engines of --before-tree to probe, comma-separated (default numpy; e.g. numpy,tflite-int8)",
     )
     args = ap.parse_args()
+    # 0 was a traceback (--clips) or a table of '0 calls' (--runs)
+    for flag in ("clips", "threads", "runs", "rounds"):
+        if getattr(args, flag) < 1:
+            ap.error(f"--{flag} {getattr(args, flag)}: at least 1")
     rows, speech = run(args)
     text = markdown(rows, speech.source, args, _before(args.before))
     print(text)

@@ -187,3 +187,22 @@ def test_timnet_loso_refuses_bad_folds_speeds_and_laq_before_training(monkeypatc
     ):
         with pytest.raises(ConfigError, match=re.escape(said)):
             timnet_loso.main(argv)
+
+
+def test_backends_refuses_counts_below_1_and_names_the_bundles_it_ran(monkeypatch, capsys) -> None:
+    """A review: `--clips 0` was a ValueError traceback, `--runs 0` wrote a table of 0 calls; a --bundles run's
+    heading said 'every shipped bundle' over its one bundle (backends_face_fer.md)."""
+    import argparse
+
+    from benchmarks import backends
+
+    monkeypatch.setattr(backends, "run", lambda args: (_ for _ in ()).throw(AssertionError("ran")))
+    for flag in ("--clips", "--threads", "--runs", "--rounds"):
+        monkeypatch.setattr(sys, "argv", ["benchmarks/backends.py", flag, "0"])
+        with pytest.raises(SystemExit) as exit_:
+            backends.main()
+        assert exit_.value.code == 2 and f"{flag} 0: at least 1" in capsys.readouterr().err
+    args = argparse.Namespace(threads=1, runs=1000, bundles=["bundles/face_fer"])
+    assert backends.markdown([], "x", args, {}).startswith("# Engines side by side: face_fer, 1 thread(s)")
+    args.bundles = None
+    assert backends.markdown([], "x", args, {}).startswith("# Engines side by side: every shipped bundle, 1")
