@@ -46,6 +46,7 @@ from converters.protocol import PROTOCOLS  # noqa: E402
 from converters.reverb import RoomSpec  # noqa: E402
 from converters.si_eval import fit_laq_mlp, fold_inputs, functionals_ext_aug_input, pooled  # noqa: E402
 from converters.speaker_norm import NormMode, online, prior, transductive  # noqa: E402
+from edge_ser.errors import ConfigError  # noqa: E402
 from edge_ser.features.egemaps import FunctionalsSpec  # noqa: E402
 
 RUNS = RESULTS / "reverb_runs.jsonl"
@@ -141,6 +142,11 @@ def run(dataset: str, folds: list[int] | None) -> list[dict]:
     with_sessions = replace(plain, copies=np.concatenate([plain.copies, copies["speaker"]]))
     tests = {"as recorded": plain.X, **conditions(dataset, cache)}
     all_folds = PROTOCOLS[protocol].folds(plain.speakers, plain.y)
+    # a fold past the last was an IndexError after the earlier folds (-1: the last fold, as 'fold -1')
+    if bad := [i for i in folds or () if not 0 <= i < len(all_folds)]:
+        raise ConfigError(
+            f"--folds: {', '.join(map(str, bad))} not among {dataset}'s folds 0..{len(all_folds) - 1}"
+        )
     done = {(r["data"], r["variant"], r["fold"]) for r in _records()}
     fit = fit_laq_mlp("sensitivity@2.0", model="functionals_mlp", balanced=balanced)
     norm = NormMode.parse("transductive")
@@ -229,7 +235,12 @@ def main() -> None:
     ap.add_argument("--data", default="emodb,ravdess", help="comma-separated: emodb, ravdess")
     ap.add_argument("--folds", default=None, help="comma-separated fold indices (default: all)")
     args = ap.parse_args()
-    folds = None if args.folds is None else [int(f) for f in args.folds.split(",")]
+    try:  # a word was a ValueError traceback
+        folds = None if args.folds is None else [int(f) for f in args.folds.split(",")]
+    except ValueError:
+        ap.error(f"--folds {args.folds}: give fold indices as N or N,N,... (e.g. 0,1,2)")
+    if unknown := [d for d in args.data.split(",") if d not in SETUPS]:  # was a KeyError traceback
+        ap.error(f"--data: unknown {', '.join(unknown)}; known: {', '.join(SETUPS)}")
     for dataset in args.data.split(","):
         run(dataset, folds)
     md, summary = markdown(_records())

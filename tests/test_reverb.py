@@ -105,3 +105,25 @@ def test_a_session_shares_one_room_per_copy(tmp_path: Path) -> None:
     assert not np.allclose(per_file[0, 0], per_file[0, 1])  # without sessions every file has its own room
     with pytest.raises(ConfigError, match="session keys"):
         reverb_functionals_matrix(paths, sessions=["a"])
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["--folds", "0,x"], "--folds 0,x: give fold indices as N or N,N,..."),
+        (["--data", "emodb,savee"], "--data: unknown savee; known: emodb, ravdess"),
+    ],
+)
+def test_reverb_benchmark_refuses_bad_folds_and_data_before_any_features(
+    argv, said, monkeypatch, capsys
+) -> None:
+    """A review: a word in --folds was a ValueError traceback, an unknown --data a KeyError."""
+    import sys
+
+    from benchmarks import reverb
+
+    monkeypatch.setattr(reverb, "run", lambda *a: (_ for _ in ()).throw(AssertionError("ran")))
+    monkeypatch.setattr(sys, "argv", ["benchmarks/reverb.py", *argv])
+    with pytest.raises(SystemExit) as exit_:
+        reverb.main()
+    assert exit_.value.code == 2 and said in capsys.readouterr().err
