@@ -156,6 +156,8 @@ def main() -> None:
         "its JSON, the notes on layers above a roof in today's wording (after a change to the plot or notes)",
     )
     args = ap.parse_args()
+    if args.runs < 1:  # 0 was a StatisticsError traceback ('no median for empty data')
+        ap.error(f"--runs {args.runs}: at least 1 timed call")
     out = _common.RESULTS / "roofline"
     if args.replot:
         done = replot(out)

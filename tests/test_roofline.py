@@ -697,3 +697,18 @@ def test_an_int8_reports_wording_counts_ops_as_the_rest_of_it_does():
     assert "Intensity = OPs / (weight + activation bytes)" in i8.markdown()
     assert "Intensity = FLOPs / (weight + activation bytes)" in f32.markdown()
     assert "max(FLOPs / peak" in f32.markdown() and "2 FLOPs per multiply-accumulate" in f32.convention
+
+
+def test_benchmark_script_refuses_runs_below_1(monkeypatch, capsys):
+    """A review: `benchmarks/roofline.py --runs 0` was a StatisticsError traceback ('no median for empty data')."""
+    import sys
+    from unittest import mock
+
+    with mock.patch.dict("os.environ"):  # the script pins BLAS threads in the environment at import
+        from benchmarks import roofline as script
+
+    monkeypatch.setattr(sys, "argv", ["benchmarks/roofline.py", "--runs", "0", "--bundles", "laq_mlp_emodb"])
+    monkeypatch.setattr(script, "build_report", lambda *a, **k: (_ for _ in ()).throw(AssertionError("ran")))
+    with pytest.raises(SystemExit) as exit_:
+        script.main()
+    assert exit_.value.code == 2 and "--runs 0: at least 1 timed call" in capsys.readouterr().err
