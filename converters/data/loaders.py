@@ -531,12 +531,37 @@ def same_names(loader: str, root: Path, records: Sequence[Record]) -> list[Recor
 
     speakers = unify([r.speaker for r in records], "speaker ids", lambda v: v != UNKNOWN_SPEAKER)
     classes = unify([r.label for r in records], "class folders", lambda v: v not in L.LABELS)
+    near_twins(loader, root, {speakers.get(r.speaker, r.speaker) for r in records} - {UNKNOWN_SPEAKER})
     return [
         r
         if speakers.get(r.speaker, r.speaker) == r.speaker and classes.get(r.label, r.label) == r.label
         else replace(r, speaker=speakers.get(r.speaker, r.speaker), label=classes.get(r.label, r.label))
         for r in records
     ]
+
+
+_SEPARATORS = re.compile(r"[\s_.\-]+")
+
+
+def near_twins(loader: str, root: Path, speakers: Iterable[str]) -> list[tuple[str, ...]]:
+    """Warn (DatasetWarning) about speaker ids that differ only in spaces, '_', '-' or '.' ("spk 09", "spk09",
+    "spk_09"), and return each such group: they stay different speakers (they may be), but if they are one person
+    a speaker split puts that person on both sides, and nothing said so (a review of a labels CSV). Case and
+    Unicode form are merged before this (`same_names`)."""
+    groups: dict[str, set[str]] = {}
+    for v in speakers:
+        groups.setdefault(_SEPARATORS.sub("", _nfc(v).casefold()), set()).add(v)
+    twins = sorted(tuple(sorted(g)) for g in groups.values() if len(g) > 1)
+    if twins:
+        shown = "; ".join(" / ".join(repr(v) for v in g) for g in twins[:4])
+        warnings.warn(
+            f"{loader} {root}: speaker ids that differ only in spaces or punctuation are kept as different "
+            f"speakers ({shown}{'; ...' if len(twins) > 4 else ''}); if each group is one person, write its id "
+            "the same way, or a speaker split puts that person on both sides",
+            DatasetWarning,
+            stacklevel=3,
+        )
+    return twins
 
 
 def swapped_layout(records: Sequence[Record]) -> str | None:
