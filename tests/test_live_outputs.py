@@ -790,6 +790,37 @@ def test_page_labels_named_like_javascript_properties_keep_their_colour() -> Non
     CHROMIUM is None or CHROMEDRIVER is None,
     reason="headless page test needs Chromium and its driver: apt-get install chromium chromium-driver",
 )
+def test_page_says_whether_a_face_is_in_view_for_a_bundle_that_reads_faces() -> None:
+    """A fusion bundle without a face in view answers from the audio: the page said only "mode audio", as for an
+    audio-only bundle, so a viewer could not tell a face not found from a camera not used. A result with a camera
+    frame now shows "face in view" or "none in view"; one without a frame (an audio-only bundle) shows no face
+    item."""
+    face = "return [document.getElementById('face-box').hidden, document.getElementById('face').textContent];"
+    with WebServer() as web:
+        drv = WebDriver(CHROMEDRIVER, CHROMIUM)
+        try:
+            drv.get(web.url)
+            _wait_clients(web, 1)
+            end = time.monotonic() + HANG_S
+            for t, kw, want in (
+                (1.0, {}, [False, "in view"]),
+                (1.5, {"mode": "audio", "face_box": None}, [False, "none in view"]),
+                (2.0, {"mode": "audio", "face_box": None, "frame_size": None}, [True]),
+            ):
+                web.emit(make_result(t=t, **kw))
+                while drv.text("#t") != f"{t:.2f} s":
+                    assert time.monotonic() < end, drv.text("#t")
+                    time.sleep(0.05)
+                hidden, text = drv.script(face)
+                assert [hidden, text][: len(want)] == want, (t, hidden, text)
+        finally:
+            drv.quit()
+
+
+@pytest.mark.skipif(
+    CHROMIUM is None or CHROMEDRIVER is None,
+    reason="headless page test needs Chromium and its driver: apt-get install chromium chromium-driver",
+)
 def test_page_does_not_call_a_label_old_within_a_long_hop() -> None:
     """A label was framed as old (dashed, drained, "(3 s ago)") after 3 s without an update, whatever the hop: a run
     with --hop 4, on time, showed every label as old for the last second of its hop. The page learns the hop from

@@ -489,6 +489,7 @@ _PAGE = """<!doctype html>
     <span>mode <b id="mode">-</b></span>
     <span id="speech-box">voice <b id="speech">-</b></span>
     <span id="level-box">level <b id="level">-</b></span>
+    <span id="face-box" hidden>face <b id="face">-</b></span>
     <span>stream <b id="t">-</b></span>
     <span>total <b id="total">-</b></span>
     <span>overflows <b id="overflows">-</b></span>
@@ -567,6 +568,11 @@ function render(r) {
   $("level-box").hidden = !hears;
   $("speech").textContent = r.label === "no audio" ? "no audio" : (r.speech ? "speech" : "silence");
   $("level").textContent = (r.level_db === null ? "-inf" : r.level_db.toFixed(1)) + " dBFS";
+  // a bundle that reads faces (a camera frame came): whether one is in view, so "mode audio" on a fusion bundle
+  // reads as no face in view, not as a camera left out
+  const camera = r.frame_size !== null && r.frame_size !== undefined;
+  $("face-box").hidden = !camera;
+  if (camera) $("face").textContent = r.face_box ? "in view" : "none in view";
   $("t").textContent = r.t.toFixed(2) + " s";
   $("total").textContent = r.times ? r.times.total.toFixed(1) + " ms" : "-";
   $("overflows").textContent = String(r.overflows);
