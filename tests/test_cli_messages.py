@@ -704,3 +704,33 @@ def test_a_speaker_file_ending_in_a_separator_is_refused(cmd, tmp_path, capsys) 
     assert e.value.code == 2
     assert "ends in a separator, so it names a folder: give a file name" in capsys.readouterr().err
     assert not (tmp_path / "me").exists()
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda m: m.pop("bitplan"),
+        lambda m: m.update(bitplan=None),
+        lambda m: m.update(layers=None, tflite=None),
+        lambda m: [r.pop(k) for r in m["layers"] for k in ("op", "params", "bits", "bytes")],
+    ],
+    ids=["no-bitplan", "null-bitplan", "null-layers-tflite", "layer-without-op-params-bits-bytes"],
+)
+def test_info_describes_a_bundle_without_its_optional_blocks(tmp_path, capsys, edit):
+    """Review: `bitplan`, `layers` (and a layer's op, params, bits, bytes) and `tflite` are optional, and the
+    manifest check let a bundle without them (or with null there) load, but `edge-ser info` crashed on it with a
+    KeyError, AttributeError or TypeError traceback. It now prints what is there, '?' for what is not."""
+    import json
+    import shutil
+
+    from edge_ser.bundle import manifest_sum_line
+
+    b = tmp_path / "b"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "bundles" / "laq_mlp_emodb", b)
+    m = json.loads((b / "manifest.json").read_text())
+    edit(m)
+    data = json.dumps(m).encode()
+    (b / "manifest.json").write_bytes(data)
+    (b / "manifest.sha256").write_bytes(manifest_sum_line(data))
+    assert main(["info", str(b)]) == 0
+    assert "bit plan (" in capsys.readouterr().out

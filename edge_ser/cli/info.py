@@ -142,22 +142,29 @@ def _print_model(bundle) -> None:
     _print_accuracy(m)
     counted = _print_counts(bundle)
     by_layer = counted.by_layer() if counted is not None else {}
-    _print(f"bit plan ({m['bitplan'].get('method', '?')}), per layer:")
-    for r in m.get("layers", []):
+    # `bitplan` and `layers` are optional, and a layer's op, params, bits and bytes too (validate_manifest): a
+    # manifest without them, or with null there, crashed `info` (KeyError, TypeError)
+    _print(f"bit plan ({sub_record(m, 'bitplan').get('method') or '?'}), per layer:")
+
+    def said(r: Mapping, key: str, width: int) -> str:
+        v = r.get(key)
+        return f"{v:>{width},}" if isinstance(v, int) else f"{'?':>{width}}"
+
+    for r in m.get("layers") or []:
         # the FLOPs counted on the graph (as the total above), not the manifest's own figure, which nothing checks
         c = by_layer.get(r["name"])
-        said = r.get("flops")
-        flops = f"{c.flops:,}" if c is not None else (f"{said:,}" if said is not None else "?")
-        differs = c is not None and said is not None and said != c.flops
+        flops_said = r.get("flops")
+        flops = f"{c.flops:,}" if c is not None else (f"{flops_said:,}" if flops_said is not None else "?")
+        differs = c is not None and flops_said is not None and flops_said != c.flops
         _print(
-            f"  {r['name']:12s} {r['op']:8s} {r['params']:>8,} params  {r['bits']:>2} bits  "
-            f"{r['bytes']:>8,} bytes  {flops:>9} FLOPs"
-            + (f" (the manifest says {said:,})" if differs else "")
+            f"  {r['name']:12s} {r.get('op') or '?':8s} {said(r, 'params', 8)} params  {said(r, 'bits', 2)} bits  "
+            f"{said(r, 'bytes', 8)} bytes  {flops:>9} FLOPs"
+            + (f" (the manifest says {flops_said:,})" if differs else "")
         )
     _print("files:")
     for name, entry in m["files"].items():
         _print(f"  {name:20s} {entry['bytes'] / 1000:8.1f} KB  sha256 {entry['sha256'][:16]}...")
-    for variant, v in m.get("tflite", {}).get("variants", {}).items():
+    for variant, v in sub_record(m, "tflite").get("variants", {}).items():
         quant = "".join(
             f", int8 {name} scale {io['scale']:.4g} zero point {io['zero_point']}"
             + (f" ({io['phases']} phased copies)" if io.get("phases", 1) > 1 else "")
