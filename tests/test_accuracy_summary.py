@@ -46,3 +46,23 @@ def test_shipped_bundles_headlines():
     ser = load_bundle(BUNDLES / "ser_emodb").describe()
     assert "validation UAR" not in ser and "no speaker-independent" not in ser
     assert ", 1.40 bits/weight on average," in ser  # two decimals, as README gives it (was "1.39655")
+
+
+def test_a_hand_edited_speaker_independent_figure_that_is_no_number_is_left_out():
+    """Review: `accuracy` is a note nothing checks, but a nested figure edited to null or "82 %", or an
+    `over_seeds` without its `seeds`, made every `Bundle.describe` (`edge-ser info`, `predict`) crash with a
+    TypeError / ValueError / KeyError. Such a figure is left out; the rest is said."""
+    for si in (
+        {"transductive": {"uar": None}, "n_folds": 10},
+        {"transductive": {"uar": "82 %"}, "n_folds": 10},
+    ):
+        parts = accuracy_summary({"test": 0.7, "dataset": "emodb", "speaker_independent": si})
+        assert parts == ["test accuracy 0.700 on emodb"]
+    seeds = {"transductive": {"uar": 0.8}, "n_folds": 10, "over_seeds": {"transductive": {"uar": 0.79}}}
+    assert accuracy_summary({"speaker_independent": seeds, "dataset": "emodb"}) == [
+        "UAR 0.800 on unseen speakers of emodb (10 folds nested)"
+    ]
+    seeds["over_seeds"]["seeds"] = [0, 1]
+    assert accuracy_summary({"speaker_independent": seeds, "dataset": "emodb"}) == [
+        "UAR 0.800 on unseen speakers of emodb (10 folds nested; 0.790 over training seeds 0, 1)"
+    ]

@@ -195,16 +195,21 @@ def accuracy_summary(acc: Mapping[str, Any]) -> list[str]:
     was chosen on, so they are no test figure."""
     parts = []
     si = acc.get("speaker_independent")
-    has_si = isinstance(si, Mapping) and isinstance(si.get("transductive"), Mapping)
+    # a note nothing checks: a hand-edited figure that is no number (null, "82 %") or a block without its `seeds`
+    # crashed every `describe` (`info`, `predict`); such a figure is left out
+    si_uar = _figure(si, "transductive")
+    has_si = si_uar is not None
     if has_si:
         seeds = si.get("over_seeds")
+        pooled_uar = _figure(seeds, "transductive")
+        listed = seeds.get("seeds") if isinstance(seeds, Mapping) else None
         pooled = (
-            f"; {seeds['transductive']['uar']:.3f} over training seeds {', '.join(map(str, seeds['seeds']))}"
-            if isinstance(seeds, Mapping) and isinstance(seeds.get("transductive"), Mapping)
+            f"; {pooled_uar:.3f} over training seeds {', '.join(map(str, listed))}"
+            if pooled_uar is not None and isinstance(listed, list)
             else ""
         )
         parts.append(
-            f"UAR {si['transductive'].get('uar', float('nan')):.3f} on unseen speakers of {acc.get('dataset', '?')} "
+            f"UAR {si_uar:.3f} on unseen speakers of {acc.get('dataset', '?')} "
             f"({si.get('n_folds', '?')} folds nested{pooled})"
         )
     if isinstance(acc.get("test"), (int, float)):
@@ -225,6 +230,13 @@ def accuracy_summary(acc: Mapping[str, Any]) -> list[str]:
             "on: optimistic; no test figure in its manifest)"
         )
     return parts
+
+
+def _figure(block: Any, key: str) -> float | None:
+    """`block[key]["uar"]` when it is a number (not a bool), else None."""
+    record = block.get(key) if isinstance(block, Mapping) else None
+    uar = record.get("uar") if isinstance(record, Mapping) else None
+    return uar if isinstance(uar, (int, float)) and not isinstance(uar, bool) else None
 
 
 def _bundles_inside(path: str | os.PathLike[str]) -> str:
