@@ -72,3 +72,18 @@ def test_a_variant_deleted_by_hand_names_the_command_that_does_it(tmp_path):
         BundleError, match="model_int8.tflite: listed in manifest.json but missing.*edge-ser slim"
     ):
         load_bundle(copy)
+
+
+def test_the_fix_a_deleted_variant_suggests_works_as_it_is_said(tmp_path, capsys):
+    """Review: the message said "put it back, or make a copy without the variants: edge-ser slim BUNDLE OUT", but
+    slim on that bundle failed with the same message (it loads the whole bundle first). It now says to put the file
+    back first, which is what makes slim work."""
+    copy = tmp_path / "b"
+    shutil.copytree(BUNDLES / "ser_emodb", copy)
+    (copy / "model_int8.tflite").unlink()
+    assert main(["slim", str(copy), str(tmp_path / "s")]) == 2
+    err = capsys.readouterr().err
+    assert "put it back, then make a copy without the variants: edge-ser slim" in err
+    shutil.copy(BUNDLES / "ser_emodb" / "model_int8.tflite", copy)
+    assert main(["slim", str(copy), str(tmp_path / "s")]) == 0
+    assert sorted(load_bundle(tmp_path / "s").files) == ["model.onnx", "weights.esq"]

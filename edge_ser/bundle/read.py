@@ -122,8 +122,9 @@ def _hint(name: str) -> str:
     """What to do about a listed file that is missing: a TFLite variant deleted by hand has a command that does it."""
     if name.endswith(".tflite"):
         return (
-            " (a TFLite variant cannot be deleted by hand: the manifest lists and signs it; put it back, or make a "
-            "copy without the variants: edge-ser slim BUNDLE OUT)"
+            " (a TFLite variant cannot be deleted by hand: the manifest lists and signs it; put it back, then make a "
+            "copy without the variants: edge-ser slim BUNDLE OUT; slim reads the whole bundle, so it cannot mend "
+            "this one as it is)"
         )
     return ""
 
