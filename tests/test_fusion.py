@@ -768,3 +768,26 @@ def test_an_image_or_silent_video_is_not_recorded_as_learnt(tmp_path, learn_firs
     assert (rec.files_learnt, rec.files_known) == (0, 1)  # the WAV alone was learnt before
     saved = json.loads(rec.save_speaker(tmp_path / "speaker.json").read_text())
     assert saved["enrolled"] == sorted(rec._enrolled) and len(saved["enrolled"]) == 1
+
+
+def test_a_fusion_the_device_would_refuse_is_not_written_over_a_working_one(tmp_path) -> None:
+    """Review: write_fusion_bundle wrote the manifest first and loaded it back after, so a branch the rule cannot
+    use (ser_emodb has no 'surprise') raised only once it had replaced a working fusion bundle's manifest: the
+    device's bundle no longer loaded. It is now checked before anything is written."""
+    from edge_ser.bundle import load_bundle, write_fusion_bundle
+
+    root = Path(__file__).resolve().parents[1] / "bundles"
+    for name in ("av_fusion", "av_fn_audio", "face_fer", "ser_emodb"):
+        shutil.copytree(root / name, tmp_path / name)
+    out = tmp_path / "av_fusion"
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    rule = load_bundle(out).rule
+    with pytest.raises(BundleError, match=r"surprise"):
+        write_fusion_bundle(
+            out,
+            name="av_fusion",
+            rule=rule,
+            branches={"audio": tmp_path / "ser_emodb", "face": tmp_path / "face_fer"},
+        )
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert load_bundle(out).rule == rule

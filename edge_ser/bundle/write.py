@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from edge_ser.bundle.fusion import BLOCK, check_fusion_manifest
+from edge_ser.bundle.fusion import BLOCK, check_fusion_manifest, load_fusion_bundle
 from edge_ser.bundle.load import load_bundle, make_bundle, parse_manifest
 from edge_ser.bundle.manifest import (
     MANIFEST_NAME,
@@ -23,7 +23,7 @@ from edge_ser.bundle.manifest import (
     MANIFEST_SUM_NAME,
     check_file_name,
 )
-from edge_ser.bundle.read import manifest_sum_line
+from edge_ser.bundle.read import DirSource, manifest_sum_line
 from edge_ser.errors import BundleError
 from edge_ser.fileio import atomic_write, signals_deferred
 
@@ -176,6 +176,16 @@ def write_fusion_bundle(
     check_fusion_manifest(manifest, str(out))
     data = (json.dumps(manifest, indent=2, allow_nan=False, ensure_ascii=False) + "\n").encode("utf-8")
     out.mkdir(parents=True, exist_ok=True)
+    # the device's checks (branches loaded, labels mapped, rates agreeing) on the manifest about to be written, before
+    # it is: a branch the rule cannot use was found only after the manifest had replaced a working fusion bundle's
+    load_fusion_bundle(
+        out,
+        str(out),
+        parse_manifest(data, str(out)),
+        DirSource(out, str(out)),
+        verify=True,
+        load_bundle=load_bundle,
+    )
     atomic_write(out / MANIFEST_NAME, data)
     atomic_write(out / MANIFEST_SUM_NAME, manifest_sum_line(data))
     load_bundle(out)
