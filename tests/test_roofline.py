@@ -712,3 +712,16 @@ def test_benchmark_script_refuses_runs_below_1(monkeypatch, capsys):
     with pytest.raises(SystemExit) as exit_:
         script.main()
     assert exit_.value.code == 2 and "--runs 0: at least 1 timed call" in capsys.readouterr().err
+
+
+def test_a_manifest_with_a_null_tflite_block_reads_as_no_variants():
+    """`tflite: null` passes the manifest check (a hand-edited manifest); the roofline read it with
+    `.get("tflite", {}).get(...)`, an AttributeError on None. It now reads as a bundle without TFLite variants."""
+    from types import SimpleNamespace
+
+    from edge_ser import roofline as rl
+
+    for block in (None, "x", {"variants": None}):
+        b = SimpleNamespace(manifest={"tflite": block, "model": {"file": "model.onnx"}}, root=".")
+        assert rl._int8_phases(b) is None and rl._int8_file_bytes(b) is None
+        assert rl.model_file(b, "tflite-int8") == "model.onnx"
