@@ -2,7 +2,7 @@
 top-1 agreement with onnxruntime.
 
     python benchmarks/backends.py [--bundles bundles/*] [--clips 24] [--threads 1] [--runs 1000]
-                                  [--name backends] [--before benchmarks/results/backends_before.json]
+                                  [--name NAME] [--before benchmarks/results/backends_before.json]
 
 Bundles: every folder of bundles/ with a manifest.json (or the ones named). Inputs: real clips, made by each
 bundle's own input kind (`InputKind.audio_inputs`, as the device makes them, then its speaker normalisation with
@@ -23,6 +23,9 @@ commit, e.g. `git archive COMMIT | tar -x -C DIR`) probes that checkout's engine
 default numpy), on its own copy of the bundle when it has one, as more engines of each bundle ("numpy
 (before)", "tflite-int8 (before)"), so a change is measured before and after side by side in one run;
 `--before` adds the numpy medians of an earlier run's JSON as a column instead.
+
+Writes benchmarks/results/NAME.{md,json}: `--name`, default backends for every shipped bundle and
+backends_<bundle>_... for a `--bundles` run (`results_stem`), so a subset never replaces the full table.
 """
 
 from __future__ import annotations
@@ -258,6 +261,15 @@ def markdown(rows: list[dict], source: str, args: argparse.Namespace, before: di
     return "\n".join(md)
 
 
+def results_stem(bundles: list[str] | None) -> str:
+    """The default results name: backends for every shipped bundle, backends_<bundle>_<bundle>... for the
+    bundles of a --bundles run (as live_bench.py's live_bench_<bundle>). A --bundles run without --name wrote
+    backends.md, replacing the full table with its subset (a review)."""
+    if not bundles:
+        return "backends"
+    return "_".join(["backends", *(Path(b).resolve().name for b in bundles)])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bundles", nargs="*", help="bundle folders (default: every bundle in bundles/)")
@@ -267,7 +279,10 @@ def main() -> None:
     ap.add_argument(
         "--rounds", type=int, default=3, help="probes per engine, alternating; the lowest median is kept (3)"
     )
-    ap.add_argument("--name", default="backends", help="results file name (default backends)")
+    ap.add_argument(
+        "--name",
+        help="results file name (default backends; with --bundles, backends_<bundle>_...: not the full table's)",
+    )
     ap.add_argument("--before", type=Path, help="an earlier run's JSON: its numpy medians become a column")
     ap.add_argument(
         "--before-tree",
@@ -298,7 +313,7 @@ def main() -> None:
         "rounds": args.rounds,
         "inputs": speech.source,
     }
-    write_results(args.name, payload, text, synthetic=speech.synthetic)
+    write_results(args.name or results_stem(args.bundles), payload, text, synthetic=speech.synthetic)
 
 
 if __name__ == "__main__":

@@ -206,3 +206,23 @@ def test_backends_refuses_counts_below_1_and_names_the_bundles_it_ran(monkeypatc
     assert backends.markdown([], "x", args, {}).startswith("# Engines side by side: face_fer, 1 thread(s)")
     args.bundles = None
     assert backends.markdown([], "x", args, {}).startswith("# Engines side by side: every shipped bundle, 1")
+
+
+def test_backends_subset_run_does_not_replace_the_full_table(monkeypatch) -> None:
+    """A review: `backends.py --bundles X` without --name wrote backends.md, the table of every shipped bundle,
+    with X's rows alone. Its default name is now backends_<bundle>_...; the full run keeps backends."""
+    from benchmarks import backends
+
+    names = []
+    monkeypatch.setattr(backends, "run", lambda args: ([], backends.SpeechClips([], "x", False)))
+    monkeypatch.setattr(backends, "write_results", lambda name, *a, **k: names.append(name))
+    for argv in (
+        ["--bundles", "bundles/face_fer/"],
+        ["--bundles", "bundles/ser_emodb", "bundles/ser_ravdess"],
+        [],
+        ["--bundles"],
+        ["--bundles", "bundles/face_fer", "--name", "mine"],
+    ):
+        monkeypatch.setattr(sys, "argv", ["benchmarks/backends.py", *argv])
+        backends.main()
+    assert names == ["backends_face_fer", "backends_ser_emodb_ser_ravdess", "backends", "backends", "mine"]
