@@ -69,6 +69,8 @@ def main() -> None:
     args = ap.parse_args()
     behind = []
     for path in args.bundles:
+        if not path.exists():  # was "not a folder (a tar bundle ...)" for a path that is not there (a review)
+            raise BundleError(f"bundle {path}: does not exist (give a bundle folder made by ship_ser.py)")
         if not path.is_dir():
             raise BundleError(f"bundle {path}: not a folder (a tar bundle is refreshed by rebuilding it)")
         old, new = refreshed(path)

@@ -127,3 +127,14 @@ def test_seed_tables_that_reused_one_stage_0_do_not_count(tmp_path: Path):
     got = ship.seeds_figures("mine", tmp_path)
     assert got["seeds"] == [0, 1] and got["transductive"]["uar"] == 0.6
     assert got["source"] == str(tmp_path.resolve() / "ship_ser_nested_mine_seeds0-1.md")
+
+
+def test_a_path_that_does_not_exist_is_said_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A review: a missing path was 'not a folder (a tar bundle is refreshed by rebuilding it)'; a tar still is."""
+    monkeypatch.setattr(sys, "argv", ["refresh_figures.py", str(tmp_path / "nope")])
+    with pytest.raises(BundleError, match=r"nope: does not exist \(give a bundle folder"):
+        refresh_figures.main()
+    (tmp_path / "b.tar").write_bytes(b"")
+    monkeypatch.setattr(sys, "argv", ["refresh_figures.py", str(tmp_path / "b.tar")])
+    with pytest.raises(BundleError, match="not a folder \\(a tar bundle is refreshed by rebuilding it\\)"):
+        refresh_figures.main()
