@@ -288,6 +288,10 @@ def main() -> int:
     args = ap.parse_args()
     if args.replot:
         return replot(ap)
+    # --seeds -1 ran nothing and wrote "seeds 0..-2" (a review); parse_seeds refuses negative seeds elsewhere
+    for flag in ("seeds", "folds", "laq_seeds"):
+        if getattr(args, flag) < 0:
+            ap.error(f"--{flag.replace('_', '-')} {getattr(args, flag)}: a count, 0 or more")
     models = [m for m in args.models.split(",") if m]
     bad = [m for m in models if m not in MODELS]
     if bad:

@@ -226,3 +226,17 @@ def test_backends_subset_run_does_not_replace_the_full_table(monkeypatch) -> Non
         monkeypatch.setattr(sys, "argv", ["benchmarks/backends.py", *argv])
         backends.main()
     assert names == ["backends_face_fer", "backends_ser_emodb_ser_ravdess", "backends", "backends", "mine"]
+
+
+def test_zoo_refuses_negative_counts_before_any_sweep(monkeypatch, capsys) -> None:
+    """A review: `zoo.py --seeds -1` ran no split and wrote zoo.md saying 'seeds 0..-2'; the other scripts refuse
+    negative seeds (parse_seeds)."""
+    pytest.importorskip("torch")
+    from benchmarks import zoo
+
+    monkeypatch.setattr(zoo, "run", lambda *a: (_ for _ in ()).throw(AssertionError("a sweep ran")))
+    for flag in ("--seeds", "--folds", "--laq-seeds"):
+        monkeypatch.setattr(sys, "argv", ["benchmarks/zoo.py", flag, "-1"])
+        with pytest.raises(SystemExit) as exit_:
+            zoo.main()
+        assert exit_.value.code == 2 and f"{flag} -1: a count, 0 or more" in capsys.readouterr().err
