@@ -47,6 +47,7 @@ from converters.sweep import Grid, Sweep  # noqa: E402
 from converters.zoo import BEST_LMS, LMS_MODELS, MODELS, RECOMMENDED, ZooPoint, run_point, zoo_objective  # noqa: E402
 from converters.zoo_cli import median_of as med  # noqa: E402
 from converters.zoo_cli import pm  # noqa: E402
+from edge_ser.errors import ConfigError  # noqa: E402
 
 OUT = REPO / "benchmarks" / "results" / "zoo"
 TARGET_ACC, TARGET_KB = 0.88, 100.0
@@ -247,6 +248,16 @@ def replot(ap: argparse.ArgumentParser) -> int:
     return 0
 
 
+def same_point(stored: dict | None, p: ZooPoint) -> bool:
+    """Whether a stored point (shipped.json's, the bundle manifest's `zoo_point`) is `p`, a key it predates
+    taking its default, as a sweep's point id does. Compared as dicts, ZooPoint's `files` (added after the
+    shipped point was stored) made the zoo's own command retrain and overwrite the shipped bundle (a review)."""
+    try:
+        return isinstance(stored, dict) and ZooPoint.from_point(stored) == p
+    except ConfigError:  # a key ZooPoint no longer has: not the same point
+        return False
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", default=",".join(MODELS))
@@ -337,10 +348,8 @@ def main() -> int:
         record = OUT / "shipped.json"  # a re-run of the report does not retrain an already shipped bundle
         old = json.loads(record.read_text()) if record.exists() else {}
         manifest = args.ship / "manifest.json"
-        same = manifest.exists() and json.loads(manifest.read_text()).get("zoo_point") == dataclasses.asdict(
-            p
-        )
-        if same and old.get("point") == dataclasses.asdict(p) and old.get("path") == str(args.ship):
+        same = manifest.exists() and same_point(json.loads(manifest.read_text()).get("zoo_point"), p)
+        if same and same_point(old.get("point"), p) and old.get("path") == str(args.ship):
             shipped = old["metrics"]
         else:
             shipped = run_point(p, bundle_out=args.ship)

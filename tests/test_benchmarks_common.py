@@ -240,3 +240,27 @@ def test_zoo_refuses_negative_counts_before_any_sweep(monkeypatch, capsys) -> No
         with pytest.raises(SystemExit) as exit_:
             zoo.main()
         assert exit_.value.code == 2 and f"{flag} -1: a count, 0 or more" in capsys.readouterr().err
+
+
+def test_zoo_rerun_of_its_command_keeps_the_shipped_bundle(monkeypatch, capsys) -> None:
+    """A review: zoo.json's own command (--report-only ... --ship bundles/tiny_transformer_emodb) retrained and
+    overwrote the shipped bundle (about an hour), since the stored point, made before ZooPoint had `files`,
+    no longer equalled the point as a dict. It keeps the bundle and writes its Shipped paragraph again."""
+    pytest.importorskip("torch")
+    import json
+    import shlex
+
+    from benchmarks import zoo
+
+    command = json.loads((RESULTS / "zoo.json").read_text())["command"]
+    monkeypatch.setattr(zoo, "run", lambda *a: [])
+    monkeypatch.setattr(zoo, "run_point", lambda *a, **k: (_ for _ in ()).throw(AssertionError("retrained")))
+    written = {}
+    monkeypatch.setattr(zoo, "write_results", lambda name, payload, md: written.update(md=md))
+    monkeypatch.setattr(sys, "argv", shlex.split(command)[1:])
+    assert zoo.main() == 0
+    assert "\n\nShipped `bundles/tiny_transformer_emodb`: tiny_transformer with DC removal" in written["md"]
+    stored = json.loads((zoo.OUT / "shipped.json").read_text())["point"]
+    assert zoo.same_point(stored, zoo.ZooPoint.from_point(stored))
+    assert not zoo.same_point({**stored, "seed": 1}, zoo.ZooPoint.from_point(stored))
+    assert not zoo.same_point({**stored, "no_such_key": 1}, zoo.ZooPoint.from_point(stored))
