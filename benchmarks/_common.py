@@ -167,6 +167,32 @@ def write_results(
     return jpath, mpath
 
 
+def computed_records(*paths: Path) -> int:
+    """Records of sweep JSONL files that a run computed (not those imported from another sweep with `reuse`,
+    which carry `reused_from`)."""
+    from converters.sweep import read_records  # imported here: converters pulls in numpy
+
+    return sum(1 for p in paths for r in read_records(Path(p)) if "reused_from" not in r)
+
+
+def resumed_seconds(
+    name: str, elapsed: float, *, computed: int, resumed: int, folder: Path | None = None
+) -> float:
+    """The `seconds` a resumable sweep's results record: this run's wall time `elapsed` when it resumed nothing
+    (`resumed`: records its sweep files held before it) or `<name>.json` was made by another command; else the
+    time that file records, plus `elapsed` when this run `computed` records. A review: lms_search.py rerun with
+    every point done wrote lms_sweep.json's seconds as 0.5, the resume's time, over the search's 1226."""
+    path = (RESULTS if folder is None else Path(folder)) / f"{name}.json"
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return elapsed
+    before = old.get("seconds") if isinstance(old, dict) and old.get("command") == this_command() else None
+    if not resumed or not isinstance(before, (int, float)):
+        return elapsed
+    return before + (elapsed if computed else 0.0)
+
+
 def write_replot(name: str, markdown: str, command: str, *, folder: Path | None = None) -> Path:
     """Write `<name>.md` again from a stored `<name>.json` (a script's `--replot`: no experiment is rerun, the
     JSON is left as it is). The "Made by" line keeps `command`, the run that made the figures, and a second

@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import pin_single_thread, run_main, write_results  # noqa: E402
+from _common import computed_records, pin_single_thread, resumed_seconds, run_main, write_results  # noqa: E402
 
 pin_single_thread()
 REPO = Path(__file__).resolve().parents[1]
@@ -108,6 +108,8 @@ def main() -> int:
     args = ap.parse_args()
     t0 = time.perf_counter()
     spec = yaml.safe_load(SPEC.read_text())
+    files = (OUT / f"{spec['name']}.jsonl", OUT / f"{NAME2}.jsonl")
+    resumed = computed_records(*files)  # done before this run: its `seconds` keeps their time
     grid1 = Grid.from_dict(spec["grid"])
     kw = {"backend": args.backend, "max_concurrent": args.max_concurrent, "log": print}
     s1 = Sweep(spec["name"], zoo_objective, grid1, OUT, **kw).run()
@@ -169,7 +171,12 @@ def main() -> int:
             "stage2": sum2,
             "stage3": sum3,
             "best": best,
-            "seconds": time.perf_counter() - t0,
+            "seconds": resumed_seconds(
+                "lms_sweep",
+                time.perf_counter() - t0,
+                computed=computed_records(*files) - resumed,
+                resumed=resumed,
+            ),
             "spec": spec,
         },
         md,

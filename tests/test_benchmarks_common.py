@@ -264,3 +264,44 @@ def test_zoo_rerun_of_its_command_keeps_the_shipped_bundle(monkeypatch, capsys) 
     assert zoo.same_point(stored, zoo.ZooPoint.from_point(stored))
     assert not zoo.same_point({**stored, "seed": 1}, zoo.ZooPoint.from_point(stored))
     assert not zoo.same_point({**stored, "no_such_key": 1}, zoo.ZooPoint.from_point(stored))
+
+
+def test_resumed_seconds_keep_the_time_of_the_run_resumed(monkeypatch, tmp_path: Path) -> None:
+    """A review: lms_search.py rerun with every point done wrote lms_sweep.json's seconds as 0.5 (the resume's
+    time), not the search's 1226. A resume keeps the recorded time, plus its own when it computed points; a
+    fresh run, or one whose results file another command made, records its own time."""
+    import json
+
+    from benchmarks._common import resumed_seconds
+
+    monkeypatch.setattr(sys, "argv", ["benchmarks/lms_search.py"])
+    say = {"command": "python benchmarks/lms_search.py", "seconds": 1226.0}
+    (tmp_path / "lms_sweep.json").write_text(json.dumps(say))
+    for computed, resumed, seconds in ((0, 26, 1226.0), (3, 23, 1326.0), (26, 0, 100.0)):
+        got = resumed_seconds("lms_sweep", 100.0, computed=computed, resumed=resumed, folder=tmp_path)
+        assert got == seconds
+    assert resumed_seconds("other", 100.0, computed=0, resumed=26, folder=tmp_path) == 100.0
+    monkeypatch.setattr(sys, "argv", ["benchmarks/lms_search.py", "--top", "3"])
+    assert resumed_seconds("lms_sweep", 100.0, computed=0, resumed=26, folder=tmp_path) == 100.0
+
+
+def test_lms_search_rerun_with_every_point_done_keeps_its_seconds(monkeypatch) -> None:
+    """The committed search rerun: every point is in its sweep files, so nothing trains, and lms_sweep.json's
+    seconds stay the search's."""
+    pytest.importorskip("torch")
+    import json
+
+    from benchmarks import lms_search
+
+    class DoneSweep(lms_search.Sweep):
+        def run(self):
+            assert not self.pending(), "a point of the committed search would train"
+            return super().run()
+
+    written = {}
+    monkeypatch.setattr(lms_search, "Sweep", DoneSweep)
+    monkeypatch.setattr(lms_search, "write_results", lambda name, payload, md: written.update(payload))
+    committed = json.loads((RESULTS / "lms_sweep.json").read_text())
+    monkeypatch.setattr(sys, "argv", ["benchmarks/lms_search.py"])
+    assert lms_search.main() == 0
+    assert written["seconds"] == committed["seconds"] and written["best"] == committed["best"]
