@@ -1399,3 +1399,16 @@ def test_smoothing_and_image_options_that_do_nothing_are_named(tmp_path, capsys)
         assert main([*base, *extra]) == 0
         err = capsys.readouterr().err
         assert (note in err) if note else "not used" not in err
+
+
+def test_an_audio_file_to_a_face_only_bundle_is_the_error_alone_without_the_fast_note(tmp_path, capsys):
+    """`run bundles/face_fer --audio-file X --fast` noted that "the audio file" outruns a live camera, then failed
+    because the bundle takes faces only: the error now stands alone."""
+    from edge_ser.audio import write_wav
+    from edge_ser.cli import main
+
+    wav = write_wav(tmp_path / "a.wav", np.zeros(16000, np.float32), 16000)
+    face = str(ROOT / "bundles" / "face_fer")
+    assert main(["run", face, "--audio-file", str(wav), "--fast", "--engine", "numpy"]) == 2
+    err = capsys.readouterr().err
+    assert "takes faces only" in err and "live camera cannot follow" not in err

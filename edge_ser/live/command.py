@@ -452,7 +452,14 @@ def build(args: argparse.Namespace, *, stop=None, outputs=(), keep: int = 10_000
         )
     for unused in unused_options(args, rec.kind, learns_speaker=rec.speaker_clips is not None):
         print(f"edge-ser run: note: {unused}", file=sys.stderr)
-    if getattr(args, "fast", False) and rec.kind.faces and not getattr(args, "video_file", None):
+    if (
+        getattr(args, "fast", False)
+        and rec.kind.faces
+        and rec.kind.hears  # a face-only bundle refuses the audio file (capture_settings' error, alone)
+        and getattr(args, "audio_file", None)
+        is not None  # a microphone: `unused_options` says --fast is unused
+        and not getattr(args, "video_file", None)
+    ):
         # the faces come from a live camera, which delivers in real time while the file runs ahead of it
         print(
             "edge-ser run: note: --fast runs the audio file faster than real time, which a live camera cannot "
