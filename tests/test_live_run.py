@@ -1412,3 +1412,29 @@ def test_an_audio_file_to_a_face_only_bundle_is_the_error_alone_without_the_fast
     assert main(["run", face, "--audio-file", str(wav), "--fast", "--engine", "numpy"]) == 2
     err = capsys.readouterr().err
     assert "takes faces only" in err and "live camera cannot follow" not in err
+
+
+def test_bench_live_notes_name_the_bench_not_run(tmp_path, capsys):
+    """`bench --live` sets up the runner `run` does (`build`), whose notes said `edge-ser run:`."""
+    from edge_ser.audio import write_wav
+    from edge_ser.cli import main
+
+    wav = write_wav(tmp_path / "a.wav", np.zeros(16000, np.float32), 16000)
+    ser = str(ROOT / "bundles" / "ser_emodb")
+    argv = [
+        ser,
+        "--audio-file",
+        str(wav),
+        "--fast",
+        "--mic-rate",
+        "48000",
+        "--engine",
+        "numpy",
+        "--window",
+        "1",
+    ]
+    main(["bench", "--live", *argv])
+    err = capsys.readouterr().err
+    assert "edge-ser bench: note: --mic-rate not used" in err and "edge-ser run:" not in err
+    main(["run", *argv, "--no-console"])
+    assert "edge-ser run: note: --mic-rate not used" in capsys.readouterr().err

@@ -259,7 +259,7 @@ def cmd_bench_live(args) -> int:
     rss = RssSampler(args.rss_every)
     # --json, --web and --overlay as `edge-ser run` has them (they were accepted and ignored); no console table
     with make_outputs(replace(output_settings(args), console=False)) as outputs:
-        rec, runner = build(args, outputs=[rss, outputs], keep=1_000_000)
+        rec, runner = build(args, outputs=[rss, outputs], keep=1_000_000, command="bench")
         if outputs.web is not None:
             print(f"live page: {outputs.web.url}", file=sys.stderr)
             if outputs.web.elsewhere:

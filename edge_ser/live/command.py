@@ -416,8 +416,9 @@ def capture_settings(args: argparse.Namespace, audio_file: str | None = None) ->
     )
 
 
-def build(args: argparse.Namespace, *, stop=None, outputs=(), keep: int = 10_000):
-    """The Recognizer and the live runner the command's arguments describe: (recognizer, runner)."""
+def build(args: argparse.Namespace, *, stop=None, outputs=(), keep: int = 10_000, command: str = "run"):
+    """The Recognizer and the live runner the command's arguments describe: (recognizer, runner). `command`: the
+    command its notes name (`edge-ser bench --live` builds the same runner)."""
     from edge_ser.live.pipeline import PipelineConfig
     from edge_ser.recognizer import Recognizer
 
@@ -442,16 +443,17 @@ def build(args: argparse.Namespace, *, stop=None, outputs=(), keep: int = 10_000
         and _plays(args.video_file)
     ):  # it went to the microphone without a word, and a machine playing a recording often has none
         print(
-            f"edge-ser run: note: {args.video_file} has no sound track (or it cannot be read): listening to the "
+            f"edge-ser {command}: note: {args.video_file} has no sound track (or it cannot be read): listening to the "
             "default microphone instead (--mic DEVICE to choose one, --audio-file FILE for a recording)",
             file=sys.stderr,
         )
     if getattr(args, "video_file", None) and not rec.kind.faces and sound is None:
         print(
-            f"edge-ser run: note: --video-file is not used: {rec.bundle.name} takes no faces", file=sys.stderr
+            f"edge-ser {command}: note: --video-file is not used: {rec.bundle.name} takes no faces",
+            file=sys.stderr,
         )
     for unused in unused_options(args, rec.kind, learns_speaker=rec.speaker_clips is not None):
-        print(f"edge-ser run: note: {unused}", file=sys.stderr)
+        print(f"edge-ser {command}: note: {unused}", file=sys.stderr)
     if (
         getattr(args, "fast", False)
         and rec.kind.faces
@@ -462,16 +464,16 @@ def build(args: argparse.Namespace, *, stop=None, outputs=(), keep: int = 10_000
     ):
         # the faces come from a live camera, which delivers in real time while the file runs ahead of it
         print(
-            "edge-ser run: note: --fast runs the audio file faster than real time, which a live camera cannot "
+            f"edge-ser {command}: note: --fast runs the audio file faster than real time, which a live camera cannot "
             "follow: few or no frames will arrive (give the faces as --video-file, or leave --fast out)",
             file=sys.stderr,
         )
     loaded = load_speaker_file(rec, getattr(args, "speaker_file", None))
     if loaded:
-        print(f"edge-ser run: {loaded}", file=sys.stderr)
+        print(f"edge-ser {command}: {loaded}", file=sys.stderr)
     if getattr(args, "enroll", None):
         line = enroll_files(rec, args.enroll, stop, vad_db=args.vad_db, voicing=args.vad_voicing)
-        print(f"edge-ser run: {line}", file=sys.stderr)
+        print(f"edge-ser {command}: {line}", file=sys.stderr)
     config = PipelineConfig(
         window=args.window,
         hop=args.hop,
@@ -487,7 +489,7 @@ def build(args: argparse.Namespace, *, stop=None, outputs=(), keep: int = 10_000
     )
     if sound is not None:
         print(
-            f"edge-ser run: note: audio from the video's own sound track ({sound}); give --mic to listen to a "
+            f"edge-ser {command}: note: audio from the video's own sound track ({sound}); give --mic to listen to a "
             "microphone instead",
             file=sys.stderr,
         )
@@ -505,7 +507,8 @@ def build(args: argparse.Namespace, *, stop=None, outputs=(), keep: int = 10_000
     if config.cut_pauses and runner.pipeline.keep_pause is None:
         why = "takes faces" if rec.kind.faces else "has no pauses block (`edge-ser info` shows it)"
         print(
-            f"edge-ser run: note: --cut-pauses does nothing here: {rec.bundle.source} {why}", file=sys.stderr
+            f"edge-ser {command}: note: --cut-pauses does nothing here: {rec.bundle.source} {why}",
+            file=sys.stderr,
         )
     return rec, runner
 
