@@ -734,3 +734,24 @@ def test_info_describes_a_bundle_without_its_optional_blocks(tmp_path, capsys, e
     (b / "manifest.sha256").write_bytes(manifest_sum_line(data))
     assert main(["info", str(b)]) == 0
     assert "bit plan (" in capsys.readouterr().out
+
+
+def test_predict_json_names_the_top_and_windows_it_does_not_apply(tmp_path, capsys) -> None:
+    """Review: `predict --json --top 1 --windows` printed every label and window without a word about either."""
+    import json
+
+    import numpy as np
+
+    from edge_ser.audio import write_wav
+
+    t = np.arange(24000) / 16000
+    ok = write_wav(tmp_path / "ok.wav", (0.1 * np.sin(2 * np.pi * 150 * t)).astype(np.float32), 16000)
+    assert main(["predict", str(BUNDLE), str(ok), "--json", "--top", "1", "--windows"]) == 0
+    out, err = capsys.readouterr()
+    assert len(json.loads(out.splitlines()[0])["probabilities"]) > 1
+    assert "edge-ser predict: note: --top and --windows do not apply to --json" in err
+    assert main(["predict", str(BUNDLE), str(ok), "--json"]) == 0
+    assert "not apply" not in capsys.readouterr().err
+    assert main(["predict", str(BUNDLE), str(ok), "--top", "1"]) == 0
+    out, err = capsys.readouterr()
+    assert "not apply" not in err and _result_lines(out)[0].count(",") == 0

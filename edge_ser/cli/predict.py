@@ -46,7 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="audio files or folders (audio-visual bundles: video files; face bundles: images or video files)",
     )
     add_engine_args(p)
-    p.add_argument("--top", type=int, default=3, metavar="N", help="labels to show per file (default 3)")
+    p.add_argument("--top", type=int, default=None, metavar="N", help="labels to show per file (default 3)")
     p.add_argument(
         "--windows",
         action="store_true",
@@ -173,11 +173,24 @@ def _summary(rec, args: argparse.Namespace, say, n: int, inference_ms: float, ba
         )
 
 
+def json_ignored(args: argparse.Namespace) -> str | None:
+    """The note for a given --top / --windows beside --json, which they do not shape (each JSON object holds every
+    label's probability and every window): they were ignored without a word; None otherwise."""
+    given = [o for o, v in (("--top", args.top is not None), ("--windows", args.windows)) if v]
+    if not args.json or not given:
+        return None
+    return (
+        f"edge-ser predict: note: {' and '.join(given)} do{'es' if len(given) == 1 else ''} not apply to --json "
+        "(each object holds every label's probability and every window)"
+    )
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     from edge_ser.recognizer import Recognizer
 
-    if args.top < 1:
+    if args.top is not None and args.top < 1:
         raise ConfigError(f"--top {args.top}: show at least 1 label per file (default 3)")
+    top = 3 if args.top is None else args.top
     adapt = adapt_mode(args, "all")
     rec = Recognizer(
         args.bundle,
@@ -191,6 +204,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
     ignored = adapt_ignored(args, rec, "predict")
     if ignored:
         print(ignored, file=sys.stderr)
+    json_unused = json_ignored(args)
+    if json_unused:
+        print(json_unused, file=sys.stderr)
     loaded = load_speaker_file(rec, getattr(args, "speaker_file", None))
     if loaded:
         print(f"  ({loaded})", file=say)
@@ -224,7 +240,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
             continue
         name = printable(names.get(str(r.source), Path(r.source or "?").name))
         if not r.windows:
-            print(f"  {name}: {_top(r.probabilities, args.top)}{_marks(r, fused)}", flush=True)
+            print(f"  {name}: {_top(r.probabilities, top)}{_marks(r, fused)}", flush=True)
             continue
         w = r.windows
         with_face = sum(bool(x.face_found) for x in w)
@@ -234,14 +250,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
             else len(w)
         )
         print(
-            f"  {name}: {_top(r.probabilities, args.top)}  (mean of {of} windows of {_window_span(w)} covering "
+            f"  {name}: {_top(r.probabilities, top)}  (mean of {of} windows of {_window_span(w)} covering "
             f"0:00-{_clock(r.duration or 0.0)}){_marks(r, fused)}",
             flush=True,
         )
         if args.windows:
             for x in w:
                 print(
-                    f"    {_clock(x.start)}-{_clock(x.end)}  {_top(x.probabilities, args.top)}{_window_marks(x)}"
+                    f"    {_clock(x.start)}-{_clock(x.end)}  {_top(x.probabilities, top)}{_window_marks(x)}"
                 )
     _summary(rec, args, say, n, inference_ms, bad)
     if not n:
