@@ -1438,3 +1438,20 @@ def test_bench_live_notes_name_the_bench_not_run(tmp_path, capsys):
     assert "edge-ser bench: note: --mic-rate not used" in err and "edge-ser run:" not in err
     main(["run", *argv, "--no-console"])
     assert "edge-ser run: note: --mic-rate not used" in capsys.readouterr().err
+
+
+def test_a_narrow_band_file_is_advised_as_a_recording_not_a_microphone(tmp_path):
+    """The 8 kHz note advised "a microphone or --mic-rate" for an --audio-file too, where neither applies."""
+    import edge_ser
+    from edge_ser.audio import write_wav
+    from edge_ser.live.pipeline import PipelineConfig
+    from tests._signals import voiced
+
+    wav = write_wav(tmp_path / "8k.wav", voiced(8000, 16000).astype(np.float32), 8000)
+    rec = edge_ser.Recognizer(ROOT / "bundles" / "ser_emodb", "numpy")
+    config = PipelineConfig(window=1.0, hop=0.5)
+    notes = [n for r in rec.stream(audio_file=wav, realtime=False, config=config) for n in r.notes]
+    (note,) = [n for n in notes if "recorded at 8000 Hz" in n]
+    assert "record at 16 kHz or more" in note and "--mic-rate" not in note
+    pushed = rec.session(sr=8000, config=config).push(voiced(8000, 16000).astype(np.float32))
+    assert any("--mic-rate" in n for n in pushed[0].notes)  # audio captured live: the capture rate is the fix

@@ -350,7 +350,11 @@ class LiveRunner:
         note = getattr(self.audio, "capture_note", None)
         if note:  # where the audio comes from and how it is converted, in the first result's notes
             self._notes.append(note)
-        narrow = self.pipeline.set_source_rate(getattr(self.audio, "source_rate", None))
+        from edge_ser.live.files import WavSource
+
+        narrow = self.pipeline.set_source_rate(
+            getattr(self.audio, "source_rate", None), from_file=isinstance(self.audio, WavSource)
+        )
         if narrow:
             self._notes.append(narrow)
         if self.frames is not None and self.pipeline.needs_faces:
