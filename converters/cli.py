@@ -925,7 +925,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=in_range(1, 99),
         default=6,
         metavar="N",
-        help="number of synthetic speakers (default 6)",
+        help="number of synthetic speakers (default 6). Clip i of each class is spoken by speaker i mod N, so "
+        "every speaker has every class: with --n-per-class below N only the first --n-per-class speakers are used",
     )
     p.add_argument("--seed", type=in_range(0), default=0, help="generator seed (default 0)")
     p.set_defaults(func=cmd_synth)
