@@ -405,6 +405,24 @@ def find_files(
     return out
 
 
+def unread_files(root: str | os.PathLike[str], extensions: Iterable[str], *, depth: int = 1) -> list[Path]:
+    """The regular files under the folder `root` (recursively, following links to folders, `walk_files`) that a
+    reader of `extensions` passes over for their extension: at least `depth` path parts deep, not hidden (no part
+    of the path below `root` starts with "."; macOS's `._take1.wav` forks stay silent, as `find_files`'
+    `skip_hidden` passes them over). The data set loaders count them (`converters.data.scan.skip_ignored`, depth
+    2: files beside the class folders are not the data set's), and `edge-ser predict` names them."""
+    exts = {e.lower() for e in extensions}
+    root = Path(root)
+    out = []
+    for path in walk_files(root, warn_loops=False):  # find_files warned of the loops
+        rel = path.relative_to(root)
+        if len(rel.parts) < depth or path.suffix.lower() in exts or any(p.startswith(".") for p in rel.parts):
+            continue
+        if path.is_file():
+            out.append(path)
+    return out
+
+
 __all__ = [
     "atomic_write",
     "atomic_writer",
@@ -414,5 +432,6 @@ __all__ = [
     "folder_lock",
     "open_regular_file",
     "read_regular_file",
+    "unread_files",
     "walk_files",
 ]

@@ -755,3 +755,28 @@ def test_predict_json_names_the_top_and_windows_it_does_not_apply(tmp_path, caps
     assert main(["predict", str(BUNDLE), str(ok), "--top", "1"]) == 0
     out, err = capsys.readouterr()
     assert "not apply" not in err and _result_lines(out)[0].count(",") == 0
+
+
+def test_predict_names_the_files_in_a_folder_it_does_not_read_for_their_extension(tmp_path, capsys) -> None:
+    """Review: `predict FOLDER` passed over a .w64 or a .txt without a word, while the data set loaders count
+    such files; hidden ones stay silent, as there (`edge_ser.fileio.unread_files`, their shared rule)."""
+    import numpy as np
+
+    from edge_ser.audio import write_wav
+
+    t = np.arange(24000) / 16000
+    write_wav(tmp_path / "take1.wav", (0.1 * np.sin(2 * np.pi * 150 * t)).astype(np.float32), 16000)
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "take2.w64").write_bytes(b"riff" + bytes(100))
+    (tmp_path / "notes.txt").write_text("takes\n")
+    (tmp_path / ".DS_Store").write_bytes(bytes(8))
+    assert main(["predict", str(BUNDLE), str(tmp_path)]) == 0
+    err = capsys.readouterr().err
+    assert (
+        "edge-ser predict: note: 2 file(s) in the folder(s) given not read for their extension (.txt, .w64;"
+        in err
+    )
+    (tmp_path / "notes.txt").unlink()
+    (tmp_path / "sub" / "take2.w64").unlink()
+    assert main(["predict", str(BUNDLE), str(tmp_path)]) == 0
+    assert "not read" not in capsys.readouterr().err

@@ -14,7 +14,7 @@ from edge_ser.audio.not_audio import decode_problem
 from edge_ser.audio.stream import open_blocks, uses_ffmpeg
 from edge_ser.audio.wav import WavCodecError, WavReader
 from edge_ser.errors import AudioFormatError, DatasetError, InputWarning, MissingDependencyError
-from edge_ser.fileio import check_regular_file, find_files, walk_files
+from edge_ser.fileio import check_regular_file, find_files, unread_files
 from edge_ser.inputs.base import AUDIO_EXTENSIONS
 from edge_ser.native_log import native_messages_named
 
@@ -111,16 +111,15 @@ def skip_ignored(
     root = Path(skipped.root)
     classes = {Path(k).relative_to(root).parts[0] for k in kept}
     lost, other = [], []
-    for path in walk_files(root, warn_loops=False):  # links to folders followed; data_files warned of loops
+    for path in unread_files(
+        root, exts, depth=depth
+    ):  # links to folders followed; data_files warned of loops
         rel = path.relative_to(root)
-        if len(rel.parts) < depth or path.suffix.lower() in exts or any(p.startswith(".") for p in rel.parts):
-            continue
-        if path.is_file():
-            why = f"extension {path.suffix or '(none)'} is not read"
-            if rel.parts[0] in classes:
-                other.append((path, why))
-            else:
-                lost.append((path, f"{why}; class {rel.parts[0]} is left with no file"))
+        why = f"extension {path.suffix or '(none)'} is not read"
+        if rel.parts[0] in classes:
+            other.append((path, why))
+        else:
+            lost.append((path, f"{why}; class {rel.parts[0]} is left with no file"))
     for path, why in lost + other:
         skipped.add(path, why)
     gone = sorted({p.relative_to(root).parts[0] for p, _ in lost})

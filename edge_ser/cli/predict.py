@@ -24,6 +24,7 @@ from edge_ser.cli.common import (
     save_speaker_file,
 )
 from edge_ser.errors import AudioFormatError, ConfigError, InputWarning
+from edge_ser.fileio import unread_files
 from edge_ser.inputs.fusion import FusionKind
 from edge_ser.recognizer import marks_text
 from edge_ser.text import printable
@@ -185,6 +186,20 @@ def json_ignored(args: argparse.Namespace) -> str | None:
     )
 
 
+def not_read_note(paths: list[Path], extensions: tuple[str, ...]) -> str | None:
+    """The note naming the files inside the folders given that are passed over for their extension (a .w64 or a
+    .txt beside the clips were skipped without a word, while the data set loaders count theirs: `unread_files`,
+    their rule, so hidden files stay silent); None when there are none."""
+    unread = [f for p in paths if Path(p).is_dir() for f in unread_files(p, extensions)]
+    if not unread:
+        return None
+    kinds = sorted({f.suffix.lower() or "(none)" for f in unread})
+    return (
+        f"edge-ser predict: note: {len(unread)} file(s) in the folder(s) given not read for their extension "
+        f"({', '.join(kinds)}; this bundle reads {', '.join(extensions)})"
+    )
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     from edge_ser.recognizer import Recognizer
 
@@ -201,12 +216,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
         providers=getattr(args, "providers", None),
     )
     say = sys.stderr if args.json else sys.stdout  # --json keeps stdout for the results
-    ignored = adapt_ignored(args, rec, "predict")
-    if ignored:
-        print(ignored, file=sys.stderr)
-    json_unused = json_ignored(args)
-    if json_unused:
-        print(json_unused, file=sys.stderr)
+    for note in filter(None, (adapt_ignored(args, rec, "predict"), json_ignored(args))):
+        print(note, file=sys.stderr)
     loaded = load_speaker_file(rec, getattr(args, "speaker_file", None))
     if loaded:
         print(f"  ({loaded})", file=say)
@@ -220,6 +231,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise AudioFormatError(
             f"no {'/'.join(rec.kind.file_extensions)} files in {', '.join(str(f) for f in args.files)}"
         )
+    unread = not_read_note(args.files, rec.kind.file_extensions)
+    if unread:
+        print(unread, file=sys.stderr)
     fused = isinstance(rec.kind, FusionKind)
     n, inference_ms, bad = 0, 0.0, []
 
