@@ -111,9 +111,8 @@ def skip_ignored(
     root = Path(skipped.root)
     classes = {Path(k).relative_to(root).parts[0] for k in kept}
     lost, other = [], []
-    for path in unread_files(
-        root, exts, depth=depth
-    ):  # links to folders followed; data_files warned of loops
+    # links to folders followed; data_files warned of loops
+    for path in unread_files(root, exts, depth=depth):
         rel = path.relative_to(root)
         why = f"extension {path.suffix or '(none)'} is not read"
         if rel.parts[0] in classes:
