@@ -140,3 +140,31 @@ def test_synthetic_bundle_every_recipe_family(tmp_path: Path) -> None:
             accuracy={"test": 0.0, "dataset": "synthetic", "split": {"kind": "random", "seed": 0}},
         )
         _check_engines(path, c, prep.X[split.test])
+
+
+def test_laq_says_each_of_its_own_warnings_once():
+    """`laq --tflite` reads the data again for the TFLite calibration, so every "skipped <file>" of step 1 came a
+    second time after step 5 (a review, a folder with one broken WAV). `cmd_laq` runs in `said_once`: our
+    warnings (InputWarning, DatasetWarning) once per text, others as they come; the previous showwarning after."""
+    import warnings
+
+    from converters.commands import said_once
+    from converters.data.scan import DatasetWarning
+    from edge_ser.errors import InputWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        before = warnings.showwarning
+        with said_once():
+            for _ in range(2):
+                warnings.warn("data: skipped a.wav: truncated", InputWarning, stacklevel=1)
+                warnings.warn("data: class x: no file", DatasetWarning, stacklevel=1)
+                warnings.warn("data: skipped b.wav: truncated", InputWarning, stacklevel=1)
+                warnings.warn("something else", UserWarning, stacklevel=1)
+        assert warnings.showwarning is before
+        warnings.warn(
+            "data: skipped a.wav: truncated", InputWarning, stacklevel=1
+        )  # a new command says it again
+    said = [str(w.message) for w in caught]
+    assert said.count("data: skipped a.wav: truncated") == 2 and said.count("data: class x: no file") == 1
+    assert said.count("data: skipped b.wav: truncated") == 1 and said.count("something else") == 2
