@@ -130,6 +130,19 @@ def test_bitplan_json_and_freeze_is_exact(tmp_path) -> None:
         BitPlan.from_dict({"bits": {"a": 2}})
 
 
+@pytest.mark.parametrize("bits", [1, 4])
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_freeze_refuses_a_non_finite_weight(bits: int, bad: float) -> None:
+    """A NaN / inf weight gave code 0 and a NaN / inf scale without a word; export then blamed 'model not frozen?'."""
+    model = torch.nn.Sequential(torch.nn.Linear(3, 2))
+    with torch.no_grad():
+        model[0].weight[1, 2] = bad
+    with pytest.raises(ConfigError, match=r"^0: the weight has 1 non-finite value"):
+        freeze(model, BitPlan({"0": bits}, {"0": 6}))
+    frozen, _ = freeze(model, BitPlan({"0": 32}, {"0": 6}))  # a float layer is not quantized: left as it is
+    assert torch.isnan(frozen[0].weight).any() or torch.isinf(frozen[0].weight).any()
+
+
 def test_freeze_leaves_the_fake_quantized_model_usable() -> None:
     """freeze() deep-copies and strips the parametrizations from the copy only; the QAT model still runs."""
     import torch

@@ -19,6 +19,7 @@ from torch.nn.utils import parametrize
 from converters.quant.bitplan import BitPlan, quantizable_layers
 from converters.quant.quantizers import dequantize, fake_quant, quantize
 from converters.train import TrainConfig, TrainResult, train_classifier
+from edge_ser.errors import ConfigError
 
 
 class FakeQuant(nn.Module):
@@ -64,7 +65,8 @@ def _own_class(m: nn.Module) -> None:
 def freeze(model: nn.Module, plan: BitPlan) -> tuple[nn.Module, dict[str, tuple[np.ndarray, np.ndarray]]]:
     """A plain copy of `model` whose planned weights are exactly dequantize(codes, scales), and those codes.
 
-    Returns (model, {layer name: (int8 codes, float32 scales)}) for layers with bits < 32.
+    Returns (model, {layer name: (int8 codes, float32 scales)}) for layers with bits < 32. A planned weight with a
+    NaN or inf value is a ConfigError naming the layer.
     """
     src = quantizable_layers(model)
     codes: dict[str, tuple[np.ndarray, np.ndarray]] = {}
@@ -74,6 +76,12 @@ def freeze(model: nn.Module, plan: BitPlan) -> tuple[nn.Module, dict[str, tuple[
         if bits == 32:
             grid[name] = w.clone()
             continue
+        bad = int((~torch.isfinite(w)).sum())
+        if bad:  # quantize gave code 0 and a NaN / inf scale, refused later as "not frozen?" (a review)
+            raise ConfigError(
+                f"{name}: the weight has {bad} non-finite value(s) (NaN / inf), which cannot be quantized "
+                "(did training diverge?)"
+            )
         q, s = quantize(w, bits)
         codes[name] = (q.numpy(), s.numpy())
         grid[name] = dequantize(q, s)
