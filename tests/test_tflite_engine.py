@@ -282,6 +282,27 @@ def test_predict_inputs(kit: Kit, bundle: Bundle) -> None:
             load_engine(bundle, f"tflite-{variant}").predict(bad)
 
 
+def test_int8_input_overflowing_its_grid_saturates() -> None:
+    """A finite input so large that x / scale overflows float32 (a face input of 3e38, scale 1/255) is
+    saturated and flagged like any out-of-range value: it was refused as "NaN or inf values" (it is neither),
+    with a numpy overflow warning, while a NaN or inf is still refused."""
+    import warnings
+
+    from edge_ser.engines.tflite import _Tensor
+
+    t = _Tensor("faces", 0, np.dtype(np.int8), (-1, 4), (4,), np.float32(1 / 255), -128)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        q, saturated = t.quantize(np.array([[3e38, -3e38, 0.6, 0.0], [0.0, 0.2, 0.4, 1.0]], np.float32))
+    assert q.tolist() == [[127, -128, 25, -128], [-128, -77, -26, 127]] and saturated.tolist() == [
+        True,
+        False,
+    ]
+    for bad in (np.nan, np.inf):
+        with pytest.raises(ConfigError, match="input 'faces' has NaN or inf values"):
+            t.quantize(np.array([[bad, 0.0, 0.0, 0.0]], np.float32))
+
+
 # --------------------------------------------------------------------------------------------------------------
 # selection and errors
 # --------------------------------------------------------------------------------------------------------------

@@ -227,11 +227,13 @@ def int8_codes(
     """float32 rows -> their int8 codes as float32, round(x / scale) + zero_point, not yet clipped to
     [-128, 127]; with `offsets` ([k, 1], `phase_offsets`) the k phased copies, copy p at round(x / scale - o_p) +
     zero_point, side by side on the last axis. The one quantizer of int8 inputs (the exporter's saturation
-    count uses it too)."""
-    if offsets is None:
-        q = np.rint(a / scale)
-    else:
-        q = np.rint(a[..., None, :] / scale - offsets).reshape(*a.shape[:-1], len(offsets) * a.shape[-1])
+    count uses it too). A finite value whose x / scale overflows float32 gives an infinite code, which saturates
+    like any other code out of range (NaN in, NaN out)."""
+    with np.errstate(over="ignore"):
+        if offsets is None:
+            q = np.rint(a / scale)
+        else:
+            q = np.rint(a[..., None, :] / scale - offsets).reshape(*a.shape[:-1], len(offsets) * a.shape[-1])
     q += np.float32(zero_point)
     return q
 
@@ -256,10 +258,11 @@ class _Tensor:
 
     def quantize(self, a: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """float32 rows -> (the int8 rows the model takes, per row whether more than SATURATED_SHARE of its values
-        saturated; None: none did). Raises ConfigError for NaN / inf values."""
+        saturated; None: none did). Raises ConfigError for NaN / inf values; a finite value too large for
+        x / scale in float32 saturates (it was refused as "NaN or inf", which it is not)."""
         q = int8_codes(a, self.scale, self.zero_point, self.offsets if self.phases > 1 else None)
         lo, hi = (float(q.min()), float(q.max())) if q.size else (0.0, 0.0)
-        if not (math.isfinite(lo) and math.isfinite(hi)):
+        if not (math.isfinite(lo) and math.isfinite(hi)) and not np.isfinite(a).all():
             raise ConfigError(f"predict: input {self.name!r} has NaN or inf values: cannot quantize to int8")
         saturated = None
         if lo < _QMIN or hi > _QMAX:  # never silently: the caller flags the rows out of range
