@@ -170,3 +170,15 @@ def test_freeze_leaves_the_fake_quantized_model_usable() -> None:
     frozen, codes = freeze(model, BitPlan.uniform(model, 2))
     assert torch.allclose(model(x), before) and torch.allclose(frozen(x), before, atol=1e-5)
     assert codes and not any(hasattr(m, "parametrizations") for m in frozen.modules())
+
+
+def test_check_bits_refuses_a_bool() -> None:
+    """`True` is 1 in Python: a flag passed where a bit width goes was taken as 1 bit (`edge_ser.packed` refuses
+    bools already). Widths 1..8 and 32 pass; a bool is a ConfigError."""
+    from converters.quant.quantizers import check_bits
+    from edge_ser.errors import ConfigError
+
+    assert [check_bits(b) for b in (1, 8, 32)] == [1, 8, 32]
+    for bad in (True, False, 0, 9, 2.0):
+        with pytest.raises(ConfigError, match="bits must be an integer"):
+            check_bits(bad)

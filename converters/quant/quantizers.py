@@ -19,6 +19,8 @@ MIN_SCALE = 1e-12
 
 def check_bits(bits: int) -> int:
     """Weight bit widths this project quantizes to: 1..8 (32 means "leave in float")."""
+    if isinstance(bits, bool):  # True == 1: a flag passed where a width goes was taken as 1 bit
+        raise ConfigError(f"bits must be an integer in 1..8 (or 32 for float), got {bits!r}")
     if bits == 32:
         return bits
     if not isinstance(bits, int) or not 1 <= bits <= 8:
