@@ -41,6 +41,7 @@ from edge_ser.errors import (
     VideoFormatError,
 )
 from edge_ser.inputs.base import CLIPPED_NOTE, FileWindow, clip_voiced, has_voice, narrower_band
+from edge_ser.inputs.fusion import FusionKind
 from edge_ser.speaker import (
     MIN_SPEECH_S,
     active_adapters,
@@ -146,6 +147,9 @@ class Prediction:
     False: noise, hiss, clicks or silence, answered as the model would answer anything (marked "no speech" by
     `predict`); None when not tested (a long file, images, a model that takes no audio). Until 2026-12-06 only
     the level was said, and white noise at -20 dBFS read "fear 1.00" unmarked. A steady tone is voiced."""
+    fused: bool = False
+    """Made by a fusion bundle (`FusionKind`), which answers a video without a sound track from its face branch
+    alone: `marks()` and str() then say so, as `edge-ser predict` does (they said it only given `fused=True`)."""
 
     @property
     def silent(self) -> bool:
@@ -174,10 +178,11 @@ class Prediction:
         """The k most probable labels with their probabilities, most probable first."""
         return sorted(self.probabilities.items(), key=lambda kv: -kv[1])[:k]
 
-    def marks(self, fused: bool = False) -> list[str]:
+    def marks(self, fused: bool | None = None) -> list[str]:
         """What the label should not be trusted for (`prediction_marks`): what `edge-ser predict` prints after it,
-        `predict --json` carries as "marks" and str() ends with. `fused`: the prediction of a fusion bundle."""
-        return prediction_marks(self, fused)
+        `predict --json` carries as "marks" and str() ends with. `fused`: the prediction of a fusion bundle
+        (default: the prediction's own `fused`)."""
+        return prediction_marks(self, self.fused if fused is None else fused)
 
     def __str__(self) -> str:
         """ "happy 0.61 (neutral 0.22, sad 0.09)", then each mark as `predict` prints it: `  [no speech: ...]`."""
@@ -383,6 +388,9 @@ class Recognizer:
             self.bundle, engine, threads=threads, providers=providers, delegate=delegate
         )
         self.kind = self.bundle.input_kind
+        self._fused = isinstance(
+            self.kind, FusionKind
+        )  # its predictions say a missing sound track (`Prediction`)
         if not isinstance(adapt, (bool, np.bool_)):  # "no" or "off" would be truthy: adapting
             raise ConfigError(f"Recognizer: adapt must be True or False, got {adapt!r}")
         self.speaker = SpeakerAdapter(self.bundle.manifest, enabled=adapt)
@@ -987,6 +995,7 @@ class Recognizer:
             ood=any(w.ood for w in results),
             level_db=None if None in levels else max(levels),
             face_found=None if all(f is None for f in found) else any(found),
+            fused=self._fused,
         )
 
     def narrower(self, source_rate: int | None) -> bool:
@@ -1165,6 +1174,7 @@ class Recognizer:
                     source=src,
                     timings={"features": feat_ms, "inference": inference_ms * n / max(sum(rows), 1)},
                     ood=ood,
+                    fused=self._fused,
                 )
             )
         return out

@@ -628,6 +628,9 @@ def test_a_file_no_branch_reads_is_skipped_not_fatal(tmp_path, capsys) -> None:
     lines = [line for line in out.splitlines() if line.startswith("  ") and not line.startswith("  (")]
     assert len(lines) == 1 and lines[0].startswith(f"  face.png: {top}  [no sound track"), out
     assert "notes.txt" not in out and "numpy: 1 file(s)" in out and "1 unreadable file(s) skipped" in out, out
+    # the Python API says it too: str() and marks() of a fusion bundle's prediction (they needed marks(fused=True))
+    assert expected.fused and "[no sound track: the face alone]" in str(expected)
+    assert expected.marks() == expected.marks(fused=True) and not expected.marks(fused=False)
 
 
 def test_a_lone_branch_is_its_calibrated_posterior() -> None:
