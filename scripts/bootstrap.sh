@@ -5,6 +5,7 @@
 #   scripts/bootstrap.sh test   # main + pytest + librosa (the features' reference) + hypothesis
 # Idempotent: a stamp of the requirement files skips the installs when nothing changed.
 # Env: EDGE_SER_VENV (default .venv in the repo), PYTHON (default python3.11, else python3).
+# Python 3.11+: the pins need it (numpy 2.4, scipy 1.17, ansible-core 2.19 have no 3.10 release).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SET=${1:-host}
@@ -12,9 +13,13 @@ REQ="$ROOT/requirements/$SET.txt"
 [ -f "$REQ" ] || { echo "bootstrap: no requirement set '$SET' ($REQ)" >&2; exit 2; }
 VENV=${EDGE_SER_VENV:-$ROOT/.venv}
 PY=${PYTHON:-$(command -v python3.11 || command -v python3 || true)}
-[ -n "$PY" ] || { echo "bootstrap: Python 3.10+ not found (set PYTHON=/path/to/python3.11)" >&2; exit 2; }
-"$PY" -c 'import sys; sys.exit(sys.version_info < (3, 10))' \
-  || { echo "bootstrap: $PY is $("$PY" -V 2>&1); edge-ser needs Python 3.10+" >&2; exit 2; }
+NEED="the pinned requirements need Python 3.11+ (set PYTHON=/path/to/python3.11)"
+[ -n "$PY" ] || { echo "bootstrap: no python3.11 or python3 found: $NEED" >&2; exit 2; }
+# the version, and exit status 1 below 3.11; nothing at all when $PY does not run
+pyver() { "$1" -c 'import sys; print(sys.version.split()[0]); sys.exit(sys.version_info < (3, 11))' 2>/dev/null; }
+if ! v=$(pyver "$PY"); then
+  echo "bootstrap: $PY $([ -n "$v" ] && echo "is Python $v" || echo "does not run"): $NEED" >&2; exit 2
+fi
 
 if [ ! -x "$VENV/bin/python" ]; then
   echo "bootstrap: creating $VENV with $("$PY" -V 2>&1)"

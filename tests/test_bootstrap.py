@@ -1,0 +1,45 @@
+"""scripts/bootstrap.sh (run by the README's two commands) refuses what it cannot use with one clear line.
+
+Only its refusals are run here (each before any venv is made or anything is installed): no network, no pip.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+BOOTSTRAP = REPO / "scripts" / "bootstrap.sh"
+
+
+def _run(tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
+    e = {**os.environ, "EDGE_SER_VENV": str(tmp_path / "venv"), **env}
+    return subprocess.run(["bash", str(BOOTSTRAP), "main"], capture_output=True, text=True, env=e, cwd="/",
+                          timeout=60, check=False)  # fmt: skip
+
+
+def _fake_python(tmp_path: Path, version: str) -> Path:
+    """A `python` that reports `version` the way bootstrap.sh asks (the version, status 1 below 3.11)."""
+    py = tmp_path / "bin dir" / "python"
+    py.parent.mkdir(parents=True, exist_ok=True)
+    below = tuple(map(int, version.split(".")[:2])) < (3, 11)
+    py.write_text(f"#!/bin/sh\necho {version}\nexit {int(below)}\n")
+    py.chmod(py.stat().st_mode | stat.S_IXUSR)
+    return py
+
+
+def test_a_python_below_3_11_is_refused_in_one_line_naming_what_is_needed(tmp_path):
+    # the pins (numpy 2.4.6, scipy 1.17, ansible-core 2.19) have no Python 3.10 release: pip failed on them
+    r = _run(tmp_path, PYTHON=str(_fake_python(tmp_path, "3.10.13")))
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert r.stderr.count("\n") == 1 and "3.10.13" in r.stderr and "Python 3.11+" in r.stderr, r.stderr
+    assert not (tmp_path / "venv").exists()
+
+
+def test_a_python_that_does_not_run_is_refused_in_one_line(tmp_path):
+    r = _run(tmp_path, PYTHON=str(tmp_path / "no-such-python3.11"))
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert r.stderr.count("\n") == 1 and "does not run" in r.stderr and "Python 3.11+" in r.stderr, r.stderr
+    assert not (tmp_path / "venv").exists()
