@@ -21,12 +21,42 @@ if ! v=$(pyver "$PY"); then
   echo "bootstrap: $PY $([ -n "$v" ] && echo "is Python $v" || echo "does not run"): $NEED" >&2; exit 2
 fi
 
-if [ ! -x "$VENV/bin/python" ]; then
-  echo "bootstrap: creating $VENV with $("$PY" -V 2>&1)"
-  "$PY" -m venv "$VENV"
+# The venv: one made by a Python below 3.11 is refused; one left half-made (no bin/python, a python that no
+# longer runs, no pip: an interrupted `python -m venv`, a removed interpreter) is made again, installs and all.
+TORCH=2.13.0
+if [ -e "$VENV/bin/python" ] || [ -L "$VENV/bin/python" ]; then
+  if ! vv=$(pyver "$VENV/bin/python") && [ -n "$vv" ]; then
+    echo "bootstrap: $VENV was made with Python $vv (the pinned requirements need 3.11+):" \
+      "remove it (rm -rf \"$VENV\") and run again" >&2
+    exit 2
+  fi
+fi
+if ! "$VENV/bin/python" -c 'import pip' >/dev/null 2>&1; then
+  if [ -d "$VENV" ] && [ ! -f "$VENV/pyvenv.cfg" ] && [ -n "$(ls -A "$VENV")" ]; then
+    echo "bootstrap: $VENV is neither a virtual environment nor empty: remove it or set EDGE_SER_VENV" >&2
+    exit 2
+  fi
+  if [ -d "$VENV" ]; then
+    echo "bootstrap: $VENV is half-made (no working python with pip): making it again with Python $v"
+  else
+    echo "bootstrap: creating $VENV with Python $v"
+  fi
+  "$PY" -m venv --clear "$VENV"
 fi
 stamp="$VENV/.edge-ser-$SET.stamp"
 want=$(cd "$ROOT" && cat requirements/*.txt pyproject.toml | sha256sum | cut -d' ' -f1)
+# torch must be the pinned version, not another one nor a +cu... / +rocm... local build (which pip keeps as
+# satisfying ==2.13.0): either is uninstalled and the installs run again
+torch=$("$VENV/bin/python" -c 'from importlib.metadata import version; print(version("torch"))' 2>/dev/null || true)
+case $torch in
+  "$TORCH" | "$TORCH+cpu") ;;
+  "") rm -f "$VENV"/.edge-ser-*.stamp ;;
+  *)
+    echo "bootstrap: $VENV has torch $torch, not the pinned CPU build $TORCH: replacing it"
+    "$VENV/bin/python" -m pip uninstall -y -q torch
+    rm -f "$VENV"/.edge-ser-*.stamp
+    ;;
+esac
 # pip, quietly: drops only the "Location ... is ignored" lines that a machine-wide pip config with
 # missing local indexes prints for every package; pip's exit status is kept.
 pip_q() {
@@ -38,7 +68,7 @@ if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
   export PIP_DISABLE_PIP_VERSION_CHECK=1
   pip_q install -q --upgrade pip
   # torch first, pinned: 2.13.0 resolves to the CPU build; anything unpinned would pull CUDA wheels.
-  pip_q install -q "torch==2.13.0"
+  pip_q install -q "torch==$TORCH"
   pip_q install -q -r "$REQ"
   # editable, so the checkout is what runs; setuptools' generic editable-mode notice is silenced
   PYTHONWARNINGS=ignore pip_q install -q --no-deps --no-build-isolation -e "$ROOT"

@@ -43,3 +43,25 @@ def test_a_python_that_does_not_run_is_refused_in_one_line(tmp_path):
     assert r.returncode == 2, r.stdout + r.stderr
     assert r.stderr.count("\n") == 1 and "does not run" in r.stderr and "Python 3.11+" in r.stderr, r.stderr
     assert not (tmp_path / "venv").exists()
+
+
+def test_a_venv_made_by_a_python_below_3_11_is_refused_and_left_alone(tmp_path):
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "pyvenv.cfg").write_text("version = 3.10.13\n")
+    _fake_python(tmp_path, "3.10.13").rename(venv / "bin" / "python")  # pip then failed on numpy==2.4.6
+    r = _run(tmp_path)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert r.stderr.count("\n") == 1 and "made with Python 3.10.13" in r.stderr and "rm -rf" in r.stderr, (
+        r.stderr
+    )
+    assert sorted(p.name for p in venv.iterdir()) == ["bin", "pyvenv.cfg"]
+
+
+def test_a_folder_that_is_not_a_venv_is_refused_and_left_alone(tmp_path):
+    (tmp_path / "venv").mkdir()
+    (tmp_path / "venv" / "notes.txt").write_text("mine\n")  # `python -m venv` would have filled it in
+    r = _run(tmp_path)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "neither a virtual environment nor empty" in r.stderr, r.stderr
+    assert [p.name for p in (tmp_path / "venv").iterdir()] == ["notes.txt"]
