@@ -1,10 +1,12 @@
 """scripts/bootstrap.sh (run by the README's two commands) refuses what it cannot use with one clear line.
 
-Only its refusals are run here (each before any venv is made or anything is installed): no network, no pip.
+Only its refusals are run here (each before any venv is made or anything is installed), and run-tests.sh over a
+stub venv that is already installed: no network, no pip.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
 import subprocess
@@ -65,3 +67,27 @@ def test_a_folder_that_is_not_a_venv_is_refused_and_left_alone(tmp_path):
     assert r.returncode == 2, r.stdout + r.stderr
     assert "neither a virtual environment nor empty" in r.stderr, r.stderr
     assert [p.name for p in (tmp_path / "venv").iterdir()] == ["notes.txt"]
+
+
+def test_run_tests_finds_a_relative_edge_ser_venv_where_bootstrap_made_it(tmp_path):
+    # EDGE_SER_VENV=v from another folder: bootstrap.sh used <cwd>/v, run-tests.sh then looked for <repo>/v/bin/ruff
+    # after its cd and blamed "ruff check found problems". A stub venv, already installed, stands in for it.
+    venv = tmp_path / "v"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "wheels").mkdir()
+    (venv / "wheels" / "fer-22.5.1-py3-none-any.whl").write_bytes(b"")
+    (venv / "pyvenv.cfg").write_text("version = 3.11.7\n")
+    reqs = b"".join(p.read_bytes() for p in sorted((REPO / "requirements").glob("*.txt")))
+    want = hashlib.sha256(reqs + (REPO / "pyproject.toml").read_bytes()).hexdigest()
+    (venv / ".edge-ser-test.stamp").write_text(want + "\n")
+    answers = {"version.split": "echo 3.11.7", "import pip": "true", "importlib.metadata": "echo 2.13.0+cpu",
+               "-m pytest": 'echo "pytest ran: $*"'}  # fmt: skip
+    cases = "".join(f'  *"{k}"*) {v}; exit 0 ;;\n' for k, v in answers.items())
+    for name, body in (("python", f'case "$*" in\n{cases}esac\nexit 3\n'), ("ruff", "exit 0\n")):
+        (venv / "bin" / name).write_text("#!/bin/sh\n" + body)
+        (venv / "bin" / name).chmod(0o755)
+    e = {**os.environ, "EDGE_SER_VENV": "v"}
+    r = subprocess.run(["bash", str(REPO / "scripts" / "run-tests.sh"), "-k", "nothing"], capture_output=True,
+                       text=True, env=e, cwd=tmp_path, timeout=600, check=False)  # fmt: skip
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "no installs" in r.stdout and "pytest ran: -m pytest -k nothing" in r.stdout, r.stdout + r.stderr
