@@ -588,6 +588,16 @@ def demo_steps(data: str) -> int:
     return LAQ_STEPS + (1 if data in AV_DATA else 3)
 
 
+DEMO_AFTER_BUNDLE = (
+    "live_sample.wav",
+    "live_sample.jsonl",
+    "roofline.json",
+    "roofline.md",
+    "roofline.png",
+)
+"""The files `edge-ser demo` writes after its bundle, about that bundle: removed once a new bundle is in place."""
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     _need_torch()
     t_start = time.perf_counter()
@@ -607,6 +617,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from converters.evaluate import Selection, select
     from converters.tasks import AV_DATA
 
+    # the bundle is new from here: the last run's live sample and roofline describe the old one, and a Ctrl-C in the
+    # stages below left them beside the new bundle, looking current (and the JSON lines file emptied)
+    for name in DEMO_AFTER_BUNDLE:
+        (Path(args.out) / name).unlink(missing_ok=True)
     if args.data in AV_DATA:  # its clips are made in memory: there is no file to run through the device path
         print(f"\n(--data {args.data}: no sample files, so no device run on a clip or live stream)")
         _demo_roofline(Path(summary["bundle"]), Path(args.out), step(LAQ_STEPS + 1, total))
