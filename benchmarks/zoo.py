@@ -1,7 +1,7 @@
 """The model zoo on EMODB: every model on the same leave-one-speaker-out folds and random 80/10/10 splits.
 
     python benchmarks/zoo.py                                  # all models, 10 LOSO folds + 5 seeds + LAQ
-    python benchmarks/zoo.py --models rf,svm,laq_mlp --seeds 10
+    python benchmarks/zoo.py --models rf,svm,laq_mlp --seeds 10  # a subset: zoo_rf_svm_laq_mlp.md, not zoo.md
     python benchmarks/zoo.py --ship bundles/squeezenet_lms    # also write the best model <= 100 KB as a bundle
     python benchmarks/zoo.py --replot                         # zoo.md again from zoo.json (nothing is run)
 
@@ -365,8 +365,14 @@ def main() -> int:
         }
     md = render(payload)
     print(md)
-    write_results("zoo", payload, md)
+    write_results(results_name(models), payload, md)
     return 0
+
+
+def results_name(models: list[str]) -> str:
+    """zoo for every model; zoo_<model>_... for a `--models` subset, which replaced the full table with its rows
+    alone (a review; backends.py names its subsets the same way)."""
+    return "zoo" if set(models) == set(MODELS) else "zoo_" + "_".join(models)
 
 
 if __name__ == "__main__":

@@ -266,6 +266,17 @@ def test_zoo_rerun_of_its_command_keeps_the_shipped_bundle(monkeypatch, capsys) 
     assert not zoo.same_point({**stored, "no_such_key": 1}, zoo.ZooPoint.from_point(stored))
 
 
+def test_zoo_subset_run_does_not_replace_the_full_table() -> None:
+    """A review: `zoo.py --models rf` wrote zoo.md, the table of every model, with rf's rows alone (as backends.py
+    did with --bundles). A subset's results are zoo_<model>_...; every model, in any order, keeps zoo."""
+    pytest.importorskip("torch")
+    from benchmarks import zoo
+
+    assert zoo.results_name(["rf"]) == "zoo_rf"
+    assert zoo.results_name(["rf", "svm"]) == "zoo_rf_svm"
+    assert zoo.results_name(list(reversed(zoo.MODELS))) == "zoo"
+
+
 def test_resumed_seconds_keep_the_time_of_the_run_resumed(monkeypatch, tmp_path: Path) -> None:
     """A review: lms_search.py rerun with every point done wrote lms_sweep.json's seconds as 0.5 (the resume's
     time), not the search's 1226. A resume keeps the recorded time, plus its own when it computed points; a
