@@ -826,6 +826,9 @@ def test_narrow_band_audio_is_flagged_live_as_predict_flags_it(tmp_path):
         pushed = [r for r in results if r.speech]
         assert pushed and all(r.ood == narrow for r in pushed)
         assert any("recorded at 8000 Hz" in n for n in results[0].notes) == narrow  # as stream says why
+        # the application sets a session's capture: its advice names sample_rate, not the CLI's --mic-rate
+        assert not any("--mic-rate" in n for n in results[0].notes)
+        assert any("the session's sample_rate" in n for n in results[0].notes) == narrow
 
 
 def test_a_video_file_with_sound_is_heard_without_audio_file(tmp_path, capsys):
@@ -1454,4 +1457,5 @@ def test_a_narrow_band_file_is_advised_as_a_recording_not_a_microphone(tmp_path)
     (note,) = [n for n in notes if "recorded at 8000 Hz" in n]
     assert "record at 16 kHz or more" in note and "--mic-rate" not in note
     pushed = rec.session(sr=8000, config=config).push(voiced(8000, 16000).astype(np.float32))
-    assert any("--mic-rate" in n for n in pushed[0].notes)  # audio captured live: the capture rate is the fix
+    # audio the application captures: its capture rate is the fix, named as the session's (not the CLI's --mic-rate)
+    assert any("the session's sample_rate" in n for n in pushed[0].notes)

@@ -521,12 +521,13 @@ class LivePipeline:
         self._quiet_run = 0  # voiced hops under the gate in a row (`_quiet_voice`)
         self._quiet_noted = -math.inf  # stream time of the last "a voice under the gate" note
 
-    def set_source_rate(self, rate: int | None, from_file: bool = False) -> str | None:
+    def set_source_rate(self, rate: int | None, from_file: bool = False, pushed: bool = False) -> str | None:
         """Tell the pipeline the rate its audio was recorded at (a microphone's capture rate, a file's, a pushed
         session's); when that band is narrower than the model's (`narrower_band`: an 8 kHz headset under a 16 kHz
         model), every decision is flagged out of range, as `predict` flags such a file, and the note saying so
         is returned (None otherwise). `from_file`: the audio is a recording, whose band no capture setting
-        widens, and the note's advice says so (a microphone or --mic-rate does not apply to it)."""
+        widens, and the note's advice says so (a microphone or --mic-rate does not apply to it). `pushed`: a
+        session the application feeds, whose capture the application sets (it was told of --mic-rate)."""
         self.narrow = narrower_band(self.kind, rate)
         if not self.narrow:
             return None
@@ -537,6 +538,8 @@ class LivePipeline:
                 f"(the recording itself is band-limited, which resampling does not undo: record at "
                 f"{2 * self.kind.feature_spec.fmax_hz / 1000:g} kHz or more)"
                 if from_file
+                else "(capturing at a higher rate fixes it: the session's sample_rate)"
+                if pushed
                 else "(a microphone or --mic-rate with a higher rate fixes it)"
             )
         )

@@ -173,7 +173,7 @@ class AudioSession:
                 stacklevel=3,
             )
         self.pipeline = pipeline
-        narrow = pipeline.set_source_rate(int(sample_rate))
+        narrow = pipeline.set_source_rate(int(sample_rate), pushed=True)
         self._notes: tuple[str, ...] = (narrow,) if narrow else ()
         """Notes for the first result (as `stream` gives them): a band narrower than the model's."""
         self.sample_rate = int(sample_rate)
