@@ -41,6 +41,10 @@ PROBED_SPEAKERS = 32
 FER-2013 has an id per image): the probes stay near 3 KB of manifest (32 two-character ids: 3.2 KB as written),
 and a copy is known by any of them."""
 
+FIXED_SPLIT_FOLDERS = {"Training": "train", "PublicTest": "validation", "PrivateTest": "test"}
+"""A `fixed` split record's part names (FER-2013's usages) and the folders (`split` of each record) that hold
+them: face_fer records `train: Training`, so the train/ images are the ones it was trained on."""
+
 _PROBE_HEX = 16
 """Hex digits of a probe's SHA-256 (64 bits; with the file size beside it, a false match is not a concern)."""
 
@@ -284,6 +288,16 @@ def _same_set_note(
                 )
             )
         )
+    if made.get("kind") == "fixed":  # a corpus's own named parts (face_fer: FER-2013 Training / PublicTest)
+        part = str(made.get("train"))
+        folder = FIXED_SPLIT_FOLDERS.get(part, part)
+        hit = [r for r in chosen if r.get("split") == folder]
+        if hit:
+            return (
+                f"{len(hit)} of {len(chosen)} files are {data}'s {part} images ({folder}/), which the bundle was "
+                f"trained on: not a held-out figure; --split test scores its test images only"
+            )
+        return None
     if made.get("kind") == "random":
         if split == "random" and seed == made.get("seed"):
             return (

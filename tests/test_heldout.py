@@ -336,3 +336,23 @@ def test_speaker_lists_that_are_not_lists_are_left_out_as_if_absent(bad):
         {"dataset": "mine", "split": mixed}, "mine", _records(["3", "a", "b"]), split="all", seed=0
     )
     assert note.startswith("3 of 3 files are of speakers") and note.endswith("(--speakers c,7)")
+
+
+def test_a_fixed_split_bundle_is_told_its_training_images_are_in_the_files():
+    # face_fer records FER-2013's own parts (Training / PublicTest); eval --data fer2013 (--split all) scored its
+    # 28,709 train/ images beside PublicTest with no note, as if every image were held out
+    made = {"kind": "fixed", "train": "Training", "test": "PublicTest"}
+    acc = {"dataset": "fer2013", "split": made}
+
+    def image(name: str, folder: str) -> Record:
+        return Record(
+            Path(f"/d/{folder}/happy/{name}.jpg"), "happy", name, "fer2013", "happy", meta={"split": folder}
+        )
+
+    files = [image("Training_1", "train"), image("Training_2", "train"), image("PublicTest_1", "validation")]
+    note = seen_note(acc, "fer2013", files, split="all", seed=0)
+    assert note.startswith(
+        "2 of 3 files are fer2013's Training images (train/), which the bundle was trained on"
+    )
+    assert "--split test" in note
+    assert seen_note(acc, "fer2013", files[2:], split="test", seed=0) is None  # PublicTest alone: held out
