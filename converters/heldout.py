@@ -274,7 +274,9 @@ def _same_set_note(
         if not hit:
             return None
         names = sorted({str(r.speaker) for r in hit})
-        held = speaker_ids(made, "test_speakers")
+        # a paired-fold bundle (ship_ser.py --paired-fold: av_fn_audio, av_fusion's audio branch) records its test
+        # actors as `unseen_speakers`: the note named none of them
+        held = speaker_ids(made, "test_speakers") or speaker_ids(made, "unseen_speakers")
         return (
             f"{len(hit)} of {len(chosen)} files are of speakers the bundle was trained or validated on "
             f"({', '.join(names[:8])}{', ...' if len(names) > 8 else ''}): not a speaker-independent figure"

@@ -356,3 +356,13 @@ def test_a_fixed_split_bundle_is_told_its_training_images_are_in_the_files():
     )
     assert "--split test" in note
     assert seen_note(acc, "fer2013", files[2:], split="test", seed=0) is None  # PublicTest alone: held out
+
+
+def test_the_note_names_the_unseen_speakers_a_paired_fold_bundle_records():
+    # av_fn_audio (av_fusion's audio branch) records its test actors as `unseen_speakers`, not `test_speakers`:
+    # eval on actor 03 said "not a speaker-independent figure" and named no speakers to score instead
+    made = {"kind": "paired AV set actor fold 0", "train_speakers": ["02"], "val_speakers": ["03"]}
+    acc = {"dataset": "ravdess", "split": {**made, "unseen_speakers": ["01", "10"]}}
+    note = seen_note(acc, "ravdess", _records(["03"]), split="all", seed=0)
+    assert note.endswith("the speakers it never saw: 01, 10 (--speakers 01,10)")
+    assert seen_note(acc, "ravdess", _records(["01", "10"]), split="all", seed=0) is None
