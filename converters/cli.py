@@ -443,15 +443,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
             progress=None if not args.json else False,
             split=split,
         )
-    print(json.dumps(report.to_dict(), indent=2) if args.json else report.text())
+    import shlex
+
+    command = shlex.join(["edge-ser", *sys.argv[1:]]) if sys.argv[1:2] == ["eval"] else None
+    # --json carries the command as --out's JSON does (a report kept from `--json > r.json` did not say what made it)
+    print(json.dumps({"command": command, **report.to_dict()}, indent=2) if args.json else report.text())
     if args.png:
         plot_confusion_png(report, args.png)
         if not args.json:
             print(f"wrote {args.png}")
     if args.out:
-        import shlex
-
-        command = shlex.join(["edge-ser", *sys.argv[1:]]) if sys.argv[1:2] == ["eval"] else None
         paths = write_outputs(report, args.out, command)
         if not args.json:
             print("wrote " + ", ".join(map(str, paths)))

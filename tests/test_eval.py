@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -374,3 +375,12 @@ def test_unknown_classes_joining_the_speaker_statistics_are_said(
         _eval_json([str(BUNDLE), "--data", "synthetic", "--root", str(synth)], capsys)["unknown_learnt"]
         is False
     )
+
+
+def test_json_on_stdout_records_the_command(synth: Path, capsys, monkeypatch) -> None:
+    # --out's JSON said what made it; the same report printed by --json (kept as `--json > r.json`) did not
+    argv = ["eval", str(BUNDLE), "--data", "synthetic", "--root", str(synth), "--limit", "4", "--json"]
+    monkeypatch.setattr(sys, "argv", ["edge-ser", *argv])
+    assert main(argv) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["command"] == shlex.join(["edge-ser", *argv])
