@@ -312,6 +312,15 @@ def test_a_fusion_bundle_says_when_its_branch_saw_the_speakers(tmp_path: Path, c
     assert main(["eval", fusion, "--data", "ravdess", "--root", str(root), "--engine", "numpy"]) == 0
     err = capsys.readouterr().err
     assert "its audio branch: 4 of 4 files are of speakers the bundle was trained or validated on (03)" in err
+    # WAVs only: the figure is the audio branch's alone, said (a review quoted it beside the fused figure)
+    assert (
+        "audio files only: no face to fuse, so every answer is the fusion bundle's audio branch alone" in err
+    )
+    assert (
+        main(["eval", str(Path(fusion).parent / "av_fn_audio"), "--data", "ravdess", "--root", str(root)])
+        == 0
+    )
+    assert "no face to fuse" not in capsys.readouterr().err  # an audio bundle: nothing to say
 
 
 def test_labels_of_ones_own_are_drawn_without_question_marks(
