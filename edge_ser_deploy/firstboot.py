@@ -15,7 +15,8 @@ writes, on the image's boot partition (mounted at /boot/firmware on the device):
   SHA256SUMS checked) and enables + starts the service;
 - `network-config`: netplan v2 with the Wi-Fi network (`wifis`, regulatory domain = `--country`; the WPA
   passphrase is stored as its PSK, PBKDF2(passphrase, SSID), unless `--wifi-plaintext`);
-- `meta-data`: instance-id (changes with the content, so cloud-init runs again for a new configuration)
+- `meta-data`: instance-id (changes with the content, the copied wheelhouse and bundle included, so cloud-init
+  runs again for a new configuration)
   and local-hostname;
 - `edge-ser/`: the wheelhouse and the bundle, when given as local paths.
 
@@ -526,6 +527,17 @@ def _yaml(doc: dict) -> str:
     return yaml.safe_dump(doc, sort_keys=False, default_flow_style=False, allow_unicode=True, width=1000)
 
 
+def _tree_digest(src: Path, label: str, h: hashlib._Hash) -> None:
+    """Feed `h` the relative path and content of every file under `src` (sorted), prefixed with `label`."""
+    h.update(f"{label}\0".encode())
+    for p in sorted(src.rglob("*")):
+        if p.is_file():
+            h.update(f"{p.relative_to(src).as_posix()}\0{p.stat().st_size}\0".encode())
+            with p.open("rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    h.update(chunk)
+
+
 def _copy_tree_atomic(src: Path, dest: Path) -> None:
     tmp = dest.parent / f".{dest.name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -630,6 +642,7 @@ def generate(fb: FirstBoot, out: str | os.PathLike[str], *, wheelhouse: str | os
         user_data(fb, bundle_name=source_name(bundle) if bundle is not None else None)
     )
     written: dict[str, Path] = {}
+    copied = hashlib.sha256()  # what goes to edge-ser/ on the card: part of the instance-id, as user-data is
     made_dir = wheelhouse is not None or bundle is not None
     made_dir = made_dir and not (out_p / "edge-ser").exists()
     what, src = "", Path()
@@ -638,6 +651,7 @@ def generate(fb: FirstBoot, out: str | os.PathLike[str], *, wheelhouse: str | os
             (out_p / "edge-ser").mkdir(exist_ok=True)
         if wheelhouse is not None:
             what, src = "wheelhouse", Path(wheelhouse)
+            _tree_digest(src, "wheelhouse", copied)
             _copy_tree_atomic(src, out_p / "edge-ser" / "wheelhouse")
             written["wheelhouse"] = out_p / "edge-ser" / "wheelhouse"
         if bundle is not None:
@@ -646,10 +660,11 @@ def generate(fb: FirstBoot, out: str | os.PathLike[str], *, wheelhouse: str | os
             what, src = "bundle", Path(bundle)
             if isinstance(loaded, FusionBundle):  # its branches are folders beside it: ship them inside it
                 with tempfile.TemporaryDirectory() as tmp:
-                    _copy_tree_atomic(
-                        write_self_contained(loaded, Path(tmp) / "b"), out_p / "edge-ser" / "bundle"
-                    )
+                    shipped = write_self_contained(loaded, Path(tmp) / "b")
+                    _tree_digest(shipped, "bundle", copied)
+                    _copy_tree_atomic(shipped, out_p / "edge-ser" / "bundle")
             else:
+                _tree_digest(src, "bundle", copied)
                 _copy_tree_atomic(src, out_p / "edge-ser" / "bundle")
             written["bundle"] = out_p / "edge-ser" / "bundle"
     except (shutil.Error, OSError) as e:
@@ -662,7 +677,9 @@ def generate(fb: FirstBoot, out: str | os.PathLike[str], *, wheelhouse: str | os
         raise ConfigError(_copy_failure(out_p, what, src, e, list(written))) from None
     net = network_config(fb)
     nc = _yaml(net) if net is not None else None
-    iid = hashlib.sha256((ud + (nc or "")).encode()).hexdigest()[:12]
+    # the wheelhouse and bundle copied to the card count too: a new bundle (or wheelhouse) under the same name
+    # leaves user-data as it was, and on a card that has booted, cloud-init runs runcmd only for a new instance
+    iid = hashlib.sha256((ud + (nc or "")).encode() + copied.digest()).hexdigest()[:12]
     md = _yaml({"instance-id": f"edge-ser-{fb.hostname}-{iid}", "local-hostname": fb.hostname})
     atomic_write(out_p / "user-data", ud, permissions=0o600)
     written["user-data"] = out_p / "user-data"

@@ -716,3 +716,29 @@ def test_a_full_boot_partition_gives_one_clear_message_and_leaves_nothing(tmp_pa
         assert list(boot.iterdir()) == []
     finally:
         subprocess.run(["umount", str(boot)], check=False)
+
+
+def test_a_new_bundle_or_wheelhouse_under_the_same_name_is_a_new_instance(tmp_path, wheelhouse):
+    """The instance-id hashed user-data and network-config only: a card written again with another bundle (or
+    wheelhouse) in a folder of the same name kept its instance-id, so a device that had booted from it ran
+    nothing again (runcmd is per instance) and kept the old bundle. The same files again: byte-identical."""
+
+    def card(bundle_src: Path, wh: Path) -> tuple[str, dict[str, bytes]]:
+        out = tmp_path / "card"
+        out.mkdir(exist_ok=True)
+        bundle = tmp_path / "src" / "mybundle"
+        shutil.rmtree(bundle.parent, ignore_errors=True)
+        shutil.copytree(bundle_src, bundle)
+        generate(_fb(), out, wheelhouse=wh, bundle=bundle)
+        files = {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+        return yaml.safe_load((out / "meta-data").read_text())["instance-id"], files
+
+    first, files = card(BUNDLE, wheelhouse)
+    assert card(BUNDLE, wheelhouse) == (first, files)  # the same configuration: the same bytes
+    other_bundle, _ = card(REPO / "bundles" / "ser_emodb", wheelhouse)
+    assert other_bundle != first
+    wh2 = tmp_path / "wh2"
+    shutil.copytree(wheelhouse, wh2)
+    (wh2 / "extra-1.0-py3-none-any.whl").write_bytes(b"wheel")
+    other_wheelhouse, _ = card(BUNDLE, wh2)
+    assert other_wheelhouse not in (first, other_bundle)
