@@ -608,6 +608,20 @@ def _copy_failure(out: Path, what: str, src: Path, exc: BaseException, removed: 
     )
 
 
+def _check_out(out_p: Path) -> Path:
+    """`out_p` if it is a folder this process can write to; ConfigError otherwise."""
+    if not out_p.is_dir():
+        raise ConfigError(
+            f"--out {out_p}: no such folder (mount the image's boot partition and give its path)"
+        )
+    if not os.access(out_p, os.W_OK):  # access(2): EROFS for a read-only mount, for root too
+        raise ConfigError(
+            f"--out {out_p}: cannot write there (mounted read-only, or no permission): mount the boot partition "
+            "read-write (or fix its permissions) and run again"
+        )
+    return out_p
+
+
 def generate(fb: FirstBoot, out: str | os.PathLike[str], *, wheelhouse: str | os.PathLike[str] | None = None,
              bundle: str | os.PathLike[str] | None = None) -> dict[str, Path]:  # fmt: skip
     """Write user-data, network-config (with Wi-Fi) and meta-data into `out` (the mounted boot partition).
@@ -616,11 +630,7 @@ def generate(fb: FirstBoot, out: str | os.PathLike[str], *, wheelhouse: str | os
     `fb.bundle_url` must be set. Returns the written paths by name.
     """
     validate_inputs(fb)
-    out_p = Path(out)
-    if not out_p.is_dir():
-        raise ConfigError(
-            f"--out {out_p}: no such folder (mount the image's boot partition and give its path)"
-        )
+    out_p = _check_out(Path(out))
     if (wheelhouse is None) == (fb.wheelhouse_url is None):
         raise ConfigError(
             "give exactly one of --wheelhouse (a folder, copied to the boot partition) or --wheelhouse-url"

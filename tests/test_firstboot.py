@@ -742,3 +742,42 @@ def test_a_new_bundle_or_wheelhouse_under_the_same_name_is_a_new_instance(tmp_pa
     (wh2 / "extra-1.0-py3-none-any.whl").write_bytes(b"wheel")
     other_wheelhouse, _ = card(BUNDLE, wh2)
     assert other_wheelhouse not in (first, other_bundle)
+
+
+def test_a_read_only_boot_partition_is_named_as_such_before_anything_is_written(tmp_path, wheelhouse):
+    """A read-only --out gave "could not copy the  (., 5.4 MB) there: Read-only file system; ... free space on
+    the partition" (the size of the current folder, the advice for a full one), or with URLs only a bare
+    "[Errno 30] ... .user-data.xxxx.tmp". Now one message before anything is written."""
+    import os
+
+    boot = tmp_path / "boot"
+    boot.mkdir()
+    mounted = False
+    if os.geteuid() == 0:
+        mount = ["mount", "--bind", str(boot), str(boot)]
+        if (
+            shutil.which("mount") is None
+            or subprocess.run(mount, capture_output=True, check=False).returncode
+        ):
+            pytest.skip("cannot bind-mount read-only here")
+        mounted = True
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(boot)], capture_output=True, check=False)
+    else:
+        boot.chmod(0o555)
+    try:
+        if os.access(boot, os.W_OK):
+            pytest.skip("could not make the folder read-only here")
+        for kw in ({"wheelhouse": wheelhouse, "bundle": BUNDLE}, {}):
+            fb = (
+                _fb()
+                if kw
+                else _fb(wheelhouse_url="https://h.example/wh/", bundle_url="https://h.example/b.tar")
+            )
+            with pytest.raises(ConfigError) as ei:
+                generate(fb, boot, **kw)
+            assert str(ei.value).startswith(f"--out {boot}: cannot write there (mounted read-only"), ei.value
+    finally:
+        if mounted:
+            subprocess.run(["umount", str(boot)], check=False)
+        else:
+            boot.chmod(0o755)
