@@ -130,6 +130,9 @@ class FirstBoot:
     """Wi-Fi regulatory domain, ISO 3166-1 alpha-2 (required with Wi-Fi: the Pi's radio stays off without it)."""
     wifi_plaintext: bool = False
     """Store the passphrase as given instead of its PSK (WPA3-SAE networks need the passphrase)."""
+    wifi_hidden: bool = False
+    """The network does not broadcast its SSID: netplan's `hidden: true` (wpa_supplicant's scan_ssid=1, a
+    NetworkManager hidden connection), without which the device never finds it."""
     wheelhouse_url: str | None = None
     """pip --find-links URL to install from on first boot, instead of a wheelhouse copied to the boot partition:
     a folder with the wheels, requirements.lock and index.html (scripts/wheelhouse.py writes all three; pip reads
@@ -284,6 +287,8 @@ def _check_wifi(fb: FirstBoot) -> None:
             )
     elif fb.wifi_password is not None:
         raise ConfigError("--wifi-password given without --wifi-ssid")
+    elif fb.wifi_hidden:
+        raise ConfigError("--wifi-hidden given without --wifi-ssid")
 
 
 def _check_env(env: tuple[tuple[str, str], ...]) -> None:
@@ -515,6 +520,8 @@ def network_config(fb: FirstBoot) -> dict | None:
     pw = fb.wifi_password
     if pw is not None:
         ap["password"] = pw if fb.wifi_plaintext or len(pw) == 64 else wpa_psk(fb.wifi_ssid, pw)
+    if fb.wifi_hidden:
+        ap["hidden"] = True
     return {"network": {"version": 2,
                         "ethernets": {"eth0": {"dhcp4": True, "optional": True}},
                         "wifis": {"wlan0": {"dhcp4": True, "optional": True, "regulatory-domain": fb.country,
@@ -776,6 +783,8 @@ def add_firstboot_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--wifi-plaintext", action="store_true", help="store the passphrase itself (WPA3 needs it)"
     )
+    p.add_argument("--wifi-hidden", action="store_true",
+                   help="the network does not broadcast its SSID (probe for it by name)")  # fmt: skip
     p.add_argument(
         "--wifi-open",
         action="store_true",
@@ -841,6 +850,7 @@ def cmd_firstboot(args: argparse.Namespace) -> int:
         hostname=args.hostname, ssh_keys=read_ssh_keys(args.ssh_key), user=args.user, wifi_ssid=args.wifi_ssid,
         wifi_password=password if args.wifi_ssid else None,
         country=args.country.upper() if args.country else None, wifi_plaintext=args.wifi_plaintext,
+        wifi_hidden=args.wifi_hidden,
         wheelhouse_url=args.wheelhouse_url, wheelhouse_sha256=_lower(args.wheelhouse_sha256), bundle_url=args.bundle_url,
         bundle_sha256=_lower(args.bundle_sha256), timezone=args.timezone, env=tuple(env),
         unit=unit, start_script=start,

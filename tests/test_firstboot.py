@@ -781,3 +781,38 @@ def test_a_read_only_boot_partition_is_named_as_such_before_anything_is_written(
             subprocess.run(["umount", str(boot)], check=False)
         else:
             boot.chmod(0o755)
+
+
+def test_a_hidden_network_is_probed_for_by_name(tmp_path, wheelhouse, monkeypatch):
+    """A network that does not broadcast its SSID could not be configured: without netplan's `hidden: true`
+    (wpa_supplicant's scan_ssid=1) the device never finds it and comes up without a network. --wifi-hidden, for
+    a network with a passphrase or an open one; without --wifi-ssid it is refused."""
+    import argparse
+
+    from edge_ser_deploy.firstboot import add_firstboot_args
+
+    monkeypatch.delenv("EDGE_SER_WIFI_PASSWORD", raising=False)
+    p = argparse.ArgumentParser()
+    add_firstboot_args(p)
+    key = tmp_path / "id.pub"
+    key.write_text(KEY + "\n")
+    out = tmp_path / "boot"
+    out.mkdir()
+    base = ["--hostname", "pi-01", "--ssh-key", str(key), "--wheelhouse", str(wheelhouse), "--bundle-path",
+            str(BUNDLE), "--out", str(out), "--wifi-ssid", "Lab", "--country", "GB", "--wifi-hidden"]  # fmt: skip
+    for extra, ap in ((["--wifi-password", "password1"], {"password": wpa_psk("Lab", "password1"), "hidden": True}),
+                      (["--wifi-open"], {"hidden": True})):  # fmt: skip
+        assert cmd_firstboot(p.parse_args([*base, *extra, "--no-validate"])) == 0
+        aps = yaml.safe_load((out / "network-config").read_text())["network"]["wifis"]["wlan0"][
+            "access-points"
+        ]
+        assert aps == {"Lab": ap}
+        if shutil.which("cloud-init") and shutil.which("netplan"):
+            validate(out)
+    with pytest.raises(ConfigError, match="--wifi-hidden given without --wifi-ssid"):
+        generate(
+            _fb(wifi_ssid=None, wifi_password=None, wifi_hidden=True),
+            out,
+            wheelhouse=wheelhouse,
+            bundle=BUNDLE,
+        )
