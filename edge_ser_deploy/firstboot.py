@@ -593,23 +593,27 @@ def check_wheelhouse(wheelhouse: str | os.PathLike[str], target: str = IMAGE_TAR
         raise ConfigError(f"--wheelhouse {wheelhouse}: {lock.name} pins no packages (an empty lock); {make}")
 
 
-def _copy_failure(out: Path, what: str, src: Path, exc: BaseException, removed: list[str]) -> str:
+def _copy_failure(out: Path, what: str, src: Path | None, exc: BaseException, removed: list[str]) -> str:
     """One sentence for a copy onto the boot partition that failed: what, why (the first distinct reason), how
-    much it needs and how much is free."""
+    much it needs and how much is free. `src` None: the cloud-init files themselves (`what`) did not fit."""
     if isinstance(exc, shutil.Error) and exc.args and isinstance(exc.args[0], list):
         reasons = [str(why) for *_, why in exc.args[0]]
         why = reasons[0] if reasons else str(exc)
         more = f" (and {len(reasons) - 1} more files)" if len(reasons) > 1 else ""
     else:
         why, more = (exc.strerror or str(exc)) if isinstance(exc, OSError) else str(exc), ""
-    need = sum(p.stat().st_size for p in src.rglob("*") if p.is_file()) if src.is_dir() else 0
+    if src is None:
+        head = f"could not write {what} there"
+    else:
+        need = sum(p.stat().st_size for p in src.rglob("*") if p.is_file()) if src.is_dir() else 0
+        head = f"could not copy the {what} ({src}, {need / 1e6:.1f} MB) there"
     try:
         free = f"{shutil.disk_usage(out).free / 1e6:.1f} MB free"
     except OSError:
         free = "free space unknown"
     took = f"; removed what this run had copied ({', '.join(removed)})" if removed else ""
     return (
-        f"--out {out}: could not copy the {what} ({src}, {need / 1e6:.1f} MB) there: {why}{more}; {free}{took}. "
+        f"--out {out}: {head}: {why}{more}; {free}{took}. "
         "Nothing else was written: free space on the partition (or use --wheelhouse-url / --bundle-url) and run "
         "again"
     )
@@ -663,6 +667,8 @@ def generate(fb: FirstBoot, out: str | os.PathLike[str], *, wheelhouse: str | os
     made_dir = wheelhouse is not None or bundle is not None
     made_dir = made_dir and not (out_p / "edge-ser").exists()
     what, src = "", Path()
+    net = network_config(fb)
+    nc = _yaml(net) if net is not None else None
     try:
         if wheelhouse is not None or bundle is not None:
             (out_p / "edge-ser").mkdir(exist_ok=True)
@@ -684,20 +690,30 @@ def generate(fb: FirstBoot, out: str | os.PathLike[str], *, wheelhouse: str | os
                 _tree_digest(src, "bundle", copied)
                 _copy_tree_atomic(src, out_p / "edge-ser" / "bundle")
             written["bundle"] = out_p / "edge-ser" / "bundle"
+        # the wheelhouse and bundle copied to the card count too: a new bundle (or wheelhouse) under the same
+        # name leaves user-data as it was, and on a card that has booted, cloud-init runs runcmd only for a new
+        # instance
+        iid = hashlib.sha256((ud + (nc or "")).encode() + copied.digest()).hexdigest()[:12]
+        md = _yaml({"instance-id": f"edge-ser-{fb.hostname}-{iid}", "local-hostname": fb.hostname})
+        what, src = "the cloud-init files (user-data, network-config, meta-data)", None
+        _write_seed(out_p, ud, nc, md, written)
     except (shutil.Error, OSError) as e:
         # a full (or read-only) boot partition: shutil.Error carries one (src, dst, why) per file; say it once,
-        # and take back what this run copied, so the card is not left with a wheelhouse and no user-data
+        # and take back what this run copied, so the card is not left with a wheelhouse and no user-data (nor
+        # with a user-data that does not match its meta-data)
         for path in written.values():
-            shutil.rmtree(path, ignore_errors=True)
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
         if made_dir:
             shutil.rmtree(out_p / "edge-ser", ignore_errors=True)
         raise ConfigError(_copy_failure(out_p, what, src, e, list(written))) from None
-    net = network_config(fb)
-    nc = _yaml(net) if net is not None else None
-    # the wheelhouse and bundle copied to the card count too: a new bundle (or wheelhouse) under the same name
-    # leaves user-data as it was, and on a card that has booted, cloud-init runs runcmd only for a new instance
-    iid = hashlib.sha256((ud + (nc or "")).encode() + copied.digest()).hexdigest()[:12]
-    md = _yaml({"instance-id": f"edge-ser-{fb.hostname}-{iid}", "local-hostname": fb.hostname})
+    return written
+
+
+def _write_seed(out_p: Path, ud: str, nc: str | None, md: str, written: dict[str, Path]) -> None:
+    """user-data, network-config (or none) and meta-data, each atomically, recorded in `written`."""
     atomic_write(out_p / "user-data", ud, permissions=0o600)
     written["user-data"] = out_p / "user-data"
     if nc is not None:
@@ -707,7 +723,6 @@ def generate(fb: FirstBoot, out: str | os.PathLike[str], *, wheelhouse: str | os
         (out_p / "network-config").unlink(missing_ok=True)
     atomic_write(out_p / "meta-data", md)
     written["meta-data"] = out_p / "meta-data"
-    return written
 
 
 # --- validation with cloud-init's own tools -------------------------------------------------------------------

@@ -816,3 +816,33 @@ def test_a_hidden_network_is_probed_for_by_name(tmp_path, wheelhouse, monkeypatc
             wheelhouse=wheelhouse,
             bundle=BUNDLE,
         )
+
+
+def test_cloud_init_files_that_do_not_fit_give_one_message_and_leave_nothing(
+    tmp_path, wheelhouse, monkeypatch
+):
+    """A boot partition with room for the wheelhouse and the bundle but not for user-data / meta-data gave a bare
+    "[Errno 28] No space left on device" and left edge-ser/ (and a user-data without its meta-data) on the card.
+    The partition fills up at meta-data here (the real small tmpfs is the test above)."""
+    import errno
+
+    import edge_ser_deploy.firstboot as fbmod
+
+    real = fbmod.atomic_write
+
+    def full_at_meta_data(path, *a, **kw):
+        if Path(path).name == "meta-data":
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return real(path, *a, **kw)
+
+    monkeypatch.setattr(fbmod, "atomic_write", full_at_meta_data)
+    out = tmp_path / "boot"
+    out.mkdir()
+    with pytest.raises(ConfigError) as ei:
+        generate(_fb(), out, wheelhouse=wheelhouse, bundle=BUNDLE)
+    msg = str(ei.value)
+    assert msg.startswith(f"--out {out}: could not write the cloud-init files") and "No space left" in msg, (
+        msg
+    )
+    assert "removed what this run had copied (wheelhouse, bundle, user-data, network-config)" in msg, msg
+    assert list(out.iterdir()) == []
