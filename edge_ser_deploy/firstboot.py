@@ -162,7 +162,8 @@ def read_ssh_keys(paths: list[str | os.PathLike[str]]) -> tuple[str, ...]:
     for p in paths:
         path = Path(p).expanduser()
         try:
-            text = path.read_bytes().decode("utf-8")  # no universal newlines: a lone CR is refused below
+            # no universal newlines: a lone CR is refused below; utf-8-sig: a byte-order mark (Windows editors) goes
+            text = path.read_bytes().decode("utf-8-sig")
         except FileNotFoundError:
             raise ConfigError(
                 f"--ssh-key {path}: no such file (give the public key, e.g. ~/.ssh/id_ed25519.pub)"

@@ -356,6 +356,13 @@ def test_ssh_key_file_with_a_hidden_line_break_is_refused_but_crlf_is_fine(tmp_p
             read_ssh_keys([f])
     f.write_text(KEY + "\r\n# a comment\r\n\r\n", newline="")
     assert read_ssh_keys([f]) == (KEY,)
+    # a byte-order mark (Notepad's "UTF-8 with BOM"): it was refused as "not an OpenSSH public key line:
+    # '\ufeffssh-ed25519 ...'"; only a leading one goes, one inside the file is still refused
+    f.write_bytes(b"\xef\xbb\xbf" + (KEY + "\r\n").encode())
+    assert read_ssh_keys([f]) == (KEY,)
+    f.write_bytes((KEY + "\n\ufeff" + KEY + "\n").encode())
+    with pytest.raises(ConfigError, match="not an OpenSSH public key line"):
+        read_ssh_keys([f])
 
 
 @pytest.mark.parametrize(
