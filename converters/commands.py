@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import pickle
 import shutil
 import sys
 import time
-import warnings
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -553,38 +550,16 @@ def step(n: int, total: int) -> str:
     return f"[{n}/{total}]"
 
 
-@contextlib.contextmanager
-def said_once() -> Iterator[None]:
-    """Within it, our own warnings (a skipped file, a data set's: InputWarning, DatasetWarning) are shown once per
-    text: `laq --tflite` reads the data again for the TFLite calibration, and every "skipped ..." of step 1 came a
-    second time after step 5. Others pass as they come; the previous `warnings.showwarning` is back after it."""
-    from converters.data.scan import DatasetWarning
-    from edge_ser.errors import InputWarning
-
-    seen: set[tuple[type, str]] = set()
-    shown = warnings.showwarning
-
-    def show(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001 - warnings'
-        if issubclass(category, (InputWarning, DatasetWarning)):
-            if (category, str(message)) in seen:
-                return
-            seen.add((category, str(message)))
-        shown(message, category, filename, lineno, file, line)
-
-    warnings.showwarning = show
-    try:
-        yield
-    finally:
-        warnings.showwarning = shown
-
-
 def cmd_laq(
     args: argparse.Namespace, spec: FeatureSpec, *, title: str | None = None, steps: int = LAQ_STEPS
 ) -> dict:
     """Train -> allocate bits -> QAT -> export a bundle; returns the summary it writes. `steps` is the total its
-    five steps are numbered out of: more than LAQ_STEPS when the caller goes on to stages of its own. A warning
-    is said once (`said_once`)."""
-    with said_once():
+    five steps are numbered out of: more than LAQ_STEPS when the caller goes on to stages of its own. Each of our
+    own warnings is said once (`each_warning_once`): `--tflite` reads the data again for its calibration, and every
+    "skipped <file>" of step 1 came a second time."""
+    from converters.zoo_cli import each_warning_once
+
+    with each_warning_once():
         return _laq(args, spec, title=title, steps=steps)
 
 

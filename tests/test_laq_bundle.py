@@ -144,12 +144,13 @@ def test_synthetic_bundle_every_recipe_family(tmp_path: Path) -> None:
 
 def test_laq_says_each_of_its_own_warnings_once():
     """`laq --tflite` reads the data again for the TFLite calibration, so every "skipped <file>" of step 1 came a
-    second time after step 5 (a review, a folder with one broken WAV). `cmd_laq` runs in `said_once`: our
-    warnings (InputWarning, DatasetWarning) once per text, others as they come; the previous showwarning after."""
+    second time after step 5 (a review, a folder with one broken WAV). `cmd_laq` runs in `each_warning_once`:
+    our warnings (InputWarning, DatasetWarning) once per text, others as they come; the previous showwarning
+    after."""
     import warnings
 
-    from converters.commands import said_once
     from converters.data.scan import DatasetWarning
+    from converters.zoo_cli import each_warning_once as said_once
     from edge_ser.errors import InputWarning
 
     with warnings.catch_warnings(record=True) as caught:
