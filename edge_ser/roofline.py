@@ -40,7 +40,7 @@ from edge_ser.errors import ConfigError
 from edge_ser.fileio import atomic_write, report_file, write_png
 from edge_ser.flops import op_name, rate_unit
 from edge_ser.profiles.profile import ProfileError
-from edge_ser.schema import sub_record
+from edge_ser.schema import tflite_variants
 from edge_ser.text import counted, with_article
 
 
@@ -555,14 +555,9 @@ def _window_rows(kind) -> tuple[int, str] | None:
     return rows, f"{rows} rows ({kind.name} of a {window:g} s live window)"
 
 
-def _variants(bundle) -> Mapping[str, Any]:
-    """The manifest's TFLite variants, {} when a hand-edited manifest has none (`tflite: null` passes its check)."""
-    return sub_record(sub_record(bundle.manifest, "tflite"), "variants")
-
-
 def _int8_phases(bundle) -> str | None:
     """ "input x4, output x8" when the bundle's int8 TFLite variant carries phased copies, else None."""
-    v = _variants(bundle).get("int8")
+    v = tflite_variants(bundle.manifest).get("int8")
     if v is None:
         return None
     ks = [(n, e.get("phases", 1)) for n, e in v["inputs"].items()] + [
@@ -573,7 +568,7 @@ def _int8_phases(bundle) -> str | None:
 
 def _int8_file_bytes(bundle) -> int | None:
     """The size of the bundle's int8 TFLite file (its weights, as the interpreter holds them), None without one."""
-    v = _variants(bundle).get("int8")
+    v = tflite_variants(bundle.manifest).get("int8")
     path = None if v is None else Path(bundle.root) / v["file"]
     return path.stat().st_size if path is not None and path.is_file() else None
 
@@ -922,7 +917,7 @@ def model_file(bundle, engine_name: str) -> str:
     """The bundle file an engine runs: the TFLite variant's for tflite-*, else the ONNX model (numpy reads it too)."""
     if engine_name.startswith("tflite"):
         variant = engine_name.split("-", 1)[1] if "-" in engine_name else "fp32"
-        entry = _variants(bundle).get(variant)
+        entry = tflite_variants(bundle.manifest).get(variant)
         if entry:
             return str(entry["file"])
     return str(bundle.manifest.get("model", {}).get("file", "model.onnx"))

@@ -85,6 +85,24 @@ def sub_record(doc: Any, key: str) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
 
+def number(value: Any) -> float | None:
+    """`value` when it is a number (not a bool), else None: a hand-edited manifest's "82 %" or null is left out by
+    its readers, not formatted into a crash."""
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def uar_of(record: Any) -> float | None:
+    """A figure record's `uar` ({"uar": 0.83, ...}; `number`), None when the record is no mapping or its `uar` no
+    number. The one rule for `Bundle.describe`'s headline and `edge-ser info`."""
+    return number(record.get("uar")) if isinstance(record, Mapping) else None
+
+
+def tflite_variants(manifest: Any) -> Mapping[str, Any]:
+    """A manifest's TFLite variants by name ({} without a `tflite` block, or with null there: a hand-edited
+    manifest passes its check so). The one rule for the engine, `edge-ser info`, slim and the roofline."""
+    return sub_record(sub_record(manifest, "tflite"), "variants")
+
+
 def join(path: str, key: str | int) -> str:
     """The path of a member: join("model", "inputs") -> "model.inputs", join("files", 0) -> "files[0]"."""
     if isinstance(key, int):

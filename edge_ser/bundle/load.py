@@ -55,7 +55,7 @@ from edge_ser.limits import (
     MAX_WEIGHT_VALUES,
 )
 from edge_ser.packed import EsqFile, read_esq_bytes
-from edge_ser.schema import Checker, describe, short
+from edge_ser.schema import Checker, describe, short, sub_record, uar_of
 
 CONSTANT_DTYPES = {"int64": np.int64, "float32": np.float32}
 
@@ -197,11 +197,11 @@ def accuracy_summary(acc: Mapping[str, Any]) -> list[str]:
     si = acc.get("speaker_independent")
     # a note nothing checks: a hand-edited figure that is no number (null, "82 %") or a block without its `seeds`
     # crashed every `describe` (`info`, `predict`); such a figure is left out
-    si_uar = _figure(si, "transductive")
+    si_uar = uar_of(sub_record(si, "transductive"))
     has_si = si_uar is not None
     if has_si:
         seeds = si.get("over_seeds")
-        pooled_uar = _figure(seeds, "transductive")
+        pooled_uar = uar_of(sub_record(seeds, "transductive"))
         listed = seeds.get("seeds") if isinstance(seeds, Mapping) else None
         pooled = (
             f"; {pooled_uar:.3f} over training seeds {', '.join(map(str, listed))}"
@@ -230,13 +230,6 @@ def accuracy_summary(acc: Mapping[str, Any]) -> list[str]:
             "on: optimistic; no test figure in its manifest)"
         )
     return parts
-
-
-def _figure(block: Any, key: str) -> float | None:
-    """`block[key]["uar"]` when it is a number (not a bool), else None."""
-    record = block.get(key) if isinstance(block, Mapping) else None
-    uar = record.get("uar") if isinstance(record, Mapping) else None
-    return uar if isinstance(uar, (int, float)) and not isinstance(uar, bool) else None
 
 
 def _bundles_inside(path: str | os.PathLike[str]) -> str:

@@ -26,6 +26,7 @@ from edge_ser.bundle.manifest import (
 from edge_ser.bundle.read import DirSource, manifest_sum_line
 from edge_ser.errors import BundleError
 from edge_ser.fileio import atomic_write, signals_deferred
+from edge_ser.schema import tflite_variants
 
 if TYPE_CHECKING:
     from edge_ser.fusion import FusionRule
@@ -218,7 +219,7 @@ def without_tflite(
             "manifests' sha256 are pinned in it, so a slimmed branch needs the fusion bundle made again"
         )
     manifest = copy.deepcopy(dict(bundle.manifest))
-    variants = (manifest.get("tflite") or {}).get("variants") or {}
+    variants = tflite_variants(manifest)
     if not variants and keep:  # slimmed already: there is nothing to keep, rather than nothing to leave out
         raise BundleError(
             f"bundle {src}: no TFLite variant {', '.join(sorted(keep))} to keep (it has no TFLite variants: "

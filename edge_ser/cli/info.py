@@ -9,7 +9,7 @@ import numpy as np
 
 from edge_ser.cli.common import given_path
 from edge_ser.errors import BundleError, EdgeSerError
-from edge_ser.schema import speaker_ids, sub_record
+from edge_ser.schema import number, speaker_ids, sub_record, tflite_variants, uar_of
 from edge_ser.text import printable
 
 
@@ -164,7 +164,7 @@ def _print_model(bundle) -> None:
     _print("files:")
     for name, entry in m["files"].items():
         _print(f"  {name:20s} {entry['bytes'] / 1000:8.1f} KB  sha256 {entry['sha256'][:16]}...")
-    for variant, v in sub_record(m, "tflite").get("variants", {}).items():
+    for variant, v in tflite_variants(m).items():
         quant = "".join(
             f", int8 {name} scale {io['scale']:.4g} zero point {io['zero_point']}"
             + (f" ({io['phases']} phased copies)" if io.get("phases", 1) > 1 else "")
@@ -218,16 +218,6 @@ def _print_accuracy(m: dict) -> None:
     _print_speaker_independent(acc.get("speaker_independent"))
 
 
-def _uar(record: object) -> float | None:
-    """A figure record's `uar` ({"uar": 0.83, ...}), None when the record is no mapping or its `uar` no number."""
-    return _number(record.get("uar")) if isinstance(record, Mapping) else None
-
-
-def _number(value: object) -> float | None:
-    """`value` when it is a number (not a bool), else None: a hand-edited manifest's "82 %" or null is left out."""
-    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-
-
 def _print_speaker_independent(si: object) -> None:
     """The nested speaker-independent figure (`accuracy.speaker_independent`), what of it is there: a
     hand-edited block that is no mapping, or lacks `transductive`, crashed `edge-ser info`."""
@@ -237,15 +227,17 @@ def _print_speaker_independent(si: object) -> None:
         _print(f"  accuracy.speaker_independent is no mapping (a {type(si).__name__}): left out")
         return
     head = f"on speakers it never heard ({si.get('protocol', '?')}, {si.get('n_folds', '?')} folds): "
-    uar = _uar(si.get("transductive"))
-    online = {str(k).removeprefix("online-"): _uar(v) for k, v in si.items() if str(k).startswith("online-")}
+    uar = uar_of(si.get("transductive"))
+    online = {
+        str(k).removeprefix("online-"): uar_of(v) for k, v in si.items() if str(k).startswith("online-")
+    }
     online = {n: v for n, v in online.items() if v is not None}
     if uar is None and not online:
         _print(head + f"no UAR there ({si.get('source', '')})")
         return
     parts = []
     if uar is not None:
-        std = _number(sub_record(si, "transductive").get("uar_std"))
+        std = number(sub_record(si, "transductive").get("uar_std"))
         spread = f" +- {100 * std:.1f}" if std is not None else ""
         parts.append(f"UAR {100 * uar:.1f}{spread} % once it knows the speaker")
     if online:
@@ -259,10 +251,10 @@ def _print_over_seeds(seeds: object) -> None:
     """The nested figure's repeat at other training seeds, where the manifest has one (ship_ser.py's
     `over_seeds`): the seeds pooled, then each seed's UAR, so a one-seed headline is read beside its spread."""
     t = sub_record(seeds, "transductive")
-    uar = _uar(t)
+    uar = uar_of(t)
     if uar is None or not isinstance(seeds, Mapping):
         return
-    std = _number(t.get("uar_std"))
+    std = number(t.get("uar_std"))
     listed = seeds.get("seeds", [])
     names = ", ".join(map(str, listed)) if isinstance(listed, list) else ""  # a number was not iterable
     text = (
@@ -270,10 +262,10 @@ def _print_over_seeds(seeds: object) -> None:
         + (f" +- {100 * std:.1f}" if std is not None else "")
         + " %"
     )
-    online = _uar(seeds.get("online-20"))
+    online = uar_of(seeds.get("online-20"))
     if online is not None:
         text += f"; after 20 of their clips {100 * online:.1f} %"
-    per_seed = [v for v in sub_record(seeds, "per_seed_uar").values() if _number(v) is not None]
+    per_seed = [v for v in sub_record(seeds, "per_seed_uar").values() if number(v) is not None]
     if per_seed:
         text += f"; by seed {' / '.join(f'{100 * v:.1f}' for v in per_seed)} %"
     _print(text + f" ({seeds.get('source', '')})")

@@ -51,6 +51,7 @@ from edge_ser.bundle.manifest import TFLITE_VARIANTS, phase_offsets, tflite_io_e
 from edge_ser.engines.base import InputAdapter, cpu_only, finish_logits
 from edge_ser.errors import BundleError, ConfigError, DelegateError, MissingDependencyError, install_hint
 from edge_ser.native_log import native_stderr_held
+from edge_ser.schema import tflite_variants
 
 if TYPE_CHECKING:
     from edge_ser.bundle import Bundle
@@ -191,8 +192,7 @@ def create(
 
 def bundle_variants(bundle: Bundle) -> tuple[str, ...]:
     """The TFLite variants the bundle carries, in VARIANTS order (empty without a `tflite` block)."""
-    block = bundle.manifest.get("tflite") or {}
-    have = block.get("variants") or {}
+    have = tflite_variants(bundle.manifest)
     return tuple(v for v in VARIANTS if v in have)
 
 
