@@ -388,9 +388,8 @@ class Recognizer:
             self.bundle, engine, threads=threads, providers=providers, delegate=delegate
         )
         self.kind = self.bundle.input_kind
-        self._fused = isinstance(
-            self.kind, FusionKind
-        )  # its predictions say a missing sound track (`Prediction`)
+        # a fusion bundle's predictions say a missing sound track (`Prediction.fused`)
+        self._fused = isinstance(self.kind, FusionKind)
         if not isinstance(adapt, (bool, np.bool_)):  # "no" or "off" would be truthy: adapting
             raise ConfigError(f"Recognizer: adapt must be True or False, got {adapt!r}")
         self.speaker = SpeakerAdapter(self.bundle.manifest, enabled=adapt)

@@ -19,13 +19,10 @@ MIN_SCALE = 1e-12
 
 def check_bits(bits: int) -> int:
     """Weight bit widths this project quantizes to: 1..8 (32 means "leave in float")."""
-    if isinstance(bits, bool):  # True == 1: a flag passed where a width goes was taken as 1 bit
-        raise ConfigError(f"bits must be an integer in 1..8 (or 32 for float), got {bits!r}")
-    if bits == 32:
+    # a bool is no width (True == 1: a flag passed where a width goes was taken as 1 bit)
+    if isinstance(bits, int) and not isinstance(bits, bool) and (bits == 32 or 1 <= bits <= 8):
         return bits
-    if not isinstance(bits, int) or not 1 <= bits <= 8:
-        raise ConfigError(f"bits must be an integer in 1..8 (or 32 for float), got {bits!r}")
-    return bits
+    raise ConfigError(f"bits must be an integer in 1..8 (or 32 for float), got {bits!r}")
 
 
 def quantize(w: torch.Tensor, bits: int) -> tuple[torch.Tensor, torch.Tensor]:
