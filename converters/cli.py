@@ -132,16 +132,13 @@ def cmd_features(args: argparse.Namespace) -> int:
     )
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        import io
-
-        from edge_ser.fileio import atomic_write
+        from edge_ser.fileio import atomic_write, atomic_writer
 
         npy = args.out if args.out.suffix == ".npy" else args.out.with_name(args.out.name + ".npy")
         # the listing is named after the matrix: `--out X.v1` wrote X.txt, which `--out X.v2` then overwrote
         txt = npy.with_suffix(".txt")
-        buf = io.BytesIO()
-        np.save(buf, X)
-        atomic_write(npy, buf.getvalue())  # whole or not at all, as the listing (a Ctrl-C left a torn .npy)
+        with atomic_writer(npy) as fh:  # whole or not at all, as the listing (a Ctrl-C left a torn .npy)
+            np.save(fh, X)
         atomic_write(txt, "\n".join(str(f) for f in files) + "\n")
         print(f"wrote {npy} and {txt} (one path per row)")
     elif len(files) <= 5:
