@@ -794,3 +794,45 @@ def test_a_fusion_the_device_would_refuse_is_not_written_over_a_working_one(tmp_
         )
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     assert load_bundle(out).rule == rule
+
+
+def test_a_fusion_manifest_whose_sum_cannot_be_written_is_put_back(tmp_path, monkeypatch) -> None:
+    """Review: write_fusion_bundle wrote manifest.json, then manifest.sha256 in a second step: a full disk (or a
+    Ctrl-C) between the two left a new manifest beside the old sum, and the device refused the bundle. The
+    manifest is now put back when its sum cannot be written, and the old bundle still loads."""
+    import edge_ser.bundle.write as write
+    from edge_ser.bundle import load_bundle, write_fusion_bundle
+
+    root = Path(__file__).resolve().parents[1] / "bundles"
+    for name in ("av_fusion", "av_fn_audio", "face_fer"):
+        shutil.copytree(root / name, tmp_path / name)
+    out = tmp_path / "av_fusion"
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    old = load_bundle(out)
+    real = write.atomic_write
+
+    def full_disk(path, data, *args, **kwargs):
+        if Path(path).name == "manifest.sha256":
+            raise OSError(28, "No space left on device")
+        return real(path, data, *args, **kwargs)
+
+    monkeypatch.setattr(write, "atomic_write", full_disk)
+    with pytest.raises(OSError, match="No space"):
+        write_fusion_bundle(
+            out,
+            name="av_fusion_2",
+            rule=old.rule,
+            branches={"audio": tmp_path / "av_fn_audio", "face": tmp_path / "face_fer"},
+        )
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert load_bundle(out).rule == old.rule
+    # a fusion written where there was none leaves no manifest behind
+    fresh = tmp_path / "fresh"
+    with pytest.raises(OSError, match="No space"):
+        write_fusion_bundle(
+            fresh,
+            name="av_fusion_2",
+            rule=old.rule,
+            branches={"audio": tmp_path / "av_fn_audio", "face": tmp_path / "face_fer"},
+        )
+    assert not (fresh / "manifest.json").exists()

@@ -187,10 +187,28 @@ def write_fusion_bundle(
         verify=True,
         load_bundle=load_bundle,
     )
-    atomic_write(out / MANIFEST_NAME, data)
-    atomic_write(out / MANIFEST_SUM_NAME, manifest_sum_line(data))
+    _write_manifest_pair(out, data)
     load_bundle(out)
     return out
+
+
+def _write_manifest_pair(out: Path, data: bytes) -> None:
+    """Write a fusion bundle's manifest.json and its manifest.sha256 as one step: a Ctrl-C waits for both, and a
+    sum that cannot be written (a full disk) puts the manifest back as it was. One without the other is a bundle the
+    device refuses (its manifest and sum disagree); a fusion folder may hold its branches, so it is not swapped
+    whole as `write_bundle` swaps a bundle's folder."""
+    manifest, summed = out / MANIFEST_NAME, out / MANIFEST_SUM_NAME
+    before = manifest.read_bytes() if manifest.is_file() else None
+    with signals_deferred():
+        atomic_write(manifest, data)
+        try:
+            atomic_write(summed, manifest_sum_line(data))
+        except BaseException:
+            if before is None:
+                manifest.unlink(missing_ok=True)
+            else:
+                atomic_write(manifest, before)
+            raise
 
 
 def without_tflite(
