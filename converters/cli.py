@@ -335,29 +335,69 @@ def _room(args: argparse.Namespace) -> tuple[float, float] | None:
 
 
 def audio_alone_note(kind, chosen) -> str | None:  # noqa: ANN001 - an InputKind, Records
-    """For a fusion bundle scored on audio files only (no video, no images): its figure is its audio branch's
-    alone, which the report did not say (a review quoted av_fusion's 45.5 % on RAVDESS WAVs beside its fused
-    69.2 %); None otherwise."""
+    """For a fusion bundle scored on one modality only: its figure is that branch's alone, which the report did not
+    say (a review quoted av_fusion's 45.5 % on RAVDESS WAVs beside its fused 69.2 %). Audio files only: the audio
+    branch; images only (FER-2013): the face branch, through the rule's temperature and prior. None otherwise."""
     from edge_ser.inputs.base import AUDIO_EXTENSIONS
     from edge_ser.inputs.fusion import FusionKind
 
     if not isinstance(kind, FusionKind) or not chosen:
         return None
-    if any(Path(str(r.source)).suffix.lower() not in AUDIO_EXTENSIONS for r in chosen):
-        return None
-    return "audio files only: no face to fuse, so every answer is the fusion bundle's audio branch alone"
+    if all(Path(str(r.source)).suffix.lower() in AUDIO_EXTENSIONS for r in chosen):
+        return "audio files only: no face to fuse, so every answer is the fusion bundle's audio branch alone"
+    if _images_only(chosen):
+        return "images only: no voice to fuse, so every answer is the fusion bundle's face branch alone"
+    return None
 
 
-def _bundle_notes(args: argparse.Namespace, rec, chosen) -> str:  # noqa: ANN001 - a Recognizer, Records
-    """eval's notes about the bundle on these files, said on stderr: an --adapt it ignores, and a fusion bundle
-    heard on audio alone (`audio_alone_note`, which the report's selection line keeps: returned as "; note")."""
+def fer_notes(bundle, name: str, chosen) -> list[str]:  # noqa: ANN001 - a Bundle or FusionBundle, Records
+    """What a face bundle's figure on FER-2013 through eval is, beside the one its manifest publishes: each image
+    goes through the Haar face search as a camera frame would (face_fer's published figure gives the model the image
+    itself, so eval's is lower: 62.2 against 62.9 %, said only in docs/eval.md), and a fusion rule fitted on
+    PublicTest faces (av_fusion: `split.val_faces`) is scored on its own validation images. [] otherwise."""
+    if name != "fer2013" or not chosen:
+        return []
+    notes = []
+    branches = getattr(bundle, "branches", None) or {}
+    for b in [bundle, *branches.values()]:
+        acc = b.manifest.get("accuracy") or {}
+        if (
+            "face_crop" in b.manifest
+            and acc.get("dataset") == "fer2013"
+            and isinstance(acc.get("test"), float)
+        ):
+            notes.append(
+                f"each image goes through {Path(b.source).name}'s Haar face search first, as a camera frame would; its manifest's "
+                f"{100 * acc['test']:.1f} % gives the model the FER image itself as the crop (docs/eval.md, Limits)"
+            )
+    split = ((bundle.manifest.get("accuracy") or {}).get("split")) or {}
+    on_publictest = [r for r in chosen if r.get("split") == "validation"]
+    if branches and isinstance(split, dict) and split.get("val_faces") == "publictest" and on_publictest:
+        notes.append(
+            f"{len(on_publictest)} of {len(chosen)} images are PublicTest's, on which {Path(bundle.source).name}'s fusion rule was "
+            "fitted (its manifest's split.val_faces): not a held-out figure of the rule"
+        )
+    return notes
+
+
+def _images_only(chosen) -> bool:  # noqa: ANN001 - Records
+    """Whether every chosen file is an image (no sound, so no speaker to normalise)."""
+    from edge_ser.vision.video import IMAGE_EXTENSIONS
+
+    return bool(chosen) and all(Path(str(r.source)).suffix.lower() in IMAGE_EXTENSIONS for r in chosen)
+
+
+def _bundle_notes(args: argparse.Namespace, rec, chosen, name: str) -> str:  # noqa: ANN001 - a Recognizer, Records
+    """eval's notes about the bundle on these files, said on stderr: an --adapt it ignores, a fusion bundle heard on
+    one modality alone (`audio_alone_note`) and a face bundle on FER-2013 (`fer_notes`); the last two the report's
+    selection line keeps (returned as "; note; ...")."""
     ignored = adapt_ignored(args, rec, "eval")
     if ignored:
         print(ignored, file=sys.stderr)
-    alone = audio_alone_note(rec.kind, chosen)
-    if alone:  # the figure is the audio branch's, which a reader quoting "av_fusion" would not know
-        print(f"edge-ser eval: note: {alone}", file=sys.stderr)
-    return f"; {alone}" if alone else ""
+    notes = [n for n in (audio_alone_note(rec.kind, chosen), *fer_notes(rec.bundle, name, chosen)) if n]
+    for note in notes:  # the figure is not what a reader quoting the bundle's name would think
+        print(f"edge-ser eval: note: {note}", file=sys.stderr)
+    return "".join(f"; {n}" for n in notes)
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -437,8 +477,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
         selection += f"; NOTE: {seen}"
     if fer_split:
         selection = selection.replace("all", f"test: FER-2013's {fer_split}", 1)
-    selection += _bundle_notes(args, rec, chosen)
-    if rec.speaker_clips is not None:  # a bundle with speaker normalisation: how it met each speaker
+    selection += _bundle_notes(args, rec, chosen, name)
+    # a bundle with speaker normalisation: how it met each speaker (images have none: av_fusion on FER-2013)
+    if rec.speaker_clips is not None and rec.kind.hears and not _images_only(chosen):
         selection += {
             "online": f"; speaker normalisation online, a session per speaker (its files in an order seeded {args.seed})",
             "all": "; speaker normalisation from all of each speaker's files (unlabelled), then each classified",

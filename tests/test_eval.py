@@ -260,6 +260,37 @@ def test_fer2013_test_split_is_publictest_and_all_is_every_split(tmp_path: Path,
     assert every["files"]["listed"] == 10
 
 
+def test_a_face_bundle_on_fer2013_says_what_its_figure_is(tmp_path: Path, capsys) -> None:
+    """Review: eval face_fer on PublicTest printed 62.2 % beside its manifest's 62.9 % without saying why (each image
+    goes through the Haar search first), and av_fusion on PublicTest printed the face branch's figure, through a rule
+    fitted on PublicTest faces, with no word of either."""
+    cv2 = pytest.importorskip("cv2")
+    rng = np.random.default_rng(1)
+    for label in ("happy", "sad"):
+        folder = tmp_path / "validation" / label
+        folder.mkdir(parents=True)
+        for i in range(2):
+            cv2.imwrite(str(folder / f"PublicTest_{i}.png"), rng.integers(0, 255, (48, 48), dtype=np.uint8))
+    bundles = REPO / "bundles"
+    face = _eval_json(
+        [str(bundles / "face_fer"), "--data", "fer2013", "--root", str(tmp_path), "--split", "test"], capsys
+    )
+    assert "each image goes through face_fer's Haar face search first" in face["selection"]
+    assert "its manifest's 62.9 % gives the model the FER image itself" in face["selection"]
+    assert "fusion rule" not in face["selection"]
+    fused = _eval_json(
+        [str(bundles / "av_fusion"), "--data", "fer2013", "--root", str(tmp_path), "--split", "test"], capsys
+    )
+    for said in (
+        "images only: no voice to fuse, so every answer is the fusion bundle's face branch alone",
+        "each image goes through face_fer's Haar face search first",
+        "4 of 4 images are PublicTest's, on which av_fusion's fusion rule was fitted",
+    ):
+        assert said in fused["selection"], said
+    # images have no speaker: the audio branch's speaker normalisation is not said to meet one
+    assert "speaker normalisation" not in fused["selection"]
+
+
 class _Terminal:
     """A stream that says it is a terminal (tqdm draws its bar only on one), keeping what is written."""
 
