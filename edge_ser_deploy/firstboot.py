@@ -326,9 +326,11 @@ def _is_wpa_secret(pw: str) -> bool:
 _SCRIPT = r"""#!/bin/bash
 # edge-ser first boot: install from the wheelhouse, install the bundle, start the service. Log:
 # /var/log/edge-ser-firstboot.log. Safe to run again.
-set -euo pipefail
+set -Eeuo pipefail
 exec >>/var/log/edge-ser-firstboot.log 2>&1
 echo "edge-ser firstboot: $(date -u +%FT%TZ)"
+# a step that fails stops the script (set -e): the log says which, not just nothing more
+trap 'echo "edge-ser firstboot: FAILED (exit $?) at line $LINENO: $BASH_COMMAND" >&2' ERR
 BOOT=__BOOT__
 PREFIX=__PREFIX__
 ROOT=__ROOT__
@@ -390,8 +392,28 @@ else
     "$VENV/bin/pip" install --no-index --find-links "$WH" -r "$WH/requirements.lock"
     "$VENV/bin/pip" install --no-index --find-links "$WH" edge-ser
 fi
+# install_version STAGE V: the checked STAGE becomes ROOT/versions/V. V is named by the manifest's sha256, so a V
+# already there whose files check against the same SHA256SUMS is this bundle: kept as it is (a rerun; it may be the
+# live one, `current` points into it). Any other folder of that name is moved aside only once the new one is in.
+install_version() {
+    local dest="$ROOT/versions/$2" old
+    if [ -d "$dest" ] && cmp -s "$1/SHA256SUMS" "$dest/SHA256SUMS" \
+        && (cd "$dest" && sha256sum -c --quiet SHA256SUMS); then
+        rm -rf -- "$1"
+        echo "edge-ser firstboot: $2 is installed already; kept"
+    elif [ -e "$dest" ] || [ -L "$dest" ]; then
+        old=$(mktemp -d "$ROOT/versions/.old-XXXXXX")
+        mv -T "$dest" "$old/v"
+        mv -T "$1" "$dest" || { mv -T "$old/v" "$dest"; rm -rf -- "$old"; return 1; }
+        rm -rf -- "$old"
+    else
+        mv -T "$1" "$dest"
+    fi
+    chmod 0755 "$dest"
+}
 STAGE=$(mktemp -d "$ROOT/versions/.incoming-XXXXXX")
-trap 'rm -rf -- "$STAGE"' EXIT
+# the download and the version file beside the stage go with it, whatever stops the script
+trap 'rm -rf -- "$STAGE" "$STAGE.tar" "$STAGE.version"' EXIT
 if [ -n "$BUNDLE_URL" ]; then
     fetch "$BUNDLE_URL" "$STAGE.tar" "$BUNDLE_SHA256"
     tar -xf "$STAGE.tar" -C "$STAGE" && rm -f "$STAGE.tar"
@@ -412,7 +434,7 @@ PY
 (cd "$STAGE" && sha256sum -c --quiet SHA256SUMS)
 "$VENV/bin/edge-ser" info "$STAGE" >/dev/null
 V=$(cat "$STAGE.version"); rm -f "$STAGE.version"
-rm -rf -- "$ROOT/versions/$V"; mv -T "$STAGE" "$ROOT/versions/$V"; chmod 0755 "$ROOT/versions/$V"
+install_version "$STAGE" "$V"
 # the one switch script (as edge-ser deploy and the Ansible role): checked above, so committed at once
 __PREFIX__/bin/edge-ser-activate --root "$ROOT" --by firstboot activate "$V" --commit
 bundles_layout

@@ -853,3 +853,55 @@ def test_cloud_init_files_that_do_not_fit_give_one_message_and_leave_nothing(
     )
     assert "removed what this run had copied (wheelhouse, bundle, user-data, network-config)" in msg, msg
     assert list(out.iterdir()) == []
+
+
+def test_a_rerun_keeps_the_live_version_and_a_failure_is_logged(tmp_path):
+    """Review: a rerun of the first-boot script removed ROOT/versions/V before moving the new copy in, so the live
+    version (`current` points into it) was gone for a moment and for good if the move failed; a download left
+    STAGE.tar behind when the script stopped; and a failing step ended the log with no word of what failed.
+    install_version() as written in the script, run by bash on a device layout."""
+    import shlex
+
+    script = _script_of(tmp_path)
+    subprocess.run(["bash", "-n"], input=script, text=True, check=True)
+    assert 'trap \'rm -rf -- "$STAGE" "$STAGE.tar" "$STAGE.version"\' EXIT' in script
+    fn = _function(script, "install_version")
+    root = tmp_path / "device"
+    (root / "versions").mkdir(parents=True)
+
+    def stage(text: str) -> Path:
+        st = Path(subprocess.run(["mktemp", "-d", str(root / "versions" / ".incoming-XXXXXX")],
+                                 capture_output=True, text=True, check=True).stdout.strip())  # fmt: skip
+        (st / "model.onnx").write_text(text)
+        subprocess.run("sha256sum model.onnx > SHA256SUMS", shell=True, cwd=st, check=True)
+        return st
+
+    def install(st: Path) -> subprocess.CompletedProcess:
+        cmd = f"set -Eeuo pipefail\nROOT={shlex.quote(str(root))}\n{fn}install_version {shlex.quote(str(st))} v1\n"
+        return subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, timeout=60)
+
+    assert install(stage("one")).returncode == 0
+    live = root / "versions" / "v1"
+    inode = live.stat().st_ino
+    again = install(stage("one"))  # the rerun: the same bundle, kept where it is
+    assert again.returncode == 0 and "v1 is installed already; kept" in again.stdout
+    assert live.stat().st_ino == inode and (live / "model.onnx").read_text() == "one"
+    (live / "model.onnx").write_text("torn")  # the same name, but its files no longer check: replaced
+    assert install(stage("one")).returncode == 0 and (live / "model.onnx").read_text() == "one"
+    assert live.stat().st_ino != inode
+    assert sorted(p.name for p in (root / "versions").iterdir()) == ["v1"]  # no stage, no .old- folder left
+
+    # a failing step says so in the log (the ERR trap, as the script sets it)
+    trap = next(line for line in script.splitlines() if line.startswith("trap ") and "ERR" in line)
+    r = subprocess.run(["bash", "-c", f"set -Eeuo pipefail\n{trap}\ntrue\nfalse\necho never\n"],
+                       capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert r.returncode != 0 and "never" not in r.stdout
+    assert "edge-ser firstboot: FAILED (exit 1) at line 4: false" in r.stderr
+
+
+def _script_of(tmp_path: Path) -> str:
+    """The first-boot script of a default card (bundle and wheelhouse by URL: nothing to copy)."""
+    out = tmp_path / "boot"
+    out.mkdir()
+    generate(_fb(wheelhouse_url="https://example.org/wh/", bundle_url="https://example.org/b.tar"), out)
+    return _script(out)
