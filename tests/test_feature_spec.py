@@ -9,7 +9,7 @@ import pytest
 from _signals import clip
 
 from edge_ser.errors import AudioFormatError, ConfigError
-from edge_ser.features import FeatureSpec, feature_vector
+from edge_ser.features import FeatureSpec, StreamingFeatures, feature_vector
 
 
 def test_defaults_are_the_laq_recipe() -> None:
@@ -81,3 +81,16 @@ def test_vector_is_reentrant_across_calls() -> None:
     np.testing.assert_array_equal(feature_vector(a, sr=16000, spec=spec), va)
     silent = feature_vector(np.zeros(8000, np.float32), sr=16000, spec=spec)
     assert np.isfinite(silent).all() and np.all(silent[spec.layout["chroma"]] == 0)
+
+
+def test_spec_without_chroma_gives_mfcc_and_mel() -> None:
+    """n_chroma=0 is a valid spec (MFCC + mel only): its vector and streamed frames are the chroma-full spec's
+    without the chroma block (it raised ZeroDivisionError in the chroma filter bank)."""
+    y = clip("voiced", 16000).astype(np.float32)
+    full, bare = FeatureSpec(sample_rate=16000), FeatureSpec(sample_rate=16000, n_chroma=0)
+    v = feature_vector(y, sr=16000, spec=bare)
+    assert v.shape == (bare.dim,) == (168,)
+    np.testing.assert_array_equal(v, feature_vector(y, sr=16000, spec=full)[: bare.dim])
+    frames = StreamingFeatures(bare, "frames").accept_waveform(y)
+    assert frames.shape[1] == bare.n_mels and frames.shape[0] > 0
+    assert StreamingFeatures(bare, "chroma").accept_waveform(y).shape == (frames.shape[0], 0)

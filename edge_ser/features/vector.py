@@ -49,9 +49,12 @@ def filter_banks(spec: FeatureSpec, dtype: type) -> FilterBanks:
         norm=spec.mel_norm,
         dtype=dtype,
     )
-    chroma = filters.chroma(
-        sr=spec.sample_rate, n_fft=spec.n_fft, n_chroma=spec.n_chroma, tuning=spec.tuning, dtype=dtype
-    )
+    if spec.n_chroma:
+        chroma = filters.chroma(
+            sr=spec.sample_rate, n_fft=spec.n_fft, n_chroma=spec.n_chroma, tuning=spec.tuning, dtype=dtype
+        )
+    else:  # a spec without chroma (MFCC + mel): an empty bank, no 12-bin folding to divide by
+        chroma = np.zeros((0, spec.n_fft // 2 + 1), dtype)
     # float64 DCT for every dtype: it is tiny, and float32 rounding of c0 on silence would reach 1e-3.
     dct = filters.dct_matrix(max(spec.n_mfcc, 1), spec.n_mels, norm=spec.dct_norm, dtype=np.float64)[
         : spec.n_mfcc
@@ -72,6 +75,8 @@ def frame_features(
     banks = filter_banks(spec, dtype)
     power = abs_power(stft, 2.0, out=WORKSPACE.get("power", stft.shape, dtype))
     mel = banks.mel.apply(power)
+    if not spec.n_chroma:
+        return mel, np.zeros((mel.shape[0], 0), mel.dtype)
     mag = power if spec.chroma_power == 2.0 else np.sqrt(power, out=WORKSPACE.get("mag", power.shape, dtype))
     raw = mag @ banks.chroma_t
     return mel, filters.normalize(raw, np.inf, axis=-1)
