@@ -970,6 +970,12 @@ def _place(box: tuple[int, int, int, int], taken: list[tuple[int, int, int, int]
 
 def plot_png(report: RooflineReport, path: Path) -> Path:
     """A log-log roofline: the memory and compute roofs, the ridge point, a dot per node and one for the model."""
+    return write_png(path, plot_image(report))
+
+
+def plot_image(report: RooflineReport) -> np.ndarray:
+    """`plot_png`'s picture as a BGR array, drawn without writing anything (MissingDependencyError without
+    OpenCV)."""
     from edge_ser.vision._cv2 import import_cv2
 
     cv2 = import_cv2("drawing the roofline plot")
@@ -1073,7 +1079,7 @@ def plot_png(report: RooflineReport, path: Path) -> Path:
     cv2.putText(ylab, what, (5, 21), font, 0.55, black, 1, cv2.LINE_AA)
     ylab = cv2.rotate(ylab, cv2.ROTATE_90_COUNTERCLOCKWISE)
     img[H // 2 - 170 : H // 2 + 170, 8:38] = ylab
-    return write_png(path, img)
+    return img
 
 
 REPORT_SUFFIXES = (".json", ".md", ".png")
@@ -1084,11 +1090,13 @@ def write_report(report: RooflineReport, out: Path, command: str | None = None) 
     """OUT.json, OUT.md and OUT.png (each written to a temp file, then renamed); OUT keeps a dot in its name
     (`pi4_1.5ghz`), and loses an extension only when it is one of these three (`fileio.report_file`)."""
     out = Path(out)
+    # drawn first: without OpenCV nothing is written, not OUT.json and OUT.md without their OUT.png
+    img = plot_image(report)
     out.parent.mkdir(parents=True, exist_ok=True)
     md = report.markdown() + (f"\n\nMade by: `{command}`\n" if command else "\n")
     data = {"command": command, **report.to_dict()}
     paths = (report_file(out, ".json", REPORT_SUFFIXES), report_file(out, ".md", REPORT_SUFFIXES))
     for path, text in zip(paths, (json.dumps(data, indent=2) + "\n", md), strict=True):
         atomic_write(path, text)
-    png = plot_png(report, report_file(out, ".png", REPORT_SUFFIXES))
+    png = write_png(report_file(out, ".png", REPORT_SUFFIXES), img)
     return paths[0], paths[1], png

@@ -725,3 +725,24 @@ def test_a_manifest_with_a_null_tflite_block_reads_as_no_variants():
         b = SimpleNamespace(manifest={"tflite": block, "model": {"file": "model.onnx"}}, root=".")
         assert rl._int8_phases(b) is None and rl._int8_file_bytes(b) is None
         assert rl.model_file(b, "tflite-int8") == "model.onnx"
+
+
+def test_out_without_opencv_is_refused_before_anything_runs_or_is_written(tmp_path, capsys, monkeypatch):
+    """A review: without opencv-python-headless (a core install: numpy only), `bench --out OUT` printed the report,
+    wrote OUT.json and OUT.md, then failed on OUT.png: a half-written set, and no --json file. It now says so
+    before anything runs, and write_report draws the plot before it writes anything."""
+    import sys
+
+    from edge_ser.cli import main
+    from edge_ser.errors import MissingDependencyError
+
+    r = build_report(load_bundle(SER), load_profile("pi4"), engine="onnxruntime")
+    monkeypatch.setitem(sys.modules, "cv2", None)  # as if opencv-python-headless were not installed
+    out = tmp_path / "rep"
+    args = ["bench", str(SER), "--profile", "pi4", "--out", str(out), "--json", str(tmp_path / "r.json")]
+    assert main(args) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and "opencv-python-headless is not installed" in captured.err
+    with pytest.raises(MissingDependencyError):
+        write_report(r, out)
+    assert list(tmp_path.iterdir()) == []

@@ -148,6 +148,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return cmd_bench_live(args)
     if args.json not in (None, "-"):
         check_writable(Path(args.json), "--json")
+    if args.out is not None:  # OUT.png needs OpenCV: say so before anything runs or is written
+        from edge_ser.vision._cv2 import import_cv2
+
+        import_cv2("drawing the roofline plot OUT.png that --out writes")
     return roofline_reports(args)
 
 
