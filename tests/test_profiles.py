@@ -313,6 +313,16 @@ def test_a_copied_profiles_name_is_reported_after_its_other_problems(tmp_path: P
     ]
 
 
+def test_a_profile_file_named_host_is_refused(tmp_path: Path) -> None:
+    """A review: a board's profile saved as host.yaml with `name: host` (e.g. `hostbench --json > host.yaml`, or a
+    Pi 4 copy) was taken for the measured host: `bench --profile ./host.yaml` timed the model here against the
+    file's Pi 4 roof, titled "Measured on this machine", while saying --runs was ignored."""
+    data = raw("pi4")
+    data["name"] = HOST
+    with pytest.raises(ProfileError, match="'host' is the profile measured on this machine"):
+        load_profile(write(tmp_path, data, HOST))
+
+
 def test_yaml_level_errors(tmp_path: Path) -> None:
     f = tmp_path / "pi4.yaml"
     f.write_text("name: pi4\nname: pi5\n")

@@ -582,7 +582,15 @@ class _Parser(Checker):
 
     def check_name(self, name: str | None) -> None:
         """A `name` other than the file's is an error, reported after the rest of the file's problems: a profile
-        copied to a new name listed it first, above the problems of the figures the user came to edit."""
+        copied to a new name listed it first, above the problems of the figures the user came to edit. A file
+        named host.yaml is refused: "host" is the measured profile, and a report on it runs and times the model."""
+        if self.expect_name == HOST:
+            self.bad(
+                "name",
+                f"{HOST!r} is the profile measured on this machine (edge_ser.hostbench), not a file's: a report on it "
+                "times the model here; name the file and its `name` otherwise (e.g. my-board)",
+            )
+            return
         if name is not None and self.expect_name is not None and name != self.expect_name:
             self.bad(
                 "name",
