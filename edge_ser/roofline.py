@@ -726,14 +726,22 @@ def refresh_roof_notes(report: RooflineReport) -> RooflineReport:
         report.bound_gflops,
         report.intensity,
         report.ridge,
+        report.bytes,
     )
     return replace(report, notes=kept[:at] + new + kept[at:])
 
 
 def _roof_notes(
-    measured: bool, points: list, attained: float, total_bound: float, intensity: float, ridge: float
+    measured: bool,
+    points: list,
+    attained: float,
+    total_bound: float,
+    intensity: float,
+    ridge: float,
+    nbytes: int,
 ):
-    """Notes for measured points above a roof: why they can be (a GEMM-measured peak, cache-resident data)."""
+    """Notes for measured points above a roof: why they can be (a GEMM-measured peak, cache-resident data); the
+    model's own point when no node is named (an engine without a per-node profiler times the model only)."""
     notes = []
     over_c = [p.name for p in points if p.fraction is not None and p.fraction > 1.0 and p.limit == "compute"]
     over_m = [p.name for p in points if p.fraction is not None and p.fraction > 1.0 and p.limit == "memory"]
@@ -744,11 +752,12 @@ def _roof_notes(
             + ". The host's peak is the best GEMM "
             "measured here, a lower bound on the silicon's peak; an engine's own kernels can beat it."
         )
-    if measured and over_m:
-        kb = sum(p.bytes for p in points if p.name in set(over_m)) / 1000  # KB: 1e3 bytes, as MB and GB/s
+    if measured and (over_m or (attained > total_bound and intensity < ridge)):
+        moved = sum(p.bytes for p in points if p.name in set(over_m)) if over_m else nbytes
+        kb = moved / 1000  # KB: 1e3 bytes, as MB and GB/s
         notes.append(
             "Above the memory roof: "
-            + ", ".join(over_m)
+            + (", ".join(over_m) or "the model")
             + f". The bytes they move ({kb:,.0f} KB of weights and activations in all) stay in the caches "
             "between the timed runs, so DRAM bandwidth does not bound them; the roof assumes every byte comes "
             "from DRAM."
@@ -829,7 +838,7 @@ def build_report(
     attained = counts.flops / (lat * 1e6)
     if run:
         notes += run.notes
-    notes += _roof_notes(measured, points, attained, total_bound, counts.intensity, ridge)
+    notes += _roof_notes(measured, points, attained, total_bound, counts.intensity, ridge, counts.bytes)
     phased = _int8_phases(bundle) if precision == "int8" else None
     if phased:
         held = _int8_file_bytes(bundle)

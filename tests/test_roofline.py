@@ -746,3 +746,21 @@ def test_out_without_opencv_is_refused_before_anything_runs_or_is_written(tmp_pa
     with pytest.raises(MissingDependencyError):
         write_report(r, out)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_model_above_the_memory_roof_with_no_node_timed_gets_the_note():
+    """A review: `bench --engine tflite-fp32` on the host (no per-node profiler) gave the model "126% of bound" on
+    the memory side with no word why; the compute side already named "the model" when no node was above."""
+    from dataclasses import replace
+
+    from edge_ser.roofline import refresh_roof_notes
+
+    r = build_report(load_bundle(SER), load_profile("pi5"), engine="onnxruntime", threads=1)
+    assert r.intensity < r.ridge
+    untimed = [replace(p, ms=None, gflops=None, gbps=None, fraction=None) for p in r.layers]
+    above = replace(r, measured=True, layers=untimed, attained_gflops=1.3 * r.bound_gflops, notes=[])
+    notes = refresh_roof_notes(above).notes
+    assert len(notes) == 1 and notes[0].startswith(
+        f"Above the memory roof: the model. The bytes they move ({r.bytes / 1000:,.0f} KB"
+    )
+    assert refresh_roof_notes(replace(above, attained_gflops=0.9 * r.bound_gflops)).notes == []
