@@ -31,6 +31,7 @@ sys.path.insert(0, str(REPO))
 from edge_ser.bundle import load_bundle  # noqa: E402
 from edge_ser.profiles import load_profile  # noqa: E402
 from edge_ser.roofline import RooflineReport, build_report, write_report  # noqa: E402
+from edge_ser.schema import tflite_variants  # noqa: E402
 
 PROJECTED = ("pi4", "pi5", "orin-nano-8gb")
 INT8 = ("pi5", "orin-nano-8gb")
@@ -47,7 +48,7 @@ def models(bundle) -> list[tuple[str | None, object]]:
 def jobs(bundle) -> list[tuple[str, str]]:
     """(profile, engine) pairs for one model: host measured, the boards projected, TFLite int8 where it has it."""
     out = [("host", "onnxruntime")] + [(p, "onnxruntime") for p in PROJECTED]
-    if "int8" in (bundle.manifest.get("tflite") or {}).get("variants", {}):
+    if "int8" in tflite_variants(bundle.manifest):
         out += [(p, "tflite-int8") for p in INT8]
     return out
 

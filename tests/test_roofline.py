@@ -764,3 +764,20 @@ def test_a_model_above_the_memory_roof_with_no_node_timed_gets_the_note():
         f"Above the memory roof: the model. The bytes they move ({r.bytes / 1000:,.0f} KB"
     )
     assert refresh_roof_notes(replace(above, attained_gflops=0.9 * r.bound_gflops)).notes == []
+
+
+def test_benchmark_script_reads_a_bundles_tflite_variants_by_the_one_rule():
+    """A review: benchmarks/roofline.py had its own copy of `schema.tflite_variants`, and a manifest's
+    `tflite: {variants: null}` (which passes the manifest check) was a TypeError there."""
+    from types import SimpleNamespace
+    from unittest import mock
+
+    with mock.patch.dict("os.environ"):  # the script pins BLAS threads in the environment at import
+        from benchmarks import roofline as script
+
+    for block in (None, {"variants": None}):
+        assert script.jobs(SimpleNamespace(manifest={"tflite": block}))[-1] == (
+            "orin-nano-8gb",
+            "onnxruntime",
+        )
+    assert ("pi5", "tflite-int8") in script.jobs(load_bundle(SER))
