@@ -781,3 +781,20 @@ def test_benchmark_script_reads_a_bundles_tflite_variants_by_the_one_rule():
             "onnxruntime",
         )
     assert ("pi5", "tflite-int8") in script.jobs(load_bundle(SER))
+
+
+def test_a_measured_layer_above_the_peak_is_drawn_inside_the_plot():
+    """A review: the plot's top was the peak x 2 rounded up to a decade, so a measured layer above that (an engine's
+    kernels beating the GEMM-measured peak, which a note explains) was drawn off the picture: no dot at all."""
+    from dataclasses import replace
+
+    from edge_ser.roofline import MARGIN, H, W, plot_image
+
+    r = build_report(load_bundle(SER), load_profile("pi4"), engine="onnxruntime")
+    p = max(r.layers, key=lambda q: q.flops)
+    high = replace(p, gflops=50 * r.peak_gflops, fraction=50.0, limit="compute")
+    img = plot_image(replace(r, measured=True, layers=[high])).astype(int)
+    left, top, right, bottom = MARGIN
+    frame = img[top : H - bottom, left : W - right]
+    dot = (abs(frame[..., 0] - 200) < 8) & (abs(frame[..., 1] - 120) < 8) & (abs(frame[..., 2] - 30) < 8)
+    assert dot.sum() > 20
