@@ -380,8 +380,11 @@ class Recognizer:
             raise ConfigError(
                 f"Recognizer: bundle must be a Bundle or the path of a bundle folder or .tar, got {type(bundle).__name__}"
             )
+        # "" (an unset variable) was loaded as the working folder: "bundle : manifest.json is missing"
         self.bundle: Bundle | FusionBundle = (
-            load_bundle(bundle) if isinstance(bundle, (str, os.PathLike)) else bundle
+            load_bundle(_given(bundle, "Recognizer: bundle"))
+            if isinstance(bundle, (str, os.PathLike))
+            else bundle
         )
         """The loaded bundle (a `FusionBundle` for a fusion bundle's folder)."""
         self.engine = load_engine(

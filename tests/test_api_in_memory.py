@@ -345,3 +345,11 @@ def test_a_file_that_enrolled_nothing_is_not_recorded_as_enrolled(tmp_path) -> N
     again.load_speaker(saved)
     assert not again.enrolled(hiss)
     assert rec.enroll_file(hiss, voicing=0) == 1 and rec.enrolled(hiss)
+
+
+def test_a_recognizer_of_an_empty_bundle_path_is_refused(tmp_path, monkeypatch) -> None:
+    """`Recognizer("")` (an unset variable) loaded the working folder: "bundle : manifest.json is missing
+    (present: [...])", listing the folder's files."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match=r"^Recognizer: bundle: an empty path \(an unset variable\?\)$"):
+        Recognizer("")
