@@ -281,6 +281,11 @@ def float_samples(y: Any, sr: Any, where: str) -> tuple[np.ndarray, int]:
     from edge_ser.audio.wav import MAX_SR, MIN_SR
     from edge_ser.live.session import INT_SCALE, int16_in_int32, mono_samples, samples_array
 
+    if y is None:  # av_fusion's predict_audio(None, None, faces): "got dtype object"
+        raise ConfigError(
+            f"{where}: y is None: give the audio, float samples in [-1, 1] (or int16 / int32), [n] or "
+            "[n, channels], and its rate sr (only a face-only bundle's predict_audio takes none)"
+        )
     y = samples_array(y, where, ConfigError, "y")  # a ragged list raised numpy's bare ValueError
     note = int16_in_int32(y, where)
     if note:

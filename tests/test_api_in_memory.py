@@ -353,3 +353,16 @@ def test_a_recognizer_of_an_empty_bundle_path_is_refused(tmp_path, monkeypatch) 
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ConfigError, match=r"^Recognizer: bundle: an empty path \(an unset variable\?\)$"):
         Recognizer("")
+
+
+@pytest.mark.parametrize("name", ["av_fusion", "ser_emodb"])
+def test_no_audio_to_a_bundle_that_hears_is_said_so(name: str) -> None:
+    """`predict_audio(None, None, faces)`, as a face-only bundle takes it, said "y must be float samples in [-1, 1]
+    (or int16 / int32), got dtype object" to a fusion bundle (and `enroll(None, sr)` the same)."""
+    rec = Recognizer(ROOT / "bundles" / name, "numpy", adapt=False)
+    face = np.full((48, 48), 128, np.uint8)
+    faces = [face] if name == "av_fusion" else None
+    with pytest.raises(ConfigError, match=r"^predict_audio: y is None: give the audio"):
+        rec.predict_audio(None, None, faces=faces)
+    with pytest.raises(ConfigError, match=r"^enroll: y is None: give the audio"):
+        rec.enroll(None, SR)
