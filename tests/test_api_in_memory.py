@@ -366,3 +366,14 @@ def test_no_audio_to_a_bundle_that_hears_is_said_so(name: str) -> None:
         rec.predict_audio(None, None, faces=faces)
     with pytest.raises(ConfigError, match=r"^enroll: y is None: give the audio"):
         rec.enroll(None, SR)
+
+
+def test_a_fallback_for_a_bundle_that_takes_no_faces_is_refused(tmp_path) -> None:
+    """`rec.session(sr, fallback=...)` on an audio-only bundle loaded the fallback and never used it, without a word
+    (a late-fusion bundle refused one it would never use; `edge-ser run --fallback` notes it)."""
+    rec = Recognizer(ROOT / "bundles" / "ser_emodb", "numpy")
+    with pytest.raises(ConfigError, match=r"would never be used: .*ser_emodb takes no faces"):
+        rec.session(sr=SR, fallback=rec)
+    clip = write_wav(tmp_path / "v.wav", _voice(4, 4.0), SR)
+    with pytest.raises(ConfigError, match="would never be used"):
+        rec.stream(audio_file=clip, realtime=False, fallback=ROOT / "bundles" / "ser_emodb")

@@ -489,6 +489,11 @@ class LivePipeline:
                 raise ConfigError(
                     f"fallback bundle {fallback.bundle.source} needs faces; it must be audio-only"
                 )
+            if not self.kind.faces:  # it was kept and never used, without a word (`edge-ser run` notes it)
+                raise ConfigError(
+                    f"fallback bundle {fallback.bundle.source} would never be used: {bundle.source} takes no faces, "
+                    "so it never lacks one; leave the fallback out"
+                )
             if self.kind.faces and self.kind.hears and self.kind.enough_faces(None, self.config.min_faces):
                 raise ConfigError(
                     f"fallback bundle {fallback.bundle.source} would never be used: {bundle.source} answers on its "
