@@ -1213,6 +1213,7 @@ class Recognizer:
 
         if seconds is not None and not (isinstance(seconds, (int, float)) and seconds > 0):
             raise ConfigError(f"seconds: the stream time to stop after must be > 0, got {seconds!r}")
+        _settings(capture, CaptureSettings, "capture")
         pipeline = self._live_pipeline(config, fallback)
         audio, frames, tracker = open_capture(capture or CaptureSettings(), self.kind)
         return LiveRunner(
@@ -1250,8 +1251,9 @@ class Recognizer:
     ) -> LivePipeline:
         """The `LivePipeline` of `runner` and `session`: this recognizer's engine and speaker statistics, and the
         audio-only fallback's (a bundle or path is loaded on this one's engine)."""
-        from edge_ser.live.pipeline import LivePipeline
+        from edge_ser.live.pipeline import LivePipeline, PipelineConfig
 
+        _settings(config, PipelineConfig, "config")
         fb = fallback
         if fb is not None and not isinstance(fb, Recognizer):
             fb = Recognizer(fb, self.engine.name, getattr(self.engine, "threads", 1))
@@ -1286,6 +1288,7 @@ class Recognizer:
         """
         from edge_ser.live.capture import CaptureSettings
 
+        _settings(capture, CaptureSettings, "capture")
         # "no" or "off" would be truthy: paced in real time (adapt= is checked the same way)
         if not isinstance(realtime, (bool, np.bool_)):
             raise ConfigError(f"stream: realtime must be True or False, got {realtime!r}")
@@ -1315,6 +1318,16 @@ def _digest(raw: bytes) -> str:
     import hashlib
 
     return hashlib.sha256(raw).hexdigest()
+
+
+def _settings(value: Any, kind: type, name: str) -> None:
+    """ConfigError when `value` (the `name` argument of a live method) is neither None nor a `kind`: a dict of its
+    fields raised a bare AttributeError ("'dict' object has no attribute 'vad_voicing'") or TypeError deep inside."""
+    if value is not None and not isinstance(value, kind):
+        raise ConfigError(
+            f"{name} must be a {kind.__name__} ({kind.__module__}), got {type(value).__name__}: "
+            f"{name}={kind.__name__}(...)"
+        )
 
 
 def _given(path: str | bytes | os.PathLike[str], where: str) -> Path:

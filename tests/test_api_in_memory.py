@@ -377,3 +377,22 @@ def test_a_fallback_for_a_bundle_that_takes_no_faces_is_refused(tmp_path) -> Non
     clip = write_wav(tmp_path / "v.wav", _voice(4, 4.0), SR)
     with pytest.raises(ConfigError, match="would never be used"):
         rec.stream(audio_file=clip, realtime=False, fallback=ROOT / "bundles" / "ser_emodb")
+
+
+def test_live_settings_given_as_a_dict_are_refused_by_name(tmp_path) -> None:
+    """`session(sr, config={"hop": 0.25})` raised "AttributeError: 'dict' object has no attribute 'vad_voicing'",
+    and `stream(capture={...})` "TypeError: replace() should be called on dataclass instances"."""
+    rec = Recognizer(ROOT / "bundles" / "ser_emodb", "numpy")
+    clip = write_wav(tmp_path / "v.wav", _voice(4, 4.0), SR)
+    with pytest.raises(
+        ConfigError, match=r"^config must be a PipelineConfig \(edge_ser\.live\.pipeline\), got dict"
+    ):
+        rec.session(sr=SR, config={"hop": 0.25})
+    with pytest.raises(ConfigError, match=r"^config must be a PipelineConfig"):
+        rec.stream(audio_file=clip, realtime=False, config={"hop": 0.25})
+    with pytest.raises(
+        ConfigError, match=r"^capture must be a CaptureSettings \(edge_ser\.live\.capture\), got dict"
+    ):
+        rec.stream(realtime=False, capture={"audio_file": clip})
+    with pytest.raises(ConfigError, match=r"^capture must be a CaptureSettings"):
+        rec.runner(capture={"audio_file": clip})
