@@ -850,17 +850,26 @@ class _Rollout:
                                  check=False, before=_vars(F=self.inflight) + _STOP_INFLIGHT)  # fmt: skip
             except DeployError as e:  # ssh exit 255, or no answer
                 last = e
-                self.say(
+                self._say_on_the_way_back(
                     f"{self.ssh.name}: rollback attempt {attempt + 1} of {_ROLLBACK_ATTEMPTS}: {e.detail}"
                 )
         assert last is not None
         raise last
 
+    def _say_on_the_way_back(self, line: str) -> None:
+        """`say`, whose failure cannot stop the rollback: the log that failed may be what is being recovered from
+        (a terminal that hung up with the SIGHUP that interrupted the deploy fails every later write)."""
+        # the rollback matters more than its progress line
+        try:
+            self.say(line)
+        except Exception:
+            pass
+
     def recover(self, exc: BaseException) -> DeployError:
         """Undo the switch after `exc`; the returned error says what was switched and what was restored."""
         failure, name = self._failure(exc), self.ssh.name
         interrupted = isinstance(exc, KeyboardInterrupt)
-        self.say(f"{name}: {self.version}: {failure}: rolling back")
+        self._say_on_the_way_back(f"{name}: {self.version}: {failure}: rolling back")
         try:
             cp = self._rollback()
         except KeyboardInterrupt:

@@ -506,6 +506,27 @@ def test_any_exception_after_the_switch_rolls_back(sshd, tmp_path):
     _clean(root)
 
 
+def test_a_log_sink_that_stays_broken_still_rolls_back(sshd, tmp_path):
+    """SIGHUP rolls back (the operator's terminal went away), but the rollback's own first message went to the same
+    dead terminal: its OSError escaped before the rollback ran, leaving the unverified version current. A log
+    callback that fails on every call from some point on no longer stops the way back."""
+    root = tmp_path / "bundles"
+    v1 = _version("av_cnn_audio")
+    assert _deploy(sshd, root, "av_cnn_audio").ok
+    dead = []
+
+    def log(line: str) -> None:  # the terminal hangs up after the switch: every later write fails
+        if dead or line.endswith("service restarted"):
+            dead.append(line)
+            raise OSError(5, "Input/output error")
+
+    with pytest.raises(DeployRolledBack) as ei:
+        _deploy(sshd, root, "av_cnn", log=log)
+    assert "OSError during the restart" in str(ei.value) and f"rolled back to versions/{v1}" in str(ei.value)
+    assert os.readlink(root / "current") == f"versions/{v1}"
+    _clean(root)
+
+
 def test_previous_version_deleted_meanwhile(sshd, tmp_path):
     root = tmp_path / "bundles"
     v1, v2 = _version("av_cnn_audio"), _version("av_cnn")
