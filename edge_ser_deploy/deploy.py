@@ -1007,7 +1007,7 @@ def deploy(
     service: str = DEFAULT_SERVICE,
     identity: str | None = None,
     health_cmd: str | None = None,
-    health_wait: float = DEFAULT_HEALTH_WAIT,
+    health_wait: float | None = None,
     health_timeout: float = DEFAULT_HEALTH_TIMEOUT,
     restart_timeout: float = DEFAULT_RESTART_TIMEOUT,
     ssh_options: Sequence[str] = (),
@@ -1031,6 +1031,17 @@ def deploy(
     name = str(tgt)
     root = _check_options(root, keep, service, restart_timeout=restart_timeout, health_timeout=health_timeout)
     systemd_checked = restart and restart_cmd is None
+    if not restart and restart_cmd is not None:
+        raise ConfigError("deploy: --restart-cmd with --no-restart: nothing would run it; give one of them")
+    # the wait is part of the default check after a systemctl restart; elsewhere it was dropped without a word
+    if health_wait not in (None, 0) and not (health_cmd is None and systemd_checked):
+        why = "--health-cmd" if health_cmd is not None else "--restart-cmd" if restart else "--no-restart"
+        raise ConfigError(
+            f"deploy: --health-wait waits for the service restarted by systemctl before the default health check; "
+            f"with {why} nothing would wait (put a sleep into --health-cmd)"
+        )
+    if health_wait is None:
+        health_wait = DEFAULT_HEALTH_WAIT
     if not 0 <= health_wait <= 86400:  # also nan
         raise ConfigError(f"deploy: --health-wait {health_wait:g} must be in 0..86400 seconds")
     if identity and not Path(identity).expanduser().is_file():
@@ -1151,9 +1162,10 @@ def add_deploy_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--health-wait",
         type=float,
-        default=DEFAULT_HEALTH_WAIT,
+        default=None,
         metavar="SECONDS",
-        help=f"seconds the restarted service must stay up before the check (default {DEFAULT_HEALTH_WAIT:g})",
+        help=f"seconds the restarted service must stay up before the default check (default {DEFAULT_HEALTH_WAIT:g}; "
+        "refused with --health-cmd, --restart-cmd or --no-restart, where nothing would wait)",
     )
     p.add_argument(
         "--health-timeout",

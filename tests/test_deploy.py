@@ -328,6 +328,33 @@ def test_options_checked_here_and_the_users_ssh_options_win(tmp_path):
     assert opts.index("ConnectTimeout=3") < opts.index("ConnectTimeout=15")
 
 
+def test_options_that_would_do_nothing_are_refused(tmp_path):
+    """--health-wait with --health-cmd, --restart-cmd or --no-restart, and --restart-cmd with --no-restart, were
+    dropped without a word (the health check ran at once, the restart command never): refused before connecting,
+    naming the option that makes them moot. The command line's --health-wait is no longer always given."""
+    for kw, says in (
+        ({"health_wait": 30.0, "health_cmd": "true"}, "with --health-cmd nothing would wait"),
+        ({"health_wait": 30.0, "restart_cmd": "true"}, "with --restart-cmd nothing would wait"),
+        ({"health_wait": 30.0, "restart": False}, "with --no-restart nothing would wait"),
+        ({"restart_cmd": "true", "restart": False}, "--restart-cmd with --no-restart"),
+    ):
+        with pytest.raises(ConfigError, match=says):
+            deploy(BUNDLES / "av_cnn_audio", "nobody@192.0.2.1", root="/tmp/x", **kw)
+    # 0 (no wait) says nothing that is not so
+    with pytest.raises(ConfigError, match="no such key"):
+        deploy(
+            BUNDLES / "av_cnn_audio",
+            "nobody@192.0.2.1",
+            health_wait=0,
+            health_cmd="true",
+            identity="/nonexistent",
+        )
+    from edge_ser.cli import build_parser
+
+    args = build_parser().parse_args(["deploy", "b", "pi@h", "--health-cmd", "true"])
+    assert args.health_wait is None
+
+
 def test_parse_target():
     assert parse_target("pi@raspberrypi.local") == dep.Target("pi", "raspberrypi.local", None)
     assert parse_target("pi@10.0.0.2:2222") == dep.Target("pi", "10.0.0.2", 2222)
