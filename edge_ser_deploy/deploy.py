@@ -525,8 +525,18 @@ if ! out=$(sha256sum -c SHA256SUMS 2>&1); then
     cd / && rm -rf "$I"; exit 3
 fi
 cd "$R/versions" || exit 4
-if [ -e "$V" ]; then mv "$V" ".old-$V-$$"; fi
-mv "$I" "$V" && rm -rf ".old-$V-$$"
+# -T: rename(2) itself; a V another deploy made meanwhile is never entered (plain mv put I inside it)
+if [ -e "$V" ]; then mv -T "$V" ".old-$V-$$" || exit 4; fi
+if ! mv -T "$I" "$V"; then
+    # another deploy of the same bundle put V in place after the check above: kept if it checks as ours did
+    if [ -f "$V/SHA256SUMS" ] && [ "$(sha256sum < "$V/SHA256SUMS" | cut -d' ' -f1)" = "$SUMS" ] \
+        && (cd "$V" && sha256sum -c SHA256SUMS >/dev/null 2>&1); then
+        rm -rf "$I" ".old-$V-$$"; exit 0
+    fi
+    exit 4
+fi
+# the copy V replaced: removing it is tidying, not the upload (V is in place and checked)
+rm -rf ".old-$V-$$" || true
 """
 
 

@@ -874,3 +874,48 @@ def test_device_output_cannot_drive_the_local_terminal(tmp_path, monkeypatch):
     text = str(e.value)
     assert "boom\\x1b[1A\\x0d\\x1b[Khealth check passed\\u202e" in text
     assert not any(c in text for c in "\x1b\r\x07\u202e")
+
+
+def test_an_upload_racing_another_of_the_same_version_keeps_one_copy(tmp_path):
+    """Review: two deploys uploading the same version at once: the second's plain `mv INCOMING V`, run after the
+    first had put V in place, moved its folder *inside* V (a stray copy in the live version). The upload script
+    (run here for real, the race forced by an `mv` that lets the other deploy finish first) now renames with
+    `mv -T`, and keeps the other deploy's V when it checks as this upload did."""
+    payload = dep._payload(REPO / "bundles" / "laq_mlp_emodb")
+    data = dep._tar_bundle(payload.files)
+    root = tmp_path / "bundles"
+    versions = root / "versions"
+    versions.mkdir(parents=True)
+    v = payload.version
+    other = tmp_path / "other"  # the other deploy's verified upload of the same bundle
+    other.mkdir()
+    subprocess.run(["tar", "-x", "-f", "-", "-C", str(other)], input=data, check=True)
+    shim = tmp_path / "bin"
+    shim.mkdir()
+    real_mv = shutil.which("mv")
+    # the first rename into V: the other deploy wins the race just before it
+    (shim / "mv").write_text(
+        "#!/bin/sh\n"
+        "for a; do last=$a; done\n"
+        f'if [ "$last" = {shlex.quote(v)} ] && [ ! -e {shlex.quote(str(versions / v))} ]; then\n'
+        f"  cp -r {shlex.quote(str(other))} {shlex.quote(str(versions / v))}\n"
+        "fi\n"
+        f'exec {real_mv} "$@"\n'
+    )
+    (shim / "mv").chmod(0o755)
+    incoming = versions / ".incoming-x"
+    script = dep._vars(R=str(root), V=v, I=str(incoming), SUMS=payload.sums_sha256) + dep._UPLOAD
+    env = {**os.environ, "PATH": f"{shim}:{os.environ['PATH']}"}
+    r = subprocess.run(
+        ["sh", "-c", script], input=data, capture_output=True, env=env, timeout=60, check=False
+    )
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in versions.iterdir()) == [v]  # no incoming, no .old-, nothing inside V
+    assert sorted(p.name for p in (versions / v).iterdir()) == sorted(p.name for p in other.iterdir())
+    # a V in the way that does not check is an upload failure, not a silent mix
+    shutil.rmtree(versions / v)
+    (other / "SHA256SUMS").write_text("0" * 64 + "  model.onnx\n")
+    r = subprocess.run(
+        ["sh", "-c", script], input=data, capture_output=True, env=env, timeout=60, check=False
+    )
+    assert r.returncode == 4
