@@ -195,6 +195,12 @@ def test_unknown_profile_name_lists_the_available_ones() -> None:
         load_profile("pi6")
     with pytest.raises(ProfileError, match="profile file not found"):
         load_profile("/nonexistent/pi4.yaml")
+    # review: `--profile pi4.yaml` outside firmware_profiles/ said only "not found"
+    with pytest.raises(ProfileError, match=r"pi4.yaml: profile file not found \(the shipped profile of that name is "
+                       r"--profile pi4\); shipped profiles: .*pi5"):  # fmt: skip
+        load_profile("pi4.yaml")
+    with pytest.raises(ProfileError, match=r"mine.yaml: profile file not found; shipped profiles: .*pi4"):
+        load_profile("mine.yaml")
 
 
 def test_load_profile_host_goes_through_hostbench(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -88,7 +88,19 @@ def load_profile(name_or_path: str | os.PathLike[str]) -> Profile:
 def _load_file(path: Path) -> Profile:
     label = path.name
     if not path.exists():
-        raise ProfileError(f"{path}: profile file not found")
+        # `--profile pi4.yaml` from another folder: the shipped profile of that name is one word away
+        shipped = (
+            path.stem if path.name == f"{path.stem}.yaml" and path.stem in available_profiles() else None
+        )
+        raise ProfileError(
+            f"{path}: profile file not found"
+            + (
+                f" (the shipped profile of that name is --profile {shipped})"
+                if shipped and shipped != HOST
+                else ""
+            )
+            + f"; shipped profiles: {', '.join(available_profiles())}"
+        )
     data = read_regular_file(path, limit=MAX_PROFILE_BYTES, error=ProfileError)
     try:
         text = data.decode("utf-8")
