@@ -113,6 +113,23 @@ def test_every_command_and_option_says_what_it_is() -> None:
             assert action.help, (name, action.option_strings or action.dest)
 
 
+def test_bench_json_help_says_what_it_writes_in_each_mode() -> None:
+    """Review: `bench --help` described --json as "JSON lines to this file" (run's text), true only with --live."""
+    from edge_ser.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))  # noqa: SLF001
+    helps = {
+        n: next(a.help for a in p._actions if a.dest == "json")
+        for n, p in sub.choices.items()
+        if n in ("bench", "run")
+    }  # noqa: SLF001
+    assert (
+        helps["bench"].startswith("the roofline report as one JSON document")
+        and "with --live, JSON lines" in helps["bench"]
+    )
+    assert helps["run"].startswith("JSON lines to this file")
+
+
 @pytest.mark.parametrize(
     ("args", "says"),
     [

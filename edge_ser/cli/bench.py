@@ -43,6 +43,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "decisions with --live, the roofline report without.",
     )
     add_run_args(p)
+    # run's --json help ("JSON lines") holds for --live only: the roofline report is one JSON document
+    next(a for a in p._actions if a.dest == "json").help = (  # noqa: SLF001
+        "the roofline report as one JSON document to this file, or - for stdout instead of the Markdown; with "
+        "--live, JSON lines of the live decisions (replaced; see --json-append)"
+    )
     p.add_argument("--live", action="store_true", help="benchmark the live pipeline instead")
     p.add_argument(
         "--profile",
