@@ -142,6 +142,22 @@ def test_a_data_set_it_was_not_trained_on_is_one_line(tmp_path, capsys):
     )  # nothing rewritten
 
 
+def test_another_data_set_for_a_random_split_names_the_one_it_was_trained_on(tmp_path, capsys):
+    """A bundle whose split is re-made (laq_mlp_emodb: random, 428 training clips) given another data set said
+    only "the random split gives N training clips, the manifest says 428", not which data set to give."""
+    import shutil
+
+    data = _folder(tmp_path / "other")
+    bundle = tmp_path / "laq"
+    shutil.copytree(REPO / "bundles" / "laq_mlp_emodb", bundle)
+    assert tb.run([str(bundle), "--data", str(data)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert (
+        len(err) == 1 and "training clips, the manifest says 428: the bundle was trained on 'emodb'" in err[0]
+    )
+    assert "give --data the data set it was trained on" in err[0]
+
+
 def test_calibration_shows_a_bar_per_pass_over_the_clips(tmp_path, monkeypatch):
     """Calibration computes every training clip's inputs (and the held-out-like copies') through the device path,
     minutes on a corpus, and said nothing meanwhile (a review): the command's calibration has a bar per pass (on a

@@ -117,12 +117,16 @@ def training_paths(bundle, dataset: str, root: str | None = None) -> list[Path]:
                 InputWarning,
                 stacklevel=2,
             )
+    trained = accuracy.get("dataset")
     if chosen and want is not None and want != len(chosen):
+        # another data set's clips (ravdess for an emodb bundle) land here: say which one to give
         raise ConfigError(
-            f"{bundle.source}: the {kind} split gives {len(chosen)} training clips, the manifest says {want}"
+            f"{bundle.source}: the {kind} split of {dataset!r} gives {len(chosen)} training clips, the manifest "
+            f"says {want}"
+            + (f": the bundle was trained on {trained!r}" if trained else "")
+            + "; give --data the data set it was trained on (its name or folder)"
         )
     if not chosen:
-        trained = accuracy.get("dataset")
         raise ConfigError(
             f"{bundle.source}: no training clips of {dataset!r} found"
             + (f": the bundle was trained on {trained!r}" if trained else "")
