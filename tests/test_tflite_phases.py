@@ -186,6 +186,25 @@ def test_phase_bundle_refuses_a_phased_variant(tmp_path: Path) -> None:
         phase_bundle(dst)
 
 
+def test_the_command_says_a_refusal_in_one_line(tmp_path: Path, capsys) -> None:
+    """`python -m converters.export.tflite_phases` on a bundle phased already (every shipped audio bundle), one
+    without an int8 variant, or no bundle at all ended in a traceback; it is one line and exit status 2."""
+    pytest.importorskip("tensorflow", reason="tensorflow-cpu (the tf-export extra) is not installed")
+    from converters.export.tflite_phases import run
+
+    dst = tmp_path / "b"
+    shutil.copytree(BUNDLES / "ser_emodb", dst)
+    for argv, said in (
+        ([str(dst)], "its int8 variant is phased already"),
+        ([str(tmp_path / "none")], "does not exist"),
+        ([str(dst), "--hidden", "3"], "hidden phases must be one of"),
+    ):
+        assert run(argv) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("python -m converters.export.tflite_phases: error: ")
+        assert said in err[0]
+
+
 def test_a_temporal_conv_graph_is_phased_too() -> None:
     """av_cnn_audio: EXPAND_DIMS, CONV_2D (channels last), RESHAPE, TRANSPOSE, FULLY_CONNECTED: the copies
     follow the channel axis through the layout ops, and the result sits closer to fp32 than plain int8."""

@@ -285,5 +285,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def run(argv: Sequence[str] | None = None) -> int:
+    """`main`, with an edge-ser error (no bundle, no int8 variant, one phased already, copy counts it cannot take)
+    printed as one line and exit status 2, as `tflite_bundle.run` does (it was a traceback)."""
+    from edge_ser.errors import EdgeSerError
+
+    try:
+        return main(argv)
+    except EdgeSerError as e:
+        print(f"python -m converters.export.tflite_phases: error: {e}", file=sys.stderr)
+        return 2
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run())
