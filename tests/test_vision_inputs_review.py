@@ -286,6 +286,25 @@ def test_an_image_whose_header_gives_no_size_is_not_decoded(tmp_path) -> None:
         read_image(raster)
 
 
+def test_an_empty_or_damaged_image_is_not_called_another_format(tmp_path) -> None:
+    """Review: an empty .png, and a JPEG (FF D8 FF E0) whose frame header cannot be found, were refused as "not a
+    PNG, JPEG, BMP, PNM, WebP or TIFF image by its header": the first is empty, the second starts as a JPEG."""
+    from edge_ser.vision.image import read_image
+
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    with pytest.raises(VideoFormatError, match="empty.png: empty file"):
+        read_image(empty)
+    cases = {"a.jpg": (b"\xff\xd8\xff\xe0" + bytes(range(256)) * 4, "JPEG")}
+    cases["b.png"] = (b"\x89PNG\r\n\x1a\n" + bytes(40), "PNG")
+    for name, (data, kind) in cases.items():
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(
+            VideoFormatError, match=f"{name}: starts as a {kind} image but its header gives no size"
+        ):
+            read_image(tmp_path / name)
+
+
 def test_av_fusion_predict_audio_without_faces_says_no_face() -> None:
     """Diff review: av_fusion's predict_audio without faces gave face_found None where an audio-only video gave
     False with '[no face found: audio alone]'."""

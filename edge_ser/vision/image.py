@@ -30,9 +30,19 @@ def read_image(path: str | os.PathLike[str], *, grey: bool = False, what: str = 
     if check_image_size(path) is None:
         # OpenCV picks its decoder by content: a Sun raster, BigTIFF or JPEG 2000 named .png was decoded to 52
         # megapixels past the size check; a file whose size cannot be read first is not decoded
+        head = _head(path)
+        if not head:
+            raise VideoFormatError(f"{path}: empty file (0 bytes)")
+        kind = _signature(head)
+        if kind:
+            # a JPEG with no frame header was called "not a ... JPEG ... image" while it starts as one
+            raise VideoFormatError(
+                f"{path}: starts as a {kind} image but its header gives no size (damaged or cut short); "
+                "not decoded"
+            )
         raise VideoFormatError(
             f"{path}: not a PNG, JPEG, BMP, PNM, WebP or TIFF image by its header (starts with "
-            f"{_head(path)!r}); only those are decoded, their size checked first"
+            f"{head!r}); only those are decoded, their size checked first"
         )
     try:
         with native_messages_named(path, show=False) as said:
@@ -71,6 +81,23 @@ def _head(path: Path, n: int = 12) -> bytes:
         return fh.read(n)
 
 
+def _signature(head: bytes) -> str | None:
+    """The format `image_size` parses a file starting with `head` as ("PNG", "JPEG", ...), or None."""
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "PNG"
+    if head.startswith(b"\xff\xd8"):
+        return "JPEG"
+    if head.startswith(b"BM"):
+        return "BMP"
+    if head[:1] == b"P" and head[1:2] in b"1234567" and len(head) > 1:
+        return "PNM"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WebP"
+    if head[:4] in (b"II*\0", b"MM\0*"):
+        return "TIFF"
+    return None
+
+
 _HEAD = 64 << 10
 """Bytes of a file `image_size` reads at most: a JPEG's frame header follows its EXIF block (up to 64 KB)."""
 
@@ -80,22 +107,23 @@ def image_size(path: str | os.PathLike[str]) -> tuple[int, int] | None:
     decoding; None for another format or a header that cannot be parsed (the decoder then judges the file)."""
     with open(path, "rb") as fh:
         head = fh.read(_HEAD)
+    kind = _signature(head)
     try:
-        if head.startswith(b"\x89PNG\r\n\x1a\n") and head[12:16] == b"IHDR":
+        if kind == "PNG" and head[12:16] == b"IHDR":
             return struct.unpack(">II", head[16:24])
-        if head.startswith(b"\xff\xd8"):
+        if kind == "JPEG":
             return _jpeg_size(path)
-        if head.startswith(b"BM") and len(head) >= 26:
+        if kind == "BMP" and len(head) >= 26:
             (header,) = struct.unpack("<I", head[14:18])
             if header == 12:  # BITMAPCOREHEADER
                 return struct.unpack("<HH", head[18:22])
             w, h = struct.unpack("<ii", head[18:26])
             return abs(w), abs(h)
-        if head[:1] == b"P" and head[1:2] in b"1234567":
+        if kind == "PNM":
             return _pnm_size(head)
-        if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        if kind == "WebP":
             return _webp_size(head)
-        if head[:4] in (b"II*\0", b"MM\0*"):
+        if kind == "TIFF":
             return _tiff_size(path, "<" if head[:2] == b"II" else ">")
     except (struct.error, ValueError, IndexError):
         return None
