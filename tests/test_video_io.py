@@ -83,6 +83,17 @@ def test_read_sampled_matches_full_decode(mp4, method, k):
     assert np.array_equal(grey.frames[0], cv2.cvtColor(full[want[0]], cv2.COLOR_BGR2GRAY))
 
 
+@pytest.mark.parametrize("fourcc, ext", [("MJPG", "avi"), ("mp4v", "mp4")])
+def test_a_one_frame_clip_is_read_by_seeking_too(tmp_path, fourcc, ext):
+    """Review: `read_sampled(method="seek")` of a one-frame file, k > 1, seeks back to frame 0 after reading it,
+    which OpenCV cannot, and the file was refused as truncated; a repeated index reuses the frame read."""
+    path = write_video(tmp_path / f"one.{ext}", fourcc=fourcc, frames=face_frames()[:1])
+    skip = read_sampled(path, 6)
+    got = read_sampled(path, 6, method="seek")
+    assert np.array_equal(got.indices, np.zeros(6)) and got.n_frames == 1
+    assert np.array_equal(got.frames, skip.frames)
+
+
 def test_other_containers_and_codecs(tmp_path, mp4, ffmpeg):
     avi = write_video(tmp_path / "faces.avi", fourcc="MJPG")
     mkv = tmp_path / "faces.mkv"

@@ -360,7 +360,12 @@ def _seek(path: Path, k: int, grey: bool) -> VideoFrames:
     indices = sample_frame_indices(info.frame_count, k)
     frames = []
     try:
-        for i in indices:
+        for j, i in enumerate(indices):
+            if j and i == indices[j - 1]:
+                # a clip shorter than k repeats a frame: seeking back to a one-frame file's only frame after
+                # reading it fails, and the file was called truncated
+                frames.append(frames[-1])
+                continue
             cap.set(cv2.CAP_PROP_POS_FRAMES, int(i))
             ok, frame = cap.read()
             if not ok or frame is None:
