@@ -23,6 +23,12 @@ def test_missing_delegate_is_named(tmp_path: Path) -> None:
     assert e.value.path == str(missing) and str(missing) in str(e.value)
 
 
+def test_a_folder_is_not_called_missing(tmp_path: Path) -> None:
+    with pytest.raises(DelegateError, match="is a folder; give the delegate's shared library") as e:
+        load_delegate(tmp_path)
+    assert "no such file" not in str(e.value)
+
+
 def test_a_file_that_is_no_library_is_refused(tmp_path: Path) -> None:
     bogus = tmp_path / "libdelegate.so"
     bogus.write_bytes(b"not an ELF file")

@@ -136,6 +136,8 @@ def load_delegate(path: str | Path, options: Mapping[str, str] | None = None) ->
         DelegateError: the file does not exist, or no loader here can load it (the path and the reason).
     """
     p = Path(path)
+    if p.is_dir():  # it said "no such file" of a folder that is there
+        raise DelegateError(str(path), "is a folder; give the delegate's shared library (.so) in it")
     if not p.is_file():
         raise DelegateError(
             str(path),
