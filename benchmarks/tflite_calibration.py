@@ -320,10 +320,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--tag", default="")
     args = p.parse_args(argv)
-    require_datasets(*(BUNDLES[b] for b in args.bundles.split(",") if b))
+    names = [b for b in args.bundles.split(",") if b]
+    unknown = [b for b in names if b not in BUNDLES]
+    if unknown or not names:
+        # an unknown name was a KeyError traceback
+        p.error(f"--bundles: {', '.join(unknown) or 'none given'}: choose from {', '.join(BUNDLES)}")
+    require_datasets(*(BUNDLES[b] for b in names))
     pin_single_thread()
     rows = []
-    for name in [b for b in args.bundles.split(",") if b]:
+    for name in names:
         run = run_face if BUNDLES[name] == "fer2013" else run_bundle
         rows.append(run(name, BUNDLES[name], args))
         print(f"{name}: done {rows[-1]['int8_vs_fp32']:.4f}", file=sys.stderr)

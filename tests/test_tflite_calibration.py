@@ -91,3 +91,14 @@ def test_augmented_clips_are_made_from_the_training_clip(tmp_path: Path) -> None
     assert len(y8) == 8000
     assert np.sqrt(np.mean(quiet**2)) < 0.2 * np.sqrt(np.mean(y**2))
     assert np.abs(loud).max() == pytest.approx(10 * np.abs(y).max(), rel=1e-3)
+
+
+def test_the_benchmark_refuses_a_bundle_it_does_not_know(capsys) -> None:
+    """`benchmarks/tflite_calibration.py --bundles nosuch` ended in a KeyError traceback: it is a usage error."""
+    from benchmarks.tflite_calibration import main
+
+    for given in ("nosuch", "ser_emodb,nosuch", ","):
+        with pytest.raises(SystemExit) as e:
+            main(["--bundles", given])
+        err = capsys.readouterr().err
+        assert e.value.code == 2 and "--bundles: " in err and "choose from ser_emodb, ser_ravdess" in err
