@@ -197,6 +197,31 @@ def test_jsonl_stdout_append_and_errors(tmp_path: Path) -> None:
     assert old.exists() and old.read_text() == ""
 
 
+@pytest.mark.parametrize("append", [False, True])
+def test_jsonl_on_a_full_disk_leaves_whole_lines_and_says_so(tmp_path: Path, append: bool) -> None:
+    """A disk that fills takes part of a line and refuses the rest (simulated with a file size limit, which fails
+    the same way: a short write, then EFBIG): the part is cut off again, so the file still reads whole."""
+    resource = pytest.importorskip("resource")
+    path = tmp_path / "full.jsonl"
+    if append:
+        path.write_text(result_json(make_result(t=0.0)) + "\n")
+    line = len(result_json(make_result()).encode()) + 1
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    out = JsonlOutput(path, append=append)
+    try:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (path.stat().st_size + 2 * line + line // 2, hard))
+        with pytest.raises(OutputError, match="cannot write JSON line"):
+            for i in range(5):
+                out.emit(make_result(t=1.0 + i))
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, previous)
+    out.close()
+    assert path.read_bytes().endswith(b"\n")
+    assert [r.t for r in read_jsonl(path)] == [0.0] * append + [1.0, 2.0]
+
+
 def test_jsonl_never_leaves_half_a_line_when_killed(tmp_path: Path) -> None:
     path = tmp_path / "killed.jsonl"
     script = textwrap.dedent(

@@ -50,6 +50,7 @@ class JsonlOutput:
         self._stream: TextIO | None = None
         self._fsync = fsync
         self._closed = False
+        self._regular = False
         self.lines = 0
         """Lines written so far."""
         if isinstance(target, (str, Path)):
@@ -70,6 +71,7 @@ class JsonlOutput:
                 os.fstat(self._fd).st_mode
             )  # /dev/stdout, /dev/null, a FIFO: no lock, no truncate
             self._created = self._created and regular
+            self._regular = regular
             if regular and not _lock(self._fd):
                 os.close(self._fd)
                 self._fd = None
@@ -98,11 +100,24 @@ class JsonlOutput:
                 self._write_bytes(b"\n")
 
     def _write_bytes(self, data: bytes) -> None:
+        """Write all of `data`. When a write fails part-way (a full disk, a file size limit: the first write takes
+        what fits, the next one raises), what went in of it is cut off a regular file again, so the file still
+        ends on a whole line; half a line was left, which `read_jsonl` refuses."""
         assert self._fd is not None
         view = memoryview(data)
-        while view:  # a regular file takes it in one write; the loop only matters for pipes/FIFOs
-            n = os.write(self._fd, view)
-            view = view[n:]
+        written = 0
+        try:
+            while view:  # a regular file takes it in one write; the loop only matters for pipes/FIFOs
+                n = os.write(self._fd, view)
+                view = view[n:]
+                written += n
+        except OSError:
+            if written and self._regular:
+                try:
+                    os.ftruncate(self._fd, os.lseek(self._fd, 0, os.SEEK_CUR) - written)
+                except OSError:
+                    pass  # the error below says the write failed either way
+            raise
 
     def emit(self, result: LiveResult) -> None:
         if self._closed:
