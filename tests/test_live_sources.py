@@ -561,6 +561,63 @@ def test_camera_missing_device_backs_off_without_crashing() -> None:
         CameraSource("missing_clip.mp4").start()
 
 
+class _FakeCapture:
+    """A stand-in for `cv2.VideoCapture` whose `read` gives what `script` says: an image, or "hang" (a driver
+    that stops delivering without an error: the read blocks until `resume` is set)."""
+
+    def __init__(self, script, resume: threading.Event) -> None:
+        self.script, self.resume = script, resume
+
+    def isOpened(self) -> bool:  # noqa: N802 (OpenCV's name)
+        return True
+
+    def release(self) -> None:
+        pass
+
+    def set(self, *args) -> bool:
+        return True
+
+    def get(self, prop) -> float:
+        return 0.0
+
+    def read(self):
+        step = next(self.script)
+        if isinstance(step, str):
+            self.resume.wait(HANG_S)
+            return False, None
+        time.sleep(0.005)
+        return True, step
+
+
+def _wait_until(test, what: str) -> None:
+    end = time.monotonic() + HANG_S
+    while not test():
+        assert time.monotonic() < end, what
+        time.sleep(0.01)
+
+
+def test_a_camera_whose_read_hangs_is_not_healthy_and_comes_back(monkeypatch) -> None:
+    """A camera that stops delivering without an error (its read hangs) stayed healthy, so the live loop
+    classified the last face it gave, frozen, for as long as the read hung; it now counts as lost after
+    `stall_timeout` s without a frame, with that reason, and as healthy again when frames come."""
+    image = np.full((48, 64, 3), 80, np.uint8)
+    resume = threading.Event()
+    script = iter([image] * 5 + ["hang"] + [image] * 100_000)
+    monkeypatch.setattr(cv2, "VideoCapture", lambda *a, **k: _FakeCapture(script, resume))
+    cam = CameraSource(CameraConfig(0, stall_timeout=0.2))
+    with cam:
+        _wait_until(lambda: cam.frames >= 5, "the first frames")
+        assert cam.read(timeout=HANG_S) is not None
+        _wait_until(lambda: not cam.healthy, "the stalled camera counted as lost")
+        assert "no frame for" in cam.last_error and "the camera stalled" in cam.last_reason
+        assert cam.frames == 5 and cam.read(timeout=0.01) is None
+        resume.set()
+        _wait_until(lambda: cam.healthy, "the camera back")
+        assert cam.frames > 5 and cam.last_error is None and cam.opens == 1
+    with pytest.raises(ConfigError, match="stall_timeout"):
+        CameraConfig(stall_timeout=0)
+
+
 # ---------------------------------------------------------------------------------------------- mic: no hardware
 class _Flags:
     """Stands in for sounddevice.CallbackFlags."""

@@ -19,7 +19,10 @@ monotonic clock (seconds since `start()`).
 Losing the camera is not fatal: a failed open, or `max_read_failures` consecutive failed reads, releases
 the capture, sets `healthy` False and retries after an exponential back-off (`retry_initial` doubling to
 `retry_max`, `edge_ser.live.backoff.Backoff`); the first good frame sets `healthy` again and resets the
-back-off. What is an error at `start()`: no OpenCV (MissingDependencyError), a GStreamer pipeline on an
+back-off. A camera whose read hangs (a driver or network stream that stops delivering without an error: V4L2
+waits 10 s per read, a pipeline may wait for ever) is not healthy either once `stall_timeout` seconds pass
+without a frame, as a stalled microphone is not: the live loop then drops its last face instead of classifying
+that frozen face for as long as the read hangs, and says "camera lost" and "camera back" when frames come again. What is an error at `start()`: no OpenCV (MissingDependencyError), a GStreamer pipeline on an
 OpenCV built without GStreamer (ConfigError: pip's opencv wheels are; use the distribution's
 python3-opencv), a file path that does not exist (VideoFormatError).
 
@@ -60,7 +63,8 @@ class CameraConfig:
     "MJPG" (most USB webcams reach 720p at 30 fps only in MJPG). backend: "auto" or one of v4l2, gstreamer,
     ffmpeg, any. retry_initial / retry_factor / retry_max: reconnection back-off in seconds.
     open_timeout / read_timeout: seconds before a network stream's open or read gives up (FFmpeg).
-    max_read_failures: consecutive failed reads after which the camera counts as lost.
+    max_read_failures: consecutive failed reads after which the camera counts as lost. stall_timeout: seconds
+    without a frame after which an open camera counts as lost (its read hangs).
     """
 
     source: int | str = 0
@@ -75,6 +79,7 @@ class CameraConfig:
     open_timeout: float = 5.0
     read_timeout: float = 5.0
     max_read_failures: int = 3
+    stall_timeout: float = 2.0
 
     def __post_init__(self) -> None:
         if isinstance(self.source, bool) or not isinstance(self.source, (int, str)):
@@ -93,7 +98,7 @@ class CameraConfig:
             raise ConfigError(f"CameraConfig.fourcc must be 4 characters (e.g. 'MJPG'), got {self.fourcc!r}")
         if self.backend not in BACKENDS:
             raise ConfigError(f"CameraConfig.backend must be one of {BACKENDS}, got {self.backend!r}")
-        for name in ("open_timeout", "read_timeout"):
+        for name in ("open_timeout", "read_timeout", "stall_timeout"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
                 raise ConfigError(f"CameraConfig.{name} must be > 0 seconds, got {v!r}")
@@ -229,6 +234,7 @@ class CameraSource:
         self._backoff = config.make_backoff()
         self._healthy = False
         self._t0 = 0.0
+        self._frame_at = 0.0  # monotonic time of the newest frame (the reader thread's)
         self.opens = 0
         """Successful opens of the capture (1 + reconnections)."""
         self.failed_attempts = 0
@@ -346,7 +352,8 @@ class CameraSource:
                     ok, image = cap.read()
                     if ok and image is not None:
                         failures = 0
-                        if not self._healthy:
+                        self._frame_at = time.monotonic()
+                        if not self._healthy or self.last_error is not None:
                             self._healthy = True
                             self._backoff.reset()
                             self.last_error = self.last_reason = None
@@ -369,8 +376,16 @@ class CameraSource:
     # ------------------------------------------------------------------ state
     @property
     def healthy(self) -> bool:
-        """True while frames are coming; False before the first frame and while reconnecting."""
-        return self._healthy
+        """True while frames are coming; False before the first frame, while reconnecting, and while an open
+        camera has given no frame for `stall_timeout` s (its read hangs; `last_error` says so)."""
+        if not self._healthy:
+            return False
+        idle = time.monotonic() - self._frame_at
+        if idle <= self.config.stall_timeout:
+            return True
+        self.last_reason = f"no frame for {idle:.1f} s (the camera stalled)"
+        self.last_error = f"camera {self.config.source!r} ({self.backend_name}): {self.last_reason}"
+        return False
 
     @property
     def finished(self) -> bool:
