@@ -618,6 +618,27 @@ def test_a_camera_whose_read_hangs_is_not_healthy_and_comes_back(monkeypatch) ->
         CameraConfig(stall_timeout=0)
 
 
+@pytest.mark.parametrize(
+    "bad, why",
+    [(np.zeros((0, 0, 3), np.uint8), "is empty"), (np.zeros((48, 64, 2), np.uint8), "must be")],
+)
+def test_a_camera_frame_that_is_no_image_is_a_failed_read_not_the_end_of_the_run(
+    monkeypatch, bad, why
+) -> None:
+    """A frame of no image shape (empty, packed YUYV of two channels) reached the face crop, whose error ended
+    the whole run; it now counts as a failed read: the camera is lost with that reason and reopened."""
+    image = np.full((48, 64, 3), 80, np.uint8)
+    script = iter([image] * 3 + [bad] * 3 + [image] * 100_000)
+    monkeypatch.setattr(cv2, "VideoCapture", lambda *a, **k: _FakeCapture(script, threading.Event()))
+    cam = CameraSource(CameraConfig(0, retry_initial=0.05, retry_max=0.05))
+    with cam:
+        _wait_until(lambda: cam.failed_attempts >= 1, "the bad frames counted as a lost camera")
+        assert f"3 frames in a row were not images: frame of shape {bad.shape} {why}" in cam.last_error
+        _wait_until(lambda: cam.opens >= 2 and cam.healthy, "the camera reopened")
+        frame = cam.read(timeout=HANG_S)
+    assert frame is not None and frame.image.shape == image.shape
+
+
 # ---------------------------------------------------------------------------------------------- mic: no hardware
 class _Flags:
     """Stands in for sounddevice.CallbackFlags."""

@@ -22,7 +22,9 @@ the capture, sets `healthy` False and retries after an exponential back-off (`re
 back-off. A camera whose read hangs (a driver or network stream that stops delivering without an error: V4L2
 waits 10 s per read, a pipeline may wait for ever) is not healthy either once `stall_timeout` seconds pass
 without a frame, as a stalled microphone is not: the live loop then drops its last face instead of classifying
-that frozen face for as long as the read hangs, and says "camera lost" and "camera back" when frames come again. What is an error at `start()`: no OpenCV (MissingDependencyError), a GStreamer pipeline on an
+that frozen face for as long as the read hangs, and says "camera lost" and "camera back" when frames come again.
+A frame that is no image (empty, a raw buffer, packed YUYV of two channels) counts as a failed read, its reason
+kept for the note. What is an error at `start()`: no OpenCV (MissingDependencyError), a GStreamer pipeline on an
 OpenCV built without GStreamer (ConfigError: pip's opencv wheels are; use the distribution's
 python3-opencv), a file path that does not exist (VideoFormatError).
 
@@ -48,6 +50,7 @@ from edge_ser.live.backoff import Backoff
 from edge_ser.live.sources import Frame, LatestFrame
 from edge_ser.schema import config_from_dict
 from edge_ser.vision._cv2 import import_cv2
+from edge_ser.vision.face import _check_frame
 
 BACKENDS = ("auto", "v4l2", "gstreamer", "ffmpeg", "any")
 URL_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://")
@@ -215,6 +218,17 @@ def gstreamer_pipeline_for_jetson_csi(
     )
 
 
+def _unusable(image: Any) -> str | None:
+    """Why a frame the capture gave is not an image the face crop takes (empty, a raw buffer, two channels of
+    packed YUYV, ...), else None. Such a frame counts as a failed read: one of them ended the whole run with the
+    face crop's error."""
+    try:
+        _check_frame(image)
+    except ConfigError as e:
+        return str(e).removeprefix("face crop: ")
+    return None
+
+
 class CameraSource:
     """Frames from a camera as a `FrameSource`: a reader thread, newest frame wins, reconnects with back-off.
 
@@ -347,10 +361,12 @@ class CameraSource:
                 continue
             self.opens += 1
             failures = 0
+            unusable = None  # why the last frame read was not an image (shape, dtype), else None
             try:
                 while not self._stop.is_set():
                     ok, image = cap.read()
-                    if ok and image is not None:
+                    unusable = _unusable(image) if ok and image is not None else None
+                    if ok and image is not None and unusable is None:
                         failures = 0
                         self._frame_at = time.monotonic()
                         if not self._healthy or self.last_error is not None:
@@ -368,7 +384,10 @@ class CameraSource:
                 cap.release()
             if self._stop.is_set():
                 break
-            self._lost(f"no frame in {failures} reads (disconnected, or the end of a file)")
+            if unusable is not None:
+                self._lost(f"{failures} frames in a row were not images: {unusable}")
+            else:
+                self._lost(f"no frame in {failures} reads (disconnected, or the end of a file)")
             if self._backoff.wait(self._stop):
                 break
         self._healthy = False
