@@ -135,6 +135,41 @@ def test_sdnotify_ready_and_watchdog(tmp_path, monkeypatch):
     sdnotify.reset()
 
 
+def test_enrolment_keeps_the_watchdog_fed_before_the_loop(tmp_path, monkeypatch):
+    """Review: the unit's watchdog (WatchdogSec=30, Type=simple: armed from the start) was first fed by the live
+    loop, so an `--enroll` of many files on a Pi that took longer was killed before the loop began. Each enrolled
+    file now sends WATCHDOG=1 (rate-limited), and READY=1 still only from the loop."""
+    from edge_ser.cli.common import enroll_files
+    from edge_ser.live import sdnotify
+
+    class Rec:
+        def enrolled(self, f):
+            return False
+
+        def enroll_file(self, f, **gate):
+            return 1
+
+    for i in range(3):
+        (tmp_path / f"c{i}.wav").write_bytes(b"")
+    path = str(tmp_path / "notify")
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    srv.bind(path)
+    srv.settimeout(2)
+    monkeypatch.setenv("NOTIFY_SOCKET", path)
+    monkeypatch.setenv("WATCHDOG_USEC", "2000000")
+    monkeypatch.setenv("WATCHDOG_PID", str(os.getpid()))
+    sdnotify.reset()
+    try:
+        assert enroll_files(Rec(), [tmp_path]).startswith("enrolled 3 clip(s)")
+        assert srv.recv(64) == b"WATCHDOG=1"  # the first file; the rest within interval / 4
+        sdnotify.ping(now=1e9)  # the loop: READY=1 now, then its own ping
+        assert srv.recv(64) == b"READY=1"
+        assert srv.recv(64) == b"WATCHDOG=1"
+    finally:
+        srv.close()
+        sdnotify.reset()
+
+
 def _functions(tmp: Path, script: str) -> subprocess.CompletedProcess:
     """Run `script` in bash with deploy/lib/common.sh sourced, for real (no --dry-run), under PREFIX/ETC in `tmp`."""
     env = dict(os.environ, EDGE_SER_PREFIX=str(tmp / "opt"), EDGE_SER_ETC=str(tmp / "etc"))

@@ -13,6 +13,7 @@ from edge_ser.engines import MAX_THREADS
 from edge_ser.errors import AudioFormatError, ConfigError, InputWarning
 from edge_ser.fileio import find_files
 from edge_ser.inputs.base import AUDIO_EXTENSIONS
+from edge_ser.live.sdnotify import keepalive
 from edge_ser.text import printable
 
 ENGINE_HELP = (
@@ -316,6 +317,8 @@ def enroll_files(
     for f in files:
         if stop is not None and stop.is_set():
             break
+        # many files on a Pi outlast the service's WatchdogSec before the live loop's first ping
+        keepalive()
         done += 1
         try:
             if rec.enrolled(f):

@@ -45,18 +45,33 @@ def watchdog_interval(env: dict[str, str] | None = None) -> float | None:
 
 def ping(now: float | None = None) -> None:
     """READY=1 on the first call, then WATCHDOG=1 at most every interval / 4. Cheap; call it every loop turn."""
-    if not _state:
-        _state["on"] = bool(os.environ.get("NOTIFY_SOCKET"))
-        _state["every"] = (watchdog_interval() or 0.0) / 4
-        _state["last"] = float("-inf")
+    if not _state.get("ready"):
+        _read_environment()
+        _state["ready"] = True
         if _state["on"]:
             notify("READY=1")
+    keepalive(now)
+
+
+def keepalive(now: float | None = None) -> None:
+    """WATCHDOG=1 at most every interval / 4, without READY=1: for set-up work before the loop that takes long
+    (`--enroll` of many files on a Pi), which the watchdog (armed from the start: the unit is Type=simple) would
+    otherwise kill after WatchdogSec, before the first ping of the loop."""
+    if not _state:
+        _read_environment()
     if not _state["on"] or not _state["every"]:
         return
     t = time.monotonic() if now is None else now
     if t - _state["last"] >= _state["every"]:  # type: ignore[operator]
         _state["last"] = t
         notify("WATCHDOG=1")
+
+
+def _read_environment() -> None:
+    """What systemd said in the environment: a notification socket, and the watchdog's interval."""
+    _state["on"] = bool(os.environ.get("NOTIFY_SOCKET"))
+    _state["every"] = (watchdog_interval() or 0.0) / 4
+    _state["last"] = float("-inf")
 
 
 def reset() -> None:
