@@ -797,3 +797,34 @@ def test_predict_names_the_files_in_a_folder_it_does_not_read_for_their_extensio
     (tmp_path / "sub" / "take2.w64").unlink()
     assert main(["predict", str(BUNDLE), str(tmp_path)]) == 0
     assert "not read" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", [["run"], ["bench", "--live"]])
+def test_json_lines_to_stdout_whose_reader_left_stop_quietly(tmp_path, command) -> None:
+    """`edge-ser run ... --json - | head -1`: the reader going away is a stop, as for `predict --json | head`
+    (exit 0, nothing said); it was `error: <stdout>: cannot write JSON line: [Errno 32] Broken pipe`, exit 2."""
+    import os
+    import subprocess
+
+    import numpy as np
+
+    from edge_ser.audio import write_wav
+
+    wav = write_wav(tmp_path / "clip.wav", np.full(5 * 16000, 0.1, np.float32), 16000)
+    read, write = os.pipe()
+    os.close(read)  # the reader has gone before the first line
+    env = {**os.environ, "PYTHONPATH": str(BUNDLE.parents[1])}
+    args = [*command, str(BUNDLE), "--audio-file", str(wav), "--fast", "--no-console", "--json", "-"]
+    try:
+        p = subprocess.run(
+            [sys.executable, "-m", "edge_ser", *args],
+            stdout=write,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            timeout=120,
+        )
+    finally:
+        os.close(write)
+    assert p.returncode == 0, p.stderr
+    assert "error" not in p.stderr and "Traceback" not in p.stderr

@@ -118,7 +118,8 @@ class Outputs:
             except Exception as e:  # noqa: BLE001 - every output gets the result, then we report
                 first = first or e
         if first is not None:
-            raise _as_output_error(first)
+            # a stream's reader that went away (`--json - | head`) is a stop, not an output's error (edge_ser.cli)
+            raise first if isinstance(first, BrokenPipeError) else _as_output_error(first)
 
     def close(self) -> None:
         if self._closed:

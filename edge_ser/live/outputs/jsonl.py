@@ -42,7 +42,7 @@ class JsonlOutput:
     open text stream such as sys.stdout (flushed per line, never closed here).
 
     fsync: on close, fsync a file target (default True). Raises OutputError when the file cannot be opened
-    or a write fails (disk full, closed pipe).
+    or a write fails (disk full, a FIFO whose reader left); BrokenPipeError when the stream's reader left.
     """
 
     def __init__(self, target: str | Path | TextIO, *, append: bool = False, fsync: bool = True) -> None:
@@ -131,6 +131,10 @@ class JsonlOutput:
                 self._stream.write(line)
                 self._stream.flush()
         except (OSError, ValueError) as e:
+            if isinstance(e, BrokenPipeError) and self._fd is None:
+                # the stream's reader went away (`--json - | head -1`): a stop, which `edge-ser` ends quietly (exit
+                # 0) as its other commands do; a --json FILE (a FIFO) whose reader left stays an error
+                raise
             where = self.path if self.path is not None else getattr(self._stream, "name", "stream")
             raise OutputError(f"{where}: cannot write JSON line: {e}") from e
         self.lines += 1
