@@ -1240,6 +1240,25 @@ def test_a_new_speaker_after_a_long_silence_starts_from_the_runs_statistics():
         PipelineConfig(new_speaker_after=1.0)
 
 
+def test_a_new_speaker_starts_without_the_first_speakers_opening_sentence():
+    """The run's starting statistics were taken at its first update, after the first window's earlier hops had
+    already let a sentence that ended within them join: every later visitor started with the first one's opening
+    sentence (a review: 11 enrolled clips came back as 12). They are taken before it now."""
+    import edge_ser
+    from edge_ser.live.pipeline import PipelineConfig
+    from tests._signals import voiced
+
+    sr = 16000
+    parts = [voiced(sr, int(1.5 * sr)), np.zeros(8 * sr), voiced(sr, 3 * sr, 1), np.zeros(sr)]
+    y = np.concatenate(parts).astype(np.float32)
+    rec = edge_ser.Recognizer(ROOT / "bundles" / "ser_emodb", "numpy")
+    session = rec.session(sr=sr, config=PipelineConfig(new_speaker_after=5.0))
+    results = session.push(y) + session.finish()
+    first = next(r for r in results if any(n.startswith("new speaker") for n in r.notes))
+    assert results[0].speaker_clips == 1
+    assert first.speaker_clips == 0 and rec.speaker_clips == 1
+
+
 def test_a_silent_file_is_said_to_hold_no_sound_not_a_muted_microphone(tmp_path, capsys):
     """A run of an all-zeros --audio-file ended "the input is muted, or it is the wrong device (--mic ...)" (a
     review): a file's advice is about the file."""

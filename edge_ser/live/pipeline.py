@@ -605,6 +605,10 @@ class LivePipeline:
             False,
             0.0,
         )  # learn: the features of utterances that join the statistics, ended here
+        if self.config.new_speaker_after is not None and self._start_states is None:
+            # the run's start, before the first window's earlier hops: an utterance that ended among them is the
+            # first speaker's, and was kept for every later one when this was taken after them
+            self._start_states = [(a, a.state()) for a in self._adapters()]
         if self.kind.hears and not self._gated_once:
             earlier, learn_ms = self._gate_earlier_hops(window)
         self._gated_once = True
@@ -691,12 +695,10 @@ class LivePipeline:
 
     def _new_speaker(self, t: float, speech: bool) -> tuple[str, ...]:
         """With `new_speaker_after`: the first speech after that many seconds without any brings the speaker
-        statistics back to the run's start (captured at its first update), with a note saying so."""
+        statistics back to the run's start (taken as its first update begins), with a note saying so."""
         after = self.config.new_speaker_after
-        if after is None:
+        if after is None or self._start_states is None:
             return ()
-        if self._start_states is None:
-            self._start_states = [(a, a.state()) for a in self._adapters()]
         if not speech:
             return ()
         last, self._last_speech = self._last_speech, t
