@@ -388,6 +388,31 @@ def test_a_saved_speaker_restores_the_same_statistics_and_refuses_another_bundle
         assert "bad.json" in str(e.value)
 
 
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda st: st["mean"].__setitem__(0, "abc"), "mean and m2 must be lists of numbers"),
+        (lambda st: st["m2"].__setitem__(0, [1.0, 2.0]), "mean and m2 must be lists of numbers"),
+        (lambda st: st.update(count=10**400), "count: must be between 0 and"),
+    ],
+)
+def test_a_hand_edited_speaker_file_is_a_typed_error_naming_it(tmp_path: Path, edit, message: str) -> None:
+    """A value that is no number among the statistics, or a count no float holds, was a ValueError /
+    OverflowError traceback out of `edge-ser predict --speaker-file`."""
+    from edge_ser.errors import ConfigError
+
+    b = _with_block(tmp_path)
+    rec = Recognizer(b, "numpy")
+    rec.enroll(_voice(0), SR)
+    path = rec.save_speaker(tmp_path / "me.json")
+    doc = json.loads(path.read_text())
+    edit(doc["statistics"]["bundle"])
+    path.write_text(json.dumps(doc))
+    with pytest.raises(ConfigError, match=message) as e:
+        Recognizer(b, "numpy").load_speaker(path)
+    assert "me.json" in str(e.value)
+
+
 def test_speaker_file_keeps_the_speaker_across_sessions(tmp_path: Path, capsys) -> None:
     from edge_ser.cli import main
 

@@ -208,10 +208,15 @@ class SpeakerNorm:
         fit this prior's dimension or are not a valid state)."""
         c = Checker(where)
         c.mapping(state, "", required=("count", "weight", "mean", "m2"))
-        count = c.get(state, "count", "", int)
+        # at most 2**53: the weight, a float, counts whole clips exactly up to it (a hand-edited 10**400 was an
+        # OverflowError traceback)
+        count = c.integer(state["count"], "count", 0, 2**53)
         weight = c.get(state, "weight", "", (int, float))
-        mean = np.asarray(c.get(state, "mean", "", list), dtype=np.float64)
-        m2 = np.asarray(c.get(state, "m2", "", list), dtype=np.float64)
+        try:  # a hand-edited "abc" or [1, 2] among the values was numpy's ValueError traceback
+            mean = np.asarray(c.get(state, "mean", "", list), dtype=np.float64)
+            m2 = np.asarray(c.get(state, "m2", "", list), dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: mean and m2 must be lists of numbers") from None
         if mean.shape != (self.dim,) or m2.shape != (self.dim,):
             raise ConfigError(
                 f"{where}: mean and m2 must hold {self.dim} values, got {mean.size} and {m2.size}"
