@@ -548,6 +548,19 @@ def test_an_enrolment_file_of_noise_is_not_speech(tmp_path: Path, capsys) -> Non
     assert "enrolled 1 clip(s) of speech from 3 file(s); 2 file(s) held no speech" in out
 
 
+def test_an_enrolment_clip_too_short_to_teach_is_not_called_silence(tmp_path: Path, capsys) -> None:
+    """A 0.2 s sentence given to --enroll was said to hold "no speech (silence, noise or too quiet)": a user raised
+    the gain; it is too short (TEACH_MIN_S), and the line now names that reason too."""
+    from edge_ser.cli import main
+
+    short = write_wav(tmp_path / "short.wav", _voiced(0.2), 16000)
+    clip = write_wav(tmp_path / "clip.wav", _voiced(1.5, 3), 16000)
+    assert main(["predict", str(REPO / "bundles" / "ser_emodb"), str(clip), "--enroll", str(short)]) == 0
+    out = capsys.readouterr().out
+    assert "enrolled 0 clip(s) of speech from 1 file(s); 1 file(s) held no speech" in out
+    assert "or under 1 s) and added nothing" in out
+
+
 def test_predicting_the_same_files_again_does_not_learn_them_again(tmp_path: Path, capsys) -> None:
     """Review: `predict B DIR --speaker-file s.json` three times grew the saved statistics 4 -> 12 -> 16 -> 20
     clips from the same 4 files; files learnt by predict are now remembered by their bytes, as enrolled ones are,

@@ -334,7 +334,13 @@ def enroll_files(
         raise AudioFormatError(f"--enroll: none of the {done} file(s) could be read")
     line = f"enrolled {clips} clip(s) of speech from {done - len(bad)} file(s)"
     if empty:
-        line += f"; {empty} file(s) held no speech (silence, noise or too quiet) and added nothing"
+        from edge_ser.speaker import MIN_SPEECH_S
+
+        # a 0.2 s sentence was said to be "silence, noise or too quiet": the length rule is one of the reasons
+        line += (
+            f"; {empty} file(s) held no speech the statistics take (silence, noise, too quiet, or under "
+            f"{MIN_SPEECH_S:g} s) and added nothing"
+        )
     if bad:
         line += f"; {len(bad)} unreadable file(s) skipped"
     if known:
