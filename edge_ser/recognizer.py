@@ -677,15 +677,22 @@ class Recognizer:
             try:
                 a.set_state(saved[name], f"{where}: statistics.{name}")
             except ConfigError as e:
-                folder = json.loads(raw).get("bundle_folder")
-                raise ConfigError(
-                    f"{e}"
-                    + (
-                        f"; it was saved with bundle {folder}, this is {Path(self.bundle.root).name}"
-                        if folder
+                folder, here = json.loads(raw).get("bundle_folder"), Path(self.bundle.root).name
+                if folder == here and saved[name].get("prior") != a.prior_id:
+                    # a bundle refit or re-shipped under its name: "saved with bundle ser_emodb, this is
+                    # ser_emodb" said nothing of why, nor of a way on
+                    hint = (
+                        f"; it was saved with a bundle also named {here} but of another training prior (refit or "
+                        f"re-shipped since?), so they do not fit this one: move {path} away to start from the "
+                        "training prior, and enrol the speaker again"
+                    )
+                else:
+                    hint = (
+                        f"; it was saved with bundle {folder}, this is {here}"
+                        if folder and folder != here
                         else ""
                     )
-                ) from None
+                raise ConfigError(f"{e}{hint}") from None
         self._enrolled = set(enrolled)
         self._mark_speaker_base(_digest(raw))
         return self.speaker_clips or 0

@@ -372,8 +372,13 @@ def test_a_saved_speaker_restores_the_same_statistics_and_refuses_another_bundle
     assert again.speaker_clips == rec.speaker_clips == 6
 
     other = _with_block(tmp_path / "o", lambda blk: blk.update(prior_weight=10))  # another prior
-    with pytest.raises(ConfigError, match="another bundle's speaker prior"):
+    with pytest.raises(ConfigError, match="another bundle's speaker prior") as e:
         Recognizer(other, "numpy").load_speaker(path)
+    # the same folder name refit: "it was saved with bundle b, this is b" said nothing of why, nor of a way on
+    assert "saved with a bundle also named b but of another training prior (refit or re-shipped" in str(
+        e.value
+    )
+    assert f"move {path} away" in str(e.value) and "this is b" not in str(e.value)
     with pytest.raises(ConfigError, match="no speaker normalisation"):
         Recognizer(SHIPPED, "numpy").save_speaker(tmp_path / "x.json")
     bad = tmp_path / "bad.json"
