@@ -68,6 +68,9 @@ class SpeakerAdapter:
         """The user's setting: clips classified join the statistics (outside a `held` block of the same thread)."""
         self._lock = threading.Lock()  # the running sums are shared by every thread that classifies
         self._local = threading.local()  # `held` blocks count per thread: one thread's hold is not another's
+        self.resets = 0
+        """How many times `reset` has started a new speaker: a live utterance begun before one is the last
+        speaker's, and does not join the new one's statistics (`edge_ser.live.pipeline`)."""
 
     @property
     def learning(self) -> bool:
@@ -89,6 +92,7 @@ class SpeakerAdapter:
         if self.norm is not None:
             with self._lock:
                 self.norm.reset()
+                self.resets += 1
 
     def enroll(self, inputs: Mapping[str, np.ndarray]) -> None:
         """Add a clip's model inputs (from `InputKind.audio_inputs` / `file_inputs`) to the statistics (a clip

@@ -156,6 +156,21 @@ def test_utterances_join_the_statistics_once_each_when_they_end(tmp_path: Path) 
     )
 
 
+def test_a_sentence_going_on_at_reset_speaker_does_not_join_the_next_speaker(tmp_path: Path) -> None:
+    """`rec.reset_speaker()` between two speakers of one live session: the last speaker's sentence, still open (its
+    closing hop not heard yet), joined the new speaker's statistics as their first clip when it ended."""
+    rec = Recognizer(_with_block(tmp_path), "numpy")
+    session = rec.session(sr=SR)
+    gap = np.zeros(3 * SR, np.float32)
+    session.push(np.concatenate([gap, _voice(0, 3.0), gap, _voice(1, 2.0)]))
+    assert rec.speaker_clips == 1  # the first sentence; the second is still open
+    rec.reset_speaker()
+    session.push(gap)
+    assert rec.speaker_clips == 0
+    session.push(np.concatenate([_voice(2, 2.0), gap]))  # the new speaker's own sentence joins
+    assert rec.speaker_clips == 1
+
+
 def test_a_long_run_of_speech_joins_every_ten_seconds_and_adapt_off_learns_nothing(tmp_path: Path) -> None:
     from edge_ser.live.pipeline import UTTERANCE_MAX_S, PipelineConfig
 

@@ -517,6 +517,7 @@ class LivePipeline:
         self._speech_since_learn = 0.0
         self._utterance: list[np.ndarray] = []  # "utterances": the open run of speech, hop by hop
         self._utterance_hops = 0
+        self._utterance_speaker: tuple[int, ...] = ()  # the adapters' `resets` when the open utterance began
         self._gated_once = (
             False  # the first full window's earlier hops are gated with it (`_gate_earlier_hops`)
         )
@@ -829,6 +830,7 @@ class LivePipeline:
         if speech:
             if not self._utterance:
                 self._utterance.append(window[-2 * hop : -hop])  # the onset may start in the hop before
+                self._utterance_speaker = self._speaker_resets()
             self._utterance.append(window[-hop:])
             self._utterance_hops += 1
             if self._utterance_hops * self.config.hop < UTTERANCE_MAX_S - 1e-9:
@@ -845,6 +847,9 @@ class LivePipeline:
         y = np.concatenate(self._utterance)
         long_enough = self._utterance_hops * self.config.hop >= UTTERANCE_MIN_S - 1e-9
         self._utterance, self._utterance_hops = [], 0
+        if self._utterance_speaker != self._speaker_resets():
+            # `Recognizer.reset_speaker()` while it was said: the last speaker's sentence was the new one's first clip
+            return False
         if long_enough:
             clip = self._cut(y)
             if any(a.enabled for a in active_adapters(self.speaker, self.engine).values()):
@@ -857,6 +862,10 @@ class LivePipeline:
                 kind.check_clip(clip.size)
                 learn_clip(kind, self.fallback_speaker, self.fallback, clip, self.sr)
         return long_enough
+
+    def _speaker_resets(self) -> tuple[int, ...]:
+        """Each speaker-statistics adapter's `resets`: a change means a new speaker since."""
+        return tuple(a.resets for a in self._adapters())
 
     def _fallback_learns(self) -> bool:
         fb = self.fallback_speaker
