@@ -828,3 +828,25 @@ def test_json_lines_to_stdout_whose_reader_left_stop_quietly(tmp_path, command) 
         os.close(write)
     assert p.returncode == 0, p.stderr
     assert "error" not in p.stderr and "Traceback" not in p.stderr
+
+
+def test_the_exit_status_the_readme_gives(tmp_path, capsys) -> None:
+    """README, "Command line": 1 for a run that made no decision (it still ends with its summary), 2 for a usage
+    or input error (bench --live refuses the same short file), each said in one line on stderr."""
+    import numpy as np
+
+    from edge_ser.audio import write_wav
+    from edge_ser.cli import main
+
+    short = write_wav(tmp_path / "short.wav", np.full(8000, 0.1, np.float32), 16000)
+    run = ["run", str(BUNDLE), "--audio-file", str(short), "--fast", "--no-console"]
+    assert main(run) == 1
+    err = capsys.readouterr().err
+    assert "no decision was made" in err and "0 updates over 0.5 s of audio" in err
+    assert main(["bench", str(BUNDLE), "--live", "--audio-file", str(short), "--fast"]) == 2
+    assert "edge-ser bench: error:" in capsys.readouterr().err
+    assert main(["info", str(tmp_path / "nothing")]) == 2
+    assert "edge-ser info: error:" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:  # argparse's own usage error
+        main(["predict", "--no-such-option"])
+    assert e.value.code == 2
