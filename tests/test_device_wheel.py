@@ -97,6 +97,14 @@ def test_the_installed_wheel_runs_with_numpy_alone(wheel: Path, tmp_path: Path) 
     assert helped.returncode == 0, helped.stderr
     listed = {ln.split()[0] for ln in helped.stdout.splitlines() if ln.startswith("    ") and ln.split()}
     assert DEVICE_COMMANDS <= listed and not (HOST_COMMANDS & listed), helped.stdout
+    # device review: a host or workstation command was argparse's "invalid choice" with the usage line
+    for command, install in (("train", "pip install '.[host]'"), ("deploy", "pip install .")):
+        told = edge_ser(command, "--data", "synthetic")
+        assert told.returncode == 2 and told.stdout == "", told.stdout
+        assert told.stderr.count("\n") == 1 and told.stderr.startswith(f"edge-ser {command}: error: a "), (
+            told.stderr
+        )
+        assert "not installed here (this install has info, predict" in told.stderr and install in told.stderr
     info = edge_ser("info", str(REPO / "bundles" / "laq_mlp_emodb"))
     assert info.returncode == 0, info.stderr
     assert "this bundle can run here with: numpy" in info.stdout and "onnxruntime  missing" in info.stdout
@@ -116,3 +124,42 @@ def test_the_installed_wheel_runs_with_numpy_alone(wheel: Path, tmp_path: Path) 
     )  # fmt: skip
     assert profiles.returncode == 0, profiles.stderr
     assert "'pi5'" in profiles.stdout and str(site / "edge_ser" / "profiles" / "firmware") in profiles.stdout
+
+
+def test_provided_commands_are_those_the_providers_register() -> None:
+    """edge_ser.cli.PROVIDED_COMMANDS (what a device install says of a missing command) names each provider of
+    pyproject's `edge_ser.commands` and exactly the commands its `register` adds."""
+    import argparse
+
+    import tomllib
+
+    from converters.cli import register as host
+    from edge_ser.cli import PROVIDED_COMMANDS
+    from edge_ser_deploy.cli import register as deploy
+
+    groups = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["entry-points"]
+    assert set(groups["edge_ser.commands"]) == set(PROVIDED_COMMANDS)
+    for name, register in (("host", host), ("deploy", deploy)):
+        sub = argparse.ArgumentParser().add_subparsers()
+        register(sub)
+        assert set(sub.choices) == set(PROVIDED_COMMANDS[name])
+    assert set(HOST_COMMANDS) == {c for names in PROVIDED_COMMANDS.values() for c in names}
+
+
+def test_a_missing_providers_command_says_what_to_install(monkeypatch, capsys) -> None:
+    """With no command providers installed (the device wheel), `edge-ser zoo` and `edge-ser firstboot` say in one
+    line what they are and how to install them; an unknown name is still argparse's error."""
+    import edge_ser.cli as cli
+
+    monkeypatch.setattr(cli, "installed_commands", lambda: [])
+    assert cli.main(["zoo", "--data", "synthetic"]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        "edge-ser zoo: error: a host command (training, data sets, evaluation), not installed here (this install "
+        "has info, predict, run, bench, slim); on a workstation, from an edge-ser checkout: pip install '.[host]'\n"
+    )
+    assert cli.main(["firstboot"]) == 2
+    assert "edge-ser firstboot: error: a workstation command (deploy tools)" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.main(["trian"])
+    assert "invalid choice: 'trian'" in capsys.readouterr().err

@@ -33,6 +33,19 @@ COMMAND_GROUP = "edge_ser.commands"
 
 Register = Callable[[argparse._SubParsersAction], None]
 
+PROVIDED_COMMANDS = {
+    "host": ("features", "data", "synth", "eval", "train", "laq", "demo", "model", "sweep", "zoo"),
+    "deploy": ("deploy", "firstboot"),
+}
+"""The commands each `edge_ser.commands` provider of this project adds (entry-point name: its commands), so an
+install without it (the device wheel) says what such a command is and how to get it, not argparse's 'invalid
+choice' (tests/test_device_wheel.py checks them against the providers' `register`)."""
+
+_HOW_TO_GET = {
+    "host": ("a host command (training, data sets, evaluation)", "pip install '.[host]'"),
+    "deploy": ("a workstation command (deploy tools)", "pip install ."),
+}
+
 
 def device_commands() -> list[Register]:
     """The register functions of the commands every install has, in help order."""
@@ -118,15 +131,33 @@ def short_warnings(who: str) -> Callable[..., str]:
     return fmt
 
 
+def not_installed(command: str, installed: list[str]) -> str | None:
+    """What `edge-ser COMMAND` says when COMMAND is another provider's (PROVIDED_COMMANDS) and not installed
+    here: what it is, what this install has, and how to install it; None for any other name."""
+    provider = next((p for p, names in PROVIDED_COMMANDS.items() if command in names), None)
+    if provider is None or command in installed:
+        return None
+    what, install = _HOW_TO_GET[provider]
+    return (
+        f"edge-ser {command}: error: {what}, not installed here (this install has {', '.join(installed)}); "
+        f"on a workstation, from an edge-ser checkout: {install}"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     try:  # building the parser imports every installed command's module: a Ctrl-C there is a stop, not a bug
         parser = build_parser()
     except KeyboardInterrupt:
         print("edge-ser: interrupted", file=sys.stderr)
         return 130
+    sub = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)  # noqa: SLF001
+    first = (sys.argv[1:] if argv is None else argv)[:1]
+    missing = not_installed(first[0], list(sub.choices)) if first and sub is not None else None
+    if missing:
+        print(missing, file=sys.stderr)
+        return 2
     args, unknown = parser.parse_known_args(argv)
     if unknown:  # said by the command's own parser (its usage, `edge-ser CMD: error: ...`), not by edge-ser's
-        sub = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)  # noqa: SLF001
         command = sub.choices.get(args.command) if sub is not None and args.command else None
         (command or parser).error(f"unrecognized arguments: {' '.join(unknown)}")
     if not getattr(args, "func", None):
@@ -158,4 +189,12 @@ def main(argv: list[str] | None = None) -> int:
         warnings.formatwarning = formatwarning
 
 
-__all__ = ["COMMAND_GROUP", "build_parser", "device_commands", "installed_commands", "main"]
+__all__ = [
+    "COMMAND_GROUP",
+    "PROVIDED_COMMANDS",
+    "build_parser",
+    "device_commands",
+    "installed_commands",
+    "main",
+    "not_installed",
+]
