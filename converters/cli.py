@@ -613,7 +613,10 @@ def _need(module: str, package: str, purpose: str) -> None:
 
 
 def _need_torch() -> None:
+    """torch, then tqdm: training shows its progress bars, so a device install given torch alone (as the message
+    says) ran train, laq, model, demo, sweep and zoo into tqdm's ModuleNotFoundError traceback."""
     _need("torch", "torch", "training")
+    _need_bars()
 
 
 def _need_bars() -> None:

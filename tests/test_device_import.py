@@ -122,3 +122,20 @@ def test_host_commands_without_tqdm_say_how_to_install_it(monkeypatch, capsys) -
     assert main(["data", "emodb"]) == 2
     err = capsys.readouterr().err
     assert "tqdm is not installed" in err and "pip install tqdm" in err and "Traceback" not in err
+
+
+def test_torch_commands_without_tqdm_say_how_to_install_it(monkeypatch, capsys) -> None:
+    """Device review: a device install given torch alone (what train's message names) ran model, train, laq,
+    zoo into tqdm's ModuleNotFoundError traceback; they say tqdm is missing, as eval does."""
+    import importlib.util
+
+    from edge_ser.cli import main
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "tqdm" else real(name, *a)
+    )
+    assert main(["model", "laq_mlp"]) == 2
+    out = capsys.readouterr()
+    assert "edge-ser model: error: tqdm is not installed" in out.err and "pip install tqdm" in out.err
+    assert out.out == ""
