@@ -614,9 +614,11 @@ def _need(module: str, package: str, purpose: str) -> None:
 
 def _need_torch() -> None:
     """torch, then tqdm: training shows its progress bars, so a device install given torch alone (as the message
-    says) ran train, laq, model, demo, sweep and zoo into tqdm's ModuleNotFoundError traceback."""
+    says) ran train, laq, model, demo, sweep and zoo into tqdm's ModuleNotFoundError traceback. Then onnx, which
+    counts a trained model's FLOPs: without it `train` said so only after the whole training, and saved nothing."""
     _need("torch", "torch", "training")
     _need_bars()
+    _need("onnx", "onnx", "ONNX export and the models' FLOP counts")
 
 
 def _need_bars() -> None:

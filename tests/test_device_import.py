@@ -139,3 +139,20 @@ def test_torch_commands_without_tqdm_say_how_to_install_it(monkeypatch, capsys) 
     out = capsys.readouterr()
     assert "edge-ser model: error: tqdm is not installed" in out.err and "pip install tqdm" in out.err
     assert out.out == ""
+
+
+def test_torch_commands_without_onnx_say_so_before_training(monkeypatch, capsys) -> None:
+    """Device review: with torch and tqdm but no onnx, `edge-ser train` trained the whole model, then failed counting
+    its FLOPs (an ONNX export) with nothing saved; the torch commands say onnx is missing before any work."""
+    import importlib.util
+
+    from edge_ser.cli import main
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "onnx" else real(name, *a)
+    )
+    assert main(["model", "laq_mlp"]) == 2
+    out = capsys.readouterr()
+    assert "edge-ser model: error: onnx is not installed" in out.err and "pip install onnx" in out.err
+    assert out.out == ""
