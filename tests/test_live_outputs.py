@@ -386,6 +386,36 @@ def test_web_page_is_self_contained() -> None:
         assert e.value.code == 404
 
 
+def test_web_answers_head_as_get_without_a_body() -> None:
+    # `curl -I` or an uptime check's HEAD got 501 Not Implemented, as if the page were down
+    with WebServer() as web:
+        web.emit(make_result(label="happy"))
+        for path, status, ctype in [
+            ("", 200, "text/html; charset=utf-8"),
+            ("latest", 200, "application/json"),
+            ("events", 200, "text/event-stream"),
+            ("nothing-here", 404, "text/plain; charset=utf-8"),
+        ]:
+            req = urllib.request.Request(web.url + path, method="HEAD")
+            try:
+                with urllib.request.urlopen(req, timeout=HANG_S) as r:
+                    got, headers, body = r.status, r.headers, r.read()
+            except urllib.error.HTTPError as e:
+                got, headers, body = e.code, e.headers, e.read()
+            assert (got, headers["Content-Type"], body) == (status, ctype, b""), path
+            if path != "events":
+                assert int(headers["Content-Length"]) == len(_get_any(web.url + path)), path
+        assert web.streams == 0  # a HEAD of /events opened no stream
+
+
+def _get_any(url: str) -> bytes:
+    """The body of a GET, whatever its status."""
+    try:
+        return _get(url)[2]
+    except urllib.error.HTTPError as e:
+        return e.read()
+
+
 def test_web_latest_and_events() -> None:
     with WebServer() as web:
         assert _get(web.url + "latest")[0] == 204  # nothing emitted yet

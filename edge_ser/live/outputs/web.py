@@ -5,7 +5,8 @@ internet and leaks nothing); `/events` a Server-Sent Events stream (`data: <json
 `: keep-alive` comment every few seconds so proxies and NATs keep the connection, `retry:` so the browser's
 EventSource reconnects by itself; each stream opens with a `run` event naming this server's run, so a page
 whose run ended finds the next run served on the same address, e.g. after a service restart, and not the ended
-one again); `/latest` the last result as JSON (204 before the first).
+one again); `/latest` the last result as JSON (204 before the first). HEAD answers as GET without the body
+(`curl -I`, an uptime check; it was 501), and opens no stream.
 
 Never blocking the pipeline: `emit` encodes the result once and appends the bytes to each client's bounded
 queue (a deque that drops its oldest entry when full); each client's own handler thread writes to its
@@ -111,6 +112,7 @@ class _Handler(BaseHTTPRequestHandler):
     server: _Server
     timeout = 10.0  # socket timeout for writing: a client that stops reading is dropped
     server_version = "edge-ser"
+    head = False  # a HEAD request: GET's status and headers, no body
 
     def setup(self) -> None:
         super().setup()
@@ -127,6 +129,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         """Silent: one access-log line per request would flood the console table."""
+
+    def do_HEAD(self) -> None:
+        """GET's status and headers without the body (`curl -I`, an uptime check); `/events` opens no stream."""
+        self.head = True
+        self.do_GET()
 
     def do_GET(self) -> None:
         path = self.path.split("?", 1)[0]
@@ -153,11 +160,17 @@ class _Handler(BaseHTTPRequestHandler):
         if ctype.startswith("text/html"):
             self.send_header("Content-Security-Policy", CSP)
         self.end_headers()
-        if body:
+        if body and not self.head:
             self.wfile.write(body)
 
     def _events(self) -> None:
         owner = self.server.owner
+        if self.head:
+            self.send_response(HTTPStatus.OK)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+            return
         client, first = owner._register(self.connection)
         if client is None:
             busy = first is not None  # _register's reason: over the cap (bytes) or closing (None)
