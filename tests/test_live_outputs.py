@@ -29,6 +29,7 @@ import pytest
 from edge_ser.errors import ConfigError
 from edge_ser.live.outputs import Output, OutputError, Outputs, OutputSettings, make_outputs
 from edge_ser.live.outputs._json import result_json
+from edge_ser.live.outputs._palette import css_color
 from edge_ser.live.outputs.console import ConsoleOutput, bar, format_line, format_table
 from edge_ser.live.outputs.jsonl import JsonlOutput, read_jsonl
 from edge_ser.live.outputs.overlay import (
@@ -832,13 +833,31 @@ def test_page_labels_named_like_javascript_properties_keep_their_colour() -> Non
                     time.sleep(0.05)
                 title, fill, var = drv.script(js)
                 assert title == "edge-ser live"  # the markup was not run
-                assert var.strip().startswith("hsl(") and fill not in ("rgba(0, 0, 0, 0)", "transparent"), (
+                assert var.strip() == css_color(label) and fill not in ("rgba(0, 0, 0, 0)", "transparent"), (
                     label,
                     var,
                     fill,
                 )
         finally:
             drv.quit()
+
+
+@pytest.mark.skipif(
+    CHROMIUM is None or CHROMEDRIVER is None,
+    reason="headless page test needs Chromium and its driver: apt-get install chromium chromium-driver",
+)
+def test_page_colours_every_label_as_the_overlay_does() -> None:
+    """A label outside the palette (a German or Japanese bundle's, a custom one) got an hsl() of the page's own
+    hash, another colour than the overlay's crc32 one beside it (the palette says both agree)."""
+    labels = ("Angry", "wütend", "悲しい", "😀 happy", "Überraschung", "constructor", "x")
+    with WebServer() as web:
+        drv = WebDriver(CHROMEDRIVER, CHROMIUM)
+        try:
+            drv.get(web.url)
+            got = drv.script(f"return {json.dumps(labels)}.map(color);")
+        finally:
+            drv.quit()
+    assert got == [css_color(x) for x in labels]
 
 
 @pytest.mark.skipif(

@@ -33,7 +33,7 @@ LABEL_COLORS: dict[str, BGR] = {
 
 def label_color(label: str) -> BGR:
     """The BGR colour of `label` (case-insensitive): from LABEL_COLORS, else derived from crc32(label), so
-    it is the same in every run and on every device."""
+    it is the same in every run and on every device (the web page's script computes the same)."""
     key = label.lower()
     if key in LABEL_COLORS:
         return LABEL_COLORS[key]

@@ -518,8 +518,15 @@ function color(label) {
   const k = String(label).toLowerCase();
   // own keys only: a label named "constructor" or "__proto__" is no palette entry (it got a function's source)
   if (Object.prototype.hasOwnProperty.call(COLORS, k)) return COLORS[k];
-  let h = 0; for (const ch of k) h = (h * 31 + ch.charCodeAt(0)) >>> 0;
-  return "hsl(" + (h % 360) + ", 55%, 55%)";
+  // any other label: the overlay's colour (_palette.label_color), from the CRC-32 of its UTF-8 bytes
+  let c = -1;
+  for (const b of new TextEncoder().encode(String(label))) {
+    c ^= b;
+    for (let i = 0; i < 8; i++) c = (c >>> 1) ^ (0xEDB88320 & -(c & 1));
+  }
+  const h = (c ^ -1) >>> 0;
+  const hex = (shift) => (80 + ((h >>> shift) & 0x7F)).toString(16).padStart(2, "0");
+  return "#" + hex(16) + hex(8) + hex(0);
 }
 const $ = (id) => document.getElementById(id);
 let rows = [], lastLabels = "", lastUpdate = 0, ended = false, run = null, endedRun = null;
