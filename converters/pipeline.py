@@ -27,7 +27,13 @@ from converters.data import (
     stratified_split,
 )
 from converters.data import write as write_synthetic
-from converters.data.loaders import LABELS_CSV_COLUMNS, is_labels_csv, labels_csv_name, load_labels_csv
+from converters.data.loaders import (
+    LABELS_CSV_COLUMNS,
+    is_labels_csv,
+    labels_csv_name,
+    load_labels_csv,
+    sound_records,
+)
 from converters.data.scan import Loaded, check_decodable, warn_lost_classes
 from converters.data.splits import check_named_speakers
 from converters.data.synthetic import GENERATOR_VERSION
@@ -79,7 +85,8 @@ def load_records(
     name ends in .csv, `converters.data.loaders.load_labels_csv`) to its records.
 
     Files whose audio does not open are skipped with an InputWarning naming each (the list's `undecodable`,
-    see `converters.data.scan.Loaded`), or with `strict` the first raises DatasetError.
+    see `converters.data.scan.Loaded`), or with `strict` the first raises DatasetError. A corpus's video clips
+    that repeat a WAV's recording, or have no sound, are left out (`converters.data.loaders.sound_records`).
     """
     if data == "synthetic" and root is not None and (Path(root) / SYNTHETIC_SPEC_FILE).is_file():
         return "synthetic", check_decodable("synthetic", load_synthetic(root), strict=strict)
@@ -88,10 +95,10 @@ def load_records(
         folder = Path(root) if root else synthetic_folder(spec, cache_dir or default_cache_dir())
         return "synthetic", Loaded(write_synthetic(spec, folder))
     if data in LOADERS:
-        return data, load_dataset(data, root, strict=strict)
+        return data, sound_records(data, load_dataset(data, root, strict=strict))
     path = Path(data)
     if not path.exists() and data.lower() in LOADERS:  # "EMODB": the names are lower case
-        return data.lower(), load_dataset(data.lower(), root, strict=strict)
+        return data.lower(), sound_records(data.lower(), load_dataset(data.lower(), root, strict=strict))
     if path.is_dir() and (path / SYNTHETIC_SPEC_FILE).is_file():
         return "synthetic", check_decodable("synthetic", load_synthetic(path), strict=strict)
     if path.is_dir():  # resolved: `--data .` (or `..`) is the folder's own name, not "" (a bundle refused it)

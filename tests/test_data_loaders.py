@@ -619,3 +619,54 @@ def test_a_folder_given_as_dot_is_named_by_its_own_name(tmp_path, monkeypatch):
     assert name == "mydata" and {r.get("root") for r in records} == {"mydata"}
     monkeypatch.chdir(tmp_path / "mydata" / "sad")
     assert load_records("..")[0] == "mydata"
+
+
+def test_audio_commands_read_each_corpus_recording_once_beside_its_videos(tmp_path):
+    """RAVDESS unpacked as distributed (the speech audio zip beside the video zips, each recording as 03 WAV, 01
+    audio-video mp4 and 02 video-only mp4) gave `edge-ser data`/train/eval each recording three times (the video
+    records take the WAV as their sound): 36 "clips" of 14 recordings, and a random split put one WAV in train and
+    test. SAVEE's AudioVisualClips beside AudioData the same, twice. Audio commands now read one record per sound;
+    a video-only clip without its WAV (no sound at all) is left out, and both are said."""
+    from converters.pipeline import load_records
+
+    rav = tmp_path / "ravdess"
+    for actor in ("01", "02"):
+        for emotion in ("01", "05"):
+            rest = f"{emotion}-01-01-01-{actor}"
+            _wav(rav / "Audio_Speech_Actors_01-24" / f"Actor_{actor}" / f"03-01-{rest}.wav")
+            for modality in ("01", "02"):
+                clip = rav / f"Video_Speech_Actor_{actor}" / f"Actor_{actor}" / f"{modality}-01-{rest}.mp4"
+                clip.parent.mkdir(parents=True, exist_ok=True)
+                clip.write_bytes(b"\0")
+    # a video pair whose WAV is missing: the 01 clip's own track is its sound, the 02 clip has none
+    for modality in ("01", "02"):
+        (rav / "Video_Speech_Actor_02" / "Actor_02" / f"{modality}-01-08-01-01-01-02.mp4").write_bytes(b"\0")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        name, records = load_records("ravdess", rav)
+    said = " ".join(str(w.message) for w in caught if issubclass(w.category, DatasetWarning))
+    assert name == "ravdess" and len(records) == 5
+    assert sorted(r.source.name for r in records) == [
+        "01-01-08-01-01-01-02.mp4",
+        *sorted(f"03-01-{e}-01-01-01-{a}.wav" for a in ("01", "02") for e in ("01", "05")),
+    ]
+    assert Counter(r.label for r in records) == {"neutral": 2, "angry": 2, "surprise": 1}
+    assert "8 video clip(s) whose sound is a WAV" in said and "1 video-only clip(s) with no sound" in said
+    assert "03-01-08-01-01-01-02.wav is missing" in said
+
+    savee = tmp_path / "savee"
+    for speaker in ("DC", "KL"):
+        for code in ("a", "su"):
+            _wav(savee / "AudioData" / speaker / f"{code}01.wav")
+            (savee / "AudioVisualClips" / speaker).mkdir(parents=True, exist_ok=True)
+            (savee / "AudioVisualClips" / speaker / f"{code}1.avi").write_bytes(b"\0")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        records = load_records("savee", savee)[1]
+    assert len(records) == 4 and all(r.video is None for r in records)
+    assert sorted((r.speaker, r.label) for r in records) == [
+        ("DC", "angry"),
+        ("DC", "surprise"),
+        ("KL", "angry"),
+        ("KL", "surprise"),
+    ]

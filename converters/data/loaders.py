@@ -1064,3 +1064,37 @@ def load_dataset(
         raise ConfigError(f"unknown data set {name!r}; choose one of {sorted(LOADERS)}")
     records = LOADERS[name](find_dataset(name) if root is None else root, **options)
     return check_decodable(name, records, strict=strict)
+
+
+def sound_records(dataset: str, records: Loaded) -> Loaded:
+    """The records of a corpus an audio command reads (`converters.pipeline.load_records`): one per recording.
+
+    RAVDESS and SAVEE list each video clip too (`load_ravdess`, `load_savee`): a clip whose sound is a WAV also
+    listed (meta audio="wav") is that WAV's recording again, and a RAVDESS video-only clip (02) without its WAV
+    (audio="none") has no sound. Both are left out, with one DatasetWarning counting them; a clip with its own
+    sound track (audio="container") stays. Before, a RAVDESS folder holding the video zips beside the audio ones
+    gave each recording three times to train, eval and data (a random split put one WAV in train and test).
+    """
+    wavs = {r.source for r in records if r.video is None}
+    twins = [r for r in records if r.video is not None and r.get("audio") == "wav" and r.source in wavs]
+    mute = [r for r in records if r.video is not None and r.get("audio") == "none"]
+    if not twins and not mute:
+        return records
+    gone = {id(r) for r in twins + mute}
+    kept = [r for r in records if id(r) not in gone]
+    said = []
+    if twins:
+        said.append(f"{len(twins)} video clip(s) whose sound is a WAV listed too (counted once, as the WAV)")
+    if mute:
+        said.append(
+            f"{len(mute)} video-only clip(s) with no sound and no WAV (e.g. {mute[0].video.name}: "
+            f"{mute[0].get('expected_audio', 'no WAV')} is missing)"
+        )
+    warnings.warn(
+        f"{dataset}: left out of the audio data: {'; '.join(said)}",
+        DatasetWarning,
+        stacklevel=2,
+    )
+    if not kept:
+        raise DatasetError(f"{dataset}: none of its {len(records)} clips has sound: {'; '.join(said)}")
+    return Loaded(kept, records.undecodable, records.undecodable_records)
