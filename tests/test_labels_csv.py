@@ -395,3 +395,34 @@ def test_speaker_ids_that_differ_only_in_spaces_or_punctuation_are_said(tmp_path
     assert len(said) == 1 and "'spk 09' / 'spk09' / 'spk_09'" in said[0] and "spk10" not in said[0], warned
     table = _flat(clips, tmp_path / "plain")
     assert not [w for w in _load(table)[1] if "punctuation" in w]
+
+
+def test_iemocap_and_cremad_codes_in_a_labels_csv_mean_the_shared_labels(tmp_path, clips):
+    """A labels CSV exported from IEMOCAP (neu, hap, ang, sad, exc, fru...) or CREMA-D (ANG, HAP...) kept every
+    code but `sad` as a class of its own ("ang" beside the shared "sad"): the docs name these exports as what the
+    CSV is for. The codes now mean their shared labels; IEMOCAP's exc and fru, which mean none, stay as written."""
+    codes = ["neu", "hap", "ANG", "sad", "fea", "DIS", "sur", "exc", "fru"]
+    (tmp_path / "wav").mkdir()
+    lines = ["path,label,speaker"]
+    for i, code in enumerate(codes):
+        source = clips[i % len(clips)].source
+        shutil.copy(source, tmp_path / "wav" / f"Ses01F_impro01_F{i:03d}.wav")
+        lines.append(f"wav/Ses01F_impro01_F{i:03d}.wav,{code},Ses0{1 + i % 2}F")
+    (tmp_path / "labels.csv").write_text("\n".join(lines) + "\n")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        records = load_labels_csv(tmp_path / "labels.csv")
+    got = {r.native_label: r.label for r in records}
+    assert got == {
+        "neu": "neutral",
+        "hap": "happy",
+        "ANG": "angry",
+        "sad": "sad",
+        "fea": "fear",
+        "DIS": "disgust",
+        "sur": "surprise",
+        "exc": "exc",
+        "fru": "fru",
+    }
+    said = [str(w.message) for w in caught if "name no known emotion" in str(w.message)]
+    assert len(said) == 1 and "exc, fru name no known emotion" in said[0]

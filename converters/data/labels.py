@@ -17,7 +17,8 @@ Every loader maps into `LABELS`, so models trained on different corpora speak th
 (1) TESS "ps" = pleasant surprise; the folder spellings `Pleasant_surprise` / `pleasant_surprised` map too.
 EMODB letters are German: W Wut, L Langeweile, E Ekel, A Angst, F Freude, T Trauer, N neutral.
 A free-form class name (a folder's, a labels CSV's) is mapped by `ALIASES`: the English names and their common
-forms, and the words of German, French, Italian and Spanish corpora (Ärger, tristesse, paura, asco, ...).
+forms, the three-letter codes of IEMOCAP and CREMA-D (`ang`, `HAP`...), and the words of German, French,
+Italian and Spanish corpora (Ärger, tristesse, paura, asco, ...).
 """
 
 from __future__ import annotations
@@ -108,6 +109,9 @@ ALIASES: Mapping[str, str] = {
     "ps": "surprise",
     "pleasant_surprise": "surprise",
     "pleasant_surprised": "surprise",
+    # the three-letter codes of IEMOCAP (neu, hap, ang, sad, fea, dis, sur) and CREMA-D (NEU, HAP, ANG, SAD, FEA,
+    # DIS), as their labels CSV exports write them; IEMOCAP's exc, fru, oth and xxx mean none of LABELS
+    **{"neu": "neutral", "hap": "happy", "ang": "angry", "fea": "fear", "dis": "disgust", "sur": "surprise"},
     # the class names of national corpora, in German (EMODB's own words), French, Italian and Spanish: a
     # researcher's folders or labels CSV often name them so (Ärger/ärger and aerger both; NFC, `to_label`)
     **{name: "angry" for name in ("wut", "ärger", "aerger", "zorn", "colère", "colere", "rabbia", "ira", "enojo", "enfado")},
