@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from edge_ser.bundle.manifest import MODEL_NAME
 from edge_ser.errors import ConfigError
 from edge_ser.fileio import atomic_write, report_file, write_png
 from edge_ser.flops import op_name, rate_unit
@@ -929,7 +930,9 @@ def model_file(bundle, engine_name: str) -> str:
         entry = tflite_variants(bundle.manifest).get(variant)
         if entry:
             return str(entry["file"])
-    return str(bundle.manifest.get("model", {}).get("file", "model.onnx"))
+    # every engine but TFLite runs model.onnx: the manifest has no field naming another (a `model.file` a
+    # hand-edited manifest carried was reported as the file run, though nothing ran it)
+    return MODEL_NAME
 
 
 def report_setup(bundle, engine_name: str, profile, runs: int | None) -> dict[str, Any]:

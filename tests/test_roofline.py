@@ -727,6 +727,23 @@ def test_a_manifest_with_a_null_tflite_block_reads_as_no_variants():
         assert rl.model_file(b, "tflite-int8") == "model.onnx"
 
 
+def test_the_model_file_named_is_the_one_the_engine_runs():
+    """A review: the report's `model file` was read from a `model.file` in the manifest, a field nothing writes,
+    documents or runs (the engines always run model.onnx), so a hand-edited manifest made the report name a file
+    that never ran. It is model.onnx, or the TFLite variant's file."""
+    from types import SimpleNamespace
+
+    from edge_ser import roofline as rl
+
+    variants = {"int8": {"file": "model_int8.tflite"}}
+    b = SimpleNamespace(
+        manifest={"model": {"file": "weights.esq"}, "tflite": {"variants": variants}}, root="."
+    )
+    assert rl.model_file(b, "numpy") == "model.onnx"
+    assert rl.model_file(b, "onnxruntime") == "model.onnx"
+    assert rl.model_file(b, "tflite-int8") == "model_int8.tflite"
+
+
 def test_out_without_opencv_is_refused_before_anything_runs_or_is_written(tmp_path, capsys, monkeypatch):
     """A review: without opencv-python-headless (a core install: numpy only), `bench --out OUT` printed the report,
     wrote OUT.json and OUT.md, then failed on OUT.png: a half-written set, and no --json file. It now says so
