@@ -268,14 +268,30 @@ def _fuse(
             continue
         div = only_consumer(outs, "Div") if op == "Sub" else None
         conv = None if div is None else only_consumer(steps[div][4], "Conv")
+        # the Conv the standardisation folds into, itself with the BatchNormalization after it folded in
+        conv_node, conv_bn = None if conv is None else nodes[steps[conv][0]], None
+        if conv is not None and conv_node is not None:
+            conv_bn = only_consumer(steps[conv][4], "BatchNormalization")
+            bn_fold = (
+                None
+                if conv_bn is None
+                else _fold_batchnorm(conv_node, nodes[steps[conv_bn][0]], opset, params)
+            )
+            if bn_fold is None or conv_bn is None:
+                conv_bn = None
+            else:
+                conv_node = {**conv_node, "inputs": list(bn_fold[1]), "outputs": list(steps[conv_bn][4])}
         std = (
             None
-            if conv is None or div is None
-            else _fold_standardisation(k, div, conv, steps, nodes, opset, params)
+            if conv is None or div is None or conv_node is None
+            else _fold_standardisation(k, div, conv_node, steps, opset, params)
         )
         if std is not None and div is not None and conv is not None:
             fn, ins, op, outs = std, ins[:1], "Sub+Div+Conv", steps[conv][4]
             absorbed.update((div, conv))
+            if conv_bn is not None:
+                op, outs = f"{op}+BatchNormalization", steps[conv_bn][4]
+                absorbed.add(conv_bn)
         flat = only_consumer(outs, "Flatten") if op == "GlobalAveragePool" else None
         dense = None if flat is None else only_consumer(steps[flat][4], "Gemm")
         head = (
@@ -316,19 +332,17 @@ def _fuse(
 def _fold_standardisation(
     sub: int,
     div: int,
-    conv: int,
+    node: Mapping[str, Any],
     steps: Sequence[Step],
-    nodes: Sequence[Mapping[str, Any]],
     opset: int,
     params: dict[str, np.ndarray],
 ) -> Op | None:
-    """Sub(x, a), Div(., s), then a Conv of constants, a and s single constants (a model standardising its
-    input), as one Conv on x: weight w / s, bias b - (a / s) * (sum of each output channel's weights), and
-    padding that holds a (the raw value that standardises to 0, what the graph's zero padding is). None
-    unless the pattern holds exactly."""
+    """Sub(x, a), Div(., s), then a Conv of constants (`node`: the graph's, or one with the BatchNormalization
+    after it folded in), a and s single constants (a model standardising its input), as one Conv on x: weight
+    w / s, bias b - (a / s) * (sum of each output channel's weights), and padding that holds a (the raw value
+    that standardises to 0, what the graph's zero padding is). None unless the pattern holds exactly."""
     x, a_name = steps[sub][3]
     d_in, s_name = steps[div][3]
-    node = nodes[steps[conv][0]]
     a, sd = params.get(a_name), params.get(s_name)
     w = params.get(node["inputs"][1]) if len(node["inputs"]) > 1 else None
     b_name = node["inputs"][2] if len(node["inputs"]) > 2 else ""
