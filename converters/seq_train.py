@@ -89,6 +89,11 @@ class TimNetTrainConfig:
             raise ConfigError(f"TimNetTrainConfig.mixup={self.mixup} must be >= 0")
         if self.model not in ("timnet", "serct_lite"):
             raise ConfigError(f"TimNetTrainConfig.model={self.model!r}: choose timnet or serct_lite")
+        if self.laq:
+            from converters.compress import check_recipe
+
+            # a misspelt recipe was refused only after the whole float training, by `compress`
+            check_recipe(self.laq)
 
     def train_config(self, epochs: int | None = None, lr: float | None = None) -> TrainConfig:
         e = self.epochs if epochs is None else epochs

@@ -260,3 +260,12 @@ def test_speaker_norm_standardises_each_speaker_and_speed_on_its_own(synthetic_r
     cfg = TimNetTrainConfig(spec=spec, filters=8, dilations=3, epochs=1, laq="", speaker_norm=True)
     with pytest.raises(ConfigError, match="bundle_out must be None"):
         train_timnet_fold(recs[:6], recs[6:9], recs[9:12], cfg, bundle_out="x")
+
+
+def test_config_refuses_a_misspelt_recipe_before_any_training():
+    """It was refused by `compress` only after the whole float training."""
+    from converters.seq_train import TimNetTrainConfig
+
+    with pytest.raises(ConfigError, match="unknown recipe 'sensitivty@2'"):
+        TimNetTrainConfig(laq="sensitivty@2")
+    assert TimNetTrainConfig(laq="").laq == "" and TimNetTrainConfig(laq="qat-2").laq == "qat-2"
