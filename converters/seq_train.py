@@ -10,9 +10,10 @@ model trains on windows with the clip's label and three augmentations:
   on the window seen as a [coefficients, frames] patch;
 - mixup (Zhang et al., ICLR 2018) of each batch with itself (`train_classifier(mixup=...)`).
 
-Validation picks the epoch (and QAT's) by the *UAR of voted windows* on speakers disjoint from the test
-speaker(s): `train_timnet_fold(train, val, test)` takes three record lists and never looks at the test
-records until the model is fixed. Test figures are per clip (windows voted as the device votes them).
+Validation picks the epoch (and QAT's) by the *UAR of voted windows* on the validation records:
+`train_timnet_fold(train, val, test)` takes three record lists, refuses a clip in two of them, and never looks
+at the test records until the model is fixed. Speaker independence is the caller's split: leave-one-speaker-out
+(`benchmarks/timnet_loso.py`) validates on another speaker than the test one. Test figures are per clip (windows voted as the device votes them).
 
     result = train_timnet_fold(train_records, val_records, test_records, TimNetTrainConfig())
     result.float.uar, result.quant.uar, result.packed_kb
@@ -354,6 +355,7 @@ def train_timnet_fold(
             "train_timnet_fold: a speaker-normalised model's bundle would not record its normalisation "
             "(the sequence kind has no speaker statistics yet); bundle_out must be None with speaker_norm"
         )
+    _check_disjoint(records_train=records_train, records_val=records_val, records_test=records_test)
     classes = tuple(classes or class_order(r.label for r in records_train))
     t0 = time.perf_counter()
     raw = cfg.model == "serct_lite"
@@ -409,6 +411,19 @@ def train_timnet_fold(
         say(f"  {cfg.laq}: {out.bits:.3f} bits, {out.packed_kb:.1f} KB, test UAR {out.quant.uar:.3f}")
     out.seconds = time.perf_counter() - t0
     return out
+
+
+def _check_disjoint(**parts: Sequence[Record]) -> None:
+    """ConfigError when one clip (by its file) is in two of the parts: validation picks the epoch, so a test clip
+    among the validation records would choose the model on the test."""
+    seen: dict[str, str] = {}
+    for part, records in parts.items():
+        for r in records:
+            first = seen.setdefault(str(r.source), part)
+            if first != part:
+                raise ConfigError(
+                    f"train_timnet_fold: {r.source} is in both {first} and {part}; the parts must be disjoint"
+                )
 
 
 def compress_timnet(cfg: TimNetTrainConfig, model: nn.Module, tr: WindowSet, va: WindowSet, kwargs: dict):

@@ -269,3 +269,15 @@ def test_config_refuses_a_misspelt_recipe_before_any_training():
     with pytest.raises(ConfigError, match="unknown recipe 'sensitivty@2'"):
         TimNetTrainConfig(laq="sensitivty@2")
     assert TimNetTrainConfig(laq="").laq == "" and TimNetTrainConfig(laq="qat-2").laq == "qat-2"
+
+
+def test_fold_refuses_a_clip_in_two_parts(synthetic_records):
+    """Validation picks the epoch: a test clip among the validation records chose the model on the test, silently."""
+    from converters.seq_train import TimNetTrainConfig, train_timnet_fold
+
+    recs = sorted(synthetic_records, key=lambda r: r.source.name)
+    cfg = TimNetTrainConfig(filters=4, dilations=2, epochs=1, laq="")
+    with pytest.raises(ConfigError, match=f"{recs[8].source.name} is in both records_val and records_test"):
+        train_timnet_fold(recs[:6], recs[6:9], recs[8:12], cfg)
+    with pytest.raises(ConfigError, match="in both records_train and records_test"):
+        train_timnet_fold(recs[:6], recs[6:9], recs[:1], cfg)
