@@ -355,6 +355,12 @@ def train_timnet_fold(
             "train_timnet_fold: a speaker-normalised model's bundle would not record its normalisation "
             "(the sequence kind has no speaker statistics yet); bundle_out must be None with speaker_norm"
         )
+    if bundle_out is not None and (not cfg.laq or cfg.model == "serct_lite"):
+        # the bundle is of the quantized sequence model: none was written, and nothing said so
+        raise ConfigError(
+            f"train_timnet_fold: bundle_out={str(bundle_out)!r} but no bundle would be written: "
+            + ("serct_lite has no device input kind yet" if cfg.laq else "laq='' trains the float model only")
+        )
     _check_disjoint(records_train=records_train, records_val=records_val, records_test=records_test)
     classes = tuple(classes or class_order(r.label for r in records_train))
     t0 = time.perf_counter()

@@ -281,3 +281,18 @@ def test_fold_refuses_a_clip_in_two_parts(synthetic_records):
         train_timnet_fold(recs[:6], recs[6:9], recs[8:12], cfg)
     with pytest.raises(ConfigError, match="in both records_train and records_test"):
         train_timnet_fold(recs[:6], recs[6:9], recs[:1], cfg)
+
+
+@pytest.mark.parametrize(
+    ("options", "why"),
+    [({"laq": ""}, "trains the float model only"), ({"model": "serct_lite"}, "no device input kind")],
+)
+def test_fold_refuses_a_bundle_out_it_would_not_write(synthetic_records, tmp_path, options, why):
+    """bundle_out was ignored without a word when no bundle is made (float only, or serct_lite)."""
+    from converters.seq_train import TimNetTrainConfig, train_timnet_fold
+
+    recs = sorted(synthetic_records, key=lambda r: r.source.name)
+    cfg = TimNetTrainConfig(filters=4, dilations=2, epochs=1, **options)
+    with pytest.raises(ConfigError, match=why):
+        train_timnet_fold(recs[:6], recs[6:9], recs[9:12], cfg, bundle_out=tmp_path / "b")
+    assert not (tmp_path / "b").exists()
