@@ -33,6 +33,14 @@ def test_every_stage_halves_so_tokens_are_frames():
         serct_lite(3, dim=10, heads=4)
 
 
+def test_parameter_counts_of_the_docstring():
+    """The module docstring said 35,591 at the defaults: the count without the positional embedding."""
+    assert sum(p.numel() for p in serct_lite().parameters()) == 39_175
+    assert serct_lite().pos.numel() == 112 * 32
+    # the benchmarks' width (serct_lite_loso.md, si_table.md)
+    assert sum(p.numel() for p in serct_lite(channels=16, dim=32).parameters()) == 25_991
+
+
 def test_graph_runs_on_onnxruntime_and_numpy_engine_like_torch():
     pytest.importorskip("onnxruntime")
     import onnxruntime as ort
