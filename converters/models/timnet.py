@@ -42,7 +42,8 @@ class TimNetConfig:
     """Channels of every conv (the reference's `filter_size`, equal to its 39 MFCCs)."""
     kernel: int = 2
     dilations: int = 8
-    """Blocks per direction, with dilations 1, 2, ..., 2**(dilations - 1) (receptive field 1 + 2 * (2**d - 1))."""
+    """Blocks per direction, with dilations 1, 2, ..., 2**(dilations - 1): receptive field
+    1 + 2 * (kernel - 1) * (2**dilations - 1) frames (511 for kernel 2 and 8 blocks)."""
     dropout: float = 0.1
     """Channel dropout after each conv (the reference's SpatialDropout1D)."""
     num_classes: int = 7
