@@ -36,6 +36,8 @@ from torch import nn
 from converters.data.records import Record
 from converters.evaluate import Metrics, index_metrics, metrics
 from converters.lms_train import SpecAugment
+from converters.models.serct_lite import SerctLiteConfig
+from converters.models.timnet import TimNetConfig
 from converters.recipe import DEFAULT_CONDITIONING
 from converters.train import TrainConfig, predict, seed_everything, train_classifier
 from edge_ser.errors import ConfigError
@@ -90,6 +92,25 @@ class TimNetTrainConfig:
             raise ConfigError(f"TimNetTrainConfig.mixup={self.mixup} must be >= 0")
         if self.model not in ("timnet", "serct_lite"):
             raise ConfigError(f"TimNetTrainConfig.model={self.model!r}: choose timnet or serct_lite")
+        # epochs or patience 0 evaluated the untrained model as if trained; batch 0 was a ZeroDivisionError
+        for name, low in (
+            ("epochs", 1),
+            ("patience", 1),
+            ("batch", 1),
+            ("calibration", 1),
+            ("qat_epochs", 0),
+        ):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < low:
+                raise ConfigError(f"TimNetTrainConfig.{name}={v!r} must be an integer >= {low}")
+        if not self.lr > 0:
+            raise ConfigError(f"TimNetTrainConfig.lr={self.lr!r} must be > 0")
+        try:  # the model's own checks, before the windows of every training clip are made
+            TimNetConfig(filters=self.filters, dilations=self.dilations, dropout=self.dropout)
+            if self.model == "serct_lite":
+                SerctLiteConfig(channels=self.serct_channels, dim=2 * self.serct_channels)
+        except (ValueError, TypeError) as e:
+            raise ConfigError(f"TimNetTrainConfig: {e}") from None
         if self.laq:
             from converters.compress import check_recipe
 

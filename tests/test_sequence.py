@@ -5,6 +5,7 @@ graph on both engines, the quantizer on Conv1d, and a bundle trained on syntheti
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import numpy as np
 import pytest
@@ -296,3 +297,25 @@ def test_fold_refuses_a_bundle_out_it_would_not_write(synthetic_records, tmp_pat
     with pytest.raises(ConfigError, match=why):
         train_timnet_fold(recs[:6], recs[6:9], recs[9:12], cfg, bundle_out=tmp_path / "b")
     assert not (tmp_path / "b").exists()
+
+
+@pytest.mark.parametrize(
+    ("options", "said"),
+    [
+        ({"epochs": 0}, "epochs=0 must be an integer >= 1"),
+        ({"patience": 0}, "patience=0 must be an integer >= 1"),
+        ({"batch": 0}, "batch=0 must be an integer >= 1"),
+        ({"qat_epochs": -1}, "qat_epochs=-1 must be an integer >= 0"),
+        ({"lr": 0.0}, "lr=0.0 must be > 0"),
+        ({"filters": 0}, "filters=0 must be an integer >= 1"),
+        ({"dropout": 1.0}, "dropout=1.0 must be in"),
+        ({"model": "serct_lite", "serct_channels": 0}, "bad sizes"),
+    ],
+)
+def test_config_refuses_bad_sizes_when_made(options, said):
+    """epochs or patience 0 reported the untrained model's figures as a trained one's, batch 0 was a
+    ZeroDivisionError, a bad model size a ValueError after every training clip's windows were made."""
+    from converters.seq_train import TimNetTrainConfig
+
+    with pytest.raises(ConfigError, match=re.escape(said)):
+        TimNetTrainConfig(**options)
