@@ -1090,9 +1090,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--width",
         metavar="MULT",
-        type=in_range(0.125, 8.0, float),
+        type=in_range(0.125, 4.0, float),
         default=1.0,
-        help="log-Mel models: channel width multiplier (default 1)",
+        help="log-Mel models: channel width multiplier, 0.125..4 (default 1)",
     )
     p.add_argument(
         "--mels",

@@ -818,7 +818,10 @@ def cmd_model(args: argparse.Namespace) -> int:
             print(
                 f"edge-ser model: note: {flag} is ignored: {args.name} takes {kind} inputs", file=sys.stderr
             )
-    model = build(args.name, num_classes=args.classes, **options)
+    try:
+        model = build(args.name, num_classes=args.classes, **options)
+    except ValueError as e:  # a size the model cannot take (squeezenet_lms under 25 mels) was a traceback
+        raise ConfigError(f"{args.name}: {e}") from None
     counts = count_model(model)
     rows, total = dense_rows(model, counts), counts.dense_flops
     params = count_params(model)

@@ -301,6 +301,19 @@ def test_model_says_which_options_it_ignores(capsys) -> None:
     assert "ignored" not in capsys.readouterr().err
 
 
+def test_model_refuses_a_size_the_model_cannot_take(capsys) -> None:
+    """`edge-ser model squeezenet_lms --mels 16` and `--width 8` (which the option accepted) were ValueError
+    tracebacks from the model's config."""
+    assert main(["model", "squeezenet_lms", "--mels", "16"]) == 2
+    err = capsys.readouterr().err
+    assert "error: squeezenet_lms: n_mels=16: the input must be at least 25 on each side" in err
+    assert "Traceback" not in err
+    with pytest.raises(SystemExit) as stop:
+        main(["model", "small_cnn", "--width", "8"])
+    assert stop.value.code == 2 and "--width: 8 must be in 0.125..4" in capsys.readouterr().err
+    assert main(["model", "small_cnn", "--width", "4", "--mels", "16", "--frames", "16"]) == 0
+
+
 def test_synth_does_not_write_into_a_folder_of_other_files(tmp_path, capsys) -> None:
     """`edge-ser synth mine/` mixed 7 synthetic clips into a folder of the user's own recordings."""
     mine = tmp_path / "mine"
