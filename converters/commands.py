@@ -265,6 +265,10 @@ def _out_dir(args: argparse.Namespace) -> Path:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise ConfigError(f"--out {out}: cannot make this folder: {e.strerror or e}") from None
+    from edge_ser.cli.common import check_writable
+
+    # a folder that exists but takes no file (read-only, another user's) was found only after the whole training
+    check_writable(out / "summary.json", "--out")
     return out
 
 

@@ -240,6 +240,17 @@ def test_output_and_data_mistakes_are_found_first(tmp_path: Path, capsys) -> Non
     assert "feature cache" in err and "--no-cache" in err and "skipped" not in err
 
 
+@pytest.mark.parametrize("command", ["train", "laq", "demo"])
+def test_an_out_folder_that_takes_no_file_is_refused_before_training(command, capsys) -> None:
+    """An --out that exists but takes no file (read-only; /proc here, which refuses root too) was found after
+    the whole training: "[Errno 30] Read-only file system: '.../.bundle.build-N'" (a review)."""
+    tiny = ["--n-per-class", "3", "--epochs", "1", *(["--tflite", "no"] if command != "train" else [])]
+    assert main([command, "--data", "synthetic", "--out", "/proc", "-q", *tiny]) == 2
+    captured = capsys.readouterr()
+    assert "--out /proc/summary.json: cannot write there" in captured.err, captured.err
+    assert "[1/" not in captured.out
+
+
 def test_same_seed_same_model(tmp_path: Path) -> None:
     """A run is reproducible: same data, seed and threads give bit-identical weights and accuracy."""
     import torch
