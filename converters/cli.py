@@ -671,19 +671,28 @@ def cmd_demo(args: argparse.Namespace) -> int:
     t_start = time.perf_counter()
     from converters.commands import LAQ_STEPS, step
     from converters.commands import cmd_laq as run
+    from converters.evaluate import Selection, select
     from converters.pipeline import load_records, synthetic_spec
+    from converters.tasks import AV_DATA
 
     total = demo_steps(args.data)
+    spec = _load_spec(args)
+    # the stages this run has: it said "180-d features -> laq_mlp -> ... -> live pipeline" of av_cnn on
+    # synthetic-av too (no features, no live stage) and of a --spec of another length
+    stages = (
+        "6 face crops + 6 MFCC segments -> av_cnn -> LAQ bits -> QAT -> ONNX + packed bundle -> device engines "
+        "-> roofline."
+        if args.data in AV_DATA
+        else f"{spec.dim}-d features{'' if args.no_cache else ' (cached)'} -> laq_mlp -> LAQ bits -> QAT -> ONNX + "
+        "packed bundle -> device engines -> live pipeline -> roofline."
+    )
     summary = run(
         args,
-        _load_spec(args),
+        spec,
         steps=total,
         title=f"edge-ser demo, the main job on {'built-in synthetic speech' if args.data == 'synthetic' else args.data}: "
-        "180-d features (cached) -> laq_mlp -> LAQ bits -> QAT -> ONNX + packed bundle -> device engines -> live "
-        "pipeline -> roofline.",
+        + stages,
     )
-    from converters.evaluate import Selection, select
-    from converters.tasks import AV_DATA
 
     # the bundle is new from here: the last run's live sample and roofline describe the old one, and a Ctrl-C in the
     # stages below left them beside the new bundle, looking current (and the JSON lines file emptied)

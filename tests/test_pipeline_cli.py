@@ -110,6 +110,30 @@ def test_demo_help_says_every_stage_and_file(capsys) -> None:
         assert said in text, (said, text)
 
 
+def test_demo_title_names_the_stages_of_its_own_run(tmp_path: Path, capsys, monkeypatch) -> None:
+    """The title said "180-d features (cached) -> laq_mlp -> ... -> live pipeline -> roofline" whatever ran: for
+    av_cnn on synthetic-av (faces and MFCC segments, no live stage), a --spec of another length, --no-cache."""
+    import converters.commands as commands
+
+    titles = []
+
+    def stop(args, spec, *, title, steps):
+        titles.append(title)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(commands, "cmd_laq", stop)
+    spec = tmp_path / "spec.json"
+    spec.write_text('{"n_mfcc": 13, "n_mels": 64, "n_chroma": 12}')
+    out = ["--out", str(tmp_path / "out")]
+    assert main(["demo", *out, "--model", "av_cnn", "--data", "synthetic-av"]) == 130
+    assert main(["demo", *out, "--spec", str(spec), "--no-cache"]) == 130
+    assert main(["demo", *out]) == 130
+    av, small, default = titles
+    assert "av_cnn" in av and "laq_mlp" not in av and "live pipeline" not in av and "features" not in av, av
+    assert "89-d features -> laq_mlp" in small and "cached" not in small, small
+    assert "180-d features (cached) -> laq_mlp" in default and "live pipeline -> roofline" in default, default
+
+
 def test_demo_numbers_its_stages_out_of_one_total() -> None:
     """Review: the demo numbered laq's steps [1/5]..[5/5], then ran a device run, a live stream and the roofline
     unnumbered; its stages are now [1/8]..[8/8] (an AV set, with no clips to run, [1/6]..[6/6])."""
