@@ -232,7 +232,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
         n_speakers=args.speakers,
         seed=args.seed,
     )
-    from converters.data.synthetic import SPEC_FILE
+    from converters.data.synthetic import check_target
 
     out = Path(args.out)
     if out.exists() and not out.is_dir():
@@ -240,11 +240,8 @@ def cmd_synth(args: argparse.Namespace) -> int:
     above = file_above(out.parent)
     if above is not None:  # said as it is, not as "[Errno 20] Not a directory"
         raise ConfigError(f"{out}: {above} is a file, not a folder; give a folder for the data set")
-    if out.is_dir() and any(out.iterdir()) and not (out / SPEC_FILE).is_file():
-        # it mixed the synthetic clips into a folder of the user's own recordings
-        raise ConfigError(
-            f"{out}: holds other files and no synthetic data set ({SPEC_FILE}); give an empty or new folder"
-        )
+    # it mixed the synthetic clips into a folder of the user's own recordings
+    check_target(out)
     t0 = time.perf_counter()
     records = write_synthetic(spec, out, progress=True)
     print(

@@ -36,7 +36,7 @@ from converters.data.loaders import (
 )
 from converters.data.scan import Loaded, check_decodable, warn_lost_classes
 from converters.data.splits import check_named_speakers
-from converters.data.synthetic import GENERATOR_VERSION
+from converters.data.synthetic import GENERATOR_VERSION, check_target
 from converters.data.synthetic import SPEC_FILE as SYNTHETIC_SPEC_FILE
 from converters.data.synthetic import spec_record as synthetic_record  # a bundle's accuracy.synthetic
 from converters.data.synthetic import written_spec as folder_synthetic  # the set in a folder
@@ -92,6 +92,8 @@ def load_records(
         return "synthetic", check_decodable("synthetic", load_synthetic(root), strict=strict)
     if data == "synthetic":
         spec = synthetic or SyntheticSpec()
+        if root:  # `--data synthetic --root DIR` wrote the set into DIR, among a folder of recordings too
+            check_target(root, "--root ")
         folder = Path(root) if root else synthetic_folder(spec, cache_dir or default_cache_dir())
         return "synthetic", Loaded(write_synthetic(spec, folder))
     if data in LOADERS:

@@ -275,6 +275,20 @@ def test_an_out_folder_that_takes_no_file_is_refused_before_training(command, ca
     assert "[1/" not in captured.out
 
 
+def test_synthetic_root_of_other_files_is_refused_before_writing_into_it(tmp_path: Path, capsys) -> None:
+    """`--data synthetic --root DIR` wrote the set's clips and spec.json into a folder of the user's own
+    recordings (which `edge-ser synth` refuses), and then trained on them (a review)."""
+    mine = tmp_path / "my_recordings"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine")
+    tiny = ["--n-per-class", "3", "--epochs", "1", "--tflite", "no", "-q"]
+    args = ["demo", "--data", "synthetic", "--root", str(mine), "--out", str(tmp_path / "out"), *tiny]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert f"--root {mine}: holds other files and no synthetic data set" in err, err
+    assert [p.name for p in mine.iterdir()] == ["notes.txt"]
+
+
 def test_same_seed_same_model(tmp_path: Path) -> None:
     """A run is reproducible: same data, seed and threads give bit-identical weights and accuracy."""
     import torch

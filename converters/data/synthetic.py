@@ -323,6 +323,17 @@ def written_spec(root: str | os.PathLike) -> SyntheticSpec | None:
         return None
 
 
+def check_target(root: str | os.PathLike, what: str = "") -> None:
+    """ConfigError when `root` is a folder that holds other files and no synthetic data set (no spec.json):
+    `write` would mix the clips into them (a folder of the user's own recordings). `what` names the option the
+    folder came from ("--root "), said before it."""
+    path = Path(root).expanduser()
+    if path.is_dir() and any(path.iterdir()) and not (path / SPEC_FILE).is_file():
+        raise ConfigError(
+            f"{what}{path}: holds other files and no synthetic data set ({SPEC_FILE}); give an empty or new folder"
+        )
+
+
 def write(spec: SyntheticSpec | None, root: str | os.PathLike, *, progress: bool = False) -> list[Record]:
     """Write the data set as `<root>/<speaker>_<label>_<index>.wav` plus `spec.json`; return its records.
     `progress`: a progress bar over the clips on a terminal (`edge-ser synth`; 7,000 clips take ~30 s).
