@@ -201,6 +201,26 @@ def _ignored(args: argparse.Namespace, command: str) -> None:
                 f"edge-ser {command}: note: {option} is ignored here (it applies to {why[option]})",
                 file=sys.stderr,
             )
+    # --data synthetic --root DIR holding a written set: its clips are that set's, whatever --n-per-class and
+    # --seed say (they were given and changed nothing, without a word)
+    from converters.data.synthetic import written_spec
+
+    written = written_spec(args.root) if args.data == "synthetic" and getattr(args, "root", None) else None
+    if written is not None:
+        given = getattr(args, "n_per_class", None)
+        if given is not None and given != written.n_per_class:
+            print(
+                f"edge-ser {command}: note: --n-per-class {given} is ignored here: --root {args.root} holds a "
+                f"written synthetic set of {written.n_per_class} clips per class, which this run uses",
+                file=sys.stderr,
+            )
+        if args.seed not in (0, written.seed):
+            print(
+                f"edge-ser {command}: note: --seed {args.seed} seeds the split, the weights and the batches, not "
+                f"the clips: --root {args.root} holds a written synthetic set of seed {written.seed}, which this "
+                "run uses",
+                file=sys.stderr,
+            )
 
 
 def _split_record(args: argparse.Namespace, task, split) -> dict:

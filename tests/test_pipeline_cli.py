@@ -289,6 +289,32 @@ def test_synthetic_root_of_other_files_is_refused_before_writing_into_it(tmp_pat
     assert [p.name for p in mine.iterdir()] == ["notes.txt"]
 
 
+def test_a_written_synthetic_root_says_which_options_it_overrides(
+    tmp_path: Path, capsys, monkeypatch
+) -> None:
+    """`--data synthetic --root DIR` with a set `edge-ser synth` wrote trains on that set: --n-per-class and the
+    clips' --seed changed nothing, without a word (a review)."""
+    import converters.commands as commands
+    from converters.data import SyntheticSpec
+    from converters.data import write as write_synthetic
+
+    root = tmp_path / "synth"
+    write_synthetic(SyntheticSpec(n_per_class=2, n_speakers=2, duration=0.5, sr=8000), root)
+
+    def stop(*_a, **_k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(commands, "_task", stop)
+    base = ["demo", "--data", "synthetic", "--root", str(root), "--out", str(tmp_path / "out"), "-q"]
+    assert main([*base, "--n-per-class", "5", "--seed", "3"]) == 130
+    err = capsys.readouterr().err
+    assert "--n-per-class 5 is ignored here" in err and "of 2 clips per class" in err, err
+    assert "--seed 3 seeds the split, the weights and the batches, not the clips" in err, err
+    # what matches the set, or was not given, draws no note
+    assert main([*base, "--n-per-class", "2"]) == 130
+    assert "note" not in capsys.readouterr().err
+
+
 def test_same_seed_same_model(tmp_path: Path) -> None:
     """A run is reproducible: same data, seed and threads give bit-identical weights and accuracy."""
     import torch
