@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -283,13 +284,16 @@ def _clip(spec: SyntheticSpec, label: str, index: int, voice: _Speaker) -> np.nd
 
 def generate(spec: SyntheticSpec | None = None) -> list[tuple[np.ndarray, str, str]]:
     """All clips of `spec` as (waveform float32 [-1, 1], label, speaker), class by class. Deterministic."""
+    return list(iter_clips(spec))
+
+
+def iter_clips(spec: SyntheticSpec | None = None) -> Iterator[tuple[np.ndarray, str, str]]:
+    """`generate`'s clips one at a time, each made when asked for: `write` holds one clip in memory, not the set."""
     spec = spec or SyntheticSpec()
     voices = [_speaker(spec, i) for i in range(spec.n_speakers)]
     names = spec.speakers()
-    return [
-        (_clip(spec, label, i, voices[names.index(speaker)]), label, speaker)
-        for label, i, speaker in spec.clips()
-    ]
+    for label, i, speaker in spec.clips():
+        yield _clip(spec, label, i, voices[names.index(speaker)]), label, speaker
 
 
 def _file_name(label: str, index: int, speaker: str) -> str:
@@ -366,7 +370,9 @@ def write(spec: SyntheticSpec | None, root: str | os.PathLike, *, progress: bool
         atomic_write(root / SPEC_FILE, json.dumps({**wanted, "files": pending}, indent=1, sort_keys=True))
         old_files = pending
     files = {}
-    clips = zip(names, generate(spec), strict=True)
+    # made one by one as they are written: the whole set first (held in memory, 13 GB for 1,000 clips per class of
+    # 30 s) left the progress bar still until every clip was made, and a Ctrl-C then had written none
+    clips = zip(names, iter_clips(spec), strict=True)
     bar = tqdm(
         clips, total=len(names), desc="synthetic clips", unit="clip", disable=None if progress else True
     )
