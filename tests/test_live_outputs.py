@@ -448,7 +448,7 @@ def test_web_slow_client_never_blocks_emit_and_close_is_prompt() -> None:
     slow = socket.socket()
     slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # fills after a few events
     slow.connect(("127.0.0.1", web.port))
-    slow.sendall(b"GET /events HTTP/1.1\r\nHost: x\r\n\r\n")  # ... and never reads
+    slow.sendall(b"GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")  # ... and never reads
     fast = SSEReader(web.url)
     _wait_clients(web, 2)
     labels = tuple(f"c{i}" for i in range(60))  # ~2 KB per event
@@ -548,6 +548,117 @@ def test_web_caps_its_streams_with_a_clear_503() -> None:
         WebServer(max_clients=0)
     with pytest.raises(ConfigError, match="web_max_clients"):
         OutputSettings(web_max_clients=0)
+
+
+def _ask(port: int, path: str, host: str | None, method: str = "GET") -> tuple[int, dict[str, str], bytes]:
+    """A request over a raw socket with this Host header (None: none, as an HTTP/1.0 client sends): the status,
+    headers and body; an `/events` stream that opened is closed after its headers."""
+    head = (
+        f"{method} {path} HTTP/1.0\r\n" if host is None else f"{method} {path} HTTP/1.1\r\nHost: {host}\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", port), timeout=HANG_S) as s:
+        s.sendall((head + "Connection: close\r\n\r\n").encode("latin-1"))
+        data = b""
+        while b"\r\n\r\n" not in data and (chunk := s.recv(4096)):
+            data += chunk
+        top, _, body = data.partition(b"\r\n\r\n")
+        status_line, *lines = top.decode("latin-1").split("\r\n")
+        headers = dict(line.split(": ", 1) for line in lines)
+        status = int(status_line.split()[1])
+        if not (status == 200 and path == "/events"):
+            while chunk := s.recv(4096):
+                body += chunk
+    return status, headers, body
+
+
+def test_web_answers_only_its_own_host_names_against_dns_rebinding() -> None:
+    """Any Host header was answered, so a web page the viewer visited could rebind its own name to 127.0.0.1 (or
+    the Pi's address) and read `/latest`, the emotions of the person in front of the device, from the viewer's
+    browser. A request naming another host now gets 403 with a body naming it and the option that allows it."""
+    name = socket.gethostname()
+    with WebServer() as web:
+        web.emit(make_result(label="happy"))
+        own = [None, f"127.0.0.1:{web.port}", "[::1]", f"[::1]:{web.port}", "localhost", "LocalHost."]
+        for host in [*own, "app.localhost", name, f"{name}.local", f"{name.upper()}.local."]:
+            for path in ("/", "/latest", "/events"):
+                status, headers, body = _ask(web.port, path, host)
+                assert status == 200 and headers["Content-Type"] != "text/plain; charset=utf-8", (host, path)
+            assert _ask(web.port, "/latest", host, "HEAD")[0] == 200, host
+        assert web.forbidden == 0
+    with WebServer(max_clients=1) as web:
+        evil = [
+            "evil.example",
+            f"evil.example:{web.port}",
+            "127.0.0.1.evil.example",
+            "",
+            "[::1",
+            f"{name}.evil.x",
+        ]
+        for host in evil:
+            for path in ("/", "/latest", "/events"):
+                status, headers, body = _ask(web.port, path, host)
+                text = body.decode("ascii")
+                assert status == 403 and headers["Content-Type"] == "text/plain; charset=utf-8", (host, path)
+                assert repr(host) in text and "--web-allow-host" in text and "Traceback" not in text, text
+                status, headers, body = _ask(web.port, path, host, "HEAD")
+                assert (status, body, int(headers["Content-Length"])) == (403, b"", len(text)), (host, path)
+        assert "--web-allow-host evil.example " in _ask(web.port, "/latest", "evil.example")[2].decode()
+        assert web.forbidden == len(evil) * 3 * 2 + 1
+        assert web.streams == 0 and web.refused == 0  # no stream opened, no 503
+        # the refused requests took no viewer's place: with max_clients 1 the one stream opens
+        reader = SSEReader(web.url)
+        web.emit(make_result(label="sad"))
+        assert reader.next()["label"] == "sad"
+        assert _ask(web.port, "/events", "evil.example")[0] == 403  # a full server still says why it refuses
+
+
+def test_web_answers_the_names_it_is_given() -> None:
+    """`allow_hosts` (`--web-allow-host`): a reverse proxy's or a DNS name is answered, `*` any host; the listening
+    host is answered when it is a name."""
+    with WebServer(allow_hosts="Pi.Example.,proxy.lan") as web:
+        assert web.allow_hosts == ("pi.example", "proxy.lan")
+        for host in ("pi.example", "PI.example.:80", "proxy.lan"):
+            assert _ask(web.port, "/latest", host)[0] == 204, host
+        assert _ask(web.port, "/latest", "other.example")[0] == 403
+    with WebServer(allow_hosts=["*"]) as web:
+        for host in ("evil.example", "127.0.0.1.evil.example"):
+            assert _ask(web.port, "/latest", host)[0] == 204, host
+    with WebServer("localhost") as web:
+        assert web.host_allowed("localhost") and not web.host_allowed("evil.example")
+    for bad in ("", "a,,b", "pi:8000", "a b"):
+        with pytest.raises(ConfigError, match="allow_hosts: "):
+            WebServer(allow_hosts=bad)
+    settings = OutputSettings.from_dict({"web": True, "web_allow_hosts": ["Pi.Example."], "console": False})
+    assert settings.web_allow_hosts == ("pi.example",)
+    with make_outputs(settings) as outs:
+        assert outs.web is not None and outs.web.allow_hosts == ("pi.example",)
+    with pytest.raises(ConfigError, match=r"web_allow_hosts \(--web-allow-host\): an empty host name"):
+        OutputSettings(web_allow_hosts=("",))
+
+
+def test_web_allow_host_option_of_run_and_bench(capsys) -> None:
+    """`--web-allow-host a,b` (repeatable) reaches the page's settings in `run` and `bench --live` (which shares
+    run's options); an empty or malformed name is a usage error naming the option; without --web it is named."""
+    from edge_ser.cli import build_parser
+    from edge_ser.live.command import _unused_outputs, output_settings
+
+    parser = build_parser(plugins=False)
+    for cmd in (["run", "b"], ["bench", "b", "--live"]):
+        args = parser.parse_args(
+            [*cmd, "--web", "0", "--web-allow-host", "a.example,B.lan.", "--web-allow-host", "*"]
+        )
+        assert output_settings(args).web_allow_hosts == ("a.example", "b.lan", "*"), cmd
+        assert output_settings(parser.parse_args([*cmd, "--web"])).web_allow_hosts == ()
+        for bad, said in (
+            ("", "an empty host name"),
+            ("a,", "an empty host name"),
+            ("pi:80", "'pi:80' has a port"),
+        ):
+            with pytest.raises(SystemExit):
+                parser.parse_args([*cmd, "--web-allow-host", bad])
+            assert f"argument --web-allow-host: {said}" in capsys.readouterr().err, (cmd, bad)
+    args = parser.parse_args(["run", "b", "--web-allow-host", "a.example"])
+    assert "--web-allow-host not used without --web" in _unused_outputs(args)
 
 
 def _idle_sockets(port: int, n: int) -> list[socket.socket]:

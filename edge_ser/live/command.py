@@ -235,6 +235,26 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
         metavar="N",
         help="open page streams at most; one more gets HTTP 503 and retries (default 16)",
     )
+    o.add_argument(
+        "--web-allow-host",
+        type=_allowed_hosts,
+        action="extend",
+        default=None,
+        metavar="NAME[,NAME...]",
+        help="a host name the page also answers to (a reverse proxy, a DNS name; comma-separated, repeatable): a "
+        "request naming a host other than this device's names and addresses gets HTTP 403, against DNS "
+        "rebinding; '*' answers any host, which lets any web page the viewer visits read the results",
+    )
+
+
+def _allowed_hosts(text: str) -> list[str]:
+    """`--web-allow-host a,b` -> its names (argparse's error naming the option for an empty or bad one)."""
+    from edge_ser.live.outputs.web import host_names
+
+    try:
+        return list(host_names(text))
+    except ConfigError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -368,7 +388,11 @@ def _unused_outputs(args: argparse.Namespace) -> list[str]:
     if getattr(args, "web", None) is None:
         web = [
             o
-            for o, d in (("--web-host", "web_host"), ("--web-max-clients", "web_max_clients"))
+            for o, d in (
+                ("--web-host", "web_host"),
+                ("--web-max-clients", "web_max_clients"),
+                ("--web-allow-host", "web_allow_host"),
+            )
             if _given(args, d)
         ]
         if web:
@@ -582,6 +606,7 @@ def output_settings(args: argparse.Namespace):
         web_host=args.web_host,
         web_port=args.web or 0,
         web_max_clients=args.web_max_clients,
+        web_allow_hosts=tuple(getattr(args, "web_allow_host", None) or ()),
     )
 
 

@@ -54,6 +54,9 @@ class OutputSettings:
     """TCP port of the page; 0 picks a free one (read it from `Outputs.web.url`)."""
     web_max_clients: int = 16
     """Open live streams (browser tabs) at most; one more is answered 503 and its page retries."""
+    web_allow_hosts: tuple[str, ...] = ()
+    """Host names the page answers besides this device's own names and addresses (a reverse proxy, a DNS name);
+    others get 403, against DNS rebinding; "*" answers any host."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.web_port <= 65535:
@@ -62,6 +65,13 @@ class OutputSettings:
             raise ConfigError(
                 f"web_max_clients (--web-max-clients) must be in 1..1024, got {self.web_max_clients}"
             )
+        if self.web_allow_hosts:
+            from edge_ser.live.outputs.web import host_names
+
+            hosts = host_names(self.web_allow_hosts, "web_allow_hosts (--web-allow-host)")
+            object.__setattr__(
+                self, "web_allow_hosts", hosts
+            )  # frozen: the normalised tuple, also from a list
         if self.jsonl is not None and not str(self.jsonl).strip():
             raise ConfigError("jsonl must be a file path or '-', got an empty string")
 
@@ -187,7 +197,9 @@ def make_outputs(
         if s.web:
             from edge_ser.live.outputs.web import WebServer
 
-            outs.web = WebServer(s.web_host, s.web_port, max_clients=s.web_max_clients)
+            outs.web = WebServer(
+                s.web_host, s.web_port, max_clients=s.web_max_clients, allow_hosts=s.web_allow_hosts
+            )
             outs.add(outs.web)
     except BaseException:
         try:

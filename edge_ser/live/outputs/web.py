@@ -20,6 +20,14 @@ Bounded, whoever connects (docs/live.md, "The live page under load"):
 - at most `max_idle` connections may be waiting for their request at once (default 16); a new connection
   beyond that closes the *oldest* waiting one, so sockets that connect and send nothing cannot lock out a
   browser that sends its request at once.
+
+Answered only for this device's names (docs/live.md, "The live page under load"): the page shows the emotions of
+the person in front of the device, and a web page the viewer visits could rebind its own domain name to
+127.0.0.1 or this device's LAN address and read `/latest` from the viewer's browser (DNS rebinding). So a
+request whose Host header names anything else gets `403 Forbidden` with a text body naming the host and
+`--web-allow-host` (`allow_hosts`). Accepted: no Host header (HTTP/1.0), an IP literal, `localhost` and
+`*.localhost`, this machine's names (`socket.gethostname()`, that name + `.local` for mDNS, `socket.getfqdn()`),
+the listening host when it is a name, and `allow_hosts` (`*`: any host, the guard off).
 """
 
 from __future__ import annotations
@@ -27,13 +35,15 @@ from __future__ import annotations
 import collections
 import errno
 import io
+import ipaddress
 import json
+import re
 import secrets
 import socket
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -59,6 +69,86 @@ CSP = (
     "img-src 'none'; base-uri 'none'; form-action 'none'"
 )
 """Content-Security-Policy of the page: inline code only, network only back to this server."""
+
+ANY_HOST = "*"
+"""In `allow_hosts` (`--web-allow-host '*'`): answer any Host header, the guard against DNS rebinding off."""
+_NAME = re.compile(r"[a-z0-9_-]+(\.[a-z0-9_-]+)*")
+
+
+def _ip_literal(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _norm(name: str) -> str:
+    """A host name as compared: lower case, a trailing dot dropped."""
+    return name.strip().lower().removesuffix(".")
+
+
+def host_names(value: str | Iterable[str], option: str = "") -> tuple[str, ...]:
+    """The names `value` allows besides this device's own (`--web-allow-host a,b`, `WebServer(allow_hosts=)`):
+    comma-separated text or a sequence of names, each lower-cased with a trailing dot dropped; `*` for any host.
+    ConfigError (prefixed with `option` when given) for an empty name, a name with a port or a character no host
+    name holds."""
+    where = f"{option}: " if option else ""
+    parts = value.split(",") if isinstance(value, str) else [p for v in value for p in str(v).split(",")]
+    out: list[str] = []
+    for part in parts:
+        name = _norm(part)
+        if _ip_literal(name.strip("[]")):  # always answered; kept so the list reads as given
+            name = name.strip("[]")
+        elif name == ANY_HOST:
+            pass
+        elif not name:
+            raise ConfigError(f"{where}an empty host name in {value!r} (give NAME[,NAME...], or '*' for any)")
+        elif ":" in name:
+            raise ConfigError(
+                f"{where}{part.strip()!r} has a port; give the name alone (the port is not compared)"
+            )
+        elif not _NAME.fullmatch(name):
+            raise ConfigError(
+                f"{where}{part.strip()!r} is not a host name (letters, digits, '-', '_' and dots)"
+            )
+        if name not in out:
+            out.append(name)
+    return tuple(out)
+
+
+def own_host_names(host: str = "") -> frozenset[str]:
+    """This machine's names as a Host header may give them: `socket.gethostname()`, that name + `.local` (mDNS,
+    how people reach a Pi), `socket.getfqdn()`, and `host` (the listening host) when it is a name."""
+    try:
+        name = socket.gethostname()
+        fqdn = socket.getfqdn()
+    except OSError:  # no name to be found: only addresses, localhost and the allowed names are answered
+        name = fqdn = ""
+    names = {_norm(name), _norm(name) + ".local" if name else "", _norm(fqdn)}
+    if host and not _ip_literal(host.strip("[]")):
+        names.add(_norm(host))
+    return frozenset(n for n in names if n)
+
+
+def _host_of(header: str) -> str | None:
+    """The host a Host header names, port stripped and IPv6 brackets removed, lower case, a trailing dot dropped;
+    None when it is malformed (empty, a bad port, an unclosed bracket)."""
+    h = header.strip()
+    if h.startswith("["):
+        end = h.find("]")
+        host, rest = (h[1:end], h[end + 1 :]) if end > 0 else ("", "")
+        if not _ip_literal(host) or ":" not in host:
+            return None
+    elif h.count(":") > 1:  # an IPv6 address without brackets (no browser sends one)
+        host, rest = h, ""
+    else:
+        host, sep, port = h.partition(":")
+        rest = sep + port
+    if rest and not re.fullmatch(r":[0-9]*", rest):
+        return None
+    host = _norm(host)
+    return host or None
 
 
 class _Client:
@@ -136,6 +226,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.do_GET()
 
     def do_GET(self) -> None:
+        if not self._host_allowed():
+            return
         path = self.path.split("?", 1)[0]
         if path in ("/", "/index.html"):
             self._send(HTTPStatus.OK, "text/html; charset=utf-8", self.server.owner.page)
@@ -151,6 +243,29 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(HTTPStatus.NO_CONTENT, "image/x-icon", b"")
         else:
             self._send(HTTPStatus.NOT_FOUND, "text/plain; charset=utf-8", b"not found\n")
+
+    def _host_allowed(self) -> bool:
+        """Whether the Host header names this device (`WebServer.host_allowed`); if not, a 403 was sent: a text
+        body naming the host and the option that allows it, no stream, nothing counted against `max_clients`."""
+        hosts = self.headers.get_all("Host") or []
+        owner = self.server.owner
+        if len(hosts) <= 1 and owner.host_allowed(hosts[0] if hosts else None):
+            return True
+        owner._forbid()
+        shown = hosts[0].encode("ascii", "backslashreplace").decode("ascii")[:100] if hosts else ""
+        name = _host_of(hosts[0]) if len(hosts) == 1 else None
+        if name is not None and _NAME.fullmatch(name):
+            how = (
+                f"start the run with --web-allow-host {name} (WebServer(allow_hosts=...)) to allow this name"
+            )
+        else:
+            how = "--web-allow-host NAME allows a name"
+        body = (
+            f"edge-ser live page: host {shown!r} refused: only this device's names and addresses are answered "
+            f"(a guard against DNS rebinding); {how}\n"
+        )
+        self._send(HTTPStatus.FORBIDDEN, "text/plain; charset=utf-8", body.encode("ascii"))
+        return False
 
     def _send(self, status: HTTPStatus, ctype: str, body: bytes) -> None:
         self.send_response(status)
@@ -234,7 +349,9 @@ class WebServer:
     until `close()`. queue_size: events kept per slow client before the oldest is dropped. keepalive_s:
     seconds between keep-alive comments on an idle stream. max_clients: open `/events` streams at most (one
     more gets a 503). request_timeout: seconds a connection has to send its whole request. max_idle:
-    connections waiting for their request at most (a new one closes the oldest). Read the address from `url`.
+    connections waiting for their request at most (a new one closes the oldest). allow_hosts: host names
+    answered besides this device's own (`host_allowed`; `"*"` any host, the guard against DNS rebinding off).
+    Read the address from `url`.
     """
 
     def __init__(
@@ -248,6 +365,7 @@ class WebServer:
         max_clients: int = MAX_CLIENTS,
         request_timeout: float = REQUEST_TIMEOUT_S,
         max_idle: int = MAX_IDLE,
+        allow_hosts: str | Iterable[str] = (),
     ) -> None:
         if queue_size < 1:
             raise ConfigError(f"queue_size must be >= 1, got {queue_size}")
@@ -264,6 +382,11 @@ class WebServer:
         self.max_clients = max_clients
         self.request_timeout = float(request_timeout)
         self.max_idle = max_idle
+        self.allow_hosts = host_names(allow_hosts, "allow_hosts")
+        """Host names answered besides this device's own, normalised (`*`: any)."""
+        self._names = own_host_names(host) | set(self.allow_hosts)
+        self.forbidden = 0
+        """Requests answered 403 because their Host header named no host this server answers for."""
         self.refused = 0
         """`/events` requests answered 503 because `max_clients` streams were open."""
         self.evicted = 0
@@ -337,6 +460,21 @@ class WebServer:
         """The last emitted result as a JSON string, or None before the first."""
         with self._lock:
             return self._latest
+
+    def host_allowed(self, header: str | None) -> bool:
+        """Whether a request with this Host header (None: none was sent) is answered: no header (HTTP/1.0), an IP
+        literal, `localhost` or a name under `.localhost`, this machine's names (`own_host_names`, the listening
+        host when it is a name) or `allow_hosts`; anything else could be a DNS-rebinding page."""
+        if header is None or ANY_HOST in self.allow_hosts:
+            return True
+        host = _host_of(header)
+        if host is None:
+            return False
+        return _ip_literal(host) or host == "localhost" or host.endswith(".localhost") or host in self._names
+
+    def _forbid(self) -> None:
+        with self._lock:
+            self.forbidden += 1
 
     def _admit_idle(self, sock: Any) -> None:
         """Count `sock` as idle; beyond `max_idle`, shut the oldest idle connections (their reads end)."""
@@ -675,4 +813,14 @@ setInterval(() => {
 </html>
 """
 
-__all__ = ["CSP", "MAX_CLIENTS", "MAX_IDLE", "REQUEST_TIMEOUT_S", "WebServer", "render_page"]
+__all__ = [
+    "ANY_HOST",
+    "CSP",
+    "MAX_CLIENTS",
+    "MAX_IDLE",
+    "REQUEST_TIMEOUT_S",
+    "WebServer",
+    "host_names",
+    "own_host_names",
+    "render_page",
+]
