@@ -352,6 +352,21 @@ def test_start_script_rolls_back_before_it_runs(tmp_path):
     assert not (tmp_path / "ran").exists()
 
 
+def test_start_script_passes_extra_args_as_words_not_file_names(tmp_path):
+    """Review: EDGE_SER_EXTRA_ARGS was split unquoted, so `--web-allow-host *` (the live page's "any host") became
+    the names of the files in the service's working folder. It is split on spaces only (set -f)."""
+    prefix = _fake_prefix(tmp_path)
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "a-file").write_text("")
+    env = {**os.environ, "EDGE_SER_PREFIX": str(prefix), "EDGE_SER_BUNDLE": str(tmp_path / "bundle"),
+           "EDGE_SER_EXTRA_ARGS": "--threads 2 --web-allow-host *"}  # fmt: skip
+    r = subprocess.run(["sh", str(START)], env=env, cwd=work, capture_output=True, text=True, timeout=60,
+                       check=False)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "ran").read_text().split()[-4:] == ["--threads", "2", "--web-allow-host", "*"]
+
+
 def test_no_other_file_switches_current():
     """The switch (`ln -s` of the link, `mv -T` over it, `.current.tmp`) lives in edge-ser-activate only."""
     ls = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=False)
