@@ -437,6 +437,26 @@ def test_web_latest_and_events() -> None:
             assert got["label"] == SILENCE and got["level_db"] is None
 
 
+def test_a_tab_opened_while_the_camera_is_away_is_told_so() -> None:
+    """Review: "camera lost" / "no camera yet" is a note of one update, and a new tab gets only the latest result:
+    a tab opened after it showed an audio-only page and never said the camera was gone. Its first event carries the
+    camera's standing note until "camera back"."""
+    with WebServer() as web:
+        web.emit(
+            make_result(
+                label="happy", notes=("no camera yet: /dev/video9: no such device (audio-only meanwhile)",)
+            )
+        )
+        web.emit(make_result(t=2.0, label="sad"))
+        late = SSEReader(web.url)
+        first = late.next()
+        assert first["label"] == "sad" and first["notes"][-1].startswith("no camera yet: /dev/video9")
+        assert json.loads(_get(web.url + "latest")[2])["notes"] == []  # /latest is the update as it was
+        web.emit(make_result(t=3.0, label="sad", notes=("camera found",)))
+        web.emit(make_result(t=4.0, label="angry"))
+        assert SSEReader(web.url).next()["notes"] == []
+
+
 def test_web_keepalive_comments() -> None:
     with WebServer(keepalive_s=0.1) as web:
         r = SSEReader(web.url)

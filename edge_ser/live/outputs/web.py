@@ -44,6 +44,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -115,6 +116,22 @@ def host_names(value: str | Iterable[str], option: str = "") -> tuple[str, ...]:
         if name not in out:
             out.append(name)
     return tuple(out)
+
+
+CAMERA_AWAY = ("camera lost", "no camera yet")
+"""How the live loop's notes begin while the camera is away (`edge_ser.live.run`, `_camera_health`)."""
+CAMERA_BACK = ("camera back", "camera found")
+
+
+def camera_note(notes: Sequence[str], before: str | None) -> str | None:
+    """The camera's standing note after an update with `notes`: its newest "camera lost" / "no camera yet" note,
+    None once "camera back" / "camera found" comes, else `before`."""
+    for note in notes:
+        if note.startswith(CAMERA_AWAY):
+            before = note
+        elif note.startswith(CAMERA_BACK):
+            before = None
+    return before
 
 
 def own_host_names(host: str = "") -> frozenset[str]:
@@ -398,6 +415,8 @@ class WebServer:
         self._lock = threading.Lock()
         self._clients: set[_Client] = set()
         self._latest: str | None = None
+        self._latest_result: LiveResult | None = None
+        self._camera_note: str | None = None  # the camera's state while it is away ("camera lost: ...")
         self._ended: bytes | None = None  # the "end" event once the run has ended (`end`)
         self._seq = 0
         self._closing = False
@@ -515,7 +534,7 @@ class WebServer:
             client = _Client(sock, self.queue_size)
             self._clients.add(client)
             self.streams += 1
-            first = _event(self._seq, self._latest) if self._latest is not None else None
+            first = _event(self._seq, self._first_state()) if self._latest is not None else None
             if self._ended is not None:  # a tab opened after the run: its last result, then that it ended
                 first = (first or b"") + self._ended
             return client, first
@@ -533,11 +552,21 @@ class WebServer:
         data = result_json(result)
         with self._lock:
             self._seq += 1
-            self._latest = data
+            self._latest, self._latest_result = data, result
+            self._camera_note = camera_note(result.notes, self._camera_note)
             event = _event(self._seq, data)
             clients = list(self._clients)
         for c in clients:
             c.put(event)
+
+    def _first_state(self) -> str:
+        """The latest result as a new tab's first event (under the lock), with the camera's state while it is away:
+        "camera lost" / "no camera yet" is a note of one update, so a tab opened after it showed the page of an
+        audio-only bundle and never said the camera was gone."""
+        result, note = self._latest_result, self._camera_note
+        if result is None or note is None or note in result.notes:
+            return str(self._latest)
+        return result_json(replace(result, notes=(*result.notes, note)))
 
     def end(self, notes: Sequence[str] = ()) -> None:
         """Tell every open page the run has ended, with its closing notes (the page showed "reconnecting" for ever,
