@@ -12,11 +12,18 @@ HOST = (*RUNTIME, "torch", "scikit-learn", "soundfile", "librosa", "tensorflow")
 
 
 def library_versions(dists: Iterable[str] = RUNTIME) -> dict[str, str]:
-    """{distribution: version} of those of `dists` that are installed, in the order given."""
+    """{distribution: version} of those of `dists` that are installed, in the order given. edge-ser's is the
+    running code's (`edge_ser.__version__`): the installed distribution's metadata named a stale copy when a
+    checkout ran through PYTHONPATH beside an older install."""
     from importlib.metadata import PackageNotFoundError, version
 
     out = {}
     for dist in dists:
+        if dist == "edge-ser":
+            import edge_ser
+
+            out[dist] = edge_ser.__version__
+            continue
         try:
             out[dist] = version(dist)
         except PackageNotFoundError:

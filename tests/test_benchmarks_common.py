@@ -316,3 +316,21 @@ def test_lms_search_rerun_with_every_point_done_keeps_its_seconds(monkeypatch) -
     monkeypatch.setattr(sys, "argv", ["benchmarks/lms_search.py"])
     assert lms_search.main() == 0
     assert written["seconds"] == committed["seconds"] and written["best"] == committed["best"]
+
+
+def test_the_version_recorded_is_the_running_code_and_pyproject_agrees(monkeypatch) -> None:
+    """Review: reports took edge-ser's version from the installed distribution's metadata, which named a stale
+    install when a checkout ran through PYTHONPATH; and the version is written twice (pyproject.toml and
+    edge_ser.__version__), which nothing kept in step."""
+    from importlib import metadata
+
+    import tomllib
+
+    import edge_ser
+    from edge_ser.versions import library_versions
+
+    real = metadata.version
+    monkeypatch.setattr(metadata, "version", lambda d: "0.0.1-stale" if d == "edge-ser" else real(d))
+    assert library_versions(("edge-ser",)) == {"edge-ser": edge_ser.__version__}
+    pyproject = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+    assert pyproject["project"]["version"] == edge_ser.__version__
