@@ -390,7 +390,8 @@ def reverb_functionals_matrix(
     """The functionals [copies, n, spec.dim] of every file in a synthetic room (`converters.reverb`), `copies`
     times, seeded: each (file, copy) its own room (RT60 and DRR drawn from `rooms`, a `RoomSpec`) and impulse
     response; with `sessions` (a key per file, e.g. its speaker) the files of one session share one room and one
-    impulse response per copy, as a user's clips do on a device. Cached per (file, spec, room, seed, copy).
+    impulse response per copy, as a user's clips do on a device. Cached per (file, spec, room, seed, copy, and the
+    file's position or its session's: the impulse response is drawn by it).
 
     Why: a device's microphone hears the room. Without reverberant training views, ser_ravdess on EMODB falls
     from 34.9 to 23.1 % UAR at RT60 0.4 s with its training prior (docs/protocol.md, "Reverberation")."""
@@ -423,7 +424,9 @@ def reverb_functionals_matrix(
     def key(base: str, i: int, k: int) -> str:
         u = int(unit[i])
         room = f"room {rt60[k, u]:.4f} {drr[k, u]:.4f} {rooms.predelay_ms} seed {seed} copy {k}"
-        return f"{base} {room}" + ("" if sessions is None else f" session {u} of {len(rt60[k])}")
+        # the impulse response is drawn by the unit (without sessions: the file's position), which a fixed room's
+        # RT60 and DRR do not tell apart (a list in another order read other positions' responses)
+        return f"{base} {room}" + (f" file {u}" if sessions is None else f" session {u} of {len(rt60[k])}")
 
     return _copies_matrix(
         records, spec, copies, key, wet, cache=cache, progress=progress, desc="reverberant functionals"

@@ -88,6 +88,24 @@ def test_reverberant_copies_are_seeded_cached_and_smear_the_voice(tmp_path: Path
     assert not np.allclose(other[0], R[0])  # another seed, other rooms
 
 
+def test_a_fixed_room_in_another_file_order_is_not_read_from_another_positions_cache(tmp_path: Path) -> None:
+    """A room of fixed RT60 and DRR (benchmarks/reverb.py's test rooms) still draws each file's impulse response
+    by its position: the cache key must say so, or a list in another order (a file added to a folder) reads the
+    responses of other positions (a 219-unit difference from the values computed afresh)."""
+    from _signals import voiced
+
+    from converters.featurize import FeatureCache, reverb_functionals_matrix
+    from edge_ser.audio import write_wav
+
+    paths = [write_wav(tmp_path / f"{i}.wav", voiced(SR, SR, i), SR) for i in range(2)]
+    room = RoomSpec(rt60=(0.4, 0.4), drr_db=(0.0, 0.0))
+    cache = FeatureCache(tmp_path / "cache")
+    reverb_functionals_matrix(paths, rooms=room, copies=1, seed=1, cache=cache)
+    swapped = paths[::-1]
+    cached = reverb_functionals_matrix(swapped, rooms=room, copies=1, seed=1, cache=cache)
+    np.testing.assert_array_equal(cached, reverb_functionals_matrix(swapped, rooms=room, copies=1, seed=1))
+
+
 def test_a_session_shares_one_room_per_copy(tmp_path: Path) -> None:
     """With session keys, the files of a session are in the same room with the same impulse response (the same
     audio gives the same copy); other sessions are other rooms; a key per file is required."""
