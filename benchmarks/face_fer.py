@@ -220,6 +220,9 @@ def mirrored_teacher(images: np.ndarray) -> np.ndarray:
 
 def load() -> dict:
     tr, va = fer_arrays(data_root(), "train", CACHE), fer_arrays(data_root(), "validation", CACHE)
+    if HOLDOUT:
+        # before the teacher's logits (minutes): held_out's check came only after them
+        check_holdout(HOLDOUT, len(tr.labels))
     t0 = time.perf_counter()
     z_tr = mirrored_teacher(tr.images)
     z_va = mirrored_teacher(va.images)
@@ -247,13 +250,19 @@ def load() -> dict:
     return held_out(d, HOLDOUT) if HOLDOUT else d
 
 
-def held_out(d: dict, n: int) -> dict:
-    """`d` with `n` Training images (a fixed seed-0 draw) moved out of training into the validation slots, so a
-    trial reports on images it never trained on instead of PublicTest (`d["val"]` is then None)."""
-    if DEVICE_VIEWS or not 0 < n < len(d["y"]) // 2:
+def check_holdout(n: int, n_train: int) -> None:
+    """ConfigError unless `--holdout n` can hold n of `n_train` Training images out (1 to under half of them,
+    and not with --device-views)."""
+    if DEVICE_VIEWS or not 0 < n < n_train // 2:
         raise ConfigError(
             f"--holdout {n}: between 1 and half the Training images, and not with --device-views"
         )
+
+
+def held_out(d: dict, n: int) -> dict:
+    """`d` with `n` Training images (a fixed seed-0 draw) moved out of training into the validation slots, so a
+    trial reports on images it never trained on instead of PublicTest (`d["val"]` is then None)."""
+    check_holdout(n, len(d["y"]))
     order = np.random.default_rng(0).permutation(len(d["y"]))
     keep, out = np.sort(order[n:]), np.sort(order[:n])
     return {
@@ -611,7 +620,13 @@ def main() -> None:
     ap.add_argument(
         "--more", type=int, default=0, help="train: continue the saved float model this many epochs"
     )
-    ap.add_argument("--epochs", type=int, default=FLOAT.epochs, help="train: epochs of the cosine schedule")
+    ap.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help=f"train: epochs of the cosine schedule (default {FLOAT.epochs}; {DEVICE_VIEWS_EPOCHS[0]} with "
+        "--device-views)",
+    )
     ap.add_argument(
         "--qat-epochs",
         type=int,
@@ -671,6 +686,18 @@ def main() -> None:
         "their logits (mix) (its own checkpoint)",
     )
     args = ap.parse_args()
+    # before any data: --epochs 0 saved an untrained float.pt over the trained one after minutes of teacher
+    # logits, and --more / --epochs were ignored without a word by compress and ship
+    if args.stage != "train" and (args.more or args.epochs is not None):
+        ap.error(f"--more and --epochs are train's options, not {args.stage}'s (QAT: --qat-epochs)")
+    if args.epochs is not None and args.epochs < 1:
+        ap.error(f"--epochs must be >= 1, got {args.epochs}")
+    if args.more < 0:
+        ap.error(f"--more must be >= 0, got {args.more}")
+    if args.holdout < 0 or (args.holdout and args.device_views):
+        ap.error(
+            f"--holdout {args.holdout}: give N >= 1 Training images to hold out, and not with --device-views"
+        )
     QAT_TEACHER = args.qat_teacher
     CFG = replace(CFG, channels=args.channels, stem_stride=args.stem_stride)
     HOLDOUT = args.holdout
@@ -687,8 +714,8 @@ def main() -> None:
     if args.device_views:
         DEVICE_VIEWS = True
         FLOAT, QAT = (replace(c, epochs=e) for c, e in zip((FLOAT, QAT), DEVICE_VIEWS_EPOCHS, strict=True))
-        if args.epochs == ap.get_default("epochs"):
-            args.epochs = FLOAT.epochs
+    if args.epochs is None:
+        args.epochs = FLOAT.epochs
     QAT_EPOCHS = QAT.epochs  # this mode's recipe
     if args.qat_epochs is not None:
         if args.qat_epochs < 1:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -14,6 +15,9 @@ pytest.importorskip("torch")
 
 import benchmarks.face_fer as ff  # noqa: E402
 from edge_ser.errors import ConfigError  # noqa: E402
+
+LOAD = ff.load
+"""The real `load` (the `empty_cache` fixture replaces it with one that fails)."""
 
 RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
 CHAIN = ("face_fer.py train", "compress", "ship", "face_views.py --write", "face_detect.py --write")
@@ -140,3 +144,39 @@ def test_a_trial_held_out_of_training_is_a_fixed_disjoint_draw_and_keeps_its_own
     assert code == 2 and str(empty_cache / "holdout10" / "stem1" / "float.pt") in err, err
     code, err = _main(monkeypatch, capsys, "ship", "--holdout", "10")
     assert code == 2 and "--holdout is a trial's validation" in err, err
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (("train", "--epochs", "0"), "--epochs must be >= 1, got 0"),
+        (("train", "--more", "-2"), "--more must be >= 0, got -2"),
+        (("compress", "--epochs", "5"), "--more and --epochs are train's options, not compress's"),
+        (("ship", "--more", "6"), "--more and --epochs are train's options, not ship's"),
+        (("train", "--holdout", "-3"), "--holdout -3: give N >= 1"),
+        (("train", "--holdout", "3000", "--device-views"), "not with --device-views"),
+    ],
+)
+def test_bad_training_options_are_usage_errors_before_any_data(empty_cache, monkeypatch, capsys, argv, says):
+    """`train --epochs 0` loaded FER-2013 and the teacher's logits (minutes), trained nothing and saved the untrained
+    student over float.pt; `compress --epochs 5` ran with the option ignored. Now each is a usage error first."""
+    code, err = _main(monkeypatch, capsys, *argv)
+    assert code == 2 and says in err, err
+    assert not (empty_cache / "float.pt").exists()
+
+
+def test_a_holdout_too_large_is_refused_before_the_teachers_logits(empty_cache, monkeypatch) -> None:
+    """`--holdout 20000` was refused only after the teacher's logits of every Training image (held_out)."""
+    import numpy as np
+
+    arrays = SimpleNamespace(images=np.zeros((100, 48, 48), np.uint8), labels=np.zeros(100, np.int64))
+    monkeypatch.setattr(ff, "fer_arrays", lambda *a, **k: arrays)
+    monkeypatch.setattr(ff, "data_root", lambda: empty_cache)
+
+    def no_teacher(images):
+        raise AssertionError("the teacher's logits were computed before --holdout was checked")
+
+    monkeypatch.setattr(ff, "mirrored_teacher", no_teacher)
+    monkeypatch.setattr(ff, "HOLDOUT", 60)
+    with pytest.raises(ConfigError, match="--holdout 60: between 1 and half"):
+        LOAD()
