@@ -3,6 +3,9 @@
     export EDGE_SER_DATA=/work/shared/datasets
     python benchmarks/face_geometry.py [--bundle bundles/face_fer] [--engine onnxruntime] [--limit N] [--stability]
 
+All of PublicTest writes benchmarks/results/face_fer_geometry.{md,json}; a `--limit` run (a smoke run on the first N
+images) writes face_fer_geometry_partial.{md,json}, so it never replaces the committed table.
+
 Each PublicTest image is (a) given to the model as it is (FER's tight 48x48 framing) and (b) upscaled x4 into a
 640x480 frame (`converters.face.in_scene`, its border continued outward) and cropped by the bundle's own
 `face_crop` (Haar cascade, margin, resize: `FaceCropper.crop_or_center`, exactly what the device runs). The
@@ -52,6 +55,8 @@ def main() -> None:
         help="also: the model's agreement under 1-2 px shifts and 5 %% scalings, and the teacher's geometry agreement",
     )
     args = ap.parse_args()
+    if args.limit is not None and args.limit < 1:
+        ap.error(f"--limit must be >= 1, got {args.limit}")
     root = find_dataset("fer2013")  # the default data root: $EDGE_SER_DATA, else ../shared/datasets
     cache = Path(os.environ.get("EDGE_SER_CACHE", "/work/cache")) / "face"
     va = fer_arrays(root, "validation", cache)
@@ -101,8 +106,14 @@ def main() -> None:
         stable = stability(load_engine(b, args.engine, threads=1).predict, b.input_kind, images, labels, r)
         payload["stability"] = stable
         md += "\n\n" + stability_md(stable)
-    write_results("face_fer_geometry", payload, md)
+    write_results(output_name(args.limit), payload, md)
     print(md)
+
+
+def output_name(limit: int | None) -> str:
+    """The results name of a run: "face_fer_geometry" for all of PublicTest (the committed table), else
+    "face_fer_geometry_partial" (`--limit`): a smoke run on 50 images wrote over the committed 3,589-image table."""
+    return "face_fer_geometry" if limit is None else "face_fer_geometry_partial"
 
 
 WARPS = {

@@ -1,0 +1,37 @@
+"""benchmarks/face_geometry.py: a `--limit` smoke run is checked before any work and never replaces the committed
+3,589-image table (benchmarks/results/face_fer_geometry.{md,json})."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+pytest.importorskip("cv2")
+
+import benchmarks.face_geometry as fg  # noqa: E402
+
+
+def _main(monkeypatch, capsys, *argv: str) -> tuple[int, str]:
+    monkeypatch.setattr(sys, "argv", ["benchmarks/face_geometry.py", *argv])
+    with pytest.raises(SystemExit) as e:
+        fg.run_main(fg.main)
+    return e.value.code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("limit", ["0", "-5"])
+def test_a_limit_below_one_is_a_usage_error_before_any_data(monkeypatch, capsys, limit) -> None:
+    """`--limit 0` wrote a table of NaNs over the committed one; `--limit -5` checked all but the last 5 images."""
+
+    def no_data(*args, **kwargs):
+        raise AssertionError("FER-2013 was read before --limit was checked")
+
+    monkeypatch.setattr(fg, "find_dataset", no_data)
+    monkeypatch.setattr(fg, "write_results", no_data)
+    code, err = _main(monkeypatch, capsys, "--limit", limit)
+    assert code == 2 and f"--limit must be >= 1, got {limit}" in err, err
+
+
+def test_only_the_full_run_writes_the_committed_name() -> None:
+    assert fg.output_name(None) == "face_fer_geometry"
+    assert fg.output_name(50) == "face_fer_geometry_partial"
