@@ -3,8 +3,9 @@
     export EDGE_SER_DATA=/work/shared/datasets
     python benchmarks/face_geometry.py [--bundle bundles/face_fer] [--engine onnxruntime] [--limit N] [--stability]
 
-All of PublicTest writes benchmarks/results/face_fer_geometry.{md,json}; a `--limit` run (a smoke run on the first N
-images) writes face_fer_geometry_partial.{md,json}, so it never replaces the committed table.
+All of PublicTest writes benchmarks/results/face_fer_geometry.{md,json}; a `--limit` run (a smoke run on N
+images spread evenly over PublicTest, every class in it) writes face_fer_geometry_partial.{md,json}, so it never
+replaces the committed table.
 
 Each PublicTest image is (a) given to the model as it is (FER's tight 48x48 framing) and (b) upscaled x4 into a
 640x480 frame (`converters.face.in_scene`, its border continued outward) and cropped by the bundle's own
@@ -47,7 +48,7 @@ def main() -> None:
     ap.add_argument("--bundle", type=Path, default=REPO / "bundles" / "face_fer")
     ap.add_argument("--engine", default="onnxruntime")
     ap.add_argument(
-        "--limit", type=int, default=None, help="first N images of PublicTest (default: all 3,589)"
+        "--limit", type=int, default=None, help="N images spread evenly over PublicTest (default: all 3,589)"
     )
     ap.add_argument(
         "--stability",
@@ -60,7 +61,8 @@ def main() -> None:
     root = find_dataset("fer2013")  # the default data root: $EDGE_SER_DATA, else ../shared/datasets
     cache = Path(os.environ.get("EDGE_SER_CACHE", "/work/cache")) / "face"
     va = fer_arrays(root, "validation", cache)
-    images, labels = va.images[: args.limit], va.labels[: args.limit]
+    keep = sample(len(va.labels), args.limit)
+    images, labels = va.images[keep], va.labels[keep]
     b = load_bundle(args.bundle)
     t0 = time.perf_counter()
     r = scene_agreement(load_engine(b, args.engine, threads=1).predict, b.input_kind, images)
@@ -108,6 +110,14 @@ def main() -> None:
         md += "\n\n" + stability_md(stable)
     write_results(output_name(args.limit), payload, md)
     print(md)
+
+
+def sample(n: int, limit: int | None) -> slice | list[int]:
+    """The images a run checks: all `n`, or `limit` of them spread evenly (PublicTest's arrays are sorted by class,
+    so the first 150 images, as `--limit` took them, were all "angry")."""
+    if limit is None or limit >= n:
+        return slice(None)
+    return sorted({round(i * (n - 1) / max(limit - 1, 1)) for i in range(limit)})
 
 
 def output_name(limit: int | None) -> str:

@@ -35,3 +35,12 @@ def test_a_limit_below_one_is_a_usage_error_before_any_data(monkeypatch, capsys,
 def test_only_the_full_run_writes_the_committed_name() -> None:
     assert fg.output_name(None) == "face_fer_geometry"
     assert fg.output_name(50) == "face_fer_geometry_partial"
+
+
+def test_a_limit_spreads_its_images_over_the_class_sorted_set() -> None:
+    """PublicTest's arrays are sorted by class: `--limit 150` took the first 150, all "angry"."""
+    keep = fg.sample(3589, 150)
+    assert len(keep) == 150 and keep[0] == 0 and keep[-1] == 3588 and keep == sorted(set(keep))
+    assert (
+        fg.sample(3589, 1) == [0] and fg.sample(10, 10) == slice(None) and fg.sample(10, None) == slice(None)
+    )
