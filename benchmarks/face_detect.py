@@ -26,7 +26,7 @@ from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import pin_single_thread, run_main, write_results  # noqa: E402
+from _common import pin_single_thread, run_main, this_command, write_results  # noqa: E402
 
 pin_single_thread()
 REPO = Path(__file__).resolve().parents[1]
@@ -133,7 +133,8 @@ def main() -> None:
         f"{pct(r['accuracy'])} | {pct(r['accuracy_device_crop'])} |"
         for s, r in test.items()
     ]
-    cmd = "python benchmarks/face_detect.py" + (" --write" if args.write else "")
+    # the whole command line (--bundle, --engine too): a fixed string dropped them from the results and manifest
+    cmd = this_command()
     bundle = args.bundle.relative_to(REPO) if args.bundle.is_relative_to(REPO) else args.bundle
     md = "\n".join(
         [
@@ -161,7 +162,6 @@ def main() -> None:
         ]
     )
     payload = {
-        "command": cmd,
         "bundle": str(bundle),
         "engine": args.engine,
         "rule": {"train_stride": TRAIN_STRIDE, "tie": TIE, "max_found_drop": MAX_FOUND_DROP},

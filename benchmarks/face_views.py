@@ -26,7 +26,7 @@ from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import pin_single_thread, run_main, write_results  # noqa: E402
+from _common import pin_single_thread, run_main, this_command, write_results  # noqa: E402
 
 pin_single_thread()
 REPO = Path(__file__).resolve().parents[1]
@@ -159,7 +159,8 @@ def main() -> None:
         f"{pct(s['uar'])} | {pct(s['accuracy_device_crop'])} | {1 + len(v)}x |"
         for v, s in test.items()
     ]
-    cmd = "python benchmarks/face_views.py" + (" --write" if args.write else "")
+    # the whole command line (--bundle, --engine too): a fixed string dropped them from the results and manifest
+    cmd = this_command()
     md = "\n".join(
         [
             "# face_fer: test-time views (zooms about the crop centre), chosen on FER-2013 train",
@@ -187,7 +188,6 @@ def main() -> None:
         ]
     )
     payload = {
-        "command": cmd,
         "bundle": str(args.bundle),
         "engine": args.engine,
         "rule": {"train_stride": TRAIN_STRIDE, "tie": TIE, "max_accuracy_drop": MAX_ACC_DROP},

@@ -60,3 +60,41 @@ def test_set_face_crop_rewrites_only_the_manifest(tmp_path: Path) -> None:
     assert record["before"] == old.to_dict()
     assert record["publictest_agreement"] == 0.8
     assert list(tmp_path.iterdir()) == [dst]  # no temp file left behind
+
+
+@pytest.mark.parametrize("script", ["face_views", "face_detect"])
+def test_the_recorded_command_is_the_whole_command_line(monkeypatch, script) -> None:
+    """face_views.py / face_detect.py recorded a fixed "python benchmarks/<script>.py [--write]" in their results
+    and in the bundle's manifest (`made_by`), so a run with `--engine numpy` or another `--bundle` claimed to be
+    the default run. Now the command line as given (the data, the scoring and the writes stubbed out)."""
+    import importlib
+    import sys
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from benchmarks._common import this_command
+
+    mod = importlib.import_module(f"benchmarks.{script}")
+    bundle = BUNDLES / "face_fer"
+    b = load_bundle(bundle)
+    fer = SimpleNamespace(images=np.zeros((20, 48, 48), np.uint8), labels=np.arange(20) % 7)
+    monkeypatch.setattr(mod, "fer_setup", lambda args: (fer, fer, b, b.input_kind, None, None))
+    monkeypatch.setattr(mod, "device_crops", lambda *a, **k: None)
+    row = {"agreement": 0.8, "agreement_found": 0.87, "found_rate": 0.86, "accuracy": 0.6, "uar": 0.5,
+           "accuracy_device_crop": 0.55, "uar_device_crop": 0.5, "n": 20}  # fmt: skip
+    monkeypatch.setattr(mod, "score", lambda *a, **k: dict(row))
+    got: dict = {}
+    monkeypatch.setattr(mod, "write_results", lambda name, payload, md: got.update(payload=payload, md=md))
+    writer = "set_views" if script == "face_views" else "set_face_crop"
+    monkeypatch.setattr(mod, writer, lambda path, chosen, test, command: got.update(made_by=command))
+    # a choice other than the bundle's, so --write rewrites it
+    if script == "face_views":
+        monkeypatch.setattr(mod, "choose", lambda train: (0.95, 1.05))
+    else:
+        monkeypatch.setattr(mod, "choose", lambda shipped, train: replace(shipped, scale_factor=1.03))
+    monkeypatch.setattr(sys, "argv", [f"benchmarks/{script}.py", "--engine", "numpy", "--write"])
+    mod.main()
+    recorded = {"command": this_command(), **got["payload"]}["command"]
+    assert recorded.endswith(f"{script}.py --engine numpy --write"), recorded
+    assert got["made_by"] == recorded
