@@ -43,7 +43,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, pin_single_thread, run_main, write_results  # noqa: E402
+from _common import RESULTS, folder_problem, pin_single_thread, run_main, write_results  # noqa: E402
 
 pin_single_thread()
 REPO = Path(__file__).resolve().parents[1]
@@ -606,6 +606,14 @@ def main() -> None:
     )
     ap.add_argument("--engine", default="numpy", help="engine of the branch bundles (numpy, onnxruntime)")
     args = ap.parse_args()
+    # before the data: --max-folds 0 died in the reliability diagrams after every feature was made, -1 ran all
+    # but the last fold without a word
+    for opt, value, least in (("--folds", args.folds, 3), ("--max-folds", args.max_folds, 1),
+                              ("--epochs", args.epochs, 1), ("--patience", args.patience, 1)):  # fmt: skip
+        if value is not None and value < least:
+            ap.error(f"{opt} must be >= {least}, got {value}")
+    if args.cache is not None and (problem := folder_problem(args.cache)):
+        ap.error(f"--cache {args.cache}: {problem}")
     torch.set_num_threads(1)
     import cv2
 

@@ -41,7 +41,7 @@ from av_fusion import (  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 
 import numpy as np  # noqa: E402
-from _common import run_main  # noqa: E402
+from _common import folder_problem, run_main  # noqa: E402
 
 from converters.calibrate import choose_weights, ece, fit_temperature, nll, temper  # noqa: E402
 from converters.data import find_dataset, group_kfold, load_dataset, load_fer2013  # noqa: E402
@@ -51,6 +51,9 @@ from edge_ser.audio import load as load_audio  # noqa: E402
 from edge_ser.bundle import write_fusion_bundle  # noqa: E402
 from edge_ser.fusion import BranchRule, FusionRule  # noqa: E402
 from edge_ser.recognizer import Recognizer  # noqa: E402
+
+FOLDS = 6
+"""The paired set's actor group folds (benchmarks/av_fusion.py's default `--folds`)."""
 
 
 def main() -> None:
@@ -84,11 +87,16 @@ def main() -> None:
     args = ap.parse_args()
     if args.orders < 1:
         ap.error(f"--orders {args.orders}: must be at least 1")
+    # the paired set's 6 folds: --fold 6 was an IndexError traceback, --fold -1 fitted fold 5 and recorded "-1"
+    if not 0 <= args.fold < FOLDS:
+        ap.error(f"--fold {args.fold}: the paired set has folds 0 to {FOLDS - 1}")
+    if problem := folder_problem(args.out):
+        ap.error(f"--out {args.out}: {problem}")
     pspec, scene = PairedAVSpec(val_faces=args.val_faces), SceneSpec()
     speech = load_dataset("ravdess")
     fer = find_dataset("fer2013")
     fer_train, fer_val = load_fer2013(fer, "train"), load_fer2013(fer, "validation")
-    split = group_kfold([r.speaker for r in speech], k=6, seed=0)[args.fold]
+    split = group_kfold([r.speaker for r in speech], k=FOLDS, seed=0)[args.fold]
     pairs = pair_ravdess_fer(speech, split, fer_train, fer_val, pspec)
     part = {p: [q for q in pairs if q.part == p] for p in ("train", "val", "test")}
     y = {p: np.array([CLASSES.index(q.label) for q in v]) for p, v in part.items()}

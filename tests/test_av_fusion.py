@@ -123,3 +123,64 @@ def test_ship_av_fusion_refuses_fewer_than_one_order(monkeypatch, capsys):
     with pytest.raises(SystemExit) as e:
         ship.main()
     assert e.value.code == 2 and "--orders 0: must be at least 1" in capsys.readouterr().err
+
+
+def _no_data(*args, **kwargs):
+    raise AssertionError("the data were read before the options were checked")
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["--max-folds", "0"], "--max-folds must be >= 1, got 0"),
+        (["--max-folds", "-1"], "--max-folds must be >= 1, got -1"),
+        (["--folds", "2"], "--folds must be >= 3, got 2"),
+        (["--epochs", "0"], "--epochs must be >= 1, got 0"),
+        (["--patience", "0"], "--patience must be >= 1, got 0"),
+    ],
+)
+def test_av_fusion_bad_fold_and_training_options_are_usage_errors_first(monkeypatch, capsys, argv, says):
+    """`--max-folds 0` made every feature and crop, then died in the reliability diagrams (no fold to pool);
+    `--max-folds -1` ran all but the last fold without a word."""
+    import sys
+
+    monkeypatch.setattr(av, "run", _no_data)
+    monkeypatch.setattr(sys, "argv", ["av_fusion.py", *argv])
+    with pytest.raises(SystemExit) as e:
+        av.main()
+    assert e.value.code == 2 and says in capsys.readouterr().err
+
+
+def test_av_fusion_refuses_a_cache_that_is_a_file(monkeypatch, capsys, tmp_path):
+    import sys
+
+    (tmp_path / "f").write_text("")
+    monkeypatch.setattr(av, "run", _no_data)
+    monkeypatch.setattr(sys, "argv", ["av_fusion.py", "--cache", str(tmp_path / "f")])
+    with pytest.raises(SystemExit) as e:
+        av.main()
+    assert e.value.code == 2 and "exists and is not a folder" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["--fold", "6"], "--fold 6: the paired set has folds 0 to 5"),
+        (["--fold", "-1"], "--fold -1: the paired set has folds 0 to 5"),
+        (["--out", "FILE"], "exists and is not a folder"),
+    ],
+)
+def test_ship_av_fusion_checks_fold_and_out_before_the_data(monkeypatch, capsys, tmp_path, argv, says):
+    """`--fold 6` was an IndexError traceback after the data were read; `--fold -1` fitted fold 5 and wrote
+    "fold": -1 into the bundle; an --out that is a file failed only at the bundle's write."""
+    import sys
+
+    import benchmarks.ship_av_fusion as ship
+
+    (tmp_path / "FILE").write_text("")
+    argv = [str(tmp_path / a) if a == "FILE" else a for a in argv]
+    monkeypatch.setattr(ship, "load_dataset", _no_data)
+    monkeypatch.setattr(sys, "argv", ["ship_av_fusion.py", *argv])
+    with pytest.raises(SystemExit) as e:
+        ship.main()
+    assert e.value.code == 2 and says in capsys.readouterr().err
