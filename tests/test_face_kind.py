@@ -461,3 +461,15 @@ def test_predict_and_an_image_folder_take_the_same_image_files(tmp_path) -> None
         assert cv2.imwrite(str(folder / f"a{ext}"), image)
         assert _image_files(folder) == [folder / f"a{ext}"]
         assert kind.file_inputs(folder / f"a{ext}")["face"].shape[-2:] == (kind.spec.size, kind.spec.size)
+
+
+def test_the_description_names_every_setting_of_the_face_search() -> None:
+    """Review: `edge-ser info bundles/face_fer` left out the search's scale factor (1.05, chosen on FER train) and
+    its second cascade, so the line described another search than the one the device runs."""
+    from edge_ser.bundle import load_bundle
+
+    b = load_bundle(Path(__file__).resolve().parents[1] / "bundles" / "face_fer")
+    (line,) = b.input_kind.describe()
+    c = b.input_kind.crop
+    assert f"scale factor {c.scale_factor:g}" in line and f"min face {c.min_face:g}" in line
+    assert f"then {c.second_cascade} where the first finds none" in line

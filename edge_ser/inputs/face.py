@@ -320,8 +320,10 @@ class FaceKind(InputKind):
             )
             + (" (each with its mirror image)" if self.spec.mirror else "")
             + f" voted by {self.spec.vote}; Haar face crop {c.size}x{c.size} "
-            f"grey (detect width {c.detect_width}, min neighbours {c.min_neighbors}, margin {c.margin}, "
-            f"equalise {c.equalize}), / 255; images ({', '.join(IMAGE_EXTENSIONS)}) give one crop"
+            f"grey (detect width {c.detect_width}, scale factor {c.scale_factor:g}, min neighbours {c.min_neighbors}, "
+            f"min face {c.min_face:g}, margin {c.margin}, equalise {c.equalize}"
+            + (f", then {c.second_cascade} where the first finds none" if c.second_cascade else "")
+            + f"), / 255; images ({', '.join(IMAGE_EXTENSIONS)}) give one crop"
         ]
 
 
