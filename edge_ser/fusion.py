@@ -48,7 +48,7 @@ class BranchRule:
     temperature: float = 1.0
     """Divides the branch's log posterior before renormalising (> 1 softens an over-confident branch)."""
     weight: float = 1.0
-    """Its exponent in the product of experts (0: the branch is ignored)."""
+    """Its exponent in the product of experts beside other branches (0: ignored there); a branch alone counts at 1."""
     label_map: dict[str, str | None] = field(default_factory=dict)
     """Branch label -> fused label it adds to (None: dropped); a label not named here maps to itself."""
     prior: tuple[float, ...] | None = None
@@ -146,7 +146,10 @@ class FusionRule:
         labels (already projected), each [classes] or [rows, classes], or None when the branch is missing."""
         log_prior = np.log(np.asarray(self.prior, dtype=np.float64))
         total: Any = log_prior
-        present = [b for b in self.branches if posteriors.get(b.name) is not None and b.weight != 0]
+        given = [b for b in self.branches if posteriors.get(b.name) is not None]
+        # a branch alone counts at weight 1, its own weight 0 too: a face weighted 0 beside the audio it did not
+        # help is still all there is to go on when the audio is missing (it gave the prior, whatever the face)
+        present = [b for b in given if b.weight != 0] if len(given) > 1 else given
         for b in present:
             own = log_prior if b.prior is None else np.log(np.asarray(b.prior, dtype=np.float64))
             # a branch alone is its calibrated posterior (weight 1: marginalising the missing cue out leaves it);

@@ -647,6 +647,23 @@ def test_a_lone_branch_is_its_calibrated_posterior() -> None:
     assert both.max() > rule.fuse({"audio": p}).max()
 
 
+def test_a_branch_weighted_0_is_its_calibrated_posterior_when_it_is_alone() -> None:
+    """Review: choose_weights gives a branch that did not help weight 0; with the other branch missing (an image
+    for a rule that chose the audio alone) the fusion gave the class prior, the same answer whatever the face."""
+    pa, pf = np.array([0.4, 0.3, 0.2, 0.1]), np.array([0.1, 0.2, 0.3, 0.4])
+    own = (0.4, 0.3, 0.2, 0.1)
+    rule = _rule(
+        audio=BranchRule("audio", temperature=2.0), face=BranchRule("face", temperature=0.5, weight=0.0)
+    )
+    np.testing.assert_allclose(rule.fuse({"audio": None, "face": pf}), np.exp(calibrated_log(pf, 0.5)))
+    # with its own training prior: re-weighted to the rule's, as any lone branch
+    rule = FusionRule(LABELS, (rule.branches[0], BranchRule("face", 0.5, 0.0, prior=own)), rule.prior)
+    want = np.exp(calibrated_log(pf, 0.5)) * np.asarray(rule.prior) / np.asarray(own)
+    np.testing.assert_allclose(rule.fuse({"face": pf}), want / want.sum())
+    # beside the audio, weight 0 still leaves it out
+    np.testing.assert_allclose(rule.fuse({"audio": pa, "face": pf}), np.exp(calibrated_log(pa, 2.0)))
+
+
 def test_a_branch_alone_is_chosen_at_weight_1() -> None:
     """Review: with a lone branch at weight 1, every (w, 0) candidate gave the same posterior and the first kept
     (the grid's smallest w) was recorded: 'functionals 0.25'. A branch alone is one candidate, at weight 1."""
