@@ -9,7 +9,9 @@ diagrams, and the fusion-weight grid.
 Temperature scaling (Guo et al. 2017, "On calibration of modern neural networks") divides a branch's log
 posterior by one scalar T fitted on validation; it does not change the branch's arg-max. The fusion weights are
 chosen on the same validation set by a small grid that contains every single branch alone, so the chosen
-rule is at least as good as the better branch there (in UAR, ties broken by NLL). Everything is numpy.
+rule is at least as good as the better branch there (in UAR, ties broken by NLL), each branch as the rule has it
+alone: a branch with its own training prior re-weighted to the rule's, whose arg-max can differ from the
+branch's own. Everything is numpy.
 """
 
 from __future__ import annotations
@@ -99,7 +101,8 @@ def choose_weights(
 ) -> tuple[FusionRule, dict[str, float]]:
     """The weights (one per branch, from `grid`) whose fused validation posteriors have the best UAR, ties
     broken by lower NLL; the grid holds each branch alone (weight 1, the others 0), so the result is never
-    below the better branch on this set. Returns the rule with those weights and the scores it reached."""
+    below the better branch on this set as the rule has it alone (a branch with its own `prior` re-weighted to
+    the rule's, which can move its arg-max). Returns the rule with those weights and the scores it reached."""
     names = rule.names
     if 1.0 not in grid or 0.0 not in grid:
         raise ConfigError(f"the weight grid must contain 0 and 1 (each branch alone), got {list(grid)}")
