@@ -83,7 +83,21 @@ class BranchRule:
     def projection(self, branch_labels: Sequence[str], labels: Sequence[str]) -> np.ndarray:
         """[branch classes, fused classes] 0/1 matrix: which fused label each branch label adds to.
 
-        Raises ConfigError when a fused label receives no branch label (the branch could say nothing of it)."""
+        Raises ConfigError when a fused label receives no branch label (the branch could say nothing of it), or
+        when `label_map` names a label the branch does not have or maps one to a label the fusion does not have
+        (a misspelt entry did nothing: 'calm' -> 'nuetral' dropped calm without a word)."""
+        unknown = [k for k in self.label_map if k not in branch_labels]
+        if unknown:
+            raise ConfigError(
+                f"fusion branch {self.name!r}: label_map names {unknown}, not labels of the branch "
+                f"{list(branch_labels)}"
+            )
+        nowhere = {k: v for k, v in self.label_map.items() if v is not None and v not in labels}
+        if nowhere:
+            raise ConfigError(
+                f"fusion branch {self.name!r}: label_map maps {nowhere} to labels the fusion does not have "
+                f"{list(labels)} (null drops a label)"
+            )
         m = np.zeros((len(branch_labels), len(labels)))
         for i, lab in enumerate(branch_labels):
             target = self.label_map.get(lab, lab)

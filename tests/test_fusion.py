@@ -73,6 +73,13 @@ def test_temperature_keeps_the_argmax_and_label_maps_project() -> None:
     assert m.shape == (5, 4) and m[1, 0] == 1 and m.sum() == 5
     with pytest.raises(ConfigError, match=r"fused label\(s\) \['angry'\] get no probability"):
         BranchRule("audio").projection(("neutral", "happy", "sad"), LABELS)
+    # a misspelt label_map entry did nothing: calm's probability was dropped without a word
+    branch = ("neutral", "calm", "happy", "sad", "angry")
+    with pytest.raises(ConfigError, match=r"maps \{'calm': 'nuetral'\} to labels the fusion does not have"):
+        BranchRule("audio", label_map={"calm": "nuetral"}).projection(branch, LABELS)
+    with pytest.raises(ConfigError, match=r"label_map names \['clam'\], not labels of the branch"):
+        BranchRule("audio", label_map={"clam": "neutral"}).projection(branch, LABELS)
+    assert BranchRule("audio", label_map={"calm": None}).projection(branch, LABELS)[1].sum() == 0
 
 
 @pytest.mark.parametrize(
