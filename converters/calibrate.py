@@ -17,13 +17,14 @@ branch's own. Everything is numpy.
 from __future__ import annotations
 
 import itertools
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from converters.evaluate import index_metrics
-from edge_ser.errors import ConfigError
+from edge_ser.errors import ConfigError, InputWarning
 from edge_ser.fileio import write_png
 from edge_ser.fusion import MAX_TEMPERATURE, MIN_TEMPERATURE, FusionRule, calibrated_log
 
@@ -46,13 +47,28 @@ def temper(p: np.ndarray, temperature: float) -> np.ndarray:
 
 def fit_temperature(p: np.ndarray, y: np.ndarray, *, steps: int = 60) -> float:
     """The temperature that minimises the NLL of (p, y): golden-section search over log T in
-    [MIN_TEMPERATURE, MAX_TEMPERATURE] (the NLL is convex in 1/T for softmax outputs)."""
+    [MIN_TEMPERATURE, MAX_TEMPERATURE] (the NLL is convex in 1/T for softmax outputs).
+
+    A set on which the NLL falls all the way to an end of the search (every clip right: T -> 0, the branch a hard
+    arg-max; every clip wrong or posteriors that say nothing: T -> infinity, a flat branch) has no fitted
+    temperature: that end is returned, with an InputWarning saying so."""
     p, y = np.asarray(p, dtype=np.float64), np.asarray(y)
     if p.ndim != 2 or len(p) != len(y) or len(y) == 0:
         raise ConfigError(
             f"fit_temperature: p must be [n, classes] with n = len(y) > 0, got {p.shape}, {len(y)}"
         )
+    if not np.isfinite(p).all() or (p < 0).any():
+        raise ConfigError(
+            f"fit_temperature: p holds {int((~np.isfinite(p)).sum())} non-finite and {int((p < 0).sum())} "
+            "negative values; it must be probabilities"
+        )
+    if y.dtype.kind not in "iu" or (y < 0).any() or (y >= p.shape[1]).any():
+        raise ConfigError(
+            f"fit_temperature: y must be class indices in 0..{p.shape[1] - 1}, got {y.dtype} from "
+            f"{y.min()} to {y.max()}"
+        )
     lo, hi = np.log(MIN_TEMPERATURE * 2), np.log(MAX_TEMPERATURE / 2)
+    ends = (lo, hi)
     g = (np.sqrt(5) - 1) / 2
     a, b = hi - g * (hi - lo), lo + g * (hi - lo)
     fa, fb = nll(temper(p, np.exp(a)), y), nll(temper(p, np.exp(b)), y)
@@ -65,7 +81,25 @@ def fit_temperature(p: np.ndarray, y: np.ndarray, *, steps: int = 60) -> float:
             lo, a, fa = a, b, fb
             b = lo + g * (hi - lo)
             fb = nll(temper(p, np.exp(b)), y)
-    return float(np.exp((lo + hi) / 2))
+    t = float(np.exp((lo + hi) / 2))
+    # an end of the search as good as the fit: the NLL falls (or stays flat) all the way there
+    at_end = [
+        float(np.exp(e)) for e in ends[::-1] if nll(temper(p, np.exp(e)), y) <= nll(temper(p, t), y) + 1e-12
+    ]
+    if at_end:
+        what = (
+            "a hard arg-max (every clip right?)"
+            if at_end[0] < 1
+            else "flat (every clip wrong, or no evidence?)"
+        )
+        warnings.warn(
+            f"fit_temperature: the NLL of these {len(y)} clips falls all the way to the search's end, T = "
+            f"{at_end[0]:g}: no temperature fits them, and the branch is made {what}",
+            InputWarning,
+            stacklevel=2,
+        )
+        return at_end[0]
+    return t
 
 
 def reliability(

@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import tarfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -122,6 +123,26 @@ def test_temperature_scaling_lowers_nll_and_ece(tmp_path) -> None:
     assert (q.argmax(1) == p.argmax(1)).all()
     png = draw_reliability_png({"before": p, "after": q}, y, "toy", tmp_path / "r.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_degenerate_validation_set_is_said_and_bad_posteriors_are_refused() -> None:
+    """Review: a validation set with every clip right gave T = 0.02 (the search's end: the branch a hard arg-max
+    that outvotes every other) and every clip wrong T = 50, without a word; NaN posteriors gave T = 50 too and a
+    label past the classes an IndexError."""
+    from converters.calibrate import fit_temperature
+
+    p, y = _overconfident(n=60)
+    with pytest.warns(InputWarning, match=r"T = 0.02: no temperature fits them, .* hard arg-max"):
+        assert fit_temperature(p, p.argmax(1)) == pytest.approx(0.02)
+    with pytest.warns(InputWarning, match=r"T = 50: no temperature fits them, .* flat"):
+        assert fit_temperature(p, (p.argmax(1) + 1) % 4) == pytest.approx(50)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert 1.5 < fit_temperature(p, y) < 50
+    with pytest.raises(ConfigError, match="1 non-finite"):
+        fit_temperature(np.where(np.arange(p.size).reshape(p.shape) == 5, np.nan, p), y)
+    with pytest.raises(ConfigError, match=r"class indices in 0\.\.3, got int64 from 0 to 4"):
+        fit_temperature(p[:3], np.array([0, 1, 4]))
 
 
 def test_weight_grid_is_never_below_the_better_branch() -> None:
