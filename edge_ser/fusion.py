@@ -135,6 +135,9 @@ class FusionRule:
         names = [b.name for b in self.branches]
         if not names or len(set(names)) != len(names):
             raise ConfigError(f"fusion branches need distinct names, got {names}")
+        if len(self.branches) > 1 and not any(b.weight for b in self.branches):
+            # with every branch present the fused answer was the prior, whatever they said
+            raise ConfigError(f"fusion: every branch weight is 0 ({names}); at least one must count")
 
     @property
     def names(self) -> tuple[str, ...]:

@@ -91,6 +91,10 @@ def test_temperature_keeps_the_argmax_and_label_maps_project() -> None:
         (lambda: _rule(prior=(0.5, 0.5)), "has 2 values for 4 labels"),
         (lambda: _rule(prior=(0.4, 0.4, 0.4, 0.4)), "must sum to 1"),
         (lambda: FusionRule(LABELS, (BranchRule("a"), BranchRule("a")), (0.25,) * 4), "distinct names"),
+        (
+            lambda: _rule(audio=BranchRule("audio", weight=0.0), face=BranchRule("face", weight=0.0)),
+            "every branch",
+        ),
         (lambda: FusionRule.from_dict({"branches": [{"name": "a", "tmp": 1}], "prior": [1.0]}, ["x"]), "tmp"),
     ],
 )
