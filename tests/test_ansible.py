@@ -797,3 +797,52 @@ def test_a_play_whose_paths_the_unit_file_does_not_use_is_refused(tmp_path):
         ]
     r = run(edge_ser_unit_src="", edge_ser_config_dir="/srv/edge-ser/etc")  # the template: nothing to check
     assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+
+
+def _local_play(
+    tmp: Path, bundles: dict[str, Path | str], more: dict | None = None, args: tuple[str, ...] = ()
+) -> subprocess.CompletedProcess:
+    """site.yml, rootless as _play, on one host per entry of `bundles` (its edge_ser_bundle, a host variable as a
+    group's would be), all in one batch, reached with the local connection; each host's ROOT and config folder
+    under tmp/<host>. `args`: more ansible-playbook options (--check)."""
+    inv = tmp / "inventory-local.ini"
+    inv.write_text(
+        "[edge_devices]\n"
+        + "".join(
+            f"{h} ansible_connection=local edge_ser_root={tmp / h / 'bundles'} "
+            f"edge_ser_config_dir={tmp / h / 'etc'} edge_ser_bundle={b}\n"
+            for h, b in bundles.items()
+        )
+    )
+    py = sys.executable
+    extra = {
+        "ansible_python_interpreter": py, "edge_ser_manage_system": False, "edge_ser_become": False,
+        "edge_ser_serial": ["100%"], "edge_ser_health_retries": 0, "edge_ser_health_delay": 1,
+        "edge_ser_restart_cmd": 'echo "$EDGE_SER_VERSION" >> "$EDGE_SER_ROOT/restarts.log"',
+        "edge_ser_health_cmd": f'PYTHONPATH={REPO} {py} -m edge_ser info "$EDGE_SER_CURRENT" >/dev/null',
+        **(more or {}),
+    }  # fmt: skip
+    (tmp / "vars-local.json").write_text(json.dumps(extra))
+    return subprocess.run([_ansible_playbook(), "-i", str(inv), "-e", f"@{tmp / 'vars-local.json'}", *args,
+                           str(PLAYBOOK)], check=False, capture_output=True, text=True, env=_env(tmp), timeout=180)  # fmt: skip
+
+
+def test_hosts_of_one_batch_each_get_their_own_bundle(tmp_path):
+    """A fleet whose groups roll out different bundles (the Pis one, the Jetsons another) in one batch: the upload
+    was packed once per batch (run_once) from the first host's bundle, so the second host got the first one's
+    files under its own version name, which verified and passed its health check: a device ran another model
+    than its inventory said, silently. Each host now gets its own bundle, a .tar one too."""
+    import tarfile
+
+    other = REPO / "bundles" / "ser_emodb"
+    tar = tmp_path / f"{other.name}.tar"
+    with tarfile.open(tar, "w") as tf:
+        for f in sorted(other.iterdir()):
+            tf.add(f, arcname=f.name)
+    r = _local_play(tmp_path, {"pi": GOOD, "jetson": tar})
+    assert r.returncode == 0, (r.stdout + r.stderr)[-4000:]
+    for host, bundle in (("pi", GOOD), ("jetson", other)):
+        version = _version(bundle)
+        assert os.readlink(tmp_path / host / "bundles" / "current") == f"versions/{version}"
+        got = tmp_path / host / "bundles" / "versions" / version / "manifest.json"
+        assert got.read_bytes() == (bundle / "manifest.json").read_bytes(), host
