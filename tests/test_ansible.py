@@ -846,3 +846,26 @@ def test_hosts_of_one_batch_each_get_their_own_bundle(tmp_path):
         assert os.readlink(tmp_path / host / "bundles" / "current") == f"versions/{version}"
         got = tmp_path / host / "bundles" / "versions" / version / "manifest.json"
         assert got.read_bytes() == (bundle / "manifest.json").read_bytes(), host
+
+
+def test_a_second_run_of_the_same_bundle_changes_nothing(tmp_path):
+    """Idempotence as a fleet's recap shows it: rolling out the bundle a device already runs reported 5 changes
+    per device (the controller's staging folder, SHA256SUMS, manifest.sha256, the tar and their removal), so the
+    recap could not tell a device that changed from one that did not. A .tar bundle (its unpacking) too."""
+    import tarfile
+
+    tar = tmp_path / f"{GOOD.name}.tar"
+    with tarfile.open(tar, "w") as tf:
+        for f in sorted(GOOD.iterdir()):
+            tf.add(f, arcname=f.name)
+    r = _local_play(tmp_path, {"dev-a": GOOD, "dev-b": tar})
+    assert r.returncode == 0, (r.stdout + r.stderr)[-4000:]
+    recap = r.stdout.split("PLAY RECAP")[-1]
+    assert re.search(r"dev-a\s*:.*changed=[1-9]", recap), recap  # the first run does change the devices
+    r = _local_play(tmp_path, {"dev-a": GOOD, "dev-b": tar})
+    assert r.returncode == 0, (r.stdout + r.stderr)[-4000:]
+    recap = r.stdout.split("PLAY RECAP")[-1]
+    changed = re.findall(r"^TASK \[([^\]]*)\][^\n]*\n(?:[^\n]*\n)*?changed: ", r.stdout, re.M)
+    assert re.findall(r"^(dev-[ab])\s*:.*changed=0 ", recap, re.M) == ["dev-a", "dev-b"], (recap, changed)
+    for host in ("dev-a", "dev-b"):
+        assert (tmp_path / host / "bundles" / "restarts.log").read_text().split() == [_version(GOOD)]
