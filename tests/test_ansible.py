@@ -869,3 +869,36 @@ def test_a_second_run_of_the_same_bundle_changes_nothing(tmp_path):
     assert re.findall(r"^(dev-[ab])\s*:.*changed=0 ", recap, re.M) == ["dev-a", "dev-b"], (recap, changed)
     for host in ("dev-a", "dev-b"):
         assert (tmp_path / host / "bundles" / "restarts.log").read_text().split() == [_version(GOOD)]
+
+
+def test_check_mode_says_what_the_roll_out_would_do_and_changes_nothing(tmp_path, monkeypatch):
+    """`ansible-playbook --check --diff` of the fleet failed on its canary: the probe and `edge-ser-activate
+    status` were skipped in check mode and the next task read their missing output. They are read-only (the
+    probe's mkdir is left out) and run in check mode now; the device is not touched, the controller keeps no temp
+    folder, and the play says what it would do, a change only when the device would get one."""
+    ctl = tmp_path / "ctl-tmp"
+    ctl.mkdir()
+    monkeypatch.setenv("TMPDIR", str(ctl))  # the controller's temp folder (the staging)
+    r = _local_play(tmp_path, {"dev-a": GOOD}, args=("--check", "--diff"))
+    out = " ".join((r.stdout + r.stderr).split())
+    assert r.returncode == 0, out[-4000:]
+    version = _version(GOOD)
+    assert f"would upload {version} and switch current from (none) to versions/{version}" in out, out[-4000:]
+    assert not (tmp_path / "dev-a" / "bundles").exists() and list(ctl.iterdir()) == []
+    assert re.search(r"dev-a\s*:.*changed=[1-9]", r.stdout.split("PLAY RECAP")[-1])
+
+    r = _local_play(tmp_path, {"dev-a": GOOD})
+    assert r.returncode == 0 and _current(tmp_path, "dev-a") == f"versions/{version}", r.stdout[-4000:]
+    r = _local_play(tmp_path, {"dev-a": GOOD}, args=("--check",))
+    out = " ".join((r.stdout + r.stderr).split())
+    assert r.returncode == 0 and f"versions/{version} is current and intact: nothing to do" in out, out[
+        -4000:
+    ]
+    assert re.search(r"dev-a\s*:.*changed=0 ", r.stdout.split("PLAY RECAP")[-1]), out[-4000:]
+    other = REPO / "bundles" / "ser_emodb"
+    r = _local_play(tmp_path, {"dev-a": other}, args=("--check",))
+    out = " ".join((r.stdout + r.stderr).split())
+    assert r.returncode == 0, out[-4000:]
+    assert f"would upload {_version(other)} and switch current from versions/{version}" in out, out[-4000:]
+    assert _current(tmp_path, "dev-a") == f"versions/{version}"
+    assert [p.name for p in (tmp_path / "dev-a" / "bundles" / "versions").iterdir()] == [version]
