@@ -902,3 +902,32 @@ def test_check_mode_says_what_the_roll_out_would_do_and_changes_nothing(tmp_path
     assert f"would upload {_version(other)} and switch current from versions/{version}" in out, out[-4000:]
     assert _current(tmp_path, "dev-a") == f"versions/{version}"
     assert [p.name for p in (tmp_path / "dev-a" / "bundles" / "versions").iterdir()] == [version]
+
+
+def test_check_mode_on_a_new_device_reads_no_wheelhouse_or_venv_that_is_not_there(tmp_path):
+    """`--check` of the install on a new device: the wheelhouse copy and the venv are only reported, not made, and
+    the read-only tasks that run in check mode failed on them (`cd` into the missing wheelhouse; a Jetson's look
+    for NVIDIA's wheel ran the missing venv's python). Those two tasks of install.yml, run as they are in --check
+    with the wheelhouse and the venv missing (temp paths), now pass and leave nothing behind."""
+    import yaml
+
+    tasks = yaml.safe_load((PLAYBOOK.parent / "roles" / "edge_ser" / "tasks" / "install.yml").read_text())
+    wanted = ("Checksum of the wheelhouse on the device", "NVIDIA's onnxruntime-gpu wheel (Jetson)")
+    picked = [t for t in tasks if t["name"] in wanted]
+    assert len(picked) == 2
+    (tmp_path / "picked.yml").write_text(yaml.safe_dump(picked))
+    play = tmp_path / "check.yml"
+    play.write_text(
+        "- hosts: localhost\n  connection: local\n  gather_facts: false\n  tasks:\n"
+        f"    - ansible.builtin.import_tasks: {tmp_path / 'picked.yml'}\n"
+        "    - ansible.builtin.debug: {msg: 'SUM=[{{ _es_wheelhouse_sum.stdout }}] ORT=[{{ _es_ort.stdout }}]'}\n"
+    )
+    extra = {"edge_ser_wheelhouse": "wh", "edge_ser_wheelhouse_dest": str(tmp_path / "opt" / "wheelhouse"),
+             "edge_ser_venv": str(tmp_path / "opt" / "venv"), "edge_ser_ort_wheel": "", "_es_pip_needed": True,
+             "_es_jetson": True, "ansible_python_interpreter": sys.executable}  # fmt: skip
+    (tmp_path / "vars.json").write_text(json.dumps(extra))
+    r = subprocess.run([_ansible_playbook(), "-i", "localhost,", "-e", f"@{tmp_path / 'vars.json'}", "--check",
+                        str(play)], check=False, capture_output=True, text=True, env=_env(tmp_path), timeout=60)  # fmt: skip
+    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+    assert '"msg": "SUM=[] ORT=[]"' in r.stdout, r.stdout[-3000:]
+    assert not (tmp_path / "opt").exists()
