@@ -797,6 +797,10 @@ def test_a_play_whose_paths_the_unit_file_does_not_use_is_refused(tmp_path):
         ]
     r = run(edge_ser_unit_src="", edge_ser_config_dir="/srv/edge-ser/etc")  # the template: nothing to check
     assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+    # the template's edge-ser-start runs PREFIX/venv: another venv is refused there too
+    r = run(edge_ser_unit_src="", edge_ser_venv="/srv/venv")
+    out = " ".join((r.stdout + r.stderr).split())
+    assert r.returncode != 0 and "edge_ser_venv (/srv/venv) must be edge_ser_prefix/venv" in out, out[-3000:]
 
 
 def _local_play(
@@ -931,3 +935,61 @@ def test_check_mode_on_a_new_device_reads_no_wheelhouse_or_venv_that_is_not_ther
     assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
     assert '"msg": "SUM=[] ORT=[]"' in r.stdout, r.stdout[-3000:]
     assert not (tmp_path / "opt").exists()
+
+
+def test_the_built_in_unit_runs_edge_ser_with_the_settings_of_config_env(tmp_path):
+    """The role's template unit (edge_ser_unit_src '', what the unit check says to use with other paths) ran
+    `edge-ser run ${EDGE_SER_BUNDLE}` alone: the microphone, camera, engine, web page and extra options of
+    config.env (edge_ser_mic, edge_ser_web_port, ...) did nothing, and edge-ser-start was not even installed. The
+    template and config.env are rendered here for a prefix in a temp folder, and the unit's ExecStart (systemd's
+    ${VAR} expansion done by hand) is run with its environment: edge-ser, a stand-in, must get those options."""
+    import shlex
+    import string
+
+    role = PLAYBOOK.parent / "roles" / "edge_ser"
+    prefix, etc = tmp_path / "opt", tmp_path / "etc"
+    play = tmp_path / "unit.yml"
+    play.write_text(
+        "- hosts: localhost\n  connection: local\n  gather_facts: false\n  tasks:\n"
+        f"    - ansible.builtin.include_vars: {role / 'defaults' / 'main.yml'}\n"
+        f"    - ansible.builtin.template: {{src: {role / 'templates' / 'edge-ser.service.j2'}, dest: {tmp_path / 'unit'}}}\n"
+        f"    - ansible.builtin.template: {{src: {role / 'templates' / 'config.env.j2'}, dest: {tmp_path / 'config.env'}}}\n"
+    )  # fmt: skip
+    extra = {"edge_ser_prefix": str(prefix), "edge_ser_config_dir": str(etc), "edge_ser_mic": "USB",
+             "edge_ser_engine": "numpy", "ansible_python_interpreter": sys.executable}  # fmt: skip
+    (tmp_path / "vars.json").write_text(json.dumps(extra))
+    r = subprocess.run([_ansible_playbook(), "-i", "localhost,", "-e", f"@{tmp_path / 'vars.json'}", str(play)],
+                       check=False, capture_output=True, text=True, env=_env(tmp_path), timeout=60)  # fmt: skip
+    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+    unit = (tmp_path / "unit").read_text()
+    assert f"EnvironmentFile={etc}/config.env" in unit
+    # what the role installs under the prefix (config.yml), and a stand-in edge-ser that prints its arguments
+    (prefix / "bin").mkdir(parents=True)
+    (prefix / "venv" / "bin").mkdir(parents=True)
+    shutil.copy(REPO / "deploy" / "systemd" / "edge-ser-start", prefix / "bin" / "edge-ser-start")
+    (prefix / "venv" / "bin" / "edge-ser").write_text('#!/bin/sh\necho "ARGS $*"\n')
+    for exe in (prefix / "bin" / "edge-ser-start", prefix / "venv" / "bin" / "edge-ser"):
+        exe.chmod(0o755)
+    env = {"PATH": os.environ["PATH"]}
+    for line in (tmp_path / "config.env").read_text().splitlines():
+        if line and not line.startswith("#"):
+            key, value = line.split("=", 1)
+            env[key] = value
+    for line in unit.splitlines():
+        if line.startswith("Environment="):
+            env.update(item.split("=", 1) for item in line[len("Environment=") :].split())
+    start = next(line for line in unit.splitlines() if line.startswith("ExecStart="))[len("ExecStart=") :]
+    argv = shlex.split(string.Template(start).safe_substitute(env))
+    out = subprocess.run(argv, env=env, capture_output=True, text=True, check=True, timeout=30).stdout
+    assert out.startswith(f"ARGS run {tmp_path / 'opt' / 'bundles'}/current --no-console"), out
+    for option in (
+        "--mic USB",
+        "--engine numpy",
+        "--web 8000 --web-host 0.0.0.0",
+        "--threads 2",
+        "--camera 0",
+    ):
+        assert option in out, (option, out)
+    config = (role / "tasks" / "config.yml").read_text()
+    start_task = config.split("- name: edge-ser-start")[1].split("\n- name:")[0]
+    assert 'src: "{{ edge_ser_start_src }}"' in start_task and "edge_ser_unit_src" not in start_task
