@@ -484,6 +484,26 @@ def test_a_cache_warning_is_one_line() -> None:
     )
 
 
+def test_a_warning_naming_a_missing_file_is_one_safe_line(tmp_path, capsys) -> None:
+    """Terminal review: `predict B 'gone<OSC>.wav'` printed the missing file's name raw in its warning (the
+    'not regular files' one), so an escape sequence in it retitled the terminal and a newline split the
+    warning in two; every other message passes names through `printable`."""
+    import numpy as np
+
+    from edge_ser.audio import write_wav
+
+    good = write_wav(tmp_path / "good.wav", np.full(16000, 0.1, np.float32), 16000)
+    gone = tmp_path / "gone\x1b]0;pwned\x07\nnext.wav"
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.showwarning = shown
+        assert main(["predict", str(BUNDLE), str(gone), str(good)]) == 0
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if "warning:" in line]
+    assert lines and "gone" in lines[0] and "no such file" in lines[0], err
+    assert "\x1b" not in err and "\x07" not in err and "next.wav" in lines[0], err
+
+
 def test_a_file_that_needs_ffmpeg_is_skipped_when_there_is_none(tmp_path, capsys, monkeypatch) -> None:
     """Device review: `predict B x.m4a x.wav` without ffmpeg stopped the whole batch on the M4A."""
     import numpy as np

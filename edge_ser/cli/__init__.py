@@ -115,7 +115,8 @@ def short_warnings(who: str) -> Callable[..., str]:
     """A warnings format for the user: our own warnings (a skipped file, an engine provider, a data set's skipped
     record: converters' DatasetWarning, named here as the device package may not have converters) as one line
     `WHO: warning: ...` (`edge-ser CMD`, or a benchmark script's name), without the source file and line that
-    Python's format adds; others as usual."""
+    Python's format adds, passed through `printable` (a file name it quotes may hold a newline or an escape
+    sequence); others as usual."""
     from edge_ser.errors import CacheWarning, InputWarning, ProviderWarning
 
     default = warnings.formatwarning
@@ -125,7 +126,7 @@ def short_warnings(who: str) -> Callable[..., str]:
             issubclass(category, (InputWarning, ProviderWarning, CacheWarning))
             or category.__name__ == "DatasetWarning"
         ):
-            return f"{who}: warning: {message}\n"
+            return printable(f"{who}: warning: {message}") + "\n"
         return default(message, category, filename, lineno, line)
 
     return fmt
