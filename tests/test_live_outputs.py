@@ -117,6 +117,27 @@ def test_console_tty_table_redraws_in_place() -> None:
     assert "> sad" in second
 
 
+def test_console_on_a_dumb_terminal_prints_lines_not_escape_sequences(monkeypatch) -> None:
+    """Terminal review: `TERM=dumb edge-ser run ...` (Emacs' shell, a serial console set so) redrew the table with
+    cursor-up / erase sequences such a terminal cannot move by, so every update printed "^[[11F^[[J" and a new
+    table below the last. A terminal named dumb gets the log lines; an explicit tty=True still draws the table."""
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setenv("TERM", "dumb")
+    stream = Tty()
+    con = ConsoleOutput(stream)
+    assert con.tty is False
+    con.emit(make_result())
+    con.emit(make_result(t=2.0, label="sad"))
+    assert "\x1b" not in stream.getvalue() and stream.getvalue().count("\n") == 2
+    assert ConsoleOutput(Tty(), tty=True).tty is True
+    monkeypatch.setenv("TERM", "xterm-256color")
+    assert ConsoleOutput(Tty()).tty is True
+
+
 @pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs a POSIX pseudo-terminal")
 def test_console_fits_a_real_terminal() -> None:
     import fcntl

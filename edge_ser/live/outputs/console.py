@@ -2,7 +2,8 @@
 
 On a TTY the table is redrawn with two ANSI sequences (cursor up N lines, clear to end of screen), no
 curses: it works over SSH and on a Pi's serial console. When stdout is a file or pipe (systemd journal,
-`| tee`) every update is one self-contained line, so logs stay readable and greppable.
+`| tee`), or a terminal that says it cannot move its cursor (`TERM=dumb`), every update is one self-contained
+line, so logs stay readable and greppable.
 """
 
 from __future__ import annotations
@@ -146,6 +147,11 @@ def is_tty(stream: TextIO) -> bool:
         return False
 
 
+def _can_redraw() -> bool:
+    """False when $TERM says the terminal is dumb (Emacs' shell, some serial consoles): no cursor movement."""
+    return os.environ.get("TERM", "").strip().lower() != "dumb"
+
+
 def _wants_ascii(stream: TextIO) -> bool:
     enc = (getattr(stream, "encoding", None) or "").lower().replace("-", "")
     return enc not in ("utf8", "utf_8")
@@ -154,7 +160,7 @@ def _wants_ascii(stream: TextIO) -> bool:
 class ConsoleOutput:
     """Prints each result to `stream` (default stdout): the table in place on a TTY, one line otherwise.
 
-    tty: force the format (None: ask the stream). ascii_bars: force '#'/'.' bars (None: ASCII unless the
+    tty: force the format (None: ask the stream, and $TERM: a dumb terminal gets lines). ascii_bars: force '#'/'.' bars (None: ASCII unless the
     stream's encoding is UTF-8). bar_width: characters per bar. The stream is flushed after every update
     and is not closed by `close()` (it belongs to the caller).
     """
@@ -168,7 +174,7 @@ class ConsoleOutput:
         bar_width: int = 24,
     ) -> None:
         self.stream = stream if stream is not None else sys.stdout
-        self.tty = is_tty(self.stream) if tty is None else tty
+        self.tty = is_tty(self.stream) and _can_redraw() if tty is None else tty
         use_ascii = _wants_ascii(self.stream) if ascii_bars is None else ascii_bars
         self.chars = ASCII_BARS if use_ascii else BLOCK_BARS
         self.bar_width = bar_width
