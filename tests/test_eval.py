@@ -326,6 +326,40 @@ def test_eval_shows_progress_on_a_terminal_only(synth: Path, monkeypatch: pytest
         assert ("eval synthetic:" in err.text and "/6 [" in err.text) == shown, (stdout_tty, progress)
 
 
+def test_a_warning_during_the_bar_starts_a_line_of_its_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Terminal review: a file skipped while eval's bar was on screen printed its warning straight after the bar,
+    "eval x:  25%|###  | 16/63 [...]edge-ser eval: warning: ...", and the bar went on drawing over the next line.
+    The bar is cleared for the warning and drawn again below it."""
+    import warnings
+
+    from edge_ser.audio import write_wav
+    from tests._signals import voiced
+
+    for i, name in enumerate(("happy/s1_a.wav", "sad/s2_b.wav", "sad/s3_c.wav")):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        write_wav(tmp_path / name, voiced(16000, 16000, i).astype(np.float32), 16000)
+    write_wav(tmp_path / "happy" / "s4_short.wav", np.zeros(10, np.float32), 16000)
+    err = _Terminal()
+    monkeypatch.setattr(sys, "stderr", err)
+    monkeypatch.setattr(sys, "stdout", _Terminal())
+
+    def shown(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.showwarning = shown  # as Python prints a warning outside pytest
+        assert main(["eval", str(BUNDLE), "--data", str(tmp_path)]) == 0
+    before, warning, after = err.text.rpartition("edge-ser eval: warning: ")
+    assert warning and "s4_short.wav" in after, repr(err.text)
+    assert "/4 [" in before and before.endswith("\r"), repr(
+        err.text
+    )  # a bar was drawn, then cleared back to the start
+    assert "/4 [" in after.split("\n", 1)[1], after  # and drawn again below the warning
+
+
 def test_a_fusion_bundle_says_when_its_branch_saw_the_speakers(tmp_path: Path, capsys) -> None:
     """eval of av_fusion on RAVDESS actor 03 printed 85.7 % without a word, while its own audio branch (av_fn_audio)
     says actor 03 is one it was validated on: the fusion records its paired set, not each branch's speakers."""

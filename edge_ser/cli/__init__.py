@@ -132,6 +132,22 @@ def short_warnings(who: str) -> Callable[..., str]:
     return fmt
 
 
+def clear_of_progress_bars(show: Callable[..., None]) -> Callable[..., None]:
+    """`warnings.showwarning` that clears the tqdm progress bars on screen before `show` prints the warning and
+    draws them again below it: a warning said while a bar was drawn (a file eval skipped) started at the bar's
+    end, on the bar's line. tqdm is the host commands' (the device install has none): used only when loaded."""
+
+    def wrapped(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+        tqdm = sys.modules.get("tqdm")
+        if tqdm is None:
+            show(message, category, filename, lineno, file, line)
+            return
+        with tqdm.tqdm.external_write_mode(file=file if file is not None else sys.stderr):
+            show(message, category, filename, lineno, file, line)
+
+    return wrapped
+
+
 def not_installed(command: str, installed: list[str]) -> str | None:
     """What `edge-ser COMMAND` says when COMMAND is another provider's (PROVIDED_COMMANDS) and not installed
     here: what it is, what this install has, and how to install it; None for any other name."""
@@ -167,8 +183,9 @@ def main(argv: list[str] | None = None) -> int:
     # OpenCV's own log (e.g. "[ WARN:0@0.02] global cap.cpp ... can't capture by name" for every file it is
     # asked to open as a video) repeats what our errors say; a user who wants it sets OPENCV_LOG_LEVEL.
     os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
-    formatwarning = warnings.formatwarning
+    formatwarning, showwarning = warnings.formatwarning, warnings.showwarning
     warnings.formatwarning = short_warnings(f"edge-ser {args.command}")
+    warnings.showwarning = clear_of_progress_bars(showwarning)
     try:
         return int(args.func(args) or 0)
     except EdgeSerError as e:
@@ -187,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         print(printable(f"edge-ser {args.command}: error: {e}"), file=sys.stderr)
         return 2
     finally:
-        warnings.formatwarning = formatwarning
+        warnings.formatwarning, warnings.showwarning = formatwarning, showwarning
 
 
 __all__ = [
