@@ -883,3 +883,30 @@ def test_the_exit_status_the_readme_gives(tmp_path, capsys) -> None:
     with pytest.raises(SystemExit) as e:  # argparse's own usage error
         main(["predict", "--no-such-option"])
     assert e.value.code == 2
+
+
+def test_labels_beyond_the_terminal_charset_print_escaped_not_as_a_traceback(tmp_path, monkeypatch) -> None:
+    """Terminal review: a bundle whose labels are German ("Ärger", "Freude→") on a stdout that is not UTF-8 (a
+    Latin-1 or ASCII locale, `PYTHONUTF8=0 LC_ALL=C`): `edge-ser info` and `predict` died in a UnicodeEncodeError
+    traceback and `run` stopped with "console: cannot write". Characters the stream cannot encode print escaped."""
+    import io
+    import json
+    import shutil
+
+    from edge_ser.bundle import manifest_sum_line
+
+    b = tmp_path / "b"
+    shutil.copytree(BUNDLE, b)
+    m = json.loads((b / "manifest.json").read_text())
+    m["labels"] = ["neutral", "Freude→", "Trauer", "Ärger", "Angst", "Ekel", "Langeweile"]
+    data = json.dumps(m, ensure_ascii=False).encode()
+    (b / "manifest.json").write_bytes(data)
+    (b / "manifest.sha256").write_bytes(manifest_sum_line(data))
+    raw = io.BytesIO()
+    # a C locale without UTF-8 mode: ASCII with surrogateescape, which cannot encode "->" either
+    monkeypatch.setattr(sys, "stdout", io.TextIOWrapper(raw, encoding="ascii", errors="surrogateescape"))
+    assert main(["info", str(b)]) == 0
+    assert sys.stdout.errors == "surrogateescape"  # given back as it was
+    sys.stdout.flush()
+    out = raw.getvalue().decode("ascii")
+    assert "Freude\\u2192" in out and "\\xc4rger" in out, out

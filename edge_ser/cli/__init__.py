@@ -11,6 +11,7 @@ an `EdgeSerError` becomes a one-line message and exit code 2.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import textwrap
@@ -148,6 +149,20 @@ def clear_of_progress_bars(show: Callable[..., None]) -> Callable[..., None]:
     return wrapped
 
 
+def escape_what_stdout_cannot_encode() -> str | None:
+    """On a stdout that is not UTF-8 (a Latin-1 or ASCII locale), print what it cannot encode escaped ("\\u2192",
+    as stderr does by default) rather than stop in a UnicodeEncodeError: a bundle's labels, a file's name and a
+    message may hold any character. Returns the error handler to restore (None: nothing was changed)."""
+    out = sys.stdout
+    encoding = (getattr(out, "encoding", None) or "").lower().replace("-", "").replace("_", "")
+    errors = getattr(out, "errors", None)
+    # a C locale without UTF-8 mode (PYTHONUTF8=0) gives ASCII with surrogateescape, which stops on "->" as well
+    if errors not in ("strict", "surrogateescape") or encoding == "utf8" or not hasattr(out, "reconfigure"):
+        return None
+    out.reconfigure(errors="backslashreplace")
+    return errors
+
+
 def not_installed(command: str, installed: list[str]) -> str | None:
     """What `edge-ser COMMAND` says when COMMAND is another provider's (PROVIDED_COMMANDS) and not installed
     here: what it is, what this install has, and how to install it; None for any other name."""
@@ -186,6 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     formatwarning, showwarning = warnings.formatwarning, warnings.showwarning
     warnings.formatwarning = short_warnings(f"edge-ser {args.command}")
     warnings.showwarning = clear_of_progress_bars(showwarning)
+    stdout, errors = sys.stdout, escape_what_stdout_cannot_encode()
     try:
         return int(args.func(args) or 0)
     except EdgeSerError as e:
@@ -205,6 +221,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     finally:
         warnings.formatwarning, warnings.showwarning = formatwarning, showwarning
+        if errors is not None:
+            with contextlib.suppress(OSError, ValueError):  # stdout closed, or its reader gone
+                stdout.reconfigure(errors=errors)
 
 
 __all__ = [
