@@ -153,6 +153,9 @@ def test_console_fits_a_real_terminal() -> None:
             fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 40, 0, 0))
             text = con.render(make_result())
             assert max(len(x) for x in text.splitlines()) == 39  # cut: a wrapped line breaks the redraw
+            # the bars shrink so that each row keeps its numbers: at 40 columns "0.80" was cut to "0."
+            row = next(x for x in text.splitlines() if x.startswith("> angry"))
+            assert row.endswith(" 0.80  0.80"), row
     finally:
         os.close(slave)
         os.close(master)

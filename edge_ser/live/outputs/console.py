@@ -160,9 +160,10 @@ def _wants_ascii(stream: TextIO) -> bool:
 class ConsoleOutput:
     """Prints each result to `stream` (default stdout): the table in place on a TTY, one line otherwise.
 
-    tty: force the format (None: ask the stream, and $TERM: a dumb terminal gets lines). ascii_bars: force '#'/'.' bars (None: ASCII unless the
-    stream's encoding is UTF-8). bar_width: characters per bar. The stream is flushed after every update
-    and is not closed by `close()` (it belongs to the caller).
+    tty: force the format (None: ask the stream, and $TERM: a dumb terminal gets lines). ascii_bars: force
+    '#'/'.' bars (None: ASCII unless the stream's encoding is UTF-8). bar_width: characters per bar (fewer on a
+    terminal too narrow for them). The stream is flushed after every update and is not closed by `close()` (it
+    belongs to the caller).
     """
 
     def __init__(
@@ -199,10 +200,14 @@ class ConsoleOutput:
         if not self.tty:
             return format_line(result) + "\n", 0
         cols = self._columns()
+        # the bars give way first: a row is its label, its bar and 16 characters of numbers, and a row cut to the
+        # width lost its numbers (a 40-column terminal showed "0.80" as "0.")
+        label_width = max([len(printable(x)) for x in result.labels] + [5])
+        bar_width = max(min(self.bar_width, cols - 1 - label_width - 16), 1)
         # lines are cut to the terminal width: a wrapped line would make the cursor-up count wrong
         lines = [
             ln[: max(cols - 1, 1)]
-            for ln in format_table(result, bar_width=self.bar_width, chars=self.chars, notes=False)
+            for ln in format_table(result, bar_width=bar_width, chars=self.chars, notes=False)
         ]
         prefix = _UP_AND_CLEAR.format(n=self._drawn) if self._drawn else ""
         # notes go above the table, whole and wrapped, and stay: in the table they were cut to the width and
