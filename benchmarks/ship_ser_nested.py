@@ -332,6 +332,23 @@ def missing_classes(rows: Rows, tests: list[str]) -> list[str]:
     return out
 
 
+def short_speakers(counts: dict[str, int]) -> str | None:
+    """The held-out speakers (test speaker: clean clip count) with fewer clips than an online-N asks for, said
+    once: their online-N is the prior updated with all of their clips, not with N (`online` takes what there
+    is), so "after 20 of their clips" would describe clips that were never there. None when every one has
+    enough (the corpora: EMODB's fewest is 35)."""
+    short = {k: sorted(s for s, n in counts.items() if n < k) for k in ONLINE}
+    short = {k: v for k, v in short.items() if v}
+    if not short:
+        return None
+    return (
+        "online-N of a held-out speaker with fewer than N clips is after all of their clips, not N: "
+        + "; ".join(
+            f"online-{k}: {', '.join(f'{s} ({counts[s]} clips)' for s in v)}" for k, v in short.items()
+        )
+    )
+
+
 def room_figures(
     model, R: np.ndarray, rows: Rows, test_rows: np.ndarray, base, floor_from: np.ndarray
 ) -> dict:
@@ -494,9 +511,11 @@ def summary(
         war = t["transductive"]
         lines.append(f"| {label} | {cells} | {pm(war['war'], war['war_std'], len(folds))} |")
     gap = table["refit"]["transductive"]["uar"] - table["refit"]["online-20"]["uar"]
+    short = short_speakers({f["test"]: f["n"] for f in folds if "n" in f})
     lines += [
         "",
         f"Transductive minus online-20 (refit): {100 * gap:.1f} points.",
+        *(["", f"{short}."] if short else []),
         "",
         "Variants chosen by the inner folds: "
         + "; ".join(f"{k} in {v}" for k, v in sorted(counts.items()))
@@ -913,6 +932,9 @@ def _main() -> None:
     base0 = load_stage0(results, args.stage0_from, args.choose_by, args.reverb) if args.stage0_from else {}
     for line in missing_classes(rows, todo):  # said as `edge-ser train` says it (a review: unsaid here)
         warnings.warn(line, DatasetWarning, stacklevel=1)
+    clean = rows.spk[rows.copy_of == 0]
+    if short := short_speakers({str(s): int((clean == s).sum()) for s in todo}):
+        warnings.warn(short, DatasetWarning, stacklevel=1)
     per_seed = {}
     for seed in seeds:
         named = name + (f"_seed{seed}" if seed else "")

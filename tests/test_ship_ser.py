@@ -694,6 +694,27 @@ def test_nested_tables_give_the_sample_std_over_folds():
     assert f"{100 * cell['uar']:.1f} +- {100 * cell['uar_std']:.1f}" in md
 
 
+def test_the_nested_table_says_when_a_held_out_speaker_has_fewer_clips_than_an_online_figure_names():
+    """A folder of 16 clips a speaker: the table and `edge-ser info` said "online-20" / "after 20 of their
+    clips" of a figure made after all 16 (`online` takes what there is), without a word (a review)."""
+    import json
+    from pathlib import Path
+
+    nested = _nested()
+    runs = Path(ship.__file__).resolve().parent / "results" / "ship_ser_nested_runs" / "emodb_device.jsonl"
+    folds = [json.loads(line) for line in runs.read_text().splitlines()]
+    _, md = nested.summary("emodb", folds, [str(i) for i in range(7)], len(folds), "device")
+    assert "fewer than N clips" not in md  # EMODB's fewest is 35
+    folds[0]["n"], folds[1]["n"] = 16, 4
+    _, md = nested.summary("emodb", folds, [str(i) for i in range(7)], len(folds), "device")
+    a, b = folds[0]["test"], folds[1]["test"]
+    assert (
+        "online-N of a held-out speaker with fewer than N clips is after all of their clips, not N: "
+        f"online-5: {b} (4 clips); online-20: {a} (16 clips), {b} (4 clips)."
+    ) in md
+    assert nested.short_speakers({"x": 20, "y": 35}) is None
+
+
 def test_length_views_sit_after_the_reverberant_slots_train_only_when_asked_and_leave_other_rows_as_they_were():
     """`--length-views on`: the length views' copy indices come after REVERB_LAST whether or not the reverberant
     copies exist (so they are never taken for reverberant ones); they train only with `lengths`, never validate or
