@@ -311,6 +311,14 @@ def speaker_problem(
     return None
 
 
+def nested_speaker_problem(data: Data, n_speakers: int) -> str | None:
+    """Why ship_ser_nested.py cannot run on `data` of `n_speakers` (its outer fold holds one speaker out before
+    the inner folds), or None."""
+    return speaker_problem(
+        data.name, n_speakers, data.val_speakers, inner=True, outer=1, flag="validation speakers"
+    )
+
+
 def no_nested_run(
     args: argparse.Namespace, data: Data, n_speakers: int, tables: Path | None, lengths: bool
 ) -> str:
@@ -319,10 +327,7 @@ def no_nested_run(
     few speakers for that run (its outer fold holds one out before the inner folds), why there can be none (a
     review found the command suggested for a folder of 4 speakers, which ship_ser_nested.py then refused)."""
     head = "no complete nested run of this procedure: the manifest has no speaker-independent figure"
-    problem = speaker_problem(
-        data.name, n_speakers, data.val_speakers, inner=True, outer=1, flag="validation speakers"
-    )
-    if problem:
+    if problem := nested_speaker_problem(data, n_speakers):
         return f"{head}, and ship_ser_nested.py cannot make one: {problem}"
     return (
         f"{head} (python benchmarks/ship_ser_nested.py --data {shlex.quote(args.data)} "
@@ -788,9 +793,13 @@ def _main() -> None:
         else:
             print(no_nested_run(args, data, len(speakers), tables, lengths))
     if "speaker_independent" not in accuracy:  # the split's text must not point to a figure that is not there
+        # a folder of 4 speakers ships but cannot be nested: "ship_ser_nested.py makes it" was said of it too
+        cannot = mirrored and not unseen and nested_speaker_problem(data, len(speakers))
         split["kind"] = split["kind"].replace(
             SI_POINTER,
-            "no speaker-independent figure: ship_ser_nested.py makes it"
+            f"no speaker-independent figure: ship_ser_nested.py cannot make one: {cannot}"
+            if cannot
+            else "no speaker-independent figure: ship_ser_nested.py makes it"
             if mirrored and not unseen
             else f"no speaker-independent figure: ship_ser_nested.py does not run {', '.join(mismatch)}",
         )

@@ -1161,6 +1161,24 @@ def test_no_nested_run_names_the_command_only_when_the_nested_run_can_be_made():
     assert "python benchmarks/ship_ser_nested.py --data mydata --choose-by transductive --tables t" in five
 
 
+def test_a_bundle_of_four_speakers_does_not_say_the_nested_run_makes_its_figure(
+    folders, tmp_path, monkeypatch, capsys
+):
+    """4 speakers ship but cannot be nested (5 needed): the run said so, but the manifest's split said "no
+    speaker-independent figure: ship_ser_nested.py makes it", and `edge-ser info` printed that (a review)."""
+    import json
+
+    monkeypatch.setenv("EDGE_SER_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(ship, "VARIANTS", [(0, False, False)])  # cheap, and still the nested run's procedure
+    _main(monkeypatch, ship, "--data", folders[4], "--out", tmp_path / "b")
+    assert "ship_ser_nested.py cannot make one: mydata has 4 speaker(s)" in capsys.readouterr().out
+    kind = json.loads((tmp_path / "b" / "manifest.json").read_text())["accuracy"]["split"]["kind"]
+    assert (
+        "no speaker-independent figure: ship_ser_nested.py cannot make one: mydata has 4 speaker(s)" in kind
+    )
+    assert "makes it" not in kind
+
+
 def test_a_bad_recipe_is_refused_before_any_features(folders, tmp_path, monkeypatch, capsys):
     """--recipe was read first by compress, after the features and a float model were made (a review): a typo
     cost a corpus's feature run before its one-line error."""
