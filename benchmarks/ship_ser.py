@@ -9,9 +9,9 @@ with online speaker normalisation in the bundle.
 
 `--data FOLDER` runs the same recipe on a folder of your own labelled recordings (<class>/<speaker>_<name>.wav
 or <class>/<speaker>/<name>.wav, or a labels CSV FILE.csv of path,label,speaker; docs/data.md, "The recommended
-recipe on your own data"): the folder's name (a CSV's: its folder's) stands for the data set's in file names and
-the manifest, the last `--val-speakers` speakers (default 1)
-validate stage 1, and the inner folds need at least 4 speakers. Its tables go to `--tables DIR` (default
+recipe on your own data"): the folder's name (a CSV's: its folder's, joined with the file's stem unless it is
+labels.csv: mydata/train.csv -> mydata_train) stands for the data set's in file names and the manifest, the last
+`--val-speakers` speakers (default 1) validate stage 1, and the inner folds need at least 4 speakers. Its tables go to `--tables DIR` (default
 `<out>.tables` beside the bundle), never into the repository; the corpora's go to benchmarks/results/ (the
 shipped bundles' records).
 
