@@ -105,7 +105,9 @@ def test_scripts_refuse_bad_usage(tmp_path):
     assert r.returncode != 0 and "unknown option --bogus" in r.stderr
 
 
-def test_sdnotify_ready_and_watchdog(tmp_path, monkeypatch):
+@pytest.fixture
+def notify_socket(tmp_path, monkeypatch):
+    """A datagram socket standing for systemd's NOTIFY_SOCKET, with a 2 s watchdog for this process."""
     from edge_ser.live import sdnotify
 
     path = str(tmp_path / "notify")
@@ -117,25 +119,33 @@ def test_sdnotify_ready_and_watchdog(tmp_path, monkeypatch):
     monkeypatch.setenv("WATCHDOG_PID", str(os.getpid()))
     sdnotify.reset()
     try:
-        sdnotify.ping(now=100.0)
-        assert srv.recv(64) == b"READY=1"
-        assert srv.recv(64) == b"WATCHDOG=1"
-        sdnotify.ping(now=100.2)  # rate-limited: nothing within interval / 4
-        sdnotify.ping(now=100.6)
-        assert srv.recv(64) == b"WATCHDOG=1"
-        srv.settimeout(0.1)
-        with pytest.raises(TimeoutError):
-            srv.recv(64)
+        yield srv
     finally:
         srv.close()
         sdnotify.reset()
+
+
+def test_sdnotify_ready_and_watchdog(notify_socket, monkeypatch):
+    from edge_ser.live import sdnotify
+
+    srv = notify_socket
+    sdnotify.ping(now=100.0)
+    assert srv.recv(64) == b"READY=1"
+    assert srv.recv(64) == b"WATCHDOG=1"
+    sdnotify.ping(now=100.2)  # rate-limited: nothing within interval / 4
+    sdnotify.ping(now=100.6)
+    assert srv.recv(64) == b"WATCHDOG=1"
+    srv.settimeout(0.1)
+    with pytest.raises(TimeoutError):
+        srv.recv(64)
+    sdnotify.reset()
     monkeypatch.delenv("NOTIFY_SOCKET")
     sdnotify.ping()  # outside systemd: a no-op
     assert sdnotify.notify("READY=1") is False
     sdnotify.reset()
 
 
-def test_enrolment_keeps_the_watchdog_fed_before_the_loop(tmp_path, monkeypatch):
+def test_enrolment_keeps_the_watchdog_fed_before_the_loop(tmp_path, notify_socket):
     """Review: the unit's watchdog (WatchdogSec=30, Type=simple: armed from the start) was first fed by the live
     loop, so an `--enroll` of many files on a Pi that took longer was killed before the loop began. Each enrolled
     file now sends WATCHDOG=1 (rate-limited), and READY=1 still only from the loop."""
@@ -149,25 +159,16 @@ def test_enrolment_keeps_the_watchdog_fed_before_the_loop(tmp_path, monkeypatch)
         def enroll_file(self, f, **gate):
             return 1
 
+    clips = tmp_path / "clips"
+    clips.mkdir()
     for i in range(3):
-        (tmp_path / f"c{i}.wav").write_bytes(b"")
-    path = str(tmp_path / "notify")
-    srv = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    srv.bind(path)
-    srv.settimeout(2)
-    monkeypatch.setenv("NOTIFY_SOCKET", path)
-    monkeypatch.setenv("WATCHDOG_USEC", "2000000")
-    monkeypatch.setenv("WATCHDOG_PID", str(os.getpid()))
-    sdnotify.reset()
-    try:
-        assert enroll_files(Rec(), [tmp_path]).startswith("enrolled 3 clip(s)")
-        assert srv.recv(64) == b"WATCHDOG=1"  # the first file; the rest within interval / 4
-        sdnotify.ping(now=1e9)  # the loop: READY=1 now, then its own ping
-        assert srv.recv(64) == b"READY=1"
-        assert srv.recv(64) == b"WATCHDOG=1"
-    finally:
-        srv.close()
-        sdnotify.reset()
+        (clips / f"c{i}.wav").write_bytes(b"")
+    srv = notify_socket
+    assert enroll_files(Rec(), [clips]).startswith("enrolled 3 clip(s)")
+    assert srv.recv(64) == b"WATCHDOG=1"  # the first file; the rest within interval / 4
+    sdnotify.ping(now=1e9)  # the loop: READY=1 now, then its own ping
+    assert srv.recv(64) == b"READY=1"
+    assert srv.recv(64) == b"WATCHDOG=1"
 
 
 def _functions(tmp: Path, script: str) -> subprocess.CompletedProcess:
