@@ -109,8 +109,8 @@ class Prediction:
     """One clip's result: the label, every label's probability, and where the time went (milliseconds).
 
     A file longer than the long-file limit (30 s) is predicted per window (`windows`, 3 s each, with their
-    times); its `probabilities` are then the mean of the windows' and `label` their argmax
-    (docs/input-kinds.md, "Long files")."""
+    times); its `probabilities` are then the mean of the windows' (those with speech, or with a face:
+    `counted_windows`) and `label` their argmax (docs/input-kinds.md, "Long files")."""
 
     label: str
     probabilities: dict[str, float]
@@ -195,6 +195,21 @@ LONG_CLIP_NOTE_S = 10.0
 """A file read as one clip (up to LONG_FILE_SECONDS) longer than this is marked `long`: the shipped bundles' training
 clips are 2-5 s, and a user review's 29.9 s file of nine utterances read "disgust 0.98" unmarked, while the same
 audio past 30 s, windowed, read "calm 0.39"."""
+
+
+def counted_windows(windows: Sequence[WindowPrediction], kind: Any) -> list[WindowPrediction]:
+    """The windows a long file's label is the mean of (and its `ood` the any of): all, but for a face-only model
+    those with a face and for an audio-only model those with speech (loudest half second at or above
+    `SILENCE_DB`, as `--windows` marks the others "no speech"), when there are any. The others are guesses about
+    an empty frame or about silence: a video with faces 20 of 40 s read "surprise" from its empty windows, and a
+    recording with a long pause took its pause's "sad 1.00" windows into its mean and an out-of-range mark."""
+    if not kind.hears:
+        keep = [w for w in windows if w.face_found]
+    elif not kind.faces:
+        keep = [w for w in windows if w.level_db is None or w.level_db >= SILENCE_DB]
+    else:
+        keep = []
+    return keep or list(windows)
 
 
 def marks_text(marks: Iterable[str]) -> str:
@@ -953,7 +968,8 @@ class Recognizer:
         self, source: str | None, windows: Iterable[FileWindow], t0: float, frozen: bool = False
     ) -> Prediction:
         """Per-window predictions of a long file, BATCH_ROWS input rows per engine call; the summary is the
-        mean of the windows' probabilities. `frozen`: no window joins the speaker statistics."""
+        mean of the probabilities of the windows `counted_windows` keeps. `frozen`: no window joins the speaker
+        statistics."""
         results: list[WindowPrediction] = []
         inference_ms = 0.0
         pending: list[FileWindow] = []
@@ -991,11 +1007,7 @@ class Recognizer:
                 flush()
             pending.append(w)
         flush()
-        counted = results
-        if not self.kind.hears and any(w.face_found for w in results):
-            # a face model's windows without a face are guesses about the centre of an empty frame: the file's
-            # answer is its faces' (a video with faces 20 of 40 s read "surprise" from its empty windows)
-            counted = [w for w in results if w.face_found]
+        counted = counted_windows(results, self.kind)
         mean = np.mean([list(w.probabilities.values()) for w in counted], axis=0)
         k = int(np.argmax(mean))
         total_ms = (time.perf_counter() - t0) * 1e3
@@ -1006,7 +1018,7 @@ class Recognizer:
             timings={"features": total_ms - inference_ms, "inference": inference_ms},
             windows=tuple(results),
             duration=results[-1].end,
-            ood=any(w.ood for w in results),
+            ood=any(w.ood for w in counted),
             level_db=None if None in levels else max(levels),
             face_found=None if all(f is None for f in found) else any(found),
             fused=self._fused,

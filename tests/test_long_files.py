@@ -77,6 +77,22 @@ def test_long_file_prediction_is_per_window_plus_mean(name: str, long_wav: Path)
     np.testing.assert_allclose(list(w.probabilities.values()), list(direct.probabilities.values()), atol=1e-3)
 
 
+def test_a_long_files_label_leaves_out_its_windows_of_silence(tmp_path: Path, capsys) -> None:
+    """A recording with a 9 s pause: its three silent windows ("sad 1.00" on ser_emodb) were in the file's mean,
+    and could make its label; the mean is now of the windows with speech, and predict says so."""
+    from edge_ser.cli import main
+
+    sr = 16000
+    path = write_wav(tmp_path / "pause.wav", np.concatenate([_speechy(33.0, sr), np.zeros(9 * sr)]), sr)
+    rec = edge_ser.Recognizer(load_bundle(REPO / "bundles" / "laq_mlp_emodb"), "numpy")
+    p = rec.predict_file(path)
+    assert len(p.windows) == 14 and [w.level_db for w in p.windows[11:]] == [-np.inf] * 3
+    mean = np.mean([list(w.probabilities.values()) for w in p.windows[:11]], axis=0)
+    np.testing.assert_allclose(list(p.probabilities.values()), mean)
+    assert main(["predict", str(REPO / "bundles" / "laq_mlp_emodb"), str(path), "--engine", "numpy"]) == 0
+    assert "mean of 11 of 14 (those with speech) windows of 3 s" in capsys.readouterr().out
+
+
 def test_short_files_batch_as_before(tmp_path: Path) -> None:
     rec = edge_ser.Recognizer(REPO / "bundles" / "laq_mlp_emodb", "numpy")
     paths = [write_wav(tmp_path / f"{i}.wav", _speechy(1.5, 16000, i), 16000) for i in range(3)]

@@ -26,7 +26,7 @@ from edge_ser.cli.common import (
 from edge_ser.errors import AudioFormatError, ConfigError, InputWarning
 from edge_ser.fileio import unread_files
 from edge_ser.inputs.fusion import FusionKind
-from edge_ser.recognizer import marks_text
+from edge_ser.recognizer import counted_windows, marks_text
 from edge_ser.text import printable
 
 
@@ -257,12 +257,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
             print(f"  {name}: {_top(r.probabilities, top)}{_marks(r, fused)}", flush=True)
             continue
         w = r.windows
-        with_face = sum(bool(x.face_found) for x in w)
-        of = (
-            f"{with_face} of {len(w)} (those with a face)"
-            if not rec.kind.hears and 0 < with_face < len(w)
-            else len(w)
-        )
+        counted = len(counted_windows(w, rec.kind))
+        those = "a face" if not rec.kind.hears else "speech"
+        of = f"{counted} of {len(w)} (those with {those})" if counted < len(w) else len(w)
         print(
             f"  {name}: {_top(r.probabilities, top)}  (mean of {of} windows of {_window_span(w)} covering "
             f"0:00-{_clock(r.duration or 0.0)}){_marks(r, fused)}",
