@@ -620,6 +620,18 @@ def test_room_noise_on_the_track_is_not_speech_and_a_short_track_keeps_the_rest_
     assert len(windows) >= 11
 
 
+def test_a_long_video_without_a_sound_track_ends_in_no_window_under_half_a_window(tmp_path) -> None:
+    """Review: av_fusion on a 40 s video without a sound track (its frames make the windows) ended in a 1 s window
+    of its own; a last stretch under half a window now joins the one before it, as a sound track's does."""
+    from tests.av_media import face_frames, write_video
+
+    fusion = _shipped("av_fusion")
+    video = write_video(tmp_path / "long.mp4", np.concatenate([face_frames()] * 40)[:400], fps=10.0)  # 40 s
+    windows = fusion.predict_file(video).windows
+    assert len(windows) == 13 and windows[-1].start == pytest.approx(36.0)
+    assert windows[-1].end == pytest.approx(40.0)
+
+
 def test_a_face_models_long_video_is_the_mean_of_its_windows_with_a_face(tmp_path) -> None:
     """Review: face_fer's answer for a 40 s video with a face in half of it counted the empty windows (the centre of
     an empty frame, read as 'surprise'); and no window said whether it had a face."""

@@ -10,6 +10,7 @@ probabilities, so `combine` is a softmax.
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import warnings
@@ -368,9 +369,12 @@ class FusionKind(InputKind):
             )
         else:  # faces only: the frames make the windows
             n = math.ceil(info.duration / window_seconds - 1e-9)
-            stretches = iter(
-                [(i * window_seconds, min((i + 1) * window_seconds, info.duration), None) for i in range(n)]
-            )
+            edges = [i * window_seconds for i in range(n)] + [info.duration]
+            # a last stretch under half a window joins the window before it, as a sound track's does (`cut_windows`):
+            # a 40 s video without a track ended in a 1 s window of its own
+            if n > 1 and info.duration - edges[-2] < window_seconds / 2:
+                del edges[-2]
+            stretches = iter([(a, b, None) for a, b in itertools.pairwise(edges)])
         last = 0.0
         for w in stretches:
             start, end, samples = (w.start, w.end, w.samples) if hasattr(w, "samples") else w
