@@ -83,3 +83,14 @@ def test_a_stray_face_crop_names_every_kind_it_belongs_to() -> None:
     del manifest["face_input"]
     with pytest.raises(BundleError, match=r"face_crop: belongs to av bundles \(av_input\) or face bundles"):
         validate_manifest(manifest, source="face_fer")
+
+
+def test_a_block_of_an_input_kind_this_edge_ser_lacks_is_named() -> None:
+    """A clip-vector manifest with a `<kind>_input` block no registered kind reads (a kind a newer edge-ser has,
+    or one left out of edge_ser.inputs.REGISTRY): the block is named, not the input's shape of a clip vector."""
+    manifest = manifest_of(ROOT / "bundles" / "laq_mlp_emodb")
+    manifest["energy_input"] = {"frames": 100}
+    with pytest.raises(
+        BundleError, match=r"energy_input: the block of an input kind this edge-ser does not have"
+    ):
+        validate_manifest(manifest, source="laq_mlp_emodb")

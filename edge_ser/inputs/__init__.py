@@ -51,8 +51,19 @@ def kinds() -> dict[str, type[InputKind]]:
 def kind_of(manifest: Mapping[str, Any], c: Checker | None = None) -> type[InputKind]:
     """The kind a manifest declares by its blocks; with a checker, a manifest with blocks of two kinds (or a
     block without its kind's main block) is a problem reported to it."""
-    found = [k for k in kinds().values() if k.blocks and k.blocks[0] in manifest]
+    registered = kinds()
+    found = [k for k in registered.values() if k.blocks and k.blocks[0] in manifest]
     if c is not None:
+        known = {key for k in registered.values() for key in k.blocks}
+        for key in manifest:
+            # a kind's block is named <kind>_input (docs/input-kinds.md); without this a bundle of a kind this
+            # edge-ser lacks was checked as a clip-vector model, and refused for its input's shape
+            if isinstance(key, str) and key.endswith("_input") and key not in known:
+                c.problem(
+                    key,
+                    f"the block of an input kind this edge-ser does not have (kinds: {', '.join(registered)}): "
+                    "a bundle made by a newer edge-ser, or a kind missing from edge_ser.inputs.REGISTRY",
+                )
         if len(found) > 1:
             c.problem(
                 found[1].blocks[0],
@@ -60,7 +71,7 @@ def kind_of(manifest: Mapping[str, Any], c: Checker | None = None) -> type[Input
             )
         chosen = found[0] if found else kind_class(DEFAULT)
         owners: dict[str, list[type[InputKind]]] = {}
-        for k in kinds().values():
+        for k in registered.values():
             for key in k.blocks[1:]:
                 owners.setdefault(key, []).append(k)
         for key, ks in owners.items():
