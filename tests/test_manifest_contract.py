@@ -94,3 +94,43 @@ def test_a_block_of_an_input_kind_this_edge_ser_lacks_is_named() -> None:
         BundleError, match=r"energy_input: the block of an input kind this edge-ser does not have"
     ):
         validate_manifest(manifest, source="laq_mlp_emodb")
+
+
+def test_a_misregistered_input_kind_names_its_registry_entry(monkeypatch, tmp_path) -> None:
+    """A REGISTRY line naming no module, a module without KIND, a KIND of another name, or two kinds marking their
+    bundles by one block: a ConfigError naming the entry (it was a bare ModuleNotFoundError / AttributeError from
+    every bundle's load, or "this manifest has lms_input and lms_input")."""
+    import sys
+
+    from edge_ser import inputs
+    from edge_ser.errors import ConfigError
+
+    (tmp_path / "scratch_kinds.py").write_text(
+        "from edge_ser.inputs.patches import PatchesKind\n"
+        "class Other(PatchesKind):\n    name = 'other'\n"
+        "class Named(PatchesKind):\n    name = 'twin'\n"
+        "NOT_KIND = 1\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "scratch_kinds", raising=False)
+    manifest = manifest_of(ROOT / "bundles" / "laq_mlp_emodb")
+    cases = {
+        "edge_ser.inputs.enrgy": r"REGISTRY\['x'\] = 'edge_ser.inputs.enrgy': there is no such module",
+        "scratch_kinds": r"REGISTRY\['x'\] = 'scratch_kinds': the module must define KIND",
+    }
+    for module, message in cases.items():
+        monkeypatch.setitem(inputs.REGISTRY, "x", module)
+        with pytest.raises(ConfigError, match=message):
+            validate_manifest(manifest, source="laq_mlp_emodb")
+    import scratch_kinds
+
+    monkeypatch.setattr(scratch_kinds, "KIND", scratch_kinds.Named, raising=False)
+    with pytest.raises(ConfigError, match=r"its KIND Named is named 'twin'"):
+        validate_manifest(manifest, source="laq_mlp_emodb")
+    monkeypatch.delitem(inputs.REGISTRY, "x")
+    monkeypatch.setitem(inputs.REGISTRY, "other", "scratch_kinds")
+    monkeypatch.setattr(scratch_kinds, "KIND", scratch_kinds.Other)
+    with pytest.raises(
+        ConfigError, match=r"'patches' and 'other' both mark their bundles by the manifest block"
+    ):
+        validate_manifest(manifest, source="laq_mlp_emodb")

@@ -15,6 +15,7 @@ import importlib
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from edge_ser.errors import ConfigError
 from edge_ser.inputs.base import InputKind
 
 if TYPE_CHECKING:
@@ -35,17 +36,41 @@ DEFAULT = "vector"
 
 
 def kind_class(name: str) -> type[InputKind]:
-    """The InputKind subclass registered as `name`."""
+    """The InputKind subclass registered as `name`; ConfigError naming the REGISTRY entry when its module does not
+    exist or does not define `KIND` as an InputKind subclass of that name."""
     try:
         module = REGISTRY[name]
     except KeyError:
         raise KeyError(f"input kind {name!r} is not registered (kinds: {sorted(REGISTRY)})") from None
-    return importlib.import_module(module).KIND
+    entry = f"edge_ser.inputs.REGISTRY[{name!r}] = {module!r}"
+    try:
+        kind = getattr(importlib.import_module(module), "KIND", None)
+    except ModuleNotFoundError as e:
+        # the module (or a package above it) is missing; else the module is there and something it imports is not
+        if not e.name or not f"{module}.".startswith(f"{e.name}."):
+            raise
+        raise ConfigError(f"{entry}: there is no such module") from e
+    if not (isinstance(kind, type) and issubclass(kind, InputKind)):
+        raise ConfigError(f"{entry}: the module must define KIND = its InputKind subclass, got {kind!r}")
+    if getattr(kind, "name", None) != name:
+        raise ConfigError(f"{entry}: its KIND {kind.__name__} is named {getattr(kind, 'name', None)!r}")
+    return kind
 
 
 def kinds() -> dict[str, type[InputKind]]:
-    """Every registered kind by name."""
-    return {name: kind_class(name) for name in REGISTRY}
+    """Every registered kind by name; ConfigError when two claim the same main block (the one that marks a
+    manifest as being of that kind)."""
+    found = {name: kind_class(name) for name in REGISTRY}
+    owner: dict[str, str] = {}
+    for name, k in found.items():
+        if k.blocks:
+            if k.blocks[0] in owner:
+                raise ConfigError(
+                    f"input kinds {owner[k.blocks[0]]!r} and {name!r} both mark their bundles by the manifest "
+                    f"block {k.blocks[0]!r}: each kind's first block must be its own (edge_ser.inputs.REGISTRY)"
+                )
+            owner[k.blocks[0]] = name
+    return found
 
 
 def kind_of(manifest: Mapping[str, Any], c: Checker | None = None) -> type[InputKind]:
