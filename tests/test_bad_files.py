@@ -261,6 +261,46 @@ def test_build_bundle_refuses_an_accuracy_without_data_or_split() -> None:
             build_bundle(os.devnull, None, None, {}, name="m", labels=["a"], kind=None, accuracy=acc)
 
 
+def test_build_bundle_names_the_normalisation_a_model_lacks(tmp_path: Path) -> None:
+    """A kind whose model standardises its input (`InputKind.standardized_input`, the first input by default)
+    given a model without `mean` / `std` buffers: a ConfigError saying so and what to do (it was torch's
+    "AttributeError: 'Net' object has no attribute 'mean'" after the export), and nothing written."""
+    torch = pytest.importorskip("torch", reason="the exporter needs the host extra (torch)")
+    from converters.export.bundle import build_bundle
+    from converters.quant import BitPlan, freeze
+    from edge_ser.features.spec import FeatureSpec
+    from edge_ser.inputs.vector import VectorKind
+
+    class Net(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = torch.nn.Linear(180, 2)
+
+        def input_shapes(self) -> dict:
+            return {"features": (180,)}
+
+        def forward(self, features):
+            return self.fc(features)
+
+    model = Net().eval()
+    plan = BitPlan.uniform(model, 4)
+    frozen, codes = freeze(model, plan)
+    with pytest.raises(
+        ConfigError, match=r"standardises input 'features'.*Net has no 'mean' / 'std' buffers"
+    ):
+        build_bundle(
+            tmp_path / "b",
+            frozen,
+            plan,
+            codes,
+            name="m",
+            labels=["a", "b"],
+            kind=VectorKind(FeatureSpec()),
+            accuracy={},
+        )
+    assert not (tmp_path / "b").exists()
+
+
 @pytest.mark.parametrize("name", sorted(p.name for p in (REPO / "bundles").iterdir() if p.is_dir()))
 def test_every_shipped_bundle_names_its_data_and_split(name: str, capsys) -> None:
     acc = json.loads((REPO / "bundles" / name / "manifest.json").read_text())["accuracy"]

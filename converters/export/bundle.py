@@ -212,6 +212,15 @@ def build_bundle(
     want = {k: tuple(v) for k, v in kind.input_shapes.items()}
     if shapes != want:
         raise ConfigError(f"the model takes inputs {shapes}, its {kind.name} input kind gives {want}")
+    norm_input = kind.standardized_input
+    if norm_input is not None and not all(
+        isinstance(getattr(model, a, None), torch.Tensor) for a in ("mean", "std")
+    ):
+        raise ConfigError(
+            f"{name}: its {kind.name} input kind says the model standardises input {norm_input!r} in its graph "
+            f"(InputKind.standardized_input), but {type(model).__name__} has no 'mean' / 'std' buffers: register "
+            "them, or give the kind standardized_input None if the model takes its input as the kind makes it"
+        )
     proto = export_model(model)
     tensors = packed_tensors(proto, plan, codes, packing.raw_bits, packing.scale_bits)
     with tempfile.TemporaryDirectory() as tmp:
@@ -241,7 +250,6 @@ def build_bundle(
         "accuracy": accuracy,
         **(extra or {}),
     }
-    norm_input = kind.standardized_input
     if norm_input is not None:
         mean, std = (
             model.mean.reshape(-1).tolist(),
