@@ -89,9 +89,9 @@ def test_a_block_of_an_input_kind_this_edge_ser_lacks_is_named() -> None:
     """A clip-vector manifest with a `<kind>_input` block no registered kind reads (a kind a newer edge-ser has,
     or one left out of edge_ser.inputs.REGISTRY): the block is named, not the input's shape of a clip vector."""
     manifest = manifest_of(ROOT / "bundles" / "laq_mlp_emodb")
-    manifest["energy_input"] = {"frames": 100}
+    manifest["hologram_input"] = {"frames": 100}
     with pytest.raises(
-        BundleError, match=r"energy_input: the block of an input kind this edge-ser does not have"
+        BundleError, match=r"hologram_input: the block of an input kind this edge-ser does not have"
     ):
         validate_manifest(manifest, source="laq_mlp_emodb")
 
