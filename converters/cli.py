@@ -397,6 +397,28 @@ def _bundle_notes(args: argparse.Namespace, rec, chosen, name: str) -> str:  # n
     return "".join(f"; {n}" for n in notes)
 
 
+def _eval_ignored(args: argparse.Namespace, rec, adapt: str, room) -> None:  # noqa: ANN001 - a Recognizer
+    """Say which of --fold, --folds and --seed, given away from their defaults, select or seed nothing in this run
+    (as train and laq say theirs): `eval --fold 3` without --split speaker scored every file, its selection line
+    "all", without a word about the --fold."""
+    speaker = args.split == "speaker"
+    # --seed draws the split, the rooms' impulse responses and the online order of a bundle that learns its speaker
+    seeded = (
+        args.split in ("random", "speaker") or room or (adapt == "online" and getattr(rec, "adapting", False))
+    )
+    why = {
+        "--fold": (not speaker and args.fold != 0, "--split speaker only"),
+        "--folds": (not speaker and args.folds != 5, "--split speaker only"),
+        "--seed": (
+            not seeded and args.seed != 0,
+            "--split random|speaker, --room and the online order of a bundle with speaker normalisation only",
+        ),
+    }
+    for option, (idle, what) in why.items():
+        if idle:
+            print(f"edge-ser eval: note: {option} is ignored here (it applies to {what})", file=sys.stderr)
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     """A bundle on a labelled data set through the device path (no torch): accuracy, UAR, confusion, OOD."""
     _need_bars()
@@ -475,6 +497,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if fer_split:
         selection = selection.replace("all", f"test: FER-2013's {fer_split}", 1)
     selection += _bundle_notes(args, rec, chosen, name)
+    _eval_ignored(args, rec, adapt, room)
     # a bundle with speaker normalisation: how it met each speaker (images have none: av_fusion on FER-2013)
     if rec.speaker_clips is not None and rec.kind.hears and not _images_only(chosen):
         selection += {

@@ -458,3 +458,20 @@ def test_json_on_stdout_records_the_command(synth: Path, capsys, monkeypatch) ->
     assert main(argv) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["command"] == shlex.join(["edge-ser", *argv])
+
+
+def test_split_options_that_select_nothing_are_said(synth: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # `eval --fold 3` without --split speaker scored every file, its selection line "all", without a word
+    base = [str(BUNDLE), "--data", "synthetic", "--root", str(synth), "--limit", "3"]
+    assert main(["eval", *base, "--fold", "1", "--folds", "3", "--seed", "2"]) == 0
+    err = capsys.readouterr().err
+    for option in ("--fold", "--folds", "--seed"):
+        assert f"note: {option} is ignored here" in err
+    assert main(["eval", *base, "--split", "speaker", "--fold", "1", "--folds", "3", "--seed", "2"]) == 0
+    assert "is ignored here" not in capsys.readouterr().err
+    # --seed orders each speaker's files of a bundle that learns its speaker (--adapt online)
+    adapting = [str(REPO / "bundles" / "ser_emodb"), *base[1:]]
+    assert main(["eval", *adapting, "--seed", "2"]) == 0
+    assert "is ignored here" not in capsys.readouterr().err
+    assert main(["eval", *adapting, "--seed", "2", "--adapt", "off"]) == 0
+    assert "note: --seed is ignored here" in capsys.readouterr().err
