@@ -277,11 +277,15 @@ def _same_set_note(
         # a paired-fold bundle (ship_ser.py --paired-fold: av_fn_audio, av_fusion's audio branch) records its test
         # actors as `unseen_speakers`: the note named none of them
         held = speaker_ids(made, "test_speakers") or speaker_ids(made, "unseen_speakers")
+        # their files are all in --split all; another split's selection can lack them (--split speaker --fold 1
+        # holds actors 01, 02, 03: the `--speakers 01,10` advised was "--speakers 10: not in the selection")
+        lacks = split != "all" and not set(held) <= {str(r.speaker) for r in chosen}
+        choose = ("--split all " if lacks else "") + f"--speakers {','.join(held)}"
         return (
             f"{len(hit)} of {len(chosen)} files are of speakers the bundle was trained or validated on "
             f"({', '.join(names[:8])}{', ...' if len(names) > 8 else ''}): not a speaker-independent figure"
             + (
-                f"; the speakers it never saw: {', '.join(held)} (--speakers {','.join(held)})"
+                f"; the speakers it never saw: {', '.join(held)} ({choose})"
                 if held
                 else (
                     "; the bundle's own speaker-independent figure is in its manifest (edge-ser info)"

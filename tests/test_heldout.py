@@ -13,6 +13,7 @@ import pytest
 from converters.data.records import Record
 from converters.data.splits import Split
 from converters.heldout import missing_classes, seen_note, speakers_line, split_record, untested_classes
+from edge_ser.errors import ConfigError
 
 pytest.importorskip("torch", reason="training needs the host extra (torch)")
 
@@ -366,3 +367,21 @@ def test_the_note_names_the_unseen_speakers_a_paired_fold_bundle_records():
     note = seen_note(acc, "ravdess", _records(["03"]), split="all", seed=0)
     assert note.endswith("the speakers it never saw: 01, 10 (--speakers 01,10)")
     assert seen_note(acc, "ravdess", _records(["01", "10"]), split="all", seed=0) is None
+
+
+def test_the_unseen_speakers_advised_under_another_split_are_selectable(emodb_dir: Path) -> None:
+    # under --split speaker --fold 1 the note advised `--speakers 01,10`, which that selection refused
+    # ("--speakers 10: not in the selection") since fold 1 holds other actors: the advice names --split all
+    from converters.data import load_emodb
+    from converters.evaluate import Selection, select
+
+    records = load_emodb(emodb_dir)
+    made = {"kind": "paired fold", "train_speakers": ["03", "08", "09"], "val_speakers": ["10"]}
+    acc = {"dataset": "emodb", "split": {**made, "unseen_speakers": ["11", "16"]}}
+    fold = Selection(split="speaker", fold=1)
+    chosen = select(records, fold)
+    note = seen_note(acc, "emodb", chosen, split="speaker", seed=0)
+    assert note.endswith("the speakers it never saw: 11, 16 (--split all --speakers 11,16)")
+    with pytest.raises(ConfigError, match="not in the selection"):
+        select(records, Selection(split="speaker", fold=1, speakers=("11", "16")))
+    assert {r.speaker for r in select(records, Selection(speakers=("11", "16")))} == {"11", "16"}
