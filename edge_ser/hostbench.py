@@ -20,9 +20,12 @@ What is measured, and the conventions:
   blocks that keep s*c in cache, split over threads (numpy releases the GIL in ufunc loops). STREAM convention:
   24 bytes per element (read b, read c, write a; the write-allocate read of `a` is not counted). Best pass.
 
-Clocks, cores and caches come from /sys, /proc/cpuinfo and lscpu. The result is cached in
-`$EDGE_SER_CACHE/host-profile.json` (default ~/.cache/edge-ser), keyed by host, CPU, numpy and BLAS; pass
-`remeasure=True` (CLI: `python -m edge_ser.hostbench --remeasure`) to measure again.
+Clocks, cores and caches come from /sys, /proc/cpuinfo and lscpu. A busy machine gives low figures (best-of
+runs do not undo a load that lasts the whole measurement): the CPU time other processes (and a hypervisor's
+steal) used while it ran is read from /proc/stat and recorded as `load`; from `BUSY_CPUS` of them on average
+the profile's notes say the machine was busy, so every report on it does. The result is cached in
+`$EDGE_SER_CACHE/host-profile.json` (default ~/.cache/edge-ser), keyed by host, CPU, numpy and BLAS;
+pass `remeasure=True` (CLI: `python -m edge_ser.hostbench --remeasure`) to measure again.
 """
 
 from __future__ import annotations
@@ -52,7 +55,9 @@ from edge_ser.errors import CacheWarning, ConfigError
 from edge_ser.fileio import atomic_write
 from edge_ser.profiles.profile import HOST, Profile, ProfileError
 
-CACHE_SCHEMA = "edge-ser-host-profile/1"
+CACHE_SCHEMA = "edge-ser-host-profile/2"
+"""/2: a measurement records the machine's load (/1 did not, so a peak measured while it was busy was reused
+without a word)."""
 CACHE_NAME = "host-profile.json"
 
 _ARM_PARTS = {
@@ -86,6 +91,12 @@ class Mode:
     """Smallest array (each of the three), whatever the cache size."""
     triad_budget_s: float
     min_runs: int
+
+
+BUSY_CPUS = 0.5
+"""Other processes using this many CPUs on average while the host was measured make it busy (measured on a
+2-CPU VM: at 0.4 the figures were the quiet machine's, at 0.75 to 0.9 the all-thread GEMM and triad were a half
+to two thirds of them, at 1.6 the one-thread numpy GEMM a fifth)."""
 
 
 FULL = Mode("full", gemm_max_n=2048, gemm_target_s=0.05, gemm_budget_s=0.4, triad_min_mib=32, triad_budget_s=0.4,
@@ -465,10 +476,42 @@ def _gemm_one_thread(mode: Mode) -> tuple[dict[str, dict[str, Any]], str]:
     return json.loads(proc.stdout), "child process with OPENBLAS/OMP/MKL/BLIS/VECLIB_*_NUM_THREADS=1"
 
 
+def _cpu_busy_s() -> float | None:
+    """CPU seconds every process (and a hypervisor's steal) has used since boot, from /proc/stat; None without."""
+    fields = (_read("/proc/stat") or "").partition("\n")[0].split()
+    if len(fields) < 9 or fields[0] != "cpu" or not all(f.isdigit() for f in fields[1:9]):
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(f) for f in fields[1:9])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def _own_cpu_s() -> float:
+    """CPU seconds this process and its waited-for children (the one-thread GEMM child) have used."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+def machine_load(busy_s: float | None, own_s: float, wall_s: float, cpus: int) -> dict[str, Any]:
+    """The `load` record of a measurement: CPUs other processes used on average over `wall_s` (all processes'
+    CPU time `busy_s` less this one's `own_s`), and whether that is `BUSY_CPUS` or more."""
+    if busy_s is None or wall_s <= 0:
+        return {
+            "others_cpus": None,
+            "cpus": cpus,
+            "busy": None,
+            "method": "not checked: /proc/stat unreadable",
+        }
+    others = max(0.0, busy_s - own_s) / wall_s
+    return {"others_cpus": round(others, 2), "cpus": cpus, "busy": others >= BUSY_CPUS,
+            "method": f"/proc/stat CPU time (with steal) less this process's, over {wall_s:.1f} s; busy from "
+            f"{BUSY_CPUS} CPUs"}  # fmt: skip
+
+
 def measure(*, quick: bool = False) -> dict[str, Any]:
     """Run every micro-benchmark and return the raw record (see the module docstring for conventions)."""
     mode = QUICK if quick else FULL
     t_start = time.perf_counter()
+    busy_before, own_before = _cpu_busy_s(), _own_cpu_s()
     info = cpu_info()
     blas = blas_info()
     with _blas_threads(info["cpus"]) as grown:  # the CLI starts numpy's BLAS on one thread (edge_ser.cli)
@@ -523,7 +566,11 @@ def measure(*, quick: bool = False) -> dict[str, Any]:
         },
         "not_measured": {"fp16": fp16_why, "int8": int8_why},
     }
-    record["duration_s"] = round(time.perf_counter() - t_start, 2)
+    wall = time.perf_counter() - t_start
+    busy_after = _cpu_busy_s()
+    busy = None if busy_before is None or busy_after is None else busy_after - busy_before
+    record["load"] = machine_load(busy, _own_cpu_s() - own_before, wall, os.cpu_count() or 1)
+    record["duration_s"] = round(wall, 2)
     return record
 
 
@@ -625,10 +672,30 @@ def profile_from_measurement(rec: dict[str, Any]) -> Profile:
                 }
             },
         },
-        "notes": [f"{p} not measured: {why}" for p, why in rec["not_measured"].items()],
+        "notes": [f"{p} not measured: {why}" for p, why in rec["not_measured"].items()] + _load_notes(rec),
         "measurement": rec,
     }
     return Profile.from_dict(data, origin="<host measurement>")
+
+
+def _load_notes(rec: dict[str, Any]) -> list[str]:
+    """The profile's note on the machine's load while it was measured: busy, or not checked (none when quiet)."""
+    load = rec.get("load") or {}
+    again = (
+        "measure again on a quiet machine (`edge-ser bench --remeasure`, "
+        "`python -m edge_ser.hostbench --remeasure`)"
+    )
+    if load.get("busy"):
+        return [
+            f"Measured while the machine was busy: other processes used {load['others_cpus']:.2f} of its "
+            f"{load['cpus']} CPUs on average, so these peaks and bandwidths may be low and a measured point can "
+            f"exceed them; {again}."
+        ]
+    if load.get("busy") is None:
+        why = load.get("method", "not checked: a record without it")
+        return [f"Whether the machine was busy while it was measured is unknown ({why}); {again} if a measured "
+                "point exceeds these figures."]  # fmt: skip
+    return []
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -730,6 +797,10 @@ def main(argv: list[str] | None = None) -> int:
         for r in m.get("triad", {}).get("runs", []):
             print(f"  triad: {r['gbps']:.2f} GB/s on {r['threads']} thread(s), {r['array_mib']} MiB arrays")
         cached = "not used" if args.no_cache else str(cache_path())
+        load = m.get("load") or {}
+        if load.get("others_cpus") is not None:
+            print(f"  other processes used {load['others_cpus']:.2f} of {load['cpus']} CPUs while it was measured"
+                  + (": BUSY, the figures may be low (see the profile's notes)" if load["busy"] else ""))  # fmt: skip
         print(f"  measured in {m.get('duration_s')} s (at {m.get('measured_at')}); cache: {cached}")
     return 0
 

@@ -564,3 +564,52 @@ def test_the_all_core_gemm_is_timed_on_every_core_when_blas_starts_on_one() -> N
         key_one = hostbench.machine_key(quick=True)[0]
     assert record["gemm"]["float32"]["threads"] == cpus and record["gemm"]["float32_1thread"]["threads"] == 1
     assert key_one == hostbench.machine_key(quick=True)[0]
+
+
+def test_machine_load_from_cpu_times() -> None:
+    """A review: av_cnn at 124 % of the host's one-thread peak, the peak measured (and cached) while the shared
+    machine was busy. Other processes' CPU time over the measurement's wall time says so (faked figures here)."""
+    quiet = hostbench.machine_load(busy_s=14.0, own_s=12.0, wall_s=10.0, cpus=2)
+    assert quiet["others_cpus"] == 0.2 and quiet["busy"] is False and quiet["cpus"] == 2
+    busy = hostbench.machine_load(busy_s=27.0, own_s=12.0, wall_s=10.0, cpus=2)
+    assert busy["others_cpus"] == 1.5 and busy["busy"] is True
+    unknown = hostbench.machine_load(busy_s=None, own_s=12.0, wall_s=10.0, cpus=2)
+    assert unknown["busy"] is None and "/proc/stat" in unknown["method"]
+
+
+def test_host_profile_says_when_it_was_measured_on_a_busy_machine(quick_host, tmp_path: Path) -> None:
+    import copy
+
+    from edge_ser.roofline import profile_caveats
+
+    p, _ = quick_host
+    assert set(p.measurement["load"]) >= {"others_cpus", "cpus", "busy", "method"}  # measure() records it
+    rec = copy.deepcopy(p.measurement)
+    rec["load"] = hostbench.machine_load(busy_s=27.0, own_s=12.0, wall_s=10.0, cpus=2)
+    busy = hostbench.profile_from_measurement(rec)
+    caveats = profile_caveats(busy, "fp32")
+    assert any("busy: other processes used 1.50 of its 2 CPUs" in c and "--remeasure" in c for c in caveats)
+    rec["load"] = hostbench.machine_load(busy_s=14.0, own_s=12.0, wall_s=10.0, cpus=2)
+    assert not any("busy" in c for c in profile_caveats(hostbench.profile_from_measurement(rec), "fp32"))
+    del rec["load"]  # a record from before the check
+    assert any("busy while it was measured is unknown" in c for c in profile_caveats(
+        hostbench.profile_from_measurement(rec), "fp32"))  # fmt: skip
+
+
+def test_host_profile_cache_of_schema_1_is_measured_again(quick_host, monkeypatch: pytest.MonkeyPatch,
+                                                          tmp_path: Path) -> None:  # fmt: skip
+    """A /1 cache recorded no load: its peaks may have been measured on a busy machine, so it is not reused."""
+    p, _ = quick_host
+    key, fields = hostbench.machine_key(quick=True)
+    cache = tmp_path / "host-profile.json"
+    old = p.to_dict()
+    old["measurement"] = {k: v for k, v in old["measurement"].items() if k != "load"}
+    cache.write_text(json.dumps({"schema": "edge-ser-host-profile/1",
+                                 "entries": {key: {"fields": fields, "profile": old}}}))  # fmt: skip
+    calls = []
+    monkeypatch.setattr(hostbench, "measure", lambda **kw: calls.append(kw) or p.measurement)
+    again = hostbench.host_profile(quick=True, cache=cache)
+    assert calls and "load" in again.measurement
+    assert json.loads(cache.read_text())["schema"] == hostbench.CACHE_SCHEMA
+    assert hostbench.host_profile(quick=True, cache=cache).notes == again.notes  # reused with its notes
+    assert len(calls) == 1
