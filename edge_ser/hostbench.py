@@ -24,8 +24,8 @@ Clocks, cores and caches come from /sys, /proc/cpuinfo and lscpu. A busy machine
 runs do not undo a load that lasts the whole measurement): the CPU time other processes (and a hypervisor's
 steal) used while it ran is read from /proc/stat and recorded as `load`; from `BUSY_CPUS` of them on average
 the profile's notes say the machine was busy, so every report on it does. The result is cached in
-`$EDGE_SER_CACHE/host-profile.json` (default ~/.cache/edge-ser), keyed by host, CPU, numpy and BLAS;
-pass `remeasure=True` (CLI: `python -m edge_ser.hostbench --remeasure`) to measure again.
+`$EDGE_SER_CACHE/host-profile.json` (default ~/.cache/edge-ser), keyed by host, CPU, numpy, BLAS and
+onnxruntime; pass `remeasure=True` (CLI: `python -m edge_ser.hostbench --remeasure`) to measure again.
 """
 
 from __future__ import annotations
@@ -54,6 +54,7 @@ import numpy as np
 from edge_ser.errors import CacheWarning, ConfigError
 from edge_ser.fileio import atomic_write
 from edge_ser.profiles.profile import HOST, Profile, ProfileError
+from edge_ser.versions import library_versions
 
 CACHE_SCHEMA = "edge-ser-host-profile/2"
 """/2: a measurement records the machine's load (/1 did not, so a peak measured while it was busy was reused
@@ -712,14 +713,17 @@ def cache_path() -> Path:
 
 
 def machine_key(quick: bool = False) -> tuple[str, dict[str, Any]]:
-    """(key, fields) identifying this machine + software for the cache: host, CPU, numpy, BLAS and its threads."""
+    """(key, fields) identifying this machine + software for the cache: host, CPU, numpy, BLAS and its threads,
+    onnxruntime (None without it)."""
     info = cpu_info()
     blas = blas_info()
+    # the fp32 peak is the better of numpy's GEMM and onnxruntime's: a new onnxruntime is a new peak
+    ort = library_versions(("onnxruntime",)).get("onnxruntime")
     fields = {"host": platform.node(), "machine": info["machine"], "cpu": info["model"], "cpus": info["cpus"],
               "clock_ghz": info["clock_ghz"] if info["clock_source"].startswith("/sys") else None,
               "numpy": np.__version__, "blas": f"{blas['name']} {blas['version']}",
               "blas_threads": info["cpus"] if _openblas() is not None else blas["threads"],  # as `measure` times
-              "mode": "quick" if quick else "full"}  # fmt: skip
+              "onnxruntime": ort, "mode": "quick" if quick else "full"}  # fmt: skip
     key = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
     return key, fields
 

@@ -613,3 +613,14 @@ def test_host_profile_cache_of_schema_1_is_measured_again(quick_host, monkeypatc
     assert json.loads(cache.read_text())["schema"] == hostbench.CACHE_SCHEMA
     assert hostbench.host_profile(quick=True, cache=cache).notes == again.notes  # reused with its notes
     assert len(calls) == 1
+
+
+def test_host_profile_cache_key_names_onnxruntime(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fp32 peak is the better of numpy's GEMM and onnxruntime's MatMul: a cache measured before onnxruntime
+    was installed or upgraded kept numpy's lower peak, and the engine's runs came out above 100 % of it."""
+    key, fields = hostbench.machine_key(quick=True)
+    monkeypatch.setattr(hostbench, "library_versions", lambda dists: {"onnxruntime": "0.0.1"})
+    other, other_fields = hostbench.machine_key(quick=True)
+    assert other_fields["onnxruntime"] == "0.0.1" and other != key
+    monkeypatch.setattr(hostbench, "library_versions", lambda dists: {})
+    assert hostbench.machine_key(quick=True)[1]["onnxruntime"] is None
