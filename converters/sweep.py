@@ -77,6 +77,19 @@ class Grid:
         points: Iterable[Mapping[str, Any]] | None = None,
         fixed: Mapping[str, Any] | None = None,
     ) -> None:
+        if axes is not None and not isinstance(axes, Mapping):
+            raise ConfigError(f"grid axes must be a mapping of name -> list of values, got {axes!r}")
+        if fixed is not None and not isinstance(fixed, Mapping):
+            raise ConfigError(f"grid fixed must be a mapping of name -> value, got {fixed!r}")
+        if points is not None:
+            if isinstance(points, (str, bytes, Mapping)) or not isinstance(points, Iterable):
+                raise ConfigError(f"grid points must be a list of mappings (name -> value), got {points!r}")
+            points = list(points)
+            bad = next((p for p in points if not isinstance(p, Mapping)), None)
+            if bad is not None:
+                raise ConfigError(
+                    f"grid points must be a list of mappings (name -> value), got {bad!r} in it"
+                )
         self.fixed = dict(fixed or {})
         for k, v in (axes or {}).items():
             if isinstance(v, (str, bytes, Mapping)) or not isinstance(v, Iterable) or not list(v):
@@ -318,12 +331,19 @@ class Sweep:
             raise ConfigError(f"sweep name {name!r} must be a plain file name")
         if backend not in BACKENDS:
             raise ConfigError(f"backend must be one of {BACKENDS}, got {backend!r}")
-        if max_concurrent is not None and max_concurrent < 1:
-            raise ConfigError(f"max_concurrent must be >= 1, got {max_concurrent}")
+        if max_concurrent is not None and (
+            isinstance(max_concurrent, bool) or not isinstance(max_concurrent, int) or max_concurrent < 1
+        ):
+            raise ConfigError(f"max_concurrent must be a whole number >= 1, got {max_concurrent!r}")
+        if resources is not None and not isinstance(resources, Mapping):
+            raise ConfigError(f"resources must be a mapping such as {{cpu: 1, gpu: 0}}, got {resources!r}")
         resources = dict(resources or {"cpu": 1})
         unknown = set(resources) - {"cpu", "gpu"}
         if unknown:
             raise ConfigError(f"resources may name cpu and gpu only, got {sorted(unknown)}")
+        for k, v in resources.items():
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
+                raise ConfigError(f"resources {k} must be a number >= 0, got {v!r}")
         self.name, self.objective, self.grid = name, objective, grid
         self.path = Path(out_dir) / f"{name}.jsonl"
         self.backend, self.max_concurrent, self.resources = backend, max_concurrent, resources

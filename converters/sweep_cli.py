@@ -93,6 +93,34 @@ def _float_model(data: str, root: str | None, split: str, seed: int, fold: int, 
     return fp, (Xtr, ytr, Xva, yva, Xte, yte)
 
 
+LAQ_WEIGHTS_KEYS = frozenset(
+    {
+        "wP",
+        "wE",
+        "wV",
+        "seed",
+        "data",
+        "root",
+        "split",
+        "fold",
+        "folds",
+        "recipe",
+        "t_margin",
+        "epochs",
+        "qat_epochs",
+        "files",
+    }
+)
+
+
+def _check_laq_weights_point(point: Mapping[str, Any]) -> None:
+    unknown = set(point) - LAQ_WEIGHTS_KEYS
+    if unknown:
+        raise ConfigError(
+            f"laq_weights: unknown point keys {sorted(unknown)}; known: {sorted(LAQ_WEIGHTS_KEYS)}"
+        )
+
+
 def laq_weights_objective(point: dict) -> dict:
     """One point of a LAQ weight grid: the paper's recipe with importance weights (wP, wE, wV).
 
@@ -110,25 +138,7 @@ def laq_weights_objective(point: dict) -> dict:
     from converters.quant.qat import QAT_DEFAULTS
     from converters.train import accuracy
 
-    known = {
-        "wP",
-        "wE",
-        "wV",
-        "seed",
-        "data",
-        "root",
-        "split",
-        "fold",
-        "folds",
-        "recipe",
-        "t_margin",
-        "epochs",
-        "qat_epochs",
-        "files",
-    }
-    unknown = set(point) - known
-    if unknown:
-        raise ConfigError(f"laq_weights: unknown point keys {sorted(unknown)}; known: {sorted(known)}")
+    _check_laq_weights_point(point)
     torch.set_num_threads(1)  # same arithmetic in every process, so serial and Ray agree
     seed = int(point.get("seed", 0))
     fp, (Xtr, ytr, Xva, yva, Xte, yte) = _float_model(
@@ -294,7 +304,15 @@ def fingerprint_folders(points: list[dict]) -> bool:
 
 def check_points(objective: str, points: list[dict], spec: Path) -> None:
     """Before any point runs: every point of a zoo (or lms) sweep is a valid `ZooPoint` (its keys and the kinds of
-    their values). A bad one failed alone inside the sweep, its failure stored for every point (a review)."""
+    their values), and every point of a laq_weights sweep names only its keys. A bad one failed alone inside the
+    sweep, its failure stored for every point (a review)."""
+    if OBJECTIVES.get(objective) == "converters.sweep_cli:laq_weights_objective":
+        for point in points:
+            try:
+                _check_laq_weights_point(point)
+            except ConfigError as e:
+                raise ConfigError(f"{spec}: {e}") from None
+        return
     if OBJECTIVES.get(objective) != "converters.zoo:zoo_objective":
         return
     from converters.zoo import ZooPoint
@@ -306,6 +324,33 @@ def check_points(objective: str, points: list[dict], spec: Path) -> None:
             raise ConfigError(f"{spec}: {e}") from None
 
 
+def check_report(report: Any, spec: Path) -> dict:
+    """The spec's report block, checked before any point runs (found after the sweep, a typo or a value of the
+    wrong kind cost its whole run): metric a name or a list of names, by a list of names, agg and mode one of
+    theirs."""
+    if report is None:
+        return {}
+    if not isinstance(report, dict):
+        raise ConfigError(f"{spec}: report must be a mapping (metric, by, agg, mode), got {report!r}")
+    unknown = set(report) - {"metric", "by", "agg", "mode"}
+    if unknown:
+        raise ConfigError(f"{spec}: report has unknown keys {sorted(unknown)}")
+    metric = report.get("metric")
+    names = [metric] if isinstance(metric, str) else metric
+    if metric is not None and (
+        not isinstance(names, list) or not names or not all(isinstance(m, str) for m in names)
+    ):
+        raise ConfigError(f"{spec}: report metric must be a metric name or a list of them, got {metric!r}")
+    by = report.get("by")
+    if by is not None and (not isinstance(by, list) or not all(isinstance(b, str) for b in by)):
+        raise ConfigError(f"{spec}: report by must be a list of point keys, got {by!r}")
+    if report.get("agg", "mean") not in ("mean", "mean+-std"):
+        raise ConfigError(f"{spec}: report agg must be 'mean' or 'mean+-std', got {report['agg']!r}")
+    if report.get("mode", "max") not in ("max", "min"):
+        raise ConfigError(f"{spec}: report mode must be 'max' or 'min', got {report['mode']!r}")
+    return report
+
+
 def cmd_sweep(args: argparse.Namespace) -> int:
     """Run (or resume) the sweep of args.spec; print and write `<name>.md`. Exit 1 if any point failed."""
     from converters.sweep import Grid, Sweep
@@ -313,32 +358,36 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     spec = load_spec(args.spec)
     if not isinstance(spec["grid"], dict):
         raise ConfigError(f"{args.spec}: grid must be a mapping with axes / points / fixed")
-    report = dict(spec.get("report") or {})
-    unknown = set(report) - {"metric", "by", "agg", "mode"}
-    if unknown:  # before any point runs: found after the sweep, a typo cost its whole run
-        raise ConfigError(f"{args.spec}: report has unknown keys {sorted(unknown)}")
+    report = check_report(spec.get("report"), args.spec)
     say = (lambda s: None) if args.quiet else print
-    grid = Grid.from_dict(spec["grid"])
-    if fingerprint_folders(grid.points):
-        grid = Grid(points=grid.points)  # the ids again, with each folder's fingerprint in them
+    reuse = spec.get("reuse") or []
+    if isinstance(reuse, str) or not isinstance(reuse, list):
+        raise ConfigError(f"{args.spec}: reuse must be a list of JSON-lines files, got {reuse!r}")
+    # a spec's grid, backend, max_concurrent or resources of the wrong kind is refused naming the file, before any
+    # point runs (it was a bare "grid has unknown keys" or a TypeError traceback)
+    try:
+        grid = Grid.from_dict(spec["grid"])
+        if fingerprint_folders(grid.points):
+            grid = Grid(points=grid.points)  # the ids again, with each folder's fingerprint in them
+        objective = resolve_objective(str(spec["objective"]))
+        name = str(spec.get("name") or Path(args.spec).stem)
+        out = Path(args.out or spec.get("out") or "runs/sweeps")
+        sweep = Sweep(
+            name,
+            objective,
+            grid,
+            out,
+            backend=args.backend or spec.get("backend", "auto"),
+            max_concurrent=args.max_concurrent or spec.get("max_concurrent"),
+            resources=spec.get("resources"),
+            reuse=[Path(p) if Path(p).is_absolute() else Path(args.spec).parent / p for p in reuse],
+            retry_errors=args.retry_errors,
+            progress=not args.quiet,
+            log=say,
+        )
+    except ConfigError as e:
+        raise ConfigError(f"{args.spec}: {e}") from None
     check_points(str(spec["objective"]), grid.points, args.spec)
-    name = str(spec.get("name") or Path(args.spec).stem)
-    out = Path(args.out or spec.get("out") or "runs/sweeps")
-    sweep = Sweep(
-        name,
-        resolve_objective(str(spec["objective"])),
-        grid,
-        out,
-        backend=args.backend or spec.get("backend", "auto"),
-        max_concurrent=args.max_concurrent or spec.get("max_concurrent"),
-        resources=spec.get("resources"),
-        reuse=[
-            Path(p) if Path(p).is_absolute() else Path(args.spec).parent / p for p in spec.get("reuse") or []
-        ],
-        retry_errors=args.retry_errors,
-        progress=not args.quiet,
-        log=say,
-    )
     from converters.zoo_cli import each_warning_once
 
     with each_warning_once():  # each point loads the data set again: its warnings once, not once per point

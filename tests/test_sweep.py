@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -410,3 +411,50 @@ def test_a_zoo_sweep_point_of_the_wrong_kind_is_refused_before_any_point_runs(tm
     with pytest.raises(ConfigError, match=r"z\.yaml: zoo: point key epochs='abc' must be int"):
         cmd_sweep(args)
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        ("objective: toy\ngrid: {axis: {x: [1]}}\n", r"grid has unknown keys \['axis'\]"),
+        ("objective: toy\ngrid: {axes: {x: []}}\n", "grid axis 'x' must be a non-empty list"),
+        ("objective: toy\ngrid: {}\n", "a grid needs at least one axis or one explicit point"),
+        ("objective: toy\ngrid: {axes: [1, 2]}\n", "grid axes must be a mapping"),
+        ("objective: toy\ngrid: {points: {x: 1}}\n", "grid points must be a list of mappings"),
+        ("objective: toy\ngrid: {points: [1]}\n", "grid points must be a list of mappings"),
+        ("objective: toy\ngrid: {axes: {x: [1]}, fixed: 3}\n", "grid fixed must be a mapping"),
+        ("objective: toy\ngrid: {axes: {x: [1]}}\nreport: [loss]\n", "report must be a mapping"),
+        ("objective: toy\ngrid: {axes: {x: [1]}}\nreport: {agg: median}\n", "report agg must be"),
+        ("objective: toy\ngrid: {axes: {x: [1]}}\nreport: {mode: lowest}\n", "report mode must be"),
+        ("objective: toy\ngrid: {axes: {x: [1]}}\nreport: {by: x}\n", "report by must be a list"),
+        (
+            "objective: toy\ngrid: {axes: {x: [1]}}\nmax_concurrent: two\n",
+            "max_concurrent must be a whole number",
+        ),
+        ("objective: toy\ngrid: {axes: {x: [1]}}\nresources: 2\n", "resources must be a mapping"),
+        ("objective: toy\ngrid: {axes: {x: [1]}}\nresources: {cpu: one}\n", "resources cpu must be a number"),
+        ("objective: toy\ngrid: {axes: {x: [1]}}\nbackend: rays\n", "backend must be one of"),
+        ("objective: toy\ngrid: {axes: {x: [1]}}\nreuse: a.jsonl\n", "reuse must be a list"),
+        ("objective: laq_weights\ngrid: {axes: {wp: [0.1]}}\n", r"laq_weights: unknown point keys \['wp'\]"),
+    ],
+)
+def test_a_spec_of_the_wrong_shape_is_refused_naming_the_file_before_any_point_runs(
+    tmp_path, capsys, body, says
+):
+    """Review: a grid / report / max_concurrent / resources of the wrong kind was a TypeError or AttributeError
+    traceback (exit 1), a grid error named no file, a report agg or mode typo was found only after every point
+    had run, and a laq_weights key typo was stored as a failure of every point (exit 1). Each is now one line
+    naming the spec, exit 2, nothing written."""
+    from edge_ser.cli import main
+
+    spec = tmp_path / "s.yaml"
+    spec.write_text(body)
+    assert main(["sweep", str(spec), "--out", str(tmp_path / "out"), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert f"{spec}: " in err and re.search(says, err) and "Traceback" not in err, err
+    assert not (tmp_path / "out").exists()
+
+
+def test_grid_points_may_be_any_iterable_of_mappings():
+    g = Grid(points=({"x": i} for i in range(3)))
+    assert [p["x"] for p in g] == [0, 1, 2]
