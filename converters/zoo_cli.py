@@ -17,8 +17,9 @@ import json
 import statistics
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from converters.registry import INPUT_LABELS, MODELS
 from edge_ser.cli.common import in_range
@@ -40,6 +41,32 @@ def parse_sets(items: Sequence[str]) -> dict:
         except json.JSONDecodeError:
             out[key] = value
     return out
+
+
+SET_BY_OPTIONS = {
+    "model": "--models",
+    "data": "--data",
+    "root": "--root",
+    "files": "--data (the fingerprint of its files)",
+    "split": "--split",
+    "laq": "--laq",
+}
+"""`--set` keys the command's own options give each point: a `--set` of one overrode them in the points but not in
+what the command read or printed (`--set split=loso` ran 10 copies of LOSO fold 0 under the title "10 random
+80/10/10 splits"; `--set seed=3` was "grid point ... appears twice")."""
+
+
+def check_sets(sets: Mapping[str, Any], split: str) -> None:
+    """Refuse a `--set` of a key an option gives (SET_BY_OPTIONS, fold, and seed on random splits)."""
+    by = dict(SET_BY_OPTIONS)
+    by["fold"] = "--folds" if split == "loso" else "--split loso --folds (random splits have no folds)"
+    if split == "random":
+        by["seed"] = "--seeds"
+    for key in sets:
+        if key in by:
+            raise ConfigError(
+                f"--set {key}: given by {by[key]} (with --split {split}); use that option instead"
+            )
 
 
 def zoo_points(
@@ -153,6 +180,8 @@ def _cmd_zoo(args: argparse.Namespace) -> int:
         check_recipe(args.laq)
         if not any(MODELS[m].family == "torch" for m in models):
             raise ConfigError(f"--laq {args.laq}: none of {', '.join(models)} has weights to quantize")
+    sets = parse_sets(args.set or [])
+    check_sets(sets, args.split)
     from converters.data.loaders import is_labels_csv
     from converters.pipeline import files_fingerprint, load_records
 
@@ -175,7 +204,7 @@ def _cmd_zoo(args: argparse.Namespace) -> int:
         "data": args.data,
         **({"root": str(args.root)} if args.root else {}),
         **({"files": files_fingerprint(records)} if folder else {}),
-        **parse_sets(args.set or []),
+        **sets,
     }
     points = zoo_points(models, args.split, indices, extra, laq=args.laq or "")
     name = args.name or f"zoo-{Path(args.data).name or 'data'}-{args.split}"  # --data may be a folder
@@ -296,12 +325,15 @@ def add_zoo_args(p: argparse.ArgumentParser) -> None:
     )
     from converters.zoo import ZooPoint
 
-    keys = ", ".join(f.name for f in dataclasses.fields(ZooPoint) if f.name not in ("model", "data", "root"))
+    keys = ", ".join(
+        f.name for f in dataclasses.fields(ZooPoint) if f.name not in SET_BY_OPTIONS and f.name != "fold"
+    )
     p.add_argument(
         "--set",
         action="append",
         metavar="KEY=VALUE",
-        help=f"a point field for every point (repeatable), one of: {keys}",
+        help=f"a point field for every point (repeatable), one of: {keys} (seed with --split loso only: --seeds "
+        "gives the random splits' seeds, --folds the folds)",
     )
     p.add_argument(
         "--laq",

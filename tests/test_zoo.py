@@ -397,7 +397,9 @@ def test_zoo_set_help_lists_the_point_keys(capsys):
     with pytest.raises(SystemExit):
         main(["zoo", "--help"])
     text = " ".join(capsys.readouterr().out.split())
-    keys = [f.name for f in dataclasses.fields(ZooPoint) if f.name not in ("model", "data", "root")]
+    from converters.zoo_cli import SET_BY_OPTIONS
+
+    keys = [f.name for f in dataclasses.fields(ZooPoint) if f.name not in SET_BY_OPTIONS and f.name != "fold"]
     assert f"one of: {', '.join(keys)}" in text
 
 
@@ -412,3 +414,35 @@ def test_zoo_refuses_a_model_listed_twice_before_any_work(tmp_path, capsys) -> N
     err = capsys.readouterr().err
     assert "--models" in err and "rf listed twice" in err and "grid point" not in err
     assert err.count("\n") == 1 and not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("split", "item", "option"),
+    [
+        ("random", "seed=3", "--seeds"),
+        ("random", "fold=2", "--split loso --folds"),
+        ("loso", "fold=2", "--folds"),
+        ("random", "split=loso", "--split"),
+        ("random", "model=svm", "--models"),
+        ("random", "data=emodb", "--data"),
+        ("random", "laq=sensitivity@2", "--laq"),
+    ],
+)
+def test_zoo_refuses_a_set_of_a_key_its_options_give(tmp_path, capsys, split, item, option) -> None:
+    """Review: `zoo --set split=loso` ran ten copies of LOSO fold 0 under the title "10 random 80/10/10 splits",
+    `--set seed=3` (random splits) was "grid point ... appears twice" and `--set fold=2` on random splits did
+    nothing. A --set of a key an option gives is now refused naming that option, before the data is read."""
+    from edge_ser.cli import main
+
+    out = tmp_path / "runs"
+    argv = ["zoo", "--data", str(tmp_path / "nowhere"), "--models", "rf", "--split", split, "--set", item]
+    assert main([*argv, "--out", str(out), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert f"--set {item.partition('=')[0]}: given by {option}" in err and "nowhere" not in err, err
+    assert not out.exists()
+
+
+def test_zoo_takes_a_seed_on_loso_folds() -> None:
+    from converters.zoo_cli import check_sets
+
+    check_sets({"seed": 1, "epochs": 3}, "loso")
