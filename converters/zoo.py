@@ -128,6 +128,12 @@ class ZooPoint:
             raise ConfigError(f"zoo: split {self.split!r} must be one of {SPLITS}")
         if self.laq and MODEL_REGISTRY[self.model].family != "torch":
             raise ConfigError(f"zoo: {self.model} has no weights to quantize; drop laq={self.laq!r}")
+        # the front end's own checks now, so a bad M / T / n_fft / sample_rate stops the run before any point
+        # trains (`T: 5000` failed every point alone, each failure stored and kept)
+        try:
+            self.lms_spec() if self.model in LMS_MODELS else self.feature_spec()
+        except ConfigError as e:
+            raise ConfigError(f"zoo: {e}") from None
 
     @classmethod
     def from_point(cls, point: dict) -> ZooPoint:

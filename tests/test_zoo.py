@@ -172,6 +172,31 @@ def test_zoo_points_validate_their_keys() -> None:
     assert zoo_points(["laq_mlp"], "random", [0], parse_sets(["lr=1", "level_dbfs=-26", "sample_rate=null"]))
 
 
+@pytest.mark.parametrize(
+    ("model", "item", "says"),
+    [
+        ("small_cnn", "T=5000", "segment_frames: must be between 1 and 4096, got 5000"),
+        ("squeezenet_lms", "n_fft=100", "n_fft: must be between"),
+        ("rf", "sample_rate=0", "FeatureSpec: sample_rate: must be between"),
+        ("laq_mlp", "level_dbfs=10", "level_dbfs: must be between"),
+    ],
+)
+def test_a_zoo_front_end_value_out_of_range_is_refused_before_any_point_runs(
+    tmp_path, capsys, model, item, says
+):
+    """Review: `zoo --set T=5000` (or a sweep point's) trained nothing but failed every point alone, each failure
+    stored and kept, exit 1; the point's front end is now built with the point, so it is one line, exit 2,
+    nothing written."""
+    from edge_ser.cli import main
+
+    with pytest.raises(ConfigError, match=re.escape(says)):
+        ZooPoint.from_point({"model": model, **parse_sets([item])})
+    out = tmp_path / "runs"
+    argv = ["zoo", "--data", "synthetic", "--models", model, "--seeds", "1", "--set", item, "--out", str(out)]
+    assert main([*argv, "-q", "--backend", "serial"]) == 2
+    assert says in capsys.readouterr().err and not out.exists()
+
+
 def test_comparison_table_aggregates_per_model() -> None:
     rows = [
         {"model": "svm", "acc": 0.6, "uar": 0.5, "params": 10},
