@@ -101,3 +101,8 @@ NO_AUDIO = "no audio"
 until it is back, so a page or a JSON reader sees the loss instead of the last label standing."""
 NO_RESULT = "no result"
 """The label of a window the model could not answer (NaN or infinite input or logits; `notes` says why)."""
+CAMERA_AWAY = ("camera lost", "no camera yet")
+"""How an update's note begins when the camera goes away: after it gave frames, or before its first
+(`edge_ser.live.run`); the live page keeps it for a tab opened later, until a `CAMERA_BACK` note."""
+CAMERA_BACK = ("camera back", "camera found")
+"""The note of the camera's first frame after `CAMERA_AWAY`: after it gave frames before, or its very first."""

@@ -26,7 +26,7 @@ from edge_ser.errors import EdgeSerError
 from edge_ser.inputs.base import CLIPPED_NOTE
 from edge_ser.live import sdnotify
 from edge_ser.live.pipeline import LivePipeline, SlidingWindow
-from edge_ser.live.result import LiveResult
+from edge_ser.live.result import CAMERA_AWAY, CAMERA_BACK, LiveResult
 
 STAGES = ("capture", "features", "face", "inference", "learn", "total")
 LOST_EVERY = 1.0
@@ -550,7 +550,7 @@ class LiveRunner:
         healthy = bool(getattr(self.frames, "healthy", True))
         if healthy:
             if self._camera_ok is False:
-                self._notes.append("camera back" if self._camera_seen else "camera found")
+                self._notes.append(CAMERA_BACK[0] if self._camera_seen else CAMERA_BACK[1])
             self._camera_ok = self._camera_seen = True
             return
         if self._camera_ok is False or (not self._camera_seen and t < CAMERA_GRACE):
@@ -558,7 +558,7 @@ class LiveRunner:
         self._camera_ok = False
         meanwhile = f"{self.pipeline.without_faces} meanwhile"
         why = getattr(self.frames, "last_error", None) or "retrying"
-        self._notes.append(f"{'camera lost' if self._camera_seen else 'no camera yet'}: {why} ({meanwhile})")
+        self._notes.append(f"{CAMERA_AWAY[0] if self._camera_seen else CAMERA_AWAY[1]}: {why} ({meanwhile})")
         self._faces.clear()
         self.tracker.reset()
 

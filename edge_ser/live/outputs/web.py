@@ -53,7 +53,7 @@ from edge_ser.errors import ConfigError
 from edge_ser.live.outputs._json import result_json
 from edge_ser.live.outputs._palette import LABEL_COLORS, css_color
 from edge_ser.live.outputs.base import OutputError
-from edge_ser.live.result import LiveResult
+from edge_ser.live.result import CAMERA_AWAY, CAMERA_BACK, LiveResult
 
 _CLOSE = object()
 """Queue sentinel: the server is closing, end the stream."""
@@ -116,11 +116,6 @@ def host_names(value: str | Iterable[str], option: str = "") -> tuple[str, ...]:
         if name not in out:
             out.append(name)
     return tuple(out)
-
-
-CAMERA_AWAY = ("camera lost", "no camera yet")
-"""How the live loop's notes begin while the camera is away (`edge_ser.live.run`, `_camera_health`)."""
-CAMERA_BACK = ("camera back", "camera found")
 
 
 def camera_note(notes: Sequence[str], before: str | None) -> str | None:
