@@ -50,7 +50,7 @@ from edge_ser.live.backoff import Backoff
 from edge_ser.live.sources import Frame, LatestFrame
 from edge_ser.schema import config_from_dict
 from edge_ser.vision._cv2 import import_cv2
-from edge_ser.vision.face import _check_frame
+from edge_ser.vision.face import check_frame
 
 BACKENDS = ("auto", "v4l2", "gstreamer", "ffmpeg", "any")
 URL_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://")
@@ -223,7 +223,7 @@ def _unusable(image: Any) -> str | None:
     packed YUYV, ...), else None. Such a frame counts as a failed read: one of them ended the whole run with the
     face crop's error."""
     try:
-        _check_frame(image)
+        check_frame(image)
     except ConfigError as e:
         return str(e).removeprefix("face crop: ")
     return None

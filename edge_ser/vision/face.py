@@ -149,7 +149,7 @@ def _load_cascade(cv2: Any, path: str) -> Any:
     return cascade
 
 
-def _check_frame(frame: Any) -> np.ndarray:
+def check_frame(frame: Any) -> np.ndarray:
     """The frame as a numpy array of an accepted shape and dtype; ConfigError naming the shape otherwise."""
     if not isinstance(frame, np.ndarray):
         raise ConfigError(f"face crop: expected a numpy image array, got {type(frame).__name__}")
@@ -178,7 +178,7 @@ def _check_frame(frame: Any) -> np.ndarray:
 
 def to_grey(frame: np.ndarray) -> np.ndarray:
     """Validate a frame and return it as contiguous grey uint8 [h, w] (float [0, 1] is scaled by 255, rounded)."""
-    frame = _check_frame(frame)
+    frame = check_frame(frame)
     if frame.dtype != np.uint8:
         frame = np.clip(np.rint(frame.astype(np.float32) * 255.0), 0, 255).astype(np.uint8)
     if frame.ndim == 3 and frame.shape[2] == 1:
