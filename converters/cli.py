@@ -331,7 +331,7 @@ def _room(args: argparse.Namespace) -> tuple[float, float] | None:
     return parse_room(args.room)
 
 
-def audio_alone_note(kind, chosen) -> str | None:  # noqa: ANN001 - an InputKind, Records
+def one_modality_note(kind, chosen) -> str | None:  # noqa: ANN001 - an InputKind, Records
     """For a fusion bundle scored on one modality only: its figure is that branch's alone, which the report did not
     say (a review quoted av_fusion's 45.5 % on RAVDESS WAVs beside its fused 69.2 %). Audio files only: the audio
     branch; images only (FER-2013): the face branch, through the rule's temperature and prior. None otherwise."""
@@ -364,15 +364,16 @@ def fer_notes(bundle, name: str, chosen) -> list[str]:  # noqa: ANN001 - a Bundl
             and isinstance(acc.get("test"), float)
         ):
             notes.append(
-                f"each image goes through {Path(b.source).name}'s Haar face search first, as a camera frame would; its manifest's "
-                f"{100 * acc['test']:.1f} % gives the model the FER image itself as the crop (docs/eval.md, Limits)"
+                f"each image goes through {Path(b.source).name}'s Haar face search first, as a camera frame "
+                f"would; its manifest's {100 * acc['test']:.1f} % gives the model the FER image itself as the crop "
+                "(docs/eval.md, Limits)"
             )
     split = ((bundle.manifest.get("accuracy") or {}).get("split")) or {}
     on_publictest = [r for r in chosen if r.get("split") == "validation"]
     if branches and isinstance(split, dict) and split.get("val_faces") == "publictest" and on_publictest:
         notes.append(
-            f"{len(on_publictest)} of {len(chosen)} images are PublicTest's, on which {Path(bundle.source).name}'s fusion rule was "
-            "fitted (its manifest's split.val_faces): not a held-out figure of the rule"
+            f"{len(on_publictest)} of {len(chosen)} images are PublicTest's, on which {Path(bundle.source).name}'s "
+            "fusion rule was fitted (its manifest's split.val_faces): not a held-out figure of the rule"
         )
     return notes
 
@@ -386,12 +387,12 @@ def _images_only(chosen) -> bool:  # noqa: ANN001 - Records
 
 def _bundle_notes(args: argparse.Namespace, rec, chosen, name: str) -> str:  # noqa: ANN001 - a Recognizer, Records
     """eval's notes about the bundle on these files, said on stderr: an --adapt it ignores, a fusion bundle heard on
-    one modality alone (`audio_alone_note`) and a face bundle on FER-2013 (`fer_notes`); the last two the report's
+    one modality alone (`one_modality_note`) and a face bundle on FER-2013 (`fer_notes`); the last two the report's
     selection line keeps (returned as "; note; ...")."""
     ignored = adapt_ignored(args, rec, "eval")
     if ignored:
         print(ignored, file=sys.stderr)
-    notes = [n for n in (audio_alone_note(rec.kind, chosen), *fer_notes(rec.bundle, name, chosen)) if n]
+    notes = [n for n in (one_modality_note(rec.kind, chosen), *fer_notes(rec.bundle, name, chosen)) if n]
     for note in notes:  # the figure is not what a reader quoting the bundle's name would think
         print(f"edge-ser eval: note: {note}", file=sys.stderr)
     return "".join(f"; {n}" for n in notes)
