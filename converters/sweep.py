@@ -38,6 +38,10 @@ from tqdm.auto import tqdm
 from edge_ser.errors import ConfigError, MissingDependencyError, install_hint
 
 BACKENDS = ("auto", "serial", "ray")
+AGGS = ("mean", "mean+-std")
+"""How `SweepResult.table` aggregates a metric over the points of a row (a spec's `report.agg`)."""
+MODES = ("max", "min")
+"""Whether `SweepResult.best` takes the highest or the lowest metric (a spec's `report.mode`)."""
 REPLICATE_AXES = ("fold", "seed")
 """Point keys that repeat one setting on other data or another draw, not settings to choose: the report's table
 groups over them by default, and a choice between points averages its validation figure over them (choosing
@@ -254,7 +258,7 @@ class SweepResults:
 
     def best(self, metric: str, mode: str = "max") -> dict:
         """The row (as to_rows) with the highest (mode="max") or lowest ("min") metric."""
-        if mode not in ("max", "min"):
+        if mode not in MODES:
             raise ConfigError(f"mode must be 'max' or 'min', got {mode!r}")
         rows = [r for r in self.to_rows() if not r["error"] and isinstance(r.get(metric), (int, float))]
         if not rows:
@@ -269,7 +273,7 @@ class SweepResults:
         "fold", REPLICATE_AXES), each metric aggregated over the rest ("mean" or "mean+-std", sample std), plus n
         and errors."""
         metrics = [metric] if isinstance(metric, str) else list(metric)
-        if agg not in ("mean", "mean+-std"):
+        if agg not in AGGS:
             raise ConfigError(f"agg must be 'mean' or 'mean+-std', got {agg!r}")
         by = [a for a in self.axes if a not in REPLICATE_AXES] if by is None else list(by)
         groups: dict[str, tuple[list, list[dict]]] = {}

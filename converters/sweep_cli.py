@@ -344,9 +344,11 @@ def check_report(report: Any, spec: Path) -> dict:
     by = report.get("by")
     if by is not None and (not isinstance(by, list) or not all(isinstance(b, str) for b in by)):
         raise ConfigError(f"{spec}: report by must be a list of point keys, got {by!r}")
-    if report.get("agg", "mean") not in ("mean", "mean+-std"):
+    from converters.sweep import AGGS, MODES
+
+    if report.get("agg", "mean") not in AGGS:
         raise ConfigError(f"{spec}: report agg must be 'mean' or 'mean+-std', got {report['agg']!r}")
-    if report.get("mode", "max") not in ("max", "min"):
+    if report.get("mode", "max") not in MODES:
         raise ConfigError(f"{spec}: report mode must be 'max' or 'min', got {report['mode']!r}")
     return report
 
