@@ -474,7 +474,7 @@ def checked(
 def main() -> None:
     """The script (`_main`), each data-set warning said once: the folder is listed more than once on the way (its
     speakers, its functionals, its copies), and a warning printed twice reads as two problems (a review)."""
-    from converters.zoo_cli import each_warning_once
+    from converters.data.scan import each_warning_once
 
     with each_warning_once():
         _main()

@@ -790,7 +790,7 @@ def load_stage0(results: Path, name: str, choose_by: str, reverb: str) -> dict[s
 def main() -> None:
     """The script (`_main`), each data-set warning said once: the folder is listed more than once on the way (its
     speakers, its functionals, its copies), and a warning printed twice reads as two problems (a review)."""
-    from converters.zoo_cli import each_warning_once
+    from converters.data.scan import each_warning_once
 
     with each_warning_once():
         _main()

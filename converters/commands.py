@@ -581,7 +581,7 @@ def cmd_laq(
     five steps are numbered out of: more than LAQ_STEPS when the caller goes on to stages of its own. Each of our
     own warnings is said once (`each_warning_once`): `--tflite` reads the data again for its calibration, and every
     "skipped <file>" of step 1 came a second time."""
-    from converters.zoo_cli import each_warning_once
+    from converters.data.scan import each_warning_once
 
     with each_warning_once():
         return _laq(args, spec, title=title, steps=steps)

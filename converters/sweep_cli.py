@@ -390,7 +390,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     except ConfigError as e:
         raise ConfigError(f"{args.spec}: {e}") from None
     check_points(str(spec["objective"]), grid.points, args.spec)
-    from converters.zoo_cli import each_warning_once
+    from converters.data.scan import each_warning_once
 
     with each_warning_once():  # each point loads the data set again: its warnings once, not once per point
         res = sweep.run()

@@ -11,16 +11,15 @@ comparison resumes where it stopped and runs on Ray when installed. Results: `<o
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import json
 import statistics
 import sys
-import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from converters.data.scan import each_warning_once
 from converters.registry import INPUT_LABELS, MODELS
 from edge_ser.cli.common import in_range
 from edge_ser.errors import ConfigError
@@ -231,32 +230,6 @@ def _cmd_zoo(args: argparse.Namespace) -> int:
     md = Path(args.out) / f"{name}.md"
     atomic_write(md, text + f"\n\nResults: `{res.path}`\n")
     return 1 if res.errors else 0
-
-
-@contextlib.contextmanager
-def each_warning_once():
-    """Within it, each data-set and input warning (DatasetWarning, InputWarning) is shown once: every point of a
-    zoo or sweep loads the data set again, so a folder's "class folder(s) ... name no known emotion" was printed
-    once per point (7 times for 7 points), which reads as 7 problems. (The warnings filter "once" does not
-    hold: every `warnings.catch_warnings` in the points, e.g. around the ONNX export, resets its registry.)"""
-    from converters.data.scan import DatasetWarning
-    from edge_ser.errors import InputWarning
-
-    seen: set[tuple[type, str]] = set()
-    show = warnings.showwarning
-
-    def once(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001 - warnings' signature
-        if issubclass(category, (DatasetWarning, InputWarning)):
-            if (category, str(message)) in seen:
-                return
-            seen.add((category, str(message)))
-        show(message, category, filename, lineno, file, line)
-
-    warnings.showwarning = once
-    try:
-        yield
-    finally:
-        warnings.showwarning = show
 
 
 def _warn_small_folds(records, indices: list[int]) -> None:

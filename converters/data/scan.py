@@ -4,6 +4,7 @@ scheme (or, in a folder-per-class tree, have an extension it does not read). Sha
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
 from collections.abc import Iterable, Sequence
@@ -236,6 +237,29 @@ def warn_lost_classes(dataset: str, listed: Sequence[Record], kept: Sequence[Rec
     return list(counts)
 
 
+@contextlib.contextmanager
+def each_warning_once():
+    """Within it, each data-set and input warning (DatasetWarning, InputWarning) is shown once: every point of a
+    zoo or sweep loads the data set again, so a folder's "class folder(s) ... name no known emotion" was printed
+    once per point (7 times for 7 points), which reads as 7 problems. (The warnings filter "once" does not
+    hold: every `warnings.catch_warnings` in the points, e.g. around the ONNX export, resets its registry.)"""
+    seen: set[tuple[type, str]] = set()
+    show = warnings.showwarning
+
+    def once(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001 - warnings' signature
+        if issubclass(category, (DatasetWarning, InputWarning)):
+            if (category, str(message)) in seen:
+                return
+            seen.add((category, str(message)))
+        show(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = once
+    try:
+        yield
+    finally:
+        warnings.showwarning = show
+
+
 __all__ = [
     "DatasetWarning",
     "Loaded",
@@ -243,6 +267,7 @@ __all__ = [
     "audio_problem",
     "check_decodable",
     "data_files",
+    "each_warning_once",
     "skip_ignored",
     "warn_lost_classes",
 ]
