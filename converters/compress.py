@@ -20,7 +20,7 @@ import numpy as np
 from torch import nn
 
 from converters.quant import BitPlan, LaqConfig, allocate, freeze, ptq, qat
-from converters.quant.qat import QAT_DEFAULTS
+from converters.quant.qat import QAT_DEFAULTS, SCALES
 from converters.train import TrainConfig, accuracy
 from edge_ser.errors import ConfigError
 
@@ -112,10 +112,14 @@ def compress(
     seed: int = 0,
     log=None,
     train_kwargs: dict | None = None,
+    qat_scales: str = "rule",
 ) -> Compressed:
     """Apply `recipe` (see module doc) to a trained float model.
 
-    `train_kwargs` go to every QAT run's `train_classifier` (e.g. utterance-level `val_accuracy`, `augment`)."""
+    `train_kwargs` go to every QAT run's `train_classifier` (e.g. utterance-level `val_accuracy`, `augment`);
+    `qat_scales`: the final QAT's scales, "rule" or "learned" (LSQ, `converters.quant.qat.attach`)."""
+    if qat_scales not in SCALES:  # before the allocation's minutes
+        raise ConfigError(f"qat_scales must be one of {', '.join(SCALES)}, got {qat_scales!r}")
     tk = dict(train_kwargs or {})
     t0 = time.perf_counter()
     qat_config = replace(qat_config, seed=seed)
@@ -129,7 +133,9 @@ def compress(
         if kind == "ptq":
             frozen, codes = freeze(model, plan)
             return Compressed(recipe, plan, frozen, codes, time.perf_counter() - t0)
-        frozen, codes, result = qat(model, plan, X_train, y_train, X_val, y_val, qat_config, **tk)
+        frozen, codes, result = qat(
+            model, plan, X_train, y_train, X_val, y_val, qat_config, scales=qat_scales, **tk
+        )
         return Compressed(
             recipe, plan, frozen, codes, time.perf_counter() - t0, {"qat_epoch": result.best_epoch}
         )
@@ -137,7 +143,9 @@ def compress(
     if value is not None:
         cfg = replace(cfg, budget=value) if kind == "sensitivity" else replace(cfg, t_margin=value)
     plan = allocate(model, cfg, X_train, y_train, X_val, y_val, log=log)
-    frozen, codes, result = qat(model, plan, X_train, y_train, X_val, y_val, qat_config, **tk)
+    frozen, codes, result = qat(
+        model, plan, X_train, y_train, X_val, y_val, qat_config, scales=qat_scales, **tk
+    )
     return Compressed(
         recipe,
         plan,

@@ -37,6 +37,7 @@ def empty_cache(tmp_path, monkeypatch) -> Path:
         "PLAIN",
         "QAT",
         "QAT_EPOCHS",
+        "QAT_SCALES",
         "QAT_TEACHER",
     ):
         monkeypatch.setattr(ff, name, getattr(ff, name))
@@ -65,6 +66,7 @@ def _main(monkeypatch, capsys, *argv: str) -> tuple[int, str]:
         (("compress",), [], "float.pt", "train"),
         (("train", "--more", "6"), [], "float.pt", "train"),
         (("ship", "--qat-epochs", "24"), ["float.pt", "compressed.pt"], "compressed_qat24.pt", "compress"),
+        (("ship", "--qat-scales", "learned"), ["float.pt", "compressed.pt"], "compressed_lsq.pt", "compress"),
     ],
 )
 def test_a_missing_checkpoint_is_one_line_naming_the_stage_to_run(

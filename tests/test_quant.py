@@ -182,3 +182,86 @@ def test_check_bits_refuses_a_bool() -> None:
     for bad in (True, False, 0, 9, 2.0):
         with pytest.raises(ConfigError, match="bits must be an integer"):
             check_bits(bad)
+
+
+def test_learned_fake_quant_starts_on_the_rules_grid_and_quantize_follows_given_scales() -> None:
+    """LSQ's forward is the exported grid exactly: at the rule's scales it is the rule's grid (so QAT with learned
+    scales starts where the recipe starts), and at other scales it is quantize(w, bits, scales)'s grid."""
+    from converters.quant.quantizers import learned_fake_quant
+
+    w = torch.randn(16, 40, generator=torch.Generator().manual_seed(1))
+    for bits in range(1, 9):
+        q, s = quantize(w, bits)
+        assert torch.equal(learned_fake_quant(w, s, bits), dequantize(q, s)), bits
+        other = s * 0.7
+        q2, s2 = quantize(w, bits, other)
+        assert torch.equal(s2, other) and torch.equal(
+            learned_fake_quant(w, other, bits), dequantize(q2, s2)
+        ), bits
+    # a smaller scale clips: at 2 bits every code stays in {-1, 0, 1}, more of them non-zero than the rule's
+    q2, _ = quantize(w, 2, quantize(w, 2)[1] * 0.4)
+    assert q2.abs().max() == 1 and (q2 != 0).sum() > (quantize(w, 2)[0] != 0).sum()
+    with pytest.raises(ConfigError, match="3 scales for a weight of 16 output channels"):
+        quantize(w, 4, torch.ones(3))
+
+
+def test_learned_fake_quant_gradients_are_lsqs() -> None:
+    """The weight's gradient passes where the grid does not clip it and is zero where it does; the scale's is
+    sum(grad x (q - w/s)) inside, grad x q where clipped (q at 1 bit), times 1/sqrt(n x qmax) (Esser et al. 2020)."""
+    from converters.quant.quantizers import learned_fake_quant
+
+    w = torch.tensor([[0.05, -0.4, 0.9, -2.0], [0.3, 0.31, -0.1, 0.0]], requires_grad=True)
+    s = torch.tensor([0.5, 0.2], requires_grad=True)
+    gout = torch.tensor([[1.0, 2.0, -1.0, 0.5], [-1.0, 1.0, 3.0, 2.0]])
+    (learned_fake_quant(w, s, 3) * gout).sum().backward()  # qmax 3
+    v = (w / s[:, None]).detach()
+    clipped = v.abs() > 3
+    assert clipped.tolist() == [[False, False, False, True], [False, False, False, False]]
+    assert torch.equal(w.grad, torch.where(clipped, 0.0, gout))
+    q = torch.clamp(torch.round(v), -3, 3)
+    per = torch.where(clipped, q, q - v) * gout
+    torch.testing.assert_close(s.grad, per.sum(1) / math.sqrt(4 * 3))
+    w1 = w.detach().clone().requires_grad_(True)
+    s1 = torch.tensor([0.5, 0.2], requires_grad=True)
+    (learned_fake_quant(w1, s1, 1) * gout).sum().backward()
+    sign = torch.where(w1.detach() >= 0, 1.0, -1.0)
+    torch.testing.assert_close(s1.grad, (sign * gout).sum(1) / 2.0)
+    assert torch.equal(w1.grad, gout * s1.detach()[:, None])
+
+
+def test_qat_with_learned_scales_trains_them_and_freeze_exports_that_grid() -> None:
+    """QAT with scales="learned" moves the scales off the rule's values; the frozen model is the QAT model's grid
+    bit for bit (the codes are on the learned scales, which the packed file stores); a bad name is refused."""
+    from converters.quant.qat import LearnedScaleQuant, attach, learned_scales, qat
+    from converters.train import TrainConfig
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(240, 12)).astype(np.float32)
+    y = (X[:, 0] + X[:, 1] > 0).astype(np.int64) + (X[:, 2] > 1).astype(np.int64)
+    torch.manual_seed(0)
+    model = laq_mlp(12, 3)
+    plan = BitPlan.uniform(model, 2)
+    cfg = TrainConfig(epochs=5, lr=1e-2, weight_decay=0.0, seed=0, batch_size=32, keep_last=True)
+    frozen, codes, result = qat(model, plan, X, y, X, y, cfg, scales="learned")
+    assert result.model is frozen
+    for name, (q, s) in codes.items():
+        rule = quantize(torch.as_tensor(dict(model.named_modules())[name].weight), 2)[1].numpy()
+        assert not np.allclose(s, rule), (
+            name
+        )  # trained away from the rule's start (and from the float model's)
+        assert set(np.unique(q)) <= {-1, 0, 1}
+    attached = attach(laq_mlp(12, 3), plan, "learned")
+    layer = next(m for m in attached.modules() if hasattr(m, "parametrizations"))
+    assert isinstance(layer.parametrizations.weight[0], LearnedScaleQuant)
+    with torch.no_grad():
+        layer.parametrizations.weight[0].scale.mul_(0.6)
+    x = torch.randn(5, 12)
+    out, (fz, _) = attached.eval()(x), freeze(attached, plan)
+    assert torch.equal(fz(x), out)
+    assert torch.equal(learned_scales(layer), layer.parametrizations.weight[0].scale.detach())
+    with pytest.raises(ConfigError, match="QAT scales must be one of rule, learned, got 'max'"):
+        attach(laq_mlp(12, 3), plan, "max")
+    from converters.compress import compress
+
+    with pytest.raises(ConfigError, match="qat_scales must be one of rule, learned"):
+        compress("sensitivity@2.0", model, X, y, X, y, qat_scales="max")  # before the allocation's minutes

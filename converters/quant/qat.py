@@ -3,7 +3,9 @@
 QAT attaches `fake_quant` to each planned layer's weight as a torch parametrization: the optimiser updates
 the latent float weight, the forward pass sees its b-bit grid (straight-through estimator). `freeze` reads
 the codes from the latent weights with the same quantizer, so the exported model is bit-identical to the
-one QAT evaluated (at 1 bit, up to 1 float32 ulp on some weights: `fake_quant`).
+one QAT evaluated (at 1 bit, up to 1 float32 ulp on some weights: `fake_quant`). With `scales="learned"` each
+channel's scale is a trained parameter too (LSQ, `LearnedScaleQuant`), started at the rule's value; `freeze`
+then quantizes on the learned grid, exactly the one QAT evaluated.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from converters.quant.bitplan import BitPlan, quantizable_layers
-from converters.quant.quantizers import dequantize, fake_quant, quantize
+from converters.quant.quantizers import dequantize, fake_quant, learned_fake_quant, quantize
 from converters.train import TrainConfig, TrainResult, train_classifier
 from edge_ser.errors import ConfigError
 
@@ -33,8 +35,31 @@ class FakeQuant(nn.Module):
         return fake_quant(w, self.bits)
 
 
-def attach(model: nn.Module, plan: BitPlan) -> nn.Module:
-    """Put fake quantization on every planned layer with bits < 32 (in place); returns the model."""
+class LearnedScaleQuant(nn.Module):
+    """Parametrization: weight -> its `bits`-bit grid at a trained per-channel `scale` (LSQ), which starts at
+    the rule's scale for `init` (so the first forward pass is the rule's grid)."""
+
+    def __init__(self, bits: int, init: torch.Tensor) -> None:
+        super().__init__()
+        self.bits = bits
+        self.scale = nn.Parameter(quantize(init, bits)[1].clone())
+
+    def forward(self, w: torch.Tensor) -> torch.Tensor:
+        return learned_fake_quant(w, self.scale, self.bits)
+
+
+SCALES = ("rule", "learned")
+"""How QAT sets each channel's scale: the quantizer's rule from the latent weight at each step (the recipe), or
+a trained parameter (LSQ)."""
+
+
+def attach(model: nn.Module, plan: BitPlan, scales: str = "rule") -> nn.Module:
+    """Put fake quantization on every planned layer with bits < 32 (in place); returns the model.
+
+    `scales`: "rule" (max|w| / qmax, mean|w| at 1 bit, from the latent weight) or "learned" (LSQ; the scales are
+    parameters of the model, so an optimiser's weight decay shrinks them too: the QAT recipes use none)."""
+    if scales not in SCALES:
+        raise ConfigError(f"QAT scales must be one of {', '.join(SCALES)}, got {scales!r}")
     layers = quantizable_layers(model)
     for name, bits in plan.bits.items():
         if bits == 32:
@@ -42,7 +67,10 @@ def attach(model: nn.Module, plan: BitPlan) -> nn.Module:
         m = layers[name]
         if parametrize.is_parametrized(m, "weight"):
             parametrize.remove_parametrizations(m, "weight", leave_parametrized=False)
-        parametrize.register_parametrization(m, "weight", FakeQuant(bits))
+        w = m.weight.detach()
+        parametrize.register_parametrization(
+            m, "weight", LearnedScaleQuant(bits, w) if scales == "learned" else FakeQuant(bits)
+        )
     return model
 
 
@@ -51,6 +79,15 @@ def latent_weight(m: nn.Module) -> torch.Tensor:
     if parametrize.is_parametrized(m, "weight"):
         return m.parametrizations.weight.original
     return m.weight
+
+
+def learned_scales(m: nn.Module) -> torch.Tensor | None:
+    """The trained per-channel scales of a layer attached with scales="learned", else None (the rule's)."""
+    if parametrize.is_parametrized(m, "weight"):
+        p = m.parametrizations.weight[0]
+        if isinstance(p, LearnedScaleQuant):
+            return p.scale.detach()
+    return None
 
 
 def _own_class(m: nn.Module) -> None:
@@ -82,7 +119,7 @@ def freeze(model: nn.Module, plan: BitPlan) -> tuple[nn.Module, dict[str, tuple[
                 f"{name}: the weight has {bad} non-finite value(s) (NaN / inf), which cannot be quantized "
                 "(did training diverge?)"
             )
-        q, s = quantize(w, bits)
+        q, s = quantize(w, bits, learned_scales(src[name]))
         codes[name] = (q.numpy(), s.numpy())
         grid[name] = dequantize(q, s)
     out = copy.deepcopy(model)
@@ -116,12 +153,13 @@ def qat(
     config: TrainConfig = QAT_DEFAULTS,
     *,
     progress: bool = False,
+    scales: str = "rule",
     **train_kwargs,
 ) -> tuple[nn.Module, dict[str, tuple[np.ndarray, np.ndarray]], TrainResult]:
     """Fine-tune a copy of a trained float model at `plan` (STE), keep the best validation epoch, freeze it.
 
-    `train_kwargs` go to `train_classifier` (val_accuracy, augment)."""
-    work = attach(copy.deepcopy(model), plan)
+    `scales`: "rule" or "learned" (`attach`). `train_kwargs` go to `train_classifier` (val_accuracy, augment)."""
+    work = attach(copy.deepcopy(model), plan, scales)
     result = train_classifier(work, X_train, y_train, X_val, y_val, config, progress=progress, **train_kwargs)
     frozen, codes = freeze(result.model, plan)
     return frozen, codes, replace(result, model=frozen)

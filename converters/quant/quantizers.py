@@ -5,9 +5,13 @@ Symmetric per-output-channel (axis 0), matching the `.esq` format exactly (docs/
   Symmetric and zero-exact; the two's-complement value -2**(b-1) is never used (so 2 bits = {-1, 0, +1}).
 - b = 1 bit: the paper's binarisation, q = sign(w) (0 -> +1) and s_c = mean|w_c|.
 The dequantized weight is float32(q) * s_c, computed in float32, so torch, numpy and onnxruntime agree bit for bit.
+QAT may train the scales instead of taking the rule's (`learned_fake_quant`, LSQ); `quantize(w, bits, scales)` then
+gives the codes on that grid, and the file stores those scales.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 
@@ -25,18 +29,28 @@ def check_bits(bits: int) -> int:
     raise ConfigError(f"bits must be an integer in 1..8 (or 32 for float), got {bits!r}")
 
 
-def quantize(w: torch.Tensor, bits: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Integer codes (int8, shape of w) and per-output-channel scales (float32 [w.shape[0]]) of a weight."""
+def quantize(
+    w: torch.Tensor, bits: int, scales: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Integer codes (int8, shape of w) and per-output-channel scales (float32 [w.shape[0]]) of a weight.
+
+    `scales`: the channels' scales to use (learned in QAT) instead of the rule's max|w_c| / qmax or mean|w_c|."""
     check_bits(bits)
     if bits == 32:
         raise ConfigError("bits=32 means float: there is nothing to quantize")
     flat = w.detach().float().reshape(w.shape[0], -1)
+    if scales is not None:
+        scales = scales.detach().float().reshape(-1).clamp_min(MIN_SCALE)
+        if scales.numel() != w.shape[0]:
+            raise ConfigError(f"{scales.numel()} scales for a weight of {w.shape[0]} output channels")
     if bits == 1:
-        scales = flat.abs().mean(dim=1).clamp_min(MIN_SCALE)
+        if scales is None:
+            scales = flat.abs().mean(dim=1).clamp_min(MIN_SCALE)
         codes = torch.where(flat >= 0, 1, -1)
     else:
         qmax = 2 ** (bits - 1) - 1
-        scales = (flat.abs().amax(dim=1) / qmax).clamp_min(MIN_SCALE)
+        if scales is None:
+            scales = (flat.abs().amax(dim=1) / qmax).clamp_min(MIN_SCALE)
         codes = torch.clamp(torch.round(flat / scales[:, None]), -qmax, qmax)
     return codes.to(torch.int8).reshape(w.shape), scales.to(torch.float32)
 
@@ -58,6 +72,37 @@ def fake_quant(w: torch.Tensor, bits: int) -> torch.Tensor:
         return w
     codes, scales = quantize(w, bits)
     return w + (dequantize(codes, scales).to(w.dtype) - w).detach()
+
+
+class _ScaleGrad(torch.autograd.Function):
+    """Identity forward (the value bit for bit), gradient times `g` backward: LSQ's gradient scale."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, g: float) -> torch.Tensor:
+        ctx.g = g
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return grad * ctx.g, None
+
+
+def learned_fake_quant(w: torch.Tensor, scales: torch.Tensor, bits: int) -> torch.Tensor:
+    """Quantize-dequantize at trained per-channel `scales` (LSQ: Esser et al., "Learned Step Size Quantization",
+    ICLR 2020): forward exactly dequantize(*quantize(w, bits, scales)).
+
+    Backward: the weight's gradient passes straight through where the grid does not clip it (zero where it does);
+    each scale gets sum(grad x (q - w / s)) over its channel (x q where clipped; x q at 1 bit), times
+    1 / sqrt(weights per channel x qmax) so that scales and weights learn at comparable rates."""
+    qmax = 1 if bits == 1 else 2 ** (bits - 1) - 1
+    shape = (-1,) + (1,) * (w.dim() - 1)
+    g = 1.0 / math.sqrt(max(w[0].numel(), 1) * qmax)
+    s = _ScaleGrad.apply(scales.clamp_min(MIN_SCALE), g).reshape(shape).to(w.dtype)
+    if bits == 1:
+        q = torch.where(w >= 0, 1.0, -1.0).to(w.dtype)
+        return (q + (w - w.detach())) * s
+    v = torch.clamp(w / s, -qmax, qmax)
+    return (torch.round(v).detach() + (v - v.detach())) * s
 
 
 def quant_error(w: torch.Tensor, bits: int) -> float:
