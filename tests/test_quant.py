@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
@@ -250,13 +251,17 @@ def test_qat_with_learned_scales_trains_them_and_freeze_exports_that_grid() -> N
             name
         )  # trained away from the rule's start (and from the float model's)
         assert set(np.unique(q)) <= {-1, 0, 1}
-    attached = attach(laq_mlp(12, 3), plan, "learned")
+    torch.manual_seed(1)
+    fresh = laq_mlp(12, 3)
+    attached = attach(copy.deepcopy(fresh), plan, "learned").eval()
+    x = torch.randn(5, 12)
+    # untrained, the learned scales are the rule's (up to the float rounding of their log): the recipe's start
+    torch.testing.assert_close(attached(x), attach(fresh, plan).eval()(x), rtol=1e-5, atol=1e-6)
     layer = next(m for m in attached.modules() if hasattr(m, "parametrizations"))
     assert isinstance(layer.parametrizations.weight[0], LearnedScaleQuant)
     with torch.no_grad():
-        layer.parametrizations.weight[0].scale.mul_(0.6)
-    x = torch.randn(5, 12)
-    out, (fz, _) = attached.eval()(x), freeze(attached, plan)
+        layer.parametrizations.weight[0].log_scale.add_(math.log(0.6))
+    out, (fz, _) = attached(x), freeze(attached, plan)
     assert torch.equal(fz(x), out)
     assert torch.equal(learned_scales(layer), layer.parametrizations.weight[0].scale.detach())
     with pytest.raises(ConfigError, match="QAT scales must be one of rule, learned, got 'max'"):

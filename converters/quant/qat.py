@@ -36,13 +36,20 @@ class FakeQuant(nn.Module):
 
 
 class LearnedScaleQuant(nn.Module):
-    """Parametrization: weight -> its `bits`-bit grid at a trained per-channel `scale` (LSQ), which starts at
-    the rule's scale for `init` (so the first forward pass is the rule's grid)."""
+    """Parametrization: weight -> its `bits`-bit grid at a trained per-channel scale (LSQ), which starts at the
+    rule's scale for `init` (so the first forward pass is the rule's grid, up to float rounding of the log).
+
+    The parameter is the log of the scale: Adam's steps are about `lr` in size whatever the gradient, which is a
+    relative step on a log scale (5e-4 -> 0.05 %) but would be 17 % of a 3e-3 scale (an 8-bit layer's) per step."""
 
     def __init__(self, bits: int, init: torch.Tensor) -> None:
         super().__init__()
         self.bits = bits
-        self.scale = nn.Parameter(quantize(init, bits)[1].clone())
+        self.log_scale = nn.Parameter(torch.log(quantize(init, bits)[1]))
+
+    @property
+    def scale(self) -> torch.Tensor:
+        return torch.exp(self.log_scale)
 
     def forward(self, w: torch.Tensor) -> torch.Tensor:
         return learned_fake_quant(w, self.scale, self.bits)
