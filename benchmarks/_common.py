@@ -127,6 +127,18 @@ def results_name(name: str, *, synthetic: bool) -> str:
     return name + SYNTHETIC_SUFFIX if synthetic else name
 
 
+def trial_name(
+    name: str, bundle: Path, engine: str, *, shipped: Path, engine_default: str = "onnxruntime"
+) -> str:
+    """The results name of a run of a script that measures one shipped bundle: `name` (its committed record) for
+    `shipped` through `engine_default`, else `<name>_<bundle folder>` and/or `_<engine>`, so a trial on another
+    bundle or engine never replaces the shipped model's record (a review: face_views.py --bundle on a trial
+    copy wrote over benchmarks/results/face_views.md)."""
+    if Path(bundle).resolve() != Path(shipped).resolve():
+        name += "_" + Path(bundle).resolve().name.removesuffix(".tar")
+    return name if engine == engine_default else f"{name}_{engine}"
+
+
 def this_command() -> str:
     """The command line this script was run with, as a results file records it ("python benchmarks/x.py ...")."""
     return "python " + " ".join(shlex.quote(a) for a in [os.path.relpath(sys.argv[0])] + sys.argv[1:])

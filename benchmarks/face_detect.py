@@ -4,6 +4,11 @@ on PublicTest.
     export EDGE_SER_DATA=/work/shared/datasets
     python benchmarks/face_detect.py                # choose on train, measure on PublicTest, write the results
     python benchmarks/face_detect.py --write        # ... and set the chosen search in bundles/face_fer
+    python benchmarks/face_detect.py --bundle /tmp/trial/face_fer --write   # a trial: that bundle only
+
+The results are benchmarks/results/face_detect.{md,json} for bundles/face_fer through onnxruntime (the shipped
+model's record); another `--bundle` or `--engine` writes face_detect_<bundle folder>[_<engine>] (or `--name`),
+so a trial never replaces that record. `--write` rewrites the `--bundle` given, no other.
 
 `detectMultiScale` looks for faces on a pyramid whose levels are `scale_factor` apart: at the default 1.1 a face
 between two levels is matched by windows 5 % too large or too small, and fewer windows vote for it, so the
@@ -101,7 +106,7 @@ def set_face_crop(path: Path, spec: FaceCropSpec, figures: dict, command: str) -
 
 
 def main() -> None:
-    args = parse_args(__doc__, "search")
+    args = parse_args(__doc__, "search", "face_detect")
     tr, va, b, kind, predict, cache = fer_setup(args)
     shipped = kind.face_crop
     choice = (b.manifest.get("accuracy") or {}).get("face_crop_choice")
@@ -170,7 +175,7 @@ def main() -> None:
         "train": {name(s, shipped): r for s, r in train.items()},
         "publictest": {name(s, shipped): r for s, r in test.items()},
     }
-    write_results("face_detect", payload, md)
+    write_results(args.name, payload, md)
     print(md)
     if args.write:
         if chosen != kind.face_crop:

@@ -5,7 +5,8 @@
 
 All of PublicTest writes benchmarks/results/face_fer_geometry.{md,json}; a `--limit` run (a smoke run on N
 images spread evenly over PublicTest, every class in it) writes face_fer_geometry_partial.{md,json}, so it never
-replaces the committed table.
+replaces the committed table. Nor does a run of another `--bundle` or `--engine`: its results are
+face_fer_geometry_<bundle folder>[_<engine>][_partial] (or `--name`).
 
 Each PublicTest image is (a) given to the model as it is (FER's tight 48x48 framing) and (b) upscaled x4 into a
 640x480 frame (`converters.face.in_scene`, its border continued outward) and cropped by the bundle's own
@@ -28,7 +29,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import pin_single_thread, run_main, write_results  # noqa: E402
+from _common import pin_single_thread, run_main, trial_name, write_results  # noqa: E402
 
 pin_single_thread()
 REPO = Path(__file__).resolve().parents[1]
@@ -42,10 +43,13 @@ from converters.face import SCENE_FACE, SCENE_SHAPE, kind_decisions, scene_agree
 from edge_ser.bundle import load_bundle  # noqa: E402
 from edge_ser.engines import load_engine  # noqa: E402
 
+SHIPPED = REPO / "bundles" / "face_fer"
+"""The bundle whose record benchmarks/results/face_fer_geometry.md is (the default `--bundle`)."""
+
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--bundle", type=Path, default=REPO / "bundles" / "face_fer")
+    ap.add_argument("--bundle", type=Path, default=SHIPPED)
     ap.add_argument("--engine", default="onnxruntime")
     ap.add_argument(
         "--limit", type=int, default=None, help="N images spread evenly over PublicTest (default: all 3,589)"
@@ -54,6 +58,11 @@ def main() -> None:
         "--stability",
         action="store_true",
         help="also: the model's agreement under 1-2 px shifts and 5 %% scalings, and the teacher's geometry agreement",
+    )
+    ap.add_argument(
+        "--name",
+        help="results name (default face_fer_geometry; face_fer_geometry_<bundle>[_<engine>] with another "
+        "--bundle or --engine); _partial is added with --limit",
     )
     args = ap.parse_args()
     if args.limit is not None and args.limit < 1:
@@ -108,7 +117,7 @@ def main() -> None:
         stable = stability(load_engine(b, args.engine, threads=1).predict, b.input_kind, images, labels, r)
         payload["stability"] = stable
         md += "\n\n" + stability_md(stable)
-    write_results(output_name(args.limit), payload, md)
+    write_results(output_name(args.limit, args.bundle, args.engine, args.name), payload, md)
     print(md)
 
 
@@ -120,10 +129,15 @@ def sample(n: int, limit: int | None) -> slice | list[int]:
     return sorted({round(i * (n - 1) / max(limit - 1, 1)) for i in range(limit)})
 
 
-def output_name(limit: int | None) -> str:
-    """The results name of a run: "face_fer_geometry" for all of PublicTest (the committed table), else
-    "face_fer_geometry_partial" (`--limit`): a smoke run on 50 images wrote over the committed 3,589-image table."""
-    return "face_fer_geometry" if limit is None else "face_fer_geometry_partial"
+def output_name(
+    limit: int | None, bundle: Path = SHIPPED, engine: str = "onnxruntime", name: str | None = None
+) -> str:
+    """The results name of a run: `name` (`--name`), else "face_fer_geometry" for all of PublicTest with the
+    shipped bundle through onnxruntime (the committed table) and "face_fer_geometry_<bundle>[_<engine>]" for
+    another (`trial_name`); "_partial" after it with `--limit`: a smoke run on 50 images wrote over the committed
+    3,589-image table."""
+    name = name or trial_name("face_fer_geometry", bundle, engine, shipped=SHIPPED)
+    return name if limit is None else f"{name}_partial"
 
 
 WARPS = {

@@ -3,6 +3,11 @@
     export EDGE_SER_DATA=/work/shared/datasets
     python benchmarks/face_views.py                 # choose on train, measure on PublicTest, write the results
     python benchmarks/face_views.py --write         # ... and set the chosen views in bundles/face_fer
+    python benchmarks/face_views.py --bundle /tmp/trial/face_fer --write   # a trial: that bundle only
+
+The results are benchmarks/results/face_views.{md,json} for bundles/face_fer through onnxruntime (the shipped
+model's record); another `--bundle` or `--engine` writes face_views_<bundle folder>[_<engine>] (or `--name`),
+so a trial never replaces that record. `--write` rewrites the `--bundle` given, no other.
 
 The device's face box jitters in scale (standard deviation 0.14 of the side, docs/face.md), and a 2-bit model's
 decision flips under a 5 % rescaling of its input on ~13 % of images: averaging each crop over a few zooms (and
@@ -26,7 +31,7 @@ from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import pin_single_thread, run_main, this_command, write_results  # noqa: E402
+from _common import pin_single_thread, run_main, this_command, trial_name, write_results  # noqa: E402
 
 pin_single_thread()
 REPO = Path(__file__).resolve().parents[1]
@@ -59,6 +64,8 @@ TIE = 0.003
 """Agreement within 0.3 point of the best counts as tied: the fewer views win."""
 MAX_ACC_DROP = 0.005
 """A candidate may not lose more than 0.5 point of accuracy on the training images against no views."""
+SHIPPED = REPO / "bundles" / "face_fer"
+"""The bundle whose record benchmarks/results/face_views.md and face_detect.md are (the default `--bundle`)."""
 
 
 def score(
@@ -112,13 +119,21 @@ def pct(x: float) -> str:
     return f"{100 * x:.1f} %"
 
 
-def parse_args(doc: str, what: str) -> argparse.Namespace:
-    """The command line of a face_fer choice script (this one, benchmarks/face_detect.py): `what` it writes."""
+def parse_args(doc: str, what: str, script: str) -> argparse.Namespace:
+    """The command line of a face_fer choice script `script` (this one, benchmarks/face_detect.py): `what` it
+    writes; `args.name` its results name."""
     ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--bundle", type=Path, default=REPO / "bundles" / "face_fer")
+    ap.add_argument("--bundle", type=Path, default=SHIPPED)
     ap.add_argument("--engine", default="onnxruntime")
     ap.add_argument("--write", action="store_true", help=f"set the chosen {what} in the bundle's manifest")
-    return ap.parse_args()
+    ap.add_argument(
+        "--name",
+        help=f"results name (default {script}; with another --bundle or --engine, {script}_<bundle>[_<engine>]: "
+        "a trial never replaces the shipped bundle's record)",
+    )
+    args = ap.parse_args()
+    args.name = args.name or trial_name(script, args.bundle, args.engine, shipped=SHIPPED)
+    return args
 
 
 def fer_setup(args: argparse.Namespace):
@@ -131,7 +146,7 @@ def fer_setup(args: argparse.Namespace):
 
 
 def main() -> None:
-    args = parse_args(__doc__, "views")
+    args = parse_args(__doc__, "views", "face_views")
     tr, va, b, kind, predict, cache = fer_setup(args)
     t0 = time.perf_counter()
     images, labels = tr.images[::TRAIN_STRIDE], tr.labels[::TRAIN_STRIDE]
@@ -196,7 +211,7 @@ def main() -> None:
         "publictest": {name(v): s for v, s in test.items()},
         "seconds": seconds,
     }
-    write_results("face_views", payload, md)
+    write_results(args.name, payload, md)
     print(md)
     if args.write:
         if chosen != tuple(kind.spec.views):

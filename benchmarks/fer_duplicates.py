@@ -1,13 +1,15 @@
 """face_fer on FER-2013 PublicTest with and without the images that are copies of Training images.
 
-    python benchmarks/fer_duplicates.py [--bundle bundles/face_fer] [--engine onnxruntime]
+    python benchmarks/fer_duplicates.py [--bundle bundles/face_fer] [--engine onnxruntime] [--name NAME]
 
 FER-2013's PublicTest holds images whose pixels are those of a Training image (the same face, labelled again):
 face_fer trained on them, so a PublicTest figure that counts them is partly a training figure. This script finds
 them by the SHA-256 of each image's decoded grey pixels (a byte-identical file is one case of it), then scores the
 bundle's decision on every PublicTest image given as its own crop (the image itself, as the manifest's figure
 does; `edge-ser eval` runs the Haar search first), on all of them, on the copies, and on the rest. The Training
-images' own repeats (files with equal pixels) are counted too. Output: benchmarks/results/fer_duplicates.{md,json}.
+images' own repeats (files with equal pixels) are counted too. Output: benchmarks/results/fer_duplicates.{md,json}
+for bundles/face_fer through onnxruntime; another `--bundle` or `--engine` writes
+fer_duplicates_<bundle folder>[_<engine>] (or `--name`), so a trial never replaces the shipped model's record.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import pin_single_thread, run_main, write_results  # noqa: E402
+from _common import pin_single_thread, run_main, trial_name, write_results  # noqa: E402
 
 pin_single_thread()
 REPO = Path(__file__).resolve().parents[1]
@@ -29,6 +31,8 @@ import numpy as np  # noqa: E402
 from edge_ser.errors import ConfigError  # noqa: E402
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+SHIPPED = REPO / "bundles" / "face_fer"
+"""The bundle whose record benchmarks/results/fer_duplicates.md is (the default `--bundle`)."""
 
 
 def pixel_digest(path: Path, img: np.ndarray | None = None) -> bytes:
@@ -53,9 +57,15 @@ def scores(true: np.ndarray, pred: np.ndarray, labels: list[str]) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--bundle", type=Path, default=REPO / "bundles" / "face_fer")
+    ap.add_argument("--bundle", type=Path, default=SHIPPED)
     ap.add_argument("--engine", default="onnxruntime", help="device engine (default onnxruntime)")
+    ap.add_argument(
+        "--name",
+        help="results name (default fer_duplicates; fer_duplicates_<bundle>[_<engine>] with another --bundle or "
+        "--engine: a trial never replaces the shipped bundle's record)",
+    )
     args = ap.parse_args()
+    args.name = args.name or trial_name("fer_duplicates", args.bundle, args.engine, shipped=SHIPPED)
     from converters.data.loaders import find_dataset
     from edge_ser.recognizer import Recognizer
 
@@ -110,7 +120,7 @@ def main() -> None:
             *[f"| {k} | {v['n']:,} | {pct(v['accuracy'])} | {pct(v['uar'])} |" for k, v in rows.items()],
         ]
     )
-    write_results("fer_duplicates", payload, md)
+    write_results(args.name, payload, md)
     print(md)
 
 

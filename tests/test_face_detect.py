@@ -98,3 +98,65 @@ def test_the_recorded_command_is_the_whole_command_line(monkeypatch, script) -> 
     recorded = {"command": this_command(), **got["payload"]}["command"]
     assert recorded.endswith(f"{script}.py --engine numpy --write"), recorded
     assert got["made_by"] == recorded
+
+
+@pytest.mark.parametrize("script", ["face_views", "face_detect"])
+@pytest.mark.parametrize(
+    "argv, suffix",
+    [
+        ([], ""),
+        (["--engine", "numpy"], "_numpy"),
+        (["--bundle", "TRIAL"], "_trial"),
+        (["--name", "mine"], None),
+    ],
+)
+def test_a_trial_run_gets_its_own_results_and_writes_only_its_bundle(
+    monkeypatch, tmp_path: Path, script, argv, suffix
+) -> None:
+    """face_views.py / face_detect.py wrote benchmarks/results/<script>.{md,json} whatever the --bundle or
+    --engine: a trial on a copy of the bundle replaced the shipped model's record. Now such a run is
+    <script>_<bundle folder> / <script>_<engine> (or --name), and --write rewrites the --bundle given only."""
+    import hashlib
+    import importlib
+    import sys
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    mod = importlib.import_module(f"benchmarks.{script}")
+    trial = tmp_path / "trial"
+    shutil.copytree(BUNDLES / "face_fer", trial)
+    argv = [str(trial) if a == "TRIAL" else a for a in argv]
+    bundle = trial if str(trial) in argv else BUNDLES / "face_fer"
+    shipped = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in (BUNDLES / "face_fer").iterdir()}
+    before = (trial / "manifest.json").read_bytes()
+    b = load_bundle(bundle)
+    fer = SimpleNamespace(images=np.zeros((20, 48, 48), np.uint8), labels=np.arange(20) % 7)
+    monkeypatch.setattr(mod, "fer_setup", lambda args: (fer, fer, b, b.input_kind, None, None))
+    monkeypatch.setattr(mod, "device_crops", lambda *a, **k: None)
+    row = {"agreement": 0.8, "agreement_found": 0.87, "found_rate": 0.86, "accuracy": 0.6, "uar": 0.5,
+           "accuracy_device_crop": 0.55, "uar_device_crop": 0.5, "n": 20}  # fmt: skip
+    monkeypatch.setattr(mod, "score", lambda *a, **k: dict(row))
+    names: list[str] = []
+    monkeypatch.setattr(mod, "write_results", lambda name, payload, md: names.append(name))
+    if script == "face_views":
+        monkeypatch.setattr(mod, "choose", lambda train: (0.95, 1.05))
+    else:
+        monkeypatch.setattr(mod, "choose", lambda shipped, train: replace(shipped, scale_factor=1.03))
+    writes: list[Path] = []
+    writer = "set_views" if script == "face_views" else "set_face_crop"
+    real = getattr(mod, writer)
+    if bundle == trial:  # the real rewrite, on the trial copy
+        monkeypatch.setattr(mod, writer, lambda path, *a: (writes.append(path), real(path, *a)))
+    else:  # the shipped bundle is never rewritten by a test
+        monkeypatch.setattr(mod, writer, lambda path, *a: writes.append(path))
+    monkeypatch.setattr(sys, "argv", [f"benchmarks/{script}.py", *argv, "--write"])
+    mod.main()
+    assert names == ([script + suffix] if suffix is not None else ["mine"])
+    assert writes == [bundle]
+    assert {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in (BUNDLES / "face_fer").iterdir()
+    } == shipped
+    if bundle == trial:
+        assert (trial / "manifest.json").read_bytes() != before
+        load_bundle(trial)

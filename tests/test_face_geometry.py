@@ -32,9 +32,19 @@ def test_a_limit_below_one_is_a_usage_error_before_any_data(monkeypatch, capsys,
     assert code == 2 and f"--limit must be >= 1, got {limit}" in err, err
 
 
-def test_only_the_full_run_writes_the_committed_name() -> None:
+def test_only_the_full_run_writes_the_committed_name(tmp_path) -> None:
     assert fg.output_name(None) == "face_fer_geometry"
     assert fg.output_name(50) == "face_fer_geometry_partial"
+    # another bundle or engine wrote over the shipped bundle's record: a trial gets its own name
+    trial = tmp_path / "trial"
+    assert fg.output_name(None, fg.REPO / "bundles" / "face_fer") == "face_fer_geometry"
+    assert fg.output_name(None, trial) == "face_fer_geometry_trial"
+    assert fg.output_name(50, trial, "numpy") == "face_fer_geometry_trial_numpy_partial"
+    assert fg.output_name(None, engine="numpy") == "face_fer_geometry_numpy"
+    assert fg.output_name(None, tmp_path / "trial.tar") == "face_fer_geometry_trial"
+    # --name, and a --limit run under it is still partial
+    assert fg.output_name(None, trial, name="mine") == "mine"
+    assert fg.output_name(5, name="face_fer_geometry") == "face_fer_geometry_partial"
 
 
 def test_a_limit_spreads_its_images_over_the_class_sorted_set() -> None:

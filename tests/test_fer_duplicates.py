@@ -28,3 +28,34 @@ def test_a_picture_is_the_same_in_any_file_and_scores_are_per_class(tmp_path: Pa
     pred = np.array(["happy", "happy", "sad", "happy"])
     s = fd.scores(true, pred, ["neutral", "happy", "sad"])  # neutral absent: not in the UAR
     assert s == {"n": 4, "accuracy": 0.5, "uar": pytest.approx((2 / 3 + 0) / 2)}
+
+
+@pytest.mark.parametrize(
+    "argv, name",
+    [([], "fer_duplicates"), (["--engine", "numpy"], "fer_duplicates_numpy"), (["--bundle", "TRIAL"], None)],
+)
+def test_a_trial_run_gets_its_own_results(monkeypatch, tmp_path: Path, argv, name) -> None:
+    """fer_duplicates.py wrote benchmarks/results/fer_duplicates.{md,json} whatever the --bundle or --engine: a
+    trial replaced the shipped model's record. Now it is fer_duplicates_<bundle folder>[_<engine>]."""
+    import shutil
+
+    cv2 = pytest.importorskip("cv2")
+    import fer_duplicates as fd
+
+    import converters.data.loaders as loaders
+
+    root = tmp_path / "fer2013"
+    for split in ("train", "validation"):
+        (root / split / "happy").mkdir(parents=True)
+        cv2.imwrite(str(root / split / "happy" / "0.png"), np.full((48, 48), 128, np.uint8))
+    # one PublicTest image that is not a copy, so neither row is empty
+    cv2.imwrite(str(root / "validation" / "happy" / "1.png"), np.full((48, 48), 64, np.uint8))
+    trial = tmp_path / "face_fer_trial"
+    shutil.copytree(REPO / "bundles" / "face_fer", trial)
+    monkeypatch.setattr(loaders, "find_dataset", lambda name: root)
+    got: list[str] = []
+    monkeypatch.setattr(fd, "write_results", lambda name, payload, md: got.append(name))
+    argv = [str(trial) if a == "TRIAL" else a for a in argv]
+    monkeypatch.setattr(sys, "argv", ["benchmarks/fer_duplicates.py", *argv])
+    fd.main()
+    assert got == [name or "fer_duplicates_face_fer_trial"]
