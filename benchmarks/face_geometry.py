@@ -37,10 +37,11 @@ sys.path.insert(0, str(REPO))
 
 import os  # noqa: E402
 
+from face_views import face_bundle  # noqa: E402
+
 from converters.data import find_dataset  # noqa: E402
 from converters.data.fer_arrays import FER_LABELS, fer_arrays  # noqa: E402
 from converters.face import SCENE_FACE, SCENE_SHAPE, kind_decisions, scene_agreement  # noqa: E402
-from edge_ser.bundle import load_bundle  # noqa: E402
 from edge_ser.engines import load_engine  # noqa: E402
 
 SHIPPED = REPO / "bundles" / "face_fer"
@@ -67,12 +68,12 @@ def main() -> None:
     args = ap.parse_args()
     if args.limit is not None and args.limit < 1:
         ap.error(f"--limit must be >= 1, got {args.limit}")
+    b = face_bundle(args.bundle)  # before the data: a speech bundle was a traceback in the crops
     root = find_dataset("fer2013")  # the default data root: $EDGE_SER_DATA, else ../shared/datasets
     cache = Path(os.environ.get("EDGE_SER_CACHE", "/work/cache")) / "face"
     va = fer_arrays(root, "validation", cache)
     keep = sample(len(va.labels), args.limit)
     images, labels = va.images[keep], va.labels[keep]
-    b = load_bundle(args.bundle)
     t0 = time.perf_counter()
     r = scene_agreement(load_engine(b, args.engine, threads=1).predict, b.input_kind, images)
     seconds = time.perf_counter() - t0

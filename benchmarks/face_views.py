@@ -46,6 +46,7 @@ from converters.face import device_crops, scene_agreement  # noqa: E402
 from edge_ser.bundle import load_bundle  # noqa: E402
 from edge_ser.bundle.write import write_bundle  # noqa: E402
 from edge_ser.engines import load_engine  # noqa: E402
+from edge_ser.errors import ConfigError  # noqa: E402
 from edge_ser.inputs.face import FaceKind  # noqa: E402
 
 CANDIDATES: tuple[tuple[float, ...], ...] = (
@@ -136,12 +137,23 @@ def parse_args(doc: str, what: str, script: str) -> argparse.Namespace:
     return args
 
 
+def face_bundle(path: Path):
+    """The bundle at `path`, or ConfigError unless it is a face bundle (face_fer's kind): another kind (a speech
+    or audio-visual bundle) was a TypeError or AttributeError traceback deep in the scoring, after the data."""
+    b = load_bundle(path)
+    if not isinstance(b.input_kind, FaceKind):
+        raise ConfigError(
+            f"{path}: a face bundle is needed (face_fer's kind), not a {type(b.input_kind).__name__}"
+        )
+    return b
+
+
 def fer_setup(args: argparse.Namespace):
     """FER-2013 train and PublicTest arrays, the bundle, its kind, its engine's predict and the face cache."""
+    b = face_bundle(args.bundle)  # before the data: a wrong bundle is said at once
     root = find_dataset("fer2013")  # the default data root: $EDGE_SER_DATA, else ../shared/datasets
     cache = Path(os.environ.get("EDGE_SER_CACHE", "/work/cache")) / "face"
     tr, va = fer_arrays(root, "train", cache), fer_arrays(root, "validation", cache)
-    b = load_bundle(args.bundle)
     return tr, va, b, b.input_kind, load_engine(b, args.engine, threads=1).predict, cache
 
 

@@ -160,3 +160,29 @@ def test_a_trial_run_gets_its_own_results_and_writes_only_its_bundle(
     if bundle == trial:
         assert (trial / "manifest.json").read_bytes() != before
         load_bundle(trial)
+
+
+@pytest.mark.parametrize("script", ["face_views", "face_detect", "face_geometry"])
+@pytest.mark.parametrize("other", ["ser_emodb", "av_cnn"])
+def test_a_bundle_that_is_not_a_face_bundle_is_one_line_before_the_data(
+    monkeypatch, capsys, script, other
+) -> None:
+    """`--bundle bundles/ser_emodb` was a TypeError traceback (asdict of its crop) and av_cnn an AttributeError,
+    each after FER-2013 was read; now one `error:` line naming the bundle and its kind, status 2, no data read."""
+    import importlib
+    import sys
+
+    mod = importlib.import_module(f"benchmarks.{script}")
+
+    def no_data(*args, **kwargs):
+        raise AssertionError("FER-2013 was read before the bundle was checked")
+
+    views = importlib.import_module("face_views")  # the module fer_setup lives in, as the scripts import it
+    for m in (mod, views):
+        monkeypatch.setattr(m, "find_dataset", no_data, raising=False)
+    monkeypatch.setattr(sys, "argv", [f"benchmarks/{script}.py", "--bundle", str(BUNDLES / other)])
+    with pytest.raises(SystemExit) as e:
+        mod.run_main(mod.main)
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err.count("\n") == 1, err
+    assert f"{BUNDLES / other}: a face bundle is needed" in err, err
