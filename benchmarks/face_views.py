@@ -188,11 +188,13 @@ def main() -> None:
     ]
     # the whole command line (--bundle, --engine too): a fixed string dropped them from the results and manifest
     cmd = this_command()
+    # as the Markdown and face_detect.json say it: the JSON recorded this machine's /work/main/bundles/face_fer
+    bundle = args.bundle.relative_to(REPO) if args.bundle.is_relative_to(REPO) else args.bundle
     md = "\n".join(
         [
             "# face_fer: test-time views (zooms about the crop centre), chosen on FER-2013 train",
             "",
-            f"Bundle `{args.bundle.relative_to(REPO) if args.bundle.is_relative_to(REPO) else args.bundle}`, "
+            f"Bundle `{bundle}`, "
             f"{args.engine}; each view also runs with its mirror. Rule (fixed before measuring): the highest "
             f"agreement where the face is found on every {TRAIN_STRIDE}th Training image ({len(images):,}); "
             f"within {100 * TIE:.1f} point counts as tied and fewer views win; no more than "
@@ -215,7 +217,7 @@ def main() -> None:
         ]
     )
     payload = {
-        "bundle": str(args.bundle),
+        "bundle": str(bundle),
         "engine": args.engine,
         "rule": {"train_stride": TRAIN_STRIDE, "tie": TIE, "max_accuracy_drop": MAX_ACC_DROP},
         "chosen": list(chosen),

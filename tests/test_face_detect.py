@@ -98,6 +98,8 @@ def test_the_recorded_command_is_the_whole_command_line(monkeypatch, script) -> 
     recorded = {"command": this_command(), **got["payload"]}["command"]
     assert recorded.endswith(f"{script}.py --engine numpy --write"), recorded
     assert got["made_by"] == recorded
+    # the bundle as the repository names it (face_views.json held this machine's absolute path)
+    assert got["payload"]["bundle"] == "bundles/face_fer" and "Bundle `bundles/face_fer`" in got["md"]
 
 
 @pytest.mark.parametrize("script", ["face_views", "face_detect"])
