@@ -523,6 +523,42 @@ def test_web_slow_client_never_blocks_emit_and_close_is_prompt() -> None:
     web.close()  # idempotent
 
 
+def test_web_frees_the_slot_of_a_browser_that_stopped_reading() -> None:
+    """A phone that sleeps with the page open keeps its connection and reads nothing: its stream held one of
+    `max_clients` slots until the kernel buffers filled (4.5 MB of updates on loopback, over an hour at one update a
+    second) and the 10 s write timeout fired; a room of such phones locked every viewer out. A stream whose browser
+    acknowledges none of the bytes waiting for it for `stall_timeout` seconds is closed and its slot freed; a
+    browser that reads keeps its stream."""
+    with WebServer(max_clients=2, stall_timeout=0.5, keepalive_s=0.05) as web:
+        asleep = socket.socket()
+        asleep.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        asleep.connect(("127.0.0.1", web.port))
+        asleep.sendall(b"GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")  # ... and never reads
+        awake = SSEReader(web.url)
+        _wait_clients(web, 2)
+        end = time.monotonic() + HANG_S
+        t = 0.0
+        while web.stalled == 0:
+            assert time.monotonic() < end, "the stream of a browser that reads nothing was never closed"
+            t += 1.0
+            web.emit(make_result(t=t))
+            time.sleep(0.005)
+        _wait_clients(web, 1)
+        assert web.clients == 1 and web.stalled == 1
+        late = SSEReader(web.url)  # its slot is free: a new viewer gets in under max_clients=2
+        assert late.next()["t"] == t
+        last = None
+        while last is None or last["t"] != t:  # the browser that reads kept its stream
+            last = awake.next()
+        assert not awake.ended.is_set()
+        asleep.settimeout(HANG_S)  # its connection was closed: what was buffered, then the end
+        while asleep.recv(65536):
+            pass
+        asleep.close()
+    with pytest.raises(ConfigError, match="stall_timeout"):
+        WebServer(stall_timeout=0)
+
+
 def test_web_emit_cost_scales_with_clients() -> None:
     """Updates reach 0, 1 and 10 connected clients; the emit cost per update is printed for the record (a
     timing, so not asserted: a loaded machine is slower)."""

@@ -19,7 +19,12 @@ Bounded, whoever connects (docs/live.md, "The live page under load"):
   connection, however slowly its bytes trickle in (slowloris), else the connection is closed;
 - at most `max_idle` connections may be waiting for their request at once (default 16); a new connection
   beyond that closes the *oldest* waiting one, so sockets that connect and send nothing cannot lock out a
-  browser that sends its request at once.
+  browser that sends its request at once;
+- a stream whose browser has acknowledged none of the bytes waiting for it for `stall_timeout` seconds (default
+  20) is closed and its slot freed: a phone that sleeps with the page open keeps its connection, reads nothing
+  and (its Wi-Fi asleep) often acknowledges nothing either, and the 10 s write timeout alone fired only once the
+  kernel buffers were full (4.5 MB on loopback, over an hour of updates); on Linux, where the socket says how
+  many bytes are unacknowledged (SIOCOUTQ), elsewhere only the write timeout applies.
 
 Answered only for this device's names (docs/live.md, "The live page under load"): the page shows the emotions of
 the person in front of the device, and a web page the viewer visits could rebind its own domain name to
@@ -34,13 +39,16 @@ from __future__ import annotations
 
 import collections
 import errno
+import fcntl
 import io
 import ipaddress
 import json
 import re
 import secrets
 import socket
+import struct
 import sys
+import termios
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -64,6 +72,8 @@ REQUEST_TIMEOUT_S = 5.0
 """Default time a connection has to send its whole request line and headers (a browser needs milliseconds)."""
 MAX_IDLE = 16
 """Default cap on connections that have not sent their request yet; the oldest is closed beyond it."""
+STALL_TIMEOUT_S = 20.0
+"""Default time a stream may leave bytes unacknowledged, with no progress at all, before it is closed."""
 
 CSP = (
     "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; connect-src 'self'; "
@@ -163,6 +173,17 @@ def _host_of(header: str) -> str | None:
     return host or None
 
 
+def _unacked(sock: socket.socket) -> int | None:
+    """Bytes written to `sock` that its peer has not acknowledged yet (Linux SIOCOUTQ: unsent and in flight), or
+    None where the system does not say."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return int(struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0"))[0])
+    except (OSError, ValueError):
+        return None
+
+
 class _Client:
     """One `/events` connection: a bounded queue of encoded events and the socket to unblock on close."""
 
@@ -173,6 +194,20 @@ class _Client:
         self.dropped = 0
         self.sent = 0
         self.done = threading.Event()
+        self.written = 0  # bytes of the stream written to the socket
+        self._acked = -1  # of those, acknowledged by the browser at the last progress
+        self._moved = time.monotonic()  # when the browser last acknowledged bytes (or had none waiting)
+
+    def stalled(self, limit: float) -> bool:
+        """Whether bytes have waited `limit` seconds for the browser with none of them acknowledged (a sleeping
+        phone); never where the socket cannot say (`_unacked`)."""
+        waiting = _unacked(self.sock)
+        now = time.monotonic()
+        if waiting is None or waiting == 0 or self.written - waiting > self._acked:
+            self._acked = self.written - (waiting or 0)
+            self._moved = now
+            return False
+        return now - self._moved > limit
 
     def put(self, item: Any) -> None:
         """Queue `item` without waiting; a full queue loses its oldest entry (counted in `dropped`)."""
@@ -318,12 +353,20 @@ class _Handler(BaseHTTPRequestHandler):
             self.end_headers()
             # retry: reconnect after 1 s; which run this is; then the current state, so a new tab shows a
             # result at once
-            self.wfile.write(b"retry: 1000\n\n" + owner._hello + (first or b""))
+            hello = b"retry: 1000\n\n" + owner._hello + (first or b"")
+            self.wfile.write(hello)
+            client.written += len(hello)
             while True:
                 item = client.get(owner.keepalive_s)
                 if item is _CLOSE:
                     break
-                self.wfile.write(item if item is not None else b": keep-alive\n\n")
+                # a browser that acknowledges nothing (a phone asleep) gives its slot up
+                if client.stalled(owner.stall_timeout):
+                    owner._stall()
+                    break
+                data = item if item is not None else b": keep-alive\n\n"
+                self.wfile.write(data)
+                client.written += len(data)
                 if item is not None:
                     client.sent += 1
         except OSError:
@@ -360,7 +403,8 @@ class WebServer:
     The server starts listening in the constructor (a taken port raises OutputError at once) and serves
     until `close()`. queue_size: events kept per slow client before the oldest is dropped. keepalive_s:
     seconds between keep-alive comments on an idle stream. max_clients: open `/events` streams at most (one
-    more gets a 503). request_timeout: seconds a connection has to send its whole request. max_idle:
+    more gets a 503). request_timeout: seconds a connection has to send its whole request. stall_timeout:
+    seconds a stream may leave bytes unacknowledged, none acknowledged meanwhile, before it is closed. max_idle:
     connections waiting for their request at most (a new one closes the oldest). allow_hosts: host names
     answered besides this device's own (`host_allowed`; `"*"` any host, the guard against DNS rebinding off).
     Read the address from `url`.
@@ -378,6 +422,7 @@ class WebServer:
         request_timeout: float = REQUEST_TIMEOUT_S,
         max_idle: int = MAX_IDLE,
         allow_hosts: str | Iterable[str] = (),
+        stall_timeout: float = STALL_TIMEOUT_S,
     ) -> None:
         if queue_size < 1:
             raise ConfigError(f"queue_size must be >= 1, got {queue_size}")
@@ -389,10 +434,13 @@ class WebServer:
             raise ConfigError(f"max_idle must be >= 1, got {max_idle}")
         if not request_timeout > 0:
             raise ConfigError(f"request_timeout must be > 0, got {request_timeout}")
+        if not stall_timeout > 0:
+            raise ConfigError(f"stall_timeout must be > 0, got {stall_timeout}")
         self.queue_size = queue_size
         self.keepalive_s = keepalive_s
         self.max_clients = max_clients
         self.request_timeout = float(request_timeout)
+        self.stall_timeout = float(stall_timeout)
         self.max_idle = max_idle
         self.allow_hosts = host_names(allow_hosts, "allow_hosts")
         """Host names answered besides this device's own, normalised (`*`: any)."""
@@ -403,6 +451,8 @@ class WebServer:
         """`/events` requests answered 503 because `max_clients` streams were open."""
         self.evicted = 0
         """Idle connections closed to make room for a new one (`max_idle`)."""
+        self.stalled = 0
+        """`/events` streams closed because their browser acknowledged nothing for `stall_timeout` seconds."""
         self.streams = 0
         """`/events` streams opened so far (a page reconnecting, or looking for a new run, opens another)."""
         self._idle: dict[Any, None] = {}  # connections still waiting for their request, oldest first
@@ -489,6 +539,10 @@ class WebServer:
     def _forbid(self) -> None:
         with self._lock:
             self.forbidden += 1
+
+    def _stall(self) -> None:
+        with self._lock:
+            self.stalled += 1
 
     def _admit_idle(self, sock: Any) -> None:
         """Count `sock` as idle; beyond `max_idle`, shut the oldest idle connections (their reads end)."""
@@ -843,6 +897,7 @@ __all__ = [
     "MAX_CLIENTS",
     "MAX_IDLE",
     "REQUEST_TIMEOUT_S",
+    "STALL_TIMEOUT_S",
     "WebServer",
     "host_names",
     "own_host_names",
