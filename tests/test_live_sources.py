@@ -845,6 +845,35 @@ def test_a_lost_microphone_is_retried_at_its_rate_not_by_probing_every_rate(monk
     mic.stop()
 
 
+def test_mic_takes_the_rate_portaudio_opened_it_at(monkeypatch) -> None:
+    """PortAudio may open a device at another rate than the one asked (its stream info says which): the audio was
+    taken as the asked rate, so 44.1 kHz samples read as 48 kHz came out of the resampler 9 % slow and low. The ring
+    and resampler take the reported rate (before the first callback), and `capture_note` says so; a report within
+    RATE_TOLERANCE (a hardware clock's odd rate) keeps the asked one."""
+
+    class OddSD(_CountingSD):
+        reported = 44100.0
+
+        class InputStream(_CountingSD.InputStream):
+            def __init__(self, **kwargs) -> None:
+                super().__init__(**kwargs)
+                self.samplerate = OddSD.reported
+
+    monkeypatch.setitem(sys.modules, "sounddevice", OddSD())
+    mic = MicSource(MicConfig(device="USB", rate=16000, blocksize=0)).start()
+    assert mic.capture_rate == 44100 and mic.source_rate == 44100
+    assert "captured at 44100 Hz" in mic.capture_note and "not the 48000 Hz asked" in mic.capture_note
+    x = tone(440, 44100, 1.0)
+    mic._callback(x[:, None], x.size, None, _Flags())
+    y = mic.read()
+    np.testing.assert_allclose(y, resample(x, 44100, 16000)[: y.size], atol=1e-5, rtol=0)
+    mic.stop()
+    OddSD.reported = 47999.7
+    mic = MicSource(MicConfig(device="USB", rate=16000)).start()
+    assert mic.capture_rate == 48000 and "not the" not in mic.capture_note
+    mic.stop()
+
+
 @pytest.mark.parametrize("capture_rate", [48000, 44100, 8000])
 def test_mic_consumer_resamples_random_blocks_like_whole_resample(capture_rate: int) -> None:
     """Stereo blocks of random sizes through the real callback -> ring -> read (random sizes): the channel

@@ -12,7 +12,9 @@ was late) and from the ring (the consumer was late), are counted and reported in
 The capture rate (`choose_capture_rate`): `MicConfig.capture_rate` when given (`edge-ser run --mic-rate`;
 refused -> ConfigError below); otherwise the model's rate if the device takes it (no conversion), else the
 device's default rate, else the first of `PREFERRED_RATES` that `sd.check_input_settings` accepts. So a
-48 kHz-only USB microphone is opened at 48 kHz and its audio resampled to the bundle's 16 kHz.
+48 kHz-only USB microphone is opened at 48 kHz and its audio resampled to the bundle's 16 kHz. The rate used
+is the one the open stream reports (`stream.samplerate`), which PortAudio may set to another than the one asked
+(`capture_note` says so): audio taken as the asked rate would be resampled wrongly, its pitch and tempo off.
 
 Errors at `start()`, each naming the device:
 - sounddevice missing -> MissingDependencyError (pip extra); PortAudio missing (sounddevice raises
@@ -333,6 +335,24 @@ def _not_found(device: int | str | None, exc: Exception) -> str:
     return text or "not found"
 
 
+RATE_TOLERANCE = 0.005
+"""A stream reporting a rate within this fraction of the one asked is taken at the asked rate: under 9 cents of
+pitch, and a hardware clock's odd rate (44117.6 Hz for 44100) would make the resampler's ratio, and its cost,
+enormous."""
+
+
+def _opened_rate(stream: Any, asked: int) -> int:
+    """The rate an open stream runs at (`stream.samplerate`, PortAudio's stream info, to the nearest Hz); `asked`
+    when it is within RATE_TOLERANCE of that, or the stream says nothing usable."""
+    try:
+        rate = float(stream.samplerate)
+    except (AttributeError, TypeError, ValueError):
+        return asked
+    if not np.isfinite(rate) or rate < 1 or abs(rate - asked) <= RATE_TOLERANCE * asked:
+        return asked
+    return int(round(rate))
+
+
 class MicSource:
     """Live microphone audio as an `AudioSource`: mono float32 at `config.rate` Hz through an `AudioRing`.
 
@@ -474,6 +494,14 @@ class MicSource:
                 finished_callback=lambda: self._finished(generation),
                 **kwargs,
             )
+            # the rate PortAudio opened it at, which may not be the one asked (its stream info): the ring and the
+            # resampler take that one, before any callback runs
+            opened = _opened_rate(stream, rate)
+            if opened != rate:
+                self._use_rate(opened)
+                self.capture_reason = (
+                    f"{self.capture_reason}; PortAudio opened it at {opened} Hz, not the {rate} Hz asked"
+                )
             stream.start()
         except (sd.PortAudioError, ValueError) as exc:
             raise DeviceUnavailableError(
