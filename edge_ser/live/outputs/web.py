@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import collections
 import errno
-import fcntl
 import io
 import ipaddress
 import json
@@ -48,7 +47,6 @@ import secrets
 import socket
 import struct
 import sys
-import termios
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -178,6 +176,10 @@ def _unacked(sock: socket.socket) -> int | None:
     None where the system does not say."""
     if not sys.platform.startswith("linux"):
         return None
+    # here, not at the top: Windows has no fcntl, and the page must still load there
+    import fcntl
+    import termios
+
     try:
         return int(struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0"))[0])
     except (OSError, ValueError):
