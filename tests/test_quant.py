@@ -270,3 +270,27 @@ def test_qat_with_learned_scales_trains_them_and_freeze_exports_that_grid() -> N
 
     with pytest.raises(ConfigError, match="qat_scales must be one of rule, learned"):
         compress("sensitivity@2.0", model, X, y, X, y, qat_scales="max")  # before the allocation's minutes
+
+
+@pytest.mark.parametrize("bits", [1, 4])
+@pytest.mark.parametrize("log_scale", [float("nan"), float("inf"), 200.0])
+def test_freeze_refuses_a_non_finite_learned_scale(bits: int, log_scale: float) -> None:
+    """A learned scale that training drove to NaN or past float32 (exp of a log-scale > 88.7) was frozen as it was:
+    codes 0 and a NaN / inf scale, a NaN model, and the export blamed 'model not frozen?'. Now a ConfigError names
+    the layer and the channel; quantize refuses such given scales (and negative ones, which it took as 1e-12)."""
+    from converters.quant.qat import attach
+
+    torch.manual_seed(0)
+    model = laq_mlp(12, 3)
+    plan = BitPlan.uniform(model, bits)
+    attach(model, plan, "learned")
+    with torch.no_grad():
+        model.features[3].parametrizations.weight[0].log_scale[5] = log_scale
+    with pytest.raises(ConfigError, match=r"^features\.3: the scale of output channel 5 is (nan|inf)"):
+        freeze(model, plan)
+    w = torch.randn(4, 3)
+    for bad in (float("nan"), float("inf"), -0.5):
+        with pytest.raises(ConfigError, match="the scale of output channel 2 is"):
+            quantize(w, bits, torch.tensor([0.1, 0.1, bad, 0.1]))
+    # 0 (a log-scale's exp underflowing) is MIN_SCALE, as in the QAT forward and the rule's zero channel
+    assert quantize(w, bits, torch.tensor([0.1, 0.1, 0.0, 0.1]))[1][2] > 0

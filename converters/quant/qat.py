@@ -110,7 +110,7 @@ def freeze(model: nn.Module, plan: BitPlan) -> tuple[nn.Module, dict[str, tuple[
     """A plain copy of `model` whose planned weights are exactly dequantize(codes, scales), and those codes.
 
     Returns (model, {layer name: (int8 codes, float32 scales)}) for layers with bits < 32. A planned weight with a
-    NaN or inf value is a ConfigError naming the layer.
+    NaN or inf value, or a learned scale that is NaN or inf, is a ConfigError naming the layer.
     """
     src = quantizable_layers(model)
     codes: dict[str, tuple[np.ndarray, np.ndarray]] = {}
@@ -126,7 +126,10 @@ def freeze(model: nn.Module, plan: BitPlan) -> tuple[nn.Module, dict[str, tuple[
                 f"{name}: the weight has {bad} non-finite value(s) (NaN / inf), which cannot be quantized "
                 "(did training diverge?)"
             )
-        q, s = quantize(w, bits, learned_scales(src[name]))
+        try:
+            q, s = quantize(w, bits, learned_scales(src[name]))
+        except ConfigError as e:
+            raise ConfigError(f"{name}: {e}") from None
         codes[name] = (q.numpy(), s.numpy())
         grid[name] = dequantize(q, s)
     out = copy.deepcopy(model)

@@ -34,15 +34,24 @@ def quantize(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Integer codes (int8, shape of w) and per-output-channel scales (float32 [w.shape[0]]) of a weight.
 
-    `scales`: the channels' scales to use (learned in QAT) instead of the rule's max|w_c| / qmax or mean|w_c|."""
+    `scales`: the channels' scales to use (learned in QAT) instead of the rule's max|w_c| / qmax or mean|w_c|;
+    ConfigError for a NaN, infinite or negative one (0 becomes MIN_SCALE, as in `learned_fake_quant`)."""
     check_bits(bits)
     if bits == 32:
         raise ConfigError("bits=32 means float: there is nothing to quantize")
     flat = w.detach().float().reshape(w.shape[0], -1)
     if scales is not None:
-        scales = scales.detach().float().reshape(-1).clamp_min(MIN_SCALE)
+        scales = scales.detach().float().reshape(-1)
         if scales.numel() != w.shape[0]:
             raise ConfigError(f"{scales.numel()} scales for a weight of {w.shape[0]} output channels")
+        bad = ~torch.isfinite(scales) | (scales < 0)
+        if bad.any():
+            i = int(torch.nonzero(bad)[0])
+            raise ConfigError(
+                f"the scale of output channel {i} is {float(scales[i])!r}: a scale must be finite and > 0 "
+                "(did training diverge?)"
+            )
+        scales = scales.clamp_min(MIN_SCALE)
     if bits == 1:
         if scales is None:
             scales = flat.abs().mean(dim=1).clamp_min(MIN_SCALE)
