@@ -124,6 +124,11 @@ def compress(
     t0 = time.perf_counter()
     qat_config = replace(qat_config, seed=seed)
     kind, value = parse_recipe(recipe)
+    if qat_scales != "rule" and kind in ("fp32", "ptq"):
+        raise ConfigError(
+            f"recipe {recipe!r} has no QAT: qat_scales={qat_scales!r} needs a QAT recipe (qat-<b>, laq-paper, "
+            "laq-qat, sensitivity)"
+        )
     if kind == "fp32":
         plan = BitPlan.uniform(model, 32)
         frozen, codes = freeze(model, plan)

@@ -294,3 +294,18 @@ def test_freeze_refuses_a_non_finite_learned_scale(bits: int, log_scale: float) 
             quantize(w, bits, torch.tensor([0.1, 0.1, bad, 0.1]))
     # 0 (a log-scale's exp underflowing) is MIN_SCALE, as in the QAT forward and the rule's zero channel
     assert quantize(w, bits, torch.tensor([0.1, 0.1, 0.0, 0.1]))[1][2] > 0
+
+
+def test_compress_refuses_learned_scales_for_a_recipe_without_qat() -> None:
+    """compress("ptq-4" or "fp32", qat_scales="learned") trains nothing, so no scale was learned: the option was
+    ignored without a word and the result was the rule's rounding, taken for an LSQ run."""
+    from converters.compress import compress
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 12)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(np.int64)
+    model = laq_mlp(12, 2)
+    for recipe in ("fp32", "ptq-4"):
+        with pytest.raises(ConfigError, match=f"recipe {recipe!r} has no QAT: qat_scales='learned'"):
+            compress(recipe, model, X, y, X, y, qat_scales="learned")
+        assert compress(recipe, model, X, y, X, y).recipe == recipe
