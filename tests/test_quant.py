@@ -309,3 +309,18 @@ def test_compress_refuses_learned_scales_for_a_recipe_without_qat() -> None:
         with pytest.raises(ConfigError, match=f"recipe {recipe!r} has no QAT: qat_scales='learned'"):
             compress(recipe, model, X, y, X, y, qat_scales="learned")
         assert compress(recipe, model, X, y, X, y).recipe == recipe
+
+
+def test_freeze_refuses_learned_scales_of_another_width() -> None:
+    """Scales learned for a 2-bit grid (about max|w|) frozen at 4 bits gave codes in {-1, 0, 1} stored as 4-bit, a
+    grid no one evaluated, without a word; the rule's scales follow the plan's width, learned ones cannot."""
+    from converters.quant.qat import attach
+
+    torch.manual_seed(0)
+    model = attach(laq_mlp(12, 3), BitPlan.uniform(laq_mlp(12, 3), 2), "learned")
+    with pytest.raises(
+        ConfigError, match=r"^features\.0: its scales were learned for 2 bits, the plan gives it 4"
+    ):
+        freeze(model, BitPlan.uniform(model, 4))
+    assert freeze(model, BitPlan.uniform(model, 2))[1]
+    assert not freeze(model, BitPlan.uniform(model, 32))[1]  # float: the latent weights, no grid

@@ -110,7 +110,8 @@ def freeze(model: nn.Module, plan: BitPlan) -> tuple[nn.Module, dict[str, tuple[
     """A plain copy of `model` whose planned weights are exactly dequantize(codes, scales), and those codes.
 
     Returns (model, {layer name: (int8 codes, float32 scales)}) for layers with bits < 32. A planned weight with a
-    NaN or inf value, or a learned scale that is NaN or inf, is a ConfigError naming the layer.
+    NaN or inf value, a learned scale that is NaN or inf, or scales learned for another width than the plan's, is a
+    ConfigError naming the layer.
     """
     src = quantizable_layers(model)
     codes: dict[str, tuple[np.ndarray, np.ndarray]] = {}
@@ -126,8 +127,15 @@ def freeze(model: nn.Module, plan: BitPlan) -> tuple[nn.Module, dict[str, tuple[
                 f"{name}: the weight has {bad} non-finite value(s) (NaN / inf), which cannot be quantized "
                 "(did training diverge?)"
             )
+        m = src[name]
+        learned = m.parametrizations.weight[0] if parametrize.is_parametrized(m, "weight") else None
+        if isinstance(learned, LearnedScaleQuant) and learned.bits != bits:
+            raise ConfigError(
+                f"{name}: its scales were learned for {learned.bits} bits, the plan gives it {bits}: freeze it with "
+                "the plan it was trained at"
+            )
         try:
-            q, s = quantize(w, bits, learned_scales(src[name]))
+            q, s = quantize(w, bits, learned_scales(m))
         except ConfigError as e:
             raise ConfigError(f"{name}: {e}") from None
         codes[name] = (q.numpy(), s.numpy())
