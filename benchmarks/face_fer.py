@@ -714,6 +714,12 @@ def main() -> None:
     # logits, and --more / --epochs were ignored without a word by compress and ship
     if args.stage != "train" and (args.more or args.epochs is not None):
         ap.error(f"--more and --epochs are train's options, not {args.stage}'s (QAT: --qat-epochs)")
+    # train makes float.pt alone: `train --qat-scales learned` ran the float training as if the option applied
+    qat_options = (args.qat_epochs, args.qat_teacher, args.qat_scales)
+    if args.stage == "train" and qat_options != (None, QAT_TEACHER, QAT_SCALES):
+        ap.error(
+            "--qat-epochs, --qat-teacher and --qat-scales are compress's and ship's options, not train's"
+        )
     if args.epochs is not None and args.epochs < 1:
         ap.error(f"--epochs must be >= 1, got {args.epochs}")
     if args.more < 0:

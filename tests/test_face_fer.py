@@ -155,13 +155,17 @@ def test_a_trial_held_out_of_training_is_a_fixed_disjoint_draw_and_keeps_its_own
         (("train", "--more", "-2"), "--more must be >= 0, got -2"),
         (("compress", "--epochs", "5"), "--more and --epochs are train's options, not compress's"),
         (("ship", "--more", "6"), "--more and --epochs are train's options, not ship's"),
+        (("train", "--qat-scales", "learned"), "--qat-epochs, --qat-teacher and --qat-scales are compress's"),
+        (("train", "--qat-teacher", "mix"), "--qat-epochs, --qat-teacher and --qat-scales are compress's"),
+        (("train", "--qat-epochs", "24"), "--qat-epochs, --qat-teacher and --qat-scales are compress's"),
         (("train", "--holdout", "-3"), "--holdout -3: give N >= 1"),
         (("train", "--holdout", "3000", "--device-views"), "not with --device-views"),
     ],
 )
 def test_bad_training_options_are_usage_errors_before_any_data(empty_cache, monkeypatch, capsys, argv, says):
     """`train --epochs 0` loaded FER-2013 and the teacher's logits (minutes), trained nothing and saved the untrained
-    student over float.pt; `compress --epochs 5` ran with the option ignored. Now each is a usage error first."""
+    student over float.pt; `compress --epochs 5` ran with the option ignored, and so did `train --qat-scales learned`
+    (a float run, as if the QAT option applied). Now each is a usage error first."""
     code, err = _main(monkeypatch, capsys, *argv)
     assert code == 2 and says in err, err
     assert not (empty_cache / "float.pt").exists()
