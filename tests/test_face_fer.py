@@ -186,3 +186,12 @@ def test_a_holdout_too_large_is_refused_before_the_teachers_logits(empty_cache, 
     monkeypatch.setattr(ff, "HOLDOUT", 60)
     with pytest.raises(ConfigError, match="--holdout 60: between 1 and half"):
         LOAD()
+
+
+def test_the_protocol_says_when_the_qat_learned_its_scales(monkeypatch) -> None:
+    """`ship --qat-scales learned` wrote bundles/face_fer and its results with the recipe's words ("QAT 12 epochs,
+    last kept"), so an LSQ model was recorded as the rule's; the recipe's words are unchanged."""
+    monkeypatch.setattr(ff, "QAT_SCALES", "rule")
+    assert ff.qat_protocol() == f"QAT {ff.QAT.epochs} epochs, last kept"
+    monkeypatch.setattr(ff, "QAT_SCALES", "learned")
+    assert ff.qat_protocol() == f"QAT {ff.QAT.epochs} epochs, its per-channel scales learned (LSQ), last kept"
