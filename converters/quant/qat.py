@@ -63,8 +63,9 @@ a trained parameter (LSQ)."""
 def attach(model: nn.Module, plan: BitPlan, scales: str = "rule") -> nn.Module:
     """Put fake quantization on every planned layer with bits < 32 (in place); returns the model.
 
-    `scales`: "rule" (max|w| / qmax, mean|w| at 1 bit, from the latent weight) or "learned" (LSQ; the scales are
-    parameters of the model, so an optimiser's weight decay shrinks them too: the QAT recipes use none)."""
+    `scales`: "rule" (max|w| / qmax, mean|w| at 1 bit, from the latent weight) or "learned" (LSQ; the scales' logs
+    are parameters of the model, so an optimiser's weight decay pulls each log toward 0, i.e. each scale toward 1,
+    growing the small scales of a trained layer: the QAT recipes use none)."""
     if scales not in SCALES:
         raise ConfigError(f"QAT scales must be one of {', '.join(SCALES)}, got {scales!r}")
     layers = quantizable_layers(model)
