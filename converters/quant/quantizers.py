@@ -100,7 +100,8 @@ def learned_fake_quant(w: torch.Tensor, scales: torch.Tensor, bits: int) -> torc
     """Quantize-dequantize at trained per-channel `scales` (LSQ: Esser et al., "Learned Step Size Quantization",
     ICLR 2020): forward exactly dequantize(*quantize(w, bits, scales)).
 
-    Backward: the weight's gradient passes straight through where the grid does not clip it (zero where it does);
+    Backward: the weight's gradient passes straight through where the grid does not clip it (zero where it does;
+    at 1 bit, where nothing clips, it is multiplied by the channel's scale: the sign's straight-through estimator);
     each scale gets sum(grad x (q - w / s)) over its channel (x q where clipped; x q at 1 bit), times
     1 / sqrt(weights per channel x qmax) so that scales and weights learn at comparable rates."""
     qmax = 1 if bits == 1 else 2 ** (bits - 1) - 1
