@@ -26,6 +26,7 @@ class TrainConfig:
     """Optimisation settings; the defaults train the LAQ MLP on EMODB-sized data in seconds on a CPU."""
 
     epochs: int = 300
+    """0 trains nothing: the model comes back as given (QAT with 0 epochs is no QAT)."""
     batch_size: int = 32
     lr: float = 1e-3
     weight_decay: float = 1e-4
@@ -45,6 +46,27 @@ class TrainConfig:
     class_balanced: bool = False
     """Weight the cross-entropy by n / (k * count of the class) over the training rows, so every class carries
     the same total weight: the loss then matches UAR (mean per-class recall) rather than accuracy."""
+
+    def __post_init__(self) -> None:
+        # each of these trained nothing, or one epoch, or crashed (batch 0), without a word; epochs 0 stays: it
+        # trains nothing and returns the model as given, which is how qat_epochs 0 means "no QAT"
+        def integer(v) -> bool:
+            return isinstance(v, int) and not isinstance(v, bool)
+
+        if not integer(self.epochs) or self.epochs < 0:
+            raise ConfigError(f"TrainConfig.epochs={self.epochs!r} must be an integer >= 0")
+        if self.epochs > 0 and (not integer(self.patience) or self.patience < 1):
+            raise ConfigError(
+                f"TrainConfig.patience={self.patience!r} must be an integer >= 1 (0 stopped after the first epoch)"
+            )
+        if not integer(self.batch_size) or self.batch_size < 1:
+            raise ConfigError(f"TrainConfig.batch_size={self.batch_size!r} must be an integer >= 1")
+        if not self.lr > 0:
+            raise ConfigError(f"TrainConfig.lr={self.lr!r} must be > 0")
+        if not self.weight_decay >= 0:
+            raise ConfigError(f"TrainConfig.weight_decay={self.weight_decay!r} must be >= 0")
+        if self.threads is not None and (not integer(self.threads) or self.threads < 1):
+            raise ConfigError(f"TrainConfig.threads={self.threads!r} must be None or an integer >= 1")
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -3,6 +3,8 @@ class-balanced loss gives every class the same total weight."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -185,3 +187,39 @@ def test_a_run_killed_after_its_patience_ran_out_ends_where_it_stopped(tmp_path,
     again = train_classifier(_resumable_net(), X, y, X[:16], y[:16], config, progress=False, resume=state)
     assert again.history == whole.history and again.epochs_run == whole.epochs_run
     assert not state.exists()
+
+
+@pytest.mark.parametrize(
+    "kw, says",
+    [
+        ({"epochs": -1}, "TrainConfig.epochs=-1 must be an integer >= 0"),
+        ({"patience": 0}, "TrainConfig.patience=0 must be an integer >= 1"),
+        ({"patience": -3}, "TrainConfig.patience=-3 must be an integer >= 1"),
+        ({"batch_size": 0}, "TrainConfig.batch_size=0 must be an integer >= 1"),
+        ({"lr": 0.0}, "TrainConfig.lr=0.0 must be > 0"),
+        ({"lr": -1e-3}, "TrainConfig.lr=-0.001 must be > 0"),
+        ({"lr": float("nan")}, "TrainConfig.lr=nan must be > 0"),
+        ({"weight_decay": -1e-4}, "TrainConfig.weight_decay=-0.0001 must be >= 0"),
+        ({"threads": 0}, "TrainConfig.threads=0 must be None or an integer >= 1"),
+        ({"epochs": 2.5}, "TrainConfig.epochs=2.5 must be an integer >= 0"),
+    ],
+)
+def test_a_train_config_that_cannot_train_is_refused_by_name(kw, says) -> None:
+    """review: patience 0 or below trained one epoch and stopped, epochs below 0 trained nothing and returned
+    the untrained model as the best, batch 0 was a ZeroDivisionError, lr 0 trained nothing, threads 0 was
+    ignored: each without a word."""
+    from edge_ser.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=re.escape(says)):
+        TrainConfig(**kw)
+
+
+def test_zero_epochs_still_means_no_training_as_qat_epochs_0_does() -> None:
+    """The zoo's and the sequence trainer's qat_epochs 0 (no QAT) reach TrainConfig as epochs 0, patience 0."""
+    TrainConfig(epochs=0, patience=0)
+    X, y = _data()
+    net = torch.nn.Sequential(torch.nn.Linear(8, 3))
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    r = train_classifier(net, X, y, X, y, TrainConfig(epochs=0, patience=0), progress=False)
+    assert r.epochs_run == 0 and r.history == []
+    assert all(torch.equal(before[k], v) for k, v in r.model.state_dict().items())
