@@ -61,7 +61,7 @@ import os
 import shlex
 import sys
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -1039,6 +1039,30 @@ def _online_uar(
     return clean, noisy
 
 
+def short_speakers(
+    counts: dict[str, int], online: Sequence[int], who: str = "held-out speaker"
+) -> str | None:
+    """The speakers (name: clean clip count) with fewer clips than an online-N of `online` asks for, said
+    once: their online-N is the prior updated with all of their clips, not with N (`online` takes what there
+    is), so "after 20 of their clips" would describe clips that were never there. None when every one has
+    enough (the corpora: EMODB's fewest is 35)."""
+    short = {k: sorted(s for s, n in counts.items() if n < k) for k in online}
+    short = {k: v for k, v in short.items() if v}
+    if not short:
+        return None
+    return f"online-N of a {who} with fewer than N clips is after all of their clips, not N: " + "; ".join(
+        f"online-{k}: {', '.join(f'{s} ({counts[s]} clips)' for s in v)}" for k, v in short.items()
+    )
+
+
+def short_validation(rows: Rows) -> str | None:
+    """`short_speakers` of the inner folds' validation speakers (every speaker of `rows`) for stage 1's
+    online-ONLINE_CLIPS figures."""
+    clean = rows.spk[rows.copy_of == 0]
+    counts = {str(s): int((clean == s).sum()) for s in rows.speakers()}
+    return short_speakers(counts, (ONLINE_CLIPS,), "validation speaker")
+
+
 def inner_folds(speakers: list[str]) -> list[list[str]]:
     """The speakers in consecutive pairs of sorted order (an odd one out joins the last pair): each pair
     validates a model trained on every other speaker."""
@@ -1087,7 +1111,15 @@ def choose_variant(
     used = [keys.index(k) for k in CHOOSE_BY[by]]
     mean = {v: float(np.mean([[sc[i] for i in used] for sc in s])) for v, s in scores.items()}
     chosen = max(variants, key=lambda v: (mean[v], -variants.index(v)))
-    return {"chosen": chosen, "folds": folds, "scores": scores, "mean": mean, "variants": variants, "by": by}
+    return {
+        "chosen": chosen,
+        "folds": folds,
+        "scores": scores,
+        "mean": mean,
+        "variants": variants,
+        "by": by,
+        "online_short": short_validation(rows),
+    }
 
 
 def write_choice(data: str, choice: dict, tables: Path | None = None) -> None:
@@ -1113,11 +1145,13 @@ def write_choice(data: str, choice: dict, tables: Path | None = None) -> None:
         )
         mark = "**" if v == chosen else ""
         lines.append(f"| {mark}{variant_label(v)}{mark} | {cells} | {mark}{100 * mean[v]:.1f}{mark} |")
-    lines += ["", f"Chosen: **{variant_label(chosen)}**."]
+    short = choice.get("online_short")
+    lines += [*(["", f"{short}."] if short else []), "", f"Chosen: **{variant_label(chosen)}**."]
     payload = {
         "data": data,
         "folds": folds,
         "choose_by": by,
+        **({"online_short": short} if short else {}),
         "variants": [
             {
                 "noise_copies": v[0],
@@ -1169,8 +1203,10 @@ def choose_reverb(
     mean = {k: float(np.mean(v)) for k, v in scores.items()}
     if off is not None:
         mean["off"] = float(off)
+    # the online figures are in the score only when `by` uses them
+    short = short_validation(rows) if "val_uar_online" in used else None
     return {"reverb": mean["on"] > mean["off"], "on": mean["on"], "off": mean["off"], "folds": folds,
-            "scores": scores, "by": by}  # fmt: skip
+            "scores": scores, "by": by, "online_short": short}  # fmt: skip
 
 
 def write_reverb_choice(
@@ -1198,10 +1234,13 @@ def write_reverb_choice(
         f"Mean with the copies {100 * choice['on']:.2f} %, without {100 * choice['off']:.2f} %: "
         f"**{'with' if choice['reverb'] else 'without'}** them.",
     ]
+    short = choice.get("online_short")
+    lines += ["", f"{short}."] if short else []
     payload = {
         "data": data,
         "variant": list(variant),
         **{k: choice[k] for k in ("reverb", "on", "off", "folds", "scores", "by")},
+        **({"online_short": short} if short else {}),
     }
     write_results(f"ship_ser_reverb_{data}", payload, "\n".join(lines), folder=tables)
     print(f"inner folds chose: {'with' if choice['reverb'] else 'without'} reverberant copies "
@@ -1575,6 +1614,12 @@ def nested_figures(name: str, tables: Path | None = None) -> dict | None:
         "source": table_ref(tables, f"ship_ser_nested_{name}.md"),
         "made_by": run["command"],
     }
+    # held-out speakers of fewer clips than an online-N names: `edge-ser info` prints this beside the figure
+    folds = run.get("folds")
+    counts = {str(f["test"]): int(f["n"]) for f in folds if "n" in f} if isinstance(folds, list) else {}
+    ns = [int(k.removeprefix("online-")) for k in table if k.startswith("online-")]
+    if short := short_speakers(counts, ns):
+        out["online_short"] = short
     over_seeds = seeds_figures(name, tables)
     if over_seeds is not None:
         out["over_seeds"] = over_seeds

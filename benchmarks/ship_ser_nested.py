@@ -74,6 +74,7 @@ from ship_ser import (  # noqa: E402
     refit_members,
     resolve_data,
     reverberant_member,
+    short_speakers,
     speaker_problem,
     stage1,
     stage1_ensemble,
@@ -332,23 +333,6 @@ def missing_classes(rows: Rows, tests: list[str]) -> list[str]:
     return out
 
 
-def short_speakers(counts: dict[str, int]) -> str | None:
-    """The held-out speakers (test speaker: clean clip count) with fewer clips than an online-N asks for, said
-    once: their online-N is the prior updated with all of their clips, not with N (`online` takes what there
-    is), so "after 20 of their clips" would describe clips that were never there. None when every one has
-    enough (the corpora: EMODB's fewest is 35)."""
-    short = {k: sorted(s for s, n in counts.items() if n < k) for k in ONLINE}
-    short = {k: v for k, v in short.items() if v}
-    if not short:
-        return None
-    return (
-        "online-N of a held-out speaker with fewer than N clips is after all of their clips, not N: "
-        + "; ".join(
-            f"online-{k}: {', '.join(f'{s} ({counts[s]} clips)' for s in v)}" for k, v in short.items()
-        )
-    )
-
-
 def room_figures(
     model, R: np.ndarray, rows: Rows, test_rows: np.ndarray, base, floor_from: np.ndarray
 ) -> dict:
@@ -511,7 +495,7 @@ def summary(
         war = t["transductive"]
         lines.append(f"| {label} | {cells} | {pm(war['war'], war['war_std'], len(folds))} |")
     gap = table["refit"]["transductive"]["uar"] - table["refit"]["online-20"]["uar"]
-    short = short_speakers({f["test"]: f["n"] for f in folds if "n" in f})
+    short = short_speakers({f["test"]: f["n"] for f in folds if "n" in f}, ONLINE)
     lines += [
         "",
         f"Transductive minus online-20 (refit): {100 * gap:.1f} points.",
@@ -933,7 +917,7 @@ def _main() -> None:
     for line in missing_classes(rows, todo):  # said as `edge-ser train` says it (a review: unsaid here)
         warnings.warn(line, DatasetWarning, stacklevel=1)
     clean = rows.spk[rows.copy_of == 0]
-    if short := short_speakers({str(s): int((clean == s).sum()) for s in todo}):
+    if short := short_speakers({str(s): int((clean == s).sum()) for s in todo}, ONLINE):
         warnings.warn(short, DatasetWarning, stacklevel=1)
     per_seed = {}
     for seed in seeds:

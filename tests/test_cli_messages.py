@@ -910,3 +910,17 @@ def test_labels_beyond_the_terminal_charset_print_escaped_not_as_a_traceback(tmp
     sys.stdout.flush()
     out = raw.getvalue().decode("ascii")
     assert "Freude\\u2192" in out and "\\xc4rger" in out, out
+
+
+def test_info_says_when_an_online_figure_is_after_fewer_clips_than_it_names(capsys) -> None:
+    """Review: a bundle of a folder whose held-out speakers have 16 clips printed "after 20 of their clips" of a
+    figure made after all 16; the manifest's note (ship_ser.py `nested_figures`) is printed with it."""
+    from edge_ser.cli.info import _print_accuracy
+
+    note = "online-N of a held-out speaker with fewer than N clips is after all of their clips, not N: online-20: a (16 clips)"
+    si = {"transductive": {"uar": 0.8}, "online-20": {"uar": 0.7}, "online_short": note, "source": "s.md"}
+    _print_accuracy({"accuracy": {"dataset": "d", "speaker_independent": si}})
+    out = capsys.readouterr().out
+    assert "after 20 of their clips 70.0 % (s.md)" in out and f"  {note}\n" in out, out
+    _print_accuracy({"accuracy": {"dataset": "d", "speaker_independent": {**si, "online_short": ["x"]}}})
+    assert "fewer than N" not in capsys.readouterr().out  # a hand-edited note that is no text: left out

@@ -712,7 +712,7 @@ def test_the_nested_table_says_when_a_held_out_speaker_has_fewer_clips_than_an_o
         "online-N of a held-out speaker with fewer than N clips is after all of their clips, not N: "
         f"online-5: {b} (4 clips); online-20: {a} (16 clips), {b} (4 clips)."
     ) in md
-    assert nested.short_speakers({"x": 20, "y": 35}) is None
+    assert nested.short_speakers({"x": 20, "y": 35}, nested.ONLINE) is None
 
 
 def test_length_views_sit_after_the_reverberant_slots_train_only_when_asked_and_leave_other_rows_as_they_were():
@@ -1361,3 +1361,65 @@ def test_a_nested_run_of_other_data_of_the_same_name_is_not_taken(tmp_path):
     emodb = json.loads((ship.RESULTS / "ship_ser_nested_emodb.json").read_text())
     clips = {f["test"]: f["n"] for f in emodb["folds"]}
     assert ship.nested_data_problem("emodb", None, emodb["classes"], clips) is None
+
+
+def test_the_inner_fold_tables_say_when_a_validation_speaker_has_fewer_clips_than_online_20(
+    monkeypatch, tmp_path
+):
+    """A folder of 6 clips a speaker: stage 0's table said "online-20 after the semicolon" of figures made after
+    all 6 of each validation speaker's clips (`online` takes what there is), without a word (a review)."""
+    rows = _rows(clips=6)
+
+    def fake_stage1(r, variant, val_spk, recipe, log=True, *, seed=0):
+        return {
+            "figures": {
+                "val_uar": 0.5,
+                "val_uar_noisy": 0.5,
+                "val_uar_online": 0.5,
+                "val_uar_noisy_online": 0.5,
+            }
+        }
+
+    monkeypatch.setattr(ship, "stage1", fake_stage1)
+    choice = ship.choose_variant(rows, [(0, False, False)], "sensitivity@2.0", by="device")
+    ship.write_choice("mine", choice, tmp_path)
+    note = (
+        "online-N of a validation speaker with fewer than N clips is after all of their clips, not N: "
+        "online-20: 00 (6 clips), 01 (6 clips), 02 (6 clips), 03 (6 clips)"
+    )
+    assert note in (tmp_path / "ship_ser_choice_mine.md").read_text()
+    assert json.loads((tmp_path / "ship_ser_choice_mine.json").read_text())["online_short"] == note
+    reverb = ship.choose_reverb(rows, (0, False, False), "sensitivity@2.0", by="device", off=0.5)
+    ship.write_reverb_choice("mine", (0, False, False), reverb, tmp_path)
+    assert note in (tmp_path / "ship_ser_reverb_mine.md").read_text()
+    # transductive scoring uses no online figure: nothing to say
+    reverb = ship.choose_reverb(rows, (0, False, False), "sensitivity@2.0", by="transductive", off=0.5)
+    ship.write_reverb_choice("mine", (0, False, False), reverb, tmp_path)
+    assert "fewer than N clips" not in (tmp_path / "ship_ser_reverb_mine.md").read_text()
+    # enough clips (EMODB's fewest is 35): nothing said
+    choice = ship.choose_variant(_rows(clips=20), [(0, False, False)], "sensitivity@2.0", by="device")
+    ship.write_choice("enough", choice, tmp_path)
+    assert "fewer than N clips" not in (tmp_path / "ship_ser_choice_enough.md").read_text()
+
+
+def test_a_nested_figure_of_speakers_with_fewer_clips_than_online_n_says_so_in_the_manifest(tmp_path):
+    """The nested table said it (review), but the manifest's `speaker_independent` block, which `edge-ser info`
+    prints as "after 20 of their clips", did not: a held-out speaker of 16 clips was scored after all 16."""
+    cell = {"uar": 0.61, "uar_std": 0.1, "war": 0.62, "war_std": 0.09}
+    run = {
+        "command": "python benchmarks/ship_ser_nested.py --data mine",
+        "protocol": "leave one speaker out",
+        "n_folds": 2,
+        "complete": True,
+        "folds": [{"test": "a", "n": 16}, {"test": "b", "n": 40}],
+        "table": {"refit": {"transductive": cell, "online-5": cell, "online-20": cell}},
+    }
+    (tmp_path / "ship_ser_nested_mine.json").write_text(json.dumps(run))
+    got = ship.nested_figures("mine", tmp_path)
+    assert got["online_short"] == (
+        "online-N of a held-out speaker with fewer than N clips is after all of their clips, not N: "
+        "online-20: a (16 clips)"
+    )
+    run["folds"][0]["n"] = 20
+    (tmp_path / "ship_ser_nested_mine.json").write_text(json.dumps(run))
+    assert "online_short" not in ship.nested_figures("mine", tmp_path)

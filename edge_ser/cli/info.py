@@ -245,6 +245,10 @@ def _print_speaker_independent(si: object) -> None:
         parts.append(after if parts else "UAR " + after)
     _print(head + "; ".join(parts) + f" ({si.get('source', '')})")
     _print_over_seeds(si.get("over_seeds"))
+    # held-out speakers with fewer clips than an online-N names were scored after all of theirs, not N
+    short = si.get("online_short")
+    if online and isinstance(short, str):
+        _print(f"  {short}")
 
 
 def _print_over_seeds(seeds: object) -> None:
