@@ -126,6 +126,20 @@ class ZooPoint:
             raise ConfigError(f"zoo: model {self.model!r} is not one of {', '.join(MODELS)}")
         if self.split not in SPLITS:
             raise ConfigError(f"zoo: split {self.split!r} must be one of {SPLITS}")
+        # epochs 0 reported the untrained model's figures as a trained one's, batch 0 failed every point alone
+        # after its features were made, patience 0 trained one epoch; qat_epochs 0 is no QAT
+        for name, low in (
+            ("epochs", 1),
+            ("patience", 1),
+            ("batch", 1),
+            ("qat_epochs", 0),
+            ("calibration", 1),
+        ):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < low:
+                raise ConfigError(f"zoo: {name}={v!r} must be an integer >= {low}")
+        if not self.lr > 0:
+            raise ConfigError(f"zoo: lr={self.lr!r} must be > 0")
         if self.laq and MODEL_REGISTRY[self.model].family != "torch":
             raise ConfigError(f"zoo: {self.model} has no weights to quantize; drop laq={self.laq!r}")
         # the front end's own checks now, so a bad M / T / n_fft / sample_rate stops the run before any point

@@ -471,3 +471,22 @@ def test_zoo_takes_a_seed_on_loso_folds() -> None:
     from converters.zoo_cli import check_sets
 
     check_sets({"seed": 1, "epochs": 3}, "loso")
+
+
+@pytest.mark.parametrize(
+    ("item", "says"),
+    [
+        ("epochs=0", "zoo: epochs=0 must be an integer >= 1"),
+        ("patience=0", "zoo: patience=0 must be an integer >= 1"),
+        ("batch=0", "zoo: batch=0 must be an integer >= 1"),
+        ("qat_epochs=-1", "zoo: qat_epochs=-1 must be an integer >= 0"),
+        ("calibration=0", "zoo: calibration=0 must be an integer >= 1"),
+        ("lr=0", "zoo: lr=0 must be > 0"),
+    ],
+)
+def test_a_zoo_training_value_that_cannot_train_is_refused_before_any_point_runs(item, says) -> None:
+    """Review: `--set epochs=0` reported the untrained model's figures as a trained one's, `batch=0` failed
+    every point alone after its features were made (ZeroDivisionError), `patience=0` trained one epoch."""
+    with pytest.raises(ConfigError, match=re.escape(says)):
+        zoo_points(["laq_mlp"], "random", [0], parse_sets([item]))
+    assert zoo_points(["laq_mlp"], "random", [0], parse_sets(["qat_epochs=0"]))  # no QAT: as before
