@@ -66,3 +66,58 @@ def test_a_hand_edited_speaker_independent_figure_that_is_no_number_is_left_out(
     assert accuracy_summary({"speaker_independent": seeds, "dataset": "emodb"}) == [
         "UAR 0.800 on unseen speakers of emodb (10 folds nested; 0.790 over training seeds 0, 1)"
     ]
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}"
+
+
+def test_readme_ser_figures_are_the_manifests() -> None:
+    """README's unseen-speaker figures for the ser_* bundles and their size are the manifests' (rounded as README
+    gives them). "Your own recordings" still gave "EMODB unseen speakers: UAR 82.1 %", the seeds 0-2 pooled figure of
+    an earlier manifest, after the pooled figure became seeds 0-5's 81.9 %."""
+    readme = " ".join((BUNDLES.parent / "README.md").read_text().split())
+    si, sizes = {}, {}
+    for name in ("ser_emodb", "ser_ravdess"):
+        b = load_bundle(BUNDLES / name)
+        si[name] = b.manifest["accuracy"]["speaker_independent"]
+        sizes[name] = (b.manifest["files"]["weights.esq"]["bytes"], b.manifest["bitplan"]["average_bits"])
+    e, r = si["ser_emodb"], si["ser_ravdess"]
+    eo, ro = e["over_seeds"], r["over_seeds"]
+    assert eo["seeds"] == ro["seeds"] == [0, 1, 2, 3, 4, 5]  # README says "six seeds"
+
+    def u(block, norm="transductive"):
+        return _pct(block[norm]["uar"])
+
+    by_seed = lambda o: ", ".join(_pct(v) for _, v in sorted(o["per_seed_uar"].items()))  # noqa: E731
+    e_range = f"{_pct(min(eo['per_seed_uar'].values()))}-{_pct(max(eo['per_seed_uar'].values()))}"
+    phrases = [
+        # "Use it from Python": the pooled lead, the range by seed, the shipped seed 0
+        f"German {u(eo, 'online-20')} % after 20 clips of the speaker ({u(eo)} % with all of them; six seeds, "
+        f"{e_range} % by seed)",
+        f"English 8 classes {u(ro, 'online-20')} % ({u(ro)} %; six seeds, by seed, with all clips, "
+        f"{by_seed(ro).rsplit(', ', 1)[0]} and {by_seed(ro).rsplit(', ', 1)[1]} %",
+        f"seed 0's ({u(e, 'online-20')} / {u(e)} % and {u(r, 'online-20')} / {u(r)} %;",
+        # "Measured", how to read: transductive and online
+        f"({u(eo)} % EMODB, {u(ro)} % RAVDESS: the shipping procedures nested at six training seeds each, pooled; "
+        f"the shipped seed-0 models {u(e)} / {u(r)} %)",
+        f"after 20 clips {u(eo, 'online-20')} / {u(ro, 'online-20')} %, after one {u(eo, 'online-1')} / "
+        f"{u(ro, 'online-1')} % (seed 0: {u(e, 'online-20')} / {u(r, 'online-20')} % and {u(e, 'online-1')} / "
+        f"{u(r, 'online-1')} %)",
+        f"ser_emodb {by_seed(eo)} % (pooled {u(eo)} %, online-20 {u(eo, 'online-20')} %",
+        f"ser_ravdess {by_seed(ro)} % (pooled {u(ro)} %, online-20 {u(ro, 'online-20')} %",
+        # "Your own recordings"
+        f"EMODB unseen speakers: UAR {u(eo)} %",
+        f"over six training seeds, {u(e)} % at the shipped seed 0",
+        # the Measured table's row: mean +- std
+        f"**{u(eo)} +- {_pct(eo['transductive']['uar_std'])} %**",
+        f"**{u(ro)} +- {_pct(ro['transductive']['uar_std'])} %**",
+        f"{u(e)} +- {_pct(e['transductive']['uar_std'])} % (online-20 {u(e, 'online-20')} %) and "
+        f"{u(r)} +- {_pct(r['transductive']['uar_std'])} % (online-20 {u(r, 'online-20')} %",
+        # size and bits
+        f"{sizes['ser_emodb'][0] / 1000:.1f} KB at {sizes['ser_emodb'][1]:.2f} bits; ser_ravdess the same kind of "
+        f"pair, {sizes['ser_ravdess'][0] / 1000:.1f} KB at {sizes['ser_ravdess'][1]:.2f} bits",
+        f"ser_emodb {sizes['ser_emodb'][0] / 1000:.1f} KB, ser_ravdess {sizes['ser_ravdess'][0] / 1000:.1f} KB packed",
+    ]
+    missing = [p for p in phrases if p not in readme]
+    assert not missing, missing
