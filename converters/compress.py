@@ -20,7 +20,7 @@ import numpy as np
 from torch import nn
 
 from converters.quant import BitPlan, LaqConfig, allocate, freeze, ptq, qat
-from converters.quant.qat import QAT_DEFAULTS, SCALES
+from converters.quant.qat import QAT_DEFAULTS, check_scales
 from converters.train import TrainConfig, accuracy
 from edge_ser.errors import ConfigError
 
@@ -118,8 +118,7 @@ def compress(
 
     `train_kwargs` go to every QAT run's `train_classifier` (e.g. utterance-level `val_accuracy`, `augment`);
     `qat_scales`: the final QAT's scales, "rule" or "learned" (LSQ, `converters.quant.qat.attach`)."""
-    if qat_scales not in SCALES:  # before the allocation's minutes
-        raise ConfigError(f"qat_scales must be one of {', '.join(SCALES)}, got {qat_scales!r}")
+    check_scales(qat_scales, "qat_scales")  # before the allocation's minutes
     tk = dict(train_kwargs or {})
     t0 = time.perf_counter()
     qat_config = replace(qat_config, seed=seed)

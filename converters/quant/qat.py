@@ -60,14 +60,20 @@ SCALES = ("rule", "learned")
 a trained parameter (LSQ)."""
 
 
+def check_scales(scales: str, what: str = "QAT scales") -> str:
+    """`scales` if it is one of SCALES, else a ConfigError naming `what` (the option or argument it came from)."""
+    if scales not in SCALES:
+        raise ConfigError(f"{what} must be one of {', '.join(SCALES)}, got {scales!r}")
+    return scales
+
+
 def attach(model: nn.Module, plan: BitPlan, scales: str = "rule") -> nn.Module:
     """Put fake quantization on every planned layer with bits < 32 (in place); returns the model.
 
     `scales`: "rule" (max|w| / qmax, mean|w| at 1 bit, from the latent weight) or "learned" (LSQ; the scales' logs
     are parameters of the model, so an optimiser's weight decay pulls each log toward 0, i.e. each scale toward 1,
     growing the small scales of a trained layer: the QAT recipes use none)."""
-    if scales not in SCALES:
-        raise ConfigError(f"QAT scales must be one of {', '.join(SCALES)}, got {scales!r}")
+    check_scales(scales)
     layers = quantizable_layers(model)
     for name, bits in plan.bits.items():
         if bits == 32:
@@ -89,13 +95,19 @@ def latent_weight(m: nn.Module) -> torch.Tensor:
     return m.weight
 
 
-def learned_scales(m: nn.Module) -> torch.Tensor | None:
-    """The trained per-channel scales of a layer attached with scales="learned", else None (the rule's)."""
+def _learned(m: nn.Module) -> LearnedScaleQuant | None:
+    """The LSQ parametrization of a layer attached with scales="learned", else None."""
     if parametrize.is_parametrized(m, "weight"):
         p = m.parametrizations.weight[0]
         if isinstance(p, LearnedScaleQuant):
-            return p.scale.detach()
+            return p
     return None
+
+
+def learned_scales(m: nn.Module) -> torch.Tensor | None:
+    """The trained per-channel scales of a layer attached with scales="learned", else None (the rule's)."""
+    p = _learned(m)
+    return None if p is None else p.scale.detach()
 
 
 def _own_class(m: nn.Module) -> None:
@@ -128,15 +140,14 @@ def freeze(model: nn.Module, plan: BitPlan) -> tuple[nn.Module, dict[str, tuple[
                 f"{name}: the weight has {bad} non-finite value(s) (NaN / inf), which cannot be quantized "
                 "(did training diverge?)"
             )
-        m = src[name]
-        learned = m.parametrizations.weight[0] if parametrize.is_parametrized(m, "weight") else None
-        if isinstance(learned, LearnedScaleQuant) and learned.bits != bits:
+        learned = _learned(src[name])
+        if learned is not None and learned.bits != bits:
             raise ConfigError(
                 f"{name}: its scales were learned for {learned.bits} bits, the plan gives it {bits}: freeze it with "
                 "the plan it was trained at"
             )
         try:
-            q, s = quantize(w, bits, learned_scales(m))
+            q, s = quantize(w, bits, None if learned is None else learned.scale.detach())
         except ConfigError as e:
             raise ConfigError(f"{name}: {e}") from None
         codes[name] = (q.numpy(), s.numpy())
