@@ -33,6 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from converters.checks import check_counts
 from converters.data.records import Record
 from converters.evaluate import Metrics, index_metrics, metrics
 from converters.lms_train import SpecAugment
@@ -93,16 +94,8 @@ class TimNetTrainConfig:
         if self.model not in ("timnet", "serct_lite"):
             raise ConfigError(f"TimNetTrainConfig.model={self.model!r}: choose timnet or serct_lite")
         # epochs or patience 0 evaluated the untrained model as if trained; batch 0 was a ZeroDivisionError
-        for name, low in (
-            ("epochs", 1),
-            ("patience", 1),
-            ("batch", 1),
-            ("calibration", 1),
-            ("qat_epochs", 0),
-        ):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < low:
-                raise ConfigError(f"TimNetTrainConfig.{name}={v!r} must be an integer >= {low}")
+        lows = {"epochs": 1, "patience": 1, "batch": 1, "calibration": 1, "qat_epochs": 0}
+        check_counts("TimNetTrainConfig.", self, lows)
         if not self.lr > 0:
             raise ConfigError(f"TimNetTrainConfig.lr={self.lr!r} must be > 0")
         try:  # the model's own checks, before the windows of every training clip are made

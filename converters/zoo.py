@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from converters.checks import check_counts
 from converters.registry import MODELS as MODEL_REGISTRY
 from converters.registry import build as build_registered
 from converters.registry import model_names
@@ -128,16 +129,9 @@ class ZooPoint:
             raise ConfigError(f"zoo: split {self.split!r} must be one of {SPLITS}")
         # epochs 0 reported the untrained model's figures as a trained one's, batch 0 failed every point alone
         # after its features were made, patience 0 trained one epoch; qat_epochs 0 is no QAT
-        for name, low in (
-            ("epochs", 1),
-            ("patience", 1),
-            ("batch", 1),
-            ("qat_epochs", 0),
-            ("calibration", 1),
-        ):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < low:
-                raise ConfigError(f"zoo: {name}={v!r} must be an integer >= {low}")
+        check_counts(
+            "zoo: ", self, {"epochs": 1, "patience": 1, "batch": 1, "qat_epochs": 0, "calibration": 1}
+        )
         if not self.lr > 0:
             raise ConfigError(f"zoo: lr={self.lr!r} must be > 0")
         if self.laq and MODEL_REGISTRY[self.model].family != "torch":
