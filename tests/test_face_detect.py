@@ -62,21 +62,13 @@ def test_set_face_crop_rewrites_only_the_manifest(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == [dst]  # no temp file left behind
 
 
-@pytest.mark.parametrize("script", ["face_views", "face_detect"])
-def test_the_recorded_command_is_the_whole_command_line(monkeypatch, script) -> None:
-    """face_views.py / face_detect.py recorded a fixed "python benchmarks/<script>.py [--write]" in their results
-    and in the bundle's manifest (`made_by`), so a run with `--engine numpy` or another `--bundle` claimed to be
-    the default run. Now the command line as given (the data, the scoring and the writes stubbed out)."""
-    import importlib
-    import sys
+def _fake_fer_run(monkeypatch, mod, bundle: Path) -> None:
+    """`mod` (face_views or face_detect) runs on `bundle` with 20 blank FER images for train and PublicTest, no
+    device crops and one fixed score row per candidate: its naming and writing are tested, not its figures."""
     from types import SimpleNamespace
 
     import numpy as np
 
-    from benchmarks._common import this_command
-
-    mod = importlib.import_module(f"benchmarks.{script}")
-    bundle = BUNDLES / "face_fer"
     b = load_bundle(bundle)
     fer = SimpleNamespace(images=np.zeros((20, 48, 48), np.uint8), labels=np.arange(20) % 7)
     monkeypatch.setattr(mod, "fer_setup", lambda args: (fer, fer, b, b.input_kind, None, None))
@@ -84,6 +76,21 @@ def test_the_recorded_command_is_the_whole_command_line(monkeypatch, script) -> 
     row = {"agreement": 0.8, "agreement_found": 0.87, "found_rate": 0.86, "accuracy": 0.6, "uar": 0.5,
            "accuracy_device_crop": 0.55, "uar_device_crop": 0.5, "n": 20}  # fmt: skip
     monkeypatch.setattr(mod, "score", lambda *a, **k: dict(row))
+
+
+@pytest.mark.parametrize("script", ["face_views", "face_detect"])
+def test_the_recorded_command_is_the_whole_command_line(monkeypatch, script) -> None:
+    """face_views.py / face_detect.py recorded a fixed "python benchmarks/<script>.py [--write]" in their results
+    and in the bundle's manifest (`made_by`), so a run with `--engine numpy` or another `--bundle` claimed to be
+    the default run. Now the command line as given (the data, the scoring and the writes stubbed out)."""
+    import importlib
+    import sys
+
+    from benchmarks._common import this_command
+
+    mod = importlib.import_module(f"benchmarks.{script}")
+    bundle = BUNDLES / "face_fer"
+    _fake_fer_run(monkeypatch, mod, bundle)
     got: dict = {}
     monkeypatch.setattr(mod, "write_results", lambda name, payload, md: got.update(payload=payload, md=md))
     writer = "set_views" if script == "face_views" else "set_face_crop"
@@ -121,9 +128,6 @@ def test_a_trial_run_gets_its_own_results_and_writes_only_its_bundle(
     import hashlib
     import importlib
     import sys
-    from types import SimpleNamespace
-
-    import numpy as np
 
     mod = importlib.import_module(f"benchmarks.{script}")
     trial = tmp_path / "trial"
@@ -132,13 +136,7 @@ def test_a_trial_run_gets_its_own_results_and_writes_only_its_bundle(
     bundle = trial if str(trial) in argv else BUNDLES / "face_fer"
     shipped = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in (BUNDLES / "face_fer").iterdir()}
     before = (trial / "manifest.json").read_bytes()
-    b = load_bundle(bundle)
-    fer = SimpleNamespace(images=np.zeros((20, 48, 48), np.uint8), labels=np.arange(20) % 7)
-    monkeypatch.setattr(mod, "fer_setup", lambda args: (fer, fer, b, b.input_kind, None, None))
-    monkeypatch.setattr(mod, "device_crops", lambda *a, **k: None)
-    row = {"agreement": 0.8, "agreement_found": 0.87, "found_rate": 0.86, "accuracy": 0.6, "uar": 0.5,
-           "accuracy_device_crop": 0.55, "uar_device_crop": 0.5, "n": 20}  # fmt: skip
-    monkeypatch.setattr(mod, "score", lambda *a, **k: dict(row))
+    _fake_fer_run(monkeypatch, mod, bundle)
     names: list[str] = []
     monkeypatch.setattr(mod, "write_results", lambda name, payload, md: names.append(name))
     if script == "face_views":
